@@ -1,0 +1,56 @@
+/**
+ * Stable codes of {@link IdempotencyError}. Branch on these, never on message text.
+ *
+ * - `IN_PROGRESS`: another attempt holds the record; retry after `retryAfterSeconds`.
+ * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
+ * - `KEY_MISSING`: the key selector found no value (`undefined`, `null` or `''`).
+ * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…).
+ * - `STORE_FAILURE`: the store could not be reached or answered unexpectedly; the handler did not run.
+ * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
+ * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
+ */
+export type IdempotencyErrorCode =
+  | 'IN_PROGRESS'
+  | 'PAYLOAD_MISMATCH'
+  | 'KEY_MISSING'
+  | 'INVALID_KEY'
+  | 'STORE_FAILURE'
+  | 'SUPERSEDED'
+  | 'RESPONSE_NOT_STORED';
+
+export interface IdempotencyErrorOptions {
+  readonly cause?: unknown;
+  /** With `IN_PROGRESS`: seconds until the holder's lease ends. */
+  readonly retryAfterSeconds?: number;
+}
+
+/**
+ * The one error type the library throws for idempotency outcomes, with a stable `code`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await chargeOnce(input);
+ * } catch (error) {
+ *   if (error instanceof IdempotencyError && error.code === 'IN_PROGRESS') {
+ *     retryLater(error.retryAfterSeconds);
+ *   } else throw error;
+ * }
+ * ```
+ */
+export class IdempotencyError extends Error {
+  override readonly name = 'IdempotencyError';
+  readonly code: IdempotencyErrorCode;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: IdempotencyErrorCode, message: string, options: IdempotencyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/** True when `error` is an {@link IdempotencyError}, optionally with the given code. */
+export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode): error is IdempotencyError {
+  return error instanceof IdempotencyError && (code === undefined || error.code === code);
+}

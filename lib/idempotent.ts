@@ -1,0 +1,34 @@
+import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike } from './engine.js';
+
+const isLambdaContext = (value: unknown): value is LambdaContextLike =>
+  typeof (value as LambdaContextLike | null)?.getRemainingTimeInMillis === 'function';
+
+/**
+ * Wraps any async function so that calls with the same key run it once and replay its result.
+ * The key is selected from the first argument; when the second argument is a Lambda context, the
+ * attempt's lease ends at the Lambda deadline, otherwise after `leaseSeconds`. Replays return the
+ * stored JSON form of the result (a `Date` comes back as its ISO string).
+ *
+ * `name` defaults to the function's own name; anonymous functions need one.
+ *
+ * @example
+ * ```ts
+ * const chargeOnce = makeIdempotent(charge, { store, name: 'charge', key: (input) => input.paymentId });
+ * await chargeOnce({ paymentId: 'p-1', amount: 100 });
+ * ```
+ */
+export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
+  fn: (...args: TArgs) => Promise<TResult> | TResult,
+  options: IdempotencyOptions<TArgs[0], LambdaContextLike>,
+): (...args: TArgs) => Promise<TResult> {
+  if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
+  const name = options?.name ?? (fn.name || undefined);
+  if (name === undefined) {
+    throw new TypeError('makeIdempotent: `name` is required for an anonymous function: it keeps its records apart from other functions.');
+  }
+  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', { ...options, name });
+  return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
+    const context = isLambdaContext(args[1]) ? args[1] : undefined;
+    return engine.execute(args[0], context, () => fn.apply(this, args));
+  };
+}

@@ -1,0 +1,19 @@
+export { idempotency } from './middleware.js';
+export { makeIdempotent } from './idempotent.js';
+export { DynamoDBStore, DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store.js';
+export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store.js';
+export { IdempotencyError, isIdempotencyError } from './errors.js';
+export type { IdempotencyErrorCode, IdempotencyErrorOptions } from './errors.js';
+export { canonicalJson, hashKey } from './key.js';
+export type { IdempotencyOptions, IdempotencyLogger, LambdaContextLike } from './engine.js';
+export type {
+  IdempotencyStore,
+  IdempotencyRecord,
+  RecordStatus,
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  ReleaseRequest,
+  ReleaseResult,
+} from './store.js';

@@ -1,0 +1,83 @@
+/**
+ * The storage contract of the record protocol (see the README's "Record protocol"). Every write is
+ * conditional; a store never reads before it writes. `DynamoDBStore` is the production store; any
+ * object with these three methods can stand in (an in-memory store in tests, another database).
+ */
+
+export type RecordStatus = 'INPROGRESS' | 'COMPLETED';
+
+/** One idempotency record as the store holds it. */
+export interface IdempotencyRecord {
+  /** `<namespace>#<hash>`. */
+  readonly key: string;
+  readonly status: RecordStatus;
+  /** Epoch seconds after which the record may be forgotten (the retention). */
+  readonly expiresAt: number;
+  /** Epoch milliseconds; only while INPROGRESS: after it, another attempt may take over. */
+  readonly leaseUntil?: number;
+  /** The random token of the attempt that holds (or completed) the record. */
+  readonly owner: string;
+  /** Hash of the payload-validation selection, when the caller configured one. */
+  readonly fingerprint?: string;
+  /** JSON text of the stored result; absent when the result was `undefined`. */
+  readonly response?: string;
+  /** True when the call completed but its result could not be stored (too large, not serialisable). */
+  readonly responseOmitted?: boolean;
+}
+
+export interface ClaimRequest {
+  readonly key: string;
+  readonly owner: string;
+  readonly fingerprint?: string;
+  readonly leaseUntil: number;
+  readonly expiresAt: number;
+  /** The caller's clock, epoch milliseconds: records whose lease or retention ended before it are taken over. */
+  readonly now: number;
+}
+
+/** `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after a retried request). */
+export type ClaimResult = { readonly claimed: true } | { readonly claimed: false; readonly record: IdempotencyRecord };
+
+export interface CompleteRequest {
+  readonly key: string;
+  readonly owner: string;
+  readonly expiresAt: number;
+  /** JSON text of the result; `undefined` for an `undefined` result. */
+  readonly response: string | undefined;
+  /** The result exists but cannot be stored: complete the record without it. */
+  readonly responseOmitted?: boolean;
+}
+
+/**
+ * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the
+ * store had to omit the response). Otherwise the current record, if any, which the condition refused.
+ */
+export type CompleteResult =
+  | { readonly completed: true; readonly responseStored: boolean }
+  | { readonly completed: false; readonly record: IdempotencyRecord | undefined };
+
+export interface ReleaseRequest {
+  readonly key: string;
+  readonly owner: string;
+}
+
+/** `released: false` carries the record that is held by someone else and was left untouched. */
+export type ReleaseResult = { readonly released: true } | { readonly released: false; readonly record: IdempotencyRecord | undefined };
+
+/**
+ * A store for idempotency records. Implementations must make each operation one atomic,
+ * conditional write:
+ * - `claim` creates an INPROGRESS record unless a live one exists (not expired, and either
+ *   COMPLETED or INPROGRESS within its lease), and otherwise returns that record;
+ * - `complete` and `release` apply only while the record is INPROGRESS and held by `owner`.
+ *
+ * @example
+ * ```ts
+ * const store: IdempotencyStore = new DynamoDBStore({ tableName: 'idempotency' });
+ * ```
+ */
+export interface IdempotencyStore {
+  claim(request: ClaimRequest): Promise<ClaimResult>;
+  complete(request: CompleteRequest): Promise<CompleteResult>;
+  release(request: ReleaseRequest): Promise<ReleaseResult>;
+}

