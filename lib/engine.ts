@@ -127,10 +127,10 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   }
 
   /**
-   * Computes the key (once, before anything runs) and claims the record: the answer says whether to
-   * run the function, replay a stored response, or run without idempotency (missing key, `skip`).
+   * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
+   * selector finds no value and `onMissingKey` is 'skip'. Computed once per call, before it runs.
    */
-  async begin(input: TInput, context: TContext | undefined, fallbackName?: string): Promise<Begin> {
+  keyOf(input: TInput, context: TContext | undefined): string | undefined {
     let selected: unknown;
     try {
       selected = this.selectKey ? this.selectKey(input, context) : input;
@@ -138,14 +138,22 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
     if (isMissingKey(selected)) {
-      if (this.skipMissingKey) return { kind: 'skip' };
+      if (this.skipMissingKey) return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
     }
-    const namespace = this.name ?? context?.functionName ?? fallbackName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
+    const namespace = this.name ?? context?.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
-    const key = `${namespace}#${sha256(canonicalJson(selected)!)}`;
+    return `${namespace}#${sha256(canonicalJson(selected)!)}`;
+  }
+
+  /**
+   * Claims the record of a call: the answer says whether to run the function, replay a stored
+   * response, or run without idempotency (`key` undefined: missing key with `onMissingKey: 'skip'`).
+   */
+  async begin(input: TInput, context: TContext | undefined, key: string | undefined = this.keyOf(input, context)): Promise<Begin> {
+    if (key === undefined) return { kind: 'skip' };
     const fingerprint = this.fingerprintOf(input);
     const now = this.now();
 
@@ -186,8 +194,8 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   }
 
   /** Runs `fn` under the protocol: claim, then complete with its result or release on its error. */
-  async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, fallbackName?: string): Promise<R> {
-    const begin = await this.begin(input, context, fallbackName);
+  async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key = this.keyOf(input, context)): Promise<R> {
+    const begin = await this.begin(input, context, key);
     if (begin.kind === 'skip') return fn();
     if (begin.kind === 'replay') return begin.response as R;
     let result: R;

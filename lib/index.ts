@@ -17,3 +17,9 @@ export type {
   ReleaseRequest,
   ReleaseResult,
 } from './store.js';
+export { httpIdempotency } from './http.js';
+export type { HttpEvent, HttpResult, HttpIdempotencyOptions } from './http.js';
+export { idempotentBatch } from './batch.js';
+export type { BatchEvent, BatchRecord, BatchResponse, IdempotentBatchOptions, RecordHandler, StreamChange } from './batch.js';
+export { idempotencyTableSchema } from './table-schema.js';
+export type { TableSchema } from './table-schema.js';

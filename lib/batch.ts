@@ -1,0 +1,170 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
+import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
+import { IdempotencyError } from './errors.js';
+import { assertOptions } from './options.js';
+
+export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
+export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
+
+/** The change a DynamoDB Streams record carries, unmarshalled to plain values. */
+export interface StreamChange {
+  readonly eventName: 'INSERT' | 'MODIFY' | 'REMOVE' | undefined;
+  readonly keys: Record<string, unknown> | undefined;
+  readonly newImage: Record<string, unknown> | undefined;
+  readonly oldImage: Record<string, unknown> | undefined;
+}
+
+export interface BatchResponse {
+  batchItemFailures: Array<{ itemIdentifier: string }>;
+}
+
+export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
+
+export interface IdempotentBatchOptions<TMessage>
+  extends Pick<IdempotencyOptions<TMessage>, 'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger'> {
+  /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
+  readonly key?: (message: TMessage, record: BatchRecord) => unknown;
+  /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
+  readonly concurrency?: number;
+}
+
+interface Item<TMessage> {
+  readonly id: string;
+  readonly record: BatchRecord;
+  /** Messages that could not be parsed or keyed are poison: failed, never run. */
+  readonly message?: TMessage;
+  readonly key?: string | undefined;
+  readonly poison?: string;
+}
+
+type Source = 'sqs' | 'kinesis' | 'dynamodb';
+
+function sourceOf(record: BatchRecord): Source {
+  const source = (record as { eventSource?: string }).eventSource;
+  if (source === 'aws:sqs') return 'sqs';
+  if (source === 'aws:kinesis') return 'kinesis';
+  if (source === 'aws:dynamodb') return 'dynamodb';
+  throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(source)}: expected SQS, Kinesis or DynamoDB Streams records.`);
+}
+
+function identify(record: BatchRecord, source: Source): string {
+  if (source === 'sqs') return (record as SQSRecord).messageId;
+  if (source === 'kinesis') return (record as KinesisStreamRecord).kinesis.sequenceNumber;
+  return (record as DynamoDBRecord).dynamodb?.SequenceNumber ?? '';
+}
+
+function parse(record: BatchRecord, source: Source): unknown {
+  if (source === 'sqs') return JSON.parse((record as SQSRecord).body);
+  if (source === 'kinesis') return JSON.parse(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
+  const change = (record as DynamoDBRecord).dynamodb ?? {};
+  const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>) : undefined);
+  return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
+}
+
+const describe = (error: unknown): string =>
+  error instanceof IdempotencyError ? `${error.code}: ${error.message}` : error instanceof SyntaxError ? `unparseable payload: ${error.message}` : String(error);
+
+/** Runs `tasks` with at most `limit` at once. */
+async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+}
+
+/**
+ * Turns a per-record function into an idempotent batch handler for SQS, Kinesis and DynamoDB
+ * Streams, returning `{ batchItemFailures }` (enable `reportBatchItemFailures` on the event source).
+ * Each record runs through the idempotency engine, keyed by its parsed payload unless `key` selects
+ * a business key; duplicates inside one batch run once and share the outcome. SQS standard records
+ * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
+ * the rest of its group unprocessed; stream records run in order and the batch stops at the first
+ * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
+ *
+ * @example
+ * ```ts
+ * export const handler = idempotentBatch(async (order: Order) => ship(order), { store, key: (order) => order.orderId });
+ * ```
+ */
+export function idempotentBatch<TMessage = unknown, TResult = unknown>(
+  recordHandler: RecordHandler<TMessage, TResult>,
+  options: IdempotentBatchOptions<TMessage>,
+): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
+  if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
+  assertOptions('idempotentBatch', options, ['store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'key', 'concurrency']);
+  const { key, concurrency = 10, ...common } = options;
+  if (key !== undefined && typeof key !== 'function') throw new TypeError('idempotentBatch: `key` must be a function.');
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('idempotentBatch: `concurrency` must be a whole number, 1 or more.');
+  // The record rides along with the message so the key selector can see both.
+  type Input = { readonly message: TMessage; readonly record: BatchRecord };
+  const engine = new IdempotencyEngine<Input, Context>('idempotentBatch', {
+    ...common,
+    key: key ? (input) => key(input.message, input.record) : (input) => input.message,
+  });
+  const log = (common.logger ?? console) as { warn(message: string): void; error?(message: string): void };
+
+  return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
+    const records = (event?.Records ?? []) as BatchRecord[];
+    if (records.length === 0) return { batchItemFailures: [] };
+    const source = sourceOf(records[0]!);
+    const items: Array<Item<TMessage>> = records.map((record) => {
+      const id = identify(record, source);
+      try {
+        const message = parse(record, source) as TMessage;
+        return { id, record, message, key: engine.keyOf({ message, record }, context) };
+      } catch (error) {
+        return { id, record, poison: describe(error) };
+      }
+    });
+
+    // One execution per key in this batch; its duplicates share the outcome.
+    const runs = new Map<string, Promise<void>>();
+    const runItem = (item: Item<TMessage>): Promise<void> => {
+      if (item.poison !== undefined) {
+        (log.error ?? log.warn).call(log, JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }));
+        return Promise.reject(new Error(item.poison));
+      }
+      const input = { message: item.message as TMessage, record: item.record };
+      const run = () => engine.execute(input, context, () => recordHandler(input.message, item.record, context), item.key).then(() => undefined);
+      if (item.key === undefined) return run();
+      let shared = runs.get(item.key);
+      if (!shared) runs.set(item.key, (shared = run()));
+      return shared;
+    };
+
+    const failed = new Set<string>();
+    if (source !== 'sqs') {
+      // Streams: in order; report the first failure, Lambda resumes from it.
+      for (const item of items) {
+        const ok = await runItem(item).then(() => true, () => false);
+        if (!ok) return { batchItemFailures: [{ itemIdentifier: item.id }] };
+      }
+      return { batchItemFailures: [] };
+    }
+    const fifo = (records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false;
+    if (!fifo) {
+      await pool(items.map((item) => () => runItem(item).catch(() => void failed.add(item.id))), concurrency);
+    } else {
+      const groups = new Map<string, Array<Item<TMessage>>>();
+      for (const item of items) {
+        const group = (item.record as SQSRecord).attributes?.MessageGroupId ?? '';
+        groups.set(group, [...(groups.get(group) ?? []), item]);
+      }
+      const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
+        for (let i = 0; i < group.length; i++) {
+          const ok = await runItem(group[i]!).then(() => true, () => false);
+          if (!ok) {
+            // Order within a group must hold: the rest go back to the queue unprocessed.
+            for (const rest of group.slice(i)) failed.add(rest.id);
+            return;
+          }
+        }
+      };
+      await pool([...groups.values()].map((group) => () => runGroup(group)), concurrency);
+    }
+    return { batchItemFailures: items.filter((item) => failed.has(item.id)).map((item) => ({ itemIdentifier: item.id })) };
+  };
+}
