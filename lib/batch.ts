@@ -63,8 +63,9 @@ function parse(record: BatchRecord, source: Source): unknown {
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
 }
 
+// A SyntaxError's message quotes the payload, which must not reach the logs.
 const describe = (error: unknown): string =>
-  error instanceof IdempotencyError ? `${error.code}: ${error.message}` : error instanceof SyntaxError ? `unparseable payload: ${error.message}` : String(error);
+  error instanceof IdempotencyError ? `${error.code}: ${error.message}` : error instanceof SyntaxError ? 'unparseable payload' : String(error);
 
 /** Runs `tasks` with at most `limit` at once. */
 async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {

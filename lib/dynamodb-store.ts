@@ -3,10 +3,15 @@ import {
   DeleteItemCommand,
   DynamoDBClient,
   PutItemCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { IdempotencyError } from './errors.js';
 import type {
+  ClaimCompletedRequest,
   ClaimRequest,
   ClaimResult,
   CompleteRequest,
@@ -36,6 +41,8 @@ export interface AttributeNames {
   readonly response: string;
   /** @default 'responseOmitted' */
   readonly responseOmitted: string;
+  /** A stored final error, S (JSON). @default 'error' */
+  readonly error: string;
 }
 
 export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
@@ -47,6 +54,7 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
   fingerprint: 'fingerprint',
   response: 'response',
   responseOmitted: 'responseOmitted',
+  error: 'error',
 });
 
 export interface DynamoDBStoreOptions {
@@ -60,6 +68,11 @@ export interface DynamoDBStoreOptions {
 
 /** DynamoDB's item size limit, less room for the record's other attributes. */
 const MAX_RESPONSE_BYTES = 400 * 1024 - 2048;
+
+interface EncodedResponse {
+  readonly response: AttributeValue | undefined;
+  readonly omitted: boolean;
+}
 
 const isConditionFailure = (error: unknown): error is { Item?: Record<string, AttributeValue> } =>
   (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
@@ -121,34 +134,17 @@ export class DynamoDBStore implements IdempotencyStore {
       '#owner': a.owner,
       '#response': a.response,
       '#omitted': a.responseOmitted,
+      '#error': a.error,
     };
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const a = this.attributes;
-    const item: Record<string, AttributeValue> = {
-      [a.key]: { S: request.key },
-      [a.status]: { S: 'INPROGRESS' },
-      [a.expiration]: { N: String(request.expiresAt) },
-      [a.leaseUntil]: { N: String(request.leaseUntil) },
-      [a.owner]: { S: request.owner },
-    };
-    if (request.fingerprint !== undefined) item[a.fingerprint] = { S: request.fingerprint };
+    const item = this.claimItem(request);
+    item[a.status] = { S: 'INPROGRESS' };
+    item[a.leaseUntil] = { N: String(request.leaseUntil) };
     try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
-          ExpressionAttributeNames: { '#id': a.key, '#exp': a.expiration, '#status': a.status, '#lease': a.leaseUntil },
-          ExpressionAttributeValues: {
-            ':nowSeconds': { N: String(Math.floor(request.now / 1000)) },
-            ':nowMillis': { N: String(request.now) },
-            ':inprogress': { S: 'INPROGRESS' },
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      await this.client.send(new PutItemCommand(this.claimPut(item, request.now)));
       return { claimed: true };
     } catch (error) {
       const record = isConditionFailure(error) ? this.toRecord(error.Item) : undefined;
@@ -157,16 +153,38 @@ export class DynamoDBStore implements IdempotencyStore {
     }
   }
 
+  /**
+   * One `TransactWriteItems`: the fenced completion of the record and the call's own writes.
+   * A refused record condition returns the current record (nothing written).
+   */
+  async completeWithWrites(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult> {
+    const update = this.completionUpdate(request, this.encodeRequest(request));
+    const record = await this.transact([{ Update: update }, ...writes]);
+    return record === null ? { completed: true, responseStored: !this.encodeRequest(request).omitted } : { completed: false, record };
+  }
+
+  /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */
+  async claimCompleted(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult> {
+    const a = this.attributes;
+    const item = this.claimItem(request);
+    item[a.status] = { S: 'COMPLETED' };
+    const { response, omitted } = this.encodeRequest(request);
+    if (response !== undefined) item[a.response] = response;
+    if (omitted) item[a.responseOmitted] = { BOOL: true };
+    if (request.error !== undefined) item[a.error] = { S: request.error };
+    const record = await this.transact([{ Put: this.claimPut(item, request.now) }, ...writes]);
+    return record === null ? { claimed: true } : { claimed: false, record: record ?? this.malformed(request.key) };
+  }
+
   async complete(request: CompleteRequest): Promise<CompleteResult> {
-    const response = request.responseOmitted ? undefined : this.encode(request.response);
-    const omitted = request.responseOmitted === true || response === null;
+    const encoded = this.encodeRequest(request);
     try {
-      return await this.sendComplete(request, response ?? undefined, omitted);
+      return await this.sendComplete(request, encoded);
     } catch (error) {
       // The size estimate leaves room for the other attributes; should DynamoDB still refuse the
       // item, the call has completed all the same: record it without its response.
-      if (omitted || !isItemTooLarge(error)) throw error;
-      return await this.sendComplete(request, undefined, true);
+      if (encoded.omitted || !isItemTooLarge(error)) throw error;
+      return await this.sendComplete(request, { response: undefined, omitted: true });
     }
   }
 
@@ -189,7 +207,18 @@ export class DynamoDBStore implements IdempotencyStore {
     }
   }
 
-  private async sendComplete(request: CompleteRequest, response: AttributeValue | undefined, omitted: boolean): Promise<CompleteResult> {
+  private async sendComplete(request: CompleteRequest, encoded: EncodedResponse): Promise<CompleteResult> {
+    try {
+      await this.client.send(new UpdateItemCommand(this.completionUpdate(request, encoded)));
+      return { completed: true, responseStored: !encoded.omitted };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return { completed: false, record: this.toRecord(error.Item) };
+    }
+  }
+
+  /** The fenced COMPLETED update, shared by `complete` and `completeWithWrites`. */
+  private completionUpdate(request: CompleteRequest, { response, omitted }: EncodedResponse): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
     const values: Record<string, AttributeValue> = {
       ':completed': { S: 'COMPLETED' },
       ':inprogress': { S: 'INPROGRESS' },
@@ -206,25 +235,101 @@ export class DynamoDBStore implements IdempotencyStore {
       set += ', #omitted = :omitted';
       values[':omitted'] = { BOOL: true };
     }
-    const names: Record<string, string> = {};
-    for (const name of ['#status', '#exp', '#lease', '#owner', '#response', ...(omitted ? ['#omitted'] : [])]) names[name] = this.names[name]!;
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { [this.attributes.key]: { S: request.key } },
-          UpdateExpression: `SET ${set} REMOVE ${remove.join(', ')}`,
-          ConditionExpression: '#owner = :owner AND #status = :inprogress',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      return { completed: true, responseStored: !omitted };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return { completed: false, record: this.toRecord(error.Item) };
+    if (request.error !== undefined) {
+      set += ', #error = :error';
+      values[':error'] = { S: request.error };
     }
+    const names: Record<string, string> = {};
+    const used = ['#status', '#exp', '#lease', '#owner', '#response', ...(omitted ? ['#omitted'] : []), ...(request.error !== undefined ? ['#error'] : [])];
+    for (const name of used) names[name] = this.names[name]!;
+    return {
+      TableName: this.tableName,
+      Key: { [this.attributes.key]: { S: request.key } },
+      UpdateExpression: `SET ${set} REMOVE ${remove.join(', ')}`,
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+  }
+
+  /** The attributes every claim writes: key, retention, owner, fingerprint. */
+  private claimItem(request: Omit<ClaimRequest, 'leaseUntil'>): Record<string, AttributeValue> {
+    const a = this.attributes;
+    const item: Record<string, AttributeValue> = {
+      [a.key]: { S: request.key },
+      [a.expiration]: { N: String(request.expiresAt) },
+      [a.owner]: { S: request.owner },
+    };
+    if (request.fingerprint !== undefined) item[a.fingerprint] = { S: request.fingerprint };
+    return item;
+  }
+
+  /** A put that succeeds only when no live record exists: none, expired, or INPROGRESS past its lease. */
+  private claimPut(item: Record<string, AttributeValue>, now: number) {
+    const a = this.attributes;
+    return {
+      TableName: this.tableName,
+      Item: item,
+      ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
+      ExpressionAttributeNames: { '#id': a.key, '#exp': a.expiration, '#status': a.status, '#lease': a.leaseUntil },
+      ExpressionAttributeValues: {
+        ':nowSeconds': { N: String(Math.floor(now / 1000)) },
+        ':nowMillis': { N: String(now) },
+        ':inprogress': { S: 'INPROGRESS' },
+      },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
+  }
+
+  /**
+   * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
+   * the record that refused the first action. A refused write of the caller's own, a transaction
+   * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries throw typed errors:
+   * in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
+   */
+  private async transact(items: TransactWriteItem[]): Promise<IdempotencyRecord | undefined | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // The SDK fills ClientRequestToken, so its own retries of a lost response cannot apply the writes twice.
+        await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+        return null;
+      } catch (error) {
+        const name = (error as { name?: unknown } | null)?.name;
+        if (name === 'ValidationException') {
+          throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
+        }
+        if (name !== 'TransactionCanceledException') throw error;
+        const reasons = (error as { CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }> }).CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') return this.toRecord(reasons[0].Item);
+        const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
+        if (failed > 0) {
+          const action = items[failed]!;
+          const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+          throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`, {
+            cause: error,
+            actionIndex: failed - 1,
+            ...(table === undefined ? {} : { tableName: table }),
+          });
+        }
+        const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
+        if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });
+        // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly.
+        if (attempt >= 3) {
+          throw new IdempotencyError('IN_PROGRESS', 'The transaction kept conflicting with concurrent writes; nothing was written.', { cause: error, retryAfterSeconds: 1 });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      }
+    }
+  }
+
+  private encodeRequest(request: CompleteRequest | ClaimCompletedRequest): EncodedResponse {
+    const response = request.responseOmitted ? undefined : this.encode(request.response);
+    return { response: response ?? undefined, omitted: request.responseOmitted === true || response === null };
+  }
+
+  private malformed(key: string): never {
+    throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
   }
 
   /** The response attribute: JSON text, gzip when large, `null` when even that does not fit. */
@@ -245,7 +350,7 @@ export class DynamoDBStore implements IdempotencyStore {
     const owner = item[a.owner]?.S;
     const expiration = item[a.expiration]?.N;
     if (key === undefined || (status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || expiration === undefined) {
-      throw new Error(`The idempotency record ${key ?? '(no key)'} in ${this.tableName} is malformed.`);
+      return this.malformed(key ?? '(no key)');
     }
     const lease = item[a.leaseUntil]?.N;
     const fingerprint = item[a.fingerprint]?.S;
@@ -260,6 +365,7 @@ export class DynamoDBStore implements IdempotencyStore {
       ...(fingerprint === undefined ? {} : { fingerprint }),
       ...(response === undefined ? {} : { response }),
       ...(item[a.responseOmitted]?.BOOL ? { responseOmitted: true } : {}),
+      ...(item[a.error]?.S === undefined ? {} : { error: item[a.error]!.S }),
     };
   }
 }

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { IdempotencyError } from './errors.js';
 import { canonicalJson, isMissingKey, sha256 } from './key.js';
 import { assertOptions } from './options.js';
+import { Attempt, type Outcome, reviveError } from './attempt.js';
 import type { IdempotencyRecord, IdempotencyStore } from './store.js';
+import { WriteCollector, currentCall } from './transaction.js';
 
 /** The part of a Lambda context the library reads. */
 export interface LambdaContextLike {
@@ -37,11 +39,28 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly now?: () => number;
   /** Where bookkeeping failures are reported (no payloads or keys are logged). @default console */
   readonly logger?: IdempotencyLogger;
+  /**
+   * Errors that are the call's final outcome (a declined card, a validation error): stored and
+   * replayed to duplicates as an error with the same name, message and `code`. Other errors release
+   * the record so a retry runs again. @default none: every error releases
+   */
+  readonly isFinalError?: (error: unknown) => boolean;
+  /** Further fields of a final error to store and replay (e.g. `['statusCode']`). @default [] */
+  readonly errorFields?: readonly string[];
+  /**
+   * One-round-trip mode for handlers whose only effects are the writes they add to `transaction()`:
+   * the handler runs first, then one `TransactWriteItems` creates the COMPLETED record together with
+   * those writes. A duplicate runs the handler again (it must be pure) and gets the stored outcome.
+   * @default false
+   */
+  readonly atomic?: boolean;
 }
 
-const OPTION_NAMES = ['store', 'key', 'fingerprint', 'name', 'expiresAfterSeconds', 'onMissingKey', 'cacheSize', 'leaseSeconds', 'now', 'logger'];
+const OPTION_NAMES = [
+  'store', 'key', 'fingerprint', 'name', 'expiresAfterSeconds', 'onMissingKey', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
+];
 
-/** What to do with one call. @internal */
+/** What to do with one call (`run`: this attempt holds the record, or in atomic mode may create it). @internal */
 export type Begin =
   | { readonly kind: 'skip' }
   | { readonly kind: 'replay'; readonly response: unknown }
@@ -96,6 +115,9 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   private readonly defaultLeaseMillis: number;
   readonly now: () => number;
   readonly logger: IdempotencyLogger;
+  readonly isFinalError: (error: unknown) => boolean;
+  readonly errorFields: readonly string[];
+  readonly atomic: boolean;
 
   constructor(where: string, options: IdempotencyOptions<TInput, TContext>, extraOptionNames: readonly string[] = []) {
     assertOptions(where, options, [...OPTION_NAMES, ...extraOptionNames]);
@@ -103,7 +125,14 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     if (!store || typeof store.claim !== 'function' || typeof store.complete !== 'function' || typeof store.release !== 'function') {
       throw new TypeError(`${where}: \`store\` is required: a DynamoDBStore or another IdempotencyStore.`);
     }
-    for (const name of ['key', 'fingerprint', 'now']) optionalFunction(where, options, name);
+    for (const name of ['key', 'fingerprint', 'now', 'isFinalError']) optionalFunction(where, options, name);
+    if (options.errorFields !== undefined && (!Array.isArray(options.errorFields) || !options.errorFields.every((f) => typeof f === 'string'))) {
+      throw new TypeError(`${where}: \`errorFields\` must be an array of property names.`);
+    }
+    if (options.atomic !== undefined && typeof options.atomic !== 'boolean') throw new TypeError(`${where}: \`atomic\` must be a boolean.`);
+    if (options.atomic && typeof store.claimCompleted !== 'function') {
+      throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
+    }
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0 || options.name.includes('#'))) {
       throw new TypeError(`${where}: \`name\` must be a non-empty string without '#'.`);
     }
@@ -124,6 +153,9 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     this.defaultLeaseMillis = positiveInteger(where, 'leaseSeconds', options.leaseSeconds, 60) * 1000;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
+    this.isFinalError = options.isFinalError ?? (() => false);
+    this.errorFields = options.errorFields ?? [];
+    this.atomic = options.atomic === true;
   }
 
   /**
@@ -137,7 +169,9 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
-    if (isMissingKey(selected)) {
+    // A value whose toJSON yields undefined has no JSON form: it is as missing as `undefined`.
+    const canonical = isMissingKey(selected) ? undefined : canonicalJson(selected);
+    if (canonical === undefined) {
       if (this.skipMissingKey) return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
     }
@@ -145,24 +179,37 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
-    return `${namespace}#${sha256(canonicalJson(selected)!)}`;
+    return `${namespace}#${sha256(canonical)}`;
   }
 
   /**
    * Claims the record of a call: the answer says whether to run the function, replay a stored
    * response, or run without idempotency (`key` undefined: missing key with `onMissingKey: 'skip'`).
    */
-  async begin(input: TInput, context: TContext | undefined, key: string | undefined = this.keyOf(input, context)): Promise<Begin> {
-    if (key === undefined) return { kind: 'skip' };
+  async begin(
+    input: TInput,
+    context: TContext | undefined,
+    key: string | undefined = this.keyOf(input, context),
+    writes: WriteCollector = new WriteCollector(),
+  ): Promise<Begin> {
+    if (key === undefined) {
+      writes.deactivate();
+      return { kind: 'skip' };
+    }
     const fingerprint = this.fingerprintOf(input);
     const now = this.now();
 
     const cached = this.cache?.get(key, now);
-    if (cached) return { kind: 'replay', response: this.replay(cached, fingerprint) };
+    if (cached) {
+      writes.close();
+      return { kind: 'replay', response: this.replay(cached, fingerprint) };
+    }
+    const owner = randomUUID();
+    writes.bind(key, owner, typeof this.store.completeWithWrites === 'function');
+    if (this.atomic) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes, atomicSince: now }) };
 
     const remaining = context?.getRemainingTimeInMillis?.();
     const leaseUntil = now + (typeof remaining === 'number' && remaining > 0 ? remaining : this.defaultLeaseMillis);
-    const owner = randomUUID();
     let claim;
     try {
       claim = await this.store.claim({
@@ -175,17 +222,27 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
         ...(fingerprint === undefined ? {} : { fingerprint }),
       });
     } catch (error) {
+      writes.close();
       throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
     }
     // An owner equal to ours is our own claim, applied by a request whose response was lost and retried.
-    if (claim.claimed || claim.record.owner === owner) return { kind: 'run', attempt: new Attempt(this, key, owner) };
-    const record = claim.record;
+    if (claim.claimed || claim.record.owner === owner) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes }) };
+    writes.close();
+    return { kind: 'replay', response: this.settle(claim.record, fingerprint, now) };
+  }
+
+  /**
+   * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
+   * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
+   * @internal
+   */
+  settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
     if (this.selectFingerprint && record.fingerprint !== fingerprint) {
       throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
     }
     if (record.status === 'COMPLETED') {
       this.cache?.set(record);
-      return { kind: 'replay', response: this.replay(record, fingerprint) };
+      return this.replay(record, fingerprint);
     }
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
     throw new IdempotencyError('IN_PROGRESS', `Another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
@@ -195,22 +252,22 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
 
   /** Runs `fn` under the protocol: claim, then complete with its result or release on its error. */
   async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key = this.keyOf(input, context)): Promise<R> {
-    const begin = await this.begin(input, context, key);
-    if (begin.kind === 'skip') return fn();
+    const writes = new WriteCollector();
+    const begin = await this.begin(input, context, key, writes);
     if (begin.kind === 'replay') return begin.response as R;
-    let result: R;
+    if (begin.kind === 'skip') return currentCall.run(writes, fn);
+    let outcome: Outcome;
     try {
-      result = await fn();
+      outcome = await begin.attempt.complete(await currentCall.run(writes, fn));
     } catch (error) {
-      await begin.attempt.release();
-      throw error;
+      outcome = await begin.attempt.fail(error);
     }
-    await begin.attempt.complete(result);
-    return result;
+    if (outcome.kind === 'error') throw outcome.error;
+    return outcome.value as R;
   }
 
   /** @internal */
-  retentionFrom(now: number): number {
+  expiresAtFrom(now: number): number {
     return Math.floor(now / 1000) + this.retentionSeconds;
   }
 
@@ -234,6 +291,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     if (this.selectFingerprint && record.fingerprint !== fingerprint) {
       throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
     }
+    if (record.error !== undefined) throw reviveError(record.error);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }
@@ -241,77 +299,3 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   }
 }
 
-/** What an attempt needs of its engine. @internal */
-interface AttemptHost {
-  readonly store: IdempotencyStore;
-  readonly now: () => number;
-  readonly logger: IdempotencyLogger;
-  retentionFrom(now: number): number;
-  remember(record: IdempotencyRecord): void;
-}
-
-/** One attempt that holds a record; it ends exactly once, by completing or releasing. @internal */
-export class Attempt {
-  private ended = false;
-
-  constructor(
-    private readonly engine: AttemptHost,
-    readonly key: string,
-    readonly owner: string,
-  ) {}
-
-  /**
-   * Marks the record COMPLETED with `result`. A store error is logged, not thrown: the caller keeps
-   * the function's result. A record taken over by another attempt is never overwritten: `SUPERSEDED`.
-   */
-  async complete(result: unknown): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    let response: string | undefined;
-    let responseOmitted = false;
-    try {
-      response = JSON.stringify(result);
-    } catch {
-      responseOmitted = true; // BigInt, cycles: the result reaches this caller but cannot be replayed
-    }
-    const now = this.engine.now();
-    const expiresAt = this.engine.retentionFrom(now);
-    let outcome;
-    try {
-      outcome = await this.engine.store.complete({ key: this.key, owner: this.owner, expiresAt, response, responseOmitted });
-    } catch (error) {
-      this.warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', error);
-      return;
-    }
-    if (outcome.completed) {
-      const record = { key: this.key, status: 'COMPLETED', owner: this.owner, expiresAt } as const;
-      this.engine.remember(outcome.responseStored ? { ...record, ...(response === undefined ? {} : { response }) } : { ...record, responseOmitted: true });
-      return;
-    }
-    // A refused write that finds our own COMPLETED record is our retried request, already applied.
-    if (outcome.record?.owner === this.owner && outcome.record.status === 'COMPLETED') return;
-    throw new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.');
-  }
-
-  /** Deletes the record if this attempt still holds it; store errors are logged, never thrown. */
-  async release(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    try {
-      await this.engine.store.release({ key: this.key, owner: this.owner });
-    } catch (error) {
-      this.warn('could not release the record; it stays INPROGRESS until its lease ends', error);
-    }
-  }
-
-  /** Ends the attempt without writing: the record lapses at its lease (e.g. after a timeout). */
-  abandon(): void {
-    this.ended = true;
-  }
-
-  private warn(what: string, error: unknown): void {
-    const namespace = this.key.slice(0, this.key.indexOf('#'));
-    const name = (error as { name?: unknown } | null)?.name;
-    this.engine.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace, error: typeof name === 'string' ? name : 'Error' }));
-  }
-}

@@ -8,6 +8,12 @@
  * - `STORE_FAILURE`: the store could not be reached or answered unexpectedly; the handler did not run.
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
+ * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
+ *   (`actionIndex`, `tableName`); nothing was written and the record was released.
+ * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
+ *   4 MB, two actions on one item, a malformed expression); nothing was written, the record was released.
+ * - `COMMIT_FAILED`: the call's transaction could not be confirmed (network, throttling): its writes
+ *   may or may not be applied, and the record is left to its lease; a retry after it replays or re-runs.
  */
 export type IdempotencyErrorCode =
   | 'IN_PROGRESS'
@@ -16,12 +22,19 @@ export type IdempotencyErrorCode =
   | 'INVALID_KEY'
   | 'STORE_FAILURE'
   | 'SUPERSEDED'
-  | 'RESPONSE_NOT_STORED';
+  | 'RESPONSE_NOT_STORED'
+  | 'TRANSACTION_CONDITION_FAILED'
+  | 'TRANSACTION_INVALID'
+  | 'COMMIT_FAILED';
 
 export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
   /** With `IN_PROGRESS`: seconds until the holder's lease ends. */
   readonly retryAfterSeconds?: number;
+  /** With `TRANSACTION_CONDITION_FAILED`: index of the failed action among the call's own writes. */
+  readonly actionIndex?: number;
+  /** With `TRANSACTION_CONDITION_FAILED`: the table of the failed action. */
+  readonly tableName?: string;
 }
 
 /**
@@ -42,11 +55,15 @@ export class IdempotencyError extends Error {
   override readonly name = 'IdempotencyError';
   readonly code: IdempotencyErrorCode;
   readonly retryAfterSeconds: number | undefined;
+  readonly actionIndex: number | undefined;
+  readonly tableName: string | undefined;
 
   constructor(code: IdempotencyErrorCode, message: string, options: IdempotencyErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.actionIndex = options.actionIndex;
+    this.tableName = options.tableName;
   }
 }
 

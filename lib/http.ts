@@ -1,8 +1,9 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { type Attempt, IdempotencyEngine, type IdempotencyOptions } from './engine.js';
-import { IdempotencyError, type IdempotencyErrorCode } from './errors.js';
+import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
+import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { assertOptions } from './options.js';
+import { RequestAttempts } from './request-attempts.js';
 
 /** API Gateway REST (v1), HTTP API (v2) and Function URL events. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
@@ -18,7 +19,10 @@ export interface HttpResult {
 }
 
 export interface HttpIdempotencyOptions
-  extends Pick<IdempotencyOptions<HttpEvent, Context>, 'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger'> {
+  extends Pick<
+    IdempotencyOptions<HttpEvent, Context>,
+    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic'
+  > {
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
   /**
@@ -38,15 +42,15 @@ const MAX_KEY_LENGTH = 255;
 /** The `Idempotency-Key` value: a bare token or a structured-field string; `undefined` when absent. @internal */
 export function readIdempotencyKey(event: HttpEvent): string | undefined {
   let raw: string | undefined;
+  const seen = new Set<string>();
   for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (name.toLowerCase() === HEADER && value !== undefined) raw = value;
+    if (name.toLowerCase() === HEADER && value !== undefined && value !== null) seen.add((raw = value));
   }
+  // Sent twice, under one name or under names that differ only in case.
+  let count = 0;
   const multi = (event as APIGatewayProxyEvent).multiValueHeaders;
-  for (const [name, values] of Object.entries(multi ?? {})) {
-    if (name.toLowerCase() === HEADER && values && values.length > 1) {
-      throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
-    }
-  }
+  for (const [name, values] of Object.entries(multi ?? {})) if (name.toLowerCase() === HEADER) count += values?.length ?? 0;
+  if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
   if (raw === undefined) return undefined;
   let key = raw.trim();
   if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) {
@@ -110,11 +114,12 @@ function query(event: HttpEvent): Record<string, string[]> {
 /** The request body for the fingerprint: JSON parsed (whitespace and member order do not matter), base64 decoded. */
 function body(event: HttpEvent): unknown {
   if (event.body === undefined || event.body === null) return null;
-  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  const bytes = Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
   try {
-    return { json: JSON.parse(text) };
+    return { json: JSON.parse(bytes.toString('utf8')) };
   } catch {
-    return { text: event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('base64') : text };
+    // The same bytes give the same fingerprint whether or not API Gateway base64-encoded them.
+    return { bytes: bytes.toString('base64') };
   }
 }
 
@@ -154,6 +159,9 @@ const normalize = (result: unknown): HttpResult =>
     ? (result as HttpResult)
     : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
 
+/** Stands for a 5xx result: not final, never stored. */
+const serverError = new Error('non-final HTTP result');
+
 const defaultIsFinal = (result: HttpResult): boolean => {
   const status = result.statusCode ?? 200;
   return status < 500;
@@ -174,7 +182,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   assertOptions('httpIdempotency', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
+    'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
   ]);
   const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
   if (typeof required !== 'boolean') throw new TypeError('httpIdempotency: `required` must be a boolean.');
@@ -197,48 +206,47 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       return { method, path, query: query(event), body: body(event) };
     },
   });
-  const attempts = new WeakMap<object, Attempt>();
+  const attempts = new RequestAttempts();
+  const replayed = (result: unknown): HttpResult => {
+    const stored = normalize(result);
+    return { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
+  };
+  const rejection = (error: unknown): HttpResult | undefined => {
+    // The key selector's own rejection (an invalid header) arrives as the cause.
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    const rejected = cause instanceof IdempotencyError ? cause : error;
+    return rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds) : undefined;
+  };
 
   const httpIdempotencyBefore = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
+    const writes = attempts.open();
     let begin;
     try {
-      begin = await engine.begin(request.event, request.context);
+      begin = await engine.begin(request.event, request.context, undefined, writes);
     } catch (error) {
-      // The key selector's own rejection (an invalid header) arrives as its cause.
-      const cause = (error as { cause?: unknown }).cause;
-      const rejection = cause instanceof IdempotencyError ? cause : error;
-      const response = rejection instanceof IdempotencyError ? problem(rejection, maxRetryAfterSeconds) : undefined;
+      const response = rejection(error);
       if (response === undefined) throw error;
       request.earlyResponse = response;
       return;
     }
-    if (begin.kind === 'run') attempts.set(request, begin.attempt);
-    else if (begin.kind === 'replay') {
-      const stored = normalize(begin.response);
-      request.earlyResponse = { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
-    }
+    if (begin.kind === 'run') attempts.hold(request, begin.attempt);
+    else if (begin.kind === 'replay') request.earlyResponse = replayed(begin.response);
   };
 
   const httpIdempotencyAfter = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
-    const attempt = attempts.get(request);
-    attempts.delete(request);
+    const attempt = attempts.take(request);
     if (attempt === undefined) return;
-    if (!isFinalResponse(normalize(request.response))) return attempt.release();
-    try {
-      await attempt.complete(request.response);
-    } catch (error) {
-      if (!(error instanceof IdempotencyError)) throw error;
-      request.response = problem(error, maxRetryAfterSeconds);
+    // Not final (5xx): the key is released so that the client can retry.
+    const outcome = isFinalResponse(normalize(request.response)) ? await attempt.complete(request.response) : await attempt.fail(serverError);
+    if (outcome.kind === 'value') request.response = outcome.replayed ? replayed(outcome.value) : outcome.value;
+    else if (outcome.error !== serverError) {
+      const response = rejection(outcome.error);
+      if (response === undefined) throw outcome.error;
+      request.response = response;
     }
   };
 
-  const httpIdempotencyOnError = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
-    const attempt = attempts.get(request);
-    attempts.delete(request);
-    if (attempt === undefined) return;
-    if (request.error?.name === 'TimeoutError') attempt.abandon();
-    else await attempt.release();
-  };
+  const httpIdempotencyOnError = (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => attempts.fail(request);
 
   return { before: httpIdempotencyBefore, after: httpIdempotencyAfter, onError: httpIdempotencyOnError };
 }

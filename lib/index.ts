@@ -23,3 +23,5 @@ export { idempotentBatch } from './batch.js';
 export type { BatchEvent, BatchRecord, BatchResponse, IdempotentBatchOptions, RecordHandler, StreamChange } from './batch.js';
 export { idempotencyTableSchema } from './table-schema.js';
 export type { TableSchema } from './table-schema.js';
+export { transaction } from './transaction.js';
+export type { Transaction, TransactionPut, TransactionUpdate, TransactionDelete, TransactionConditionCheck } from './transaction.js';

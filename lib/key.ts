@@ -45,6 +45,8 @@ function write(value: unknown, path: string, depth: number, seen: Set<object>): 
   }
   if (value === null) return 'null';
   const object = value as object;
+  // Checked before toJSON too: a toJSON that returns an object with a toJSON must not recurse forever.
+  if (depth >= MAX_DEPTH) throw invalid(path, `nesting deeper than ${MAX_DEPTH} levels`);
   if (typeof (object as { toJSON?: unknown }).toJSON === 'function') {
     return write((object as { toJSON(key: string): unknown }).toJSON(''), path, depth + 1, seen);
   }
@@ -54,7 +56,6 @@ function write(value: unknown, path: string, depth: number, seen: Set<object>): 
   if (object instanceof RegExp || object instanceof Error || object instanceof Promise) {
     throw invalid(path, `a ${object.constructor.name}`);
   }
-  if (depth >= MAX_DEPTH) throw invalid(path, `nesting deeper than ${MAX_DEPTH} levels`);
   if (seen.has(object)) throw invalid(path, 'a circular reference');
   seen.add(object);
   let out: string;

@@ -1,12 +1,7 @@
 import type { MiddlewareObj, Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { type Attempt, IdempotencyEngine, type IdempotencyOptions } from './engine.js';
-
-/**
- * Attempts by request. A WeakMap rather than `request.internal`, which middy shares between
- * requests when a `plugin.internal` object is configured.
- */
-type Attempts = WeakMap<object, Attempt>;
+import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
+import { RequestAttempts } from './request-attempts.js';
 
 /**
  * Middy middleware that makes a handler idempotent. `before` claims the record (a duplicate is
@@ -27,27 +22,17 @@ export function idempotency<TEvent = unknown, TResult = unknown>(
   options: IdempotencyOptions<TEvent, Context>,
 ): MiddlewareObj<TEvent, TResult, Error, Context> {
   const engine = new IdempotencyEngine<TEvent, Context>('idempotency', options);
-  const attempts: Attempts = new WeakMap();
+  const attempts = new RequestAttempts();
 
   const idempotencyBefore = async (request: Request<TEvent, TResult, Error, Context>): Promise<void> => {
-    const begin = await engine.begin(request.event, request.context);
+    const writes = attempts.open();
+    const begin = await engine.begin(request.event, request.context, undefined, writes);
     if (begin.kind === 'replay') request.earlyResponse = begin.response as TResult;
-    else if (begin.kind === 'run') attempts.set(request, begin.attempt);
+    else if (begin.kind === 'run') attempts.hold(request, begin.attempt);
   };
 
-  const idempotencyAfter = async (request: Request<TEvent, TResult, Error, Context>): Promise<void> => {
-    const attempt = attempts.get(request);
-    attempts.delete(request);
-    await attempt?.complete(request.response);
-  };
-
-  const idempotencyOnError = async (request: Request<TEvent, TResult, Error, Context>): Promise<void> => {
-    const attempt = attempts.get(request);
-    attempts.delete(request);
-    if (attempt === undefined) return;
-    if ((request.error as { name?: unknown } | null)?.name === 'TimeoutError') attempt.abandon();
-    else await attempt.release();
-  };
+  const idempotencyAfter = (request: Request<TEvent, TResult, Error, Context>): Promise<void> => attempts.complete(request);
+  const idempotencyOnError = (request: Request<TEvent, TResult, Error, Context>): Promise<void> => attempts.fail(request);
 
   return { before: idempotencyBefore, after: idempotencyAfter, onError: idempotencyOnError };
 }

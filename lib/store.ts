@@ -1,3 +1,5 @@
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+
 /**
  * The storage contract of the record protocol (see the README's "Record protocol"). Every write is
  * conditional; a store never reads before it writes. `DynamoDBStore` is the production store; any
@@ -23,6 +25,8 @@ export interface IdempotencyRecord {
   readonly response?: string;
   /** True when the call completed but its result could not be stored (too large, not serialisable). */
   readonly responseOmitted?: boolean;
+  /** JSON of a final error (`{ name, message, code?, … }`) replayed to duplicates instead of a response. */
+  readonly error?: string;
 }
 
 export interface ClaimRequest {
@@ -46,7 +50,12 @@ export interface CompleteRequest {
   readonly response: string | undefined;
   /** The result exists but cannot be stored: complete the record without it. */
   readonly responseOmitted?: boolean;
+  /** JSON of a final error to store instead of a response. */
+  readonly error?: string;
 }
+
+/** A claim that creates the record already COMPLETED (one-round-trip mode). */
+export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>, Omit<CompleteRequest, 'key' | 'owner' | 'expiresAt'> {}
 
 /**
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the
@@ -80,4 +89,12 @@ export interface IdempotencyStore {
   claim(request: ClaimRequest): Promise<ClaimResult>;
   complete(request: CompleteRequest): Promise<CompleteResult>;
   release(request: ReleaseRequest): Promise<ReleaseResult>;
+  /**
+   * Optional, for `transaction()`: `complete` and the call's own writes in one atomic transaction.
+   * Throws a `TRANSACTION_CONDITION_FAILED`, `TRANSACTION_INVALID` or `IN_PROGRESS` (conflict)
+   * {@link IdempotencyError} when nothing was written; any other error leaves the outcome unknown.
+   */
+  completeWithWrites?(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult>;
+  /** Optional, for `atomic: true`: `claim` of a COMPLETED record and the call's writes in one transaction. */
+  claimCompleted?(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult>;
 }
