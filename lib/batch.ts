@@ -23,7 +23,10 @@ export interface BatchResponse {
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
 export interface IdempotentBatchOptions<TMessage>
-  extends Pick<IdempotencyOptions<TMessage>, 'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger'> {
+  extends Pick<
+    IdempotencyOptions<TMessage>,
+    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic'
+  > {
   /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
@@ -95,7 +98,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   options: IdempotentBatchOptions<TMessage>,
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
-  assertOptions('idempotentBatch', options, ['store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'key', 'concurrency']);
+  assertOptions('idempotentBatch', options, [
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'key', 'concurrency',
+  ]);
   const { key, concurrency = 10, ...common } = options;
   if (key !== undefined && typeof key !== 'function') throw new TypeError('idempotentBatch: `key` must be a function.');
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('idempotentBatch: `concurrency` must be a whole number, 1 or more.');

@@ -25,3 +25,5 @@ export { idempotencyTableSchema } from './table-schema.js';
 export type { TableSchema } from './table-schema.js';
 export { transaction } from './transaction.js';
 export type { Transaction, TransactionPut, TransactionUpdate, TransactionDelete, TransactionConditionCheck } from './transaction.js';
+export { transition } from './transition.js';
+export type { TransitionParams } from './transition.js';

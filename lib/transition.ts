@@ -1,0 +1,74 @@
+import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
+import type { TransactionUpdate } from './transaction.js';
+
+export interface TransitionParams {
+  readonly TableName: string;
+  readonly Key: Record<string, NativeAttributeValue>;
+  /** The states the item may be in; any other state (or no item) fails the condition. */
+  readonly from: string | readonly string[];
+  readonly to: string;
+  /** @default 'status' */
+  readonly attribute?: string;
+  /** Optimistic concurrency: the item's version must equal `expected`; it is incremented. */
+  readonly version?: { readonly attribute?: string; readonly expected: number };
+  /** Further attributes to set. */
+  readonly set?: Record<string, NativeAttributeValue>;
+  /** Numeric attributes to add to (e.g. `{ refunded: 25 }`). */
+  readonly add?: Record<string, number>;
+  /** A further condition; its placeholders must not start with `#t` or `:t`. */
+  readonly condition?: {
+    readonly expression: string;
+    readonly names?: Record<string, string>;
+    readonly values?: Record<string, NativeAttributeValue>;
+  };
+}
+
+/**
+ * A guarded state change (e.g. PAID → REFUNDED) as an update that applies only from the allowed
+ * states, so a duplicate or out-of-order event fails its condition instead of applying twice.
+ * Join it to the call's transaction, or send it as a lib-dynamodb `UpdateCommand`.
+ *
+ * @example
+ * ```ts
+ * transaction().update(transition({ TableName: 'payments', Key: { id }, from: 'PAID', to: 'REFUNDED' }));
+ * ```
+ */
+export function transition(params: TransitionParams): TransactionUpdate {
+  const from = typeof params.from === 'string' ? [params.from] : [...params.from];
+  if (from.length === 0) throw new TypeError('transition: `from` must name at least one state.');
+  if (typeof params.to !== 'string' || params.to.length === 0) throw new TypeError('transition: `to` must be a state name.');
+  const names: Record<string, string> = { '#tState': params.attribute ?? 'status' };
+  const values: Record<string, NativeAttributeValue> = { ':tTo': params.to };
+  const set = ['#tState = :tTo'];
+  const conditions = [`#tState IN (${from.map((state, i) => ((values[`:tFrom${i}`] = state), `:tFrom${i}`)).join(', ')})`];
+  if (params.version) {
+    names['#tVersion'] = params.version.attribute ?? 'version';
+    values[':tVersion'] = params.version.expected;
+    values[':tNext'] = params.version.expected + 1;
+    set.push('#tVersion = :tNext');
+    conditions.push('#tVersion = :tVersion');
+  }
+  Object.entries(params.set ?? {}).forEach(([name, value], i) => {
+    names[`#tSet${i}`] = name;
+    values[`:tSet${i}`] = value;
+    set.push(`#tSet${i} = :tSet${i}`);
+  });
+  const add = Object.entries(params.add ?? {}).map(([name, amount], i) => {
+    names[`#tAdd${i}`] = name;
+    values[`:tAdd${i}`] = amount;
+    return `#tAdd${i} :tAdd${i}`;
+  });
+  if (params.condition) {
+    conditions.push(`(${params.condition.expression})`);
+    Object.assign(names, params.condition.names);
+    Object.assign(values, params.condition.values);
+  }
+  return {
+    TableName: params.TableName,
+    Key: params.Key,
+    UpdateExpression: `SET ${set.join(', ')}${add.length > 0 ? ` ADD ${add.join(', ')}` : ''}`,
+    ConditionExpression: conditions.join(' AND '),
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
