@@ -1,6 +1,7 @@
 import { IdempotencyError } from './errors.js';
 import type { IdempotencyLogger } from './engine.js';
 import type { CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
+import type { IdempotencyEvent } from './observability.js';
 import type { WriteCollector } from './transaction.js';
 
 /** How a call ends for its caller: a value (maybe another attempt's, replayed) or an error. @internal */
@@ -17,6 +18,7 @@ export interface AttemptHost {
   readonly errorFields: readonly string[];
   expiresAtFrom(now: number): number;
   remember(record: IdempotencyRecord): void;
+  emit(event: IdempotencyEvent, key: string): void;
   settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown;
 }
 
@@ -162,6 +164,7 @@ export class Attempt {
     if (outcome.completed) return this.completed(request, outcome.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (outcome.record?.owner === owner && outcome.record.status === 'COMPLETED') return value(result);
+    this.host.emit('superseded', key);
     return {
       kind: 'error',
       error: new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.'),
@@ -193,6 +196,7 @@ export class Attempt {
   }
 
   private warn(what: string, error: unknown): void {
+    this.host.emit('bookkeepingFailure', this.state.key);
     const namespace = this.state.key.slice(0, this.state.key.indexOf('#'));
     const name = (error as { name?: unknown } | null)?.name;
     this.host.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace, error: typeof name === 'string' ? name : 'Error' }));

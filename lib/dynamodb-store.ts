@@ -8,7 +8,6 @@ import {
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { IdempotencyError } from './errors.js';
 import type {
   ClaimCompletedRequest,
@@ -22,6 +21,7 @@ import type {
   ReleaseResult,
 } from './store.js';
 import { assertOptions } from './options.js';
+import { type EncodedResponse, ResponseCodec, type ResponseEncryption } from './response-codec.js';
 
 /** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
 export interface AttributeNames {
@@ -43,6 +43,8 @@ export interface AttributeNames {
   readonly responseOmitted: string;
   /** A stored final error, S (JSON). @default 'error' */
   readonly error: string;
+  /** Id of the key that encrypted the response, with `encryption`. @default 'keyId' */
+  readonly keyId: string;
 }
 
 export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
@@ -55,6 +57,7 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
   response: 'response',
   responseOmitted: 'responseOmitted',
   error: 'error',
+  keyId: 'keyId',
 });
 
 export interface DynamoDBStoreOptions {
@@ -64,14 +67,8 @@ export interface DynamoDBStoreOptions {
   readonly attributes?: Partial<AttributeNames>;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number;
-}
-
-/** DynamoDB's item size limit, less room for the record's other attributes. */
-const MAX_RESPONSE_BYTES = 400 * 1024 - 2048;
-
-interface EncodedResponse {
-  readonly response: AttributeValue | undefined;
-  readonly omitted: boolean;
+  /** Encrypt stored responses at rest (AES-256-GCM) with keys from your provider. @default none */
+  readonly encryption?: ResponseEncryption;
 }
 
 const isConditionFailure = (error: unknown): error is { Item?: Record<string, AttributeValue> } =>
@@ -95,11 +92,15 @@ export class DynamoDBStore implements IdempotencyStore {
   readonly tableName: string;
   readonly attributes: AttributeNames;
   private readonly client: DynamoDBClient;
-  private readonly compressAboveBytes: number;
+  private readonly codec: ResponseCodec;
   private readonly names: Record<string, string>;
 
   constructor(options: DynamoDBStoreOptions) {
-    assertOptions('DynamoDBStore', options, ['tableName', 'client', 'attributes', 'compressAboveBytes']);
+    assertOptions('DynamoDBStore', options, ['tableName', 'client', 'attributes', 'compressAboveBytes', 'encryption']);
+    const encryption = options.encryption;
+    if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
+      throw new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
+    }
     if (typeof options.tableName !== 'string' || options.tableName.length < 3) {
       throw new TypeError('DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters).');
     }
@@ -124,7 +125,7 @@ export class DynamoDBStore implements IdempotencyStore {
       throw new TypeError('DynamoDBStore: every attribute name must be different.');
     }
     this.client = options.client ?? new DynamoDBClient({});
-    this.compressAboveBytes = compress;
+    this.codec = new ResponseCodec(compress, encryption);
     const a = this.attributes;
     this.names = {
       '#id': a.key,
@@ -135,6 +136,7 @@ export class DynamoDBStore implements IdempotencyStore {
       '#response': a.response,
       '#omitted': a.responseOmitted,
       '#error': a.error,
+      '#keyId': a.keyId,
     };
   }
 
@@ -144,10 +146,12 @@ export class DynamoDBStore implements IdempotencyStore {
     item[a.status] = { S: 'INPROGRESS' };
     item[a.leaseUntil] = { N: String(request.leaseUntil) };
     try {
-      await this.client.send(new PutItemCommand(this.claimPut(item, request.now)));
-      return { claimed: true };
+      // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
+      const output = await this.client.send(new PutItemCommand({ ...this.claimPut(item, request.now), ReturnValues: 'ALL_OLD' }));
+      const previous = output?.Attributes ? await this.toRecord(output.Attributes) : undefined;
+      return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
-      const record = isConditionFailure(error) ? this.toRecord(error.Item) : undefined;
+      const record = isConditionFailure(error) ? await this.toRecord(error.Item) : undefined;
       if (record === undefined) throw error;
       return { claimed: false, record };
     }
@@ -158,9 +162,9 @@ export class DynamoDBStore implements IdempotencyStore {
    * A refused record condition returns the current record (nothing written).
    */
   async completeWithWrites(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult> {
-    const update = this.completionUpdate(request, this.encodeRequest(request));
-    const record = await this.transact([{ Update: update }, ...writes]);
-    return record === null ? { completed: true, responseStored: !this.encodeRequest(request).omitted } : { completed: false, record };
+    const encoded = await this.encodeRequest(request);
+    const record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
+    return record === null ? { completed: true, responseStored: !encoded.omitted } : { completed: false, record };
   }
 
   /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */
@@ -168,8 +172,9 @@ export class DynamoDBStore implements IdempotencyStore {
     const a = this.attributes;
     const item = this.claimItem(request);
     item[a.status] = { S: 'COMPLETED' };
-    const { response, omitted } = this.encodeRequest(request);
+    const { response, omitted, keyId } = await this.encodeRequest(request);
     if (response !== undefined) item[a.response] = response;
+    if (keyId !== undefined) item[a.keyId] = { S: keyId };
     if (omitted) item[a.responseOmitted] = { BOOL: true };
     if (request.error !== undefined) item[a.error] = { S: request.error };
     const record = await this.transact([{ Put: this.claimPut(item, request.now) }, ...writes]);
@@ -177,7 +182,7 @@ export class DynamoDBStore implements IdempotencyStore {
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
-    const encoded = this.encodeRequest(request);
+    const encoded = await this.encodeRequest(request);
     try {
       return await this.sendComplete(request, encoded);
     } catch (error) {
@@ -203,7 +208,7 @@ export class DynamoDBStore implements IdempotencyStore {
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return { released: false, record: this.toRecord(error.Item) };
+      return { released: false, record: await this.toRecord(error.Item) };
     }
   }
 
@@ -213,12 +218,12 @@ export class DynamoDBStore implements IdempotencyStore {
       return { completed: true, responseStored: !encoded.omitted };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return { completed: false, record: this.toRecord(error.Item) };
+      return { completed: false, record: await this.toRecord(error.Item) };
     }
   }
 
   /** The fenced COMPLETED update, shared by `complete` and `completeWithWrites`. */
-  private completionUpdate(request: CompleteRequest, { response, omitted }: EncodedResponse): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
+  private completionUpdate(request: CompleteRequest, { response, omitted, keyId }: EncodedResponse): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
     const values: Record<string, AttributeValue> = {
       ':completed': { S: 'COMPLETED' },
       ':inprogress': { S: 'INPROGRESS' },
@@ -239,8 +244,15 @@ export class DynamoDBStore implements IdempotencyStore {
       set += ', #error = :error';
       values[':error'] = { S: request.error };
     }
+    if (keyId !== undefined) {
+      set += ', #keyId = :keyId';
+      values[':keyId'] = { S: keyId };
+    }
     const names: Record<string, string> = {};
-    const used = ['#status', '#exp', '#lease', '#owner', '#response', ...(omitted ? ['#omitted'] : []), ...(request.error !== undefined ? ['#error'] : [])];
+    const used = ['#status', '#exp', '#lease', '#owner', '#response'];
+    if (omitted) used.push('#omitted');
+    if (request.error !== undefined) used.push('#error');
+    if (keyId !== undefined) used.push('#keyId');
     for (const name of used) names[name] = this.names[name]!;
     return {
       TableName: this.tableName,
@@ -301,7 +313,7 @@ export class DynamoDBStore implements IdempotencyStore {
         }
         if (name !== 'TransactionCanceledException') throw error;
         const reasons = (error as { CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }> }).CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') return this.toRecord(reasons[0].Item);
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') return await this.toRecord(reasons[0].Item);
         const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
         if (failed > 0) {
           const action = items[failed]!;
@@ -323,26 +335,16 @@ export class DynamoDBStore implements IdempotencyStore {
     }
   }
 
-  private encodeRequest(request: CompleteRequest | ClaimCompletedRequest): EncodedResponse {
-    const response = request.responseOmitted ? undefined : this.encode(request.response);
-    return { response: response ?? undefined, omitted: request.responseOmitted === true || response === null };
+  private async encodeRequest(request: CompleteRequest | ClaimCompletedRequest): Promise<EncodedResponse> {
+    if (request.responseOmitted) return { response: undefined, omitted: true };
+    return this.codec.encode(request.response, request.key);
   }
 
   private malformed(key: string): never {
     throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
   }
 
-  /** The response attribute: JSON text, gzip when large, `null` when even that does not fit. */
-  private encode(json: string | undefined): AttributeValue | undefined | null {
-    if (json === undefined) return undefined;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; skip the exact count for small texts.
-    const bytes = json.length * 3 <= this.compressAboveBytes ? json.length : Buffer.byteLength(json);
-    if (bytes <= this.compressAboveBytes) return { S: json };
-    const zipped = gzipSync(json);
-    return zipped.byteLength <= MAX_RESPONSE_BYTES ? { B: zipped } : null;
-  }
-
-  private toRecord(item: Record<string, AttributeValue> | undefined): IdempotencyRecord | undefined {
+  private async toRecord(item: Record<string, AttributeValue> | undefined): Promise<IdempotencyRecord | undefined> {
     if (item === undefined) return undefined;
     const a = this.attributes;
     const key = item[a.key]?.S;
@@ -354,8 +356,7 @@ export class DynamoDBStore implements IdempotencyStore {
     }
     const lease = item[a.leaseUntil]?.N;
     const fingerprint = item[a.fingerprint]?.S;
-    const stored = item[a.response];
-    const response = stored?.S ?? (stored?.B ? gunzipSync(stored.B).toString('utf8') : undefined);
+    const response = await this.codec.decode(item[a.response], item[a.keyId]?.S, key);
     return {
       key,
       status,

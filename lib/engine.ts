@@ -3,6 +3,7 @@ import { IdempotencyError } from './errors.js';
 import { canonicalJson, isMissingKey, sha256 } from './key.js';
 import { assertOptions } from './options.js';
 import { Attempt, type Outcome, reviveError } from './attempt.js';
+import { type Emit, type IdempotencyEvent, type ObservabilityOptions, createEmitter } from './observability.js';
 import type { IdempotencyRecord, IdempotencyStore } from './store.js';
 import { WriteCollector, currentCall } from './transaction.js';
 
@@ -54,10 +55,13 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * @default false
    */
   readonly atomic?: boolean;
+  /** Structured log lines and CloudWatch EMF metrics per event (misses, replays, takeovers, …). @default off */
+  readonly observability?: ObservabilityOptions;
 }
 
 const OPTION_NAMES = [
   'store', 'key', 'fingerprint', 'name', 'expiresAfterSeconds', 'onMissingKey', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
+  'observability',
 ];
 
 /** What to do with one call (`run`: this attempt holds the record, or in atomic mode may create it). @internal */
@@ -118,6 +122,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   readonly isFinalError: (error: unknown) => boolean;
   readonly errorFields: readonly string[];
   readonly atomic: boolean;
+  private readonly emitEvent: Emit;
 
   constructor(where: string, options: IdempotencyOptions<TInput, TContext>, extraOptionNames: readonly string[] = []) {
     assertOptions(where, options, [...OPTION_NAMES, ...extraOptionNames]);
@@ -156,6 +161,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     this.isFinalError = options.isFinalError ?? (() => false);
     this.errorFields = options.errorFields ?? [];
     this.atomic = options.atomic === true;
+    this.emitEvent = createEmitter(where, options.observability, this.now);
   }
 
   /**
@@ -202,6 +208,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     const cached = this.cache?.get(key, now);
     if (cached) {
       writes.close();
+      this.emit('cacheReplay', key);
       return { kind: 'replay', response: this.replay(cached, fingerprint) };
     }
     const owner = randomUUID();
@@ -223,10 +230,14 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       });
     } catch (error) {
       writes.close();
+      this.emit('storeFailure', key);
       throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
     }
     // An owner equal to ours is our own claim, applied by a request whose response was lost and retried.
-    if (claim.claimed || claim.record.owner === owner) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes }) };
+    if (claim.claimed || claim.record.owner === owner) {
+      this.emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+      return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes }) };
+    }
     writes.close();
     return { kind: 'replay', response: this.settle(claim.record, fingerprint, now) };
   }
@@ -238,12 +249,15 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
    */
   settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
     if (this.selectFingerprint && record.fingerprint !== fingerprint) {
+      this.emit('payloadMismatch', record.key);
       throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
     }
     if (record.status === 'COMPLETED') {
       this.cache?.set(record);
+      this.emit('replay', record.key);
       return this.replay(record, fingerprint);
     }
+    this.emit('inProgress', record.key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
     throw new IdempotencyError('IN_PROGRESS', `Another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
@@ -269,6 +283,11 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   /** @internal */
   expiresAtFrom(now: number): number {
     return Math.floor(now / 1000) + this.retentionSeconds;
+  }
+
+  /** @internal */
+  emit(event: IdempotencyEvent, key: string): void {
+    this.emitEvent(event, key.slice(0, key.indexOf('#')));
   }
 
   /** @internal */

@@ -21,7 +21,7 @@ export interface HttpResult {
 export interface HttpIdempotencyOptions
   extends Pick<
     IdempotencyOptions<HttpEvent, Context>,
-    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic'
+    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'observability'
   > {
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
@@ -182,7 +182,7 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   assertOptions('httpIdempotency', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'observability',
     'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
   ]);
   const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
@@ -224,6 +224,9 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     try {
       begin = await engine.begin(request.event, request.context, undefined, writes);
     } catch (error) {
+      // A non-idempotency error the key selector wraps (a throwing `scope`) is a server fault, not the client's key: no 400.
+      const cause = (error as { cause?: unknown } | null)?.cause;
+      if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !(cause instanceof IdempotencyError)) throw cause;
       const response = rejection(error);
       if (response === undefined) throw error;
       request.earlyResponse = response;

@@ -27,3 +27,5 @@ export { transaction } from './transaction.js';
 export type { Transaction, TransactionPut, TransactionUpdate, TransactionDelete, TransactionConditionCheck } from './transaction.js';
 export { transition } from './transition.js';
 export type { TransitionParams } from './transition.js';
+export type { ObservabilityOptions, IdempotencyEvent } from './observability.js';
+export type { ResponseEncryption, EncryptionKey } from './response-codec.js';

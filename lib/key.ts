@@ -50,6 +50,10 @@ function write(value: unknown, path: string, depth: number, seen: Set<object>): 
   if (typeof (object as { toJSON?: unknown }).toJSON === 'function') {
     return write((object as { toJSON(key: string): unknown }).toJSON(''), path, depth + 1, seen);
   }
+  // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
+  if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
+    return write(object.valueOf(), path, depth + 1, seen);
+  }
   if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
     throw invalid(path, `a ${object.constructor.name}`);
   }

@@ -39,8 +39,14 @@ export interface ClaimRequest {
   readonly now: number;
 }
 
-/** `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after a retried request). */
-export type ClaimResult = { readonly claimed: true } | { readonly claimed: false; readonly record: IdempotencyRecord };
+/**
+ * `claimed: true` may carry the record the claim replaced (expired, or INPROGRESS past its lease);
+ * `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after
+ * a retried request).
+ */
+export type ClaimResult =
+  | { readonly claimed: true; readonly previous?: IdempotencyRecord }
+  | { readonly claimed: false; readonly record: IdempotencyRecord };
 
 export interface CompleteRequest {
   readonly key: string;

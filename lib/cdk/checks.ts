@@ -1,0 +1,135 @@
+/**
+ * Synth-time checks for the misconfigurations that make an idempotent consumer run twice: a record
+ * must outlive every redelivery of the event it guards. @internal
+ */
+import { Token } from 'aws-cdk-lib';
+import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { CfnQueue, type IQueue, Queue } from 'aws-cdk-lib/aws-sqs';
+
+/** One problem found on a wired function. @internal */
+export interface Finding {
+  readonly level: 'error' | 'warning';
+  /** Stable id, usable with `Annotations.acknowledgeWarning`. */
+  readonly id: string;
+  readonly message: string;
+}
+
+// AWS defaults, used when the construct leaves a property unset.
+const DEFAULT_QUEUE_RETENTION = 345_600; // 4 days
+const DEFAULT_VISIBILITY_TIMEOUT = 30;
+const DEFAULT_FUNCTION_TIMEOUT = 3;
+const DEFAULT_ASYNC_EVENT_AGE = 21_600; // 6 hours
+const DEFAULT_ASYNC_RETRIES = 2;
+
+/** "4 days", "6 h", "5 min", "45 s". @internal */
+export function formatSeconds(seconds: number): string {
+  if (seconds >= 86_400 && seconds % 86_400 === 0) return `${seconds / 86_400} day${seconds === 86_400 ? '' : 's'}`;
+  if (seconds >= 3_600 && seconds % 3_600 === 0) return `${seconds / 3_600} h`;
+  if (seconds >= 60 && seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+/** A number set on an L1 property, its AWS default when unset, `undefined` when only known at deploy time. */
+function known(value: unknown, fallback: number): number | undefined {
+  if (value === undefined) return fallback;
+  return typeof value === 'number' && !Token.isUnresolved(value) ? value : undefined;
+}
+
+function functionTimeout(fn: LambdaFunction): number {
+  return fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
+}
+
+/** Checks one queue wired to `fn` through `IdempotencyTable.attachSqsConsumer`. */
+export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: number): Finding[] {
+  const cfn = queue.node.defaultChild;
+  const where = `queue ${queue.node.path}`;
+  if (!(cfn instanceof CfnQueue)) {
+    return [{
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `${where} is imported, so its redelivery horizon cannot be checked: make sure idempotency records (kept ${formatSeconds(retentionSeconds)}) outlive its retention period, or maxReceiveCount × visibility timeout with a dead-letter queue.`,
+    }];
+  }
+  const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
+  const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
+  const dlq = queue instanceof Queue ? queue.deadLetterQueue : undefined;
+  if (retention === undefined || visibility === undefined) {
+    return [{
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `${where} has a retention period or visibility timeout known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
+    }];
+  }
+  const findings: Finding[] = [];
+  const receives = dlq ? dlq.maxReceiveCount * visibility : Infinity;
+  const horizon = Math.min(retention, receives);
+  if (retentionSeconds < horizon) {
+    const why = horizon === receives
+      ? `up to ${dlq!.maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
+      : `its retention period${dlq ? '' : ', as it has no dead-letter queue'}`;
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:retentionShorterThanRedelivery',
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
+    });
+  }
+  const timeout = functionTimeout(fn);
+  if (visibility < timeout) {
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:visibilityBelowTimeout',
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(6 * timeout)} (6 × the function timeout).`,
+    });
+  } else if (visibility < 6 * timeout) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:visibilityBelowSixTimeouts',
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)}) that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(6 * timeout)}.`,
+    });
+  }
+  return findings;
+}
+
+/**
+ * Checks every function attached to the table: asynchronous-invocation retries against the record
+ * retention, and batch event sources that do not report item failures.
+ */
+export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
+  const findings: Finding[] = [];
+  const children = fn.node.findAll();
+  const invokeConfig = children.find((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig);
+  if (invokeConfig === undefined) {
+    if (retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:asyncRetriesUnchecked',
+        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
+      });
+    }
+  } else {
+    const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
+    const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
+    if (age !== undefined && retries !== undefined && retries > 0 && age > retentionSeconds) {
+      findings.push({
+        level: 'error',
+        id: 'lambda-idempotency:asyncRetriesOutliveRecords',
+        message: `${fn.node.path} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
+      });
+    }
+  }
+  for (const mapping of children) {
+    if (!(mapping instanceof CfnEventSourceMapping)) continue;
+    // Kafka and Amazon MQ sources have no per-item failure reporting.
+    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    const types = mapping.functionResponseTypes;
+    if (Token.isUnresolved(types)) continue;
+    if (!Array.isArray(types) || !types.includes('ReportBatchItemFailures')) {
+      findings.push({
+        level: 'error',
+        id: 'lambda-idempotency:noBatchItemFailures',
+        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so failed messages would be deleted as if processed. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
+      });
+    }
+  }
+  return findings;
+}
