@@ -1,0 +1,84 @@
+/** Responses encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
+import { randomBytes } from 'node:crypto';
+import { DynamoDBStore, type EncryptionKey, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
+import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+
+const client = testClient();
+let tableName: string;
+beforeAll(async () => {
+  tableName = await freshTable(client);
+});
+afterAll(async () => {
+  await dropTable(client, tableName);
+  client.destroy();
+});
+
+const keyring = (...keys: EncryptionKey[]) => {
+  let current = keys[0]!;
+  return {
+    rotate: (to: EncryptionKey) => void (current = to),
+    encryption: {
+      currentKey: () => current,
+      keyById: (id: string) => {
+        const found = keys.find((k) => k.id === id);
+        if (!found) throw new Error(`no key ${id}`);
+        return found.key;
+      },
+    },
+  };
+};
+
+test('the stored response is ciphertext with its key id; duplicates decrypt and replay it', async () => {
+  const k1 = { id: 'k1', key: randomBytes(32) };
+  const { encryption } = keyring(k1);
+  const store = new DynamoDBStore({ tableName, client, encryption });
+  let runs = 0;
+  const card = makeIdempotent(async (input: { id: string }) => ({ runs: ++runs, pan: '4111-1111-1111-1111', id: input.id }), {
+    store,
+    name: 'enc',
+    key: (i) => i.id,
+  });
+  expect(await card({ id: 'a' })).toEqual({ runs: 1, pan: '4111-1111-1111-1111', id: 'a' });
+  const item = await readItem(client, tableName, `enc#${hashKey('a')}`);
+  expect(item?.keyId?.S).toBe('k1');
+  expect(item?.response?.S).toBeUndefined();
+  expect(Buffer.from(item!.response!.B!).toString('latin1')).not.toContain('4111');
+  expect(await card({ id: 'a' })).toEqual({ runs: 1, pan: '4111-1111-1111-1111', id: 'a' });
+  expect(runs).toBe(1);
+});
+
+test('after a key rotation, old records still replay and new ones use the new key; large responses are compressed first', async () => {
+  const k1 = { id: 'k1', key: randomBytes(32) };
+  const k2 = { id: 'k2', key: randomBytes(32) };
+  const ring = keyring(k1, k2);
+  const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  let runs = 0;
+  const big = 'x'.repeat(200_000);
+  const fn = makeIdempotent(async (input: { id: string }) => ({ runs: ++runs, big }), { store, name: 'rot', key: (i) => i.id });
+  await fn({ id: 'old' });
+  ring.rotate(k2);
+  await fn({ id: 'new' });
+  expect((await readItem(client, tableName, `rot#${hashKey('old')}`))?.keyId?.S).toBe('k1');
+  const fresh = await readItem(client, tableName, `rot#${hashKey('new')}`);
+  expect(fresh?.keyId?.S).toBe('k2');
+  expect(fresh!.response!.B!.byteLength).toBeLessThan(5_000); // gzip before encryption
+  expect(await fn({ id: 'old' })).toEqual({ runs: 1, big });
+  expect(await fn({ id: 'new' })).toEqual({ runs: 2, big });
+  expect(runs).toBe(2);
+});
+
+test('a record that cannot be decrypted fails closed: STORE_FAILURE, the function does not run again', async () => {
+  const writer = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
+  const reader = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
+  let runs = 0;
+  const options = { name: 'wrongkey', key: (i: { id: string }) => i.id };
+  await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: writer })({ id: 'z' });
+  const error = await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'z' }).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(IdempotencyError);
+  expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+  expect(runs).toBe(1);
+});
+
+test('encryption options are validated', () => {
+  expect(() => new DynamoDBStore({ tableName, encryption: {} as never })).toThrow(TypeError);
+});

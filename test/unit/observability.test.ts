@@ -1,0 +1,87 @@
+/** Structured log lines and EMF metrics: off by default, one line per event, never a key or payload. */
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { jest } from '@jest/globals';
+import type { ClaimRequest, CompleteRequest, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
+
+/** A minimal in-memory store following the protocol's conditions. */
+class MemoryStore implements IdempotencyStore {
+  readonly records = new Map<string, IdempotencyRecord>();
+  async claim(r: ClaimRequest) {
+    const old = this.records.get(r.key);
+    const live = old && old.expiresAt * 1000 > r.now && (old.status === 'COMPLETED' || (old.leaseUntil ?? 0) >= r.now);
+    if (old && live) return { claimed: false as const, record: old };
+    this.records.set(r.key, { key: r.key, status: 'INPROGRESS', owner: r.owner, expiresAt: r.expiresAt, leaseUntil: r.leaseUntil });
+    return old ? { claimed: true as const, previous: old } : { claimed: true as const };
+  }
+  async complete(r: CompleteRequest) {
+    const old = this.records.get(r.key);
+    if (old?.owner !== r.owner || old.status !== 'INPROGRESS') return { completed: false as const, record: old };
+    const { leaseUntil: _, ...rest } = old;
+    this.records.set(r.key, { ...rest, status: 'COMPLETED', expiresAt: r.expiresAt, ...(r.response === undefined ? {} : { response: r.response }) });
+    return { completed: true as const, responseStored: true };
+  }
+  async release(r: { key: string; owner: string }) {
+    const old = this.records.get(r.key);
+    if (old?.owner !== r.owner) return { released: false as const, record: old };
+    this.records.delete(r.key);
+    return { released: true as const };
+  }
+}
+
+const SECRET = 'card-4111111111111111';
+
+test('metrics and logs are off by default', async () => {
+  const lines: string[] = [];
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((line) => (lines.push(String(line)), true));
+  try {
+    const fn = makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'quiet' });
+    await fn(SECRET);
+    await fn(SECRET);
+  } finally {
+    spy.mockRestore();
+  }
+  expect(lines.filter((l) => l.includes('lambda-idempotency') || l.includes('_aws'))).toEqual([]);
+});
+
+test('each event writes one EMF line and one log line naming the function, never the key', async () => {
+  const lines: string[] = [];
+  let now = 1_700_000_000_000;
+  const store = new MemoryStore();
+  const options = {
+    store,
+    name: 'payments',
+    now: () => now,
+    leaseSeconds: 10,
+    observability: { metrics: true, logs: true, metricNamespace: 'Shop', write: (line: string) => lines.push(line) },
+  };
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const slow = makeIdempotent(async (_: string) => held, options);
+  const fast = makeIdempotent(async (_: string) => 'ok', { ...options, cacheSize: 10 });
+
+  const first = slow(SECRET); // miss
+  await new Promise((r) => setImmediate(r));
+  await expect(fast(SECRET)).rejects.toMatchObject({ code: 'IN_PROGRESS' }); // inProgress
+  now += 11_000; // the slow attempt's lease ends
+  expect(await fast(SECRET)).toBe('ok'); // takeover
+  expect(await fast(SECRET)).toBe('ok'); // cacheReplay
+  release();
+  await expect(first).rejects.toBeInstanceOf(IdempotencyError); // superseded
+  const emf = lines.map((l) => JSON.parse(l)).filter((l) => l._aws);
+  expect(emf.map((l) => l._aws.CloudWatchMetrics[0].Metrics[0].Name)).toEqual(['Misses', 'InProgressRejections', 'Takeovers', 'CacheReplays', 'Superseded']);
+  for (const line of emf) {
+    expect(line._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: 'Shop', Dimensions: [['Function']] });
+    expect(line.Function).toBe('payments');
+    expect(line[line._aws.CloudWatchMetrics[0].Metrics[0].Name]).toBe(1);
+  }
+  const logs = lines.map((l) => JSON.parse(l)).filter((l) => !l._aws);
+  expect(logs.map((l) => l.event)).toEqual(['miss', 'inProgress', 'takeover', 'cacheReplay', 'superseded']);
+  for (const line of lines) {
+    expect(line).not.toContain(SECRET);
+    for (const key of store.records.keys()) expect(line).not.toContain(key.split('#')[1]);
+  }
+});
+
+test('bad observability options throw at construction', () => {
+  expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: 'yes' } as never })).toThrow(TypeError);
+});
