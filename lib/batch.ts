@@ -134,7 +134,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         return Promise.reject(new Error(item.poison));
       }
       const input = { message: item.message as TMessage, record: item.record };
-      const run = () => engine.execute(input, context, () => recordHandler(input.message, item.record, context), item.key).then(() => undefined);
+      const run = () => engine.execute(input, context, () => recordHandler(input.message, item.record, context), { key: item.key }).then(() => undefined);
       if (item.key === undefined) return run();
       let shared = runs.get(item.key);
       if (!shared) runs.set(item.key, (shared = run()));

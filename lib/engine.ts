@@ -64,6 +64,11 @@ const OPTION_NAMES = [
   'observability',
 ];
 
+/** A key computed ahead of the call (`undefined`: run without idempotency). @internal */
+export interface Keyed {
+  readonly key: string | undefined;
+}
+
 /** What to do with one call (`run`: this attempt holds the record, or in atomic mode may create it). @internal */
 export type Begin =
   | { readonly kind: 'skip' }
@@ -192,12 +197,16 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
    * Claims the record of a call: the answer says whether to run the function, replay a stored
    * response, or run without idempotency (`key` undefined: missing key with `onMissingKey: 'skip'`).
    */
-  async begin(
-    input: TInput,
-    context: TContext | undefined,
-    key: string | undefined = this.keyOf(input, context),
-    writes: WriteCollector = new WriteCollector(),
-  ): Promise<Begin> {
+  async begin(input: TInput, context: TContext | undefined, writes: WriteCollector = new WriteCollector(), keyed?: Keyed): Promise<Begin> {
+    try {
+      return await this.claimFor(input, context, writes, keyed ? keyed.key : this.keyOf(input, context));
+    } catch (error) {
+      writes.close(); // a rejected call holds nothing: no transaction to join
+      throw error;
+    }
+  }
+
+  private async claimFor(input: TInput, context: TContext | undefined, writes: WriteCollector, key: string | undefined): Promise<Begin> {
     if (key === undefined) {
       writes.deactivate();
       return { kind: 'skip' };
@@ -229,7 +238,6 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
         ...(fingerprint === undefined ? {} : { fingerprint }),
       });
     } catch (error) {
-      writes.close();
       this.emit('storeFailure', key);
       throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
     }
@@ -265,9 +273,9 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   }
 
   /** Runs `fn` under the protocol: claim, then complete with its result or release on its error. */
-  async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key = this.keyOf(input, context)): Promise<R> {
+  async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, keyed?: Keyed): Promise<R> {
     const writes = new WriteCollector();
-    const begin = await this.begin(input, context, key, writes);
+    const begin = await this.begin(input, context, writes, keyed);
     if (begin.kind === 'replay') return begin.response as R;
     if (begin.kind === 'skip') return currentCall.run(writes, fn);
     let outcome: Outcome;

@@ -222,7 +222,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     const writes = attempts.open();
     let begin;
     try {
-      begin = await engine.begin(request.event, request.context, undefined, writes);
+      begin = await engine.begin(request.event, request.context, writes);
     } catch (error) {
       // A non-idempotency error the key selector wraps (a throwing `scope`) is a server fault, not the client's key: no 400.
       const cause = (error as { cause?: unknown } | null)?.cause;

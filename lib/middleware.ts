@@ -26,7 +26,7 @@ export function idempotency<TEvent = unknown, TResult = unknown>(
 
   const idempotencyBefore = async (request: Request<TEvent, TResult, Error, Context>): Promise<void> => {
     const writes = attempts.open();
-    const begin = await engine.begin(request.event, request.context, undefined, writes);
+    const begin = await engine.begin(request.event, request.context, writes);
     if (begin.kind === 'replay') request.earlyResponse = begin.response as TResult;
     else if (begin.kind === 'run') attempts.hold(request, begin.attempt);
   };

@@ -74,7 +74,9 @@ export class WriteCollector implements Transaction {
   readonly tables: string[] = [];
   key = '';
   fence = '';
-  private state: 'open' | 'closed' | 'inactive' = 'open';
+  // 'unbound' until an attempt holds it: a middy request whose `before` failed (e.g. KEY_MISSING)
+  // leaves its collector in the caller's async context, where writes would be silently dropped.
+  private state: 'unbound' | 'open' | 'closed' | 'inactive' = 'unbound';
   private transactional = true;
 
   /** The attempt this collector belongs to, and whether its store can commit writes. */
@@ -82,6 +84,7 @@ export class WriteCollector implements Transaction {
     this.key = key;
     this.fence = fence;
     this.transactional = transactional;
+    if (this.state === 'unbound') this.state = 'open';
   }
 
   put(params: TransactionPut): Transaction {
@@ -111,9 +114,12 @@ export class WriteCollector implements Transaction {
     return sha256(`${this.key}\n${label}`);
   }
 
-  /** True once the call has ended (a middy request's collector outlives it in the caller's context). */
+  /**
+   * True once the call has ended, or when no attempt ever held the collector (a middy request's
+   * collector outlives it in the caller's context).
+   */
   get ended(): boolean {
-    return this.state === 'closed';
+    return this.state === 'closed' || this.state === 'unbound';
   }
 
   /** The call ends: later writes are refused instead of silently dropped. */
@@ -135,7 +141,7 @@ export class WriteCollector implements Transaction {
   }
 
   private assertOpen(): void {
-    if (this.state === 'closed') throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
+    if (this.state === 'closed' || this.state === 'unbound') throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
     if (this.state === 'inactive') {
       throw new TypeError('transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.');
     }

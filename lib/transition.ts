@@ -34,14 +34,17 @@ export interface TransitionParams {
  * ```
  */
 export function transition(params: TransitionParams): TransactionUpdate {
-  const from = typeof params.from === 'string' ? [params.from] : [...params.from];
-  if (from.length === 0) throw new TypeError('transition: `from` must name at least one state.');
+  const from: unknown[] = typeof params?.from === 'string' ? [params.from] : Array.isArray(params?.from) ? [...params.from] : [];
+  if (from.length === 0 || !from.every((state) => typeof state === 'string' && state.length > 0)) {
+    throw new TypeError('transition: `from` must name at least one state.');
+  }
   if (typeof params.to !== 'string' || params.to.length === 0) throw new TypeError('transition: `to` must be a state name.');
   const names: Record<string, string> = { '#tState': params.attribute ?? 'status' };
   const values: Record<string, NativeAttributeValue> = { ':tTo': params.to };
   const set = ['#tState = :tTo'];
   const conditions = [`#tState IN (${from.map((state, i) => ((values[`:tFrom${i}`] = state), `:tFrom${i}`)).join(', ')})`];
   if (params.version) {
+    if (!Number.isInteger(params.version.expected)) throw new TypeError('transition: `version.expected` must be a whole number.');
     names['#tVersion'] = params.version.attribute ?? 'version';
     values[':tVersion'] = params.version.expected;
     values[':tNext'] = params.version.expected + 1;
@@ -59,6 +62,9 @@ export function transition(params: TransitionParams): TransactionUpdate {
     return `#tAdd${i} :tAdd${i}`;
   });
   if (params.condition) {
+    // A clash would silently replace one of the guard's own placeholders, and with it the guard.
+    const clash = [...Object.keys(params.condition.names ?? {}), ...Object.keys(params.condition.values ?? {})].find((p) => p in names || p in values);
+    if (clash !== undefined) throw new TypeError(`transition: the condition's placeholder \`${clash}\` is one transition() uses itself; rename it.`);
     conditions.push(`(${params.condition.expression})`);
     Object.assign(names, params.condition.names);
     Object.assign(values, params.condition.values);

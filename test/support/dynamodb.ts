@@ -1,4 +1,4 @@
-import { DeleteTableCommand, DynamoDBClient, GetItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { localClient } from '../../tools/dynamodb-local.js';
@@ -30,4 +30,25 @@ export async function dropTable(client: DynamoDBClient, tableName: string): Prom
 export async function readItem(client: DynamoDBClient, tableName: string, id: string): Promise<Record<string, AttributeValue> | undefined> {
   const out = await client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: id } }, ConsistentRead: true }));
   return out.Item;
+}
+
+/** Ids of the items whose id starts with `prefix` (a record namespace followed by '#'). */
+export async function idsWithPrefix(client: DynamoDBClient, tableName: string, prefix: string): Promise<string[]> {
+  const ids: string[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const out = await client.send(
+      new ScanCommand({
+        TableName: tableName,
+        ConsistentRead: true,
+        FilterExpression: 'begins_with(id, :prefix)',
+        ExpressionAttributeValues: { ':prefix': { S: prefix } },
+        ProjectionExpression: 'id',
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of out.Items ?? []) ids.push(item.id!.S!);
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return ids.sort();
 }

@@ -1,0 +1,185 @@
+import { jest } from '@jest/globals';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { IdempotencyTable } from '../../lib/cdk/index.js';
+
+const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
+  new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}'), timeout });
+
+const ID = (stack: Stack, construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as never);
+
+describe('defaults', () => {
+  let stack: Stack;
+  let table: IdempotencyTable;
+  let template: Template;
+  beforeAll(() => {
+    stack = new Stack(new App(), 'Defaults');
+    table = new IdempotencyTable(stack, 'Idempotency');
+    table.attachFunction(fn(stack, 'Handler'));
+    template = Template.fromStack(stack);
+  });
+
+  test('a retained, on-demand table with PITR, TTL on expiration and an AWS owned key', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      Properties: {
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: false },
+      },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+    template.resourceCountIs('AWS::KMS::Key', 0);
+  });
+
+  test('an attached function gets the table name, the retention and the three item actions', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { IDEMPOTENCY_TABLE: { Ref: ID(stack, table.table) }, IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '86400' } },
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [
+          {
+            Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+            Effect: 'Allow',
+            Resource: [{ 'Fn::GetAtt': [ID(stack, table.table), 'Arn'] }],
+          },
+        ],
+      },
+    });
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toMatch(/dynamodb:(\*|Scan|Query|GetItem)|kms:/);
+  });
+
+  test('the default retention raises no finding', () => {
+    Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
+    Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
+  });
+});
+
+test('a customer managed key encrypts the table and attached functions get its grants; removal policy and retention are configurable', () => {
+  const stack = new Stack(new App(), 'Kms');
+  const key = new Key(stack, 'Key');
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: key, removalPolicy: RemovalPolicy.DESTROY, expiresAfter: Duration.days(2) });
+  table.attachFunction(fn(stack, 'Handler'));
+  const template = Template.fromStack(stack);
+  template.hasResource('AWS::DynamoDB::Table', {
+    Properties: { SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { 'Fn::GetAtt': [ID(stack, key), 'Arn'] } } },
+    DeletionPolicy: 'Delete',
+  });
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Action: Match.arrayWith(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*']),
+          Resource: { 'Fn::GetAtt': [ID(stack, key), 'Arn'] },
+        }),
+      ]),
+    },
+  });
+  template.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: String(2 * 86_400) }) },
+  });
+});
+
+test('options are validated at construction', () => {
+  const stack = new Stack(new App(), 'Invalid');
+  expect(() => new IdempotencyTable(stack, 'Millis', { expiresAfter: Duration.millis(1500) })).toThrow(/whole number of seconds/);
+  const a = new IdempotencyTable(stack, 'A');
+  const b = new IdempotencyTable(stack, 'B');
+  const handler = fn(stack, 'Handler');
+  a.attachFunction(handler);
+  expect(a.attachFunction(handler)).toBeDefined(); // attaching twice to the same table is harmless
+  expect(() => b.attachFunction(handler)).toThrow(/already attached/);
+  expect(() => a.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Q'), { reportBatchItemFailures: false } as never)).toThrow(/always on/);
+});
+
+describe('synth-time checks on a misconfigured stack', () => {
+  let stack: Stack;
+  let annotations: Annotations;
+  const path = (id: string) => `/Checks/${id}`;
+
+  beforeAll(() => {
+    stack = new Stack(new App(), 'Checks');
+    const table = new IdempotencyTable(stack, 'Idempotency'); // 24 h
+    // No DLQ: a message can come back for the queue's whole retention (4 days by default).
+    table.attachSqsConsumer(fn(stack, 'NoDlqConsumer'), new Queue(stack, 'NoDlq', { visibilityTimeout: Duration.minutes(1) }));
+    // A DLQ, but 100 receives × 15 min = 25 h.
+    const dlq = new Queue(stack, 'Dlq');
+    table.attachSqsConsumer(
+      fn(stack, 'ManyReceivesConsumer'),
+      new Queue(stack, 'ManyReceives', { visibilityTimeout: Duration.minutes(15), deadLetterQueue: { queue: dlq, maxReceiveCount: 100 } }),
+    );
+    // Visibility below the function timeout, and below 6× it.
+    const fine = { deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } };
+    table.attachSqsConsumer(fn(stack, 'SlowConsumer', Duration.minutes(2)), new Queue(stack, 'Short', { ...fine, visibilityTimeout: Duration.minutes(1) }));
+    table.attachSqsConsumer(fn(stack, 'TightConsumer', Duration.seconds(20)), new Queue(stack, 'Tight', { ...fine, visibilityTimeout: Duration.seconds(60) }));
+    // An event source added outside the construct, without batch failure reporting.
+    const unreported = fn(stack, 'UnreportedConsumer');
+    table.attachFunction(unreported);
+    unreported.addEventSource(new SqsEventSource(new Queue(stack, 'Plain', { ...fine, visibilityTimeout: Duration.minutes(1) })));
+    // An imported queue cannot be checked.
+    table.attachSqsConsumer(fn(stack, 'ImportedConsumer'), Queue.fromQueueArn(stack, 'Imported', 'arn:aws:sqs:eu-west-1:123456789012:orders'));
+    // Async retries: 6 h of retries against 1 h of records.
+    const shortLived = new IdempotencyTable(stack, 'ShortLived', { expiresAfter: Duration.hours(1) });
+    const asyncFn = fn(stack, 'AsyncFunction');
+    asyncFn.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+    shortLived.attachFunction(asyncFn);
+    shortLived.attachFunction(fn(stack, 'DefaultAsyncFunction'));
+    const noRetries = fn(stack, 'NoRetriesFunction');
+    noRetries.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 0 });
+    shortLived.attachFunction(noRetries);
+    // CloudFormation's own template validation also prints the short visibility timeout; keep the output clean.
+    const quiet = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      annotations = Annotations.fromStack(stack);
+    } finally {
+      quiet.mockRestore();
+    }
+  });
+
+  test('retention shorter than a queue without DLQ keeps messages', () => {
+    annotations.hasError(path('NoDlqConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 day.*for 4 days.*retention period'));
+  });
+
+  test('retention shorter than maxReceiveCount × visibility timeout', () => {
+    annotations.hasError(path('ManyReceivesConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*for 25 h.*100 receives × 15 min'));
+  });
+
+  test('visibility timeout below the function timeout is an error, below 6× a warning', () => {
+    annotations.hasError(path('SlowConsumer'), Match.stringLikeRegexp('visibilityBelowTimeout'));
+    annotations.hasWarning(path('TightConsumer'), Match.stringLikeRegexp('less than 6 × the function timeout.*at least 2 min'));
+    annotations.hasNoError(path('TightConsumer'), Match.anyValue());
+  });
+
+  test('an event source without reportBatchItemFailures', () => {
+    annotations.hasError(path('UnreportedConsumer'), Match.stringLikeRegexp('noBatchItemFailures'));
+    annotations.hasNoError(path('NoDlqConsumer'), Match.stringLikeRegexp('noBatchItemFailures'));
+  });
+
+  test('an imported queue is reported as unchecked', () => {
+    annotations.hasWarning(path('ImportedConsumer'), Match.stringLikeRegexp('imported'));
+  });
+
+  test('async-invoke retries that outlive the records', () => {
+    annotations.hasError(path('AsyncFunction'), Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*1 h'));
+    annotations.hasWarning(path('DefaultAsyncFunction'), Match.stringLikeRegexp('up to 6 h by default'));
+    annotations.hasNoError(path('NoRetriesFunction'), Match.anyValue());
+  });
+
+  test('a well-wired consumer has no finding', () => {
+    const ok = new Stack(new App(), 'Ok');
+    const table = new IdempotencyTable(ok, 'Idempotency');
+    const dlq = new Queue(ok, 'Dlq');
+    table.attachSqsConsumer(fn(ok, 'Consumer'), new Queue(ok, 'Queue', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } }));
+    const found = Annotations.fromStack(ok);
+    found.hasNoError('*', Match.anyValue());
+    found.hasNoWarning('*', Match.anyValue());
+    Template.fromStack(ok).hasResourceProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  });
+});

@@ -1,0 +1,147 @@
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { idempotencyTableSchema } from '../../lib/table-schema.js';
+import { PaymentsStack } from '../../infra/payments-stack.js';
+import { paymentsTableSchema } from '../../infra/payments-schema.js';
+
+let stack: PaymentsStack;
+let template: Template;
+const id = (construct: IConstruct): string => Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
+
+beforeAll(() => {
+  // Skip esbuild here: these tests read the template; test/integration/bundles.test.ts runs the bundles.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  stack = new PaymentsStack(app, 'PaymentsDemo');
+  template = Template.fromStack(stack);
+});
+
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+function statements(): Statement[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+    (policy) => (policy as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument.Statement,
+  );
+}
+const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const onTable = (s: Statement, logicalId: string): boolean => JSON.stringify(s.Resource).includes(`"${logicalId}"`);
+
+describe('tables', () => {
+  test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key', () => {
+    expect(template.findResources('AWS::DynamoDB::Table', {
+      Properties: {
+        KeySchema: [{ AttributeName: idempotencyTableSchema.partitionKey.name, KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: idempotencyTableSchema.partitionKey.name, AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: idempotencyTableSchema.timeToLiveAttribute, Enabled: true },
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: false },
+      },
+      DeletionPolicy: 'Delete',
+    })).toHaveProperty([id(stack.idempotencyTable.table)]);
+  });
+
+  test('the payments table is derived from the shared payments schema', () => {
+    const table = template.toJSON().Resources[id(stack.paymentsTable)];
+    expect(table.Properties).toMatchObject({
+      KeySchema: [{ AttributeName: paymentsTableSchema.partitionKey.name, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: paymentsTableSchema.partitionKey.name, AttributeType: paymentsTableSchema.partitionKey.type }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+});
+
+describe('functions', () => {
+  test.each(['paymentFunction', 'consumerFunction'] as const)('%s runs Node.js 22 on arm64 with an ESM bundle and the table environment', (name) => {
+    const fn = template.toJSON().Resources[id(stack[name])];
+    expect(fn.Properties).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      Timeout: 10,
+      Environment: {
+        Variables: {
+          IDEMPOTENCY_TABLE: { Ref: id(stack.idempotencyTable.table) },
+          IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '86400',
+          PAYMENTS_TABLE: { Ref: id(stack.paymentsTable) },
+        },
+      },
+    });
+  });
+});
+
+describe('least privilege', () => {
+  test('no statement grants dynamodb:*, Scan, Query or batch and PartiQL access', () => {
+    const all = statements();
+    expect(all.length).toBeGreaterThan(0);
+    for (const s of all) {
+      for (const action of actionsOf(s)) {
+        expect(action).not.toMatch(/^dynamodb:\*$|^\*$/);
+        expect(action).not.toMatch(/^dynamodb:(Scan|Query|BatchGetItem|BatchWriteItem|PartiQL.*)$/);
+      }
+    }
+  });
+
+  test('each function may put, update and delete idempotency records, nothing more', () => {
+    const table = id(stack.idempotencyTable.table);
+    const grants = statements().filter((s) => onTable(s, table));
+    expect(grants).toHaveLength(2);
+    for (const s of grants) expect(actionsOf(s).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+  });
+
+  test('the payments table gets only the conditional writes the service makes', () => {
+    const table = id(stack.paymentsTable);
+    const policies = template.findResources('AWS::IAM::Policy');
+    const forRole = (fn: typeof stack.paymentFunction) =>
+      Object.values(policies)
+        .filter((p) => JSON.stringify(p.Properties.Roles).includes(id(fn.role!)))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[])
+        .filter((s) => onTable(s, table))
+        .flatMap(actionsOf)
+        .sort();
+    expect(forRole(stack.paymentFunction)).toEqual(['dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(forRole(stack.consumerFunction)).toEqual(['dynamodb:PutItem']);
+  });
+});
+
+describe('queue', () => {
+  test('the consumer reads the order queue and reports batch item failures', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: id(stack.consumerFunction) },
+      EventSourceArn: { 'Fn::GetAtt': [id(stack.queue), 'Arn'] },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BatchSize: 10,
+    });
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+  });
+
+  test('the queue has a dead-letter queue and a visibility timeout of 6× the function timeout', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 60,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [id(stack.deadLetterQueue), 'Arn'] }, maxReceiveCount: 5 },
+    });
+    expect(template.toJSON().Resources[id(stack.deadLetterQueue)].Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+  });
+});
+
+describe('api', () => {
+  test.each(['POST /payments', 'POST /payments/{id}/refunds'])('routes %s to the payment function', (routeKey) => {
+    const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
+    expect(Object.keys(routes)).toHaveLength(1);
+    const integration = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'))[0]!;
+    expect(JSON.stringify(integration.Properties.IntegrationUri)).toContain(id(stack.paymentFunction));
+  });
+});
+
+test('outputs the API URL, the queue URL and both table names', () => {
+  template.hasOutput('ApiUrl', { Value: { 'Fn::GetAtt': [id(stack.api), 'ApiEndpoint'] } });
+  template.hasOutput('QueueUrl', { Value: { Ref: id(stack.queue) } });
+  template.hasOutput('IdempotencyTableName', { Value: { Ref: id(stack.idempotencyTable.table) } });
+  template.hasOutput('PaymentsTableName', { Value: { Ref: id(stack.paymentsTable) } });
+});
+
+test('the demo stack passes the synth-time idempotency checks', () => {
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasNoError('*', Match.anyValue());
+  annotations.hasNoWarning('*', Match.stringLikeRegexp('lambda-idempotency'));
+});

@@ -1,0 +1,271 @@
+/**
+ * Ambiguous writes against a real DynamoDB Local: the request reaches the server and is applied,
+ * its response is lost (a reset connection, a timeout, a 500 after the write), and the SDK retries
+ * it. The retry meets the attempt's own result and must read it as success; only a record owned by
+ * someone else is IN_PROGRESS or SUPERSEDED. The fault layer sits between the SDK and DynamoDB Local.
+ */
+import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { DynamoDBStore, type IdempotencyError, hashKey, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { dropTable, endpoint, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { type Fault, faultyClient } from '../support/faults.js';
+import { Turnstile, gate } from '../support/gate.js';
+
+const T0 = 1_700_000_000_000;
+const inspect = testClient();
+const { client, faults } = faultyClient(endpoint());
+let tableName: string;
+let store: DynamoDBStore;
+
+beforeAll(async () => {
+  tableName = await freshTable(inspect);
+  store = new DynamoDBStore({ tableName, client });
+});
+afterEach(() => {
+  faults.clear();
+});
+afterAll(async () => {
+  await dropTable(inspect, tableName);
+  client.destroy();
+  inspect.destroy();
+});
+
+const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
+const item = (namespace: string, key: unknown): Promise<Record<string, AttributeValue> | undefined> => readItem(inspect, tableName, recordId(namespace, key));
+
+/** A logger whose warnings (bookkeeping failures) the test inspects. */
+const silentLogger = () => ({ warn: jest.fn<(message: string) => void>() });
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** The three ways a response gets lost after the server applied the write. */
+const LOST: ReadonlyArray<[string, Fault]> = [
+  ['a reset connection', { kind: 'drop-response', error: 'ECONNRESET' }],
+  ['a timeout', { kind: 'drop-response', error: 'TimeoutError' }],
+  ['a 500 after the write', { kind: 'server-error', applied: true }],
+];
+
+describe.each(LOST)('a response lost to %s', (label, fault) => {
+  const ns = (step: string): string => `${step}-${label.replace(/\W+/g, '-')}`;
+
+  test('claim: the SDK retry meets our own record, which we hold: the function runs once, no IN_PROGRESS', async () => {
+    const name = ns('claim');
+    const logger = silentLogger();
+    let runs = 0;
+    const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name, logger });
+    faults.schedule({ operations: ['PutItem'], fault });
+
+    expect(await once('k')).toEqual({ id: 'k', run: 1 });
+    expect(faults.injected).toEqual([{ operation: 'PutItem', attempt: 1, kind: fault.kind }]);
+    expect(faults.attemptsOf('PutItem')).toBe(2); // the retry really happened, and met the applied claim
+    expect(await item(name, 'k')).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"k","run":1}' } });
+    expect(await once('k')).toEqual({ id: 'k', run: 1 });
+    expect(runs).toBe(1);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  test('complete: the retry meets our own COMPLETED record: the caller gets the result, the record is COMPLETED', async () => {
+    const name = ns('complete');
+    const logger = silentLogger();
+    let runs = 0;
+    const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name, logger });
+    faults.schedule({ operations: ['UpdateItem'], fault });
+
+    expect(await once('k')).toEqual({ id: 'k', run: 1 });
+    expect(faults.injected).toEqual([{ operation: 'UpdateItem', attempt: 1, kind: fault.kind }]);
+    expect(faults.attemptsOf('UpdateItem')).toBe(2);
+    const record = await item(name, 'k');
+    expect(record).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"k","run":1}' } });
+    expect(record).not.toHaveProperty('leaseUntil');
+    expect(await once('k')).toEqual({ id: 'k', run: 1 });
+    expect(runs).toBe(1);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  test('release: the retry finds no record, which means released: the caller gets its own error and a rerun works', async () => {
+    const name = ns('release');
+    const logger = silentLogger();
+    const failure = new Error('card network down');
+    let runs = 0;
+    const once = makeIdempotent(
+      async (id: string) => {
+        if (++runs === 1) throw failure;
+        return { id, run: runs };
+      },
+      { store, name, logger },
+    );
+    faults.schedule({ operations: ['DeleteItem'], fault });
+
+    await expect(once('k')).rejects.toBe(failure);
+    expect(faults.injected).toEqual([{ operation: 'DeleteItem', attempt: 1, kind: fault.kind }]);
+    expect(faults.attemptsOf('DeleteItem')).toBe(2);
+    expect(await item(name, 'k')).toBeUndefined();
+    expect(await once('k')).toEqual({ id: 'k', run: 2 });
+    expect(await once('k')).toEqual({ id: 'k', run: 2 });
+    expect(runs).toBe(2);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+});
+
+test('through middy, a claim and a completion both losing their responses: one run, the response stored and replayed', async () => {
+  let runs = 0;
+  const handler = middy(async (event: { id: string }) => ({ id: event.id, run: ++runs })).use(
+    idempotency({ store, key: (event: { id: string }) => event.id, logger: silentLogger() }),
+  );
+  const context = { functionName: 'middy-lost', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response', error: 'TimeoutError' } });
+  faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
+
+  expect(await handler({ id: 'm' }, context)).toEqual({ id: 'm', run: 1 });
+  expect(await handler({ id: 'm' }, context)).toEqual({ id: 'm', run: 1 });
+  expect(faults.injected.map((f) => f.operation)).toEqual(['PutItem', 'UpdateItem']);
+  expect(await item('middy-lost', 'm')).toMatchObject({ status: { S: 'COMPLETED' } });
+  expect(runs).toBe(1);
+});
+
+test("a completion with the call's own writes whose response is lost applies the writes once", async () => {
+  const counter = { id: { S: 'ambiguous-counter' } };
+  let runs = 0;
+  const once = makeIdempotent(
+    async (id: string) => {
+      runs++;
+      transaction().update({ TableName: tableName, Key: { id: 'ambiguous-counter' }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      return { id };
+    },
+    { store, name: 'tx-lost', logger: silentLogger() },
+  );
+  faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
+
+  expect(await once('t')).toEqual({ id: 't' });
+  expect(faults.attemptsOf('TransactWriteItems')).toBe(2);
+  expect(await once('t')).toEqual({ id: 't' });
+  const row = await inspect.send(new GetItemCommand({ TableName: tableName, Key: counter, ConsistentRead: true }));
+  expect(row.Item?.n).toEqual({ N: '1' });
+  expect(await item('tx-lost', 't')).toMatchObject({ status: { S: 'COMPLETED' } });
+  expect(runs).toBe(1);
+});
+
+test('atomic mode: a one-round-trip transaction whose response is lost is recognised as ours', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (id: string) => {
+      runs++;
+      transaction().put({ TableName: tableName, Item: { id: `atomic-effect-${id}`, run: runs } });
+      return { id, run: runs };
+    },
+    { store, name: 'atomic-lost', atomic: true, logger: silentLogger() },
+  );
+  faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'server-error', applied: true } });
+
+  expect(await once('a')).toEqual({ id: 'a', run: 1 });
+  expect(faults.attemptsOf('TransactWriteItems')).toBe(2);
+  expect(await item('atomic-lost', 'a')).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"a","run":1}' } });
+  expect(await readItem(inspect, tableName, 'atomic-effect-a')).toMatchObject({ run: { N: '1' } });
+});
+
+test("a lost claim whose retry arrives after another attempt took the key over meets the other's record: IN_PROGRESS, the function runs once", async () => {
+  const clock = { now: T0 };
+  const turnstile = new Turnstile<string>();
+  const once = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'claim-late-retry', leaseSeconds: 5, now: () => clock.now });
+  const retryArrived = gate();
+  const releaseRetry = gate();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
+  faults.schedule({
+    operations: ['PutItem'],
+    fault: { kind: 'latency', until: releaseRetry.promise },
+    where: (request) => request.attempt === 2 && (retryArrived.open(), true),
+  });
+
+  const a = once('k');
+  await retryArrived.promise; // A's claim is applied, its response lost, its retry held
+  const ofA = await item('claim-late-retry', 'k');
+  expect(ofA).toMatchObject({ status: { S: 'INPROGRESS' } });
+
+  clock.now = T0 + 5_001; // A's lease has ended: B takes the key over
+  const b = once('k');
+  const holderB = await turnstile.next();
+  const ofB = await item('claim-late-retry', 'k');
+  expect(ofB!.owner!.S).not.toBe(ofA!.owner!.S);
+
+  releaseRetry.open();
+  expect(await rejection(a)).toMatchObject({ code: 'IN_PROGRESS' });
+  expect(await item('claim-late-retry', 'k')).toStrictEqual(ofB);
+  holderB.open('B');
+  expect(await b).toBe('B');
+  expect(turnstile.count).toBe(1);
+});
+
+test("a lost release whose retry arrives after another attempt claimed the key leaves the other's record alone", async () => {
+  const turnstile = new Turnstile<() => string>();
+  const once = makeIdempotent(async (_id: string) => (await turnstile.enter())(), { store, name: 'release-late-retry', logger: silentLogger() });
+  const retryArrived = gate();
+  const releaseRetry = gate();
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'drop-response', error: 'TimeoutError' } });
+  faults.schedule({
+    operations: ['DeleteItem'],
+    fault: { kind: 'latency', until: releaseRetry.promise },
+    where: (request) => request.attempt === 2 && (retryArrived.open(), true),
+  });
+
+  const failure = new Error('A failed');
+  const a = once('k');
+  (await turnstile.next()).open(() => {
+    throw failure;
+  });
+  await retryArrived.promise; // A's record is deleted, the response lost, the retry held
+  expect(await item('release-late-retry', 'k')).toBeUndefined();
+
+  const b = once('k');
+  const holderB = await turnstile.next();
+  const ofB = await item('release-late-retry', 'k');
+  expect(ofB).toMatchObject({ status: { S: 'INPROGRESS' } });
+
+  releaseRetry.open();
+  await expect(a).rejects.toBe(failure);
+  expect(await item('release-late-retry', 'k')).toStrictEqual(ofB);
+  holderB.open(() => 'B');
+  expect(await b).toBe('B');
+  expect(await item('release-late-retry', 'k')).toMatchObject({ status: { S: 'COMPLETED' }, owner: ofB!.owner });
+});
+
+test('a claim that loses every response fails closed (STORE_FAILURE, nothing ran); after its lease the key runs once', async () => {
+  const clock = { now: T0 };
+  let runs = 0;
+  const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'claim-all-lost', leaseSeconds: 5, now: () => clock.now });
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+
+  expect(await rejection(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
+  expect(faults.injected).toHaveLength(3);
+  expect(runs).toBe(0);
+  // The first attempt was applied: the key is held until the lease ends, by nobody running.
+  expect(await item('claim-all-lost', 'k')).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 5_000) } });
+  expect(await rejection(once('k'))).toMatchObject({ code: 'IN_PROGRESS' });
+
+  clock.now = T0 + 5_001;
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+  expect(runs).toBe(1);
+});
+
+test('a completion that loses every response still returns the result, and the applied completion replays', async () => {
+  const logger = silentLogger();
+  let runs = 0;
+  const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'complete-all-lost', logger });
+  faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+  expect(logger.warn).toHaveBeenCalledTimes(1);
+  expect(JSON.parse(logger.warn.mock.calls[0]![0])).toMatchObject({ namespace: 'complete-all-lost', error: 'Error' });
+  expect(await item('complete-all-lost', 'k')).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"k","run":1}' } });
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+  expect(runs).toBe(1);
+});

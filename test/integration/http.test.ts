@@ -1,0 +1,608 @@
+import { type AttributeValue, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer, Context } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { DynamoDBStore, httpIdempotency, type HttpEvent, type HttpIdempotencyOptions, type HttpResult } from '../../lib/index.js';
+import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
+import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+
+// ---------------------------------------------------------------------------------------------
+// Event fixtures: what API Gateway REST (v1) and HTTP APIs (v2) actually send.
+
+interface RequestSpec {
+  /** The Idempotency-Key header value; no header when absent. */
+  readonly key?: string;
+  /** @default 'Idempotency-Key' (v1) / 'idempotency-key' (v2, which lower-cases header names) */
+  readonly headerName?: string;
+  /** @default 'POST' */
+  readonly method?: string;
+  /** Route template. @default '/orders' */
+  readonly route?: string;
+  /** Actual path. @default the route */
+  readonly path?: string;
+  /** Raw query string, e.g. 'dryRun=false'. */
+  readonly query?: string;
+  /** @default a JSON order */
+  readonly body?: string | null;
+  readonly isBase64Encoded?: boolean;
+  /** v1: authorizer principalId; v2: JWT `sub`; `null`: no authorizer. @default 'user-a' */
+  readonly principal?: string | null;
+  /** v1 only: identity.apiKeyId. */
+  readonly apiKeyId?: string;
+  readonly headers?: Record<string, string>;
+}
+
+interface Api {
+  readonly name: string;
+  event(spec?: RequestSpec): HttpEvent;
+  /** A realistic result of this API's handler, carrying every field the integration supports. */
+  result(run: number): HttpResult;
+}
+
+const ORDER = '{"amount":1000,"currency":"EUR","items":[{"sku":"A-1","qty":2}]}';
+const REQUEST_TIME = Date.UTC(2025, 0, 15, 12, 0, 0);
+
+const rest: Api = {
+  name: 'REST API (v1)',
+  event(spec = {}) {
+    const method = spec.method ?? 'POST';
+    const resource = spec.route ?? '/orders';
+    const path = spec.path ?? resource;
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'Content-Type': 'application/json',
+      Host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
+      'User-Agent': 'curl/8.5.0',
+      'X-Amzn-Trace-Id': 'Root=1-6787a3c0-0123456789abcdef01234567',
+      'X-Forwarded-For': '203.0.113.7',
+      'X-Forwarded-Port': '443',
+      'X-Forwarded-Proto': 'https',
+      ...spec.headers,
+    };
+    if (spec.key !== undefined) headers[spec.headerName ?? 'Idempotency-Key'] = spec.key;
+    const query: Record<string, string[]> = {};
+    for (const [name, value] of new URLSearchParams(spec.query ?? '')) (query[name] ??= []).push(value);
+    const hasQuery = Object.keys(query).length > 0;
+    const principal = spec.principal === undefined ? 'user-a' : spec.principal;
+    const event: APIGatewayProxyEvent = {
+      resource,
+      path,
+      httpMethod: method,
+      headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+      queryStringParameters: hasQuery ? Object.fromEntries(Object.entries(query).map(([name, values]) => [name, values.at(-1)!])) : null,
+      multiValueQueryStringParameters: hasQuery ? query : null,
+      pathParameters: resource.includes('{id}') ? { id: path.split('/').at(-1)! } : null,
+      stageVariables: null,
+      requestContext: {
+        accountId: '123456789012',
+        apiId: 'a1b2c3d4e5',
+        authorizer: principal === null ? null : { principalId: principal, integrationLatency: 21, tenantTier: 'gold' },
+        protocol: 'HTTP/1.1',
+        httpMethod: method,
+        identity: {
+          accessKey: null,
+          accountId: null,
+          apiKey: spec.apiKeyId === undefined ? null : `key-value-${spec.apiKeyId}`,
+          apiKeyId: spec.apiKeyId ?? null,
+          caller: null,
+          clientCert: null,
+          cognitoAuthenticationProvider: null,
+          cognitoAuthenticationType: null,
+          cognitoIdentityId: null,
+          cognitoIdentityPoolId: null,
+          principalOrgId: null,
+          sourceIp: '203.0.113.7',
+          user: null,
+          userAgent: 'curl/8.5.0',
+          userArn: null,
+        },
+        path: `/prod${path}`,
+        stage: 'prod',
+        requestId: randomUUID(),
+        requestTime: '15/Jan/2025:12:00:00 +0000',
+        requestTimeEpoch: REQUEST_TIME,
+        resourceId: 'x1y2z3',
+        resourcePath: resource,
+        domainName: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
+        domainPrefix: 'a1b2c3d4e5',
+        extendedRequestId: 'EXAMPLEext=',
+      },
+      body: spec.body === undefined ? ORDER : spec.body,
+      isBase64Encoded: spec.isBase64Encoded ?? false,
+    };
+    return event;
+  },
+  result: (run) => ({
+    statusCode: 201,
+    headers: { 'Content-Type': 'application/json', Location: `/orders/ord-${run}` },
+    multiValueHeaders: { 'Set-Cookie': [`order=ord-${run}; Path=/; Secure`, 'theme=dark; Path=/'], Vary: ['Accept', 'Authorization'] },
+    body: JSON.stringify({ orderId: `ord-${run}`, status: 'CREATED' }),
+    isBase64Encoded: false,
+  }),
+};
+
+const httpApi: Api = {
+  name: 'HTTP API (v2)',
+  event(spec = {}) {
+    const method = spec.method ?? 'POST';
+    const route = spec.route ?? '/orders';
+    const path = spec.path ?? route;
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'content-length': String(ORDER.length),
+      'content-type': 'application/json',
+      host: 'q1w2e3r4t5.execute-api.eu-west-1.amazonaws.com',
+      'user-agent': 'curl/8.5.0',
+      'x-amzn-trace-id': 'Root=1-6787a3c0-0123456789abcdef01234567',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-port': '443',
+      'x-forwarded-proto': 'https',
+      ...spec.headers,
+    };
+    if (spec.key !== undefined) headers[spec.headerName ?? 'idempotency-key'] = spec.key;
+    const principal = spec.principal === undefined ? 'user-a' : spec.principal;
+    const query: Record<string, string> = {};
+    for (const [name, value] of new URLSearchParams(spec.query ?? '')) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
+    const event: APIGatewayProxyEventV2WithJWTAuthorizer = {
+      version: '2.0',
+      routeKey: `${method} ${route}`,
+      rawPath: path,
+      rawQueryString: spec.query ?? '',
+      cookies: ['session=s3ss10n'],
+      headers,
+      ...(spec.query ? { queryStringParameters: query } : {}),
+      requestContext: {
+        accountId: '123456789012',
+        apiId: 'q1w2e3r4t5',
+        authorizer: {
+          principalId: '',
+          integrationLatency: 0,
+          jwt: {
+            claims: { sub: principal ?? '', iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example', aud: 'client-app', scope: 'orders/write' },
+            scopes: ['orders/write'],
+          },
+        },
+        domainName: 'q1w2e3r4t5.execute-api.eu-west-1.amazonaws.com',
+        domainPrefix: 'q1w2e3r4t5',
+        http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8.5.0' },
+        requestId: `E${randomUUID().slice(0, 14)}=`,
+        routeKey: `${method} ${route}`,
+        stage: '$default',
+        time: '15/Jan/2025:12:00:00 +0000',
+        timeEpoch: REQUEST_TIME,
+      },
+      ...(route.includes('{id}') ? { pathParameters: { id: path.split('/').at(-1)! } } : {}),
+      ...(spec.body === null ? {} : { body: spec.body ?? ORDER }),
+      isBase64Encoded: spec.isBase64Encoded ?? false,
+    };
+    if (principal === null) delete (event.requestContext as { authorizer?: unknown }).authorizer;
+    return event as HttpEvent;
+  },
+  result: (run) => ({
+    statusCode: 201,
+    headers: { 'content-type': 'application/json', location: `/orders/ord-${run}` },
+    cookies: [`order=ord-${run}; Path=/; Secure`, 'theme=dark; Path=/'],
+    body: Buffer.from(JSON.stringify({ orderId: `ord-${run}`, status: 'CREATED' })).toString('base64'),
+    isBase64Encoded: true,
+  }),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Harness: a real middy handler, a fake Lambda context, an injected clock, a fresh table per test.
+
+const client = testClient();
+let tableName: string;
+let store: DynamoDBStore;
+let clock: number;
+
+beforeEach(async () => {
+  tableName = await freshTable(client, 'http');
+  store = new DynamoDBStore({ tableName, client });
+  clock = REQUEST_TIME;
+});
+afterEach(async () => {
+  await dropTable(client, tableName);
+});
+afterAll(() => client.destroy());
+
+function lambdaContext(remainingMillis = 30_000, functionName = 'create-order'): Context {
+  return {
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => remainingMillis,
+  } as unknown as Context;
+}
+
+type Respond = (event: HttpEvent, run: number) => HttpResult | Promise<HttpResult>;
+
+/** `middy(handler).use(httpIdempotency(...))`; `runs` counts the handler's executions. */
+function api(variant: Api, options: Partial<HttpIdempotencyOptions> = {}, respond: Respond = (_, run) => variant.result(run)) {
+  const seen: HttpEvent[] = [];
+  const handler = middy(async (event: HttpEvent): Promise<HttpResult> => {
+    seen.push(event);
+    return respond(event, seen.length);
+  }).use(httpIdempotency({ store, now: () => clock, ...options }));
+  return {
+    invoke: (event: HttpEvent, context = lambdaContext()) => handler(event, context) as Promise<HttpResult>,
+    get runs() {
+      return seen.length;
+    },
+  };
+}
+
+function replayOf(result: HttpResult): HttpResult {
+  return { ...result, headers: { ...result.headers, 'Idempotent-Replayed': 'true' } };
+}
+
+/** Asserts an RFC 9457 problem response and returns its body. */
+function expectProblem(result: HttpResult, status: number): Record<string, unknown> {
+  expect(result.statusCode).toBe(status);
+  expect(result.headers?.['Content-Type']).toBe('application/problem+json');
+  const problem = JSON.parse(result.body!) as Record<string, unknown>;
+  expect(problem).toEqual({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) });
+  expect((problem.title as string).length).toBeGreaterThan(0);
+  expect((problem.detail as string).length).toBeGreaterThan(0);
+  return problem;
+}
+
+async function records(): Promise<Array<Record<string, AttributeValue>>> {
+  const out = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
+  return out.Items ?? [];
+}
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+const header = (variant: Api, name: string) => (variant === rest ? name.replace(/(^|-)\w/g, (c) => c.toUpperCase()) : name.toLowerCase());
+
+// ---------------------------------------------------------------------------------------------
+
+describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) => {
+  test('runs the first request and replays its whole result to a duplicate, marked Idempotent-Replayed, without running the handler', async () => {
+    const orders = api(variant);
+    const first = await orders.invoke(variant.event({ key: 'order-7f3a' }));
+    expect(first).toEqual(variant.result(1));
+    expect(first.headers).not.toHaveProperty('Idempotent-Replayed');
+
+    const [record] = await records();
+    expect(record?.status?.S).toBe('COMPLETED');
+    expect(record?.id?.S).toMatch(/^create-order#/);
+
+    const duplicate = await orders.invoke(variant.event({ key: 'order-7f3a' }));
+    expect(duplicate).toEqual(replayOf(variant.result(1)));
+    expect(orders.runs).toBe(1);
+    expect(await records()).toHaveLength(1);
+  });
+
+  test('matches the header name case-insensitively', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-case', headerName: 'Idempotency-Key' }));
+    for (const headerName of ['idempotency-key', 'IDEMPOTENCY-KEY', 'idempotency-KEY']) {
+      expect(await orders.invoke(variant.event({ key: 'k-case', headerName }))).toEqual(replayOf(variant.result(1)));
+    }
+    expect(orders.runs).toBe(1);
+  });
+
+  test('accepts a quoted structured-field string and treats it as the bare token', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: '"8e03978e-40d5-43e8-bc93-6894a57f9324"' }));
+    expect(await orders.invoke(variant.event({ key: '8e03978e-40d5-43e8-bc93-6894a57f9324' }))).toEqual(replayOf(variant.result(1)));
+    // Escapes are undone: "a\"b" is the key a"b.
+    await orders.invoke(variant.event({ key: 'a"b' }));
+    expect(await orders.invoke(variant.event({ key: '"a\\"b"' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('answers a request without the header with 400 problem+json, runs nothing and stores nothing', async () => {
+    const orders = api(variant);
+    const response = await orders.invoke(variant.event({}));
+    expect(expectProblem(response, 400).title).toMatch(/Idempotency-Key/);
+    expect(orders.runs).toBe(0);
+    expect(await records()).toEqual([]);
+  });
+
+  test('with `required: false`, runs a request without the header without idempotency and stores nothing', async () => {
+    const orders = api(variant, { required: false });
+    expect(await orders.invoke(variant.event({}))).toEqual(variant.result(1));
+    expect(await orders.invoke(variant.event({}))).toEqual(variant.result(2));
+    expect(orders.runs).toBe(2);
+    expect(await records()).toEqual([]);
+    // A key, when sent, still counts.
+    await orders.invoke(variant.event({ key: 'k-optional' }));
+    expect(await orders.invoke(variant.event({ key: 'k-optional' }))).toEqual(replayOf(variant.result(3)));
+    expect(orders.runs).toBe(3);
+  });
+
+  test.each([
+    ['empty', ''],
+    ['empty quoted', '""'],
+    ['256 characters', 'k'.repeat(256)],
+    ['a control character', 'order-\u0001-1'],
+    ['a tab inside', 'order\t1'],
+    ['a non-ASCII character', 'clé-de-commande'],
+    ['a space in a bare token', 'order 1'],
+    ['an unescaped quote inside a quoted string', '"a"b"'],
+  ])('answers a key with %s with 400, without running or storing anything', async (_, key) => {
+    const orders = api(variant, { required: false });
+    const response = await orders.invoke(variant.event({ key }));
+    expect(expectProblem(response, 400).title).toMatch(/invalid/i);
+    expect(orders.runs).toBe(0);
+    expect(await records()).toEqual([]);
+  });
+
+  test('accepts a key of exactly 255 characters', async () => {
+    const orders = api(variant);
+    expect(await orders.invoke(variant.event({ key: 'k'.repeat(255) }))).toEqual(variant.result(1));
+    expect(await orders.invoke(variant.event({ key: 'k'.repeat(255) }))).toEqual(replayOf(variant.result(1)));
+  });
+
+  test('answers the same key with a different request with 422 and leaves the record untouched', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-reuse' }));
+    const [stored] = await records();
+    const id = stored!.id!.S!;
+    const before = await readItem(client, tableName, id);
+
+    clock += 5_000;
+    const otherBody = await orders.invoke(variant.event({ key: 'k-reuse', body: '{"amount":9999,"currency":"EUR","items":[{"sku":"A-1","qty":2}]}' }));
+    expect(expectProblem(otherBody, 422).title).toMatch(/Idempotency-Key/);
+    expectProblem(await orders.invoke(variant.event({ key: 'k-reuse', query: 'dryRun=true' })), 422);
+    expectProblem(await orders.invoke(variant.event({ key: 'k-reuse', body: null })), 422);
+
+    expect(orders.runs).toBe(1);
+    expect(await readItem(client, tableName, id)).toEqual(before);
+    expect(await records()).toHaveLength(1);
+    // The original request is still replayed.
+    expect(await orders.invoke(variant.event({ key: 'k-reuse' }))).toEqual(replayOf(variant.result(1)));
+  });
+
+  test('answers the same key on another resource of the same route template with 422', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-path', method: 'PUT', route: '/orders/{id}', path: '/orders/ord-1' }));
+    expectProblem(await orders.invoke(variant.event({ key: 'k-path', method: 'PUT', route: '/orders/{id}', path: '/orders/ord-2' })), 422);
+    expect(orders.runs).toBe(1);
+  });
+
+  test('ignores JSON whitespace and member order in the body', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-json', body: '{"amount":1000,"currency":"EUR","items":[{"sku":"A-1","qty":2}]}' }));
+    const reordered = '{\n  "items": [ { "qty": 2, "sku": "A-1" } ],\n  "currency": "EUR",\n  "amount": 1000\n}';
+    expect(await orders.invoke(variant.event({ key: 'k-json', body: reordered }))).toEqual(replayOf(variant.result(1)));
+    // Array order does matter.
+    const otherItems = '{"amount":1000,"currency":"EUR","items":[{"sku":"A-1","qty":2},{"sku":"B-2","qty":1}]}';
+    expectProblem(await orders.invoke(variant.event({ key: 'k-json', body: otherItems })), 422);
+    expect(orders.runs).toBe(1);
+  });
+
+  test('decodes base64 bodies before comparing them', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-b64', body: ORDER }));
+    const encoded = base64('{ "currency": "EUR", "items": [{"sku":"A-1","qty":2}], "amount": 1000 }');
+    expect(await orders.invoke(variant.event({ key: 'k-b64', body: encoded, isBase64Encoded: true }))).toEqual(replayOf(variant.result(1)));
+    expectProblem(await orders.invoke(variant.event({ key: 'k-b64', body: base64('{"amount":1}'), isBase64Encoded: true })), 422);
+
+    // Not JSON: the same bytes match whether or not they arrive base64-encoded.
+    const form = 'amount=1000&currency=EUR';
+    await orders.invoke(variant.event({ key: 'k-form', body: form, headers: { [header(variant, 'content-type')]: 'application/x-www-form-urlencoded' } }));
+    expect(await orders.invoke(variant.event({ key: 'k-form', body: base64(form), isBase64Encoded: true }))).toEqual(replayOf(variant.result(2)));
+    expectProblem(await orders.invoke(variant.event({ key: 'k-form', body: base64('amount=1001&currency=EUR'), isBase64Encoded: true })), 422);
+    expect(orders.runs).toBe(2);
+  });
+
+  test('answers a duplicate of a request still in progress with 409 and Retry-After in seconds of the remaining lease', async () => {
+    const entered = gate();
+    const release = gate();
+    const orders = api(variant, {}, async (_, run) => {
+      entered.open();
+      await release.opened;
+      return variant.result(run);
+    });
+    const first = orders.invoke(variant.event({ key: 'k-slow' }), lambdaContext(30_000));
+    try {
+      await entered.opened;
+      clock += 12_300; // the first request's lease ends 17.7 s from now
+      const duplicate = await orders.invoke(variant.event({ key: 'k-slow' }));
+      const problem = expectProblem(duplicate, 409);
+      expect(problem.detail).toMatch(/in progress/i);
+      expect(duplicate.headers?.['Retry-After']).toBe('18');
+      expect((await records())[0]?.status?.S).toBe('INPROGRESS');
+    } finally {
+      release.open();
+    }
+    expect(await first).toEqual(variant.result(1));
+    expect(await orders.invoke(variant.event({ key: 'k-slow' }))).toEqual(replayOf(variant.result(1)));
+    expect(orders.runs).toBe(1);
+  });
+
+  test('caps Retry-After at `maxRetryAfterSeconds` (default 60)', async () => {
+    const entered = gate();
+    const release = gate();
+    const hold = async (_: HttpEvent, run: number) => {
+      entered.open();
+      await release.opened;
+      return variant.result(run);
+    };
+    const capped = api(variant, { maxRetryAfterSeconds: 7 }, hold);
+    const byDefault = api(variant, {}, hold);
+    const first = capped.invoke(variant.event({ key: 'k-long' }), lambdaContext(300_000));
+    try {
+      await entered.opened;
+      expect((await capped.invoke(variant.event({ key: 'k-long' }))).headers?.['Retry-After']).toBe('7');
+      expect((await byDefault.invoke(variant.event({ key: 'k-long' }))).headers?.['Retry-After']).toBe('60');
+    } finally {
+      release.open();
+    }
+    await first;
+    expect(capped.runs + byDefault.runs).toBe(1);
+  });
+
+  test('answers 503 without running the handler when the store is unreachable', async () => {
+    const unreachable = new DynamoDBClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+    try {
+      const orders = api(variant, { store: new DynamoDBStore({ tableName, client: unreachable }) });
+      const response = await orders.invoke(variant.event({ key: 'k-down' }));
+      expectProblem(response, 503);
+      expect(Number(response.headers?.['Retry-After'])).toBeGreaterThan(0);
+      expect(orders.runs).toBe(0);
+    } finally {
+      unreachable.destroy();
+    }
+  });
+
+  test('stores and replays a 4xx result', async () => {
+    const notFound: HttpResult = { statusCode: 404, headers: { 'Content-Type': 'application/json' }, body: '{"message":"customer not found"}' };
+    const orders = api(variant, {}, () => notFound);
+    expect(await orders.invoke(variant.event({ key: 'k-404' }))).toEqual(notFound);
+    expect(await orders.invoke(variant.event({ key: 'k-404' }))).toEqual(replayOf(notFound));
+    expect(orders.runs).toBe(1);
+  });
+
+  test('releases the key after a 5xx result: the retry runs again', async () => {
+    const orders = api(variant, {}, (_, run) => (run === 1 ? { statusCode: 502, body: '{"message":"payment provider unavailable"}' } : variant.result(run)));
+    expect((await orders.invoke(variant.event({ key: 'k-5xx' }))).statusCode).toBe(502);
+    expect(await records()).toEqual([]);
+    expect(await orders.invoke(variant.event({ key: 'k-5xx' }))).toEqual(variant.result(2));
+    expect(await orders.invoke(variant.event({ key: 'k-5xx' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('releases the key when the handler throws: the error propagates and the retry runs again', async () => {
+    const failure = new Error('connection reset by the payment provider');
+    const orders = api(variant, {}, (_, run) => {
+      if (run === 1) throw failure;
+      return variant.result(run);
+    });
+    await expect(orders.invoke(variant.event({ key: 'k-throw' }))).rejects.toBe(failure);
+    expect(await records()).toEqual([]);
+    expect(await orders.invoke(variant.event({ key: 'k-throw' }))).toEqual(variant.result(2));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('`isFinalResponse` decides which results are stored', async () => {
+    const orders = api(variant, { isFinalResponse: (result) => (result.statusCode ?? 200) < 400 }, (_, run) =>
+      run === 1 ? { statusCode: 409, body: '{"message":"stock reserved elsewhere"}' } : variant.result(run),
+    );
+    expect((await orders.invoke(variant.event({ key: 'k-final' }))).statusCode).toBe(409);
+    expect(await records()).toEqual([]);
+    expect(await orders.invoke(variant.event({ key: 'k-final' }))).toEqual(variant.result(2));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('keeps tenants apart: the same key from two callers runs for each, and each replays its own result', async () => {
+    const orders = api(variant);
+    expect(await orders.invoke(variant.event({ key: 'k-shared', principal: 'user-a' }))).toEqual(variant.result(1));
+    expect(await orders.invoke(variant.event({ key: 'k-shared', principal: 'user-b' }))).toEqual(variant.result(2));
+    expect(await orders.invoke(variant.event({ key: 'k-shared', principal: 'user-a' }))).toEqual(replayOf(variant.result(1)));
+    expect(await orders.invoke(variant.event({ key: 'k-shared', principal: 'user-b' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
+    expect(await records()).toHaveLength(2);
+  });
+
+  test('a `scope` option supplies the caller identity', async () => {
+    const tenantHeader = header(variant, 'x-tenant-id');
+    const orders = api(variant, { scope: (event) => event.headers?.[tenantHeader] });
+    await orders.invoke(variant.event({ key: 'k-scope', headers: { [tenantHeader]: 'acme' } }));
+    await orders.invoke(variant.event({ key: 'k-scope', headers: { [tenantHeader]: 'globex' } }));
+    expect(await orders.invoke(variant.event({ key: 'k-scope', headers: { [tenantHeader]: 'acme' } }))).toEqual(replayOf(variant.result(1)));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('a throwing `scope` fails the invocation (a server fault, not a 400) and stores nothing', async () => {
+    const fault = new TypeError("Cannot read properties of undefined (reading 'tenant')");
+    const orders = api(variant, {
+      scope: () => {
+        throw fault;
+      },
+    });
+    await expect(orders.invoke(variant.event({ key: 'k-fault' }))).rejects.toBe(fault);
+    expect(orders.runs).toBe(0);
+    expect(await records()).toEqual([]);
+  });
+
+  test('scopes keys by route: the same key on two routes (or methods) runs on each', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-route', route: '/orders' }));
+    await orders.invoke(variant.event({ key: 'k-route', route: '/refunds' }));
+    await orders.invoke(variant.event({ key: 'k-route', route: '/orders', method: 'PUT' }));
+    expect(await orders.invoke(variant.event({ key: 'k-route', route: '/refunds' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(3);
+  });
+
+  test('scopes keys by function: the namespace is the function name', async () => {
+    const orders = api(variant);
+    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext(30_000, 'create-order'));
+    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext(30_000, 'create-refund'));
+    expect(orders.runs).toBe(2);
+    expect((await records()).map((item) => item.id!.S!.split('#')[0]).sort()).toEqual(['create-order', 'create-refund']);
+  });
+});
+
+describe('REST API (v1) specifics', () => {
+  test('answers a key sent twice (multiValueHeaders) with 400', async () => {
+    const orders = api(rest);
+    const event = rest.event({ key: 'k-2' }) as APIGatewayProxyEvent;
+    event.multiValueHeaders['Idempotency-Key'] = ['k-1', 'k-2'];
+    expectProblem(await orders.invoke(event), 400);
+    // Also when the two copies' names differ only in case.
+    const mixed = rest.event({ key: 'k-2' }) as APIGatewayProxyEvent;
+    mixed.multiValueHeaders['idempotency-key'] = ['k-1'];
+    expectProblem(await orders.invoke(mixed), 400);
+    expect(orders.runs).toBe(0);
+    expect(await records()).toEqual([]);
+  });
+
+  test('scopes keys by API key id when there is no authorizer', async () => {
+    const orders = api(rest);
+    await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }));
+    await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'p0o9i8' }));
+    expect(await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }))).toEqual(replayOf(rest.result(1)));
+    expect(orders.runs).toBe(2);
+  });
+});
+
+describe('HTTP API (v2) and Function URL specifics', () => {
+  test('a Function URL event ($default route) is scoped by method and path', async () => {
+    const orders = api(httpApi);
+    const functionUrl = (path: string) => {
+      const event = httpApi.event({ key: 'k-url', path, principal: null }) as APIGatewayProxyEventV2WithJWTAuthorizer;
+      event.routeKey = '$default';
+      event.requestContext.routeKey = '$default';
+      return event as HttpEvent;
+    };
+    await orders.invoke(functionUrl('/orders'));
+    await orders.invoke(functionUrl('/refunds'));
+    expect(await orders.invoke(functionUrl('/orders'))).toEqual(replayOf(httpApi.result(1)));
+    expect(orders.runs).toBe(2);
+  });
+
+  test('a plain (non-proxy-shaped) result is replayed as the JSON response API Gateway made of it', async () => {
+    const orders = api(httpApi, {}, () => ({ orderId: 'ord-1', status: 'CREATED' }) as HttpResult);
+    expect(await orders.invoke(httpApi.event({ key: 'k-plain' }))).toEqual({ orderId: 'ord-1', status: 'CREATED' });
+    expect(await orders.invoke(httpApi.event({ key: 'k-plain' }))).toEqual({
+      statusCode: 200,
+      headers: { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' },
+      body: '{"orderId":"ord-1","status":"CREATED"}',
+    });
+    expect(orders.runs).toBe(1);
+  });
+});

@@ -1,0 +1,260 @@
+/**
+ * The Middy middleware against a real DynamoDB Local: `middy(handler).use(idempotency(...))` with
+ * fake Lambda contexts, injected clocks and gates instead of sleeps.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { createServer } from 'node:net';
+import { DynamoDBStore, IdempotencyError, hashKey, idempotency } from '../../lib/index.js';
+import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
+import { dropTable, freshTable, idsWithPrefix, readItem, testClient } from '../support/dynamodb.js';
+import { Turnstile, flush, gate } from '../support/gate.js';
+
+const T0 = 1_700_000_000_000;
+const client = testClient();
+let tableName: string;
+let store: DynamoDBStore;
+
+beforeAll(async () => {
+  tableName = await freshTable(client);
+  store = new DynamoDBStore({ tableName, client });
+});
+afterAll(async () => {
+  await dropTable(client, tableName);
+  client.destroy();
+});
+
+interface Payment {
+  readonly id?: string;
+  readonly amount?: number;
+}
+
+/** A fake Lambda context: the middleware reads `functionName` and `getRemainingTimeInMillis`. */
+const lambdaContext = (functionName: string, remainingMillis = 10_000): Context =>
+  ({ functionName, getRemainingTimeInMillis: () => remainingMillis }) as unknown as Context;
+
+const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+test('first call runs the handler and stores its response; a duplicate replays it without running', async () => {
+  let runs = 0;
+  const handler = middy(async (event: Payment) => ({ runs: ++runs, id: event.id })).use(
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+  );
+  expect(await handler({ id: 'first' }, lambdaContext('pay'))).toEqual({ runs: 1, id: 'first' });
+  const item = await readItem(client, tableName, recordId('pay', 'first'));
+  expect(item).toStrictEqual({
+    id: { S: recordId('pay', 'first') },
+    status: { S: 'COMPLETED' },
+    expiration: { N: String(T0 / 1000 + 86_400) },
+    owner: { S: expect.stringMatching(/^[0-9a-f-]{36}$/) },
+    response: { S: '{"runs":1,"id":"first"}' },
+  });
+  expect(await handler({ id: 'first' }, lambdaContext('pay'))).toEqual({ runs: 1, id: 'first' });
+  expect(runs).toBe(1);
+  expect(await readItem(client, tableName, recordId('pay', 'first'))).toStrictEqual(item);
+});
+
+test('the default key is the whole event, insensitive to member order', async () => {
+  let runs = 0;
+  const handler = middy(async () => ++runs).use(idempotency({ store }));
+  expect(await handler({ a: 1, b: { c: 2, d: [3, 4] } }, lambdaContext('order'))).toBe(1);
+  expect(await handler({ b: { d: [3, 4], c: 2 }, a: 1 }, lambdaContext('order'))).toBe(1);
+  expect(await handler({ b: { d: [4, 3], c: 2 }, a: 1 }, lambdaContext('order'))).toBe(2); // arrays keep order
+  expect(runs).toBe(2);
+});
+
+test('an undefined response is replayed as undefined, without running the handler again', async () => {
+  let runs = 0;
+  const handler = middy(async (_event: Payment): Promise<undefined> => {
+    runs++;
+    return undefined;
+  }).use(idempotency({ store, key: (event: Payment) => event.id }));
+  expect(await handler({ id: 'void' }, lambdaContext('void'))).toBeUndefined();
+  expect(await handler({ id: 'void' }, lambdaContext('void'))).toBeUndefined();
+  expect(runs).toBe(1);
+  const item = await readItem(client, tableName, recordId('void', 'void'));
+  expect(item?.status).toEqual({ S: 'COMPLETED' });
+  expect(item).not.toHaveProperty('response');
+  expect(item).not.toHaveProperty('leaseUntil');
+});
+
+test('a handler error is rethrown unchanged and releases the record, so the retry runs', async () => {
+  const declined = new Error('card declined');
+  let runs = 0;
+  const handler = middy(async (_event: Payment) => {
+    if (++runs === 1) throw declined;
+    return 'charged';
+  }).use(idempotency({ store, key: (event: Payment) => event.id }));
+  await expect(handler({ id: 'retry' }, lambdaContext('err'))).rejects.toBe(declined);
+  expect(await readItem(client, tableName, recordId('err', 'retry'))).toBeUndefined();
+  expect(await handler({ id: 'retry' }, lambdaContext('err'))).toBe('charged');
+  expect(await handler({ id: 'retry' }, lambdaContext('err'))).toBe('charged');
+  expect(runs).toBe(2);
+});
+
+test('50 concurrent identical calls run the handler exactly once; the others are IN_PROGRESS', async () => {
+  const turnstile = new Turnstile<string>();
+  const handler = middy(async (_event: Payment) => turnstile.enter()).use(
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+  );
+  const calls = Array.from({ length: 50 }, () => handler({ id: 'burst' }, lambdaContext('burst', 7_000)));
+  let settled = 0;
+  const othersSettled = gate();
+  for (const call of calls) {
+    call.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      if (++settled === 49) othersSettled.open();
+    });
+  }
+  const holder = await turnstile.next();
+  // The holder is still inside the handler while the 49 duplicates are answered.
+  await Promise.race([
+    othersSettled.promise,
+    turnstile.next().then(() => {
+      throw new Error('a second execution entered the handler');
+    }),
+  ]);
+  holder.open('done');
+  const results = await Promise.allSettled(calls);
+  const fulfilled = results.filter((r) => r.status === 'fulfilled');
+  const rejected = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  expect(fulfilled).toEqual([{ status: 'fulfilled', value: 'done' }]);
+  expect(rejected).toHaveLength(49);
+  for (const reason of rejected) {
+    expect(reason).toBeInstanceOf(IdempotencyError);
+    expect(reason).toMatchObject({ code: 'IN_PROGRESS', retryAfterSeconds: 7 });
+  }
+  expect(await handler({ id: 'burst' }, lambdaContext('burst'))).toBe('done');
+  expect(turnstile.count).toBe(1);
+});
+
+test('an IN_PROGRESS rejection leaves the record it met byte-identical', async () => {
+  const turnstile = new Turnstile<string>();
+  const handler = middy(async (_event: Payment) => turnstile.enter()).use(
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+  );
+  const first = handler({ id: 'held' }, lambdaContext('held', 4_200));
+  const holder = await turnstile.next();
+  const before = await readItem(client, tableName, recordId('held', 'held'));
+  expect(before).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 4_200) } });
+  const error = await rejection(handler({ id: 'held' }, lambdaContext('held')));
+  expect(error.code).toBe('IN_PROGRESS');
+  expect(error.retryAfterSeconds).toBe(5);
+  expect(await readItem(client, tableName, recordId('held', 'held'))).toStrictEqual(before);
+  holder.open('finished');
+  expect(await first).toBe('finished');
+  expect(turnstile.count).toBe(1);
+});
+
+test('a different payload under the same key is PAYLOAD_MISMATCH and leaves the record intact', async () => {
+  let runs = 0;
+  const handler = middy(async (event: Payment) => ({ charged: event.amount, run: ++runs })).use(
+    idempotency({ store, key: (event: Payment) => event.id, fingerprint: (event: Payment) => event.amount }),
+  );
+  expect(await handler({ id: 'fp', amount: 100 }, lambdaContext('fp'))).toEqual({ charged: 100, run: 1 });
+  const before = await readItem(client, tableName, recordId('fp', 'fp'));
+  expect(before?.fingerprint).toEqual({ S: hashKey(100) });
+  expect((await rejection(handler({ id: 'fp', amount: 999 }, lambdaContext('fp')))).code).toBe('PAYLOAD_MISMATCH');
+  expect(await readItem(client, tableName, recordId('fp', 'fp'))).toStrictEqual(before);
+  expect(await handler({ id: 'fp', amount: 100 }, lambdaContext('fp'))).toEqual({ charged: 100, run: 1 });
+  expect(runs).toBe(1);
+});
+
+test('a missing key throws KEY_MISSING without running or storing; skip runs without storing', async () => {
+  let runs = 0;
+  const strict = middy(async (_event: Payment) => ++runs).use(idempotency({ store, key: (event: Payment) => event.id }));
+  for (const event of [{}, { id: '' }]) {
+    expect((await rejection(strict(event, lambdaContext('missing')))).code).toBe('KEY_MISSING');
+  }
+  expect(runs).toBe(0);
+  const lenient = middy(async (_event: Payment) => ++runs).use(idempotency({ store, key: (event: Payment) => event.id, onMissingKey: 'skip' }));
+  expect(await lenient({}, lambdaContext('missing'))).toBe(1);
+  expect(await lenient({}, lambdaContext('missing'))).toBe(2);
+  expect(await idsWithPrefix(client, tableName, 'missing#')).toEqual([]);
+});
+
+test('an unreachable store fails closed: STORE_FAILURE and the handler never runs', async () => {
+  const port = await new Promise<number>((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+  const dead = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+  let runs = 0;
+  const handler = middy(async (_event: Payment) => ++runs).use(
+    idempotency({ store: new DynamoDBStore({ tableName, client: dead }), key: (event: Payment) => event.id }),
+  );
+  const error = await rejection(handler({ id: 'dead' }, lambdaContext('dead')));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.cause).toBeInstanceOf(Error);
+  expect(runs).toBe(0);
+  dead.destroy();
+});
+
+test("middy's early timeout does not release the record: it stays INPROGRESS until the deadline, then is taken over", async () => {
+  let now = T0;
+  const turnstile = new Turnstile<string>();
+  const handler = middy(async (_event: Payment) => turnstile.enter(), { timeoutEarlyInMillis: 40 }).use(
+    idempotency({ store, key: (event: Payment) => event.id, now: () => now }),
+  );
+  const id = recordId('timeout', 'slow');
+  const call = handler({ id: 'slow' }, lambdaContext('timeout', 80));
+  const late = await turnstile.next();
+  await expect(call).rejects.toMatchObject({ name: 'TimeoutError' });
+  const after = await readItem(client, tableName, id);
+  expect(after).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 80) } });
+  late.open('too late'); // the abandoned handler finishes in the background: nothing is written
+  await flush();
+  expect(await readItem(client, tableName, id)).toStrictEqual(after);
+
+  now = T0 + 79;
+  expect((await rejection(handler({ id: 'slow' }, lambdaContext('timeout')))).code).toBe('IN_PROGRESS');
+  now = T0 + 81;
+  const retry = handler({ id: 'slow' }, lambdaContext('timeout', 10_000));
+  (await turnstile.next()).open('retried');
+  expect(await retry).toBe('retried');
+  expect(turnstile.count).toBe(2);
+});
+
+test('different function names (or `name`s) never share records', async () => {
+  let runs = 0;
+  const make = (name?: string) => middy(async () => ++runs).use(idempotency({ store, key: () => 'shared', ...(name ? { name } : {}) }));
+  const byFunction = make();
+  expect(await byFunction({}, lambdaContext('alpha'))).toBe(1);
+  expect(await byFunction({}, lambdaContext('beta'))).toBe(2);
+  expect(await byFunction({}, lambdaContext('alpha'))).toBe(1);
+  expect(await make('one')({}, lambdaContext('alpha'))).toBe(3);
+  expect(await make('two')({}, lambdaContext('alpha'))).toBe(4);
+  expect(await make('one')({}, lambdaContext('beta'))).toBe(3);
+  expect(runs).toBe(4);
+  for (const namespace of ['alpha', 'beta', 'one', 'two']) {
+    expect(await idsWithPrefix(client, tableName, `${namespace}#`)).toEqual([recordId(namespace, 'shared')]);
+  }
+});
+
+test('without a function name in the context, the namespace is AWS_LAMBDA_FUNCTION_NAME', async () => {
+  const saved = process.env.AWS_LAMBDA_FUNCTION_NAME;
+  process.env.AWS_LAMBDA_FUNCTION_NAME = 'from-env';
+  try {
+    const handler = middy(async () => 'env').use(idempotency({ store, key: () => 'k' }));
+    expect(await handler({}, { getRemainingTimeInMillis: () => 1_000 } as unknown as Context)).toBe('env');
+    expect(await idsWithPrefix(client, tableName, 'from-env#')).toEqual([recordId('from-env', 'k')]);
+  } finally {
+    if (saved === undefined) delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+    else process.env.AWS_LAMBDA_FUNCTION_NAME = saved;
+  }
+});

@@ -1,0 +1,763 @@
+/**
+ * Exactly-once effects against a real DynamoDB Local: the call's own writes commit in one
+ * `TransactWriteItems` with its COMPLETED record (or, with `atomic: true`, with the claim itself).
+ * Requests are counted by a middleware on the SDK client, which also injects network faults around
+ * the commit; clocks are injected and handlers are held at gates, so nothing sleeps.
+ */
+import {
+  type DynamoDBClient,
+  PutItemCommand,
+  type TransactWriteItem,
+  type TransactWriteItemsCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import {
+  DynamoDBStore,
+  IdempotencyError,
+  type IdempotencyOptions,
+  type LambdaContextLike,
+  type Transaction,
+  hashKey,
+  idempotency,
+  makeIdempotent,
+  transaction,
+  transition,
+} from '../../lib/index.js';
+import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { Turnstile, flush } from '../support/gate.js';
+
+const T0 = 1_700_000_000_000;
+const LEASE_MS = 10_000;
+
+/** Faults of the next `TransactWriteItems`: never sent; applied but the answer lost (with or without the SDK's own retry). */
+type Fault = 'beforeSend' | 'responseLost' | 'responseLostSdkRetries';
+
+const networkError = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+
+/** A client of the run's DynamoDB Local that records every command the library sends and can fail one commit. */
+class Probe {
+  readonly client: DynamoDBClient = testClient();
+  /** Command names, one per `send` (the SDK's own retries of a request are not counted). */
+  readonly commands: string[] = [];
+  /** The `TransactItems` of each commit sent. */
+  readonly commits: TransactWriteItem[][] = [];
+  fault: Fault | undefined;
+
+  constructor() {
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        this.commands.push(context.commandName!);
+        if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
+        this.commits.push((args.input as TransactWriteItemsCommandInput).TransactItems!);
+        if (this.take('beforeSend')) throw networkError();
+        const output = await next(args);
+        if (this.take('responseLost')) throw networkError();
+        return output;
+      },
+      { step: 'initialize', name: 'probe' },
+    );
+    // Inside the SDK's retry loop: the request was applied, the answer is lost, and the SDK sends
+    // the same serialized request again, with the same ClientRequestToken.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const output = await next(args);
+        if (context.commandName === 'TransactWriteItemsCommand' && this.take('responseLostSdkRetries')) throw networkError();
+        return output;
+      },
+      { step: 'deserialize', priority: 'high', name: 'probeInsideRetries' },
+    );
+    probes.push(this);
+  }
+
+  /** Commands sent since the last call. */
+  drain(): string[] {
+    return this.commands.splice(0);
+  }
+
+  private take(fault: Fault): boolean {
+    if (this.fault !== fault) return false;
+    this.fault = undefined;
+    return true;
+  }
+}
+
+const probes: Probe[] = [];
+const admin = testClient();
+let idemTable: string;
+let bizTable: string;
+
+beforeAll(async () => {
+  [idemTable, bizTable] = await Promise.all([freshTable(admin), freshTable(admin, 'biz')]);
+});
+afterAll(async () => {
+  for (const probe of probes) probe.client.destroy();
+  await Promise.all([dropTable(admin, idemTable), dropTable(admin, bizTable)]);
+  admin.destroy();
+});
+
+let seq = 0;
+const uniqueName = (prefix: string): string => `${prefix}${++seq}`;
+const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
+const lambdaContext = (functionName: string): Context =>
+  ({ functionName, getRemainingTimeInMillis: () => LEASE_MS }) as unknown as Context;
+
+const record = (id: string) => readItem(admin, idemTable, id);
+const bizItem = (id: string) => readItem(admin, bizTable, id);
+/** How many times an increment was applied (0 when the counter item does not exist). */
+const applied = async (id: string): Promise<number> => Number((await bizItem(id))?.n?.N ?? 0);
+
+const increment = (id: string) => ({
+  TableName: bizTable,
+  Key: { id },
+  UpdateExpression: 'ADD #n :one',
+  ExpressionAttributeNames: { '#n': 'n' },
+  ExpressionAttributeValues: { ':one': 1 },
+});
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function thrown(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error & Record<string, unknown>;
+  }
+  throw new Error('expected a rejection');
+}
+
+interface Charge {
+  readonly id: string;
+  readonly amount: number;
+}
+
+/** What a held handler does when the test lets it go on. */
+type Step = 'return' | Error;
+
+/**
+ * A charge function made idempotent: it puts the payment and increments a charge counter in the
+ * call's transaction, then (with `hold`) waits at the turnstile where the test decides its fate.
+ */
+function chargeFixture(options: Partial<IdempotencyOptions<Charge, LambdaContextLike>> & { hold?: boolean } = {}) {
+  const { hold = false, ...engineOptions } = options;
+  const probe = new Probe();
+  const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+  const name = uniqueName('charge');
+  const clock = { t: T0 };
+  const turnstile = new Turnstile<Step>();
+  const fences: string[] = [];
+  const charge = makeIdempotent(
+    async (input: Charge) => {
+      const tx = transaction();
+      fences.push(tx.fence);
+      tx.put({ TableName: bizTable, Item: { id: `payment-${input.id}`, amount: input.amount, fence: tx.fence } });
+      tx.update(increment(`charges-${input.id}`));
+      if (hold) {
+        const step = await turnstile.enter();
+        if (step instanceof Error) throw step;
+      }
+      return { paid: input.id, run: fences.length };
+    },
+    { store, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, ...engineOptions },
+  );
+  return { probe, store, name, clock, turnstile, fences, charge, recordId: (id: string) => recordId(name, id) };
+}
+
+describe('transaction() scope', () => {
+  test('outside an idempotent call it throws a TypeError that says so', () => {
+    expect(() => transaction()).toThrow(TypeError);
+    expect(() => transaction()).toThrow('transaction() was called outside an idempotent call.');
+  });
+
+  test('a collector kept past the end of its call refuses further writes, and nothing is added to the commit', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    let kept: Transaction | undefined;
+    const fn = makeIdempotent(
+      async (id: string) => {
+        kept = transaction();
+        kept.update(increment(`kept-${id}`));
+        return id;
+      },
+      { store, name: uniqueName('kept') },
+    );
+    await fn('a');
+    expect(() => kept!.put({ TableName: bizTable, Item: { id: 'late' } })).toThrow(/already ended/);
+    expect(() => transaction()).toThrow(/outside an idempotent call/);
+    expect(probe.commits).toHaveLength(1);
+    expect(probe.commits[0]).toHaveLength(2);
+    expect(await bizItem('late')).toBeUndefined();
+  });
+
+  test('a middy request refused before it held a record leaves no live collector in its caller', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const handler = middy(async () => 'ran').use(idempotency({ store, key: (event: { id?: string }) => event.id }));
+    expect((await rejection(handler({}, lambdaContext(uniqueName('nokey'))))).code).toBe('KEY_MISSING');
+    // Writes added here would belong to no call and be silently dropped: it must throw instead.
+    expect(() => transaction()).toThrow(/outside an idempotent call/);
+    expect(probe.commands).toEqual([]);
+  });
+});
+
+describe('transactional completion', () => {
+  test('makeIdempotent: the writes and the COMPLETED record commit in one TransactWriteItems (claim + commit = 2 requests); a duplicate replays with 1', async () => {
+    const f = chargeFixture();
+    const result = await f.charge({ id: 'p1', amount: 100 });
+    expect(result).toEqual({ paid: 'p1', run: 1 });
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    const [commit] = f.probe.commits;
+    expect(commit).toHaveLength(3);
+    expect(commit![0]!.Update).toMatchObject({ TableName: idemTable, Key: { id: { S: f.recordId('p1') } }, ConditionExpression: '#owner = :owner AND #status = :inprogress' });
+    expect(commit![1]!.Put).toMatchObject({ TableName: bizTable, Item: { id: { S: 'payment-p1' }, amount: { N: '100' } } });
+    expect(commit![2]!.Update).toMatchObject({ TableName: bizTable, Key: { id: { S: 'charges-p1' } } });
+
+    expect(await record(f.recordId('p1'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] }, response: { S: '{"paid":"p1","run":1}' } });
+    expect(await bizItem('payment-p1')).toMatchObject({ amount: { N: '100' }, fence: { S: f.fences[0] } });
+    expect(await applied('charges-p1')).toBe(1);
+
+    expect(await f.charge({ id: 'p1', amount: 100 })).toEqual({ paid: 'p1', run: 1 });
+    expect(f.probe.drain()).toEqual(['PutItemCommand']);
+    expect(f.fences).toHaveLength(1);
+    expect(await applied('charges-p1')).toBe(1);
+  });
+
+  test('middy: the handler\'s writes commit with the record in one TransactWriteItems; a duplicate replays without running', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const functionName = uniqueName('mw');
+    let runs = 0;
+    const handler = middy(async (event: Charge) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `mw-payment-${event.id}`, amount: event.amount } }).update(increment(`mw-charges-${event.id}`));
+      return { paid: event.id };
+    }).use(idempotency({ store, key: (event: Charge) => event.id, now: () => T0 }));
+
+    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName))).toEqual({ paid: 'm1' });
+    expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(probe.commits[0]!.map((item) => Object.keys(item)[0])).toEqual(['Update', 'Put', 'Update']);
+    expect(await record(recordId(functionName, 'm1'))).toMatchObject({ status: { S: 'COMPLETED' } });
+    expect(await bizItem(`mw-payment-m1`)).toMatchObject({ amount: { N: '5' } });
+
+    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName))).toEqual({ paid: 'm1' });
+    expect(probe.drain()).toEqual(['PutItemCommand']);
+    expect(runs).toBe(1);
+    expect(await applied('mw-charges-m1')).toBe(1);
+    expect(() => transaction()).toThrow(/outside an idempotent call/);
+  });
+
+  test.each(['middy', 'makeIdempotent'] as const)('%s: concurrent calls each collect into their own transaction', async (entry) => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const turnstile = new Turnstile<void>();
+    const namespace = uniqueName('conc');
+    const body = async (event: { id: string; writes: number }) => {
+      const tx = transaction();
+      await turnstile.enter();
+      // Resumed after both calls are inside: any shared collector would now mix their writes.
+      for (let i = 0; i < event.writes; i++) tx.put({ TableName: bizTable, Item: { id: `${namespace}-${event.id}-${i}` } });
+      expect(transaction()).toBe(tx);
+      return tx.fence;
+    };
+    const options = { store, key: (event: { id: string }) => event.id, now: () => T0 };
+    const handler = middy(body).use(idempotency(options));
+    const call =
+      entry === 'middy'
+        ? (event: { id: string; writes: number }) => handler(event, lambdaContext(namespace))
+        : makeIdempotent(body, { ...options, name: namespace });
+    const a = call({ id: 'a', writes: 1 });
+    const b = call({ id: 'b', writes: 2 });
+    const first = await turnstile.next();
+    const second = await turnstile.next();
+    second.open();
+    await flush();
+    first.open();
+    const [fenceA, fenceB] = await Promise.all([a, b]);
+
+    expect(fenceA).not.toBe(fenceB);
+    expect(probe.commits.map((commit) => commit.length).sort()).toEqual([2, 3]);
+    for (const commit of probe.commits) {
+      const owner = commit[0]!.Update!.ExpressionAttributeValues![':owner']!.S;
+      const id = (owner === fenceA ? 'a' : 'b');
+      expect(commit.slice(1).map((item) => item.Put!.Item!.id!.S)).toEqual(id === 'a' ? [`${namespace}-a-0`] : [`${namespace}-b-0`, `${namespace}-b-1`]);
+    }
+    expect(await record(recordId(namespace, 'a'))).toMatchObject({ owner: { S: fenceA } });
+    expect(await record(recordId(namespace, 'b'))).toMatchObject({ owner: { S: fenceB } });
+  });
+
+  test('a failed business condition: TRANSACTION_CONDITION_FAILED naming the write and its table, nothing written, the record released', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('cond');
+    let runs = 0;
+    const reserve = makeIdempotent(
+      async (input: { id: string }) => {
+        runs++;
+        transaction()
+          .update(increment(`${name}-reservations`))
+          .conditionCheck({ TableName: bizTable, Key: { id: `${name}-stock` }, ConditionExpression: 'attribute_exists(id)' });
+        return 'reserved';
+      },
+      { store, name, key: (input) => input.id, now: () => T0 },
+    );
+    const error = await rejection(reserve({ id: 'r1' }));
+    expect(error.code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(error.actionIndex).toBe(1);
+    expect(error.tableName).toBe(bizTable);
+    expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(await applied(`${name}-reservations`)).toBe(0);
+    expect(await record(recordId(name, 'r1'))).toBeUndefined();
+
+    // Released: once the condition holds, a retry runs again and commits.
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-stock` } } }));
+    expect(await reserve({ id: 'r1' })).toBe('reserved');
+    expect(runs).toBe(2);
+    expect(await applied(`${name}-reservations`)).toBe(1);
+  });
+
+  test.each(['the stale attempt commits last', 'the stale attempt commits first'] as const)(
+    'two attempts racing across a lease takeover charge exactly once (%s)',
+    async (order) => {
+      const f = chargeFixture({ hold: true });
+      const stale = f.charge({ id: 'race', amount: 10 });
+      const staleGate = await f.turnstile.next(); // writes collected, then stuck past its lease
+      f.clock.t = T0 + LEASE_MS + 1;
+      const fresh = f.charge({ id: 'race', amount: 10 });
+      const freshGate = await f.turnstile.next();
+      expect(f.fences).toHaveLength(2);
+      expect(f.fences[1]).not.toBe(f.fences[0]);
+      expect(await record(f.recordId('race'))).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: f.fences[1] } });
+
+      let staleError: IdempotencyError;
+      if (order === 'the stale attempt commits last') {
+        freshGate.open('return');
+        expect(await fresh).toEqual({ paid: 'race', run: 2 });
+        staleGate.open('return');
+        staleError = await rejection(stale);
+      } else {
+        staleGate.open('return');
+        staleError = await rejection(stale);
+        expect(await applied('charges-race')).toBe(0);
+        freshGate.open('return');
+        expect(await fresh).toEqual({ paid: 'race', run: 2 });
+      }
+      expect(staleError.code).toBe('SUPERSEDED');
+      expect(await applied('charges-race')).toBe(1);
+      expect(await bizItem('payment-race')).toMatchObject({ fence: { S: f.fences[1] } });
+      expect(await record(f.recordId('race'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[1] } });
+      // The stale attempt's commit was sent and refused as a whole.
+      expect(f.probe.commits).toHaveLength(2);
+    },
+  );
+
+  test('limits: 101 actions and two actions on one item are TRANSACTION_INVALID; the record is released', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('limits');
+    let runs = 0;
+    const fn = makeIdempotent(
+      async (input: { id: string; writes: number; twice?: boolean }) => {
+        runs++;
+        const tx = transaction();
+        for (let i = 0; i < input.writes; i++) tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-${i}` } });
+        if (input.twice) tx.update(increment(`${name}-${input.id}-0`));
+        return 'ok';
+      },
+      { store, name, key: (input) => input.id, now: () => T0 },
+    );
+
+    const tooMany = await rejection(fn({ id: 'many', writes: 100 })); // + the record = 101 actions
+    expect(tooMany.code).toBe('TRANSACTION_INVALID');
+    expect(tooMany.message).toMatch(/100/);
+    expect(await record(recordId(name, 'many'))).toBeUndefined();
+    expect(await bizItem(`${name}-many-0`)).toBeUndefined();
+
+    const sameItem = await rejection(fn({ id: 'twice', writes: 1, twice: true }));
+    expect(sameItem.code).toBe('TRANSACTION_INVALID');
+    expect(sameItem.message).toMatch(/multiple operations on one item/);
+    expect(await record(recordId(name, 'twice'))).toBeUndefined();
+    expect(await bizItem(`${name}-twice-0`)).toBeUndefined();
+    expect(probe.drain().filter((command) => command === 'DeleteItemCommand')).toHaveLength(2);
+
+    // The limit counts the record: 99 writes + the record = 100 actions commit.
+    expect(await fn({ id: 'many', writes: 99 })).toBe('ok');
+    expect(runs).toBe(3);
+    expect(await bizItem(`${name}-many-98`)).toBeDefined();
+  });
+});
+
+describe('crash injection: the business effect exists 0 or 1 times, never 2', () => {
+  test('the handler throws after collecting its writes: nothing written, released; a retry runs once', async () => {
+    const f = chargeFixture({ hold: true });
+    const first = f.charge({ id: 'c1', amount: 1 });
+    (await f.turnstile.next()).open(new Error('boom after collecting'));
+    expect((await thrown(first)).message).toBe('boom after collecting');
+    expect(await applied('charges-c1')).toBe(0);
+    expect(await record(f.recordId('c1'))).toBeUndefined();
+
+    const retry = f.charge({ id: 'c1', amount: 1 });
+    (await f.turnstile.next()).open('return');
+    expect(await retry).toEqual({ paid: 'c1', run: 2 });
+    expect(await applied('charges-c1')).toBe(1);
+  });
+
+  test('the commit never reaches DynamoDB: COMMIT_FAILED, the record stays INPROGRESS (not released); after the lease a retry runs once', async () => {
+    const f = chargeFixture();
+    f.probe.fault = 'beforeSend';
+    const error = await rejection(f.charge({ id: 'c2', amount: 1 }));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect((error.cause as { code?: string }).code).toBe('ECONNRESET');
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']); // no DeleteItem
+    expect(await record(f.recordId('c2'))).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: f.fences[0] } });
+    expect(await applied('charges-c2')).toBe(0);
+
+    f.clock.t = T0 + LEASE_MS; // not yet past the lease
+    expect((await rejection(f.charge({ id: 'c2', amount: 1 }))).code).toBe('IN_PROGRESS');
+    expect(f.fences).toHaveLength(1);
+
+    f.clock.t = T0 + LEASE_MS + 1;
+    expect(await f.charge({ id: 'c2', amount: 1 })).toEqual({ paid: 'c2', run: 2 });
+    expect(await applied('charges-c2')).toBe(1);
+  });
+
+  test('the commit is applied but its answer is lost: COMMIT_FAILED, and every retry replays; the effect exists once', async () => {
+    const f = chargeFixture();
+    f.probe.fault = 'responseLost';
+    const error = await rejection(f.charge({ id: 'c3', amount: 1 }));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(await applied('charges-c3')).toBe(1);
+    expect(await record(f.recordId('c3'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
+
+    expect(await f.charge({ id: 'c3', amount: 1 })).toEqual({ paid: 'c3', run: 1 });
+    f.clock.t = T0 + LEASE_MS + 1;
+    expect(await f.charge({ id: 'c3', amount: 1 })).toEqual({ paid: 'c3', run: 1 });
+    expect(f.fences).toHaveLength(1);
+    expect(await applied('charges-c3')).toBe(1);
+  });
+
+  test('the commit is applied, its answer lost and the SDK resends it: the same ClientRequestToken applies nothing twice', async () => {
+    const f = chargeFixture();
+    f.probe.fault = 'responseLostSdkRetries';
+    expect(await f.charge({ id: 'c4', amount: 1 })).toEqual({ paid: 'c4', run: 1 });
+    expect(f.probe.fault).toBeUndefined(); // the fault fired
+    expect(await applied('charges-c4')).toBe(1);
+    expect(await record(f.recordId('c4'))).toMatchObject({ status: { S: 'COMPLETED' } });
+  });
+
+  test('the process dies after collecting its writes: nothing written; after the lease a retry runs once; should the dead attempt wake, it is SUPERSEDED', async () => {
+    const f = chargeFixture({ hold: true });
+    const zombie = f.charge({ id: 'c5', amount: 1 });
+    const zombieGate = await f.turnstile.next(); // never let go: the attempt is abandoned
+    expect(await applied('charges-c5')).toBe(0);
+    expect(await record(f.recordId('c5'))).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + LEASE_MS) } });
+
+    expect((await rejection(f.charge({ id: 'c5', amount: 1 }))).code).toBe('IN_PROGRESS');
+    f.clock.t = T0 + LEASE_MS + 1;
+    const retry = f.charge({ id: 'c5', amount: 1 });
+    (await f.turnstile.next()).open('return');
+    expect(await retry).toEqual({ paid: 'c5', run: 2 });
+    expect(await applied('charges-c5')).toBe(1);
+
+    zombieGate.open('return');
+    expect((await rejection(zombie)).code).toBe('SUPERSEDED');
+    expect(await applied('charges-c5')).toBe(1);
+    expect(await f.charge({ id: 'c5', amount: 1 })).toEqual({ paid: 'c5', run: 2 });
+  });
+});
+
+describe('atomic: true (one round trip)', () => {
+  test('first call is exactly 1 request; a duplicate is 1 request and replays the stored response; the writes apply once', async () => {
+    const f = chargeFixture({ atomic: true });
+    expect(await f.charge({ id: 'a1', amount: 7 })).toEqual({ paid: 'a1', run: 1 });
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(f.probe.commits[0]!.map((item) => Object.keys(item)[0])).toEqual(['Put', 'Put', 'Update']);
+    const stored = await record(f.recordId('a1'));
+    expect(stored).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] }, response: { S: '{"paid":"a1","run":1}' } });
+    expect(stored!.leaseUntil).toBeUndefined();
+    expect(await applied('charges-a1')).toBe(1);
+
+    // The handler runs again (it must be pure) but its result and writes are discarded.
+    expect(await f.charge({ id: 'a1', amount: 7 })).toEqual({ paid: 'a1', run: 1 });
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(f.fences).toHaveLength(2);
+    expect(await applied('charges-a1')).toBe(1);
+    expect(await bizItem('payment-a1')).toMatchObject({ fence: { S: f.fences[0] } });
+  });
+
+  test('concurrent atomic duplicates: one set of writes, and every caller gets the same stored response', async () => {
+    const f = chargeFixture({ atomic: true, hold: true });
+    const calls = [0, 1, 2].map(() => f.charge({ id: 'a2', amount: 3 }));
+    const gates = [await f.turnstile.next(), await f.turnstile.next(), await f.turnstile.next()];
+    for (const g of gates) g.open('return'); // all three commits race
+    const results = await Promise.all(calls);
+    expect(new Set(results.map((result) => JSON.stringify(result))).size).toBe(1);
+    expect(await applied('charges-a2')).toBe(1);
+    const winner = (await record(f.recordId('a2')))!.owner!.S;
+    expect(await bizItem('payment-a2')).toMatchObject({ fence: { S: winner } });
+    expect(f.probe.commands.every((command) => command === 'TransactWriteItemsCommand')).toBe(true);
+  });
+
+  test('middy with atomic: true: 1 request on the first call and 1 on the replay', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const functionName = uniqueName('mwatomic');
+    let runs = 0;
+    const handler = middy(async (event: { id: string }) => {
+      transaction().update(increment(`${functionName}-${event.id}`));
+      return { run: ++runs };
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id, atomic: true, now: () => T0 }));
+    expect(await handler({ id: 'x' }, lambdaContext(functionName))).toEqual({ run: 1 });
+    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(await handler({ id: 'x' }, lambdaContext(functionName))).toEqual({ run: 1 });
+    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(runs).toBe(2);
+    expect(await applied(`${functionName}-x`)).toBe(1);
+  });
+});
+
+class CardDeclined extends Error {
+  override readonly name = 'CardDeclined';
+  readonly code = 'DECLINED';
+  readonly statusCode = 402;
+  readonly internal = 'not for replay';
+}
+
+const isFinalError = (error: unknown): boolean => error instanceof CardDeclined;
+
+describe('final errors (isFinalError)', () => {
+  test('a final error is stored with its writes discarded, and replayed to duplicates (name, message, code, selected fields) without running again', async () => {
+    const f = chargeFixture({ hold: true, isFinalError, errorFields: ['statusCode'] });
+    const first = f.charge({ id: 'd1', amount: 1 });
+    (await f.turnstile.next()).open(new CardDeclined('card declined: insufficient funds'));
+    const original = await thrown(first);
+    expect(original).toBeInstanceOf(CardDeclined); // the first caller gets its own error
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+    expect(f.probe.commits).toEqual([]);
+    expect(await applied('charges-d1')).toBe(0);
+    expect(await bizItem('payment-d1')).toBeUndefined();
+    expect(await record(f.recordId('d1'))).toMatchObject({ status: { S: 'COMPLETED' } });
+
+    const replayed = await thrown(f.charge({ id: 'd1', amount: 1 }));
+    expect(replayed).toBeInstanceOf(Error);
+    expect(replayed.name).toBe('CardDeclined');
+    expect(replayed.message).toBe('card declined: insufficient funds');
+    expect(replayed.code).toBe('DECLINED');
+    expect(replayed.statusCode).toBe(402);
+    expect(replayed.internal).toBeUndefined();
+    expect(f.probe.drain()).toEqual(['PutItemCommand']);
+    expect(f.fences).toHaveLength(1);
+  });
+
+  test('atomic: a final error is stored in the one request, and a duplicate gets it even when its own run succeeds', async () => {
+    let decline = true;
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('atomicfinal');
+    const pay = makeIdempotent(
+      async (id: string) => {
+        transaction().update(increment(`${name}-${id}`));
+        if (decline) throw new CardDeclined('declined');
+        return 'paid';
+      },
+      { store, name, atomic: true, isFinalError, errorFields: ['statusCode'], now: () => T0 },
+    );
+    expect(await thrown(pay('x'))).toBeInstanceOf(CardDeclined);
+    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(probe.commits[0]).toHaveLength(1); // the record alone: the collected write is discarded
+    expect(await applied(`${name}-x`)).toBe(0);
+
+    decline = false;
+    const replayed = await thrown(pay('x'));
+    expect(replayed).not.toBeInstanceOf(CardDeclined);
+    expect({ name: replayed.name, message: replayed.message, code: replayed.code, statusCode: replayed.statusCode }).toEqual({
+      name: 'CardDeclined',
+      message: 'declined',
+      code: 'DECLINED',
+      statusCode: 402,
+    });
+    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(await applied(`${name}-x`)).toBe(0);
+  });
+
+  test('middy: a final error is replayed to a duplicate without running the handler', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    let runs = 0;
+    const handler = middy(async (_event: { id: string }) => {
+      runs++;
+      throw new CardDeclined('declined by middy');
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id, isFinalError, now: () => T0 }));
+    const context = lambdaContext(uniqueName('mwfinal'));
+    expect(await thrown(handler({ id: 'z' }, context))).toBeInstanceOf(CardDeclined);
+    const replayed = await thrown(handler({ id: 'z' }, context));
+    expect([replayed.name, replayed.message, replayed.code]).toEqual(['CardDeclined', 'declined by middy', 'DECLINED']);
+    expect(runs).toBe(1);
+  });
+
+  test('a transient error releases the record: nothing stored, a retry runs again', async () => {
+    const f = chargeFixture({ hold: true, isFinalError });
+    const first = f.charge({ id: 'd2', amount: 1 });
+    (await f.turnstile.next()).open(Object.assign(new Error('provider timeout'), { code: 'ETIMEDOUT' }));
+    expect((await thrown(first)).message).toBe('provider timeout');
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(await record(f.recordId('d2'))).toBeUndefined();
+
+    const retry = f.charge({ id: 'd2', amount: 1 });
+    (await f.turnstile.next()).open('return');
+    expect(await retry).toEqual({ paid: 'd2', run: 2 });
+    expect(await applied('charges-d2')).toBe(1);
+  });
+});
+
+describe('fence and downstream keys', () => {
+  test('the fence is the owner on the record and changes on takeover; downstream keys stay the same per logical request and label', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('fence');
+    const clock = { t: T0 };
+    const turnstile = new Turnstile<Step>();
+    const seen: { fence: string; provider: string; ledger: string; unlabelled: string }[] = [];
+    const fn = makeIdempotent(
+      async (id: string) => {
+        const tx = transaction();
+        seen.push({ fence: tx.fence, provider: tx.downstreamKey('provider'), ledger: tx.downstreamKey('ledger'), unlabelled: tx.downstreamKey() });
+        const step = await turnstile.enter();
+        if (step instanceof Error) throw step;
+        return tx.fence;
+      },
+      { store, name, now: () => clock.t, leaseSeconds: LEASE_MS / 1000 },
+    );
+
+    // 1: fails transiently (released); 2: retry, stalls past its lease; 3: takes over and completes.
+    const first = fn('k');
+    (await turnstile.next()).open(new Error('transient'));
+    await thrown(first);
+    const stalled = fn('k');
+    const stalledGate = await turnstile.next();
+    expect(await record(recordId(name, 'k'))).toMatchObject({ owner: { S: seen[1]!.fence } });
+    clock.t = T0 + LEASE_MS + 1;
+    const takeover = fn('k');
+    (await turnstile.next()).open('return');
+    expect(await takeover).toBe(seen[2]!.fence);
+    expect(await record(recordId(name, 'k'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: seen[2]!.fence } });
+    stalledGate.open('return');
+    await rejection(stalled);
+
+    expect(new Set(seen.map((s) => s.fence)).size).toBe(3);
+    for (const label of ['provider', 'ledger', 'unlabelled'] as const) expect(new Set(seen.map((s) => s[label])).size).toBe(1);
+    expect(new Set([seen[0]!.provider, seen[0]!.ledger, seen[0]!.unlabelled]).size).toBe(3);
+
+    // Another logical request gets other keys.
+    const other = fn('other');
+    (await turnstile.next()).open('return');
+    await other;
+    expect(seen[3]!.provider).not.toBe(seen[0]!.provider);
+    expect(seen[3]!.provider).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('transition()', () => {
+  async function payment(id: string, item: Record<string, unknown>): Promise<void> {
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: marshall({ id, ...item }) }));
+  }
+
+  /** A refund endpoint: the idempotency key is the refund request id; the transition guards the payment. */
+  function refunds() {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('refund');
+    let runs = 0;
+    const refund = makeIdempotent(
+      async (request: { requestId: string; update: Parameters<typeof transition>[0] }) => {
+        runs++;
+        transaction().update(transition(request.update));
+        return { refunded: request.requestId };
+      },
+      { store, name, key: (request) => request.requestId, now: () => T0 },
+    );
+    return { refund, runs: () => runs, probe, recordId: (id: string) => recordId(name, id) };
+  }
+
+  test('PAID → REFUNDED applies once; a second identical refund fails its condition and changes nothing', async () => {
+    const id = uniqueName('pay-');
+    await payment(id, { status: 'PAID', amount: 100 });
+    const r = refunds();
+    const params = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'REFUNDED', set: { refundedAt: T0 } } as const;
+    expect(await r.refund({ requestId: `${id}-r1`, update: params })).toEqual({ refunded: `${id}-r1` });
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'REFUNDED' }, refundedAt: { N: String(T0) } });
+    // The same request again is a replay; a new request for the same refund fails the guard.
+    expect(await r.refund({ requestId: `${id}-r1`, update: params })).toEqual({ refunded: `${id}-r1` });
+    const error = await rejection(r.refund({ requestId: `${id}-r2`, update: { ...params, set: { refundedAt: T0 + 1 } } }));
+    expect(error.code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(error.actionIndex).toBe(0);
+    expect(error.tableName).toBe(bizTable);
+    expect(await record(r.recordId(`${id}-r2`))).toBeUndefined(); // released
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'REFUNDED' }, refundedAt: { N: String(T0) } });
+    expect(r.runs()).toBe(2);
+  });
+
+  test('an out-of-order event (from a state the item is not in, or no item yet) is rejected; in order it applies', async () => {
+    const id = uniqueName('order-');
+    const r = refunds();
+    const paid = { TableName: bizTable, Key: { id }, from: 'CREATED', to: 'PAID' } as const;
+    expect((await rejection(r.refund({ requestId: `${id}-paid-early`, update: paid }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toBeUndefined(); // no item was created by the update
+
+    await payment(id, { status: 'CREATED' });
+    const shipped = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'SHIPPED' } as const;
+    expect((await rejection(r.refund({ requestId: `${id}-ship-early`, update: shipped }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'CREATED' } });
+
+    await r.refund({ requestId: `${id}-paid`, update: paid });
+    await r.refund({ requestId: `${id}-ship`, update: shipped });
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'SHIPPED' } });
+  });
+
+  test('version: the update applies only at the expected version and increments it', async () => {
+    const id = uniqueName('ver-');
+    await payment(id, { status: 'PAID', version: 3 });
+    const r = refunds();
+    const at = (expected: number) => ({ TableName: bizTable, Key: { id }, from: ['PAID', 'DISPUTED'], to: 'DISPUTED', version: { expected } });
+    expect((await rejection(r.refund({ requestId: `${id}-stale`, update: at(2) }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'PAID' }, version: { N: '3' } });
+    await r.refund({ requestId: `${id}-ok`, update: at(3) });
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'DISPUTED' }, version: { N: '4' } });
+    expect((await rejection(r.refund({ requestId: `${id}-again`, update: at(3) }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toMatchObject({ version: { N: '4' } });
+  });
+
+  test('partial refunds: add with a guard (refunded + amount <= paid amount) never over-refunds', async () => {
+    const id = uniqueName('partial-');
+    const amount = 100;
+    await payment(id, { status: 'PAID', amount });
+    const r = refunds();
+    // DynamoDB conditions have no arithmetic: `refunded + x <= amount` is written as `refunded <= amount - x`.
+    const refundOf = (x: number) => ({
+      TableName: bizTable,
+      Key: { id },
+      from: ['PAID', 'PARTIALLY_REFUNDED'],
+      to: 'PARTIALLY_REFUNDED',
+      add: { refunded: x },
+      condition: { expression: 'attribute_not_exists(#refunded) OR #refunded <= :limit', names: { '#refunded': 'refunded' }, values: { ':limit': amount - x } },
+    });
+    await r.refund({ requestId: `${id}-60`, update: refundOf(60) });
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'PARTIALLY_REFUNDED' }, refunded: { N: '60' } });
+    expect((await rejection(r.refund({ requestId: `${id}-50`, update: refundOf(50) }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toMatchObject({ refunded: { N: '60' } });
+    await r.refund({ requestId: `${id}-60`, update: refundOf(60) }); // a duplicate of the first: replayed, not re-applied
+    await r.refund({ requestId: `${id}-40`, update: refundOf(40) });
+    expect(await bizItem(id)).toMatchObject({ refunded: { N: '100' } });
+    expect((await rejection(r.refund({ requestId: `${id}-1`, update: refundOf(1) }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await bizItem(id)).toMatchObject({ refunded: { N: '100' } });
+  });
+});

@@ -1,0 +1,257 @@
+/**
+ * `makeIdempotent` against a real DynamoDB Local: leases, takeover and fencing, driven by an
+ * injected clock and gates (no sleeps).
+ */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
+import { dropTable, freshTable, idsWithPrefix, readItem, testClient } from '../support/dynamodb.js';
+import { Turnstile, gate } from '../support/gate.js';
+
+const T0 = 1_700_000_000_000;
+const client = testClient();
+let tableName: string;
+let store: DynamoDBStore;
+
+beforeAll(async () => {
+  tableName = await freshTable(client);
+  store = new DynamoDBStore({ tableName, client });
+});
+afterAll(async () => {
+  await dropTable(client, tableName);
+  client.destroy();
+});
+
+interface Order {
+  readonly id: string;
+}
+
+const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A wrapped function whose every invocation is held by the test, with an adjustable clock. */
+function heldFunction(name: string, leaseSeconds = 5) {
+  const clock = { now: T0 };
+  const turnstile = new Turnstile<() => string>();
+  const once = makeIdempotent(async (_order: Order) => (await turnstile.enter())(), {
+    store,
+    name,
+    key: (order) => order.id,
+    leaseSeconds,
+    now: () => clock.now,
+  });
+  const item = (): Promise<Record<string, AttributeValue> | undefined> => readItem(client, tableName, recordId(name, 'o-1'));
+  return { clock, turnstile, once, item };
+}
+
+test('first call, replay, key-order insensitivity and an undefined result', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (input: { a: number; b: number[] }) => {
+      runs++;
+      return input.a === 0 ? undefined : { sum: input.a + input.b.length };
+    },
+    { store, name: 'basic' },
+  );
+  expect(await once({ a: 1, b: [1, 2] })).toEqual({ sum: 3 });
+  expect(await once({ b: [1, 2], a: 1 } as { a: number; b: number[] })).toEqual({ sum: 3 });
+  expect(await once({ a: 0, b: [] })).toBeUndefined();
+  expect(await once({ b: [], a: 0 } as { a: number; b: number[] })).toBeUndefined();
+  expect(runs).toBe(2);
+  expect(await idsWithPrefix(client, tableName, 'basic#')).toEqual([recordId('basic', { a: 0, b: [] }), recordId('basic', { a: 1, b: [1, 2] })].sort());
+});
+
+test('50 concurrent identical calls run the function exactly once', async () => {
+  const turnstile = new Turnstile<string>();
+  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'burst', key: (order) => order.id, now: () => T0 });
+  const calls = Array.from({ length: 50 }, () => once({ id: 'b-1' }));
+  let settled = 0;
+  const othersSettled = gate();
+  for (const call of calls) {
+    call.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      if (++settled === 49) othersSettled.open();
+    });
+  }
+  const holder = await turnstile.next();
+  await Promise.race([
+    othersSettled.promise,
+    turnstile.next().then(() => {
+      throw new Error('a second execution started');
+    }),
+  ]);
+  holder.open('once');
+  const results = await Promise.allSettled(calls);
+  expect(results.filter((r) => r.status === 'fulfilled')).toEqual([{ status: 'fulfilled', value: 'once' }]);
+  const codes = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as IdempotencyError).code] : []));
+  expect(codes).toEqual(Array.from({ length: 49 }, () => 'IN_PROGRESS'));
+  expect(await once({ id: 'b-1' })).toBe('once');
+  expect(turnstile.count).toBe(1);
+});
+
+test('a call after the lease lapses takes the record over; before it, the call is IN_PROGRESS', async () => {
+  const { clock, turnstile, once, item } = heldFunction('lease');
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  const held = await item();
+  expect(held).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 5_000) } });
+
+  clock.now = T0 + 5_000; // the lease ends *after* this instant
+  const early = await rejection(once({ id: 'o-1' }));
+  expect(early).toMatchObject({ code: 'IN_PROGRESS', retryAfterSeconds: 1 });
+  expect(await item()).toStrictEqual(held);
+
+  clock.now = T0 + 5_001;
+  const b = once({ id: 'o-1' });
+  const gateB = await turnstile.next();
+  const taken = await item();
+  expect(taken).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 10_001) } });
+  expect(taken!.owner!.S).not.toBe(held!.owner!.S);
+
+  gateB.open(() => 'B');
+  expect(await b).toBe('B');
+  gateA.open(() => 'A');
+  expect((await rejection(a)).code).toBe('SUPERSEDED');
+  expect(turnstile.count).toBe(2);
+});
+
+test('a stale completion is fenced while the new owner is still running: SUPERSEDED, record untouched', async () => {
+  const { clock, turnstile, once, item } = heldFunction('fence-running');
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  clock.now = T0 + 6_000;
+  const b = once({ id: 'o-1' });
+  const gateB = await turnstile.next();
+  const ofB = await item();
+  expect(ofB?.status).toEqual({ S: 'INPROGRESS' });
+
+  gateA.open(() => 'A');
+  const superseded = await rejection(a);
+  expect(superseded.code).toBe('SUPERSEDED');
+  expect(await item()).toStrictEqual(ofB);
+
+  gateB.open(() => 'B');
+  expect(await b).toBe('B');
+  expect(await item()).toMatchObject({ status: { S: 'COMPLETED' }, owner: ofB!.owner, response: { S: '"B"' } });
+  expect(await once({ id: 'o-1' })).toBe('B');
+});
+
+test('a stale completion is fenced after the new owner completed: the stored response stays the new one', async () => {
+  const { clock, turnstile, once, item } = heldFunction('fence-done');
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  clock.now = T0 + 6_000;
+  const b = once({ id: 'o-1' });
+  (await turnstile.next()).open(() => 'B');
+  expect(await b).toBe('B');
+  const completed = await item();
+  expect(completed).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '"B"' } });
+
+  gateA.open(() => 'A');
+  expect((await rejection(a)).code).toBe('SUPERSEDED');
+  expect(await item()).toStrictEqual(completed);
+});
+
+test("a stale failure does not release the new owner's record, and its caller gets its own error", async () => {
+  const { clock, turnstile, once, item } = heldFunction('fence-release');
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  clock.now = T0 + 6_000;
+  const b = once({ id: 'o-1' });
+  const gateB = await turnstile.next();
+  const ofB = await item();
+
+  const own = new Error('A failed late');
+  gateA.open(() => {
+    throw own;
+  });
+  await expect(a).rejects.toBe(own);
+  expect(await item()).toStrictEqual(ofB);
+
+  gateB.open(() => 'B');
+  expect(await b).toBe('B');
+  expect(await item()).toMatchObject({ status: { S: 'COMPLETED' }, owner: ofB!.owner });
+});
+
+test('an expired COMPLETED record is reclaimed and the function runs again', async () => {
+  let now = T0;
+  let runs = 0;
+  const once = makeIdempotent(async (_order: Order) => `run ${++runs}`, {
+    store,
+    name: 'retention',
+    key: (order) => order.id,
+    expiresAfterSeconds: 60,
+    now: () => now,
+  });
+  expect(await once({ id: 'o-1' })).toBe('run 1');
+  const first = await readItem(client, tableName, recordId('retention', 'o-1'));
+  expect(first?.expiration).toEqual({ N: String(T0 / 1000 + 60) });
+
+  now = T0 + 60_999; // expiration is not yet *before* now, in whole seconds
+  expect(await once({ id: 'o-1' })).toBe('run 1');
+  now = T0 + 61_000;
+  expect(await once({ id: 'o-1' })).toBe('run 2');
+  const second = await readItem(client, tableName, recordId('retention', 'o-1'));
+  expect(second).toMatchObject({ status: { S: 'COMPLETED' }, expiration: { N: String(T0 / 1000 + 121) }, response: { S: '"run 2"' } });
+  expect(second!.owner!.S).not.toBe(first!.owner!.S);
+  expect(runs).toBe(2);
+});
+
+test('a function error releases the record and the retry runs', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_order: Order) => {
+      if (++runs === 1) throw new Error('transient');
+      return 'ok';
+    },
+    { store, name: 'release', key: (order) => order.id },
+  );
+  await expect(once({ id: 'o-1' })).rejects.toThrow('transient');
+  expect(await readItem(client, tableName, recordId('release', 'o-1'))).toBeUndefined();
+  expect(await once({ id: 'o-1' })).toBe('ok');
+  expect(await once({ id: 'o-1' })).toBe('ok');
+  expect(runs).toBe(2);
+});
+
+test('two wrapped functions with different names never share records', async () => {
+  let runs = 0;
+  const fn = async (_order: Order) => ++runs;
+  const first = makeIdempotent(fn, { store, name: 'first', key: (order) => order.id });
+  const second = makeIdempotent(fn, { store, name: 'second', key: (order) => order.id });
+  expect(await first({ id: 'same' })).toBe(1);
+  expect(await second({ id: 'same' })).toBe(2);
+  expect(await first({ id: 'same' })).toBe(1);
+  expect(await second({ id: 'same' })).toBe(2);
+  expect(await idsWithPrefix(client, tableName, 'first#')).toEqual([recordId('first', 'same')]);
+  expect(await idsWithPrefix(client, tableName, 'second#')).toEqual([recordId('second', 'same')]);
+});
+
+test('with a Lambda context as second argument, the lease ends at its deadline', async () => {
+  type LambdaContext = { getRemainingTimeInMillis(): number };
+  const turnstile = new Turnstile<string>();
+  const once = makeIdempotent(async (_order: Order, _context: LambdaContext) => turnstile.enter(), {
+    store,
+    name: 'deadline',
+    key: (order) => order.id,
+    now: () => T0,
+  });
+  const call = once({ id: 'held' }, { getRemainingTimeInMillis: () => 2_345 });
+  const holder = await turnstile.next();
+  expect(await readItem(client, tableName, recordId('deadline', 'held'))).toMatchObject({
+    status: { S: 'INPROGRESS' },
+    leaseUntil: { N: String(T0 + 2_345) },
+  });
+  expect((await rejection(once({ id: 'held' }, { getRemainingTimeInMillis: () => 1 }))).retryAfterSeconds).toBe(3);
+  holder.open('y');
+  expect(await call).toBe('y');
+});

@@ -1,0 +1,322 @@
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  DynamoDBServiceException,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { DynamoDBStore } from '../../lib/index.js';
+
+const ddb = mockClient(DynamoDBClient);
+const client = new DynamoDBClient({ region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+const store = new DynamoDBStore({ tableName: 'idem', client });
+
+const NOW = 1_700_000_000_500; // epoch ms
+const KEY = 'charge#abc';
+
+beforeEach(() => ddb.reset());
+afterAll(() => ddb.restore());
+
+function refused(item?: Record<string, AttributeValue>): ConditionalCheckFailedException {
+  return new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {}, ...(item ? { Item: item } : {}) });
+}
+
+function validation(message: string): DynamoDBServiceException {
+  return new DynamoDBServiceException({ name: 'ValidationException', $fault: 'client', message, $metadata: {} });
+}
+
+const completedItem = (response: AttributeValue): Record<string, AttributeValue> => ({
+  id: { S: KEY },
+  status: { S: 'COMPLETED' },
+  expiration: { N: '1700086400' },
+  owner: { S: 'other' },
+  fingerprint: { S: 'fp' },
+  response,
+});
+
+const updateInput = (n = 0) => ddb.commandCalls(UpdateItemCommand)[n]!.args[0].input;
+
+describe('claim', () => {
+  test('is one conditional PutItem of an INPROGRESS record, returning the old item on failure', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    const result = await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 60_000, expiresAt: 1_700_086_400, now: NOW, fingerprint: 'fp' });
+    expect(result).toStrictEqual({ claimed: true });
+    expect(ddb.calls()).toHaveLength(1);
+    expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input).toStrictEqual({
+      TableName: 'idem',
+      Item: {
+        id: { S: KEY },
+        status: { S: 'INPROGRESS' },
+        expiration: { N: '1700086400' },
+        leaseUntil: { N: '1700000060500' },
+        owner: { S: 'o-1' },
+        fingerprint: { S: 'fp' },
+      },
+      ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
+      ExpressionAttributeNames: { '#id': 'id', '#exp': 'expiration', '#status': 'status', '#lease': 'leaseUntil' },
+      ExpressionAttributeValues: {
+        ':nowSeconds': { N: '1700000000' },
+        ':nowMillis': { N: '1700000000500' },
+        ':inprogress': { S: 'INPROGRESS' },
+      },
+      ReturnValues: 'ALL_OLD',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+
+  test('writes no fingerprint attribute when the request has none', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW });
+    expect(Object.keys(ddb.commandCalls(PutItemCommand)[0]!.args[0].input.Item!).sort()).toEqual(['expiration', 'id', 'leaseUntil', 'owner', 'status']);
+  });
+
+  test('a refused claim unmarshals the raw old item (S response) into a record', async () => {
+    ddb.on(PutItemCommand).rejects(refused(completedItem({ S: '{"ok":1}' })));
+    const result = await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW });
+    expect(result).toStrictEqual({
+      claimed: false,
+      record: { key: KEY, status: 'COMPLETED', owner: 'other', expiresAt: 1_700_086_400, fingerprint: 'fp', response: '{"ok":1}' },
+    });
+  });
+
+  test('a refused claim gunzips a B response and keeps the lease of an INPROGRESS record', async () => {
+    const json = JSON.stringify({ big: 'x'.repeat(50_000) });
+    ddb
+      .on(PutItemCommand)
+      .rejectsOnce(refused(completedItem({ B: new Uint8Array(gzipSync(json)) })))
+      .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'INPROGRESS' }, expiration: { N: '10' }, leaseUntil: { N: '12345' }, owner: { S: 'o-9' } }));
+    const completed = await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW });
+    expect(completed.claimed === false && completed.record.response).toBe(json);
+
+    const inProgress = await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW });
+    expect(inProgress).toStrictEqual({ claimed: false, record: { key: KEY, status: 'INPROGRESS', owner: 'o-9', expiresAt: 10, leaseUntil: 12345 } });
+  });
+
+  test('a refused claim carries responseOmitted', async () => {
+    const { response: _none, ...item } = completedItem({ S: '' });
+    ddb.on(PutItemCommand).rejects(refused({ ...item, responseOmitted: { BOOL: true } }));
+    const result = await store.claim({ key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW });
+    expect(result.claimed === false && result.record).toStrictEqual({
+      key: KEY,
+      status: 'COMPLETED',
+      owner: 'other',
+      expiresAt: 1_700_086_400,
+      fingerprint: 'fp',
+      responseOmitted: true,
+    });
+  });
+
+  test('other errors, a refusal without the old item and a malformed item are thrown', async () => {
+    const throttled = new DynamoDBServiceException({ name: 'ProvisionedThroughputExceededException', $fault: 'client', message: 'slow down', $metadata: {} });
+    ddb.on(PutItemCommand).rejectsOnce(throttled).rejectsOnce(refused()).rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' } }));
+    const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW };
+    await expect(store.claim(request)).rejects.toBe(throttled);
+    await expect(store.claim(request)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    await expect(store.claim(request)).rejects.toThrow(/malformed/);
+  });
+});
+
+describe('complete', () => {
+  const base = { key: KEY, owner: 'o-1', expiresAt: 1_700_086_400 };
+  const names = { '#status': 'status', '#exp': 'expiration', '#lease': 'leaseUntil', '#owner': 'owner', '#response': 'response' };
+  const values = {
+    ':completed': { S: 'COMPLETED' },
+    ':inprogress': { S: 'INPROGRESS' },
+    ':owner': { S: 'o-1' },
+    ':exp': { N: '1700086400' },
+  };
+
+  test('is one UpdateItem fenced by owner and INPROGRESS, removing the lease, with an S response', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    expect(await store.complete({ ...base, response: '{"ok":true}' })).toStrictEqual({ completed: true, responseStored: true });
+    expect(ddb.calls()).toHaveLength(1);
+    expect(updateInput()).toStrictEqual({
+      TableName: 'idem',
+      Key: { id: { S: KEY } },
+      UpdateExpression: 'SET #status = :completed, #exp = :exp, #response = :response REMOVE #lease',
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ...values, ':response': { S: '{"ok":true}' } },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+
+  test('an undefined response removes the response attribute', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    expect(await store.complete({ ...base, response: undefined })).toStrictEqual({ completed: true, responseStored: true });
+    expect(updateInput()).toMatchObject({
+      UpdateExpression: 'SET #status = :completed, #exp = :exp REMOVE #lease, #response',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+    expect(updateInput().ExpressionAttributeValues).not.toHaveProperty([':response']);
+  });
+
+  test('a large response is stored as gzip in a B attribute', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    const json = JSON.stringify({ rows: Array.from({ length: 5000 }, (_, i) => ({ i, name: 'row' })) });
+    expect(json.length).toBeGreaterThan(32 * 1024);
+    expect(await store.complete({ ...base, response: json })).toStrictEqual({ completed: true, responseStored: true });
+    const stored = updateInput().ExpressionAttributeValues![':response']!;
+    expect(stored.S).toBeUndefined();
+    expect(gunzipSync(stored.B!).toString('utf8')).toBe(json);
+    expect(stored.B!.byteLength).toBeLessThan(json.length / 5);
+  });
+
+  test('compressAboveBytes moves the threshold', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    const small = new DynamoDBStore({ tableName: 'idem', client, compressAboveBytes: 10 });
+    await small.complete({ ...base, response: '"abcdefghijkl"' });
+    expect(gunzipSync(updateInput().ExpressionAttributeValues![':response']!.B!).toString()).toBe('"abcdefghijkl"');
+  });
+
+  test('a response that does not fit even compressed completes the record without it (responseOmitted)', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    const incompressible = JSON.stringify(randomBytes(450 * 1024).toString('base64'));
+    expect(await store.complete({ ...base, response: incompressible })).toStrictEqual({ completed: true, responseStored: false });
+    expect(ddb.calls()).toHaveLength(1);
+    expect(updateInput()).toMatchObject({
+      UpdateExpression: 'SET #status = :completed, #exp = :exp, #omitted = :omitted REMOVE #lease, #response',
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ExpressionAttributeNames: { ...names, '#omitted': 'responseOmitted' },
+      ExpressionAttributeValues: { ...values, ':omitted': { BOOL: true } },
+    });
+    expect(updateInput().ExpressionAttributeValues).not.toHaveProperty([':response']);
+  });
+
+  test('responseOmitted from the engine (unserialisable result) writes the flag and no response', async () => {
+    ddb.on(UpdateItemCommand).resolves({});
+    expect(await store.complete({ ...base, response: undefined, responseOmitted: true })).toStrictEqual({ completed: true, responseStored: false });
+    expect(updateInput().UpdateExpression).toBe('SET #status = :completed, #exp = :exp, #omitted = :omitted REMOVE #lease, #response');
+  });
+
+  test('when DynamoDB refuses the item for its size, the record is completed again without the response', async () => {
+    ddb
+      .on(UpdateItemCommand)
+      .rejectsOnce(validation('Item size to update has exceeded the maximum allowed size'))
+      .resolves({});
+    expect(await store.complete({ ...base, response: '{"a":1}' })).toStrictEqual({ completed: true, responseStored: false });
+    expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(2);
+    expect(updateInput(0).ExpressionAttributeValues![':response']).toStrictEqual({ S: '{"a":1}' });
+    expect(updateInput(1)).toMatchObject({
+      UpdateExpression: 'SET #status = :completed, #exp = :exp, #omitted = :omitted REMOVE #lease, #response',
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+    });
+    expect(updateInput(1).ExpressionAttributeValues).not.toHaveProperty([':response']);
+  });
+
+  test('another ValidationException is thrown, not retried', async () => {
+    const error = validation('Invalid UpdateExpression');
+    ddb.on(UpdateItemCommand).rejects(error);
+    await expect(store.complete({ ...base, response: '1' })).rejects.toBe(error);
+    expect(ddb.calls()).toHaveLength(1);
+  });
+
+  test('a refused completion returns the current record (B response gunzipped), or none', async () => {
+    const json = JSON.stringify({ z: 'y'.repeat(40_000) });
+    ddb
+      .on(UpdateItemCommand)
+      .rejectsOnce(refused(completedItem({ B: new Uint8Array(gzipSync(json)) })))
+      .rejectsOnce(refused());
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({
+      completed: false,
+      record: { key: KEY, status: 'COMPLETED', owner: 'other', expiresAt: 1_700_086_400, fingerprint: 'fp', response: json },
+    });
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: false, record: undefined });
+  });
+});
+
+describe('release', () => {
+  test('is one DeleteItem fenced by owner and INPROGRESS', async () => {
+    ddb.on(DeleteItemCommand).resolves({});
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: true });
+    expect(ddb.calls()).toHaveLength(1);
+    expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input).toStrictEqual({
+      TableName: 'idem',
+      Key: { id: { S: KEY } },
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
+      ExpressionAttributeValues: { ':owner': { S: 'o-1' }, ':inprogress': { S: 'INPROGRESS' } },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+
+  test('a refused release returns the other holder’s record, or none; other errors are thrown', async () => {
+    const boom = new Error('socket hang up');
+    ddb
+      .on(DeleteItemCommand)
+      .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'INPROGRESS' }, expiration: { N: '9' }, leaseUntil: { N: '99' }, owner: { S: 'o-2' } }))
+      .rejectsOnce(refused())
+      .rejectsOnce(boom);
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({
+      released: false,
+      record: { key: KEY, status: 'INPROGRESS', owner: 'o-2', expiresAt: 9, leaseUntil: 99 },
+    });
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: false, record: undefined });
+    await expect(store.release({ key: KEY, owner: 'o-1' })).rejects.toBe(boom);
+  });
+});
+
+describe('custom attribute names', () => {
+  const custom = new DynamoDBStore({
+    tableName: 'idem',
+    client,
+    attributes: { key: 'pk', status: 'st', expiration: 'ttl', leaseUntil: 'lease', owner: 'who', fingerprint: 'fpr', response: 'res', responseOmitted: 'omit' },
+  });
+
+  test('are used in every command and when reading a refused item', async () => {
+    ddb.on(PutItemCommand).rejects(refused({ pk: { S: KEY }, st: { S: 'COMPLETED' }, ttl: { N: '5' }, who: { S: 'o-2' }, fpr: { S: 'f' }, res: { S: '2' } }));
+    ddb.on(UpdateItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const claim = await custom.claim({ key: KEY, owner: 'o-1', leaseUntil: 7, expiresAt: 8, now: 6, fingerprint: 'f' });
+    expect(claim).toStrictEqual({ claimed: false, record: { key: KEY, status: 'COMPLETED', owner: 'o-2', expiresAt: 5, fingerprint: 'f', response: '2' } });
+    expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input).toMatchObject({
+      Item: { pk: { S: KEY }, st: { S: 'INPROGRESS' }, ttl: { N: '8' }, lease: { N: '7' }, who: { S: 'o-1' }, fpr: { S: 'f' } },
+      ExpressionAttributeNames: { '#id': 'pk', '#exp': 'ttl', '#status': 'st', '#lease': 'lease' },
+    });
+
+    await custom.complete({ key: KEY, owner: 'o-1', expiresAt: 8, response: undefined, responseOmitted: true });
+    expect(updateInput()).toMatchObject({
+      Key: { pk: { S: KEY } },
+      ExpressionAttributeNames: { '#status': 'st', '#exp': 'ttl', '#lease': 'lease', '#owner': 'who', '#response': 'res', '#omitted': 'omit' },
+    });
+
+    await custom.release({ key: KEY, owner: 'o-1' });
+    expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input).toMatchObject({
+      Key: { pk: { S: KEY } },
+      ExpressionAttributeNames: { '#owner': 'who', '#status': 'st' },
+    });
+  });
+});
+
+describe('options', () => {
+  const construct = (options: unknown) => () => new DynamoDBStore(options as never);
+
+  test.each([
+    ['no options', undefined, /options must be an object/],
+    ['an unknown option', { tableName: 'idem', table: 'x' }, /unknown option `table`/],
+    ['no tableName', {}, /`tableName`/],
+    ['an empty tableName', { tableName: '' }, /`tableName`/],
+    ['a tableName that is not a string', { tableName: 42 }, /`tableName`/],
+    ['a client without send', { tableName: 'idem', client: {} }, /`client`/],
+    ['a negative compressAboveBytes', { tableName: 'idem', compressAboveBytes: -1 }, /`compressAboveBytes`/],
+    ['an unknown attribute', { tableName: 'idem', attributes: { ttl: 'x' } }, /unknown option `ttl`/],
+    ['an empty attribute name', { tableName: 'idem', attributes: { status: '' } }, /`status` must be a non-empty string/],
+    ['duplicate attribute names', { tableName: 'idem', attributes: { status: 'owner' } }, /every attribute name must be different/],
+    ['an attribute renamed onto the key', { tableName: 'idem', attributes: { response: 'id' } }, /every attribute name must be different/],
+  ])('%s is a TypeError', (_what, options, message) => {
+    expect(construct(options)).toThrow(TypeError);
+    expect(construct(options)).toThrow(message);
+  });
+
+  test('the defaults are exposed', () => {
+    expect(store.tableName).toBe('idem');
+    expect(store.attributes.key).toBe('id');
+    expect(store.attributes.expiration).toBe('expiration');
+  });
+});

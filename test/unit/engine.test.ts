@@ -1,0 +1,506 @@
+import { jest } from '@jest/globals';
+import {
+  type ClaimRequest,
+  type ClaimResult,
+  type CompleteRequest,
+  type CompleteResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type ReleaseRequest,
+  type ReleaseResult,
+  IdempotencyError,
+  hashKey,
+  idempotency,
+  makeIdempotent,
+} from '../../lib/index.js';
+
+/** The record protocol in memory, with every request recorded. */
+class MemoryStore implements IdempotencyStore {
+  readonly records = new Map<string, IdempotencyRecord>();
+  readonly claims: ClaimRequest[] = [];
+  readonly completions: CompleteRequest[] = [];
+  readonly releases: ReleaseRequest[] = [];
+
+  get calls(): number {
+    return this.claims.length + this.completions.length + this.releases.length;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    this.claims.push(request);
+    const old = this.records.get(request.key);
+    const free =
+      old === undefined ||
+      old.expiresAt < Math.floor(request.now / 1000) ||
+      (old.status === 'INPROGRESS' && (old.leaseUntil ?? 0) < request.now);
+    if (!free) return { claimed: false, record: old };
+    const { now: _now, ...rest } = request;
+    this.records.set(request.key, { ...rest, status: 'INPROGRESS' });
+    return { claimed: true };
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteResult> {
+    this.completions.push(request);
+    const old = this.records.get(request.key);
+    if (old?.owner !== request.owner || old.status !== 'INPROGRESS') return { completed: false, record: old };
+    const { leaseUntil: _lease, response: _response, ...kept } = old;
+    this.records.set(request.key, {
+      ...kept,
+      status: 'COMPLETED',
+      expiresAt: request.expiresAt,
+      ...(request.response === undefined || request.responseOmitted ? {} : { response: request.response }),
+      ...(request.responseOmitted ? { responseOmitted: true } : {}),
+    });
+    return { completed: true, responseStored: !request.responseOmitted };
+  }
+
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    this.releases.push(request);
+    const old = this.records.get(request.key);
+    if (old?.owner !== request.owner || old.status !== 'INPROGRESS') return { released: false, record: old };
+    this.records.delete(request.key);
+    return { released: true };
+  }
+}
+
+const T0 = 1_700_000_000_000;
+const quietLogger = () => ({ warn: jest.fn<(message: string) => void>() });
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('options', () => {
+  const store = new MemoryStore();
+  const wrap = (options: unknown) => () => makeIdempotent(async (x: unknown) => x, { name: 'f', ...(options as object) } as never);
+  const middleware = (options: unknown) => () => idempotency(options as never);
+
+  test.each([
+    ['an unknown option', { store, keys: () => 1 }, /makeIdempotent: unknown option `keys`/],
+    ['no store', {}, /`store` is required/],
+    ['a store without its methods', { store: { claim() {} } }, /`store` is required/],
+    ['a key that is not a function', { store, key: 'id' }, /`key` must be a function/],
+    ['a fingerprint that is not a function', { store, fingerprint: {} }, /`fingerprint` must be a function/],
+    ['a now that is not a function', { store, now: 5 }, /`now` must be a function/],
+    ['an empty name', { store, name: '' }, /`name` must be a non-empty string/],
+    ['a name with #', { store, name: 'a#b' }, /`name` must be a non-empty string without '#'/],
+    ['a zero retention', { store, expiresAfterSeconds: 0 }, /`expiresAfterSeconds` must be a whole number, 1 or more \(got 0\)/],
+    ['a fractional retention', { store, expiresAfterSeconds: 1.5 }, /`expiresAfterSeconds`/],
+    ['a retention given as text', { store, expiresAfterSeconds: '60' }, /`expiresAfterSeconds`/],
+    ['an unknown onMissingKey', { store, onMissingKey: 'ignore' }, /`onMissingKey` must be 'throw' or 'skip'/],
+    ['a negative cacheSize', { store, cacheSize: -1 }, /`cacheSize` must be a whole number, 0 or more/],
+    ['a zero lease', { store, leaseSeconds: 0 }, /`leaseSeconds`/],
+    ['a logger without warn', { store, logger: {} }, /`logger` must have a `warn\(message\)` method/],
+  ])('%s is a TypeError that names it', (_what, options, message) => {
+    expect(wrap(options)).toThrow(TypeError);
+    expect(wrap(options)).toThrow(message);
+  });
+
+  test('the middleware validates at construction too, naming itself', () => {
+    expect(middleware({ store, cache: 3 })).toThrow(TypeError);
+    expect(middleware({ store, cache: 3 })).toThrow(/^idempotency: unknown option `cache`\. Known options: store, key, fingerprint, name, .*cacheSize/);
+    expect(middleware(undefined)).toThrow(TypeError);
+    expect(middleware({ store })).not.toThrow();
+  });
+
+  test('makeIdempotent needs a function, and a name for an anonymous one', () => {
+    expect(() => makeIdempotent('f' as never, { store })).toThrow(/first argument must be the function/);
+    expect(() => makeIdempotent((() => async (x: unknown) => x)(), { store })).toThrow(/`name` is required/);
+    async function charge(x: unknown) {
+      return x;
+    }
+    expect(() => makeIdempotent(charge, { store })).not.toThrow();
+  });
+});
+
+describe('keys', () => {
+  test.each([
+    ['undefined', undefined],
+    ['null', null],
+    ['an empty string', ''],
+  ])('%s is a missing key: KEY_MISSING, nothing runs, nothing is stored', async (_what, value) => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (_input: { id: unknown }) => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f', key: (input) => input.id });
+    expect((await rejection(once({ id: value }))).code).toBe('KEY_MISSING');
+    expect(fn).not.toHaveBeenCalled();
+    expect(store.calls).toBe(0);
+  });
+
+  test("onMissingKey: 'skip' runs the function without idempotency", async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (_input: { id?: string }) => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f', key: (input) => input.id, onMissingKey: 'skip' });
+    expect(await once({})).toBe('ran');
+    expect(await once({})).toBe('ran');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(store.calls).toBe(0);
+  });
+
+  test('0 and false are valid keys, with records of their own', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (input: { id: unknown }) => input.id);
+    const once = makeIdempotent(fn, { store, name: 'f', key: (input) => input.id });
+    expect(await once({ id: 0 })).toBe(0);
+    expect(await once({ id: false })).toBe(false);
+    expect(await once({ id: 0 })).toBe(0);
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect([...store.records.keys()]).toEqual([`f#${hashKey(0)}`, `f#${hashKey(false)}`]);
+  });
+
+  test('the default key is the whole input, in any member order', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (input: object) => input);
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    await once({ a: 1, b: { c: 2, d: 3 } });
+    await once({ b: { d: 3, c: 2 }, a: 1 });
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(store.claims[0]!.key).toBe(`f#${hashKey({ a: 1, b: { c: 2, d: 3 } })}`);
+  });
+
+  test('a key the selector cannot produce or JSON cannot hold is INVALID_KEY, before any store call', async () => {
+    const store = new MemoryStore();
+    const failure = new Error('no id');
+    const throwing = makeIdempotent(async (x: unknown) => x, {
+      store,
+      name: 'f',
+      key: () => {
+        throw failure;
+      },
+    });
+    const error = await rejection(throwing(1));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(error.cause).toBe(failure);
+    const mapKey = makeIdempotent(async (x: unknown) => x, { store, name: 'f', key: () => new Map() });
+    expect((await rejection(mapKey(1))).code).toBe('INVALID_KEY');
+    const bigintKey = makeIdempotent(async (x: unknown) => x, { store, name: 'f', key: () => ({ id: 1n }) });
+    expect((await rejection(bigintKey(1))).code).toBe('INVALID_KEY');
+    expect(store.calls).toBe(0);
+  });
+
+  test('a key whose toJSON yields undefined is missing, not a crash', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (x: unknown) => x, { store, name: 'f', key: () => ({ toJSON: () => undefined }) });
+    expect((await rejection(once(1))).code).toBe('KEY_MISSING');
+  });
+
+  test('the key is computed once, before the function runs: mutating the input does not move the record', async () => {
+    const store = new MemoryStore();
+    const key = jest.fn((input: { id: string }) => input.id);
+    const once = makeIdempotent(
+      async (input: { id: string }) => {
+        input.id = 'changed';
+        return 'done';
+      },
+      { store, name: 'f', key },
+    );
+    expect(await once({ id: 'original' })).toBe('done');
+    expect(key).toHaveBeenCalledTimes(1);
+    const expected = `f#${hashKey('original')}`;
+    expect(store.completions.map((c) => c.key)).toEqual([expected]);
+    expect(store.records.get(expected)).toMatchObject({ status: 'COMPLETED', response: '"done"' });
+    expect(store.records.size).toBe(1);
+  });
+});
+
+describe('store failures', () => {
+  test('fail closed: a claim that cannot reach the store is STORE_FAILURE with its cause, and nothing runs', async () => {
+    const store = new MemoryStore();
+    const network = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    store.claim = async () => {
+      throw network;
+    };
+    const fn = jest.fn(async () => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    const error = await rejection(once(1));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.cause).toBe(network);
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  test('a failed completion request still returns the result, and warns without key or payload', async () => {
+    const store = new MemoryStore();
+    const logger = quietLogger();
+    store.complete = async () => {
+      throw Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+    };
+    const once = makeIdempotent(async (input: { card: string }) => ({ charged: input.card }), {
+      store,
+      name: 'charge',
+      key: (input) => input.card,
+      logger,
+    });
+    expect(await once({ card: 'secret-4242' })).toEqual({ charged: 'secret-4242' });
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    const line = logger.warn.mock.calls[0]![0];
+    expect(JSON.parse(line)).toMatchObject({ level: 'WARN', namespace: 'charge', error: 'TimeoutError' });
+    expect(line).not.toContain('secret-4242');
+    expect(line).not.toContain(hashKey('secret-4242'));
+  });
+
+  test('a failed release request leaves the function’s own error unchanged', async () => {
+    const store = new MemoryStore();
+    const logger = quietLogger();
+    store.release = async () => {
+      throw new Error('store down');
+    };
+    const own = new Error('card declined');
+    const once = makeIdempotent(
+      async () => {
+        throw own;
+      },
+      { store, name: 'f', logger },
+    );
+    await expect(once(1)).rejects.toBe(own);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+  });
+
+  test('a function error releases this attempt’s record, so the next call runs again', async () => {
+    const store = new MemoryStore();
+    let calls = 0;
+    const once = makeIdempotent(
+      async () => {
+        if (++calls === 1) throw new Error('first fails');
+        return 'second';
+      },
+      { store, name: 'f' },
+    );
+    await expect(once(1)).rejects.toThrow('first fails');
+    expect(store.releases).toEqual([{ key: store.claims[0]!.key, owner: store.claims[0]!.owner }]);
+    expect(store.records.size).toBe(0);
+    expect(await once(1)).toBe('second');
+  });
+});
+
+describe('ambiguous writes (a retried request meets its own applied write)', () => {
+  test('a claim refused by a record with our own owner holds it: the function runs', async () => {
+    const store = new MemoryStore();
+    const claim = store.claim.bind(store);
+    store.claim = async (request) => {
+      await claim(request); // applied, but the response was "lost"
+      return { claimed: false, record: store.records.get(request.key)! };
+    };
+    const fn = jest.fn(async () => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    expect(await once(1)).toBe('ran');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect([...store.records.values()][0]).toMatchObject({ status: 'COMPLETED', response: '"ran"' });
+  });
+
+  test('a completion refused, but finding our own COMPLETED record, has completed', async () => {
+    const store = new MemoryStore();
+    const complete = store.complete.bind(store);
+    store.complete = async (request) => {
+      await complete(request);
+      return { completed: false, record: store.records.get(request.key) };
+    };
+    const logger = quietLogger();
+    const once = makeIdempotent(async () => 'ok', { store, name: 'f', logger });
+    expect(await once(1)).toBe('ok');
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  test('a release refused with no item has released: the function’s error surfaces, nothing is logged', async () => {
+    const store = new MemoryStore();
+    store.release = async () => ({ released: false, record: undefined });
+    const logger = quietLogger();
+    const own = new Error('own');
+    const once = makeIdempotent(
+      async () => {
+        throw own;
+      },
+      { store, name: 'f', logger },
+    );
+    await expect(once(1)).rejects.toBe(own);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  test('a completion refused by another owner’s record is SUPERSEDED, and that record is not touched', async () => {
+    const store = new MemoryStore();
+    const theirs: IdempotencyRecord = { key: 'x', status: 'INPROGRESS', owner: 'someone-else', expiresAt: 1, leaseUntil: 2 };
+    store.complete = jest.fn(async () => ({ completed: false, record: theirs }) as const);
+    const once = makeIdempotent(async () => 'late', { store, name: 'f' });
+    expect((await rejection(once(1))).code).toBe('SUPERSEDED');
+    store.complete = async () => ({ completed: false, record: undefined });
+    expect((await rejection(once(2))).code).toBe('SUPERSEDED');
+  });
+});
+
+describe('rejections hold nothing', () => {
+  test('IN_PROGRESS carries retry-after from the holder’s lease and writes nothing', async () => {
+    const store = new MemoryStore();
+    const key = `f#${hashKey(1)}`;
+    const held: IdempotencyRecord = { key, status: 'INPROGRESS', owner: 'other', expiresAt: T0 / 1000 + 100, leaseUntil: T0 + 2_500 };
+    store.records.set(key, held);
+    const fn = jest.fn(async () => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f', now: () => T0 });
+    const error = await rejection(once(1));
+    expect(error.code).toBe('IN_PROGRESS');
+    expect(error.retryAfterSeconds).toBe(3);
+    expect(fn).not.toHaveBeenCalled();
+    expect(store.completions).toHaveLength(0);
+    expect(store.releases).toHaveLength(0);
+    expect(store.records.get(key)).toBe(held);
+  });
+
+  test('PAYLOAD_MISMATCH when the fingerprint differs, for COMPLETED and INPROGRESS records alike', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (input: { id: string; amount: number }) => input.amount);
+    const once = makeIdempotent(fn, { store, name: 'f', key: (i) => i.id, fingerprint: (i) => i.amount });
+    expect(await once({ id: 'p', amount: 1 })).toBe(1);
+    expect((await rejection(once({ id: 'p', amount: 2 }))).code).toBe('PAYLOAD_MISMATCH');
+    expect(await once({ id: 'p', amount: 1 })).toBe(1);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(store.releases).toHaveLength(0);
+    expect(store.completions).toHaveLength(1);
+  });
+});
+
+describe('local cache', () => {
+  test('replays from memory with no store call, and returns a fresh copy each time', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async () => ({ items: [1, 2] }));
+    const once = makeIdempotent(fn, { store, name: 'f', cacheSize: 10 });
+    const first = await once(1);
+    const calls = store.calls;
+    expect(calls).toBe(2);
+    const replay = await once(1);
+    expect(replay).toEqual({ items: [1, 2] });
+    expect(replay).not.toBe(first);
+    replay.items.push(3);
+    expect(await once(1)).toEqual({ items: [1, 2] });
+    expect(store.calls).toBe(calls);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  test('a record learnt from a refused claim is cached too', async () => {
+    const store = new MemoryStore();
+    const runner = makeIdempotent(async () => 'v', { store, name: 'f' });
+    await runner(1);
+    const reader = makeIdempotent(async () => 'never', { store, name: 'f', cacheSize: 1 });
+    expect(await reader(1)).toBe('v');
+    const calls = store.calls;
+    expect(await reader(1)).toBe('v');
+    expect(store.calls).toBe(calls);
+  });
+
+  test('with a fingerprint, a cached replay still passes (and still enforces) the payload check', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (input: { id: string; amount: number }) => input.amount, {
+      store,
+      name: 'f',
+      key: (i) => i.id,
+      fingerprint: (i) => i.amount,
+      cacheSize: 5,
+    });
+    expect(await once({ id: 'p', amount: 7 })).toBe(7);
+    const calls = store.calls;
+    expect(await once({ id: 'p', amount: 7 })).toBe(7);
+    expect((await rejection(once({ id: 'p', amount: 8 }))).code).toBe('PAYLOAD_MISMATCH');
+    expect(store.calls).toBe(calls);
+  });
+
+  test('evicts the least recently used record', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (x: string) => x, { store, name: 'f', cacheSize: 2 });
+    await once('a');
+    await once('b');
+    await once('a'); // a is now the most recent
+    await once('c'); // evicts b
+    const calls = store.calls;
+    await once('a');
+    await once('c');
+    expect(store.calls).toBe(calls);
+    await once('b');
+    expect(store.claims.at(-1)!.key).toBe(`f#${hashKey('b')}`);
+    expect(store.calls).toBe(calls + 1);
+  });
+
+  test('forgets a record once it expires by the injected clock', async () => {
+    const store = new MemoryStore();
+    let now = T0;
+    const fn = jest.fn(async () => 'v');
+    const once = makeIdempotent(fn, { store, name: 'f', cacheSize: 5, expiresAfterSeconds: 60, now: () => now });
+    await once(1);
+    now = T0 + 59_000;
+    const calls = store.calls;
+    await once(1);
+    expect(store.calls).toBe(calls);
+    now = T0 + 61_000;
+    expect(await once(1)).toBe('v');
+    expect(fn).toHaveBeenCalledTimes(2); // the store's record had expired as well: reclaimed and run
+    expect(store.calls).toBe(calls + 2);
+  });
+});
+
+describe('lease and retention', () => {
+  test('the lease ends at the Lambda deadline when there is a context', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (_x: unknown, _context: unknown) => 1, { store, name: 'f', now: () => T0 });
+    await once(1, { functionName: 'fn', getRemainingTimeInMillis: () => 5_000 });
+    expect(store.claims[0]).toMatchObject({ leaseUntil: T0 + 5_000, now: T0, expiresAt: T0 / 1000 + 86_400 });
+  });
+
+  test('without a context the lease is leaseSeconds, 60 by default', async () => {
+    const store = new MemoryStore();
+    await makeIdempotent(async (x: unknown) => x, { store, name: 'f', now: () => T0 })(1);
+    await makeIdempotent(async (x: unknown) => x, { store, name: 'g', now: () => T0, leaseSeconds: 5 })(1);
+    expect(store.claims.map((c) => c.leaseUntil)).toEqual([T0 + 60_000, T0 + 5_000]);
+  });
+
+  test('retention is never shorter than the lease', async () => {
+    const store = new MemoryStore();
+    const now = T0 + 400; // not on a second boundary
+    const once = makeIdempotent(async (_x: unknown, _context: unknown) => 1, { store, name: 'f', now: () => now, expiresAfterSeconds: 1 });
+    await once(1, { getRemainingTimeInMillis: () => 900_000 });
+    const claim = store.claims[0]!;
+    expect(claim.leaseUntil).toBe(now + 900_000);
+    expect(claim.expiresAt).toBe(Math.ceil((now + 900_000) / 1000));
+    expect(claim.expiresAt * 1000).toBeGreaterThanOrEqual(claim.leaseUntil);
+    expect(store.completions[0]!.expiresAt).toBe(Math.floor(now / 1000) + 1);
+  });
+});
+
+describe('responses', () => {
+  test('Dates and undefined fields replay as their JSON form; the first caller gets the original', async () => {
+    const store = new MemoryStore();
+    const at = new Date('2024-05-06T07:08:09.000Z');
+    const fn = jest.fn(async () => ({ at, gone: undefined, n: 1 }));
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    expect(await once(1)).toStrictEqual({ at, gone: undefined, n: 1 });
+    const replay = await once(1);
+    expect(replay).toStrictEqual({ at: '2024-05-06T07:08:09.000Z', n: 1 });
+    expect(Object.keys(replay)).not.toContain('gone');
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  test('an undefined result is stored as such and replayed without running again', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async () => undefined);
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    expect(await once(1)).toBeUndefined();
+    expect(await once(1)).toBeUndefined();
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(store.completions[0]!.response).toBeUndefined();
+  });
+
+  test('a result JSON cannot hold (BigInt) reaches the first caller; the record completes; duplicates get RESPONSE_NOT_STORED', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async () => ({ total: 10n }));
+    const once = makeIdempotent(fn, { store, name: 'f', cacheSize: 2 });
+    expect(await once(1)).toEqual({ total: 10n });
+    const record = [...store.records.values()][0]!;
+    expect(record).toMatchObject({ status: 'COMPLETED', responseOmitted: true });
+    expect(record.response).toBeUndefined();
+    expect(store.completions[0]).toMatchObject({ response: undefined, responseOmitted: true });
+    expect((await rejection(once(1))).code).toBe('RESPONSE_NOT_STORED'); // from the cache
+    const fresh = makeIdempotent(fn, { store, name: 'f' });
+    expect((await rejection(fresh(1))).code).toBe('RESPONSE_NOT_STORED'); // from the store
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+});

@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { IdempotencyError, canonicalJson, hashKey } from '../../lib/index.js';
+
+function invalidKey(value: unknown): IdempotencyError {
+  try {
+    canonicalJson(value);
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    expect((error as IdempotencyError).code).toBe('INVALID_KEY');
+    return error as IdempotencyError;
+  }
+  throw new Error(`canonicalJson accepted ${String(value)}`);
+}
+
+describe('canonicalJson', () => {
+  test('object member order never matters, at any depth', () => {
+    const a = { b: 1, a: { y: [1, { q: 1, p: 2 }], x: null } };
+    const b = { a: { x: null, y: [1, { p: 2, q: 1 }] }, b: 1 };
+    expect(canonicalJson(a)).toBe('{"a":{"x":null,"y":[1,{"p":2,"q":1}]},"b":1}');
+    expect(canonicalJson(b)).toBe(canonicalJson(a));
+    expect(hashKey(b)).toBe(hashKey(a));
+  });
+
+  test('members are sorted by code point, so astral characters come after U+E000–U+FFFF', () => {
+    const astral = '\u{1F600}'; // UTF-16: D83D DE00, which `<` would sort before U+FFFD
+    const bmpHigh = '\uFFFD';
+    const value = { [astral]: 1, [bmpHigh]: 2, a: 3, '\uE000': 4 };
+    expect(canonicalJson(value)).toBe(`{"a":3,"\uE000":4,"${bmpHigh}":2,"${astral}":1}`);
+    // The naive UTF-16 sort disagrees, which is exactly the case this ordering is for.
+    expect([astral, bmpHigh].sort()).toEqual([astral, bmpHigh]);
+  });
+
+  test('arrays keep their order', () => {
+    expect(canonicalJson([2, 1])).toBe('[2,1]');
+    expect(hashKey([1, 2])).not.toBe(hashKey([2, 1]));
+  });
+
+  test('undefined members are dropped and undefined array elements become null, as JSON does', () => {
+    expect(canonicalJson({ a: 1, b: undefined })).toBe('{"a":1}');
+    expect(hashKey({ a: 1, b: undefined })).toBe(hashKey({ a: 1 }));
+    expect(canonicalJson([1, undefined])).toBe('[1,null]');
+    expect(canonicalJson(undefined)).toBeUndefined();
+  });
+
+  test('toJSON and Date are honoured', () => {
+    const date = new Date('2024-01-02T03:04:05.006Z');
+    expect(canonicalJson({ at: date })).toBe('{"at":"2024-01-02T03:04:05.006Z"}');
+    expect(canonicalJson({ v: { toJSON: () => ({ z: 1, y: 2 }) } })).toBe('{"v":{"y":2,"z":1}}');
+    expect(hashKey(date)).toBe(hashKey('2024-01-02T03:04:05.006Z'));
+  });
+
+  test('boxed primitives are written as their values, as JSON does (new Number(1) must not collide with new Number(2))', () => {
+    expect(canonicalJson([new Number(1), new String('ab'), new Boolean(false)])).toBe('[1,"ab",false]');
+    expect(hashKey(new Number(1))).not.toBe(hashKey(new Number(2)));
+    invalidKey(Object(1n));
+  });
+
+  test('strings and numbers are written as JSON.stringify writes them', () => {
+    expect(canonicalJson('a"\n\u2028')).toBe(JSON.stringify('a"\n\u2028'));
+    expect(canonicalJson(1e21)).toBe('1e+21');
+    expect(canonicalJson(-0)).toBe('0');
+  });
+
+  test.each([
+    ['a BigInt', 1n],
+    ['a nested BigInt', { a: [1n] }],
+    ['a function', () => 1],
+    ['a function member', { f() {} }],
+    ['a symbol', Symbol('s')],
+    ['NaN', Number.NaN],
+    ['Infinity', { n: Number.POSITIVE_INFINITY }],
+    ['-Infinity', [Number.NEGATIVE_INFINITY]],
+    ['a Map', new Map([['a', 1]])],
+    ['a Set', { s: new Set([1]) }],
+  ])('rejects %s with INVALID_KEY instead of collapsing it into another value', (_what, value) => {
+    invalidKey(value);
+  });
+
+  test('rejects cycles with INVALID_KEY, but accepts a shared (acyclic) reference', () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(invalidKey(cyclic).message).toMatch(/circular/);
+    const shared = { x: 1 };
+    expect(canonicalJson({ a: shared, b: [shared] })).toBe('{"a":{"x":1},"b":[{"x":1}]}');
+  });
+
+  test('rejects too-deep nesting with INVALID_KEY', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 500; i++) deep = [deep];
+    expect(invalidKey(deep).message).toMatch(/deeper/);
+    let fine: unknown = 1;
+    for (let i = 0; i < 50; i++) fine = { a: fine };
+    expect(() => canonicalJson(fine)).not.toThrow();
+  });
+
+  test('a toJSON that returns its own object fails cleanly, not with a stack overflow', () => {
+    const selfish = {
+      toJSON(): unknown {
+        return this;
+      },
+    };
+    invalidKey(selfish);
+  });
+});
+
+describe('hashKey', () => {
+  test('is SHA-256 (base64url) of the canonical JSON, and stable', () => {
+    const literal = '{"a":[1,"x"],"b":{"c":true}}';
+    const expected = 'e8HUx3MFw7emybr065jqGlxhPfrTnFTScGCL5PR8aT0';
+    expect(createHash('sha256').update(literal).digest('base64url')).toBe(expected);
+    expect(hashKey({ b: { c: true }, a: [1, 'x'] })).toBe(expected);
+    expect(hashKey('p-1')).toBe('rOjYNkQcwH28IrvhhmTTKo0aZ-fAP2e4UYHfqwINRYM');
+  });
+
+  test('0 and false are valid keys, distinct from each other and from their string forms', () => {
+    const hashes = [hashKey(0), hashKey(false), hashKey('0'), hashKey('false'), hashKey(null)];
+    expect(new Set(hashes).size).toBe(hashes.length);
+  });
+
+  test('undefined has no hash: KEY_MISSING', () => {
+    expect(() => hashKey(undefined)).toThrow(expect.objectContaining({ code: 'KEY_MISSING' }));
+  });
+});
