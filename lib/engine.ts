@@ -186,7 +186,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       if (this.skipMissingKey) return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
     }
-    const namespace = this.name ?? context?.functionName ?? process.env.AWS_LAMBDA_FUNCTION_NAME;
+    const namespace = this.name ?? (context?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }

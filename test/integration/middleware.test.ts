@@ -258,3 +258,16 @@ test('without a function name in the context, the namespace is AWS_LAMBDA_FUNCTI
     else process.env.AWS_LAMBDA_FUNCTION_NAME = saved;
   }
 });
+
+test('an empty context.functionName falls back to AWS_LAMBDA_FUNCTION_NAME for the namespace', async () => {
+  const saved = process.env.AWS_LAMBDA_FUNCTION_NAME;
+  process.env.AWS_LAMBDA_FUNCTION_NAME = 'from-env';
+  try {
+    const handler = middy(async (event: Payment) => ({ id: event.id })).use(idempotency({ store, key: (event: Payment) => event.id }));
+    await handler({ id: 'env-ns' }, lambdaContext(''));
+    expect((await readItem(client, tableName, recordId('from-env', 'env-ns')))?.status?.S).toBe('COMPLETED');
+  } finally {
+    if (saved === undefined) delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+    else process.env.AWS_LAMBDA_FUNCTION_NAME = saved;
+  }
+});
