@@ -10,9 +10,26 @@ import { idempotencyTableSchema } from '../table-schema.js';
 import { checkFunction, checkQueue } from './checks.js';
 import { tablePropsFromSchema } from './schema.js';
 
-/** Environment variable holding the table name, set on every attached function. */
+/**
+ * Environment variable holding the table name, set on every attached function.
+ *
+ * @example
+ * ```ts
+ * // in the handler
+ * const store = new DynamoDBStore({ tableName: process.env.IDEMPOTENCY_TABLE! });
+ * ```
+ */
 export const IDEMPOTENCY_TABLE_ENV = 'IDEMPOTENCY_TABLE';
-/** Environment variable holding the record retention in seconds, set on every attached function. */
+/**
+ * Environment variable holding the record retention in seconds, set on every attached function,
+ * so the handler keeps records exactly as long as the synth-time checks assumed.
+ *
+ * @example
+ * ```ts
+ * // in the handler
+ * httpIdempotency({ store, expiresAfterSeconds: Number(process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS) });
+ * ```
+ */
 export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS';
 
 /**

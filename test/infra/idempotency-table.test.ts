@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -135,11 +134,12 @@ describe('synth-time checks on a misconfigured stack', () => {
     noRetries.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 0 });
     shortLived.attachFunction(noRetries);
     // CloudFormation's own template validation also prints the short visibility timeout; keep the output clean.
-    const quiet = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const error = console.error;
+    console.error = () => undefined;
     try {
       annotations = Annotations.fromStack(stack);
     } finally {
-      quiet.mockRestore();
+      console.error = error;
     }
   });
 

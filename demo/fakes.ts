@@ -1,0 +1,54 @@
+/** The demo's stand-ins for time and for the card processor, so scenarios can move the clock and break the provider. */
+import { randomUUID } from 'node:crypto';
+import type { PaymentProvider } from '../infra/functions/payment-service.js';
+
+/** A clock that only moves when told to: a retry "30 minutes later" takes no time. */
+export class DemoClock {
+  private current: number;
+  constructor(start = Date.now()) {
+    this.current = start;
+  }
+  readonly now = (): number => this.current;
+  advance(millis: number): void {
+    this.current += millis;
+  }
+}
+
+type Fault = 'fail' | 'hang';
+
+/** A payment provider that counts what it really did and fails or hangs on demand. */
+export class CountingProvider implements PaymentProvider {
+  readonly charges: Array<{ paymentId: string; amount: number }> = [];
+  readonly refunds: Array<{ paymentId: string; amount: number }> = [];
+  /** Charge attempts, including failed and hung ones. */
+  attempts = 0;
+  private readonly faults: Fault[] = [];
+  private readonly hung: Array<(error: Error) => void> = [];
+
+  constructor(private readonly latencyMillis = 0) {}
+
+  /** The next charge fails (a 5xx from the card network), or hangs until {@link releaseHung}. */
+  inject(fault: Fault): void {
+    this.faults.push(fault);
+  }
+
+  /** Ends hung calls with an error: the Lambda that made them was stopped, so they never reached the provider. */
+  releaseHung(): void {
+    for (const reject of this.hung.splice(0)) reject(new Error('the invocation timed out before the card network answered'));
+  }
+
+  async charge(request: { paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }> {
+    this.attempts++;
+    const fault = this.faults.shift();
+    if (fault === 'hang') return new Promise((_resolve, reject) => this.hung.push(reject));
+    if (this.latencyMillis) await new Promise((resolve) => setTimeout(resolve, this.latencyMillis));
+    if (fault === 'fail') throw new Error('card network unavailable');
+    this.charges.push({ paymentId: request.paymentId, amount: request.amount });
+    return { chargeId: `ch_${randomUUID()}` };
+  }
+
+  async refund(request: { paymentId: string; amount: number }): Promise<{ providerRefundId: string }> {
+    this.refunds.push({ paymentId: request.paymentId, amount: request.amount });
+    return { providerRefundId: `re_${randomUUID()}` };
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `npm run demo`: starts DynamoDB Local, creates the tables the stack defines, runs the real demo
+ * handlers through the scenarios and prints what was charged; exits 1 if anything was charged a
+ * different number of times than it should have been.
+ *
+ * `npm run demo -- --serve [--port 3000]`: serves the payment API on 127.0.0.1 instead.
+ */
+import './quiet.js';
+import { parseArgs } from 'node:util';
+import { type DynamoDBLocal, localClient, startDynamoDBLocal } from '../tools/dynamodb-local.js';
+import { createDemoTables, runScenarios, type ScenarioResult } from './scenarios.js';
+import { serve } from './serve.js';
+
+const { values: args } = parseArgs({
+  options: { serve: { type: 'boolean', default: false }, port: { type: 'string', default: process.env.PORT ?? '3000' } },
+});
+
+function line(result: ScenarioResult): string {
+  const mark = result.ok ? '✓' : '✗';
+  const counts = `${result.effect} ${String(result.happened).padStart(2)} (expected ${result.expected})`;
+  let out = `  ${mark} ${result.name.padEnd(60)} ${counts.padEnd(24)} ${result.detail}`;
+  for (const problem of result.problems) out += `\n      ✗ ${problem}`;
+  return out;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  let local: DynamoDBLocal;
+  try {
+    local = await startDynamoDBLocal();
+  } catch (error) {
+    console.error(`Could not start DynamoDB Local: ${(error as Error).message}`);
+    return 1;
+  }
+  const client = localClient(local.endpoint);
+  const stop = async () => {
+    client.destroy();
+    await local.stop();
+  };
+  try {
+    const tables = await createDemoTables(client);
+    console.log(`DynamoDB Local on ${local.endpoint} (started in ${Date.now() - started} ms); tables ${tables.idempotencyTable}, ${tables.paymentsTable}\n`);
+
+    if (args.serve) {
+      const port = Number(args.port);
+      if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+        console.error(`--port must be a TCP port number (got ${args.port}).`);
+        return 1;
+      }
+      const server = await serve(client, tables, port);
+      const base = `http://127.0.0.1:${port}`;
+      console.log(`Payment API on ${base} (Ctrl-C stops it). Try:\n`);
+      console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 4999, "currency": "EUR"}'`);
+      console.log('  # the same command again: the same payment, with Idempotent-Replayed: true');
+      console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 5000, "currency": "EUR"}'   # 422`);
+      console.log(`  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'\n`);
+      await new Promise<void>((resolve) => {
+        const shutdown = () => server.close(() => resolve());
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+      return 0;
+    }
+
+    console.log('Scenarios (real handlers from infra/functions, real DynamoDB Local, a fake card processor that counts):\n');
+    const results = await runScenarios(client, tables, (result) => console.log(line(result)));
+    const failed = results.filter((r) => !r.ok);
+    console.log(
+      failed.length === 0
+        ? `\nAll ${results.length} scenarios charged and refunded exactly as often as they should (${Date.now() - started} ms).`
+        : `\n${failed.length} of ${results.length} scenarios did not: ${failed.map((r) => r.name).join('; ')}.`,
+    );
+    return failed.length === 0 ? 0 : 1;
+  } finally {
+    await stop();
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,235 @@
+/**
+ * The demo payment service: charges through a payment provider and keeps payments in DynamoDB.
+ * Refunds are a conditional state change of the payment item, so a refund can never exceed the
+ * payment, whatever the retries and races; the idempotency layer makes each request run once.
+ */
+import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { paymentsTableSchema } from '../payments-schema.js';
+
+export type PaymentStatus = 'PAID' | 'PARTIALLY_REFUNDED' | 'REFUNDED';
+
+export interface Payment {
+  readonly paymentId: string;
+  readonly orderId?: string;
+  /** Minor units (cents). */
+  readonly amount: number;
+  readonly currency: string;
+  readonly status: PaymentStatus;
+  readonly refundedAmount: number;
+  /** Always `amount - refundedAmount`: DynamoDB conditions cannot add, so the guard compares against it. */
+  readonly refundableAmount: number;
+  readonly chargeId: string;
+  readonly createdAt: string;
+}
+
+export interface Refund {
+  readonly refundId: string;
+  readonly paymentId: string;
+  readonly amount: number;
+  readonly status: PaymentStatus;
+  readonly refundedAmount: number;
+  readonly refundableAmount: number;
+}
+
+/** The card processor. The demo's is simulated; a real one should also get a stable idempotency key. */
+export interface PaymentProvider {
+  charge(request: { paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
+  refund(request: { paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
+}
+
+/** Stands in for a card processor in the deployed demo stack: it accepts everything. */
+export const simulatedProvider: PaymentProvider = {
+  charge: async () => ({ chargeId: `ch_${randomUUID()}` }),
+  refund: async () => ({ providerRefundId: `re_${randomUUID()}` }),
+};
+
+export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'PROVIDER_FAILED';
+
+export class PaymentError extends Error {
+  override readonly name = 'PaymentError';
+  constructor(
+    readonly code: PaymentErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface PaymentServiceOptions {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  readonly provider?: PaymentProvider;
+  /** Clock, epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+}
+
+const MAX_AMOUNT = 100_000_000;
+const KEY = paymentsTableSchema.partitionKey.name;
+
+function invalid(message: string): PaymentError {
+  return new PaymentError('INVALID_REQUEST', message);
+}
+
+function validAmount(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_AMOUNT) {
+    throw invalid(`amount must be a whole number of minor units (cents) between 1 and ${MAX_AMOUNT}.`);
+  }
+  return value;
+}
+
+function asObject(input: unknown): Record<string, unknown> {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw invalid('The request body must be a JSON object.');
+  return input as Record<string, unknown>;
+}
+
+const isConditionFailure = (error: unknown): error is ConditionalCheckFailedException & { Item?: Record<string, AttributeValue> } =>
+  error instanceof ConditionalCheckFailedException || (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
+
+export class PaymentService {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly provider: PaymentProvider;
+  private readonly now: () => number;
+
+  constructor(options: PaymentServiceOptions) {
+    this.doc = DynamoDBDocumentClient.from(options.client);
+    this.tableName = options.tableName;
+    this.provider = options.provider ?? simulatedProvider;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Charges the card, then records the payment as PAID. Every call is a new payment: callers make it idempotent. */
+  async createPayment(input: unknown): Promise<Payment> {
+    const body = asObject(input);
+    const amount = validAmount(body.amount);
+    const currency = body.currency;
+    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
+    const orderId = body.orderId;
+    if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
+      throw invalid('orderId must be a string of 1 to 128 characters.');
+    }
+    const paymentId = randomUUID();
+    let chargeId: string;
+    try {
+      ({ chargeId } = await this.provider.charge({ paymentId, amount, currency }));
+    } catch (error) {
+      throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was charged.', { cause: error });
+    }
+    const payment: Payment = {
+      paymentId,
+      ...(orderId === undefined ? {} : { orderId }),
+      amount,
+      currency,
+      status: 'PAID',
+      refundedAmount: 0,
+      refundableAmount: amount,
+      chargeId,
+      createdAt: new Date(this.now()).toISOString(),
+    };
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...payment, [KEY]: paymentId, refunds: {} },
+        ConditionExpression: 'attribute_not_exists(#key)',
+        ExpressionAttributeNames: { '#key': KEY },
+      }),
+    );
+    return payment;
+  }
+
+  /**
+   * Refunds part or all of a payment. The state change comes first and is conditional on the
+   * refundable amount (`refundedAmount + amount <= payment amount`), so concurrent refunds can never
+   * exceed the payment; the provider is called only for a refund the table accepted, and a provider
+   * failure gives the amount back.
+   */
+  async refund(paymentId: string, input: unknown): Promise<Refund> {
+    const amount = validAmount(asObject(input).amount);
+    const refundId = randomUUID();
+    const applied = await this.applyRefund(paymentId, refundId, amount);
+    try {
+      await this.provider.refund({ paymentId, chargeId: applied.chargeId, refundId, amount });
+    } catch (error) {
+      await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount);
+      throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
+    }
+    return {
+      refundId,
+      paymentId,
+      amount,
+      status: applied.status,
+      refundedAmount: applied.refundedAmount,
+      refundableAmount: applied.refundableAmount,
+    };
+  }
+
+  /**
+   * One conditional UpdateItem, no read first. The new status depends on whether the refund uses up
+   * the payment, so the write states its assumption (`refundableAmount > :amount` → partial,
+   * `= :amount` → full); a refused write returns the current item, which says which one applies.
+   */
+  private async applyRefund(paymentId: string, refundId: string, amount: number): Promise<Payment> {
+    let full = false;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const out = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { [KEY]: paymentId },
+            UpdateExpression:
+              'SET refundableAmount = refundableAmount - :amount, refundedAmount = refundedAmount + :amount, #status = :status, refunds.#refundId = :refund',
+            ConditionExpression: full ? 'refundableAmount = :amount' : 'refundableAmount > :amount',
+            ExpressionAttributeNames: { '#status': 'status', '#refundId': refundId },
+            ExpressionAttributeValues: {
+              ':amount': amount,
+              ':status': full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+              ':refund': { amount, refundedAt: new Date(this.now()).toISOString() },
+            },
+            ReturnValues: 'ALL_NEW',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        );
+        return out.Attributes as Payment;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        const current = error.Item ? (unmarshall(error.Item) as Payment) : undefined;
+        if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        if (current.refundableAmount < amount) {
+          throw new PaymentError('REFUND_EXCEEDS_PAYMENT', `The refund exceeds what is left to refund (${current.refundableAmount} of ${current.amount}).`);
+        }
+        full = current.refundableAmount === amount;
+      }
+    }
+    throw new Error(`Payment ${paymentId} changed under every refund attempt; try again.`);
+  }
+
+  /** Gives a refund's amount back, once: the refund entry is removed in the same conditional write. */
+  private async revertRefund(paymentId: string, refundId: string, amount: number, toPaid: boolean): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { [KEY]: paymentId },
+            UpdateExpression: 'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE refunds.#refundId',
+            ConditionExpression: `attribute_exists(refunds.#refundId) AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
+            ExpressionAttributeNames: { '#status': 'status', '#refundId': refundId },
+            ExpressionAttributeValues: { ':amount': amount, ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED' },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        const current = error.Item ? (unmarshall(error.Item) as Payment & { refunds?: Record<string, unknown> }) : undefined;
+        if (current?.refunds?.[refundId] === undefined) return; // already given back
+        toPaid = current.refundedAmount === amount;
+      }
+    }
+    throw new Error(`Could not revert refund ${refundId} of payment ${paymentId}.`);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The payment API behind `POST /payments` and `POST /payments/{id}/refunds` (API Gateway HTTP API,
+ * payload v2). Every request needs an `Idempotency-Key` header: a retried request replays the first
+ * response instead of charging or refunding again.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { DynamoDBStore, httpIdempotency, type HttpEvent, type IdempotencyLogger } from '../../lib/index.js';
+import { readEnvironment } from './environment.js';
+import { PaymentError, type PaymentErrorCode, type PaymentProvider, PaymentService } from './payment-service.js';
+import { PAYMENT_ROUTES } from './routes.js';
+
+export interface PaymentHandlerOptions {
+  readonly idempotencyTable: string;
+  readonly paymentsTable: string;
+  /** @default a new `DynamoDBClient` from the environment */
+  readonly client?: DynamoDBClient;
+  /** @default the simulated provider */
+  readonly provider?: PaymentProvider;
+  /** Record retention, seconds. @default the library's (24 h) */
+  readonly expiresAfterSeconds?: number;
+  /** Clock, epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+  /** Where the library reports bookkeeping failures and poison records. @default console */
+  readonly logger?: IdempotencyLogger;
+}
+
+export type PaymentHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
+  INVALID_REQUEST: [400, 'Invalid request'],
+  NOT_FOUND: [404, 'Payment not found'],
+  REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
+  PROVIDER_FAILED: [502, 'Payment provider failed'],
+};
+
+const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
+  statusCode,
+  headers: { 'Content-Type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
+
+function problem(status: number, title: string, detail: string): APIGatewayProxyStructuredResultV2 {
+  return { statusCode: status, headers: { 'Content-Type': 'application/problem+json' }, body: JSON.stringify({ type: 'about:blank', title, status, detail }) };
+}
+
+function parseBody(event: APIGatewayProxyEventV2): unknown {
+  const text = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new PaymentError('INVALID_REQUEST', 'The request body must be JSON.');
+  }
+}
+
+async function route(service: PaymentService, event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  try {
+    switch (event.routeKey) {
+      case PAYMENT_ROUTES.createPayment: {
+        const payment = await service.createPayment(parseBody(event));
+        return json(201, payment, { Location: `/payments/${payment.paymentId}` });
+      }
+      case PAYMENT_ROUTES.refundPayment: {
+        const paymentId = event.pathParameters?.id;
+        if (!paymentId) return problem(404, 'Payment not found', 'No payment id in the path.');
+        return json(201, await service.refund(paymentId, parseBody(event)));
+      }
+      default:
+        return problem(404, 'Not found', `No route ${event.routeKey}.`);
+    }
+  } catch (error) {
+    if (!(error instanceof PaymentError)) throw error;
+    // 4xx answers are final and replayed to a retry; the 502 is not, so a retry runs again.
+    const [status, title] = PROBLEMS[error.code];
+    return problem(status, title, error.message);
+  }
+}
+
+/**
+ * Builds the handler. The demo and the tests inject a client, a provider and a clock; Lambda uses
+ * {@link handler}, configured from the environment the stack sets.
+ *
+ * @example
+ * ```ts
+ * const handler = createPaymentHandler({ idempotencyTable: 'idempotency', paymentsTable: 'payments' });
+ * ```
+ */
+export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHandler {
+  const client = options.client ?? new DynamoDBClient({});
+  const service = new PaymentService({
+    client,
+    tableName: options.paymentsTable,
+    ...(options.provider ? { provider: options.provider } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const store = new DynamoDBStore({ tableName: options.idempotencyTable, client });
+  return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2)).use(
+    httpIdempotency({
+      store,
+      // A fixed namespace: records survive a replacement of the function, which renames it.
+      name: 'payments-api',
+      ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    }),
+  ) as unknown as PaymentHandler;
+}
+
+let configured: PaymentHandler | undefined;
+
+/** The Lambda entry point: tables and retention from `IDEMPOTENCY_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`. */
+export const handler: PaymentHandler = (event, context) => {
+  if (configured === undefined) {
+    const env = readEnvironment();
+    configured = createPaymentHandler({
+      idempotencyTable: env.idempotencyTable,
+      paymentsTable: env.paymentsTable,
+      ...(env.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: env.expiresAfterSeconds }),
+    });
+  }
+  return configured(event, context);
+};
