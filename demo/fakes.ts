@@ -16,10 +16,14 @@ export class DemoClock {
 
 type Fault = 'fail' | 'hang';
 
-/** A payment provider that counts what it really did and fails or hangs on demand. */
+/**
+ * A payment provider that counts what it really did and fails or hangs on demand. Like real card
+ * processors, it answers a repeated idempotency key with the first result instead of charging again.
+ */
 export class CountingProvider implements PaymentProvider {
   readonly charges: Array<{ paymentId: string; amount: number }> = [];
   readonly refunds: Array<{ paymentId: string; amount: number }> = [];
+  private readonly byKey = new Map<string, { chargeId: string } | { providerRefundId: string }>();
   /** Charge attempts, including failed and hung ones. */
   attempts = 0;
   private readonly faults: Fault[] = [];
@@ -37,18 +41,26 @@ export class CountingProvider implements PaymentProvider {
     for (const reject of this.hung.splice(0)) reject(new Error('the invocation timed out before the card network answered'));
   }
 
-  async charge(request: { paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }> {
+  async charge(request: { idempotencyKey: string; paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }> {
     this.attempts++;
     const fault = this.faults.shift();
     if (fault === 'hang') return new Promise((_resolve, reject) => this.hung.push(reject));
     if (this.latencyMillis) await new Promise((resolve) => setTimeout(resolve, this.latencyMillis));
     if (fault === 'fail') throw new Error('card network unavailable');
+    const seen = this.byKey.get(request.idempotencyKey);
+    if (seen && 'chargeId' in seen) return seen;
     this.charges.push({ paymentId: request.paymentId, amount: request.amount });
-    return { chargeId: `ch_${randomUUID()}` };
+    const charged = { chargeId: `ch_${randomUUID()}` };
+    this.byKey.set(request.idempotencyKey, charged);
+    return charged;
   }
 
-  async refund(request: { paymentId: string; amount: number }): Promise<{ providerRefundId: string }> {
+  async refund(request: { idempotencyKey: string; paymentId: string; amount: number }): Promise<{ providerRefundId: string }> {
+    const seen = this.byKey.get(request.idempotencyKey);
+    if (seen && 'providerRefundId' in seen) return seen;
     this.refunds.push({ paymentId: request.paymentId, amount: request.amount });
-    return { providerRefundId: `re_${randomUUID()}` };
+    const refunded = { providerRefundId: `re_${randomUUID()}` };
+    this.byKey.set(request.idempotencyKey, refunded);
+    return refunded;
   }
 }

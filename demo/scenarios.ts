@@ -304,6 +304,43 @@ export const scenarios: Scenario[] = [
     h.expect(after.status === 201 && after.replayed && after.json.paymentId === takeover.json.paymentId, 'a later duplicate did not replay the takeover');
     return h.result('Timed-out attempt taken over after its lease', 'charges', 1, `409 Retry-After ${early.retryAfter} during the lease, then 201 after it; replayed since`);
   },
+
+  async function crashBeforeCompletion(client, tables) {
+    const h = new Harness(client, tables);
+    const key = h.key('crash');
+    // The card is charged, then the Lambda dies while committing the payment with its record: the
+    // payment item and the COMPLETED record share one transaction, so neither exists.
+    let crashes = 1;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'TransactWriteItemsCommand' && crashes-- > 0) throw Object.assign(new Error('the Lambda runtime stopped'), { name: 'RuntimeExit' });
+        return next(args);
+      },
+      { step: 'initialize', name: 'demoCrash' },
+    );
+    let crashed: Reply;
+    try {
+      crashed = await h.post('/payments', PAYMENT, key);
+    } finally {
+      client.middlewareStack.remove('demoCrash');
+    }
+    const during = await h.post('/payments', PAYMENT, key);
+    h.clock.advance(11_000); // past the dead attempt's lease (its 10 s deadline)
+    const retry = await h.post('/payments', PAYMENT, key);
+    const again = await h.post('/payments', PAYMENT, key);
+    const stored = retry.json.paymentId ? await h.storedPayment(retry.json.paymentId) : undefined;
+    h.expect(crashed.status === 503, `the crashed attempt answered ${crashed.status}, expected 503 (outcome unknown)`);
+    h.expect(during.status === 409, `a retry within the dead attempt's lease answered ${during.status}, expected 409`);
+    h.expect(retry.status === 201 && !retry.replayed, `the retry after the lease answered ${retry.status}, expected 201 that ran`);
+    h.expect(again.status === 201 && again.replayed, 'a later duplicate did not replay the retry');
+    h.expect(stored?.chargeId !== undefined && h.provider.attempts === 2, `the retry did not reuse the charge (${h.provider.attempts} attempts)`);
+    return h.result(
+      'Crash between the charge and the commit',
+      'charges',
+      1,
+      `${tally([crashed, during, retry, again])}: the retry ran again; the processor's key (downstreamKey) kept it to one charge, the transaction to one payment`,
+    );
+  },
 ];
 
 /** Runs every scenario in order on `tables`; `onResult` sees each result as it comes. */

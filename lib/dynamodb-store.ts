@@ -108,8 +108,8 @@ export class DynamoDBStore implements IdempotencyStore {
       throw new TypeError('DynamoDBStore: `client` must be a DynamoDBClient from @aws-sdk/client-dynamodb.');
     }
     const compress = options.compressAboveBytes ?? 32 * 1024;
-    if (!Number.isInteger(compress) || compress < 0 || compress > 256 * 1024) {
-      throw new TypeError('DynamoDBStore: `compressAboveBytes` must be a whole number of bytes from 0 to 262144 (an item holds at most 400 KB).');
+    if (!Number.isInteger(compress) || compress < 0 || compress > 400 * 1024) {
+      throw new TypeError('DynamoDBStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600 (an item holds at most 400 KB).');
     }
     if (options.attributes !== undefined) {
       assertOptions('DynamoDBStore attributes', options.attributes, Object.keys(DEFAULT_ATTRIBUTE_NAMES));

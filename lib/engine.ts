@@ -221,7 +221,8 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       return { kind: 'replay', response: this.replay(cached, fingerprint) };
     }
     const owner = randomUUID();
-    writes.bind(key, owner, typeof this.store.completeWithWrites === 'function');
+    // Atomic mode commits the writes through `claimCompleted` (checked at construction), not `completeWithWrites`.
+    writes.bind(key, owner, this.atomic || typeof this.store.completeWithWrites === 'function');
     if (this.atomic) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes, atomicSince: now }) };
 
     const remaining = context?.getRemainingTimeInMillis?.();

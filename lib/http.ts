@@ -44,7 +44,9 @@ export function readIdempotencyKey(event: HttpEvent): string | undefined {
   let raw: string | undefined;
   const seen = new Set<string>();
   for (const [name, value] of Object.entries(event.headers ?? {})) {
-    if (name.toLowerCase() === HEADER && value !== undefined && value !== null) seen.add((raw = value));
+    if (name.toLowerCase() !== HEADER || value === undefined || value === null) continue;
+    if (typeof value !== 'string') throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be a string.');
+    seen.add((raw = value));
   }
   // Sent twice, under one name or under names that differ only in case.
   let count = 0;
@@ -131,6 +133,8 @@ const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: str
   SUPERSEDED: [409, 'A newer attempt with this Idempotency-Key took over'],
   RESPONSE_NOT_STORED: [409, 'A request with this Idempotency-Key completed, but its response was not kept'],
   STORE_FAILURE: [503, 'Idempotency store unavailable'],
+  COMMIT_FAILED: [503, 'The outcome of this request is not known yet'],
+  TRANSACTION_CONDITION_FAILED: [409, 'The request conflicts with the current state'],
 };
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
@@ -141,6 +145,8 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
   RESPONSE_NOT_STORED: 'The original request completed, but its response was too large to keep; it will not be run again.',
   STORE_FAILURE: 'The request was not processed; retry later.',
+  COMMIT_FAILED: 'The request may or may not have been applied; retry with the same Idempotency-Key after Retry-After to get its outcome.',
+  TRANSACTION_CONDITION_FAILED: 'A condition of this request was not met; nothing was written.',
 };
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
@@ -151,6 +157,7 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number): 
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
+  if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(maxRetryAfterSeconds);
   return { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
 }
 
@@ -192,8 +199,12 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
   if (!Number.isInteger(maxRetryAfterSeconds) || maxRetryAfterSeconds < 1) {
     throw new TypeError('httpIdempotency: `maxRetryAfterSeconds` must be a whole number of seconds, 1 or more.');
   }
+  const { isFinalError } = common;
+  if (isFinalError !== undefined && typeof isFinalError !== 'function') throw new TypeError('httpIdempotency: `isFinalError` must be a function.');
   const engine = new IdempotencyEngine<HttpEvent, Context>('httpIdempotency', {
     ...common,
+    // A 5xx result is never final, whatever `isFinalError` says of errors.
+    ...(isFinalError ? { isFinalError: (error: unknown) => error !== serverError && isFinalError(error) } : {}),
     onMissingKey: required ? 'throw' : 'skip',
     key: (event) => {
       const key = readIdempotencyKey(event);
@@ -240,7 +251,15 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     const attempt = attempts.take(request);
     if (attempt === undefined) return;
     // Not final (5xx): the key is released so that the client can retry.
-    const outcome = isFinalResponse(normalize(request.response)) ? await attempt.complete(request.response) : await attempt.fail(serverError);
+    let final: boolean;
+    try {
+      final = isFinalResponse(normalize(request.response));
+    } catch (error) {
+      // A result that cannot be sent (a BigInt, a cycle, too deep for JSON): released like a thrown error.
+      await attempt.fail(error);
+      throw error;
+    }
+    const outcome = final ? await attempt.complete(request.response) : await attempt.fail(serverError);
     if (outcome.kind === 'value') request.response = outcome.replayed ? replayed(outcome.value) : outcome.value;
     else if (outcome.error !== serverError) {
       const response = rejection(outcome.error);

@@ -99,7 +99,13 @@ function write(value: unknown, path: string, depth: number, seen: Set<object>): 
  * ```
  */
 export function canonicalJson(value: unknown): string | undefined {
-  return write(value, '$', 0, new Set());
+  try {
+    return write(value, '$', 0, new Set());
+  } catch (error) {
+    if (error instanceof IdempotencyError) throw error;
+    // A toJSON, a getter or a proxy trap of the value threw: the value has no JSON form to hash.
+    throw new IdempotencyError('INVALID_KEY', 'Reading the idempotency key threw (a toJSON method, a getter or a proxy trap).', { cause: error });
+  }
 }
 
 /** SHA-256 of a string, base64url (43 characters). @internal */

@@ -13,8 +13,8 @@ export interface TransitionParams {
   readonly version?: { readonly attribute?: string; readonly expected: number };
   /** Further attributes to set. */
   readonly set?: Record<string, NativeAttributeValue>;
-  /** Numeric attributes to add to (e.g. `{ refunded: 25 }`). */
-  readonly add?: Record<string, number>;
+  /** Numbers to add (e.g. `{ refunded: 25 }`), or elements to add to a set attribute. */
+  readonly add?: Record<string, number | Set<string> | Set<number>>;
   /** A further condition; its placeholders must not start with `#t` or `:t`. */
   readonly condition?: {
     readonly expression: string;

@@ -4,9 +4,10 @@
  * payment, whatever the retries and races; the idempotency layer makes each request run once.
  */
 import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { randomUUID } from 'node:crypto';
+import { transaction, transition } from '../../lib/index.js';
 import { paymentsTableSchema } from '../payments-schema.js';
 
 export type PaymentStatus = 'PAID' | 'PARTIALLY_REFUNDED' | 'REFUNDED';
@@ -34,10 +35,14 @@ export interface Refund {
   readonly refundableAmount: number;
 }
 
-/** The card processor. The demo's is simulated; a real one should also get a stable idempotency key. */
+/**
+ * The card processor. Each call carries an idempotency key that is the same on every retry and
+ * takeover of one request (`transaction().downstreamKey()`), as card processors' APIs accept, so a
+ * retry after a crash cannot charge or refund twice at the processor either.
+ */
 export interface PaymentProvider {
-  charge(request: { paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
-  refund(request: { paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
+  charge(request: { idempotencyKey: string; paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
+  refund(request: { idempotencyKey: string; paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
 }
 
 /** Stands in for a card processor in the deployed demo stack: it accepts everything. */
@@ -102,7 +107,11 @@ export class PaymentService {
     this.now = options.now ?? Date.now;
   }
 
-  /** Charges the card, then records the payment as PAID. Every call is a new payment: callers make it idempotent. */
+  /**
+   * Charges the card, then records the payment as PAID in the idempotent call's transaction: the
+   * payment item and the COMPLETED record commit together, or neither does. Must run inside an
+   * idempotent call (`transaction()`); the payment id and the processor's key are derived from it.
+   */
   async createPayment(input: unknown): Promise<Payment> {
     const body = asObject(input);
     const amount = validAmount(body.amount);
@@ -112,10 +121,11 @@ export class PaymentService {
     if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
       throw invalid('orderId must be a string of 1 to 128 characters.');
     }
-    const paymentId = randomUUID();
+    const call = transaction();
+    const paymentId = `pay_${call.downstreamKey('payment').slice(0, 22)}`;
     let chargeId: string;
     try {
-      ({ chargeId } = await this.provider.charge({ paymentId, amount, currency }));
+      ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
     } catch (error) {
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was charged.', { cause: error });
     }
@@ -130,14 +140,12 @@ export class PaymentService {
       chargeId,
       createdAt: new Date(this.now()).toISOString(),
     };
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: { ...payment, [KEY]: paymentId, refunds: {} },
-        ConditionExpression: 'attribute_not_exists(#key)',
-        ExpressionAttributeNames: { '#key': KEY },
-      }),
-    );
+    call.put({
+      TableName: this.tableName,
+      Item: { ...payment, [KEY]: paymentId },
+      ConditionExpression: 'attribute_not_exists(#key)',
+      ExpressionAttributeNames: { '#key': KEY },
+    });
     return payment;
   }
 
@@ -149,10 +157,11 @@ export class PaymentService {
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
-    const refundId = randomUUID();
+    // The same id on every retry and takeover of this request: the state change below applies it once.
+    const refundId = `re_${transaction().downstreamKey('refund').slice(0, 22)}`;
     const applied = await this.applyRefund(paymentId, refundId, amount);
     try {
-      await this.provider.refund({ paymentId, chargeId: applied.chargeId, refundId, amount });
+      await this.provider.refund({ idempotencyKey: refundId, paymentId, chargeId: applied.chargeId, refundId, amount });
     } catch (error) {
       await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount);
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
@@ -168,36 +177,34 @@ export class PaymentService {
   }
 
   /**
-   * One conditional UpdateItem, no read first. The new status depends on whether the refund uses up
-   * the payment, so the write states its assumption (`refundableAmount > :amount` → partial,
-   * `= :amount` → full); a refused write returns the current item, which says which one applies.
+   * One guarded state change (`transition`), no read first: from PAID or PARTIALLY_REFUNDED, only if
+   * this refund id was not applied yet and the refund fits what is left. The new status depends on
+   * whether the refund uses up the payment, so the write states its assumption (`refundableAmount >
+   * :amount` → partial, `= :amount` → full); a refused write returns the current item, which says
+   * which one applies, or that an earlier attempt of this same request already applied it.
    */
   private async applyRefund(paymentId: string, refundId: string, amount: number): Promise<Payment> {
     let full = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        const out = await this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { [KEY]: paymentId },
-            UpdateExpression:
-              'SET refundableAmount = refundableAmount - :amount, refundedAmount = refundedAmount + :amount, #status = :status, refunds.#refundId = :refund',
-            ConditionExpression: full ? 'refundableAmount = :amount' : 'refundableAmount > :amount',
-            ExpressionAttributeNames: { '#status': 'status', '#refundId': refundId },
-            ExpressionAttributeValues: {
-              ':amount': amount,
-              ':status': full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
-              ':refund': { amount, refundedAt: new Date(this.now()).toISOString() },
-            },
-            ReturnValues: 'ALL_NEW',
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-          }),
-        );
+        const update = transition({
+          TableName: this.tableName,
+          Key: { [KEY]: paymentId },
+          from: ['PAID', 'PARTIALLY_REFUNDED'],
+          to: full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+          add: { refundableAmount: -amount, refundedAmount: amount, refundIds: new Set([refundId]) },
+          condition: {
+            expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)`,
+            values: { ':amount': amount, ':refundId': refundId },
+          },
+        });
+        const out = await this.doc.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }));
         return out.Attributes as Payment;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const current = error.Item ? (unmarshall(error.Item) as Payment) : undefined;
+        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> }) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        if (current.refundIds?.has(refundId)) return current; // applied by an earlier attempt that crashed before completing
         if (current.refundableAmount < amount) {
           throw new PaymentError('REFUND_EXCEEDS_PAYMENT', `The refund exceeds what is left to refund (${current.refundableAmount} of ${current.amount}).`);
         }
@@ -215,18 +222,18 @@ export class PaymentService {
           new UpdateCommand({
             TableName: this.tableName,
             Key: { [KEY]: paymentId },
-            UpdateExpression: 'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE refunds.#refundId',
-            ConditionExpression: `attribute_exists(refunds.#refundId) AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
-            ExpressionAttributeNames: { '#status': 'status', '#refundId': refundId },
-            ExpressionAttributeValues: { ':amount': amount, ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED' },
+            UpdateExpression: 'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status DELETE refundIds :refundIds',
+            ConditionExpression: `contains(refundIds, :refundId) AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':amount': amount, ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED', ':refundId': refundId, ':refundIds': new Set([refundId]) },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
         return;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const current = error.Item ? (unmarshall(error.Item) as Payment & { refunds?: Record<string, unknown> }) : undefined;
-        if (current?.refunds?.[refundId] === undefined) return; // already given back
+        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> }) : undefined;
+        if (!current?.refundIds?.has(refundId)) return; // already given back
         toPaid = current.refundedAmount === amount;
       }
     }

@@ -182,7 +182,8 @@ test("a lost claim whose retry arrives after another attempt took the key over m
   faults.schedule({
     operations: ['PutItem'],
     fault: { kind: 'latency', until: releaseRetry.promise },
-    where: (request) => request.attempt === 2 && (retryArrived.open(), true),
+    attempt: 2,
+    where: () => (retryArrived.open(), true),
   });
 
   const a = once('k');
@@ -213,7 +214,8 @@ test("a lost release whose retry arrives after another attempt claimed the key l
   faults.schedule({
     operations: ['DeleteItem'],
     fault: { kind: 'latency', until: releaseRetry.promise },
-    where: (request) => request.attempt === 2 && (retryArrived.open(), true),
+    attempt: 2,
+    where: () => (retryArrived.open(), true),
   });
 
   const failure = new Error('A failed');

@@ -13,7 +13,7 @@ afterAll(async () => {
   client.destroy();
 });
 
-test('the demo keeps every scenario it promises (double-click, burst, 422, late retry, provider failure, SQS, takeover)', () => {
+test('the demo keeps every scenario it promises (double-click, burst, 422, late retry, provider failure, SQS, takeover, crash before completion)', () => {
   expect(scenarios.map((s) => s.name)).toEqual([
     'doubleClick',
     'burst',
@@ -24,6 +24,7 @@ test('the demo keeps every scenario it promises (double-click, burst, 422, late 
     'downstreamFailure',
     'sqsBatch',
     'leaseTakeover',
+    'crashBeforeCompletion',
   ]);
 });
 

@@ -272,6 +272,7 @@ async function closedPort(): Promise<number> {
   });
 }
 
+const readKey = (event: HttpEvent) => Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'idempotency-key')?.[1];
 const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const header = (variant: Api, name: string) => (variant === rest ? name.replace(/(^|-)\w/g, (c) => c.toUpperCase()) : name.toLowerCase());
 
@@ -508,6 +509,24 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(orders.runs).toBe(2);
   });
 
+  test('with `isFinalError`, a final thrown error is replayed as that error, while a 5xx result still releases the key', async () => {
+    class CardDeclined extends Error {
+      override readonly name = 'CardDeclined';
+      readonly code = 'card_declined';
+    }
+    const orders = api(variant, { isFinalError: (error) => error instanceof Error }, (event, run) => {
+      if (readKey(event) === 'k-declined') throw new CardDeclined('card declined');
+      return run === 2 ? { statusCode: 503, body: '{"message":"try again"}' } : variant.result(run);
+    });
+    await expect(orders.invoke(variant.event({ key: 'k-declined' }))).rejects.toBeInstanceOf(CardDeclined);
+    await expect(orders.invoke(variant.event({ key: 'k-declined' }))).rejects.toMatchObject({ name: 'CardDeclined', code: 'card_declined', message: 'card declined' });
+    expect(orders.runs).toBe(1);
+
+    expect((await orders.invoke(variant.event({ key: 'k-503' }))).statusCode).toBe(503);
+    expect(await orders.invoke(variant.event({ key: 'k-503' }))).toEqual(variant.result(3));
+    expect(orders.runs).toBe(3);
+  });
+
   test('keeps tenants apart: the same key from two callers runs for each, and each replays its own result', async () => {
     const orders = api(variant);
     expect(await orders.invoke(variant.event({ key: 'k-shared', principal: 'user-a' }))).toEqual(variant.result(1));
@@ -546,6 +565,22 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     await orders.invoke(variant.event({ key: 'k-route', route: '/orders', method: 'PUT' }));
     expect(await orders.invoke(variant.event({ key: 'k-route', route: '/refunds' }))).toEqual(replayOf(variant.result(2)));
     expect(orders.runs).toBe(3);
+  });
+
+  test('with `cacheSize`, a duplicate in the same container is replayed from memory without a store request', async () => {
+    let claims = 0;
+    const counting = {
+      claim: (request: Parameters<DynamoDBStore['claim']>[0]) => (claims++, store.claim(request)),
+      complete: (request: Parameters<DynamoDBStore['complete']>[0]) => store.complete(request),
+      release: (request: Parameters<DynamoDBStore['release']>[0]) => store.release(request),
+    };
+    const orders = api(variant, { store: counting, cacheSize: 10 });
+    await orders.invoke(variant.event({ key: 'k-cache' }));
+    expect(await orders.invoke(variant.event({ key: 'k-cache' }))).toEqual(replayOf(variant.result(1)));
+    expect(claims).toBe(1);
+    // The cached record still guards the payload.
+    expectProblem(await orders.invoke(variant.event({ key: 'k-cache', body: '{"amount":1}' })), 422);
+    expect(orders.runs).toBe(1);
   });
 
   test('scopes keys by function: the namespace is the function name', async () => {

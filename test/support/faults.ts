@@ -52,6 +52,8 @@ export interface FaultRule {
   readonly attempts?: number | 'all';
   /** Matching requests to let through before selecting. @default 0 */
   readonly skip?: number;
+  /** The attempt at which a request is selected: 2 picks the SDK's first retry. @default 1 */
+  readonly attempt?: number;
   /** A further filter, e.g. on `attempt` or on the body's key. */
   readonly where?: (request: FaultRequest) => boolean;
 }
@@ -265,7 +267,7 @@ export class FaultInjector implements HttpHandlerLike {
         }
         continue;
       }
-      if (rule.where && !rule.where(info())) continue;
+      if (attempt !== (rule.attempt ?? 1) || (rule.where && !rule.where(info()))) continue;
       if (state.selected.size >= (rule.requests ?? 1)) continue;
       if (state.seen++ < (rule.skip ?? 0)) continue;
       const attempts = rule.attempts === 'all' ? Number.POSITIVE_INFINITY : (rule.attempts ?? 1);

@@ -305,7 +305,7 @@ describe('options', () => {
     ['a tableName that is not a string', { tableName: 42 }, /`tableName`/],
     ['a client without send', { tableName: 'idem', client: {} }, /`client`/],
     ['a negative compressAboveBytes', { tableName: 'idem', compressAboveBytes: -1 }, /`compressAboveBytes`/],
-    ['a compressAboveBytes past what an item holds', { tableName: 'idem', compressAboveBytes: 400 * 1024 }, /`compressAboveBytes`/],
+    ['a compressAboveBytes past what an item holds', { tableName: 'idem', compressAboveBytes: 400 * 1024 + 1 }, /`compressAboveBytes`/],
     ['an unknown attribute', { tableName: 'idem', attributes: { ttl: 'x' } }, /unknown option `ttl`/],
     ['an empty attribute name', { tableName: 'idem', attributes: { status: '' } }, /`status` must be a non-empty string/],
     ['duplicate attribute names', { tableName: 'idem', attributes: { status: 'owner' } }, /every attribute name must be different/],

@@ -1,0 +1,532 @@
+import { type AttributeValue, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import {
+  type BatchRecord,
+  type BatchResponse,
+  DynamoDBStore,
+  type IdempotencyStore,
+  type IdempotentBatchOptions,
+  type RecordHandler,
+  type StreamChange,
+  idempotentBatch,
+} from '../../lib/index.js';
+import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
+import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+
+// ---------------------------------------------------------------------------------------------
+// Event fixtures: the records Lambda's event source mappings deliver.
+
+const REGION = 'eu-west-1';
+const ACCOUNT = '123456789012';
+const QUEUE_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:orders`;
+const FIFO_QUEUE_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:orders.fifo`;
+const SENT = 1736942400000;
+
+interface Order {
+  readonly orderId: string;
+  readonly amount?: number;
+  readonly sentAt?: number;
+}
+
+let fifoSequence = 18_849_496_460_467_696_000n;
+
+/** An SQS record; a string body is sent as is (e.g. to make a poison message), anything else as JSON. */
+function sqsRecord(body: Order | string, options: { groupId?: string; messageId?: string } = {}): SQSRecord {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const fifo = options.groupId !== undefined;
+  return {
+    messageId: options.messageId ?? randomUUID(),
+    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
+    body: text,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(SENT),
+      SenderId: 'AROAEXAMPLEID:order-service',
+      ApproximateFirstReceiveTimestamp: String(SENT + 12),
+      ...(fifo
+        ? {
+            MessageGroupId: options.groupId,
+            MessageDeduplicationId: createHash('sha256').update(text).digest('hex'),
+            SequenceNumber: String((fifoSequence += 1n)),
+          }
+        : {}),
+    },
+    messageAttributes: {},
+    md5OfBody: createHash('md5').update(text).digest('hex'),
+    eventSource: 'aws:sqs',
+    eventSourceARN: fifo ? FIFO_QUEUE_ARN : QUEUE_ARN,
+    awsRegion: REGION,
+  };
+}
+
+/** The same message received again, as SQS redelivers it after its visibility timeout. */
+function redelivered(record: SQSRecord): SQSRecord {
+  const count = Number(record.attributes.ApproximateReceiveCount) + 1;
+  return {
+    ...record,
+    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
+    attributes: { ...record.attributes, ApproximateReceiveCount: String(count) },
+  };
+}
+
+const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+const kinesisSequence = (n: number) => `49590338271490256608559692538361571095921575989136588${String(n).padStart(3, '0')}`;
+
+function kinesisRecord(data: Order | string, n: number): KinesisStreamRecord {
+  const text = typeof data === 'string' ? data : JSON.stringify(data);
+  const sequenceNumber = kinesisSequence(n);
+  return {
+    kinesis: {
+      kinesisSchemaVersion: '1.0',
+      partitionKey: typeof data === 'string' ? 'unknown' : data.orderId,
+      sequenceNumber,
+      data: Buffer.from(text, 'utf8').toString('base64'),
+      approximateArrivalTimestamp: SENT / 1000 + n / 1000,
+    },
+    eventSource: 'aws:kinesis',
+    eventVersion: '1.0',
+    eventID: `shardId-000000000003:${sequenceNumber}`,
+    eventName: 'aws:kinesis:record',
+    invokeIdentityArn: `arn:aws:iam::${ACCOUNT}:role/order-consumer`,
+    awsRegion: REGION,
+    eventSourceARN: `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/orders`,
+  };
+}
+
+const streamSequence = (n: number) => `4200000000000000000${String(n).padStart(4, '0')}`;
+
+/** A DynamoDB Streams record (NEW_AND_OLD_IMAGES) of an orders table, images marshalled as Lambda delivers them. */
+function streamRecord(n: number, orderId: string, status: string, eventName: 'INSERT' | 'MODIFY' = 'MODIFY'): DynamoDBRecord {
+  const image = (state: string) => ({
+    pk: { S: `ORDER#${orderId}` },
+    orderId: { S: orderId },
+    status: { S: state },
+    total: { N: '1999' },
+    lines: { L: [{ M: { sku: { S: 'A-1' }, qty: { N: '2' } } }] },
+    paid: { BOOL: state !== 'PENDING' },
+  });
+  return {
+    eventID: createHash('md5').update(`${orderId}-${n}`).digest('hex'),
+    eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: REGION,
+    dynamodb: {
+      ApproximateCreationDateTime: SENT / 1000 + n,
+      Keys: { pk: { S: `ORDER#${orderId}` } },
+      NewImage: image(status),
+      ...(eventName === 'MODIFY' ? { OldImage: image('PENDING') } : {}),
+      SequenceNumber: streamSequence(n),
+      SizeBytes: 213,
+      StreamViewType: 'NEW_AND_OLD_IMAGES',
+    },
+    eventSourceARN: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/orders/stream/2025-01-15T12:00:00.000`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+const client = testClient();
+let tableName: string;
+let store: DynamoDBStore;
+const clock = () => SENT + 60_000;
+
+beforeEach(async () => {
+  tableName = await freshTable(client, 'batch');
+  store = new DynamoDBStore({ tableName, client });
+});
+afterEach(async () => {
+  await dropTable(client, tableName);
+});
+afterAll(() => client.destroy());
+
+function lambdaContext(functionName = 'order-consumer'): Context {
+  return {
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
+    memoryLimitInMB: '1024',
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => 120_000,
+  } as unknown as Context;
+}
+
+interface Call {
+  readonly message: unknown;
+  readonly record: BatchRecord;
+}
+
+/** A batch handler whose record function is `fn`, with a log of every call (in call order). */
+function consumer<T>(fn: RecordHandler<T, unknown>, options: Partial<IdempotentBatchOptions<T>> = {}) {
+  const calls: Call[] = [];
+  const handler = idempotentBatch<T>(
+    async (message, record, context) => {
+      calls.push({ message, record });
+      return fn(message, record, context);
+    },
+    { store, now: clock, logger: quiet(), ...options },
+  );
+  return { handler, calls, invoke: (event: SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent) => handler(event, lambdaContext()) };
+}
+
+function quiet() {
+  const lines: string[] = [];
+  return { lines, warn: (line: string) => void lines.push(line), error: (line: string) => void lines.push(line) };
+}
+
+const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((failure) => failure.itemIdentifier);
+const ids = (...records: SQSRecord[]) => records.map((record) => record.messageId);
+const orderIdOf = (call: Call) => (call.message as Order).orderId;
+
+async function records(): Promise<Array<Record<string, AttributeValue>>> {
+  const out = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
+  return out.Items ?? [];
+}
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+/** Yields to the event loop `turns` times: lets other records' I/O interleave, without sleeping. */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+async function unreachableClient(): Promise<DynamoDBClient> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+  return new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+}
+
+class PaymentDeclined extends Error {
+  override readonly name = 'PaymentDeclined';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('SQS standard queue', () => {
+  test('in-batch duplicates run once, a poison message and a failure are reported; the redelivered batch re-runs only the failure', async () => {
+    const failing = new Set(['o-4']);
+    const orders = consumer<Order>((order) => {
+      if (failing.delete(order.orderId)) throw new Error('payment provider timed out');
+      return { charged: order.orderId };
+    });
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 }); // a producer's resend: same body, new message id
+    const poison = sqsRecord('{"orderId":"o-3",');
+    const failure = sqsRecord({ orderId: 'o-4', amount: 400 });
+    const last = sqsRecord({ orderId: 'o-5', amount: 500 });
+    const batch = [first, resent, poison, failure, last];
+
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(poison, failure));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-4', 'o-5']);
+    // The record function gets the parsed body and the raw record.
+    const o1 = orders.calls.find((call) => orderIdOf(call) === 'o-1')!;
+    expect(o1.message).toEqual({ orderId: 'o-1', amount: 100 });
+    expect([first.messageId, resent.messageId]).toContain((o1.record as SQSRecord).messageId);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED', 'COMPLETED']);
+
+    const redelivery = batch.map(redelivered);
+    expect(failuresOf(await orders.invoke(sqsEvent(redelivery)))).toEqual(ids(poison));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-4', 'o-4', 'o-5']);
+    expect(await records()).toHaveLength(3);
+
+    // And once more: nothing runs again.
+    expect(failuresOf(await orders.invoke(sqsEvent(batch.map(redelivered))))).toEqual(ids(poison));
+    expect(orders.calls).toHaveLength(4);
+  });
+
+  test('in-batch duplicates share a failure: one execution, both reported', async () => {
+    const orders = consumer<Order>(() => {
+      throw new PaymentDeclined('card declined');
+    });
+    const a = sqsRecord({ orderId: 'o-1' });
+    const b = sqsRecord({ orderId: 'o-1' });
+    const other = sqsRecord({ orderId: 'o-2' });
+    expect(failuresOf(await orders.invoke(sqsEvent([a, other, b])))).toEqual(ids(a, other, b));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
+    expect(await records()).toEqual([]); // failures release their records
+  });
+
+  test('logs a poison message without its payload and never runs it', async () => {
+    const logger = quiet();
+    const orders = consumer<Order>(() => 'ok', { logger });
+    const poison = sqsRecord('card=4111111111111111&cvc=123');
+    const fine = sqsRecord({ orderId: 'o-1' });
+    expect(failuresOf(await orders.invoke(sqsEvent([poison, fine])))).toEqual(ids(poison));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+    expect(logger.lines).toHaveLength(1);
+    const line = JSON.parse(logger.lines[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 'ERROR', itemIdentifier: poison.messageId });
+    expect(logger.lines[0]).not.toMatch(/4111|cvc|card=/);
+  });
+
+  test('a business `key` dedupes different bodies of one order, across batches; a message without it is poison', async () => {
+    const orders = consumer<Order>((order) => ({ shipped: order.orderId }), { key: (order) => order.orderId });
+    const a = sqsRecord({ orderId: 'o-1', amount: 100, sentAt: 1 });
+    const b = sqsRecord({ orderId: 'o-1', amount: 100, sentAt: 2 });
+    const noKey = sqsRecord({ amount: 5 } as unknown as Order);
+    expect(failuresOf(await orders.invoke(sqsEvent([a, b, noKey])))).toEqual(ids(noKey));
+    expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord({ orderId: 'o-1', amount: 100, sentAt: 3 })])))).toEqual([]);
+    expect(orders.calls.map((call) => (call.message as Order).sentAt)).toEqual([1]);
+    expect(await records()).toHaveLength(1);
+  });
+
+  test('reports every record, and runs none, when the store is unreachable', async () => {
+    const unreachable = await unreachableClient();
+    try {
+      const orders = consumer<Order>(() => 'ok', { store: new DynamoDBStore({ tableName, client: unreachable }) });
+      const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-1' })];
+      expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(...batch));
+      const fifo = [sqsRecord({ orderId: 'o-1' }, { groupId: 'g1' }), sqsRecord({ orderId: 'o-2' }, { groupId: 'g2' })];
+      expect(failuresOf(await orders.invoke(sqsEvent(fifo)))).toEqual(ids(...fifo));
+      expect(orders.calls).toEqual([]);
+    } finally {
+      unreachable.destroy();
+    }
+  });
+
+  test('reports a record held by a concurrent consumer as failed, never acknowledged, and replays it once that one completes', async () => {
+    const entered = gate();
+    const release = gate();
+    const effects: string[] = [];
+    // Two containers of the same function.
+    const slow = consumer<Order>(async (order) => {
+      entered.open();
+      await release.opened;
+      effects.push(order.orderId);
+    });
+    const fast = consumer<Order>((order) => void effects.push(order.orderId));
+    const held = sqsRecord({ orderId: 'o-1' });
+    const other = sqsRecord({ orderId: 'o-2' });
+
+    const slowBatch = slow.invoke(sqsEvent([held]));
+    try {
+      await entered.opened;
+      // SQS hands the message to another consumer (its visibility timeout ran out).
+      expect(failuresOf(await fast.invoke(sqsEvent([redelivered(held), other])))).toEqual(ids(held));
+      expect(effects).toEqual(['o-2']);
+      const item = (await records()).find((record) => record.status?.S === 'INPROGRESS');
+      expect(item).toBeDefined();
+    } finally {
+      release.open();
+    }
+    expect(failuresOf(await slowBatch)).toEqual([]);
+    expect(failuresOf(await fast.invoke(sqsEvent([redelivered(held)])))).toEqual([]);
+    expect(effects.sort()).toEqual(['o-1', 'o-2']);
+    expect(fast.calls.map(orderIdOf)).toEqual(['o-2']);
+  });
+
+  test('runs at most `concurrency` records at once', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const wave = gate();
+    const orders = consumer<Order>(
+      async () => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        if (inFlight === 3) wave.open();
+        await wave.opened;
+        await turns(5);
+        inFlight--;
+      },
+      { concurrency: 3 },
+    );
+    const batch = Array.from({ length: 10 }, (_, i) => sqsRecord({ orderId: `o-${i}` }));
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual([]);
+    expect(orders.calls).toHaveLength(10);
+    expect(maxInFlight).toBe(3);
+  });
+
+  test('works wrapped in middy', async () => {
+    const effects: string[] = [];
+    const failing = new Set(['o-2']);
+    const handler = middy(
+      idempotentBatch<Order>(
+        (order) => {
+          if (failing.delete(order.orderId)) throw new Error('downstream unavailable');
+          effects.push(order.orderId);
+        },
+        { store, now: clock },
+      ),
+    );
+    const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-1' })];
+    expect(failuresOf(await handler(sqsEvent(batch), lambdaContext()))).toEqual(ids(batch[1]!));
+    expect(failuresOf(await handler(sqsEvent(batch.map(redelivered)), lambdaContext()))).toEqual([]);
+    expect(effects).toEqual(['o-1', 'o-2']);
+  });
+});
+
+describe('SQS FIFO queue', () => {
+  test('after a failure, the rest of its group is reported unprocessed; other groups run on, each in order', async () => {
+    const failing = new Set(['a-2']);
+    const order: string[] = [];
+    const orders = consumer<Order>(async (message) => {
+      // Earlier records take longer: a group run out of order would finish out of order.
+      await turns(Number(message.amount));
+      order.push(message.orderId);
+      if (failing.delete(message.orderId)) throw new Error('inventory service unavailable');
+    });
+    const a = [1, 2, 3, 4].map((n) => sqsRecord({ orderId: `a-${n}`, amount: 40 - n * 10 }, { groupId: 'customer-a' }));
+    const b = [1, 2, 3].map((n) => sqsRecord({ orderId: `b-${n}`, amount: 30 - n * 10 }, { groupId: 'customer-b' }));
+    const c = [sqsRecord('{"orderId":', { groupId: 'customer-c' }), sqsRecord({ orderId: 'c-2', amount: 0 }, { groupId: 'customer-c' })];
+    // Interleaved as a FIFO batch may arrive.
+    const batch = [a[0]!, b[0]!, c[0]!, a[1]!, b[1]!, a[2]!, c[1]!, b[2]!, a[3]!];
+
+    const response = await orders.invoke(sqsEvent(batch));
+    expect(failuresOf(response)).toEqual(ids(c[0]!, a[1]!, a[2]!, c[1]!, a[3]!));
+    const ran = (prefix: string) => order.filter((id) => id.startsWith(prefix));
+    expect(ran('a-')).toEqual(['a-1', 'a-2']);
+    expect(ran('b-')).toEqual(['b-1', 'b-2', 'b-3']);
+    expect(ran('c-')).toEqual([]);
+
+    // The failed records come back, in order; the poison message still blocks only its group.
+    const again = [a[1]!, a[2]!, a[3]!, c[0]!, c[1]!].map(redelivered);
+    expect(failuresOf(await orders.invoke(sqsEvent(again)))).toEqual(ids(c[0]!, c[1]!));
+    expect(ran('a-')).toEqual(['a-1', 'a-2', 'a-2', 'a-3', 'a-4']);
+    expect(ran('c-')).toEqual([]);
+  });
+});
+
+describe('Kinesis', () => {
+  test('runs records in order, reports the first failure and runs nothing after it', async () => {
+    const failing = new Set(['o-3']);
+    const orders = consumer<Order>(async (order) => {
+      await turns(10 - Number(order.amount));
+      if (failing.delete(order.orderId)) throw new Error('warehouse API returned 503');
+    });
+    const batch = [1, 2, 3, 4, 5].map((n) => kinesisRecord({ orderId: `o-${n}`, amount: n }, n));
+    const response = await orders.invoke({ Records: batch });
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(3) }] });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+    // The decoded data, and the raw record.
+    expect(orders.calls[0]!.message).toEqual({ orderId: 'o-1', amount: 1 });
+    expect((orders.calls[0]!.record as KinesisStreamRecord).kinesis.sequenceNumber).toBe(kinesisSequence(1));
+
+    // Lambda retries from the failed record; a retry of the whole batch replays the done ones.
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-3', 'o-4', 'o-5']);
+  });
+
+  test('reports the first record, and runs none, when the store is unreachable', async () => {
+    const unreachable = await unreachableClient();
+    try {
+      const orders = consumer<Order>(() => 'ok', { store: new DynamoDBStore({ tableName, client: unreachable }) });
+      const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+      expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(1)]);
+      expect(orders.calls).toEqual([]);
+    } finally {
+      unreachable.destroy();
+    }
+  });
+
+  test('a poison record is the failure the shard stops at', async () => {
+    const orders = consumer<Order>(() => 'ok');
+    const batch = [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord('\u0000\u0001binary', 2), kinesisRecord({ orderId: 'o-3' }, 3)];
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  });
+});
+
+describe('DynamoDB Streams', () => {
+  test('passes the unmarshalled change, runs in order, reports the first failure and runs nothing after it', async () => {
+    const failing = new Set(['ord-2']);
+    const orders = consumer<StreamChange>((change) => {
+      const orderId = change.newImage?.orderId as string;
+      if (failing.delete(orderId)) throw new Error('email service unavailable');
+    });
+    const batch = [streamRecord(1, 'ord-1', 'PAID'), streamRecord(2, 'ord-2', 'PAID'), streamRecord(3, 'ord-3', 'NEW', 'INSERT')];
+    expect(await orders.invoke({ Records: batch })).toEqual({ batchItemFailures: [{ itemIdentifier: streamSequence(2) }] });
+    expect(orders.calls).toHaveLength(2);
+    expect(orders.calls[0]!.message).toEqual({
+      eventName: 'MODIFY',
+      keys: { pk: 'ORDER#ord-1' },
+      newImage: { pk: 'ORDER#ord-1', orderId: 'ord-1', status: 'PAID', total: 1999, lines: [{ sku: 'A-1', qty: 2 }], paid: true },
+      oldImage: { pk: 'ORDER#ord-1', orderId: 'ord-1', status: 'PENDING', total: 1999, lines: [{ sku: 'A-1', qty: 2 }], paid: false },
+    });
+    expect((orders.calls[1]!.record as DynamoDBRecord).dynamodb?.SequenceNumber).toBe(streamSequence(2));
+
+    expect(failuresOf(await orders.invoke({ Records: batch.slice(1) }))).toEqual([]);
+    expect(orders.calls.map((call) => (call.message as StreamChange).newImage?.orderId)).toEqual(['ord-1', 'ord-2', 'ord-2', 'ord-3']);
+  });
+});
+
+describe('concurrent consumers', () => {
+  test('on overlapping batches, with redelivery of the failures until none are left, each record takes effect exactly once', async () => {
+    const orderIds = Array.from({ length: 12 }, (_, i) => `o-${i}`);
+    const messages = new Map(orderIds.map((orderId) => [orderId, sqsRecord({ orderId, amount: 10 })]));
+    const pick = (...indexes: number[]) => indexes.map((i) => messages.get(`o-${i}`)!);
+    // Three containers of one function, each given an overlapping batch (every message twice), and
+    // a producer's resend inside the first batch.
+    const batches = [
+      [...pick(0, 1, 2, 3, 4, 5, 6, 7), sqsRecord({ orderId: 'o-2', amount: 10 })],
+      pick(4, 5, 6, 7, 8, 9, 10, 11),
+      pick(0, 1, 2, 3, 8, 9, 10, 11),
+    ];
+
+    // Hold every record function until all claims of the first round are decided, so that every
+    // overlapping record meets a record held by the other consumer.
+    const expectedClaims = 8 + 8 + 8;
+    let claims = 0;
+    const allClaimed = gate();
+    const counting: IdempotencyStore = {
+      claim: async (request) => {
+        const result = await store.claim(request);
+        if (++claims === expectedClaims) allClaimed.open();
+        return result;
+      },
+      complete: (request) => store.complete(request),
+      release: (request) => store.release(request),
+    };
+    const effects = new Map<string, number>();
+    const failOnce = new Set(['o-5', 'o-9']);
+    const containers = batches.map(() =>
+      consumer<Order>(async (order) => {
+        await allClaimed.opened;
+        await turns(3);
+        if (failOnce.delete(order.orderId)) throw new Error('ledger write timed out');
+        effects.set(order.orderId, (effects.get(order.orderId) ?? 0) + 1);
+      }, { store: counting }),
+    );
+
+    let deliveries: SQSRecord[][] = batches;
+    let rounds = 0;
+    /** Round one: which containers acknowledged each order. */
+    const acknowledgedBy = new Map<string, Set<number>>(orderIds.map((orderId) => [orderId, new Set()]));
+    while (deliveries.some((batch) => batch.length > 0)) {
+      if (++rounds > 6) throw new Error(`still failing after ${rounds - 1} rounds: ${JSON.stringify(deliveries.map((b) => b.length))}`);
+      const responses = await Promise.all(containers.map((container, i) => container.invoke(sqsEvent(deliveries[i]!))));
+      deliveries = responses.map((response, i) => {
+        const failed = new Set(failuresOf(response));
+        if (rounds === 1) {
+          for (const record of deliveries[i]!) if (!failed.has(record.messageId)) acknowledgedBy.get((JSON.parse(record.body) as Order).orderId)!.add(i);
+        }
+        return deliveries[i]!.filter((record) => failed.has(record.messageId)).map(redelivered);
+      });
+    }
+
+    expect(Object.fromEntries(effects)).toEqual(Object.fromEntries(orderIds.map((orderId) => [orderId, 1])));
+    // Round one: each order was claimed by one container; the other container met it in progress
+    // and reported it instead of acknowledging it. The two failing orders were acknowledged by none.
+    expect(Object.fromEntries([...acknowledgedBy].map(([orderId, by]) => [orderId, by.size]))).toEqual(
+      Object.fromEntries(orderIds.map((orderId) => [orderId, orderId === 'o-5' || orderId === 'o-9' ? 0 : 1])),
+    );
+    expect(rounds).toBeGreaterThan(1);
+    const stored = await records();
+    expect(stored).toHaveLength(12);
+    expect(stored.every((item) => item.status?.S === 'COMPLETED')).toBe(true);
+    expect(await readItem(client, tableName, stored[0]!.id!.S!)).toMatchObject({ status: { S: 'COMPLETED' } });
+  });
+});

@@ -1,0 +1,318 @@
+/**
+ * Hostile input against a real DynamoDB Local: oversized and malformed Idempotency-Key headers,
+ * events nested 10,000 levels deep or 5 MB large, values JSON cannot hold in keys and in responses,
+ * responses over the item limit. Each gets a typed error or the documented behaviour; none crashes
+ * (no RangeError from a stack overflow), runs the handler twice, or leaves a record INPROGRESS.
+ */
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { randomBytes } from 'node:crypto';
+import { DynamoDBStore, type HttpEvent, type HttpResult, IdempotencyError, httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
+import { dropTable, freshTable, testClient } from '../support/dynamodb.js';
+import { scanRecords } from '../support/invariants.js';
+
+const client = testClient();
+let tableName: string;
+let store: DynamoDBStore;
+
+beforeAll(async () => {
+  tableName = await freshTable(client);
+  store = new DynamoDBStore({ tableName, client });
+});
+afterAll(async () => {
+  await dropTable(client, tableName);
+  client.destroy();
+});
+
+let namespaces = 0;
+const namespace = (label: string): string => `hostile-${label}-${++namespaces}`;
+const context = (functionName: string) => ({ functionName, getRemainingTimeInMillis: () => 10_000 }) as unknown as Context;
+
+/** The namespace's records: `status` of each. No INPROGRESS may be left behind by a rejected or finished call. */
+async function statuses(name: string): Promise<string[]> {
+  return (await scanRecords(client, tableName, `${name}#`)).map((r) => r.status);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(IdempotencyError);
+  return caught as IdempotencyError;
+}
+
+/** `depth` objects nested in one another, built without recursion. */
+function nested(depth: number, leaf: unknown = 'bottom'): unknown {
+  let value = leaf;
+  for (let i = 0; i < depth; i++) value = { a: value };
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: the Idempotency-Key header
+
+function httpEvent(headers: Record<string, unknown>, body: string = '{"amount":1000}'): HttpEvent {
+  const event = {
+    version: '2.0',
+    routeKey: 'POST /orders',
+    rawPath: '/orders',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', ...headers },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'api',
+      domainName: 'api.example.com',
+      domainPrefix: 'api',
+      http: { method: 'POST', path: '/orders', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'test' },
+      requestId: 'r',
+      routeKey: 'POST /orders',
+      stage: '$default',
+      time: '15/Jan/2025:12:00:00 +0000',
+      timeEpoch: 1_736_942_400_000,
+    },
+    body,
+    isBase64Encoded: false,
+  };
+  return event as unknown as APIGatewayProxyEventV2;
+}
+
+function httpHandler(name: string, result: (run: number) => HttpResult = (run) => ({ statusCode: 201, body: JSON.stringify({ run }) })) {
+  const state = { runs: 0 };
+  const handler = middy(async (_event: HttpEvent) => result(++state.runs)).use(httpIdempotency({ store, name }));
+  return { state, send: (event: HttpEvent) => handler(event, context(name)) as Promise<HttpResult> };
+}
+
+const MALFORMED_KEYS: ReadonlyArray<[string, unknown]> = [
+  ['256 characters', 'k'.repeat(256)],
+  ['8 KB', 'k'.repeat(8 * 1024)],
+  ['1 MB', 'k'.repeat(1024 * 1024)],
+  ['empty', ''],
+  ['only spaces', '   '],
+  ['an inner space', 'order 1'],
+  ['a NUL byte', 'order\u00001'],
+  ['CR LF (header injection)', 'order-1\r\nX-Injected: yes'],
+  ['non-ASCII', 'ключ-1'],
+  ['an emoji', 'order-\u{1F600}'],
+  ['a quoted string with a bare quote inside', '"ord"er"'],
+  ['an empty quoted string', '""'],
+  ['a number, not a string', 12345],
+  ['an array, not a string', ['order-1']],
+  ['an object, not a string', { key: 'order-1' }],
+];
+
+describe('httpIdempotency with a hostile Idempotency-Key', () => {
+  test.each(MALFORMED_KEYS)('%s: 400 problem+json, the handler does not run, nothing is stored', async (label, key) => {
+    const name = namespace('header');
+    const { state, send } = httpHandler(name);
+    const response = await send(httpEvent({ 'idempotency-key': key }));
+    expect(response.statusCode).toBe(400);
+    expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    expect(JSON.parse(response.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
+    expect(state.runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  test('the key sent twice, under names that differ only in case: 400', async () => {
+    const name = namespace('twice');
+    const { state, send } = httpHandler(name);
+    const response = await send(httpEvent({ 'Idempotency-Key': 'a', 'idempotency-key': 'b' }));
+    expect(response.statusCode).toBe(400);
+    expect(state.runs).toBe(0);
+  });
+
+  test('255 visible characters, every one of them allowed: accepted, run once, replayed', async () => {
+    const name = namespace('longest');
+    const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join('');
+    const key = visible.repeat(3).slice(0, 255);
+    const { state, send } = httpHandler(name);
+    const first = await send(httpEvent({ 'idempotency-key': key }));
+    const second = await send(httpEvent({ 'idempotency-key': key }));
+    expect(first).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    expect(second).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    expect(state.runs).toBe(1);
+  });
+
+  test('a 5 MB body is fingerprinted and replayed; a changed byte in it is a different request (422)', async () => {
+    const name = namespace('big-body');
+    const body = JSON.stringify({ items: 'x'.repeat(5 * 1024 * 1024) });
+    const { state, send } = httpHandler(name);
+    expect(await send(httpEvent({ 'idempotency-key': 'big' }, body))).toMatchObject({ statusCode: 201 });
+    expect(await send(httpEvent({ 'idempotency-key': 'big' }, body))).toMatchObject({ statusCode: 201, headers: { 'Idempotent-Replayed': 'true' } });
+    const changed = `${body.slice(0, -3)}y"}`;
+    expect(await send(httpEvent({ 'idempotency-key': 'big' }, changed))).toMatchObject({ statusCode: 422 });
+    expect(state.runs).toBe(1);
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+
+  test('a JSON body nested 10,000 levels deep is refused with a 400, without a stack overflow', async () => {
+    const name = namespace('deep-body');
+    const body = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
+    const { state, send } = httpHandler(name);
+    const response = await send(httpEvent({ 'idempotency-key': 'deep' }, body));
+    expect(response.statusCode).toBe(400);
+    expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
+    expect(state.runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  test('a response over the item limit reaches the first caller; a duplicate gets 409, never a second run', async () => {
+    const name = namespace('huge-response');
+    const blob = randomBytes(600 * 1024).toString('base64'); // 800 KB that gzip cannot shrink below 400 KB
+    const { state, send } = httpHandler(name, (run) => ({ statusCode: 200, body: JSON.stringify({ run, blob }) }));
+    const first = await send(httpEvent({ 'idempotency-key': 'huge' }));
+    expect(first.statusCode).toBe(200);
+    expect(JSON.parse(first.body!)).toEqual({ run: 1, blob });
+    const duplicate = await send(httpEvent({ 'idempotency-key': 'huge' }));
+    expect(duplicate.statusCode).toBe(409);
+    expect(JSON.parse(duplicate.body!)).toMatchObject({ title: expect.stringContaining('response was not kept') });
+    expect(state.runs).toBe(1);
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Keys: deep, huge, and values JSON cannot hold
+
+describe('hostile keys', () => {
+  test.each([
+    ['objects nested 10,000 levels deep', () => nested(10_000)],
+    ['arrays nested 10,000 levels deep', () => JSON.parse(`${'['.repeat(10_000)}${']'.repeat(10_000)}`)],
+    ['a toJSON that returns itself', () => ({ toJSON() { return this; } })], // prettier-ignore
+  ])('%s: INVALID_KEY, no stack overflow, nothing ran or was stored', async (_label, make) => {
+    const name = namespace('deep-key');
+    let runs = 0;
+    const once = makeIdempotent(async (_event: unknown) => ++runs, { store, name });
+    const error = await rejection(once(make()));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(error.message).not.toMatch(/call stack/i);
+    expect(runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  test('through the middleware, a 10,000-level event as the key: INVALID_KEY, the handler does not run', async () => {
+    const name = namespace('deep-event');
+    let runs = 0;
+    const handler = middy(async (_event: unknown) => ++runs).use(idempotency({ store }));
+    const error = await rejection(handler(nested(10_000), context(name)));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  test('a 5 MB event as the key: hashed to a fixed-size id, run once, replayed', async () => {
+    const name = namespace('huge-key');
+    const event = { orderId: 'o-1', lines: Array.from({ length: 50_000 }, (_, i) => ({ sku: `sku-${i}`, qty: i % 7, note: 'x'.repeat(72) })) };
+    expect(JSON.stringify(event).length).toBeGreaterThan(5 * 1024 * 1024);
+    let runs = 0;
+    const handler = middy(async (_event: typeof event) => ({ run: ++runs })).use(idempotency({ store }));
+    expect(await handler(event, context(name))).toEqual({ run: 1 });
+    expect(await handler(structuredClone(event), context(name))).toEqual({ run: 1 });
+    const [record] = await scanRecords(client, tableName, `${name}#`);
+    expect(record!.id).toMatch(new RegExp(`^${name}#[A-Za-z0-9_-]{43}$`));
+    expect(runs).toBe(1);
+  });
+
+  const cycle: Record<string, unknown> = { id: 'c' };
+  cycle.self = cycle;
+  test.each([
+    ['a BigInt', { id: 1n }],
+    ['a cycle', cycle],
+    ['a function', { id: 'f', then: () => undefined }],
+    ['a symbol', { id: Symbol('s') }],
+    ['NaN', { id: Number.NaN }],
+    ['Infinity', { amount: Number.POSITIVE_INFINITY }],
+    ['a Map', { id: new Map([['a', 1]]) }],
+    ['a Set', new Set(['a'])],
+  ])('a key holding %s: INVALID_KEY, nothing ran or was stored', async (_label, key) => {
+    const name = namespace('non-json-key');
+    let runs = 0;
+    const once = makeIdempotent(async (_input: unknown) => ++runs, { store, name });
+    expect((await rejection(once(key))).code).toBe('INVALID_KEY');
+    expect(runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  test.each([
+    ['a toJSON that throws', { toJSON: () => { throw new Error('toJSON failed'); } }], // prettier-ignore
+    ['a getter that throws', Object.defineProperty({}, 'id', { enumerable: true, get: () => { throw new Error('getter failed'); } })], // prettier-ignore
+    ['a proxy whose ownKeys throws', new Proxy({}, { ownKeys: () => { throw new Error('ownKeys failed'); } })], // prettier-ignore
+  ])('a key with %s: INVALID_KEY with the error as its cause, nothing ran', async (_label, key) => {
+    const name = namespace('throwing-key');
+    let runs = 0;
+    const once = makeIdempotent(async (_input: unknown) => ++runs, { store, name });
+    const error = await rejection(once(key));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Responses JSON cannot hold, or too large to store
+
+describe('hostile responses', () => {
+  const cyclic = (): unknown => {
+    const value: Record<string, unknown> = { ok: true };
+    value.self = value;
+    return value;
+  };
+  test.each([
+    ['a BigInt', () => ({ total: 10n })],
+    ['a cycle', cyclic],
+    ['nesting 10,000 levels deep (JSON.stringify overflows)', () => nested(10_000)],
+    ['a toJSON that throws', () => ({ toJSON: () => { throw new Error('toJSON failed'); } })], // prettier-ignore
+    ['5 MB of incompressible text', () => ({ blob: randomBytes(3.75 * 1024 * 1024).toString('base64') })],
+  ])('%s: the first caller gets it, the record is COMPLETED, duplicates get RESPONSE_NOT_STORED, no second run', async (_label, make) => {
+    const name = namespace('response');
+    const results: unknown[] = [];
+    const once = makeIdempotent(
+      async (_id: string) => {
+        const result = make();
+        results.push(result);
+        return result;
+      },
+      { store, name },
+    );
+    expect(await once('k')).toBe(results[0]);
+    expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
+    expect(results).toHaveLength(1);
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+
+  test.each([
+    ['a BigInt', () => ({ total: 10n })],
+    ['nesting 10,000 levels deep', () => nested(10_000)],
+  ])('an HTTP API (v2) handler returning a plain value with %s: it fails as a thrown error would, and the key is released', async (_label, make) => {
+    const name = namespace('http-unsendable');
+    let runs = 0;
+    const handler = middy(async (_event: HttpEvent) => (++runs === 1 ? make() : { run: runs })).use(httpIdempotency({ store, name }));
+    const event = httpEvent({ 'idempotency-key': 'unsendable' });
+    // Lambda could not send this result either; what matters is that the key is not left held.
+    await expect(handler(event, context(name))).rejects.toThrow();
+    expect(await statuses(name)).toEqual([]);
+    expect(await handler(event, context(name))).toEqual({ run: 2 });
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+
+  test('functions and symbols in a response replay as JSON writes them (dropped members; undefined at the top)', async () => {
+    const name = namespace('functions');
+    let runs = 0;
+    const once = makeIdempotent(
+      async (id: string) => {
+        runs++;
+        return id === 'top' ? () => 'a function' : { run: runs, fn: () => 1, sym: Symbol('s'), list: [() => 1] };
+      },
+      { store, name },
+    );
+    expect(await once('member')).toMatchObject({ run: 1 });
+    expect(await once('member')).toStrictEqual({ run: 1, list: [null] });
+    expect(typeof (await once('top'))).toBe('function');
+    expect(await once('top')).toBeUndefined();
+    expect(runs).toBe(2);
+    expect(await statuses(name)).toEqual(['COMPLETED', 'COMPLETED']);
+  });
+});

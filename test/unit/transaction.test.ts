@@ -1,0 +1,548 @@
+/**
+ * transaction(), atomic mode, final errors and transition() against a mocked DynamoDB client: the
+ * exact `TransactWriteItems` inputs, and the faults a real server cannot produce on demand
+ * (conflicts that do not clear, cancellation reasons, server errors after a commit was sent).
+ */
+import {
+  type AttributeValue,
+  DeleteItemCommand,
+  DynamoDBClient,
+  DynamoDBServiceException,
+  PutItemCommand,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  type ClaimRequest,
+  type ClaimResult,
+  DynamoDBStore,
+  IdempotencyError,
+  type IdempotencyOptions,
+  type IdempotencyStore,
+  type LambdaContextLike,
+  hashKey,
+  makeIdempotent,
+  transaction,
+  transition,
+} from '../../lib/index.js';
+import { WriteCollector, currentCall } from '../../lib/transaction.js';
+
+const ddb = mockClient(DynamoDBClient);
+const client = new DynamoDBClient({ region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+const store = new DynamoDBStore({ tableName: 'idem', client });
+
+const NOW = 1_700_000_000_500;
+const EXPIRES = String(Math.floor(NOW / 1000) + 86_400);
+const KEY = `pay#${hashKey('p1')}`;
+
+beforeEach(() => ddb.reset());
+afterAll(() => ddb.restore());
+
+type Reason = { Code: string; Item?: Record<string, AttributeValue> };
+
+const cancelled = (...reasons: Reason[]): TransactionCanceledException =>
+  new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {}, CancellationReasons: reasons });
+
+const serviceError = (name: string, message: string, fault: 'client' | 'server' = 'client'): DynamoDBServiceException =>
+  new DynamoDBServiceException({ name, $fault: fault, message, $metadata: {} });
+
+const NONE: Reason = { Code: 'None' };
+
+/** The fence of the attempt, as sent in the record action of a commit. */
+function fenceOf(items: readonly TransactWriteItem[]): string {
+  const record = items[0]!;
+  return (record.Update?.ExpressionAttributeValues?.[':owner'] ?? record.Put?.Item?.owner)!.S!;
+}
+
+const commits = () => ddb.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input.TransactItems!);
+const commandNames = () => ddb.calls().map((call) => call.args[0].constructor.name);
+
+async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    return error as IdempotencyError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A payment function whose writes touch three tables; `fences` collects the fence of each run. */
+function payFixture(options: Partial<IdempotencyOptions<{ id: string }, LambdaContextLike>> = {}, body?: () => void) {
+  const fences: string[] = [];
+  const pay = makeIdempotent(
+    async (input: { id: string }) => {
+      const tx = transaction();
+      fences.push(tx.fence);
+      tx.put({
+        TableName: 'payments',
+        Item: { id: input.id, amount: 100, tags: new Set(['card']), meta: { retried: false }, note: undefined },
+        ConditionExpression: 'attribute_not_exists(#id)',
+        ExpressionAttributeNames: { '#id': 'id' },
+      })
+        .update({
+          TableName: 'accounts',
+          Key: { id: 'acc-1' },
+          UpdateExpression: 'ADD #balance :delta',
+          ExpressionAttributeNames: { '#balance': 'balance' },
+          ExpressionAttributeValues: { ':delta': -100 },
+        })
+        .delete({ TableName: 'holds', Key: { id: `hold-${input.id}` } })
+        .conditionCheck({ TableName: 'accounts', Key: { id: 'acc-2' }, ConditionExpression: 'attribute_exists(id)' });
+      body?.();
+      return { ok: true };
+    },
+    { store, name: 'pay', key: (input) => input.id, now: () => NOW, ...options },
+  );
+  return { pay, fences };
+}
+
+const BUSINESS_WRITES: TransactWriteItem[] = [
+  {
+    Put: {
+      TableName: 'payments',
+      Item: { id: { S: 'p1' }, amount: { N: '100' }, tags: { SS: ['card'] }, meta: { M: { retried: { BOOL: false } } } },
+      ConditionExpression: 'attribute_not_exists(#id)',
+      ExpressionAttributeNames: { '#id': 'id' },
+    },
+  },
+  {
+    Update: {
+      TableName: 'accounts',
+      Key: { id: { S: 'acc-1' } },
+      UpdateExpression: 'ADD #balance :delta',
+      ExpressionAttributeNames: { '#balance': 'balance' },
+      ExpressionAttributeValues: { ':delta': { N: '-100' } },
+    },
+  },
+  { Delete: { TableName: 'holds', Key: { id: { S: 'hold-p1' } } } },
+  { ConditionCheck: { TableName: 'accounts', Key: { id: { S: 'acc-2' } }, ConditionExpression: 'attribute_exists(id)' } },
+];
+
+describe('the commit', () => {
+  test('claim, then one TransactWriteItems: the fenced COMPLETED update first, then the writes, marshalled', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const { pay, fences } = payFixture();
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input).toStrictEqual({
+      TransactItems: [
+        {
+          Update: {
+            TableName: 'idem',
+            Key: { id: { S: KEY } },
+            UpdateExpression: 'SET #status = :completed, #exp = :exp, #response = :response REMOVE #lease',
+            ConditionExpression: '#owner = :owner AND #status = :inprogress',
+            ExpressionAttributeNames: { '#status': 'status', '#exp': 'expiration', '#lease': 'leaseUntil', '#owner': 'owner', '#response': 'response' },
+            ExpressionAttributeValues: {
+              ':completed': { S: 'COMPLETED' },
+              ':inprogress': { S: 'INPROGRESS' },
+              ':owner': { S: fences[0] },
+              ':exp': { N: EXPIRES },
+              ':response': { S: '{"ok":true}' },
+            },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        },
+        ...BUSINESS_WRITES,
+      ],
+    });
+    // The fence the handler read is the owner its claim wrote.
+    expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input.Item!.owner).toEqual({ S: fences[0] });
+  });
+
+  test('without writes, completion stays a plain UpdateItem', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(UpdateItemCommand).resolves({});
+    const fn = makeIdempotent(async (id: string) => id, { store, name: 'plain', now: () => NOW });
+    await fn('x');
+    expect(commandNames()).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+  });
+
+  test('atomic: one TransactWriteItems whose first action creates the record COMPLETED, conditioned on no live record', async () => {
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const { pay, fences } = payFixture({ atomic: true, fingerprint: (input) => input.id });
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
+    expect(ddb.commandCalls(TransactWriteItemsCommand)[0]!.args[0].input).toStrictEqual({
+      TransactItems: [
+        {
+          Put: {
+            TableName: 'idem',
+            Item: {
+              id: { S: KEY },
+              expiration: { N: EXPIRES },
+              owner: { S: fences[0] },
+              fingerprint: { S: hashKey('p1') },
+              status: { S: 'COMPLETED' },
+              response: { S: '{"ok":true}' },
+            },
+            ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
+            ExpressionAttributeNames: { '#id': 'id', '#exp': 'expiration', '#status': 'status', '#lease': 'leaseUntil' },
+            ExpressionAttributeValues: {
+              ':nowSeconds': { N: String(Math.floor(NOW / 1000)) },
+              ':nowMillis': { N: String(NOW) },
+              ':inprogress': { S: 'INPROGRESS' },
+            },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          },
+        },
+        ...BUSINESS_WRITES,
+      ],
+    });
+  });
+});
+
+describe('cancellations and faults', () => {
+  beforeEach(() => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+  });
+
+  test('a conflict that clears is retried: the call succeeds on the second commit', async () => {
+    ddb.on(TransactWriteItemsCommand).rejectsOnce(cancelled(NONE, { Code: 'TransactionConflict' })).resolves({});
+    const { pay } = payFixture();
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
+    expect(commits()[1]).toStrictEqual(commits()[0]);
+  });
+
+  test('a conflict that lasts: three commits, then IN_PROGRESS with a retry-after, and the record released', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled(NONE, NONE, { Code: 'TransactionConflict' }, NONE, NONE));
+    const { pay, fences } = payFixture();
+    const error = await rejection(pay({ id: 'p1' }));
+    expect(error.code).toBe('IN_PROGRESS');
+    expect(error.retryAfterSeconds).toBe(1);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input.ExpressionAttributeValues![':owner']).toEqual({ S: fences[0] });
+  });
+
+  test('atomic: a lasting conflict is IN_PROGRESS, with nothing to release', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'TransactionConflict' }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture({ atomic: true });
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('IN_PROGRESS');
+    expect(commandNames()).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
+  });
+
+  test('a failed business condition names the write (index among the call\'s own writes) and its table; the record is released', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled(NONE, NONE, NONE, { Code: 'ConditionalCheckFailed' }, NONE));
+    const { pay } = payFixture();
+    const error = await rejection(pay({ id: 'p1' }));
+    expect(error.code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(error.actionIndex).toBe(2);
+    expect(error.tableName).toBe('holds');
+    expect(error.cause).toBeInstanceOf(TransactionCanceledException);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+  });
+
+  test.each([
+    ['a ValidationException (over 4 MB)', serviceError('ValidationException', 'Transaction request size has exceeded the limit')],
+    ['a ValidationError cancellation reason', cancelled(NONE, { Code: 'ValidationError' }, NONE, NONE, NONE)],
+    ['an ItemCollectionSizeLimitExceeded reason', cancelled(NONE, { Code: 'ItemCollectionSizeLimitExceeded' }, NONE, NONE, NONE)],
+  ])('%s is TRANSACTION_INVALID; the record is released', async (_, fault) => {
+    ddb.on(TransactWriteItemsCommand).rejects(fault);
+    const { pay } = payFixture();
+    const error = await rejection(pay({ id: 'p1' }));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect(error.cause).toBe(fault);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+  });
+
+  test('the ValidationException\'s own message is kept, so the limit that was hit is named', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(serviceError('ValidationException', 'Transaction request cannot include multiple operations on one item'));
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).message).toMatch(/multiple operations on one item/);
+  });
+
+  test.each([
+    ['a network error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
+    ['an internal server error', serviceError('InternalServerError', 'Internal server error', 'server')],
+    ['throttling that outlasted the SDK\'s retries', serviceError('ThrottlingException', 'Rate exceeded')],
+  ])('%s leaves the outcome unknown: COMMIT_FAILED with the cause, and the record is not released', async (_, fault) => {
+    ddb.on(TransactWriteItemsCommand).rejects(fault);
+    const { pay } = payFixture();
+    const error = await rejection(pay({ id: 'p1' }));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.cause).toBe(fault);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+  });
+
+  test('atomic: an unknown outcome is COMMIT_FAILED too', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const { pay } = payFixture({ atomic: true });
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('COMMIT_FAILED');
+    expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
+  });
+});
+
+describe('our record refused the commit', () => {
+  const recordItem = (owner: string, status: 'INPROGRESS' | 'COMPLETED', extra: Record<string, AttributeValue> = {}) => ({
+    id: { S: KEY },
+    status: { S: status },
+    owner: { S: owner },
+    expiration: { N: EXPIRES },
+    ...extra,
+  });
+
+  beforeEach(() => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+  });
+
+  test('taken over by another attempt: SUPERSEDED, nothing written, and the other attempt\'s record is not released', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 5000) } }) }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+  });
+
+  test('both our record and a business condition refused: SUPERSEDED (the record is checked first)', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'COMPLETED') }, { Code: 'ConditionalCheckFailed' }, NONE, NONE, NONE));
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
+  });
+
+  test('the record is gone (expired and deleted by TTL): SUPERSEDED', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed' }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
+  });
+
+  test('our own COMPLETED record (a resent commit that was applied before): success', async () => {
+    ddb.on(TransactWriteItemsCommand).callsFake((input: { TransactItems: TransactWriteItem[] }) => {
+      throw cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem(fenceOf(input.TransactItems), 'COMPLETED') }, NONE, NONE, NONE, NONE);
+    });
+    const { pay } = payFixture();
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+  });
+
+  test('atomic duplicate: the stored response from the cancellation reason\'s item is replayed', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { response: { S: '{"ok":"first"}' } }) }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture({ atomic: true });
+    expect(await pay({ id: 'p1' })).toEqual({ ok: 'first' });
+    expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
+  });
+
+  test('atomic duplicate: a stored final error is replayed as the error', async () => {
+    const stored = JSON.stringify({ name: 'CardDeclined', message: 'declined', code: 'DECLINED', statusCode: 402 });
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { error: { S: stored } }) }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture({ atomic: true });
+    const error = (await pay({ id: 'p1' }).catch((e: unknown) => e)) as Error & { code?: string; statusCode?: number };
+    expect([error.name, error.message, error.code, error.statusCode]).toEqual(['CardDeclined', 'declined', 'DECLINED', 402]);
+  });
+
+  test('atomic duplicate meeting an attempt in progress: IN_PROGRESS with the time left on its lease', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 4200) } }) }, NONE, NONE, NONE, NONE));
+    const { pay } = payFixture({ atomic: true });
+    const error = await rejection(pay({ id: 'p1' }));
+    expect(error.code).toBe('IN_PROGRESS');
+    expect(error.retryAfterSeconds).toBe(5);
+  });
+});
+
+describe('final errors', () => {
+  class CardDeclined extends Error {
+    override readonly name = 'CardDeclined';
+    readonly code = 'DECLINED';
+    readonly statusCode = 402;
+    readonly cardNumber = '4111…';
+  }
+
+  test('non-atomic: stored by a plain UpdateItem with name, message, code and the selected fields; the writes are discarded', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(UpdateItemCommand).resolves({});
+    const { pay } = payFixture({ isFinalError: (e) => e instanceof CardDeclined, errorFields: ['statusCode'] }, () => {
+      throw new CardDeclined('declined');
+    });
+    await expect(pay({ id: 'p1' })).rejects.toBeInstanceOf(CardDeclined);
+    expect(commandNames()).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+    const values = ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input.ExpressionAttributeValues!;
+    expect(values[':error']).toEqual({ S: '{"name":"CardDeclined","message":"declined","code":"DECLINED","statusCode":402}' });
+    expect(values[':response']).toBeUndefined();
+  });
+
+  test('atomic: stored in the one TransactWriteItems, with the record as its only action', async () => {
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const { pay } = payFixture({ atomic: true, isFinalError: (e) => e instanceof CardDeclined }, () => {
+      throw new CardDeclined('declined');
+    });
+    await expect(pay({ id: 'p1' })).rejects.toBeInstanceOf(CardDeclined);
+    expect(commits()).toHaveLength(1);
+    expect(commits()[0]).toHaveLength(1);
+    expect(commits()[0]![0]!.Put!.Item!.error).toEqual({ S: '{"name":"CardDeclined","message":"declined","code":"DECLINED"}' });
+  });
+
+  test('atomic: a transient error sends nothing at all', async () => {
+    const { pay } = payFixture({ atomic: true, isFinalError: () => false }, () => {
+      throw new Error('transient');
+    });
+    await expect(pay({ id: 'p1' })).rejects.toThrow('transient');
+    expect(commandNames()).toEqual([]);
+  });
+
+  test('an isFinalError that throws counts as "not final": the record is released', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const { pay } = payFixture({ isFinalError: () => { throw new Error('classifier bug'); } }, () => {
+      throw new Error('handler failed');
+    });
+    await expect(pay({ id: 'p1' })).rejects.toThrow('handler failed');
+    expect(commandNames()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+  });
+});
+
+describe('the write collector', () => {
+  test('a collector no attempt ever held is not a live call (what a middy request refused before its claim leaves behind)', () => {
+    // The middleware enters the collector into the request's async context before the key is
+    // selected; a KEY_MISSING refusal leaves it there, unbound. Writes added to it would be lost.
+    currentCall.run(new WriteCollector(), () => {
+      expect(() => transaction()).toThrow(new TypeError('transaction() was called outside an idempotent call.'));
+    });
+    const unbound = new WriteCollector();
+    expect(() => unbound.put({ TableName: 'payments', Item: { id: 'x' } })).toThrow(TypeError);
+    expect(unbound.actions).toEqual([]);
+  });
+
+  test('refuses a write without a TableName, with a sentence', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const fn = makeIdempotent(
+      async () => {
+        transaction().put({ Item: { id: 'x' } } as never);
+      },
+      { store, name: 'notable', now: () => NOW },
+    );
+    await expect(fn('k')).rejects.toThrow(new TypeError('transaction().put: `TableName` is required.'));
+  });
+
+  test('refuses writes when the store cannot commit them', async () => {
+    const memory: IdempotencyStore = {
+      claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+    };
+    const fn = makeIdempotent(
+      async () => {
+        transaction().put({ TableName: 'payments', Item: { id: 'x' } });
+      },
+      { store: memory, name: 'memory' },
+    );
+    await expect(fn('k')).rejects.toThrow(/cannot commit writes; use DynamoDBStore/);
+  });
+
+  test('atomic mode commits the writes through claimCompleted, even for a store without completeWithWrites', async () => {
+    const received: (readonly TransactWriteItem[])[] = [];
+    const atomicOnly: IdempotencyStore = {
+      claim: async () => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+      claimCompleted: async (_request, writes) => {
+        received.push(writes);
+        return { claimed: true };
+      },
+    };
+    const fn = makeIdempotent(
+      async () => {
+        transaction().put({ TableName: 'payments', Item: { id: 'x' } });
+        return 'ok';
+      },
+      { store: atomicOnly, name: 'atomic-only', atomic: true },
+    );
+    expect(await fn('k')).toBe('ok');
+    expect(received).toEqual([[{ Put: { TableName: 'payments', Item: { id: { S: 'x' } } } }]]);
+  });
+
+  test('a call run without idempotency (missing key, onMissingKey: skip) has no transaction to join', async () => {
+    const fn = makeIdempotent(
+      async (_input: { id?: string }) => {
+        transaction().put({ TableName: 'payments', Item: { id: 'x' } });
+      },
+      { store, name: 'skip', key: (input) => input.id, onMissingKey: 'skip' },
+    );
+    await expect(fn({})).rejects.toThrow(/runs without idempotency/);
+    expect(commandNames()).toEqual([]);
+  });
+
+  test('downstreamKey depends on the record key and the label only', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(UpdateItemCommand).resolves({});
+    const keys: string[][] = [];
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        const tx = transaction();
+        keys.push([tx.key, tx.fence, tx.downstreamKey('psp'), tx.downstreamKey('psp'), tx.downstreamKey('ledger')]);
+      },
+      { store, name: 'ds', now: () => NOW },
+    );
+    await fn('a');
+    await fn('a');
+    await fn('b');
+    const [a1, a2, b] = keys as [string[], string[], string[]];
+    expect(a1[0]).toBe(`ds#${hashKey('a')}`);
+    expect(a2[1]).not.toBe(a1[1]); // each attempt has its own fence…
+    expect(a2.slice(2)).toEqual(a1.slice(2)); // …and the same downstream keys
+    expect(a1[2]).toBe(a1[3]);
+    expect(a1[2]).not.toBe(a1[4]);
+    expect(b[2]).not.toBe(a1[2]);
+  });
+});
+
+describe('transition()', () => {
+  test('builds a guarded update: state IN from-states, optional version, set, add and an extra condition', () => {
+    expect(
+      transition({
+        TableName: 'payments',
+        Key: { id: 'p1' },
+        from: ['PAID', 'PARTIALLY_REFUNDED'],
+        to: 'PARTIALLY_REFUNDED',
+        version: { expected: 3 },
+        set: { refundedAt: 1700 },
+        add: { refunded: 25 },
+        condition: { expression: '#refunded <= :limit', names: { '#refunded': 'refunded' }, values: { ':limit': 75 } },
+      }),
+    ).toStrictEqual({
+      TableName: 'payments',
+      Key: { id: 'p1' },
+      UpdateExpression: 'SET #tState = :tTo, #tVersion = :tNext, #tSet0 = :tSet0 ADD #tAdd0 :tAdd0',
+      ConditionExpression: '#tState IN (:tFrom0, :tFrom1) AND #tVersion = :tVersion AND (#refunded <= :limit)',
+      ExpressionAttributeNames: { '#tState': 'status', '#tVersion': 'version', '#tSet0': 'refundedAt', '#tAdd0': 'refunded', '#refunded': 'refunded' },
+      ExpressionAttributeValues: {
+        ':tTo': 'PARTIALLY_REFUNDED',
+        ':tFrom0': 'PAID',
+        ':tFrom1': 'PARTIALLY_REFUNDED',
+        ':tVersion': 3,
+        ':tNext': 4,
+        ':tSet0': 1700,
+        ':tAdd0': 25,
+        ':limit': 75,
+      },
+    });
+  });
+
+  test('a single from-state and a custom state attribute', () => {
+    expect(transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', attribute: 'state', version: { attribute: 'rev', expected: 0 } })).toMatchObject({
+      UpdateExpression: 'SET #tState = :tTo, #tVersion = :tNext',
+      ConditionExpression: '#tState IN (:tFrom0) AND #tVersion = :tVersion',
+      ExpressionAttributeNames: { '#tState': 'state', '#tVersion': 'rev' },
+      ExpressionAttributeValues: { ':tTo': 'REFUNDED', ':tFrom0': 'PAID', ':tVersion': 0, ':tNext': 1 },
+    });
+  });
+
+  test.each([
+    ['no from-state', { from: [] }, /`from` must name at least one state/],
+    ['a missing from', { from: undefined }, /`from` must name at least one state/],
+    ['an empty from-state', { from: ['PAID', ''] }, /`from` must name at least one state/],
+    ['an empty to-state', { to: '' }, /`to` must be a state name/],
+    ['a version that is not a whole number', { version: { expected: '3' } }, /`version.expected` must be a whole number/],
+    ['a condition placeholder clashing with the guard\'s own', { condition: { expression: '#tState = :x', names: { '#tState': 'other' }, values: { ':x': 1 } } }, /`#tState`/],
+    ['a condition value clashing with the guard\'s own', { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
+  ])('rejects %s with a TypeError', (_, override, message) => {
+    const params = { TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', ...override } as never;
+    expect(() => transition(params)).toThrow(TypeError);
+    expect(() => transition(params)).toThrow(message);
+  });
+});
