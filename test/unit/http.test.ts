@@ -123,7 +123,14 @@ describe('problem', () => {
     expect(problem(new IdempotencyError('PAYLOAD_MISMATCH', 'x'), 60)?.headers).not.toHaveProperty('Retry-After');
   });
 
-  test('answers undefined for a code that is no client-facing rejection', () => {
-    expect(problem(new IdempotencyError('COMMIT_FAILED', 'x'), 60)).toBeUndefined();
+  test('answers undefined for a code that is no client-facing rejection (a server bug: 500)', () => {
+    expect(problem(new IdempotencyError('TRANSACTION_INVALID', 'x'), 60)).toBeUndefined();
+  });
+
+  test('an unknown commit outcome is a 503 with Retry-After; a failed business condition a 409', () => {
+    const unknown = problem(new IdempotencyError('COMMIT_FAILED', 'x'), 30);
+    expect(unknown?.statusCode).toBe(503);
+    expect(unknown?.headers?.['Retry-After']).toBe('30');
+    expect(problem(new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'x'), 30)?.statusCode).toBe(409);
   });
 });
