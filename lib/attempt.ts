@@ -135,7 +135,7 @@ export class Attempt {
       } catch (error) {
         return { kind: 'error', error: commitError(error), replayed: false };
       }
-      if (claim.claimed || claim.record.owner === owner) return this.completed(request, true, result);
+      if (claim.claimed || claim.record.owner === owner) return this.completed(request, !claim.claimed || claim.responseStored !== false, result);
       try {
         return value(this.host.settle(claim.record, fingerprint, now), true);
       } catch (error) {

@@ -25,7 +25,7 @@ export type RecordHandler<TMessage, TResult> = (message: TMessage, record: Batch
 export interface IdempotentBatchOptions<TMessage>
   extends Pick<
     IdempotencyOptions<TMessage>,
-    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'observability'
+    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'transactions' | 'observability'
   > {
   /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
@@ -99,7 +99,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   assertOptions('idempotentBatch', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'observability', 'key', 'concurrency',
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability', 'key', 'concurrency',
   ]);
   const { key, concurrency = 10, ...common } = options;
   if (key !== undefined && typeof key !== 'function') throw new TypeError('idempotentBatch: `key` must be a function.');

@@ -75,7 +75,7 @@ const isConditionFailure = (error: unknown): error is { Item?: Record<string, At
   (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
 
 const isItemTooLarge = (error: unknown): boolean =>
-  (error as { name?: unknown } | null)?.name === 'ValidationException' && /size/i.test(String((error as Error).message));
+  (error as { name?: unknown } | null)?.name === 'ValidationException' && /item size/i.test(String((error as Error).message));
 
 /**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
@@ -162,8 +162,16 @@ export class DynamoDBStore implements IdempotencyStore {
    * A refused record condition returns the current record (nothing written).
    */
   async completeWithWrites(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult> {
-    const encoded = await this.encodeRequest(request);
-    const record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
+    let encoded = await this.encodeRequest(request);
+    let record;
+    try {
+      record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
+    } catch (error) {
+      // As in `complete`: a record DynamoDB finds too large completes without its response.
+      if (encoded.omitted || !(error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && isItemTooLarge(error.cause))) throw error;
+      encoded = { response: undefined, omitted: true };
+      record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
+    }
     return record === null ? { completed: true, responseStored: !encoded.omitted } : { completed: false, record };
   }
 
@@ -178,7 +186,7 @@ export class DynamoDBStore implements IdempotencyStore {
     if (omitted) item[a.responseOmitted] = { BOOL: true };
     if (request.error !== undefined) item[a.error] = { S: request.error };
     const record = await this.transact([{ Put: this.claimPut(item, request.now) }, ...writes]);
-    return record === null ? { claimed: true } : { claimed: false, record: record ?? this.malformed(request.key) };
+    return record === null ? { claimed: true, responseStored: !omitted } : { claimed: false, record: record ?? this.malformed(request.key) };
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
@@ -308,7 +316,8 @@ export class DynamoDBStore implements IdempotencyStore {
         return null;
       } catch (error) {
         const name = (error as { name?: unknown } | null)?.name;
-        if (name === 'ValidationException') {
+        // Refused as a whole (a limit, a malformed expression, a table that does not exist): nothing was written.
+        if (name === 'ValidationException' || name === 'ResourceNotFoundException') {
           throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
         }
         if (name !== 'TransactionCanceledException') throw error;

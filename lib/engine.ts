@@ -55,13 +55,19 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * @default false
    */
   readonly atomic?: boolean;
+  /**
+   * Lets the function add DynamoDB writes to `transaction()`, committed with its record. It runs
+   * each call in an AsyncLocalStorage, which costs every promise a little, so it is opt-in.
+   * @default false (true with `atomic`)
+   */
+  readonly transactions?: boolean;
   /** Structured log lines and CloudWatch EMF metrics per event (misses, replays, takeovers, …). @default off */
   readonly observability?: ObservabilityOptions;
 }
 
 const OPTION_NAMES = [
   'store', 'key', 'fingerprint', 'name', 'expiresAfterSeconds', 'onMissingKey', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
-  'observability',
+  'transactions', 'observability',
 ];
 
 /** A key computed ahead of the call (`undefined`: run without idempotency). @internal */
@@ -127,6 +133,8 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
   readonly isFinalError: (error: unknown) => boolean;
   readonly errorFields: readonly string[];
   readonly atomic: boolean;
+  /** Calls run in the AsyncLocalStorage behind `transaction()`. */
+  readonly transactional: boolean;
   private readonly emitEvent: Emit;
 
   constructor(where: string, options: IdempotencyOptions<TInput, TContext>, extraOptionNames: readonly string[] = []) {
@@ -140,6 +148,10 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       throw new TypeError(`${where}: \`errorFields\` must be an array of property names.`);
     }
     if (options.atomic !== undefined && typeof options.atomic !== 'boolean') throw new TypeError(`${where}: \`atomic\` must be a boolean.`);
+    if (options.transactions !== undefined && typeof options.transactions !== 'boolean') throw new TypeError(`${where}: \`transactions\` must be a boolean.`);
+    if (options.transactions && typeof store.completeWithWrites !== 'function') {
+      throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as DynamoDBStore.`);
+    }
     if (options.atomic && typeof store.claimCompleted !== 'function') {
       throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
     }
@@ -166,6 +178,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     this.isFinalError = options.isFinalError ?? (() => false);
     this.errorFields = options.errorFields ?? [];
     this.atomic = options.atomic === true;
+    this.transactional = this.atomic || options.transactions === true;
     this.emitEvent = createEmitter(where, options.observability, this.now);
   }
 
@@ -222,7 +235,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     }
     const owner = randomUUID();
     // Atomic mode commits the writes through `claimCompleted` (checked at construction), not `completeWithWrites`.
-    writes.bind(key, owner, this.atomic || typeof this.store.completeWithWrites === 'function');
+    if (this.transactional) writes.bind(key, owner);
     if (this.atomic) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes, atomicSince: now }) };
 
     const remaining = context?.getRemainingTimeInMillis?.();
@@ -278,10 +291,11 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     const writes = new WriteCollector();
     const begin = await this.begin(input, context, writes, keyed);
     if (begin.kind === 'replay') return begin.response as R;
-    if (begin.kind === 'skip') return currentCall.run(writes, fn);
+    const run = this.transactional ? () => currentCall.run(writes, fn) : fn;
+    if (begin.kind === 'skip') return run();
     let outcome: Outcome;
     try {
-      outcome = await begin.attempt.complete(await currentCall.run(writes, fn));
+      outcome = await begin.attempt.complete(await run());
     } catch (error) {
       outcome = await begin.attempt.fail(error);
     }

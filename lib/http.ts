@@ -21,7 +21,7 @@ export interface HttpResult {
 export interface HttpIdempotencyOptions
   extends Pick<
     IdempotencyOptions<HttpEvent, Context>,
-    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'observability'
+    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'transactions' | 'observability'
   > {
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
@@ -189,7 +189,7 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   assertOptions('httpIdempotency', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'observability',
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
     'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
   ]);
   const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
@@ -230,7 +230,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
   };
 
   const httpIdempotencyBefore = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
-    const writes = attempts.open();
+    const writes = attempts.open(engine.transactional);
     let begin;
     try {
       begin = await engine.begin(request.event, request.context, writes);

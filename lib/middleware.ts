@@ -25,7 +25,7 @@ export function idempotency<TEvent = unknown, TResult = unknown>(
   const attempts = new RequestAttempts();
 
   const idempotencyBefore = async (request: Request<TEvent, TResult, Error, Context>): Promise<void> => {
-    const writes = attempts.open();
+    const writes = attempts.open(engine.transactional);
     const begin = await engine.begin(request.event, request.context, writes);
     if (begin.kind === 'replay') request.earlyResponse = begin.response as TResult;
     else if (begin.kind === 'run') attempts.hold(request, begin.attempt);

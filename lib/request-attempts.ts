@@ -14,13 +14,13 @@ export class RequestAttempts {
   private readonly attempts = new WeakMap<object, Attempt>();
 
   /**
-   * The request's write collector, entered into the async context of the middy request. Must be
+   * The request's write collector, entered (with `transactions`) into the async context of the middy request. Must be
    * called synchronously at the start of `before`, so the handler (called later by middy from the
    * same context) sees it through `transaction()`.
    */
-  open(): WriteCollector {
+  open(transactional: boolean): WriteCollector {
     const writes = new WriteCollector();
-    currentCall.enterWith(writes);
+    if (transactional) currentCall.enterWith(writes);
     return writes;
   }
 

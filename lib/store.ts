@@ -40,12 +40,13 @@ export interface ClaimRequest {
 }
 
 /**
- * `claimed: true` may carry the record the claim replaced (expired, or INPROGRESS past its lease);
+ * `claimed: true` may carry the record the claim replaced (expired, or INPROGRESS past its lease),
+ * and, for `claimCompleted`, whether the response could be stored;
  * `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after
  * a retried request).
  */
 export type ClaimResult =
-  | { readonly claimed: true; readonly previous?: IdempotencyRecord }
+  | { readonly claimed: true; readonly previous?: IdempotencyRecord; readonly responseStored?: boolean }
   | { readonly claimed: false; readonly record: IdempotencyRecord };
 
 export interface CompleteRequest {

@@ -77,13 +77,11 @@ export class WriteCollector implements Transaction {
   // 'unbound' until an attempt holds it: a middy request whose `before` failed (e.g. KEY_MISSING)
   // leaves its collector in the caller's async context, where writes would be silently dropped.
   private state: 'unbound' | 'open' | 'closed' | 'inactive' = 'unbound';
-  private transactional = true;
 
   /** The attempt this collector belongs to, and whether its store can commit writes. */
-  bind(key: string, fence: string, transactional: boolean): void {
+  bind(key: string, fence: string): void {
     this.key = key;
     this.fence = fence;
-    this.transactional = transactional;
     if (this.state === 'unbound') this.state = 'open';
   }
 
@@ -134,7 +132,6 @@ export class WriteCollector implements Transaction {
 
   private add(table: string, action: TransactWriteItem): Transaction {
     this.assertOpen();
-    if (!this.transactional) throw new TypeError('transaction(): this idempotency store cannot commit writes; use DynamoDBStore.');
     this.actions.push(action);
     this.tables.push(table);
     return this;
@@ -165,7 +162,9 @@ export const currentCall = new AsyncLocalStorage<WriteCollector>();
  */
 export function transaction(): Transaction {
   const collector = currentCall.getStore();
-  if (collector === undefined || collector.ended) throw new TypeError('transaction() was called outside an idempotent call.');
+  if (collector === undefined || collector.ended) {
+    throw new TypeError('transaction() was called outside an idempotent call with `transactions: true` (or `atomic: true`).');
+  }
   return collector;
 }
 

@@ -57,6 +57,7 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
     },
     {
       store,
+      transactions: true, // the payment item commits with the record
       name: 'payments-consumer',
       key: (message) => message?.orderId,
       ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),

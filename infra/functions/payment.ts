@@ -98,6 +98,7 @@ export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHan
   return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2)).use(
     httpIdempotency({
       store,
+      transactions: true, // the payment item commits with the record
       // A fixed namespace: records survive a replacement of the function, which renames it.
       name: 'payments-api',
       ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),

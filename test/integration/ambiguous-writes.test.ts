@@ -141,7 +141,7 @@ test("a completion with the call's own writes whose response is lost applies the
       transaction().update({ TableName: tableName, Key: { id: 'ambiguous-counter' }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
       return { id };
     },
-    { store, name: 'tx-lost', logger: silentLogger() },
+    { store, name: 'tx-lost', transactions: true, logger: silentLogger() },
   );
   faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
 

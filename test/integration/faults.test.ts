@@ -50,7 +50,6 @@ const STORE_FAULTS: ReadonlyArray<[string, Fault]> = [
 type HandlerFault = 'none' | 'throws first' | 'slow' | 'crashes first';
 
 interface Scenario {
-  readonly name: string;
   readonly handler: HandlerFault;
   /** The store fault, its operation, and whether every attempt gets it. */
   readonly store?: { readonly operation: string; readonly fault: Fault; readonly persistent: boolean };
@@ -128,7 +127,7 @@ describe.each(['claim', 'complete', 'release'] as const)('a fault at %s', (step)
   const handler: HandlerFault = step === 'release' ? 'throws first' : 'none';
 
   test.each(STORE_FAULTS)('%s, once: the SDK retry absorbs it and every call ends as without faults', async (_label, fault) => {
-    const { ledger, warnings } = await run({ name: step, handler, store: { operation: OPERATION[step], fault, persistent: false } });
+    const { ledger, warnings } = await run({ handler, store: { operation: OPERATION[step], fault, persistent: false } });
     const outcomes = ledger.outcomes();
     expect(outcomes).not.toHaveProperty('STORE_FAILURE');
     expect(warnings).toEqual([]);
@@ -137,7 +136,7 @@ describe.each(['claim', 'complete', 'release'] as const)('a fault at %s', (step)
   });
 
   test.each(STORE_FAULTS.filter(([, fault]) => fault.kind !== 'latency'))('%s, on every attempt: typed errors or the result, nothing stuck', async (_label, fault) => {
-    const { ledger, warnings } = await run({ name: step, handler, store: { operation: OPERATION[step], fault, persistent: true } });
+    const { ledger, warnings } = await run({ handler, store: { operation: OPERATION[step], fault, persistent: true } });
     const outcomes = ledger.outcomes();
     if (step === 'claim') {
       // Fail closed: the faulted claims ran nothing and said so.
@@ -154,7 +153,7 @@ describe.each(['claim', 'complete', 'release'] as const)('a fault at %s', (step)
 
 describe('a fault while the handler runs', () => {
   test.each(['throws first', 'slow', 'crashes first'] as const)('the handler %s: invariants hold and the keys recover', async (handler) => {
-    const { ledger } = await run({ name: 'run', handler });
+    const { ledger } = await run({ handler });
     if (handler === 'throws first') expect(ledger.outcomes()['handler error']).toBe(KEYS.length);
     if (handler === 'crashes first') expect(ledger.outcomes()['never settled']).toBe(CRASHING_KEYS.length);
   });

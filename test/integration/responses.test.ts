@@ -3,7 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { DynamoDBStore, IdempotencyError, hashKey, idempotency, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, IdempotencyError, hashKey, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
 
 const client = testClient();
@@ -91,6 +91,25 @@ test('when DynamoDB itself refuses the item as too large, the record still compl
   const item = await readItem(client, tableName, recordId('refused-size', 'k'));
   expect(item).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect(item).not.toHaveProperty('response');
+  expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
+});
+
+test('with transaction writes: a record DynamoDB refuses as too large commits again without its response, writes included', async () => {
+  const uncompressed = new DynamoDBStore({ tableName, client, compressAboveBytes: 400 * 1024 });
+  const text = 'a'.repeat(400 * 1024 - 10);
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_key: string) => {
+      runs++;
+      transaction().put({ TableName: tableName, Item: { id: 'business-item-of-refused-size-tx', written: true } });
+      return text;
+    },
+    { store: uncompressed, name: 'refused-size-tx', transactions: true },
+  );
+  expect(await once('k')).toBe(text);
+  expect(await readItem(client, tableName, recordId('refused-size-tx', 'k'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
+  expect(await readItem(client, tableName, 'business-item-of-refused-size-tx')).toMatchObject({ written: { BOOL: true } });
   expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
   expect(runs).toBe(1);
 });

@@ -204,13 +204,6 @@ export class FaultInjector implements HttpHandlerLike {
     return this.attempts.filter((a) => a.operation === operation).length;
   }
 
-  /** Injected faults counted by `<operation> <kind>`. */
-  counts(): Record<string, number> {
-    const counts: Record<string, number> = {};
-    for (const { operation, kind } of this.injected) counts[`${operation} ${kind}`] = (counts[`${operation} ${kind}`] ?? 0) + 1;
-    return counts;
-  }
-
   async handle(request: HttpRequestLike, options?: unknown): Promise<{ response: HttpResponseLike }> {
     const operation = header(request.headers, 'x-amz-target')?.split('.').pop() ?? 'unknown';
     const attempt = Number(/attempt=(\d+)/.exec(header(request.headers, 'amz-sdk-request') ?? '')?.[1] ?? 1);

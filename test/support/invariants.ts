@@ -55,6 +55,7 @@ export class Ledger {
   readonly executions: Execution[] = [];
   readonly calls: CallRecord[] = [];
   private readonly executionsByKey = new Map<string, Execution[]>();
+  private readonly executionByCall = new Map<number, Execution>();
   private readonly allowedCodes: readonly IdempotencyErrorCode[];
   private nextCall = 0;
 
@@ -68,6 +69,7 @@ export class Ledger {
     const execution: Execution = { key, call, index: list.length, outcome: 'running' };
     list.push(execution);
     this.executionsByKey.set(key, list);
+    this.executionByCall.set(call, execution);
     this.executions.push(execution);
     return execution;
   }
@@ -135,7 +137,7 @@ export class Ledger {
     const add = (name: string): void => void (counts[name] = (counts[name] ?? 0) + 1);
     for (const call of this.calls) {
       if (call.settled === undefined) add('never settled');
-      else if (call.settled.kind === 'value') add(this.executions.some((e) => e.call === call.id) ? 'value' : 'replay');
+      else if (call.settled.kind === 'value') add(this.executionByCall.has(call.id) ? 'value' : 'replay');
       else if (call.settled.error instanceof IdempotencyError) add(call.settled.error.code);
       else if (call.settled.error instanceof HandlerError) add('handler error');
       else add(`unexpected ${(call.settled.error as Error)?.name}`);
@@ -149,7 +151,7 @@ export class Ledger {
     for (const call of this.calls) {
       const { settled } = call;
       if (settled === undefined) continue; // a crashed invocation: its caller gets nothing
-      const own = this.executions.find((e) => e.call === call.id);
+      const own = this.executionByCall.get(call.id);
       const at = `call ${call.id} (${call.key})`;
       if (settled.kind === 'value') {
         if (own) {

@@ -15,6 +15,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
+import { randomBytes } from 'node:crypto';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -95,7 +96,7 @@ function payFixture(options: Partial<IdempotencyOptions<{ id: string }, LambdaCo
       body?.();
       return { ok: true };
     },
-    { store, name: 'pay', key: (input) => input.id, now: () => NOW, ...options },
+    { store, transactions: true, name: 'pay', key: (input) => input.id, now: () => NOW, ...options },
   );
   return { pay, fences };
 }
@@ -158,7 +159,7 @@ describe('the commit', () => {
   test('without writes, completion stays a plain UpdateItem', async () => {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(UpdateItemCommand).resolves({});
-    const fn = makeIdempotent(async (id: string) => id, { store, name: 'plain', now: () => NOW });
+    const fn = makeIdempotent(async (id: string) => id, { store, transactions: true, name: 'plain', now: () => NOW });
     await fn('x');
     expect(commandNames()).toEqual(['PutItemCommand', 'UpdateItemCommand']);
   });
@@ -243,6 +244,7 @@ describe('cancellations and faults', () => {
     ['a ValidationException (over 4 MB)', serviceError('ValidationException', 'Transaction request size has exceeded the limit')],
     ['a ValidationError cancellation reason', cancelled(NONE, { Code: 'ValidationError' }, NONE, NONE, NONE)],
     ['an ItemCollectionSizeLimitExceeded reason', cancelled(NONE, { Code: 'ItemCollectionSizeLimitExceeded' }, NONE, NONE, NONE)],
+    ['a write to a table that does not exist', serviceError('ResourceNotFoundException', 'Requested resource not found')],
   ])('%s is TRANSACTION_INVALID; the record is released', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
@@ -250,6 +252,29 @@ describe('cancellations and faults', () => {
     expect(error.code).toBe('TRANSACTION_INVALID');
     expect(error.cause).toBe(fault);
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+  });
+
+  test('a record DynamoDB finds too large commits again without its response, with the same writes', async () => {
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejectsOnce(serviceError('ValidationException', 'Item size has exceeded the maximum allowed size'))
+      .resolves({});
+    const { pay } = payFixture();
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    const [first, second] = commits();
+    expect(first!.slice(1)).toEqual(second!.slice(1));
+    expect(second![0]!.Update!.UpdateExpression).toContain('#omitted = :omitted');
+    expect(second![0]!.Update!.ExpressionAttributeValues).not.toHaveProperty(':response');
+  });
+
+  test('atomic mode with a local cache: a response the table could not keep is not replayed from memory either', async () => {
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const huge = randomBytes(450_000).toString('base64'); // incompressible: over the item limit even gzipped
+    const fn = makeIdempotent(async (_: string) => huge, { store, name: 'atomic-cache', atomic: true, cacheSize: 10, now: () => NOW });
+    expect(await fn('k')).toBe(huge);
+    expect(commits()[0]![0]!.Put!.Item).toHaveProperty('responseOmitted', { BOOL: true });
+    expect((await rejection(fn('k'))).code).toBe('RESPONSE_NOT_STORED');
+    expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
   });
 
   test('the ValidationException\'s own message is kept, so the limit that was hit is named', async () => {
@@ -400,7 +425,7 @@ describe('the write collector', () => {
     // The middleware enters the collector into the request's async context before the key is
     // selected; a KEY_MISSING refusal leaves it there, unbound. Writes added to it would be lost.
     currentCall.run(new WriteCollector(), () => {
-      expect(() => transaction()).toThrow(new TypeError('transaction() was called outside an idempotent call.'));
+      expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
     });
     const unbound = new WriteCollector();
     expect(() => unbound.put({ TableName: 'payments', Item: { id: 'x' } })).toThrow(TypeError);
@@ -414,24 +439,32 @@ describe('the write collector', () => {
       async () => {
         transaction().put({ Item: { id: 'x' } } as never);
       },
-      { store, name: 'notable', now: () => NOW },
+      { store, transactions: true, name: 'notable', now: () => NOW },
     );
     await expect(fn('k')).rejects.toThrow(new TypeError('transaction().put: `TableName` is required.'));
   });
 
-  test('refuses writes when the store cannot commit them', async () => {
+  test('transactions: true is refused at construction for a store that cannot commit writes', () => {
     const memory: IdempotencyStore = {
       claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
       complete: async () => ({ completed: true, responseStored: true }),
       release: async () => ({ released: true }),
     };
-    const fn = makeIdempotent(
-      async () => {
-        transaction().put({ TableName: 'payments', Item: { id: 'x' } });
-      },
-      { store: memory, name: 'memory' },
+    expect(() => makeIdempotent(async (_: string) => undefined, { store: memory, name: 'memory', transactions: true })).toThrow(
+      /`transactions: true` needs a store with transactions/,
     );
-    await expect(fn('k')).rejects.toThrow(/cannot commit writes; use DynamoDBStore/);
+  });
+
+  test('without transactions: true, transaction() says how to enable it', async () => {
+    const fn = makeIdempotent(
+      async (_: string) => {
+        transaction();
+      },
+      { store: new DynamoDBStore({ tableName: 'idem', client: new DynamoDBClient({ region: 'local' }) }), name: 'off', now: () => NOW },
+    );
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    await expect(fn('k')).rejects.toThrow(/with `transactions: true`/);
   });
 
   test('atomic mode commits the writes through claimCompleted, even for a store without completeWithWrites', async () => {
@@ -461,7 +494,7 @@ describe('the write collector', () => {
       async (_input: { id?: string }) => {
         transaction().put({ TableName: 'payments', Item: { id: 'x' } });
       },
-      { store, name: 'skip', key: (input) => input.id, onMissingKey: 'skip' },
+      { store, transactions: true, name: 'skip', key: (input) => input.id, onMissingKey: 'skip' },
     );
     await expect(fn({})).rejects.toThrow(/runs without idempotency/);
     expect(commandNames()).toEqual([]);
@@ -476,7 +509,7 @@ describe('the write collector', () => {
         const tx = transaction();
         keys.push([tx.key, tx.fence, tx.downstreamKey('psp'), tx.downstreamKey('psp'), tx.downstreamKey('ledger')]);
       },
-      { store, name: 'ds', now: () => NOW },
+      { store, transactions: true, name: 'ds', now: () => NOW },
     );
     await fn('a');
     await fn('a');
