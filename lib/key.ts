@@ -21,70 +21,127 @@ function codePointCompare(a: string, b: string): number {
   return a.length - b.length;
 }
 
-function invalid(path: string, what: string): IdempotencyError {
-  return new IdempotencyError('INVALID_KEY', `The idempotency key holds ${what} at ${path}, which JSON cannot represent faithfully.`);
+/** A value with no faithful JSON form, found at the path its frames add while it unwinds. */
+class KeyFault {
+  readonly segments: string[] = [];
+  constructor(readonly what: string) {}
 }
 
-function write(value: unknown, path: string, depth: number, seen: Set<object>): string | undefined {
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-      if (!Number.isFinite(value)) throw invalid(path, `the number ${value}`);
-      return JSON.stringify(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'undefined':
-      return undefined;
-    case 'bigint':
-      throw invalid(path, 'a BigInt');
-    case 'function':
-      throw invalid(path, 'a function');
-    case 'symbol':
-      throw invalid(path, 'a symbol');
-  }
-  if (value === null) return 'null';
-  const object = value as object;
-  // Checked before toJSON too: a toJSON that returns an object with a toJSON must not recurse forever.
-  if (depth >= MAX_DEPTH) throw invalid(path, `nesting deeper than ${MAX_DEPTH} levels`);
-  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') {
-    return write((object as { toJSON(key: string): unknown }).toJSON(''), path, depth + 1, seen);
-  }
-  // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
-  if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
-    return write(object.valueOf(), path, depth + 1, seen);
-  }
-  if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
-    throw invalid(path, `a ${object.constructor.name}`);
-  }
-  if (object instanceof RegExp || object instanceof Error || object instanceof Promise) {
-    throw invalid(path, `a ${object.constructor.name}`);
-  }
-  if (seen.has(object)) throw invalid(path, 'a circular reference');
-  seen.add(object);
-  let out: string;
-  if (Array.isArray(object)) {
-    out = '[';
-    for (let i = 0; i < object.length; i++) {
-      if (i > 0) out += ',';
-      // As in JSON, an undefined array element is written as null.
-      out += write(object[i], `${path}[${i}]`, depth + 1, seen) ?? 'null';
+/** V8 enumerates array-index keys first, in numeric order, whatever the insertion order. */
+const isArrayIndex = (key: string): boolean => {
+  const c = key.charCodeAt(0);
+  return c >= 48 && c <= 57 && /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4_294_967_295;
+};
+
+const ASTRAL_OR_HIGH = /[\ud800-\uffff]/;
+
+/**
+ * One pass that validates and rebuilds the value as JSON would see it (toJSON applied, boxed
+ * primitives unwrapped, `undefined` members dropped, members inserted in code-point order), so
+ * that the native `JSON.stringify` can write it. Objects whose order the engine would not keep
+ * (array-index keys, `__proto__`) set `manual`, and are then written by `writeSorted`.
+ */
+class Normalizer {
+  manual = false;
+  private readonly ancestors: object[] = [];
+
+  run(value: unknown, depth: number): unknown {
+    switch (typeof value) {
+      case 'string':
+      case 'boolean':
+      case 'undefined':
+        return value;
+      case 'number':
+        if (!Number.isFinite(value)) throw new KeyFault(`the number ${value}`);
+        return value;
+      case 'bigint':
+        throw new KeyFault('a BigInt');
+      case 'function':
+        throw new KeyFault('a function');
+      case 'symbol':
+        throw new KeyFault('a symbol');
     }
-    out += ']';
-  } else {
-    const keys = Object.keys(object).sort(codePointCompare);
-    out = '{';
-    let first = true;
+    if (value === null) return null;
+    const object = value as object;
+    // The common shapes first: plain objects and arrays without toJSON need none of the checks below.
+    const proto = Object.getPrototypeOf(object);
+    if ((proto === Object.prototype || proto === null || proto === Array.prototype) && typeof (object as { toJSON?: unknown }).toJSON !== 'function') {
+      if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
+      return this.enter(object, depth);
+    }
+    // Checked before toJSON too: a toJSON that returns an object with a toJSON must not recurse forever.
+    if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
+    if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return this.run((object as { toJSON(key: string): unknown }).toJSON(''), depth + 1);
+    // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
+    if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
+      return this.run(object.valueOf(), depth + 1);
+    }
+    if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
+      throw new KeyFault(`a ${object.constructor.name}`);
+    }
+    if (object instanceof RegExp || object instanceof Error || object instanceof Promise) throw new KeyFault(`a ${object.constructor.name}`);
+    return this.enter(object, depth);
+  }
+
+  private enter(object: object, depth: number): unknown {
+    if (this.ancestors.includes(object)) throw new KeyFault('a circular reference');
+    this.ancestors.push(object);
+    const out = Array.isArray(object) ? this.array(object, depth) : this.object(object as Record<string, unknown>, depth);
+    this.ancestors.pop(); // on a fault the whole normalization is abandoned, so no finally is needed
+    return out;
+  }
+
+  private array(array: unknown[], depth: number): unknown[] {
+    const out = new Array<unknown>(array.length);
+    for (let i = 0; i < array.length; i++) {
+      try {
+        // As in JSON, an undefined array element is written as null.
+        out[i] = this.run(array[i], depth + 1) ?? null;
+      } catch (error) {
+        if (error instanceof KeyFault) error.segments.push(`[${i}]`);
+        throw error;
+      }
+    }
+    return out;
+  }
+
+  private object(object: Record<string, unknown>, depth: number): Record<string, unknown> {
+    const keys = Object.keys(object);
+    if (keys.length > 1) {
+      keys.sort();
+      // The default sort compares UTF-16 units; only keys with surrogates or U+E000–FFFF need more.
+      for (const key of keys) {
+        if (ASTRAL_OR_HIGH.test(key)) {
+          keys.sort(codePointCompare);
+          break;
+        }
+      }
+    }
+    const out: Record<string, unknown> = {};
     for (const key of keys) {
-      const member = write((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
+      let member: unknown;
+      try {
+        member = this.run(object[key], depth + 1);
+      } catch (error) {
+        if (error instanceof KeyFault) error.segments.push(`.${key}`);
+        throw error;
+      }
       if (member === undefined) continue;
-      out += `${first ? '' : ','}${JSON.stringify(key)}:${member}`;
-      first = false;
+      if (key === '__proto__' || isArrayIndex(key)) {
+        this.manual = true;
+        Object.defineProperty(out, key, { value: member, enumerable: true, writable: true, configurable: true });
+      } else out[key] = member;
     }
-    out += '}';
+    return out;
   }
-  seen.delete(object);
-  return out;
+}
+
+/** Writes a normalized value with every object's members in code-point order. */
+function writeSorted(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(writeSorted).join(',')}]`;
+  const keys = Object.keys(value).sort(codePointCompare);
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${writeSorted((value as Record<string, unknown>)[key])}`).join(',')}}`;
 }
 
 /**
@@ -100,9 +157,14 @@ function write(value: unknown, path: string, depth: number, seen: Set<object>): 
  */
 export function canonicalJson(value: unknown): string | undefined {
   try {
-    return write(value, '$', 0, new Set());
+    const normalizer = new Normalizer();
+    const normalized = normalizer.run(value, 0);
+    return normalizer.manual ? writeSorted(normalized) : JSON.stringify(normalized);
   } catch (error) {
-    if (error instanceof IdempotencyError) throw error;
+    if (error instanceof KeyFault) {
+      const path = `$${error.segments.reverse().join('')}`;
+      throw new IdempotencyError('INVALID_KEY', `The idempotency key holds ${error.what} at ${path}, which JSON cannot represent faithfully.`);
+    }
     // A toJSON, a getter or a proxy trap of the value threw: the value has no JSON form to hash.
     throw new IdempotencyError('INVALID_KEY', 'Reading the idempotency key threw (a toJSON method, a getter or a proxy trap).', { cause: error });
   }

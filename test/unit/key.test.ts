@@ -121,3 +121,18 @@ describe('hashKey', () => {
     expect(() => hashKey(undefined)).toThrow(expect.objectContaining({ code: 'KEY_MISSING' }));
   });
 });
+
+describe('member order the engine would not keep', () => {
+  test('array-index keys sort by code point with the others, not first in numeric order as objects enumerate them', () => {
+    expect(canonicalJson({ '10': 1, '9': 2, b: 3, '!': 4 })).toBe('{"!":4,"10":1,"9":2,"b":3}');
+    expect(canonicalJson({ nested: [{ '2': 'x', '1': 'y', a: 'z' }] })).toBe('{"nested":[{"1":"y","2":"x","a":"z"}]}');
+  });
+
+  test('an own __proto__ member (as JSON.parse makes) is kept as a member', () => {
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"x":1},"a":2}'))).toBe('{"__proto__":{"x":1},"a":2,"b":1}');
+  });
+
+  test('keys with astral characters and U+E000–FFFF sort by code point', () => {
+    expect(canonicalJson({ '\u{1F600}': 1, '\uFF01': 2, a: 3 })).toBe('{"a":3,"\uFF01":2,"\u{1F600}":1}');
+  });
+});
