@@ -40,6 +40,7 @@ export interface SoakReport {
   readonly keys: number;
   readonly concurrency: number;
   readonly seed: number;
+  readonly settings: { readonly duplicateRatio: number; readonly handlerFailureRate: number; readonly faultRate: number; readonly retries: 'sdk' | 'immediate'; readonly leaseSeconds: number };
   readonly durationMs: number;
   readonly executions: { readonly total: number; readonly perKey: Record<string, number>; readonly maxSucceededPerKey: number; readonly duplicatesExecuted: number };
   /** What callers got: value, replay, handler error, or an IdempotencyError code. */
@@ -152,6 +153,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     keys: keys.size,
     concurrency,
     seed,
+    settings: { duplicateRatio, handlerFailureRate, faultRate, retries, leaseSeconds },
     durationMs: Math.round(durationMs),
     executions: { total: ledger.executions.length, perKey: perKey.histogram, maxSucceededPerKey: perKey.maxSucceeded, duplicatesExecuted },
     outcomes: ledger.outcomes(),
@@ -174,6 +176,7 @@ export function formatReport(report: SoakReport): string {
     .join(', ');
   return [
     `soak: ${report.calls} calls (${report.duplicateCalls} duplicates of ${report.keys} keys), concurrency ${report.concurrency}, seed ${report.seed}, ${(report.durationMs / 1000).toFixed(1)} s`,
+    `  handler failure rate ${report.settings.handlerFailureRate}, store fault rate ${report.settings.faultRate} per request attempt, ${report.settings.retries === 'sdk' ? "the SDK's standard retries" : 'immediate retries'}`,
     `executions per key: ${perKey}; most successful executions of one key: ${report.executions.maxSucceededPerKey}; duplicates executed: ${report.executions.duplicatesExecuted}`,
     `callers got: ${list(report.outcomes)}`,
     `faults injected: ${report.faultsInjected.total} (${list(report.faultsInjected.byKind)}; ${list(report.faultsInjected.byOperation)})`,
