@@ -253,6 +253,9 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       });
     } catch (error) {
       this.emit('storeFailure', key);
+      // The claim may have been applied although every answer was lost: free the key if it is ours,
+      // rather than leave it held until the lease with nothing running. Best effort: the store is failing.
+      await this.store.release({ key, owner }).catch(() => undefined);
       throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
     }
     // An owner equal to ours is our own claim, applied by a request whose response was lost and retried.

@@ -2,6 +2,7 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
+import { canonicalJson } from './key.js';
 import { assertOptions } from './options.js';
 import { RequestAttempts } from './request-attempts.js';
 
@@ -118,7 +119,9 @@ function body(event: HttpEvent): unknown {
   if (event.body === undefined || event.body === null) return null;
   const bytes = Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
   try {
-    return { json: JSON.parse(bytes.toString('utf8')) };
+    // Canonical here, so a body JSON parses but cannot hash (nested too deep) falls back to its bytes
+    // instead of being reported as an invalid Idempotency-Key.
+    return { json: canonicalJson(JSON.parse(bytes.toString('utf8'))) ?? null };
   } catch {
     // The same bytes give the same fingerprint whether or not API Gateway base64-encoded them.
     return { bytes: bytes.toString('base64') };

@@ -70,9 +70,6 @@ function arm(operation: Operation, fault: InjectedFault | undefined): { readonly
 
 const describeFault = (fault: InjectedFault | undefined): string => (fault ? `, ${fault.name}${fault.persistent ? ' on every attempt' : ' once'}` : '');
 
-/** An execution by this claim's call: -1 when a claim was applied but its caller gave up (nobody runs). */
-const NOBODY = -1;
-
 interface Model {
   now: number;
   readonly records: Map<Key, ModelRecord>;
@@ -163,9 +160,9 @@ class CallCommand implements fc.AsyncCommand<Model, Real> {
     const outcome = await real.call(this.key);
 
     if (fault?.persistent) {
-      // The SDK gave up: the function did not run; an applied claim holds the key, by nobody.
+      // The SDK gave up: the function did not run; an applied claim is released by its owner right away.
       expectError('settled' in outcome ? outcome.settled : undefined, (error) => expect(error).toMatchObject({ code: 'STORE_FAILURE' }));
-      if (fault.applied && claimable) model.records.set(this.key, this.claimed(model, NOBODY));
+      if (fault.applied && claimable) model.records.delete(this.key);
       return;
     }
     if (claimable) {

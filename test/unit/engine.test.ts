@@ -223,6 +223,36 @@ describe('store failures', () => {
     expect(fn).not.toHaveBeenCalled();
   });
 
+  test('a claim applied although its every answer was lost is released by its owner, so the key is not held until the lease', async () => {
+    const store = new MemoryStore();
+    const applyThenFail = store.claim.bind(store);
+    store.claim = async (request) => {
+      await applyThenFail(request);
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    };
+    const fn = jest.fn(async () => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'lost', now: () => T0 });
+    expect((await rejection(once(1))).code).toBe('STORE_FAILURE');
+    expect(fn).not.toHaveBeenCalled();
+    expect(store.releases).toHaveLength(1);
+    expect(store.releases[0]!.owner).toBe(store.claims[0]!.owner);
+    expect(store.records.size).toBe(0);
+  });
+
+  test('a failed best-effort release after STORE_FAILURE changes nothing for the caller', async () => {
+    const store = new MemoryStore();
+    const network = new Error('down');
+    store.claim = async () => {
+      throw network;
+    };
+    store.release = async () => {
+      throw new Error('still down');
+    };
+    const error = await rejection(makeIdempotent(async () => 'ran', { store, name: 'down' })(1));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.cause).toBe(network);
+  });
+
   test('a failed completion request still returns the result, and warns without key or payload', async () => {
     const store = new MemoryStore();
     const logger = quietLogger();
