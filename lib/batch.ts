@@ -1,8 +1,9 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
+import { canonicalJson, sha256 } from './key.js';
 import { assertOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
@@ -29,6 +30,8 @@ export interface IdempotentBatchOptions<TMessage>
   > {
   /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
+  /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
+  readonly fingerprint?: (message: TMessage) => unknown;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
   readonly concurrency?: number;
 }
@@ -39,6 +42,8 @@ interface Item<TMessage> {
   /** Messages that could not be parsed or keyed are poison: failed, never run. */
   readonly message?: TMessage;
   readonly key?: string | undefined;
+  /** Records with equal keys and payloads run once per batch and share the outcome. */
+  readonly twin?: string;
   readonly poison?: string;
 }
 
@@ -99,9 +104,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   assertOptions('idempotentBatch', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability', 'key', 'concurrency',
+    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability', 'key', 'fingerprint', 'concurrency',
   ]);
-  const { key, concurrency = 10, ...common } = options;
+  const { key, fingerprint, concurrency = 10, ...common } = options;
+  if (fingerprint !== undefined && typeof fingerprint !== 'function') throw new TypeError('idempotentBatch: `fingerprint` must be a function.');
   if (key !== undefined && typeof key !== 'function') throw new TypeError('idempotentBatch: `key` must be a function.');
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('idempotentBatch: `concurrency` must be a whole number, 1 or more.');
   // The record rides along with the message so the key selector can see both.
@@ -109,8 +115,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   const engine = new IdempotencyEngine<Input, Context>('idempotentBatch', {
     ...common,
     key: key ? (input) => key(input.message, input.record) : (input) => input.message,
+    ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
   });
-  const log = (common.logger ?? console) as { warn(message: string): void; error?(message: string): void };
+  const log: IdempotencyLogger = common.logger ?? console;
 
   return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
     const records = (event?.Records ?? []) as BatchRecord[];
@@ -120,7 +127,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const id = identify(record, source);
       try {
         const message = parse(record, source) as TMessage;
-        return { id, record, message, key: engine.keyOf({ message, record }, context) };
+        const key = engine.keyOf({ message, record }, context);
+        // With a fingerprint, a same-key record with another payload is no twin: it must meet PAYLOAD_MISMATCH.
+        const twin = fingerprint && key !== undefined ? `${key}#${sha256(canonicalJson(fingerprint(message)) ?? '')}` : key;
+        return { id, record, message, key, ...(twin === undefined ? {} : { twin }) };
       } catch (error) {
         return { id, record, poison: describe(error) };
       }
@@ -135,9 +145,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       const input = { message: item.message as TMessage, record: item.record };
       const run = () => engine.execute(input, context, () => recordHandler(input.message, item.record, context), { key: item.key }).then(() => undefined);
-      if (item.key === undefined) return run();
-      let shared = runs.get(item.key);
-      if (!shared) runs.set(item.key, (shared = run()));
+      if (item.twin === undefined) return run();
+      let shared = runs.get(item.twin);
+      if (!shared) runs.set(item.twin, (shared = run()));
       return shared;
     };
 

@@ -16,6 +16,8 @@ export interface LambdaContextLike {
 /** Receives bookkeeping failures that must not replace the caller's outcome. */
 export interface IdempotencyLogger {
   warn(message: string): void;
+  /** Used for poison batch records when present; `warn` otherwise. */
+  error?(message: string): void;
 }
 
 /** Options shared by every entry point (middleware, wrapper, HTTP, batch). */

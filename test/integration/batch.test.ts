@@ -530,3 +530,19 @@ describe('concurrent consumers', () => {
     expect(await readItem(client, tableName, stored[0]!.id!.S!)).toMatchObject({ status: { S: 'COMPLETED' } });
   });
 });
+
+test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
+  let runs = 0;
+  const handler = idempotentBatch(
+    async (_order: Order) => {
+      runs++;
+    },
+    { store, name: `fingerprinted-${randomUUID()}`, key: (order) => order.orderId, fingerprint: (order) => order.amount },
+  );
+  const first = sqsRecord({ orderId: 'o-fp', amount: 100 });
+  expect(failuresOf(await handler(sqsEvent([first]), lambdaContext()))).toEqual([]);
+  const resend = sqsRecord({ orderId: 'o-fp', amount: 100 });
+  const changed = sqsRecord({ orderId: 'o-fp', amount: 999 });
+  expect(failuresOf(await handler(sqsEvent([resend, changed]), lambdaContext()))).toEqual([changed.messageId]);
+  expect(runs).toBe(1);
+});
