@@ -12,6 +12,7 @@ import type { PromiseHookTax } from './promise-hooks.js';
 import type { RoundTrips, Scenario } from './round-trips.js';
 import { SCENARIOS } from './round-trips.js';
 import { ratio, type Summary } from './stats.js';
+import type { ModeCall } from './transaction-modes.js';
 
 export interface Machine {
   readonly node: string;
@@ -30,6 +31,7 @@ export interface Results {
   readonly notes: string[];
   readonly promiseHookTax: PromiseHookTax;
   readonly roundTrips: RoundTrips;
+  readonly transactionModes: ModeCall[];
   readonly overhead: OverheadResult[];
   readonly endToEnd: EndToEnd;
   readonly coldStart: ColdStart;
@@ -89,6 +91,18 @@ function roundTripLines(results: Results): Line[] {
       lines.push("     (Powertools' middy onError deletes the record the other, still running attempt holds: powertools-lambda-typescript");
       lines.push('      issue #5675, fixed by PR #5676 after 2.35.0; duplicates then run again, see section 5.)');
     }
+  }
+  return lines;
+}
+
+function transactionModeLines(results: Results): Line[] {
+  const lines: Line[] = ["1b. Requests per call with one business write committed with the record (ours only; Powertools has no such mode)"];
+  const targets: Record<ModeCall['mode'], Record<ModeCall['scenario'], number>> = { transactions: { 'first call': 2, replay: 1 }, atomic: { 'first call': 1, replay: 1 } };
+  for (const call of results.transactionModes) {
+    const label = `${call.mode === 'atomic' ? 'atomic: true' : 'transactions: true'}, ${call.scenario}`;
+    lines.push(row(label, String(call.requests), '—', '', 'requests', 1, equals(targets[call.mode][call.scenario], call.requests)));
+    const outcome = call.executions === 0 ? 'replayed' : call.mode === 'atomic' && call.scenario === 'replay' ? 'the pure handler ran again; the stored response was returned' : 'ran';
+    lines.push(`     ours: ${call.operations.join(' + ')} → ${outcome}`);
   }
   return lines;
 }
@@ -215,7 +229,7 @@ export function renderTable(results: Results): string {
     `Same handler, events, table settings (own on-demand table each, TTL on) and 24 h retention for both; warm-up excluded; libraries alternate in every loop.`,
     `ratio = ours / Powertools (lower is better, except throughput). n = samples per library.`,
   ];
-  const lines: Line[] = [...roundTripLines(results), ...overheadLines(results), ...endToEndLines(results), ...coldStartLines(results), ...contentionLines(results), ...costLines(results)];
+  const lines: Line[] = [...roundTripLines(results), ...transactionModeLines(results), ...overheadLines(results), ...endToEndLines(results), ...coldStartLines(results), ...contentionLines(results), ...costLines(results)];
   const rows = lines.filter((l): l is Row => typeof l !== 'string');
   const head: Row = { metric: 'measurement', ours: 'ours', powertools: 'Powertools', ratio: 'ratio', unit: 'unit', n: 'n', target: 'target (issue 5)' };
   const columns = ['metric', 'ours', 'powertools', 'ratio', 'unit', 'n', 'target'] as const;

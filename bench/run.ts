@@ -18,6 +18,7 @@ import { measureOverhead } from './overhead.js';
 import { measurePromiseHookTax } from './promise-hooks.js';
 import { renderTable, type Results, writeResults } from './report.js';
 import { measureRoundTrips } from './round-trips.js';
+import { measureTransactionModes } from './transaction-modes.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -57,6 +58,7 @@ try {
 
   progress('1. requests per call');
   const roundTrips = await measureRoundTrips(local.endpoint, tables, admin);
+  const transactionModes = await measureTransactionModes(local.endpoint, tables.ours);
 
   progress('2. in-process overhead (stand-in)');
   const overhead = await measureOverhead(PLAN.overhead, roundTrips.replayItems);
@@ -104,6 +106,7 @@ try {
     notes,
     promiseHookTax,
     roundTrips,
+    transactionModes,
     overhead,
     endToEnd,
     coldStart,
