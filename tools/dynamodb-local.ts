@@ -46,6 +46,22 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
   child.once('exit', (code) => {
     failure ??= new Error(`DynamoDB Local exited early with code ${code}`);
   });
+  // Whatever ends this process, DynamoDB Local (a separate JVM) must not outlive it.
+  const killChild = (): void => void child.kill('SIGKILL');
+  // On Ctrl-C or a kill: stop the child, then end as the signal would have, unless the program
+  // handles the signal itself (the demo's --serve does).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killChild();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once('exit', killChild);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  child.once('exit', () => {
+    process.removeListener('exit', killChild);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  });
   const endpoint = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
