@@ -1,5 +1,5 @@
 import { IdempotencyError } from './errors.js';
-import type { IdempotencyLogger } from './engine.js';
+import type { IdempotencyLogger } from './options.js';
 import type { CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
 import type { IdempotencyEvent } from './observability.js';
 import type { WriteCollector } from './transaction.js';

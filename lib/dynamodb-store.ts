@@ -4,11 +4,9 @@ import {
   DynamoDBClient,
   PutItemCommand,
   type TransactWriteItem,
-  TransactWriteItemsCommand,
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { IdempotencyError } from './errors.js';
 import type {
   ClaimCompletedRequest,
   ClaimRequest,
@@ -20,6 +18,8 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from './store.js';
+import { sendTransaction } from './dynamodb-transaction.js';
+import { IdempotencyError } from './errors.js';
 import { assertOptions } from './options.js';
 import { type EncodedResponse, ResponseCodec, type ResponseEncryption } from './response-codec.js';
 
@@ -302,46 +302,10 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  /**
-   * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
-   * the record that refused the first action. A refused write of the caller's own, a transaction
-   * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries throw typed errors:
-   * in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
-   */
+  /** A transaction whose first action is the record's: `null` when it committed, else the record that refused it. */
   private async transact(items: TransactWriteItem[]): Promise<IdempotencyRecord | undefined | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // The SDK fills ClientRequestToken, so its own retries of a lost response cannot apply the writes twice.
-        await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
-        return null;
-      } catch (error) {
-        const name = (error as { name?: unknown } | null)?.name;
-        // Refused as a whole (a limit, a malformed expression, a table that does not exist): nothing was written.
-        if (name === 'ValidationException' || name === 'ResourceNotFoundException') {
-          throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
-        }
-        if (name !== 'TransactionCanceledException') throw error;
-        const reasons = (error as { CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }> }).CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') return await this.toRecord(reasons[0].Item);
-        const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-        if (failed > 0) {
-          const action = items[failed]!;
-          const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
-          throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`, {
-            cause: error,
-            actionIndex: failed - 1,
-            ...(table === undefined ? {} : { tableName: table }),
-          });
-        }
-        const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
-        if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });
-        // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly.
-        if (attempt >= 3) {
-          throw new IdempotencyError('IN_PROGRESS', 'The transaction kept conflicting with concurrent writes; nothing was written.', { cause: error, retryAfterSeconds: 1 });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
-      }
-    }
+    const refused = await sendTransaction(this.client, items);
+    return refused === null ? null : this.toRecord(refused);
   }
 
   private async encodeRequest(request: CompleteRequest | ClaimCompletedRequest): Promise<EncodedResponse> {

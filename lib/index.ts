@@ -5,7 +5,7 @@ export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store.js';
 export { IdempotencyError, isIdempotencyError } from './errors.js';
 export type { IdempotencyErrorCode, IdempotencyErrorOptions } from './errors.js';
 export { canonicalJson, hashKey } from './key.js';
-export type { IdempotencyOptions, IdempotencyLogger, LambdaContextLike } from './engine.js';
+export type { IdempotencyOptions, IdempotencyLogger, LambdaContextLike } from './options.js';
 export type {
   IdempotencyStore,
   IdempotencyRecord,

@@ -1,0 +1,45 @@
+import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { IdempotencyError } from './errors.js';
+
+/**
+ * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
+ * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a transaction
+ * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries throw typed errors:
+ * in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
+ * @internal
+ */
+export async function sendTransaction(client: DynamoDBClient, items: TransactWriteItem[]): Promise<Record<string, AttributeValue> | undefined | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // The SDK fills ClientRequestToken, so its own retries of a lost response cannot apply the writes twice.
+      await client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+      return null;
+    } catch (error) {
+      const name = (error as { name?: unknown } | null)?.name;
+      // Refused as a whole (a limit, a malformed expression, a table that does not exist): nothing was written.
+      if (name === 'ValidationException' || name === 'ResourceNotFoundException') {
+        throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
+      }
+      if (name !== 'TransactionCanceledException') throw error;
+      const reasons = (error as { CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }> }).CancellationReasons ?? [];
+      if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
+      const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
+      if (failed > 0) {
+        const action = items[failed]!;
+        const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+        throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`, {
+          cause: error,
+          actionIndex: failed - 1,
+          ...(table === undefined ? {} : { tableName: table }),
+        });
+      }
+      const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
+      if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });
+      // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly.
+      if (attempt >= 3) {
+        throw new IdempotencyError('IN_PROGRESS', 'The transaction kept conflicting with concurrent writes; nothing was written.', { cause: error, retryAfterSeconds: 1 });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+    }
+  }
+}
