@@ -19,11 +19,13 @@ const JAVA_MISSING =
 /** Credentials DynamoDB Local accepts; it never checks them, but the SDK needs some. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 
-export function localClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS });
+/** A client for the DynamoDB Local at `endpoint`; without `maxAttempts`, the SDK's default retries. */
+export function localClient(endpoint: string, options: { maxAttempts?: number } = {}): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS, ...options });
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -3,28 +3,15 @@
  * payload v2). Every request needs an `Idempotency-Key` header: a retried request replays the first
  * response instead of charging or refunding again.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { DynamoDBStore, httpIdempotency, type HttpEvent, type IdempotencyLogger } from '../../lib/index.js';
-import { readEnvironment } from './environment.js';
-import { PaymentError, type PaymentErrorCode, type PaymentProvider, PaymentService } from './payment-service.js';
+import { httpIdempotency, type HttpEvent } from '../../lib/index.js';
+import { handlerFromEnvironment } from './environment.js';
+import { PaymentError, type PaymentErrorCode, type PaymentService } from './payment-service.js';
 import { PAYMENT_ROUTES } from './routes.js';
+import { type FunctionOptions, libraryOptions, paymentsBackend } from './wiring.js';
 
-export interface PaymentHandlerOptions {
-  readonly idempotencyTable: string;
-  readonly paymentsTable: string;
-  /** @default a new `DynamoDBClient` from the environment */
-  readonly client?: DynamoDBClient;
-  /** @default the simulated provider */
-  readonly provider?: PaymentProvider;
-  /** Record retention, seconds. @default the library's (24 h) */
-  readonly expiresAfterSeconds?: number;
-  /** Clock, epoch milliseconds. @default Date.now */
-  readonly now?: () => number;
-  /** Where the library reports bookkeeping failures and poison records. @default console */
-  readonly logger?: IdempotencyLogger;
-}
+export type PaymentHandlerOptions = FunctionOptions;
 
 export type PaymentHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -87,38 +74,17 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2): Pr
  * ```
  */
 export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHandler {
-  const client = options.client ?? new DynamoDBClient({});
-  const service = new PaymentService({
-    client,
-    tableName: options.paymentsTable,
-    ...(options.provider ? { provider: options.provider } : {}),
-    ...(options.now ? { now: options.now } : {}),
-  });
-  const store = new DynamoDBStore({ tableName: options.idempotencyTable, client });
+  const { store, service } = paymentsBackend(options);
   return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2)).use(
     httpIdempotency({
       store,
       transactions: true, // the payment item commits with the record
       // A fixed namespace: records survive a replacement of the function, which renames it.
       name: 'payments-api',
-      ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),
-      ...(options.now ? { now: options.now } : {}),
-      ...(options.logger ? { logger: options.logger } : {}),
+      ...libraryOptions(options),
     }),
   ) as unknown as PaymentHandler;
 }
 
-let configured: PaymentHandler | undefined;
-
 /** The Lambda entry point: tables and retention from `IDEMPOTENCY_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`. */
-export const handler: PaymentHandler = (event, context) => {
-  if (configured === undefined) {
-    const env = readEnvironment();
-    configured = createPaymentHandler({
-      idempotencyTable: env.idempotencyTable,
-      paymentsTable: env.paymentsTable,
-      ...(env.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: env.expiresAfterSeconds }),
-    });
-  }
-  return configured(event, context);
-};
+export const handler: PaymentHandler = handlerFromEnvironment(createPaymentHandler);

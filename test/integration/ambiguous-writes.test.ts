@@ -7,45 +7,25 @@
 import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
-import { DynamoDBStore, type IdempotencyError, hashKey, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
-import { dropTable, endpoint, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { Turnstile, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { thrown } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
-const inspect = testClient();
 const { client, faults } = faultyClient(endpoint());
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(inspect);
-  store = new DynamoDBStore({ tableName, client });
-});
+const { client: inspect, tableName, store } = useFreshTable({ storeClient: client });
 afterEach(() => {
   faults.clear();
 });
-afterAll(async () => {
-  await dropTable(inspect, tableName);
-  client.destroy();
-  inspect.destroy();
-});
+afterAll(() => client.destroy());
 
-const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
 const item = (namespace: string, key: unknown): Promise<Record<string, AttributeValue> | undefined> => readItem(inspect, tableName, recordId(namespace, key));
 
 /** A logger whose warnings (bookkeeping failures) the test inspects. */
 const silentLogger = () => ({ warn: jest.fn<(message: string) => void>() });
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** The three ways a response gets lost after the server applied the write. */
 const LOST: ReadonlyArray<[string, Fault]> = [
@@ -121,7 +101,7 @@ test('through middy, a claim and a completion both losing their responses: one r
   const handler = middy(async (event: { id: string }) => ({ id: event.id, run: ++runs })).use(
     idempotency({ store, key: (event: { id: string }) => event.id, logger: silentLogger() }),
   );
-  const context = { functionName: 'middy-lost', getRemainingTimeInMillis: () => 10_000 } as unknown as Context;
+  const context = lambdaContext('middy-lost');
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response', error: 'TimeoutError' } });
   faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
 
@@ -198,7 +178,7 @@ test("a lost claim whose retry arrives after another attempt took the key over m
   expect(ofB!.owner!.S).not.toBe(ofA!.owner!.S);
 
   releaseRetry.open();
-  expect(await rejection(a)).toMatchObject({ code: 'IN_PROGRESS' });
+  expect(await thrown(a)).toMatchObject({ code: 'IN_PROGRESS' });
   expect(await item('claim-late-retry', 'k')).toStrictEqual(ofB);
   holderB.open('B');
   expect(await b).toBe('B');
@@ -245,7 +225,7 @@ test('a claim that loses every response fails closed (STORE_FAILURE, nothing ran
   const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'claim-all-lost', leaseSeconds: 5, now: () => clock.now });
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
 
-  expect(await rejection(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
+  expect(await thrown(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
   expect(faults.injected).toHaveLength(3);
   expect(runs).toBe(0);
   // The first attempt was applied, but its owner released it after the failure: nothing holds the key.

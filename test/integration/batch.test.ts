@@ -1,8 +1,6 @@
-import { type AttributeValue, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import {
   type BatchRecord,
   type BatchResponse,
@@ -13,8 +11,9 @@ import {
   type StreamChange,
   idempotentBatch,
 } from '../../lib/index.js';
-import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
-import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
 
 // ---------------------------------------------------------------------------------------------
 // Event fixtures: the records Lambda's event source mappings deliver.
@@ -145,16 +144,8 @@ afterEach(async () => {
 });
 afterAll(() => client.destroy());
 
-function lambdaContext(functionName = 'order-consumer'): Context {
-  return {
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    getRemainingTimeInMillis: () => 120_000,
-  } as unknown as Context;
-}
+/** The context of every invocation of the consumer: two minutes left. */
+const consumerContext = (): Context => lambdaContext('order-consumer', 120_000);
 
 interface Call {
   readonly message: unknown;
@@ -171,7 +162,7 @@ function consumer<T>(fn: RecordHandler<T, unknown>, options: Partial<IdempotentB
     },
     { store, now: clock, logger: quiet(), ...options },
   );
-  return { handler, calls, invoke: (event: SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent) => handler(event, lambdaContext()) };
+  return { handler, calls, invoke: (event: SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent) => handler(event, consumerContext()) };
 }
 
 function quiet() {
@@ -183,32 +174,11 @@ const failuresOf = (response: BatchResponse) => response.batchItemFailures.map((
 const ids = (...records: SQSRecord[]) => records.map((record) => record.messageId);
 const orderIdOf = (call: Call) => (call.message as Order).orderId;
 
-async function records(): Promise<Array<Record<string, AttributeValue>>> {
-  const out = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
-  return out.Items ?? [];
-}
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
+const records = () => scanItems(client, tableName);
 
 /** Yields to the event loop `turns` times: lets other records' I/O interleave, without sleeping. */
 async function turns(count: number): Promise<void> {
-  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
-}
-
-async function unreachableClient(): Promise<DynamoDBClient> {
-  const port = await new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-  return new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+  for (let i = 0; i < count; i++) await flush();
 }
 
 class PaymentDeclined extends Error {
@@ -306,7 +276,7 @@ describe('SQS standard queue', () => {
     // Two containers of the same function.
     const slow = consumer<Order>(async (order) => {
       entered.open();
-      await release.opened;
+      await release.promise;
       effects.push(order.orderId);
     });
     const fast = consumer<Order>((order) => void effects.push(order.orderId));
@@ -315,7 +285,7 @@ describe('SQS standard queue', () => {
 
     const slowBatch = slow.invoke(sqsEvent([held]));
     try {
-      await entered.opened;
+      await entered.promise;
       // SQS hands the message to another consumer (its visibility timeout ran out).
       expect(failuresOf(await fast.invoke(sqsEvent([redelivered(held), other])))).toEqual(ids(held));
       expect(effects).toEqual(['o-2']);
@@ -338,7 +308,7 @@ describe('SQS standard queue', () => {
       async () => {
         maxInFlight = Math.max(maxInFlight, ++inFlight);
         if (inFlight === 3) wave.open();
-        await wave.opened;
+        await wave.promise;
         await turns(5);
         inFlight--;
       },
@@ -363,8 +333,8 @@ describe('SQS standard queue', () => {
       ),
     );
     const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-1' })];
-    expect(failuresOf(await handler(sqsEvent(batch), lambdaContext()))).toEqual(ids(batch[1]!));
-    expect(failuresOf(await handler(sqsEvent(batch.map(redelivered)), lambdaContext()))).toEqual([]);
+    expect(failuresOf(await handler(sqsEvent(batch), consumerContext()))).toEqual(ids(batch[1]!));
+    expect(failuresOf(await handler(sqsEvent(batch.map(redelivered)), consumerContext()))).toEqual([]);
     expect(effects).toEqual(['o-1', 'o-2']);
   });
 });
@@ -494,7 +464,7 @@ describe('concurrent consumers', () => {
     const failOnce = new Set(['o-5', 'o-9']);
     const containers = batches.map(() =>
       consumer<Order>(async (order) => {
-        await allClaimed.opened;
+        await allClaimed.promise;
         await turns(3);
         if (failOnce.delete(order.orderId)) throw new Error('ledger write timed out');
         effects.set(order.orderId, (effects.get(order.orderId) ?? 0) + 1);
@@ -540,9 +510,9 @@ test('a business key with a fingerprint: the same orderId with another amount is
     { store, name: `fingerprinted-${randomUUID()}`, key: (order) => order.orderId, fingerprint: (order) => order.amount },
   );
   const first = sqsRecord({ orderId: 'o-fp', amount: 100 });
-  expect(failuresOf(await handler(sqsEvent([first]), lambdaContext()))).toEqual([]);
+  expect(failuresOf(await handler(sqsEvent([first]), consumerContext()))).toEqual([]);
   const resend = sqsRecord({ orderId: 'o-fp', amount: 100 });
   const changed = sqsRecord({ orderId: 'o-fp', amount: 999 });
-  expect(failuresOf(await handler(sqsEvent([resend, changed]), lambdaContext()))).toEqual([changed.messageId]);
+  expect(failuresOf(await handler(sqsEvent([resend, changed]), consumerContext()))).toEqual([changed.messageId]);
   expect(runs).toBe(1);
 });

@@ -1,17 +1,10 @@
 /** Responses encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
-import { DynamoDBStore, type EncryptionKey, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { DynamoDBStore, type EncryptionKey, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 
-const client = testClient();
-let tableName: string;
-beforeAll(async () => {
-  tableName = await freshTable(client);
-});
-afterAll(async () => {
-  await dropTable(client, tableName);
-  client.destroy();
-});
+// Each test makes its own store, with its keyring.
+const { client, tableName } = useFreshTable();
 
 const keyring = (...keys: EncryptionKey[]) => {
   let current = keys[0]!;
@@ -39,7 +32,7 @@ test('the stored response is ciphertext with its key id; duplicates decrypt and 
     key: (i) => i.id,
   });
   expect(await card({ id: 'a' })).toEqual({ runs: 1, pan: '4111-1111-1111-1111', id: 'a' });
-  const item = await readItem(client, tableName, `enc#${hashKey('a')}`);
+  const item = await readItem(client, tableName, recordId('enc', 'a'));
   expect(item?.keyId?.S).toBe('k1');
   expect(item?.response?.S).toBeUndefined();
   expect(Buffer.from(item!.response!.B!).toString('latin1')).not.toContain('4111');
@@ -58,8 +51,8 @@ test('after a key rotation, old records still replay and new ones use the new ke
   await fn({ id: 'old' });
   ring.rotate(k2);
   await fn({ id: 'new' });
-  expect((await readItem(client, tableName, `rot#${hashKey('old')}`))?.keyId?.S).toBe('k1');
-  const fresh = await readItem(client, tableName, `rot#${hashKey('new')}`);
+  expect((await readItem(client, tableName, recordId('rot', 'old')))?.keyId?.S).toBe('k1');
+  const fresh = await readItem(client, tableName, recordId('rot', 'new'));
   expect(fresh?.keyId?.S).toBe('k2');
   expect(fresh!.response!.B!.byteLength).toBeLessThan(5_000); // gzip before encryption
   expect(await fn({ id: 'old' })).toEqual({ runs: 1, big });

@@ -5,8 +5,8 @@
  * attempt (the SDK gives up). After each run the invariants are checked (test/support/invariants.ts),
  * then a recovery pass with a clock beyond the lease proves that no record is stuck.
  */
-import { DynamoDBStore, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
-import { dropTable, endpoint, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { Turnstile, gate } from '../support/gate.js';
 import { HandlerError, Ledger, scanRecords } from '../support/invariants.js';
@@ -16,23 +16,12 @@ const LEASE_SECONDS = 10;
 const KEYS = ['k0', 'k1', 'k2', 'k3'];
 /** With a crashing handler, the first invocation for these keys never returns. */
 const CRASHING_KEYS = ['k0', 'k1'];
-const inspect = testClient();
 const { client, faults } = faultyClient(endpoint());
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(inspect);
-  store = new DynamoDBStore({ tableName, client });
-});
+const { client: inspect, tableName, store } = useFreshTable({ storeClient: client });
 afterEach(() => {
   faults.clear();
 });
-afterAll(async () => {
-  await dropTable(inspect, tableName);
-  client.destroy();
-  inspect.destroy();
-});
+afterAll(() => client.destroy());
 
 type Step = 'claim' | 'complete' | 'release';
 const OPERATION: Record<Step, string> = { claim: 'PutItem', complete: 'UpdateItem', release: 'DeleteItem' };
@@ -98,7 +87,7 @@ async function run(scenario: Scenario): Promise<{ ledger: Ledger; warnings: stri
   await Promise.all(KEYS.map(call));
 
   const violations = ledger.violations();
-  const recordIdOf = new Map(KEYS.map((key) => [`${name}#${hashKey(key)}`, key]));
+  const recordIdOf = new Map(KEYS.map((key) => [recordId(name, key), key]));
   const leaseEnd = T0 + LEASE_SECONDS * 1000;
   const mayLeaveInProgress = scenario.handler === 'crashes first' || scenario.store?.persistent === true;
   const records = await scanRecords(inspect, tableName, `${name}#`);
@@ -163,7 +152,7 @@ describe('latency spikes, held by gates', () => {
   const heldOnce = (name: string) => {
     const turnstile = new Turnstile<() => string>();
     const fn = makeIdempotent(async (_key: string) => (await turnstile.enter())(), { store, name, now: () => T0 });
-    return { turnstile, fn, item: () => readItem(inspect, tableName, `${name}#${hashKey('k')}`) };
+    return { turnstile, fn, item: () => readItem(inspect, tableName, recordId(name, 'k')) };
   };
 
   /** Holds the next request of `operation` until the returned gate opens; `arrived` says when it is held. */

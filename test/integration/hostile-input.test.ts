@@ -5,43 +5,22 @@
  * (no RangeError from a stack overflow), runs the handler twice, or leaves a record INPROGRESS.
  */
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
-import { DynamoDBStore, type HttpEvent, type HttpResult, IdempotencyError, httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
-import { dropTable, freshTable, testClient } from '../support/dynamodb.js';
+import { type HttpEvent, type HttpResult, httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
+import { useFreshTable } from '../support/dynamodb.js';
 import { scanRecords } from '../support/invariants.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
 
-const client = testClient();
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(client);
-  store = new DynamoDBStore({ tableName, client });
-});
-afterAll(async () => {
-  await dropTable(client, tableName);
-  client.destroy();
-});
+const { client, tableName, store } = useFreshTable();
 
 let namespaces = 0;
 const namespace = (label: string): string => `hostile-${label}-${++namespaces}`;
-const context = (functionName: string) => ({ functionName, getRemainingTimeInMillis: () => 10_000 }) as unknown as Context;
 
 /** The namespace's records: `status` of each. No INPROGRESS may be left behind by a rejected or finished call. */
 async function statuses(name: string): Promise<string[]> {
   return (await scanRecords(client, tableName, `${name}#`)).map((r) => r.status);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(IdempotencyError);
-  return caught as IdempotencyError;
 }
 
 /** `depth` objects nested in one another, built without recursion. */
@@ -82,7 +61,7 @@ function httpEvent(headers: Record<string, unknown>, body: string = '{"amount":1
 function httpHandler(name: string, result: (run: number) => HttpResult = (run) => ({ statusCode: 201, body: JSON.stringify({ run }) })) {
   const state = { runs: 0 };
   const handler = middy(async (_event: HttpEvent) => result(++state.runs)).use(httpIdempotency({ store, name }));
-  return { state, send: (event: HttpEvent) => handler(event, context(name)) as Promise<HttpResult> };
+  return { state, send: (event: HttpEvent) => handler(event, lambdaContext(name)) as Promise<HttpResult> };
 }
 
 const MALFORMED_KEYS: ReadonlyArray<[string, unknown]> = [
@@ -199,7 +178,7 @@ describe('hostile keys', () => {
     const name = namespace('deep-event');
     let runs = 0;
     const handler = middy(async (_event: unknown) => ++runs).use(idempotency({ store }));
-    const error = await rejection(handler(nested(10_000), context(name)));
+    const error = await rejection(handler(nested(10_000), lambdaContext(name)));
     expect(error.code).toBe('INVALID_KEY');
     expect(runs).toBe(0);
     expect(await statuses(name)).toEqual([]);
@@ -211,8 +190,8 @@ describe('hostile keys', () => {
     expect(JSON.stringify(event).length).toBeGreaterThan(5 * 1024 * 1024);
     let runs = 0;
     const handler = middy(async (_event: typeof event) => ({ run: ++runs })).use(idempotency({ store }));
-    expect(await handler(event, context(name))).toEqual({ run: 1 });
-    expect(await handler(structuredClone(event), context(name))).toEqual({ run: 1 });
+    expect(await handler(event, lambdaContext(name))).toEqual({ run: 1 });
+    expect(await handler(structuredClone(event), lambdaContext(name))).toEqual({ run: 1 });
     const [record] = await scanRecords(client, tableName, `${name}#`);
     expect(record!.id).toMatch(new RegExp(`^${name}#[A-Za-z0-9_-]{43}$`));
     expect(runs).toBe(1);
@@ -295,9 +274,9 @@ describe('hostile responses', () => {
     const handler = middy(async (_event: HttpEvent) => (++runs === 1 ? make() : { run: runs })).use(httpIdempotency({ store, name }));
     const event = httpEvent({ 'idempotency-key': 'unsendable' });
     // Lambda could not send this result either; what matters is that the key is not left held.
-    await expect(handler(event, context(name))).rejects.toThrow();
+    await expect(handler(event, lambdaContext(name))).rejects.toThrow();
     expect(await statuses(name)).toEqual([]);
-    expect(await handler(event, context(name))).toEqual({ run: 2 });
+    expect(await handler(event, lambdaContext(name))).toEqual({ run: 2 });
     expect(await statuses(name)).toEqual(['COMPLETED']);
   });
 

@@ -1,11 +1,10 @@
-import { type AttributeValue, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { DynamoDBStore, httpIdempotency, type HttpEvent, type HttpIdempotencyOptions, type HttpResult } from '../../lib/index.js';
-import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
-import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
 
 // ---------------------------------------------------------------------------------------------
 // Event fixtures: what API Gateway REST (v1) and HTTP APIs (v2) actually send.
@@ -207,17 +206,6 @@ afterEach(async () => {
 });
 afterAll(() => client.destroy());
 
-function lambdaContext(remainingMillis = 30_000, functionName = 'create-order'): Context {
-  return {
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:eu-west-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    getRemainingTimeInMillis: () => remainingMillis,
-  } as unknown as Context;
-}
-
 type Respond = (event: HttpEvent, run: number) => HttpResult | Promise<HttpResult>;
 
 /** `middy(handler).use(httpIdempotency(...))`; `runs` counts the handler's executions. */
@@ -228,7 +216,7 @@ function api(variant: Api, options: Partial<HttpIdempotencyOptions> = {}, respon
     return respond(event, seen.length);
   }).use(httpIdempotency({ store, now: () => clock, ...options }));
   return {
-    invoke: (event: HttpEvent, context = lambdaContext()) => handler(event, context) as Promise<HttpResult>,
+    invoke: (event: HttpEvent, context = lambdaContext('create-order', 30_000)) => handler(event, context) as Promise<HttpResult>,
     get runs() {
       return seen.length;
     },
@@ -250,27 +238,7 @@ function expectProblem(result: HttpResult, status: number): Record<string, unkno
   return problem;
 }
 
-async function records(): Promise<Array<Record<string, AttributeValue>>> {
-  const out = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
-  return out.Items ?? [];
-}
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+const records = () => scanItems(client, tableName);
 
 const readKey = (event: HttpEvent) => Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'idempotency-key')?.[1];
 const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -415,12 +383,12 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     const release = gate();
     const orders = api(variant, {}, async (_, run) => {
       entered.open();
-      await release.opened;
+      await release.promise;
       return variant.result(run);
     });
-    const first = orders.invoke(variant.event({ key: 'k-slow' }), lambdaContext(30_000));
+    const first = orders.invoke(variant.event({ key: 'k-slow' }), lambdaContext('create-order', 30_000));
     try {
-      await entered.opened;
+      await entered.promise;
       clock += 12_300; // the first request's lease ends 17.7 s from now
       const duplicate = await orders.invoke(variant.event({ key: 'k-slow' }));
       const problem = expectProblem(duplicate, 409);
@@ -440,14 +408,14 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     const release = gate();
     const hold = async (_: HttpEvent, run: number) => {
       entered.open();
-      await release.opened;
+      await release.promise;
       return variant.result(run);
     };
     const capped = api(variant, { maxRetryAfterSeconds: 7 }, hold);
     const byDefault = api(variant, {}, hold);
-    const first = capped.invoke(variant.event({ key: 'k-long' }), lambdaContext(300_000));
+    const first = capped.invoke(variant.event({ key: 'k-long' }), lambdaContext('create-order', 300_000));
     try {
-      await entered.opened;
+      await entered.promise;
       expect((await capped.invoke(variant.event({ key: 'k-long' }))).headers?.['Retry-After']).toBe('7');
       expect((await byDefault.invoke(variant.event({ key: 'k-long' }))).headers?.['Retry-After']).toBe('60');
     } finally {
@@ -458,7 +426,7 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
   });
 
   test('answers 503 without running the handler when the store is unreachable', async () => {
-    const unreachable = new DynamoDBClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+    const unreachable = await unreachableClient();
     try {
       const orders = api(variant, { store: new DynamoDBStore({ tableName, client: unreachable }) });
       const response = await orders.invoke(variant.event({ key: 'k-down' }));
@@ -585,8 +553,8 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
 
   test('scopes keys by function: the namespace is the function name', async () => {
     const orders = api(variant);
-    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext(30_000, 'create-order'));
-    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext(30_000, 'create-refund'));
+    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext('create-order', 30_000));
+    await orders.invoke(variant.event({ key: 'k-fn' }), lambdaContext('create-refund', 30_000));
     expect(orders.runs).toBe(2);
     expect((await records()).map((item) => item.id!.S!.split('#')[0]).sort()).toEqual(['create-order', 'create-refund']);
   });

@@ -2,48 +2,20 @@
  * The Middy middleware against a real DynamoDB Local: `middy(handler).use(idempotency(...))` with
  * fake Lambda contexts, injected clocks and gates instead of sleeps.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { createServer } from 'node:net';
 import { DynamoDBStore, IdempotencyError, hashKey, idempotency } from '../../lib/index.js';
-import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
-import { dropTable, freshTable, idsWithPrefix, readItem, testClient } from '../support/dynamodb.js';
-import { Turnstile, flush, gate } from '../support/gate.js';
+import { idsWithPrefix, readItem, recordId, unreachableClient, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile, flush, onlyOneEnters } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
-const client = testClient();
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(client);
-  store = new DynamoDBStore({ tableName, client });
-});
-afterAll(async () => {
-  await dropTable(client, tableName);
-  client.destroy();
-});
+const { client, tableName, store } = useFreshTable();
 
 interface Payment {
   readonly id?: string;
   readonly amount?: number;
-}
-
-/** A fake Lambda context: the middleware reads `functionName` and `getRemainingTimeInMillis`. */
-const lambdaContext = (functionName: string, remainingMillis = 10_000): Context =>
-  ({ functionName, getRemainingTimeInMillis: () => remainingMillis }) as unknown as Context;
-
-const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
 }
 
 test('first call runs the handler and stores its response; a duplicate replays it without running', async () => {
@@ -109,24 +81,8 @@ test('50 concurrent identical calls run the handler exactly once; the others are
     idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
   );
   const calls = Array.from({ length: 50 }, () => handler({ id: 'burst' }, lambdaContext('burst', 7_000)));
-  let settled = 0;
-  const othersSettled = gate();
-  for (const call of calls) {
-    call.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => {
-      if (++settled === 49) othersSettled.open();
-    });
-  }
-  const holder = await turnstile.next();
   // The holder is still inside the handler while the 49 duplicates are answered.
-  await Promise.race([
-    othersSettled.promise,
-    turnstile.next().then(() => {
-      throw new Error('a second execution entered the handler');
-    }),
-  ]);
+  const holder = await onlyOneEnters(turnstile, calls);
   holder.open('done');
   const results = await Promise.allSettled(calls);
   const fulfilled = results.filter((r) => r.status === 'fulfilled');
@@ -187,13 +143,7 @@ test('a missing key throws KEY_MISSING without running or storing; skip runs wit
 });
 
 test('an unreachable store fails closed: STORE_FAILURE and the handler never runs', async () => {
-  const port = await new Promise<number>((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-  const dead = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'local', credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+  const dead = await unreachableClient();
   let runs = 0;
   const handler = middy(async (_event: Payment) => ++runs).use(
     idempotency({ store: new DynamoDBStore({ tableName, client: dead }), key: (event: Payment) => event.id }),

@@ -1,35 +1,13 @@
 /** How responses are stored and replayed by a real DynamoDB Local: JSON text, gzip, or not at all. */
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { DynamoDBStore, IdempotencyError, hashKey, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
 
-const client = testClient();
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(client);
-  store = new DynamoDBStore({ tableName, client });
-});
-afterAll(async () => {
-  await dropTable(client, tableName);
-  client.destroy();
-});
-
-const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
-}
+const { client, tableName, store } = useFreshTable();
 
 test('a 1 MB response of compressible JSON is stored gzip-compressed and replayed equal', async () => {
   const rows = Array.from({ length: 12_000 }, (_, i) => ({ id: i, status: 'settled', currency: 'EUR', note: 'monthly subscription renewal' }));
@@ -121,7 +99,7 @@ test('through middy: Dates and undefined fields replay as their JSON form', asyn
     runs++;
     return { at, missing: undefined, nested: { also: undefined, n: 0 } };
   }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
-  const context = { functionName: 'dates', getRemainingTimeInMillis: () => 5_000 } as unknown as Context;
+  const context = lambdaContext('dates', 5_000);
   expect(await handler({ id: 'd' }, context)).toStrictEqual({ at, missing: undefined, nested: { also: undefined, n: 0 } });
   const item = await readItem(client, tableName, recordId('dates', 'd'));
   expect(item?.response).toEqual({ S: '{"at":"2025-01-02T03:04:05.678Z","nested":{"n":0}}' });
@@ -132,7 +110,7 @@ test('through middy: Dates and undefined fields replay as their JSON form', asyn
 test('through middy: a result JSON cannot hold (BigInt) is returned once, then RESPONSE_NOT_STORED', async () => {
   let runs = 0;
   const handler = middy(async (_event: { id: string }) => ({ total: BigInt(++runs) })).use(idempotency({ store, key: (event: { id: string }) => event.id }));
-  const context = { functionName: 'bigint', getRemainingTimeInMillis: () => 5_000 } as unknown as Context;
+  const context = lambdaContext('bigint', 5_000);
   expect(await handler({ id: 'b' }, context)).toEqual({ total: 1n });
   expect(await readItem(client, tableName, recordId('bigint', 'b'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect((await rejection(handler({ id: 'b' }, context))).code).toBe('RESPONSE_NOT_STORED');

@@ -5,18 +5,10 @@
  * throttling), which would only lengthen the run; `npm run soak` keeps the SDK's backoff.
  */
 import { runSoak } from '../soak/soak.js';
-import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
+import { endpoint, useFreshTable } from '../support/dynamodb.js';
 
-const admin = testClient();
-let tableName: string;
-
-beforeAll(async () => {
-  tableName = await freshTable(admin, 'soak');
-});
-afterAll(async () => {
-  await dropTable(admin, tableName);
-  admin.destroy();
-});
+// runSoak makes its own clients and store on the table.
+const { tableName } = useFreshTable({ prefix: 'soak' });
 
 test('1,500 calls with duplicates, handler failures and store faults: no key runs twice, nothing stuck, every caller answered', async () => {
   const report = await runSoak({ endpoint: endpoint(), tableName, calls: 1_500, retries: 'immediate' });

@@ -10,8 +10,8 @@
  * INPROGRESS one answers IN_PROGRESS; completion and release apply only for the current owner.
  */
 import fc from 'fast-check';
-import { DynamoDBStore, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
-import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { endpoint, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { type Gate, gate } from '../support/gate.js';
 import { HandlerError, type Settled, scanRecords } from '../support/invariants.js';
@@ -23,20 +23,9 @@ const KEYS = ['a', 'b'] as const;
 type Key = (typeof KEYS)[number];
 type Operation = 'PutItem' | 'UpdateItem' | 'DeleteItem';
 
-const inspect = testClient();
 const { client, faults } = faultyClient(endpoint());
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(inspect);
-  store = new DynamoDBStore({ tableName, client });
-});
-afterAll(async () => {
-  await dropTable(inspect, tableName);
-  client.destroy();
-  inspect.destroy();
-});
+const { client: inspect, tableName, store } = useFreshTable({ storeClient: client });
+afterAll(() => client.destroy());
 
 // ---------------------------------------------------------------------------------------------
 // The model
@@ -318,7 +307,7 @@ test('random interleavings of calls, completions, failures, crashes, clock advan
       const expected = KEYS.flatMap((key) => {
         const record = model.records.get(key);
         if (!record) return [];
-        return [{ id: `${name}#${hashKey(key)}`, status: record.status, ...(record.status === 'COMPLETED' ? { response: record.response } : { leaseUntil: record.leaseUntil }) }];
+        return [{ id: recordId(name, key), status: record.status, ...(record.status === 'COMPLETED' ? { response: record.response } : { leaseUntil: record.leaseUntil }) }];
       });
       expect(stored.map((r) => ({ id: r.id, status: r.status, ...(r.status === 'COMPLETED' ? { response: r.response } : { leaseUntil: r.leaseUntil }) })).sort((x, y) => x.id.localeCompare(y.id))).toEqual(
         expected.sort((x, y) => x.id.localeCompare(y.id)),

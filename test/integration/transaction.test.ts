@@ -12,21 +12,21 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import {
   DynamoDBStore,
   IdempotencyError,
   type IdempotencyOptions,
   type LambdaContextLike,
   type Transaction,
-  hashKey,
   idempotency,
   makeIdempotent,
   transaction,
   transition,
 } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, testClient } from '../support/dynamodb.js';
+import { dropTable, freshTable, readItem, recordId, testClient } from '../support/dynamodb.js';
 import { Turnstile, flush } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
 const LEASE_MS = 10_000;
@@ -104,10 +104,6 @@ afterAll(async () => {
 
 let seq = 0;
 const uniqueName = (prefix: string): string => `${prefix}${++seq}`;
-const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
-const lambdaContext = (functionName: string): Context =>
-  ({ functionName, getRemainingTimeInMillis: () => LEASE_MS }) as unknown as Context;
-
 const record = (id: string) => readItem(admin, idemTable, id);
 const bizItem = (id: string) => readItem(admin, bizTable, id);
 /** How many times an increment was applied (0 when the counter item does not exist). */
@@ -120,25 +116,6 @@ const increment = (id: string) => ({
   ExpressionAttributeNames: { '#n': 'n' },
   ExpressionAttributeValues: { ':one': 1 },
 });
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function thrown(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & Record<string, unknown>;
-  }
-  throw new Error('expected a rejection');
-}
 
 interface Charge {
   readonly id: string;
@@ -248,13 +225,13 @@ describe('transactional completion', () => {
       return { paid: event.id };
     }).use(idempotency({ store, transactions: true, key: (event: Charge) => event.id, now: () => T0 }));
 
-    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName))).toEqual({ paid: 'm1' });
+    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName, LEASE_MS))).toEqual({ paid: 'm1' });
     expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
     expect(probe.commits[0]!.map((item) => Object.keys(item)[0])).toEqual(['Update', 'Put', 'Update']);
     expect(await record(recordId(functionName, 'm1'))).toMatchObject({ status: { S: 'COMPLETED' } });
     expect(await bizItem(`${functionName}-payment-m1`)).toMatchObject({ amount: { N: '5' } });
 
-    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName))).toEqual({ paid: 'm1' });
+    expect(await handler({ id: 'm1', amount: 5 }, lambdaContext(functionName, LEASE_MS))).toEqual({ paid: 'm1' });
     expect(probe.drain()).toEqual(['PutItemCommand']);
     expect(runs).toBe(1);
     expect(await applied(`${functionName}-charges-m1`)).toBe(1);
@@ -278,7 +255,7 @@ describe('transactional completion', () => {
     const handler = middy(body).use(idempotency(options));
     const call =
       entry === 'middy'
-        ? (event: { id: string; writes: number }) => handler(event, lambdaContext(namespace))
+        ? (event: { id: string; writes: number }) => handler(event, lambdaContext(namespace, LEASE_MS))
         : makeIdempotent(body, { ...options, name: namespace });
     const a = call({ id: 'a', writes: 1 });
     const b = call({ id: 'b', writes: 2 });
@@ -525,9 +502,9 @@ describe('atomic: true (one round trip)', () => {
       transaction().update(increment(`${functionName}-${event.id}`));
       return { run: ++runs };
     }).use(idempotency({ store, transactions: true, key: (event: { id: string }) => event.id, atomic: true, now: () => T0 }));
-    expect(await handler({ id: 'x' }, lambdaContext(functionName))).toEqual({ run: 1 });
+    expect(await handler({ id: 'x' }, lambdaContext(functionName, LEASE_MS))).toEqual({ run: 1 });
     expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
-    expect(await handler({ id: 'x' }, lambdaContext(functionName))).toEqual({ run: 1 });
+    expect(await handler({ id: 'x' }, lambdaContext(functionName, LEASE_MS))).toEqual({ run: 1 });
     expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
     expect(runs).toBe(2);
     expect(await applied(`${functionName}-x`)).toBe(1);
@@ -606,7 +583,7 @@ describe('final errors (isFinalError)', () => {
       runs++;
       throw new CardDeclined('declined by middy');
     }).use(idempotency({ store, transactions: true, key: (event: { id: string }) => event.id, isFinalError, now: () => T0 }));
-    const context = lambdaContext(uniqueName('mwfinal'));
+    const context = lambdaContext(uniqueName('mwfinal'), LEASE_MS);
     expect(await thrown(handler({ id: 'z' }, context))).toBeInstanceOf(CardDeclined);
     const replayed = await thrown(handler({ id: 'z' }, context));
     expect([replayed.name, replayed.message, replayed.code]).toEqual(['CardDeclined', 'declined by middy', 'DECLINED']);

@@ -3,38 +3,16 @@
  * injected clock and gates (no sleeps).
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, IdempotencyError, hashKey, makeIdempotent } from '../../lib/index.js';
-import { dropTable, freshTable, idsWithPrefix, readItem, testClient } from '../support/dynamodb.js';
-import { Turnstile, gate } from '../support/gate.js';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile, onlyOneEnters } from '../support/gate.js';
+import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
-const client = testClient();
-let tableName: string;
-let store: DynamoDBStore;
-
-beforeAll(async () => {
-  tableName = await freshTable(client);
-  store = new DynamoDBStore({ tableName, client });
-});
-afterAll(async () => {
-  await dropTable(client, tableName);
-  client.destroy();
-});
+const { client, tableName, store } = useFreshTable();
 
 interface Order {
   readonly id: string;
-}
-
-const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A wrapped function whose every invocation is held by the test, with an adjustable clock. */
@@ -73,23 +51,7 @@ test('50 concurrent identical calls run the function exactly once', async () => 
   const turnstile = new Turnstile<string>();
   const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'burst', key: (order) => order.id, now: () => T0 });
   const calls = Array.from({ length: 50 }, () => once({ id: 'b-1' }));
-  let settled = 0;
-  const othersSettled = gate();
-  for (const call of calls) {
-    call.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => {
-      if (++settled === 49) othersSettled.open();
-    });
-  }
-  const holder = await turnstile.next();
-  await Promise.race([
-    othersSettled.promise,
-    turnstile.next().then(() => {
-      throw new Error('a second execution started');
-    }),
-  ]);
+  const holder = await onlyOneEnters(turnstile, calls);
   holder.open('once');
   const results = await Promise.allSettled(calls);
   expect(results.filter((r) => r.status === 'fulfilled')).toEqual([{ status: 'fulfilled', value: 'once' }]);

@@ -8,7 +8,8 @@
  * recovery pass with the clock beyond the lease and no faults: every record left INPROGRESS must
  * settle. A record that does not is stuck.
  */
-import { DynamoDBStore, hashKey, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
+import { recordId } from '../support/dynamodb.js';
 import { type FaultKind, faultyClient, prng } from '../support/faults.js';
 import { Ledger, percentile, scanRecords } from '../support/invariants.js';
 
@@ -115,7 +116,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   faults.randomly(undefined);
 
   const violations = ledger.violations();
-  const recordIdOf = new Map([...keys].map((key) => [`${name}#${hashKey(key)}`, key]));
+  const recordIdOf = new Map([...keys].map((key) => [recordId(name, key), key]));
   const records = await scanRecords(client, tableName, `${name}#`);
   violations.push(...ledger.recordViolations(records, (id) => recordIdOf.get(id), now() + leaseSeconds * 1000, true));
 

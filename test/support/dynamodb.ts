@@ -1,7 +1,8 @@
 import { DeleteTableCommand, DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
+import { DynamoDBStore, hashKey } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
-import { localClient } from '../../tools/dynamodb-local.js';
+import { freePort, localClient } from '../../tools/dynamodb-local.js';
 import { createTable } from '../../tools/tables.js';
 
 export function endpoint(): string {
@@ -15,9 +16,19 @@ export function testClient(): DynamoDBClient {
   return localClient(endpoint());
 }
 
+/**
+ * A client for a loopback port nobody listens on, trying each request once: the store is
+ * unreachable, and the connection error comes at once instead of after the SDK's retries.
+ */
+export async function unreachableClient(): Promise<DynamoDBClient> {
+  return localClient(`http://127.0.0.1:${await freePort()}`, { maxAttempts: 1 });
+}
+
+const uniqueTableName = (prefix: string): string => `${prefix}-${randomUUID()}`;
+
 /** A fresh idempotency table (TTL off, so expired records stay visible to the test). */
 export async function freshTable(client: DynamoDBClient, prefix = 'idem'): Promise<string> {
-  const name = `${prefix}-${randomUUID()}`;
+  const name = uniqueTableName(prefix);
   await createTable(client, name, idempotencyTableSchema);
   return name;
 }
@@ -26,29 +37,60 @@ export async function dropTable(client: DynamoDBClient, tableName: string): Prom
   await client.send(new DeleteTableCommand({ TableName: tableName }));
 }
 
+export interface FreshTable {
+  /** The client that creates, inspects and drops the table. */
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /** A store on the table, sending through `storeClient` when one was given. */
+  readonly store: DynamoDBStore;
+}
+
+/**
+ * A fresh idempotency table shared by the tests of one file: created before them, dropped after
+ * them (and its client closed). The name is chosen at once, so the file can hold the name and the
+ * store as constants; a `storeClient` (a fault layer, say) stays the file's to close.
+ */
+export function useFreshTable(options: { prefix?: string; storeClient?: DynamoDBClient } = {}): FreshTable {
+  const client = testClient();
+  const tableName = uniqueTableName(options.prefix ?? 'idem');
+  const store = new DynamoDBStore({ tableName, client: options.storeClient ?? client });
+  beforeAll(() => createTable(client, tableName, idempotencyTableSchema));
+  afterAll(async () => {
+    await dropTable(client, tableName);
+    client.destroy();
+  });
+  return { client, tableName, store };
+}
+
+/** The id of the record the library keeps for `key` under `namespace` (a function's name, or `name`). */
+export const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
+
 /** Reads an item with a consistent read (test inspection only). */
 export async function readItem(client: DynamoDBClient, tableName: string, id: string): Promise<Record<string, AttributeValue> | undefined> {
   const out = await client.send(new GetItemCommand({ TableName: tableName, Key: { id: { S: id } }, ConsistentRead: true }));
   return out.Item;
 }
 
-/** Ids of the items whose id starts with `prefix` (a record namespace followed by '#'). */
-export async function idsWithPrefix(client: DynamoDBClient, tableName: string, prefix: string): Promise<string[]> {
-  const ids: string[] = [];
+/** Every item of the table, or those whose id starts with `prefix`, read consistently page by page. */
+export async function scanItems(client: DynamoDBClient, tableName: string, prefix?: string): Promise<Array<Record<string, AttributeValue>>> {
+  const items: Array<Record<string, AttributeValue>> = [];
   let start: Record<string, AttributeValue> | undefined;
   do {
     const out = await client.send(
       new ScanCommand({
         TableName: tableName,
         ConsistentRead: true,
-        FilterExpression: 'begins_with(id, :prefix)',
-        ExpressionAttributeValues: { ':prefix': { S: prefix } },
-        ProjectionExpression: 'id',
+        ...(prefix === undefined ? {} : { FilterExpression: 'begins_with(id, :prefix)', ExpressionAttributeValues: { ':prefix': { S: prefix } } }),
         ExclusiveStartKey: start,
       }),
     );
-    for (const item of out.Items ?? []) ids.push(item.id!.S!);
+    items.push(...(out.Items ?? []));
     start = out.LastEvaluatedKey;
   } while (start);
-  return ids.sort();
+  return items;
+}
+
+/** Ids of the items whose id starts with `prefix` (a record namespace followed by '#'). */
+export async function idsWithPrefix(client: DynamoDBClient, tableName: string, prefix: string): Promise<string[]> {
+  return (await scanItems(client, tableName, prefix)).map((item) => item.id!.S!).sort();
 }

@@ -39,3 +39,29 @@ export class Turnstile<T = void> {
     return arrival ? Promise.resolve(arrival) : new Promise((resolve) => this.waiting.push(resolve));
   }
 }
+
+/**
+ * Of concurrent identical `calls` whose handler waits at `turnstile`, waits until one has entered
+ * and every other has been answered while it is still inside; fails if a second one enters. Returns
+ * the gate of the one inside, for the test to let it finish.
+ */
+export async function onlyOneEnters<T>(turnstile: Turnstile<T>, calls: readonly Promise<unknown>[]): Promise<Gate<T>> {
+  let settled = 0;
+  const othersSettled = gate();
+  for (const call of calls) {
+    call.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => {
+      if (++settled === calls.length - 1) othersSettled.open();
+    });
+  }
+  const holder = await turnstile.next();
+  await Promise.race([
+    othersSettled.promise,
+    turnstile.next().then(() => {
+      throw new Error('a second execution entered the handler');
+    }),
+  ]);
+  return holder;
+}

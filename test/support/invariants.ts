@@ -11,9 +11,10 @@
  * - No record is stuck: COMPLETED records hold the successful execution's response; INPROGRESS
  *   records end at their lease.
  */
-import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { gunzipSync } from 'node:zlib';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/index.js';
+import { scanItems } from './dynamodb.js';
 
 export interface Execution {
   readonly key: string;
@@ -212,31 +213,13 @@ export interface StoredRecord {
 
 /** Every record whose id starts with `prefix`, read consistently. */
 export async function scanRecords(client: DynamoDBClient, tableName: string, prefix: string): Promise<StoredRecord[]> {
-  const records: StoredRecord[] = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await client.send(
-      new ScanCommand({
-        TableName: tableName,
-        ConsistentRead: true,
-        FilterExpression: 'begins_with(id, :prefix)',
-        ExpressionAttributeValues: { ':prefix': { S: prefix } },
-        ExclusiveStartKey: start,
-      }),
-    );
-    for (const item of out.Items ?? []) {
-      const response = item.response?.S ?? (item.response?.B ? gunzipSync(item.response.B).toString('utf8') : undefined);
-      records.push({
-        id: item.id!.S!,
-        status: item.status?.S ?? '(none)',
-        owner: item.owner?.S,
-        leaseUntil: item.leaseUntil?.N === undefined ? undefined : Number(item.leaseUntil.N),
-        response,
-      });
-    }
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return records;
+  return (await scanItems(client, tableName, prefix)).map((item) => ({
+    id: item.id!.S!,
+    status: item.status?.S ?? '(none)',
+    owner: item.owner?.S,
+    leaseUntil: item.leaseUntil?.N === undefined ? undefined : Number(item.leaseUntil.N),
+    response: item.response?.S ?? (item.response?.B ? gunzipSync(item.response.B).toString('utf8') : undefined),
+  }));
 }
 
 /** The p-th percentile (0–100) of `values`, nearest rank. */

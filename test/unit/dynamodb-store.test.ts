@@ -2,32 +2,21 @@ import {
   type AttributeValue,
   ConditionalCheckFailedException,
   DeleteItemCommand,
-  DynamoDBClient,
-  DynamoDBServiceException,
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DynamoDBStore } from '../../lib/index.js';
+import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 
-const ddb = mockClient(DynamoDBClient);
-const client = new DynamoDBClient({ region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-const store = new DynamoDBStore({ tableName: 'idem', client });
+const { ddb, client, store } = useMockedDynamoDB();
 
 const NOW = 1_700_000_000_500; // epoch ms
 const KEY = 'charge#abc';
 
-beforeEach(() => ddb.reset());
-afterAll(() => ddb.restore());
-
 function refused(item?: Record<string, AttributeValue>): ConditionalCheckFailedException {
   return new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {}, ...(item ? { Item: item } : {}) });
-}
-
-function validation(message: string): DynamoDBServiceException {
-  return new DynamoDBServiceException({ name: 'ValidationException', $fault: 'client', message, $metadata: {} });
 }
 
 const completedItem = (response: AttributeValue): Record<string, AttributeValue> => ({
@@ -112,7 +101,7 @@ describe('claim', () => {
   });
 
   test('other errors, a refusal without the old item and a malformed item are thrown', async () => {
-    const throttled = new DynamoDBServiceException({ name: 'ProvisionedThroughputExceededException', $fault: 'client', message: 'slow down', $metadata: {} });
+    const throttled = serviceError('ProvisionedThroughputExceededException', 'slow down');
     ddb.on(PutItemCommand).rejectsOnce(throttled).rejectsOnce(refused()).rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' } }));
     const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW };
     await expect(store.claim(request)).rejects.toBe(throttled);
@@ -198,7 +187,7 @@ describe('complete', () => {
   test('when DynamoDB refuses the item for its size, the record is completed again without the response', async () => {
     ddb
       .on(UpdateItemCommand)
-      .rejectsOnce(validation('Item size to update has exceeded the maximum allowed size'))
+      .rejectsOnce(serviceError('ValidationException', 'Item size to update has exceeded the maximum allowed size'))
       .resolves({});
     expect(await store.complete({ ...base, response: '{"a":1}' })).toStrictEqual({ completed: true, responseStored: false });
     expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(2);
@@ -211,7 +200,7 @@ describe('complete', () => {
   });
 
   test('another ValidationException is thrown, not retried', async () => {
-    const error = validation('Invalid UpdateExpression');
+    const error = serviceError('ValidationException', 'Invalid UpdateExpression');
     ddb.on(UpdateItemCommand).rejects(error);
     await expect(store.complete({ ...base, response: '1' })).rejects.toBe(error);
     expect(ddb.calls()).toHaveLength(1);

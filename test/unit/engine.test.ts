@@ -8,11 +8,11 @@ import {
   type IdempotencyStore,
   type ReleaseRequest,
   type ReleaseResult,
-  IdempotencyError,
   hashKey,
   idempotency,
   makeIdempotent,
 } from '../../lib/index.js';
+import { rejection } from '../support/rejections.js';
 
 /** The record protocol in memory, with every request recorded. */
 class MemoryStore implements IdempotencyStore {
@@ -64,16 +64,6 @@ class MemoryStore implements IdempotencyStore {
 
 const T0 = 1_700_000_000_000;
 const quietLogger = () => ({ warn: jest.fn<(message: string) => void>() });
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('options', () => {
   const store = new MemoryStore();

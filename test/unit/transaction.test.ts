@@ -7,20 +7,17 @@ import {
   type AttributeValue,
   DeleteItemCommand,
   DynamoDBClient,
-  DynamoDBServiceException,
   PutItemCommand,
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
 import { randomBytes } from 'node:crypto';
 import {
   type ClaimRequest,
   type ClaimResult,
   DynamoDBStore,
-  IdempotencyError,
   type IdempotencyOptions,
   type IdempotencyStore,
   type LambdaContextLike,
@@ -30,25 +27,19 @@ import {
   transition,
 } from '../../lib/index.js';
 import { WriteCollector, currentCall } from '../../lib/transaction.js';
+import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
+import { rejection } from '../support/rejections.js';
 
-const ddb = mockClient(DynamoDBClient);
-const client = new DynamoDBClient({ region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-const store = new DynamoDBStore({ tableName: 'idem', client });
+const { ddb, store } = useMockedDynamoDB();
 
 const NOW = 1_700_000_000_500;
 const EXPIRES = String(Math.floor(NOW / 1000) + 86_400);
 const KEY = `pay#${hashKey('p1')}`;
 
-beforeEach(() => ddb.reset());
-afterAll(() => ddb.restore());
-
 type Reason = { Code: string; Item?: Record<string, AttributeValue> };
 
 const cancelled = (...reasons: Reason[]): TransactionCanceledException =>
   new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {}, CancellationReasons: reasons });
-
-const serviceError = (name: string, message: string, fault: 'client' | 'server' = 'client'): DynamoDBServiceException =>
-  new DynamoDBServiceException({ name, $fault: fault, message, $metadata: {} });
 
 const NONE: Reason = { Code: 'None' };
 
@@ -60,16 +51,6 @@ function fenceOf(items: readonly TransactWriteItem[]): string {
 
 const commits = () => ddb.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input.TransactItems!);
 const commandNames = () => ddb.calls().map((call) => call.args[0].constructor.name);
-
-async function rejection(promise: Promise<unknown>): Promise<IdempotencyError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    return error as IdempotencyError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A payment function whose writes touch three tables; `fences` collects the fence of each run. */
 function payFixture(options: Partial<IdempotencyOptions<{ id: string }, LambdaContextLike>> = {}, body?: () => void) {

@@ -1,0 +1,40 @@
+/** What the payment API and the SQS consumer are both built from: their options, the store and the payment service. */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore, type IdempotencyLogger } from '../../lib/index.js';
+import { type PaymentProvider, PaymentService } from './payment-service.js';
+
+export interface FunctionOptions {
+  readonly idempotencyTable: string;
+  readonly paymentsTable: string;
+  /** @default a new `DynamoDBClient` from the environment */
+  readonly client?: DynamoDBClient;
+  /** @default the simulated provider */
+  readonly provider?: PaymentProvider;
+  /** Record retention, seconds. @default the library's (24 h) */
+  readonly expiresAfterSeconds?: number;
+  /** Clock, epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+  /** Where the library reports bookkeeping failures and poison records. @default console */
+  readonly logger?: IdempotencyLogger;
+}
+
+/** The idempotency store and the payment service, on one client: the given one, or one from the environment. */
+export function paymentsBackend(options: FunctionOptions): { readonly store: DynamoDBStore; readonly service: PaymentService } {
+  const client = options.client ?? new DynamoDBClient({});
+  const service = new PaymentService({
+    client,
+    tableName: options.paymentsTable,
+    ...(options.provider ? { provider: options.provider } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { store: new DynamoDBStore({ tableName: options.idempotencyTable, client }), service };
+}
+
+/** The options the functions hand on to the library, each only when set, so the library's default holds otherwise. */
+export function libraryOptions(options: FunctionOptions): { expiresAfterSeconds?: number; now?: () => number; logger?: IdempotencyLogger } {
+  return {
+    ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
+}
