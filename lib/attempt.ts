@@ -167,7 +167,9 @@ export class Attempt {
     this.host.emit('superseded', key);
     return {
       kind: 'error',
-      error: new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.'),
+      error: new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.', {
+        ...(outcome.record === undefined ? {} : { record: outcome.record }),
+      }),
       replayed: false,
     };
   }

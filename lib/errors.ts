@@ -1,3 +1,5 @@
+import type { IdempotencyRecord } from './store.js';
+
 /**
  * Stable codes of {@link IdempotencyError}. Branch on these, never on message text.
  *
@@ -35,6 +37,8 @@ export interface IdempotencyErrorOptions {
   readonly actionIndex?: number;
   /** With `TRANSACTION_CONDITION_FAILED`: the table of the failed action. */
   readonly tableName?: string;
+  /** With `SUPERSEDED`: the record as the attempt that took over left it, when the store returned it. */
+  readonly record?: IdempotencyRecord;
 }
 
 /**
@@ -57,6 +61,7 @@ export class IdempotencyError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly actionIndex: number | undefined;
   readonly tableName: string | undefined;
+  readonly record: IdempotencyRecord | undefined;
 
   constructor(code: IdempotencyErrorCode, message: string, options: IdempotencyErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -64,6 +69,7 @@ export class IdempotencyError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.actionIndex = options.actionIndex;
     this.tableName = options.tableName;
+    this.record = options.record;
   }
 }
 

@@ -100,6 +100,8 @@ test('a stale completion is fenced while the new owner is still running: SUPERSE
   gateA.open(() => 'A');
   const superseded = await rejection(a);
   expect(superseded.code).toBe('SUPERSEDED');
+  // The error carries the record the new owner holds, as the refused write returned it.
+  expect(superseded.record).toMatchObject({ status: 'INPROGRESS', owner: ofB!.owner!.S });
   expect(await item()).toStrictEqual(ofB);
 
   gateB.open(() => 'B');
