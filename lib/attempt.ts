@@ -39,12 +39,19 @@ const value = (result: unknown, replayed = false): Outcome => ({ kind: 'value', 
 
 /** JSON of a final error: name, message, code and the selected fields. @internal */
 export function serializeError(error: unknown, fields: readonly string[]): string {
-  const source = (error ?? {}) as Record<string, unknown>;
+  const source = (error !== null && typeof error === 'object' ? error : {}) as Record<string, unknown>;
+  const text = (value: unknown): string => {
+    try {
+      return String(value);
+    } catch {
+      return ''; // an object without a prototype has no String form
+    }
+  };
   const data: Record<string, unknown> = {
     name: typeof source.name === 'string' ? source.name : 'Error',
-    message: typeof source.message === 'string' ? source.message : String(error),
+    message: typeof source.message === 'string' ? source.message : text(error),
   };
-  if (source.code !== undefined) data.code = source.code;
+  if (source.code !== undefined) data.code = typeof source.code === 'string' || typeof source.code === 'number' ? source.code : text(source.code);
   const base = JSON.stringify(data);
   for (const field of fields) if (source[field] !== undefined) data[field] = source[field];
   try {

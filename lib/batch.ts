@@ -67,13 +67,24 @@ function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return JSON.parse((record as SQSRecord).body);
   if (source === 'kinesis') return JSON.parse(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
   const change = (record as DynamoDBRecord).dynamodb ?? {};
-  const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>) : undefined);
+  const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
 }
 
 // A SyntaxError's message quotes the payload, which must not reach the logs.
+/** A DynamoDB number as a JavaScript number when it survives the round trip, else its exact text. */
+const exactNumber = (text: string): number | string => {
+  const value = Number(text);
+  return String(value) === text ? value : text;
+};
+
+// Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.
 const describe = (error: unknown): string =>
-  error instanceof IdempotencyError ? `${error.code}: ${error.message}` : error instanceof SyntaxError ? 'unparseable payload' : String(error);
+  error instanceof IdempotencyError
+    ? `${error.code}: ${error.message}`
+    : error instanceof SyntaxError
+      ? 'unparseable payload'
+      : `unreadable record (${(error as { name?: unknown } | null)?.name ?? 'Error'})`;
 
 /** Runs `tasks` with at most `limit` at once. */
 async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
@@ -114,7 +125,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   type Input = { readonly message: TMessage; readonly record: BatchRecord };
   const engine = new IdempotencyEngine<Input, Context>('idempotentBatch', {
     ...common,
-    key: key ? (input) => key(input.message, input.record) : (input) => input.message,
+    // A stream change is one event: equal content at another time is another change, so its eventID
+    // is the key. A queue message is keyed by its content, which a producer's resend repeats.
+    key: key ? (input) => key(input.message, input.record) : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
     ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
   });
   const log: IdempotencyLogger = common.logger ?? console;

@@ -148,7 +148,8 @@ export class DynamoDBStore implements IdempotencyStore {
     try {
       // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
       const output = await this.client.send(new PutItemCommand({ ...this.claimPut(item, request.now), ReturnValues: 'ALL_OLD' }));
-      const previous = output?.Attributes ? await this.toRecord(output.Attributes) : undefined;
+      // Only the replaced record's status matters here: its response is not decoded (or decrypted).
+      const previous = output?.Attributes ? await this.toRecord(output.Attributes, false) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
       const record = isConditionFailure(error) ? await this.toRecord(error.Item) : undefined;
@@ -317,7 +318,7 @@ export class DynamoDBStore implements IdempotencyStore {
     throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
   }
 
-  private async toRecord(item: Record<string, AttributeValue> | undefined): Promise<IdempotencyRecord | undefined> {
+  private async toRecord(item: Record<string, AttributeValue> | undefined, withResponse = true): Promise<IdempotencyRecord | undefined> {
     if (item === undefined) return undefined;
     const a = this.attributes;
     const key = item[a.key]?.S;
@@ -329,7 +330,7 @@ export class DynamoDBStore implements IdempotencyStore {
     }
     const lease = item[a.leaseUntil]?.N;
     const fingerprint = item[a.fingerprint]?.S;
-    const response = await this.codec.decode(item[a.response], item[a.keyId]?.S, key);
+    const response = withResponse ? await this.codec.decode(item[a.response], item[a.keyId]?.S, key) : undefined;
     return {
       key,
       status,

@@ -103,7 +103,8 @@ export function callerIdentity(event: HttpEvent): string | undefined {
 }
 
 function query(event: HttpEvent): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+  // No prototype: parameters named `__proto__` or `constructor` are parameters like any other.
+  const out: Record<string, string[]> = Object.create(null);
   if (isV2(event)) {
     for (const [name, value] of new URLSearchParams(event.rawQueryString ?? '')) (out[name] ??= []).push(value);
   } else if (event.multiValueQueryStringParameters) {
@@ -172,9 +173,12 @@ const normalize = (result: unknown): HttpResult =>
 /** Stands for a 5xx result: not final, never stored. */
 const serverError = new Error('non-final HTTP result');
 
+/** Statuses that ask the client to retry the same request: storing them would refuse every retry. */
+const RETRYABLE = new Set([408, 425, 429]);
+
 const defaultIsFinal = (result: HttpResult): boolean => {
   const status = result.statusCode ?? 200;
-  return status < 500;
+  return status < 500 && !RETRYABLE.has(status);
 };
 
 /**

@@ -9,7 +9,8 @@ const isLambdaContext = (value: unknown): value is LambdaContextLike =>
  * attempt's lease ends at the Lambda deadline, otherwise after `leaseSeconds`. Replays return the
  * stored JSON form of the result (a `Date` comes back as its ISO string).
  *
- * `name` defaults to the function's own name; anonymous functions need one.
+ * `name` is required: a function's own name is not stable across builds (a minifier renames it)
+ * and not unique across functions sharing a table, and records must outlive both.
  *
  * @example
  * ```ts
@@ -22,11 +23,12 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   options: IdempotencyOptions<TArgs[0], LambdaContextLike>,
 ): (...args: TArgs) => Promise<TResult> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
-  const name = options?.name ?? (fn.name || undefined);
-  if (name === undefined) {
-    throw new TypeError('makeIdempotent: `name` is required for an anonymous function: it keeps its records apart from other functions.');
+  if (options?.name === undefined) {
+    throw new TypeError(
+      'makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function\'s own name changes when minified).',
+    );
   }
-  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', { ...options, name });
+  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options);
   return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
     const context = isLambdaContext(args[1]) ? args[1] : undefined;
     return engine.execute(args[0], context, () => fn.apply(this, args));

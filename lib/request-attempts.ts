@@ -1,6 +1,10 @@
 import type { Attempt } from './attempt.js';
 import { WriteCollector, currentCall } from './transaction.js';
 
+/** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
+const isMiddyTimeout = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'TimeoutError' && (error as { cause?: { package?: unknown } }).cause?.package === '@middy/core';
+
 interface HookRequest {
   response: unknown;
   error: unknown;
@@ -51,7 +55,7 @@ export class RequestAttempts {
   async fail(request: HookRequest): Promise<void> {
     const attempt = this.take(request);
     if (attempt === undefined) return;
-    if ((request.error as { name?: unknown } | null)?.name === 'TimeoutError') return attempt.abandon();
+    if (isMiddyTimeout(request.error)) return attempt.abandon();
     const outcome = await attempt.fail(request.error);
     if (!outcome.replayed) return;
     if (outcome.kind === 'value') request.response = outcome.value;

@@ -163,7 +163,9 @@ export const currentCall = new AsyncLocalStorage<WriteCollector>();
 export function transaction(): Transaction {
   const collector = currentCall.getStore();
   if (collector === undefined || collector.ended) {
-    throw new TypeError('transaction() was called outside an idempotent call with `transactions: true` (or `atomic: true`).');
+    throw new TypeError(
+      'transaction() was called outside an idempotent call with `transactions: true` (or `atomic: true`); with middy, `.use()` the idempotency middleware before any other middleware.',
+    );
   }
   return collector;
 }

@@ -516,3 +516,27 @@ test('a business key with a fingerprint: the same orderId with another amount is
   expect(failuresOf(await handler(sqsEvent([resend, changed]), consumerContext()))).toEqual([changed.messageId]);
   expect(runs).toBe(1);
 });
+
+test('DynamoDB Streams: a change repeated later (same images, another eventID) runs again; a redelivered event does not', async () => {
+  const { invoke, calls } = consumer(async () => undefined);
+  const first = streamRecord(1, 'o-again', 'PAID');
+  const repeated = { ...streamRecord(3, 'o-again', 'PAID'), eventID: 'another-event' };
+  expect(failuresOf(await invoke({ Records: [first] }))).toEqual([]);
+  expect(failuresOf(await invoke({ Records: [first, repeated] }))).toEqual([]);
+  expect(calls.map((call) => call.record)).toEqual([first, repeated]);
+});
+
+test('DynamoDB Streams: numbers past double precision arrive as their exact text, never as a poison record or a log of their value', async () => {
+  const logger = quiet();
+  const { invoke, calls } = consumer(async () => undefined, { logger });
+  const record = streamRecord(1, 'o-big', 'PAID');
+  record.dynamodb!.NewImage!.snowflake = { N: '1234567890123456789' };
+  record.dynamodb!.NewImage!.amount = { N: '98765432109876543210.55' };
+  expect(failuresOf(await invoke({ Records: [record] }))).toEqual([]);
+  expect((calls[0]!.message as { newImage: Record<string, unknown> }).newImage).toMatchObject({
+    snowflake: '1234567890123456789',
+    amount: '98765432109876543210.55',
+    total: 1999,
+  });
+  expect(logger.lines).toEqual([]);
+});

@@ -75,3 +75,16 @@ test('a record that cannot be decrypted fails closed: STORE_FAILURE, the functio
 test('encryption options are validated', () => {
   expect(() => new DynamoDBStore({ tableName, encryption: {} as never })).toThrow(TypeError);
 });
+
+test('an expired record encrypted with a retired key is taken over without decrypting it', async () => {
+  let now = 1_700_000_000_000;
+  const old = { id: 'retired', key: randomBytes(32) };
+  const current = { id: 'current', key: randomBytes(32) };
+  const writer = new DynamoDBStore({ tableName, client, encryption: keyring(old).encryption });
+  const reader = new DynamoDBStore({ tableName, client, encryption: keyring(current).encryption }); // `retired` is gone
+  let runs = 0;
+  const options = { name: 'retired-key', key: (i: { id: string }) => i.id, expiresAfterSeconds: 60, now: () => now };
+  await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: writer })({ id: 'r' });
+  now += 61_000; // past the retention: the next claim replaces the record
+  expect(await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'r' })).toBe(2);
+});

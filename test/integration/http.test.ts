@@ -60,7 +60,7 @@ const rest: Api = {
       ...spec.headers,
     };
     if (spec.key !== undefined) headers[spec.headerName ?? 'Idempotency-Key'] = spec.key;
-    const query: Record<string, string[]> = {};
+    const query: Record<string, string[]> = Object.create(null); // API Gateway's parameters can be named __proto__
     for (const [name, value] of new URLSearchParams(spec.query ?? '')) (query[name] ??= []).push(value);
     const hasQuery = Object.keys(query).length > 0;
     const principal = spec.principal === undefined ? 'user-a' : spec.principal;
@@ -142,7 +142,7 @@ const httpApi: Api = {
     };
     if (spec.key !== undefined) headers[spec.headerName ?? 'idempotency-key'] = spec.key;
     const principal = spec.principal === undefined ? 'user-a' : spec.principal;
-    const query: Record<string, string> = {};
+    const query: Record<string, string> = Object.create(null); // API Gateway's parameters can be named __proto__
     for (const [name, value] of new URLSearchParams(spec.query ?? '')) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
     const event: APIGatewayProxyEventV2WithJWTAuthorizer = {
       version: '2.0',
@@ -261,6 +261,25 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(duplicate).toEqual(replayOf(variant.result(1)));
     expect(orders.runs).toBe(1);
     expect(await records()).toHaveLength(1);
+  });
+
+  test('query parameters named like Object members (__proto__, constructor, toString) are fingerprinted like any other', async () => {
+    const orders = api(variant);
+    const query = 'constructor=1&toString=2&__proto__=3';
+    expect((await orders.invoke(variant.event({ key: 'k-proto', query }))).statusCode).toBe(201);
+    expect(await orders.invoke(variant.event({ key: 'k-proto', query }))).toEqual(replayOf(variant.result(1)));
+    expectProblem(await orders.invoke(variant.event({ key: 'k-proto', query: 'constructor=1&toString=2&__proto__=999' })), 422);
+    expect(orders.runs).toBe(1);
+  });
+
+  test('a 429, 425 or 408 answer asks the client to retry: it is not stored, and the retry runs', async () => {
+    for (const status of [429, 425, 408]) {
+      let first = true;
+      const orders = api(variant, {}, (_, run) => (first ? ((first = false), { statusCode: status, body: 'slow down' }) : variant.result(run)));
+      expect((await orders.invoke(variant.event({ key: `k-${status}` }))).statusCode).toBe(status);
+      expect(await orders.invoke(variant.event({ key: `k-${status}` }))).toEqual(variant.result(2));
+      expect(orders.runs).toBe(2);
+    }
   });
 
   test('matches the header name case-insensitively', async () => {

@@ -180,6 +180,18 @@ test("middy's early timeout does not release the record: it stays INPROGRESS unt
   expect(turnstile.count).toBe(2);
 });
 
+test("a TimeoutError the handler throws itself (the SDK's, AbortSignal.timeout's) releases the record like any other error", async () => {
+  let runs = 0;
+  const handler = middy(async (_event: Payment) => {
+    runs++;
+    if (runs === 1) throw Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
+    return 'second try';
+  }).use(idempotency({ store, key: (event: Payment) => event.id }));
+  await expect(handler({ id: 'own-timeout' }, lambdaContext('own-timeout'))).rejects.toMatchObject({ name: 'TimeoutError' });
+  expect(await readItem(client, tableName, recordId('own-timeout', 'own-timeout'))).toBeUndefined();
+  expect(await handler({ id: 'own-timeout' }, lambdaContext('own-timeout'))).toBe('second try');
+});
+
 test('different function names (or `name`s) never share records', async () => {
   let runs = 0;
   const make = (name?: string) => middy(async () => ++runs).use(idempotency({ store, key: () => 'shared', ...(name ? { name } : {}) }));

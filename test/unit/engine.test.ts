@@ -49,6 +49,7 @@ class MemoryStore implements IdempotencyStore {
       expiresAt: request.expiresAt,
       ...(request.response === undefined || request.responseOmitted ? {} : { response: request.response }),
       ...(request.responseOmitted ? { responseOmitted: true } : {}),
+      ...(request.error === undefined ? {} : { error: request.error }),
     });
     return { completed: true, responseStored: !request.responseOmitted };
   }
@@ -98,13 +99,37 @@ describe('options', () => {
     expect(middleware({ store })).not.toThrow();
   });
 
-  test('makeIdempotent needs a function, and a name for an anonymous one', () => {
+  test('makeIdempotent needs a function, and a name even for a named one (a minifier renames functions)', () => {
     expect(() => makeIdempotent('f' as never, { store })).toThrow(/first argument must be the function/);
     expect(() => makeIdempotent((() => async (x: unknown) => x)(), { store })).toThrow(/`name` is required/);
     async function charge(x: unknown) {
       return x;
     }
-    expect(() => makeIdempotent(charge, { store })).not.toThrow();
+    expect(() => makeIdempotent(charge, { store })).toThrow(/`name` is required/);
+    expect(() => makeIdempotent(charge, { store, name: 'charge' })).not.toThrow();
+  });
+
+  test('a final error whose code or message JSON cannot hold is still stored, and the caller gets its own error', async () => {
+    const memory = new MemoryStore();
+    const odd = Object.assign(new Error('declined'), { code: 10n });
+    const once = makeIdempotent(
+      async (_: number) => {
+        throw odd;
+      },
+      { store: memory, name: 'odd', isFinalError: () => true },
+    );
+    await expect(once(1)).rejects.toBe(odd);
+    const replayed = await once(1).catch((error: unknown) => error);
+    expect(replayed).toMatchObject({ name: 'Error', message: 'declined', code: '10' });
+    const bare = Object.create(null) as object;
+    const twice = makeIdempotent(
+      async (_: number) => {
+        throw bare;
+      },
+      { store: memory, name: 'bare', isFinalError: () => true },
+    );
+    await expect(twice(1)).rejects.toBe(bare);
+    expect([...memory.records.values()].filter((r) => r.status === 'COMPLETED')).toHaveLength(2);
   });
 });
 
