@@ -33,7 +33,7 @@ export interface HttpIdempotencyOptions
   readonly scope?: (event: HttpEvent) => string | undefined;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
   readonly maxRetryAfterSeconds?: number;
-  /** Which results are final: stored and replayed. Others release the key. @default 2xx and 4xx */
+  /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
   readonly isFinalResponse?: (result: HttpResult) => boolean;
 }
 
@@ -186,8 +186,9 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * REST and HTTP APIs and Function URLs. Keys are scoped by method, route and caller identity; a
  * duplicate gets the stored response with `Idempotent-Replayed: true`; a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
- * key 400, an unreachable store 503, all as `application/problem+json`. 2xx and 4xx results are
- * stored; 5xx results and thrown errors release the key so the client can retry.
+ * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
+ * stored, except 408, 425 and 429; those, 5xx results and thrown errors release the key so the
+ * client can retry.
  *
  * @example
  * ```ts

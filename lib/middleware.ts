@@ -15,7 +15,7 @@ import { RequestAttempts } from './request-attempts.js';
  * @example
  * ```ts
  * const store = new DynamoDBStore({ tableName: 'idempotency' });
- * export const handler = middy(charge).use(idempotency({ store, key: (event) => event.paymentId }));
+ * export const handler = middy(charge).use(idempotency<ChargeEvent>({ store, key: (event) => event.paymentId }));
  * ```
  */
 export function idempotency<TEvent = unknown, TResult = unknown>(
