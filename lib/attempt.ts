@@ -1,4 +1,5 @@
 import { IdempotencyError } from './errors.js';
+import { namespaceOf } from './key.js';
 import type { IdempotencyLogger } from './options.js';
 import type { CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
 import type { IdempotencyEvent } from './observability.js';
@@ -206,7 +207,7 @@ export class Attempt {
 
   private warn(what: string, error: unknown): void {
     this.host.emit('bookkeepingFailure', this.state.key);
-    const namespace = this.state.key.slice(0, this.state.key.indexOf('#'));
+    const namespace = namespaceOf(this.state.key);
     const name = (error as { name?: unknown } | null)?.name;
     this.host.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace, error: typeof name === 'string' ? name : 'Error' }));
   }

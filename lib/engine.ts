@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { IdempotencyError } from './errors.js';
-import { canonicalJson, isMissingKey, sha256 } from './key.js';
+import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import { Attempt, type Outcome, reviveError } from './attempt.js';
@@ -83,7 +83,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
-    return `${namespace}#${sha256(canonical)}`;
+    return recordKey(namespace, sha256(canonical));
   }
 
   /**
@@ -193,7 +193,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
 
   /** @internal */
   emit(event: IdempotencyEvent, key: string): void {
-    this.emitEvent(event, key.slice(0, key.indexOf('#')));
+    this.emitEvent(event, namespaceOf(key));
   }
 
   /** @internal */

@@ -175,6 +175,12 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
 }
 
+/** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */
+export const recordKey = (namespace: string, hash: string): string => `${namespace}#${hash}`;
+
+/** The namespace a record key was built with, for logs and metrics that must not carry the hash. @internal */
+export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'));
+
 /** True for the values that mean "no key": `undefined`, `null` and `''`. @internal */
 export function isMissingKey(value: unknown): boolean {
   return value === undefined || value === null || value === '';
