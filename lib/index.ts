@@ -16,6 +16,7 @@ export type {
   CompleteResult,
   ReleaseRequest,
   ReleaseResult,
+  RecordSummary,
 } from './store.js';
 export { httpIdempotency } from './http.js';
 export type { HttpEvent, HttpResult, HttpIdempotencyOptions } from './http.js';

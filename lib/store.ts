@@ -104,4 +104,29 @@ export interface IdempotencyStore {
   completeWithWrites?(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult>;
   /** Optional, for `atomic: true`: `claim` of a COMPLETED record and the call's writes in one transaction. */
   claimCompleted?(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult>;
+  /** Optional, for operations tools (`inspectRecord`): the record's state, never its stored response. */
+  inspect?(key: string): Promise<RecordSummary | undefined>;
+  /**
+   * Optional, for operations tools (`forgetRecord`): deletes the record, only while its status is
+   * `onlyIf` when given. `true` when a record was deleted.
+   */
+  forget?(key: string, onlyIf?: RecordStatus): Promise<boolean>;
+}
+
+/** What operations tools see of a record: its state and sizes, never the stored response or error. */
+export interface RecordSummary {
+  /** `<namespace>#<hash>`. */
+  readonly key: string;
+  readonly status: RecordStatus;
+  /** Epoch seconds: the retention. */
+  readonly expiresAt: number;
+  /** Epoch milliseconds, while INPROGRESS. */
+  readonly leaseUntil?: number;
+  readonly hasFingerprint: boolean;
+  /** Size in bytes of the response as stored (compressed and/or encrypted); absent when none is stored. */
+  readonly responseBytes?: number;
+  /** The call completed but its response could not be stored. */
+  readonly responseOmitted: boolean;
+  /** A final error is stored; its size in bytes as stored. */
+  readonly errorBytes?: number;
 }
