@@ -6,10 +6,10 @@
  * mode and a bare handler, leaves them off; section 2 reports the hooks' cost separately. Turning
  * every storage off before each subject keeps one subject's hooks from being charged to another.
  */
-import { currentCall } from '../lib/transaction.js';
+import { leaveCallScopes } from '../lib/transaction.js';
 
 export type ProcessState = 'ours' | 'other';
 
 export function enterProcessState(_state: ProcessState): void {
-  currentCall.disable(); // Node turns the hooks off again once no storage is enabled
+  leaveCallScopes(); // Node turns the hooks off again once no storage is enabled
 }

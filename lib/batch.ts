@@ -3,8 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
-import { canonicalJson, sha256 } from './key.js';
-import { assertOptions } from './options.js';
+import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
@@ -23,11 +22,18 @@ export interface BatchResponse {
 
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
-export interface IdempotentBatchOptions<TMessage>
-  extends Pick<
-    IdempotencyOptions<TMessage>,
-    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'leaseSeconds' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'transactions' | 'observability'
-  > {
+const BATCH_SHARED = [
+  'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
+  'singleFlight', 'waitForInProgressMillis',
+] as const satisfies readonly SharedOptionName[];
+
+const BATCH_OPTIONS = optionChecks(BATCH_SHARED, {
+  key: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  fingerprint: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
+});
+
+export interface IdempotentBatchOptions<TMessage> extends Pick<IdempotencyOptions<TMessage>, (typeof BATCH_SHARED)[number]> {
   /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
@@ -42,8 +48,6 @@ interface Item<TMessage> {
   /** Messages that could not be parsed or keyed are poison: failed, never run. */
   readonly message?: TMessage;
   readonly key?: string | undefined;
-  /** Records with equal keys and payloads run once per batch and share the outcome. */
-  readonly twin?: string;
   readonly poison?: string;
 }
 
@@ -114,13 +118,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   options: IdempotentBatchOptions<TMessage>,
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
-  assertOptions('idempotentBatch', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability', 'key', 'fingerprint', 'concurrency',
-  ]);
+  validateOptions('idempotentBatch', options, BATCH_OPTIONS);
   const { key, fingerprint, concurrency = 10, ...common } = options;
-  if (fingerprint !== undefined && typeof fingerprint !== 'function') throw new TypeError('idempotentBatch: `fingerprint` must be a function.');
-  if (key !== undefined && typeof key !== 'function') throw new TypeError('idempotentBatch: `key` must be a function.');
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('idempotentBatch: `concurrency` must be a whole number, 1 or more.');
   // The record rides along with the message so the key selector can see both.
   type Input = { readonly message: TMessage; readonly record: BatchRecord };
   const engine = new IdempotencyEngine<Input, Context>('idempotentBatch', {
@@ -140,28 +139,28 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const id = identify(record, source);
       try {
         const message = parse(record, source) as TMessage;
-        const key = engine.keyOf({ message, record }, context);
-        // With a fingerprint, a same-key record with another payload is no twin: it must meet PAYLOAD_MISMATCH.
-        const twin = fingerprint && key !== undefined ? `${key}#${sha256(canonicalJson(fingerprint(message)) ?? '')}` : key;
-        return { id, record, message, key, ...(twin === undefined ? {} : { twin }) };
+        return { id, record, message, key: engine.keyOf({ message, record }, context) };
       } catch (error) {
         return { id, record, poison: describe(error) };
       }
     });
 
-    // One execution per key in this batch; its duplicates share the outcome.
-    const runs = new Map<string, Promise<void>>();
+    // In-batch duplicates (same record key) run one after another: after a success the next one
+    // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
+    const runs = new Map<string, Promise<boolean>>();
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
         (log.error ?? log.warn).call(log, JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }));
         return Promise.reject(new Error(item.poison));
       }
       const input = { message: item.message as TMessage, record: item.record };
-      const run = () => engine.execute(input, context, () => recordHandler(input.message, item.record, context), { key: item.key }).then(() => undefined);
-      if (item.twin === undefined) return run();
-      let shared = runs.get(item.twin);
-      if (!shared) runs.set(item.twin, (shared = run()));
-      return shared;
+      const previous = runs.get(item.key!);
+      const current = (async () => {
+        if (previous !== undefined && !(await previous)) throw new Error('an in-batch duplicate of this record failed');
+        await engine.run(input, context, () => recordHandler(input.message, item.record, context));
+      })();
+      runs.set(item.key!, current.then(() => true, () => false));
+      return current;
     };
 
     const failed = new Set<string>();

@@ -1,162 +1,359 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { Call } from './call.js';
 import { IdempotencyError } from './errors.js';
+import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
+import { type Emit, type IdempotencyEvent, createEmitter } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
-import { Attempt, type Outcome, reviveError } from './attempt.js';
-import { type Emit, type IdempotencyEvent, createEmitter } from './observability.js';
-import type { IdempotencyRecord, IdempotencyStore } from './store.js';
+import type { CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
+import { inCall } from './transaction.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
-import { WriteCollector, currentCall } from './transaction.js';
 
-/** A key computed ahead of the call (`undefined`: run without idempotency). @internal */
-export interface Keyed {
-  readonly key: string | undefined;
-}
-
-/** What to do with one call (`run`: this attempt holds the record, or in atomic mode may create it). @internal */
-export type Begin =
-  | { readonly kind: 'skip' }
-  | { readonly kind: 'replay'; readonly response: unknown }
-  | { readonly kind: 'run'; readonly attempt: Attempt };
+/** How a call starts: run it (it holds its record, or has none to hold), or answer it with a stored outcome. @internal */
+export type Start = { readonly kind: 'run'; readonly call: Call } | { readonly kind: 'replay'; readonly value: unknown };
 
 /**
- * The one implementation of claim → run → complete | release, shared by every entry point.
- * @internal
+ * How a call ended, as the entry point reports it to `end`:
+ * - `return`: the function returned `value`; `final: false` releases the key instead of storing it
+ *   (an HTTP 5xx answer);
+ * - `throw`: the function threw (stored when `isFinalError` says so, else the key is released);
+ * - `abandon`: the outcome is unknown (the function may still run): nothing is written and the
+ *   record lapses at its lease. @internal
  */
-export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = LambdaContextLike> {
-  readonly store: IdempotencyStore;
-  private readonly name: string | undefined;
-  private readonly selectKey: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
-  private readonly selectFingerprint: ((input: TInput) => unknown) | undefined;
-  private readonly retentionSeconds: number;
-  private readonly skipMissingKey: boolean;
-  private readonly cache: RecordCache | undefined;
-  private readonly defaultLeaseMillis: number;
-  readonly now: () => number;
-  readonly logger: IdempotencyLogger;
-  readonly isFinalError: (error: unknown) => boolean;
-  readonly errorFields: readonly string[];
-  readonly atomic: boolean;
-  /** Calls run in the AsyncLocalStorage behind `transaction()`. */
-  readonly transactional: boolean;
-  private readonly emitEvent: Emit;
+export type Ending =
+  | { readonly kind: 'return'; readonly value: unknown; readonly final?: boolean }
+  | { readonly kind: 'throw'; readonly error: unknown }
+  | { readonly kind: 'abandon' };
 
-  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, extraOptionNames: readonly string[] = []) {
-    validateOptions(where, options, extraOptionNames);
+/** What the caller gets: a value or an error, its own or (`replayed`) another attempt's stored outcome. @internal */
+export type Outcome =
+  | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
+  | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
+
+/** The identity of a Lambda durable execution, stable across its replays. */
+const durableExecutionOf = (context: unknown): string | undefined => {
+  const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
+  return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
+};
+
+/** The Lambda deadline, also from a durable context (which carries the Lambda context as `lambdaContext`). */
+const remainingMillisOf = (context: unknown): number | undefined => {
+  const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
+  const remaining = holder?.getRemainingTimeInMillis?.() ?? holder?.lambdaContext?.getRemainingTimeInMillis?.();
+  return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
+};
+
+const errorName = (error: unknown): string => {
+  const name = (error as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && name.length > 0 ? name : 'Error';
+};
+
+const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis).unref());
+
+/** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
+interface Flight {
+  /** Set once the leader holds the record. */
+  leaseUntil?: number;
+  readonly done: Promise<IdempotencyRecord | undefined>;
+  readonly settle: (record: IdempotencyRecord | undefined) => void;
+}
+
+/**
+ * The one implementation of claim → run → complete | release, shared by every entry point. A call
+ * starts with `start` (which claims its record) and ends with `end`; the `Call` in between carries
+ * its whole state. @internal
+ */
+export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
+  private readonly store: IdempotencyStore;
+  private readonly options: IdempotencyOptions<TInput, TContext>;
+  private readonly retentionSeconds: number;
+  private readonly cache: RecordCache | undefined;
+  private readonly now: () => number;
+  private readonly logger: IdempotencyLogger;
+  private readonly emitEvent: Emit;
+  private readonly transactional: boolean;
+  private readonly flights = new Map<string, Flight>();
+  /** The flight each leading call settles when it ends. */
+  private readonly leading = new WeakMap<Call, Flight>();
+
+  constructor(where: string, options: IdempotencyOptions<TInput, TContext>) {
+    validateOptions(where, options);
+    this.options = options;
     this.store = options.store;
-    this.name = options.name;
-    this.selectKey = options.key;
-    this.selectFingerprint = options.fingerprint;
-    this.retentionSeconds = options.expiresAfterSeconds ?? 86_400;
-    this.skipMissingKey = options.onMissingKey === 'skip';
+    const storeDefault = (options.store as { defaultExpiresAfterSeconds?: unknown }).defaultExpiresAfterSeconds;
+    this.retentionSeconds = options.expiresAfterSeconds ?? (typeof storeDefault === 'number' ? storeDefault : 86_400);
     this.cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
-    this.defaultLeaseMillis = (options.leaseSeconds ?? 60) * 1000;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
-    this.isFinalError = options.isFinalError ?? (() => false);
-    this.errorFields = options.errorFields ?? [];
-    this.atomic = options.atomic === true;
-    this.transactional = this.atomic || options.transactions === true;
     this.emitEvent = createEmitter(where, options.observability, this.now);
+    this.transactional = typeof (options.atomic ? this.store.claimCompleted : this.store.completeWithWrites) === 'function';
   }
 
   /**
    * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
-   * selector finds no value and `onMissingKey` is 'skip'. Computed once per call, before it runs.
+   * selector finds no value and `onMissingKey` is 'skip'.
    */
   keyOf(input: TInput, context: TContext | undefined): string | undefined {
     let selected: unknown;
     try {
-      selected = this.selectKey ? this.selectKey(input, context) : input;
+      selected = this.options.key ? this.options.key(input, context) : input;
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
     // A value whose toJSON yields undefined has no JSON form: it is as missing as `undefined`.
     const canonical = isMissingKey(selected) ? undefined : canonicalJson(selected);
     if (canonical === undefined) {
-      if (this.skipMissingKey) return undefined;
+      if (this.options.onMissingKey === 'skip') return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
     }
-    const namespace = this.name ?? (context?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
+    const namespace = this.options.name ?? ((context as LambdaContextLike | undefined)?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
     return recordKey(namespace, sha256(canonical));
   }
 
-  /**
-   * Claims the record of a call: the answer says whether to run the function, replay a stored
-   * response, or run without idempotency (`key` undefined: missing key with `onMissingKey: 'skip'`).
-   */
-  async begin(input: TInput, context: TContext | undefined, writes: WriteCollector = new WriteCollector(), keyed?: Keyed): Promise<Begin> {
+  /** Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. */
+  async run<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R): Promise<R> {
+    const start = await this.start(input, context);
+    if (start.kind === 'replay') return start.value as R;
+    let ending: Ending;
     try {
-      return await this.claimFor(input, context, writes, keyed ? keyed.key : this.keyOf(input, context));
+      ending = { kind: 'return', value: await inCall(start.call, fn) };
     } catch (error) {
-      writes.close(); // a rejected call holds nothing: no transaction to join
+      ending = { kind: 'throw', error };
+    }
+    const outcome = await this.end(start.call, ending);
+    if (outcome.kind === 'error') throw outcome.error;
+    return outcome.value as R;
+  }
+
+  /**
+   * Starts a call: claims its record, or answers it from the local cache, an in-process duplicate
+   * already running (single-flight), or the stored outcome of an earlier call. Throws the
+   * rejections (`IN_PROGRESS`, `PAYLOAD_MISMATCH`, `STORE_FAILURE`, key errors): they hold nothing.
+   */
+  async start(input: TInput, context: TContext | undefined): Promise<Start> {
+    const key = this.keyOf(input, context);
+    const now = this.now();
+    if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
+    const fingerprint = this.fingerprintOf(input);
+    const execution = durableExecutionOf(context);
+    for (;;) {
+      const cached = this.cache?.get(key, this.now());
+      if (cached) {
+        this.emit('cacheReplay', key);
+        return { kind: 'replay', value: this.replay(cached, fingerprint) };
+      }
+      // A durable execution never waits on another one in process: that one may stay suspended for days.
+      const leader = execution === undefined && this.options.singleFlight !== false ? this.flights.get(key) : undefined;
+      // A leader past its lease is as good as gone: claim (and take over) as another process would.
+      const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
+      if (leader === undefined || leaseLeft <= 0) return this.lead(key, fingerprint, context, execution);
+      const record = await Promise.race([leader.done, ...(leaseLeft < Number.POSITIVE_INFINITY ? [sleep(leaseLeft).then(() => undefined)] : [])]);
+      if (record !== undefined) return { kind: 'replay', value: this.settle(record, fingerprint, this.now()) };
+      // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.
+    }
+  }
+
+  private async lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
+    // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
+    const owner = execution === undefined ? randomUUID() : `durable:${createHash('sha256').update(execution).digest('base64url')}`;
+    const flight = execution === undefined && this.options.singleFlight !== false ? this.fly(key) : undefined;
+    try {
+      const start = await this.claim(key, owner, fingerprint, context, execution !== undefined);
+      if (start.kind === 'replay') {
+        flight?.settle(start.record);
+        return { kind: 'replay', value: this.settle(start.record, fingerprint, this.now()) };
+      }
+      if (flight !== undefined) {
+        flight.leaseUntil = start.leaseUntil;
+        this.leading.set(start.call, flight);
+      }
+      return start;
+    } catch (error) {
+      flight?.settle(undefined);
       throw error;
     }
   }
 
-  private async claimFor(input: TInput, context: TContext | undefined, writes: WriteCollector, key: string | undefined): Promise<Begin> {
-    if (key === undefined) {
-      writes.deactivate();
-      return { kind: 'skip' };
-    }
-    const fingerprint = this.fingerprintOf(input);
+  private fly(key: string): Flight {
+    let settle!: (record: IdempotencyRecord | undefined) => void;
+    const done = new Promise<IdempotencyRecord | undefined>((resolve) => (settle = resolve));
+    const flight: Flight = {
+      done,
+      settle: (record) => {
+        if (this.flights.get(key) === flight) this.flights.delete(key);
+        settle(record);
+      },
+    };
+    this.flights.set(key, flight);
+    return flight;
+  }
+
+  private async claim(
+    key: string,
+    owner: string,
+    fingerprint: string | undefined,
+    context: TContext | undefined,
+    durable: boolean,
+  ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
-
-    const cached = this.cache?.get(key, now);
-    if (cached) {
-      writes.close();
-      this.emit('cacheReplay', key);
-      return { kind: 'replay', response: this.replay(cached, fingerprint) };
+    if (this.options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.transactional) };
+    const remaining = remainingMillisOf(context);
+    const leaseMillis = durable
+      ? (this.options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
+      : (remaining ?? (this.options.leaseSeconds ?? 60) * 1000);
+    const waitUntil = now + Math.min(this.options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
+    for (let attempt = 0; ; attempt++) {
+      const at = this.now();
+      const leaseUntil = at + leaseMillis;
+      let claim;
+      try {
+        claim = await this.store.claim({
+          key,
+          owner,
+          leaseUntil,
+          // Retention is never shorter than the lease.
+          expiresAt: Math.max(this.expiresAt(at), Math.ceil(leaseUntil / 1000)),
+          now: at,
+          ...(fingerprint === undefined ? {} : { fingerprint }),
+        });
+      } catch (error) {
+        this.emit('storeFailure', key);
+        // The claim may have been applied although every answer was lost: free the key if it is
+        // ours, rather than leave it held until the lease with nothing running. Best effort.
+        if (!durable) await this.store.release({ key, owner }).catch(() => undefined);
+        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${errorName(error)}); the function did not run.`, { cause: error });
+      }
+      // An INPROGRESS record with our owner is our own claim: applied by a request whose response
+      // was lost and retried, or held by an earlier replay of this durable execution.
+      if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
+        this.emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.transactional), leaseUntil };
+      }
+      const record = claim.record;
+      const after = this.now();
+      if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
+      // Another process holds the key: wait for its outcome, with backoff, up to the bound.
+      await sleep(Math.min(50 * 2 ** attempt, 1000, waitUntil - after));
     }
-    const owner = randomUUID();
-    // Atomic mode commits the writes through `claimCompleted` (checked at construction), not `completeWithWrites`.
-    if (this.transactional) writes.bind(key, owner);
-    if (this.atomic) return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes, atomicSince: now }) };
+  }
 
-    const remaining = context?.getRemainingTimeInMillis?.();
-    const leaseUntil = now + (typeof remaining === 'number' && remaining > 0 ? remaining : this.defaultLeaseMillis);
-    let claim;
+  /** Ends a call exactly once: stores its outcome or releases its key, and says what its caller gets. */
+  async end(call: Call, ending: Ending): Promise<Outcome> {
+    const own: Outcome =
+      ending.kind === 'throw' ? { kind: 'error', error: ending.error, replayed: false } : { kind: 'value', value: ending.kind === 'return' ? ending.value : undefined, replayed: false };
+    if (!call.end() || call.mode === 'unkeyed') return own;
+    let record: IdempotencyRecord | undefined;
+    let outcome = own;
     try {
-      claim = await this.store.claim({
+      if (ending.kind === 'abandon') return own;
+      if (ending.kind === 'return' && ending.final !== false) {
+        let response: string | undefined;
+        let omitted = false;
+        try {
+          response = JSON.stringify(ending.value);
+        } catch {
+          omitted = true; // BigInt, cycles: reaches this caller, cannot be replayed
+        }
+        [outcome, record] = await this.complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
+        return outcome;
+      }
+      if (ending.kind === 'throw' && this.isFinal(ending.error)) {
+        [outcome, record] = await this.complete(call, { response: undefined, error: serializeError(ending.error, this.options.errorFields ?? []) }, own);
+        // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
+        return outcome.replayed ? outcome : own;
+      }
+      if (call.mode === 'claimed') await this.release(call);
+      return own;
+    } finally {
+      this.leading.get(call)?.settle(record);
+    }
+  }
+
+  /** Completes the record with `payload` (and the call's writes); the record the call ended with, for followers. */
+  private async complete(call: Call, payload: Pick<CompleteRequest, 'response' | 'responseOmitted' | 'error'>, own: Outcome): Promise<[Outcome, IdempotencyRecord | undefined]> {
+    const { key, owner, fingerprint } = call;
+    const now = this.now();
+    const request: CompleteRequest = { key, owner, expiresAt: this.expiresAt(now), ...payload };
+    // The error path discards the call's writes: a final error is an outcome, not an effect.
+    const writes = payload.error === undefined ? call.writes : [];
+    const done = (responseStored: boolean): [Outcome, IdempotencyRecord] => {
+      const record: IdempotencyRecord = {
         key,
         owner,
-        leaseUntil,
-        // Retention is never shorter than the lease.
-        expiresAt: Math.max(Math.floor(now / 1000) + this.retentionSeconds, Math.ceil(leaseUntil / 1000)),
-        now,
+        status: 'COMPLETED',
+        expiresAt: request.expiresAt,
         ...(fingerprint === undefined ? {} : { fingerprint }),
-      });
+        ...(request.error === undefined ? {} : { error: request.error }),
+        ...(responseStored ? (request.response === undefined ? {} : { response: request.response }) : { responseOmitted: true }),
+      };
+      this.cache?.set(record);
+      return [own, record];
+    };
+    if (call.mode === 'atomic') {
+      let claim;
+      try {
+        claim = await this.store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
+      } catch (error) {
+        return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
+      }
+      if (claim.claimed) return done(claim.responseStored !== false);
+      if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true);
+      try {
+        return [{ kind: 'value', value: this.settle(claim.record, fingerprint, now), replayed: true }, claim.record];
+      } catch (error) {
+        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not.
+        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, error instanceof IdempotencyError ? undefined : claim.record];
+      }
+    }
+    let result: CompleteResult;
+    if (writes.length > 0) {
+      try {
+        result = await this.store.completeWithWrites!(request, writes);
+      } catch (error) {
+        // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown:
+        // the record stays until its lease, and a retry after it replays or runs again.
+        if (error instanceof IdempotencyError) await this.release(call);
+        return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
+      }
+    } else {
+      try {
+        result = await this.store.complete(request);
+      } catch (error) {
+        this.warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', key, error);
+        // In-process duplicates still get this outcome: the function ran once.
+        return [own, done(payload.responseOmitted !== true)[1]];
+      }
+    }
+    if (result.completed) return done(result.responseStored);
+    // A refused write that finds our own COMPLETED record is our retried request, already applied.
+    if (result.record?.owner === owner && result.record.status === 'COMPLETED') return done(result.record.responseOmitted !== true);
+    this.emit('superseded', key);
+    const error = new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.', {
+      ...(result.record === undefined ? {} : { record: result.record }),
+    });
+    return [{ kind: 'error', error, replayed: false }, undefined];
+  }
+
+  /** Deletes the record if this call still holds it; store errors are logged, never thrown. */
+  private async release(call: Call): Promise<void> {
+    try {
+      await this.store.release({ key: call.key, owner: call.owner });
     } catch (error) {
-      this.emit('storeFailure', key);
-      // The claim may have been applied although every answer was lost: free the key if it is ours,
-      // rather than leave it held until the lease with nothing running. Best effort: the store is failing.
-      await this.store.release({ key, owner }).catch(() => undefined);
-      throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
+      this.warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
     }
-    // An owner equal to ours is our own claim, applied by a request whose response was lost and retried.
-    if (claim.claimed || claim.record.owner === owner) {
-      this.emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-      return { kind: 'run', attempt: new Attempt(this, { key, owner, fingerprint, writes }) };
-    }
-    writes.close();
-    return { kind: 'replay', response: this.settle(claim.record, fingerprint, now) };
   }
 
   /**
    * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
    * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
-   * @internal
    */
-  settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
-    if (this.selectFingerprint && record.fingerprint !== fingerprint) {
-      this.emit('payloadMismatch', record.key);
-      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
-    }
+  private settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
+    this.checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
       this.cache?.set(record);
       this.emit('replay', record.key);
@@ -164,63 +361,63 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
     }
     this.emit('inProgress', record.key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
-    throw new IdempotencyError('IN_PROGRESS', `Another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
+    // The code leads the message: a durable execution reports only an error's name and message.
+    throw new IdempotencyError('IN_PROGRESS', `IN_PROGRESS: another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
     });
   }
 
-  /** Runs `fn` under the protocol: claim, then complete with its result or release on its error. */
-  async execute<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, keyed?: Keyed): Promise<R> {
-    const writes = new WriteCollector();
-    const begin = await this.begin(input, context, writes, keyed);
-    if (begin.kind === 'replay') return begin.response as R;
-    const run = this.transactional ? () => currentCall.run(writes, fn) : fn;
-    if (begin.kind === 'skip') return run();
-    let outcome: Outcome;
-    try {
-      outcome = await begin.attempt.complete(await run());
-    } catch (error) {
-      outcome = await begin.attempt.fail(error);
-    }
-    if (outcome.kind === 'error') throw outcome.error;
-    return outcome.value as R;
-  }
-
-  /** @internal */
-  expiresAtFrom(now: number): number {
-    return Math.floor(now / 1000) + this.retentionSeconds;
-  }
-
-  /** @internal */
-  emit(event: IdempotencyEvent, key: string): void {
-    this.emitEvent(event, namespaceOf(key));
-  }
-
-  /** @internal */
-  remember(record: IdempotencyRecord): void {
-    this.cache?.set(record);
-  }
-
-  private fingerprintOf(input: TInput): string | undefined {
-    if (!this.selectFingerprint) return undefined;
-    let selected: unknown;
-    try {
-      selected = this.selectFingerprint(input);
-    } catch (error) {
-      throw new IdempotencyError('INVALID_KEY', 'The fingerprint selector threw.', { cause: error });
-    }
-    return sha256(canonicalJson(selected) ?? '');
-  }
-
   private replay(record: IdempotencyRecord, fingerprint: string | undefined): unknown {
-    if (this.selectFingerprint && record.fingerprint !== fingerprint) {
-      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
-    }
+    this.checkFingerprint(record, fingerprint);
     if (record.error !== undefined) throw reviveError(record.error);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }
     return record.response === undefined ? undefined : JSON.parse(record.response);
   }
+
+  private checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
+    if (this.options.fingerprint && record.fingerprint !== fingerprint) {
+      this.emit('payloadMismatch', record.key);
+      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
+    }
+  }
+
+  private fingerprintOf(input: TInput): string | undefined {
+    if (!this.options.fingerprint) return undefined;
+    let selected: unknown;
+    try {
+      selected = this.options.fingerprint(input);
+    } catch (error) {
+      throw new IdempotencyError('INVALID_KEY', 'The fingerprint selector threw.', { cause: error });
+    }
+    return sha256(canonicalJson(selected) ?? '');
+  }
+
+  private isFinal(error: unknown): boolean {
+    try {
+      return this.options.isFinalError?.(error) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  private expiresAt(now: number): number {
+    return Math.floor(now / 1000) + this.retentionSeconds;
+  }
+
+  private emit(event: IdempotencyEvent, key: string): void {
+    this.emitEvent(event, key);
+  }
+
+  private warn(what: string, key: string, error: unknown): void {
+    this.emit('bookkeepingFailure', key);
+    // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
+    this.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: errorName(error) }));
+  }
 }
 
+const commitError = (error: unknown): IdempotencyError =>
+  error instanceof IdempotencyError
+    ? error
+    : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", { cause: error });

@@ -1,10 +1,9 @@
-import type { MiddlewareObj, Request } from '@middy/core';
+import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
-import { assertOptions } from './options.js';
-import { RequestAttempts } from './request-attempts.js';
-
+import { idempotencyHooks } from './middy-hooks.js';
+import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
 import { type HttpEvent, body, callerIdentity, query, readIdempotencyKey, route } from './http-request.js';
 
 export type { HttpEvent } from './http-request.js';
@@ -20,11 +19,12 @@ export interface HttpResult {
   isBase64Encoded?: boolean;
 }
 
-export interface HttpIdempotencyOptions
-  extends Pick<
-    IdempotencyOptions<HttpEvent, Context>,
-    'store' | 'name' | 'expiresAfterSeconds' | 'cacheSize' | 'now' | 'logger' | 'isFinalError' | 'errorFields' | 'atomic' | 'transactions' | 'observability'
-  > {
+const HTTP_SHARED = [
+  'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
+  'singleFlight', 'waitForInProgressMillis',
+] as const satisfies readonly SharedOptionName[];
+
+export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_SHARED)[number]> {
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
   /**
@@ -37,6 +37,13 @@ export interface HttpIdempotencyOptions
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
   readonly isFinalResponse?: (result: HttpResult) => boolean;
 }
+
+const HTTP_OPTIONS = optionChecks(HTTP_SHARED, {
+  required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
+  scope: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),
+  isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+});
 
 const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: string]>> = {
   KEY_MISSING: [400, 'Idempotency-Key is missing'],
@@ -79,9 +86,6 @@ const normalize = (result: unknown): HttpResult =>
     ? (result as HttpResult)
     : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
 
-/** Stands for a 5xx result: not final, never stored. */
-const serverError = new Error('non-final HTTP result');
-
 /** Statuses that ask the client to retry the same request: storing them would refuse every retry. */
 const RETRYABLE = new Set([408, 425, 429]);
 
@@ -105,23 +109,10 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * ```
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
-  assertOptions('httpIdempotency', options, [
-    'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
-    'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
-  ]);
+  validateOptions('httpIdempotency', options, HTTP_OPTIONS);
   const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
-  if (typeof required !== 'boolean') throw new TypeError('httpIdempotency: `required` must be a boolean.');
-  if (typeof scope !== 'function') throw new TypeError('httpIdempotency: `scope` must be a function.');
-  if (typeof isFinalResponse !== 'function') throw new TypeError('httpIdempotency: `isFinalResponse` must be a function.');
-  if (!Number.isInteger(maxRetryAfterSeconds) || maxRetryAfterSeconds < 1) {
-    throw new TypeError('httpIdempotency: `maxRetryAfterSeconds` must be a whole number of seconds, 1 or more.');
-  }
-  const { isFinalError } = common;
-  if (isFinalError !== undefined && typeof isFinalError !== 'function') throw new TypeError('httpIdempotency: `isFinalError` must be a function.');
   const engine = new IdempotencyEngine<HttpEvent, Context>('httpIdempotency', {
     ...common,
-    // A 5xx result is never final, whatever `isFinalError` says of errors.
-    ...(isFinalError ? { isFinalError: (error: unknown) => error !== serverError && isFinalError(error) } : {}),
     onMissingKey: required ? 'throw' : 'skip',
     key: (event) => {
       const key = readIdempotencyKey(event);
@@ -134,58 +125,22 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       return { method, path, query: query(event), body: body(event) };
     },
   });
-  const attempts = new RequestAttempts();
-  const replayed = (result: unknown): HttpResult => {
-    const stored = normalize(result);
-    return { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
-  };
-  const rejection = (error: unknown): HttpResult | undefined => {
-    // The key selector's own rejection (an invalid header) arrives as the cause.
-    const cause = (error as { cause?: unknown } | null)?.cause;
-    const rejected = cause instanceof IdempotencyError ? cause : error;
-    return rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds) : undefined;
-  };
-
-  const httpIdempotencyBefore = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
-    const writes = attempts.open(engine.transactional);
-    let begin;
-    try {
-      begin = await engine.begin(request.event, request.context, writes);
-    } catch (error) {
-      // A non-idempotency error the key selector wraps (a throwing `scope`) is a server fault, not the client's key: no 400.
+  const { before, after, onError } = idempotencyHooks(engine, {
+    replay: (result) => {
+      const stored = normalize(result);
+      return { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
+    },
+    // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
+    ending: (response) => ({ kind: 'return', value: response, final: isFinalResponse(normalize(response)) }),
+    reject: (error) => {
+      // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
+      // (a throwing `scope`) is a server fault, not the client's key: no 400.
       const cause = (error as { cause?: unknown } | null)?.cause;
       if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !(cause instanceof IdempotencyError)) throw cause;
-      const response = rejection(error);
-      if (response === undefined) throw error;
-      request.earlyResponse = response;
-      return;
-    }
-    if (begin.kind === 'run') attempts.hold(request, begin.attempt);
-    else if (begin.kind === 'replay') request.earlyResponse = replayed(begin.response);
-  };
-
-  const httpIdempotencyAfter = async (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => {
-    const attempt = attempts.take(request);
-    if (attempt === undefined) return;
-    // Not final (5xx): the key is released so that the client can retry.
-    let final: boolean;
-    try {
-      final = isFinalResponse(normalize(request.response));
-    } catch (error) {
-      // A result that cannot be sent (a BigInt, a cycle, too deep for JSON): released like a thrown error.
-      await attempt.fail(error);
-      throw error;
-    }
-    const outcome = final ? await attempt.complete(request.response) : await attempt.fail(serverError);
-    if (outcome.kind === 'value') request.response = outcome.replayed ? replayed(outcome.value) : outcome.value;
-    else if (outcome.error !== serverError) {
-      const response = rejection(outcome.error);
-      if (response === undefined) throw outcome.error;
-      request.response = response;
-    }
-  };
-
-  const httpIdempotencyOnError = (request: Request<HttpEvent, unknown, Error, Context>): Promise<void> => attempts.fail(request);
-
-  return { before: httpIdempotencyBefore, after: httpIdempotencyAfter, onError: httpIdempotencyOnError };
+      const rejected = cause instanceof IdempotencyError ? cause : error;
+      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds) : undefined;
+      return response === undefined ? undefined : { response };
+    },
+  });
+  return { before, after, onError } as MiddlewareObj<HttpEvent, unknown, Error, Context>;
 }

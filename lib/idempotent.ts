@@ -1,7 +1,10 @@
 import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike } from './engine.js';
 
-const isLambdaContext = (value: unknown): value is LambdaContextLike =>
-  typeof (value as LambdaContextLike | null)?.getRemainingTimeInMillis === 'function';
+/** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
+const isContext = (value: unknown): value is LambdaContextLike => {
+  const context = value as (LambdaContextLike & { lambdaContext?: LambdaContextLike; executionContext?: unknown }) | null | undefined;
+  return typeof context?.getRemainingTimeInMillis === 'function' || typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' || context?.executionContext !== undefined;
+};
 
 /**
  * Wraps any async function so that calls with the same key run it once and replay its result.
@@ -30,7 +33,7 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options);
   return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
-    const context = isLambdaContext(args[1]) ? args[1] : undefined;
-    return engine.execute(args[0], context, () => fn.apply(this, args));
+    const context = isContext(args[1]) ? args[1] : undefined;
+    return engine.run(args[0], context, () => fn.apply(this, args));
   };
 }

@@ -1,3 +1,5 @@
+import { namespaceOf } from './key.js';
+
 /**
  * Structured log lines and CloudWatch Embedded Metric Format (EMF) lines for idempotency events.
  * Off by default. Lines name the record namespace (the function), never a key or a payload.
@@ -38,8 +40,8 @@ export interface ObservabilityOptions {
   readonly write?: (line: string) => void;
 }
 
-/** @internal */
-export type Emit = (event: IdempotencyEvent, namespace: string) => void;
+/** Reports an event of the record `key` (`<namespace>#<hash>`). @internal */
+export type Emit = (event: IdempotencyEvent, key: string) => void;
 
 const noop: Emit = () => undefined;
 
@@ -51,8 +53,10 @@ export function createEmitter(where: string, options: ObservabilityOptions | und
   if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`observability.metrics\` and \`.logs\` must be booleans.`);
   if (typeof write !== 'function') throw new TypeError(`${where}: \`observability.write\` must be a function.`);
   if (!metrics && !logs) return noop;
-  return (event, namespace) => {
-    if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace }));
+  return (event, key) => {
+    const namespace = namespaceOf(key);
+    // The record id is a hash: it finds the record (the CLI's `--id`), never the key or payload.
+    if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId: key }));
     if (metrics) {
       const name = METRIC_NAMES[event];
       write(

@@ -24,7 +24,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly fingerprint?: (input: TInput) => unknown;
   /** Namespace of the records; callers with different names never share records. */
   readonly name?: string;
-  /** Retention of a record, seconds. Must outlive every retry of the caller. @default 86400 */
+  /**
+   * Retention of a record, seconds. Must outlive every retry of the caller.
+   * @default the store's default (`DynamoDBStore`: `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`), else 86400
+   */
   readonly expiresAfterSeconds?: number;
   /** What to do when the key selector finds no value. @default 'throw' */
   readonly onMissingKey?: 'throw' | 'skip';
@@ -52,72 +55,107 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly atomic?: boolean;
   /**
-   * Lets the function add DynamoDB writes to `transaction()`, committed with its record. It runs
-   * each call in an AsyncLocalStorage, which costs every promise a little, so it is opt-in.
-   * @default false (true with `atomic`)
+   * No effect: every call can add writes to `transaction()`. Kept so that existing code compiles.
+   * @deprecated `transaction()` works in every idempotent call.
    */
   readonly transactions?: boolean;
   /** Structured log lines and CloudWatch EMF metrics per event (misses, replays, takeovers, …). @default off */
   readonly observability?: ObservabilityOptions;
+  /**
+   * Concurrent calls with the same key in this process share one claim: duplicates wait for the
+   * first call's outcome instead of getting `IN_PROGRESS`. Durable executions never wait. @default true
+   */
+  readonly singleFlight?: boolean;
+  /**
+   * How long a duplicate that meets another process's INPROGRESS record waits for it to complete
+   * (bounded backoff, never past the Lambda deadline), then replays it; 0 answers `IN_PROGRESS`
+   * at once. Each poll is one conditional write. @default 0
+   */
+  readonly waitForInProgressMillis?: number;
+  /**
+   * Lease of a durable execution's record, seconds: the execution holds its key across suspensions
+   * and replays for this long. @default the retention
+   */
+  readonly durableLeaseSeconds?: number;
 }
 
-const OPTION_NAMES = [
-  'store', 'key', 'fingerprint', 'name', 'expiresAfterSeconds', 'onMissingKey', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic',
-  'transactions', 'observability',
-];
+/** A check of one option's value: the sentence that says what is wrong, or `undefined`. */
+type Check = (value: unknown) => string | undefined;
+
+const isFunction: Check = (value) => (typeof value === 'function' ? undefined : 'must be a function');
+const isBoolean: Check = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
+const wholeNumber =
+  (min: number): Check =>
+  (value) =>
+    typeof value === 'number' && Number.isInteger(value) && value >= min ? undefined : `must be a whole number, ${min} or more (got ${String(value)})`;
+
+/** Every shared option and its check: validation, the "known options" message and the entry points' subsets derive from it. */
+const SHARED_CHECKS = {
+  store: (value) => {
+    const store = value as Partial<IdempotencyStore> | null | undefined;
+    return typeof store?.claim === 'function' && typeof store.complete === 'function' && typeof store.release === 'function'
+      ? undefined
+      : 'is required: a DynamoDBStore or another IdempotencyStore';
+  },
+  key: isFunction,
+  fingerprint: isFunction,
+  name: (value) => (typeof value === 'string' && value.length > 0 && !value.includes('#') ? undefined : "must be a non-empty string without '#'"),
+  expiresAfterSeconds: wholeNumber(1),
+  onMissingKey: (value) => (value === 'throw' || value === 'skip' ? undefined : "must be 'throw' or 'skip'"),
+  cacheSize: wholeNumber(0),
+  leaseSeconds: wholeNumber(1),
+  now: isFunction,
+  logger: (value) => (typeof (value as { warn?: unknown } | null)?.warn === 'function' ? undefined : 'must have a `warn(message)` method'),
+  isFinalError: isFunction,
+  errorFields: (value) => (Array.isArray(value) && value.every((field) => typeof field === 'string') ? undefined : 'must be an array of property names'),
+  atomic: isBoolean,
+  transactions: isBoolean,
+  observability: (value) => (value !== null && typeof value === 'object' ? undefined : 'must be an object'),
+  singleFlight: isBoolean,
+  waitForInProgressMillis: wholeNumber(0),
+  durableLeaseSeconds: wholeNumber(1),
+} satisfies { readonly [K in keyof IdempotencyOptions]-?: Check };
+
+/** The name of a shared option. */
+export type SharedOptionName = keyof typeof SHARED_CHECKS;
+
+/** Checks of an entry point's options: a subset of the shared ones, plus its own. @internal */
+export function optionChecks(shared: readonly SharedOptionName[], own: Readonly<Record<string, Check>> = {}): Readonly<Record<string, Check>> {
+  return { ...Object.fromEntries(shared.map((name) => [name, SHARED_CHECKS[name]])), ...own };
+}
+
+/** Every shared option. @internal */
+export const ALL_SHARED = Object.keys(SHARED_CHECKS) as SharedOptionName[];
+
+/**
+ * Validates options at construction: an unknown key, a missing store or a bad value throws a
+ * `TypeError` that names the option. @internal
+ */
+export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, Check>> = SHARED_CHECKS): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
+  const values = options as Record<string, unknown>;
+  const known = Object.keys(checks);
+  for (const name of Object.keys(values)) {
+    if (!known.includes(name)) throw new TypeError(`${where}: unknown option \`${name}\`. Known options: ${known.join(', ')}.`);
+  }
+  for (const name of known) {
+    if (values[name] === undefined && name !== 'store') continue;
+    const problem = checks[name]!(values[name]);
+    if (problem !== undefined) throw new TypeError(`${where}: \`${name}\` ${problem}.`);
+  }
+  const store = values.store as IdempotencyStore | undefined;
+  if (values.transactions === true && typeof store?.completeWithWrites !== 'function') {
+    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as DynamoDBStore.`);
+  }
+  if (values.atomic === true && typeof store?.claimCompleted !== 'function') {
+    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
+  }
+}
 
 /** Throws a `TypeError` naming the first key of `options` that is not in `allowed`. @internal */
 export function assertOptions(where: string, options: unknown, allowed: readonly string[]): void {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError(`${where}: options must be an object.`);
-  }
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
   for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`${where}: unknown option \`${key}\`. Known options: ${allowed.join(', ')}.`);
-    }
+    if (!allowed.includes(key)) throw new TypeError(`${where}: unknown option \`${key}\`. Known options: ${allowed.join(', ')}.`);
   }
-}
-
-function optionalFunction(where: string, options: object, name: string): void {
-  const value = (options as Record<string, unknown>)[name];
-  if (value !== undefined && typeof value !== 'function') throw new TypeError(`${where}: \`${name}\` must be a function.`);
-}
-
-function positiveInteger(where: string, name: string, value: unknown, min = 1): void {
-  if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < min)) {
-    throw new TypeError(`${where}: \`${name}\` must be a whole number, ${min} or more (got ${String(value)}).`);
-  }
-}
-
-/** Validates the shared options at construction: unknown keys and bad values throw a `TypeError`. @internal */
-export function validateOptions<TInput, TContext>(where: string, options: IdempotencyOptions<TInput, TContext>, extraOptionNames: readonly string[]): void {
-  assertOptions(where, options, [...OPTION_NAMES, ...extraOptionNames]);
-  const store = options.store as Partial<IdempotencyStore> | undefined;
-  if (!store || typeof store.claim !== 'function' || typeof store.complete !== 'function' || typeof store.release !== 'function') {
-    throw new TypeError(`${where}: \`store\` is required: a DynamoDBStore or another IdempotencyStore.`);
-  }
-  for (const name of ['key', 'fingerprint', 'now', 'isFinalError']) optionalFunction(where, options, name);
-  if (options.errorFields !== undefined && (!Array.isArray(options.errorFields) || !options.errorFields.every((f) => typeof f === 'string'))) {
-    throw new TypeError(`${where}: \`errorFields\` must be an array of property names.`);
-  }
-  if (options.atomic !== undefined && typeof options.atomic !== 'boolean') throw new TypeError(`${where}: \`atomic\` must be a boolean.`);
-  if (options.transactions !== undefined && typeof options.transactions !== 'boolean') throw new TypeError(`${where}: \`transactions\` must be a boolean.`);
-  if (options.transactions && typeof store.completeWithWrites !== 'function') {
-    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as DynamoDBStore.`);
-  }
-  if (options.atomic && typeof store.claimCompleted !== 'function') {
-    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
-  }
-  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0 || options.name.includes('#'))) {
-    throw new TypeError(`${where}: \`name\` must be a non-empty string without '#'.`);
-  }
-  if (options.onMissingKey !== undefined && options.onMissingKey !== 'throw' && options.onMissingKey !== 'skip') {
-    throw new TypeError(`${where}: \`onMissingKey\` must be 'throw' or 'skip'.`);
-  }
-  if (options.logger !== undefined && typeof options.logger?.warn !== 'function') {
-    throw new TypeError(`${where}: \`logger\` must have a \`warn(message)\` method.`);
-  }
-  positiveInteger(where, 'expiresAfterSeconds', options.expiresAfterSeconds);
-  positiveInteger(where, 'cacheSize', options.cacheSize, 0);
-  positiveInteger(where, 'leaseSeconds', options.leaseSeconds);
 }

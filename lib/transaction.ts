@@ -1,7 +1,6 @@
-import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { type NativeAttributeValue, marshall } from '@aws-sdk/util-dynamodb';
+import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { sha256 } from './key.js';
+import type { Call } from './call.js';
 
 type Values = Record<string, NativeAttributeValue>;
 
@@ -42,6 +41,8 @@ export interface Transaction {
   /** The record key of this logical call: the same on every retry and takeover. */
   readonly key: string;
   /** This attempt's owner token (the fence its record is conditioned on); changes on takeover. */
+  readonly owner: string;
+  /** @deprecated The same token as `owner`. */
   readonly fence: string;
   /**
    * A stable key for an external call made by this logical request (e.g. a payment provider's
@@ -50,103 +51,36 @@ export interface Transaction {
   downstreamKey(label?: string): string;
 }
 
-const MARSHALL = { removeUndefinedValues: true, convertClassInstanceToMap: false } as const;
-
-function expressions(params: Expressions): Pick<TransactWriteItem['Put'] & object, 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'> {
-  return {
-    ...(params.ConditionExpression === undefined ? {} : { ConditionExpression: params.ConditionExpression }),
-    ...(params.ExpressionAttributeNames === undefined ? {} : { ExpressionAttributeNames: params.ExpressionAttributeNames }),
-    ...(params.ExpressionAttributeValues === undefined ? {} : { ExpressionAttributeValues: marshall(params.ExpressionAttributeValues, MARSHALL) }),
-  };
+/**
+ * The call whose function is running in this async context. A slot rather than the call itself:
+ * a middy request enters it before its claim is made, then fills it. @internal
+ */
+interface CallSlot {
+  call: Call | undefined;
 }
 
-function requireTable(params: { TableName?: unknown }, action: string): string {
-  if (typeof params?.TableName !== 'string' || params.TableName.length === 0) {
-    throw new TypeError(`transaction().${action}: \`TableName\` is required.`);
-  }
-  return params.TableName;
+const currentCall = new AsyncLocalStorage<CallSlot>();
+
+/** Runs `fn` as the function of `call`: `transaction()` inside it (and only there) is this call's. @internal */
+export function inCall<R>(call: Call, fn: () => Promise<R> | R): Promise<R> | R {
+  return currentCall.run({ call }, fn);
 }
 
-/** Collects one call's writes; closed when the call ends. @internal */
-export class WriteCollector implements Transaction {
-  readonly actions: TransactWriteItem[] = [];
-  /** Table of each action, for error messages. */
-  readonly tables: string[] = [];
-  key = '';
-  fence = '';
-  // 'unbound' until an attempt holds it: a middy request whose `before` failed (e.g. KEY_MISSING)
-  // leaves its collector in the caller's async context, where writes would be silently dropped.
-  private state: 'unbound' | 'open' | 'closed' | 'inactive' = 'unbound';
-
-  /** The attempt this collector belongs to, and whether its store can commit writes. */
-  bind(key: string, fence: string): void {
-    this.key = key;
-    this.fence = fence;
-    if (this.state === 'unbound') this.state = 'open';
-  }
-
-  put(params: TransactionPut): Transaction {
-    const table = requireTable(params, 'put');
-    return this.add(table, { Put: { TableName: table, Item: marshall(params.Item, MARSHALL), ...expressions(params) } });
-  }
-
-  update(params: TransactionUpdate): Transaction {
-    const table = requireTable(params, 'update');
-    return this.add(table, { Update: { TableName: table, Key: marshall(params.Key, MARSHALL), UpdateExpression: params.UpdateExpression, ...expressions(params) } });
-  }
-
-  delete(params: TransactionDelete): Transaction {
-    const table = requireTable(params, 'delete');
-    return this.add(table, { Delete: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params) } });
-  }
-
-  conditionCheck(params: TransactionConditionCheck): Transaction {
-    const table = requireTable(params, 'conditionCheck');
-    return this.add(table, {
-      ConditionCheck: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params), ConditionExpression: params.ConditionExpression },
-    });
-  }
-
-  downstreamKey(label = ''): string {
-    this.assertOpen();
-    return sha256(`${this.key}\n${label}`);
-  }
-
-  /**
-   * True once the call has ended, or when no attempt ever held the collector (a middy request's
-   * collector outlives it in the caller's context).
-   */
-  get ended(): boolean {
-    return this.state === 'closed' || this.state === 'unbound';
-  }
-
-  /** The call ends: later writes are refused instead of silently dropped. */
-  close(): void {
-    this.state = 'closed';
-  }
-
-  /** The call runs without idempotency (missing key with `onMissingKey: 'skip'`): nothing would commit the writes. */
-  deactivate(): void {
-    this.state = 'inactive';
-  }
-
-  private add(table: string, action: TransactWriteItem): Transaction {
-    this.assertOpen();
-    this.actions.push(action);
-    this.tables.push(table);
-    return this;
-  }
-
-  private assertOpen(): void {
-    if (this.state === 'closed' || this.state === 'unbound') throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
-    if (this.state === 'inactive') {
-      throw new TypeError('transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.');
-    }
-  }
+/** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */
+export function leaveCallScopes(): void {
+  currentCall.disable();
 }
 
-/** @internal */
-export const currentCall = new AsyncLocalStorage<WriteCollector>();
+/**
+ * Enters an empty slot into the current async context, for the rest of it, and returns it. Must
+ * be called synchronously at the start of a middy `before` hook, so that the handler (called later
+ * by middy from the same context) sees the call put into the slot once claimed. @internal
+ */
+export function enterCall(): CallSlot {
+  const slot: CallSlot = { call: undefined };
+  currentCall.enterWith(slot);
+  return slot;
+}
 
 /**
  * The write collector of the idempotent call in progress (middleware, `makeIdempotent`, HTTP or
@@ -161,12 +95,11 @@ export const currentCall = new AsyncLocalStorage<WriteCollector>();
  * ```
  */
 export function transaction(): Transaction {
-  const collector = currentCall.getStore();
-  if (collector === undefined || collector.ended) {
-    throw new TypeError(
-      'transaction() was called outside an idempotent call with `transactions: true` (or `atomic: true`); with middy, `.use()` the idempotency middleware before any other middleware.',
-    );
+  const call = currentCall.getStore()?.call;
+  if (call === undefined) {
+    throw new TypeError('transaction() was called outside an idempotent call; with middy, `.use()` the idempotency middleware before any other middleware.');
   }
-  return collector;
+  if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
+  return call;
 }
 

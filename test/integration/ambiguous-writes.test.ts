@@ -155,7 +155,7 @@ test('atomic mode: a one-round-trip transaction whose response is lost is recogn
 test("a lost claim whose retry arrives after another attempt took the key over meets the other's record: IN_PROGRESS, the function runs once", async () => {
   const clock = { now: T0 };
   const turnstile = new Turnstile<string>();
-  const once = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'claim-late-retry', leaseSeconds: 5, now: () => clock.now });
+  const once = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'claim-late-retry', leaseSeconds: 5, now: () => clock.now, singleFlight: false }); // the second call stands for another process
   const retryArrived = gate();
   const releaseRetry = gate();
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
@@ -187,7 +187,7 @@ test("a lost claim whose retry arrives after another attempt took the key over m
 
 test("a lost release whose retry arrives after another attempt claimed the key leaves the other's record alone", async () => {
   const turnstile = new Turnstile<() => string>();
-  const once = makeIdempotent(async (_id: string) => (await turnstile.enter())(), { store, name: 'release-late-retry', logger: silentLogger() });
+  const once = makeIdempotent(async (_id: string) => (await turnstile.enter())(), { store, name: 'release-late-retry', logger: silentLogger(), singleFlight: false }); // the second call stands for another process
   const retryArrived = gate();
   const releaseRetry = gate();
   faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'drop-response', error: 'TimeoutError' } });

@@ -67,7 +67,8 @@ async function run(scenario: Scenario): Promise<{ ledger: Ledger; warnings: stri
       if (scenario.handler === 'throws first' && execution.index === 0) ledger.fail(execution);
       return ledger.succeed(execution, { key: input.key, execution: execution.index, call: input.call });
     },
-    { store, name, key: (input) => input.key, leaseSeconds: LEASE_SECONDS, now: () => clock.now, logger: { warn: (line) => warnings.push(line) } },
+    // Each call stands for another process: no in-process single-flight.
+    { store, name, key: (input) => input.key, leaseSeconds: LEASE_SECONDS, now: () => clock.now, singleFlight: false, logger: { warn: (line) => warnings.push(line) } },
   );
   const call = (key: string) => ledger.call(key, (id) => fn({ key, call: id }));
 
@@ -151,7 +152,8 @@ describe('a fault while the handler runs', () => {
 describe('latency spikes, held by gates', () => {
   const heldOnce = (name: string) => {
     const turnstile = new Turnstile<() => string>();
-    const fn = makeIdempotent(async (_key: string) => (await turnstile.enter())(), { store, name, now: () => T0 });
+    // Each call stands for another process: no in-process single-flight.
+    const fn = makeIdempotent(async (_key: string) => (await turnstile.enter())(), { store, name, now: () => T0, singleFlight: false });
     return { turnstile, fn, item: () => readItem(inspect, tableName, recordId(name, 'k')) };
   };
 

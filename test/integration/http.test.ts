@@ -214,7 +214,7 @@ function api(variant: Api, options: Partial<HttpIdempotencyOptions> = {}, respon
   const handler = middy(async (event: HttpEvent): Promise<HttpResult> => {
     seen.push(event);
     return respond(event, seen.length);
-  }).use(httpIdempotency({ store, now: () => clock, ...options }));
+  }).use(httpIdempotency({ store, now: () => clock, singleFlight: false, ...options })); // each invocation stands for another process
   return {
     invoke: (event: HttpEvent, context = lambdaContext('create-order', 30_000)) => handler(event, context) as Promise<HttpResult>,
     get runs() {

@@ -21,7 +21,7 @@ interface Payment {
 test('first call runs the handler and stores its response; a duplicate replays it without running', async () => {
   let runs = 0;
   const handler = middy(async (event: Payment) => ({ runs: ++runs, id: event.id })).use(
-    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0, singleFlight: false }), // each invocation stands for another process
   );
   expect(await handler({ id: 'first' }, lambdaContext('pay'))).toEqual({ runs: 1, id: 'first' });
   const item = await readItem(client, tableName, recordId('pay', 'first'));
@@ -78,7 +78,7 @@ test('a handler error is rethrown unchanged and releases the record, so the retr
 test('50 concurrent identical calls run the handler exactly once; the others are IN_PROGRESS', async () => {
   const turnstile = new Turnstile<string>();
   const handler = middy(async (_event: Payment) => turnstile.enter()).use(
-    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0, singleFlight: false }), // each invocation stands for another process
   );
   const calls = Array.from({ length: 50 }, () => handler({ id: 'burst' }, lambdaContext('burst', 7_000)));
   // The holder is still inside the handler while the 49 duplicates are answered.
@@ -100,7 +100,7 @@ test('50 concurrent identical calls run the handler exactly once; the others are
 test('an IN_PROGRESS rejection leaves the record it met byte-identical', async () => {
   const turnstile = new Turnstile<string>();
   const handler = middy(async (_event: Payment) => turnstile.enter()).use(
-    idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }),
+    idempotency({ store, key: (event: Payment) => event.id, now: () => T0, singleFlight: false }), // each invocation stands for another process
   );
   const first = handler({ id: 'held' }, lambdaContext('held', 4_200));
   const holder = await turnstile.next();

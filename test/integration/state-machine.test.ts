@@ -95,7 +95,8 @@ function realSystem(name: string): Real {
       if ((await how.promise) === 'throw') throw new HandlerError(key, exec);
       return result(key, exec);
     },
-    { store, name, leaseSeconds: LEASE_MS / 1000, expiresAfterSeconds: RETENTION_S, now: () => clock.now, logger: { warn: () => undefined } },
+    // Each call stands for another process: no in-process single-flight.
+    { store, name, leaseSeconds: LEASE_MS / 1000, expiresAfterSeconds: RETENTION_S, now: () => clock.now, singleFlight: false, logger: { warn: () => undefined } },
   );
   const settle = (promise: Promise<unknown>): Promise<Settled> =>
     promise.then(

@@ -149,7 +149,8 @@ function chargeFixture(options: Partial<IdempotencyOptions<Charge, LambdaContext
       }
       return { paid: input.id, run: fences.length };
     },
-    { store, transactions: true, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, ...engineOptions },
+    // Each call stands for another process: no in-process single-flight.
+    { store, transactions: true, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, singleFlight: false, ...engineOptions },
   );
   return {
     probe,

@@ -47,9 +47,10 @@ test('first call, replay, key-order insensitivity and an undefined result', asyn
   expect(await idsWithPrefix(client, tableName, 'basic#')).toEqual([recordId('basic', { a: 0, b: [] }), recordId('basic', { a: 1, b: [1, 2] })].sort());
 });
 
-test('50 concurrent identical calls run the function exactly once', async () => {
+test('50 concurrent identical calls from as many processes run the function exactly once', async () => {
   const turnstile = new Turnstile<string>();
-  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'burst', key: (order) => order.id, now: () => T0 });
+  // Without single-flight, each call meets the store as a call from another process would.
+  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'burst', key: (order) => order.id, now: () => T0, singleFlight: false });
   const calls = Array.from({ length: 50 }, () => once({ id: 'b-1' }));
   const holder = await onlyOneEnters(turnstile, calls);
   holder.open('once');
@@ -208,6 +209,7 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
     name: 'deadline',
     key: (order) => order.id,
     now: () => T0,
+    singleFlight: false, // the duplicate stands for another process
   });
   const call = once({ id: 'held' }, { getRemainingTimeInMillis: () => 2_345 });
   const holder = await turnstile.next();

@@ -22,11 +22,13 @@ import {
   type IdempotencyStore,
   type LambdaContextLike,
   hashKey,
+  idempotency,
   makeIdempotent,
   transaction,
   transition,
 } from '../../lib/index.js';
-import { WriteCollector, currentCall } from '../../lib/transaction.js';
+import middy from '@middy/core';
+import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -402,15 +404,12 @@ describe('final errors', () => {
 });
 
 describe('the write collector', () => {
-  test('a collector no attempt ever held is not a live call (what a middy request refused before its claim leaves behind)', () => {
-    // The middleware enters the collector into the request's async context before the key is
-    // selected; a KEY_MISSING refusal leaves it there, unbound. Writes added to it would be lost.
-    currentCall.run(new WriteCollector(), () => {
-      expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
-    });
-    const unbound = new WriteCollector();
-    expect(() => unbound.put({ TableName: 'payments', Item: { id: 'x' } })).toThrow(TypeError);
-    expect(unbound.actions).toEqual([]);
+  test('a middy request refused before its claim leaves no live call behind in its async context', async () => {
+    // The middleware enters the request's scope before the key is selected; a KEY_MISSING refusal
+    // leaves the scope empty, so a write added there throws instead of being lost.
+    const handler = middy(async () => 'never').use(idempotency({ store: new DynamoDBStore({ tableName: 'idempotency' }), key: () => undefined }));
+    await expect(handler({}, lambdaContext('refused'))).rejects.toMatchObject({ code: 'KEY_MISSING' });
+    expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
   });
 
   test('refuses a write without a TableName, with a sentence', async () => {
@@ -436,16 +435,32 @@ describe('the write collector', () => {
     );
   });
 
-  test('without transactions: true, transaction() says how to enable it', async () => {
+  test('without any flag, transaction() joins the call: its writes commit with the record', async () => {
     const fn = makeIdempotent(
       async (_: string) => {
-        transaction();
+        transaction().put({ TableName: 'payments', Item: { id: 'p-1' } });
       },
       { store: new DynamoDBStore({ tableName: 'idem', client: new DynamoDBClient({ region: 'local' }) }), name: 'off', now: () => NOW },
     );
     ddb.on(PutItemCommand).resolves({});
-    ddb.on(DeleteItemCommand).resolves({});
-    await expect(fn('k')).rejects.toThrow(/with `transactions: true`/);
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    await fn('k');
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+  });
+
+  test('a store that cannot commit writes makes transaction() writes throw, with a sentence', async () => {
+    const plain: IdempotencyStore = {
+      claim: async () => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+    };
+    const fn = makeIdempotent(
+      async (_: string) => {
+        transaction().put({ TableName: 'payments', Item: { id: 'p-1' } });
+      },
+      { store: plain, name: 'plain' },
+    );
+    await expect(fn('k')).rejects.toThrow(/cannot commit writes with its record/);
   });
 
   test('atomic mode commits the writes through claimCompleted, even for a store without completeWithWrites', async () => {

@@ -1,0 +1,117 @@
+import type { Request } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { Call } from './call.js';
+import type { Ending, IdempotencyEngine, Outcome } from './engine.js';
+import { enterCall } from './transaction.js';
+
+/** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
+const isMiddyTimeout = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'TimeoutError' && (error as { cause?: { package?: unknown } }).cause?.package === '@middy/core';
+
+/** How an entry point's world differs from the plain middleware's. @internal */
+export interface Translation {
+  /** The answer sent for another attempt's stored outcome. */
+  readonly replay: (value: unknown) => unknown;
+  /** How the handler's response ends the call. @default stored */
+  readonly ending?: (response: unknown) => Ending;
+  /** The answer sent for a rejection instead of throwing it, if any. */
+  readonly reject?: (error: unknown) => { readonly response: unknown } | undefined;
+}
+
+type AnyRequest = Request<unknown, unknown, Error, Context>;
+
+/**
+ * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
+ * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
+ * shares between requests when a `plugin.internal` object is configured. @internal
+ */
+export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEvent, TContext>, translation: Translation) {
+  const calls = new WeakMap<object, Call>();
+  const take = (request: object): Call | undefined => {
+    const call = calls.get(request);
+    calls.delete(request);
+    return call;
+  };
+  /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
+  const answerOf = (outcome: Outcome): unknown => {
+    if (outcome.kind === 'value') return outcome.replayed ? translation.replay(outcome.value) : outcome.value;
+    const rejected = translation.reject?.(outcome.error);
+    if (rejected === undefined) throw outcome.error;
+    return rejected.response;
+  };
+  const endingOf = (response: unknown): Ending => {
+    try {
+      return translation.ending ? translation.ending(response) : { kind: 'return', value: response };
+    } catch (error) {
+      // A response that cannot be sent (a BigInt, a cycle): released like a thrown error.
+      return { kind: 'throw', error };
+    }
+  };
+
+  /**
+   * Another middleware may answer early (a `before` or `after` that sets `request.earlyResponse`
+   * or returns a value): middy then skips the handler and the hooks after it, including this
+   * one's, but it assigns the answer to `request.response` and returns what it reads there. An
+   * accessor sees that assignment: the call ends (released when the handler never ran, completed
+   * with the answer when it did), and middy returns a promise of the answer that settles once the
+   * call has ended.
+   */
+  const watchEarlyAnswers = (request: AnyRequest, call: Call): void => {
+    let response: unknown;
+    let handled = false;
+    Object.defineProperty(request, 'response', {
+      configurable: true,
+      enumerable: true,
+      get: () => response,
+      set: (value: unknown) => {
+        if (!('earlyResponse' in request) || calls.get(request) !== call) {
+          response = value;
+          handled = true;
+          return;
+        }
+        take(request);
+        const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
+        response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome) : value));
+      },
+    });
+  };
+
+  const before = async (request: AnyRequest): Promise<void> => {
+    // Synchronously, before any await: the handler runs in this async context.
+    const slot = enterCall();
+    let start;
+    try {
+      start = await engine.start(request.event as TEvent, request.context as TContext);
+    } catch (error) {
+      const rejected = translation.reject?.(error);
+      if (rejected === undefined) throw error;
+      request.earlyResponse = rejected.response;
+      return;
+    }
+    if (start.kind === 'replay') {
+      request.earlyResponse = translation.replay(start.value);
+      return;
+    }
+    slot.call = start.call;
+    calls.set(request, start.call);
+    watchEarlyAnswers(request, start.call);
+  };
+
+  const after = async (request: AnyRequest): Promise<void> => {
+    const call = take(request);
+    if (call === undefined) return;
+    request.response = answerOf(await engine.end(call, endingOf(request.response)));
+  };
+
+  const onError = async (request: AnyRequest): Promise<void> => {
+    const call = take(request);
+    if (call === undefined) return;
+    // Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline.
+    const outcome = await engine.end(call, isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error });
+    if (!outcome.replayed) return;
+    if (outcome.kind === 'value') request.response = translation.replay(outcome.value);
+    else request.error = outcome.error as Error;
+  };
+
+  return { before, after, onError };
+}
