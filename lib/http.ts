@@ -5,10 +5,12 @@ import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from 
 import { assertOptions } from './options.js';
 import { RequestAttempts } from './request-attempts.js';
 
-import { type HttpEvent, body, callerIdentity, query, readIdempotencyKey, route } from './http-request.js';
+import { type HttpScope, callerOf } from './http-caller.js';
+import { type HttpEvent, body, query, readIdempotencyKey, route } from './http-request.js';
 
 export type { HttpEvent } from './http-request.js';
-export { callerIdentity, readIdempotencyKey } from './http-request.js';
+export { readIdempotencyKey } from './http-request.js';
+export { callerIdentity, type HttpScope } from './http-caller.js';
 
 /** A proxy result (v1 or v2); v2 handlers may also return a plain value, sent as JSON with status 200. */
 export interface HttpResult {
@@ -28,10 +30,13 @@ export interface HttpIdempotencyOptions
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
   /**
-   * The caller identity that scopes keys, so one tenant can never replay another's response.
-   * @default the authorizer principal, JWT `sub`, IAM user ARN or API key id the event carries
+   * The caller identity that scopes keys, so one tenant can never replay another's response: a
+   * function of the event (a request it returns `undefined` for shares keys with every other such
+   * request), or 'shared' for keys shared by all callers (an API with a single caller, or none).
+   * @default the {@link callerIdentity} the event carries; shared when it carries no authorizer and
+   * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody
    */
-  readonly scope?: (event: HttpEvent) => string | undefined;
+  readonly scope?: HttpScope;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
   readonly maxRetryAfterSeconds?: number;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
@@ -109,9 +114,10 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
     'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
   ]);
-  const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
+  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
   if (typeof required !== 'boolean') throw new TypeError('httpIdempotency: `required` must be a boolean.');
-  if (typeof scope !== 'function') throw new TypeError('httpIdempotency: `scope` must be a function.');
+  if (scope !== undefined && scope !== 'shared' && typeof scope !== 'function') throw new TypeError("httpIdempotency: `scope` must be a function or 'shared'.");
+  const caller = callerOf(scope);
   if (typeof isFinalResponse !== 'function') throw new TypeError('httpIdempotency: `isFinalResponse` must be a function.');
   if (!Number.isInteger(maxRetryAfterSeconds) || maxRetryAfterSeconds < 1) {
     throw new TypeError('httpIdempotency: `maxRetryAfterSeconds` must be a whole number of seconds, 1 or more.');
@@ -127,7 +133,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       const key = readIdempotencyKey(event);
       if (key === undefined) return undefined;
       const [method, template] = route(event);
-      return { key, method, route: template, caller: scope(event) ?? null };
+      return { key, method, route: template, caller: caller(event) };
     },
     fingerprint: (event) => {
       const [method, , path] = route(event);
