@@ -96,7 +96,16 @@ export function callerIdentity(event: HttpEvent): string | undefined {
   return facts === undefined ? undefined : canonicalJson(facts);
 }
 
-/** The `scope` option of `httpIdempotency`. */
+/**
+ * The `scope` option of `httpIdempotency`: a function that returns the caller of a request, or
+ * 'shared' for keys shared by all callers.
+ *
+ * @example
+ * ```ts
+ * const byTenant: HttpScope = (event) => event.headers['x-tenant-id'];
+ * const global: HttpScope = 'shared';
+ * ```
+ */
 export type HttpScope = ((event: HttpEvent) => string | undefined) | 'shared';
 
 /**
