@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyError } from './errors.js';
-import { canonicalJson } from './key.js';
+import { canonicalJsonText } from './json-text.js';
 
 /** API Gateway REST (v1), HTTP API (v2) and Function URL events. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
@@ -13,7 +13,15 @@ export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
 const HEADER = 'idempotency-key';
 const MAX_KEY_LENGTH = 255;
 
-/** The `Idempotency-Key` value: a bare token or a structured-field string; `undefined` when absent. @internal */
+/** Space and horizontal tab: the only whitespace a header value may carry around its content. */
+const OWS = /^[ \t]+|[ \t]+$/g;
+
+/**
+ * The `Idempotency-Key` value: a bare token or a structured-field string (RFC 8941); `undefined`
+ * when absent. HTTP APIs and Function URLs join a header sent twice into one value with commas,
+ * so a comma outside a quoted string is read as a second key, never as part of one.
+ * @internal
+ */
 export function readIdempotencyKey(event: HttpEvent): string | undefined {
   let raw: string | undefined;
   const seen = new Set<string>();
@@ -28,20 +36,43 @@ export function readIdempotencyKey(event: HttpEvent): string | undefined {
   for (const [name, values] of Object.entries(multi ?? {})) if (name.toLowerCase() === HEADER) count += values?.length ?? 0;
   if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
   if (raw === undefined) return undefined;
-  let key = raw.trim();
-  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) {
-    key = key.slice(1, -1);
-    if (/(^|[^\\])(\\\\)*"/.test(key) || /[^\x20-\x7e]/.test(key)) {
-      throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header is not a valid structured-field string.');
-    }
-    key = key.replace(/\\(["\\])/g, '$1');
-  } else if (/[^\x21-\x7e]/.test(key)) {
-    throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be visible ASCII characters (or a quoted string).');
-  }
+  const value = raw.replace(OWS, '');
+  const key = value.startsWith('"') ? sfString(value) : bareToken(value);
   if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new IdempotencyError('INVALID_KEY', `The Idempotency-Key header must be 1 to ${MAX_KEY_LENGTH} characters long.`);
   }
   return key;
+}
+
+function bareToken(value: string): string {
+  if (/[^\x21-\x7e]/.test(value)) {
+    throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be visible ASCII characters (or a quoted string).');
+  }
+  if (value.includes(',')) {
+    throw new IdempotencyError(
+      'INVALID_KEY',
+      'The Idempotency-Key header holds a comma outside a quoted string: a header sent twice arrives joined by a comma, so a key with a comma must be sent quoted.',
+    );
+  }
+  return value;
+}
+
+/** Decodes a whole header value that is one sf-string: `\` escapes only `"` and `\`, nothing may follow the closing quote. */
+function sfString(value: string): string {
+  let key = '';
+  for (let i = 1; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '\\') {
+      const next = value[++i];
+      if (next !== '"' && next !== '\\') break;
+      key += next;
+    } else if (c === '"') {
+      if (i === value.length - 1) return key;
+      break; // more after the string: a second key (a header sent twice), parameters, or a stray quote
+    } else if (c < ' ' || c > '~') break;
+    else key += c;
+  }
+  throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header is not a valid structured-field string.');
 }
 
 export const isV2 = (event: HttpEvent): event is APIGatewayProxyEventV2 => (event as APIGatewayProxyEventV2).version === '2.0';
@@ -56,30 +87,21 @@ export function route(event: HttpEvent): [method: string, route: string, path: s
   return [event.httpMethod.toUpperCase(), event.resource ?? event.path, event.path];
 }
 
-/** The caller identity the event carries, if any. @internal */
-export function callerIdentity(event: HttpEvent): string | undefined {
-  const ctx = event.requestContext as unknown as Record<string, unknown> & {
-    authorizer?: Record<string, unknown> & {
-      principalId?: string;
-      claims?: { sub?: string };
-      jwt?: { claims?: { sub?: string } };
-      lambda?: { principalId?: string; sub?: string };
-      iam?: { userArn?: string; userId?: string };
-    };
-    identity?: { apiKeyId?: string; cognitoIdentityId?: string; userArn?: string };
-  };
-  const a = ctx.authorizer;
-  const id =
-    a?.jwt?.claims?.sub ?? a?.claims?.sub ?? a?.lambda?.principalId ?? a?.lambda?.sub ?? a?.principalId ?? a?.iam?.userArn ??
-    ctx.identity?.cognitoIdentityId ?? ctx.identity?.userArn ?? ctx.identity?.apiKeyId;
-  return typeof id === 'string' && id.length > 0 ? id : undefined;
-}
-
+/**
+ * Query parameters by name, values in order. For HTTP APIs and Function URLs, the raw text of each
+ * name and value: decoding would make different bytes equal (every invalid UTF-8 escape decodes to
+ * U+FFFD). REST APIs deliver the parameters decoded.
+ * @internal
+ */
 export function query(event: HttpEvent): Record<string, string[]> {
   // No prototype: parameters named `__proto__` or `constructor` are parameters like any other.
   const out: Record<string, string[]> = Object.create(null);
   if (isV2(event)) {
-    for (const [name, value] of new URLSearchParams(event.rawQueryString ?? '')) (out[name] ??= []).push(value);
+    for (const pair of (event.rawQueryString ?? '').split('&')) {
+      if (pair === '') continue;
+      const at = pair.indexOf('=');
+      (out[at < 0 ? pair : pair.slice(0, at)] ??= []).push(at < 0 ? '' : pair.slice(at + 1));
+    }
   } else if (event.multiValueQueryStringParameters) {
     for (const [name, values] of Object.entries(event.multiValueQueryStringParameters)) out[name] = [...(values ?? [])];
   } else {
@@ -88,17 +110,29 @@ export function query(event: HttpEvent): Record<string, string[]> {
   return out;
 }
 
-/** The request body for the fingerprint: JSON parsed (whitespace and member order do not matter), base64 decoded. */
-export function body(event: HttpEvent): unknown {
-  if (event.body === undefined || event.body === null) return null;
-  const bytes = Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The text of `bytes`, or `undefined` when they are not UTF-8 (decoding would make them U+FFFD). */
+function utf8(bytes: Buffer): string | undefined {
   try {
-    // Canonical here, so a body JSON parses but cannot hash (nested too deep) falls back to its bytes
-    // instead of being reported as an invalid Idempotency-Key.
-    return { json: canonicalJson(JSON.parse(bytes.toString('utf8'))) ?? null };
+    return UTF8.decode(bytes);
   } catch {
-    // The same bytes give the same fingerprint whether or not API Gateway base64-encoded them.
-    return { bytes: bytes.toString('base64') };
+    return undefined;
   }
 }
 
+/**
+ * The request body for the fingerprint. JSON by its canonical text (whitespace and member order do
+ * not matter, numbers are exact); anything else, JSON nested deeper than 200 levels and invalid
+ * UTF-8 by its bytes, whether or not API Gateway base64-encoded them.
+ * @internal
+ */
+export function body(event: HttpEvent): unknown {
+  if (event.body === undefined || event.body === null) return null;
+  // A string with a lone surrogate has no UTF-8 form: Buffer would write every one as U+FFFD.
+  if (!event.isBase64Encoded && /\p{Cs}/u.test(event.body)) return { utf16: Buffer.from(event.body, 'utf16le').toString('base64') };
+  const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  const text = bytes ? utf8(bytes) : event.body;
+  const json = text === undefined ? undefined : canonicalJsonText(text);
+  return json === undefined ? { bytes: (bytes ?? Buffer.from(event.body, 'utf8')).toString('base64') } : { json };
+}

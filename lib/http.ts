@@ -2,12 +2,14 @@ import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
+import { type HttpScope, callerOf } from './http-caller.js';
+import { type HttpEvent, body, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
-import { type HttpEvent, body, callerIdentity, query, readIdempotencyKey, route } from './http-request.js';
 
 export type { HttpEvent } from './http-request.js';
-export { callerIdentity, readIdempotencyKey } from './http-request.js';
+export { readIdempotencyKey } from './http-request.js';
+export { callerIdentity, type HttpScope } from './http-caller.js';
 
 /** A proxy result (v1 or v2); v2 handlers may also return a plain value, sent as JSON with status 200. */
 export interface HttpResult {
@@ -28,10 +30,13 @@ export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEven
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
   /**
-   * The caller identity that scopes keys, so one tenant can never replay another's response.
-   * @default the authorizer principal, JWT `sub`, IAM user ARN or API key id the event carries
+   * The caller identity that scopes keys, so one tenant can never replay another's response: a
+   * function of the event (a request it returns `undefined` for shares keys with every other such
+   * request), or 'shared' for keys shared by all callers (an API with a single caller, or none).
+   * @default the {@link callerIdentity} the event carries; shared when it carries no authorizer and
+   * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody
    */
-  readonly scope?: (event: HttpEvent) => string | undefined;
+  readonly scope?: HttpScope;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
   readonly maxRetryAfterSeconds?: number;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
@@ -40,7 +45,7 @@ export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEven
 
 const HTTP_OPTIONS = optionChecks(HTTP_SHARED, {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
-  scope: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
 });
@@ -110,7 +115,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
-  const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
+  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
+  const caller = callerOf(scope);
   const engine = new IdempotencyEngine<HttpEvent, Context>('httpIdempotency', {
     ...common,
     onMissingKey: required ? 'throw' : 'skip',
@@ -118,7 +124,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       const key = readIdempotencyKey(event);
       if (key === undefined) return undefined;
       const [method, template] = route(event);
-      return { key, method, route: template, caller: scope(event) ?? null };
+      return { key, method, route: template, caller: caller(event) };
     },
     fingerprint: (event) => {
       const [method, , path] = route(event);

@@ -20,6 +20,7 @@ export type {
 } from './store.js';
 export { httpIdempotency } from './http.js';
 export type { HttpEvent, HttpResult, HttpIdempotencyOptions } from './http.js';
+export { callerIdentity, type HttpScope } from './http-caller.js';
 export { idempotentBatch } from './batch.js';
 export type { BatchEvent, BatchRecord, BatchResponse, IdempotentBatchOptions, RecordHandler, StreamChange } from './batch.js';
 export { idempotencyTableSchema } from './table-schema.js';

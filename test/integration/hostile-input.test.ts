@@ -102,10 +102,11 @@ describe('httpIdempotency with a hostile Idempotency-Key', () => {
     expect(state.runs).toBe(0);
   });
 
-  test('255 visible characters, every one of them allowed: accepted, run once, replayed', async () => {
+  test('255 visible characters, every one but the comma allowed: accepted, run once, replayed', async () => {
     const name = namespace('longest');
     const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join('');
-    const key = visible.repeat(3).slice(0, 255);
+    // A bare comma is a second key: HTTP APIs join a header sent twice with one.
+    const key = visible.replace(',', '').repeat(3).slice(0, 255);
     const { state, send } = httpHandler(name);
     const first = await send(httpEvent({ 'idempotency-key': key }));
     const second = await send(httpEvent({ 'idempotency-key': key }));

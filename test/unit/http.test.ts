@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import fc from 'fast-check';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/errors.js';
-import { type HttpEvent, callerIdentity, problem, readIdempotencyKey } from '../../lib/http.js';
+import { type HttpEvent, problem, readIdempotencyKey } from '../../lib/http.js';
 
 /** The parts of a v1 event the header parser reads. */
 const v1 = (headers: Record<string, string>, multiValueHeaders?: Record<string, string[]>): HttpEvent =>
@@ -34,7 +35,11 @@ describe('readIdempotencyKey', () => {
     ['a quoted string with a space', '"order 1"', 'order 1'],
     ['a quoted string with escapes', '"a\\"b\\\\c"', 'a"b\\c'],
     ['surrounding whitespace', '  k-1 ', 'k-1'],
-    ['every visible ASCII character', '!#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~', '!#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~'],
+    ['every visible ASCII character but the comma', '!#$%&\'()*+-./09:;<=>?@AZ[\\]^_`az{|}~', '!#$%&\'()*+-./09:;<=>?@AZ[\\]^_`az{|}~'],
+    ['a quote and a backslash inside a bare token', 'a"b\\c', 'a"b\\c'],
+    ['a comma inside a quoted string', '"a,b"', 'a,b'],
+    ['an escaped backslash at the end of a quoted string', '"a\\\\"', 'a\\'],
+    ['a tab around a quoted string', '\t"k 1"\t', 'k 1'],
     ['255 characters', 'x'.repeat(255), 'x'.repeat(255)],
     ['255 characters, quoted', `"${'x'.repeat(255)}"`, 'x'.repeat(255)],
   ])('reads %s', (_, header, key) => {
@@ -56,6 +61,23 @@ describe('readIdempotencyKey', () => {
     ['non-ASCII, quoted', '"clé"'],
     ['a space in a bare token', 'k 1'],
     ['an unescaped quote inside quotes', '"a"b"'],
+    // HTTP APIs and Function URLs join a header sent twice with a comma.
+    ['two bare tokens joined by a comma', 'k1,k2'],
+    ['two bare tokens joined by a comma and a space', 'k1, k2'],
+    ['two quoted strings joined by a comma', '"k1","k2"'],
+    ['a quoted string, then a bare token', '"k1",k2'],
+    ['a bare token, then a quoted string', 'k1,"k2"'],
+    ['a quoted string with a comma, then another key', '"a,b",c'],
+    ['the same key twice, joined', 'k1,k1'],
+    ['a lone comma', ','],
+    // Invalid sf-strings: they would alias other keys.
+    ['an escape at the end of a quoted string', '"a\\"'],
+    ['a backslash before a letter', '"a\\b"'],
+    ['a lone escaped quote', '"\\"'],
+    ['an unterminated quoted string', '"abc'],
+    ['a lone quote', '"'],
+    ['a quoted string with parameters', '"abc";v=1'],
+    ['a non-breaking space around the key', '\u00a0k-1'],
   ])('rejects %s with INVALID_KEY', (_, header) => {
     expect(codeOf(() => readIdempotencyKey(v1({ 'Idempotency-Key': header })))).toBe('INVALID_KEY');
     expect(codeOf(() => readIdempotencyKey(v2({ 'idempotency-key': header })))).toBe('INVALID_KEY');
@@ -80,21 +102,40 @@ describe('readIdempotencyKey', () => {
   });
 });
 
-describe('callerIdentity', () => {
-  const withContext = (requestContext: object): HttpEvent => ({ ...v1({}), requestContext }) as unknown as HttpEvent;
+describe('readIdempotencyKey never lets two header values alias one key', () => {
+  /** The one quoted form of a key (RFC 8941 escapes only `"` and `\`). */
+  const quoted = (key: string) => `"${key.replace(/[\\"]/g, '\\$&')}"`;
+  const read = (value: string) => {
+    try {
+      return readIdempotencyKey(v2({ 'idempotency-key': value }));
+    } catch (error) {
+      if (error instanceof IdempotencyError && error.code === 'INVALID_KEY') return undefined;
+      throw error;
+    }
+  };
+  // The characters that matter to the grammar, and a few that do not.
+  const value = fc.string({ unit: fc.constantFrom('"', '\\', ',', ';', ' ', '\t', 'a', 'b', '=', '\u00e9'), maxLength: 12 });
 
-  test.each([
-    ['a v2 JWT authorizer', { authorizer: { jwt: { claims: { sub: 'user-1' }, scopes: [] } } }, 'user-1'],
-    ['a v1 Cognito authorizer', { authorizer: { claims: { sub: 'user-2', email: 'a@example.com' } } }, 'user-2'],
-    ['a v1 Lambda authorizer', { authorizer: { principalId: 'tenant-3', integrationLatency: 4 } }, 'tenant-3'],
-    ['a v2 Lambda authorizer context', { authorizer: { lambda: { principalId: 'tenant-4' } } }, 'tenant-4'],
-    ['a v2 IAM authorizer', { authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:user/alice' } } }, 'arn:aws:iam::123456789012:user/alice'],
-    ['a v1 IAM caller', { authorizer: null, identity: { userArn: 'arn:aws:iam::123456789012:user/bob', apiKeyId: null } }, 'arn:aws:iam::123456789012:user/bob'],
-    ['a v1 API key', { authorizer: null, identity: { apiKeyId: 'k9x8c7', userArn: null, cognitoIdentityId: null } }, 'k9x8c7'],
-    ['nothing', { authorizer: null, identity: { apiKeyId: null, userArn: null } }, undefined],
-    ['an empty principal', { authorizer: { principalId: '' } }, undefined],
-  ])('reads %s', (_, requestContext, identity) => {
-    expect(callerIdentity(withContext(requestContext))).toBe(identity);
+  test('an accepted value is the key itself (a bare token) or its one quoted form: nothing else decodes to it', () => {
+    fc.assert(
+      fc.property(value, (header) => {
+        const key = read(header);
+        if (key === undefined) return;
+        const trimmed = header.replace(/^[ \t]+|[ \t]+$/g, '');
+        expect(trimmed === key ? !key.includes(',') && !key.startsWith('"') : trimmed === quoted(key)).toBe(true);
+      }),
+      { numRuns: 2000, seed: 20_250_115 },
+    );
+  });
+
+  test('every key of 1 to 255 visible characters (or spaces) reads back from its quoted form', () => {
+    const key = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 255 });
+    fc.assert(
+      fc.property(key, (k) => {
+        expect(read(quoted(k))).toBe(k);
+      }),
+      { numRuns: 500, seed: 20_250_115 },
+    );
   });
 });
 

@@ -1,0 +1,132 @@
+import type { HttpEvent } from './http-request.js';
+import { canonicalJson } from './key.js';
+
+/*
+ * Who sent an HTTP request, as API Gateway and Function URLs report it. A tenant must never replay
+ * another tenant's response, so the caller is everything the request says about its sender (the
+ * authorizer's principal, claims and context, the IAM caller, the API key, the client certificate),
+ * minus the values that describe one token rather than its holder: those change on every token
+ * refresh, and a retry with a fresh token must still find its record.
+ */
+
+/** JWT claims of one token or one sign-in session (RFC 7519, OpenID Connect, Cognito, Entra ID). */
+const PER_TOKEN_CLAIMS = new Set(['iat', 'exp', 'nbf', 'jti', 'auth_time', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'event_id', 'origin_jti', 'uti', 'aio', 'rh']);
+
+/**
+ * In a Lambda authorizer's context the names mean what its author chose, so only names that mean
+ * "this token" in every convention are dropped (a `sid` there may be a site id that tells tenants apart).
+ */
+const PER_TOKEN_CONTEXT = new Set(['iat', 'exp', 'nbf', 'jti', 'auth_time', 'integrationLatency']);
+
+/** IAM caller fields that name the principal (the access key changes with every set of temporary credentials). */
+const IAM_FIELDS = ['accountId', 'callerId', 'principalOrgId', 'userArn', 'userId'];
+const COGNITO_IDENTITY_FIELDS = ['identityId', 'identityPoolId'];
+
+/** REST API `requestContext.identity` fields that name the caller (not its address, agent or access key). */
+const REST_IDENTITY_FIELDS = [
+  'accountId', 'apiKeyId', 'caller', 'cognitoAuthenticationProvider', 'cognitoAuthenticationType', 'cognitoIdentityId', 'cognitoIdentityPoolId',
+  'principalOrgId', 'user', 'userArn',
+];
+
+/** A certificate renewed for the same subject by the same issuer is the same caller. */
+const CERTIFICATE_FIELDS = ['subjectDN', 'issuerDN'];
+
+type Json = Record<string, unknown>;
+
+const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const pick = (value: unknown, names: readonly string[]): Json | undefined =>
+  isRecord(value) ? Object.fromEntries(names.map((name) => [name, value[name]])) : undefined;
+
+/** `value` without the members named in `names`; anything but an object as it is. */
+const without = (value: unknown, names: ReadonlySet<string>): unknown =>
+  isRecord(value) ? Object.fromEntries(Object.entries(value).filter(([name]) => !names.has(name))) : value;
+
+/** What remains once empty strings, nulls and empty objects or arrays are removed; `undefined` when nothing does. */
+function substance(value: unknown): unknown {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (Array.isArray(value)) {
+    const items = value.map(substance).filter((item) => item !== undefined);
+    return items.length > 0 ? items : undefined;
+  }
+  if (!isRecord(value)) return value;
+  const members = Object.entries(value).flatMap(([name, member]) => {
+    const kept = substance(member);
+    return kept === undefined ? [] : [[name, kept] as const];
+  });
+  return members.length > 0 ? Object.fromEntries(members) : undefined;
+}
+
+function fromAuthorizer(authorizer: unknown): unknown {
+  if (!isRecord(authorizer)) return authorizer;
+  const out: Json = {};
+  for (const [name, value] of Object.entries(authorizer)) {
+    if (name === 'jwt' && isRecord(value)) out.jwt = { claims: without(value.claims, PER_TOKEN_CLAIMS), scopes: value.scopes };
+    else if (name === 'claims') out.claims = without(value, PER_TOKEN_CLAIMS);
+    else if (name === 'iam' && isRecord(value)) out.iam = { ...pick(value, IAM_FIELDS), cognitoIdentity: pick(value.cognitoIdentity, COGNITO_IDENTITY_FIELDS) };
+    else if (name === 'lambda') out.lambda = without(value, PER_TOKEN_CONTEXT);
+    else if (!PER_TOKEN_CONTEXT.has(name)) out[name] = value; // a REST Lambda authorizer: principalId and context, side by side
+  }
+  return out;
+}
+
+/**
+ * The caller identity an API Gateway (REST or HTTP API) or Function URL event carries: a canonical
+ * JSON text of the authorizer's principal, claims and context (without per-token values such as
+ * `iat`, `exp` or `jti`), the IAM caller, the API key id and the client certificate's subject and
+ * issuer; `undefined` when the event carries none of these. Equal for every request of one caller,
+ * whatever its token; different for callers that differ in anything their authorizer says of them.
+ *
+ * @example
+ * ```ts
+ * // Scope keys by the caller, and by a tenant header for anonymous callers.
+ * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? event.headers['x-tenant'] });
+ * ```
+ */
+export function callerIdentity(event: HttpEvent): string | undefined {
+  const context = (event as { requestContext?: unknown }).requestContext;
+  if (!isRecord(context)) return undefined;
+  const identity = isRecord(context.identity) ? context.identity : undefined;
+  const authentication = isRecord(context.authentication) ? context.authentication : undefined;
+  const facts = substance({
+    authorizer: fromAuthorizer(context.authorizer),
+    identity: pick(identity, REST_IDENTITY_FIELDS),
+    clientCert: pick(identity?.clientCert ?? authentication?.clientCert, CERTIFICATE_FIELDS),
+  });
+  return facts === undefined ? undefined : canonicalJson(facts);
+}
+
+/**
+ * The `scope` option of `httpIdempotency`: a function that returns the caller of a request, or
+ * 'shared' for keys shared by all callers.
+ *
+ * @example
+ * ```ts
+ * const byTenant: HttpScope = (event) => event.headers['x-tenant-id'];
+ * const global: HttpScope = 'shared';
+ * ```
+ */
+export type HttpScope = ((event: HttpEvent) => string | undefined) | 'shared';
+
+/**
+ * The caller part of a request's key. With a function, what it returns (`undefined`: shared);
+ * with 'shared', nobody; by default the {@link callerIdentity}, shared only when the request
+ * carries no authorizer and no identity at all. An authorizer that says nothing identifying is a
+ * configuration the library cannot make safe by itself: a `TypeError`, before anything runs.
+ * @internal
+ */
+export function callerOf(scope: HttpScope | undefined): (event: HttpEvent) => string | null {
+  if (scope === 'shared') return () => null;
+  if (scope !== undefined) return (event) => scope(event) ?? null;
+  return (event) => {
+    const caller = callerIdentity(event);
+    if (caller !== undefined) return caller;
+    const authorizer = isRecord(event.requestContext) ? (event.requestContext as { authorizer?: unknown }).authorizer : undefined;
+    if (authorizer === undefined || authorizer === null) return null;
+    throw new TypeError(
+      'httpIdempotency: the request carries an authorizer (requestContext.authorizer), but nothing in it identifies the caller, so its ' +
+        "Idempotency-Key cannot be scoped to one caller. Set `scope` to a function that returns the caller's identity, or to 'shared' " +
+        'if every caller may replay every other caller\'s responses.',
+    );
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * The edges of HTTP requests, through real middy, `httpIdempotency` and DynamoDB Local: tenants
+ * never replay each other's responses whatever authorizes them, an authorizer that identifies
+ * nobody fails closed, a header sent twice is refused on every API, and requests that differ in
+ * meaning never replay each other.
+ */
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
+import { useFreshTable } from '../support/dynamodb.js';
+import { ANONYMOUS, type Api, type Caller, IDENTITY_SHAPES, type HttpRequest, SILENT_AUTHORIZERS, eventFor, httpEvent } from '../support/identity-events.js';
+import { scanRecords } from '../support/invariants.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'http-identity' });
+
+let functions = 0;
+
+/** A function that creates an order for whoever calls, and answers with that caller's data. */
+function ordersApi(options: Partial<HttpIdempotencyOptions> = {}) {
+  const name = `orders-${++functions}`;
+  const runs: string[] = [];
+  const handler = middy(async (event: HttpEvent): Promise<HttpResult> => {
+    runs.push(JSON.stringify(event.requestContext));
+    return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ orderId: `ord-${runs.length}` }) };
+  }).use(httpIdempotency({ store, ...options }));
+  return {
+    name,
+    runs,
+    send: (event: HttpEvent, context: Context = lambdaContext(name)) => handler(event, context) as Promise<HttpResult>,
+    records: () => scanRecords(client, tableName, `${name}#`),
+  };
+}
+
+const orderOf = (response: HttpResult) => (JSON.parse(response.body!) as { orderId: string }).orderId;
+const replayed = (response: HttpResult) => response.headers?.['Idempotent-Replayed'] === 'true';
+
+const alice: Caller = { tenant: 'tenant-a', user: 'alice' };
+const aliceOfB: Caller = { tenant: 'tenant-b', user: 'alice' };
+
+describe.each(IDENTITY_SHAPES)('$name', (shape) => {
+  test('tenant B with tenant A\'s key runs its own request and never gets A\'s response; A\'s retry with a refreshed token replays A\'s', async () => {
+    const api = ordersApi();
+    const request: HttpRequest = { key: 'order-7f3a' };
+    const first = await api.send(eventFor(shape, alice, request));
+    expect([first.statusCode, orderOf(first), replayed(first)]).toEqual([201, 'ord-1', false]);
+
+    const other = await api.send(eventFor(shape, aliceOfB, request));
+    expect([other.statusCode, orderOf(other), replayed(other)]).toEqual([201, 'ord-2', false]);
+
+    const retry = await api.send(eventFor(shape, { ...alice, token: 2 }, request));
+    expect([retry.statusCode, orderOf(retry), replayed(retry)]).toEqual([201, 'ord-1', true]);
+    const retryOfB = await api.send(eventFor(shape, { ...aliceOfB, token: 3 }, request));
+    expect([orderOf(retryOfB), replayed(retryOfB)]).toEqual(['ord-2', true]);
+
+    expect(api.runs).toHaveLength(2);
+    expect((await api.records()).map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
+  });
+});
+
+describe.each(SILENT_AUTHORIZERS)('%s', (_name, api, context) => {
+  test('fails closed: a TypeError naming the `scope` option, the handler does not run, nothing is stored', async () => {
+    const orders = ordersApi();
+    await expect(orders.send(httpEvent(api, context, { key: 'k-1' }))).rejects.toThrow(TypeError);
+    await expect(orders.send(httpEvent(api, context, { key: 'k-1' }))).rejects.toThrow(/`scope`/);
+    expect(orders.runs).toHaveLength(0);
+    expect(await orders.records()).toEqual([]);
+  });
+
+  test("with scope 'shared', runs once and replays to every caller", async () => {
+    const orders = ordersApi({ scope: 'shared' });
+    expect(orderOf(await orders.send(httpEvent(api, context, { key: 'k-1' })))).toBe('ord-1');
+    const duplicate = await orders.send(httpEvent(api, context, { key: 'k-1' }));
+    expect([orderOf(duplicate), replayed(duplicate)]).toEqual(['ord-1', true]);
+    expect(orders.runs).toHaveLength(1);
+  });
+});
+
+describe.each(ANONYMOUS)('%s', (_name, api, context) => {
+  test('without any authorization, keys are shared by all callers, as before: the duplicate replays', async () => {
+    const orders = ordersApi();
+    expect(orderOf(await orders.send(httpEvent(api, context, { key: 'k-open' })))).toBe('ord-1');
+    const duplicate = await orders.send(httpEvent(api, context, { key: 'k-open' }));
+    expect([orderOf(duplicate), replayed(duplicate)]).toEqual(['ord-1', true]);
+  });
+});
+
+test("with scope 'shared', two tenants share a key: an explicit choice, as documented", async () => {
+  const [shape] = IDENTITY_SHAPES;
+  const orders = ordersApi({ scope: 'shared' });
+  await orders.send(eventFor(shape!, alice, { key: 'k-shared' }));
+  const other = await orders.send(eventFor(shape!, aliceOfB, { key: 'k-shared' }));
+  expect([orderOf(other), replayed(other)]).toEqual(['ord-1', true]);
+});
+
+test('a scope that is neither a function nor \'shared\' is refused at construction', () => {
+  for (const scope of ['tenant', 'none', '', 42, null]) {
+    expect(() => httpIdempotency({ store, scope: scope as never })).toThrow(TypeError);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The Idempotency-Key header sent twice
+
+const APIS: readonly Api[] = ['rest', 'http', 'url'];
+
+describe.each(APIS)('%s events', (api) => {
+  const send = (orders: ReturnType<typeof ordersApi>, key: string) => orders.send(httpEvent(api, {}, { key }));
+
+  test.each([
+    ['two keys joined by a comma (a header sent twice)', 'k1,k2'],
+    ['one key twice, joined', 'k1,k1'],
+    ['two quoted keys joined', '"k1","k2"'],
+    ['a quoted key with a comma, then another key', '"a,b",c'],
+    ['an escape at the end of a quoted key', '"a\\"'],
+    ['a backslash before a letter in a quoted key', '"a\\b"'],
+  ])('%s: 400 problem+json, nothing runs, nothing is stored', async (_label, key) => {
+    const orders = ordersApi();
+    const response = await send(orders, key);
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
+    expect(orders.runs).toHaveLength(0);
+    expect(await orders.records()).toEqual([]);
+  });
+
+  test('a key with a comma sent as a quoted string is one key, and replays', async () => {
+    const orders = ordersApi();
+    expect(orderOf(await send(orders, '"a,b"'))).toBe('ord-1');
+    expect(replayed(await send(orders, '"a,b"'))).toBe(true);
+    expect(orders.runs).toHaveLength(1);
+  });
+
+  test('an invalid quoted key never aliases the key its lax reading would give', async () => {
+    const orders = ordersApi();
+    expect(orderOf(await send(orders, '"a\\\\"'))).toBe('ord-1'); // the key a\
+    expect((await send(orders, '"a\\"')).statusCode).toBe(400);
+    expect((await send(orders, 'a\\')).statusCode).toBe(201); // a bare a\ is that key
+    expect(orders.runs).toHaveLength(1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprints: a different request under the same key is a 422, never a replay
+
+describe.each(APIS)('%s events', (api) => {
+  const send = (orders: ReturnType<typeof ordersApi>, request: HttpRequest) => orders.send(httpEvent(api, {}, { key: 'k-print', ...request }));
+  const base64 = (bytes: number[] | string) => (typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes)).toString('base64');
+
+  test.each([
+    ['an account number above 2^53 and its neighbour', { body: '{"accountId":9007199254740993}' }, { body: '{"accountId":9007199254740992}' }],
+    ['decimals that round to one double', { body: '{"amount":0.1}' }, { body: '{"amount":0.10000000000000001}' }],
+    ['different invalid UTF-8 bytes', { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), isBase64Encoded: true }, { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xfe, 0x22, 0x7d]), isBase64Encoded: true }],
+    ['an invalid byte and the replacement character', { body: base64([0xff]), isBase64Encoded: true }, { body: base64('\ufffd'), isBase64Encoded: true }],
+    ['a member sent twice and once', { body: '{"amount":1,"amount":1000}' }, { body: '{"amount":1000}' }],
+  ])('%s: 422, the handler ran once', async (_label, first, second) => {
+    const orders = ordersApi();
+    expect((await send(orders, first)).statusCode).toBe(201);
+    expect((await send(orders, second)).statusCode).toBe(422);
+    expect(replayed(await send(orders, first))).toBe(true);
+    expect(orders.runs).toHaveLength(1);
+  });
+
+  test('whitespace, member order and escapes do not matter: the reformatted request replays', async () => {
+    const orders = ordersApi();
+    await send(orders, { body: '{"accountId":9007199254740993,"name":"é","items":[1,2]}' });
+    const reformatted = await send(orders, { body: base64('{ "items" : [ 1 , 2 ],\n  "name": "\\u00e9", "accountId": 9007199254740993 }'), isBase64Encoded: true });
+    expect(replayed(reformatted)).toBe(true);
+    expect(orders.runs).toHaveLength(1);
+  });
+});
+
+test('HTTP API query strings with different invalid escapes: 422', async () => {
+  const orders = ordersApi();
+  expect((await orders.send(httpEvent('http', {}, { key: 'k-query', query: 'amount=%FF' }))).statusCode).toBe(201);
+  expect((await orders.send(httpEvent('http', {}, { key: 'k-query', query: 'amount=%FE' }))).statusCode).toBe(422);
+  expect(orders.runs).toHaveLength(1);
+});

@@ -1,0 +1,306 @@
+/**
+ * HTTP events as API Gateway REST APIs (v1), HTTP APIs (v2) and Function URLs deliver them, one per
+ * way of telling who the caller is. A caller is a tenant and a user; `token` counts the caller's
+ * token refreshes (or new credentials, or renewed certificates): every value that describes one
+ * token rather than its holder changes with it, as it does in AWS.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { HttpEvent } from '../../lib/index.js';
+
+export interface Caller {
+  readonly tenant: string;
+  readonly user: string;
+  /** @default 1 */
+  readonly token?: number;
+}
+
+export interface HttpRequest {
+  /** The Idempotency-Key header; none when absent. */
+  readonly key?: string;
+  /** @default '{"amount":1000}' */
+  readonly body?: string;
+  readonly isBase64Encoded?: boolean;
+  /** Raw query string (v2) or its parameters (v1). */
+  readonly query?: string;
+}
+
+export type Api = 'rest' | 'http' | 'url';
+
+export interface IdentityShape {
+  readonly name: string;
+  readonly api: Api;
+  /** The requestContext members that say who calls (`authorizer`, `identity`, `authentication`). */
+  readonly context: (caller: Caller) => Record<string, unknown>;
+}
+
+const EPOCH = 1_736_942_400; // 2025-01-15T12:00:00Z
+const ISSUED = (caller: Caller) => EPOCH + (caller.token ?? 1) * 3600;
+const token = (caller: Caller) => caller.token ?? 1;
+/** One stable user id per (tenant, user), as an IdP would assign. */
+const sub = (caller: Caller) => `${caller.user}-0f1e2d3c`;
+const account = (caller: Caller) => (caller.tenant === 'tenant-a' ? '111111111111' : caller.tenant === 'tenant-b' ? '222222222222' : '333333333333');
+
+/** A REST API's identity block with nothing in it but the address and agent, as for an open API. */
+export const noRestIdentity = (caller?: Caller): Record<string, unknown> => ({
+  accessKey: null, accountId: null, apiKey: null, apiKeyId: null, caller: null, clientCert: null, cognitoAuthenticationProvider: null,
+  cognitoAuthenticationType: null, cognitoIdentityId: null, cognitoIdentityPoolId: null, principalOrgId: null,
+  // The caller's address and agent change between retries: they identify nobody.
+  sourceIp: `203.0.113.${caller ? token(caller) : 7}`, user: null, userAgent: `client/${caller ? token(caller) : 1}`, userArn: null,
+});
+
+const certificate = (caller: Caller) => ({
+  clientCertPem: `-----BEGIN CERTIFICATE-----\nMIIC${caller.tenant}${token(caller)}\n-----END CERTIFICATE-----`,
+  subjectDN: `CN=${caller.user},O=${caller.tenant}`,
+  issuerDN: 'CN=Example Private CA,O=Example',
+  serialNumber: `0a:${token(caller)}`,
+  validity: { notBefore: `Jan ${token(caller)} 00:00:00 2025 GMT`, notAfter: `Jan ${token(caller)} 00:00:00 2026 GMT` },
+});
+
+const iamCaller = (caller: Caller, userArn: string, userId: string, cognitoIdentity: unknown) => ({
+  accessKey: `ASIA${String(token(caller)).padStart(16, 'X')}`,
+  accountId: account(caller),
+  callerId: userId,
+  cognitoIdentity,
+  principalOrgId: null,
+  userArn,
+  userId,
+});
+
+/** Every way these APIs tell who calls; each identifies a (tenant, user), whatever the token. */
+export const IDENTITY_SHAPES: readonly IdentityShape[] = [
+  {
+    // AWS's sample authorizer: the principal is the constant 'user'; the tenant is in the context (strings, as REST APIs pass them).
+    name: 'REST API, Lambda authorizer with a constant principal and the tenant in its context',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: { principalId: 'user', integrationLatency: 10 + token(c), stringKey: 'value', numberKey: '1', booleanKey: 'true', tenantId: c.tenant, userId: c.user },
+      identity: noRestIdentity(c),
+    }),
+  },
+  {
+    name: 'REST API, Lambda authorizer whose context copies the token claims',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: { principalId: sub(c), integrationLatency: 3, tenant: c.tenant, iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), jti: `jti-${token(c)}` },
+      identity: noRestIdentity(c),
+    }),
+  },
+  {
+    name: 'REST API, Cognito user pool authorizer (id token claims)',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: {
+        claims: {
+          sub: sub(c), 'cognito:username': c.user, email: `${c.user}@example.com`, email_verified: 'true', 'custom:tenant_id': c.tenant,
+          iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example', aud: 'client-app', token_use: 'id',
+          auth_time: String(ISSUED(c)), iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), event_id: `event-${token(c)}`, origin_jti: `origin-${token(c)}`, jti: `jti-${token(c)}`,
+        },
+      },
+      identity: noRestIdentity(c),
+    }),
+  },
+  {
+    name: 'REST API, IAM authorization (an assumed role per tenant)',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: null,
+      identity: {
+        ...noRestIdentity(c),
+        accessKey: `ASIA${String(token(c)).padStart(16, 'X')}`,
+        accountId: account(c),
+        caller: `AROAEXAMPLE:${c.user}`,
+        user: `AROAEXAMPLE:${c.user}`,
+        userArn: `arn:aws:sts::${account(c)}:assumed-role/orders-client/${c.user}`,
+      },
+    }),
+  },
+  {
+    // Every user of the pool assumes the same role: only the Cognito identity tells them apart.
+    name: 'REST API, IAM authorization with a Cognito identity pool',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: null,
+      identity: {
+        ...noRestIdentity(c),
+        accessKey: `ASIA${String(token(c)).padStart(16, 'X')}`,
+        accountId: '123456789012',
+        caller: 'AROAEXAMPLE:CognitoIdentityCredentials',
+        user: 'AROAEXAMPLE:CognitoIdentityCredentials',
+        userArn: 'arn:aws:sts::123456789012:assumed-role/Cognito_OrdersAuth_Role/CognitoIdentityCredentials',
+        cognitoAuthenticationType: 'authenticated',
+        cognitoAuthenticationProvider: `cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example,cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example:CognitoSignIn:${sub(c)}-${c.tenant}`,
+        cognitoIdentityId: `eu-west-1:${c.tenant}-${sub(c)}`,
+        cognitoIdentityPoolId: 'eu-west-1:pool-0001',
+      },
+    }),
+  },
+  {
+    name: 'REST API, API key',
+    api: 'rest',
+    context: (c) => ({ authorizer: null, identity: { ...noRestIdentity(c), apiKey: `key-value-${c.tenant}-${c.user}`, apiKeyId: `${c.tenant}-${c.user}` } }),
+  },
+  {
+    name: 'REST API, mutual TLS',
+    api: 'rest',
+    context: (c) => ({ authorizer: null, identity: { ...noRestIdentity(c), clientCert: certificate(c) } }),
+  },
+  {
+    name: 'HTTP API, JWT authorizer (Cognito access token)',
+    api: 'http',
+    context: (c) => ({
+      authorizer: {
+        principalId: '',
+        integrationLatency: 0,
+        jwt: {
+          claims: {
+            sub: sub(c), username: c.user, 'custom:tenant': c.tenant, client_id: 'client-app', token_use: 'access', scope: 'orders/write',
+            iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example', version: '2',
+            auth_time: String(ISSUED(c)), iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), jti: `jti-${token(c)}`, origin_jti: `origin-${token(c)}`, event_id: `event-${token(c)}`,
+          },
+          scopes: ['orders/write'],
+        },
+      },
+    }),
+  },
+  {
+    // One person may belong to two tenants: the same subject, a different tenant id.
+    name: 'HTTP API, JWT authorizer (Entra ID: the same subject in two tenants)',
+    api: 'http',
+    context: (c) => ({
+      authorizer: {
+        jwt: {
+          claims: {
+            aud: 'api://orders', iss: `https://login.microsoftonline.com/${c.tenant}/v2.0`, tid: c.tenant, oid: sub(c), sub: sub(c), azp: 'client-app', ver: '2.0',
+            iat: ISSUED(c), nbf: ISSUED(c), exp: ISSUED(c) + 3600, aio: `aio-${token(c)}`, rh: `rh-${token(c)}`, uti: `uti-${token(c)}`,
+          },
+          scopes: null,
+        },
+      },
+    }),
+  },
+  {
+    name: 'HTTP API, Lambda authorizer with a simple response (no principal, the tenant in its context)',
+    api: 'http',
+    context: (c) => ({ authorizer: { lambda: { tenantId: c.tenant, userId: c.user } } }),
+  },
+  {
+    name: 'HTTP API, Lambda authorizer whose context copies the token claims',
+    api: 'http',
+    context: (c) => ({ authorizer: { lambda: { principalId: 'user', tenant: c.tenant, user: c.user, iat: ISSUED(c), exp: ISSUED(c) + 3600, jti: `jti-${token(c)}`, auth_time: ISSUED(c) } } }),
+  },
+  {
+    name: 'HTTP API, IAM authorizer',
+    api: 'http',
+    context: (c) => ({
+      authorizer: { iam: iamCaller(c, `arn:aws:sts::${account(c)}:assumed-role/orders-client/${c.user}`, `AROAEXAMPLE:${c.user}`, null) },
+    }),
+  },
+  {
+    name: 'HTTP API, IAM authorizer with a Cognito identity pool',
+    api: 'http',
+    context: (c) => ({
+      authorizer: {
+        iam: iamCaller(c, 'arn:aws:sts::123456789012:assumed-role/Cognito_OrdersAuth_Role/CognitoIdentityCredentials', 'AROAEXAMPLE:CognitoIdentityCredentials', {
+          amr: ['authenticated', 'cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example'],
+          identityId: `eu-west-1:${c.tenant}-${sub(c)}`,
+          identityPoolId: 'eu-west-1:pool-0001',
+        }),
+      },
+    }),
+  },
+  {
+    name: 'HTTP API, mutual TLS',
+    api: 'http',
+    context: (c) => ({ authentication: { clientCert: certificate(c) } }),
+  },
+  {
+    name: 'Function URL, AWS_IAM auth',
+    api: 'url',
+    context: (c) => ({ authorizer: { iam: iamCaller(c, `arn:aws:iam::${account(c)}:user/${c.user}`, `AIDAEXAMPLE${c.user}`, null) } }),
+  },
+];
+
+/** Requests that carry an authorizer saying nothing that tells one caller from another. */
+export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Api, context: Record<string, unknown>]> = [
+  ['REST API, Lambda authorizer with an empty principal and no context', 'rest', { authorizer: { principalId: '', integrationLatency: 4 }, identity: noRestIdentity() }],
+  ['HTTP API, Lambda authorizer with a simple response and no context', 'http', { authorizer: { lambda: null } }],
+  ['HTTP API, Lambda authorizer with an empty context', 'http', { authorizer: { lambda: {} } }],
+  ['HTTP API, JWT authorizer with only per-token claims', 'http', { authorizer: { jwt: { claims: { iat: EPOCH, exp: EPOCH + 3600, jti: 'j' }, scopes: null } } }],
+  ['an empty authorizer', 'http', { authorizer: {} }],
+];
+
+/** Requests with no authorizer and no identity: open APIs. */
+export const ANONYMOUS: ReadonlyArray<readonly [name: string, api: Api, context: Record<string, unknown>]> = [
+  ['REST API, no authorization', 'rest', { authorizer: null, identity: noRestIdentity() }],
+  ['REST API, no authorizer member at all', 'rest', { identity: noRestIdentity() }],
+  ['HTTP API, no authorization', 'http', {}],
+  ['Function URL, auth type NONE', 'url', {}],
+];
+
+/** An event of `api` whose requestContext carries `context`. */
+export function httpEvent(api: Api, context: Record<string, unknown>, request: HttpRequest = {}): HttpEvent {
+  const body = request.body ?? '{"amount":1000}';
+  if (api === 'rest') {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', Host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com' };
+    if (request.key !== undefined) headers['Idempotency-Key'] = request.key;
+    const query = new URLSearchParams(request.query ?? '');
+    const names = [...new Set(query.keys())];
+    const event: APIGatewayProxyEvent = {
+      resource: '/orders',
+      path: '/orders',
+      httpMethod: 'POST',
+      headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+      queryStringParameters: names.length ? Object.fromEntries(names.map((name) => [name, query.getAll(name).at(-1)!])) : null,
+      multiValueQueryStringParameters: names.length ? Object.fromEntries(names.map((name) => [name, query.getAll(name)])) : null,
+      pathParameters: null,
+      stageVariables: null,
+      requestContext: {
+        accountId: '123456789012',
+        apiId: 'a1b2c3d4e5',
+        protocol: 'HTTP/1.1',
+        httpMethod: 'POST',
+        path: '/prod/orders',
+        stage: 'prod',
+        requestId: 'c6af9ac6-7b61-11e6-9a41-93e8deadbeef',
+        requestTimeEpoch: EPOCH * 1000,
+        resourceId: 'x1y2z3',
+        resourcePath: '/orders',
+        ...context,
+      } as unknown as APIGatewayProxyEvent['requestContext'],
+      body,
+      isBase64Encoded: request.isBase64Encoded ?? false,
+    };
+    return event;
+  }
+  const domainName = api === 'url' ? 'abcdefghij.lambda-url.eu-west-1.on.aws' : 'q1w2e3r4t5.execute-api.eu-west-1.amazonaws.com';
+  const routeKey = api === 'url' ? '$default' : 'POST /orders';
+  const headers: Record<string, string> = { 'content-type': 'application/json', host: domainName };
+  if (request.key !== undefined) headers['idempotency-key'] = request.key;
+  const event: APIGatewayProxyEventV2 = {
+    version: '2.0',
+    routeKey,
+    rawPath: '/orders',
+    rawQueryString: request.query ?? '',
+    headers,
+    requestContext: {
+      accountId: api === 'url' ? 'anonymous' : '123456789012',
+      apiId: api === 'url' ? 'abcdefghij' : 'q1w2e3r4t5',
+      domainName,
+      domainPrefix: domainName.split('.')[0]!,
+      http: { method: 'POST', path: '/orders', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'client/1' },
+      requestId: 'c6af9ac6-7b61-11e6-9a41-93e8deadbeef',
+      routeKey,
+      stage: '$default',
+      time: '15/Jan/2025:12:00:00 +0000',
+      timeEpoch: EPOCH * 1000,
+      ...context,
+    },
+    body,
+    isBase64Encoded: request.isBase64Encoded ?? false,
+  };
+  return event;
+}
+
+/** The event `caller` sends through `shape`. */
+export const eventFor = (shape: IdentityShape, caller: Caller, request: HttpRequest = {}): HttpEvent => httpEvent(shape.api, shape.context(caller), request);

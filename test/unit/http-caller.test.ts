@@ -1,0 +1,145 @@
+/**
+ * Who calls: every identity shape API Gateway REST APIs, HTTP APIs and Function URLs deliver tells
+ * callers apart (tenants, and users within a tenant) and stays the same across token refreshes;
+ * an authorizer that identifies nobody never silently means "everybody".
+ */
+import fc from 'fast-check';
+import { callerOf } from '../../lib/http-caller.js';
+import { callerIdentity } from '../../lib/index.js';
+import { ANONYMOUS, type Api, type Caller, IDENTITY_SHAPES, SILENT_AUTHORIZERS, eventFor, httpEvent, noRestIdentity } from '../support/identity-events.js';
+
+const RUNS = { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20_250_115) };
+
+const alice: Caller = { tenant: 'tenant-a', user: 'alice' };
+
+describe.each(IDENTITY_SHAPES)('$name', (shape) => {
+  const identity = (caller: Caller) => callerIdentity(eventFor(shape, caller));
+
+  test('identifies the caller', () => {
+    expect(identity(alice)).toEqual(expect.any(String));
+  });
+
+  test('the same caller with a refreshed token (new credentials, a renewed certificate) is the same caller', () => {
+    expect(identity({ ...alice, token: 2 })).toBe(identity(alice));
+    expect(identity({ ...alice, token: 97 })).toBe(identity(alice));
+  });
+
+  test('the same user name in another tenant is another caller', () => {
+    expect(identity({ ...alice, tenant: 'tenant-b' })).not.toBe(identity(alice));
+  });
+
+  test('another user of the same tenant is another caller', () => {
+    expect(identity({ ...alice, user: 'bob' })).not.toBe(identity(alice));
+  });
+
+  test('the default scope uses it', () => {
+    expect(callerOf(undefined)(eventFor(shape, alice))).toBe(identity(alice));
+  });
+});
+
+test('the same text from different sources is different callers: a principal never aliases an API key id, a subject or an IAM user', () => {
+  const id = 'k9x8c7';
+  const identities = [
+    httpEvent('rest', { authorizer: { principalId: id }, identity: noRestIdentity() }),
+    httpEvent('rest', { authorizer: null, identity: { ...noRestIdentity(), apiKeyId: id } }),
+    httpEvent('rest', { authorizer: null, identity: { ...noRestIdentity(), userArn: id } }),
+    httpEvent('rest', { authorizer: { claims: { sub: id } }, identity: noRestIdentity() }),
+    httpEvent('http', { authorizer: { jwt: { claims: { sub: id }, scopes: null } } }),
+    httpEvent('http', { authorizer: { lambda: { principalId: id } } }),
+    httpEvent('http', { authorizer: { iam: { userArn: id } } }),
+    httpEvent('http', { authentication: { clientCert: { subjectDN: id } } }),
+  ].map(callerIdentity);
+  expect(new Set(identities).size).toBe(identities.length);
+});
+
+test('the identity is a canonical JSON text of what the authorizer says, pinned so that records written by one version are found by the next', () => {
+  const [sample] = IDENTITY_SHAPES;
+  expect(callerIdentity(eventFor(sample!, alice))).toBe(
+    '{"authorizer":{"booleanKey":"true","numberKey":"1","principalId":"user","stringKey":"value","tenantId":"tenant-a","userId":"alice"}}',
+  );
+});
+
+describe.each(SILENT_AUTHORIZERS)('%s', (_name, api, context) => {
+  const event = httpEvent(api, context);
+
+  test('identifies nobody', () => {
+    expect(callerIdentity(event)).toBeUndefined();
+  });
+
+  test('the default scope refuses it with a TypeError that says what to configure, instead of sharing keys among callers', () => {
+    expect(() => callerOf(undefined)(event)).toThrow(TypeError);
+    expect(() => callerOf(undefined)(event)).toThrow(/authorizer.*`scope`.*'shared'/s);
+  });
+
+  test("with scope 'shared', every caller shares the key", () => {
+    expect(callerOf('shared')(event)).toBeNull();
+  });
+});
+
+describe.each(ANONYMOUS)('%s', (_name, api, context) => {
+  test('identifies nobody, and the default scope shares keys among all callers (an open API has no callers to tell apart)', () => {
+    const event = httpEvent(api, context);
+    expect(callerIdentity(event)).toBeUndefined();
+    expect(callerOf(undefined)(event)).toBeNull();
+  });
+});
+
+test("'shared' shares keys even when the request identifies its caller", () => {
+  for (const shape of IDENTITY_SHAPES) expect(callerOf('shared')(eventFor(shape, alice))).toBeNull();
+});
+
+test('a scope function decides alone: what it returns is the caller, `undefined` shares the key', () => {
+  const [sample] = IDENTITY_SHAPES;
+  expect(callerOf(() => 'acme')(eventFor(sample!, alice))).toBe('acme');
+  const [, api, context] = SILENT_AUTHORIZERS[0]!;
+  expect(callerOf(() => undefined)(httpEvent(api, context))).toBeNull();
+});
+
+test('the caller\'s address and user agent identify nobody', () => {
+  const open = (token: number) => httpEvent('rest', { authorizer: null, identity: noRestIdentity({ ...alice, token }) });
+  expect(callerIdentity(open(1))).toBeUndefined();
+  expect(callerIdentity(open(2))).toBeUndefined();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Properties: any context an authorizer may return
+
+/** Names that describe one token (in claims: all of them; in a Lambda authorizer's context: the first six). */
+const PER_TOKEN = ['iat', 'exp', 'nbf', 'jti', 'auth_time', 'integrationLatency', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'event_id', 'origin_jti', 'uti', 'aio', 'rh'];
+const contextName = fc.string({ minLength: 1, maxLength: 8 }).filter((name) => !PER_TOKEN.includes(name) && name !== '__proto__');
+const contextValue = fc.oneof(fc.string({ minLength: 1, maxLength: 6 }), fc.integer(), fc.boolean());
+const context = fc.dictionary(contextName, contextValue, { minKeys: 1, maxKeys: 6 });
+const perToken = fc.record({ iat: fc.integer(), exp: fc.integer(), nbf: fc.integer(), jti: fc.uuid(), auth_time: fc.integer() }, { requiredKeys: [] });
+
+/** Where a context's members arrive, per API. */
+const PLACES: ReadonlyArray<[name: string, wrap: (members: Record<string, unknown>) => HttpEventArgs]> = [
+  ['a REST API Lambda authorizer', (members) => ['rest', { authorizer: { principalId: 'user', integrationLatency: 1, ...members }, identity: noRestIdentity() }]],
+  ['an HTTP API Lambda authorizer', (members) => ['http', { authorizer: { lambda: members } }]],
+  ['HTTP API JWT claims', (members) => ['http', { authorizer: { jwt: { claims: members, scopes: null } } }]],
+  ['REST API Cognito claims', (members) => ['rest', { authorizer: { claims: members }, identity: noRestIdentity() }]],
+];
+type HttpEventArgs = [Api, Record<string, unknown>];
+
+describe.each(PLACES)('in %s', (_name, wrap) => {
+  const identity = (members: Record<string, unknown>) => callerIdentity(httpEvent(...wrap(members)));
+
+  test('two contexts that differ in any member are two callers', () => {
+    fc.assert(
+      fc.property(context, context, (a, b) => {
+        fc.pre(JSON.stringify(Object.entries(a).sort()) !== JSON.stringify(Object.entries(b).sort()));
+        expect(identity(a)).not.toBe(identity(b));
+      }),
+      RUNS,
+    );
+  });
+
+  test('per-token members and member order never change the caller', () => {
+    fc.assert(
+      fc.property(context, perToken, (members, token) => {
+        const reversed = Object.fromEntries(Object.entries(members).reverse());
+        expect(identity({ ...token, ...reversed })).toBe(identity(members));
+      }),
+      RUNS,
+    );
+  });
+});
