@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { IdempotencyError } from './errors.js';
+import { IdempotencyError, describeStoreFailure } from './errors.js';
 import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
@@ -136,7 +136,7 @@ export class IdempotencyEngine<TInput, TContext extends LambdaContextLike = Lamb
       // The claim may have been applied although every answer was lost: free the key if it is ours,
       // rather than leave it held until the lease with nothing running. Best effort: the store is failing.
       await this.store.release({ key, owner }).catch(() => undefined);
-      throw new IdempotencyError('STORE_FAILURE', 'The idempotency store could not be reached; the function did not run.', { cause: error });
+      throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, { cause: error });
     }
     // An owner equal to ours is our own claim, applied by a request whose response was lost and retried.
     if (claim.claimed || claim.record.owner === owner) {
