@@ -88,6 +88,7 @@ export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode):
 /** An error name or system error code: letters, digits and `_ . -`, never free text that could hold a key or payload. */
 const NAME = /^[A-Za-z][\w.-]{0,99}$/;
 const GENERIC = new Set(['Error', 'AggregateError']);
+const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
 
 /**
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
@@ -101,9 +102,12 @@ const GENERIC = new Set(['Error', 'AggregateError']);
  * ```
  */
 export function describeStoreFailure(error: unknown): string {
-  const { name, code } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown };
+  const { name, code, message } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown; message?: unknown };
   if (error instanceof IdempotencyError) return error.code;
   const named = typeof name === 'string' && NAME.test(name) ? name : undefined;
-  if ((named === undefined || GENERIC.has(named)) && typeof code === 'string' && /^E[A-Z0-9_]{1,40}$/.test(code)) return code;
-  return named ?? 'Error';
+  if (named !== undefined && !GENERIC.has(named)) return named;
+  if (typeof code === 'string' && SYSTEM_CODE.test(code)) return code;
+  // The SDK wraps a network error in a plain Error whose message alone keeps the system code.
+  const wrapped = typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
+  return wrapped ?? named ?? 'Error';
 }
