@@ -94,7 +94,8 @@ const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), or the system error code of a
- * network failure (`ECONNREFUSED`). Never the message, which may quote a key or a payload.
+ * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message).
+ * Never free text from a message, which may quote a key or a payload.
  *
  * @example
  * ```ts
