@@ -25,7 +25,7 @@ type Mode = 'plain' | 'transactions' | 'atomic';
 const applied = async (id: string): Promise<number> => Number((await readItem(client, bizTable, id))?.n?.N ?? 0);
 
 /** A function made idempotent on an encrypted store; in the transaction modes it increments a counter with its record. */
-function fixture(mode: Mode, options: { finalError?: boolean } = {}) {
+function fixture(mode: Mode, options: { finalError?: boolean; pad?: number } = {}) {
   const ring = keyring(aesKey('k1'));
   const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
   const name = `f${randomUUID().slice(0, 8)}`;
@@ -36,7 +36,7 @@ function fixture(mode: Mode, options: { finalError?: boolean } = {}) {
       runs++;
       if (mode !== 'plain') transaction().update({ TableName: bizTable, Key: { id: `${name}-${input.id}` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
       if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
-      return { card: '4111-1111-1111-1111', id: input.id };
+      return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
     },
     {
       store,
@@ -53,10 +53,14 @@ function fixture(mode: Mode, options: { finalError?: boolean } = {}) {
 }
 
 describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provider fails at completion', (mode) => {
-  test.each(['throws', 'short key'] as const)('currentKey() %s: the record completes without its response; duplicates get RESPONSE_NOT_STORED, even past the lease; the function ran once', async (fault: KeyFault) => {
-    const f = fixture(mode);
+  test.each([
+    ['throws', 'small'],
+    ['short key', 'small'],
+    ['throws', 'large (compressed before sealing)'],
+  ] as const)('currentKey() %s, %s response: the record completes without it; duplicates get RESPONSE_NOT_STORED, even past the lease; the function ran once', async (fault: KeyFault, size) => {
+    const f = fixture(mode, { pad: size === 'small' ? 0 : 100_000 });
     f.ring.failCurrent = fault;
-    expect(await f.fn({ id: 'a' })).toEqual({ card: '4111-1111-1111-1111', id: 'a' });
+    expect(await f.fn({ id: 'a' })).toMatchObject({ card: '4111-1111-1111-1111', id: 'a' });
     const item = await f.record('a');
     expect(item?.status?.S).toBe('COMPLETED');
     expect(item?.responseOmitted?.BOOL).toBe(true);
@@ -121,20 +125,27 @@ describe('the key provider fails at claim (decrypting a stored outcome): fail cl
 });
 
 describe('a record that cannot be read at commit', () => {
-  test('a transactional completion refused by a takeover sealed with a key this store lacks: SUPERSEDED, nothing written', async () => {
-    const mine = new DynamoDBStore({ tableName, client, encryption: keyring(aesKey('mine')).encryption });
-    const theirs = new DynamoDBStore({ tableName, client, encryption: keyring(aesKey('theirs')).encryption });
-    const key = `commit#${randomUUID()}`;
-    const counter = `commit-${randomUUID()}`;
-    const expiresAt = T0 / 1000 + 86_400;
-    await mine.claim({ key, owner: 'me', leaseUntil: T0 + 1000, expiresAt, now: T0 });
-    await theirs.claim({ key, owner: 'them', leaseUntil: T0 + 60_000, expiresAt, now: T0 + 2000 });
-    await theirs.complete({ key, owner: 'them', expiresAt, response: '{"theirs":true}' });
-    const increment = { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } };
-    const result = await mine.completeWithWrites({ key, owner: 'me', expiresAt, response: '{"mine":true}' }, [increment]);
-    expect(result).toStrictEqual({ completed: false, record: { key, status: 'COMPLETED', owner: 'them', expiresAt } });
-    expect(await applied(counter)).toBe(0);
-  });
+  test.each(['complete', 'completeWithWrites', 'release'] as const)(
+    '%s refused by a takeover sealed with a key this store lacks returns the record by its state (SUPERSEDED): nothing decoded, nothing written',
+    async (operation) => {
+      const mine = new DynamoDBStore({ tableName, client, encryption: keyring(aesKey('mine')).encryption });
+      const theirs = new DynamoDBStore({ tableName, client, encryption: keyring(aesKey('theirs')).encryption });
+      const key = `commit#${randomUUID()}`;
+      const counter = `commit-${randomUUID()}`;
+      const expiresAt = T0 / 1000 + 86_400;
+      await mine.claim({ key, owner: 'me', leaseUntil: T0 + 1000, expiresAt, now: T0 });
+      await theirs.claim({ key, owner: 'them', leaseUntil: T0 + 60_000, expiresAt, now: T0 + 2000 });
+      await theirs.complete({ key, owner: 'them', expiresAt, response: '{"theirs":true}' });
+      const increment = { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } };
+      const request = { key, owner: 'me', expiresAt, response: '{"mine":true}' };
+      const current = { key, status: 'COMPLETED', owner: 'them', expiresAt };
+      if (operation === 'release') expect(await mine.release({ key, owner: 'me' })).toStrictEqual({ released: false, record: current });
+      else if (operation === 'complete') expect(await mine.complete(request)).toStrictEqual({ completed: false, record: current });
+      else expect(await mine.completeWithWrites(request, [increment])).toStrictEqual({ completed: false, record: current });
+      expect(await applied(counter)).toBe(0);
+      expect(await theirs.claim({ key, owner: 'x', leaseUntil: T0, expiresAt, now: T0 + 3000 })).toMatchObject({ claimed: false, record: { response: '{"theirs":true}' } });
+    },
+  );
 
   test('atomic: a duplicate meeting a record it cannot decrypt fails closed with STORE_FAILURE (not COMMIT_FAILED); its writes are not applied', async () => {
     const name = `atomic${randomUUID().slice(0, 8)}`;

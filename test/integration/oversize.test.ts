@@ -41,7 +41,7 @@ function probedClient() {
 
 const counterOf = async (id: string): Promise<number> => Number((await readItem(admin, bizTable, id))?.n?.N ?? 0);
 
-function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean } = {}) {
+function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[] } = {}) {
   const { client, commands } = probedClient();
   const store = new DynamoDBStore({
     tableName,
@@ -58,7 +58,7 @@ function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean } 
       if (mode !== 'plain') transaction().update({ TableName: bizTable, Key: { id: `${name}-${input.id}` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
       return body();
     },
-    { store, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: 10, transactions: mode === 'transactions', atomic: mode === 'atomic', isFinalError: () => true },
+    { store, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: 10, transactions: mode === 'transactions', atomic: mode === 'atomic', isFinalError: () => true, errorFields: options.errorFields ?? [] },
   );
   return {
     fn,
@@ -140,12 +140,13 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
   });
 
   test('large fields are dropped, the message kept whole', async () => {
-    const f = fixture(mode, hugeError('declined', { detail: 'd'.repeat(450_000) }));
+    const f = fixture(mode, hugeError('declined', { detail: 'd'.repeat(450_000), small: 1 }), { errorFields: ['detail', 'small'] });
     await thrown(f.fn({ id: 'f' }));
     f.pastLease();
     const replayed = await thrown(f.fn({ id: 'f' }));
     expect(replayed).toMatchObject({ name: 'DeclinedError', message: 'declined', code: 'DECLINED' });
     expect(replayed.detail).toBeUndefined();
+    expect(replayed.small).toBeUndefined(); // all fields go together: a partial set could mislead
   });
 
   test('encrypted: the sealed error is cut short to fit', async () => {
