@@ -57,7 +57,7 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
-  RESPONSE_NOT_STORED: 'The original request completed, but its response was too large to keep; it will not be run again.',
+  RESPONSE_NOT_STORED: 'The original request completed, but its response could not be kept; it will not be run again.',
   STORE_FAILURE: 'The request was not processed; retry later.',
   COMMIT_FAILED: 'The request may or may not have been applied; retry with the same Idempotency-Key after Retry-After to get its outcome.',
   TRANSACTION_CONFLICT: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
