@@ -18,117 +18,61 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from './store.js';
-import { sendTransaction } from './dynamodb-transaction.js';
+import { type AttributeNames, type DynamoDBStoreOptions, resolveStoreOptions } from './dynamodb-store-options.js';
+import { recordActionInvalid, sendTransaction } from './dynamodb-transaction.js';
 import { IdempotencyError } from './errors.js';
-import { assertOptions } from './options.js';
-import { type EncodedResponse, ResponseCodec, type ResponseEncryption } from './response-codec.js';
+import { ResponseCodec } from './response-codec.js';
+import { ITEM_LIMIT_BYTES, type Outcome, type OutcomeNames, type StoredOutcome, attributeSize, encodeOutcome, itemSize } from './stored-outcome.js';
 
-/** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
-export interface AttributeNames {
-  /** Partition key (S). @default 'id' */
-  readonly key: string;
-  /** @default 'status' */
-  readonly status: string;
-  /** The table's TTL attribute, epoch seconds (N). @default 'expiration' */
-  readonly expiration: string;
-  /** @default 'leaseUntil' */
-  readonly leaseUntil: string;
-  /** @default 'owner' */
-  readonly owner: string;
-  /** @default 'fingerprint' */
-  readonly fingerprint: string;
-  /** S (JSON) or B (gzip of the JSON). @default 'response' */
-  readonly response: string;
-  /** @default 'responseOmitted' */
-  readonly responseOmitted: string;
-  /** A stored final error, S (JSON). @default 'error' */
-  readonly error: string;
-  /** Id of the key that encrypted the response, with `encryption`. @default 'keyId' */
-  readonly keyId: string;
-}
+export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
+export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 
-export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
-  key: 'id',
-  status: 'status',
-  expiration: 'expiration',
-  leaseUntil: 'leaseUntil',
-  owner: 'owner',
-  fingerprint: 'fingerprint',
-  response: 'response',
-  responseOmitted: 'responseOmitted',
-  error: 'error',
-  keyId: 'keyId',
-});
-
-export interface DynamoDBStoreOptions {
-  readonly tableName: string;
-  /** @default a new `DynamoDBClient` with the environment's region and credentials */
-  readonly client?: DynamoDBClient;
-  readonly attributes?: Partial<AttributeNames>;
-  /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
-  readonly compressAboveBytes?: number;
-  /** Encrypt stored responses at rest (AES-256-GCM) with keys from your provider. @default none */
-  readonly encryption?: ResponseEncryption;
-}
+/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
+const FINGERPRINT_BYTES = 64;
 
 const isConditionFailure = (error: unknown): error is { Item?: Record<string, AttributeValue> } =>
   (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
 
-const isItemTooLarge = (error: unknown): boolean =>
+const isSizeRefusal = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /item size/i.test(String((error as Error).message));
+
+/** DynamoDB refused the record's write for its size: a whole-request refusal, or a transaction cancelled at the record's action. */
+const isItemTooLarge = (error: unknown): boolean =>
+  isSizeRefusal(error) ||
+  (error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && (isSizeRefusal(error.cause) || recordActionInvalid(error.cause)));
 
 /**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
  * conditional `UpdateItem`, release one conditional `DeleteItem`; complete and release are fenced
  * by the attempt's owner token, and a refused write returns the current item (`ALL_OLD`), so no
- * operation ever reads before it writes.
+ * operation ever reads before it writes. Without options, the table and the retention come from
+ * `IDEMPOTENCY_TABLE` and `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, as the CDK construct sets them.
  *
  * @example
  * ```ts
- * const store = new DynamoDBStore({ tableName: process.env.IDEMPOTENCY_TABLE! });
+ * const store = new DynamoDBStore(); // the table named by IDEMPOTENCY_TABLE
  * ```
  */
 export class DynamoDBStore implements IdempotencyStore {
   readonly tableName: string;
   readonly attributes: AttributeNames;
+  /** Retention in seconds for calls whose options set none (the option, or `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`). */
+  readonly expiresAfterSeconds: number | undefined;
   private readonly client: DynamoDBClient;
   private readonly codec: ResponseCodec;
   private readonly names: Record<string, string>;
+  private readonly outcomeNames: OutcomeNames;
 
-  constructor(options: DynamoDBStoreOptions) {
-    assertOptions('DynamoDBStore', options, ['tableName', 'client', 'attributes', 'compressAboveBytes', 'encryption']);
-    const encryption = options.encryption;
-    if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
-      throw new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
-    }
-    if (typeof options.tableName !== 'string' || options.tableName.length < 3) {
-      throw new TypeError('DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters).');
-    }
-    if (options.client !== undefined && typeof (options.client as { send?: unknown }).send !== 'function') {
-      throw new TypeError('DynamoDBStore: `client` must be a DynamoDBClient from @aws-sdk/client-dynamodb.');
-    }
-    const compress = options.compressAboveBytes ?? 32 * 1024;
-    if (!Number.isInteger(compress) || compress < 0 || compress > 400 * 1024) {
-      throw new TypeError('DynamoDBStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600 (an item holds at most 400 KB).');
-    }
-    if (options.attributes !== undefined) {
-      assertOptions('DynamoDBStore attributes', options.attributes, Object.keys(DEFAULT_ATTRIBUTE_NAMES));
-      for (const [field, name] of Object.entries(options.attributes)) {
-        if (typeof name !== 'string' || name.length === 0) {
-          throw new TypeError(`DynamoDBStore: attribute name \`${field}\` must be a non-empty string.`);
-        }
-      }
-    }
-    this.tableName = options.tableName;
-    this.attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });
-    if (new Set(Object.values(this.attributes)).size !== Object.keys(this.attributes).length) {
-      throw new TypeError('DynamoDBStore: every attribute name must be different.');
-    }
-    this.client = options.client ?? new DynamoDBClient({});
-    this.codec = new ResponseCodec(compress, encryption);
+  constructor(options: DynamoDBStoreOptions = {}) {
+    const resolved = resolveStoreOptions(options);
+    this.tableName = resolved.tableName;
+    this.attributes = resolved.attributes;
+    this.expiresAfterSeconds = resolved.expiresAfterSeconds;
+    this.client = resolved.client ?? new DynamoDBClient({});
+    this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
+    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
     this.names = {
-      '#id': a.key,
       '#status': a.status,
       '#exp': a.expiration,
       '#lease': a.leaseUntil,
@@ -152,10 +96,23 @@ export class DynamoDBStore implements IdempotencyStore {
       const previous = output?.Attributes ? await this.toRecord(output.Attributes, false) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
+      // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
       const record = isConditionFailure(error) ? await this.toRecord(error.Item) : undefined;
       if (record === undefined) throw error;
       return { claimed: false, record };
     }
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteResult> {
+    return this.withOutcome(request, this.completionBudget(request), async (outcome) => {
+      try {
+        await this.client.send(new UpdateItemCommand(this.completionUpdate(request, outcome)));
+        return { completed: true, responseStored: !outcome.omitted };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        return { completed: false, record: await this.toRecord(error.Item, false) };
+      }
+    });
   }
 
   /**
@@ -163,43 +120,27 @@ export class DynamoDBStore implements IdempotencyStore {
    * A refused record condition returns the current record (nothing written).
    */
   async completeWithWrites(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult> {
-    let encoded = await this.encodeRequest(request);
-    let record;
-    try {
-      record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
-    } catch (error) {
-      // As in `complete`: a record DynamoDB finds too large completes without its response.
-      if (encoded.omitted || !(error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && isItemTooLarge(error.cause))) throw error;
-      encoded = { response: undefined, omitted: true };
-      record = await this.transact([{ Update: this.completionUpdate(request, encoded) }, ...writes]);
-    }
-    return record === null ? { completed: true, responseStored: !encoded.omitted } : { completed: false, record };
+    return this.withOutcome(request, this.completionBudget(request), async (outcome) => {
+      const refused = await sendTransaction(this.client, [{ Update: this.completionUpdate(request, outcome) }, ...writes]);
+      return refused === null ? { completed: true, responseStored: !outcome.omitted } : { completed: false, record: await this.toRecord(refused, false) };
+    });
   }
 
   /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */
   async claimCompleted(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult> {
-    const a = this.attributes;
     const item = this.claimItem(request);
-    item[a.status] = { S: 'COMPLETED' };
-    const { response, omitted, keyId } = await this.encodeRequest(request);
-    if (response !== undefined) item[a.response] = response;
-    if (keyId !== undefined) item[a.keyId] = { S: keyId };
-    if (omitted) item[a.responseOmitted] = { BOOL: true };
-    if (request.error !== undefined) item[a.error] = { S: request.error };
-    const record = await this.transact([{ Put: this.claimPut(item, request.now) }, ...writes]);
-    return record === null ? { claimed: true, responseStored: !omitted } : { claimed: false, record: record ?? this.malformed(request.key) };
-  }
-
-  async complete(request: CompleteRequest): Promise<CompleteResult> {
-    const encoded = await this.encodeRequest(request);
-    try {
-      return await this.sendComplete(request, encoded);
-    } catch (error) {
-      // The size estimate leaves room for the other attributes; should DynamoDB still refuse the
-      // item, the call has completed all the same: record it without its response.
-      if (encoded.omitted || !isItemTooLarge(error)) throw error;
-      return await this.sendComplete(request, { response: undefined, omitted: true });
-    }
+    item[this.attributes.status] = { S: 'COMPLETED' };
+    return this.withOutcome(request, ITEM_LIMIT_BYTES - itemSize(item), async (outcome) => {
+      const refused = await sendTransaction(this.client, [{ Put: this.claimPut({ ...item, ...this.outcomeItem(outcome) }, request.now) }, ...writes]);
+      if (refused === null) return { claimed: true, responseStored: !outcome.omitted };
+      try {
+        return { claimed: false, record: (await this.toRecord(refused)) ?? this.malformed(request.key) };
+      } catch (error) {
+        // The record that refused the claim is replayed from here; if it cannot be read, fail
+        // closed with what is known: nothing of this call was written.
+        throw new IdempotencyError('STORE_FAILURE', 'The idempotency record that refused this call could not be read; nothing was written.', { cause: error });
+      }
+    });
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
@@ -217,22 +158,50 @@ export class DynamoDBStore implements IdempotencyStore {
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return { released: false, record: await this.toRecord(error.Item) };
+      return { released: false, record: await this.toRecord(error.Item, false) };
     }
   }
 
-  private async sendComplete(request: CompleteRequest, encoded: EncodedResponse): Promise<CompleteResult> {
+  /**
+   * Sends the record's write with its outcome encoded to fit the item. Should DynamoDB refuse the
+   * item for its size all the same (a fingerprint larger than the room kept for it), the call has
+   * completed all the same: the write is sent once more with the smallest outcome.
+   */
+  private async withOutcome<T>(request: Outcome, budget: number, send: (outcome: StoredOutcome) => Promise<T>): Promise<T> {
+    const outcome = await encodeOutcome(this.codec, this.outcomeNames, request, budget);
     try {
-      await this.client.send(new UpdateItemCommand(this.completionUpdate(request, encoded)));
-      return { completed: true, responseStored: !encoded.omitted };
+      return await send(outcome);
     } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return { completed: false, record: await this.toRecord(error.Item) };
+      if ((outcome.response === undefined && outcome.error === undefined) || !isItemTooLarge(error)) throw error;
     }
+    return send(await encodeOutcome(this.codec, this.outcomeNames, request, budget, true));
+  }
+
+  /** Bytes left for the outcome once the completed record's other attributes are counted. */
+  private completionBudget(request: CompleteRequest): number {
+    const a = this.attributes;
+    const kept: Record<string, AttributeValue> = {
+      [a.key]: { S: request.key },
+      [a.status]: { S: 'COMPLETED' },
+      [a.expiration]: { N: String(request.expiresAt) },
+      [a.owner]: { S: request.owner },
+    };
+    return ITEM_LIMIT_BYTES - itemSize(kept) - attributeSize(a.fingerprint, { S: '0'.repeat(FINGERPRINT_BYTES) });
+  }
+
+  /** The outcome as item attributes. */
+  private outcomeItem(outcome: StoredOutcome): Record<string, AttributeValue> {
+    const a = this.attributes;
+    const item: Record<string, AttributeValue> = {};
+    if (outcome.response !== undefined) item[a.response] = outcome.response;
+    if (outcome.error !== undefined) item[a.error] = outcome.error;
+    if (outcome.keyId !== undefined) item[a.keyId] = { S: outcome.keyId };
+    if (outcome.omitted) item[a.responseOmitted] = { BOOL: true };
+    return item;
   }
 
   /** The fenced COMPLETED update, shared by `complete` and `completeWithWrites`. */
-  private completionUpdate(request: CompleteRequest, { response, omitted, keyId }: EncodedResponse): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
+  private completionUpdate(request: CompleteRequest, outcome: StoredOutcome): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
     const values: Record<string, AttributeValue> = {
       ':completed': { S: 'COMPLETED' },
       ':inprogress': { S: 'INPROGRESS' },
@@ -241,27 +210,19 @@ export class DynamoDBStore implements IdempotencyStore {
     };
     let set = '#status = :completed, #exp = :exp';
     const remove = ['#lease'];
-    if (response !== undefined) {
-      set += ', #response = :response';
-      values[':response'] = response;
-    } else remove.push('#response');
-    if (omitted) {
-      set += ', #omitted = :omitted';
-      values[':omitted'] = { BOOL: true };
-    }
-    if (request.error !== undefined) {
-      set += ', #error = :error';
-      values[':error'] = { S: request.error };
-    }
-    if (keyId !== undefined) {
-      set += ', #keyId = :keyId';
-      values[':keyId'] = { S: keyId };
-    }
-    const names: Record<string, string> = {};
     const used = ['#status', '#exp', '#lease', '#owner', '#response'];
-    if (omitted) used.push('#omitted');
-    if (request.error !== undefined) used.push('#error');
-    if (keyId !== undefined) used.push('#keyId');
+    const attribute = (placeholder: string, value: AttributeValue | undefined): void => {
+      if (value === undefined) return;
+      set += `, #${placeholder} = :${placeholder}`;
+      values[`:${placeholder}`] = value;
+      if (placeholder !== 'response') used.push(`#${placeholder}`);
+    };
+    attribute('response', outcome.response);
+    if (outcome.response === undefined) remove.push('#response');
+    attribute('omitted', outcome.omitted ? { BOOL: true } : undefined);
+    attribute('error', outcome.error);
+    attribute('keyId', outcome.keyId === undefined ? undefined : { S: outcome.keyId });
+    const names: Record<string, string> = {};
     for (const name of used) names[name] = this.names[name]!;
     return {
       TableName: this.tableName,
@@ -303,22 +264,15 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  /** A transaction whose first action is the record's: `null` when it committed, else the record that refused it. */
-  private async transact(items: TransactWriteItem[]): Promise<IdempotencyRecord | undefined | null> {
-    const refused = await sendTransaction(this.client, items);
-    return refused === null ? null : this.toRecord(refused);
-  }
-
-  private async encodeRequest(request: CompleteRequest | ClaimCompletedRequest): Promise<EncodedResponse> {
-    if (request.responseOmitted) return { response: undefined, omitted: true };
-    return this.codec.encode(request.response, request.key);
-  }
-
   private malformed(key: string): never {
     throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
   }
 
-  private async toRecord(item: Record<string, AttributeValue> | undefined, withResponse = true): Promise<IdempotencyRecord | undefined> {
+  /**
+   * The record of a raw item. The stored outcome is decoded only where it is replayed
+   * (`withOutcome`): a refused completion or release, or a takeover, needs the record's state alone.
+   */
+  private async toRecord(item: Record<string, AttributeValue> | undefined, withOutcome = true): Promise<IdempotencyRecord | undefined> {
     if (item === undefined) return undefined;
     const a = this.attributes;
     const key = item[a.key]?.S;
@@ -330,7 +284,9 @@ export class DynamoDBStore implements IdempotencyStore {
     }
     const lease = item[a.leaseUntil]?.N;
     const fingerprint = item[a.fingerprint]?.S;
-    const response = withResponse ? await this.codec.decode(item[a.response], item[a.keyId]?.S, key) : undefined;
+    const keyId = item[a.keyId]?.S;
+    const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;
+    const error = withOutcome ? await this.codec.decode(item[a.error], 'error', keyId, key) : undefined;
     return {
       key,
       status,
@@ -340,7 +296,7 @@ export class DynamoDBStore implements IdempotencyStore {
       ...(fingerprint === undefined ? {} : { fingerprint }),
       ...(response === undefined ? {} : { response }),
       ...(item[a.responseOmitted]?.BOOL ? { responseOmitted: true } : {}),
-      ...(item[a.error]?.S === undefined ? {} : { error: item[a.error]!.S }),
+      ...(error === undefined ? {} : { error }),
     };
   }
 }

@@ -1,11 +1,22 @@
 import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { IdempotencyError } from './errors.js';
 
+type CancellationReason = { Code?: string; Item?: Record<string, AttributeValue> };
+
+const reasonsOf = (error: unknown): CancellationReason[] =>
+  (error as { name?: unknown } | null)?.name === 'TransactionCanceledException' ? ((error as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? []) : [];
+
+/**
+ * True when DynamoDB cancelled a transaction because the record's own action (the first) is
+ * invalid: for an item write, that it would exceed the item size limit. @internal
+ */
+export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)[0]?.Code === 'ValidationError';
+
 /**
  * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
  * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a transaction
- * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries throw typed errors:
- * in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
+ * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries (`TRANSACTION_CONFLICT`)
+ * throw typed errors: in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
  * @internal
  */
 export async function sendTransaction(client: DynamoDBClient, items: TransactWriteItem[]): Promise<Record<string, AttributeValue> | undefined | null> {
@@ -21,7 +32,7 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
       }
       if (name !== 'TransactionCanceledException') throw error;
-      const reasons = (error as { CancellationReasons?: Array<{ Code?: string; Item?: Record<string, AttributeValue> }> }).CancellationReasons ?? [];
+      const reasons = reasonsOf(error);
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
       const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
       if (failed > 0) {
@@ -35,9 +46,13 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       }
       const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
       if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });
-      // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly.
+      // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly. Its own
+      // code: no other attempt holds the key, the same call can be retried at once.
       if (attempt >= 3) {
-        throw new IdempotencyError('IN_PROGRESS', 'The transaction kept conflicting with concurrent writes; nothing was written.', { cause: error, retryAfterSeconds: 1 });
+        throw new IdempotencyError('TRANSACTION_CONFLICT', 'The transaction kept conflicting with concurrent writes (or was throttled); nothing was written.', {
+          cause: error,
+          retryAfterSeconds: 1,
+        });
       }
       await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
     }

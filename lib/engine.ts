@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Call } from './call.js';
-import { IdempotencyError } from './errors.js';
+import { IdempotencyError, describeStoreFailure } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
 import { type Emit, type IdempotencyEvent, createEmitter } from './observability.js';
@@ -45,11 +45,6 @@ const remainingMillisOf = (context: unknown): number | undefined => {
   return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
 };
 
-const errorName = (error: unknown): string => {
-  const name = (error as { name?: unknown } | null)?.name;
-  return typeof name === 'string' && name.length > 0 ? name : 'Error';
-};
-
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis).unref());
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
@@ -82,8 +77,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     validateOptions(where, options);
     this.options = options;
     this.store = options.store;
-    const storeDefault = (options.store as { defaultExpiresAfterSeconds?: unknown }).defaultExpiresAfterSeconds;
-    this.retentionSeconds = options.expiresAfterSeconds ?? (typeof storeDefault === 'number' ? storeDefault : 86_400);
+    this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
@@ -226,7 +220,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running. Best effort.
         if (!durable) await this.store.release({ key, owner }).catch(() => undefined);
-        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${errorName(error)}); the function did not run.`, { cause: error });
+        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, { cause: error });
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
@@ -413,7 +407,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   private warn(what: string, key: string, error: unknown): void {
     this.emit('bookkeepingFailure', key);
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    this.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: errorName(error) }));
+    this.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }));
   }
 }
 

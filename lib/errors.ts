@@ -7,13 +7,19 @@ import type { IdempotencyRecord } from './store.js';
  * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
  * - `KEY_MISSING`: the key selector found no value (`undefined`, `null` or `''`).
  * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…).
- * - `STORE_FAILURE`: the store could not be reached or answered unexpectedly; the handler did not run.
+ * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
+ *   decryption, say): at the claim, the handler did not run; in atomic mode, nothing was written.
+ *   The `cause` is the store's error ({@link describeStoreFailure} names it).
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
  *   4 MB, two actions on one item, a malformed expression); nothing was written, the record was released.
+ * - `TRANSACTION_CONFLICT`: the call's transaction kept being cancelled by concurrent writes to the
+ *   same items (or by throttling) after a few retries; nothing was written and the record was
+ *   released, so the same call can be retried after `retryAfterSeconds`. Unlike `IN_PROGRESS`, no
+ *   other attempt holds the key.
  * - `COMMIT_FAILED`: the call's transaction could not be confirmed (network, throttling): its writes
  *   may or may not be applied, and the record is left to its lease; a retry after it replays or re-runs.
  */
@@ -27,11 +33,12 @@ export type IdempotencyErrorCode =
   | 'RESPONSE_NOT_STORED'
   | 'TRANSACTION_CONDITION_FAILED'
   | 'TRANSACTION_INVALID'
+  | 'TRANSACTION_CONFLICT'
   | 'COMMIT_FAILED';
 
 export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
-  /** With `IN_PROGRESS`: seconds until the holder's lease ends. */
+  /** With `IN_PROGRESS`: seconds until the holder's lease ends; with `TRANSACTION_CONFLICT`: when to retry. */
   readonly retryAfterSeconds?: number;
   /** With `TRANSACTION_CONDITION_FAILED`: index of the failed action among the call's own writes. */
   readonly actionIndex?: number;
@@ -76,4 +83,32 @@ export class IdempotencyError extends Error {
 /** True when `error` is an {@link IdempotencyError}, optionally with the given code. */
 export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode): error is IdempotencyError {
   return error instanceof IdempotencyError && (code === undefined || error.code === code);
+}
+
+/** An error name or system error code: letters, digits and `_ . -`, never free text that could hold a key or payload. */
+const NAME = /^[A-Za-z][\w.-]{0,99}$/;
+const GENERIC = new Set(['Error', 'AggregateError']);
+const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
+
+/**
+ * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
+ * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
+ * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), or the system error code of a
+ * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message).
+ * Never free text from a message, which may quote a key or a payload.
+ *
+ * @example
+ * ```ts
+ * describeStoreFailure(error.cause); // 'ResourceNotFoundException'
+ * ```
+ */
+export function describeStoreFailure(error: unknown): string {
+  const { name, code, message } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown; message?: unknown };
+  if (error instanceof IdempotencyError) return error.code;
+  const named = typeof name === 'string' && NAME.test(name) ? name : undefined;
+  if (named !== undefined && !GENERIC.has(named)) return named;
+  if (typeof code === 'string' && SYSTEM_CODE.test(code)) return code;
+  // The SDK wraps a network error in a plain Error whose message alone keeps the system code.
+  const wrapped = typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
+  return wrapped ?? named ?? 'Error';
 }

@@ -59,6 +59,7 @@ const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: str
   RESPONSE_NOT_STORED: [409, 'A request with this Idempotency-Key completed, but its response was not kept'],
   STORE_FAILURE: [503, 'Idempotency store unavailable'],
   COMMIT_FAILED: [503, 'The outcome of this request is not known yet'],
+  TRANSACTION_CONFLICT: [503, 'The request met concurrent changes and was not applied'],
   TRANSACTION_CONDITION_FAILED: [409, 'The request conflicts with the current state'],
 };
 
@@ -68,9 +69,10 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
-  RESPONSE_NOT_STORED: 'The original request completed, but its response was too large to keep; it will not be run again.',
+  RESPONSE_NOT_STORED: 'The original request completed, but its response could not be kept; it will not be run again.',
   STORE_FAILURE: 'The request was not processed; retry later.',
   COMMIT_FAILED: 'The request may or may not have been applied; retry with the same Idempotency-Key after Retry-After to get its outcome.',
+  TRANSACTION_CONFLICT: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
   TRANSACTION_CONDITION_FAILED: 'A condition of this request was not met; nothing was written.',
 };
 
@@ -80,7 +82,7 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number): 
   if (!entry) return undefined;
   const [status, title] = entry;
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json' };
-  if (error.code === 'IN_PROGRESS') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
+  if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
   if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(maxRetryAfterSeconds);
   return { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };

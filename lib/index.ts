@@ -2,7 +2,7 @@ export { idempotency } from './middleware.js';
 export { makeIdempotent } from './idempotent.js';
 export { DynamoDBStore, DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store.js';
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store.js';
-export { IdempotencyError, isIdempotencyError } from './errors.js';
+export { IdempotencyError, isIdempotencyError, describeStoreFailure } from './errors.js';
 export type { IdempotencyErrorCode, IdempotencyErrorOptions } from './errors.js';
 export { canonicalJson, hashKey } from './key.js';
 export type { IdempotencyOptions, IdempotencyLogger, LambdaContextLike } from './options.js';

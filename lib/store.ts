@@ -93,12 +93,14 @@ export type ReleaseResult = { readonly released: true } | { readonly released: f
  * ```
  */
 export interface IdempotencyStore {
+  /** Optional: the retention, seconds, for calls whose options set none (e.g. from the deployment's environment). */
+  readonly expiresAfterSeconds?: number;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   complete(request: CompleteRequest): Promise<CompleteResult>;
   release(request: ReleaseRequest): Promise<ReleaseResult>;
   /**
    * Optional, for `transaction()`: `complete` and the call's own writes in one atomic transaction.
-   * Throws a `TRANSACTION_CONDITION_FAILED`, `TRANSACTION_INVALID` or `IN_PROGRESS` (conflict)
+   * Throws a `TRANSACTION_CONDITION_FAILED`, `TRANSACTION_INVALID` or `TRANSACTION_CONFLICT`
    * {@link IdempotencyError} when nothing was written; any other error leaves the outcome unknown.
    */
   completeWithWrites?(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult>;

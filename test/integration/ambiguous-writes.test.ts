@@ -243,7 +243,7 @@ test('a completion that loses every response still returns the result, and the a
 
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(logger.warn).toHaveBeenCalledTimes(1);
-  expect(JSON.parse(logger.warn.mock.calls[0]![0])).toMatchObject({ namespace: 'complete-all-lost', error: 'Error' });
+  expect(JSON.parse(logger.warn.mock.calls[0]![0])).toMatchObject({ namespace: 'complete-all-lost', error: 'ECONNRESET' }); // the cause, named
   expect(await item('complete-all-lost', 'k')).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"k","run":1}' } });
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(runs).toBe(1);

@@ -1,25 +1,12 @@
-/** Responses encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
+/** Responses and final errors encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
-import { DynamoDBStore, type EncryptionKey, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { aesKey, keyring } from '../support/keyring.js';
+import { thrown } from '../support/rejections.js';
 
 // Each test makes its own store, with its keyring.
 const { client, tableName } = useFreshTable();
-
-const keyring = (...keys: EncryptionKey[]) => {
-  let current = keys[0]!;
-  return {
-    rotate: (to: EncryptionKey) => void (current = to),
-    encryption: {
-      currentKey: () => current,
-      keyById: (id: string) => {
-        const found = keys.find((k) => k.id === id);
-        if (!found) throw new Error(`no key ${id}`);
-        return found.key;
-      },
-    },
-  };
-};
 
 test('the stored response is ciphertext with its key id; duplicates decrypt and replay it', async () => {
   const k1 = { id: 'k1', key: randomBytes(32) };
@@ -87,4 +74,26 @@ test('an expired record encrypted with a retired key is taken over without decry
   await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: writer })({ id: 'r' });
   now += 61_000; // past the retention: the next claim replaces the record
   expect(await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'r' })).toBe(2);
+});
+
+test('a stored final error is sealed too (message, code and fields unreadable at rest), replayed to duplicates, and still read after a rotation', async () => {
+  const ring = keyring(aesKey('k1'), aesKey('k2'));
+  const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  let runs = 0;
+  const declined = makeIdempotent(
+    async (_: { id: string }) => {
+      runs++;
+      throw Object.assign(new Error('card 4111-1111-1111-1111 declined'), { code: 'DECLINED', pan: '4111-1111-1111-1111' });
+    },
+    { store, name: 'enc-error', key: (i) => i.id, isFinalError: () => true, errorFields: ['pan'] },
+  );
+  await thrown(declined({ id: 'e' }));
+  const item = await readItem(client, tableName, recordId('enc-error', 'e'));
+  expect(item?.error?.S).toBeUndefined();
+  expect(item?.keyId?.S).toBe('k1');
+  expect(Buffer.from(item!.error!.B!).toString('latin1')).not.toMatch(/4111|DECLINED|declined/);
+  ring.rotate(aesKey('k3'));
+  const replayed = await thrown(declined({ id: 'e' }));
+  expect(replayed).toMatchObject({ name: 'Error', message: 'card 4111-1111-1111-1111 declined', code: 'DECLINED', pan: '4111-1111-1111-1111' });
+  expect(runs).toBe(1);
 });

@@ -206,16 +206,16 @@ describe('complete', () => {
     expect(ddb.calls()).toHaveLength(1);
   });
 
-  test('a refused completion returns the current record (B response gunzipped), or none', async () => {
+  test('a refused completion returns the current record by its state alone: its stored response is not decoded', async () => {
     const json = JSON.stringify({ z: 'y'.repeat(40_000) });
     ddb
       .on(UpdateItemCommand)
       .rejectsOnce(refused(completedItem({ B: new Uint8Array(gzipSync(json)) })))
+      .rejectsOnce(refused(completedItem({ B: Uint8Array.of(1, 2, 3) }))) // not gzip: decoding it would throw
       .rejectsOnce(refused());
-    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({
-      completed: false,
-      record: { key: KEY, status: 'COMPLETED', owner: 'other', expiresAt: 1_700_086_400, fingerprint: 'fp', response: json },
-    });
+    const current = { key: KEY, status: 'COMPLETED', owner: 'other', expiresAt: 1_700_086_400, fingerprint: 'fp' };
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: false, record: current });
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: false, record: current });
     expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: false, record: undefined });
   });
 });
@@ -285,11 +285,26 @@ describe('custom attribute names', () => {
 
 describe('options', () => {
   const construct = (options: unknown) => () => new DynamoDBStore(options as never);
+  const saved = { table: process.env.IDEMPOTENCY_TABLE, retention: process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS };
+  const restore = (name: string, value: string | undefined) => (value === undefined ? delete process.env[name] : (process.env[name] = value));
+  beforeEach(() => {
+    delete process.env.IDEMPOTENCY_TABLE;
+    delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+  });
+  afterAll(() => {
+    restore('IDEMPOTENCY_TABLE', saved.table);
+    restore('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', saved.retention);
+  });
 
   test.each([
-    ['no options', undefined, /options must be an object/],
+    ['null options', null, /options must be an object/],
     ['an unknown option', { tableName: 'idem', table: 'x' }, /unknown option `table`/],
-    ['no tableName', {}, /`tableName`/],
+    ['no options and no IDEMPOTENCY_TABLE', undefined, /`tableName` is required: pass it, or set IDEMPOTENCY_TABLE/],
+    ['no tableName and no IDEMPOTENCY_TABLE', {}, /`tableName` is required: pass it, or set IDEMPOTENCY_TABLE/],
+    ['a tableName longer than DynamoDB allows', { tableName: 'x'.repeat(256) }, /`tableName`/],
+    ['a retention of 0', { tableName: 'idem', expiresAfterSeconds: 0 }, /`expiresAfterSeconds` must be a whole number of seconds, 1 or more/],
+    ['a fractional retention', { tableName: 'idem', expiresAfterSeconds: 1.5 }, /`expiresAfterSeconds`/],
+    ['a retention that is not a number', { tableName: 'idem', expiresAfterSeconds: '60' }, /`expiresAfterSeconds`/],
     ['an empty tableName', { tableName: '' }, /`tableName`/],
     ['a tableName that is not a string', { tableName: 42 }, /`tableName`/],
     ['a client without send', { tableName: 'idem', client: {} }, /`client`/],
@@ -308,5 +323,33 @@ describe('options', () => {
     expect(store.tableName).toBe('idem');
     expect(store.attributes.key).toBe('id');
     expect(store.attributes.expiration).toBe('expiration');
+    expect(store.expiresAfterSeconds).toBeUndefined();
+  });
+
+  test('without `tableName`, the table is IDEMPOTENCY_TABLE; an explicit `tableName` wins', () => {
+    process.env.IDEMPOTENCY_TABLE = 'orders-idempotency';
+    expect(new DynamoDBStore().tableName).toBe('orders-idempotency');
+    expect(new DynamoDBStore({ client }).tableName).toBe('orders-idempotency');
+    expect(new DynamoDBStore({ tableName: 'explicit', client }).tableName).toBe('explicit');
+  });
+
+  test('an IDEMPOTENCY_TABLE that names no table is a TypeError naming the variable', () => {
+    process.env.IDEMPOTENCY_TABLE = '';
+    expect(construct({ client })).toThrow(TypeError);
+    expect(construct({ client })).toThrow(/IDEMPOTENCY_TABLE must be the name of a DynamoDB table/);
+  });
+
+  test('the retention is IDEMPOTENCY_EXPIRES_AFTER_SECONDS when set; the `expiresAfterSeconds` option wins', () => {
+    process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = '345600';
+    expect(new DynamoDBStore({ tableName: 'idem', client }).expiresAfterSeconds).toBe(345_600);
+    expect(new DynamoDBStore({ tableName: 'idem', client, expiresAfterSeconds: 60 }).expiresAfterSeconds).toBe(60);
+    delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    expect(new DynamoDBStore({ tableName: 'idem', client, expiresAfterSeconds: 60 }).expiresAfterSeconds).toBe(60);
+  });
+
+  test.each(['', 'abc', '0', '-60', '1.5', '1e5', ' 60', '0x10', '9999999999999999'])('IDEMPOTENCY_EXPIRES_AFTER_SECONDS=%j is a TypeError at construction', (value) => {
+    process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = value;
+    expect(construct({ tableName: 'idem', client })).toThrow(TypeError);
+    expect(construct({ tableName: 'idem', client })).toThrow(/IDEMPOTENCY_EXPIRES_AFTER_SECONDS must be a whole number of seconds, 1 or more/);
   });
 });

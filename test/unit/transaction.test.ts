@@ -195,20 +195,20 @@ describe('cancellations and faults', () => {
     expect(commits()[1]).toStrictEqual(commits()[0]);
   });
 
-  test('a conflict that lasts: three commits, then IN_PROGRESS with a retry-after, and the record released', async () => {
+  test('a conflict that lasts: three commits, then TRANSACTION_CONFLICT with a retry-after, and the record released', async () => {
     ddb.on(TransactWriteItemsCommand).rejects(cancelled(NONE, NONE, { Code: 'TransactionConflict' }, NONE, NONE));
     const { pay, fences } = payFixture();
     const error = await rejection(pay({ id: 'p1' }));
-    expect(error.code).toBe('IN_PROGRESS');
+    expect(error.code).toBe('TRANSACTION_CONFLICT');
     expect(error.retryAfterSeconds).toBe(1);
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
     expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input.ExpressionAttributeValues![':owner']).toEqual({ S: fences[0] });
   });
 
-  test('atomic: a lasting conflict is IN_PROGRESS, with nothing to release', async () => {
+  test('atomic: a lasting conflict is TRANSACTION_CONFLICT, with nothing to release', async () => {
     ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'TransactionConflict' }, NONE, NONE, NONE, NONE));
     const { pay } = payFixture({ atomic: true });
-    expect((await rejection(pay({ id: 'p1' }))).code).toBe('IN_PROGRESS');
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('TRANSACTION_CONFLICT');
     expect(commandNames()).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
   });
 

@@ -1,0 +1,137 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { assertOptions } from './options.js';
+import type { ResponseEncryption } from './response-codec.js';
+import { ITEM_LIMIT_BYTES } from './stored-outcome.js';
+
+/** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
+export interface AttributeNames {
+  /** Partition key (S). @default 'id' */
+  readonly key: string;
+  /** @default 'status' */
+  readonly status: string;
+  /** The table's TTL attribute, epoch seconds (N). @default 'expiration' */
+  readonly expiration: string;
+  /** @default 'leaseUntil' */
+  readonly leaseUntil: string;
+  /** @default 'owner' */
+  readonly owner: string;
+  /** @default 'fingerprint' */
+  readonly fingerprint: string;
+  /** S (JSON) or B (gzip of the JSON; sealed with `encryption`). @default 'response' */
+  readonly response: string;
+  /** @default 'responseOmitted' */
+  readonly responseOmitted: string;
+  /** A stored final error, S (JSON; B sealed with `encryption`). @default 'error' */
+  readonly error: string;
+  /** Id of the key that sealed the response or error, with `encryption`. @default 'keyId' */
+  readonly keyId: string;
+}
+
+/**
+ * The default attribute names.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_ATTRIBUTE_NAMES.expiration; // 'expiration', the table's TTL attribute
+ * ```
+ */
+export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
+  key: 'id',
+  status: 'status',
+  expiration: 'expiration',
+  leaseUntil: 'leaseUntil',
+  owner: 'owner',
+  fingerprint: 'fingerprint',
+  response: 'response',
+  responseOmitted: 'responseOmitted',
+  error: 'error',
+  keyId: 'keyId',
+});
+
+/**
+ * The environment variables a store reads when its options leave the table or the retention out;
+ * `IdempotencyTable.attachFunction` (CDK) sets both. @internal
+ */
+export const STORE_ENVIRONMENT = Object.freeze({ tableName: 'IDEMPOTENCY_TABLE', expiresAfterSeconds: 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS' });
+
+export interface DynamoDBStoreOptions {
+  /** @default process.env.IDEMPOTENCY_TABLE */
+  readonly tableName?: string;
+  /** @default a new `DynamoDBClient` with the environment's region and credentials */
+  readonly client?: DynamoDBClient;
+  readonly attributes?: Partial<AttributeNames>;
+  /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
+  readonly compressAboveBytes?: number;
+  /** Encrypt stored responses and final errors at rest (AES-256-GCM) with keys from your provider. @default none */
+  readonly encryption?: ResponseEncryption;
+  /**
+   * Retention of records in seconds, for calls whose own `expiresAfterSeconds` is not set.
+   * @default process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS when set, else the caller's default (86400)
+   */
+  readonly expiresAfterSeconds?: number;
+}
+
+/** The options with every default applied. @internal */
+export interface ResolvedStoreOptions {
+  readonly tableName: string;
+  readonly client: DynamoDBClient | undefined;
+  readonly attributes: AttributeNames;
+  readonly compressAboveBytes: number;
+  readonly encryption: ResponseEncryption | undefined;
+  readonly expiresAfterSeconds: number | undefined;
+}
+
+const OPTION_NAMES = ['tableName', 'client', 'attributes', 'compressAboveBytes', 'encryption', 'expiresAfterSeconds'];
+
+/** Validates the options of a `DynamoDBStore` and fills the defaults (from the environment first). @internal */
+export function resolveStoreOptions(options: DynamoDBStoreOptions, env: Record<string, string | undefined> = process.env): ResolvedStoreOptions {
+  assertOptions('DynamoDBStore', options, OPTION_NAMES);
+  const encryption = options.encryption;
+  if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
+    throw new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
+  }
+  const tableName = options.tableName ?? env[STORE_ENVIRONMENT.tableName];
+  if (tableName === undefined) {
+    throw new TypeError(`DynamoDBStore: \`tableName\` is required: pass it, or set ${STORE_ENVIRONMENT.tableName} (IdempotencyTable.attachFunction sets it).`);
+  }
+  if (typeof tableName !== 'string' || tableName.length < 3 || tableName.length > 255) {
+    const source = options.tableName === undefined ? STORE_ENVIRONMENT.tableName : '`tableName`';
+    throw new TypeError(`DynamoDBStore: ${source} must be the name of a DynamoDB table (3 to 255 characters).`);
+  }
+  if (options.client !== undefined && typeof (options.client as { send?: unknown }).send !== 'function') {
+    throw new TypeError('DynamoDBStore: `client` must be a DynamoDBClient from @aws-sdk/client-dynamodb.');
+  }
+  const compressAboveBytes = options.compressAboveBytes ?? 32 * 1024;
+  if (!Number.isInteger(compressAboveBytes) || compressAboveBytes < 0 || compressAboveBytes > ITEM_LIMIT_BYTES) {
+    throw new TypeError('DynamoDBStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600 (an item holds at most 400 KB).');
+  }
+  if (options.attributes !== undefined) {
+    assertOptions('DynamoDBStore attributes', options.attributes, Object.keys(DEFAULT_ATTRIBUTE_NAMES));
+    for (const [field, name] of Object.entries(options.attributes)) {
+      if (typeof name !== 'string' || name.length === 0) {
+        throw new TypeError(`DynamoDBStore: attribute name \`${field}\` must be a non-empty string.`);
+      }
+    }
+  }
+  const attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });
+  if (new Set(Object.values(attributes)).size !== Object.keys(attributes).length) {
+    throw new TypeError('DynamoDBStore: every attribute name must be different.');
+  }
+  return { tableName, client: options.client, attributes, compressAboveBytes, encryption, expiresAfterSeconds: retention(options.expiresAfterSeconds, env) };
+}
+
+function retention(option: unknown, env: Record<string, string | undefined>): number | undefined {
+  if (option !== undefined) {
+    if (typeof option !== 'number' || !Number.isSafeInteger(option) || option < 1) {
+      throw new TypeError(`DynamoDBStore: \`expiresAfterSeconds\` must be a whole number of seconds, 1 or more (got ${String(option)}).`);
+    }
+    return option;
+  }
+  const text = env[STORE_ENVIRONMENT.expiresAfterSeconds];
+  if (text === undefined) return undefined;
+  const seconds = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(seconds >= 1)) {
+    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.expiresAfterSeconds} must be a whole number of seconds, 1 or more (got ${JSON.stringify(text)}).`);
+  }
+  return seconds;
+}

@@ -1,0 +1,123 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type EncryptionKey, ResponseCodec } from './response-codec.js';
+
+/** DynamoDB's item size limit; attribute names count with their values. */
+export const ITEM_LIMIT_BYTES = 400 * 1024;
+
+/** A stored final error shrunk to survive a refusal of unknown cause is at most this large. */
+const SMALLEST_ERROR_BYTES = 1024;
+
+/** Size of one attribute as DynamoDB counts it toward the item limit (numbers a little over: 1 byte a digit). @internal */
+export function attributeSize(name: string, value: AttributeValue): number {
+  const named = Buffer.byteLength(name);
+  if (value.S !== undefined) return named + Buffer.byteLength(value.S);
+  if (value.B !== undefined) return named + value.B.byteLength;
+  if (value.N !== undefined) return named + value.N.length + 1;
+  return named + 1; // BOOL, NULL
+}
+
+/** @internal */
+export const itemSize = (item: Record<string, AttributeValue>): number =>
+  Object.entries(item).reduce((sum, [name, value]) => sum + attributeSize(name, value), 0);
+
+/** The call's outcome as the record stores it. @internal */
+export interface StoredOutcome {
+  readonly response?: AttributeValue;
+  readonly error?: AttributeValue;
+  /** The key that sealed `response` and `error`, with encryption. */
+  readonly keyId?: string;
+  /** The call completed but its response (or its error) could not be stored. */
+  readonly omitted: boolean;
+}
+
+/** What a completion asks to store (a `CompleteRequest`'s outcome). @internal */
+export interface Outcome {
+  readonly key: string;
+  readonly response: string | undefined;
+  readonly responseOmitted?: boolean;
+  readonly error?: string;
+}
+
+/** The attribute names an outcome is stored under. @internal */
+export interface OutcomeNames {
+  readonly response: string;
+  readonly error: string;
+  readonly keyId: string;
+  readonly responseOmitted: string;
+}
+
+/**
+ * Encodes an outcome to fit in `budget` bytes (the item limit less the record's other attributes):
+ * a response that does not fit is omitted, a final error that does not fit is truncated. When
+ * the store was reachable and only the outcome cannot be stored (the key provider failed, the
+ * response is too large), the record still completes: duplicates get `RESPONSE_NOT_STORED` and the
+ * function never runs twice. `smallest` drops the response and shrinks the error to a minimum,
+ * for an item DynamoDB refused for its size all the same. @internal
+ */
+export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, outcome: Outcome, budget: number, smallest = false): Promise<StoredOutcome> {
+  const json = outcome.responseOmitted || smallest ? undefined : outcome.response;
+  const omittedSize = attributeSize(names.responseOmitted, { BOOL: true });
+  let omitted = outcome.responseOmitted === true || (smallest && outcome.response !== undefined);
+  if (json === undefined && outcome.error === undefined) return { omitted };
+  let key: EncryptionKey | undefined;
+  if (codec.encrypts) {
+    try {
+      key = await codec.currentKey();
+    } catch {
+      // Throttled KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
+      return { omitted: true };
+    }
+  }
+  let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
+  let response: AttributeValue | undefined;
+  if (json !== undefined) {
+    response = codec.encode(json, 'response', outcome.key, key);
+    const size = attributeSize(names.response, response);
+    if (size <= room) room -= size;
+    else {
+      response = undefined;
+      omitted = true;
+    }
+  }
+  let error: AttributeValue | undefined;
+  if (outcome.error !== undefined) {
+    room -= omitted ? omittedSize : 0;
+    // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
+    const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : ResponseCodec.sealedSize(0));
+    const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
+    if (text === undefined) omitted = true;
+    else error = codec.encode(text, 'error', outcome.key, key);
+  }
+  if (response === undefined && error === undefined) return { omitted };
+  return { ...(response === undefined ? {} : { response }), ...(error === undefined ? {} : { error }), ...(key === undefined ? {} : { keyId: key.id }), omitted };
+}
+
+/**
+ * A stored final error (`{ name, message, code?, …fields }`) in at most `maxBytes` of UTF-8: as it
+ * is when it fits, else its name and code with the message cut short and the fields dropped;
+ * `undefined` when not even that fits.
+ */
+function fitError(json: string, maxBytes: number): string | undefined {
+  if (Buffer.byteLength(json) <= maxBytes) return json;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    parsed = {};
+  }
+  const clip = (value: unknown): string => String(value).slice(0, 256);
+  const kept: Record<string, unknown> = { name: typeof parsed.name === 'string' ? clip(parsed.name) : 'Error', message: '' };
+  if (typeof parsed.code === 'string') kept.code = clip(parsed.code);
+  else if (typeof parsed.code === 'number') kept.code = parsed.code;
+  const message = typeof parsed.message === 'string' ? parsed.message : '';
+  // JSON escapes can make a character longer than its UTF-8: shrink until the whole text fits.
+  for (let length = message.length; ; ) {
+    let cut = message.slice(0, length);
+    if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1); // never split a surrogate pair
+    const text = JSON.stringify({ ...kept, message: length < message.length ? `${cut}…` : cut });
+    const size = Buffer.byteLength(text);
+    if (size <= maxBytes) return text;
+    if (length === 0) return undefined;
+    length = Math.max(0, Math.min(length - 1, Math.floor((length * maxBytes) / size) - 16));
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Outcomes that do not fit DynamoDB's 400 KB item, on DynamoDB Local: the call completes all the
+ * same — without its response, or with its final error cut short — in plain, transactional and
+ * atomic mode, so the function never runs twice and its writes commit once. The size is decided
+ * before sending; a refusal DynamoDB still makes is retried once with the smallest outcome.
+ */
+import { type DynamoDBClient, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { DynamoDBStore, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
+import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
+import { aesKey, keyring } from '../support/keyring.js';
+import { rejection, thrown } from '../support/rejections.js';
+
+const { client: admin, tableName } = useFreshTable({ prefix: 'oversize' });
+let bizTable: string;
+const clients: DynamoDBClient[] = [];
+beforeAll(async () => {
+  bizTable = await freshTable(admin, 'biz');
+});
+afterAll(async () => {
+  for (const c of clients) c.destroy();
+  await dropTable(admin, bizTable);
+});
+
+const T0 = 1_700_000_000_000;
+const ITEM_LIMIT = 400 * 1024;
+type Mode = 'plain' | 'transactions' | 'atomic';
+const MODES = ['plain', 'transactions', 'atomic'] as const;
+
+/** A string whose JSON text is exactly `bytes` bytes. */
+const jsonOfSize = (bytes: number): string => 'x'.repeat(bytes - 2);
+
+/** A client of DynamoDB Local that lists the commands it sends. */
+function probedClient() {
+  const client = testClient();
+  clients.push(client);
+  const commands: string[] = [];
+  client.middlewareStack.add((next, context) => (args) => (commands.push(context.commandName!), next(args)), { step: 'initialize', name: 'probe' });
+  return { client, commands };
+}
+
+const counterOf = async (id: string): Promise<number> => Number((await readItem(admin, bizTable, id))?.n?.N ?? 0);
+
+function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[] } = {}) {
+  const { client, commands } = probedClient();
+  const store = new DynamoDBStore({
+    tableName,
+    client,
+    compressAboveBytes: ITEM_LIMIT, // never compress: the response is stored as it is, or not at all
+    ...(options.encrypted ? { encryption: keyring(aesKey('k1')).encryption } : {}),
+  });
+  const name = `o${randomUUID().slice(0, 8)}`;
+  const clock = { t: T0 };
+  let runs = 0;
+  const fn = makeIdempotent(
+    async (input: { id: string }) => {
+      runs++;
+      if (mode !== 'plain') transaction().update({ TableName: bizTable, Key: { id: `${name}-${input.id}` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      return body();
+    },
+    { store, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: 10, transactions: mode === 'transactions', atomic: mode === 'atomic', isFinalError: () => true, errorFields: options.errorFields ?? [] },
+  );
+  return {
+    fn,
+    commands,
+    clock,
+    runs: () => runs,
+    record: (id: string) => readItem(admin, tableName, recordId(name, id)),
+    counter: (id: string) => counterOf(`${name}-${id}`),
+    /** Past the lease: a record left INPROGRESS would be taken over and the function run again. */
+    pastLease: () => void (clock.t += 11_000),
+  };
+}
+
+const SENT: Record<Mode, string[]> = {
+  plain: ['PutItemCommand', 'UpdateItemCommand'],
+  transactions: ['PutItemCommand', 'TransactWriteItemsCommand'],
+  atomic: ['TransactWriteItemsCommand'],
+};
+
+describe.each(MODES)('%s mode', (mode) => {
+  test('a 409,550-byte response completes the record without it, in one request with the writes; duplicates get RESPONSE_NOT_STORED', async () => {
+    const big = jsonOfSize(409_550);
+    const f = fixture(mode, () => big);
+    expect(await f.fn({ id: 'a' })).toBe(big);
+    expect(f.commands).toEqual(SENT[mode]); // the size was decided before sending: no refused request
+    const item = await f.record('a');
+    expect(item?.status?.S).toBe('COMPLETED');
+    expect(item?.responseOmitted?.BOOL).toBe(true);
+    expect(item?.response).toBeUndefined();
+    f.pastLease();
+    expect((await rejection(f.fn({ id: 'a' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate re-runs its pure handler; its writes are cancelled
+    if (mode !== 'plain') expect(await f.counter('a')).toBe(1);
+  });
+
+  test('a response 600 bytes short of the item limit is stored and replays', async () => {
+    const big = jsonOfSize(ITEM_LIMIT - 600);
+    const f = fixture(mode, () => big);
+    await f.fn({ id: 'b' });
+    expect((await f.record('b'))?.response?.S).toBe(JSON.stringify(big));
+    expect(await f.fn({ id: 'b' })).toBe(big);
+  });
+
+  test('an encrypted response too large for the item completes without it', async () => {
+    const big = jsonOfSize(ITEM_LIMIT - 100); // fits as text, not once sealed with its key id
+    const f = fixture(mode, () => big, { encrypted: true });
+    expect(await f.fn({ id: 'c' })).toBe(big);
+    expect((await f.record('c'))?.responseOmitted?.BOOL).toBe(true);
+    f.pastLease();
+    expect((await rejection(f.fn({ id: 'c' }))).code).toBe('RESPONSE_NOT_STORED');
+  });
+});
+
+describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
+  const hugeError = (message: string, fields: Record<string, unknown> = {}) => () => {
+    throw Object.assign(new Error(message), { name: 'DeclinedError', code: 'DECLINED', ...fields });
+  };
+
+  test.each([
+    ['a 500 KB message', 'm'.repeat(500_000)],
+    ['a message of 400,000 emoji (never split)', '😀'.repeat(400_000)],
+    ['a message of quotes and control characters (longer once escaped)', '"\u0001'.repeat(150_000)],
+  ])('%s is stored cut short, with its name and code; duplicates get it and the function ran once', async (_what, message) => {
+    const f = fixture(mode, hugeError(message));
+    expect((await thrown(f.fn({ id: 'e' }))).message).toBe(message); // the caller gets its own error whole
+    const item = await f.record('e');
+    expect(item?.status?.S).toBe('COMPLETED');
+    f.pastLease();
+    const replayed = await thrown(f.fn({ id: 'e' }));
+    expect(replayed).not.toBeInstanceOf(IdempotencyError);
+    expect(replayed.name).toBe('DeclinedError');
+    expect(replayed.code).toBe('DECLINED');
+    expect(replayed.message.endsWith('…')).toBe(true);
+    expect(replayed.message.length).toBeGreaterThan(100_000);
+    expect(message.startsWith(replayed.message.slice(0, -1))).toBe(true);
+    expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(replayed.message)).toBe(false);
+    if (mode !== 'atomic') expect(f.runs()).toBe(1);
+    if (mode !== 'plain') expect(await f.counter('e')).toBe(0); // a final error's writes are discarded
+  });
+
+  test('large fields are dropped, the message kept whole', async () => {
+    const f = fixture(mode, hugeError('declined', { detail: 'd'.repeat(450_000), small: 1 }), { errorFields: ['detail', 'small'] });
+    await thrown(f.fn({ id: 'f' }));
+    f.pastLease();
+    const replayed = await thrown(f.fn({ id: 'f' }));
+    expect(replayed).toMatchObject({ name: 'DeclinedError', message: 'declined', code: 'DECLINED' });
+    expect(replayed.detail).toBeUndefined();
+    expect(replayed.small).toBeUndefined(); // all fields go together: a partial set could mislead
+  });
+
+  test('encrypted: the sealed error is cut short to fit', async () => {
+    const f = fixture(mode, hugeError('s'.repeat(450_000)), { encrypted: true });
+    await thrown(f.fn({ id: 'g' }));
+    expect((await f.record('g'))?.error?.B).toBeDefined();
+    f.pastLease();
+    const replayed = await thrown(f.fn({ id: 'g' }));
+    expect(replayed.code).toBe('DECLINED');
+    expect(replayed.message).toMatch(/^s{100000,}…$/);
+  });
+});
+
+describe('a refusal the size estimate did not foresee (a fingerprint larger than the room kept for it)', () => {
+  const expiresAt = T0 / 1000 + 86_400;
+  const claimWithLargeFingerprint = async (store: DynamoDBStore, key: string) =>
+    store.claim({ key, owner: 'me', leaseUntil: T0 + 60_000, expiresAt, now: T0, fingerprint: 'f'.repeat(8_000) });
+  const response = JSON.stringify(jsonOfSize(ITEM_LIMIT - 1_000));
+
+  test('complete: DynamoDB refuses the item (ValidationException); it is sent once more without the response and completes', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
+    const key = `refused#${randomUUID()}`;
+    await claimWithLargeFingerprint(store, key);
+    expect(await store.complete({ key, owner: 'me', expiresAt, response })).toStrictEqual({ completed: true, responseStored: false });
+    expect(commands).toEqual(['PutItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    expect((await readItem(admin, tableName, key))?.responseOmitted?.BOOL).toBe(true);
+  });
+
+  test('completeWithWrites: DynamoDB cancels with ValidationError at the record; it is sent once more without the response, with the writes', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
+    const key = `refused#${randomUUID()}`;
+    const counter = `refused-${randomUUID()}`;
+    const increment: TransactWriteItem = { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } };
+    await claimWithLargeFingerprint(store, key);
+    expect(await store.completeWithWrites({ key, owner: 'me', expiresAt, response }, [increment])).toStrictEqual({ completed: true, responseStored: false });
+    expect(commands).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
+    const item = await readItem(admin, tableName, key);
+    expect(item?.status?.S).toBe('COMPLETED');
+    expect(item?.responseOmitted?.BOOL).toBe(true);
+    expect(await counterOf(counter)).toBe(1);
+  });
+
+  test('a business write that is itself too large is TRANSACTION_INVALID: nothing is written', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client });
+    const key = `refused#${randomUUID()}`;
+    const huge: TransactWriteItem = { Put: { TableName: bizTable, Item: { id: { S: `huge-${randomUUID()}` }, blob: { S: 'z'.repeat(ITEM_LIMIT) } } } };
+    await store.claim({ key, owner: 'me', leaseUntil: T0 + 60_000, expiresAt, now: T0 });
+    const error = await rejection(store.completeWithWrites({ key, owner: 'me', expiresAt, response: '1' }, [huge]));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    // DynamoDB refuses the request as a whole without naming the item: the record's smallest form is tried once.
+    expect(commands).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
+    expect((await readItem(admin, tableName, key))?.status?.S).toBe('INPROGRESS');
+  });
+});

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import type { EncryptionKey, ResponseEncryption } from '../../lib/index.js';
+
+/** How a key provider fails: as a throttled KMS (throws), or handing out a key of the wrong size. */
+export type KeyFault = 'throws' | 'short key';
+
+/** A fresh random AES-256 key with the given id. */
+export const aesKey = (id: string): EncryptionKey => ({ id, key: randomBytes(32) });
+
+/** The error a throttled KMS call rejects with. */
+export const kmsThrottled = (): Error => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+
+/**
+ * A key provider over a fixed set of keys, the first one current. `rotate` changes the current key;
+ * `failCurrent` / `failById` make `currentKey()` / `keyById()` fail until set back to `undefined`.
+ */
+export interface Keyring {
+  failCurrent: KeyFault | undefined;
+  failById: KeyFault | undefined;
+  rotate(to: EncryptionKey): void;
+  readonly encryption: ResponseEncryption;
+}
+
+export function keyring(...keys: EncryptionKey[]): Keyring {
+  let current = keys[0]!;
+  const ring: Keyring = {
+    failCurrent: undefined,
+    failById: undefined,
+    rotate: (to: EncryptionKey) => void (current = to),
+    encryption: {
+      currentKey: () => {
+        if (ring.failCurrent === 'throws') throw kmsThrottled();
+        return ring.failCurrent === 'short key' ? { id: current.id, key: current.key.subarray(0, 16) } : current;
+      },
+      keyById: (id: string) => {
+        if (ring.failById === 'throws') throw kmsThrottled();
+        const found = keys.find((k) => k.id === id);
+        if (!found) throw new Error(`no key ${id}`);
+        return ring.failById === 'short key' ? found.key.subarray(0, 16) : found.key;
+      },
+    },
+  };
+  return ring;
+}

@@ -1,0 +1,48 @@
+/** Error codes and the names store failures are described by. */
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { IdempotencyError, describeStoreFailure, makeIdempotent } from '../../lib/index.js';
+import { problem } from '../../lib/http.js';
+import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
+import { rejection } from '../support/rejections.js';
+
+const { ddb, store } = useMockedDynamoDB();
+
+describe('describeStoreFailure', () => {
+  test.each<[string, unknown, string]>([
+    ['a DynamoDB exception: its name', serviceError('ResourceNotFoundException', 'Requested resource not found: Table: idem not found'), 'ResourceNotFoundException'],
+    ['a missing grant', serviceError('AccessDeniedException', 'User: arn:aws:sts::1:assumed-role/r is not authorized'), 'AccessDeniedException'],
+    ['an SDK timeout', Object.assign(new Error('timed out'), { name: 'TimeoutError' }), 'TimeoutError'],
+    ['a network error: its system code', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
+    ['an AggregateError of refused connections: the code', Object.assign(new AggregateError([], 'x'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
+    ['a network error the SDK wrapped', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:8000'), 'ECONNREFUSED'],
+    ['a TypeError', new TypeError('bad key'), 'TypeError'],
+    ['an IdempotencyError: its code', new IdempotencyError('STORE_FAILURE', 'x'), 'STORE_FAILURE'],
+    ['a plain Error', new Error('order 42 for alice@example.com'), 'Error'],
+    ['a name that is free text (never echoed)', Object.assign(new Error('x'), { name: 'key alice@example.com' }), 'Error'],
+    ['a code that is free text (never echoed)', Object.assign(new Error('x'), { code: 'Eve said hi' }), 'Error'],
+    ['a string', 'boom', 'Error'],
+    ['undefined', undefined, 'Error'],
+    ['null', null, 'Error'],
+  ])('%s', (_what, error, expected) => {
+    expect(describeStoreFailure(error)).toBe(expected);
+  });
+});
+
+test('STORE_FAILURE names the cause (a missing grant is not an outage), never the key or the payload', async () => {
+  ddb.on(PutItemCommand).rejects(serviceError('AccessDeniedException', 'not authorized to perform dynamodb:PutItem'));
+  let runs = 0;
+  const fn = makeIdempotent(async (_: { orderId: string; email: string }) => ++runs, { store, name: 'orders', key: (input) => input.orderId });
+  const error = await rejection(fn({ orderId: 'order-4242', email: 'alice@example.com' }));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.message).toBe('The idempotency store failed (AccessDeniedException); the function did not run.');
+  expect(runs).toBe(0);
+});
+
+describe('TRANSACTION_CONFLICT as an HTTP answer', () => {
+  test('503 with Retry-After: nothing was written, and the same request with the same key may be retried', () => {
+    const answer = problem(new IdempotencyError('TRANSACTION_CONFLICT', 'x', { retryAfterSeconds: 1 }), 30);
+    expect(answer?.statusCode).toBe(503);
+    expect(answer?.headers?.['Retry-After']).toBe('1');
+    expect(JSON.parse(answer!.body as string)).toMatchObject({ status: 503, detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.' });
+  });
+});

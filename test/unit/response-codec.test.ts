@@ -1,0 +1,80 @@
+/** The stored form of responses and errors: what is written, and what is refused on read. */
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { ResponseCodec, UnreadableRecordError } from '../../lib/response-codec.js';
+
+const KEY = 'charge#abc';
+const k1 = { id: 'k1', key: randomBytes(32) };
+const sealing = new ResponseCodec(1024, { currentKey: () => k1, keyById: () => k1.key });
+const plain = new ResponseCodec(1024, undefined);
+
+describe('keys', () => {
+  test.each([
+    ['a 16-byte key', { id: 'k', key: randomBytes(16) }, 'The key `k` from ResponseEncryption.currentKey() must be a 32-byte AES-256 key (got 16 bytes).'],
+    ['a key that is a string', { id: 'k', key: 'secret' }, 'The key `k` from ResponseEncryption.currentKey() must be a 32-byte AES-256 key (got string).'],
+    ['no id', { id: '', key: randomBytes(32) }, 'ResponseEncryption.currentKey() must return { id, key } with a non-empty id.'],
+  ])('currentKey() returning %s is a TypeError that says so', async (_what, current, message) => {
+    const codec = new ResponseCodec(1024, { currentKey: () => current as never, keyById: () => randomBytes(32) });
+    await expect(codec.currentKey()).rejects.toThrow(new TypeError(message));
+  });
+
+  test('keyById() returning a key of the wrong size is a TypeError naming the key id', async () => {
+    const sealed = sealing.encode('1', 'response', KEY, k1);
+    const codec = new ResponseCodec(1024, { currentKey: () => k1, keyById: () => randomBytes(31) });
+    await expect(codec.decode(sealed, 'response', 'k1', KEY)).rejects.toThrow(
+      new TypeError('The key `k1` from ResponseEncryption.keyById() must be a 32-byte AES-256 key (got 31 bytes).'),
+    );
+  });
+});
+
+describe('round trips', () => {
+  test.each([
+    ['a small response', '{"ok":true}', 'response'],
+    ['a large response (compressed, then sealed)', JSON.stringify('x'.repeat(5000)), 'response'],
+    ['a final error', '{"name":"Error","message":"declined"}', 'error'],
+    ['a large final error (never compressed)', JSON.stringify({ name: 'Error', message: 'y'.repeat(5000) }), 'error'],
+  ] as const)('%s', async (_what, json, kind) => {
+    const sealed = sealing.encode(json, kind, KEY, k1);
+    expect(sealed.B).toBeDefined();
+    expect(await sealing.decode(sealed, kind, 'k1', KEY)).toBe(json);
+    const stored = plain.encode(json, kind, KEY, undefined);
+    expect(stored.S === undefined).toBe(kind === 'response' && json.length > 1024);
+    expect(await plain.decode(stored, kind, undefined, KEY)).toBe(json);
+  });
+});
+
+describe('with encryption, only authenticated ciphertext is read', () => {
+  const reject = (value: Parameters<ResponseCodec['decode']>[0], kind: 'response' | 'error', keyId: string | undefined) =>
+    expect(sealing.decode(value, kind, keyId, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
+
+  test('plaintext S, gzip B, a short or unknown-format B, with or without a key id', async () => {
+    for (const kind of ['response', 'error'] as const) {
+      for (const keyId of [undefined, 'k1']) {
+        await reject({ S: '{"forged":1}' }, kind, keyId);
+        await reject({ B: gzipSync('{"forged":1}') }, kind, keyId);
+        await reject({ B: Uint8Array.of(1, 2, 3) }, kind, keyId);
+        await reject({ N: '1' }, kind, keyId);
+      }
+    }
+  });
+
+  test('a response sealed for another record, or read as an error (and the reverse)', async () => {
+    await reject(sealing.encode('1', 'response', 'other#record', k1), 'response', 'k1');
+    await reject(sealing.encode('1', 'response', KEY, k1), 'error', 'k1');
+    await reject(sealing.encode('{"name":"E","message":"m"}', 'error', KEY, k1), 'response', 'k1');
+  });
+
+  test('absent stays absent', async () => {
+    expect(await sealing.decode(undefined, 'response', undefined, KEY)).toBeUndefined();
+  });
+});
+
+describe('without encryption', () => {
+  test('a sealed value is refused with a sentence; a non-gzip B or an unknown type fails closed', async () => {
+    await expect(plain.decode(sealing.encode('1', 'response', KEY, k1), 'response', 'k1', KEY)).rejects.toThrow(
+      'The stored response is encrypted; configure `encryption` on the DynamoDBStore to read it.',
+    );
+    await expect(plain.decode({ B: Uint8Array.of(1, 2, 3) }, 'response', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
+    await expect(plain.decode({ N: '1' }, 'error', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
+  });
+});
