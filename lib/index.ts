@@ -30,3 +30,5 @@ export { transition } from './transition.js';
 export type { TransitionParams } from './transition.js';
 export type { ObservabilityOptions, IdempotencyEvent } from './observability.js';
 export type { ResponseEncryption, EncryptionKey } from './response-codec.js';
+export { forgetRecord, httpKeyValue, inspectRecord, recordIdOf } from './operations.js';
+export type { ForgetRecordOptions, HttpRecordKey, InspectRecordOptions, RecordAddress } from './operations.js';
