@@ -99,6 +99,25 @@ test('inspect reports a stored final error by size, and a compressed response by
   expect(summary?.responseBytes).toBeLessThan(large.length / 10);
 });
 
+test('inspect never decrypts: an encrypted record is inspected without its keys', async () => {
+  const key = { id: 'k1', key: new Uint8Array(32).fill(7) };
+  const sealing = new DynamoDBStore({ tableName, client, encryption: { currentKey: () => key, keyById: () => key.key } });
+  await makeIdempotent(async () => ({ secret: 'pin' }), { store: sealing, name: 'inspect-sealed', now: () => T0 })('k');
+  const keyless = new DynamoDBStore({
+    tableName,
+    client,
+    encryption: {
+      currentKey: () => key,
+      keyById: () => {
+        throw new Error('inspect must not decrypt');
+      },
+    },
+  });
+  const summary = await inspectRecord({ store: keyless, name: 'inspect-sealed', key: 'k' });
+  // The sealed form: format byte, IV, tag and ciphertext of the JSON.
+  expect(summary?.responseBytes).toBe(1 + 12 + 16 + JSON.stringify({ secret: 'pin' }).length);
+});
+
 test('a forgotten key runs again', async () => {
   const { once, runs } = counted('forget-rerun');
   await once({ orderId: 'o-1', amount: 5 });
