@@ -4,6 +4,7 @@ import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { assertOptions } from './options.js';
 import { RequestAttempts } from './request-attempts.js';
+import { type SigningSecret, keyVerifier } from './signed-keys.js';
 
 import { type HttpEvent, body, callerIdentity, query, readIdempotencyKey, route } from './http-request.js';
 
@@ -36,6 +37,12 @@ export interface HttpIdempotencyOptions
   readonly maxRetryAfterSeconds?: number;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
   readonly isFinalResponse?: (result: HttpResult) => boolean;
+  /**
+   * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
+   * first, then those still accepted during a rotation); any other key gets a 400 and nothing runs.
+   * @default any key the client chooses
+   */
+  readonly signedKeys?: { readonly secrets: readonly SigningSecret[] };
 }
 
 const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: string]>> = {
@@ -52,7 +59,7 @@ const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: str
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   KEY_MISSING: 'This operation requires an Idempotency-Key header.',
-  INVALID_KEY: 'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once.',
+  INVALID_KEY: 'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once; an API that issues keys accepts only keys it issued.',
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
@@ -107,9 +114,11 @@ const defaultIsFinal = (result: HttpResult): boolean => {
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   assertOptions('httpIdempotency', options, [
     'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
-    'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse',
+    'required', 'scope', 'maxRetryAfterSeconds', 'isFinalResponse', 'signedKeys',
   ]);
-  const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
+  const { required = true, scope = callerIdentity, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, ...common } = options;
+  if (signedKeys !== undefined) assertOptions('httpIdempotency `signedKeys`', signedKeys, ['secrets']);
+  const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
   if (typeof required !== 'boolean') throw new TypeError('httpIdempotency: `required` must be a boolean.');
   if (typeof scope !== 'function') throw new TypeError('httpIdempotency: `scope` must be a function.');
   if (typeof isFinalResponse !== 'function') throw new TypeError('httpIdempotency: `isFinalResponse` must be a function.');
@@ -126,6 +135,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     key: (event) => {
       const key = readIdempotencyKey(event);
       if (key === undefined) return undefined;
+      if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
       const [method, template] = route(event);
       return { key, method, route: template, caller: scope(event) ?? null };
     },

@@ -1,0 +1,77 @@
+/**
+ * Server-issued keys through real middy and DynamoDB Local: only keys signed with a listed secret
+ * run; anything else is a 400 problem, runs nothing and writes no record.
+ */
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { randomBytes } from 'node:crypto';
+import { httpIdempotency, issueIdempotencyKey, type HttpEvent, type SigningSecret } from '../../lib/index.js';
+import { idsWithPrefix, useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'signed' });
+const current = randomBytes(32);
+const previous = randomBytes(48).toString('base64');
+
+function api(name: string, secrets: readonly SigningSecret[]) {
+  let runs = 0;
+  const handler = middy(async (): Promise<APIGatewayProxyStructuredResultV2> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(
+    httpIdempotency({ store, name, signedKeys: { secrets } }),
+  );
+  const post = async (key: string) => {
+    const event = {
+      version: '2.0',
+      routeKey: 'POST /payments',
+      rawPath: '/payments',
+      rawQueryString: '',
+      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+      requestContext: { http: { method: 'POST', path: '/payments' } },
+      body: '{"amount":5}',
+      isBase64Encoded: false,
+    } as unknown as APIGatewayProxyEventV2;
+    return (await handler(event as HttpEvent, lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
+  };
+  return { post, runs: () => runs, records: () => idsWithPrefix(client, tableName, `${name}#`) };
+}
+
+const expectRefused = (result: APIGatewayProxyStructuredResultV2): void => {
+  expect(result.statusCode).toBe(400);
+  expect(result.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+  expect(JSON.parse(result.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
+};
+
+test('an issued key runs once and replays; forged, tampered and client-chosen keys get 400, run nothing and write nothing', async () => {
+  const { post, runs, records } = api('signed-api', [current]);
+  const key = issueIdempotencyKey({ secret: current });
+  expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  const replay = await post(key);
+  expect(replay).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  expect(replay.headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+  expect(await records()).toHaveLength(1);
+
+  const forged = issueIdempotencyKey({ secret: randomBytes(32) });
+  const tampered = `${key.slice(0, 30)}${key[30] === 'A' ? 'B' : 'A'}${key.slice(31)}`;
+  for (const bad of [forged, tampered, 'order-1']) expectRefused(await post(bad));
+  expect(runs()).toBe(1);
+  expect(await records()).toHaveLength(1);
+});
+
+test('rotation: keys of the previous secret run while it is listed, and are refused once it is removed', async () => {
+  const rotating = api('signed-rotating', [current, previous]);
+  const old = issueIdempotencyKey({ secret: previous });
+  expect(await rotating.post(old)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  expect(await rotating.post(issueIdempotencyKey({ secret: current }))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
+
+  const rotated = api('signed-rotated', [current]);
+  expectRefused(await rotated.post(issueIdempotencyKey({ secret: previous })));
+  expect(rotated.runs()).toBe(0);
+  expect(await rotated.records()).toEqual([]);
+});
+
+test('signedKeys is validated at construction', () => {
+  expect(() => httpIdempotency({ store, signedKeys: { secrets: ['too short'] } })).toThrow(
+    new TypeError('httpIdempotency `signedKeys`: a secret must be at least 32 bytes long (got 9); use e.g. randomBytes(32).'),
+  );
+  expect(() => httpIdempotency({ store, signedKeys: { secrets: [] } })).toThrow('`secrets` must be a non-empty array');
+  expect(() => httpIdempotency({ store, signedKeys: { secret: current } as never })).toThrow('unknown option `secret`');
+});
