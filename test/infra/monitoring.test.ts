@@ -1,7 +1,9 @@
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { IConstruct } from 'constructs';
+import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
 import { IdempotencyTable, type IdempotencyMonitoringProps } from '../../lib/cdk/index.js';
 import { type IdempotencyEvent, createEmitter } from '../../lib/observability.js';
 
@@ -107,4 +109,46 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow('`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).');
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
+});
+
+describe('the demo stack', () => {
+  // Skip esbuild here: these tests read the template; test/integration/bundles.test.ts runs the bundles.
+  const synth = (props: PaymentsStackProps = {}) => {
+    const stack = new PaymentsStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'PaymentsDemo', props);
+    return { stack, template: Template.fromStack(stack) };
+  };
+  const { stack, template } = synth();
+  const ref = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+  test('watches both record namespaces, alarms to a topic, and its functions write EMF metrics', () => {
+    const widgets = dashboardWidgets(template);
+    const namespaces = new Set(widgets.flatMap((widget) => (widget.properties.metrics ?? []) as unknown[][]).filter((m) => m[2] === 'Function').map((m) => m[3]));
+    expect([...namespaces].sort()).toEqual(['payments-api', 'payments-consumer']);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: ref(stack.alarmTopic) }] });
+    template.hasOutput('DashboardName', { Value: { Ref: ref(stack.monitoring.dashboard) } });
+    template.hasOutput('AlarmTopicArn', { Value: { Ref: ref(stack.alarmTopic) } });
+  });
+
+  test('POST /idempotency-keys is served by a function that reads the signing secret, and nothing else', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /idempotency-keys', Target: Match.anyValue() });
+    const integrations = template.findResources('AWS::ApiGatewayV2::Integration', { Properties: { IntegrationUri: { 'Fn::GetAtt': [ref(stack.keyFunction), 'Arn'] } } });
+    expect(Object.keys(integrations)).toHaveLength(1);
+    template.hasResourceProperties('AWS::SecretsManager::Secret', { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } });
+    const keyFunction = template.toJSON().Resources[ref(stack.keyFunction)].Properties;
+    expect(keyFunction.Environment.Variables.IDEMPOTENCY_KEY_SECRET_ID).toEqual({ Ref: ref(stack.keySecret) });
+    expect(keyFunction.Layers).toEqual([{ 'Fn::FindInMap': [expect.stringMatching(/^Paramsandsecretslayer/), { Ref: 'AWS::Region' }, '1x0x103xarm64'] }]);
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) => JSON.stringify(policy.Properties.Roles).includes(ref(stack.keyFunction.role!)));
+    const actions = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement.flatMap((s: { Action: string | string[] }) => s.Action));
+    expect(actions.sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+  });
+
+  test('the payment API takes any key by default, and only issued keys with requireIssuedKeys', () => {
+    const payment = (t: Template, s: PaymentsStack) => t.toJSON().Resources[s.getLogicalId(s.paymentFunction.node.defaultChild as CfnElement)].Properties;
+    expect(payment(template, stack).Environment.Variables).not.toHaveProperty('IDEMPOTENCY_KEY_SECRET_ID');
+    const required = synth({ requireIssuedKeys: true });
+    expect(payment(required.template, required.stack).Environment.Variables.IDEMPOTENCY_KEY_SECRET_ID).toEqual({
+      Ref: required.stack.getLogicalId(required.stack.keySecret.node.defaultChild as CfnElement),
+    });
+  });
 });
