@@ -184,6 +184,11 @@ export class IdempotencyTable extends Construct {
    * Adds a CloudWatch dashboard of the library's metrics for `functions` (which must enable
    * `observability: { metrics: true }`) and alarms on store failures, superseded attempts and
    * bookkeeping failures, optionally notifying `alarmTopic`. Once per table.
+   *
+   * @example
+   * ```ts
+   * idempotency.addMonitoring({ functions: [apiFunction, 'payments-consumer'], alarmTopic: new Topic(this, 'Alarms') });
+   * ```
    */
   public addMonitoring(props: IdempotencyMonitoringProps): IdempotencyMonitoring {
     if (this.node.tryFindChild('Monitoring') !== undefined) {

@@ -4,13 +4,13 @@
  */
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DynamoDBStore, httpIdempotency, makeIdempotent, recordIdOf, type HttpEvent, type RecordSummary } from '../../lib/index.js';
+import { DynamoDBStore, httpIdempotency, makeIdempotent, recordIdOf, type RecordSummary } from '../../lib/index.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { runCli } from '../../lib/cli/run.js';
 import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
@@ -107,16 +107,7 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
 test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {
   let runs = 0;
   const handler = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(httpIdempotency({ store, name: 'cli-http' }));
-  const event = {
-    version: '2.0',
-    routeKey: 'POST /payments',
-    rawPath: '/payments',
-    rawQueryString: '',
-    headers: { 'idempotency-key': 'k-1' },
-    requestContext: { http: { method: 'POST', path: '/payments' }, authorizer: { jwt: { claims: { sub: 'user-7' } } } },
-    body: '{"amount":5}',
-    isBase64Encoded: false,
-  } as unknown as APIGatewayProxyEventV2 as HttpEvent;
+  const event = paymentRequest('k-1', 'user-7');
   await handler(event, lambdaContext('cli-http'));
   const address = ['--name', 'cli-http', '--http-key', 'k-1', '--method', 'POST', '--route', 'POST /payments', '--caller', 'user-7'];
   const [inspected, withoutCaller] = await Promise.all([

@@ -7,14 +7,14 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { toHttpApiEvent } from '../../demo/http-event.js';
 import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext as demoLambdaContext } from '../../demo/scenarios.js';
 import { readKeySecrets } from '../../infra/functions/key-secrets.js';
 import { createKeyHandler } from '../../infra/functions/keys.js';
 import { createPaymentHandler } from '../../infra/functions/payment.js';
-import { httpIdempotency, issueIdempotencyKey, type HttpEvent, type SigningSecret } from '../../lib/index.js';
+import { httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
 import { idsWithPrefix, testClient, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'signed' });
 const current = randomBytes(32);
@@ -25,19 +25,7 @@ function api(name: string, secrets: readonly SigningSecret[]) {
   const handler = middy(async (): Promise<APIGatewayProxyStructuredResultV2> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(
     httpIdempotency({ store, name, signedKeys: { secrets } }),
   );
-  const post = async (key: string) => {
-    const event = {
-      version: '2.0',
-      routeKey: 'POST /payments',
-      rawPath: '/payments',
-      rawQueryString: '',
-      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
-      requestContext: { http: { method: 'POST', path: '/payments' } },
-      body: '{"amount":5}',
-      isBase64Encoded: false,
-    } as unknown as APIGatewayProxyEventV2;
-    return (await handler(event as HttpEvent, lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
-  };
+  const post = async (key: string) => (await handler(paymentRequest(key), lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
   return { post, runs: () => runs, records: () => idsWithPrefix(client, tableName, `${name}#`) };
 }
 
@@ -103,8 +91,7 @@ describe('the demo API', () => {
     const { key } = JSON.parse(issued.body!) as { key: string };
     expect(JSON.parse((await issue()).body!).key).not.toBe(key);
 
-    const payment = (idempotencyKey: string) =>
-      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': idempotencyKey, 'content-type': 'application/json' }, body: '{"amount":1200,"currency":"EUR"}' })!;
+    const payment = (idempotencyKey: string) => paymentRequest(idempotencyKey) as APIGatewayProxyEventV2;
     const created = await pay(payment(key), demoLambdaContext('payments-api'));
     expect(created.statusCode).toBe(201);
     expect(await pay(payment(key), demoLambdaContext('payments-api'))).toMatchObject({ statusCode: 201, body: created.body, headers: { 'Idempotent-Replayed': 'true' } });

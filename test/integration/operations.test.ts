@@ -3,7 +3,6 @@
  * addressed by key, by HTTP request parts and by record id.
  */
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import {
   DynamoDBStore,
   IdempotencyError,
@@ -12,12 +11,12 @@ import {
   inspectRecord,
   makeIdempotent,
   recordIdOf,
-  type HttpEvent,
   type IdempotencyStore,
 } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
@@ -142,17 +141,7 @@ test('onlyIf deletes a record only in that status', async () => {
 
 test('an HTTP record is addressed by its header key, method, route and caller', async () => {
   const handler = middy(async () => ({ statusCode: 201, body: '{"paymentId":"p-1"}' })).use(httpIdempotency({ store, name: 'ops-http' }));
-  const event = {
-    version: '2.0',
-    routeKey: 'POST /payments',
-    rawPath: '/payments',
-    rawQueryString: '',
-    headers: { 'idempotency-key': 'k-1', 'content-type': 'application/json' },
-    requestContext: { http: { method: 'POST', path: '/payments' }, authorizer: { jwt: { claims: { sub: 'user-7' } } } },
-    body: '{"amount":5}',
-    isBase64Encoded: false,
-  } as unknown as APIGatewayProxyEventV2;
-  await handler(event as HttpEvent, lambdaContext('ops-http'));
+  await handler(paymentRequest('k-1', 'user-7'), lambdaContext('ops-http'));
 
   const http = { key: 'k-1', method: 'post', route: 'POST /payments', caller: 'user-7' };
   expect((await inspectRecord({ store, name: 'ops-http', http }))?.responseBytes).toBeGreaterThan(0);
