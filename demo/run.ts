@@ -53,7 +53,8 @@ async function main(): Promise<number> {
       console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 4999, "currency": "EUR"}'`);
       console.log('  # the same command again: the same payment, with Idempotent-Replayed: true');
       console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 5000, "currency": "EUR"}'   # 422`);
-      console.log(`  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'\n`);
+      console.log(`  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'`);
+      console.log(`  curl -i -X POST ${base}/idempotency-keys   # a server-issued key, to send as the Idempotency-Key\n`);
       await new Promise<void>((resolve) => {
         const shutdown = () => server.close(() => resolve());
         process.once('SIGINT', shutdown);

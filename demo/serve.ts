@@ -1,7 +1,10 @@
 /** `npm run demo -- --serve`: the payment API on 127.0.0.1, through an HTTP → API Gateway v2 adapter, over DynamoDB Local. */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createKeyHandler } from '../infra/functions/keys.js';
 import { createPaymentHandler } from '../infra/functions/payment.js';
+import { KEY_ROUTE } from '../infra/functions/routes.js';
 import type { DemoTables } from './scenarios.js';
 import { lambdaContext } from './scenarios.js';
 import { toHttpApiEvent } from './http-event.js';
@@ -14,8 +17,15 @@ async function readBody(request: IncomingMessage): Promise<string> {
 
 export async function serve(client: DynamoDBClient, tables: DemoTables, port: number): Promise<Server> {
   const handler = createPaymentHandler({ ...tables, client });
+  // A secret per run: keys issued by this server are valid Idempotency-Keys (the local API, like the deployed default, takes any key).
+  const issueKey = createKeyHandler({ secret: randomBytes(32) });
   const server = createServer(async (request, response) => {
     try {
+      if (`${request.method} ${request.url}` === KEY_ROUTE) {
+        const result = await issueKey();
+        response.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>).end(`${result.body}\n`);
+        return;
+      }
       const event = toHttpApiEvent({
         method: request.method ?? 'GET',
         url: request.url ?? '/',

@@ -2,14 +2,16 @@ import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-
 import { HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, ParamsAndSecretsLayerVersion, ParamsAndSecretsVersions, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
-import { IdempotencyTable, tablePropsFromSchema } from '../lib/cdk/index.js';
-import { PAYMENT_ROUTES } from './functions/routes.js';
+import { IdempotencyMonitoring, IdempotencyTable, tablePropsFromSchema } from '../lib/cdk/index.js';
+import { KEY_ROUTE, PAYMENT_ROUTES, RECORD_NAMESPACES } from './functions/routes.js';
 import { paymentsTableSchema } from './payments-schema.js';
 
 const projectRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -24,11 +26,17 @@ export interface PaymentsStackProps extends StackProps {
    * @default Duration.hours(24)
    */
   readonly recordRetention?: Duration;
+  /**
+   * Whether the payment API accepts only keys issued by `POST /idempotency-keys` (others get a 400).
+   * @default false - any key the client chooses
+   */
+  readonly requireIssuedKeys?: boolean;
 }
 
 /**
- * The demo payment service: an HTTP API (`POST /payments`, `POST /payments/{id}/refunds`) and an SQS
- * queue of order charges, both idempotent through one {@link IdempotencyTable}.
+ * The demo payment service: an HTTP API (`POST /payments`, `POST /payments/{id}/refunds`, and
+ * `POST /idempotency-keys` for signed keys) and an SQS queue of order charges, both idempotent
+ * through one {@link IdempotencyTable}, with a dashboard and alarms on the library's metrics.
  */
 export class PaymentsStack extends Stack {
   public readonly idempotencyTable: IdempotencyTable;
@@ -38,6 +46,13 @@ export class PaymentsStack extends Stack {
   public readonly queue: Queue;
   public readonly deadLetterQueue: Queue;
   public readonly api: HttpApi;
+  /** Issues signed idempotency keys at `POST /idempotency-keys`. */
+  public readonly keyFunction: NodejsFunction;
+  /** The secret that signs idempotency keys; rotate it and keys of the previous version stay valid until the next rotation. */
+  public readonly keySecret: Secret;
+  public readonly monitoring: IdempotencyMonitoring;
+  /** Where the idempotency alarms are sent: subscribe to it. */
+  public readonly alarmTopic: Topic;
 
   constructor(scope: Construct, id: string, props: PaymentsStackProps = {}) {
     super(scope, id, { description: 'lambda-idempotency demo: idempotent payment API and order queue', ...props });
@@ -54,8 +69,14 @@ export class PaymentsStack extends Stack {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    this.paymentFunction = this.demoFunction('PaymentFunction', 'payment.ts');
+    this.keySecret = new Secret(this, 'IdempotencyKeySecret', {
+      description: 'Signs the idempotency keys the payment API issues (HMAC-SHA-256)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.paymentFunction = this.demoFunction('PaymentFunction', 'payment.ts', props.requireIssuedKeys === true);
     this.consumerFunction = this.demoFunction('ConsumerFunction', 'consumer.ts');
+    this.keyFunction = this.demoFunction('KeyFunction', 'keys.ts', true);
     // The service writes payments with conditional PutItem / UpdateItem only: it never reads first.
     this.paymentsTable.grant(this.paymentFunction, 'dynamodb:PutItem', 'dynamodb:UpdateItem');
     this.paymentsTable.grant(this.consumerFunction, 'dynamodb:PutItem');
@@ -67,6 +88,8 @@ export class PaymentsStack extends Stack {
       const [method, path] = routeKey.split(' ') as [keyof typeof HttpMethod, string];
       this.api.addRoutes({ path, methods: [HttpMethod[method]], integration });
     }
+    const [keyMethod, keyPath] = KEY_ROUTE.split(' ') as [keyof typeof HttpMethod, string];
+    this.api.addRoutes({ path: keyPath, methods: [HttpMethod[keyMethod]], integration: new HttpLambdaIntegration('KeyIntegration', this.keyFunction) });
 
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', { retentionPeriod: Duration.days(14), enforceSSL: true });
     this.queue = new Queue(this, 'OrderQueue', {
@@ -79,15 +102,24 @@ export class PaymentsStack extends Stack {
       maxBatchingWindow: Duration.seconds(1),
     });
 
+    this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'Idempotency alarms of the payments demo', enforceSSL: true });
+    this.monitoring = this.idempotencyTable.addMonitoring({
+      functions: [RECORD_NAMESPACES.paymentApi, RECORD_NAMESPACES.consumer],
+      alarmTopic: this.alarmTopic,
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'Base URL of the payment API' });
     new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl, description: 'Send { orderId, amount, currency } messages here' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'IdempotencyTableName', { value: this.idempotencyTable.table.tableName });
     new CfnOutput(this, 'PaymentsTableName', { value: this.paymentsTable.tableName });
+    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn, description: 'Subscribe to receive the idempotency alarms' });
   }
 
-  private demoFunction(id: string, file: string): NodejsFunction {
-    return new NodejsFunction(this, id, {
+  /** A demo function; with `signsKeys`, it reads the key-signing secret through the Parameters and Secrets extension. */
+  private demoFunction(id: string, file: string, signsKeys = false): NodejsFunction {
+    const fn = new NodejsFunction(this, id, {
       entry: `${functionsDir}${file}`,
       handler: 'handler',
       projectRoot,
@@ -108,6 +140,12 @@ export class PaymentsStack extends Stack {
         minify: true,
         sourceMap: true,
       },
+      ...(signsKeys ? { paramsAndSecrets: ParamsAndSecretsLayerVersion.fromVersion(ParamsAndSecretsVersions.V1_0_103) } : {}),
     });
+    if (signsKeys) {
+      fn.addEnvironment('IDEMPOTENCY_KEY_SECRET_ID', this.keySecret.secretArn);
+      this.keySecret.grantRead(fn);
+    }
+    return fn;
   }
 }

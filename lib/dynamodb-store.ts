@@ -2,6 +2,7 @@ import {
   type AttributeValue,
   DeleteItemCommand,
   DynamoDBClient,
+  GetItemCommand,
   PutItemCommand,
   type TransactWriteItem,
   type Update,
@@ -16,6 +17,8 @@ import type {
   IdempotencyRecord,
   IdempotencyStore,
   ReleaseRequest,
+  RecordStatus,
+  RecordSummary,
   ReleaseResult,
 } from './store.js';
 import { type AttributeNames, type DynamoDBStoreOptions, resolveStoreOptions } from './dynamodb-store-options.js';
@@ -298,5 +301,52 @@ export class DynamoDBStore implements IdempotencyStore {
       ...(item[a.responseOmitted]?.BOOL ? { responseOmitted: true } : {}),
       ...(error === undefined ? {} : { error }),
     };
+  }
+
+  /**
+   * The record's state and the sizes of what it stores, from one strongly consistent `GetItem`,
+   * for operations tools; the response is never decoded (nor decrypted).
+   */
+  async inspect(key: string): Promise<RecordSummary | undefined> {
+    const a = this.attributes;
+    const output = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
+    const record = await this.toRecord(output.Item, false);
+    if (record === undefined) return undefined;
+    const sizeOf = (stored: AttributeValue | undefined) => (stored?.S !== undefined ? Buffer.byteLength(stored.S) : stored?.B?.byteLength);
+    const responseBytes = sizeOf(output.Item![a.response]);
+    const errorBytes = sizeOf(output.Item![a.error]);
+    return {
+      key: record.key,
+      status: record.status,
+      expiresAt: record.expiresAt,
+      ...(record.leaseUntil === undefined ? {} : { leaseUntil: record.leaseUntil }),
+      hasFingerprint: record.fingerprint !== undefined,
+      ...(responseBytes === undefined ? {} : { responseBytes }),
+      responseOmitted: record.responseOmitted === true,
+      ...(errorBytes === undefined ? {} : { errorBytes }),
+    };
+  }
+
+  /**
+   * Deletes the record (one conditional `DeleteItem`), only while its status is `onlyIf` when
+   * given, for operations tools. `true` when this request deleted a record.
+   */
+  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
+    const a = this.attributes;
+    try {
+      await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { [a.key]: { S: key } },
+          ...(onlyIf === undefined
+            ? { ConditionExpression: 'attribute_exists(#id)', ExpressionAttributeNames: { '#id': a.key } }
+            : { ConditionExpression: '#status = :status', ExpressionAttributeNames: { '#status': a.status }, ExpressionAttributeValues: { ':status': { S: onlyIf } } }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 }

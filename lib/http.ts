@@ -6,6 +6,7 @@ import { type HttpScope, callerOf } from './http-caller.js';
 import { type HttpEvent, body, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
+import { type SigningSecret, keyVerifier } from './signed-keys.js';
 
 export type { HttpEvent } from './http-request.js';
 export { readIdempotencyKey } from './http-request.js';
@@ -41,6 +42,12 @@ export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEven
   readonly maxRetryAfterSeconds?: number;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
   readonly isFinalResponse?: (result: HttpResult) => boolean;
+  /**
+   * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
+   * first, then those still accepted during a rotation); any other key gets a 400 and nothing runs.
+   * @default any key the client chooses
+   */
+  readonly signedKeys?: { readonly secrets: readonly SigningSecret[] };
 }
 
 const HTTP_OPTIONS = optionChecks(HTTP_SHARED, {
@@ -48,6 +55,11 @@ const HTTP_OPTIONS = optionChecks(HTTP_SHARED, {
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  signedKeys: (value) => {
+    if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
+    const unknown = Object.keys(value).find((name) => name !== 'secrets');
+    return unknown === undefined ? undefined : `has an unknown option \`${unknown}\`; known: secrets`;
+  },
 });
 
 const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: string]>> = {
@@ -65,7 +77,7 @@ const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: str
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   KEY_MISSING: 'This operation requires an Idempotency-Key header.',
-  INVALID_KEY: 'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once.',
+  INVALID_KEY: 'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once; an API that issues keys accepts only keys it issued.',
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
@@ -117,14 +129,16 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
-  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, ...common } = options;
+  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, ...common } = options;
   const caller = callerOf(scope);
+  const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
   const engine = new IdempotencyEngine<HttpEvent, Context>('httpIdempotency', {
     ...common,
     onMissingKey: required ? 'throw' : 'skip',
     key: (event) => {
       const key = readIdempotencyKey(event);
       if (key === undefined) return undefined;
+      if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
       const [method, template] = route(event);
       return { key, method, route: template, caller: caller(event) };
     },

@@ -31,3 +31,7 @@ export { transition } from './transition.js';
 export type { TransitionParams } from './transition.js';
 export type { ObservabilityOptions, IdempotencyEvent } from './observability.js';
 export type { ResponseEncryption, EncryptionKey } from './response-codec.js';
+export { forgetRecord, httpKeyValue, inspectRecord, recordIdOf } from './operations.js';
+export type { ForgetRecordOptions, HttpRecordKey, InspectRecordOptions, RecordAddress } from './operations.js';
+export { issueIdempotencyKey, verifyIdempotencyKey } from './signed-keys.js';
+export type { IssueIdempotencyKeyOptions, SigningSecret } from './signed-keys.js';

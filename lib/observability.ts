@@ -17,7 +17,8 @@ export type IdempotencyEvent =
   | 'storeFailure' // the store could not be reached; nothing ran
   | 'bookkeepingFailure'; // completion or release failed after the function ran
 
-const METRIC_NAMES: Record<IdempotencyEvent, string> = {
+/** CloudWatch metric name of each event; the CDK dashboard and alarms read them from here. @internal */
+export const METRIC_NAMES: Readonly<Record<IdempotencyEvent, string>> = {
   miss: 'Misses',
   takeover: 'Takeovers',
   replay: 'Replays',
@@ -40,6 +41,9 @@ export interface ObservabilityOptions {
   readonly write?: (line: string) => void;
 }
 
+/** @internal */
+export const DEFAULT_METRIC_NAMESPACE = 'LambdaIdempotency';
+
 /** Reports an event of the record `key` (`<namespace>#<hash>`). @internal */
 export type Emit = (event: IdempotencyEvent, key: string) => void;
 
@@ -49,7 +53,7 @@ const noop: Emit = () => undefined;
 export function createEmitter(where: string, options: ObservabilityOptions | undefined, now: () => number): Emit {
   if (options === undefined) return noop;
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`observability\` must be an object.`);
-  const { metrics = false, logs = false, metricNamespace = 'LambdaIdempotency', write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
+  const { metrics = false, logs = false, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
   if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`observability.metrics\` and \`.logs\` must be booleans.`);
   if (typeof write !== 'function') throw new TypeError(`${where}: \`observability.write\` must be a function.`);
   if (!metrics && !logs) return noop;

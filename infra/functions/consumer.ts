@@ -6,6 +6,7 @@
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';
 import { handlerFromEnvironment } from './environment.js';
+import { RECORD_NAMESPACES } from './routes.js';
 import { type FunctionOptions, libraryOptions, paymentsBackend } from './wiring.js';
 
 export type ConsumerHandlerOptions = FunctionOptions;
@@ -37,7 +38,7 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
     {
       store,
       transactions: true, // the payment item commits with the record
-      name: 'payments-consumer',
+      name: RECORD_NAMESPACES.consumer,
       key: (message) => message?.orderId,
       ...libraryOptions(options),
     },

@@ -8,7 +8,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { httpIdempotency, type HttpEvent } from '../../lib/index.js';
 import { handlerFromEnvironment } from './environment.js';
 import { PaymentError, type PaymentErrorCode, type PaymentService } from './payment-service.js';
-import { PAYMENT_ROUTES } from './routes.js';
+import { PAYMENT_ROUTES, RECORD_NAMESPACES } from './routes.js';
 import { type FunctionOptions, libraryOptions, paymentsBackend } from './wiring.js';
 
 export type PaymentHandlerOptions = FunctionOptions;
@@ -80,11 +80,15 @@ export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHan
       store,
       transactions: true, // the payment item commits with the record
       // A fixed namespace: records survive a replacement of the function, which renames it.
-      name: 'payments-api',
+      name: RECORD_NAMESPACES.paymentApi,
+      ...(options.keySecrets ? { signedKeys: { secrets: options.keySecrets } } : {}),
       ...libraryOptions(options),
     }),
   ) as unknown as PaymentHandler;
 }
 
-/** The Lambda entry point: tables and retention from `IDEMPOTENCY_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`. */
+/**
+ * The Lambda entry point: tables and retention from `IDEMPOTENCY_TABLE`, `PAYMENTS_TABLE`,
+ * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`; only issued keys when `IDEMPOTENCY_KEY_SECRET_ID` is set.
+ */
 export const handler: PaymentHandler = handlerFromEnvironment(createPaymentHandler);

@@ -5,3 +5,12 @@ export const PAYMENT_ROUTES = {
 } as const;
 
 export type PaymentRouteKey = (typeof PAYMENT_ROUTES)[keyof typeof PAYMENT_ROUTES];
+
+/** The route that issues signed idempotency keys, served by its own function (it takes no key itself). */
+export const KEY_ROUTE = 'POST /idempotency-keys';
+
+/** The record namespaces (`name` option) of the demo functions: their code and the stack's dashboard share them. */
+export const RECORD_NAMESPACES = {
+  paymentApi: 'payments-api',
+  consumer: 'payments-consumer',
+} as const;

@@ -1,6 +1,6 @@
 /** What the payment API and the SQS consumer are both built from: their options, the store and the payment service. */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, type IdempotencyLogger } from '../../lib/index.js';
+import { DynamoDBStore, type IdempotencyLogger, type ObservabilityOptions, type SigningSecret } from '../../lib/index.js';
 import { type PaymentProvider, PaymentService } from './payment-service.js';
 
 export interface FunctionOptions {
@@ -16,6 +16,10 @@ export interface FunctionOptions {
   readonly now?: () => number;
   /** Where the library reports bookkeeping failures and poison records. @default console */
   readonly logger?: IdempotencyLogger;
+  /** The library's log lines and EMF metrics. @default off (on in Lambda, for the dashboard) */
+  readonly observability?: ObservabilityOptions;
+  /** The payment API accepts only keys issued with one of these secrets (current first). @default any key */
+  readonly keySecrets?: readonly SigningSecret[];
 }
 
 /** The idempotency store and the payment service, on one client: the given one, or one from the environment. */
@@ -31,8 +35,14 @@ export function paymentsBackend(options: FunctionOptions): { readonly store: Dyn
 }
 
 /** The options the functions hand on to the library, each only when set, so the library's default holds otherwise. */
-export function libraryOptions(options: FunctionOptions): { expiresAfterSeconds?: number; now?: () => number; logger?: IdempotencyLogger } {
+export function libraryOptions(options: FunctionOptions): {
+  expiresAfterSeconds?: number;
+  now?: () => number;
+  logger?: IdempotencyLogger;
+  observability?: ObservabilityOptions;
+} {
   return {
+    ...(options.observability ? { observability: options.observability } : {}),
     ...(options.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: options.expiresAfterSeconds }),
     ...(options.now ? { now: options.now } : {}),
     ...(options.logger ? { logger: options.logger } : {}),

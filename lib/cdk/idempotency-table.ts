@@ -8,6 +8,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
 import { checkFunction, checkQueue } from './checks.js';
+import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
 /**
@@ -177,6 +178,23 @@ export class IdempotencyTable extends Construct {
     fn.addEventSource(source);
     this.queues.set(fn, [...(this.queues.get(fn) ?? []), queue]);
     return source;
+  }
+
+  /**
+   * Adds a CloudWatch dashboard of the library's metrics for `functions` (which must enable
+   * `observability: { metrics: true }`) and alarms on store failures, superseded attempts and
+   * bookkeeping failures, optionally notifying `alarmTopic`. Once per table.
+   *
+   * @example
+   * ```ts
+   * idempotency.addMonitoring({ functions: [apiFunction, 'payments-consumer'], alarmTopic: new Topic(this, 'Alarms') });
+   * ```
+   */
+  public addMonitoring(props: IdempotencyMonitoringProps): IdempotencyMonitoring {
+    if (this.node.tryFindChild('Monitoring') !== undefined) {
+      throw new Error('IdempotencyTable.addMonitoring: this table already has its monitoring; list every function in one call.');
+    }
+    return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
   }
 
   private check(): void {

@@ -113,7 +113,8 @@ async function invoke(bundle: Bundle, functionName: string, events: unknown[]): 
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
   });
-  return JSON.parse(stdout);
+  // Before the results, the handlers write their EMF metric lines to stdout, as Lambda expects them.
+  return JSON.parse(stdout.slice(stdout.lastIndexOf('\n') + 1));
 }
 
 beforeAll(async () => {

@@ -1,0 +1,34 @@
+import type { RecordSummary } from '../store.js';
+
+/** Human-readable output of the CLI; `--json` prints the values as they are instead. @internal */
+
+/** `in 3 h` / `5 min ago`, rounded down to the largest unit that fits. */
+export function relative(millis: number): string {
+  const seconds = Math.floor(Math.abs(millis) / 1000);
+  const [amount, unit] =
+    seconds < 120 ? [seconds, 's'] : seconds < 7200 ? [Math.floor(seconds / 60), 'min'] : seconds < 172_800 ? [Math.floor(seconds / 3600), 'h'] : [Math.floor(seconds / 86_400), 'days'];
+  return millis >= 0 ? `in ${amount} ${unit}` : `${amount} ${unit} ago`;
+}
+
+const instant = (millis: number, now: number): string => `${new Date(millis).toISOString()} (${relative(millis - now)})`;
+
+const bytes = (count: number | undefined): string => (count === undefined ? 'none' : `${count} bytes`);
+
+/** The lines `inspect` prints for a record. */
+export function describeRecord(summary: RecordSummary, now: number): string {
+  const expires = summary.expiresAt * 1000;
+  const rows: Array<[string, string]> = [
+    ['status', summary.status],
+    ['expires', `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`],
+    ['lease', summary.leaseUntil === undefined ? 'none' : `${instant(summary.leaseUntil, now)}${summary.leaseUntil < now ? ', ended: the next call takes the record over' : ''}`],
+    ['fingerprint', summary.hasFingerprint ? 'stored' : 'none'],
+    ['response', summary.responseOmitted ? 'not stored (too large or not serialisable); duplicates get RESPONSE_NOT_STORED' : bytes(summary.responseBytes)],
+    ['final error', summary.errorBytes === undefined ? 'none' : `${bytes(summary.errorBytes)}, replayed to duplicates`],
+  ];
+  return [summary.key, ...rows.map(([label, value]) => `  ${label.padEnd(12)} ${value}`)].join('\n');
+}
+
+/** The line `stuck` prints for a record. */
+export function describeStuck(summary: RecordSummary, now: number): string {
+  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, expires ${new Date(summary.expiresAt * 1000).toISOString()}`;
+}

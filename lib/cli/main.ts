@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/**
+ * `lambda-idempotency`: inspect and forget idempotency records, and list stuck ones, from the
+ * command line. `lambda-idempotency --help` lists the commands and options.
+ */
+import { runCli } from './run.js';
+
+process.exitCode = await runCli(process.argv.slice(2), {
+  env: process.env,
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  now: Date.now,
+});

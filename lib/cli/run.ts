@@ -1,0 +1,100 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore } from '../dynamodb-store.js';
+import { IdempotencyError } from '../errors.js';
+import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
+import { describeRecord, describeStuck } from './format.js';
+import { type Command, UsageError, helpText, parseCommand } from './options.js';
+import { stuckRecords } from './stuck.js';
+
+/** Where the CLI reads its environment and writes its output; the real process in `main.ts`. @internal */
+export interface CliIo {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly now: () => number;
+}
+
+/** Exit codes, as the help lists them. @internal */
+export const EXIT = { done: 0, failed: 1, usage: 2, notFound: 3 } as const;
+
+/** A checked command line, ready to send its requests. */
+interface Plan {
+  readonly command: Exclude<Command, { command: 'help' }>;
+  /** The record id, for inspect and forget. */
+  readonly id: string;
+  readonly client: DynamoDBClient;
+  readonly store: DynamoDBStore;
+}
+
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+/** Checks everything that can be checked without a request; throws what {@link runCli} reports as a usage error. */
+function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help' {
+  const command = parseCommand(argv, env);
+  if (command.command === 'help') return 'help';
+  const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
+  // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden.
+  const client = new DynamoDBClient({
+    ...(command.region === undefined ? {} : { region: command.region }),
+    ...(command.profile === undefined ? {} : { profile: command.profile }),
+  });
+  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes });
+  return { command, id, client, store };
+}
+
+async function execute({ command, id, client, store }: Plan, io: CliIo): Promise<number> {
+  const now = io.now();
+  switch (command.command) {
+    case 'inspect': {
+      const summary = await inspectRecord({ store, id });
+      io.stdout(command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.\n`);
+      return summary ? EXIT.done : EXIT.notFound;
+    }
+    case 'forget': {
+      const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
+      const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
+      io.stdout(command.json ? json({ id, deleted }) : `${deleted ? `Deleted ${id}; the next call with this key runs again.` : missed}\n`);
+      return deleted ? EXIT.done : EXIT.notFound;
+    }
+    case 'stuck': {
+      io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
+      const found = [];
+      for await (const summary of stuckRecords({ client, tableName: command.table, attributes: store.attributes, now, ...(command.name ? { name: command.name } : {}) })) {
+        found.push(summary);
+        if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
+      }
+      io.stdout(command.json ? json(found) : `${found.length} INPROGRESS record${found.length === 1 ? '' : 's'} past the lease.\n`);
+      return EXIT.done;
+    }
+  }
+}
+
+/**
+ * Runs one command line and returns its exit code: 0 done, 1 a request failed, 2 a usage error
+ * (nothing sent), 3 no such record. @internal
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let plan: Plan | 'help';
+  try {
+    plan = prepare(argv, io.env);
+  } catch (error) {
+    // A bad address (a malformed id, a key JSON cannot hash) or table name is as much a usage error as a bad flag.
+    if (!(error instanceof UsageError || error instanceof TypeError || error instanceof IdempotencyError)) throw error;
+    io.stderr(`lambda-idempotency: ${error.message}\nRun \`lambda-idempotency --help\` for usage.\n`);
+    return EXIT.usage;
+  }
+  if (plan === 'help') {
+    io.stdout(helpText());
+    return EXIT.done;
+  }
+  try {
+    return await execute(plan, io);
+  } catch (error) {
+    const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+    const hint = /region is missing/i.test(message) ? ': give --region or set AWS_REGION.' : '';
+    io.stderr(`lambda-idempotency: ${message}${hint}\n`);
+    return EXIT.failed;
+  } finally {
+    plan.client.destroy();
+  }
+}

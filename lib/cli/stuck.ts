@@ -1,0 +1,56 @@
+import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeNames } from '../dynamodb-store.js';
+import type { RecordSummary } from '../store.js';
+
+/** Where to look for stuck records. @internal */
+export interface StuckQuery {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  readonly attributes: AttributeNames;
+  /** Only records of this namespace. */
+  readonly name?: string;
+  /** Epoch milliseconds: leases that ended before it. */
+  readonly now: number;
+}
+
+/**
+ * INPROGRESS records whose lease ended before `now`: attempts that crashed or timed out and
+ * whose key has not been called again since (the next call takes the record over). A paginated
+ * Scan: it reads, and bills, every item of the table; yields each page's matches as they come.
+ * @internal
+ */
+export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSummary> {
+  const a = query.attributes;
+  const names: Record<string, string> = { '#id': a.key, '#status': a.status, '#exp': a.expiration, '#lease': a.leaseUntil, '#fp': a.fingerprint };
+  const values: Record<string, AttributeValue> = { ':inprogress': { S: 'INPROGRESS' }, ':now': { N: String(query.now) } };
+  let filter = '#status = :inprogress AND #lease < :now';
+  if (query.name !== undefined) {
+    filter += ' AND begins_with(#id, :prefix)';
+    values[':prefix'] = { S: `${query.name}#` };
+  }
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await query.client.send(
+      new ScanCommand({
+        TableName: query.tableName,
+        FilterExpression: filter,
+        // INPROGRESS records hold no response; read only what the summary shows.
+        ProjectionExpression: '#id, #status, #exp, #lease, #fp',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ...(start === undefined ? {} : { ExclusiveStartKey: start }),
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      yield {
+        key: item[a.key]?.S ?? '(no id)',
+        status: 'INPROGRESS',
+        expiresAt: Number(item[a.expiration]?.N),
+        leaseUntil: Number(item[a.leaseUntil]?.N),
+        hasFingerprint: item[a.fingerprint] !== undefined,
+        responseOmitted: false,
+      };
+    }
+    start = page.LastEvaluatedKey;
+  } while (start !== undefined);
+}

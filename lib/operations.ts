@@ -1,0 +1,133 @@
+import { IdempotencyError } from './errors.js';
+import { canonicalJson, isMissingKey, recordKey, sha256 } from './key.js';
+import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
+
+/*
+ * Operations tools: look at or remove the record of one key, addressed the way the engine
+ * addresses it, so an operator never computes a hash by hand.
+ */
+
+/** The parts of an HTTP request that `httpIdempotency` keys its records by. */
+export interface HttpRecordKey {
+  /** The `Idempotency-Key` header value, unquoted. */
+  readonly key: string;
+  /** The request method, e.g. `POST` (case does not matter). */
+  readonly method: string;
+  /**
+   * The route as the middleware sees it: the route key of an HTTP API (`POST /payments`), the
+   * resource of a REST API (`/payments/{id}`), or `<METHOD> <path>` for a Function URL.
+   */
+  readonly route: string;
+  /** The caller identity that scoped the key; omit it for requests without one. */
+  readonly caller?: string;
+}
+
+/**
+ * Which record: the `name` (namespace) and the key value as the key selector returned it, the
+ * parts of an HTTP request, or the record id (`<namespace>#<hash>`) as logs show it.
+ */
+export type RecordAddress =
+  | { readonly name: string; readonly key: unknown }
+  | { readonly name: string; readonly http: HttpRecordKey }
+  | { readonly id: string };
+
+export type InspectRecordOptions = RecordAddress & {
+  readonly store: IdempotencyStore;
+};
+
+export type ForgetRecordOptions = RecordAddress & {
+  readonly store: IdempotencyStore;
+  /** Delete only while the record has this status. @default any status */
+  readonly onlyIf?: RecordStatus;
+};
+
+/**
+ * The key value `httpIdempotency` hashes for a request: its header key, method, route and caller.
+ *
+ * @example
+ * ```ts
+ * httpKeyValue({ key: 'k-1', method: 'post', route: 'POST /payments', caller: 'user-1' });
+ * // { key: 'k-1', method: 'POST', route: 'POST /payments', caller: 'user-1' }
+ * ```
+ */
+export function httpKeyValue(request: HttpRecordKey): { key: string; method: string; route: string; caller: string | null } {
+  for (const field of ['key', 'method', 'route'] as const) {
+    if (typeof request?.[field] !== 'string' || request[field].length === 0) {
+      throw new TypeError(`An HTTP record key needs \`${field}\`, a non-empty string.`);
+    }
+  }
+  if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError('An HTTP record key\'s `caller` must be a string when given.');
+  return { key: request.key, method: request.method.toUpperCase(), route: request.route, caller: request.caller ?? null };
+}
+
+/**
+ * The record id (`<namespace>#<hash>`) of an address, hashed exactly as the engine hashes a
+ * selected key: SHA-256 of its canonical JSON.
+ *
+ * @example
+ * ```ts
+ * recordIdOf({ name: 'payments', key: { orderId: 'o-1' } }); // 'payments#…43 characters…'
+ * ```
+ */
+export function recordIdOf(address: RecordAddress): string {
+  if (address === null || typeof address !== 'object') throw new TypeError('A record address must be an object.');
+  const given = (['id', 'key', 'http'] as const).filter((field) => field in address);
+  if (given.length !== 1) throw new TypeError('Address a record by exactly one of `key` (with `name`), `http` (with `name`) or `id`.');
+  if ('id' in address) {
+    const { id } = address;
+    if (typeof id !== 'string' || id.indexOf('#') < 1 || id.endsWith('#')) {
+      throw new TypeError('A record id must read `<namespace>#<hash>`, as the library logs it.');
+    }
+    return id;
+  }
+  const { name } = address;
+  if (typeof name !== 'string' || name.length === 0 || name.includes('#')) {
+    throw new TypeError('`name` must be the records\' namespace (the function name or the `name` option), a non-empty string without \'#\'.');
+  }
+  const value = 'http' in address ? httpKeyValue(address.http) : address.key;
+  const canonical = isMissingKey(value) ? undefined : canonicalJson(value);
+  if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
+  return recordKey(name, sha256(canonical));
+}
+
+function assertSupports<M extends 'inspect' | 'forget'>(store: IdempotencyStore, method: M): asserts store is IdempotencyStore & Required<Pick<IdempotencyStore, M>> {
+  if (typeof store?.[method] !== 'function') {
+    throw new TypeError(`This store cannot ${method} records: it has no \`${method}\` method (DynamoDBStore has one).`);
+  }
+}
+
+/**
+ * What the store holds for one key: status, retention, lease end, whether a fingerprint, a
+ * response or a final error is stored and their sizes. Never the response itself.
+ * `undefined` when there is no record (an expired record not yet removed is returned).
+ *
+ * @example
+ * ```ts
+ * const summary = await inspectRecord({ store, name: 'payments-consumer', key: 'order-1' });
+ * if (summary?.status === 'INPROGRESS') console.log('held until', new Date(summary.leaseUntil!));
+ * ```
+ */
+export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
+  const store = options?.store;
+  assertSupports(store, 'inspect');
+  return store.inspect(recordIdOf(options));
+}
+
+/**
+ * Deletes the record of one key, so the next call with it runs again. With `onlyIf`, only while
+ * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
+ * completed meanwhile). `true` when a record was deleted.
+ *
+ * @example
+ * ```ts
+ * await forgetRecord({ store, name: 'payments-consumer', key: 'order-1', onlyIf: 'INPROGRESS' });
+ * ```
+ */
+export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
+  const { store, onlyIf } = options ?? {};
+  assertSupports(store, 'forget');
+  if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
+    throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
+  }
+  return store.forget(recordIdOf(options), onlyIf);
+}

@@ -1,0 +1,154 @@
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { IConstruct } from 'constructs';
+import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
+import { IdempotencyTable, type IdempotencyMonitoringProps } from '../../lib/cdk/index.js';
+import { type IdempotencyEvent, createEmitter } from '../../lib/observability.js';
+
+const EVENTS: IdempotencyEvent[] = ['miss', 'takeover', 'replay', 'cacheReplay', 'inProgress', 'payloadMismatch', 'superseded', 'storeFailure', 'bookkeepingFailure'];
+
+function monitored(props: Omit<IdempotencyMonitoringProps, 'functions'> & { withTopic?: boolean } = {}) {
+  const stack = new Stack(new App(), 'Monitored');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const handler = new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const topic = props.withTopic ? new Topic(stack, 'Alarms') : undefined;
+  const { withTopic: _, ...rest } = props;
+  const monitoring = table.addMonitoring({ functions: [handler, 'payments-api'], ...(topic ? { alarmTopic: topic } : {}), ...rest });
+  return { stack, table, handler, topic, monitoring, template: Template.fromStack(stack) };
+}
+
+/** What the library writes for `event` with metrics on: its namespace, metric name and dimension. */
+function emitted(event: IdempotencyEvent, namespace: string, metricNamespace?: string) {
+  const lines: string[] = [];
+  createEmitter('test', { metrics: true, write: (line) => void lines.push(line), ...(metricNamespace ? { metricNamespace } : {}) }, () => 0)(event, namespace);
+  const emf = JSON.parse(lines[0]!) as { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Metrics: Array<{ Name: string }>; Dimensions: string[][] }> } };
+  const [directive] = emf._aws.CloudWatchMetrics;
+  return { namespace: directive!.Namespace, metricName: directive!.Metrics[0]!.Name, dimension: directive!.Dimensions[0]![0]! };
+}
+
+interface Widget {
+  readonly type: string;
+  readonly properties: { readonly title?: string; readonly metrics?: unknown[][]; readonly alarms?: unknown[] };
+}
+
+/** The dashboard's widgets, with every reference written as `<LogicalId>`. */
+function dashboardWidgets(template: Template): Widget[] {
+  const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+  const [, parts] = dashboard!.Properties.DashboardBody['Fn::Join'] as [string, Array<string | { Ref?: string; 'Fn::GetAtt'?: string[] }>];
+  const text = parts.map((part) => (typeof part === 'string' ? part : `<${part.Ref ?? part['Fn::GetAtt']![0]}>`)).join('');
+  return (JSON.parse(text) as { widgets: Widget[] }).widgets;
+}
+
+describe('defaults, with an alarm topic', () => {
+  const { stack, handler, topic, monitoring, template } = monitored({ withTopic: true });
+  const fnRef = { Ref: stack.getLogicalId(handler.node.defaultChild as never) };
+  const topicRef = { Ref: stack.getLogicalId(topic!.node.defaultChild as never) };
+
+  test('three alarms per function on what the library emits, firing at the documented thresholds, notifying the topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    expect(monitoring.alarms).toHaveLength(6);
+    const thresholds: Partial<Record<IdempotencyEvent, number>> = { storeFailure: 5, superseded: 1, bookkeepingFailure: 1 };
+    for (const value of [fnRef, 'payments-api']) {
+      for (const [event, threshold] of Object.entries(thresholds) as Array<[IdempotencyEvent, number]>) {
+        const { namespace, metricName, dimension } = emitted(event, 'payments-api');
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: namespace,
+          MetricName: metricName,
+          Dimensions: [{ Name: dimension, Value: value }],
+          Statistic: 'Sum',
+          Period: 300,
+          EvaluationPeriods: 1,
+          Threshold: threshold,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [topicRef],
+          OKActions: [topicRef],
+          AlarmDescription: Match.anyValue(),
+        });
+      }
+    }
+  });
+
+  test('a dashboard with every metric the library emits, per function, and the alarms', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const widgets = dashboardWidgets(template);
+    const metrics = widgets.flatMap((widget) => (widget.properties.metrics ?? []) as unknown[][]);
+    for (const value of [`<${fnRef.Ref}>`, 'payments-api']) {
+      const shown = metrics.filter((metric) => metric[2] === 'Function' && metric[3] === value).map((metric) => metric.slice(0, 3).join(' '));
+      expect(shown.sort()).toEqual(
+        EVENTS.map((event) => {
+          const { namespace, metricName, dimension } = emitted(event, 'payments-api');
+          return `${namespace} ${metricName} ${dimension}`;
+        }).sort(),
+      );
+    }
+    const overview = widgets.find((widget) => widget.type === 'alarm')!;
+    expect(overview.properties.alarms).toHaveLength(6);
+    expect(widgets.map((widget) => widget.properties.title).filter(Boolean)).toEqual(expect.arrayContaining(['Table: throttled writes', 'Table: failed writes (system errors)']));
+    expect(monitoring.dashboard.node.defaultChild).toBeDefined();
+  });
+});
+
+test('thresholds, period and metric namespace are configurable; without a topic no action', () => {
+  const { template } = monitored({ metricNamespace: 'Payments', period: Duration.minutes(1), alarmThresholds: { storeFailures: 20, superseded: 3 } });
+  const alarm = (metricName: string) => Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: metricName, Dimensions: [{ Value: 'payments-api' }] } }))[0]!;
+  expect(alarm('StoreFailures').Properties).toMatchObject({ Namespace: 'Payments', Period: 60, Threshold: 20 });
+  expect(alarm('Superseded').Properties).toMatchObject({ Threshold: 3 });
+  expect(alarm('BookkeepingFailures').Properties).toMatchObject({ Threshold: 1 });
+  template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent(), OKActions: Match.absent(), TreatMissingData: 'notBreaching' });
+});
+
+test('bad props are refused with a sentence; monitoring is added once per table', () => {
+  const stack = new Stack(new App(), 'Bad');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  expect(() => table.addMonitoring({ functions: [] })).toThrow('`functions` must list at least one function or record namespace.');
+  expect(() => table.addMonitoring({ functions: ['a#b'] })).toThrow("without '#'");
+  expect(() => table.addMonitoring({ functions: ['api', 'api'] })).toThrow('listed twice');
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow('`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).');
+  table.addMonitoring({ functions: ['api'] });
+  expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
+});
+
+describe('the demo stack', () => {
+  // Skip esbuild here: these tests read the template; test/integration/bundles.test.ts runs the bundles.
+  const synth = (props: PaymentsStackProps = {}) => {
+    const stack = new PaymentsStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'PaymentsDemo', props);
+    return { stack, template: Template.fromStack(stack) };
+  };
+  const { stack, template } = synth();
+  const ref = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+  test('watches both record namespaces, alarms to a topic, and its functions write EMF metrics', () => {
+    const widgets = dashboardWidgets(template);
+    const namespaces = new Set(widgets.flatMap((widget) => (widget.properties.metrics ?? []) as unknown[][]).filter((m) => m[2] === 'Function').map((m) => m[3]));
+    expect([...namespaces].sort()).toEqual(['payments-api', 'payments-consumer']);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: ref(stack.alarmTopic) }] });
+    template.hasOutput('DashboardName', { Value: { Ref: ref(stack.monitoring.dashboard) } });
+    template.hasOutput('AlarmTopicArn', { Value: { Ref: ref(stack.alarmTopic) } });
+  });
+
+  test('POST /idempotency-keys is served by a function that reads the signing secret, and nothing else', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /idempotency-keys', Target: Match.anyValue() });
+    const integrations = template.findResources('AWS::ApiGatewayV2::Integration', { Properties: { IntegrationUri: { 'Fn::GetAtt': [ref(stack.keyFunction), 'Arn'] } } });
+    expect(Object.keys(integrations)).toHaveLength(1);
+    template.hasResourceProperties('AWS::SecretsManager::Secret', { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } });
+    const keyFunction = template.toJSON().Resources[ref(stack.keyFunction)].Properties;
+    expect(keyFunction.Environment.Variables.IDEMPOTENCY_KEY_SECRET_ID).toEqual({ Ref: ref(stack.keySecret) });
+    expect(keyFunction.Layers).toEqual([{ 'Fn::FindInMap': [expect.stringMatching(/^Paramsandsecretslayer/), { Ref: 'AWS::Region' }, '1x0x103xarm64'] }]);
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) => JSON.stringify(policy.Properties.Roles).includes(ref(stack.keyFunction.role!)));
+    const actions = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement.flatMap((s: { Action: string | string[] }) => s.Action));
+    expect(actions.sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+  });
+
+  test('the payment API takes any key by default, and only issued keys with requireIssuedKeys', () => {
+    const payment = (t: Template, s: PaymentsStack) => t.toJSON().Resources[s.getLogicalId(s.paymentFunction.node.defaultChild as CfnElement)].Properties;
+    expect(payment(template, stack).Environment.Variables).not.toHaveProperty('IDEMPOTENCY_KEY_SECRET_ID');
+    const required = synth({ requireIssuedKeys: true });
+    expect(payment(required.template, required.stack).Environment.Variables.IDEMPOTENCY_KEY_SECRET_ID).toEqual({
+      Ref: required.stack.getLogicalId(required.stack.keySecret.node.defaultChild as CfnElement),
+    });
+  });
+});

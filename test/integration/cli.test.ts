@@ -1,0 +1,208 @@
+/**
+ * The `lambda-idempotency` command as a real child process (run from source with tsx) against
+ * DynamoDB Local, which it finds through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
+ */
+import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DynamoDBStore, callerIdentity, httpIdempotency, makeIdempotent, recordIdOf, type RecordSummary } from '../../lib/index.js';
+import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { runCli } from '../../lib/cli/run.js';
+import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
+
+const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
+const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
+function cli(...args: string[]): Promise<Run> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
+    AWS_REGION: 'local',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+function counted(name: string) {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (order: { orderId: string }) => {
+      runs++;
+      return { paymentId: `p-${order.orderId}` };
+    },
+    { store, name, key: (order) => order.orderId, fingerprint: (order) => order },
+  );
+  return { once, runs: () => runs };
+}
+
+test('inspect prints a record, as text and as JSON; an unknown key exits 3; a failing request exits 1', async () => {
+  const { once } = counted('cli-inspect');
+  await once({ orderId: 'o-1' });
+  const id = recordId('cli-inspect', 'o-1');
+  const [text, asJson, byId, missing, noTable] = await Promise.all([
+    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"'),
+    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"', '--json'),
+    cli('inspect', '--table', tableName, '--id', id, '--json'),
+    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-2"', '--json'),
+    cli('inspect', '--table', 'no-such-table', '--id', id),
+  ]);
+  expect(text).toMatchObject({ code: 0, stderr: '' });
+  const responseBytes = JSON.stringify({ paymentId: 'p-o-1' }).length;
+  expect(text.stdout).toMatch(new RegExp(`^${id.replace(/[+]/g, '\\+')}\n  status +COMPLETED\n  expires +\\S+Z \\(in 2[34] h\\)\n  lease +none\n  fingerprint +stored\n  response +${responseBytes} bytes\n  final error +none\n$`));
+
+  expect(asJson.code).toBe(0);
+  const summary = JSON.parse(asJson.stdout) as RecordSummary;
+  expect(summary).toEqual(await store.inspect(id));
+  expect(summary).toMatchObject({ key: id, status: 'COMPLETED', hasFingerprint: true, responseBytes });
+  expect(JSON.parse(byId.stdout)).toEqual(summary);
+
+  expect(missing).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
+  expect(noTable.code).toBe(1);
+  expect(noTable.stderr).toMatch(/^lambda-idempotency: ResourceNotFoundException: /);
+});
+
+test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
+  const { once, runs } = counted('cli-forget');
+  await once({ orderId: 'o-1' });
+  await once({ orderId: 'o-1' });
+  expect(runs()).toBe(1);
+  const id = recordId('cli-forget', 'o-1');
+
+  const refused = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"');
+  expect(refused).toEqual({
+    code: 2,
+    stdout: '',
+    stderr:
+      'lambda-idempotency: forget deletes the record, after which the next call with its key runs again: add --yes to do it.\n' +
+      'Run `lambda-idempotency --help` for usage.\n',
+  });
+  expect(await readItem(client, tableName, id)).toBeDefined();
+
+  const wrongStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(wrongStatus).toEqual({ code: 3, stdout: `No record ${id} with status INPROGRESS: nothing deleted.\n`, stderr: '' });
+
+  const forgotten = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"', '--yes', '--json');
+  expect(forgotten.code).toBe(0);
+  expect(JSON.parse(forgotten.stdout)).toEqual({ id, deleted: true });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+  await once({ orderId: 'o-1' });
+  expect(runs()).toBe(2);
+});
+
+test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {
+  let runs = 0;
+  const handler = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(httpIdempotency({ store, name: 'cli-http' }));
+  const event = paymentRequest('k-1', 'user-7');
+  await handler(event, lambdaContext('cli-http'));
+  const address = ['--name', 'cli-http', '--http-key', 'k-1', '--method', 'POST', '--route', 'POST /payments', '--caller', callerIdentity(event)!];
+  const [inspected, withoutCaller] = await Promise.all([
+    cli('inspect', '--table', tableName, ...address, '--json'),
+    cli('inspect', '--table', tableName, ...address.slice(0, -2), '--json'),
+  ]);
+  expect(JSON.parse(inspected.stdout)).toMatchObject({ status: 'COMPLETED', responseBytes: expect.any(Number) });
+  expect(withoutCaller.code).toBe(3);
+  expect((await cli('forget', '--table', tableName, ...address, '--yes')).code).toBe(0);
+  expect((await handler(event, lambdaContext('cli-http'))).body).toBe('2');
+});
+
+test('usage errors exit 2 with a sentence, before any request (in process)', async () => {
+  const io = () => {
+    const out = { stdout: '', stderr: '' };
+    return { out, io: { env: {}, now: Date.now, stdout: (text: string) => void (out.stdout += text), stderr: (text: string) => void (out.stderr += text) } };
+  };
+  const cases: Array<[string[], string]> = [
+    [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
+    [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
+    [['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'], 'Which record? Give one of --key (with --name), --http-key (with --name, --method, --route) or --id.'],
+    [['inspect', '--table', tableName, '--name', 'n', '--http-key', 'k', '--method', 'POST'], '`--http-key` needs --method and --route (and --caller when the request had a caller identity).'],
+    [['inspect', '--name', 'n', '--key', '"k"'], 'Which table? Give --table or set IDEMPOTENCY_TABLE.'],
+    [['forget', '--table', tableName, '--id', 'n#h', '--yes', '--only-if', 'DONE'], '`--only-if` takes INPROGRESS or COMPLETED.'],
+    [['stuck', '--table', tableName, '--yes'], '`--yes` does not apply to stuck.'],
+    [['stuck', '--table', tableName, '--attributes', '{"state":"s"}'], expect.stringContaining('`--attributes`: unknown field `state`.')],
+    [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
+    [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters).'],
+    [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
+  ] as never;
+  for (const [argv, message] of cases) {
+    const { out, io: cliIo } = io();
+    expect(await runCli(argv, cliIo)).toBe(2);
+    expect(out.stdout).toBe('');
+    expect(out.stderr.split('\n')[0]).toEqual(typeof message === 'string' ? `lambda-idempotency: ${message}` : message);
+  }
+  const { out, io: cliIo } = io();
+  expect(await runCli(['--help'], cliIo)).toBe(0);
+  expect(out.stdout).toMatch(/^Usage: lambda-idempotency <command>/);
+  for (const command of ['inspect', 'forget', 'stuck']) expect(out.stdout).toContain(`\n  ${command} `);
+});
+
+test('stuck lists INPROGRESS records past their lease across every page of the scan, with a warning', async () => {
+  const table = await freshTable(client, 'cli-stuck');
+  try {
+    // Plain responses of 100 KB: twelve of them make the table larger than one 1 MB scan page.
+    const large = new DynamoDBStore({ tableName: table, client, compressAboveBytes: 400 * 1024 });
+    const now = Date.now();
+    const claim = (name: string, key: string, leaseUntil: number) =>
+      large.claim({ key: recordIdOf({ name, key }), owner: 'crashed', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    for (let i = 0; i < 12; i++) await makeIdempotent(async () => 'x'.repeat(100_000), { store: large, name: 'done' })(`c-${i}`);
+    const stuck = Array.from({ length: 8 }, (_, i) => `s-${i}`);
+    for (const key of stuck) await claim('worker', key, now - 60_000);
+    await claim('other', 's-0', now - 60_000);
+    await claim('worker', 'live', now + 600_000);
+    const expected = stuck.map((key) => recordIdOf({ name: 'worker', key })).sort();
+
+    // Precondition: one page does not hold every stuck record, so only a paginated scan finds them all.
+    const firstPage = await client.send(new ScanCommand({ TableName: table, ProjectionExpression: 'id' }));
+    expect(firstPage.LastEvaluatedKey).toBeDefined();
+    expect(expected.every((id) => firstPage.Items!.some((item) => item.id!.S === id))).toBe(false);
+
+    const [asJson, text] = await Promise.all([cli('stuck', '--table', table, '--name', 'worker', '--json'), cli('stuck', '--table', table)]);
+    expect(asJson.code).toBe(0);
+    expect(asJson.stderr).toBe(`lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`);
+    const found = JSON.parse(asJson.stdout) as RecordSummary[];
+    expect(found.map((summary) => summary.key).sort()).toEqual(expected);
+    expect(found[0]).toEqual({ key: found[0]!.key, status: 'INPROGRESS', expiresAt: Math.floor(now / 1000) + 86_400, leaseUntil: now - 60_000, hasFingerprint: false, responseOmitted: false });
+
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines.at(-1)).toBe('9 INPROGRESS records past the lease.');
+    expect(lines.slice(0, -1).map((line) => line.split(' ')[0]).sort()).toEqual([...expected, recordIdOf({ name: 'other', key: 's-0' })].sort());
+    expect(lines[0]).toMatch(/ lease ended \S+Z \(\d+ s ago\), expires \S+Z$/);
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
+test('attribute names other than the defaults are given with --attributes', async () => {
+  const table = await freshTable(client, 'cli-attrs');
+  try {
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: { id: { S: 'n#h' }, state: { S: 'INPROGRESS' }, expiration: { N: '4102444800' }, owner: { S: 'o' }, leaseUntil: { N: '1' } },
+      }),
+    );
+    const [inspected, stuck] = await Promise.all([
+      cli('inspect', '--table', table, '--id', 'n#h', '--attributes', '{"status":"state"}', '--json'),
+      cli('stuck', '--table', table, '--attributes', '{"status":"state"}', '--json'),
+    ]);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ key: 'n#h', status: 'INPROGRESS', leaseUntil: 1 });
+    expect((JSON.parse(stuck.stdout) as RecordSummary[]).map((summary) => summary.key)).toEqual(['n#h']);
+  } finally {
+    await dropTable(client, table);
+  }
+});

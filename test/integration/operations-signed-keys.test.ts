@@ -1,0 +1,125 @@
+/**
+ * Server-issued keys through real middy and DynamoDB Local: only keys signed with a listed secret
+ * run; anything else is a 400 problem, runs nothing and writes no record.
+ */
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext as demoLambdaContext } from '../../demo/scenarios.js';
+import { readKeySecrets } from '../../infra/functions/key-secrets.js';
+import { createKeyHandler } from '../../infra/functions/keys.js';
+import { createPaymentHandler } from '../../infra/functions/payment.js';
+import { httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
+import { idsWithPrefix, testClient, useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'signed' });
+const current = randomBytes(32);
+const previous = randomBytes(48).toString('base64');
+
+function api(name: string, secrets: readonly SigningSecret[]) {
+  let runs = 0;
+  const handler = middy(async (): Promise<APIGatewayProxyStructuredResultV2> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(
+    httpIdempotency({ store, name, signedKeys: { secrets } }),
+  );
+  const post = async (key: string) => (await handler(paymentRequest(key), lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
+  return { post, runs: () => runs, records: () => idsWithPrefix(client, tableName, `${name}#`) };
+}
+
+const expectRefused = (result: APIGatewayProxyStructuredResultV2): void => {
+  expect(result.statusCode).toBe(400);
+  expect(result.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+  expect(JSON.parse(result.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
+};
+
+test('an issued key runs once and replays; forged, tampered and client-chosen keys get 400, run nothing and write nothing', async () => {
+  const { post, runs, records } = api('signed-api', [current]);
+  const key = issueIdempotencyKey({ secret: current });
+  expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  const replay = await post(key);
+  expect(replay).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  expect(replay.headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+  expect(await records()).toHaveLength(1);
+
+  const forged = issueIdempotencyKey({ secret: randomBytes(32) });
+  const tampered = `${key.slice(0, 30)}${key[30] === 'A' ? 'B' : 'A'}${key.slice(31)}`;
+  for (const bad of [forged, tampered, 'order-1']) expectRefused(await post(bad));
+  expect(runs()).toBe(1);
+  expect(await records()).toHaveLength(1);
+});
+
+test('rotation: keys of the previous secret run while it is listed, and are refused once it is removed', async () => {
+  const rotating = api('signed-rotating', [current, previous]);
+  const old = issueIdempotencyKey({ secret: previous });
+  expect(await rotating.post(old)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+  expect(await rotating.post(issueIdempotencyKey({ secret: current }))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
+
+  const rotated = api('signed-rotated', [current]);
+  expectRefused(await rotated.post(issueIdempotencyKey({ secret: previous })));
+  expect(rotated.runs()).toBe(0);
+  expect(await rotated.records()).toEqual([]);
+});
+
+test('signedKeys is validated at construction', () => {
+  expect(() => httpIdempotency({ store, signedKeys: { secrets: ['too short'] } })).toThrow(
+    new TypeError('httpIdempotency `signedKeys`: a secret must be at least 32 bytes long (got 9); use e.g. randomBytes(32).'),
+  );
+  expect(() => httpIdempotency({ store, signedKeys: { secrets: [] } })).toThrow('`secrets` must be a non-empty array');
+  expect(() => httpIdempotency({ store, signedKeys: { secret: current } as never })).toThrow('unknown option `secret`');
+});
+
+describe('the demo API', () => {
+  const demoClient = testClient();
+  let tables: DemoTables;
+  beforeAll(async () => {
+    tables = await createDemoTables(demoClient, 'signed-demo');
+  });
+  afterAll(async () => {
+    await dropDemoTables(demoClient, tables);
+    demoClient.destroy();
+  });
+
+  test('POST /idempotency-keys issues a fresh key that the payment API, requiring issued keys, accepts once and replays', async () => {
+    const secret = randomBytes(32);
+    const issue = createKeyHandler({ secret });
+    const pay = createPaymentHandler({ ...tables, client: demoClient, keySecrets: [secret] });
+    const issued = await issue();
+    expect(issued).toMatchObject({ statusCode: 201, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } });
+    const { key } = JSON.parse(issued.body!) as { key: string };
+    expect(JSON.parse((await issue()).body!).key).not.toBe(key);
+
+    const payment = (idempotencyKey: string) => paymentRequest(idempotencyKey) as APIGatewayProxyEventV2;
+    const created = await pay(payment(key), demoLambdaContext('payments-api'));
+    expect(created.statusCode).toBe(201);
+    expect(await pay(payment(key), demoLambdaContext('payments-api'))).toMatchObject({ statusCode: 201, body: created.body, headers: { 'Idempotent-Replayed': 'true' } });
+    expect((await pay(payment('order-42'), demoLambdaContext('payments-api'))).statusCode).toBe(400);
+    expect((await idsWithPrefix(demoClient, tables.idempotencyTable, 'payments-api#')).length).toBe(1);
+  });
+
+  test('the Lambda entry reads the current and previous secret through the Parameters and Secrets extension', async () => {
+    const versions: Record<string, string> = { AWSCURRENT: 'current-secret-of-at-least-32-bytes!', AWSPREVIOUS: 'previous-secret-of-at-least-32-bytes' };
+    const seen: string[] = [];
+    const extension = createServer((request, response) => {
+      const url = new URL(request.url!, 'http://localhost');
+      seen.push(`${url.pathname} ${url.searchParams.get('secretId')} ${url.searchParams.get('versionStage')} ${request.headers['x-aws-parameters-secrets-token']}`);
+      const value = versions[url.searchParams.get('versionStage')!];
+      if (value === undefined) response.writeHead(400).end('ResourceNotFoundException');
+      else response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ SecretString: value }));
+    });
+    await new Promise<void>((resolve) => extension.listen(0, '127.0.0.1', resolve));
+    const env = { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String((extension.address() as AddressInfo).port), AWS_SESSION_TOKEN: 'session' };
+    try {
+      expect(await readKeySecrets('arn:secret', env)).toEqual([versions.AWSCURRENT, versions.AWSPREVIOUS]);
+      expect(seen.sort()).toEqual(['/secretsmanager/get arn:secret AWSCURRENT session', '/secretsmanager/get arn:secret AWSPREVIOUS session']);
+      delete versions.AWSPREVIOUS; // never rotated
+      expect(await readKeySecrets('arn:secret', env)).toEqual([versions.AWSCURRENT]);
+      delete versions.AWSCURRENT;
+      await expect(readKeySecrets('arn:secret', env)).rejects.toThrow('Reading the key-signing secret failed: 400 ResourceNotFoundException');
+    } finally {
+      await new Promise((resolve) => extension.close(resolve));
+    }
+  });
+});

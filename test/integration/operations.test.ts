@@ -1,0 +1,173 @@
+/**
+ * `inspectRecord` and `forgetRecord` on DynamoDB Local: records written by the real entry points,
+ * addressed by key, by HTTP request parts and by record id.
+ */
+import middy from '@middy/core';
+import {
+  callerIdentity,
+  DynamoDBStore,
+  IdempotencyError,
+  forgetRecord,
+  httpIdempotency,
+  inspectRecord,
+  makeIdempotent,
+  recordIdOf,
+  type IdempotencyStore,
+} from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
+import { rejection } from '../support/rejections.js';
+
+const T0 = 1_700_000_000_000;
+const { client, tableName, store } = useFreshTable({ prefix: 'ops' });
+
+interface Order {
+  readonly orderId: string;
+  readonly amount: number;
+}
+
+function counted(name: string, options: { fingerprint?: boolean; fail?: Error } = {}) {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (order: Order) => {
+      runs++;
+      if (options.fail) throw options.fail;
+      return { charged: order.amount, note: 'é' };
+    },
+    {
+      store,
+      name,
+      key: (order) => order.orderId,
+      now: () => T0,
+      ...(options.fingerprint ? { fingerprint: (order: Order) => order.amount } : {}),
+      ...(options.fail ? { isFinalError: () => true } : {}),
+    },
+  );
+  return { once, runs: () => runs };
+}
+
+test('inspect shows a completed record, its sizes and no response', async () => {
+  const { once } = counted('inspect-completed', { fingerprint: true });
+  await once({ orderId: 'o-1', amount: 5 });
+  const summary = await inspectRecord({ store, name: 'inspect-completed', key: 'o-1' });
+  expect(summary).toEqual({
+    key: recordId('inspect-completed', 'o-1'),
+    status: 'COMPLETED',
+    expiresAt: T0 / 1000 + 86_400,
+    hasFingerprint: true,
+    // 'é' takes two bytes in UTF-8: the size is in bytes, as stored.
+    responseBytes: Buffer.byteLength(JSON.stringify({ charged: 5, note: 'é' })),
+    responseOmitted: false,
+  });
+  expect(await inspectRecord({ store, name: 'inspect-completed', key: 'o-2' })).toBeUndefined();
+  expect(await inspectRecord({ store, id: recordId('inspect-completed', 'o-1') })).toEqual(summary);
+});
+
+test('inspect shows an in-progress record with its lease end', async () => {
+  const turnstile = new Turnstile();
+  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'inspect-held', key: (o) => o.orderId, now: () => T0, leaseSeconds: 30 });
+  const call = once({ orderId: 'o-1', amount: 1 });
+  const holder = await turnstile.next();
+  expect(await inspectRecord({ store, name: 'inspect-held', key: 'o-1' })).toEqual({
+    key: recordId('inspect-held', 'o-1'),
+    status: 'INPROGRESS',
+    expiresAt: T0 / 1000 + 86_400,
+    leaseUntil: T0 + 30_000,
+    hasFingerprint: false,
+    responseOmitted: false,
+  });
+  holder.open();
+  await call;
+});
+
+test('inspect reports a stored final error by size, and a compressed response by its stored size', async () => {
+  const { once } = counted('inspect-error', { fail: Object.assign(new Error('card declined'), { code: 'DECLINED' }) });
+  await expect(once({ orderId: 'o-1', amount: 5 })).rejects.toThrow('card declined');
+  const failed = await inspectRecord({ store, name: 'inspect-error', key: 'o-1' });
+  expect(failed?.status).toBe('COMPLETED');
+  expect(failed?.errorBytes).toBeGreaterThan('card declined'.length);
+  expect(failed).not.toHaveProperty('responseBytes');
+
+  const large = 'x'.repeat(100_000);
+  const zipping = new DynamoDBStore({ tableName, client, compressAboveBytes: 1024 });
+  await makeIdempotent(async () => large, { store: zipping, name: 'inspect-large', now: () => T0 })('k');
+  const summary = await inspectRecord({ store: zipping, name: 'inspect-large', key: 'k' });
+  const item = await readItem(client, tableName, recordId('inspect-large', 'k'));
+  expect(summary?.responseBytes).toBe(item!.response!.B!.byteLength);
+  expect(summary?.responseBytes).toBeLessThan(large.length / 10);
+});
+
+test('inspect never decrypts: an encrypted record is inspected without its keys', async () => {
+  const key = { id: 'k1', key: new Uint8Array(32).fill(7) };
+  const sealing = new DynamoDBStore({ tableName, client, encryption: { currentKey: () => key, keyById: () => key.key } });
+  await makeIdempotent(async () => ({ secret: 'pin' }), { store: sealing, name: 'inspect-sealed', now: () => T0 })('k');
+  const keyless = new DynamoDBStore({
+    tableName,
+    client,
+    encryption: {
+      currentKey: () => key,
+      keyById: () => {
+        throw new Error('inspect must not decrypt');
+      },
+    },
+  });
+  const summary = await inspectRecord({ store: keyless, name: 'inspect-sealed', key: 'k' });
+  // The sealed form: format byte, IV, tag and ciphertext of the JSON.
+  expect(summary?.responseBytes).toBe(1 + 12 + 16 + JSON.stringify({ secret: 'pin' }).length);
+});
+
+test('a forgotten key runs again', async () => {
+  const { once, runs } = counted('forget-rerun');
+  await once({ orderId: 'o-1', amount: 5 });
+  await once({ orderId: 'o-1', amount: 5 });
+  expect(runs()).toBe(1);
+  expect(await forgetRecord({ store, name: 'forget-rerun', key: 'o-1' })).toBe(true);
+  expect(await readItem(client, tableName, recordId('forget-rerun', 'o-1'))).toBeUndefined();
+  expect(await forgetRecord({ store, name: 'forget-rerun', key: 'o-1' })).toBe(false);
+  await once({ orderId: 'o-1', amount: 5 });
+  expect(runs()).toBe(2);
+});
+
+test('onlyIf deletes a record only in that status', async () => {
+  const { once } = counted('forget-only-if');
+  await once({ orderId: 'o-1', amount: 5 });
+  const id = recordId('forget-only-if', 'o-1');
+  expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS' })).toBe(false);
+  expect(await readItem(client, tableName, id)).toBeDefined();
+  expect(await forgetRecord({ store, id, onlyIf: 'COMPLETED' })).toBe(true);
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test('an HTTP record is addressed by its header key, method, route and caller', async () => {
+  const handler = middy(async () => ({ statusCode: 201, body: '{"paymentId":"p-1"}' })).use(httpIdempotency({ store, name: 'ops-http' }));
+  const event = paymentRequest('k-1', 'user-7');
+  await handler(event, lambdaContext('ops-http'));
+
+  // The caller is the identity the request carries, as `callerIdentity` derives it.
+  const http = { key: 'k-1', method: 'post', route: 'POST /payments', caller: callerIdentity(event)! };
+  expect((await inspectRecord({ store, name: 'ops-http', http }))?.responseBytes).toBeGreaterThan(0);
+  // Another caller's key of the same value is another record.
+  expect(await inspectRecord({ store, name: 'ops-http', http: { ...http, caller: callerIdentity(paymentRequest('k-1', 'user-8'))! } })).toBeUndefined();
+  expect(await inspectRecord({ store, name: 'ops-http', http: { key: 'k-1', method: 'POST', route: 'POST /payments' } })).toBeUndefined();
+  expect(await forgetRecord({ store, name: 'ops-http', http })).toBe(true);
+});
+
+test('addresses are hashed as the engine hashes keys, and bad ones are refused with a sentence', async () => {
+  expect(recordIdOf({ name: 'n', key: { b: 1, a: 2 } })).toBe(recordId('n', { a: 2, b: 1 }));
+  expect(recordIdOf({ id: 'n#abc' })).toBe('n#abc');
+  for (const bad of ['nohash', '#abc', 'n#']) expect(() => recordIdOf({ id: bad })).toThrow('`<namespace>#<hash>`');
+  expect(() => recordIdOf({ name: 'a#b', key: 'k' })).toThrow(TypeError);
+  expect(() => recordIdOf({ name: 'n', key: 'k', id: 'n#x' } as never)).toThrow('exactly one of');
+  expect(() => recordIdOf({ name: 'n', http: { key: 'k', method: 'POST' } as never })).toThrow('`route`');
+  for (const missing of [undefined, null, '']) expect(() => recordIdOf({ name: 'n', key: missing })).toThrow(IdempotencyError);
+  expect((await rejection(inspectRecord({ store, name: 'n', key: 1n }))).code).toBe('INVALID_KEY');
+  await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow("'INPROGRESS' or 'COMPLETED'");
+});
+
+test('a store without inspect or forget is refused with a sentence', async () => {
+  const bare: IdempotencyStore = { claim: store.claim.bind(store), complete: store.complete.bind(store), release: store.release.bind(store) };
+  await expect(inspectRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(new TypeError('This store cannot inspect records: it has no `inspect` method (DynamoDBStore has one).'));
+  await expect(forgetRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(TypeError);
+});

@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { issueIdempotencyKey, verifyIdempotencyKey } from '../../lib/index.js';
+
+const current = randomBytes(32);
+const previous = 'a previous secret of at least 32 bytes';
+
+/** The same key with one character replaced by another base64url character. */
+function tamper(key: string, index: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const replacement = alphabet[(alphabet.indexOf(key[index]!) + 1) % alphabet.length]!;
+  return key.slice(0, index) + replacement + key.slice(index + 1);
+}
+
+test('an issued key is a bare-token Idempotency-Key, fresh each time, verified by its secret', () => {
+  const keys = Array.from({ length: 100 }, () => issueIdempotencyKey({ secret: current }));
+  expect(new Set(keys).size).toBe(100);
+  for (const key of keys) {
+    expect(key).toMatch(/^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
+    expect(key.length).toBeLessThanOrEqual(255);
+    expect(verifyIdempotencyKey(key, [current])).toBe(true);
+  }
+});
+
+test('forged, tampered and other spellings of a key are refused', () => {
+  const key = issueIdempotencyKey({ secret: current });
+  // Signed with a secret the verifier does not hold.
+  expect(verifyIdempotencyKey(issueIdempotencyKey({ secret: randomBytes(32) }), [current])).toBe(false);
+  // Any one character changed, random part or MAC.
+  for (let i = 0; i < key.length; i++) if (i !== 22) expect(verifyIdempotencyKey(tamper(key, i), [current])).toBe(false);
+  // The last character of each part carries bits base64 decoding ignores: changing them must still fail.
+  const random = Buffer.from(key.slice(0, 22), 'base64url');
+  expect(Buffer.from(tamper(key, 21).slice(0, 22), 'base64url').equals(random)).toBe(true);
+  expect(verifyIdempotencyKey(tamper(key, 21), [current])).toBe(false);
+  expect(verifyIdempotencyKey(tamper(key, 65), [current])).toBe(false);
+  for (const shape of ['', key.replace('.', ''), `${key}=`, ` ${key}`, key.toUpperCase(), 'order-1']) expect(verifyIdempotencyKey(shape, [current])).toBe(false);
+});
+
+test('any string is refused unless issued', () => {
+  fc.assert(fc.property(fc.string({ maxLength: 80 }), (text) => !verifyIdempotencyKey(text, [current])));
+});
+
+test('rotation: a key issued with a previous secret is accepted while that secret is listed', () => {
+  const old = issueIdempotencyKey({ secret: previous });
+  expect(verifyIdempotencyKey(old, [current, previous])).toBe(true);
+  expect(verifyIdempotencyKey(issueIdempotencyKey({ secret: current }), [current, previous])).toBe(true);
+  // Removed from the list: its keys are no longer accepted.
+  expect(verifyIdempotencyKey(old, [current])).toBe(false);
+});
+
+test('secrets are validated with a sentence', () => {
+  expect(() => issueIdempotencyKey({ secret: 'short' })).toThrow(new TypeError('issueIdempotencyKey: a secret must be at least 32 bytes long (got 5); use e.g. randomBytes(32).'));
+  expect(() => issueIdempotencyKey({ secret: new Uint8Array(31) })).toThrow('at least 32 bytes');
+  expect(() => issueIdempotencyKey({ secret: 42 as never })).toThrow('a string or a Uint8Array');
+  expect(() => issueIdempotencyKey(undefined as never)).toThrow('with a `secret`');
+  expect(() => verifyIdempotencyKey('k', [])).toThrow('`secrets` must be a non-empty array');
+  expect(() => verifyIdempotencyKey('k', 'a secret of at least thirty-two bytes' as never)).toThrow('non-empty array');
+  expect(() => verifyIdempotencyKey('k', [current, 'short'])).toThrow('at least 32 bytes');
+  // 32 bytes of UTF-8: 16 two-byte characters.
+  expect(verifyIdempotencyKey(issueIdempotencyKey({ secret: 'é'.repeat(16) }), ['é'.repeat(16)])).toBe(true);
+});
