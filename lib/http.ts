@@ -8,6 +8,7 @@ import { RequestAttempts } from './request-attempts.js';
 import { type HttpEvent, body, callerIdentity, query, readIdempotencyKey, route } from './http-request.js';
 
 export type { HttpEvent } from './http-request.js';
+/** Re-exported for the unit tests. @internal */
 export { callerIdentity, readIdempotencyKey } from './http-request.js';
 
 /** A proxy result (v1 or v2); v2 handlers may also return a plain value, sent as JSON with status 200. */
