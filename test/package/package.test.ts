@@ -21,18 +21,17 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 };
 
 let pkg: Packed;
-let compiled: Promise<[unknown, unknown]>;
+let appsCompiled: Promise<{ stdout: string }>;
+let cdkCompiled: Promise<{ stdout: string }>;
 
 beforeAll(async () => {
   pkg = await packed();
   writeConsumerApps(pkg.consumer);
-  // Both compilations at once: one core each.
-  compiled = Promise.all([
-    exec(process.execPath, [tsc, '-p', pkg.consumer]),
-    exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'cdk')]),
-  ]);
+  // Both compilations at once, one core each; the apps run as soon as theirs is done.
+  appsCompiled = exec(process.execPath, [tsc, '-p', pkg.consumer]);
+  cdkCompiled = exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'cdk')]);
   // Observed by the tests below; a failure here must not be an unhandled rejection meanwhile.
-  compiled.catch(() => undefined);
+  for (const compiled of [appsCompiled, cdkCompiled]) compiled.catch(() => undefined);
 }, 300_000);
 
 /** Runs `file` in a fresh Node process from the consumer project and parses the JSON it prints. */
@@ -138,16 +137,15 @@ describe('installed into a fresh project', () => {
   });
 
   test('TypeScript compiles an ES module app and a CommonJS app (NodeNext) and a CDK app (module: commonjs) against the declarations', async () => {
-    const [apps, cdk] = (await compiled) as [{ stdout: string }, { stdout: string }];
-    expect(apps.stdout).toBe('');
-    expect(cdk.stdout).toBe('');
+    expect((await appsCompiled).stdout).toBe('');
+    expect((await cdkCompiled).stdout).toBe('');
   }, 300_000);
 
   test.each([
     ['an ES module app imports', 'esm/app.js', 'esm-app'],
     ['a CommonJS app requires', 'cjs/app.js', 'cjs-app'],
   ])('%s the library, its testing helpers and its CDK construct, and a duplicate replays', async (_how, file, name) => {
-    await compiled;
+    await appsCompiled;
     const result = await runApp(file, { DYNAMODB_ENDPOINT: endpoint(), TABLE_NAME: tableName });
     expect(result).toEqual({
       first: { orderId: `${name}-1`, run: 1 },
@@ -159,7 +157,7 @@ describe('installed into a fresh project', () => {
   }, 60_000);
 
   test('a CommonJS CDK app synthesizes a stack with IdempotencyTable, without errors', async () => {
-    await compiled;
+    await cdkCompiled;
     const { template, errors, functionName } = (await runApp('cdk/bin/payments.js')) as {
       template: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
       errors: unknown[];
