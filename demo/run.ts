@@ -3,7 +3,8 @@
  * handlers through the scenarios and prints what was charged; exits 1 if anything was charged a
  * different number of times than it should have been.
  *
- * `npm run demo -- --serve [--port 3000]`: serves the payment API on 127.0.0.1 instead.
+ * `npm run demo -- --serve [--port 3000]`: serves the payment API on 127.0.0.1 instead (`PORT` also
+ * sets the port), until Ctrl-C or a SIGTERM/SIGHUP to this process, which also stops DynamoDB Local.
  */
 import './quiet.js';
 import { parseArgs } from 'node:util';
@@ -49,7 +50,8 @@ async function main(): Promise<number> {
       }
       const server = await serve(client, tables, port);
       const base = `http://127.0.0.1:${port}`;
-      console.log(`Payment API on ${base} (Ctrl-C stops it). Try:\n`);
+      // The process to signal is this one: `npm run` does not pass a kill of its own PID on through its shell.
+      console.log(`Payment API on ${base} (process ${process.pid}: Ctrl-C or \`kill ${process.pid}\` stops it and DynamoDB Local). Try:\n`);
       console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 4999, "currency": "EUR"}'`);
       console.log('  # the same command again: the same payment, with Idempotent-Replayed: true');
       console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 5000, "currency": "EUR"}'   # 422`);
@@ -57,8 +59,8 @@ async function main(): Promise<number> {
       console.log(`  curl -i -X POST ${base}/idempotency-keys   # a server-issued key, to send as the Idempotency-Key\n`);
       await new Promise<void>((resolve) => {
         const shutdown = () => server.close(() => resolve());
-        process.once('SIGINT', shutdown);
-        process.once('SIGTERM', shutdown);
+        // SIGHUP: the terminal was closed.
+        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, shutdown);
       });
       return 0;
     }

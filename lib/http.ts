@@ -9,6 +9,7 @@ import { type SharedOptionName, optionChecks, validateOptions } from './options.
 import { type SigningSecret, keyVerifier } from './signed-keys.js';
 
 export type { HttpEvent } from './http-request.js';
+/** Re-exported for the unit tests. @internal */
 export { readIdempotencyKey } from './http-request.js';
 export { callerIdentity, type HttpScope } from './http-caller.js';
 

@@ -16,6 +16,9 @@ const JAVA_MISSING =
   'DynamoDB Local needs Java 17 or newer on PATH, and `java` was not found. ' +
   'Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.';
 
+/** Ctrl-C, `kill PID`, a closed terminal: the signals that end a process unless it handles them. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /** Credentials DynamoDB Local accepts; it never checks them, but the SDK needs some. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 
@@ -50,19 +53,17 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
   });
   // Whatever ends this process, DynamoDB Local (a separate JVM) must not outlive it.
   const killChild = (): void => void child.kill('SIGKILL');
-  // On Ctrl-C or a kill: stop the child, then end as the signal would have, unless the program
+  // On Ctrl-C, a kill or a closed terminal: stop the child, then end as the signal would have, unless the program
   // handles the signal itself (the demo's --serve does).
   const onSignal = (signal: NodeJS.Signals): void => {
     killChild();
     if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
   };
   process.once('exit', killChild);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   child.once('exit', () => {
     process.removeListener('exit', killChild);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {

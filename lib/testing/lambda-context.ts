@@ -1,0 +1,79 @@
+/**
+ * Lambda contexts for unit tests of idempotent handlers. The library reads `functionName` (the
+ * default namespace of records) and `getRemainingTimeInMillis()` (the lease of an attempt ends at
+ * the invocation's deadline); a context without them fails with "No namespace for idempotency
+ * records", or takes a lease unrelated to the test's clock.
+ */
+import type { Context } from 'aws-lambda';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { assertOptions } from '../options.js';
+
+/** Options of {@link lambdaContext}. */
+export interface LambdaContextOptions {
+  /** The function's name, which namespaces its records. @default 'test-function' */
+  readonly functionName?: string;
+  /** Time left before the invocation's deadline, measured when the context is made. @default 30000 */
+  readonly remainingMillis?: number;
+  /** The clock the deadline follows, epoch milliseconds (e.g. `manualClock().now`). @default Date.now */
+  readonly now?: () => number;
+}
+
+const OPTION_NAMES = ['functionName', 'remainingMillis', 'now'];
+
+function unsupported(name: string): () => never {
+  return () => {
+    throw new Error(`context.${name}() belongs to callback-style handlers: an async handler returns or throws instead.`);
+  };
+}
+
+function validate(options: LambdaContextOptions): void {
+  assertOptions('lambdaContext', options, OPTION_NAMES);
+  const { functionName, remainingMillis, now } = options;
+  if (functionName !== undefined && (typeof functionName !== 'string' || functionName.length === 0)) {
+    throw new TypeError('lambdaContext: `functionName` must be a non-empty string.');
+  }
+  if (remainingMillis !== undefined && (typeof remainingMillis !== 'number' || !Number.isFinite(remainingMillis) || remainingMillis < 0)) {
+    throw new TypeError(`lambdaContext: \`remainingMillis\` must be a finite number, 0 or more (got ${String(remainingMillis)}).`);
+  }
+  if (now !== undefined && typeof now !== 'function') throw new TypeError('lambdaContext: `now` must be a function returning epoch milliseconds.');
+}
+
+/**
+ * A complete `aws-lambda` `Context` for one invocation: a fresh `awsRequestId`, and a deadline
+ * `remainingMillis` after the moment it is made, read on the `now` clock, so
+ * `getRemainingTimeInMillis()` shrinks as that clock moves (and stops at 0). Make one per
+ * invocation, as Lambda does: a retry is a new invocation with a new context.
+ *
+ * @example
+ * ```ts
+ * import { lambdaContext, manualClock } from 'lambda-idempotency/testing';
+ *
+ * const clock = manualClock();
+ * const context = lambdaContext({ functionName: 'payments', remainingMillis: 10_000, now: clock.now });
+ * await handler(event, context);
+ * clock.advance(10_001); // past the first attempt's lease: a retry may take the record over
+ * await handler(event, lambdaContext({ functionName: 'payments', now: clock.now }));
+ * ```
+ */
+export function lambdaContext(options: LambdaContextOptions = {}): Context {
+  validate(options);
+  const { functionName = 'test-function', remainingMillis = 30_000, now = Date.now } = options;
+  const start = now();
+  const deadline = start + remainingMillis;
+  // Lambda names a log stream after the day its execution environment started.
+  const day = new Date(start).toISOString().slice(0, 10).replaceAll('-', '/');
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:123456789012:function:${functionName}`,
+    memoryLimitInMB: '128',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `${day}/[$LATEST]${randomBytes(16).toString('hex')}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - now()),
+    done: unsupported('done'),
+    fail: unsupported('fail'),
+    succeed: unsupported('succeed'),
+  };
+}

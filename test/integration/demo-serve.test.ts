@@ -1,0 +1,114 @@
+/**
+ * `npm run demo -- --serve`, run as a user runs it: whichever way it is stopped (Ctrl-C, `kill` of
+ * the PID it prints), its DynamoDB Local (a separate JVM, which a signal to the demo alone does not
+ * reach) stops with it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../tools/dynamodb-local.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Demo {
+  readonly npm: ChildProcess;
+  /** The PID the demo prints as its own. */
+  readonly pid: number;
+  readonly apiPort: number;
+  readonly dynamoPort: number;
+  /** Whether npm (and so the demo under it) has exited. */
+  readonly hasExited: () => boolean;
+}
+
+let running: Demo | undefined;
+
+/** PIDs of the JVMs running DynamoDB Local on `port` (Linux: read from /proc). */
+function dynamoProcesses(port: number): number[] {
+  if (!existsSync('/proc/self/cmdline')) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // it ended while we looked
+    }
+    const at = args.indexOf('-port');
+    if (args.some((a) => a.includes('DynamoDBLocal')) && at >= 0 && args[at + 1] === String(port)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+const accepts = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+/** Waits, a bounded time, until `check` holds. */
+async function eventually(check: () => Promise<boolean> | boolean, what: string, timeoutMillis = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMillis;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`still not true after ${timeoutMillis} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Starts `npm run demo -- --serve --port P` in a process group of its own, as a terminal would. */
+async function startDemo(): Promise<Demo> {
+  const apiPort = await freePort();
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'NODE_OPTIONS'));
+  const npm = spawn('npm', ['run', 'demo', '--', '--serve', '--port', String(apiPort)], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let ended = false;
+  npm.once('exit', () => (ended = true));
+  const hasExited = (): boolean => ended;
+  let output = '';
+  npm.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  npm.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const started = { npm, hasExited, pid: 0, apiPort, dynamoPort: 0 };
+  running = started;
+  const banner = /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:\d+ \(process (\d+): Ctrl-C or `kill \2` stops it and DynamoDB Local\)/;
+  await eventually(() => banner.test(output) || ended, 'the demo printed its banner', 90_000);
+  const match = banner.exec(output);
+  if (!match) throw new Error(`the demo ended before serving:\n${output}`);
+  running = { ...started, dynamoPort: Number(match[1]), pid: Number(match[2]) };
+  return running;
+}
+
+afterEach(() => {
+  // A failed test must not leave its processes behind: the demo's group, then its JVM.
+  if (!running) return;
+  if (running.npm.exitCode === null && running.npm.signalCode === null) {
+    try {
+      process.kill(-running.npm.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (running.dynamoPort) for (const pid of dynamoProcesses(running.dynamoPort)) process.kill(pid, 'SIGKILL');
+  running = undefined;
+});
+
+test.each([
+  ['Ctrl-C (SIGINT to the whole process group)', (demo: Demo) => process.kill(-demo.npm.pid!, 'SIGINT')],
+  ['`kill` of the PID it prints (SIGTERM)', (demo: Demo) => process.kill(demo.pid, 'SIGTERM')],
+  // A closed terminal hangs up the whole group, JVM included; a hang-up sent to the demo alone is the harder case.
+  ['`kill -HUP` of the PID it prints', (demo: Demo) => process.kill(demo.pid, 'SIGHUP')],
+])('%s stops the server and its DynamoDB Local', async (_how, stop) => {
+  const demo = await startDemo();
+  expect(await accepts(demo.apiPort)).toBe(true);
+  expect(await accepts(demo.dynamoPort)).toBe(true);
+  if (existsSync('/proc/self/cmdline')) expect(dynamoProcesses(demo.dynamoPort)).toHaveLength(1);
+
+  stop(demo);
+  await eventually(demo.hasExited, 'npm run demo exited');
+  await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
+  await eventually(async () => !(await accepts(demo.dynamoPort)), 'the DynamoDB Local port is closed');
+  expect(await accepts(demo.apiPort)).toBe(false);
+}, 150_000);

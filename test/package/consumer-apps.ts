@@ -1,0 +1,148 @@
+/**
+ * The source of the apps a user writes against the installed package: an ES module app, a CommonJS
+ * app, and a CommonJS CDK app laid out as `cdk init app --language typescript` makes it. Written as
+ * strings so the repository's own type-check does not compile them against the repository.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** The same idempotent middy handler, unit-tested with the testing helpers, in either module system. */
+function handlerApp(name: string, loadCdk: string): string {
+  return `import middy from '@middy/core';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Context } from 'aws-lambda';
+import { DynamoDBStore, idempotency } from 'lambda-idempotency';
+import { lambdaContext, manualClock } from 'lambda-idempotency/testing';
+
+interface Order {
+  readonly orderId: string;
+}
+
+// Compiles only while the library's Lambda types are real types, not \`any\`.
+type IsAny<T> = 0 extends 1 & T ? true : false;
+
+async function main(): Promise<void> {
+  const client = new DynamoDBClient({
+    endpoint: process.env.DYNAMODB_ENDPOINT,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const store = new DynamoDBStore({ tableName: process.env.TABLE_NAME ?? '', client });
+  const clock = manualClock();
+  let runs = 0;
+  const handler = middy(async (event: Order, _context: Context) => ({ orderId: event.orderId, run: ++runs })).use(
+    idempotency<Order>({ store, key: (event) => event.orderId, now: clock.now }),
+  );
+  const typed: [IsAny<Context>, IsAny<ReturnType<typeof lambdaContext>>, IsAny<Parameters<typeof handler>[1]>] = [false, false, false];
+  const first = await handler({ orderId: '${name}-1' }, lambdaContext({ functionName: '${name}', now: clock.now }));
+  const second = await handler({ orderId: '${name}-1' }, lambdaContext({ functionName: '${name}', now: clock.now }));
+  const cdk = ${loadCdk};
+  console.log(JSON.stringify({ first, second, runs, typed, cdk: typeof cdk.IdempotencyTable }));
+  client.destroy();
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
+`;
+}
+
+/** tsconfig of the two handler apps: what TypeScript recommends for Node (NodeNext), full checks. */
+const handlerTsconfig = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    esModuleInterop: true,
+    // Checks the package's own declarations too, so one that names a stripped internal fails here.
+    skipLibCheck: false,
+    types: ['node'],
+  },
+  files: ['esm/app.ts', 'cjs/app.ts'],
+};
+
+const cdkStack = `import * as cdk from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { IdempotencyTable } from 'lambda-idempotency/cdk';
+
+export class PaymentsStack extends cdk.Stack {
+  constructor(scope: Construct, id: string, props?: cdk.StackProps) {
+    super(scope, id, props);
+    const idempotency = new IdempotencyTable(this, 'Idempotency');
+    const pay = new lambda.Function(this, 'Pay', {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 });'),
+    });
+    idempotency.attachFunction(pay);
+  }
+}
+`;
+
+const cdkBin = `#!/usr/bin/env node
+import * as cdk from 'aws-cdk-lib';
+import type { Context } from 'aws-lambda';
+import { lambdaContext } from 'lambda-idempotency/testing';
+import { PaymentsStack } from '../lib/payments-stack';
+
+// The testing entry point resolves, typed, under the classic resolution of \`module: commonjs\`.
+const context: Context = lambdaContext({ functionName: 'pay' });
+// CDK's own CloudFormation validation (a WASM engine, seconds per synth) is not what this app tests.
+const app = new cdk.App({ builtinCloudFormationValidation: false });
+const stack = new PaymentsStack(app, 'PaymentsStack');
+const artifact = app.synth().getStackByName(stack.stackName);
+const errors = artifact.messages.filter((message) => message.level === 'error').map((message) => message.entry.data);
+console.log(JSON.stringify({ template: artifact.template, errors, functionName: context.functionName }));
+`;
+
+/** The tsconfig \`cdk init app --language typescript\` wrote for years: CommonJS, classic resolution. */
+const cdkTsconfig = {
+  compilerOptions: {
+    target: 'ES2020',
+    module: 'commonjs',
+    lib: ['es2020', 'dom'],
+    declaration: true,
+    strict: true,
+    noImplicitAny: true,
+    strictNullChecks: true,
+    noImplicitThis: true,
+    alwaysStrict: true,
+    noUnusedLocals: false,
+    noUnusedParameters: false,
+    noImplicitReturns: true,
+    noFallthroughCasesInSwitch: false,
+    inlineSourceMap: true,
+    inlineSources: true,
+    experimentalDecorators: true,
+    strictPropertyInitialization: false,
+    skipLibCheck: true,
+    types: ['node'],
+  },
+  exclude: ['node_modules', 'cdk.out'],
+};
+
+function write(dir: string, files: Record<string, string | object>): void {
+  for (const [path, content] of Object.entries(files)) {
+    const file = join(dir, path);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, typeof content === 'string' ? content : `${JSON.stringify(content, null, 2)}\n`);
+  }
+}
+
+/** Writes the apps into the consumer project (over any earlier copy). */
+export function writeConsumerApps(consumer: string): void {
+  write(consumer, {
+    'tsconfig.json': handlerTsconfig,
+    'esm/package.json': { type: 'module' },
+    'esm/app.ts': handlerApp('esm-app', "await import(String('lambda-idempotency/cdk'))"),
+    'cjs/package.json': { type: 'commonjs' },
+    'cjs/app.ts': handlerApp('cjs-app', "require('lambda-idempotency/cdk')"),
+    'cdk/package.json': { name: 'payments', version: '0.1.0', bin: { payments: 'bin/payments.js' } },
+    'cdk/tsconfig.json': cdkTsconfig,
+    'cdk/lib/payments-stack.ts': cdkStack,
+    'cdk/bin/payments.ts': cdkBin,
+  });
+}

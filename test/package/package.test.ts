@@ -1,0 +1,181 @@
+/**
+ * The package as users get it: `npm pack` (the build runs as its `prepack`), installed by npm into a
+ * fresh project outside the repository, then used from an ES module app, a CommonJS app and a
+ * CommonJS CDK app, each compiled by TypeScript against the installed declarations and run by Node.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { writeConsumerApps } from './consumer-apps.js';
+import { type Packed, packed, root } from './packed.js';
+import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
+
+const exec = promisify(execFile);
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, string | Record<string, string>>;
+  typesVersions: Record<string, Record<string, string[]>>;
+  main: string;
+  types: string;
+};
+
+let pkg: Packed;
+let appsCompiled: Promise<{ stdout: string }>;
+let cdkCompiled: Promise<{ stdout: string }>;
+
+beforeAll(async () => {
+  pkg = await packed();
+  writeConsumerApps(pkg.consumer);
+  // Both compilations at once, one core each; the apps run as soon as theirs is done.
+  appsCompiled = exec(process.execPath, [tsc, '-p', pkg.consumer]);
+  cdkCompiled = exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'cdk')]);
+  // Observed by the tests below; a failure here must not be an unhandled rejection meanwhile.
+  for (const compiled of [appsCompiled, cdkCompiled]) compiled.catch(() => undefined);
+}, 300_000);
+
+/** Runs `file` in a fresh Node process from the consumer project and parses the JSON it prints. */
+async function runApp(file: string, env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const { stdout, stderr } = await exec(process.execPath, [join(pkg.consumer, file)], {
+    cwd: pkg.consumer,
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  expect(stderr).toBe('');
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('what the tarball holds', () => {
+  test('only the built library, README, LICENSE and package.json: no sources, tests, demo, infra, bench or tools', () => {
+    const paths = pkg.files.map((f) => f.path);
+    expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts']));
+    const unexpected = paths.filter((p) => !/^(LICENSE|README\.md|package\.json|dist\/lib\/.+\.(js|d\.ts|js\.map))$/.test(p));
+    expect(unexpected).toEqual([]);
+    // Every module ships with its declarations and its map.
+    for (const js of paths.filter((p) => p.endsWith('.js'))) {
+      expect(paths).toEqual(expect.arrayContaining([js.replace(/\.js$/, '.d.ts'), `${js}.map`]));
+    }
+  });
+
+  test('LICENSE is the MIT-0 text package.json names', () => {
+    expect(JSON.parse(readFileSync(join(pkg.installed, 'package.json'), 'utf8')).license).toBe('MIT-0');
+    const license = readFileSync(join(pkg.installed, 'LICENSE'), 'utf8').replace(/\s+/g, ' ');
+    expect(license).toMatch(/^MIT No Attribution /);
+    expect(license).toContain('to permit persons to whom the Software is furnished to do so.');
+    expect(license).not.toContain('subject to the following conditions'); // the MIT clause MIT-0 drops
+  });
+
+  test('every entry point resolves for import and require, with types, to files in the tarball', () => {
+    const paths = new Set(pkg.files.map((f) => f.path));
+    const entries = Object.entries(manifest.exports).filter(([subpath]) => subpath !== './package.json');
+    expect(entries.map(([subpath]) => subpath)).toEqual(expect.arrayContaining(['.', './cdk', './testing']));
+    for (const [subpath, target] of entries) {
+      expect(typeof target).toBe('object');
+      const conditions = target as Record<string, string>;
+      // `default` serves require() (Node ≥ 20.19 loads ES modules) as well as import.
+      expect(Object.keys(conditions)[0]).toBe('types');
+      expect(conditions.default).toBeDefined();
+      if (conditions.import !== undefined) expect(conditions.import).toBe(conditions.default);
+      expect(paths.has(conditions.types!.replace(/^\.\//, ''))).toBe(true);
+      expect(paths.has(conditions.default!.replace(/^\.\//, ''))).toBe(true);
+      // Resolution that ignores `exports` (TypeScript's `module: commonjs`) finds the same types.
+      if (subpath === '.') {
+        expect([manifest.main, manifest.types]).toEqual([conditions.default, conditions.types]);
+      } else {
+        expect(manifest.typesVersions['*']?.[subpath.slice(2)]).toEqual([conditions.types]);
+      }
+    }
+  });
+
+  test('source maps carry their sources, which are not shipped', () => {
+    const maps = pkg.files.map((f) => f.path).filter((p) => p.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(10);
+    for (const path of maps) {
+      const map = JSON.parse(readFileSync(join(pkg.installed, path), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      expect(map.sourcesContent).toHaveLength(map.sources.length);
+      expect(map.sourcesContent!.every((source) => typeof source === 'string' && source.length > 0)).toBe(true);
+    }
+  });
+
+  test('the declarations name nothing the sources mark @internal', () => {
+    const internal = new Set(['WriteCollector', 'currentCall', 'IdempotencyEngine', 'AttemptHost']);
+    const marked = /\/\*\*(?:(?!\*\/)[\s\S])*@internal(?:(?!\*\/)[\s\S])*\*\/\s*export\s+(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:class|interface|type|function|const|let|enum)\s+([A-Za-z_$][\w$]*)/g;
+    const sources = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    for (const file of sources(join(root, 'lib'))) {
+      for (const match of readFileSync(file, 'utf8').matchAll(marked)) internal.add(match[1]!);
+    }
+    expect(internal.size).toBeGreaterThan(10);
+    const leaks: string[] = [];
+    for (const path of pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts'))) {
+      const text = readFileSync(join(pkg.installed, path), 'utf8');
+      for (const name of internal) {
+        const declared = new RegExp(`\\b(?:class|interface|type|function|const|let|enum)\\s+${name}\\b`);
+        const reExported = new RegExp(`(?:import|export)\\s+(?:type\\s+)?\\{[^}]*\\b${name}\\b[^}]*\\}`);
+        if (declared.test(text) || reExported.test(text)) leaks.push(`${path}: ${name}`);
+      }
+    }
+    expect(leaks).toEqual([]);
+  });
+});
+
+describe('installed into a fresh project', () => {
+  const client = testClient();
+  let tableName: string;
+  beforeAll(async () => {
+    tableName = await freshTable(client, 'package');
+  });
+  afterAll(async () => {
+    await dropTable(client, tableName);
+    client.destroy();
+  });
+
+  test('npm installs @types/aws-lambda with it (a peer), so Lambda types never degrade to `any`', () => {
+    expect(existsSync(join(pkg.consumer, 'node_modules', '@types', 'aws-lambda', 'package.json'))).toBe(true);
+    // Nothing of the repository leaks in: the project sits outside it.
+    expect(relative(root, pkg.consumer).startsWith('..')).toBe(true);
+  });
+
+  test('TypeScript compiles an ES module app and a CommonJS app (NodeNext) and a CDK app (module: commonjs) against the declarations', async () => {
+    expect((await appsCompiled).stdout).toBe('');
+    expect((await cdkCompiled).stdout).toBe('');
+  }, 300_000);
+
+  test.each([
+    ['an ES module app imports', 'esm/app.js', 'esm-app'],
+    ['a CommonJS app requires', 'cjs/app.js', 'cjs-app'],
+  ])('%s the library, its testing helpers and its CDK construct, and a duplicate replays', async (_how, file, name) => {
+    await appsCompiled;
+    const result = await runApp(file, { DYNAMODB_ENDPOINT: endpoint(), TABLE_NAME: tableName });
+    expect(result).toEqual({
+      first: { orderId: `${name}-1`, run: 1 },
+      second: { orderId: `${name}-1`, run: 1 },
+      runs: 1,
+      typed: [false, false, false],
+      cdk: 'function',
+    });
+  }, 60_000);
+
+  test('a CommonJS CDK app synthesizes a stack with IdempotencyTable, without errors', async () => {
+    await cdkCompiled;
+    const { template, errors, functionName } = (await runApp('cdk/bin/payments.js')) as {
+      template: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+      errors: unknown[];
+      functionName: string;
+    };
+    expect(errors).toEqual([]);
+    expect(functionName).toBe('pay');
+    const resources = Object.values(template.Resources);
+    const table = resources.find((r) => r.Type === 'AWS::DynamoDB::Table');
+    expect(table?.Properties).toMatchObject({
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+    });
+    const fn = resources.find((r) => r.Type === 'AWS::Lambda::Function');
+    expect(fn?.Properties.Environment).toMatchObject({ Variables: { IDEMPOTENCY_TABLE: expect.anything() } });
+    const actions = resources.filter((r) => r.Type === 'AWS::IAM::Policy').flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[] }> }).Statement.flatMap((s) => s.Action));
+    expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']));
+  }, 60_000);
+});

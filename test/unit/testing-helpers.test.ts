@@ -1,0 +1,106 @@
+/** `lambda-idempotency/testing`: the Lambda context and the manual clock users build their tests on. */
+import type { Context } from 'aws-lambda';
+import { lambdaContext, manualClock } from '../../lib/testing/index.js';
+
+const T0 = Date.parse('2030-01-02T03:04:05Z');
+
+describe('manualClock', () => {
+  test('stands still until advanced, and advance returns the new time', () => {
+    const clock = manualClock(T0);
+    expect([clock.now(), clock.now()]).toEqual([T0, T0]);
+    expect(clock.advance(1_500)).toBe(T0 + 1_500);
+    expect(clock.advance(0)).toBe(T0 + 1_500);
+    expect(clock.now()).toBe(T0 + 1_500);
+  });
+
+  test('now is bound, so it can be handed over as a `now` option', () => {
+    const { now, advance } = manualClock(new Date(T0));
+    advance(7);
+    expect(now()).toBe(T0 + 7);
+  });
+
+  test('starts at the real time by default, so records on a real table with TTL are not swept as expired', () => {
+    const before = Date.now();
+    const started = manualClock().now();
+    expect(started).toBeGreaterThanOrEqual(before);
+    expect(started).toBeLessThanOrEqual(Date.now());
+  });
+
+  test('rejects a start that is no time and steps that go back or nowhere, with sentences', () => {
+    expect(() => manualClock(Number.NaN)).toThrow(new TypeError('manualClock: `start` must be a Date or a finite number of epoch milliseconds (got NaN).'));
+    expect(() => manualClock(new Date('not a date'))).toThrow(TypeError);
+    expect(() => manualClock('2030' as unknown as number)).toThrow(TypeError);
+    const clock = manualClock(T0);
+    expect(() => clock.advance(-1)).toThrow(new TypeError('manualClock: advance() takes a finite number of milliseconds, 0 or more (got -1).'));
+    expect(() => clock.advance(Number.POSITIVE_INFINITY)).toThrow(TypeError);
+    expect(clock.now()).toBe(T0);
+  });
+});
+
+describe('lambdaContext', () => {
+  test('the deadline follows the injected clock and stops at 0', () => {
+    const clock = manualClock(T0);
+    const context = lambdaContext({ remainingMillis: 3_000, now: clock.now });
+    expect(context.getRemainingTimeInMillis()).toBe(3_000);
+    clock.advance(1_250);
+    expect(context.getRemainingTimeInMillis()).toBe(1_750);
+    clock.advance(5_000);
+    expect(context.getRemainingTimeInMillis()).toBe(0);
+  });
+
+  test('is a complete Context, shaped as the runtime makes it, with defaults', () => {
+    const context: Context = lambdaContext({ now: () => T0 });
+    expect(context).toEqual({
+      callbackWaitsForEmptyEventLoop: true,
+      functionName: 'test-function',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:test-function',
+      memoryLimitInMB: '128',
+      awsRequestId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+      logGroupName: '/aws/lambda/test-function',
+      logStreamName: expect.stringMatching(/^2030\/01\/02\/\[\$LATEST\][0-9a-f]{32}$/),
+      getRemainingTimeInMillis: expect.any(Function),
+      done: expect.any(Function),
+      fail: expect.any(Function),
+      succeed: expect.any(Function),
+    });
+    expect(context.getRemainingTimeInMillis()).toBe(30_000);
+  });
+
+  test('names the function everywhere the runtime does, and each context is a new invocation', () => {
+    const first = lambdaContext({ functionName: 'payments' });
+    const second = lambdaContext({ functionName: 'payments' });
+    expect(first.functionName).toBe('payments');
+    expect(first.invokedFunctionArn).toMatch(/:function:payments$/);
+    expect(first.logGroupName).toBe('/aws/lambda/payments');
+    expect(first.awsRequestId).not.toBe(second.awsRequestId);
+  });
+
+  test('follows the real clock by default', () => {
+    const context = lambdaContext({ remainingMillis: 60_000 });
+    expect(context.getRemainingTimeInMillis()).toBeLessThanOrEqual(60_000);
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(50_000);
+  });
+
+  test('callback-style methods throw: an async handler returns or throws instead', () => {
+    const context = lambdaContext();
+    expect(() => context.done()).toThrow('context.done() belongs to callback-style handlers: an async handler returns or throws instead.');
+    expect(() => context.fail('no')).toThrow(/^context\.fail\(\)/);
+    expect(() => context.succeed('yes')).toThrow(/^context\.succeed\(\)/);
+  });
+
+  test('rejects unknown and bad options with sentences', () => {
+    expect(() => lambdaContext({ functionname: 'x' } as never)).toThrow(
+      new TypeError('lambdaContext: unknown option `functionname`. Known options: functionName, remainingMillis, now.'),
+    );
+    expect(() => lambdaContext({ functionName: '' })).toThrow(new TypeError('lambdaContext: `functionName` must be a non-empty string.'));
+    expect(() => lambdaContext({ remainingMillis: -1 })).toThrow(
+      new TypeError('lambdaContext: `remainingMillis` must be a finite number, 0 or more (got -1).'),
+    );
+    expect(() => lambdaContext({ remainingMillis: Number.NaN })).toThrow(TypeError);
+    expect(() => lambdaContext({ now: 5 as unknown as () => number })).toThrow(
+      new TypeError('lambdaContext: `now` must be a function returning epoch milliseconds.'),
+    );
+    expect(() => lambdaContext(null as never)).toThrow(new TypeError('lambdaContext: options must be an object.'));
+  });
+});
