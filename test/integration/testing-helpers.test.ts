@@ -15,7 +15,8 @@ test('a duplicate is refused while the first attempt has time left, and takes ov
   const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
   const turnstile = new Turnstile<string>();
   const handler = middy(async (event: { id: string }) => `${event.id}: ${await turnstile.enter()}`).use(
-    idempotency({ store, key: (event: { id: string }) => event.id, now: clock.now }),
+    // Each invocation stands for another execution environment: no in-process single-flight.
+    idempotency({ store, key: (event: { id: string }) => event.id, now: clock.now, singleFlight: false }),
   );
   const first = handler({ id: 'p-1' }, lambdaContext({ functionName: 'charge', remainingMillis: 10_000, now: clock.now }));
   const stuck = await turnstile.next();
