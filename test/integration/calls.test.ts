@@ -1,0 +1,293 @@
+/**
+ * One call, one scope, against DynamoDB Local: nested and concurrent calls each commit only their
+ * own writes (no flag needed), middlewares that answer early never leave a key held, in-process
+ * duplicates share one claim (single-flight), and a duplicate may wait for another process.
+ */
+import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
+import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'calls' });
+let bizTable: string;
+const admin: DynamoDBClient = testClient();
+beforeAll(async () => {
+  bizTable = await freshTable(admin, 'biz');
+});
+afterAll(async () => {
+  await admin.send(new DeleteTableCommand({ TableName: bizTable }));
+  admin.destroy();
+});
+
+const bizItem = async (id: string) => (await readItem(admin, bizTable, id))?.id?.S;
+const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
+
+/** Counts the requests a store sends. */
+function countingStore(): { store: DynamoDBStore; requests: string[] } {
+  const counted = testClient();
+  const requests: string[] = [];
+  counted.middlewareStack.add(
+    (next, context) => (args) => {
+      requests.push(context.commandName!);
+      return next(args);
+    },
+    { step: 'initialize', name: 'count' },
+  );
+  return { store: new DynamoDBStore({ tableName, client: counted }), requests };
+}
+
+describe('nested and concurrent calls', () => {
+  test("a nested call's writes commit with its own record; the outer call's failure discards only its own", async () => {
+    let outerRuns = 0;
+    let innerRuns = 0;
+    const reserve = makeIdempotent(
+      async (order: string) => {
+        innerRuns++;
+        transaction().put({ TableName: bizTable, Item: { id: `reservation-${order}` } });
+        return `reserved ${order}`;
+      },
+      { store, name: 'reserve' },
+    );
+    const checkout = makeIdempotent(
+      async (order: string) => {
+        outerRuns++;
+        transaction().put({ TableName: bizTable, Item: { id: `checkout-${order}` } });
+        const reserved = await reserve(order);
+        // The outer scope is back after the nested call: this write is the outer call's.
+        transaction().put({ TableName: bizTable, Item: { id: `after-${order}` } });
+        if (outerRuns === 1) throw new Error('payment provider timed out');
+        return reserved;
+      },
+      { store, name: 'checkout' },
+    );
+
+    await expect(checkout('o-1')).rejects.toThrow('payment provider timed out');
+    // The inner call completed with its write; the outer call's writes were discarded with its record.
+    expect(await bizItem('reservation-o-1')).toBe('reservation-o-1');
+    expect(await bizItem('checkout-o-1')).toBeUndefined();
+    expect(await bizItem('after-o-1')).toBeUndefined();
+    expect(await recordOf('checkout', 'o-1')).toBeUndefined();
+
+    // The retry replays the inner call (its write exists, it does not run again) and commits its own.
+    expect(await checkout('o-1')).toBe('reserved o-1');
+    expect(innerRuns).toBe(1);
+    expect(outerRuns).toBe(2);
+    expect(await bizItem('checkout-o-1')).toBe('checkout-o-1');
+    expect(await bizItem('after-o-1')).toBe('after-o-1');
+  });
+
+  test('a nested call without a key (onMissingKey: skip) refuses writes instead of joining its caller', async () => {
+    const inner = makeIdempotent(
+      async (_: { id?: string }) => {
+        transaction().put({ TableName: bizTable, Item: { id: 'leaked' } });
+      },
+      { store, name: 'unkeyed', key: (input) => input.id, onMissingKey: 'skip' },
+    );
+    const outer = makeIdempotent(async (_: string) => inner({}), { store, name: 'outer-of-unkeyed' });
+    await expect(outer('k')).rejects.toThrow(/runs without idempotency/);
+    expect(await bizItem('leaked')).toBeUndefined();
+    expect(await recordOf('outer-of-unkeyed', 'k')).toBeUndefined();
+  });
+
+  test('concurrent middy invocations with different keys each commit exactly their own writes, without any flag', async () => {
+    const handler = middy(async (event: { id: string }) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      transaction().put({ TableName: bizTable, Item: { id: `own-${event.id}`, by: event.id } });
+      return { id: event.id, owner: transaction().owner };
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const ids = Array.from({ length: 12 }, (_, i) => `c-${i}`);
+    const results = await Promise.all(ids.map((id) => handler({ id }, lambdaContext('concurrent'))));
+    for (const [i, id] of ids.entries()) {
+      expect(results[i]!.id).toBe(id);
+      const item = await readItem(admin, bizTable, `own-${id}`);
+      expect(item?.by?.S).toBe(id);
+      expect((await recordOf('concurrent', id))?.owner?.S).toBe(results[i]!.owner);
+    }
+  });
+});
+
+describe('middlewares that answer early', () => {
+  const authorize = (allowed: () => boolean) => ({
+    before: async (request: { event: { id: string } }) => (allowed() ? undefined : { statusCode: 403 }),
+  });
+
+  test("an inner middleware's early answer from `before` releases the key at once: the retry runs", async () => {
+    let allowed = false;
+    let runs = 0;
+    const handler = middy(async (event: { id: string }) => ({ statusCode: 201, id: event.id, run: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use(authorize(() => allowed));
+    expect(await handler({ id: 'e-1' }, lambdaContext('early-before'))).toEqual({ statusCode: 403 });
+    expect(runs).toBe(0);
+    expect(await recordOf('early-before', 'e-1')).toBeUndefined();
+    allowed = true;
+    expect(await handler({ id: 'e-1' }, lambdaContext('early-before'))).toEqual({ statusCode: 201, id: 'e-1', run: 1 });
+    expect(await handler({ id: 'e-1' }, lambdaContext('early-before'))).toEqual({ statusCode: 201, id: 'e-1', run: 1 });
+  });
+
+  test("an inner middleware that sets `request.earlyResponse` in `before` (an undefined answer) releases the key", async () => {
+    const handler = middy(async () => 'ran')
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: (request: { earlyResponse?: unknown }) => {
+          request.earlyResponse = undefined;
+        },
+      });
+    expect(await handler({ id: 'w-1' }, lambdaContext('early-undefined'))).toBeUndefined();
+    expect(await recordOf('early-undefined', 'w-1')).toBeUndefined();
+  });
+
+  test("an inner middleware's early answer from `after` completes the record with that answer", async () => {
+    let runs = 0;
+    const handler = middy(async () => ({ run: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({ after: async (request: { response: unknown }) => ({ wrapped: request.response }) });
+    expect(await handler({ id: 'a-1' }, lambdaContext('early-after'))).toEqual({ wrapped: { run: 1 } });
+    expect((await recordOf('early-after', 'a-1'))?.status?.S).toBe('COMPLETED');
+    expect(await handler({ id: 'a-1' }, lambdaContext('early-after'))).toEqual({ wrapped: { run: 1 } });
+    expect(runs).toBe(1);
+  });
+
+  test('a thrown error in an inner `before` releases the key', async () => {
+    let fail = true;
+    const handler = middy(async () => 'ran')
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: () => {
+          if (fail) throw new Error('validation failed');
+        },
+      });
+    await expect(handler({ id: 'v-1' }, lambdaContext('inner-throws'))).rejects.toThrow('validation failed');
+    expect(await recordOf('inner-throws', 'v-1')).toBeUndefined();
+    fail = false;
+    expect(await handler({ id: 'v-1' }, lambdaContext('inner-throws'))).toBe('ran');
+  });
+});
+
+describe('single-flight: in-process duplicates share one claim', () => {
+  test('20 concurrent duplicates: one execution, every caller gets the value, two requests', async () => {
+    const { store: counted, requests } = countingStore();
+    const turnstile = new Turnstile<string>();
+    const once = makeIdempotent(async (_: string) => ({ charged: await turnstile.enter() }), { store: counted, name: 'flight' });
+    const calls = Array.from({ length: 20 }, () => once('f-1'));
+    (await turnstile.next()).open('once');
+    const results = await Promise.all(calls);
+    expect(results).toEqual(Array.from({ length: 20 }, () => ({ charged: 'once' })));
+    expect(turnstile.count).toBe(1);
+    expect(requests).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+  });
+
+  test('a duplicate with another payload gets PAYLOAD_MISMATCH, the others the value', async () => {
+    const turnstile = new Turnstile<number>();
+    const once = makeIdempotent(async (input: { id: string; amount: number }) => ({ paid: await turnstile.enter(), amount: input.amount }), {
+      store,
+      name: 'flight-fingerprint',
+      key: (input) => input.id,
+      fingerprint: (input) => input.amount,
+    });
+    const same = once({ id: 'p-1', amount: 5 });
+    const twin = once({ id: 'p-1', amount: 5 });
+    const other = once({ id: 'p-1', amount: 7 });
+    (await turnstile.next()).open(1);
+    expect(await same).toEqual({ paid: 1, amount: 5 });
+    expect(await twin).toEqual({ paid: 1, amount: 5 });
+    expect((await rejection(other)).code).toBe('PAYLOAD_MISMATCH');
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('when the leader fails, one duplicate runs next and the others follow it', async () => {
+    const turnstile = new Turnstile<'fail' | 'ok'>();
+    const once = makeIdempotent(
+      async (_: string) => {
+        if ((await turnstile.enter()) === 'fail') throw new Error('provider timed out');
+        return 'charged';
+      },
+      { store, name: 'flight-failure' },
+    );
+    const calls = Array.from({ length: 5 }, () => once('x-1').then((value) => ({ value }), (error: Error) => ({ error: error.message })));
+    (await turnstile.next()).open('fail');
+    (await turnstile.next()).open('ok');
+    const results = await Promise.all(calls);
+    expect(results).toEqual([{ error: 'provider timed out' }, ...Array.from({ length: 4 }, () => ({ value: 'charged' }))]);
+    expect(turnstile.count).toBe(2);
+  });
+
+  test('a stored final error reaches every waiting duplicate', async () => {
+    const turnstile = new Turnstile();
+    const once = makeIdempotent(
+      async (_: string) => {
+        await turnstile.enter();
+        throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
+      },
+      { store, name: 'flight-final', isFinalError: (error) => (error as { code?: string }).code === 'DECLINED' },
+    );
+    const calls = Array.from({ length: 3 }, () => once('d-1').then(() => undefined, (error: unknown) => error));
+    (await turnstile.next()).open();
+    for (const error of await Promise.all(calls)) expect(error).toMatchObject({ message: 'card declined', code: 'DECLINED' });
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
+    const turnstile = new Turnstile();
+    const once = makeIdempotent(async (_: string) => turnstile.enter(), { store, name: 'no-flight', singleFlight: false });
+    const first = once('n-1');
+    const holder = await turnstile.next();
+    expect((await rejection(once('n-1'))).code).toBe('IN_PROGRESS');
+    holder.open();
+    await first;
+  });
+});
+
+describe('waiting for another process (waitForInProgressMillis)', () => {
+  /** Two wrappers of one function: two processes sharing the table, and nothing else. */
+  function twoProcesses(waitForInProgressMillis: number) {
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string) => turnstile.enter();
+    return {
+      turnstile,
+      a: makeIdempotent(fn, { store, name: `wait-${waitForInProgressMillis}` }),
+      b: makeIdempotent(fn, { store, name: `wait-${waitForInProgressMillis}`, waitForInProgressMillis }),
+    };
+  }
+
+  test("a duplicate that waits gets the original's value once it completes", async () => {
+    const { turnstile, a, b } = twoProcesses(10_000);
+    const first = a('w-1');
+    const holder = await turnstile.next();
+    const waiting = b('w-1');
+    // Let the waiting duplicate meet the INPROGRESS record before the original completes.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    holder.open('original');
+    expect(await first).toBe('original');
+    expect(await waiting).toBe('original');
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('a duplicate gives up at the bound with IN_PROGRESS, and holds nothing', async () => {
+    const { turnstile, a, b } = twoProcesses(150);
+    const first = a('w-2');
+    const holder = await turnstile.next();
+    const error: IdempotencyError = await rejection(b('w-2'));
+    expect(error.code).toBe('IN_PROGRESS');
+    expect((await recordOf('wait-150', 'w-2'))?.status?.S).toBe('INPROGRESS');
+    holder.open('original');
+    expect(await first).toBe('original');
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('the wait never outlasts the Lambda deadline', async () => {
+    const { turnstile, a } = twoProcesses(0);
+    const b = makeIdempotent(async (_: string, __: unknown) => turnstile.enter(), { store, name: 'wait-0', waitForInProgressMillis: 60_000 });
+    const first = a('w-3');
+    const holder = await turnstile.next();
+    const started = Date.now();
+    const error = await rejection(b('w-3', lambdaContext('wait-0', 120)));
+    expect(error.code).toBe('IN_PROGRESS');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    holder.open('original');
+    await first;
+  });
+});
