@@ -1,0 +1,227 @@
+/**
+ * Lambda durable functions through AWS's local runner, against DynamoDB Local, in both forms a
+ * user writes: `withDurableExecution(makeIdempotent(…))` and middy's durable execution mode with
+ * the idempotency middleware. A durable execution replays its handler from the start on every
+ * resume (completed steps return their checkpointed result without running), and may stay
+ * suspended far longer than one invocation.
+ *
+ * Tests marked `test.failing` state the required behaviour that the engine does not have yet;
+ * their comment says what it must do.
+ */
+import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import type { TestResult } from '@aws/durable-execution-sdk-js-testing';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'durable' });
+useDurableRunner();
+
+const NAME = 'orders';
+const CALLBACK = 'approval';
+const FIFTEEN_MINUTES = 15 * 60_000;
+
+interface Order {
+  readonly orderId: string;
+  /** Which execution this is, for the step log; not part of the key. */
+  readonly run: string;
+  /** Where the execution suspends between its two steps: a `ctx.wait` this long, or a `waitForCallback`. */
+  readonly pause: { readonly seconds: number } | 'callback' | 'none';
+  /** Throw this error after the first step. */
+  readonly fail?: 'declined' | 'final';
+}
+
+/** What a step saw of the order's record while it ran. */
+interface RecordView {
+  readonly status: string | undefined;
+  readonly owner: string | undefined;
+}
+
+interface Receipt {
+  readonly orderId: string;
+  readonly reserved: RecordView;
+  readonly charged: RecordView;
+}
+
+class CardDeclined extends Error {
+  override readonly name = 'CardDeclined';
+  readonly code = 'DECLINED';
+}
+
+const record = async (orderId: string): Promise<RecordView> => {
+  const item = await readItem(client, tableName, recordId(NAME, orderId));
+  return { status: item?.status?.S, owner: item?.owner?.S };
+};
+
+/**
+ * The durable handler's body: two steps that each look at the record, suspended in between on a
+ * `ctx.wait` or a `waitForCallback`. `steps` logs every step that really runs (a replayed step
+ * returns its checkpoint and logs nothing).
+ */
+function orderBody(steps: string[]) {
+  return async (order: Order, ctx: DurableContext): Promise<Receipt> => {
+    const reserved = await ctx.step('reserve', async () => {
+      steps.push(`${order.run}:reserve`);
+      return record(order.orderId);
+    });
+    if (typeof order.pause === 'object') await ctx.wait('cool-off', order.pause);
+    if (order.pause === 'callback') await ctx.waitForCallback(CALLBACK, async () => undefined);
+    if (order.fail === 'declined') throw new CardDeclined('card declined');
+    if (order.fail === 'final') throw Object.assign(new CardDeclined('card declined for good'), { final: true });
+    const charged = await ctx.step('charge', async () => {
+      steps.push(`${order.run}:charge`);
+      return record(order.orderId);
+    });
+    return { orderId: order.orderId, reserved, charged };
+  };
+}
+
+type Body = ReturnType<typeof orderBody>;
+
+const options = {
+  store,
+  name: NAME,
+  key: (order: Order) => order.orderId,
+  isFinalError: (error: unknown) => (error as { final?: unknown }).final === true,
+};
+
+/** The two ways to make a durable handler idempotent. */
+const forms: ReadonlyArray<[string, (body: Body) => DurableLambdaHandler]> = [
+  ['withDurableExecution(makeIdempotent(…))', (body) => withDurableExecution(makeIdempotent(body, options))],
+  [
+    'middy durable mode with idempotency()',
+    (body) =>
+      middy(middyDurableMode)
+        .use(idempotency<Order, Receipt>(options))
+        // middy types the handler's context as a Lambda context; in durable mode it is the durable context.
+        .handler((order: Order, context: Context) => body(order, context as unknown as DurableContext)) as unknown as DurableLambdaHandler,
+  ],
+];
+
+const order = (orderId: string, run: string, pause: Order['pause'], fail?: Order['fail']): Order => ({ orderId, run, pause, ...(fail ? { fail } : {}) });
+
+/** `errorType` and `errorMessage` name the code of an `IN_PROGRESS` rejection: the SDK drops every other field. */
+const IN_PROGRESS_REJECTION = { errorType: expect.stringMatching(/^IdempotencyError/), errorMessage: expect.stringMatching(/\bIN_PROGRESS\b/) };
+
+describe.each(forms)('%s', (_form, durableHandler) => {
+  let steps: string[];
+  let handler: DurableLambdaHandler;
+  beforeEach(() => {
+    steps = [];
+    handler = durableHandler(orderBody(steps));
+  });
+
+  // The engine must give a durable execution's record an owner derived from the execution's
+  // identity (ctx.executionContext.durableExecutionArn), so that a replay holds its own record.
+  test.failing('an execution suspended on ctx.wait between two steps holds its record across the replay: each step runs once, one owner throughout', async () => {
+    const orderId = randomUUID();
+    const execution = await runExecution<Receipt>(handler, order(orderId, 'first', runnerWait(30)));
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2); // it did suspend and replay
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    const receipt = execution.getResult()!;
+    expect(steps).toEqual(['first:reserve', 'first:charge']);
+    expect(receipt.reserved.status).toBe('INPROGRESS');
+    expect(receipt.charged).toEqual(receipt.reserved); // no takeover: the replay met its own record
+    expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: receipt.reserved.owner });
+  });
+
+  test('another execution with the same key, started while the first waits on a callback, is rejected and runs no step', async () => {
+    const orderId = randomUUID();
+    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+    await first.suspended();
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    await first.resume('approved');
+    await first.result;
+    expect(second.getStatus()).toBe('FAILED');
+    expect(executionError(second).errorType).toBe('IdempotencyError');
+    expect(steps.filter((step) => step.startsWith('second:'))).toEqual([]);
+  });
+
+  // The engine must put the code in what survives the SDK's serialisation (errorType or errorMessage).
+  test.failing('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
+    const orderId = randomUUID();
+    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+    await first.suspended();
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    await first.resume('approved');
+    await first.result;
+    expect(executionError(second)).toEqual(IN_PROGRESS_REJECTION);
+  });
+
+  // The engine must give a durable execution's record a lease that covers the execution (by default
+  // the retention), not one invocation's deadline nor `leaseSeconds`.
+  test.failing('more than 15 minutes later on the runner\'s clock, a suspended execution still holds its key, then resumes and completes', async () => {
+    const orderId = randomUUID();
+    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+    await first.suspended();
+    const claimed = await record(orderId);
+    expect(await advanceRunnerClock(FIFTEEN_MINUTES + 60_000)).toBeGreaterThan(FIFTEEN_MINUTES);
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    await first.resume('approved');
+    const firstResult = await first.result;
+    expect(second.getStatus()).toBe('FAILED');
+    expect(executionError(second)).toEqual(IN_PROGRESS_REJECTION);
+    expect(firstResult.getStatus()).toBe('SUCCEEDED');
+    expect(steps).toEqual(['first:reserve', 'first:charge']);
+    expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: claimed.owner });
+  });
+
+  test('once an execution completed, later executions replay its result without running a step, also 20 minutes later', async () => {
+    const orderId = randomUUID();
+    const first = await runExecution<Receipt>(handler, order(orderId, 'first', 'none'));
+    expect(first.getStatus()).toBe('SUCCEEDED');
+    const second = await runExecution<Receipt>(handler, order(orderId, 'second', 'none'));
+    await advanceRunnerClock(20 * 60_000);
+    const third = await runExecution<Receipt>(handler, order(orderId, 'third', 'none'));
+    expect(steps).toEqual(['first:reserve', 'first:charge']);
+    for (const later of [second, third]) {
+      expect(later.getStatus()).toBe('SUCCEEDED');
+      expect(later.getResult()).toEqual(first.getResult());
+    }
+  });
+
+  test('a handler error fails the execution with its own errorType and errorMessage and frees the key for the next execution', async () => {
+    const orderId = randomUUID();
+    const failed = await runExecution(handler, order(orderId, 'first', 'none', 'declined'));
+    expect(failed.getStatus()).toBe('FAILED');
+    expect(executionError(failed)).toEqual({ errorType: 'CardDeclined', errorMessage: 'card declined' });
+    expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+    const retried = await runExecution<Receipt>(handler, order(orderId, 'retry', 'none'));
+    expect(retried.getStatus()).toBe('SUCCEEDED');
+    expect(steps).toEqual(['first:reserve', 'retry:reserve', 'retry:charge']);
+  });
+
+  test('a stored final error replays to later executions as the same errorType and errorMessage, running no step', async () => {
+    const orderId = randomUUID();
+    const failed = await runExecution(handler, order(orderId, 'first', 'none', 'final'));
+    const replayed = await runExecution(handler, order(orderId, 'second', 'none'));
+    expect(executionError(failed)).toEqual({ errorType: 'CardDeclined', errorMessage: 'card declined for good' });
+    expect(executionError(replayed)).toEqual(executionError(failed));
+    expect(steps).toEqual(['first:reserve']);
+  });
+});
+
+test('middy durable mode: a suspended invocation runs neither after nor onError, and each resume runs before again with a new invocation', async () => {
+  const hooks: string[] = [];
+  const wait = runnerWait(30);
+  const handler = middy(middyDurableMode)
+    .use({
+      before: (request) => void hooks.push(`before:${typeof request.context.getRemainingTimeInMillis}`),
+      after: () => void hooks.push('after'),
+      onError: () => void hooks.push('onError'),
+    })
+    .handler(async (_event: unknown, context: Context) => {
+      const ctx = context as unknown as DurableContext;
+      await ctx.step('one', async () => undefined);
+      await ctx.wait('cool-off', wait);
+      return ctx.step('two', async () => 'done');
+    }) as unknown as DurableLambdaHandler;
+  const execution: TestResult<string> = await runExecution<string>(handler, {});
+  expect(execution.getResult()).toBe('done');
+  expect(execution.getInvocations()).toHaveLength(2);
+  // The durable context carries the Lambda context's fields, but not its deadline.
+  expect(hooks).toEqual(['before:undefined', 'before:undefined', 'after']);
+});

@@ -1,0 +1,108 @@
+/**
+ * AWS's local runner for Lambda durable functions (`@aws/durable-execution-sdk-js-testing`), as the
+ * durable tests use it: a checkpoint server in a worker thread, the handler run in process, and
+ * `skipTime`, which replaces the global clock and timers with fake ones that skip every wait.
+ *
+ * How the runner's clock moves (measured with SDK 2.4.0 and runner 1.1.4): the checkpoint server
+ * schedules the end of a `ctx.wait` on the real clock, and the fake clock jumps to that instant.
+ * So a wait of W moves the fake clock to (real time at the wait + W), not by W: once the fake clock
+ * is ahead of real time, a shorter wait moves it not at all, and the handler may then go on in the
+ * same invocation instead of suspending. {@link runnerWait} gives the wait that moves the clock by
+ * a given time from where it stands.
+ *
+ * The environment is set up once per file: each set-up starts a checkpoint worker thread that the
+ * tear-down only unrefs (about 20 MB each).
+ */
+import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import {
+  type DurableOperation,
+  LocalDurableTestRunner,
+  type TestResult,
+  type TestResultError,
+  WaitingOperationStatus,
+} from '@aws/durable-execution-sdk-js-testing';
+import { executionModeDurableContext } from '@middy/core/executionModeDurableContext';
+
+/** The real clock: `Date.now` as it was before the runner installed its fake one. */
+const realNow = Date.now;
+
+/**
+ * middy's options for durable mode in these tests. middy arms its early-timeout timer (from
+ * `node:timers`, so on the real clock) for the invocation's deadline, which the local runner says
+ * is 15 minutes, and clears it only when the handler settles: a suspended invocation never does,
+ * so the timer would hold the test process for 15 minutes.
+ */
+export const middyDurableMode = { executionMode: executionModeDurableContext, timeoutEarlyInMillis: 0 };
+
+/** Sets the runner's environment up before the tests of the file and tears it down after them. */
+export function useDurableRunner(): void {
+  beforeAll(() => LocalDurableTestRunner.setupTestEnvironment({ skipTime: true }));
+  afterAll(() => LocalDurableTestRunner.teardownTestEnvironment());
+}
+
+/**
+ * The `ctx.wait` duration that moves the runner's clock `seconds` past where it stands now (and so
+ * surely suspends the execution): the runner's lead over real time plus `seconds`. Computed by the
+ * test and passed in the payload, so every replay waits the same.
+ */
+export function runnerWait(seconds: number): { seconds: number } {
+  return { seconds: Math.ceil((Date.now() - realNow()) / 1000) + seconds };
+}
+
+/** One durable execution started by the test; `result` settles when the execution ends. */
+export interface StartedExecution<TResult> {
+  readonly result: Promise<TestResult<TResult>>;
+  /** Resolves once the execution is suspended on its `waitForCallback`. */
+  suspended(): Promise<void>;
+  /** Completes the `waitForCallback` with `value`; the execution resumes in a new invocation. */
+  resume(value: unknown): Promise<void>;
+}
+
+/**
+ * Starts a new durable execution of `handler` with `payload`, without waiting for its end.
+ * `callbackName` names the `waitForCallback` the test will resume (watched from the start, so
+ * the runner reports it as soon as it starts).
+ */
+export function startExecution<TResult = unknown>(handler: DurableLambdaHandler, payload: unknown, callbackName?: string): StartedExecution<TResult> {
+  const runner = new LocalDurableTestRunner<TResult>({ handlerFunction: handler });
+  const callback = callbackName === undefined ? undefined : runner.getOperation(callbackName).waitForData(WaitingOperationStatus.STARTED);
+  const result = runner.run({ payload });
+  const started = (): Promise<DurableOperation> => {
+    if (callback === undefined) throw new Error('startExecution: name the callback to wait for');
+    return callback;
+  };
+  return {
+    result,
+    suspended: async () => void (await started()),
+    resume: async (value) => void (await (await started()).sendCallbackSuccess(JSON.stringify(value))),
+  };
+}
+
+/** Runs a durable execution of `handler` with `payload` to its end. */
+export function runExecution<TResult = unknown>(handler: DurableLambdaHandler, payload: unknown): Promise<TestResult<TResult>> {
+  return startExecution<TResult>(handler, payload).result;
+}
+
+const clockMover = withDurableExecution(async (event: { seconds: number }, ctx: DurableContext) => {
+  await ctx.wait('advance-clock', { seconds: event.seconds });
+});
+
+/**
+ * Moves the runner's clock (the fake `Date.now`) forward by at least `millis`, the way the runner
+ * does it: a durable execution of its own waits long enough. Other executions stay as they are
+ * (a suspended one stays suspended). Returns how far the clock moved.
+ */
+export async function advanceRunnerClock(millis: number): Promise<number> {
+  const before = Date.now();
+  const execution = await runExecution(clockMover, runnerWait(Math.ceil(millis / 1000)));
+  if (execution.getStatus() !== 'SUCCEEDED') throw new Error(`the clock-moving execution ended ${execution.getStatus()}`);
+  const moved = Date.now() - before;
+  if (moved < millis) throw new Error(`the runner's clock moved ${moved} ms, less than ${millis} ms`);
+  return moved;
+}
+
+/** The error of a failed execution, as the durable SDK serialises it: `{ errorType, errorMessage }`. */
+export function executionError(execution: TestResult<unknown>): Pick<TestResultError, 'errorType' | 'errorMessage'> {
+  const { errorType, errorMessage } = execution.getError();
+  return { errorType, errorMessage };
+}
