@@ -4,9 +4,6 @@
  * the idempotency middleware. A durable execution replays its handler from the start on every
  * resume (completed steps return their checkpointed result without running), and may stay
  * suspended far longer than one invocation.
- *
- * Tests marked `test.failing` state the required behaviour that the engine does not have yet;
- * their comment says what it must do.
  */
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import type { TestResult } from '@aws/durable-execution-sdk-js-testing';
@@ -114,9 +111,9 @@ describe.each(forms)('%s', (_form, durableHandler) => {
     handler = durableHandler(orderBody(steps));
   });
 
-  // The engine must give a durable execution's record an owner derived from the execution's
-  // identity (ctx.executionContext.durableExecutionArn), so that a replay holds its own record.
-  test.failing('an execution suspended on ctx.wait between two steps holds its record across the replay: each step runs once, one owner throughout', async () => {
+  // A durable execution's record has an owner derived from the execution's identity
+  // (ctx.executionContext.durableExecutionArn), so that a replay holds its own record.
+  test('an execution suspended on ctx.wait between two steps holds its record across the replay: each step runs once, one owner throughout', async () => {
     const orderId = randomUUID();
     const execution = await runExecution<Receipt>(handler, order(orderId, 'first', runnerWait(30)));
     expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2); // it did suspend and replay
@@ -140,8 +137,8 @@ describe.each(forms)('%s', (_form, durableHandler) => {
     expect(steps.filter((step) => step.startsWith('second:'))).toEqual([]);
   });
 
-  // The engine must put the code in what survives the SDK's serialisation (errorType or errorMessage).
-  test.failing('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
+  // The code leads the message: it survives the SDK's serialisation (errorType and errorMessage).
+  test('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
     const orderId = randomUUID();
     const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
     await first.suspended();
@@ -151,9 +148,9 @@ describe.each(forms)('%s', (_form, durableHandler) => {
     expect(executionError(second)).toEqual(IN_PROGRESS_REJECTION);
   });
 
-  // The engine must give a durable execution's record a lease that covers the execution (by default
-  // the retention), not one invocation's deadline nor `leaseSeconds`.
-  test.failing('more than 15 minutes later on the runner\'s clock, a suspended execution still holds its key, then resumes and completes', async () => {
+  // A durable execution's record has a lease that covers the execution (by default the
+  // retention), not one invocation's deadline nor `leaseSeconds`.
+  test('more than 15 minutes later on the runner\'s clock, a suspended execution still holds its key, then resumes and completes', async () => {
     const orderId = randomUUID();
     const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
     await first.suspended();
