@@ -1,0 +1,71 @@
+/**
+ * A record as a flat map of strings, the form RedisStore keeps in a Redis hash and InMemoryStore in
+ * a Map: the fields carry the names of {@link IdempotencyRecord}. The response is stored as the
+ * response codec made it: JSON text in `response`, or bytes (gzip, ciphertext) as base64 in
+ * `responseBase64`, because both Redis clients decode replies as UTF-8, which corrupts bytes.
+ * @internal
+ */
+import type { EncodedResponse, ResponseCodec } from './response-codec.js';
+import type { IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+
+/** @internal */
+export type RecordHash = Readonly<Record<string, string>>;
+
+/** A hash from the flat `[field, value, …]` array of HGETALL; `undefined` when the key had none. @internal */
+export function hashOf(flat: unknown): RecordHash | undefined {
+  if (!Array.isArray(flat) || flat.length % 2 !== 0) throw new Error('Redis answered with something that is not a hash.');
+  if (flat.length === 0) return undefined;
+  const hash: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) hash[String(flat[i])] = String(flat[i + 1]);
+  return hash;
+}
+
+/** The `[field, value, …]` pairs a completion writes besides status and retention. @internal */
+export function outcomeFields({ response, keyId, omitted }: EncodedResponse, error: string | undefined): string[] {
+  const fields: string[] = [];
+  if (response?.S !== undefined) fields.push('response', response.S);
+  else if (response?.B !== undefined) fields.push('responseBase64', Buffer.from(response.B).toString('base64'));
+  if (keyId !== undefined) fields.push('keyId', keyId);
+  if (omitted) fields.push('responseOmitted', '1');
+  if (error !== undefined) fields.push('error', error);
+  return fields;
+}
+
+const NUMBER = /^\d+$/;
+
+/** The fields every record has, checked: status, owner, retention, and the lease when present. */
+function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
+  const { status, owner, expiresAt, leaseUntil } = hash;
+  if ((status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || !NUMBER.test(expiresAt ?? '') || (leaseUntil !== undefined && !NUMBER.test(leaseUntil))) {
+    throw new Error(`The idempotency record ${key} in ${where} is malformed.`);
+  }
+  return { key, status: status as RecordStatus, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };
+}
+
+/** The record of `hash`, its response decoded (and decrypted) unless `withResponse` is false. @internal */
+export async function recordOf(key: string, hash: RecordHash, codec: ResponseCodec, where: string, withResponse = true): Promise<IdempotencyRecord> {
+  const record = required(key, hash, where);
+  const { fingerprint, error } = hash;
+  const stored = hash.responseBase64 !== undefined ? { B: Buffer.from(hash.responseBase64, 'base64') } : hash.response !== undefined ? { S: hash.response } : undefined;
+  const response = withResponse ? await codec.decode(stored, hash.keyId, key) : undefined;
+  return {
+    ...record,
+    ...(fingerprint === undefined ? {} : { fingerprint }),
+    ...(response === undefined ? {} : { response }),
+    ...(hash.responseOmitted === '1' ? { responseOmitted: true } : {}),
+    ...(error === undefined ? {} : { error }),
+  };
+}
+
+/** What operations tools see of `hash`: never the response or the error themselves. @internal */
+export function summaryOf(key: string, hash: RecordHash, where: string): RecordSummary {
+  const { owner: _owner, ...record } = required(key, hash, where);
+  const stored = hash.responseBase64 ?? hash.response;
+  return {
+    ...record,
+    hasFingerprint: hash.fingerprint !== undefined,
+    ...(stored === undefined ? {} : { responseBytes: Buffer.byteLength(stored) }),
+    responseOmitted: hash.responseOmitted === '1',
+    ...(hash.error === undefined ? {} : { errorBytes: Buffer.byteLength(hash.error) }),
+  };
+}

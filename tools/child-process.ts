@@ -1,0 +1,46 @@
+/**
+ * What the local servers of the tests, the demo and the benchmarks share: a free loopback port, and
+ * a child process that never outlives the process that started it. Development tooling.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Ties `child` to this process: whatever ends it (exit, Ctrl-C, a kill), the child is killed too.
+ * Returns the child's stop function, which kills it and waits for its exit.
+ */
+export function tieToProcess(child: ChildProcess): () => Promise<void> {
+  const killChild = (): void => void child.kill('SIGKILL');
+  // On Ctrl-C or a kill: stop the child, then end as the signal would have, unless the program
+  // handles the signal itself (the demo's --serve does).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killChild();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once('exit', killChild);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  child.once('exit', () => {
+    process.removeListener('exit', killChild);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  });
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+}
