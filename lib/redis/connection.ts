@@ -120,3 +120,21 @@ export function connectionOf(client: RedisClient): Connection {
     },
   };
 }
+
+/** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
+function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${millis} ms.`)), millis);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+/** `connection` whose every call fails after `millis`; `connection` itself without a limit. @internal */
+export function withDeadline(connection: Connection, millis: number | undefined): Connection {
+  if (millis === undefined) return connection;
+  return {
+    send: (key, args) => deadline(connection.send(key, args), millis),
+    memoryInfo: () => deadline(connection.memoryInfo(), millis),
+  };
+}

@@ -13,7 +13,7 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
-import { type Connection, connectionOf, isRedisClient, type RedisClient } from './connection.js';
+import { type Connection, connectionOf, isRedisClient, type RedisClient, withDeadline } from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, runScript, type Script } from './scripts.js';
 
@@ -35,9 +35,15 @@ export interface RedisStoreOptions {
    * record and let a duplicate run again: set this only where that risk is accepted. @default false
    */
   readonly allowEviction?: boolean;
+  /**
+   * Each store call (waiting for a connecting client included) fails after this many milliseconds,
+   * whatever the client does. node-redis's command timeout stops counting once a command is
+   * written, so only this bounds a connection that stops answering. @default none: the client's own timeouts
+   */
+  readonly timeoutMillis?: number;
 }
 
-const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction'];
+const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction', 'timeoutMillis'];
 const WHERE = 'Redis';
 
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
@@ -85,8 +91,10 @@ export class RedisStore implements IdempotencyStore {
       throw new TypeError('RedisStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
     }
     if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
+    const timeout = options.timeoutMillis;
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
     this.client = options.client;
-    this.connection = connectionOf(options.client);
+    this.connection = withDeadline(connectionOf(options.client), timeout);
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
     this.codec = new ResponseCodec(compress, encryption);
     this.allowEviction = options.allowEviction === true;

@@ -6,6 +6,9 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { createClient, type RedisClientOptions } from 'redis';
 import type { RedisClient } from '../../lib/redis/index.js';
 
+/** The port of the run's redis-server. */
+export const redisPort = (): number => Number(new URL(redisUrl()).port);
+
 export function redisUrl(): string {
   const value = process.env.REDIS_URL;
   if (!value) throw new Error('REDIS_URL is not set: the jest globalSetup starts redis-server.');
@@ -21,7 +24,12 @@ export function ioredisClient(url = redisUrl(), options: RedisOptions = {}): Red
 export type NodeRedis = ReturnType<typeof createClient>;
 
 export function nodeRedisClient(url = redisUrl(), options: RedisClientOptions = {}): NodeRedis {
-  const client = createClient({ url, disableOfflineQueue: true, ...options, socket: { connectTimeout: 1000, reconnectStrategy: () => 200, ...options.socket } });
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    ...options,
+    socket: { connectTimeout: 1000, reconnectStrategy: () => 200, ...options.socket },
+  });
   // Without a listener, node-redis turns a connection error into an uncaught exception.
   client.on('error', () => undefined);
   return client;
