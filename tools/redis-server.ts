@@ -58,7 +58,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = mkdtempSync(join(tmpdir(), 'redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   args.push('--maxmemory-policy', options.maxmemoryPolicy ?? 'noeviction');
-  if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'));
+  // Announced as 127.0.0.1: a node that does not know its address announces '', which ioredis cannot dial.
+  if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   let failure: Error | undefined;
   child.once('error', (error: NodeJS.ErrnoException) => {

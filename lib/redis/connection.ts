@@ -31,7 +31,7 @@ export interface NodeRedisClient {
 export interface NodeRedisCluster {
   readonly isOpen: boolean;
   readonly masters: readonly object[];
-  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: readonly string[]): Promise<unknown>;
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
   nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
 }
 
@@ -104,7 +104,7 @@ export function connectionOf(client: RedisClient): Connection {
   }
   if (isNodeCluster(client)) {
     return {
-      send: (key, args) => client.sendCommand(key, false, args),
+      send: (key, args) => client.sendCommand(key, false, [...args]),
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
     };
