@@ -23,6 +23,8 @@ export interface RedisServerOptions {
   readonly maxmemoryPolicy?: string;
   /** A one-node Redis Cluster that serves every slot. @default false */
   readonly cluster?: boolean;
+  /** Port of a primary on this machine: the server starts as its replica. */
+  readonly replicaOf?: number;
   /** @default 10000 */
   readonly timeoutMillis?: number;
 }
@@ -60,6 +62,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   args.push('--maxmemory-policy', options.maxmemoryPolicy ?? 'noeviction');
   // Announced as 127.0.0.1: a node that does not know its address announces '', which ioredis cannot dial.
   if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
+  if (options.replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(options.replicaOf));
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   let failure: Error | undefined;
   child.once('error', (error: NodeJS.ErrnoException) => {

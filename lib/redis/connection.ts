@@ -14,6 +14,7 @@ export interface IORedisClient {
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
   removeListener(event: string, listener: Listener): unknown;
+  pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
   /** `Cluster` only: the cluster's nodes. */
   nodes?(role: 'master'): IORedisClient[];
 }
@@ -38,10 +39,15 @@ export interface NodeRedisCluster {
 /** Any client `RedisStore` accepts. */
 export type RedisClient = IORedisClient | NodeRedisClient | NodeRedisCluster;
 
+/** One reply of {@link Connection.sendAll}: a value, or the error Redis answered. @internal */
+export type Reply = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
 /** @internal */
 export interface Connection {
   /** Sends one command; `key` routes it to the key's primary in a cluster. */
   send(key: string, args: readonly string[]): Promise<unknown>;
+  /** Sends commands in order on the connection to `key`'s primary (keyless ones follow it), in one round trip. */
+  sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
 }
@@ -87,6 +93,9 @@ async function nodeReady(client: NodeRedisClient): Promise<void> {
   if (!client.isReady) await whenReady(client);
 }
 
+const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
+  (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
+
 /** @internal */
 export function connectionOf(client: RedisClient): Connection {
   if (isIORedis(client)) {
@@ -94,6 +103,12 @@ export function connectionOf(client: RedisClient): Connection {
       send: async (_key, [command, ...args]) => {
         await ioredisReady(client);
         return client.call(command!, ...args);
+      },
+      sendAll: async (_key, commands) => {
+        await ioredisReady(client);
+        // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
+        const replies = (await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? [];
+        return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
       },
       memoryInfo: async () => {
         await ioredisReady(client);
@@ -105,6 +120,7 @@ export function connectionOf(client: RedisClient): Connection {
   if (isNodeCluster(client)) {
     return {
       send: (key, args) => client.sendCommand(key, false, [...args]),
+      sendAll: (key, commands) => settle(commands.map((command) => client.sendCommand(key, false, [...command]))),
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
     };
@@ -113,6 +129,11 @@ export function connectionOf(client: RedisClient): Connection {
     send: async (_key, args) => {
       await nodeReady(client);
       return client.sendCommand(args);
+    },
+    sendAll: async (_key, commands) => {
+      await nodeReady(client);
+      // Sent together without waiting: node-redis writes them in order on its one connection.
+      return settle(commands.map((command) => client.sendCommand(command)));
     },
     memoryInfo: async () => {
       await nodeReady(client);
@@ -135,6 +156,7 @@ export function withDeadline(connection: Connection, millis: number | undefined)
   if (millis === undefined) return connection;
   return {
     send: (key, args) => deadline(connection.send(key, args), millis),
+    sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
   };
 }

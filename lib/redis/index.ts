@@ -4,4 +4,5 @@
  */
 export { RedisStore } from './redis-store.js';
 export type { RedisStoreOptions } from './redis-store.js';
+export type { ReplicaWait } from './scripts.js';
 export type { RedisClient, IORedisClient, NodeRedisClient, NodeRedisCluster } from './connection.js';

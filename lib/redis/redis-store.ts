@@ -15,7 +15,7 @@ import type {
 } from '../store.js';
 import { type Connection, connectionOf, isRedisClient, type RedisClient, withDeadline } from './connection.js';
 import { assertNoEviction } from './eviction.js';
-import { CLAIM, COMPLETE, FORGET, RELEASE, runScript, type Script } from './scripts.js';
+import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
 export interface RedisStoreOptions {
   /**
@@ -41,9 +41,17 @@ export interface RedisStoreOptions {
    * written, so only this bounds a connection that stops answering. @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number;
+  /**
+   * Each write (claim, completion, release) counts only once this many replicas acknowledged it
+   * (Redis `WAIT`), so that a failover does not lose it; otherwise the call fails (a claim with
+   * `STORE_FAILURE`: the function does not run). Redis replication is asynchronous: without this, a
+   * failover can lose an acknowledged claim. `WAIT` narrows that window, it is not a consensus
+   * protocol; MemoryDB makes every write durable. @default none
+   */
+  readonly waitForReplicas?: ReplicaWait;
 }
 
-const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction', 'timeoutMillis'];
+const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction', 'timeoutMillis', 'waitForReplicas'];
 const WHERE = 'Redis';
 
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
@@ -75,6 +83,7 @@ export class RedisStore implements IdempotencyStore {
   private readonly connection: Connection;
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
+  private readonly wait: ReplicaWait | undefined;
 
   constructor(options: RedisStoreOptions) {
     assertOptions('RedisStore', options, OPTIONS);
@@ -93,6 +102,11 @@ export class RedisStore implements IdempotencyStore {
     if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
     const timeout = options.timeoutMillis;
     if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
+    const wait = options.waitForReplicas;
+    if (wait !== undefined && (!Number.isInteger(wait?.replicas) || wait.replicas < 1 || !Number.isInteger(wait.timeoutMillis) || wait.timeoutMillis < 1)) {
+      throw new TypeError('RedisStore: `waitForReplicas` must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1.');
+    }
+    this.wait = wait === undefined ? undefined : { replicas: wait.replicas, timeoutMillis: wait.timeoutMillis };
     this.client = options.client;
     this.connection = withDeadline(connectionOf(options.client), timeout);
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
@@ -133,12 +147,12 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
-    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, onlyIf === undefined ? [] : [onlyIf]);
+    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, onlyIf === undefined ? [] : [onlyIf], this.wait);
     return Number(reply) === 1;
   }
 
   private async run(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    return verdict(await runScript(this.connection, script, this.keyPrefix + key, args));
+    return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
   }
 
   private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {

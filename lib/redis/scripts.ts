@@ -78,17 +78,41 @@ return redis.call('DEL', KEYS[1])
 
 const isNoScript = (error: unknown): boolean => (error as { message?: unknown } | null)?.message?.toString().startsWith('NOSCRIPT') === true;
 
+/** Replicas that must acknowledge each write before it counts, within a time limit (Redis `WAIT`). */
+export interface ReplicaWait {
+  readonly replicas: number;
+  readonly timeoutMillis: number;
+}
+
+/** The script changed the record: `{1, …}` from the record scripts, 1 from FORGET. */
+const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] === 1 : reply === 1);
+
+/** A script and then WAIT on the same connection, in one round trip; fails if a write reached too few replicas. */
+async function runAndWait(connection: Connection, command: readonly string[], key: string, wait: ReplicaWait): Promise<unknown> {
+  const [reply, acked] = await connection.sendAll(key, [command, ['WAIT', String(wait.replicas), String(wait.timeoutMillis)]]);
+  if (!reply!.ok) throw reply!.error;
+  // A refused write changed nothing, so there is nothing to lose in a failover.
+  if (!wrote(reply!.value)) return reply!.value;
+  if (!acked!.ok) throw acked!.error;
+  if (Number(acked!.value) < wait.replicas) {
+    throw new Error(`Only ${acked!.value} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMillis} ms: a failover could lose it.`);
+  }
+  return reply!.value;
+}
+
 /**
  * Runs a script by its hash and, when the server does not know it (first use, a restart, SCRIPT
  * FLUSH, another node of the cluster), by its source, which also caches it. Redis names the
- * condition with the reply's first word, `NOSCRIPT`, whichever client carries it.
+ * condition with the reply's first word, `NOSCRIPT`, whichever client carries it. With `wait`,
+ * a write counts only once enough replicas have it.
  * @internal
  */
-export async function runScript(connection: Connection, { source, sha }: Script, key: string, args: readonly string[]): Promise<unknown> {
+export async function runScript(connection: Connection, { source, sha }: Script, key: string, args: readonly string[], wait?: ReplicaWait): Promise<unknown> {
+  const send = (command: readonly string[]) => (wait === undefined ? connection.send(key, command) : runAndWait(connection, command, key, wait));
   try {
-    return await connection.send(key, ['EVALSHA', sha, '1', key, ...args]);
+    return await send(['EVALSHA', sha, '1', key, ...args]);
   } catch (error) {
     if (!isNoScript(error)) throw error;
-    return connection.send(key, ['EVAL', source, '1', key, ...args]);
+    return send(['EVAL', source, '1', key, ...args]);
   }
 }
