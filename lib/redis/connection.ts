@@ -36,7 +36,14 @@ export interface NodeRedisCluster {
   nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
 }
 
-/** Any client `RedisStore` accepts. */
+/**
+ * Any client `RedisStore` accepts: ioredis 5 `Redis` or `Cluster`, node-redis 5 client or cluster.
+ *
+ * @example
+ * ```ts
+ * const client: RedisClient = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+ * ```
+ */
 export type RedisClient = IORedisClient | NodeRedisClient | NodeRedisCluster;
 
 /** One reply of {@link Connection.sendAll}: a value, or the error Redis answered. @internal */

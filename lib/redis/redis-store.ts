@@ -17,6 +17,14 @@ import { type Connection, connectionOf, isRedisClient, type RedisClient, withDea
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
+/**
+ * Options of {@link RedisStore}.
+ *
+ * @example
+ * ```ts
+ * const options: RedisStoreOptions = { client, keyPrefix: 'payments:', timeoutMillis: 1000, waitForReplicas: { replicas: 1, timeoutMillis: 50 } };
+ * ```
+ */
 export interface RedisStoreOptions {
   /**
    * An ioredis 5 `Redis` or `Cluster`, or a node-redis 5 client or cluster, connected or still

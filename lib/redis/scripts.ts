@@ -78,7 +78,14 @@ return redis.call('DEL', KEYS[1])
 
 const isNoScript = (error: unknown): boolean => (error as { message?: unknown } | null)?.message?.toString().startsWith('NOSCRIPT') === true;
 
-/** Replicas that must acknowledge each write before it counts, within a time limit (Redis `WAIT`). */
+/**
+ * Replicas that must acknowledge each write before it counts, within a time limit (Redis `WAIT`).
+ *
+ * @example
+ * ```ts
+ * new RedisStore({ client, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
+ * ```
+ */
 export interface ReplicaWait {
   readonly replicas: number;
   readonly timeoutMillis: number;

@@ -4,12 +4,27 @@ import { Fixture } from './contract-fixture.js';
 import { forgetCheck, inspectCheck, type TtlOf, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 
-/** One check of the store contract: run it with any test runner; it rejects when the store fails it. */
+/**
+ * One check of the store contract: run it with any test runner; it rejects when the store fails it.
+ *
+ * @example
+ * ```ts
+ * for (const check of storeContract(() => store)) await check.run();
+ * ```
+ */
 export interface StoreCheck {
   readonly name: string;
   run(): Promise<void>;
 }
 
+/**
+ * Options of {@link storeContract}.
+ *
+ * @example
+ * ```ts
+ * storeContract(() => new RedisStore({ client }), { ttlOf });
+ * ```
+ */
 export interface StoreContractOptions {
   /**
    * Milliseconds until the store drops `key` by itself, `undefined` when it never will: enables the
