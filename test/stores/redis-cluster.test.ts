@@ -67,6 +67,14 @@ describe.each(KINDS)('%s', (name, open) => {
     expect(await raw.type(`${keyPrefix}orders#abc`)).toBe('hash');
   });
 
+  test('waitForReplicas sends WAIT to the key\'s primary, after the script, in the same round trip', async () => {
+    // This cluster has no replicas: the write is applied on the primary, and WAIT reports 0 of 1.
+    const store = new RedisStore({ client: opened.client, keyPrefix: `${keyPrefix}wait:`, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
+    const now = Date.now();
+    await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(/Only 0 of 1 replicas/);
+    expect(await raw.hget(`${keyPrefix}wait:k`, 'owner')).toBe('a');
+  });
+
   test('the eviction policy is read from the primaries', async () => {
     // A client of its own: a client that passed the check once is not asked again.
     const fresh = await open(server);
