@@ -6,7 +6,7 @@
  * @internal
  */
 import type { EncodedResponse, ResponseCodec } from './response-codec.js';
-import type { IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+import type { CompleteRequest, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
 
 /** @internal */
 export type RecordHash = Readonly<Record<string, string>>;
@@ -20,15 +20,22 @@ export function hashOf(flat: unknown): RecordHash | undefined {
   return hash;
 }
 
-/** The `[field, value, …]` pairs a completion writes besides status and retention. @internal */
-export function outcomeFields({ response, keyId, omitted }: EncodedResponse, error: string | undefined): string[] {
+/**
+ * The `[field, value, …]` pairs a completion writes besides status and retention, and whether the
+ * response is among them (it is not when the request omits it or the codec cannot store it).
+ * The only place where these stores encode a response. @internal
+ */
+export async function outcomeFields(codec: ResponseCodec, request: CompleteRequest): Promise<{ fields: string[]; responseStored: boolean }> {
+  const encoded: EncodedResponse = request.responseOmitted ? { response: undefined, omitted: true } : await codec.encode(request.response, request.key);
+  const { response, keyId, omitted } = encoded;
+  const error = request.error;
   const fields: string[] = [];
   if (response?.S !== undefined) fields.push('response', response.S);
   else if (response?.B !== undefined) fields.push('responseBase64', Buffer.from(response.B).toString('base64'));
   if (keyId !== undefined) fields.push('keyId', keyId);
   if (omitted) fields.push('responseOmitted', '1');
   if (error !== undefined) fields.push('error', error);
-  return fields;
+  return { fields, responseStored: !omitted };
 }
 
 const NUMBER = /^\d+$/;

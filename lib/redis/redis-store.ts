@@ -136,10 +136,10 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
-    const encoded = request.responseOmitted ? { response: undefined, omitted: true } : await this.codec.encode(request.response, request.key);
-    const args = [request.owner, String(request.expiresAt), String(request.expiresAt * 1000), ...outcomeFields(encoded, request.error)];
+    const outcome = await outcomeFields(this.codec, request);
+    const args = [request.owner, String(request.expiresAt), String(request.expiresAt * 1000), ...outcome.fields];
     const [completed, fields] = await this.run(COMPLETE, request.key, args);
-    if (completed) return { completed: true, responseStored: !encoded.omitted };
+    if (completed) return { completed: true, responseStored: outcome.responseStored };
     return { completed: false, record: await this.current(request.key, fields) };
   }
 

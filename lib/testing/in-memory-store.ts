@@ -55,12 +55,12 @@ export class InMemoryStore implements IdempotencyStore {
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
-    const encoded = request.responseOmitted ? { response: undefined, omitted: true } : await this.codec.encode(request.response, request.key);
+    const outcome = await outcomeFields(this.codec, request);
     const current = this.records.get(request.key);
     if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.recordOf(request.key, current) };
     const { leaseUntil: _lease, ...kept } = current!;
-    this.records.set(request.key, { ...kept, status: 'COMPLETED', expiresAt: String(request.expiresAt), ...fromPairs(outcomeFields(encoded, request.error)) });
-    return { completed: true, responseStored: !encoded.omitted };
+    this.records.set(request.key, { ...kept, status: 'COMPLETED', expiresAt: String(request.expiresAt), ...fromPairs(outcome.fields) });
+    return { completed: true, responseStored: outcome.responseStored };
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
