@@ -1,25 +1,12 @@
 /**
- * For the local servers of the tests, the demo and the benchmarks: a free loopback port, and a
- * child process that never outlives the process that started it (DynamoDB Local does the same in
- * tools/dynamodb-local.ts). Development tooling.
+ * For the local servers of the tests, the demo and the benchmarks: a child process that never
+ * outlives the process that started it (DynamoDB Local's launcher does the same inline).
+ * Development tooling.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 
 /** Ctrl-C, `kill PID`, a closed terminal: the signals that end a process unless it handles them. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /**
  * Ties `child` to this process: whatever ends it (exit, Ctrl-C, a kill), the child is killed too.

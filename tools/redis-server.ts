@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, tieToProcess } from './child-process.ts';
+import { tieToProcess } from './child-process.ts';
+import { freePort } from './dynamodb-local.ts';
 
 export interface RedisServer {
   readonly host: '127.0.0.1';

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
-import { freePort } from '../../tools/child-process.js';
+import { freePort } from '../../tools/dynamodb-local.js';
 import { startRedisServer, type RedisServer } from '../../tools/redis-server.js';
 import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
 

@@ -4,7 +4,7 @@
  * (a black hole); `restore` lets traffic through again on the same port.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { freePort } from '../../tools/child-process.js';
+import { freePort } from '../../tools/dynamodb-local.js';
 
 export class TcpProxy {
   private server: Server | undefined;
