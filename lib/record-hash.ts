@@ -1,0 +1,95 @@
+/**
+ * A record as a flat map of strings, the form RedisStore keeps in a Redis hash and InMemoryStore in
+ * a Map: the fields carry the names of {@link IdempotencyRecord}. The response is stored as the
+ * response codec made it: JSON text in `response`, or bytes (gzip, ciphertext) as base64 in
+ * `responseBase64`, because both Redis clients decode replies as UTF-8, which corrupts bytes.
+ * @internal
+ */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { ResponseCodec } from './response-codec.js';
+import { ITEM_LIMIT_BYTES, encodeOutcome } from './stored-outcome.js';
+import type { CompleteRequest, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+
+/** The outcome fits DynamoDB's item limit less room for the other fields, so every store keeps the same outcomes. */
+const OUTCOME_BUDGET = ITEM_LIMIT_BYTES - 2048;
+const NAMES = { response: 'response', error: 'error', keyId: 'keyId', responseOmitted: 'responseOmitted' } as const;
+
+/** A stored value as one string field: JSON text as is, bytes (gzip, ciphertext) as base64 under `<name>Base64`. */
+function pushValue(fields: string[], name: string, value: AttributeValue | undefined): void {
+  if (value?.S !== undefined) fields.push(name, value.S);
+  else if (value?.B !== undefined) fields.push(`${name}Base64`, Buffer.from(value.B).toString('base64'));
+}
+
+function valueOf(hash: RecordHash, name: string): AttributeValue | undefined {
+  const base64 = hash[`${name}Base64`];
+  if (base64 !== undefined) return { B: Buffer.from(base64, 'base64') };
+  const text = hash[name];
+  return text === undefined ? undefined : { S: text };
+}
+
+/** @internal */
+export type RecordHash = Readonly<Record<string, string>>;
+
+/** A hash from the flat `[field, value, …]` array of HGETALL; `undefined` when the key had none. @internal */
+export function hashOf(flat: unknown): RecordHash | undefined {
+  if (!Array.isArray(flat) || flat.length % 2 !== 0) throw new Error('Redis answered with something that is not a hash.');
+  if (flat.length === 0) return undefined;
+  const hash: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) hash[String(flat[i])] = String(flat[i + 1]);
+  return hash;
+}
+
+/**
+ * The `[field, value, …]` pairs a completion writes besides status and retention, and whether the
+ * response is among them (it is not when the request omits it or the codec cannot store it).
+ * The only place where these stores encode a response. @internal
+ */
+export async function outcomeFields(codec: ResponseCodec, request: CompleteRequest): Promise<{ fields: string[]; responseStored: boolean }> {
+  const stored = await encodeOutcome(codec, NAMES, request, OUTCOME_BUDGET);
+  const fields: string[] = [];
+  pushValue(fields, 'response', stored.response);
+  pushValue(fields, 'error', stored.error);
+  if (stored.keyId !== undefined) fields.push('keyId', stored.keyId);
+  if (stored.omitted) fields.push('responseOmitted', '1');
+  return { fields, responseStored: !stored.omitted };
+}
+
+const NUMBER = /^\d+$/;
+
+/** The fields every record has, checked: status, owner, retention, and the lease when present. */
+function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
+  const { status, owner, expiresAt, leaseUntil } = hash;
+  if ((status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || !NUMBER.test(expiresAt ?? '') || (leaseUntil !== undefined && !NUMBER.test(leaseUntil))) {
+    throw new Error(`The idempotency record ${key} in ${where} is malformed.`);
+  }
+  return { key, status: status as RecordStatus, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };
+}
+
+/** The record of `hash`, its response decoded (and decrypted) unless `withResponse` is false. @internal */
+export async function recordOf(key: string, hash: RecordHash, codec: ResponseCodec, where: string, withResponse = true): Promise<IdempotencyRecord> {
+  const record = required(key, hash, where);
+  const { fingerprint } = hash;
+  const response = withResponse ? await codec.decode(valueOf(hash, 'response'), 'response', hash.keyId, key) : undefined;
+  const error = withResponse ? await codec.decode(valueOf(hash, 'error'), 'error', hash.keyId, key) : undefined;
+  return {
+    ...record,
+    ...(fingerprint === undefined ? {} : { fingerprint }),
+    ...(response === undefined ? {} : { response }),
+    ...(hash.responseOmitted === '1' ? { responseOmitted: true } : {}),
+    ...(error === undefined ? {} : { error }),
+  };
+}
+
+/** What operations tools see of `hash`: never the response or the error themselves. @internal */
+export function summaryOf(key: string, hash: RecordHash, where: string): RecordSummary {
+  const { owner: _owner, ...record } = required(key, hash, where);
+  const stored = hash.responseBase64 ?? hash.response;
+  const error = hash.errorBase64 ?? hash.error;
+  return {
+    ...record,
+    hasFingerprint: hash.fingerprint !== undefined,
+    ...(stored === undefined ? {} : { responseBytes: Buffer.byteLength(stored) }),
+    responseOmitted: hash.responseOmitted === '1',
+    ...(error === undefined ? {} : { errorBytes: Buffer.byteLength(error) }),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * The two Redis clients Lambda users have, behind one small surface: send a command (routed by its
+ * key in a cluster), read the eviction policy of every primary, wait for a client that is still
+ * connecting. Nothing here changes the user's client: no `defineCommand`, no scripts registered on
+ * it, no listeners left behind.
+ */
+
+type Listener = (...args: unknown[]) => void;
+
+/** An ioredis 5 `Redis` or `Cluster`. */
+export interface IORedisClient {
+  readonly status: string;
+  call(command: string, ...args: string[]): Promise<unknown>;
+  connect(): Promise<void>;
+  once(event: string, listener: Listener): unknown;
+  removeListener(event: string, listener: Listener): unknown;
+  pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
+  /** `Cluster` only: the cluster's nodes. */
+  nodes?(role: 'master'): IORedisClient[];
+}
+
+/** A node-redis 5 client (`createClient()`), connected or connecting. */
+export interface NodeRedisClient {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  sendCommand(args: readonly string[]): Promise<unknown>;
+  once(event: string, listener: Listener): unknown;
+  removeListener(event: string, listener: Listener): unknown;
+}
+
+/** A node-redis 5 cluster (`createCluster()`), connected. */
+export interface NodeRedisCluster {
+  readonly isOpen: boolean;
+  readonly masters: readonly object[];
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
+  nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
+}
+
+/**
+ * Any client `RedisStore` accepts: ioredis 5 `Redis` or `Cluster`, node-redis 5 client or cluster.
+ *
+ * @example
+ * ```ts
+ * const client: RedisClient = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+ * ```
+ */
+export type RedisClient = IORedisClient | NodeRedisClient | NodeRedisCluster;
+
+/** One reply of {@link Connection.sendAll}: a value, or the error Redis answered. @internal */
+export type Reply = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
+/** @internal */
+export interface Connection {
+  /** Sends one command; `key` routes it to the key's primary in a cluster. */
+  send(key: string, args: readonly string[]): Promise<unknown>;
+  /** Sends commands in order on the connection to `key`'s primary (keyless ones follow it), in one round trip. */
+  sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
+  /** The `INFO memory` text of every primary. */
+  memoryInfo(): Promise<string[]>;
+}
+
+const isIORedis = (client: object): client is IORedisClient => typeof (client as IORedisClient).call === 'function' && typeof (client as IORedisClient).status === 'string';
+const isNodeCluster = (client: object): client is NodeRedisCluster => 'masters' in client && typeof (client as NodeRedisCluster).nodeClient === 'function';
+const isNodeClient = (client: object): client is NodeRedisClient =>
+  typeof (client as NodeRedisClient).sendCommand === 'function' && typeof (client as NodeRedisClient).isReady === 'boolean';
+
+/** True when `client` looks like one of the supported clients. @internal */
+export function isRedisClient(client: unknown): client is RedisClient {
+  return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
+}
+
+/** Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either way. */
+function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const events = ['ready', 'error', 'close', 'end'] as const;
+    const listeners = events.map((event) => {
+      const listener: Listener = (error) => {
+        for (const [i, e] of events.entries()) client.removeListener(e, listeners[i]!);
+        if (event === 'ready') resolve();
+        else reject(error instanceof Error ? error : new Error(`The Redis connection ended (${event}) before it was ready.`));
+      };
+      client.once(event, listener);
+      return listener;
+    });
+  });
+}
+
+/** ioredis: a client made with `lazyConnect` is connected, one still connecting is awaited. */
+async function ioredisReady(client: IORedisClient): Promise<void> {
+  // `connect()` moves the status to 'connecting' at once, so concurrent calls share one connection;
+  // its rejection is the `error` that `whenReady` reports.
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  if (client.status === 'connecting' || client.status === 'connect') await whenReady(client);
+}
+
+async function nodeReady(client: NodeRedisClient): Promise<void> {
+  if (!client.isOpen) {
+    throw new Error('The node-redis client is not connected: call `await client.connect()` first (RedisStore never opens or closes your client).');
+  }
+  if (!client.isReady) await whenReady(client);
+}
+
+const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
+  (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
+
+/** @internal */
+export function connectionOf(client: RedisClient): Connection {
+  if (isIORedis(client)) {
+    return {
+      send: async (_key, [command, ...args]) => {
+        await ioredisReady(client);
+        return client.call(command!, ...args);
+      },
+      sendAll: async (_key, commands) => {
+        await ioredisReady(client);
+        // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
+        const replies = (await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? [];
+        return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+      },
+      memoryInfo: async () => {
+        await ioredisReady(client);
+        const nodes = client.nodes ? client.nodes('master') : [client];
+        return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
+      },
+    };
+  }
+  if (isNodeCluster(client)) {
+    return {
+      send: (key, args) => client.sendCommand(key, false, [...args]),
+      sendAll: (key, commands) => settle(commands.map((command) => client.sendCommand(key, false, [...command]))),
+      memoryInfo: () =>
+        Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+    };
+  }
+  return {
+    send: async (_key, args) => {
+      await nodeReady(client);
+      return client.sendCommand(args);
+    },
+    sendAll: async (_key, commands) => {
+      await nodeReady(client);
+      // Sent together without waiting: node-redis writes them in order on its one connection.
+      return settle(commands.map((command) => client.sendCommand(command)));
+    },
+    memoryInfo: async () => {
+      await nodeReady(client);
+      return [String(await client.sendCommand(['INFO', 'memory']))];
+    },
+  };
+}
+
+/** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
+function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${millis} ms.`)), millis);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+/** `connection` whose every call fails after `millis`; `connection` itself without a limit. @internal */
+export function withDeadline(connection: Connection, millis: number | undefined): Connection {
+  if (millis === undefined) return connection;
+  return {
+    send: (key, args) => deadline(connection.send(key, args), millis),
+    sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
+    memoryInfo: () => deadline(connection.memoryInfo(), millis),
+  };
+}

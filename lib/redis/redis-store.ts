@@ -1,0 +1,170 @@
+import { assertOptions } from '../options.js';
+import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
+import { ResponseCodec, type ResponseEncryption } from '../response-codec.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  IdempotencyStore,
+  RecordStatus,
+  RecordSummary,
+  ReleaseRequest,
+  ReleaseResult,
+} from '../store.js';
+import { type Connection, connectionOf, isRedisClient, type RedisClient, withDeadline } from './connection.js';
+import { assertNoEviction } from './eviction.js';
+import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
+
+/**
+ * Options of {@link RedisStore}.
+ *
+ * @example
+ * ```ts
+ * const options: RedisStoreOptions = { client, keyPrefix: 'payments:', timeoutMillis: 1000, waitForReplicas: { replicas: 1, timeoutMillis: 50 } };
+ * ```
+ */
+export interface RedisStoreOptions {
+  /**
+   * An ioredis 5 `Redis` or `Cluster`, or a node-redis 5 client or cluster, connected or still
+   * connecting. Configure it to fail fast (see the README's "Stores"): with default settings both
+   * clients queue commands during an outage, and the call waits for the Lambda timeout.
+   */
+  readonly client: RedisClient;
+  /** Prepended to every record key. Do not put a `{hash tag}` in it: it would send every record to one shard. @default 'idempotency:' */
+  readonly keyPrefix?: string;
+  /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
+  readonly compressAboveBytes?: number;
+  /** Encrypt stored responses at rest (AES-256-GCM) with keys from your provider. @default none */
+  readonly encryption?: ResponseEncryption;
+  /**
+   * Claim even when the server's `maxmemory-policy` is not `noeviction`. Eviction can drop a live
+   * record and let a duplicate run again: set this only where that risk is accepted. @default false
+   */
+  readonly allowEviction?: boolean;
+  /**
+   * Each store call (waiting for a connecting client included) fails after this many milliseconds,
+   * whatever the client does. node-redis's command timeout stops counting once a command is
+   * written, so only this bounds a connection that stops answering. @default none: the client's own timeouts
+   */
+  readonly timeoutMillis?: number;
+  /**
+   * Each write (claim, completion, release) counts only once this many replicas acknowledged it
+   * (Redis `WAIT`), so that a failover does not lose it; otherwise the call fails (a claim with
+   * `STORE_FAILURE`: the function does not run). Redis replication is asynchronous: without this, a
+   * failover can lose an acknowledged claim. `WAIT` narrows that window, it is not a consensus
+   * protocol; MemoryDB makes every write durable. @default none
+   */
+  readonly waitForReplicas?: ReplicaWait;
+}
+
+const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction', 'timeoutMillis', 'waitForReplicas'];
+const WHERE = 'Redis';
+
+/** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
+function verdict(reply: unknown): [boolean, unknown] {
+  if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
+  return [reply[0] === 1, reply[1] ?? []];
+}
+
+/**
+ * The record protocol on Redis (or Valkey, ElastiCache, MemoryDB): claim, complete and release are
+ * each one owner-fenced Lua script on one key (so Redis Cluster works), every key carries a TTL that
+ * is the record's retention (never shorter than its lease), and the caller's clock judges leases
+ * and retention, as in `DynamoDBStore`. A refused write returns the current record, so no
+ * operation reads before it writes. Claims are refused unless the server's `maxmemory-policy` is
+ * `noeviction`.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { RedisStore } from 'lambda-idempotency/redis';
+ *
+ * const client = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2000 });
+ * const store = new RedisStore({ client });
+ * ```
+ */
+export class RedisStore implements IdempotencyStore {
+  readonly keyPrefix: string;
+  private readonly client: RedisClient;
+  private readonly connection: Connection;
+  private readonly codec: ResponseCodec;
+  private readonly allowEviction: boolean;
+  private readonly wait: ReplicaWait | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    assertOptions('RedisStore', options, OPTIONS);
+    if (!isRedisClient(options.client)) {
+      throw new TypeError('RedisStore: `client` must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster.');
+    }
+    if (options.keyPrefix !== undefined && typeof options.keyPrefix !== 'string') throw new TypeError('RedisStore: `keyPrefix` must be a string.');
+    const compress = options.compressAboveBytes ?? 32 * 1024;
+    if (!Number.isInteger(compress) || compress < 0 || compress > 400 * 1024) {
+      throw new TypeError('RedisStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600.');
+    }
+    const encryption = options.encryption;
+    if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
+      throw new TypeError('RedisStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
+    }
+    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
+    const timeout = options.timeoutMillis;
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
+    const wait = options.waitForReplicas;
+    if (wait !== undefined && (!Number.isInteger(wait?.replicas) || wait.replicas < 1 || !Number.isInteger(wait.timeoutMillis) || wait.timeoutMillis < 1)) {
+      throw new TypeError('RedisStore: `waitForReplicas` must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1.');
+    }
+    this.wait = wait === undefined ? undefined : { replicas: wait.replicas, timeoutMillis: wait.timeoutMillis };
+    this.client = options.client;
+    this.connection = withDeadline(connectionOf(options.client), timeout);
+    this.keyPrefix = options.keyPrefix ?? 'idempotency:';
+    this.codec = new ResponseCodec(compress, encryption);
+    this.allowEviction = options.allowEviction === true;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
+    const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
+    // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.max(expiresAt * 1000, leaseUntil))];
+    if (fingerprint !== undefined) args.push(fingerprint);
+    const [claimed, fields] = await this.run(CLAIM, key, args);
+    const record = hashOf(fields);
+    if (claimed) return record === undefined ? { claimed: true } : { claimed: true, previous: await recordOf(key, record, this.codec, WHERE, false) };
+    if (record === undefined) throw new Error(`Redis refused the claim of ${key} without a record.`);
+    return { claimed: false, record: await recordOf(key, record, this.codec, WHERE) };
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteResult> {
+    const outcome = await outcomeFields(this.codec, request);
+    const args = [request.owner, String(request.expiresAt), String(request.expiresAt * 1000), ...outcome.fields];
+    const [completed, fields] = await this.run(COMPLETE, request.key, args);
+    if (completed) return { completed: true, responseStored: outcome.responseStored };
+    return { completed: false, record: await this.current(request.key, fields) };
+  }
+
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    const [released, fields] = await this.run(RELEASE, request.key, [request.owner]);
+    return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
+  }
+
+  /** The record's state and sizes (the response's as stored: base64 text when compressed or encrypted). */
+  async inspect(key: string): Promise<RecordSummary | undefined> {
+    const record = hashOf(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key]));
+    return record === undefined ? undefined : summaryOf(key, record, WHERE);
+  }
+
+  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
+    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, onlyIf === undefined ? [] : [onlyIf], this.wait);
+    return Number(reply) === 1;
+  }
+
+  private async run(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
+    return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
+  }
+
+  private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {
+    const record = hashOf(fields);
+    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE);
+  }
+}

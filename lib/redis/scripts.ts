@@ -1,0 +1,125 @@
+/**
+ * The record protocol as Lua scripts: each operation is one script on one key, so it is atomic on
+ * a single server and runs on the key's primary in a cluster. A record is a hash whose fields carry
+ * the names of `IdempotencyRecord`; the caller's clock (`now`) judges leases and retention,
+ * as DynamoDB's conditions do, and the key's own expiry (PEXPIREAT) is the retention, never earlier
+ * than the lease, so Redis forgets a record by itself and no key lives forever.
+ */
+import { createHash } from 'node:crypto';
+import type { Connection } from './connection.js';
+
+/** @internal */
+export interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+
+/**
+ * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), expiry of the key (epoch ms),
+ * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
+ * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention.
+ * Replies `{1, previous record without its response}` or `{0, live record}`.
+ */
+export const CLAIM = script(`
+local record = redis.call('HGETALL', KEYS[1])
+if #record > 0 then
+  local fields = {}
+  for i = 1, #record, 2 do fields[record[i]] = record[i + 1] end
+  local now = tonumber(ARGV[4])
+  local expiresAt = tonumber(fields.expiresAt)
+  local leaseUntil = tonumber(fields.leaseUntil)
+  local expired = expiresAt ~= nil and expiresAt < math.floor(now / 1000)
+  local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
+  if not (expired or lapsed) then return {0, record} end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'expiresAt', ARGV[3])
+if ARGV[6] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+local previous = {}
+for i = 1, #record, 2 do
+  if record[i] ~= 'response' and record[i] ~= 'responseBase64' then
+    previous[#previous + 1] = record[i]
+    previous[#previous + 1] = record[i + 1]
+  end
+end
+return {1, previous}
+`);
+
+/**
+ * KEYS[1]; ARGV: owner, expiresAt, expiry of the key (epoch ms), then field/value pairs of the
+ * outcome. Applies only while the record is INPROGRESS and held by `owner`; the fingerprint stays.
+ * Replies `{1}` or `{0, current record}` (empty when there is none).
+ */
+export const COMPLETE = script(`
+local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
+if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
+redis.call('HDEL', KEYS[1], 'leaseUntil')
+redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'expiresAt', ARGV[2], unpack(ARGV, 4))
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return {1}
+`);
+
+/** KEYS[1]; ARGV: owner. Deletes the record only while it is INPROGRESS and held by `owner`. */
+export const RELEASE = script(`
+local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
+if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
+redis.call('DEL', KEYS[1])
+return {1}
+`);
+
+/** KEYS[1]; ARGV: status (optional). Deletes the record, only while it has that status when given. */
+export const FORGET = script(`
+if ARGV[1] and redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`);
+
+const isNoScript = (error: unknown): boolean => (error as { message?: unknown } | null)?.message?.toString().startsWith('NOSCRIPT') === true;
+
+/**
+ * Replicas that must acknowledge each write before it counts, within a time limit (Redis `WAIT`).
+ *
+ * @example
+ * ```ts
+ * new RedisStore({ client, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
+ * ```
+ */
+export interface ReplicaWait {
+  readonly replicas: number;
+  readonly timeoutMillis: number;
+}
+
+/** The script changed the record: `{1, …}` from the record scripts, 1 from FORGET. */
+const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] === 1 : reply === 1);
+
+/** A script and then WAIT on the same connection, in one round trip; fails if a write reached too few replicas. */
+async function runAndWait(connection: Connection, command: readonly string[], key: string, wait: ReplicaWait): Promise<unknown> {
+  const [reply, acked] = await connection.sendAll(key, [command, ['WAIT', String(wait.replicas), String(wait.timeoutMillis)]]);
+  if (!reply!.ok) throw reply!.error;
+  // A refused write changed nothing, so there is nothing to lose in a failover.
+  if (!wrote(reply!.value)) return reply!.value;
+  if (!acked!.ok) throw acked!.error;
+  if (Number(acked!.value) < wait.replicas) {
+    throw new Error(`Only ${acked!.value} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMillis} ms: a failover could lose it.`);
+  }
+  return reply!.value;
+}
+
+/**
+ * Runs a script by its hash and, when the server does not know it (first use, a restart, SCRIPT
+ * FLUSH, another node of the cluster), by its source, which also caches it. Redis names the
+ * condition with the reply's first word, `NOSCRIPT`, whichever client carries it. With `wait`,
+ * a write counts only once enough replicas have it.
+ * @internal
+ */
+export async function runScript(connection: Connection, { source, sha }: Script, key: string, args: readonly string[], wait?: ReplicaWait): Promise<unknown> {
+  const send = (command: readonly string[]) => (wait === undefined ? connection.send(key, command) : runAndWait(connection, command, key, wait));
+  try {
+    return await send(['EVALSHA', sha, '1', key, ...args]);
+  } catch (error) {
+    if (!isNoScript(error)) throw error;
+    return send(['EVAL', source, '1', key, ...args]);
+  }
+}

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import type { Check } from './contract-claims.js';
+import { LEASE_MILLIS } from './contract-fixture.js';
+
+/**
+ * Milliseconds until a store drops a key by itself; `undefined` when it never will.
+ *
+ * @example
+ * ```ts
+ * const ttlOf: TtlOf = async (key) => {
+ *   const ttl = await redis.pttl(`idempotency:${key}`); // -1: no TTL, -2: no key
+ *   return ttl === -1 ? undefined : Math.max(0, ttl);
+ * };
+ * ```
+ */
+export type TtlOf = (key: string) => Promise<number | undefined>;
+
+/** How far a key's TTL may be from the one expected: the time the check itself takes, and clock rounding. */
+const TTL_SLACK_MILLIS = 5_000;
+
+/** Checks of the optional operations tools' methods, run only on stores that have them. @internal */
+export const inspectCheck: Check = [
+  'inspect (when the store has it) shows state and sizes, never the response, error or owner',
+  async (f) => {
+    const inspect = f.store.inspect!.bind(f.store);
+    const key = f.key();
+    assert.equal(await inspect(key), undefined, 'no record');
+    await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
+    assert.deepEqual(await inspect(key), { key, status: 'INPROGRESS', expiresAt: f.expiresAt, leaseUntil: f.t0 + LEASE_MILLIS, hasFingerprint: true, responseOmitted: false });
+    await f.complete(key, 'owner-a', '{"secret":"card 4242"}');
+    const completed = await inspect(key);
+    assert.equal(completed?.status, 'COMPLETED');
+    assert.equal(completed?.leaseUntil, undefined, 'a COMPLETED record has no lease');
+    assert.ok((completed?.responseBytes ?? 0) > 0, 'the stored response has a size');
+    assert.ok(!JSON.stringify(completed).includes('4242') && !JSON.stringify(completed).includes('owner-a'), 'neither the response nor the owner shows');
+    const failed = f.key('error');
+    await f.claim(failed, 'owner-a');
+    const error = '{"name":"Declined","message":"no"}';
+    await f.complete(failed, 'owner-a', undefined, { error });
+    const summary = await inspect(failed);
+    assert.deepEqual([summary?.responseBytes, summary?.errorBytes], [undefined, Buffer.byteLength(error)]);
+  },
+];
+
+export const forgetCheck: Check = [
+  'forget (when the store has it) deletes a record, only while it has the status asked for',
+  async (f) => {
+    const forget = f.store.forget!.bind(f.store);
+    const key = f.key();
+    assert.equal(await forget(key), false, 'no record to forget');
+    await f.claim(key, 'owner-a');
+    assert.equal(await forget(key, 'COMPLETED'), false, 'an INPROGRESS record is kept when only a COMPLETED one may go');
+    assert.equal((await f.live(key))?.owner, 'owner-a');
+    assert.equal(await forget(key, 'INPROGRESS'), true);
+    assert.deepEqual(await f.claim(key, 'owner-b'), { claimed: true }, 'the key is free again');
+    await f.complete(key, 'owner-b', '1');
+    assert.equal(await forget(key), true);
+    assert.equal(await f.live(key), undefined);
+  },
+];
+
+/** `ttlOf(key)` is defined and within the slack of the time left until `expectedUntil` (epoch ms). */
+async function assertTtl(ttlOf: TtlOf, key: string, expectedUntil: number, what: string): Promise<void> {
+  const ttl = await ttlOf(key);
+  assert.notEqual(ttl, undefined, `${what}: the key has no TTL, so the store would keep it forever`);
+  const expected = expectedUntil - Date.now();
+  assert.ok(Math.abs(ttl! - expected) <= TTL_SLACK_MILLIS, `${what}: TTL ${ttl} ms, expected about ${expected} ms`);
+}
+
+export const ttlCheck = (ttlOf: TtlOf): Check => [
+  'every key expires with its retention, never before its lease',
+  async (f) => {
+    const key = f.key();
+    await f.claim(key, 'owner-a');
+    await assertTtl(ttlOf, key, f.expiresAt * 1000, 'an INPROGRESS record');
+    await f.complete(key, 'owner-a', '"done"');
+    await assertTtl(ttlOf, key, (f.expiresAt + 60) * 1000, 'a COMPLETED record');
+    // A lease longer than the retention: the record must outlive the lease.
+    const long = f.key('long-lease');
+    const leaseUntil = (f.expiresAt + 600) * 1000;
+    await f.claim(long, 'owner-a', { leaseUntil });
+    await assertTtl(ttlOf, long, leaseUntil, 'a record whose lease outlasts its retention');
+  },
+];

@@ -1,0 +1,96 @@
+import { hashOf, outcomeFields, type RecordHash, recordOf, summaryOf } from '../record-hash.js';
+import { ResponseCodec } from '../response-codec.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  IdempotencyStore,
+  RecordStatus,
+  RecordSummary,
+  ReleaseRequest,
+  ReleaseResult,
+} from '../store.js';
+
+const WHERE = 'InMemoryStore';
+
+/** Responses above this are stored compressed, as by the other stores' default. */
+const COMPRESS_ABOVE_BYTES = 32 * 1024;
+
+/** Live, as DynamoDB's claim condition sees it: not past its retention, and not INPROGRESS past its lease. */
+function isLive(record: RecordHash, now: number): boolean {
+  if (Number(record.expiresAt) < Math.floor(now / 1000)) return false;
+  return !(record.status === 'INPROGRESS' && record.leaseUntil !== undefined && Number(record.leaseUntil) < now);
+}
+
+const fromPairs = (pairs: readonly string[]): Record<string, string> => hashOf(pairs) ?? {};
+
+/**
+ * The record protocol in this process's memory, for unit tests of idempotent functions: the same
+ * conditions, fencing, leases, retention (judged by the caller's `now`, never by a timer) and
+ * response encoding as `DynamoDBStore` and `RedisStore`, proven by the same contract
+ * (`storeContract`). Not for production: records live and die with the process.
+ *
+ * @example
+ * ```ts
+ * import { makeIdempotent } from 'lambda-idempotency';
+ * import { InMemoryStore } from 'lambda-idempotency/testing';
+ *
+ * const store = new InMemoryStore();
+ * const charge = makeIdempotent(chargeCard, { store, name: 'charge', key: (order) => order.id });
+ * ```
+ */
+export class InMemoryStore implements IdempotencyStore {
+  private readonly records = new Map<string, RecordHash>();
+  private readonly codec = new ResponseCodec(COMPRESS_ABOVE_BYTES, undefined);
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const current = this.records.get(request.key);
+    if (current !== undefined && isLive(current, request.now)) return { claimed: false, record: await recordOf(request.key, current, this.codec, WHERE) };
+    const fields = ['status', 'INPROGRESS', 'owner', request.owner, 'leaseUntil', String(request.leaseUntil), 'expiresAt', String(request.expiresAt)];
+    if (request.fingerprint !== undefined) fields.push('fingerprint', request.fingerprint);
+    this.records.set(request.key, fromPairs(fields));
+    return current === undefined ? { claimed: true } : { claimed: true, previous: await recordOf(request.key, current, this.codec, WHERE, false) };
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteResult> {
+    const outcome = await outcomeFields(this.codec, request);
+    const current = this.records.get(request.key);
+    if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.recordOf(request.key, current) };
+    const { leaseUntil: _lease, ...kept } = current!;
+    this.records.set(request.key, { ...kept, status: 'COMPLETED', expiresAt: String(request.expiresAt), ...fromPairs(outcome.fields) });
+    return { completed: true, responseStored: outcome.responseStored };
+  }
+
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    const current = this.records.get(request.key);
+    if (!this.heldBy(current, request.owner)) return { released: false, record: await this.recordOf(request.key, current) };
+    this.records.delete(request.key);
+    return { released: true };
+  }
+
+  async inspect(key: string): Promise<RecordSummary | undefined> {
+    const current = this.records.get(key);
+    return current === undefined ? undefined : summaryOf(key, current, WHERE);
+  }
+
+  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
+    const current = this.records.get(key);
+    if (current === undefined || (onlyIf !== undefined && current.status !== onlyIf)) return false;
+    return this.records.delete(key);
+  }
+
+  /** Forgets every record (between tests). */
+  clear(): void {
+    this.records.clear();
+  }
+
+  private heldBy(record: RecordHash | undefined, owner: string): boolean {
+    return record?.owner === owner && record.status === 'INPROGRESS';
+  }
+
+  private async recordOf(key: string, record: RecordHash | undefined): Promise<IdempotencyRecord | undefined> {
+    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE);
+  }
+}

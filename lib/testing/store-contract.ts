@@ -1,0 +1,69 @@
+import type { IdempotencyStore } from '../store.js';
+import { claimChecks } from './contract-claims.js';
+import { Fixture } from './contract-fixture.js';
+import { forgetCheck, inspectCheck, type TtlOf, ttlCheck } from './contract-operations.js';
+import { outcomeChecks } from './contract-outcomes.js';
+
+/**
+ * One check of the store contract: run it with any test runner; it rejects when the store fails it.
+ *
+ * @example
+ * ```ts
+ * for (const check of storeContract(() => store)) await check.run();
+ * ```
+ */
+export interface StoreCheck {
+  readonly name: string;
+  run(): Promise<void>;
+}
+
+/**
+ * Options of {@link storeContract}.
+ *
+ * @example
+ * ```ts
+ * storeContract(() => new RedisStore({ client }), { ttlOf });
+ * ```
+ */
+export interface StoreContractOptions {
+  /**
+   * Milliseconds until the store drops `key` by itself, `undefined` when it never will: enables the
+   * check that every key expires with its retention (a key without one lives forever).
+   */
+  readonly ttlOf?: TtlOf;
+}
+
+/**
+ * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
+ * races, fencing, takeover after the lease, retention expiry, retried (ambiguous) writes,
+ * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` when the
+ * store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
+ * time as the caller's clock, so checks may run in any order or at once.
+ *
+ * @example
+ * ```ts
+ * import { InMemoryStore, storeContract } from 'lambda-idempotency/testing';
+ *
+ * describe('my store', () => {
+ *   for (const check of storeContract(() => new MyStore())) test(check.name, check.run);
+ * });
+ * ```
+ */
+export function storeContract(makeStore: () => IdempotencyStore | Promise<IdempotencyStore>, options: StoreContractOptions = {}): readonly StoreCheck[] {
+  if (typeof makeStore !== 'function') throw new TypeError('storeContract: `makeStore` must be a function that returns a store.');
+  if (options.ttlOf !== undefined && typeof options.ttlOf !== 'function') throw new TypeError('storeContract: `ttlOf` must be a function.');
+  const optional = [
+    { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
+    { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
+  ];
+  const always = [...claimChecks, ...outcomeChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
+  const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];
+  return checks.map(({ check: [name, run], has }) => ({
+    name,
+    run: async () => {
+      const store = await makeStore();
+      // A store without the optional method passes its check: the contract only binds what exists.
+      if (has(store)) await run(new Fixture(store));
+    },
+  }));
+}

@@ -1,0 +1,99 @@
+/**
+ * The contract can fail: stores broken in the ways that cause double executions are caught, each
+ * by the check that names the broken rule.
+ */
+import type { CompleteRequest, IdempotencyStore, ReleaseRequest } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { InMemoryStore, type StoreCheck, storeContract } from '../../lib/testing/index.js';
+import { inspector, ioredisClient, pttl } from '../support/redis.js';
+
+/** The names of the checks that reject. */
+async function failures(checks: readonly StoreCheck[]): Promise<string[]> {
+  const failed: string[] = [];
+  for (const check of checks) await check.run().catch(() => failed.push(check.name));
+  return failed;
+}
+
+/** A store that passes every call to `inner`, except those `overrides` replaces. */
+function broken(inner: IdempotencyStore, overrides: Partial<IdempotencyStore>): IdempotencyStore {
+  return {
+    claim: (request) => inner.claim(request),
+    complete: (request) => inner.complete(request),
+    release: (request) => inner.release(request),
+    inspect: (key) => inner.inspect!(key),
+    forget: (key, onlyIf) => inner.forget!(key, onlyIf),
+    ...overrides,
+  };
+}
+
+test('an unfenced completion (it completes whoever holds the record) fails the fencing checks', async () => {
+  const failed = await failures(
+    storeContract(() => {
+      const inner = new InMemoryStore();
+      return broken(inner, {
+        complete: async (request: CompleteRequest) => {
+          const result = await inner.complete(request);
+          if (result.completed || result.record?.status !== 'INPROGRESS') return result;
+          return inner.complete({ ...request, owner: result.record.owner });
+        },
+      });
+    }),
+  );
+  expect(failed).toEqual([
+    'after its lease an INPROGRESS record is taken over, and its old owner can neither complete nor release it',
+    "complete is fenced: another owner's completion changes nothing and returns the record",
+  ]);
+});
+
+test('a release that deletes its own COMPLETED record fails the release check', async () => {
+  const failed = await failures(
+    storeContract(() => {
+      const inner = new InMemoryStore();
+      return broken(inner, {
+        release: async (request: ReleaseRequest) => {
+          const result = await inner.release(request);
+          if (result.released || result.record?.owner !== request.owner) return result;
+          await inner.forget(request.key);
+          return { released: true };
+        },
+      });
+    }),
+  );
+  expect(failed).toContain("release is fenced by owner and status: never another's record, never a COMPLETED one");
+});
+
+describe('on Redis', () => {
+  const client = ioredisClient();
+  const raw = inspector();
+  const keyPrefix = 'catches:';
+  afterAll(() => {
+    client.disconnect();
+    raw.disconnect();
+  });
+
+  test('a key without a TTL (the store would keep it forever) fails the expiry check', async () => {
+    const store = new RedisStore({ client, keyPrefix });
+    const persisting = broken(store, {
+      complete: async (request: CompleteRequest) => {
+        const result = await store.complete(request);
+        await raw.persist(keyPrefix + request.key);
+        return result;
+      },
+    });
+    const failed = await failures(storeContract(() => persisting, { ttlOf: (key) => pttl(raw, keyPrefix + key) }));
+    expect(failed).toEqual(['every key expires with its retention, never before its lease']);
+  });
+
+  test('a completion that drops the fingerprint fails the completion check', async () => {
+    const store = new RedisStore({ client, keyPrefix });
+    const forgetful = broken(store, {
+      complete: async (request: CompleteRequest) => {
+        const result = await store.complete(request);
+        await raw.hdel(keyPrefix + request.key, 'fingerprint');
+        return result;
+      },
+    });
+    const failed = await failures(storeContract(() => forgetful));
+    expect(failed).toContain('complete stores the response and the new retention, keeps the fingerprint and ends the lease');
+  });
+});

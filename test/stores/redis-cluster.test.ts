@@ -1,0 +1,91 @@
+/**
+ * Redis Cluster: each operation is one script on one key, so it runs on the key's primary with no
+ * cross-slot access. The whole store contract runs on a one-node cluster (every slot on one real
+ * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
+ * eviction policy is read from every primary.
+ */
+import { Cluster, Redis } from 'ioredis';
+import { createCluster } from 'redis';
+import { RedisStore } from '../../lib/redis/index.js';
+import type { RedisClient } from '../../lib/redis/index.js';
+import { storeContract } from '../../lib/testing/index.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { pttl } from '../support/redis.js';
+
+interface Opened {
+  readonly client: RedisClient;
+  close(): void;
+}
+
+const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<Opened>]> = [
+  [
+    'ioredis Cluster',
+    async (server) => {
+      const client = new Cluster([{ host: server.host, port: server.port }], { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } });
+      return { client, close: () => client.disconnect() };
+    },
+  ],
+  [
+    'node-redis cluster',
+    async (server) => {
+      const client = createCluster({ rootNodes: [{ url: server.url }] });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client, close: () => client.destroy() };
+    },
+  ],
+];
+
+let server: RedisServer;
+let raw: Redis;
+beforeAll(async () => {
+  server = await startRedisServer({ cluster: true });
+  raw = new Redis(server.port, server.host);
+});
+afterAll(async () => {
+  raw.disconnect();
+  await server.stop();
+});
+
+describe.each(KINDS)('%s', (name, open) => {
+  const keyPrefix = `${name.replace(/ /g, '-')}:`;
+  let opened: Opened;
+  beforeAll(async () => {
+    opened = await open(server);
+  });
+  afterAll(() => opened.close());
+
+  for (const check of storeContract(() => new RedisStore({ client: opened.client, keyPrefix }), { ttlOf: (key) => pttl(raw, keyPrefix + key) })) {
+    test(check.name, check.run);
+  }
+
+  test('a record is one hash, named by the prefix and the record key', async () => {
+    const store = new RedisStore({ client: opened.client, keyPrefix });
+    const now = Date.now();
+    await store.claim({ key: 'orders#abc', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 });
+    expect(await raw.keys(`${keyPrefix}orders*`)).toEqual([`${keyPrefix}orders#abc`]);
+    expect(await raw.type(`${keyPrefix}orders#abc`)).toBe('hash');
+  });
+
+  test('waitForReplicas sends WAIT to the key\'s primary, after the script, in the same round trip', async () => {
+    // This cluster has no replicas: the write is applied on the primary, and WAIT reports 0 of 1.
+    const store = new RedisStore({ client: opened.client, keyPrefix: `${keyPrefix}wait:`, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
+    const now = Date.now();
+    await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(/Only 0 of 1 replicas/);
+    expect(await raw.hget(`${keyPrefix}wait:k`, 'owner')).toBe('a');
+  });
+
+  test('the eviction policy is read from the primaries', async () => {
+    // A client of its own: a client that passed the check once is not asked again.
+    const fresh = await open(server);
+    await raw.config('SET', 'maxmemory-policy', 'volatile-ttl');
+    try {
+      const store = new RedisStore({ client: fresh.client, keyPrefix: `${keyPrefix}evict:` });
+      const now = Date.now();
+      await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(/'volatile-ttl'/);
+    } finally {
+      await raw.config('SET', 'maxmemory-policy', 'noeviction');
+      fresh.close();
+    }
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Fail fast: with the client settings the README recommends, a Redis outage ends the call at once
+ * with STORE_FAILURE and the function does not run (instead of commands queued until the Lambda
+ * timeout); the store works again once the connection is back. The outage is a real cut TCP
+ * connection (a loopback proxy closed), or a black hole bounded by the store's `timeoutMillis`.
+ */
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { CLIENT_KINDS, redisPort } from '../support/redis.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+/** Resolves at the client's next `ready` event (it reconnected). */
+const nextReady = (client: object): Promise<void> => new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+
+for (const kind of CLIENT_KINDS) {
+  describe(kind.name, () => {
+    let proxy: TcpProxy;
+    let opened: Awaited<ReturnType<(typeof kind)['open']>>;
+    let runs = 0;
+    let charge: (input: { id: string }) => Promise<number>;
+    beforeAll(async () => {
+      proxy = await TcpProxy.start(redisPort());
+      opened = await kind.open(proxy.url);
+      const store = new RedisStore({ client: opened.client, keyPrefix: `outage-${kind.name}:`, timeoutMillis: 500 });
+      charge = makeIdempotent(async (_input: { id: string }) => ++runs, { store, name: 'charge', key: (input: { id: string }) => `${input.id}-${Date.now()}` });
+      expect(await charge({ id: 'before' })).toBe(1);
+    });
+    afterAll(async () => {
+      await opened.close();
+      await proxy.cut();
+    });
+
+    /** Restores the proxy and waits until the client has reconnected through it. */
+    async function reconnect(): Promise<void> {
+      const ready = nextReady(opened.client);
+      await proxy.restore();
+      await ready;
+    }
+
+    test('a cut connection: STORE_FAILURE at once, the function does not run; calls work again after it', async () => {
+      await proxy.cut();
+      const started = Date.now();
+      const error = await charge({ id: 'during' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IdempotencyError);
+      expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+      expect(Date.now() - started).toBeLessThan(500);
+      expect(runs).toBe(1);
+      await reconnect();
+      expect(await charge({ id: 'after' })).toBe(2);
+    });
+
+    test('a black hole: STORE_FAILURE after the store\'s timeoutMillis, the function does not run', async () => {
+      proxy.stall();
+      const started = Date.now();
+      const error = await charge({ id: 'stalled' }).catch((e: unknown) => e);
+      expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+      // The claim and the release the engine then tries, each bounded by 500 ms.
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(runs).toBe(2);
+      // The stalled connection lost bytes: start over on a new one.
+      await proxy.cut();
+      await reconnect();
+      expect(await charge({ id: 'after-stall' })).toBe(3);
+    });
+  });
+}

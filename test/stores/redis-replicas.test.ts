@@ -1,0 +1,64 @@
+/**
+ * `waitForReplicas`: with a real primary and replica, every write the store reports is already on
+ * the replica; with the replica gone, a claim fails (STORE_FAILURE, the function does not run)
+ * while a replay, which writes nothing, still answers.
+ */
+import { Redis } from 'ioredis';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { rejection } from '../support/rejections.js';
+import { CLIENT_KINDS } from '../support/redis.js';
+
+let primary: RedisServer;
+let replica: RedisServer;
+let fromReplica: Redis;
+
+beforeAll(async () => {
+  primary = await startRedisServer();
+  replica = await startRedisServer({ replicaOf: primary.port });
+  fromReplica = new Redis(replica.port, replica.host);
+  // The replica is in sync once the primary counts it online.
+  const admin = new Redis(primary.port, primary.host);
+  while (!/slave0:.*state=online/.test(await admin.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
+  admin.disconnect();
+});
+afterAll(async () => {
+  fromReplica.disconnect();
+  await Promise.all([primary.stop(), replica.stop()]);
+});
+
+test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))('%s: a write is on the replica when the store reports it', async (name, kind) => {
+  const { client, close } = await kind.open(primary.url);
+  try {
+    const store = new RedisStore({ client, keyPrefix: `wait-${name}:`, waitForReplicas: { replicas: 1, timeoutMillis: 2000 } });
+    const now = Date.now();
+    const claim = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+    expect(await store.claim(claim)).toEqual({ claimed: true });
+    expect(await fromReplica.hget(`wait-${name}:k`, 'owner')).toBe('a');
+    expect(await store.complete({ key: 'k', owner: 'a', expiresAt: claim.expiresAt, response: '"done"' })).toEqual({ completed: true, responseStored: true });
+    expect(await fromReplica.hget(`wait-${name}:k`, 'status')).toBe('COMPLETED');
+    expect(await store.forget('k')).toBe(true);
+    expect(await fromReplica.exists(`wait-${name}:k`)).toBe(0);
+  } finally {
+    await close();
+  }
+});
+
+test('without the replica a claim fails and the function does not run; a replay still answers', async () => {
+  const { client, close } = await CLIENT_KINDS[0]!.open(primary.url);
+  try {
+    const store = new RedisStore({ client, keyPrefix: 'wait-gone:', waitForReplicas: { replicas: 1, timeoutMillis: 300 } });
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
+    expect(await charge('before')).toBe(1);
+    await replica.stop();
+    const error = await rejection(charge('after'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect((error.cause as Error).message).toMatch(/Only 0 of 1 replicas acknowledged the write within 300 ms/);
+    expect(runs).toBe(1);
+    expect(await charge('before')).toBe(1);
+  } finally {
+    await close();
+  }
+});

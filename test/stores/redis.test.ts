@@ -1,0 +1,179 @@
+/**
+ * RedisStore on a real redis-server, with both clients: the eviction-policy guard, a flushed script
+ * cache, binary-safe compressed and encrypted responses, clients that are still connecting, and
+ * option validation.
+ */
+import { randomBytes } from 'node:crypto';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
+import { freePort } from '../../tools/dynamodb-local.js';
+import { startRedisServer, type RedisServer } from '../../tools/redis-server.js';
+import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
+
+const raw = inspector();
+afterAll(() => raw.disconnect());
+
+const t0 = Date.now();
+const claimRequest = (key: string, owner = 'owner-a') => ({ key, owner, now: t0, leaseUntil: t0 + 10_000, expiresAt: Math.floor(t0 / 1000) + 3600 });
+
+describe('the eviction policy', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer({ maxmemoryPolicy: 'volatile-lru' });
+  });
+  afterAll(() => server.stop());
+
+  for (const kind of CLIENT_KINDS) {
+    test(`${kind.name}: under volatile-lru nothing is claimed and the function does not run, until the policy is noeviction`, async () => {
+      const { client, close } = await kind.open(server.url);
+      const direct = inspector(server.url);
+      try {
+        await direct.config('SET', 'maxmemory-policy', 'volatile-lru');
+        const store = new RedisStore({ client, keyPrefix: `${kind.name}:` });
+        let runs = 0;
+        const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
+        const error = (await charge('order-1').catch((e: unknown) => e)) as IdempotencyError;
+        expect(error.code).toBe('STORE_FAILURE');
+        expect((error.cause as Error).message).toMatch(/maxmemory-policy is 'noeviction' \(here: 'volatile-lru'\)/);
+        expect(runs).toBe(0);
+        expect(await direct.keys(`${kind.name}:*`)).toEqual([]);
+        // The refusal is not remembered: once the policy is fixed, the same client claims.
+        await direct.config('SET', 'maxmemory-policy', 'noeviction');
+        expect(await charge('order-1')).toBe(1);
+      } finally {
+        direct.disconnect();
+        await close();
+      }
+    });
+  }
+
+  test('allowEviction: true claims under any policy', async () => {
+    const client = ioredisClient(server.url);
+    const direct = inspector(server.url);
+    try {
+      await direct.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      const store = new RedisStore({ client, keyPrefix: 'allowed:', allowEviction: true });
+      expect(await store.claim(claimRequest('k'))).toEqual({ claimed: true });
+    } finally {
+      client.disconnect();
+      direct.disconnect();
+    }
+  });
+});
+
+for (const kind of CLIENT_KINDS) {
+  describe(`${kind.name}`, () => {
+    let opened: Awaited<ReturnType<(typeof kind)['open']>>;
+    beforeAll(async () => {
+      opened = await kind.open();
+    });
+    afterAll(() => opened.close());
+
+    test('after SCRIPT FLUSH every operation falls back to EVAL and the scripts are cached again', async () => {
+      const keyPrefix = `flush-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      await store.claim(claimRequest('warm'));
+      await raw.script('FLUSH');
+      expect(await store.claim(claimRequest('k'))).toEqual({ claimed: true });
+      await raw.script('FLUSH');
+      expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 7200, response: '"ok"' })).toEqual({ completed: true, responseStored: true });
+      await raw.script('FLUSH');
+      expect(await store.release({ key: 'warm', owner: 'owner-a' })).toEqual({ released: true });
+      await raw.script('FLUSH');
+      expect(await store.forget('k')).toBe(true);
+      // EVAL cached the script it ran; the flush had really emptied the cache.
+      expect(await raw.script('EXISTS', FORGET.sha, CLAIM.sha)).toEqual([1, 0]);
+    });
+
+    test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
+      const key = { id: 'k1', key: randomBytes(32) };
+      const encryption = { currentKey: () => key, keyById: () => key.key };
+      const json = JSON.stringify({ text: 'ünïcödé ✓ 😀'.repeat(2000), bytes: randomBytes(20_000).toString('latin1') });
+      for (const [label, options] of [['gzip', { compressAboveBytes: 0 }], ['encrypted', { encryption }], ['encrypted gzip', { encryption, compressAboveBytes: 0 }]] as const) {
+        const keyPrefix = `binary-${kind.name}-${label.replace(' ', '-')}:`;
+        const store = new RedisStore({ client: opened.client, keyPrefix, ...options });
+        await store.claim(claimRequest('k'));
+        expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: json })).toEqual({ completed: true, responseStored: true });
+        const stored = await raw.hgetallBuffer(`${keyPrefix}k`);
+        expect(stored.response).toBeUndefined();
+        const bytes = Buffer.from(stored.responseBase64!.toString('latin1'), 'base64');
+        if (label === 'gzip') expect([...bytes.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+        else expect(bytes.includes(Buffer.from('ünïcödé'))).toBe(false);
+        const replay = await store.claim(claimRequest('k', 'owner-b'));
+        expect(replay.claimed === false && replay.record.response).toBe(json);
+      }
+    });
+  });
+}
+
+describe('a client that is still connecting (a cold start)', () => {
+  test('ioredis, connecting, with the offline queue off: the store waits for it to be ready', async () => {
+    const client = ioredisClient();
+    expect(client.status).toBe('connecting');
+    try {
+      expect(await new RedisStore({ client, keyPrefix: 'cold-io:' }).claim(claimRequest('k'))).toEqual({ claimed: true });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  test('ioredis with lazyConnect: the store connects it', async () => {
+    const client = ioredisClient(undefined, { lazyConnect: true });
+    expect(client.status).toBe('wait');
+    try {
+      const store = new RedisStore({ client, keyPrefix: 'cold-lazy:' });
+      const results = await Promise.all([store.claim(claimRequest('k', 'owner-a')), store.claim(claimRequest('k', 'owner-b'))]);
+      expect(results.filter((r) => r.claimed)).toHaveLength(1);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  test('node-redis, connect() not awaited yet: the store waits for it to be ready', async () => {
+    const client = nodeRedisClient();
+    const connecting = client.connect();
+    expect([client.isOpen, client.isReady]).toEqual([true, false]);
+    try {
+      expect(await new RedisStore({ client, keyPrefix: 'cold-node:' }).claim(claimRequest('k'))).toEqual({ claimed: true });
+    } finally {
+      await connecting;
+      client.destroy();
+    }
+  });
+
+  test('node-redis never connected: STORE_FAILURE that says to connect it', async () => {
+    const store = new RedisStore({ client: nodeRedisClient(), keyPrefix: 'cold-never:' });
+    const charge = makeIdempotent(async (_id: string) => 1, { store, name: 'charge', key: (id) => id });
+    const error = (await charge('order-1').catch((e: unknown) => e)) as IdempotencyError;
+    expect(error.code).toBe('STORE_FAILURE');
+    expect((error.cause as Error).message).toMatch(/call `await client.connect\(\)` first/);
+  });
+
+  test('an unreachable server: the connection attempt fails, STORE_FAILURE', async () => {
+    const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => null });
+    const store = new RedisStore({ client, keyPrefix: 'cold-gone:' });
+    await expect(store.claim(claimRequest('k'))).rejects.toThrow();
+    client.disconnect();
+  });
+});
+
+describe('options', () => {
+  const client = ioredisClient(undefined, { lazyConnect: true });
+  test.each([
+    [{ client: {} }, /`client` must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster/],
+    [{ client, keyPrefix: 1 }, /`keyPrefix` must be a string/],
+    [{ client, compressAboveBytes: -1 }, /`compressAboveBytes` must be a whole number of bytes from 0 to 409600/],
+    [{ client, encryption: { currentKey: () => undefined } }, /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions/],
+    [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
+    [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, at least 1/],
+    [{ client, ttl: 5 }, /unknown option `ttl`/],
+  ])('%p is refused with a TypeError', (options, message) => {
+    expect(() => new RedisStore(options as never)).toThrow(TypeError);
+    expect(() => new RedisStore(options as never)).toThrow(message);
+  });
+  test('nothing is sent to the server before the first call', () => {
+    new RedisStore({ client });
+    expect(client.status).toBe('wait');
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * Clients for the run's redis-server (started by the jest globalSetup), both kinds, configured to
+ * fail fast as the README recommends; and what the tests read beside the store (TTLs, raw hashes).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { createClient, type RedisClientOptions } from 'redis';
+import type { RedisClient } from '../../lib/redis/index.js';
+
+/** The port of the run's redis-server. */
+export const redisPort = (): number => Number(new URL(redisUrl()).port);
+
+export function redisUrl(): string {
+  const value = process.env.REDIS_URL;
+  if (!value) throw new Error('REDIS_URL is not set: the jest globalSetup starts redis-server.');
+  return value;
+}
+
+/** An ioredis client that fails at once when the server is away, instead of queueing until the Lambda timeout. */
+export function ioredisClient(url = redisUrl(), options: RedisOptions = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, retryStrategy: () => 200, ...options });
+}
+
+/** A node-redis client, the same way; it still has to be connected. */
+export type NodeRedis = ReturnType<typeof createClient>;
+
+export function nodeRedisClient(url = redisUrl(), options: RedisClientOptions = {}): NodeRedis {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    ...options,
+    socket: { connectTimeout: 1000, reconnectStrategy: () => 200, ...options.socket },
+  });
+  // Without a listener, node-redis turns a connection error into an uncaught exception.
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** One way to make and close a client of each kind, for tests that run on both. */
+export interface ClientKind {
+  readonly name: 'ioredis' | 'node-redis';
+  open(url?: string): Promise<{ client: RedisClient; close(): Promise<void> }>;
+}
+
+export const CLIENT_KINDS: readonly ClientKind[] = [
+  {
+    name: 'ioredis',
+    open: async (url) => {
+      const client = ioredisClient(url);
+      return { client, close: async () => void client.disconnect() };
+    },
+  },
+  {
+    name: 'node-redis',
+    open: async (url) => {
+      const client = nodeRedisClient(url);
+      await client.connect();
+      return { client, close: async () => void client.destroy() };
+    },
+  },
+];
+
+/** A plain ioredis client for the test's own reads and writes beside the store. */
+export function inspector(url = redisUrl()): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1 });
+}
+
+/** Milliseconds until `key` expires; `undefined` when it never will (PTTL -1). A missing key reads as 0. */
+export async function pttl(redis: Redis, key: string): Promise<number | undefined> {
+  const ttl = await redis.pttl(key);
+  return ttl === -1 ? undefined : Math.max(0, ttl);
+}

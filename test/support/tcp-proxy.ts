@@ -1,0 +1,69 @@
+/**
+ * A loopback TCP proxy in front of a server, for outages a real server cannot stage by itself: `cut`
+ * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
+ * (a black hole); `restore` lets traffic through again on the same port.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { freePort } from '../../tools/dynamodb-local.js';
+
+export class TcpProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private stalled = false;
+
+  private constructor(
+    readonly port: number,
+    private readonly targetPort: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(await freePort(), targetPort);
+    await proxy.listen();
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Drops every connection and stops listening: clients see a reset, then connection refused. */
+  async cut(): Promise<void> {
+    const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await closed;
+  }
+
+  /** Connections stay open, bytes go nowhere. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  async restore(): Promise<void> {
+    this.stalled = false;
+    if (!this.server) await this.listen();
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((downstream) => {
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const socket of [downstream, upstream]) {
+        this.sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          this.sockets.delete(socket);
+          downstream.destroy();
+          upstream.destroy();
+        });
+      }
+      downstream.on('data', (chunk) => void (this.stalled || upstream.write(chunk)));
+      upstream.on('data', (chunk) => void (this.stalled || downstream.write(chunk)));
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * For the local servers of the tests, the demo and the benchmarks: a child process that never
+ * outlives the process that started it (DynamoDB Local's launcher does the same inline).
+ * Development tooling.
+ */
+import type { ChildProcess } from 'node:child_process';
+
+/** Ctrl-C, `kill PID`, a closed terminal: the signals that end a process unless it handles them. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Ties `child` to this process: whatever ends it (exit, Ctrl-C, a kill), the child is killed too.
+ * Returns the child's stop function, which kills it and waits for its exit.
+ */
+export function tieToProcess(child: ChildProcess): () => Promise<void> {
+  const killChild = (): void => void child.kill('SIGKILL');
+  // On Ctrl-C, a kill or a closed terminal: stop the child, then end as the signal would have,
+  // unless the program handles the signal itself (the demo's --serve does).
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killChild();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once('exit', killChild);
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  child.once('exit', () => {
+    process.removeListener('exit', killChild);
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
+  });
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  };
+}
