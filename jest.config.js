@@ -17,7 +17,6 @@ const shared = {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  testTimeout: 30000,
 };
 
 /** Test files that import `@middy/core` itself; durable execution mode exists from middy 7 only. */
@@ -27,6 +26,7 @@ const middyTests = readdirSync(join(root, 'test'), { recursive: true, encoding: 
   .map((file) => join('<rootDir>/test', file));
 
 export default {
+  testTimeout: 30000,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   projects: [
