@@ -52,7 +52,7 @@ export function runnerWait(seconds: number): { seconds: number } {
 /** One durable execution started by the test; `result` settles when the execution ends. */
 export interface StartedExecution<TResult> {
   readonly result: Promise<TestResult<TResult>>;
-  /** Resolves once the execution is suspended on its `waitForCallback`. */
+  /** Resolves once the execution waits on its `waitForCallback` (the callback started; the invocation then suspends). */
   suspended(): Promise<void>;
   /** Completes the `waitForCallback` with `value`; the execution resumes in a new invocation. */
   resume(value: unknown): Promise<void>;
