@@ -1,13 +1,41 @@
-/** Jest runs the TypeScript sources as native ESM through SWC; `tsc --noEmit` type-checks them. */
-export default {
+/**
+ * Jest runs the TypeScript sources as native ESM through SWC; `tsc --noEmit` type-checks them.
+ * Two projects share one DynamoDB Local: every test on middy 7 (the version developed against),
+ * and the tests that drive `@middy/core` once more on middy 6.4.5 (installed as `@middy/core-v6`),
+ * the oldest major the peer range accepts.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = import.meta.dirname;
+
+const shared = {
+  rootDir: root,
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
+};
+
+/** Test files that import `@middy/core` itself; durable execution mode exists from middy 7 only. */
+const middyTests = readdirSync(join(root, 'test'), { recursive: true, encoding: 'utf8' })
+  .filter((file) => file.endsWith('.test.ts') && !file.endsWith('durable.test.ts'))
+  .filter((file) => readFileSync(join(root, 'test', file), 'utf8').includes("from '@middy/core';"))
+  .map((file) => join('<rootDir>/test', file));
+
+export default {
+  testTimeout: 30000,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-  testTimeout: 30000,
+  projects: [
+    { ...shared, displayName: 'middy 7', testMatch: ['<rootDir>/test/**/*.test.ts'] },
+    {
+      ...shared,
+      displayName: 'middy 6',
+      testMatch: middyTests,
+      moduleNameMapper: { '^@middy/core$': '@middy/core-v6', ...shared.moduleNameMapper },
+    },
+  ],
 };

@@ -124,7 +124,7 @@ export class PaymentsStack extends Stack {
       handler: 'handler',
       projectRoot,
       depsLockFilePath: `${projectRoot}package-lock.json`,
-      runtime: Runtime.NODEJS_22_X,
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: 512,
       timeout: FUNCTION_TIMEOUT,
@@ -132,7 +132,7 @@ export class PaymentsStack extends Stack {
       logGroup: new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY }),
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: 'node24',
         platform: 'node',
         mainFields: ['module', 'main'],
         // The Lambda runtime provides the AWS SDK v3; the bundle uses it, as the library expects.

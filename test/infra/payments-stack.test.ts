@@ -52,10 +52,10 @@ describe('tables', () => {
 });
 
 describe('functions', () => {
-  test.each(['paymentFunction', 'consumerFunction'] as const)('%s runs Node.js 22 on arm64 with an ESM bundle and the table environment', (name) => {
+  test.each(['paymentFunction', 'consumerFunction'] as const)('%s runs Node.js 24 on arm64 with an ESM bundle and the table environment', (name) => {
     const fn = template.toJSON().Resources[id(stack[name])];
     expect(fn.Properties).toMatchObject({
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
       Timeout: 10,

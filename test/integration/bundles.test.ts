@@ -139,9 +139,9 @@ afterAll(async () => {
   client.destroy();
 });
 
-test.each(['payment', 'consumer'] as const)('the %s bundle is one ESM file for Node.js 22 on arm64 that imports only the AWS SDK and Node built-ins', (name) => {
+test.each(['payment', 'consumer'] as const)('the %s bundle is one ESM file for Node.js 24 on arm64 that imports only the AWS SDK and Node built-ins', (name) => {
   const bundle = bundles[name];
-  expect(bundle.runtime).toBe('nodejs22.x');
+  expect(bundle.runtime).toBe('nodejs24.x');
   expect(bundle.architectures).toEqual(['arm64']);
   const code = readFileSync(bundle.file, 'utf8');
   const specifiers = [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]!);

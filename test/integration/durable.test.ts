@@ -90,11 +90,8 @@ const forms: ReadonlyArray<[string, (body: Body) => DurableLambdaHandler]> = [
   ['withDurableExecution(makeIdempotent(…))', (body) => withDurableExecution(makeIdempotent(body, options))],
   [
     'middy durable mode with idempotency()',
-    (body) =>
-      middy(middyDurableMode)
-        .use(idempotency<Order, Receipt>(options))
-        // middy types the handler's context as a Lambda context; in durable mode it is the durable context.
-        .handler((order: Order, context: Context) => body(order, context as unknown as DurableContext)) as unknown as DurableLambdaHandler,
+    // middy's types do not say that durable mode makes a durable handler.
+    (body) => middy<Order, Receipt, Error, DurableContext>(middyDurableMode).use(idempotency<Order, Receipt>(options)).handler(body) as unknown as DurableLambdaHandler,
   ],
 ];
 
@@ -204,14 +201,13 @@ describe.each(forms)('%s', (_form, durableHandler) => {
 test('middy durable mode: a suspended invocation runs neither after nor onError, and each resume runs before again with a new invocation', async () => {
   const hooks: string[] = [];
   const wait = runnerWait(30);
-  const handler = middy(middyDurableMode)
+  const handler = middy<unknown, string, Error, DurableContext>(middyDurableMode)
     .use({
-      before: (request) => void hooks.push(`before:${typeof request.context.getRemainingTimeInMillis}`),
+      before: (request) => void hooks.push(`before:${typeof (request.context as Partial<Context>).getRemainingTimeInMillis}`),
       after: () => void hooks.push('after'),
       onError: () => void hooks.push('onError'),
     })
-    .handler(async (_event: unknown, context: Context) => {
-      const ctx = context as unknown as DurableContext;
+    .handler(async (_event, ctx) => {
       await ctx.step('one', async () => undefined);
       await ctx.wait('cool-off', wait);
       return ctx.step('two', async () => 'done');

@@ -22,6 +22,7 @@ import {
   WaitingOperationStatus,
 } from '@aws/durable-execution-sdk-js-testing';
 import { executionModeDurableContext } from '@middy/core/executionModeDurableContext';
+import { randomUUID } from 'node:crypto';
 
 /** The real clock: `Date.now` as it was before the runner installed its fake one. */
 const realNow = Date.now;
@@ -49,10 +50,19 @@ export function runnerWait(seconds: number): { seconds: number } {
   return { seconds: Math.ceil((Date.now() - realNow()) / 1000) + seconds };
 }
 
+/**
+ * As in AWS, every invocation (the first, and each resume) gets a request id of its own: the local
+ * runner passes all invocations of an execution the same `awsRequestId`.
+ */
+const ownRequestIds =
+  (handler: DurableLambdaHandler): DurableLambdaHandler =>
+  (event, context) =>
+    handler(event, { ...context, awsRequestId: randomUUID() });
+
 /** One durable execution started by the test; `result` settles when the execution ends. */
 export interface StartedExecution<TResult> {
   readonly result: Promise<TestResult<TResult>>;
-  /** Resolves once the execution is suspended on its `waitForCallback`. */
+  /** Resolves once the execution waits on its `waitForCallback` (the callback started; the invocation then suspends). */
   suspended(): Promise<void>;
   /** Completes the `waitForCallback` with `value`; the execution resumes in a new invocation. */
   resume(value: unknown): Promise<void>;
@@ -64,7 +74,7 @@ export interface StartedExecution<TResult> {
  * the runner reports it as soon as it starts).
  */
 export function startExecution<TResult = unknown>(handler: DurableLambdaHandler, payload: unknown, callbackName?: string): StartedExecution<TResult> {
-  const runner = new LocalDurableTestRunner<TResult>({ handlerFunction: handler });
+  const runner = new LocalDurableTestRunner<TResult>({ handlerFunction: ownRequestIds(handler) });
   const callback = callbackName === undefined ? undefined : runner.getOperation(callbackName).waitForData(WaitingOperationStatus.STARTED);
   const result = runner.run({ payload });
   const started = (): Promise<DurableOperation> => {

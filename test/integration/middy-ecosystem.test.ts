@@ -1,0 +1,98 @@
+/**
+ * `httpIdempotency` in the stack middy users build from middy's own HTTP middlewares
+ * (`http-cors`, `http-error-handler`, `http-json-body-parser`, `http-router`), used first as the
+ * README says: every answer, first or replayed, is what those middlewares made of it.
+ */
+import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import httpRouterHandler from '@middy/http-router';
+import { createError } from '@middy/util';
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { toHttpApiEvent } from '../../demo/http-event.js';
+import { type HttpIdempotencyOptions, httpIdempotency } from '../../lib/index.js';
+import { useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { store } = useFreshTable({ prefix: 'ecosystem' });
+
+const ORIGIN = 'https://shop.example';
+
+interface PaymentRequest {
+  readonly amount: number;
+}
+
+/** The payment API: charges and refunds, counted, behind the official middlewares. */
+function paymentApi(options: Partial<HttpIdempotencyOptions> = {}) {
+  const runs = { charge: 0, refund: 0 };
+  const charge = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyResultV2> => {
+    runs.charge++;
+    const { amount } = event.body as unknown as PaymentRequest; // parsed by http-json-body-parser
+    return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ paymentId: `pay-${runs.charge}`, amount }) };
+  };
+  const refund = async (): Promise<APIGatewayProxyResultV2> => {
+    runs.refund++;
+    throw createError(409, 'The refund exceeds the payment.', { expose: true });
+  };
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}`, ...options }))
+    .use(httpCors({ origins: [ORIGIN] }))
+    .use(httpErrorHandler({ logger: false }))
+    .use(httpJsonBodyParser())
+    .handler(
+      httpRouterHandler<APIGatewayProxyEventV2, APIGatewayProxyResultV2>([
+        { method: 'POST', path: '/payments', handler: charge },
+        { method: 'POST', path: '/payments/{id}/refunds', handler: refund },
+      ]),
+    );
+  const send = (url: string, key: string, body: string) =>
+    handler(
+      toHttpApiEvent({ method: 'POST', url, headers: { 'idempotency-key': key, 'content-type': 'application/json', origin: ORIGIN }, body })!,
+      lambdaContext('payments'),
+    ) as Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+  return { runs, send };
+}
+
+test('a created payment replays with its status, body and CORS headers, plus Idempotent-Replayed, without charging again', async () => {
+  const { runs, send } = paymentApi();
+  const key = randomUUID();
+  const first = await send('/payments', key, '{"amount":2500}');
+  const replay = await send('/payments', key, '{ "amount": 2500 }');
+  expect(first).toMatchObject({ statusCode: 201, body: '{"paymentId":"pay-1","amount":2500}', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+  expect(runs.charge).toBe(1);
+});
+
+test('a body http-json-body-parser refuses is answered by http-error-handler with CORS headers, and releases the key for the corrected request', async () => {
+  const { runs, send } = paymentApi();
+  const key = randomUUID();
+  const refused = await send('/payments', key, '{"amount":');
+  expect(refused).toMatchObject({ statusCode: 422, headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(runs.charge).toBe(0);
+  expect(await send('/payments', key, '{"amount":100}')).toMatchObject({ statusCode: 201, body: '{"paymentId":"pay-1","amount":100}' });
+});
+
+test('an HTTP error the route throws is answered by http-error-handler and releases the key: the retry runs again', async () => {
+  const { runs, send } = paymentApi();
+  const key = randomUUID();
+  const answers = [await send('/payments/p-1/refunds', key, '{"amount":1}'), await send('/payments/p-1/refunds', key, '{"amount":1}')];
+  for (const answer of answers) {
+    expect(answer).toMatchObject({ statusCode: 409, body: 'The refund exceeds the payment.', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  }
+  expect(runs.refund).toBe(2);
+});
+
+test('with isFinalError and errorFields, that HTTP error is stored and replayed through http-error-handler without running again', async () => {
+  const { runs, send } = paymentApi({
+    isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
+    errorFields: ['statusCode', 'expose'],
+  });
+  const key = randomUUID();
+  const first = await send('/payments/p-1/refunds', key, '{"amount":1}');
+  const replay = await send('/payments/p-1/refunds', key, '{"amount":1}');
+  expect(first).toMatchObject({ statusCode: 409, body: 'The refund exceeds the payment.', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(replay).toEqual(first);
+  expect(runs.refund).toBe(1);
+});

@@ -1,0 +1,7 @@
+import * as core from '@middy/core';
+
+/**
+ * The major version of the middy the test runs on: jest runs the middy tests on middy 7 and again
+ * on middy 6 (mapping `@middy/core` to `@middy/core-v6`). Told apart by a named export middy 7 added.
+ */
+export const middyMajor: 6 | 7 = 'middyValidateOptions' in core ? 7 : 6;
