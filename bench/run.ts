@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: lambda-idempotency side by side with @aws-lambda-powertools/idempotency, in one
- * process, the libraries interleaved. Prints one table and writes bench/results.json. Not part of
- * `npm test`; nothing here asserts on time.
+ * process, the libraries interleaved; the sections that depend on the Node version are repeated on
+ * Node 24 in a child process (installed from the npm registry on first use, see other-node.ts).
+ * Prints one table and writes bench/results.json. Not part of `npm test`; nothing here asserts on
+ * time.
  */
 import './env.js';
 import { readFileSync } from 'node:fs';
@@ -82,12 +84,12 @@ try {
   const other = await node24();
   let node24Results: Results['node24'];
   if ('unavailable' in other) {
-    node24Results = { unavailable: other.unavailable };
-    notes.push(`Node 24 sections skipped: ${other.unavailable}`);
+    node24Results = other;
   } else {
     const plan: ChildPlan = { endpoint: local.endpoint, tables, replayItems: roundTrips.replayItems, singleFlight: PLAN.singleFlight, ...PLAN.node24 };
-    node24Results = await runOnNode(other.binary, root, plan);
+    node24Results = await runOnNode(other.binary, root, plan).catch((error: unknown) => ({ unavailable: `the run on ${other.version} failed: ${(error as Error).message}` }));
   }
+  if ('unavailable' in node24Results) notes.push(`Node 24 sections skipped: ${node24Results.unavailable}`);
 
   // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
   // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
