@@ -291,7 +291,7 @@ function singleFlightLines(results: Results): Line[] {
     lines.push(row(`${label}: handler executions per burst (largest)`, `${ours.executionsPerBurst.toFixed(1)} (${ours.maxExecutions})`, `${theirs.executionsPerBurst.toFixed(1)} (${theirs.maxExecutions})`, '', 'executions', ours.plan.bursts, equals(1, ours.maxExecutions)));
     lines.push(row(`${label}: callers that got the value`, String(ours.values), String(theirs.values), '', 'calls', callers, equals(callers, ours.values)));
     lines.push(row(`${label}: errors by code`, errors(ours), errors(theirs), '', 'calls', callers));
-    lines.push(row(`${label}: latency per caller, median / max`, `${ms(ours.latency.median)} / ${ms(ours.latency.max)}`, `${ms(theirs.latency.median)} / ${ms(theirs.latency.max)}`, times(ratio(ours.latency.median, theirs.latency.median)), 'ms', callers));
+    lines.push(row(`${label}: latency per caller (value or error), median / max`, `${ms(ours.latency.median)} / ${ms(ours.latency.max)}`, `${ms(theirs.latency.median)} / ${ms(theirs.latency.max)}`, times(ratio(ours.latency.median, theirs.latency.median)), 'ms', callers));
   }
   if ('unavailable' in results.node24) lines.push(`   Node 24: not measured (${results.node24.unavailable})`);
   return lines;
