@@ -29,9 +29,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Sample sizes, chosen so that the whole run stays well under 3 minutes on 2 cores. */
 const PLAN = {
-  callScope: { warmup: 200, samples: 1000 },
+  callScope: { warmup: 200, samples: 800 },
   overhead: [
-    { label: '1 KB', bytes: 1024, warmup: 300, samples: 2000 },
+    { label: '1 KB', bytes: 1024, warmup: 300, samples: 1500 },
     { label: '100 KB', bytes: 100 * 1024, warmup: 30, samples: 300 },
   ],
   endToEnd: { warmup: 30, samples: 300 },
@@ -45,7 +45,7 @@ const PLAN = {
   contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64 },
   coldStartSamples: 8,
   /** Seconds the run may take; the 10,000-call test is scaled down only if it would not fit. */
-  budgetSeconds: 170,
+  budgetSeconds: 165,
 };
 
 const version = (name: string): string =>
@@ -93,7 +93,7 @@ try {
 
   // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
   // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
-  const reserveForColdStart = 30;
+  const reserveForColdStart = 35;
   const perCallSeconds = Math.max(endToEnd.replay.ours.median, endToEnd.replay.powertools.median) / 1e6 / 4;
   const affordable = Math.floor((PLAN.budgetSeconds - elapsed() - reserveForColdStart - 10) / (2 * perCallSeconds));
   const unit = PLAN.contention.manyKeys * 4;
