@@ -16,7 +16,7 @@ import type { RequestRecord } from './request-counter.js';
 
 type Item = Record<string, AttributeValue>;
 
-/** On-demand prices assumed, USD (us-east-1 list prices as stated in issue 5). */
+/** On-demand prices assumed, USD (us-east-1 on-demand list prices). */
 export const PRICES = { region: 'us-east-1', perMillionWriteUnits: 1.25, perMillionReadUnits: 0.25 } as const;
 
 export interface PricedRequest {

@@ -1,15 +1,16 @@
 /**
- * Puts the process in the state each subject leaves a Lambda container in. With `transactions:
- * true` (or `atomic`) our middleware enters an AsyncLocalStorage on every request, and on Node 20 an
- * enabled AsyncLocalStorage keeps promise hooks on for every promise in the process. The benchmark
- * measures the default (no transactions), which, like Powertools in its default single-concurrency
- * mode and a bare handler, leaves them off; section 2 reports the hooks' cost separately. Turning
- * every storage off before each subject keeps one subject's hooks from being charged to another.
+ * Puts the process in the state each subject leaves a Lambda container in. Our middleware enters
+ * an AsyncLocalStorage on every call (so that `transaction()` finds its call) and never leaves it:
+ * once it has run, the storage stays enabled, and on Node 20 that keeps promise hooks on for every
+ * promise in the process. A bare handler and Powertools (in its default single-concurrency mode)
+ * leave them off. Switching the state before each subject charges the hooks to ours, and only to
+ * ours, whichever subject ran just before.
  */
-import { leaveCallScopes } from '../lib/transaction.js';
+import { enterCall, leaveCallScopes } from '../lib/transaction.js';
 
 export type ProcessState = 'ours' | 'other';
 
-export function enterProcessState(_state: ProcessState): void {
-  leaveCallScopes(); // Node turns the hooks off again once no storage is enabled
+export function enterProcessState(state: ProcessState): void {
+  if (state === 'ours') enterCall(); // an empty slot: the storage is enabled, as after any earlier call
+  else leaveCallScopes(); // Node turns the hooks off again once no storage is enabled
 }

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: lambda-idempotency side by side with @aws-lambda-powertools/idempotency, in one
- * process, the libraries interleaved. Prints one table and writes bench/results.json. Not part of
- * `npm test`; nothing here asserts on time.
+ * process, the libraries interleaved; the sections that depend on the Node version are repeated on
+ * Node 24 in a child process (installed from the npm registry on first use, see other-node.ts).
+ * Prints one table and writes bench/results.json. Not part of `npm test`; nothing here asserts on
+ * time.
  */
 import './env.js';
 import { readFileSync } from 'node:fs';
@@ -10,33 +12,43 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDynamoDBLocal } from '../tools/dynamodb-local.js';
 import { startRedisServer } from '../tools/redis-server.js';
+import { measureCallScope } from './call-scope.js';
 import { measureColdStart } from './cold-start.js';
 import { measureContention } from './contention.js';
 import { PRICES } from './cost.js';
 import { measureEndToEnd } from './e2e.js';
 import { benchClient, createBenchTables } from './local.js';
+import type { ChildPlan } from './node-child.js';
+import { node24, runOnNode } from './other-node.js';
 import { measureOverhead } from './overhead.js';
 import { measureRedis } from './redis.js';
-import { measurePromiseHookTax } from './promise-hooks.js';
 import { renderTable, type Results, writeResults } from './report.js';
 import { measureRoundTrips } from './round-trips.js';
+import { measureSingleFlight } from './single-flight.js';
 import { measureTransactionModes } from './transaction-modes.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Sample sizes, chosen so that the whole run stays well under 3 minutes on 2 cores. */
 const PLAN = {
-  promiseHooks: { warmup: 300, samples: 1500 },
+  callScope: { warmup: 200, samples: 800 },
   overhead: [
-    { label: '1 KB', bytes: 1024, warmup: 300, samples: 2000 },
+    { label: '1 KB', bytes: 1024, warmup: 300, samples: 1500 },
     { label: '100 KB', bytes: 100 * 1024, warmup: 30, samples: 300 },
   ],
   endToEnd: { warmup: 30, samples: 300 },
   redis: { warmup: 30, samples: 300 },
+  singleFlight: { callers: 20, workMillis: 20, warmupBursts: 2, bursts: 10 },
+  /** The sections repeated on Node 24, with fewer samples. */
+  node24: {
+    callScope: { warmup: 200, samples: 800 },
+    overhead: [{ label: '1 KB', bytes: 1024, warmup: 300, samples: 1000 }],
+    endToEnd: { warmup: 30, samples: 200 },
+  },
   contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64 },
   coldStartSamples: 8,
   /** Seconds the run may take; the 10,000-call test is scaled down only if it would not fit. */
-  budgetSeconds: 170,
+  budgetSeconds: 165,
 };
 
 const version = (name: string): string =>
@@ -47,10 +59,6 @@ const elapsed = () => (performance.now() - started) / 1000;
 const progress = (what: string) => process.stderr.write(`[bench ${elapsed().toFixed(0).padStart(3)} s] ${what}\n`);
 const loadAverageBefore = loadavg()[0]!;
 const notes: string[] = [];
-
-// What `transactions: true` costs every promise: measured with an AsyncLocalStorage of its own.
-progress('AsyncLocalStorage tax');
-const promiseHookTax = await measurePromiseHookTax(PLAN.promiseHooks.warmup, PLAN.promiseHooks.samples);
 
 progress('starting DynamoDB Local and redis-server');
 const [local, redis] = await Promise.all([startDynamoDBLocal(), startRedisServer()]);
@@ -63,19 +71,36 @@ try {
   const roundTrips = await measureRoundTrips(local.endpoint, tables, admin);
   const transactionModes = await measureTransactionModes(local.endpoint, tables.ours);
 
+  progress('2b. call scope (AsyncLocalStorage) on and off');
+  const callScope = await measureCallScope(roundTrips.replayItems.ours, PLAN.callScope.warmup, PLAN.callScope.samples);
+
   progress('2. in-process overhead (stand-in)');
   const overhead = await measureOverhead(PLAN.overhead, roundTrips.replayItems);
 
   progress('3. end to end');
   const endToEnd = await measureEndToEnd(local.endpoint, tables, PLAN.endToEnd.warmup, PLAN.endToEnd.samples);
 
-  progress('7. Redis: RedisStore, DynamoDBStore, Powertools CachePersistenceLayer');
+  progress(`7. single-flight (${PLAN.singleFlight.callers} concurrent duplicates, ${PLAN.singleFlight.workMillis} ms handler)`);
+  const singleFlight = await measureSingleFlight(local.endpoint, tables, PLAN.singleFlight);
+
+  progress('8. Node 24 (child process)');
+  const other = await node24();
+  let node24Results: Results['node24'];
+  if ('unavailable' in other) {
+    node24Results = other;
+  } else {
+    const plan: ChildPlan = { endpoint: local.endpoint, tables, replayItems: roundTrips.replayItems, singleFlight: PLAN.singleFlight, ...PLAN.node24 };
+    node24Results = await runOnNode(other.binary, root, plan).catch((error: unknown) => ({ unavailable: `the run on ${other.version} failed: ${(error as Error).message}` }));
+  }
+  if ('unavailable' in node24Results) notes.push(`Node 24 sections skipped: ${node24Results.unavailable}`);
+
+  progress('9. Redis: RedisStore, DynamoDBStore, Powertools CachePersistenceLayer');
   const redisComparison = await measureRedis(redis.url, local.endpoint, tables.ours, PLAN.redis.warmup, PLAN.redis.samples);
   await redis.stop();
 
   // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
   // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
-  const reserveForColdStart = 20;
+  const reserveForColdStart = 35;
   const perCallSeconds = Math.max(endToEnd.replay.ours.median, endToEnd.replay.powertools.median) / 1e6 / 4;
   const affordable = Math.floor((PLAN.budgetSeconds - elapsed() - reserveForColdStart - 10) / (2 * perCallSeconds));
   const unit = PLAN.contention.manyKeys * 4;
@@ -114,7 +139,6 @@ try {
       },
     },
     notes,
-    promiseHookTax,
     roundTrips,
     transactionModes,
     overhead,
@@ -122,6 +146,9 @@ try {
     coldStart,
     contention,
     redis: redisComparison,
+    callScope,
+    singleFlight,
+    node24: node24Results,
     contentionPlan: { requestedCalls: PLAN.contention.manyCalls, calls: manyCalls },
     prices: PRICES,
   };

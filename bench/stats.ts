@@ -6,6 +6,7 @@ export interface Summary {
   readonly p99: number;
   readonly mean: number;
   readonly min: number;
+  readonly max: number;
 }
 
 /** Nearest-rank percentile of an ascending array. */
@@ -17,7 +18,7 @@ function rank(sorted: readonly number[], q: number): number {
 export function summarize(samples: readonly number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   const mean = sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length);
-  return { n: sorted.length, median: rank(sorted, 0.5), p99: rank(sorted, 0.99), mean, min: sorted[0] ?? Number.NaN };
+  return { n: sorted.length, median: rank(sorted, 0.5), p99: rank(sorted, 0.99), mean, min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN };
 }
 
 /** Microseconds elapsed since `start` (a `process.hrtime.bigint()` reading). */

@@ -36,6 +36,8 @@ export interface OrderEvent {
   readonly hold?: string;
   /** Bench control: the response echoes the order lines (a large response). */
   readonly echo?: boolean;
+  /** Bench control: the handler takes this long (a downstream call), ms. */
+  readonly workMillis?: number;
 }
 
 export interface OrderResponse {
@@ -88,6 +90,7 @@ export function makeBusinessHandler(state: HandlerState) {
       gate?.enter();
       await gate?.released;
     }
+    if (event.workMillis) await new Promise((resolve) => setTimeout(resolve, event.workMillis));
     if (event.fail) throw new Error('business failure');
     const body = event.echo ? { orderId: event.orderId, status: 'accepted', lines: event.lines } : { orderId: event.orderId, status: 'accepted' };
     return { statusCode: 201, body: JSON.stringify(body) };

@@ -1,6 +1,7 @@
 /**
  * Section 1b: DynamoDB requests per call when the handler's own writes commit with its record
- * (`transactions: true`) and in one-round-trip mode (`atomic: true`). Powertools has neither mode.
+ * (`transaction()`, in every call) and in one-round-trip mode (`atomic: true`). Powertools has
+ * neither.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
@@ -11,7 +12,7 @@ import { RequestCounter } from './request-counter.js';
 import { lambdaContext, makeEvent, type OrderEvent, RETENTION_SECONDS } from './subjects.js';
 
 export interface ModeCall {
-  readonly mode: 'transactions' | 'atomic';
+  readonly mode: 'transaction' | 'atomic';
   readonly scenario: 'first call' | 'replay';
   readonly requests: number;
   readonly operations: string[];
@@ -24,14 +25,14 @@ export async function measureTransactionModes(endpoint: string, tableName: strin
   const store = new DynamoDBStore({ tableName, client });
   const context: Context = lambdaContext();
   const calls: ModeCall[] = [];
-  for (const mode of ['transactions', 'atomic'] as const) {
+  for (const mode of ['transaction', 'atomic'] as const) {
     let executions = 0;
     const handler = middy<OrderEvent, { orderId: string }, Error, Context>(async (event: OrderEvent) => {
       executions++;
       // One business write (an order item in the same table, keyed apart from the records).
       transaction().put({ TableName: tableName, Item: { id: `order#${mode}#${event.orderId}`, lines: event.lines.length } });
       return { orderId: event.orderId };
-    }).use(idempotency({ store, expiresAfterSeconds: RETENTION_SECONDS, ...(mode === 'atomic' ? { atomic: true } : { transactions: true }) }));
+    }).use(idempotency({ store, expiresAfterSeconds: RETENTION_SECONDS, ...(mode === 'atomic' ? { atomic: true } : {}) }));
     const event = makeEvent(`tx-${mode}`, 1024);
     for (const scenario of ['first call', 'replay'] as const) {
       const mark = counter.mark();
