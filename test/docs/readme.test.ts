@@ -9,7 +9,7 @@ import { githubSlug } from './markdown.js';
 import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, storesPending, where } from './snippets.js';
 import { type SnippetDiagnostic, type TypeCheckResult, typeCheck } from './type-check.js';
 
-const documents = documentationFiles().map(readDocument);
+const documents = documentationFiles().map((doc) => readDocument(doc));
 
 /**
  * While the section on stores is pending, the anchor #stores is known, and snippets may name the
@@ -60,6 +60,40 @@ describe('every TypeScript snippet type-checks (strict, ES modules, the package 
   test('a wrong option name is reported at its line in the document', () => {
     const messages = checked.snippets.get(WRONG_OPTION)!.map(format);
     expect(messages).toEqual([expect.stringMatching(/^test\/docs\/readme\.test\.ts:4:\d+ TS2353: .*'expiresAfter' does not exist/)]);
+  });
+});
+
+describe('snippet comments', () => {
+  const text = [
+    '# Guide', // 1
+    '<!-- snippet-file src/orders.ts: export interface Order { id: string } -->',
+    '<!-- snippet-context: declare const store: Store;', // 3
+    'type Store = object; -->',
+    '',
+    '```ts', // 6
+    "// src/ship.ts: ships orders",
+    '```',
+    '<!-- snippet: skip (a shell session) -->', // 9
+    '```typescript',
+    '```',
+    '- item',
+    '   ```ts', // 13
+    '   const indented = 1;',
+    '   ```',
+  ].join('\n');
+
+  test('declare context, files, skips and paths; an indented block loses its indentation', () => {
+    const { snippets, files } = readDocument('guide.md', text);
+    expect(files).toEqual([{ doc: 'guide.md', line: 2, path: 'src/orders.ts', code: 'export interface Order { id: string }' }]);
+    expect(snippets).toEqual([
+      expect.objectContaining({ line: 6, heading: 'Guide', path: 'src/ship.ts', context: 'declare const store: Store;\ntype Store = object;\n', contextLine: 3 }),
+      expect.objectContaining({ line: 10, skip: 'a shell session', context: '' }),
+      expect.objectContaining({ line: 13, path: 'L13.ts', code: 'const indented = 1;' }),
+    ]);
+  });
+
+  test('an unknown directive is an error, not an unchecked block', () => {
+    expect(() => readDocument('guide.md', '<!-- snippet-contxt: declare const x: 1; -->\n```ts\nx;\n```')).toThrow('guide.md:2: unknown snippet directive');
   });
 });
 

@@ -87,8 +87,9 @@ function directive(comment: string): { name: string; rest: string } | undefined 
   return match ? { name: match[1]!, rest: match[2]! } : undefined;
 }
 
-export function readDocument(doc: string): DocumentSnippets {
-  const markdown = parseMarkdown(readFileSync(`${ROOT}/${doc}`, 'utf8'));
+/** The snippets of `doc` (its text read from the repository unless given). */
+export function readDocument(doc: string, text = readFileSync(`${ROOT}/${doc}`, 'utf8')): DocumentSnippets {
+  const markdown = parseMarkdown(text);
   const files: DeclaredFile[] = [];
   for (const comment of markdown.comments) {
     const found = directive(comment.text);
