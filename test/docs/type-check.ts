@@ -26,7 +26,7 @@ const COMPILER_OPTIONS: ts.CompilerOptions = {
   paths: {
     ...Object.fromEntries(Object.entries(ENTRY_POINTS).map(([name, source]) => [name, [source]])),
     // The package root re-exports every AWS service module (2,600 declaration files); what it
-    // exports itself is \`core\`, which the service modules import from the same file, so the types
+    // exports itself is `core`, which the service modules import from the same file, so the types
     // are identical and only the services a snippet uses are read.
     'aws-cdk-lib': [`${ROOT}/node_modules/aws-cdk-lib/core/index.d.ts`],
   },
