@@ -1,0 +1,122 @@
+/**
+ * The documentation's TypeScript snippets compile as a user's strict ES-module project compiles
+ * them, and its relative links and anchors resolve. The snippets that run are run by
+ * readme-run.test.ts.
+ */
+import { beforeAll, describe, expect, test } from '@jest/globals';
+import { brokenLinks } from './links.js';
+import { githubSlug } from './markdown.js';
+import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, storesPending, where } from './snippets.js';
+import { type SnippetDiagnostic, type TypeCheckResult, typeCheck } from './type-check.js';
+
+const documents = documentationFiles().map((doc) => readDocument(doc));
+
+/**
+ * While the section on stores is pending, the anchor #stores is known, and snippets may name the
+ * stores' exports although lib/ lacks them: every other problem of those snippets still fails.
+ */
+const STORES_EXPORTS = /'(?:InMemoryStore|storeContract|RedisStore)'|'"?lambda-idempotency\/redis"?'/;
+const isPendingStoresExport = (diagnostic: SnippetDiagnostic): boolean =>
+  storesPending && (diagnostic.code === 2305 || diagnostic.code === 2307) && STORES_EXPORTS.test(diagnostic.message);
+
+/** A snippet that must fail, proving that the checker reports errors and where. */
+const WRONG_OPTION: Snippet = {
+  doc: 'test/docs/readme.test.ts',
+  line: 1,
+  heading: '',
+  context: "declare const store: import('lambda-idempotency').IdempotencyStore;\n",
+  contextLine: 1,
+  code: "import { makeIdempotent } from 'lambda-idempotency';\n\nexport const f = makeIdempotent(async (id: string) => id, { store, name: 'f', expiresAfter: 60 });",
+  path: 'wrong-option.ts',
+};
+const probe: DocumentSnippets = { doc: WRONG_OPTION.doc, markdown: { blocks: [], comments: [], anchors: new Set(), headings: [], links: [] }, snippets: [WRONG_OPTION], files: [] };
+
+let checked: TypeCheckResult;
+beforeAll(() => {
+  checked = typeCheck([...documents, probe]);
+}, 120_000);
+
+const format = (diagnostic: SnippetDiagnostic): string => `${diagnostic.location} TS${diagnostic.code}: ${diagnostic.message}`;
+
+describe('every TypeScript snippet type-checks (strict, ES modules, the package mapped to lib/)', () => {
+  for (const { snippets, files } of documents) {
+    for (const snippet of snippets) {
+      if (snippet.skip !== undefined) {
+        test.skip(`${where(snippet)} (not checked: ${snippet.skip})`, () => undefined);
+        continue;
+      }
+      test(`${where(snippet)} (${snippet.heading})`, () => {
+        const diagnostics = checked.snippets.get(snippet)!.filter((diagnostic) => !isPendingStoresExport(diagnostic));
+        expect(diagnostics.map(format)).toEqual([]);
+      });
+    }
+    for (const file of files) {
+      test(`${where(file)} snippet-file ${file.path}`, () => {
+        expect(checked.files.get(file)!.map(format)).toEqual([]);
+      });
+    }
+  }
+
+  test('a wrong option name is reported at its line in the document', () => {
+    const messages = checked.snippets.get(WRONG_OPTION)!.map(format);
+    expect(messages).toEqual([expect.stringMatching(/^test\/docs\/readme\.test\.ts:4:\d+ TS2353: .*'expiresAfter' does not exist/)]);
+  });
+});
+
+describe('snippet comments', () => {
+  const text = [
+    '# Guide', // 1
+    '<!-- snippet-file src/orders.ts: export interface Order { id: string } -->',
+    '<!-- snippet-context: declare const store: Store;', // 3
+    'type Store = object; -->',
+    '',
+    '```ts', // 6
+    "// src/ship.ts: ships orders",
+    '```',
+    '<!-- snippet: skip (a shell session) -->', // 9
+    '```typescript',
+    '```',
+    '- item',
+    '   ```ts', // 13
+    '   const indented = 1;',
+    '   ```',
+  ].join('\n');
+
+  test('declare context, files, skips and paths; an indented block loses its indentation', () => {
+    const { snippets, files } = readDocument('guide.md', text);
+    expect(files).toEqual([{ doc: 'guide.md', line: 2, path: 'src/orders.ts', code: 'export interface Order { id: string }' }]);
+    expect(snippets).toEqual([
+      expect.objectContaining({ line: 6, heading: 'Guide', path: 'src/ship.ts', context: 'declare const store: Store;\ntype Store = object;\n', contextLine: 3 }),
+      expect.objectContaining({ line: 10, skip: 'a shell session', context: '' }),
+      expect.objectContaining({ line: 13, path: 'L13.ts', code: 'const indented = 1;' }),
+    ]);
+  });
+
+  test('an unknown directive is an error, not an unchecked block', () => {
+    expect(() => readDocument('guide.md', '<!-- snippet-contxt: declare const x: 1; -->\n```ts\nx;\n```')).toThrow('guide.md:2: unknown snippet directive');
+  });
+});
+
+describe('every relative link and #anchor resolves', () => {
+  const extraAnchors = (target: string): string[] => (storesPending && target === 'README.md' ? ['stores'] : []);
+  for (const { doc, markdown } of documents) {
+    test(doc, () => {
+      expect(brokenLinks(doc, markdown, extraAnchors)).toEqual([]);
+    });
+  }
+
+  test("anchors follow GitHub's slugs", () => {
+    expect(githubSlug('HTTP APIs: Idempotency-Key')).toBe('http-apis-idempotency-key');
+    expect(githubSlug('What happened to this key? Inspect, forget, find stuck records')).toBe('what-happened-to-this-key-inspect-forget-find-stuck-records');
+    expect(githubSlug('Durable functions, Managed Instances and concurrent duplicates')).toBe('durable-functions-managed-instances-and-concurrent-duplicates');
+    expect(githubSlug('snake_case and  two spaces')).toBe('snake_case-and--two-spaces');
+  });
+
+  test('a link to a missing heading or file is reported', () => {
+    const markdown = { blocks: [], comments: [], anchors: new Set(['quickstart']), headings: [], links: [{ line: 3, target: '#quick-start' }, { line: 4, target: 'docs/nowhere.md' }, { line: 5, target: 'docs/testing.md#with-jest' }] };
+    expect(brokenLinks('README.md', markdown)).toEqual([
+      'README.md:3 #quick-start: no heading in README.md has the anchor #quick-start',
+      'README.md:4 docs/nowhere.md: docs/nowhere.md does not exist',
+    ]);
+  });
+});
