@@ -80,12 +80,12 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
 }
 
 /** A check of one option's value: the sentence that says what is wrong, or `undefined`. */
-type Check = (value: unknown) => string | undefined;
+type OptionCheck = (value: unknown) => string | undefined;
 
-const isFunction: Check = (value) => (typeof value === 'function' ? undefined : 'must be a function');
-const isBoolean: Check = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
+const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
+const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
 const wholeNumber =
-  (min: number): Check =>
+  (min: number): OptionCheck =>
   (value) =>
     typeof value === 'number' && Number.isInteger(value) && value >= min ? undefined : `must be a whole number, ${min} or more (got ${String(value)})`;
 
@@ -114,13 +114,13 @@ const SHARED_CHECKS = {
   singleFlight: isBoolean,
   waitForInProgressMillis: wholeNumber(0),
   durableLeaseSeconds: wholeNumber(1),
-} satisfies { readonly [K in keyof IdempotencyOptions]-?: Check };
+} satisfies { readonly [K in keyof IdempotencyOptions]-?: OptionCheck };
 
 /** The name of a shared option. */
 export type SharedOptionName = keyof typeof SHARED_CHECKS;
 
 /** Checks of an entry point's options: a subset of the shared ones, plus its own. @internal */
-export function optionChecks(shared: readonly SharedOptionName[], own: Readonly<Record<string, Check>> = {}): Readonly<Record<string, Check>> {
+export function optionChecks(shared: readonly SharedOptionName[], own: Readonly<Record<string, OptionCheck>> = {}): Readonly<Record<string, OptionCheck>> {
   return { ...Object.fromEntries(shared.map((name) => [name, SHARED_CHECKS[name]])), ...own };
 }
 
@@ -131,7 +131,7 @@ export const ALL_SHARED = Object.keys(SHARED_CHECKS) as SharedOptionName[];
  * Validates options at construction: an unknown key, a missing store or a bad value throws a
  * `TypeError` that names the option. @internal
  */
-export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, Check>> = SHARED_CHECKS): void {
+export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>> = SHARED_CHECKS): void {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
   const values = options as Record<string, unknown>;
   const known = Object.keys(checks);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type Fixture, LEASE_MILLIS, refused } from './contract-fixture.js';
 
-/** A named check of the contract, run on a fresh {@link Fixture}. @internal */
+/** A named check of the contract, run on a fresh {@link Fixture}. */
 export type Check = readonly [name: string, run: (f: Fixture) => Promise<void>];
 
 const CONCURRENT = 16;

@@ -21,7 +21,6 @@ export interface ClaimOptions {
  * What one check works with: the store, keys of its own, and a clock that starts at the real time
  * (stores whose keys expire by the server's clock must not see retentions in the past) and moves
  * only when a check says so.
- * @internal
  */
 export class Fixture {
   /** The check's start, epoch ms: the caller's clock of every request unless a check moves it. */

@@ -1,19 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Check } from './contract-claims.js';
 import { LEASE_MILLIS } from './contract-fixture.js';
+import type { TtlOf } from './ttl-of.js';
 
-/**
- * Milliseconds until a store drops a key by itself; `undefined` when it never will.
- *
- * @example
- * ```ts
- * const ttlOf: TtlOf = async (key) => {
- *   const ttl = await redis.pttl(`idempotency:${key}`); // -1: no TTL, -2: no key
- *   return ttl === -1 ? undefined : Math.max(0, ttl);
- * };
- * ```
- */
-export type TtlOf = (key: string) => Promise<number | undefined>;
 
 /** How far a key's TTL may be from the one expected: the time the check itself takes, and clock rounding. */
 const TTL_SLACK_MILLIS = 5_000;

@@ -6,7 +6,7 @@
 export { InMemoryStore } from './in-memory-store.js';
 export { storeContract } from './store-contract.js';
 export type { StoreCheck, StoreContractOptions } from './store-contract.js';
-export type { TtlOf } from './contract-operations.js';
+export type { TtlOf } from './ttl-of.js';
 export { lambdaContext } from './lambda-context.js';
 export type { LambdaContextOptions } from './lambda-context.js';
 export { manualClock } from './manual-clock.js';

@@ -1,7 +1,8 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
-import { forgetCheck, inspectCheck, type TtlOf, ttlCheck } from './contract-operations.js';
+import { forgetCheck, inspectCheck, ttlCheck } from './contract-operations.js';
+import type { TtlOf } from './ttl-of.js';
 import { outcomeChecks } from './contract-outcomes.js';
 
 /**

@@ -19,7 +19,16 @@ export const root = fileURLToPath(new URL('../../', import.meta.url));
 const cacheRoot = join(tmpdir(), `lambda-idempotency-package-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`);
 
 /** Peers a consumer installs for itself; the repository's copies stand in for them (same versions). */
-const LINKED_PEERS = ['aws-cdk-lib', 'constructs', '@middy/core', '@types/node'];
+/**
+ * Peers linked from the repository: name in the consumer → package here. The consumer apps include
+ * a CommonJS one, and middy 7 is ES modules only (no `require` export): CommonJS users run middy 6.
+ */
+const LINKED_PEERS: ReadonlyArray<readonly [string, string]> = [
+  ['aws-cdk-lib', 'aws-cdk-lib'],
+  ['constructs', 'constructs'],
+  ['@middy/core', '@middy/core-v6'],
+  ['@types/node', '@types/node'],
+];
 
 export interface PackedFile {
   readonly path: string;
@@ -75,10 +84,10 @@ async function build(dir: string): Promise<void> {
   );
   // The npm cache holds every package the repository installed; the registry answers for the rest.
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund'], consumer);
-  for (const peer of LINKED_PEERS) {
-    const link = join(consumer, 'node_modules', peer);
+  for (const [name, source] of LINKED_PEERS) {
+    const link = join(consumer, 'node_modules', name);
     mkdirSync(dirname(link), { recursive: true });
-    symlinkSync(join(root, 'node_modules', peer), link, 'dir');
+    symlinkSync(join(root, 'node_modules', source), link, 'dir');
   }
   writeFileSync(join(dir, 'ready'), '');
 }
