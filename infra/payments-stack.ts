@@ -10,7 +10,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
-import { IdempotencyMonitoring, IdempotencyTable, tablePropsFromSchema } from '../lib/cdk/index.js';
+import { type IdempotencyMonitoring, IdempotencyTable, tablePropsFromSchema } from '../lib/cdk/index.js';
 import { KEY_ROUTE, PAYMENT_ROUTES, RECORD_NAMESPACES } from './functions/routes.js';
 import { paymentsTableSchema } from './payments-schema.js';
 

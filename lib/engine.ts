@@ -6,7 +6,7 @@ import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './k
 import { type Emit, type IdempotencyEvent, createEmitter } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
-import type { CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
+import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
 import { inCall } from './transaction.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -204,7 +204,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     for (let attempt = 0; ; attempt++) {
       const at = this.now();
       const leaseUntil = at + leaseMillis;
-      let claim;
+      let claim: ClaimResult;
       try {
         claim = await this.store.claim({
           key,
@@ -289,7 +289,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       return [own, record];
     };
     if (call.mode === 'atomic') {
-      let claim;
+      let claim: ClaimResult;
       try {
         claim = await this.store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
       } catch (error) {

@@ -1,7 +1,7 @@
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
-import type { Ending, IdempotencyEngine, Outcome } from './engine.js';
+import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
 import { enterCall } from './transaction.js';
 
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
@@ -79,7 +79,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const before = async (request: AnyRequest): Promise<void> => {
     // Synchronously, before any await: the handler runs in this async context.
     const slot = enterCall();
-    let start;
+    let start: Start;
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (error) {

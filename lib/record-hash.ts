@@ -20,7 +20,7 @@ function pushValue(fields: string[], name: string, value: AttributeValue | undef
   else if (value?.B !== undefined) fields.push(`${name}Base64`, Buffer.from(value.B).toString('base64'));
 }
 
-function valueOf(hash: RecordHash, name: string): AttributeValue | undefined {
+function storedValue(hash: RecordHash, name: string): AttributeValue | undefined {
   const base64 = hash[`${name}Base64`];
   if (base64 !== undefined) return { B: Buffer.from(base64, 'base64') };
   const text = hash[name];
@@ -69,8 +69,8 @@ function required(key: string, hash: RecordHash, where: string): Pick<Idempotenc
 export async function recordOf(key: string, hash: RecordHash, codec: ResponseCodec, where: string, withResponse = true): Promise<IdempotencyRecord> {
   const record = required(key, hash, where);
   const { fingerprint } = hash;
-  const response = withResponse ? await codec.decode(valueOf(hash, 'response'), 'response', hash.keyId, key) : undefined;
-  const error = withResponse ? await codec.decode(valueOf(hash, 'error'), 'error', hash.keyId, key) : undefined;
+  const response = withResponse ? await codec.decode(storedValue(hash, 'response'), 'response', hash.keyId, key) : undefined;
+  const error = withResponse ? await codec.decode(storedValue(hash, 'error'), 'error', hash.keyId, key) : undefined;
   return {
     ...record,
     ...(fingerprint === undefined ? {} : { fingerprint }),

@@ -86,7 +86,7 @@ export function helpText(): string {
  * @internal
  */
 export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {

@@ -111,7 +111,7 @@ describe('nested and concurrent calls', () => {
 
 describe('middlewares that answer early', () => {
   const authorize = (allowed: () => boolean) => ({
-    before: async (request: { event: { id: string } }) => (allowed() ? undefined : { statusCode: 403 }),
+    before: async (_request: { event: { id: string } }) => (allowed() ? undefined : { statusCode: 403 }),
   });
 
   test("an inner middleware's early answer from `before` releases the key at once: the retry runs", async () => {

@@ -34,7 +34,7 @@ test('after a key rotation, old records still replay and new ones use the new ke
   const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
   let runs = 0;
   const big = 'x'.repeat(200_000);
-  const fn = makeIdempotent(async (input: { id: string }) => ({ runs: ++runs, big }), { store, name: 'rot', key: (i) => i.id });
+  const fn = makeIdempotent(async (_input: { id: string }) => ({ runs: ++runs, big }), { store, name: 'rot', key: (i) => i.id });
   await fn({ id: 'old' });
   ring.rotate(k2);
   await fn({ id: 'new' });

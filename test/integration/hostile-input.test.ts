@@ -83,7 +83,7 @@ const MALFORMED_KEYS: ReadonlyArray<[string, unknown]> = [
 ];
 
 describe('httpIdempotency with a hostile Idempotency-Key', () => {
-  test.each(MALFORMED_KEYS)('%s: 400 problem+json, the handler does not run, nothing is stored', async (label, key) => {
+  test.each(MALFORMED_KEYS)('%s: 400 problem+json, the handler does not run, nothing is stored', async (_label, key) => {
     const name = namespace('header');
     const { state, send } = httpHandler(name);
     const response = await send(httpEvent({ 'idempotency-key': key }));
@@ -203,6 +203,7 @@ describe('hostile keys', () => {
   test.each([
     ['a BigInt', { id: 1n }],
     ['a cycle', cycle],
+    // biome-ignore lint/suspicious/noThenProperty: a thenable key is the hostile input under test
     ['a function', { id: 'f', then: () => undefined }],
     ['a symbol', { id: Symbol('s') }],
     ['NaN', { id: Number.NaN }],

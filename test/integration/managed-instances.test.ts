@@ -83,7 +83,10 @@ async function dispatch(invoke: Invoke, list: readonly Invocation[], turnstile: 
   const calls = list.map(({ order, context }) => invoke(order, context).then((value) => ({ value }), (error: unknown) => ({ error })));
   const arrivals: Gate[] = [];
   for (let i = 0; i < executions; i++) arrivals.push(await turnstile.next());
-  return { calls, release: () => arrivals.reverse().forEach((arrival) => arrival.open()) };
+  return { calls, release: () => {
+      for (const arrival of arrivals.reverse()) arrival.open();
+    },
+  };
 }
 
 describe.each(entryPoints)('%s', (entryPoint, make) => {
@@ -139,7 +142,7 @@ describe.each(entryPoints)('%s', (entryPoint, make) => {
     }
     // Replays after the fact, also concurrent: each key's own result.
     const replays = await Promise.all(list.map(({ order, context }) => invoke(order, context)));
-    replays.forEach((replay, i) => expect(replay).toEqual(executed.get(list[i]!.order.orderId)));
+    for (const [i, replay] of replays.entries()) expect(replay).toEqual(executed.get(list[i]!.order.orderId));
     expect(turnstile.count).toBe(12);
   });
 

@@ -4,7 +4,7 @@
  * atomic mode, so the function never runs twice and its writes commit once. The size is decided
  * before sending; a refusal DynamoDB still makes is retried once with the smallest outcome.
  */
-import { type DynamoDBClient, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { DynamoDBStore, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';

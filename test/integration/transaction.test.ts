@@ -14,7 +14,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import {
   DynamoDBStore,
-  IdempotencyError,
+  type IdempotencyError,
   type IdempotencyOptions,
   type LambdaContextLike,
   type Transaction,
@@ -284,7 +284,7 @@ describe('transactional completion', () => {
     const name = uniqueName('cond');
     let runs = 0;
     const reserve = makeIdempotent(
-      async (input: { id: string }) => {
+      async (_input: { id: string }) => {
         runs++;
         transaction()
           .update(increment(`${name}-reservations`))
@@ -615,7 +615,7 @@ describe('fence and downstream keys', () => {
     const turnstile = new Turnstile<Step>();
     const seen: { fence: string; provider: string; ledger: string; unlabelled: string }[] = [];
     const fn = makeIdempotent(
-      async (id: string) => {
+      async (_id: string) => {
         const tx = transaction();
         seen.push({ fence: tx.fence, provider: tx.downstreamKey('provider'), ledger: tx.downstreamKey('ledger'), unlabelled: tx.downstreamKey() });
         const step = await turnstile.enter();

@@ -79,7 +79,7 @@ test(`${WORKERS} worker threads, each running all ${KEYS} keys twice at once: on
         expect(outcome.value.worker).toBe(worker);
       }
     };
-    first.forEach((report, worker) => report.outcomes.forEach((outcome, i) => check(outcome, lists[worker]![i]!, worker, false)));
+    for (const [worker, report] of first.entries()) for (const [i, outcome] of report.outcomes.entries()) check(outcome, lists[worker]![i]!, worker, false);
     // The callers whose invocation ran the key got its result: one per key.
     const ran = first.flatMap((report) => report.outcomes.filter((outcome) => 'value' in outcome && outcome.value.requestId === outcome.requestId));
     expect(ran).toHaveLength(KEYS);
@@ -88,7 +88,7 @@ test(`${WORKERS} worker threads, each running all ${KEYS} keys twice at once: on
     const second = await Promise.all(workers.map((worker) => worker.round()));
     second.forEach((report, worker) => {
       expect(report.executed).toEqual([]);
-      report.outcomes.forEach((outcome, i) => check(outcome, lists[worker]![i]!, worker, true));
+      for (const [i, outcome] of report.outcomes.entries()) check(outcome, lists[worker]![i]!, worker, true);
     });
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));

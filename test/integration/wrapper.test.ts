@@ -3,7 +3,7 @@
  * injected clock and gates (no sleeps).
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile, onlyOneEnters } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';

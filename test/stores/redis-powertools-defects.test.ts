@@ -7,7 +7,6 @@
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { onlyOneEnters, Turnstile } from '../support/gate.js';
-import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 import { CLIENT_KINDS, inspector } from '../support/redis.js';
 

@@ -4,7 +4,7 @@
  * while a replay, which writes nothing, still answers.
  */
 import { Redis } from 'ioredis';
-import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { rejection } from '../support/rejections.js';

@@ -4,7 +4,7 @@
  * option validation.
  */
 import { randomBytes } from 'node:crypto';
-import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { freePort } from '../../tools/dynamodb-local.js';

@@ -1,4 +1,4 @@
-import { DeleteTableCommand, DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, type DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { DynamoDBStore, hashKey } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
