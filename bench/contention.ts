@@ -4,7 +4,7 @@
  */
 import { benchClient, type Tables } from './local.js';
 import { enterProcessState } from './process-state.js';
-import { errorCode, lambdaContext, type Library, makeEvent, type OrderEvent, subject, type Subject } from './subjects.js';
+import { errorCode, type Library, lambdaContext, makeEvent, type OrderEvent, type Subject, subject } from './subjects.js';
 
 export interface ContentionRun {
   readonly library: Library;
@@ -104,7 +104,9 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
   ];
   for (const [library, from, to] of halves) {
     enterProcessState(library === 'ours' ? 'ours' : 'other');
-    const spent = await pool(to - from, plan.concurrency, (i) => invoke(targets[library], { ...events[(from + i) % plan.manyKeys]! }, tallies[library], context));
+    const spent = await pool(to - from, plan.concurrency, (i) =>
+      invoke(targets[library], { ...events[(from + i) % plan.manyKeys]! }, tallies[library], context),
+    );
     wall[library] += spent.wall;
     cpu[library] += spent.cpu;
   }

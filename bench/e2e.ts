@@ -6,7 +6,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { benchClient, type Tables } from './local.js';
 import { enterProcessState } from './process-state.js';
 import { measureCall, rotation, type Summary, summarize } from './stats.js';
-import { LIBRARIES, lambdaContext, type Library, makeEvent, subject } from './subjects.js';
+import { LIBRARIES, type Library, lambdaContext, makeEvent, subject } from './subjects.js';
 
 export interface EndToEnd {
   readonly warmup: number;

@@ -1,6 +1,6 @@
 /** DynamoDB Local clients and tables for the benchmarks: one table per library, identical settings. */
 import { Agent } from 'node:http';
-import { DynamoDBClient, GetItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { idempotencyTableSchema } from '../lib/table-schema.js';
 import { LOCAL_CREDENTIALS } from '../tools/dynamodb-local.js';
 import { createTable } from '../tools/tables.js';
@@ -30,7 +30,11 @@ export async function createBenchTables(client: DynamoDBClient): Promise<Tables>
   return tables;
 }
 
-export async function readItem(client: DynamoDBClient, tableName: string, key: Record<string, AttributeValue>): Promise<Record<string, AttributeValue> | undefined> {
+export async function readItem(
+  client: DynamoDBClient,
+  tableName: string,
+  key: Record<string, AttributeValue>,
+): Promise<Record<string, AttributeValue> | undefined> {
   const out = await client.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
   return out.Item;
 }

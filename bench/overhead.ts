@@ -4,21 +4,15 @@
  * and the library's own work, the exact commands the library sent are captured once and replayed
  * with bare `client.send` calls on the same stand-in, interleaved with everything else.
  */
-import {
-  type AttributeValue,
-  DeleteItemCommand,
-  type DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { type AttributeValue, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { hashKey } from '../lib/index.js';
 import { enterProcessState } from './process-state.js';
 import { StandIn } from './stand-in.js';
 import { measureCall, rotation, type Summary, summarize } from './stats.js';
-import { bareSubject, LIBRARIES, lambdaContext, type Library, makeEvent, type OrderEvent, RETENTION_SECONDS, subject } from './subjects.js';
+import { bareSubject, LIBRARIES, type Library, lambdaContext, makeEvent, type OrderEvent, RETENTION_SECONDS, subject } from './subjects.js';
 
 type Item = Record<string, AttributeValue>;
 

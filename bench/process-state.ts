@@ -11,6 +11,7 @@ import { enterCall, leaveCallScopes } from '../lib/transaction.js';
 export type ProcessState = 'ours' | 'other';
 
 export function enterProcessState(state: ProcessState): void {
-  if (state === 'ours') enterCall(); // an empty slot: the storage is enabled, as after any earlier call
+  if (state === 'ours')
+    enterCall(); // an empty slot: the storage is enabled, as after any earlier call
   else leaveCallScopes(); // Node turns the hooks off again once no storage is enabled
 }

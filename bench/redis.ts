@@ -18,7 +18,16 @@ import { benchClient } from './local.js';
 import { enterProcessState } from './process-state.js';
 import { RequestCounter } from './request-counter.js';
 import { measureCall, rotation, type Summary, summarize } from './stats.js';
-import { type Handler, lambdaContext, makeBusinessHandler, makeEvent, oursSubject, type OrderEvent, type OrderResponse, RETENTION_SECONDS } from './subjects.js';
+import {
+  type Handler,
+  lambdaContext,
+  makeBusinessHandler,
+  makeEvent,
+  type OrderEvent,
+  type OrderResponse,
+  oursSubject,
+  RETENTION_SECONDS,
+} from './subjects.js';
 
 export const REDIS_SUBJECTS = ['redis', 'dynamodb', 'powertools'] as const;
 export type RedisSubject = (typeof REDIS_SUBJECTS)[number];
@@ -69,7 +78,9 @@ function countCommands(client: NodeRedis): string[] {
 }
 
 function redisHandler(store: RedisStore): Handler {
-  return middy<OrderEvent, OrderResponse, Error, Context>(makeBusinessHandler({ executions: 0 })).use(idempotency<OrderEvent, OrderResponse>({ store, expiresAfterSeconds: RETENTION_SECONDS }));
+  return middy<OrderEvent, OrderResponse, Error, Context>(makeBusinessHandler({ executions: 0 })).use(
+    idempotency<OrderEvent, OrderResponse>({ store, expiresAfterSeconds: RETENTION_SECONDS }),
+  );
 }
 
 function powertoolsCacheHandler(client: NodeRedis): Handler {
@@ -134,5 +145,13 @@ export async function measureRedis(redisUrl: string, dynamodbEndpoint: string, t
   dynamodb.destroy();
   enterProcessState('other');
   const pick = (kind: string) => Object.fromEntries(REDIS_SUBJECTS.map((s) => [s, summarize(times[`${kind} ${s}`]!)])) as Record<RedisSubject, Summary>;
-  return { redisVersion, eventBytes: JSON.stringify(base).length, requests, first: pick('first'), replay: pick('replay'), firstCpu: pick('first cpu'), replayCpu: pick('replay cpu') };
+  return {
+    redisVersion,
+    eventBytes: JSON.stringify(base).length,
+    requests,
+    first: pick('first'),
+    replay: pick('replay'),
+    firstCpu: pick('first cpu'),
+    replayCpu: pick('replay cpu'),
+  };
 }

@@ -8,7 +8,7 @@ import { itemSize } from './item-size.js';
 import { benchClient, readItem, type Tables } from './local.js';
 import { RequestCounter } from './request-counter.js';
 import { rotation } from './stats.js';
-import { errorCode, holdGate, LIBRARIES, lambdaContext, type Library, makeEvent, type OrderEvent, type Subject, subject } from './subjects.js';
+import { errorCode, holdGate, LIBRARIES, type Library, lambdaContext, makeEvent, type OrderEvent, type Subject, subject } from './subjects.js';
 
 type Item = Record<string, AttributeValue>;
 

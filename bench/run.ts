@@ -7,7 +7,7 @@
  */
 import './env.js';
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, platform, arch } from 'node:os';
+import { arch, cpus, loadavg, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDynamoDBLocal } from '../tools/dynamodb-local.js';
@@ -22,7 +22,7 @@ import type { ChildPlan } from './node-child.js';
 import { node24, runOnNode } from './other-node.js';
 import { measureOverhead } from './overhead.js';
 import { measureRedis } from './redis.js';
-import { renderTable, type Results, writeResults } from './report.js';
+import { type Results, renderTable, writeResults } from './report.js';
 import { measureRoundTrips } from './round-trips.js';
 import { measureSingleFlight } from './single-flight.js';
 import { measureTransactionModes } from './transaction-modes.js';
@@ -51,8 +51,7 @@ const PLAN = {
   budgetSeconds: 165,
 };
 
-const version = (name: string): string =>
-  (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+const version = (name: string): string => (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 const started = performance.now();
 const elapsed = () => (performance.now() - started) / 1000;
@@ -90,7 +89,9 @@ try {
     node24Results = other;
   } else {
     const plan: ChildPlan = { endpoint: local.endpoint, tables, replayItems: roundTrips.replayItems, singleFlight: PLAN.singleFlight, ...PLAN.node24 };
-    node24Results = await runOnNode(other.binary, root, plan).catch((error: unknown) => ({ unavailable: `the run on ${other.version} failed: ${(error as Error).message}` }));
+    node24Results = await runOnNode(other.binary, root, plan).catch((error: unknown) => ({
+      unavailable: `the run on ${other.version} failed: ${(error as Error).message}`,
+    }));
   }
   if ('unavailable' in node24Results) notes.push(`Node 24 sections skipped: ${node24Results.unavailable}`);
 
@@ -106,7 +107,9 @@ try {
   const unit = PLAN.contention.manyKeys * 4;
   const manyCalls = Math.max(unit * 5, Math.min(PLAN.contention.manyCalls, Math.floor(affordable / unit) * unit));
   if (manyCalls < PLAN.contention.manyCalls) {
-    notes.push(`contention test scaled down from ${PLAN.contention.manyCalls} to ${manyCalls} calls: at this run's pace the full test would exceed the 3-minute limit`);
+    notes.push(
+      `contention test scaled down from ${PLAN.contention.manyCalls} to ${manyCalls} calls: at this run's pace the full test would exceed the 3-minute limit`,
+    );
   }
   progress(`5. contention (${PLAN.contention.oneKeyCalls} on one key; ${manyCalls} over ${PLAN.contention.manyKeys} keys)`);
   const contention = await measureContention(local.endpoint, tables, { ...PLAN.contention, manyCalls });

@@ -6,11 +6,12 @@
  * Counted per burst: DynamoDB requests (the request counter), handler executions, values and
  * errors by code, and each caller's latency from the start of the burst.
  */
-import { RequestCounter } from './request-counter.js';
+
 import { benchClient, type Tables } from './local.js';
 import { enterProcessState } from './process-state.js';
+import { RequestCounter } from './request-counter.js';
 import { rotation, type Summary, summarize } from './stats.js';
-import { errorCode, LIBRARIES, lambdaContext, type Library, makeEvent, subject } from './subjects.js';
+import { errorCode, LIBRARIES, type Library, lambdaContext, makeEvent, subject } from './subjects.js';
 
 export interface SingleFlightPlan {
   /** Concurrent calls with one key per burst. */
@@ -51,7 +52,18 @@ export async function measureSingleFlight(endpoint: string, tables: Tables, plan
     }),
   ) as Record<Library, { client: ReturnType<typeof benchClient>; counter: RequestCounter; target: ReturnType<typeof subject> }>;
   const tallies = Object.fromEntries(
-    LIBRARIES.map((library) => [library, { requests: 0, operations: {} as Record<string, number>, executions: [] as number[], values: 0, errors: {} as Record<string, number>, latency: [] as number[], burst: [] as number[] }]),
+    LIBRARIES.map((library) => [
+      library,
+      {
+        requests: 0,
+        operations: {} as Record<string, number>,
+        executions: [] as number[],
+        values: 0,
+        errors: {} as Record<string, number>,
+        latency: [] as number[],
+        burst: [] as number[],
+      },
+    ]),
   );
   for (let burst = 0; burst < plan.warmupBursts + plan.bursts; burst++) {
     for (const library of rotation(LIBRARIES, burst)) {

@@ -3,10 +3,11 @@
  * middleware or by Powertools' (`makeHandlerIdempotent`), or left bare. Both libraries get the same
  * settings: the whole event is the key (the default of both), 24 h retention, no payload validation.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoDBStore, idempotency } from '../lib/index.js';

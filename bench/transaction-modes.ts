@@ -39,7 +39,13 @@ export async function measureTransactionModes(endpoint: string, tableName: strin
       const before = executions;
       await handler({ ...event }, context);
       const requests = counter.since(mark);
-      calls.push({ mode, scenario, requests: requests.length, operations: requests.map((r) => (r.ok ? r.operation : `${r.operation}✗`)), executions: executions - before });
+      calls.push({
+        mode,
+        scenario,
+        requests: requests.length,
+        operations: requests.map((r) => (r.ok ? r.operation : `${r.operation}✗`)),
+        executions: executions - before,
+      });
     }
   }
   client.destroy();

@@ -1,6 +1,7 @@
 /** Builds API Gateway HTTP API (payload v2) events, as API Gateway would for the payment API's routes. */
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+
 import { randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { PAYMENT_ROUTES } from '../infra/functions/routes.js';
 
 export interface HttpRequest {

@@ -4,11 +4,12 @@
  * no payments table, since `transaction()` (the payment committed with its record) is DynamoDB's.
  * The card processor counts what really happened, as in the DynamoDB scenarios.
  */
+
+import { createHash, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSRecord } from 'aws-lambda';
-import { createHash, randomUUID } from 'node:crypto';
-import { type HttpEvent, httpIdempotency, idempotentBatch, type IdempotencyStore } from '../lib/index.js';
 import type { Redis } from 'ioredis';
+import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch } from '../lib/index.js';
 import { RedisStore } from '../lib/redis/index.js';
 import { CountingProvider, DemoClock } from './fakes.js';
 import { toHttpApiEvent } from './http-event.js';
@@ -66,7 +67,12 @@ class RedisHarness {
     const api = instance === 'same' ? this.api : this.otherInstance;
     const result = await api(event, lambdaContext('payments-api', this.clock.now));
     const header = (name: string) => Object.entries(result.headers ?? {}).find(([k]) => k.toLowerCase() === name)?.[1];
-    return { status: result.statusCode ?? 200, replayed: header('idempotent-replayed') === 'true', retryAfter: header('retry-after')?.toString(), json: JSON.parse(result.body ?? '{}') };
+    return {
+      status: result.statusCode ?? 200,
+      replayed: header('idempotent-replayed') === 'true',
+      retryAfter: header('retry-after')?.toString(),
+      json: JSON.parse(result.body ?? '{}'),
+    };
   }
 
   expect(condition: boolean, problem: string): void {
@@ -88,7 +94,10 @@ export const redisScenarios: RedisScenario[] = [
     const h = new RedisHarness(store);
     const key = h.key('double-click');
     const [first, second] = [await h.post(PAYMENT, key), await h.post(PAYMENT, key)];
-    h.expect(first.status === 201 && !first.replayed && second.status === 201 && second.replayed, `${first.status}, then ${second.status}: expected 201, then 201 replayed`);
+    h.expect(
+      first.status === 201 && !first.replayed && second.status === 201 && second.replayed,
+      `${first.status}, then ${second.status}: expected 201, then 201 replayed`,
+    );
     h.expect(second.json.paymentId === first.json.paymentId, 'the replay names another payment');
     return h.result('Double-click: same key twice', 1, `${tally([first, second])}, same paymentId`);
   },
@@ -98,7 +107,10 @@ export const redisScenarios: RedisScenario[] = [
     const key = h.key('burst');
     const replies = await Promise.all(Array.from({ length: 20 }, () => h.post(PAYMENT, key)));
     h.expect(replies.filter((r) => r.status === 201 && !r.replayed).length === 1, 'not exactly one request ran');
-    h.expect(replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)), 'an answer other than 201 or 409 + Retry-After');
+    h.expect(
+      replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)),
+      'an answer other than 201 or 409 + Retry-After',
+    );
     return h.result('Burst of 20 concurrent duplicates', 1, tally(replies));
   },
 
@@ -124,7 +136,7 @@ export const redisScenarios: RedisScenario[] = [
     h.clock.advance(30 * 60_000);
     const retry = await h.post(PAYMENT, key);
     h.expect(first.status === 201 && retry.status === 201 && retry.replayed, 'the late retry was not a replay');
-    return h.result('Retried 30 minutes later', 1, 'replayed after 30 min: the record lives for its 24 h retention, not a lock\'s 10 min');
+    return h.result('Retried 30 minutes later', 1, "replayed after 30 min: the record lives for its 24 h retention, not a lock's 10 min");
   },
 
   async function downstreamFailure(store) {
@@ -150,10 +162,17 @@ export const redisScenarios: RedisScenario[] = [
     h.provider.releaseHung();
     const stale = await stuck;
     const after = await h.post(PAYMENT, key);
-    h.expect(early.status === 409 && early.retryAfter === '8', `within the lease: ${early.status} (Retry-After ${early.retryAfter}), expected 409 with Retry-After 8`);
+    h.expect(
+      early.status === 409 && early.retryAfter === '8',
+      `within the lease: ${early.status} (Retry-After ${early.retryAfter}), expected 409 with Retry-After 8`,
+    );
     h.expect(takeover.status === 201 && !takeover.replayed && stale.status === 502, `takeover ${takeover.status}, timed-out attempt ${stale.status}`);
     h.expect(after.replayed && after.json.paymentId === takeover.json.paymentId, 'a later duplicate did not replay the takeover');
-    return h.result('Timed-out attempt taken over after its lease', 1, `409 Retry-After ${early.retryAfter} during the lease, then 201 after it; replayed since`);
+    return h.result(
+      'Timed-out attempt taken over after its lease',
+      1,
+      `409 Retry-After ${early.retryAfter} during the lease, then 201 after it; replayed since`,
+    );
   },
 
   async function sqsBatch(store) {

@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { type DynamoDBLocal, localClient, startDynamoDBLocal } from '../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../tools/redis-server.js';
-import { createDemoTables, runScenarios, type ScenarioResult } from './scenarios.js';
 import { runRedisScenarios } from './redis-scenarios.js';
+import { createDemoTables, runScenarios, type ScenarioResult } from './scenarios.js';
 import { serve } from './serve.js';
 
 const { values: args } = parseArgs({
@@ -103,10 +103,16 @@ async function main(): Promise<number> {
       const base = `http://127.0.0.1:${port}`;
       // The process to signal is this one: `npm run` does not pass a kill of its own PID on through its shell.
       console.log(`Payment API on ${base} (process ${process.pid}: Ctrl-C or \`kill ${process.pid}\` stops it and DynamoDB Local). Try:\n`);
-      console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 4999, "currency": "EUR"}'`);
+      console.log(
+        `  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 4999, "currency": "EUR"}'`,
+      );
       console.log('  # the same command again: the same payment, with Idempotent-Replayed: true');
-      console.log(`  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 5000, "currency": "EUR"}'   # 422`);
-      console.log(`  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'`);
+      console.log(
+        `  curl -i -X POST ${base}/payments -H 'Idempotency-Key: order-42' -H 'Content-Type: application/json' -d '{"amount": 5000, "currency": "EUR"}'   # 422`,
+      );
+      console.log(
+        `  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'`,
+      );
       console.log(`  curl -i -X POST ${base}/idempotency-keys   # a server-issued key, to send as the Idempotency-Key\n`);
       await new Promise<void>((resolve) => {
         const shutdown = () => server.close(() => resolve());

@@ -4,15 +4,16 @@
  * scenario counts what the (fake) card processor really did and compares it with what should have
  * happened. `npm run demo` prints them; test/integration/demo.test.ts asserts them.
  */
+
+import { randomUUID } from 'node:crypto';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
-import { idempotencyTableSchema } from '../lib/table-schema.js';
-import { createConsumerHandler, type ConsumerHandler } from '../infra/functions/consumer.js';
+import { type ConsumerHandler, createConsumerHandler } from '../infra/functions/consumer.js';
 import { createPaymentHandler, type PaymentHandler } from '../infra/functions/payment.js';
 import type { Payment } from '../infra/functions/payment-service.js';
 import { paymentsTableSchema } from '../infra/payments-schema.js';
+import { idempotencyTableSchema } from '../lib/table-schema.js';
 import { createTable } from '../tools/tables.js';
 import { CountingProvider, DemoClock } from './fakes.js';
 import { toHttpApiEvent } from './http-event.js';
@@ -180,7 +181,10 @@ export const tally = (replies: Reply[]): string => {
     const label = r.status === 201 && r.replayed ? '201 replayed' : String(r.status);
     counts.set(label, (counts.get(label) ?? 0) + 1);
   }
-  return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([label, n]) => `${n}× ${label}`).join(', ');
+  return [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([label, n]) => `${n}× ${label}`)
+    .join(', ');
 };
 
 type Scenario = (client: DynamoDBClient, tables: DemoTables) => Promise<ScenarioResult>;
@@ -207,7 +211,10 @@ export const scenarios: Scenario[] = [
     const created = replies.filter((r) => r.status === 201);
     h.expect(created.filter((r) => !r.replayed).length === 1, 'not exactly one request ran');
     h.expect(new Set(created.map((r) => r.json.paymentId)).size === 1, 'the 201 answers name different payments');
-    h.expect(replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)), 'an answer other than 201 or 409 + Retry-After');
+    h.expect(
+      replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)),
+      'an answer other than 201 or 409 + Retry-After',
+    );
     return h.result('Burst of 20 concurrent duplicates', 'charges', 1, tally(replies));
   },
 
@@ -240,7 +247,12 @@ export const scenarios: Scenario[] = [
     h.expect(refund.status === 201, `refund answer ${refund.status}, expected 201`);
     h.expect(retry.status === 201 && retry.replayed && retry.json.refundId === refund.json.refundId, 'the late retry was not a replay of the refund');
     h.expect(stored?.refundedAmount === 2_500 && stored.status === 'PARTIALLY_REFUNDED', `stored refundedAmount ${stored?.refundedAmount}, expected 2500`);
-    return h.result('Refund retried 30 minutes later', 'refunds', 1, `replayed after 30 min (a 10-min lock would have refunded again); refunded ${stored?.refundedAmount} of 10000`);
+    return h.result(
+      'Refund retried 30 minutes later',
+      'refunds',
+      1,
+      `replayed after 30 min (a 10-min lock would have refunded again); refunded ${stored?.refundedAmount} of 10000`,
+    );
   },
 
   async function competingRefunds(client, tables) {
@@ -286,7 +298,12 @@ export const scenarios: Scenario[] = [
     // A whole-batch redelivery (e.g. the invocation timed out after processing) replays every order.
     const again = await h.deliver(batch);
     h.expect(again.length === 2, 'the whole-batch redelivery reported other failures');
-    return h.result('SQS batch: 7 messages, 2 duplicates, 2 poison; redelivered', 'charges', 3, `batchItemFailures: the 2 poison messages, 3 times; duplicates and redeliveries replayed`);
+    return h.result(
+      'SQS batch: 7 messages, 2 duplicates, 2 poison; redelivered',
+      'charges',
+      3,
+      `batchItemFailures: the 2 poison messages, 3 times; duplicates and redeliveries replayed`,
+    );
   },
 
   async function leaseTakeover(client, tables) {
@@ -305,11 +322,19 @@ export const scenarios: Scenario[] = [
     h.provider.releaseHung();
     const stale = await stuck;
     const after = await h.post('/payments', PAYMENT, key);
-    h.expect(early.status === 409 && early.retryAfter === '8', `retry within the lease answered ${early.status} (Retry-After ${early.retryAfter}), expected 409 with Retry-After 8`);
+    h.expect(
+      early.status === 409 && early.retryAfter === '8',
+      `retry within the lease answered ${early.status} (Retry-After ${early.retryAfter}), expected 409 with Retry-After 8`,
+    );
     h.expect(takeover.status === 201 && !takeover.replayed, `retry after the lease answered ${takeover.status}, expected 201 that ran`);
     h.expect(stale.status === 502, `the timed-out attempt ended with ${stale.status}`);
     h.expect(after.status === 201 && after.replayed && after.json.paymentId === takeover.json.paymentId, 'a later duplicate did not replay the takeover');
-    return h.result('Timed-out attempt taken over after its lease', 'charges', 1, `409 Retry-After ${early.retryAfter} during the lease, then 201 after it; replayed since`);
+    return h.result(
+      'Timed-out attempt taken over after its lease',
+      'charges',
+      1,
+      `409 Retry-After ${early.retryAfter} during the lease, then 201 after it; replayed since`,
+    );
   },
 
   async function crashBeforeCompletion(client, tables) {
@@ -320,7 +345,8 @@ export const scenarios: Scenario[] = [
     let crashes = 1;
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === 'TransactWriteItemsCommand' && crashes-- > 0) throw Object.assign(new Error('the Lambda runtime stopped'), { name: 'RuntimeExit' });
+        if (context.commandName === 'TransactWriteItemsCommand' && crashes-- > 0)
+          throw Object.assign(new Error('the Lambda runtime stopped'), { name: 'RuntimeExit' });
         return next(args);
       },
       { step: 'initialize', name: 'demoCrash' },
@@ -362,7 +388,15 @@ export async function runEach<S extends (...args: never[]) => Promise<ScenarioRe
     try {
       result = await invoke(scenario);
     } catch (error) {
-      result = { name: scenario.name, effect: 'charges', happened: NaN, expected: NaN, detail: 'threw', problems: [String((error as Error)?.stack ?? error)], ok: false };
+      result = {
+        name: scenario.name,
+        effect: 'charges',
+        happened: NaN,
+        expected: NaN,
+        detail: 'threw',
+        problems: [String((error as Error)?.stack ?? error)],
+        ok: false,
+      };
     }
     results.push(result);
     onResult?.(result);

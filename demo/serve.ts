@@ -1,13 +1,14 @@
 /** `npm run demo -- --serve`: the payment API on 127.0.0.1, through an HTTP → API Gateway v2 adapter, over DynamoDB Local. */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createKeyHandler } from '../infra/functions/keys.js';
 import { createPaymentHandler } from '../infra/functions/payment.js';
 import { KEY_ROUTE } from '../infra/functions/routes.js';
+import { toHttpApiEvent } from './http-event.js';
 import type { DemoTables } from './scenarios.js';
 import { lambdaContext } from './scenarios.js';
-import { toHttpApiEvent } from './http-event.js';
 
 async function readBody(request: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -9,7 +10,6 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { fileURLToPath } from 'node:url';
 import { type IdempotencyMonitoring, IdempotencyTable, tablePropsFromSchema } from '../lib/cdk/index.js';
 import { KEY_ROUTE, PAYMENT_ROUTES, RECORD_NAMESPACES } from './functions/routes.js';
 import { paymentsTableSchema } from './payments-schema.js';

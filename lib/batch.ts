@@ -3,7 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
-import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
+import { optionChecks, type SharedOptionName, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
@@ -23,8 +23,20 @@ export interface BatchResponse {
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
 const BATCH_SHARED = [
-  'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'leaseSeconds', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
-  'singleFlight', 'waitForInProgressMillis',
+  'store',
+  'name',
+  'expiresAfterSeconds',
+  'cacheSize',
+  'leaseSeconds',
+  'now',
+  'logger',
+  'isFinalError',
+  'errorFields',
+  'atomic',
+  'transactions',
+  'observability',
+  'singleFlight',
+  'waitForInProgressMillis',
 ] as const satisfies readonly SharedOptionName[];
 
 const BATCH_OPTIONS = optionChecks(BATCH_SHARED, {
@@ -126,7 +138,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     ...common,
     // A stream change is one event: equal content at another time is another change, so its eventID
     // is the key. A queue message is keyed by its content, which a producer's resend repeats.
-    key: key ? (input) => key(input.message, input.record) : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
+    key: key
+      ? (input) => key(input.message, input.record)
+      : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
     ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
   });
   const log: IdempotencyLogger = common.logger ?? console;
@@ -150,7 +164,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const runs = new Map<string, Promise<boolean>>();
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
-        (log.error ?? log.warn).call(log, JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }));
+        (log.error ?? log.warn).call(
+          log,
+          JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }),
+        );
         return Promise.reject(new Error(item.poison));
       }
       const input = { message: item.message as TMessage, record: item.record };
@@ -159,7 +176,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         if (previous !== undefined && !(await previous)) throw new Error('an in-batch duplicate of this record failed');
         await engine.run(input, context, () => recordHandler(input.message, item.record, context));
       })();
-      runs.set(item.key!, current.then(() => true, () => false));
+      runs.set(
+        item.key!,
+        current.then(
+          () => true,
+          () => false,
+        ),
+      );
       return current;
     };
 
@@ -167,14 +190,20 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     if (source !== 'sqs') {
       // Streams: in order; report the first failure, Lambda resumes from it.
       for (const item of items) {
-        const ok = await runItem(item).then(() => true, () => false);
+        const ok = await runItem(item).then(
+          () => true,
+          () => false,
+        );
         if (!ok) return { batchItemFailures: [{ itemIdentifier: item.id }] };
       }
       return { batchItemFailures: [] };
     }
     const fifo = (records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false;
     if (!fifo) {
-      await pool(items.map((item) => () => runItem(item).catch(() => void failed.add(item.id))), concurrency);
+      await pool(
+        items.map((item) => () => runItem(item).catch(() => void failed.add(item.id))),
+        concurrency,
+      );
     } else {
       const groups = new Map<string, Array<Item<TMessage>>>();
       for (const item of items) {
@@ -183,7 +212,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
         for (let i = 0; i < group.length; i++) {
-          const ok = await runItem(group[i]!).then(() => true, () => false);
+          const ok = await runItem(group[i]!).then(
+            () => true,
+            () => false,
+          );
           if (!ok) {
             // Order within a group must hold: the rest go back to the queue unprocessed.
             for (const rest of group.slice(i)) failed.add(rest.id);
@@ -191,7 +223,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           }
         }
       };
-      await pool([...groups.values()].map((group) => () => runGroup(group)), concurrency);
+      await pool(
+        [...groups.values()].map((group) => () => runGroup(group)),
+        concurrency,
+      );
     }
     return { batchItemFailures: items.filter((item) => failed.has(item.id)).map((item) => ({ itemIdentifier: item.id })) };
   };

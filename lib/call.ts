@@ -1,5 +1,5 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { type NativeAttributeValue, marshall } from '@aws-sdk/util-dynamodb';
+import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import { sha256 } from './key.js';
 import type { Transaction, TransactionConditionCheck, TransactionDelete, TransactionPut, TransactionUpdate } from './transaction.js';
 
@@ -85,7 +85,9 @@ export class Call implements Transaction {
 
   conditionCheck(params: TransactionConditionCheck): Transaction {
     const table = tableOf(params, 'conditionCheck');
-    return this.add({ ConditionCheck: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params), ConditionExpression: params.ConditionExpression } });
+    return this.add({
+      ConditionCheck: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params), ConditionExpression: params.ConditionExpression },
+    });
   }
 
   downstreamKey(label = ''): string {
@@ -102,7 +104,9 @@ export class Call implements Transaction {
   private assertOpen(writing: boolean): void {
     if (this.ended) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
     if (this.mode === 'unkeyed') {
-      throw new TypeError('transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.');
+      throw new TypeError(
+        'transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.',
+      );
     }
     if (writing && !this.transactional) {
       throw new TypeError('transaction(): the store of this idempotent call cannot commit writes with its record; use a DynamoDBStore.');

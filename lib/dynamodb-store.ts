@@ -8,6 +8,10 @@ import {
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { type AttributeNames, type DynamoDBStoreOptions, resolveStoreOptions } from './dynamodb-store-options.js';
+import { recordActionInvalid, sendTransaction } from './dynamodb-transaction.js';
+import { IdempotencyError } from './errors.js';
+import { ResponseCodec } from './response-codec.js';
 import type {
   ClaimCompletedRequest,
   ClaimRequest,
@@ -16,19 +20,15 @@ import type {
   CompleteResult,
   IdempotencyRecord,
   IdempotencyStore,
-  ReleaseRequest,
   RecordStatus,
   RecordSummary,
+  ReleaseRequest,
   ReleaseResult,
 } from './store.js';
-import { type AttributeNames, type DynamoDBStoreOptions, resolveStoreOptions } from './dynamodb-store-options.js';
-import { recordActionInvalid, sendTransaction } from './dynamodb-transaction.js';
-import { IdempotencyError } from './errors.js';
-import { ResponseCodec } from './response-codec.js';
-import { ITEM_LIMIT_BYTES, type Outcome, type OutcomeNames, type StoredOutcome, attributeSize, encodeOutcome, itemSize } from './stored-outcome.js';
+import { attributeSize, encodeOutcome, ITEM_LIMIT_BYTES, itemSize, type Outcome, type OutcomeNames, type StoredOutcome } from './stored-outcome.js';
 
-export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
+export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 
 /** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
 const FINGERPRINT_BYTES = 64;
@@ -340,7 +340,11 @@ export class DynamoDBStore implements IdempotencyStore {
           Key: { [a.key]: { S: key } },
           ...(onlyIf === undefined
             ? { ConditionExpression: 'attribute_exists(#id)', ExpressionAttributeNames: { '#id': a.key } }
-            : { ConditionExpression: '#status = :status', ExpressionAttributeNames: { '#status': a.status }, ExpressionAttributeValues: { ':status': { S: onlyIf } } }),
+            : {
+                ConditionExpression: '#status = :status',
+                ExpressionAttributeNames: { '#status': a.status },
+                ExpressionAttributeValues: { ':status': { S: onlyIf } },
+              }),
         }),
       );
       return true;

@@ -4,7 +4,9 @@ import { IdempotencyError } from './errors.js';
 type CancellationReason = { Code?: string; Item?: Record<string, AttributeValue> };
 
 const reasonsOf = (error: unknown): CancellationReason[] =>
-  (error as { name?: unknown } | null)?.name === 'TransactionCanceledException' ? ((error as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? []) : [];
+  (error as { name?: unknown } | null)?.name === 'TransactionCanceledException'
+    ? ((error as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? [])
+    : [];
 
 /**
  * True when DynamoDB cancelled a transaction because the record's own action (the first) is
@@ -38,11 +40,15 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       if (failed > 0) {
         const action = items[failed]!;
         const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
-        throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`, {
-          cause: error,
-          actionIndex: failed - 1,
-          ...(table === undefined ? {} : { tableName: table }),
-        });
+        throw new IdempotencyError(
+          'TRANSACTION_CONDITION_FAILED',
+          `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`,
+          {
+            cause: error,
+            actionIndex: failed - 1,
+            ...(table === undefined ? {} : { tableName: table }),
+          },
+        );
       }
       const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
       if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });

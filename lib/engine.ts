@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Call } from './call.js';
-import { IdempotencyError, describeStoreFailure } from './errors.js';
+import { describeStoreFailure, IdempotencyError } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
-import { type Emit, type IdempotencyEvent, createEmitter } from './observability.js';
+import { createEmitter, type Emit, type IdempotencyEvent } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
@@ -197,9 +197,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const now = this.now();
     if (this.options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.transactional) };
     const remaining = remainingMillisOf(context);
-    const leaseMillis = durable
-      ? (this.options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
-      : (remaining ?? (this.options.leaseSeconds ?? 60) * 1000);
+    const leaseMillis = durable ? (this.options.durableLeaseSeconds ?? this.retentionSeconds) * 1000 : (remaining ?? (this.options.leaseSeconds ?? 60) * 1000);
     const waitUntil = now + Math.min(this.options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
     for (let attempt = 0; ; attempt++) {
       const at = this.now();
@@ -220,7 +218,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running. Best effort.
         if (!durable) await this.store.release({ key, owner }).catch(() => undefined);
-        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, { cause: error });
+        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, {
+          cause: error,
+        });
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
@@ -239,7 +239,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** Ends a call exactly once: stores its outcome or releases its key, and says what its caller gets. */
   async end(call: Call, ending: Ending): Promise<Outcome> {
     const own: Outcome =
-      ending.kind === 'throw' ? { kind: 'error', error: ending.error, replayed: false } : { kind: 'value', value: ending.kind === 'return' ? ending.value : undefined, replayed: false };
+      ending.kind === 'throw'
+        ? { kind: 'error', error: ending.error, replayed: false }
+        : { kind: 'value', value: ending.kind === 'return' ? ending.value : undefined, replayed: false };
     if (!call.end() || call.mode === 'unkeyed') return own;
     let record: IdempotencyRecord | undefined;
     let outcome = own;
@@ -269,7 +271,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** Completes the record with `payload` (and the call's writes); the record the call ended with, for followers. */
-  private async complete(call: Call, payload: Pick<CompleteRequest, 'response' | 'responseOmitted' | 'error'>, own: Outcome): Promise<[Outcome, IdempotencyRecord | undefined]> {
+  private async complete(
+    call: Call,
+    payload: Pick<CompleteRequest, 'response' | 'responseOmitted' | 'error'>,
+    own: Outcome,
+  ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
     const request: CompleteRequest = { key, owner, expiresAt: this.expiresAt(now), ...payload };
@@ -327,9 +333,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return done(result.record.responseOmitted !== true);
     this.emit('superseded', key);
-    const error = new IdempotencyError('SUPERSEDED', 'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.', {
-      ...(result.record === undefined ? {} : { record: result.record }),
-    });
+    const error = new IdempotencyError(
+      'SUPERSEDED',
+      'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.',
+      {
+        ...(result.record === undefined ? {} : { record: result.record }),
+      },
+    );
     return [{ kind: 'error', error, replayed: false }, undefined];
   }
 
@@ -407,7 +417,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   private warn(what: string, key: string, error: unknown): void {
     this.emit('bookkeepingFailure', key);
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    this.logger.warn(JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }));
+    this.logger.warn(
+      JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }),
+    );
   }
 }
 

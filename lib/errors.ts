@@ -109,6 +109,7 @@ export function describeStoreFailure(error: unknown): string {
   if (named !== undefined && !GENERIC.has(named)) return named;
   if (typeof code === 'string' && SYSTEM_CODE.test(code)) return code;
   // The SDK wraps a network error in a plain Error whose message alone keeps the system code.
-  const wrapped = typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
+  const wrapped =
+    typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
   return wrapped ?? named ?? 'Error';
 }

@@ -10,7 +10,24 @@ import { canonicalJson } from './key.js';
  */
 
 /** JWT claims of one token or one sign-in session (RFC 7519, OpenID Connect, Cognito, Entra ID). */
-const PER_TOKEN_CLAIMS = new Set(['iat', 'exp', 'nbf', 'jti', 'auth_time', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'event_id', 'origin_jti', 'uti', 'aio', 'rh']);
+const PER_TOKEN_CLAIMS = new Set([
+  'iat',
+  'exp',
+  'nbf',
+  'jti',
+  'auth_time',
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'sid',
+  'session_state',
+  'event_id',
+  'origin_jti',
+  'uti',
+  'aio',
+  'rh',
+]);
 
 /**
  * In a Lambda authorizer's context the names mean what its author chose, so only names that mean
@@ -24,8 +41,16 @@ const COGNITO_IDENTITY_FIELDS = ['identityId', 'identityPoolId'];
 
 /** REST API `requestContext.identity` fields that name the caller (not its address, agent or access key). */
 const REST_IDENTITY_FIELDS = [
-  'accountId', 'apiKeyId', 'caller', 'cognitoAuthenticationProvider', 'cognitoAuthenticationType', 'cognitoIdentityId', 'cognitoIdentityPoolId',
-  'principalOrgId', 'user', 'userArn',
+  'accountId',
+  'apiKeyId',
+  'caller',
+  'cognitoAuthenticationProvider',
+  'cognitoAuthenticationType',
+  'cognitoIdentityId',
+  'cognitoIdentityPoolId',
+  'principalOrgId',
+  'user',
+  'userArn',
 ];
 
 /** A certificate renewed for the same subject by the same issuer is the same caller. */
@@ -126,7 +151,7 @@ export function callerOf(scope: HttpScope | undefined): (event: HttpEvent) => st
     throw new TypeError(
       'httpIdempotency: the request carries an authorizer (requestContext.authorizer), but nothing in it identifies the caller, so its ' +
         "Idempotency-Key cannot be scoped to one caller. Set `scope` to a function that returns the caller's identity, or to 'shared' " +
-        'if every caller may replay every other caller\'s responses.',
+        "if every caller may replay every other caller's responses.",
     );
   };
 }

@@ -2,16 +2,16 @@ import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
-import { type HttpScope, callerOf } from './http-caller.js';
-import { type HttpEvent, body, query, readIdempotencyKey, route } from './http-request.js';
+import { callerOf, type HttpScope } from './http-caller.js';
+import { body, type HttpEvent, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
-import { type SharedOptionName, optionChecks, validateOptions } from './options.js';
-import { type SigningSecret, keyVerifier } from './signed-keys.js';
+import { optionChecks, type SharedOptionName, validateOptions } from './options.js';
+import { keyVerifier, type SigningSecret } from './signed-keys.js';
 
+export { callerIdentity, type HttpScope } from './http-caller.js';
 export type { HttpEvent } from './http-request.js';
 /** Re-exported for the unit tests. @internal */
 export { readIdempotencyKey } from './http-request.js';
-export { callerIdentity, type HttpScope } from './http-caller.js';
 
 /** A proxy result (v1 or v2); v2 handlers may also return a plain value, sent as JSON with status 200. */
 export interface HttpResult {
@@ -24,8 +24,19 @@ export interface HttpResult {
 }
 
 const HTTP_SHARED = [
-  'store', 'name', 'expiresAfterSeconds', 'cacheSize', 'now', 'logger', 'isFinalError', 'errorFields', 'atomic', 'transactions', 'observability',
-  'singleFlight', 'waitForInProgressMillis',
+  'store',
+  'name',
+  'expiresAfterSeconds',
+  'cacheSize',
+  'now',
+  'logger',
+  'isFinalError',
+  'errorFields',
+  'atomic',
+  'transactions',
+  'observability',
+  'singleFlight',
+  'waitForInProgressMillis',
 ] as const satisfies readonly SharedOptionName[];
 
 export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_SHARED)[number]> {
@@ -95,7 +106,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number): 
   if (!entry) return undefined;
   const [status, title] = entry;
   const headers: Record<string, string> = { 'Content-Type': 'application/problem+json' };
-  if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
+  if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
+    headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
   if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(maxRetryAfterSeconds);
   return { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };

@@ -3,7 +3,11 @@ import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike } fr
 /** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
 const isContext = (value: unknown): value is LambdaContextLike => {
   const context = value as (LambdaContextLike & { lambdaContext?: LambdaContextLike; executionContext?: unknown }) | null | undefined;
-  return typeof context?.getRemainingTimeInMillis === 'function' || typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' || context?.executionContext !== undefined;
+  return (
+    typeof context?.getRemainingTimeInMillis === 'function' ||
+    typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' ||
+    context?.executionContext !== undefined
+  );
 };
 
 /**
@@ -28,7 +32,7 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options?.name === undefined) {
     throw new TypeError(
-      'makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function\'s own name changes when minified).',
+      "makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function's own name changes when minified).",
     );
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options);

@@ -53,7 +53,12 @@ const noop: Emit = () => undefined;
 export function createEmitter(where: string, options: ObservabilityOptions | undefined, now: () => number): Emit {
   if (options === undefined) return noop;
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`observability\` must be an object.`);
-  const { metrics = false, logs = false, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
+  const {
+    metrics = false,
+    logs = false,
+    metricNamespace = DEFAULT_METRIC_NAMESPACE,
+    write = (line: string) => void process.stdout.write(`${line}\n`),
+  } = options;
   if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`observability.metrics\` and \`.logs\` must be booleans.`);
   if (typeof write !== 'function') throw new TypeError(`${where}: \`observability.write\` must be a function.`);
   if (!metrics && !logs) return noop;

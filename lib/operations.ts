@@ -56,7 +56,7 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
       throw new TypeError(`An HTTP record key needs \`${field}\`, a non-empty string.`);
     }
   }
-  if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError('An HTTP record key\'s `caller` must be a string when given.');
+  if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError("An HTTP record key's `caller` must be a string when given.");
   return { key: request.key, method: request.method.toUpperCase(), route: request.route, caller: request.caller ?? null };
 }
 
@@ -82,7 +82,7 @@ export function recordIdOf(address: RecordAddress): string {
   }
   const { name } = address;
   if (typeof name !== 'string' || name.length === 0 || name.includes('#')) {
-    throw new TypeError('`name` must be the records\' namespace (the function name or the `name` option), a non-empty string without \'#\'.');
+    throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#'.");
   }
   const value = 'http' in address ? httpKeyValue(address.http) : address.key;
   const canonical = isMissingKey(value) ? undefined : canonicalJson(value);
@@ -90,7 +90,10 @@ export function recordIdOf(address: RecordAddress): string {
   return recordKey(name, sha256(canonical));
 }
 
-function assertSupports<M extends 'inspect' | 'forget'>(store: IdempotencyStore, method: M): asserts store is IdempotencyStore & Required<Pick<IdempotencyStore, M>> {
+function assertSupports<M extends 'inspect' | 'forget'>(
+  store: IdempotencyStore,
+  method: M,
+): asserts store is IdempotencyStore & Required<Pick<IdempotencyStore, M>> {
   if (typeof store?.[method] !== 'function') {
     throw new TypeError(`This store cannot ${method} records: it has no \`${method}\` method (DynamoDBStore has one).`);
   }

@@ -7,8 +7,8 @@
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { ResponseCodec } from './response-codec.js';
-import { ITEM_LIMIT_BYTES, encodeOutcome } from './stored-outcome.js';
 import type { CompleteRequest, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+import { encodeOutcome, ITEM_LIMIT_BYTES } from './stored-outcome.js';
 
 /** The outcome fits DynamoDB's item limit less room for the other fields, so every store keeps the same outcomes. */
 const OUTCOME_BUDGET = ITEM_LIMIT_BYTES - 2048;
@@ -59,7 +59,12 @@ const NUMBER = /^\d+$/;
 /** The fields every record has, checked: status, owner, retention, and the lease when present. */
 function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
   const { status, owner, expiresAt, leaseUntil } = hash;
-  if ((status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || !NUMBER.test(expiresAt ?? '') || (leaseUntil !== undefined && !NUMBER.test(leaseUntil))) {
+  if (
+    (status !== 'INPROGRESS' && status !== 'COMPLETED') ||
+    owner === undefined ||
+    !NUMBER.test(expiresAt ?? '') ||
+    (leaseUntil !== undefined && !NUMBER.test(leaseUntil))
+  ) {
     throw new Error(`The idempotency record ${key} in ${where} is malformed.`);
   }
   return { key, status: status as RecordStatus, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };

@@ -1,6 +1,6 @@
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 
 /** A 256-bit key and the id stored with each record it encrypts. */
 export interface EncryptionKey {
@@ -71,7 +71,8 @@ export class ResponseCodec {
   /** The key new values are sealed with, checked (a non-empty id, 32 bytes). */
   async currentKey(): Promise<EncryptionKey> {
     const current = await this.encryption!.currentKey();
-    if (typeof current?.id !== 'string' || current.id.length === 0) throw new TypeError('ResponseEncryption.currentKey() must return { id, key } with a non-empty id.');
+    if (typeof current?.id !== 'string' || current.id.length === 0)
+      throw new TypeError('ResponseEncryption.currentKey() must return { id, key } with a non-empty id.');
     checkKey(current.key, `The key \`${current.id}\` from ResponseEncryption.currentKey()`);
     return current;
   }
@@ -100,7 +101,8 @@ export class ResponseCodec {
     if (stored === undefined) return undefined;
     if (this.encryption !== undefined) {
       // Fail closed on a downgrade: whoever can write the item must not choose what is replayed.
-      if (stored.B === undefined || keyId === undefined) throw new UnreadableRecordError(`The stored ${kind} is not encrypted, and this store reads only encrypted ones.`);
+      if (stored.B === undefined || keyId === undefined)
+        throw new UnreadableRecordError(`The stored ${kind} is not encrypted, and this store reads only encrypted ones.`);
       return this.open(stored.B, kind, keyId, recordKey);
     }
     if (stored.B !== undefined && keyId !== undefined) {
@@ -113,7 +115,8 @@ export class ResponseCodec {
 
   private async open(sealed: Uint8Array, kind: StoredKind, keyId: string, recordKey: string): Promise<string> {
     const format = sealed[0];
-    if (sealed.byteLength < SEAL_OVERHEAD || (format !== PLAIN && format !== GZIP)) throw new UnreadableRecordError(`The stored ${kind} is not in the sealed format.`);
+    if (sealed.byteLength < SEAL_OVERHEAD || (format !== PLAIN && format !== GZIP))
+      throw new UnreadableRecordError(`The stored ${kind} is not in the sealed format.`);
     const key = checkKey(await this.encryption!.keyById(keyId), `The key \`${keyId}\` from ResponseEncryption.keyById()`);
     let plain: Buffer;
     try {

@@ -1,4 +1,4 @@
-import { type KeyObject, createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Server-issued idempotency keys: a random part and its HMAC-SHA-256 under a secret, so an API can

@@ -89,7 +89,12 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     else error = codec.encode(text, 'error', outcome.key, key);
   }
   if (response === undefined && error === undefined) return { omitted };
-  return { ...(response === undefined ? {} : { response }), ...(error === undefined ? {} : { error }), ...(key === undefined ? {} : { keyId: key.id }), omitted };
+  return {
+    ...(response === undefined ? {} : { response }),
+    ...(error === undefined ? {} : { error }),
+    ...(key === undefined ? {} : { keyId: key.id }),
+    omitted,
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
-import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 
 type Values = Record<string, NativeAttributeValue>;
@@ -102,4 +102,3 @@ export function transaction(): Transaction {
   if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
   return call;
 }
-

@@ -2,12 +2,7 @@
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import type { TableSchema } from '../lib/table-schema.js';
 
-export async function createTable(
-  client: DynamoDBClient,
-  tableName: string,
-  schema: TableSchema,
-  options: { enableTtl?: boolean } = {},
-): Promise<void> {
+export async function createTable(client: DynamoDBClient, tableName: string, schema: TableSchema, options: { enableTtl?: boolean } = {}): Promise<void> {
   const keys = [schema.partitionKey, ...(schema.sortKey ? [schema.sortKey] : [])];
   await client.send(
     new CreateTableCommand({

@@ -51,7 +51,9 @@ export function configureOnce<E extends unknown[], R>(configure: () => Promise<(
  * The Lambda entry point of a function built by `create`, from the stack's environment: tables,
  * retention, key-signing secrets when set, and the library's EMF metrics (for the dashboard).
  */
-export function handlerFromEnvironment<E, C, R>(create: (options: FunctionOptions) => (event: E, context: C) => Promise<R>): (event: E, context: C) => Promise<R> {
+export function handlerFromEnvironment<E, C, R>(
+  create: (options: FunctionOptions) => (event: E, context: C) => Promise<R>,
+): (event: E, context: C) => Promise<R> {
   return configureOnce(async () => {
     const env = readEnvironment();
     return create({

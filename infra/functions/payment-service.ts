@@ -3,10 +3,11 @@
  * Refunds are a conditional state change of the payment item, so a refund can never exceed the
  * payment, whatever the retries and races; the idempotency layer makes each request run once.
  */
+
+import { randomUUID } from 'node:crypto';
 import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { randomUUID } from 'node:crypto';
 import { transaction, transition } from '../../lib/index.js';
 import { paymentsTableSchema } from '../payments-schema.js';
 
@@ -222,10 +223,16 @@ export class PaymentService {
           new UpdateCommand({
             TableName: this.tableName,
             Key: { [KEY]: paymentId },
-            UpdateExpression: 'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status DELETE refundIds :refundIds',
+            UpdateExpression:
+              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status DELETE refundIds :refundIds',
             ConditionExpression: `contains(refundIds, :refundId) AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
             ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: { ':amount': amount, ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED', ':refundId': refundId, ':refundIds': new Set([refundId]) },
+            ExpressionAttributeValues: {
+              ':amount': amount,
+              ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED',
+              ':refundId': refundId,
+              ':refundIds': new Set([refundId]),
+            },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { httpIdempotency, type HttpEvent } from '../../lib/index.js';
+import { type HttpEvent, httpIdempotency } from '../../lib/index.js';
 import { handlerFromEnvironment } from './environment.js';
 import { PaymentError, type PaymentErrorCode, type PaymentService } from './payment-service.js';
 import { PAYMENT_ROUTES, RECORD_NAMESPACES } from './routes.js';

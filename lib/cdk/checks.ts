@@ -44,29 +44,34 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   const cfn = queue.node.defaultChild;
   const where = `queue ${queue.node.path}`;
   if (!(cfn instanceof CfnQueue)) {
-    return [{
-      level: 'warning',
-      id: 'lambda-idempotency:queueNotChecked',
-      message: `${where} is imported, so its redelivery horizon cannot be checked: make sure idempotency records (kept ${formatSeconds(retentionSeconds)}) outlive its retention period, or maxReceiveCount × visibility timeout with a dead-letter queue.`,
-    }];
+    return [
+      {
+        level: 'warning',
+        id: 'lambda-idempotency:queueNotChecked',
+        message: `${where} is imported, so its redelivery horizon cannot be checked: make sure idempotency records (kept ${formatSeconds(retentionSeconds)}) outlive its retention period, or maxReceiveCount × visibility timeout with a dead-letter queue.`,
+      },
+    ];
   }
   const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
   const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
   const dlq = queue instanceof Queue ? queue.deadLetterQueue : undefined;
   if (retention === undefined || visibility === undefined) {
-    return [{
-      level: 'warning',
-      id: 'lambda-idempotency:queueNotChecked',
-      message: `${where} has a retention period or visibility timeout known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
-    }];
+    return [
+      {
+        level: 'warning',
+        id: 'lambda-idempotency:queueNotChecked',
+        message: `${where} has a retention period or visibility timeout known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
+      },
+    ];
   }
   const findings: Finding[] = [];
   const receives = dlq ? dlq.maxReceiveCount * visibility : Infinity;
   const horizon = Math.min(retention, receives);
   if (retentionSeconds < horizon) {
-    const why = horizon === receives
-      ? `up to ${dlq!.maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
-      : `its retention period${dlq ? '' : ', as it has no dead-letter queue'}`;
+    const why =
+      horizon === receives
+        ? `up to ${dlq!.maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
+        : `its retention period${dlq ? '' : ', as it has no dead-letter queue'}`;
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',

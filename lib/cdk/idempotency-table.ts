@@ -120,9 +120,7 @@ export class IdempotencyTable extends Construct {
       tableName: props.tableName,
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
-      ...(props.encryptionKey
-        ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey }
-        : { encryption: TableEncryption.DEFAULT }),
+      ...(props.encryptionKey ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey } : { encryption: TableEncryption.DEFAULT }),
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     // Checked once the whole app is built, so settings made after attaching are seen too.

@@ -11,7 +11,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { Operation, type ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -82,10 +82,27 @@ const GRAPHS: ReadonlyArray<[title: string, events: readonly IdempotencyEvent[]]
 ];
 
 /** The alarmed events, their default thresholds and what an operator should know when one fires. */
-const ALARMS: ReadonlyArray<[event: 'storeFailure' | 'superseded' | 'bookkeepingFailure', threshold: keyof IdempotencyAlarmThresholds, fallback: number, meaning: string]> = [
-  ['storeFailure', 'storeFailures', 5, 'calls were refused because the idempotency table could not be reached; they did not run. Check DynamoDB throttling, permissions and the network.'],
-  ['superseded', 'superseded', 1, 'an attempt ran past its lease and another took its record over: the function may have run twice for one key. Compare durations with the Lambda timeout.'],
-  ['bookkeepingFailure', 'bookkeepingFailures', 1, 'calls ran but their record could not be completed or released; duplicates wait for the lease to end, then run again. See `lambda-idempotency stuck`.'],
+const ALARMS: ReadonlyArray<
+  [event: 'storeFailure' | 'superseded' | 'bookkeepingFailure', threshold: keyof IdempotencyAlarmThresholds, fallback: number, meaning: string]
+> = [
+  [
+    'storeFailure',
+    'storeFailures',
+    5,
+    'calls were refused because the idempotency table could not be reached; they did not run. Check DynamoDB throttling, permissions and the network.',
+  ],
+  [
+    'superseded',
+    'superseded',
+    1,
+    'an attempt ran past its lease and another took its record over: the function may have run twice for one key. Compare durations with the Lambda timeout.',
+  ],
+  [
+    'bookkeepingFailure',
+    'bookkeepingFailures',
+    1,
+    'calls ran but their record could not be completed or released; duplicates wait for the lease to end, then run again. See `lambda-idempotency stuck`.',
+  ],
 ];
 
 /**
@@ -148,8 +165,18 @@ export class IdempotencyMonitoring extends Construct {
         [new AlarmStatusWidget({ title: 'Idempotency alarms', alarms, width: 24, height: Math.min(2 + Math.ceil(alarms.length / 4), 6) })],
         // One expression per graph: the two expressions name their per-operation metrics alike.
         [
-          new GraphWidget({ title: 'Table: throttled writes', left: [table.metricThrottledRequestsForOperations({ operations: writes, period })], width: 8, height: 6 }),
-          new GraphWidget({ title: 'Table: failed writes (system errors)', left: [table.metricSystemErrorsForOperations({ operations: writes, period })], width: 8, height: 6 }),
+          new GraphWidget({
+            title: 'Table: throttled writes',
+            left: [table.metricThrottledRequestsForOperations({ operations: writes, period })],
+            width: 8,
+            height: 6,
+          }),
+          new GraphWidget({
+            title: 'Table: failed writes (system errors)',
+            left: [table.metricSystemErrorsForOperations({ operations: writes, period })],
+            width: 8,
+            height: 6,
+          }),
           new GraphWidget({ title: 'Table: consumed write capacity', left: [table.metricConsumedWriteCapacityUnits({ period })], width: 8, height: 6 }),
         ],
         ...rows,

@@ -1,4 +1,4 @@
-import { AttributeType, type Attribute } from 'aws-cdk-lib/aws-dynamodb';
+import { type Attribute, AttributeType } from 'aws-cdk-lib/aws-dynamodb';
 import type { TableSchema } from '../table-schema.js';
 
 /** The key and TTL properties of a `dynamodb.Table` for a {@link TableSchema}. */

@@ -6,7 +6,13 @@ import type { RecordSummary } from '../store.js';
 export function relative(millis: number): string {
   const seconds = Math.floor(Math.abs(millis) / 1000);
   const [amount, unit] =
-    seconds < 120 ? [seconds, 's'] : seconds < 7200 ? [Math.floor(seconds / 60), 'min'] : seconds < 172_800 ? [Math.floor(seconds / 3600), 'h'] : [Math.floor(seconds / 86_400), 'days'];
+    seconds < 120
+      ? [seconds, 's']
+      : seconds < 7200
+        ? [Math.floor(seconds / 60), 'min']
+        : seconds < 172_800
+          ? [Math.floor(seconds / 3600), 'h']
+          : [Math.floor(seconds / 86_400), 'days'];
   return millis >= 0 ? `in ${amount} ${unit}` : `${amount} ${unit} ago`;
 }
 
@@ -20,7 +26,12 @@ export function describeRecord(summary: RecordSummary, now: number): string {
   const rows: Array<[string, string]> = [
     ['status', summary.status],
     ['expires', `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`],
-    ['lease', summary.leaseUntil === undefined ? 'none' : `${instant(summary.leaseUntil, now)}${summary.leaseUntil < now ? ', ended: the next call takes the record over' : ''}`],
+    [
+      'lease',
+      summary.leaseUntil === undefined
+        ? 'none'
+        : `${instant(summary.leaseUntil, now)}${summary.leaseUntil < now ? ', ended: the next call takes the record over' : ''}`,
+    ],
     ['fingerprint', summary.hasFingerprint ? 'stored' : 'none'],
     ['response', summary.responseOmitted ? 'not stored (too large or not serialisable); duplicates get RESPONSE_NOT_STORED' : bytes(summary.responseBytes)],
     ['final error', summary.errorBytes === undefined ? 'none' : `${bytes(summary.errorBytes)}, replayed to duplicates`],

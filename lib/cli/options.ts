@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_ATTRIBUTE_NAMES, type AttributeNames } from '../dynamodb-store.js';
+import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES } from '../dynamodb-store.js';
 import type { RecordAddress } from '../operations.js';
 import type { RecordStatus } from '../store.js';
 
@@ -40,12 +40,32 @@ interface OptionSpec {
 
 const OPTIONS = {
   table: { type: 'string', commands: ALL, value: 'T', help: 'The idempotency table. Default: $IDEMPOTENCY_TABLE.' },
-  name: { type: 'string', commands: ALL, value: 'N', help: "The records' namespace: the `name` option, or the function name. With stuck: only this namespace." },
+  name: {
+    type: 'string',
+    commands: ALL,
+    value: 'N',
+    help: "The records' namespace: the `name` option, or the function name. With stuck: only this namespace.",
+  },
   key: { type: 'string', commands: ADDRESSED, value: 'JSON', help: 'The key value the key selector returns, as JSON: \'"order-1"\', \'{"orderId":"o-1"}\'.' },
-  'http-key': { type: 'string', commands: ADDRESSED, value: 'K', help: 'An httpIdempotency record: the Idempotency-Key header value, with --method and --route.' },
+  'http-key': {
+    type: 'string',
+    commands: ADDRESSED,
+    value: 'K',
+    help: 'An httpIdempotency record: the Idempotency-Key header value, with --method and --route.',
+  },
   method: { type: 'string', commands: ADDRESSED, value: 'M', help: 'With --http-key: the request method, e.g. POST.' },
-  route: { type: 'string', commands: ADDRESSED, value: 'R', help: "With --http-key: an HTTP API's route key ('POST /payments'), a REST API's resource ('/payments')." },
-  caller: { type: 'string', commands: ADDRESSED, value: 'C', help: 'With --http-key: the caller identity that scoped the key (JWT sub, principal id); omit if none.' },
+  route: {
+    type: 'string',
+    commands: ADDRESSED,
+    value: 'R',
+    help: "With --http-key: an HTTP API's route key ('POST /payments'), a REST API's resource ('/payments').",
+  },
+  caller: {
+    type: 'string',
+    commands: ADDRESSED,
+    value: 'C',
+    help: 'With --http-key: the caller identity that scoped the key (JWT sub, principal id); omit if none.',
+  },
   id: { type: 'string', commands: ADDRESSED, value: 'ID', help: 'The record id as logs show it, `<namespace>#<hash>` (instead of --name and a key).' },
   'only-if': { type: 'string', commands: ['forget'], value: 'S', help: 'Delete only while the record is INPROGRESS, or only while COMPLETED.' },
   yes: { type: 'boolean', commands: ['forget'], help: 'Really delete (forget refuses without it).' },
@@ -74,7 +94,7 @@ export function helpText(): string {
     'Options:',
     ...options,
     '',
-    'AWS configuration is the SDK\'s own: region, credentials, profile; for DynamoDB Local set',
+    "AWS configuration is the SDK's own: region, credentials, profile; for DynamoDB Local set",
     'AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000.',
     'Exit codes: 0 done, 1 failed, 2 usage error (or forget without --yes), 3 no such record.',
     '',
@@ -117,7 +137,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   };
   if (name === 'stuck') {
     const namespace = text('name');
-    if (namespace?.includes('#')) throw new UsageError('`--name` is a namespace, without \'#\'.');
+    if (namespace?.includes('#')) throw new UsageError("`--name` is a namespace, without '#'.");
     return { ...common, command: name, ...(namespace === undefined ? {} : { name: namespace }) };
   }
   const address = addressOf(text);
@@ -146,7 +166,8 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
   if (httpKey !== undefined) {
     const method = text('method');
     const route = text('route');
-    if (method === undefined || route === undefined) throw new UsageError('`--http-key` needs --method and --route (and --caller when the request had a caller identity).');
+    if (method === undefined || route === undefined)
+      throw new UsageError('`--http-key` needs --method and --route (and --caller when the request had a caller identity).');
     const caller = text('caller');
     return { name, http: { key: httpKey, method, route, ...(caller === undefined ? {} : { caller }) } };
   }

@@ -3,7 +3,7 @@ import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { describeRecord, describeStuck } from './format.js';
-import { type Command, UsageError, helpText, parseCommand } from './options.js';
+import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
 /** Where the CLI reads its environment and writes its output; the real process in `main.ts`. @internal */
@@ -59,7 +59,13 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
     case 'stuck': {
       io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
       const found = [];
-      for await (const summary of stuckRecords({ client, tableName: command.table, attributes: store.attributes, now, ...(command.name ? { name: command.name } : {}) })) {
+      for await (const summary of stuckRecords({
+        client,
+        tableName: command.table,
+        attributes: store.attributes,
+        now,
+        ...(command.name ? { name: command.name } : {}),
+      })) {
         found.push(summary);
         if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
       }

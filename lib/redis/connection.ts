@@ -59,7 +59,8 @@ export interface Connection {
   memoryInfo(): Promise<string[]>;
 }
 
-const isIORedis = (client: object): client is IORedisClient => typeof (client as IORedisClient).call === 'function' && typeof (client as IORedisClient).status === 'string';
+const isIORedis = (client: object): client is IORedisClient =>
+  typeof (client as IORedisClient).call === 'function' && typeof (client as IORedisClient).status === 'string';
 const isNodeCluster = (client: object): client is NodeRedisCluster => 'masters' in client && typeof (client as NodeRedisCluster).nodeClient === 'function';
 const isNodeClient = (client: object): client is NodeRedisClient =>
   typeof (client as NodeRedisClient).sendCommand === 'function' && typeof (client as NodeRedisClient).isReady === 'boolean';

@@ -107,9 +107,11 @@ export class RedisStore implements IdempotencyStore {
     if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
       throw new TypeError('RedisStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
     }
-    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean') throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
+    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean')
+      throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
     const timeout = options.timeoutMillis;
-    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1))
+      throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
     const wait = options.waitForReplicas;
     if (wait !== undefined && (!Number.isInteger(wait?.replicas) || wait.replicas < 1 || !Number.isInteger(wait.timeoutMillis) || wait.timeoutMillis < 1)) {
       throw new TypeError('RedisStore: `waitForReplicas` must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1.');

@@ -26,7 +26,7 @@ export const claimChecks: readonly Check[] = [
       const results = await Promise.all(owners.map((owner) => f.claim(key, owner)));
       const winners = owners.filter((_, i) => results[i]!.claimed);
       assert.equal(winners.length, 1, `${winners.length} of ${CONCURRENT} concurrent claims won`);
-      for (const result of results) if (!result.claimed) assert.equal(result.record.owner, winners[0], 'a refused claim carries the winner\'s record');
+      for (const result of results) if (!result.claimed) assert.equal(result.record.owner, winners[0], "a refused claim carries the winner's record");
     },
   ],
   [
@@ -34,7 +34,7 @@ export const claimChecks: readonly Check[] = [
     async (f) => {
       const key = f.key();
       await f.claim(key, 'owner-a');
-      const record = refused(await f.claim(key, 'owner-b', { now: f.t0 + LEASE_MILLIS }), 'a claim at the lease\'s last millisecond');
+      const record = refused(await f.claim(key, 'owner-b', { now: f.t0 + LEASE_MILLIS }), "a claim at the lease's last millisecond");
       assert.equal(record.owner, 'owner-a');
     },
   ],
@@ -49,10 +49,10 @@ export const claimChecks: readonly Check[] = [
       assert.equal(takeover.previous?.status, 'INPROGRESS', 'the takeover returns the record it replaced');
       assert.equal(takeover.previous?.owner, 'owner-a');
       const late = await f.complete(key, 'owner-a', '"late"');
-      assert.equal(late.completed, false, 'the old owner\'s completion is refused');
-      assert.equal(late.completed === false && late.record?.owner, 'owner-b', 'the refusal carries the new owner\'s record');
+      assert.equal(late.completed, false, "the old owner's completion is refused");
+      assert.equal(late.completed === false && late.record?.owner, 'owner-b', "the refusal carries the new owner's record");
       const release = await f.store.release({ key, owner: 'owner-a' });
-      assert.equal(release.released, false, 'the old owner\'s release is refused');
+      assert.equal(release.released, false, "the old owner's release is refused");
       assert.equal((await f.live(key, later))?.owner, 'owner-b', 'the new owner still holds the record');
       assert.deepEqual(await f.complete(key, 'owner-b', '"done"'), { completed: true, responseStored: true });
     },
@@ -91,7 +91,7 @@ export const claimChecks: readonly Check[] = [
       assert.ok(result.claimed, 'a claim after the retention goes through');
       assert.equal(result.previous?.status, 'COMPLETED');
       assert.equal(result.previous?.owner, 'owner-a');
-      assert.equal(result.previous?.response, undefined, 'the replaced record\'s response is not returned');
+      assert.equal(result.previous?.response, undefined, "the replaced record's response is not returned");
     },
   ],
   [

@@ -3,7 +3,6 @@ import type { Check } from './contract-claims.js';
 import { LEASE_MILLIS } from './contract-fixture.js';
 import type { TtlOf } from './ttl-of.js';
 
-
 /** How far a key's TTL may be from the one expected: the time the check itself takes, and clock rounding. */
 const TTL_SLACK_MILLIS = 5_000;
 
@@ -15,7 +14,14 @@ export const inspectCheck: Check = [
     const key = f.key();
     assert.equal(await inspect(key), undefined, 'no record');
     await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
-    assert.deepEqual(await inspect(key), { key, status: 'INPROGRESS', expiresAt: f.expiresAt, leaseUntil: f.t0 + LEASE_MILLIS, hasFingerprint: true, responseOmitted: false });
+    assert.deepEqual(await inspect(key), {
+      key,
+      status: 'INPROGRESS',
+      expiresAt: f.expiresAt,
+      leaseUntil: f.t0 + LEASE_MILLIS,
+      hasFingerprint: true,
+      responseOmitted: false,
+    });
     await f.complete(key, 'owner-a', '{"secret":"card 4242"}');
     const completed = await inspect(key);
     assert.equal(completed?.status, 'COMPLETED');

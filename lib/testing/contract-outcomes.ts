@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { IdempotencyRecord } from '../store.js';
 import type { Check } from './contract-claims.js';
 import { refused } from './contract-fixture.js';
-import type { IdempotencyRecord } from '../store.js';
 
 /**
  * The state of a record: what a refused completion or release must carry (a store may leave out
@@ -17,7 +17,6 @@ function stateOf(record: IdempotencyRecord | undefined): IdempotencyRecord | und
 function refusedState(result: object): object {
   return 'record' in result ? { ...result, record: stateOf(result.record as IdempotencyRecord | undefined) } : result;
 }
-
 
 /** A JSON text of about `bytes` bytes, repetitive enough to compress well (as real responses do). */
 const largeJson = (bytes: number): string =>
@@ -85,7 +84,7 @@ export const outcomeChecks: readonly Check[] = [
     },
   ],
   [
-    'complete is fenced: another owner\'s completion changes nothing and returns the record',
+    "complete is fenced: another owner's completion changes nothing and returns the record",
     async (f) => {
       const key = f.key();
       await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
@@ -106,7 +105,7 @@ export const outcomeChecks: readonly Check[] = [
     },
   ],
   [
-    'release is fenced by owner and status: never another\'s record, never a COMPLETED one',
+    "release is fenced by owner and status: never another's record, never a COMPLETED one",
     async (f) => {
       const key = f.key();
       await f.claim(key, 'owner-a');
@@ -115,7 +114,11 @@ export const outcomeChecks: readonly Check[] = [
       await f.complete(key, 'owner-a', '"done"');
       const completed = await f.live(key);
       assert.equal(completed?.status, 'COMPLETED');
-      assert.deepEqual(refusedState(await f.store.release({ key, owner: 'owner-a' })), { released: false, record: stateOf(completed) }, 'the owner cannot release its COMPLETED record');
+      assert.deepEqual(
+        refusedState(await f.store.release({ key, owner: 'owner-a' })),
+        { released: false, record: stateOf(completed) },
+        'the owner cannot release its COMPLETED record',
+      );
       assert.deepEqual(await f.live(key), completed, 'the COMPLETED record stays');
     },
   ],

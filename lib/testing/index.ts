@@ -4,10 +4,10 @@
  * meets, runnable by any test runner.
  */
 export { InMemoryStore } from './in-memory-store.js';
-export { storeContract } from './store-contract.js';
-export type { StoreCheck, StoreContractOptions } from './store-contract.js';
-export type { TtlOf } from './ttl-of.js';
-export { lambdaContext } from './lambda-context.js';
 export type { LambdaContextOptions } from './lambda-context.js';
-export { manualClock } from './manual-clock.js';
+export { lambdaContext } from './lambda-context.js';
 export type { ManualClock } from './manual-clock.js';
+export { manualClock } from './manual-clock.js';
+export type { StoreCheck, StoreContractOptions } from './store-contract.js';
+export { storeContract } from './store-contract.js';
+export type { TtlOf } from './ttl-of.js';

@@ -4,8 +4,9 @@
  * the invocation's deadline); a context without them fails with "No namespace for idempotency
  * records", or takes a lease unrelated to the test's clock.
  */
-import type { Context } from 'aws-lambda';
+
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Context } from 'aws-lambda';
 import { assertOptions } from '../options.js';
 
 /** Options of {@link lambdaContext}. */

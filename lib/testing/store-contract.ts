@@ -2,8 +2,8 @@ import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
 import { forgetCheck, inspectCheck, ttlCheck } from './contract-operations.js';
-import type { TtlOf } from './ttl-of.js';
 import { outcomeChecks } from './contract-outcomes.js';
+import type { TtlOf } from './ttl-of.js';
 
 /**
  * One check of the store contract: run it with any test runner; it rejects when the store fails it.

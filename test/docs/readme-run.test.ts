@@ -4,16 +4,17 @@
  * (InMemoryStore) as tests of this file. The snippets are extracted from the Markdown and imported
  * (run-snippet.ts), never copied here; the test gives only the user code they leave out.
  */
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+
+import { randomUUID } from 'node:crypto';
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Context } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
 import { DynamoDBStore } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
@@ -117,7 +118,10 @@ describe('against DynamoDB Local', () => {
     expect(payment.Item).toMatchObject({ status: 'REFUNDED' });
 
     // Another refund of the same payment: the transition's condition fails, nothing is written.
-    await expect(refund({ refundId: 'rf-2', paymentId: 'p-1', amount: 10 })).rejects.toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED', tableName: payments });
+    await expect(refund({ refundId: 'rf-2', paymentId: 'p-1', amount: 10 })).rejects.toMatchObject({
+      code: 'TRANSACTION_CONDITION_FAILED',
+      tableName: payments,
+    });
     expect((await documents.send(new ScanCommand({ TableName: refunds, ConsistentRead: true }))).Items).toHaveLength(1);
   });
 });
@@ -127,14 +131,22 @@ describe('README CDK', () => {
   function stackWith({ deadLetterQueue }: { deadLetterQueue: boolean }) {
     const stack = new Stack(new App(), 'Payments');
     const fn = (id: string, timeout: Duration) =>
-      new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = async () => {};'), timeout });
+      new LambdaFunction(stack, id, {
+        runtime: Runtime.NODEJS_22_X,
+        handler: 'index.handler',
+        code: Code.fromInline('export const handler = async () => {};'),
+        timeout,
+      });
     const queue = new Queue(stack, 'Orders', {
       visibilityTimeout: Duration.minutes(3),
       ...(deadLetterQueue ? { deadLetterQueue: { queue: new Queue(stack, 'Dead'), maxReceiveCount: 5 } } : {}),
     });
     return { stack, apiFunction: fn('Api', Duration.seconds(10)), consumer: fn('Consumer', Duration.seconds(30)), queue };
   }
-  const errors = (stack: Stack) => Annotations.fromStack(stack).findError('*', Match.anyValue()).map((found) => found.entry.data);
+  const errors = (stack: Stack) =>
+    Annotations.fromStack(stack)
+      .findError('*', Match.anyValue())
+      .map((found) => found.entry.data);
 
   test('the table, its functions and the dashboard synthesize without errors', async () => {
     const parts = stackWith({ deadLetterQueue: true });

@@ -29,7 +29,12 @@ const WRONG_OPTION: Snippet = {
   code: "import { makeIdempotent } from 'lambda-idempotency';\n\nexport const f = makeIdempotent(async (id: string) => id, { store, name: 'f', expiresAfter: 60 });",
   path: 'wrong-option.ts',
 };
-const probe: DocumentSnippets = { doc: WRONG_OPTION.doc, markdown: { blocks: [], comments: [], anchors: new Set(), headings: [], links: [] }, snippets: [WRONG_OPTION], files: [] };
+const probe: DocumentSnippets = {
+  doc: WRONG_OPTION.doc,
+  markdown: { blocks: [], comments: [], anchors: new Set(), headings: [], links: [] },
+  snippets: [WRONG_OPTION],
+  files: [],
+};
 
 let checked: TypeCheckResult;
 beforeAll(() => {
@@ -71,7 +76,7 @@ describe('snippet comments', () => {
     'type Store = object; -->',
     '',
     '```ts', // 6
-    "// src/ship.ts: ships orders",
+    '// src/ship.ts: ships orders',
     '```',
     '<!-- snippet: skip (a shell session) -->', // 9
     '```typescript',
@@ -86,7 +91,13 @@ describe('snippet comments', () => {
     const { snippets, files } = readDocument('guide.md', text);
     expect(files).toEqual([{ doc: 'guide.md', line: 2, path: 'src/orders.ts', code: 'export interface Order { id: string }' }]);
     expect(snippets).toEqual([
-      expect.objectContaining({ line: 6, heading: 'Guide', path: 'src/ship.ts', context: 'declare const store: Store;\ntype Store = object;\n', contextLine: 3 }),
+      expect.objectContaining({
+        line: 6,
+        heading: 'Guide',
+        path: 'src/ship.ts',
+        context: 'declare const store: Store;\ntype Store = object;\n',
+        contextLine: 3,
+      }),
       expect.objectContaining({ line: 10, skip: 'a shell session', context: '' }),
       expect.objectContaining({ line: 13, path: 'L13.ts', code: 'const indented = 1;' }),
     ]);
@@ -113,7 +124,17 @@ describe('every relative link and #anchor resolves', () => {
   });
 
   test('a link to a missing heading or file is reported', () => {
-    const markdown = { blocks: [], comments: [], anchors: new Set(['quickstart']), headings: [], links: [{ line: 3, target: '#quick-start' }, { line: 4, target: 'docs/nowhere.md' }, { line: 5, target: 'docs/testing.md#with-jest' }] };
+    const markdown = {
+      blocks: [],
+      comments: [],
+      anchors: new Set(['quickstart']),
+      headings: [],
+      links: [
+        { line: 3, target: '#quick-start' },
+        { line: 4, target: 'docs/nowhere.md' },
+        { line: 5, target: 'docs/testing.md#with-jest' },
+      ],
+    };
     expect(brokenLinks('README.md', markdown)).toEqual([
       'README.md:3 #quick-start: no heading in README.md has the anchor #quick-start',
       'README.md:4 docs/nowhere.md: docs/nowhere.md does not exist',

@@ -6,9 +6,10 @@
  * the test, and every top-level name it defines is exported, so the test can call `chargeOnce`
  * or `refund`.
  */
+
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import ts from 'typescript';
 import { type DocumentSnippets, ENTRY_POINTS, ROOT, type Snippet } from './snippets.js';
 
@@ -41,7 +42,9 @@ function runtimeModule(code: string, bindings: readonly string[], bindingKey: st
   let text = code;
   // From the last specifier to the first, so earlier offsets stay valid.
   const specifiers = file.statements
-    .flatMap((statement) => ((ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier ? [statement.moduleSpecifier] : []))
+    .flatMap((statement) =>
+      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier ? [statement.moduleSpecifier] : [],
+    )
     .filter((specifier): specifier is ts.StringLiteral => ts.isStringLiteral(specifier) && specifier.text in ENTRY_POINTS)
     .reverse();
   for (const specifier of specifiers) {

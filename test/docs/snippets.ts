@@ -73,7 +73,9 @@ const TYPESCRIPT = new Set(['ts', 'typescript']);
 
 /** README.md and docs/*.md, relative to the repository root. */
 export function documentationFiles(): string[] {
-  const docs = readdirSync(`${ROOT}/docs`).filter((name) => name.endsWith('.md')).sort();
+  const docs = readdirSync(`${ROOT}/docs`)
+    .filter((name) => name.endsWith('.md'))
+    .sort();
   return ['README.md', ...docs.map((name) => `docs/${name}`)];
 }
 

@@ -98,11 +98,18 @@ export function typeCheck(documents: readonly DocumentSnippets[]): TypeCheckResu
   };
   const snippets = new Map<Snippet, SnippetDiagnostic[]>();
   for (const [path, { snippet, codeStartLine }] of checked) {
-    snippets.set(snippet, diagnose(path, (file, start) => formatLocation(snippet, codeStartLine, file, start)));
+    snippets.set(
+      snippet,
+      diagnose(path, (file, start) => formatLocation(snippet, codeStartLine, file, start)),
+    );
   }
   const files = new Map<DeclaredFile, SnippetDiagnostic[]>();
   for (const document of documents) {
-    for (const declared of document.files) files.set(declared, diagnose(virtualPath(declared.doc, declared.path), () => `${where(declared)} (snippet-file)`));
+    for (const declared of document.files)
+      files.set(
+        declared,
+        diagnose(virtualPath(declared.doc, declared.path), () => `${where(declared)} (snippet-file)`),
+      );
   }
   return { snippets, files };
 }

@@ -176,7 +176,10 @@ describe('synth-time checks on a misconfigured stack', () => {
     const ok = new Stack(new App(), 'Ok');
     const table = new IdempotencyTable(ok, 'Idempotency');
     const dlq = new Queue(ok, 'Dlq');
-    table.attachSqsConsumer(fn(ok, 'Consumer'), new Queue(ok, 'Queue', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } }));
+    table.attachSqsConsumer(
+      fn(ok, 'Consumer'),
+      new Queue(ok, 'Queue', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } }),
+    );
     const found = Annotations.fromStack(ok);
     found.hasNoError('*', Match.anyValue());
     found.hasNoWarning('*', Match.anyValue());

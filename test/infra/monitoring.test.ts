@@ -4,15 +4,29 @@ import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambd
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
-import { IdempotencyTable, type IdempotencyMonitoringProps } from '../../lib/cdk/index.js';
-import { type IdempotencyEvent, createEmitter } from '../../lib/observability.js';
+import { type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
+import { createEmitter, type IdempotencyEvent } from '../../lib/observability.js';
 
-const EVENTS: IdempotencyEvent[] = ['miss', 'takeover', 'replay', 'cacheReplay', 'inProgress', 'payloadMismatch', 'superseded', 'storeFailure', 'bookkeepingFailure'];
+const EVENTS: IdempotencyEvent[] = [
+  'miss',
+  'takeover',
+  'replay',
+  'cacheReplay',
+  'inProgress',
+  'payloadMismatch',
+  'superseded',
+  'storeFailure',
+  'bookkeepingFailure',
+];
 
 function monitored(props: Omit<IdempotencyMonitoringProps, 'functions'> & { withTopic?: boolean } = {}) {
   const stack = new Stack(new App(), 'Monitored');
   const table = new IdempotencyTable(stack, 'Idempotency');
-  const handler = new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const handler = new LambdaFunction(stack, 'Handler', {
+    runtime: Runtime.NODEJS_22_X,
+    handler: 'index.handler',
+    code: Code.fromInline('export const handler = () => {}'),
+  });
   const topic = props.withTopic ? new Topic(stack, 'Alarms') : undefined;
   const { withTopic: _, ...rest } = props;
   const monitoring = table.addMonitoring({ functions: [handler, 'payments-api'], ...(topic ? { alarmTopic: topic } : {}), ...rest });
@@ -86,14 +100,17 @@ describe('defaults, with an alarm topic', () => {
     }
     const overview = widgets.find((widget) => widget.type === 'alarm')!;
     expect(overview.properties.alarms).toHaveLength(6);
-    expect(widgets.map((widget) => widget.properties.title).filter(Boolean)).toEqual(expect.arrayContaining(['Table: throttled writes', 'Table: failed writes (system errors)']));
+    expect(widgets.map((widget) => widget.properties.title).filter(Boolean)).toEqual(
+      expect.arrayContaining(['Table: throttled writes', 'Table: failed writes (system errors)']),
+    );
     expect(monitoring.dashboard.node.defaultChild).toBeDefined();
   });
 });
 
 test('thresholds, period and metric namespace are configurable; without a topic no action', () => {
   const { template } = monitored({ metricNamespace: 'Payments', period: Duration.minutes(1), alarmThresholds: { storeFailures: 20, superseded: 3 } });
-  const alarm = (metricName: string) => Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: metricName, Dimensions: [{ Value: 'payments-api' }] } }))[0]!;
+  const alarm = (metricName: string) =>
+    Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: metricName, Dimensions: [{ Value: 'payments-api' }] } }))[0]!;
   expect(alarm('StoreFailures').Properties).toMatchObject({ Namespace: 'Payments', Period: 60, Threshold: 20 });
   expect(alarm('Superseded').Properties).toMatchObject({ Threshold: 3 });
   expect(alarm('BookkeepingFailures').Properties).toMatchObject({ Threshold: 1 });
@@ -106,7 +123,9 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: [] })).toThrow('`functions` must list at least one function or record namespace.');
   expect(() => table.addMonitoring({ functions: ['a#b'] })).toThrow("without '#'");
   expect(() => table.addMonitoring({ functions: ['api', 'api'] })).toThrow('listed twice');
-  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow('`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).');
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
+    '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
+  );
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
@@ -122,7 +141,12 @@ describe('the demo stack', () => {
 
   test('watches both record namespaces, alarms to a topic, and its functions write EMF metrics', () => {
     const widgets = dashboardWidgets(template);
-    const namespaces = new Set(widgets.flatMap((widget) => (widget.properties.metrics ?? []) as unknown[][]).filter((m) => m[2] === 'Function').map((m) => m[3]));
+    const namespaces = new Set(
+      widgets
+        .flatMap((widget) => (widget.properties.metrics ?? []) as unknown[][])
+        .filter((m) => m[2] === 'Function')
+        .map((m) => m[3]),
+    );
     expect([...namespaces].sort()).toEqual(['payments-api', 'payments-consumer']);
     template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: ref(stack.alarmTopic) }] });
@@ -132,13 +156,17 @@ describe('the demo stack', () => {
 
   test('POST /idempotency-keys is served by a function that reads the signing secret, and nothing else', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /idempotency-keys', Target: Match.anyValue() });
-    const integrations = template.findResources('AWS::ApiGatewayV2::Integration', { Properties: { IntegrationUri: { 'Fn::GetAtt': [ref(stack.keyFunction), 'Arn'] } } });
+    const integrations = template.findResources('AWS::ApiGatewayV2::Integration', {
+      Properties: { IntegrationUri: { 'Fn::GetAtt': [ref(stack.keyFunction), 'Arn'] } },
+    });
     expect(Object.keys(integrations)).toHaveLength(1);
     template.hasResourceProperties('AWS::SecretsManager::Secret', { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } });
     const keyFunction = template.toJSON().Resources[ref(stack.keyFunction)].Properties;
     expect(keyFunction.Environment.Variables.IDEMPOTENCY_KEY_SECRET_ID).toEqual({ Ref: ref(stack.keySecret) });
     expect(keyFunction.Layers).toEqual([{ 'Fn::FindInMap': [expect.stringMatching(/^Paramsandsecretslayer/), { Ref: 'AWS::Region' }, '1x0x103xarm64'] }]);
-    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) => JSON.stringify(policy.Properties.Roles).includes(ref(stack.keyFunction.role!)));
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter((policy) =>
+      JSON.stringify(policy.Properties.Roles).includes(ref(stack.keyFunction.role!)),
+    );
     const actions = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement.flatMap((s: { Action: string | string[] }) => s.Action));
     expect(actions.sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
   });

@@ -1,9 +1,9 @@
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { idempotencyTableSchema } from '../../lib/table-schema.js';
-import { PaymentsStack } from '../../infra/payments-stack.js';
 import { paymentsTableSchema } from '../../infra/payments-schema.js';
+import { PaymentsStack } from '../../infra/payments-stack.js';
+import { idempotencyTableSchema } from '../../lib/table-schema.js';
 
 let stack: PaymentsStack;
 let template: Template;
@@ -27,17 +27,19 @@ const onTable = (s: Statement, logicalId: string): boolean => JSON.stringify(s.R
 
 describe('tables', () => {
   test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key', () => {
-    expect(template.findResources('AWS::DynamoDB::Table', {
-      Properties: {
-        KeySchema: [{ AttributeName: idempotencyTableSchema.partitionKey.name, KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: idempotencyTableSchema.partitionKey.name, AttributeType: 'S' }],
-        TimeToLiveSpecification: { AttributeName: idempotencyTableSchema.timeToLiveAttribute, Enabled: true },
-        BillingMode: 'PAY_PER_REQUEST',
-        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-        SSESpecification: { SSEEnabled: false },
-      },
-      DeletionPolicy: 'Delete',
-    })).toHaveProperty([id(stack.idempotencyTable.table)]);
+    expect(
+      template.findResources('AWS::DynamoDB::Table', {
+        Properties: {
+          KeySchema: [{ AttributeName: idempotencyTableSchema.partitionKey.name, KeyType: 'HASH' }],
+          AttributeDefinitions: [{ AttributeName: idempotencyTableSchema.partitionKey.name, AttributeType: 'S' }],
+          TimeToLiveSpecification: { AttributeName: idempotencyTableSchema.timeToLiveAttribute, Enabled: true },
+          BillingMode: 'PAY_PER_REQUEST',
+          PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          SSESpecification: { SSEEnabled: false },
+        },
+        DeletionPolicy: 'Delete',
+      }),
+    ).toHaveProperty([id(stack.idempotencyTable.table)]);
   });
 
   test('the payments table is derived from the shared payments schema', () => {

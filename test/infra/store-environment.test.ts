@@ -6,19 +6,23 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { DynamoDBStore } from '../../lib/index.js';
 import { IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, IDEMPOTENCY_TABLE_ENV, IdempotencyTable } from '../../lib/cdk/index.js';
+import { DynamoDBStore } from '../../lib/index.js';
 
 /** The environment the construct gives an attached function, as deployed: a `Ref` to the table resolves to its name, as CloudFormation does. */
 function attachedEnvironment(expiresAfter: Duration): Record<string, string> {
   const stack = new Stack(new App(), 'Env');
   const table = new IdempotencyTable(stack, 'Idempotency', { tableName: 'orders-idempotency', expiresAfter });
-  table.attachFunction(new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') }));
+  table.attachFunction(
+    new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') }),
+  );
   const template = Template.fromStack(stack);
   const [fn] = Object.values(template.findResources('AWS::Lambda::Function'));
   const variables = (fn as { Properties: { Environment: { Variables: Record<string, string | { Ref: string }> } } }).Properties.Environment.Variables;
   const tables = template.findResources('AWS::DynamoDB::Table') as Record<string, { Properties: { TableName: string } }>;
-  return Object.fromEntries(Object.entries(variables).map(([name, value]) => [name, typeof value === 'string' ? value : tables[value.Ref]!.Properties.TableName]));
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => [name, typeof value === 'string' ? value : tables[value.Ref]!.Properties.TableName]),
+  );
 }
 
 const saved = { ...process.env };
@@ -29,11 +33,14 @@ afterEach(() => {
   }
 });
 
-test.each([Duration.hours(24), Duration.days(4), Duration.seconds(90)])('a store made with no options in an attached function (retention %s) uses the construct\'s table and retention', (expiresAfter) => {
-  const variables = attachedEnvironment(expiresAfter);
-  expect(Object.keys(variables).sort()).toEqual([IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, IDEMPOTENCY_TABLE_ENV].sort());
-  Object.assign(process.env, variables);
-  const store = new DynamoDBStore();
-  expect(store.tableName).toBe('orders-idempotency');
-  expect(store.expiresAfterSeconds).toBe(expiresAfter.toSeconds());
-});
+test.each([Duration.hours(24), Duration.days(4), Duration.seconds(90)])(
+  "a store made with no options in an attached function (retention %s) uses the construct's table and retention",
+  (expiresAfter) => {
+    const variables = attachedEnvironment(expiresAfter);
+    expect(Object.keys(variables).sort()).toEqual([IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, IDEMPOTENCY_TABLE_ENV].sort());
+    Object.assign(process.env, variables);
+    const store = new DynamoDBStore();
+    expect(store.tableName).toBe('orders-idempotency');
+    expect(store.expiresAfterSeconds).toBe(expiresAfter.toSeconds());
+  },
+);

@@ -10,7 +10,7 @@ import middy from '@middy/core';
 import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
-import { Turnstile, gate } from '../support/gate.js';
+import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { thrown } from '../support/rejections.js';
 
@@ -118,7 +118,12 @@ test("a completion with the call's own writes whose response is lost applies the
   const once = makeIdempotent(
     async (id: string) => {
       runs++;
-      transaction().update({ TableName: tableName, Key: { id: 'ambiguous-counter' }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      transaction().update({
+        TableName: tableName,
+        Key: { id: 'ambiguous-counter' },
+        UpdateExpression: 'ADD n :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      });
       return { id };
     },
     { store, name: 'tx-lost', transactions: true, logger: silentLogger() },
@@ -155,7 +160,13 @@ test('atomic mode: a one-round-trip transaction whose response is lost is recogn
 test("a lost claim whose retry arrives after another attempt took the key over meets the other's record: IN_PROGRESS, the function runs once", async () => {
   const clock = { now: T0 };
   const turnstile = new Turnstile<string>();
-  const once = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'claim-late-retry', leaseSeconds: 5, now: () => clock.now, singleFlight: false }); // the second call stands for another process
+  const once = makeIdempotent(async (_id: string) => turnstile.enter(), {
+    store,
+    name: 'claim-late-retry',
+    leaseSeconds: 5,
+    now: () => clock.now,
+    singleFlight: false,
+  }); // the second call stands for another process
   const retryArrived = gate();
   const releaseRetry = gate();
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
@@ -187,7 +198,12 @@ test("a lost claim whose retry arrives after another attempt took the key over m
 
 test("a lost release whose retry arrives after another attempt claimed the key leaves the other's record alone", async () => {
   const turnstile = new Turnstile<() => string>();
-  const once = makeIdempotent(async (_id: string) => (await turnstile.enter())(), { store, name: 'release-late-retry', logger: silentLogger(), singleFlight: false }); // the second call stands for another process
+  const once = makeIdempotent(async (_id: string) => (await turnstile.enter())(), {
+    store,
+    name: 'release-late-retry',
+    logger: silentLogger(),
+    singleFlight: false,
+  }); // the second call stands for another process
   const retryArrived = gate();
   const releaseRetry = gate();
   faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'drop-response', error: 'TimeoutError' } });

@@ -1,15 +1,15 @@
+import { createHash, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
-import { createHash, randomUUID } from 'node:crypto';
 import {
   type BatchRecord,
   type BatchResponse,
   DynamoDBStore,
   type IdempotencyStore,
   type IdempotentBatchOptions,
+  idempotentBatch,
   type RecordHandler,
   type StreamChange,
-  idempotentBatch,
 } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
@@ -463,12 +463,15 @@ describe('concurrent consumers', () => {
     const effects = new Map<string, number>();
     const failOnce = new Set(['o-5', 'o-9']);
     const containers = batches.map(() =>
-      consumer<Order>(async (order) => {
-        await allClaimed.promise;
-        await turns(3);
-        if (failOnce.delete(order.orderId)) throw new Error('ledger write timed out');
-        effects.set(order.orderId, (effects.get(order.orderId) ?? 0) + 1);
-      }, { store: counting }),
+      consumer<Order>(
+        async (order) => {
+          await allClaimed.promise;
+          await turns(3);
+          if (failOnce.delete(order.orderId)) throw new Error('ledger write timed out');
+          effects.set(order.orderId, (effects.get(order.orderId) ?? 0) + 1);
+        },
+        { store: counting },
+      ),
     );
 
     let deliveries: SQSRecord[][] = batches;

@@ -4,18 +4,19 @@
  * manifests, run in a fresh Node process each against DynamoDB Local. The bundles leave the AWS SDK
  * external, so it resolves from node_modules as the Lambda runtime provides it.
  */
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { APIGatewayProxyStructuredResultV2, SQSRecord } from 'aws-lambda';
+
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
-import { createDemoTables, type DemoTables, dropDemoTables } from '../../demo/scenarios.js';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { APIGatewayProxyStructuredResultV2, SQSRecord } from 'aws-lambda';
 import { toHttpApiEvent } from '../../demo/http-event.js';
+import { createDemoTables, type DemoTables, dropDemoTables } from '../../demo/scenarios.js';
+import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 import { endpoint, testClient } from '../support/dynamodb.js';
 
 const run = promisify(execFile);
@@ -139,16 +140,19 @@ afterAll(async () => {
   client.destroy();
 });
 
-test.each(['payment', 'consumer'] as const)('the %s bundle is one ESM file for Node.js 24 on arm64 that imports only the AWS SDK and Node built-ins', (name) => {
-  const bundle = bundles[name];
-  expect(bundle.runtime).toBe('nodejs24.x');
-  expect(bundle.architectures).toEqual(['arm64']);
-  const code = readFileSync(bundle.file, 'utf8');
-  const specifiers = [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]!);
-  expect(specifiers).toContain('@aws-sdk/client-dynamodb');
-  for (const specifier of specifiers) expect(specifier).toMatch(/^(@aws-sdk\/|node:|(crypto|zlib|async_hooks|stream|timers|util|events|buffer)$)/);
-  expect(code).not.toMatch(/require\(["']@middy/); // middy and the library are inside the bundle
-});
+test.each(['payment', 'consumer'] as const)(
+  'the %s bundle is one ESM file for Node.js 24 on arm64 that imports only the AWS SDK and Node built-ins',
+  (name) => {
+    const bundle = bundles[name];
+    expect(bundle.runtime).toBe('nodejs24.x');
+    expect(bundle.architectures).toEqual(['arm64']);
+    const code = readFileSync(bundle.file, 'utf8');
+    const specifiers = [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]!);
+    expect(specifiers).toContain('@aws-sdk/client-dynamodb');
+    for (const specifier of specifiers) expect(specifier).toMatch(/^(@aws-sdk\/|node:|(crypto|zlib|async_hooks|stream|timers|util|events|buffer)$)/);
+    expect(code).not.toMatch(/require\(["']@middy/); // middy and the library are inside the bundle
+  },
+);
 
 test('the payment bundle charges once per Idempotency-Key and refunds once', async () => {
   const key = `bundle-${randomUUID()}`;
@@ -195,7 +199,9 @@ test('the consumer bundle charges each order once and reports the poison message
   const order = JSON.stringify({ orderId, amount: 700, currency: 'EUR' });
   const poison = record('not json');
   const batch = { Records: [record(order), record(order), poison] };
-  const [first, redelivered] = (await invoke(bundles.consumer, 'consumer-bundle', [batch, batch])) as Array<{ batchItemFailures: Array<{ itemIdentifier: string }> }>;
+  const [first, redelivered] = (await invoke(bundles.consumer, 'consumer-bundle', [batch, batch])) as Array<{
+    batchItemFailures: Array<{ itemIdentifier: string }>;
+  }>;
   expect(first).toEqual({ batchItemFailures: [{ itemIdentifier: poison.messageId }] });
   expect(redelivered).toEqual({ batchItemFailures: [{ itemIdentifier: poison.messageId }] });
   const charged = (await scan(tables.paymentsTable)).filter((p) => p.orderId === orderId);

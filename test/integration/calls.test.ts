@@ -128,7 +128,7 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'e-1' }, lambdaContext('early-before'))).toEqual({ statusCode: 201, id: 'e-1', run: 1 });
   });
 
-  test("an inner middleware that sets `request.earlyResponse` in `before` (an undefined answer) releases the key", async () => {
+  test('an inner middleware that sets `request.earlyResponse` in `before` (an undefined answer) releases the key', async () => {
     const handler = middy(async () => 'ran')
       .use(idempotency({ store, key: (event: { id: string }) => event.id }))
       .use({
@@ -207,7 +207,12 @@ describe('single-flight: in-process duplicates share one claim', () => {
       },
       { store, name: 'flight-failure' },
     );
-    const calls = Array.from({ length: 5 }, () => once('x-1').then((value) => ({ value }), (error: Error) => ({ error: error.message })));
+    const calls = Array.from({ length: 5 }, () =>
+      once('x-1').then(
+        (value) => ({ value }),
+        (error: Error) => ({ error: error.message }),
+      ),
+    );
     (await turnstile.next()).open('fail');
     (await turnstile.next()).open('ok');
     const results = await Promise.all(calls);
@@ -224,7 +229,12 @@ describe('single-flight: in-process duplicates share one claim', () => {
       },
       { store, name: 'flight-final', isFinalError: (error) => (error as { code?: string }).code === 'DECLINED' },
     );
-    const calls = Array.from({ length: 3 }, () => once('d-1').then(() => undefined, (error: unknown) => error));
+    const calls = Array.from({ length: 3 }, () =>
+      once('d-1').then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
     (await turnstile.next()).open();
     for (const error of await Promise.all(calls)) expect(error).toMatchObject({ message: 'card declined', code: 'DECLINED' });
     expect(turnstile.count).toBe(1);

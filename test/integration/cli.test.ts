@@ -2,13 +2,14 @@
  * The `lambda-idempotency` command as a real child process (run from source with tsx) against
  * DynamoDB Local, which it finds through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
  */
-import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import middy from '@middy/core';
+
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DynamoDBStore, callerIdentity, httpIdempotency, makeIdempotent, recordIdOf, type RecordSummary } from '../../lib/index.js';
-import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import middy from '@middy/core';
 import { runCli } from '../../lib/cli/run.js';
+import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
+import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 
@@ -63,7 +64,11 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
   ]);
   expect(text).toMatchObject({ code: 0, stderr: '' });
   const responseBytes = JSON.stringify({ paymentId: 'p-o-1' }).length;
-  expect(text.stdout).toMatch(new RegExp(`^${id.replace(/[+]/g, '\\+')}\n  status +COMPLETED\n  expires +\\S+Z \\(in 2[34] h\\)\n  lease +none\n  fingerprint +stored\n  response +${responseBytes} bytes\n  final error +none\n$`));
+  expect(text.stdout).toMatch(
+    new RegExp(
+      `^${id.replace(/[+]/g, '\\+')}\n  status +COMPLETED\n  expires +\\S+Z \\(in 2[34] h\\)\n  lease +none\n  fingerprint +stored\n  response +${responseBytes} bytes\n  final error +none\n$`,
+    ),
+  );
 
   expect(asJson.code).toBe(0);
   const summary = JSON.parse(asJson.stdout) as RecordSummary;
@@ -128,8 +133,14 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
   const cases: Array<[string[], string]> = [
     [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
-    [['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'], 'Which record? Give one of --key (with --name), --http-key (with --name, --method, --route) or --id.'],
-    [['inspect', '--table', tableName, '--name', 'n', '--http-key', 'k', '--method', 'POST'], '`--http-key` needs --method and --route (and --caller when the request had a caller identity).'],
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],
+      'Which record? Give one of --key (with --name), --http-key (with --name, --method, --route) or --id.',
+    ],
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--http-key', 'k', '--method', 'POST'],
+      '`--http-key` needs --method and --route (and --caller when the request had a caller identity).',
+    ],
     [['inspect', '--name', 'n', '--key', '"k"'], 'Which table? Give --table or set IDEMPOTENCY_TABLE.'],
     [['forget', '--table', tableName, '--id', 'n#h', '--yes', '--only-if', 'DONE'], '`--only-if` takes INPROGRESS or COMPLETED.'],
     [['stuck', '--table', tableName, '--yes'], '`--yes` does not apply to stuck.'],
@@ -175,12 +186,24 @@ test('stuck lists INPROGRESS records past their lease across every page of the s
     expect(asJson.stderr).toBe(`lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`);
     const found = JSON.parse(asJson.stdout) as RecordSummary[];
     expect(found.map((summary) => summary.key).sort()).toEqual(expected);
-    expect(found[0]).toEqual({ key: found[0]!.key, status: 'INPROGRESS', expiresAt: Math.floor(now / 1000) + 86_400, leaseUntil: now - 60_000, hasFingerprint: false, responseOmitted: false });
+    expect(found[0]).toEqual({
+      key: found[0]!.key,
+      status: 'INPROGRESS',
+      expiresAt: Math.floor(now / 1000) + 86_400,
+      leaseUntil: now - 60_000,
+      hasFingerprint: false,
+      responseOmitted: false,
+    });
 
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines.at(-1)).toBe('9 INPROGRESS records past the lease.');
-    expect(lines.slice(0, -1).map((line) => line.split(' ')[0]).sort()).toEqual([...expected, recordIdOf({ name: 'other', key: 's-0' })].sort());
+    expect(
+      lines
+        .slice(0, -1)
+        .map((line) => line.split(' ')[0])
+        .sort(),
+    ).toEqual([...expected, recordIdOf({ name: 'other', key: 's-0' })].sort());
     expect(lines[0]).toMatch(/ lease ended \S+Z \(\d+ s ago\), expires \S+Z$/);
   } finally {
     await dropTable(client, table);

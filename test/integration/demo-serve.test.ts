@@ -73,7 +73,8 @@ async function startDemo(): Promise<Demo> {
   npm.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const started = { npm, hasExited, pid: 0, apiPort, dynamoPort: 0 };
   running = started;
-  const banner = /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:\d+ \(process (\d+): Ctrl-C or `kill \2` stops it and DynamoDB Local\)/;
+  const banner =
+    /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:\d+ \(process (\d+): Ctrl-C or `kill \2` stops it and DynamoDB Local\)/;
   await eventually(() => banner.test(output) || ended, 'the demo printed its banner', 90_000);
   const match = banner.exec(output);
   if (!match) throw new Error(`the demo ended before serving:\n${output}`);
@@ -100,15 +101,19 @@ test.each([
   ['`kill` of the PID it prints (SIGTERM)', (demo: Demo) => process.kill(demo.pid, 'SIGTERM')],
   // A closed terminal hangs up the whole group, JVM included; a hang-up sent to the demo alone is the harder case.
   ['`kill -HUP` of the PID it prints', (demo: Demo) => process.kill(demo.pid, 'SIGHUP')],
-])('%s stops the server and its DynamoDB Local', async (_how, stop) => {
-  const demo = await startDemo();
-  expect(await accepts(demo.apiPort)).toBe(true);
-  expect(await accepts(demo.dynamoPort)).toBe(true);
-  if (existsSync('/proc/self/cmdline')) expect(dynamoProcesses(demo.dynamoPort)).toHaveLength(1);
+])(
+  '%s stops the server and its DynamoDB Local',
+  async (_how, stop) => {
+    const demo = await startDemo();
+    expect(await accepts(demo.apiPort)).toBe(true);
+    expect(await accepts(demo.dynamoPort)).toBe(true);
+    if (existsSync('/proc/self/cmdline')) expect(dynamoProcesses(demo.dynamoPort)).toHaveLength(1);
 
-  stop(demo);
-  await eventually(demo.hasExited, 'npm run demo exited');
-  await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
-  await eventually(async () => !(await accepts(demo.dynamoPort)), 'the DynamoDB Local port is closed');
-  expect(await accepts(demo.apiPort)).toBe(false);
-}, 150_000);
+    stop(demo);
+    await eventually(demo.hasExited, 'npm run demo exited');
+    await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
+    await eventually(async () => !(await accepts(demo.dynamoPort)), 'the DynamoDB Local port is closed');
+    expect(await accepts(demo.apiPort)).toBe(false);
+  },
+  150_000,
+);

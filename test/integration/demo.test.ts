@@ -28,8 +28,11 @@ test('the demo keeps every scenario it promises (double-click, burst, 422, late 
   ]);
 });
 
-test.each(scenarios.map((scenario) => [scenario.name, scenario] as const))('%s: as many charges or refunds as should happen, and the answers expected', async (_name, scenario) => {
-  const result = await scenario(client, tables);
-  expect({ [result.effect]: result.happened, problems: result.problems }).toEqual({ [result.effect]: result.expected, problems: [] });
-  expect(result.ok).toBe(true);
-});
+test.each(scenarios.map((scenario) => [scenario.name, scenario] as const))(
+  '%s: as many charges or refunds as should happen, and the answers expected',
+  async (_name, scenario) => {
+    const result = await scenario(client, tables);
+    expect({ [result.effect]: result.happened, problems: result.problems }).toEqual({ [result.effect]: result.expected, problems: [] });
+    expect(result.ok).toBe(true);
+  },
+);

@@ -5,14 +5,15 @@
  * resume (completed steps return their checkpointed result without running), and may stay
  * suspended far longer than one invocation.
  */
+
+import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import type { TestResult } from '@aws/durable-execution-sdk-js-testing';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
-import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable' });
 useDurableRunner();
@@ -91,7 +92,8 @@ const forms: ReadonlyArray<[string, (body: Body) => DurableLambdaHandler]> = [
   [
     'middy durable mode with idempotency()',
     // middy's types do not say that durable mode makes a durable handler.
-    (body) => middy<Order, Receipt, Error, DurableContext>(middyDurableMode).use(idempotency<Order, Receipt>(options)).handler(body) as unknown as DurableLambdaHandler,
+    (body) =>
+      middy<Order, Receipt, Error, DurableContext>(middyDurableMode).use(idempotency<Order, Receipt>(options)).handler(body) as unknown as DurableLambdaHandler,
   ],
 ];
 
@@ -147,7 +149,7 @@ describe.each(forms)('%s', (_form, durableHandler) => {
 
   // A durable execution's record has a lease that covers the execution (by default the
   // retention), not one invocation's deadline nor `leaseSeconds`.
-  test('more than 15 minutes later on the runner\'s clock, a suspended execution still holds its key, then resumes and completes', async () => {
+  test("more than 15 minutes later on the runner's clock, a suspended execution still holds its key, then resumes and completes", async () => {
     const orderId = randomUUID();
     const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
     await first.suspended();

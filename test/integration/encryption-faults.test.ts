@@ -5,9 +5,9 @@
  * read never turns a known outcome into an unknown one).
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBStore, IdempotencyError, describeStoreFailure, makeIdempotent, transaction } from '../../lib/index.js';
-import { freshTable, dropTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { type KeyFault, type Keyring, aesKey, keyring } from '../support/keyring.js';
+import { DynamoDBStore, describeStoreFailure, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
+import { dropTable, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { aesKey, type KeyFault, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'enc-faults' });
@@ -34,7 +34,13 @@ function fixture(mode: Mode, options: { finalError?: boolean; pad?: number } = {
   const fn = makeIdempotent(
     async (input: { id: string }) => {
       runs++;
-      if (mode !== 'plain') transaction().update({ TableName: bizTable, Key: { id: `${name}-${input.id}` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      if (mode !== 'plain')
+        transaction().update({
+          TableName: bizTable,
+          Key: { id: `${name}-${input.id}` },
+          UpdateExpression: 'ADD n :one',
+          ExpressionAttributeValues: { ':one': 1 },
+        });
       if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
       return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
     },
@@ -49,7 +55,16 @@ function fixture(mode: Mode, options: { finalError?: boolean; pad?: number } = {
       isFinalError: () => true,
     },
   );
-  return { ring, store, name, clock, fn, runs: () => runs, counter: (id: string) => applied(`${name}-${id}`), record: (id: string) => readItem(client, tableName, recordId(name, id)) };
+  return {
+    ring,
+    store,
+    name,
+    clock,
+    fn,
+    runs: () => runs,
+    counter: (id: string) => applied(`${name}-${id}`),
+    record: (id: string) => readItem(client, tableName, recordId(name, id)),
+  };
 }
 
 describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provider fails at completion', (mode) => {
@@ -57,21 +72,24 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
     ['throws', 'small'],
     ['short key', 'small'],
     ['throws', 'large (compressed before sealing)'],
-  ] as const)('currentKey() %s, %s response: the record completes without it; duplicates get RESPONSE_NOT_STORED, even past the lease; the function ran once', async (fault: KeyFault, size) => {
-    const f = fixture(mode, { pad: size === 'small' ? 0 : 100_000 });
-    f.ring.failCurrent = fault;
-    expect(await f.fn({ id: 'a' })).toMatchObject({ card: '4111-1111-1111-1111', id: 'a' });
-    const item = await f.record('a');
-    expect(item?.status?.S).toBe('COMPLETED');
-    expect(item?.responseOmitted?.BOOL).toBe(true);
-    expect(item?.response).toBeUndefined();
-    expect(item?.keyId).toBeUndefined();
-    f.ring.failCurrent = undefined;
-    f.clock.t += (LEASE_SECONDS + 1) * 1000; // past the lease: an INPROGRESS record would be taken over and run again
-    expect((await rejection(f.fn({ id: 'a' }))).code).toBe('RESPONSE_NOT_STORED');
-    expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate runs its pure handler, whose writes are cancelled
-    if (mode !== 'plain') expect(await f.counter('a')).toBe(1);
-  });
+  ] as const)(
+    'currentKey() %s, %s response: the record completes without it; duplicates get RESPONSE_NOT_STORED, even past the lease; the function ran once',
+    async (fault: KeyFault, size) => {
+      const f = fixture(mode, { pad: size === 'small' ? 0 : 100_000 });
+      f.ring.failCurrent = fault;
+      expect(await f.fn({ id: 'a' })).toMatchObject({ card: '4111-1111-1111-1111', id: 'a' });
+      const item = await f.record('a');
+      expect(item?.status?.S).toBe('COMPLETED');
+      expect(item?.responseOmitted?.BOOL).toBe(true);
+      expect(item?.response).toBeUndefined();
+      expect(item?.keyId).toBeUndefined();
+      f.ring.failCurrent = undefined;
+      f.clock.t += (LEASE_SECONDS + 1) * 1000; // past the lease: an INPROGRESS record would be taken over and run again
+      expect((await rejection(f.fn({ id: 'a' }))).code).toBe('RESPONSE_NOT_STORED');
+      expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate runs its pure handler, whose writes are cancelled
+      if (mode !== 'plain') expect(await f.counter('a')).toBe(1);
+    },
+  );
 
   test('a final error that cannot be sealed: the record completes without it; duplicates get RESPONSE_NOT_STORED', async () => {
     const f = fixture(mode, { finalError: true });
@@ -136,14 +154,19 @@ describe('a record that cannot be read at commit', () => {
       await mine.claim({ key, owner: 'me', leaseUntil: T0 + 1000, expiresAt, now: T0 });
       await theirs.claim({ key, owner: 'them', leaseUntil: T0 + 60_000, expiresAt, now: T0 + 2000 });
       await theirs.complete({ key, owner: 'them', expiresAt, response: '{"theirs":true}' });
-      const increment = { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } };
+      const increment = {
+        Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } },
+      };
       const request = { key, owner: 'me', expiresAt, response: '{"mine":true}' };
       const current = { key, status: 'COMPLETED', owner: 'them', expiresAt };
       if (operation === 'release') expect(await mine.release({ key, owner: 'me' })).toStrictEqual({ released: false, record: current });
       else if (operation === 'complete') expect(await mine.complete(request)).toStrictEqual({ completed: false, record: current });
       else expect(await mine.completeWithWrites(request, [increment])).toStrictEqual({ completed: false, record: current });
       expect(await applied(counter)).toBe(0);
-      expect(await theirs.claim({ key, owner: 'x', leaseUntil: T0, expiresAt, now: T0 + 3000 })).toMatchObject({ claimed: false, record: { response: '{"theirs":true}' } });
+      expect(await theirs.claim({ key, owner: 'x', leaseUntil: T0, expiresAt, now: T0 + 3000 })).toMatchObject({
+        claimed: false,
+        record: { response: '{"theirs":true}' },
+      });
     },
   );
 

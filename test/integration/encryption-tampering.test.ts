@@ -4,9 +4,10 @@
  * closed at the claim (`STORE_FAILURE`), and the function does not run. On DynamoDB Local, through
  * `makeIdempotent`.
  */
-import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
+
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, describeStoreFailure, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';

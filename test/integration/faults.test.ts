@@ -8,7 +8,7 @@
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
-import { Turnstile, gate } from '../support/gate.js';
+import { gate, Turnstile } from '../support/gate.js';
 import { HandlerError, Ledger, scanRecords } from '../support/invariants.js';
 
 const T0 = 1_700_000_000_000;
@@ -68,7 +68,15 @@ async function run(scenario: Scenario): Promise<{ ledger: Ledger; warnings: stri
       return ledger.succeed(execution, { key: input.key, execution: execution.index, call: input.call });
     },
     // Each call stands for another process: no in-process single-flight.
-    { store, name, key: (input) => input.key, leaseSeconds: LEASE_SECONDS, now: () => clock.now, singleFlight: false, logger: { warn: (line) => warnings.push(line) } },
+    {
+      store,
+      name,
+      key: (input) => input.key,
+      leaseSeconds: LEASE_SECONDS,
+      now: () => clock.now,
+      singleFlight: false,
+      logger: { warn: (line) => warnings.push(line) },
+    },
   );
   const call = (key: string) => ledger.call(key, (id) => fn({ key, call: id }));
 
@@ -125,20 +133,23 @@ describe.each(['claim', 'complete', 'release'] as const)('a fault at %s', (step)
     for (const key of KEYS) expect(ledger.executionsOf(key).filter((e) => e.outcome === 'ok')).toHaveLength(1);
   });
 
-  test.each(STORE_FAULTS.filter(([, fault]) => fault.kind !== 'latency'))('%s, on every attempt: typed errors or the result, nothing stuck', async (_label, fault) => {
-    const { ledger, warnings } = await run({ handler, store: { operation: OPERATION[step], fault, persistent: true } });
-    const outcomes = ledger.outcomes();
-    if (step === 'claim') {
-      // Fail closed: the faulted claims ran nothing and said so.
-      expect(outcomes.STORE_FAILURE).toBe(FAULTED_REQUESTS);
-      expect(warnings).toEqual([]);
-    } else {
-      // The handler ran; its outcome reached the caller; the bookkeeping failure was logged, not thrown.
-      expect(outcomes).not.toHaveProperty('STORE_FAILURE');
-      expect(warnings).toHaveLength(FAULTED_REQUESTS);
-      for (const line of warnings) expect(JSON.parse(line)).toMatchObject({ level: 'WARN', namespace: expect.stringMatching(/^faults-/) });
-    }
-  });
+  test.each(STORE_FAULTS.filter(([, fault]) => fault.kind !== 'latency'))(
+    '%s, on every attempt: typed errors or the result, nothing stuck',
+    async (_label, fault) => {
+      const { ledger, warnings } = await run({ handler, store: { operation: OPERATION[step], fault, persistent: true } });
+      const outcomes = ledger.outcomes();
+      if (step === 'claim') {
+        // Fail closed: the faulted claims ran nothing and said so.
+        expect(outcomes.STORE_FAILURE).toBe(FAULTED_REQUESTS);
+        expect(warnings).toEqual([]);
+      } else {
+        // The handler ran; its outcome reached the caller; the bookkeeping failure was logged, not thrown.
+        expect(outcomes).not.toHaveProperty('STORE_FAILURE');
+        expect(warnings).toHaveLength(FAULTED_REQUESTS);
+        for (const line of warnings) expect(JSON.parse(line)).toMatchObject({ level: 'WARN', namespace: expect.stringMatching(/^faults-/) });
+      }
+    },
+  );
 });
 
 describe('a fault while the handler runs', () => {

@@ -4,9 +4,10 @@
  * responses over the item limit. Each gets a typed error or the documented behaviour; none crashes
  * (no RangeError from a stack overflow), runs the handler twice, or leaves a record INPROGRESS.
  */
+
+import { randomBytes } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { randomBytes } from 'node:crypto';
 import { type HttpEvent, type HttpResult, httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { scanRecords } from '../support/invariants.js';
@@ -163,7 +164,14 @@ describe('hostile keys', () => {
   test.each([
     ['objects nested 10,000 levels deep', () => nested(10_000)],
     ['arrays nested 10,000 levels deep', () => JSON.parse(`${'['.repeat(10_000)}${']'.repeat(10_000)}`)],
-    ['a toJSON that returns itself', () => ({ toJSON() { return this; } })], // prettier-ignore
+    [
+      'a toJSON that returns itself',
+      () => ({
+        toJSON() {
+          return this;
+        },
+      }),
+    ], // prettier-ignore
   ])('%s: INVALID_KEY, no stack overflow, nothing ran or was stored', async (_label, make) => {
     const name = namespace('deep-key');
     let runs = 0;
@@ -220,9 +228,34 @@ describe('hostile keys', () => {
   });
 
   test.each([
-    ['a toJSON that throws', { toJSON: () => { throw new Error('toJSON failed'); } }], // prettier-ignore
-    ['a getter that throws', Object.defineProperty({}, 'id', { enumerable: true, get: () => { throw new Error('getter failed'); } })], // prettier-ignore
-    ['a proxy whose ownKeys throws', new Proxy({}, { ownKeys: () => { throw new Error('ownKeys failed'); } })], // prettier-ignore
+    [
+      'a toJSON that throws',
+      {
+        toJSON: () => {
+          throw new Error('toJSON failed');
+        },
+      },
+    ], // prettier-ignore
+    [
+      'a getter that throws',
+      Object.defineProperty({}, 'id', {
+        enumerable: true,
+        get: () => {
+          throw new Error('getter failed');
+        },
+      }),
+    ], // prettier-ignore
+    [
+      'a proxy whose ownKeys throws',
+      new Proxy(
+        {},
+        {
+          ownKeys: () => {
+            throw new Error('ownKeys failed');
+          },
+        },
+      ),
+    ], // prettier-ignore
   ])('a key with %s: INVALID_KEY with the error as its cause, nothing ran', async (_label, key) => {
     const name = namespace('throwing-key');
     let runs = 0;
@@ -248,7 +281,14 @@ describe('hostile responses', () => {
     ['a BigInt', () => ({ total: 10n })],
     ['a cycle', cyclic],
     ['nesting 10,000 levels deep (JSON.stringify overflows)', () => nested(10_000)],
-    ['a toJSON that throws', () => ({ toJSON: () => { throw new Error('toJSON failed'); } })], // prettier-ignore
+    [
+      'a toJSON that throws',
+      () => ({
+        toJSON: () => {
+          throw new Error('toJSON failed');
+        },
+      }),
+    ], // prettier-ignore
     ['5 MB of incompressible text', () => ({ blob: randomBytes(3.75 * 1024 * 1024).toString('base64') })],
   ])('%s: the first caller gets it, the record is COMPLETED, duplicates get RESPONSE_NOT_STORED, no second run', async (_label, make) => {
     const name = namespace('response');

@@ -8,7 +8,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
-import { ANONYMOUS, type Api, type Caller, IDENTITY_SHAPES, type HttpRequest, SILENT_AUTHORIZERS, eventFor, httpEvent } from '../support/identity-events.js';
+import { ANONYMOUS, type Api, type Caller, eventFor, type HttpRequest, httpEvent, IDENTITY_SHAPES, SILENT_AUTHORIZERS } from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -39,7 +39,7 @@ const alice: Caller = { tenant: 'tenant-a', user: 'alice' };
 const aliceOfB: Caller = { tenant: 'tenant-b', user: 'alice' };
 
 describe.each(IDENTITY_SHAPES)('$name', (shape) => {
-  test('tenant B with tenant A\'s key runs its own request and never gets A\'s response; A\'s retry with a refreshed token replays A\'s', async () => {
+  test("tenant B with tenant A's key runs its own request and never gets A's response; A's retry with a refreshed token replays A's", async () => {
     const api = ordersApi();
     const request: HttpRequest = { key: 'order-7f3a' };
     const first = await api.send(eventFor(shape, alice, request));
@@ -93,7 +93,7 @@ test("with scope 'shared', two tenants share a key: an explicit choice, as docum
   expect([orderOf(other), replayed(other)]).toEqual(['ord-1', true]);
 });
 
-test('a scope that is neither a function nor \'shared\' is refused at construction', () => {
+test("a scope that is neither a function nor 'shared' is refused at construction", () => {
   for (const scope of ['tenant', 'none', '', 42, null]) {
     expect(() => httpIdempotency({ store, scope: scope as never })).toThrow(TypeError);
   }
@@ -149,7 +149,11 @@ describe.each(APIS)('%s events', (api) => {
   test.each([
     ['an account number above 2^53 and its neighbour', { body: '{"accountId":9007199254740993}' }, { body: '{"accountId":9007199254740992}' }],
     ['decimals that round to one double', { body: '{"amount":0.1}' }, { body: '{"amount":0.10000000000000001}' }],
-    ['different invalid UTF-8 bytes', { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), isBase64Encoded: true }, { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xfe, 0x22, 0x7d]), isBase64Encoded: true }],
+    [
+      'different invalid UTF-8 bytes',
+      { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), isBase64Encoded: true },
+      { body: base64([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xfe, 0x22, 0x7d]), isBase64Encoded: true },
+    ],
     ['an invalid byte and the replacement character', { body: base64([0xff]), isBase64Encoded: true }, { body: base64('\ufffd'), isBase64Encoded: true }],
     ['a member sent twice and once', { body: '{"amount":1,"amount":1000}' }, { body: '{"amount":1000}' }],
   ])('%s: 422, the handler ran once', async (_label, first, second) => {
@@ -163,7 +167,10 @@ describe.each(APIS)('%s events', (api) => {
   test('whitespace, member order and escapes do not matter: the reformatted request replays', async () => {
     const orders = ordersApi();
     await send(orders, { body: '{"accountId":9007199254740993,"name":"é","items":[1,2]}' });
-    const reformatted = await send(orders, { body: base64('{ "items" : [ 1 , 2 ],\n  "name": "\\u00e9", "accountId": 9007199254740993 }'), isBase64Encoded: true });
+    const reformatted = await send(orders, {
+      body: base64('{ "items" : [ 1 , 2 ],\n  "name": "\\u00e9", "accountId": 9007199254740993 }'),
+      isBase64Encoded: true,
+    });
     expect(replayed(reformatted)).toBe(true);
     expect(orders.runs).toHaveLength(1);
   });

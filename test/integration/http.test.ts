@@ -1,7 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
-import { DynamoDBStore, httpIdempotency, type HttpEvent, type HttpIdempotencyOptions, type HttpResult } from '../../lib/index.js';
+import { DynamoDBStore, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -506,7 +506,11 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
       return run === 2 ? { statusCode: 503, body: '{"message":"try again"}' } : variant.result(run);
     });
     await expect(orders.invoke(variant.event({ key: 'k-declined' }))).rejects.toBeInstanceOf(CardDeclined);
-    await expect(orders.invoke(variant.event({ key: 'k-declined' }))).rejects.toMatchObject({ name: 'CardDeclined', code: 'card_declined', message: 'card declined' });
+    await expect(orders.invoke(variant.event({ key: 'k-declined' }))).rejects.toMatchObject({
+      name: 'CardDeclined',
+      code: 'card_declined',
+      message: 'card declined',
+    });
     expect(orders.runs).toBe(1);
 
     expect((await orders.invoke(variant.event({ key: 'k-503' }))).statusCode).toBe(503);

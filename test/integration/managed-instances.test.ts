@@ -80,10 +80,17 @@ function invocations(name: string, keys: number, copies: number, declined: (key:
 
 /** Dispatches every invocation at once, waits until `executions` are inside the function, then lets them go on in reverse order. */
 async function dispatch(invoke: Invoke, list: readonly Invocation[], turnstile: Turnstile, executions: number) {
-  const calls = list.map(({ order, context }) => invoke(order, context).then((value) => ({ value }), (error: unknown) => ({ error })));
+  const calls = list.map(({ order, context }) =>
+    invoke(order, context).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+  );
   const arrivals: Gate[] = [];
   for (let i = 0; i < executions; i++) arrivals.push(await turnstile.next());
-  return { calls, release: () => {
+  return {
+    calls,
+    release: () => {
       for (const arrival of arrivals.reverse()) arrival.open();
     },
   };

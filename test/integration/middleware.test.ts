@@ -4,9 +4,9 @@
  */
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DynamoDBStore, IdempotencyError, hashKey, idempotency } from '../../lib/index.js';
+import { DynamoDBStore, hashKey, IdempotencyError, idempotency } from '../../lib/index.js';
 import { idsWithPrefix, readItem, recordId, unreachableClient, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile, flush, onlyOneEnters } from '../support/gate.js';
+import { flush, onlyOneEnters, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 

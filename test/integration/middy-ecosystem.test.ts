@@ -3,6 +3,8 @@
  * (`http-cors`, `http-error-handler`, `http-json-body-parser`, `http-router`), used first as the
  * README says: every answer, first or replayed, is what those middlewares made of it.
  */
+
+import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import httpErrorHandler from '@middy/http-error-handler';
@@ -10,7 +12,6 @@ import httpJsonBodyParser from '@middy/http-json-body-parser';
 import httpRouterHandler from '@middy/http-router';
 import { createError } from '@middy/util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
 import { toHttpApiEvent } from '../../demo/http-event.js';
 import { type HttpIdempotencyOptions, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';

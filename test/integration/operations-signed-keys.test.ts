@@ -2,12 +2,13 @@
  * Server-issued keys through real middy and DynamoDB Local: only keys signed with a listed secret
  * run; anything else is a 400 problem, runs nothing and writes no record.
  */
-import middy from '@middy/core';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext as demoLambdaContext } from '../../demo/scenarios.js';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { createDemoTables, type DemoTables, lambdaContext as demoLambdaContext, dropDemoTables } from '../../demo/scenarios.js';
 import { readKeySecrets } from '../../infra/functions/key-secrets.js';
 import { createKeyHandler } from '../../infra/functions/keys.js';
 import { createPaymentHandler } from '../../infra/functions/payment.js';
@@ -94,7 +95,11 @@ describe('the demo API', () => {
     const payment = (idempotencyKey: string) => paymentRequest(idempotencyKey) as APIGatewayProxyEventV2;
     const created = await pay(payment(key), demoLambdaContext('payments-api'));
     expect(created.statusCode).toBe(201);
-    expect(await pay(payment(key), demoLambdaContext('payments-api'))).toMatchObject({ statusCode: 201, body: created.body, headers: { 'Idempotent-Replayed': 'true' } });
+    expect(await pay(payment(key), demoLambdaContext('payments-api'))).toMatchObject({
+      statusCode: 201,
+      body: created.body,
+      headers: { 'Idempotent-Replayed': 'true' },
+    });
     expect((await pay(payment('order-42'), demoLambdaContext('payments-api'))).statusCode).toBe(400);
     expect((await idsWithPrefix(demoClient, tables.idempotencyTable, 'payments-api#')).length).toBe(1);
   });
@@ -104,7 +109,9 @@ describe('the demo API', () => {
     const seen: string[] = [];
     const extension = createServer((request, response) => {
       const url = new URL(request.url!, 'http://localhost');
-      seen.push(`${url.pathname} ${url.searchParams.get('secretId')} ${url.searchParams.get('versionStage')} ${request.headers['x-aws-parameters-secrets-token']}`);
+      seen.push(
+        `${url.pathname} ${url.searchParams.get('secretId')} ${url.searchParams.get('versionStage')} ${request.headers['x-aws-parameters-secrets-token']}`,
+      );
       const value = versions[url.searchParams.get('versionStage')!];
       if (value === undefined) response.writeHead(400).end('ResourceNotFoundException');
       else response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ SecretString: value }));

@@ -6,13 +6,13 @@ import middy from '@middy/core';
 import {
   callerIdentity,
   DynamoDBStore,
-  IdempotencyError,
   forgetRecord,
   httpIdempotency,
+  IdempotencyError,
+  type IdempotencyStore,
   inspectRecord,
   makeIdempotent,
   recordIdOf,
-  type IdempotencyStore,
 } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
@@ -67,7 +67,13 @@ test('inspect shows a completed record, its sizes and no response', async () => 
 
 test('inspect shows an in-progress record with its lease end', async () => {
   const turnstile = new Turnstile();
-  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'inspect-held', key: (o) => o.orderId, now: () => T0, leaseSeconds: 30 });
+  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), {
+    store,
+    name: 'inspect-held',
+    key: (o) => o.orderId,
+    now: () => T0,
+    leaseSeconds: 30,
+  });
   const call = once({ orderId: 'o-1', amount: 1 });
   const holder = await turnstile.next();
   expect(await inspectRecord({ store, name: 'inspect-held', key: 'o-1' })).toEqual({
@@ -168,6 +174,8 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
 
 test('a store without inspect or forget is refused with a sentence', async () => {
   const bare: IdempotencyStore = { claim: store.claim.bind(store), complete: store.complete.bind(store), release: store.release.bind(store) };
-  await expect(inspectRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(new TypeError('This store cannot inspect records: it has no `inspect` method (DynamoDBStore has one).'));
+  await expect(inspectRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(
+    new TypeError('This store cannot inspect records: it has no `inspect` method (DynamoDBStore has one).'),
+  );
   await expect(forgetRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(TypeError);
 });

@@ -4,8 +4,9 @@
  * atomic mode, so the function never runs twice and its writes commit once. The size is decided
  * before sending; a refusal DynamoDB still makes is retried once with the smallest outcome.
  */
-import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
+
 import { randomUUID } from 'node:crypto';
+import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -55,10 +56,26 @@ function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; e
   const fn = makeIdempotent(
     async (input: { id: string }) => {
       runs++;
-      if (mode !== 'plain') transaction().update({ TableName: bizTable, Key: { id: `${name}-${input.id}` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      if (mode !== 'plain')
+        transaction().update({
+          TableName: bizTable,
+          Key: { id: `${name}-${input.id}` },
+          UpdateExpression: 'ADD n :one',
+          ExpressionAttributeValues: { ':one': 1 },
+        });
       return body();
     },
-    { store, name, key: (input) => input.id, now: () => clock.t, leaseSeconds: 10, transactions: mode === 'transactions', atomic: mode === 'atomic', isFinalError: () => true, errorFields: options.errorFields ?? [] },
+    {
+      store,
+      name,
+      key: (input) => input.id,
+      now: () => clock.t,
+      leaseSeconds: 10,
+      transactions: mode === 'transactions',
+      atomic: mode === 'atomic',
+      isFinalError: () => true,
+      errorFields: options.errorFields ?? [],
+    },
   );
   return {
     fn,
@@ -113,9 +130,11 @@ describe.each(MODES)('%s mode', (mode) => {
 });
 
 describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
-  const hugeError = (message: string, fields: Record<string, unknown> = {}) => () => {
-    throw Object.assign(new Error(message), { name: 'DeclinedError', code: 'DECLINED', ...fields });
-  };
+  const hugeError =
+    (message: string, fields: Record<string, unknown> = {}) =>
+    () => {
+      throw Object.assign(new Error(message), { name: 'DeclinedError', code: 'DECLINED', ...fields });
+    };
 
   test.each([
     ['a 500 KB message', 'm'.repeat(500_000)],
@@ -181,7 +200,9 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
     const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
     const key = `refused#${randomUUID()}`;
     const counter = `refused-${randomUUID()}`;
-    const increment: TransactWriteItem = { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } };
+    const increment: TransactWriteItem = {
+      Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } },
+    };
     await claimWithLargeFingerprint(store, key);
     expect(await store.completeWithWrites({ key, owner: 'me', expiresAt, response }, [increment])).toStrictEqual({ completed: true, responseStored: false });
     expect(commands).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);

@@ -4,11 +4,12 @@
  * Powertools retention period the handler is wrapped by both, and Powertools answers the duplicates
  * of the requests it handled alone.
  */
+
+import { createHash } from 'node:crypto';
 import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import middy from '@middy/core';
-import { createHash } from 'node:crypto';
 import { idempotency } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';

@@ -1,7 +1,8 @@
 /** How responses are stored and replayed by a real DynamoDB Local: JSON text, gzip, or not at all. */
-import middy from '@middy/core';
+
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import middy from '@middy/core';
 import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';

@@ -96,7 +96,15 @@ function realSystem(name: string): Real {
       return result(key, exec);
     },
     // Each call stands for another process: no in-process single-flight.
-    { store, name, leaseSeconds: LEASE_MS / 1000, expiresAfterSeconds: RETENTION_S, now: () => clock.now, singleFlight: false, logger: { warn: () => undefined } },
+    {
+      store,
+      name,
+      leaseSeconds: LEASE_MS / 1000,
+      expiresAfterSeconds: RETENTION_S,
+      now: () => clock.now,
+      singleFlight: false,
+      logger: { warn: () => undefined },
+    },
   );
   const settle = (promise: Promise<unknown>): Promise<Settled> =>
     promise.then(
@@ -145,8 +153,7 @@ class CallCommand implements fc.AsyncCommand<Model, Real> {
   async run(model: Model, real: Real): Promise<void> {
     const record = model.records.get(this.key);
     const fault = arm('PutItem', this.injected);
-    const claimable =
-      record === undefined || record.expiresAt < seconds(model.now) || (record.status === 'INPROGRESS' && record.leaseUntil < model.now);
+    const claimable = record === undefined || record.expiresAt < seconds(model.now) || (record.status === 'INPROGRESS' && record.leaseUntil < model.now);
     const outcome = await real.call(this.key);
 
     if (fault?.persistent) {
@@ -308,11 +315,19 @@ test('random interleavings of calls, completions, failures, crashes, clock advan
       const expected = KEYS.flatMap((key) => {
         const record = model.records.get(key);
         if (!record) return [];
-        return [{ id: recordId(name, key), status: record.status, ...(record.status === 'COMPLETED' ? { response: record.response } : { leaseUntil: record.leaseUntil }) }];
+        return [
+          {
+            id: recordId(name, key),
+            status: record.status,
+            ...(record.status === 'COMPLETED' ? { response: record.response } : { leaseUntil: record.leaseUntil }),
+          },
+        ];
       });
-      expect(stored.map((r) => ({ id: r.id, status: r.status, ...(r.status === 'COMPLETED' ? { response: r.response } : { leaseUntil: r.leaseUntil }) })).sort((x, y) => x.id.localeCompare(y.id))).toEqual(
-        expected.sort((x, y) => x.id.localeCompare(y.id)),
-      );
+      expect(
+        stored
+          .map((r) => ({ id: r.id, status: r.status, ...(r.status === 'COMPLETED' ? { response: r.response } : { leaseUntil: r.leaseUntil }) }))
+          .sort((x, y) => x.id.localeCompare(y.id)),
+      ).toEqual(expected.sort((x, y) => x.id.localeCompare(y.id)));
     }),
     // Pinned, so every run checks the same interleavings; FC_SEED explores others.
     { numRuns: 25, seed: Number(process.env.FC_SEED ?? 20_240_607) },

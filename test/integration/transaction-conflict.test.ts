@@ -3,8 +3,9 @@
  * it with `TransactionConflict` reasons, which a test cannot provoke on demand, so a client
  * middleware answers the first commits with that cancellation; everything else is the real server.
  */
-import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+
 import { randomUUID } from 'node:crypto';
+import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, makeIdempotent, transaction } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { rejection } from '../support/rejections.js';
@@ -35,7 +36,9 @@ function conflicting(mode: 'transactions' | 'atomic') {
       throw new TransactionCanceledException({
         message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]',
         $metadata: { httpStatusCode: 400 },
-        CancellationReasons: Array.from({ length: count }, (_, i) => (i === 1 ? { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' } : { Code: 'None' })),
+        CancellationReasons: Array.from({ length: count }, (_, i) =>
+          i === 1 ? { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' } : { Code: 'None' },
+        ),
       });
     },
     { step: 'initialize', name: 'conflict' },

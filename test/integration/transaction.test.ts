@@ -4,27 +4,22 @@
  * Requests are counted by a middleware on the SDK client, which also injects network faults around
  * the commit; clocks are injected and handlers are held at gates, so nothing sleeps.
  */
-import {
-  type DynamoDBClient,
-  PutItemCommand,
-  type TransactWriteItem,
-  type TransactWriteItemsCommandInput,
-} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand, type TransactWriteItem, type TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import {
   DynamoDBStore,
   type IdempotencyError,
   type IdempotencyOptions,
-  type LambdaContextLike,
-  type Transaction,
   idempotency,
+  type LambdaContextLike,
   makeIdempotent,
+  type Transaction,
   transaction,
   transition,
 } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient } from '../support/dynamodb.js';
-import { Turnstile, flush } from '../support/gate.js';
+import { flush, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -201,7 +196,11 @@ describe('transactional completion', () => {
     expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
     const [commit] = f.probe.commits;
     expect(commit).toHaveLength(3);
-    expect(commit![0]!.Update).toMatchObject({ TableName: idemTable, Key: { id: { S: f.recordId('p1') } }, ConditionExpression: '#owner = :owner AND #status = :inprogress' });
+    expect(commit![0]!.Update).toMatchObject({
+      TableName: idemTable,
+      Key: { id: { S: f.recordId('p1') } },
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+    });
     expect(commit![1]!.Put).toMatchObject({ TableName: bizTable, Item: { id: { S: `${f.name}-payment-p1` }, amount: { N: '100' } } });
     expect(commit![2]!.Update).toMatchObject({ TableName: bizTable, Key: { id: { S: `${f.name}-charges-p1` } } });
 
@@ -215,14 +214,16 @@ describe('transactional completion', () => {
     expect(await f.charges('p1')).toBe(1);
   });
 
-  test('middy: the handler\'s writes commit with the record in one TransactWriteItems; a duplicate replays without running', async () => {
+  test("middy: the handler's writes commit with the record in one TransactWriteItems; a duplicate replays without running", async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
     const functionName = uniqueName('mw');
     let runs = 0;
     const handler = middy(async (event: Charge) => {
       runs++;
-      transaction().put({ TableName: bizTable, Item: { id: `${functionName}-payment-${event.id}`, amount: event.amount } }).update(increment(`${functionName}-charges-${event.id}`));
+      transaction()
+        .put({ TableName: bizTable, Item: { id: `${functionName}-payment-${event.id}`, amount: event.amount } })
+        .update(increment(`${functionName}-charges-${event.id}`));
       return { paid: event.id };
     }).use(idempotency({ store, transactions: true, key: (event: Charge) => event.id, now: () => T0 }));
 
@@ -271,7 +272,7 @@ describe('transactional completion', () => {
     expect(probe.commits.map((commit) => commit.length).sort()).toEqual([2, 3]);
     for (const commit of probe.commits) {
       const owner = commit[0]!.Update!.ExpressionAttributeValues![':owner']!.S;
-      const id = (owner === fenceA ? 'a' : 'b');
+      const id = owner === fenceA ? 'a' : 'b';
       expect(commit.slice(1).map((item) => item.Put!.Item!.id!.S)).toEqual(id === 'a' ? [`${namespace}-a-0`] : [`${namespace}-b-0`, `${namespace}-b-1`]);
     }
     expect(await record(recordId(namespace, 'a'))).toMatchObject({ owner: { S: fenceA } });

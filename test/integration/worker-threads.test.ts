@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { CallerOutcome, InvocationsData, Receipt, RoundReport } from '../support/workers/invocations.js';
 import { endpoint, readItem, recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
+import type { CallerOutcome, InvocationsData, Receipt, RoundReport } from '../support/workers/invocations.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'workers' });
 

@@ -5,7 +5,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile, onlyOneEnters } from '../support/gate.js';
+import { onlyOneEnters, Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
@@ -50,7 +50,13 @@ test('first call, replay, key-order insensitivity and an undefined result', asyn
 test('50 concurrent identical calls from as many processes run the function exactly once', async () => {
   const turnstile = new Turnstile<string>();
   // Without single-flight, each call meets the store as a call from another process would.
-  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), { store, name: 'burst', key: (order) => order.id, now: () => T0, singleFlight: false });
+  const once = makeIdempotent(async (_order: Order) => turnstile.enter(), {
+    store,
+    name: 'burst',
+    key: (order) => order.id,
+    now: () => T0,
+    singleFlight: false,
+  });
   const calls = Array.from({ length: 50 }, () => once({ id: 'b-1' }));
   const holder = await onlyOneEnters(turnstile, calls);
   holder.open('once');

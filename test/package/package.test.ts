@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 import { writeConsumerApps } from './consumer-apps.js';
 import { type Packed, packed, root } from './packed.js';
-import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 
 const exec = promisify(execFile);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -99,9 +99,12 @@ describe('what the tarball holds', () => {
 
   test('the declarations name nothing the sources mark @internal', () => {
     const internal = new Set(['WriteCollector', 'currentCall', 'IdempotencyEngine', 'AttemptHost']);
-    const marked = /\/\*\*(?:(?!\*\/)[\s\S])*@internal(?:(?!\*\/)[\s\S])*\*\/\s*export\s+(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:class|interface|type|function|const|let|enum)\s+([A-Za-z_$][\w$]*)/g;
+    const marked =
+      /\/\*\*(?:(?!\*\/)[\s\S])*@internal(?:(?!\*\/)[\s\S])*\*\/\s*export\s+(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:class|interface|type|function|const|let|enum)\s+([A-Za-z_$][\w$]*)/g;
     const sources = (dir: string): string[] =>
-      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+      );
     for (const file of sources(join(root, 'lib'))) {
       for (const match of readFileSync(file, 'utf8').matchAll(marked)) internal.add(match[1]!);
     }
@@ -144,17 +147,21 @@ describe('installed into a fresh project', () => {
   test.each([
     ['an ES module app imports', 'esm/app.js', 'esm-app'],
     ['a CommonJS app requires', 'cjs/app.js', 'cjs-app'],
-  ])('%s the library, its testing helpers and its CDK construct, and a duplicate replays', async (_how, file, name) => {
-    await appsCompiled;
-    const result = await runApp(file, { DYNAMODB_ENDPOINT: endpoint(), TABLE_NAME: tableName });
-    expect(result).toEqual({
-      first: { orderId: `${name}-1`, run: 1 },
-      second: { orderId: `${name}-1`, run: 1 },
-      runs: 1,
-      typed: [false, false, false],
-      cdk: 'function',
-    });
-  }, 60_000);
+  ])(
+    '%s the library, its testing helpers and its CDK construct, and a duplicate replays',
+    async (_how, file, name) => {
+      await appsCompiled;
+      const result = await runApp(file, { DYNAMODB_ENDPOINT: endpoint(), TABLE_NAME: tableName });
+      expect(result).toEqual({
+        first: { orderId: `${name}-1`, run: 1 },
+        second: { orderId: `${name}-1`, run: 1 },
+        runs: 1,
+        typed: [false, false, false],
+        cdk: 'function',
+      });
+    },
+    60_000,
+  );
 
   test('a CommonJS CDK app synthesizes a stack with IdempotencyTable, without errors', async () => {
     await cdkCompiled;
@@ -175,7 +182,9 @@ describe('installed into a fresh project', () => {
     });
     const fn = resources.find((r) => r.Type === 'AWS::Lambda::Function');
     expect(fn?.Properties.Environment).toMatchObject({ Variables: { IDEMPOTENCY_TABLE: expect.anything() } });
-    const actions = resources.filter((r) => r.Type === 'AWS::IAM::Policy').flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[] }> }).Statement.flatMap((s) => s.Action));
+    const actions = resources
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[] }> }).Statement.flatMap((s) => s.Action));
     expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']));
   }, 60_000);
 });

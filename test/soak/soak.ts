@@ -41,14 +41,31 @@ export interface SoakReport {
   readonly keys: number;
   readonly concurrency: number;
   readonly seed: number;
-  readonly settings: { readonly duplicateRatio: number; readonly handlerFailureRate: number; readonly faultRate: number; readonly retries: 'sdk' | 'immediate'; readonly leaseSeconds: number };
+  readonly settings: {
+    readonly duplicateRatio: number;
+    readonly handlerFailureRate: number;
+    readonly faultRate: number;
+    readonly retries: 'sdk' | 'immediate';
+    readonly leaseSeconds: number;
+  };
   readonly durationMs: number;
-  readonly executions: { readonly total: number; readonly perKey: Record<string, number>; readonly maxSucceededPerKey: number; readonly duplicatesExecuted: number };
+  readonly executions: {
+    readonly total: number;
+    readonly perKey: Record<string, number>;
+    readonly maxSucceededPerKey: number;
+    readonly duplicatesExecuted: number;
+  };
   /** What callers got: value, replay, handler error, or an IdempotencyError code. */
   readonly outcomes: Record<string, number>;
   readonly faultsInjected: { readonly total: number; readonly byKind: Partial<Record<FaultKind, number>>; readonly byOperation: Record<string, number> };
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
-  readonly records: { readonly total: number; readonly completed: number; readonly inProgressAtEnd: number; readonly recovered: number; readonly stuck: number };
+  readonly records: {
+    readonly total: number;
+    readonly completed: number;
+    readonly inProgressAtEnd: number;
+    readonly recovered: number;
+    readonly stuck: number;
+  };
   readonly violations: readonly string[];
 }
 

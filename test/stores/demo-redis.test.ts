@@ -33,5 +33,6 @@ test('the Redis demo keeps every scenario it promises', () => {
 
 test('every scenario charges exactly as often as it should', async () => {
   const results = await runRedisScenarios(client);
-  for (const result of results) expect({ name: result.name, happened: result.happened, problems: result.problems }).toEqual({ name: result.name, happened: result.expected, problems: [] });
+  for (const result of results)
+    expect({ name: result.name, happened: result.happened, problems: result.problems }).toEqual({ name: result.name, happened: result.expected, problems: [] });
 });

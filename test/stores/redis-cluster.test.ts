@@ -6,8 +6,8 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
-import { RedisStore } from '../../lib/redis/index.js';
 import type { RedisClient } from '../../lib/redis/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { pttl } from '../support/redis.js';
@@ -67,11 +67,13 @@ describe.each(KINDS)('%s', (name, open) => {
     expect(await raw.type(`${keyPrefix}orders#abc`)).toBe('hash');
   });
 
-  test('waitForReplicas sends WAIT to the key\'s primary, after the script, in the same round trip', async () => {
+  test("waitForReplicas sends WAIT to the key's primary, after the script, in the same round trip", async () => {
     // This cluster has no replicas: the write is applied on the primary, and WAIT reports 0 of 1.
     const store = new RedisStore({ client: opened.client, keyPrefix: `${keyPrefix}wait:`, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
     const now = Date.now();
-    await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(/Only 0 of 1 replicas/);
+    await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(
+      /Only 0 of 1 replicas/,
+    );
     expect(await raw.hget(`${keyPrefix}wait:k`, 'owner')).toBe('a');
   });
 
@@ -82,7 +84,9 @@ describe.each(KINDS)('%s', (name, open) => {
     try {
       const store = new RedisStore({ client: fresh.client, keyPrefix: `${keyPrefix}evict:` });
       const now = Date.now();
-      await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(/'volatile-ttl'/);
+      await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(
+        /'volatile-ttl'/,
+      );
     } finally {
       await raw.config('SET', 'maxmemory-policy', 'noeviction');
       fresh.close();

@@ -10,7 +10,8 @@ import { CLIENT_KINDS, redisPort } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /** Resolves at the client's next `ready` event (it reconnected). */
-const nextReady = (client: object): Promise<void> => new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+const nextReady = (client: object): Promise<void> =>
+  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
 
 for (const kind of CLIENT_KINDS) {
   describe(kind.name, () => {
@@ -49,7 +50,7 @@ for (const kind of CLIENT_KINDS) {
       expect(await charge({ id: 'after' })).toBe(2);
     });
 
-    test('a black hole: STORE_FAILURE after the store\'s timeoutMillis, the function does not run', async () => {
+    test("a black hole: STORE_FAILURE after the store's timeoutMillis, the function does not run", async () => {
       proxy.stall();
       const started = Date.now();
       const error = await charge({ id: 'stalled' }).catch((e: unknown) => e);

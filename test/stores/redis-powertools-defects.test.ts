@@ -7,8 +7,8 @@
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { onlyOneEnters, Turnstile } from '../support/gate.js';
-import { rejection } from '../support/rejections.js';
 import { CLIENT_KINDS, inspector } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -30,7 +30,13 @@ for (const kind of CLIENT_KINDS) {
 
     test('#5716: every record expires (its retention), and a duplicate is refused while the first runs', async () => {
       const turnstile = new Turnstile();
-      const run = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'nx-ex', key: (id) => id, expiresAfterSeconds: RETENTION, singleFlight: false });
+      const run = makeIdempotent(async (_id: string) => turnstile.enter(), {
+        store,
+        name: 'nx-ex',
+        key: (id) => id,
+        expiresAfterSeconds: RETENTION,
+        singleFlight: false,
+      });
       const calls = [run('order-1'), run('order-1'), run('order-1')];
       const inside = await onlyOneEnters(turnstile, calls);
       const [key] = await recordKeys('nx-ex');
@@ -45,7 +51,14 @@ for (const kind of CLIENT_KINDS) {
     test('#5714: after a lease ends, one attempt takes over; no "recovery" overwrites its record, and the late first attempt changes nothing', async () => {
       let clock = Date.now();
       const turnstile = new Turnstile<string>();
-      const run = makeIdempotent(async (_id: string) => turnstile.enter(), { store, name: 'orphan', key: (id) => id, leaseSeconds: 1, now: () => clock, singleFlight: false });
+      const run = makeIdempotent(async (_id: string) => turnstile.enter(), {
+        store,
+        name: 'orphan',
+        key: (id) => id,
+        leaseSeconds: 1,
+        now: () => clock,
+        singleFlight: false,
+      });
       const first = run('order-1'); // holds the record, then outlives its 1 s lease
       const stuck = await turnstile.next();
       clock += 5_000;

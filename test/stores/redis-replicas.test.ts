@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { rejection } from '../support/rejections.js';
 import { CLIENT_KINDS } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 
 let primary: RedisServer;
 let replica: RedisServer;

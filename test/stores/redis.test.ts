@@ -8,7 +8,7 @@ import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { freePort } from '../../tools/dynamodb-local.js';
-import { startRedisServer, type RedisServer } from '../../tools/redis-server.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
 
 const raw = inspector();
@@ -77,7 +77,10 @@ for (const kind of CLIENT_KINDS) {
       await raw.script('FLUSH');
       expect(await store.claim(claimRequest('k'))).toEqual({ claimed: true });
       await raw.script('FLUSH');
-      expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 7200, response: '"ok"' })).toEqual({ completed: true, responseStored: true });
+      expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 7200, response: '"ok"' })).toEqual({
+        completed: true,
+        responseStored: true,
+      });
       await raw.script('FLUSH');
       expect(await store.release({ key: 'warm', owner: 'owner-a' })).toEqual({ released: true });
       await raw.script('FLUSH');
@@ -90,11 +93,18 @@ for (const kind of CLIENT_KINDS) {
       const key = { id: 'k1', key: randomBytes(32) };
       const encryption = { currentKey: () => key, keyById: () => key.key };
       const json = JSON.stringify({ text: 'ünïcödé ✓ 😀'.repeat(2000), bytes: randomBytes(20_000).toString('latin1') });
-      for (const [label, options] of [['gzip', { compressAboveBytes: 0 }], ['encrypted', { encryption }], ['encrypted gzip', { encryption, compressAboveBytes: 0 }]] as const) {
+      for (const [label, options] of [
+        ['gzip', { compressAboveBytes: 0 }],
+        ['encrypted', { encryption }],
+        ['encrypted gzip', { encryption, compressAboveBytes: 0 }],
+      ] as const) {
         const keyPrefix = `binary-${kind.name}-${label.replace(' ', '-')}:`;
         const store = new RedisStore({ client: opened.client, keyPrefix, ...options });
         await store.claim(claimRequest('k'));
-        expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: json })).toEqual({ completed: true, responseStored: true });
+        expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: json })).toEqual({
+          completed: true,
+          responseStored: true,
+        });
         const stored = await raw.hgetallBuffer(`${keyPrefix}k`);
         expect(stored.response).toBeUndefined();
         const bytes = Buffer.from(stored.responseBase64!.toString('latin1'), 'base64');

@@ -13,6 +13,8 @@
  * The environment is set up once per file: each set-up starts a checkpoint worker thread that the
  * tear-down only unrefs (about 20 MB each).
  */
+
+import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import {
   type DurableOperation,
@@ -22,7 +24,6 @@ import {
   WaitingOperationStatus,
 } from '@aws/durable-execution-sdk-js-testing';
 import { executionModeDurableContext } from '@middy/core/executionModeDurableContext';
-import { randomUUID } from 'node:crypto';
 
 /** The real clock: `Date.now` as it was before the runner installed its fake one. */
 const realNow = Date.now;

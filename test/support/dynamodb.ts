@@ -1,5 +1,5 @@
-import { DeleteTableCommand, type DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
+import { type AttributeValue, DeleteTableCommand, type DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, hashKey } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { freePort, localClient } from '../../tools/dynamodb-local.js';

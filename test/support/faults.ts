@@ -9,8 +9,9 @@
  * Deterministic: faults come from explicit rules (the n-th matching request, its first k attempts)
  * or from a seeded PRNG. Test tooling, not part of the library.
  */
-import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+
 import { Readable } from 'node:stream';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 
 export type FaultKind = 'throttle' | 'server-error' | 'reset' | 'latency' | 'drop-response';
@@ -114,7 +115,8 @@ const header = (headers: Record<string, string>, name: string): string | undefin
 
 /** The JSON body: the SDK sends a string or UTF-8 bytes. */
 function parseBody(body: unknown): Record<string, unknown> {
-  const text = body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : typeof body === 'string' ? body : '{}';
+  const text =
+    body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : typeof body === 'string' ? body : '{}';
   return JSON.parse(text) as Record<string, unknown>;
 }
 
@@ -142,7 +144,11 @@ async function drain(response: HttpResponseLike): Promise<void> {
   const body = response.body as NodeJS.ReadableStream | undefined;
   if (body && typeof (body as Readable).resume === 'function') {
     await new Promise<void>((resolve) => {
-      (body as Readable).once('end', resolve).once('error', () => resolve()).once('close', resolve).resume();
+      (body as Readable)
+        .once('end', resolve)
+        .once('error', () => resolve())
+        .once('close', resolve)
+        .resume();
     });
   }
 }

@@ -49,12 +49,14 @@ export async function onlyOneEnters<T>(turnstile: Turnstile<T>, calls: readonly 
   let settled = 0;
   const othersSettled = gate();
   for (const call of calls) {
-    call.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => {
-      if (++settled === calls.length - 1) othersSettled.open();
-    });
+    call
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        if (++settled === calls.length - 1) othersSettled.open();
+      });
   }
   const holder = await turnstile.next();
   await Promise.race([

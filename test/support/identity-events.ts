@@ -42,10 +42,22 @@ const account = (caller: Caller) => (caller.tenant === 'tenant-a' ? '11111111111
 
 /** A REST API's identity block with nothing in it but the address and agent, as for an open API. */
 export const noRestIdentity = (caller?: Caller): Record<string, unknown> => ({
-  accessKey: null, accountId: null, apiKey: null, apiKeyId: null, caller: null, clientCert: null, cognitoAuthenticationProvider: null,
-  cognitoAuthenticationType: null, cognitoIdentityId: null, cognitoIdentityPoolId: null, principalOrgId: null,
+  accessKey: null,
+  accountId: null,
+  apiKey: null,
+  apiKeyId: null,
+  caller: null,
+  clientCert: null,
+  cognitoAuthenticationProvider: null,
+  cognitoAuthenticationType: null,
+  cognitoIdentityId: null,
+  cognitoIdentityPoolId: null,
+  principalOrgId: null,
   // The caller's address and agent change between retries: they identify nobody.
-  sourceIp: `203.0.113.${caller ? token(caller) : 7}`, user: null, userAgent: `client/${caller ? token(caller) : 1}`, userArn: null,
+  sourceIp: `203.0.113.${caller ? token(caller) : 7}`,
+  user: null,
+  userAgent: `client/${caller ? token(caller) : 1}`,
+  userArn: null,
 });
 
 const certificate = (caller: Caller) => ({
@@ -73,7 +85,15 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     name: 'REST API, Lambda authorizer with a constant principal and the tenant in its context',
     api: 'rest',
     context: (c) => ({
-      authorizer: { principalId: 'user', integrationLatency: 10 + token(c), stringKey: 'value', numberKey: '1', booleanKey: 'true', tenantId: c.tenant, userId: c.user },
+      authorizer: {
+        principalId: 'user',
+        integrationLatency: 10 + token(c),
+        stringKey: 'value',
+        numberKey: '1',
+        booleanKey: 'true',
+        tenantId: c.tenant,
+        userId: c.user,
+      },
       identity: noRestIdentity(c),
     }),
   },
@@ -81,7 +101,14 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     name: 'REST API, Lambda authorizer whose context copies the token claims',
     api: 'rest',
     context: (c) => ({
-      authorizer: { principalId: sub(c), integrationLatency: 3, tenant: c.tenant, iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), jti: `jti-${token(c)}` },
+      authorizer: {
+        principalId: sub(c),
+        integrationLatency: 3,
+        tenant: c.tenant,
+        iat: String(ISSUED(c)),
+        exp: String(ISSUED(c) + 3600),
+        jti: `jti-${token(c)}`,
+      },
       identity: noRestIdentity(c),
     }),
   },
@@ -91,9 +118,20 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     context: (c) => ({
       authorizer: {
         claims: {
-          sub: sub(c), 'cognito:username': c.user, email: `${c.user}@example.com`, email_verified: 'true', 'custom:tenant_id': c.tenant,
-          iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example', aud: 'client-app', token_use: 'id',
-          auth_time: String(ISSUED(c)), iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), event_id: `event-${token(c)}`, origin_jti: `origin-${token(c)}`, jti: `jti-${token(c)}`,
+          sub: sub(c),
+          'cognito:username': c.user,
+          email: `${c.user}@example.com`,
+          email_verified: 'true',
+          'custom:tenant_id': c.tenant,
+          iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example',
+          aud: 'client-app',
+          token_use: 'id',
+          auth_time: String(ISSUED(c)),
+          iat: String(ISSUED(c)),
+          exp: String(ISSUED(c) + 3600),
+          event_id: `event-${token(c)}`,
+          origin_jti: `origin-${token(c)}`,
+          jti: `jti-${token(c)}`,
         },
       },
       identity: noRestIdentity(c),
@@ -153,9 +191,20 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
         integrationLatency: 0,
         jwt: {
           claims: {
-            sub: sub(c), username: c.user, 'custom:tenant': c.tenant, client_id: 'client-app', token_use: 'access', scope: 'orders/write',
-            iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example', version: '2',
-            auth_time: String(ISSUED(c)), iat: String(ISSUED(c)), exp: String(ISSUED(c) + 3600), jti: `jti-${token(c)}`, origin_jti: `origin-${token(c)}`, event_id: `event-${token(c)}`,
+            sub: sub(c),
+            username: c.user,
+            'custom:tenant': c.tenant,
+            client_id: 'client-app',
+            token_use: 'access',
+            scope: 'orders/write',
+            iss: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example',
+            version: '2',
+            auth_time: String(ISSUED(c)),
+            iat: String(ISSUED(c)),
+            exp: String(ISSUED(c) + 3600),
+            jti: `jti-${token(c)}`,
+            origin_jti: `origin-${token(c)}`,
+            event_id: `event-${token(c)}`,
           },
           scopes: ['orders/write'],
         },
@@ -170,8 +219,19 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
       authorizer: {
         jwt: {
           claims: {
-            aud: 'api://orders', iss: `https://login.microsoftonline.com/${c.tenant}/v2.0`, tid: c.tenant, oid: sub(c), sub: sub(c), azp: 'client-app', ver: '2.0',
-            iat: ISSUED(c), nbf: ISSUED(c), exp: ISSUED(c) + 3600, aio: `aio-${token(c)}`, rh: `rh-${token(c)}`, uti: `uti-${token(c)}`,
+            aud: 'api://orders',
+            iss: `https://login.microsoftonline.com/${c.tenant}/v2.0`,
+            tid: c.tenant,
+            oid: sub(c),
+            sub: sub(c),
+            azp: 'client-app',
+            ver: '2.0',
+            iat: ISSUED(c),
+            nbf: ISSUED(c),
+            exp: ISSUED(c) + 3600,
+            aio: `aio-${token(c)}`,
+            rh: `rh-${token(c)}`,
+            uti: `uti-${token(c)}`,
           },
           scopes: null,
         },
@@ -186,7 +246,11 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
   {
     name: 'HTTP API, Lambda authorizer whose context copies the token claims',
     api: 'http',
-    context: (c) => ({ authorizer: { lambda: { principalId: 'user', tenant: c.tenant, user: c.user, iat: ISSUED(c), exp: ISSUED(c) + 3600, jti: `jti-${token(c)}`, auth_time: ISSUED(c) } } }),
+    context: (c) => ({
+      authorizer: {
+        lambda: { principalId: 'user', tenant: c.tenant, user: c.user, iat: ISSUED(c), exp: ISSUED(c) + 3600, jti: `jti-${token(c)}`, auth_time: ISSUED(c) },
+      },
+    }),
   },
   {
     name: 'HTTP API, IAM authorizer',
@@ -200,11 +264,16 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     api: 'http',
     context: (c) => ({
       authorizer: {
-        iam: iamCaller(c, 'arn:aws:sts::123456789012:assumed-role/Cognito_OrdersAuth_Role/CognitoIdentityCredentials', 'AROAEXAMPLE:CognitoIdentityCredentials', {
-          amr: ['authenticated', 'cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example'],
-          identityId: `eu-west-1:${c.tenant}-${sub(c)}`,
-          identityPoolId: 'eu-west-1:pool-0001',
-        }),
+        iam: iamCaller(
+          c,
+          'arn:aws:sts::123456789012:assumed-role/Cognito_OrdersAuth_Role/CognitoIdentityCredentials',
+          'AROAEXAMPLE:CognitoIdentityCredentials',
+          {
+            amr: ['authenticated', 'cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example'],
+            identityId: `eu-west-1:${c.tenant}-${sub(c)}`,
+            identityPoolId: 'eu-west-1:pool-0001',
+          },
+        ),
       },
     }),
   },
@@ -222,10 +291,18 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
 
 /** Requests that carry an authorizer saying nothing that tells one caller from another. */
 export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Api, context: Record<string, unknown>]> = [
-  ['REST API, Lambda authorizer with an empty principal and no context', 'rest', { authorizer: { principalId: '', integrationLatency: 4 }, identity: noRestIdentity() }],
+  [
+    'REST API, Lambda authorizer with an empty principal and no context',
+    'rest',
+    { authorizer: { principalId: '', integrationLatency: 4 }, identity: noRestIdentity() },
+  ],
   ['HTTP API, Lambda authorizer with a simple response and no context', 'http', { authorizer: { lambda: null } }],
   ['HTTP API, Lambda authorizer with an empty context', 'http', { authorizer: { lambda: {} } }],
-  ['HTTP API, JWT authorizer with only per-token claims', 'http', { authorizer: { jwt: { claims: { iat: EPOCH, exp: EPOCH + 3600, jti: 'j' }, scopes: null } } }],
+  [
+    'HTTP API, JWT authorizer with only per-token claims',
+    'http',
+    { authorizer: { jwt: { claims: { iat: EPOCH, exp: EPOCH + 3600, jti: 'j' }, scopes: null } } },
+  ],
   ['an empty authorizer', 'http', { authorizer: {} }],
 ];
 

@@ -11,8 +11,9 @@
  * - No record is stuck: COMPLETED records hold the successful execution's response; INPROGRESS
  *   records end at their lease.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+
 import { gunzipSync } from 'node:zlib';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/index.js';
 import { scanItems } from './dynamodb.js';
 
@@ -161,7 +162,8 @@ export class Ledger {
         }
         const success = this.success(call.key);
         if (!success) problems.push(`${at}: got a value although no execution succeeded`);
-        else if (JSON.stringify(settled.value) !== JSON.stringify(success.value)) problems.push(`${at}: replayed ${JSON.stringify(settled.value)}, stored ${JSON.stringify(success.value)}`);
+        else if (JSON.stringify(settled.value) !== JSON.stringify(success.value))
+          problems.push(`${at}: replayed ${JSON.stringify(settled.value)}, stored ${JSON.stringify(success.value)}`);
         continue;
       }
       const { error } = settled;
@@ -192,7 +194,8 @@ export class Ledger {
       if (record.status === 'COMPLETED') {
         const success = this.success(key);
         if (!success) problems.push(`${key}: COMPLETED although no execution succeeded`);
-        else if (record.response !== JSON.stringify(success.value)) problems.push(`${key}: stored ${record.response}, the execution returned ${JSON.stringify(success.value)}`);
+        else if (record.response !== JSON.stringify(success.value))
+          problems.push(`${key}: stored ${record.response}, the execution returned ${JSON.stringify(success.value)}`);
       } else if (!inProgressAllowed) {
         problems.push(`${key}: left INPROGRESS`);
       } else if (record.leaseUntil === undefined || record.leaseUntil > leaseEnd) {

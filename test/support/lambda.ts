@@ -1,5 +1,5 @@
-import type { Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
+import type { Context } from 'aws-lambda';
 
 /**
  * A Lambda context as the runtime passes it. The library reads only `functionName` (the record

@@ -3,7 +3,7 @@
  * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
  * (a black hole); `restore` lets traffic through again on the same port.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from '../../tools/dynamodb-local.js';
 
 export class TcpProxy {

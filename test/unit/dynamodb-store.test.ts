@@ -1,12 +1,6 @@
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  DeleteItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { type AttributeValue, ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 
@@ -102,7 +96,11 @@ describe('claim', () => {
 
   test('other errors, a refusal without the old item and a malformed item are thrown', async () => {
     const throttled = serviceError('ProvisionedThroughputExceededException', 'slow down');
-    ddb.on(PutItemCommand).rejectsOnce(throttled).rejectsOnce(refused()).rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' } }));
+    ddb
+      .on(PutItemCommand)
+      .rejectsOnce(throttled)
+      .rejectsOnce(refused())
+      .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' } }));
     const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW };
     await expect(store.claim(request)).rejects.toBe(throttled);
     await expect(store.claim(request)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
@@ -185,10 +183,7 @@ describe('complete', () => {
   });
 
   test('when DynamoDB refuses the item for its size, the record is completed again without the response', async () => {
-    ddb
-      .on(UpdateItemCommand)
-      .rejectsOnce(serviceError('ValidationException', 'Item size to update has exceeded the maximum allowed size'))
-      .resolves({});
+    ddb.on(UpdateItemCommand).rejectsOnce(serviceError('ValidationException', 'Item size to update has exceeded the maximum allowed size')).resolves({});
     expect(await store.complete({ ...base, response: '{"a":1}' })).toStrictEqual({ completed: true, responseStored: false });
     expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(2);
     expect(updateInput(0).ExpressionAttributeValues![':response']).toStrictEqual({ S: '{"a":1}' });
@@ -347,9 +342,12 @@ describe('options', () => {
     expect(new DynamoDBStore({ tableName: 'idem', client, expiresAfterSeconds: 60 }).expiresAfterSeconds).toBe(60);
   });
 
-  test.each(['', 'abc', '0', '-60', '1.5', '1e5', ' 60', '0x10', '9999999999999999'])('IDEMPOTENCY_EXPIRES_AFTER_SECONDS=%j is a TypeError at construction', (value) => {
-    process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = value;
-    expect(construct({ tableName: 'idem', client })).toThrow(TypeError);
-    expect(construct({ tableName: 'idem', client })).toThrow(/IDEMPOTENCY_EXPIRES_AFTER_SECONDS must be a whole number of seconds, 1 or more/);
-  });
+  test.each(['', 'abc', '0', '-60', '1.5', '1e5', ' 60', '0x10', '9999999999999999'])(
+    'IDEMPOTENCY_EXPIRES_AFTER_SECONDS=%j is a TypeError at construction',
+    (value) => {
+      process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = value;
+      expect(construct({ tableName: 'idem', client })).toThrow(TypeError);
+      expect(construct({ tableName: 'idem', client })).toThrow(/IDEMPOTENCY_EXPIRES_AFTER_SECONDS must be a whole number of seconds, 1 or more/);
+    },
+  );
 });

@@ -4,13 +4,13 @@ import {
   type ClaimResult,
   type CompleteRequest,
   type CompleteResult,
+  hashKey,
   type IdempotencyRecord,
   type IdempotencyStore,
-  type ReleaseRequest,
-  type ReleaseResult,
-  hashKey,
   idempotency,
   makeIdempotent,
+  type ReleaseRequest,
+  type ReleaseResult,
 } from '../../lib/index.js';
 import { rejection } from '../support/rejections.js';
 
@@ -28,10 +28,7 @@ class MemoryStore implements IdempotencyStore {
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     this.claims.push(request);
     const old = this.records.get(request.key);
-    const free =
-      old === undefined ||
-      old.expiresAt < Math.floor(request.now / 1000) ||
-      (old.status === 'INPROGRESS' && (old.leaseUntil ?? 0) < request.now);
+    const free = old === undefined || old.expiresAt < Math.floor(request.now / 1000) || (old.status === 'INPROGRESS' && (old.leaseUntil ?? 0) < request.now);
     if (!free) return { claimed: false, record: old };
     const { now: _now, ...rest } = request;
     this.records.set(request.key, { ...rest, status: 'INPROGRESS' });
@@ -101,7 +98,15 @@ describe('options', () => {
 
   test('makeIdempotent needs a function, and a name even for a named one (a minifier renames functions)', () => {
     expect(() => makeIdempotent('f' as never, { store })).toThrow(/first argument must be the function/);
-    expect(() => makeIdempotent((() => async (x: unknown) => x)(), { store })).toThrow(/`name` is required/);
+    expect(() =>
+      makeIdempotent(
+        (
+          () => async (x: unknown) =>
+            x
+        )(),
+        { store },
+      ),
+    ).toThrow(/`name` is required/);
     async function charge(x: unknown) {
       return x;
     }

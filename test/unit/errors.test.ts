@@ -1,7 +1,7 @@
 /** Error codes and the names store failures are described by. */
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { IdempotencyError, describeStoreFailure, makeIdempotent } from '../../lib/index.js';
 import { problem } from '../../lib/http.js';
+import { describeStoreFailure, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -9,7 +9,11 @@ const { ddb, store } = useMockedDynamoDB();
 
 describe('describeStoreFailure', () => {
   test.each<[string, unknown, string]>([
-    ['a DynamoDB exception: its name', serviceError('ResourceNotFoundException', 'Requested resource not found: Table: idem not found'), 'ResourceNotFoundException'],
+    [
+      'a DynamoDB exception: its name',
+      serviceError('ResourceNotFoundException', 'Requested resource not found: Table: idem not found'),
+      'ResourceNotFoundException',
+    ],
     ['a missing grant', serviceError('AccessDeniedException', 'User: arn:aws:sts::1:assumed-role/r is not authorized'), 'AccessDeniedException'],
     ['an SDK timeout', Object.assign(new Error('timed out'), { name: 'TimeoutError' }), 'TimeoutError'],
     ['a network error: its system code', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
@@ -43,6 +47,9 @@ describe('TRANSACTION_CONFLICT as an HTTP answer', () => {
     const answer = problem(new IdempotencyError('TRANSACTION_CONFLICT', 'x', { retryAfterSeconds: 1 }), 30);
     expect(answer?.statusCode).toBe(503);
     expect(answer?.headers?.['Retry-After']).toBe('1');
-    expect(JSON.parse(answer!.body as string)).toMatchObject({ status: 503, detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.' });
+    expect(JSON.parse(answer!.body as string)).toMatchObject({
+      status: 503,
+      detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
+    });
   });
 });

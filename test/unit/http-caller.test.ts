@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { callerOf } from '../../lib/http-caller.js';
 import { callerIdentity } from '../../lib/index.js';
-import { ANONYMOUS, type Api, type Caller, IDENTITY_SHAPES, SILENT_AUTHORIZERS, eventFor, httpEvent, noRestIdentity } from '../support/identity-events.js';
+import { ANONYMOUS, type Api, type Caller, eventFor, httpEvent, IDENTITY_SHAPES, noRestIdentity, SILENT_AUTHORIZERS } from '../support/identity-events.js';
 
 const RUNS = { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20_250_115) };
 
@@ -95,7 +95,7 @@ test('a scope function decides alone: what it returns is the caller, `undefined`
   expect(callerOf(() => undefined)(httpEvent(api, context))).toBeNull();
 });
 
-test('the caller\'s address and user agent identify nobody', () => {
+test("the caller's address and user agent identify nobody", () => {
   const open = (token: number) => httpEvent('rest', { authorizer: null, identity: noRestIdentity({ ...alice, token }) });
   expect(callerIdentity(open(1))).toBeUndefined();
   expect(callerIdentity(open(2))).toBeUndefined();
@@ -105,7 +105,25 @@ test('the caller\'s address and user agent identify nobody', () => {
 // Properties: any context an authorizer may return
 
 /** Names that describe one token (in claims: all of them; in a Lambda authorizer's context: the first six). */
-const PER_TOKEN = ['iat', 'exp', 'nbf', 'jti', 'auth_time', 'integrationLatency', 'nonce', 'at_hash', 'c_hash', 's_hash', 'sid', 'session_state', 'event_id', 'origin_jti', 'uti', 'aio', 'rh'];
+const PER_TOKEN = [
+  'iat',
+  'exp',
+  'nbf',
+  'jti',
+  'auth_time',
+  'integrationLatency',
+  'nonce',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'sid',
+  'session_state',
+  'event_id',
+  'origin_jti',
+  'uti',
+  'aio',
+  'rh',
+];
 const contextName = fc.string({ minLength: 1, maxLength: 8 }).filter((name) => !PER_TOKEN.includes(name) && name !== '__proto__');
 const contextValue = fc.oneof(fc.string({ minLength: 1, maxLength: 6 }), fc.integer(), fc.boolean());
 const context = fc.dictionary(contextName, contextValue, { minKeys: 1, maxKeys: 6 });
@@ -113,7 +131,10 @@ const perToken = fc.record({ iat: fc.integer(), exp: fc.integer(), nbf: fc.integ
 
 /** Where a context's members arrive, per API. */
 const PLACES: ReadonlyArray<[name: string, wrap: (members: Record<string, unknown>) => HttpEventArgs]> = [
-  ['a REST API Lambda authorizer', (members) => ['rest', { authorizer: { principalId: 'user', integrationLatency: 1, ...members }, identity: noRestIdentity() }]],
+  [
+    'a REST API Lambda authorizer',
+    (members) => ['rest', { authorizer: { principalId: 'user', integrationLatency: 1, ...members }, identity: noRestIdentity() }],
+  ],
   ['an HTTP API Lambda authorizer', (members) => ['http', { authorizer: { lambda: members } }]],
   ['HTTP API JWT claims', (members) => ['http', { authorizer: { jwt: { claims: members, scopes: null } } }]],
   ['REST API Cognito claims', (members) => ['rest', { authorizer: { claims: members }, identity: noRestIdentity() }]],

@@ -3,9 +3,10 @@
  * fingerprint (numbers by their exact text, invalid UTF-8 by its bytes), while whitespace, member
  * order and the choice of string escapes never matter.
  */
+
+import { isDeepStrictEqual } from 'node:util';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
-import { isDeepStrictEqual } from 'node:util';
 import { body, query } from '../../lib/http-request.js';
 import { prng } from '../support/faults.js';
 
@@ -31,13 +32,25 @@ const digits = (min: number, max: number) => fc.string({ unit: fc.constantFrom(.
 const numberText = fc
   .tuple(
     fc.constantFrom('', '-'),
-    fc.oneof(fc.constant('0'), fc.tuple(fc.constantFrom(...'123456789'), digits(0, 22)).map(([a, b]) => a + b)),
-    fc.option(digits(1, 20).map((d) => `.${d}`), { nil: '' }),
-    fc.option(fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), digits(1, 4)).map((parts) => parts.join('')), { nil: '' }),
+    fc.oneof(
+      fc.constant('0'),
+      fc.tuple(fc.constantFrom(...'123456789'), digits(0, 22)).map(([a, b]) => a + b),
+    ),
+    fc.option(
+      digits(1, 20).map((d) => `.${d}`),
+      { nil: '' },
+    ),
+    fc.option(
+      fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), digits(1, 4)).map((parts) => parts.join('')),
+      { nil: '' },
+    ),
   )
   .map((parts) => parts.join(''));
 /** Any UTF-16 string, lone surrogates included. */
-const text = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'é', '"', '\\', '/', '\n', '\u0000', '\u2028', '😀', '\ud800', '\udfff'), fc.string({ unit: 'binary', maxLength: 1 })), maxLength: 6 });
+const text = fc.string({
+  unit: fc.oneof(fc.constantFrom('a', 'é', '"', '\\', '/', '\n', '\u0000', '\u2028', '😀', '\ud800', '\udfff'), fc.string({ unit: 'binary', maxLength: 1 })),
+  maxLength: 6,
+});
 
 const { node } = fc.letrec<{ node: Node }>((tie) => ({
   node: fc.oneof(
@@ -105,7 +118,10 @@ function mutated(n: Node, random: () => number): Node {
     case 'number': {
       const last = n.text.search(/\d(?!.*\d)/);
       if (pick < 0.5) return { kind: 'number', text: `${n.text.slice(0, last)}${(Number(n.text[last]) + 1) % 10}${n.text.slice(last + 1)}` };
-      return { kind: 'number', text: pick < 0.75 ? (n.text.startsWith('-') ? n.text.slice(1) : `-${n.text}`) : `${n.text}${n.text.includes('e') || n.text.includes('E') ? '' : '0'}` };
+      return {
+        kind: 'number',
+        text: pick < 0.75 ? (n.text.startsWith('-') ? n.text.slice(1) : `-${n.text}`) : `${n.text}${n.text.includes('e') || n.text.includes('E') ? '' : '0'}`,
+      };
     }
     case 'string':
       return { kind: 'string', value: pick < 0.5 ? `${n.value}\ud800` : n.value.slice(1) };

@@ -35,7 +35,7 @@ describe('readIdempotencyKey', () => {
     ['a quoted string with a space', '"order 1"', 'order 1'],
     ['a quoted string with escapes', '"a\\"b\\\\c"', 'a"b\\c'],
     ['surrounding whitespace', '  k-1 ', 'k-1'],
-    ['every visible ASCII character but the comma', '!#$%&\'()*+-./09:;<=>?@AZ[\\]^_`az{|}~', '!#$%&\'()*+-./09:;<=>?@AZ[\\]^_`az{|}~'],
+    ['every visible ASCII character but the comma', "!#$%&'()*+-./09:;<=>?@AZ[\\]^_`az{|}~", "!#$%&'()*+-./09:;<=>?@AZ[\\]^_`az{|}~"],
     ['a quote and a backslash inside a bare token', 'a"b\\c', 'a"b\\c'],
     ['a comma inside a quoted string', '"a,b"', 'a,b'],
     ['an escaped backslash at the end of a quoted string', '"a\\\\"', 'a\\'],

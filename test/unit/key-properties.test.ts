@@ -4,8 +4,9 @@
  * faithful JSON with members in code-point order, and hashes are pinned so that a record written
  * by one version is found by the next.
  */
-import fc from 'fast-check';
+
 import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import { canonicalJson, hashKey } from '../../lib/index.js';
 import { prng } from '../support/faults.js';
 
@@ -46,7 +47,13 @@ function shuffled(value: unknown, random: () => number): unknown {
     [keys[i], keys[j]] = [keys[j]!, keys[i]!];
   }
   const copy: Record<string, unknown> = {};
-  for (const key of keys) Object.defineProperty(copy, key, { value: shuffled((value as Record<string, unknown>)[key], random), enumerable: true, writable: true, configurable: true });
+  for (const key of keys)
+    Object.defineProperty(copy, key, {
+      value: shuffled((value as Record<string, unknown>)[key], random),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return copy;
 }
 

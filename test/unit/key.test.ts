@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { IdempotencyError, canonicalJson, hashKey } from '../../lib/index.js';
+import { canonicalJson, hashKey, IdempotencyError } from '../../lib/index.js';
 
 function invalidKey(value: unknown): IdempotencyError {
   try {

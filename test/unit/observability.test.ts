@@ -1,7 +1,8 @@
 /** Structured log lines and EMF metrics: off by default, one line per event, never a key or payload. */
-import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+
 import { jest } from '@jest/globals';
 import type { ClaimRequest, CompleteRequest, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
+import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 
 /** A minimal in-memory store following the protocol's conditions. */
 class MemoryStore implements IdempotencyStore {

@@ -14,9 +14,23 @@ const refused = () => new ConditionalCheckFailedException({ message: 'The condit
 
 test('inspect is one strongly consistent GetItem and reads sizes of what is stored', async () => {
   ddb.on(GetItemCommand).resolves({
-    Item: { pk: { S: 'n#h' }, state: { S: 'COMPLETED' }, expiration: { N: '1700086400' }, owner: { S: 'o' }, body: { B: new Uint8Array(7) }, responseOmitted: { BOOL: false } },
+    Item: {
+      pk: { S: 'n#h' },
+      state: { S: 'COMPLETED' },
+      expiration: { N: '1700086400' },
+      owner: { S: 'o' },
+      body: { B: new Uint8Array(7) },
+      responseOmitted: { BOOL: false },
+    },
   });
-  expect(await store.inspect('n#h')).toStrictEqual({ key: 'n#h', status: 'COMPLETED', expiresAt: 1_700_086_400, hasFingerprint: false, responseBytes: 7, responseOmitted: false });
+  expect(await store.inspect('n#h')).toStrictEqual({
+    key: 'n#h',
+    status: 'COMPLETED',
+    expiresAt: 1_700_086_400,
+    hasFingerprint: false,
+    responseBytes: 7,
+    responseOmitted: false,
+  });
   expect(ddb.calls()).toHaveLength(1);
   expect(ddb.commandCalls(GetItemCommand)[0]!.args[0].input).toStrictEqual({ TableName: 'idem', Key: { pk: { S: 'n#h' } }, ConsistentRead: true });
 });

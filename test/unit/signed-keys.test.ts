@@ -33,7 +33,8 @@ test('forged, tampered and other spellings of a key are refused', () => {
   expect(Buffer.from(tamper(key, 21).slice(0, 22), 'base64url').equals(random)).toBe(true);
   expect(verifyIdempotencyKey(tamper(key, 21), [current])).toBe(false);
   expect(verifyIdempotencyKey(tamper(key, 65), [current])).toBe(false);
-  for (const shape of ['', key.replace('.', ''), `${key}=`, ` ${key}`, key.toUpperCase(), 'order-1']) expect(verifyIdempotencyKey(shape, [current])).toBe(false);
+  for (const shape of ['', key.replace('.', ''), `${key}=`, ` ${key}`, key.toUpperCase(), 'order-1'])
+    expect(verifyIdempotencyKey(shape, [current])).toBe(false);
 });
 
 test('any string is refused unless issued', () => {
@@ -49,7 +50,9 @@ test('rotation: a key issued with a previous secret is accepted while that secre
 });
 
 test('secrets are validated with a sentence', () => {
-  expect(() => issueIdempotencyKey({ secret: 'short' })).toThrow(new TypeError('issueIdempotencyKey: a secret must be at least 32 bytes long (got 5); use e.g. randomBytes(32).'));
+  expect(() => issueIdempotencyKey({ secret: 'short' })).toThrow(
+    new TypeError('issueIdempotencyKey: a secret must be at least 32 bytes long (got 5); use e.g. randomBytes(32).'),
+  );
   expect(() => issueIdempotencyKey({ secret: new Uint8Array(31) })).toThrow('at least 32 bytes');
   expect(() => issueIdempotencyKey({ secret: 42 as never })).toThrow('a string or a Uint8Array');
   expect(() => issueIdempotencyKey(undefined as never)).toThrow('with a `secret`');

@@ -3,6 +3,8 @@
  * exact `TransactWriteItems` inputs, and the faults a real server cannot produce on demand
  * (conflicts that do not clear, cancellation reasons, server errors after a commit was sent).
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   type AttributeValue,
   DeleteItemCommand,
@@ -13,21 +15,20 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { randomBytes } from 'node:crypto';
+import middy from '@middy/core';
 import {
   type ClaimRequest,
   type ClaimResult,
   DynamoDBStore,
+  hashKey,
   type IdempotencyOptions,
   type IdempotencyStore,
-  type LambdaContextLike,
-  hashKey,
   idempotency,
+  type LambdaContextLike,
   makeIdempotent,
   transaction,
   transition,
 } from '../../lib/index.js';
-import middy from '@middy/core';
 import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
@@ -188,7 +189,10 @@ describe('cancellations and faults', () => {
   });
 
   test('a conflict that clears is retried: the call succeeds on the second commit', async () => {
-    ddb.on(TransactWriteItemsCommand).rejectsOnce(cancelled(NONE, { Code: 'TransactionConflict' })).resolves({});
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejectsOnce(cancelled(NONE, { Code: 'TransactionConflict' }))
+      .resolves({});
     const { pay } = payFixture();
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
@@ -201,7 +205,13 @@ describe('cancellations and faults', () => {
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('TRANSACTION_CONFLICT');
     expect(error.retryAfterSeconds).toBe(1);
-    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(commandNames()).toEqual([
+      'PutItemCommand',
+      'TransactWriteItemsCommand',
+      'TransactWriteItemsCommand',
+      'TransactWriteItemsCommand',
+      'DeleteItemCommand',
+    ]);
     expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input.ExpressionAttributeValues![':owner']).toEqual({ S: fences[0] });
   });
 
@@ -212,7 +222,7 @@ describe('cancellations and faults', () => {
     expect(commandNames()).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
   });
 
-  test('a failed business condition names the write (index among the call\'s own writes) and its table; the record is released', async () => {
+  test("a failed business condition names the write (index among the call's own writes) and its table; the record is released", async () => {
     ddb.on(TransactWriteItemsCommand).rejects(cancelled(NONE, NONE, NONE, { Code: 'ConditionalCheckFailed' }, NONE));
     const { pay } = payFixture();
     const error = await rejection(pay({ id: 'p1' }));
@@ -238,10 +248,7 @@ describe('cancellations and faults', () => {
   });
 
   test('a record DynamoDB finds too large commits again without its response, with the same writes', async () => {
-    ddb
-      .on(TransactWriteItemsCommand)
-      .rejectsOnce(serviceError('ValidationException', 'Item size has exceeded the maximum allowed size'))
-      .resolves({});
+    ddb.on(TransactWriteItemsCommand).rejectsOnce(serviceError('ValidationException', 'Item size has exceeded the maximum allowed size')).resolves({});
     const { pay } = payFixture();
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
     const [first, second] = commits();
@@ -260,7 +267,7 @@ describe('cancellations and faults', () => {
     expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
   });
 
-  test('the ValidationException\'s own message is kept, so the limit that was hit is named', async () => {
+  test("the ValidationException's own message is kept, so the limit that was hit is named", async () => {
     ddb.on(TransactWriteItemsCommand).rejects(serviceError('ValidationException', 'Transaction request cannot include multiple operations on one item'));
     const { pay } = payFixture();
     expect((await rejection(pay({ id: 'p1' }))).message).toMatch(/multiple operations on one item/);
@@ -269,7 +276,7 @@ describe('cancellations and faults', () => {
   test.each([
     ['a network error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
     ['an internal server error', serviceError('InternalServerError', 'Internal server error', 'server')],
-    ['throttling that outlasted the SDK\'s retries', serviceError('ThrottlingException', 'Rate exceeded')],
+    ["throttling that outlasted the SDK's retries", serviceError('ThrottlingException', 'Rate exceeded')],
   ])('%s leaves the outcome unknown: COMMIT_FAILED with the cause, and the record is not released', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
@@ -301,15 +308,27 @@ describe('our record refused the commit', () => {
     ddb.on(DeleteItemCommand).resolves({});
   });
 
-  test('taken over by another attempt: SUPERSEDED, nothing written, and the other attempt\'s record is not released', async () => {
-    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 5000) } }) }, NONE, NONE, NONE, NONE));
+  test("taken over by another attempt: SUPERSEDED, nothing written, and the other attempt's record is not released", async () => {
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(
+        cancelled(
+          { Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 5000) } }) },
+          NONE,
+          NONE,
+          NONE,
+          NONE,
+        ),
+      );
     const { pay } = payFixture();
     expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
   });
 
   test('both our record and a business condition refused: SUPERSEDED (the record is checked first)', async () => {
-    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'COMPLETED') }, { Code: 'ConditionalCheckFailed' }, NONE, NONE, NONE));
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'COMPLETED') }, { Code: 'ConditionalCheckFailed' }, NONE, NONE, NONE));
     const { pay } = payFixture();
     expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
   });
@@ -328,8 +347,12 @@ describe('our record refused the commit', () => {
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
   });
 
-  test('atomic duplicate: the stored response from the cancellation reason\'s item is replayed', async () => {
-    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { response: { S: '{"ok":"first"}' } }) }, NONE, NONE, NONE, NONE));
+  test("atomic duplicate: the stored response from the cancellation reason's item is replayed", async () => {
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(
+        cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { response: { S: '{"ok":"first"}' } }) }, NONE, NONE, NONE, NONE),
+      );
     const { pay } = payFixture({ atomic: true });
     expect(await pay({ id: 'p1' })).toEqual({ ok: 'first' });
     expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
@@ -337,14 +360,26 @@ describe('our record refused the commit', () => {
 
   test('atomic duplicate: a stored final error is replayed as the error', async () => {
     const stored = JSON.stringify({ name: 'CardDeclined', message: 'declined', code: 'DECLINED', statusCode: 402 });
-    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { error: { S: stored } }) }, NONE, NONE, NONE, NONE));
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { error: { S: stored } }) }, NONE, NONE, NONE, NONE));
     const { pay } = payFixture({ atomic: true });
     const error = (await pay({ id: 'p1' }).catch((e: unknown) => e)) as Error & { code?: string; statusCode?: number };
     expect([error.name, error.message, error.code, error.statusCode]).toEqual(['CardDeclined', 'declined', 'DECLINED', 402]);
   });
 
   test('atomic duplicate meeting an attempt in progress: IN_PROGRESS with the time left on its lease', async () => {
-    ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 4200) } }) }, NONE, NONE, NONE, NONE));
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(
+        cancelled(
+          { Code: 'ConditionalCheckFailed', Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 4200) } }) },
+          NONE,
+          NONE,
+          NONE,
+          NONE,
+        ),
+      );
     const { pay } = payFixture({ atomic: true });
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('IN_PROGRESS');
@@ -395,9 +430,16 @@ describe('final errors', () => {
   test('an isFinalError that throws counts as "not final": the record is released', async () => {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(DeleteItemCommand).resolves({});
-    const { pay } = payFixture({ isFinalError: () => { throw new Error('classifier bug'); } }, () => {
-      throw new Error('handler failed');
-    });
+    const { pay } = payFixture(
+      {
+        isFinalError: () => {
+          throw new Error('classifier bug');
+        },
+      },
+      () => {
+        throw new Error('handler failed');
+      },
+    );
     await expect(pay({ id: 'p1' })).rejects.toThrow('handler failed');
     expect(commandNames()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
   });
@@ -553,7 +595,9 @@ describe('transition()', () => {
   });
 
   test('a single from-state and a custom state attribute', () => {
-    expect(transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', attribute: 'state', version: { attribute: 'rev', expected: 0 } })).toMatchObject({
+    expect(
+      transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', attribute: 'state', version: { attribute: 'rev', expected: 0 } }),
+    ).toMatchObject({
       UpdateExpression: 'SET #tState = :tTo, #tVersion = :tNext',
       ConditionExpression: '#tState IN (:tFrom0) AND #tVersion = :tVersion',
       ExpressionAttributeNames: { '#tState': 'state', '#tVersion': 'rev' },
@@ -567,8 +611,12 @@ describe('transition()', () => {
     ['an empty from-state', { from: ['PAID', ''] }, /`from` must name at least one state/],
     ['an empty to-state', { to: '' }, /`to` must be a state name/],
     ['a version that is not a whole number', { version: { expected: '3' } }, /`version.expected` must be a whole number/],
-    ['a condition placeholder clashing with the guard\'s own', { condition: { expression: '#tState = :x', names: { '#tState': 'other' }, values: { ':x': 1 } } }, /`#tState`/],
-    ['a condition value clashing with the guard\'s own', { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
+    [
+      "a condition placeholder clashing with the guard's own",
+      { condition: { expression: '#tState = :x', names: { '#tState': 'other' }, values: { ':x': 1 } } },
+      /`#tState`/,
+    ],
+    ["a condition value clashing with the guard's own", { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
   ])('rejects %s with a TypeError', (_, override, message) => {
     const params = { TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', ...override } as never;
     expect(() => transition(params)).toThrow(TypeError);

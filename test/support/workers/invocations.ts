@@ -4,9 +4,10 @@
  * once, each with its own Lambda context, and answers with what every caller got and which keys
  * this worker executed.
  */
+
+import { parentPort, workerData } from 'node:worker_threads';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { parentPort, workerData } from 'node:worker_threads';
 import { DynamoDBStore, idempotency, transaction } from '../../../lib/index.js';
 import { localClient } from '../../../tools/dynamodb-local.js';
 import { lambdaContext } from '../lambda.js';
@@ -26,7 +27,9 @@ export interface Receipt {
   readonly requestId: string;
 }
 
-export type CallerOutcome = { readonly value: Receipt; readonly requestId: string } | { readonly error: { readonly name: string; readonly code?: string }; readonly requestId: string };
+export type CallerOutcome =
+  | { readonly value: Receipt; readonly requestId: string }
+  | { readonly error: { readonly name: string; readonly code?: string }; readonly requestId: string };
 
 export interface RoundReport {
   readonly outcomes: CallerOutcome[];
