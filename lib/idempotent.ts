@@ -27,7 +27,7 @@ const isContext = (value: unknown): value is LambdaContextLike => {
  */
 export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   fn: (...args: TArgs) => Promise<TResult> | TResult,
-  options: IdempotencyOptions<TArgs[0], LambdaContextLike>,
+  options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
 ): (...args: TArgs) => Promise<TResult> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options?.name === undefined) {

@@ -301,3 +301,25 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     await first;
   });
 });
+
+describe('retention', () => {
+  const T0 = 1_800_000_000_000;
+
+  test("a call keeps its record for the store's retention (IDEMPOTENCY_EXPIRES_AFTER_SECONDS), unless the call sets its own", async () => {
+    const previous = process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = '345600';
+    let fourDays: DynamoDBStore;
+    try {
+      fourDays = new DynamoDBStore({ tableName, client });
+    } finally {
+      if (previous === undefined) delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+      else process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = previous;
+    }
+    await makeIdempotent(async (_: string) => 'ok', { store: fourDays, name: 'retention-store', now: () => T0 })('r-1');
+    expect((await recordOf('retention-store', 'r-1'))?.expiration?.N).toBe(String(T0 / 1000 + 345_600));
+    await makeIdempotent(async (_: string) => 'ok', { store: fourDays, name: 'retention-call', now: () => T0, expiresAfterSeconds: 60 })('r-1');
+    expect((await recordOf('retention-call', 'r-1'))?.expiration?.N).toBe(String(T0 / 1000 + 60));
+    await makeIdempotent(async (_: string) => 'ok', { store, name: 'retention-default', now: () => T0 })('r-1');
+    expect((await recordOf('retention-default', 'r-1'))?.expiration?.N).toBe(String(T0 / 1000 + 86_400));
+  });
+});

@@ -97,20 +97,25 @@ describe('options', () => {
   });
 
   test('makeIdempotent needs a function, and a name even for a named one (a minifier renames functions)', () => {
-    expect(() => makeIdempotent('f' as never, { store })).toThrow(/first argument must be the function/);
+    expect(() => makeIdempotent('f' as never, { store, name: 'f' })).toThrow(/first argument must be the function/);
+    // Without `name` it does not compile; JavaScript callers get a TypeError at once.
+    expect(() =>
+      // @ts-expect-error `name` is required by the type as well
+      makeIdempotent(async (x: unknown) => x, { store }),
+    ).toThrow(/`name` is required/);
     expect(() =>
       makeIdempotent(
         (
           () => async (x: unknown) =>
             x
         )(),
-        { store },
+        { store } as never,
       ),
     ).toThrow(/`name` is required/);
     async function charge(x: unknown) {
       return x;
     }
-    expect(() => makeIdempotent(charge, { store })).toThrow(/`name` is required/);
+    expect(() => makeIdempotent(charge, { store } as never)).toThrow(/`name` is required/);
     expect(() => makeIdempotent(charge, { store, name: 'charge' })).not.toThrow();
   });
 
