@@ -8,10 +8,9 @@ const ABSOLUTE = /^(?:[a-z][a-z\d+.-]*:|\/\/)/i;
 
 /**
  * Every relative link of `doc` that does not resolve, as `README.md:19 #the-demo-service: no such
- * heading in README.md`. `extraAnchors(target)` lists anchors a document will have although no
- * heading makes them yet.
+ * heading in README.md`.
  */
-export function brokenLinks(doc: string, markdown: MarkdownDocument, extraAnchors: (target: string) => readonly string[] = () => []): string[] {
+export function brokenLinks(doc: string, markdown: MarkdownDocument): string[] {
   const parsed = new Map<string, MarkdownDocument>([[doc, markdown]]);
   const anchorsOf = (target: string): ReadonlySet<string> => {
     let document = parsed.get(target);
@@ -19,7 +18,7 @@ export function brokenLinks(doc: string, markdown: MarkdownDocument, extraAnchor
       document = parseMarkdown(readFileSync(`${ROOT}/${target}`, 'utf8'));
       parsed.set(target, document);
     }
-    return new Set([...document.anchors, ...extraAnchors(target)]);
+    return new Set(document.anchors);
   };
 
   const broken: string[] = [];

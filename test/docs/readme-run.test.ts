@@ -19,7 +19,7 @@ import { DynamoDBStore } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 import { SnippetRunner } from './run-snippet.js';
-import { readDocument, snippetUnder, storesPending } from './snippets.js';
+import { readDocument, snippetUnder } from './snippets.js';
 
 const readme = readDocument('README.md');
 const testingGuide = readDocument('docs/testing.md');
@@ -167,8 +167,4 @@ describe('README CDK', () => {
 });
 
 // The Jest example of docs/testing.md defines its own tests: importing it registers them in this file.
-if (storesPending) {
-  test.skip('docs/testing.md "With Jest" (runs once lambda-idempotency/testing has InMemoryStore)', () => undefined);
-} else {
-  await runner.run(testingGuide, snippetUnder(testingGuide, 'With Jest'));
-}
+await runner.run(testingGuide, snippetUnder(testingGuide, 'With Jest'));

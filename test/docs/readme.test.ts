@@ -6,18 +6,10 @@
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { brokenLinks } from './links.js';
 import { githubSlug } from './markdown.js';
-import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, storesPending, where } from './snippets.js';
+import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, where } from './snippets.js';
 import { type SnippetDiagnostic, type TypeCheckResult, typeCheck } from './type-check.js';
 
 const documents = documentationFiles().map((doc) => readDocument(doc));
-
-/**
- * While the section on stores is pending, the anchor #stores is known, and snippets may name the
- * stores' exports although lib/ lacks them: every other problem of those snippets still fails.
- */
-const STORES_EXPORTS = /'(?:InMemoryStore|storeContract|RedisStore)'|'"?lambda-idempotency\/redis"?'/;
-const isPendingStoresExport = (diagnostic: SnippetDiagnostic): boolean =>
-  storesPending && (diagnostic.code === 2305 || diagnostic.code === 2307) && STORES_EXPORTS.test(diagnostic.message);
 
 /** A snippet that must fail, proving that the checker reports errors and where. */
 const WRONG_OPTION: Snippet = {
@@ -51,7 +43,7 @@ describe('every TypeScript snippet type-checks (strict, ES modules, the package 
         continue;
       }
       test(`${where(snippet)} (${snippet.heading})`, () => {
-        const diagnostics = checked.snippets.get(snippet)!.filter((diagnostic) => !isPendingStoresExport(diagnostic));
+        const diagnostics = checked.snippets.get(snippet)!;
         expect(diagnostics.map(format)).toEqual([]);
       });
     }
@@ -109,10 +101,9 @@ describe('snippet comments', () => {
 });
 
 describe('every relative link and #anchor resolves', () => {
-  const extraAnchors = (target: string): string[] => (storesPending && target === 'README.md' ? ['stores'] : []);
   for (const { doc, markdown } of documents) {
     test(doc, () => {
-      expect(brokenLinks(doc, markdown, extraAnchors)).toEqual([]);
+      expect(brokenLinks(doc, markdown)).toEqual([]);
     });
   }
 

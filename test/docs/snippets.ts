@@ -28,14 +28,6 @@ export const ENTRY_POINTS: Readonly<Record<string, string>> = {
   'lambda-idempotency/redis': `${ROOT}/lib/redis/index.ts`,
 };
 
-/**
- * README.md holds the line `<!-- stores -->` where the section on stores (RedisStore, InMemoryStore,
- * storeContract) goes, with the exports it documents. Until it is there, those are pending.
- */
-export const storesPending: boolean = readFileSync(`${ROOT}/README.md`, 'utf8')
-  .split('\n')
-  .some((line) => line.trim() === '<!-- stores -->');
-
 export interface Snippet {
   /** The document, relative to the repository root (`README.md`, `docs/testing.md`). */
   readonly doc: string;
