@@ -3,7 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
-import { optionChecks, type SharedOptionName, validateOptions } from './options.js';
+import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
@@ -22,30 +22,16 @@ export interface BatchResponse {
 
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
-const BATCH_SHARED = [
-  'store',
-  'name',
-  'expiresAfterSeconds',
-  'cacheSize',
-  'leaseSeconds',
-  'now',
-  'logger',
-  'isFinalError',
-  'errorFields',
-  'atomic',
-  'transactions',
-  'observability',
-  'singleFlight',
-  'waitForInProgressMillis',
-] as const satisfies readonly SharedOptionName[];
+/** The shared options `idempotentBatch` replaces with its own (`key`, `fingerprint`) or has no use for. */
+const BATCH_REPLACED = ['key', 'fingerprint', 'onMissingKey', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
 
-const BATCH_OPTIONS = optionChecks(BATCH_SHARED, {
+const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   key: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   fingerprint: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
 });
 
-export interface IdempotentBatchOptions<TMessage> extends Pick<IdempotencyOptions<TMessage>, (typeof BATCH_SHARED)[number]> {
+export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOptions<TMessage>, (typeof BATCH_REPLACED)[number]> {
   /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */

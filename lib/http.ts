@@ -5,7 +5,7 @@ import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from 
 import { callerOf, type HttpScope } from './http-caller.js';
 import { body, type HttpEvent, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
-import { optionChecks, type SharedOptionName, validateOptions } from './options.js';
+import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { keyVerifier, type SigningSecret } from './signed-keys.js';
 
 export { callerIdentity, type HttpScope } from './http-caller.js';
@@ -23,23 +23,10 @@ export interface HttpResult {
   isBase64Encoded?: boolean;
 }
 
-const HTTP_SHARED = [
-  'store',
-  'name',
-  'expiresAfterSeconds',
-  'cacheSize',
-  'now',
-  'logger',
-  'isFinalError',
-  'errorFields',
-  'atomic',
-  'transactions',
-  'observability',
-  'singleFlight',
-  'waitForInProgressMillis',
-] as const satisfies readonly SharedOptionName[];
+/** The shared options `httpIdempotency` derives from the request itself. */
+const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
 
-export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_SHARED)[number]> {
+export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_DERIVED)[number]> {
   /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
   readonly required?: boolean;
   /**
@@ -62,7 +49,7 @@ export interface HttpIdempotencyOptions extends Pick<IdempotencyOptions<HttpEven
   readonly signedKeys?: { readonly secrets: readonly SigningSecret[] };
 }
 
-const HTTP_OPTIONS = optionChecks(HTTP_SHARED, {
+const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),

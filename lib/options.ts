@@ -124,8 +124,13 @@ export function optionChecks(shared: readonly SharedOptionName[], own: Readonly<
   return { ...Object.fromEntries(shared.map((name) => [name, SHARED_CHECKS[name]])), ...own };
 }
 
-/** Every shared option. @internal */
-export const ALL_SHARED = Object.keys(SHARED_CHECKS) as SharedOptionName[];
+/** The shared options an entry point takes: all but those it derives itself. @internal */
+export function sharedOptionsExcept<const K extends SharedOptionName>(excluded: readonly K[]): Exclude<SharedOptionName, K>[] {
+  return (Object.keys(SHARED_CHECKS) as SharedOptionName[]).filter((name) => !(excluded as readonly SharedOptionName[]).includes(name)) as Exclude<
+    SharedOptionName,
+    K
+  >[];
+}
 
 /**
  * Validates options at construction: an unknown key, a missing store or a bad value throws a
