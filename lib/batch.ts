@@ -160,7 +160,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const previous = runs.get(item.key!);
       const current = (async () => {
         if (previous !== undefined && !(await previous)) throw new Error('an in-batch duplicate of this record failed');
-        await engine.run(input, context, () => recordHandler(input.message, item.record, context));
+        // The key computed to find poison records is the call's: the message is not hashed twice.
+        await engine.run(input, context, () => recordHandler(input.message, item.record, context), item.key);
       })();
       runs.set(
         item.key!,

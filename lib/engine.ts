@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Call } from './call.js';
 import { describeStoreFailure, IdempotencyError } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
-import { canonicalJson, isMissingKey, namespaceOf, recordKey, sha256 } from './key.js';
+import { canonicalJson, canonicalKey, namespaceOf, recordKey, sha256 } from './key.js';
 import { createEmitter, type Emit, type IdempotencyEvent } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
@@ -69,6 +69,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   private readonly logger: IdempotencyLogger;
   private readonly emitEvent: Emit;
   private readonly transactional: boolean;
+  private readonly singleFlight: boolean;
   private readonly flights = new Map<string, Flight>();
   /** The flight each leading call settles when it ends. */
   private readonly leading = new WeakMap<Call, Flight>();
@@ -82,6 +83,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
     this.emitEvent = createEmitter(where, options.observability, this.now);
+    this.singleFlight = options.singleFlight !== false;
     this.transactional = typeof (options.atomic ? this.store.claimCompleted : this.store.completeWithWrites) === 'function';
   }
 
@@ -96,8 +98,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
-    // A value whose toJSON yields undefined has no JSON form: it is as missing as `undefined`.
-    const canonical = isMissingKey(selected) ? undefined : canonicalJson(selected);
+    const canonical = canonicalKey(selected);
     if (canonical === undefined) {
       if (this.options.onMissingKey === 'skip') return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
@@ -109,9 +110,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return recordKey(namespace, sha256(canonical));
   }
 
-  /** Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. */
-  async run<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R): Promise<R> {
-    const start = await this.start(input, context);
+  /**
+   * Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. `key`
+   * is the call's record key when the caller already computed it with `keyOf`.
+   */
+  async run<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key?: string): Promise<R> {
+    const start = await this.start(input, context, key);
     if (start.kind === 'replay') return start.value as R;
     let ending: Ending;
     try {
@@ -129,8 +133,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * already running (single-flight), or the stored outcome of an earlier call. Throws the
    * rejections (`IN_PROGRESS`, `PAYLOAD_MISMATCH`, `STORE_FAILURE`, key errors): they hold nothing.
    */
-  async start(input: TInput, context: TContext | undefined): Promise<Start> {
-    const key = this.keyOf(input, context);
+  async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
+    const key = knownKey ?? this.keyOf(input, context);
     const now = this.now();
     if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
     const fingerprint = this.fingerprintOf(input);
@@ -142,7 +146,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'replay', value: this.replay(cached, fingerprint) };
       }
       // A durable execution never waits on another one in process: that one may stay suspended for days.
-      const leader = execution === undefined && this.options.singleFlight !== false ? this.flights.get(key) : undefined;
+      const leader = execution === undefined && this.singleFlight ? this.flights.get(key) : undefined;
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || leaseLeft <= 0) return this.lead(key, fingerprint, context, execution);
@@ -154,8 +158,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   private async lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
-    const owner = execution === undefined ? randomUUID() : `durable:${createHash('sha256').update(execution).digest('base64url')}`;
-    const flight = execution === undefined && this.options.singleFlight !== false ? this.fly(key) : undefined;
+    const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
+    const flight = execution === undefined && this.singleFlight ? this.fly(key) : undefined;
     try {
       const start = await this.claim(key, owner, fingerprint, context, execution !== undefined);
       if (start.kind === 'replay') {

@@ -181,9 +181,12 @@ export const recordKey = (namespace: string, hash: string): string => `${namespa
 /** The namespace a record key was built with, for logs and metrics that must not carry the hash. @internal */
 export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'));
 
-/** True for the values that mean "no key": `undefined`, `null` and `''`. @internal */
-export function isMissingKey(value: unknown): boolean {
-  return value === undefined || value === null || value === '';
+/**
+ * The canonical JSON of a selected key, or `undefined` when it is missing: `undefined`, `null`,
+ * `''`, or a value whose toJSON yields `undefined` (it has no JSON form). @internal
+ */
+export function canonicalKey(value: unknown): string | undefined {
+  return value === undefined || value === null || value === '' ? undefined : canonicalJson(value);
 }
 
 /**

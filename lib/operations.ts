@@ -1,5 +1,5 @@
 import { IdempotencyError } from './errors.js';
-import { canonicalJson, isMissingKey, recordKey, sha256 } from './key.js';
+import { canonicalKey, recordKey, sha256 } from './key.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
 /*
@@ -85,7 +85,7 @@ export function recordIdOf(address: RecordAddress): string {
     throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#'.");
   }
   const value = 'http' in address ? httpKeyValue(address.http) : address.key;
-  const canonical = isMissingKey(value) ? undefined : canonicalJson(value);
+  const canonical = canonicalKey(value);
   if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
   return recordKey(name, sha256(canonical));
 }
