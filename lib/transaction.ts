@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
+import { CallTransaction } from './call-transaction.js';
 
 type Values = Record<string, NativeAttributeValue>;
 
@@ -82,6 +83,9 @@ export function enterCall(): CallSlot {
   return slot;
 }
 
+/** The one `Transaction` of each call, so `transaction()` returns the same object throughout a call. */
+const views = new WeakMap<Call, Transaction>();
+
 /**
  * The write collector of the idempotent call in progress (middleware, `makeIdempotent`, HTTP or
  * batch). Writes added to it are committed atomically with the call's COMPLETED record.
@@ -100,5 +104,7 @@ export function transaction(): Transaction {
     throw new TypeError('transaction() was called outside an idempotent call; with middy, `.use()` the idempotency middleware before any other middleware.');
   }
   if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
-  return call;
+  let view = views.get(call);
+  if (view === undefined) views.set(call, (view = new CallTransaction(call)));
+  return view;
 }
