@@ -5,7 +5,7 @@
  */
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
-import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -90,6 +90,37 @@ describe('nested and concurrent calls', () => {
     await expect(outer('k')).rejects.toThrow(/runs without idempotency/);
     expect(await bizItem('leaked')).toBeUndefined();
     expect(await recordOf('outer-of-unkeyed', 'k')).toBeUndefined();
+  });
+
+  test("transaction() is one object per call, a nested call's is its own, and a kept one refuses writes once its call ended", async () => {
+    let kept: Transaction | undefined;
+    let nested: Transaction | undefined;
+    const inner = makeIdempotent(
+      async (_: string) => {
+        nested = transaction();
+        expect(transaction()).toBe(nested);
+        return 'inner';
+      },
+      { store, name: 'view-inner' },
+    );
+    const outer = makeIdempotent(
+      async (order: string) => {
+        const tx = transaction();
+        kept = tx;
+        await inner(`${order}-inner`);
+        expect(nested).not.toBe(tx);
+        expect(nested!.key).not.toBe(tx.key);
+        expect(transaction()).toBe(tx);
+        tx.put({ TableName: bizTable, Item: { id: `view-${order}` } });
+        return 'done';
+      },
+      { store, name: 'view-outer' },
+    );
+    await expect(outer('o-1')).resolves.toBe('done');
+    expect(await bizItem('view-o-1')).toBe('view-o-1');
+    expect(() => kept!.put({ TableName: bizTable, Item: { id: 'late' } })).toThrow(/already ended/);
+    expect(() => kept!.downstreamKey('psp')).toThrow(/already ended/);
+    expect(await bizItem('late')).toBeUndefined();
   });
 
   test('concurrent middy invocations with different keys each commit exactly their own writes, without any flag', async () => {
