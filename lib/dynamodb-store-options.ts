@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { assertOptions } from './options.js';
+import { checkOptions, type OptionCheck, wholeNumber } from './options.js';
 import type { ResponseEncryption } from './response-codec.js';
-import { ITEM_LIMIT_BYTES } from './stored-outcome.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from './stored-outcome.js';
 
 /** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
 export interface AttributeNames {
@@ -81,52 +81,50 @@ export interface ResolvedStoreOptions {
   readonly expiresAfterSeconds: number | undefined;
 }
 
-const OPTION_NAMES = ['tableName', 'client', 'attributes', 'compressAboveBytes', 'encryption', 'expiresAfterSeconds'];
+/** Every option of a `DynamoDBStore` and its check. */
+const STORE_CHECKS: { readonly [K in keyof DynamoDBStoreOptions]-?: OptionCheck } = {
+  tableName: (value) =>
+    typeof value === 'string' && value.length >= 3 && value.length <= 255 ? undefined : 'must be the name of a DynamoDB table (3 to 255 characters)',
+  client: (value) => (typeof (value as { send?: unknown } | null)?.send === 'function' ? undefined : 'must be a DynamoDBClient from @aws-sdk/client-dynamodb'),
+  attributes: () => undefined, // checked name by name below
+  ...OUTCOME_OPTION_CHECKS,
+  expiresAfterSeconds: wholeNumber(1, 'seconds'),
+};
+
+const ATTRIBUTE_CHECKS: Readonly<Record<string, OptionCheck>> = Object.fromEntries(
+  Object.keys(DEFAULT_ATTRIBUTE_NAMES).map((field) => [
+    field,
+    (name: unknown) => (typeof name === 'string' && name.length > 0 ? undefined : 'must be a non-empty string'),
+  ]),
+);
 
 /** Validates the options of a `DynamoDBStore` and fills the defaults (from the environment first). @internal */
 export function resolveStoreOptions(options: DynamoDBStoreOptions, env: Record<string, string | undefined> = process.env): ResolvedStoreOptions {
-  assertOptions('DynamoDBStore', options, OPTION_NAMES);
-  const encryption = options.encryption;
-  if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
-    throw new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
-  }
+  checkOptions('DynamoDBStore', options, STORE_CHECKS);
   const tableName = options.tableName ?? env[STORE_ENVIRONMENT.tableName];
   if (tableName === undefined) {
     throw new TypeError(`DynamoDBStore: \`tableName\` is required: pass it, or set ${STORE_ENVIRONMENT.tableName} (IdempotencyTable.attachFunction sets it).`);
   }
-  if (typeof tableName !== 'string' || tableName.length < 3 || tableName.length > 255) {
-    const source = options.tableName === undefined ? STORE_ENVIRONMENT.tableName : '`tableName`';
-    throw new TypeError(`DynamoDBStore: ${source} must be the name of a DynamoDB table (3 to 255 characters).`);
+  if (options.tableName === undefined && STORE_CHECKS.tableName(tableName) !== undefined) {
+    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} must be the name of a DynamoDB table (3 to 255 characters).`);
   }
-  if (options.client !== undefined && typeof (options.client as { send?: unknown }).send !== 'function') {
-    throw new TypeError('DynamoDBStore: `client` must be a DynamoDBClient from @aws-sdk/client-dynamodb.');
-  }
-  const compressAboveBytes = options.compressAboveBytes ?? 32 * 1024;
-  if (!Number.isInteger(compressAboveBytes) || compressAboveBytes < 0 || compressAboveBytes > ITEM_LIMIT_BYTES) {
-    throw new TypeError('DynamoDBStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600 (an item holds at most 400 KB).');
-  }
-  if (options.attributes !== undefined) {
-    assertOptions('DynamoDBStore attributes', options.attributes, Object.keys(DEFAULT_ATTRIBUTE_NAMES));
-    for (const [field, name] of Object.entries(options.attributes)) {
-      if (typeof name !== 'string' || name.length === 0) {
-        throw new TypeError(`DynamoDBStore: attribute name \`${field}\` must be a non-empty string.`);
-      }
-    }
-  }
+  if (options.attributes !== undefined) checkOptions('DynamoDBStore attributes', options.attributes, ATTRIBUTE_CHECKS);
   const attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });
   if (new Set(Object.values(attributes)).size !== Object.keys(attributes).length) {
     throw new TypeError('DynamoDBStore: every attribute name must be different.');
   }
-  return { tableName, client: options.client, attributes, compressAboveBytes, encryption, expiresAfterSeconds: retention(options.expiresAfterSeconds, env) };
+  return {
+    tableName,
+    client: options.client,
+    attributes,
+    compressAboveBytes: options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES,
+    encryption: options.encryption,
+    expiresAfterSeconds: options.expiresAfterSeconds ?? retentionFromEnvironment(env),
+  };
 }
 
-function retention(option: unknown, env: Record<string, string | undefined>): number | undefined {
-  if (option !== undefined) {
-    if (typeof option !== 'number' || !Number.isSafeInteger(option) || option < 1) {
-      throw new TypeError(`DynamoDBStore: \`expiresAfterSeconds\` must be a whole number of seconds, 1 or more (got ${String(option)}).`);
-    }
-    return option;
-  }
+/** The retention named by `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, if set. */
+function retentionFromEnvironment(env: Record<string, string | undefined>): number | undefined {
   const text = env[STORE_ENVIRONMENT.expiresAfterSeconds];
   if (text === undefined) return undefined;
   const seconds = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;

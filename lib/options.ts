@@ -79,15 +79,20 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly durableLeaseSeconds?: number;
 }
 
-/** A check of one option's value: the sentence that says what is wrong, or `undefined`. */
-type OptionCheck = (value: unknown) => string | undefined;
+/** A check of one option's value: the sentence that says what is wrong, or `undefined`. @internal */
+export type OptionCheck = (value: unknown) => string | undefined;
 
-const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
-const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
-const wholeNumber =
-  (min: number): OptionCheck =>
+/** @internal */
+export const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
+/** @internal */
+export const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
+/** A whole number from `min`, in `unit` when given ("a whole number of seconds, 1 or more"). @internal */
+export const wholeNumber =
+  (min: number, unit?: string): OptionCheck =>
   (value) =>
-    typeof value === 'number' && Number.isInteger(value) && value >= min ? undefined : `must be a whole number, ${min} or more (got ${String(value)})`;
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min
+      ? undefined
+      : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${String(value)})`;
 
 /** Every shared option and its check: validation, the "known options" message and the entry points' subsets derive from it. */
 const SHARED_CHECKS = {
@@ -133,10 +138,10 @@ export function sharedOptionsExcept<const K extends SharedOptionName>(excluded: 
 }
 
 /**
- * Validates options at construction: an unknown key, a missing store or a bad value throws a
- * `TypeError` that names the option. @internal
+ * Checks options against a table: an unknown name, or a value its check refuses, throws a
+ * `TypeError` that names the option. Options left `undefined` are not checked, except `required` ones. @internal
  */
-export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>> = SHARED_CHECKS): void {
+export function checkOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>>, required: readonly string[] = []): void {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
   const values = options as Record<string, unknown>;
   const known = Object.keys(checks);
@@ -144,23 +149,24 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
     if (!known.includes(name)) throw new TypeError(`${where}: unknown option \`${name}\`. Known options: ${known.join(', ')}.`);
   }
   for (const name of known) {
-    if (values[name] === undefined && name !== 'store') continue;
+    if (values[name] === undefined && !required.includes(name)) continue;
     const problem = checks[name]!(values[name]);
     if (problem !== undefined) throw new TypeError(`${where}: \`${name}\` ${problem}.`);
   }
+}
+
+/**
+ * Validates an entry point's options at construction: an unknown key, a missing store or a bad
+ * value throws a `TypeError` that names the option. @internal
+ */
+export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>> = SHARED_CHECKS): void {
+  checkOptions(where, options, checks, ['store']);
+  const values = options as Record<string, unknown>;
   const store = values.store as IdempotencyStore | undefined;
   if (values.transactions === true && typeof store?.completeWithWrites !== 'function') {
     throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as DynamoDBStore.`);
   }
   if (values.atomic === true && typeof store?.claimCompleted !== 'function') {
     throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
-  }
-}
-
-/** Throws a `TypeError` naming the first key of `options` that is not in `allowed`. @internal */
-export function assertOptions(where: string, options: unknown, allowed: readonly string[]): void {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new TypeError(`${where}: unknown option \`${key}\`. Known options: ${allowed.join(', ')}.`);
   }
 }

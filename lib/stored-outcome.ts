@@ -1,8 +1,26 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { OptionCheck } from './options.js';
 import { type EncryptionKey, ResponseCodec } from './response-codec.js';
 
 /** DynamoDB's item size limit; attribute names count with their values. */
 export const ITEM_LIMIT_BYTES = 400 * 1024;
+
+/** Responses whose JSON is larger are stored gzip-compressed, unless a store's options say otherwise. @internal */
+export const DEFAULT_COMPRESS_ABOVE_BYTES = 32 * 1024;
+
+/** The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`). @internal */
+export const OUTCOME_OPTION_CHECKS = {
+  compressAboveBytes: (value) =>
+    Number.isInteger(value) && (value as number) >= 0 && (value as number) <= ITEM_LIMIT_BYTES
+      ? undefined
+      : `must be a whole number of bytes from 0 to ${ITEM_LIMIT_BYTES} (an item holds at most 400 KB)`,
+  encryption: (value) => {
+    const encryption = value as { currentKey?: unknown; keyById?: unknown } | null;
+    return typeof encryption?.currentKey === 'function' && typeof encryption.keyById === 'function'
+      ? undefined
+      : 'must have `currentKey()` and `keyById(id)` functions';
+  },
+} satisfies Readonly<Record<string, OptionCheck>>;
 
 /** A stored final error shrunk to survive a refusal of unknown cause is at most this large. */
 const SMALLEST_ERROR_BYTES = 1024;

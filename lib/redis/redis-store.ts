@@ -1,4 +1,4 @@
-import { assertOptions } from '../options.js';
+import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
 import { ResponseCodec, type ResponseEncryption } from '../response-codec.js';
 import type {
@@ -13,6 +13,7 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
 import { type Connection, connectionOf, isRedisClient, type RedisClient, withDeadline } from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
@@ -59,7 +60,20 @@ export interface RedisStoreOptions {
   readonly waitForReplicas?: ReplicaWait;
 }
 
-const OPTIONS = ['client', 'keyPrefix', 'compressAboveBytes', 'encryption', 'allowEviction', 'timeoutMillis', 'waitForReplicas'];
+/** Every option of a `RedisStore` and its check. */
+const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
+  client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster'),
+  keyPrefix: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
+  ...OUTCOME_OPTION_CHECKS,
+  allowEviction: isBoolean,
+  timeoutMillis: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of milliseconds, at least 1'),
+  waitForReplicas: (value) => {
+    const wait = value as Partial<ReplicaWait> | null;
+    return Number.isInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1
+      ? undefined
+      : 'must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1';
+  },
+};
 const WHERE = 'Redis';
 
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
@@ -94,33 +108,13 @@ export class RedisStore implements IdempotencyStore {
   private readonly wait: ReplicaWait | undefined;
 
   constructor(options: RedisStoreOptions) {
-    assertOptions('RedisStore', options, OPTIONS);
-    if (!isRedisClient(options.client)) {
-      throw new TypeError('RedisStore: `client` must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster.');
-    }
-    if (options.keyPrefix !== undefined && typeof options.keyPrefix !== 'string') throw new TypeError('RedisStore: `keyPrefix` must be a string.');
-    const compress = options.compressAboveBytes ?? 32 * 1024;
-    if (!Number.isInteger(compress) || compress < 0 || compress > 400 * 1024) {
-      throw new TypeError('RedisStore: `compressAboveBytes` must be a whole number of bytes from 0 to 409600.');
-    }
-    const encryption = options.encryption;
-    if (encryption !== undefined && (typeof encryption?.currentKey !== 'function' || typeof encryption.keyById !== 'function')) {
-      throw new TypeError('RedisStore: `encryption` must have `currentKey()` and `keyById(id)` functions.');
-    }
-    if (options.allowEviction !== undefined && typeof options.allowEviction !== 'boolean')
-      throw new TypeError('RedisStore: `allowEviction` must be a boolean.');
-    const timeout = options.timeoutMillis;
-    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1))
-      throw new TypeError('RedisStore: `timeoutMillis` must be a whole number of milliseconds, at least 1.');
+    checkOptions('RedisStore', options, CHECKS, ['client']);
     const wait = options.waitForReplicas;
-    if (wait !== undefined && (!Number.isInteger(wait?.replicas) || wait.replicas < 1 || !Number.isInteger(wait.timeoutMillis) || wait.timeoutMillis < 1)) {
-      throw new TypeError('RedisStore: `waitForReplicas` must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1.');
-    }
     this.wait = wait === undefined ? undefined : { replicas: wait.replicas, timeoutMillis: wait.timeoutMillis };
     this.client = options.client;
-    this.connection = withDeadline(connectionOf(options.client), timeout);
+    this.connection = withDeadline(connectionOf(options.client), options.timeoutMillis);
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
-    this.codec = new ResponseCodec(compress, encryption);
+    this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, options.encryption);
     this.allowEviction = options.allowEviction === true;
   }
 

@@ -12,11 +12,11 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../stored-outcome.js';
 
 const WHERE = 'InMemoryStore';
 
 /** Responses above this are stored compressed, as by the other stores' default. */
-const COMPRESS_ABOVE_BYTES = 32 * 1024;
 
 /** Live, as DynamoDB's claim condition sees it: not past its retention, and not INPROGRESS past its lease. */
 function isLive(record: RecordHash, now: number): boolean {
@@ -43,7 +43,7 @@ const fromPairs = (pairs: readonly string[]): Record<string, string> => hashOf(p
  */
 export class InMemoryStore implements IdempotencyStore {
   private readonly records = new Map<string, RecordHash>();
-  private readonly codec = new ResponseCodec(COMPRESS_ABOVE_BYTES, undefined);
+  private readonly codec = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined);
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const current = this.records.get(request.key);

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
-import { assertOptions } from '../options.js';
+import { checkOptions } from '../options.js';
 
 /** Options of {@link lambdaContext}. */
 export interface LambdaContextOptions {
@@ -19,24 +19,21 @@ export interface LambdaContextOptions {
   readonly now?: () => number;
 }
 
-const OPTION_NAMES = ['functionName', 'remainingMillis', 'now'];
-
 function unsupported(name: string): () => never {
   return () => {
     throw new Error(`context.${name}() belongs to callback-style handlers: an async handler returns or throws instead.`);
   };
 }
 
+const CHECKS = {
+  functionName: (value: unknown) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string'),
+  remainingMillis: (value: unknown) =>
+    typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : `must be a finite number, 0 or more (got ${String(value)})`,
+  now: (value: unknown) => (typeof value === 'function' ? undefined : 'must be a function returning epoch milliseconds'),
+} satisfies { readonly [K in keyof LambdaContextOptions]-?: unknown };
+
 function validate(options: LambdaContextOptions): void {
-  assertOptions('lambdaContext', options, OPTION_NAMES);
-  const { functionName, remainingMillis, now } = options;
-  if (functionName !== undefined && (typeof functionName !== 'string' || functionName.length === 0)) {
-    throw new TypeError('lambdaContext: `functionName` must be a non-empty string.');
-  }
-  if (remainingMillis !== undefined && (typeof remainingMillis !== 'number' || !Number.isFinite(remainingMillis) || remainingMillis < 0)) {
-    throw new TypeError(`lambdaContext: \`remainingMillis\` must be a finite number, 0 or more (got ${String(remainingMillis)}).`);
-  }
-  if (now !== undefined && typeof now !== 'function') throw new TypeError('lambdaContext: `now` must be a function returning epoch milliseconds.');
+  checkOptions('lambdaContext', options, CHECKS);
 }
 
 /**
