@@ -79,7 +79,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly durableLeaseSeconds?: number;
 }
 
-/** A check of one option's value: the sentence that says what is wrong, or `undefined`. @internal */
+/** A check of one option's value: the sentence that says what is wrong, or `undefined`. */
 export type OptionCheck = (value: unknown) => string | undefined;
 
 /** @internal */

@@ -6,7 +6,7 @@ import { Token } from 'aws-cdk-lib';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 
-/** One problem found on a wired function. @internal */
+/** One problem found on a wired function. */
 export interface Finding {
   readonly level: 'error' | 'warning';
   /** Stable id, usable with `Annotations.acknowledgeWarning`. */

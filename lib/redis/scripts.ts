@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Connection } from './connection.js';
 
-/** @internal */
+/** A Lua script and its SHA-1, for `EVALSHA`. */
 export interface Script {
   readonly source: string;
   readonly sha: string;

@@ -6,7 +6,7 @@ export const LEASE_MILLIS = 10_000;
 /** @internal */
 export const RETENTION_SECONDS = 3_600;
 
-/** Options of one claim made by a check. @internal */
+/** Options of one claim made by a check. */
 export interface ClaimOptions {
   /** The caller's clock. @default the check's start */
   readonly now?: number;

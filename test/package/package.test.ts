@@ -120,6 +120,14 @@ describe('what the tarball holds', () => {
     }
     expect(leaks).toEqual([]);
   });
+
+  test('every declaration file in the tarball type-checks on its own: no type it names was stripped as internal', async () => {
+    const declarations = pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts'));
+    expect(declarations.length).toBeGreaterThan(40);
+    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--skipLibCheck', 'false'];
+    // Resolved from the consumer project, as an app's compiler would; a failure prints each missing name.
+    await exec(process.execPath, [tsc, ...args, ...declarations.map((p) => join(pkg.installed, p))], { cwd: pkg.consumer });
+  }, 120_000);
 });
 
 describe('installed into a fresh project', () => {
