@@ -77,6 +77,14 @@ function sfString(value: string): string {
 
 export const isV2 = (event: HttpEvent): event is APIGatewayProxyEventV2 => (event as APIGatewayProxyEventV2).version === '2.0';
 
+/**
+ * The key value an HTTP request's record is hashed from: the one place its shape is written, for
+ * the middleware's key selector and for the operations tools that address a record by request.
+ * It trusts its arguments (the method already upper case): callers check what they did not build.
+ * @internal
+ */
+export const httpKeyValueOf = (key: string, method: string, route: string, caller: string | null) => ({ key, method, route, caller });
+
 /** Method and route template (the actual path when there is no template, as for Function URLs). @internal */
 export function route(event: HttpEvent): [method: string, route: string, path: string] {
   if (isV2(event)) {

@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { body, type HttpEvent, query, readIdempotencyKey, route } from './http-request.js';
+import { body, type HttpEvent, httpKeyValueOf, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { keyVerifier, type SigningSecret } from './signed-keys.js';
@@ -140,7 +140,7 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       if (key === undefined) return undefined;
       if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
       const [method, template] = route(event);
-      return { key, method, route: template, caller: caller(event) };
+      return httpKeyValueOf(key, method, template, caller(event));
     },
     fingerprint: (event) => {
       const [method, , path] = route(event);

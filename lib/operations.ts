@@ -1,4 +1,5 @@
 import { IdempotencyError } from './errors.js';
+import { httpKeyValueOf } from './http-request.js';
 import { canonicalKey, recordKey, sha256 } from './key.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
@@ -57,7 +58,7 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
     }
   }
   if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError("An HTTP record key's `caller` must be a string when given.");
-  return { key: request.key, method: request.method.toUpperCase(), route: request.route, caller: request.caller ?? null };
+  return httpKeyValueOf(request.key, request.method.toUpperCase(), request.route, request.caller ?? null);
 }
 
 /**

@@ -6,65 +6,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoDBStore, describeStoreFailure, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { LEASE_SECONDS, type Mode, T0, useCountingTables } from '../support/counting-function.js';
 import { aesKey, type KeyFault, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
-const { client, tableName } = useFreshTable({ prefix: 'enc-faults' });
-let bizTable: string;
-beforeAll(async () => {
-  bizTable = await freshTable(client, 'biz');
-});
-afterAll(() => dropTable(client, bizTable));
-
-const T0 = 1_700_000_000_000;
-const LEASE_SECONDS = 10;
-type Mode = 'plain' | 'transactions' | 'atomic';
-
-/** How many times the call's increment of `id` was applied. */
-const applied = async (id: string): Promise<number> => Number((await readItem(client, bizTable, id))?.n?.N ?? 0);
+const { client, tableName, bizTable, applied, countingFunction } = useCountingTables('enc-faults');
 
 /** A function made idempotent on an encrypted store; in the transaction modes it increments a counter with its record. */
 function fixture(mode: Mode, options: { finalError?: boolean; pad?: number } = {}) {
   const ring = keyring(aesKey('k1'));
   const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
-  const name = `f${randomUUID().slice(0, 8)}`;
-  const clock = { t: T0 };
-  let runs = 0;
-  const fn = makeIdempotent(
-    async (input: { id: string }) => {
-      runs++;
-      if (mode !== 'plain')
-        transaction().update({
-          TableName: bizTable,
-          Key: { id: `${name}-${input.id}` },
-          UpdateExpression: 'ADD n :one',
-          ExpressionAttributeValues: { ':one': 1 },
-        });
-      if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
-      return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
-    },
-    {
-      store,
-      name,
-      key: (input) => input.id,
-      now: () => clock.t,
-      leaseSeconds: LEASE_SECONDS,
-      transactions: mode === 'transactions',
-      atomic: mode === 'atomic',
-      isFinalError: () => true,
-    },
-  );
-  return {
-    ring,
-    store,
-    name,
-    clock,
-    fn,
-    runs: () => runs,
-    counter: (id: string) => applied(`${name}-${id}`),
-    record: (id: string) => readItem(client, tableName, recordId(name, id)),
-  };
+  const f = countingFunction(mode, store, (input) => {
+    if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
+    return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
+  });
+  return { ...f, ring, store };
 }
 
 describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provider fails at completion', (mode) => {

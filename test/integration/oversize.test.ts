@@ -7,26 +7,19 @@
 
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
+import { DynamoDBStore, IdempotencyError } from '../../lib/index.js';
+import { MODES, type Mode, T0, useCountingTables } from '../support/counting-function.js';
+import { readItem, testClient } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
-const { client: admin, tableName } = useFreshTable({ prefix: 'oversize' });
-let bizTable: string;
+const { client: admin, tableName, bizTable, applied: counterOf, countingFunction } = useCountingTables('oversize');
 const clients: DynamoDBClient[] = [];
-beforeAll(async () => {
-  bizTable = await freshTable(admin, 'biz');
-});
-afterAll(async () => {
+afterAll(() => {
   for (const c of clients) c.destroy();
-  await dropTable(admin, bizTable);
 });
 
-const T0 = 1_700_000_000_000;
 const ITEM_LIMIT = 400 * 1024;
-type Mode = 'plain' | 'transactions' | 'atomic';
-const MODES = ['plain', 'transactions', 'atomic'] as const;
 
 /** A string whose JSON text is exactly `bytes` bytes. */
 const jsonOfSize = (bytes: number): string => 'x'.repeat(bytes - 2);
@@ -40,8 +33,6 @@ function probedClient() {
   return { client, commands };
 }
 
-const counterOf = async (id: string): Promise<number> => Number((await readItem(admin, bizTable, id))?.n?.N ?? 0);
-
 function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[] } = {}) {
   const { client, commands } = probedClient();
   const store = new DynamoDBStore({
@@ -50,43 +41,7 @@ function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; e
     compressAboveBytes: ITEM_LIMIT, // never compress: the response is stored as it is, or not at all
     ...(options.encrypted ? { encryption: keyring(aesKey('k1')).encryption } : {}),
   });
-  const name = `o${randomUUID().slice(0, 8)}`;
-  const clock = { t: T0 };
-  let runs = 0;
-  const fn = makeIdempotent(
-    async (input: { id: string }) => {
-      runs++;
-      if (mode !== 'plain')
-        transaction().update({
-          TableName: bizTable,
-          Key: { id: `${name}-${input.id}` },
-          UpdateExpression: 'ADD n :one',
-          ExpressionAttributeValues: { ':one': 1 },
-        });
-      return body();
-    },
-    {
-      store,
-      name,
-      key: (input) => input.id,
-      now: () => clock.t,
-      leaseSeconds: 10,
-      transactions: mode === 'transactions',
-      atomic: mode === 'atomic',
-      isFinalError: () => true,
-      errorFields: options.errorFields ?? [],
-    },
-  );
-  return {
-    fn,
-    commands,
-    clock,
-    runs: () => runs,
-    record: (id: string) => readItem(admin, tableName, recordId(name, id)),
-    counter: (id: string) => counterOf(`${name}-${id}`),
-    /** Past the lease: a record left INPROGRESS would be taken over and the function run again. */
-    pastLease: () => void (clock.t += 11_000),
-  };
+  return { ...countingFunction(mode, store, body, options), commands };
 }
 
 const SENT: Record<Mode, string[]> = {

@@ -62,6 +62,18 @@ export function useFreshTable(options: { prefix?: string; storeClient?: DynamoDB
   return { client, tableName, store };
 }
 
+/**
+ * A table for the business writes of one file's tests (what `transaction()` puts and counts), on
+ * the client of its idempotency table: created before the tests, dropped after them. The name is
+ * chosen at once, like {@link useFreshTable}'s.
+ */
+export function useBusinessTable(client: DynamoDBClient): string {
+  const tableName = uniqueTableName('biz');
+  beforeAll(() => createTable(client, tableName, idempotencyTableSchema));
+  afterAll(() => dropTable(client, tableName));
+  return tableName;
+}
+
 /** The id of the record the library keeps for `key` under `namespace` (a function's name, or `name`). */
 export const recordId = (namespace: string, key: unknown): string => `${namespace}#${hashKey(key)}`;
 
