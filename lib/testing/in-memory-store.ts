@@ -16,8 +16,6 @@ import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../stored-outcome.js';
 
 const WHERE = 'InMemoryStore';
 
-/** Responses above this are stored compressed, as by the other stores' default. */
-
 /** Live, as DynamoDB's claim condition sees it: not past its retention, and not INPROGRESS past its lease. */
 function isLive(record: RecordHash, now: number): boolean {
   if (Number(record.expiresAt) < Math.floor(now / 1000)) return false;
