@@ -110,6 +110,16 @@ describe.each(forms)('%s', (_form, durableHandler) => {
     handler = durableHandler(orderBody(steps));
   });
 
+  /** Runs a second execution with the key of a first one suspended on a callback, then lets the first finish. */
+  async function secondWhileFirstWaits(orderId: string) {
+    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+    await first.suspended();
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    await first.resume('approved');
+    await first.result;
+    return second;
+  }
+
   // A durable execution's record has an owner derived from the execution's identity
   // (ctx.executionContext.durableExecutionArn), so that a replay holds its own record.
   test('an execution suspended on ctx.wait between two steps holds its record across the replay: each step runs once, one owner throughout', async () => {
@@ -126,11 +136,7 @@ describe.each(forms)('%s', (_form, durableHandler) => {
 
   test('another execution with the same key, started while the first waits on a callback, is rejected and runs no step', async () => {
     const orderId = randomUUID();
-    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
-    await first.suspended();
-    const second = await runExecution(handler, order(orderId, 'second', 'none'));
-    await first.resume('approved');
-    await first.result;
+    const second = await secondWhileFirstWaits(orderId);
     expect(second.getStatus()).toBe('FAILED');
     expect(executionError(second).errorType).toBe('IdempotencyError');
     expect(steps.filter((step) => step.startsWith('second:'))).toEqual([]);
@@ -139,11 +145,7 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   // The code leads the message: it survives the SDK's serialisation (errorType and errorMessage).
   test('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
     const orderId = randomUUID();
-    const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
-    await first.suspended();
-    const second = await runExecution(handler, order(orderId, 'second', 'none'));
-    await first.resume('approved');
-    await first.result;
+    const second = await secondWhileFirstWaits(orderId);
     expect(executionError(second)).toEqual(IN_PROGRESS_REJECTION);
   });
 
