@@ -3,6 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
+import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
@@ -120,15 +121,19 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   const { key, fingerprint, concurrency = 10, ...common } = options;
   // The record rides along with the message so the key selector can see both.
   type Input = { readonly message: TMessage; readonly record: BatchRecord };
-  const engine = new IdempotencyEngine<Input, Context>('idempotentBatch', {
-    ...common,
-    // A stream change is one event: equal content at another time is another change, so its eventID
-    // is the key. A queue message is keyed by its content, which a producer's resend repeats.
-    key: key
-      ? (input) => key(input.message, input.record)
-      : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
-    ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
-  });
+  const engine = new IdempotencyEngine<Input, Context>(
+    'idempotentBatch',
+    {
+      ...common,
+      // A stream change is one event: equal content at another time is another change, so its eventID
+      // is the key. A queue message is keyed by its content, which a producer's resend repeats.
+      key: key
+        ? (input) => key(input.message, input.record)
+        : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
+      ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
+    },
+    observeAny,
+  );
   const log: IdempotencyLogger = common.logger ?? console;
 
   return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {

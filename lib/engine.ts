@@ -3,7 +3,7 @@ import { Call } from './call.js';
 import { describeStoreFailure, IdempotencyError } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, namespaceOf, recordKey, sha256 } from './key.js';
-import { createEmitter, type Emit, type IdempotencyEvent } from './observability.js';
+import type { Emit, IdempotencyEvent, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
@@ -74,7 +74,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** The flight each leading call settles when it ends. */
   private readonly leading = new WeakMap<Call, Flight>();
 
-  constructor(where: string, options: IdempotencyOptions<TInput, TContext>) {
+  /** `observe` turns the `observability` option into events: entry points choose which forms they take. */
+  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe) {
     validateOptions(where, options);
     this.options = options;
     this.store = options.store;
@@ -82,7 +83,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
-    this.emitEvent = createEmitter(where, options.observability, this.now);
+    this.emitEvent = observe(where, options.observability, this.now);
     this.singleFlight = options.singleFlight !== false;
     this.transactional = typeof (options.atomic ? this.store.claimCompleted : this.store.completeWithWrites) === 'function';
   }

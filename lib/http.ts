@@ -5,6 +5,7 @@ import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from 
 import { callerOf, type HttpScope } from './http-caller.js';
 import { body, type HttpEvent, httpKeyValueOf, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
+import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { keyVerifier, type SigningSecret } from './signed-keys.js';
 
@@ -132,21 +133,25 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
   const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, ...common } = options;
   const caller = callerOf(scope);
   const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
-  const engine = new IdempotencyEngine<HttpEvent, Context>('httpIdempotency', {
-    ...common,
-    onMissingKey: required ? 'throw' : 'skip',
-    key: (event) => {
-      const key = readIdempotencyKey(event);
-      if (key === undefined) return undefined;
-      if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
-      const [method, template] = route(event);
-      return httpKeyValueOf(key, method, template, caller(event));
+  const engine = new IdempotencyEngine<HttpEvent, Context>(
+    'httpIdempotency',
+    {
+      ...common,
+      onMissingKey: required ? 'throw' : 'skip',
+      key: (event) => {
+        const key = readIdempotencyKey(event);
+        if (key === undefined) return undefined;
+        if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
+        const [method, template] = route(event);
+        return httpKeyValueOf(key, method, template, caller(event));
+      },
+      fingerprint: (event) => {
+        const [method, , path] = route(event);
+        return { method, path, query: query(event), body: body(event) };
+      },
     },
-    fingerprint: (event) => {
-      const [method, , path] = route(event);
-      return { method, path, query: query(event), body: body(event) };
-    },
-  });
+    observeAny,
+  );
   const { before, after, onError } = idempotencyHooks(engine, {
     replay: (result) => {
       const stored = normalize(result);

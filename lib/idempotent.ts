@@ -1,4 +1,5 @@
 import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike } from './engine.js';
+import { observeAny } from './observability.js';
 
 /** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
 const isContext = (value: unknown): value is LambdaContextLike => {
@@ -35,7 +36,7 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
       "makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function's own name changes when minified).",
     );
   }
-  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options);
+  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
   return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
     return engine.run(args[0], context, () => fn.apply(this, args));

@@ -2,6 +2,17 @@ import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { idempotencyHooks } from './middy-hooks.js';
+import { type Observe, observeAny } from './observability.js';
+
+/** The middleware of an engine whose `observability` option takes the forms `observe` reads. @internal */
+export function idempotencyMiddleware<TEvent, TResult>(
+  options: IdempotencyOptions<TEvent, Context>,
+  observe: Observe,
+): MiddlewareObj<TEvent, TResult, Error, Context> {
+  const engine = new IdempotencyEngine<TEvent, Context>('idempotency', options, observe);
+  const { before, after, onError } = idempotencyHooks(engine, { replay: (value) => value });
+  return { before, after, onError } as MiddlewareObj<TEvent, TResult, Error, Context>;
+}
 
 /**
  * Middy middleware that makes a handler idempotent. `before` claims the record (a duplicate is
@@ -20,7 +31,5 @@ import { idempotencyHooks } from './middy-hooks.js';
  * ```
  */
 export function idempotency<TEvent = unknown, TResult = unknown>(options: IdempotencyOptions<TEvent, Context>): MiddlewareObj<TEvent, TResult, Error, Context> {
-  const engine = new IdempotencyEngine<TEvent, Context>('idempotency', options);
-  const { before, after, onError } = idempotencyHooks(engine, { replay: (value) => value });
-  return { before, after, onError } as MiddlewareObj<TEvent, TResult, Error, Context>;
+  return idempotencyMiddleware(options, observeAny);
 }

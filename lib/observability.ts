@@ -1,8 +1,8 @@
 import { namespaceOf } from './key.js';
 
 /**
- * Structured log lines and CloudWatch Embedded Metric Format (EMF) lines for idempotency events.
- * Off by default. Lines name the record namespace (the function), never a key or a payload.
+ * Idempotency events for a listener of your own, or as CloudWatch lines (`cloudWatchLines`): Embedded
+ * Metric Format (EMF) metrics and structured logs. Off by default. Nothing names a key or a payload.
  */
 
 /** What happened to one call. */
@@ -30,8 +30,30 @@ export const METRIC_NAMES: Readonly<Record<IdempotencyEvent, string>> = {
   bookkeepingFailure: 'BookkeepingFailures',
 };
 
+/** Where an event happened. */
+export interface IdempotencyEventDetail {
+  /** The record namespace: the function, or the `name` option. */
+  readonly namespace: string;
+  /** The record id (`<namespace>#<hash>`): finds the record (the CLI's `--id`) without revealing the key. */
+  readonly recordId: string;
+  /** When it happened, epoch milliseconds, from the call's clock (the `now` option). */
+  readonly time: number;
+}
+
+/**
+ * Receives each idempotency event, synchronously. What it throws is ignored: observing a call never
+ * changes its outcome.
+ *
+ * @example
+ * ```ts
+ * const observability: IdempotencyListener = (event, { namespace }) => metrics.addMetric(event, namespace);
+ * ```
+ */
+export type IdempotencyListener = (event: IdempotencyEvent, detail: IdempotencyEventDetail) => void;
+
+/** Options of {@link cloudWatchLines}. */
 export interface ObservabilityOptions {
-  /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default false */
+  /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default true (off in the deprecated object form of the `observability` option) */
   readonly metrics?: boolean;
   /** One structured JSON log line per event. @default false */
   readonly logs?: boolean;
@@ -47,31 +69,71 @@ export const DEFAULT_METRIC_NAMESPACE = 'LambdaIdempotency';
 /** Reports an event of the record `key` (`<namespace>#<hash>`). @internal */
 export type Emit = (event: IdempotencyEvent, key: string) => void;
 
+/** Turns the `observability` option into the engine's `Emit`. @internal */
+export type Observe = (where: string, option: unknown, now: () => number) => Emit;
+
 const noop: Emit = () => undefined;
 
-/** @internal */
-export function createEmitter(where: string, options: ObservabilityOptions | undefined, now: () => number): Emit {
-  if (options === undefined) return noop;
-  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`observability\` must be an object.`);
-  const {
-    metrics = false,
-    logs = false,
-    metricNamespace = DEFAULT_METRIC_NAMESPACE,
-    write = (line: string) => void process.stdout.write(`${line}\n`),
-  } = options;
-  if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`observability.metrics\` and \`.logs\` must be booleans.`);
-  if (typeof write !== 'function') throw new TypeError(`${where}: \`observability.write\` must be a function.`);
-  if (!metrics && !logs) return noop;
+/**
+ * The `Emit` of a listener (the only form the lean entry points take): its detail built per event,
+ * what it throws swallowed. @internal
+ */
+export const observeListener: Observe = (_where, option, now) => {
+  if (option === undefined) return noop;
+  const listener = option as IdempotencyListener;
   return (event, key) => {
-    const namespace = namespaceOf(key);
-    // The record id is a hash: it finds the record (the CLI's `--id`), never the key or payload.
-    if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId: key }));
+    try {
+      listener(event, { namespace: namespaceOf(key), recordId: key, time: now() });
+    } catch {
+      // Observing never changes an outcome: the call has claimed, replayed or completed already.
+    }
+  };
+};
+
+/**
+ * The `Emit` of either form the main entry points take: a listener, or the options object of
+ * {@link cloudWatchLines} (where both `metrics` and `logs` default to off). @internal
+ */
+export const observeAny: Observe = (where, option, now) => {
+  if (option === undefined || typeof option === 'function') return observeListener(where, option, now);
+  const options = option as ObservabilityOptions;
+  checkLines(where, options);
+  return options.metrics === true || options.logs === true ? observeListener(where, linesOf(options), now) : noop;
+};
+
+/**
+ * An {@link IdempotencyListener} that writes CloudWatch lines: an Embedded Metric Format line per
+ * event (read by the CDK construct's dashboard and alarms) and, with `logs`, a structured log line.
+ * Lines name the record namespace (the function) and, in logs, the record id; never a key or a
+ * payload.
+ *
+ * @example
+ * ```ts
+ * idempotency({ store, observability: cloudWatchLines({ logs: true }) });
+ * ```
+ */
+export function cloudWatchLines(options: ObservabilityOptions = {}): IdempotencyListener {
+  checkLines('cloudWatchLines', options, 'options');
+  return linesOf({ metrics: true, ...options });
+}
+
+function checkLines(where: string, options: ObservabilityOptions, path = 'observability'): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`${path}\` must be an object.`);
+  const { metrics = false, logs = false, write } = options;
+  if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`${path}.metrics\` and \`.logs\` must be booleans.`);
+  if (write !== undefined && typeof write !== 'function') throw new TypeError(`${where}: \`${path}.write\` must be a function.`);
+}
+
+function linesOf(options: ObservabilityOptions): IdempotencyListener {
+  const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
+  return (event, { namespace, recordId, time }) => {
+    if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
       const name = METRIC_NAMES[event];
       write(
         JSON.stringify({
           _aws: {
-            Timestamp: now(),
+            Timestamp: time,
             CloudWatchMetrics: [{ Namespace: metricNamespace, Dimensions: [['Function']], Metrics: [{ Name: name, Unit: 'Count' }] }],
           },
           Function: namespace,

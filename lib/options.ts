@@ -1,4 +1,4 @@
-import type { ObservabilityOptions } from './observability.js';
+import type { IdempotencyListener, ObservabilityOptions } from './observability.js';
 import type { IdempotencyStore } from './store.js';
 
 /** The part of a Lambda context the library reads. */
@@ -59,8 +59,13 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * @deprecated `transaction()` works in every idempotent call.
    */
   readonly transactions?: boolean;
-  /** Structured log lines and CloudWatch EMF metrics per event (misses, replays, takeovers, …). @default off */
-  readonly observability?: ObservabilityOptions;
+  /**
+   * Receives each event (misses, replays, takeovers, …): `cloudWatchLines()` writes CloudWatch EMF
+   * metrics and structured logs, or pass a listener of your own. The options object of
+   * `cloudWatchLines` is still accepted here (metrics and logs off unless set) but deprecated: pass
+   * `cloudWatchLines(options)`. @default off
+   */
+  readonly observability?: IdempotencyListener | ObservabilityOptions;
   /**
    * Concurrent calls with the same key in this process share one claim: duplicates wait for the
    * first call's outcome instead of getting `IN_PROGRESS`. Durable executions never wait. @default true
@@ -115,7 +120,8 @@ const SHARED_CHECKS = {
   errorFields: (value) => (Array.isArray(value) && value.every((field) => typeof field === 'string') ? undefined : 'must be an array of property names'),
   atomic: isBoolean,
   transactions: isBoolean,
-  observability: (value) => (value !== null && typeof value === 'object' ? undefined : 'must be an object'),
+  observability: (value) =>
+    typeof value === 'function' || (value !== null && typeof value === 'object') ? undefined : 'must be a listener, such as `cloudWatchLines()`',
   singleFlight: isBoolean,
   waitForInProgressMillis: wholeNumber(0),
   durableLeaseSeconds: wholeNumber(1),

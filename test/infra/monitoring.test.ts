@@ -5,7 +5,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
 import { type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
-import { createEmitter, type IdempotencyEvent } from '../../lib/observability.js';
+import { cloudWatchLines, type IdempotencyEvent } from '../../lib/observability.js';
 
 const EVENTS: IdempotencyEvent[] = [
   'miss',
@@ -36,7 +36,8 @@ function monitored(props: Omit<IdempotencyMonitoringProps, 'functions'> & { with
 /** What the library writes for `event` with metrics on: its namespace, metric name and dimension. */
 function emitted(event: IdempotencyEvent, namespace: string, metricNamespace?: string) {
   const lines: string[] = [];
-  createEmitter('test', { metrics: true, write: (line) => void lines.push(line), ...(metricNamespace ? { metricNamespace } : {}) }, () => 0)(event, namespace);
+  const listener = cloudWatchLines({ write: (line) => void lines.push(line), ...(metricNamespace ? { metricNamespace } : {}) });
+  listener(event, { namespace, recordId: `${namespace}#hash`, time: 0 });
   const emf = JSON.parse(lines[0]!) as { _aws: { CloudWatchMetrics: Array<{ Namespace: string; Metrics: Array<{ Name: string }>; Dimensions: string[][] }> } };
   const [directive] = emf._aws.CloudWatchMetrics;
   return { namespace: directive!.Namespace, metricName: directive!.Metrics[0]!.Name, dimension: directive!.Dimensions[0]![0]! };

@@ -1,8 +1,8 @@
 /** Structured log lines and EMF metrics: off by default, one line per event, never a key or payload. */
 
 import { jest } from '@jest/globals';
-import type { ClaimRequest, CompleteRequest, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
-import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import type { ClaimRequest, CompleteRequest, IdempotencyEvent, IdempotencyEventDetail, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
+import { cloudWatchLines, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 
 /** A minimal in-memory store following the protocol's conditions. */
 class MemoryStore implements IdempotencyStore {
@@ -86,4 +86,61 @@ test('each event writes one EMF line naming the function and one log line naming
 
 test('bad observability options throw at construction', () => {
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: 'yes' } as never })).toThrow(TypeError);
+});
+
+/** The events of one scripted run: a miss, a cache replay, an in-progress rejection, a replay. */
+async function scriptedRun(observability: NonNullable<Parameters<typeof makeIdempotent>[1]['observability']>, now: () => number) {
+  const store = new MemoryStore();
+  const options = { store, name: 'payments', now, observability };
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const slow = makeIdempotent(async (_: string) => (await held, 'paid'), options);
+  const other = makeIdempotent(async (_: string) => 'never', options);
+  const first = slow(SECRET);
+  await new Promise((r) => setImmediate(r));
+  await expect(other(SECRET)).rejects.toMatchObject({ code: 'IN_PROGRESS' });
+  release();
+  expect(await first).toBe('paid');
+  expect(await other(SECRET)).toBe('paid');
+  return store;
+}
+
+test('cloudWatchLines() writes the lines of the deprecated options object, with metrics on by default', async () => {
+  const fromObject: string[] = [];
+  const fromModule: string[] = [];
+  const metricsOnly: string[] = [];
+  await scriptedRun({ metrics: true, logs: true, metricNamespace: 'Shop', write: (line) => void fromObject.push(line) }, () => 1_700_000_000_000);
+  await scriptedRun(cloudWatchLines({ logs: true, metricNamespace: 'Shop', write: (line) => void fromModule.push(line) }), () => 1_700_000_000_000);
+  await scriptedRun(cloudWatchLines({ write: (line) => void metricsOnly.push(line) }), () => 1_700_000_000_000);
+  const normalize = (lines: string[]) => lines.map((line) => JSON.parse(line)).map((line) => ({ ...line, recordId: line.recordId ? 'id' : undefined }));
+  expect(fromObject).toHaveLength(6);
+  expect(normalize(fromModule)).toEqual(normalize(fromObject));
+  expect(metricsOnly.map((line) => JSON.parse(line)._aws.CloudWatchMetrics[0])).toEqual(
+    ['Misses', 'InProgressRejections', 'Replays'].map((name) => ({
+      Namespace: 'LambdaIdempotency',
+      Dimensions: [['Function']],
+      Metrics: [{ Name: name, Unit: 'Count' }],
+    })),
+  );
+  expect(() => cloudWatchLines({ logs: 'yes' } as never)).toThrow('cloudWatchLines: `options.metrics` and `.logs` must be booleans.');
+  expect(() => cloudWatchLines({ write: 'stdout' } as never)).toThrow('cloudWatchLines: `options.write` must be a function.');
+});
+
+test('a listener gets each event with the namespace, the record id and the call clock; what it throws changes no outcome', async () => {
+  const seen: Array<[IdempotencyEvent, IdempotencyEventDetail]> = [];
+  let now = 1_700_000_000_000;
+  const store = await scriptedRun(
+    (event, detail) => {
+      seen.push([event, detail]);
+      now += 1;
+      throw new Error('listener failure');
+    },
+    () => now,
+  );
+  const [recordId] = [...store.records.keys()];
+  expect(seen.map(([event]) => event)).toEqual(['miss', 'inProgress', 'replay']);
+  expect(seen.map(([, detail]) => detail)).toEqual(
+    [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002].map((time) => ({ namespace: 'payments', recordId, time })),
+  );
+  expect(store.records.get(recordId!)).toMatchObject({ status: 'COMPLETED', response: '"paid"' });
 });

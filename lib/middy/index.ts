@@ -1,0 +1,36 @@
+/**
+ * The middy middleware alone, for the smallest bundle: `idempotency` as in 'lambda-idempotency',
+ * whose `observability` option takes a listener (such as `cloudWatchLines()`) only. Everything else
+ * (`transaction()`, errors, `cloudWatchLines`) is imported from 'lambda-idempotency' as usual.
+ */
+import type { MiddlewareObj } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { idempotencyMiddleware } from '../middleware.js';
+import type { IdempotencyListener } from '../observability.js';
+import { observeListener } from '../observability.js';
+import type { IdempotencyOptions as MainOptions } from '../options.js';
+
+/** The options of `idempotency` from 'lambda-idempotency', with `observability` a listener only. */
+export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<TEvent, Context>, 'observability'> {
+  /** Receives each event: `cloudWatchLines()` from 'lambda-idempotency', or a listener of your own. @default off */
+  readonly observability?: IdempotencyListener;
+}
+
+/**
+ * Middy middleware that makes a handler idempotent: the same middleware as `idempotency` from
+ * 'lambda-idempotency', in a smaller bundle (see the README's "Smaller bundles").
+ *
+ * @example
+ * ```ts
+ * import { idempotency } from 'lambda-idempotency/middy';
+ * import { DynamoDBStore } from 'lambda-idempotency/dynamodb';
+ * export const handler = middy(charge).use(idempotency({ store: new DynamoDBStore() }));
+ * ```
+ */
+export function idempotency<TEvent = unknown, TResult = unknown>(options: IdempotencyOptions<TEvent>): MiddlewareObj<TEvent, TResult, Error, Context> {
+  const observability = (options as { observability?: unknown } | null)?.observability;
+  if (observability !== undefined && typeof observability !== 'function') {
+    throw new TypeError('idempotency: `observability` must be a listener, such as `cloudWatchLines(options)` from lambda-idempotency.');
+  }
+  return idempotencyMiddleware(options, observeListener);
+}
