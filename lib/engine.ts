@@ -143,8 +143,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     for (;;) {
       const cached = this.cache?.get(key, this.now());
       if (cached) {
+        this.checkFingerprint(cached, fingerprint);
         this.emit('cacheReplay', key);
-        return { kind: 'replay', value: this.replay(cached, fingerprint) };
+        return { kind: 'replay', value: this.replay(cached) };
       }
       // A durable execution never waits on another one in process: that one may stay suspended for days.
       const leader = execution === undefined && this.singleFlight ? this.flights.get(key) : undefined;
@@ -366,7 +367,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (record.status === 'COMPLETED') {
       this.cache?.set(record);
       this.emit('replay', record.key);
-      return this.replay(record, fingerprint);
+      return this.replay(record);
     }
     this.emit('inProgress', record.key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
@@ -376,8 +377,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     });
   }
 
-  private replay(record: IdempotencyRecord, fingerprint: string | undefined): unknown {
-    this.checkFingerprint(record, fingerprint);
+  /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
+  private replay(record: IdempotencyRecord): unknown {
     if (record.error !== undefined) throw reviveError(record.error);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
