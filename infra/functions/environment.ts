@@ -1,4 +1,5 @@
 /** Configuration of the demo functions, from the environment the CDK stack sets. */
+import { cloudWatchLines } from '../../lib/index.js';
 import { readKeySecrets } from './key-secrets.js';
 import type { FunctionOptions } from './wiring.js';
 
@@ -61,7 +62,7 @@ export function handlerFromEnvironment<E, C, R>(
       paymentsTable: env.paymentsTable,
       ...(env.expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds: env.expiresAfterSeconds }),
       ...(env.keySecretId === undefined ? {} : { keySecrets: await readKeySecrets(env.keySecretId) }),
-      observability: { metrics: true },
+      observability: cloudWatchLines(),
     });
   });
 }

@@ -1,6 +1,6 @@
 /** What the payment API and the SQS consumer are both built from: their options, the store and the payment service. */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, type IdempotencyLogger, type ObservabilityOptions, type SigningSecret } from '../../lib/index.js';
+import { DynamoDBStore, type IdempotencyListener, type IdempotencyLogger, type SigningSecret } from '../../lib/index.js';
 import { type PaymentProvider, PaymentService } from './payment-service.js';
 
 export interface FunctionOptions {
@@ -16,8 +16,8 @@ export interface FunctionOptions {
   readonly now?: () => number;
   /** Where the library reports bookkeeping failures and poison records. @default console */
   readonly logger?: IdempotencyLogger;
-  /** The library's log lines and EMF metrics. @default off (on in Lambda, for the dashboard) */
-  readonly observability?: ObservabilityOptions;
+  /** Where the library's events go. @default off (EMF metrics in Lambda, for the dashboard) */
+  readonly observability?: IdempotencyListener;
   /** The payment API accepts only keys issued with one of these secrets (current first). @default any key */
   readonly keySecrets?: readonly SigningSecret[];
 }
@@ -39,7 +39,7 @@ export function libraryOptions(options: FunctionOptions): {
   expiresAfterSeconds?: number;
   now?: () => number;
   logger?: IdempotencyLogger;
-  observability?: ObservabilityOptions;
+  observability?: IdempotencyListener;
 } {
   return {
     ...(options.observability ? { observability: options.observability } : {}),

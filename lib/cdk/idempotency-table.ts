@@ -180,7 +180,7 @@ export class IdempotencyTable extends Construct {
 
   /**
    * Adds a CloudWatch dashboard of the library's metrics for `functions` (which must enable
-   * `observability: { metrics: true }`) and alarms on store failures, superseded attempts and
+   * `observability: cloudWatchLines()`) and alarms on store failures, superseded attempts and
    * bookkeeping failures, optionally notifying `alarmTopic`. Once per table.
    *
    * @example

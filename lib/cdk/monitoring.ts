@@ -53,7 +53,7 @@ export interface IdempotencyMonitoringProps {
    */
   readonly alarmTopic?: ITopic;
   /**
-   * The metric namespace the functions' `observability.metricNamespace` uses.
+   * The metric namespace the functions give `cloudWatchLines` (`metricNamespace`).
    * @default 'LambdaIdempotency'
    */
   readonly metricNamespace?: string;
@@ -106,7 +106,7 @@ const ALARMS: ReadonlyArray<
 ];
 
 /**
- * A CloudWatch dashboard of the library's EMF metrics (enable `observability: { metrics: true }`
+ * A CloudWatch dashboard of the library's EMF metrics (enable `observability: cloudWatchLines()`
  * in the functions) and alarms on store failures, superseded attempts and bookkeeping failures,
  * per function. Created by {@link IdempotencyTable.addMonitoring}.
  *
