@@ -127,12 +127,9 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
   });
 }
 
-/**
- * The `encryption` check of the stores that still take a key provider itself (the older shape):
- * an {@link OutcomeEncryption}, or a provider with neither `seal` nor `open`. @internal
- */
+/** The `encryption` check of the stores that still take a key provider itself (the older shape). @internal */
 export const encryptionOrKeyProvider: OptionCheck = (value) =>
-  isOutcomeEncryption(value) || (isKeyProvider(value) && !('seal' in value) && !('open' in value))
+  isOutcomeEncryption(value) || isKeyProvider(value)
     ? undefined
     : 'must have `currentKey()` and `keyById(id)` functions, or be made by `aesGcmEncryption(provider)`';
 

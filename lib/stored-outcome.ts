@@ -13,16 +13,18 @@ const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
 /**
- * An encryption module (`aesGcmEncryption(provider)`): it seals and opens, and has no `keyById`,
- * which tells it from a key provider. Checked without importing any cipher code. @internal
+ * The two shapes of `encryption`, told apart by their members so that no value is both: the module
+ * (`aesGcmEncryption(provider)`) seals and opens and has no `keyById`; a key provider has
+ * `currentKey` and `keyById` and neither `seal` nor `open`. Checked without any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
   hasFunctions(value, ['currentKey', 'seal', 'open']) &&
   Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes) &&
   !('keyById' in (value as object));
 
-/** A key provider: `{ currentKey, keyById }`. @internal */
-export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']);
+/** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
+export const isKeyProvider = (value: unknown): value is ResponseEncryption =>
+  hasFunctions(value, ['currentKey', 'keyById']) && !('seal' in (value as object)) && !('open' in (value as object));
 
 /**
  * The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`):
