@@ -8,7 +8,7 @@ import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js'
 import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, type Keyring, keyring } from '../support/keyring.js';
-import { thrown } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'enc-module' });
 
@@ -85,3 +85,21 @@ test('with the wrong key, the module fails closed as the key provider does: STOR
   }
   expect(runs).toBe(1);
 });
+
+test.each(['aesGcmEncryption(provider)', 'aesGcmEncryption(provider) on the lean store'] as const)(
+  'with %s, a key provider that fails at completion leaves the record completed without its response: duplicates get RESPONSE_NOT_STORED',
+  async (kind: StoreKind) => {
+    const ring = keyring(aesKey('k1'));
+    let runs = 0;
+    const charge = makeIdempotent(async (_: { id: string }) => ({ pan: PAN, run: ++runs }), {
+      store: STORES[kind](ring),
+      name: `module-fault-${Object.keys(STORES).indexOf(kind)}`,
+      key: (input) => input.id,
+    });
+    ring.failCurrent = 'throws';
+    expect(await charge({ id: 'f' })).toEqual({ pan: PAN, run: 1 });
+    ring.failCurrent = undefined;
+    expect((await rejection(charge({ id: 'f' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(runs).toBe(1);
+  },
+);
