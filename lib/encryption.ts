@@ -3,7 +3,14 @@ import { checkOptions, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
 import { isKeyProvider, isOutcomeEncryption } from './stored-outcome.js';
 
-/** A 256-bit key and the id stored with each record it encrypts. */
+/**
+ * A 256-bit key and the id stored with each record it encrypts.
+ *
+ * @example
+ * ```ts
+ * const key: EncryptionKey = { id: 'data-key-2026-05', key: dataKeyBytes }; // 32 bytes
+ * ```
+ */
 export interface EncryptionKey {
   readonly id: string;
   /** 32 bytes. */
@@ -26,7 +33,15 @@ export interface ResponseEncryption {
   keyById(id: string): Uint8Array | Promise<Uint8Array>;
 }
 
-/** What a sealed value is bound to: its record, and whether it holds the response or a final error. */
+/**
+ * What a sealed value is bound to (its associated data): its record, and whether it holds the
+ * response or a final error.
+ *
+ * @example
+ * ```ts
+ * const sealedFor: SealedFor = { recordKey: 'charge#3f2a…', kind: 'response' };
+ * ```
+ */
 export interface SealedFor {
   readonly recordKey: string;
   readonly kind: 'response' | 'error';
