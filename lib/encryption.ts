@@ -161,8 +161,9 @@ export function withEncryptionModule<T extends { readonly encryption?: OutcomeEn
   where: string,
   options: T,
 ): Omit<T, 'encryption'> & { readonly encryption?: OutcomeEncryption } {
-  const encryption = (options as { encryption?: unknown } | null)?.encryption;
+  // Options that are not an object are the store's own checks to refuse.
+  const encryption = (options as Partial<T> | null)?.encryption;
   if (encryption === undefined) return options as Omit<T, 'encryption'>;
   checkOptions(where, { encryption }, { encryption: encryptionOrKeyProvider });
-  return { ...options, encryption: encryptionModule(encryption as ResponseEncryption) };
+  return { ...options, encryption: encryptionModule(encryption) };
 }
