@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { OutcomeEncryption, ResponseEncryption } from './encryption.js';
 import { checkOptions, type OptionCheck, wholeNumber } from './options.js';
-import type { ResponseEncryption } from './response-codec.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from './stored-outcome.js';
 
 /** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
@@ -54,7 +54,16 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
  */
 export const STORE_ENVIRONMENT = Object.freeze({ tableName: 'IDEMPOTENCY_TABLE', expiresAfterSeconds: 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS' });
 
-export interface DynamoDBStoreOptions {
+/**
+ * Options of the `DynamoDBStore` from `lambda-idempotency/dynamodb`: those of the main entry's,
+ * with `encryption` as the module only.
+ *
+ * @example
+ * ```ts
+ * const options: DynamoDBStoreOptions = { tableName: 'idempotency', encryption: aesGcmEncryption(keys) };
+ * ```
+ */
+export interface LeanDynamoDBStoreOptions {
   /** @default process.env.IDEMPOTENCY_TABLE */
   readonly tableName?: string;
   /** @default a new `DynamoDBClient` with the environment's region and credentials */
@@ -62,13 +71,30 @@ export interface DynamoDBStoreOptions {
   readonly attributes?: Partial<AttributeNames>;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number;
-  /** Encrypt stored responses and final errors at rest (AES-256-GCM) with keys from your provider. @default none */
-  readonly encryption?: ResponseEncryption;
+  /** Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from `lambda-idempotency`. @default none */
+  readonly encryption?: OutcomeEncryption;
   /**
    * Retention of records in seconds, for calls whose own `expiresAfterSeconds` is not set.
    * @default process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS when set, else the caller's default (86400)
    */
   readonly expiresAfterSeconds?: number;
+}
+
+/**
+ * Options of `DynamoDBStore`.
+ *
+ * @example
+ * ```ts
+ * const options: DynamoDBStoreOptions = { tableName: 'idempotency', expiresAfterSeconds: 3600 };
+ * ```
+ */
+export interface DynamoDBStoreOptions extends Omit<LeanDynamoDBStoreOptions, 'encryption'> {
+  /**
+   * Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` (AES-256-GCM
+   * with keys from your provider). The provider itself (`{ currentKey, keyById }`) is still taken,
+   * and means the same: deprecated, pass `aesGcmEncryption(provider)`. @default none
+   */
+  readonly encryption?: OutcomeEncryption | ResponseEncryption;
 }
 
 /** The options with every default applied. @internal */
@@ -77,12 +103,12 @@ export interface ResolvedStoreOptions {
   readonly client: DynamoDBClient | undefined;
   readonly attributes: AttributeNames;
   readonly compressAboveBytes: number;
-  readonly encryption: ResponseEncryption | undefined;
+  readonly encryption: OutcomeEncryption | undefined;
   readonly expiresAfterSeconds: number | undefined;
 }
 
 /** Every option of a `DynamoDBStore` and its check. */
-const STORE_CHECKS: { readonly [K in keyof DynamoDBStoreOptions]-?: OptionCheck } = {
+const STORE_CHECKS: { readonly [K in keyof LeanDynamoDBStoreOptions]-?: OptionCheck } = {
   tableName: (value) =>
     typeof value === 'string' && value.length >= 3 && value.length <= 255 ? undefined : 'must be the name of a DynamoDB table (3 to 255 characters)',
   client: (value) => (typeof (value as { send?: unknown } | null)?.send === 'function' ? undefined : 'must be a DynamoDBClient from @aws-sdk/client-dynamodb'),
@@ -99,7 +125,7 @@ const ATTRIBUTE_CHECKS: Readonly<Record<string, OptionCheck>> = Object.fromEntri
 );
 
 /** Validates the options of a `DynamoDBStore` and fills the defaults (from the environment first). @internal */
-export function resolveStoreOptions(options: DynamoDBStoreOptions, env: Record<string, string | undefined> = process.env): ResolvedStoreOptions {
+export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Record<string, string | undefined> = process.env): ResolvedStoreOptions {
   checkOptions('DynamoDBStore', options, STORE_CHECKS);
   const tableName = options.tableName ?? env[STORE_ENVIRONMENT.tableName];
   if (tableName === undefined) {

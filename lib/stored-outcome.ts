@@ -1,6 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { EncryptionKey, OutcomeEncryption, ResponseEncryption } from './encryption.js';
 import type { OptionCheck } from './options.js';
-import { type EncryptionKey, ResponseCodec } from './response-codec.js';
+import type { ResponseCodec } from './response-codec.js';
 
 /** DynamoDB's item size limit; attribute names count with their values. */
 export const ITEM_LIMIT_BYTES = 400 * 1024;
@@ -8,17 +9,37 @@ export const ITEM_LIMIT_BYTES = 400 * 1024;
 /** Responses whose JSON is larger are stored gzip-compressed, unless a store's options say otherwise. @internal */
 export const DEFAULT_COMPRESS_ABOVE_BYTES = 32 * 1024;
 
-/** The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`). @internal */
+const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
+  typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+
+/**
+ * The two shapes of `encryption`, told apart by their members so that no value is both: the module
+ * (`aesGcmEncryption(provider)`) seals and opens and has no `keyById`; a key provider has
+ * `currentKey` and `keyById` and neither `seal` nor `open`. Checked without any cipher code. @internal
+ */
+export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
+  hasFunctions(value, ['currentKey', 'seal', 'open']) &&
+  Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes) &&
+  !('keyById' in (value as object));
+
+/** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
+export const isKeyProvider = (value: unknown): value is ResponseEncryption =>
+  hasFunctions(value, ['currentKey', 'keyById']) && !('seal' in (value as object)) && !('open' in (value as object));
+
+/**
+ * The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`):
+ * `encryption` is the module; the stores that still take a key provider itself widen this check. @internal
+ */
 export const OUTCOME_OPTION_CHECKS = {
   compressAboveBytes: (value) =>
     Number.isInteger(value) && (value as number) >= 0 && (value as number) <= ITEM_LIMIT_BYTES
       ? undefined
       : `must be a whole number of bytes from 0 to ${ITEM_LIMIT_BYTES} (an item holds at most 400 KB)`,
   encryption: (value) => {
-    const encryption = value as { currentKey?: unknown; keyById?: unknown } | null;
-    return typeof encryption?.currentKey === 'function' && typeof encryption.keyById === 'function'
-      ? undefined
-      : 'must have `currentKey()` and `keyById(id)` functions';
+    if (isOutcomeEncryption(value)) return undefined;
+    return isKeyProvider(value)
+      ? "must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself"
+      : "must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'";
   },
 } satisfies Readonly<Record<string, OptionCheck>>;
 
@@ -101,7 +122,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   if (outcome.error !== undefined) {
     room -= omitted ? omittedSize : 0;
     // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
-    const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : ResponseCodec.sealedSize(0));
+    const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
     const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
     if (text === undefined) omitted = true;
     else error = codec.encode(text, 'error', outcome.key, key);

@@ -1,6 +1,7 @@
+import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
-import { ResponseCodec, type ResponseEncryption } from '../response-codec.js';
+import { ResponseCodec } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -37,8 +38,13 @@ export interface RedisStoreOptions {
   readonly keyPrefix?: string;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number;
-  /** Encrypt stored responses at rest (AES-256-GCM) with keys from your provider. @default none */
-  readonly encryption?: ResponseEncryption;
+  /**
+   * Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from
+   * `lambda-idempotency` (AES-256-GCM with keys from your provider). The provider itself
+   * (`{ currentKey, keyById }`) is still taken, and means the same: deprecated, pass
+   * `aesGcmEncryption(provider)`. @default none
+   */
+  readonly encryption?: OutcomeEncryption | ResponseEncryption;
   /**
    * Claim even when the server's `maxmemory-policy` is not `noeviction`. Eviction can drop a live
    * record and let a duplicate run again: set this only where that risk is accepted. @default false
@@ -65,6 +71,7 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster'),
   keyPrefix: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
   ...OUTCOME_OPTION_CHECKS,
+  encryption: encryptionOrKeyProvider,
   allowEviction: isBoolean,
   timeoutMillis: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of milliseconds, at least 1'),
   waitForReplicas: (value) => {
@@ -107,6 +114,9 @@ export class RedisStore implements IdempotencyStore {
   private readonly allowEviction: boolean;
   private readonly wait: ReplicaWait | undefined;
 
+  /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
+  constructor(options: Omit<RedisStoreOptions, 'encryption'> & { readonly encryption: ResponseEncryption });
+  constructor(options: RedisStoreOptions);
   constructor(options: RedisStoreOptions) {
     checkOptions('RedisStore', options, CHECKS, ['client']);
     const wait = options.waitForReplicas;
@@ -114,7 +124,7 @@ export class RedisStore implements IdempotencyStore {
     this.client = options.client;
     this.connection = withDeadline(connectionOf(options.client), options.timeoutMillis);
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
-    this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, options.encryption);
+    this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
     this.allowEviction = options.allowEviction === true;
   }
 

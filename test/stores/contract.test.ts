@@ -1,10 +1,14 @@
 /**
  * The store contract on every store the library ships: InMemoryStore, DynamoDBStore on DynamoDB
- * Local, and RedisStore on the run's redis-server with both clients (with the TTL check).
+ * Local (the main entry's, and the lean one of `lambda-idempotency/dynamodb`), and RedisStore on
+ * the run's redis-server with both clients (with the TTL check).
  */
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { aesGcmEncryption } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore, storeContract } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, type ClientKind, inspector, pttl } from '../support/redis.js';
 
 describe('InMemoryStore', () => {
@@ -14,6 +18,12 @@ describe('InMemoryStore', () => {
 describe('DynamoDBStore on DynamoDB Local', () => {
   const { store } = useFreshTable({ prefix: 'contract' });
   for (const check of storeContract(() => store)) test(check.name, check.run);
+});
+
+describe('the lean DynamoDBStore on DynamoDB Local, encrypting', () => {
+  const { client, tableName } = useFreshTable({ prefix: 'contract-lean' });
+  const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
+  for (const check of storeContract(() => new LeanDynamoDBStore({ tableName, client, encryption }))) test(check.name, check.run);
 });
 
 for (const kind of CLIENT_KINDS) {

@@ -4,11 +4,12 @@
  * option validation.
  */
 import { randomBytes } from 'node:crypto';
-import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
 
 const raw = inspector();
@@ -87,6 +88,29 @@ for (const kind of CLIENT_KINDS) {
       expect(await store.forget('k')).toBe(true);
       // EVAL cached the script it ran; the flush had really emptied the cache.
       expect(await raw.script('EXISTS', FORGET.sha, CLAIM.sha)).toEqual([1, 0]);
+    });
+
+    test('records sealed through aesGcmEncryption(provider) and through the key provider itself read each other, across a rotation', async () => {
+      const k2 = aesKey('k2');
+      const ring = keyring(aesKey('k1'), k2);
+      const keyPrefix = `forms-${kind.name}:`;
+      const viaProvider = new RedisStore({ client: opened.client, keyPrefix, encryption: ring.encryption });
+      const viaModule = new RedisStore({ client: opened.client, keyPrefix, encryption: aesGcmEncryption(ring.encryption) });
+      let runs = 0;
+      const charge = (store: RedisStore) =>
+        makeIdempotent(async (input: { id: string; pad: number }) => ({ id: input.id, run: ++runs, pad: 'p'.repeat(input.pad) }), {
+          store,
+          name: 'forms',
+          key: (input) => input.id,
+        });
+      const a = await charge(viaProvider)({ id: 'a', pad: 0 });
+      ring.rotate(k2);
+      const b = await charge(viaModule)({ id: 'b', pad: 100_000 }); // compressed, then sealed
+      expect(await raw.hget(`${keyPrefix}forms#${hashKey('a')}`, 'keyId')).toBe('k1');
+      expect(await raw.hget(`${keyPrefix}forms#${hashKey('b')}`, 'keyId')).toBe('k2');
+      expect(await charge(viaModule)({ id: 'a', pad: 0 })).toEqual(a);
+      expect(await charge(viaProvider)({ id: 'b', pad: 100_000 })).toEqual(b);
+      expect(runs).toBe(2);
     });
 
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
@@ -170,11 +194,17 @@ describe('a client that is still connecting (a cold start)', () => {
 
 describe('options', () => {
   const client = ioredisClient(undefined, { lazyConnect: true });
+  const provider = keyring(aesKey('k1')).encryption;
+  const moduleAndProvider: object = { ...aesGcmEncryption(provider), keyById: provider.keyById };
   test.each([
     [{ client: {} }, /`client` must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster/],
     [{ client, keyPrefix: 1 }, /`keyPrefix` must be a string/],
     [{ client, compressAboveBytes: -1 }, /`compressAboveBytes` must be a whole number of bytes from 0 to 409600/],
     [{ client, encryption: { currentKey: () => undefined } }, /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions/],
+    [
+      { client, encryption: moduleAndProvider },
+      /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions, or be made by `aesGcmEncryption\(provider\)`/,
+    ],
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
     [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, at least 1/],
     [{ client, ttl: 5 }, /unknown option `ttl`/],

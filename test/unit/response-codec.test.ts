@@ -1,11 +1,12 @@
 /** The stored form of responses and errors: what is written, and what is refused on read. */
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { aesGcmEncryption } from '../../lib/encryption.js';
 import { ResponseCodec, UnreadableRecordError } from '../../lib/response-codec.js';
 
 const KEY = 'charge#abc';
 const k1 = { id: 'k1', key: randomBytes(32) };
-const sealing = new ResponseCodec(1024, { currentKey: () => k1, keyById: () => k1.key });
+const sealing = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => k1.key }));
 const plain = new ResponseCodec(1024, undefined);
 
 describe('keys', () => {
@@ -14,13 +15,13 @@ describe('keys', () => {
     ['a key that is a string', { id: 'k', key: 'secret' }, 'The key `k` from ResponseEncryption.currentKey() must be a 32-byte AES-256 key (got string).'],
     ['no id', { id: '', key: randomBytes(32) }, 'ResponseEncryption.currentKey() must return { id, key } with a non-empty id.'],
   ])('currentKey() returning %s is a TypeError that says so', async (_what, current, message) => {
-    const codec = new ResponseCodec(1024, { currentKey: () => current as never, keyById: () => randomBytes(32) });
+    const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => current as never, keyById: () => randomBytes(32) }));
     await expect(codec.currentKey()).rejects.toThrow(new TypeError(message));
   });
 
   test('keyById() returning a key of the wrong size is a TypeError naming the key id', async () => {
     const sealed = sealing.encode('1', 'response', KEY, k1);
-    const codec = new ResponseCodec(1024, { currentKey: () => k1, keyById: () => randomBytes(31) });
+    const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => randomBytes(31) }));
     await expect(codec.decode(sealed, 'response', 'k1', KEY)).rejects.toThrow(
       new TypeError('The key `k1` from ResponseEncryption.keyById() must be a 32-byte AES-256 key (got 31 bytes).'),
     );

@@ -1,0 +1,288 @@
+import {
+  type AttributeValue,
+  DeleteItemCommand,
+  DynamoDBClient,
+  PutItemCommand,
+  type PutItemInput,
+  type Update,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { type AttributeNames, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
+import { ResponseCodec } from '../response-codec.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  IdempotencyStore,
+  ReleaseRequest,
+  ReleaseResult,
+} from '../store.js';
+import { attributeSize, encodeOutcome, ITEM_LIMIT_BYTES, itemSize, type Outcome, type OutcomeNames, type StoredOutcome } from '../stored-outcome.js';
+
+/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
+const FINGERPRINT_BYTES = 64;
+
+/** A raw item (`ALL_OLD`), or `null` when the write applied. @internal */
+export type Refusal = Record<string, AttributeValue> | undefined | null;
+
+/** @internal */
+export const isConditionFailure = (error: unknown): error is { Item?: Record<string, AttributeValue> } =>
+  (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
+
+/** DynamoDB refused a request because an item would exceed its size limit. @internal */
+export const isSizeRefusal = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'ValidationException' && /item size/i.test(String((error as Error).message));
+
+/**
+ * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
+ * conditional `UpdateItem`, release one conditional `DeleteItem`; complete and release are fenced
+ * by the attempt's owner token, and a refused write returns the current item (`ALL_OLD`), so no
+ * operation ever reads before it writes. Without options, the table and the retention come from
+ * `IDEMPOTENCY_TABLE` and `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, as the CDK construct sets them.
+ *
+ * This is the store of `lambda-idempotency/dynamodb`: the protocol and nothing else, for the
+ * smallest bundle. It has no `transaction()` writes, no atomic mode and no operations tools
+ * (`inspect`, `forget`), and its `encryption` is the module (`aesGcmEncryption(provider)`). The
+ * `DynamoDBStore` of `lambda-idempotency` extends it with all of those.
+ *
+ * @example
+ * ```ts
+ * import { idempotency } from 'lambda-idempotency';
+ * import { DynamoDBStore } from 'lambda-idempotency/dynamodb';
+ *
+ * const store = new DynamoDBStore(); // the table named by IDEMPOTENCY_TABLE
+ * export const handler = middy(charge).use(idempotency({ store }));
+ * ```
+ */
+export class DynamoDBStore implements IdempotencyStore {
+  readonly tableName: string;
+  readonly attributes: AttributeNames;
+  /** Retention in seconds for calls whose options set none (the option, or `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`). */
+  readonly expiresAfterSeconds: number | undefined;
+  /** @internal */
+  protected readonly client: DynamoDBClient;
+  private readonly codec: ResponseCodec;
+  private readonly names: Record<string, string>;
+  private readonly outcomeNames: OutcomeNames;
+
+  constructor(options: LeanDynamoDBStoreOptions = {}) {
+    const resolved = resolveStoreOptions(options);
+    this.tableName = resolved.tableName;
+    this.attributes = resolved.attributes;
+    this.expiresAfterSeconds = resolved.expiresAfterSeconds;
+    this.client = resolved.client ?? new DynamoDBClient({});
+    this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
+    const a = this.attributes;
+    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
+    this.names = {
+      '#status': a.status,
+      '#exp': a.expiration,
+      '#lease': a.leaseUntil,
+      '#owner': a.owner,
+      '#response': a.response,
+      '#omitted': a.responseOmitted,
+      '#error': a.error,
+      '#keyId': a.keyId,
+    };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const a = this.attributes;
+    const put = this.claimPut(request, { [a.status]: { S: 'INPROGRESS' }, [a.leaseUntil]: { N: String(request.leaseUntil) } });
+    try {
+      // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
+      const output = await this.client.send(new PutItemCommand({ ...put, ReturnValues: 'ALL_OLD' }));
+      // Only the replaced record's status matters here: its response is not decoded (or decrypted).
+      const previous = output?.Attributes ? await this.toRecord(output.Attributes, false) : undefined;
+      return previous === undefined ? { claimed: true } : { claimed: true, previous };
+    } catch (error) {
+      // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
+      const record = isConditionFailure(error) ? await this.toRecord(error.Item) : undefined;
+      if (record === undefined) throw error;
+      return { claimed: false, record };
+    }
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteResult> {
+    return this.completeWith(request, isSizeRefusal, async (update) => {
+      try {
+        await this.client.send(new UpdateItemCommand(update));
+        return null;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+        return error.Item;
+      }
+    });
+  }
+
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    try {
+      await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { [this.attributes.key]: { S: request.key } },
+          ConditionExpression: '#owner = :owner AND #status = :inprogress',
+          ExpressionAttributeNames: { '#owner': this.attributes.owner, '#status': this.attributes.status },
+          ExpressionAttributeValues: { ':owner': { S: request.owner }, ':inprogress': { S: 'INPROGRESS' } },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { released: true };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return { released: false, record: await this.toRecord(error.Item, false) };
+    }
+  }
+
+  /**
+   * The fenced completion of the record, written by `send` (an `UpdateItem`, or a transaction that
+   * holds it), which answers `null` when it applied or the item that refused it. `tooLarge` tells
+   * a refusal of the item for its size from `send`'s errors (see {@link withOutcome}). @internal
+   */
+  protected async completeWith(
+    request: CompleteRequest,
+    tooLarge: (error: unknown) => boolean,
+    send: (update: Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }) => Promise<Refusal>,
+  ): Promise<CompleteResult> {
+    return this.withOutcome(request, this.completionBudget(request), tooLarge, async (outcome) => {
+      const refused = await send(this.completionUpdate(request, outcome));
+      return refused === null ? { completed: true, responseStored: !outcome.omitted } : { completed: false, record: await this.toRecord(refused, false) };
+    });
+  }
+
+  /**
+   * Sends the record's write with its outcome encoded to fit the item. Should DynamoDB refuse the
+   * item for its size all the same (a fingerprint larger than the room kept for it), the call has
+   * completed all the same: the write is sent once more with the smallest outcome. @internal
+   */
+  protected async withOutcome<T>(
+    request: Outcome,
+    budget: number,
+    tooLarge: (error: unknown) => boolean,
+    send: (outcome: StoredOutcome) => Promise<T>,
+  ): Promise<T> {
+    const outcome = await encodeOutcome(this.codec, this.outcomeNames, request, budget);
+    try {
+      return await send(outcome);
+    } catch (error) {
+      if ((outcome.response === undefined && outcome.error === undefined) || !tooLarge(error)) throw error;
+    }
+    return send(await encodeOutcome(this.codec, this.outcomeNames, request, budget, true));
+  }
+
+  /** Bytes left for the outcome once the completed record's other attributes are counted. */
+  private completionBudget(request: CompleteRequest): number {
+    const a = this.attributes;
+    const kept: Record<string, AttributeValue> = {
+      [a.key]: { S: request.key },
+      [a.status]: { S: 'COMPLETED' },
+      [a.expiration]: { N: String(request.expiresAt) },
+      [a.owner]: { S: request.owner },
+    };
+    return ITEM_LIMIT_BYTES - itemSize(kept) - attributeSize(a.fingerprint, { S: '0'.repeat(FINGERPRINT_BYTES) });
+  }
+
+  /** The fenced COMPLETED update. */
+  private completionUpdate(request: CompleteRequest, outcome: StoredOutcome): Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
+    const values: Record<string, AttributeValue> = {
+      ':completed': { S: 'COMPLETED' },
+      ':inprogress': { S: 'INPROGRESS' },
+      ':owner': { S: request.owner },
+      ':exp': { N: String(request.expiresAt) },
+    };
+    let set = '#status = :completed, #exp = :exp';
+    const remove = ['#lease'];
+    const used = ['#status', '#exp', '#lease', '#owner', '#response'];
+    const attribute = (placeholder: string, value: AttributeValue | undefined): void => {
+      if (value === undefined) return;
+      set += `, #${placeholder} = :${placeholder}`;
+      values[`:${placeholder}`] = value;
+      if (placeholder !== 'response') used.push(`#${placeholder}`);
+    };
+    attribute('response', outcome.response);
+    if (outcome.response === undefined) remove.push('#response');
+    attribute('omitted', outcome.omitted ? { BOOL: true } : undefined);
+    attribute('error', outcome.error);
+    attribute('keyId', outcome.keyId === undefined ? undefined : { S: outcome.keyId });
+    const names: Record<string, string> = {};
+    for (const name of used) names[name] = this.names[name]!;
+    return {
+      TableName: this.tableName,
+      Key: { [this.attributes.key]: { S: request.key } },
+      UpdateExpression: `SET ${set} REMOVE ${remove.join(', ')}`,
+      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+  }
+
+  /**
+   * A put of the record with the attributes every claim writes (key, retention, owner,
+   * fingerprint) and `fields`, that succeeds only when no live record exists: none, expired, or
+   * INPROGRESS past its lease. @internal
+   */
+  protected claimPut(
+    request: Omit<ClaimRequest, 'leaseUntil'>,
+    fields: Record<string, AttributeValue>,
+  ): PutItemInput & { Item: Record<string, AttributeValue>; ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
+    const a = this.attributes;
+    const item: Record<string, AttributeValue> = {
+      [a.key]: { S: request.key },
+      [a.expiration]: { N: String(request.expiresAt) },
+      [a.owner]: { S: request.owner },
+    };
+    if (request.fingerprint !== undefined) item[a.fingerprint] = { S: request.fingerprint };
+    return {
+      TableName: this.tableName,
+      Item: { ...item, ...fields },
+      ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
+      ExpressionAttributeNames: { '#id': a.key, '#exp': a.expiration, '#status': a.status, '#lease': a.leaseUntil },
+      ExpressionAttributeValues: {
+        ':nowSeconds': { N: String(Math.floor(request.now / 1000)) },
+        ':nowMillis': { N: String(request.now) },
+        ':inprogress': { S: 'INPROGRESS' },
+      },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    };
+  }
+
+  /** @internal */
+  protected malformed(key: string): never {
+    throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
+  }
+
+  /**
+   * The record of a raw item. The stored outcome is decoded only where it is replayed
+   * (`withOutcome`): a refused completion or release, or a takeover, needs the record's state alone. @internal
+   */
+  protected async toRecord(item: Record<string, AttributeValue> | undefined, withOutcome = true): Promise<IdempotencyRecord | undefined> {
+    if (item === undefined) return undefined;
+    const a = this.attributes;
+    const key = item[a.key]?.S;
+    const status = item[a.status]?.S;
+    const owner = item[a.owner]?.S;
+    const expiration = item[a.expiration]?.N;
+    if (key === undefined || (status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || expiration === undefined) {
+      return this.malformed(key ?? '(no key)');
+    }
+    const lease = item[a.leaseUntil]?.N;
+    const fingerprint = item[a.fingerprint]?.S;
+    const keyId = item[a.keyId]?.S;
+    const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;
+    const error = withOutcome ? await this.codec.decode(item[a.error], 'error', keyId, key) : undefined;
+    return {
+      key,
+      status,
+      owner,
+      expiresAt: Number(expiration),
+      ...(lease === undefined ? {} : { leaseUntil: Number(lease) }),
+      ...(fingerprint === undefined ? {} : { fingerprint }),
+      ...(response === undefined ? {} : { response }),
+      ...(item[a.responseOmitted]?.BOOL ? { responseOmitted: true } : {}),
+      ...(error === undefined ? {} : { error }),
+    };
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Encryption as a module, `aesGcmEncryption(provider)`, on DynamoDB Local: it writes the same
+ * records as the key provider passed itself (the older shape), so each reads what the other wrote,
+ * responses (large ones compressed first) and final errors, across a key rotation; the lean store
+ * of `lambda-idempotency/dynamodb` reads and writes them too.
+ */
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { aesKey, type Keyring, keyring } from '../support/keyring.js';
+import { rejection, thrown } from '../support/rejections.js';
+
+const { client, tableName } = useFreshTable({ prefix: 'enc-module' });
+
+const STORES = {
+  'the key provider itself': (ring: Keyring): IdempotencyStore => new DynamoDBStore({ tableName, client, encryption: ring.encryption }),
+  'aesGcmEncryption(provider)': (ring: Keyring): IdempotencyStore => new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(ring.encryption) }),
+  'aesGcmEncryption(provider) on the lean store': (ring: Keyring): IdempotencyStore =>
+    new LeanDynamoDBStore({ tableName, client, encryption: aesGcmEncryption(ring.encryption) }),
+};
+type StoreKind = keyof typeof STORES;
+
+const PAN = '4111-1111-1111-1111';
+
+test.each([
+  ['the key provider itself', 'aesGcmEncryption(provider)'],
+  ['aesGcmEncryption(provider)', 'the key provider itself'],
+  ['the key provider itself', 'aesGcmEncryption(provider) on the lean store'],
+  ['aesGcmEncryption(provider) on the lean store', 'the key provider itself'],
+] as const)(
+  'written with %s, replayed with %s: responses, compressed responses and final errors, across a rotation',
+  async (writer: StoreKind, reader: StoreKind) => {
+    const k1 = aesKey('k1');
+    const k2 = aesKey('k2');
+    const ring = keyring(k1, k2);
+    const name = `cross-${Object.keys(STORES).indexOf(writer)}-${Object.keys(STORES).indexOf(reader)}`;
+    let runs = 0;
+    const charge = (store: IdempotencyStore) =>
+      makeIdempotent(
+        async (input: { id: string; big?: boolean; decline?: boolean }) => {
+          runs++;
+          if (input.decline) throw Object.assign(new Error(`card ${PAN} declined`), { code: 'DECLINED' });
+          return { id: input.id, pan: PAN, ...(input.big ? { pad: 'p'.repeat(100_000) } : {}) };
+        },
+        { store, name, key: (input) => input.id, isFinalError: () => true },
+      );
+    const written = charge(STORES[writer](ring));
+    const small = await written({ id: 'small' });
+    const big = await written({ id: 'big', big: true });
+    const declined = await thrown(written({ id: 'declined', decline: true }));
+    ring.rotate(k2);
+    const rotated = await written({ id: 'rotated' });
+    expect(runs).toBe(4);
+
+    for (const [id, keyId] of [
+      ['small', 'k1'],
+      ['big', 'k1'],
+      ['declined', 'k1'],
+      ['rotated', 'k2'],
+    ]) {
+      const item = await readItem(client, tableName, recordId(name, id));
+      expect(item?.keyId?.S).toBe(keyId);
+      const sealed = item!.response?.B ?? item!.error?.B;
+      expect(Buffer.from(sealed!).toString('latin1')).not.toContain(PAN);
+    }
+    expect((await readItem(client, tableName, recordId(name, 'big')))!.response!.B!.byteLength).toBeLessThan(5_000); // gzip before sealing
+
+    const read = charge(STORES[reader](ring));
+    expect(await read({ id: 'small' })).toEqual(small);
+    expect(await read({ id: 'big', big: true })).toEqual(big);
+    expect(await thrown(read({ id: 'declined', decline: true }))).toMatchObject({ message: declined.message, code: 'DECLINED' });
+    expect(await read({ id: 'rotated' })).toEqual(rotated);
+    expect(runs).toBe(4);
+  },
+);
+
+test('with the wrong key, the module fails closed as the key provider does: STORE_FAILURE, nothing runs again', async () => {
+  let runs = 0;
+  const options = { name: 'module-wrong-key', key: (input: { id: string }) => input.id };
+  const writer = new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(keyring(aesKey('k1')).encryption) });
+  await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: writer })({ id: 'w' });
+  for (const store of [STORES['aesGcmEncryption(provider)'], STORES['aesGcmEncryption(provider) on the lean store'], STORES['the key provider itself']]) {
+    const error = await thrown(makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: store(keyring(aesKey('k1'))) })({ id: 'w' }));
+    expect(error.code).toBe('STORE_FAILURE');
+  }
+  expect(runs).toBe(1);
+});
+
+test.each(['aesGcmEncryption(provider)', 'aesGcmEncryption(provider) on the lean store'] as const)(
+  'with %s, a key provider that fails at completion leaves the record completed without its response: duplicates get RESPONSE_NOT_STORED',
+  async (kind: StoreKind) => {
+    const ring = keyring(aesKey('k1'));
+    let runs = 0;
+    const charge = makeIdempotent(async (_: { id: string }) => ({ pan: PAN, run: ++runs }), {
+      store: STORES[kind](ring),
+      name: `module-fault-${Object.keys(STORES).indexOf(kind)}`,
+      key: (input) => input.id,
+    });
+    ring.failCurrent = 'throws';
+    expect(await charge({ id: 'f' })).toEqual({ pan: PAN, run: 1 });
+    ring.failCurrent = undefined;
+    expect((await rejection(charge({ id: 'f' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(runs).toBe(1);
+  },
+);

@@ -1,0 +1,78 @@
+/**
+ * Encryption as a module: `aesGcmEncryption(provider)` opens what the stores sealed before it was
+ * one, and the stores tell the module from a key provider passed itself (the older shape, which the
+ * main entry's DynamoDBStore still takes and the lean one refuses).
+ */
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { aesGcmEncryption, DynamoDBStore } from '../../lib/index.js';
+import { ResponseCodec } from '../../lib/response-codec.js';
+import { aesKey, keyring } from '../support/keyring.js';
+
+const tableName = 'idempotency';
+
+describe('the sealed format', () => {
+  // Sealed by the codec before encryption was a module, with this key and record key (compressing above 64 bytes).
+  const golden = { id: 'golden', key: Buffer.alloc(32, 7) };
+  const codec = new ResponseCodec(64, aesGcmEncryption({ currentKey: () => golden, keyById: () => golden.key }));
+  test.each([
+    ['a small response', 'response', 'AXf5dussE33f+58izwhYbq0kn5LO/zxz0qNkx0fNbIa+4kcG6TEb1g==', '{"ok":true}'],
+    ['a compressed response', 'response', 'AlDXc/owq7Re3X1Q+GFsdfpR0pqkV58qllo4i0RApWI5hxkWwRJmxI1jWRuwdtzxjUjEY/Cr', JSON.stringify('z'.repeat(100))],
+    [
+      'a final error',
+      'error',
+      'Acu5xMswBq81PPmUV2jS0b2QKPMn+nyO70L/yKjhggPe/8tDpCHKDb04DlDqjBHb7+bzplPJhIIZTcvlNjTrJzdb',
+      '{"name":"Error","message":"declined"}',
+    ],
+  ] as const)('%s sealed before still opens', async (_what, kind, base64, json) => {
+    expect(await codec.decode({ B: Buffer.from(base64, 'base64') }, kind, 'golden', 'charge#golden')).toBe(json);
+  });
+
+  test('a value sealed now has the same layout: the format byte, then IV, tag and ciphertext', async () => {
+    const plain = codec.encode('{"ok":true}', 'response', 'charge#golden', golden);
+    const compressed = codec.encode(JSON.stringify('z'.repeat(100)), 'response', 'charge#golden', golden);
+    expect([plain.B![0], compressed.B![0]]).toEqual([1, 2]);
+    expect(plain.B!.byteLength).toBe(Buffer.byteLength('{"ok":true}') + 29);
+    expect(await codec.decode(compressed, 'response', 'golden', 'charge#golden')).toBe(JSON.stringify('z'.repeat(100)));
+  });
+});
+
+describe('which shape `encryption` takes', () => {
+  const { encryption: provider } = keyring(aesKey('k1'));
+  const both = { ...aesGcmEncryption(provider), keyById: provider.keyById };
+
+  test('the main entry DynamoDBStore takes the module and, still, the key provider itself', () => {
+    expect(() => new DynamoDBStore({ tableName, encryption: aesGcmEncryption(provider) })).not.toThrow();
+    expect(() => new DynamoDBStore({ tableName, encryption: provider })).not.toThrow();
+  });
+
+  test.each([
+    ['an empty object', {}],
+    ['half a key provider', { currentKey: () => aesKey('k1') }],
+    ['an object that is both a module and a key provider', both],
+    ['a string', 'aes'],
+  ])('the main entry DynamoDBStore refuses %s with a TypeError that names both shapes', (_what, encryption) => {
+    expect(() => new DynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
+      new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions, or be made by `aesGcmEncryption(provider)`.'),
+    );
+  });
+
+  test('the lean DynamoDBStore takes the module only: the key provider itself is refused with what to pass instead', () => {
+    expect(() => new LeanDynamoDBStore({ tableName, encryption: aesGcmEncryption(provider) })).not.toThrow();
+    expect(() => new LeanDynamoDBStore({ tableName, encryption: provider as never })).toThrow(
+      new TypeError("DynamoDBStore: `encryption` must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself."),
+    );
+    for (const encryption of [{}, both, 'aes']) {
+      expect(() => new LeanDynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
+        new TypeError("DynamoDBStore: `encryption` must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'."),
+      );
+    }
+  });
+
+  test('aesGcmEncryption refuses what is not a key provider', () => {
+    for (const provider of [undefined, {}, { currentKey: () => aesKey('k1') }, both]) {
+      expect(() => aesGcmEncryption(provider as never)).toThrow(
+        new TypeError('aesGcmEncryption: the key provider must have `currentKey()` and `keyById(id)` functions.'),
+      );
+    }
+  });
+});
