@@ -1,64 +1,20 @@
 /**
  * Section 4: bundle size and cold start. A minimal middy handler, bare and made idempotent by each
- * library, and a function that uses every feature of ours, bundled the way a Lambda function ships
- * (esbuild, minified ESM, the AWS SDK external because the Node.js runtime provides it), into a
- * temporary directory; then imported in fresh Node processes.
+ * library (ours from its lean entry points and from its main entry), and a function that uses every
+ * feature of ours (see tools/lambda-bundles.ts), bundled into a temporary directory; then imported
+ * in fresh Node processes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { bundleHandler, VARIANTS, type Variant } from '../tools/lambda-bundles.js';
 import { rotation, type Summary, summarize } from './stats.js';
 
 const run = promisify(execFile);
-
-/** `full`: ours with encryption, observability, atomic mode, stored errors, HTTP, batch and `transaction()`. */
-export type Variant = 'bare' | 'ours' | 'powertools' | 'full';
-const VARIANTS: readonly Variant[] = ['bare', 'ours', 'powertools', 'full'];
-
-const HANDLER = `async (event) => ({ statusCode: 201, body: JSON.stringify({ orderId: event.orderId, status: 'accepted' }) })`;
-
-/** Each entry as a user writes it, with its library's defaults. */
-function entry(variant: Variant, root: string): string {
-  const lib = JSON.stringify(join(root, 'lib/index.ts'));
-  switch (variant) {
-    case 'bare':
-      return `import middy from '@middy/core';
-export const handler = middy(${HANDLER});`;
-    case 'ours':
-      return `import middy from '@middy/core';
-import { DynamoDBStore, idempotency } from ${lib};
-const store = new DynamoDBStore({ tableName: process.env.IDEMPOTENCY_TABLE ?? 'idempotency' });
-export const handler = middy(${HANDLER}).use(idempotency({ store }));`;
-    case 'powertools':
-      return `import middy from '@middy/core';
-import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-const persistenceStore = new DynamoDBPersistenceLayer({ tableName: process.env.IDEMPOTENCY_TABLE ?? 'idempotency' });
-export const handler = middy(${HANDLER}).use(makeHandlerIdempotent({ persistenceStore }));`;
-    case 'full':
-      return `import middy from '@middy/core';
-import { DynamoDBStore, httpIdempotency, idempotency, idempotentBatch, makeIdempotent, transaction } from ${lib};
-const keys = { k1: new Uint8Array(32) };
-const encryption = { currentKey: () => ({ id: 'k1', key: keys.k1 }), keyById: (id) => keys[id] };
-const store = new DynamoDBStore({ tableName: process.env.IDEMPOTENCY_TABLE ?? 'idempotency', encryption });
-const observability = { metrics: true, logs: true };
-const isFinalError = (error) => error?.name === 'CardDeclined';
-const accept = async (order) => {
-  transaction().put({ TableName: 'orders', Item: { id: order.orderId, status: 'accepted' } });
-  return { statusCode: 201, body: JSON.stringify({ orderId: order.orderId, status: 'accepted' }) };
-};
-export const handler = middy(accept).use(idempotency({ store, observability, isFinalError, key: (event) => event.orderId }));
-export const atomicHandler = middy(accept).use(idempotency({ store, observability, atomic: true }));
-export const httpHandler = middy(${HANDLER}).use(httpIdempotency({ store, observability, isFinalError }));
-export const batchHandler = idempotentBatch(accept, { store, observability, isFinalError });
-export const acceptOnce = makeIdempotent(accept, { store, name: 'accept', observability });`;
-  }
-}
 
 export interface ColdStart {
   /** Output bytes, and what each input (a source file, or a whole dependency) contributes to them, largest first. */
@@ -99,18 +55,8 @@ export async function measureColdStart(root: string, samples: number): Promise<C
     const files = {} as Record<Variant, string>;
     for (const variant of VARIANTS) {
       const outfile = join(dir, `${variant}.mjs`);
-      const result = await build({
-        stdin: { contents: entry(variant, root), resolveDir: root, sourcefile: `${variant}-handler.ts`, loader: 'ts' },
-        bundle: true,
-        minify: true,
-        format: 'esm',
-        platform: 'node',
-        target: 'node20',
-        external: ['@aws-sdk/*'],
-        outfile,
-        logLevel: 'silent',
-        metafile: true,
-      });
+      const result = await bundleHandler(variant, root);
+      await writeFile(outfile, result.bytes);
       // Bytes each source file contributes to the output, grouped by package for dependencies.
       const contributions = new Map<string, number>();
       for (const output of Object.values(result.metafile.outputs)) {
@@ -120,8 +66,7 @@ export async function measureColdStart(root: string, samples: number): Promise<C
         }
       }
       const inputs = [...contributions].map(([path, bytes]) => ({ path, bytes })).sort((a, b) => b.bytes - a.bytes);
-      const bytes = await readFile(outfile);
-      bundle[variant] = { bytes: bytes.byteLength, gzipBytes: gzipSync(bytes).byteLength, inputs };
+      bundle[variant] = { bytes: result.bytes.byteLength, gzipBytes: gzipSync(result.bytes).byteLength, inputs };
       files[variant] = outfile;
     }
     const times: Record<string, number[]> = {};

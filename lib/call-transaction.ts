@@ -89,7 +89,9 @@ export class CallTransaction implements Transaction {
       );
     }
     if (writing && !call.transactional) {
-      throw new TypeError('transaction(): the store of this idempotent call cannot commit writes with its record; use a DynamoDBStore.');
+      throw new TypeError(
+        "transaction(): the store of this idempotent call cannot commit writes with its record; use the DynamoDBStore of 'lambda-idempotency'.",
+      );
     }
   }
 }

@@ -170,9 +170,9 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   const values = options as Record<string, unknown>;
   const store = values.store as IdempotencyStore | undefined;
   if (values.transactions === true && typeof store?.completeWithWrites !== 'function') {
-    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as DynamoDBStore.`);
+    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
   if (values.atomic === true && typeof store?.claimCompleted !== 'function') {
-    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as DynamoDBStore.`);
+    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
 }

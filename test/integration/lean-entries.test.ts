@@ -1,8 +1,10 @@
 /**
- * The lean entry points against a real DynamoDB Local and real middy: `lambda-idempotency/middy`
- * runs the same protocol as the main entry's middleware, and takes features as modules.
+ * The lean middleware against a real DynamoDB Local and real middy: `lambda-idempotency/middy`
+ * runs the same protocol as the main entry's middleware, with the lean store or the main one, and
+ * takes observability as a listener. The lean store's own tests: lean-store.test.ts.
  */
 import middy from '@middy/core';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { DynamoDBStore, type IdempotencyEvent, transaction } from '../../lib/index.js';
 import { idempotency } from '../../lib/middy/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
@@ -11,7 +13,8 @@ import { lambdaContext } from '../support/lambda.js';
 const { client, tableName, store } = useFreshTable();
 const businessTable = useBusinessTable(client);
 
-test('the lean middleware runs a handler once, replays its response (undefined too) and releases the key on error', async () => {
+test('the lean middleware on the lean store runs a handler once, replays its response (undefined too) and releases the key on error', async () => {
+  const store = new LeanDynamoDBStore({ tableName, client });
   let runs = 0;
   const handler = middy(async (event: { id: string; fail?: boolean }) => {
     runs++;
