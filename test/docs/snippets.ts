@@ -20,13 +20,15 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\
 /** Where the virtual project of the snippets lives (nothing is written there). */
 export const SNIPPET_ROOT = `${ROOT}/.snippets`;
 
-/** The package's entry points and the sources they are built from. */
-export const ENTRY_POINTS: Readonly<Record<string, string>> = {
-  'lambda-idempotency': `${ROOT}/lib/index.ts`,
-  'lambda-idempotency/cdk': `${ROOT}/lib/cdk/index.ts`,
-  'lambda-idempotency/testing': `${ROOT}/lib/testing/index.ts`,
-  'lambda-idempotency/redis': `${ROOT}/lib/redis/index.ts`,
-};
+/** The package's entry points (from package.json's `exports`) and the sources they are built from. */
+export const ENTRY_POINTS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries((JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { exports: Record<string, string | { default: string }> }).exports)
+    .filter(([, target]) => typeof target === 'object')
+    .map(([subpath, target]) => [
+      posix.join('lambda-idempotency', subpath),
+      `${ROOT}/${(target as { default: string }).default.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts')}`,
+    ]),
+);
 
 export interface Snippet {
   /** The document, relative to the repository root (`README.md`, `docs/testing.md`). */
