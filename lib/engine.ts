@@ -83,7 +83,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     this.now = options.now ?? Date.now;
     this.logger = options.logger ?? console;
-    this.emitEvent = observe(where, options.observability, this.now);
+    this.emitEvent = observe(where, options.observability, this.now, (message) => this.logger.warn(message));
     this.singleFlight = options.singleFlight !== false;
     this.transactional = typeof (options.atomic ? this.store.claimCompleted : this.store.completeWithWrites) === 'function';
   }

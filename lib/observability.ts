@@ -41,8 +41,8 @@ export interface IdempotencyEventDetail {
 }
 
 /**
- * Receives each idempotency event, synchronously. What it throws is ignored: observing a call never
- * changes its outcome.
+ * Receives each idempotency event, synchronously. What it throws (or the promise it returns rejects
+ * with) never changes a call's outcome; the first failure is logged through the `logger` option.
  *
  * @example
  * ```ts
@@ -69,23 +69,41 @@ export const DEFAULT_METRIC_NAMESPACE = 'LambdaIdempotency';
 /** Reports an event of the record `key` (`<namespace>#<hash>`). @internal */
 export type Emit = (event: IdempotencyEvent, key: string) => void;
 
-/** Turns the `observability` option into the engine's `Emit`. @internal */
-export type Observe = (where: string, option: unknown, now: () => number) => Emit;
+/**
+ * Turns the `observability` option into the engine's `Emit`; `warn` reports a listener that
+ * failed. @internal
+ */
+export type Observe = (where: string, option: unknown, now: () => number, warn: (message: string) => void) => Emit;
 
 const noop: Emit = () => undefined;
 
 /**
- * The `Emit` of a listener (the only form the lean entry points take): its detail built per event,
- * what it throws swallowed. @internal
+ * The `Emit` of a listener (the only form the lean entry points take): its detail built per event.
+ * What it throws, or the promise it returns rejects with, changes no outcome: the first such
+ * failure is reported through `warn`, the others are dropped. @internal
  */
-export const observeListener: Observe = (_where, option, now) => {
+export const observeListener: Observe = (where, option, now, warn) => {
   if (option === undefined) return noop;
   const listener = option as IdempotencyListener;
+  let warned = false;
+  const failed = (error: unknown): void => {
+    if (warned) return;
+    warned = true;
+    const name = (error as { name?: unknown } | null)?.name;
+    warn(
+      JSON.stringify({
+        level: 'WARN',
+        message: `lambda-idempotency: ${where}'s observability listener failed; calls go on, their events are not observed`,
+        error: typeof name === 'string' ? name : typeof error,
+      }),
+    );
+  };
   return (event, key) => {
     try {
-      listener(event, { namespace: namespaceOf(key), recordId: key, time: now() });
-    } catch {
-      // Observing never changes an outcome: the call has claimed, replayed or completed already.
+      const result: unknown = listener(event, { namespace: namespaceOf(key), recordId: key, time: now() });
+      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, failed);
+    } catch (error) {
+      failed(error);
     }
   };
 };
@@ -94,11 +112,11 @@ export const observeListener: Observe = (_where, option, now) => {
  * The `Emit` of either form the main entry points take: a listener, or the options object of
  * {@link cloudWatchLines} (where both `metrics` and `logs` default to off). @internal
  */
-export const observeAny: Observe = (where, option, now) => {
-  if (option === undefined || typeof option === 'function') return observeListener(where, option, now);
+export const observeAny: Observe = (where, option, now, warn) => {
+  if (option === undefined || typeof option === 'function') return observeListener(where, option, now, warn);
   const options = option as ObservabilityOptions;
   checkLines(where, options);
-  return options.metrics === true || options.logs === true ? observeListener(where, linesOf(options), now) : noop;
+  return options.metrics === true || options.logs === true ? observeListener(where, linesOf(options), now, warn) : noop;
 };
 
 /**

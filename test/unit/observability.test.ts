@@ -89,9 +89,9 @@ test('bad observability options throw at construction', () => {
 });
 
 /** The events of one scripted run: a miss, a cache replay, an in-progress rejection, a replay. */
-async function scriptedRun(observability: NonNullable<Parameters<typeof makeIdempotent>[1]['observability']>, now: () => number) {
+async function scriptedRun(observability: NonNullable<Parameters<typeof makeIdempotent>[1]['observability']>, now: () => number, warnings: string[] = []) {
   const store = new MemoryStore();
-  const options = { store, name: 'payments', now, observability };
+  const options = { store, name: 'payments', now, observability, logger: { warn: (line: string) => void warnings.push(line) } };
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   const slow = makeIdempotent(async (_: string) => (await held, 'paid'), options);
@@ -126,16 +126,18 @@ test('cloudWatchLines() writes the lines of the deprecated options object, with 
   expect(() => cloudWatchLines({ write: 'stdout' } as never)).toThrow('cloudWatchLines: `options.write` must be a function.');
 });
 
-test('a listener gets each event with the namespace, the record id and the call clock; what it throws changes no outcome', async () => {
+test('a listener gets each event with the namespace, the record id and the call clock; what it throws changes no outcome and is logged once', async () => {
   const seen: Array<[IdempotencyEvent, IdempotencyEventDetail]> = [];
+  const warnings: string[] = [];
   let now = 1_700_000_000_000;
   const store = await scriptedRun(
     (event, detail) => {
       seen.push([event, detail]);
       now += 1;
-      throw new Error('listener failure');
+      throw new RangeError(`listener failure ${SECRET}`);
     },
     () => now,
+    warnings,
   );
   const [recordId] = [...store.records.keys()];
   expect(seen.map(([event]) => event)).toEqual(['miss', 'inProgress', 'replay']);
@@ -143,4 +145,31 @@ test('a listener gets each event with the namespace, the record id and the call 
     [1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002].map((time) => ({ namespace: 'payments', recordId, time })),
   );
   expect(store.records.get(recordId!)).toMatchObject({ status: 'COMPLETED', response: '"paid"' });
+  // One line per function (the run has two), naming the error's type, never its message (which may quote anything).
+  const warning = {
+    level: 'WARN',
+    message: "lambda-idempotency: makeIdempotent's observability listener failed; calls go on, their events are not observed",
+    error: 'RangeError',
+  };
+  expect(warnings.map((line) => JSON.parse(line))).toEqual([warning, warning]);
+});
+
+test('an async listener that rejects, or cloudWatchLines passed without calling it, is logged, not an unhandled rejection or a failed call', async () => {
+  const rejecting: string[] = [];
+  const events: IdempotencyEvent[] = [];
+  await scriptedRun(
+    async (event) => {
+      events.push(event);
+      throw new Error('metrics endpoint down');
+    },
+    Date.now,
+    rejecting,
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(events).toEqual(['miss', 'inProgress', 'replay']);
+  expect(rejecting.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
+
+  const uncalled: string[] = [];
+  await scriptedRun(cloudWatchLines as never, Date.now, uncalled);
+  expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
 });
