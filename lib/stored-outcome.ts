@@ -13,18 +13,18 @@ const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
 /**
- * The two shapes of `encryption`, told apart by their members so that no value is both: the module
- * (`aesGcmEncryption(provider)`) seals and opens and has no `keyById`; a key provider has
- * `currentKey` and `keyById` and neither `seal` nor `open`. Checked without any cipher code. @internal
+ * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,
+ * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and a whole
+ * `overheadBytes`; any other value with `currentKey` and `keyById` functions is a key provider. The
+ * module's members decide, so no value is both, and members a shape does not name (a provider's own
+ * `open()`, a module's `keyById` helper) change nothing, as the types allow them. Checked without
+ * any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
-  hasFunctions(value, ['currentKey', 'seal', 'open']) &&
-  Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes) &&
-  !('keyById' in (value as object));
+  hasFunctions(value, ['currentKey', 'seal', 'open']) && Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes);
 
 /** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
-export const isKeyProvider = (value: unknown): value is ResponseEncryption =>
-  hasFunctions(value, ['currentKey', 'keyById']) && !('seal' in (value as object)) && !('open' in (value as object));
+export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']) && !isOutcomeEncryption(value);
 
 /**
  * The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`):

@@ -5,7 +5,7 @@
  * of `lambda-idempotency/dynamodb` reads and writes them too.
  */
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
-import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent, type OutcomeEncryption } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -103,3 +103,62 @@ test.each(['aesGcmEncryption(provider)', 'aesGcmEncryption(provider) on the lean
     expect(runs).toBe(1);
   },
 );
+
+/** A key provider as a class with members of its own: here `open()`, which readies its KMS client. */
+class KmsKeyProvider {
+  opened = false;
+  constructor(private readonly ring: Keyring) {}
+  open(): void {
+    this.opened = true;
+  }
+  currentKey() {
+    return this.ring.encryption.currentKey();
+  }
+  keyById(id: string) {
+    return this.ring.encryption.keyById(id);
+  }
+}
+
+/** An `OutcomeEncryption` written by hand, which counts what it seals, with a `keyById` helper of its own. */
+class CountingEncryption implements OutcomeEncryption {
+  readonly overheadBytes: number;
+  sealed = 0;
+  private readonly inner: OutcomeEncryption;
+  constructor(private readonly ring: Keyring) {
+    this.inner = aesGcmEncryption(ring.encryption);
+    this.overheadBytes = this.inner.overheadBytes;
+  }
+  keyById(id: string) {
+    return this.ring.encryption.keyById(id);
+  }
+  currentKey() {
+    return this.inner.currentKey();
+  }
+  seal(...args: Parameters<OutcomeEncryption['seal']>) {
+    this.sealed++;
+    return this.inner.seal(...args);
+  }
+  open(...args: Parameters<OutcomeEncryption['open']>) {
+    return this.inner.open(...args);
+  }
+}
+
+test('members beyond a shape do not change it: a key provider with an open() method, and a module written by hand with a keyById helper, read each other', async () => {
+  const ring = keyring(aesKey('k1'));
+  const provider = new KmsKeyProvider(ring);
+  const handWritten = new CountingEncryption(ring);
+  let runs = 0;
+  const charge = (store: IdempotencyStore) =>
+    makeIdempotent(async (input: { id: string }) => ({ id: input.id, pan: PAN, run: ++runs }), { store, name: 'extra-members', key: (input) => input.id });
+  const viaProvider = charge(new DynamoDBStore({ tableName, client, encryption: provider }));
+  const viaModule = charge(new LeanDynamoDBStore({ tableName, client, encryption: handWritten }));
+  const a = await viaProvider({ id: 'a' });
+  const b = await viaModule({ id: 'b' });
+  expect(handWritten.sealed).toBe(1);
+  expect((await readItem(client, tableName, recordId('extra-members', 'b')))?.keyId).toEqual({ S: 'k1' });
+  expect(await viaModule({ id: 'a' })).toEqual(a);
+  expect(await viaProvider({ id: 'b' })).toEqual(b);
+  expect(await charge(new DynamoDBStore({ tableName, client, encryption: handWritten }))({ id: 'a' })).toEqual(a);
+  expect(await charge(new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(provider) }))({ id: 'b' })).toEqual(b);
+  expect([runs, provider.opened]).toEqual([2, false]);
+});
