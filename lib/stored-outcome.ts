@@ -107,25 +107,32 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
       return { omitted: true };
     }
   }
-  let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
   let response: AttributeValue | undefined;
-  if (json !== undefined) {
-    response = codec.encode(json, 'response', outcome.key, key);
-    const size = attributeSize(names.response, response);
-    if (size <= room) room -= size;
-    else {
-      response = undefined;
-      omitted = true;
-    }
-  }
   let error: AttributeValue | undefined;
-  if (outcome.error !== undefined) {
-    room -= omitted ? omittedSize : 0;
-    // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
-    const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
-    const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
-    if (text === undefined) omitted = true;
-    else error = codec.encode(text, 'error', outcome.key, key);
+  try {
+    let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
+    if (json !== undefined) {
+      response = codec.encode(json, 'response', outcome.key, key);
+      const size = attributeSize(names.response, response);
+      if (size <= room) room -= size;
+      else {
+        response = undefined;
+        omitted = true;
+      }
+    }
+    if (outcome.error !== undefined) {
+      room -= omitted ? omittedSize : 0;
+      // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
+      const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
+      const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
+      if (text === undefined) omitted = true;
+      else error = codec.encode(text, 'error', outcome.key, key);
+    }
+  } catch (failure) {
+    // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
+    // does: nothing can be sealed, but the record can still complete.
+    if (key === undefined) throw failure;
+    return { omitted: true };
   }
   if (response === undefined && error === undefined) return { omitted };
   return {

@@ -162,3 +162,31 @@ test('members beyond a shape do not change it: a key provider with an open() met
   expect(await charge(new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(provider) }))({ id: 'b' })).toEqual(b);
   expect([runs, provider.opened]).toEqual([2, false]);
 });
+
+test('a module written by hand whose seal() throws fails as a key provider does: the record completes without its response, the function never runs twice', async () => {
+  const ring = keyring(aesKey('k1'));
+  const inner = aesGcmEncryption(ring.encryption);
+  const refusing: OutcomeEncryption = {
+    overheadBytes: inner.overheadBytes,
+    currentKey: () => inner.currentKey(),
+    open: (...args) => inner.open(...args),
+    seal: () => {
+      throw new RangeError('Invalid key length');
+    },
+  };
+  let t = 1_700_000_000_000;
+  let runs = 0;
+  const charge = makeIdempotent(async (_input: { id: string }) => ({ pan: PAN, run: ++runs }), {
+    store: new LeanDynamoDBStore({ tableName, client, encryption: refusing }),
+    name: 'module-seal-throws',
+    key: (input) => input.id,
+    now: () => t,
+    leaseSeconds: 10,
+  });
+  expect(await charge({ id: 's' })).toEqual({ pan: PAN, run: 1 });
+  const item = await readItem(client, tableName, recordId('module-seal-throws', 's'));
+  expect([item?.status, item?.responseOmitted, item?.response]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined]);
+  t += 60_000; // past the lease: a record left INPROGRESS would be taken over and the function run again
+  expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
+});
