@@ -9,8 +9,11 @@ export const ITEM_LIMIT_BYTES = 400 * 1024;
 /** Responses whose JSON is larger are stored gzip-compressed, unless a store's options say otherwise. @internal */
 export const DEFAULT_COMPRESS_ABOVE_BYTES = 32 * 1024;
 
+/** An object, or a function object (a class with static methods), with a function under each name. */
 const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
-  typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+  (typeof value === 'object' || typeof value === 'function') &&
+  value !== null &&
+  names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
 /**
  * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,

@@ -190,3 +190,23 @@ test('a module written by hand whose seal() throws fails as a key provider does:
   expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
   expect(runs).toBe(1);
 });
+
+test('a key provider that is a function object (a class with static methods) is taken as before, itself and through aesGcmEncryption', async () => {
+  const ring = keyring(aesKey('k1'));
+  // biome-ignore lint/complexity/noStaticOnlyClass: a provider written this way is the case under test
+  class StaticKeys {
+    static currentKey() {
+      return ring.encryption.currentKey();
+    }
+    static keyById(id: string) {
+      return ring.encryption.keyById(id);
+    }
+  }
+  let runs = 0;
+  const charge = (store: IdempotencyStore) =>
+    makeIdempotent(async (input: { id: string }) => ({ id: input.id, pan: PAN, run: ++runs }), { store, name: 'static-keys', key: (input) => input.id });
+  const first = await charge(new DynamoDBStore({ tableName, client, encryption: StaticKeys }))({ id: 's' });
+  expect((await readItem(client, tableName, recordId('static-keys', 's')))?.keyId).toEqual({ S: 'k1' });
+  expect(await charge(new LeanDynamoDBStore({ tableName, client, encryption: aesGcmEncryption(StaticKeys) }))({ id: 's' })).toEqual(first);
+  expect(runs).toBe(1);
+});
