@@ -5,7 +5,15 @@
  * of `lambda-idempotency/dynamodb` reads and writes them too.
  */
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
-import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent, type OutcomeEncryption } from '../../lib/index.js';
+import {
+  aesGcmEncryption,
+  DynamoDBStore,
+  type EncryptionKey,
+  type IdempotencyStore,
+  makeIdempotent,
+  type OutcomeEncryption,
+  type SealedFor,
+} from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -134,12 +142,12 @@ class CountingEncryption implements OutcomeEncryption {
   currentKey() {
     return this.inner.currentKey();
   }
-  seal(...args: Parameters<OutcomeEncryption['seal']>) {
+  seal(plain: Uint8Array, compressed: boolean, key: EncryptionKey, sealedFor: SealedFor) {
     this.sealed++;
-    return this.inner.seal(...args);
+    return this.inner.seal(plain, compressed, key, sealedFor);
   }
-  open(...args: Parameters<OutcomeEncryption['open']>) {
-    return this.inner.open(...args);
+  open(sealed: Uint8Array, keyId: string, sealedFor: SealedFor) {
+    return this.inner.open(sealed, keyId, sealedFor);
   }
 }
 
