@@ -102,7 +102,13 @@ const associatedData = ({ recordKey, kind }: SealedFor): Buffer => Buffer.from(k
  * ```
  */
 export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryption {
-  if (!isKeyProvider(provider)) throw new TypeError('aesGcmEncryption: the key provider must have `currentKey()` and `keyById(id)` functions.');
+  if (!isKeyProvider(provider)) {
+    throw new TypeError(
+      isOutcomeEncryption(provider)
+        ? 'aesGcmEncryption: the key provider is an encryption module already (it has `seal` and `open`): pass it as `encryption` itself.'
+        : 'aesGcmEncryption: the key provider must have `currentKey()` and `keyById(id)` functions.',
+    );
+  }
   return Object.freeze({
     overheadBytes: SEAL_OVERHEAD,
     async currentKey(): Promise<EncryptionKey> {

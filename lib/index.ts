@@ -2,7 +2,7 @@ export type { BatchEvent, BatchRecord, BatchResponse, IdempotentBatchOptions, Re
 export { idempotentBatch } from './batch.js';
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store.js';
 export { DEFAULT_ATTRIBUTE_NAMES, DynamoDBStore } from './dynamodb-store.js';
-export { aesGcmEncryption, type OutcomeEncryption } from './encryption.js';
+export { aesGcmEncryption, type OutcomeEncryption, type SealedFor } from './encryption.js';
 export type { IdempotencyErrorCode, IdempotencyErrorOptions } from './errors.js';
 export { describeStoreFailure, IdempotencyError, isIdempotencyError } from './errors.js';
 export type { HttpEvent, HttpIdempotencyOptions, HttpResult } from './http.js';

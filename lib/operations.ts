@@ -96,7 +96,9 @@ function assertSupports<M extends 'inspect' | 'forget'>(
   method: M,
 ): asserts store is IdempotencyStore & Required<Pick<IdempotencyStore, M>> {
   if (typeof store?.[method] !== 'function') {
-    throw new TypeError(`This store cannot ${method} records: it has no \`${method}\` method (DynamoDBStore has one).`);
+    throw new TypeError(
+      `This store cannot ${method} records: it has no \`${method}\` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one).`,
+    );
   }
 }
 

@@ -9,22 +9,25 @@ export const ITEM_LIMIT_BYTES = 400 * 1024;
 /** Responses whose JSON is larger are stored gzip-compressed, unless a store's options say otherwise. @internal */
 export const DEFAULT_COMPRESS_ABOVE_BYTES = 32 * 1024;
 
+/** An object, or a function object (a class with static methods), with a function under each name. */
 const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
-  typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+  (typeof value === 'object' || typeof value === 'function') &&
+  value !== null &&
+  names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
 /**
- * The two shapes of `encryption`, told apart by their members so that no value is both: the module
- * (`aesGcmEncryption(provider)`) seals and opens and has no `keyById`; a key provider has
- * `currentKey` and `keyById` and neither `seal` nor `open`. Checked without any cipher code. @internal
+ * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,
+ * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and a whole
+ * `overheadBytes`; any other value with `currentKey` and `keyById` functions is a key provider. The
+ * module's members decide, so no value is both, and members a shape does not name (a provider's own
+ * `open()`, a module's `keyById` helper) change nothing, as the types allow them. Checked without
+ * any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
-  hasFunctions(value, ['currentKey', 'seal', 'open']) &&
-  Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes) &&
-  !('keyById' in (value as object));
+  hasFunctions(value, ['currentKey', 'seal', 'open']) && Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes);
 
 /** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
-export const isKeyProvider = (value: unknown): value is ResponseEncryption =>
-  hasFunctions(value, ['currentKey', 'keyById']) && !('seal' in (value as object)) && !('open' in (value as object));
+export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']) && !isOutcomeEncryption(value);
 
 /**
  * The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`):
@@ -107,25 +110,32 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
       return { omitted: true };
     }
   }
-  let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
   let response: AttributeValue | undefined;
-  if (json !== undefined) {
-    response = codec.encode(json, 'response', outcome.key, key);
-    const size = attributeSize(names.response, response);
-    if (size <= room) room -= size;
-    else {
-      response = undefined;
-      omitted = true;
-    }
-  }
   let error: AttributeValue | undefined;
-  if (outcome.error !== undefined) {
-    room -= omitted ? omittedSize : 0;
-    // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
-    const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
-    const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
-    if (text === undefined) omitted = true;
-    else error = codec.encode(text, 'error', outcome.key, key);
+  try {
+    let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
+    if (json !== undefined) {
+      response = codec.encode(json, 'response', outcome.key, key);
+      const size = attributeSize(names.response, response);
+      if (size <= room) room -= size;
+      else {
+        response = undefined;
+        omitted = true;
+      }
+    }
+    if (outcome.error !== undefined) {
+      room -= omitted ? omittedSize : 0;
+      // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
+      const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
+      const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
+      if (text === undefined) omitted = true;
+      else error = codec.encode(text, 'error', outcome.key, key);
+    }
+  } catch (failure) {
+    // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
+    // does: nothing can be sealed, but the record can still complete.
+    if (key === undefined) throw failure;
+    return { omitted: true };
   }
   if (response === undefined && error === undefined) return { omitted };
   return {

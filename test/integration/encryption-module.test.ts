@@ -5,7 +5,15 @@
  * of `lambda-idempotency/dynamodb` reads and writes them too.
  */
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
-import { aesGcmEncryption, DynamoDBStore, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import {
+  aesGcmEncryption,
+  DynamoDBStore,
+  type EncryptionKey,
+  type IdempotencyStore,
+  makeIdempotent,
+  type OutcomeEncryption,
+  type SealedFor,
+} from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -103,3 +111,110 @@ test.each(['aesGcmEncryption(provider)', 'aesGcmEncryption(provider) on the lean
     expect(runs).toBe(1);
   },
 );
+
+/** A key provider as a class with members of its own: here `open()`, which readies its KMS client. */
+class KmsKeyProvider {
+  opened = false;
+  constructor(private readonly ring: Keyring) {}
+  open(): void {
+    this.opened = true;
+  }
+  currentKey() {
+    return this.ring.encryption.currentKey();
+  }
+  keyById(id: string) {
+    return this.ring.encryption.keyById(id);
+  }
+}
+
+/** An `OutcomeEncryption` written by hand, which counts what it seals, with a `keyById` helper of its own. */
+class CountingEncryption implements OutcomeEncryption {
+  readonly overheadBytes: number;
+  sealed = 0;
+  private readonly inner: OutcomeEncryption;
+  constructor(private readonly ring: Keyring) {
+    this.inner = aesGcmEncryption(ring.encryption);
+    this.overheadBytes = this.inner.overheadBytes;
+  }
+  keyById(id: string) {
+    return this.ring.encryption.keyById(id);
+  }
+  currentKey() {
+    return this.inner.currentKey();
+  }
+  seal(plain: Uint8Array, compressed: boolean, key: EncryptionKey, sealedFor: SealedFor) {
+    this.sealed++;
+    return this.inner.seal(plain, compressed, key, sealedFor);
+  }
+  open(sealed: Uint8Array, keyId: string, sealedFor: SealedFor) {
+    return this.inner.open(sealed, keyId, sealedFor);
+  }
+}
+
+test('members beyond a shape do not change it: a key provider with an open() method, and a module written by hand with a keyById helper, read each other', async () => {
+  const ring = keyring(aesKey('k1'));
+  const provider = new KmsKeyProvider(ring);
+  const handWritten = new CountingEncryption(ring);
+  let runs = 0;
+  const charge = (store: IdempotencyStore) =>
+    makeIdempotent(async (input: { id: string }) => ({ id: input.id, pan: PAN, run: ++runs }), { store, name: 'extra-members', key: (input) => input.id });
+  const viaProvider = charge(new DynamoDBStore({ tableName, client, encryption: provider }));
+  const viaModule = charge(new LeanDynamoDBStore({ tableName, client, encryption: handWritten }));
+  const a = await viaProvider({ id: 'a' });
+  const b = await viaModule({ id: 'b' });
+  expect(handWritten.sealed).toBe(1);
+  expect((await readItem(client, tableName, recordId('extra-members', 'b')))?.keyId).toEqual({ S: 'k1' });
+  expect(await viaModule({ id: 'a' })).toEqual(a);
+  expect(await viaProvider({ id: 'b' })).toEqual(b);
+  expect(await charge(new DynamoDBStore({ tableName, client, encryption: handWritten }))({ id: 'a' })).toEqual(a);
+  expect(await charge(new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(provider) }))({ id: 'b' })).toEqual(b);
+  expect([runs, provider.opened]).toEqual([2, false]);
+});
+
+test('a module written by hand whose seal() throws fails as a key provider does: the record completes without its response, the function never runs twice', async () => {
+  const ring = keyring(aesKey('k1'));
+  const inner = aesGcmEncryption(ring.encryption);
+  const refusing: OutcomeEncryption = {
+    overheadBytes: inner.overheadBytes,
+    currentKey: () => inner.currentKey(),
+    open: (...args) => inner.open(...args),
+    seal: () => {
+      throw new RangeError('Invalid key length');
+    },
+  };
+  let t = 1_700_000_000_000;
+  let runs = 0;
+  const charge = makeIdempotent(async (_input: { id: string }) => ({ pan: PAN, run: ++runs }), {
+    store: new LeanDynamoDBStore({ tableName, client, encryption: refusing }),
+    name: 'module-seal-throws',
+    key: (input) => input.id,
+    now: () => t,
+    leaseSeconds: 10,
+  });
+  expect(await charge({ id: 's' })).toEqual({ pan: PAN, run: 1 });
+  const item = await readItem(client, tableName, recordId('module-seal-throws', 's'));
+  expect([item?.status, item?.responseOmitted, item?.response]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined]);
+  t += 60_000; // past the lease: a record left INPROGRESS would be taken over and the function run again
+  expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
+});
+
+test('a key provider that is a function object (a class with static methods) is taken as before, itself and through aesGcmEncryption', async () => {
+  const ring = keyring(aesKey('k1'));
+  // biome-ignore lint/complexity/noStaticOnlyClass: a provider written this way is the case under test
+  class StaticKeys {
+    static currentKey() {
+      return ring.encryption.currentKey();
+    }
+    static keyById(id: string) {
+      return ring.encryption.keyById(id);
+    }
+  }
+  let runs = 0;
+  const charge = (store: IdempotencyStore) =>
+    makeIdempotent(async (input: { id: string }) => ({ id: input.id, pan: PAN, run: ++runs }), { store, name: 'static-keys', key: (input) => input.id });
+  const first = await charge(new DynamoDBStore({ tableName, client, encryption: StaticKeys }))({ id: 's' });
+  expect((await readItem(client, tableName, recordId('static-keys', 's')))?.keyId).toEqual({ S: 'k1' });
+  expect(await charge(new LeanDynamoDBStore({ tableName, client, encryption: aesGcmEncryption(StaticKeys) }))({ id: 's' })).toEqual(first);
+  expect(runs).toBe(1);
+});

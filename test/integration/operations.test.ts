@@ -3,6 +3,7 @@
  * addressed by key, by HTTP request parts and by record id.
  */
 import middy from '@middy/core';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import {
   callerIdentity,
   DynamoDBStore,
@@ -172,10 +173,15 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow("'INPROGRESS' or 'COMPLETED'");
 });
 
-test('a store without inspect or forget is refused with a sentence', async () => {
+test('a store without inspect or forget, such as the lean DynamoDBStore, is refused with a sentence that names the stores that have them', async () => {
   const bare: IdempotencyStore = { claim: store.claim.bind(store), complete: store.complete.bind(store), release: store.release.bind(store) };
-  await expect(inspectRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(
-    new TypeError('This store cannot inspect records: it has no `inspect` method (DynamoDBStore has one).'),
-  );
-  await expect(forgetRecord({ store: bare, name: 'n', key: 'k' })).rejects.toThrow(TypeError);
+  const lean = new LeanDynamoDBStore({ tableName, client });
+  for (const without of [bare, lean]) {
+    await expect(inspectRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
+      new TypeError("This store cannot inspect records: it has no `inspect` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+    );
+    await expect(forgetRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
+      new TypeError("This store cannot forget records: it has no `forget` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+    );
+  }
 });

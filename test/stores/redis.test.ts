@@ -195,14 +195,14 @@ describe('a client that is still connecting (a cold start)', () => {
 describe('options', () => {
   const client = ioredisClient(undefined, { lazyConnect: true });
   const provider = keyring(aesKey('k1')).encryption;
-  const moduleAndProvider: object = { ...aesGcmEncryption(provider), keyById: provider.keyById };
+  const moduleWithoutOverhead: object = { ...aesGcmEncryption(provider), overheadBytes: undefined };
   test.each([
     [{ client: {} }, /`client` must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster/],
     [{ client, keyPrefix: 1 }, /`keyPrefix` must be a string/],
     [{ client, compressAboveBytes: -1 }, /`compressAboveBytes` must be a whole number of bytes from 0 to 409600/],
     [{ client, encryption: { currentKey: () => undefined } }, /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions/],
     [
-      { client, encryption: moduleAndProvider },
+      { client, encryption: moduleWithoutOverhead },
       /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions, or be made by `aesGcmEncryption\(provider\)`/,
     ],
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
@@ -211,6 +211,11 @@ describe('options', () => {
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
     expect(() => new RedisStore(options as never)).toThrow(message);
+  });
+  test('a key provider with members of its own (an `open()`) and a module with a `keyById` helper are taken', () => {
+    const withOpen = Object.assign({ open: () => undefined }, provider);
+    expect(() => new RedisStore({ client, encryption: withOpen })).not.toThrow();
+    expect(() => new RedisStore({ client, encryption: { ...aesGcmEncryption(provider), keyById: provider.keyById } })).not.toThrow();
   });
   test('nothing is sent to the server before the first call', () => {
     new RedisStore({ client });

@@ -6,6 +6,7 @@
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { aesGcmEncryption, DynamoDBStore } from '../../lib/index.js';
 import { ResponseCodec } from '../../lib/response-codec.js';
+import { isKeyProvider, isOutcomeEncryption } from '../../lib/stored-outcome.js';
 import { aesKey, keyring } from '../support/keyring.js';
 
 const tableName = 'idempotency';
@@ -45,10 +46,21 @@ describe('which shape `encryption` takes', () => {
     expect(() => new DynamoDBStore({ tableName, encryption: provider })).not.toThrow();
   });
 
+  test('members a shape does not name change nothing: the module decides, so no value is both', () => {
+    expect([isOutcomeEncryption(both), isKeyProvider(both)]).toEqual([true, false]);
+    const withOpen = { ...provider, open: () => undefined };
+    expect([isOutcomeEncryption(withOpen), isKeyProvider(withOpen)]).toEqual([false, true]);
+    expect(() => new LeanDynamoDBStore({ tableName, encryption: both })).not.toThrow();
+    expect(() => aesGcmEncryption(withOpen)).not.toThrow();
+    expect(() => aesGcmEncryption(both)).toThrow(
+      new TypeError('aesGcmEncryption: the key provider is an encryption module already (it has `seal` and `open`): pass it as `encryption` itself.'),
+    );
+  });
+
   test.each([
     ['an empty object', {}],
     ['half a key provider', { currentKey: () => aesKey('k1') }],
-    ['an object that is both a module and a key provider', both],
+    ['a module without its overhead', { ...aesGcmEncryption(provider), overheadBytes: undefined }],
     ['a string', 'aes'],
   ])('the main entry DynamoDBStore refuses %s with a TypeError that names both shapes', (_what, encryption) => {
     expect(() => new DynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
@@ -61,7 +73,7 @@ describe('which shape `encryption` takes', () => {
     expect(() => new LeanDynamoDBStore({ tableName, encryption: provider as never })).toThrow(
       new TypeError("DynamoDBStore: `encryption` must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself."),
     );
-    for (const encryption of [{}, both, 'aes']) {
+    for (const encryption of [{}, { ...aesGcmEncryption(provider), overheadBytes: 29.5 }, 'aes']) {
       expect(() => new LeanDynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
         new TypeError("DynamoDBStore: `encryption` must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'."),
       );
@@ -69,7 +81,7 @@ describe('which shape `encryption` takes', () => {
   });
 
   test('aesGcmEncryption refuses what is not a key provider', () => {
-    for (const provider of [undefined, {}, { currentKey: () => aesKey('k1') }, both]) {
+    for (const provider of [undefined, {}, { currentKey: () => aesKey('k1') }]) {
       expect(() => aesGcmEncryption(provider as never)).toThrow(
         new TypeError('aesGcmEncryption: the key provider must have `currentKey()` and `keyById(id)` functions.'),
       );
