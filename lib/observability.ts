@@ -90,13 +90,17 @@ export const observeListener: Observe = (where, option, now, warn) => {
     if (warned) return;
     warned = true;
     const name = (error as { name?: unknown } | null)?.name;
-    warn(
-      JSON.stringify({
-        level: 'WARN',
-        message: `lambda-idempotency: ${where}'s observability listener failed; calls go on, their events are not observed`,
-        error: typeof name === 'string' ? name : typeof error,
-      }),
-    );
+    try {
+      warn(
+        JSON.stringify({
+          level: 'WARN',
+          message: `lambda-idempotency: ${where}'s observability listener failed; the call goes on, and later failures are not logged`,
+          error: typeof name === 'string' ? name : typeof error,
+        }),
+      );
+    } catch {
+      // A logger that throws is not the call's outcome either.
+    }
   };
   return (event, key) => {
     try {

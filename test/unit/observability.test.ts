@@ -148,7 +148,7 @@ test('a listener gets each event with the namespace, the record id and the call 
   // One line per function (the run has two), naming the error's type, never its message (which may quote anything).
   const warning = {
     level: 'WARN',
-    message: "lambda-idempotency: makeIdempotent's observability listener failed; calls go on, their events are not observed",
+    message: "lambda-idempotency: makeIdempotent's observability listener failed; the call goes on, and later failures are not logged",
     error: 'RangeError',
   };
   expect(warnings.map((line) => JSON.parse(line))).toEqual([warning, warning]);
@@ -172,4 +172,26 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
   const uncalled: string[] = [];
   await scriptedRun(cloudWatchLines as never, Date.now, uncalled);
   expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
+});
+
+test('a listener that fails behind a logger that throws still changes no outcome', async () => {
+  const store = new MemoryStore();
+  const throwingLogger = {
+    warn: () => {
+      throw new Error('log sink closed');
+    },
+  };
+  const options = { store, name: 'payments', logger: throwingLogger };
+  const sync = makeIdempotent(async (_: string) => 'paid', {
+    ...options,
+    observability: () => {
+      throw new Error('listener failure');
+    },
+  });
+  const async = makeIdempotent(async (_: string) => 'paid', { ...options, name: 'refunds', observability: async () => Promise.reject(new Error('down')) });
+  expect(await sync(SECRET)).toBe('paid');
+  expect(await sync(SECRET)).toBe('paid');
+  expect(await async(SECRET)).toBe('paid');
+  await new Promise((resolve) => setImmediate(resolve));
+  expect([...store.records.values()].map((record) => record.status)).toEqual(['COMPLETED', 'COMPLETED']);
 });
