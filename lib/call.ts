@@ -16,7 +16,7 @@ export type CallMode = 'claimed' | 'atomic' | 'unkeyed';
  */
 export class Call {
   readonly writes: TransactWriteItem[] = [];
-  private ended = false;
+  #ended = false;
 
   constructor(
     readonly key: string,
@@ -31,12 +31,12 @@ export class Call {
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */
   end(): boolean {
-    if (this.ended) return false;
-    this.ended = true;
+    if (this.#ended) return false;
+    this.#ended = true;
     return true;
   }
 
   get isEnded(): boolean {
-    return this.ended;
+    return this.#ended;
   }
 }

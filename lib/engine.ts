@@ -61,31 +61,31 @@ interface Flight {
  * its whole state. @internal
  */
 export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
-  private readonly store: IdempotencyStore;
-  private readonly options: IdempotencyOptions<TInput, TContext>;
-  private readonly retentionSeconds: number;
-  private readonly cache: RecordCache | undefined;
-  private readonly now: () => number;
-  private readonly logger: IdempotencyLogger;
-  private readonly emitEvent: Emit;
-  private readonly transactional: boolean;
-  private readonly singleFlight: boolean;
-  private readonly flights = new Map<string, Flight>();
+  readonly #store: IdempotencyStore;
+  readonly #options: IdempotencyOptions<TInput, TContext>;
+  readonly #retentionSeconds: number;
+  readonly #cache: RecordCache | undefined;
+  readonly #now: () => number;
+  readonly #logger: IdempotencyLogger;
+  readonly #emitEvent: Emit;
+  readonly #transactional: boolean;
+  readonly #singleFlight: boolean;
+  readonly #flights = new Map<string, Flight>();
   /** The flight each leading call settles when it ends. */
-  private readonly leading = new WeakMap<Call, Flight>();
+  readonly #leading = new WeakMap<Call, Flight>();
 
   /** `observe` turns the `observability` option into events: entry points choose which forms they take. */
   constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe) {
     validateOptions(where, options);
-    this.options = options;
-    this.store = options.store;
-    this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
-    this.cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
-    this.now = options.now ?? Date.now;
-    this.logger = options.logger ?? console;
-    this.emitEvent = observe(where, options.observability, this.now, (message) => this.logger.warn(message));
-    this.singleFlight = options.singleFlight !== false;
-    this.transactional = typeof (options.atomic ? this.store.claimCompleted : this.store.completeWithWrites) === 'function';
+    this.#options = options;
+    this.#store = options.store;
+    this.#retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
+    this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
+    this.#now = options.now ?? Date.now;
+    this.#logger = options.logger ?? console;
+    this.#emitEvent = observe(where, options.observability, this.#now, (message) => this.#logger.warn(message));
+    this.#singleFlight = options.singleFlight !== false;
+    this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
 
   /**
@@ -95,16 +95,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   keyOf(input: TInput, context: TContext | undefined): string | undefined {
     let selected: unknown;
     try {
-      selected = this.options.key ? this.options.key(input, context) : input;
+      selected = this.#options.key ? this.#options.key(input, context) : input;
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
     const canonical = canonicalKey(selected);
     if (canonical === undefined) {
-      if (this.options.onMissingKey === 'skip') return undefined;
+      if (this.#options.onMissingKey === 'skip') return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
     }
-    const namespace = this.options.name ?? ((context as LambdaContextLike | undefined)?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
+    const namespace = this.#options.name ?? ((context as LambdaContextLike | undefined)?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
@@ -136,41 +136,41 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
-    const now = this.now();
+    const now = this.#now();
     if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
-    const fingerprint = this.fingerprintOf(input);
+    const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
     for (;;) {
-      const cached = this.cache?.get(key, this.now());
+      const cached = this.#cache?.get(key, this.#now());
       if (cached) {
-        this.checkFingerprint(cached, fingerprint);
-        this.emit('cacheReplay', key);
-        return { kind: 'replay', value: this.replay(cached) };
+        this.#checkFingerprint(cached, fingerprint);
+        this.#emit('cacheReplay', key);
+        return { kind: 'replay', value: this.#replay(cached) };
       }
       // A durable execution never waits on another one in process: that one may stay suspended for days.
-      const leader = execution === undefined && this.singleFlight ? this.flights.get(key) : undefined;
+      const leader = execution === undefined && this.#singleFlight ? this.#flights.get(key) : undefined;
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
-      const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || leaseLeft <= 0) return this.lead(key, fingerprint, context, execution);
+      const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
+      if (leader === undefined || leaseLeft <= 0) return this.#lead(key, fingerprint, context, execution);
       const record = await Promise.race([leader.done, ...(leaseLeft < Number.POSITIVE_INFINITY ? [sleep(leaseLeft).then(() => undefined)] : [])]);
-      if (record !== undefined) return { kind: 'replay', value: this.settle(record, fingerprint, this.now()) };
+      if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
       // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.
     }
   }
 
-  private async lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
+  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = execution === undefined && this.singleFlight ? this.fly(key) : undefined;
+    const flight = execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
     try {
-      const start = await this.claim(key, owner, fingerprint, context, execution !== undefined);
+      const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined);
       if (start.kind === 'replay') {
         flight?.settle(start.record);
-        return { kind: 'replay', value: this.settle(start.record, fingerprint, this.now()) };
+        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.#now()) };
       }
       if (flight !== undefined) {
         flight.leaseUntil = start.leaseUntil;
-        this.leading.set(start.call, flight);
+        this.#leading.set(start.call, flight);
       }
       return start;
     } catch (error) {
@@ -179,51 +179,53 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
   }
 
-  private fly(key: string): Flight {
+  #fly(key: string): Flight {
     let settle!: (record: IdempotencyRecord | undefined) => void;
     const done = new Promise<IdempotencyRecord | undefined>((resolve) => (settle = resolve));
     const flight: Flight = {
       done,
       settle: (record) => {
-        if (this.flights.get(key) === flight) this.flights.delete(key);
+        if (this.#flights.get(key) === flight) this.#flights.delete(key);
         settle(record);
       },
     };
-    this.flights.set(key, flight);
+    this.#flights.set(key, flight);
     return flight;
   }
 
-  private async claim(
+  async #claim(
     key: string,
     owner: string,
     fingerprint: string | undefined,
     context: TContext | undefined,
     durable: boolean,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
-    const now = this.now();
-    if (this.options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.transactional) };
+    const now = this.#now();
+    if (this.#options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional) };
     const remaining = remainingMillisOf(context);
-    const leaseMillis = durable ? (this.options.durableLeaseSeconds ?? this.retentionSeconds) * 1000 : (remaining ?? (this.options.leaseSeconds ?? 60) * 1000);
-    const waitUntil = now + Math.min(this.options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
+    const leaseMillis = durable
+      ? (this.#options.durableLeaseSeconds ?? this.#retentionSeconds) * 1000
+      : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    const waitUntil = now + Math.min(this.#options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
     for (let attempt = 0; ; attempt++) {
-      const at = this.now();
+      const at = this.#now();
       const leaseUntil = at + leaseMillis;
       let claim: ClaimResult;
       try {
-        claim = await this.store.claim({
+        claim = await this.#store.claim({
           key,
           owner,
           leaseUntil,
           // Retention is never shorter than the lease.
-          expiresAt: Math.max(this.expiresAt(at), Math.ceil(leaseUntil / 1000)),
+          expiresAt: Math.max(this.#expiresAt(at), Math.ceil(leaseUntil / 1000)),
           now: at,
           ...(fingerprint === undefined ? {} : { fingerprint }),
         });
       } catch (error) {
-        this.emit('storeFailure', key);
+        this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running. Best effort.
-        if (!durable) await this.store.release({ key, owner }).catch(() => undefined);
+        if (!durable) await this.#store.release({ key, owner }).catch(() => undefined);
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, {
           cause: error,
         });
@@ -231,11 +233,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
       if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
-        this.emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.transactional), leaseUntil };
+        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional), leaseUntil };
       }
       const record = claim.record;
-      const after = this.now();
+      const after = this.#now();
       if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
       await sleep(Math.min(50 * 2 ** attempt, 1000, waitUntil - after));
@@ -261,30 +263,30 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         } catch {
           omitted = true; // BigInt, cycles: reaches this caller, cannot be replayed
         }
-        [outcome, record] = await this.complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
+        [outcome, record] = await this.#complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
         return outcome;
       }
-      if (ending.kind === 'throw' && this.isFinal(ending.error)) {
-        [outcome, record] = await this.complete(call, { response: undefined, error: serializeError(ending.error, this.options.errorFields ?? []) }, own);
+      if (ending.kind === 'throw' && this.#isFinal(ending.error)) {
+        [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
       }
-      if (call.mode === 'claimed') await this.release(call);
+      if (call.mode === 'claimed') await this.#release(call);
       return own;
     } finally {
-      this.leading.get(call)?.settle(record);
+      this.#leading.get(call)?.settle(record);
     }
   }
 
   /** Completes the record with `payload` (and the call's writes); the record the call ended with, for followers. */
-  private async complete(
+  async #complete(
     call: Call,
     payload: Pick<CompleteRequest, 'response' | 'responseOmitted' | 'error'>,
     own: Outcome,
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
-    const now = this.now();
-    const request: CompleteRequest = { key, owner, expiresAt: this.expiresAt(now), ...payload };
+    const now = this.#now();
+    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (responseStored: boolean): [Outcome, IdempotencyRecord] => {
@@ -297,20 +299,20 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         ...(request.error === undefined ? {} : { error: request.error }),
         ...(responseStored ? (request.response === undefined ? {} : { response: request.response }) : { responseOmitted: true }),
       };
-      this.cache?.set(record);
+      this.#cache?.set(record);
       return [own, record];
     };
     if (call.mode === 'atomic') {
       let claim: ClaimResult;
       try {
-        claim = await this.store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
+        claim = await this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
       } catch (error) {
         return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
       }
       if (claim.claimed) return done(claim.responseStored !== false);
       if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true);
       try {
-        return [{ kind: 'value', value: this.settle(claim.record, fingerprint, now), replayed: true }, claim.record];
+        return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
         // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not.
         return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, error instanceof IdempotencyError ? undefined : claim.record];
@@ -319,18 +321,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let result: CompleteResult;
     if (writes.length > 0) {
       try {
-        result = await this.store.completeWithWrites!(request, writes);
+        result = await this.#store.completeWithWrites!(request, writes);
       } catch (error) {
         // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown:
         // the record stays until its lease, and a retry after it replays or runs again.
-        if (error instanceof IdempotencyError) await this.release(call);
+        if (error instanceof IdempotencyError) await this.#release(call);
         return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
       }
     } else {
       try {
-        result = await this.store.complete(request);
+        result = await this.#store.complete(request);
       } catch (error) {
-        this.warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', key, error);
+        this.#warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', key, error);
         // In-process duplicates still get this outcome: the function ran once.
         return [own, done(payload.responseOmitted !== true)[1]];
       }
@@ -338,7 +340,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (result.completed) return done(result.responseStored);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return done(result.record.responseOmitted !== true);
-    this.emit('superseded', key);
+    this.#emit('superseded', key);
     const error = new IdempotencyError(
       'SUPERSEDED',
       'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.',
@@ -350,11 +352,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** Deletes the record if this call still holds it; store errors are logged, never thrown. */
-  private async release(call: Call): Promise<void> {
+  async #release(call: Call): Promise<void> {
     try {
-      await this.store.release({ key: call.key, owner: call.owner });
+      await this.#store.release({ key: call.key, owner: call.owner });
     } catch (error) {
-      this.warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
+      this.#warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
     }
   }
 
@@ -362,14 +364,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
    * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
    */
-  private settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
-    this.checkFingerprint(record, fingerprint);
+  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
+    this.#checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
-      this.cache?.set(record);
-      this.emit('replay', record.key);
-      return this.replay(record);
+      this.#cache?.set(record);
+      this.#emit('replay', record.key);
+      return this.#replay(record);
     }
-    this.emit('inProgress', record.key);
+    this.#emit('inProgress', record.key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
     // The code leads the message: a durable execution reports only an error's name and message.
     throw new IdempotencyError('IN_PROGRESS', `IN_PROGRESS: another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
@@ -378,7 +380,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
-  private replay(record: IdempotencyRecord): unknown {
+  #replay(record: IdempotencyRecord): unknown {
     if (record.error !== undefined) throw reviveError(record.error);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
@@ -386,44 +388,44 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return record.response === undefined ? undefined : JSON.parse(record.response);
   }
 
-  private checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
-    if (this.options.fingerprint && record.fingerprint !== fingerprint) {
-      this.emit('payloadMismatch', record.key);
+  #checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
+    if (this.#options.fingerprint && record.fingerprint !== fingerprint) {
+      this.#emit('payloadMismatch', record.key);
       throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
     }
   }
 
-  private fingerprintOf(input: TInput): string | undefined {
-    if (!this.options.fingerprint) return undefined;
+  #fingerprintOf(input: TInput): string | undefined {
+    if (!this.#options.fingerprint) return undefined;
     let selected: unknown;
     try {
-      selected = this.options.fingerprint(input);
+      selected = this.#options.fingerprint(input);
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The fingerprint selector threw.', { cause: error });
     }
     return sha256(canonicalJson(selected) ?? '');
   }
 
-  private isFinal(error: unknown): boolean {
+  #isFinal(error: unknown): boolean {
     try {
-      return this.options.isFinalError?.(error) === true;
+      return this.#options.isFinalError?.(error) === true;
     } catch {
       return false;
     }
   }
 
-  private expiresAt(now: number): number {
-    return Math.floor(now / 1000) + this.retentionSeconds;
+  #expiresAt(now: number): number {
+    return Math.floor(now / 1000) + this.#retentionSeconds;
   }
 
-  private emit(event: IdempotencyEvent, key: string): void {
-    this.emitEvent(event, key);
+  #emit(event: IdempotencyEvent, key: string): void {
+    this.#emitEvent(event, key);
   }
 
-  private warn(what: string, key: string, error: unknown): void {
-    this.emit('bookkeepingFailure', key);
+  #warn(what: string, key: string, error: unknown): void {
+    this.#emit('bookkeepingFailure', key);
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    this.logger.warn(
+    this.#logger.warn(
       JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }),
     );
   }

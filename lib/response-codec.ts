@@ -22,43 +22,46 @@ export class UnreadableRecordError extends Error {
  * value is refused, never replayed; the codec itself holds no cipher code. @internal
  */
 export class ResponseCodec {
-  constructor(
-    private readonly compressAboveBytes: number,
-    private readonly encryption: OutcomeEncryption | undefined,
-  ) {}
+  readonly #compressAboveBytes: number;
+  readonly #encryption: OutcomeEncryption | undefined;
+
+  constructor(compressAboveBytes: number, encryption: OutcomeEncryption | undefined) {
+    this.#compressAboveBytes = compressAboveBytes;
+    this.#encryption = encryption;
+  }
 
   get encrypts(): boolean {
-    return this.encryption !== undefined;
+    return this.#encryption !== undefined;
   }
 
   /** Bytes that sealing adds to a value (0 without encryption). */
   get sealOverhead(): number {
-    return this.encryption?.overheadBytes ?? 0;
+    return this.#encryption?.overheadBytes ?? 0;
   }
 
   /** The key new values are sealed with, checked by the encryption module. */
   async currentKey(): Promise<EncryptionKey> {
-    return this.encryption!.currentKey();
+    return this.#encryption!.currentKey();
   }
 
   /** `key` is required when encryption is configured (see {@link currentKey}). */
   encode(json: string, kind: StoredKind, recordKey: string, key: EncryptionKey | undefined): AttributeValue {
     // Errors stay uncompressed JSON text when not encrypted: readers before compression read them as S.
     // UTF-8 takes at most 3 bytes per UTF-16 unit; skip the exact count for small texts.
-    const large = kind === 'response' && json.length * 3 > this.compressAboveBytes && Buffer.byteLength(json) > this.compressAboveBytes;
+    const large = kind === 'response' && json.length * 3 > this.#compressAboveBytes && Buffer.byteLength(json) > this.#compressAboveBytes;
     if (key === undefined) return large ? { B: gzipSync(json) } : { S: json };
     const plain = large ? gzipSync(json) : Buffer.from(json, 'utf8');
-    return { B: this.encryption!.seal(plain, large, key, { recordKey, kind }) };
+    return { B: this.#encryption!.seal(plain, large, key, { recordKey, kind }) };
   }
 
   /** The JSON text of a stored value; throws {@link UnreadableRecordError} on anything this store would not have written. */
   async decode(stored: AttributeValue | undefined, kind: StoredKind, keyId: string | undefined, recordKey: string): Promise<string | undefined> {
     if (stored === undefined) return undefined;
-    if (this.encryption !== undefined) {
+    if (this.#encryption !== undefined) {
       // Fail closed on a downgrade: whoever can write the item must not choose what is replayed.
       if (stored.B === undefined || keyId === undefined)
         throw new UnreadableRecordError(`The stored ${kind} is not encrypted, and this store reads only encrypted ones.`);
-      const { plain, compressed } = await this.encryption.open(stored.B, keyId, { recordKey, kind });
+      const { plain, compressed } = await this.#encryption.open(stored.B, keyId, { recordKey, kind });
       return compressed ? unzip(plain, kind) : Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8');
     }
     if (stored.B !== undefined && keyId !== undefined) {
