@@ -22,21 +22,20 @@ const HANDLER = `async (event) => ({ statusCode: 201, body: JSON.stringify({ ord
 export function handlerSource(variant: Variant, root: string): string {
   const lib = (path: string) => JSON.stringify(join(root, 'lib', path));
   const table = `process.env.IDEMPOTENCY_TABLE ?? 'idempotency'`;
+  /** Our minimal handler, with the imports of an entry point. */
+  const minimal = (imports: string) => `import middy from '@middy/core';
+${imports}
+const store = new DynamoDBStore({ tableName: ${table} });
+export const handler = middy(${HANDLER}).use(idempotency({ store }));`;
   switch (variant) {
     case 'bare':
       return `import middy from '@middy/core';
 export const handler = middy(${HANDLER});`;
     case 'ours':
-      return `import middy from '@middy/core';
-import { idempotency } from ${lib('middy/index.ts')};
-import { DynamoDBStore } from ${lib('dynamodb/index.ts')};
-const store = new DynamoDBStore({ tableName: ${table} });
-export const handler = middy(${HANDLER}).use(idempotency({ store }));`;
+      return minimal(`import { idempotency } from ${lib('middy/index.ts')};
+import { DynamoDBStore } from ${lib('dynamodb/index.ts')};`);
     case 'main':
-      return `import middy from '@middy/core';
-import { DynamoDBStore, idempotency } from ${lib('index.ts')};
-const store = new DynamoDBStore({ tableName: ${table} });
-export const handler = middy(${HANDLER}).use(idempotency({ store }));`;
+      return minimal(`import { DynamoDBStore, idempotency } from ${lib('index.ts')};`);
     case 'powertools':
       return `import middy from '@middy/core';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
