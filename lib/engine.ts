@@ -3,7 +3,7 @@ import { Call } from './call.js';
 import { describeStoreFailure, IdempotencyError } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, namespaceOf, recordKey, sha256 } from './key.js';
-import type { Emit, IdempotencyEvent, Observe } from './observability.js';
+import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
@@ -67,7 +67,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #cache: RecordCache | undefined;
   readonly #now: () => number;
   readonly #logger: IdempotencyLogger;
-  readonly #emitEvent: Emit;
+  readonly #emit: Emit;
   readonly #transactional: boolean;
   readonly #singleFlight: boolean;
   readonly #flights = new Map<string, Flight>();
@@ -83,7 +83,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     this.#now = options.now ?? Date.now;
     this.#logger = options.logger ?? console;
-    this.#emitEvent = observe(where, options.observability, this.#now, (message) => this.#logger.warn(message));
+    this.#emit = observe(where, options.observability, this.#now, (message) => this.#logger.warn(message));
     this.#singleFlight = options.singleFlight !== false;
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
@@ -416,10 +416,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   #expiresAt(now: number): number {
     return Math.floor(now / 1000) + this.#retentionSeconds;
-  }
-
-  #emit(event: IdempotencyEvent, key: string): void {
-    this.#emitEvent(event, key);
   }
 
   #warn(what: string, key: string, error: unknown): void {
