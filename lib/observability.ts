@@ -78,12 +78,16 @@ export type Observe = (where: string, option: unknown, now: () => number, warn: 
 const noop: Emit = () => undefined;
 
 /**
- * The `Emit` of a listener (the only form the lean entry points take): its detail built per event.
+ * The `Emit` of a listener (the only form the lean entry points take; anything else is a
+ * `TypeError` naming `where`): its detail built per event.
  * What it throws, or the promise it returns rejects with, changes no outcome: the first such
  * failure is reported through `warn`, the others are dropped. @internal
  */
 export const observeListener: Observe = (where, option, now, warn) => {
   if (option === undefined) return noop;
+  if (typeof option !== 'function') {
+    throw new TypeError(`${where}: \`observability\` must be a listener, such as \`cloudWatchLines(options)\` from lambda-idempotency.`);
+  }
   const listener = option as IdempotencyListener;
   let warned = false;
   const failed = (error: unknown): void => {

@@ -28,9 +28,5 @@ export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<T
  * ```
  */
 export function idempotency<TEvent = unknown, TResult = unknown>(options: IdempotencyOptions<TEvent>): MiddlewareObj<TEvent, TResult, Error, Context> {
-  const observability = (options as { observability?: unknown } | null)?.observability;
-  if (observability !== undefined && typeof observability !== 'function') {
-    throw new TypeError('idempotency: `observability` must be a listener, such as `cloudWatchLines(options)` from lambda-idempotency.');
-  }
   return idempotencyMiddleware(options, observeListener);
 }
