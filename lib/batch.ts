@@ -78,8 +78,18 @@ function parse(record: BatchRecord, source: Source): unknown {
 /** A DynamoDB number as a JavaScript number when it survives the round trip, else its exact text. */
 const exactNumber = (text: string): number | string => {
   const value = Number(text);
-  return String(value) === text ? value : text;
+  return decimal(value) === text ? value : text;
 };
+
+/** A number as DynamoDB writes it: plain decimal digits, where JavaScript writes an exponent below 1e-6 and from 1e21. */
+function decimal(value: number): string {
+  const [mantissa = '', exponent] = String(value).split('e');
+  if (exponent === undefined) return mantissa;
+  const sign = mantissa.startsWith('-') ? '-' : '';
+  const digits = mantissa.replace(/^-/, '').replace('.', '');
+  const shift = Number(exponent);
+  return shift < 0 ? `${sign}0.${'0'.repeat(-shift - 1)}${digits}` : `${sign}${digits}${'0'.repeat(shift - digits.length + 1)}`;
+}
 
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.
 const describe = (error: unknown): string =>

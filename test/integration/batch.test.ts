@@ -543,3 +543,20 @@ test('DynamoDB Streams: numbers past double precision arrive as their exact text
   });
   expect(logger.lines).toEqual([]);
 });
+
+test('DynamoDB Streams: numbers a double holds exactly arrive as numbers, also those JavaScript writes with an exponent (satoshis, 1e21)', async () => {
+  const { invoke, calls } = consumer(async () => undefined);
+  const record = streamRecord(1, 'o-small', 'PAID');
+  // DynamoDB writes every number as a plain decimal, never with an exponent.
+  record.dynamodb!.NewImage!.btc = { N: '0.00000001' };
+  record.dynamodb!.NewImage!.rate = { N: '-0.0000025' };
+  record.dynamodb!.NewImage!.huge = { N: '1000000000000000000000' };
+  record.dynamodb!.NewImage!.inexact = { N: '0.00000000000000000000000000000000000000000000000000000000001000000000000000000001' };
+  expect(failuresOf(await invoke({ Records: [record] }))).toEqual([]);
+  expect((calls[0]!.message as { newImage: Record<string, unknown> }).newImage).toMatchObject({
+    btc: 1e-8,
+    rate: -2.5e-6,
+    huge: 1e21,
+    inexact: '0.00000000000000000000000000000000000000000000000000000000001000000000000000000001',
+  });
+});
