@@ -28,7 +28,11 @@ export interface HttpResult {
 const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
 
 export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_DERIVED)[number]> {
-  /** Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency. @default true */
+  /**
+   * Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency.
+   * GET, HEAD, OPTIONS and TRACE requests without one always run without idempotency.
+   * @default true
+   */
   readonly required?: boolean;
   /**
    * The caller identity that scopes keys, so one tenant can never replay another's response: a
@@ -106,6 +110,9 @@ const normalize = (result: unknown): HttpResult =>
     ? (result as HttpResult)
     : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
 
+/** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
 /** Statuses that ask the client to retry the same request: storing them would refuse every retry. */
 const RETRYABLE = new Set([408, 425, 429]);
 
@@ -137,12 +144,16 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     'httpIdempotency',
     {
       ...common,
-      onMissingKey: required ? 'throw' : 'skip',
+      onMissingKey: 'skip',
       key: (event) => {
         const key = readIdempotencyKey(event);
-        if (key === undefined) return undefined;
-        if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
         const [method, template] = route(event);
+        if (key === undefined) {
+          // A safe method changes nothing to repeat, and a CORS preflight can never carry the header.
+          if (required && !SAFE_METHODS.has(method)) throw new IdempotencyError('KEY_MISSING', 'The Idempotency-Key header is missing.');
+          return undefined;
+        }
+        if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
         return httpKeyValueOf(key, method, template, caller(event));
       },
       fingerprint: (event) => {

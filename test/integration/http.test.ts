@@ -309,6 +309,19 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await records()).toEqual([]);
   });
 
+  test.each(['GET', 'HEAD', 'OPTIONS'])(
+    'runs a %s request without the header normally (a safe method; a CORS preflight never carries it), storing nothing',
+    async (method) => {
+      const orders = api(variant);
+      expect(await orders.invoke(variant.event({ method, body: null }))).toEqual(variant.result(1));
+      expect(orders.runs).toBe(1);
+      expect(await records()).toEqual([]);
+      // The other methods still need one.
+      expectProblem(await orders.invoke(variant.event({ method: 'DELETE', body: null })), 400);
+      expect(orders.runs).toBe(1);
+    },
+  );
+
   test('with `required: false`, runs a request without the header without idempotency and stores nothing', async () => {
     const orders = api(variant, { required: false });
     expect(await orders.invoke(variant.event({}))).toEqual(variant.result(1));

@@ -39,7 +39,7 @@ function paymentApi(options: Partial<HttpIdempotencyOptions> = {}) {
   };
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}`, ...options }))
-    .use(httpCors({ origins: [ORIGIN] }))
+    .use(httpCors({ origins: [ORIGIN], disableBeforePreflightResponse: false }))
     .use(httpErrorHandler({ logger: false }))
     .use(httpJsonBodyParser())
     .handler(
@@ -53,7 +53,7 @@ function paymentApi(options: Partial<HttpIdempotencyOptions> = {}) {
       toHttpApiEvent({ method: 'POST', url, headers: { 'idempotency-key': key, 'content-type': 'application/json', origin: ORIGIN }, body })!,
       lambdaContext('payments'),
     ) as Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
-  return { runs, send };
+  return { runs, send, handler };
 }
 
 test('a created payment replays with its status, body and CORS headers, plus Idempotent-Replayed, without charging again', async () => {
@@ -96,4 +96,19 @@ test('with isFinalError and errorFields, that HTTP error is stored and replayed 
   expect(first).toMatchObject({ statusCode: 409, body: 'The refund exceeds the payment.', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
   expect(replay).toEqual(first);
   expect(runs.refund).toBe(1);
+});
+
+test('a CORS preflight, which never carries Idempotency-Key, is answered by http-cors without reaching a route', async () => {
+  const { runs, handler } = paymentApi();
+  const post = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { origin: ORIGIN } })!;
+  const preflight: APIGatewayProxyEventV2 = {
+    ...post,
+    routeKey: '$default',
+    headers: { origin: ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,idempotency-key' },
+    requestContext: { ...post.requestContext, http: { ...post.requestContext.http, method: 'OPTIONS' } },
+  };
+  delete preflight.body;
+  const answer = (await handler(preflight, lambdaContext('payments'))) as { statusCode: number; headers: Record<string, string> };
+  expect(answer).toMatchObject({ statusCode: 204, headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(runs).toEqual({ charge: 0, refund: 0 });
 });
