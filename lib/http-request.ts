@@ -137,6 +137,11 @@ function utf8(bytes: Buffer): string | undefined {
  */
 export function body(event: HttpEvent): unknown {
   if (event.body === undefined || event.body === null) return null;
+  if (typeof event.body !== 'string') {
+    throw new TypeError(
+      'httpIdempotency: the request body is not the text Lambda delivered (a middleware used before httpIdempotency, such as http-json-body-parser, parsed it): use httpIdempotency first.',
+    );
+  }
   // A string with a lone surrogate has no UTF-8 form: Buffer would write every one as U+FFFD.
   if (!event.isBase64Encoded && /\p{Cs}/u.test(event.body)) return { utf16: Buffer.from(event.body, 'utf16le').toString('base64') };
   const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;

@@ -112,3 +112,27 @@ test('a CORS preflight, which never carries Idempotency-Key, is answered by http
   expect(answer).toMatchObject({ statusCode: 204, headers: { 'Access-Control-Allow-Origin': ORIGIN } });
   expect(runs).toEqual({ charge: 0, refund: 0 });
 });
+
+test('used after http-json-body-parser, against the documented order: a TypeError that says to use it first, and the route never runs', async () => {
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(httpJsonBodyParser())
+    .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}` }))
+    .handler(async () => {
+      runs++;
+      return { statusCode: 201 };
+    });
+  for (const isBase64Encoded of [false, true]) {
+    const body = isBase64Encoded ? Buffer.from('{"amount":1}').toString('base64') : '{"amount":1}';
+    const event = {
+      ...toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': randomUUID(), 'content-type': 'application/json' }, body })!,
+      isBase64Encoded,
+    };
+    await expect(handler(event, lambdaContext('payments'))).rejects.toThrow(
+      new TypeError(
+        'httpIdempotency: the request body is not the text Lambda delivered (a middleware used before httpIdempotency, such as http-json-body-parser, parsed it): use httpIdempotency first.',
+      ),
+    );
+  }
+  expect(runs).toBe(0);
+});
