@@ -48,6 +48,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     }
   };
 
+  /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
+  const errorEnding = (request: AnyRequest): Ending => (isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error });
+
   /**
    * Another middleware may answer early (a `before` or `after` that sets `request.earlyResponse`
    * or returns a value): middy then skips the handler and the hooks after it, including this
@@ -70,6 +73,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           return;
         }
         take(request);
+        // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
+        if (request.error !== undefined) {
+          response = engine.end(call, errorEnding(request)).then((outcome) => (outcome.replayed ? answerOf(outcome) : value));
+          return;
+        }
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
         response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome) : value));
       },
@@ -106,8 +114,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const onError = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    // Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline.
-    const outcome = await engine.end(call, isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error });
+    const outcome = await engine.end(call, errorEnding(request));
     if (!outcome.replayed) return;
     if (outcome.kind === 'value') request.response = translation.replay(outcome.value);
     else request.error = outcome.error as Error;

@@ -7,7 +7,7 @@ import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import middy from '@middy/core';
 import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile } from '../support/gate.js';
+import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 
@@ -180,6 +180,40 @@ describe('middlewares that answer early', () => {
     expect((await recordOf('early-after', 'a-1'))?.status?.S).toBe('COMPLETED');
     expect(await handler({ id: 'a-1' }, lambdaContext('early-after'))).toEqual({ wrapped: { run: 1 } });
     expect(runs).toBe(1);
+  });
+
+  test("an inner middleware's early answer from `onError` releases the key like the error it answers: the retry runs", async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      if (++runs === 1) throw new Error('card network down');
+      return { statusCode: 201, run: runs };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({ onError: (request: { error?: unknown }) => ({ statusCode: 400, error: (request.error as Error).message }) });
+    expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 400, error: 'card network down' });
+    expect(await recordOf('early-on-error', 'o-1')).toBeUndefined();
+    expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 201, run: 2 });
+  });
+
+  test("middy's early timeout answered by an inner `onError` releases nothing: the handler may still run, so a duplicate never runs it again", async () => {
+    const running = gate();
+    let runs = 0;
+    const handler = middy(
+      async () => {
+        runs++;
+        await running.promise;
+        return 'late';
+      },
+      { timeoutEarlyInMillis: 29_990 },
+    )
+      .use(idempotency({ store, key: (event: { id: string }) => event.id, singleFlight: false }))
+      .use({ onError: (request: { error?: unknown }) => ({ statusCode: 504, error: (request.error as Error).name }) });
+    expect(await handler({ id: 't-1' }, lambdaContext('early-timeout', 30_000))).toEqual({ statusCode: 504, error: 'TimeoutError' });
+    expect((await recordOf('early-timeout', 't-1'))?.status?.S).toBe('INPROGRESS');
+    // The duplicate meets the held record (IN_PROGRESS, which the inner onError answers too).
+    expect(await handler({ id: 't-1' }, lambdaContext('early-timeout', 30_000))).toEqual({ statusCode: 504, error: 'IdempotencyError' });
+    expect(runs).toBe(1);
+    running.open();
   });
 
   test('a thrown error in an inner `before` releases the key', async () => {
