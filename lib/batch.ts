@@ -150,6 +150,11 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const records = (event?.Records ?? []) as BatchRecord[];
     if (records.length === 0) return { batchItemFailures: [] };
     const source = sourceOf(records[0]!);
+    const other = records.find((record) => sourceOf(record) !== source);
+    if (other !== undefined) {
+      const sources = [records[0]!, other].map((record) => (record as { eventSource?: string }).eventSource).join(' and ');
+      throw new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`);
+    }
     const items: Array<Item<TMessage>> = records.map((record) => {
       const id = identify(record, source);
       try {

@@ -560,3 +560,17 @@ test('DynamoDB Streams: numbers a double holds exactly arrive as numbers, also t
     inexact: '0.00000000000000000000000000000000000000000000000000000000001000000000000000000001',
   });
 });
+
+test('a batch that mixes event sources (an event source mapping delivers one) is refused with a TypeError that says so, before any record runs', async () => {
+  const { invoke, calls } = consumer(async () => undefined);
+  for (const [mixed, sources] of [
+    [[sqsRecord({ orderId: 'o-mixed-1' }), kinesisRecord({ orderId: 'o-mixed-2' }, 1)], 'aws:sqs and aws:kinesis'],
+    [[kinesisRecord({ orderId: 'o-mixed-3' }, 2), sqsRecord({ orderId: 'o-mixed-4' })], 'aws:kinesis and aws:sqs'],
+  ] as const) {
+    await expect(invoke({ Records: mixed } as unknown as SQSEvent)).rejects.toThrow(
+      new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`),
+    );
+  }
+  expect(calls).toEqual([]);
+  expect(await records()).toEqual([]);
+});
