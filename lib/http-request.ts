@@ -87,12 +87,19 @@ export const httpKeyValueOf = (key: string, method: string, route: string, calle
 
 /** Method and route template (the actual path when there is no template, as for Function URLs). @internal */
 export function route(event: HttpEvent): [method: string, route: string, path: string] {
+  // Optional chaining: other events (VPC Lattice, a queue's batch) must get the sentence below, not a crash.
+  const raw: unknown = isV2(event) ? event.requestContext?.http?.method : event.httpMethod;
+  if (typeof raw !== 'string') {
+    throw new TypeError(
+      'httpIdempotency: the event is not an API Gateway REST or HTTP API or Function URL request (it has neither `httpMethod` nor `requestContext.http.method`).',
+    );
+  }
+  const method = raw.toUpperCase();
   if (isV2(event)) {
-    const method = event.requestContext.http.method.toUpperCase();
     const template = event.routeKey && event.routeKey !== '$default' ? event.routeKey : `${method} ${event.rawPath}`;
     return [method, template, event.rawPath];
   }
-  return [event.httpMethod.toUpperCase(), event.resource ?? event.path, event.path];
+  return [method, event.resource ?? event.path, event.path];
 }
 
 /**

@@ -146,8 +146,8 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       ...common,
       onMissingKey: 'skip',
       key: (event) => {
-        const key = readIdempotencyKey(event);
         const [method, template] = route(event);
+        const key = readIdempotencyKey(event);
         if (key === undefined) {
           // A safe method changes nothing to repeat, and a CORS preflight can never carry the header.
           if (required && !SAFE_METHODS.has(method)) throw new IdempotencyError('KEY_MISSING', 'The Idempotency-Key header is missing.');

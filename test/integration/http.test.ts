@@ -645,3 +645,42 @@ describe('HTTP API (v2) and Function URL specifics', () => {
     expect(orders.runs).toBe(1);
   });
 });
+
+describe('events httpIdempotency does not serve', () => {
+  const latticeV2 = {
+    version: '2.0',
+    path: '/orders',
+    method: 'POST',
+    headers: { 'idempotency-key': ['k-lattice'], 'content-type': ['application/json'] },
+    queryStringParameters: {},
+    body: ORDER,
+    isBase64Encoded: false,
+    requestContext: {
+      serviceNetworkArn: 'arn:aws:vpc-lattice:eu-west-1:123456789012:servicenetwork/sn-0123',
+      region: 'eu-west-1',
+      timeEpoch: '1736942400000000',
+    },
+  };
+  const latticeV1 = {
+    raw_path: '/orders',
+    method: 'POST',
+    headers: { 'idempotency-key': 'k-lattice' },
+    query_string_parameters: {},
+    body: ORDER,
+    is_base64_encoded: false,
+  };
+
+  test.each([
+    ['a VPC Lattice (v2) request', latticeV2],
+    ['a VPC Lattice (v1) request', latticeV1],
+    ['an SQS batch', { Records: [] }],
+  ])('%s: a TypeError that names the events it serves, and the handler does not run', async (_, event) => {
+    const orders = api(rest);
+    await expect(orders.invoke(event as unknown as HttpEvent)).rejects.toThrow(
+      new TypeError(
+        'httpIdempotency: the event is not an API Gateway REST or HTTP API or Function URL request (it has neither `httpMethod` nor `requestContext.http.method`).',
+      ),
+    );
+    expect(orders.runs).toBe(0);
+  });
+});
