@@ -3,6 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
+import { exactNumber, parseExactJson } from './exact-json.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
@@ -67,28 +68,11 @@ function identify(record: BatchRecord, source: Source): string {
 }
 
 function parse(record: BatchRecord, source: Source): unknown {
-  if (source === 'sqs') return JSON.parse((record as SQSRecord).body);
-  if (source === 'kinesis') return JSON.parse(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
+  if (source === 'sqs') return parseExactJson((record as SQSRecord).body);
+  if (source === 'kinesis') return parseExactJson(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
-}
-
-// A SyntaxError's message quotes the payload, which must not reach the logs.
-/** A DynamoDB number as a JavaScript number when it survives the round trip, else its exact text. */
-const exactNumber = (text: string): number | string => {
-  const value = Number(text);
-  return decimal(value) === text ? value : text;
-};
-
-/** A number as DynamoDB writes it: plain decimal digits, where JavaScript writes an exponent below 1e-6 and from 1e21. */
-function decimal(value: number): string {
-  const [mantissa = '', exponent] = String(value).split('e');
-  if (exponent === undefined) return mantissa;
-  const sign = mantissa.startsWith('-') ? '-' : '';
-  const digits = mantissa.replace(/^-/, '').replace('.', '');
-  const shift = Number(exponent);
-  return shift < 0 ? `${sign}0.${'0'.repeat(-shift - 1)}${digits}` : `${sign}${digits}${'0'.repeat(shift - digits.length + 1)}`;
 }
 
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.

@@ -574,3 +574,25 @@ test('a batch that mixes event sources (an event source mapping delivers one) is
   expect(calls).toEqual([]);
   expect(await records()).toEqual([]);
 });
+
+describe.each([
+  ['SQS', (body: string, n: number) => sqsRecord(body, { messageId: `m-exact-${n}` })],
+  ['Kinesis', (body: string, n: number) => kinesisRecord(body, 100 + n)],
+] as const)('%s: numbers in a JSON message', (_, recordOf) => {
+  test('two messages that differ only in a digit past double precision are two messages: both run, each with its exact number', async () => {
+    const { invoke, calls } = consumer(async () => undefined);
+    const snowflakes = ['1234567890123456789', '1234567890123456788'];
+    for (const [n, id] of snowflakes.entries()) {
+      expect(failuresOf(await invoke({ Records: [recordOf(`{"orderId":${id},"amount":10}`, n)] } as SQSEvent))).toEqual([]);
+    }
+    expect(calls.map((call) => call.message)).toEqual(snowflakes.map((orderId) => ({ orderId, amount: 10 })));
+    expect(await records()).toHaveLength(2);
+  });
+
+  test('numbers a double holds exactly stay numbers, however they are written; strings that hold digits stay as sent', async () => {
+    const { invoke, calls } = consumer(async () => undefined);
+    const body = '{"a":1.0,"b":1e2,"c":0.1,"d":-0,"e":1E-7,"f":"9007199254740993","g":"q\\"9007199254740993","h":[9007199254740993,2.50]}';
+    expect(failuresOf(await invoke({ Records: [recordOf(body, 9)] } as SQSEvent))).toEqual([]);
+    expect(calls[0]!.message).toEqual({ a: 1, b: 100, c: 0.1, d: -0, e: 1e-7, f: '9007199254740993', g: 'q"9007199254740993', h: ['9007199254740993', 2.5] });
+  });
+});

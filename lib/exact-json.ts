@@ -1,0 +1,41 @@
+/*
+ * Numbers of queue and stream messages, kept exact. JSON.parse turns 1234567890123456789 and
+ * 1234567890123456788 into one double, so two orders would share a key and the second would never
+ * run. A number a double cannot hold arrives as its exact text instead, as DynamoDB Streams numbers do.
+ */
+
+/** A decimal number's value as `<sign><digits>e<exponent>` without leading or trailing zeros: equal texts, equal values. */
+function valueOf(text: string): string {
+  const [, sign = '', whole = '', fraction = '', exponent = '0'] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text) ?? [];
+  const digits = `${whole}${fraction}`.replace(/^0+/, '');
+  const significant = digits.replace(/0+$/, '');
+  if (significant === '') return '0';
+  return `${sign}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
+}
+
+/**
+ * A decimal number (JSON's or DynamoDB's text) as a JavaScript number when the double holds its
+ * value, else its exact text. @internal
+ */
+export function exactNumber(text: string): number | string {
+  const value = Number(text);
+  return Number.isFinite(value) && valueOf(String(value)) === valueOf(text) ? value : text;
+}
+
+/** In valid JSON a number token is never inside a string, so strings are matched first and skipped. */
+const TOKENS = /"(?:[^"\\]|\\.)*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/**
+ * `JSON.parse`, except that a number a double cannot hold is its exact text. Throws JSON.parse's
+ * `SyntaxError` for a text that is not JSON. @internal
+ */
+export function parseExactJson(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  let inexact = false;
+  const exact = text.replace(TOKENS, (token) => {
+    if (token.startsWith('"') || typeof exactNumber(token) === 'number') return token;
+    inexact = true;
+    return JSON.stringify(token);
+  });
+  return inexact ? JSON.parse(exact) : value;
+}
