@@ -141,10 +141,17 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     }
     const items: Array<Item<TMessage>> = records.map((record) => {
       const id = identify(record, source);
+      let message: TMessage;
       try {
-        const message = parse(record, source) as TMessage;
+        message = parse(record, source) as TMessage;
+      } catch (error) {
+        return { id, record, poison: describe(error) };
+      }
+      try {
         return { id, record, message, key: engine.keyOf({ message, record }, context) };
       } catch (error) {
+        // A key the record lacks or that cannot be hashed is the record's fault; any other error (no namespace) is the function's.
+        if (!(error instanceof IdempotencyError)) throw error;
         return { id, record, poison: describe(error) };
       }
     });

@@ -596,3 +596,15 @@ describe.each([
     expect(calls[0]!.message).toEqual({ a: 1, b: 100, c: 0.1, d: -0, e: 1e-7, f: '9007199254740993', g: 'q"9007199254740993', h: ['9007199254740993', 2.5] });
   });
 });
+
+test('without a namespace (no `name`, no function name, no AWS_LAMBDA_FUNCTION_NAME) the batch fails with the TypeError that says so, not as poison records', async () => {
+  const logger = quiet();
+  let runs = 0;
+  const handler = idempotentBatch(() => void runs++, { store, logger });
+  const context = { ...consumerContext(), functionName: '' };
+  await expect(handler(sqsEvent([sqsRecord({ orderId: 'o-unnamed' })]), context)).rejects.toThrow(
+    new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).'),
+  );
+  expect(runs).toBe(0);
+  expect(logger.lines).toEqual([]);
+});
