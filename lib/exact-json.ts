@@ -5,7 +5,7 @@
  */
 
 /** A decimal number's value as `<sign><digits>e<exponent>` without leading or trailing zeros: equal texts, equal values. */
-function valueOf(text: string): string {
+function decimalValue(text: string): string {
   const [, sign = '', whole = '', fraction = '', exponent = '0'] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text) ?? [];
   const digits = `${whole}${fraction}`.replace(/^0+/, '');
   const significant = digits.replace(/0+$/, '');
@@ -19,7 +19,7 @@ function valueOf(text: string): string {
  */
 export function exactNumber(text: string): number | string {
   const value = Number(text);
-  return Number.isFinite(value) && valueOf(String(value)) === valueOf(text) ? value : text;
+  return Number.isFinite(value) && decimalValue(String(value)) === decimalValue(text) ? value : text;
 }
 
 /** In valid JSON a number token is never inside a string, so strings are matched first and skipped. */
