@@ -131,7 +131,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   const log: IdempotencyLogger = common.logger ?? console;
 
   return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
-    const records = (event?.Records ?? []) as BatchRecord[];
+    const records = (event as { Records?: unknown } | undefined)?.Records as BatchRecord[] | undefined;
+    // Acknowledging an event of another source (Kafka, Amazon MQ) as an empty batch would drop its messages.
+    if (!Array.isArray(records)) throw new TypeError('idempotentBatch: the event has no `Records` array: expected an SQS, Kinesis or DynamoDB Streams event.');
     if (records.length === 0) return { batchItemFailures: [] };
     const source = sourceOf(records[0]!);
     const other = records.find((record) => sourceOf(record) !== source);

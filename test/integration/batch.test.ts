@@ -608,3 +608,27 @@ test('without a namespace (no `name`, no function name, no AWS_LAMBDA_FUNCTION_N
   expect(runs).toBe(0);
   expect(logger.lines).toEqual([]);
 });
+
+test.each([
+  [
+    'an Amazon MSK (Kafka) event',
+    {
+      eventSource: 'aws:kafka',
+      eventSourceArn: `arn:aws:kafka:${REGION}:${ACCOUNT}:cluster/orders/abc`,
+      records: { 'orders-0': [{ topic: 'orders', partition: 0, offset: 15, value: 'e30=' }] },
+    },
+  ],
+  [
+    'an Amazon MQ event',
+    { eventSource: 'aws:mq', eventSourceArn: `arn:aws:mq:${REGION}:${ACCOUNT}:broker:orders:b-1`, messages: [{ messageID: 'ID:1', data: 'e30=' }] },
+  ],
+  ['no event', undefined],
+])('%s, which has no Records, is refused with a TypeError, never acknowledged as an empty batch', async (_, event) => {
+  const { handler, calls } = consumer(async () => undefined);
+  await expect(handler(event as unknown as SQSEvent, consumerContext())).rejects.toThrow(
+    new TypeError('idempotentBatch: the event has no `Records` array: expected an SQS, Kinesis or DynamoDB Streams event.'),
+  );
+  expect(calls).toEqual([]);
+  // An empty Records array is an empty batch.
+  expect(await handler({ Records: [] }, consumerContext())).toEqual({ batchItemFailures: [] });
+});
