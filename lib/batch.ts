@@ -31,6 +31,7 @@ const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   key: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   fingerprint: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
+  throwOnFullBatchFailure: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
 });
 
 export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOptions<TMessage>, (typeof BATCH_REPLACED)[number]> {
@@ -40,6 +41,12 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
   readonly fingerprint?: (message: TMessage) => unknown;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
   readonly concurrency?: number;
+  /**
+   * When no record of a batch succeeded, throw (an `AggregateError` of the records' errors)
+   * instead of returning every record as failed, so that Lambda retries the batch also where the
+   * event source does not report batch item failures. @default true
+   */
+  readonly throwOnFullBatchFailure?: boolean;
 }
 
 interface Item<TMessage> {
@@ -100,6 +107,8 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
  * the rest of its group unprocessed; stream records run in order and the batch stops at the first
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
+ * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
+ * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.
  *
  * @example
  * ```ts
@@ -112,7 +121,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   validateOptions('idempotentBatch', options, BATCH_OPTIONS);
-  const { key, fingerprint, concurrency = 10, ...common } = options;
+  const { key, fingerprint, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
   // The record rides along with the message so the key selector can see both.
   type Input = { readonly message: TMessage; readonly record: BatchRecord };
   const engine = new IdempotencyEngine<Input, Context>(
@@ -187,21 +196,36 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     };
 
     const failed = new Set<string>();
+    const errors: unknown[] = [];
+    const fail = (item: Item<TMessage>) => (error: unknown) => {
+      failed.add(item.id);
+      errors.push(error);
+    };
+    /**
+     * Failed records come back; when none succeeded, the batch is thrown back whole: an event source
+     * without `reportBatchItemFailures` ignores the answer and would delete every message.
+     */
+    const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
+      if (noneSucceeded && throwOnFullBatchFailure) {
+        throw new AggregateError(
+          errors,
+          `idempotentBatch: every record of the batch failed (${records.length}); the batch is thrown back to be retried whole.`,
+        );
+      }
+      return { batchItemFailures: failures.map((item) => ({ itemIdentifier: item.id })) };
+    };
     if (source !== 'sqs') {
       // Streams: in order; report the first failure, Lambda resumes from it.
-      for (const item of items) {
-        const ok = await runItem(item).then(
-          () => true,
-          () => false,
-        );
-        if (!ok) return { batchItemFailures: [{ itemIdentifier: item.id }] };
+      for (const [index, item] of items.entries()) {
+        const ok = await runItem(item).then(() => true, fail(item));
+        if (ok !== true) return answer([item], index === 0);
       }
-      return { batchItemFailures: [] };
+      return answer([], false);
     }
     const fifo = (records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false;
     if (!fifo) {
       await pool(
-        items.map((item) => () => runItem(item).catch(() => void failed.add(item.id))),
+        items.map((item) => () => runItem(item).catch(fail(item))),
         concurrency,
       );
     } else {
@@ -212,11 +236,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
         for (let i = 0; i < group.length; i++) {
-          const ok = await runItem(group[i]!).then(
-            () => true,
-            () => false,
-          );
-          if (!ok) {
+          const ok = await runItem(group[i]!).then(() => true, fail(group[i]!));
+          if (ok !== true) {
             // Order within a group must hold: the rest go back to the queue unprocessed.
             for (const rest of group.slice(i)) failed.add(rest.id);
             return;
@@ -228,6 +249,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         concurrency,
       );
     }
-    return { batchItemFailures: items.filter((item) => failed.has(item.id)).map((item) => ({ itemIdentifier: item.id })) };
+    const failures = items.filter((item) => failed.has(item.id));
+    return answer(failures, failures.length === items.length);
   };
 }

@@ -220,9 +220,12 @@ describe('SQS standard queue', () => {
   });
 
   test('in-batch duplicates share a failure: one execution, both reported', async () => {
-    const orders = consumer<Order>(() => {
-      throw new PaymentDeclined('card declined');
-    });
+    const orders = consumer<Order>(
+      () => {
+        throw new PaymentDeclined('card declined');
+      },
+      { throwOnFullBatchFailure: false },
+    );
     const a = sqsRecord({ orderId: 'o-1' });
     const b = sqsRecord({ orderId: 'o-1' });
     const other = sqsRecord({ orderId: 'o-2' });
@@ -255,15 +258,29 @@ describe('SQS standard queue', () => {
     expect(await records()).toHaveLength(1);
   });
 
-  test('reports every record, and runs none, when the store is unreachable', async () => {
+  test('throws the batch back whole, and runs none, when the store is unreachable; reports every record with throwOnFullBatchFailure: false', async () => {
     const unreachable = await unreachableClient();
     try {
-      const orders = consumer<Order>(() => 'ok', { store: new DynamoDBStore({ tableName, client: unreachable }) });
+      const unreachableStore = new DynamoDBStore({ tableName, client: unreachable });
       const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-1' })];
-      expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(...batch));
       const fifo = [sqsRecord({ orderId: 'o-1' }, { groupId: 'g1' }), sqsRecord({ orderId: 'o-2' }, { groupId: 'g2' })];
-      expect(failuresOf(await orders.invoke(sqsEvent(fifo)))).toEqual(ids(...fifo));
-      expect(orders.calls).toEqual([]);
+      const thrown = consumer<Order>(() => 'ok', { store: unreachableStore });
+      for (const event of [sqsEvent(batch), sqsEvent(fifo)]) {
+        const error = await thrown.invoke(event).then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+        expect(error).toBeInstanceOf(AggregateError);
+        // The in-batch duplicate fails unrun with the first one's failure: one store error per distinct record.
+        expect((error as AggregateError).errors.map((cause: unknown) => (cause as { code?: unknown }).code)).toContain('STORE_FAILURE');
+        expect((error as AggregateError).message).toBe(
+          `idempotentBatch: every record of the batch failed (${event.Records.length}); the batch is thrown back to be retried whole.`,
+        );
+      }
+      const reported = consumer<Order>(() => 'ok', { store: unreachableStore, throwOnFullBatchFailure: false });
+      expect(failuresOf(await reported.invoke(sqsEvent(batch)))).toEqual(ids(...batch));
+      expect(failuresOf(await reported.invoke(sqsEvent(fifo)))).toEqual(ids(...fifo));
+      expect([...thrown.calls, ...reported.calls]).toEqual([]);
     } finally {
       unreachable.destroy();
     }
@@ -390,13 +407,16 @@ describe('Kinesis', () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-3', 'o-4', 'o-5']);
   });
 
-  test('reports the first record, and runs none, when the store is unreachable', async () => {
+  test('throws the batch back whole, and runs none, when the store is unreachable; reports the first record with throwOnFullBatchFailure: false', async () => {
     const unreachable = await unreachableClient();
     try {
-      const orders = consumer<Order>(() => 'ok', { store: new DynamoDBStore({ tableName, client: unreachable }) });
+      const unreachableStore = new DynamoDBStore({ tableName, client: unreachable });
       const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+      const thrown = consumer<Order>(() => 'ok', { store: unreachableStore });
+      await expect(thrown.invoke({ Records: batch })).rejects.toThrow(AggregateError);
+      const orders = consumer<Order>(() => 'ok', { store: unreachableStore, throwOnFullBatchFailure: false });
       expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(1)]);
-      expect(orders.calls).toEqual([]);
+      expect([...thrown.calls, ...orders.calls]).toEqual([]);
     } finally {
       unreachable.destroy();
     }
@@ -631,4 +651,79 @@ test.each([
   expect(calls).toEqual([]);
   // An empty Records array is an empty batch.
   expect(await handler({ Records: [] }, consumerContext())).toEqual({ batchItemFailures: [] });
+});
+
+describe('a batch in which no record succeeded', () => {
+  /** The handler's outcome: its answer, or the error it threw. */
+  const settle = (promise: Promise<BatchResponse>) =>
+    promise.then(
+      (response) => ({ response }),
+      (error: unknown) => ({ error }),
+    );
+
+  test("is thrown back whole (an AggregateError of the records' errors), so an event source without reportBatchItemFailures retries it instead of deleting it", async () => {
+    const orders = consumer<Order>((order) => {
+      throw new PaymentDeclined(`declined ${order.orderId}`);
+    });
+    const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })];
+    const { error } = await settle(orders.invoke(sqsEvent(batch)));
+    expect(error).toBeInstanceOf(AggregateError);
+    expect((error as AggregateError).errors.map((cause: unknown) => (cause as Error).message).sort()).toEqual(['declined o-1', 'declined o-2']);
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
+    expect(await records()).toEqual([]); // the failures released their records: the retry runs them
+  });
+
+  test('one success is enough for the usual answer: the failed records are reported, nothing is thrown', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId !== 'o-2') throw new PaymentDeclined('declined');
+      return 'shipped';
+    });
+    const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-3' })];
+    expect(await settle(orders.invoke(sqsEvent(batch)))).toEqual({
+      response: { batchItemFailures: ids(batch[0]!, batch[2]!).map((itemIdentifier) => ({ itemIdentifier })) },
+    });
+  });
+
+  test('a batch of poison records only is thrown back with their reasons, never their payloads', async () => {
+    const orders = consumer<Order>(() => 'ok');
+    const { error } = await settle(orders.invoke(sqsEvent([sqsRecord('card=4111111111111111'), sqsRecord('{"orderId":')])));
+    expect((error as AggregateError).errors.map((cause: unknown) => (cause as Error).message)).toEqual(['unparseable payload', 'unparseable payload']);
+    expect(String((error as AggregateError).errors)).not.toMatch(/4111/);
+    expect(orders.calls).toEqual([]);
+  });
+
+  test('FIFO: a failure at the head of the only group leaves nothing processed: thrown back', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new PaymentDeclined('declined');
+      return 'ok';
+    });
+    const group = [sqsRecord({ orderId: 'o-1' }, { groupId: 'g' }), sqsRecord({ orderId: 'o-2' }, { groupId: 'g' })];
+    expect(await settle(orders.invoke(sqsEvent(group)))).toEqual({ error: expect.any(AggregateError) });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+    const twoGroups = [...group, sqsRecord({ orderId: 'o-3' }, { groupId: 'h' })];
+    expect(await settle(orders.invoke(sqsEvent(twoGroups)))).toEqual({
+      response: { batchItemFailures: ids(group[0]!, group[1]!).map((itemIdentifier) => ({ itemIdentifier })) },
+    });
+  });
+
+  test('streams: a failure of the first record is thrown back; of a later one, reported as the point to resume from', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new PaymentDeclined('declined');
+      return 'ok';
+    });
+    const first = [1, 2].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(await settle(orders.invoke({ Records: first }))).toEqual({ error: expect.any(AggregateError) });
+    const later = [kinesisRecord({ orderId: 'o-2' }, 2), kinesisRecord({ orderId: 'o-1' }, 3)];
+    expect(await settle(orders.invoke({ Records: later }))).toEqual({ response: { batchItemFailures: [{ itemIdentifier: kinesisSequence(3) }] } });
+    const stream = consumer<StreamChange>(() => {
+      throw new PaymentDeclined('declined');
+    });
+    expect(await settle(stream.invoke({ Records: [streamRecord(1, 'ord-1', 'PAID')] }))).toEqual({ error: expect.any(AggregateError) });
+  });
+
+  test('throwOnFullBatchFailure must be a boolean', () => {
+    expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
+      new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
+    );
+  });
 });
