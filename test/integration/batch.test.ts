@@ -655,7 +655,7 @@ test.each([
 
 describe('a batch in which no record succeeded', () => {
   /** The handler's outcome: its answer, or the error it threw. */
-  const settle = (promise: Promise<BatchResponse>) =>
+  const settle = (promise: Promise<BatchResponse>): Promise<{ response?: BatchResponse; error?: unknown }> =>
     promise.then(
       (response) => ({ response }),
       (error: unknown) => ({ error }),
