@@ -52,12 +52,23 @@ export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEven
    * @default any key the client chooses
    */
   readonly signedKeys?: { readonly secrets: readonly SigningSecret[] };
+  /**
+   * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
+   * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can
+   * read a 409 and its `Retry-After`. An object, or a function of the request's event.
+   * @default none
+   */
+  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: HttpEvent) => Readonly<Record<string, string>>);
 }
 
 const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),
+  problemHeaders: (value) =>
+    typeof value === 'function' || (typeof value === 'object' && value !== null && Object.values(value).every((header) => typeof header === 'string'))
+      ? undefined
+      : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   signedKeys: (value) => {
     if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
@@ -93,11 +104,11 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
 };
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
-export function problem(error: IdempotencyError, maxRetryAfterSeconds: number): HttpResult | undefined {
+export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
   const entry = PROBLEMS[error.code];
   if (!entry) return undefined;
   const [status, title] = entry;
-  const headers: Record<string, string> = { 'Content-Type': 'application/problem+json' };
+  const headers: Record<string, string> = { ...extraHeaders, 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
     headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
@@ -137,7 +148,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  */
 export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
-  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, ...common } = options;
+  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, problemHeaders, ...common } = options;
+  const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
   const caller = callerOf(scope);
   const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
   const engine = new IdempotencyEngine<HttpEvent, Context>(
@@ -170,13 +182,13 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
     ending: (response) => ({ kind: 'return', value: response, final: isFinalResponse(normalize(response)) }),
-    reject: (error) => {
+    reject: (error, event) => {
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
       // (a throwing `scope`) is a server fault, not the client's key: no 400.
       const cause = (error as { cause?: unknown } | null)?.cause;
       if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !(cause instanceof IdempotencyError)) throw cause;
       const rejected = cause instanceof IdempotencyError ? cause : error;
-      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds) : undefined;
+      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds, headersFor(event as HttpEvent)) : undefined;
       return response === undefined ? undefined : { response };
     },
   });

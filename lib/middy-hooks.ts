@@ -14,8 +14,8 @@ export interface Translation {
   readonly replay: (value: unknown) => unknown;
   /** How the handler's response ends the call. @default stored */
   readonly ending?: (response: unknown) => Ending;
-  /** The answer sent for a rejection instead of throwing it, if any. */
-  readonly reject?: (error: unknown) => { readonly response: unknown } | undefined;
+  /** The answer sent for a rejection of the request's `event` instead of throwing it, if any. */
+  readonly reject?: (error: unknown, event: unknown) => { readonly response: unknown } | undefined;
 }
 
 type AnyRequest = Request<unknown, unknown, Error, Context>;
@@ -33,9 +33,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     return call;
   };
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
-  const answerOf = (outcome: Outcome): unknown => {
+  const answerOf = (outcome: Outcome, request: AnyRequest): unknown => {
     if (outcome.kind === 'value') return outcome.replayed ? translation.replay(outcome.value) : outcome.value;
-    const rejected = translation.reject?.(outcome.error);
+    const rejected = translation.reject?.(outcome.error, request.event);
     if (rejected === undefined) throw outcome.error;
     return rejected.response;
   };
@@ -75,11 +75,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         take(request);
         // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
         if (request.error !== undefined) {
-          response = engine.end(call, errorEnding(request)).then((outcome) => (outcome.replayed ? answerOf(outcome) : value));
+          response = engine.end(call, errorEnding(request)).then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
           return;
         }
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
-        response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome) : value));
+        response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome, request) : value));
       },
     });
   };
@@ -91,7 +91,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (error) {
-      const rejected = translation.reject?.(error);
+      const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) throw error;
       request.earlyResponse = rejected.response;
       return;
@@ -108,7 +108,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    request.response = answerOf(await engine.end(call, endingOf(request.response)));
+    request.response = answerOf(await engine.end(call, endingOf(request.response)), request);
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {

@@ -136,3 +136,53 @@ test('used after http-json-body-parser, against the documented order: a TypeErro
   }
   expect(runs).toBe(0);
 });
+
+describe('the answers httpIdempotency gives itself, which http-cors never sees', () => {
+  /** A POST without Idempotency-Key (400), and a key reused with another amount (422). */
+  async function ownAnswers(options: Partial<HttpIdempotencyOptions>) {
+    const { runs, send, handler } = paymentApi(options);
+    const key = randomUUID();
+    await send('/payments', key, '{"amount":2500}');
+    const mismatch = await send('/payments', key, '{"amount":9900}');
+    const event = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'content-type': 'application/json', origin: ORIGIN }, body: '{"amount":1}' })!;
+    const missing = (await handler(event, lambdaContext('payments'))) as { statusCode: number; headers: Record<string, string> };
+    expect(runs.charge).toBe(1);
+    return [mismatch, missing] as const;
+  }
+
+  test('carry no CORS headers by default', async () => {
+    const [mismatch, missing] = await ownAnswers({});
+    expect([mismatch.statusCode, missing.statusCode]).toEqual([422, 400]);
+    for (const answer of [mismatch, missing]) expect(answer.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+  });
+
+  test('carry `problemHeaders`, given as an object', async () => {
+    const [mismatch, missing] = await ownAnswers({ problemHeaders: { 'Access-Control-Allow-Origin': ORIGIN, Vary: 'Origin' } });
+    for (const answer of [mismatch, missing]) {
+      expect(answer.headers).toEqual({ 'Access-Control-Allow-Origin': ORIGIN, Vary: 'Origin', 'Content-Type': 'application/problem+json' });
+    }
+  });
+
+  test('carry `problemHeaders`, given as a function of the event (an origin reflected), which never overrides Content-Type', async () => {
+    const seen: string[] = [];
+    const [mismatch, missing] = await ownAnswers({
+      problemHeaders: (event) => {
+        seen.push(event.headers?.origin ?? '');
+        return { 'Access-Control-Allow-Origin': event.headers?.origin ?? '', 'Content-Type': 'text/plain' };
+      },
+    });
+    expect(seen).toEqual([ORIGIN, ORIGIN]);
+    for (const answer of [mismatch, missing])
+      expect(answer.headers).toEqual({ 'Access-Control-Allow-Origin': ORIGIN, 'Content-Type': 'application/problem+json' });
+  });
+
+  test.each([
+    ['a string', 'https://shop.example'],
+    ['an object with a number', { 'Access-Control-Max-Age': 600 }],
+    ['null', null],
+  ])('`problemHeaders` as %s is a TypeError at construction', (_, problemHeaders) => {
+    expect(() => httpIdempotency({ store, problemHeaders: problemHeaders as never })).toThrow(
+      new TypeError('httpIdempotency: `problemHeaders` must be an object of header names to strings, or a function of the event that returns one.'),
+    );
+  });
+});
