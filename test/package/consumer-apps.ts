@@ -124,6 +124,46 @@ const cdkTsconfig = {
   exclude: ['node_modules', 'cdk.out'],
 };
 
+/** The public entry points: subpath → one export it must provide. */
+export const ENTRY_POINTS: Readonly<Record<string, string>> = {
+  'lambda-idempotency': 'makeIdempotent',
+  'lambda-idempotency/cdk': 'IdempotencyTable',
+  'lambda-idempotency/dynamodb': 'DynamoDBStore',
+  'lambda-idempotency/middy': 'idempotency',
+  'lambda-idempotency/redis': 'RedisStore',
+  'lambda-idempotency/testing': 'InMemoryStore',
+};
+
+/** Loads every entry point with `import` and with `require()`, and prints the names each exports. */
+const loadEntries = `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const entries = ${JSON.stringify(Object.keys(ENTRY_POINTS))};
+const loaded = {};
+for (const entry of entries) {
+  loaded[entry] = { import: Object.keys(await import(entry)).sort(), require: Object.keys(require(entry)).sort() };
+}
+console.log(JSON.stringify(loaded));
+`;
+
+/** Imports one export of every entry point; compiles only while each resolves to a declaration that is not `any`. */
+const typedEntries = `${Object.entries(ENTRY_POINTS)
+  .map(([entry, name], i) => `import { ${name} as E${i} } from '${entry}';`)
+  .join('\n')}
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
+export const notAny: [${Object.keys(ENTRY_POINTS)
+  .map((_, i) => `IsAny<typeof E${i}>`)
+  .join(', ')}] = [${Object.keys(ENTRY_POINTS)
+  .map(() => 'false')
+  .join(', ')}];
+`;
+
+/** The same imports under `moduleResolution` bundler and node16 (an ES module, as node16 needs). */
+const entriesTsconfig = (module: string, moduleResolution: string, file: string) => ({
+  compilerOptions: { target: 'ES2022', module, moduleResolution, strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
+  files: [file],
+});
+
 function write(dir: string, files: Record<string, string | object>): void {
   for (const [path, content] of Object.entries(files)) {
     const file = join(dir, path);
@@ -144,5 +184,11 @@ export function writeConsumerApps(consumer: string): void {
     'cdk/tsconfig.json': cdkTsconfig,
     'cdk/lib/payments-stack.ts': cdkStack,
     'cdk/bin/payments.ts': cdkBin,
+    'entries/package.json': { type: 'module' },
+    'entries/load.js': loadEntries,
+    'entries/bundler.ts': typedEntries,
+    'entries/node16.mts': typedEntries,
+    'entries/tsconfig.bundler.json': entriesTsconfig('ESNext', 'Bundler', 'bundler.ts'),
+    'entries/tsconfig.node16.json': entriesTsconfig('Node16', 'Node16', 'node16.mts'),
   });
 }
