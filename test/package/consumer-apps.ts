@@ -164,6 +164,29 @@ const entriesTsconfig = (module: string, moduleResolution: string, file: string)
   files: [file],
 });
 
+/** Uses every declaration that names a Lambda type: the middlewares, the batch handler, the testing context. */
+const lambdaTypesApp = `import { callerIdentity, httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from 'lambda-idempotency';
+import { InMemoryStore, lambdaContext } from 'lambda-idempotency/testing';
+
+const store = new InMemoryStore();
+export const http = httpIdempotency({ store });
+export const batch = idempotentBatch(async (message: { id: string }) => message.id, { store });
+export const middleware = idempotency({ store });
+export const wrapped = makeIdempotent(async (id: string) => id, { store, name: 'wrapped' });
+export const context = lambdaContext();
+export const caller = callerIdentity;
+`;
+
+/** Compiles it, the library's declarations included, against the oldest `@types/aws-lambda` the peer range accepts. */
+const oldestTypesTsconfig = {
+  compilerOptions: {
+    ...entriesTsconfig('NodeNext', 'NodeNext', '').compilerOptions,
+    skipLibCheck: false,
+    paths: { 'aws-lambda': ['../oldest-types/node_modules/@types/aws-lambda/index.d.ts'] },
+  },
+  files: ['lambda-types.mts'],
+};
+
 function write(dir: string, files: Record<string, string | object>): void {
   for (const [path, content] of Object.entries(files)) {
     const file = join(dir, path);
@@ -190,5 +213,7 @@ export function writeConsumerApps(consumer: string): void {
     'entries/node16.mts': typedEntries,
     'entries/tsconfig.bundler.json': entriesTsconfig('ESNext', 'Bundler', 'bundler.ts'),
     'entries/tsconfig.node16.json': entriesTsconfig('Node16', 'Node16', 'node16.mts'),
+    'entries/lambda-types.mts': lambdaTypesApp,
+    'entries/tsconfig.oldest-types.json': oldestTypesTsconfig,
   });
 }

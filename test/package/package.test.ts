@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 import { ENTRY_POINTS, writeConsumerApps } from './consumer-apps.js';
-import { type Packed, packed, root } from './packed.js';
+import { OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
 
 const exec = promisify(execFile);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -204,6 +204,15 @@ describe('installed into a fresh project', () => {
       ['bundler', 'node16'].map((resolution) => exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'entries', `tsconfig.${resolution}.json`)])),
     );
     expect(compiled.map(({ stdout }) => stdout)).toEqual(['', '']);
+  }, 120_000);
+
+  test(`the declarations compile against the oldest @types/aws-lambda the peer range accepts (${OLDEST_LAMBDA_TYPES})`, async () => {
+    const installed = JSON.parse(readFileSync(join(pkg.consumer, 'oldest-types', 'node_modules', '@types', 'aws-lambda', 'package.json'), 'utf8'));
+    expect(installed.version).toBe(OLDEST_LAMBDA_TYPES);
+    const { stdout } = await exec(process.execPath, [tsc, '--listFiles', '-p', join(pkg.consumer, 'entries', 'tsconfig.oldest-types.json')]);
+    const lambdaTypes = stdout.split('\n').filter((file) => file.includes('/@types/aws-lambda/'));
+    expect(lambdaTypes.length).toBeGreaterThan(0);
+    expect(lambdaTypes.filter((file) => !file.includes('/oldest-types/'))).toEqual([]);
   }, 120_000);
 
   test('the `lambda-idempotency` command runs from node_modules/.bin: help, and a lookup in DynamoDB Local', async () => {
