@@ -145,24 +145,12 @@ for (const entry of entries) {
 console.log(JSON.stringify(loaded));
 `;
 
-/** Imports one export of every entry point; compiles only while each resolves to a declaration that is not `any`. */
-const typedEntries = `${Object.entries(ENTRY_POINTS)
-  .map(([entry, name], i) => `import { ${name} as E${i} } from '${entry}';`)
-  .join('\n')}
+/** Imports one export of each of `entries`; compiles only while each resolves to a declaration that is not `any`. */
+const typedEntries = (entries: readonly string[]) => `${entries.map((entry, i) => `import { ${ENTRY_POINTS[entry]} as E${i} } from '${entry}';`).join('\n')}
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
-export const notAny: [${Object.keys(ENTRY_POINTS)
-  .map((_, i) => `IsAny<typeof E${i}>`)
-  .join(', ')}] = [${Object.keys(ENTRY_POINTS)
-  .map(() => 'false')
-  .join(', ')}];
+export const notAny: [${entries.map((_, i) => `IsAny<typeof E${i}>`).join(', ')}] = [${entries.map(() => 'false').join(', ')}];
 `;
-
-/** The same imports under `moduleResolution` bundler and node16 (an ES module, as node16 needs). */
-const entriesTsconfig = (module: string, moduleResolution: string, file: string) => ({
-  compilerOptions: { target: 'ES2022', module, moduleResolution, strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-  files: [file],
-});
 
 /** Uses every declaration that names a Lambda type: the middlewares, the batch handler, the testing context. */
 const lambdaTypesApp = `import { callerIdentity, httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from 'lambda-idempotency';
@@ -177,14 +165,24 @@ export const context = lambdaContext();
 export const caller = callerIdentity;
 `;
 
-/** Compiles it, the library's declarations included, against the oldest `@types/aws-lambda` the peer range accepts. */
-const oldestTypesTsconfig = {
+const strict = { target: 'ES2022', strict: true, noEmit: true, types: ['node'] };
+
+/** Every entry point under `moduleResolution` bundler (the CDK one too: its declarations are only parsed, aws-cdk-lib is large). */
+const bundlerTsconfig = { compilerOptions: { ...strict, module: 'ESNext', moduleResolution: 'Bundler', skipLibCheck: true }, files: ['bundler.ts'] };
+
+/**
+ * The entry points but the CDK one under node16 (from an ES module, as node16 needs), and the
+ * library's declarations checked in full against the oldest `@types/aws-lambda` the peer range accepts.
+ */
+const node16Tsconfig = {
   compilerOptions: {
-    ...entriesTsconfig('NodeNext', 'NodeNext', '').compilerOptions,
+    ...strict,
+    module: 'Node16',
+    moduleResolution: 'Node16',
     skipLibCheck: false,
     paths: { 'aws-lambda': ['../oldest-types/node_modules/@types/aws-lambda/index.d.ts'] },
   },
-  files: ['lambda-types.mts'],
+  files: ['node16.mts', 'lambda-types.mts'],
 };
 
 function write(dir: string, files: Record<string, string | object>): void {
@@ -209,11 +207,10 @@ export function writeConsumerApps(consumer: string): void {
     'cdk/bin/payments.ts': cdkBin,
     'entries/package.json': { type: 'module' },
     'entries/load.js': loadEntries,
-    'entries/bundler.ts': typedEntries,
-    'entries/node16.mts': typedEntries,
-    'entries/tsconfig.bundler.json': entriesTsconfig('ESNext', 'Bundler', 'bundler.ts'),
-    'entries/tsconfig.node16.json': entriesTsconfig('Node16', 'Node16', 'node16.mts'),
+    'entries/bundler.ts': typedEntries(Object.keys(ENTRY_POINTS)),
+    'entries/node16.mts': typedEntries(Object.keys(ENTRY_POINTS).filter((entry) => entry !== 'lambda-idempotency/cdk')),
     'entries/lambda-types.mts': lambdaTypesApp,
-    'entries/tsconfig.oldest-types.json': oldestTypesTsconfig,
+    'entries/tsconfig.bundler.json': bundlerTsconfig,
+    'entries/tsconfig.node16.json': node16Tsconfig,
   });
 }

@@ -198,19 +198,13 @@ describe('installed into a fresh project', () => {
     }
   });
 
-  test('TypeScript resolves every entry point to its declarations under moduleResolution bundler and node16', async () => {
-    // Both at once, one core each.
-    const compiled = await Promise.all(
-      ['bundler', 'node16'].map((resolution) => exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'entries', `tsconfig.${resolution}.json`)])),
-    );
-    expect(compiled.map(({ stdout }) => stdout)).toEqual(['', '']);
-  }, 120_000);
-
-  test(`the declarations compile against the oldest @types/aws-lambda the peer range accepts (${OLDEST_LAMBDA_TYPES})`, async () => {
+  test(`TypeScript resolves the entry points under moduleResolution bundler and node16, and checks the declarations against @types/aws-lambda ${OLDEST_LAMBDA_TYPES}, the oldest the peer range accepts`, async () => {
     const installed = JSON.parse(readFileSync(join(pkg.consumer, 'oldest-types', 'node_modules', '@types', 'aws-lambda', 'package.json'), 'utf8'));
     expect(installed.version).toBe(OLDEST_LAMBDA_TYPES);
-    const { stdout } = await exec(process.execPath, [tsc, '--listFiles', '-p', join(pkg.consumer, 'entries', 'tsconfig.oldest-types.json')]);
-    const lambdaTypes = stdout.split('\n').filter((file) => file.includes('/@types/aws-lambda/'));
+    // Both at once, one core each; tsc exits non-zero on any error.
+    const compile = (resolution: string) => exec(process.execPath, [tsc, '--listFiles', '-p', join(pkg.consumer, 'entries', `tsconfig.${resolution}.json`)]);
+    const [, node16] = await Promise.all([compile('bundler'), compile('node16')]);
+    const lambdaTypes = node16.stdout.split('\n').filter((file) => file.includes('/@types/aws-lambda/'));
     expect(lambdaTypes.length).toBeGreaterThan(0);
     expect(lambdaTypes.filter((file) => !file.includes('/oldest-types/'))).toEqual([]);
   }, 120_000);
