@@ -124,6 +124,67 @@ const cdkTsconfig = {
   exclude: ['node_modules', 'cdk.out'],
 };
 
+/** The public entry points: subpath → one export it must provide. */
+export const ENTRY_POINTS: Readonly<Record<string, string>> = {
+  'lambda-idempotency': 'makeIdempotent',
+  'lambda-idempotency/cdk': 'IdempotencyTable',
+  'lambda-idempotency/dynamodb': 'DynamoDBStore',
+  'lambda-idempotency/middy': 'idempotency',
+  'lambda-idempotency/redis': 'RedisStore',
+  'lambda-idempotency/testing': 'InMemoryStore',
+};
+
+/** Loads every entry point with `import` and with `require()`, and prints the names each exports. */
+const loadEntries = `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const entries = ${JSON.stringify(Object.keys(ENTRY_POINTS))};
+const loaded = {};
+for (const entry of entries) {
+  loaded[entry] = { import: Object.keys(await import(entry)).sort(), require: Object.keys(require(entry)).sort() };
+}
+console.log(JSON.stringify(loaded));
+`;
+
+/** Imports one export of each of `entries`; compiles only while each resolves to a declaration that is not `any`. */
+const typedEntries = (entries: readonly string[]) => `${entries.map((entry, i) => `import { ${ENTRY_POINTS[entry]} as E${i} } from '${entry}';`).join('\n')}
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
+export const notAny: [${entries.map((_, i) => `IsAny<typeof E${i}>`).join(', ')}] = [${entries.map(() => 'false').join(', ')}];
+`;
+
+/** Uses every declaration that names a Lambda type: the middlewares, the batch handler, the testing context. */
+const lambdaTypesApp = `import { callerIdentity, httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from 'lambda-idempotency';
+import { InMemoryStore, lambdaContext } from 'lambda-idempotency/testing';
+
+const store = new InMemoryStore();
+export const http = httpIdempotency({ store });
+export const batch = idempotentBatch(async (message: { id: string }) => message.id, { store });
+export const middleware = idempotency({ store });
+export const wrapped = makeIdempotent(async (id: string) => id, { store, name: 'wrapped' });
+export const context = lambdaContext();
+export const caller = callerIdentity;
+`;
+
+const strict = { target: 'ES2022', strict: true, noEmit: true, types: ['node'] };
+
+/** Every entry point under `moduleResolution` bundler (the CDK one too: its declarations are only parsed, aws-cdk-lib is large). */
+const bundlerTsconfig = { compilerOptions: { ...strict, module: 'ESNext', moduleResolution: 'Bundler', skipLibCheck: true }, files: ['bundler.ts'] };
+
+/**
+ * The entry points but the CDK one under node16 (from an ES module, as node16 needs), and the
+ * library's declarations checked in full against the oldest `@types/aws-lambda` the peer range accepts.
+ */
+const node16Tsconfig = {
+  compilerOptions: {
+    ...strict,
+    module: 'Node16',
+    moduleResolution: 'Node16',
+    skipLibCheck: false,
+    paths: { 'aws-lambda': ['../oldest-types/node_modules/@types/aws-lambda/index.d.ts'] },
+  },
+  files: ['node16.mts', 'lambda-types.mts'],
+};
+
 function write(dir: string, files: Record<string, string | object>): void {
   for (const [path, content] of Object.entries(files)) {
     const file = join(dir, path);
@@ -144,5 +205,12 @@ export function writeConsumerApps(consumer: string): void {
     'cdk/tsconfig.json': cdkTsconfig,
     'cdk/lib/payments-stack.ts': cdkStack,
     'cdk/bin/payments.ts': cdkBin,
+    'entries/package.json': { type: 'module' },
+    'entries/load.js': loadEntries,
+    'entries/bundler.ts': typedEntries(Object.keys(ENTRY_POINTS)),
+    'entries/node16.mts': typedEntries(Object.keys(ENTRY_POINTS).filter((entry) => entry !== 'lambda-idempotency/cdk')),
+    'entries/lambda-types.mts': lambdaTypesApp,
+    'entries/tsconfig.bundler.json': bundlerTsconfig,
+    'entries/tsconfig.node16.json': node16Tsconfig,
   });
 }

@@ -8,8 +8,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
-import { writeConsumerApps } from './consumer-apps.js';
-import { type Packed, packed, root } from './packed.js';
+import { ENTRY_POINTS, writeConsumerApps } from './consumer-apps.js';
+import { OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
 
 const exec = promisify(execFile);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -121,6 +121,21 @@ describe('what the tarball holds', () => {
     expect(leaks).toEqual([]);
   });
 
+  test('no public declaration says `any`', () => {
+    const declarations = pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts'));
+    const offenders: string[] = [];
+    for (const path of declarations) {
+      // Comments and string literals may say "any" in prose; types may not.
+      const code = readFileSync(join(pkg.installed, path), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '')
+        .replace(/'(?:[^'\\\n]|\\.)*'/g, "''");
+      if (/\bany\b/.test(code)) offenders.push(path);
+    }
+    expect(declarations.length).toBeGreaterThan(40);
+    expect(offenders).toEqual([]);
+  });
+
   test('every declaration file in the tarball type-checks on its own: no type it names was stripped as internal', async () => {
     const declarations = pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts'));
     expect(declarations.length).toBeGreaterThan(40);
@@ -170,6 +185,48 @@ describe('installed into a fresh project', () => {
     },
     60_000,
   );
+
+  test('every entry point of `exports` loads with import and with require(), the same names either way', async () => {
+    const subpaths = Object.keys(manifest.exports)
+      .filter((subpath) => subpath !== './package.json')
+      .map((subpath) => `lambda-idempotency${subpath.slice(1)}`);
+    expect(Object.keys(ENTRY_POINTS).sort()).toEqual(subpaths.sort());
+    const loaded = (await runApp('entries/load.js')) as Record<string, { import: string[]; require: string[] }>;
+    for (const [entry, name] of Object.entries(ENTRY_POINTS)) {
+      expect(loaded[entry]?.import).toContain(name);
+      expect(loaded[entry]?.require).toEqual(loaded[entry]?.import);
+    }
+  });
+
+  test(`TypeScript resolves the entry points under moduleResolution bundler and node16, and checks the declarations against @types/aws-lambda ${OLDEST_LAMBDA_TYPES}, the oldest the peer range accepts`, async () => {
+    const installed = JSON.parse(readFileSync(join(pkg.consumer, 'oldest-types', 'node_modules', '@types', 'aws-lambda', 'package.json'), 'utf8'));
+    expect(installed.version).toBe(OLDEST_LAMBDA_TYPES);
+    // Both at once, one core each; tsc exits non-zero on any error.
+    const compile = (resolution: string) => exec(process.execPath, [tsc, '--listFiles', '-p', join(pkg.consumer, 'entries', `tsconfig.${resolution}.json`)]);
+    const [, node16] = await Promise.all([compile('bundler'), compile('node16')]);
+    const lambdaTypes = node16.stdout.split('\n').filter((file) => file.includes('/@types/aws-lambda/'));
+    expect(lambdaTypes.length).toBeGreaterThan(0);
+    expect(lambdaTypes.filter((file) => !file.includes('/oldest-types/'))).toEqual([]);
+  }, 120_000);
+
+  test('the `lambda-idempotency` command runs from node_modules/.bin: help, and a lookup in DynamoDB Local', async () => {
+    const bin = join(pkg.consumer, 'node_modules', '.bin', 'lambda-idempotency');
+    // Executed as a shell would: its shebang and mode, not `node file`.
+    const help = await exec(bin, ['--help'], { cwd: pkg.consumer });
+    expect(help.stdout).toMatch(/^Usage: lambda-idempotency <command>/);
+    const env = {
+      ...process.env,
+      NODE_OPTIONS: '',
+      AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
+      AWS_REGION: 'local',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    };
+    const missing = await exec(bin, ['inspect', '--table', tableName, '--id', 'nobody#0', '--json'], { cwd: pkg.consumer, env }).catch(
+      (error: { code: number; stdout: string }) => error,
+    );
+    expect(missing).toMatchObject({ code: 3 });
+  }, 60_000);
 
   test('a CommonJS CDK app synthesizes a stack with IdempotencyTable, without errors', async () => {
     await cdkCompiled;

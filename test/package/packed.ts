@@ -30,6 +30,11 @@ const LINKED_PEERS: ReadonlyArray<readonly [string, string]> = [
   ['@types/node', '@types/node'],
 ];
 
+/** The lowest `@types/aws-lambda` that the package's peer range accepts. */
+export const OLDEST_LAMBDA_TYPES = (
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }
+).peerDependencies['@types/aws-lambda']!.replace(/^[\^~>=]+/, '');
+
 export interface PackedFile {
   readonly path: string;
   readonly size: number;
@@ -84,6 +89,11 @@ async function build(dir: string): Promise<void> {
   );
   // The npm cache holds every package the repository installed; the registry answers for the rest.
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund'], consumer);
+  // The oldest Lambda types the peer range accepts, beside the newest npm installed: the declarations must compile against both.
+  const oldestTypes = join(consumer, 'oldest-types');
+  mkdirSync(oldestTypes);
+  writeFileSync(join(oldestTypes, 'package.json'), JSON.stringify({ private: true }));
+  await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `@types/aws-lambda@${OLDEST_LAMBDA_TYPES}`], oldestTypes);
   for (const [name, source] of LINKED_PEERS) {
     const link = join(consumer, 'node_modules', name);
     mkdirSync(dirname(link), { recursive: true });
