@@ -45,7 +45,16 @@ const remainingMillisOf = (context: unknown): number | undefined => {
   return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
 };
 
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis).unref());
+/**
+ * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
+ * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
+ * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped.
+ */
+function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.min(millis, 2_147_483_647), undefined)));
+  return { elapsed, cancel: () => clearTimeout(timer) };
+}
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
 interface Flight {
@@ -152,7 +161,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
       if (leader === undefined || leaseLeft <= 0) return this.#lead(key, fingerprint, context, execution);
-      const record = await Promise.race([leader.done, ...(leaseLeft < Number.POSITIVE_INFINITY ? [sleep(leaseLeft).then(() => undefined)] : [])]);
+      const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft) : undefined;
+      const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
       // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.
     }
@@ -240,7 +250,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const after = this.#now();
       if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
-      await sleep(Math.min(50 * 2 ** attempt, 1000, waitUntil - after));
+      await delay(Math.min(50 * 2 ** attempt, 1000, waitUntil - after)).elapsed;
     }
   }
 
