@@ -7,7 +7,7 @@ import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
-import { inCall } from './transaction.js';
+import { inCall, isWithin } from './transaction.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
 
@@ -60,6 +60,8 @@ function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel()
 interface Flight {
   /** Set once the leader holds the record. */
   leaseUntil?: number;
+  /** The leader's call, once it holds the record. */
+  call?: Call;
   readonly done: Promise<IdempotencyRecord | undefined>;
   readonly settle: (record: IdempotencyRecord | undefined) => void;
 }
@@ -161,6 +163,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
       if (leader === undefined || leaseLeft <= 0) return this.#lead(key, fingerprint, context, execution);
+      // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
+      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, false);
       const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
@@ -168,10 +172,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
   }
 
-  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
+  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined, fly = true): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
+    const flight = fly && execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
     try {
       const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined);
       if (start.kind === 'replay') {
@@ -180,6 +184,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       if (flight !== undefined) {
         flight.leaseUntil = start.leaseUntil;
+        flight.call = start.call;
         this.#leading.set(start.call, flight);
       }
       return start;

@@ -271,6 +271,23 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test('a call nested in the function of a call with its key, directly or through another call, is IN_PROGRESS at once', async () => {
+    const runs: string[] = [];
+    const once: (id: string) => Promise<string> = makeIdempotent(
+      async (id: string) => {
+        runs.push(id);
+        const code = (error: IdempotencyError) => error.code;
+        if (id.endsWith('/via')) return once(id.slice(0, -'/via'.length)).catch(code);
+        return `${await once(id).catch(code)} ${await once(`${id}/via`)}`;
+      },
+      // Waiting on itself, a nested call would take the record over at the lease and run a second time.
+      { store, name: 'flight-nested', leaseSeconds: 2 },
+    );
+    expect(await once('r-1')).toBe('IN_PROGRESS IN_PROGRESS');
+    expect(runs).toEqual(['r-1', 'r-1/via']);
+    expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
+  }, 10_000);
+
   test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
     const turnstile = new Turnstile();
     const once = makeIdempotent(async (_: string) => turnstile.enter(), { store, name: 'no-flight', singleFlight: false });
