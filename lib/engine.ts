@@ -161,11 +161,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A durable execution never waits on another one in process: that one may stay suspended for days.
       const leader = execution === undefined && this.#singleFlight ? this.#flights.get(key) : undefined;
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
+      // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
-      if (leader === undefined || leaseLeft <= 0) return this.#lead(key, fingerprint, context, execution);
+      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, false);
-      const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft) : undefined;
+      const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft + 1) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
       // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.

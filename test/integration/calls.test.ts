@@ -6,8 +6,9 @@
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
+import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile } from '../support/gate.js';
+import { flush, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 
@@ -287,6 +288,27 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(runs).toEqual(['r-1', 'r-1/via']);
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
+
+  test("a duplicate arriving at the last millisecond of the leader's lease waits for it: no store lets a takeover in yet", async () => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    // InMemoryStore answers within one turn of the event loop: `flush` lets a claim finish.
+    const once = makeIdempotent(async (_: string) => turnstile.enter(), {
+      store: new InMemoryStore(),
+      name: 'flight-boundary',
+      leaseSeconds: 1,
+      now: clock.now,
+    });
+    const first = once('b-1');
+    const holder = await turnstile.next();
+    clock.advance(1000);
+    const duplicate = once('b-1');
+    await flush();
+    holder.open('first');
+    expect(await first).toBe('first');
+    expect(await duplicate).toBe('first');
+    expect(turnstile.count).toBe(1);
+  });
 
   test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
     const turnstile = new Turnstile();
