@@ -217,11 +217,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     durable: boolean,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.#now();
-    if (this.#options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional) };
     const remaining = remainingMillisOf(context);
     const leaseMillis = durable
       ? (this.#options.durableLeaseSeconds ?? this.#retentionSeconds) * 1000
       : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
+    if (this.#options.atomic)
+      return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional), leaseUntil: now + leaseMillis };
     const waitUntil = now + Math.min(this.#options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
     for (let attempt = 0; ; attempt++) {
       const at = this.#now();
