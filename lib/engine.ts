@@ -227,7 +227,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const waitUntil = now + Math.min(this.#options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
     for (let attempt = 0; ; attempt++) {
       const at = this.#now();
-      const leaseUntil = at + leaseMillis;
+      // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.
+      const leaseUntil = (durable || remaining === undefined ? at : now) + leaseMillis;
       let claim: ClaimResult;
       try {
         claim = await this.#store.claim({

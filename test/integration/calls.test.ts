@@ -6,7 +6,7 @@
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
-import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
+import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { flush, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -356,6 +356,29 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     holder.open('original');
     expect(await first).toBe('original');
     expect(turnstile.count).toBe(1);
+  });
+
+  test('a duplicate that claims the key after waiting holds it until its Lambda deadline, not a whole timeout after the claim', async () => {
+    const clock = manualClock();
+    const deadline = clock.now() + 20_000;
+    const turnstile = new Turnstile<string | Error>();
+    const fn = async (_: string, __?: unknown) => {
+      const step = await turnstile.enter();
+      if (step instanceof Error) throw step;
+      return step;
+    };
+    const a = makeIdempotent(fn, { store, name: 'wait-deadline', now: clock.now });
+    const b = makeIdempotent(fn, { store, name: 'wait-deadline', now: clock.now, waitForInProgressMillis: 10_000 });
+    const first = a('w-4');
+    const holder = await turnstile.next();
+    const waiting = b('w-4', testingContext({ functionName: 'wait-deadline', remainingMillis: 20_000, now: clock.now }));
+    clock.advance(5_000);
+    holder.open(new Error('provider down')); // the holder fails and releases: the waiting duplicate claims
+    await expect(first).rejects.toThrow('provider down');
+    const running = await turnstile.next();
+    expect((await recordOf('wait-deadline', 'w-4'))?.leaseUntil?.N).toBe(String(deadline));
+    running.open('second');
+    expect(await waiting).toBe('second');
   });
 
   test('the wait never outlasts the Lambda deadline', async () => {
