@@ -27,6 +27,8 @@ type AnyRequest = Request<unknown, unknown, Error, Context>;
  */
 export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEvent, TContext>, translation: Translation) {
   const calls = new WeakMap<object, Call>();
+  /** The handler's response as it stood when a later middleware threw, for requests whose handler returned. */
+  const returned = new WeakMap<object, { readonly value: unknown }>();
   const take = (request: object): Call | undefined => {
     const call = calls.get(request);
     calls.delete(request);
@@ -58,6 +60,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    */
   const watchEarlyAnswers = (request: AnyRequest, call: Call): void => {
     let response: unknown;
+    let previous: unknown;
+    let sets = 0;
     let handled = false;
     Object.defineProperty(request, 'response', {
       configurable: true,
@@ -65,13 +69,27 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       get: () => response,
       set: (value: unknown) => {
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
+          previous = response;
           response = value;
+          sets++;
           handled = true;
           return;
         }
         take(request);
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
         response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome) : value));
+      },
+    });
+    // On an error, middy resets the response and then records the error: a response set before that
+    // reset was the handler's (or what later middlewares made of it), so the handler returned.
+    let error: unknown = request.error;
+    Object.defineProperty(request, 'error', {
+      configurable: true,
+      enumerable: true,
+      get: () => error,
+      set: (value: unknown) => {
+        if (error === undefined && sets >= 2 && calls.get(request) === call) returned.set(request, { value: previous });
+        error = value;
       },
     });
   };
@@ -106,6 +124,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const onError = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
+    // The handler returned and a later middleware threw: the function ran, so its response is the
+    // call's outcome (a retry must not run it again); this caller still gets the error.
+    const ran = returned.get(request);
+    if (ran !== undefined) {
+      await engine.end(call, endingOf(ran.value));
+      return;
+    }
     // Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline.
     const outcome = await engine.end(call, isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error });
     if (!outcome.replayed) return;

@@ -183,6 +183,25 @@ describe('middlewares that answer early', () => {
     expect(runs).toBe(1);
   });
 
+  test("a thrown error in an inner `after`, once the handler returned, completes the record with the handler's response: the retry does not run it again", async () => {
+    let runs = 0;
+    let fail = true;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: (request: { response: unknown }) => {
+          request.response = { statusCode: 200, body: request.response };
+          if (fail) throw new Error('serializer failed');
+        },
+      })
+      .use({ onError: (request: { response: unknown }) => void (request.response = undefined) });
+    await expect(handler({ id: 's-1' }, lambdaContext('after-throws'))).rejects.toThrow('serializer failed');
+    expect((await recordOf('after-throws', 's-1'))?.status?.S).toBe('COMPLETED');
+    fail = false;
+    expect(await handler({ id: 's-1' }, lambdaContext('after-throws'))).toEqual({ statusCode: 200, body: { charged: 1 } });
+    expect(runs).toBe(1);
+  });
+
   test('a thrown error in an inner `before` releases the key', async () => {
     let fail = true;
     const handler = middy(async () => 'ran')
