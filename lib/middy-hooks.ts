@@ -63,7 +63,6 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     let previous: unknown;
     let sets = 0;
     let handled = false;
-    let error: unknown = request.error;
     Object.defineProperty(request, 'response', {
       configurable: true,
       enumerable: true,
@@ -77,19 +76,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           return;
         }
         take(request);
-        if (error !== undefined) {
-          // An `onError` hook answered: the call ends as the handler did (it threw, or returned before
-          // a later middleware threw), and this caller gets the answer.
-          const ran = returned.get(request);
-          response = engine.end(call, ran === undefined ? { kind: 'throw', error } : endingOf(ran.value)).then(() => value);
-          return;
-        }
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
         response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome) : value));
       },
     });
     // On an error, middy resets the response and then records the error: a response set before that
     // reset was the handler's (or what later middlewares made of it), so the handler returned.
+    let error: unknown = request.error;
     Object.defineProperty(request, 'error', {
       configurable: true,
       enumerable: true,

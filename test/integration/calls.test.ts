@@ -202,19 +202,6 @@ describe('middlewares that answer early', () => {
     expect(runs).toBe(1);
   });
 
-  test("an inner middleware's early answer from `onError` to a handler error releases the key: the retry runs", async () => {
-    let runs = 0;
-    const handler = middy(async () => {
-      if (++runs === 1) throw new Error('provider timed out');
-      return { charged: runs };
-    })
-      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
-      .use({ onError: async () => ({ statusCode: 503 }) });
-    expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 503 });
-    expect(await recordOf('early-on-error', 'o-1')).toBeUndefined();
-    expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ charged: 2 });
-  });
-
   test('a thrown error in an inner `before` releases the key', async () => {
     let fail = true;
     const handler = middy(async () => 'ran')
