@@ -7,7 +7,7 @@ import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
-import { inCall } from './transaction.js';
+import { inCall, isWithin } from './transaction.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
 
@@ -45,12 +45,23 @@ const remainingMillisOf = (context: unknown): number | undefined => {
   return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
 };
 
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis).unref());
+/**
+ * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
+ * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
+ * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped.
+ */
+function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.min(millis, 2_147_483_647), undefined)));
+  return { elapsed, cancel: () => clearTimeout(timer) };
+}
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
 interface Flight {
   /** Set once the leader holds the record. */
   leaseUntil?: number;
+  /** The leader's call, once it holds the record. */
+  call?: Call;
   readonly done: Promise<IdempotencyRecord | undefined>;
   readonly settle: (record: IdempotencyRecord | undefined) => void;
 }
@@ -150,18 +161,22 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A durable execution never waits on another one in process: that one may stay suspended for days.
       const leader = execution === undefined && this.#singleFlight ? this.#flights.get(key) : undefined;
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
+      // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
-      if (leader === undefined || leaseLeft <= 0) return this.#lead(key, fingerprint, context, execution);
-      const record = await Promise.race([leader.done, ...(leaseLeft < Number.POSITIVE_INFINITY ? [sleep(leaseLeft).then(() => undefined)] : [])]);
+      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution);
+      // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
+      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, false);
+      const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft + 1) : undefined;
+      const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
       // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.
     }
   }
 
-  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined): Promise<Start> {
+  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined, fly = true): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
+    const flight = fly && execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
     try {
       const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined);
       if (start.kind === 'replay') {
@@ -170,6 +185,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       if (flight !== undefined) {
         flight.leaseUntil = start.leaseUntil;
+        flight.call = start.call;
         this.#leading.set(start.call, flight);
       }
       return start;
@@ -201,15 +217,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     durable: boolean,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.#now();
-    if (this.#options.atomic) return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional) };
     const remaining = remainingMillisOf(context);
     const leaseMillis = durable
       ? (this.#options.durableLeaseSeconds ?? this.#retentionSeconds) * 1000
       : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
+    if (this.#options.atomic)
+      return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional), leaseUntil: now + leaseMillis };
     const waitUntil = now + Math.min(this.#options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
     for (let attempt = 0; ; attempt++) {
       const at = this.#now();
-      const leaseUntil = at + leaseMillis;
+      // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.
+      const leaseUntil = (durable || remaining === undefined ? at : now) + leaseMillis;
       let claim: ClaimResult;
       try {
         claim = await this.#store.claim({
@@ -240,7 +259,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const after = this.#now();
       if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
-      await sleep(Math.min(50 * 2 ** attempt, 1000, waitUntil - after));
+      await delay(Math.min(50 * 2 ** attempt, 1000, waitUntil - after)).elapsed;
     }
   }
 

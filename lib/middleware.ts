@@ -20,7 +20,8 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * `undefined`), `after` stores the response, `onError` releases the record this request holds.
  * Rejections (`IN_PROGRESS`, `PAYLOAD_MISMATCH`, …) hold nothing and release nothing; middy's early
  * `TimeoutError` releases nothing either: the record's lease ends at the Lambda deadline. A later
- * middleware that answers early (its `before` sets a response) releases the record.
+ * middleware that answers early (its `before` sets a response) releases the record; one that throws
+ * from `after`, once the handler returned, completes it with the handler's response.
  *
  * `.use()` it first. The namespace defaults to `context.functionName`, then `AWS_LAMBDA_FUNCTION_NAME`.
  *

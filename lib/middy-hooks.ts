@@ -27,6 +27,8 @@ type AnyRequest = Request<unknown, unknown, Error, Context>;
  */
 export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEvent, TContext>, translation: Translation) {
   const calls = new WeakMap<object, Call>();
+  /** The handler's response as it stood when a later middleware threw, for requests whose handler returned. */
+  const returned = new WeakMap<object, { readonly value: unknown }>();
   const take = (request: object): Call | undefined => {
     const call = calls.get(request);
     calls.delete(request);
@@ -49,7 +51,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
-  const errorEnding = (request: AnyRequest): Ending => (isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error });
+  const errorEnding = (request: AnyRequest): Ending => {
+    // The handler returned and a later middleware threw: the function ran, so its response is the
+    // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
+    const ran = returned.get(request);
+    if (ran !== undefined) return endingOf(ran.value);
+    return isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error };
+  };
 
   /**
    * Another middleware may answer early (a `before` or `after` that sets `request.earlyResponse`
@@ -61,6 +69,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    */
   const watchEarlyAnswers = (request: AnyRequest, call: Call): void => {
     let response: unknown;
+    let previous: unknown;
+    let sets = 0;
     let handled = false;
     Object.defineProperty(request, 'response', {
       configurable: true,
@@ -68,7 +78,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       get: () => response,
       set: (value: unknown) => {
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
+          previous = response;
           response = value;
+          sets++;
           handled = true;
           return;
         }
@@ -80,6 +92,18 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         }
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
         response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome, request) : value));
+      },
+    });
+    // On an error, middy resets the response and then records the error: a response set before that
+    // reset was the handler's (or what later middlewares made of it), so the handler returned.
+    let error: unknown = request.error;
+    Object.defineProperty(request, 'error', {
+      configurable: true,
+      enumerable: true,
+      get: () => error,
+      set: (value: unknown) => {
+        if (error === undefined && sets >= 2 && calls.get(request) === call) returned.set(request, { value: previous });
+        error = value;
       },
     });
   };

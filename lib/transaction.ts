@@ -54,17 +54,25 @@ export interface Transaction {
 
 /**
  * The call whose function is running in this async context. A slot rather than the call itself:
- * a middy request enters it before its claim is made, then fills it. @internal
+ * a middy request enters it before its claim is made, then fills it. `outer` is the slot of the
+ * call this one is nested in. @internal
  */
 interface CallSlot {
   call: Call | undefined;
+  readonly outer: CallSlot | undefined;
 }
 
 const currentCall = new AsyncLocalStorage<CallSlot>();
 
 /** Runs `fn` as the function of `call`: `transaction()` inside it (and only there) is this call's. @internal */
 export function inCall<R>(call: Call, fn: () => Promise<R> | R): Promise<R> | R {
-  return currentCall.run({ call }, fn);
+  return currentCall.run({ call, outer: currentCall.getStore() }, fn);
+}
+
+/** Whether the code running now is part of `call`'s function, directly or through calls nested in it. @internal */
+export function isWithin(call: Call): boolean {
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.call === call) return true;
+  return false;
 }
 
 /** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */
@@ -78,7 +86,7 @@ export function leaveCallScopes(): void {
  * by middy from the same context) sees the call put into the slot once claimed. @internal
  */
 export function enterCall(): CallSlot {
-  const slot: CallSlot = { call: undefined };
+  const slot: CallSlot = { call: undefined, outer: currentCall.getStore() };
   currentCall.enterWith(slot);
   return slot;
 }

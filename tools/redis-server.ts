@@ -28,6 +28,12 @@ export interface RedisServerOptions {
   readonly replicaOf?: number;
   /** @default 10000 */
   readonly timeoutMillis?: number;
+  /** @default a free port */
+  readonly port?: number;
+  /** Data directory, kept when the server stops (to start another on the same data). @default a temporary one, removed at stop */
+  readonly dir?: string;
+  /** Append every write to the AOF and fsync it before answering, so a crash loses no acknowledged write. @default false */
+  readonly appendOnly?: boolean;
 }
 
 const SERVER_MISSING =
@@ -56,10 +62,11 @@ function ask<T>(port: number, command: string, read: (reply: string) => T | unde
 const firstLine = (reply: string): string | undefined => (reply.includes('\r\n') ? reply.slice(0, reply.indexOf('\r\n')) : undefined);
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   // Cluster mode writes its node table to a file: keep it out of the working directory.
-  const dir = mkdtempSync(join(tmpdir(), 'redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'redis-'));
+  const aof = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...aof, '--dir', dir];
   args.push('--maxmemory-policy', options.maxmemoryPolicy ?? 'noeviction');
   // Announced as 127.0.0.1: a node that does not know its address announces '', which ioredis cannot dial.
   if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
@@ -75,7 +82,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const kill = tieToProcess(child);
   const stop = async (): Promise<void> => {
     await kill();
-    rmSync(dir, { recursive: true, force: true });
+    if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
   };
   const timeout = options.timeoutMillis ?? 10_000;
   const deadline = Date.now() + timeout;

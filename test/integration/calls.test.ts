@@ -6,6 +6,7 @@
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
+import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -230,6 +231,25 @@ describe('middlewares that answer early', () => {
     fail = false;
     expect(await handler({ id: 'v-1' }, lambdaContext('inner-throws'))).toBe('ran');
   });
+
+  test("a thrown error in an inner `after`, once the handler returned, completes the record with the handler's response: the retry does not run it again", async () => {
+    let runs = 0;
+    let fail = true;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: (request: { response: unknown }) => {
+          request.response = { statusCode: 200, body: request.response };
+          if (fail) throw new Error('serializer failed');
+        },
+      })
+      .use({ onError: (request: { response: unknown }) => void (request.response = undefined) });
+    await expect(handler({ id: 's-1' }, lambdaContext('after-throws'))).rejects.toThrow('serializer failed');
+    expect((await recordOf('after-throws', 's-1'))?.status?.S).toBe('COMPLETED');
+    fail = false;
+    expect(await handler({ id: 's-1' }, lambdaContext('after-throws'))).toEqual({ statusCode: 200, body: { charged: 1 } });
+    expect(runs).toBe(1);
+  });
 });
 
 describe('single-flight: in-process duplicates share one claim', () => {
@@ -305,6 +325,44 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test('a call nested in the function of a call with its key, directly or through another call, is IN_PROGRESS at once', async () => {
+    const runs: string[] = [];
+    const once: (id: string) => Promise<string> = makeIdempotent(
+      async (id: string) => {
+        runs.push(id);
+        const code = (error: IdempotencyError) => error.code;
+        if (id.endsWith('/via')) return once(id.slice(0, -'/via'.length)).catch(code);
+        return `${await once(id).catch(code)} ${await once(`${id}/via`)}`;
+      },
+      // Waiting on itself, a nested call would take the record over at the lease and run a second time.
+      { store, name: 'flight-nested', leaseSeconds: 2 },
+    );
+    expect(await once('r-1')).toBe('IN_PROGRESS IN_PROGRESS');
+    expect(runs).toEqual(['r-1', 'r-1/via']);
+    expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
+  }, 10_000);
+
+  test("a duplicate arriving at the last millisecond of the leader's lease waits for it: no store lets a takeover in yet", async () => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    // InMemoryStore answers within one turn of the event loop: `flush` lets a claim finish.
+    const once = makeIdempotent(async (_: string) => turnstile.enter(), {
+      store: new InMemoryStore(),
+      name: 'flight-boundary',
+      leaseSeconds: 1,
+      now: clock.now,
+    });
+    const first = once('b-1');
+    const holder = await turnstile.next();
+    clock.advance(1000);
+    const duplicate = once('b-1');
+    await new Promise((resolve) => setImmediate(resolve)); // the duplicate's claim, had it made one, is answered
+    holder.open('first');
+    expect(await first).toBe('first');
+    expect(await duplicate).toBe('first');
+    expect(turnstile.count).toBe(1);
+  });
+
   test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
     const turnstile = new Turnstile();
     const once = makeIdempotent(async (_: string) => turnstile.enter(), { store, name: 'no-flight', singleFlight: false });
@@ -351,6 +409,29 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     holder.open('original');
     expect(await first).toBe('original');
     expect(turnstile.count).toBe(1);
+  });
+
+  test('a duplicate that claims the key after waiting holds it until its Lambda deadline, not a whole timeout after the claim', async () => {
+    const clock = manualClock();
+    const deadline = clock.now() + 20_000;
+    const turnstile = new Turnstile<string | Error>();
+    const fn = async (_: string, __?: unknown) => {
+      const step = await turnstile.enter();
+      if (step instanceof Error) throw step;
+      return step;
+    };
+    const a = makeIdempotent(fn, { store, name: 'wait-deadline', now: clock.now });
+    const b = makeIdempotent(fn, { store, name: 'wait-deadline', now: clock.now, waitForInProgressMillis: 10_000 });
+    const first = a('w-4');
+    const holder = await turnstile.next();
+    const waiting = b('w-4', testingContext({ functionName: 'wait-deadline', remainingMillis: 20_000, now: clock.now }));
+    clock.advance(5_000);
+    holder.open(new Error('provider down')); // the holder fails and releases: the waiting duplicate claims
+    await expect(first).rejects.toThrow('provider down');
+    const running = await turnstile.next();
+    expect((await recordOf('wait-deadline', 'w-4'))?.leaseUntil?.N).toBe(String(deadline));
+    running.open('second');
+    expect(await waiting).toBe('second');
   });
 
   test('the wait never outlasts the Lambda deadline', async () => {

@@ -495,6 +495,20 @@ describe('atomic: true (one round trip)', () => {
     expect(f.probe.commands.every((command) => command === 'TransactWriteItemsCommand')).toBe(true);
   });
 
+  test("an in-process duplicate waits for an atomic leader only until the leader's lease, then runs and commits itself", async () => {
+    const f = chargeFixture({ atomic: true, hold: true, singleFlight: true });
+    const leader = f.charge({ id: 'a3', amount: 4 });
+    const stuck = await f.turnstile.next();
+    f.clock.t += LEASE_MS + 1;
+    const duplicate = f.charge({ id: 'a3', amount: 4 });
+    (await f.turnstile.next()).open('return');
+    expect(await duplicate).toEqual({ paid: 'a3', run: 2 });
+    // The leader wakes at last: its commit is refused, and it gets the stored response.
+    stuck.open('return');
+    expect(await leader).toEqual({ paid: 'a3', run: 2 });
+    expect(await f.charges('a3')).toBe(1);
+  }, 10_000);
+
   test('middy with atomic: true: 1 request on the first call and 1 on the replay', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });

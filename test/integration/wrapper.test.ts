@@ -25,6 +25,8 @@ function heldFunction(name: string, leaseSeconds = 5) {
     key: (order) => order.id,
     leaseSeconds,
     now: () => clock.now,
+    // Each call stands for another process: no in-process single-flight.
+    singleFlight: false,
   });
   const item = (): Promise<Record<string, AttributeValue> | undefined> => readItem(client, tableName, recordId(name, 'o-1'));
   return { clock, turnstile, once, item };

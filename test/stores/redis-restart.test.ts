@@ -1,0 +1,61 @@
+/**
+ * A single redis-server that crashes (SIGKILL) and restarts on its data, with the AOF fsynced on
+ * every write (`appendfsync always`): while it is down, calls fail closed; after it, every record
+ * is there with its TTL, a duplicate is still IN_PROGRESS, and the attempt that held the key
+ * completes on the restarted server (whose script cache is empty: EVALSHA falls back to EVAL).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeIdempotent } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { Turnstile } from '../support/gate.js';
+import { CLIENT_KINDS, inspector, pttl } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
+
+/** Resolves at the client's next `ready` event (it reconnected). */
+const nextReady = (client: object): Promise<void> =>
+  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+
+for (const kind of CLIENT_KINDS) {
+  test(`${kind.name}: a crash and restart of a node with an fsynced AOF loses no record; calls fail closed meanwhile`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-restart-'));
+    let server: RedisServer = await startRedisServer({ dir, appendOnly: true });
+    const opened = await kind.open(server.url);
+    const raw = inspector(server.url);
+    try {
+      const store = new RedisStore({ client: opened.client, keyPrefix: 'restart:', timeoutMillis: 500 });
+      const turnstile = new Turnstile<string>();
+      const fn = async (_: string) => turnstile.enter();
+      // Two wrappers of one function: two processes sharing the server.
+      const a = makeIdempotent(fn, { store, name: 'restart' });
+      const b = makeIdempotent(fn, { store, name: 'restart' });
+      const first = a('k-1');
+      const holder = await turnstile.next();
+      const [key] = await raw.keys('restart:*');
+
+      raw.disconnect();
+      await server.stop();
+      expect((await rejection(b('k-1'))).code).toBe('STORE_FAILURE');
+
+      const ready = nextReady(opened.client);
+      server = await startRedisServer({ dir, appendOnly: true, port: server.port });
+      await ready;
+      expect((await rejection(b('k-1'))).code).toBe('IN_PROGRESS');
+      const after = inspector(server.url);
+      expect(await pttl(after, key!)).toBeGreaterThan(0);
+      after.disconnect();
+
+      holder.open('first');
+      expect(await first).toBe('first');
+      expect(await b('k-1')).toBe('first');
+      expect(turnstile.count).toBe(1);
+    } finally {
+      raw.disconnect();
+      await opened.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
