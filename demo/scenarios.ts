@@ -136,10 +136,17 @@ class Harness {
     };
   }
 
+  /** The message ids that come back to the queue: those reported failed, or every one when the invocation throws. */
   async deliver(records: SQSRecord[]): Promise<string[]> {
     const event: SQSEvent = { Records: records };
-    const out = await this.consumer(event, lambdaContext('payments-consumer', this.clock.now));
-    return out.batchItemFailures.map((f) => f.itemIdentifier);
+    try {
+      const out = await this.consumer(event, lambdaContext('payments-consumer', this.clock.now));
+      return out.batchItemFailures.map((f) => f.itemIdentifier);
+    } catch (error) {
+      // The consumer throws a batch in which no message succeeded back whole.
+      if (error instanceof AggregateError) return records.map((record) => record.messageId);
+      throw error;
+    }
   }
 
   async storedPayment(paymentId: string): Promise<Payment | undefined> {
