@@ -23,6 +23,7 @@ import { readDocument, snippetUnder } from './snippets.js';
 
 const readme = readDocument('README.md');
 const testingGuide = readDocument('docs/testing.md');
+const operationsGuide = readDocument('docs/operations.md');
 const runner = new SnippetRunner();
 afterAll(() => runner.dispose());
 
@@ -151,7 +152,7 @@ describe('README CDK', () => {
   test('the table, its functions and the dashboard synthesize without errors', async () => {
     const parts = stackWith({ deadLetterQueue: true });
     const { idempotency } = await runner.run(readme, snippetUnder(readme, 'CDK'), parts);
-    await runner.run(readme, snippetUnder(readme, 'Dashboard and alarms'), {
+    await runner.run(operationsGuide, snippetUnder(operationsGuide, 'Dashboard and alarms'), {
       idempotency,
       apiFunction: parts.apiFunction,
       alarmTopic: new Topic(parts.stack, 'Alarms'),
