@@ -109,7 +109,11 @@ const SHARED_CHECKS = {
   },
   key: isFunction,
   fingerprint: isFunction,
-  name: (value) => (typeof value === 'string' && value.length > 0 && !value.includes('#') ? undefined : "must be a non-empty string without '#'"),
+  // With '#' and the 43-character hash it makes the record key, which DynamoDB caps at 2,048 bytes.
+  name: (value) =>
+    typeof value === 'string' && value.length > 0 && !value.includes('#') && Buffer.byteLength(value) <= 2004
+      ? undefined
+      : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8",
   expiresAfterSeconds: wholeNumber(1),
   onMissingKey: (value) => (value === 'throw' || value === 'skip' ? undefined : "must be 'throw' or 'skip'"),
   cacheSize: wholeNumber(0),

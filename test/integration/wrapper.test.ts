@@ -229,3 +229,13 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
   holder.open('y');
   expect(await call).toBe('y');
 });
+
+test('the longest name the options accept makes a record key DynamoDB takes (2,048 bytes): the call runs once and replays', async () => {
+  let runs = 0;
+  const name = 'n'.repeat(2004);
+  const once = makeIdempotent(async (order: { id: string }) => ({ runs: ++runs, id: order.id }), { store, name, key: (order) => order.id });
+  expect(await once({ id: 'o-1' })).toEqual({ runs: 1, id: 'o-1' });
+  expect(await once({ id: 'o-1' })).toEqual({ runs: 1, id: 'o-1' });
+  expect(Buffer.byteLength(recordId(name, 'o-1'))).toBe(2048);
+  expect(await readItem(client, tableName, recordId(name, 'o-1'))).toBeDefined();
+});

@@ -77,6 +77,12 @@ describe('options', () => {
     ['a now that is not a function', { store, now: 5 }, /`now` must be a function/],
     ['an empty name', { store, name: '' }, /`name` must be a non-empty string/],
     ['a name with #', { store, name: 'a#b' }, /`name` must be a non-empty string without '#'/],
+    // 'é' is 2 bytes: 1,003 of them are 2,006 bytes, too long for a record key with its hash.
+    [
+      'a name longer than a record key allows',
+      { store, name: 'é'.repeat(1003) },
+      /`name` must be a non-empty string without '#', at most 2,004 bytes of UTF-8/,
+    ],
     ['a zero retention', { store, expiresAfterSeconds: 0 }, /`expiresAfterSeconds` must be a whole number, 1 or more \(got 0\)/],
     ['a fractional retention', { store, expiresAfterSeconds: 1.5 }, /`expiresAfterSeconds`/],
     ['a retention given as text', { store, expiresAfterSeconds: '60' }, /`expiresAfterSeconds`/],
