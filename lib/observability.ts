@@ -148,7 +148,17 @@ function checkLines(where: string, options: ObservabilityOptions, path = 'observ
   const { metrics = false, logs = false, write } = options;
   if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`${path}.metrics\` and \`.logs\` must be booleans.`);
   if (write !== undefined && typeof write !== 'function') throw new TypeError(`${where}: \`${path}.write\` must be a function.`);
+  // CloudWatch drops, without a word, the metrics of a line whose namespace it does not accept.
+  const namespace: unknown = options.metricNamespace;
+  if (namespace !== undefined && !(typeof namespace === 'string' && CLOUDWATCH_NAMESPACE.test(namespace) && !namespace.startsWith('AWS/'))) {
+    throw new TypeError(
+      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.`,
+    );
+  }
 }
+
+/** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space. */
+const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])[A-Za-z0-9 ._/#:-]{1,255}$/;
 
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;

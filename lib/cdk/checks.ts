@@ -4,7 +4,7 @@
  */
 import { Token } from 'aws-cdk-lib';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { CfnQueue, type IQueue, Queue } from 'aws-cdk-lib/aws-sqs';
+import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 
 /** One problem found on a wired function. */
 export interface Finding {
@@ -39,7 +39,20 @@ function functionTimeout(fn: LambdaFunction): number {
   return fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
 }
 
-/** Checks one queue wired to `fn` through `IdempotencyTable.attachSqsConsumer`. */
+/**
+ * The queues of the app that feed `fn` through an event source mapping of its own, however it was
+ * added (`attachSqsConsumer` or `fn.addEventSource`): their redelivery horizon matters all the same.
+ */
+export function queuesFeeding(fn: LambdaFunction): IQueue[] {
+  const sources = fn.node
+    .findAll()
+    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping)
+    .map((mapping) => mapping.eventSourceArn);
+  if (sources.length === 0) return [];
+  return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
+}
+
+/** Checks one queue that feeds `fn`. */
 export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: number): Finding[] {
   const cfn = queue.node.defaultChild;
   const where = `queue ${queue.node.path}`;

@@ -7,7 +7,7 @@ import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue } from './checks.js';
+import { checkFunction, checkQueue, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -199,7 +199,7 @@ export class IdempotencyTable extends Construct {
     for (const fn of this.grants.keys()) {
       const findings = [
         ...checkFunction(fn, this.expiresAfterSeconds),
-        ...(this.queues.get(fn) ?? []).flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
+        ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
       ];
       for (const finding of findings) {
         if (finding.level === 'error') Annotations.of(fn).addError(`[${finding.id}] ${finding.message}`);

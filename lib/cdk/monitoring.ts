@@ -131,9 +131,17 @@ export class IdempotencyMonitoring extends Construct {
     const thresholds = props.alarmThresholds ?? {};
 
     const alarms: Alarm[] = [];
+    // A function's group is named by its construct id, which other scopes may use too (`Handler`).
+    const taken = new Set(['Dashboard']);
+    const groupId = (base: string): string => {
+      let id = base;
+      for (let n = 2; taken.has(id); n++) id = `${base}${n}`;
+      taken.add(id);
+      return id;
+    };
     const rows = functions.map((fn) => {
       const name = typeof fn === 'string' ? fn : fn.functionName;
-      const group = new Construct(this, typeof fn === 'string' ? `Records-${fn}` : fn.node.id);
+      const group = new Construct(this, groupId(typeof fn === 'string' ? `Records-${fn}` : fn.node.id));
       const metric = (event: IdempotencyEvent) =>
         new Metric({ namespace, metricName: METRIC_NAMES[event], dimensionsMap: { Function: name }, statistic: Stats.SUM, period });
       for (const [event, field, fallback, meaning] of ALARMS) {
@@ -191,6 +199,9 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
   }
+  const given = functions.filter((fn): fn is IFunction => typeof fn !== 'string');
+  const again = given.find((fn, i) => given.indexOf(fn) !== i);
+  if (again !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the function ${again.node.path} is listed twice.`);
   const named = functions.filter((fn): fn is string => typeof fn === 'string');
   for (const name of named) {
     if (!Token.isUnresolved(name) && (name.length === 0 || name.includes('#'))) {

@@ -106,11 +106,19 @@ export function helpText(): string {
  * @internal
  */
 export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true; tokens: true }>>;
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('. ')[0]}.`);
+    const sentence = (error as Error).message.split('. ')[0]!;
+    throw new UsageError(sentence.endsWith('.') ? sentence : `${sentence}.`);
+  }
+  // parseArgs keeps the last of a repeated option: `forget --id a#… --id b#…` must not pick one silently.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new UsageError(`\`--${token.name}\` is given twice: give it once.`);
+    seen.add(token.name);
   }
   const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
   const [command, ...extra] = parsed.positionals;

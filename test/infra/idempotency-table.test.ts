@@ -122,6 +122,10 @@ describe('synth-time checks on a misconfigured stack', () => {
     const unreported = fn(stack, 'UnreportedConsumer');
     table.attachFunction(unreported);
     unreported.addEventSource(new SqsEventSource(new Queue(stack, 'Plain', { ...fine, visibilityTimeout: Duration.minutes(1) })));
+    // A queue wired by hand to an attached function is checked like one wired by attachSqsConsumer.
+    const handWired = fn(stack, 'HandWiredConsumer');
+    handWired.addEventSource(new SqsEventSource(new Queue(stack, 'HandWired', { visibilityTimeout: Duration.minutes(1) }), { reportBatchItemFailures: true }));
+    table.attachFunction(handWired);
     // An imported queue cannot be checked.
     table.attachSqsConsumer(fn(stack, 'ImportedConsumer'), Queue.fromQueueArn(stack, 'Imported', 'arn:aws:sqs:eu-west-1:123456789012:orders'));
     // Async retries: 6 h of retries against 1 h of records.
@@ -160,6 +164,10 @@ describe('synth-time checks on a misconfigured stack', () => {
   test('an event source without reportBatchItemFailures', () => {
     annotations.hasError(path('UnreportedConsumer'), Match.stringLikeRegexp('noBatchItemFailures'));
     annotations.hasNoError(path('NoDlqConsumer'), Match.stringLikeRegexp('noBatchItemFailures'));
+  });
+
+  test('a queue wired to an attached function without attachSqsConsumer is checked too', () => {
+    annotations.hasError(path('HandWiredConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*Checks/HandWired .*for 4 days'));
   });
 
   test('an imported queue is reported as unchecked', () => {

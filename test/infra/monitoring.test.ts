@@ -2,7 +2,7 @@ import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
-import type { IConstruct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
 import { type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
 import { cloudWatchLines, type IdempotencyEvent } from '../../lib/observability.js';
@@ -129,6 +129,30 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   );
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
+});
+
+test('functions whose construct ids repeat in other scopes, or read like a section of the monitoring, get a row each', () => {
+  const stack = new Stack(new App(), 'SameIds');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const handler = (scope: IConstruct, id: string) =>
+    new LambdaFunction(scope, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const functions = [
+    handler(new Construct(stack, 'Api'), 'Handler'),
+    handler(new Construct(stack, 'Consumer'), 'Handler'),
+    handler(stack, 'Dashboard'),
+    handler(stack, 'Records-api'),
+  ];
+  const monitoring = table.addMonitoring({ functions: [...functions, 'api'] });
+  expect(monitoring.alarms).toHaveLength(15);
+  const template = Template.fromStack(stack);
+  template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  for (const fn of functions) {
+    const ref = { Ref: stack.getLogicalId(fn.node.defaultChild as CfnElement) };
+    expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Dimensions: [{ Value: ref }] } }))).toHaveLength(3);
+  }
+  expect(() => new IdempotencyTable(new Stack(new App(), 'Twice'), 'Idempotency').addMonitoring({ functions: [functions[0]!, functions[0]!] })).toThrow(
+    'IdempotencyTable.addMonitoring: the function SameIds/Api/Handler is listed twice.',
+  );
 });
 
 describe('the demo stack', () => {

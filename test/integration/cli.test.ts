@@ -148,6 +148,8 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
     [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters).'],
     [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
+    [['forget', '--table', tableName, '--id', 'a#h', '--id', 'b#h', '--yes'], '`--id` is given twice: give it once.'],
+    [['inspect', '--table', tableName, '--name', 'n', '--key', '-1'], "Option '--key' argument is ambiguous."],
   ] as never;
   for (const [argv, message] of cases) {
     const { out, io: cliIo } = io();
@@ -155,6 +157,9 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     expect(out.stdout).toBe('');
     expect(out.stderr.split('\n')[0]).toEqual(typeof message === 'string' ? `lambda-idempotency: ${message}` : message);
   }
+  const dash = io();
+  expect(await runCli(['inspect', '--table', tableName, '--name', 'n', '--key', '-1'], dash.io)).toBe(2);
+  expect(dash.out.stderr).toContain("use '--key=-XYZ'.\nRun `lambda-idempotency --help` for usage.");
   const { out, io: cliIo } = io();
   expect(await runCli(['--help'], cliIo)).toBe(0);
   expect(out.stdout).toMatch(/^Usage: lambda-idempotency <command>/);
