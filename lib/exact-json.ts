@@ -26,11 +26,19 @@ export function exactNumber(text: string): number | string {
 const TOKENS = /"(?:[^"\\]|\\.)*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
 
 /**
+ * Texts in which every number is exact in a double: no run of 16 digits (a single `.` may split it)
+ * and no exponent of 3 digits. A decimal of at most 15 significant digits with an exponent of at
+ * most 2 digits is the shortest text of its double, so such a text needs no second pass.
+ */
+const MAYBE_INEXACT = /\d(?:\.?\d){15}|[eE][+-]?\d{3}/;
+
+/**
  * `JSON.parse`, except that a number a double cannot hold is its exact text. Throws JSON.parse's
  * `SyntaxError` for a text that is not JSON. @internal
  */
 export function parseExactJson(text: string): unknown {
   const value: unknown = JSON.parse(text);
+  if (!MAYBE_INEXACT.test(text)) return value;
   let inexact = false;
   const exact = text.replace(TOKENS, (token) => {
     if (token.startsWith('"') || typeof exactNumber(token) === 'number') return token;

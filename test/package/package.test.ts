@@ -142,7 +142,7 @@ describe('what the tarball holds', () => {
     const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--skipLibCheck', 'false'];
     // Resolved from the consumer project, as an app's compiler would; a failure prints each missing name.
     await exec(process.execPath, [tsc, ...args, ...declarations.map((p) => join(pkg.installed, p))], { cwd: pkg.consumer });
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('installed into a fresh project', () => {

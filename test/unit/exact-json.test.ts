@@ -45,3 +45,17 @@ test('a decimal is a number when it is the shortest text of its double (in any n
 test("a text that is not JSON throws JSON.parse's SyntaxError", () => {
   expect(() => parseExactJson('{"id":1234567890123456789,')).toThrow(SyntaxError);
 });
+
+test('a number with at most 15 significant digits and a 2-digit exponent is exact without the second pass', () => {
+  const digits = fc.stringMatching(/^[1-9]\d{0,14}$/);
+  fc.assert(
+    fc.property(digits, fc.integer({ min: 0, max: 15 }), fc.integer({ min: -99, max: 99 }), fc.boolean(), (significant, point, exponent, negative) => {
+      const at = Math.min(point, significant.length);
+      const mantissa = at === 0 ? significant : `${significant.slice(0, at)}.${significant.slice(at)}`.replace(/\.$/, '');
+      const text = `${negative ? '-' : ''}${mantissa}e${exponent}`;
+      expect(exactNumber(text)).toBe(Number(text));
+      expect(parseExactJson(`[${text}]`)).toEqual([Number(text)]);
+    }),
+    RUNS,
+  );
+});
