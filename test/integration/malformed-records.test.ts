@@ -65,3 +65,15 @@ describe('a live malformed item fails closed, with an error that says what is wr
     expect(await f.once('k')).toBe(1);
   });
 });
+
+test.each<[string, Record<string, AttributeValue>]>([
+  ['response is not JSON', { response: { S: '{"cut short' } }],
+  ['final error is not JSON', { error: { S: 'not json' } }],
+  ['final error is JSON null', { error: { S: 'null' } }],
+])('a live record whose stored %s fails closed: STORE_FAILURE, the function does not run', async (_case, outcome) => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, ...outcome });
+  const error = await rejection(f.once('k'));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.message).toMatch(/^The idempotency store failed \((SyntaxError|TypeError): a stored outcome that is not JSON\); the function did not run\.$/);
+  expect(f.runs()).toBe(0);
+});
