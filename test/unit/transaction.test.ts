@@ -238,6 +238,10 @@ describe('cancellations and faults', () => {
     ['a ValidationError cancellation reason', cancelled(NONE, { Code: 'ValidationError' }, NONE, NONE, NONE)],
     ['an ItemCollectionSizeLimitExceeded reason', cancelled(NONE, { Code: 'ItemCollectionSizeLimitExceeded' }, NONE, NONE, NONE)],
     ['a write to a table that does not exist', serviceError('ResourceNotFoundException', 'Requested resource not found')],
+    [
+      'a write the function has no grant for',
+      serviceError('AccessDeniedException', 'User: arn:aws:sts::1:assumed-role/fn is not authorized to perform: dynamodb:PutItem on resource: payments'),
+    ],
   ])('%s is TRANSACTION_INVALID; the record is released', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
