@@ -277,6 +277,8 @@ export class DynamoDBStore implements IdempotencyStore {
     if (owner === undefined) return this.malformed(key, `no \`${a.owner}\` string`);
     if (expiration === undefined) return this.malformed(key, `no \`${a.expiration}\` number`);
     const lease = item[a.leaseUntil]?.N;
+    // No claim could ever take it over: it would answer IN_PROGRESS until it expires.
+    if (status === 'INPROGRESS' && lease === undefined) return this.malformed(key, `INPROGRESS without a \`${a.leaseUntil}\` number`);
     const fingerprint = item[a.fingerprint]?.S;
     const keyId = item[a.keyId]?.S;
     const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;

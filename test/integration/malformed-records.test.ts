@@ -47,6 +47,12 @@ describe('a live malformed item fails closed, with an error that says what is wr
     ['without an owner', { status: { S: 'COMPLETED' }, expiration: LIVE_EXPIRATION }, 'no `owner` string'],
     ['without an expiration (TTL never removes it)', { status: { S: 'COMPLETED' }, owner: { S: 'o' } }, 'no `expiration` number'],
     ['with a status this store never writes', { status: { S: 'DONE' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION }, '`status` is neither'],
+    // No claim can take it over, so IN_PROGRESS would answer every call until it expires.
+    [
+      'INPROGRESS without a lease',
+      { status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, leaseUntil: { S: String(T0 - 1) } },
+      'INPROGRESS without a `leaseUntil` number',
+    ],
   ])('%s', async (_case, item, problem) => {
     const f = await withItem(item);
     const error = await rejection(f.once('k'));
