@@ -52,7 +52,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       const refused = await sendTransaction(this.client, [{ Put: { ...put, Item: { ...put.Item, ...this.outcomeItem(outcome) } } }, ...writes]);
       if (refused === null) return { claimed: true, responseStored: !outcome.omitted };
       try {
-        return { claimed: false, record: (await this.toRecord(refused)) ?? this.malformed(request.key) };
+        return { claimed: false, record: (await this.toRecord(refused)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal') };
       } catch (error) {
         // The record that refused the claim is replayed from here; if it cannot be read, fail
         // closed with what is known: nothing of this call was written.

@@ -29,8 +29,9 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       return null;
     } catch (error) {
       const name = (error as { name?: unknown } | null)?.name;
-      // Refused as a whole (a limit, a malformed expression, a table that does not exist): nothing was written.
-      if (name === 'ValidationException' || name === 'ResourceNotFoundException') {
+      // Refused as a whole (a limit, a malformed expression, a table that does not exist, a write the
+      // function has no grant for): nothing was written.
+      if (name === 'ValidationException' || name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
       }
       if (name !== 'TransactionCanceledException') throw error;

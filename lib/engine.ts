@@ -400,11 +400,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
   #replay(record: IdempotencyRecord): unknown {
-    if (record.error !== undefined) throw reviveError(record.error);
+    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!));
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }
-    return record.response === undefined ? undefined : JSON.parse(record.response);
+    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!));
   }
 
   #checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
@@ -442,6 +442,21 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
     this.#logger.warn(
       JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }),
+    );
+  }
+}
+
+/** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
+function parseStored<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new IdempotencyError(
+      'STORE_FAILURE',
+      `The idempotency store failed (${describeStoreFailure(error)}: a stored outcome that is not JSON); the function did not run.`,
+      {
+        cause: error,
+      },
     );
   }
 }

@@ -9,8 +9,8 @@ export type StoredKind = 'response' | 'error';
 
 /**
  * A stored response or error this store cannot read as one it would have written: not
- * authenticated under encryption, encrypted without encryption configured, or corrupt. The record
- * fails closed. @internal
+ * authenticated under encryption, encrypted without encryption configured, or corrupt; or an item
+ * that is not a record at all (malformed). The record fails closed. @internal
  */
 export class UnreadableRecordError extends Error {
   override readonly name = 'UnreadableRecordError';

@@ -64,9 +64,19 @@ interface CallSlot {
 
 const currentCall = new AsyncLocalStorage<CallSlot>();
 
+/**
+ * The innermost slot whose call is still running. A middy request's slot stays in the context
+ * that invoked the handler (see {@link enterCall}) after the request: the Lambda runtime invokes
+ * the next request from there, which must not be nested in it (nor keep it reachable).
+ */
+function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
+  while (slot !== undefined && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  return slot;
+}
+
 /** Runs `fn` as the function of `call`: `transaction()` inside it (and only there) is this call's. @internal */
 export function inCall<R>(call: Call, fn: () => Promise<R> | R): Promise<R> | R {
-  return currentCall.run({ call, outer: currentCall.getStore() }, fn);
+  return currentCall.run({ call, outer: enclosing(currentCall.getStore()) }, fn);
 }
 
 /** Whether the code running now is part of `call`'s function, directly or through calls nested in it. @internal */
@@ -86,7 +96,7 @@ export function leaveCallScopes(): void {
  * by middy from the same context) sees the call put into the slot once claimed. @internal
  */
 export function enterCall(): CallSlot {
-  const slot: CallSlot = { call: undefined, outer: currentCall.getStore() };
+  const slot: CallSlot = { call: undefined, outer: enclosing(currentCall.getStore()) };
   currentCall.enterWith(slot);
   return slot;
 }

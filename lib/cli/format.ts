@@ -41,5 +41,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 
 /** The line `stuck` prints for a record. */
 export function describeStuck(summary: RecordSummary, now: number): string {
-  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, expires ${new Date(summary.expiresAt * 1000).toISOString()}`;
+  // Scanned items are not checked as records are: one written by hand may lack a readable expiration.
+  const expires = new Date(summary.expiresAt * 1000);
+  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${Number.isNaN(expires.getTime()) ? 'no expiration' : `expires ${expires.toISOString()}`}`;
 }

@@ -8,7 +8,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { type AttributeNames, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
-import { ResponseCodec } from '../response-codec.js';
+import { ResponseCodec, UnreadableRecordError } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -94,8 +94,9 @@ export class DynamoDBStore implements IdempotencyStore {
     try {
       // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
       const output = await this.client.send(new PutItemCommand({ ...put, ReturnValues: 'ALL_OLD' }));
-      // Only the replaced record's status matters here: its response is not decoded (or decrypted).
-      const previous = output?.Attributes ? await this.toRecord(output.Attributes, false) : undefined;
+      // Only the replaced record's status matters here: its response is not decoded (or decrypted),
+      // and an item that was not a record (written by hand, say) is replaced like any other.
+      const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
@@ -249,9 +250,15 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  /** @internal */
-  protected malformed(key: string): never {
-    throw new Error(`The idempotency record ${key} in ${this.tableName} is malformed.`);
+  /**
+   * Throws for an item this store cannot read as a record. It fails closed until removed (or
+   * expired): the error says how to remove it. @internal
+   */
+  protected malformed(key: string, problem: string): never {
+    throw new UnreadableRecordError(
+      `The idempotency record ${key} in ${this.tableName} is malformed (${problem}): it was not written by this store, or under other attribute names. ` +
+        `Remove it with forgetRecord or \`lambda-idempotency forget --table ${this.tableName} --id '${key}' --yes\`; the next call with its key then runs.`,
+    );
   }
 
   /**
@@ -265,10 +272,13 @@ export class DynamoDBStore implements IdempotencyStore {
     const status = item[a.status]?.S;
     const owner = item[a.owner]?.S;
     const expiration = item[a.expiration]?.N;
-    if (key === undefined || (status !== 'INPROGRESS' && status !== 'COMPLETED') || owner === undefined || expiration === undefined) {
-      return this.malformed(key ?? '(no key)');
-    }
+    if (key === undefined) return this.malformed('(no key)', `no \`${a.key}\` string`);
+    if (status !== 'INPROGRESS' && status !== 'COMPLETED') return this.malformed(key, `\`${a.status}\` is neither INPROGRESS nor COMPLETED`);
+    if (owner === undefined) return this.malformed(key, `no \`${a.owner}\` string`);
+    if (expiration === undefined) return this.malformed(key, `no \`${a.expiration}\` number`);
     const lease = item[a.leaseUntil]?.N;
+    // No claim could ever take it over: it would answer IN_PROGRESS until it expires.
+    if (status === 'INPROGRESS' && lease === undefined) return this.malformed(key, `INPROGRESS without a \`${a.leaseUntil}\` number`);
     const fingerprint = item[a.fingerprint]?.S;
     const keyId = item[a.keyId]?.S;
     const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;

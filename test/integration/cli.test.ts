@@ -234,3 +234,21 @@ test('attribute names other than the defaults are given with --attributes', asyn
     await dropTable(client, table);
   }
 });
+
+test('stuck lists a record past its lease that has no valid expiration (written by hand) instead of failing on it', async () => {
+  const table = await freshTable(client, 'cli-stuck-bad');
+  try {
+    await client.send(
+      new PutItemCommand({ TableName: table, Item: { id: { S: 'n#h' }, status: { S: 'INPROGRESS' }, owner: { S: 'o' }, leaseUntil: { N: '1' } } }),
+    );
+    const [text, asJson] = await Promise.all([cli('stuck', '--table', table), cli('stuck', '--table', table, '--json')]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^n#h {2}lease ended 1970-01-01T00:00:00\.001Z \(\d+ days ago\), no expiration\n1 INPROGRESS record past the lease\.\n$/);
+    expect(asJson.code).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toEqual([
+      { key: 'n#h', status: 'INPROGRESS', expiresAt: null, leaseUntil: 1, hasFingerprint: false, responseOmitted: false },
+    ]);
+  } finally {
+    await dropTable(client, table);
+  }
+});

@@ -344,6 +344,21 @@ describe('transactional completion', () => {
     },
   );
 
+  test("both our record's condition and a business condition refused: DynamoDB reports both, and the record's refusal wins (the other attempt's record, nothing written)", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: admin });
+    const key = recordId(uniqueName('both'), 'k');
+    const expiresAt = T0 / 1000 + 86_400;
+    await store.claim({ key, owner: 'other', leaseUntil: T0 + LEASE_MS, expiresAt, now: T0 });
+    const counter = uniqueName('both-counter');
+    const writes: TransactWriteItem[] = [
+      { Update: { TableName: bizTable, Key: { id: { S: counter } }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': { N: '1' } } } },
+      { ConditionCheck: { TableName: bizTable, Key: { id: { S: `${counter}-absent` } }, ConditionExpression: 'attribute_exists(id)' } },
+    ];
+    const result = await store.completeWithWrites({ key, owner: 'mine', expiresAt, response: '1' }, writes);
+    expect(result).toStrictEqual({ completed: false, record: { key, status: 'INPROGRESS', owner: 'other', expiresAt, leaseUntil: T0 + LEASE_MS } });
+    expect(await applied(counter)).toBe(0);
+  });
+
   test('limits: 101 actions and two actions on one item are TRANSACTION_INVALID; the record is released', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });

@@ -29,6 +29,8 @@ import {
   transaction,
   transition,
 } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { enterCall } from '../../lib/transaction.js';
 import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
@@ -238,6 +240,10 @@ describe('cancellations and faults', () => {
     ['a ValidationError cancellation reason', cancelled(NONE, { Code: 'ValidationError' }, NONE, NONE, NONE)],
     ['an ItemCollectionSizeLimitExceeded reason', cancelled(NONE, { Code: 'ItemCollectionSizeLimitExceeded' }, NONE, NONE, NONE)],
     ['a write to a table that does not exist', serviceError('ResourceNotFoundException', 'Requested resource not found')],
+    [
+      'a write the function has no grant for',
+      serviceError('AccessDeniedException', 'User: arn:aws:sts::1:assumed-role/fn is not authorized to perform: dynamodb:PutItem on resource: payments'),
+    ],
   ])('%s is TRANSACTION_INVALID; the record is released', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
@@ -452,6 +458,15 @@ describe('the write collector', () => {
     const handler = middy(async () => 'never').use(idempotency({ store: new DynamoDBStore({ tableName: 'idempotency' }), key: () => undefined }));
     await expect(handler({}, lambdaContext('refused'))).rejects.toMatchObject({ code: 'KEY_MISSING' });
     expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
+  });
+
+  test("a middy request's scope, which stays in its caller's async context, is not the enclosing scope of the next request", async () => {
+    // The Lambda runtime invokes request after request from one context: were each request's scope
+    // nested in the last, every ended call would stay reachable, for the life of the process.
+    const handler = middy(async (_event: { id: string }) => 'ok').use(idempotency<{ id: string }>({ store: new InMemoryStore(), key: (event) => event.id }));
+    await handler({ id: 'a' }, lambdaContext('chain'));
+    await handler({ id: 'b' }, lambdaContext('chain'));
+    expect(enterCall().outer).toBeUndefined(); // what the next request's scope would enclose
   });
 
   test('refuses a write without a TableName, with a sentence', async () => {

@@ -1,0 +1,85 @@
+/**
+ * Items the store did not write (by hand, by another tool, or read under other attribute names)
+ * against DynamoDB Local: a malformed item the claim may replace is replaced, and one it may not
+ * fails closed with an error that names the record, what is wrong and how to remove it.
+ */
+import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { type DynamoDBStore, describeStoreFailure, forgetRecord, inspectRecord, makeIdempotent } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { rejection, thrown } from '../support/rejections.js';
+
+const T0 = 1_700_000_000_000;
+const LIVE_EXPIRATION = { N: String(T0 / 1000 + 3600) };
+const { client, tableName, store } = useFreshTable({ prefix: 'malformed' });
+const lean = new LeanDynamoDBStore({ tableName, client });
+
+let seq = 0;
+
+/** A function made idempotent under a fresh namespace, with the item `item` already under the id of key 'k'. */
+async function withItem(item: Record<string, AttributeValue>, on: DynamoDBStore | LeanDynamoDBStore = store) {
+  const name = `malformed${++seq}`;
+  const id = recordId(name, 'k');
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, ...item } }));
+  let runs = 0;
+  const once = makeIdempotent(async (_key: string) => ++runs, { store: on, name, now: () => T0 });
+  return { id, name, once, runs: () => runs };
+}
+
+describe('a malformed item the claim may replace is replaced: the call runs once', () => {
+  test.each<[string, Record<string, AttributeValue>]>([
+    ['expired, without an owner', { status: { S: 'COMPLETED' }, expiration: { N: String(T0 / 1000 - 1) } }],
+    ['expired, with a status this store never writes', { status: { S: 'EXPIRED' }, owner: { S: 'o' }, expiration: { N: String(T0 / 1000 - 1) } }],
+    ['INPROGRESS past its lease, without an expiration', { status: { S: 'INPROGRESS' }, owner: { S: 'o' }, leaseUntil: { N: String(T0 - 1) } }],
+  ])('%s', async (_case, item) => {
+    for (const on of [store, lean]) {
+      const f = await withItem(item, on);
+      expect(await f.once('k')).toBe(1);
+      expect(await f.once('k')).toBe(1);
+      expect(f.runs()).toBe(1);
+      expect((await readItem(client, tableName, f.id))?.status?.S).toBe('COMPLETED');
+    }
+  });
+});
+
+describe('a live malformed item fails closed, with an error that says what is wrong and how to remove it', () => {
+  test.each<[string, Record<string, AttributeValue>, string]>([
+    ['without an owner', { status: { S: 'COMPLETED' }, expiration: LIVE_EXPIRATION }, 'no `owner` string'],
+    ['without an expiration (TTL never removes it)', { status: { S: 'COMPLETED' }, owner: { S: 'o' } }, 'no `expiration` number'],
+    ['with a status this store never writes', { status: { S: 'DONE' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION }, '`status` is neither'],
+    // No claim can take it over, so IN_PROGRESS would answer every call until it expires.
+    [
+      'INPROGRESS without a lease',
+      { status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, leaseUntil: { S: String(T0 - 1) } },
+      'INPROGRESS without a `leaseUntil` number',
+    ],
+  ])('%s', async (_case, item, problem) => {
+    const f = await withItem(item);
+    const error = await rejection(f.once('k'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.message).toBe('The idempotency store failed (UnreadableRecordError); the function did not run.');
+    expect(describeStoreFailure(error.cause)).toBe('UnreadableRecordError');
+    const cause = (error.cause as Error).message;
+    expect(cause).toContain(`The idempotency record ${f.id} in ${tableName} is malformed`);
+    expect(cause).toContain(problem);
+    expect(cause).toContain(`lambda-idempotency forget --table ${tableName} --id '${f.id}' --yes`);
+    expect(f.runs()).toBe(0);
+
+    // inspect says the same, and forget removes it: the next call runs.
+    expect((await thrown(inspectRecord({ store, id: f.id }))).message).toBe(cause);
+    expect(await forgetRecord({ store, id: f.id })).toBe(true);
+    expect(await f.once('k')).toBe(1);
+  });
+});
+
+test.each<[string, Record<string, AttributeValue>]>([
+  ['response is not JSON', { response: { S: '{"cut short' } }],
+  ['final error is not JSON', { error: { S: 'not json' } }],
+  ['final error is JSON null', { error: { S: 'null' } }],
+])('a live record whose stored %s fails closed: STORE_FAILURE, the function does not run', async (_case, outcome) => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, ...outcome });
+  const error = await rejection(f.once('k'));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.message).toMatch(/^The idempotency store failed \((SyntaxError|TypeError): a stored outcome that is not JSON\); the function did not run\.$/);
+  expect(f.runs()).toBe(0);
+});
