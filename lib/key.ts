@@ -80,6 +80,11 @@ class Normalizer {
       throw new KeyFault(`a ${object.constructor.name}`);
     }
     if (object instanceof RegExp || object instanceof Error || object instanceof Promise) throw new KeyFault(`a ${object.constructor.name}`);
+    // JSON writes an instance without enumerable members (an ArrayBuffer, a WeakRef, private fields
+    // only) as `{}`, whatever it holds: all of them would share one key.
+    if (!Array.isArray(object) && Object.keys(object).length === 0) {
+      throw new KeyFault(`an object with no JSON members (${Object.prototype.toString.call(object).slice(8, -1)})`);
+    }
     return this.enter(object, depth);
   }
 
@@ -147,7 +152,8 @@ function writeSorted(value: unknown): string {
 /**
  * Canonical JSON: object members sorted by code point, arrays in order, `undefined` members
  * dropped, numbers and strings as `JSON.stringify` writes them. Values JSON cannot represent
- * faithfully (BigInt, functions, symbols, NaN/Infinity, cycles, Map/Set, RegExp, Error) throw an
+ * faithfully (BigInt, functions, symbols, NaN/Infinity, cycles, Map/Set, RegExp, Error, objects
+ * JSON writes as `{}` whatever they hold, such as an ArrayBuffer) throw an
  * `INVALID_KEY` {@link IdempotencyError} instead of collapsing into another value's text.
  *
  * @example
@@ -183,10 +189,13 @@ export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'
 
 /**
  * The canonical JSON of a selected key, or `undefined` when it is missing: `undefined`, `null`,
- * `''`, or a value whose toJSON yields `undefined` (it has no JSON form). @internal
+ * `''`, or a value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding
+ * `undefined`), which would otherwise be one key shared by every such call. @internal
  */
 export function canonicalKey(value: unknown): string | undefined {
-  return value === undefined || value === null || value === '' ? undefined : canonicalJson(value);
+  if (value === undefined || value === null || value === '') return undefined;
+  const json = canonicalJson(value);
+  return json === 'null' || json === '""' ? undefined : json;
 }
 
 /**

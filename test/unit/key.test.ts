@@ -76,6 +76,38 @@ describe('canonicalJson', () => {
     invalidKey(value);
   });
 
+  // JSON writes each of these as `{}`: every ArrayBuffer (or WeakRef, iterator, boxed symbol, object
+  // holding only private fields) would share one key with every other, whatever it holds.
+  class PrivateId {
+    readonly #id: string;
+    constructor(id: string) {
+      this.#id = id;
+    }
+    get id(): string {
+      return this.#id;
+    }
+  }
+  test.each([
+    ['an ArrayBuffer', new Uint8Array([1, 2]).buffer],
+    ['a DataView', { id: new DataView(new ArrayBuffer(4)) }],
+    ['a boxed symbol', Object(Symbol('s'))],
+    ['a WeakRef', new WeakRef({})],
+    ['an iterator', [1, 2].values()],
+    ['an object with only private fields', new PrivateId('p-1')],
+  ])('rejects %s, which JSON writes as {} whatever it holds, with INVALID_KEY', (_what, value) => {
+    expect(invalidKey(value).message).toMatch(/no JSON members/);
+  });
+
+  test('still accepts a literal {} and class instances with members of their own', () => {
+    class Order {
+      constructor(readonly id: string) {}
+    }
+    expect(canonicalJson({})).toBe('{}');
+    expect(canonicalJson({ a: Object.create(null) })).toBe('{"a":{}}');
+    expect(canonicalJson(new Order('o-1'))).toBe('{"id":"o-1"}');
+    expect(canonicalJson(new Uint8Array([1, 2]))).toBe('{"0":1,"1":2}');
+  });
+
   test('rejects cycles with INVALID_KEY, but accepts a shared (acyclic) reference', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;
