@@ -54,7 +54,8 @@ export async function outcomeFields(codec: ResponseCodec, request: CompleteReque
   return { fields, responseStored: !stored.omitted };
 }
 
-const NUMBER = /^\d+$/;
+// A lease is in the caller's milliseconds, which may have a fraction (a clock built on performance.now()).
+const NUMBER = /^\d+(?:\.\d+)?$/;
 
 /** The fields every record has, checked: status, owner, retention, and the lease when present. */
 function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
