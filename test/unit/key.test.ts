@@ -149,6 +149,21 @@ describe('hashKey', () => {
     expect(new Set(hashes).size).toBe(hashes.length);
   });
 
+  test('values that look alike never share a hash: JSON texts and their values, numbers and strings, NFC and NFD, lone surrogates and U+FFFD', () => {
+    const pairs: ReadonlyArray<readonly [unknown, unknown]> = [
+      [{ a: 1 }, '{"a":1}'],
+      [[1], '[1]'],
+      [1, '1'],
+      [true, 'true'],
+      ['caf\u00e9', 'cafe\u0301'], // one character, or an e and a combining accent
+      ['\ud800', '\ufffd'], // UTF-8 would write a lone surrogate as U+FFFD: the JSON text escapes it first
+      ['\ud800', '\udc00'],
+      [{ a: null }, {}],
+      [[null], []],
+    ];
+    for (const [a, b] of pairs) expect([a, hashKey(a)]).not.toEqual([a, hashKey(b)]);
+  });
+
   test('undefined has no hash: KEY_MISSING', () => {
     expect(() => hashKey(undefined)).toThrow(expect.objectContaining({ code: 'KEY_MISSING' }));
   });
