@@ -218,20 +218,11 @@ describe('hostile keys', () => {
     ['Infinity', { amount: Number.POSITIVE_INFINITY }],
     ['a Map', { id: new Map([['a', 1]]) }],
     ['a Set', new Set(['a'])],
-  ])('a key holding %s: INVALID_KEY, nothing ran or was stored', async (_label, key) => {
-    const name = namespace('non-json-key');
-    let runs = 0;
-    const once = makeIdempotent(async (_input: unknown) => ++runs, { store, name });
-    expect((await rejection(once(key))).code).toBe('INVALID_KEY');
-    expect(runs).toBe(0);
-    expect(await statuses(name)).toEqual([]);
-  });
-
-  test.each([
+    // JSON writes these as {} whatever they hold: every such key would be one.
     ['an ArrayBuffer', { id: new Uint8Array([1]).buffer }],
     ['a WeakRef', new WeakRef({ id: 'w' })],
-  ])('a key holding %s, which JSON writes as {} whatever it holds: INVALID_KEY, nothing ran or was stored', async (_label, key) => {
-    const name = namespace('empty-json-key');
+  ])('a key holding %s: INVALID_KEY, nothing ran or was stored', async (_label, key) => {
+    const name = namespace('non-json-key');
     let runs = 0;
     const once = makeIdempotent(async (_input: unknown) => ++runs, { store, name });
     expect((await rejection(once(key))).code).toBe('INVALID_KEY');
