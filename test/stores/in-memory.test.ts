@@ -4,6 +4,8 @@
  */
 import { jest } from '@jest/globals';
 import { hashKey, makeIdempotent } from '../../lib/index.js';
+import { ResponseCodec } from '../../lib/response-codec.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../../lib/stored-outcome.js';
 import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
 import { flush, gate } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
@@ -91,4 +93,14 @@ describe('with jest fake timers installed after the function was wrapped (as a h
     jest.setSystemTime(T0 + 61_000);
     expect(await once('x')).toBe(2);
   });
+});
+
+test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore does, not by their base64 text', async () => {
+  const store = new InMemoryStore();
+  const response = JSON.stringify({ lines: Array.from({ length: 4_000 }, (_, i) => `line ${i}`) });
+  const once = makeIdempotent(async (_id: string) => JSON.parse(response) as unknown, { store, name: 'sizes' });
+  await once('big');
+  const stored = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined).encode(response, 'response', recordKeyOf('sizes', 'big'), undefined);
+  expect(stored.B).toBeDefined(); // compressed
+  expect((await store.inspect(recordKeyOf('sizes', 'big')))?.responseBytes).toBe(stored.B!.byteLength);
 });
