@@ -125,6 +125,15 @@ describe('canonicalJson', () => {
     expect(() => canonicalJson(fine)).not.toThrow();
   });
 
+  test('an array of more than 10 million elements (holes cost nothing to make) fails cleanly, not by exhausting the heap', () => {
+    const holes: unknown[] = [];
+    holes.length = 2 ** 32 - 1;
+    expect(invalidKey({ ids: holes }).message).toMatch(/array longer than 10,000,000 elements at \$\.ids/);
+    const sparse: unknown[] = [];
+    sparse.length = 3;
+    expect(canonicalJson(sparse)).toBe('[null,null,null]');
+  });
+
   test('a toJSON that returns its own object fails cleanly, not with a stack overflow', () => {
     const selfish = {
       toJSON(): unknown {
