@@ -92,7 +92,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#store = options.store;
     this.#retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
-    this.#now = options.now ?? Date.now;
+    // Read at each call, not captured: fake timers installed after the handler was built still apply.
+    this.#now = options.now ?? (() => Date.now());
     this.#logger = options.logger ?? console;
     this.#emit = observe(where, options.observability, this.#now, (message) => this.#logger.warn(message));
     this.#singleFlight = options.singleFlight !== false;

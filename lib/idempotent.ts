@@ -4,11 +4,15 @@ import { observeAny } from './observability.js';
 /** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
 const isContext = (value: unknown): value is LambdaContextLike => {
   const context = value as (LambdaContextLike & { lambdaContext?: LambdaContextLike; executionContext?: unknown }) | null | undefined;
-  return (
-    typeof context?.getRemainingTimeInMillis === 'function' ||
-    typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' ||
-    context?.executionContext !== undefined
-  );
+  try {
+    return (
+      typeof context?.getRemainingTimeInMillis === 'function' ||
+      typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' ||
+      context?.executionContext !== undefined
+    );
+  } catch {
+    return false; // an argument that cannot be read (a revoked proxy, a throwing getter) is no context
+  }
 };
 
 /**

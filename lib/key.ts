@@ -2,6 +2,11 @@ import { createHash } from 'node:crypto';
 import { IdempotencyError } from './errors.js';
 
 const MAX_DEPTH = 200;
+/**
+ * Holes cost nothing to create (`array.length = 2 ** 32 - 1`) but each is written as null: such an
+ * array would exhaust the heap. No event Lambda delivers comes near (6 MB of JSON holds 3 million).
+ */
+const MAX_ARRAY_LENGTH = 10_000_000;
 
 /**
  * Compares strings by Unicode code point. JavaScript's `<` compares UTF-16 code units, which puts
@@ -80,6 +85,11 @@ class Normalizer {
       throw new KeyFault(`a ${object.constructor.name}`);
     }
     if (object instanceof RegExp || object instanceof Error || object instanceof Promise) throw new KeyFault(`a ${object.constructor.name}`);
+    // JSON writes an instance without enumerable members (an ArrayBuffer, a WeakRef, private fields
+    // only) as `{}`, whatever it holds: all of them would share one key.
+    if (!Array.isArray(object) && Object.keys(object).length === 0) {
+      throw new KeyFault(`an object with no JSON members (${Object.prototype.toString.call(object).slice(8, -1)})`);
+    }
     return this.enter(object, depth);
   }
 
@@ -92,6 +102,7 @@ class Normalizer {
   }
 
   private array(array: unknown[], depth: number): unknown[] {
+    if (array.length > MAX_ARRAY_LENGTH) throw new KeyFault(`an array longer than ${MAX_ARRAY_LENGTH.toLocaleString('en-US')} elements`);
     const out = new Array<unknown>(array.length);
     for (let i = 0; i < array.length; i++) {
       try {
@@ -147,7 +158,8 @@ function writeSorted(value: unknown): string {
 /**
  * Canonical JSON: object members sorted by code point, arrays in order, `undefined` members
  * dropped, numbers and strings as `JSON.stringify` writes them. Values JSON cannot represent
- * faithfully (BigInt, functions, symbols, NaN/Infinity, cycles, Map/Set, RegExp, Error) throw an
+ * faithfully (BigInt, functions, symbols, NaN/Infinity, cycles, Map/Set, RegExp, Error, objects
+ * JSON writes as `{}` whatever they hold, such as an ArrayBuffer) throw an
  * `INVALID_KEY` {@link IdempotencyError} instead of collapsing into another value's text.
  *
  * @example
@@ -183,10 +195,13 @@ export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'
 
 /**
  * The canonical JSON of a selected key, or `undefined` when it is missing: `undefined`, `null`,
- * `''`, or a value whose toJSON yields `undefined` (it has no JSON form). @internal
+ * `''`, or a value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding
+ * `undefined`), which would otherwise be one key shared by every such call. @internal
  */
 export function canonicalKey(value: unknown): string | undefined {
-  return value === undefined || value === null || value === '' ? undefined : canonicalJson(value);
+  if (value === undefined || value === null || value === '') return undefined;
+  const json = canonicalJson(value);
+  return json === 'null' || json === '""' ? undefined : json;
 }
 
 /**

@@ -54,7 +54,8 @@ export async function outcomeFields(codec: ResponseCodec, request: CompleteReque
   return { fields, responseStored: !stored.omitted };
 }
 
-const NUMBER = /^\d+$/;
+// A lease is in the caller's milliseconds, which may have a fraction (a clock built on performance.now()).
+const NUMBER = /^\d+(?:\.\d+)?$/;
 
 /** The fields every record has, checked: status, owner, retention, and the lease when present. */
 function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
@@ -88,13 +89,18 @@ export async function recordOf(key: string, hash: RecordHash, codec: ResponseCod
 /** What operations tools see of `hash`: never the response or the error themselves. @internal */
 export function summaryOf(key: string, hash: RecordHash, where: string): RecordSummary {
   const { owner: _owner, ...record } = required(key, hash, where);
-  const stored = hash.responseBase64 ?? hash.response;
-  const error = hash.errorBase64 ?? hash.error;
+  // The size of the value stored, as DynamoDBStore reports it: bytes, not their base64 text.
+  const bytes = (name: string): number | undefined => {
+    const stored = storedValue(hash, name);
+    return stored?.S === undefined ? stored?.B?.byteLength : Buffer.byteLength(stored.S);
+  };
+  const responseBytes = bytes('response');
+  const errorBytes = bytes('error');
   return {
     ...record,
     hasFingerprint: hash.fingerprint !== undefined,
-    ...(stored === undefined ? {} : { responseBytes: Buffer.byteLength(stored) }),
+    ...(responseBytes === undefined ? {} : { responseBytes }),
     responseOmitted: hash.responseOmitted === '1',
-    ...(error === undefined ? {} : { errorBytes: Buffer.byteLength(error) }),
+    ...(errorBytes === undefined ? {} : { errorBytes }),
   };
 }

@@ -39,6 +39,17 @@ export const claimChecks: readonly Check[] = [
     },
   ],
   [
+    'a lease and a clock with a fraction of a millisecond (a clock built on performance.now()) are judged to the fraction',
+    async (f) => {
+      const key = f.key();
+      const leaseUntil = f.t0 + 0.25 + LEASE_MILLIS;
+      await f.claim(key, 'owner-a', { now: f.t0 + 0.25, leaseUntil });
+      const record = refused(await f.claim(key, 'owner-b', { now: leaseUntil }), "a claim at the fractional lease's last instant");
+      assert.deepEqual([record.owner, record.leaseUntil], ['owner-a', leaseUntil]);
+      assert.ok((await f.claim(key, 'owner-b', { now: leaseUntil + 0.25 })).claimed, 'a claim a fraction after the lease takes the record over');
+    },
+  ],
+  [
     'after its lease an INPROGRESS record is taken over, and its old owner can neither complete nor release it',
     async (f) => {
       const key = f.key();

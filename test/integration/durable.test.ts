@@ -202,6 +202,59 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   });
 });
 
+/** A body whose `charge` step fails on its first attempt; the SDK retries it after a wait that suspends the execution. */
+function flakyBody(steps: string[]) {
+  return async (order: Order, ctx: DurableContext): Promise<Receipt> => {
+    const reserved = await ctx.step('reserve', async () => {
+      steps.push(`${order.run}:reserve`);
+      return record(order.orderId);
+    });
+    const wait = runnerWait(30);
+    const charged = await ctx.step(
+      'charge',
+      async () => {
+        steps.push(`${order.run}:charge`);
+        if (steps.filter((step) => step === `${order.run}:charge`).length === 1) throw new Error('card network timed out');
+        return record(order.orderId);
+      },
+      { retryStrategy: (_error, attempt) => ({ shouldRetry: attempt < 2, delay: wait }) },
+    );
+    return { orderId: order.orderId, reserved, charged };
+  };
+}
+
+describe.each(forms)('%s, with a step the SDK retries', (_form, durableHandler) => {
+  test('the retry resumes in a new invocation that holds its own record; the execution completes once and later ones replay it', async () => {
+    const steps: string[] = [];
+    const handler = durableHandler(flakyBody(steps) as Body);
+    const orderId = randomUUID();
+    const execution = await runExecution<Receipt>(handler, order(orderId, 'first', 'none'));
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(steps).toEqual(['first:reserve', 'first:charge', 'first:charge']);
+    const receipt = execution.getResult()!;
+    expect(receipt.charged).toEqual(receipt.reserved); // the retry met its own INPROGRESS record
+    const later = await runExecution<Receipt>(handler, order(orderId, 'second', 'none'));
+    expect(later.getResult()).toEqual(receipt);
+    expect(steps).toHaveLength(3);
+  });
+});
+
+// A handler module is loaded before a test sets the runner up, so the wrapper is built before the
+// runner installs its clock: its records must follow that clock all the same.
+const builtEarly: string[] = [];
+const earlyHandler = withDurableExecution(makeIdempotent(orderBody(builtEarly), { ...options, expiresAfterSeconds: 600 }));
+
+test("a durable handler built before the runner's set-up keeps its retention on the runner's clock: once it has passed, the key runs again", async () => {
+  const orderId = randomUUID();
+  await runExecution(earlyHandler, order(orderId, 'first', 'none'));
+  await runExecution(earlyHandler, order(orderId, 'replayed', 'none'));
+  await advanceRunnerClock(11 * 60_000);
+  const again = await runExecution(earlyHandler, order(orderId, 'again', 'none'));
+  expect(again.getStatus()).toBe('SUCCEEDED');
+  expect(builtEarly).toEqual(['first:reserve', 'first:charge', 'again:reserve', 'again:charge']);
+});
+
 test('middy durable mode: a suspended invocation runs neither after nor onError, and each resume runs before again with a new invocation', async () => {
   const hooks: string[] = [];
   const wait = runnerWait(30);

@@ -218,12 +218,32 @@ describe('hostile keys', () => {
     ['Infinity', { amount: Number.POSITIVE_INFINITY }],
     ['a Map', { id: new Map([['a', 1]]) }],
     ['a Set', new Set(['a'])],
+    // JSON writes these as {} whatever they hold: every such key would be one.
+    ['an ArrayBuffer', { id: new Uint8Array([1]).buffer }],
+    ['a WeakRef', new WeakRef({ id: 'w' })],
   ])('a key holding %s: INVALID_KEY, nothing ran or was stored', async (_label, key) => {
     const name = namespace('non-json-key');
     let runs = 0;
     const once = makeIdempotent(async (_input: unknown) => ++runs, { store, name });
     expect((await rejection(once(key))).code).toBe('INVALID_KEY');
     expect(runs).toBe(0);
+    expect(await statuses(name)).toEqual([]);
+  });
+
+  // JSON writes an invalid Date as null (its toJSON returns null) and a boxed '' as "": such a key
+  // is as missing as null or '' returned directly, not one key shared by every such call.
+  test.each([
+    ['an invalid Date', () => new Date(Number.NaN)],
+    ['a boxed empty string', () => new String('')],
+    ['a toJSON returning null', () => ({ toJSON: () => null })],
+  ])('a key selector returning %s: KEY_MISSING, and with onMissingKey skip every call runs', async (_label, make) => {
+    const name = namespace('null-json-key');
+    let runs = 0;
+    const once = makeIdempotent(async (_input: { n: number }) => ++runs, { store, name, key: make });
+    expect((await rejection(once({ n: 1 }))).code).toBe('KEY_MISSING');
+    const skipping = makeIdempotent(async (_input: { n: number }) => ++runs, { store, name, key: make, onMissingKey: 'skip' });
+    expect(await skipping({ n: 1 })).toBe(1);
+    expect(await skipping({ n: 2 })).toBe(2);
     expect(await statuses(name)).toEqual([]);
   });
 

@@ -239,3 +239,29 @@ test('the longest name the options accept makes a record key DynamoDB takes (2,0
   expect(Buffer.byteLength(recordId(name, 'o-1'))).toBe(2048);
   expect(await readItem(client, tableName, recordId(name, 'o-1'))).toBeDefined();
 });
+
+test('`this` and every argument reach the function; the key is the first argument alone', async () => {
+  const prices = {
+    rate: 3,
+    quote: makeIdempotent(
+      async function (this: { rate: number }, units: number, discount: number) {
+        return units * this.rate - discount;
+      },
+      { store, name: 'this-and-arguments' },
+    ),
+  };
+  expect(await prices.quote(2, 1)).toBe(5);
+  expect(await prices.quote(2, 4)).toBe(5); // a replay of the first call with key 2
+  expect(await prices.quote(3, 0)).toBe(9);
+});
+
+test('a second argument that cannot be read (a revoked proxy) is not taken for a context: the call returns a promise and runs', async () => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  let runs = 0;
+  const once = makeIdempotent(async (id: string, _context: unknown) => `${id}:${++runs}`, { store, name: 'unreadable-context' });
+  const call = once('r-1', proxy);
+  expect(call).toBeInstanceOf(Promise);
+  expect(await call).toBe('r-1:1');
+  expect(await once('r-1', proxy)).toBe('r-1:1');
+});

@@ -2,8 +2,11 @@
  * InMemoryStore as users meet it: in unit tests of idempotent functions, with an injected clock,
  * and behaving as the real stores do (the contract proves the rest).
  */
-import { makeIdempotent } from '../../lib/index.js';
-import { InMemoryStore } from '../../lib/testing/index.js';
+import { jest } from '@jest/globals';
+import { hashKey, makeIdempotent } from '../../lib/index.js';
+import { ResponseCodec } from '../../lib/response-codec.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../../lib/stored-outcome.js';
+import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
 import { flush, gate } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
@@ -43,4 +46,61 @@ test('clear() forgets every record', async () => {
   await once('x');
   store.clear();
   expect(await once('x')).toBe(2);
+});
+
+test('a clock with fractional milliseconds (one built on performance.now(), or a manualClock advanced by 0.5): leases hold and lapse to the fraction', async () => {
+  const clock = manualClock(Date.parse('2026-01-01T00:00:00Z') + 0.25);
+  const store = new InMemoryStore();
+  const held = gate();
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      const run = ++runs;
+      if (run === 2) await held.promise;
+      return run;
+    },
+    { store, name: 'fractional', key: (id) => id, leaseSeconds: 1, now: clock.now, singleFlight: false },
+  );
+  expect(await once('a')).toBe(1);
+  expect(await once('a')).toBe(1);
+  const stuck = once('held');
+  while (runs < 2) await flush();
+  clock.advance(999.5);
+  expect((await rejection(once('held'))).code).toBe('IN_PROGRESS');
+  clock.advance(0.5); // the lease's last instant, a fraction included, still belongs to it
+  expect((await rejection(once('held'))).code).toBe('IN_PROGRESS');
+  clock.advance(0.25);
+  expect(await once('held')).toBe(3);
+  held.open();
+  expect((await rejection(stuck)).code).toBe('SUPERSEDED');
+});
+
+const recordKeyOf = (name: string, key: unknown): string => `${name}#${hashKey(key)}`;
+
+describe('with jest fake timers installed after the function was wrapped (as a handler module is loaded first)', () => {
+  const store = new InMemoryStore();
+  let runs = 0;
+  const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'fake-timers', key: (id) => id, expiresAfterSeconds: 60 });
+  afterEach(() => jest.useRealTimers());
+
+  test('records follow the faked clock: the retention ends when the test moves it', async () => {
+    const T0 = Date.parse('2031-01-01T00:00:00Z');
+    jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    expect(await once('x')).toBe(1);
+    expect((await store.inspect(recordKeyOf('fake-timers', 'x')))?.expiresAt).toBe(T0 / 1000 + 60);
+    jest.setSystemTime(T0 + 60_999);
+    expect(await once('x')).toBe(1);
+    jest.setSystemTime(T0 + 61_000);
+    expect(await once('x')).toBe(2);
+  });
+});
+
+test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore does, not by their base64 text', async () => {
+  const store = new InMemoryStore();
+  const response = JSON.stringify({ lines: Array.from({ length: 4_000 }, (_, i) => `line ${i}`) });
+  const once = makeIdempotent(async (_id: string) => JSON.parse(response) as unknown, { store, name: 'sizes' });
+  await once('big');
+  const stored = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined).encode(response, 'response', recordKeyOf('sizes', 'big'), undefined);
+  expect(stored.B).toBeDefined(); // compressed
+  expect((await store.inspect(recordKeyOf('sizes', 'big')))?.responseBytes).toBe(stored.B!.byteLength);
 });

@@ -76,6 +76,38 @@ describe('canonicalJson', () => {
     invalidKey(value);
   });
 
+  // JSON writes each of these as `{}`: every ArrayBuffer (or WeakRef, iterator, boxed symbol, object
+  // holding only private fields) would share one key with every other, whatever it holds.
+  class PrivateId {
+    readonly #id: string;
+    constructor(id: string) {
+      this.#id = id;
+    }
+    get id(): string {
+      return this.#id;
+    }
+  }
+  test.each([
+    ['an ArrayBuffer', new Uint8Array([1, 2]).buffer],
+    ['a DataView', { id: new DataView(new ArrayBuffer(4)) }],
+    ['a boxed symbol', Object(Symbol('s'))],
+    ['a WeakRef', new WeakRef({})],
+    ['an iterator', [1, 2].values()],
+    ['an object with only private fields', new PrivateId('p-1')],
+  ])('rejects %s, which JSON writes as {} whatever it holds, with INVALID_KEY', (_what, value) => {
+    expect(invalidKey(value).message).toMatch(/no JSON members/);
+  });
+
+  test('still accepts a literal {} and class instances with members of their own', () => {
+    class Order {
+      constructor(readonly id: string) {}
+    }
+    expect(canonicalJson({})).toBe('{}');
+    expect(canonicalJson({ a: Object.create(null) })).toBe('{"a":{}}');
+    expect(canonicalJson(new Order('o-1'))).toBe('{"id":"o-1"}');
+    expect(canonicalJson(new Uint8Array([1, 2]))).toBe('{"0":1,"1":2}');
+  });
+
   test('rejects cycles with INVALID_KEY, but accepts a shared (acyclic) reference', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;
@@ -91,6 +123,15 @@ describe('canonicalJson', () => {
     let fine: unknown = 1;
     for (let i = 0; i < 50; i++) fine = { a: fine };
     expect(() => canonicalJson(fine)).not.toThrow();
+  });
+
+  test('an array of more than 10 million elements (holes cost nothing to make) fails cleanly, not by exhausting the heap', () => {
+    const holes: unknown[] = [];
+    holes.length = 2 ** 32 - 1;
+    expect(invalidKey({ ids: holes }).message).toMatch(/array longer than 10,000,000 elements at \$\.ids/);
+    const sparse: unknown[] = [];
+    sparse.length = 3;
+    expect(canonicalJson(sparse)).toBe('[null,null,null]');
   });
 
   test('a toJSON that returns its own object fails cleanly, not with a stack overflow', () => {
@@ -115,6 +156,21 @@ describe('hashKey', () => {
   test('0 and false are valid keys, distinct from each other and from their string forms', () => {
     const hashes = [hashKey(0), hashKey(false), hashKey('0'), hashKey('false'), hashKey(null)];
     expect(new Set(hashes).size).toBe(hashes.length);
+  });
+
+  test('values that look alike never share a hash: JSON texts and their values, numbers and strings, NFC and NFD, lone surrogates and U+FFFD', () => {
+    const pairs: ReadonlyArray<readonly [unknown, unknown]> = [
+      [{ a: 1 }, '{"a":1}'],
+      [[1], '[1]'],
+      [1, '1'],
+      [true, 'true'],
+      ['caf\u00e9', 'cafe\u0301'], // one character, or an e and a combining accent
+      ['\ud800', '\ufffd'], // UTF-8 would write a lone surrogate as U+FFFD: the JSON text escapes it first
+      ['\ud800', '\udc00'],
+      [{ a: null }, {}],
+      [[null], []],
+    ];
+    for (const [a, b] of pairs) expect([a, hashKey(a)]).not.toEqual([a, hashKey(b)]);
   });
 
   test('undefined has no hash: KEY_MISSING', () => {
