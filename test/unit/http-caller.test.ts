@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { callerOf } from '../../lib/http-caller.js';
 import { callerIdentity } from '../../lib/index.js';
-import { ANONYMOUS, type Api, type Caller, eventFor, httpEvent, IDENTITY_SHAPES, noRestIdentity, SILENT_AUTHORIZERS } from '../support/identity-events.js';
+import { ANONYMOUS, type Caller, eventFor, type GatewayApi, httpEvent, IDENTITY_SHAPES, noRestIdentity, SILENT_AUTHORIZERS } from '../support/identity-events.js';
 
 const RUNS = { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20_250_115) };
 
@@ -139,7 +139,7 @@ const PLACES: ReadonlyArray<[name: string, wrap: (members: Record<string, unknow
   ['HTTP API JWT claims', (members) => ['http', { authorizer: { jwt: { claims: members, scopes: null } } }]],
   ['REST API Cognito claims', (members) => ['rest', { authorizer: { claims: members }, identity: noRestIdentity() }]],
 ];
-type HttpEventArgs = [Api, Record<string, unknown>];
+type HttpEventArgs = [GatewayApi, Record<string, unknown>];
 
 describe.each(PLACES)('in %s', (_name, wrap) => {
   const identity = (members: Record<string, unknown>) => callerIdentity(httpEvent(...wrap(members)));
