@@ -88,7 +88,9 @@ export const isV2 = (event: AnyHttpEvent): event is APIGatewayProxyEventV2 => (e
 /** An Application Load Balancer request: its context names the target group, nothing else. @internal */
 export const isAlb = (event: AnyHttpEvent): event is ALBEvent => {
   const context: unknown = event.requestContext;
-  return typeof context === 'object' && context !== null && typeof (context as { elb?: unknown }).elb === 'object' && (context as { elb?: unknown }).elb !== null;
+  return (
+    typeof context === 'object' && context !== null && typeof (context as { elb?: unknown }).elb === 'object' && (context as { elb?: unknown }).elb !== null
+  );
 };
 
 /**

@@ -36,7 +36,8 @@ const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds', 'dur
  * The options of `httpIdempotency`. `TEvent` is the event type it serves: API Gateway and Function
  * URL events by default; `ALBEvent` (or `HttpEvent | ALBEvent`) behind an Application Load Balancer.
  */
-export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = HttpEvent> extends Omit<IdempotencyOptions<TEvent, Context>, (typeof HTTP_DERIVED)[number]> {
+export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = HttpEvent>
+  extends Omit<IdempotencyOptions<TEvent, Context>, (typeof HTTP_DERIVED)[number]> {
   /**
    * Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency.
    * GET, HEAD, OPTIONS and TRACE requests without one always run without idempotency.
@@ -189,8 +190,15 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   options: HttpIdempotencyOptions<TEvent> & ScopeRequiredFor<TEvent>,
 ): MiddlewareObj<TEvent, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
-  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, problemHeaders, ...common } =
-    options as HttpIdempotencyOptions<TEvent>;
+  const {
+    required = true,
+    scope,
+    maxRetryAfterSeconds = 60,
+    isFinalResponse = defaultIsFinal,
+    signedKeys,
+    problemHeaders,
+    ...common
+  } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
   const caller = callerOf(scope);
   const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);

@@ -6,7 +6,16 @@
 import fc from 'fast-check';
 import { callerOf } from '../../lib/http-caller.js';
 import { callerIdentity } from '../../lib/index.js';
-import { ANONYMOUS, type Caller, eventFor, type GatewayApi, httpEvent, IDENTITY_SHAPES, noRestIdentity, SILENT_AUTHORIZERS } from '../support/identity-events.js';
+import {
+  ANONYMOUS,
+  type Caller,
+  eventFor,
+  type GatewayApi,
+  httpEvent,
+  IDENTITY_SHAPES,
+  noRestIdentity,
+  SILENT_AUTHORIZERS,
+} from '../support/identity-events.js';
 
 const RUNS = { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20_250_115) };
 
