@@ -3,11 +3,13 @@
  * callers apart (tenants, and users within a tenant) and stays the same across token refreshes;
  * an authorizer that identifies nobody never silently means "everybody".
  */
+import type { ALBEvent } from 'aws-lambda';
 import fc from 'fast-check';
 import { callerOf } from '../../lib/http-caller.js';
 import { callerIdentity } from '../../lib/index.js';
 import {
   ANONYMOUS,
+  albEvent,
   type Caller,
   eventFor,
   type GatewayApi,
@@ -102,6 +104,25 @@ test('a scope function decides alone: what it returns is the caller, `undefined`
   expect(callerOf(() => 'acme')(eventFor(sample!, alice))).toBe('acme');
   const [, api, context] = SILENT_AUTHORIZERS[0]!;
   expect(callerOf(() => undefined)(httpEvent(api, context))).toBeNull();
+});
+
+describe.each([false, true])('an Application Load Balancer request (multi-value headers: %s)', (multiValue) => {
+  // What ALB authentication adds: plain-text headers a client can also send, and claims signed by the load balancer.
+  const oidc = { 'x-amzn-oidc-identity': 'alice-0f1e2d3c', 'x-amzn-oidc-accesstoken': 'eyJ.access.token', 'x-amzn-oidc-data': 'eyJ.claims.signature' };
+
+  test('the default scope refuses it, even with ALB authentication headers: they can come from the client', () => {
+    for (const headers of [{}, oidc]) {
+      const event = albEvent({ key: 'k-1', headers, multiValue });
+      expect(() => callerOf(undefined)(event)).toThrow(TypeError);
+      expect(() => callerOf(undefined)(event)).toThrow(/Application Load Balancer.*x-amzn-oidc-identity.*`scope`.*'shared'/s);
+    }
+  });
+
+  test("a scope function gets the event, and 'shared' shares the key", () => {
+    const event = albEvent({ key: 'k-1', headers: { 'x-tenant-id': 'acme' }, multiValue });
+    expect(callerOf<ALBEvent>((e) => e.headers?.['x-tenant-id'] ?? e.multiValueHeaders?.['x-tenant-id']?.[0])(event)).toBe('acme');
+    expect(callerOf<ALBEvent>('shared')(event)).toBeNull();
+  });
 });
 
 test("the caller's address and user agent identify nobody", () => {
