@@ -161,6 +161,7 @@ export function query(event: AnyHttpEvent): Record<string, Array<string | { read
 
 /** `text` as a form decoder reads it (`+` is a space, `%XX` a byte, UTF-8); `{ raw }` when that fails. */
 function formDecoded(text: string): string | { readonly raw: string } {
+  if (typeof text !== 'string') return { raw: String(text) }; // not what a load balancer sends: never a crash
   try {
     return decodeURIComponent(text.replaceAll('+', ' '));
   } catch {
