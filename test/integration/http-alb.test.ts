@@ -6,7 +6,7 @@
  */
 import middy from '@middy/core';
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
-import { DynamoDBStore, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
+import { DynamoDBStore, forgetRecord, type HttpIdempotencyOptions, type HttpResult, httpIdempotency, inspectRecord } from '../../lib/index.js';
 import { unreachableClient, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { type AlbRequest, albEvent, TARGET_GROUP_ARN } from '../support/identity-events.js';
@@ -51,6 +51,7 @@ function ordersBehindAlb(options: Partial<HttpIdempotencyOptions<ALBEvent>> = {}
     return respond(event, seen.length);
   }).use(httpIdempotency<ALBEvent>({ store, scope: 'shared', now: () => clock, singleFlight: false, ...options }));
   return {
+    name,
     send: (event: ALBEvent, context: Context = lambdaContext(name, 30_000)) => handler(event, context) as Promise<HttpResult>,
     get runs() {
       return seen.length;
@@ -279,6 +280,16 @@ describe.each([
     else expect(replay.headers?.['Set-Cookie']).toBe('theme=dark'); // the last value, as the load balancer keeps a request's last
     expect(orders.runs).toBe(1);
   });
+});
+
+test("the operations tools address an ALB request's record by its method, `<METHOD> <path>` as the route, and the scope's caller", async () => {
+  const orders = ordersBehindAlb({ scope: () => 'tenant-a' });
+  await orders.send(albEvent({ key: 'k-ops', path: '/orders/7' }));
+  const http = { key: 'k-ops', method: 'post', route: 'POST /orders/7', caller: 'tenant-a' };
+  expect(await inspectRecord({ store, name: orders.name, http })).toMatchObject({ status: 'COMPLETED' });
+  expect(await forgetRecord({ store, name: orders.name, http })).toBe(true);
+  expect((await orders.send(albEvent({ key: 'k-ops', path: '/orders/7' }))).statusCode).toBe(201);
+  expect(orders.runs).toBe(2);
 });
 
 test("an ELB health check (AWS's event: multi-value headers, GET /, an empty body) runs without a key", async () => {
