@@ -5,7 +5,7 @@ import { canonicalJsonText } from './json-text.js';
 /** API Gateway REST (v1), HTTP API (v2) and Function URL events. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
 
-/** Every event `httpIdempotency` serves: {@link HttpEvent}s and Application Load Balancer requests. @internal */
+/** Every event `httpIdempotency` serves: {@link HttpEvent}s and Application Load Balancer requests. */
 export type AnyHttpEvent = HttpEvent | ALBEvent;
 
 /*

@@ -36,6 +36,8 @@ const both = httpIdempotency<HttpEvent | ALBEvent>({
 
 // @ts-expect-error An ALB event carries no caller identity the library can trust: `scope` is required.
 httpIdempotency<ALBEvent>({ store });
+// @ts-expect-error So it is for a function behind both.
+httpIdempotency<HttpEvent | ALBEvent>({ store });
 // A scope written for ALB events is enough to make the middleware one for ALB events.
 const inferredAlb: MiddlewareObj<ALBEvent, unknown, Error, Context> = httpIdempotency({ store, scope: (event: ALBEvent) => event.path });
 // @ts-expect-error `HttpEvent` was not widened: an ALB event is not one.
