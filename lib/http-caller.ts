@@ -1,4 +1,4 @@
-import type { HttpEvent } from './http-request.js';
+import { type AnyHttpEvent, type HttpEvent, isAlb } from './http-request.js';
 import { canonicalJson } from './key.js';
 
 /*
@@ -123,7 +123,7 @@ export function callerIdentity(event: HttpEvent): string | undefined {
 
 /**
  * The `scope` option of `httpIdempotency`: a function that returns the caller of a request, or
- * 'shared' for keys shared by all callers.
+ * 'shared' for keys shared by all callers. `TEvent` is the event type the middleware serves.
  *
  * @example
  * ```ts
@@ -131,19 +131,31 @@ export function callerIdentity(event: HttpEvent): string | undefined {
  * const global: HttpScope = 'shared';
  * ```
  */
-export type HttpScope = ((event: HttpEvent) => string | undefined) | 'shared';
+export type HttpScope<TEvent = HttpEvent> = ((event: TEvent) => string | undefined) | 'shared';
 
 /**
  * The caller part of a request's key. With a function, what it returns (`undefined`: shared);
  * with 'shared', nobody; by default the {@link callerIdentity}, shared only when the request
  * carries no authorizer and no identity at all. An authorizer that says nothing identifying is a
- * configuration the library cannot make safe by itself: a `TypeError`, before anything runs.
+ * configuration the library cannot make safe by itself: a `TypeError`, before anything runs. So is
+ * an Application Load Balancer request: its only identity is what the load balancer's
+ * authentication puts in headers, `x-amzn-oidc-identity` in plain text and only `x-amzn-oidc-data`
+ * signed (AWS asks that the signature and its signer be verified before any claim is trusted), and
+ * a request the load balancer did not authenticate (another rule, or `allow` for unauthenticated
+ * users) carries whatever headers of those names the client sent.
  * @internal
  */
-export function callerOf(scope: HttpScope | undefined): (event: HttpEvent) => string | null {
+export function callerOf<TEvent extends AnyHttpEvent>(scope: HttpScope<TEvent> | undefined): (event: TEvent) => string | null {
   if (scope === 'shared') return () => null;
   if (scope !== undefined) return (event) => scope(event) ?? null;
   return (event) => {
+    if (isAlb(event)) {
+      throw new TypeError(
+        'httpIdempotency: an Application Load Balancer request says nothing about its caller that the load balancer vouches for ' +
+          "(a client can send x-amzn-oidc-identity itself), so its Idempotency-Key cannot be scoped to one caller by default. Set `scope` to a function that returns the caller from claims your code has verified (x-amzn-oidc-data), or to 'shared' " +
+          "if every caller may replay every other caller's responses.",
+      );
+    }
     const caller = callerIdentity(event);
     if (caller !== undefined) return caller;
     const authorizer = isRecord(event.requestContext) ? (event.requestContext as { authorizer?: unknown }).authorizer : undefined;

@@ -1,9 +1,12 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyError } from './errors.js';
 import { canonicalJsonText } from './json-text.js';
 
 /** API Gateway REST (v1), HTTP API (v2) and Function URL events. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
+
+/** Every event `httpIdempotency` serves: {@link HttpEvent}s and Application Load Balancer requests. */
+export type AnyHttpEvent = HttpEvent | ALBEvent;
 
 /*
  * What an HTTP request says about idempotency: its key, its scope (method, route, caller) and its
@@ -22,20 +25,25 @@ const OWS = /^[ \t]+|[ \t]+$/g;
  * so a comma outside a quoted string is read as a second key, never as part of one.
  * @internal
  */
-export function readIdempotencyKey(event: HttpEvent): string | undefined {
-  let raw: string | undefined;
-  const seen = new Set<string>();
+export function readIdempotencyKey(event: AnyHttpEvent): string | undefined {
+  let raw: unknown;
+  const seen = new Set<unknown>();
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     if (name.toLowerCase() !== HEADER || value === undefined || value === null) continue;
-    if (typeof value !== 'string') throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be a string.');
     seen.add((raw = value));
   }
-  // Sent twice, under one name or under names that differ only in case.
+  // Sent twice, under one name or under names that differ only in case. An ALB target group with
+  // multi-value headers enabled sends `multiValueHeaders` alone: the key is read there.
   let count = 0;
   const multi = (event as APIGatewayProxyEvent).multiValueHeaders;
-  for (const [name, values] of Object.entries(multi ?? {})) if (name.toLowerCase() === HEADER) count += values?.length ?? 0;
+  for (const [name, values] of Object.entries(multi ?? {})) {
+    if (name.toLowerCase() !== HEADER || !Array.isArray(values)) continue;
+    count += values.length;
+    if (event.headers === undefined || event.headers === null) for (const value of values) seen.add((raw = value));
+  }
   if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
-  if (raw === undefined) return undefined;
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'string') throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be a string.');
   const value = raw.replace(OWS, '');
   const key = value.startsWith('"') ? sfString(value) : bareToken(value);
   if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
@@ -75,7 +83,15 @@ function sfString(value: string): string {
   throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header is not a valid structured-field string.');
 }
 
-export const isV2 = (event: HttpEvent): event is APIGatewayProxyEventV2 => (event as APIGatewayProxyEventV2).version === '2.0';
+export const isV2 = (event: AnyHttpEvent): event is APIGatewayProxyEventV2 => (event as APIGatewayProxyEventV2).version === '2.0';
+
+/** An Application Load Balancer request: its context names the target group, nothing else. @internal */
+export const isAlb = (event: AnyHttpEvent): event is ALBEvent => {
+  const context: unknown = event.requestContext;
+  return (
+    typeof context === 'object' && context !== null && typeof (context as { elb?: unknown }).elb === 'object' && (context as { elb?: unknown }).elb !== null
+  );
+};
 
 /**
  * The key value an HTTP request's record is hashed from: the one place its shape is written, for
@@ -85,13 +101,16 @@ export const isV2 = (event: HttpEvent): event is APIGatewayProxyEventV2 => (even
  */
 export const httpKeyValueOf = (key: string, method: string, route: string, caller: string | null) => ({ key, method, route, caller });
 
-/** Method and route template (the actual path when there is no template, as for Function URLs). @internal */
-export function route(event: HttpEvent): [method: string, route: string, path: string] {
+/**
+ * Method and route template (`<METHOD> <path>` when there is no template, as for Function URLs and
+ * Application Load Balancers, whose path arrives as the client sent it). @internal
+ */
+export function route(event: AnyHttpEvent): [method: string, route: string, path: string] {
   // Optional chaining: other events (VPC Lattice, a queue's batch) must get the sentence below, not a crash.
   const raw: unknown = isV2(event) ? event.requestContext?.http?.method : event.httpMethod;
   if (typeof raw !== 'string') {
     throw new TypeError(
-      'httpIdempotency: the event is not an API Gateway REST or HTTP API or Function URL request (it has neither `httpMethod` nor `requestContext.http.method`).',
+      'httpIdempotency: the event is not an API Gateway REST or HTTP API, Function URL or Application Load Balancer request (it has neither `httpMethod` nor `requestContext.http.method`).',
     );
   }
   const method = raw.toUpperCase();
@@ -99,30 +118,55 @@ export function route(event: HttpEvent): [method: string, route: string, path: s
     const template = event.routeKey && event.routeKey !== '$default' ? event.routeKey : `${method} ${event.rawPath}`;
     return [method, template, event.rawPath];
   }
+  if (isAlb(event)) return [method, `${method} ${event.path}`, event.path];
   return [method, event.resource ?? event.path, event.path];
 }
 
 /**
  * Query parameters by name, values in order. For HTTP APIs and Function URLs, the raw text of each
  * name and value: decoding would make different bytes equal (every invalid UTF-8 escape decodes to
- * U+FFFD). REST APIs deliver the parameters decoded.
+ * U+FFFD). REST APIs deliver the parameters decoded, `+` as a space. An Application Load Balancer
+ * delivers them as the client encoded them: they are decoded the way REST APIs decode them, so a
+ * retry that spells a space `+` instead of `%20` is the same request; a name or value that is not
+ * UTF-8 once decoded keeps its raw text, marked so that no decoded text can equal it.
  * @internal
  */
-export function query(event: HttpEvent): Record<string, string[]> {
+export function query(event: AnyHttpEvent): Record<string, Array<string | { readonly raw: string }>> {
   // No prototype: parameters named `__proto__` or `constructor` are parameters like any other.
-  const out: Record<string, string[]> = Object.create(null);
+  const out: Record<string, Array<string | { readonly raw: string }>> = Object.create(null);
   if (isV2(event)) {
     for (const pair of (event.rawQueryString ?? '').split('&')) {
       if (pair === '') continue;
       const at = pair.indexOf('=');
       (out[at < 0 ? pair : pair.slice(0, at)] ??= []).push(at < 0 ? '' : pair.slice(at + 1));
     }
-  } else if (event.multiValueQueryStringParameters) {
-    for (const [name, values] of Object.entries(event.multiValueQueryStringParameters)) out[name] = [...(values ?? [])];
-  } else {
-    for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) if (value !== undefined) out[name] = [value];
+    return out;
+  }
+  const multi = event.multiValueQueryStringParameters;
+  const lists: Array<[name: string, values: string[]]> = multi
+    ? Object.entries(multi).map(([name, values]) => [name, [...(values ?? [])]])
+    : Object.entries(event.queryStringParameters ?? {}).flatMap(([name, value]) => (value === undefined ? [] : [[name, [value]]]));
+  if (!isAlb(event)) {
+    for (const [name, values] of lists) out[name] = values;
+    return out;
+  }
+  for (const [name, values] of lists) {
+    const decoded = formDecoded(name);
+    // Two spellings of one name (`a%5B%5D` and `a[]`) are one parameter. A name that does not decode
+    // keeps its raw text behind a lone low surrogate, which no decoded (well-formed) text starts with.
+    (out[typeof decoded === 'string' ? decoded : `\udc00${name}`] ??= []).push(...values.map(formDecoded));
   }
   return out;
+}
+
+/** `text` as a form decoder reads it (`+` is a space, `%XX` a byte, UTF-8); `{ raw }` when that fails. */
+function formDecoded(text: string): string | { readonly raw: string } {
+  if (typeof text !== 'string') return { raw: String(text) }; // not what a load balancer sends: never a crash
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return { raw: text };
+  }
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -142,7 +186,7 @@ function utf8(bytes: Buffer): string | undefined {
  * UTF-8 by its bytes, whether or not API Gateway base64-encoded them.
  * @internal
  */
-export function body(event: HttpEvent): unknown {
+export function body(event: AnyHttpEvent): unknown {
   if (event.body === undefined || event.body === null) return null;
   if (typeof event.body !== 'string') {
     throw new TypeError(

@@ -1,9 +1,9 @@
 import type { MiddlewareObj } from '@middy/core';
-import type { Context } from 'aws-lambda';
+import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { body, type HttpEvent, httpKeyValueOf, query, readIdempotencyKey, route } from './http-request.js';
+import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
@@ -14,9 +14,14 @@ export type { HttpEvent } from './http-request.js';
 /** Re-exported for the unit tests. @internal */
 export { readIdempotencyKey } from './http-request.js';
 
-/** A proxy result (v1 or v2); v2 handlers may also return a plain value, sent as JSON with status 200. */
+/**
+ * A proxy result (v1 or v2) or an Application Load Balancer's result; v2 handlers may also return a
+ * plain value, sent as JSON with status 200.
+ */
 export interface HttpResult {
   statusCode?: number;
+  /** The status line an Application Load Balancer sends, e.g. `201 Created`. */
+  statusDescription?: string;
   headers?: Record<string, string | number | boolean>;
   multiValueHeaders?: Record<string, Array<string | number | boolean>>;
   cookies?: string[];
@@ -27,7 +32,12 @@ export interface HttpResult {
 /** The shared options `httpIdempotency` derives from the request itself. */
 const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
 
-export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEvent, Context>, (typeof HTTP_DERIVED)[number]> {
+/**
+ * The options of `httpIdempotency`. `TEvent` is the event type it serves: API Gateway and Function
+ * URL events by default; `ALBEvent` (or `HttpEvent | ALBEvent`) behind an Application Load Balancer.
+ */
+export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = HttpEvent>
+  extends Omit<IdempotencyOptions<TEvent, Context>, (typeof HTTP_DERIVED)[number]> {
   /**
    * Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency.
    * GET, HEAD, OPTIONS and TRACE requests without one always run without idempotency.
@@ -39,9 +49,10 @@ export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEven
    * function of the event (a request it returns `undefined` for shares keys with every other such
    * request), or 'shared' for keys shared by all callers (an API with a single caller, or none).
    * @default the {@link callerIdentity} the event carries; shared when it carries no authorizer and
-   * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody
+   * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody, and for
+   * every Application Load Balancer request, whose headers a client can forge (set `scope`)
    */
-  readonly scope?: HttpScope;
+  readonly scope?: HttpScope<TEvent>;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
   readonly maxRetryAfterSeconds?: number;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 408, 425 and 429 */
@@ -58,8 +69,11 @@ export interface HttpIdempotencyOptions extends Omit<IdempotencyOptions<HttpEven
    * read a 409 and its `Retry-After`. An object, or a function of the request's event.
    * @default none
    */
-  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: HttpEvent) => Readonly<Record<string, string>>);
+  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>);
 }
+
+/** An Application Load Balancer request has no default caller identity: TypeScript asks for `scope`. */
+type ScopeRequiredFor<TEvent> = [ALBEvent] extends [TEvent] ? { readonly scope: HttpScope<TEvent> } : unknown;
 
 const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
@@ -76,6 +90,9 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
     return unknown === undefined ? undefined : `has an unknown option \`${unknown}\`; known: secrets`;
   },
 });
+
+/** The reason phrases (RFC 9110) of the statuses `problem` answers, for an ALB's status line. */
+const REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 409: 'Conflict', 422: 'Unprocessable Content', 503: 'Service Unavailable' };
 
 const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: string]>> = {
   KEY_MISSING: [400, 'Idempotency-Key is missing'],
@@ -116,6 +133,28 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   return { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
 }
 
+/**
+ * `result` as an Application Load Balancer reads it: with multi-value headers enabled on the target
+ * group (the request then carries `multiValueHeaders`) it reads `multiValueHeaders` only, otherwise
+ * `headers` only, so every header goes to the one it reads. A header in both keeps its list; one
+ * moved to `headers` keeps its last value, as the load balancer does with a request's headers.
+ */
+function forAlb(result: HttpResult, event: ALBEvent): HttpResult {
+  const { headers, multiValueHeaders, ...rest } = result;
+  if (event.multiValueHeaders) {
+    const lists = Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name, [value]]));
+    return { ...rest, multiValueHeaders: { ...lists, ...multiValueHeaders } };
+  }
+  const last = Object.entries(multiValueHeaders ?? {}).flatMap(([name, values]) => (values.length > 0 ? [[name, values.at(-1)!]] : []));
+  return { ...rest, headers: { ...Object.fromEntries(last), ...headers } };
+}
+
+/** The middleware's own answer as the request's source reads it; an ALB's with its status line. */
+const answerFor = (answer: HttpResult, event: AnyHttpEvent): HttpResult =>
+  isAlb(event)
+    ? forAlb({ ...answer, statusDescription: `${answer.statusCode} ${REASONS[answer.statusCode!] ?? ''}`.trim(), isBase64Encoded: false }, event)
+    : answer;
+
 const normalize = (result: unknown): HttpResult =>
   result !== null && typeof result === 'object' && 'statusCode' in result
     ? (result as HttpResult)
@@ -134,7 +173,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
 
 /**
  * Middy middleware implementing the `Idempotency-Key` header (IETF httpapi draft) for API Gateway
- * REST and HTTP APIs and Function URLs. Keys are scoped by method, route and caller identity; a
+ * REST and HTTP APIs and Function URLs, and, as `httpIdempotency<ALBEvent>` with a `scope`, for
+ * Application Load Balancers. Keys are scoped by method, route and caller identity; a
  * duplicate gets the stored response with `Idempotent-Replayed: true`; a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
@@ -146,13 +186,23 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * export const handler = middy(createPayment).use(httpIdempotency({ store }));
  * ```
  */
-export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<HttpEvent, unknown, Error, Context> {
+export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>(
+  options: HttpIdempotencyOptions<TEvent> & ScopeRequiredFor<TEvent>,
+): MiddlewareObj<TEvent, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
-  const { required = true, scope, maxRetryAfterSeconds = 60, isFinalResponse = defaultIsFinal, signedKeys, problemHeaders, ...common } = options;
+  const {
+    required = true,
+    scope,
+    maxRetryAfterSeconds = 60,
+    isFinalResponse = defaultIsFinal,
+    signedKeys,
+    problemHeaders,
+    ...common
+  } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
   const caller = callerOf(scope);
   const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
-  const engine = new IdempotencyEngine<HttpEvent, Context>(
+  const engine = new IdempotencyEngine<TEvent, Context>(
     'httpIdempotency',
     {
       ...common,
@@ -176,9 +226,10 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
     observeAny,
   );
   const { before, after, onError } = idempotencyHooks(engine, {
-    replay: (result) => {
+    replay: (result, event) => {
       const stored = normalize(result);
-      return { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
+      const replayed = { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
+      return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
     ending: (response) => ({ kind: 'return', value: response, final: isFinalResponse(normalize(response)) }),
@@ -188,9 +239,9 @@ export function httpIdempotency(options: HttpIdempotencyOptions): MiddlewareObj<
       const cause = (error as { cause?: unknown } | null)?.cause;
       if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !(cause instanceof IdempotencyError)) throw cause;
       const rejected = cause instanceof IdempotencyError ? cause : error;
-      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds, headersFor(event as HttpEvent)) : undefined;
-      return response === undefined ? undefined : { response };
+      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds, headersFor(event as TEvent)) : undefined;
+      return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };
     },
   });
-  return { before, after, onError } as MiddlewareObj<HttpEvent, unknown, Error, Context>;
+  return { before, after, onError } as MiddlewareObj<TEvent, unknown, Error, Context>;
 }

@@ -10,8 +10,8 @@ const isMiddyTimeout = (error: unknown): boolean =>
 
 /** How an entry point's world differs from the plain middleware's. @internal */
 export interface Translation {
-  /** The answer sent for another attempt's stored outcome. */
-  readonly replay: (value: unknown) => unknown;
+  /** The answer sent to the request's `event` for another attempt's stored outcome. */
+  readonly replay: (value: unknown, event: unknown) => unknown;
   /** How the handler's response ends the call. @default stored */
   readonly ending?: (response: unknown) => Ending;
   /** The answer sent for a rejection of the request's `event` instead of throwing it, if any. */
@@ -36,7 +36,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
   const answerOf = (outcome: Outcome, request: AnyRequest): unknown => {
-    if (outcome.kind === 'value') return outcome.replayed ? translation.replay(outcome.value) : outcome.value;
+    if (outcome.kind === 'value') return outcome.replayed ? translation.replay(outcome.value, request.event) : outcome.value;
     const rejected = translation.reject?.(outcome.error, request.event);
     if (rejected === undefined) throw outcome.error;
     return rejected.response;
@@ -121,7 +121,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     if (start.kind === 'replay') {
-      request.earlyResponse = translation.replay(start.value);
+      request.earlyResponse = translation.replay(start.value, request.event);
       return;
     }
     slot.call = start.call;
@@ -140,7 +140,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (call === undefined) return;
     const outcome = await engine.end(call, errorEnding(request));
     if (!outcome.replayed) return;
-    if (outcome.kind === 'value') request.response = translation.replay(outcome.value);
+    if (outcome.kind === 'value') request.response = translation.replay(outcome.value, request.event);
     else request.error = outcome.error as Error;
   };
 

@@ -5,7 +5,7 @@
  * meaning never replay each other.
  */
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
+import type { ALBEvent, Context } from 'aws-lambda';
 import { type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { ANONYMOUS, type Api, type Caller, eventFor, type HttpRequest, httpEvent, IDENTITY_SHAPES, SILENT_AUTHORIZERS } from '../support/identity-events.js';
@@ -17,23 +17,24 @@ const { client, tableName, store } = useFreshTable({ prefix: 'http-identity' });
 let functions = 0;
 
 /** A function that creates an order for whoever calls, and answers with that caller's data. */
-function ordersApi(options: Partial<HttpIdempotencyOptions> = {}) {
+function ordersApi(options: Partial<HttpIdempotencyOptions<HttpEvent | ALBEvent>> = {}) {
   const name = `orders-${++functions}`;
   const runs: string[] = [];
-  const handler = middy(async (event: HttpEvent): Promise<HttpResult> => {
+  const handler = middy(async (event: HttpEvent | ALBEvent): Promise<HttpResult> => {
     runs.push(JSON.stringify(event.requestContext));
     return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ orderId: `ord-${runs.length}` }) };
-  }).use(httpIdempotency({ store, ...options }));
+  }).use(httpIdempotency<HttpEvent | ALBEvent>({ store, ...options } as HttpIdempotencyOptions<HttpEvent | ALBEvent> & { scope: 'shared' }));
   return {
     name,
     runs,
-    send: (event: HttpEvent, context: Context = lambdaContext(name)) => handler(event, context) as Promise<HttpResult>,
+    send: (event: HttpEvent | ALBEvent, context: Context = lambdaContext(name)) => handler(event, context) as Promise<HttpResult>,
     records: () => scanRecords(client, tableName, `${name}#`),
   };
 }
 
 const orderOf = (response: HttpResult) => (JSON.parse(response.body!) as { orderId: string }).orderId;
-const replayed = (response: HttpResult) => response.headers?.['Idempotent-Replayed'] === 'true';
+/** Marked as a replay, in whichever header field the event's source reads. */
+const replayed = (response: HttpResult) => (response.headers ?? response.multiValueHeaders)?.['Idempotent-Replayed']?.toString() === 'true';
 
 const alice: Caller = { tenant: 'tenant-a', user: 'alice' };
 const aliceOfB: Caller = { tenant: 'tenant-b', user: 'alice' };
@@ -102,7 +103,9 @@ test("a scope that is neither a function nor 'shared' is refused at construction
 // ---------------------------------------------------------------------------------------------
 // The Idempotency-Key header sent twice
 
-const APIS: readonly Api[] = ['rest', 'http', 'url'];
+/** Every API, with the scope an ALB needs (its events say nothing about the caller). */
+const APIS: readonly Api[] = ['rest', 'http', 'url', 'alb', 'alb-multi'];
+const scopeFor = (api: Api): Partial<HttpIdempotencyOptions<HttpEvent | ALBEvent>> => (api.startsWith('alb') ? { scope: 'shared' } : {});
 
 describe.each(APIS)('%s events', (api) => {
   const send = (orders: ReturnType<typeof ordersApi>, key: string) => orders.send(httpEvent(api, {}, { key }));
@@ -115,7 +118,7 @@ describe.each(APIS)('%s events', (api) => {
     ['an escape at the end of a quoted key', '"a\\"'],
     ['a backslash before a letter in a quoted key', '"a\\b"'],
   ])('%s: 400 problem+json, nothing runs, nothing is stored', async (_label, key) => {
-    const orders = ordersApi();
+    const orders = ordersApi(scopeFor(api));
     const response = await send(orders, key);
     expect(response.statusCode).toBe(400);
     expect(JSON.parse(response.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
@@ -124,14 +127,14 @@ describe.each(APIS)('%s events', (api) => {
   });
 
   test('a key with a comma sent as a quoted string is one key, and replays', async () => {
-    const orders = ordersApi();
+    const orders = ordersApi(scopeFor(api));
     expect(orderOf(await send(orders, '"a,b"'))).toBe('ord-1');
     expect(replayed(await send(orders, '"a,b"'))).toBe(true);
     expect(orders.runs).toHaveLength(1);
   });
 
   test('an invalid quoted key never aliases the key its lax reading would give', async () => {
-    const orders = ordersApi();
+    const orders = ordersApi(scopeFor(api));
     expect(orderOf(await send(orders, '"a\\\\"'))).toBe('ord-1'); // the key a\
     expect((await send(orders, '"a\\"')).statusCode).toBe(400);
     expect((await send(orders, 'a\\')).statusCode).toBe(201); // a bare a\ is that key
@@ -157,7 +160,7 @@ describe.each(APIS)('%s events', (api) => {
     ['an invalid byte and the replacement character', { body: base64([0xff]), isBase64Encoded: true }, { body: base64('\ufffd'), isBase64Encoded: true }],
     ['a member sent twice and once', { body: '{"amount":1,"amount":1000}' }, { body: '{"amount":1000}' }],
   ])('%s: 422, the handler ran once', async (_label, first, second) => {
-    const orders = ordersApi();
+    const orders = ordersApi(scopeFor(api));
     expect((await send(orders, first)).statusCode).toBe(201);
     expect((await send(orders, second)).statusCode).toBe(422);
     expect(replayed(await send(orders, first))).toBe(true);
@@ -165,7 +168,7 @@ describe.each(APIS)('%s events', (api) => {
   });
 
   test('whitespace, member order and escapes do not matter: the reformatted request replays', async () => {
-    const orders = ordersApi();
+    const orders = ordersApi(scopeFor(api));
     await send(orders, { body: '{"accountId":9007199254740993,"name":"é","items":[1,2]}' });
     const reformatted = await send(orders, {
       body: base64('{ "items" : [ 1 , 2 ],\n  "name": "\\u00e9", "accountId": 9007199254740993 }'),

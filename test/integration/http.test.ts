@@ -678,7 +678,7 @@ describe('events httpIdempotency does not serve', () => {
     const orders = api(rest);
     await expect(orders.invoke(event as unknown as HttpEvent)).rejects.toThrow(
       new TypeError(
-        'httpIdempotency: the event is not an API Gateway REST or HTTP API or Function URL request (it has neither `httpMethod` nor `requestContext.http.method`).',
+        'httpIdempotency: the event is not an API Gateway REST or HTTP API, Function URL or Application Load Balancer request (it has neither `httpMethod` nor `requestContext.http.method`).',
       ),
     );
     expect(orders.runs).toBe(0);

@@ -1,10 +1,10 @@
 /**
- * HTTP events as API Gateway REST APIs (v1), HTTP APIs (v2) and Function URLs deliver them, one per
- * way of telling who the caller is. A caller is a tenant and a user; `token` counts the caller's
- * token refreshes (or new credentials, or renewed certificates): every value that describes one
- * token rather than its holder changes with it, as it does in AWS.
+ * HTTP events as API Gateway REST APIs (v1), HTTP APIs (v2), Function URLs and Application Load
+ * Balancers deliver them, one per way of telling who the caller is. A caller is a tenant and a
+ * user; `token` counts the caller's token refreshes (or new credentials, or renewed certificates):
+ * every value that describes one token rather than its holder changes with it, as it does in AWS.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { HttpEvent } from '../../lib/index.js';
 
 export interface Caller {
@@ -20,15 +20,18 @@ export interface HttpRequest {
   /** @default '{"amount":1000}' */
   readonly body?: string;
   readonly isBase64Encoded?: boolean;
-  /** Raw query string (v2) or its parameters (v1). */
+  /** Raw query string (v2, and an ALB's parameters as the client encoded them) or its parameters (v1). */
   readonly query?: string;
 }
 
-export type Api = 'rest' | 'http' | 'url';
+/** The APIs whose events say who calls. */
+export type GatewayApi = 'rest' | 'http' | 'url';
+/** `alb`: an ALB target group with default headers; `alb-multi`: with multi-value headers enabled. */
+export type Api = GatewayApi | 'alb' | 'alb-multi';
 
 export interface IdentityShape {
   readonly name: string;
-  readonly api: Api;
+  readonly api: GatewayApi;
   /** The requestContext members that say who calls (`authorizer`, `identity`, `authentication`). */
   readonly context: (caller: Caller) => Record<string, unknown>;
 }
@@ -290,7 +293,7 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
 ];
 
 /** Requests that carry an authorizer saying nothing that tells one caller from another. */
-export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Api, context: Record<string, unknown>]> = [
+export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: GatewayApi, context: Record<string, unknown>]> = [
   [
     'REST API, Lambda authorizer with an empty principal and no context',
     'rest',
@@ -307,15 +310,74 @@ export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Api,
 ];
 
 /** Requests with no authorizer and no identity: open APIs. */
-export const ANONYMOUS: ReadonlyArray<readonly [name: string, api: Api, context: Record<string, unknown>]> = [
+export const ANONYMOUS: ReadonlyArray<readonly [name: string, api: GatewayApi, context: Record<string, unknown>]> = [
   ['REST API, no authorization', 'rest', { authorizer: null, identity: noRestIdentity() }],
   ['REST API, no authorizer member at all', 'rest', { identity: noRestIdentity() }],
   ['HTTP API, no authorization', 'http', {}],
   ['Function URL, auth type NONE', 'url', {}],
 ];
 
-/** An event of `api` whose requestContext carries `context`. */
-export function httpEvent(api: Api, context: Record<string, unknown>, request: HttpRequest = {}): HttpEvent {
+/** What the target group of `albEvent` says. */
+export const TARGET_GROUP_ARN = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/6d0ecf831eec9f09';
+
+export interface AlbRequest extends HttpRequest {
+  /** @default 'POST' */
+  readonly method?: string;
+  /** @default '/orders' */
+  readonly path?: string;
+  /** More headers, by lower-case name; a list for a header sent more than once. */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
+  /** The target group's `lambda.multi_value_headers.enabled`. @default false */
+  readonly multiValue?: boolean;
+}
+
+/**
+ * A request as an Application Load Balancer sends it (AWS's "Lambda functions as targets" page):
+ * header names in lower case; query names and values as the client encoded them, never decoded;
+ * with multi-value headers enabled every header and parameter as a list under `multiValueHeaders`
+ * and `multiValueQueryStringParameters`, otherwise only the last value of each under `headers` and
+ * `queryStringParameters`. No body arrives as an empty string.
+ */
+export function albEvent(request: AlbRequest = {}): ALBEvent {
+  const method = request.method ?? 'POST';
+  const body = request.body ?? (method === 'GET' || method === 'HEAD' ? '' : '{"amount":1000}');
+  const headers: Record<string, string[]> = {
+    accept: ['application/json'],
+    'accept-language': ['en-US,en;q=0.8'],
+    ...(body === '' ? {} : { 'content-type': ['application/json'] }),
+    host: ['orders-1234567890.eu-west-1.elb.amazonaws.com'],
+    'user-agent': ['curl/8.5.0'],
+    'x-amzn-trace-id': ['Root=1-6787a3c0-0123456789abcdef01234567'],
+    'x-forwarded-for': ['203.0.113.7'],
+    'x-forwarded-port': ['443'],
+    'x-forwarded-proto': ['https'],
+  };
+  if (request.key !== undefined) headers['idempotency-key'] = [request.key];
+  for (const [name, value] of Object.entries(request.headers ?? {})) headers[name] = typeof value === 'string' ? [value] : [...value];
+  const query: Record<string, string[]> = Object.create(null);
+  for (const pair of (request.query ?? '').split('&')) {
+    if (pair === '') continue;
+    const at = pair.indexOf('=');
+    (query[at < 0 ? pair : pair.slice(0, at)] ??= []).push(at < 0 ? '' : pair.slice(at + 1));
+  }
+  const last = (lists: Record<string, string[]>) => Object.fromEntries(Object.entries(lists).map(([name, values]) => [name, values.at(-1)!]));
+  return {
+    requestContext: { elb: { targetGroupArn: TARGET_GROUP_ARN } },
+    httpMethod: method,
+    path: request.path ?? '/orders',
+    ...(request.multiValue
+      ? { multiValueQueryStringParameters: { ...query }, multiValueHeaders: headers }
+      : { queryStringParameters: last(query), headers: last(headers) }),
+    body,
+    isBase64Encoded: request.isBase64Encoded ?? false,
+  };
+}
+
+/** An event of `api` whose requestContext carries `context` (an ALB event carries only its target group). */
+export function httpEvent(api: GatewayApi, context: Record<string, unknown>, request?: HttpRequest): HttpEvent;
+export function httpEvent(api: Api, context: Record<string, unknown>, request?: HttpRequest): HttpEvent | ALBEvent;
+export function httpEvent(api: Api, context: Record<string, unknown>, request: HttpRequest = {}): HttpEvent | ALBEvent {
+  if (api === 'alb' || api === 'alb-multi') return albEvent({ ...request, multiValue: api === 'alb-multi' });
   const body = request.body ?? '{"amount":1000}';
   if (api === 'rest') {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', Host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com' };

@@ -3,10 +3,21 @@
  * callers apart (tenants, and users within a tenant) and stays the same across token refreshes;
  * an authorizer that identifies nobody never silently means "everybody".
  */
+import type { ALBEvent } from 'aws-lambda';
 import fc from 'fast-check';
 import { callerOf } from '../../lib/http-caller.js';
 import { callerIdentity } from '../../lib/index.js';
-import { ANONYMOUS, type Api, type Caller, eventFor, httpEvent, IDENTITY_SHAPES, noRestIdentity, SILENT_AUTHORIZERS } from '../support/identity-events.js';
+import {
+  ANONYMOUS,
+  albEvent,
+  type Caller,
+  eventFor,
+  type GatewayApi,
+  httpEvent,
+  IDENTITY_SHAPES,
+  noRestIdentity,
+  SILENT_AUTHORIZERS,
+} from '../support/identity-events.js';
 
 const RUNS = { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20_250_115) };
 
@@ -95,6 +106,25 @@ test('a scope function decides alone: what it returns is the caller, `undefined`
   expect(callerOf(() => undefined)(httpEvent(api, context))).toBeNull();
 });
 
+describe.each([false, true])('an Application Load Balancer request (multi-value headers: %s)', (multiValue) => {
+  // What ALB authentication adds: plain-text headers a client can also send, and claims signed by the load balancer.
+  const oidc = { 'x-amzn-oidc-identity': 'alice-0f1e2d3c', 'x-amzn-oidc-accesstoken': 'eyJ.access.token', 'x-amzn-oidc-data': 'eyJ.claims.signature' };
+
+  test('the default scope refuses it, even with ALB authentication headers: they can come from the client', () => {
+    for (const headers of [{}, oidc]) {
+      const event = albEvent({ key: 'k-1', headers, multiValue });
+      expect(() => callerOf(undefined)(event)).toThrow(TypeError);
+      expect(() => callerOf(undefined)(event)).toThrow(/Application Load Balancer.*x-amzn-oidc-identity.*`scope`.*'shared'/s);
+    }
+  });
+
+  test("a scope function gets the event, and 'shared' shares the key", () => {
+    const event = albEvent({ key: 'k-1', headers: { 'x-tenant-id': 'acme' }, multiValue });
+    expect(callerOf<ALBEvent>((e) => e.headers?.['x-tenant-id'] ?? e.multiValueHeaders?.['x-tenant-id']?.[0])(event)).toBe('acme');
+    expect(callerOf<ALBEvent>('shared')(event)).toBeNull();
+  });
+});
+
 test("the caller's address and user agent identify nobody", () => {
   const open = (token: number) => httpEvent('rest', { authorizer: null, identity: noRestIdentity({ ...alice, token }) });
   expect(callerIdentity(open(1))).toBeUndefined();
@@ -139,7 +169,7 @@ const PLACES: ReadonlyArray<[name: string, wrap: (members: Record<string, unknow
   ['HTTP API JWT claims', (members) => ['http', { authorizer: { jwt: { claims: members, scopes: null } } }]],
   ['REST API Cognito claims', (members) => ['rest', { authorizer: { claims: members }, identity: noRestIdentity() }]],
 ];
-type HttpEventArgs = [Api, Record<string, unknown>];
+type HttpEventArgs = [GatewayApi, Record<string, unknown>];
 
 describe.each(PLACES)('in %s', (_name, wrap) => {
   const identity = (members: Record<string, unknown>) => callerIdentity(httpEvent(...wrap(members)));

@@ -9,6 +9,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { body, query } from '../../lib/http-request.js';
 import { prng } from '../support/faults.js';
+import { albEvent } from '../support/identity-events.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_250_115);
 const RUNS = { numRuns: 400, seed: SEED };
@@ -283,5 +284,52 @@ describe('HTTP API query strings', () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe('Application Load Balancer query strings (passed as the client encoded them)', () => {
+  const albQueryOf = (raw: string, multiValue = true) => JSON.stringify(Object.entries(query(albEvent({ query: raw, multiValue }))).sort());
+  /** Any well-formed text, the characters a query's grammar uses among them. */
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 5 }),
+    fc.string({ unit: fc.constantFrom('+', ' ', '%', '&', '=', 'a', 'é', '😀'), maxLength: 5 }),
+  );
+  const params = fc.array(fc.tuple(text, text), { maxLength: 4 });
+  const percentEncoded = (list: ReadonlyArray<readonly [string, string]>) =>
+    list.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`).join('&');
+
+  test('one list of parameters has one fingerprint however it is spelled: `%20` or `+`, escaped or not, in either header mode', () => {
+    fc.assert(
+      fc.property(params, fc.boolean(), (list, multiValue) => {
+        const form = new URLSearchParams(list.map(([name, value]): [string, string] => [name, value])).toString(); // spaces as `+`
+        expect(albQueryOf(form, multiValue)).toBe(albQueryOf(percentEncoded(list), multiValue));
+      }),
+      RUNS,
+    );
+  });
+
+  test('two lists of parameters that differ share no fingerprint', () => {
+    fc.assert(
+      fc.property(params, params, (a, b) => {
+        const meaning = (list: typeof a) => {
+          const values = new Map<string, string[]>();
+          for (const [name, value] of list) values.set(name, [...(values.get(name) ?? []), value]);
+          return JSON.stringify([...values].sort());
+        };
+        fc.pre(meaning(a) !== meaning(b));
+        expect(albQueryOf(percentEncoded(a))).not.toBe(albQueryOf(percentEncoded(b)));
+      }),
+      RUNS,
+    );
+  });
+
+  test.each([
+    ['different invalid UTF-8 escapes', 'amount=%FF', 'amount=%FE'],
+    ['an escape and its replacement character', 'amount=%FF', 'amount=%EF%BF%BD'],
+    ['an invalid escape and the escaped text of it', 'amount=%FF', 'amount=%25FF'],
+    ['a name that does not decode and one that does', '%FF=1', '%EF%BF%BD=1'],
+    ['an encoded plus and a space', 'q=a%2Bb', 'q=a+b'],
+  ])('%s: different fingerprints', (_, a, b) => {
+    expect(albQueryOf(a)).not.toBe(albQueryOf(b));
   });
 });

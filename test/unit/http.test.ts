@@ -1,7 +1,8 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/errors.js';
 import { type HttpEvent, problem, readIdempotencyKey } from '../../lib/http.js';
+import { albEvent } from '../support/identity-events.js';
 
 /** The parts of a v1 event the header parser reads. */
 const v1 = (headers: Record<string, string>, multiValueHeaders?: Record<string, string[]>): HttpEvent =>
@@ -99,6 +100,23 @@ describe('readIdempotencyKey', () => {
     expect(codeOf(() => readIdempotencyKey(v1({ 'Idempotency-Key': 'b' }, { 'Idempotency-Key': ['a', 'b'] })))).toBe('INVALID_KEY');
     expect(codeOf(() => readIdempotencyKey(v1({ 'Idempotency-Key': 'b' }, { 'Idempotency-Key': ['b', 'b'] })))).toBe('INVALID_KEY');
     expect(codeOf(() => readIdempotencyKey(v1({ 'Idempotency-Key': 'a', 'idempotency-key': 'b' })))).toBe('INVALID_KEY');
+  });
+});
+
+describe('readIdempotencyKey on Application Load Balancer requests', () => {
+  test.each([false, true])('finds the key in lower-case header names, under `headers` or `multiValueHeaders` alone (multi-value: %s)', (multiValue) => {
+    const event = albEvent({ key: '"k 1"', multiValue });
+    expect(multiValue ? event.headers : event.multiValueHeaders).toBeUndefined();
+    expect(readIdempotencyKey(event)).toBe('k 1');
+    expect(readIdempotencyKey(albEvent({ multiValue }))).toBeUndefined();
+  });
+
+  test('with multi-value headers, rejects a key sent twice, also under names that differ in case, and a non-string', () => {
+    expect(codeOf(() => readIdempotencyKey(albEvent({ headers: { 'idempotency-key': ['k-1', 'k-1'] }, multiValue: true })))).toBe('INVALID_KEY');
+    const mixed = albEvent({ key: 'k-1', headers: { 'Idempotency-Key': 'k-2' }, multiValue: true });
+    expect(codeOf(() => readIdempotencyKey(mixed))).toBe('INVALID_KEY');
+    const odd = { ...albEvent({ multiValue: true }), multiValueHeaders: { 'idempotency-key': [42] } } as unknown as ALBEvent;
+    expect(codeOf(() => readIdempotencyKey(odd))).toBe('INVALID_KEY');
   });
 });
 
