@@ -70,8 +70,23 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-/** Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either way. */
+/** The wait for `ready` of each client still connecting, shared by every call made meanwhile. */
+const connecting = new WeakMap<object, Promise<void>>();
+
+/**
+ * Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either
+ * way. Concurrent calls share one wait: a listener each would pass Node's limit of 10 and warn.
+ */
 function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
+  let waiting = connecting.get(client);
+  if (waiting === undefined) {
+    waiting = listenForReady(client).finally(() => connecting.delete(client));
+    connecting.set(client, waiting);
+  }
+  return waiting;
+}
+
+function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> {
   return new Promise((resolve, reject) => {
     const events = ['ready', 'error', 'close', 'end'] as const;
     const listeners = events.map((event) => {

@@ -176,6 +176,26 @@ describe('a client that is still connecting (a cold start)', () => {
     }
   });
 
+  test('many calls at once on a connecting client wait with one listener per event (no MaxListenersExceededWarning)', async () => {
+    const io = ioredisClient(undefined, { lazyConnect: true });
+    const node = nodeRedisClient();
+    const connecting = node.connect();
+    try {
+      for (const client of [io, node]) {
+        const before = client.listenerCount('ready');
+        const store = new RedisStore({ client, keyPrefix: 'cold-many:' });
+        const claims = Array.from({ length: 20 }, (_, i) => store.claim(claimRequest(`k-${i}`)));
+        expect(client.listenerCount('ready') - before).toBeLessThanOrEqual(1);
+        expect((await Promise.all(claims)).every((claim) => claim.claimed)).toBe(true);
+        await Promise.all(claims.map((_, i) => store.forget(`k-${i}`)));
+      }
+    } finally {
+      await connecting;
+      io.disconnect();
+      node.destroy();
+    }
+  });
+
   test('node-redis never connected: STORE_FAILURE that says to connect it', async () => {
     const store = new RedisStore({ client: nodeRedisClient(), keyPrefix: 'cold-never:' });
     const charge = makeIdempotent(async (_id: string) => 1, { store, name: 'charge', key: (id) => id });
@@ -220,5 +240,26 @@ describe('options', () => {
   test('nothing is sent to the server before the first call', () => {
     new RedisStore({ client });
     expect(client.status).toBe('wait');
+  });
+});
+
+describe("retention, as the caller's clock judges it", () => {
+  const client = ioredisClient();
+  afterAll(() => client.disconnect());
+
+  test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
+    // A record is live while its retention (epoch seconds) is not before the caller's second:
+    // Redis must not forget it at that second's first millisecond.
+    const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
+    const expiry = () => raw.call('PEXPIRETIME', 'retention-end:k').then(Number);
+    const { expiresAt } = claimRequest('k');
+    await store.claim(claimRequest('k'));
+    expect(await expiry()).toBe((expiresAt + 1) * 1000 - 1);
+    await store.complete({ key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"' });
+    expect(await expiry()).toBe((expiresAt + 61) * 1000 - 1);
+    await store.forget('k');
+    const leaseUntil = (expiresAt + 600) * 1000 + 1;
+    await store.claim({ ...claimRequest('k'), leaseUntil });
+    expect(await expiry()).toBe(leaseUntil);
   });
 });
