@@ -89,6 +89,12 @@ const WHERE = 'Redis';
  */
 const keyExpiry = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
 
+/** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis `RESP: 3`) answers with a map, an object or a `Map`. */
+const flatHash = (reply: unknown): unknown => {
+  if (reply instanceof Map) return [...reply].flat();
+  return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
+};
+
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
   if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
@@ -162,7 +168,7 @@ export class RedisStore implements IdempotencyStore {
 
   /** The record's state and sizes (the response's as stored: base64 text when compressed or encrypted). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
-    const record = hashOf(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key]));
+    const record = hashOf(flatHash(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 

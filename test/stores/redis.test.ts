@@ -7,10 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { aesGcmEncryption, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
+import { storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient, pttl } from '../support/redis.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -140,6 +141,15 @@ for (const kind of CLIENT_KINDS) {
     });
   });
 }
+
+describe('node-redis speaking RESP3 (`RESP: 3`), whose hashes arrive as objects', () => {
+  const client = nodeRedisClient(undefined, { RESP: 3 });
+  beforeAll(() => client.connect());
+  afterAll(() => client.destroy());
+  for (const check of storeContract(() => new RedisStore({ client, keyPrefix: 'resp3:' }), { ttlOf: (key) => pttl(raw, `resp3:${key}`) })) {
+    test(check.name, check.run);
+  }
+});
 
 describe('a client that is still connecting (a cold start)', () => {
   test('ioredis, connecting, with the offline queue off: the store waits for it to be ready', async () => {
