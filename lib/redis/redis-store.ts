@@ -144,7 +144,8 @@ export class RedisStore implements IdempotencyStore {
     if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
-    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.max(keyExpiry(expiresAt), leaseUntil))];
+    // PEXPIREAT takes whole milliseconds, and a lease may have a fraction (a clock on performance.now()).
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.ceil(Math.max(keyExpiry(expiresAt), leaseUntil)))];
     if (fingerprint !== undefined) args.push(fingerprint);
     const [claimed, fields] = await this.run(CLAIM, key, args);
     const record = hashOf(fields);

@@ -272,4 +272,13 @@ describe("retention, as the caller's clock judges it", () => {
     await store.claim({ ...claimRequest('k'), leaseUntil });
     expect(await expiry()).toBe(leaseUntil);
   });
+
+  test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
+    // PEXPIREAT takes whole milliseconds only: a fraction made the script fail after it had written the record.
+    const store = new RedisStore({ client, keyPrefix: 'fraction:' });
+    const request = claimRequest('k');
+    const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
+    expect(await store.claim({ ...request, now: request.now + 0.25, leaseUntil })).toEqual({ claimed: true });
+    expect(Number(await raw.call('PEXPIRETIME', 'fraction:k'))).toBe(Math.ceil(leaseUntil));
+  });
 });
