@@ -50,6 +50,31 @@ describe('the eviction policy', () => {
     });
   }
 
+  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes', async () => {
+    const client = ioredisClient(server.url);
+    const direct = inspector(server.url);
+    try {
+      await direct.config('SET', 'maxmemory-policy', 'noeviction');
+      const store = new RedisStore({ client, keyPrefix: 'full:' });
+      expect(await store.claim(claimRequest('held'))).toEqual({ claimed: true });
+      await direct.config('SET', 'maxmemory', '1');
+      let runs = 0;
+      const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
+      const error = (await charge('order-1').catch((e: unknown) => e)) as IdempotencyError;
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^OOM/)]);
+      expect(runs).toBe(0);
+      expect(await direct.keys('full:charge*')).toEqual([]);
+      // Redis lets a script that has already written go on writing, so a completion is never half applied.
+      const done = { key: 'held', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: '"done"' };
+      expect(await store.complete(done)).toEqual({ completed: true, responseStored: true });
+      expect(await direct.hgetall('full:held')).toMatchObject({ status: 'COMPLETED', response: '"done"' });
+    } finally {
+      await direct.config('SET', 'maxmemory', '0');
+      client.disconnect();
+      direct.disconnect();
+    }
+  });
+
   test('allowEviction: true claims under any policy', async () => {
     const client = ioredisClient(server.url);
     const direct = inspector(server.url);
