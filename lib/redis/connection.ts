@@ -53,7 +53,7 @@ export type Reply = { readonly ok: true; readonly value: unknown } | { readonly 
 export interface Connection {
   /** Sends one command; `key` routes it to the key's primary in a cluster. */
   send(key: string, args: readonly string[]): Promise<unknown>;
-  /** Sends commands in order on the connection to `key`'s primary (keyless ones follow it), in one round trip. */
+  /** Sends commands in order to `key`'s primary (keyless ones follow it), in one round trip where the client allows. */
   sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
@@ -143,7 +143,13 @@ export function connectionOf(client: RedisClient): Connection {
   if (isNodeCluster(client)) {
     return {
       send: (key, args) => client.sendCommand(key, false, [...args]),
-      sendAll: (key, commands) => settle(commands.map((command) => client.sendCommand(key, false, [...command]))),
+      // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
+      // and the commands after it (WAIT) must go there too, not to the primary it left.
+      sendAll: async (key, commands) => {
+        const replies: Reply[] = [];
+        for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
+        return replies;
+      },
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
     };

@@ -2,12 +2,14 @@
  * Redis Cluster: each operation is one script on one key, so it runs on the key's primary with no
  * cross-slot access. The whole store contract runs on a one-node cluster (every slot on one real
  * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
- * eviction policy is read from every primary.
+ * eviction policy is read from every primary. With a second node, a record's slot moves and
+ * `waitForReplicas` still waits on the primary that ran the script.
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
+import { CLAIM } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { pttl } from '../support/redis.js';
@@ -92,4 +94,55 @@ describe.each(KINDS)('%s', (name, open) => {
       fresh.close();
     }
   });
+});
+
+describe('node-redis cluster, a slot moved to another primary (MOVED)', () => {
+  let other: RedisServer;
+  let rawOther: Redis;
+  beforeAll(async () => {
+    other = await startRedisServer({ cluster: true });
+    rawOther = new Redis(other.port, other.host);
+    // The second node gives up its slots and joins the first: one cluster, every slot on the first.
+    await rawOther.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
+    await raw.call('CLUSTER', 'MEET', other.host, String(other.port));
+    const healthy = async (node: Redis) => String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok');
+    while (
+      !(
+        (await healthy(raw)) &&
+        (await healthy(rawOther)) &&
+        String(await raw.call('CLUSTER', 'NODES')).includes(String(await rawOther.call('CLUSTER', 'MYID')))
+      )
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+  }, 60_000);
+  afterAll(async () => {
+    rawOther.disconnect();
+    await other.stop();
+  });
+
+  test("WAIT goes to the primary that ran the script, not to the slot's former one", async () => {
+    const client = createCluster({ rootNodes: [{ url: server.url }] });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      const keyPrefix = 'moved:';
+      const now = Date.now();
+      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+      // The client learns the slot map; then the record's slot moves to the second node, which knows the script.
+      await new RedisStore({ client, keyPrefix }).claim({ ...request, key: 'warm' });
+      const slot = String(await raw.call('CLUSTER', 'KEYSLOT', `${keyPrefix}k`));
+      const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+      await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+      await rawOther.script('LOAD', CLAIM.source);
+      const waits = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
+      const before = [await waits(raw), await waits(rawOther)];
+      const store = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+      await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
+      expect(await rawOther.hget(`${keyPrefix}k`, 'owner')).toBe('a');
+      expect([await waits(raw), await waits(rawOther)]).toEqual([before[0], before[1]! + 1]);
+    } finally {
+      client.destroy();
+    }
+  }, 60_000);
 });
