@@ -17,6 +17,8 @@ export interface IORedisClient {
   pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
   /** `Cluster` only: the cluster's nodes. */
   nodes?(role: 'master'): IORedisClient[];
+  /** `Cluster` only: reads the slot map again. */
+  refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
 
 /** A node-redis 5 client (`createClient()`), connected or connecting. */
@@ -130,8 +132,16 @@ export function connectionOf(client: RedisClient): Connection {
       sendAll: async (_key, commands) => {
         await ioredisReady(client);
         // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const replies = (await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? [];
-        return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+        const send = async (): Promise<Reply[]> =>
+          ((await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+            error ? { ok: false, error } : { ok: true, value },
+          );
+        const replies = await send();
+        // ioredis redirects no pipeline that holds a write besides the failed one (WAIT), nor learns
+        // the slot moved: every later call would meet MOVED again. MOVED ran nothing: look the slot up, resend once.
+        if (!client.refreshSlotsCache || !replies.some((reply) => !reply.ok && String((reply.error as Error).message).startsWith('MOVED'))) return replies;
+        await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
+        return send();
       },
       memoryInfo: async () => {
         await ioredisReady(client);

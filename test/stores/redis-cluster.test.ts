@@ -96,7 +96,7 @@ describe.each(KINDS)('%s', (name, open) => {
   });
 });
 
-describe('node-redis cluster, a slot moved to another primary (MOVED)', () => {
+describe('a slot moved to another primary (MOVED)', () => {
   let other: RedisServer;
   let rawOther: Redis;
   beforeAll(async () => {
@@ -120,7 +120,7 @@ describe('node-redis cluster, a slot moved to another primary (MOVED)', () => {
     await other.stop();
   });
 
-  test("WAIT goes to the primary that ran the script, not to the slot's former one", async () => {
+  test("node-redis cluster: WAIT goes to the primary that ran the script, not to the slot's former one", async () => {
     const client = createCluster({ rootNodes: [{ url: server.url }] });
     client.on('error', () => undefined);
     await client.connect();
@@ -143,6 +143,32 @@ describe('node-redis cluster, a slot moved to another primary (MOVED)', () => {
       expect([await waits(raw), await waits(rawOther)]).toEqual([before[0], before[1]! + 1]);
     } finally {
       client.destroy();
+    }
+  }, 60_000);
+
+  test("ioredis Cluster: a pipeline with WAIT that meets MOVED is sent again to the slot's new primary, not failed for good", async () => {
+    const client = new Cluster([{ host: server.host, port: server.port }], { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } });
+    try {
+      const keyPrefix = 'moved-io:';
+      const now = Date.now();
+      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+      await new RedisStore({ client, keyPrefix }).claim({ ...request, key: 'warm' });
+      const slot = String(await raw.call('CLUSTER', 'KEYSLOT', `${keyPrefix}k`));
+      const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+      await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+      await rawOther.script('LOAD', CLAIM.source);
+      const waits = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
+      const before = [await waits(raw), await waits(rawOther)];
+      const store = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+      // ioredis redirects no pipeline that holds WAIT: the store looks the slot up again and resends it.
+      await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
+      expect(await rawOther.hget(`${keyPrefix}k`, 'owner')).toBe('a');
+      expect((await waits(rawOther)) - before[1]!).toBeGreaterThanOrEqual(1);
+      const again = await store.claim({ ...request, owner: 'b' });
+      expect(again.claimed === false && again.record.owner).toBe('a');
+    } finally {
+      client.disconnect();
     }
   }, 60_000);
 });
