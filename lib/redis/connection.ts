@@ -17,6 +17,8 @@ export interface IORedisClient {
   pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
   /** `Cluster` only: the cluster's nodes. */
   nodes?(role: 'master'): IORedisClient[];
+  /** `Cluster` only: reads the slot map again. */
+  refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
 
 /** A node-redis 5 client (`createClient()`), connected or connecting. */
@@ -53,7 +55,7 @@ export type Reply = { readonly ok: true; readonly value: unknown } | { readonly 
 export interface Connection {
   /** Sends one command; `key` routes it to the key's primary in a cluster. */
   send(key: string, args: readonly string[]): Promise<unknown>;
-  /** Sends commands in order on the connection to `key`'s primary (keyless ones follow it), in one round trip. */
+  /** Sends commands in order to `key`'s primary (keyless ones follow it), in one round trip where the client allows. */
   sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
@@ -70,8 +72,23 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-/** Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either way. */
+/** The wait for `ready` of each client still connecting, shared by every call made meanwhile. */
+const connecting = new WeakMap<object, Promise<void>>();
+
+/**
+ * Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either
+ * way. Concurrent calls share one wait: a listener each would pass Node's limit of 10 and warn.
+ */
 function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
+  let waiting = connecting.get(client);
+  if (waiting === undefined) {
+    waiting = listenForReady(client).finally(() => connecting.delete(client));
+    connecting.set(client, waiting);
+  }
+  return waiting;
+}
+
+function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> {
   return new Promise((resolve, reject) => {
     const events = ['ready', 'error', 'close', 'end'] as const;
     const listeners = events.map((event) => {
@@ -115,8 +132,16 @@ export function connectionOf(client: RedisClient): Connection {
       sendAll: async (_key, commands) => {
         await ioredisReady(client);
         // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const replies = (await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? [];
-        return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+        const send = async (): Promise<Reply[]> =>
+          ((await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+            error ? { ok: false, error } : { ok: true, value },
+          );
+        const replies = await send();
+        // ioredis redirects no pipeline that holds a write besides the failed one (WAIT), nor learns
+        // the slot moved: every later call would meet MOVED again. MOVED ran nothing: look the slot up, resend once.
+        if (!client.refreshSlotsCache || !replies.some((reply) => !reply.ok && String((reply.error as Error).message).startsWith('MOVED'))) return replies;
+        await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
+        return send();
       },
       memoryInfo: async () => {
         await ioredisReady(client);
@@ -128,7 +153,13 @@ export function connectionOf(client: RedisClient): Connection {
   if (isNodeCluster(client)) {
     return {
       send: (key, args) => client.sendCommand(key, false, [...args]),
-      sendAll: (key, commands) => settle(commands.map((command) => client.sendCommand(key, false, [...command]))),
+      // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
+      // and the commands after it (WAIT) must go there too, not to the primary it left.
+      sendAll: async (key, commands) => {
+        const replies: Reply[] = [];
+        for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
+        return replies;
+      },
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
     };

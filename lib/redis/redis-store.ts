@@ -83,6 +83,18 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
 };
 const WHERE = 'Redis';
 
+/**
+ * The key's expiry (epoch ms) for a retention of `expiresAt` (epoch s): its last millisecond, since
+ * a record stays live while its retention is not before the caller's second.
+ */
+const keyExpiry = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
+
+/** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis `RESP: 3`) answers with a map, an object or a `Map`. */
+const flatHash = (reply: unknown): unknown => {
+  if (reply instanceof Map) return [...reply].flat();
+  return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
+};
+
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
   if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
@@ -132,7 +144,8 @@ export class RedisStore implements IdempotencyStore {
     if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
-    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.max(expiresAt * 1000, leaseUntil))];
+    // PEXPIREAT takes whole milliseconds, and a lease may have a fraction (a clock on performance.now()).
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.ceil(Math.max(keyExpiry(expiresAt), leaseUntil)))];
     if (fingerprint !== undefined) args.push(fingerprint);
     const [claimed, fields] = await this.run(CLAIM, key, args);
     const record = hashOf(fields);
@@ -143,7 +156,7 @@ export class RedisStore implements IdempotencyStore {
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
-    const args = [request.owner, String(request.expiresAt), String(request.expiresAt * 1000), ...outcome.fields];
+    const args = [request.owner, String(request.expiresAt), String(keyExpiry(request.expiresAt)), ...outcome.fields];
     const [completed, fields] = await this.run(COMPLETE, request.key, args);
     if (completed) return { completed: true, responseStored: outcome.responseStored };
     return { completed: false, record: await this.current(request.key, fields) };
@@ -156,7 +169,7 @@ export class RedisStore implements IdempotencyStore {
 
   /** The record's state and sizes (the response's as stored: base64 text when compressed or encrypted). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
-    const record = hashOf(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key]));
+    const record = hashOf(flatHash(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 

@@ -94,7 +94,7 @@ export interface ReplicaWait {
 /** The script changed the record: `{1, …}` from the record scripts, 1 from FORGET. */
 const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] === 1 : reply === 1);
 
-/** A script and then WAIT on the same connection, in one round trip; fails if a write reached too few replicas. */
+/** A script and then WAIT on the same primary (in one round trip where the client allows); fails if a write reached too few replicas. */
 async function runAndWait(connection: Connection, command: readonly string[], key: string, wait: ReplicaWait): Promise<unknown> {
   const [reply, acked] = await connection.sendAll(key, [command, ['WAIT', String(wait.replicas), String(wait.timeoutMillis)]]);
   if (!reply!.ok) throw reply!.error;

@@ -2,12 +2,14 @@
  * Redis Cluster: each operation is one script on one key, so it runs on the key's primary with no
  * cross-slot access. The whole store contract runs on a one-node cluster (every slot on one real
  * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
- * eviction policy is read from every primary.
+ * eviction policy is read from every primary. With a second node, a record's slot moves and
+ * `waitForReplicas` still waits on the primary that ran the script.
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
+import { CLAIM } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { pttl } from '../support/redis.js';
@@ -67,7 +69,7 @@ describe.each(KINDS)('%s', (name, open) => {
     expect(await raw.type(`${keyPrefix}orders#abc`)).toBe('hash');
   });
 
-  test("waitForReplicas sends WAIT to the key's primary, after the script, in the same round trip", async () => {
+  test("waitForReplicas sends WAIT to the key's primary, after the script (in the same round trip where the client allows)", async () => {
     // This cluster has no replicas: the write is applied on the primary, and WAIT reports 0 of 1.
     const store = new RedisStore({ client: opened.client, keyPrefix: `${keyPrefix}wait:`, waitForReplicas: { replicas: 1, timeoutMillis: 50 } });
     const now = Date.now();
@@ -92,4 +94,65 @@ describe.each(KINDS)('%s', (name, open) => {
       fresh.close();
     }
   });
+});
+
+describe('a slot moved to another primary (MOVED)', () => {
+  let other: RedisServer;
+  let rawOther: Redis;
+  beforeAll(async () => {
+    other = await startRedisServer({ cluster: true });
+    rawOther = new Redis(other.port, other.host);
+    // The second node gives up its slots and joins the first: one cluster, every slot on the first.
+    await rawOther.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
+    await raw.call('CLUSTER', 'MEET', other.host, String(other.port));
+    const healthy = async (node: Redis) => String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok');
+    while (
+      !(
+        (await healthy(raw)) &&
+        (await healthy(rawOther)) &&
+        String(await raw.call('CLUSTER', 'NODES')).includes(String(await rawOther.call('CLUSTER', 'MYID')))
+      )
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+  }, 60_000);
+  afterAll(async () => {
+    rawOther.disconnect();
+    await other.stop();
+  });
+
+  /** Moves the slot of `key` to the second node, which also learns the claim script. */
+  async function moveSlotOf(key: string): Promise<void> {
+    const slot = String(await raw.call('CLUSTER', 'KEYSLOT', key));
+    const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
+    await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+    await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+    await rawOther.script('LOAD', CLAIM.source);
+  }
+  const waitsOn = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
+
+  // node-redis resends a moved command by itself, and WAIT must follow it; ioredis redirects no
+  // pipeline that holds WAIT, and must not fail every later call with MOVED.
+  test.each(KINDS)(
+    "%s: a write whose slot moved runs on the slot's new primary, and WAIT goes there too",
+    async (name, open) => {
+      const opened = await open(server);
+      try {
+        const keyPrefix = `moved-${name.replace(/ /g, '-')}:`;
+        const now = Date.now();
+        const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+        await new RedisStore({ client: opened.client, keyPrefix }).claim({ ...request, key: 'warm' }); // the client learns the slot map
+        await moveSlotOf(`${keyPrefix}k`);
+        const before = await waitsOn(rawOther);
+        const store = new RedisStore({ client: opened.client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+        await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
+        expect(await rawOther.hget(`${keyPrefix}k`, 'owner')).toBe('a');
+        expect((await waitsOn(rawOther)) - before).toBeGreaterThanOrEqual(1);
+        const again = await store.claim({ ...request, owner: 'b' });
+        expect(again.claimed === false && again.record.owner).toBe('a');
+      } finally {
+        opened.close();
+      }
+    },
+    60_000,
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * `waitForReplicas`: with a real primary and replica, every write the store reports is already on
  * the replica; with the replica gone, a claim fails (STORE_FAILURE, the function does not run)
- * while a replay, which writes nothing, still answers.
+ * while a replay, which writes nothing, still answers. A client pointed at the replica itself
+ * cannot claim: every claim is a write.
  */
 import { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
@@ -44,6 +45,26 @@ test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))('%s: a write i
     await close();
   }
 });
+
+test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+  '%s pointed at a replica (a reader endpoint): a new call fails closed (READONLY), the function does not run',
+  async (name, kind) => {
+    const { client, close } = await kind.open(replica.url);
+    try {
+      let runs = 0;
+      const charge = makeIdempotent(async (_id: string) => ++runs, {
+        store: new RedisStore({ client, keyPrefix: `on-replica-${name}:` }),
+        name: 'charge',
+        key: (id) => id,
+      });
+      const error = await rejection(charge('order-1'));
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/READONLY/)]);
+      expect(runs).toBe(0);
+    } finally {
+      await close();
+    }
+  },
+);
 
 test('without the replica a claim fails and the function does not run; a replay still answers', async () => {
   const { client, close } = await CLIENT_KINDS[0]!.open(primary.url);

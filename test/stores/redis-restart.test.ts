@@ -3,6 +3,7 @@
  * every write (`appendfsync always`): while it is down, calls fail closed; after it, every record
  * is there with its TTL, a duplicate is still IN_PROGRESS, and the attempt that held the key
  * completes on the restarted server (whose script cache is empty: EVALSHA falls back to EVAL).
+ * Without persistence, the documented risk: a restart forgets every record.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,11 +20,13 @@ import { rejection } from '../support/rejections.js';
  * `ready` event, which a reconnection that completes before the listener is added never repeats.
  */
 async function reconnected(client: object): Promise<void> {
-  for (;;) {
+  // Bounded: a client that never comes back fails the test instead of keeping jest alive.
+  for (const deadline = Date.now() + 10_000; ; ) {
     try {
       await (client as { ping(): Promise<unknown> }).ping();
       return;
-    } catch {
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -69,3 +72,23 @@ for (const kind of CLIENT_KINDS) {
     }
   });
 }
+
+test('without persistence a restart forgets every record: a call repeated after it runs again', async () => {
+  let server = await startRedisServer();
+  const { client, close } = await CLIENT_KINDS[0]!.open(server.url);
+  try {
+    let runs = 0;
+    const charge = makeIdempotent(async (_: string) => ++runs, {
+      store: new RedisStore({ client, keyPrefix: 'volatile:', timeoutMillis: 500 }),
+      name: 'charge',
+    });
+    expect([await charge('k-1'), await charge('k-1')]).toEqual([1, 1]);
+    await server.stop();
+    server = await startRedisServer({ port: server.port });
+    await reconnected(client);
+    expect(await charge('k-1')).toBe(2);
+  } finally {
+    await close();
+    await server.stop();
+  }
+});

@@ -7,10 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { aesGcmEncryption, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
+import { storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient, pttl } from '../support/redis.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -48,6 +49,31 @@ describe('the eviction policy', () => {
       }
     });
   }
+
+  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes', async () => {
+    const client = ioredisClient(server.url);
+    const direct = inspector(server.url);
+    try {
+      await direct.config('SET', 'maxmemory-policy', 'noeviction');
+      const store = new RedisStore({ client, keyPrefix: 'full:' });
+      expect(await store.claim(claimRequest('held'))).toEqual({ claimed: true });
+      await direct.config('SET', 'maxmemory', '1');
+      let runs = 0;
+      const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
+      const error = (await charge('order-1').catch((e: unknown) => e)) as IdempotencyError;
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^OOM/)]);
+      expect(runs).toBe(0);
+      expect(await direct.keys('full:charge*')).toEqual([]);
+      // Redis lets a script that has already written go on writing, so a completion is never half applied.
+      const done = { key: 'held', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: '"done"' };
+      expect(await store.complete(done)).toEqual({ completed: true, responseStored: true });
+      expect(await direct.hgetall('full:held')).toMatchObject({ status: 'COMPLETED', response: '"done"' });
+    } finally {
+      await direct.config('SET', 'maxmemory', '0');
+      client.disconnect();
+      direct.disconnect();
+    }
+  });
 
   test('allowEviction: true claims under any policy', async () => {
     const client = ioredisClient(server.url);
@@ -141,6 +167,15 @@ for (const kind of CLIENT_KINDS) {
   });
 }
 
+describe('node-redis speaking RESP3 (`RESP: 3`), whose hashes arrive as objects', () => {
+  const client = nodeRedisClient(undefined, { RESP: 3 });
+  beforeAll(() => client.connect());
+  afterAll(() => client.destroy());
+  for (const check of storeContract(() => new RedisStore({ client, keyPrefix: 'resp3:' }), { ttlOf: (key) => pttl(raw, `resp3:${key}`) })) {
+    test(check.name, check.run);
+  }
+});
+
 describe('a client that is still connecting (a cold start)', () => {
   test('ioredis, connecting, with the offline queue off: the store waits for it to be ready', async () => {
     const client = ioredisClient();
@@ -173,6 +208,26 @@ describe('a client that is still connecting (a cold start)', () => {
     } finally {
       await connecting;
       client.destroy();
+    }
+  });
+
+  test('many calls at once on a connecting client wait with one listener per event (no MaxListenersExceededWarning)', async () => {
+    const io = ioredisClient(undefined, { lazyConnect: true });
+    const node = nodeRedisClient();
+    const connecting = node.connect();
+    try {
+      for (const client of [io, node]) {
+        const before = client.listenerCount('ready');
+        const store = new RedisStore({ client, keyPrefix: 'cold-many:' });
+        const claims = Array.from({ length: 20 }, (_, i) => store.claim(claimRequest(`k-${i}`)));
+        expect(client.listenerCount('ready') - before).toBeLessThanOrEqual(1);
+        expect((await Promise.all(claims)).every((claim) => claim.claimed)).toBe(true);
+        await Promise.all(claims.map((_, i) => store.forget(`k-${i}`)));
+      }
+    } finally {
+      await connecting;
+      io.disconnect();
+      node.destroy();
     }
   });
 
@@ -220,5 +275,35 @@ describe('options', () => {
   test('nothing is sent to the server before the first call', () => {
     new RedisStore({ client });
     expect(client.status).toBe('wait');
+  });
+});
+
+describe("retention, as the caller's clock judges it", () => {
+  const client = ioredisClient();
+  afterAll(() => client.disconnect());
+
+  test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
+    // A record is live while its retention (epoch seconds) is not before the caller's second:
+    // Redis must not forget it at that second's first millisecond.
+    const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
+    const expiry = () => raw.call('PEXPIRETIME', 'retention-end:k').then(Number);
+    const { expiresAt } = claimRequest('k');
+    await store.claim(claimRequest('k'));
+    expect(await expiry()).toBe((expiresAt + 1) * 1000 - 1);
+    await store.complete({ key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"' });
+    expect(await expiry()).toBe((expiresAt + 61) * 1000 - 1);
+    await store.forget('k');
+    const leaseUntil = (expiresAt + 600) * 1000 + 1;
+    await store.claim({ ...claimRequest('k'), leaseUntil });
+    expect(await expiry()).toBe(leaseUntil);
+  });
+
+  test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
+    // PEXPIREAT takes whole milliseconds only: a fraction made the script fail after it had written the record.
+    const store = new RedisStore({ client, keyPrefix: 'fraction:' });
+    const request = claimRequest('k');
+    const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
+    expect(await store.claim({ ...request, now: request.now + 0.25, leaseUntil })).toEqual({ claimed: true });
+    expect(Number(await raw.call('PEXPIRETIME', 'fraction:k'))).toBe(Math.ceil(leaseUntil));
   });
 });
