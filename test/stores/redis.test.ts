@@ -4,7 +4,7 @@
  * option validation.
  */
 import { randomBytes } from 'node:crypto';
-import { aesGcmEncryption, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
@@ -12,6 +12,7 @@ import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, nodeRedisClient, pttl } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -96,6 +97,26 @@ for (const kind of CLIENT_KINDS) {
       opened = await kind.open();
     });
     afterAll(() => opened.close());
+
+    test('a live hash the store did not write fails closed, naming what is wrong and how to remove it; forgotten, the call runs', async () => {
+      const keyPrefix = `malformed-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      const id = `malformed#${hashKey('k')}`;
+      await raw.hset(keyPrefix + id, { status: 'DONE', owner: 'someone', expiresAt: String(Math.floor(Date.now() / 1000) + 60) });
+      await raw.pexpire(keyPrefix + id, 60_000);
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect(describeStoreFailure(refused.cause)).toBe('UnreadableRecordError');
+      expect((refused.cause as Error).message).toBe(
+        `The idempotency record ${id} in Redis is malformed (\`status\` is neither INPROGRESS nor COMPLETED): it was not written by this store. Remove it with forgetRecord; the next call with its key then runs.`,
+      );
+      expect(runs).toBe(0);
+      expect(await forgetRecord({ store, id })).toBe(true);
+      expect(await once('k')).toBe(1);
+      expect(await once('k')).toBe(1);
+    });
 
     test('after SCRIPT FLUSH every operation falls back to EVAL and the scripts are cached again', async () => {
       const keyPrefix = `flush-${kind.name}:`;
