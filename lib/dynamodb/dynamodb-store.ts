@@ -3,6 +3,7 @@ import {
   DeleteItemCommand,
   DynamoDBClient,
   PutItemCommand,
+  type PutItemCommandOutput,
   type PutItemInput,
   type Update,
   UpdateItemCommand,
@@ -34,6 +35,23 @@ export const isConditionFailure = (error: unknown): error is { Item?: Record<str
 /** DynamoDB refused a request because an item would exceed its size limit. @internal */
 export const isSizeRefusal = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /item size/i.test(String((error as Error).message));
+
+/**
+ * Sends a claim's put. DynamoDB refuses a write to an item while a transaction on it is in flight
+ * (another attempt completing with its `transaction()` writes), and the SDK does not retry that:
+ * nothing was written, and the transaction ends within milliseconds, so the put is sent again
+ * a few times, briefly, to meet its outcome (a replay) rather than fail as the store's fault.
+ */
+async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise<PutItemCommandOutput> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.send(command);
+    } catch (error) {
+      if ((error as { name?: unknown } | null)?.name !== 'TransactionConflictException' || attempt >= 4) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+    }
+  }
+}
 
 /**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
@@ -93,7 +111,7 @@ export class DynamoDBStore implements IdempotencyStore {
     const put = this.claimPut(request, { [a.status]: { S: 'INPROGRESS' }, [a.leaseUntil]: { N: String(request.leaseUntil) } });
     try {
       // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
-      const output = await this.client.send(new PutItemCommand({ ...put, ReturnValues: 'ALL_OLD' }));
+      const output = await sendPut(this.client, new PutItemCommand({ ...put, ReturnValues: 'ALL_OLD' }));
       // Only the replaced record's status matters here: its response is not decoded (or decrypted),
       // and an item that was not a record (written by hand, say) is replaced like any other.
       const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;

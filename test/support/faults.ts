@@ -17,8 +17,11 @@ import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 export type FaultKind = 'throttle' | 'server-error' | 'reset' | 'latency' | 'drop-response';
 
 export type Fault =
-  /** A 400 throttling error; the server did not apply the request. */
-  | { readonly kind: 'throttle'; readonly exception?: 'ProvisionedThroughputExceededException' | 'ThrottlingException' }
+  /**
+   * A 400 throttling error; the server did not apply the request. `TransactionConflictException`
+   * is the refusal of a write to an item a transaction in flight holds, which the SDK does not retry.
+   */
+  | { readonly kind: 'throttle'; readonly exception?: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'TransactionConflictException' }
   /** A 500 InternalServerError, before the request reached the server or (`applied`) after it applied it. */
   | { readonly kind: 'server-error'; readonly applied?: boolean }
   /** The connection is reset before the request is sent. */
@@ -221,7 +224,11 @@ export class FaultInjector implements HttpHandlerLike {
     switch (fault.kind) {
       case 'throttle': {
         const type = fault.exception ?? 'ProvisionedThroughputExceededException';
-        return errorResponse(400, type, 'The level of configured provisioned throughput for the table was exceeded (injected).');
+        const message =
+          type === 'TransactionConflictException'
+            ? 'Transaction is ongoing for the item (injected).'
+            : 'The level of configured provisioned throughput for the table was exceeded (injected).';
+        return errorResponse(400, type, message);
       }
       case 'server-error': {
         if (fault.applied) await drain((await this.inner.handle(request, options)).response);

@@ -1,0 +1,62 @@
+/**
+ * A claim that meets a transaction in flight on its record: DynamoDB refuses the put with
+ * `TransactionConflictException` (another attempt is completing with its `transaction()` writes),
+ * which the SDK does not retry. Injected between the SDK and DynamoDB Local, as DynamoDB Local
+ * cannot hold a transaction open on demand.
+ */
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { describeStoreFailure, makeIdempotent } from '../../lib/index.js';
+import { endpoint, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
+import { rejection } from '../support/rejections.js';
+
+const { client, faults } = faultyClient(endpoint());
+const { tableName, store } = useFreshTable({ prefix: 'conflict', storeClient: client });
+const lean = new LeanDynamoDBStore({ tableName, client });
+afterEach(() => faults.clear());
+afterAll(() => client.destroy());
+
+const conflict = (requests: number) =>
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'throttle', exception: 'TransactionConflictException' }, requests });
+
+let seq = 0;
+function counted(on: typeof store | typeof lean) {
+  let runs = 0;
+  const once = makeIdempotent(async (_key: string) => ++runs, { store: on, name: `conflict${++seq}`, singleFlight: false });
+  return { once, runs: () => runs };
+}
+
+test.each([
+  ['DynamoDBStore', store],
+  ['the lean DynamoDBStore', lean],
+] as const)('%s: a duplicate whose claim meets the transaction completing the record is sent again and replays it', async (_name, on) => {
+  const f = counted(on);
+  expect(await f.once('k')).toBe(1);
+  faults.clear();
+  conflict(3);
+  expect(await f.once('k')).toBe(1);
+  expect(f.runs()).toBe(1);
+  // Three refused puts, then the fourth meets the COMPLETED record.
+  expect(faults.injected.map((fault) => fault.operation)).toEqual(['PutItem', 'PutItem', 'PutItem']);
+  expect(faults.attempts.map((attempt) => attempt.operation)).toEqual(['PutItem', 'PutItem', 'PutItem', 'PutItem']);
+});
+
+test('a first call whose claim meets a conflict runs once when the conflict ends', async () => {
+  const f = counted(store);
+  conflict(1);
+  expect(await f.once('k')).toBe(1);
+  expect(await f.once('k')).toBe(1);
+  expect(f.runs()).toBe(1);
+});
+
+test('a conflict that outlasts the retries fails closed: STORE_FAILURE naming it, nothing runs, a later call runs once', async () => {
+  const f = counted(store);
+  conflict(4);
+  const refused = await rejection(f.once('k'));
+  expect(refused.code).toBe('STORE_FAILURE');
+  expect(describeStoreFailure(refused.cause)).toBe('TransactionConflictException');
+  expect(f.runs()).toBe(0);
+  faults.clear();
+  expect(await f.once('k')).toBe(1);
+  expect(f.runs()).toBe(1);
+});
