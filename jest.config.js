@@ -5,6 +5,7 @@
  * the oldest major the peer range accepts.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 const root = import.meta.dirname;
@@ -26,6 +27,10 @@ const middyTests = readdirSync(join(root, 'test'), { recursive: true, encoding: 
   .map((file) => join('<rootDir>/test', file));
 
 export default {
+  // Jest's default (one worker less than the cores) runs the files one after another on two cores,
+  // although most of their time is spent waiting on DynamoDB Local, redis-server and child
+  // processes: two workers there take the suite from about 260 s to 190 s on Node 20.
+  maxWorkers: Math.max(2, availableParallelism() - 1),
   testTimeout: 30000,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
