@@ -1,4 +1,5 @@
 import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { conflictBackoff } from './dynamodb/dynamodb-store.js';
 import { IdempotencyError } from './errors.js';
 
 type CancellationReason = { Code?: string; Item?: Record<string, AttributeValue> };
@@ -61,7 +62,7 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
           retryAfterSeconds: 1,
         });
       }
-      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      await conflictBackoff(attempt);
     }
   }
 }

@@ -6,8 +6,8 @@
  * @internal
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { type ResponseCodec, UnreadableRecordError } from './response-codec.js';
-import type { CompleteRequest, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+import { malformedRecord, type ResponseCodec } from './response-codec.js';
+import type { CompleteRequest, IdempotencyRecord, RecordSummary } from './store.js';
 import { encodeOutcome, ITEM_LIMIT_BYTES } from './stored-outcome.js';
 
 /** The outcome fits DynamoDB's item limit less room for the other fields, so every store keeps the same outcomes. */
@@ -60,29 +60,15 @@ const NUMBER = /^\d+(?:\.\d+)?$/;
 /** The fields every record has, checked: status, owner, retention, and the lease when present. */
 function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
   const { status, owner, expiresAt, leaseUntil } = hash;
-  const problem =
-    status !== 'INPROGRESS' && status !== 'COMPLETED'
-      ? '`status` is neither INPROGRESS nor COMPLETED'
-      : owner === undefined
-        ? 'no `owner`'
-        : !NUMBER.test(expiresAt ?? '')
-          ? 'no `expiresAt` number'
-          : leaseUntil !== undefined && !NUMBER.test(leaseUntil)
-            ? '`leaseUntil` is not a number'
-            : undefined;
-  if (problem !== undefined) {
-    // Fails closed until removed or expired, as DynamoDBStore's unreadable items do; the message says how.
-    throw new UnreadableRecordError(
-      `The idempotency record ${key} in ${where} is malformed (${problem}): it was not written by this store. Remove it with forgetRecord; the next call with its key then runs.`,
-    );
-  }
-  return {
-    key,
-    status: status as RecordStatus,
-    owner: owner as string,
-    expiresAt: Number(expiresAt),
-    ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }),
+  // Fails closed until removed or expired, as DynamoDBStore's unreadable items do; the message says how.
+  const malformed = (problem: string): never => {
+    throw malformedRecord(key, where, problem, '. Remove it with forgetRecord');
   };
+  if (status !== 'INPROGRESS' && status !== 'COMPLETED') return malformed('`status` is neither INPROGRESS nor COMPLETED');
+  if (owner === undefined) return malformed('no `owner`');
+  if (!NUMBER.test(expiresAt ?? '')) return malformed('no `expiresAt` number');
+  if (leaseUntil !== undefined && !NUMBER.test(leaseUntil)) return malformed('`leaseUntil` is not a number');
+  return { key, status, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };
 }
 
 /** The record of `hash`, its response decoded (and decrypted) unless `withResponse` is false. @internal */

@@ -17,6 +17,16 @@ export class UnreadableRecordError extends Error {
 }
 
 /**
+ * The error for an item a store cannot read as a record: it fails closed until removed (or
+ * expired), so the message names what is wrong and `removal`, how to remove it. @internal
+ */
+export function malformedRecord(key: string, where: string, problem: string, removal: string): UnreadableRecordError {
+  return new UnreadableRecordError(
+    `The idempotency record ${key} in ${where} is malformed (${problem}): it was not written by this store${removal}; the next call with its key then runs.`,
+  );
+}
+
+/**
  * The stored form of a response or error: JSON text (S), a response gzip-compressed when large
  * (B), sealed by the `encryption` module when one is configured (B). Without the module, a sealed
  * value is refused, never replayed; the codec itself holds no cipher code. @internal

@@ -9,7 +9,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { type AttributeNames, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
-import { ResponseCodec, UnreadableRecordError } from '../response-codec.js';
+import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -36,6 +36,9 @@ export const isConditionFailure = (error: unknown): error is { Item?: Record<str
 export const isSizeRefusal = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /item size/i.test(String((error as Error).message));
 
+/** The pause before the `attempt`-th resend of a write refused for a conflict that ends within milliseconds: 20, 40, 80 ms… @internal */
+export const conflictBackoff = (attempt: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+
 /**
  * Sends a claim's put. DynamoDB refuses a write to an item while a transaction on it is in flight
  * (another attempt completing with its `transaction()` writes), and the SDK does not retry that:
@@ -48,7 +51,7 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
       return await client.send(command);
     } catch (error) {
       if ((error as { name?: unknown } | null)?.name !== 'TransactionConflictException' || attempt >= 4) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+      await conflictBackoff(attempt);
     }
   }
 }
@@ -268,14 +271,13 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  /**
-   * Throws for an item this store cannot read as a record. It fails closed until removed (or
-   * expired): the error says how to remove it. @internal
-   */
+  /** Throws for an item this store cannot read as a record (see {@link malformedRecord}). @internal */
   protected malformed(key: string, problem: string): never {
-    throw new UnreadableRecordError(
-      `The idempotency record ${key} in ${this.tableName} is malformed (${problem}): it was not written by this store, or under other attribute names. ` +
-        `Remove it with forgetRecord or \`lambda-idempotency forget --table ${this.tableName} --id '${key}' --yes\`; the next call with its key then runs.`,
+    throw malformedRecord(
+      key,
+      this.tableName,
+      problem,
+      `, or under other attribute names. Remove it with forgetRecord or \`lambda-idempotency forget --table ${this.tableName} --id '${key}' --yes\``,
     );
   }
 

@@ -167,7 +167,7 @@ export class RedisStore implements IdempotencyStore {
     return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
   }
 
-  /** The record's state and sizes (the response's as stored: base64 text when compressed or encrypted). */
+  /** The record's state and sizes (the bytes stored, as `DynamoDBStore` reports them). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
     const record = hashOf(flatHash(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
