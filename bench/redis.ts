@@ -48,11 +48,13 @@ export interface RedisComparison {
   readonly replayCpu: Record<RedisSubject, Summary>;
 }
 
-type NodeRedis = ReturnType<typeof createClient>;
-
 /** The same client settings for both Redis subjects: fail fast, as the README recommends. */
+const failFastClient = (url: string) => createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 2000, reconnectStrategy: () => 200 } });
+
+type NodeRedis = ReturnType<typeof failFastClient>;
+
 async function nodeRedis(url: string): Promise<NodeRedis> {
-  const client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 2000, reconnectStrategy: () => 200 } });
+  const client = failFastClient(url);
   client.on('error', () => undefined);
   await client.connect();
   return client;

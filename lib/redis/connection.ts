@@ -7,7 +7,7 @@
 
 type Listener = (...args: unknown[]) => void;
 
-/** An ioredis 5 `Redis` or `Cluster`. */
+/** An ioredis 5 or 6 `Redis` or `Cluster`. */
 export interface IORedisClient {
   readonly status: string;
   call(command: string, ...args: string[]): Promise<unknown>;
@@ -21,7 +21,7 @@ export interface IORedisClient {
   refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
 
-/** A node-redis 5 client (`createClient()`), connected or connecting. */
+/** A node-redis 5 or 6 client (`createClient()`), connected or connecting. */
 export interface NodeRedisClient {
   readonly isOpen: boolean;
   readonly isReady: boolean;
@@ -30,7 +30,7 @@ export interface NodeRedisClient {
   removeListener(event: string, listener: Listener): unknown;
 }
 
-/** A node-redis 5 cluster (`createCluster()`), connected. */
+/** A node-redis 5 or 6 cluster (`createCluster()`), connected. */
 export interface NodeRedisCluster {
   readonly isOpen: boolean;
   readonly masters: readonly object[];
@@ -39,7 +39,7 @@ export interface NodeRedisCluster {
 }
 
 /**
- * Any client `RedisStore` accepts: ioredis 5 `Redis` or `Cluster`, node-redis 5 client or cluster.
+ * Any client `RedisStore` accepts: ioredis 5 or 6 `Redis` or `Cluster`, node-redis 5 or 6 client or cluster.
  *
  * @example
  * ```ts

@@ -1,6 +1,6 @@
 /**
  * `lambda-idempotency/redis`: the record protocol on Redis, Valkey, ElastiCache or MemoryDB, with
- * an ioredis 5 or node-redis 5 client of your own. Neither client is a dependency of the library.
+ * an ioredis or node-redis client (5 or 6) of your own. Neither client is a dependency of the library.
  */
 
 export type { IORedisClient, NodeRedisClient, NodeRedisCluster, RedisClient } from './connection.js';

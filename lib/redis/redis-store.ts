@@ -29,7 +29,7 @@ import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Scr
  */
 export interface RedisStoreOptions {
   /**
-   * An ioredis 5 `Redis` or `Cluster`, or a node-redis 5 client or cluster, connected or still
+   * An ioredis 5 or 6 `Redis` or `Cluster`, or a node-redis 5 or 6 client or cluster, connected or still
    * connecting. Configure it to fail fast (see the README's "Stores"): with default settings both
    * clients queue commands during an outage, and the call waits for the Lambda timeout.
    */
@@ -68,7 +68,7 @@ export interface RedisStoreOptions {
 
 /** Every option of a `RedisStore` and its check. */
 const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
-  client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis 5 Redis or Cluster, or a node-redis 5 client or cluster'),
+  client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)'),
   keyPrefix: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
   ...OUTCOME_OPTION_CHECKS,
   encryption: encryptionOrKeyProvider,
@@ -89,7 +89,7 @@ const WHERE = 'Redis';
  */
 const keyExpiry = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
 
-/** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis `RESP: 3`) answers with a map, an object or a `Map`. */
+/** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
   if (reply instanceof Map) return [...reply].flat();
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();

@@ -1,7 +1,8 @@
 /**
  * The store contract on every store the library ships: InMemoryStore, DynamoDBStore on DynamoDB
  * Local (the main entry's, and the lean one of `lambda-idempotency/dynamodb`), and RedisStore on
- * the run's redis-server with both clients (with the TTL check).
+ * the run's redis-server with both clients, each in its current major version (6) and the
+ * previous one (5) that the peer ranges still allow (with the TTL check).
  */
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { aesGcmEncryption } from '../../lib/index.js';
@@ -9,7 +10,7 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore, storeContract } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { CLIENT_KINDS, type ClientKind, inspector, pttl } from '../support/redis.js';
+import { CLIENT_KINDS, type ClientKind, inspector, PREVIOUS_CLIENT_KINDS, pttl } from '../support/redis.js';
 
 describe('InMemoryStore', () => {
   for (const check of storeContract(() => new InMemoryStore())) test(check.name, check.run);
@@ -26,7 +27,7 @@ describe('the lean DynamoDBStore on DynamoDB Local, encrypting', () => {
   for (const check of storeContract(() => new LeanDynamoDBStore({ tableName, client, encryption }))) test(check.name, check.run);
 });
 
-for (const kind of CLIENT_KINDS) {
+for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
   describe(`RedisStore with ${kind.name}`, () => {
     let opened: Awaited<ReturnType<ClientKind['open']>>;
     const raw = inspector();

@@ -3,7 +3,9 @@
  * fail fast as the README recommends; and what the tests read beside the store (TTLs, raw hashes).
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { Redis as Redis5 } from 'ioredis5';
 import { createClient, type RedisClientOptions } from 'redis';
+import { createClient as createClient5 } from 'redis5';
 import type { RedisClient } from '../../lib/redis/index.js';
 
 /** The port of the run's redis-server. */
@@ -37,10 +39,11 @@ export function nodeRedisClient(url = redisUrl(), options: RedisClientOptions = 
 
 /** One way to make and close a client of each kind, for tests that run on both. */
 export interface ClientKind {
-  readonly name: 'ioredis' | 'node-redis';
+  readonly name: 'ioredis' | 'node-redis' | 'ioredis 5' | 'node-redis 5';
   open(url?: string): Promise<{ client: RedisClient; close(): Promise<void> }>;
 }
 
+/** The current major versions (6) of both clients, which speak RESP3 unless told otherwise. */
 export const CLIENT_KINDS: readonly ClientKind[] = [
   {
     name: 'ioredis',
@@ -53,6 +56,26 @@ export const CLIENT_KINDS: readonly ClientKind[] = [
     name: 'node-redis',
     open: async (url) => {
       const client = nodeRedisClient(url);
+      await client.connect();
+      return { client, close: async () => void client.destroy() };
+    },
+  },
+];
+
+/** The previous major versions (5), RESP2 by default, which the peer ranges still allow, with the same fail-fast settings. */
+export const PREVIOUS_CLIENT_KINDS: readonly ClientKind[] = [
+  {
+    name: 'ioredis 5',
+    open: async (url = redisUrl()) => {
+      const client = new Redis5(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, retryStrategy: () => 200 });
+      return { client, close: async () => void client.disconnect() };
+    },
+  },
+  {
+    name: 'node-redis 5',
+    open: async (url = redisUrl()) => {
+      const client = createClient5({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy: () => 200 } });
+      client.on('error', () => undefined);
       await client.connect();
       return { client, close: async () => void client.destroy() };
     },
