@@ -867,3 +867,68 @@ describe('event shapes AWS delivers that the other tests do not', () => {
     expect(await records()).toHaveLength(2);
   });
 });
+
+describe('failures of the bookkeeping around a failed record', () => {
+  test("when the release after a failure fails, the record is still reported failed with the handler's own error, met IN_PROGRESS until its lease ends, and run again after it", async () => {
+    let now = clock();
+    let failRelease = true;
+    const stuck: IdempotencyStore = {
+      claim: (request) => store.claim(request),
+      complete: (request) => store.complete(request),
+      release: (request) => {
+        if (failRelease) {
+          failRelease = false;
+          return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+        }
+        return store.release(request);
+      },
+    };
+    const failing = new Set(['o-1']);
+    const orders = consumer<Order>(
+      (order) => {
+        if (failing.delete(order.orderId)) throw new PaymentDeclined('provider unavailable');
+        return 'charged';
+      },
+      { store: stuck, now: () => now },
+    );
+    const message = sqsRecord({ orderId: 'o-1' });
+    const error = await orders.invoke(sqsEvent([message])).catch((failure: unknown) => failure);
+    expect((error as AggregateError).errors).toEqual([expect.any(PaymentDeclined)]);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['INPROGRESS']);
+    // Redelivered within the lease (two minutes: the invocation's deadline): reported, not run.
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-2' })])))).toEqual(ids(message));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+    now += 120_001;
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message)])))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-1']);
+  });
+
+  test('a stored final error (isFinalError) fails the record, its in-batch duplicate and every redelivery, without running again', async () => {
+    const orders = consumer<Order>(
+      () => {
+        throw new PaymentDeclined('card declined');
+      },
+      { isFinalError: (error) => error instanceof PaymentDeclined, throwOnFullBatchFailure: false },
+    );
+    const message = sqsRecord({ orderId: 'o-1' });
+    const resent = sqsRecord({ orderId: 'o-1' });
+    expect(failuresOf(await orders.invoke(sqsEvent([message, resent])))).toEqual(ids(message, resent));
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message)])))).toEqual(ids(message));
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  });
+});
+
+test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, and the shard stops at it', async () => {
+  const logger = quiet();
+  const orders = consumer<Order>(() => 'ok', { logger });
+  // The KPL aggregation format starts with these magic bytes, then a protobuf message.
+  const aggregated = kinesisRecord('', 2);
+  aggregated.kinesis.data = Buffer.concat([Buffer.from([0xf3, 0x89, 0x9a, 0xc2]), Buffer.from('\u000a\u0001k\u001a\u0004\u0008\u0000\u001a\u0000')]).toString(
+    'base64',
+  );
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload' });
+});
