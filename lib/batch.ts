@@ -61,17 +61,27 @@ interface Item<TMessage> {
 type Source = 'sqs' | 'kinesis' | 'dynamodb';
 
 function sourceOf(record: BatchRecord): Source {
-  const source = (record as { eventSource?: string }).eventSource;
+  const source = (record as { eventSource?: string } | null)?.eventSource;
   if (source === 'aws:sqs') return 'sqs';
   if (source === 'aws:kinesis') return 'kinesis';
   if (source === 'aws:dynamodb') return 'dynamodb';
   throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(source)}: expected SQS, Kinesis or DynamoDB Streams records.`);
 }
 
-function identify(record: BatchRecord, source: Source): string {
-  if (source === 'sqs') return (record as SQSRecord).messageId;
-  if (source === 'kinesis') return (record as KinesisStreamRecord).kinesis.sequenceNumber;
-  return (record as DynamoDBRecord).dynamodb?.SequenceNumber ?? '';
+const IDENTIFIER: Record<Source, string> = { sqs: 'messageId', kinesis: 'kinesis.sequenceNumber', dynamodb: 'dynamodb.SequenceNumber' };
+
+/** The id a batch item failure names. Without it a failure could not be reported: Lambda would read the answer as a failed batch, or as no failure at all. */
+function identify(record: BatchRecord, source: Source, index: number): string {
+  const id =
+    source === 'sqs'
+      ? (record as SQSRecord).messageId
+      : source === 'kinesis'
+        ? (record as Partial<KinesisStreamRecord>).kinesis?.sequenceNumber
+        : (record as DynamoDBRecord).dynamodb?.SequenceNumber;
+  if (typeof id === 'string' && id !== '') return id;
+  throw new TypeError(
+    `idempotentBatch: record ${index} has no \`${IDENTIFIER[source]}\`, the identifier a batch item failure reports: expected the records Lambda's event source mapping delivers.`,
+  );
 }
 
 function parse(record: BatchRecord, source: Source): unknown {
@@ -89,6 +99,15 @@ const describe = (error: unknown): string =>
     : error instanceof SyntaxError
       ? 'unparseable payload'
       : `unreadable record (${(error as { name?: unknown } | null)?.name ?? 'Error'})`;
+
+/**
+ * Rejections that mean the record's effect already happened, so reporting it failed would only bring
+ * it back (to run again once the record's lease ends): a completed record whose result JSON could not
+ * hold, and, after an in-batch twin succeeded, the twin's record still INPROGRESS because its
+ * completion write failed. A different payload is still `PAYLOAD_MISMATCH`.
+ */
+const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
+  error instanceof IdempotencyError && (error.code === 'RESPONSE_NOT_STORED' || (twinSucceeded && error.code === 'IN_PROGRESS'));
 
 /** Runs `tasks` with at most `limit` at once. */
 async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
@@ -150,8 +169,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const sources = [records[0]!, other].map((record) => (record as { eventSource?: string }).eventSource).join(' and ');
       throw new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`);
     }
-    const items: Array<Item<TMessage>> = records.map((record) => {
-      const id = identify(record, source);
+    const items: Array<Item<TMessage>> = records.map((record, index) => {
+      const id = identify(record, source, index);
       let message: TMessage;
       try {
         message = parse(record, source) as TMessage;
@@ -181,9 +200,14 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const input = { message: item.message as TMessage, record: item.record };
       const previous = runs.get(item.key!);
       const current = (async () => {
-        if (previous !== undefined && !(await previous)) throw new Error('an in-batch duplicate of this record failed');
-        // The key computed to find poison records is the call's: the message is not hashed twice.
-        await engine.run(input, context, () => recordHandler(input.message, item.record, context), item.key);
+        const twinSucceeded = previous !== undefined && (await previous);
+        if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
+        try {
+          // The key computed to find poison records is the call's: the message is not hashed twice.
+          await engine.run(input, context, () => recordHandler(input.message, item.record, context), item.key);
+        } catch (error) {
+          if (!alreadyDone(error, twinSucceeded)) throw error;
+        }
       })();
       runs.set(
         item.key!,

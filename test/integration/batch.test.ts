@@ -736,3 +736,225 @@ describe('a batch in which no record succeeded', () => {
     );
   });
 });
+
+describe('records a handler cannot report', () => {
+  const missing: Array<[string, () => BatchRecord, string]> = [
+    ['an SQS record without its messageId', () => ({ ...sqsRecord({ orderId: 'o-1' }), messageId: undefined }) as unknown as SQSRecord, 'messageId'],
+    [
+      'a Kinesis record without its sequence number',
+      () => {
+        const record = kinesisRecord({ orderId: 'o-1' }, 1);
+        return { ...record, kinesis: { ...record.kinesis, sequenceNumber: '' } };
+      },
+      'kinesis.sequenceNumber',
+    ],
+    [
+      'a Kinesis record without its `kinesis` part',
+      () => ({ ...kinesisRecord({ orderId: 'o-1' }, 1), kinesis: undefined }) as unknown as KinesisStreamRecord,
+      'kinesis.sequenceNumber',
+    ],
+    [
+      'a DynamoDB Streams record without its sequence number',
+      () => {
+        const record = streamRecord(1, 'o-1', 'PAID');
+        return { ...record, dynamodb: { ...record.dynamodb, SequenceNumber: undefined } };
+      },
+      'dynamodb.SequenceNumber',
+    ],
+  ];
+  test.each(missing)('%s is refused with a TypeError that names the field, before any record runs', async (_, recordOf, field) => {
+    const { invoke, calls } = consumer(async () => undefined);
+    const record = recordOf();
+    const good = sourceOfRecord(record);
+    await expect(invoke({ Records: [good, record] } as SQSEvent)).rejects.toThrow(
+      new TypeError(
+        `idempotentBatch: record 1 has no \`${field}\`, the identifier a batch item failure reports: expected the records Lambda's event source mapping delivers.`,
+      ),
+    );
+    expect(calls).toEqual([]);
+    expect(await records()).toEqual([]);
+  });
+
+  test('a record that is not an object is refused with a TypeError, not a crash inside', async () => {
+    const { invoke, calls } = consumer(async () => undefined);
+    await expect(invoke({ Records: [null] } as unknown as SQSEvent)).rejects.toThrow(
+      new TypeError('idempotentBatch: unsupported event source undefined: expected SQS, Kinesis or DynamoDB Streams records.'),
+    );
+    expect(calls).toEqual([]);
+  });
+});
+
+/** A well-formed record of the same source as `record`. */
+function sourceOfRecord(record: BatchRecord): BatchRecord {
+  const source = (record as { eventSource: string }).eventSource;
+  if (source === 'aws:sqs') return sqsRecord({ orderId: 'o-0' });
+  if (source === 'aws:kinesis') return kinesisRecord({ orderId: 'o-0' }, 0);
+  return streamRecord(0, 'o-0', 'PAID');
+}
+
+describe('a record whose effect already happened is never reported failed', () => {
+  test('a handler result JSON cannot hold (a BigInt): its duplicates, in the batch and redelivered, succeed without running again', async () => {
+    const orders = consumer<Order>(() => 10n);
+    const first = sqsRecord({ orderId: 'o-big' });
+    const resent = sqsRecord({ orderId: 'o-big' });
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent)])))).toEqual([]);
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  });
+
+  test('when the completion write fails after the handler succeeded, the in-batch duplicate succeeds unrun instead of coming back to run again after the lease', async () => {
+    let failComplete = true;
+    const flaky: IdempotencyStore = {
+      claim: (request) => store.claim(request),
+      complete: (request) => {
+        if (failComplete) {
+          failComplete = false;
+          return Promise.reject(Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }));
+        }
+        return store.complete(request);
+      },
+      release: (request) => store.release(request),
+    };
+    const orders = consumer<Order>(() => 'charged', { store: flaky, key: (order) => order.orderId, fingerprint: (order) => order.amount });
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
+    // The same key with another payload is still refused.
+    const changed = sqsRecord({ orderId: 'o-1', amount: 999 });
+    const response = await orders.invoke(sqsEvent([first, resent, changed]));
+    expect(failuresOf(response)).toEqual(ids(changed));
+    expect(orders.calls).toHaveLength(1);
+    // Its record stays INPROGRESS until the lease: a delivery in another invocation meets it as any other consumer would.
+    const another = sqsRecord({ orderId: 'o-2', amount: 5 });
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent), another])))).toEqual(ids(resent));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+  });
+});
+
+describe('event shapes AWS delivers that the other tests do not', () => {
+  test('DynamoDB Streams: REMOVE (old image only) and KEYS_ONLY (no images) records reach the handler with undefined images, each once', async () => {
+    const { invoke, calls } = consumer<StreamChange>(async () => undefined);
+    const removed = streamRecord(1, 'o-gone', 'PAID');
+    removed.eventName = 'REMOVE';
+    delete removed.dynamodb!.NewImage;
+    const keysOnly = streamRecord(2, 'o-keys', 'PAID', 'INSERT');
+    delete keysOnly.dynamodb!.NewImage;
+    keysOnly.dynamodb!.StreamViewType = 'KEYS_ONLY';
+    expect(failuresOf(await invoke({ Records: [removed, keysOnly] }))).toEqual([]);
+    expect(failuresOf(await invoke({ Records: [removed, keysOnly] }))).toEqual([]);
+    expect(calls.map((call) => call.message)).toEqual([
+      { eventName: 'REMOVE', keys: { pk: 'ORDER#o-gone' }, newImage: undefined, oldImage: expect.objectContaining({ status: 'PENDING' }) },
+      { eventName: 'INSERT', keys: { pk: 'ORDER#o-keys' }, newImage: undefined, oldImage: undefined },
+    ]);
+  });
+
+  test('a handler that throws something that is not an Error fails its record and frees it; one that returns undefined succeeds and replays', async () => {
+    const thrown = new Set(['o-1']);
+    const orders = consumer<Order>((order) => {
+      if (thrown.delete(order.orderId)) throw 'declined'; // a string, not an Error
+      return undefined;
+    });
+    const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })];
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(batch[0]!));
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+    expect(failuresOf(await orders.invoke(sqsEvent(batch.map(redelivered))))).toEqual([]);
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-1', 'o-2']);
+    // Every record failed with a thrown string: the AggregateError carries it as it was thrown.
+    const failing = consumer<Order>(() => {
+      throw 'declined';
+    });
+    await expect(failing.invoke(sqsEvent([sqsRecord({ orderId: 'o-3' })]))).rejects.toMatchObject({ errors: ['declined'] });
+    expect(await records()).toHaveLength(2);
+  });
+});
+
+describe('failures of the bookkeeping around a failed record', () => {
+  test("when the release after a failure fails, the record is still reported failed with the handler's own error, met IN_PROGRESS until its lease ends, and run again after it", async () => {
+    let now = clock();
+    let failRelease = true;
+    const stuck: IdempotencyStore = {
+      claim: (request) => store.claim(request),
+      complete: (request) => store.complete(request),
+      release: (request) => {
+        if (failRelease) {
+          failRelease = false;
+          return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+        }
+        return store.release(request);
+      },
+    };
+    const failing = new Set(['o-1']);
+    const orders = consumer<Order>(
+      (order) => {
+        if (failing.delete(order.orderId)) throw new PaymentDeclined('provider unavailable');
+        return 'charged';
+      },
+      { store: stuck, now: () => now },
+    );
+    const message = sqsRecord({ orderId: 'o-1' });
+    const error = await orders.invoke(sqsEvent([message])).catch((failure: unknown) => failure);
+    expect((error as AggregateError).errors).toEqual([expect.any(PaymentDeclined)]);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['INPROGRESS']);
+    // Redelivered within the lease (two minutes: the invocation's deadline): reported, not run.
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-2' })])))).toEqual(ids(message));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+    now += 120_001;
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message)])))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-1']);
+  });
+
+  test('a stored final error (isFinalError) fails the record, its in-batch duplicate and every redelivery, without running again', async () => {
+    const orders = consumer<Order>(
+      () => {
+        throw new PaymentDeclined('card declined');
+      },
+      { isFinalError: (error) => error instanceof PaymentDeclined, throwOnFullBatchFailure: false },
+    );
+    const message = sqsRecord({ orderId: 'o-1' });
+    const resent = sqsRecord({ orderId: 'o-1' });
+    expect(failuresOf(await orders.invoke(sqsEvent([message, resent])))).toEqual(ids(message, resent));
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message)])))).toEqual(ids(message));
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  });
+});
+
+test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, and the shard stops at it', async () => {
+  const logger = quiet();
+  const orders = consumer<Order>(() => 'ok', { logger });
+  // The KPL aggregation format starts with these magic bytes, then a protobuf message.
+  const aggregated = kinesisRecord('', 2);
+  aggregated.kinesis.data = Buffer.concat([Buffer.from([0xf3, 0x89, 0x9a, 0xc2]), Buffer.from('\u000a\u0001k\u001a\u0004\u0008\u0000\u001a\u0000')]).toString(
+    'base64',
+  );
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload' });
+});
+
+test('FIFO: twins in two groups, in crossed order, run once each and every record succeeds; a twin of a failure in another group fails unrun', async () => {
+  const failing = new Set(['o-bad']);
+  const orders = consumer<Order>(async (order) => {
+    await turns(3);
+    if (failing.delete(order.orderId)) throw new PaymentDeclined('declined');
+  });
+  const a = [sqsRecord({ orderId: 'o-1' }, { groupId: 'a' }), sqsRecord({ orderId: 'o-2' }, { groupId: 'a' })];
+  const b = [sqsRecord({ orderId: 'o-2' }, { groupId: 'b' }), sqsRecord({ orderId: 'o-1' }, { groupId: 'b' })];
+  const c = [sqsRecord({ orderId: 'o-bad' }, { groupId: 'c' })];
+  const d = [
+    sqsRecord({ orderId: 'o-3' }, { groupId: 'd' }),
+    sqsRecord({ orderId: 'o-bad' }, { groupId: 'd' }),
+    sqsRecord({ orderId: 'o-4' }, { groupId: 'd' }),
+  ];
+  const response = await orders.invoke(sqsEvent([a[0]!, b[0]!, c[0]!, d[0]!, a[1]!, b[1]!, d[1]!, d[2]!]));
+  expect(failuresOf(response)).toEqual(ids(c[0]!, d[1]!, d[2]!));
+  expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2', 'o-3', 'o-bad']);
+});
+
+test('Kinesis: a resend later in the shard replays the first without running again', async () => {
+  const orders = consumer<Order>(() => 'ok');
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord({ orderId: 'o-2' }, 2), kinesisRecord({ orderId: 'o-1' }, 3)];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+});
