@@ -84,6 +84,39 @@ function identify(record: BatchRecord, source: Source, index: number): string {
   );
 }
 
+const ATTRIBUTE_TYPES = new Set(['S', 'N', 'B', 'SS', 'NS', 'BS', 'M', 'L', 'NULL', 'BOOL']);
+
+/** An image as DynamoDB Streams delivers it: each attribute an object with one type key (`{ S: 'x' }`). */
+const isMarshalled = (image: unknown): boolean =>
+  image === undefined ||
+  (image !== null &&
+    typeof image === 'object' &&
+    Object.values(image).every(
+      (value) => value !== null && typeof value === 'object' && Object.keys(value).length === 1 && ATTRIBUTE_TYPES.has(Object.keys(value)[0]!),
+    ));
+
+/** The field a middleware such as `@middy/event-normalizer` has already parsed, if any. */
+function parsedField(record: BatchRecord, source: Source): string | undefined {
+  if (source === 'sqs') return typeof (record as SQSRecord).body === 'string' ? undefined : 'body';
+  if (source === 'kinesis') return typeof (record as KinesisStreamRecord).kinesis.data === 'string' ? undefined : 'kinesis.data';
+  const change = (record as DynamoDBRecord).dynamodb ?? {};
+  return (['Keys', 'NewImage', 'OldImage'] as const).map((name) => (isMarshalled(change[name]) ? undefined : `dynamodb.${name}`)).find(Boolean);
+}
+
+/**
+ * Refuses a record another middleware has already parsed. Accepting its value would key messages
+ * by numbers JSON.parse rounded (two ids differing past the 16th digit would share a key) and
+ * unmarshall images twice; every record would otherwise be reported as poison.
+ */
+function assertUnparsed(record: BatchRecord, source: Source, index: number): void {
+  const field = parsedField(record, source);
+  if (field === undefined) return;
+  throw new TypeError(
+    `idempotentBatch: record ${index}'s \`${field}\` is already parsed, not as Lambda delivers it: a middleware (such as @middy/event-normalizer) ran first. ` +
+      'idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that middleware from this handler.',
+  );
+}
+
 function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return parseExactJson((record as SQSRecord).body);
   if (source === 'kinesis') return parseExactJson(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
@@ -171,6 +204,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     }
     const items: Array<Item<TMessage>> = records.map((record, index) => {
       const id = identify(record, source, index);
+      assertUnparsed(record, source, index);
       let message: TMessage;
       try {
         message = parse(record, source) as TMessage;

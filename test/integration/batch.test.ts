@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
+import eventNormalizer from '@middy/event-normalizer';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
+  type BatchEvent,
   type BatchRecord,
   type BatchResponse,
   DynamoDBStore,
@@ -781,6 +783,47 @@ describe('records a handler cannot report', () => {
       new TypeError('idempotentBatch: unsupported event source undefined: expected SQS, Kinesis or DynamoDB Streams records.'),
     );
     expect(calls).toEqual([]);
+  });
+});
+
+describe('records another middleware has already parsed (@middy/event-normalizer before the handler)', () => {
+  const normalized = (handler: ReturnType<typeof idempotentBatch<Order>>) => middy(handler).use(eventNormalizer());
+  test.each([
+    ['SQS', () => sqsEvent([sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })]), 'body'],
+    ['Kinesis', () => ({ Records: [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord({ orderId: 'o-2' }, 2)] }), 'kinesis.data'],
+    ['DynamoDB Streams', () => ({ Records: [streamRecord(1, 'o-1', 'PAID'), streamRecord(2, 'o-2', 'PAID')] }), 'dynamodb.Keys'],
+  ] as const)('%s: the batch is refused with a TypeError naming the parsed field, before any record runs or is claimed', async (_, eventOf, field) => {
+    const calls: unknown[] = [];
+    const handler = normalized(idempotentBatch<Order>((order) => void calls.push(order), { store, now: clock, logger: quiet() }));
+    await expect(handler(eventOf() as BatchEvent, consumerContext())).rejects.toThrow(
+      new TypeError(
+        `idempotentBatch: record 0's \`${field}\` is already parsed, not as Lambda delivers it: a middleware (such as @middy/event-normalizer) ran first. ` +
+          'idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that middleware from this handler.',
+      ),
+    );
+    expect(calls).toEqual([]);
+    expect(await records()).toEqual([]);
+  });
+
+  test('without it, the same events run (the check reads what the normalizer changes, nothing else)', async () => {
+    const calls: unknown[] = [];
+    const handler = middy(idempotentBatch<Order>((order) => void calls.push(order), { store, now: clock, logger: quiet() }));
+    expect(failuresOf(await handler(sqsEvent([sqsRecord({ orderId: 'o-1' })]), consumerContext()))).toEqual([]);
+    expect(failuresOf(await handler({ Records: [kinesisRecord({ orderId: 'o-2' }, 1)] } as BatchEvent, consumerContext()))).toEqual([]);
+    expect(failuresOf(await handler({ Records: [streamRecord(1, 'o-3', 'PAID')] } as BatchEvent, consumerContext()))).toEqual([]);
+    expect(calls).toHaveLength(3);
+  });
+
+  test('a stream record whose images hold a map attribute (`{ M: … }`) and an empty image is still read as delivered', async () => {
+    const record = streamRecord(1, 'o-4', 'PAID');
+    const withMap = {
+      ...record,
+      dynamodb: { ...record.dynamodb, NewImage: { ...record.dynamodb!.NewImage, address: { M: { city: { S: 'Lyon' } } } }, OldImage: {} },
+    };
+    const seen: unknown[] = [];
+    const handler = idempotentBatch<StreamChange>((change) => void seen.push(change.newImage?.address), { store, now: clock, logger: quiet() });
+    expect(failuresOf(await handler({ Records: [withMap] } as BatchEvent, consumerContext()))).toEqual([]);
+    expect(seen).toEqual([{ city: 'Lyon' }]);
   });
 });
 
