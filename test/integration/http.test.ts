@@ -617,6 +617,18 @@ describe('REST API (v1) specifics', () => {
     expect(await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }))).toEqual(replayOf(rest.result(1)));
     expect(orders.runs).toBe(2);
   });
+  test.each([
+    ['an object', { orderId: 'ord-1' }],
+    ['undefined', undefined],
+  ])(
+    'a result that is not proxy-shaped (%s), which API Gateway answers with a 502, is kept and replayed as it was: never a 200 nobody received',
+    async (_, value) => {
+      const orders = api(rest, {}, () => value as HttpResult);
+      expect(await orders.invoke(rest.event({ key: 'k-malformed' }))).toEqual(value);
+      expect(await orders.invoke(rest.event({ key: 'k-malformed' }))).toEqual(value);
+      expect(orders.runs).toBe(1);
+    },
+  );
 });
 
 describe('HTTP API (v2) and Function URL specifics', () => {
