@@ -169,7 +169,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 const RETRYABLE = new Set([408, 425, 429]);
 
 const defaultIsFinal = (result: HttpResult): boolean => {
-  const status = result.statusCode ?? 200;
+  // A status written as text ("429") is what API Gateway reads it as: its number.
+  const status = Number(result.statusCode ?? 200);
   return status < 500 && !RETRYABLE.has(status);
 };
 

@@ -282,6 +282,18 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     }
   });
 
+  test('a status code sent as a string (`"429"`, `"503"`), which API Gateway accepts, is read as its number: not stored, the retry runs', async () => {
+    for (const status of ['429', '503']) {
+      let first = true;
+      const orders = api(variant, {}, (_, run) =>
+        first ? ((first = false), { statusCode: status as unknown as number, body: 'later' }) : variant.result(run),
+      );
+      await orders.invoke(variant.event({ key: `k-text-${status}` }));
+      expect(await orders.invoke(variant.event({ key: `k-text-${status}` }))).toEqual(variant.result(2));
+      expect(orders.runs).toBe(2);
+    }
+  });
+
   test('matches the header name case-insensitively', async () => {
     const orders = api(variant);
     await orders.invoke(variant.event({ key: 'k-case', headerName: 'Idempotency-Key' }));
