@@ -349,6 +349,7 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
   test.each([
     ['empty', ''],
     ['empty quoted', '""'],
+    ['only spaces and tabs', ' \t  '],
     ['256 characters', 'k'.repeat(256)],
     ['a control character', 'order-\u0001-1'],
     ['a tab inside', 'order\t1'],
