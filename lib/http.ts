@@ -3,7 +3,7 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, query, readIdempotencyKey, route } from './http-request.js';
+import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
@@ -155,9 +155,11 @@ const answerFor = (answer: HttpResult, event: AnyHttpEvent): HttpResult =>
     ? forAlb({ ...answer, statusDescription: `${answer.statusCode} ${REASONS[answer.statusCode!] ?? ''}`.trim(), isBase64Encoded: false }, event)
     : answer;
 
+const isProxyResult = (result: unknown): result is HttpResult => result !== null && typeof result === 'object' && 'statusCode' in result;
+
 const normalize = (result: unknown): HttpResult =>
-  result !== null && typeof result === 'object' && 'statusCode' in result
-    ? (result as HttpResult)
+  isProxyResult(result)
+    ? result
     : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
 
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
@@ -167,7 +169,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 const RETRYABLE = new Set([408, 425, 429]);
 
 const defaultIsFinal = (result: HttpResult): boolean => {
-  const status = result.statusCode ?? 200;
+  // A status written as text ("429") is what API Gateway reads it as: its number.
+  const status = Number(result.statusCode ?? 200);
   return status < 500 && !RETRYABLE.has(status);
 };
 
@@ -227,6 +230,9 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   );
   const { before, after, onError } = idempotencyHooks(engine, {
     replay: (result, event) => {
+      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs and load balancers
+      // answer it with a 502 of their own, which a retry must get again, not a success nobody received.
+      if (!isProxyResult(result) && !isV2(event as AnyHttpEvent)) return result;
       const stored = normalize(result);
       const replayed = { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;

@@ -116,6 +116,13 @@ describe.each([
     expect((await orders.records()).map((record) => record.status)).toEqual(['COMPLETED']);
   });
 
+  test('a result without a status code, which the load balancer answers with a 502, is kept and replayed as it was: never a 200 nobody received', async () => {
+    const orders = ordersBehindAlb({}, () => ({ orderId: 'ord-1' }) as unknown as ALBResult);
+    expect(await orders.send(event({ key: 'order-malformed' }))).toEqual({ orderId: 'ord-1' });
+    expect(await orders.send(event({ key: 'order-malformed' }))).toEqual({ orderId: 'ord-1' });
+    expect(orders.runs).toBe(1);
+  });
+
   test('finds the key whatever the case of its name', async () => {
     const orders = ordersBehindAlb();
     await orders.send(event({ key: 'k-case' }));

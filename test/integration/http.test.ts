@@ -282,6 +282,18 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     }
   });
 
+  test('a status code sent as a string (`"429"`, `"503"`), which API Gateway accepts, is read as its number: not stored, the retry runs', async () => {
+    for (const status of ['429', '503']) {
+      let first = true;
+      const orders = api(variant, {}, (_, run) =>
+        first ? ((first = false), { statusCode: status as unknown as number, body: 'later' }) : variant.result(run),
+      );
+      await orders.invoke(variant.event({ key: `k-text-${status}` }));
+      expect(await orders.invoke(variant.event({ key: `k-text-${status}` }))).toEqual(variant.result(2));
+      expect(orders.runs).toBe(2);
+    }
+  });
+
   test('matches the header name case-insensitively', async () => {
     const orders = api(variant);
     await orders.invoke(variant.event({ key: 'k-case', headerName: 'Idempotency-Key' }));
@@ -337,6 +349,7 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
   test.each([
     ['empty', ''],
     ['empty quoted', '""'],
+    ['only spaces and tabs', ' \t  '],
     ['256 characters', 'k'.repeat(256)],
     ['a control character', 'order-\u0001-1'],
     ['a tab inside', 'order\t1'],
@@ -617,6 +630,18 @@ describe('REST API (v1) specifics', () => {
     expect(await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }))).toEqual(replayOf(rest.result(1)));
     expect(orders.runs).toBe(2);
   });
+  test.each([
+    ['an object', { orderId: 'ord-1' }],
+    ['undefined', undefined],
+  ])(
+    'a result that is not proxy-shaped (%s), which API Gateway answers with a 502, is kept and replayed as it was: never a 200 nobody received',
+    async (_, value) => {
+      const orders = api(rest, {}, () => value as HttpResult);
+      expect(await orders.invoke(rest.event({ key: 'k-malformed' }))).toEqual(value);
+      expect(await orders.invoke(rest.event({ key: 'k-malformed' }))).toEqual(value);
+      expect(orders.runs).toBe(1);
+    },
+  );
 });
 
 describe('HTTP API (v2) and Function URL specifics', () => {

@@ -1,0 +1,108 @@
+/**
+ * `httpIdempotency` among middy's serializer, validator and error handler, used in the documented
+ * order (first) and, for the error handler, in the other one: every replay is byte for byte what
+ * the first caller received, and an error the error handler turns into a 5xx answer is never
+ * stored as an outcome, so the retry runs.
+ */
+import { randomUUID } from 'node:crypto';
+import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpResponseSerializer from '@middy/http-response-serializer';
+import validator from '@middy/validator';
+import { transpileSchema } from '@middy/validator/transpile';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { type HttpResult, httpIdempotency } from '../../lib/index.js';
+import { useFreshTable } from '../support/dynamodb.js';
+import { httpEvent } from '../support/identity-events.js';
+import { scanRecords } from '../support/invariants.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'http-order' });
+const ORIGIN = 'https://shop.example';
+
+/** A payment request from the shop's origin, as an HTTP API delivers it. */
+const payment = (key: string, body = '{"amount":2500}'): APIGatewayProxyEventV2 => {
+  const event = httpEvent('http', {}, { key, body }) as APIGatewayProxyEventV2;
+  event.headers.origin = ORIGIN;
+  event.headers.accept = 'application/json';
+  return event;
+};
+
+const json = [{ regex: /^application\/json$/, serializer: ({ body }: { body?: unknown }) => JSON.stringify(body) }];
+const amountSchema = transpileSchema({
+  type: 'object',
+  required: ['body'],
+  properties: { body: { type: 'string', pattern: '^\\{"amount":[1-9][0-9]*\\}$' } },
+});
+
+/** The payment API with `handler`, idempotency first, then CORS, the error handler, the validator and the serializer. */
+function paymentApi(handler: (run: number) => Promise<unknown>, fallbackMessage?: string) {
+  const name = `http-order-${randomUUID()}`;
+  let runs = 0;
+  const api = middy(async () => handler(++runs))
+    .use(httpIdempotency({ store, name }))
+    .use(httpCors({ origins: [ORIGIN] }))
+    .use(httpErrorHandler({ logger: false, ...(fallbackMessage === undefined ? {} : { fallbackMessage }) }))
+    .use(validator({ eventSchema: amountSchema }))
+    .use(httpResponseSerializer({ serializers: json, defaultContentType: 'application/json' }));
+  return {
+    send: (event: APIGatewayProxyEventV2) => api(event, lambdaContext(name)) as Promise<HttpResult>,
+    get runs() {
+      return runs;
+    },
+    records: () => scanRecords(client, tableName, `${name}#`),
+  };
+}
+
+test('the serializer and http-cors shape the first answer; the replay is that answer, plus Idempotent-Replayed', async () => {
+  const api = paymentApi(async (run) => ({ statusCode: 201, body: { paymentId: `pay-${run}` } }));
+  const key = randomUUID();
+  const first = await api.send(payment(key));
+  expect(first).toEqual({
+    statusCode: 201,
+    headers: { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': ORIGIN, Vary: 'Origin' },
+    body: '{"paymentId":"pay-1"}',
+  });
+  expect(await api.send(payment(key))).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+  expect(api.runs).toBe(1);
+});
+
+test('a request the validator refuses gets its 400, nothing is stored, and the corrected request with the same key runs', async () => {
+  const api = paymentApi(async (run) => ({ statusCode: 201, body: { paymentId: `pay-${run}` } }));
+  const key = randomUUID();
+  expect(await api.send(payment(key, '{"amount":0}'))).toMatchObject({ statusCode: 400, headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(await api.records()).toEqual([]);
+  expect(await api.send(payment(key))).toMatchObject({ statusCode: 201, body: '{"paymentId":"pay-1"}' });
+  expect(api.runs).toBe(1);
+});
+
+test('an error http-error-handler turns into a 500 (its fallback message) is not stored: the retry runs, and the record ends completed', async () => {
+  const api = paymentApi(async (run) => {
+    if (run === 1) throw new Error('card network timeout');
+    return { statusCode: 201, body: { paymentId: `pay-${run}` } };
+  }, 'Payment failed');
+  const key = randomUUID();
+  expect(await api.send(payment(key))).toMatchObject({ statusCode: 500, body: 'Payment failed', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(await api.records()).toEqual([]);
+  expect(await api.send(payment(key))).toMatchObject({ statusCode: 201, body: '{"paymentId":"pay-2"}' });
+  expect(api.runs).toBe(2);
+  expect((await api.records()).map((record) => record.status)).toEqual(['COMPLETED']);
+});
+
+test('used after http-error-handler, an error it turns into a 500 is not stored either: the retry runs', async () => {
+  const name = `http-order-${randomUUID()}`;
+  let runs = 0;
+  const api = middy(async (): Promise<HttpResult> => {
+    runs++;
+    throw new Error('card network timeout');
+  })
+    .use(httpErrorHandler({ logger: false, fallbackMessage: 'Payment failed' }))
+    .use(httpIdempotency({ store, name }));
+  const key = randomUUID();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    expect(await api(payment(key), lambdaContext(name))).toMatchObject({ statusCode: 500, body: 'Payment failed' });
+  }
+  expect(runs).toBe(2);
+  expect(await scanRecords(client, tableName, `${name}#`)).toEqual([]);
+});
