@@ -69,6 +69,12 @@ export interface IdempotencyTableProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
+   * Whether DynamoDB refuses to delete the table (from the console, the API or CloudFormation) until
+   * the protection is turned off: losing the records lets every retry run again.
+   * @default true, unless `removalPolicy` is `RemovalPolicy.DESTROY`
+   */
+  readonly deletionProtection?: boolean;
+  /**
    * Whether point-in-time recovery is enabled.
    * @default true
    */
@@ -80,7 +86,8 @@ export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchI
 
 /**
  * The DynamoDB table of idempotency records: partition key and TTL attribute derived from the
- * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery.
+ * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery, deletion
+ * protection, retained when it leaves the stack.
  * Attach functions to it to grant them exactly the item actions the library uses and to set their
  * environment; wire SQS consumers through it to get the event source right and have their retry
  * horizons checked at synth time.
@@ -122,6 +129,8 @@ export class IdempotencyTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
       ...(props.encryptionKey ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey } : { encryption: TableEncryption.DEFAULT }),
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      // A protected table would make the deletion that DESTROY asks for fail.
+      deletionProtection: props.deletionProtection ?? props.removalPolicy !== RemovalPolicy.DESTROY,
     });
     // Checked once the whole app is built, so settings made after attaching are seen too.
     Aspects.of(this).add({

@@ -30,6 +30,7 @@ describe('defaults', () => {
         BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: false },
+        DeletionProtectionEnabled: true,
       },
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
@@ -84,6 +85,22 @@ test('a customer managed key encrypts the table and attached functions get its g
   template.hasResourceProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: String(2 * 86_400) }) },
   });
+});
+
+test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so the stack can delete it), and overridable', () => {
+  const stack = new Stack(new App(), 'Protection');
+  const tables = {
+    Default: new IdempotencyTable(stack, 'Default'),
+    Snapshot: new IdempotencyTable(stack, 'Snapshot', { removalPolicy: RemovalPolicy.SNAPSHOT }),
+    Destroy: new IdempotencyTable(stack, 'Destroy', { removalPolicy: RemovalPolicy.DESTROY }),
+    Off: new IdempotencyTable(stack, 'Off', { deletionProtection: false }),
+    DestroyButProtected: new IdempotencyTable(stack, 'DestroyButProtected', { removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }),
+  };
+  const resources = Template.fromStack(stack).toJSON().Resources;
+  const enabled = Object.fromEntries(
+    Object.entries(tables).map(([name, table]) => [name, resources[ID(stack, table.table)].Properties.DeletionProtectionEnabled]),
+  );
+  expect(enabled).toEqual({ Default: true, Snapshot: true, Destroy: false, Off: false, DestroyButProtected: true });
 });
 
 test('options are validated at construction', () => {

@@ -26,7 +26,7 @@ const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Actio
 const onTable = (s: Statement, logicalId: string): boolean => JSON.stringify(s.Resource).includes(`"${logicalId}"`);
 
 describe('tables', () => {
-  test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key', () => {
+  test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key, deleted with the stack', () => {
     expect(
       template.findResources('AWS::DynamoDB::Table', {
         Properties: {
@@ -36,6 +36,8 @@ describe('tables', () => {
           BillingMode: 'PAY_PER_REQUEST',
           PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
           SSESpecification: { SSEEnabled: false },
+          // `cdk destroy` deletes the demo's table: a protected table would make it fail.
+          DeletionProtectionEnabled: false,
         },
         DeletionPolicy: 'Delete',
       }),
