@@ -81,6 +81,35 @@ export interface IdempotencyTableProps {
   readonly pointInTimeRecovery?: boolean;
 }
 
+/** Every option, so that a misspelt or foreign one (a `Table` prop the construct sets itself) is refused, not ignored. */
+const OPTION_NAMES: Record<keyof IdempotencyTableProps, true> = {
+  tableName: true,
+  expiresAfter: true,
+  encryptionKey: true,
+  removalPolicy: true,
+  deletionProtection: true,
+  pointInTimeRecovery: true,
+};
+/** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
+function checkProps(props: IdempotencyTableProps): void {
+  for (const name of Object.keys(props)) {
+    if (!Object.hasOwn(OPTION_NAMES, name)) {
+      throw new TypeError(`IdempotencyTable: unknown option \`${name}\` (the options are ${Object.keys(OPTION_NAMES).join(', ')}).`);
+    }
+  }
+  const { tableName } = props;
+  if (tableName !== undefined && !Token.isUnresolved(tableName) && !(typeof tableName === 'string' && TABLE_NAME.test(tableName))) {
+    throw new TypeError(`IdempotencyTable: \`tableName\` must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(tableName)}).`);
+  }
+  for (const name of ['pointInTimeRecovery', 'deletionProtection'] as const) {
+    const value: unknown = props[name];
+    if (value !== undefined && typeof value !== 'boolean')
+      throw new TypeError(`IdempotencyTable: \`${name}\` must be a boolean (got ${JSON.stringify(value)}).`);
+  }
+}
+
 /** Options of {@link IdempotencyTable.attachSqsConsumer}: those of `SqsEventSource`, which always reports batch item failures. */
 export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchItemFailures'>;
 
@@ -111,6 +140,7 @@ export class IdempotencyTable extends Construct {
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
   constructor(scope: Construct, id: string, props: IdempotencyTableProps = {}) {
+    checkProps(props);
     super(scope, id);
     const expiresAfter = props.expiresAfter ?? Duration.hours(24);
     if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {

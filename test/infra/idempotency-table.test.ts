@@ -106,6 +106,23 @@ test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so t
 test('options are validated at construction', () => {
   const stack = new Stack(new App(), 'Invalid');
   expect(() => new IdempotencyTable(stack, 'Millis', { expiresAfter: Duration.millis(1500) })).toThrow(/whole number of seconds/);
+  // Table props the construct sets itself: silently ignored, a custom TTL attribute would never expire records.
+  expect(() => new IdempotencyTable(stack, 'Ttl', { timeToLiveAttribute: 'ttl' } as never)).toThrow(
+    'IdempotencyTable: unknown option `timeToLiveAttribute` (the options are tableName, expiresAfter, encryptionKey, removalPolicy, deletionProtection, pointInTimeRecovery).',
+  );
+  // CloudFormation would refuse these names only at deploy time.
+  for (const tableName of ['ab', 'orders idempotency', 'x'.repeat(256), '']) {
+    expect(() => new IdempotencyTable(stack, `Name${tableName.length}`, { tableName })).toThrow(
+      `IdempotencyTable: \`tableName\` must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(tableName)}).`,
+    );
+  }
+  expect(() => new IdempotencyTable(stack, 'Pitr', { pointInTimeRecovery: 'yes' } as never)).toThrow(
+    'IdempotencyTable: `pointInTimeRecovery` must be a boolean (got "yes").',
+  );
+  expect(() => new IdempotencyTable(stack, 'Protection', { deletionProtection: 1 } as never)).toThrow(
+    'IdempotencyTable: `deletionProtection` must be a boolean (got 1).',
+  );
+  expect(new IdempotencyTable(stack, 'Named', { tableName: 'orders-idempotency_v2.prod' }).table).toBeDefined();
   const a = new IdempotencyTable(stack, 'A');
   const b = new IdempotencyTable(stack, 'B');
   const handler = fn(stack, 'Handler');
