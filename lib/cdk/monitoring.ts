@@ -15,7 +15,8 @@ import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, METRIC_NAMES } from '../observability.js';
+import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
+import { formatSeconds } from './checks.js';
 
 /**
  * Alarm thresholds: an alarm fires when the sum over one period reaches its threshold.
@@ -193,8 +194,23 @@ export class IdempotencyMonitoring extends Construct {
   }
 }
 
+/** Every option: a misspelt one (`namespace`) would leave alarms on metrics that never come. */
+const OPTION_NAMES: Record<keyof IdempotencyMonitoringProps, true> = {
+  functions: true,
+  alarmTopic: true,
+  metricNamespace: true,
+  dashboardName: true,
+  period: true,
+  alarmThresholds: true,
+};
+
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
+  for (const name of Object.keys(props ?? {})) {
+    if (!Object.hasOwn(OPTION_NAMES, name)) {
+      throw new TypeError(`IdempotencyTable.addMonitoring: unknown option \`${name}\` (the options are ${Object.keys(OPTION_NAMES).join(', ')}).`);
+    }
+  }
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
@@ -210,6 +226,19 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   }
   const twice = named.find((name, i) => named.indexOf(name) !== i);
   if (twice !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the record namespace ${JSON.stringify(twice)} is listed twice.`);
+  const { metricNamespace, period } = props;
+  if (metricNamespace !== undefined && !Token.isUnresolved(metricNamespace) && !isMetricNamespace(metricNamespace)) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ (got ${JSON.stringify(metricNamespace)}).`,
+    );
+  }
+  // The EMF lines carry no storage resolution, so CloudWatch keeps one-minute data: a shorter
+  // period would see no data and, missing data being fine, never fire.
+  if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) % 60 !== 0) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
+    );
+  }
   for (const [, field] of ALARMS) {
     const value = props.alarmThresholds?.[field];
     if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
