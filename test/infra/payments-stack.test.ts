@@ -74,6 +74,18 @@ describe('functions', () => {
   });
 });
 
+test('each function gets the environment its handler reads, and no other', () => {
+  // Less the configuration of the Parameters and Secrets extension, which CDK sets with its layer.
+  const variables = (fn: typeof stack.paymentFunction) =>
+    Object.keys(template.toJSON().Resources[id(fn)].Properties.Environment.Variables)
+      .filter((name) => !/^(PARAMETERS_SECRETS_EXTENSION|SECRETS_MANAGER|SSM_PARAMETER_STORE)_/.test(name))
+      .sort();
+  const handlerReads = ['IDEMPOTENCY_EXPIRES_AFTER_SECONDS', 'IDEMPOTENCY_TABLE', 'PAYMENTS_TABLE'];
+  expect(variables(stack.paymentFunction)).toEqual([...handlerReads, 'NODE_OPTIONS'].sort());
+  expect(variables(stack.consumerFunction)).toEqual([...handlerReads, 'NODE_OPTIONS'].sort());
+  expect(variables(stack.keyFunction)).toEqual(['IDEMPOTENCY_KEY_SECRET_ID', 'NODE_OPTIONS']);
+});
+
 describe('least privilege', () => {
   test('no statement grants dynamodb:*, Scan, Query or batch and PartiQL access', () => {
     const all = statements();
