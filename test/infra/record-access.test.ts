@@ -1,5 +1,6 @@
 /**
- * The grant and the store agree: every request `DynamoDBStore` sends to the idempotency table, on
+ * The construct and the store agree. The table: its key and TTL attributes are those the store
+ * writes, the TTL in epoch seconds. The grant: every request `DynamoDBStore` sends to the idempotency table, on
  * every path of a call (miss, replay, release, final error, `transaction()` writes, atomic mode),
  * needs only the IAM actions `IdempotencyTable.attachFunction` grants, and each granted action is
  * used. Requests run against DynamoDB Local (which checks no IAM), so each one is mapped to the
@@ -11,7 +12,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { makeIdempotent, transaction } from '../../lib/index.js';
-import { testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { recordId, scanItems, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 
 /** The store's own client: only the library's requests go through it. */
 const storeClient = testClient();
@@ -48,17 +49,25 @@ storeClient.middlewareStack.add(
   { step: 'initialize', name: 'neededActions' },
 );
 
-/** The actions the construct grants an attached function on its table, from the synthesized policy. */
-function grantedActions(): string[] {
+/** The construct's table with a function attached, as synthesized: the actions granted on it, its key and TTL attributes. */
+function synthesized() {
   const stack = new Stack(new App(), 'Access');
   const table = new IdempotencyTable(stack, 'Idempotency');
   table.attachFunction(new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('export {}') }));
   const tableId = stack.getLogicalId(table.table.node.defaultChild as never);
-  const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+  const template = Template.fromStack(stack);
+  const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
     (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>,
   );
-  return statements.filter((s) => JSON.stringify(s.Resource).includes(`"${tableId}"`)).flatMap((s) => [s.Action].flat());
+  const properties = template.toJSON().Resources[tableId].Properties;
+  return {
+    granted: statements.filter((s) => JSON.stringify(s.Resource).includes(`"${tableId}"`)).flatMap((s) => [s.Action].flat()),
+    keyAttribute: properties.KeySchema[0].AttributeName as string,
+    ttlAttribute: properties.TimeToLiveSpecification.AttributeName as string,
+    expiresAfterSeconds: table.expiresAfterSeconds,
+  };
 }
+const construct = synthesized();
 
 test('every path of a call needs exactly the actions the construct grants on the table', async () => {
   const declined = Object.assign(new Error('card declined'), { code: 'DECLINED' });
@@ -87,7 +96,16 @@ test('every path of a call needs exactly the actions the construct grants on the
   await expect(atomic('a')).resolves.toEqual({ paid: 'a' }); // claim created COMPLETED in a transaction
   await expect(atomic('a')).resolves.toEqual({ paid: 'a' }); // refused atomic claim: replay
 
-  const granted = grantedActions();
+  const { granted } = construct;
   expect([...needed].sort()).toEqual([...granted].sort());
   expect(granted.sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+});
+
+test("a record the store writes is keyed by the table's partition key and expires through its TTL attribute, in epoch seconds", async () => {
+  const now = 1_700_000_000_000;
+  const echo = makeIdempotent(async (id: string) => ({ id }), { store, name: 'ttl', now: () => now });
+  await echo('t1');
+  const [item] = await scanItems(client, tableName, 'ttl#');
+  expect(item![construct.keyAttribute]?.S).toBe(recordId('ttl', 't1'));
+  expect(item![construct.ttlAttribute]).toEqual({ N: String(now / 1000 + construct.expiresAfterSeconds) });
 });
