@@ -103,6 +103,14 @@ function checkProps(props: IdempotencyTableProps): void {
   if (tableName !== undefined && !Token.isUnresolved(tableName) && !(typeof tableName === 'string' && TABLE_NAME.test(tableName))) {
     throw new TypeError(`IdempotencyTable: \`tableName\` must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(tableName)}).`);
   }
+  const { expiresAfter, removalPolicy } = props;
+  // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
+  if (expiresAfter !== undefined && typeof (expiresAfter as Partial<Duration> | null)?.toSeconds !== 'function') {
+    throw new TypeError(`IdempotencyTable: \`expiresAfter\` must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(expiresAfter)}).`);
+  }
+  if (removalPolicy !== undefined && !Object.values(RemovalPolicy).includes(removalPolicy)) {
+    throw new TypeError(`IdempotencyTable: \`removalPolicy\` must be a RemovalPolicy (got ${JSON.stringify(removalPolicy)}).`);
+  }
   for (const name of ['pointInTimeRecovery', 'deletionProtection'] as const) {
     const value: unknown = props[name];
     if (value !== undefined && typeof value !== 'boolean')

@@ -123,6 +123,12 @@ test('options are validated at construction', () => {
     'IdempotencyTable: `deletionProtection` must be a boolean (got 1).',
   );
   expect(new IdempotencyTable(stack, 'Named', { tableName: 'orders-idempotency_v2.prod' }).table).toBeDefined();
+  expect(() => new IdempotencyTable(stack, 'Seconds', { expiresAfter: 3600 } as never)).toThrow(
+    'IdempotencyTable: `expiresAfter` must be a Duration, such as Duration.hours(24) (got 3600).',
+  );
+  expect(() => new IdempotencyTable(stack, 'Policy', { removalPolicy: 'delete' } as never)).toThrow(
+    'IdempotencyTable: `removalPolicy` must be a RemovalPolicy (got "delete").',
+  );
   const a = new IdempotencyTable(stack, 'A');
   const b = new IdempotencyTable(stack, 'B');
   const handler = fn(stack, 'Handler');
