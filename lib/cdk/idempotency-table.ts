@@ -6,6 +6,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import { checkFunction, checkQueue, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
@@ -81,42 +82,30 @@ export interface IdempotencyTableProps {
   readonly pointInTimeRecovery?: boolean;
 }
 
-/** Every option, so that a misspelt or foreign one (a `Table` prop the construct sets itself) is refused, not ignored. */
-const OPTION_NAMES: Record<keyof IdempotencyTableProps, true> = {
-  tableName: true,
-  expiresAfter: true,
-  encryptionKey: true,
-  removalPolicy: true,
-  deletionProtection: true,
-  pointInTimeRecovery: true,
-};
 /** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const anyValue: OptionCheck = () => undefined;
 
-function checkProps(props: IdempotencyTableProps): void {
-  for (const name of Object.keys(props)) {
-    if (!Object.hasOwn(OPTION_NAMES, name)) {
-      throw new TypeError(`IdempotencyTable: unknown option \`${name}\` (the options are ${Object.keys(OPTION_NAMES).join(', ')}).`);
-    }
-  }
-  const { tableName } = props;
-  if (tableName !== undefined && !Token.isUnresolved(tableName) && !(typeof tableName === 'string' && TABLE_NAME.test(tableName))) {
-    throw new TypeError(`IdempotencyTable: \`tableName\` must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(tableName)}).`);
-  }
-  const { expiresAfter, removalPolicy } = props;
+/**
+ * Every option and its check: a misspelt or foreign one (a `Table` prop the construct sets itself,
+ * such as `timeToLiveAttribute`) is refused, not ignored.
+ */
+const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
+  tableName: (value) =>
+    Token.isUnresolved(value) || (typeof value === 'string' && TABLE_NAME.test(value))
+      ? undefined
+      : `must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(value)})`,
   // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
-  if (expiresAfter !== undefined && typeof (expiresAfter as Partial<Duration> | null)?.toSeconds !== 'function') {
-    throw new TypeError(`IdempotencyTable: \`expiresAfter\` must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(expiresAfter)}).`);
-  }
-  if (removalPolicy !== undefined && !Object.values(RemovalPolicy).includes(removalPolicy)) {
-    throw new TypeError(`IdempotencyTable: \`removalPolicy\` must be a RemovalPolicy (got ${JSON.stringify(removalPolicy)}).`);
-  }
-  for (const name of ['pointInTimeRecovery', 'deletionProtection'] as const) {
-    const value: unknown = props[name];
-    if (value !== undefined && typeof value !== 'boolean')
-      throw new TypeError(`IdempotencyTable: \`${name}\` must be a boolean (got ${JSON.stringify(value)}).`);
-  }
-}
+  expiresAfter: (value) =>
+    typeof (value as Partial<Duration> | null)?.toSeconds === 'function'
+      ? undefined
+      : `must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(value)})`,
+  encryptionKey: anyValue,
+  removalPolicy: (value) =>
+    Object.values(RemovalPolicy).includes(value as RemovalPolicy) ? undefined : `must be a RemovalPolicy (got ${JSON.stringify(value)})`,
+  deletionProtection: isBoolean,
+  pointInTimeRecovery: isBoolean,
+};
 
 /** Options of {@link IdempotencyTable.attachSqsConsumer}: those of `SqsEventSource`, which always reports batch item failures. */
 export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchItemFailures'>;
@@ -148,7 +137,7 @@ export class IdempotencyTable extends Construct {
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
   constructor(scope: Construct, id: string, props: IdempotencyTableProps = {}) {
-    checkProps(props);
+    checkOptions('IdempotencyTable', props, PROP_CHECKS);
     super(scope, id);
     const expiresAfter = props.expiresAfter ?? Duration.hours(24);
     if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {

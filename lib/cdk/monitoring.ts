@@ -16,6 +16,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
+import { checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds } from './checks.js';
 
 /**
@@ -194,23 +195,18 @@ export class IdempotencyMonitoring extends Construct {
   }
 }
 
-/** Every option: a misspelt one (`namespace`) would leave alarms on metrics that never come. */
-const OPTION_NAMES: Record<keyof IdempotencyMonitoringProps, true> = {
-  functions: true,
-  alarmTopic: true,
-  metricNamespace: true,
-  dashboardName: true,
-  period: true,
-  alarmThresholds: true,
-};
-
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
-  for (const name of Object.keys(props ?? {})) {
-    if (!Object.hasOwn(OPTION_NAMES, name)) {
-      throw new TypeError(`IdempotencyTable.addMonitoring: unknown option \`${name}\` (the options are ${Object.keys(OPTION_NAMES).join(', ')}).`);
-    }
-  }
+  // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
+  const anyValue: OptionCheck = () => undefined;
+  checkOptions('IdempotencyTable.addMonitoring', props, {
+    functions: anyValue,
+    alarmTopic: anyValue,
+    metricNamespace: anyValue,
+    dashboardName: anyValue,
+    period: anyValue,
+    alarmThresholds: anyValue,
+  } satisfies Record<keyof IdempotencyMonitoringProps, OptionCheck>);
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');

@@ -129,7 +129,7 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   );
   // Alarms on a namespace or period the functions' metrics never have could never fire.
   expect(() => table.addMonitoring({ functions: ['api'], namespace: 'Payments' } as never)).toThrow(
-    'IdempotencyTable.addMonitoring: unknown option `namespace` (the options are functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds).',
+    'IdempotencyTable.addMonitoring: unknown option `namespace`. Known options: functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds.',
   );
   for (const metricNamespace of ['AWS/Lambda', '', 'Payments!']) {
     expect(() => table.addMonitoring({ functions: ['api'], metricNamespace })).toThrow(
