@@ -65,7 +65,8 @@ export interface IdempotencyTableProps {
    */
   readonly encryptionKey?: IKey;
   /**
-   * What happens to the table when it leaves the stack.
+   * What happens to the table when it leaves the stack: `RETAIN`, `RETAIN_ON_UPDATE_OR_DELETE` or
+   * `DESTROY` (CloudFormation cannot snapshot a DynamoDB table).
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -102,7 +103,9 @@ const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
       : `must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(value)})`,
   encryptionKey: anyValue,
   removalPolicy: (value) =>
-    Object.values(RemovalPolicy).includes(value as RemovalPolicy) ? undefined : `must be a RemovalPolicy (got ${JSON.stringify(value)})`,
+    value === RemovalPolicy.RETAIN || value === RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE || value === RemovalPolicy.DESTROY
+      ? undefined
+      : `must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got ${JSON.stringify(value)})`,
   deletionProtection: isBoolean,
   pointInTimeRecovery: isBoolean,
 };

@@ -91,7 +91,7 @@ test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so t
   const stack = new Stack(new App(), 'Protection');
   const tables = {
     Default: new IdempotencyTable(stack, 'Default'),
-    Snapshot: new IdempotencyTable(stack, 'Snapshot', { removalPolicy: RemovalPolicy.SNAPSHOT }),
+    RetainOnUpdate: new IdempotencyTable(stack, 'RetainOnUpdate', { removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE }),
     Destroy: new IdempotencyTable(stack, 'Destroy', { removalPolicy: RemovalPolicy.DESTROY }),
     Off: new IdempotencyTable(stack, 'Off', { deletionProtection: false }),
     DestroyButProtected: new IdempotencyTable(stack, 'DestroyButProtected', { removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }),
@@ -100,7 +100,7 @@ test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so t
   const enabled = Object.fromEntries(
     Object.entries(tables).map(([name, table]) => [name, resources[ID(stack, table.table)].Properties.DeletionProtectionEnabled]),
   );
-  expect(enabled).toEqual({ Default: true, Snapshot: true, Destroy: false, Off: false, DestroyButProtected: true });
+  expect(enabled).toEqual({ Default: true, RetainOnUpdate: true, Destroy: false, Off: false, DestroyButProtected: true });
 });
 
 test('options are validated at construction', () => {
@@ -126,8 +126,12 @@ test('options are validated at construction', () => {
   expect(() => new IdempotencyTable(stack, 'Seconds', { expiresAfter: 3600 } as never)).toThrow(
     'IdempotencyTable: `expiresAfter` must be a Duration, such as Duration.hours(24) (got 3600).',
   );
+  // CloudFormation has no snapshot on deletion for DynamoDB tables: the deploy would fail.
+  expect(() => new IdempotencyTable(stack, 'Snapshot', { removalPolicy: RemovalPolicy.SNAPSHOT })).toThrow(
+    'IdempotencyTable: `removalPolicy` must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got "snapshot").',
+  );
   expect(() => new IdempotencyTable(stack, 'Policy', { removalPolicy: 'delete' } as never)).toThrow(
-    'IdempotencyTable: `removalPolicy` must be a RemovalPolicy (got "delete").',
+    'IdempotencyTable: `removalPolicy` must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got "delete").',
   );
   const a = new IdempotencyTable(stack, 'A');
   const b = new IdempotencyTable(stack, 'B');
