@@ -80,6 +80,7 @@ export class PaymentsStack extends Stack {
     // The service writes payments with conditional PutItem / UpdateItem only: it never reads first.
     this.paymentsTable.grant(this.paymentFunction, 'dynamodb:PutItem', 'dynamodb:UpdateItem');
     this.paymentsTable.grant(this.consumerFunction, 'dynamodb:PutItem');
+    for (const fn of [this.paymentFunction, this.consumerFunction]) fn.addEnvironment('PAYMENTS_TABLE', this.paymentsTable.tableName);
 
     this.idempotencyTable.attachFunction(this.paymentFunction);
     this.api = new HttpApi(this, 'Api', { description: 'Idempotent payments (send an Idempotency-Key header)' });
@@ -128,7 +129,7 @@ export class PaymentsStack extends Stack {
       architecture: Architecture.ARM_64,
       memorySize: 512,
       timeout: FUNCTION_TIMEOUT,
-      environment: { PAYMENTS_TABLE: this.paymentsTable.tableName, NODE_OPTIONS: '--enable-source-maps' },
+      environment: { NODE_OPTIONS: '--enable-source-maps' },
       logGroup: new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY }),
       bundling: {
         format: OutputFormat.ESM,

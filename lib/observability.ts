@@ -150,7 +150,7 @@ function checkLines(where: string, options: ObservabilityOptions, path = 'observ
   if (write !== undefined && typeof write !== 'function') throw new TypeError(`${where}: \`${path}.write\` must be a function.`);
   // CloudWatch drops, without a word, the metrics of a line whose namespace it does not accept.
   const namespace: unknown = options.metricNamespace;
-  if (namespace !== undefined && !(typeof namespace === 'string' && CLOUDWATCH_NAMESPACE.test(namespace) && !namespace.startsWith('AWS/'))) {
+  if (namespace !== undefined && !isMetricNamespace(namespace)) {
     throw new TypeError(
       `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.`,
     );
@@ -159,6 +159,10 @@ function checkLines(where: string, options: ObservabilityOptions, path = 'observ
 
 /** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space. */
 const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])[A-Za-z0-9 ._/#:-]{1,255}$/;
+
+/** A namespace `cloudWatchLines` accepts (CloudWatch's rule, and not one of AWS's own). @internal */
+export const isMetricNamespace = (value: unknown): value is string =>
+  typeof value === 'string' && CLOUDWATCH_NAMESPACE.test(value) && !value.startsWith('AWS/');
 
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;

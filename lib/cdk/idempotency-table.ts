@@ -6,6 +6,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import { checkFunction, checkQueue, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
@@ -64,10 +65,17 @@ export interface IdempotencyTableProps {
    */
   readonly encryptionKey?: IKey;
   /**
-   * What happens to the table when it leaves the stack.
+   * What happens to the table when it leaves the stack: `RETAIN`, `RETAIN_ON_UPDATE_OR_DELETE` or
+   * `DESTROY` (CloudFormation cannot snapshot a DynamoDB table).
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Whether DynamoDB refuses to delete the table (from the console, the API or CloudFormation) until
+   * the protection is turned off: losing the records lets every retry run again.
+   * @default true, unless `removalPolicy` is `RemovalPolicy.DESTROY`
+   */
+  readonly deletionProtection?: boolean;
   /**
    * Whether point-in-time recovery is enabled.
    * @default true
@@ -75,12 +83,40 @@ export interface IdempotencyTableProps {
   readonly pointInTimeRecovery?: boolean;
 }
 
+/** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const anyValue: OptionCheck = () => undefined;
+
+/**
+ * Every option and its check: a misspelt or foreign one (a `Table` prop the construct sets itself,
+ * such as `timeToLiveAttribute`) is refused, not ignored.
+ */
+const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
+  tableName: (value) =>
+    Token.isUnresolved(value) || (typeof value === 'string' && TABLE_NAME.test(value))
+      ? undefined
+      : `must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(value)})`,
+  // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
+  expiresAfter: (value) =>
+    typeof (value as Partial<Duration> | null)?.toSeconds === 'function'
+      ? undefined
+      : `must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(value)})`,
+  encryptionKey: anyValue,
+  removalPolicy: (value) =>
+    value === RemovalPolicy.RETAIN || value === RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE || value === RemovalPolicy.DESTROY
+      ? undefined
+      : `must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got ${JSON.stringify(value)})`,
+  deletionProtection: isBoolean,
+  pointInTimeRecovery: isBoolean,
+};
+
 /** Options of {@link IdempotencyTable.attachSqsConsumer}: those of `SqsEventSource`, which always reports batch item failures. */
 export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchItemFailures'>;
 
 /**
  * The DynamoDB table of idempotency records: partition key and TTL attribute derived from the
- * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery.
+ * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery, deletion
+ * protection, retained when it leaves the stack.
  * Attach functions to it to grant them exactly the item actions the library uses and to set their
  * environment; wire SQS consumers through it to get the event source right and have their retry
  * horizons checked at synth time.
@@ -104,6 +140,7 @@ export class IdempotencyTable extends Construct {
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
   constructor(scope: Construct, id: string, props: IdempotencyTableProps = {}) {
+    checkOptions('IdempotencyTable', props, PROP_CHECKS);
     super(scope, id);
     const expiresAfter = props.expiresAfter ?? Duration.hours(24);
     if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {
@@ -122,6 +159,8 @@ export class IdempotencyTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
       ...(props.encryptionKey ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey } : { encryption: TableEncryption.DEFAULT }),
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      // A protected table would make the deletion that DESTROY asks for fail.
+      deletionProtection: props.deletionProtection ?? props.removalPolicy !== RemovalPolicy.DESTROY,
     });
     // Checked once the whole app is built, so settings made after attaching are seen too.
     Aspects.of(this).add({

@@ -15,7 +15,9 @@ import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, METRIC_NAMES } from '../observability.js';
+import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
+import { checkOptions, type OptionCheck } from '../options.js';
+import { formatSeconds } from './checks.js';
 
 /**
  * Alarm thresholds: an alarm fires when the sum over one period reaches its threshold.
@@ -195,6 +197,16 @@ export class IdempotencyMonitoring extends Construct {
 
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
+  // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
+  const anyValue: OptionCheck = () => undefined;
+  checkOptions('IdempotencyTable.addMonitoring', props, {
+    functions: anyValue,
+    alarmTopic: anyValue,
+    metricNamespace: anyValue,
+    dashboardName: anyValue,
+    period: anyValue,
+    alarmThresholds: anyValue,
+  } satisfies Record<keyof IdempotencyMonitoringProps, OptionCheck>);
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
@@ -210,6 +222,19 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   }
   const twice = named.find((name, i) => named.indexOf(name) !== i);
   if (twice !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the record namespace ${JSON.stringify(twice)} is listed twice.`);
+  const { metricNamespace, period } = props;
+  if (metricNamespace !== undefined && !Token.isUnresolved(metricNamespace) && !isMetricNamespace(metricNamespace)) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ (got ${JSON.stringify(metricNamespace)}).`,
+    );
+  }
+  // The EMF lines carry no storage resolution, so CloudWatch keeps one-minute data: a shorter
+  // period would see no data and, missing data being fine, never fire.
+  if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) % 60 !== 0) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
+    );
+  }
   for (const [, field] of ALARMS) {
     const value = props.alarmThresholds?.[field];
     if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {

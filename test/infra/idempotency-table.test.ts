@@ -30,6 +30,7 @@ describe('defaults', () => {
         BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: false },
+        DeletionProtectionEnabled: true,
       },
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
@@ -86,9 +87,52 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
 });
 
+test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so the stack can delete it), and overridable', () => {
+  const stack = new Stack(new App(), 'Protection');
+  const tables = {
+    Default: new IdempotencyTable(stack, 'Default'),
+    RetainOnUpdate: new IdempotencyTable(stack, 'RetainOnUpdate', { removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE }),
+    Destroy: new IdempotencyTable(stack, 'Destroy', { removalPolicy: RemovalPolicy.DESTROY }),
+    Off: new IdempotencyTable(stack, 'Off', { deletionProtection: false }),
+    DestroyButProtected: new IdempotencyTable(stack, 'DestroyButProtected', { removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }),
+  };
+  const resources = Template.fromStack(stack).toJSON().Resources;
+  const enabled = Object.fromEntries(
+    Object.entries(tables).map(([name, table]) => [name, resources[ID(stack, table.table)].Properties.DeletionProtectionEnabled]),
+  );
+  expect(enabled).toEqual({ Default: true, RetainOnUpdate: true, Destroy: false, Off: false, DestroyButProtected: true });
+});
+
 test('options are validated at construction', () => {
   const stack = new Stack(new App(), 'Invalid');
   expect(() => new IdempotencyTable(stack, 'Millis', { expiresAfter: Duration.millis(1500) })).toThrow(/whole number of seconds/);
+  // Table props the construct sets itself: silently ignored, a custom TTL attribute would never expire records.
+  expect(() => new IdempotencyTable(stack, 'Ttl', { timeToLiveAttribute: 'ttl' } as never)).toThrow(
+    'IdempotencyTable: unknown option `timeToLiveAttribute`. Known options: tableName, expiresAfter, encryptionKey, removalPolicy, deletionProtection, pointInTimeRecovery.',
+  );
+  // CloudFormation would refuse these names only at deploy time.
+  for (const tableName of ['ab', 'orders idempotency', 'x'.repeat(256), '']) {
+    expect(() => new IdempotencyTable(stack, `Name${tableName.length}`, { tableName })).toThrow(
+      `IdempotencyTable: \`tableName\` must be 3 to 255 letters, digits, '_', '-' or '.' (got ${JSON.stringify(tableName)}).`,
+    );
+  }
+  expect(() => new IdempotencyTable(stack, 'Pitr', { pointInTimeRecovery: 'yes' } as never)).toThrow(
+    'IdempotencyTable: `pointInTimeRecovery` must be a boolean.',
+  );
+  expect(() => new IdempotencyTable(stack, 'Protection', { deletionProtection: 1 } as never)).toThrow(
+    'IdempotencyTable: `deletionProtection` must be a boolean.',
+  );
+  expect(new IdempotencyTable(stack, 'Named', { tableName: 'orders-idempotency_v2.prod' }).table).toBeDefined();
+  expect(() => new IdempotencyTable(stack, 'Seconds', { expiresAfter: 3600 } as never)).toThrow(
+    'IdempotencyTable: `expiresAfter` must be a Duration, such as Duration.hours(24) (got 3600).',
+  );
+  // CloudFormation has no snapshot on deletion for DynamoDB tables: the deploy would fail.
+  expect(() => new IdempotencyTable(stack, 'Snapshot', { removalPolicy: RemovalPolicy.SNAPSHOT })).toThrow(
+    'IdempotencyTable: `removalPolicy` must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got "snapshot").',
+  );
+  expect(() => new IdempotencyTable(stack, 'Policy', { removalPolicy: 'delete' } as never)).toThrow(
+    'IdempotencyTable: `removalPolicy` must be RETAIN, RETAIN_ON_UPDATE_OR_DELETE or DESTROY: CloudFormation cannot snapshot a DynamoDB table (got "delete").',
+  );
   const a = new IdempotencyTable(stack, 'A');
   const b = new IdempotencyTable(stack, 'B');
   const handler = fn(stack, 'Handler');

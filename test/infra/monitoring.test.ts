@@ -127,6 +127,18 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
     '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
   );
+  // Alarms on a namespace or period the functions' metrics never have could never fire.
+  expect(() => table.addMonitoring({ functions: ['api'], namespace: 'Payments' } as never)).toThrow(
+    'IdempotencyTable.addMonitoring: unknown option `namespace`. Known options: functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds.',
+  );
+  for (const metricNamespace of ['AWS/Lambda', '', 'Payments!']) {
+    expect(() => table.addMonitoring({ functions: ['api'], metricNamespace })).toThrow(
+      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ (got ${JSON.stringify(metricNamespace)}).`,
+    );
+  }
+  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.seconds(30) })).toThrow(
+    'IdempotencyTable.addMonitoring: `period` must be a whole number of minutes: the metrics have a resolution of one minute (got 30 s).',
+  );
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });

@@ -26,7 +26,7 @@ const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Actio
 const onTable = (s: Statement, logicalId: string): boolean => JSON.stringify(s.Resource).includes(`"${logicalId}"`);
 
 describe('tables', () => {
-  test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key', () => {
+  test('the idempotency table has the key and TTL of the library schema, on-demand, with PITR and an AWS owned key, deleted with the stack', () => {
     expect(
       template.findResources('AWS::DynamoDB::Table', {
         Properties: {
@@ -36,6 +36,8 @@ describe('tables', () => {
           BillingMode: 'PAY_PER_REQUEST',
           PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
           SSESpecification: { SSEEnabled: false },
+          // `cdk destroy` deletes the demo's table: a protected table would make it fail.
+          DeletionProtectionEnabled: false,
         },
         DeletionPolicy: 'Delete',
       }),
@@ -70,6 +72,18 @@ describe('functions', () => {
       },
     });
   });
+});
+
+test('each function gets the environment its handler reads, and no other', () => {
+  // Less the configuration of the Parameters and Secrets extension, which CDK sets with its layer.
+  const variables = (fn: typeof stack.paymentFunction) =>
+    Object.keys(template.toJSON().Resources[id(fn)].Properties.Environment.Variables)
+      .filter((name) => !/^(PARAMETERS_SECRETS_EXTENSION|SECRETS_MANAGER|SSM_PARAMETER_STORE)_/.test(name))
+      .sort();
+  const handlerReads = ['IDEMPOTENCY_EXPIRES_AFTER_SECONDS', 'IDEMPOTENCY_TABLE', 'PAYMENTS_TABLE'];
+  expect(variables(stack.paymentFunction)).toEqual([...handlerReads, 'NODE_OPTIONS'].sort());
+  expect(variables(stack.consumerFunction)).toEqual([...handlerReads, 'NODE_OPTIONS'].sort());
+  expect(variables(stack.keyFunction)).toEqual(['IDEMPOTENCY_KEY_SECRET_ID', 'NODE_OPTIONS']);
 });
 
 describe('least privilege', () => {
