@@ -441,9 +441,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #warn(what: string, key: string, error: unknown): void {
     this.#emit('bookkeepingFailure', key);
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    this.#logger.warn(
-      JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: describeStoreFailure(error) }),
-    );
+    try {
+      this.#logger.warn(
+        JSON.stringify({
+          level: 'WARN',
+          message: `lambda-idempotency: ${what}`,
+          namespace: namespaceOf(key),
+          recordId: key,
+          error: describeStoreFailure(error),
+        }),
+      );
+    } catch {
+      // The function has run (or failed) already: a logger that throws must not replace that outcome.
+    }
   }
 }
 

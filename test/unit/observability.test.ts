@@ -206,3 +206,43 @@ test('a listener that fails behind a logger that throws still changes no outcome
   await new Promise((resolve) => setImmediate(resolve));
   expect([...store.records.values()].map((record) => record.status)).toEqual(['COMPLETED', 'COMPLETED']);
 });
+
+test('a logger that throws while reporting a failed completion or release does not fail a call', async () => {
+  const throwingLogger = {
+    warn: () => {
+      throw new Error('log sink closed');
+    },
+  };
+  const down = new Error('connection reset');
+  class FailingStore extends MemoryStore {
+    override async complete(): Promise<never> {
+      throw down;
+    }
+    override async release(): Promise<never> {
+      throw down;
+    }
+  }
+  const events: IdempotencyEvent[] = [];
+  const options = { store: new FailingStore(), name: 'payments', logger: throwingLogger, observability: (event: IdempotencyEvent) => void events.push(event) };
+  // The function ran: its result, not the logger's error, is the outcome.
+  expect(await makeIdempotent(async (_: string) => 'paid', options)(SECRET)).toBe('paid');
+  // The function failed: its own error, not the logger's, reaches the caller.
+  const refused = new RangeError('card declined');
+  await expect(makeIdempotent(async (_: string) => Promise.reject(refused), options)(`${SECRET}-2`)).rejects.toBe(refused);
+  expect(events).toEqual(['miss', 'bookkeepingFailure', 'miss', 'bookkeepingFailure']);
+});
+
+test('EMF lines carry a whole-millisecond Timestamp, as the format requires, even from a fractional clock', async () => {
+  const lines: string[] = [];
+  await scriptedRun(cloudWatchLines({ write: (line) => void lines.push(line) }), () => 1_700_000_000_000.75);
+  expect(lines.map((line) => JSON.parse(line)._aws.Timestamp)).toEqual([1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_000]);
+});
+
+test('cloudWatchLines refuses an unknown option, so a misspelt namespace cannot send metrics where no alarm looks', () => {
+  expect(() => cloudWatchLines({ namespace: 'Shop' } as never)).toThrow(
+    new TypeError('cloudWatchLines: unknown option `namespace` in `options`. Known options: metrics, logs, metricNamespace, write.'),
+  );
+  expect(() =>
+    makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricsNamespace: 'Shop' } as never }),
+  ).toThrow('unknown option `metricsNamespace` in `observability`');
+});
