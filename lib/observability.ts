@@ -143,8 +143,15 @@ export function cloudWatchLines(options: ObservabilityOptions = {}): Idempotency
   return linesOf({ metrics: true, ...options });
 }
 
+const LINE_OPTIONS: readonly string[] = ['metrics', 'logs', 'metricNamespace', 'write'] satisfies ReadonlyArray<keyof ObservabilityOptions>;
+
 function checkLines(where: string, options: ObservabilityOptions, path = 'observability'): void {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`${path}\` must be an object.`);
+  // A misspelt `metricNamespace` would send every metric where no dashboard or alarm looks.
+  const unknown = Object.keys(options).find((name) => !LINE_OPTIONS.includes(name));
+  if (unknown !== undefined) {
+    throw new TypeError(`${where}: unknown option \`${unknown}\` in \`${path}\`. Known options: ${LINE_OPTIONS.join(', ')}.`);
+  }
   const { metrics = false, logs = false, write } = options;
   if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`${path}.metrics\` and \`.logs\` must be booleans.`);
   if (write !== undefined && typeof write !== 'function') throw new TypeError(`${where}: \`${path}.write\` must be a function.`);
@@ -173,7 +180,8 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
       write(
         JSON.stringify({
           _aws: {
-            Timestamp: time,
+            // The format takes whole epoch milliseconds; an injected clock may have a fraction.
+            Timestamp: Math.floor(time),
             CloudWatchMetrics: [{ Namespace: metricNamespace, Dimensions: [['Function']], Metrics: [{ Name: name, Unit: 'Count' }] }],
           },
           Function: namespace,
