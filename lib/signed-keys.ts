@@ -43,7 +43,8 @@ export function keyVerifier(where: string, secrets: unknown): (key: string) => b
   if (!Array.isArray(secrets) || secrets.length === 0) {
     throw new TypeError(`${where}: \`secrets\` must be a non-empty array: the current secret first, then those still accepted.`);
   }
-  const keys = secrets.map((secret) => secretKey(where, secret));
+  // Array.from visits holes too: `[, secret]` is refused here, not by the first request it verifies.
+  const keys = Array.from(secrets as unknown[], (secret) => secretKey(where, secret));
   return (key) => {
     if (typeof key !== 'string' || !SHAPE.test(key)) return false;
     const random = key.slice(0, 22);
@@ -67,6 +68,8 @@ export function keyVerifier(where: string, secrets: unknown): (key: string) => b
  */
 export function issueIdempotencyKey(options: IssueIdempotencyKeyOptions): string {
   if (options === null || typeof options !== 'object') throw new TypeError('issueIdempotencyKey: options must be an object with a `secret`.');
+  const unknown = Object.keys(options).find((name) => name !== 'secret');
+  if (unknown !== undefined) throw new TypeError(`issueIdempotencyKey: unknown option \`${unknown}\`; the only option is \`secret\`.`);
   const key = secretKey('issueIdempotencyKey', options.secret);
   const random = randomBytes(16).toString('base64url');
   return `${random}.${mac(key, random)}`;

@@ -62,3 +62,14 @@ test('secrets are validated with a sentence', () => {
   // 32 bytes of UTF-8: 16 two-byte characters.
   expect(verifyIdempotencyKey(issueIdempotencyKey({ secret: 'é'.repeat(16) }), ['é'.repeat(16)])).toBe(true);
 });
+
+test('a misnamed option or a hole in the secrets is refused up front, not at the first request', () => {
+  expect(() => issueIdempotencyKey({ secrets: [current] } as never)).toThrow(
+    new TypeError('issueIdempotencyKey: unknown option `secrets`; the only option is `secret`.'),
+  );
+  // biome-ignore lint/suspicious/noSparseArray: a hole is what is refused here
+  const sparse = [, current] as never;
+  expect(() => verifyIdempotencyKey(issueIdempotencyKey({ secret: current }), sparse)).toThrow(
+    new TypeError('verifyIdempotencyKey: a secret must be a string or a Uint8Array.'),
+  );
+});
