@@ -76,6 +76,7 @@ export function recordIdOf(address: RecordAddress): string {
   if (given.length !== 1) throw new TypeError('Address a record by exactly one of `key` (with `name`), `http` (with `name`) or `id`.');
   if ('id' in address) {
     const { id } = address;
+    if ((address as { name?: unknown }).name !== undefined) throw new TypeError('`id` already holds the namespace: leave out `name`.');
     if (typeof id !== 'string' || id.indexOf('#') < 1 || id.endsWith('#')) {
       throw new TypeError('A record id must read `<namespace>#<hash>`, as the library logs it.');
     }
@@ -89,6 +90,14 @@ export function recordIdOf(address: RecordAddress): string {
   const canonical = canonicalKey(value);
   if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
   return recordKey(name, sha256(canonical));
+}
+
+const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id'];
+
+/** A misspelt option (`onlyif`) must not turn a conditional delete into an unconditional one. */
+function assertKnown(where: string, options: object, known: readonly string[]): void {
+  const unknown = Object.keys(options).find((name) => !known.includes(name));
+  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`. Known options: ${known.join(', ')}.`);
 }
 
 function assertSupports<M extends 'inspect' | 'forget'>(
@@ -116,6 +125,7 @@ function assertSupports<M extends 'inspect' | 'forget'>(
 export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
   const store = options?.store;
   assertSupports(store, 'inspect');
+  assertKnown('inspectRecord', options, ADDRESS_OPTIONS);
   return store.inspect(recordIdOf(options));
 }
 
@@ -132,6 +142,7 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
   const { store, onlyIf } = options ?? {};
   assertSupports(store, 'forget');
+  assertKnown('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }

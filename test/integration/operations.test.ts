@@ -185,3 +185,17 @@ test('a store without inspect or forget, such as the lean DynamoDBStore, is refu
     );
   }
 });
+
+test('a misspelt option or a second address is refused before anything is deleted', async () => {
+  const { once } = counted('forget-strict');
+  await once({ orderId: 'o-1', amount: 5 });
+  const id = recordId('forget-strict', 'o-1');
+  // Silently ignored, `onlyif` would delete the COMPLETED record unconditionally.
+  await expect(forgetRecord({ store, id, onlyif: 'INPROGRESS' } as never)).rejects.toThrow(
+    new TypeError('forgetRecord: unknown option `onlyif`. Known options: store, name, key, http, id, onlyIf.'),
+  );
+  await expect(inspectRecord({ store, id, onlyIf: 'INPROGRESS' } as never)).rejects.toThrow('inspectRecord: unknown option `onlyIf`');
+  // An id already names its namespace: a `name` beside it is a contradiction, not a detail to drop.
+  expect(() => recordIdOf({ name: 'other', id })).toThrow('`id` already holds the namespace: leave out `name`.');
+  expect(await readItem(client, tableName, id)).toBeDefined();
+});
