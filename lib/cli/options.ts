@@ -183,6 +183,8 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
   try {
     return { name, key: JSON.parse(json) as unknown };
   } catch {
+    // Broken JSON of an object, array or string is not a bare string key: quoting it would address another record.
+    if (/^\s*[{["]/.test(json)) throw new UsageError('`--key` is not valid JSON; quote string values inside it.');
     throw new UsageError(`\`--key\` must be JSON; a string key is quoted: --key '${JSON.stringify(json)}'.`);
   }
 }

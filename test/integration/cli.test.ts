@@ -132,6 +132,8 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
   };
   const cases: Array<[string[], string]> = [
     [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
+    // Broken JSON of an object is not a string key: quoting it would address another record.
+    [['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":o-1}'], '`--key` is not valid JSON; quote string values inside it.'],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],
