@@ -171,11 +171,18 @@ const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])[A-Za-z0-9 ._/#:-]{1,255}$/;
 export const isMetricNamespace = (value: unknown): value is string =>
   typeof value === 'string' && CLOUDWATCH_NAMESPACE.test(value) && !value.startsWith('AWS/');
 
+/** A CloudWatch dimension value: printable ASCII, at least one character that is not a space. */
+const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
+
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
   return (event, { namespace, recordId, time }) => {
     if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
+      // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
+      if (!DIMENSION_VALUE.test(namespace)) {
+        throw new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.');
+      }
       const name = METRIC_NAMES[event];
       write(
         JSON.stringify({

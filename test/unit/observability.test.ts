@@ -246,3 +246,21 @@ test('cloudWatchLines refuses an unknown option, so a misspelt namespace cannot 
     makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricsNamespace: 'Shop' } as never }),
   ).toThrow('unknown option `metricsNamespace` in `observability`');
 });
+
+test('a name CloudWatch refuses as a dimension value gets no EMF line but a warning, and its log lines still', async () => {
+  for (const name of ['paiements-é', 'x'.repeat(1025)]) {
+    const lines: string[] = [];
+    const warnings: string[] = [];
+    const fn = makeIdempotent(async (_: string) => 'paid', {
+      store: new MemoryStore(),
+      name,
+      logger: { warn: (line: string) => void warnings.push(line) },
+      observability: cloudWatchLines({ logs: true, write: (line) => void lines.push(line) }),
+    });
+    expect(await fn(SECRET)).toBe('paid');
+    expect(await fn(SECRET)).toBe('paid');
+    // CloudWatch would drop these metrics without a word: no line claims otherwise.
+    expect(lines.map((line) => JSON.parse(line).event)).toEqual(['miss', 'replay']);
+    expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
+  }
+});
