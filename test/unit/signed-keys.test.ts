@@ -73,3 +73,16 @@ test('a misnamed option or a hole in the secrets is refused up front, not at the
     new TypeError('verifyIdempotencyKey: a secret must be a string or a Uint8Array.'),
   );
 });
+
+test('the same bytes in standard base64, padded or not, are another spelling and are refused', () => {
+  let key = issueIdempotencyKey({ secret: current });
+  while (!/[-_]/.test(key)) key = issueIdempotencyKey({ secret: current });
+  const [random, tag] = key.split('.') as [string, string];
+  const standard = (part: string) => Buffer.from(part, 'base64url').toString('base64');
+  for (const respelt of [`${standard(random)}.${standard(tag)}`, `${standard(random).replace(/=+$/, '')}.${standard(tag).replace(/=+$/, '')}`]) {
+    expect(respelt).not.toBe(key);
+    expect(verifyIdempotencyKey(respelt, [current])).toBe(false);
+  }
+  // Far longer than any key: refused by its shape, in time linear in its length.
+  expect(verifyIdempotencyKey(`${key}.${'A'.repeat(100_000)}`, [current])).toBe(false);
+});
