@@ -6,6 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
+import { brokenLinks } from './links.js';
+import { parseMarkdown } from './markdown.js';
 import { documentationFiles, ROOT } from './snippets.js';
 
 /** Code spans that are repository paths: a top-level folder of the repository, then a file. */
@@ -76,6 +78,10 @@ describe('every repository path the documentation names is a file', () => {
       'infra/README.md:1 lib/payment.ts',
     ]);
   });
+});
+
+test('the links of infra/README.md resolve (its snippets use a stack of their own, so readme.test.ts does not read it)', () => {
+  expect(brokenLinks('infra/README.md', parseMarkdown(readFileSync(`${ROOT}/infra/README.md`, 'utf8')))).toEqual([]);
 });
 
 describe('the batch guarantees quote real test names', () => {
