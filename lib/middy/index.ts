@@ -18,7 +18,7 @@ export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<T
 
 /**
  * Middy middleware that makes a handler idempotent: the same middleware as `idempotency` from
- * 'lambda-idempotency', in a smaller bundle (see the README's "Smaller bundles").
+ * 'lambda-idempotency', in a smaller bundle (see "Smaller bundles" in docs/performance.md).
  *
  * @example
  * ```ts

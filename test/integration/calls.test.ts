@@ -5,11 +5,12 @@
  */
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
-import { DynamoDBStore, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
+import { DynamoDBStore, httpIdempotency, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
-import { freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
+import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
 import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'calls' });
@@ -467,5 +468,9 @@ describe('retention', () => {
     expect((await recordOf('retention-call', 'r-1'))?.expiration?.N).toBe(String(T0 / 1000 + 60));
     await makeIdempotent(async (_: string) => 'ok', { store, name: 'retention-default', now: () => T0 })('r-1');
     expect((await recordOf('retention-default', 'r-1'))?.expiration?.N).toBe(String(T0 / 1000 + 86_400));
+    // httpIdempotency takes the same default (its record id is derived from the request).
+    const http = middy(async () => ({ statusCode: 201, body: 'ok' })).use(httpIdempotency({ store, name: 'retention-http', now: () => T0 }));
+    expect(await http(paymentRequest('r-1'), lambdaContext('retention-http'))).toMatchObject({ statusCode: 201 });
+    expect((await scanItems(client, tableName, 'retention-http#')).map((item) => item.expiration?.N)).toEqual([String(T0 / 1000 + 86_400)]);
   });
 });
