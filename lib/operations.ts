@@ -1,6 +1,7 @@
 import { IdempotencyError } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
 import { canonicalKey, recordKey, sha256 } from './key.js';
+import { assertKnownOptions } from './options.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
 /*
@@ -92,13 +93,8 @@ export function recordIdOf(address: RecordAddress): string {
   return recordKey(name, sha256(canonical));
 }
 
+/** Checked so that a misspelt option (`onlyif`) cannot turn a conditional delete into an unconditional one. */
 const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id'];
-
-/** A misspelt option (`onlyif`) must not turn a conditional delete into an unconditional one. */
-function assertKnown(where: string, options: object, known: readonly string[]): void {
-  const unknown = Object.keys(options).find((name) => !known.includes(name));
-  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`. Known options: ${known.join(', ')}.`);
-}
 
 function assertSupports<M extends 'inspect' | 'forget'>(
   store: IdempotencyStore,
@@ -125,7 +121,7 @@ function assertSupports<M extends 'inspect' | 'forget'>(
 export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
   const store = options?.store;
   assertSupports(store, 'inspect');
-  assertKnown('inspectRecord', options, ADDRESS_OPTIONS);
+  assertKnownOptions('inspectRecord', options, ADDRESS_OPTIONS);
   return store.inspect(recordIdOf(options));
 }
 
@@ -142,7 +138,7 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
   const { store, onlyIf } = options ?? {};
   assertSupports(store, 'forget');
-  assertKnown('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
+  assertKnownOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }

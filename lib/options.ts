@@ -90,6 +90,9 @@ export type OptionCheck = (value: unknown) => string | undefined;
 /** @internal */
 export const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
 /** @internal */
+/** Any value: an option whose value is checked elsewhere, listed so that it is known. */
+export const anyValue: OptionCheck = () => undefined;
+
 export const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
 /** A whole number from `min`, in `unit` when given ("a whole number of seconds, 1 or more"). @internal */
 export const wholeNumber =
@@ -147,6 +150,12 @@ export function sharedOptionsExcept<const K extends SharedOptionName>(excluded: 
   >[];
 }
 
+/** Throws a `TypeError` naming the first option of `options` that is not in `known`. @internal */
+export function assertKnownOptions(where: string, options: object, known: readonly string[]): void {
+  const unknown = Object.keys(options).find((name) => !known.includes(name));
+  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`. Known options: ${known.join(', ')}.`);
+}
+
 /**
  * Checks options against a table: an unknown name, or a value its check refuses, throws a
  * `TypeError` that names the option. Options left `undefined` are not checked, except `required` ones. @internal
@@ -155,9 +164,7 @@ export function checkOptions(where: string, options: unknown, checks: Readonly<R
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
   const values = options as Record<string, unknown>;
   const known = Object.keys(checks);
-  for (const name of Object.keys(values)) {
-    if (!known.includes(name)) throw new TypeError(`${where}: unknown option \`${name}\`. Known options: ${known.join(', ')}.`);
-  }
+  assertKnownOptions(where, values, known);
   for (const name of known) {
     if (values[name] === undefined && !required.includes(name)) continue;
     const problem = checks[name]!(values[name]);

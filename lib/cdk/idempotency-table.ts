@@ -6,7 +6,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
+import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import { checkFunction, checkQueue, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
@@ -85,7 +85,6 @@ export interface IdempotencyTableProps {
 
 /** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
-const anyValue: OptionCheck = () => undefined;
 
 /**
  * Every option and its check: a misspelt or foreign one (a `Table` prop the construct sets itself,

@@ -16,7 +16,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
-import { checkOptions, type OptionCheck } from '../options.js';
+import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds } from './checks.js';
 
 /**
@@ -198,7 +198,6 @@ export class IdempotencyMonitoring extends Construct {
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
   // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
-  const anyValue: OptionCheck = () => undefined;
   checkOptions('IdempotencyTable.addMonitoring', props, {
     functions: anyValue,
     alarmTopic: anyValue,

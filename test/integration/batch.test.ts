@@ -178,6 +178,21 @@ const orderIdOf = (call: Call) => (call.message as Order).orderId;
 
 const records = () => scanItems(client, tableName);
 
+/** The test's store, except that the first `method` call rejects with `error` (a write whose outcome a real server cannot fail on demand). */
+function failingOnce(method: 'complete' | 'release', error: Error): IdempotencyStore {
+  let failed = false;
+  const fault = <T>(send: () => Promise<T>): Promise<T> => {
+    if (failed) return send();
+    failed = true;
+    return Promise.reject(error);
+  };
+  return {
+    claim: (request) => store.claim(request),
+    complete: (request) => (method === 'complete' ? fault(() => store.complete(request)) : store.complete(request)),
+    release: (request) => (method === 'release' ? fault(() => store.release(request)) : store.release(request)),
+  };
+}
+
 /** Yields to the event loop `turns` times: lets other records' I/O interleave, without sleeping. */
 async function turns(count: number): Promise<void> {
   for (let i = 0; i < count; i++) await flush();
@@ -847,18 +862,10 @@ describe('a record whose effect already happened is never reported failed', () =
   });
 
   test('when the completion write fails after the handler succeeded, the in-batch duplicate succeeds unrun instead of coming back to run again after the lease', async () => {
-    let failComplete = true;
-    const flaky: IdempotencyStore = {
-      claim: (request) => store.claim(request),
-      complete: (request) => {
-        if (failComplete) {
-          failComplete = false;
-          return Promise.reject(Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }));
-        }
-        return store.complete(request);
-      },
-      release: (request) => store.release(request),
-    };
+    const flaky = failingOnce(
+      'complete',
+      Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }),
+    );
     const orders = consumer<Order>(() => 'charged', { store: flaky, key: (order) => order.orderId, fingerprint: (order) => order.amount });
     const first = sqsRecord({ orderId: 'o-1', amount: 100 });
     const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
@@ -914,18 +921,7 @@ describe('event shapes AWS delivers that the other tests do not', () => {
 describe('failures of the bookkeeping around a failed record', () => {
   test("when the release after a failure fails, the record is still reported failed with the handler's own error, met IN_PROGRESS until its lease ends, and run again after it", async () => {
     let now = clock();
-    let failRelease = true;
-    const stuck: IdempotencyStore = {
-      claim: (request) => store.claim(request),
-      complete: (request) => store.complete(request),
-      release: (request) => {
-        if (failRelease) {
-          failRelease = false;
-          return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
-        }
-        return store.release(request);
-      },
-    };
+    const stuck = failingOnce('release', Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
     const failing = new Set(['o-1']);
     const orders = consumer<Order>(
       (order) => {

@@ -17,9 +17,15 @@ export function redisUrl(): string {
   return value;
 }
 
+/** ioredis settings that fail at once when the server is away, instead of queueing until the Lambda timeout (both majors). */
+const IOREDIS_FAIL_FAST = { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, retryStrategy: () => 200 };
+
+/** node-redis socket settings that fail fast the same way (both majors), beside `disableOfflineQueue: true`. */
+export const NODE_REDIS_SOCKET = { connectTimeout: 1000, reconnectStrategy: () => 200 };
+
 /** An ioredis client that fails at once when the server is away, instead of queueing until the Lambda timeout. */
 export function ioredisClient(url = redisUrl(), options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, retryStrategy: () => 200, ...options });
+  return new Redis(url, { ...IOREDIS_FAIL_FAST, ...options });
 }
 
 /** A node-redis client, the same way; it still has to be connected. */
@@ -30,7 +36,7 @@ export function nodeRedisClient(url = redisUrl(), options: RedisClientOptions = 
     url,
     disableOfflineQueue: true,
     ...options,
-    socket: { connectTimeout: 1000, reconnectStrategy: () => 200, ...options.socket },
+    socket: { ...NODE_REDIS_SOCKET, ...options.socket },
   });
   // Without a listener, node-redis turns a connection error into an uncaught exception.
   client.on('error', () => undefined);
@@ -67,14 +73,14 @@ export const PREVIOUS_CLIENT_KINDS: readonly ClientKind[] = [
   {
     name: 'ioredis 5',
     open: async (url = redisUrl()) => {
-      const client = new Redis5(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 1000, retryStrategy: () => 200 });
+      const client = new Redis5(url, IOREDIS_FAIL_FAST);
       return { client, close: async () => void client.disconnect() };
     },
   },
   {
     name: 'node-redis 5',
     open: async (url = redisUrl()) => {
-      const client = createClient5({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy: () => 200 } });
+      const client = createClient5({ url, disableOfflineQueue: true, socket: NODE_REDIS_SOCKET });
       client.on('error', () => undefined);
       await client.connect();
       return { client, close: async () => void client.destroy() };
