@@ -30,6 +30,7 @@ const BATCH_REPLACED = ['key', 'fingerprint', 'onMissingKey', 'durableLeaseSecon
 const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   key: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   fingerprint: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  parse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
   throwOnFullBatchFailure: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
 });
@@ -39,6 +40,14 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: (message: TMessage) => unknown;
+  /**
+   * Reads a record's message, synchronously, in place of the built-in parsing: for payloads that
+   * are not JSON (text, CSV, XML, Avro, Protocol Buffers) or records another middleware has already
+   * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
+   * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded.
+   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
+   */
+  readonly parse?: (record: BatchRecord) => TMessage;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
   readonly concurrency?: number;
   /**
@@ -125,13 +134,19 @@ function parse(record: BatchRecord, source: Source): unknown {
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
 }
 
+/** The name of an error, never its message. */
+const nameOf = (error: unknown): string => {
+  const name = (error as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && name !== '' ? name : 'Error';
+};
+
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.
 const describe = (error: unknown): string =>
   error instanceof IdempotencyError
     ? `${error.code}: ${error.message}`
     : error instanceof SyntaxError
       ? 'unparseable payload'
-      : `unreadable record (${(error as { name?: unknown } | null)?.name ?? 'Error'})`;
+      : `unreadable record (${nameOf(error)})`;
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
@@ -173,7 +188,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 ): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   validateOptions('idempotentBatch', options, BATCH_OPTIONS);
-  const { key, fingerprint, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
+  const { key, fingerprint, parse: parseOption, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
   // The record rides along with the message so the key selector can see both.
   type Input = { readonly message: TMessage; readonly record: BatchRecord };
   const engine = new IdempotencyEngine<Input, Context>(
@@ -204,12 +219,17 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     }
     const items: Array<Item<TMessage>> = records.map((record, index) => {
       const id = identify(record, source, index);
-      assertUnparsed(record, source, index);
+      if (parseOption === undefined) assertUnparsed(record, source, index);
       let message: TMessage;
       try {
-        message = parse(record, source) as TMessage;
+        message = parseOption === undefined ? (parse(record, source) as TMessage) : parseOption(record);
       } catch (error) {
-        return { id, record, poison: describe(error) };
+        return { id, record, poison: parseOption === undefined ? describe(error) : `the parse option threw (${nameOf(error)})` };
+      }
+      if (parseOption !== undefined && typeof (message as { then?: unknown } | null)?.then === 'function') {
+        // Keyed by a promise, every record would share one key; run on one, each would get a promise.
+        Promise.resolve(message).catch(() => undefined); // never an unhandled rejection: this TypeError reports it
+        throw new TypeError('idempotentBatch: the parse option returned a promise: it must return the message itself, synchronously.');
       }
       try {
         return { id, record, message, key: engine.keyOf({ message, record }, context) };

@@ -997,3 +997,127 @@ test('Kinesis: a resend later in the shard replays the first without running aga
   expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
   expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
 });
+
+describe('the `parse` option: payloads that are not JSON', () => {
+  /** An order sent as a CSV line, `orderId,amount`. */
+  const csv = (line: string): Order => {
+    const [orderId, amount] = line.split(',');
+    return { orderId: orderId!, amount: Number(amount) };
+  };
+
+  test('SQS text bodies: each parsed message runs once, keyed by what parse returns; a redelivery replays; without parse they are poison', async () => {
+    const orders = consumer<Order>(() => 'ok', { parse: (record) => csv((record as SQSRecord).body) });
+    const [a, b, twin] = [sqsRecord('o-1,1999'), sqsRecord('o-2,500'), sqsRecord('o-1,1999')];
+    expect(failuresOf(await orders.invoke(sqsEvent([a, b, twin])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(b)])))).toEqual([]);
+    // A standard queue runs its records concurrently: the order of the calls is not the batch's.
+    expect(orders.calls.map((call) => call.message as Order).sort((x, y) => x.orderId.localeCompare(y.orderId))).toEqual([
+      { orderId: 'o-1', amount: 1999 },
+      { orderId: 'o-2', amount: 500 },
+    ]);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED', 'COMPLETED']);
+
+    const unparsed = consumer<Order>(() => 'ok');
+    const text = sqsRecord('o-3,1');
+    expect(failuresOf(await unparsed.invoke(sqsEvent([text, sqsRecord({ orderId: 'o-4' })])))).toEqual(ids(text));
+    expect(unparsed.calls.map(orderIdOf)).toEqual(['o-4']);
+  });
+
+  test('Kinesis binary data: bytes UTF-8 cannot hold stay distinct messages (no lossy decoding); the same bytes resent run once', async () => {
+    const bytes = (...values: number[]) => Buffer.from([0x0a, 0x03, ...values]).toString('base64');
+    const orders = consumer<Buffer>(() => 'ok', { parse: (record) => Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64') });
+    const batch = [kinesisRecord('', 1), kinesisRecord('', 2), kinesisRecord('', 3)];
+    // 0xff and 0xfe are both invalid UTF-8: decoded as text, both would be U+FFFD, one key.
+    [batch[0]!.kinesis.data, batch[1]!.kinesis.data, batch[2]!.kinesis.data] = [bytes(0xff), bytes(0xfe), bytes(0xff)];
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
+    expect(orders.calls.map((call) => (call.message as Buffer).toString('hex'))).toEqual(['0a03ff', '0a03fe']);
+  });
+});
+
+describe('the `parse` option: what it returns and throws', () => {
+  test('a record it throws for is poison: reported with the error type only (never the payload or message), never run, and the others run', async () => {
+    const logger = quiet();
+    const orders = consumer<Order>(() => 'ok', {
+      logger,
+      parse: (record) => {
+        const body = (record as SQSRecord).body;
+        if (body.startsWith('<')) throw new RangeError(`cannot read ${body}`);
+        return { orderId: body };
+      },
+    });
+    const xml = sqsRecord('<order id="o-secret"/>');
+    const plain = sqsRecord('o-1');
+    expect(failuresOf(await orders.invoke(sqsEvent([xml, plain])))).toEqual(ids(xml));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+    expect(logger.lines).toHaveLength(1);
+    expect(JSON.parse(logger.lines[0]!)).toEqual({
+      level: 'ERROR',
+      message: 'lambda-idempotency: poison record reported as failed',
+      itemIdentifier: xml.messageId,
+      reason: 'the parse option threw (RangeError)',
+    });
+    expect(logger.lines[0]).not.toContain('secret');
+  });
+
+  test('a promise (an async parse) is refused with a TypeError before any record runs or is claimed, and its rejection is never unhandled', async () => {
+    const calls: unknown[] = [];
+    const handler = idempotentBatch<Order>((order) => void calls.push(order), {
+      store,
+      now: clock,
+      logger: quiet(),
+      parse: (async () => {
+        throw new Error('fetched nothing');
+      }) as unknown as (record: BatchRecord) => Order,
+    });
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      await expect(handler(sqsEvent([sqsRecord('o-1'), sqsRecord('o-2')]), consumerContext())).rejects.toThrow(
+        new TypeError('idempotentBatch: the parse option returned a promise: it must return the message itself, synchronously.'),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+    expect(unhandled).toEqual([]);
+    expect(calls).toEqual([]);
+    expect(await records()).toEqual([]);
+  });
+
+  test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
+    const orders: Order[] = [];
+    const handler = middy(
+      idempotentBatch<Order>((order) => void orders.push(order), {
+        store,
+        now: clock,
+        logger: quiet(),
+        parse: (record) => (record as unknown as { body: Order }).body,
+      }),
+    ).use(eventNormalizer());
+    const event = sqsEvent([sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })]);
+    expect(failuresOf(await handler(event, consumerContext()))).toEqual([]);
+    expect(orders).toEqual([{ orderId: 'o-1' }, { orderId: 'o-2' }]);
+  });
+
+  test('DynamoDB Streams: the handler gets what parse returns; the key is still the eventID', async () => {
+    const seen: unknown[] = [];
+    const handler = idempotentBatch<string | undefined>((status) => void seen.push(status), {
+      store,
+      now: clock,
+      logger: quiet(),
+      parse: (record) => (record as DynamoDBRecord).dynamodb?.NewImage?.status?.S,
+    });
+    const paid = streamRecord(1, 'o-1', 'PAID');
+    // The same status in another change is another event: it runs; the same event redelivered does not.
+    const batch = [paid, streamRecord(2, 'o-2', 'PAID'), paid];
+    expect(failuresOf(await handler({ Records: batch }, consumerContext()))).toEqual([]);
+    expect(seen).toEqual(['PAID', 'PAID']);
+  });
+
+  test('must be a function', () => {
+    expect(() => idempotentBatch(() => undefined, { store, parse: 'json' as unknown as () => unknown })).toThrow(
+      new TypeError('idempotentBatch: `parse` must be a function.'),
+    );
+  });
+});
