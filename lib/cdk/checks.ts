@@ -3,8 +3,10 @@
  * must outlive every redelivery of the event it guards. @internal
  */
 import { Token } from 'aws-cdk-lib';
+import { CfnTable, type ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
+import { idempotencyTableSchema } from '../table-schema.js';
 
 /** One problem found on a wired function. */
 export interface Finding {
@@ -148,6 +150,59 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
         message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so failed messages would be deleted as if processed. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
       });
     }
+  }
+  return findings;
+}
+
+/**
+ * An existing table defined in this app, against the schema the store expects: a key the record
+ * protocol cannot address (a sort key, a partition key that is not a string) is an error; another
+ * partition key or TTL attribute name, or no TTL, a warning that names the store option matching
+ * it. An imported table (`Table.fromTableName`) says nothing of its schema: no finding.
+ */
+export function checkTable(table: ITable): Finding[] {
+  const cfn = table.node.defaultChild;
+  if (!(cfn instanceof CfnTable)) return [];
+  const keys = Array.isArray(cfn.keySchema) ? (cfn.keySchema as CfnTable.KeySchemaProperty[]) : [];
+  const definitions = Array.isArray(cfn.attributeDefinitions) ? (cfn.attributeDefinitions as CfnTable.AttributeDefinitionProperty[]) : [];
+  const partition = keys.find((key) => key.keyType === 'HASH')?.attributeName;
+  const type = definitions.find((definition) => definition.attributeName === partition)?.attributeType;
+  const expected = idempotencyTableSchema;
+  const findings: Finding[] = [];
+  if (keys.some((key) => key.keyType === 'RANGE')) {
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:tableHasSortKey',
+      message: 'The table has a sort key: the store addresses a record by its partition key alone (a Powertools table with `sortKeyAttr` cannot be used).',
+    });
+  }
+  if (typeof partition === 'string' && typeof type === 'string' && type !== 'S') {
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:partitionKeyNotString',
+      message: `The partition key \`${partition}\` is of type ${type}: record ids are strings (S).`,
+    });
+  }
+  if (typeof partition === 'string' && partition !== expected.partitionKey.name) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:partitionKeyName',
+      message: `The partition key is \`${partition}\`, not \`${expected.partitionKey.name}\`: give the store \`attributes: { key: '${partition}' }\`.`,
+    });
+  }
+  const ttl = cfn.timeToLiveSpecification as CfnTable.TimeToLiveSpecificationProperty | undefined;
+  if (ttl === undefined || ttl.enabled === false) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:noTimeToLive',
+      message: `The table has no TTL: expired records stay (a claim still replaces them) and the table only grows. Enable TTL on \`${expected.timeToLiveAttribute}\`.`,
+    });
+  } else if (typeof ttl.attributeName === 'string' && ttl.attributeName !== expected.timeToLiveAttribute) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:timeToLiveAttribute',
+      message: `TTL is on \`${ttl.attributeName}\`, not \`${expected.timeToLiveAttribute}\`: give the store \`attributes: { expiration: '${ttl.attributeName}' }\`, or records never expire.`,
+    });
   }
   return findings;
 }

@@ -1,14 +1,14 @@
 import { Annotations, Aspects, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
-import { BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, queuesFeeding } from './checks.js';
+import { checkFunction, checkQueue, checkTable, type Finding, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -44,7 +44,7 @@ const ITEM_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Delet
 const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
 
 /** The table each function is attached to: one function has one retention. */
-const attachedTables = new WeakMap<LambdaFunction, IdempotencyTable>();
+const attachedTables = new WeakMap<LambdaFunction, IdempotencyTableBase>();
 
 export interface IdempotencyTableProps {
   /**
@@ -83,6 +83,21 @@ export interface IdempotencyTableProps {
   readonly pointInTimeRecovery?: boolean;
 }
 
+/** Options of {@link IdempotencyTable.fromTable}. */
+export interface ExistingIdempotencyTableProps {
+  /**
+   * How long a completed record is kept, as for a new table: attached functions get it, and the
+   * synth-time checks compare it with their retry horizons.
+   * @default Duration.hours(24)
+   */
+  readonly expiresAfter?: Duration;
+  /**
+   * The table's customer managed KMS key, whose grants attached functions get.
+   * @default - the table's own `encryptionKey`, if it has one
+   */
+  readonly encryptionKey?: IKey;
+}
+
 /** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 
@@ -109,58 +124,55 @@ const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
   pointInTimeRecovery: isBoolean,
 };
 
+const EXISTING_PROP_CHECKS: Record<keyof ExistingIdempotencyTableProps, OptionCheck> = {
+  expiresAfter: PROP_CHECKS.expiresAfter,
+  encryptionKey: anyValue,
+};
+
+/** A retention known at synth time, in whole seconds. */
+function retentionSeconds(where: string, expiresAfter: Duration = Duration.hours(24)): number {
+  if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {
+    throw new TypeError(`${where}: \`expiresAfter\` must be known at synth time: it is checked against retry horizons.`);
+  }
+  const seconds = expiresAfter.toSeconds({ integral: false });
+  if (!Number.isInteger(seconds) || seconds < 1) {
+    throw new TypeError(`${where}: \`expiresAfter\` must be a whole number of seconds, 1 or more (got ${seconds}).`);
+  }
+  return seconds;
+}
+
+/** Errors fail the synth; warnings carry their id, to acknowledge them with `Annotations.acknowledgeWarning`. */
+function report(scope: IConstruct, findings: readonly Finding[]): void {
+  for (const finding of findings) {
+    if (finding.level === 'error') Annotations.of(scope).addError(`[${finding.id}] ${finding.message}`);
+    else Annotations.of(scope).addWarningV2(finding.id, finding.message);
+  }
+}
+
 /** Options of {@link IdempotencyTable.attachSqsConsumer}: those of `SqsEventSource`, which always reports batch item failures. */
 export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchItemFailures'>;
 
 /**
- * The DynamoDB table of idempotency records: partition key and TTL attribute derived from the
- * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery, deletion
- * protection, retained when it leaves the stack.
- * Attach functions to it to grant them exactly the item actions the library uses and to set their
- * environment; wire SQS consumers through it to get the event source right and have their retry
- * horizons checked at synth time.
- *
- * @example
- * ```ts
- * const idempotency = new IdempotencyTable(this, 'Idempotency', { expiresAfter: Duration.days(1) });
- * idempotency.attachFunction(paymentFunction);
- * idempotency.attachSqsConsumer(consumerFunction, queue, { batchSize: 10 });
- * ```
+ * What every idempotency table construct does with its table: grant functions the record
+ * protocol's item actions, set their environment, wire SQS consumers and check retry horizons at
+ * synth time. {@link IdempotencyTable} creates its table; {@link IdempotencyTable.fromTable} uses
+ * one that exists.
  */
-export class IdempotencyTable extends Construct {
+export abstract class IdempotencyTableBase extends Construct {
   /** The DynamoDB table. */
-  public readonly table: Table;
+  public abstract readonly table: ITable;
   /** The record retention in seconds, as attached functions receive it. */
   public readonly expiresAfterSeconds: number;
-  /** The customer managed key, when one was given. */
+  /** The customer managed key, when there is one. */
   public readonly encryptionKey?: IKey;
 
   private readonly grants = new Map<LambdaFunction, Grant>();
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
-  constructor(scope: Construct, id: string, props: IdempotencyTableProps = {}) {
-    checkOptions('IdempotencyTable', props, PROP_CHECKS);
+  protected constructor(scope: Construct, id: string, expiresAfterSeconds: number, encryptionKey: IKey | undefined) {
     super(scope, id);
-    const expiresAfter = props.expiresAfter ?? Duration.hours(24);
-    if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {
-      throw new TypeError('IdempotencyTable: `expiresAfter` must be known at synth time: it is checked against retry horizons.');
-    }
-    const seconds = expiresAfter.toSeconds({ integral: false });
-    if (!Number.isInteger(seconds) || seconds < 1) {
-      throw new TypeError(`IdempotencyTable: \`expiresAfter\` must be a whole number of seconds, 1 or more (got ${seconds}).`);
-    }
-    this.expiresAfterSeconds = seconds;
-    this.encryptionKey = props.encryptionKey;
-    this.table = new Table(this, 'Table', {
-      ...tablePropsFromSchema(idempotencyTableSchema),
-      tableName: props.tableName,
-      billingMode: BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
-      ...(props.encryptionKey ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey } : { encryption: TableEncryption.DEFAULT }),
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
-      // A protected table would make the deletion that DESTROY asks for fail.
-      deletionProtection: props.deletionProtection ?? props.removalPolicy !== RemovalPolicy.DESTROY,
-    });
+    this.expiresAfterSeconds = expiresAfterSeconds;
+    this.encryptionKey = encryptionKey;
     // Checked once the whole app is built, so settings made after attaching are seen too.
     Aspects.of(this).add({
       visit: (node) => {
@@ -233,16 +245,92 @@ export class IdempotencyTable extends Construct {
     return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
   }
 
+  /** What is wrong with the table itself, reported on this construct. */
+  protected tableFindings(): Finding[] {
+    return [];
+  }
+
   private check(): void {
+    report(this, this.tableFindings());
     for (const fn of this.grants.keys()) {
-      const findings = [
+      report(fn, [
         ...checkFunction(fn, this.expiresAfterSeconds),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
-      ];
-      for (const finding of findings) {
-        if (finding.level === 'error') Annotations.of(fn).addError(`[${finding.id}] ${finding.message}`);
-        else Annotations.of(fn).addWarningV2(finding.id, finding.message);
-      }
+      ]);
     }
+  }
+}
+
+/**
+ * The DynamoDB table of idempotency records: partition key and TTL attribute derived from the
+ * library's table schema (`id` / `expiration`), on-demand billing, point-in-time recovery, deletion
+ * protection, retained when it leaves the stack.
+ * Attach functions to it to grant them exactly the item actions the library uses and to set their
+ * environment; wire SQS consumers through it to get the event source right and have their retry
+ * horizons checked at synth time. A table that already exists (one made for Powertools, say) is
+ * used through {@link IdempotencyTable.fromTable}.
+ *
+ * @example
+ * ```ts
+ * const idempotency = new IdempotencyTable(this, 'Idempotency', { expiresAfter: Duration.days(1) });
+ * idempotency.attachFunction(paymentFunction);
+ * idempotency.attachSqsConsumer(consumerFunction, queue, { batchSize: 10 });
+ * ```
+ */
+export class IdempotencyTable extends IdempotencyTableBase {
+  /** The DynamoDB table. */
+  public readonly table: Table;
+
+  /**
+   * Uses an existing table for idempotency records, with everything a new one gives its functions:
+   * grants, environment, SQS wiring and synth-time checks. The table is not changed. A table
+   * defined in this app is checked against the record protocol: a sort key or a partition key that
+   * is not a string fails the synth; another partition key or TTL attribute name, or no TTL, is a
+   * warning that names the store option to set. An imported table (`Table.fromTableName`) must have
+   * a string partition key alone, `id` unless the store's `attributes` say otherwise.
+   *
+   * @example
+   * ```ts
+   * const records = IdempotencyTable.fromTable(this, 'Idempotency', Table.fromTableName(this, 'Powertools', 'idempotency'), {
+   *   expiresAfter: Duration.hours(1),
+   * });
+   * records.attachFunction(paymentFunction);
+   * ```
+   */
+  public static fromTable(scope: Construct, id: string, table: ITable, props: ExistingIdempotencyTableProps = {}): IdempotencyTableBase {
+    checkOptions('IdempotencyTable.fromTable', props, EXISTING_PROP_CHECKS);
+    if (typeof (table as Partial<ITable> | null)?.grant !== 'function' || typeof table.tableName !== 'string') {
+      throw new TypeError('IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).');
+    }
+    return new ExistingIdempotencyTable(scope, id, table, retentionSeconds('IdempotencyTable.fromTable', props.expiresAfter), props.encryptionKey);
+  }
+
+  constructor(scope: Construct, id: string, props: IdempotencyTableProps = {}) {
+    checkOptions('IdempotencyTable', props, PROP_CHECKS);
+    super(scope, id, retentionSeconds('IdempotencyTable', props.expiresAfter), props.encryptionKey);
+    this.table = new Table(this, 'Table', {
+      ...tablePropsFromSchema(idempotencyTableSchema),
+      tableName: props.tableName,
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
+      ...(props.encryptionKey ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey } : { encryption: TableEncryption.DEFAULT }),
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      // A protected table would make the deletion that DESTROY asks for fail.
+      deletionProtection: props.deletionProtection ?? props.removalPolicy !== RemovalPolicy.DESTROY,
+    });
+  }
+}
+
+/** An existing table used for idempotency records (see {@link IdempotencyTable.fromTable}). */
+class ExistingIdempotencyTable extends IdempotencyTableBase {
+  public readonly table: ITable;
+
+  constructor(scope: Construct, id: string, table: ITable, expiresAfterSeconds: number, encryptionKey: IKey | undefined) {
+    super(scope, id, expiresAfterSeconds, encryptionKey ?? table.encryptionKey);
+    this.table = table;
+  }
+
+  protected override tableFindings(): Finding[] {
+    return checkTable(this.table);
   }
 }

@@ -5,11 +5,12 @@
 
 export type { TableSchema } from '../table-schema.js';
 export { idempotencyTableSchema } from '../table-schema.js';
-export type { IdempotencyTableProps, IdempotentSqsConsumerProps } from './idempotency-table.js';
+export type { ExistingIdempotencyTableProps, IdempotencyTableProps, IdempotentSqsConsumerProps } from './idempotency-table.js';
 export {
   IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV,
   IDEMPOTENCY_TABLE_ENV,
   IdempotencyTable,
+  IdempotencyTableBase,
 } from './idempotency-table.js';
 export type { IdempotencyAlarmThresholds, IdempotencyMonitoringProps } from './monitoring.js';
 export { IdempotencyMonitoring } from './monitoring.js';

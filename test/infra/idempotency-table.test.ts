@@ -1,5 +1,6 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -236,5 +237,120 @@ describe('synth-time checks on a misconfigured stack', () => {
     found.hasNoError('*', Match.anyValue());
     found.hasNoWarning('*', Match.anyValue());
     Template.fromStack(ok).hasResourceProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  });
+});
+
+describe('IdempotencyTable.fromTable: a table that already exists', () => {
+  test('a table defined in the app (a Powertools table with its defaults): attached functions get its name, the retention and the three item actions; the table is not changed', () => {
+    const stack = new Stack(new App(), 'Existing');
+    const powertools = new Table(stack, 'PowertoolsTable', {
+      partitionKey: { name: 'id', type: AttributeType.STRING },
+      timeToLiveAttribute: 'expiration',
+      billingMode: BillingMode.PAY_PER_REQUEST,
+    });
+    const records = IdempotencyTable.fromTable(stack, 'Idempotency', powertools, { expiresAfter: Duration.hours(6) });
+    const handler = fn(stack, 'Handler');
+    records.attachFunction(handler);
+    expect(records.table).toBe(powertools);
+    expect(records.expiresAfterSeconds).toBe(6 * 3600);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { IDEMPOTENCY_TABLE: { Ref: ID(stack, powertools) }, IDEMPOTENCY_EXPIRES_AFTER_SECONDS: String(6 * 3600) } },
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [
+          {
+            Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+            Effect: 'Allow',
+            Resource: [{ 'Fn::GetAtt': [ID(stack, powertools), 'Arn'] }],
+          },
+        ],
+      },
+    });
+    Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
+    Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
+  });
+
+  test('an imported table: grants on the ARN its name gives, key grants from the table or the option, and the retry-horizon checks of a new table', () => {
+    const stack = new Stack(new App(), 'Imported', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const key = new Key(stack, 'Key');
+    const records = IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableName(stack, 'Powertools', 'idempotency'), { encryptionKey: key });
+    records.attachSqsConsumer(fn(stack, 'Consumer'), new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+    const keyed = IdempotencyTable.fromTable(stack, 'Keyed', Table.fromTableAttributes(stack, 'WithKey', { tableName: 'keyed', encryptionKey: key }));
+    keyed.attachFunction(fn(stack, 'KeyedHandler'));
+    keyed.addMonitoring({ functions: ['payments'] });
+    expect(keyed.encryptionKey).toBe(key);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    template.resourceCountIs('AWS::DynamoDB::Table', 0);
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: 'idempotency' }) } });
+    const policies = JSON.stringify(template.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain(':table/idempotency');
+    expect(policies).toContain(':table/keyed');
+    expect(policies).not.toMatch(/dynamodb:(\*|Scan|Query|GetItem)/);
+    expect(policies.match(/kms:GenerateDataKey\*/g)).toHaveLength(2);
+    // No DLQ: the queue keeps a message 4 days; records are kept 24 h.
+    Annotations.fromStack(stack).hasError('/Imported/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery'));
+    Annotations.fromStack(stack).hasNoWarning('/Imported/Idempotency', Match.anyValue());
+  });
+
+  test.each([
+    [
+      'a sort key',
+      { partitionKey: { name: 'id', type: AttributeType.STRING }, sortKey: { name: 'sk', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' },
+      'error',
+      'tableHasSortKey',
+    ],
+    [
+      'a number partition key',
+      { partitionKey: { name: 'id', type: AttributeType.NUMBER }, timeToLiveAttribute: 'expiration' },
+      'error',
+      'partitionKeyNotString',
+    ],
+    [
+      'another partition key name',
+      { partitionKey: { name: 'pk', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' },
+      'warning',
+      "attributes: \\{ key: 'pk' \\}",
+    ],
+    ['no TTL', { partitionKey: { name: 'id', type: AttributeType.STRING } }, 'warning', 'no TTL.*Enable TTL on `expiration`.*noTimeToLive'],
+    [
+      'TTL on another attribute',
+      { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'ttl' },
+      'warning',
+      "attributes: \\{ expiration: 'ttl' \\}",
+    ],
+  ] as const)('a table in the app with %s: a synth error or warning that says what to do', (_, props, level, message) => {
+    const stack = new Stack(new App(), 'Schema');
+    IdempotencyTable.fromTable(stack, 'Idempotency', new Table(stack, 'Records', props)).attachFunction(fn(stack, 'Handler'));
+    const annotations = Annotations.fromStack(stack);
+    if (level === 'error') annotations.hasError('/Schema/Idempotency', Match.stringLikeRegexp(message));
+    else {
+      annotations.hasNoError('*', Match.anyValue());
+      annotations.hasWarning('/Schema/Idempotency', Match.stringLikeRegexp(message));
+    }
+  });
+
+  test('options and the table are validated; a function keeps its records in one table', () => {
+    const stack = new Stack(new App(), 'InvalidExisting');
+    const table = Table.fromTableName(stack, 'T', 'idempotency');
+    expect(() => IdempotencyTable.fromTable(stack, 'Name', table, { tableName: 'x' } as never)).toThrow(
+      'IdempotencyTable.fromTable: unknown option `tableName`. Known options: expiresAfter, encryptionKey.',
+    );
+    expect(() => IdempotencyTable.fromTable(stack, 'Millis', table, { expiresAfter: Duration.millis(1500) })).toThrow(
+      'IdempotencyTable.fromTable: `expiresAfter` must be a whole number of seconds, 1 or more (got 1.5).',
+    );
+    expect(() => IdempotencyTable.fromTable(stack, 'Name2', 'idempotency' as never)).toThrow(
+      'IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).',
+    );
+    const handler = fn(stack, 'Handler');
+    new IdempotencyTable(stack, 'New').attachFunction(handler);
+    expect(() => IdempotencyTable.fromTable(stack, 'Existing', table).attachFunction(handler)).toThrow(/already attached/);
   });
 });
