@@ -60,7 +60,10 @@ class Probe {
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
-        const body = JSON.parse(Buffer.from((args.request as { body: Uint8Array }).body).toString('utf8')) as { ClientRequestToken?: string };
+        // The SDK's request body is bytes (a Uint8Array, or text in older SDKs): read it as bytes, not through its string methods.
+        const sent = (args.request as { body: Uint8Array | string }).body;
+        const text = typeof sent === 'string' ? sent : new TextDecoder().decode(sent);
+        const body = JSON.parse(text) as { ClientRequestToken?: string };
         this.wireTokens.push(body.ClientRequestToken!);
         const output = await next(args);
         if (this.take('responseLostSdkRetries')) throw networkError();
