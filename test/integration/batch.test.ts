@@ -1032,6 +1032,23 @@ describe('the `parse` option: payloads that are not JSON', () => {
     expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
     expect(orders.calls.map((call) => (call.message as Buffer).toString('hex'))).toEqual(['0a03ff', '0a03fe']);
   });
+
+  test('Kinesis binary data is keyed by its bytes: a Buffer and a Uint8Array of the same 1 MB are one message, an empty one is poison', async () => {
+    const megabyte = Buffer.alloc(1024 * 1024, 0xa5);
+    const view = (record: BatchRecord) => Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64');
+    // The resend's bytes arrive as a Uint8Array over a larger buffer (as a decoder's output may).
+    const orders = consumer<Uint8Array>(() => 'ok', {
+      parse: (record) => (record === batch[0] ? view(record) : new Uint8Array([0, ...view(record), 0]).subarray(1, -1)),
+    });
+    const batch = [kinesisRecord('', 1), kinesisRecord('', 2), kinesisRecord('', 3)];
+    [batch[0]!.kinesis.data, batch[1]!.kinesis.data] = [megabyte.toString('base64'), megabyte.toString('base64')];
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([batch[2]!.kinesis.sequenceNumber]);
+    expect(orders.calls).toHaveLength(1);
+    const hash = createHash('sha256')
+      .update(JSON.stringify(megabyte.toString('base64')))
+      .digest('base64url');
+    expect((await records()).map((item) => item.id?.S)).toEqual([`order-consumer#${hash}`]);
+  });
 });
 
 describe('the `parse` option: what it returns and throws', () => {
@@ -1057,6 +1074,33 @@ describe('the `parse` option: what it returns and throws', () => {
       reason: 'the parse option threw (RangeError)',
     });
     expect(logger.lines[0]).not.toContain('secret');
+  });
+
+  test('a thrown value that is not an Error is reported by its type, never by a `name` it carries', async () => {
+    const logger = quiet();
+    const thrown = new Map<string, unknown>([
+      ['text', 'card=4111111111111111'],
+      ['nothing', null],
+      ['order', { name: 'Ada Lovelace', card: '4111111111111111' }],
+    ]);
+    const orders = consumer<Order>(() => 'ok', {
+      logger,
+      parse: (record) => {
+        const body = (record as SQSRecord).body;
+        if (thrown.has(body)) throw thrown.get(body);
+        return { orderId: body };
+      },
+      concurrency: 1,
+    });
+    const poison = [...thrown.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent([...poison, sqsRecord('o-1')])))).toEqual(ids(...poison));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual([
+      'the parse option threw (string)',
+      'the parse option threw (null)',
+      'the parse option threw (object)',
+    ]);
+    expect(logger.lines.join('\n')).not.toMatch(/4111|Ada/);
   });
 
   test('a promise (an async parse) is refused with a TypeError before any record runs or is claimed, and its rejection is never unhandled', async () => {
