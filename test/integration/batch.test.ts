@@ -1141,7 +1141,24 @@ describe('the `parse` option: what it returns and throws', () => {
     ).use(eventNormalizer());
     const event = sqsEvent([sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })]);
     expect(failuresOf(await handler(event, consumerContext()))).toEqual([]);
-    expect(orders).toEqual([{ orderId: 'o-1' }, { orderId: 'o-2' }]);
+    // A standard queue runs its records concurrently: the order of the calls is not the batch's.
+    expect(orders.map((order) => order.orderId).sort()).toEqual(['o-1', 'o-2']);
+  });
+
+  test('after @middy/event-normalizer, numbers past 2^53 arrive rounded (two accounts that differ there run once) and JSON it cannot parse as its text', async () => {
+    const seen: unknown[] = [];
+    const handler = middy(
+      idempotentBatch<unknown>((message) => void seen.push(message), {
+        store,
+        now: clock,
+        logger: quiet(),
+        parse: (record) => (record as unknown as { body: unknown }).body,
+        concurrency: 1,
+      }),
+    ).use(eventNormalizer());
+    const bodies = ['{"account":12345678901234567891}', '{"account":12345678901234567892}', '{"orderId":'];
+    expect(failuresOf(await handler(sqsEvent(bodies.map((body) => sqsRecord(body))), consumerContext()))).toEqual([]);
+    expect(seen).toEqual([{ account: 12345678901234567000 }, '{"orderId":']);
   });
 
   test('DynamoDB Streams: the handler gets what parse returns; the key is still the eventID', async () => {
@@ -1157,6 +1174,22 @@ describe('the `parse` option: what it returns and throws', () => {
     const batch = [paid, streamRecord(2, 'o-2', 'PAID'), paid];
     expect(failuresOf(await handler({ Records: batch }, consumerContext()))).toEqual([]);
     expect(seen).toEqual(['PAID', 'PAID']);
+  });
+
+  test('types (checked by tsc): the message type comes from the record function, or from a parse whose record is annotated', () => {
+    const fromParse = idempotentBatch((order) => order.orderId, {
+      store,
+      parse: (record: BatchRecord) => ({ orderId: (record as SQSRecord).body, amount: 1 }),
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+    });
+    const fromHandler = idempotentBatch(async (order: Order) => order.orderId, { store, parse: (record) => ({ orderId: (record as SQSRecord).body }) });
+    const wrongType = idempotentBatch(async (order: Order) => order.orderId, {
+      store,
+      // @ts-expect-error parse returns what the record function takes
+      parse: (record) => (record as SQSRecord).body,
+    });
+    expect([fromParse, fromHandler, wrongType].map((handler) => typeof handler)).toEqual(['function', 'function', 'function']);
   });
 
   test('must be a function', () => {
