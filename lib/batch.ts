@@ -238,7 +238,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       if (parseOption !== undefined && typeof (message as { then?: unknown } | null)?.then === 'function') {
         // Keyed by a promise, every record would share one key; run on one, each would get a promise.
-        Promise.resolve(message).catch(() => undefined); // never an unhandled rejection: this TypeError reports it
+        // Never an unhandled rejection: this TypeError reports it. Another thenable's `then` is not
+        // called: it may start work (a query builder runs its query) that was never meant to run.
+        if (types.isPromise(message)) message.catch(() => undefined);
         throw new TypeError('idempotentBatch: the parse option returned a promise: it must return the message itself, synchronously.');
       }
       try {
@@ -246,7 +248,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       } catch (error) {
         // A key the record lacks or that cannot be hashed is the record's fault; any other error (no namespace) is the function's.
         if (!(error instanceof IdempotencyError)) throw error;
-        return { id, record, poison: describe(error) };
+        // The default key of a queue message is the message: then nothing is what parse returned.
+        const empty = parseOption !== undefined && key === undefined && source !== 'dynamodb' && error.code === 'KEY_MISSING';
+        return { id, record, poison: empty ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)' : describe(error) };
       }
     });
 

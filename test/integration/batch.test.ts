@@ -1129,6 +1129,39 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(await records()).toEqual([]);
   });
 
+  test('a thenable that is not a Promise is refused the same way, without calling its `then` (a query builder would run its query)', async () => {
+    const thens: unknown[] = [];
+    const lazy = { then: (resolve: (value: Order) => void) => void thens.push(resolve) };
+    const orders = consumer<Order>(() => 'ok', { parse: () => lazy as unknown as Order });
+    await expect(orders.invoke(sqsEvent([sqsRecord('o-1')]))).rejects.toThrow(TypeError);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(thens).toEqual([]);
+    expect(orders.calls).toEqual([]);
+  });
+
+  test('a message that is missing (undefined, null, empty text or bytes) is poison whose reason names parse', async () => {
+    const logger = quiet();
+    const missing = new Map<string, unknown>([
+      ['undefined', undefined],
+      ['null', null],
+      ['text', ''],
+      ['bytes', new Uint8Array()],
+    ]);
+    const orders = consumer<unknown>(() => 'ok', {
+      logger,
+      parse: (record) => {
+        const { body } = record as SQSRecord;
+        return missing.has(body) ? missing.get(body) : body;
+      },
+    });
+    const poison = [...missing.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent([...poison, sqsRecord('o-1')])))).toEqual(ids(...poison));
+    expect(orders.calls.map((call) => call.message)).toEqual(['o-1']);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
+      poison.map(() => 'KEY_MISSING: the parse option returned no message (undefined, null or empty)'),
+    );
+  });
+
   test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
     const orders: Order[] = [];
     const handler = middy(
