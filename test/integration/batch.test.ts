@@ -1076,6 +1076,28 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(logger.lines[0]).not.toContain('secret');
   });
 
+  test('a record it throws for fails the rest of its FIFO group and stops a stream; with `key` and `fingerprint` a changed CSV line is PAYLOAD_MISMATCH', async () => {
+    const text = (record: BatchRecord) =>
+      'body' in record ? record.body : Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8');
+    const orders = consumer<Order>(() => 'ok', {
+      parse: (record) => {
+        const [orderId, amount] = text(record).split(',');
+        if (amount === undefined) throw new SyntaxError('no amount');
+        return { orderId: orderId!, amount: Number(amount) };
+      },
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+    });
+    const group = [sqsRecord('o-1,1', { groupId: 'g' }), sqsRecord('o-2', { groupId: 'g' }), sqsRecord('o-3,3', { groupId: 'g' })];
+    const other = sqsRecord('o-4,4', { groupId: 'h' });
+    expect(failuresOf(await orders.invoke(sqsEvent([...group, other])))).toEqual(ids(group[1]!, group[2]!));
+    const stream = [kinesisRecord('o-5,5', 1), kinesisRecord('o-6', 2), kinesisRecord('o-7,7', 3)];
+    expect(failuresOf(await orders.invoke({ Records: stream }))).toEqual([kinesisSequence(2)]);
+    const changed = sqsRecord('o-1,999');
+    expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord('o-1,1'), changed, sqsRecord('o-8,8')])))).toEqual(ids(changed));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-4', 'o-5', 'o-8']);
+  });
+
   test('a thrown value that is not an Error is reported by its type, never by a `name` it carries', async () => {
     const logger = quiet();
     const thrown = new Map<string, unknown>([
