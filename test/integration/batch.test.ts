@@ -1151,6 +1151,23 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(await records()).toEqual([]);
   });
 
+  test('a message canonical JSON refuses (a Map, a function, a BigInt) is poison whose reason names the value type, never its content', async () => {
+    const logger = quiet();
+    const refused = new Map<string, unknown>([
+      ['map', new Map([['card', '4111111111111111']])],
+      ['function', () => '4111111111111111'],
+      ['bigint', 4111111111111111n],
+    ]);
+    const orders = consumer<unknown>(() => 'ok', { logger, parse: (record) => refused.get((record as SQSRecord).body), throwOnFullBatchFailure: false });
+    const poison = [...refused.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent(poison)))).toEqual(ids(...poison));
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
+      ['a Map', 'a function', 'a BigInt'].map((what) => `INVALID_KEY: The idempotency key holds ${what} at $, which JSON cannot represent faithfully.`),
+    );
+    expect(logger.lines.join('\n')).not.toMatch(/4111/);
+    expect(orders.calls).toEqual([]);
+  });
+
   test('a thenable that is not a Promise is refused the same way, without calling its `then` (a query builder would run its query)', async () => {
     const thens: unknown[] = [];
     const lazy = { then: (resolve: (value: Order) => void) => void thens.push(resolve) };
