@@ -1201,16 +1201,21 @@ describe('the `parse` option: what it returns and throws', () => {
     );
   });
 
-  test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
-    const orders: Order[] = [];
-    const handler = middy(
-      idempotentBatch<Order>((order) => void orders.push(order), {
+  /** A batch handler behind @middy/event-normalizer whose `parse` takes the body it parsed. */
+  const afterNormalizer = <T>(recordHandler: (message: T) => void, concurrency?: number) =>
+    middy(
+      idempotentBatch<T>(recordHandler, {
         store,
         now: clock,
         logger: quiet(),
-        parse: (record) => (record as unknown as { body: Order }).body,
+        parse: (record) => (record as unknown as { body: T }).body,
+        ...(concurrency === undefined ? {} : { concurrency }),
       }),
     ).use(eventNormalizer());
+
+  test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
+    const orders: Order[] = [];
+    const handler = afterNormalizer<Order>((order) => void orders.push(order));
     const event = sqsEvent([sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })]);
     expect(failuresOf(await handler(event, consumerContext()))).toEqual([]);
     // A standard queue runs its records concurrently: the order of the calls is not the batch's.
@@ -1219,15 +1224,7 @@ describe('the `parse` option: what it returns and throws', () => {
 
   test('after @middy/event-normalizer, numbers past 2^53 arrive rounded (two accounts that differ there run once) and JSON it cannot parse as its text', async () => {
     const seen: unknown[] = [];
-    const handler = middy(
-      idempotentBatch<unknown>((message) => void seen.push(message), {
-        store,
-        now: clock,
-        logger: quiet(),
-        parse: (record) => (record as unknown as { body: unknown }).body,
-        concurrency: 1,
-      }),
-    ).use(eventNormalizer());
+    const handler = afterNormalizer<unknown>((message) => void seen.push(message), 1);
     const bodies = ['{"account":12345678901234567891}', '{"account":12345678901234567892}', '{"orderId":'];
     expect(failuresOf(await handler(sqsEvent(bodies.map((body) => sqsRecord(body))), consumerContext()))).toEqual([]);
     expect(seen).toEqual([{ account: 12345678901234567000 }, '{"orderId":']);
