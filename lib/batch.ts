@@ -138,7 +138,7 @@ function parse(record: BatchRecord, source: Source): unknown {
 
 /** The name of an error, never its message; of a thrown value that is no error, its type (its `name` may be payload: a thrown order). */
 const nameOf = (error: unknown): string => {
-  if (!types.isNativeError(error)) return error === null ? 'null' : typeof error;
+  if (!(error instanceof Error)) return error === null ? 'null' : typeof error;
   return typeof error.name === 'string' && error.name !== '' ? error.name : 'Error';
 };
 
