@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -44,7 +45,8 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * Reads a record's message, synchronously, in place of the built-in parsing: for payloads that
    * are not JSON (text, CSV, XML, Avro, Protocol Buffers) or records another middleware has already
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
-   * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded.
+   * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
+   * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: (record: BatchRecord) => TMessage;
@@ -134,11 +136,19 @@ function parse(record: BatchRecord, source: Source): unknown {
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
 }
 
-/** The name of an error, never its message. */
+/** The name of an error, never its message; of a thrown value that is no error, its type (its `name` may be payload: a thrown order). */
 const nameOf = (error: unknown): string => {
-  const name = (error as { name?: unknown } | null)?.name;
-  return typeof name === 'string' && name !== '' ? name : 'Error';
+  if (!(error instanceof Error)) return error === null ? 'null' : typeof error;
+  return typeof error.name === 'string' && error.name !== '' ? error.name : 'Error';
 };
+
+/**
+ * A binary message (what a `parse` of Kinesis data returns) keyed by its bytes, as base64: JSON
+ * would write a Buffer as an array of numbers and a Uint8Array as an object of index members, two
+ * keys for the same bytes, the second costing seconds per megabyte.
+ */
+const bytesAsText = (message: unknown): unknown =>
+  ArrayBuffer.isView(message) ? Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('base64') : message;
 
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.
 const describe = (error: unknown): string =>
@@ -199,7 +209,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       // is the key. A queue message is keyed by its content, which a producer's resend repeats.
       key: key
         ? (input) => key(input.message, input.record)
-        : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : input.message),
+        : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : bytesAsText(input.message)),
       ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
     },
     observeAny,
@@ -228,7 +238,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       if (parseOption !== undefined && typeof (message as { then?: unknown } | null)?.then === 'function') {
         // Keyed by a promise, every record would share one key; run on one, each would get a promise.
-        Promise.resolve(message).catch(() => undefined); // never an unhandled rejection: this TypeError reports it
+        // Never an unhandled rejection: this TypeError reports it. Another thenable's `then` is not
+        // called: it may start work (a query builder runs its query) that was never meant to run.
+        if (types.isPromise(message)) message.catch(() => undefined);
         throw new TypeError('idempotentBatch: the parse option returned a promise: it must return the message itself, synchronously.');
       }
       try {
@@ -236,7 +248,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       } catch (error) {
         // A key the record lacks or that cannot be hashed is the record's fault; any other error (no namespace) is the function's.
         if (!(error instanceof IdempotencyError)) throw error;
-        return { id, record, poison: describe(error) };
+        // The default key of a queue message is the message: then nothing is what parse returned.
+        const empty = parseOption !== undefined && key === undefined && source !== 'dynamodb' && error.code === 'KEY_MISSING';
+        return { id, record, poison: empty ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)' : describe(error) };
       }
     });
 

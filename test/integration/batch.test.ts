@@ -1032,6 +1032,23 @@ describe('the `parse` option: payloads that are not JSON', () => {
     expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([]);
     expect(orders.calls.map((call) => (call.message as Buffer).toString('hex'))).toEqual(['0a03ff', '0a03fe']);
   });
+
+  test('Kinesis binary data is keyed by its bytes: a Buffer and a Uint8Array of the same 1 MB are one message, an empty one is poison', async () => {
+    const megabyte = Buffer.alloc(1024 * 1024, 0xa5);
+    const view = (record: BatchRecord) => Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64');
+    // The resend's bytes arrive as a Uint8Array over a larger buffer (as a decoder's output may).
+    const orders = consumer<Uint8Array>(() => 'ok', {
+      parse: (record) => (record === batch[0] ? view(record) : new Uint8Array([0, ...view(record), 0]).subarray(1, -1)),
+    });
+    const batch = [kinesisRecord('', 1), kinesisRecord('', 2), kinesisRecord('', 3)];
+    [batch[0]!.kinesis.data, batch[1]!.kinesis.data] = [megabyte.toString('base64'), megabyte.toString('base64')];
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([batch[2]!.kinesis.sequenceNumber]);
+    expect(orders.calls).toHaveLength(1);
+    const hash = createHash('sha256')
+      .update(JSON.stringify(megabyte.toString('base64')))
+      .digest('base64url');
+    expect((await records()).map((item) => item.id?.S)).toEqual([`order-consumer#${hash}`]);
+  });
 });
 
 describe('the `parse` option: what it returns and throws', () => {
@@ -1057,6 +1074,55 @@ describe('the `parse` option: what it returns and throws', () => {
       reason: 'the parse option threw (RangeError)',
     });
     expect(logger.lines[0]).not.toContain('secret');
+  });
+
+  test('a record it throws for fails the rest of its FIFO group and stops a stream; with `key` and `fingerprint` a changed CSV line is PAYLOAD_MISMATCH', async () => {
+    const text = (record: BatchRecord) =>
+      'body' in record ? record.body : Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8');
+    const orders = consumer<Order>(() => 'ok', {
+      parse: (record) => {
+        const [orderId, amount] = text(record).split(',');
+        if (amount === undefined) throw new SyntaxError('no amount');
+        return { orderId: orderId!, amount: Number(amount) };
+      },
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+    });
+    const group = [sqsRecord('o-1,1', { groupId: 'g' }), sqsRecord('o-2', { groupId: 'g' }), sqsRecord('o-3,3', { groupId: 'g' })];
+    const other = sqsRecord('o-4,4', { groupId: 'h' });
+    expect(failuresOf(await orders.invoke(sqsEvent([...group, other])))).toEqual(ids(group[1]!, group[2]!));
+    const stream = [kinesisRecord('o-5,5', 1), kinesisRecord('o-6', 2), kinesisRecord('o-7,7', 3)];
+    expect(failuresOf(await orders.invoke({ Records: stream }))).toEqual([kinesisSequence(2)]);
+    const changed = sqsRecord('o-1,999');
+    expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord('o-1,1'), changed, sqsRecord('o-8,8')])))).toEqual(ids(changed));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-4', 'o-5', 'o-8']);
+  });
+
+  test('a thrown value that is not an Error is reported by its type, never by a `name` it carries', async () => {
+    const logger = quiet();
+    const thrown = new Map<string, unknown>([
+      ['text', 'card=4111111111111111'],
+      ['nothing', null],
+      ['order', { name: 'Ada Lovelace', card: '4111111111111111' }],
+    ]);
+    const orders = consumer<Order>(() => 'ok', {
+      logger,
+      parse: (record) => {
+        const body = (record as SQSRecord).body;
+        if (thrown.has(body)) throw thrown.get(body);
+        return { orderId: body };
+      },
+      concurrency: 1,
+    });
+    const poison = [...thrown.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent([...poison, sqsRecord('o-1')])))).toEqual(ids(...poison));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual([
+      'the parse option threw (string)',
+      'the parse option threw (null)',
+      'the parse option threw (object)',
+    ]);
+    expect(logger.lines.join('\n')).not.toMatch(/4111|Ada/);
   });
 
   test('a promise (an async parse) is refused with a TypeError before any record runs or is claimed, and its rejection is never unhandled', async () => {
@@ -1085,20 +1151,83 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(await records()).toEqual([]);
   });
 
-  test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
-    const orders: Order[] = [];
-    const handler = middy(
-      idempotentBatch<Order>((order) => void orders.push(order), {
+  test('a message canonical JSON refuses (a Map, a function, a BigInt) is poison whose reason names the value type, never its content', async () => {
+    const logger = quiet();
+    const refused = new Map<string, unknown>([
+      ['map', new Map([['card', '4111111111111111']])],
+      ['function', () => '4111111111111111'],
+      ['bigint', 4111111111111111n],
+    ]);
+    const orders = consumer<unknown>(() => 'ok', { logger, parse: (record) => refused.get((record as SQSRecord).body), throwOnFullBatchFailure: false });
+    const poison = [...refused.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent(poison)))).toEqual(ids(...poison));
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
+      ['a Map', 'a function', 'a BigInt'].map((what) => `INVALID_KEY: The idempotency key holds ${what} at $, which JSON cannot represent faithfully.`),
+    );
+    expect(logger.lines.join('\n')).not.toMatch(/4111/);
+    expect(orders.calls).toEqual([]);
+  });
+
+  test('a thenable that is not a Promise is refused the same way, without calling its `then` (a query builder would run its query)', async () => {
+    const thens: unknown[] = [];
+    const lazy = { then: (resolve: (value: Order) => void) => void thens.push(resolve) };
+    const orders = consumer<Order>(() => 'ok', { parse: () => lazy as unknown as Order });
+    await expect(orders.invoke(sqsEvent([sqsRecord('o-1')]))).rejects.toThrow(TypeError);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(thens).toEqual([]);
+    expect(orders.calls).toEqual([]);
+  });
+
+  test('a message that is missing (undefined, null, empty text or bytes) is poison whose reason names parse', async () => {
+    const logger = quiet();
+    const missing = new Map<string, unknown>([
+      ['undefined', undefined],
+      ['null', null],
+      ['text', ''],
+      ['bytes', new Uint8Array()],
+    ]);
+    const orders = consumer<unknown>(() => 'ok', {
+      logger,
+      parse: (record) => {
+        const { body } = record as SQSRecord;
+        return missing.has(body) ? missing.get(body) : body;
+      },
+    });
+    const poison = [...missing.keys()].map((body) => sqsRecord(body));
+    expect(failuresOf(await orders.invoke(sqsEvent([...poison, sqsRecord('o-1')])))).toEqual(ids(...poison));
+    expect(orders.calls.map((call) => call.message)).toEqual(['o-1']);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
+      poison.map(() => 'KEY_MISSING: the parse option returned no message (undefined, null or empty)'),
+    );
+  });
+
+  /** A batch handler behind @middy/event-normalizer whose `parse` takes the body it parsed. */
+  const afterNormalizer = <T>(recordHandler: (message: T) => void, concurrency?: number) =>
+    middy(
+      idempotentBatch<T>(recordHandler, {
         store,
         now: clock,
         logger: quiet(),
-        parse: (record) => (record as unknown as { body: Order }).body,
+        parse: (record) => (record as unknown as { body: T }).body,
+        ...(concurrency === undefined ? {} : { concurrency }),
       }),
     ).use(eventNormalizer());
+
+  test('after @middy/event-normalizer it reads the parsed body, where the built-in parsing refuses the batch', async () => {
+    const orders: Order[] = [];
+    const handler = afterNormalizer<Order>((order) => void orders.push(order));
     const event = sqsEvent([sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' })]);
     expect(failuresOf(await handler(event, consumerContext()))).toEqual([]);
     // A standard queue runs its records concurrently: the order of the calls is not the batch's.
     expect(orders.map((order) => order.orderId).sort()).toEqual(['o-1', 'o-2']);
+  });
+
+  test('after @middy/event-normalizer, numbers past 2^53 arrive rounded (two accounts that differ there run once) and JSON it cannot parse as its text', async () => {
+    const seen: unknown[] = [];
+    const handler = afterNormalizer<unknown>((message) => void seen.push(message), 1);
+    const bodies = ['{"account":12345678901234567891}', '{"account":12345678901234567892}', '{"orderId":'];
+    expect(failuresOf(await handler(sqsEvent(bodies.map((body) => sqsRecord(body))), consumerContext()))).toEqual([]);
+    expect(seen).toEqual([{ account: 12345678901234567000 }, '{"orderId":']);
   });
 
   test('DynamoDB Streams: the handler gets what parse returns; the key is still the eventID', async () => {
@@ -1114,6 +1243,22 @@ describe('the `parse` option: what it returns and throws', () => {
     const batch = [paid, streamRecord(2, 'o-2', 'PAID'), paid];
     expect(failuresOf(await handler({ Records: batch }, consumerContext()))).toEqual([]);
     expect(seen).toEqual(['PAID', 'PAID']);
+  });
+
+  test('types (checked by tsc): the message type comes from the record function, or from a parse whose record is annotated', () => {
+    const fromParse = idempotentBatch((order) => order.orderId, {
+      store,
+      parse: (record: BatchRecord) => ({ orderId: (record as SQSRecord).body, amount: 1 }),
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+    });
+    const fromHandler = idempotentBatch(async (order: Order) => order.orderId, { store, parse: (record) => ({ orderId: (record as SQSRecord).body }) });
+    const wrongType = idempotentBatch(async (order: Order) => order.orderId, {
+      store,
+      // @ts-expect-error parse returns what the record function takes
+      parse: (record) => (record as SQSRecord).body,
+    });
+    expect([fromParse, fromHandler, wrongType].map((handler) => typeof handler)).toEqual(['function', 'function', 'function']);
   });
 
   test('must be a function', () => {
