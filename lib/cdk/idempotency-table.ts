@@ -1,4 +1,4 @@
-import { Annotations, Aspects, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Annotations, Aspects, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -8,7 +8,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkTable, type Finding, queuesFeeding } from './checks.js';
+import { checkFunction, checkQueue, checkTable, checkTableReach, type Finding, queuesFeeding, tableEnv } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -204,7 +204,9 @@ export abstract class IdempotencyTableBase extends Construct {
     const existing = this.grants.get(fn);
     if (existing) return existing;
     attachedTables.set(fn, this);
-    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, this.table.tableName);
+    // A table of another account is addressed by its ARN: its name would mean one of the function's own.
+    const otherAccount = Token.compareStrings(fn.env.account, tableEnv(this.table).account) === TokenComparison.DIFFERENT;
+    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, otherAccount ? this.table.tableArn : this.table.tableName);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(this.expiresAfterSeconds));
     const grant = this.grantRecordAccess(fn);
     this.grants.set(fn, grant);
@@ -254,6 +256,7 @@ export abstract class IdempotencyTableBase extends Construct {
     report(this, this.tableFindings());
     for (const fn of this.grants.keys()) {
       report(fn, [
+        ...checkTableReach(fn, this.table),
         ...checkFunction(fn, this.expiresAfterSeconds),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
       ]);
