@@ -193,8 +193,9 @@ export abstract class IdempotencyTableBase extends Construct {
 
   /**
    * Lets `fn` keep idempotency records here: grants it {@link grantRecordAccess} and sets its
-   * environment `IDEMPOTENCY_TABLE` (the table name) and `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the
-   * retention, to pass as `expiresAfterSeconds`), so the handler and the synth-time checks agree.
+   * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
+   * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, to pass as `expiresAfterSeconds`), so the
+   * handler and the synth-time checks agree.
    */
   public attachFunction(fn: LambdaFunction): Grant {
     const attached = attachedTables.get(fn);
