@@ -92,7 +92,8 @@ export interface ExistingIdempotencyTableProps {
    */
   readonly expiresAfter?: Duration;
   /**
-   * The table's customer managed KMS key, whose grants attached functions get.
+   * The table's customer managed KMS key, whose grants attached functions get: for a table that
+   * does not know it (`Table.fromTableName`); another key than the one a table knows is refused.
    * @default - the table's own `encryptionKey`, if it has one
    */
   readonly encryptionKey?: IKey;
@@ -305,6 +306,13 @@ export class IdempotencyTable extends IdempotencyTableBase {
     checkOptions('IdempotencyTable.fromTable', props, EXISTING_PROP_CHECKS);
     if (typeof (table as Partial<ITable> | null)?.grant !== 'function' || typeof table.tableName !== 'string') {
       throw new TypeError('IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).');
+    }
+    const own = table.encryptionKey;
+    // Another key than the one the table is encrypted with would get the grants, and every write be refused.
+    if (props.encryptionKey && own && props.encryptionKey !== own && Token.compareStrings(props.encryptionKey.keyArn, own.keyArn) !== TokenComparison.SAME) {
+      throw new TypeError(
+        `IdempotencyTable.fromTable: \`encryptionKey\` is not the key the table is encrypted with (${own.node.path}); leave it out, the table's own key is used.`,
+      );
     }
     return new ExistingIdempotencyTable(scope, id, table, retentionSeconds('IdempotencyTable.fromTable', props.expiresAfter), props.encryptionKey);
   }

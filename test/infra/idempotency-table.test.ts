@@ -373,6 +373,11 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     expect(() => IdempotencyTable.fromTable(stack, 'Name2', 'idempotency' as never)).toThrow(
       'IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).',
     );
+    const encrypted = Table.fromTableAttributes(stack, 'Encrypted', { tableName: 'encrypted', encryptionKey: new Key(stack, 'TableKey') });
+    expect(() => IdempotencyTable.fromTable(stack, 'OtherKey', encrypted, { encryptionKey: new Key(stack, 'Unrelated') })).toThrow(
+      "IdempotencyTable.fromTable: `encryptionKey` is not the key the table is encrypted with (InvalidExisting/TableKey); leave it out, the table's own key is used.",
+    );
+    IdempotencyTable.fromTable(stack, 'SameKey', encrypted, { encryptionKey: encrypted.encryptionKey });
     const handler = fn(stack, 'Handler');
     new IdempotencyTable(stack, 'New').attachFunction(handler);
     expect(() => IdempotencyTable.fromTable(stack, 'Existing', table).attachFunction(handler)).toThrow(/already attached/);
