@@ -183,7 +183,7 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherAccount',
-      message: `The idempotency table is in account ${where.account}, ${fn.node.path} in ${fn.env.account}: the table's resource-based policy must also allow the function's role the item actions (PutItem, UpdateItem, DeleteItem).`,
+      message: `The idempotency table is in account ${where.account}, ${fn.node.path} in ${fn.env.account}: the table's resource-based policy must also allow the function's role the item actions (PutItem, UpdateItem, DeleteItem), and a customer managed key's policy the key actions.`,
     });
   }
   return findings;
