@@ -249,7 +249,7 @@ export abstract class IdempotencyTableBase extends Construct {
     return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
   }
 
-  /** What is wrong with the table itself, reported on this construct. */
+  /** What is wrong with the table itself, reported on this construct. @internal */
   protected tableFindings(): Finding[] {
     return [];
   }
