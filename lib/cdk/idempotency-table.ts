@@ -158,6 +158,12 @@ export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchI
  * protocol's item actions, set their environment, wire SQS consumers and check retry horizons at
  * synth time. {@link IdempotencyTable} creates its table; {@link IdempotencyTable.fromTable} uses
  * one that exists.
+ *
+ * @example
+ * ```ts
+ * // Either kind: a new table or an existing one.
+ * const attachAll = (records: IdempotencyTableBase, functions: LambdaFunction[]) => functions.forEach((fn) => records.attachFunction(fn));
+ * ```
  */
 export abstract class IdempotencyTableBase extends Construct {
   /** The DynamoDB table. */
