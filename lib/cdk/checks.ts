@@ -2,8 +2,8 @@
  * Synth-time checks for the misconfigurations that make an idempotent consumer run twice: a record
  * must outlive every redelivery of the event it guards. @internal
  */
-import { Token } from 'aws-cdk-lib';
-import { CfnTable, type ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Arn, ArnFormat, type ResourceEnvironment, Token, TokenComparison } from 'aws-cdk-lib';
+import { CfnGlobalTable, CfnTable, type ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -155,15 +155,51 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
 }
 
 /**
+ * Where a table is: an imported table's `env` is the importing stack's, so a literal ARN says
+ * better. @internal
+ */
+export function tableEnv(table: ITable): ResourceEnvironment {
+  if (Token.isUnresolved(table.tableArn)) return table.env;
+  const { account, region } = Arn.split(table.tableArn, ArnFormat.SLASH_RESOURCE_NAME);
+  return { account: account ?? table.env.account, region: region ?? table.env.region };
+}
+
+/**
+ * Whether `fn` reaches `table` with what attaching gives it. A store's default client talks to the
+ * function's own region, and a grant to a table of another account is only half of the access:
+ * the table's resource-based policy must allow the function too.
+ */
+export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
+  const where = tableEnv(table);
+  const findings: Finding[] = [];
+  if (Token.compareStrings(fn.env.region, where.region) === TokenComparison.DIFFERENT) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:tableInAnotherRegion',
+      message: `The idempotency table is in ${where.region}, ${fn.node.path} in ${fn.env.region}: give its DynamoDBStore a \`client\` for ${where.region}, or a store made without one looks for the table in ${fn.env.region}.`,
+    });
+  }
+  if (Token.compareStrings(fn.env.account, where.account) === TokenComparison.DIFFERENT) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:tableInAnotherAccount',
+      message: `The idempotency table is in account ${where.account}, ${fn.node.path} in ${fn.env.account}: the table's resource-based policy must also allow the function's role the item actions (PutItem, UpdateItem, DeleteItem), and a customer managed key's policy the key actions.`,
+    });
+  }
+  return findings;
+}
+
+/**
  * An existing table defined in this app, against the schema the store expects: a key the record
  * protocol cannot address (a sort key, a partition key that is not a string) is an error; another
  * partition key or TTL attribute name, or no TTL, a warning that names the store option matching
- * it. An imported table (`Table.fromTableName`) says nothing of its schema: no finding.
+ * it. A `TableV2` keeps the same schema on its `CfnGlobalTable`. An imported table
+ * (`Table.fromTableName`) or a key schema known only at deploy time says nothing: no finding.
  */
 export function checkTable(table: ITable): Finding[] {
   const cfn = table.node.defaultChild;
-  if (!(cfn instanceof CfnTable)) return [];
-  const keys = Array.isArray(cfn.keySchema) ? (cfn.keySchema as CfnTable.KeySchemaProperty[]) : [];
+  if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable) || !Array.isArray(cfn.keySchema)) return [];
+  const keys = cfn.keySchema as CfnTable.KeySchemaProperty[];
   const definitions = Array.isArray(cfn.attributeDefinitions) ? (cfn.attributeDefinitions as CfnTable.AttributeDefinitionProperty[]) : [];
   const partition = keys.find((key) => key.keyType === 'HASH')?.attributeName;
   const type = definitions.find((definition) => definition.attributeName === partition)?.attributeType;

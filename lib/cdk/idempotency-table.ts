@@ -1,4 +1,4 @@
-import { Annotations, Aspects, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Annotations, Aspects, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -8,7 +8,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkTable, type Finding, queuesFeeding } from './checks.js';
+import { checkFunction, checkQueue, checkTable, checkTableReach, type Finding, queuesFeeding, tableEnv } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -92,7 +92,8 @@ export interface ExistingIdempotencyTableProps {
    */
   readonly expiresAfter?: Duration;
   /**
-   * The table's customer managed KMS key, whose grants attached functions get.
+   * The table's customer managed KMS key, whose grants attached functions get: for a table that
+   * does not know it (`Table.fromTableName`); another key than the one a table knows is refused.
    * @default - the table's own `encryptionKey`, if it has one
    */
   readonly encryptionKey?: IKey;
@@ -157,6 +158,12 @@ export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchI
  * protocol's item actions, set their environment, wire SQS consumers and check retry horizons at
  * synth time. {@link IdempotencyTable} creates its table; {@link IdempotencyTable.fromTable} uses
  * one that exists.
+ *
+ * @example
+ * ```ts
+ * // Either kind: a new table or an existing one.
+ * const attachAll = (records: IdempotencyTableBase, functions: LambdaFunction[]) => functions.forEach((fn) => records.attachFunction(fn));
+ * ```
  */
 export abstract class IdempotencyTableBase extends Construct {
   /** The DynamoDB table. */
@@ -193,8 +200,9 @@ export abstract class IdempotencyTableBase extends Construct {
 
   /**
    * Lets `fn` keep idempotency records here: grants it {@link grantRecordAccess} and sets its
-   * environment `IDEMPOTENCY_TABLE` (the table name) and `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the
-   * retention, to pass as `expiresAfterSeconds`), so the handler and the synth-time checks agree.
+   * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
+   * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, to pass as `expiresAfterSeconds`), so the
+   * handler and the synth-time checks agree.
    */
   public attachFunction(fn: LambdaFunction): Grant {
     const attached = attachedTables.get(fn);
@@ -204,7 +212,9 @@ export abstract class IdempotencyTableBase extends Construct {
     const existing = this.grants.get(fn);
     if (existing) return existing;
     attachedTables.set(fn, this);
-    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, this.table.tableName);
+    // A table of another account is addressed by its ARN: its name would mean one of the function's own.
+    const otherAccount = Token.compareStrings(fn.env.account, tableEnv(this.table).account) === TokenComparison.DIFFERENT;
+    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, otherAccount ? this.table.tableArn : this.table.tableName);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(this.expiresAfterSeconds));
     const grant = this.grantRecordAccess(fn);
     this.grants.set(fn, grant);
@@ -245,7 +255,7 @@ export abstract class IdempotencyTableBase extends Construct {
     return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
   }
 
-  /** What is wrong with the table itself, reported on this construct. */
+  /** What is wrong with the table itself, reported on this construct. @internal */
   protected tableFindings(): Finding[] {
     return [];
   }
@@ -254,6 +264,7 @@ export abstract class IdempotencyTableBase extends Construct {
     report(this, this.tableFindings());
     for (const fn of this.grants.keys()) {
       report(fn, [
+        ...checkTableReach(fn, this.table),
         ...checkFunction(fn, this.expiresAfterSeconds),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
       ]);
@@ -301,6 +312,13 @@ export class IdempotencyTable extends IdempotencyTableBase {
     checkOptions('IdempotencyTable.fromTable', props, EXISTING_PROP_CHECKS);
     if (typeof (table as Partial<ITable> | null)?.grant !== 'function' || typeof table.tableName !== 'string') {
       throw new TypeError('IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).');
+    }
+    const own = table.encryptionKey;
+    // Another key than the one the table is encrypted with would get the grants, and every write be refused.
+    if (props.encryptionKey && own && props.encryptionKey !== own && Token.compareStrings(props.encryptionKey.keyArn, own.keyArn) !== TokenComparison.SAME) {
+      throw new TypeError(
+        `IdempotencyTable.fromTable: \`encryptionKey\` is not the key the table is encrypted with (${own.node.path}); leave it out, the table's own key is used.`,
+      );
     }
     return new ExistingIdempotencyTable(scope, id, table, retentionSeconds('IdempotencyTable.fromTable', props.expiresAfter), props.encryptionKey);
   }

@@ -1,4 +1,4 @@
-import { Duration, Token } from 'aws-cdk-lib';
+import { Duration, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import {
   type Alarm,
   AlarmStatusWidget,
@@ -17,7 +17,7 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
-import { formatSeconds } from './checks.js';
+import { formatSeconds, tableEnv } from './checks.js';
 
 /**
  * Alarm thresholds: an alarm fires when the sum over one period reaches its threshold.
@@ -169,6 +169,9 @@ export class IdempotencyMonitoring extends Construct {
     this.alarms = alarms;
 
     const writes = [Operation.PUT_ITEM, Operation.UPDATE_ITEM, Operation.DELETE_ITEM, Operation.TRANSACT_WRITE_ITEMS];
+    // A table of another region publishes its metrics there; the dashboard's own region would show none.
+    const { region } = tableEnv(table);
+    const where = Token.compareStrings(region, Stack.of(this).region) === TokenComparison.DIFFERENT ? { region } : {};
     this.dashboard = new Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       widgets: [
@@ -177,17 +180,22 @@ export class IdempotencyMonitoring extends Construct {
         [
           new GraphWidget({
             title: 'Table: throttled writes',
-            left: [table.metricThrottledRequestsForOperations({ operations: writes, period })],
+            left: [table.metricThrottledRequestsForOperations({ operations: writes, period, ...where })],
             width: 8,
             height: 6,
           }),
           new GraphWidget({
             title: 'Table: failed writes (system errors)',
-            left: [table.metricSystemErrorsForOperations({ operations: writes, period })],
+            left: [table.metricSystemErrorsForOperations({ operations: writes, period, ...where })],
             width: 8,
             height: 6,
           }),
-          new GraphWidget({ title: 'Table: consumed write capacity', left: [table.metricConsumedWriteCapacityUnits({ period })], width: 8, height: 6 }),
+          new GraphWidget({
+            title: 'Table: consumed write capacity',
+            left: [table.metricConsumedWriteCapacityUnits({ period, ...where })],
+            width: 8,
+            height: 6,
+          }),
         ],
         ...rows,
       ],

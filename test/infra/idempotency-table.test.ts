@@ -1,6 +1,6 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -337,6 +337,30 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     }
   });
 
+  test('a TableV2 in the app is checked the same way: its key schema and TTL live on a CfnGlobalTable', () => {
+    const stack = new Stack(new App(), 'SchemaV2');
+    const records = new TableV2(stack, 'Records', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+    });
+    IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
+    const annotations = Annotations.fromStack(stack);
+    annotations.hasError('/SchemaV2/Idempotency', Match.stringLikeRegexp('tableHasSortKey'));
+    annotations.hasWarning('/SchemaV2/Idempotency', Match.stringLikeRegexp("attributes: \\{ key: 'pk' \\}"));
+    annotations.hasWarning('/SchemaV2/Idempotency', Match.stringLikeRegexp("attributes: \\{ expiration: 'ttl' \\}"));
+  });
+
+  test('a table in another account is named by its ARN, and one in another account or region is a warning that says what else it needs', () => {
+    const stack = new Stack(new App(), 'Elsewhere', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const arn = 'arn:aws:dynamodb:us-east-1:222222222222:table/idempotency';
+    IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableArn(stack, 'Central', arn)).attachFunction(fn(stack, 'Handler'));
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: arn }) } });
+    const annotations = Annotations.fromStack(stack);
+    annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('`client` for us-east-1.*tableInAnotherRegion'));
+    annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('resource-based policy.*tableInAnotherAccount'));
+  });
+
   test('options and the table are validated; a function keeps its records in one table', () => {
     const stack = new Stack(new App(), 'InvalidExisting');
     const table = Table.fromTableName(stack, 'T', 'idempotency');
@@ -349,6 +373,11 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     expect(() => IdempotencyTable.fromTable(stack, 'Name2', 'idempotency' as never)).toThrow(
       'IdempotencyTable.fromTable: `table` must be a DynamoDB table construct (a Table, or one from Table.fromTableName).',
     );
+    const encrypted = Table.fromTableAttributes(stack, 'Encrypted', { tableName: 'encrypted', encryptionKey: new Key(stack, 'TableKey') });
+    expect(() => IdempotencyTable.fromTable(stack, 'OtherKey', encrypted, { encryptionKey: new Key(stack, 'Unrelated') })).toThrow(
+      "IdempotencyTable.fromTable: `encryptionKey` is not the key the table is encrypted with (InvalidExisting/TableKey); leave it out, the table's own key is used.",
+    );
+    IdempotencyTable.fromTable(stack, 'SameKey', encrypted, { encryptionKey: encrypted.encryptionKey });
     const handler = fn(stack, 'Handler');
     new IdempotencyTable(stack, 'New').attachFunction(handler);
     expect(() => IdempotencyTable.fromTable(stack, 'Existing', table).attachFunction(handler)).toThrow(/already attached/);

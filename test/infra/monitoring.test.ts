@@ -1,5 +1,6 @@
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
@@ -141,6 +142,15 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   );
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
+});
+
+test("the table graphs of a table in another region read that region's metrics", () => {
+  const stack = new Stack(new App(), 'Regional', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const central = Table.fromTableArn(stack, 'Central', 'arn:aws:dynamodb:us-east-1:111111111111:table/idempotency');
+  IdempotencyTable.fromTable(stack, 'Idempotency', central).addMonitoring({ functions: ['api'] });
+  const body = JSON.stringify(Template.fromStack(stack).findResources('AWS::CloudWatch::Dashboard'));
+  // The nine table metrics (four operations twice, and the capacity) name their region.
+  expect(body.match(/\\"region\\":\\"us-east-1\\"/g)).toHaveLength(9);
 });
 
 test('functions whose construct ids repeat in other scopes, or read like a section of the monitoring, get a row each', () => {

@@ -5,6 +5,7 @@
  */
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, IDEMPOTENCY_TABLE_ENV, IdempotencyTable } from '../../lib/cdk/index.js';
 import { DynamoDBStore } from '../../lib/index.js';
@@ -44,3 +45,13 @@ test.each([Duration.hours(24), Duration.days(4), Duration.seconds(90)])(
     expect(store.expiresAfterSeconds).toBe(expiresAfter.toSeconds());
   },
 );
+
+test('a store made with no options in a function attached to a table of another account addresses it by the ARN the construct set', () => {
+  const stack = new Stack(new App(), 'Elsewhere', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const arn = 'arn:aws:dynamodb:eu-west-1:222222222222:table/orders-idempotency';
+  const handler = new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export {}') });
+  IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableArn(stack, 'Central', arn)).attachFunction(handler);
+  const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
+  Object.assign(process.env, (fn as { Properties: { Environment: { Variables: Record<string, string> } } }).Properties.Environment.Variables);
+  expect(new DynamoDBStore().tableName).toBe(arn);
+});
