@@ -1267,3 +1267,24 @@ describe('the `parse` option: what it returns and throws', () => {
     );
   });
 });
+
+test('SNS to SQS without raw delivery: a resend is a new envelope (id, time, signature) and runs again by default; keyed by the payload it runs once', async () => {
+  /** The envelope SNS puts on a subscribed queue, as a new publish of `order` makes it. */
+  const snsEnvelope = (order: Order, n: number) =>
+    JSON.stringify({
+      Type: 'Notification',
+      MessageId: randomUUID(),
+      TopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:orders`,
+      Message: JSON.stringify(order),
+      Timestamp: new Date(SENT + n * 1000).toISOString(),
+      SignatureVersion: '1',
+      Signature: Buffer.from(randomUUID()).toString('base64'),
+    });
+  const publishes = () => sqsEvent([sqsRecord(snsEnvelope({ orderId: 'o-1', amount: 1999 }, 1)), sqsRecord(snsEnvelope({ orderId: 'o-1', amount: 1999 }, 2))]);
+  const byEnvelope = consumer<{ Message: string }>(() => 'ok', { name: 'by-envelope' });
+  expect(failuresOf(await byEnvelope.invoke(publishes()))).toEqual([]);
+  expect(byEnvelope.calls).toHaveLength(2);
+  const byPayload = consumer<{ Message: string }>(() => 'ok', { name: 'by-payload', key: (envelope) => (JSON.parse(envelope.Message) as Order).orderId });
+  expect(failuresOf(await byPayload.invoke(publishes()))).toEqual([]);
+  expect(byPayload.calls).toHaveLength(1);
+});
