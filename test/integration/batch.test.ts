@@ -1170,6 +1170,7 @@ describe('the `parse` option: what it returns and throws', () => {
 
   test('a thenable that is not a Promise is refused the same way, without calling its `then` (a query builder would run its query)', async () => {
     const thens: unknown[] = [];
+    // biome-ignore lint/suspicious/noThenProperty: the value under test is a thenable that is not a Promise
     const lazy = { then: (resolve: (value: Order) => void) => void thens.push(resolve) };
     const orders = consumer<Order>(() => 'ok', { parse: () => lazy as unknown as Order });
     await expect(orders.invoke(sqsEvent([sqsRecord('o-1')]))).rejects.toThrow(TypeError);
