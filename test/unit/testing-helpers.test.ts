@@ -35,6 +35,17 @@ describe('manualClock', () => {
     expect(() => clock.advance(Number.POSITIVE_INFINITY)).toThrow(TypeError);
     expect(clock.now()).toBe(T0);
   });
+
+  test('stays within the range of a Date, so every reader of the clock can make one of it', () => {
+    expect(() => manualClock(8.64e15 + 1)).toThrow(
+      new TypeError('manualClock: `start` 8640000000000001 is outside the range of a Date (±8.64e15 epoch milliseconds).'),
+    );
+    const clock = manualClock(T0);
+    expect(() => clock.advance(1e300)).toThrow(new TypeError('manualClock: advance(1e+300) would move the clock past the last time a Date can hold.'));
+    expect(clock.now()).toBe(T0);
+    expect(clock.advance(8.64e15 - T0)).toBe(8.64e15);
+    expect(new Date(clock.now()).toISOString()).toBe('+275760-09-13T00:00:00.000Z');
+  });
 });
 
 describe('lambdaContext', () => {
@@ -102,5 +113,10 @@ describe('lambdaContext', () => {
       new TypeError('lambdaContext: `now` must be a function returning epoch milliseconds.'),
     );
     expect(() => lambdaContext(null as never)).toThrow(new TypeError('lambdaContext: options must be an object.'));
+    expect(() => lambdaContext({ now: () => Number.NaN })).toThrow(
+      new TypeError('lambdaContext: `now` must return epoch milliseconds, a finite number (got NaN).'),
+    );
+    expect(() => lambdaContext({ now: (() => new Date(T0)) as never })).toThrow(/^lambdaContext: `now` must return epoch milliseconds, a finite number \(got /);
+    expect(() => lambdaContext({ now: (() => '2030') as never })).toThrow(TypeError);
   });
 });
