@@ -56,7 +56,8 @@ function validate(options: LambdaContextOptions): void {
  */
 export function lambdaContext(options: LambdaContextOptions = {}): Context {
   validate(options);
-  const { functionName = 'test-function', remainingMillis = 30_000, now = Date.now } = options;
+  // The default reads the global `Date.now` at each call, as the library does: fake timers installed later move both.
+  const { functionName = 'test-function', remainingMillis = 30_000, now = () => Date.now() } = options;
   const start = now();
   if (typeof start !== 'number' || !(Math.abs(start) <= DATE_RANGE_MILLIS)) {
     throw new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number (got ${String(start)}).`);

@@ -1,4 +1,5 @@
 /** `lambda-idempotency/testing`: the Lambda context and the manual clock users build their tests on. */
+import { jest } from '@jest/globals';
 import type { Context } from 'aws-lambda';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 
@@ -91,6 +92,16 @@ describe('lambdaContext', () => {
     const context = lambdaContext({ remainingMillis: 60_000 });
     expect(context.getRemainingTimeInMillis()).toBeLessThanOrEqual(60_000);
     expect(context.getRemainingTimeInMillis()).toBeGreaterThan(50_000);
+  });
+
+  test('by default reads Date.now() at every call, as the library does, so fake timers installed later drive its deadline too', () => {
+    const context = lambdaContext({ remainingMillis: 60_000 });
+    try {
+      jest.useFakeTimers({ now: Date.now() + 60_001 });
+      expect(context.getRemainingTimeInMillis()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('callback-style methods throw: an async handler returns or throws instead', () => {
