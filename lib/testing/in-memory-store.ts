@@ -24,6 +24,14 @@ function isLive(record: RecordHash, now: number): boolean {
 
 const fromPairs = (pairs: readonly string[]): Record<string, string> => hashOf(pairs) ?? {};
 
+/** DynamoDB refuses a request whose number is NaN or infinite: so does this store, rather than keep a record it cannot read back. */
+function checkNumbers(request: object, names: readonly string[]): void {
+  for (const name of names) {
+    const value = (request as Record<string, unknown>)[name];
+    if (!Number.isFinite(value)) throw new TypeError(`${WHERE}: \`${name}\` must be a finite number, as DynamoDB requires (got ${String(value)}).`);
+  }
+}
+
 /**
  * The record protocol in this process's memory, for unit tests of idempotent functions: the same
  * conditions, fencing, leases, retention (judged by the caller's `now`, never by a timer) and
@@ -44,6 +52,7 @@ export class InMemoryStore implements IdempotencyStore {
   private readonly codec = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined);
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
+    checkNumbers(request, ['now', 'leaseUntil', 'expiresAt']);
     const current = this.records.get(request.key);
     if (current !== undefined && isLive(current, request.now)) return { claimed: false, record: await recordOf(request.key, current, this.codec, WHERE) };
     const fields = ['status', 'INPROGRESS', 'owner', request.owner, 'leaseUntil', String(request.leaseUntil), 'expiresAt', String(request.expiresAt)];
@@ -53,6 +62,7 @@ export class InMemoryStore implements IdempotencyStore {
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
+    checkNumbers(request, ['expiresAt']);
     const outcome = await outcomeFields(this.codec, request);
     const current = this.records.get(request.key);
     if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.recordOf(request.key, current) };

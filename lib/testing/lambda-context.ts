@@ -8,6 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { checkOptions } from '../options.js';
+import { DATE_RANGE_MILLIS } from './manual-clock.js';
 
 /** Options of {@link lambdaContext}. */
 export interface LambdaContextOptions {
@@ -55,8 +56,12 @@ function validate(options: LambdaContextOptions): void {
  */
 export function lambdaContext(options: LambdaContextOptions = {}): Context {
   validate(options);
-  const { functionName = 'test-function', remainingMillis = 30_000, now = Date.now } = options;
+  // The default reads the global `Date.now` at each call, as the library does: fake timers installed later move both.
+  const { functionName = 'test-function', remainingMillis = 30_000, now = () => Date.now() } = options;
   const start = now();
+  if (typeof start !== 'number' || !(Math.abs(start) <= DATE_RANGE_MILLIS)) {
+    throw new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number (got ${String(start)}).`);
+  }
   const deadline = start + remainingMillis;
   // Lambda names a log stream after the day its execution environment started.
   const day = new Date(start).toISOString().slice(0, 10).replaceAll('-', '/');

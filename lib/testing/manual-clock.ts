@@ -14,11 +14,16 @@ export interface ManualClock {
   readonly advance: (millis: number) => number;
 }
 
+/** The farthest instant from the epoch a `Date` can hold, milliseconds: past it, `new Date(now())` is invalid. @internal */
+export const DATE_RANGE_MILLIS = 8.64e15;
+
 function asMillis(start: number | Date): number {
   const millis = start instanceof Date ? start.getTime() : start;
   if (typeof millis !== 'number' || !Number.isFinite(millis)) {
     throw new TypeError(`manualClock: \`start\` must be a Date or a finite number of epoch milliseconds (got ${String(start)}).`);
   }
+  if (Math.abs(millis) > DATE_RANGE_MILLIS)
+    throw new TypeError(`manualClock: \`start\` ${millis} is outside the range of a Date (±8.64e15 epoch milliseconds).`);
   return millis;
 }
 
@@ -44,6 +49,8 @@ export function manualClock(start: number | Date = Date.now()): ManualClock {
       if (typeof millis !== 'number' || !Number.isFinite(millis) || millis < 0) {
         throw new TypeError(`manualClock: advance() takes a finite number of milliseconds, 0 or more (got ${String(millis)}).`);
       }
+      // Leaves the clock where it was: a time no Date can hold breaks every reader of the clock.
+      if (current + millis > DATE_RANGE_MILLIS) throw new TypeError(`manualClock: advance(${millis}) would move the clock past the last time a Date can hold.`);
       current += millis;
       return current;
     },

@@ -43,7 +43,7 @@ export interface StoreContractOptions {
  *
  * @example
  * ```ts
- * import { InMemoryStore, storeContract } from 'lambda-idempotency/testing';
+ * import { storeContract } from 'lambda-idempotency/testing';
  *
  * describe('my store', () => {
  *   for (const check of storeContract(() => new MyStore())) test(check.name, check.run);

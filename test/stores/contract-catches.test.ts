@@ -2,7 +2,7 @@
  * The contract can fail: stores broken in the ways that cause double executions are caught, each
  * by the check that names the broken rule.
  */
-import type { CompleteRequest, IdempotencyStore, ReleaseRequest } from '../../lib/index.js';
+import type { ClaimRequest, CompleteRequest, IdempotencyStore, ReleaseRequest } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore, type StoreCheck, storeContract } from '../../lib/testing/index.js';
 import { inspector, ioredisClient, pttl } from '../support/redis.js';
@@ -26,19 +26,24 @@ function broken(inner: IdempotencyStore, overrides: Partial<IdempotencyStore>): 
   };
 }
 
-test('an unfenced completion (it completes whoever holds the record) fails the fencing checks', async () => {
-  const failed = await failures(
+/** The checks an InMemoryStore fails once `overrides` break it. */
+function inMemoryFailures(overrides: (inner: InMemoryStore) => Partial<IdempotencyStore>): Promise<string[]> {
+  return failures(
     storeContract(() => {
       const inner = new InMemoryStore();
-      return broken(inner, {
-        complete: async (request: CompleteRequest) => {
-          const result = await inner.complete(request);
-          if (result.completed || result.record?.status !== 'INPROGRESS') return result;
-          return inner.complete({ ...request, owner: result.record.owner });
-        },
-      });
+      return broken(inner, overrides(inner));
     }),
   );
+}
+
+test('an unfenced completion (it completes whoever holds the record) fails the fencing checks', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    complete: async (request: CompleteRequest) => {
+      const result = await inner.complete(request);
+      if (result.completed || result.record?.status !== 'INPROGRESS') return result;
+      return inner.complete({ ...request, owner: result.record.owner });
+    },
+  }));
   expect(failed).toEqual([
     'after its lease an INPROGRESS record is taken over, and its old owner can neither complete nor release it',
     "complete is fenced: another owner's completion changes nothing and returns the record",
@@ -46,20 +51,58 @@ test('an unfenced completion (it completes whoever holds the record) fails the f
 });
 
 test('a release that deletes its own COMPLETED record fails the release check', async () => {
-  const failed = await failures(
-    storeContract(() => {
-      const inner = new InMemoryStore();
-      return broken(inner, {
-        release: async (request: ReleaseRequest) => {
-          const result = await inner.release(request);
-          if (result.released || result.record?.owner !== request.owner) return result;
-          await inner.forget(request.key);
-          return { released: true };
-        },
-      });
-    }),
-  );
+  const failed = await inMemoryFailures((inner) => ({
+    release: async (request: ReleaseRequest) => {
+      const result = await inner.release(request);
+      if (result.released || result.record?.owner !== request.owner) return result;
+      await inner.forget(request.key);
+      return { released: true };
+    },
+  }));
   expect(failed).toContain("release is fenced by owner and status: never another's record, never a COMPLETED one");
+});
+
+test('a claim that reads, then writes (not one conditional write) fails the race checks', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    claim: async (request: ClaimRequest) => {
+      const current = await inner.inspect(request.key);
+      const live =
+        current !== undefined && current.expiresAt >= Math.floor(request.now / 1000) && !(current.status === 'INPROGRESS' && current.leaseUntil! < request.now);
+      if (live) return inner.claim(request);
+      // Every concurrent claim has read by now, and each writes as if it were alone.
+      await new Promise((resolve) => setImmediate(resolve));
+      await inner.forget(request.key);
+      return inner.claim(request);
+    },
+  }));
+  expect(failed).toEqual(
+    expect.arrayContaining([
+      'concurrent claims of one key: exactly one wins, the others get its record',
+      'concurrent takeovers of a lapsed record: exactly one wins',
+    ]),
+  );
+});
+
+test("a store that judges leases and retention by its own clock, not the caller's, fails the takeover and retention checks", async () => {
+  const failed = await inMemoryFailures((inner) => ({ claim: (request: ClaimRequest) => inner.claim({ ...request, now: Date.now() }) }));
+  expect(failed).toEqual(
+    expect.arrayContaining([
+      'after its lease an INPROGRESS record is taken over, and its old owner can neither complete nor release it',
+      'after its retention a record is claimed anew; the claim returns the old record without its response',
+    ]),
+  );
+});
+
+test("a store that takes a record over at its lease's last millisecond fails the boundary check", async () => {
+  const failed = await inMemoryFailures((inner) => ({ claim: (request: ClaimRequest) => inner.claim({ ...request, now: request.now + 1 }) }));
+  expect(failed).toContain('a record is not taken over within its lease, even at its last millisecond');
+});
+
+test('a store that keeps an undefined response as null fails the response check', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    complete: (request: CompleteRequest) => inner.complete({ ...request, response: request.response ?? 'null' }),
+  }));
+  expect(failed).toContain('responses come back exactly: undefined, empty, Unicode, escapes');
 });
 
 describe('on Redis', () => {

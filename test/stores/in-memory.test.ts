@@ -39,6 +39,18 @@ test('a duplicate replays, one within the lease is IN_PROGRESS, one after it tak
   expect(await charge({ id: 'a' })).toEqual({ charged: 'a', run: 4 });
 });
 
+test('a clock that reads NaN fails the first call, as on DynamoDB, instead of storing a record no later call can read', async () => {
+  const store = new InMemoryStore();
+  const once = makeIdempotent(async (id: string) => id, { store, name: 'nan', key: (id) => id, now: () => Number.NaN });
+  const failed = await rejection(once('x'));
+  expect(failed.code).toBe('STORE_FAILURE');
+  expect(failed.cause).toEqual(new TypeError('InMemoryStore: `now` must be a finite number, as DynamoDB requires (got NaN).'));
+  expect(await store.inspect(recordKeyOf('nan', 'x'))).toBeUndefined();
+  await expect(store.complete({ key: 'k', owner: 'o', expiresAt: Number.POSITIVE_INFINITY, response: undefined })).rejects.toThrow(
+    'InMemoryStore: `expiresAt` must be a finite number, as DynamoDB requires (got Infinity).',
+  );
+});
+
 test('clear() forgets every record', async () => {
   const store = new InMemoryStore();
   let runs = 0;

@@ -1,4 +1,5 @@
 /** `lambda-idempotency/testing`: the Lambda context and the manual clock users build their tests on. */
+import { jest } from '@jest/globals';
 import type { Context } from 'aws-lambda';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 
@@ -34,6 +35,17 @@ describe('manualClock', () => {
     expect(() => clock.advance(-1)).toThrow(new TypeError('manualClock: advance() takes a finite number of milliseconds, 0 or more (got -1).'));
     expect(() => clock.advance(Number.POSITIVE_INFINITY)).toThrow(TypeError);
     expect(clock.now()).toBe(T0);
+  });
+
+  test('stays within the range of a Date, so every reader of the clock can make one of it', () => {
+    expect(() => manualClock(8.64e15 + 1)).toThrow(
+      new TypeError('manualClock: `start` 8640000000000001 is outside the range of a Date (±8.64e15 epoch milliseconds).'),
+    );
+    const clock = manualClock(T0);
+    expect(() => clock.advance(1e300)).toThrow(new TypeError('manualClock: advance(1e+300) would move the clock past the last time a Date can hold.'));
+    expect(clock.now()).toBe(T0);
+    expect(clock.advance(8.64e15 - T0)).toBe(8.64e15);
+    expect(new Date(clock.now()).toISOString()).toBe('+275760-09-13T00:00:00.000Z');
   });
 });
 
@@ -82,6 +94,16 @@ describe('lambdaContext', () => {
     expect(context.getRemainingTimeInMillis()).toBeGreaterThan(50_000);
   });
 
+  test('by default reads Date.now() at every call, as the library does, so fake timers installed later drive its deadline too', () => {
+    const context = lambdaContext({ remainingMillis: 60_000 });
+    try {
+      jest.useFakeTimers({ now: Date.now() + 60_001 });
+      expect(context.getRemainingTimeInMillis()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   test('callback-style methods throw: an async handler returns or throws instead', () => {
     const context = lambdaContext();
     expect(() => context.done()).toThrow('context.done() belongs to callback-style handlers: an async handler returns or throws instead.');
@@ -102,5 +124,10 @@ describe('lambdaContext', () => {
       new TypeError('lambdaContext: `now` must be a function returning epoch milliseconds.'),
     );
     expect(() => lambdaContext(null as never)).toThrow(new TypeError('lambdaContext: options must be an object.'));
+    expect(() => lambdaContext({ now: () => Number.NaN })).toThrow(
+      new TypeError('lambdaContext: `now` must return epoch milliseconds, a finite number (got NaN).'),
+    );
+    expect(() => lambdaContext({ now: (() => new Date(T0)) as never })).toThrow(/^lambdaContext: `now` must return epoch milliseconds, a finite number \(got /);
+    expect(() => lambdaContext({ now: (() => '2030') as never })).toThrow(TypeError);
   });
 });
