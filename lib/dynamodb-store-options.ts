@@ -110,7 +110,10 @@ export interface ResolvedStoreOptions {
 /** Every option of a `DynamoDBStore` and its check. */
 const STORE_CHECKS: { readonly [K in keyof LeanDynamoDBStoreOptions]-?: OptionCheck } = {
   tableName: (value) =>
-    typeof value === 'string' && value.length >= 3 && value.length <= 255 ? undefined : 'must be the name of a DynamoDB table (3 to 255 characters)',
+    // DynamoDB takes a table's ARN wherever it takes its name (a table of another account): up to 1,024 characters.
+    typeof value === 'string' && value.length >= 3 && value.length <= (value.startsWith('arn:') ? 1024 : 255)
+      ? undefined
+      : 'must be the name of a DynamoDB table (3 to 255 characters) or its ARN',
   client: (value) => (typeof (value as { send?: unknown } | null)?.send === 'function' ? undefined : 'must be a DynamoDBClient from @aws-sdk/client-dynamodb'),
   attributes: () => undefined, // checked name by name below
   ...OUTCOME_OPTION_CHECKS,
@@ -132,7 +135,7 @@ export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Reco
     throw new TypeError(`DynamoDBStore: \`tableName\` is required: pass it, or set ${STORE_ENVIRONMENT.tableName} (IdempotencyTable.attachFunction sets it).`);
   }
   if (options.tableName === undefined && STORE_CHECKS.tableName(tableName) !== undefined) {
-    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} must be the name of a DynamoDB table (3 to 255 characters).`);
+    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} must be the name of a DynamoDB table (3 to 255 characters) or its ARN.`);
   }
   if (options.attributes !== undefined) checkOptions('DynamoDBStore attributes', options.attributes, ATTRIBUTE_CHECKS);
   const attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });

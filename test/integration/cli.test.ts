@@ -148,7 +148,7 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['stuck', '--table', tableName, '--yes'], '`--yes` does not apply to stuck.'],
     [['stuck', '--table', tableName, '--attributes', '{"state":"s"}'], expect.stringContaining('`--attributes`: unknown field `state`.')],
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
-    [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters).'],
+    [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters) or its ARN.'],
     [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
     [['forget', '--table', tableName, '--id', 'a#h', '--id', 'b#h', '--yes'], '`--id` is given twice: give it once.'],
     [['inspect', '--table', tableName, '--name', 'n', '--key', '-1'], "Option '--key' argument is ambiguous."],

@@ -297,6 +297,11 @@ describe('options', () => {
     ['no options and no IDEMPOTENCY_TABLE', undefined, /`tableName` is required: pass it, or set IDEMPOTENCY_TABLE/],
     ['no tableName and no IDEMPOTENCY_TABLE', {}, /`tableName` is required: pass it, or set IDEMPOTENCY_TABLE/],
     ['a tableName longer than DynamoDB allows', { tableName: 'x'.repeat(256) }, /`tableName`/],
+    [
+      'an ARN longer than DynamoDB takes',
+      { tableName: `arn:aws:dynamodb:eu-west-1:222222222222:table/${'x'.repeat(1024)}` },
+      /`tableName` must be the name .* or its ARN/,
+    ],
     ['a retention of 0', { tableName: 'idem', expiresAfterSeconds: 0 }, /`expiresAfterSeconds` must be a whole number of seconds, 1 or more/],
     ['a fractional retention', { tableName: 'idem', expiresAfterSeconds: 1.5 }, /`expiresAfterSeconds`/],
     ['a retention that is not a number', { tableName: 'idem', expiresAfterSeconds: '60' }, /`expiresAfterSeconds`/],
@@ -319,6 +324,14 @@ describe('options', () => {
     expect(store.attributes.key).toBe('id');
     expect(store.attributes.expiration).toBe('expiration');
     expect(store.expiresAfterSeconds).toBeUndefined();
+  });
+
+  test("a table's ARN (a table of another account) is taken up to the 1,024 characters DynamoDB takes, beyond the 255 of a name", () => {
+    const arn = `arn:aws:dynamodb:eu-west-1:222222222222:table/${'t'.repeat(255)}`;
+    expect(arn.length).toBeGreaterThan(255);
+    expect(new DynamoDBStore({ tableName: arn, client }).tableName).toBe(arn);
+    process.env.IDEMPOTENCY_TABLE = arn;
+    expect(new DynamoDBStore({ client }).tableName).toBe(arn);
   });
 
   test('without `tableName`, the table is IDEMPOTENCY_TABLE; an explicit `tableName` wins', () => {
