@@ -150,10 +150,11 @@ const nameOf = (error: unknown): string => {
 const bytesAsText = (message: unknown): unknown =>
   ArrayBuffer.isView(message) ? Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('base64') : message;
 
-// Only what went wrong, never the payload: parse errors quote it, so they are named, not printed.
+// Only what went wrong, never the payload: parse errors quote it, so they are named, not printed;
+// the path at which a key holds a value JSON refuses is made of the message's member names, which may be data.
 const describe = (error: unknown): string =>
   error instanceof IdempotencyError
-    ? `${error.code}: ${error.message}`
+    ? `${error.code}: ${error.code === 'INVALID_KEY' ? error.message.replace(/ at \$.*, which JSON /s, ', which JSON ') : error.message}`
     : error instanceof SyntaxError
       ? 'unparseable payload'
       : `unreadable record (${nameOf(error)})`;

@@ -7,6 +7,7 @@ import {
   type BatchRecord,
   type BatchResponse,
   DynamoDBStore,
+  hashKey,
   type IdempotencyStore,
   type IdempotentBatchOptions,
   idempotentBatch,
@@ -1162,10 +1163,28 @@ describe('the `parse` option: what it returns and throws', () => {
     const poison = [...refused.keys()].map((body) => sqsRecord(body));
     expect(failuresOf(await orders.invoke(sqsEvent(poison)))).toEqual(ids(...poison));
     expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
-      ['a Map', 'a function', 'a BigInt'].map((what) => `INVALID_KEY: The idempotency key holds ${what} at $, which JSON cannot represent faithfully.`),
+      ['a Map', 'a function', 'a BigInt'].map((what) => `INVALID_KEY: The idempotency key holds ${what}, which JSON cannot represent faithfully.`),
     );
     expect(logger.lines.join('\n')).not.toMatch(/4111/);
     expect(orders.calls).toEqual([]);
+  });
+
+  test("a refused value deep in a message is logged without its path: the path is made of the message's member names, which may be data (an account keyed by its holder's email)", async () => {
+    const logger = quiet();
+    const orders = consumer<unknown>(() => 'ok', {
+      logger,
+      // A member name may even hold the words that follow the path in the message.
+      parse: () => ({ balances: { 'eve, which JSON lists@example.com': 12n } }),
+      throwOnFullBatchFailure: false,
+    });
+    const message = sqsRecord('o-1');
+    expect(failuresOf(await orders.invoke(sqsEvent([message])))).toEqual(ids(message));
+    expect(JSON.parse(logger.lines[0]!)).toMatchObject({ reason: 'INVALID_KEY: The idempotency key holds a BigInt, which JSON cannot represent faithfully.' });
+    expect(logger.lines.join('\n')).not.toMatch(/example\.com|balances/);
+    // Thrown to a caller, the same error keeps its path: there it points the caller at its own value.
+    expect(() => hashKey({ balances: { 'ada@example.com': 12n } })).toThrow(
+      'The idempotency key holds a BigInt at $.balances.ada@example.com, which JSON cannot represent faithfully.',
+    );
   });
 
   test('a thenable that is not a Promise is refused the same way, without calling its `then` (a query builder would run its query)', async () => {
