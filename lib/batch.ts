@@ -6,7 +6,7 @@ import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } fr
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { observeAny } from './observability.js';
-import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { isFunction, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
@@ -29,9 +29,9 @@ export type RecordHandler<TMessage, TResult> = (message: TMessage, record: Batch
 const BATCH_REPLACED = ['key', 'fingerprint', 'onMissingKey', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
 
 const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
-  key: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
-  fingerprint: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
-  parse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  key: isFunction,
+  fingerprint: isFunction,
+  parse: isFunction,
   concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
   throwOnFullBatchFailure: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
 });

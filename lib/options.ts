@@ -89,10 +89,9 @@ export type OptionCheck = (value: unknown) => string | undefined;
 
 /** @internal */
 export const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
-/** @internal */
-/** Any value: an option whose value is checked elsewhere, listed so that it is known. */
+/** Any value: an option whose value is checked elsewhere, listed so that it is known. @internal */
 export const anyValue: OptionCheck = () => undefined;
-
+/** @internal */
 export const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
 /** A whole number from `min`, in `unit` when given ("a whole number of seconds, 1 or more"). @internal */
 export const wholeNumber =

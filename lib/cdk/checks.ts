@@ -164,6 +164,15 @@ export function tableEnv(table: ITable): ResourceEnvironment {
   return { account: account ?? table.env.account, region: region ?? table.env.region };
 }
 
+/** Whether `table` is known to be in another region, or another account, than `fn`. @internal */
+export function elsewhere(fn: LambdaFunction, table: ITable): { readonly region: boolean; readonly account: boolean } {
+  const where = tableEnv(table);
+  return {
+    region: Token.compareStrings(fn.env.region, where.region) === TokenComparison.DIFFERENT,
+    account: Token.compareStrings(fn.env.account, where.account) === TokenComparison.DIFFERENT,
+  };
+}
+
 /**
  * Whether `fn` reaches `table` with what attaching gives it. A store's default client talks to the
  * function's own region, and a grant to a table of another account is only half of the access:
@@ -171,15 +180,16 @@ export function tableEnv(table: ITable): ResourceEnvironment {
  */
 export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
   const where = tableEnv(table);
+  const other = elsewhere(fn, table);
   const findings: Finding[] = [];
-  if (Token.compareStrings(fn.env.region, where.region) === TokenComparison.DIFFERENT) {
+  if (other.region) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherRegion',
       message: `The idempotency table is in ${where.region}, ${fn.node.path} in ${fn.env.region}: give its DynamoDBStore a \`client\` for ${where.region}, or a store made without one looks for the table in ${fn.env.region}.`,
     });
   }
-  if (Token.compareStrings(fn.env.account, where.account) === TokenComparison.DIFFERENT) {
+  if (other.account) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherAccount',

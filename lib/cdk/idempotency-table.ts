@@ -8,7 +8,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkTable, checkTableReach, type Finding, queuesFeeding, tableEnv } from './checks.js';
+import { checkFunction, checkQueue, checkTable, checkTableReach, elsewhere, type Finding, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -132,10 +132,10 @@ const EXISTING_PROP_CHECKS: Record<keyof ExistingIdempotencyTableProps, OptionCh
 
 /** A retention known at synth time, in whole seconds. */
 function retentionSeconds(where: string, expiresAfter: Duration = Duration.hours(24)): number {
-  if (Token.isUnresolved(expiresAfter.toSeconds({ integral: false }))) {
+  const seconds = expiresAfter.toSeconds({ integral: false });
+  if (Token.isUnresolved(seconds)) {
     throw new TypeError(`${where}: \`expiresAfter\` must be known at synth time: it is checked against retry horizons.`);
   }
-  const seconds = expiresAfter.toSeconds({ integral: false });
   if (!Number.isInteger(seconds) || seconds < 1) {
     throw new TypeError(`${where}: \`expiresAfter\` must be a whole number of seconds, 1 or more (got ${seconds}).`);
   }
@@ -213,8 +213,7 @@ export abstract class IdempotencyTableBase extends Construct {
     if (existing) return existing;
     attachedTables.set(fn, this);
     // A table of another account is addressed by its ARN: its name would mean one of the function's own.
-    const otherAccount = Token.compareStrings(fn.env.account, tableEnv(this.table).account) === TokenComparison.DIFFERENT;
-    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, otherAccount ? this.table.tableArn : this.table.tableName);
+    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(this.expiresAfterSeconds));
     const grant = this.grantRecordAccess(fn);
     this.grants.set(fn, grant);
