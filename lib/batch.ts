@@ -60,13 +60,26 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
   readonly throwOnFullBatchFailure?: boolean;
 }
 
+/**
+ * What a record's call is keyed by: the message, with the record so the key selector can see both.
+ * A stream change's eventID is read before `parse` sees the record: what `parse` does to the
+ * record never moves a key.
+ */
+interface Input<TMessage> {
+  readonly message: TMessage;
+  readonly record: BatchRecord;
+  readonly change?: string | undefined;
+}
+
 interface Item<TMessage> {
   readonly id: string;
   readonly record: BatchRecord;
   /** Messages that could not be parsed or keyed are poison: failed, never run. */
-  readonly message?: TMessage;
+  readonly input?: Input<TMessage>;
   readonly key?: string | undefined;
   readonly poison?: string;
+  /** The FIFO message group, read before `parse` sees the record. */
+  readonly group?: string;
 }
 
 type Source = 'sqs' | 'kinesis' | 'dynamodb';
@@ -200,18 +213,14 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   validateOptions('idempotentBatch', options, BATCH_OPTIONS);
   const { key, fingerprint, parse: parseOption, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
-  // The record rides along with the message so the key selector can see both.
-  type Input = { readonly message: TMessage; readonly record: BatchRecord };
-  const engine = new IdempotencyEngine<Input, Context>(
+  const engine = new IdempotencyEngine<Input<TMessage>, Context>(
     'idempotentBatch',
     {
       ...common,
       // A stream change is one event: equal content at another time is another change, so its eventID
       // is the key. A queue message is keyed by its content, which a producer's resend repeats.
-      key: key
-        ? (input) => key(input.message, input.record)
-        : (input) => (sourceOf(input.record) === 'dynamodb' ? (input.record as DynamoDBRecord).eventID : bytesAsText(input.message)),
-      ...(fingerprint ? { fingerprint: (input: Input) => fingerprint(input.message) } : {}),
+      key: key ? (input) => key(input.message, input.record) : (input) => ('change' in input ? input.change : bytesAsText(input.message)),
+      ...(fingerprint ? { fingerprint: (input: Input<TMessage>) => fingerprint(input.message) } : {}),
     },
     observeAny,
   );
@@ -228,14 +237,17 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const sources = [records[0]!, other].map((record) => (record as { eventSource?: string }).eventSource).join(' and ');
       throw new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`);
     }
+    const fifo = source === 'sqs' && ((records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false);
     const items: Array<Item<TMessage>> = records.map((record, index) => {
       const id = identify(record, source, index);
+      const group = fifo ? ((record as SQSRecord).attributes?.MessageGroupId ?? '') : undefined;
+      const change = source === 'dynamodb' ? { change: (record as DynamoDBRecord).eventID } : {};
       if (parseOption === undefined) assertUnparsed(record, source, index);
       let message: TMessage;
       try {
         message = parseOption === undefined ? (parse(record, source) as TMessage) : parseOption(record);
       } catch (error) {
-        return { id, record, poison: parseOption === undefined ? describe(error) : `the parse option threw (${nameOf(error)})` };
+        return { id, record, group, poison: parseOption === undefined ? describe(error) : `the parse option threw (${nameOf(error)})` };
       }
       if (parseOption !== undefined && typeof (message as { then?: unknown } | null)?.then === 'function') {
         // Keyed by a promise, every record would share one key; run on one, each would get a promise.
@@ -245,13 +257,14 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         throw new TypeError('idempotentBatch: the parse option returned a promise: it must return the message itself, synchronously.');
       }
       try {
-        return { id, record, message, key: engine.keyOf({ message, record }, context) };
+        const input = { message, record, ...change };
+        return { id, record, group, input, key: engine.keyOf(input, context) };
       } catch (error) {
         // A key the record lacks or that cannot be hashed is the record's fault; any other error (no namespace) is the function's.
         if (!(error instanceof IdempotencyError)) throw error;
         // The default key of a queue message is the message: then nothing is what parse returned.
         const empty = parseOption !== undefined && key === undefined && source !== 'dynamodb' && error.code === 'KEY_MISSING';
-        return { id, record, poison: empty ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)' : describe(error) };
+        return { id, record, group, poison: empty ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)' : describe(error) };
       }
     });
 
@@ -266,7 +279,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         );
         return Promise.reject(new Error(item.poison));
       }
-      const input = { message: item.message as TMessage, record: item.record };
+      const input = item.input!;
       const previous = runs.get(item.key!);
       const current = (async () => {
         const twinSucceeded = previous !== undefined && (await previous);
@@ -315,7 +328,6 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       return answer([], false);
     }
-    const fifo = (records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false;
     if (!fifo) {
       await pool(
         items.map((item) => () => runItem(item).catch(fail(item))),
@@ -324,8 +336,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     } else {
       const groups = new Map<string, Array<Item<TMessage>>>();
       for (const item of items) {
-        const group = (item.record as SQSRecord).attributes?.MessageGroupId ?? '';
-        groups.set(group, [...(groups.get(group) ?? []), item]);
+        groups.set(item.group!, [...(groups.get(item.group!) ?? []), item]);
       }
       const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
         for (let i = 0; i < group.length; i++) {

@@ -157,10 +157,14 @@ const answerFor = (answer: HttpResult, event: AnyHttpEvent): HttpResult =>
 
 const isProxyResult = (result: unknown): result is HttpResult => result !== null && typeof result === 'object' && 'statusCode' in result;
 
+/**
+ * A result as an HTTP API reads it. The Node.js runtime sends `undefined` as `null`, which the
+ * API answers with the body `null`: so does the replay.
+ */
 const normalize = (result: unknown): HttpResult =>
   isProxyResult(result)
     ? result
-    : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result) };
+    : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
 
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);

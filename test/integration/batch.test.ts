@@ -1099,6 +1099,34 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-4', 'o-5', 'o-8']);
   });
 
+  test('what it does to the record moves nothing: the FIFO group and the stream change are read before it runs', async () => {
+    // A parse that tidies the record it reads (here: too much) still leaves each record where it was delivered.
+    const tidy = consumer<Order>(
+      (order) => {
+        if (order.orderId === 'o-fail') throw new Error('declined');
+        return 'ok';
+      },
+      {
+        parse: (record) => {
+          if ('body' in record) {
+            record.attributes.MessageGroupId = 'orders';
+            return { orderId: record.body };
+          }
+          const change = record as DynamoDBRecord;
+          change.eventID = 'tidied';
+          return { orderId: change.dynamodb!.Keys!.pk!.S! };
+        },
+      },
+    );
+    const failing = sqsRecord('o-fail', { groupId: 'g1' });
+    const other = sqsRecord('o-other', { groupId: 'g2' });
+    expect(failuresOf(await tidy.invoke(sqsEvent([failing, other])))).toEqual(ids(failing));
+    const changes = [streamRecord(1, 'o-twice', 'PAID'), streamRecord(2, 'o-twice', 'SHIPPED')];
+    expect(failuresOf(await tidy.invoke({ Records: changes }))).toEqual([]);
+    // Two groups run side by side: in either order.
+    expect(tidy.calls.map(orderIdOf).sort()).toEqual(['ORDER#o-twice', 'ORDER#o-twice', 'o-fail', 'o-other']);
+  });
+
   test('a thrown value that is not an Error is reported by its type, never by a `name` it carries', async () => {
     const logger = quiet();
     const thrown = new Map<string, unknown>([

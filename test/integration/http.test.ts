@@ -669,6 +669,23 @@ describe('HTTP API (v2) and Function URL specifics', () => {
     });
     expect(orders.runs).toBe(1);
   });
+
+  test.each([
+    // The Node.js runtime serializes `undefined` as `null` (JSON.stringify(undefined) is no JSON).
+    ['undefined', undefined, 'null'],
+    ['null', null, 'null'],
+    ['a string', 'accepted', 'accepted'],
+    ['a number', 0, '0'],
+  ])('a plain result (%s) is replayed as the 200 the HTTP API made of what the runtime sent', async (_, value, body) => {
+    const orders = api(httpApi, {}, () => value as unknown as HttpResult);
+    expect(await orders.invoke(httpApi.event({ key: 'k-plain-value' }))).toEqual(value);
+    expect(await orders.invoke(httpApi.event({ key: 'k-plain-value' }))).toEqual({
+      statusCode: 200,
+      headers: { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' },
+      body,
+    });
+    expect(orders.runs).toBe(1);
+  });
 });
 
 describe('events httpIdempotency does not serve', () => {
