@@ -6,13 +6,10 @@
  * @internal
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 import { malformedRecord, type ResponseCodec } from './response-codec.js';
 import type { CompleteRequest, IdempotencyRecord, RecordSummary } from './store.js';
-import { encodeOutcome, ITEM_LIMIT_BYTES } from './stored-outcome.js';
-
-/** The outcome fits DynamoDB's item limit less room for the other fields, so every store keeps the same outcomes. */
-const OUTCOME_BUDGET = ITEM_LIMIT_BYTES - 2048;
-const NAMES = { response: 'response', error: 'error', keyId: 'keyId', responseOmitted: 'responseOmitted' } as const;
+import { encodeOutcome, outcomeBudget } from './stored-outcome.js';
 
 /** A stored value as one string field: JSON text as is, bytes (gzip, ciphertext) as base64 under `<name>Base64`. */
 function pushValue(fields: string[], name: string, value: AttributeValue | undefined): void {
@@ -42,10 +39,11 @@ export function hashOf(flat: unknown): RecordHash | undefined {
 /**
  * The `[field, value, …]` pairs a completion writes besides status and retention, and whether the
  * response is among them (it is not when the request omits it or the codec cannot store it).
- * The only place where these stores encode a response. @internal
+ * The only place where these stores encode a response. The outcome gets the room a DynamoDB item
+ * with the default attribute names leaves it: every store keeps the outcomes DynamoDB keeps. @internal
  */
 export async function outcomeFields(codec: ResponseCodec, request: CompleteRequest): Promise<{ fields: string[]; responseStored: boolean }> {
-  const stored = await encodeOutcome(codec, NAMES, request, OUTCOME_BUDGET);
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, request, outcomeBudget(DEFAULT_ATTRIBUTE_NAMES, request));
   const fields: string[] = [];
   pushValue(fields, 'response', stored.response);
   pushValue(fields, 'error', stored.error);

@@ -62,6 +62,32 @@ export function attributeSize(name: string, value: AttributeValue): number {
 export const itemSize = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + attributeSize(name, value), 0);
 
+/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
+const FINGERPRINT_BYTES = 64;
+
+/** The names of the attributes a COMPLETED record holds besides its outcome. @internal */
+export interface RecordNames {
+  readonly key: string;
+  readonly status: string;
+  readonly expiration: string;
+  readonly owner: string;
+  readonly fingerprint: string;
+}
+
+/**
+ * Bytes a COMPLETED record leaves for its outcome, once its other attributes are counted: the
+ * same room in every store, so each keeps the outcomes DynamoDB keeps. @internal
+ */
+export function outcomeBudget(names: RecordNames, request: { readonly key: string; readonly owner: string; readonly expiresAt: number }): number {
+  const kept: Record<string, AttributeValue> = {
+    [names.key]: { S: request.key },
+    [names.status]: { S: 'COMPLETED' },
+    [names.expiration]: { N: String(request.expiresAt) },
+    [names.owner]: { S: request.owner },
+  };
+  return ITEM_LIMIT_BYTES - itemSize(kept) - attributeSize(names.fingerprint, { S: '0'.repeat(FINGERPRINT_BYTES) });
+}
+
 /** The call's outcome as the record stores it. @internal */
 export interface StoredOutcome {
   readonly response?: AttributeValue;

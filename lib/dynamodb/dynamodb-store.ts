@@ -20,10 +20,7 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
-import { attributeSize, encodeOutcome, ITEM_LIMIT_BYTES, itemSize, type Outcome, type OutcomeNames, type StoredOutcome } from '../stored-outcome.js';
-
-/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
-const FINGERPRINT_BYTES = 64;
+import { encodeOutcome, type Outcome, type OutcomeNames, outcomeBudget, type StoredOutcome } from '../stored-outcome.js';
 
 /** A raw item (`ALL_OLD`), or `null` when the write applied. @internal */
 export type Refusal = Record<string, AttributeValue> | undefined | null;
@@ -168,7 +165,7 @@ export class DynamoDBStore implements IdempotencyStore {
     tooLarge: (error: unknown) => boolean,
     send: (update: Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }) => Promise<Refusal>,
   ): Promise<CompleteResult> {
-    return this.withOutcome(request, this.completionBudget(request), tooLarge, async (outcome) => {
+    return this.withOutcome(request, outcomeBudget(this.attributes, request), tooLarge, async (outcome) => {
       const refused = await send(this.completionUpdate(request, outcome));
       return refused === null ? { completed: true, responseStored: !outcome.omitted } : { completed: false, record: await this.toRecord(refused, false) };
     });
@@ -192,18 +189,6 @@ export class DynamoDBStore implements IdempotencyStore {
       if ((outcome.response === undefined && outcome.error === undefined) || !tooLarge(error)) throw error;
     }
     return send(await encodeOutcome(this.codec, this.outcomeNames, request, budget, true));
-  }
-
-  /** Bytes left for the outcome once the completed record's other attributes are counted. */
-  private completionBudget(request: CompleteRequest): number {
-    const a = this.attributes;
-    const kept: Record<string, AttributeValue> = {
-      [a.key]: { S: request.key },
-      [a.status]: { S: 'COMPLETED' },
-      [a.expiration]: { N: String(request.expiresAt) },
-      [a.owner]: { S: request.owner },
-    };
-    return ITEM_LIMIT_BYTES - itemSize(kept) - attributeSize(a.fingerprint, { S: '0'.repeat(FINGERPRINT_BYTES) });
   }
 
   /** The fenced COMPLETED update. */

@@ -5,6 +5,8 @@
  * millisecond), gets the same answers from both, so a unit test that passes on the one passes on
  * DynamoDB.
  */
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
@@ -73,4 +75,40 @@ test('the same operations at every boundary get the same answers from InMemorySt
     if (inMemory !== onDynamoDB) differences.push(`${step}: ${what}\n  InMemoryStore: ${inMemory}\n  DynamoDBStore: ${onDynamoDB}`);
   }
   expect(differences).toEqual([]);
+});
+
+/** A JSON string response whose gzip (how both stores keep a large response) takes at most `bytes`, and close to it. */
+function responseZippedTo(bytes: number, text: string): string {
+  const zipped = (length: number) => gzipSync(JSON.stringify(text.slice(0, length))).byteLength;
+  let [low, high] = [0, text.length];
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (zipped(middle) <= bytes) low = middle;
+    else high = middle - 1;
+  }
+  return JSON.stringify(text.slice(0, low));
+}
+
+test('a response at the edge of the item limit: InMemoryStore keeps it exactly when DynamoDBStore does', async () => {
+  const memory = new InMemoryStore();
+  // Hashes as base64: the same text on every run, which gzip shrinks by only about a quarter.
+  const text = Array.from({ length: 14_000 }, (_, i) => createHash('sha256').update(String(i)).digest('base64')).join('');
+  const now = Date.parse('2030-01-01T00:00:00Z');
+  const kept: Record<number, boolean[]> = {};
+  // Below the edge, just below it, past it (the edge is the 400 KB item less the record's other attributes).
+  for (const size of [408_500, 409_300, 409_600]) {
+    const response = responseZippedTo(size, text);
+    const key = `parity-edge-${now}#${size}`;
+    kept[size] = [];
+    for (const store of [memory, dynamodb] as IdempotencyStore[]) {
+      await store.claim({ key, owner: 'owner-1', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 });
+      const result = await store.complete({ key, owner: 'owner-1', expiresAt: now / 1000 + 3600, response });
+      const record = (await store.claim({ key, owner: 'owner-2', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 })) as {
+        record: IdempotencyRecord;
+      };
+      expect(result).toEqual({ completed: true, responseStored: record.record.response === response });
+      kept[size]!.push(record.record.response === response);
+    }
+  }
+  expect(kept).toEqual({ 408500: [true, true], 409300: [true, true], 409600: [false, false] });
 });
