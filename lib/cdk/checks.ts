@@ -2,8 +2,8 @@
  * Synth-time checks for the misconfigurations that make an idempotent consumer run twice: a record
  * must outlive every redelivery of the event it guards. @internal
  */
-import { Arn, ArnFormat, type ResourceEnvironment, Token, TokenComparison } from 'aws-cdk-lib';
-import { CfnGlobalTable, CfnTable, type ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
+import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -173,6 +173,43 @@ export function elsewhere(fn: LambdaFunction, table: ITable): { readonly region:
   };
 }
 
+/** Where a table defined in this app keeps its replicas, and whether they are strongly consistent. @internal */
+export interface TableReplicas {
+  /** The primary Region (the stack's, a token in an environment-agnostic stack) first. */
+  readonly regions: readonly string[];
+  readonly strong: boolean;
+}
+
+/**
+ * The replicas of a `TableV2` (its `CfnGlobalTable`) or of a `Table` with `replicationRegions` (one
+ * `Custom::DynamoDBReplica` child per Region, always eventually consistent); `undefined` for an
+ * imported table or a consistency known only at deploy time. @internal
+ */
+export function tableReplicas(table: ITable): TableReplicas | undefined {
+  const cfn = table.node.defaultChild;
+  const stack = Stack.of(table);
+  if (cfn instanceof CfnGlobalTable) {
+    const replicas: unknown = stack.resolve(cfn.replicas);
+    if (!Array.isArray(replicas) || Token.isUnresolved(cfn.multiRegionConsistency)) return undefined;
+    // The primary replica's Region resolves to `{ Ref: 'AWS::Region' }` when the stack has none.
+    const others = replicas.map((replica: CfnGlobalTable.ReplicaSpecificationProperty) => replica.region).filter((region) => typeof region === 'string');
+    return { regions: [...new Set([stack.region, ...others])], strong: cfn.multiRegionConsistency === 'STRONG' };
+  }
+  if (cfn instanceof CfnTable) {
+    const others = table.node
+      .findAll()
+      .filter((c): c is CfnResource => c instanceof CfnResource && c.cfnResourceType === 'Custom::DynamoDBReplica')
+      // CfnResource has no public reader of its properties; the replica's Region is one of them.
+      .map((c) => (c as unknown as { readonly _cfnProperties: { readonly Region?: unknown } })._cfnProperties.Region)
+      .filter((region) => typeof region === 'string');
+    return { regions: [stack.region, ...others], strong: false };
+  }
+  return undefined;
+}
+
+/** A Region for a message: a token says nothing to a reader. */
+const regionName = (region: string): string => (Token.isUnresolved(region) ? "the stack's Region" : region);
+
 /**
  * Whether `fn` reaches `table` with what attaching gives it. A store's default client talks to the
  * function's own region, and a grant to a table of another account is only half of the access:
@@ -182,11 +219,20 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
   const where = tableEnv(table);
   const other = elsewhere(fn, table);
   const findings: Finding[] = [];
-  if (other.region) {
+  const replicas = tableReplicas(table);
+  const local = replicas?.regions.some((region) => Token.compareStrings(fn.env.region, region) === TokenComparison.SAME);
+  if (other.region && !local) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherRegion',
       message: `The idempotency table is in ${where.region}, ${fn.node.path} in ${fn.env.region}: give its DynamoDBStore a \`client\` for ${where.region}, or a store made without one looks for the table in ${fn.env.region}.`,
+    });
+  } else if (other.region && !replicas?.strong) {
+    // A strongly consistent replica sees every claim of the other Regions: the local one is safe.
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:tableInAnotherRegion',
+      message: `${fn.node.path} is in ${fn.env.region}, where the idempotency table in ${where.region} has an eventually consistent replica: a claim in the replica does not see a claim made at the same time in another Region, so the handler can run twice. Give its DynamoDBStore, as every other function's, a \`client\` for ${where.region}.`,
     });
   }
   if (other.account) {
@@ -203,10 +249,14 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
  * An existing table defined in this app, against the schema the store expects: a key the record
  * protocol cannot address (a sort key, a partition key that is not a string) is an error; another
  * partition key or TTL attribute name, or no TTL, a warning that names the store option matching
- * it. A `TableV2` keeps the same schema on its `CfnGlobalTable`. An imported table
+ * it. A `TableV2` keeps the same schema on its `CfnGlobalTable`. Replicas in several Regions without
+ * multi-Region strong consistency are a warning: concurrent claims in two Regions both win. A replica
+ * from `TableV2.replica(region)` is checked as its global table. An imported table
  * (`Table.fromTableName`) or a key schema known only at deploy time says nothing: no finding.
  */
 export function checkTable(table: ITable): Finding[] {
+  // `TableV2.replica(region)` imports the replica as a child of its global table: check that table.
+  if (table.node.defaultChild === undefined && table.node.scope instanceof TableV2) return checkTable(table.node.scope);
   const cfn = table.node.defaultChild;
   if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable) || !Array.isArray(cfn.keySchema)) return [];
   const keys = cfn.keySchema as CfnTable.KeySchemaProperty[];
@@ -234,6 +284,14 @@ export function checkTable(table: ITable): Finding[] {
       level: 'warning',
       id: 'lambda-idempotency:partitionKeyName',
       message: `The partition key is \`${partition}\`, not \`${expected.partitionKey.name}\`: give the store \`attributes: { key: '${partition}' }\`.`,
+    });
+  }
+  const replicas = tableReplicas(table);
+  if (replicas !== undefined && replicas.regions.length > 1 && !replicas.strong) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:eventuallyConsistentReplicas',
+      message: `The table has eventually consistent replicas in ${replicas.regions.map(regionName).join(', ')}: a claim written in one Region does not see a claim made at the same time in another, so two functions can both run the handler; give every function's DynamoDBStore a \`client\` for one Region, or use a TableV2 with \`multiRegionConsistency: MultiRegionConsistency.STRONG\`.`,
     });
   }
   const ttl = cfn.timeToLiveSpecification as CfnTable.TimeToLiveSpecificationProperty | undefined;

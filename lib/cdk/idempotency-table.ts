@@ -296,8 +296,10 @@ export class IdempotencyTable extends IdempotencyTableBase {
    * grants, environment, SQS wiring and synth-time checks. The table is not changed. A table
    * defined in this app is checked against the record protocol: a sort key or a partition key that
    * is not a string fails the synth; another partition key or TTL attribute name, or no TTL, is a
-   * warning that names the store option to set. An imported table (`Table.fromTableName`) must have
-   * a string partition key alone, `id` unless the store's `attributes` say otherwise.
+   * warning that names the store option to set. Replicas in several Regions without multi-Region
+   * strong consistency are a warning too: concurrent claims in two Regions would both win. An
+   * imported table (`Table.fromTableName`) must have a string partition key alone, `id` unless the
+   * store's `attributes` say otherwise.
    *
    * @example
    * ```ts

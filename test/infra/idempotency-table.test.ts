@@ -1,6 +1,6 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, MultiRegionConsistency, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -359,6 +359,64 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     const annotations = Annotations.fromStack(stack);
     annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('`client` for us-east-1.*tableInAnotherRegion'));
     annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('resource-based policy.*tableInAnotherAccount'));
+  });
+
+  describe('a global table: a claim in one Region must see the claims of the others', () => {
+    const props = { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' };
+    const env = (region: string) => ({ env: { account: '111111111111', region }, crossRegionReferences: true });
+    // The reference strength CDK otherwise warns about when a function uses a table of another stack.
+    const crossRegionApp = () => new App({ context: { '@aws-cdk/core:defaultCrossStackReferences': 'strong' } });
+    /** A global table in eu-west-1 (replicas as given) and one function in each of `regions`, attached in its own stack. */
+    const globalTable = (replicas: Partial<ConstructorParameters<typeof TableV2>[2]>, regions: string[]) => {
+      const app = crossRegionApp();
+      const table = new TableV2(new Stack(app, 'Global', env('eu-west-1')), 'Records', { ...props, ...replicas });
+      for (const region of regions) {
+        const stack = new Stack(app, `In-${region}`, env(region));
+        IdempotencyTable.fromTable(stack, 'Idempotency', table).attachFunction(fn(stack, 'Handler'));
+      }
+      return (region: string) => Annotations.fromStack(app.node.findChild(`In-${region}`) as Stack);
+    };
+    const replicated = 'replicas in eu-west-1, us-east-1:.*run the handler.*`client` for one Region.*STRONG.*eventuallyConsistentReplicas';
+
+    test('replicas with eventual consistency (the default) are a warning; a single-Region TableV2 is not, in an environment-agnostic stack too', () => {
+      const annotations = globalTable({ replicas: [{ region: 'us-east-1' }] }, ['eu-west-1']);
+      annotations('eu-west-1').hasWarning('/In-eu-west-1/Idempotency', Match.stringLikeRegexp(replicated));
+      annotations('eu-west-1').hasNoWarning('/In-eu-west-1/Handler', Match.anyValue()); // it writes in the table's own Region
+      const stack = new Stack(new App(), 'Single');
+      IdempotencyTable.fromTable(stack, 'Idempotency', new TableV2(stack, 'Records', props)).attachFunction(fn(stack, 'Handler'));
+      Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
+    });
+
+    test('a function in a Region with an eventually consistent replica is told that the replica misses concurrent claims; one in a Region without replica is told where the table is', () => {
+      const annotations = globalTable({ replicas: [{ region: 'us-east-1' }] }, ['us-east-1', 'us-west-2']);
+      annotations('us-east-1').hasWarning(
+        '/In-us-east-1/Handler',
+        Match.stringLikeRegexp(
+          'eventually consistent replica: a claim in the replica does not see a claim made at the same time.*`client` for eu-west-1.*tableInAnotherRegion',
+        ),
+      );
+      annotations('us-west-2').hasWarning('/In-us-west-2/Handler', Match.stringLikeRegexp('looks for the table in us-west-2.*tableInAnotherRegion'));
+    });
+
+    test('with multi-Region strong consistency, neither the table nor a function using its local replica is a warning', () => {
+      const annotations = globalTable(
+        { multiRegionConsistency: MultiRegionConsistency.STRONG, replicas: [{ region: 'eu-west-2' }], witnessRegion: 'eu-west-3' },
+        ['eu-west-2'],
+      );
+      annotations('eu-west-2').hasNoWarning('*', Match.anyValue());
+    });
+
+    test('a Table with replicationRegions, and a replica from TableV2.replica, are checked as their global table', () => {
+      const stack = new Stack(new App(), 'Legacy', env('eu-west-1'));
+      const legacy = new Table(stack, 'Records', { ...props, replicationRegions: ['us-east-1'] });
+      IdempotencyTable.fromTable(stack, 'Idempotency', legacy).attachFunction(fn(stack, 'Handler'));
+      Annotations.fromStack(stack).hasWarning('/Legacy/Idempotency', Match.stringLikeRegexp(replicated));
+      const app = crossRegionApp();
+      const global = new TableV2(new Stack(app, 'Global', env('eu-west-1')), 'Records', { ...props, replicas: [{ region: 'us-east-1' }] });
+      const local = new Stack(app, 'Local', env('us-east-1'));
+      IdempotencyTable.fromTable(local, 'Idempotency', global.replica('us-east-1')).attachFunction(fn(local, 'Handler'));
+      Annotations.fromStack(local).hasWarning('/Local/Idempotency', Match.stringLikeRegexp(replicated));
+    });
   });
 
   test('options and the table are validated; a function keeps its records in one table', () => {
