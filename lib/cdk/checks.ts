@@ -200,7 +200,7 @@ export function tableReplicas(table: ITable): TableReplicas | undefined {
       .findAll()
       .filter((c): c is CfnResource => c instanceof CfnResource && c.cfnResourceType === 'Custom::DynamoDBReplica')
       // CfnResource has no public reader of its properties; the replica's Region is one of them.
-      .map((c) => (c as unknown as { readonly _cfnProperties: { readonly Region?: unknown } })._cfnProperties.Region)
+      .map((c) => (c as unknown as { readonly _cfnProperties?: { readonly Region?: unknown } })._cfnProperties?.Region)
       .filter((region) => typeof region === 'string');
     return { regions: [stack.region, ...others], strong: false };
   }
