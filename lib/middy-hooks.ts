@@ -2,7 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
-import { enterCall } from './transaction.js';
+import { enterCall, enterFunction } from './transaction.js';
 
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
 const isMiddyTimeout = (error: unknown): boolean =>
@@ -127,6 +127,20 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     slot.call = start.call;
     calls.set(request, start.call);
     watchEarlyAnswers(request, start.call);
+    // Middy reads the event to invoke the handler, from the request's own async context: the
+    // handler's function starts there (see `isWithin`).
+    let event = request.event;
+    Object.defineProperty(request, 'event', {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        enterFunction(slot);
+        return event;
+      },
+      set: (value: unknown) => {
+        event = value;
+      },
+    });
   };
 
   const after = async (request: AnyRequest): Promise<void> => {

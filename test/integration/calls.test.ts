@@ -5,6 +5,7 @@
  */
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { DynamoDBStore, httpIdempotency, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
@@ -79,6 +80,24 @@ describe('nested and concurrent calls', () => {
     expect(outerRuns).toBe(2);
     expect(await bizItem('checkout-o-1')).toBe('checkout-o-1');
     expect(await bizItem('after-o-1')).toBe('after-o-1');
+  });
+
+  test("after a middy handler called from an idempotent function ends, the function's transaction() is its own again", async () => {
+    const inner = middy(async (event: { id: string }) => {
+      transaction().put({ TableName: bizTable, Item: { id: `inner-${event.id}` } });
+      return 'inner';
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const outer = makeIdempotent(
+      async (id: string) => {
+        const answer = await inner({ id }, lambdaContext('nested-middy'));
+        transaction().put({ TableName: bizTable, Item: { id: `outer-${id}` } });
+        return answer;
+      },
+      { store, name: 'nested-middy-outer' },
+    );
+    expect(await outer('m-1')).toBe('inner');
+    expect(await bizItem('inner-m-1')).toBe('inner-m-1');
+    expect(await bizItem('outer-m-1')).toBe('outer-m-1');
   });
 
   test('a nested call without a key (onMissingKey: skip) refuses writes instead of joining its caller', async () => {
@@ -341,6 +360,36 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(await once('r-1')).toBe('IN_PROGRESS IN_PROGRESS');
     expect(runs).toEqual(['r-1', 'r-1/via']);
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
+  }, 10_000);
+
+  test('middy: a duplicate dispatched while the first runs, from the async context that dispatched the first (a runtime loop), waits for it', async () => {
+    const turnstile = new Turnstile<string>();
+    const handler = middy(async (event: { id: string }) => ({ charged: await turnstile.enter(), id: event.id })).use(
+      idempotency({ store, key: (event: { id: string }) => event.id }),
+    );
+    const first = handler({ id: 'loop-1' }, lambdaContext('flight-loop'));
+    const holder = await turnstile.next();
+    const duplicate = handler({ id: 'loop-1' }, lambdaContext('flight-loop'));
+    holder.open('once');
+    expect(await first).toEqual({ charged: 'once', id: 'loop-1' });
+    expect(await duplicate).toEqual({ charged: 'once', id: 'loop-1' });
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('middy: a handler that invokes itself with its own key gets IN_PROGRESS at once, and its transaction() stays its own', async () => {
+    const seen: string[] = [];
+    const self: { handler?: (event: { id: string; inner?: boolean }, context: Context) => Promise<unknown> } = {};
+    const handler = middy(async (event: { id: string; inner?: boolean }, context: Context) => {
+      if (event.inner) return 'inner ran';
+      const before = transaction();
+      const nested = await self.handler!({ id: event.id, inner: true }, context).catch((error: IdempotencyError) => error.code);
+      seen.push(String(nested), String(before === transaction()));
+      return 'outer';
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id, leaseSeconds: 2 }));
+    self.handler = (event, context) => handler(event, context);
+    expect(await handler({ id: 'self-1' }, lambdaContext('flight-self'))).toBe('outer');
+    expect(seen).toEqual(['IN_PROGRESS', 'true']);
+    expect((await recordOf('flight-self', 'self-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
 
   test("a duplicate arriving at the last millisecond of the leader's lease waits for it: no store lets a takeover in yet", async () => {
