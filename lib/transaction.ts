@@ -134,14 +134,16 @@ const views = new WeakMap<Call, Transaction>();
  * ```
  */
 export function transaction(): Transaction {
-  const current = currentCall.getStore();
-  // The innermost call still running: a middy call nested in this function leaves its own slot
-  // behind in this context once it has ended (or was rejected before it held a call).
-  const call = enclosing(current)?.call;
+  let slot = currentCall.getStore();
+  // A middy call nested in this function leaves the slot it entered where it started behind in
+  // this context: once that call ended (or never held one), the call around it is this code's.
+  // A function's own slot is never skipped: work it left running must not join its caller's writes.
+  while (slot !== undefined && !slot.inFunction && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  const call = slot?.call;
   if (call === undefined) {
-    if (current?.call?.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
     throw new TypeError('transaction() was called outside an idempotent call; with middy, `.use()` the idempotency middleware before any other middleware.');
   }
+  if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
   let view = views.get(call);
   if (view === undefined) views.set(call, (view = new CallTransaction(call)));
   return view;

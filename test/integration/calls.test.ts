@@ -100,6 +100,32 @@ describe('nested and concurrent calls', () => {
     expect(await bizItem('outer-m-1')).toBe('outer-m-1');
   });
 
+  test("work a nested call left running after it ended cannot add writes to its caller's transaction", async () => {
+    const late = gate();
+    let background: Promise<unknown> | undefined;
+    const inner = makeIdempotent(
+      async (_: string) => {
+        // Not awaited: it outlives the call.
+        background = late.promise.then(() => transaction().put({ TableName: bizTable, Item: { id: 'leaked' } }));
+        return 'inner';
+      },
+      { store, name: 'late-inner' },
+    );
+    const outer = makeIdempotent(
+      async (id: string) => {
+        await inner(id);
+        late.open();
+        return (await background!.then(
+          () => 'joined',
+          (error: Error) => error.message,
+        )) as string;
+      },
+      { store, name: 'late-outer' },
+    );
+    expect(await outer('l-1')).toMatch(/already ended/);
+    expect(await bizItem('leaked')).toBeUndefined();
+  });
+
   test('a nested call without a key (onMissingKey: skip) refuses writes instead of joining its caller', async () => {
     const inner = makeIdempotent(
       async (_: { id?: string }) => {
