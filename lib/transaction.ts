@@ -67,12 +67,13 @@ interface CallSlot {
 const currentCall = new AsyncLocalStorage<CallSlot>();
 
 /**
- * The innermost slot whose call is still running. A middy request's slot stays in the context
- * that invoked the handler (see {@link enterCall}) after the request: the Lambda runtime invokes
- * the next request from there, which must not be nested in it (nor keep it reachable).
+ * The innermost slot whose call's function is still running here: the one a new call is nested in.
+ * A middy request's first slot stays in the context that invoked the handler (see {@link enterCall}),
+ * during the request and after it: a runtime loop dispatches the next invocations from there, which
+ * must not be nested in it, nor keep it, and every invocation before it, reachable.
  */
 function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
-  while (slot !== undefined && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  while (slot !== undefined && (!slot.inFunction || slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
   return slot;
 }
 
