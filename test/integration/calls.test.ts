@@ -5,6 +5,7 @@
  */
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
 import type { Context } from 'aws-lambda';
 import { DynamoDBStore, httpIdempotency, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
@@ -216,6 +217,24 @@ describe('middlewares that answer early', () => {
       });
     expect(await handler({ id: 'w-1' }, lambdaContext('early-undefined'))).toBeUndefined();
     expect(await recordOf('early-undefined', 'w-1')).toBeUndefined();
+  });
+
+  test('an inner `before` that sets the response, then answers with it (http-cors answering a preflight), releases the key: the handler never ran', async () => {
+    let runs = 0;
+    interface Request {
+      readonly version: '2.0';
+      readonly requestContext: { readonly http: { readonly method: string } };
+      readonly pathParameters: { readonly id: string };
+      readonly headers: Record<string, string>;
+    }
+    const request = (method: string): Request => ({ version: '2.0', requestContext: { http: { method } }, pathParameters: { id: 'c-1' }, headers: {} });
+    const handler = middy(async () => ({ statusCode: 201, body: `run ${++runs}` }))
+      .use(idempotency({ store, key: (event: Request) => event.pathParameters.id }))
+      .use(httpCors({ origin: '*', disableBeforePreflightResponse: false }));
+    expect(await handler(request('OPTIONS'), lambdaContext('early-cors'))).toMatchObject({ statusCode: 204 });
+    expect(await recordOf('early-cors', 'c-1')).toBeUndefined();
+    expect(await handler(request('POST'), lambdaContext('early-cors'))).toMatchObject({ statusCode: 201, body: 'run 1' });
+    expect(runs).toBe(1);
   });
 
   test("an inner middleware's early answer from `after` completes the record with that answer", async () => {
