@@ -1,6 +1,14 @@
 /** JSON of a final error: name, message, code and the selected fields. @internal */
 export function serializeError(error: unknown, fields: readonly string[]): string {
-  const source = (error !== null && typeof error === 'object' ? error : {}) as Record<string, unknown>;
+  const object = (error !== null && typeof error === 'object' ? error : {}) as Record<string, unknown>;
+  // A getter or proxy trap that throws reads as absent: the call's outcome must still be stored.
+  const read = (field: string): unknown => {
+    try {
+      return object[field];
+    } catch {
+      return undefined;
+    }
+  };
   const text = (value: unknown): string => {
     try {
       return String(value);
@@ -8,13 +16,17 @@ export function serializeError(error: unknown, fields: readonly string[]): strin
       return ''; // an object without a prototype has no String form
     }
   };
+  const [name, message, code] = [read('name'), read('message'), read('code')];
   const data: Record<string, unknown> = {
-    name: typeof source.name === 'string' ? source.name : 'Error',
-    message: typeof source.message === 'string' ? source.message : text(error),
+    name: typeof name === 'string' ? name : 'Error',
+    message: typeof message === 'string' ? message : text(error),
   };
-  if (source.code !== undefined) data.code = typeof source.code === 'string' || typeof source.code === 'number' ? source.code : text(source.code);
+  if (code !== undefined) data.code = typeof code === 'string' || typeof code === 'number' ? code : text(code);
   const base = JSON.stringify(data);
-  for (const field of fields) if (source[field] !== undefined) data[field] = source[field];
+  for (const field of fields) {
+    const value = read(field);
+    if (value !== undefined) data[field] = value;
+  }
   try {
     return JSON.stringify(data);
   } catch {

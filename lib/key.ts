@@ -195,13 +195,38 @@ export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'
 
 /**
  * The canonical JSON of a selected key, or `undefined` when it is missing: `undefined`, `null`,
- * `''`, or a value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding
- * `undefined`), which would otherwise be one key shared by every such call. @internal
+ * `''`, a value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding
+ * `undefined`), or an object or array of such parts only, which would otherwise be one key shared
+ * by every such call. @internal
  */
 export function canonicalKey(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const json = canonicalJson(value);
-  return json === 'null' || json === '""' ? undefined : json;
+  if (json === 'null' || json === '""') return undefined;
+  return (json?.startsWith('{') || json?.startsWith('[')) && noPartFound(value) ? undefined : json;
+}
+
+const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';
+
+/**
+ * A plain object or array with members, none of them found (`{ tenant: undefined, id: undefined }`,
+ * `[null, '']`): a composite key whose selector found nothing, which would otherwise be one key
+ * shared by every such call. Read after `canonicalJson` accepted the value, so its shape is sound.
+ */
+function noPartFound(value: unknown): boolean {
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (!isMissing(value[i])) return false;
+      return value.length > 0;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return false;
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+    const parts = Object.values(value as object);
+    return parts.length > 0 && parts.every(isMissing);
+  } catch {
+    return false; // a value that reads differently the second time keeps the key it was hashed with
+  }
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
-import { enterCall } from './transaction.js';
+import { enterCall, enterFunction } from './transaction.js';
 
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
 const isMiddyTimeout = (error: unknown): boolean =>
@@ -67,11 +67,32 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * with the answer when it did), and middy returns a promise of the answer that settles once the
    * call has ended.
    */
-  const watchEarlyAnswers = (request: AnyRequest, call: Call): void => {
+  const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void): void => {
     let response: unknown;
     let previous: unknown;
     let sets = 0;
     let handled = false;
+    // Middy invokes the handler with `request.event, request.context`, read in that order, from the
+    // request's own async context: the handler's function starts there (see `isWithin`). Responses
+    // set before it (a `before` that prepares one, as http-cors does for a preflight) are not the handler's.
+    let invoked = false;
+    let lastRead: 'event' | 'context' | undefined;
+    for (const name of ['event', 'context'] as const) {
+      let value: unknown = request[name];
+      Object.defineProperty(request, name, {
+        configurable: true,
+        enumerable: true,
+        get: () => {
+          if (name === 'event') enterHandler();
+          else if (lastRead === 'event') invoked = true;
+          lastRead = name;
+          return value;
+        },
+        set: (next: unknown) => {
+          value = next;
+        },
+      });
+    }
     Object.defineProperty(request, 'response', {
       configurable: true,
       enumerable: true,
@@ -80,8 +101,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
           previous = response;
           response = value;
-          sets++;
-          handled = true;
+          if (invoked) {
+            sets++;
+            handled = true;
+          }
           return;
         }
         take(request);
@@ -126,7 +149,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     }
     slot.call = start.call;
     calls.set(request, start.call);
-    watchEarlyAnswers(request, start.call);
+    watchEarlyAnswers(request, start.call, () => enterFunction(slot));
   };
 
   const after = async (request: AnyRequest): Promise<void> => {

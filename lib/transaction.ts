@@ -55,33 +55,40 @@ export interface Transaction {
 /**
  * The call whose function is running in this async context. A slot rather than the call itself:
  * a middy request enters it before its claim is made, then fills it. `outer` is the slot of the
- * call this one is nested in. @internal
+ * call this one is nested in. `inFunction` tells a slot the call's function runs in from the one a
+ * middy request enters where it starts, which also reaches the code that invoked the handler. @internal
  */
 interface CallSlot {
   call: Call | undefined;
   readonly outer: CallSlot | undefined;
+  readonly inFunction: boolean;
 }
 
 const currentCall = new AsyncLocalStorage<CallSlot>();
 
 /**
- * The innermost slot whose call is still running. A middy request's slot stays in the context
- * that invoked the handler (see {@link enterCall}) after the request: the Lambda runtime invokes
- * the next request from there, which must not be nested in it (nor keep it reachable).
+ * The innermost slot whose call's function is still running here: the one a new call is nested in.
+ * A middy request's first slot stays in the context that invoked the handler (see {@link enterCall}),
+ * during the request and after it: a runtime loop dispatches the next invocations from there, which
+ * must not be nested in it, nor keep it, and every invocation before it, reachable.
  */
 function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
-  while (slot !== undefined && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  while (slot !== undefined && (!slot.inFunction || slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
   return slot;
 }
 
 /** Runs `fn` as the function of `call`: `transaction()` inside it (and only there) is this call's. @internal */
 export function inCall<R>(call: Call, fn: () => Promise<R> | R): Promise<R> | R {
-  return currentCall.run({ call, outer: enclosing(currentCall.getStore()) }, fn);
+  return currentCall.run({ call, outer: enclosing(currentCall.getStore()), inFunction: true }, fn);
 }
 
-/** Whether the code running now is part of `call`'s function, directly or through calls nested in it. @internal */
+/**
+ * Whether the code running now is part of `call`'s function, directly or through calls nested in
+ * it. Not the code that invoked a middy handler: a runtime loop that dispatches the next
+ * invocation from there dispatches a sibling, not a nested call. @internal
+ */
 export function isWithin(call: Call): boolean {
-  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.call === call) return true;
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.call === call && slot.inFunction) return true;
   return false;
 }
 
@@ -96,9 +103,20 @@ export function leaveCallScopes(): void {
  * by middy from the same context) sees the call put into the slot once claimed. @internal
  */
 export function enterCall(): CallSlot {
-  const slot: CallSlot = { call: undefined, outer: enclosing(currentCall.getStore()) };
+  const slot: CallSlot = { call: undefined, outer: enclosing(currentCall.getStore()), inFunction: false };
   currentCall.enterWith(slot);
   return slot;
+}
+
+/**
+ * Enters the filled `slot`'s call as the function running in the current async context, for the
+ * rest of it: called where middy reads the event to invoke the handler, in the request's own
+ * context, so that a call nested in the handler knows it is nested. @internal
+ */
+export function enterFunction(slot: CallSlot): void {
+  const current = currentCall.getStore();
+  if (slot.call === undefined || slot.call.isEnded || (current?.inFunction === true && current.call === slot.call)) return;
+  currentCall.enterWith({ call: slot.call, outer: slot, inFunction: true });
 }
 
 /** The one `Transaction` of each call, so `transaction()` returns the same object throughout a call. */
@@ -117,7 +135,12 @@ const views = new WeakMap<Call, Transaction>();
  * ```
  */
 export function transaction(): Transaction {
-  const call = currentCall.getStore()?.call;
+  let slot = currentCall.getStore();
+  // A middy call nested in this function leaves the slot it entered where it started behind in
+  // this context: once that call ended (or never held one), the call around it is this code's.
+  // A function's own slot is never skipped: work it left running must not join its caller's writes.
+  while (slot !== undefined && !slot.inFunction && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  const call = slot?.call;
   if (call === undefined) {
     throw new TypeError('transaction() was called outside an idempotent call; with middy, `.use()` the idempotency middleware before any other middleware.');
   }

@@ -5,6 +5,8 @@
  */
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import type { Context } from 'aws-lambda';
 import { DynamoDBStore, httpIdempotency, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
@@ -79,6 +81,50 @@ describe('nested and concurrent calls', () => {
     expect(outerRuns).toBe(2);
     expect(await bizItem('checkout-o-1')).toBe('checkout-o-1');
     expect(await bizItem('after-o-1')).toBe('after-o-1');
+  });
+
+  test("after a middy handler called from an idempotent function ends, the function's transaction() is its own again", async () => {
+    const inner = middy(async (event: { id: string }) => {
+      transaction().put({ TableName: bizTable, Item: { id: `inner-${event.id}` } });
+      return 'inner';
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const outer = makeIdempotent(
+      async (id: string) => {
+        const answer = await inner({ id }, lambdaContext('nested-middy'));
+        transaction().put({ TableName: bizTable, Item: { id: `outer-${id}` } });
+        return answer;
+      },
+      { store, name: 'nested-middy-outer' },
+    );
+    expect(await outer('m-1')).toBe('inner');
+    expect(await bizItem('inner-m-1')).toBe('inner-m-1');
+    expect(await bizItem('outer-m-1')).toBe('outer-m-1');
+  });
+
+  test("work a nested call left running after it ended cannot add writes to its caller's transaction", async () => {
+    const late = gate();
+    let background: Promise<unknown> | undefined;
+    const inner = makeIdempotent(
+      async (_: string) => {
+        // Not awaited: it outlives the call.
+        background = late.promise.then(() => transaction().put({ TableName: bizTable, Item: { id: 'leaked' } }));
+        return 'inner';
+      },
+      { store, name: 'late-inner' },
+    );
+    const outer = makeIdempotent(
+      async (id: string) => {
+        await inner(id);
+        late.open();
+        return (await background!.then(
+          () => 'joined',
+          (error: Error) => error.message,
+        )) as string;
+      },
+      { store, name: 'late-outer' },
+    );
+    expect(await outer('l-1')).toMatch(/already ended/);
+    expect(await bizItem('leaked')).toBeUndefined();
   });
 
   test('a nested call without a key (onMissingKey: skip) refuses writes instead of joining its caller', async () => {
@@ -171,6 +217,24 @@ describe('middlewares that answer early', () => {
       });
     expect(await handler({ id: 'w-1' }, lambdaContext('early-undefined'))).toBeUndefined();
     expect(await recordOf('early-undefined', 'w-1')).toBeUndefined();
+  });
+
+  test('an inner `before` that sets the response, then answers with it (http-cors answering a preflight), releases the key: the handler never ran', async () => {
+    let runs = 0;
+    interface Request {
+      readonly version: '2.0';
+      readonly requestContext: { readonly http: { readonly method: string } };
+      readonly pathParameters: { readonly id: string };
+      readonly headers: Record<string, string>;
+    }
+    const request = (method: string): Request => ({ version: '2.0', requestContext: { http: { method } }, pathParameters: { id: 'c-1' }, headers: {} });
+    const handler = middy(async () => ({ statusCode: 201, body: `run ${++runs}` }))
+      .use(idempotency({ store, key: (event: Request) => event.pathParameters.id }))
+      .use(httpCors({ origin: '*', disableBeforePreflightResponse: false }));
+    expect(await handler(request('OPTIONS'), lambdaContext('early-cors'))).toMatchObject({ statusCode: 204 });
+    expect(await recordOf('early-cors', 'c-1')).toBeUndefined();
+    expect(await handler(request('POST'), lambdaContext('early-cors'))).toMatchObject({ statusCode: 201, body: 'run 1' });
+    expect(runs).toBe(1);
   });
 
   test("an inner middleware's early answer from `after` completes the record with that answer", async () => {
@@ -341,6 +405,36 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(await once('r-1')).toBe('IN_PROGRESS IN_PROGRESS');
     expect(runs).toEqual(['r-1', 'r-1/via']);
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
+  }, 10_000);
+
+  test('middy: a duplicate dispatched while the first runs, from the async context that dispatched the first (a runtime loop), waits for it', async () => {
+    const turnstile = new Turnstile<string>();
+    const handler = middy(async (event: { id: string }) => ({ charged: await turnstile.enter(), id: event.id })).use(
+      idempotency({ store, key: (event: { id: string }) => event.id }),
+    );
+    const first = handler({ id: 'loop-1' }, lambdaContext('flight-loop'));
+    const holder = await turnstile.next();
+    const duplicate = handler({ id: 'loop-1' }, lambdaContext('flight-loop'));
+    holder.open('once');
+    expect(await first).toEqual({ charged: 'once', id: 'loop-1' });
+    expect(await duplicate).toEqual({ charged: 'once', id: 'loop-1' });
+    expect(turnstile.count).toBe(1);
+  });
+
+  test('middy: a handler that invokes itself with its own key gets IN_PROGRESS at once, and its transaction() stays its own', async () => {
+    const seen: string[] = [];
+    const self: { handler?: (event: { id: string; inner?: boolean }, context: Context) => Promise<unknown> } = {};
+    const handler = middy(async (event: { id: string; inner?: boolean }, context: Context) => {
+      if (event.inner) return 'inner ran';
+      const before = transaction();
+      const nested = await self.handler!({ id: event.id, inner: true }, context).catch((error: IdempotencyError) => error.code);
+      seen.push(String(nested), String(before === transaction()));
+      return 'outer';
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id, leaseSeconds: 2 }));
+    self.handler = (event, context) => handler(event, context);
+    expect(await handler({ id: 'self-1' }, lambdaContext('flight-self'))).toBe('outer');
+    expect(seen).toEqual(['IN_PROGRESS', 'true']);
+    expect((await recordOf('flight-self', 'self-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
 
   test("a duplicate arriving at the last millisecond of the leader's lease waits for it: no store lets a takeover in yet", async () => {

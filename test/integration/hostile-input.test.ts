@@ -360,3 +360,33 @@ describe('hostile responses', () => {
     expect(await statuses(name)).toEqual(['COMPLETED', 'COMPLETED']);
   });
 });
+
+describe('hostile final errors', () => {
+  const throwing = () => {
+    throw new Error('read failed');
+  };
+  test.each([
+    ['a `code` getter that throws', () => Object.defineProperty(new Error('card declined'), 'code', { enumerable: true, get: throwing })],
+    ['a stored field whose getter throws', () => Object.defineProperty(new Error('card declined'), 'statusCode', { enumerable: true, get: throwing })],
+    [
+      'a Proxy whose get trap throws for `name`',
+      () => new Proxy(new Error('card declined'), { get: (target, p) => (p === 'name' ? throwing() : Reflect.get(target, p)) }),
+    ],
+  ])('%s: the caller gets its own error, the record is COMPLETED with what could be read, no second run', async (_label, make) => {
+    const name = namespace('final-error');
+    const thrown: unknown[] = [];
+    const once = makeIdempotent(
+      async (_id: string) => {
+        const error = make();
+        thrown.push(error);
+        throw error;
+      },
+      { store, name, isFinalError: () => true, errorFields: ['statusCode'] },
+    );
+    // Compared by identity: jest cannot print a value whose reads throw.
+    expect((await once('k').catch((error: unknown) => error)) === thrown[0]).toBe(true);
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+    expect(((await once('k').catch((error: unknown) => error)) as Error).message).toBe('card declined');
+    expect(thrown).toHaveLength(1);
+  });
+});

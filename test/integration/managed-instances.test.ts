@@ -6,9 +6,12 @@
  * flight. Nothing of one invocation may reach another: context, deadline (the lease), transaction
  * scope, attempt, result.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -178,4 +181,40 @@ describe.each(entryPoints)('%s', (entryPoint, make) => {
       }
     }
   });
+});
+
+test('a runtime loop that dispatches each invocation while the previous one still runs keeps no ended invocation reachable', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const turnstile = new Turnstile();
+  const scopes: WeakRef<object>[] = [];
+  // The in-memory store: a pooled socket keeps the async context it was opened in, and with it a call.
+  const handler = middy(async (order: Order) => {
+    scopes.push(new WeakRef(transaction()));
+    await turnstile.enter();
+    return order.orderId;
+  }).use(idempotency<Order, string>({ store: new InMemoryStore(), key: (order) => order.orderId }));
+  // As a runtime loop does: every dispatch from its one async context, each overlapping the one before.
+  const loop = async () => {
+    // First a turn of its own: what awaits the loop keeps the context it was called in.
+    await Promise.resolve();
+    let running = handler({ orderId: 'loop-0' }, lambdaContext('mi-loop'));
+    let inside = await turnstile.next();
+    for (let i = 1; i <= 5; i++) {
+      const next = handler({ orderId: `loop-${i}` }, lambdaContext('mi-loop'));
+      const nextInside = await turnstile.next();
+      inside.open();
+      await running;
+      [running, inside] = [next, nextInside];
+    }
+    inside.open();
+    await running;
+    // The loop goes on (waiting for the next invocation): what its context holds stays reachable.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    return scopes.map((scope, i) => (scope.deref() === undefined ? -1 : i)).filter((i) => i >= 0);
+  };
+  // Started from a job of its own, so that the loop's context is not this test's. The last two
+  // invocations may stay reachable from the loop's own variables; none before them.
+  expect((await Promise.resolve().then(loop)).filter((i) => i < 4)).toEqual([]);
 });

@@ -163,6 +163,28 @@ describe('keys', () => {
     expect(store.calls).toBe(0);
   });
 
+  test.each([
+    ['an object whose members are all undefined', { tenant: undefined, id: undefined }],
+    ['an object whose members are all null or empty', { tenant: null, id: '' }],
+    ['an array whose elements are all missing', [undefined, null, '']],
+  ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (_input: string) => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f', key: () => selected });
+    expect((await rejection(once('a'))).code).toBe('KEY_MISSING');
+    expect(fn).not.toHaveBeenCalled();
+    expect(store.calls).toBe(0);
+  });
+
+  test('an empty object or array, and a composite with one part found, are keys', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (input: unknown) => input, { store, name: 'f' });
+    expect(await once({})).toEqual({});
+    expect(await once([])).toEqual([]);
+    expect(await once({ tenant: 't', id: undefined })).toEqual({ tenant: 't' });
+    expect(store.claims.map((claim) => claim.key)).toEqual([`f#${hashKey({})}`, `f#${hashKey([])}`, `f#${hashKey({ tenant: 't' })}`]);
+  });
+
   test("onMissingKey: 'skip' runs the function without idempotency", async () => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: { id?: string }) => 'ran');
