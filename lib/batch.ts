@@ -223,6 +223,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       ...(fingerprint ? { fingerprint: (input: Input<TMessage>) => fingerprint(input.message) } : {}),
     },
     observeAny,
+    // The default key passes the message on: a message of null members is a message like any other.
+    key !== undefined,
   );
   const log: IdempotencyLogger = common.logger ?? console;
 

@@ -81,14 +81,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #emit: Emit;
   readonly #transactional: boolean;
   readonly #singleFlight: boolean;
+  readonly #selects: boolean;
   readonly #flights = new Map<string, Flight>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
 
-  /** `observe` turns the `observability` option into events: entry points choose which forms they take. */
-  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe) {
+  /**
+   * `observe` turns the `observability` option into events: entry points choose which forms they take.
+   * `selects`: the `key` option is the user's selector, not a default that passes the payload on.
+   */
+  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe, selects = options.key !== undefined) {
     validateOptions(where, options);
     this.#options = options;
+    this.#selects = selects;
     this.#store = options.store;
     this.#retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
@@ -111,7 +116,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
-    const canonical = canonicalKey(selected);
+    const canonical = canonicalKey(selected, this.#selects);
     if (canonical === undefined) {
       if (this.#options.onMissingKey === 'skip') return undefined;
       throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');

@@ -5,7 +5,8 @@ import type { IdempotencyRecord } from './store.js';
  *
  * - `IN_PROGRESS`: another attempt holds the record; retry after `retryAfterSeconds`.
  * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
- * - `KEY_MISSING`: the key selector found no value (`undefined`, `null`, `''`, or an object or array of only those).
+ * - `KEY_MISSING`: the key selector found no value (`undefined`, `null`, `''`, or an object or array of only those;
+ *   a whole payload of such parts, with no selector, is a key).
  * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…).
  * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
  *   decryption, say): at the claim, the handler did not run; in atomic mode, nothing was written.

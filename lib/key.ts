@@ -194,16 +194,18 @@ export const recordKey = (namespace: string, hash: string): string => `${namespa
 export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'));
 
 /**
- * The canonical JSON of a selected key, or `undefined` when it is missing: `undefined`, `null`,
- * `''`, a value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding
- * `undefined`), or an object or array of such parts only, which would otherwise be one key shared
- * by every such call. @internal
+ * The canonical JSON of a key, or `undefined` when it is missing: `undefined`, `null`, `''`, or a
+ * value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding `undefined`),
+ * which would otherwise be one key shared by every such call. With `selected` (the value a `key`
+ * selector returned, not the whole payload), also an object or array of such parts only: a
+ * composite key none of whose parts was found. A payload of such parts (`{ cursor: null }`) is a
+ * request like any other. @internal
  */
-export function canonicalKey(value: unknown): string | undefined {
+export function canonicalKey(value: unknown, selected = false): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const json = canonicalJson(value);
   if (json === 'null' || json === '""') return undefined;
-  return (json?.startsWith('{') || json?.startsWith('[')) && noPartFound(value) ? undefined : json;
+  return selected && (json?.startsWith('{') || json?.startsWith('[')) && noPartFound(value) ? undefined : json;
 }
 
 const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';

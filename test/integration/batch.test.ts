@@ -1052,6 +1052,19 @@ describe('the `parse` option: payloads that are not JSON', () => {
   });
 });
 
+test('a message of null members is a message, keyed by default; a `key` whose parts are all missing makes it poison', async () => {
+  const byDefault = consumer<Order>(() => 'ok');
+  const empty = sqsRecord(JSON.stringify({ orderId: null, amount: null }));
+  expect(failuresOf(await byDefault.invoke(sqsEvent([empty, sqsRecord({ orderId: 'o-1' })])))).toEqual([]);
+  const composite = consumer<Order>(() => 'ok', { key: (order) => ({ orderId: order.orderId, amount: order.amount }), logger: quiet() });
+  const unkeyed = sqsRecord(JSON.stringify({ sentAt: 1 }));
+  expect(failuresOf(await composite.invoke(sqsEvent([unkeyed, sqsRecord({ orderId: 'o-2' })])))).toEqual(ids(unkeyed));
+  // A standard queue's records run side by side: in either order.
+  expect(new Set(byDefault.calls.map(orderIdOf))).toEqual(new Set(['o-1', null]));
+  expect(byDefault.calls).toHaveLength(2);
+  expect(composite.calls.map(orderIdOf)).toEqual(['o-2']);
+});
+
 describe('the `parse` option: what it returns and throws', () => {
   test('a record it throws for is poison: reported with the error type only (never the payload or message), never run, and the others run', async () => {
     const logger = quiet();

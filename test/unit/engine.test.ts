@@ -185,6 +185,20 @@ describe('keys', () => {
     expect(store.claims.map((claim) => claim.key)).toEqual([`f#${hashKey({})}`, `f#${hashKey([])}`, `f#${hashKey({ tenant: 't' })}`]);
   });
 
+  test('a whole payload of missing parts is a request like any other: keyed by it when no selector is given', async () => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (_input: unknown) => 'page');
+    const once = makeIdempotent(fn, { store, name: 'f' });
+    expect(await once({ cursor: undefined })).toBe('page');
+    expect(await once({ cursor: null })).toBe('page');
+    expect(await once([null, ''])).toBe('page');
+    expect(await once({ cursor: undefined })).toBe('page');
+    expect(fn).toHaveBeenCalledTimes(3);
+    // The fourth call meets the first one's record and replays it.
+    const keys = [hashKey({}), hashKey({ cursor: null }), hashKey([null, '']), hashKey({})].map((hash) => `f#${hash}`);
+    expect(store.claims.map((claim) => claim.key)).toEqual(keys);
+  });
+
   test("onMissingKey: 'skip' runs the function without idempotency", async () => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: { id?: string }) => 'ran');
