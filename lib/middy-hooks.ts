@@ -70,8 +70,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void): void => {
     let response: unknown;
     let previous: unknown;
+    // Responses set since middy invoked the handler: any at all means the handler ran.
     let sets = 0;
-    let handled = false;
     // Middy invokes the handler with `request.event, request.context`, read in that order, from the
     // request's own async context: the handler's function starts there (see `isWithin`). Responses
     // set before it (a `before` that prepares one, as http-cors does for a preflight) are not the handler's.
@@ -101,10 +101,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
           previous = response;
           response = value;
-          if (invoked) {
-            sets++;
-            handled = true;
-          }
+          if (invoked) sets++;
           return;
         }
         take(request);
@@ -113,6 +110,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           response = engine.end(call, errorEnding(request)).then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
           return;
         }
+        const handled = sets > 0;
         const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
         response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome, request) : value));
       },

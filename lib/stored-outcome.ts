@@ -1,4 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { AttributeNames } from './dynamodb-store-options.js';
 import type { EncryptionKey, OutcomeEncryption, ResponseEncryption } from './encryption.js';
 import type { OptionCheck } from './options.js';
 import type { ResponseCodec } from './response-codec.js';
@@ -66,13 +67,7 @@ export const itemSize = (item: Record<string, AttributeValue>): number =>
 const FINGERPRINT_BYTES = 64;
 
 /** The names of the attributes a COMPLETED record holds besides its outcome. @internal */
-export interface RecordNames {
-  readonly key: string;
-  readonly status: string;
-  readonly expiration: string;
-  readonly owner: string;
-  readonly fingerprint: string;
-}
+export type RecordNames = Pick<AttributeNames, 'key' | 'status' | 'expiration' | 'owner' | 'fingerprint'>;
 
 /**
  * Bytes a COMPLETED record leaves for its outcome, once its other attributes are counted: the
