@@ -46,6 +46,13 @@ const remainingMillisOf = (context: unknown): number | undefined => {
 };
 
 /**
+ * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
+ * before its own Lambda deadline, so that it still answers `IN_PROGRESS` rather than time out.
+ */
+const waitableMillis = (remaining: number | undefined): number =>
+  remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
+
+/**
  * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
  * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
  * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped.
@@ -157,6 +164,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
+    // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
+    const waitUntil = now + waitableMillis(remainingMillisOf(context));
     for (;;) {
       const cached = this.#cache?.get(key, this.#now());
       if (cached) {
@@ -169,22 +178,34 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
-      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution);
+      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution, waitUntil);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
-      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, false);
-      const expiry = leaseLeft < Number.POSITIVE_INFINITY ? delay(leaseLeft + 1) : undefined;
+      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, waitUntil, false);
+      const waitLeft = waitUntil - this.#now();
+      // Out of time to wait, it answers as on meeting the leader's record.
+      if (waitLeft <= 0) throw this.#inProgress(key, leader.leaseUntil);
+      const bound = Math.min(leaseLeft + 1, waitLeft);
+      const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
-      // The leader released the key, its outcome is unknown, or its lease ended: the first follower to get here leads next.
+      // The leader released the key, its outcome is unknown, its lease ended, or this call is out of
+      // time to wait: the first follower to get here leads next.
     }
   }
 
-  async #lead(key: string, fingerprint: string | undefined, context: TContext | undefined, execution: string | undefined, fly = true): Promise<Start> {
+  async #lead(
+    key: string,
+    fingerprint: string | undefined,
+    context: TContext | undefined,
+    execution: string | undefined,
+    waitUntil: number,
+    fly = true,
+  ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
     const flight = fly && execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
     try {
-      const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined);
+      const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
         flight?.settle(start.record);
         return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.#now()) };
@@ -221,6 +242,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     fingerprint: string | undefined,
     context: TContext | undefined,
     durable: boolean,
+    until: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.#now();
     const remaining = remainingMillisOf(context);
@@ -230,7 +252,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
       return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional), leaseUntil: now + leaseMillis };
-    const waitUntil = now + Math.min(this.#options.waitForInProgressMillis ?? 0, remaining ?? Number.POSITIVE_INFINITY);
+    const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
     for (let attempt = 0; ; attempt++) {
       const at = this.#now();
       // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.
@@ -396,10 +418,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       this.#emit('replay', record.key);
       return this.#replay(record);
     }
-    this.#emit('inProgress', record.key);
-    const retryAfterSeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000));
+    throw this.#inProgress(record.key, record.leaseUntil, now);
+  }
+
+  /** The rejection of a call that met another attempt holding its key (until `leaseUntil`, when known). */
+  #inProgress(key: string, leaseUntil: number | undefined, now = this.#now()): IdempotencyError {
+    this.#emit('inProgress', key);
+    const retryAfterSeconds = Math.max(1, Math.ceil(((leaseUntil ?? now) - now) / 1000));
     // The code leads the message: a durable execution reports only an error's name and message.
-    throw new IdempotencyError('IN_PROGRESS', `IN_PROGRESS: another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
+    return new IdempotencyError('IN_PROGRESS', `IN_PROGRESS: another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
     });
   }

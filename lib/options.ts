@@ -68,12 +68,14 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly observability?: IdempotencyListener | ObservabilityOptions;
   /**
    * Concurrent calls with the same key in this process share one claim: duplicates wait for the
-   * first call's outcome instead of getting `IN_PROGRESS`. Durable executions never wait. @default true
+   * first call's outcome instead of getting `IN_PROGRESS`, while they can still answer before their
+   * Lambda deadline. Durable executions never wait. @default true
    */
   readonly singleFlight?: boolean;
   /**
    * How long a duplicate that meets another process's INPROGRESS record waits for it to complete
-   * (bounded backoff, never past the Lambda deadline), then replays it; 0 answers `IN_PROGRESS`
+   * (bounded backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline),
+   * then replays it; 0 answers `IN_PROGRESS`
    * at once. Each poll is one conditional write. @default 0
    */
   readonly waitForInProgressMillis?: number;

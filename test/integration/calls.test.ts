@@ -458,6 +458,26 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test("a duplicate waits for its leader only while it can still answer before its own Lambda deadline: then IN_PROGRESS, with the leader's lease", async () => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    // The leader has no Lambda context: it holds the key for `leaseSeconds`, far past the duplicate's deadline.
+    const once = makeIdempotent(async (_: string, __?: Context) => turnstile.enter(), { store, name: 'flight-deadline', leaseSeconds: 60, now: clock.now });
+    const first = once('dl-1');
+    const holder = await turnstile.next();
+    const context = testingContext({ functionName: 'flight-deadline', remainingMillis: 300, now: clock.now });
+    const duplicate = rejection(once('dl-1', context));
+    // A tenth of the time left before its deadline, the duplicate stops waiting (the clock stands still otherwise).
+    clock.advance(270);
+    const error = await duplicate;
+    expect(error.code).toBe('IN_PROGRESS');
+    expect(error.retryAfterSeconds).toBe(60);
+    expect(context.getRemainingTimeInMillis()).toBe(30);
+    holder.open('first');
+    expect(await first).toBe('first');
+    expect(turnstile.count).toBe(1);
+  });
+
   test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
     const turnstile = new Turnstile();
     const once = makeIdempotent(async (_: string) => turnstile.enter(), { store, name: 'no-flight', singleFlight: false });
@@ -527,6 +547,24 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect((await recordOf('wait-deadline', 'w-4'))?.leaseUntil?.N).toBe(String(deadline));
     running.open('second');
     expect(await waiting).toBe('second');
+  });
+
+  test('the wait ends while the caller can still answer: a tenth of its time left (at most 1 s) before its Lambda deadline', async () => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string, __?: Context) => turnstile.enter();
+    const a = makeIdempotent(fn, { store, name: 'wait-margin', now: clock.now });
+    const b = makeIdempotent(fn, { store, name: 'wait-margin', now: clock.now, waitForInProgressMillis: 60_000 });
+    const first = a('w-5');
+    const holder = await turnstile.next();
+    const context = testingContext({ functionName: 'wait-margin', remainingMillis: 300, now: clock.now });
+    const waiting = rejection(b('w-5', context));
+    // The clock stands still but for this: the duplicate polls until it reads 30 ms before the deadline.
+    clock.advance(270);
+    expect((await waiting).code).toBe('IN_PROGRESS');
+    expect(context.getRemainingTimeInMillis()).toBe(30);
+    holder.open('original');
+    expect(await first).toBe('original');
   });
 
   test('the wait never outlasts the Lambda deadline', async () => {
