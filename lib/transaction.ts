@@ -142,7 +142,9 @@ export function transaction(): Transaction {
   while (slot !== undefined && !slot.inFunction && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
   const call = slot?.call;
   if (call === undefined) {
-    throw new TypeError('transaction() was called outside an idempotent call; with middy, `.use()` the idempotency middleware before any other middleware.');
+    throw new TypeError(
+      'transaction() was called outside an idempotent call: call it in a function wrapped by makeIdempotent, in a middy handler that uses idempotency() or httpIdempotency(), or in an idempotentBatch record handler, before that call returns.',
+    );
   }
   if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
   let view = views.get(call);
