@@ -249,8 +249,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       } catch (error) {
         this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
-        // ours, rather than leave it held until the lease with nothing running. Best effort.
-        if (!durable) await this.#store.release({ key, owner }).catch(() => undefined);
+        // ours, rather than leave it held until the lease with nothing running (a durable execution
+        // fails for good on this error, so its record goes too). Best effort.
+        await this.#store.release({ key, owner }).catch(() => undefined);
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, {
           cause: error,
         });

@@ -1,0 +1,45 @@
+/**
+ * Store faults under Lambda durable functions (AWS's local runner, DynamoDB Local behind the fault
+ * layer). A durable execution's record is owned by the execution, and a handler that throws fails
+ * the execution for good: whatever it may have claimed must not outlive it by the durable lease.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import { makeIdempotent } from '../../lib/index.js';
+import { executionError, runExecution, useDurableRunner } from '../support/durable.js';
+import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
+
+const { client, faults } = faultyClient(endpoint());
+const { client: inspect, tableName, store } = useFreshTable({ prefix: 'durable-faults', storeClient: client });
+useDurableRunner();
+afterEach(() => faults.clear());
+afterAll(() => client.destroy());
+
+interface Order {
+  readonly orderId: string;
+  readonly run: string;
+}
+
+test('a claim that loses every response fails the execution with STORE_FAILURE and holds nothing: the next execution with the key runs', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
+      store,
+      name: 'lost-claim',
+      key: (order) => order.orderId,
+    }),
+  );
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(failed.getStatus()).toBe('FAILED');
+  expect(executionError(failed)).toEqual({ errorType: 'IdempotencyError', errorMessage: expect.stringMatching(/^The idempotency store failed/) });
+  expect(faults.injected.length).toBeGreaterThan(1);
+  // The applied claim was released: no execution is left holding the key for the durable lease.
+  expect(await readItem(inspect, tableName, recordId('lost-claim', orderId))).toBeUndefined();
+  const retried = await runExecution<string>(handler, { orderId, run: 'retry' });
+  expect(retried.getStatus()).toBe('SUCCEEDED');
+  expect(steps).toEqual(['retry:charge']);
+});
