@@ -32,8 +32,8 @@ export type Outcome =
   | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
   | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
 
-/** The identity of a Lambda durable execution, stable across its replays. */
-const durableExecutionOf = (context: unknown): string | undefined => {
+/** The identity of a Lambda durable execution, stable across its replays. @internal */
+export const durableExecutionOf = (context: unknown): string | undefined => {
   const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
   return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
 };

@@ -14,6 +14,7 @@ import type { Context } from 'aws-lambda';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable' });
 useDurableRunner();
@@ -274,4 +275,30 @@ test('middy durable mode: a suspended invocation runs neither after nor onError,
   expect(execution.getInvocations()).toHaveLength(2);
   // The durable context carries the Lambda context's fields, but not its deadline.
   expect(hooks).toEqual(['before:undefined', 'before:undefined', 'after']);
+});
+
+// middy's early timeout fails a durable execution for good (the SDK records the handler's error),
+// unlike Lambda's own timeout, after which the service replays the invocation.
+test('middy durable mode: an execution failed by middy’s early timeout does not hold its key for the durable lease; the next execution runs', async () => {
+  const steps: string[] = [];
+  const stalled = gate<string>();
+  const handler = middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
+    .use(idempotency<Order, string>(options))
+    .handler(async (order, ctx) =>
+      ctx.step('charge', async () => {
+        steps.push(`${order.run}:charge`);
+        return order.run === 'first' ? stalled.promise : order.run;
+      }),
+    ) as unknown as DurableLambdaHandler;
+  // An invocation 50 ms from its deadline (real time: middy's timer runs on the real clock).
+  const nearDeadline: DurableLambdaHandler = (event, context) => handler(event, { ...context, getRemainingTimeInMillis: () => 50 });
+  const orderId = randomUUID();
+  const timedOut = await runExecution(nearDeadline, order(orderId, 'first', 'none'));
+  stalled.open('late');
+  expect(timedOut.getStatus()).toBe('FAILED');
+  expect(executionError(timedOut).errorType).toBe('TimeoutError');
+  expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+  const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
+  expect(retried.getResult()).toBe('retry');
+  expect(steps).toEqual(['first:charge', 'retry:charge']);
 });
