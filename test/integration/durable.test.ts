@@ -302,3 +302,18 @@ test('middy durable mode: an execution failed by middy’s early timeout does no
   expect(retried.getResult()).toBe('retry');
   expect(steps).toEqual(['first:charge', 'retry:charge']);
 });
+
+test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
+  const orderId = randomUUID();
+  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  const second = await runExecution<Receipt>(handler, order(orderId, 'second', 'none'));
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(second.getStatus()).toBe('SUCCEEDED');
+  expect(resumed.getResult()).toEqual(second.getResult());
+  expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
+});
