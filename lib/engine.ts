@@ -417,7 +417,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
     if (this.#options.fingerprint && record.fingerprint !== fingerprint) {
       this.#emit('payloadMismatch', record.key);
-      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
+      throw new IdempotencyError('PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH: this idempotency key was already used with a different payload.');
     }
   }
 

@@ -203,6 +203,16 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   });
 });
 
+test('an execution with the key of a completed one but another payload fails with PAYLOAD_MISMATCH in its errorMessage, running no step', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, fingerprint: (order) => order.pause }));
+  const orderId = randomUUID();
+  await runExecution(handler, order(orderId, 'first', 'none'));
+  const mismatched = await runExecution(handler, order(orderId, 'second', runnerWait(1)));
+  expect(executionError(mismatched)).toEqual({ errorType: 'IdempotencyError', errorMessage: expect.stringMatching(/^PAYLOAD_MISMATCH: /) });
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+});
+
 /** A body whose `charge` step fails on its first attempt; the SDK retries it after a wait that suspends the execution. */
 function flakyBody(steps: string[]) {
   return async (order: Order, ctx: DurableContext): Promise<Receipt> => {
