@@ -313,6 +313,21 @@ test('middy durable mode: an execution failed by middy’s early timeout does no
   expect(steps).toEqual(['first:charge', 'retry:charge']);
 });
 
+test('an execution suspended past its durable lease and its retention, with no other meanwhile, holds its key again on resuming: each step runs once', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60, expiresAfterSeconds: 60 }));
+  const orderId = randomUUID();
+  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(resumed.getStatus()).toBe('SUCCEEDED');
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+  expect(resumed.getResult()!.charged).toEqual(resumed.getResult()!.reserved);
+  expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: resumed.getResult()!.reserved.owner });
+});
+
 test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
   const steps: string[] = [];
   const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
