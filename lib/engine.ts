@@ -259,7 +259,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
       if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
-        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
+        // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
+        const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
+        if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
         return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional), leaseUntil };
       }
       const record = claim.record;

@@ -43,3 +43,23 @@ test('a claim that loses every response fails the execution with STORE_FAILURE a
   expect(retried.getStatus()).toBe('SUCCEEDED');
   expect(steps).toEqual(['retry:charge']);
 });
+
+test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
+  const events: string[] = [];
+  const steps: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
+      store,
+      name: 'lost-once',
+      key: (order) => order.orderId,
+      observability: (event) => void events.push(event),
+    }),
+  );
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
+  const execution = await runExecution<string>(handler, { orderId, run: 'first' });
+  expect(faults.injected).toHaveLength(1);
+  expect(execution.getResult()).toBe('first');
+  expect(steps).toEqual(['first:charge']);
+  expect(events).toEqual(['miss']);
+});

@@ -213,6 +213,25 @@ test('an execution with the key of a completed one but another payload fails wit
   expect(steps).toEqual(['first:reserve', 'first:charge']);
 });
 
+test('an execution that resumes twice, once past its lease, counts one miss and no takeover; the next execution one replay', async () => {
+  const events: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        await ctx.wait('short', runnerWait(5));
+        await ctx.wait('past-the-lease', runnerWait(120));
+        return order.orderId;
+      },
+      { ...options, durableLeaseSeconds: 60, observability: (event) => void events.push(event) },
+    ),
+  );
+  const orderId = randomUUID();
+  const execution = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+  expect(execution.getInvocations()).toHaveLength(3);
+  await runExecution(handler, order(orderId, 'second', 'none'));
+  expect(events).toEqual(['miss', 'replay']);
+});
+
 /** A body whose `charge` step fails on its first attempt; the SDK retries it after a wait that suspends the execution. */
 function flakyBody(steps: string[]) {
   return async (order: Order, ctx: DurableContext): Promise<Receipt> => {
