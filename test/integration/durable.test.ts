@@ -270,6 +270,27 @@ describe.each(forms)('%s, with a step the SDK retries', (_form, durableHandler) 
   });
 });
 
+test("makeIdempotent inside a step, given the step's context, is an ordinary call: a step the SDK retries after a failure runs it again, a later execution replays it", async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string, step: { readonly attempt: number }) => {
+      charges.push(`attempt ${step.attempt}`);
+      if (step.attempt === 1) throw new Error('card network timed out');
+      return `charged ${orderId}`;
+    },
+    { store, name: 'charge-in-step', leaseSeconds: 30 },
+  );
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    const wait = runnerWait(5);
+    return ctx.step('charge', (step) => charge(order.orderId, step), { retryStrategy: (_error, attempt) => ({ shouldRetry: attempt < 2, delay: wait }) });
+  });
+  const orderId = randomUUID();
+  const first = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+  const second = await runExecution<string>(handler, order(orderId, 'second', 'none'));
+  expect([first.getResult(), second.getResult()]).toEqual([`charged ${orderId}`, `charged ${orderId}`]);
+  expect(charges).toEqual(['attempt 1', 'attempt 2']);
+});
+
 // A handler module is loaded before a test sets the runner up, so the wrapper is built before the
 // runner installs its clock: its records must follow that clock all the same.
 const builtEarly: string[] = [];
