@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { makeIdempotent } from '../../lib/index.js';
-import { executionError, runExecution, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, runExecution, useDurableRunner } from '../support/durable.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 
@@ -62,4 +62,29 @@ test('a claim whose first response is lost is retried by the SDK and meets its o
   expect(execution.getResult()).toBe('first');
   expect(steps).toEqual(['first:charge']);
   expect(events).toEqual(['miss']);
+});
+
+// The SDK fails such an execution without settling the handler's promise, so no wrapper can end the call.
+test('an execution the SDK fails itself (a parent context used inside a child context) holds its key until its durable lease ends; then the key runs again', async () => {
+  const runs: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        runs.push(order.run);
+        // The wrong context on purpose when the run says so: the SDK fails the execution.
+        if (order.run === 'first') return ctx.runInChildContext('child', async () => ctx.step('wrong-context', async () => order.run));
+        return ctx.step('charge', async () => order.run);
+      },
+      { store, name: 'sdk-fault', key: (order) => order.orderId, durableLeaseSeconds: 60 },
+    ),
+  );
+  const orderId = randomUUID();
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(failed.getStatus()).toBe('FAILED');
+  const held = await runExecution(handler, { orderId, run: 'held' });
+  expect(executionError(held).errorMessage).toMatch(/^IN_PROGRESS: /);
+  await advanceRunnerClock(61_000);
+  const after = await runExecution<string>(handler, { orderId, run: 'after' });
+  expect(after.getResult()).toBe('after');
+  expect(runs).toEqual(['first', 'after']);
 });
