@@ -32,8 +32,8 @@ export type Outcome =
   | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
   | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
 
-/** The identity of a Lambda durable execution, stable across its replays. */
-const durableExecutionOf = (context: unknown): string | undefined => {
+/** The identity of a Lambda durable execution, stable across its replays. @internal */
+export const durableExecutionOf = (context: unknown): string | undefined => {
   const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
   return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
 };
@@ -271,8 +271,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       } catch (error) {
         this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
-        // ours, rather than leave it held until the lease with nothing running. Best effort.
-        if (!durable) await this.#store.release({ key, owner }).catch(() => undefined);
+        // ours, rather than leave it held until the lease with nothing running (a durable execution
+        // fails for good on this error, so its record goes too). Best effort.
+        await this.#store.release({ key, owner }).catch(() => undefined);
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, {
           cause: error,
         });
@@ -280,7 +281,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
       if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
-        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
+        // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
+        const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
+        if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
         return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional), leaseUntil };
       }
       const record = claim.record;
@@ -443,7 +447,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
     if (this.#options.fingerprint && record.fingerprint !== fingerprint) {
       this.#emit('payloadMismatch', record.key);
-      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
+      throw new IdempotencyError('PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH: this idempotency key was already used with a different payload.');
     }
   }
 

@@ -31,11 +31,12 @@ const isContext = (value: unknown): value is LambdaContextLike => {
  * ```
  */
 export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
-  fn: (...args: TArgs) => Promise<TResult> | TResult,
+  fn: (...args: TArgs) => PromiseLike<TResult> | TResult,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
 ): (...args: TArgs) => Promise<TResult> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
-  if (options?.name === undefined) {
+  if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
+  if (options.name === undefined) {
     throw new TypeError(
       "makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function's own name changes when minified).",
     );
@@ -43,6 +44,7 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
   return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    return engine.run(args[0], context, () => fn.apply(this, args));
+    // `run` awaits the result, and `await` settles a thenable as it settles a promise.
+    return engine.run(args[0], context, () => fn.apply(this, args) as Promise<TResult> | TResult);
   };
 }

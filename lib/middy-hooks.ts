@@ -1,7 +1,7 @@
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
-import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
+import { durableExecutionOf, type Ending, type IdempotencyEngine, type Outcome, type Start } from './engine.js';
 import { enterCall, enterFunction } from './transaction.js';
 
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
@@ -56,7 +56,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const ran = returned.get(request);
     if (ran !== undefined) return endingOf(ran.value);
-    return isMiddyTimeout(request.error) ? { kind: 'abandon' } : { kind: 'throw', error: request.error };
+    // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
+    const abandoned = isMiddyTimeout(request.error) && durableExecutionOf(request.context) === undefined;
+    return abandoned ? { kind: 'abandon' } : { kind: 'throw', error: request.error };
   };
 
   /**

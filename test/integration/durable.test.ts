@@ -14,6 +14,7 @@ import type { Context } from 'aws-lambda';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable' });
 useDurableRunner();
@@ -202,6 +203,35 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   });
 });
 
+test('an execution with the key of a completed one but another payload fails with PAYLOAD_MISMATCH in its errorMessage, running no step', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, fingerprint: (order) => order.pause }));
+  const orderId = randomUUID();
+  await runExecution(handler, order(orderId, 'first', 'none'));
+  const mismatched = await runExecution(handler, order(orderId, 'second', runnerWait(1)));
+  expect(executionError(mismatched)).toEqual({ errorType: 'IdempotencyError', errorMessage: expect.stringMatching(/^PAYLOAD_MISMATCH: /) });
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+});
+
+test('an execution that resumes twice, once past its lease, counts one miss and no takeover; the next execution one replay', async () => {
+  const events: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        await ctx.wait('short', runnerWait(5));
+        await ctx.wait('past-the-lease', runnerWait(120));
+        return order.orderId;
+      },
+      { ...options, durableLeaseSeconds: 60, observability: (event) => void events.push(event) },
+    ),
+  );
+  const orderId = randomUUID();
+  const execution = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+  expect(execution.getInvocations()).toHaveLength(3);
+  await runExecution(handler, order(orderId, 'second', 'none'));
+  expect(events).toEqual(['miss', 'replay']);
+});
+
 /** A body whose `charge` step fails on its first attempt; the SDK retries it after a wait that suspends the execution. */
 function flakyBody(steps: string[]) {
   return async (order: Order, ctx: DurableContext): Promise<Receipt> => {
@@ -240,6 +270,27 @@ describe.each(forms)('%s, with a step the SDK retries', (_form, durableHandler) 
   });
 });
 
+test("makeIdempotent inside a step, given the step's context, is an ordinary call: a step the SDK retries after a failure runs it again, a later execution replays it", async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string, step: { readonly attempt: number }) => {
+      charges.push(`attempt ${step.attempt}`);
+      if (step.attempt === 1) throw new Error('card network timed out');
+      return `charged ${orderId}`;
+    },
+    { store, name: 'charge-in-step', leaseSeconds: 30 },
+  );
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    const wait = runnerWait(5);
+    return ctx.step('charge', (step) => charge(order.orderId, step), { retryStrategy: (_error, attempt) => ({ shouldRetry: attempt < 2, delay: wait }) });
+  });
+  const orderId = randomUUID();
+  const first = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+  const second = await runExecution<string>(handler, order(orderId, 'second', 'none'));
+  expect([first.getResult(), second.getResult()]).toEqual([`charged ${orderId}`, `charged ${orderId}`]);
+  expect(charges).toEqual(['attempt 1', 'attempt 2']);
+});
+
 // A handler module is loaded before a test sets the runner up, so the wrapper is built before the
 // runner installs its clock: its records must follow that clock all the same.
 const builtEarly: string[] = [];
@@ -274,4 +325,60 @@ test('middy durable mode: a suspended invocation runs neither after nor onError,
   expect(execution.getInvocations()).toHaveLength(2);
   // The durable context carries the Lambda context's fields, but not its deadline.
   expect(hooks).toEqual(['before:undefined', 'before:undefined', 'after']);
+});
+
+// middy's early timeout fails a durable execution for good (the SDK records the handler's error),
+// unlike Lambda's own timeout, after which the service replays the invocation.
+test('middy durable mode: an execution failed by middy’s early timeout does not hold its key for the durable lease; the next execution runs', async () => {
+  const steps: string[] = [];
+  const stalled = gate<string>();
+  const handler = middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
+    .use(idempotency<Order, string>(options))
+    .handler(async (order, ctx) =>
+      ctx.step('charge', async () => {
+        steps.push(`${order.run}:charge`);
+        return order.run === 'first' ? stalled.promise : order.run;
+      }),
+    ) as unknown as DurableLambdaHandler;
+  // An invocation 50 ms from its deadline (real time: middy's timer runs on the real clock).
+  const nearDeadline: DurableLambdaHandler = (event, context) => handler(event, { ...context, getRemainingTimeInMillis: () => 50 });
+  const orderId = randomUUID();
+  const timedOut = await runExecution(nearDeadline, order(orderId, 'first', 'none'));
+  stalled.open('late');
+  expect(timedOut.getStatus()).toBe('FAILED');
+  expect(executionError(timedOut).errorType).toBe('TimeoutError');
+  expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+  const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
+  expect(retried.getResult()).toBe('retry');
+  expect(steps).toEqual(['first:charge', 'retry:charge']);
+});
+
+test('an execution suspended past its durable lease and its retention, with no other meanwhile, holds its key again on resuming: each step runs once', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60, expiresAfterSeconds: 60 }));
+  const orderId = randomUUID();
+  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(resumed.getStatus()).toBe('SUCCEEDED');
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+  expect(resumed.getResult()!.charged).toEqual(resumed.getResult()!.reserved);
+  expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: resumed.getResult()!.reserved.owner });
+});
+
+test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
+  const orderId = randomUUID();
+  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  const second = await runExecution<Receipt>(handler, order(orderId, 'second', 'none'));
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(second.getStatus()).toBe('SUCCEEDED');
+  expect(resumed.getResult()).toEqual(second.getResult());
+  expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
 });

@@ -1,0 +1,90 @@
+/**
+ * Store faults under Lambda durable functions (AWS's local runner, DynamoDB Local behind the fault
+ * layer). A durable execution's record is owned by the execution, and a handler that throws fails
+ * the execution for good: whatever it may have claimed must not outlive it by the durable lease.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import { makeIdempotent } from '../../lib/index.js';
+import { advanceRunnerClock, executionError, runExecution, useDurableRunner } from '../support/durable.js';
+import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
+
+const { client, faults } = faultyClient(endpoint());
+const { client: inspect, tableName, store } = useFreshTable({ prefix: 'durable-faults', storeClient: client });
+useDurableRunner();
+afterEach(() => faults.clear());
+afterAll(() => client.destroy());
+
+interface Order {
+  readonly orderId: string;
+  readonly run: string;
+}
+
+test('a claim that loses every response fails the execution with STORE_FAILURE and holds nothing: the next execution with the key runs', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
+      store,
+      name: 'lost-claim',
+      key: (order) => order.orderId,
+    }),
+  );
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(failed.getStatus()).toBe('FAILED');
+  expect(executionError(failed)).toEqual({ errorType: 'IdempotencyError', errorMessage: expect.stringMatching(/^The idempotency store failed/) });
+  expect(faults.injected.length).toBeGreaterThan(1);
+  // The applied claim was released: no execution is left holding the key for the durable lease.
+  expect(await readItem(inspect, tableName, recordId('lost-claim', orderId))).toBeUndefined();
+  const retried = await runExecution<string>(handler, { orderId, run: 'retry' });
+  expect(retried.getStatus()).toBe('SUCCEEDED');
+  expect(steps).toEqual(['retry:charge']);
+});
+
+test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
+  const events: string[] = [];
+  const steps: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
+      store,
+      name: 'lost-once',
+      key: (order) => order.orderId,
+      observability: (event) => void events.push(event),
+    }),
+  );
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
+  const execution = await runExecution<string>(handler, { orderId, run: 'first' });
+  expect(faults.injected).toHaveLength(1);
+  expect(execution.getResult()).toBe('first');
+  expect(steps).toEqual(['first:charge']);
+  expect(events).toEqual(['miss']);
+});
+
+// The SDK fails such an execution without settling the handler's promise, so no wrapper can end the call.
+test('an execution the SDK fails itself (a parent context used inside a child context) holds its key until its durable lease ends; then the key runs again', async () => {
+  const runs: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        runs.push(order.run);
+        // The wrong context on purpose when the run says so: the SDK fails the execution.
+        if (order.run === 'first') return ctx.runInChildContext('child', async () => ctx.step('wrong-context', async () => order.run));
+        return ctx.step('charge', async () => order.run);
+      },
+      { store, name: 'sdk-fault', key: (order) => order.orderId, durableLeaseSeconds: 60 },
+    ),
+  );
+  const orderId = randomUUID();
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(failed.getStatus()).toBe('FAILED');
+  const held = await runExecution(handler, { orderId, run: 'held' });
+  expect(executionError(held).errorMessage).toMatch(/^IN_PROGRESS: /);
+  await advanceRunnerClock(61_000);
+  const after = await runExecution<string>(handler, { orderId, run: 'after' });
+  expect(after.getResult()).toBe('after');
+  expect(runs).toEqual(['first', 'after']);
+});

@@ -1,0 +1,85 @@
+/**
+ * What `makeIdempotent` returns, first and on replay, for functions and results beyond a plain
+ * async function returning plain JSON, against DynamoDB Local.
+ */
+import { makeIdempotent } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { rejection } from '../support/rejections.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'wrapper-values' });
+
+class Money {
+  constructor(readonly cents: number) {}
+}
+
+test.each([
+  ['null', null, null],
+  ['undefined', undefined, undefined],
+  ['a Date', new Date(0), '1970-01-01T00:00:00.000Z'],
+  ['a Map', new Map([['a', 1]]), {}],
+  ['a Set', new Set([1]), {}],
+  ['a class instance', new Money(5), { cents: 5 }],
+  ['NaN and Infinity', { rate: Number.NaN, cap: Number.POSITIVE_INFINITY }, { rate: null, cap: null }],
+  ['undefined members and holes', { a: undefined, list: [undefined] }, { list: [null] }],
+])('a result with %s: the first caller gets it as returned, replays get its JSON form', async (label, result, replayed) => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      return result;
+    },
+    { store, name: `values-${label.replaceAll(' ', '-')}` },
+  );
+  expect(await once('k')).toBe(result);
+  expect(await once('k')).toStrictEqual(replayed);
+  expect(runs).toBe(1);
+});
+
+test('a function that throws synchronously gives a rejected promise and releases the key; a thenable that is not a promise is awaited and stored', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    (_id: string): PromiseLike<number> => {
+      if (++runs === 1) throw new Error('sync failure');
+      // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise is the result under test
+      return { then: (resolve) => resolve!(runs) as never } as PromiseLike<number>;
+    },
+    { store, name: 'sync-and-thenable' },
+  );
+  const failed = once('k');
+  expect(failed).toBeInstanceOf(Promise);
+  await expect(failed).rejects.toThrow('sync failure');
+  expect(await readItem(client, tableName, recordId('sync-and-thenable', 'k'))).toBeUndefined();
+  expect(await once('k')).toBe(2);
+  expect(await once('k')).toBe(2);
+  expect(runs).toBe(2);
+});
+
+test('the key and the fingerprint see the first argument only: a later argument that changes is not compared, a changed fingerprinted part is PAYLOAD_MISMATCH', async () => {
+  let runs = 0;
+  const pay = makeIdempotent(async (order: { id: string; amount: number }, note: string) => `${order.amount} ${note} ${++runs}`, {
+    store,
+    name: 'first-argument',
+    key: (order) => order.id,
+    fingerprint: (order) => order.amount,
+  });
+  expect(await pay({ id: 'o-1', amount: 10 }, 'first')).toBe('10 first 1');
+  expect(await pay({ id: 'o-1', amount: 10 }, 'second')).toBe('10 first 1');
+  expect((await rejection(pay({ id: 'o-1', amount: 11 }, 'first'))).code).toBe('PAYLOAD_MISMATCH');
+  expect(runs).toBe(1);
+});
+
+test('a call nested in another with a different name and the same key runs, and both replay', async () => {
+  let runs = 0;
+  const inner = makeIdempotent(async (id: string) => `inner ${id} ${++runs}`, { store, name: 'nested-inner' });
+  const outer = makeIdempotent(async (id: string) => `outer(${await inner(id)})`, { store, name: 'nested-outer' });
+  expect(await outer('k')).toBe('outer(inner k 1)');
+  expect(await outer('k')).toBe('outer(inner k 1)');
+  expect(await inner('k')).toBe('inner k 1');
+  expect(runs).toBe(1);
+});
+
+test('options that are not an object are a TypeError that says so', () => {
+  for (const options of [undefined, null, 'charge']) {
+    expect(() => makeIdempotent(async (x: string) => x, options as never)).toThrow(new TypeError('makeIdempotent: options must be an object.'));
+  }
+});
