@@ -38,10 +38,18 @@ export const durableExecutionOf = (context: unknown): string | undefined => {
   return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
 };
 
-/** The Lambda deadline, also from a durable context (which carries the Lambda context as `lambdaContext`). */
+/**
+ * The Lambda deadline, also from a durable context (which carries the Lambda context as
+ * `lambdaContext`); one that cannot be read counts as absent.
+ */
 const remainingMillisOf = (context: unknown): number | undefined => {
   const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
-  const remaining = holder?.getRemainingTimeInMillis?.() ?? holder?.lambdaContext?.getRemainingTimeInMillis?.();
+  let remaining: unknown;
+  try {
+    remaining = holder?.getRemainingTimeInMillis?.() ?? holder?.lambdaContext?.getRemainingTimeInMillis?.();
+  } catch {
+    return undefined;
+  }
   return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
 };
 

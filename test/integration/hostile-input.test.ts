@@ -390,3 +390,20 @@ describe('hostile final errors', () => {
     expect(thrown).toHaveLength(1);
   });
 });
+
+describe('a hostile Lambda context', () => {
+  test('a deadline that cannot be read counts as absent: the call runs once on `leaseSeconds`, and its duplicate replays', async () => {
+    const name = namespace('context');
+    const context = {
+      functionName: name,
+      getRemainingTimeInMillis: (): number => {
+        throw new Error('no deadline');
+      },
+    };
+    let runs = 0;
+    const once = makeIdempotent(async (id: string, _context: typeof context) => `ran ${id} ${++runs}`, { store, name, leaseSeconds: 5 });
+    expect(await once('k', context)).toBe('ran k 1');
+    expect(await once('k', context)).toBe('ran k 1');
+    expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+});
