@@ -85,7 +85,7 @@ describe('options', () => {
     ],
     ['a zero retention', { store, expiresAfterSeconds: 0 }, /`expiresAfterSeconds` must be a whole number, 1 or more \(got 0\)/],
     ['a fractional retention', { store, expiresAfterSeconds: 1.5 }, /`expiresAfterSeconds`/],
-    ['a retention given as text', { store, expiresAfterSeconds: '60' }, /`expiresAfterSeconds`/],
+    ['a retention given as text', { store, expiresAfterSeconds: '60' }, /`expiresAfterSeconds` must be a whole number, 1 or more \(got "60"\)/],
     ['an unknown onMissingKey', { store, onMissingKey: 'ignore' }, /`onMissingKey` must be 'throw' or 'skip'/],
     ['a negative cacheSize', { store, cacheSize: -1 }, /`cacheSize` must be a whole number, 0 or more/],
     ['a zero lease', { store, leaseSeconds: 0 }, /`leaseSeconds`/],
