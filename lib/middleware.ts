@@ -19,7 +19,8 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * answered from the stored response without running the handler, even when that response is
  * `undefined`), `after` stores the response, `onError` releases the record this request holds.
  * Rejections (`IN_PROGRESS`, `PAYLOAD_MISMATCH`, …) hold nothing and release nothing; middy's early
- * `TimeoutError` releases nothing either: the record's lease ends at the Lambda deadline. A later
+ * `TimeoutError` releases nothing either: the record's lease ends at the Lambda deadline (in durable
+ * mode it fails the execution for good, and releases the record as an error does). A later
  * middleware that answers early (its `before` sets a response) releases the record; one that throws
  * from `after`, once the handler returned, completes it with the handler's response.
  *
