@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { IdempotencyError } from './errors.js';
 
 const MAX_DEPTH = 200;
@@ -184,7 +184,7 @@ export function canonicalJson(value: unknown): string | undefined {
 
 /** SHA-256 of a string, base64url (43 characters). @internal */
 export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
+  return hash('sha256', text, 'base64url');
 }
 
 /** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */
