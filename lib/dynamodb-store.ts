@@ -47,7 +47,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
 
   /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */
   async claimCompleted(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult> {
-    const put = this.claimPut(request, { [this.attributes.status]: { S: 'COMPLETED' } });
+    const put = this.claimPut(request, 'COMPLETED');
     return this.withOutcome(request, ITEM_LIMIT_BYTES - itemSize(put.Item), isTransactionTooLarge, async (outcome) => {
       const refused = await sendTransaction(this.client, [{ Put: { ...put, Item: { ...put.Item, ...this.outcomeItem(outcome) } } }, ...writes]);
       if (refused === null) return { claimed: true, responseStored: !outcome.omitted };

@@ -84,13 +84,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       Object.defineProperty(request, name, {
         configurable: true,
         enumerable: true,
-        get: () => {
+        get() {
           if (name === 'event') enterHandler();
           else if (lastRead === 'event') invoked = true;
           lastRead = name;
           return value;
         },
-        set: (next: unknown) => {
+        set(next: unknown) {
           value = next;
         },
       });
@@ -98,8 +98,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     Object.defineProperty(request, 'response', {
       configurable: true,
       enumerable: true,
-      get: () => response,
-      set: (value: unknown) => {
+      get() {
+        return response;
+      },
+      set(value: unknown) {
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
           previous = response;
           response = value;
@@ -123,8 +125,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     Object.defineProperty(request, 'error', {
       configurable: true,
       enumerable: true,
-      get: () => error,
-      set: (value: unknown) => {
+      get() {
+        return error;
+      },
+      set(value: unknown) {
         if (error === undefined && sets >= 2 && calls.get(request) === call) returned.set(request, { value: previous });
         error = value;
       },

@@ -74,13 +74,12 @@ export type RecordNames = Pick<AttributeNames, 'key' | 'status' | 'expiration' |
  * same room in every store, so each keeps the outcomes DynamoDB keeps. @internal
  */
 export function outcomeBudget(names: RecordNames, request: { readonly key: string; readonly owner: string; readonly expiresAt: number }): number {
-  const kept: Record<string, AttributeValue> = {
-    [names.key]: { S: request.key },
-    [names.status]: { S: 'COMPLETED' },
-    [names.expiration]: { N: String(request.expiresAt) },
-    [names.owner]: { S: request.owner },
-  };
-  return ITEM_LIMIT_BYTES - itemSize(kept) - attributeSize(names.fingerprint, { S: '0'.repeat(FINGERPRINT_BYTES) });
+  const kept =
+    attributeSize(names.key, { S: request.key }) +
+    attributeSize(names.status, { S: 'COMPLETED' }) +
+    attributeSize(names.expiration, { N: String(request.expiresAt) }) +
+    attributeSize(names.owner, { S: request.owner });
+  return ITEM_LIMIT_BYTES - kept - (Buffer.byteLength(names.fingerprint) + FINGERPRINT_BYTES);
 }
 
 /** The call's outcome as the record stores it. @internal */
@@ -159,12 +158,11 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     return { omitted: true };
   }
   if (response === undefined && error === undefined) return { omitted };
-  return {
-    ...(response === undefined ? {} : { response }),
-    ...(error === undefined ? {} : { error }),
-    ...(key === undefined ? {} : { keyId: key.id }),
-    omitted,
-  };
+  const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string } = { omitted };
+  if (response !== undefined) stored.response = response;
+  if (error !== undefined) stored.error = error;
+  if (key !== undefined) stored.keyId = key.id;
+  return stored;
 }
 
 /**

@@ -17,6 +17,7 @@ import type {
   CompleteResult,
   IdempotencyRecord,
   IdempotencyStore,
+  RecordStatus,
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
@@ -107,11 +108,11 @@ export class DynamoDBStore implements IdempotencyStore {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const a = this.attributes;
-    const put = this.claimPut(request, { [a.status]: { S: 'INPROGRESS' }, [a.leaseUntil]: { N: String(request.leaseUntil) } });
+    const put: PutItemInput = this.claimPut(request, 'INPROGRESS', request.leaseUntil);
+    // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
+    put.ReturnValues = 'ALL_OLD';
     try {
-      // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
-      const output = await sendPut(this.client, new PutItemCommand({ ...put, ReturnValues: 'ALL_OLD' }));
+      const output = await sendPut(this.client, new PutItemCommand(put));
       // Only the replaced record's status matters here: its response is not decoded (or decrypted),
       // and an item that was not a record (written by hand, say) is replaced like any other.
       const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;
@@ -228,12 +229,13 @@ export class DynamoDBStore implements IdempotencyStore {
 
   /**
    * A put of the record with the attributes every claim writes (key, retention, owner,
-   * fingerprint) and `fields`, that succeeds only when no live record exists: none, expired, or
-   * INPROGRESS past its lease. @internal
+   * fingerprint), its `status` and, when given, its lease, that succeeds only when no live record
+   * exists: none, expired, or INPROGRESS past its lease. @internal
    */
   protected claimPut(
     request: Omit<ClaimRequest, 'leaseUntil'>,
-    fields: Record<string, AttributeValue>,
+    status: RecordStatus,
+    leaseUntil?: number,
   ): PutItemInput & { Item: Record<string, AttributeValue>; ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } {
     const a = this.attributes;
     const item: Record<string, AttributeValue> = {
@@ -242,9 +244,11 @@ export class DynamoDBStore implements IdempotencyStore {
       [a.owner]: { S: request.owner },
     };
     if (request.fingerprint !== undefined) item[a.fingerprint] = { S: request.fingerprint };
+    item[a.status] = { S: status };
+    if (leaseUntil !== undefined) item[a.leaseUntil] = { N: String(leaseUntil) };
     return {
       TableName: this.tableName,
-      Item: { ...item, ...fields },
+      Item: item,
       ConditionExpression: 'attribute_not_exists(#id) OR #exp < :nowSeconds OR (#status = :inprogress AND #lease < :nowMillis)',
       ExpressionAttributeNames: { '#id': a.key, '#exp': a.expiration, '#status': a.status, '#lease': a.leaseUntil },
       ExpressionAttributeValues: {
