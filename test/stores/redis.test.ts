@@ -21,6 +21,41 @@ afterAll(() => raw.disconnect());
 const t0 = Date.now();
 const claimRequest = (key: string, owner = 'owner-a') => ({ key, owner, now: t0, leaseUntil: t0 + 10_000, expiresAt: Math.floor(t0 / 1000) + 3600 });
 
+describe('a flushed script cache (on a server of its own: no other test file loads scripts into it)', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(() => server.stop());
+
+  for (const kind of CLIENT_KINDS) {
+    test(`${kind.name}: after SCRIPT FLUSH every operation falls back to EVAL and the scripts are cached again`, async () => {
+      const { client, close } = await kind.open(server.url);
+      const direct = inspector(server.url);
+      try {
+        const store = new RedisStore({ client, keyPrefix: `flush-${kind.name}:` });
+        await store.claim(claimRequest('warm'));
+        await direct.script('FLUSH');
+        expect(await store.claim(claimRequest('k'))).toEqual({ claimed: true });
+        await direct.script('FLUSH');
+        expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 7200, response: '"ok"' })).toEqual({
+          completed: true,
+          responseStored: true,
+        });
+        await direct.script('FLUSH');
+        expect(await store.release({ key: 'warm', owner: 'owner-a' })).toEqual({ released: true });
+        await direct.script('FLUSH');
+        expect(await store.forget('k')).toBe(true);
+        // EVAL cached the script it ran; the flush had really emptied the cache.
+        expect(await direct.script('EXISTS', FORGET.sha, CLAIM.sha)).toEqual([1, 0]);
+      } finally {
+        direct.disconnect();
+        await close();
+      }
+    });
+  }
+});
+
 describe('the eviction policy', () => {
   let server: RedisServer;
   beforeAll(async () => {
@@ -117,25 +152,6 @@ for (const kind of CLIENT_KINDS) {
       expect(await forgetRecord({ store, id })).toBe(true);
       expect(await once('k')).toBe(1);
       expect(await once('k')).toBe(1);
-    });
-
-    test('after SCRIPT FLUSH every operation falls back to EVAL and the scripts are cached again', async () => {
-      const keyPrefix = `flush-${kind.name}:`;
-      const store = new RedisStore({ client: opened.client, keyPrefix });
-      await store.claim(claimRequest('warm'));
-      await raw.script('FLUSH');
-      expect(await store.claim(claimRequest('k'))).toEqual({ claimed: true });
-      await raw.script('FLUSH');
-      expect(await store.complete({ key: 'k', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 7200, response: '"ok"' })).toEqual({
-        completed: true,
-        responseStored: true,
-      });
-      await raw.script('FLUSH');
-      expect(await store.release({ key: 'warm', owner: 'owner-a' })).toEqual({ released: true });
-      await raw.script('FLUSH');
-      expect(await store.forget('k')).toBe(true);
-      // EVAL cached the script it ran; the flush had really emptied the cache.
-      expect(await raw.script('EXISTS', FORGET.sha, CLAIM.sha)).toEqual([1, 0]);
     });
 
     test('records sealed through aesGcmEncryption(provider) and through the key provider itself read each other, across a rotation', async () => {
