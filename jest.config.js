@@ -38,6 +38,11 @@ export default {
   // although most of their time is spent waiting on DynamoDB Local, redis-server and child
   // processes: two workers there take the suite from about 260 s to 190 s on Node 20.
   maxWorkers: Math.max(2, availableParallelism() - 1),
+  // A worker ends by letting its event loop empty; Node then disposes its heap (about 600 MB by the
+  // end of a run), which on a loaded 2-core machine takes longer than Jest's default 500 ms grace,
+  // and Jest then reports a worker that "failed to exit gracefully". A worker that really leaks a
+  // handle is still reported, after this longer grace.
+  workerGracefulExitTimeout: 5000,
   testTimeout: 30000,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
