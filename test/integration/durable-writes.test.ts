@@ -1,0 +1,165 @@
+/**
+ * `transaction()` writes in Lambda durable functions (AWS's local runner, DynamoDB Local), in both
+ * forms a user writes. A durable execution replays its handler from the start on every resume, and
+ * a completed step returns its checkpointed result without running again; the record and the
+ * writes of the call commit once, in the invocation where the handler returns.
+ */
+
+import { randomUUID } from 'node:crypto';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import middy from '@middy/core';
+import { type IdempotencyOptions, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
+import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'durable-writes' });
+const business = useBusinessTable(client);
+useDurableRunner();
+
+const NAME = 'orders';
+const CALLBACK = 'approval';
+
+interface Order {
+  readonly orderId: string;
+  /** Which execution this is, for the step log; not part of the key. */
+  readonly run: string;
+}
+
+type Body = (order: Order, ctx: DurableContext) => Promise<string>;
+
+const options: IdempotencyOptions<Order> = { store, name: NAME, key: (order) => order.orderId };
+
+/** The two ways to make a durable handler idempotent. */
+const forms: ReadonlyArray<[string, (body: Body, extra?: Partial<IdempotencyOptions<Order>>) => DurableLambdaHandler]> = [
+  ['withDurableExecution(makeIdempotent(…))', (body, extra) => withDurableExecution(makeIdempotent(body, { ...options, ...extra }))],
+  [
+    'middy durable mode with idempotency()',
+    // middy's types do not say that durable mode makes a durable handler.
+    (body, extra) =>
+      middy<Order, string, Error, DurableContext>(middyDurableMode)
+        .use(idempotency<Order, string>({ ...options, ...extra }))
+        .handler(body) as unknown as DurableLambdaHandler,
+  ],
+];
+
+const item = (orderId: string, what: string): Promise<Record<string, AttributeValue> | undefined> =>
+  readItem(client, business, `${orderId}#${what}`);
+
+/** How often the body's counter write was committed: once per completed call, whatever the number of invocations. */
+const commits = async (orderId: string): Promise<number | undefined> => {
+  const counter = await item(orderId, 'commits');
+  return counter?.commits?.N === undefined ? undefined : Number(counter.commits.N);
+};
+
+const recordStatus = async (orderId: string): Promise<string | undefined> => (await readItem(client, tableName, recordId(NAME, orderId)))?.status?.S;
+
+/** Counts one commit of the call: an `ADD`, so a second commit of the same write would show. */
+const countCommit = (orderId: string): void => {
+  transaction().update({
+    TableName: business,
+    Key: { id: `${orderId}#commits` },
+    UpdateExpression: 'ADD commits :one',
+    ExpressionAttributeValues: { ':one': 1 },
+  });
+};
+
+/**
+ * Reserves in a step, then writes from the body what the step returned (re-collected on every
+ * replay), then suspends on a callback. `steps` logs every step that really runs.
+ */
+const bodyWrites =
+  (steps: string[]): Body =>
+  async (order, ctx) => {
+    const reservation = await ctx.step('reserve', async () => {
+      steps.push(`${order.run}:reserve`);
+      return `r-${order.run}`;
+    });
+    transaction().put({ TableName: business, Item: { id: `${order.orderId}#reserved`, reservation } });
+    countCommit(order.orderId);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return reservation;
+  };
+
+/**
+ * Adds its writes inside steps, the rule's counterexample: `reserve` runs before the suspension,
+ * `ship` after it, in the invocation where the handler returns.
+ */
+const stepWrites =
+  (steps: string[]): Body =>
+  async (order, ctx) => {
+    const reservation = await ctx.step('reserve', async () => {
+      steps.push(`${order.run}:reserve`);
+      transaction().put({ TableName: business, Item: { id: `${order.orderId}#reserved`, by: order.run } });
+      return `r-${order.run}`;
+    });
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    await ctx.step('ship', async () => {
+      steps.push(`${order.run}:ship`);
+      transaction().put({ TableName: business, Item: { id: `${order.orderId}#shipped`, by: order.run } });
+    });
+    return reservation;
+  };
+
+/**
+ * `handler`, and what its first invocation answered the runner once it ended: the test resumes the
+ * execution only after that, so the resume is surely a new invocation (a callback completed while
+ * the first invocation still runs may let it go on instead of suspending).
+ */
+function firstInvocationOf(handler: DurableLambdaHandler): { readonly handler: DurableLambdaHandler; readonly ended: Promise<unknown> } {
+  const ended = gate<unknown>();
+  let invocations = 0;
+  return {
+    handler: async (event, context) => {
+      const first = invocations++ === 0;
+      const answer = await handler(event, context);
+      if (first) ended.open(answer);
+      return answer;
+    },
+    ended: ended.promise,
+  };
+}
+
+/** Starts an execution of `body` and waits until its first invocation has suspended on the callback. */
+async function suspendedExecution(handler: DurableLambdaHandler, order: Order) {
+  const first = firstInvocationOf(handler);
+  const execution = startExecution<string>(first.handler, order, CALLBACK);
+  await execution.suspended();
+  expect(await first.ended).toEqual({ Status: 'PENDING' });
+  return execution;
+}
+
+describe.each(forms)('%s', (_form, durableHandler) => {
+  test('writes added in the handler body from what steps returned commit once with the record, when the execution completes: none while it is suspended', async () => {
+    const steps: string[] = [];
+    const orderId = randomUUID();
+    const execution = await suspendedExecution(durableHandler(bodyWrites(steps)), { orderId, run: 'first' });
+    // The invocation that collected the writes has suspended: nothing of it is committed.
+    expect(await recordStatus(orderId)).toBe('INPROGRESS');
+    expect([await item(orderId, 'reserved'), await commits(orderId)]).toEqual([undefined, undefined]);
+    await execution.resume('approved');
+    const result = await execution.result;
+    expect(result.getStatus()).toBe('SUCCEEDED');
+    expect(result.getInvocations()).toHaveLength(2);
+    expect(steps).toEqual(['first:reserve']);
+    expect(await recordStatus(orderId)).toBe('COMPLETED');
+    expect((await item(orderId, 'reserved'))?.reservation?.S).toBe('r-first');
+    expect(await commits(orderId)).toBe(1);
+  });
+
+  // A step's function runs in one invocation only: its writes join that invocation's call, which
+  // ends only if the handler returns in it. There is no public way to tell a step's code from the
+  // body's, so the rule is documented (README, `transaction()`): write from the body.
+  test('a write added inside a step that ran before a suspension is not committed; one added in a step of the completing invocation is', async () => {
+    const steps: string[] = [];
+    const orderId = randomUUID();
+    const execution = await suspendedExecution(durableHandler(stepWrites(steps)), { orderId, run: 'first' });
+    await execution.resume('approved');
+    expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+    expect(steps).toEqual(['first:reserve', 'first:ship']);
+    expect(await recordStatus(orderId)).toBe('COMPLETED');
+    expect((await item(orderId, 'reserved'))?.by?.S).toBe('first');
+    expect((await item(orderId, 'shipped'))?.by?.S).toBe('first');
+  });
+});
