@@ -31,7 +31,7 @@ interface Order {
 
 type Body = (order: Order, ctx: DurableContext) => Promise<string>;
 
-const options: IdempotencyOptions<Order> = { store, name: NAME, key: (order) => order.orderId };
+const options = { store, name: NAME, key: (order: Order) => order.orderId } satisfies IdempotencyOptions<Order>;
 
 /** The two ways to make a durable handler idempotent. */
 const forms: ReadonlyArray<[string, (body: Body, extra?: Partial<IdempotencyOptions<Order>>) => DurableLambdaHandler]> = [
