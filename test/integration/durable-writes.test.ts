@@ -130,7 +130,7 @@ function firstInvocationOf(handler: DurableLambdaHandler): { readonly handler: D
   };
 }
 
-/** Starts an execution of `body` and waits until its first invocation has suspended on the callback. */
+/** Starts an execution of `handler` and waits until its first invocation has suspended on the callback. */
 async function suspendedExecution(handler: DurableLambdaHandler, order: Order) {
   const first = firstInvocationOf(handler);
   const execution = startExecution<string>(first.handler, order, CALLBACK);
