@@ -126,6 +126,12 @@ const views = new WeakMap<Call, Transaction>();
  * The write collector of the idempotent call in progress (middleware, `makeIdempotent`, HTTP or
  * batch). Writes added to it are committed atomically with the call's COMPLETED record.
  *
+ * In a Lambda durable execution, add writes in the handler body, from the values the steps return:
+ * the body runs again on every replay and its writes commit once, when the execution returns. A
+ * write added inside `ctx.step` or `runInChildContext` (whose functions are not run again on replay)
+ * is lost if the execution suspends after it; a step that must write can call an idempotent
+ * function of its own, whose writes commit with that function's record.
+ *
  * @example
  * ```ts
  * const pay = makeIdempotent(async (input: Payment) => {
