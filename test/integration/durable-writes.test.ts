@@ -12,7 +12,6 @@ import middy from '@middy/core';
 import { type IdempotencyOptions, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
-import { gate } from '../support/gate.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable-writes' });
 const business = useBusinessTable(client);
@@ -111,31 +110,10 @@ const operationWrites =
     return reservation;
   };
 
-/**
- * `handler`, and what its first invocation answered the runner once it ended: the test resumes the
- * execution only after that, so the resume is surely a new invocation (a callback completed while
- * the first invocation still runs may let it go on instead of suspending).
- */
-function firstInvocationOf(handler: DurableLambdaHandler): { readonly handler: DurableLambdaHandler; readonly ended: Promise<unknown> } {
-  const ended = gate<unknown>();
-  let invocations = 0;
-  return {
-    handler: async (event, context) => {
-      const first = invocations++ === 0;
-      const answer = await handler(event, context);
-      if (first) ended.open(answer);
-      return answer;
-    },
-    ended: ended.promise,
-  };
-}
-
 /** Starts an execution of `handler` and waits until its first invocation has suspended on the callback. */
 async function suspendedExecution(handler: DurableLambdaHandler, order: Order) {
-  const first = firstInvocationOf(handler);
-  const execution = startExecution<string>(first.handler, order, CALLBACK);
+  const execution = startExecution<string>(handler, order, CALLBACK);
   await execution.suspended();
-  expect(await first.ended).toEqual({ Status: 'PENDING' });
   return execution;
 }
 

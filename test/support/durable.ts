@@ -24,6 +24,7 @@ import {
   WaitingOperationStatus,
 } from '@aws/durable-execution-sdk-js-testing';
 import { executionModeDurableContext } from '@middy/core/executionModeDurableContext';
+import { gate } from './gate.js';
 
 /** The real clock: `Date.now` as it was before the runner installed its fake one. */
 const realNow = Date.now;
@@ -63,7 +64,11 @@ const ownRequestIds =
 /** One durable execution started by the test; `result` settles when the execution ends. */
 export interface StartedExecution<TResult> {
   readonly result: Promise<TestResult<TResult>>;
-  /** Resolves once the execution waits on its `waitForCallback` (the callback started; the invocation then suspends). */
+  /**
+   * Resolves once the execution waits on its `waitForCallback` and its first invocation has
+   * suspended (answered PENDING), so that `resume` surely starts a new invocation: a callback
+   * completed while the first invocation still runs may let it go on instead of suspending.
+   */
   suspended(): Promise<void>;
   /** Completes the `waitForCallback` with `value`; the execution resumes in a new invocation. */
   resume(value: unknown): Promise<void>;
@@ -75,7 +80,20 @@ export interface StartedExecution<TResult> {
  * the runner reports it as soon as it starts).
  */
 export function startExecution<TResult = unknown>(handler: DurableLambdaHandler, payload: unknown, callbackName?: string): StartedExecution<TResult> {
-  const runner = new LocalDurableTestRunner<TResult>({ handlerFunction: ownRequestIds(handler) });
+  const firstAnswer = gate<unknown>();
+  let invocations = 0;
+  const tracked: DurableLambdaHandler = async (event, context) => {
+    const first = invocations++ === 0;
+    try {
+      const answer = await handler(event, context);
+      if (first) firstAnswer.open(answer);
+      return answer;
+    } catch (error) {
+      if (first) firstAnswer.open(error);
+      throw error;
+    }
+  };
+  const runner = new LocalDurableTestRunner<TResult>({ handlerFunction: ownRequestIds(tracked) });
   const callback = callbackName === undefined ? undefined : runner.getOperation(callbackName).waitForData(WaitingOperationStatus.STARTED);
   const result = runner.run({ payload });
   const started = (): Promise<DurableOperation> => {
@@ -84,7 +102,13 @@ export function startExecution<TResult = unknown>(handler: DurableLambdaHandler,
   };
   return {
     result,
-    suspended: async () => void (await started()),
+    suspended: async () => {
+      await started();
+      const answer = await firstAnswer.promise;
+      if ((answer as { Status?: unknown } | null | undefined)?.Status !== 'PENDING') {
+        throw new Error(`startExecution: the first invocation did not suspend; it answered ${String(JSON.stringify(answer))}`);
+      }
+    },
     resume: async (value) => void (await (await started()).sendCallbackSuccess(JSON.stringify(value))),
   };
 }
