@@ -191,7 +191,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, waitUntil, false);
       const waitLeft = waitUntil - this.#now();
       // Out of time to wait, it answers as on meeting the leader's record.
-      if (waitLeft <= 0) throw this.#inProgress(key, leader.leaseUntil);
+      if (waitLeft <= 0) {
+        if (leader.call !== undefined) this.#checkFingerprint(leader.call, fingerprint);
+        throw this.#inProgress(key, leader.leaseUntil);
+      }
       const bound = Math.min(leaseLeft + 1, waitLeft);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
@@ -452,7 +455,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!));
   }
 
-  #checkFingerprint(record: IdempotencyRecord, fingerprint: string | undefined): void {
+  #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
     if (this.#options.fingerprint && record.fingerprint !== fingerprint) {
       this.#emit('payloadMismatch', record.key);
       throw new IdempotencyError('PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH: this idempotency key was already used with a different payload.');

@@ -478,6 +478,26 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test('a duplicate with another payload that runs out of time to wait gets PAYLOAD_MISMATCH, as on meeting the record', async () => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    const once = makeIdempotent(async (_: { id: string; amount: number }, __?: Context) => turnstile.enter(), {
+      store,
+      name: 'flight-deadline-mismatch',
+      key: (input) => input.id,
+      fingerprint: (input) => input.amount,
+      now: clock.now,
+    });
+    const first = once({ id: 'dm-1', amount: 5 });
+    const holder = await turnstile.next();
+    const context = testingContext({ functionName: 'flight-deadline-mismatch', remainingMillis: 300, now: clock.now });
+    const other = rejection(once({ id: 'dm-1', amount: 7 }, context));
+    clock.advance(270);
+    expect((await other).code).toBe('PAYLOAD_MISMATCH');
+    holder.open('first');
+    expect(await first).toBe('first');
+  });
+
   test('singleFlight: false answers in-process duplicates IN_PROGRESS, as another process would be', async () => {
     const turnstile = new Turnstile();
     const once = makeIdempotent(async (_: string) => turnstile.enter(), { store, name: 'no-flight', singleFlight: false });
