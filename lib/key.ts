@@ -211,6 +211,9 @@ export const recordKey = (namespace: string, hash: string): string => `${namespa
 /** The namespace a record key was built with, for logs and metrics that must not carry the hash. @internal */
 export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'));
 
+/** A value a key selector did not find: `undefined`, `null` or `''`. */
+const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';
+
 /**
  * The canonical JSON of a key, or `undefined` when it is missing: `undefined`, `null`, `''`, or a
  * value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding `undefined`),
@@ -220,13 +223,11 @@ export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'
  * request like any other. @internal
  */
 export function canonicalKey(value: unknown, selected = false): string | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
+  if (isMissing(value)) return undefined;
   const json = canonicalJson(value);
   if (json === 'null' || json === '""') return undefined;
   return selected && (json?.startsWith('{') || json?.startsWith('[')) && noPartFound(value) ? undefined : json;
 }
-
-const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';
 
 /**
  * A plain object or array with members, none of them found (`{ tenant: undefined, id: undefined }`,
