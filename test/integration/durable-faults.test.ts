@@ -22,15 +22,20 @@ interface Order {
   readonly run: string;
 }
 
-test('a claim that loses every response fails the execution with STORE_FAILURE and holds nothing: the next execution with the key runs', async () => {
-  const steps: string[] = [];
-  const handler = withDurableExecution(
+/** A durable handler, idempotent by order id, whose one step records `<run>:charge` in `steps`. */
+const chargeOnce = (name: string, steps: string[], observability?: (event: string) => void) =>
+  withDurableExecution(
     makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
       store,
-      name: 'lost-claim',
+      name,
       key: (order) => order.orderId,
+      ...(observability === undefined ? {} : { observability }),
     }),
   );
+
+test('a claim that loses every response fails the execution with STORE_FAILURE and holds nothing: the next execution with the key runs', async () => {
+  const steps: string[] = [];
+  const handler = chargeOnce('lost-claim', steps);
   const orderId = randomUUID();
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
   const failed = await runExecution(handler, { orderId, run: 'first' });
@@ -47,14 +52,7 @@ test('a claim that loses every response fails the execution with STORE_FAILURE a
 test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
   const events: string[] = [];
   const steps: string[] = [];
-  const handler = withDurableExecution(
-    makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => void steps.push(`${order.run}:charge`)).then(() => order.run), {
-      store,
-      name: 'lost-once',
-      key: (order) => order.orderId,
-      observability: (event) => void events.push(event),
-    }),
-  );
+  const handler = chargeOnce('lost-once', steps, (event) => void events.push(event));
   const orderId = randomUUID();
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
   const execution = await runExecution<string>(handler, { orderId, run: 'first' });
