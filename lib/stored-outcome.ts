@@ -63,8 +63,8 @@ export function attributeSize(name: string, value: AttributeValue): number {
 export const itemSize = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + attributeSize(name, value), 0);
 
-/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex). */
-const FINGERPRINT_BYTES = 64;
+/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex, 64 bytes). */
+const FINGERPRINT_ROOM: AttributeValue = { S: '0'.repeat(64) };
 
 /** The names of the attributes a COMPLETED record holds besides its outcome. @internal */
 export type RecordNames = Pick<AttributeNames, 'key' | 'status' | 'expiration' | 'owner' | 'fingerprint'>;
@@ -78,8 +78,9 @@ export function outcomeBudget(names: RecordNames, request: { readonly key: strin
     attributeSize(names.key, { S: request.key }) +
     attributeSize(names.status, { S: 'COMPLETED' }) +
     attributeSize(names.expiration, { N: String(request.expiresAt) }) +
-    attributeSize(names.owner, { S: request.owner });
-  return ITEM_LIMIT_BYTES - kept - (Buffer.byteLength(names.fingerprint) + FINGERPRINT_BYTES);
+    attributeSize(names.owner, { S: request.owner }) +
+    attributeSize(names.fingerprint, FINGERPRINT_ROOM);
+  return ITEM_LIMIT_BYTES - kept;
 }
 
 /** The call's outcome as the record stores it. @internal */
