@@ -167,7 +167,9 @@ const bytesAsText = (message: unknown): unknown =>
 // the path at which a key holds a value JSON refuses is made of the message's member names, which may be data.
 const describe = (error: unknown): string =>
   error instanceof IdempotencyError
-    ? `${error.code}: ${error.code === 'INVALID_KEY' ? error.message.replace(/ at \$.*, which JSON /s, ', which JSON ') : error.message}`
+    ? error.code === 'INVALID_KEY'
+      ? error.message.replace(/ at \$.*, which JSON /s, ', which JSON ')
+      : error.message
     : error instanceof SyntaxError
       ? 'unparseable payload'
       : `unreadable record (${nameOf(error)})`;

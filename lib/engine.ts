@@ -440,8 +440,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #inProgress(key: string, leaseUntil: number | undefined, now = this.#now()): IdempotencyError {
     this.#emit('inProgress', key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((leaseUntil ?? now) - now) / 1000));
-    // The code leads the message: a durable execution reports only an error's name and message.
-    return new IdempotencyError('IN_PROGRESS', `IN_PROGRESS: another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
+    return new IdempotencyError('IN_PROGRESS', `Another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
     });
   }
@@ -458,7 +457,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
     if (this.#options.fingerprint && record.fingerprint !== fingerprint) {
       this.#emit('payloadMismatch', record.key);
-      throw new IdempotencyError('PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH: this idempotency key was already used with a different payload.');
+      throw new IdempotencyError('PAYLOAD_MISMATCH', 'This idempotency key was already used with a different payload.');
     }
   }
 

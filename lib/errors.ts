@@ -1,7 +1,7 @@
 import type { IdempotencyRecord } from './store.js';
 
 /**
- * Stable codes of {@link IdempotencyError}. Branch on these, never on message text.
+ * Stable codes of {@link IdempotencyError}. Branch on these, never on message text (which starts with the code).
  *
  * - `IN_PROGRESS`: another attempt holds the record; retry after `retryAfterSeconds`.
  * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
@@ -72,8 +72,13 @@ export class IdempotencyError extends Error {
   readonly tableName: string | undefined;
   readonly record: IdempotencyRecord | undefined;
 
+  /**
+   * `message` is the sentence; the error's `message` starts with the code (`IN_PROGRESS: …`), which
+   * is all that reaches a caller that sees only an error's type and message, such as a durable
+   * execution's result.
+   */
   constructor(code: IdempotencyErrorCode, message: string, options: IdempotencyErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(message.startsWith(`${code}: `) ? message : `${code}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.actionIndex = options.actionIndex;

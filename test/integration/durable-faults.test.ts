@@ -40,7 +40,10 @@ test('a claim that loses every response fails the execution with STORE_FAILURE a
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
   const failed = await runExecution(handler, { orderId, run: 'first' });
   expect(failed.getStatus()).toBe('FAILED');
-  expect(executionError(failed)).toEqual({ errorType: 'IdempotencyError', errorMessage: expect.stringMatching(/^The idempotency store failed/) });
+  expect(executionError(failed)).toEqual({
+    errorType: 'IdempotencyError',
+    errorMessage: expect.stringMatching(/^STORE_FAILURE: The idempotency store failed/),
+  });
   expect(faults.injected.length).toBeGreaterThan(1);
   // The applied claim was released: no execution is left holding the key for the durable lease.
   expect(await readItem(inspect, tableName, recordId('lost-claim', orderId))).toBeUndefined();

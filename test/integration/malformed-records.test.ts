@@ -57,7 +57,7 @@ describe('a live malformed item fails closed, with an error that says what is wr
     const f = await withItem(item);
     const error = await rejection(f.once('k'));
     expect(error.code).toBe('STORE_FAILURE');
-    expect(error.message).toBe('The idempotency store failed (UnreadableRecordError); the function did not run.');
+    expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (UnreadableRecordError); the function did not run.');
     expect(describeStoreFailure(error.cause)).toBe('UnreadableRecordError');
     const cause = (error.cause as Error).message;
     expect(cause).toContain(`The idempotency record ${f.id} in ${tableName} is malformed`);
@@ -80,6 +80,8 @@ test.each<[string, Record<string, AttributeValue>]>([
   const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, ...outcome });
   const error = await rejection(f.once('k'));
   expect(error.code).toBe('STORE_FAILURE');
-  expect(error.message).toMatch(/^The idempotency store failed \((SyntaxError|TypeError): a stored outcome that is not JSON\); the function did not run\.$/);
+  expect(error.message).toMatch(
+    /^STORE_FAILURE: The idempotency store failed \((SyntaxError|TypeError): a stored outcome that is not JSON\); the function did not run\.$/,
+  );
   expect(f.runs()).toBe(0);
 });

@@ -13,7 +13,7 @@ test('a table that does not exist: STORE_FAILURE (ResourceNotFoundException), no
     const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'no-such-table', client }), name: 'missing' });
     const error = await rejection(fn('k'));
     expect(error.code).toBe('STORE_FAILURE');
-    expect(error.message).toBe('The idempotency store failed (ResourceNotFoundException); the function did not run.');
+    expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (ResourceNotFoundException); the function did not run.');
     expect(runs).toBe(0);
   } finally {
     client.destroy();
@@ -27,7 +27,7 @@ test('an endpoint nobody listens on: STORE_FAILURE naming the connection error, 
     const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'idem', client }), name: 'unreachable' });
     const error = await rejection(fn('k'));
     expect(error.code).toBe('STORE_FAILURE');
-    expect(error.message).toBe('The idempotency store failed (ECONNREFUSED); the function did not run.');
+    expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (ECONNREFUSED); the function did not run.');
     expect(runs).toBe(0);
   } finally {
     client.destroy();

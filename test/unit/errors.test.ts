@@ -38,8 +38,16 @@ test('STORE_FAILURE names the cause (a missing grant is not an outage), never th
   const fn = makeIdempotent(async (_: { orderId: string; email: string }) => ++runs, { store, name: 'orders', key: (input) => input.orderId });
   const error = await rejection(fn({ orderId: 'order-4242', email: 'alice@example.com' }));
   expect(error.code).toBe('STORE_FAILURE');
-  expect(error.message).toBe('The idempotency store failed (AccessDeniedException); the function did not run.');
+  expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (AccessDeniedException); the function did not run.');
   expect(runs).toBe(0);
+});
+
+describe('the message starts with the code, which is all a caller that sees only type and message (a durable execution) gets', () => {
+  test('for every code, once', () => {
+    expect(new IdempotencyError('KEY_MISSING', 'The key selector found no value.').message).toBe('KEY_MISSING: The key selector found no value.');
+    expect(new IdempotencyError('COMMIT_FAILED', 'COMMIT_FAILED: already prefixed.').message).toBe('COMMIT_FAILED: already prefixed.');
+    expect(new IdempotencyError('INVALID_KEY', 'KEY_MISSING: another code.').message).toBe('INVALID_KEY: KEY_MISSING: another code.');
+  });
 });
 
 describe('TRANSACTION_CONFLICT as an HTTP answer', () => {
