@@ -8,6 +8,7 @@ import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { keyVerifier, type SigningSecret } from './signed-keys.js';
+import { isStreamBytes } from './streamed-response.js';
 
 export { callerIdentity, type HttpScope } from './http-caller.js';
 export type { HttpEvent } from './http-request.js';
@@ -164,7 +165,9 @@ const isProxyResult = (result: unknown): result is HttpResult => result !== null
 const normalize = (result: unknown): HttpResult =>
   isProxyResult(result)
     ? result
-    : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
+    : isStreamBytes(result)
+      ? { statusCode: 200, body: result as unknown as string }
+      : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
 
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);

@@ -2,6 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import { durableExecutionOf, type Ending, type IdempotencyEngine, type Outcome, type Start } from './engine.js';
+import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterCall, enterFunction } from './transaction.js';
 
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
@@ -34,9 +35,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     calls.delete(request);
     return call;
   };
+  /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
+  const replay = (value: unknown, request: AnyRequest): unknown => reviveStreams(translation.replay(value, request.event));
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
   const answerOf = (outcome: Outcome, request: AnyRequest): unknown => {
-    if (outcome.kind === 'value') return outcome.replayed ? translation.replay(outcome.value, request.event) : outcome.value;
+    if (outcome.kind === 'value') return outcome.replayed ? replay(outcome.value, request) : reviveStreams(outcome.value);
     const rejected = translation.reject?.(outcome.error, request.event);
     if (rejected === undefined) throw outcome.error;
     return rejected.response;
@@ -49,13 +52,15 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return { kind: 'throw', error };
     }
   };
+  /** How the handler's response ends the call, once any stream in it is read (a stream that fails is the handler failing). */
+  const endingOfResponse = (response: unknown): Promise<Ending> => readStreams(response).then(endingOf, (error: unknown): Ending => ({ kind: 'throw', error }));
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
-  const errorEnding = (request: AnyRequest): Ending => {
+  const errorEnding = async (request: AnyRequest): Promise<Ending> => {
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const ran = returned.get(request);
-    if (ran !== undefined) return endingOf(ran.value);
+    if (ran !== undefined) return endingOfResponse(ran.value);
     // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
     const abandoned = isMiddyTimeout(request.error) && durableExecutionOf(request.context) === undefined;
     return abandoned ? { kind: 'abandon' } : { kind: 'throw', error: request.error };
@@ -111,12 +116,14 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         take(request);
         // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
         if (request.error !== undefined) {
-          response = engine.end(call, errorEnding(request)).then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
+          response = errorEnding(request)
+            .then((end) => engine.end(call, end))
+            .then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
           return;
         }
         const handled = sets > 0;
-        const ending: Ending = handled ? endingOf(value) : { kind: 'return', value, final: false };
-        response = engine.end(call, ending).then((outcome) => (handled ? answerOf(outcome, request) : value));
+        const ending = handled ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
+        response = ending.then((end) => engine.end(call, end)).then((outcome) => (handled ? answerOf(outcome, request) : value));
       },
     });
     // On an error, middy resets the response and then records the error: a response set before that
@@ -148,7 +155,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     if (start.kind === 'replay') {
-      request.earlyResponse = translation.replay(start.value, request.event);
+      request.earlyResponse = replay(start.value, request);
       return;
     }
     slot.call = start.call;
@@ -159,15 +166,15 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    request.response = answerOf(await engine.end(call, endingOf(request.response)), request);
+    request.response = answerOf(await engine.end(call, await endingOfResponse(request.response)), request);
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    const outcome = await engine.end(call, errorEnding(request));
+    const outcome = await engine.end(call, await errorEnding(request));
     if (!outcome.replayed) return;
-    if (outcome.kind === 'value') request.response = translation.replay(outcome.value, request.event);
+    if (outcome.kind === 'value') request.response = replay(outcome.value, request);
     else request.error = outcome.error as Error;
   };
 

@@ -1,0 +1,72 @@
+import { Readable } from 'node:stream';
+
+/*
+ * Responses of middy's response-streaming mode (Lambda response streaming): the handler returns a
+ * Node.js Readable or a web ReadableStream, alone or as the `body` of `{ statusCode, headers, body }`.
+ * A stream can be read once, and its JSON form (`{}` or its internal state) is not its bytes, so
+ * the middleware reads it to its end first: the record stores the bytes, this caller gets them as
+ * middy would have sent them, and a duplicate gets the same bytes again. UTF-8 text (JSON, NDJSON,
+ * server-sent events, HTML) is stored as a string, which middy writes as the same bytes; other
+ * bytes are stored as base64 in a one-member object that is turned back into a stream on replay
+ * (in streaming mode a body is a string or a stream, so no handler's own response has that shape).
+ */
+
+/** The member that marks stored bytes of a stream that are not UTF-8 text. */
+const BYTES = 'lambda-idempotency:stream-base64';
+
+type Body = Readable | ReadableStream;
+
+type Members = { readonly [name: string]: unknown };
+
+const isObject = (value: unknown): value is Members => value !== null && typeof value === 'object';
+
+/** A web ReadableStream, or a Node.js Readable as middy tells one: by its `_readableState`. */
+const isStream = (value: unknown): value is Body =>
+  value instanceof ReadableStream || (isObject(value) && '_readableState' in value && typeof value.pipe === 'function');
+
+/** The `{ statusCode, headers, body }` form, whose body is sent after a prelude of the rest. */
+const isHttpResponse = (value: unknown): value is Members & { readonly body?: unknown } => isObject(value) && 'statusCode' in value;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A stream's bytes, as text when they are UTF-8, else as the stored form of bytes. */
+async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
+  const chunks: Buffer[] = [];
+  // Node.js Readables and web ReadableStreams are both async iterables of their chunks.
+  for await (const chunk of stream as AsyncIterable<unknown>) {
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk as Uint8Array));
+  }
+  const bytes = Buffer.concat(chunks);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return { [BYTES]: bytes.toString('base64') };
+  }
+}
+
+/**
+ * The response with any stream in it read to its end (see above); any other response as it is.
+ * A stream that fails rejects with its error: the handler's response failed. @internal
+ */
+export async function readStreams(response: unknown): Promise<unknown> {
+  if (isStream(response)) return contentOf(response);
+  if (isHttpResponse(response) && isStream(response.body)) return { ...response, body: await contentOf(response.body) };
+  return response;
+}
+
+/** Whether a stored response is the stored form of a stream's bytes that are not text. @internal */
+export const isStreamBytes = (value: unknown): value is { readonly [BYTES]: string } =>
+  value !== null &&
+  typeof value === 'object' &&
+  !Array.isArray(value) &&
+  Object.keys(value).length === 1 &&
+  typeof (value as Record<string, unknown>)[BYTES] === 'string';
+
+const streamOf = (stored: { readonly [BYTES]: string }): Readable => Readable.from([Buffer.from(stored[BYTES], 'base64')]);
+
+/** A stored response with its stored stream bytes a stream again; any other response as it is. @internal */
+export function reviveStreams(stored: unknown): unknown {
+  if (isStreamBytes(stored)) return streamOf(stored);
+  if (isHttpResponse(stored) && isStreamBytes(stored.body)) return { ...stored, body: streamOf(stored.body) };
+  return stored;
+}

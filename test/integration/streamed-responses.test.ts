@@ -1,0 +1,191 @@
+/**
+ * Lambda response streaming (middy's response-streaming mode) on DynamoDB Local: a handler that
+ * returns a stream, alone or as the body of `{ statusCode, headers, body }`, runs once, and every
+ * duplicate receives the same prelude and the same bytes.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { httpIdempotency, idempotency } from '../../lib/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { httpEvent } from '../support/identity-events.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection, thrown } from '../support/rejections.js';
+import { invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
+
+const { client, tableName, store } = useFreshTable();
+
+type Body = 'node' | 'web';
+const streamOf = (kind: Body, chunks: ReadonlyArray<string | Uint8Array>): Readable | ReadableStream =>
+  kind === 'node'
+    ? Readable.from(chunks)
+    : new ReadableStream({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk);
+          controller.close();
+        },
+      });
+
+/** A streaming handler made idempotent under `name`, counting its runs; `respond` makes each response. */
+function streaming(name: string, respond: (event: { id: string }) => unknown | Promise<unknown>) {
+  const runs = { count: 0 };
+  const handler = middy(async (event: { id: string }) => {
+    runs.count++;
+    return respond(event);
+  }, streamingMode as never).use(idempotency({ store, name }));
+  return { handler, runs };
+}
+
+const euro = Buffer.from('€', 'utf8');
+/** Text whose chunks split a character and start with a byte order mark: stored as the text, sent as the same bytes. */
+const textChunks = (id: string): Array<string | Uint8Array> => ['\uFEFFdata: {"id":"', id, '","price":"12 ', euro.subarray(0, 1), euro.subarray(1), '"}\n\n'];
+const text = (id: string): string => `\uFEFFdata: {"id":"${id}","price":"12 €"}\n\n`;
+
+describe.each<Body>(['node', 'web'])('a %s stream', (kind) => {
+  test('of UTF-8 text: runs once, the duplicate receives the same bytes, and the record holds the text', async () => {
+    const name = `text-${kind}`;
+    const { handler, runs } = streaming(name, (event) => streamOf(kind, textChunks(event.id)));
+    const id = randomUUID();
+    const first = await invokeStreaming(handler, { id }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id }, lambdaContext(name));
+    expect(first.bytes.equals(Buffer.from(text(id), 'utf8'))).toBe(true);
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    expect(runs.count).toBe(1);
+    const item = await readItem(client, tableName, recordId(name, { id }));
+    expect(item?.status?.S).toBe('COMPLETED');
+    expect(JSON.parse(item!.response!.S!)).toBe(text(id));
+  });
+
+  test('of bytes that are not UTF-8: the duplicate receives the same bytes, as a stream', async () => {
+    const name = `bytes-${kind}`;
+    const payload = Buffer.concat([Buffer.from([0xff, 0xfe, 0x00, 0xc3]), randomBytes(4096)]);
+    const { handler, runs } = streaming(name, () => streamOf(kind, [payload.subarray(0, 1000), payload.subarray(1000)]));
+    const id = randomUUID();
+    const first = await invokeStreaming(handler, { id }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id }, lambdaContext(name));
+    expect(first.bytes.equals(payload)).toBe(true);
+    expect(again.bytes.equals(payload)).toBe(true);
+    expect(runs.count).toBe(1);
+  });
+
+  test('as the body of { statusCode, headers, body }: the duplicate receives the same prelude and bytes', async () => {
+    const name = `http-${kind}`;
+    const { handler, runs } = streaming(name, (event) => ({
+      statusCode: 201,
+      headers: { 'Content-Type': 'text/event-stream' },
+      body: streamOf(kind, textChunks(event.id)),
+    }));
+    const id = randomUUID();
+    const first = await invokeStreaming(handler, { id }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id }, lambdaContext(name));
+    expect(first.prelude).toEqual({ statusCode: 201, headers: { 'Content-Type': 'text/event-stream' } });
+    expect(again.prelude).toEqual(first.prelude);
+    expect(again.bytes.toString('utf8')).toBe(text(id));
+    expect(runs.count).toBe(1);
+  });
+});
+
+test('a stream that fails on the way is the handler failing: the caller gets its error, the key is released, and a retry runs', async () => {
+  const name = 'failing-stream';
+  let fail = true;
+  const { handler, runs } = streaming(name, () =>
+    Readable.from(
+      (async function* () {
+        yield 'partial ';
+        if (fail) throw new Error('upstream closed');
+        yield 'whole';
+      })(),
+    ),
+  );
+  const id = randomUUID();
+  const error = await thrown(invokeStreaming(handler, { id }, lambdaContext(name)));
+  expect(error.message).toBe('upstream closed');
+  expect(await readItem(client, tableName, recordId(name, { id }))).toBeUndefined();
+  fail = false;
+  const retried = await invokeStreaming(handler, { id }, lambdaContext(name));
+  expect(retried.bytes.toString('utf8')).toBe('partial whole');
+  expect(runs.count).toBe(2);
+});
+
+test('while the stream is still being produced the record stays INPROGRESS and nothing is sent yet: a duplicate gets IN_PROGRESS, the handler runs once', async () => {
+  const name = 'slow-stream';
+  const rest = gate<string>();
+  const { handler, runs } = streaming(name, () =>
+    Readable.from(
+      (async function* () {
+        yield 'first half, ';
+        yield await rest.promise;
+      })(),
+    ),
+  );
+  const id = randomUUID();
+  const received = new ResponseStream();
+  const first = invokeStreaming(handler, { id }, lambdaContext(name), received);
+  while (runs.count === 0) await flush();
+  const duplicate = await rejection(invokeStreaming(handler, { id }, lambdaContext(name)));
+  expect(duplicate.code).toBe('IN_PROGRESS');
+  expect((await readItem(client, tableName, recordId(name, { id })))?.status?.S).toBe('INPROGRESS');
+  // The body is read whole before the record completes: the first caller receives it then, at once.
+  expect(received.chunks).toEqual([]);
+  rest.open('second half');
+  expect((await first).bytes.toString('utf8')).toBe('first half, second half');
+  const replay = await invokeStreaming(handler, { id }, lambdaContext(name));
+  expect(replay.bytes.toString('utf8')).toBe('first half, second half');
+  expect(runs.count).toBe(1);
+});
+
+describe('httpIdempotency on a streaming Function URL', () => {
+  const urlEvent = (key: string): APIGatewayProxyEventV2 => httpEvent('url', {}, { key }) as APIGatewayProxyEventV2;
+  function streamingHttp(name: string, statusCode: number) {
+    const runs = { count: 0 };
+    const handler = middy(async () => {
+      runs.count++;
+      return { statusCode, headers: { 'Content-Type': 'application/x-ndjson' }, body: Readable.from(['{"n":1}\n', '{"n":2}\n']) };
+    }, streamingMode as never).use(httpIdempotency({ store, name }));
+    return { handler, runs };
+  }
+
+  test('a final response is replayed with Idempotent-Replayed and the same bytes', async () => {
+    const { handler, runs } = streamingHttp('url-final', 201);
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, urlEvent(key), lambdaContext('url-final'));
+    const again = await invokeStreaming(handler, urlEvent(key), lambdaContext('url-final'));
+    expect(first.prelude).toEqual({ statusCode: 201, headers: { 'Content-Type': 'application/x-ndjson' } });
+    expect(again.prelude).toEqual({ statusCode: 201, headers: { 'Content-Type': 'application/x-ndjson', 'Idempotent-Replayed': 'true' } });
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    expect(first.bytes.toString('utf8')).toBe('{"n":1}\n{"n":2}\n');
+    expect(runs.count).toBe(1);
+  });
+
+  test('a 503 is sent whole and releases the key: the retry runs', async () => {
+    const { handler, runs } = streamingHttp('url-503', 503);
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, urlEvent(key), lambdaContext('url-503'));
+    expect(first.bytes.toString('utf8')).toBe('{"n":1}\n{"n":2}\n');
+    await invokeStreaming(handler, urlEvent(key), lambdaContext('url-503'));
+    expect(runs.count).toBe(2);
+  });
+});
+
+test('a stream the handler returned before a later middleware threw is read and stored: the caller gets the error, a duplicate the bytes', async () => {
+  const name = 'stream-then-throw';
+  let runs = 0;
+  const handler = middy(async (event: { id: string }) => {
+    runs++;
+    return Readable.from(['receipt for ', event.id]);
+  }, streamingMode as never)
+    .use(idempotency({ store, name }))
+    .use({
+      after: () => {
+        throw new Error('a later middleware failed');
+      },
+    });
+  const id = randomUUID();
+  const error = await thrown(invokeStreaming(handler, { id }, lambdaContext(name)));
+  expect(error.message).toBe('a later middleware failed');
+  const again = await invokeStreaming(handler, { id }, lambdaContext(name));
+  expect(again.bytes.toString('utf8')).toBe(`receipt for ${id}`);
+  expect(runs).toBe(1);
+});
