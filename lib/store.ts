@@ -1,7 +1,7 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 
 /**
- * The storage contract of the record protocol (see the README's "Record protocol"). Every write is
+ * The storage contract of the record protocol (see docs/how-it-works.md). Every write is
  * conditional; a store never reads before it writes. `DynamoDBStore` is the production store; any
  * object with these three methods can stand in (an in-memory store in tests, another database).
  */

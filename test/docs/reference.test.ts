@@ -1,5 +1,5 @@
 /**
- * The README's reference tables against the code they describe: the "Errors" table names every
+ * The reference tables of docs/options.md against the code they describe: the "Errors" table names every
  * error code with the status `httpIdempotency` answers, and the "Options" table names exactly the
  * options the entry points share.
  */
@@ -10,7 +10,7 @@ import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/index.js'
 import { sharedOptionsExcept } from '../../lib/options.js';
 import { ROOT } from './snippets.js';
 
-/** Every code, so that a new one fails the type-check until it is added here and to the README. */
+/** Every code, so that a new one fails the type-check until it is added here and to docs/options.md. */
 const CODES: Readonly<Record<IdempotencyErrorCode, true>> = {
   IN_PROGRESS: true,
   PAYLOAD_MISMATCH: true,
@@ -25,9 +25,9 @@ const CODES: Readonly<Record<IdempotencyErrorCode, true>> = {
   COMMIT_FAILED: true,
 };
 
-/** The first cell of each row, and the rest, of the first table under the README heading `## <heading>`. */
+/** The first cell of each row, and the rest, of the first table under the heading `## <heading>` of docs/options.md. */
 function table(heading: string): Array<[string, ...string[]]> {
-  const readme = readFileSync(`${ROOT}/README.md`, 'utf8');
+  const readme = readFileSync(`${ROOT}/docs/options.md`, 'utf8');
   const start = readme.indexOf(`\n## ${heading}\n`);
   expect(start).toBeGreaterThan(0);
   const section = readme.slice(start + heading.length + 5).split(/\n## /)[0]!;
@@ -46,7 +46,7 @@ function table(heading: string): Array<[string, ...string[]]> {
   );
 }
 
-describe('README reference tables', () => {
+describe('docs/options.md reference tables', () => {
   test('"Errors" lists every error code once, with the status httpIdempotency answers for it', () => {
     const rows = table('Errors');
     expect(rows.map(([code]) => code.replaceAll('`', '')).sort()).toEqual(Object.keys(CODES).sort());

@@ -1,6 +1,6 @@
 /**
  * What the documentation cites as proof exists: every repository path it names in a code span
- * (`test/integration/calls.test.ts`) is a file, and every test name the README quotes for the batch
+ * (`test/integration/calls.test.ts`) is a file, and every test name docs/batch.md quotes for the batch
  * guarantees is part of a test's title in the file it names.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -47,7 +47,7 @@ function testTitles(source: string): string[] {
 }
 
 /**
- * The quoted test names of a README section, each split into the parts around its `…` (an
+ * The quoted test names of a page, each split into the parts around its `…` (an
  * omission), whitespace joined as the text wraps.
  */
 function quotedNames(section: string): string[][] {
@@ -85,8 +85,7 @@ test('the links of infra/README.md resolve (its snippets use a stack of their ow
 });
 
 describe('the batch guarantees quote real test names', () => {
-  const readme = readFileSync(`${ROOT}/README.md`, 'utf8');
-  const section = readme.slice(readme.indexOf('\n## SQS, Kinesis and DynamoDB Streams\n')).split(/\n## /)[1]!;
+  const section = readFileSync(`${ROOT}/docs/batch.md`, 'utf8');
   const titles = testTitles(readFileSync(`${ROOT}/test/integration/batch.test.ts`, 'utf8'));
 
   test('the section names the file and quotes names', () => {
