@@ -56,11 +56,7 @@ export async function readStreams(response: unknown): Promise<unknown> {
 
 /** Whether a stored response is the stored form of a stream's bytes that are not text. @internal */
 export const isStreamBytes = (value: unknown): value is { readonly [BYTES]: string } =>
-  value !== null &&
-  typeof value === 'object' &&
-  !Array.isArray(value) &&
-  Object.keys(value).length === 1 &&
-  typeof (value as Record<string, unknown>)[BYTES] === 'string';
+  isObject(value) && !Array.isArray(value) && Object.keys(value).length === 1 && typeof value[BYTES] === 'string';
 
 const streamOf = (stored: { readonly [BYTES]: string }): Readable => Readable.from([Buffer.from(stored[BYTES], 'base64')]);
 

@@ -189,3 +189,20 @@ test('a stream the handler returned before a later middleware threw is read and 
   expect(again.bytes.toString('utf8')).toBe(`receipt for ${id}`);
   expect(runs).toBe(1);
 });
+
+test('a stream an inner middleware answers with from `after` is read and stored like the handler’s own', async () => {
+  const name = 'early-stream';
+  let runs = 0;
+  const handler = middy(async (event: { id: string }) => {
+    runs++;
+    return event.id;
+  }, streamingMode as never)
+    .use(idempotency({ store, name }))
+    .use({ after: (request) => Readable.from(['wrapped ', String(request.response)]) });
+  const id = randomUUID();
+  const first = await invokeStreaming(handler, { id }, lambdaContext(name));
+  const again = await invokeStreaming(handler, { id }, lambdaContext(name));
+  expect(first.bytes.toString('utf8')).toBe(`wrapped ${id}`);
+  expect(again.bytes.toString('utf8')).toBe(`wrapped ${id}`);
+  expect(runs).toBe(1);
+});
