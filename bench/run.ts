@@ -45,7 +45,8 @@ const PLAN = {
     overhead: [{ label: '1 KB', bytes: 1024, warmup: 300, samples: 1000 }],
     endToEnd: { warmup: 30, samples: 200 },
   },
-  contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64 },
+  /** The many-keys test runs in blocks of 400 calls per contender (ours, Powertools, the control), taking turns. */
+  contention: { oneKeyCalls: 500, manyCalls: 10_000, manyKeys: 100, concurrency: 64, blockCalls: 400 },
   coldStartSamples: 8,
   /** Seconds the run may take; the 10,000-call test is scaled down only if it would not fit. */
   budgetSeconds: 165,
@@ -100,11 +101,12 @@ try {
   await redis.stop();
 
   // Scale the 10,000-call test down only if, at this run's measured pace, it would break the budget.
-  // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4 parallel).
+  // Pace: each call costs about one replay round trip, 64 in flight on 2 cores (conservatively 1/4
+  // parallel); three contenders (ours, Powertools, the control) make the calls.
   const reserveForColdStart = 35;
   const perCallSeconds = Math.max(endToEnd.replay.ours.median, endToEnd.replay.powertools.median) / 1e6 / 4;
-  const affordable = Math.floor((PLAN.budgetSeconds - elapsed() - reserveForColdStart - 10) / (2 * perCallSeconds));
-  const unit = PLAN.contention.manyKeys * 4;
+  const affordable = Math.floor((PLAN.budgetSeconds - elapsed() - reserveForColdStart - 10) / (3 * perCallSeconds));
+  const unit = PLAN.contention.blockCalls;
   const manyCalls = Math.max(unit * 5, Math.min(PLAN.contention.manyCalls, Math.floor(affordable / unit) * unit));
   if (manyCalls < PLAN.contention.manyCalls) {
     notes.push(
