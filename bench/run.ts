@@ -2,8 +2,9 @@
  * `npm run bench`: lambda-idempotency side by side with @aws-lambda-powertools/idempotency, in one
  * process, the libraries interleaved; the sections that depend on the Node version are repeated on
  * Node 24 in a child process (installed from the npm registry on first use, see other-node.ts).
- * Prints one table and writes bench/results.json. Not part of `npm test`; nothing here asserts on
- * time.
+ * Our library is compiled from `lib/` when the bench starts and loaded as JavaScript, as
+ * Powertools is (library.ts). Prints one table and writes bench/results.json. Not part of
+ * `npm test`; nothing here asserts on time.
  */
 import './env.js';
 import { readFileSync } from 'node:fs';
