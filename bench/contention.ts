@@ -11,7 +11,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { benchClient, type Tables } from './local.js';
 import { enterProcessState } from './process-state.js';
-import { rotation, type Summary, summarize } from './stats.js';
+import { rotation } from './stats.js';
 import { errorCode, type Library, lambdaContext, makeEvent, type OrderEvent, type Subject, subject } from './subjects.js';
 
 export interface ContentionRun {
@@ -35,8 +35,6 @@ export interface ContentionRun {
   readonly blocks: number;
   /** Blocks whose executions differ from the keys first called in them; correct when 0. */
   readonly blocksWrong: number;
-  /** Calls per second of each block: the spread behind `throughput`. */
-  readonly blockThroughput: Summary;
 }
 
 interface Tally {
@@ -102,7 +100,6 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
     const tally: Tally = { succeeded: 0, errors: {} };
     enterState(library);
     const { wall: wallMillis, cpu } = await pool(plan.oneKeyCalls, plan.oneKeyCalls, () => invoke(target, { ...event }, tally, context));
-    const throughput = (plan.oneKeyCalls / wallMillis) * 1000;
     runs.push({
       library,
       scoped: false,
@@ -113,11 +110,10 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
       executions: target.state.executions,
       ...tally,
       wallMillis,
-      throughput,
+      throughput: (plan.oneKeyCalls / wallMillis) * 1000,
       cpuMicrosPerCall: cpu / plan.oneKeyCalls,
       blocks: 1,
       blocksWrong: target.state.executions === 1 ? 0 : 1,
-      blockThroughput: summarize([throughput]),
     });
   }
 
@@ -131,11 +127,8 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
     CONTENDERS.map((contender) => [contender, Array.from({ length: plan.manyKeys }, (_, k) => makeEvent(`many-${run}-${contender}-${k}`, 1024))]),
   ) as Record<Contender, OrderEvent[]>;
   const totals = Object.fromEntries(
-    CONTENDERS.map((contender) => [
-      contender,
-      { tally: { succeeded: 0, errors: {} } as Tally, wall: 0, cpu: 0, blocksWrong: 0, blockThroughput: [] as number[] },
-    ]),
-  ) as Record<Contender, { tally: Tally; wall: number; cpu: number; blocksWrong: number; blockThroughput: number[] }>;
+    CONTENDERS.map((contender) => [contender, { tally: { succeeded: 0, errors: {} } as Tally, wall: 0, cpu: 0, blocksWrong: 0 }]),
+  ) as Record<Contender, { tally: Tally; wall: number; cpu: number; blocksWrong: number }>;
   const blocks = Math.ceil(plan.manyCalls / plan.blockCalls);
   for (let block = 0; block < blocks; block++) {
     const from = block * plan.blockCalls;
@@ -154,7 +147,6 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
       const spent = await pool(to - from, plan.concurrency, (i) => call({ ...events[contender][(from + i) % plan.manyKeys]! }));
       total.wall += spent.wall;
       total.cpu += spent.cpu;
-      total.blockThroughput.push(((to - from) / spent.wall) * 1000);
       if (target.state.executions - executionsBefore !== newKeys) total.blocksWrong++;
     }
   }
@@ -175,7 +167,6 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
       cpuMicrosPerCall: total.cpu / plan.manyCalls,
       blocks,
       blocksWrong: total.blocksWrong,
-      blockThroughput: summarize(total.blockThroughput),
     });
   }
   for (const client of Object.values(clients)) client.destroy();
