@@ -1,13 +1,23 @@
 /**
  * Section 5: contention on DynamoDB Local. Many concurrent calls on one key, and many calls over a
  * few keys at a fixed concurrency: the handler must run exactly once per distinct key.
+ *
+ * The many-keys test runs in short blocks, the subjects taking turns (ours, Powertools, the
+ * control, ours, …, the order rotated each round), and sums each subject's blocks: a change of load
+ * on the machine falls on all of them alike. The control is Powertools with every call inside an
+ * `AsyncLocalStorage` scope, as our call scope does it: on Node 20 that turns promise hooks on for
+ * the whole process, so the control's distance from plain Powertools is what those hooks cost.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { benchClient, type Tables } from './local.js';
 import { enterProcessState } from './process-state.js';
+import { rotation } from './stats.js';
 import { errorCode, type Library, lambdaContext, makeEvent, type OrderEvent, type Subject, subject } from './subjects.js';
 
 export interface ContentionRun {
   readonly library: Library;
+  /** Each call ran inside an `AsyncLocalStorage` scope of the bench's own: the control row. */
+  readonly scoped: boolean;
   readonly test: string;
   readonly calls: number;
   readonly keys: number;
@@ -21,6 +31,10 @@ export interface ContentionRun {
   readonly throughput: number;
   /** CPU time of this process (user + system) per call, µs: the client side's cost. */
   readonly cpuMicrosPerCall: number;
+  /** Blocks the calls ran in (1 for the one-key burst). */
+  readonly blocks: number;
+  /** Blocks whose executions differ from the keys first called in them; correct when 0. */
+  readonly blocksWrong: number;
 }
 
 interface Tally {
@@ -57,12 +71,26 @@ export interface ContentionPlan {
   readonly manyCalls: number;
   readonly manyKeys: number;
   readonly concurrency: number;
+  /** Calls per block of the many-keys test; a multiple of `manyKeys` keeps every block alike. */
+  readonly blockCalls: number;
+}
+
+type Contender = 'ours' | 'powertools' | 'control';
+const CONTENDERS: readonly Contender[] = ['ours', 'powertools', 'control'];
+
+/** The control's scope: entered around each of its calls, disabled again when its block ends. */
+const controlScope = new AsyncLocalStorage<object>();
+
+/** Puts the process in the state each contender's calls run in (see process-state.ts). */
+function enterState(contender: Contender): void {
+  controlScope.disable();
+  enterProcessState(contender === 'ours' ? 'ours' : 'other');
 }
 
 export async function measureContention(endpoint: string, tables: Tables, plan: ContentionPlan): Promise<ContentionRun[]> {
   const context = lambdaContext();
   const run = Date.now().toString(36);
-  const clients = { ours: benchClient(endpoint), powertools: benchClient(endpoint) };
+  const clients = { ours: benchClient(endpoint), powertools: benchClient(endpoint), control: benchClient(endpoint) };
   const runs: ContentionRun[] = [];
 
   // All calls on one key, started at once.
@@ -70,10 +98,11 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
     const target = subject(library, { client: clients[library], tableName: tables[library] });
     const event = makeEvent(`one-key-${run}`, 1024);
     const tally: Tally = { succeeded: 0, errors: {} };
-    enterProcessState(library === 'ours' ? 'ours' : 'other');
+    enterState(library);
     const { wall: wallMillis, cpu } = await pool(plan.oneKeyCalls, plan.oneKeyCalls, () => invoke(target, { ...event }, tally, context));
     runs.push({
       library,
+      scoped: false,
       test: `${plan.oneKeyCalls} concurrent calls, 1 key`,
       calls: plan.oneKeyCalls,
       keys: 1,
@@ -83,48 +112,63 @@ export async function measureContention(endpoint: string, tables: Tables, plan: 
       wallMillis,
       throughput: (plan.oneKeyCalls / wallMillis) * 1000,
       cpuMicrosPerCall: cpu / plan.oneKeyCalls,
+      blocks: 1,
+      blocksWrong: target.state.executions === 1 ? 0 : 1,
     });
   }
 
-  // Calls spread round-robin over the keys, in two halves per library, order A B B A.
-  const targets = {
+  // Calls spread round-robin over the keys (each contender its own keys), in alternating blocks.
+  const targets: Record<Contender, Subject> = {
     ours: subject('ours', { client: clients.ours, tableName: tables.ours }),
     powertools: subject('powertools', { client: clients.powertools, tableName: tables.powertools }),
+    control: subject('powertools', { client: clients.control, tableName: tables.powertools }),
   };
-  const events = Array.from({ length: plan.manyKeys }, (_, k) => makeEvent(`many-${run}-${k}`, 1024));
-  const tallies = { ours: { succeeded: 0, errors: {} } as Tally, powertools: { succeeded: 0, errors: {} } as Tally };
-  const wall = { ours: 0, powertools: 0 };
-  const cpu = { ours: 0, powertools: 0 };
-  const half = Math.floor(plan.manyCalls / 2);
-  const halves: [Library, number, number][] = [
-    ['ours', 0, half],
-    ['powertools', 0, half],
-    ['powertools', half, plan.manyCalls],
-    ['ours', half, plan.manyCalls],
-  ];
-  for (const [library, from, to] of halves) {
-    enterProcessState(library === 'ours' ? 'ours' : 'other');
-    const spent = await pool(to - from, plan.concurrency, (i) =>
-      invoke(targets[library], { ...events[(from + i) % plan.manyKeys]! }, tallies[library], context),
-    );
-    wall[library] += spent.wall;
-    cpu[library] += spent.cpu;
+  const events = Object.fromEntries(
+    CONTENDERS.map((contender) => [contender, Array.from({ length: plan.manyKeys }, (_, k) => makeEvent(`many-${run}-${contender}-${k}`, 1024))]),
+  ) as Record<Contender, OrderEvent[]>;
+  const totals = Object.fromEntries(
+    CONTENDERS.map((contender) => [contender, { tally: { succeeded: 0, errors: {} } as Tally, wall: 0, cpu: 0, blocksWrong: 0 }]),
+  ) as Record<Contender, { tally: Tally; wall: number; cpu: number; blocksWrong: number }>;
+  const blocks = Math.ceil(plan.manyCalls / plan.blockCalls);
+  for (let block = 0; block < blocks; block++) {
+    const from = block * plan.blockCalls;
+    const to = Math.min(plan.manyCalls, from + plan.blockCalls);
+    // Call i goes to key i mod manyKeys: the keys whose first call falls in this block run once each in it.
+    const newKeys = Math.max(0, Math.min(to, plan.manyKeys) - from);
+    for (const contender of rotation(CONTENDERS, block)) {
+      const total = totals[contender];
+      const target = targets[contender];
+      const call =
+        contender === 'control'
+          ? (event: OrderEvent) => controlScope.run({}, () => invoke(target, event, total.tally, context))
+          : (event: OrderEvent) => invoke(target, event, total.tally, context);
+      const executionsBefore = target.state.executions;
+      enterState(contender);
+      const spent = await pool(to - from, plan.concurrency, (i) => call({ ...events[contender][(from + i) % plan.manyKeys]! }));
+      total.wall += spent.wall;
+      total.cpu += spent.cpu;
+      if (target.state.executions - executionsBefore !== newKeys) total.blocksWrong++;
+    }
   }
-  for (const library of ['ours', 'powertools'] as const) {
+  enterState('powertools');
+  for (const contender of CONTENDERS) {
+    const total = totals[contender];
     runs.push({
-      library,
+      library: contender === 'ours' ? 'ours' : 'powertools',
+      scoped: contender === 'control',
       test: `${plan.manyCalls} calls, ${plan.manyKeys} keys, concurrency ${plan.concurrency}`,
       calls: plan.manyCalls,
       keys: plan.manyKeys,
       concurrency: plan.concurrency,
-      executions: targets[library].state.executions,
-      ...tallies[library],
-      wallMillis: wall[library],
-      throughput: (plan.manyCalls / wall[library]) * 1000,
-      cpuMicrosPerCall: cpu[library] / plan.manyCalls,
+      executions: targets[contender].state.executions,
+      ...total.tally,
+      wallMillis: total.wall,
+      throughput: (plan.manyCalls / total.wall) * 1000,
+      cpuMicrosPerCall: total.cpu / plan.manyCalls,
+      blocks,
+      blocksWrong: total.blocksWrong,
     });
   }
   for (const client of Object.values(clients)) client.destroy();
-  enterProcessState('other');
   return runs;
 }

@@ -1,9 +1,9 @@
 /** DynamoDB Local clients and tables for the benchmarks: one table per library, identical settings. */
 import { Agent } from 'node:http';
 import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { idempotencyTableSchema } from '../lib/table-schema.js';
 import { LOCAL_CREDENTIALS } from '../tools/dynamodb-local.js';
 import { createTable } from '../tools/tables.js';
+import { idempotencyTableSchema } from './library.js';
 import type { Library } from './subjects.js';
 
 /**

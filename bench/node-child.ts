@@ -1,7 +1,7 @@
 /**
  * The sections `bench/run.ts` repeats on another Node.js version, run in a child process on that
  * version against the parent's DynamoDB Local. Reads its plan from `BENCH_CHILD_PLAN` and writes
- * its results as JSON to stdout.
+ * its results as JSON to stdout. Loads the library from the parent's compiled build (bench/library.ts).
  */
 import './env.js';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';

@@ -8,7 +8,7 @@
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { type AttributeValue, DeleteItemCommand, type DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { hashKey } from '../lib/index.js';
+import { hashKey } from './library.js';
 import { enterProcessState } from './process-state.js';
 import { StandIn } from './stand-in.js';
 import { measureCall, rotation, type Summary, summarize } from './stats.js';

@@ -6,7 +6,7 @@
  * leave them off. Switching the state before each subject charges the hooks to ours, and only to
  * ours, whichever subject ran just before.
  */
-import { enterCall, leaveCallScopes } from '../lib/transaction.js';
+import { enterCall, leaveCallScopes } from './library.js';
 
 export type ProcessState = 'ours' | 'other';
 

@@ -12,8 +12,7 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createClient } from 'redis';
-import { idempotency } from '../lib/index.js';
-import { RedisStore } from '../lib/redis/index.js';
+import { idempotency, RedisStore } from './library.js';
 import { benchClient } from './local.js';
 import { enterProcessState } from './process-state.js';
 import { RequestCounter } from './request-counter.js';
@@ -79,7 +78,7 @@ function countCommands(client: NodeRedis): string[] {
   return sent;
 }
 
-function redisHandler(store: RedisStore): Handler {
+function redisHandler(store: InstanceType<typeof RedisStore>): Handler {
   return middy<OrderEvent, OrderResponse, Error, Context>(makeBusinessHandler({ executions: 0 })).use(
     idempotency<OrderEvent, OrderResponse>({ store, expiresAfterSeconds: RETENTION_SECONDS }),
   );

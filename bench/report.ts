@@ -382,14 +382,20 @@ function contentionLines(results: Results): Line[] {
       `   NOTE: scaled down from ${results.contentionPlan.requestedCalls} to ${results.contentionPlan.calls} calls to stay within the 3-minute limit on this run.`,
     );
   }
+  const errors = (r: ContentionRun) =>
+    Object.entries(r.errors)
+      .map(([code, count]) => `${code} ${count}`)
+      .join(', ') || 'none';
   const tests = [...new Set(results.contention.map((r) => r.test))];
   for (const test of tests) {
     const ours = results.contention.find((r) => r.test === test && r.library === 'ours')!;
-    const theirs = results.contention.find((r) => r.test === test && r.library === 'powertools')!;
-    const errors = (r: ContentionRun) =>
-      Object.entries(r.errors)
-        .map(([code, count]) => `${code} ${count}`)
-        .join(', ') || 'none';
+    const theirs = results.contention.find((r) => r.test === test && r.library === 'powertools' && !r.scoped)!;
+    const control = results.contention.find((r) => r.test === test && r.scoped);
+    if (ours.blocks > 1) {
+      lines.push(
+        `   ${test}: ${ours.blocks} blocks of ${Math.ceil(ours.calls / ours.blocks)} calls per subject, taking turns; the control is Powertools with each call in an AsyncLocalStorage scope (on Node 20: promise hooks on, as ours).`,
+      );
+    }
     lines.push(
       row(
         `${test}: executions`,
@@ -401,6 +407,10 @@ function contentionLines(results: Results): Line[] {
         `${equals(ours.keys, ours.executions)}${theirs.executions === theirs.keys ? '' : ` (Powertools: ${theirs.executions})`}`,
       ),
     );
+    for (const r of [ours, theirs, control]) {
+      if (r && r.blocks > 1 && r.blocksWrong > 0)
+        lines.push(`   NOTE: ${r.scoped ? 'control' : r.library}: executions differ from new keys in ${r.blocksWrong} of ${r.blocks} blocks.`);
+    }
     lines.push(
       row(
         `${test}: throughput`,
@@ -421,8 +431,32 @@ function contentionLines(results: Results): Line[] {
         ours.calls,
       ),
     );
+    if (control) {
+      lines.push(
+        row(
+          `  control, Powertools in a scope: executions / throughput`,
+          '',
+          `${control.executions} / ${control.throughput.toFixed(0)}`,
+          times(ratio(ours.throughput, control.throughput)),
+          'calls/s',
+          control.calls,
+          equals(control.keys, control.executions),
+        ),
+      );
+      lines.push(
+        row(
+          `  control, Powertools in a scope: client CPU per call`,
+          '',
+          µs(control.cpuMicrosPerCall),
+          times(ratio(ours.cpuMicrosPerCall, control.cpuMicrosPerCall)),
+          'µs CPU',
+          control.calls,
+        ),
+      );
+    }
     lines.push(row(`${test}: succeeded`, String(ours.succeeded), String(theirs.succeeded), '', 'calls', ours.calls));
     lines.push(row(`${test}: errors by code`, errors(ours), errors(theirs), '', 'calls', ours.calls));
+    if (control) lines.push(row(`  control: succeeded / errors by code`, '', `${control.succeeded} / ${errors(control)}`, '', 'calls', control.calls));
   }
   return lines;
 }

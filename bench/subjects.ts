@@ -10,8 +10,8 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DynamoDBStore, idempotency } from '../lib/index.js';
 import { FUNCTION_NAME } from './env.js';
+import { DynamoDBStore, idempotency } from './library.js';
 
 export type Library = 'ours' | 'powertools';
 export const LIBRARIES: readonly Library[] = ['ours', 'powertools'];

@@ -6,7 +6,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DynamoDBStore, idempotency, transaction } from '../lib/index.js';
+import { DynamoDBStore, idempotency, transaction } from './library.js';
 import { benchClient } from './local.js';
 import { RequestCounter } from './request-counter.js';
 import { lambdaContext, makeEvent, type OrderEvent, RETENTION_SECONDS } from './subjects.js';
