@@ -1,0 +1,285 @@
+/**
+ * Where Powertools' idempotency (`@aws-lambda-powertools/idempotency` 2.35.0, the version in
+ * devDependencies) runs a handler twice or answers a caller wrongly, and what this library does in
+ * the same scenario: both on DynamoDB Local, side by side. The Powertools halves pin its 2.35.0
+ * behaviour: when an upgrade changes it, they fail, and the migration guide's "What behaves
+ * differently" section must change with them.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
+import { jest } from '@jest/globals';
+import middy from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
+import { endpoint, readItem, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
+import { Turnstile } from '../support/gate.js';
+import { httpEvent } from '../support/identity-events.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection, thrown } from '../support/rejections.js';
+import { invokeStreaming, streamingMode } from '../support/streaming.js';
+
+const { client: faulty, faults } = faultyClient(endpoint());
+const { client, tableName, store } = useFreshTable({ prefix: 'differences', storeClient: faulty });
+afterEach(() => {
+  faults.clear();
+  jest.restoreAllMocks();
+});
+afterAll(() => faulty.destroy());
+
+interface Payment {
+  readonly id: string;
+  readonly amount?: number;
+}
+
+/** Powertools configured as its documentation shows, on the same table; one persistence layer each, as it requires. */
+function powertools(name: string, validate = false) {
+  return {
+    persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: faulty }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: 'id', ...(validate ? { payloadValidationJmesPath: 'amount' } : {}) }),
+    keyPrefix: name,
+  };
+}
+
+/** The id of Powertools' record of payment `id` under `name`. */
+const powertoolsId = (name: string, id: string) => `${name}#${createHash('md5').update(JSON.stringify(id)).digest('base64')}`;
+
+/** Powertools reads `Date.now`; this moves it, so that a lease ends without sleeping. */
+function movableClock(): { advance(millis: number): void; now(): number } {
+  let now = Date.now();
+  jest.spyOn(Date, 'now').mockImplementation(() => now);
+  return { advance: (millis) => void (now += millis), now: () => now };
+}
+
+/** A function (event, context) that waits at a turnstile for its result ('throw' makes it throw), made idempotent by `wrap`. */
+function held(wrap: (fn: (event: Payment, context: Context) => Promise<string>) => (event: Payment, context: Context) => Promise<string>) {
+  const turnstile = new Turnstile<string>();
+  const run = wrap(async () => {
+    const value = await turnstile.enter();
+    if (value === 'throw') throw new Error('declined, late');
+    return value;
+  });
+  return { run, turnstile };
+}
+
+/**
+ * The first attempt outlives its 1 s lease, a second takes the record over and returns 'second',
+ * then the first ends late (returns or throws); then a third call. What each of the three got.
+ */
+async function lateAttempt({ run, turnstile }: ReturnType<typeof held>, clock: { advance(millis: number): void }, late: 'returns' | 'throws') {
+  const context = () => lambdaContext('late', 1_000);
+  const event = { id: randomUUID() };
+  const settle = (call: Promise<string>) => call.catch((error: Error) => error);
+  const first = settle(run(event, context()));
+  const stuck = await turnstile.next();
+  clock.advance(5_000);
+  const second = settle(run(event, context()));
+  (await turnstile.next()).open('second');
+  await second;
+  stuck.open(late === 'throws' ? 'throw' : 'first, late');
+  await first;
+  // The third call replays, or runs: then it is let through with 'third'.
+  const third = settle(run(event, context()));
+  const ran = await Promise.race([
+    third.then(() => false),
+    turnstile.next().then((entered) => {
+      entered.open('third');
+      return true;
+    }),
+  ]);
+  return { first: await first, second: await second, third: await third, ran };
+}
+
+describe('an attempt that outlives its lease, after another attempt took the record over', () => {
+  test("its completion: Powertools 2.35.0 overwrites the other attempt's record, so duplicates replay another answer than its caller got; ours is SUPERSEDED", async () => {
+    const clock = movableClock();
+    const theirs = await lateAttempt(
+      held((fn) => powertoolsIdempotent(fn, powertools('late-pt'))),
+      clock,
+      'returns',
+    );
+    expect(theirs).toEqual({ first: 'first, late', second: 'second', third: 'first, late', ran: false });
+    const ours = await lateAttempt(
+      held((fn) => makeIdempotent(fn, { store, name: 'late-ours', key: (event) => event.id, now: clock.now, singleFlight: false })),
+      clock,
+      'returns',
+    );
+    expect(ours).toEqual({ first: expect.objectContaining({ code: 'SUPERSEDED' }), second: 'second', third: 'second', ran: false });
+  });
+
+  test("its failure: Powertools 2.35.0 deletes the other attempt's record, so the next duplicate runs a third time; ours leaves it", async () => {
+    const clock = movableClock();
+    const theirs = await lateAttempt(
+      held((fn) => powertoolsIdempotent(fn, powertools('late-fail-pt'))),
+      clock,
+      'throws',
+    );
+    expect(theirs).toEqual({ first: new Error('declined, late'), second: 'second', third: 'third', ran: true });
+    const ours = await lateAttempt(
+      held((fn) => makeIdempotent(fn, { store, name: 'late-fail-ours', key: (event) => event.id, now: clock.now, singleFlight: false })),
+      clock,
+      'throws',
+    );
+    expect(ours).toEqual({ first: new Error('declined, late'), second: 'second', third: 'second', ran: false });
+  });
+});
+
+describe("the middy middleware's onError", () => {
+  test("an in-progress duplicate: Powertools 2.35.0 deletes the running attempt's record, so the next duplicate runs concurrently; ours leaves it", async () => {
+    for (const library of ['powertools', 'ours'] as const) {
+      const turnstile = new Turnstile<string>();
+      const name = `onerror-${library}`;
+      const middleware =
+        library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id, singleFlight: false });
+      const handler = middy(async (_event: Payment) => turnstile.enter()).use(middleware);
+      const event = { id: randomUUID() };
+      const first = handler(event, lambdaContext(name));
+      const running = await turnstile.next();
+      const duplicate = await thrown(handler(event, lambdaContext(name)));
+      expect(duplicate.name).toBe(library === 'powertools' ? 'IdempotencyAlreadyInProgressError' : 'IdempotencyError');
+      if (library === 'powertools') expect(await readItem(client, tableName, powertoolsId(name, event.id))).toBeUndefined();
+      const next = handler(event, lambdaContext(name)).catch((error: Error) => error);
+      if (library === 'powertools') (await turnstile.next()).open('ran again');
+      expect(await next).toEqual(library === 'powertools' ? 'ran again' : expect.objectContaining({ code: 'IN_PROGRESS' }));
+      running.open('first');
+      expect(await first).toBe('first');
+      expect(turnstile.count).toBe(library === 'powertools' ? 2 : 1);
+    }
+  });
+
+  test("a payload mismatch: Powertools 2.35.0 deletes the completed record, so the original request's retry runs again; ours leaves it", async () => {
+    for (const library of ['powertools', 'ours'] as const) {
+      let runs = 0;
+      const name = `mismatch-${library}`;
+      const middleware =
+        library === 'powertools'
+          ? makeHandlerIdempotent(powertools(name, true))
+          : idempotency<Payment>({ store, key: (event) => event.id, fingerprint: (event) => event.amount });
+      const handler = middy(async (event: Payment) => ({ charged: event.amount, run: ++runs })).use(middleware);
+      const id = randomUUID();
+      expect(await handler({ id, amount: 100 }, lambdaContext(name))).toEqual({ charged: 100, run: 1 });
+      const mismatch = await thrown(handler({ id, amount: 999 }, lambdaContext(name)));
+      expect(mismatch.name).toBe(library === 'powertools' ? 'IdempotencyValidationError' : 'IdempotencyError');
+      const retry = await handler({ id, amount: 100 }, lambdaContext(name));
+      expect(retry).toEqual(library === 'powertools' ? { charged: 100, run: 2 } : { charged: 100, run: 1 });
+    }
+  });
+});
+
+test('a handler that returns undefined: behind the Powertools 2.35.0 middleware every duplicate runs it again; ours replays undefined', async () => {
+  for (const library of ['powertools', 'ours'] as const) {
+    let runs = 0;
+    const name = `undefined-${library}`;
+    const middleware = library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id });
+    const handler = middy(async (_event: Payment) => {
+      runs++;
+    }).use(middleware);
+    const event = { id: randomUUID() };
+    expect(await handler(event, lambdaContext(name))).toBeUndefined();
+    expect(await handler(event, lambdaContext(name))).toBeUndefined();
+    expect(runs).toBe(library === 'powertools' ? 2 : 1);
+  }
+});
+
+describe('a completion that fails once the handler has run (every SDK attempt of the UpdateItem answered 500)', () => {
+  const failCompletion = () => faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'server-error' }, attempts: 'all' });
+
+  test('the wrapper: Powertools 2.35.0 throws, and the retry it provokes runs the handler again once the lease ends; ours returns the result', async () => {
+    const clock = movableClock();
+    let runs = 0;
+    const charge = async (event: Payment, _context: Context) => ({ charged: event.id, run: ++runs });
+    const theirs = powertoolsIdempotent(charge, powertools('completion-pt'));
+    const event = { id: randomUUID() };
+    failCompletion();
+    expect((await thrown(theirs(event, lambdaContext('completion-pt', 1_000)))).name).toBe('IdempotencyPersistenceLayerError');
+    clock.advance(5_000); // the caller's retry, once the lease has ended
+    expect(await theirs(event, lambdaContext('completion-pt', 1_000))).toEqual({ charged: event.id, run: 2 });
+
+    runs = 0;
+    const warnings: string[] = [];
+    const ours = makeIdempotent(charge, {
+      store,
+      name: 'completion-ours',
+      key: (input) => input.id,
+      now: clock.now,
+      logger: { warn: (line) => warnings.push(line) },
+    });
+    failCompletion();
+    expect(await ours(event, lambdaContext('completion-ours', 1_000))).toEqual({ charged: event.id, run: 1 });
+    expect(warnings).toHaveLength(1);
+  });
+
+  test('the middleware: Powertools 2.35.0 throws and deletes the record, so the retry runs the handler again at once; ours returns the result', async () => {
+    for (const library of ['powertools', 'ours'] as const) {
+      let runs = 0;
+      const name = `completion-mw-${library}`;
+      const middleware =
+        library === 'powertools'
+          ? makeHandlerIdempotent(powertools(name))
+          : idempotency<Payment>({ store, key: (event) => event.id, logger: { warn: () => undefined } });
+      const handler = middy(async (event: Payment) => ({ charged: event.id, run: ++runs })).use(middleware);
+      const event = { id: randomUUID() };
+      failCompletion();
+      if (library === 'powertools') {
+        expect((await thrown(handler(event, lambdaContext(name)))).name).toBe('IdempotencyPersistenceLayerError');
+        expect(await handler(event, lambdaContext(name))).toEqual({ charged: event.id, run: 2 });
+      } else {
+        expect(await handler(event, lambdaContext(name))).toEqual({ charged: event.id, run: 1 });
+        expect((await rejection(handler(event, lambdaContext(name)))).code).toBe('IN_PROGRESS');
+      }
+    }
+  });
+});
+
+test('an in-progress duplicate behind @middy/http-error-handler: Powertools 2.35.0 answers 500; httpIdempotency answers 409 with Retry-After', async () => {
+  for (const library of ['powertools', 'ours'] as const) {
+    const turnstile = new Turnstile<APIGatewayProxyStructuredResultV2>();
+    const name = `http-${library}`;
+    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async () => turnstile.enter()).use(httpErrorHandler({ logger: false }));
+    if (library === 'powertools') {
+      handler.use(makeHandlerIdempotent({ ...powertools(name), config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }) }));
+    } else {
+      handler.use(httpIdempotency({ store, singleFlight: false }));
+    }
+    const event = httpEvent('url', {}, { key: randomUUID() }) as APIGatewayProxyEventV2;
+    const first = handler(event, lambdaContext(name));
+    const running = await turnstile.next();
+    const duplicate = (await handler(event, lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
+    if (library === 'powertools') {
+      expect(duplicate.statusCode).toBe(500);
+    } else {
+      expect(duplicate.statusCode).toBe(409);
+      expect(Number(duplicate.headers?.['Retry-After'])).toBeGreaterThan(0);
+    }
+    running.open({ statusCode: 201, body: 'created' });
+    expect(await first).toMatchObject({ statusCode: 201 });
+  }
+});
+
+test('a streamed response: behind the Powertools 2.35.0 middleware the caller gets an error and the duplicate runs again; ours sends and replays the bytes', async () => {
+  for (const library of ['powertools', 'ours'] as const) {
+    let runs = 0;
+    const name = `stream-${library}`;
+    const middleware = library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id });
+    const handler = middy(async (_event: Payment) => {
+      runs++;
+      return Readable.from(['data: 1\n\n', 'data: 2\n\n']);
+    }, streamingMode as never).use(middleware);
+    const event = { id: randomUUID() };
+    if (library === 'powertools') {
+      expect((await thrown(invokeStreaming(handler, event, lambdaContext(name)))).name).toBe('IdempotencyPersistenceLayerError');
+      expect((await thrown(invokeStreaming(handler, event, lambdaContext(name)))).name).toBe('IdempotencyPersistenceLayerError');
+      expect(runs).toBe(2);
+    } else {
+      const first = await invokeStreaming(handler, event, lambdaContext(name));
+      const again = await invokeStreaming(handler, event, lambdaContext(name));
+      expect(again.bytes.toString('utf8')).toBe('data: 1\n\ndata: 2\n\n');
+      expect(again.bytes.equals(first.bytes)).toBe(true);
+      expect(runs).toBe(1);
+    }
+  }
+});
