@@ -4,12 +4,13 @@
  * different number of times than it should have been.
  *
  * `npm run demo -- --serve [--port 3000]`: serves the payment API on 127.0.0.1 instead (`PORT` also
- * sets the port), until Ctrl-C or a SIGTERM/SIGHUP to this process, which also stops DynamoDB Local.
+ * sets the port; 0 takes any free one), until Ctrl-C or a SIGTERM/SIGHUP to this process, which also stops DynamoDB Local.
  *
  * `npm run demo -- --store redis`: the scenarios with the idempotency records on a redis-server
  * started for the run (RedisStore, ioredis), instead of DynamoDB Local.
  */
 import './quiet.js';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { type DynamoDBLocal, localClient, startDynamoDBLocal } from '../tools/dynamodb-local.js';
@@ -95,12 +96,13 @@ async function main(): Promise<number> {
 
     if (args.serve) {
       const port = Number(args.port);
-      if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-        console.error(`--port must be a TCP port number (got ${args.port}).`);
+      if (args.port.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65_535) {
+        console.error(`--port must be a TCP port number, or 0 for any free one (got ${args.port}).`);
         return 1;
       }
       const server = await serve(client, tables, port);
-      const base = `http://127.0.0.1:${port}`;
+      // With port 0 the system chose one: print the port the server has.
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       // The process to signal is this one: `npm run` does not pass a kill of its own PID on through its shell.
       console.log(`Payment API on ${base} (process ${process.pid}: Ctrl-C or \`kill ${process.pid}\` stops it and DynamoDB Local). Try:\n`);
       console.log(

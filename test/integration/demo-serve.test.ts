@@ -7,7 +7,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../tools/dynamodb-local.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -62,23 +61,22 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
 
 /** Starts `npm run demo -- --serve --port P` in a process group of its own, as a terminal would. */
 async function startDemo(): Promise<Demo> {
-  const apiPort = await freePort();
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'NODE_OPTIONS'));
-  const npm = spawn('npm', ['run', 'demo', '--', '--serve', '--port', String(apiPort)], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const npm = spawn('npm', ['run', 'demo', '--', '--serve', '--port', '0'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let ended = false;
   npm.once('exit', () => (ended = true));
   const hasExited = (): boolean => ended;
   let output = '';
   npm.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   npm.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const started = { npm, hasExited, pid: 0, apiPort, dynamoPort: 0 };
+  const started = { npm, hasExited, pid: 0, apiPort: 0, dynamoPort: 0 };
   running = started;
   const banner =
-    /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:\d+ \(process (\d+): Ctrl-C or `kill \2` stops it and DynamoDB Local\)/;
+    /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:(\d+) \(process (\d+): Ctrl-C or `kill \3` stops it and DynamoDB Local\)/;
   await eventually(() => banner.test(output) || ended, 'the demo printed its banner', 90_000);
   const match = banner.exec(output);
   if (!match) throw new Error(`the demo ended before serving:\n${output}`);
-  running = { ...started, dynamoPort: Number(match[1]), pid: Number(match[2]) };
+  running = { ...started, dynamoPort: Number(match[1]), apiPort: Number(match[2]), pid: Number(match[3]) };
   return running;
 }
 
