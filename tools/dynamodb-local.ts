@@ -25,16 +25,28 @@ export function localClient(endpoint: string, options: { maxAttempts?: number } 
   return new DynamoDBClient({ endpoint, region: 'local', credentials: LOCAL_CREDENTIALS, ...options });
 }
 
-/** A loopback port that was free a moment ago: the OS picks it, and the listener is closed again. */
+/** Ports this process has handed out: the OS may offer a port again as soon as its listener is closed. */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port that was free a moment ago: the OS picks it, and the listener is closed again.
+ * Never one this process handed out before, which a server it started may not have bound yet.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<DynamoDBLocal> {
