@@ -202,6 +202,31 @@ test('an in-process duplicate that arrives while the stream is produced waits fo
   expect(runs).toBe(1);
 });
 
+test('a request with the same key and another payload, while the first is still streaming, gets the 422 problem; the handler runs once', async () => {
+  const name = 'mismatch-while-streaming';
+  const rest = gate<string>();
+  let runs = 0;
+  const handler = middy(async () => {
+    runs++;
+    const body = Readable.from(
+      (async function* () {
+        yield await rest.promise;
+      })(),
+    );
+    return { statusCode: 200, body };
+  }, streamingMode as never).use(httpIdempotency({ store, name }));
+  const key = randomUUID();
+  const first = invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+  while (runs === 0) await flush();
+  const other = httpEvent('url', {}, { key, body: '{"amount":5}' });
+  const mismatch = invokeStreaming(handler, other, lambdaContext(name));
+  rest.open('done');
+  expect((await first).bytes.toString('utf8')).toBe('done');
+  const answered = await mismatch;
+  expect(answered.prelude).toEqual({ statusCode: 422, headers: { 'Content-Type': 'application/problem+json' } });
+  expect(runs).toBe(1);
+});
+
 describe('official HTTP middlewares inside httpIdempotency, in streaming mode', () => {
   const name = 'official';
   let runs = 0;
