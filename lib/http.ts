@@ -8,7 +8,7 @@ import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { keyVerifier, type SigningSecret } from './signed-keys.js';
-import { isStreamBytes } from './streamed-response.js';
+import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
 export { callerIdentity, type HttpScope } from './http-caller.js';
 export type { HttpEvent } from './http-request.js';
@@ -169,6 +169,10 @@ const normalize = (result: unknown): HttpResult =>
       ? { statusCode: 200, body: result as unknown as string }
       : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
 
+/** A result as `isFinalResponse` reads it: stored stream bytes as a base64 body, as API Gateway carries binary bodies. */
+const checked = (result: HttpResult): HttpResult =>
+  isStreamBytes(result.body) ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true } : result;
+
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -245,7 +249,13 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
-    ending: (response) => ({ kind: 'return', value: response, final: isFinalResponse(normalize(response)) }),
+    ending: (response, returned) => {
+      // Lambda sends a stream returned without a prelude as a 200 of the response stream's default
+      // type: given that prelude, the first caller gets the same, and a replay's prelude (which
+      // carries Idempotent-Replayed) does not turn it into JSON.
+      const result = isStream(returned) ? { statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: response } : response;
+      return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
+    },
     reject: (error, event) => {
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
       // (a throwing `scope`) is a server fault, not the client's key: no 400.

@@ -13,8 +13,8 @@ const isMiddyTimeout = (error: unknown): boolean =>
 export interface Translation {
   /** The answer sent to the request's `event` for another attempt's stored outcome. */
   readonly replay: (value: unknown, event: unknown) => unknown;
-  /** How the handler's response ends the call. @default stored */
-  readonly ending?: (response: unknown) => Ending;
+  /** How the handler's response ends the call; `returned` is the response before any stream in it was read. @default stored */
+  readonly ending?: (response: unknown, returned: unknown) => Ending;
   /** The answer sent for a rejection of the request's `event` instead of throwing it, if any. */
   readonly reject?: (error: unknown, event: unknown) => { readonly response: unknown } | undefined;
 }
@@ -44,16 +44,20 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (rejected === undefined) throw outcome.error;
     return rejected.response;
   };
-  const endingOf = (response: unknown): Ending => {
+  const endingOf = (response: unknown, returned: unknown): Ending => {
     try {
-      return translation.ending ? translation.ending(response) : { kind: 'return', value: response };
+      return translation.ending ? translation.ending(response, returned) : { kind: 'return', value: response };
     } catch (error) {
       // A response that cannot be sent (a BigInt, a cycle): released like a thrown error.
       return { kind: 'throw', error };
     }
   };
   /** How the handler's response ends the call, once any stream in it is read (a stream that fails is the handler failing). */
-  const endingOfResponse = (response: unknown): Promise<Ending> => readStreams(response).then(endingOf, (error: unknown): Ending => ({ kind: 'throw', error }));
+  const endingOfResponse = (response: unknown): Promise<Ending> =>
+    readStreams(response).then(
+      (read) => endingOf(read, response),
+      (error: unknown): Ending => ({ kind: 'throw', error }),
+    );
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest): Promise<Ending> => {

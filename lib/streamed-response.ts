@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
  * (in streaming mode a body is a string or a stream, so no handler's own response has that shape).
  */
 
-/** The member that marks stored bytes of a stream that are not UTF-8 text. */
-const BYTES = 'lambda-idempotency:stream-base64';
+/** The member that marks stored bytes of a stream that are not UTF-8 text. @internal */
+export const BYTES = 'lambda-idempotency:stream-base64';
 
 type Body = Readable | ReadableStream;
 
@@ -20,8 +20,8 @@ type Members = { readonly [name: string]: unknown };
 
 const isObject = (value: unknown): value is Members => value !== null && typeof value === 'object';
 
-/** A web ReadableStream, or a Node.js Readable as middy tells one: by its `_readableState`. */
-const isStream = (value: unknown): value is Body =>
+/** A web ReadableStream, or a Node.js Readable as middy tells one: by its `_readableState`. @internal */
+export const isStream = (value: unknown): value is Body =>
   value instanceof ReadableStream || (isObject(value) && '_readableState' in value && typeof value.pipe === 'function');
 
 /** The `{ statusCode, headers, body }` form, whose body is sent after a prelude of the rest. */
@@ -29,12 +29,22 @@ const isHttpResponse = (value: unknown): value is Members & { readonly body?: un
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * A chunk's bytes as the response stream writes them: a string as UTF-8, any view (a typed array of
+ * wider elements, a DataView) as the bytes it covers, not its elements cut to bytes.
+ */
+function bytesOf(chunk: unknown): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  throw new TypeError(`A streamed response can only send strings and bytes, but the stream gave ${chunk === null ? 'null' : typeof chunk}.`);
+}
+
 /** A stream's bytes, as text when they are UTF-8, else as the stored form of bytes. */
 async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
   const chunks: Buffer[] = [];
   // Node.js Readables and web ReadableStreams are both async iterables of their chunks.
   for await (const chunk of stream as AsyncIterable<unknown>) {
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk as Uint8Array));
+    chunks.push(bytesOf(chunk));
   }
   const bytes = Buffer.concat(chunks);
   try {

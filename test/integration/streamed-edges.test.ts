@@ -1,0 +1,344 @@
+/**
+ * Response streaming at its edges, on DynamoDB Local with real middy (6 and 7): chunks of every
+ * kind the response stream accepts, empty and oversized bodies, what `isFinalResponse` sees, a
+ * Function URL's answer to a bare stream, official HTTP middlewares inside `httpIdempotency`,
+ * REST APIs, encrypted and in-memory stores, and standard mode.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpResponseSerializer from '@middy/http-response-serializer';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { DynamoDBStore, type HttpResult, httpIdempotency, type IdempotencyStore, idempotency } from '../../lib/index.js';
+import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { httpEvent } from '../support/identity-events.js';
+import { aesKey, keyring } from '../support/keyring.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection, thrown } from '../support/rejections.js';
+import { invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
+
+const { client, tableName, store } = useFreshTable();
+
+const urlEvent = (key: string): APIGatewayProxyEventV2 => httpEvent('url', {}, { key }) as APIGatewayProxyEventV2;
+
+test('chunks that are typed arrays or DataViews are stored as the bytes the response stream sends', async () => {
+  const name = 'typed-chunks';
+  const chunks = () => [new Uint16Array([0x4241, 0x4443]), new DataView(new Uint8Array([0xff, 0x00, 0x01]).buffer, 1, 2), new Float32Array([1.5])];
+  // What the client receives without idempotency: the response stream writes each view's bytes.
+  const plain = await invokeStreaming(
+    middy(async () => Readable.from(chunks()), streamingMode as never),
+    { id: 1 },
+    lambdaContext(name),
+  );
+  let runs = 0;
+  const handler = middy(async () => (runs++, Readable.from(chunks())), streamingMode as never).use(idempotency({ store, name }));
+  const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  expect(plain.bytes.length).toBe(4 + 2 + 4);
+  expect(first.bytes.equals(plain.bytes)).toBe(true);
+  expect(again.bytes.equals(plain.bytes)).toBe(true);
+  expect(runs).toBe(1);
+});
+
+test('isFinalResponse sees a body of bytes that are not text as base64, as API Gateway carries binary bodies', async () => {
+  const name = 'final-bytes';
+  const payload = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
+  const seen: HttpResult[] = [];
+  const handler = middy(async () => ({ statusCode: 200, body: Readable.from([payload]) }), streamingMode as never).use(
+    httpIdempotency({ store, name, isFinalResponse: (result) => (seen.push(result), typeof result.body === 'string' && result.body.length > 0) }),
+  );
+  const key = randomUUID();
+  const first = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+  const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+  expect(seen).toEqual([{ statusCode: 200, body: payload.toString('base64'), isBase64Encoded: true }]);
+  expect(first.bytes.equals(payload)).toBe(true);
+  expect(again.bytes.equals(payload)).toBe(true);
+  expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Idempotent-Replayed': 'true' } });
+});
+
+describe.each([
+  ['text', () => Readable.from(['{"n":1}\n'])],
+  ['bytes', () => Readable.from([Buffer.from([0xff, 0x00])])],
+])('a Function URL handler that returns a bare stream of %s', (_kind, body) => {
+  test('answers the duplicate as the first caller: 200, application/octet-stream, the same bytes', async () => {
+    const name = `url-bare-${_kind}`;
+    let runs = 0;
+    const handler = middy(async () => (runs++, body()), streamingMode as never).use(httpIdempotency({ store, name }));
+    const plain = await invokeStreaming(
+      middy(async () => body(), streamingMode as never),
+      urlEvent(randomUUID()),
+      lambdaContext(name),
+    );
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+    const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+    // Without a prelude, Lambda sends a stream as 200 with the response stream's default type.
+    expect(plain.prelude).toBeUndefined();
+    const octets = { statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' } };
+    expect(first.prelude ?? octets).toEqual(octets);
+    expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Content-Type': 'application/octet-stream', 'Idempotent-Replayed': 'true' } });
+    expect(first.bytes.equals(plain.bytes)).toBe(true);
+    expect(again.bytes.equals(plain.bytes)).toBe(true);
+    expect(runs).toBe(1);
+  });
+});
+
+test('a stream too large to store even compressed: the first caller gets every byte, the record completes without it, a duplicate gets RESPONSE_NOT_STORED', async () => {
+  const name = 'too-large';
+  const payload = randomBytes(600 * 1024);
+  let runs = 0;
+  const handler = middy(async () => (runs++, { statusCode: 200, body: Readable.from([payload]) }), streamingMode as never).use(idempotency({ store, name }));
+  const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  expect(first.bytes.equals(payload)).toBe(true);
+  const item = await readItem(client, tableName, recordId(name, { id: 1 }));
+  expect(item?.status?.S).toBe('COMPLETED');
+  expect(item?.response).toBeUndefined();
+  expect((await rejection(invokeStreaming(handler, { id: 1 }, lambdaContext(name)))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
+});
+
+test('httpIdempotency answers a duplicate of a stream too large to store with its 409 problem, prelude and body', async () => {
+  const name = 'too-large-http';
+  const payload = randomBytes(600 * 1024);
+  const handler = middy(async () => ({ statusCode: 201, body: Readable.from([payload]) }), streamingMode as never).use(httpIdempotency({ store, name }));
+  const key = randomUUID();
+  expect((await invokeStreaming(handler, urlEvent(key), lambdaContext(name))).bytes.equals(payload)).toBe(true);
+  const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+  expect(again.prelude).toEqual({ statusCode: 409, headers: { 'Content-Type': 'application/problem+json' } });
+  expect(JSON.parse(again.bytes.toString('utf8'))).toMatchObject({
+    status: 409,
+    title: 'A request with this Idempotency-Key completed, but its response was not kept',
+  });
+});
+
+test('a stream of objects is the handler failing, as the response stream would refuse them: the key is released and a retry runs', async () => {
+  const name = 'object-chunks';
+  let runs = 0;
+  const handler = middy(async () => (runs++, Readable.from([{ n: 1 }])), streamingMode as never).use(idempotency({ store, name }));
+  const error = await thrown(invokeStreaming(handler, { id: 1 }, lambdaContext(name)));
+  expect(error).toBeInstanceOf(TypeError);
+  expect(error.message).toBe('A streamed response can only send strings and bytes, but the stream gave object.');
+  expect(await readItem(client, tableName, recordId(name, { id: 1 }))).toBeUndefined();
+  await thrown(invokeStreaming(handler, { id: 1 }, lambdaContext(name)));
+  expect(runs).toBe(2);
+});
+
+describe.each<[string, () => unknown]>([
+  ['an empty Node.js stream', () => Readable.from([])],
+  ['an empty web stream', () => new ReadableStream({ start: (controller) => controller.close() })],
+  ['an empty stream as the body', () => ({ statusCode: 200, body: Readable.from([]) })],
+  ['a body of null', () => ({ statusCode: 204, body: null })],
+  ["a body of ''", () => ({ statusCode: 204, body: '' })],
+  ['no body', () => ({ statusCode: 204, headers: { 'X-Trace': 't' } })],
+])('%s', (label, respond) => {
+  test('the duplicate receives what the first caller received: the same prelude (or none) and no bytes', async () => {
+    const name = `empty-${label.replaceAll(/\W+/g, '-')}`;
+    let runs = 0;
+    const handler = middy(async () => (runs++, respond()), streamingMode as never).use(idempotency({ store, name }));
+    const plain = await invokeStreaming(
+      middy(async () => respond(), streamingMode as never),
+      { id: 1 },
+      lambdaContext(name),
+    );
+    const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    for (const received of [first, again]) {
+      expect(received.prelude).toEqual(plain.prelude);
+      expect(received.bytes.length).toBe(0);
+    }
+    expect(runs).toBe(1);
+  });
+});
+
+describe.each<[string, () => IdempotencyStore, object]>([
+  ['an encrypting DynamoDBStore', () => new DynamoDBStore({ tableName, client, encryption: keyring(aesKey('k1')).encryption }), {}],
+  ['InMemoryStore', () => new InMemoryStore(), {}],
+  ['the local cache', () => store, { cacheSize: 10 }],
+  ['the lean entry points', () => new LeanDynamoDBStore({ tableName, client }), { lean: true }],
+])('bytes that are not text, through %s', (label, storeOf, { lean, ...options }: { lean?: boolean }) => {
+  test('every duplicate receives its own stream of the same bytes', async () => {
+    const name = `bytes-${label.replaceAll(/\W+/g, '-')}`;
+    const payload = Buffer.concat([Buffer.from([0xff, 0x00]), randomBytes(64)]);
+    let runs = 0;
+    const middleware = (lean ? leanIdempotency : idempotency)({ store: storeOf(), name, ...options });
+    const handler = middy(async () => (runs++, { statusCode: 200, body: Readable.from([payload]) }), streamingMode as never).use(middleware);
+    for (let call = 0; call < 3; call++) {
+      const received = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+      expect(received.prelude).toEqual({ statusCode: 200 });
+      expect(received.bytes.equals(payload)).toBe(true);
+    }
+    expect(runs).toBe(1);
+  });
+});
+
+test('an in-process duplicate that arrives while the stream is produced waits for it and receives the same prelude and bytes', async () => {
+  const name = 'single-flight';
+  const rest = gate<string>();
+  let runs = 0;
+  const handler = middy(async () => {
+    runs++;
+    const body = Readable.from(
+      (async function* () {
+        yield 'first, ';
+        yield await rest.promise;
+      })(),
+    );
+    return { statusCode: 200, headers: { 'Content-Type': 'text/plain' }, body };
+  }, streamingMode as never).use(idempotency({ store, name }));
+  const first = invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  while (runs === 0) await flush();
+  const duplicate = invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  rest.open('second');
+  const [a, b] = await Promise.all([first, duplicate]);
+  expect(b.prelude).toEqual(a.prelude);
+  expect(b.bytes.toString('utf8')).toBe('first, second');
+  expect(a.bytes.toString('utf8')).toBe('first, second');
+  expect(runs).toBe(1);
+});
+
+test('a request with the same key and another payload, while the first is still streaming, gets the 422 problem; the handler runs once', async () => {
+  const name = 'mismatch-while-streaming';
+  const rest = gate<string>();
+  let runs = 0;
+  const handler = middy(async () => {
+    runs++;
+    const body = Readable.from(
+      (async function* () {
+        yield await rest.promise;
+      })(),
+    );
+    return { statusCode: 200, body };
+  }, streamingMode as never).use(httpIdempotency({ store, name }));
+  const key = randomUUID();
+  const first = invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+  while (runs === 0) await flush();
+  const other = httpEvent('url', {}, { key, body: '{"amount":5}' });
+  const mismatch = invokeStreaming(handler, other, lambdaContext(name));
+  rest.open('done');
+  expect((await first).bytes.toString('utf8')).toBe('done');
+  const answered = await mismatch;
+  expect(answered.prelude).toEqual({ statusCode: 422, headers: { 'Content-Type': 'application/problem+json' } });
+  expect(runs).toBe(1);
+});
+
+describe('official HTTP middlewares inside httpIdempotency, in streaming mode', () => {
+  const name = 'official';
+  let runs = 0;
+  const handler = middy(async (event: APIGatewayProxyEventV2) => {
+    runs++;
+    if (event.body === '{"fail":true}') throw Object.assign(new Error('Unprocessable order'), { statusCode: 422, expose: true });
+    return { statusCode: 201, headers: { 'Content-Type': 'text/csv' }, body: Readable.from(['id,amount\n', '1,1000\n']) };
+  }, streamingMode as never)
+    .use(httpIdempotency({ store, name }))
+    .use(httpCors({ origins: ['https://shop.example'] }))
+    .use(httpErrorHandler())
+    .use(
+      httpResponseSerializer({
+        serializers: [{ regex: /^application\/json$/, serializer: ({ body }) => JSON.stringify(body) }],
+        defaultContentType: 'application/json',
+      }),
+    );
+  const event = (key: string, body?: string) => {
+    const sent = httpEvent('url', {}, { key, ...(body === undefined ? {} : { body }) }) as APIGatewayProxyEventV2;
+    sent.headers.origin = 'https://shop.example';
+    return sent;
+  };
+
+  test('the duplicate receives the first caller’s prelude (CORS headers included) and bytes, plus Idempotent-Replayed', async () => {
+    runs = 0;
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, event(key), lambdaContext(name));
+    const again = await invokeStreaming(handler, event(key), lambdaContext(name));
+    expect(first.prelude).toEqual({
+      statusCode: 201,
+      headers: { 'Content-Type': 'text/csv', 'Access-Control-Allow-Origin': 'https://shop.example', Vary: 'Origin' },
+    });
+    expect(again.prelude).toEqual({
+      ...(first.prelude as object),
+      headers: { ...(first.prelude as { headers: object }).headers, 'Idempotent-Replayed': 'true' },
+    });
+    expect(first.bytes.toString('utf8')).toBe('id,amount\n1,1000\n');
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    expect(runs).toBe(1);
+  });
+
+  test('an error http-error-handler answers is sent as its prelude and body, and releases the key', async () => {
+    runs = 0;
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, event(key, '{"fail":true}'), lambdaContext(name));
+    await invokeStreaming(handler, event(key, '{"fail":true}'), lambdaContext(name));
+    expect(first.prelude).toMatchObject({ statusCode: 422 });
+    expect(first.bytes.toString('utf8')).toBe('Unprocessable order');
+    expect(runs).toBe(2);
+  });
+});
+
+describe('httpIdempotency on a streaming REST API', () => {
+  const name = 'rest';
+  const handler = middy(
+    async () => ({ statusCode: 201, headers: { 'Content-Type': 'text/plain' }, body: Readable.from(['created']) }),
+    streamingMode as never,
+  ).use(httpIdempotency({ store, name }));
+
+  test('a duplicate is replayed with Idempotent-Replayed; a different payload gets its 422 and a missing key its 400, each as prelude and body', async () => {
+    const key = randomUUID();
+    const first = await invokeStreaming(handler, httpEvent('rest', {}, { key }), lambdaContext(name));
+    const again = await invokeStreaming(handler, httpEvent('rest', {}, { key }), lambdaContext(name));
+    expect(again.prelude).toEqual({ statusCode: 201, headers: { 'Content-Type': 'text/plain', 'Idempotent-Replayed': 'true' } });
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    const other = await invokeStreaming(handler, httpEvent('rest', {}, { key, body: '{"amount":2000}' }), lambdaContext(name));
+    expect(other.prelude).toEqual({ statusCode: 422, headers: { 'Content-Type': 'application/problem+json' } });
+    expect(JSON.parse(other.bytes.toString('utf8'))).toMatchObject({ status: 422 });
+    const keyless = await invokeStreaming(handler, httpEvent('rest', {}, {}), lambdaContext(name));
+    expect(keyless.prelude).toEqual({ statusCode: 400, headers: { 'Content-Type': 'application/problem+json' } });
+  });
+
+  test('a duplicate of a request still streaming gets the 409 with Retry-After', async () => {
+    const rest = gate<string>();
+    let runs = 0;
+    const slow = middy(async () => {
+      runs++;
+      return {
+        statusCode: 200,
+        body: Readable.from(
+          (async function* () {
+            yield await rest.promise;
+          })(),
+        ),
+      };
+    }, streamingMode as never).use(httpIdempotency({ store, name: 'rest-slow', singleFlight: false }));
+    const key = randomUUID();
+    const received = new ResponseStream();
+    const first = invokeStreaming(slow, httpEvent('rest', {}, { key }), lambdaContext('rest-slow'), received);
+    while (runs === 0) await flush();
+    const duplicate = await invokeStreaming(slow, httpEvent('rest', {}, { key }), lambdaContext('rest-slow'));
+    expect(duplicate.prelude).toMatchObject({ statusCode: 409, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': expect.any(String) } });
+    rest.open('done');
+    expect((await first).bytes.toString('utf8')).toBe('done');
+    expect(runs).toBe(1);
+  });
+});
+
+describe('standard mode (no streaming)', () => {
+  test('a handler that returns a stream of text, alone or as the body, answers its text, and so does a duplicate: nothing hangs, no stream state is stored', async () => {
+    const name = 'standard';
+    let runs = 0;
+    const handler = middy(async (event: { as: 'bare' | 'body' }) => {
+      runs++;
+      const body = Readable.from(['plain ', 'text']);
+      return event.as === 'bare' ? body : { statusCode: 200, body };
+    }).use(idempotency({ store, name }));
+    for (const as of ['bare', 'body'] as const) {
+      const expected = as === 'bare' ? 'plain text' : { statusCode: 200, body: 'plain text' };
+      expect(await handler({ as }, lambdaContext(name))).toEqual(expected);
+      expect(await handler({ as }, lambdaContext(name))).toEqual(expected);
+    }
+    expect(runs).toBe(2);
+  });
+});
