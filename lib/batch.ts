@@ -21,7 +21,19 @@ export interface StreamChange {
 
 export interface BatchResponse {
   batchItemFailures: Array<{ itemIdentifier: string }>;
+  /** With a tumbling window (Kinesis, DynamoDB Streams): the window's `state` as the event brought it. */
+  state?: { readonly [name: string]: unknown };
 }
+
+/**
+ * The state of a tumbling window's event. Lambda counts a response without `state` as a failed
+ * invocation, which would hold the shard at this batch: the helper gives the state back unchanged
+ * (it cannot aggregate); a handler that aggregates returns its own.
+ */
+const windowStateOf = (event: unknown): BatchResponse['state'] => {
+  const { window, state } = (event ?? {}) as { window?: unknown; state?: unknown };
+  return window !== undefined && window !== null && typeof state === 'object' && state !== null ? (state as BatchResponse['state']) : undefined;
+};
 
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
@@ -202,6 +214,7 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
  * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
  * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.
+ * With a tumbling window it gives the window's `state` back unchanged, which Lambda requires.
  *
  * @example
  * ```ts
@@ -234,7 +247,11 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const records = (event as { Records?: unknown } | undefined)?.Records as BatchRecord[] | undefined;
     // Acknowledging an event of another source (Kafka, Amazon MQ) as an empty batch would drop its messages.
     if (!Array.isArray(records)) throw new TypeError('idempotentBatch: the event has no `Records` array: expected an SQS, Kinesis or DynamoDB Streams event.');
-    if (records.length === 0) return { batchItemFailures: [] };
+    const state = windowStateOf(event);
+    const response = (batchItemFailures: BatchResponse['batchItemFailures']): BatchResponse =>
+      state === undefined ? { batchItemFailures } : { batchItemFailures, state };
+    // A tumbling window's last invocation may bring no records, and needs its state back all the same.
+    if (records.length === 0) return response([]);
     const source = sourceOf(records[0]!);
     const other = records.find((record) => sourceOf(record) !== source);
     if (other !== undefined) {
@@ -322,7 +339,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           `idempotentBatch: every record of the batch failed (${records.length}); the batch is thrown back to be retried whole.`,
         );
       }
-      return { batchItemFailures: failures.map((item) => ({ itemIdentifier: item.id })) };
+      return response(failures.map((item) => ({ itemIdentifier: item.id })));
     };
     if (source !== 'sqs') {
       // Streams: in order; report the first failure, Lambda resumes from it.

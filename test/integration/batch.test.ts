@@ -883,6 +883,38 @@ describe('a record whose effect already happened is never reported failed', () =
 });
 
 describe('event shapes AWS delivers that the other tests do not', () => {
+  test('Kinesis and DynamoDB Streams tumbling windows: every response gives the window its state back, which Lambda requires (without it the invocation counts as failed)', async () => {
+    const { invoke, calls } = consumer<Order>((order) => {
+      if (order.orderId === 'o-bad') throw new Error('declined');
+      return order.orderId;
+    });
+    const window = { start: '2026-12-02T07:04:00Z', end: '2026-12-02T07:06:00Z' };
+    const windowed = (records: KinesisStreamRecord[], state: Record<string, unknown>, isFinalInvokeForWindow = false) =>
+      ({
+        Records: records,
+        window,
+        state,
+        shardId: 'shardId-000000000003',
+        eventSourceARN: records[0]?.eventSourceARN,
+        isFinalInvokeForWindow,
+        isWindowTerminatedEarly: false,
+      }) as KinesisStreamEvent;
+    const first = [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord({ orderId: 'o-2' }, 2)];
+    expect(await invoke(windowed(first, { orders: 7 }))).toEqual({ batchItemFailures: [], state: { orders: 7 } });
+    // A redelivery replays, and still answers with the state.
+    expect(await invoke(windowed(first, { orders: 7 }))).toEqual({ batchItemFailures: [], state: { orders: 7 } });
+    const failing = [kinesisRecord({ orderId: 'o-3' }, 3), kinesisRecord({ orderId: 'o-bad' }, 4), kinesisRecord({ orderId: 'o-5' }, 5)];
+    expect(await invoke(windowed(failing, { orders: 9 }))).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(4) }], state: { orders: 9 } });
+    // The window's last invocation may bring no records.
+    expect(await invoke(windowed([], { orders: 10 }, true))).toEqual({ batchItemFailures: [], state: { orders: 10 } });
+    // A DynamoDB Streams window too; an event without a window gets no state member.
+    const change = streamRecord(6, 'o-6', 'PAID');
+    const streams = consumer<StreamChange>(async () => undefined);
+    expect(await streams.invoke({ Records: [change], window, state: {} } as DynamoDBStreamEvent)).toEqual({ batchItemFailures: [], state: {} });
+    expect(await streams.invoke({ Records: [change] })).toStrictEqual({ batchItemFailures: [] });
+    expect(calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-bad']);
+  });
+
   test('DynamoDB Streams: REMOVE (old image only) and KEYS_ONLY (no images) records reach the handler with undefined images, each once', async () => {
     const { invoke, calls } = consumer<StreamChange>(async () => undefined);
     const removed = streamRecord(1, 'o-gone', 'PAID');
