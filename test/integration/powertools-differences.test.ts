@@ -45,6 +45,11 @@ function powertools(name: string, validate = false) {
   };
 }
 
+/** The middy middleware of `library` for payments keyed by their id: Powertools' as above, or ours with `options`. */
+function middlewareOf(library: 'powertools' | 'ours', name: string, options: { readonly singleFlight?: boolean } = {}) {
+  return library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id, ...options });
+}
+
 /** The id of Powertools' record of payment `id` under `name`. */
 const powertoolsId = (name: string, id: string) => `${name}#${createHash('md5').update(JSON.stringify(id)).digest('base64')}`;
 
@@ -133,8 +138,7 @@ describe("the middy middleware's onError", () => {
     for (const library of ['powertools', 'ours'] as const) {
       const turnstile = new Turnstile<string>();
       const name = `onerror-${library}`;
-      const middleware =
-        library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id, singleFlight: false });
+      const middleware = middlewareOf(library, name, { singleFlight: false });
       const handler = middy(async (_event: Payment) => turnstile.enter()).use(middleware);
       const event = { id: randomUUID() };
       const first = handler(event, lambdaContext(name));
@@ -174,7 +178,7 @@ test('a handler that returns undefined: behind the Powertools 2.35.0 middleware 
   for (const library of ['powertools', 'ours'] as const) {
     let runs = 0;
     const name = `undefined-${library}`;
-    const middleware = library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id });
+    const middleware = middlewareOf(library, name);
     const handler = middy(async (_event: Payment) => {
       runs++;
     }).use(middleware);
@@ -264,7 +268,7 @@ test('a streamed response: behind the Powertools 2.35.0 middleware the caller ge
   for (const library of ['powertools', 'ours'] as const) {
     let runs = 0;
     const name = `stream-${library}`;
-    const middleware = library === 'powertools' ? makeHandlerIdempotent(powertools(name)) : idempotency<Payment>({ store, key: (event) => event.id });
+    const middleware = middlewareOf(library, name);
     const handler = middy(async (_event: Payment) => {
       runs++;
       return Readable.from(['data: 1\n\n', 'data: 2\n\n']);

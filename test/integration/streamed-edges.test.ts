@@ -21,7 +21,7 @@ import { httpEvent } from '../support/identity-events.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
-import { invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
+import { heldStream, invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
 
 const { client, tableName, store } = useFreshTable();
 
@@ -183,12 +183,7 @@ test('an in-process duplicate that arrives while the stream is produced waits fo
   let runs = 0;
   const handler = middy(async () => {
     runs++;
-    const body = Readable.from(
-      (async function* () {
-        yield 'first, ';
-        yield await rest.promise;
-      })(),
-    );
+    const body = heldStream(rest.promise, 'first, ');
     return { statusCode: 200, headers: { 'Content-Type': 'text/plain' }, body };
   }, streamingMode as never).use(idempotency({ store, name }));
   const first = invokeStreaming(handler, { id: 1 }, lambdaContext(name));
@@ -208,11 +203,7 @@ test('a request with the same key and another payload, while the first is still 
   let runs = 0;
   const handler = middy(async () => {
     runs++;
-    const body = Readable.from(
-      (async function* () {
-        yield await rest.promise;
-      })(),
-    );
+    const body = heldStream(rest.promise);
     return { statusCode: 200, body };
   }, streamingMode as never).use(httpIdempotency({ store, name }));
   const key = randomUUID();
@@ -306,11 +297,7 @@ describe('httpIdempotency on a streaming REST API', () => {
       runs++;
       return {
         statusCode: 200,
-        body: Readable.from(
-          (async function* () {
-            yield await rest.promise;
-          })(),
-        ),
+        body: heldStream(rest.promise),
       };
     }, streamingMode as never).use(httpIdempotency({ store, name: 'rest-slow', singleFlight: false }));
     const key = randomUUID();

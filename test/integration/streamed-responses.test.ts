@@ -13,7 +13,7 @@ import { flush, gate } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
-import { invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
+import { heldStream, invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
 
 const { client, tableName, store } = useFreshTable();
 
@@ -112,14 +112,7 @@ test('a stream that fails on the way is the handler failing: the caller gets its
 test('while the stream is still being produced the record stays INPROGRESS and nothing is sent yet: a duplicate gets IN_PROGRESS, the handler runs once', async () => {
   const name = 'slow-stream';
   const rest = gate<string>();
-  const { handler, runs } = streaming(name, () =>
-    Readable.from(
-      (async function* () {
-        yield 'first half, ';
-        yield await rest.promise;
-      })(),
-    ),
-  );
+  const { handler, runs } = streaming(name, () => heldStream(rest.promise, 'first half, '));
   const id = randomUUID();
   const received = new ResponseStream();
   const first = invokeStreaming(handler, { id }, lambdaContext(name), received);

@@ -3,7 +3,7 @@
  * (`streamifyResponse` marks the handler; `HttpResponseStream.from` sends the prelude of
  * `{ statusCode, headers }` before the body) and a response stream that keeps what is written.
  */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { executionModeStreamifyResponse } from '@middy/core/StreamifyResponse';
 import type { Context } from 'aws-lambda';
 import { middyMajor } from './middy.js';
@@ -48,3 +48,12 @@ export async function invokeStreaming(handler: unknown, event: unknown, context:
   await (handler as StreamingHandler)(event, stream, context);
   return stream;
 }
+
+/** A stream still being produced: it sends `sent` at once, and its last chunk when the test settles `rest`. */
+export const heldStream = (rest: Promise<string>, ...sent: string[]): Readable =>
+  Readable.from(
+    (async function* () {
+      yield* sent;
+      yield await rest;
+    })(),
+  );
