@@ -8,6 +8,7 @@ import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
 import { inCall, isWithin } from './transaction.js';
+import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
 
@@ -97,6 +98,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #transactional: boolean;
   readonly #singleFlight: boolean;
   readonly #selects: boolean;
+  readonly #where: string;
+  #warnedWholeEvent = false;
   readonly #flights = new Map<string, Flight>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
@@ -109,6 +112,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     validateOptions(where, options);
     this.#options = options;
     this.#selects = selects;
+    this.#where = where;
     this.#store = options.store;
     this.#retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
@@ -131,6 +135,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The idempotency key selector threw.', { cause: error });
     }
+    if (!this.#options.key && !this.#warnedWholeEvent) this.#checkWholeEvent(input);
     const canonical = canonicalKey(selected, this.#selects);
     if (canonical === undefined) {
       if (this.#options.onMissingKey === 'skip') return undefined;
@@ -477,6 +482,26 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       return this.#options.isFinalError?.(error) === true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Says once, when a call without a `key` selector brings an event that differs on every
+   * delivery: such a key never matches a retry, and every duplicate runs.
+   */
+  #checkWholeEvent(input: TInput): void {
+    const volatile = volatileEventOf(input);
+    if (volatile === undefined) return;
+    this.#warnedWholeEvent = true;
+    try {
+      this.#logger.warn(
+        JSON.stringify({
+          level: 'WARN',
+          message: `lambda-idempotency: ${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`,
+        }),
+      );
+    } catch {
+      // A logger that throws must not fail the call.
     }
   }
 

@@ -1,0 +1,22 @@
+/**
+ * Events that are never the same twice: hashed whole (no `key` option), their retries never match,
+ * and the handler runs on every one of them. Lambda delivers a retry of an async invocation, an
+ * EventBridge, SNS or S3 event unchanged; not these.
+ */
+
+/**
+ * What makes `input` differ between deliveries of one request, or `undefined` when it is not such
+ * an event. @internal
+ */
+export function volatileEventOf(input: unknown): string | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const event = input as { readonly requestContext?: unknown; readonly Records?: unknown };
+  if (typeof event.requestContext === 'object' && event.requestContext !== null) {
+    return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
+  }
+  const records = event.Records;
+  if (Array.isArray(records) && (records[0] as { readonly eventSource?: unknown } | undefined)?.eventSource === 'aws:sqs') {
+    return 'an SQS batch, whose receipt handles differ on every delivery: use idempotentBatch, or select a key';
+  }
+  return undefined;
+}

@@ -1,0 +1,128 @@
+/**
+ * Without a `key`, the whole event is the key. An HTTP request event or an SQS batch differs on
+ * every delivery (request id, time, trace header; receipt handle, receive count), so its retries
+ * never match: the library says so once, in the log, instead of letting every duplicate run unseen.
+ */
+import { jest } from '@jest/globals';
+import middy from '@middy/core';
+import { httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
+import { ANONYMOUS, type Api, httpEvent } from '../support/identity-events.js';
+
+const logger = () => ({ warn: jest.fn<(message: string) => void>() });
+const context = lambdaContext({ functionName: 'orders' });
+const messagesOf = (log: ReturnType<typeof logger>) => log.warn.mock.calls.map(([line]) => JSON.parse(line) as { level: string; message: string });
+
+const sqsEvent = (receiptHandle: string) => ({
+  Records: [
+    {
+      messageId: 'm-1',
+      receiptHandle,
+      body: '{"orderId":"o-1"}',
+      attributes: { ApproximateReceiveCount: receiptHandle === 'r-1' ? '1' : '2', SentTimestamp: '1764633600000' },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:orders',
+      awsRegion: 'eu-west-1',
+    },
+  ],
+});
+
+const requestContext = (api: Api) => ANONYMOUS.find(([, candidate]) => candidate === api)?.[2] ?? {};
+
+describe('a call without `key` whose event differs on every delivery', () => {
+  test.each(['rest', 'http', 'url', 'alb'] as const)(
+    '%s: the middleware warns once that duplicates are not detected, and names httpIdempotency',
+    async (api) => {
+      const log = logger();
+      const handler = middy(async () => ({ statusCode: 201, body: '{}' })).use(idempotency({ store: new InMemoryStore(), logger: log }));
+      const event = httpEvent(api, requestContext(api), { key: 'k-1' });
+      await handler(event, context);
+      await handler(event, context);
+      await handler(httpEvent(api, requestContext(api), { key: 'k-2' }), context);
+      const messages = messagesOf(log);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]!.level).toBe('WARN');
+      expect(messages[0]!.message).toMatch(
+        /^lambda-idempotency: idempotency has no `key`, so the whole event is the key, and it is an HTTP request, .*use httpIdempotency.*Duplicates are not detected\.$/,
+      );
+    },
+  );
+
+  test('an SQS batch given to the middleware: two deliveries of one message both run, and the log says to use idempotentBatch', async () => {
+    const log = logger();
+    const run = jest.fn(async () => undefined);
+    const handler = middy(run).use(idempotency({ store: new InMemoryStore(), logger: log }));
+    await handler(sqsEvent('r-1'), context);
+    await handler(sqsEvent('r-2'), context);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringContaining('an SQS batch, whose receipt handles differ on every delivery: use idempotentBatch'),
+      },
+    ]);
+  });
+
+  test('makeIdempotent given an HTTP event warns the same way, naming itself', async () => {
+    const log = logger();
+    const once = makeIdempotent(async (_event: unknown) => 'ok', { store: new InMemoryStore(), name: 'orders', logger: log });
+    await once(httpEvent('http', requestContext('http')));
+    expect(messagesOf(log)).toEqual([{ level: 'WARN', message: expect.stringMatching(/^lambda-idempotency: makeIdempotent has no `key`/) }]);
+  });
+
+  test('the warning comes with the first such event, after other events', async () => {
+    const log = logger();
+    const handler = middy(async () => 'ok').use(idempotency({ store: new InMemoryStore(), logger: log }));
+    await handler({ warmup: true }, context);
+    expect(log.warn).not.toHaveBeenCalled();
+    await handler(sqsEvent('r-1'), context);
+    expect(log.warn).toHaveBeenCalledTimes(1);
+  });
+
+  test('a logger that throws does not fail the call', async () => {
+    const handler = middy(async () => 'ran').use(
+      idempotency({
+        store: new InMemoryStore(),
+        logger: {
+          warn: () => {
+            throw new Error('log sink down');
+          },
+        },
+      }),
+    );
+    expect(await handler(sqsEvent('r-1'), context)).toBe('ran');
+  });
+});
+
+describe('no warning where the key is not the whole changing event', () => {
+  const unchanged: ReadonlyArray<readonly [string, unknown]> = [
+    [
+      'an EventBridge event',
+      { version: '0', id: 'e-1', 'detail-type': 'OrderPlaced', source: 'shop', time: '2026-12-01T00:00:00Z', detail: { orderId: 'o-1' } },
+    ],
+    ['an SNS event', { Records: [{ EventSource: 'aws:sns', Sns: { MessageId: 'n-1', Message: '{}' } }] }],
+    ['an S3 event', { Records: [{ eventSource: 'aws:s3', s3: { object: { key: 'a.txt', sequencer: '0A' } } }] }],
+    ['a Kinesis batch', { Records: [{ eventSource: 'aws:kinesis', kinesis: { sequenceNumber: '1', data: 'e30=' } }] }],
+    ['a direct invocation', { paymentId: 'p-1', amount: 100 }],
+    ['an empty Records list', { Records: [] }],
+    ['a string', 'p-1'],
+  ];
+
+  test.each(unchanged)('%s, hashed whole', async (_name, event) => {
+    const log = logger();
+    await middy(async () => 'ok').use(idempotency({ store: new InMemoryStore(), logger: log }))(event, context);
+    expect(log.warn).not.toHaveBeenCalled();
+  });
+
+  test('an HTTP event with a `key` selector, httpIdempotency, and idempotentBatch on an SQS batch', async () => {
+    const log = logger();
+    const store = new InMemoryStore();
+    const event = httpEvent('http', requestContext('http'), { key: 'k-1' });
+    await middy(async () => 'ok').use(idempotency({ store, logger: log, key: (input: typeof event) => input.body }))(event, context);
+    await middy(async () => ({ statusCode: 201, body: '{}' })).use(httpIdempotency({ store, logger: log }))(event, context);
+    await idempotentBatch(async () => 'ok', { store, logger: log })(sqsEvent('r-1') as never, context);
+    expect(log.warn).not.toHaveBeenCalled();
+  });
+});
