@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Call } from './call.js';
 import { describeStoreFailure, IdempotencyError } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
-import { canonicalJson, canonicalKey, namespaceOf, recordKey, sha256 } from './key.js';
+import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
@@ -38,6 +38,25 @@ export const durableExecutionOf = (context: unknown): string | undefined => {
   const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
   return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
 };
+
+/**
+ * The tenant of an invocation in Lambda's tenant isolation mode: its context's `tenantId` (a
+ * durable context's `lambdaContext`), else the runtime's invocation store's, for a call given no
+ * context (`makeIdempotent` inside a handler).
+ */
+export function tenantOf(context: unknown): string | undefined {
+  let tenant: unknown;
+  try {
+    const holder = context as { readonly tenantId?: unknown; readonly lambdaContext?: { readonly tenantId?: unknown } } | undefined;
+    tenant =
+      holder?.tenantId ??
+      holder?.lambdaContext?.tenantId ??
+      (globalThis as { awslambda?: { InvokeStore?: { getTenantId?(): unknown } } }).awslambda?.InvokeStore?.getTenantId?.();
+  } catch {
+    return undefined;
+  }
+  return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
+}
 
 /**
  * The Lambda deadline, also from a durable context (which carries the Lambda context as
@@ -145,7 +164,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
-    return recordKey(namespace, sha256(canonical));
+    return recordKey(namespace, keyHash(canonical, tenantOf(context)));
   }
 
   /**

@@ -205,6 +205,15 @@ export function sha256(text: string): string {
   return hash('sha256', text, 'base64url');
 }
 
+/**
+ * The hash of a call's key: SHA-256 of its canonical JSON, preceded by the tenant's id for an
+ * invocation of Lambda's tenant isolation mode, so that two tenants never share a record. A
+ * canonical JSON never starts with NUL: no tenant's hash is another call's without one. @internal
+ */
+export function keyHash(canonical: string, tenant: string | undefined): string {
+  return sha256(tenant === undefined ? canonical : `\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
+}
+
 /** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */
 export const recordKey = (namespace: string, hash: string): string => `${namespace}#${hash}`;
 

@@ -1,6 +1,6 @@
 import { IdempotencyError } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
-import { canonicalKey, recordKey, sha256 } from './key.js';
+import { canonicalKey, keyHash, recordKey } from './key.js';
 import { assertKnownOptions } from './options.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
@@ -26,11 +26,12 @@ export interface HttpRecordKey {
 
 /**
  * Which record: the `name` (namespace) and the key value as the key selector returned it, the
- * parts of an HTTP request, or the record id (`<namespace>#<hash>`) as logs show it.
+ * parts of an HTTP request, or the record id (`<namespace>#<hash>`) as logs show it. `tenant`: the
+ * tenant id of an invocation in Lambda's tenant isolation mode, whose records are its own.
  */
 export type RecordAddress =
-  | { readonly name: string; readonly key: unknown }
-  | { readonly name: string; readonly http: HttpRecordKey }
+  | { readonly name: string; readonly key: unknown; readonly tenant?: string }
+  | { readonly name: string; readonly http: HttpRecordKey; readonly tenant?: string }
   | { readonly id: string };
 
 export type InspectRecordOptions = RecordAddress & {
@@ -87,14 +88,16 @@ export function recordIdOf(address: RecordAddress): string {
   if (typeof name !== 'string' || name.length === 0 || name.includes('#')) {
     throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#'.");
   }
+  const { tenant } = address;
+  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0)) throw new TypeError('`tenant` must be a non-empty string when given.');
   const value = 'http' in address ? httpKeyValue(address.http) : address.key;
   const canonical = canonicalKey(value);
   if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
-  return recordKey(name, sha256(canonical));
+  return recordKey(name, keyHash(canonical, tenant));
 }
 
 /** Checked so that a misspelt option (`onlyif`) cannot turn a conditional delete into an unconditional one. */
-const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id'];
+const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id', 'tenant'];
 
 function assertSupports<M extends 'inspect' | 'forget'>(
   store: IdempotencyStore,

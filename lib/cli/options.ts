@@ -66,6 +66,12 @@ const OPTIONS = {
     value: 'C',
     help: 'With --http-key: the caller that scoped the key, as callerIdentity(event) (or your `scope`) returned it; omit if none.',
   },
+  tenant: {
+    type: 'string',
+    commands: ADDRESSED,
+    value: 'TENANT',
+    help: "With --key or --http-key: the tenant id of the invocation, for a function in Lambda's tenant isolation mode.",
+  },
   id: { type: 'string', commands: ADDRESSED, value: 'ID', help: 'The record id as logs show it, `<namespace>#<hash>` (instead of --name and a key).' },
   'only-if': { type: 'string', commands: ['forget'], value: 'S', help: 'Delete only while the record is INPROGRESS, or only while COMPLETED.' },
   yes: { type: 'boolean', commands: ['forget'], help: 'Really delete (forget refuses without it).' },
@@ -166,10 +172,13 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
   const id = text('id');
   if (id !== undefined) {
     if (text('name') !== undefined) throw new UsageError('`--id` already holds the namespace: leave out --name.');
+    if (text('tenant') !== undefined) throw new UsageError('`--id` already holds the tenant: leave out --tenant.');
     return { id };
   }
   const name = text('name');
   if (name === undefined) throw new UsageError('Which namespace? Give --name: the `name` option of the entry point, or the function name.');
+  const tenantId = text('tenant');
+  const tenant = tenantId === undefined ? {} : { tenant: tenantId };
   const httpKey = text('http-key');
   if (httpKey !== undefined) {
     const method = text('method');
@@ -177,11 +186,11 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
     if (method === undefined || route === undefined)
       throw new UsageError('`--http-key` needs --method and --route (and --caller when the request had a caller identity).');
     const caller = text('caller');
-    return { name, http: { key: httpKey, method, route, ...(caller === undefined ? {} : { caller }) } };
+    return { name, http: { key: httpKey, method, route, ...(caller === undefined ? {} : { caller }) }, ...tenant };
   }
   const json = text('key')!;
   try {
-    return { name, key: JSON.parse(json) as unknown };
+    return { name, key: JSON.parse(json) as unknown, ...tenant };
   } catch {
     // Broken JSON of an object, array or string is not a bare string key: quoting it would address another record.
     if (/^\s*[{["]/.test(json)) throw new UsageError('`--key` is not valid JSON; quote string values inside it.');

@@ -192,7 +192,7 @@ test('a misspelt option or a second address is refused before anything is delete
   const id = recordId('forget-strict', 'o-1');
   // Silently ignored, `onlyif` would delete the COMPLETED record unconditionally.
   await expect(forgetRecord({ store, id, onlyif: 'INPROGRESS' } as never)).rejects.toThrow(
-    new TypeError('forgetRecord: unknown option `onlyif`. Known options: store, name, key, http, id, onlyIf.'),
+    new TypeError('forgetRecord: unknown option `onlyif`. Known options: store, name, key, http, id, tenant, onlyIf.'),
   );
   await expect(inspectRecord({ store, id, onlyIf: 'INPROGRESS' } as never)).rejects.toThrow('inspectRecord: unknown option `onlyIf`');
   // An id already names its namespace: a `name` beside it is a contradiction, not a detail to drop.

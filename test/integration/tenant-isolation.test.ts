@@ -1,0 +1,129 @@
+/**
+ * Lambda's tenant isolation mode: one function serves many tenants, and every invocation carries
+ * its tenant's id (`context.tenantId`, and the runtime's invocation store). The records of an
+ * invocation are its tenant's own: the same request from another tenant runs and gets its own
+ * response, never the first tenant's. Real middy, DynamoDB Local.
+ */
+import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { runCli } from '../../lib/cli/run.js';
+import { type HttpResult, httpIdempotency, idempotency, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
+import { endpoint, recordId, useFreshTable } from '../support/dynamodb.js';
+import { httpEvent } from '../support/identity-events.js';
+import { scanRecords } from '../support/invariants.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'tenants' });
+
+/** The context the runtime passes to an invocation of `tenant` (none: a function without tenant isolation). */
+const contextOf = (name: string, tenant?: string): Context => ({ ...lambdaContext(name), ...(tenant === undefined ? {} : { tenantId: tenant }) }) as Context;
+
+/** A handler that answers each run with its number, so a replay of another run shows. */
+function counted(name: string) {
+  let runs = 0;
+  const handler = middy(async (order: { orderId: string }) => ({ orderId: order.orderId, run: ++runs })).use(idempotency({ store }));
+  return { handler, runs: () => runs };
+}
+
+test('the same request from two tenants runs once for each, and each tenant’s duplicate replays its own response', async () => {
+  const { handler, runs } = counted('tenants-middleware');
+  const order = { orderId: 'o-1' };
+  expect(await handler(order, contextOf('tenants-middleware', 'blue'))).toEqual({ orderId: 'o-1', run: 1 });
+  expect(await handler(order, contextOf('tenants-middleware', 'green'))).toEqual({ orderId: 'o-1', run: 2 });
+  expect(await handler(order, contextOf('tenants-middleware', 'blue'))).toEqual({ orderId: 'o-1', run: 1 });
+  expect(await handler(order, contextOf('tenants-middleware', 'green'))).toEqual({ orderId: 'o-1', run: 2 });
+  expect(runs()).toBe(2);
+  const ids = (await scanRecords(client, tableName, 'tenants-middleware#')).map((record) => record.id).sort();
+  expect(ids).toEqual(
+    [recordIdOf({ name: 'tenants-middleware', key: order, tenant: 'blue' }), recordIdOf({ name: 'tenants-middleware', key: order, tenant: 'green' })].sort(),
+  );
+  expect(ids).not.toContain(recordId('tenants-middleware', order));
+});
+
+test('without a tenant, the record key is what it always was: records written before keep answering', async () => {
+  const { handler } = counted('tenants-none');
+  await handler({ orderId: 'o-1' }, contextOf('tenants-none'));
+  await handler({ orderId: 'o-1' }, contextOf('tenants-none', ''));
+  expect((await scanRecords(client, tableName, 'tenants-none#')).map((record) => record.id)).toEqual([recordId('tenants-none', { orderId: 'o-1' })]);
+});
+
+test('tenant ids are kept apart exactly: no tenant’s records are another’s, whatever the ids hold', async () => {
+  const { handler, runs } = counted('tenants-exact');
+  const tenants = ['a', 'a:', 'a\u0000', 'b', 'B', 'a'.repeat(256)];
+  for (const tenant of tenants) await handler({ orderId: 'o-1' }, contextOf('tenants-exact', tenant));
+  await handler({ orderId: 'o-1' }, contextOf('tenants-exact'));
+  expect(runs()).toBe(tenants.length + 1);
+});
+
+test('httpIdempotency: one Idempotency-Key and body sent by two tenants are two requests', async () => {
+  let runs = 0;
+  const handler = middy(async (): Promise<HttpResult> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(httpIdempotency({ store }));
+  const event = httpEvent('http', {}, { key: 'k-1' });
+  const send = (tenant: string) => handler(event, contextOf('tenants-http', tenant)) as Promise<HttpResult>;
+  expect((await send('blue')).body).toBe('{"run":1}');
+  expect((await send('green')).body).toBe('{"run":2}');
+  const replay = await send('blue');
+  expect(replay.body).toBe('{"run":1}');
+  expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
+});
+
+test('makeIdempotent called without a context takes the tenant from the runtime’s invocation store', async () => {
+  const invokeStore = await InvokeStore.getInstanceAsync();
+  let runs = 0;
+  const charge = makeIdempotent(async (payment: { paymentId: string }) => ({ paymentId: payment.paymentId, run: ++runs }), {
+    store,
+    name: 'tenants-wrapper',
+    key: (payment) => payment.paymentId,
+  });
+  /** An invocation as the runtime starts it: the tenant id in the store for the handler's run. */
+  const invocation = <T>(tenant: string | undefined, fn: () => Promise<T>) =>
+    invokeStore.run(
+      { [InvokeStoreBase.PROTECTED_KEYS.REQUEST_ID]: 'r', ...(tenant === undefined ? {} : { [InvokeStoreBase.PROTECTED_KEYS.TENANT_ID]: tenant }) },
+      fn,
+    );
+  try {
+    expect(await invocation('blue', () => charge({ paymentId: 'p-1' }))).toEqual({ paymentId: 'p-1', run: 1 });
+    expect(await invocation('green', () => charge({ paymentId: 'p-1' }))).toEqual({ paymentId: 'p-1', run: 2 });
+    expect(await invocation('blue', () => charge({ paymentId: 'p-1' }))).toEqual({ paymentId: 'p-1', run: 1 });
+    expect(await invocation(undefined, () => charge({ paymentId: 'p-1' }))).toEqual({ paymentId: 'p-1', run: 3 });
+  } finally {
+    await invocation(undefined, async () => undefined);
+  }
+  expect(await inspectRecord({ store, name: 'tenants-wrapper', key: 'p-1', tenant: 'green' })).toMatchObject({ status: 'COMPLETED' });
+});
+
+test('operators address a tenant’s record with `tenant` (and the CLI with --tenant)', async () => {
+  const { handler } = counted('tenants-ops');
+  await handler({ orderId: 'o-9' }, contextOf('tenants-ops', 'blue'));
+  expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' }, tenant: 'blue' })).toMatchObject({ status: 'COMPLETED' });
+  expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' } })).toBeUndefined();
+  expect(() => recordIdOf({ name: 'tenants-ops', key: 'o-9', tenant: '' })).toThrow('`tenant` must be a non-empty string when given.');
+
+  // The command's SDK client finds DynamoDB Local as it would in a shell: through the environment.
+  const environment = { AWS_ENDPOINT_URL_DYNAMODB: endpoint(), AWS_REGION: 'local', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+  const run = async (...argv: string[]) => {
+    const saved = { ...process.env };
+    Object.assign(process.env, environment);
+    const out = { code: 0, stdout: '', stderr: '' };
+    try {
+      out.code = await runCli(argv, {
+        env: environment,
+        now: Date.now,
+        stdout: (text) => void (out.stdout += text),
+        stderr: (text) => void (out.stderr += text),
+      });
+    } finally {
+      for (const name of Object.keys(environment)) if (saved[name] === undefined) delete process.env[name];
+      Object.assign(process.env, saved);
+    }
+    return out;
+  };
+  const found = await run('inspect', '--table', tableName, '--name', 'tenants-ops', '--key', '{"orderId":"o-9"}', '--tenant', 'blue', '--json');
+  expect(found).toMatchObject({ code: 0, stderr: '' });
+  expect(JSON.parse(found.stdout)).toMatchObject({ key: recordIdOf({ name: 'tenants-ops', key: { orderId: 'o-9' }, tenant: 'blue' }), status: 'COMPLETED' });
+  expect((await run('inspect', '--table', tableName, '--name', 'tenants-ops', '--key', '{"orderId":"o-9"}', '--json')).code).toBe(3);
+  expect((await run('inspect', '--table', tableName, '--id', 'n#h', '--tenant', 'blue')).stderr).toMatch(
+    /^lambda-idempotency: `--id` already holds the tenant: leave out --tenant\./,
+  );
+});
