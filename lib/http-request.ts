@@ -142,10 +142,13 @@ export function query(event: AnyHttpEvent): Record<string, Array<string | { read
     }
     return out;
   }
+  // An event holds the parameters in one or both fields; http-event-normalizer adds an empty
+  // `multiValueQueryStringParameters` to a load balancer's event that holds them in the other.
   const multi = event.multiValueQueryStringParameters;
-  const lists: Array<[name: string, values: string[]]> = multi
-    ? Object.entries(multi).map(([name, values]) => [name, [...(values ?? [])]])
-    : Object.entries(event.queryStringParameters ?? {}).flatMap(([name, value]) => (value === undefined ? [] : [[name, [value]]]));
+  const lists: Array<[name: string, values: string[]]> =
+    multi && Object.keys(multi).length > 0
+      ? Object.entries(multi).map(([name, values]) => [name, [...(values ?? [])]])
+      : Object.entries(event.queryStringParameters ?? {}).flatMap(([name, value]) => (value === undefined ? [] : [[name, [value]]]));
   if (!isAlb(event)) {
     for (const [name, values] of lists) out[name] = values;
     return out;
