@@ -156,3 +156,20 @@ describe("middy's early timeout", () => {
     expect(api.runs).toBe(2);
   });
 });
+
+test('an error `isFinalError` keeps is kept also when http-error-handler answers it with its fallback 500: the retry gets that answer without running again', async () => {
+  class CaptureUnconfirmed extends Error {}
+  const name = `http-order-${randomUUID()}`;
+  let runs = 0;
+  const api = middy(async (): Promise<HttpResult> => {
+    runs++;
+    throw new CaptureUnconfirmed('the card may have been charged');
+  })
+    .use(httpIdempotency({ store, name, isFinalError: (error) => error instanceof CaptureUnconfirmed }))
+    .use(httpErrorHandler({ logger: false, fallbackMessage: 'Payment failed' }));
+  const key = randomUUID();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    expect(await api(payment(key), lambdaContext(name))).toMatchObject({ statusCode: 500, body: 'Payment failed' });
+  }
+  expect(runs).toBe(1);
+});
