@@ -142,10 +142,13 @@ export function query(event: AnyHttpEvent): Record<string, Array<string | { read
     }
     return out;
   }
+  // An event holds the parameters in one or both fields; http-event-normalizer adds an empty
+  // `multiValueQueryStringParameters` to a load balancer's event that holds them in the other.
   const multi = event.multiValueQueryStringParameters;
-  const lists: Array<[name: string, values: string[]]> = multi
-    ? Object.entries(multi).map(([name, values]) => [name, [...(values ?? [])]])
-    : Object.entries(event.queryStringParameters ?? {}).flatMap(([name, value]) => (value === undefined ? [] : [[name, [value]]]));
+  const lists: Array<[name: string, values: string[]]> =
+    multi && Object.keys(multi).length > 0
+      ? Object.entries(multi).map(([name, values]) => [name, [...(values ?? [])]])
+      : Object.entries(event.queryStringParameters ?? {}).flatMap(([name, value]) => (value === undefined ? [] : [[name, [value]]]));
   if (!isAlb(event)) {
     for (const [name, values] of lists) out[name] = values;
     return out;
@@ -180,10 +183,55 @@ function utf8(bytes: Buffer): string | undefined {
   }
 }
 
+/** The last value of the header `name` (lower case), wherever the event carries it. */
+function headerOf(event: AnyHttpEvent, name: string): string | undefined {
+  let found: unknown;
+  for (const [field, value] of Object.entries(event.headers ?? {})) if (field.toLowerCase() === name) found = value;
+  for (const [field, values] of Object.entries((event as APIGatewayProxyEvent).multiValueHeaders ?? {})) {
+    if (found === undefined && field.toLowerCase() === name && Array.isArray(values)) found = values.at(-1);
+  }
+  return typeof found === 'string' ? found : undefined;
+}
+
+/** The boundary of a `multipart/*` Content-Type (RFC 2046); `undefined` for any other. */
+function multipartBoundary(event: AnyHttpEvent): string | undefined {
+  const [type, ...parameters] = (headerOf(event, 'content-type') ?? '').split(';');
+  if (!type!.trim().toLowerCase().startsWith('multipart/')) return undefined;
+  for (const parameter of parameters) {
+    const at = parameter.indexOf('=');
+    if (parameter.slice(0, at).trim().toLowerCase() !== 'boundary') continue;
+    const value = parameter.slice(at + 1).trim();
+    const boundary = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+    return boundary === '' ? undefined : boundary;
+  }
+  return undefined;
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * A multipart body as the bytes between its delimiters (`CRLF--boundary`, the first one possibly
+ * at the very start): a client draws a new boundary each time it encodes a form, so a resent form
+ * differs only there. Any parser reads two bodies with the same pieces alike, as the boundary
+ * appears nowhere else in them. `undefined` when the boundary does not occur.
+ */
+function multipartPieces(bytes: Buffer, boundary: string): string[] | undefined {
+  const delimiter = Buffer.from(`\r\n--${boundary}`, 'utf8');
+  const text = Buffer.concat([CRLF, bytes]);
+  const pieces: string[] = [];
+  let from = 0;
+  for (let at = text.indexOf(delimiter); at >= 0; at = text.indexOf(delimiter, from)) {
+    pieces.push(text.subarray(from, at).toString('base64'));
+    from = at + delimiter.length;
+  }
+  return pieces.length === 0 ? undefined : [...pieces, text.subarray(from).toString('base64')];
+}
+
 /**
  * The request body for the fingerprint. JSON by its canonical text (whitespace and member order do
- * not matter, numbers are exact); anything else, JSON nested deeper than 200 levels and invalid
- * UTF-8 by its bytes, whether or not API Gateway base64-encoded them.
+ * not matter, numbers are exact); a multipart body by its pieces between boundaries, whatever the
+ * boundary; anything else, JSON nested deeper than 200 levels and invalid UTF-8 by its bytes,
+ * whether or not API Gateway base64-encoded them.
  * @internal
  */
 export function body(event: AnyHttpEvent): unknown {
@@ -196,6 +244,9 @@ export function body(event: AnyHttpEvent): unknown {
   // A string with a lone surrogate has no UTF-8 form: Buffer would write every one as U+FFFD.
   if (!event.isBase64Encoded && /\p{Cs}/u.test(event.body)) return { utf16: Buffer.from(event.body, 'utf16le').toString('base64') };
   const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  const boundary = multipartBoundary(event);
+  const multipart = boundary === undefined ? undefined : multipartPieces(bytes ?? Buffer.from(event.body, 'utf8'), boundary);
+  if (multipart !== undefined) return { multipart };
   const text = bytes ? utf8(bytes) : event.body;
   const json = text === undefined ? undefined : canonicalJsonText(text);
   return json === undefined ? { bytes: (bytes ?? Buffer.from(event.body, 'utf8')).toString('base64') } : { json };

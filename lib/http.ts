@@ -121,6 +121,23 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   TRANSACTION_CONDITION_FAILED: 'A condition of this request was not met; nothing was written.',
 };
 
+type Headers = NonNullable<HttpResult['headers']>;
+
+const named = (headers: Headers, name: string): string | undefined => Object.keys(headers).find((field) => field.toLowerCase() === name);
+
+/**
+ * `headers` that let a script on another origin read the header `name`, when they are CORS headers:
+ * a browser shows it only the CORS-safelisted headers, and neither `Retry-After` nor
+ * `Idempotent-Replayed` is one.
+ */
+function exposing(headers: Headers, name: string): Headers {
+  if (named(headers, 'access-control-allow-origin') === undefined) return headers;
+  const field = named(headers, 'access-control-expose-headers');
+  const listed = field === undefined ? '' : String(headers[field]).trim();
+  if (listed.split(',').some((item) => item.trim().toLowerCase() === name.toLowerCase())) return headers;
+  return { ...headers, [field ?? 'Access-Control-Expose-Headers']: listed === '' ? name : `${listed}, ${name}` };
+}
+
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
 export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
   const entry = PROBLEMS[error.code];
@@ -131,7 +148,11 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
     headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
   if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(maxRetryAfterSeconds);
-  return { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
+  return {
+    statusCode: status,
+    headers: headers['Retry-After'] === undefined ? headers : exposing(headers, 'Retry-After'),
+    body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }),
+  };
 }
 
 /**
@@ -245,7 +266,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // answer it with a 502 of their own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && !isV2(event as AnyHttpEvent)) return result;
       const stored = normalize(result);
-      const replayed = { ...stored, headers: { ...stored.headers, 'Idempotent-Replayed': 'true' } };
+      const replayed = { ...stored, headers: exposing({ ...stored.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.

@@ -30,6 +30,12 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const calls = new WeakMap<object, Call>();
   /** The handler's response as it stood when a later middleware threw, for requests whose handler returned. */
   const returned = new WeakMap<object, { readonly value: unknown }>();
+  /**
+   * The error middy caught, which an `onError` before this one may replace (http-error-handler
+   * turns every unexposed error, middy's early timeout included, into a plain 500 error): the
+   * call's outcome is what the handler threw, for `isFinalError` and the early timeout alike.
+   */
+  const caught = new WeakMap<object, { readonly error: unknown }>();
   const take = (request: object): Call | undefined => {
     const call = calls.get(request);
     calls.delete(request);
@@ -65,9 +71,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const ran = returned.get(request);
     if (ran !== undefined) return endingOfResponse(ran.value);
+    // The call ends as the error middy caught, whatever an inner `onError` made of it since.
+    const { error } = caught.get(request) ?? request;
     // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
-    const abandoned = isMiddyTimeout(request.error) && durableExecutionOf(request.context) === undefined;
-    return abandoned ? { kind: 'abandon' } : { kind: 'throw', error: request.error };
+    const abandoned = isMiddyTimeout(error) && durableExecutionOf(request.context) === undefined;
+    return abandoned ? { kind: 'abandon' } : { kind: 'throw', error };
   };
 
   /**
@@ -140,7 +148,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         return error;
       },
       set(value: unknown) {
-        if (error === undefined && sets >= 2 && calls.get(request) === call) returned.set(request, { value: previous });
+        if (error === undefined && calls.get(request) === call) {
+          caught.set(request, { error: value });
+          if (sets >= 2) returned.set(request, { value: previous });
+        }
         error = value;
       },
     });

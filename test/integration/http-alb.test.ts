@@ -4,7 +4,8 @@
  * middleware's own answers and its replays in the one header field the load balancer reads, with
  * the status line it sends, and no caller identity a client could forge.
  */
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
+import httpEventNormalizer from '@middy/http-event-normalizer';
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import { DynamoDBStore, forgetRecord, type HttpIdempotencyOptions, type HttpResult, httpIdempotency, inspectRecord } from '../../lib/index.js';
 import { unreachableClient, useFreshTable } from '../support/dynamodb.js';
@@ -42,14 +43,16 @@ const created: Respond = (event, run) => {
     : { statusCode: 201, statusDescription: '201 Created', headers, body, isBase64Encoded: false };
 };
 
-/** `middy(handler).use(httpIdempotency<ALBEvent>(...))`; `runs` counts the handler's executions. */
-function ordersBehindAlb(options: Partial<HttpIdempotencyOptions<ALBEvent>> = {}, respond: Respond = created) {
+/** `middy(handler).use(...outer).use(httpIdempotency<ALBEvent>(...))`; `runs` counts the handler's executions. */
+function ordersBehindAlb(options: Partial<HttpIdempotencyOptions<ALBEvent>> = {}, respond: Respond = created, outer: MiddlewareObj[] = []) {
   const name = `alb-orders-${++functions}`;
   const seen: ALBEvent[] = [];
   const handler = middy(async (event: ALBEvent): Promise<ALBResult> => {
     seen.push(event);
     return respond(event, seen.length);
-  }).use(httpIdempotency<ALBEvent>({ store, scope: 'shared', now: () => clock, singleFlight: false, ...options }));
+  })
+    .use(outer)
+    .use(httpIdempotency<ALBEvent>({ store, scope: 'shared', now: () => clock, singleFlight: false, ...options }));
   return {
     name,
     send: (event: ALBEvent, context: Context = lambdaContext(name, 30_000)) => handler(event, context) as Promise<HttpResult>,
@@ -211,6 +214,15 @@ describe.each([
     for (const query of ['note=two%2Bwords&tags[]=a', 'note=two+words&tags[]=b', 'note=two+words', 'note=two%FFwords&tags[]=a']) {
       expectProblem(await orders.send(event({ key: 'k-query', query })), 422, '422 Unprocessable Content', multiValue);
     }
+    expect(orders.runs).toBe(1);
+  });
+
+  test('behind http-event-normalizer, which gives the event an empty multiValueQueryStringParameters, the query still counts', async () => {
+    // Its types name API Gateway events only; it serves load balancers' events alike.
+    const orders = ordersBehindAlb({}, created, [httpEventNormalizer() as unknown as MiddlewareObj]);
+    await orders.send(event({ key: 'k-normalized', query: 'amount=10' }));
+    expect(headerOf(await orders.send(event({ key: 'k-normalized', query: 'amount=10' })), 'Idempotent-Replayed', multiValue)).toBe('true');
+    expectProblem(await orders.send(event({ key: 'k-normalized', query: 'amount=1000' })), 422, '422 Unprocessable Content', multiValue);
     expect(orders.runs).toBe(1);
   });
 

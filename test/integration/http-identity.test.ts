@@ -177,6 +177,36 @@ describe.each(APIS)('%s events', (api) => {
     expect(replayed(reformatted)).toBe(true);
     expect(orders.runs).toHaveLength(1);
   });
+
+  // Browsers, undici and Python's requests draw a new boundary each time they encode a form, so a
+  // client that resends its form under the same key sends other bytes.
+  const form = (boundary: string, note: string): HttpRequest => ({
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    body: base64(
+      `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n${note}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="scan"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n\u0000\u00ff--x\r\n` +
+        `--${boundary}--\r\n`,
+    ),
+    isBase64Encoded: true,
+  });
+
+  test('a multipart form resent with a fresh boundary, as every client encodes a retry, replays', async () => {
+    const orders = ordersApi(scopeFor(api));
+    await send(orders, form('----WebKitFormBoundaryA1b2C3d4E5f6G7h8', 'pay'));
+    expect(replayed(await send(orders, form('----formdata-undici-012345678901', 'pay')))).toBe(true);
+    expect(
+      replayed(await send(orders, { ...form('quoted boundary', 'pay'), contentType: 'Multipart/Form-Data; charset=utf-8; BOUNDARY="quoted boundary"' })),
+    ).toBe(true);
+    expect(orders.runs).toHaveLength(1);
+  });
+
+  test('a multipart form with another value, or its bytes under another media type, under the same key: 422', async () => {
+    const orders = ordersApi(scopeFor(api));
+    await send(orders, form('b1', 'pay'));
+    expect((await send(orders, form('b2', 'refund'))).statusCode).toBe(422);
+    expect((await send(orders, { ...form('b1', 'pay'), contentType: 'application/octet-stream' })).statusCode).toBe(422);
+    expect(orders.runs).toHaveLength(1);
+  });
 });
 
 test('HTTP API query strings with different invalid escapes: 422', async () => {

@@ -14,6 +14,7 @@ import { transpileSchema } from '@middy/validator/transpile';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -64,7 +65,10 @@ test('the serializer and http-cors shape the first answer; the replay is that an
     headers: { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': ORIGIN, Vary: 'Origin' },
     body: '{"paymentId":"pay-1"}',
   });
-  expect(await api.send(payment(key))).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+  expect(await api.send(payment(key))).toEqual({
+    ...first,
+    headers: { ...first.headers, 'Idempotent-Replayed': 'true', 'Access-Control-Expose-Headers': 'Idempotent-Replayed' },
+  });
   expect(api.runs).toBe(1);
 });
 
@@ -105,4 +109,67 @@ test('used after http-error-handler, an error it turns into a 500 is not stored 
   }
   expect(runs).toBe(2);
   expect(await scanRecords(client, tableName, `${name}#`)).toEqual([]);
+});
+
+describe("middy's early timeout", () => {
+  /** A payment that outlives middy's early timeout (it fires at once: the deadline is its margin away), until `running` opens. */
+  function slowPayment(plugin: { timeoutEarlyResponse?: () => unknown }) {
+    const name = `http-order-${randomUUID()}`;
+    const running = gate();
+    let runs = 0;
+    const api = middy(
+      async (): Promise<HttpResult> => {
+        runs++;
+        await running.promise;
+        return { statusCode: 201, body: 'charged' };
+      },
+      { timeoutEarlyInMillis: 1_000, ...plugin },
+    )
+      .use(httpIdempotency({ store, name, singleFlight: false })) // each invocation stands for another process
+      .use(httpErrorHandler({ logger: false }));
+    return {
+      send: (event: APIGatewayProxyEventV2, remaining = 1_000) => api(event, lambdaContext(name, remaining)) as Promise<HttpResult>,
+      running,
+      get runs() {
+        return runs;
+      },
+    };
+  }
+
+  // http-error-handler replaces the TimeoutError with a plain 500 error before httpIdempotency's `onError` reads it.
+  test('by default, answered by http-error-handler, holds the key: a retry while the payment may still run gets 409', async () => {
+    const api = slowPayment({});
+    const key = randomUUID();
+    expect(await api.send(payment(key))).toMatchObject({ statusCode: 500 });
+    expect((await api.send(payment(key), 30_000)).statusCode).toBe(409);
+    expect(api.runs).toBe(1);
+    api.running.open();
+  });
+
+  test("answered with a value instead (middy's API Gateway example returns a 408), releases the key: the retry runs the payment again while the first still runs", async () => {
+    const api = slowPayment({ timeoutEarlyResponse: () => ({ statusCode: 408 }) });
+    const key = randomUUID();
+    expect(await api.send(payment(key))).toEqual({ statusCode: 408 });
+    const retry = api.send(payment(key), 30_000);
+    api.running.open();
+    expect(await retry).toMatchObject({ statusCode: 201, body: 'charged' });
+    expect(api.runs).toBe(2);
+  });
+});
+
+test('an error `isFinalError` keeps is kept also when http-error-handler answers it with its fallback 500: the retry gets that answer without running again', async () => {
+  class CaptureUnconfirmed extends Error {}
+  const name = `http-order-${randomUUID()}`;
+  let runs = 0;
+  const api = middy(async (): Promise<HttpResult> => {
+    runs++;
+    throw new CaptureUnconfirmed('the card may have been charged');
+  })
+    .use(httpIdempotency({ store, name, isFinalError: (error) => error instanceof CaptureUnconfirmed }))
+    .use(httpErrorHandler({ logger: false, fallbackMessage: 'Payment failed' }));
+  const key = randomUUID();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    expect(await api(payment(key), lambdaContext(name))).toMatchObject({ statusCode: 500, body: 'Payment failed' });
+  }
+  expect(runs).toBe(1);
 });

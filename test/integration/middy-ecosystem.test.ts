@@ -26,7 +26,7 @@ interface PaymentRequest {
 }
 
 /** The payment API: charges and refunds, counted, behind the official middlewares. */
-function paymentApi(options: Partial<HttpIdempotencyOptions> = {}) {
+function paymentApi(options: Partial<HttpIdempotencyOptions> = {}, cors: { readonly exposeHeaders?: string } = {}) {
   const runs = { charge: 0, refund: 0 };
   const charge = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyResultV2> => {
     runs.charge++;
@@ -39,7 +39,7 @@ function paymentApi(options: Partial<HttpIdempotencyOptions> = {}) {
   };
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}`, ...options }))
-    .use(httpCors({ origins: [ORIGIN], disableBeforePreflightResponse: false }))
+    .use(httpCors({ origins: [ORIGIN], disableBeforePreflightResponse: false, ...cors }))
     .use(httpErrorHandler({ logger: false }))
     .use(httpJsonBodyParser())
     .handler(
@@ -62,8 +62,20 @@ test('a created payment replays with its status, body and CORS headers, plus Ide
   const first = await send('/payments', key, '{"amount":2500}');
   const replay = await send('/payments', key, '{ "amount": 2500 }');
   expect(first).toMatchObject({ statusCode: 201, body: '{"paymentId":"pay-1","amount":2500}', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
-  expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+  // A script on the shop's origin reads Idempotent-Replayed only if the answer exposes it.
+  expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true', 'Access-Control-Expose-Headers': 'Idempotent-Replayed' } });
   expect(runs.charge).toBe(1);
+});
+
+test('a replay exposes Idempotent-Replayed after the headers http-cors exposes', async () => {
+  const { send } = paymentApi({}, { exposeHeaders: 'X-Request-Id' });
+  const key = randomUUID();
+  await send('/payments', key, '{"amount":2500}');
+  expect((await send('/payments', key, '{"amount":2500}')).headers).toMatchObject({
+    'Access-Control-Allow-Origin': ORIGIN,
+    'Access-Control-Expose-Headers': 'X-Request-Id, Idempotent-Replayed',
+    'Idempotent-Replayed': 'true',
+  });
 });
 
 test('a body http-json-body-parser refuses is answered by http-error-handler with CORS headers, and releases the key for the corrected request', async () => {

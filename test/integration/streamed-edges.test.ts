@@ -252,7 +252,7 @@ describe('official HTTP middlewares inside httpIdempotency, in streaming mode', 
     });
     expect(again.prelude).toEqual({
       ...(first.prelude as object),
-      headers: { ...(first.prelude as { headers: object }).headers, 'Idempotent-Replayed': 'true' },
+      headers: { ...(first.prelude as { headers: object }).headers, 'Idempotent-Replayed': 'true', 'Access-Control-Expose-Headers': 'Idempotent-Replayed' },
     });
     expect(first.bytes.toString('utf8')).toBe('id,amount\n1,1000\n');
     expect(again.bytes.equals(first.bytes)).toBe(true);

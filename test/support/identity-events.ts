@@ -22,6 +22,8 @@ export interface HttpRequest {
   readonly isBase64Encoded?: boolean;
   /** Raw query string (v2, and an ALB's parameters as the client encoded them) or its parameters (v1). */
   readonly query?: string;
+  /** The Content-Type header. @default 'application/json' when there is a body */
+  readonly contentType?: string;
 }
 
 /** The APIs whose events say who calls. */
@@ -344,7 +346,7 @@ export function albEvent(request: AlbRequest = {}): ALBEvent {
   const headers: Record<string, string[]> = {
     accept: ['application/json'],
     'accept-language': ['en-US,en;q=0.8'],
-    ...(body === '' ? {} : { 'content-type': ['application/json'] }),
+    ...(body === '' ? {} : { 'content-type': [request.contentType ?? 'application/json'] }),
     host: ['orders-1234567890.eu-west-1.elb.amazonaws.com'],
     'user-agent': ['curl/8.5.0'],
     'x-amzn-trace-id': ['Root=1-6787a3c0-0123456789abcdef01234567'],
@@ -380,7 +382,10 @@ export function httpEvent(api: Api, context: Record<string, unknown>, request: H
   if (api === 'alb' || api === 'alb-multi') return albEvent({ ...request, multiValue: api === 'alb-multi' });
   const body = request.body ?? '{"amount":1000}';
   if (api === 'rest') {
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', Host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com' };
+    const headers: Record<string, string> = {
+      'Content-Type': request.contentType ?? 'application/json',
+      Host: 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
+    };
     if (request.key !== undefined) headers['Idempotency-Key'] = request.key;
     const query = new URLSearchParams(request.query ?? '');
     const names = [...new Set(query.keys())];
@@ -414,7 +419,7 @@ export function httpEvent(api: Api, context: Record<string, unknown>, request: H
   }
   const domainName = api === 'url' ? 'abcdefghij.lambda-url.eu-west-1.on.aws' : 'q1w2e3r4t5.execute-api.eu-west-1.amazonaws.com';
   const routeKey = api === 'url' ? '$default' : 'POST /orders';
-  const headers: Record<string, string> = { 'content-type': 'application/json', host: domainName };
+  const headers: Record<string, string> = { 'content-type': request.contentType ?? 'application/json', host: domainName };
   if (request.key !== undefined) headers['idempotency-key'] = request.key;
   const event: APIGatewayProxyEventV2 = {
     version: '2.0',

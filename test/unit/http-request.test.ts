@@ -265,6 +265,34 @@ describe('bodies that are not JSON, or not UTF-8', () => {
   });
 });
 
+describe('multipart bodies', () => {
+  const boundary = fc.string({ unit: fc.constantFrom(...'ab-_0'), minLength: 1, maxLength: 8 });
+  const parts = fc.array(fc.uint8Array({ maxLength: 12 }).map(Buffer.from), { minLength: 1, maxLength: 4 });
+  const form = (pieces: readonly Buffer[], b: string) =>
+    Buffer.concat([...pieces.flatMap((piece) => [Buffer.from(`--${b}\r\n`), piece, Buffer.from('\r\n')]), Buffer.from(`--${b}--\r\n`)]);
+  const printOfForm = (bytes: Buffer, b: string) =>
+    JSON.stringify(body({ ...request(bytes), headers: { 'content-type': `multipart/form-data; boundary=${b}` } } as APIGatewayProxyEventV2));
+  /** The boundary occurs in none of the parts, as a client chooses it. */
+  const fits = (pieces: readonly Buffer[], b: string) => pieces.every((piece) => !Buffer.concat([CRLF, piece, CRLF]).includes(`\r\n--${b}`));
+  const CRLF = Buffer.from('\r\n');
+
+  test('one form has one fingerprint whatever its boundary; two forms that differ in a byte never share one', () => {
+    fc.assert(
+      fc.property(parts, parts, boundary, boundary, (x, y, b1, b2) => {
+        fc.pre(fits(x, b1) && fits(x, b2) && fits(y, b1) && fits(y, b2));
+        expect(printOfForm(form(x, b2), b2)).toBe(printOfForm(form(x, b1), b1));
+        if (!form(x, b1).equals(form(y, b1))) expect(printOfForm(form(y, b2), b2)).not.toBe(printOfForm(form(x, b1), b1));
+      }),
+      RUNS,
+    );
+  });
+
+  test('the same bytes as a form and as another media type are two requests', () => {
+    const bytes = form([Buffer.from('a')], 'b');
+    expect(printOfForm(bytes, 'b')).not.toBe(printOf(bytes));
+  });
+});
+
 describe('HTTP API query strings', () => {
   test.each([
     ['different invalid UTF-8 escapes', 'amount=%FF', 'amount=%FE'],

@@ -182,6 +182,26 @@ describe('problem', () => {
     expect(problem(new IdempotencyError('PAYLOAD_MISMATCH', 'x'), 60)?.headers).not.toHaveProperty('Retry-After');
   });
 
+  test('with CORS headers, exposes Retry-After to the other origin (not a CORS-safelisted header), after any header already exposed', () => {
+    const inProgress = new IdempotencyError('IN_PROGRESS', 'busy', { retryAfterSeconds: 3 });
+    expect(problem(inProgress, 60, { 'Access-Control-Allow-Origin': 'https://shop.example' })?.headers).toMatchObject({
+      'Access-Control-Expose-Headers': 'Retry-After',
+    });
+    expect(
+      problem(inProgress, 60, { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Request-Id' })?.headers?.[
+        'access-control-expose-headers'
+      ],
+    ).toBe('X-Request-Id, Retry-After');
+    expect(problem(inProgress, 60, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'retry-after' })?.headers).toMatchObject({
+      'Access-Control-Expose-Headers': 'retry-after',
+    });
+    // Without CORS headers, or without Retry-After, nothing to expose.
+    expect(problem(inProgress, 60)?.headers).not.toHaveProperty('Access-Control-Expose-Headers');
+    expect(problem(new IdempotencyError('PAYLOAD_MISMATCH', 'x'), 60, { 'Access-Control-Allow-Origin': '*' })?.headers).not.toHaveProperty(
+      'Access-Control-Expose-Headers',
+    );
+  });
+
   test('answers undefined for a code that is no client-facing rejection (a server bug: 500)', () => {
     expect(problem(new IdempotencyError('TRANSACTION_INVALID', 'x'), 60)).toBeUndefined();
   });
