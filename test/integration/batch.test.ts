@@ -14,6 +14,7 @@ import {
   type RecordHandler,
   type StreamChange,
 } from '../../lib/index.js';
+import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -1022,6 +1023,68 @@ test('FIFO: twins in two groups, in crossed order, run once each and every recor
   const response = await orders.invoke(sqsEvent([a[0]!, b[0]!, c[0]!, d[0]!, a[1]!, b[1]!, d[1]!, d[2]!]));
   expect(failuresOf(response)).toEqual(ids(c[0]!, d[1]!, d[2]!));
   expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2', 'o-3', 'o-bad']);
+});
+
+describe("near the invocation's deadline", () => {
+  /**
+   * A consumer on a clock that moves only when a record takes time: each record takes `millis`, and
+   * the invocation has `remaining` left. Lambda ends an invocation at its deadline as a failure of
+   * the whole batch: the records done come back, the shard's retry quota is spent.
+   */
+  function timed(millis: number, options: Partial<IdempotentBatchOptions<Order>> = {}) {
+    const time = manualClock(SENT);
+    const orders = consumer<Order>(
+      (order) => {
+        time.advance(millis);
+        return order.orderId;
+      },
+      { now: time.now, ...options },
+    );
+    const invoke = (event: BatchEvent, remaining: number) =>
+      orders.handler(event, timedContext({ functionName: 'order-consumer', remainingMillis: remaining, now: time.now }));
+    return { ...orders, invoke };
+  }
+
+  test('a stream record is not started with less time left than the slowest record took: the batch answers, and Lambda resumes from it', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3, 4, 5].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    // 10 s: three records of 3 s fit, the fourth would run into the deadline.
+    expect(await orders.invoke({ Records: batch }, 10_000)).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(4) }] });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+    expect(failuresOf(await orders.invoke({ Records: batch.slice(3) }, 10_000))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+  });
+
+  test('queue records not started in time are reported (FIFO: with the rest of their group); the started ones are done and never run again', async () => {
+    const logger = quiet();
+    const standard = timed(3_000, { concurrency: 1, logger });
+    const batch = [1, 2, 3, 4, 5].map((n) => sqsRecord({ orderId: `o-${n}` }));
+    expect(failuresOf(await standard.invoke(sqsEvent(batch), 7_000))).toEqual(ids(...batch.slice(2)));
+    expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({ level: 'WARN', notStarted: 3, message: expect.stringContaining('deadline') }),
+    ]);
+    expect(failuresOf(await standard.invoke(sqsEvent(batch.map(redelivered)), 60_000))).toEqual([]);
+    expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+
+    const fifo = timed(3_000, { concurrency: 1 });
+    const a = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
+    const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
+    expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
+    expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+  });
+
+  test('a batch none of whose records could start is thrown back whole', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    const error = await orders.invoke({ Records: batch }, 0).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(AggregateError);
+    expect(orders.calls).toEqual([]);
+    expect(await records()).toEqual([]);
+  });
 });
 
 test('Kinesis: a resend later in the shard replays the first without running again', async () => {
