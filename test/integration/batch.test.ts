@@ -1074,6 +1074,30 @@ describe("near the invocation's deadline", () => {
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
   });
 
+  test("after a crash mid-batch, a stream's retry replays the records done, reports the one that was running until its lease (the crashed invocation's deadline) ends, then runs it and the rest", async () => {
+    const time = manualClock(SENT);
+    const context = () => timedContext({ functionName: 'order-consumer', remainingMillis: 60_000, now: time.now });
+    const crashed = gate();
+    // The first execution environment dies while o-2 runs: its invocation never answers.
+    const dying = consumer<Order>(
+      (order) => {
+        if (order.orderId === 'o-2') crashed.open();
+        return order.orderId === 'o-2' ? new Promise(() => undefined) : order.orderId;
+      },
+      { now: time.now },
+    );
+    const next = consumer<Order>((order) => order.orderId, { now: time.now });
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    void dying.handler({ Records: batch }, context());
+    await crashed.promise;
+    // Lambda retries the batch in a new environment: o-1 replays, o-2 is held by the dead attempt until its deadline.
+    time.advance(2_000);
+    expect(failuresOf(await next.handler({ Records: batch }, context()))).toEqual([kinesisSequence(2)]);
+    time.advance(58_001);
+    expect(failuresOf(await next.handler({ Records: batch.slice(1) }, context()))).toEqual([]);
+    expect([...dying.calls, ...next.calls].map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-2', 'o-3']);
+  });
+
   test('a batch none of whose records could start is thrown back whole', async () => {
     const orders = timed(3_000);
     const batch = [1, 2].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
