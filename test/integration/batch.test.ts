@@ -404,6 +404,18 @@ describe('SQS FIFO queue', () => {
     expect(ran('a-')).toEqual(['a-1', 'a-2', 'a-2', 'a-3', 'a-4']);
     expect(ran('c-')).toEqual([]);
   });
+
+  test('a fair queue (standard, its messages carrying a MessageGroupId) keeps no order: a failure holds back nothing of its group', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'a-1') throw new Error('inventory service unavailable');
+    });
+    const fair = [1, 2, 3].map((n) => {
+      const record = sqsRecord({ orderId: `a-${n}` }, { groupId: 'tenant-a' });
+      return { ...record, eventSourceARN: QUEUE_ARN };
+    });
+    expect(failuresOf(await orders.invoke(sqsEvent(fair)))).toEqual(ids(fair[0]!));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['a-1', 'a-2', 'a-3']);
+  });
 });
 
 describe('Kinesis', () => {
