@@ -322,12 +322,14 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     // In-batch duplicates (same record key) run one after another: after a success the next one
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
     const runs = new Map<string, Promise<boolean>>();
+    const logPoison = (item: Item<TMessage>, reason: string): void =>
+      (log.error ?? log.warn).call(
+        log,
+        JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason }),
+      );
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
-        (log.error ?? log.warn).call(
-          log,
-          JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }),
-        );
+        logPoison(item, item.poison);
         return Promise.reject(new Error(item.poison));
       }
       const input = item.input!;
@@ -335,10 +337,22 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const current = (async () => {
         const twinSucceeded = previous !== undefined && (await previous);
         if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
+        let ran = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
-          await engine.run(input, context, () => recordHandler(input.message, item.record, context), item.key);
+          await engine.run(
+            input,
+            context,
+            () => {
+              ran = true;
+              return recordHandler(input.message, item.record, context);
+            },
+            item.key,
+          );
         } catch (error) {
+          // With the key known, a key error before the record function runs is the fingerprint's: the
+          // message alone decides it, so every redelivery would fail the same way.
+          if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
           if (!alreadyDone(error, twinSucceeded)) throw error;
         }
       })();

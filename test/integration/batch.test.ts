@@ -564,6 +564,36 @@ describe('concurrent consumers', () => {
   });
 });
 
+test('a message its fingerprint cannot read (the selector throws, or selects a BigInt) is poison: logged with the reason, never its payload, never claimed or run', async () => {
+  const logger = quiet();
+  const orders = consumer<{ orderId: string; amount?: { cents: number } }>(() => 'charged', {
+    logger,
+    key: (order) => order.orderId,
+    fingerprint: (order) => (order.orderId === 'o-big' ? BigInt(order.amount!.cents) : order.amount!.cents),
+  });
+  const noAmount = sqsRecord({ orderId: 'o-4111111111111111' } as Order);
+  const big = sqsRecord({ orderId: 'o-big', amount: { cents: 5 } } as unknown as Order);
+  const fine = sqsRecord({ orderId: 'o-1', amount: { cents: 100 } } as unknown as Order);
+  expect(failuresOf(await orders.invoke(sqsEvent([noAmount, big, fine])))).toEqual(ids(noAmount, big));
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+    {
+      level: 'ERROR',
+      message: 'lambda-idempotency: poison record reported as failed',
+      itemIdentifier: noAmount.messageId,
+      reason: 'fingerprint: INVALID_KEY: The fingerprint selector threw.',
+    },
+    {
+      level: 'ERROR',
+      message: 'lambda-idempotency: poison record reported as failed',
+      itemIdentifier: big.messageId,
+      reason: expect.stringMatching(/^fingerprint: INVALID_KEY: .*BigInt/),
+    },
+  ]);
+  expect(logger.lines.join('\n')).not.toMatch(/4111|cents/);
+});
+
 test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
   let runs = 0;
   const handler = idempotentBatch(
