@@ -974,6 +974,33 @@ describe('event shapes AWS delivers that the other tests do not', () => {
     ]);
   });
 
+  test("DynamoDB Streams: a TTL deletion is a REMOVE the record function tells by the raw record's userIdentity; NEW_IMAGE and OLD_IMAGE views bring one image each", async () => {
+    const { invoke, calls } = consumer<StreamChange>(async () => undefined);
+    const expired = streamRecord(1, 'o-expired', 'PAID');
+    expired.eventName = 'REMOVE';
+    delete expired.dynamodb!.NewImage;
+    Object.assign(expired, { userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' } });
+    const newOnly = streamRecord(2, 'o-new', 'PAID');
+    delete newOnly.dynamodb!.OldImage;
+    newOnly.dynamodb!.StreamViewType = 'NEW_IMAGE';
+    const oldOnly = streamRecord(3, 'o-old', 'PAID');
+    delete oldOnly.dynamodb!.NewImage;
+    oldOnly.dynamodb!.StreamViewType = 'OLD_IMAGE';
+    expect(failuresOf(await invoke({ Records: [expired, newOnly, oldOnly] }))).toEqual([]);
+    expect(calls.map((call) => (call.record as DynamoDBRecord & { userIdentity?: { principalId: string } }).userIdentity?.principalId)).toEqual([
+      'dynamodb.amazonaws.com',
+      undefined,
+      undefined,
+    ]);
+    expect(
+      calls.map(({ message }) => [(message as StreamChange).eventName, (message as StreamChange).newImage?.status, (message as StreamChange).oldImage?.status]),
+    ).toEqual([
+      ['REMOVE', undefined, 'PENDING'],
+      ['MODIFY', 'PAID', undefined],
+      ['MODIFY', undefined, 'PENDING'],
+    ]);
+  });
+
   test('a handler that throws something that is not an Error fails its record and frees it; one that returns undefined succeeds and replays', async () => {
     const thrown = new Set(['o-1']);
     const orders = consumer<Order>((order) => {
