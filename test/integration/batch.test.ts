@@ -405,6 +405,20 @@ describe('SQS FIFO queue', () => {
     expect(ran('c-')).toEqual([]);
   });
 
+  test('a record already done in an earlier delivery is still held back behind a failure of its group: reported, then replayed after it, never run twice', async () => {
+    const failing = new Set(['a-1']);
+    const orders = consumer<Order>((order) => {
+      if (failing.delete(order.orderId)) throw new Error('inventory service unavailable');
+    });
+    // a-2 was done before (a producer's resend of it, in another group, ran in an earlier batch).
+    expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord({ orderId: 'a-2' }, { groupId: 'b' })])))).toEqual([]);
+    const group = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
+    const other = sqsRecord({ orderId: 'c-1' }, { groupId: 'c' });
+    expect(failuresOf(await orders.invoke(sqsEvent([...group, other])))).toEqual(ids(...group));
+    expect(failuresOf(await orders.invoke(sqsEvent(group.map(redelivered))))).toEqual([]);
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['a-1', 'a-1', 'a-2', 'a-3', 'c-1']);
+  });
+
   test('a fair queue (standard, its messages carrying a MessageGroupId) keeps no order: a failure holds back nothing of its group', async () => {
     const orders = consumer<Order>((order) => {
       if (order.orderId === 'a-1') throw new Error('inventory service unavailable');
