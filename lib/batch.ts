@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, remainingMillisOf } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { observeAny } from './observability.js';
@@ -203,16 +203,8 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
  */
 function deadlineOf(context: Context, now: () => number) {
   let slowest = 0;
-  const timeLeft = (): number => {
-    try {
-      const left: unknown = context?.getRemainingTimeInMillis?.();
-      return typeof left === 'number' && !Number.isNaN(left) ? left : Number.POSITIVE_INFINITY;
-    } catch {
-      return Number.POSITIVE_INFINITY;
-    }
-  };
   return {
-    allows: (): boolean => timeLeft() > slowest,
+    allows: (): boolean => (remainingMillisOf(context) ?? Number.POSITIVE_INFINITY) > slowest,
     time: <T>(run: () => Promise<T>): Promise<T> => {
       const start = now();
       return run().finally(() => {
