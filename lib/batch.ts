@@ -2,7 +2,7 @@ import { types } from 'node:util';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, remainingMillisOf } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { observeAny } from './observability.js';
@@ -195,6 +195,25 @@ const describe = (error: unknown): string =>
 const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
   error instanceof IdempotencyError && (error.code === 'RESPONSE_NOT_STORED' || (twinSucceeded && error.code === 'IN_PROGRESS'));
 
+/**
+ * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
+ * back with the rest, and a stream spends one of its retries (past its quota it discards the
+ * batch, records never tried among them). So a record starts only while more time is left than the
+ * slowest record of this batch took; the rest are reported failed, unstarted, in time to answer.
+ */
+function deadlineOf(context: Context, now: () => number) {
+  let slowest = 0;
+  return {
+    allows: (): boolean => (remainingMillisOf(context) ?? Number.POSITIVE_INFINITY) > slowest,
+    time: <T>(run: () => Promise<T>): Promise<T> => {
+      const start = now();
+      return run().finally(() => {
+        slowest = Math.max(slowest, now() - start);
+      });
+    },
+  };
+}
+
 /** Runs `tasks` with at most `limit` at once. */
 async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
   let next = 0;
@@ -212,6 +231,8 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
  * the rest of its group unprocessed; stream records run in order and the batch stops at the first
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
+ * A record starts only while more time is left before the deadline than the slowest record took;
+ * the rest are reported failed unstarted, so the batch answers instead of timing out.
  * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
  * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.
  * With a tumbling window it gives the window's `state` back unchanged, which Lambda requires.
@@ -242,6 +263,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     key !== undefined,
   );
   const log: IdempotencyLogger = common.logger ?? console;
+  const now = common.now ?? (() => Date.now());
 
   return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
     const records = (event as { Records?: unknown } | undefined)?.Records as BatchRecord[] | undefined;
@@ -292,12 +314,14 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     // In-batch duplicates (same record key) run one after another: after a success the next one
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
     const runs = new Map<string, Promise<boolean>>();
+    const logPoison = (item: Item<TMessage>, reason: string): void =>
+      (log.error ?? log.warn).call(
+        log,
+        JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason }),
+      );
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
-        (log.error ?? log.warn).call(
-          log,
-          JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason: item.poison }),
-        );
+        logPoison(item, item.poison);
         return Promise.reject(new Error(item.poison));
       }
       const input = item.input!;
@@ -305,10 +329,22 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const current = (async () => {
         const twinSucceeded = previous !== undefined && (await previous);
         if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
+        let ran = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
-          await engine.run(input, context, () => recordHandler(input.message, item.record, context), item.key);
+          await engine.run(
+            input,
+            context,
+            () => {
+              ran = true;
+              return recordHandler(input.message, item.record, context);
+            },
+            item.key,
+          );
         } catch (error) {
+          // With the key known, a key error before the record function runs is the fingerprint's: the
+          // message alone decides it, so every redelivery would fail the same way.
+          if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
           if (!alreadyDone(error, twinSucceeded)) throw error;
         }
       })();
@@ -324,15 +360,42 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 
     const failed = new Set<string>();
     const errors: unknown[] = [];
-    const fail = (item: Item<TMessage>) => (error: unknown) => {
-      failed.add(item.id);
-      errors.push(error);
+    const deadline = deadlineOf(context, now);
+    let unstarted = 0;
+    /** Runs a record unless the deadline is too near: `late` leaves it, and what follows it, unstarted. */
+    const attempt = (item: Item<TMessage>): Promise<'done' | 'failed' | 'late'> => {
+      const fail = (error: unknown) => {
+        failed.add(item.id);
+        errors.push(error);
+      };
+      if (!deadline.allows()) {
+        fail(new Error("not started: the invocation's deadline is near"));
+        return Promise.resolve('late');
+      }
+      return deadline
+        .time(() => runItem(item))
+        .then(
+          () => 'done',
+          (error: unknown) => {
+            fail(error);
+            return 'failed';
+          },
+        );
     };
     /**
      * Failed records come back; when none succeeded, the batch is thrown back whole: an event source
      * without `reportBatchItemFailures` ignores the answer and would delete every message.
      */
     const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
+      if (unstarted > 0) {
+        log.warn(
+          JSON.stringify({
+            level: 'WARN',
+            message: "lambda-idempotency: records not started, the invocation's deadline is near; reported as failed",
+            notStarted: unstarted,
+          }),
+        );
+      }
       if (noneSucceeded && throwOnFullBatchFailure) {
         throw new AggregateError(
           errors,
@@ -344,14 +407,17 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     if (source !== 'sqs') {
       // Streams: in order; report the first failure, Lambda resumes from it.
       for (const [index, item] of items.entries()) {
-        const ok = await runItem(item).then(() => true, fail(item));
-        if (ok !== true) return answer([item], index === 0);
+        const outcome = await attempt(item);
+        if (outcome === 'late') unstarted = items.length - index;
+        if (outcome !== 'done') return answer([item], index === 0);
       }
       return answer([], false);
     }
     if (!fifo) {
       await pool(
-        items.map((item) => () => runItem(item).catch(fail(item))),
+        items.map((item) => async () => {
+          if ((await attempt(item)) === 'late') unstarted++;
+        }),
         concurrency,
       );
     } else {
@@ -361,8 +427,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
         for (let i = 0; i < group.length; i++) {
-          const ok = await runItem(group[i]!).then(() => true, fail(group[i]!));
-          if (ok !== true) {
+          const outcome = await attempt(group[i]!);
+          if (outcome === 'late') unstarted += group.length - i;
+          if (outcome !== 'done') {
             // Order within a group must hold: the rest go back to the queue unprocessed.
             for (const rest of group.slice(i)) failed.add(rest.id);
             return;

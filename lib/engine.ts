@@ -60,9 +60,9 @@ export function tenantOf(context: unknown): string | undefined {
 
 /**
  * The Lambda deadline, also from a durable context (which carries the Lambda context as
- * `lambdaContext`); one that cannot be read counts as absent.
+ * `lambdaContext`); one that cannot be read counts as absent. @internal
  */
-const remainingMillisOf = (context: unknown): number | undefined => {
+export const remainingMillisOf = (context: unknown): number | undefined => {
   const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
   let remaining: unknown;
   try {

@@ -14,6 +14,7 @@ import {
   type RecordHandler,
   type StreamChange,
 } from '../../lib/index.js';
+import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -403,6 +404,32 @@ describe('SQS FIFO queue', () => {
     expect(ran('a-')).toEqual(['a-1', 'a-2', 'a-2', 'a-3', 'a-4']);
     expect(ran('c-')).toEqual([]);
   });
+
+  test('a record already done in an earlier delivery is still held back behind a failure of its group: reported, then replayed after it, never run twice', async () => {
+    const failing = new Set(['a-1']);
+    const orders = consumer<Order>((order) => {
+      if (failing.delete(order.orderId)) throw new Error('inventory service unavailable');
+    });
+    // a-2 was done before (a producer's resend of it, in another group, ran in an earlier batch).
+    expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord({ orderId: 'a-2' }, { groupId: 'b' })])))).toEqual([]);
+    const group = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
+    const other = sqsRecord({ orderId: 'c-1' }, { groupId: 'c' });
+    expect(failuresOf(await orders.invoke(sqsEvent([...group, other])))).toEqual(ids(...group));
+    expect(failuresOf(await orders.invoke(sqsEvent(group.map(redelivered))))).toEqual([]);
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['a-1', 'a-1', 'a-2', 'a-3', 'c-1']);
+  });
+
+  test('a fair queue (standard, its messages carrying a MessageGroupId) keeps no order: a failure holds back nothing of its group', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'a-1') throw new Error('inventory service unavailable');
+    });
+    const fair = [1, 2, 3].map((n) => {
+      const record = sqsRecord({ orderId: `a-${n}` }, { groupId: 'tenant-a' });
+      return { ...record, eventSourceARN: QUEUE_ARN };
+    });
+    expect(failuresOf(await orders.invoke(sqsEvent(fair)))).toEqual(ids(fair[0]!));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['a-1', 'a-2', 'a-3']);
+  });
 });
 
 describe('Kinesis', () => {
@@ -549,6 +576,36 @@ describe('concurrent consumers', () => {
     expect(stored.every((item) => item.status?.S === 'COMPLETED')).toBe(true);
     expect(await readItem(client, tableName, stored[0]!.id!.S!)).toMatchObject({ status: { S: 'COMPLETED' } });
   });
+});
+
+test('a message its fingerprint cannot read (the selector throws, or selects a BigInt) is poison: logged with the reason, never its payload, never claimed or run', async () => {
+  const logger = quiet();
+  const orders = consumer<{ orderId: string; amount?: { cents: number } }>(() => 'charged', {
+    logger,
+    key: (order) => order.orderId,
+    fingerprint: (order) => (order.orderId === 'o-big' ? BigInt(order.amount!.cents) : order.amount!.cents),
+  });
+  const noAmount = sqsRecord({ orderId: 'o-4111111111111111' } as Order);
+  const big = sqsRecord({ orderId: 'o-big', amount: { cents: 5 } } as unknown as Order);
+  const fine = sqsRecord({ orderId: 'o-1', amount: { cents: 100 } } as unknown as Order);
+  expect(failuresOf(await orders.invoke(sqsEvent([noAmount, big, fine])))).toEqual(ids(noAmount, big));
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+    {
+      level: 'ERROR',
+      message: 'lambda-idempotency: poison record reported as failed',
+      itemIdentifier: noAmount.messageId,
+      reason: 'fingerprint: INVALID_KEY: The fingerprint selector threw.',
+    },
+    {
+      level: 'ERROR',
+      message: 'lambda-idempotency: poison record reported as failed',
+      itemIdentifier: big.messageId,
+      reason: expect.stringMatching(/^fingerprint: INVALID_KEY: .*BigInt/),
+    },
+  ]);
+  expect(logger.lines.join('\n')).not.toMatch(/4111|cents/);
 });
 
 test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
@@ -931,6 +988,33 @@ describe('event shapes AWS delivers that the other tests do not', () => {
     ]);
   });
 
+  test("DynamoDB Streams: a TTL deletion is a REMOVE the record function tells by the raw record's userIdentity; NEW_IMAGE and OLD_IMAGE views bring one image each", async () => {
+    const { invoke, calls } = consumer<StreamChange>(async () => undefined);
+    const expired = streamRecord(1, 'o-expired', 'PAID');
+    expired.eventName = 'REMOVE';
+    delete expired.dynamodb!.NewImage;
+    Object.assign(expired, { userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' } });
+    const newOnly = streamRecord(2, 'o-new', 'PAID');
+    delete newOnly.dynamodb!.OldImage;
+    newOnly.dynamodb!.StreamViewType = 'NEW_IMAGE';
+    const oldOnly = streamRecord(3, 'o-old', 'PAID');
+    delete oldOnly.dynamodb!.NewImage;
+    oldOnly.dynamodb!.StreamViewType = 'OLD_IMAGE';
+    expect(failuresOf(await invoke({ Records: [expired, newOnly, oldOnly] }))).toEqual([]);
+    expect(calls.map((call) => (call.record as DynamoDBRecord & { userIdentity?: { principalId: string } }).userIdentity?.principalId)).toEqual([
+      'dynamodb.amazonaws.com',
+      undefined,
+      undefined,
+    ]);
+    expect(
+      calls.map(({ message }) => [(message as StreamChange).eventName, (message as StreamChange).newImage?.status, (message as StreamChange).oldImage?.status]),
+    ).toEqual([
+      ['REMOVE', undefined, 'PENDING'],
+      ['MODIFY', 'PAID', undefined],
+      ['MODIFY', undefined, 'PENDING'],
+    ]);
+  });
+
   test('a handler that throws something that is not an Error fails its record and frees it; one that returns undefined succeeds and replays', async () => {
     const thrown = new Set(['o-1']);
     const orders = consumer<Order>((order) => {
@@ -1022,6 +1106,88 @@ test('FIFO: twins in two groups, in crossed order, run once each and every recor
   const response = await orders.invoke(sqsEvent([a[0]!, b[0]!, c[0]!, d[0]!, a[1]!, b[1]!, d[1]!, d[2]!]));
   expect(failuresOf(response)).toEqual(ids(c[0]!, d[1]!, d[2]!));
   expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2', 'o-3', 'o-bad']);
+});
+
+describe("near the invocation's deadline", () => {
+  /**
+   * A consumer on a clock that moves only when a record takes time: each record takes `millis`, and
+   * the invocation has `remaining` left. Lambda ends an invocation at its deadline as a failure of
+   * the whole batch: the records done come back, the shard's retry quota is spent.
+   */
+  function timed(millis: number, options: Partial<IdempotentBatchOptions<Order>> = {}) {
+    const time = manualClock(SENT);
+    const orders = consumer<Order>(
+      (order) => {
+        time.advance(millis);
+        return order.orderId;
+      },
+      { now: time.now, ...options },
+    );
+    const invoke = (event: BatchEvent, remaining: number) =>
+      orders.handler(event, timedContext({ functionName: 'order-consumer', remainingMillis: remaining, now: time.now }));
+    return { ...orders, invoke };
+  }
+
+  test('a stream record is not started with less time left than the slowest record took: the batch answers, and Lambda resumes from it', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3, 4, 5].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    // 10 s: three records of 3 s fit, the fourth would run into the deadline.
+    expect(await orders.invoke({ Records: batch }, 10_000)).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(4) }] });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+    expect(failuresOf(await orders.invoke({ Records: batch.slice(3) }, 10_000))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+  });
+
+  test('queue records not started in time are reported (FIFO: with the rest of their group); the started ones are done and never run again', async () => {
+    const logger = quiet();
+    const standard = timed(3_000, { concurrency: 1, logger });
+    const batch = [1, 2, 3, 4, 5].map((n) => sqsRecord({ orderId: `o-${n}` }));
+    expect(failuresOf(await standard.invoke(sqsEvent(batch), 7_000))).toEqual(ids(...batch.slice(2)));
+    expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({ level: 'WARN', notStarted: 3, message: expect.stringContaining('deadline') }),
+    ]);
+    expect(failuresOf(await standard.invoke(sqsEvent(batch.map(redelivered)), 60_000))).toEqual([]);
+    expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+
+    const fifo = timed(3_000, { concurrency: 1 });
+    const a = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
+    const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
+    expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
+    expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+  });
+
+  test("after a crash mid-batch, a stream's retry replays the records done, reports the one that was running until its lease (the crashed invocation's deadline) ends, then runs it and the rest", async () => {
+    const time = manualClock(SENT);
+    const context = () => timedContext({ functionName: 'order-consumer', remainingMillis: 60_000, now: time.now });
+    const crashed = gate();
+    // The first execution environment dies while o-2 runs: its invocation never answers.
+    const dying = consumer<Order>(
+      (order) => {
+        if (order.orderId === 'o-2') crashed.open();
+        return order.orderId === 'o-2' ? new Promise(() => undefined) : order.orderId;
+      },
+      { now: time.now },
+    );
+    const next = consumer<Order>((order) => order.orderId, { now: time.now });
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    void dying.handler({ Records: batch }, context());
+    await crashed.promise;
+    // Lambda retries the batch in a new environment: o-1 replays, o-2 is held by the dead attempt until its deadline.
+    time.advance(2_000);
+    expect(failuresOf(await next.handler({ Records: batch }, context()))).toEqual([kinesisSequence(2)]);
+    time.advance(58_001);
+    expect(failuresOf(await next.handler({ Records: batch.slice(1) }, context()))).toEqual([]);
+    expect([...dying.calls, ...next.calls].map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-2', 'o-3']);
+  });
+
+  test('the first record always starts; a context whose time left reads 0 sets no deadline, as for leases (a stub in a unit test)', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(failuresOf(await orders.invoke({ Records: batch.slice(0, 1) }, 1))).toEqual([]);
+    expect(failuresOf(await orders.invoke({ Records: batch }, 0))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+  });
 });
 
 test('Kinesis: a resend later in the shard replays the first without running again', async () => {
