@@ -42,7 +42,7 @@ export const durableExecutionOf = (context: unknown): string | undefined => {
 /**
  * The tenant of an invocation in Lambda's tenant isolation mode: its context's `tenantId` (a
  * durable context's `lambdaContext`), else the runtime's invocation store's, for a call given no
- * context (`makeIdempotent` inside a handler).
+ * context (`makeIdempotent` inside a handler). @internal
  */
 export function tenantOf(context: unknown): string | undefined {
   let tenant: unknown;
