@@ -84,10 +84,12 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
 const WHERE = 'Redis';
 
 /**
- * The key's expiry (epoch ms) for a retention of `expiresAt` (epoch s): its last millisecond, since
- * a record stays live while its retention is not before the caller's second.
+ * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
+ * a lease: through the retention's last millisecond (a record stays live while its retention is not
+ * before the caller's second), or the lease's if later. PEXPIRE takes whole milliseconds, and a
+ * clock built on performance.now() has fractions.
  */
-const keyExpiry = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
+const timeToLive = (now: number, expiresAt: number, leaseUntil = 0): string => String(Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now));
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
@@ -105,7 +107,7 @@ function verdict(reply: unknown): [boolean, unknown] {
  * The record protocol on Redis (or Valkey, ElastiCache, MemoryDB): claim, complete and release are
  * each one owner-fenced Lua script on one key (so Redis Cluster works), every key carries a TTL that
  * is the record's retention (never shorter than its lease), and the caller's clock judges leases
- * and retention, as in `DynamoDBStore`. A refused write returns the current record, so no
+ * and retention, as in `DynamoDBStore`, and counts each TTL. A refused write returns the current record, so no
  * operation reads before it writes. Claims are refused unless the server's `maxmemory-policy` is
  * `noeviction`.
  *
@@ -144,8 +146,7 @@ export class RedisStore implements IdempotencyStore {
     if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
-    // PEXPIREAT takes whole milliseconds, and a lease may have a fraction (a clock on performance.now()).
-    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.ceil(Math.max(keyExpiry(expiresAt), leaseUntil)))];
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
     if (fingerprint !== undefined) args.push(fingerprint);
     const [claimed, fields] = await this.run(CLAIM, key, args);
     const record = hashOf(fields);
@@ -156,7 +157,7 @@ export class RedisStore implements IdempotencyStore {
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
-    const args = [request.owner, String(request.expiresAt), String(keyExpiry(request.expiresAt)), ...outcome.fields];
+    const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
     const [completed, fields] = await this.run(COMPLETE, request.key, args);
     if (completed) return { completed: true, responseStored: outcome.responseStored };
     return { completed: false, record: await this.current(request.key, fields) };

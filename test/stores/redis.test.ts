@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
-import { storeContract } from '../../lib/testing/index.js';
+import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -321,28 +321,57 @@ describe("retention, as the caller's clock judges it", () => {
   const client = ioredisClient();
   afterAll(() => client.disconnect());
 
+  /** The TTL (ms) `write` gave the key, give or take the milliseconds the write took (`[least, most]`). */
+  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<[number, number]> {
+    const before = Date.now();
+    await write();
+    const after = Date.now();
+    const expiry = Number(await raw.call('PEXPIRETIME', key));
+    return [expiry - after, expiry - before];
+  }
+  const within = ([least, most]: [number, number], ttl: number) => expect([least <= ttl, ttl <= most]).toEqual([true, true]);
+
   test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
     // A record is live while its retention (epoch seconds) is not before the caller's second:
     // Redis must not forget it at that second's first millisecond.
     const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
-    const expiry = () => raw.call('PEXPIRETIME', 'retention-end:k').then(Number);
-    const { expiresAt } = claimRequest('k');
-    await store.claim(claimRequest('k'));
-    expect(await expiry()).toBe((expiresAt + 1) * 1000 - 1);
-    await store.complete({ key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"' });
-    expect(await expiry()).toBe((expiresAt + 61) * 1000 - 1);
+    const { expiresAt, now } = claimRequest('k');
+    within(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k'))), (expiresAt + 1) * 1000 - 1 - now);
+    const done = { key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"', now };
+    within(await ttlGiven('retention-end:k', () => store.complete(done)), (expiresAt + 61) * 1000 - 1 - now);
     await store.forget('k');
     const leaseUntil = (expiresAt + 600) * 1000 + 1;
-    await store.claim({ ...claimRequest('k'), leaseUntil });
-    expect(await expiry()).toBe(leaseUntil);
+    within(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil })), leaseUntil - now);
+  });
+
+  test.each([
+    ['two days behind', -2 * 86_400_000],
+    ['a year ahead of', 365 * 86_400_000],
+  ])("a caller's clock %s the server's (a manualClock in a test): each key lives for the retention as that clock counts it", async (_, offset) => {
+    const clock = manualClock(Date.now() + offset);
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ++runs, {
+      store: new RedisStore({ client, keyPrefix: 'skew:' }),
+      name: `skew${offset}`,
+      now: clock.now,
+    });
+    const left = async (): Promise<number | undefined> => pttl(raw, (await raw.keys(`skew:skew${offset}#*`))[0] ?? 'none');
+    expect(await charge('k')).toBe(1);
+    // The retention (24 h) as the caller counts it; Redis forgot the record at once (two days behind),
+    // or would have kept it a year too long.
+    expect(await left()).toBeGreaterThan(86_400_000 - 60_000);
+    expect(await left()).toBeLessThanOrEqual(86_401_000);
+    clock.advance(86_000_000);
+    expect(await charge('k')).toBe(1);
+    expect(runs).toBe(1);
   });
 
   test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
-    // PEXPIREAT takes whole milliseconds only: a fraction made the script fail after it had written the record.
+    // PEXPIRE takes whole milliseconds only: a fraction made the script fail after it had written the record.
     const store = new RedisStore({ client, keyPrefix: 'fraction:' });
     const request = claimRequest('k');
     const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
-    expect(await store.claim({ ...request, now: request.now + 0.25, leaseUntil })).toEqual({ claimed: true });
-    expect(Number(await raw.call('PEXPIRETIME', 'fraction:k'))).toBe(Math.ceil(leaseUntil));
+    const given = await ttlGiven('fraction:k', async () => expect(await store.claim({ ...request, leaseUntil })).toEqual({ claimed: true }));
+    within(given, Math.ceil(leaseUntil - request.now));
   });
 });
