@@ -150,7 +150,9 @@ export class RedisStore implements IdempotencyStore {
     if (fingerprint !== undefined) args.push(fingerprint);
     const [claimed, fields] = await this.run(CLAIM, key, args);
     const record = hashOf(fields);
-    if (claimed) return record === undefined ? { claimed: true } : { claimed: true, previous: await recordOf(key, record, this.codec, WHERE, false) };
+    // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.
+    const previous = claimed && record !== undefined ? await recordOf(key, record, this.codec, WHERE, false).catch(() => undefined) : undefined;
+    if (claimed) return previous === undefined ? { claimed: true } : { claimed: true, previous };
     if (record === undefined) throw new Error(`Redis refused the claim of ${key} without a record.`);
     return { claimed: false, record: await recordOf(key, record, this.codec, WHERE) };
   }
@@ -183,8 +185,9 @@ export class RedisStore implements IdempotencyStore {
     return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
   }
 
+  /** The record that refused a completion or release: its state alone, its outcome never opened (nor a key provider asked). */
   private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {
     const record = hashOf(fields);
-    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE);
+    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE, false);
   }
 }

@@ -154,6 +154,16 @@ for (const kind of CLIENT_KINDS) {
       expect(await once('k')).toBe(1);
     });
 
+    test('a hash the store did not write, past its retention, is taken over as DynamoDBStore takes over such an item: the call runs once', async () => {
+      const keyPrefix = `malformed-past-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      await raw.hset(`${keyPrefix}malformed#${hashKey('k')}`, { status: 'DONE', expiresAt: String(Math.floor(Date.now() / 1000) - 60) });
+      expect(await once('k')).toBe(1);
+      expect(await once('k')).toBe(1);
+    });
+
     test('records sealed through aesGcmEncryption(provider) and through the key provider itself read each other, across a rotation', async () => {
       const k2 = aesKey('k2');
       const ring = keyring(aesKey('k1'), k2);
@@ -175,6 +185,18 @@ for (const kind of CLIENT_KINDS) {
       expect(await charge(viaModule)({ id: 'a', pad: 0 })).toEqual(a);
       expect(await charge(viaProvider)({ id: 'b', pad: 100_000 })).toEqual(b);
       expect(runs).toBe(2);
+    });
+
+    test('a refused completion or release returns the record that refused it without opening its sealed outcome, as DynamoDBStore: a failing key provider changes nothing', async () => {
+      const ring = keyring(aesKey('k1'));
+      const store = new RedisStore({ client: opened.client, keyPrefix: `refused-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
+      const { expiresAt } = claimRequest('k');
+      await store.claim(claimRequest('k', 'owner-a'));
+      await store.complete({ key: 'k', owner: 'owner-a', expiresAt, response: '"a"' });
+      ring.failById = 'throws'; // a throttled KMS
+      const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
+      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
+      expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
     });
 
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
