@@ -15,8 +15,8 @@ export interface IORedisClient {
   once(event: string, listener: Listener): unknown;
   removeListener(event: string, listener: Listener): unknown;
   pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
-  /** `Cluster` only: the cluster's nodes. */
-  nodes?(role: 'master'): IORedisClient[];
+  /** `Cluster` only: the cluster's nodes, each with its address. */
+  nodes?(role: 'master'): Array<IORedisClient & { readonly options: { readonly host?: string; readonly port?: number } }>;
   /** `Cluster` only: reads the slot map again. */
   refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
@@ -132,16 +132,25 @@ export function connectionOf(client: RedisClient): Connection {
       sendAll: async (_key, commands) => {
         await ioredisReady(client);
         // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const send = async (): Promise<Reply[]> =>
-          ((await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+        const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
+          ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
             error ? { ok: false, error } : { ok: true, value },
           );
-        const replies = await send();
-        // ioredis redirects no pipeline that holds a write besides the failed one (WAIT), nor learns
-        // the slot moved: every later call would meet MOVED again. MOVED ran nothing: look the slot up, resend once.
-        if (!client.refreshSlotsCache || !replies.some((reply) => !reply.ok && String((reply.error as Error).message).startsWith('MOVED'))) return replies;
+        const replies = await send(client, commands);
+        // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
+        // Either ran nothing: send the commands where the redirection says, once.
+        const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
+        if (!client.refreshSlotsCache || redirection === undefined) return replies;
+        if (redirection.startsWith('ASK')) {
+          // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
+          const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
+          if (node === undefined) return replies;
+          await ioredisReady(node);
+          return (await send(node, [['ASKING'], ...commands])).slice(1);
+        }
+        // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
         await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
-        return send();
+        return send(client, commands);
       },
       memoryInfo: async () => {
         await ioredisReady(client);
