@@ -59,6 +59,11 @@ export interface Connection {
   sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
+  /**
+   * After a failed call: `true` once a client that lost its connection is ready again, `false` at
+   * once when it had not lost it (the failure was something else), or after `millis` without it.
+   */
+  reconnected(millis: number): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -118,6 +123,23 @@ async function nodeReady(client: NodeRedisClient): Promise<void> {
   if (!client.isReady) await whenReady(client);
 }
 
+/** `true` at the client's next `ready`, `false` at `end` or after `millis`; removes its listeners either way. */
+function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => () => {
+      clearTimeout(timer);
+      client.removeListener('ready', onReady);
+      client.removeListener('end', onEnd);
+      resolve(ready);
+    };
+    const onReady = done(true);
+    const onEnd = done(false);
+    const timer = setTimeout(onEnd, millis);
+    client.once('ready', onReady);
+    client.once('end', onEnd);
+  });
+}
+
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
   (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
 
@@ -157,6 +179,7 @@ export function connectionOf(client: RedisClient): Connection {
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
+      reconnected: async (millis) => (client.status === 'ready' || client.status === 'end' ? false : readyAgain(client, millis)),
     };
   }
   if (isNodeCluster(client)) {
@@ -171,6 +194,8 @@ export function connectionOf(client: RedisClient): Connection {
       },
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+      // The cluster client reconnects each node by itself.
+      reconnected: async () => false,
     };
   }
   return {
@@ -187,6 +212,7 @@ export function connectionOf(client: RedisClient): Connection {
       await nodeReady(client);
       return [String(await client.sendCommand(['INFO', 'memory']))];
     },
+    reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
   };
 }
 
@@ -206,5 +232,6 @@ export function withDeadline(connection: Connection, millis: number | undefined)
     send: (key, args) => deadline(connection.send(key, args), millis),
     sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
+    reconnected: (wait) => connection.reconnected(wait),
   };
 }

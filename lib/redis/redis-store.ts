@@ -53,7 +53,9 @@ export interface RedisStoreOptions {
   /**
    * Each store call (waiting for a connecting client included) fails after this many milliseconds,
    * whatever the client does. node-redis's command timeout stops counting once a command is
-   * written, so only this bounds a connection that stops answering. @default none: the client's own timeouts
+   * written, so only this bounds a connection that stops answering. A completion whose connection
+   * was lost also waits this long for the client to reconnect (1000 ms without it), and is sent again.
+   * @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number;
   /**
@@ -82,6 +84,8 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   },
 };
 const WHERE = 'Redis';
+/** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
+const RECONNECT_MILLIS = 1000;
 
 /**
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
@@ -127,6 +131,8 @@ export class RedisStore implements IdempotencyStore {
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
   private readonly wait: ReplicaWait | undefined;
+  /** How long a completion waits for a lost connection to come back. */
+  private readonly reconnectMillis: number;
 
   /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
   constructor(options: Omit<RedisStoreOptions, 'encryption'> & { readonly encryption: ResponseEncryption });
@@ -140,6 +146,7 @@ export class RedisStore implements IdempotencyStore {
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
     this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
     this.allowEviction = options.allowEviction === true;
+    this.reconnectMillis = options.timeoutMillis ?? RECONNECT_MILLIS;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -160,7 +167,7 @@ export class RedisStore implements IdempotencyStore {
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
-    const [completed, fields] = await this.run(COMPLETE, request.key, args);
+    const [completed, fields] = await this.write(COMPLETE, request.key, args);
     if (completed) return { completed: true, responseStored: outcome.responseStored };
     return { completed: false, record: await this.current(request.key, fields) };
   }
@@ -183,6 +190,22 @@ export class RedisStore implements IdempotencyStore {
 
   private async run(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
+  }
+
+  /**
+   * A completion ends a call whose function has run: when the connection was lost under it (a
+   * failover, a node replaced), it is sent once more as soon as the client is ready again, as the
+   * AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease and let a
+   * duplicate run the function again. Fenced by the owner, a script applied twice changes nothing.
+   * (A release is not: a record left held until its lease runs nothing twice.)
+   */
+  private async write(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
+    try {
+      return await this.run(script, key, args);
+    } catch (error) {
+      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      return this.run(script, key, args);
+    }
   }
 
   /** The record that refused a completion or release: its state alone, its outcome never opened (nor a key provider asked). */
