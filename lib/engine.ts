@@ -372,7 +372,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.#now();
-    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), ...payload };
+    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (responseStored: boolean): [Outcome, IdempotencyRecord] => {

@@ -59,10 +59,16 @@ export interface CompleteRequest {
   readonly responseOmitted?: boolean;
   /** JSON of a final error to store instead of a response. */
   readonly error?: string;
+  /**
+   * The caller's clock, epoch milliseconds, that set `expiresAt`: a store whose keys expire by
+   * themselves (Redis) counts the time left from it, so the server's clock neither shortens nor
+   * stretches the retention. @default the store's own clock
+   */
+  readonly now?: number;
 }
 
 /** A claim that creates the record already COMPLETED (one-round-trip mode). */
-export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>, Omit<CompleteRequest, 'key' | 'owner' | 'expiresAt'> {}
+export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>, Omit<CompleteRequest, 'key' | 'owner' | 'expiresAt' | 'now'> {}
 
 /**
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the

@@ -15,8 +15,8 @@ export interface IORedisClient {
   once(event: string, listener: Listener): unknown;
   removeListener(event: string, listener: Listener): unknown;
   pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
-  /** `Cluster` only: the cluster's nodes. */
-  nodes?(role: 'master'): IORedisClient[];
+  /** `Cluster` only: the cluster's nodes, each with its address. */
+  nodes?(role: 'master'): Array<IORedisClient & { readonly options: { readonly host?: string; readonly port?: number } }>;
   /** `Cluster` only: reads the slot map again. */
   refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
@@ -59,6 +59,11 @@ export interface Connection {
   sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
+  /**
+   * After a failed call: `true` once a client that lost its connection is ready again, `false` at
+   * once when it had not lost it (the failure was something else), or after `millis` without it.
+   */
+  reconnected(millis: number): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -118,6 +123,23 @@ async function nodeReady(client: NodeRedisClient): Promise<void> {
   if (!client.isReady) await whenReady(client);
 }
 
+/** `true` at the client's next `ready`, `false` at `end` or after `millis`; removes its listeners either way. */
+function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => () => {
+      clearTimeout(timer);
+      client.removeListener('ready', onReady);
+      client.removeListener('end', onEnd);
+      resolve(ready);
+    };
+    const onReady = done(true);
+    const onEnd = done(false);
+    const timer = setTimeout(onEnd, millis);
+    client.once('ready', onReady);
+    client.once('end', onEnd);
+  });
+}
+
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
   (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
 
@@ -132,22 +154,32 @@ export function connectionOf(client: RedisClient): Connection {
       sendAll: async (_key, commands) => {
         await ioredisReady(client);
         // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const send = async (): Promise<Reply[]> =>
-          ((await client.pipeline(commands.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+        const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
+          ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
             error ? { ok: false, error } : { ok: true, value },
           );
-        const replies = await send();
-        // ioredis redirects no pipeline that holds a write besides the failed one (WAIT), nor learns
-        // the slot moved: every later call would meet MOVED again. MOVED ran nothing: look the slot up, resend once.
-        if (!client.refreshSlotsCache || !replies.some((reply) => !reply.ok && String((reply.error as Error).message).startsWith('MOVED'))) return replies;
+        const replies = await send(client, commands);
+        // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
+        // Either ran nothing: send the commands where the redirection says, once.
+        const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
+        if (!client.refreshSlotsCache || redirection === undefined) return replies;
+        if (redirection.startsWith('ASK')) {
+          // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
+          const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
+          if (node === undefined) return replies;
+          await ioredisReady(node);
+          return (await send(node, [['ASKING'], ...commands])).slice(1);
+        }
+        // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
         await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
-        return send();
+        return send(client, commands);
       },
       memoryInfo: async () => {
         await ioredisReady(client);
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
+      reconnected: async (millis) => (client.status === 'ready' || client.status === 'end' ? false : readyAgain(client, millis)),
     };
   }
   if (isNodeCluster(client)) {
@@ -162,6 +194,8 @@ export function connectionOf(client: RedisClient): Connection {
       },
       memoryInfo: () =>
         Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+      // The cluster client reconnects each node by itself.
+      reconnected: async () => false,
     };
   }
   return {
@@ -178,6 +212,7 @@ export function connectionOf(client: RedisClient): Connection {
       await nodeReady(client);
       return [String(await client.sendCommand(['INFO', 'memory']))];
     },
+    reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
   };
 }
 
@@ -197,5 +232,6 @@ export function withDeadline(connection: Connection, millis: number | undefined)
     send: (key, args) => deadline(connection.send(key, args), millis),
     sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
+    reconnected: (wait) => connection.reconnected(wait),
   };
 }

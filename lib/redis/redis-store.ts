@@ -53,7 +53,9 @@ export interface RedisStoreOptions {
   /**
    * Each store call (waiting for a connecting client included) fails after this many milliseconds,
    * whatever the client does. node-redis's command timeout stops counting once a command is
-   * written, so only this bounds a connection that stops answering. @default none: the client's own timeouts
+   * written, so only this bounds a connection that stops answering. A completion whose connection
+   * was lost also waits this long for the client to reconnect (1000 ms without it), and is sent again.
+   * @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number;
   /**
@@ -82,12 +84,16 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   },
 };
 const WHERE = 'Redis';
+/** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
+const RECONNECT_MILLIS = 1000;
 
 /**
- * The key's expiry (epoch ms) for a retention of `expiresAt` (epoch s): its last millisecond, since
- * a record stays live while its retention is not before the caller's second.
+ * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
+ * a lease: through the retention's last millisecond (a record stays live while its retention is not
+ * before the caller's second), or the lease's if later. PEXPIRE takes whole milliseconds, and a
+ * clock built on performance.now() has fractions.
  */
-const keyExpiry = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
+const timeToLive = (now: number, expiresAt: number, leaseUntil = 0): string => String(Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now));
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
@@ -105,7 +111,7 @@ function verdict(reply: unknown): [boolean, unknown] {
  * The record protocol on Redis (or Valkey, ElastiCache, MemoryDB): claim, complete and release are
  * each one owner-fenced Lua script on one key (so Redis Cluster works), every key carries a TTL that
  * is the record's retention (never shorter than its lease), and the caller's clock judges leases
- * and retention, as in `DynamoDBStore`. A refused write returns the current record, so no
+ * and retention, as in `DynamoDBStore`, and counts each TTL. A refused write returns the current record, so no
  * operation reads before it writes. Claims are refused unless the server's `maxmemory-policy` is
  * `noeviction`.
  *
@@ -125,6 +131,8 @@ export class RedisStore implements IdempotencyStore {
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
   private readonly wait: ReplicaWait | undefined;
+  /** How long a completion waits for a lost connection to come back. */
+  private readonly reconnectMillis: number;
 
   /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
   constructor(options: Omit<RedisStoreOptions, 'encryption'> & { readonly encryption: ResponseEncryption });
@@ -138,26 +146,28 @@ export class RedisStore implements IdempotencyStore {
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
     this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
     this.allowEviction = options.allowEviction === true;
+    this.reconnectMillis = options.timeoutMillis ?? RECONNECT_MILLIS;
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
-    // PEXPIREAT takes whole milliseconds, and a lease may have a fraction (a clock on performance.now()).
-    const args = [owner, String(leaseUntil), String(expiresAt), String(now), String(Math.ceil(Math.max(keyExpiry(expiresAt), leaseUntil)))];
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
     if (fingerprint !== undefined) args.push(fingerprint);
     const [claimed, fields] = await this.run(CLAIM, key, args);
     const record = hashOf(fields);
-    if (claimed) return record === undefined ? { claimed: true } : { claimed: true, previous: await recordOf(key, record, this.codec, WHERE, false) };
+    // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.
+    const previous = claimed && record !== undefined ? await recordOf(key, record, this.codec, WHERE, false).catch(() => undefined) : undefined;
+    if (claimed) return previous === undefined ? { claimed: true } : { claimed: true, previous };
     if (record === undefined) throw new Error(`Redis refused the claim of ${key} without a record.`);
     return { claimed: false, record: await recordOf(key, record, this.codec, WHERE) };
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
-    const args = [request.owner, String(request.expiresAt), String(keyExpiry(request.expiresAt)), ...outcome.fields];
-    const [completed, fields] = await this.run(COMPLETE, request.key, args);
+    const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
+    const [completed, fields] = await this.write(COMPLETE, request.key, args);
     if (completed) return { completed: true, responseStored: outcome.responseStored };
     return { completed: false, record: await this.current(request.key, fields) };
   }
@@ -182,8 +192,25 @@ export class RedisStore implements IdempotencyStore {
     return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
   }
 
+  /**
+   * A completion ends a call whose function has run: when the connection was lost under it (a
+   * failover, a node replaced), it is sent once more as soon as the client is ready again, as the
+   * AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease and let a
+   * duplicate run the function again. Fenced by the owner, a script applied twice changes nothing.
+   * (A release is not: a record left held until its lease runs nothing twice.)
+   */
+  private async write(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
+    try {
+      return await this.run(script, key, args);
+    } catch (error) {
+      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      return this.run(script, key, args);
+    }
+  }
+
+  /** The record that refused a completion or release: its state alone, its outcome never opened (nor a key provider asked). */
   private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {
     const record = hashOf(fields);
-    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE);
+    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE, false);
   }
 }

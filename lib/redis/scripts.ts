@@ -2,8 +2,11 @@
  * The record protocol as Lua scripts: each operation is one script on one key, so it is atomic on
  * a single server and runs on the key's primary in a cluster. A record is a hash whose fields carry
  * the names of `IdempotencyRecord`; the caller's clock (`now`) judges leases and retention,
- * as DynamoDB's conditions do, and the key's own expiry (PEXPIREAT) is the retention, never earlier
- * than the lease, so Redis forgets a record by itself and no key lives forever.
+ * as DynamoDB's conditions do, and the key's own expiry is the retention, never earlier than the
+ * lease, so Redis forgets a record by itself and no key lives forever. That expiry is set as the
+ * time left by the caller's clock (PEXPIRE), never as an instant (PEXPIREAT): the server's clock
+ * would otherwise decide it, and a caller behind it (a test's clock, a skewed host) would see its
+ * records vanish at once.
  */
 import { createHash } from 'node:crypto';
 import type { Connection } from './connection.js';
@@ -17,7 +20,7 @@ export interface Script {
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
 
 /**
- * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), expiry of the key (epoch ms),
+ * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), the key's time to live (ms),
  * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
  * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention.
  * Replies `{1, previous record without its response}` or `{0, live record}`.
@@ -37,7 +40,7 @@ if #record > 0 then
 end
 redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'expiresAt', ARGV[3])
 if ARGV[6] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6]) end
-redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local previous = {}
 for i = 1, #record, 2 do
   if record[i] ~= 'response' and record[i] ~= 'responseBase64' then
@@ -49,7 +52,7 @@ return {1, previous}
 `);
 
 /**
- * KEYS[1]; ARGV: owner, expiresAt, expiry of the key (epoch ms), then field/value pairs of the
+ * KEYS[1]; ARGV: owner, expiresAt, the key's time to live (ms), then field/value pairs of the
  * outcome. Applies only while the record is INPROGRESS and held by `owner`; the fingerprint stays.
  * Replies `{1}` or `{0, current record}` (empty when there is none).
  */
@@ -58,7 +61,7 @@ local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
 if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
 redis.call('HDEL', KEYS[1], 'leaseUntil')
 redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'expiresAt', ARGV[2], unpack(ARGV, 4))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1}
 `);
 

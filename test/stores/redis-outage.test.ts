@@ -2,10 +2,13 @@
  * Fail fast: with the client settings the README recommends, a Redis outage ends the call at once
  * with STORE_FAILURE and the function does not run (instead of commands queued until the Lambda
  * timeout); the store works again once the connection is back. The outage is a real cut TCP
- * connection (a loopback proxy closed), or a black hole bounded by the store's `timeoutMillis`.
+ * connection (a loopback proxy closed), or a black hole bounded by the store's `timeoutMillis`. A
+ * completion whose connection was reset is sent again once the client reconnects.
  */
+import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
+import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 import { CLIENT_KINDS, redisPort } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -48,6 +51,27 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(1);
       await reconnect();
       expect(await charge({ id: 'after' })).toBe(2);
+    });
+
+    test('a connection reset while the function runs: its completion is sent again once the client has reconnected, so a duplicate after the lease replays', async () => {
+      const clock = manualClock();
+      let calls = 0;
+      const store = new RedisStore({ client: opened.client, keyPrefix: `reset-${kind.name}:`, timeoutMillis: 2000 });
+      const pay = makeIdempotent(
+        async (_id: string, _context?: Context) => {
+          calls++;
+          await proxy.cut(); // a failover, a node replaced: the client reconnects while the function ends
+          await proxy.restore();
+          return calls;
+        },
+        { store, name: 'pay', now: clock.now },
+      );
+      expect(await pay('k', lambdaContext({ remainingMillis: 3000, now: clock.now }))).toBe(1);
+      clock.advance(3001);
+      const client = opened.client as { status?: string; isReady?: boolean };
+      if (client.status !== 'ready' && client.isReady !== true) await nextReady(client);
+      expect(await pay('k')).toBe(1);
+      expect(calls).toBe(1);
     });
 
     test("a black hole: STORE_FAILURE after the store's timeoutMillis, the function does not run", async () => {

@@ -3,7 +3,8 @@
  * every write (`appendfsync always`): while it is down, calls fail closed; after it, every record
  * is there with its TTL, a duplicate is still IN_PROGRESS, and the attempt that held the key
  * completes on the restarted server (whose script cache is empty: EVALSHA falls back to EVAL).
- * Without persistence, the documented risk: a restart forgets every record.
+ * Without persistence, the documented risk: a restart forgets every record, and a primary that
+ * restarts empty before a failover empties its replica as well.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,3 +102,37 @@ test('without persistence a restart forgets every record: a call repeated after 
     await server.stop();
   }
 });
+
+test('a primary without persistence that restarts before a failover empties its replica too: the record the replica had is forgotten, and a call repeated after it runs again', async () => {
+  let primary = await startRedisServer();
+  const replica = await startRedisServer({ replicaOf: primary.port });
+  const fromReplica = inspector(replica.url);
+  const { client, close } = await CLIENT_KINDS[0]!.open(primary.url);
+  /** Polls the replica until `done` holds of its INFO replication and the record's key count (bounded: 20 s). */
+  const replicaAt = async (done: (info: string, keys: number) => boolean): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (!done(await fromReplica.info('replication'), (await fromReplica.keys('replicated:*')).length)) {
+      if (Date.now() > deadline) throw new Error('the replica did not reach the state awaited within 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  try {
+    let runs = 0;
+    const charge = makeIdempotent(async (_: string) => ++runs, {
+      store: new RedisStore({ client, keyPrefix: 'replicated:', waitForReplicas: { replicas: 1, timeoutMillis: 5000 } }),
+      name: 'charge',
+    });
+    expect([await charge('k-1'), await charge('k-1')]).toEqual([1, 1]);
+    await replicaAt((_, keys) => keys === 1);
+    await primary.stop();
+    primary = await startRedisServer({ port: primary.port });
+    // The replica resynchronises from the empty primary and drops what it had.
+    await replicaAt((info, keys) => /master_link_status:up/.test(info) && keys === 0);
+    await reconnected(client);
+    expect(await charge('k-1')).toBe(2);
+  } finally {
+    fromReplica.disconnect();
+    await close();
+    await Promise.all([primary.stop(), replica.stop()]);
+  }
+}, 60_000);

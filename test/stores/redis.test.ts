@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
-import { storeContract } from '../../lib/testing/index.js';
+import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -154,6 +154,16 @@ for (const kind of CLIENT_KINDS) {
       expect(await once('k')).toBe(1);
     });
 
+    test('a hash the store did not write, past its retention, is taken over as DynamoDBStore takes over such an item: the call runs once', async () => {
+      const keyPrefix = `malformed-past-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      await raw.hset(`${keyPrefix}malformed#${hashKey('k')}`, { status: 'DONE', expiresAt: String(Math.floor(Date.now() / 1000) - 60) });
+      expect(await once('k')).toBe(1);
+      expect(await once('k')).toBe(1);
+    });
+
     test('records sealed through aesGcmEncryption(provider) and through the key provider itself read each other, across a rotation', async () => {
       const k2 = aesKey('k2');
       const ring = keyring(aesKey('k1'), k2);
@@ -175,6 +185,18 @@ for (const kind of CLIENT_KINDS) {
       expect(await charge(viaModule)({ id: 'a', pad: 0 })).toEqual(a);
       expect(await charge(viaProvider)({ id: 'b', pad: 100_000 })).toEqual(b);
       expect(runs).toBe(2);
+    });
+
+    test('a refused completion or release returns the record that refused it without opening its sealed outcome, as DynamoDBStore: a failing key provider changes nothing', async () => {
+      const ring = keyring(aesKey('k1'));
+      const store = new RedisStore({ client: opened.client, keyPrefix: `refused-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
+      const { expiresAt } = claimRequest('k');
+      await store.claim(claimRequest('k', 'owner-a'));
+      await store.complete({ key: 'k', owner: 'owner-a', expiresAt, response: '"a"' });
+      ring.failById = 'throws'; // a throttled KMS
+      const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
+      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
+      expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
     });
 
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
@@ -321,28 +343,57 @@ describe("retention, as the caller's clock judges it", () => {
   const client = ioredisClient();
   afterAll(() => client.disconnect());
 
+  /** The TTL (ms) `write` gave the key, give or take the milliseconds the write took (`[least, most]`). */
+  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<[number, number]> {
+    const before = Date.now();
+    await write();
+    const after = Date.now();
+    const expiry = Number(await raw.call('PEXPIRETIME', key));
+    return [expiry - after, expiry - before];
+  }
+  const within = ([least, most]: [number, number], ttl: number) => expect([least <= ttl, ttl <= most]).toEqual([true, true]);
+
   test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
     // A record is live while its retention (epoch seconds) is not before the caller's second:
     // Redis must not forget it at that second's first millisecond.
     const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
-    const expiry = () => raw.call('PEXPIRETIME', 'retention-end:k').then(Number);
-    const { expiresAt } = claimRequest('k');
-    await store.claim(claimRequest('k'));
-    expect(await expiry()).toBe((expiresAt + 1) * 1000 - 1);
-    await store.complete({ key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"' });
-    expect(await expiry()).toBe((expiresAt + 61) * 1000 - 1);
+    const { expiresAt, now } = claimRequest('k');
+    within(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k'))), (expiresAt + 1) * 1000 - 1 - now);
+    const done = { key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"', now };
+    within(await ttlGiven('retention-end:k', () => store.complete(done)), (expiresAt + 61) * 1000 - 1 - now);
     await store.forget('k');
     const leaseUntil = (expiresAt + 600) * 1000 + 1;
-    await store.claim({ ...claimRequest('k'), leaseUntil });
-    expect(await expiry()).toBe(leaseUntil);
+    within(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil })), leaseUntil - now);
+  });
+
+  test.each([
+    ['two days behind', -2 * 86_400_000],
+    ['a year ahead of', 365 * 86_400_000],
+  ])("a caller's clock %s the server's (a manualClock in a test): each key lives for the retention as that clock counts it", async (_, offset) => {
+    const clock = manualClock(Date.now() + offset);
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ++runs, {
+      store: new RedisStore({ client, keyPrefix: 'skew:' }),
+      name: `skew${offset}`,
+      now: clock.now,
+    });
+    const left = async (): Promise<number | undefined> => pttl(raw, (await raw.keys(`skew:skew${offset}#*`))[0] ?? 'none');
+    expect(await charge('k')).toBe(1);
+    // The retention (24 h) as the caller counts it; Redis forgot the record at once (two days behind),
+    // or would have kept it a year too long.
+    expect(await left()).toBeGreaterThan(86_400_000 - 60_000);
+    expect(await left()).toBeLessThanOrEqual(86_401_000);
+    clock.advance(86_000_000);
+    expect(await charge('k')).toBe(1);
+    expect(runs).toBe(1);
   });
 
   test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
-    // PEXPIREAT takes whole milliseconds only: a fraction made the script fail after it had written the record.
+    // PEXPIRE takes whole milliseconds only: a fraction made the script fail after it had written the record.
     const store = new RedisStore({ client, keyPrefix: 'fraction:' });
     const request = claimRequest('k');
     const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
-    expect(await store.claim({ ...request, now: request.now + 0.25, leaseUntil })).toEqual({ claimed: true });
-    expect(Number(await raw.call('PEXPIRETIME', 'fraction:k'))).toBe(Math.ceil(leaseUntil));
+    const given = await ttlGiven('fraction:k', async () => expect(await store.claim({ ...request, leaseUntil })).toEqual({ claimed: true }));
+    within(given, Math.ceil(leaseUntil - request.now));
   });
 });
