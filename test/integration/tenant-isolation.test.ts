@@ -20,14 +20,14 @@ const { client, tableName, store } = useFreshTable({ prefix: 'tenants' });
 const contextOf = (name: string, tenant?: string): Context => ({ ...lambdaContext(name), ...(tenant === undefined ? {} : { tenantId: tenant }) }) as Context;
 
 /** A handler that answers each run with its number, so a replay of another run shows. */
-function counted(name: string) {
+function counted() {
   let runs = 0;
   const handler = middy(async (order: { orderId: string }) => ({ orderId: order.orderId, run: ++runs })).use(idempotency({ store }));
   return { handler, runs: () => runs };
 }
 
 test('the same request from two tenants runs once for each, and each tenant’s duplicate replays its own response', async () => {
-  const { handler, runs } = counted('tenants-middleware');
+  const { handler, runs } = counted();
   const order = { orderId: 'o-1' };
   expect(await handler(order, contextOf('tenants-middleware', 'blue'))).toEqual({ orderId: 'o-1', run: 1 });
   expect(await handler(order, contextOf('tenants-middleware', 'green'))).toEqual({ orderId: 'o-1', run: 2 });
@@ -42,14 +42,14 @@ test('the same request from two tenants runs once for each, and each tenant’s 
 });
 
 test('without a tenant, the record key is what it always was: records written before keep answering', async () => {
-  const { handler } = counted('tenants-none');
+  const { handler } = counted();
   await handler({ orderId: 'o-1' }, contextOf('tenants-none'));
   await handler({ orderId: 'o-1' }, contextOf('tenants-none', ''));
   expect((await scanRecords(client, tableName, 'tenants-none#')).map((record) => record.id)).toEqual([recordId('tenants-none', { orderId: 'o-1' })]);
 });
 
 test('tenant ids are kept apart exactly: no tenant’s records are another’s, whatever the ids hold', async () => {
-  const { handler, runs } = counted('tenants-exact');
+  const { handler, runs } = counted();
   const tenants = ['a', 'a:', 'a\u0000', 'b', 'B', 'a'.repeat(256)];
   for (const tenant of tenants) await handler({ orderId: 'o-1' }, contextOf('tenants-exact', tenant));
   await handler({ orderId: 'o-1' }, contextOf('tenants-exact'));
@@ -94,7 +94,7 @@ test('makeIdempotent called without a context takes the tenant from the runtime�
 });
 
 test('operators address a tenant’s record with `tenant` (and the CLI with --tenant)', async () => {
-  const { handler } = counted('tenants-ops');
+  const { handler } = counted();
   await handler({ orderId: 'o-9' }, contextOf('tenants-ops', 'blue'));
   expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' }, tenant: 'blue' })).toMatchObject({ status: 'COMPLETED' });
   expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' } })).toBeUndefined();
