@@ -109,7 +109,8 @@ interface Flight {
 export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #store: IdempotencyStore;
   readonly #options: IdempotencyOptions<TInput, TContext>;
-  readonly #retentionSeconds: number;
+  /** How long a completed record is kept, seconds: the option, else the store's, else a day. @internal */
+  readonly retentionSeconds: number;
   readonly #cache: RecordCache | undefined;
   readonly #now: () => number;
   readonly #logger: IdempotencyLogger;
@@ -133,7 +134,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#selects = selects;
     this.#where = where;
     this.#store = options.store;
-    this.#retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
+    this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
     this.#now = options.now ?? (() => Date.now());
@@ -282,7 +283,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const now = this.#now();
     const remaining = remainingMillisOf(context);
     const leaseMillis = durable
-      ? (this.#options.durableLeaseSeconds ?? this.#retentionSeconds) * 1000
+      ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
       : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
@@ -525,7 +526,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   #expiresAt(now: number): number {
-    return Math.floor(now / 1000) + this.#retentionSeconds;
+    return Math.floor(now / 1000) + this.retentionSeconds;
   }
 
   #warn(what: string, key: string, error: unknown): void {

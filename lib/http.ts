@@ -7,7 +7,7 @@ import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, q
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
-import { keyVerifier, type SigningSecret } from './signed-keys.js';
+import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
 export { callerIdentity, type HttpScope } from './http-caller.js';
@@ -61,9 +61,13 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   /**
    * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
    * first, then those still accepted during a rotation); any other key gets a 400 and nothing runs.
+   * A key is refused (400) once `maxAgeSeconds` old, so that it never outlives its record: this
+   * defaults to, and may not exceed, the retention less 5 minutes allowed for clock skew (less half
+   * the retention when that is shorter). Keys issued before keys carried their issue time never
+   * expire: rotating the secret retires them.
    * @default any key the client chooses
    */
-  readonly signedKeys?: { readonly secrets: readonly SigningSecret[] };
+  readonly signedKeys?: { readonly secrets: readonly SigningSecret[]; readonly maxAgeSeconds?: number };
   /**
    * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
    * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can
@@ -87,8 +91,11 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   signedKeys: (value) => {
     if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
-    const unknown = Object.keys(value).find((name) => name !== 'secrets');
-    return unknown === undefined ? undefined : `has an unknown option \`${unknown}\`; known: secrets`;
+    const unknown = Object.keys(value).find((name) => name !== 'secrets' && name !== 'maxAgeSeconds');
+    if (unknown !== undefined) return `has an unknown option \`${unknown}\`; known: secrets, maxAgeSeconds`;
+    const { maxAgeSeconds } = value as { maxAgeSeconds?: unknown };
+    const problem = maxAgeSeconds === undefined ? undefined : MAX_AGE(maxAgeSeconds);
+    return problem === undefined ? undefined : `\`maxAgeSeconds\` ${problem}`;
   },
 });
 
@@ -110,7 +117,8 @@ const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: str
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   KEY_MISSING: 'This operation requires an Idempotency-Key header.',
-  INVALID_KEY: 'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once; an API that issues keys accepts only keys it issued.',
+  INVALID_KEY:
+    'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once; an API that issues keys accepts only keys it issued, until they expire: then ask it for a new key.',
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
@@ -119,6 +127,13 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   COMMIT_FAILED: 'The request may or may not have been applied; retry with the same Idempotency-Key after Retry-After to get its outcome.',
   TRANSACTION_CONFLICT: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
   TRANSACTION_CONDITION_FAILED: 'A condition of this request was not met; nothing was written.',
+};
+
+/** Why an issued-keys API refuses a key, by verdict. */
+const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
+  forged: 'The Idempotency-Key was not issued by this API.',
+  expired: 'The Idempotency-Key has expired: ask this API for a new key.',
+  early: "The Idempotency-Key's issue time is in the future: the clocks of the servers that issue and accept keys differ.",
 };
 
 type Headers = NonNullable<HttpResult['headers']>;
@@ -236,7 +251,6 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
   const caller = callerOf(scope);
-  const isIssued = signedKeys === undefined ? undefined : keyVerifier('httpIdempotency `signedKeys`', signedKeys.secrets);
   const engine = new IdempotencyEngine<TEvent, Context>(
     'httpIdempotency',
     {
@@ -250,7 +264,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
           if (required && !SAFE_METHODS.has(method)) throw new IdempotencyError('KEY_MISSING', 'The Idempotency-Key header is missing.');
           return undefined;
         }
-        if (isIssued && !isIssued(key)) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key was not issued by this API.');
+        const verdict = verify?.(key) ?? 'issued';
+        if (verdict !== 'issued') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
         return httpKeyValueOf(key, method, template, caller(event));
       },
       fingerprint: (event) => {
@@ -260,6 +275,11 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     },
     observeAny,
   );
+  // After the engine: keys expire by the retention it keeps records for.
+  const where = 'httpIdempotency `signedKeys`';
+  const verify =
+    signedKeys &&
+    keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, common.now ?? (() => Date.now())));
   const { before, after, onError } = idempotencyHooks(engine, {
     replay: (result, event) => {
       // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs and load balancers

@@ -17,7 +17,7 @@ export type { ForgetRecordOptions, HttpRecordKey, InspectRecordOptions, RecordAd
 export { forgetRecord, httpKeyValue, inspectRecord, recordIdOf } from './operations.js';
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
 export type { EncryptionKey, ResponseEncryption } from './response-codec.js';
-export type { IssueIdempotencyKeyOptions, SigningSecret } from './signed-keys.js';
+export type { IssueIdempotencyKeyOptions, SigningSecret, VerifyIdempotencyKeyOptions } from './signed-keys.js';
 export { issueIdempotencyKey, verifyIdempotencyKey } from './signed-keys.js';
 export type {
   ClaimRequest,

@@ -1,13 +1,19 @@
 import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { wholeNumber } from './options.js';
 
 /**
- * Server-issued idempotency keys: a random part and its HMAC-SHA-256 under a secret, so an API can
- * accept only keys it issued. No token store is needed: the record protocol already consumes a key
- * on first use, replays it afterwards and frees it again when the call fails.
+ * Server-issued idempotency keys: a random part, the issue time and their HMAC-SHA-256 under a
+ * secret, so an API can accept only keys it issued. No token store is needed: the record protocol
+ * consumes a key on first use, replays it afterwards and frees it again when the call fails, for as
+ * long as its record is kept. So a key expires before its record can: a record written on first use
+ * (at most the clock-skew allowance before the issue time) lives until at least issue time +
+ * retention − allowance, which is the most a key's age may be.
  *
- * Format: `<22 base64url characters of randomness>.<43 base64url characters of MAC>` (66
- * characters: a bare-token `Idempotency-Key`, no commas or quotes). Keys are compared as text,
- * so no two spellings of one key can both verify.
+ * Format: `<22 base64url characters of randomness>.<issue time, epoch seconds, base 36>.<43 base64url
+ * characters of MAC>` (at most 75 characters: a bare-token `Idempotency-Key`, no commas or quotes).
+ * Keys of the earlier format, `<random>.<MAC>` without a time, still verify and never expire:
+ * rotating the secret retires them. Keys are compared as text, so no two spellings of one key can
+ * both verify.
  */
 
 /** An HMAC secret: at least 32 bytes, as a string (its UTF-8 bytes) or bytes. */
@@ -17,12 +23,44 @@ export type SigningSecret = string | Uint8Array;
 export interface IssueIdempotencyKeyOptions {
   /** The current secret (the first of the list `signedKeys` verifies with). */
   readonly secret: SigningSecret;
+  /** Clock, epoch milliseconds: the issue time the key carries. @default Date.now */
+  readonly now?: () => number;
 }
 
+/** Options of {@link verifyIdempotencyKey}. */
+export interface VerifyIdempotencyKeyOptions {
+  /**
+   * Refuse keys issued this many seconds ago or earlier, and keys issued more than 5 minutes in the
+   * future (clock skew). Keep it at most the records' retention less those 5 minutes.
+   * @default no age limit
+   */
+  readonly maxAgeSeconds?: number;
+  /** Clock, epoch milliseconds; needs `maxAgeSeconds`. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** The check of a `maxAgeSeconds` option. @internal */
+export const MAX_AGE = wholeNumber(1, 'seconds');
+
+/** How far a key's issue time may be ahead of the verifier's clock: servers' clocks differ. */
+const CLOCK_SKEW_SECONDS = 300;
 const MIN_SECRET_BYTES = 32;
-// The MAC covers a label as well as the random part, so these MACs mean nothing in another protocol using the same secret.
-const LABEL = 'lambda-idempotency key v1.';
-const SHAPE = /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/;
+// The MAC covers a label as well as the key's parts, so these MACs mean nothing in another protocol
+// using the same secret, and a key of one version cannot pass for the other.
+const LABEL_V1 = 'lambda-idempotency key v1.';
+const LABEL_V2 = 'lambda-idempotency key v2.';
+// One spelling per time: base 36, lower case, no leading zero, at most 8 digits (a safe integer).
+const SHAPE = /^([A-Za-z0-9_-]{22})(?:\.(0|[1-9a-z][0-9a-z]{0,7}))?\.([A-Za-z0-9_-]{43})$/;
+
+/** Which keys are accepted by age: from `skewSeconds` before their issue time until `maxAgeSeconds` after it. @internal */
+export interface KeyAgeLimit {
+  readonly maxAgeSeconds: number;
+  readonly skewSeconds: number;
+  readonly now: () => number;
+}
+
+/** What a check makes of a key: issued (and not expired), not issued with these secrets, too old, or issued in the future. @internal */
+export type KeyVerdict = 'issued' | 'forged' | 'expired' | 'early';
 
 function secretKey(where: string, secret: unknown): KeyObject {
   const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret instanceof Uint8Array ? secret : undefined;
@@ -33,32 +71,58 @@ function secretKey(where: string, secret: unknown): KeyObject {
   return createSecretKey(bytes);
 }
 
-const mac = (key: KeyObject, random: string): string => createHmac('sha256', key).update(LABEL).update(random).digest('base64url');
+const mac = (key: KeyObject, random: string, time: string | undefined): string =>
+  (time === undefined
+    ? createHmac('sha256', key).update(LABEL_V1).update(random)
+    : createHmac('sha256', key).update(LABEL_V2).update(`${random}.${time}`)
+  ).digest('base64url');
+
+/**
+ * The age limit of keys for records kept `retentionSeconds`: every key it accepts finds the record
+ * its first use wrote. `maxAgeSeconds` (already checked to be a whole number) may lower it. @internal
+ */
+export function retentionKeyLimit(where: string, retentionSeconds: number, maxAgeSeconds: number | undefined, now: () => number): KeyAgeLimit {
+  const skewSeconds = Math.min(CLOCK_SKEW_SECONDS, Math.floor(retentionSeconds / 2));
+  const bound = retentionSeconds - skewSeconds;
+  if (maxAgeSeconds !== undefined && maxAgeSeconds > bound) {
+    throw new TypeError(
+      `${where}: \`maxAgeSeconds\` must be at most ${bound} (the retention, ${retentionSeconds} s, less ${skewSeconds} s allowed for clock skew), got ${maxAgeSeconds}: a key that outlives its record would run again.`,
+    );
+  }
+  return { maxAgeSeconds: maxAgeSeconds ?? bound, skewSeconds, now };
+}
 
 /**
  * A check of keys against `secrets` (the current one, then earlier ones still accepted), with the
- * secrets validated once. @internal
+ * secrets validated once; without `limit`, keys never expire. @internal
  */
-export function keyVerifier(where: string, secrets: unknown): (key: string) => boolean {
+export function keyVerifier(where: string, secrets: unknown, limit?: KeyAgeLimit): (key: string) => KeyVerdict {
   if (!Array.isArray(secrets) || secrets.length === 0) {
     throw new TypeError(`${where}: \`secrets\` must be a non-empty array: the current secret first, then those still accepted.`);
   }
   // Array.from visits holes too: `[, secret]` is refused here, not by the first request it verifies.
   const keys = Array.from(secrets as unknown[], (secret) => secretKey(where, secret));
   return (key) => {
-    if (typeof key !== 'string' || !SHAPE.test(key)) return false;
-    const random = key.slice(0, 22);
-    const given = Buffer.from(key.slice(23), 'ascii');
+    const parts = typeof key === 'string' ? SHAPE.exec(key) : null;
+    if (parts === null) return 'forged';
+    const [, random, time, tag] = parts as unknown as [string, string, string | undefined, string];
+    const given = Buffer.from(tag, 'ascii');
     let valid = false;
     // Every secret is tried, and compared in constant time: the time taken says nothing of the MAC.
-    for (const secret of keys) valid = timingSafeEqual(Buffer.from(mac(secret, random), 'ascii'), given) || valid;
-    return valid;
+    for (const secret of keys) valid = timingSafeEqual(Buffer.from(mac(secret, random, time), 'ascii'), given) || valid;
+    if (!valid) return 'forged';
+    if (time === undefined || limit === undefined) return 'issued';
+    const issuedMillis = Number.parseInt(time, 36) * 1000;
+    const now = limit.now();
+    if (now >= issuedMillis + limit.maxAgeSeconds * 1000) return 'expired';
+    return now < issuedMillis - limit.skewSeconds * 1000 ? 'early' : 'issued';
   };
 }
 
 /**
- * A fresh idempotency key signed with `secret` (HMAC-SHA-256), for an API that accepts only keys
- * it issued (`httpIdempotency({ signedKeys })`). 66 characters, a valid `Idempotency-Key` value.
+ * A fresh idempotency key signed with `secret` (HMAC-SHA-256), carrying its issue time, for an API
+ * that accepts only keys it issued (`httpIdempotency({ signedKeys })`), until they expire. At most
+ * 75 characters, a valid `Idempotency-Key` value.
  *
  * @example
  * ```ts
@@ -68,23 +132,41 @@ export function keyVerifier(where: string, secrets: unknown): (key: string) => b
  */
 export function issueIdempotencyKey(options: IssueIdempotencyKeyOptions): string {
   if (options === null || typeof options !== 'object') throw new TypeError('issueIdempotencyKey: options must be an object with a `secret`.');
-  const unknown = Object.keys(options).find((name) => name !== 'secret');
-  if (unknown !== undefined) throw new TypeError(`issueIdempotencyKey: unknown option \`${unknown}\`; the only option is \`secret\`.`);
+  const unknown = Object.keys(options).find((name) => name !== 'secret' && name !== 'now');
+  if (unknown !== undefined) throw new TypeError(`issueIdempotencyKey: unknown option \`${unknown}\`; known options: secret, now.`);
+  if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('issueIdempotencyKey: `now` must be a function.');
   const key = secretKey('issueIdempotencyKey', options.secret);
+  const millis = (options.now ?? Date.now)();
+  if (!Number.isSafeInteger(Math.floor(millis)) || millis < 0) {
+    throw new TypeError(`issueIdempotencyKey: the clock must return epoch milliseconds, 0 or more (got ${String(millis)}).`);
+  }
   const random = randomBytes(16).toString('base64url');
-  return `${random}.${mac(key, random)}`;
+  const time = Math.floor(millis / 1000).toString(36);
+  return `${random}.${time}.${mac(key, random, time)}`;
 }
 
 /**
  * True when `key` was issued by {@link issueIdempotencyKey} with one of `secrets`. Pass the current
  * secret first and the previous ones after it, so keys issued before a rotation stay valid until
- * the previous secret is removed.
+ * the previous secret is removed. With `maxAgeSeconds`, a key issued that long ago (or more than 5
+ * minutes in the future) is refused; keys of the earlier format, which carry no issue time, are not.
  *
  * @example
  * ```ts
  * verifyIdempotencyKey(key, [currentSecret, previousSecret]); // true or false
+ * verifyIdempotencyKey(key, [currentSecret], { maxAgeSeconds: 3600 }); // false once an hour old
  * ```
  */
-export function verifyIdempotencyKey(key: string, secrets: readonly SigningSecret[]): boolean {
-  return keyVerifier('verifyIdempotencyKey', secrets)(key);
+export function verifyIdempotencyKey(key: string, secrets: readonly SigningSecret[], options?: VerifyIdempotencyKeyOptions): boolean {
+  const where = 'verifyIdempotencyKey';
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw new TypeError(`${where}: options must be an object.`);
+  const { maxAgeSeconds, now, ...rest } = options ?? {};
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`; known options: maxAgeSeconds, now.`);
+  const problem = maxAgeSeconds === undefined ? undefined : MAX_AGE(maxAgeSeconds);
+  if (problem !== undefined) throw new TypeError(`${where}: \`maxAgeSeconds\` ${problem}.`);
+  if (now !== undefined && typeof now !== 'function') throw new TypeError(`${where}: \`now\` must be a function.`);
+  if (now !== undefined && maxAgeSeconds === undefined) throw new TypeError(`${where}: \`now\` needs \`maxAgeSeconds\`: without it keys never expire.`);
+  const limit = maxAgeSeconds === undefined ? undefined : { maxAgeSeconds, skewSeconds: CLOCK_SKEW_SECONDS, now: now ?? (() => Date.now()) };
+  return keyVerifier(where, secrets, limit)(key) === 'issued';
 }

@@ -3,7 +3,7 @@
  * run; anything else is a 400 problem, runs nothing and writes no record.
  */
 
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import middy from '@middy/core';
@@ -12,7 +12,7 @@ import { createDemoTables, type DemoTables, lambdaContext as demoLambdaContext, 
 import { readKeySecrets } from '../../infra/functions/key-secrets.js';
 import { createKeyHandler } from '../../infra/functions/keys.js';
 import { createPaymentHandler } from '../../infra/functions/payment.js';
-import { httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
+import { DynamoDBStore, type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
 import { idsWithPrefix, testClient, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -21,10 +21,10 @@ const { client, tableName, store } = useFreshTable({ prefix: 'signed' });
 const current = randomBytes(32);
 const previous = randomBytes(48).toString('base64');
 
-function api(name: string, secrets: readonly SigningSecret[]) {
+function api(name: string, secrets: readonly SigningSecret[], options: Partial<HttpIdempotencyOptions> = {}) {
   let runs = 0;
   const handler = middy(async (): Promise<APIGatewayProxyStructuredResultV2> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(
-    httpIdempotency({ store, name, signedKeys: { secrets } }),
+    httpIdempotency({ store, name, signedKeys: { secrets }, ...options }),
   );
   const post = async (key: string) => (await handler(paymentRequest(key), lambdaContext(name))) as APIGatewayProxyStructuredResultV2;
   return { post, runs: () => runs, records: () => idsWithPrefix(client, tableName, `${name}#`) };
@@ -33,7 +33,11 @@ function api(name: string, secrets: readonly SigningSecret[]) {
 const expectRefused = (result: APIGatewayProxyStructuredResultV2): void => {
   expect(result.statusCode).toBe(400);
   expect(result.headers).toEqual({ 'Content-Type': 'application/problem+json' });
-  expect(JSON.parse(result.body!)).toMatchObject({ status: 400, title: 'Idempotency-Key is invalid' });
+  expect(JSON.parse(result.body!)).toMatchObject({
+    status: 400,
+    title: 'Idempotency-Key is invalid',
+    detail: expect.stringContaining('accepts only keys it issued, until they expire: then ask it for a new key.'),
+  });
 };
 
 test('an issued key runs once and replays; forged, tampered and client-chosen keys get 400, run nothing and write nothing', async () => {
@@ -70,6 +74,78 @@ test('signedKeys is validated at construction', () => {
   );
   expect(() => httpIdempotency({ store, signedKeys: { secrets: [] } })).toThrow('`secrets` must be a non-empty array');
   expect(() => httpIdempotency({ store, signedKeys: { secret: current } as never })).toThrow('unknown option `secret`');
+});
+
+describe('issued keys expire before their records', () => {
+  const issuedAt = 1_764_000_000_000;
+  const clock = { millis: issuedAt };
+  const now = () => clock.millis;
+  const hour = 3_600_000;
+
+  test('a key resent after the retention is refused with a 400 that says so, and the payment does not run again', async () => {
+    const { post, runs } = api('signed-expiry', [current], { now, expiresAfterSeconds: 3600 });
+    const key = issueIdempotencyKey({ secret: current, now });
+    clock.millis = issuedAt + 60_000; // used a minute after it was issued
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+
+    // The last millisecond of its age limit (the retention less 5 minutes of clock skew): its record still answers.
+    clock.millis = issuedAt + hour - 300_001;
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    for (const later of [issuedAt + hour - 300_000, issuedAt + hour + 61_000, issuedAt + 30 * 24 * hour]) {
+      clock.millis = later;
+      const refused = await post(key);
+      expectRefused(refused);
+      expect(runs()).toBe(1);
+    }
+  });
+
+  test('a key issued more than 5 minutes ahead of the clock, or with its time changed, is refused and writes nothing', async () => {
+    const { post, runs, records } = api('signed-early', [current], { now, expiresAfterSeconds: 3600 });
+    clock.millis = issuedAt;
+    expectRefused(await post(issueIdempotencyKey({ secret: current, now: () => issuedAt + 301_000 })));
+    const [random, time, tag] = issueIdempotencyKey({ secret: current, now: () => issuedAt - 2 * hour }).split('.') as [string, string, string];
+    expectRefused(await post(`${random}.${(Number.parseInt(time, 36) + 7200).toString(36)}.${tag}`));
+    expect(runs()).toBe(0);
+    expect(await records()).toEqual([]);
+    // Within the allowance (its issue second 300 s ahead) it runs: the issuing server's clock may be a little ahead.
+    expect(await post(issueIdempotencyKey({ secret: current, now: () => issuedAt + 300_999 }))).toMatchObject({ statusCode: 201 });
+  });
+
+  test('keys issued before keys carried a time are still accepted, at any age', async () => {
+    const { post } = api('signed-v1', [current], { now, expiresAfterSeconds: 3600 });
+    const random = randomBytes(16).toString('base64url');
+    const v1 = `${random}.${createHmac('sha256', current).update('lambda-idempotency key v1.').update(random).digest('base64url')}`;
+    clock.millis = issuedAt + 365 * 24 * hour;
+    expect(await post(v1)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    expect(await post(v1)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+  });
+
+  test('maxAgeSeconds lowers the age limit, never above the retention the records are kept for', async () => {
+    const { post } = api('signed-max-age', [current], { now, signedKeys: { secrets: [current], maxAgeSeconds: 60 } });
+    const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });
+    clock.millis = issuedAt + 59_999;
+    expect(await post(key)).toMatchObject({ statusCode: 201 });
+    clock.millis = issuedAt + 60_000;
+    expectRefused(await post(key));
+
+    // The default retention (a day), the option's, the store's: each bounds maxAgeSeconds.
+    const signedKeys = (maxAgeSeconds: number) => ({ secrets: [current], maxAgeSeconds });
+    expect(() => httpIdempotency({ store, signedKeys: signedKeys(86_100) })).not.toThrow();
+    expect(() => httpIdempotency({ store, signedKeys: signedKeys(86_101) })).toThrow(
+      new TypeError(
+        'httpIdempotency `signedKeys`: `maxAgeSeconds` must be at most 86100 (the retention, 86400 s, less 300 s allowed for clock skew), got 86101: a key that outlives its record would run again.',
+      ),
+    );
+    expect(() => httpIdempotency({ store, expiresAfterSeconds: 3600, signedKeys: signedKeys(3301) })).toThrow('must be at most 3300');
+    const shortStore = new DynamoDBStore({ tableName, client, expiresAfterSeconds: 100 });
+    expect(() => httpIdempotency({ store: shortStore, signedKeys: signedKeys(51) })).toThrow('must be at most 50 (the retention, 100 s, less 50 s');
+    expect(() => httpIdempotency({ store, signedKeys: signedKeys(0) })).toThrow(
+      new TypeError('httpIdempotency: `signedKeys` `maxAgeSeconds` must be a whole number of seconds, 1 or more (got 0).'),
+    );
+    expect(() => httpIdempotency({ store, signedKeys: { secrets: [current], maxAge: 60 } as never })).toThrow(
+      'unknown option `maxAge`; known: secrets, maxAgeSeconds',
+    );
+  });
 });
 
 describe('the demo API', () => {
