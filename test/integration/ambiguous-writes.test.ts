@@ -139,7 +139,7 @@ test("a completion with the call's own writes whose response is lost applies the
   expect(runs).toBe(1);
 });
 
-test('atomic mode: a one-round-trip transaction whose response is lost is recognised as ours', async () => {
+test("atomic mode: a one-round-trip transaction whose response is lost applies once (the SDK's retry carries its ClientRequestToken)", async () => {
   let runs = 0;
   const once = makeIdempotent(
     async (id: string) => {
@@ -155,6 +155,23 @@ test('atomic mode: a one-round-trip transaction whose response is lost is recogn
   expect(faults.attemptsOf('TransactWriteItems')).toBe(2);
   expect(await item('atomic-lost', 'a')).toMatchObject({ status: { S: 'COMPLETED' }, response: { S: '{"id":"a","run":1}' } });
   expect(await readItem(inspect, tableName, 'atomic-effect-a')).toMatchObject({ run: { N: '1' } });
+});
+
+test('atomic mode: a resent transaction that meets its own COMPLETED record (a retry DynamoDB does not match by its token) gives the caller its own result, not a replay', async () => {
+  // The first send applies; the second, a new request, is refused by the record the first wrote.
+  const resent = Object.assign(Object.create(store) as typeof store, {
+    claimCompleted: async (...args: Parameters<typeof store.claimCompleted>) => {
+      await store.claimCompleted(...args);
+      return store.claimCompleted(...args);
+    },
+  });
+  const results = { plain: { charged: true }, unstorable: { charged: 1n } };
+  const once = makeIdempotent(async (id: keyof typeof results) => results[id], { store: resent, name: 'atomic-resent', atomic: true });
+
+  expect(await once('plain')).toBe(results.plain);
+  // Its response could not be stored: the caller still gets its own result, not RESPONSE_NOT_STORED.
+  expect(await once('unstorable')).toBe(results.unstorable);
+  expect(await item('atomic-resent', 'unstorable')).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
 });
 
 test("a lost claim whose retry arrives after another attempt took the key over meets the other's record: IN_PROGRESS, the function runs once", async () => {

@@ -16,7 +16,7 @@ interface Order {
 }
 
 /** A wrapped function whose every invocation is held by the test, with an adjustable clock. */
-function heldFunction(name: string, leaseSeconds = 5) {
+function heldFunction(name: string, leaseSeconds = 5, expiresAfterSeconds?: number) {
   const clock = { now: T0 };
   const turnstile = new Turnstile<() => string>();
   const once = makeIdempotent(async (_order: Order) => (await turnstile.enter())(), {
@@ -24,6 +24,7 @@ function heldFunction(name: string, leaseSeconds = 5) {
     name,
     key: (order) => order.id,
     leaseSeconds,
+    ...(expiresAfterSeconds === undefined ? {} : { expiresAfterSeconds }),
     now: () => clock.now,
     // Each call stands for another process: no in-process single-flight.
     singleFlight: false,
@@ -94,6 +95,26 @@ test('a call after the lease lapses takes the record over; before it, the call i
   gateA.open(() => 'A');
   expect((await rejection(a)).code).toBe('SUPERSEDED');
   expect(turnstile.count).toBe(2);
+});
+
+test('a lease longer than the retention holds the record to its end: a duplicate past the retention is IN_PROGRESS', async () => {
+  const { clock, turnstile, once, item } = heldFunction('lease-over-retention', 60, 1);
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  expect(await item()).toMatchObject({ expiration: { N: String(T0 / 1000 + 60) } });
+
+  clock.now = T0 + 59_000; // long past the 1 s retention, within the 60 s lease
+  const duplicate = await Promise.race([
+    rejection(once({ id: 'o-1' })),
+    turnstile.next().then((gate) => {
+      gate.open(() => 'again');
+      throw new Error('the duplicate ran while the first attempt held its lease');
+    }),
+  ]);
+  expect(duplicate).toMatchObject({ code: 'IN_PROGRESS', retryAfterSeconds: 1 });
+  gateA.open(() => 'A');
+  expect(await a).toBe('A');
+  expect(turnstile.count).toBe(1);
 });
 
 test('a stale completion is fenced while the new owner is still running: SUPERSEDED, record untouched', async () => {

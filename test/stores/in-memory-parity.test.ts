@@ -77,38 +77,58 @@ test('the same operations at every boundary get the same answers from InMemorySt
   expect(differences).toEqual([]);
 });
 
-/** A JSON string response whose gzip (how both stores keep a large response) takes at most `bytes`, and close to it. */
-function responseZippedTo(bytes: number, text: string): string {
-  const zipped = (length: number) => gzipSync(JSON.stringify(text.slice(0, length))).byteLength;
-  let [low, high] = [0, text.length];
+// Hashes as base64: the same text on every run, which gzip shrinks by only about a quarter.
+const edgeText = Array.from({ length: 14_000 }, (_, i) => createHash('sha256').update(String(i)).digest('base64')).join('');
+
+/** The length of the longest prefix of the edge text whose JSON's gzip (how both stores keep a large response) takes at most `bytes`. */
+function lengthZippedTo(bytes: number): number {
+  const zipped = (length: number) => gzipSync(JSON.stringify(edgeText.slice(0, length))).byteLength;
+  let [low, high] = [0, edgeText.length];
   while (low < high) {
     const middle = Math.ceil((low + high) / 2);
     if (zipped(middle) <= bytes) low = middle;
     else high = middle - 1;
   }
-  return JSON.stringify(text.slice(0, low));
+  return low;
+}
+
+/** Whether `store` keeps `response` (a duplicate's claim meets it), checking that the completion said so. */
+async function keeps(store: IdempotencyStore, key: string, response: string, now: number): Promise<boolean> {
+  await store.claim({ key, owner: 'owner-1', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 });
+  const result = await store.complete({ key, owner: 'owner-1', expiresAt: now / 1000 + 3600, response });
+  const { record } = (await store.claim({ key, owner: 'owner-2', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 })) as {
+    record: IdempotencyRecord;
+  };
+  expect(result).toEqual({ completed: true, responseStored: record.response === response });
+  return record.response === response;
 }
 
 test('a response at the edge of the item limit: InMemoryStore keeps it exactly when DynamoDBStore does', async () => {
   const memory = new InMemoryStore();
-  // Hashes as base64: the same text on every run, which gzip shrinks by only about a quarter.
-  const text = Array.from({ length: 14_000 }, (_, i) => createHash('sha256').update(String(i)).digest('base64')).join('');
   const now = Date.parse('2030-01-01T00:00:00Z');
   const kept: Record<number, boolean[]> = {};
   // Below the edge, just below it, past it (the edge is the 400 KB item less the record's other attributes).
   for (const size of [408_500, 409_300, 409_600]) {
-    const response = responseZippedTo(size, text);
+    const response = JSON.stringify(edgeText.slice(0, lengthZippedTo(size)));
     const key = `parity-edge-${now}#${size}`;
-    kept[size] = [];
-    for (const store of [memory, dynamodb] as IdempotencyStore[]) {
-      await store.claim({ key, owner: 'owner-1', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 });
-      const result = await store.complete({ key, owner: 'owner-1', expiresAt: now / 1000 + 3600, response });
-      const record = (await store.claim({ key, owner: 'owner-2', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 })) as {
-        record: IdempotencyRecord;
-      };
-      expect(result).toEqual({ completed: true, responseStored: record.record.response === response });
-      kept[size]!.push(record.record.response === response);
-    }
+    kept[size] = [await keeps(memory, key, response, now), await keeps(dynamodb, key, response, now)];
   }
   expect(kept).toEqual({ 408500: [true, true], 409300: [true, true], 409600: [false, false] });
+});
+
+test('at the exact edge: the longest response InMemoryStore keeps DynamoDBStore keeps too, and one character more neither keeps', async () => {
+  const memory = new InMemoryStore();
+  const now = Date.parse('2030-01-02T00:00:00Z');
+  // The record key counts towards the item: every length gets a key of the same size (all have six digits).
+  const keepsLength = (store: IdempotencyStore, length: number) =>
+    keeps(store, `parity-exact-${now}#${length}`, JSON.stringify(edgeText.slice(0, length)), now);
+  // Kept at `low`, not at `high`: halve the gap on InMemoryStore until they are one character apart.
+  let [low, high] = [lengthZippedTo(409_300), lengthZippedTo(409_600)];
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (await keepsLength(memory, middle)) low = middle;
+    else high = middle;
+  }
+  expect([String(low).length, String(high).length]).toEqual([6, 6]);
+  expect([await keepsLength(dynamodb, low), await keepsLength(dynamodb, high)]).toEqual([true, false]);
 });
