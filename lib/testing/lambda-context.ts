@@ -18,6 +18,11 @@ export interface LambdaContextOptions {
   readonly remainingMillis?: number;
   /** The clock the deadline follows, epoch milliseconds (e.g. `manualClock().now`). @default Date.now */
   readonly now?: () => number;
+  /**
+   * The tenant of an invocation of a function in Lambda's tenant isolation mode, as
+   * `context.tenantId`: each tenant's records are its own. @default none
+   */
+  readonly tenantId?: string;
 }
 
 function unsupported(name: string): () => never {
@@ -31,6 +36,7 @@ const CHECKS = {
   remainingMillis: (value: unknown) =>
     typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : `must be a finite number, 0 or more (got ${String(value)})`,
   now: (value: unknown) => (typeof value === 'function' ? undefined : 'must be a function returning epoch milliseconds'),
+  tenantId: (value: unknown) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string'),
 } satisfies { readonly [K in keyof LambdaContextOptions]-?: unknown };
 
 function validate(options: LambdaContextOptions): void {
@@ -57,7 +63,7 @@ function validate(options: LambdaContextOptions): void {
 export function lambdaContext(options: LambdaContextOptions = {}): Context {
   validate(options);
   // The default reads the global `Date.now` at each call, as the library does: fake timers installed later move both.
-  const { functionName = 'test-function', remainingMillis = 30_000, now = () => Date.now() } = options;
+  const { functionName = 'test-function', remainingMillis = 30_000, now = () => Date.now(), tenantId } = options;
   const start = now();
   if (typeof start !== 'number' || !(Math.abs(start) <= DATE_RANGE_MILLIS)) {
     throw new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number (got ${String(start)}).`);
@@ -78,5 +84,6 @@ export function lambdaContext(options: LambdaContextOptions = {}): Context {
     done: unsupported('done'),
     fail: unsupported('fail'),
     succeed: unsupported('succeed'),
+    ...(tenantId === undefined ? {} : { tenantId }),
   };
 }

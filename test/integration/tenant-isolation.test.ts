@@ -9,6 +9,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { runCli } from '../../lib/cli/run.js';
 import { type HttpResult, httpIdempotency, idempotency, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
+import { lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { endpoint, recordId, useFreshTable } from '../support/dynamodb.js';
 import { httpEvent } from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
@@ -29,10 +30,12 @@ function counted() {
 test('the same request from two tenants runs once for each, and each tenant’s duplicate replays its own response', async () => {
   const { handler, runs } = counted();
   const order = { orderId: 'o-1' };
-  expect(await handler(order, contextOf('tenants-middleware', 'blue'))).toEqual({ orderId: 'o-1', run: 1 });
-  expect(await handler(order, contextOf('tenants-middleware', 'green'))).toEqual({ orderId: 'o-1', run: 2 });
-  expect(await handler(order, contextOf('tenants-middleware', 'blue'))).toEqual({ orderId: 'o-1', run: 1 });
-  expect(await handler(order, contextOf('tenants-middleware', 'green'))).toEqual({ orderId: 'o-1', run: 2 });
+  // The testing kit's context, as a user's unit test of a tenant-isolated handler makes it.
+  const invoke = (tenantId: string) => handler(order, testingContext({ functionName: 'tenants-middleware', tenantId }));
+  expect(await invoke('blue')).toEqual({ orderId: 'o-1', run: 1 });
+  expect(await invoke('green')).toEqual({ orderId: 'o-1', run: 2 });
+  expect(await invoke('blue')).toEqual({ orderId: 'o-1', run: 1 });
+  expect(await invoke('green')).toEqual({ orderId: 'o-1', run: 2 });
   expect(runs()).toBe(2);
   const ids = (await scanRecords(client, tableName, 'tenants-middleware#')).map((record) => record.id).sort();
   expect(ids).toEqual(

@@ -113,7 +113,7 @@ describe('lambdaContext', () => {
 
   test('rejects unknown and bad options with sentences', () => {
     expect(() => lambdaContext({ functionname: 'x' } as never)).toThrow(
-      new TypeError('lambdaContext: unknown option `functionname`. Known options: functionName, remainingMillis, now.'),
+      new TypeError('lambdaContext: unknown option `functionname`. Known options: functionName, remainingMillis, now, tenantId.'),
     );
     expect(() => lambdaContext({ functionName: '' })).toThrow(new TypeError('lambdaContext: `functionName` must be a non-empty string.'));
     expect(() => lambdaContext({ remainingMillis: -1 })).toThrow(
@@ -129,5 +129,11 @@ describe('lambdaContext', () => {
     );
     expect(() => lambdaContext({ now: (() => new Date(T0)) as never })).toThrow(/^lambdaContext: `now` must return epoch milliseconds, a finite number \(got /);
     expect(() => lambdaContext({ now: (() => '2030') as never })).toThrow(TypeError);
+    expect(() => lambdaContext({ tenantId: '' })).toThrow(new TypeError('lambdaContext: `tenantId` must be a non-empty string.'));
+  });
+
+  test('carries a tenant id as the runtime does in tenant isolation mode, and none by default', () => {
+    expect(lambdaContext({ tenantId: 'blue' })).toMatchObject({ tenantId: 'blue' });
+    expect('tenantId' in lambdaContext()).toBe(false);
   });
 });
