@@ -287,3 +287,16 @@ test('a streamed response: behind the Powertools 2.35.0 middleware the caller ge
     }
   }
 });
+
+test("Lambda's tenant isolation mode: Powertools 2.35.0 answers a second tenant's equal request with the first tenant's response; ours runs it for that tenant", async () => {
+  for (const library of ['powertools', 'ours'] as const) {
+    const name = `tenants-${library}`;
+    const handler = middy(async (event: Payment, context: Context) => ({ id: event.id, tenant: (context as Context & { tenantId: string }).tenantId })).use(
+      middlewareOf(library, name),
+    );
+    const event = { id: randomUUID() };
+    const as = (tenantId: string) => handler(event, { ...lambdaContext(name), tenantId } as Context);
+    expect(await as('blue')).toEqual({ id: event.id, tenant: 'blue' });
+    expect(await as('green')).toEqual({ id: event.id, tenant: library === 'powertools' ? 'blue' : 'green' });
+  }
+});
