@@ -263,7 +263,6 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     key !== undefined,
   );
   const log: IdempotencyLogger = common.logger ?? console;
-  const now = common.now ?? (() => Date.now());
 
   return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
     const records = (event as { Records?: unknown } | undefined)?.Records as BatchRecord[] | undefined;
@@ -360,7 +359,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 
     const failed = new Set<string>();
     const errors: unknown[] = [];
-    const deadline = deadlineOf(context, now);
+    const deadline = deadlineOf(context, engine.now);
     let unstarted = 0;
     /** Runs a record unless the deadline is too near: `late` leaves it, and what follows it, unstarted. */
     const attempt = (item: Item<TMessage>): Promise<'done' | 'failed' | 'late'> => {

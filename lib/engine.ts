@@ -112,7 +112,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** How long a completed record is kept, seconds: the option, else the store's, else a day. @internal */
   readonly retentionSeconds: number;
   readonly #cache: RecordCache | undefined;
-  readonly #now: () => number;
+  /** The clock of leases, retention and waits, epoch milliseconds: the `now` option, else `Date.now`. @internal */
+  readonly now: () => number;
   readonly #logger: IdempotencyLogger;
   readonly #emit: Emit;
   readonly #transactional: boolean;
@@ -137,9 +138,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
-    this.#now = options.now ?? (() => Date.now());
+    this.now = options.now ?? (() => Date.now());
     this.#logger = options.logger ?? console;
-    this.#emit = observe(where, options.observability, this.#now, (message) => this.#logger.warn(message));
+    this.#emit = observe(where, options.observability, this.now, (message) => this.#logger.warn(message));
     this.#singleFlight = options.singleFlight !== false;
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
@@ -193,14 +194,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
-    const now = this.#now();
+    const now = this.now();
     if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remainingMillisOf(context));
     for (;;) {
-      const cached = this.#cache?.get(key, this.#now());
+      const cached = this.#cache?.get(key, this.now());
       if (cached) {
         this.#checkFingerprint(cached, fingerprint);
         this.#emit('cacheReplay', key);
@@ -210,11 +211,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const leader = execution === undefined && this.#singleFlight ? this.#flights.get(key) : undefined;
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
-      const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.#now();
+      const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution, waitUntil);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, waitUntil, false);
-      const waitLeft = waitUntil - this.#now();
+      const waitLeft = waitUntil - this.now();
       // Out of time to wait, it answers as on meeting the leader's record.
       if (waitLeft <= 0) {
         if (leader.call !== undefined) this.#checkFingerprint(leader.call, fingerprint);
@@ -223,7 +224,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const bound = Math.min(leaseLeft + 1, waitLeft);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
-      if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.#now()) };
+      if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
       // The leader released the key, its outcome is unknown, its lease ended, or this call is out of
       // time to wait: the first follower to get here leads next.
     }
@@ -244,7 +245,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
         flight?.settle(start.record);
-        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.#now()) };
+        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
       }
       if (flight !== undefined) {
         flight.leaseUntil = start.leaseUntil;
@@ -280,7 +281,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     durable: boolean,
     until: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
-    const now = this.#now();
+    const now = this.now();
     const remaining = remainingMillisOf(context);
     const leaseMillis = durable
       ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
@@ -290,7 +291,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional), leaseUntil: now + leaseMillis };
     const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
     for (let attempt = 0; ; attempt++) {
-      const at = this.#now();
+      const at = this.now();
       // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.
       const leaseUntil = (durable || remaining === undefined ? at : now) + leaseMillis;
       let claim: ClaimResult;
@@ -324,7 +325,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional), leaseUntil };
       }
       const record = claim.record;
-      const after = this.#now();
+      const after = this.now();
       if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
       await delay(Math.min(50 * 2 ** attempt, 1000, waitUntil - after)).elapsed;
@@ -372,7 +373,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     own: Outcome,
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
-    const now = this.#now();
+    const now = this.now();
     const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
@@ -462,7 +463,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** The rejection of a call that met another attempt holding its key (until `leaseUntil`, when known). */
-  #inProgress(key: string, leaseUntil: number | undefined, now = this.#now()): IdempotencyError {
+  #inProgress(key: string, leaseUntil: number | undefined, now = this.now()): IdempotencyError {
     this.#emit('inProgress', key);
     const retryAfterSeconds = Math.max(1, Math.ceil(((leaseUntil ?? now) - now) / 1000));
     return new IdempotencyError('IN_PROGRESS', `Another attempt with this idempotency key is in progress; retry in ${retryAfterSeconds} s.`, {

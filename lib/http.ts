@@ -277,9 +277,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   );
   // After the engine: keys expire by the retention it keeps records for.
   const where = 'httpIdempotency `signedKeys`';
-  const verify =
-    signedKeys &&
-    keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, common.now ?? (() => Date.now())));
+  const verify = signedKeys && keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, engine.now));
   const { before, after, onError } = idempotencyHooks(engine, {
     replay: (result, event) => {
       // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs and load balancers
