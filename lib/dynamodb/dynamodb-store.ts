@@ -55,6 +55,26 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
 }
 
 /**
+ * Refuses a client that cannot send this library's commands. Since 3.928.0 a command of
+ * `@aws-sdk/client-dynamodb` carries a schema and its client the serializer; a client of an older
+ * copy installed beside this library's (an app's own, pinned older) has none, and every send would
+ * fail in its middleware stack, a store failure on every call. Resolving a command's middleware
+ * against the client, as `send` does first, sends nothing.
+ */
+function checkClient(client: DynamoDBClient): void {
+  const { middlewareStack, config } = client as Partial<DynamoDBClient>;
+  if (typeof middlewareStack?.resolve !== 'function') return; // a stand-in with its own `send`
+  try {
+    new PutItemCommand({ TableName: 'probe', Item: {} }).resolveMiddleware(middlewareStack, config!, undefined);
+  } catch (error) {
+    throw new TypeError(
+      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.',
+      { cause: error },
+    );
+  }
+}
+
+/**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
  * conditional `UpdateItem`, release one conditional `DeleteItem`; complete and release are fenced
  * by the attempt's owner token, and a refused write returns the current item (`ALL_OLD`), so no
@@ -91,6 +111,7 @@ export class DynamoDBStore implements IdempotencyStore {
     this.tableName = resolved.tableName;
     this.attributes = resolved.attributes;
     this.expiresAfterSeconds = resolved.expiresAfterSeconds;
+    if (resolved.client !== undefined) checkClient(resolved.client);
     this.client = resolved.client ?? new DynamoDBClient({});
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
