@@ -100,8 +100,9 @@ const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
 /**
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
- * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), or the system error code of a
- * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message).
+ * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
+ * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
+ * or `Region is missing` for a client with no Region.
  * Never free text from a message, which may quote a key or a payload.
  *
  * @example
@@ -118,5 +119,8 @@ export function describeStoreFailure(error: unknown): string {
   // The SDK wraps a network error in a plain Error whose message alone keeps the system code.
   const wrapped =
     typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
-  return wrapped ?? named ?? 'Error';
+  if (wrapped !== undefined) return wrapped;
+  // The SDK's one plain Error of configuration, met off Lambda (which always sets AWS_REGION): its fixed message names it.
+  if (message === 'Region is missing') return message;
+  return named ?? 'Error';
 }

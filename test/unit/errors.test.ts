@@ -19,6 +19,7 @@ describe('describeStoreFailure', () => {
     ['a network error: its system code', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
     ['an AggregateError of refused connections: the code', Object.assign(new AggregateError([], 'x'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
     ['a network error the SDK wrapped', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:8000'), 'ECONNREFUSED'],
+    ['the SDK without a Region: its fixed message', new Error('Region is missing'), 'Region is missing'],
     ['a TypeError', new TypeError('bad key'), 'TypeError'],
     ['an IdempotencyError: its code', new IdempotencyError('STORE_FAILURE', 'x'), 'STORE_FAILURE'],
     ['a plain Error', new Error('order 42 for alice@example.com'), 'Error'],
