@@ -67,10 +67,10 @@ function checkClient(client: DynamoDBClient): void {
   try {
     new PutItemCommand({ TableName: 'probe', Item: {} }).resolveMiddleware(middlewareStack, config!, undefined);
   } catch (error) {
-    throw new TypeError(
-      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.',
-      { cause: error },
-    );
+    const reason = /^serializerMiddleware is not found/.test((error as Error)?.message)
+      ? 'it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.'
+      : `its middleware stack refuses them (${(error as Error)?.message}).`;
+    throw new TypeError(`DynamoDBStore: \`client\` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: ${reason}`, { cause: error });
   }
 }
 

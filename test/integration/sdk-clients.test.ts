@@ -10,7 +10,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
-import { endpoint, useFreshTable } from '../support/dynamodb.js';
+import { endpoint, testClient, useFreshTable } from '../support/dynamodb.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'clients' });
 
@@ -36,5 +36,17 @@ test.each([
     );
   } finally {
     older.destroy();
+  }
+});
+
+test('a client whose middleware stack cannot resolve a command for another reason: a TypeError that quotes the SDK', () => {
+  const broken = testClient();
+  try {
+    broken.middlewareStack.addRelativeTo((next: unknown) => next as never, { name: 'tracing', relation: 'before', toMiddleware: 'noSuchMiddleware' });
+    expect(() => new DynamoDBStore({ tableName, client: broken })).toThrow(
+      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: its middleware stack refuses them (noSuchMiddleware is not found when adding tracing middleware before noSuchMiddleware).',
+    );
+  } finally {
+    broken.destroy();
   }
 });
