@@ -55,6 +55,16 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
 }
 
 /**
+ * The bounds of each request attempt of the client the store builds when given none. The SDK sets
+ * none: a request that is never answered (a VPC without a route to DynamoDB, a connection dropped
+ * silently) would hold the call until the Lambda times out, past its answer (a 503 for a claim),
+ * and a completion held so would leave its record to the lease, after which a retry runs the
+ * function again. A timed-out attempt is retried by the SDK as any network error. The request
+ * timeout only logs unless `throwOnRequestTimeout` is set.
+ */
+const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true });
+
+/**
  * Refuses a client that cannot send this library's commands. Since 3.928.0 a command of
  * `@aws-sdk/client-dynamodb` carries a schema and its client the serializer; a client of an older
  * copy installed beside this library's (an app's own, pinned older) has none, and every send would
@@ -112,7 +122,7 @@ export class DynamoDBStore implements IdempotencyStore {
     this.attributes = resolved.attributes;
     this.expiresAfterSeconds = resolved.expiresAfterSeconds;
     if (resolved.client !== undefined) checkClient(resolved.client);
-    this.client = resolved.client ?? new DynamoDBClient({});
+    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
     this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
