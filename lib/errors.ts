@@ -124,3 +124,18 @@ export function describeStoreFailure(error: unknown): string {
   if (message === 'Region is missing') return message;
   return named ?? 'Error';
 }
+
+/** The action and the table in DynamoDB's refusal for a missing grant: ARN characters only, never the role or the reason. */
+const MISSING_GRANT =
+  /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
+
+/**
+ * {@link describeStoreFailure}, and for a missing grant the action and the table DynamoDB names
+ * (`AccessDeniedException: dynamodb:UpdateItem on arn:…:table/idem`): the grant to add. @internal
+ */
+export function storeFailureDetail(error: unknown): string {
+  const name = describeStoreFailure(error);
+  const message = (error as { message?: unknown } | null)?.message;
+  const grant = name === 'AccessDeniedException' && typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
+  return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;
+}
