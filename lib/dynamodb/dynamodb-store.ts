@@ -69,7 +69,9 @@ const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeou
  * `@aws-sdk/client-dynamodb` carries a schema and its client the serializer; a client of an older
  * copy installed beside this library's (an app's own, pinned older) has none, and every send would
  * fail in its middleware stack, a store failure on every call. Resolving a command's middleware
- * against the client, as `send` does first, sends nothing.
+ * against the client, as `send` does first, sends nothing. Any other refusal is left to the first
+ * call, which reports it as a store failure with the SDK's error as its cause: only the one known
+ * cause stops a store from being built.
  */
 function checkClient(client: DynamoDBClient): void {
   const { middlewareStack, config } = client as Partial<DynamoDBClient>;
@@ -77,10 +79,11 @@ function checkClient(client: DynamoDBClient): void {
   try {
     new PutItemCommand({ TableName: 'probe', Item: {} }).resolveMiddleware(middlewareStack, config!, undefined);
   } catch (error) {
-    const reason = /^serializerMiddleware is not found/.test((error as Error)?.message)
-      ? 'it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.'
-      : `its middleware stack refuses them (${(error as Error)?.message}).`;
-    throw new TypeError(`DynamoDBStore: \`client\` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: ${reason}`, { cause: error });
+    if (!/^serializerMiddleware is not found/.test((error as Error | undefined)?.message ?? '')) return;
+    throw new TypeError(
+      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.',
+      { cause: error },
+    );
   }
 }
 

@@ -39,13 +39,22 @@ test.each([
   }
 });
 
-test('a client whose middleware stack cannot resolve a command for another reason: a TypeError that quotes the SDK', () => {
+test('a client whose middleware stack refuses a command for another reason is built, and its calls fail as STORE_FAILURE with the SDK error as the cause', async () => {
   const broken = testClient();
   try {
     broken.middlewareStack.addRelativeTo((next: unknown) => next as never, { name: 'tracing', relation: 'before', toMiddleware: 'noSuchMiddleware' });
-    expect(() => new DynamoDBStore({ tableName, client: broken })).toThrow(
-      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: its middleware stack refuses them (noSuchMiddleware is not found when adding tracing middleware before noSuchMiddleware).',
+    const store = new DynamoDBStore({ tableName, client: broken });
+    let runs = 0;
+    const once = makeIdempotent(async (id: string) => ++runs, { store, name: 'broken-stack' });
+    const failure = await once('k').then(
+      () => undefined,
+      (error: unknown) => error,
     );
+    expect(failure).toMatchObject({
+      code: 'STORE_FAILURE',
+      cause: { message: 'noSuchMiddleware is not found when adding tracing middleware before noSuchMiddleware' },
+    });
+    expect(runs).toBe(0);
   } finally {
     broken.destroy();
   }
