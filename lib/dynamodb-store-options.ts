@@ -66,7 +66,11 @@ export const STORE_ENVIRONMENT = Object.freeze({ tableName: 'IDEMPOTENCY_TABLE',
 export interface LeanDynamoDBStoreOptions {
   /** @default process.env.IDEMPOTENCY_TABLE */
   readonly tableName?: string;
-  /** @default a new `DynamoDBClient` with the environment's region and credentials */
+  /**
+   * Bound your own client's requests: the SDK sets no timeouts (`requestHandler: { connectionTimeout,
+   * requestTimeout, throwOnRequestTimeout: true }`; `requestTimeout` alone only logs).
+   * @default a new `DynamoDBClient` with the environment's region and credentials, each request attempt bounded: 1 s to connect, 2 s in all
+   */
   readonly client?: DynamoDBClient;
   readonly attributes?: Partial<AttributeNames>;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Call } from './call.js';
-import { describeStoreFailure, IdempotencyError } from './errors.js';
+import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
@@ -311,7 +311,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // ours, rather than leave it held until the lease with nothing running (a durable execution
         // fails for good on this error, so its record goes too). Best effort.
         await this.#store.release({ key, owner }).catch(() => undefined);
-        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${describeStoreFailure(error)}); the function did not run.`, {
+        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
           cause: error,
         });
       }
@@ -540,7 +540,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
           message: `lambda-idempotency: ${what}`,
           namespace: namespaceOf(key),
           recordId: key,
-          error: describeStoreFailure(error),
+          error: storeFailureDetail(error),
         }),
       );
     } catch {

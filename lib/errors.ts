@@ -100,8 +100,9 @@ const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
 /**
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
- * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), or the system error code of a
- * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message).
+ * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
+ * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
+ * or `Region is missing` for a client with no Region.
  * Never free text from a message, which may quote a key or a payload.
  *
  * @example
@@ -118,5 +119,23 @@ export function describeStoreFailure(error: unknown): string {
   // The SDK wraps a network error in a plain Error whose message alone keeps the system code.
   const wrapped =
     typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
-  return wrapped ?? named ?? 'Error';
+  if (wrapped !== undefined) return wrapped;
+  // The SDK's one plain Error of configuration, met off Lambda (which always sets AWS_REGION): its fixed message names it.
+  if (message === 'Region is missing') return message;
+  return named ?? 'Error';
+}
+
+/** The action and the table in DynamoDB's refusal for a missing grant: ARN characters only, never the role or the reason. */
+const MISSING_GRANT =
+  /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
+
+/**
+ * {@link describeStoreFailure}, and for a missing grant the action and the table DynamoDB names
+ * (`AccessDeniedException: dynamodb:UpdateItem on arn:…:table/idem`): the grant to add. @internal
+ */
+export function storeFailureDetail(error: unknown): string {
+  const name = describeStoreFailure(error);
+  const message = (error as { message?: unknown } | null)?.message;
+  const grant = name === 'AccessDeniedException' && typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
+  return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;
 }

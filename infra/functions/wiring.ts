@@ -6,7 +6,7 @@ import { type PaymentProvider, PaymentService } from './payment-service.js';
 export interface FunctionOptions {
   readonly idempotencyTable: string;
   readonly paymentsTable: string;
-  /** @default a new `DynamoDBClient` from the environment */
+  /** @default a new `DynamoDBClient` from the environment, each request attempt bounded */
   readonly client?: DynamoDBClient;
   /** @default the simulated provider */
   readonly provider?: PaymentProvider;
@@ -24,7 +24,8 @@ export interface FunctionOptions {
 
 /** The idempotency store and the payment service, on one client: the given one, or one from the environment. */
 export function paymentsBackend(options: FunctionOptions): { readonly store: DynamoDBStore; readonly service: PaymentService } {
-  const client = options.client ?? new DynamoDBClient({});
+  // The SDK sets no timeouts: a request never answered would hold the call until the Lambda times out.
+  const client = options.client ?? new DynamoDBClient({ requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true } });
   const service = new PaymentService({
     client,
     tableName: options.paymentsTable,

@@ -55,6 +55,39 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
 }
 
 /**
+ * The bounds of each request attempt of the client the store builds when given none. The SDK sets
+ * none: a request that is never answered (a VPC without a route to DynamoDB, a connection dropped
+ * silently) would hold the call until the Lambda times out, past its answer (a 503 for a claim),
+ * and a completion held so would leave its record to the lease, after which a retry runs the
+ * function again. A timed-out attempt is retried by the SDK as any network error. The request
+ * timeout only logs unless `throwOnRequestTimeout` is set.
+ */
+const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true });
+
+/**
+ * Refuses a client that cannot send this library's commands. Since 3.928.0 a command of
+ * `@aws-sdk/client-dynamodb` carries a schema and its client the serializer; a client of an older
+ * copy installed beside this library's (an app's own, pinned older) has none, and every send would
+ * fail in its middleware stack, a store failure on every call. Resolving a command's middleware
+ * against the client, as `send` does first, sends nothing. Any other refusal is left to the first
+ * call, which reports it as a store failure with the SDK's error as its cause: only the one known
+ * cause stops a store from being built.
+ */
+function checkClient(client: DynamoDBClient): void {
+  const { middlewareStack, config } = client as Partial<DynamoDBClient>;
+  if (typeof middlewareStack?.resolve !== 'function') return; // a stand-in with its own `send`
+  try {
+    new PutItemCommand({ TableName: 'probe', Item: {} }).resolveMiddleware(middlewareStack, config!, undefined);
+  } catch (error) {
+    if (!/^serializerMiddleware is not found/.test((error as Error | undefined)?.message ?? '')) return;
+    throw new TypeError(
+      'DynamoDBStore: `client` cannot send the commands of the @aws-sdk/client-dynamodb this library uses: it comes from another copy, older than 3.928.0, installed beside it. Update the one your code imports to 3.928.0 or newer (`npm ls @aws-sdk/client-dynamodb` lists the copies), or leave `client` out.',
+      { cause: error },
+    );
+  }
+}
+
+/**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one
  * conditional `UpdateItem`, release one conditional `DeleteItem`; complete and release are fenced
  * by the attempt's owner token, and a refused write returns the current item (`ALL_OLD`), so no
@@ -91,7 +124,8 @@ export class DynamoDBStore implements IdempotencyStore {
     this.tableName = resolved.tableName;
     this.attributes = resolved.attributes;
     this.expiresAfterSeconds = resolved.expiresAfterSeconds;
-    this.client = resolved.client ?? new DynamoDBClient({});
+    if (resolved.client !== undefined) checkClient(resolved.client);
+    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
     this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };

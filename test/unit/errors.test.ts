@@ -1,5 +1,6 @@
 /** Error codes and the names store failures are described by. */
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import { problem } from '../../lib/http.js';
 import { describeStoreFailure, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
@@ -19,6 +20,7 @@ describe('describeStoreFailure', () => {
     ['a network error: its system code', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
     ['an AggregateError of refused connections: the code', Object.assign(new AggregateError([], 'x'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
     ['a network error the SDK wrapped', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:8000'), 'ECONNREFUSED'],
+    ['the SDK without a Region: its fixed message', new Error('Region is missing'), 'Region is missing'],
     ['a TypeError', new TypeError('bad key'), 'TypeError'],
     ['an IdempotencyError: its code', new IdempotencyError('STORE_FAILURE', 'x'), 'STORE_FAILURE'],
     ['a plain Error', new Error('order 42 for alice@example.com'), 'Error'],
@@ -40,6 +42,34 @@ test('STORE_FAILURE names the cause (a missing grant is not an outage), never th
   expect(error.code).toBe('STORE_FAILURE');
   expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (AccessDeniedException); the function did not run.');
   expect(runs).toBe(0);
+});
+
+describe('a missing grant names the action and the table, as DynamoDB words it (role and reason left out)', () => {
+  const TABLE = 'arn:aws:dynamodb:eu-west-1:123456789012:table/idem';
+  const denied = (action: string) =>
+    serviceError(
+      'AccessDeniedException',
+      `User: arn:aws:sts::123456789012:assumed-role/payments-role/payments is not authorized to perform: dynamodb:${action} on resource: ${TABLE} because no identity-based policy allows the dynamodb:${action} action`,
+    );
+
+  test('at the claim: STORE_FAILURE names dynamodb:PutItem on the table; describeStoreFailure still gives the name alone', async () => {
+    ddb.on(PutItemCommand).rejects(denied('PutItem'));
+    let runs = 0;
+    const fn = makeIdempotent(async (_: string) => ++runs, { store, name: 'orders' });
+    const error = await rejection(fn('order-1'));
+    expect(error.message).toBe(`STORE_FAILURE: The idempotency store failed (AccessDeniedException: dynamodb:PutItem on ${TABLE}); the function did not run.`);
+    expect(describeStoreFailure(error.cause)).toBe('AccessDeniedException');
+    expect(runs).toBe(0);
+  });
+
+  test('at the completion: the warning names dynamodb:UpdateItem on the table', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(UpdateItemCommand).rejects(denied('UpdateItem'));
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    const fn = makeIdempotent(async (id: string) => ({ id }), { store, name: 'orders', logger });
+    expect(await fn('order-2')).toEqual({ id: 'order-2' });
+    expect(JSON.parse(logger.warn.mock.calls[0]![0])).toMatchObject({ error: `AccessDeniedException: dynamodb:UpdateItem on ${TABLE}` });
+  });
 });
 
 describe('the message starts with the code, which is all a caller that sees only type and message (a durable execution) gets', () => {
