@@ -173,7 +173,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. `key`
    * is the call's record key when the caller already computed it with `keyOf`.
    */
-  async run<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key?: string): Promise<R> {
+  async run<R>(input: TInput, context: TContext | undefined, fn: () => PromiseLike<R> | R, key?: string): Promise<R> {
     const start = await this.start(input, context, key);
     if (start.kind === 'replay') return start.value as R;
     let ending: Ending;

@@ -44,7 +44,6 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
   return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    // `run` awaits the result, and `await` settles a thenable as it settles a promise.
-    return engine.run(args[0], context, () => fn.apply(this, args) as Promise<TResult> | TResult);
+    return engine.run(args[0], context, () => fn.apply(this, args));
   };
 }

@@ -83,6 +83,37 @@ describe('nested and concurrent calls', () => {
     expect(await bizItem('after-o-1')).toBe('after-o-1');
   });
 
+  test("a function returning a thenable that does its work when awaited (a query builder) runs that work in its own call: its writes commit with its own record, not its caller's", async () => {
+    /** Like a query builder: nothing happens until it is awaited, then `work` runs. */
+    const lazy = <T>(work: () => T): PromiseLike<T> => ({
+      // biome-ignore lint/suspicious/noThenProperty: a lazy thenable is the result under test
+      then: (resolve, reject) => Promise.resolve().then(work).then(resolve, reject),
+    });
+    const reserve = makeIdempotent(
+      (order: string) =>
+        lazy(() => {
+          transaction().put({ TableName: bizTable, Item: { id: `lazy-reservation-${order}` } });
+          return `reserved ${order}`;
+        }),
+      { store, name: 'lazy-reserve' },
+    );
+    const checkout = makeIdempotent(
+      async (order: string) => {
+        const reserved = await reserve(order);
+        throw new Error(`payment provider timed out after ${reserved}`);
+      },
+      { store, name: 'lazy-checkout' },
+    );
+
+    await expect(checkout('o-1')).rejects.toThrow('payment provider timed out after reserved o-1');
+    // The reservation is the inner call's effect: it committed with the inner record, and the outer failure did not discard it.
+    expect(await bizItem('lazy-reservation-o-1')).toBe('lazy-reservation-o-1');
+    expect((await recordOf('lazy-reserve', 'o-1'))?.status?.S).toBe('COMPLETED');
+    // Not nested, the same: the work of the thenable is the call's.
+    expect(await reserve('o-2')).toBe('reserved o-2');
+    expect(await bizItem('lazy-reservation-o-2')).toBe('lazy-reservation-o-2');
+  });
+
   test("after a middy handler called from an idempotent function ends, the function's transaction() is its own again", async () => {
     const inner = middy(async (event: { id: string }) => {
       transaction().put({ TableName: bizTable, Item: { id: `inner-${event.id}` } });
