@@ -283,13 +283,14 @@ describe('cancellations and faults', () => {
     ['a network error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
     ['an internal server error', serviceError('InternalServerError', 'Internal server error', 'server')],
     ["throttling that outlasted the SDK's retries", serviceError('ThrottlingException', 'Rate exceeded')],
-  ])('%s leaves the outcome unknown: COMMIT_FAILED with the cause, and the record is not released', async (_, fault) => {
+  ])('%s leaves the outcome unknown until the fenced release settles it: COMMIT_FAILED with the cause, nothing written', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.message).toMatch(/nothing was written, and the key was released/);
     expect(error.cause).toBe(fault);
-    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
   });
 
   test('atomic: an unknown outcome is COMMIT_FAILED too', async () => {
