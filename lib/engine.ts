@@ -571,14 +571,14 @@ function parseStored<T>(parse: () => T): T {
   }
 }
 
-/** The error of a commit that failed; `settled`: its record was released since, so it never applied. */
+/** The error of a commit that failed; `settled`: its record was released since (or found taken over or gone), so it never applied. */
 const commitError = (error: unknown, settled = false): IdempotencyError =>
   error instanceof IdempotencyError
     ? error
     : settled
       ? new IdempotencyError(
           'COMMIT_FAILED',
-          `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and the key was released.`,
+          `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and this call holds the key no more.`,
           { cause: error },
         )
       : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", {

@@ -288,7 +288,7 @@ describe('cancellations and faults', () => {
     const { pay } = payFixture();
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('COMMIT_FAILED');
-    expect(error.message).toMatch(/nothing was written, and the key was released/);
+    expect(error.message).toMatch(/nothing was written, and this call holds the key no more/);
     expect(error.cause).toBe(fault);
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
   });
