@@ -579,7 +579,7 @@ const commitError = (error: unknown, settled = false): IdempotencyError =>
       ? new IdempotencyError(
           'COMMIT_FAILED',
           `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and this call holds the key no more.`,
-          { cause: error },
+          { cause: error, retryAfterSeconds: 1 },
         )
       : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", {
           cause: error,
