@@ -482,6 +482,33 @@ describe('the write collector', () => {
     await expect(fn('k')).rejects.toThrow(new TypeError('transaction().put: `TableName` is required.'));
   });
 
+  test('refuses a value DynamoDB cannot hold (a Date, an empty set) with a sentence that names the write and its parameter', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const errors: unknown[] = [];
+    const fn = makeIdempotent(
+      async () => {
+        const tx = transaction();
+        for (const write of [
+          () => tx.put({ TableName: 'payments', Item: { id: 'p-1', paidAt: new Date(0) } }),
+          () => tx.update({ TableName: 'payments', Key: { id: 'p-1' }, UpdateExpression: 'ADD tags :tags', ExpressionAttributeValues: { ':tags': new Set() } }),
+        ]) {
+          try {
+            write();
+          } catch (error) {
+            errors.push(error);
+          }
+        }
+      },
+      { store, name: 'unmarshallable', now: () => NOW },
+    );
+    await fn('k');
+    expect(errors).toEqual([expect.any(TypeError), expect.any(TypeError)]);
+    expect((errors[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` holds a value DynamoDB cannot store \(a class instance such as a Date/);
+    expect((errors[1] as Error).message).toMatch(/^transaction\(\)\.update: `ExpressionAttributeValues` holds a value DynamoDB cannot store .*an empty set/);
+    expect((errors[0] as Error).message).not.toMatch(/options\./);
+  });
+
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {
     const memory: IdempotencyStore = {
       claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
