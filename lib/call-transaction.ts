@@ -13,11 +13,28 @@ interface Expressions {
 
 const MARSHALL = { removeUndefinedValues: true, convertClassInstanceToMap: false } as const;
 
-function expressions(params: Expressions) {
+/**
+ * `values` as DynamoDB attribute values. The marshaller's own error asks for options that
+ * `transaction()` does not take: it becomes the cause of one that names the write and its parameter.
+ */
+function marshalled(values: Values, action: string, parameter: string) {
+  try {
+    return marshall(values, MARSHALL);
+  } catch (error) {
+    throw new TypeError(
+      `transaction().${action}: \`${parameter}\` holds a value DynamoDB cannot store (a class instance such as a Date: write its ISO string or epoch number; a function; an empty set); the marshaller's message is the cause.`,
+      { cause: error },
+    );
+  }
+}
+
+function expressions(params: Expressions, action: string) {
   return {
     ...(params.ConditionExpression === undefined ? {} : { ConditionExpression: params.ConditionExpression }),
     ...(params.ExpressionAttributeNames === undefined ? {} : { ExpressionAttributeNames: params.ExpressionAttributeNames }),
-    ...(params.ExpressionAttributeValues === undefined ? {} : { ExpressionAttributeValues: marshall(params.ExpressionAttributeValues, MARSHALL) }),
+    ...(params.ExpressionAttributeValues === undefined
+      ? {}
+      : { ExpressionAttributeValues: marshalled(params.ExpressionAttributeValues, action, 'ExpressionAttributeValues') }),
   };
 }
 
@@ -49,23 +66,30 @@ export class CallTransaction implements Transaction {
 
   put(params: TransactionPut): Transaction {
     const table = tableOf(params, 'put');
-    return this.add({ Put: { TableName: table, Item: marshall(params.Item, MARSHALL), ...expressions(params) } });
+    return this.add({ Put: { TableName: table, Item: marshalled(params.Item, 'put', 'Item'), ...expressions(params, 'put') } });
   }
 
   update(params: TransactionUpdate): Transaction {
     const table = tableOf(params, 'update');
-    return this.add({ Update: { TableName: table, Key: marshall(params.Key, MARSHALL), UpdateExpression: params.UpdateExpression, ...expressions(params) } });
+    return this.add({
+      Update: { TableName: table, Key: marshalled(params.Key, 'update', 'Key'), UpdateExpression: params.UpdateExpression, ...expressions(params, 'update') },
+    });
   }
 
   delete(params: TransactionDelete): Transaction {
     const table = tableOf(params, 'delete');
-    return this.add({ Delete: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params) } });
+    return this.add({ Delete: { TableName: table, Key: marshalled(params.Key, 'delete', 'Key'), ...expressions(params, 'delete') } });
   }
 
   conditionCheck(params: TransactionConditionCheck): Transaction {
     const table = tableOf(params, 'conditionCheck');
     return this.add({
-      ConditionCheck: { TableName: table, Key: marshall(params.Key, MARSHALL), ...expressions(params), ConditionExpression: params.ConditionExpression },
+      ConditionCheck: {
+        TableName: table,
+        Key: marshalled(params.Key, 'conditionCheck', 'Key'),
+        ...expressions(params, 'conditionCheck'),
+        ConditionExpression: params.ConditionExpression,
+      },
     });
   }
 

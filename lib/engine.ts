@@ -6,7 +6,7 @@ import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } 
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
-import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore } from './store.js';
+import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
 import { inCall, isWithin } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
@@ -173,7 +173,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. `key`
    * is the call's record key when the caller already computed it with `keyOf`.
    */
-  async run<R>(input: TInput, context: TContext | undefined, fn: () => Promise<R> | R, key?: string): Promise<R> {
+  async run<R>(input: TInput, context: TContext | undefined, fn: () => PromiseLike<R> | R, key?: string): Promise<R> {
     const start = await this.start(input, context, key);
     if (start.kind === 'replay') return start.value as R;
     let ending: Ending;
@@ -411,10 +411,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         result = await this.#store.completeWithWrites!(request, writes);
       } catch (error) {
-        // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown:
-        // the record stays until its lease, and a retry after it replays or runs again.
-        if (error instanceof IdempotencyError) await this.#release(call);
-        return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
+        // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown, and
+        // the fenced release settles it: it deletes the record only while this call's claim is
+        // INPROGRESS, after which the commit (fenced on that claim) can never apply, and meets this
+        // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
+        // its lease, and a retry after it replays or runs again.
+        const released = await this.#release(call);
+        if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
+        const record = released?.released === false ? released.record : undefined;
+        if (record?.owner === owner && record.status === 'COMPLETED') return done(record.responseOmitted !== true);
+        return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
       try {
@@ -439,12 +445,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return [{ kind: 'error', error, replayed: false }, undefined];
   }
 
-  /** Deletes the record if this call still holds it; store errors are logged, never thrown. */
-  async #release(call: Call): Promise<void> {
+  /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */
+  async #release(call: Call): Promise<ReleaseResult | undefined> {
     try {
-      await this.#store.release({ key: call.key, owner: call.owner });
+      return await this.#store.release({ key: call.key, owner: call.owner });
     } catch (error) {
       this.#warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
+      return undefined;
     }
   }
 
@@ -564,7 +571,16 @@ function parseStored<T>(parse: () => T): T {
   }
 }
 
-const commitError = (error: unknown): IdempotencyError =>
+/** The error of a commit that failed; `settled`: its record was released since (or found taken over or gone), so it never applied. */
+const commitError = (error: unknown, settled = false): IdempotencyError =>
   error instanceof IdempotencyError
     ? error
-    : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", { cause: error });
+    : settled
+      ? new IdempotencyError(
+          'COMMIT_FAILED',
+          `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and this call holds the key no more.`,
+          { cause: error, retryAfterSeconds: 1 },
+        )
+      : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", {
+          cause: error,
+        });

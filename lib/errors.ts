@@ -22,8 +22,10 @@ import type { IdempotencyRecord } from './store.js';
  *   same items (or by throttling) after a few retries; nothing was written and the record was
  *   released, so the same call can be retried after `retryAfterSeconds`. Unlike `IN_PROGRESS`, no
  *   other attempt holds the key.
- * - `COMMIT_FAILED`: the call's transaction could not be confirmed (network, throttling): its writes
- *   may or may not be applied, and the record is left to its lease; a retry after it replays or re-runs.
+ * - `COMMIT_FAILED`: the call's transaction failed without an answer (network, throttling). The
+ *   record is then released, which proves nothing was written (the message says so, and
+ *   `retryAfterSeconds` is 1) and frees the key; a commit found applied is no error. Should the release fail too, the writes may or may not
+ *   be applied and the record is left to its lease; a retry after it replays or re-runs.
  */
 export type IdempotencyErrorCode =
   | 'IN_PROGRESS'

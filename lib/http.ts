@@ -162,7 +162,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
     headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
-  if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(maxRetryAfterSeconds);
+  // A commit settled as not applied can be retried at once; an unknown one once its lease has passed.
+  if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? maxRetryAfterSeconds, maxRetryAfterSeconds));
   return {
     statusCode: status,
     headers: headers['Retry-After'] === undefined ? headers : exposing(headers, 'Retry-After'),

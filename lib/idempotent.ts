@@ -16,8 +16,8 @@ const isContext = (value: unknown): value is LambdaContextLike => {
 };
 
 /**
- * Wraps any async function so that calls with the same key run it once and replay its result.
- * The key is selected from the first argument; when the second argument is a Lambda context, the
+ * Wraps any async function so that calls with the same key run it once and replay its result
+ * (its parameters, its `this` and its result type are kept). The key is selected from the first argument; when the second argument is a Lambda context, the
  * attempt's lease ends at the Lambda deadline, otherwise after `leaseSeconds`. Replays return the
  * stored JSON form of the result (a `Date` comes back as its ISO string).
  *
@@ -30,10 +30,10 @@ const isContext = (value: unknown): value is LambdaContextLike => {
  * await chargeOnce({ paymentId: 'p-1', amount: 100 });
  * ```
  */
-export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
-  fn: (...args: TArgs) => PromiseLike<TResult> | TResult,
+export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult, TThis = unknown>(
+  fn: (this: TThis, ...args: TArgs) => PromiseLike<TResult> | TResult,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
-): (...args: TArgs) => Promise<TResult> {
+): (this: TThis, ...args: TArgs) => Promise<TResult> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
   if (options.name === undefined) {
@@ -42,9 +42,8 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult>(
     );
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
-  return function idempotent(this: unknown, ...args: TArgs): Promise<TResult> {
+  return function idempotent(this: TThis, ...args: TArgs): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    // `run` awaits the result, and `await` settles a thenable as it settles a promise.
-    return engine.run(args[0], context, () => fn.apply(this, args) as Promise<TResult> | TResult);
+    return engine.run(args[0], context, () => fn.apply(this, args));
   };
 }

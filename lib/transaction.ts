@@ -77,9 +77,13 @@ function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
   return slot;
 }
 
-/** Runs `fn` as the function of `call`: `transaction()` inside it (and only there) is this call's. @internal */
-export function inCall<R>(call: Call, fn: () => Promise<R> | R): Promise<R> | R {
-  return currentCall.run({ call, outer: enclosing(currentCall.getStore()), inFunction: true }, fn);
+/**
+ * Runs `fn` as the function of `call`, and settles what it returns there: `transaction()` inside it
+ * (and only there) is this call's. A thenable that does its work only once awaited (a query
+ * builder) is awaited in the call, so that work is the call's too, not its caller's. @internal
+ */
+export function inCall<R>(call: Call, fn: () => PromiseLike<R> | R): Promise<R> {
+  return currentCall.run({ call, outer: enclosing(currentCall.getStore()), inFunction: true }, async () => await fn());
 }
 
 /**

@@ -7,11 +7,12 @@
 import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { type HttpResult, httpIdempotency, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
 import { thrown } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
@@ -23,6 +24,9 @@ afterEach(() => {
 afterAll(() => client.destroy());
 
 const item = (namespace: string, key: unknown): Promise<Record<string, AttributeValue> | undefined> => readItem(inspect, tableName, recordId(namespace, key));
+
+/** An update that adds 1 to the counter item `id`. */
+const increment = (id: string) => ({ TableName: tableName, Key: { id }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
 
 /** A logger whose warnings (bookkeeping failures) the test inspects. */
 const silentLogger = () => ({ warn: jest.fn<(message: string) => void>() });
@@ -118,12 +122,7 @@ test("a completion with the call's own writes whose response is lost applies the
   const once = makeIdempotent(
     async (id: string) => {
       runs++;
-      transaction().update({
-        TableName: tableName,
-        Key: { id: 'ambiguous-counter' },
-        UpdateExpression: 'ADD n :one',
-        ExpressionAttributeValues: { ':one': 1 },
-      });
+      transaction().update(increment('ambiguous-counter'));
       return { id };
     },
     { store, name: 'tx-lost', transactions: true, logger: silentLogger() },
@@ -137,6 +136,23 @@ test("a completion with the call's own writes whose response is lost applies the
   expect(row.Item?.n).toEqual({ N: '1' });
   expect(await item('tx-lost', 't')).toMatchObject({ status: { S: 'COMPLETED' } });
   expect(runs).toBe(1);
+});
+
+test('httpIdempotency: a commit that never reached DynamoDB is settled by the release: 503 with Retry-After: 1, and the retry with the same key runs and writes once', async () => {
+  let runs = 0;
+  const pay = middy(async (): Promise<HttpResult> => {
+    runs++;
+    transaction().update(increment('http-unsent-counter'));
+    return { statusCode: 201, body: 'paid' };
+  }).use(httpIdempotency({ store, name: 'http-unsent', logger: silentLogger() }));
+  faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'reset' }, attempts: 'all' });
+
+  const refused = await pay(paymentRequest('k-1'), lambdaContext('http-unsent'));
+  expect([refused.statusCode, refused.headers?.['Retry-After']]).toEqual([503, '1']);
+  faults.clear();
+  expect((await pay(paymentRequest('k-1'), lambdaContext('http-unsent'))).statusCode).toBe(201);
+  expect(runs).toBe(2);
+  expect((await readItem(inspect, tableName, 'http-unsent-counter'))?.n).toEqual({ N: '1' });
 });
 
 test("atomic mode: a one-round-trip transaction whose response is lost applies once (the SDK's retry carries its ClientRequestToken)", async () => {

@@ -6,8 +6,18 @@
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
-import type { Context } from 'aws-lambda';
-import { DynamoDBStore, httpIdempotency, type IdempotencyError, idempotency, makeIdempotent, type Transaction, transaction } from '../../lib/index.js';
+import type { Context, SQSRecord } from 'aws-lambda';
+import {
+  DynamoDBStore,
+  type HttpEvent,
+  httpIdempotency,
+  type IdempotencyError,
+  idempotency,
+  idempotentBatch,
+  makeIdempotent,
+  type Transaction,
+  transaction,
+} from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
 import { gate, Turnstile } from '../support/gate.js';
@@ -25,6 +35,19 @@ afterAll(async () => {
   await admin.send(new DeleteTableCommand({ TableName: bizTable }));
   admin.destroy();
 });
+
+/** An SQS record, but for its `messageId` and `body`. */
+const sqsMessage: SQSRecord = {
+  messageId: '',
+  receiptHandle: 'AQEB',
+  body: '',
+  attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'AROA', ApproximateFirstReceiveTimestamp: '0' },
+  messageAttributes: {},
+  md5OfBody: '',
+  eventSource: 'aws:sqs',
+  eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:orders',
+  awsRegion: 'eu-west-1',
+};
 
 const bizItem = async (id: string) => (await readItem(admin, bizTable, id))?.id?.S;
 const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
@@ -81,6 +104,37 @@ describe('nested and concurrent calls', () => {
     expect(outerRuns).toBe(2);
     expect(await bizItem('checkout-o-1')).toBe('checkout-o-1');
     expect(await bizItem('after-o-1')).toBe('after-o-1');
+  });
+
+  test("a function returning a thenable that does its work when awaited (a query builder) runs that work in its own call: its writes commit with its own record, not its caller's", async () => {
+    /** Like a query builder: nothing happens until it is awaited, then `work` runs. */
+    const lazy = <T>(work: () => T): PromiseLike<T> => ({
+      // biome-ignore lint/suspicious/noThenProperty: a lazy thenable is the result under test
+      then: (resolve, reject) => Promise.resolve().then(work).then(resolve, reject),
+    });
+    const reserve = makeIdempotent(
+      (order: string) =>
+        lazy(() => {
+          transaction().put({ TableName: bizTable, Item: { id: `lazy-reservation-${order}` } });
+          return `reserved ${order}`;
+        }),
+      { store, name: 'lazy-reserve' },
+    );
+    const checkout = makeIdempotent(
+      async (order: string) => {
+        const reserved = await reserve(order);
+        throw new Error(`payment provider timed out after ${reserved}`);
+      },
+      { store, name: 'lazy-checkout' },
+    );
+
+    await expect(checkout('o-1')).rejects.toThrow('payment provider timed out after reserved o-1');
+    // The reservation is the inner call's effect: it committed with the inner record, and the outer failure did not discard it.
+    expect(await bizItem('lazy-reservation-o-1')).toBe('lazy-reservation-o-1');
+    expect((await recordOf('lazy-reserve', 'o-1'))?.status?.S).toBe('COMPLETED');
+    // Not nested, the same: the work of the thenable is the call's.
+    expect(await reserve('o-2')).toBe('reserved o-2');
+    expect(await bizItem('lazy-reservation-o-2')).toBe('lazy-reservation-o-2');
   });
 
   test("after a middy handler called from an idempotent function ends, the function's transaction() is its own again", async () => {
@@ -169,6 +223,39 @@ describe('nested and concurrent calls', () => {
     expect(() => kept!.put({ TableName: bizTable, Item: { id: 'late' } })).toThrow(/already ended/);
     expect(() => kept!.downstreamKey('psp')).toThrow(/already ended/);
     expect(await bizItem('late')).toBeUndefined();
+  });
+
+  test("httpIdempotency and idempotentBatch: the function's writes commit with its record, and a failed condition (409, a failed record) writes nothing and releases the key", async () => {
+    const onlyOnce = (id: string) => ({ TableName: bizTable, Item: { id }, ConditionExpression: 'attribute_not_exists(id)' });
+    const pay = middy(async (event: HttpEvent) => {
+      transaction().put(onlyOnce(`http-payment-${event.body === null ? 'none' : 'one'}`));
+      transaction().put({ TableName: bizTable, Item: { id: `http-receipt-${transaction().key}` } });
+      return { statusCode: 201, body: 'paid' };
+    }).use(httpIdempotency({ store, name: 'http-writes' }));
+    const paid = await pay(paymentRequest('k-1'), lambdaContext('http-writes'));
+    expect(paid.statusCode).toBe(201);
+    expect(await bizItem('http-payment-one')).toBe('http-payment-one');
+    // A second key meets the payment: its condition fails, nothing of it is written, its key is free.
+    const refused = await pay(paymentRequest('k-2'), lambdaContext('http-writes'));
+    expect(refused.statusCode).toBe(409);
+    expect(await scanItems(client, tableName, 'http-writes#')).toHaveLength(1);
+    expect((await scanItems(admin, bizTable, 'http-receipt-')).length).toBe(1);
+
+    const sqs = (body: string): SQSRecord => ({ ...sqsMessage, messageId: body, body });
+    const ship = idempotentBatch(
+      async (order: { id: string }) => {
+        transaction().put(onlyOnce(`shipment-${order.id.split('/')[0]}`));
+        return { shipped: order.id };
+      },
+      { store, name: 'batch-writes', key: (order) => order.id },
+    );
+    const batch = { Records: [sqs('{"id":"o-1/a"}'), sqs('{"id":"o-2/a"}'), sqs('{"id":"o-1/b"}')] };
+    const response = await ship(batch, lambdaContext('batch-writes'));
+    // o-1/b meets o-1/a's shipment (the batch runs its records concurrently: either may be first).
+    expect(response.batchItemFailures).toHaveLength(1);
+    expect(await bizItem('shipment-o-1')).toBe('shipment-o-1');
+    expect(await bizItem('shipment-o-2')).toBe('shipment-o-2');
+    expect(await scanItems(client, tableName, 'batch-writes#')).toHaveLength(2);
   });
 
   test('concurrent middy invocations with different keys each commit exactly their own writes, without any flag', async () => {

@@ -41,11 +41,17 @@ class Probe {
   /** The ClientRequestToken of each TransactWriteItems on the wire, SDK retries included. */
   readonly wireTokens: string[] = [];
   fault: Fault | undefined;
+  /** The next `DeleteItem` (a release) never reaches DynamoDB either. */
+  releaseLost = false;
 
   constructor() {
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         this.commands.push(context.commandName!);
+        if (context.commandName === 'DeleteItemCommand' && this.releaseLost) {
+          this.releaseLost = false;
+          throw networkError();
+        }
         if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
         this.commits.push((args.input as TransactWriteItemsCommandInput).TransactItems!);
         if (this.take('beforeSend')) throw networkError();
@@ -413,31 +419,47 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(await f.charges('c1')).toBe(1);
   });
 
-  test('the commit never reaches DynamoDB: COMMIT_FAILED, the record stays INPROGRESS (not released); after the lease a retry runs once', async () => {
+  test('the commit never reaches DynamoDB: COMMIT_FAILED saying nothing was written, and the record is released (its fenced delete leaves the commit nothing to apply to): a retry runs at once', async () => {
     const f = chargeFixture();
     f.probe.fault = 'beforeSend';
     const error = await rejection(f.charge({ id: 'c2', amount: 1 }));
     expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.message).toMatch(/nothing was written/);
     expect((error.cause as { code?: string }).code).toBe('ECONNRESET');
-    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']); // no DeleteItem
-    expect(await record(f.recordId('c2'))).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: f.fences[0] } });
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(await record(f.recordId('c2'))).toBeUndefined();
     expect(await f.charges('c2')).toBe(0);
 
-    f.clock.t = T0 + LEASE_MS; // not yet past the lease
-    expect((await rejection(f.charge({ id: 'c2', amount: 1 }))).code).toBe('IN_PROGRESS');
-    expect(f.fences).toHaveLength(1);
-
-    f.clock.t = T0 + LEASE_MS + 1;
     expect(await f.charge({ id: 'c2', amount: 1 })).toEqual({ paid: 'c2', run: 2 });
     expect(await f.charges('c2')).toBe(1);
   });
 
-  test('the commit is applied but its answer is lost: COMMIT_FAILED, and every retry replays; the effect exists once', async () => {
+  test('the commit never reaches DynamoDB, nor does the release: COMMIT_FAILED, the record stays INPROGRESS; after the lease a retry runs once', async () => {
+    const warnings: string[] = [];
+    const f = chargeFixture({ logger: { warn: (message) => void warnings.push(message) } });
+    f.probe.fault = 'beforeSend';
+    f.probe.releaseLost = true;
+    const error = await rejection(f.charge({ id: 'c2b', amount: 1 }));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.message).toMatch(/may or may not be applied/);
+    expect(warnings).toEqual([expect.stringContaining('could not release the record; it stays INPROGRESS until its lease ends')]);
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(await record(f.recordId('c2b'))).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: f.fences[0] } });
+
+    f.clock.t = T0 + LEASE_MS; // not yet past the lease
+    expect((await rejection(f.charge({ id: 'c2b', amount: 1 }))).code).toBe('IN_PROGRESS');
+    expect(f.fences).toHaveLength(1);
+
+    f.clock.t = T0 + LEASE_MS + 1;
+    expect(await f.charge({ id: 'c2b', amount: 1 })).toEqual({ paid: 'c2b', run: 2 });
+    expect(await f.charges('c2b')).toBe(1);
+  });
+
+  test("the commit is applied but its answer is lost: the fenced release meets the call's own COMPLETED record, so the caller gets its result; every retry replays; the effect exists once", async () => {
     const f = chargeFixture();
     f.probe.fault = 'responseLost';
-    const error = await rejection(f.charge({ id: 'c3', amount: 1 }));
-    expect(error.code).toBe('COMMIT_FAILED');
-    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(await f.charge({ id: 'c3', amount: 1 })).toEqual({ paid: 'c3', run: 1 });
+    expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
     expect(await f.charges('c3')).toBe(1);
     expect(await record(f.recordId('c3'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
 

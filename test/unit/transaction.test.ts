@@ -283,13 +283,14 @@ describe('cancellations and faults', () => {
     ['a network error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
     ['an internal server error', serviceError('InternalServerError', 'Internal server error', 'server')],
     ["throttling that outlasted the SDK's retries", serviceError('ThrottlingException', 'Rate exceeded')],
-  ])('%s leaves the outcome unknown: COMMIT_FAILED with the cause, and the record is not released', async (_, fault) => {
+  ])('%s leaves the outcome unknown until the fenced release settles it: COMMIT_FAILED with the cause, nothing written', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
     const { pay } = payFixture();
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.message).toMatch(/nothing was written, and this call holds the key no more/);
     expect(error.cause).toBe(fault);
-    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
   });
 
   test('atomic: an unknown outcome is COMMIT_FAILED too', async () => {
@@ -479,6 +480,33 @@ describe('the write collector', () => {
       { store, transactions: true, name: 'notable', now: () => NOW },
     );
     await expect(fn('k')).rejects.toThrow(new TypeError('transaction().put: `TableName` is required.'));
+  });
+
+  test('refuses a value DynamoDB cannot hold (a Date, an empty set) with a sentence that names the write and its parameter', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const errors: unknown[] = [];
+    const fn = makeIdempotent(
+      async () => {
+        const tx = transaction();
+        for (const write of [
+          () => tx.put({ TableName: 'payments', Item: { id: 'p-1', paidAt: new Date(0) } }),
+          () => tx.update({ TableName: 'payments', Key: { id: 'p-1' }, UpdateExpression: 'ADD tags :tags', ExpressionAttributeValues: { ':tags': new Set() } }),
+        ]) {
+          try {
+            write();
+          } catch (error) {
+            errors.push(error);
+          }
+        }
+      },
+      { store, name: 'unmarshallable', now: () => NOW },
+    );
+    await fn('k');
+    expect(errors).toEqual([expect.any(TypeError), expect.any(TypeError)]);
+    expect((errors[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` holds a value DynamoDB cannot store \(a class instance such as a Date/);
+    expect((errors[1] as Error).message).toMatch(/^transaction\(\)\.update: `ExpressionAttributeValues` holds a value DynamoDB cannot store .*an empty set/);
+    expect((errors[0] as Error).message).not.toMatch(/options\./);
   });
 
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {

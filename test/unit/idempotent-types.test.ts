@@ -1,0 +1,41 @@
+/**
+ * The types of `makeIdempotent`, checked by `tsc --noEmit` (part of `npm test`): the wrapper keeps
+ * the wrapped function's parameters, its `this` and its result (unwrapped from a promise or any
+ * other thenable). A line that stops compiling, or an `@ts-expect-error` that stops erring, fails
+ * the type-check.
+ */
+import { makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+
+const store = new InMemoryStore();
+
+const charge = makeIdempotent(async (order: { id: string }, note: string) => ({ charged: order.id, note }), { store, name: 'charge', key: (o) => o.id });
+const charged: Promise<{ charged: string; note: string }> = charge({ id: 'o-1' }, 'first');
+// @ts-expect-error The parameters are the wrapped function's.
+void charge({ id: 1 }, 'first');
+
+const length = makeIdempotent((text: string) => text.length, { store, name: 'length' });
+const counted: Promise<number> = length('abc');
+
+const thenable = makeIdempotent((id: string): PromiseLike<number> => Promise.resolve(id.length), { store, name: 'thenable' });
+const settled: Promise<number> = thenable('abc');
+
+// A method's `this` is passed on at run time, and kept by the type.
+class Ledger {
+  readonly base = 100;
+  readonly balance = makeIdempotent(
+    function (this: Ledger, id: string) {
+      return this.base + id.length;
+    },
+    { store, name: 'balance' },
+  );
+}
+const ledger = new Ledger();
+const balance: Promise<number> = ledger.balance('abc');
+const { balance: detached } = ledger;
+// @ts-expect-error Called without its `this`, a method that needs one does not compile.
+void detached('abc').catch(() => undefined);
+
+test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
+  expect(await Promise.all([charged, counted, settled, balance])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103]);
+});
