@@ -45,7 +45,7 @@ test('a client whose middleware stack refuses a command for another reason is bu
     broken.middlewareStack.addRelativeTo((next: unknown) => next as never, { name: 'tracing', relation: 'before', toMiddleware: 'noSuchMiddleware' });
     const store = new DynamoDBStore({ tableName, client: broken });
     let runs = 0;
-    const once = makeIdempotent(async (id: string) => ++runs, { store, name: 'broken-stack' });
+    const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'broken-stack' });
     const failure = await once('k').then(
       () => undefined,
       (error: unknown) => error,
