@@ -1,6 +1,6 @@
 /** Responses and final errors encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
-import { DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -95,6 +95,28 @@ test('a key retired from keyById() before its records expire: their duplicates f
   expect(runs).toBe(1);
   now += 61_000;
   expect(await fn({ id: 'r' })).toBe(2);
+});
+
+test('the provider is asked at each use, never cached by the store: currentKey() at each completion that stores an outcome, keyById() at each replay', async () => {
+  const k1 = aesKey('k1');
+  const asked = { current: 0, byId: 0 };
+  const encryption = aesGcmEncryption({
+    currentKey: () => (asked.current++, k1),
+    keyById: () => (asked.byId++, k1.key),
+  });
+  const fn = makeIdempotent(async (input: { id: string; none?: boolean }) => (input.none ? undefined : input.id), {
+    store: new DynamoDBStore({ tableName, client, encryption }),
+    name: 'asked',
+    key: (i) => i.id,
+  });
+  await fn({ id: 'a' });
+  await fn({ id: 'b' });
+  await fn({ id: 'nothing', none: true }); // nothing to seal
+  expect(asked).toEqual({ current: 2, byId: 0 });
+  await fn({ id: 'a' });
+  await fn({ id: 'a' });
+  await fn({ id: 'nothing', none: true });
+  expect(asked).toEqual({ current: 2, byId: 2 });
 });
 
 test('a stored final error is sealed too (message, code and fields unreadable at rest), replayed to duplicates, and still read after a rotation', async () => {
