@@ -387,8 +387,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         status: 'COMPLETED',
         expiresAt: request.expiresAt,
         ...(fingerprint === undefined ? {} : { fingerprint }),
-        ...(request.error === undefined ? {} : { error: request.error }),
-        ...(responseStored ? (request.response === undefined ? {} : { response: request.response }) : { responseOmitted: true }),
+        // As the store keeps it: an outcome it could not store (the response, or the final error) is omitted.
+        ...(!responseStored ? { responseOmitted: true } : request.error !== undefined ? { error: request.error } : {}),
+        ...(responseStored && request.response !== undefined ? { response: request.response } : {}),
       };
       this.#cache?.set(record);
       return [own, record];

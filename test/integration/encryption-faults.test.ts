@@ -111,6 +111,24 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
   });
 });
 
+test('a final error that cannot be sealed: duplicates in the same process (its local cache) get RESPONSE_NOT_STORED too, as every other process does', async () => {
+  const ring = keyring(aesKey('k1'));
+  const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  let runs = 0;
+  const fn = makeIdempotent(
+    async (_: string) => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
+    },
+    { store, name: `cached${randomUUID().slice(0, 8)}`, isFinalError: () => true, cacheSize: 10, logger: { warn: () => undefined } },
+  );
+  ring.failCurrent = 'throws';
+  expect((await thrown(fn('x'))).message).toBe('card declined');
+  ring.failCurrent = undefined;
+  expect((await rejection(fn('x'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
+});
+
 describe('the key provider fails at claim (decrypting a stored outcome): fail closed', () => {
   test.each([
     ['throws (KMS throttled)', 'throws', 'ThrottlingException'],
