@@ -377,15 +377,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
-    const done = (responseStored: boolean): [Outcome, IdempotencyRecord] => {
+    const done = (responseStored: boolean, sealFailure?: unknown): [Outcome, IdempotencyRecord] => {
+      // The outcome is lost to every duplicate (RESPONSE_NOT_STORED): say so, and why, where an operator looks.
+      if (sealFailure !== undefined)
+        this.#log("could not encrypt the call's outcome; the record completed without it, and duplicates get RESPONSE_NOT_STORED", key, sealFailure);
       const record: IdempotencyRecord = {
         key,
         owner,
         status: 'COMPLETED',
         expiresAt: request.expiresAt,
         ...(fingerprint === undefined ? {} : { fingerprint }),
-        ...(request.error === undefined ? {} : { error: request.error }),
-        ...(responseStored ? (request.response === undefined ? {} : { response: request.response }) : { responseOmitted: true }),
+        // As the store keeps it: an outcome it could not store (the response, or the final error) is omitted.
+        ...(!responseStored ? { responseOmitted: true } : request.error !== undefined ? { error: request.error } : {}),
+        ...(responseStored && request.response !== undefined ? { response: request.response } : {}),
       };
       this.#cache?.set(record);
       return [own, record];
@@ -397,7 +401,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       } catch (error) {
         return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
       }
-      if (claim.claimed) return done(claim.responseStored !== false);
+      if (claim.claimed) return done(claim.responseStored !== false, claim.sealFailure);
       if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true);
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
@@ -431,7 +435,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return [own, done(payload.responseOmitted !== true)[1]];
       }
     }
-    if (result.completed) return done(result.responseStored);
+    if (result.completed) return done(result.responseStored, result.sealFailure);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return done(result.record.responseOmitted !== true);
     this.#emit('superseded', key);
@@ -539,6 +543,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   #warn(what: string, key: string, error: unknown): void {
     this.#emit('bookkeepingFailure', key);
+    this.#log(what, key, error);
+  }
+
+  /** A warning through `logger` about the record `key`, naming `error`. */
+  #log(what: string, key: string, error: unknown): void {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
     try {
       this.#logger.warn(

@@ -8,8 +8,8 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 import { malformedRecord, type ResponseCodec } from './response-codec.js';
-import type { CompleteRequest, IdempotencyRecord, RecordSummary } from './store.js';
-import { encodeOutcome, outcomeBudget } from './stored-outcome.js';
+import type { CompleteRequest, CompleteResult, IdempotencyRecord, RecordSummary } from './store.js';
+import { encodeOutcome, outcomeBudget, sealFailureOf } from './stored-outcome.js';
 
 /** A stored value as one string field: JSON text as is, bytes (gzip, ciphertext) as base64 under `<name>Base64`. */
 function pushValue(fields: string[], name: string, value: AttributeValue | undefined): void {
@@ -37,19 +37,23 @@ export function hashOf(flat: unknown): RecordHash | undefined {
 }
 
 /**
- * The `[field, value, …]` pairs a completion writes besides status and retention, and whether the
- * response is among them (it is not when the request omits it or the codec cannot store it).
+ * The `[field, value, …]` pairs a completion writes besides status and retention, and the result
+ * of the completion once they are written (the response is not among them when the request omits it
+ * or the codec cannot store it).
  * The only place where these stores encode a response. The outcome gets the room a DynamoDB item
  * with the default attribute names leaves it: every store keeps the outcomes DynamoDB keeps. @internal
  */
-export async function outcomeFields(codec: ResponseCodec, request: CompleteRequest): Promise<{ fields: string[]; responseStored: boolean }> {
+export async function outcomeFields(
+  codec: ResponseCodec,
+  request: CompleteRequest,
+): Promise<{ fields: string[]; result: CompleteResult & { readonly completed: true } }> {
   const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, request, outcomeBudget(DEFAULT_ATTRIBUTE_NAMES, request));
   const fields: string[] = [];
   pushValue(fields, 'response', stored.response);
   pushValue(fields, 'error', stored.error);
   if (stored.keyId !== undefined) fields.push('keyId', stored.keyId);
   if (stored.omitted) fields.push('responseOmitted', '1');
-  return { fields, responseStored: !stored.omitted };
+  return { fields, result: { completed: true, responseStored: !stored.omitted, ...sealFailureOf(stored) } };
 }
 
 // A lease is in the caller's milliseconds, which may have a fraction (a clock built on performance.now()).

@@ -46,7 +46,7 @@ export interface ClaimRequest {
  * a retried request).
  */
 export type ClaimResult =
-  | { readonly claimed: true; readonly previous?: IdempotencyRecord; readonly responseStored?: boolean }
+  | { readonly claimed: true; readonly previous?: IdempotencyRecord; readonly responseStored?: boolean; readonly sealFailure?: unknown }
   | { readonly claimed: false; readonly record: IdempotencyRecord };
 
 export interface CompleteRequest {
@@ -72,10 +72,11 @@ export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>,
 
 /**
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the
- * store had to omit the response). Otherwise the current record, if any, which the condition refused.
+ * store had to omit the response; `sealFailure`, the key provider's error, when it omitted it for
+ * want of a key to encrypt it with). Otherwise the current record, if any, which the condition refused.
  */
 export type CompleteResult =
-  | { readonly completed: true; readonly responseStored: boolean }
+  | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown }
   | { readonly completed: false; readonly record: IdempotencyRecord | undefined };
 
 export interface ReleaseRequest {

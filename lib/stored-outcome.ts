@@ -91,6 +91,8 @@ export interface StoredOutcome {
   readonly keyId?: string;
   /** The call completed but its response (or its error) could not be stored. */
   readonly omitted: boolean;
+  /** Why the outcome could not be encrypted (the key provider's error), when that is why it was omitted. */
+  readonly sealFailure?: unknown;
 }
 
 /** What a completion asks to store (a `CompleteRequest`'s outcome). @internal */
@@ -109,6 +111,10 @@ export interface OutcomeNames {
   readonly responseOmitted: string;
 }
 
+/** `{ sealFailure }` of an outcome the key provider kept from being encrypted, else nothing: for a store's result. @internal */
+export const sealFailureOf = (outcome: StoredOutcome): { readonly sealFailure?: unknown } =>
+  outcome.sealFailure === undefined ? {} : { sealFailure: outcome.sealFailure };
+
 /**
  * Encodes an outcome to fit in `budget` bytes (the item limit less the record's other attributes):
  * a response that does not fit is omitted, a final error that does not fit is truncated. When
@@ -126,9 +132,9 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   if (codec.encrypts) {
     try {
       key = await codec.currentKey();
-    } catch {
+    } catch (failure) {
       // Throttled KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
-      return { omitted: true };
+      return { omitted: true, sealFailure: failure };
     }
   }
   let response: AttributeValue | undefined;
@@ -156,7 +162,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
     // does: nothing can be sealed, but the record can still complete.
     if (key === undefined) throw failure;
-    return { omitted: true };
+    return { omitted: true, sealFailure: failure };
   }
   if (response === undefined && error === undefined) return { omitted };
   const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string } = { omitted };

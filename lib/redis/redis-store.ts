@@ -168,7 +168,7 @@ export class RedisStore implements IdempotencyStore {
     const outcome = await outcomeFields(this.codec, request);
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
     const [completed, fields] = await this.write(COMPLETE, request.key, args);
-    if (completed) return { completed: true, responseStored: outcome.responseStored };
+    if (completed) return outcome.result;
     return { completed: false, record: await this.current(request.key, fields) };
   }
 

@@ -68,7 +68,7 @@ export class InMemoryStore implements IdempotencyStore {
     if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.recordOf(request.key, current) };
     const { leaseUntil: _lease, ...kept } = current!;
     this.records.set(request.key, { ...kept, status: 'COMPLETED', expiresAt: String(request.expiresAt), ...fromPairs(outcome.fields) });
-    return { completed: true, responseStored: outcome.responseStored };
+    return outcome.result;
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {

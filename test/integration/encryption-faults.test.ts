@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBStore, describeStoreFailure, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { LEASE_SECONDS, type Mode, T0, useCountingTables } from '../support/counting-function.js';
+import { recordId } from '../support/dynamodb.js';
 import { aesKey, type KeyFault, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -16,11 +17,18 @@ const { client, tableName, bizTable, applied, countingFunction } = useCountingTa
 function fixture(mode: Mode, options: { finalError?: boolean; pad?: number } = {}) {
   const ring = keyring(aesKey('k1'));
   const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
-  const f = countingFunction(mode, store, (input) => {
-    if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
-    return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
-  });
-  return { ...f, ring, store };
+  const warnings: string[] = [];
+  const logger = { warn: (message: string) => void warnings.push(message) };
+  const f = countingFunction(
+    mode,
+    store,
+    (input) => {
+      if (options.finalError) throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
+      return { card: '4111-1111-1111-1111', id: input.id, ...(options.pad ? { pad: 'p'.repeat(options.pad) } : {}) };
+    },
+    { logger },
+  );
+  return { ...f, ring, store, warnings };
 }
 
 describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provider fails at completion', (mode) => {
@@ -67,6 +75,31 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
     if (mode !== 'plain') expect(await f.counter('e')).toBe(0); // a final error's writes are discarded
   });
 
+  test.each([
+    ['throws', 'ThrottlingException', {}],
+    ['short key', 'TypeError', {}],
+    ['throws', 'ThrottlingException', { finalError: true }],
+  ] as const)(
+    'currentKey() %s: one warning names the provider error (%s) and the record, so that no outcome is lost silently',
+    async (fault, cause, options) => {
+      const f = fixture(mode, options);
+      f.ring.failCurrent = fault;
+      await f.fn({ id: 'w' }).catch(() => undefined);
+      expect(f.warnings.map((line) => JSON.parse(line))).toEqual([
+        {
+          level: 'WARN',
+          message: expect.stringMatching(/could not encrypt the call's outcome; the record completed without it, and duplicates get RESPONSE_NOT_STORED/),
+          namespace: f.name,
+          recordId: recordId(f.name, 'w'),
+          error: cause,
+        },
+      ]);
+      f.ring.failCurrent = undefined;
+      await f.fn({ id: 'ok' }).catch(() => undefined);
+      expect(f.warnings).toHaveLength(1); // a call whose outcome is sealed says nothing
+    },
+  );
+
   test('once the provider recovers, new records are sealed again and replay', async () => {
     const f = fixture(mode);
     f.ring.failCurrent = 'throws';
@@ -76,6 +109,24 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
     expect((await f.record('after'))?.keyId?.S).toBe('k1');
     expect(await f.fn({ id: 'after' })).toEqual({ card: '4111-1111-1111-1111', id: 'after' });
   });
+});
+
+test('a final error that cannot be sealed: duplicates in the same process (its local cache) get RESPONSE_NOT_STORED too, as every other process does', async () => {
+  const ring = keyring(aesKey('k1'));
+  const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  let runs = 0;
+  const fn = makeIdempotent(
+    async (_: string) => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { code: 'DECLINED' });
+    },
+    { store, name: `cached${randomUUID().slice(0, 8)}`, isFinalError: () => true, cacheSize: 10, logger: { warn: () => undefined } },
+  );
+  ring.failCurrent = 'throws';
+  expect((await thrown(fn('x'))).message).toBe('card declined');
+  ring.failCurrent = undefined;
+  expect((await rejection(fn('x'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(runs).toBe(1);
 });
 
 describe('the key provider fails at claim (decrypting a stored outcome): fail closed', () => {

@@ -136,6 +136,21 @@ describe('genuine records, altered', () => {
   });
 });
 
+describe('what encryption does not protect: the record itself', () => {
+  test('a sealed outcome removed from its record (with its keyId) replays as a call that returned nothing: undefined', async () => {
+    const f = fixture();
+    for (const [key, input] of [
+      ['r', {}],
+      ['e', { fail: true }],
+    ] as const) {
+      const { response: _response, error: _error, keyId: _keyId, ...stripped } = await f.genuine(key, input);
+      await f.write(stripped);
+      await expect(f.fn({ id: key })).resolves.toBeUndefined();
+    }
+    expect(f.runs()).toBe(2);
+  });
+});
+
 test('a store without encryption refuses an encrypted response or error rather than replaying it', async () => {
   const f = fixture();
   const response = await f.genuine('plainreader-r');

@@ -1,9 +1,9 @@
 /** Responses and final errors encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
-import { DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { thrown } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 // Each test makes its own store, with its keyring.
 const { client, tableName } = useFreshTable();
@@ -74,6 +74,49 @@ test('an expired record encrypted with a retired key is taken over without decry
   await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: writer })({ id: 'r' });
   now += 61_000; // past the retention: the next claim replaces the record
   expect(await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'r' })).toBe(2);
+});
+
+test('a key retired from keyById() before its records expire: their duplicates fail closed with STORE_FAILURE naming the provider error, nothing runs; past the retention the call runs', async () => {
+  let now = 1_700_000_000_000;
+  const k1 = aesKey('k1');
+  const k2 = aesKey('k2');
+  let known = [k1, k2];
+  const encryption = { currentKey: () => k2, keyById: (id: string) => known.find((k) => k.id === id)?.key ?? Promise.reject(new Error(`no key ${id}`)) };
+  const store = new DynamoDBStore({ tableName, client, encryption: { ...encryption, currentKey: () => k1 } });
+  const rotated = new DynamoDBStore({ tableName, client, encryption });
+  let runs = 0;
+  const options = { name: 'retire', key: (i: { id: string }) => i.id, expiresAfterSeconds: 60, now: () => now };
+  await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store })({ id: 'r' });
+  const fn = makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: rotated });
+  expect(await fn({ id: 'r' })).toBe(1); // rotated: k1 still known
+  known = [k2]; // k1 retired too early
+  const error = await rejection(fn({ id: 'r' }));
+  expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', 'no key k1']);
+  expect(runs).toBe(1);
+  now += 61_000;
+  expect(await fn({ id: 'r' })).toBe(2);
+});
+
+test('the provider is asked at each use, never cached by the store: currentKey() at each completion that stores an outcome, keyById() at each replay', async () => {
+  const k1 = aesKey('k1');
+  const asked = { current: 0, byId: 0 };
+  const encryption = aesGcmEncryption({
+    currentKey: () => (asked.current++, k1),
+    keyById: () => (asked.byId++, k1.key),
+  });
+  const fn = makeIdempotent(async (input: { id: string; none?: boolean }) => (input.none ? undefined : input.id), {
+    store: new DynamoDBStore({ tableName, client, encryption }),
+    name: 'asked',
+    key: (i) => i.id,
+  });
+  await fn({ id: 'a' });
+  await fn({ id: 'b' });
+  await fn({ id: 'nothing', none: true }); // nothing to seal
+  expect(asked).toEqual({ current: 2, byId: 0 });
+  await fn({ id: 'a' });
+  await fn({ id: 'a' });
+  await fn({ id: 'nothing', none: true });
+  expect(asked).toEqual({ current: 2, byId: 2 });
 });
 
 test('a stored final error is sealed too (message, code and fields unreadable at rest), replayed to duplicates, and still read after a rotation', async () => {

@@ -199,6 +199,31 @@ for (const kind of CLIENT_KINDS) {
       expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
     });
 
+    test('a key provider that fails, as DynamoDBStore: at completion the record completes without its outcome (one warning names why); at the claim, STORE_FAILURE; the function runs once', async () => {
+      const ring = keyring(aesKey('k1'));
+      const warnings: string[] = [];
+      const store = new RedisStore({ client: opened.client, keyPrefix: `faults-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
+      let runs = 0;
+      const charge = makeIdempotent(async (id: string) => ({ id, run: ++runs }), {
+        store,
+        name: 'faults',
+        logger: { warn: (line) => void warnings.push(line) },
+      });
+      ring.failCurrent = 'throws'; // a throttled KMS at completion
+      expect(await charge('a')).toEqual({ id: 'a', run: 1 });
+      expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['ThrottlingException']);
+      ring.failCurrent = undefined;
+      expect((await rejection(charge('a'))).code).toBe('RESPONSE_NOT_STORED');
+      expect(await charge('b')).toEqual({ id: 'b', run: 2 });
+      ring.failById = 'short key'; // at the claim, opening b's outcome
+      const error = await rejection(charge('b'));
+      expect([error.code, describeStoreFailure(error.cause)]).toEqual(['STORE_FAILURE', 'TypeError']);
+      ring.failById = undefined;
+      expect(await charge('b')).toEqual({ id: 'b', run: 2 });
+      expect(runs).toBe(2);
+      expect(warnings).toHaveLength(1);
+    });
+
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
       const key = { id: 'k1', key: randomBytes(32) };
       const encryption = { currentKey: () => key, keyById: () => key.key };

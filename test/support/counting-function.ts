@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBStore, makeIdempotent, transaction } from '../../lib/index.js';
+import { type DynamoDBStore, type IdempotencyLogger, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from './dynamodb.js';
 
 export type Mode = 'plain' | 'transactions' | 'atomic';
@@ -29,7 +29,12 @@ export interface CountingTables {
    * `body` made idempotent on `store` (whose table must be `tableName`) in `mode`, keyed by the
    * input's `id`, on a clock the test moves, every error final.
    */
-  countingFunction<R>(mode: Mode, store: DynamoDBStore, body: (input: { id: string }) => R, options?: { errorFields?: string[] }): CountingFunction<R>;
+  countingFunction<R>(
+    mode: Mode,
+    store: DynamoDBStore,
+    body: (input: { id: string }) => R,
+    options?: { errorFields?: string[]; logger?: IdempotencyLogger },
+  ): CountingFunction<R>;
 }
 
 export interface CountingFunction<R> {
@@ -55,7 +60,12 @@ export function useCountingTables(prefix: string): CountingTables {
 
   const applied = async (id: string): Promise<number> => Number((await readItem(client, bizTable, id))?.n?.N ?? 0);
 
-  function countingFunction<R>(mode: Mode, store: DynamoDBStore, body: (input: { id: string }) => R, options: { errorFields?: string[] } = {}) {
+  function countingFunction<R>(
+    mode: Mode,
+    store: DynamoDBStore,
+    body: (input: { id: string }) => R,
+    options: { errorFields?: string[]; logger?: IdempotencyLogger } = {},
+  ) {
     const name = `f${randomUUID().slice(0, 8)}`;
     const clock = { t: T0 };
     let runs = 0;
@@ -81,6 +91,7 @@ export function useCountingTables(prefix: string): CountingTables {
         atomic: mode === 'atomic',
         isFinalError: () => true,
         errorFields: options.errorFields ?? [],
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
       },
     );
     return {
