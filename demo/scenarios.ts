@@ -348,12 +348,15 @@ export const scenarios: Scenario[] = [
     const h = new Harness(client, tables);
     const key = h.key('crash');
     // The card is charged, then the Lambda dies while committing the payment with its record: the
-    // payment item and the COMPLETED record share one transaction, so neither exists.
-    let crashes = 1;
+    // payment item and the COMPLETED record share one transaction, so neither exists, and the dead
+    // attempt sends nothing more (it cannot release its record).
+    let dead = false;
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === 'TransactWriteItemsCommand' && crashes-- > 0)
+        if (dead || context.commandName === 'TransactWriteItemsCommand') {
+          dead = true;
           throw Object.assign(new Error('the Lambda runtime stopped'), { name: 'RuntimeExit' });
+        }
         return next(args);
       },
       { step: 'initialize', name: 'demoCrash' },
