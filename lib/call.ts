@@ -27,6 +27,11 @@ export class Call {
     readonly startedAt: number,
     /** Whether the store can commit writes with the record. */
     readonly transactional: boolean,
+    /**
+     * The time left (ms) until the Lambda invocation running it ends, by the clock of the engine
+     * that started it, when known: calls nested in it given no context end by then too.
+     */
+    readonly timeLeft?: () => number,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

@@ -7,7 +7,7 @@ import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
-import { inCall, isWithin } from './transaction.js';
+import { enclosingCall, inCall, isWithin } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -72,6 +72,9 @@ export const remainingMillisOf = (context: unknown): number | undefined => {
   }
   return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
 };
+
+/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline either). */
+const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
 
 /**
  * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
@@ -195,11 +198,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
     const now = this.now();
-    if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false) };
+    // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
+    const remaining = remainingMillisOf(context) ?? positive(enclosingCall()?.timeLeft?.());
+    const deadline = remaining === undefined ? undefined : now + remaining;
+    if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false, this.#timeLeft(deadline)) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
-    const waitUntil = now + waitableMillis(remainingMillisOf(context));
+    const waitUntil = now + waitableMillis(remaining);
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
@@ -212,9 +218,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, context, execution, waitUntil);
+      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
-      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, context, execution, waitUntil, false);
+      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, false);
       const waitLeft = waitUntil - this.now();
       // Out of time to wait, it answers as on meeting the leader's record.
       if (waitLeft <= 0) {
@@ -233,7 +239,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async #lead(
     key: string,
     fingerprint: string | undefined,
-    context: TContext | undefined,
+    deadline: number | undefined,
     execution: string | undefined,
     waitUntil: number,
     fly = true,
@@ -242,7 +248,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
     const flight = fly && execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
     try {
-      const start = await this.#claim(key, owner, fingerprint, context, execution !== undefined, waitUntil);
+      const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
         flight?.settle(start.record);
         return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
@@ -277,18 +283,22 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     key: string,
     owner: string,
     fingerprint: string | undefined,
-    context: TContext | undefined,
+    deadline: number | undefined,
     durable: boolean,
     until: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
-    const remaining = remainingMillisOf(context);
+    const remaining = deadline === undefined ? undefined : positive(deadline - now);
     const leaseMillis = durable
       ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
       : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
-      return { kind: 'run', call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional), leaseUntil: now + leaseMillis };
+      return {
+        kind: 'run',
+        call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional, this.#timeLeft(deadline)),
+        leaseUntil: now + leaseMillis,
+      };
     const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
     for (let attempt = 0; ; attempt++) {
       const at = this.now();
@@ -322,7 +332,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional), leaseUntil };
+        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional, this.#timeLeft(deadline)), leaseUntil };
       }
       const record = claim.record;
       const after = this.now();
@@ -447,6 +457,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       },
     );
     return [{ kind: 'error', error, replayed: false }, undefined];
+  }
+
+  /** The time left until `deadline` by this engine's clock, for the calls nested in one of its calls. */
+  #timeLeft(deadline: number | undefined): (() => number) | undefined {
+    return deadline === undefined ? undefined : () => deadline - this.now();
   }
 
   /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */

@@ -86,6 +86,11 @@ export function inCall<R>(call: Call, fn: () => PromiseLike<R> | R): Promise<R> 
   return currentCall.run({ call, outer: enclosing(currentCall.getStore()), inFunction: true }, async () => await fn());
 }
 
+/** The call whose function is running here, and in which a call starting now is nested. @internal */
+export function enclosingCall(): Call | undefined {
+  return enclosing(currentCall.getStore())?.call;
+}
+
 /**
  * Whether the code running now is part of `call`'s function, directly or through calls nested in
  * it. Not the code that invoked a middy handler: a runtime loop that dispatches the next

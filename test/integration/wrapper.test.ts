@@ -3,7 +3,9 @@
  * injected clock and gates (no sleeps).
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { type IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import middy from '@middy/core';
+import { type IdempotencyError, idempotency, makeIdempotent } from '../../lib/index.js';
+import { lambdaContext } from '../../lib/testing/index.js';
 import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { onlyOneEnters, Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
@@ -249,6 +251,70 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
   expect((await rejection(once({ id: 'held' }, { getRemainingTimeInMillis: () => 1 }))).retryAfterSeconds).toBe(3);
   holder.open('y');
   expect(await call).toBe('y');
+});
+
+describe('a call given no context, nested in a call with a Lambda deadline', () => {
+  /**
+   * An outer call that calls `inner` (given no context) while the test holds it; the outer call
+   * reads the time by `outerNow`, the inner one by `clock`.
+   */
+  function nested(name: string, outerNow?: () => number) {
+    const clock = { now: T0 };
+    const turnstile = new Turnstile<string>();
+    const inner = makeIdempotent(async (order: Order) => `${order.id}:${await turnstile.enter()}`, {
+      store,
+      name: `${name}-inner`,
+      key: (order) => order.id,
+      now: () => clock.now,
+      singleFlight: false, // a duplicate stands for another process
+    });
+    const outer = makeIdempotent(async (order: Order, _context: { getRemainingTimeInMillis(): number }) => inner(order), {
+      store,
+      name: `${name}-outer`,
+      key: (order) => order.id,
+      now: outerNow ?? (() => clock.now),
+    });
+    const item = () => readItem(client, tableName, recordId(`${name}-inner`, 'o-1'));
+    /** The inner record's lease while `started` (which reaches `inner`) is held; then lets it finish. */
+    const leaseOf = async (started: Promise<string>): Promise<string | undefined> => {
+      const holder = await turnstile.next();
+      const lease = (await item())?.leaseUntil?.N;
+      holder.open('ok');
+      expect(await started).toBe('o-1:ok');
+      return lease;
+    };
+    return { clock, turnstile, inner, outer, item, leaseOf };
+  }
+
+  test('holds its record until that deadline, not for leaseSeconds: a duplicate after 60 s is IN_PROGRESS and does not run it again', async () => {
+    const { clock, turnstile, inner, outer, item } = nested('inherit');
+    const first = outer({ id: 'o-1' }, { getRemainingTimeInMillis: () => 300_000 });
+    const holder = await turnstile.next();
+    expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 300_000) } });
+    clock.now = T0 + 61_000; // past the 60 s default lease, well before the outer deadline
+    expect(await rejection(inner({ id: 'o-1' }))).toMatchObject({ code: 'IN_PROGRESS', retryAfterSeconds: 239 });
+    holder.open('paid');
+    expect(await first).toBe('o-1:paid');
+    expect(turnstile.count).toBe(1);
+  });
+
+  test("the deadline is read by the outer call's clock, so an inner call on another clock gets the same time left", async () => {
+    const { outer, leaseOf } = nested('clocks', () => T0 + 86_400_000); // a day ahead of the inner call's clock
+    expect(await leaseOf(outer({ id: 'o-1' }, { getRemainingTimeInMillis: () => 120_000 }))).toBe(String(T0 + 120_000));
+  });
+
+  test("in a middy handler with the idempotency middleware, the inner record is held until the invocation's deadline", async () => {
+    const { inner, leaseOf } = nested('middy');
+    const handler = middy(async (order: Order) => inner(order)).use(
+      idempotency({ store, name: 'middy-outer', key: (order: Order) => order.id, now: () => T0 }),
+    );
+    expect(await leaseOf(handler({ id: 'o-1' }, lambdaContext({ remainingMillis: 200_000, now: () => T0 })))).toBe(String(T0 + 200_000));
+  });
+
+  test('without an enclosing call the lease is leaseSeconds (60 s by default)', async () => {
+    const { inner, leaseOf } = nested('own');
+    expect(await leaseOf(inner({ id: 'o-1' }))).toBe(String(T0 + 60_000));
+  });
 });
 
 test('the longest name the options accept makes a record key DynamoDB takes (2,048 bytes): the call runs once and replays', async () => {
