@@ -535,6 +535,23 @@ describe('atomic: true (one round trip)', () => {
     expect(f.probe.commands.every((command) => command === 'TransactWriteItemsCommand')).toBe(true);
   });
 
+  test("a call nested in its own key's call runs and commits; the outer call's commit is cancelled and returns the inner call's stored result", async () => {
+    let runs = 0;
+    const store = new DynamoDBStore({ client: admin, tableName: idemTable });
+    const self = makeIdempotent(
+      async (order: { id: string }): Promise<{ run: number }> => {
+        const run = ++runs;
+        if (run === 1) await self(order);
+        return { run };
+      },
+      { store, name: uniqueName('atomic-self'), atomic: true },
+    );
+    expect(await self({ id: 'n1' })).toEqual({ run: 2 });
+    expect(runs).toBe(2);
+    // A later duplicate runs the (pure) function again, and gets the stored result.
+    expect(await self({ id: 'n1' })).toEqual({ run: 2 });
+  });
+
   test("an in-process duplicate waits for an atomic leader only until the leader's lease, then runs and commits itself", async () => {
     const f = chargeFixture({ atomic: true, hold: true, singleFlight: true });
     const leader = f.charge({ id: 'a3', amount: 4 });
