@@ -17,9 +17,11 @@ const isContext = (value: unknown): value is LambdaContextLike => {
 
 /**
  * Wraps any async function so that calls with the same key run it once and replay its result
- * (its parameters, its `this` and its result type are kept). The key is selected from the first argument; when the second argument is a Lambda context, the
- * attempt's lease ends at the Lambda deadline, otherwise after `leaseSeconds`. Replays return the
- * stored JSON form of the result (a `Date` comes back as its ISO string).
+ * (its parameters, its `this` and its result type are kept). The key is selected from the first
+ * argument; when the second argument is a Lambda context, the attempt's lease ends at the Lambda
+ * deadline; given none inside another idempotent call, at that call's deadline; otherwise after
+ * `leaseSeconds`. Replays return the stored JSON form of the result (a `Date` comes back as its
+ * ISO string).
  *
  * `name` is required: a function's own name is not stable across builds (a minifier renames it)
  * and not unique across functions sharing a table, and records must outlive both.
