@@ -33,7 +33,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly onMissingKey?: 'throw' | 'skip';
   /** Keep up to this many completed records in memory, so repeated duplicates cost no request. @default 0 */
   readonly cacheSize?: number;
-  /** Lease of an attempt made without a Lambda context (with one, the lease ends at its deadline). @default 60 */
+  /**
+   * Lease of an attempt made without a Lambda context, outside any idempotent call that has one
+   * (with one, the lease ends at its deadline). @default 60
+   */
   readonly leaseSeconds?: number;
   /** Clock, epoch milliseconds. @default Date.now */
   readonly now?: () => number;
