@@ -58,6 +58,9 @@ export function tenantOf(context: unknown): string | undefined {
   return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
 }
 
+/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). */
+const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
+
 /**
  * The Lambda deadline, also from a durable context (which carries the Lambda context as
  * `lambdaContext`); one that cannot be read counts as absent. @internal
@@ -70,11 +73,8 @@ export const remainingMillisOf = (context: unknown): number | undefined => {
   } catch {
     return undefined;
   }
-  return typeof remaining === 'number' && remaining > 0 ? remaining : undefined;
+  return typeof remaining === 'number' ? positive(remaining) : undefined;
 };
-
-/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline either). */
-const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
 
 /**
  * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
