@@ -5,7 +5,7 @@ import { recordActionInvalid, sendTransaction } from './dynamodb-transaction.js'
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
 import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, RecordStatus, RecordSummary } from './store.js';
-import { ITEM_LIMIT_BYTES, itemSize, type StoredOutcome, sealFailureOf } from './stored-outcome.js';
+import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome } from './stored-outcome.js';
 
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
@@ -50,7 +50,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     const put = this.claimPut(request, 'COMPLETED');
     return this.withOutcome(request, ITEM_LIMIT_BYTES - itemSize(put.Item), isTransactionTooLarge, async (outcome) => {
       const refused = await sendTransaction(this.client, [{ Put: { ...put, Item: { ...put.Item, ...this.outcomeItem(outcome) } } }, ...writes]);
-      if (refused === null) return { claimed: true, responseStored: !outcome.omitted, ...sealFailureOf(outcome) };
+      if (refused === null) return { claimed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
       try {
         return { claimed: false, record: (await this.toRecord(refused)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal') };
       } catch (error) {

@@ -387,7 +387,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
-    const done = (responseStored: boolean, sealFailure?: unknown): [Outcome, IdempotencyRecord] => {
+    const done = (
+      responseStored: boolean,
+      { sealFailure, storedError }: { sealFailure?: unknown; storedError?: string } = {},
+    ): [Outcome, IdempotencyRecord] => {
       // The outcome is lost to every duplicate (RESPONSE_NOT_STORED): say so, and why, where an operator looks.
       if (sealFailure !== undefined)
         this.#log("could not encrypt the call's outcome; the record completed without it, and duplicates get RESPONSE_NOT_STORED", key, sealFailure);
@@ -398,7 +401,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         expiresAt: request.expiresAt,
         ...(fingerprint === undefined ? {} : { fingerprint }),
         // As the store keeps it: an outcome it could not store (the response, or the final error) is omitted.
-        ...(!responseStored ? { responseOmitted: true } : request.error !== undefined ? { error: request.error } : {}),
+        ...(!responseStored ? { responseOmitted: true } : request.error !== undefined ? { error: storedError ?? request.error } : {}),
         ...(responseStored && request.response !== undefined ? { response: request.response } : {}),
       };
       this.#cache?.set(record);
@@ -411,8 +414,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       } catch (error) {
         return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
       }
-      if (claim.claimed) return done(claim.responseStored !== false, claim.sealFailure);
-      if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true);
+      if (claim.claimed) return done(claim.responseStored !== false, claim);
+      if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true, { storedError: claim.record.error });
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
@@ -433,7 +436,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         const released = await this.#release(call);
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
-        if (record?.owner === owner && record.status === 'COMPLETED') return done(record.responseOmitted !== true);
+        if (record?.owner === owner && record.status === 'COMPLETED') return done(record.responseOmitted !== true, { storedError: record.error });
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
@@ -445,9 +448,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return [own, done(payload.responseOmitted !== true)[1]];
       }
     }
-    if (result.completed) return done(result.responseStored, result.sealFailure);
+    if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
-    if (result.record?.owner === owner && result.record.status === 'COMPLETED') return done(result.record.responseOmitted !== true);
+    if (result.record?.owner === owner && result.record.status === 'COMPLETED')
+      return done(result.record.responseOmitted !== true, { storedError: result.record.error });
     this.#emit('superseded', key);
     const error = new IdempotencyError(
       'SUPERSEDED',

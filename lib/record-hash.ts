@@ -9,7 +9,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 import { malformedRecord, type ResponseCodec } from './response-codec.js';
 import type { CompleteRequest, CompleteResult, IdempotencyRecord, RecordSummary } from './store.js';
-import { encodeOutcome, outcomeBudget, sealFailureOf } from './stored-outcome.js';
+import { encodeOutcome, outcomeBudget, outcomeReport } from './stored-outcome.js';
 
 /** A stored value as one string field: JSON text as is, bytes (gzip, ciphertext) as base64 under `<name>Base64`. */
 function pushValue(fields: string[], name: string, value: AttributeValue | undefined): void {
@@ -53,7 +53,7 @@ export async function outcomeFields(
   pushValue(fields, 'error', stored.error);
   if (stored.keyId !== undefined) fields.push('keyId', stored.keyId);
   if (stored.omitted) fields.push('responseOmitted', '1');
-  return { fields, result: { completed: true, responseStored: !stored.omitted, ...sealFailureOf(stored) } };
+  return { fields, result: { completed: true, responseStored: !stored.omitted, ...outcomeReport(stored) } };
 }
 
 // A lease is in the caller's milliseconds, which may have a fraction (a clock built on performance.now()).

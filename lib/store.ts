@@ -41,12 +41,19 @@ export interface ClaimRequest {
 
 /**
  * `claimed: true` may carry the record the claim replaced (expired, or INPROGRESS past its lease),
- * and, for `claimCompleted`, whether the response could be stored;
+ * and, for `claimCompleted`, whether the response could be stored (`sealFailure` and `storedError`
+ * as in {@link CompleteResult});
  * `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after
  * a retried request).
  */
 export type ClaimResult =
-  | { readonly claimed: true; readonly previous?: IdempotencyRecord; readonly responseStored?: boolean; readonly sealFailure?: unknown }
+  | {
+      readonly claimed: true;
+      readonly previous?: IdempotencyRecord;
+      readonly responseStored?: boolean;
+      readonly sealFailure?: unknown;
+      readonly storedError?: string;
+    }
   | { readonly claimed: false; readonly record: IdempotencyRecord };
 
 export interface CompleteRequest {
@@ -73,10 +80,11 @@ export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>,
 /**
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the
  * store had to omit the response; `sealFailure`, the key provider's error, when it omitted it for
- * want of a key to encrypt it with). Otherwise the current record, if any, which the condition refused.
+ * want of a key to encrypt it with; `storedError`, the final error as stored, when the store had to
+ * cut it short). Otherwise the current record, if any, which the condition refused.
  */
 export type CompleteResult =
-  | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown }
+  | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown; readonly storedError?: string }
   | { readonly completed: false; readonly record: IdempotencyRecord | undefined };
 
 export interface ReleaseRequest {

@@ -93,6 +93,8 @@ export interface StoredOutcome {
   readonly omitted: boolean;
   /** Why the outcome could not be encrypted (the key provider's error), when that is why it was omitted. */
   readonly sealFailure?: unknown;
+  /** The final error as stored, when it had to be cut short to fit. */
+  readonly storedError?: string;
 }
 
 /** What a completion asks to store (a `CompleteRequest`'s outcome). @internal */
@@ -111,9 +113,14 @@ export interface OutcomeNames {
   readonly responseOmitted: string;
 }
 
-/** `{ sealFailure }` of an outcome the key provider kept from being encrypted, else nothing: for a store's result. @internal */
-export const sealFailureOf = (outcome: StoredOutcome): { readonly sealFailure?: unknown } =>
-  outcome.sealFailure === undefined ? {} : { sealFailure: outcome.sealFailure };
+/**
+ * What a store's result reports of the stored outcome besides `responseStored`: the key provider's
+ * error that kept it from being encrypted, and the final error as stored when it was cut short. @internal
+ */
+export const outcomeReport = (outcome: StoredOutcome): { readonly sealFailure?: unknown; readonly storedError?: string } => ({
+  ...(outcome.sealFailure === undefined ? {} : { sealFailure: outcome.sealFailure }),
+  ...(outcome.storedError === undefined ? {} : { storedError: outcome.storedError }),
+});
 
 /**
  * Encodes an outcome to fit in `budget` bytes (the item limit less the record's other attributes):
@@ -139,6 +146,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   }
   let response: AttributeValue | undefined;
   let error: AttributeValue | undefined;
+  let errorText: string | undefined;
   try {
     let room = budget - (key === undefined ? 0 : attributeSize(names.keyId, { S: key.id }));
     if (json !== undefined) {
@@ -154,9 +162,9 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
       room -= omitted ? omittedSize : 0;
       // A sealed error is its plain text plus a fixed overhead: size the text before sealing it.
       const overhead = attributeSize(names.error, { S: '' }) + (key === undefined ? 0 : codec.sealOverhead);
-      const text = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
-      if (text === undefined) omitted = true;
-      else error = codec.encode(text, 'error', outcome.key, key);
+      errorText = fitError(outcome.error, Math.min(room, smallest ? SMALLEST_ERROR_BYTES : room) - overhead);
+      if (errorText === undefined) omitted = true;
+      else error = codec.encode(errorText, 'error', outcome.key, key);
     }
   } catch (failure) {
     // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
@@ -165,9 +173,10 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     return { omitted: true, sealFailure: failure };
   }
   if (response === undefined && error === undefined) return { omitted };
-  const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string } = { omitted };
+  const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string; storedError?: string } = { omitted };
   if (response !== undefined) stored.response = response;
   if (error !== undefined) stored.error = error;
+  if (errorText !== undefined && errorText !== outcome.error) stored.storedError = errorText;
   if (key !== undefined) stored.keyId = key.id;
   return stored;
 }

@@ -21,7 +21,7 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../store.js';
-import { encodeOutcome, type Outcome, type OutcomeNames, outcomeBudget, type StoredOutcome, sealFailureOf } from '../stored-outcome.js';
+import { encodeOutcome, type Outcome, type OutcomeNames, outcomeBudget, outcomeReport, type StoredOutcome } from '../stored-outcome.js';
 
 /** A raw item (`ALL_OLD`), or `null` when the write applied. @internal */
 export type Refusal = Record<string, AttributeValue> | undefined | null;
@@ -203,7 +203,7 @@ export class DynamoDBStore implements IdempotencyStore {
     return this.withOutcome(request, outcomeBudget(this.attributes, request), tooLarge, async (outcome) => {
       const refused = await send(this.completionUpdate(request, outcome));
       if (refused !== null) return { completed: false, record: await this.toRecord(refused, false) };
-      return { completed: true, responseStored: !outcome.omitted, ...sealFailureOf(outcome) };
+      return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
     });
   }
 

@@ -33,7 +33,7 @@ function probedClient() {
   return { client, commands };
 }
 
-function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[] } = {}) {
+function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[]; cacheSize?: number } = {}) {
   const { client, commands } = probedClient();
   const store = new DynamoDBStore({
     tableName,
@@ -111,6 +111,23 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
     expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(replayed.message)).toBe(false);
     if (mode !== 'atomic') expect(f.runs()).toBe(1);
     if (mode !== 'plain') expect(await f.counter('e')).toBe(0); // a final error's writes are discarded
+  });
+
+  test.each([
+    ['plain', false],
+    ['encrypted', true],
+  ])('%s: a duplicate answered from the local cache gets the error as stored, cut short, as other containers do', async (_what, encrypted) => {
+    const f = fixture(mode, hugeError('c'.repeat(450_000)), { encrypted, cacheSize: 10 });
+    expect((await thrown(f.fn({ id: 'h' }))).message).toHaveLength(450_000); // the caller gets its own error whole
+    const fromCache = await thrown(f.fn({ id: 'h' }));
+    f.pastLease();
+    const fromStore = await thrown(f.fn({ id: 'h' }));
+    // Compared by length and ending: a failure would print the whole 450 KB message.
+    expect(fromCache.message.length).toBeGreaterThan(100_000);
+    expect(fromCache.message.length).toBeLessThan(450_000);
+    expect(fromCache.message.endsWith('c…')).toBe(true);
+    expect(fromCache.message === fromStore.message).toBe(true);
+    expect(f.runs()).toBe(1);
   });
 
   test('large fields are dropped, the message kept whole', async () => {

@@ -132,3 +132,24 @@ test('at the exact edge: the longest response InMemoryStore keeps DynamoDBStore 
   expect([String(low).length, String(high).length]).toEqual([6, 6]);
   expect([await keepsLength(dynamodb, low), await keepsLength(dynamodb, high)]).toEqual([true, false]);
 });
+
+test('a final error too large for the item: both stores cut it short alike and report it as they stored it', async () => {
+  const memory = new InMemoryStore();
+  const now = Date.parse('2030-01-03T00:00:00Z');
+  const error = JSON.stringify({ name: 'Declined', message: 'd'.repeat(450_000), code: 'DECLINED' });
+  const reported: object[] = [];
+  for (const store of [memory, dynamodb]) {
+    const key = `parity-error-${now}`;
+    await store.claim({ key, owner: 'owner-1', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 });
+    const result = await store.complete({ key, owner: 'owner-1', expiresAt: now / 1000 + 3600, response: undefined, error });
+    const { record } = (await store.claim({ key, owner: 'owner-2', now, leaseUntil: now + 60_000, expiresAt: now / 1000 + 3600 })) as {
+      record: IdempotencyRecord;
+    };
+    const storedError = (result as { storedError?: string }).storedError;
+    // Compared by length and ending: a failure would print the whole 450 KB message.
+    expect(storedError === record.error).toBe(true);
+    reported.push({ completed: result.completed, length: storedError?.length, cut: storedError?.endsWith('d…","code":"DECLINED"}') });
+  }
+  expect(reported[0]).toEqual(reported[1]);
+  expect(reported[0]).toMatchObject({ completed: true, cut: true });
+});

@@ -64,7 +64,7 @@ export function useCountingTables(prefix: string): CountingTables {
     mode: Mode,
     store: DynamoDBStore,
     body: (input: { id: string }) => R,
-    options: { errorFields?: string[]; logger?: IdempotencyLogger } = {},
+    options: { errorFields?: string[]; logger?: IdempotencyLogger; cacheSize?: number } = {},
   ) {
     const name = `f${randomUUID().slice(0, 8)}`;
     const clock = { t: T0 };
@@ -92,6 +92,7 @@ export function useCountingTables(prefix: string): CountingTables {
         isFinalError: () => true,
         errorFields: options.errorFields ?? [],
         ...(options.logger === undefined ? {} : { logger: options.logger }),
+        ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
       },
     );
     return {
