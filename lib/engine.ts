@@ -77,6 +77,22 @@ export const remainingMillisOf = (context: unknown): number | undefined => {
 };
 
 /**
+ * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
+ * A durable call follows only a call of the same invocation of its own execution: one of another
+ * execution, or of an earlier invocation, may stay suspended for days.
+ */
+function flightOf(key: string, execution: string | undefined, context: unknown): string | undefined {
+  if (execution === undefined) return key;
+  let invocation: unknown;
+  try {
+    invocation = (context as { lambdaContext?: { awsRequestId?: unknown } }).lambdaContext?.awsRequestId;
+  } catch {
+    return undefined;
+  }
+  return typeof invocation === 'string' && invocation !== '' ? `${key}\u0000${execution}\u0000${invocation}` : undefined;
+}
+
+/**
  * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
  * before its own Lambda deadline, so that it still answers `IN_PROGRESS` rather than time out.
  */
@@ -204,6 +220,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false, this.#timeLeft(deadline)) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
+    // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
+    const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     for (;;) {
@@ -213,14 +231,22 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
-      // A durable execution never waits on another one in process: that one may stay suspended for days.
-      const leader = execution === undefined && this.#singleFlight ? this.#flights.get(key) : undefined;
+      const leader = flight === undefined ? undefined : this.#flights.get(flight);
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || leaseLeft < 0) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, flight);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
-      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, false);
+      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      if (execution !== undefined) {
+        // A leader of the same invocation of this execution holds the record as this call would (as
+        // the execution), past any lease: it ends in this invocation, or the invocation ends with
+        // both, and this call, replayed, follows it again. So no timer: a suspended invocation
+        // leaves nothing behind that could fire in a later one.
+        const record = await leader.done;
+        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+        continue;
+      }
       const waitLeft = waitUntil - this.now();
       // Out of time to wait, it answers as on meeting the leader's record.
       if (waitLeft <= 0) {
@@ -242,11 +268,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     deadline: number | undefined,
     execution: string | undefined,
     waitUntil: number,
-    fly = true,
+    flightKey?: string,
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = fly && execution === undefined && this.#singleFlight ? this.#fly(key) : undefined;
+    const flight = flightKey === undefined ? undefined : this.#fly(flightKey);
     try {
       const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {

@@ -72,7 +72,9 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   /**
    * Concurrent calls with the same key in this process share one claim: duplicates wait for the
    * first call's outcome instead of getting `IN_PROGRESS`, while they can still answer before their
-   * Lambda deadline. Durable executions never wait. @default true
+   * Lambda deadline. A call given a durable context waits only for a call of the same invocation of
+   * its execution, and does so whatever this option says: both hold the record as the execution,
+   * so the store cannot tell them apart. @default true
    */
   readonly singleFlight?: boolean;
   /**

@@ -382,3 +382,55 @@ test('an execution suspended past its durable lease loses the key: another execu
   expect(resumed.getResult()).toEqual(second.getResult());
   expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
 });
+
+describe('two concurrent calls with one key inside one execution, each given a durable context', () => {
+  /** A wrapped charge that logs every run and, for the first, waits on `release` (with `suspend`, on a `ctx.wait` first). */
+  function chargeOnce(suspend: boolean, singleFlight = true) {
+    const charges: string[] = [];
+    const release = gate<void>();
+    const charge = makeIdempotent(
+      async (orderId: string, ctx: DurableContext) => {
+        charges.push(orderId);
+        if (suspend) await ctx.wait('settle', runnerWait(30));
+        if (charges.length === 1) await release.promise;
+        return `charged ${orderId} (${charges.length})`;
+      },
+      { store, name: `charge-${randomUUID()}`, singleFlight },
+    );
+    return { charges, release, charge };
+  }
+
+  type Charge = ReturnType<typeof chargeOnce>['charge'];
+  const together = (charge: Charge, orderId: string, ctx: DurableContext): Promise<string[]> => Promise.all([charge(orderId, ctx), charge(orderId, ctx)]);
+  const inParallel = async (charge: Charge, orderId: string, ctx: DurableContext): Promise<string[]> =>
+    (await ctx.parallel('charge-twice', [(child) => charge(orderId, child), (child) => charge(orderId, child)])).getResults();
+
+  test.each([
+    ['Promise.all', together, true],
+    ['Promise.all, with singleFlight: false', together, false],
+    ['ctx.parallel branches, each given its own child context', inParallel, true],
+  ])('%s: the second waits for the first and gets its result; the function runs once', async (_how, both, singleFlight) => {
+    const { charges, release, charge } = chargeOnce(false, singleFlight);
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const results = both(charge, orderId, ctx);
+      release.open();
+      return results;
+    });
+    const orderId = randomUUID();
+    const execution = await runExecution<string[]>(handler, orderId);
+    expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, `charged ${orderId} (1)`]);
+    expect(charges).toEqual([orderId]);
+  });
+
+  test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {
+    const { charges, release, charge } = chargeOnce(true);
+    release.open();
+    const handler = withDurableExecution((orderId: string, ctx: DurableContext) => together(charge, orderId, ctx));
+    const orderId = randomUUID();
+    const execution = await runExecution<string[]>(handler, orderId);
+    expect(execution.getInvocations().length).toBeGreaterThan(1);
+    expect(execution.getResult()).toEqual([`charged ${orderId} (2)`, `charged ${orderId} (2)`]);
+    // The function's body before the wait runs again on the replay, as every durable body does, once per invocation.
+    expect(charges).toEqual([orderId, orderId]);
+  });
+});
