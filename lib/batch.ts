@@ -268,6 +268,10 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
 /**
  * Turns a per-record function into an idempotent batch handler for SQS, Kinesis and DynamoDB
  * Streams, returning `{ batchItemFailures }` (enable `reportBatchItemFailures` on the event source).
+ * It takes an event source mapping's `{ Records }` and the bare array an EventBridge pipe sends a
+ * Lambda target: the same message gets the same key either way; a pipe's failures are named by
+ * `messageId` (SQS) or `eventID` (Kinesis, DynamoDB Streams), and its flat Kinesis records reach the
+ * record function in the event source mapping's shape.
  * Each record runs through the idempotency engine, keyed by its parsed payload unless `key` selects
  * a business key; duplicates inside one batch run once and share the outcome. SQS standard records
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
