@@ -11,6 +11,7 @@ import {
   type IdempotencyStore,
   type IdempotentBatchOptions,
   idempotentBatch,
+  type PipesBatchEvent,
   type RecordHandler,
   type StreamChange,
 } from '../../lib/index.js';
@@ -20,6 +21,7 @@ import {
   kinesisRecord,
   kinesisSequence,
   type Order,
+  piped,
   QUEUE_ARN,
   REGION,
   redelivered,
@@ -1027,7 +1029,7 @@ describe("near the invocation's deadline", () => {
       },
       { now: time.now, ...options },
     );
-    const invoke = (event: BatchEvent, remaining: number) =>
+    const invoke = (event: BatchEvent | PipesBatchEvent, remaining: number) =>
       orders.handler(event, timedContext({ functionName: 'order-consumer', remainingMillis: remaining, now: time.now }));
     return { ...orders, invoke };
   }
@@ -1040,6 +1042,13 @@ describe("near the invocation's deadline", () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
     expect(failuresOf(await orders.invoke({ Records: batch.slice(3) }, 10_000))).toEqual([]);
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+  });
+
+  test('through an EventBridge pipe, the stream records not started are named, every one, by eventID', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3, 4, 5].map((n) => piped(kinesisRecord({ orderId: `o-${n}` }, n)));
+    expect(failuresOf(await orders.invoke(batch, 10_000))).toEqual(batch.slice(3).map((record) => record.eventID));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
   });
 
   test('queue records not started in time are reported (FIFO: with the rest of their group); the started ones are done and never run again', async () => {

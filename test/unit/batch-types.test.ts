@@ -12,7 +12,7 @@ import { lambdaContext } from '../support/lambda.js';
 const handler = idempotentBatch(() => undefined, { store: new InMemoryStore(), name: 'orders' });
 
 /** Never called: what its body's calls take and give is what tsc checks. */
-export function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, DynamoDBStreamEvent, PipesBatchEvent], flat: PipesKinesisRecord) {
+function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, DynamoDBStreamEvent, PipesBatchEvent], flat: PipesKinesisRecord) {
   const [sqs, kinesis, streams, piped] = events;
   const answers: Array<Promise<BatchResponse>> = [handler(sqs, context), handler(kinesis, context), handler(streams, context), handler(piped, context)];
   void handler([flat, flat], context);
@@ -27,6 +27,8 @@ export function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEv
   const asSqsHandler: SQSHandler = (event, ctx) => handler(event, ctx).then(() => undefined);
   return { answers, counting, asSqsHandler };
 }
+
+void compileOnly;
 
 test('an empty array and an empty Records array are both empty batches', async () => {
   const context = lambdaContext('orders');
