@@ -27,6 +27,12 @@ export interface PipesKinesisRecord extends Omit<KinesisStreamRecord, 'kinesis'>
  * What an EventBridge pipe delivers to a Lambda target: its source's records as a bare JSON array
  * (also a batch of one). A pipe's Kinesis records are flat; `idempotentBatch` hands them on in the
  * event source mapping's shape (`record.kinesis.data`), so one record function serves both paths.
+ *
+ * @example
+ * ```ts
+ * const event: PipesBatchEvent = [sqsRecord]; // what a pipe from an SQS queue sends
+ * await handler(event, context); // { batchItemFailures: [{ itemIdentifier: messageId }] } for the records that failed
+ * ```
  */
 export type PipesBatchEvent = ReadonlyArray<SQSRecord | PipesKinesisRecord | DynamoDBRecord>;
 
