@@ -1,7 +1,16 @@
 import { types } from 'node:util';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { Context, DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
+import type {
+  Context,
+  DynamoDBRecord,
+  DynamoDBStreamEvent,
+  KinesisStreamEvent,
+  KinesisStreamRecord,
+  KinesisStreamRecordPayload,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, remainingMillisOf } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
@@ -10,6 +19,22 @@ import { isFunction, optionChecks, type SharedOptionName, sharedOptionsExcept, v
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
+
+/** A Kinesis record as an EventBridge pipe delivers it: the fields Lambda nests under `kinesis` sit at the top level. */
+export interface PipesKinesisRecord extends Omit<KinesisStreamRecord, 'kinesis'>, KinesisStreamRecordPayload {}
+
+/**
+ * What an EventBridge pipe delivers to a Lambda target: its source's records as a bare JSON array
+ * (also a batch of one). A pipe's Kinesis records are flat; `idempotentBatch` hands them on in the
+ * event source mapping's shape (`record.kinesis.data`), so one record function serves both paths.
+ *
+ * @example
+ * ```ts
+ * const event: PipesBatchEvent = [sqsRecord]; // what a pipe from an SQS queue sends
+ * await handler(event, context); // { batchItemFailures: [{ itemIdentifier: messageId }] } for the records that failed
+ * ```
+ */
+export type PipesBatchEvent = ReadonlyArray<SQSRecord | PipesKinesisRecord | DynamoDBRecord>;
 
 /** The change a DynamoDB Streams record carries, unmarshalled to plain values. */
 export interface StreamChange {
@@ -96,28 +121,47 @@ interface Item<TMessage> {
 
 type Source = 'sqs' | 'kinesis' | 'dynamodb';
 
-function sourceOf(record: BatchRecord): Source {
-  const source = (record as { eventSource?: string } | null)?.eventSource;
+/** Who delivered the batch: a Lambda event source mapping (`{ Records }`) or an EventBridge pipe (a bare array). */
+type Delivery = 'mapping' | 'pipe';
+
+function sourceOf(record: BatchRecord, index: number, delivery: Delivery): Source {
+  const source = (record as { eventSource?: unknown } | null)?.eventSource;
   if (source === 'aws:sqs') return 'sqs';
   if (source === 'aws:kinesis') return 'kinesis';
   if (source === 'aws:dynamodb') return 'dynamodb';
+  if (delivery === 'pipe' && typeof source !== 'string') {
+    // Acknowledging these as done would drop the messages: without the record, no failure can be reported.
+    throw new TypeError(
+      `idempotentBatch: item ${index} of the EventBridge Pipes array is not an SQS, Kinesis or DynamoDB Streams record (it has no \`eventSource\`): ` +
+        "a target input transformer or an enrichment reshaped it, and the id that reports the record's failure went with it. " +
+        'Deliver the records as the source gives them (no target input transformer) and select the key with `key`, or read the payload with `parse`.',
+    );
+  }
   throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(source)}: expected SQS, Kinesis or DynamoDB Streams records.`);
 }
 
-const IDENTIFIER: Record<Source, string> = { sqs: 'messageId', kinesis: 'kinesis.sequenceNumber', dynamodb: 'dynamodb.SequenceNumber' };
+/** The member a batch item failure names: a pipe names a stream record by its `eventID`, Lambda by its sequence number. */
+const IDENTIFIER: Record<Delivery, Record<Source, string>> = {
+  mapping: { sqs: 'messageId', kinesis: 'kinesis.sequenceNumber', dynamodb: 'dynamodb.SequenceNumber' },
+  pipe: { sqs: 'messageId', kinesis: 'eventID', dynamodb: 'eventID' },
+};
 
 /** The id a batch item failure names. Without it a failure could not be reported: Lambda would read the answer as a failed batch, or as no failure at all. */
-function identify(record: BatchRecord, source: Source, index: number): string {
-  const id =
-    source === 'sqs'
-      ? (record as SQSRecord).messageId
-      : source === 'kinesis'
-        ? (record as Partial<KinesisStreamRecord>).kinesis?.sequenceNumber
-        : (record as DynamoDBRecord).dynamodb?.SequenceNumber;
+function identify(record: BatchRecord, source: Source, index: number, delivery: Delivery): string {
+  const path = IDENTIFIER[delivery][source];
+  const id = path.split('.').reduce<unknown>((value, name) => (value as Record<string, unknown> | undefined)?.[name], record);
   if (typeof id === 'string' && id !== '') return id;
+  const deliverer = delivery === 'pipe' ? 'an EventBridge pipe' : "Lambda's event source mapping";
   throw new TypeError(
-    `idempotentBatch: record ${index} has no \`${IDENTIFIER[source]}\`, the identifier a batch item failure reports: expected the records Lambda's event source mapping delivers.`,
+    `idempotentBatch: record ${index} has no \`${path}\`, the identifier a batch item failure reports: expected the records ${deliverer} delivers.`,
   );
+}
+
+/** A pipe's flat Kinesis record in the event source mapping's shape: `parse`, `key` and the record function read one shape whichever path delivered it. */
+function nested(record: BatchRecord): BatchRecord {
+  if ((record as { eventSource?: unknown }).eventSource !== 'aws:kinesis' || 'kinesis' in record) return record;
+  const { kinesisSchemaVersion, partitionKey, sequenceNumber, data, approximateArrivalTimestamp, ...rest } = record as PipesKinesisRecord;
+  return { ...rest, kinesis: { kinesisSchemaVersion, partitionKey, sequenceNumber, data, approximateArrivalTimestamp } };
 }
 
 const ATTRIBUTE_TYPES = new Set(['S', 'N', 'B', 'SS', 'NS', 'BS', 'M', 'L', 'NULL', 'BOOL']);
@@ -144,12 +188,16 @@ function parsedField(record: BatchRecord, source: Source): string | undefined {
  * by numbers JSON.parse rounded (two ids differing past the 16th digit would share a key) and
  * unmarshall images twice; every record would otherwise be reported as poison.
  */
-function assertUnparsed(record: BatchRecord, source: Source, index: number): void {
+function assertUnparsed(record: BatchRecord, source: Source, index: number, delivery: Delivery): void {
   const field = parsedField(record, source);
   if (field === undefined) return;
+  const cause =
+    delivery === 'pipe'
+      ? "not as an EventBridge pipe delivers it: the pipe's target input transformer (such as `<aws.pipes.event.json>`) or a middleware (such as @middy/event-normalizer) decoded it. "
+      : 'not as Lambda delivers it: a middleware (such as @middy/event-normalizer) ran first. ';
   throw new TypeError(
-    `idempotentBatch: record ${index}'s \`${field}\` is already parsed, not as Lambda delivers it: a middleware (such as @middy/event-normalizer) ran first. ` +
-      'idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that middleware from this handler.',
+    `idempotentBatch: record ${index}'s \`${field}\` is already parsed, ${cause}` +
+      `idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that ${delivery === 'pipe' ? 'transformer or middleware' : 'middleware from this handler'}.`,
   );
 }
 
@@ -226,6 +274,10 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
 /**
  * Turns a per-record function into an idempotent batch handler for SQS, Kinesis and DynamoDB
  * Streams, returning `{ batchItemFailures }` (enable `reportBatchItemFailures` on the event source).
+ * It takes an event source mapping's `{ Records }` and the bare array an EventBridge pipe sends a
+ * Lambda target: the same message gets the same key either way; a pipe's failures are named by
+ * `messageId` (SQS) or `eventID` (Kinesis, DynamoDB Streams), and its flat Kinesis records reach the
+ * record function in the event source mapping's shape.
  * Each record runs through the idempotency engine, keyed by its parsed payload unless `key` selects
  * a business key; duplicates inside one batch run once and share the outcome. SQS standard records
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
@@ -245,7 +297,7 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
 export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   recordHandler: RecordHandler<TMessage, TResult>,
   options: IdempotentBatchOptions<TMessage>,
-): (event: BatchEvent, context: Context) => Promise<BatchResponse> {
+): (event: BatchEvent | PipesBatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   validateOptions('idempotentBatch', options, BATCH_OPTIONS);
   const { key, fingerprint, parse: parseOption, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
@@ -264,27 +316,36 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   );
   const log: IdempotencyLogger = common.logger ?? console;
 
-  return async function batchHandler(event: BatchEvent, context: Context): Promise<BatchResponse> {
-    const records = (event as { Records?: unknown } | undefined)?.Records as BatchRecord[] | undefined;
+  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context): Promise<BatchResponse> {
+    // An EventBridge pipe sends a Lambda target its batch as a bare array; an event source mapping, as `{ Records }`.
+    const delivery: Delivery = Array.isArray(event) ? 'pipe' : 'mapping';
+    const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
     // Acknowledging an event of another source (Kafka, Amazon MQ) as an empty batch would drop its messages.
-    if (!Array.isArray(records)) throw new TypeError('idempotentBatch: the event has no `Records` array: expected an SQS, Kinesis or DynamoDB Streams event.');
+    if (!Array.isArray(delivered)) {
+      throw new TypeError(
+        'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+      );
+    }
     const state = windowStateOf(event);
     const response = (batchItemFailures: BatchResponse['batchItemFailures']): BatchResponse =>
       state === undefined ? { batchItemFailures } : { batchItemFailures, state };
-    // A tumbling window's last invocation may bring no records, and needs its state back all the same.
-    if (records.length === 0) return response([]);
-    const source = sourceOf(records[0]!);
-    const other = records.find((record) => sourceOf(record) !== source);
-    if (other !== undefined) {
-      const sources = [records[0]!, other].map((record) => (record as { eventSource?: string }).eventSource).join(' and ');
-      throw new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`);
+    // A tumbling window's last invocation may bring no records, and needs its state back all the same;
+    // an empty array holds no message that answering could drop.
+    if (delivered.length === 0) return response([]);
+    const sources = delivered.map((record, index) => sourceOf(record, index, delivery));
+    const source = sources[0]!;
+    const other = sources.findIndex((each) => each !== source);
+    if (other !== -1) {
+      const mixed = [delivered[0]!, delivered[other]!].map((record) => (record as { eventSource?: string }).eventSource).join(' and ');
+      throw new TypeError(`idempotentBatch: the batch mixes records of ${mixed}; an event source mapping or a pipe delivers records of one source.`);
     }
+    const records = delivery === 'pipe' ? delivered.map(nested) : delivered;
     const fifo = source === 'sqs' && ((records[0] as SQSRecord).eventSourceARN?.endsWith('.fifo') ?? false);
     const items: Array<Item<TMessage>> = records.map((record, index) => {
-      const id = identify(record, source, index);
+      const id = identify(record, source, index, delivery);
       const group = fifo ? ((record as SQSRecord).attributes?.MessageGroupId ?? '') : undefined;
       const change = source === 'dynamodb' ? { change: (record as DynamoDBRecord).eventID } : {};
-      if (parseOption === undefined) assertUnparsed(record, source, index);
+      if (parseOption === undefined) assertUnparsed(record, source, index, delivery);
       let message: TMessage;
       try {
         message = parseOption === undefined ? (parse(record, source) as TMessage) : parseOption(record);
@@ -404,11 +465,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       return response(failures.map((item) => ({ itemIdentifier: item.id })));
     };
     if (source !== 'sqs') {
-      // Streams: in order; report the first failure, Lambda resumes from it.
+      // Streams: in order; report the first failure, Lambda resumes from it. A pipe is told of every
+      // record from it on: its documentation does not say that it resumes from the first one named,
+      // and a record never run that it took for done would be lost.
       for (const [index, item] of items.entries()) {
         const outcome = await attempt(item);
         if (outcome === 'late') unstarted = items.length - index;
-        if (outcome !== 'done') return answer([item], index === 0);
+        if (outcome !== 'done') return answer(delivery === 'pipe' ? items.slice(index) : [item], index === 0);
       }
       return answer([], false);
     }

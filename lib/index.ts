@@ -1,4 +1,13 @@
-export type { BatchEvent, BatchRecord, BatchResponse, IdempotentBatchOptions, RecordHandler, StreamChange } from './batch.js';
+export type {
+  BatchEvent,
+  BatchRecord,
+  BatchResponse,
+  IdempotentBatchOptions,
+  PipesBatchEvent,
+  PipesKinesisRecord,
+  RecordHandler,
+  StreamChange,
+} from './batch.js';
 export { idempotentBatch } from './batch.js';
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store.js';
 export { DEFAULT_ATTRIBUTE_NAMES, DynamoDBStore } from './dynamodb-store.js';

@@ -1,7 +1,7 @@
 /**
  * What the documentation cites as proof exists: every repository path it names in a code span
  * (`test/integration/calls.test.ts`) is a file, and every test name docs/batch.md quotes for the batch
- * guarantees is part of a test's title in the file it names.
+ * guarantees is part of a test's title in one of the files it names.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -86,15 +86,16 @@ test('the links of infra/README.md resolve (its snippets use a stack of their ow
 
 describe('the batch guarantees quote real test names', () => {
   const section = readFileSync(`${ROOT}/docs/batch.md`, 'utf8');
-  const titles = testTitles(readFileSync(`${ROOT}/test/integration/batch.test.ts`, 'utf8'));
+  const files = ['test/integration/batch.test.ts', 'test/integration/batch-pipes.test.ts'];
+  const titles = files.flatMap((file) => testTitles(readFileSync(`${ROOT}/${file}`, 'utf8')));
 
   test('the section names the file and quotes names', () => {
-    expect(section).toContain('`test/integration/batch.test.ts`');
+    for (const file of files) expect(section).toContain(`\`${file}\``);
     expect(quotedNames(section).length).toBeGreaterThan(15);
   });
 
   for (const parts of quotedNames(section)) {
-    test(`"${parts.join(' … ')}" is in one title of test/integration/batch.test.ts`, () => {
+    test(`"${parts.join(' … ')}" is in one title of the batch tests`, () => {
       expect(titles.filter((title) => parts.every((part) => title.includes(part)))).not.toEqual([]);
     });
   }

@@ -11,125 +11,29 @@ import {
   type IdempotencyStore,
   type IdempotentBatchOptions,
   idempotentBatch,
+  type PipesBatchEvent,
   type RecordHandler,
   type StreamChange,
 } from '../../lib/index.js';
 import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
+import {
+  ACCOUNT,
+  kinesisRecord,
+  kinesisSequence,
+  type Order,
+  piped,
+  QUEUE_ARN,
+  REGION,
+  redelivered,
+  SENT,
+  sqsEvent,
+  sqsRecord,
+  streamRecord,
+  streamSequence,
+} from '../support/batch-events.js';
 import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
-
-// ---------------------------------------------------------------------------------------------
-// Event fixtures: the records Lambda's event source mappings deliver.
-
-const REGION = 'eu-west-1';
-const ACCOUNT = '123456789012';
-const QUEUE_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:orders`;
-const FIFO_QUEUE_ARN = `arn:aws:sqs:${REGION}:${ACCOUNT}:orders.fifo`;
-const SENT = 1736942400000;
-
-interface Order {
-  readonly orderId: string;
-  readonly amount?: number;
-  readonly sentAt?: number;
-}
-
-let fifoSequence = 18_849_496_460_467_696_000n;
-
-/** An SQS record; a string body is sent as is (e.g. to make a poison message), anything else as JSON. */
-function sqsRecord(body: Order | string, options: { groupId?: string; messageId?: string } = {}): SQSRecord {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  const fifo = options.groupId !== undefined;
-  return {
-    messageId: options.messageId ?? randomUUID(),
-    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
-    body: text,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(SENT),
-      SenderId: 'AROAEXAMPLEID:order-service',
-      ApproximateFirstReceiveTimestamp: String(SENT + 12),
-      ...(fifo
-        ? {
-            MessageGroupId: options.groupId,
-            MessageDeduplicationId: createHash('sha256').update(text).digest('hex'),
-            SequenceNumber: String((fifoSequence += 1n)),
-          }
-        : {}),
-    },
-    messageAttributes: {},
-    md5OfBody: createHash('md5').update(text).digest('hex'),
-    eventSource: 'aws:sqs',
-    eventSourceARN: fifo ? FIFO_QUEUE_ARN : QUEUE_ARN,
-    awsRegion: REGION,
-  };
-}
-
-/** The same message received again, as SQS redelivers it after its visibility timeout. */
-function redelivered(record: SQSRecord): SQSRecord {
-  const count = Number(record.attributes.ApproximateReceiveCount) + 1;
-  return {
-    ...record,
-    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
-    attributes: { ...record.attributes, ApproximateReceiveCount: String(count) },
-  };
-}
-
-const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
-
-const kinesisSequence = (n: number) => `49590338271490256608559692538361571095921575989136588${String(n).padStart(3, '0')}`;
-
-function kinesisRecord(data: Order | string, n: number): KinesisStreamRecord {
-  const text = typeof data === 'string' ? data : JSON.stringify(data);
-  const sequenceNumber = kinesisSequence(n);
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: typeof data === 'string' ? 'unknown' : data.orderId,
-      sequenceNumber,
-      data: Buffer.from(text, 'utf8').toString('base64'),
-      approximateArrivalTimestamp: SENT / 1000 + n / 1000,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `shardId-000000000003:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: `arn:aws:iam::${ACCOUNT}:role/order-consumer`,
-    awsRegion: REGION,
-    eventSourceARN: `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/orders`,
-  };
-}
-
-const streamSequence = (n: number) => `4200000000000000000${String(n).padStart(4, '0')}`;
-
-/** A DynamoDB Streams record (NEW_AND_OLD_IMAGES) of an orders table, images marshalled as Lambda delivers them. */
-function streamRecord(n: number, orderId: string, status: string, eventName: 'INSERT' | 'MODIFY' = 'MODIFY'): DynamoDBRecord {
-  const image = (state: string) => ({
-    pk: { S: `ORDER#${orderId}` },
-    orderId: { S: orderId },
-    status: { S: state },
-    total: { N: '1999' },
-    lines: { L: [{ M: { sku: { S: 'A-1' }, qty: { N: '2' } } }] },
-    paid: { BOOL: state !== 'PENDING' },
-  });
-  return {
-    eventID: createHash('md5').update(`${orderId}-${n}`).digest('hex'),
-    eventName,
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: REGION,
-    dynamodb: {
-      ApproximateCreationDateTime: SENT / 1000 + n,
-      Keys: { pk: { S: `ORDER#${orderId}` } },
-      NewImage: image(status),
-      ...(eventName === 'MODIFY' ? { OldImage: image('PENDING') } : {}),
-      SequenceNumber: streamSequence(n),
-      SizeBytes: 213,
-      StreamViewType: 'NEW_AND_OLD_IMAGES',
-    },
-    eventSourceARN: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/orders/stream/2025-01-15T12:00:00.000`,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -672,7 +576,7 @@ test('a batch that mixes event sources (an event source mapping delivers one) is
     [[kinesisRecord({ orderId: 'o-mixed-3' }, 2), sqsRecord({ orderId: 'o-mixed-4' })], 'aws:kinesis and aws:sqs'],
   ] as const) {
     await expect(invoke({ Records: mixed } as unknown as SQSEvent)).rejects.toThrow(
-      new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping delivers records of one source.`),
+      new TypeError(`idempotentBatch: the batch mixes records of ${sources}; an event source mapping or a pipe delivers records of one source.`),
     );
   }
   expect(calls).toEqual([]);
@@ -730,7 +634,9 @@ test.each([
 ])('%s, which has no Records, is refused with a TypeError, never acknowledged as an empty batch', async (_, event) => {
   const { handler, calls } = consumer(async () => undefined);
   await expect(handler(event as unknown as SQSEvent, consumerContext())).rejects.toThrow(
-    new TypeError('idempotentBatch: the event has no `Records` array: expected an SQS, Kinesis or DynamoDB Streams event.'),
+    new TypeError(
+      'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+    ),
   );
   expect(calls).toEqual([]);
   // An empty Records array is an empty batch.
@@ -1123,7 +1029,7 @@ describe("near the invocation's deadline", () => {
       },
       { now: time.now, ...options },
     );
-    const invoke = (event: BatchEvent, remaining: number) =>
+    const invoke = (event: BatchEvent | PipesBatchEvent, remaining: number) =>
       orders.handler(event, timedContext({ functionName: 'order-consumer', remainingMillis: remaining, now: time.now }));
     return { ...orders, invoke };
   }
@@ -1136,6 +1042,13 @@ describe("near the invocation's deadline", () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
     expect(failuresOf(await orders.invoke({ Records: batch.slice(3) }, 10_000))).toEqual([]);
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+  });
+
+  test('through an EventBridge pipe, the stream records not started are named, every one, by eventID', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3, 4, 5].map((n) => piped(kinesisRecord({ orderId: `o-${n}` }, n)));
+    expect(failuresOf(await orders.invoke(batch, 10_000))).toEqual(batch.slice(3).map((record) => record.eventID));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
   });
 
   test('queue records not started in time are reported (FIFO: with the rest of their group); the started ones are done and never run again', async () => {

@@ -1,0 +1,37 @@
+/**
+ * The event types of `idempotentBatch`, checked by `tsc --noEmit` (part of `npm test`): its handler
+ * takes an event source mapping's event and an EventBridge pipe's array, and `BatchEvent` stays
+ * the mapping's event, so code that reads `event.Records` keeps compiling. A line that stops
+ * compiling, or an `@ts-expect-error` that stops erring, fails the type-check.
+ */
+import type { Context, DynamoDBStreamEvent, KinesisStreamEvent, SQSEvent, SQSHandler } from 'aws-lambda';
+import { type BatchEvent, type BatchResponse, idempotentBatch, type PipesBatchEvent, type PipesKinesisRecord } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const handler = idempotentBatch(() => undefined, { store: new InMemoryStore(), name: 'orders' });
+
+/** Never called: what its body's calls take and give is what tsc checks. */
+function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, DynamoDBStreamEvent, PipesBatchEvent], flat: PipesKinesisRecord) {
+  const [sqs, kinesis, streams, piped] = events;
+  const answers: Array<Promise<BatchResponse>> = [handler(sqs, context), handler(kinesis, context), handler(streams, context), handler(piped, context)];
+  void handler([flat, flat], context);
+  void handler([sqs.Records[0]!], context);
+  // @ts-expect-error A Kinesis record of an event source mapping is no record of a pipe's array.
+  void handler([kinesis.Records[0]!], context);
+  // @ts-expect-error Nor is any other array.
+  void handler([{ orderId: 'o-1' }], context);
+  // A wrapper written against BatchEvent (the tumbling-window example of docs/batch.md) still compiles.
+  const counting = async (event: BatchEvent, ctx: Context) => ({ ...(await handler(event, ctx)), count: event.Records.length });
+  // The handler is still an SQS handler where one is expected.
+  const asSqsHandler: SQSHandler = (event, ctx) => handler(event, ctx).then(() => undefined);
+  return { answers, counting, asSqsHandler };
+}
+
+void compileOnly;
+
+test('an empty array and an empty Records array are both empty batches', async () => {
+  const context = lambdaContext('orders');
+  expect(await handler([], context)).toEqual({ batchItemFailures: [] });
+  expect(await handler({ Records: [] }, context)).toEqual({ batchItemFailures: [] });
+});
