@@ -77,6 +77,12 @@ export const remainingMillisOf = (context: unknown): number | undefined => {
 };
 
 /**
+ * The most durable calls' flights an engine keeps. Each invocation that suspends leaves its calls'
+ * behind; only a call of a live invocation can be followed, and a process runs few at once.
+ */
+const DURABLE_FLIGHTS = 1_000;
+
+/**
  * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
  * A durable call follows only a call of the same invocation of its own execution: one of another
  * execution, or of an earlier invocation, may stay suspended for days.
@@ -141,6 +147,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #where: string;
   #warnedWholeEvent = false;
   readonly #flights = new Map<string, Flight>();
+  /**
+   * The flights of durable calls, apart: a call whose invocation suspends never ends in this
+   * process, so its flight stays until the oldest ones make room ({@link DURABLE_FLIGHTS}).
+   */
+  readonly #durableFlights = new Map<string, Flight>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
 
@@ -231,7 +242,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
-      const leader = flight === undefined ? undefined : this.#flights.get(flight);
+      const leader = flight === undefined ? undefined : (execution === undefined ? this.#flights : this.#durableFlights).get(flight);
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
@@ -272,7 +283,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = flightKey === undefined ? undefined : this.#fly(flightKey);
+    const flight = flightKey === undefined ? undefined : this.#fly(flightKey, execution === undefined ? this.#flights : this.#durableFlights);
     try {
       const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
@@ -291,17 +302,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
   }
 
-  #fly(key: string): Flight {
+  #fly(key: string, flights: Map<string, Flight>): Flight {
     let settle!: (record: IdempotencyRecord | undefined) => void;
     const done = new Promise<IdempotencyRecord | undefined>((resolve) => (settle = resolve));
     const flight: Flight = {
       done,
       settle: (record) => {
-        if (this.#flights.get(key) === flight) this.#flights.delete(key);
+        if (flights.get(key) === flight) flights.delete(key);
         settle(record);
       },
     };
-    this.#flights.set(key, flight);
+    if (flights === this.#durableFlights && flights.size >= DURABLE_FLIGHTS) flights.delete(flights.keys().next().value!);
+    flights.set(key, flight);
     return flight;
   }
 

@@ -601,3 +601,36 @@ describe('responses', () => {
     expect(fn).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('durable calls left behind by invocations that suspended', () => {
+  /** A durable context of `execution`'s invocation `invocation`, as the durable SDK passes one. */
+  const durableContext = (execution: string, invocation: string) => ({
+    executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/${execution}` },
+    lambdaContext: { awsRequestId: invocation },
+  });
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+  test('an engine keeps the flights of the last 1,000 only: a duplicate of a call that many flights older no longer waits for it', async () => {
+    const store = new MemoryStore();
+    let runs = 0;
+    // Each call waits for ever, as a call does whose invocation suspended.
+    const suspended = makeIdempotent(
+      async (_key: string, _ctx: unknown) => {
+        runs++;
+        await new Promise(() => undefined);
+      },
+      { store, name: 'suspended' },
+    );
+    void suspended('first', durableContext('e-first', 'i-first'));
+    for (let i = 0; i < 999; i++) void suspended(`other-${i}`, durableContext(`e-${i}`, `i-${i}`));
+    await settled();
+    void suspended('first', durableContext('e-first', 'i-first'));
+    await settled();
+    expect(runs).toBe(1000); // its duplicate follows it: the first call's flight is among the last 1,000
+    void suspended('one-more', durableContext('e-more', 'i-more'));
+    await settled();
+    void suspended('first', durableContext('e-first', 'i-first'));
+    await settled();
+    expect(runs).toBe(1002); // 1,001 flights later the first is gone: its duplicate claims its own record and runs
+  });
+});
