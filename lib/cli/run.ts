@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
@@ -33,8 +34,10 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
   const command = parseCommand(argv, env);
   if (command.command === 'help') return 'help';
   const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
-  // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden.
+  // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden;
+  // each attempt bounded as the store's own client is, since the SDK sets no timeout: a request never answered would hang the command.
   const client = new DynamoDBClient({
+    requestHandler: REQUEST_TIMEOUTS,
     ...(command.region === undefined ? {} : { region: command.region }),
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });

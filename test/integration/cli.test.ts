@@ -12,6 +12,7 @@ import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type Re
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
@@ -24,9 +25,13 @@ interface Run {
 
 /** Runs the CLI with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
 function cli(...args: string[]): Promise<Run> {
+  return cliAt(endpoint(), ...args);
+}
+
+function cliAt(dynamodb: string, ...args: string[]): Promise<Run> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodb,
     AWS_REGION: 'local',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
@@ -80,6 +85,18 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
   expect(noTable.code).toBe(1);
   expect(noTable.stderr).toMatch(/^lambda-idempotency: ResourceNotFoundException: /);
 });
+
+test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) instead of hanging it', async () => {
+  const proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
+  try {
+    proxy.stall();
+    // The SDK's three attempts, each bounded: without a bound the command waits forever.
+    const run = await cliAt(`http://127.0.0.1:${proxy.port}`, 'inspect', '--table', tableName, '--id', recordId('cli-hang', 'o-1'));
+    expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: TimeoutError: /) });
+  } finally {
+    await proxy.cut();
+  }
+}, 30_000);
 
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
   const { once, runs } = counted('cli-forget');
