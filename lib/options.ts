@@ -7,11 +7,28 @@ export interface LambdaContextLike {
   getRemainingTimeInMillis?(): number;
 }
 
-/** Receives bookkeeping failures that must not replace the caller's outcome. */
+/**
+ * Receives bookkeeping failures that must not replace the caller's outcome. A `warn` or `error`
+ * that throws, or returns a promise that rejects, loses its line and changes nothing else.
+ */
 export interface IdempotencyLogger {
   warn(message: string): void;
   /** Used for poison batch records when present; `warn` otherwise. */
   error?(message: string): void;
+}
+
+/**
+ * Writes one line through `logger`: `error` when asked and present, else `warn`. A logger that
+ * throws, or whose promise rejects, loses the line and nothing else: it is never the outcome of a
+ * call or a batch, nor an unhandled rejection. @internal
+ */
+export function logLine(logger: IdempotencyLogger, line: string, level: 'warn' | 'error' = 'warn'): void {
+  try {
+    const result: unknown = (logger[level] ?? logger.warn).call(logger, line);
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, () => undefined);
+  } catch {
+    // The line is lost; the outcome stays the function's.
+  }
 }
 
 /** Options shared by every entry point (middleware, wrapper, HTTP, batch). */
