@@ -409,10 +409,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         claim = await this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
       } catch (error) {
-        return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
+        const failure = commitError(error);
+        // The commit is this call's claim: a store that fails it is a store failure, as a failed claim is.
+        if (failure.code === 'COMMIT_FAILED' || failure.code === 'STORE_FAILURE') this.#emit('storeFailure', key);
+        return [{ kind: 'error', error: failure, replayed: false }, undefined];
       }
-      if (claim.claimed) return done(claim.responseStored !== false, claim.sealFailure);
-      if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true);
+      if (claim.claimed || claim.record.owner === owner) {
+        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        return claim.claimed ? done(claim.responseStored !== false, claim.sealFailure) : done(claim.record.responseOmitted !== true);
+      }
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
