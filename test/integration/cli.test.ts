@@ -151,6 +151,11 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
     // Broken JSON of an object is not a string key: quoting it would address another record.
     [['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":o-1}'], '`--key` is not valid JSON; quote string values inside it.'],
+    // JSON.parse would round it, and address a record no entry point wrote: which one is meant depends on the entry point.
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":12345678901234567890}'],
+      '`--key` holds 12345678901234567890, a number JavaScript cannot hold exactly: quote it ("12345678901234567890") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, 12345678901234567000.',
+    ],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],
