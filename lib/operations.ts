@@ -131,7 +131,9 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
 /**
  * Deletes the record of one key, so the next call with it runs again. With `onlyIf`, only while
  * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
- * completed meanwhile). `true` when a record was deleted.
+ * completed meanwhile). `true` when a record was deleted. `onlyIf` checks the status, not the
+ * attempt: an `INPROGRESS` record whose lease ended may since be another call's fresh claim, which
+ * this deletes; such a record needs no forgetting (the next call takes it over).
  *
  * @example
  * ```ts
