@@ -78,6 +78,15 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   }
 }
 
+/** What to check after a failed request, when its error does not say. */
+async function hintFor(error: unknown, { command, client }: Plan): Promise<string> {
+  if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
+  // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
+  if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';
+  const region = await client.config.region().catch(() => 'this Region');
+  return ` (table ${command.table} in ${region}): check --table, --region and --profile.`;
+}
+
 /**
  * Runs one command line and returns its exit code: 0 done, 1 a request failed, 2 a usage error
  * (nothing sent), 3 no such record. @internal
@@ -100,8 +109,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return await execute(plan, io);
   } catch (error) {
     const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-    const hint = /region is missing/i.test(message) ? ': give --region or set AWS_REGION.' : '';
-    io.stderr(`lambda-idempotency: ${message}${hint}\n`);
+    io.stderr(`lambda-idempotency: ${message}${await hintFor(error, plan)}\n`);
     return EXIT.failed;
   } finally {
     plan.client.destroy();

@@ -83,7 +83,10 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
 
   expect(missing).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
   expect(noTable.code).toBe(1);
-  expect(noTable.stderr).toMatch(/^lambda-idempotency: ResourceNotFoundException: /);
+  // DynamoDB's message names neither the table nor the Region: the command does.
+  expect(noTable.stderr).toMatch(
+    /^lambda-idempotency: ResourceNotFoundException: .+ \(table no-such-table in local\): check --table, --region and --profile\.\n$/,
+  );
 });
 
 test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) instead of hanging it', async () => {
