@@ -48,7 +48,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly expiresAfterSeconds?: number;
   /** What to do when the key selector finds no value. @default 'throw' */
   readonly onMissingKey?: 'throw' | 'skip';
-  /** Keep up to this many completed records in memory, so repeated duplicates cost no request. @default 0 */
+  /**
+   * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
+   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). @default 0
+   */
   readonly cacheSize?: number;
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one

@@ -56,7 +56,11 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
     case 'forget': {
       const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
       const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
-      io.stdout(command.json ? json({ id, deleted }) : `${deleted ? `Deleted ${id}; the next call with this key runs again.` : missed}\n`);
+      io.stdout(
+        command.json
+          ? json({ id, deleted })
+          : `${deleted ? `Deleted ${id}; the next call with this key runs again (not in an instance that holds it in its cacheSize memory).` : missed}\n`,
+      );
       return deleted ? EXIT.done : EXIT.notFound;
     }
     case 'stuck': {

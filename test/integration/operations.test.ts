@@ -137,6 +137,20 @@ test('a forgotten key runs again', async () => {
   expect(runs()).toBe(2);
 });
 
+test("a forgotten key still replays from the memory of an instance that cached it (cacheSize), until the record's retention ends", async () => {
+  let runs = 0;
+  let now = T0;
+  const options = { store, name: 'forget-cached', cacheSize: 10, expiresAfterSeconds: 3600, now: () => now };
+  const cached = makeIdempotent(async (_: string) => ++runs, options);
+  expect(await cached('o-1')).toBe(1);
+  expect(await forgetRecord({ store, name: 'forget-cached', key: 'o-1' })).toBe(true);
+  // An instance that never served the key runs it again; the one that did answers from its memory.
+  expect(await makeIdempotent(async (_: string) => ++runs, options)('o-1')).toBe(2);
+  expect(await cached('o-1')).toBe(1);
+  now += 3601 * 1000;
+  expect(await cached('o-1')).toBe(3);
+});
+
 test('onlyIf deletes a record only in that status', async () => {
   const { once } = counted('forget-only-if');
   await once({ orderId: 'o-1', amount: 5 });
