@@ -85,6 +85,11 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
 /** What to check after a failed request, when its error does not say. */
 async function hintFor(error: unknown, { command, client }: Plan): Promise<string> {
   if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
+  if ((error as Error | null)?.name === 'CredentialsProviderError') {
+    return command.profile === undefined
+      ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
+      : `: check that the profile ${command.profile} exists in the AWS config or credentials file, with credentials.`;
+  }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';
   const region = await client.config.region().catch(() => 'this Region');

@@ -25,18 +25,20 @@ interface Run {
 
 /** Runs the CLI with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
 function cli(...args: string[]): Promise<Run> {
-  return cliAt(endpoint(), ...args);
+  return cliWith({}, ...args);
 }
 
-function cliAt(dynamodb: string, ...args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {
+/** The CLI with these variables changed (`undefined` removes one). */
+function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  const base: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamodb,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
     AWS_REGION: 'local',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
+  const env = Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', main, ...args], { env }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
@@ -94,12 +96,39 @@ test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) ins
   try {
     proxy.stall();
     // The SDK's three attempts, each bounded: without a bound the command waits forever.
-    const run = await cliAt(`http://127.0.0.1:${proxy.port}`, 'inspect', '--table', tableName, '--id', recordId('cli-hang', 'o-1'));
+    const run = await cliWith(
+      { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}` },
+      'inspect',
+      '--table',
+      tableName,
+      '--id',
+      recordId('cli-hang', 'o-1'),
+    );
     expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: TimeoutError: /) });
   } finally {
     await proxy.cut();
   }
 }, 30_000);
+
+test('no credentials, or no Region: exit 1 with what to give', async () => {
+  // Nothing to find: no keys in the environment, no shared files, no instance metadata.
+  const nowhere = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config', AWS_EC2_METADATA_DISABLED: 'true' };
+  const address = ['inspect', '--table', tableName, '--id', recordId('cli-setup', 'o-1')];
+  const [noCredentials, noProfile, noRegion] = await Promise.all([
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
+    cliWith({ ...nowhere, AWS_REGION: undefined }, ...address),
+  ]);
+  const hints = [
+    ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.\n',
+    ': check that the profile nope exists in the AWS config or credentials file, with credentials.\n',
+  ];
+  for (const [index, run] of [noCredentials, noProfile].entries()) {
+    expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: CredentialsProviderError: /) });
+    expect(run.stderr.endsWith(hints[index]!)).toBe(true);
+  }
+  expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
+});
 
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
   const { once, runs } = counted('cli-forget');
