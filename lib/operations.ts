@@ -79,6 +79,8 @@ export function recordIdOf(address: RecordAddress): string {
   if ('id' in address) {
     const { id } = address;
     if ((address as { name?: unknown }).name !== undefined) throw new TypeError('`id` already holds the namespace: leave out `name`.');
+    // Beside an id a tenant scopes nothing: another tenant's record would be read or deleted.
+    if ((address as { tenant?: unknown }).tenant !== undefined) throw new TypeError('`id` already holds the tenant: leave out `tenant`.');
     if (typeof id !== 'string' || id.indexOf('#') < 1 || id.endsWith('#')) {
       throw new TypeError('A record id must read `<namespace>#<hash>`, as the library logs it.');
     }

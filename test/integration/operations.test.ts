@@ -211,5 +211,7 @@ test('a misspelt option or a second address is refused before anything is delete
   await expect(inspectRecord({ store, id, onlyIf: 'INPROGRESS' } as never)).rejects.toThrow('inspectRecord: unknown option `onlyIf`');
   // An id already names its namespace: a `name` beside it is a contradiction, not a detail to drop.
   expect(() => recordIdOf({ name: 'other', id })).toThrow('`id` already holds the namespace: leave out `name`.');
+  // … and its tenant: a `tenant` beside it would not scope it, and another tenant's record would go.
+  await expect(forgetRecord({ store, id, tenant: 'tenant-b' } as never)).rejects.toThrow(new TypeError('`id` already holds the tenant: leave out `tenant`.'));
   expect(await readItem(client, tableName, id)).toBeDefined();
 });
