@@ -101,6 +101,11 @@ export function recordIdOf(address: RecordAddress): string {
 /** Checked so that a misspelt option (`onlyif`) cannot turn a conditional delete into an unconditional one. */
 const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id', 'tenant'];
 
+function assertOptions(where: string, options: unknown, known: readonly string[]): asserts options is object {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where} takes an object: the \`store\` and the record's address.`);
+  assertKnownOptions(where, options, known);
+}
+
 function assertSupports<M extends 'inspect' | 'forget'>(
   store: IdempotencyStore,
   method: M,
@@ -124,9 +129,9 @@ function assertSupports<M extends 'inspect' | 'forget'>(
  * ```
  */
 export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
-  const store = options?.store;
+  assertOptions('inspectRecord', options, ADDRESS_OPTIONS);
+  const { store } = options;
   assertSupports(store, 'inspect');
-  assertKnownOptions('inspectRecord', options, ADDRESS_OPTIONS);
   return store.inspect(recordIdOf(options));
 }
 
@@ -143,9 +148,9 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
  * ```
  */
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
-  const { store, onlyIf } = options ?? {};
+  assertOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
+  const { store, onlyIf } = options;
   assertSupports(store, 'forget');
-  assertKnownOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }

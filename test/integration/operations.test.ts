@@ -185,6 +185,9 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   for (const missing of [undefined, null, '']) expect(() => recordIdOf({ name: 'n', key: missing })).toThrow(IdempotencyError);
   expect((await rejection(inspectRecord({ store, name: 'n', key: 1n }))).code).toBe('INVALID_KEY');
   await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow("'INPROGRESS' or 'COMPLETED'");
+  // Not the store's fault: no options at all.
+  await expect(inspectRecord(undefined as never)).rejects.toThrow(new TypeError("inspectRecord takes an object: the `store` and the record's address."));
+  await expect(forgetRecord(null as never)).rejects.toThrow(new TypeError("forgetRecord takes an object: the `store` and the record's address."));
 });
 
 test('a store without inspect or forget, such as the lean DynamoDBStore, is refused with a sentence that names the stores that have them', async () => {
