@@ -15,7 +15,7 @@ import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, rem
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { observeAny } from './observability.js';
-import { isFunction, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
@@ -375,9 +375,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
     const runs = new Map<string, Promise<boolean>>();
     const logPoison = (item: Item<TMessage>, reason: string): void =>
-      (log.error ?? log.warn).call(
+      logLine(
         log,
         JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason }),
+        'error',
       );
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
@@ -448,7 +449,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
      */
     const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
       if (unstarted > 0) {
-        log.warn(
+        logLine(
+          log,
           JSON.stringify({
             level: 'WARN',
             message: "lambda-idempotency: records not started, the invocation's deadline is near; reported as failed",

@@ -4,7 +4,7 @@ import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './er
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
-import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, validateOptions } from './options.js';
+import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
 import { enclosingCall, inCall, isWithin } from './transaction.js';
@@ -170,7 +170,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
     this.now = options.now ?? (() => Date.now());
     this.#logger = options.logger ?? console;
-    this.#emit = observe(where, options.observability, this.now, (message) => this.#logger.warn(message));
+    this.#emit = observe(where, options.observability, this.now, (message) => logLine(this.#logger, message));
     this.#singleFlight = options.singleFlight !== false;
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
@@ -450,10 +450,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         claim = await this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
       } catch (error) {
-        return [{ kind: 'error', error: commitError(error), replayed: false }, undefined];
+        const failure = commitError(error);
+        // The commit is this call's claim: a store that fails it is a store failure, as a failed claim is.
+        if (failure.code === 'COMMIT_FAILED' || failure.code === 'STORE_FAILURE') this.#emit('storeFailure', key);
+        return [{ kind: 'error', error: failure, replayed: false }, undefined];
       }
-      if (claim.claimed) return done(claim.responseStored !== false, claim);
-      if (claim.record.owner === owner) return done(claim.record.responseOmitted !== true, { storedError: claim.record.error });
+      if (claim.claimed || claim.record.owner === owner) {
+        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        return claim.claimed ? done(claim.responseStored !== false, claim) : done(claim.record.responseOmitted !== true, { storedError: claim.record.error });
+      }
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
@@ -582,16 +587,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const volatile = volatileEventOf(input);
     if (volatile === undefined) return;
     this.#warnedWholeEvent = true;
-    try {
-      this.#logger.warn(
-        JSON.stringify({
-          level: 'WARN',
-          message: `lambda-idempotency: ${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`,
-        }),
-      );
-    } catch {
-      // A logger that throws must not fail the call.
-    }
+    logLine(
+      this.#logger,
+      JSON.stringify({
+        level: 'WARN',
+        message: `lambda-idempotency: ${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`,
+      }),
+    );
   }
 
   #expiresAt(now: number): number {
@@ -606,19 +608,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** A warning through `logger` about the record `key`, naming `error`. */
   #log(what: string, key: string, error: unknown): void {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    try {
-      this.#logger.warn(
-        JSON.stringify({
-          level: 'WARN',
-          message: `lambda-idempotency: ${what}`,
-          namespace: namespaceOf(key),
-          recordId: key,
-          error: storeFailureDetail(error),
-        }),
-      );
-    } catch {
-      // The function has run (or failed) already: a logger that throws must not replace that outcome.
-    }
+    logLine(
+      this.#logger,
+      JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) }),
+    );
   }
 }
 

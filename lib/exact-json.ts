@@ -47,3 +47,10 @@ export function parseExactJson(text: string): unknown {
   });
   return inexact ? JSON.parse(exact) : value;
 }
+
+/** The first number of a JSON text that a double cannot hold, as written; `undefined` when there is none. @internal */
+export function inexactNumberIn(text: string): string | undefined {
+  if (!MAYBE_INEXACT.test(text)) return undefined;
+  for (const [token] of text.matchAll(TOKENS)) if (!token.startsWith('"') && typeof exactNumber(token) === 'string') return token;
+  return undefined;
+}

@@ -71,7 +71,7 @@ export type Emit = (event: IdempotencyEvent, key: string) => void;
 
 /**
  * Turns the `observability` option into the engine's `Emit`; `warn` reports a listener that
- * failed. @internal
+ * failed, and never throws. @internal
  */
 export type Observe = (where: string, option: unknown, now: () => number, warn: (message: string) => void) => Emit;
 
@@ -94,17 +94,13 @@ export const observeListener: Observe = (where, option, now, warn) => {
     if (warned) return;
     warned = true;
     const name = (error as { name?: unknown } | null)?.name;
-    try {
-      warn(
-        JSON.stringify({
-          level: 'WARN',
-          message: `lambda-idempotency: ${where}'s observability listener failed; the call goes on, and later failures are not logged`,
-          error: typeof name === 'string' ? name : typeof error,
-        }),
-      );
-    } catch {
-      // A logger that throws is not the call's outcome either.
-    }
+    warn(
+      JSON.stringify({
+        level: 'WARN',
+        message: `lambda-idempotency: ${where}'s observability listener failed; the call goes on, and later failures are not logged`,
+        error: typeof name === 'string' ? name : typeof error,
+      }),
+    );
   };
   return (event, key) => {
     try {

@@ -79,6 +79,8 @@ export function recordIdOf(address: RecordAddress): string {
   if ('id' in address) {
     const { id } = address;
     if ((address as { name?: unknown }).name !== undefined) throw new TypeError('`id` already holds the namespace: leave out `name`.');
+    // Beside an id a tenant scopes nothing: another tenant's record would be read or deleted.
+    if ((address as { tenant?: unknown }).tenant !== undefined) throw new TypeError('`id` already holds the tenant: leave out `tenant`.');
     if (typeof id !== 'string' || id.indexOf('#') < 1 || id.endsWith('#')) {
       throw new TypeError('A record id must read `<namespace>#<hash>`, as the library logs it.');
     }
@@ -98,6 +100,11 @@ export function recordIdOf(address: RecordAddress): string {
 
 /** Checked so that a misspelt option (`onlyif`) cannot turn a conditional delete into an unconditional one. */
 const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id', 'tenant'];
+
+function assertOptions(where: string, options: unknown, known: readonly string[]): asserts options is object {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where} takes an object: the \`store\` and the record's address.`);
+  assertKnownOptions(where, options, known);
+}
 
 function assertSupports<M extends 'inspect' | 'forget'>(
   store: IdempotencyStore,
@@ -122,16 +129,18 @@ function assertSupports<M extends 'inspect' | 'forget'>(
  * ```
  */
 export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
-  const store = options?.store;
+  assertOptions('inspectRecord', options, ADDRESS_OPTIONS);
+  const { store } = options;
   assertSupports(store, 'inspect');
-  assertKnownOptions('inspectRecord', options, ADDRESS_OPTIONS);
   return store.inspect(recordIdOf(options));
 }
 
 /**
  * Deletes the record of one key, so the next call with it runs again. With `onlyIf`, only while
  * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
- * completed meanwhile). `true` when a record was deleted.
+ * completed meanwhile). `true` when a record was deleted. `onlyIf` checks the status, not the
+ * attempt: an `INPROGRESS` record whose lease ended may since be another call's fresh claim, which
+ * this deletes; such a record needs no forgetting (the next call takes it over).
  *
  * @example
  * ```ts
@@ -139,9 +148,9 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
  * ```
  */
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
-  const { store, onlyIf } = options ?? {};
+  assertOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
+  const { store, onlyIf } = options;
   assertSupports(store, 'forget');
-  assertKnownOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }

@@ -7,11 +7,28 @@ export interface LambdaContextLike {
   getRemainingTimeInMillis?(): number;
 }
 
-/** Receives bookkeeping failures that must not replace the caller's outcome. */
+/**
+ * Receives bookkeeping failures that must not replace the caller's outcome. A `warn` or `error`
+ * that throws, or returns a promise that rejects, loses its line and changes nothing else.
+ */
 export interface IdempotencyLogger {
   warn(message: string): void;
   /** Used for poison batch records when present; `warn` otherwise. */
   error?(message: string): void;
+}
+
+/**
+ * Writes one line through `logger`: `error` when asked and present, else `warn`. A logger that
+ * throws, or whose promise rejects, loses the line and nothing else: it is never the outcome of a
+ * call or a batch, nor an unhandled rejection. @internal
+ */
+export function logLine(logger: IdempotencyLogger, line: string, level: 'warn' | 'error' = 'warn'): void {
+  try {
+    const result: unknown = (logger[level] ?? logger.warn).call(logger, line);
+    if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, () => undefined);
+  } catch {
+    // The line is lost; the outcome stays the function's.
+  }
 }
 
 /** Options shared by every entry point (middleware, wrapper, HTTP, batch). */
@@ -31,7 +48,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly expiresAfterSeconds?: number;
   /** What to do when the key selector finds no value. @default 'throw' */
   readonly onMissingKey?: 'throw' | 'skip';
-  /** Keep up to this many completed records in memory, so repeated duplicates cost no request. @default 0 */
+  /**
+   * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
+   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). @default 0
+   */
   readonly cacheSize?: number;
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES } from '../dynamodb-store.js';
+import { inexactNumberIn } from '../exact-json.js';
 import type { RecordAddress } from '../operations.js';
 import type { RecordStatus } from '../store.js';
 
@@ -190,8 +191,17 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
   }
   const json = text('key')!;
   try {
-    return { name, key: JSON.parse(json) as unknown, ...tenant };
-  } catch {
+    const key: unknown = JSON.parse(json);
+    // Rounded, it would address a record no entry point wrote; which record is meant depends on the entry point.
+    const inexact = inexactNumberIn(json);
+    if (inexact !== undefined) {
+      throw new UsageError(
+        `\`--key\` holds ${inexact}, a number JavaScript cannot hold exactly: quote it ("${inexact}") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, ${Number(inexact)}.`,
+      );
+    }
+    return { name, key, ...tenant };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
     // Broken JSON of an object, array or string is not a bare string key: quoting it would address another record.
     if (/^\s*[{["]/.test(json)) throw new UsageError('`--key` is not valid JSON; quote string values inside it.');
     throw new UsageError(`\`--key\` must be JSON; a string key is quoted: --key '${JSON.stringify(json)}'.`);

@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
@@ -33,8 +34,10 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
   const command = parseCommand(argv, env);
   if (command.command === 'help') return 'help';
   const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
-  // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden.
+  // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden;
+  // each attempt bounded as the store's own client is, since the SDK sets no timeout: a request never answered would hang the command.
   const client = new DynamoDBClient({
+    requestHandler: REQUEST_TIMEOUTS,
     ...(command.region === undefined ? {} : { region: command.region }),
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
@@ -53,7 +56,11 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
     case 'forget': {
       const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
       const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
-      io.stdout(command.json ? json({ id, deleted }) : `${deleted ? `Deleted ${id}; the next call with this key runs again.` : missed}\n`);
+      io.stdout(
+        command.json
+          ? json({ id, deleted })
+          : `${deleted ? `Deleted ${id}; the next call with this key runs again (not in an instance that holds it in its cacheSize memory).` : missed}\n`,
+      );
       return deleted ? EXIT.done : EXIT.notFound;
     }
     case 'stuck': {
@@ -73,6 +80,20 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       return EXIT.done;
     }
   }
+}
+
+/** What to check after a failed request, when its error does not say. */
+async function hintFor(error: unknown, { command, client }: Plan): Promise<string> {
+  if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
+  if ((error as Error | null)?.name === 'CredentialsProviderError') {
+    return command.profile === undefined
+      ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
+      : `: check that the profile ${command.profile} exists in the AWS config or credentials file, with credentials.`;
+  }
+  // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
+  if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';
+  const region = await client.config.region().catch(() => 'this Region');
+  return ` (table ${command.table} in ${region}): check --table, --region and --profile.`;
 }
 
 /**
@@ -97,8 +118,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return await execute(plan, io);
   } catch (error) {
     const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-    const hint = /region is missing/i.test(message) ? ': give --region or set AWS_REGION.' : '';
-    io.stderr(`lambda-idempotency: ${message}${hint}\n`);
+    io.stderr(`lambda-idempotency: ${message}${await hintFor(error, plan)}\n`);
     return EXIT.failed;
   } finally {
     plan.client.destroy();

@@ -60,9 +60,10 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
  * silently) would hold the call until the Lambda times out, past its answer (a 503 for a claim),
  * and a completion held so would leave its record to the lease, after which a retry runs the
  * function again. A timed-out attempt is retried by the SDK as any network error. The request
- * timeout only logs unless `throwOnRequestTimeout` is set.
+ * timeout only logs unless `throwOnRequestTimeout` is set. The CLI's client has the same bounds,
+ * so that a command answers instead of hanging. @internal
  */
-const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true });
+export const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true });
 
 /**
  * Refuses a client that cannot send this library's commands. Since 3.928.0 a command of

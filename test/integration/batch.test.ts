@@ -170,6 +170,29 @@ describe('SQS standard queue', () => {
     expect(logger.lines[0]).not.toMatch(/4111|cvc|card=/);
   });
 
+  test('a logger that throws, or rejects, while logging a poison message changes no outcome: the poison record fails, the others succeed', async () => {
+    const unhandled: unknown[] = [];
+    const track = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', track);
+    try {
+      const closed = () => {
+        throw new Error('log sink closed');
+      };
+      const down = async () => Promise.reject(new Error('log endpoint down'));
+      for (const [kind, logger] of Object.entries({ throws: { warn: closed, error: closed }, rejects: { warn: down, error: down } })) {
+        const orders = consumer<Order>(() => 'ok', { logger });
+        const poison = sqsRecord('card=4111111111111111&cvc=123');
+        const fine = ['o-1', 'o-2', 'o-3'].map((orderId) => sqsRecord({ orderId: `${kind}-${orderId}` }));
+        expect(failuresOf(await orders.invoke(sqsEvent([poison, ...fine])))).toEqual(ids(poison));
+        expect(orders.calls).toHaveLength(3);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', track);
+    }
+  });
+
   test('a business `key` dedupes different bodies of one order, across batches; a message without it is poison', async () => {
     const orders = consumer<Order>((order) => ({ shipped: order.orderId }), { key: (order) => order.orderId });
     const a = sqsRecord({ orderId: 'o-1', amount: 100, sentAt: 1 });

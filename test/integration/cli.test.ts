@@ -12,6 +12,7 @@ import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type Re
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
@@ -24,7 +25,12 @@ interface Run {
 
 /** Runs the CLI with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
 function cli(...args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {
+  return cliWith({}, ...args);
+}
+
+/** The CLI with these variables changed (`undefined` removes one). */
+function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  const base: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
     AWS_REGION: 'local',
@@ -32,6 +38,7 @@ function cli(...args: string[]): Promise<Run> {
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
+  const env = Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', main, ...args], { env }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
@@ -78,7 +85,49 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
 
   expect(missing).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
   expect(noTable.code).toBe(1);
-  expect(noTable.stderr).toMatch(/^lambda-idempotency: ResourceNotFoundException: /);
+  // DynamoDB's message names neither the table nor the Region: the command does.
+  expect(noTable.stderr).toMatch(
+    /^lambda-idempotency: ResourceNotFoundException: .+ \(table no-such-table in local\): check --table, --region and --profile\.\n$/,
+  );
+});
+
+test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) instead of hanging it', async () => {
+  const proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
+  try {
+    proxy.stall();
+    // The SDK's three attempts, each bounded: without a bound the command waits forever.
+    const run = await cliWith(
+      { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}` },
+      'inspect',
+      '--table',
+      tableName,
+      '--id',
+      recordId('cli-hang', 'o-1'),
+    );
+    expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: TimeoutError: /) });
+  } finally {
+    await proxy.cut();
+  }
+}, 30_000);
+
+test('no credentials, or no Region: exit 1 with what to give', async () => {
+  // Nothing to find: no keys in the environment, no shared files, no instance metadata.
+  const nowhere = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config', AWS_EC2_METADATA_DISABLED: 'true' };
+  const address = ['inspect', '--table', tableName, '--id', recordId('cli-setup', 'o-1')];
+  const [noCredentials, noProfile, noRegion] = await Promise.all([
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
+    cliWith({ ...nowhere, AWS_REGION: undefined }, ...address),
+  ]);
+  const hints = [
+    ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.\n',
+    ': check that the profile nope exists in the AWS config or credentials file, with credentials.\n',
+  ];
+  for (const [index, run] of [noCredentials, noProfile].entries()) {
+    expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: CredentialsProviderError: /) });
+    expect(run.stderr.endsWith(hints[index]!)).toBe(true);
+  }
+  expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
 });
 
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
@@ -134,6 +183,11 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
     // Broken JSON of an object is not a string key: quoting it would address another record.
     [['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":o-1}'], '`--key` is not valid JSON; quote string values inside it.'],
+    // JSON.parse would round it, and address a record no entry point wrote: which one is meant depends on the entry point.
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":12345678901234567890}'],
+      '`--key` holds 12345678901234567890, a number JavaScript cannot hold exactly: quote it ("12345678901234567890") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, 12345678901234567000.',
+    ],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],

@@ -137,6 +137,20 @@ test('a forgotten key runs again', async () => {
   expect(runs()).toBe(2);
 });
 
+test("a forgotten key still replays from the memory of an instance that cached it (cacheSize), until the record's retention ends", async () => {
+  let runs = 0;
+  let now = T0;
+  const options = { store, name: 'forget-cached', cacheSize: 10, expiresAfterSeconds: 3600, now: () => now };
+  const cached = makeIdempotent(async (_: string) => ++runs, options);
+  expect(await cached('o-1')).toBe(1);
+  expect(await forgetRecord({ store, name: 'forget-cached', key: 'o-1' })).toBe(true);
+  // An instance that never served the key runs it again; the one that did answers from its memory.
+  expect(await makeIdempotent(async (_: string) => ++runs, options)('o-1')).toBe(2);
+  expect(await cached('o-1')).toBe(1);
+  now += 3601 * 1000;
+  expect(await cached('o-1')).toBe(3);
+});
+
 test('onlyIf deletes a record only in that status', async () => {
   const { once } = counted('forget-only-if');
   await once({ orderId: 'o-1', amount: 5 });
@@ -171,6 +185,9 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   for (const missing of [undefined, null, '']) expect(() => recordIdOf({ name: 'n', key: missing })).toThrow(IdempotencyError);
   expect((await rejection(inspectRecord({ store, name: 'n', key: 1n }))).code).toBe('INVALID_KEY');
   await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow("'INPROGRESS' or 'COMPLETED'");
+  // Not the store's fault: no options at all.
+  await expect(inspectRecord(undefined as never)).rejects.toThrow(new TypeError("inspectRecord takes an object: the `store` and the record's address."));
+  await expect(forgetRecord(null as never)).rejects.toThrow(new TypeError("forgetRecord takes an object: the `store` and the record's address."));
 });
 
 test('a store without inspect or forget, such as the lean DynamoDBStore, is refused with a sentence that names the stores that have them', async () => {
@@ -197,5 +214,7 @@ test('a misspelt option or a second address is refused before anything is delete
   await expect(inspectRecord({ store, id, onlyIf: 'INPROGRESS' } as never)).rejects.toThrow('inspectRecord: unknown option `onlyIf`');
   // An id already names its namespace: a `name` beside it is a contradiction, not a detail to drop.
   expect(() => recordIdOf({ name: 'other', id })).toThrow('`id` already holds the namespace: leave out `name`.');
+  // … and its tenant: a `tenant` beside it would not scope it, and another tenant's record would go.
+  await expect(forgetRecord({ store, id, tenant: 'tenant-b' } as never)).rejects.toThrow(new TypeError('`id` already holds the tenant: leave out `tenant`.'));
   expect(await readItem(client, tableName, id)).toBeDefined();
 });

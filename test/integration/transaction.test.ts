@@ -10,6 +10,7 @@ import middy from '@middy/core';
 import {
   DynamoDBStore,
   type IdempotencyError,
+  type IdempotencyEvent,
   type IdempotencyOptions,
   idempotency,
   type LambdaContextLike,
@@ -18,7 +19,7 @@ import {
   transaction,
   transition,
 } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, recordId, testClient } from '../support/dynamodb.js';
+import { dropTable, freshTable, readItem, recordId, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -550,6 +551,32 @@ describe('atomic: true (one round trip)', () => {
     expect(runs).toBe(2);
     // A later duplicate runs the (pure) function again, and gets the stored result.
     expect(await self({ id: 'n1' })).toEqual({ run: 2 });
+  });
+
+  test('observability: the call that commits is a miss, a duplicate a replay, as outside atomic mode', async () => {
+    const events: IdempotencyEvent[] = [];
+    const store = new DynamoDBStore({ client: admin, tableName: idemTable });
+    const once = makeIdempotent(async (order: { id: string }) => ({ paid: order.id }), {
+      store,
+      name: uniqueName('atomic-events'),
+      atomic: true,
+      observability: (event) => void events.push(event),
+    });
+    expect(await once({ id: 'e1' })).toEqual({ paid: 'e1' });
+    expect(await once({ id: 'e1' })).toEqual({ paid: 'e1' });
+    expect(events).toEqual(['miss', 'replay']);
+
+    // The commit is the claim: a table that cannot be reached is a store failure, for the StoreFailures alarm.
+    const down = await unreachableClient();
+    const failing = makeIdempotent(async (order: { id: string }) => ({ paid: order.id }), {
+      store: new DynamoDBStore({ client: down, tableName: idemTable }),
+      name: uniqueName('atomic-down'),
+      atomic: true,
+      observability: (event) => void events.push(event),
+    });
+    expect(await rejection(failing({ id: 'e2' }))).toMatchObject({ code: 'COMMIT_FAILED' });
+    expect(events).toEqual(['miss', 'replay', 'storeFailure']);
+    down.destroy();
   });
 
   test("an in-process duplicate waits for an atomic leader only until the leader's lease, then runs and commits itself", async () => {
