@@ -21,6 +21,7 @@ import {
   type ClaimResult,
   DynamoDBStore,
   hashKey,
+  type IdempotencyEvent,
   type IdempotencyOptions,
   type IdempotencyStore,
   idempotency,
@@ -285,9 +286,11 @@ describe('cancellations and faults', () => {
     ["throttling that outlasted the SDK's retries", serviceError('ThrottlingException', 'Rate exceeded')],
   ])('%s leaves the outcome unknown until the fenced release settles it: COMMIT_FAILED with the cause, nothing written', async (_, fault) => {
     ddb.on(TransactWriteItemsCommand).rejects(fault);
-    const { pay } = payFixture();
+    const events: IdempotencyEvent[] = [];
+    const { pay } = payFixture({ observability: (event) => void events.push(event) });
     const error = await rejection(pay({ id: 'p1' }));
     expect(error.code).toBe('COMMIT_FAILED');
+    expect(events).toEqual(['miss', 'bookkeepingFailure']); // the function ran; its completion failed
     expect(error.message).toMatch(/nothing was written, and this call holds the key no more/);
     expect(error.cause).toBe(fault);
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
