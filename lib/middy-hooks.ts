@@ -59,6 +59,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     calls.delete(request);
     return call;
   };
+  /**
+   * The end of a failed request's call, started as soon as middy records the error: middy skips
+   * the `onError` hooks after one that throws, this one's included, and the call must end anyway.
+   */
+  const failures = new WeakMap<object, Promise<Outcome>>();
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
   const replay = (value: unknown, request: AnyRequest): unknown => reviveStreams(translation.replay(value, request.event));
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
@@ -95,6 +100,25 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (isMiddyTimeout(error)) return durableExecutionOf(request.context) === undefined ? { kind: 'abandon' } : { kind: 'throw', error };
     // An inner `before` threw (a validator refused the event): the handler never ran, so its error is no outcome to keep.
     return ran && !isMiddlewareError(error) ? { kind: 'throw', error } : { kind: 'throw', error, final: false };
+  };
+
+  /** Ends a failed request's call, once; `undefined` when it holds none (or its end was answered already). */
+  const endFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
+    const started = failures.get(request);
+    if (started !== undefined) return started;
+    const call = take(request);
+    if (call === undefined) return undefined;
+    const outcome = errorEnding(request).then((end) => engine.end(call, end));
+    // Awaited by this `onError`, unless another one's throw skips it.
+    outcome.catch(() => undefined);
+    failures.set(request, outcome);
+    return outcome;
+  };
+  /** The end of a failed request's call, for the one hook that answers it. */
+  const answerFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
+    const outcome = endFailure(request);
+    failures.delete(request);
+    return outcome;
   };
 
   /**
@@ -156,6 +180,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         return response.get();
       },
       set(value: unknown) {
+        // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
+        const failure = 'earlyResponse' in request && request.error !== undefined ? answerFailure(request) : undefined;
+        if (failure !== undefined) {
+          current = failure.then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
+          response.set(current);
+          return;
+        }
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
           if (invoked) ran = true;
           invoked = afterEvent = false;
@@ -166,15 +197,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           return;
         }
         take(request);
-        // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
-        if (request.error !== undefined) {
-          current = errorEnding(request)
-            .then((end) => engine.end(call, end))
-            .then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
-        } else {
-          const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
-          current = ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
-        }
+        const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
+        current = ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
         response.set(current);
       },
     });
@@ -189,6 +213,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         if (error.get() === undefined && calls.get(request) === call) {
           caught.set(request, { error: value, ran });
           if (sets >= 2) returned.set(request, { value: previous });
+          error.set(value);
+          endFailure(request);
+          return;
         }
         error.set(value);
       },
@@ -223,9 +250,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {
-    const call = take(request);
-    if (call === undefined) return;
-    const outcome = await engine.end(call, await errorEnding(request));
+    const failure = answerFailure(request);
+    if (failure === undefined) return;
+    const outcome = await failure;
     if (!outcome.replayed) return;
     if (outcome.kind === 'value') request.response = replay(outcome.value, request);
     else request.error = outcome.error as Error;

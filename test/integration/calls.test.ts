@@ -357,6 +357,34 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'f-1' }, lambdaContext('inner-final'))).toEqual({ run: 1 });
   });
 
+  // middy skips the `onError` hooks after one that throws, this one's included: the call still ends.
+  const rethrow = { onError: (request: { error?: unknown }) => Promise.reject(new Error(`mapped: ${(request.error as Error).message}`)) };
+
+  test('an inner `onError` that throws, after an inner `after` threw once the handler returned, still completes the record: a duplicate replays the response', async () => {
+    let runs = 0;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use(rethrow)
+      .use({ after: () => Promise.reject(new Error('serializer failed')) });
+    await expect(handler({ id: 'r-1' }, lambdaContext('rethrow-after', 2_000))).rejects.toThrow('mapped: serializer failed');
+    // In process, the duplicate follows the first call until its record is written.
+    expect(await handler({ id: 'r-1' }, lambdaContext('rethrow-after', 2_000))).toEqual({ charged: 1 });
+    expect((await recordOf('rethrow-after', 'r-1'))?.status?.S).toBe('COMPLETED');
+    expect(runs).toBe(1);
+  });
+
+  test("an inner `onError` that throws on the handler's error still releases the key: a duplicate runs", async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      if (++runs === 1) throw new Error('card network down');
+      return { charged: runs };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use(rethrow);
+    await expect(handler({ id: 'r-2' }, lambdaContext('rethrow-error', 2_000))).rejects.toThrow('mapped: card network down');
+    expect(await handler({ id: 'r-2' }, lambdaContext('rethrow-error', 2_000))).toEqual({ charged: 2 });
+  });
+
   describe('with two idempotency() middlewares', () => {
     const twice = <R>(handler: middy.MiddyfiedHandler<{ id: string }, R>, name: string) =>
       handler
