@@ -19,13 +19,14 @@ export type Start = { readonly kind: 'run'; readonly call: Call } | { readonly k
  * How a call ended, as the entry point reports it to `end`:
  * - `return`: the function returned `value`; `final: false` releases the key instead of storing it
  *   (an HTTP 5xx answer);
- * - `throw`: the function threw (stored when `isFinalError` says so, else the key is released);
+ * - `throw`: the function threw (stored when `isFinalError` says so, else the key is released;
+ *   `final: false` releases it in any case: the function never ran);
  * - `abandon`: the outcome is unknown (the function may still run): nothing is written and the
  *   record lapses at its lease. @internal
  */
 export type Ending =
   | { readonly kind: 'return'; readonly value: unknown; readonly final?: boolean }
-  | { readonly kind: 'throw'; readonly error: unknown }
+  | { readonly kind: 'throw'; readonly error: unknown; readonly final?: boolean }
   | { readonly kind: 'abandon' };
 
 /** What the caller gets: a value or an error, its own or (`replayed`) another attempt's stored outcome. @internal */
@@ -402,7 +403,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         [outcome, record] = await this.#complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
         return outcome;
       }
-      if (ending.kind === 'throw' && this.#isFinal(ending.error)) {
+      if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;

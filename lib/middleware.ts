@@ -22,7 +22,10 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * `TimeoutError` releases nothing either: the record's lease ends at the Lambda deadline (in durable
  * mode it fails the execution for good, and releases the record as an error does). A later
  * middleware that answers early (its `before` sets a response) releases the record; one that throws
- * from `after`, once the handler returned, completes it with the handler's response.
+ * from `after`, once the handler returned, completes it with the handler's response. An error thrown
+ * before the handler ran, or raised by a middy middleware (`@middy/validator`), is never stored. The
+ * record's end starts as soon as middy records an error, so an inner `onError` that throws (and makes
+ * middy skip this one's) still ends it, though middy answers without waiting for that write.
  *
  * `.use()` it first. The namespace defaults to `context.functionName`, then `AWS_LAMBDA_FUNCTION_NAME`.
  *

@@ -5,9 +5,27 @@ import { durableExecutionOf, type Ending, type IdempotencyEngine, type Outcome, 
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterCall, enterFunction } from './transaction.js';
 
+/** The middy package an error names as its origin (`cause.package`), if any; a getter that throws names none. */
+function packageOf(error: unknown): { readonly name: unknown; readonly package: unknown } {
+  try {
+    const { name, cause } = (error ?? {}) as { name?: unknown; cause?: { package?: unknown } };
+    return { name, package: cause?.package };
+  } catch {
+    return { name: undefined, package: undefined };
+  }
+}
+
 /** Middy's own early timeout, not a TimeoutError the handler threw (the SDK's, AbortSignal.timeout's). */
-const isMiddyTimeout = (error: unknown): boolean =>
-  (error as { name?: unknown } | null)?.name === 'TimeoutError' && (error as { cause?: { package?: unknown } }).cause?.package === '@middy/core';
+const isMiddyTimeout = (error: unknown): boolean => {
+  const origin = packageOf(error);
+  return origin.name === 'TimeoutError' && origin.package === '@middy/core';
+};
+
+/** An error a middy middleware raised (@middy/validator refusing the event, say), which no handler threw. */
+const isMiddlewareError = (error: unknown): boolean => {
+  const origin = packageOf(error).package;
+  return typeof origin === 'string' && origin.startsWith('@middy/') && origin !== '@middy/core';
+};
 
 /** How an entry point's world differs from the plain middleware's. @internal */
 export interface Translation {
@@ -35,12 +53,17 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * turns every unexposed error, middy's early timeout included, into a plain 500 error): the
    * call's outcome is what the handler threw, for `isFinalError` and the early timeout alike.
    */
-  const caught = new WeakMap<object, { readonly error: unknown }>();
+  const caught = new WeakMap<object, { readonly error: unknown; readonly ran: boolean }>();
   const take = (request: object): Call | undefined => {
     const call = calls.get(request);
     calls.delete(request);
     return call;
   };
+  /**
+   * The end of a failed request's call, started as soon as middy records the error: middy skips
+   * the `onError` hooks after one that throws, this one's included, and the call must end anyway.
+   */
+  const failures = new WeakMap<object, Promise<Outcome>>();
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
   const replay = (value: unknown, request: AnyRequest): unknown => reviveStreams(translation.replay(value, request.event));
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
@@ -69,13 +92,33 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const errorEnding = async (request: AnyRequest): Promise<Ending> => {
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
-    const ran = returned.get(request);
-    if (ran !== undefined) return endingOfResponse(ran.value);
+    const response = returned.get(request);
+    if (response !== undefined) return endingOfResponse(response.value);
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
-    const { error } = caught.get(request) ?? request;
+    const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
     // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
-    const abandoned = isMiddyTimeout(error) && durableExecutionOf(request.context) === undefined;
-    return abandoned ? { kind: 'abandon' } : { kind: 'throw', error };
+    if (isMiddyTimeout(error)) return durableExecutionOf(request.context) === undefined ? { kind: 'abandon' } : { kind: 'throw', error };
+    // An inner `before` threw (a validator refused the event): the handler never ran, so its error is no outcome to keep.
+    return ran && !isMiddlewareError(error) ? { kind: 'throw', error } : { kind: 'throw', error, final: false };
+  };
+
+  /** Ends a failed request's call, once; `undefined` when it holds none (or its end was answered already). */
+  const endFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
+    const started = failures.get(request);
+    if (started !== undefined) return started;
+    const call = take(request);
+    if (call === undefined) return undefined;
+    const outcome = errorEnding(request).then((end) => engine.end(call, end));
+    // Awaited by this `onError`, unless another one's throw skips it.
+    outcome.catch(() => undefined);
+    failures.set(request, outcome);
+    return outcome;
+  };
+  /** The end of a failed request's call, for the one hook that answers it. */
+  const answerFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
+    const outcome = endFailure(request);
+    failures.delete(request);
+    return outcome;
   };
 
   /**
@@ -84,75 +127,97 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * one's, but it assigns the answer to `request.response` and returns what it reads there. An
    * accessor sees that assignment: the call ends (released when the handler never ran, completed
    * with the answer when it did), and middy returns a promise of the answer that settles once the
-   * call has ended.
+   * call has ended. A second idempotency middleware on the handler watches through the accessors
+   * of the first, so both see every assignment.
    */
   const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void): void => {
-    let response: unknown;
+    const storeOf = (name: 'event' | 'context' | 'response' | 'error') => {
+      const prior = Object.getOwnPropertyDescriptor(request, name);
+      if (prior?.get !== undefined && prior.set !== undefined) return { get: prior.get.bind(request), set: prior.set.bind(request) };
+      let value: unknown = request[name];
+      return { get: () => value, set: (next: unknown) => void (value = next) };
+    };
+    // The response as last assigned, and the one before it.
+    let current: unknown = request.response;
     let previous: unknown;
-    // Responses set since middy invoked the handler: any at all means the handler ran.
+    // Responses set since the handler's own: any at all means the handler ran.
     let sets = 0;
     // Middy invokes the handler with `request.event, request.context`, read in that order, from the
-    // request's own async context: the handler's function starts there (see `isWithin`). Responses
-    // set before it (a `before` that prepares one, as http-cors does for a preflight) are not the handler's.
+    // request's own async context (see `isWithin`), and then assigns its response. A middleware
+    // that reads them too (to log them, say) reads something more before it sets a response
+    // (http-cors reads the event, then answers a preflight with the response it prepared), and the
+    // handler cannot reach the request: only a response assigned right after that pair (middy 6
+    // reads the context again, for its early timeout) is the handler's.
+    let afterEvent = false;
     let invoked = false;
-    let lastRead: 'event' | 'context' | undefined;
+    let ran = false;
+    const read = (name: 'event' | 'context' | 'response'): void => {
+      if (name === 'context') invoked ||= afterEvent;
+      else invoked = false;
+      afterEvent = name === 'event';
+    };
     for (const name of ['event', 'context'] as const) {
-      let value: unknown = request[name];
+      const store = storeOf(name);
       Object.defineProperty(request, name, {
         configurable: true,
         enumerable: true,
         get() {
+          // Through the first middleware's accessor first: the innermost call is the handler's.
+          const value = store.get();
           if (name === 'event') enterHandler();
-          else if (lastRead === 'event') invoked = true;
-          lastRead = name;
+          read(name);
           return value;
         },
-        set(next: unknown) {
-          value = next;
-        },
+        set: store.set,
       });
     }
+    const response = storeOf('response');
     Object.defineProperty(request, 'response', {
       configurable: true,
       enumerable: true,
       get() {
-        return response;
+        read('response');
+        return response.get();
       },
       set(value: unknown) {
+        // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
+        const failure = 'earlyResponse' in request && request.error !== undefined ? answerFailure(request) : undefined;
+        if (failure !== undefined) {
+          current = failure.then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
+          response.set(current);
+          return;
+        }
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
-          previous = response;
-          response = value;
-          if (invoked) sets++;
+          if (invoked) ran = true;
+          invoked = afterEvent = false;
+          if (ran) sets++;
+          previous = current;
+          current = value;
+          response.set(value);
           return;
         }
         take(request);
-        // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
-        if (request.error !== undefined) {
-          response = errorEnding(request)
-            .then((end) => engine.end(call, end))
-            .then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
-          return;
-        }
-        const handled = sets > 0;
-        const ending = handled ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
-        response = ending.then((end) => engine.end(call, end)).then((outcome) => (handled ? answerOf(outcome, request) : value));
+        const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
+        current = ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
+        response.set(current);
       },
     });
     // On an error, middy resets the response and then records the error: a response set before that
     // reset was the handler's (or what later middlewares made of it), so the handler returned.
-    let error: unknown = request.error;
+    const error = storeOf('error');
     Object.defineProperty(request, 'error', {
       configurable: true,
       enumerable: true,
-      get() {
-        return error;
-      },
+      get: error.get,
       set(value: unknown) {
-        if (error === undefined && calls.get(request) === call) {
-          caught.set(request, { error: value });
+        if (error.get() === undefined && calls.get(request) === call) {
+          caught.set(request, { error: value, ran });
           if (sets >= 2) returned.set(request, { value: previous });
+          error.set(value);
+          endFailure(request);
+          return;
         }
-        error = value;
+        error.set(value);
       },
     });
   };
@@ -185,9 +250,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {
-    const call = take(request);
-    if (call === undefined) return;
-    const outcome = await engine.end(call, await errorEnding(request));
+    const failure = answerFailure(request);
+    if (failure === undefined) return;
+    const outcome = await failure;
     if (!outcome.replayed) return;
     if (outcome.kind === 'value') request.response = replay(outcome.value, request);
     else request.error = outcome.error as Error;

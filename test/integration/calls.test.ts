@@ -3,7 +3,9 @@
  * own writes (no flag needed), middlewares that answer early never leave a key held, in-process
  * duplicates share one claim (single-flight), and a duplicate may wait for another process.
  */
+
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import type { Context, SQSRecord } from 'aws-lambda';
@@ -322,6 +324,109 @@ describe('middlewares that answer early', () => {
     expect(await recordOf('early-cors', 'c-1')).toBeUndefined();
     expect(await handler(request('POST'), lambdaContext('early-cors'))).toMatchObject({ statusCode: 201, body: 'run 1' });
     expect(runs).toBe(1);
+  });
+
+  test('an inner `before` that reads the event and context, before http-cors answers a preflight, leaves the key to the handler', async () => {
+    let runs = 0;
+    const request = (method: string) => ({ version: '2.0', requestContext: { http: { method } }, pathParameters: { id: 'c-2' }, headers: {} });
+    // Reads the event, then the context, as middy does to invoke the handler.
+    const logger = { before: ({ event, context }: { event: unknown; context: unknown }) => void [event, context] };
+    const handler = middy(async () => ({ statusCode: 201, body: `run ${++runs}` }))
+      .use(idempotency({ store, key: (event: ReturnType<typeof request>) => event.pathParameters.id }))
+      .use(logger)
+      .use(httpCors({ origin: '*', disableBeforePreflightResponse: false }));
+    expect(await handler(request('OPTIONS'), lambdaContext('early-cors-read'))).toMatchObject({ statusCode: 204 });
+    expect(await recordOf('early-cors-read', 'c-2')).toBeUndefined();
+    expect(await handler(request('POST'), lambdaContext('early-cors-read'))).toMatchObject({ statusCode: 201, body: 'run 1' });
+  });
+
+  test('an error an inner `before` throws releases the key even when `isFinalError` would keep it: the handler never ran', async () => {
+    let runs = 0;
+    let valid = false;
+    const handler = middy(async () => ({ run: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id, isFinalError: (error) => (error as { statusCode?: number }).statusCode === 422 }))
+      .use({ before: ({ event, context }: { event: unknown; context: unknown }) => void [event, context] })
+      .use({
+        before: (request: { event: { id: string } }) => {
+          if (request.event.id === '' || !valid) throw Object.assign(new Error('invalid body'), { statusCode: 422 });
+        },
+      });
+    await expect(handler({ id: 'f-1' }, lambdaContext('inner-final'))).rejects.toThrow('invalid body');
+    expect(await recordOf('inner-final', 'f-1')).toBeUndefined();
+    valid = true;
+    expect(await handler({ id: 'f-1' }, lambdaContext('inner-final'))).toEqual({ run: 1 });
+  });
+
+  // middy skips the `onError` hooks after one that throws, this one's included: the call still ends.
+  const rethrow = { onError: (request: { error?: unknown }) => Promise.reject(new Error(`mapped: ${(request.error as Error).message}`)) };
+
+  test('an inner `onError` that throws, after an inner `after` threw once the handler returned, still completes the record: a duplicate replays the response', async () => {
+    let runs = 0;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use(rethrow)
+      .use({ after: () => Promise.reject(new Error('serializer failed')) });
+    await expect(handler({ id: 'r-1' }, lambdaContext('rethrow-after', 2_000))).rejects.toThrow('mapped: serializer failed');
+    // In process, the duplicate follows the first call until its record is written.
+    expect(await handler({ id: 'r-1' }, lambdaContext('rethrow-after', 2_000))).toEqual({ charged: 1 });
+    expect((await recordOf('rethrow-after', 'r-1'))?.status?.S).toBe('COMPLETED');
+    expect(runs).toBe(1);
+  });
+
+  test("an inner `onError` that throws on the handler's error still releases the key: a duplicate runs", async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      if (++runs === 1) throw new Error('card network down');
+      return { charged: runs };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use(rethrow);
+    await expect(handler({ id: 'r-2' }, lambdaContext('rethrow-error', 2_000))).rejects.toThrow('mapped: card network down');
+    expect(await handler({ id: 'r-2' }, lambdaContext('rethrow-error', 2_000))).toEqual({ charged: 2 });
+  });
+
+  describe('with two idempotency() middlewares', () => {
+    const twice = <R>(handler: middy.MiddyfiedHandler<{ id: string }, R>, name: string) =>
+      handler
+        .use(idempotency({ store, name: `${name}-outer`, key: (event: { id: string }) => event.id }))
+        .use(idempotency({ store, name: `${name}-inner`, key: (event: { id: string }) => event.id }));
+
+    test("an inner middleware's early answer from `before` releases both keys", async () => {
+      const handler = twice(
+        middy(async () => 'ran'),
+        'twice-before',
+      ).use({ before: async () => ({ statusCode: 403 }) });
+      expect(await handler({ id: 'd-1' }, lambdaContext('twice'))).toEqual({ statusCode: 403 });
+      expect(await recordOf('twice-before-outer', 'd-1')).toBeUndefined();
+      expect(await recordOf('twice-before-inner', 'd-1')).toBeUndefined();
+    });
+
+    test("the handler's transaction() is the inner middleware's call, whose record its writes commit with", async () => {
+      const inner = new DynamoDBStore({ tableName, client });
+      const commits = jest.spyOn(inner, 'completeWithWrites');
+      const handler = middy(async (event: { id: string }) => {
+        transaction().put({ TableName: bizTable, Item: { id: `twice-${event.id}` } });
+        return 'ran';
+      })
+        .use(idempotency({ store, name: 'twice-tx-outer', key: (event: { id: string }) => event.id }))
+        .use(idempotency({ store: inner, name: 'twice-tx-inner', key: (event: { id: string }) => event.id }));
+      expect(await handler({ id: 'd-3' }, lambdaContext('twice'))).toBe('ran');
+      expect(commits).toHaveBeenCalledTimes(1);
+      expect(commits.mock.calls[0]![0].key).toBe(recordId('twice-tx-inner', 'd-3'));
+      expect(await readItem(admin, bizTable, 'twice-d-3')).toBeDefined();
+    });
+
+    test("an inner middleware's early answer from `after` completes both records with that answer", async () => {
+      let runs = 0;
+      const handler = twice(
+        middy(async () => ({ run: ++runs })),
+        'twice-after',
+      ).use({ after: async (request: { response: unknown }) => ({ wrapped: request.response }) });
+      expect(await handler({ id: 'd-2' }, lambdaContext('twice'))).toEqual({ wrapped: { run: 1 } });
+      expect((await recordOf('twice-after-outer', 'd-2'))?.status?.S).toBe('COMPLETED');
+      expect((await recordOf('twice-after-inner', 'd-2'))?.status?.S).toBe('COMPLETED');
+      expect(await handler({ id: 'd-2' }, lambdaContext('twice'))).toEqual({ wrapped: { run: 1 } });
+    });
   });
 
   test("an inner middleware's early answer from `after` completes the record with that answer", async () => {

@@ -38,11 +38,11 @@ const amountSchema = transpileSchema({
 });
 
 /** The payment API with `handler`, idempotency first, then CORS, the error handler, the validator and the serializer. */
-function paymentApi(handler: (run: number) => Promise<unknown>, fallbackMessage?: string) {
+function paymentApi(handler: (run: number) => Promise<unknown>, fallbackMessage?: string, isFinalError?: (error: unknown) => boolean) {
   const name = `http-order-${randomUUID()}`;
   let runs = 0;
   const api = middy(async () => handler(++runs))
-    .use(httpIdempotency({ store, name }))
+    .use(httpIdempotency({ store, name, ...(isFinalError === undefined ? {} : { isFinalError }) }))
     .use(httpCors({ origins: [ORIGIN] }))
     .use(httpErrorHandler({ logger: false, ...(fallbackMessage === undefined ? {} : { fallbackMessage }) }))
     .use(validator({ eventSchema: amountSchema }))
@@ -72,8 +72,13 @@ test('the serializer and http-cors shape the first answer; the replay is that an
   expect(api.runs).toBe(1);
 });
 
-test('a request the validator refuses gets its 400, nothing is stored, and the corrected request with the same key runs', async () => {
-  const api = paymentApi(async (run) => ({ statusCode: 201, body: { paymentId: `pay-${run}` } }));
+const clientErrors = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+
+test.each([
+  ['', undefined],
+  [', also when `isFinalError` keeps 4xx errors (the handler never ran)', clientErrors],
+])('a request the validator refuses gets its 400, nothing is stored, and the corrected request with the same key runs%s', async (_, isFinalError) => {
+  const api = paymentApi(async (run) => ({ statusCode: 201, body: { paymentId: `pay-${run}` } }), undefined, isFinalError);
   const key = randomUUID();
   expect(await api.send(payment(key, '{"amount":0}'))).toMatchObject({ statusCode: 400, headers: { 'Access-Control-Allow-Origin': ORIGIN } });
   expect(await api.records()).toEqual([]);
