@@ -214,7 +214,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           caught.set(request, { error: value, ran });
           if (sets >= 2) returned.set(request, { value: previous });
           error.set(value);
-          endFailure(request);
+          void endFailure(request); // its rejection is caught where it starts
           return;
         }
         error.set(value);
