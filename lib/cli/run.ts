@@ -41,7 +41,8 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
     ...(command.region === undefined ? {} : { region: command.region }),
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
-  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes });
+  // The commands write no record: a retention in the environment (IDEMPOTENCY_EXPIRES_AFTER_SECONDS, for functions) is not theirs to check.
+  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 });
   return { command, id, client, store };
 }
 

@@ -3,7 +3,7 @@
  * DynamoDB Local, which it finds through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
  */
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
@@ -30,8 +30,8 @@ function cli(...args: string[]): Promise<Run> {
   return cliWith({}, ...args);
 }
 
-/** The CLI with these variables changed (`undefined` removes one). */
-function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+/** The CLI's environment: DynamoDB Local, with these variables changed (`undefined` removes one). */
+function cliEnv(changes: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
@@ -40,9 +40,13 @@ function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
-  const env = Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
+  return Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
+}
+
+/** The CLI with these variables changed (`undefined` removes one). */
+function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -382,4 +386,27 @@ test('stuck lists a record past its lease that has no valid expiration (written 
   } finally {
     await dropTable(client, table);
   }
+});
+
+test('stuck piped into a reader that stops early (`| head`) ends quietly, without an EPIPE error', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'stuck', '--table', tableName, '--name', 'cli-none'], {
+    env: cliEnv({}),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // The reader is gone before the command writes its first line.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  expect({ code, stderr }).toEqual({
+    code: 0,
+    stderr: `lambda-idempotency: stuck scans the whole table ${tableName}: every item is read (and billed), page by page.\n`,
+  });
+});
+
+test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
+  const run = await cliWith({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
+  expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
 });
