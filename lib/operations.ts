@@ -164,7 +164,7 @@ export async function forgetRecord(options: ForgetRecordOptions): Promise<boolea
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }
   if (leaseUntil === undefined) return store.forget(recordIdOf(options), onlyIf);
-  if (!Number.isSafeInteger(leaseUntil)) throw new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, an integer.');
+  if (!Number.isFinite(leaseUntil)) throw new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.');
   if (onlyIf === 'COMPLETED')
     throw new TypeError("`leaseUntil` names an INPROGRESS attempt: a COMPLETED record has no lease, so leave out `onlyIf: 'COMPLETED'`.");
   // A forget written without the parameter would ignore it and delete whichever attempt holds the record.

@@ -182,7 +182,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
 /** Epoch milliseconds, from the instant as the CLI prints it, to the millisecond, or from the number `--json` shows. */
 function leaseEnd(given: string | undefined): number | undefined {
   if (given === undefined) return undefined;
-  if (/^\d{1,15}$/.test(given)) return Number(given);
+  if (/^\d{1,15}(\.\d+)?$/.test(given)) return Number(given);
   const millis = Date.parse(given);
   // Only the exact form: a rounded instant would name no attempt and delete nothing, silently.
   if (Number.isNaN(millis) || new Date(millis).toISOString() !== given) {

@@ -75,6 +75,9 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   }
 }
 
+/** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
+const leaseText = (millis: number): string => (Number.isInteger(millis) ? new Date(millis).toISOString() : String(millis));
+
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 
 /**
@@ -98,7 +101,7 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
         false,
         seen.leaseUntil,
         `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}: it may be running, so nothing was deleted. ` +
-          `If you know it is not (a durable execution that failed), add --lease-until ${new Date(seen.leaseUntil).toISOString()} instead of --only-if.`,
+          `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)} instead of --only-if.`,
       );
     }
     leaseUntil = seen.leaseUntil;
@@ -114,7 +117,7 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
     leaseUntil,
     deleted
       ? `Deleted ${id}, the attempt whose lease ${leaseUntil < now ? 'ended' : 'ends'} ${instant(leaseUntil, now)}; ${DELETED}`
-      : `No attempt of ${id} whose lease ends at ${new Date(leaseUntil).toISOString()}: nothing deleted (another attempt took the record over, or it completed or is gone).`,
+      : `No attempt of ${id} whose lease ends at ${leaseText(leaseUntil)}: nothing deleted (another attempt took the record over, or it completed or is gone).`,
   );
 }
 

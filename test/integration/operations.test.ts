@@ -198,6 +198,11 @@ test('leaseUntil deletes the attempt inspected while it still holds the record',
   expect(await forgetRecord({ store, id, leaseUntil: seen!.leaseUntil! + 1 })).toBe(false);
   expect(await forgetRecord({ store, id, leaseUntil: seen!.leaseUntil! })).toBe(true);
   expect(await readItem(client, tableName, id)).toBeUndefined();
+  // A clock built on performance.now() sets leases with a fraction of a millisecond: matched exactly.
+  const fraction = recordId('forget-seen', 'o-2');
+  await store.claim({ key: fraction, owner: 'crashed', leaseUntil: T0 + 1_000.25, expiresAt: T0 / 1000 + 86_400, now: T0 });
+  expect(await forgetRecord({ store, id: fraction, leaseUntil: T0 + 1_000 })).toBe(false);
+  expect(await forgetRecord({ store, id: fraction, leaseUntil: (await inspectRecord({ store, id: fraction }))!.leaseUntil! })).toBe(true);
 });
 
 test('forgetting by lease is refused on a store whose forget does not declare it checks the lease, and with COMPLETED', async () => {
