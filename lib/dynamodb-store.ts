@@ -85,24 +85,34 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     };
   }
 
+  /** `forget` honours `leaseUntil`. */
+  readonly forgetChecksLease = true;
+
   /**
    * Deletes the record (one conditional `DeleteItem`), only while its status is `onlyIf` when
-   * given, for operations tools. `true` when this request deleted a record.
+   * given, and only while it is INPROGRESS with this `leaseUntil` when given, for operations tools.
+   * `true` when this request deleted a record.
    */
-  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
+  async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
+    // A COMPLETED record has no lease: asked for both, nothing matches.
+    if (leaseUntil !== undefined && onlyIf === 'COMPLETED') return false;
     const a = this.attributes;
+    const status = onlyIf ?? (leaseUntil === undefined ? undefined : 'INPROGRESS');
+    const names: Record<string, string> = status === undefined ? { '#id': a.key } : { '#status': a.status };
+    const values: Record<string, AttributeValue> = status === undefined ? {} : { ':status': { S: status } };
+    if (leaseUntil !== undefined) {
+      names['#lease'] = a.leaseUntil;
+      values[':lease'] = { N: String(leaseUntil) };
+    }
+    const condition = status === undefined ? 'attribute_exists(#id)' : `#status = :status${leaseUntil === undefined ? '' : ' AND #lease = :lease'}`;
     try {
       await this.client.send(
         new DeleteItemCommand({
           TableName: this.tableName,
           Key: { [a.key]: { S: key } },
-          ...(onlyIf === undefined
-            ? { ConditionExpression: 'attribute_exists(#id)', ExpressionAttributeNames: { '#id': a.key } }
-            : {
-                ConditionExpression: '#status = :status',
-                ExpressionAttributeNames: { '#status': a.status },
-                ExpressionAttributeValues: { ':status': { S: onlyIf } },
-              }),
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
         }),
       );
       return true;

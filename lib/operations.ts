@@ -42,6 +42,12 @@ export type ForgetRecordOptions = RecordAddress & {
   readonly store: IdempotencyStore;
   /** Delete only while the record has this status. @default any status */
   readonly onlyIf?: RecordStatus;
+  /**
+   * Delete only the attempt whose lease ends at this instant, epoch milliseconds, as
+   * `inspectRecord` returned it: only while that attempt holds the record INPROGRESS, never a
+   * call that took it over since. @default any attempt
+   */
+  readonly leaseUntil?: number;
 };
 
 /**
@@ -138,21 +144,34 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
 /**
  * Deletes the record of one key, so the next call with it runs again. With `onlyIf`, only while
  * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
- * completed meanwhile). `true` when a record was deleted. `onlyIf` checks the status, not the
- * attempt: an `INPROGRESS` record whose lease ended may since be another call's fresh claim, which
- * this deletes; such a record needs no forgetting (the next call takes it over).
+ * completed meanwhile). With `leaseUntil`, only while the attempt that `inspectRecord` showed holds
+ * the record: a takeover needs that lease to have ended and sets a later one, so a call that took
+ * the record over since keeps it and runs alone. `true` when a record was deleted.
  *
  * @example
  * ```ts
- * await forgetRecord({ store, name: 'payments-consumer', key: 'order-1', onlyIf: 'INPROGRESS' });
+ * const seen = await inspectRecord({ store, name: 'payments-consumer', key: 'order-1' });
+ * if (seen?.status === 'INPROGRESS' && seen.leaseUntil! < Date.now()) {
+ *   await forgetRecord({ store, name: 'payments-consumer', key: 'order-1', leaseUntil: seen.leaseUntil });
+ * }
  * ```
  */
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
-  assertOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf']);
-  const { store, onlyIf } = options;
+  assertOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf', 'leaseUntil']);
+  const { store, onlyIf, leaseUntil } = options;
   assertSupports(store, 'forget');
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }
-  return store.forget(recordIdOf(options), onlyIf);
+  if (leaseUntil === undefined) return store.forget(recordIdOf(options), onlyIf);
+  if (!Number.isFinite(leaseUntil)) throw new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.');
+  if (onlyIf === 'COMPLETED')
+    throw new TypeError("`leaseUntil` names an INPROGRESS attempt: a COMPLETED record has no lease, so leave out `onlyIf: 'COMPLETED'`.");
+  // A forget written without the parameter would ignore it and delete whichever attempt holds the record.
+  if (store.forgetChecksLease !== true) {
+    throw new TypeError(
+      'This store cannot forget by lease: its `forget` does not declare `forgetChecksLease`, so it could delete an attempt that took the record over.',
+    );
+  }
+  return store.forget(recordIdOf(options), 'INPROGRESS', leaseUntil);
 }

@@ -125,9 +125,17 @@ export interface IdempotencyStore {
   inspect?(key: string): Promise<RecordSummary | undefined>;
   /**
    * Optional, for operations tools (`forgetRecord`): deletes the record, only while its status is
-   * `onlyIf` when given. `true` when a record was deleted.
+   * `onlyIf` when given, and with `leaseUntil` only while it is INPROGRESS with exactly that lease
+   * end: the attempt an operator saw, since a takeover needs the lease to have ended and sets a
+   * later one. `true` when a record was deleted.
    */
-  forget?(key: string, onlyIf?: RecordStatus): Promise<boolean>;
+  forget?(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean>;
+  /**
+   * Optional: `true` when `forget` honours `leaseUntil`. The operations tools refuse to forget by
+   * lease on a store that does not declare it: a `forget` written without the parameter would
+   * ignore it and delete whichever attempt holds the record.
+   */
+  readonly forgetChecksLease?: boolean;
 }
 
 /** What operations tools see of a record: its state and sizes, never the stored response or error. */

@@ -5,6 +5,12 @@
  */
 import { runCli } from './run.js';
 
+// A reader that stops early (`stuck | head`) closes the pipe: stop there quietly, as other command-line tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit();
+});
+
 process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => void process.stdout.write(text),

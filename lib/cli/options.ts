@@ -12,7 +12,7 @@ export type CommandName = 'inspect' | 'forget' | 'stuck';
 export type Command =
   | { readonly command: 'help' }
   | (Common & { readonly command: 'inspect'; readonly address: RecordAddress })
-  | (Common & { readonly command: 'forget'; readonly address: RecordAddress; readonly onlyIf?: RecordStatus })
+  | (Common & { readonly command: 'forget'; readonly address: RecordAddress; readonly onlyIf?: RecordStatus; readonly leaseUntil?: number })
   | (Common & { readonly command: 'stuck'; readonly name?: string });
 
 interface Common {
@@ -74,7 +74,18 @@ const OPTIONS = {
     help: "With --key or --http-key: the tenant id of the invocation, for a function in Lambda's tenant isolation mode.",
   },
   id: { type: 'string', commands: ADDRESSED, value: 'ID', help: 'The record id as logs show it, `<namespace>#<hash>` (instead of --name and a key).' },
-  'only-if': { type: 'string', commands: ['forget'], value: 'S', help: 'Delete only while the record is INPROGRESS, or only while COMPLETED.' },
+  'only-if': {
+    type: 'string',
+    commands: ['forget'],
+    value: 'S',
+    help: 'COMPLETED: delete only while the record is COMPLETED. INPROGRESS: only a stuck attempt, the one forget reads, whose lease has ended.',
+  },
+  'lease-until': {
+    type: 'string',
+    commands: ['forget'],
+    value: 'T',
+    help: 'Delete only the INPROGRESS attempt whose lease ends at T, as stuck or inspect printed it: never one that took the record over since.',
+  },
   yes: { type: 'boolean', commands: ['forget'], help: 'Really delete (forget refuses without it).' },
   json: { type: 'boolean', commands: ALL, help: 'Print JSON on standard output, for scripts.' },
   attributes: { type: 'string', commands: ALL, value: 'JSON', help: 'Attribute names that differ from DynamoDBStore\'s defaults, e.g. \'{"key":"pk"}\'.' },
@@ -93,7 +104,8 @@ export function helpText(): string {
     '',
     'Commands:',
     '  inspect  Show a record: status, retention, lease end, stored sizes (never the stored response).',
-    '  forget   Delete a record, so the next call with its key runs again. Needs --yes.',
+    '  forget   Delete a record, so the next call with its key runs again. Needs --yes. To clear a stuck attempt,',
+    '           give --lease-until as stuck listed it, or --only-if INPROGRESS: a call that took the record over is kept.',
     '  stuck    List INPROGRESS records whose lease has ended (crashed or timed-out attempts). Scans the table.',
     '',
     'Address a record (inspect, forget) by --name with --key, by --name with --http-key, or by --id.',
@@ -103,7 +115,7 @@ export function helpText(): string {
     '',
     "AWS configuration is the SDK's own: region, credentials, profile; for DynamoDB Local set",
     'AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000.',
-    'Exit codes: 0 done, 1 failed, 2 usage error (or forget without --yes), 3 no such record.',
+    'Exit codes: 0 done, 1 failed, 2 usage error (or forget without --yes), 3 no such record (forget: none it may delete).',
     '',
   ].join('\n');
 }
@@ -162,7 +174,21 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
   const onlyIf = text('only-if');
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') throw new UsageError('`--only-if` takes INPROGRESS or COMPLETED.');
-  return { ...common, command: name, address, ...(onlyIf === undefined ? {} : { onlyIf }) };
+  const leaseUntil = leaseEnd(text('lease-until'));
+  if (leaseUntil !== undefined && onlyIf === 'COMPLETED') throw new UsageError('`--lease-until` names an INPROGRESS attempt: a COMPLETED record has no lease.');
+  return { ...common, command: name, address, ...(onlyIf === undefined ? {} : { onlyIf }), ...(leaseUntil === undefined ? {} : { leaseUntil }) };
+}
+
+/** Epoch milliseconds, from the instant as the CLI prints it, to the millisecond, or from the number `--json` shows. */
+function leaseEnd(given: string | undefined): number | undefined {
+  if (given === undefined) return undefined;
+  if (/^\d{1,15}(\.\d+)?$/.test(given)) return Number(given);
+  const millis = Date.parse(given);
+  // Only the exact form: a rounded instant would name no attempt and delete nothing, silently.
+  if (Number.isNaN(millis) || new Date(millis).toISOString() !== given) {
+    throw new UsageError('`--lease-until` takes the lease end as stuck and inspect print it (2026-12-02T16:08:35.123Z), or in epoch milliseconds.');
+  }
+  return millis;
 }
 
 function addressOf(text: (option: OptionName) => string | undefined): RecordAddress {

@@ -3,7 +3,7 @@ import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
-import { describeRecord, describeStuck } from './format.js';
+import { describeRecord, describeStuck, instant } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
@@ -41,7 +41,8 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
     ...(command.region === undefined ? {} : { region: command.region }),
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
-  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes });
+  // The commands write no record: a retention in the environment (IDEMPOTENCY_EXPIRES_AFTER_SECONDS, for functions) is not theirs to check.
+  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 });
   return { command, id, client, store };
 }
 
@@ -53,16 +54,8 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       io.stdout(command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.\n`);
       return summary ? EXIT.done : EXIT.notFound;
     }
-    case 'forget': {
-      const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
-      const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
-      io.stdout(
-        command.json
-          ? json({ id, deleted })
-          : `${deleted ? `Deleted ${id}; the next call with this key runs again (not in an instance that holds it in its cacheSize memory).` : missed}\n`,
-      );
-      return deleted ? EXIT.done : EXIT.notFound;
-    }
+    case 'forget':
+      return forget(command, id, store, now, io);
     case 'stuck': {
       io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
       const found = [];
@@ -80,6 +73,52 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       return EXIT.done;
     }
   }
+}
+
+/** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
+const leaseText = (millis: number): string => (Number.isInteger(millis) ? new Date(millis).toISOString() : String(millis));
+
+const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
+
+/**
+ * Deletes the record, fenced on the attempt when one is named: by `--lease-until`, or, for
+ * `--only-if INPROGRESS`, the attempt read first, and only when its lease has ended. A retry that
+ * takes the record over in between sets a later lease, so it keeps the record and runs alone.
+ */
+async function forget(command: Extract<Command, { command: 'forget' }>, id: string, store: DynamoDBStore, now: number, io: CliIo): Promise<number> {
+  const print = (deleted: boolean, leaseUntil: number | undefined, text: string): number => {
+    io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
+    return deleted ? EXIT.done : EXIT.notFound;
+  };
+  let leaseUntil = command.leaseUntil;
+  if (leaseUntil === undefined && command.onlyIf === 'INPROGRESS') {
+    const seen = await inspectRecord({ store, id });
+    if (seen?.status !== 'INPROGRESS') return print(false, undefined, `No record ${id} with status INPROGRESS: nothing deleted.`);
+    if (seen.leaseUntil === undefined)
+      return print(false, undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
+    if (seen.leaseUntil >= now) {
+      return print(
+        false,
+        seen.leaseUntil,
+        `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}: it may be running, so nothing was deleted. ` +
+          `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)} instead of --only-if.`,
+      );
+    }
+    leaseUntil = seen.leaseUntil;
+  }
+  if (leaseUntil === undefined) {
+    const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
+    const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
+    return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : missed);
+  }
+  const deleted = await forgetRecord({ store, id, leaseUntil });
+  return print(
+    deleted,
+    leaseUntil,
+    deleted
+      ? `Deleted ${id}, the attempt whose lease ${leaseUntil < now ? 'ended' : 'ends'} ${instant(leaseUntil, now)}; ${DELETED}`
+      : `No attempt of ${id} whose lease ends at ${leaseText(leaseUntil)}: nothing deleted (another attempt took the record over, or it completed or is gone).`,
+  );
 }
 
 /** What to check after a failed request, when its error does not say. */

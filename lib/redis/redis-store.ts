@@ -183,8 +183,13 @@ export class RedisStore implements IdempotencyStore {
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 
-  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
-    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, onlyIf === undefined ? [] : [onlyIf], this.wait);
+  /** `forget` honours `leaseUntil`. */
+  readonly forgetChecksLease = true;
+
+  /** Deletes the record, only while its status is `onlyIf` and its lease ends at `leaseUntil`, each when given. */
+  async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
+    const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
+    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, args, this.wait);
     return Number(reply) === 1;
   }
 

@@ -73,9 +73,14 @@ redis.call('DEL', KEYS[1])
 return {1}
 `);
 
-/** KEYS[1]; ARGV: status (optional). Deletes the record, only while it has that status when given. */
+/**
+ * KEYS[1]; ARGV: status (optional, '' for any), leaseUntil (optional). Deletes the record, only
+ * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given.
+ */
 export const FORGET = script(`
-if ARGV[1] and redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil')
+if ARGV[1] and ARGV[1] ~= '' and held[1] ~= ARGV[1] then return 0 end
+if ARGV[2] and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2])) then return 0 end
 return redis.call('DEL', KEYS[1])
 `);
 

@@ -54,6 +54,27 @@ export const forgetCheck: Check = [
   },
 ];
 
+export const forgetLeaseCheck: Check = [
+  'forget by lease (when the store declares forgetChecksLease) deletes only the attempt whose lease ends then, never one that took it over',
+  async (f) => {
+    const forget = f.store.forget!.bind(f.store);
+    const key = f.key();
+    const leaseUntil = f.t0 + LEASE_MILLIS;
+    await f.claim(key, 'owner-a', { leaseUntil });
+    assert.equal(await forget(key, 'INPROGRESS', leaseUntil + 1), false, 'an attempt with another lease end is kept');
+    assert.equal(await forget(key, 'COMPLETED', leaseUntil), false, 'an INPROGRESS record is kept when only a COMPLETED one may go');
+    const later = leaseUntil + 1;
+    assert.ok((await f.claim(key, 'owner-b', { now: later })).claimed, 'the lapsed record is taken over');
+    assert.equal(await forget(key, 'INPROGRESS', leaseUntil), false, 'the attempt that took the record over is kept');
+    assert.equal((await f.live(key, later))?.owner, 'owner-b');
+    assert.equal(await forget(key, undefined, later + LEASE_MILLIS), true, 'the attempt holding that lease is deleted');
+    assert.equal(await f.live(key, later), undefined);
+    await f.claim(key, 'owner-c', { leaseUntil });
+    await f.complete(key, 'owner-c', '1');
+    assert.equal(await forget(key, undefined, leaseUntil), false, 'a COMPLETED record has no lease to match');
+  },
+];
+
 /** `ttlOf(key)` is defined and within the slack of the time left until `expectedUntil` (epoch ms). */
 async function assertTtl(ttlOf: TtlOf, key: string, expectedUntil: number, what: string): Promise<void> {
   const ttl = await ttlOf(key);

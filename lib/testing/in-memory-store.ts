@@ -83,9 +83,13 @@ export class InMemoryStore implements IdempotencyStore {
     return current === undefined ? undefined : summaryOf(key, current, WHERE);
   }
 
-  async forget(key: string, onlyIf?: RecordStatus): Promise<boolean> {
+  /** `forget` honours `leaseUntil`. */
+  readonly forgetChecksLease = true;
+
+  async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
     const current = this.records.get(key);
     if (current === undefined || (onlyIf !== undefined && current.status !== onlyIf)) return false;
+    if (leaseUntil !== undefined && (current.status !== 'INPROGRESS' || Number(current.leaseUntil) !== leaseUntil)) return false;
     return this.records.delete(key);
   }
 

@@ -1,7 +1,7 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
-import { forgetCheck, inspectCheck, ttlCheck } from './contract-operations.js';
+import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import type { TtlOf } from './ttl-of.js';
 
@@ -37,8 +37,8 @@ export interface StoreContractOptions {
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
  * races, fencing, takeover after the lease, retention expiry, retried (ambiguous) writes,
- * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` when the
- * store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
+ * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
+ * when the store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
  *
  * @example
@@ -56,6 +56,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
+    { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
   ];
   const always = [...claimChecks, ...outcomeChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];

@@ -3,15 +3,17 @@
  * DynamoDB Local, which it finds through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
  */
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { runCli } from '../../lib/cli/run.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
+import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
@@ -28,8 +30,8 @@ function cli(...args: string[]): Promise<Run> {
   return cliWith({}, ...args);
 }
 
-/** The CLI with these variables changed (`undefined` removes one). */
-function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+/** The CLI's environment: DynamoDB Local, with these variables changed (`undefined` removes one). */
+function cliEnv(changes: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
@@ -38,9 +40,13 @@ function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
-  const env = Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
+  return Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
+}
+
+/** The CLI with these variables changed (`undefined` removes one). */
+function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -158,6 +164,71 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
   expect(runs()).toBe(2);
 });
 
+/** Records left INPROGRESS by attempts that crashed a minute ago, by key. */
+async function crashed(name: string, ...keys: string[]): Promise<{ ids: string[]; leaseUntil: number }> {
+  const now = Date.now();
+  const leaseUntil = now - 60_000;
+  const ids = keys.map((key) => recordId(name, key));
+  for (const key of ids) await store.claim({ key, owner: 'crashed', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now: now - 120_000 });
+  return { ids, leaseUntil };
+}
+
+test('forget after stuck leaves alone a record that a retry took over in between: the retry runs alone and completes', async () => {
+  const { ids, leaseUntil } = await crashed('cli-fenced', 'o-1');
+  const id = ids[0]!;
+  const listed = await cli('stuck', '--table', tableName, '--name', 'cli-fenced', '--json');
+  expect(JSON.parse(listed.stdout)).toMatchObject([{ key: id, leaseUntil }]);
+  // A retry takes the record over and runs its handler.
+  const turnstile = new Turnstile();
+  let runs = 0;
+  const handler = async (orderId: string) => {
+    runs++;
+    await turnstile.enter();
+    return `p-${orderId}`;
+  };
+  const options = { store, name: 'cli-fenced', key: (orderId: string) => orderId };
+  const retry = makeIdempotent(handler, options)('o-1');
+  const inside = await turnstile.next();
+
+  const byStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(byStatus).toEqual({
+    code: 3,
+    stdout: expect.stringMatching(
+      new RegExp(`^${id.replace(/[+]/g, '\\+')} is held by an attempt whose lease ends \\S+Z \\(in \\d+ s\\): it may be running, so nothing was deleted\\. `),
+    ),
+    stderr: '',
+  });
+  const iso = new Date(leaseUntil).toISOString();
+  const asListed = await cli('forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
+  expect(asListed).toEqual({
+    code: 3,
+    stdout: `No attempt of ${id} whose lease ends at ${iso}: nothing deleted (another attempt took the record over, or it completed or is gone).\n`,
+    stderr: '',
+  });
+  // Another instance's duplicate is refused instead of running a second time; the retry completes.
+  expect((await rejection(makeIdempotent(handler, options)('o-1'))).code).toBe('IN_PROGRESS');
+  inside.open();
+  expect(await retry).toBe('p-o-1');
+  expect(runs).toBe(1);
+});
+
+test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --lease-until as stuck printed it deletes that attempt', async () => {
+  const { ids, leaseUntil } = await crashed('cli-unstick', 'o-1', 'o-2');
+  const iso = new Date(leaseUntil).toISOString();
+  const byStatus = await cli('forget', '--table', tableName, '--id', ids[0]!, '--only-if', 'INPROGRESS', '--yes');
+  expect(byStatus).toEqual({
+    code: 0,
+    stdout: expect.stringMatching(/^Deleted \S+, the attempt whose lease ended \S+ \(\d+ s ago\); the next call with this key runs again/),
+    stderr: '',
+  });
+  expect(byStatus.stdout).toContain(`Deleted ${ids[0]}, the attempt whose lease ended ${iso} (`);
+  const listed = await cli('stuck', '--table', tableName, '--name', 'cli-unstick');
+  const shown = / lease ended (\S+Z) /.exec(listed.stdout)![1]!;
+  const byLease = await cli('forget', '--table', tableName, '--id', ids[1]!, '--lease-until', shown, '--yes', '--json');
+  expect(byLease).toEqual({ code: 0, stdout: `${JSON.stringify({ id: ids[1], deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
+  for (const id of ids) expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
 test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {
   let runs = 0;
   const handler = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(httpIdempotency({ store, name: 'cli-http' }));
@@ -199,6 +270,14 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     ],
     [['inspect', '--name', 'n', '--key', '"k"'], 'Which table? Give --table or set IDEMPOTENCY_TABLE.'],
     [['forget', '--table', tableName, '--id', 'n#h', '--yes', '--only-if', 'DONE'], '`--only-if` takes INPROGRESS or COMPLETED.'],
+    [
+      ['forget', '--table', tableName, '--id', 'n#h', '--yes', '--lease-until', '2026-12-02 16:08'],
+      '`--lease-until` takes the lease end as stuck and inspect print it (2026-12-02T16:08:35.123Z), or in epoch milliseconds.',
+    ],
+    [
+      ['forget', '--table', tableName, '--id', 'n#h', '--yes', '--lease-until', '1700000000000', '--only-if', 'COMPLETED'],
+      '`--lease-until` names an INPROGRESS attempt: a COMPLETED record has no lease.',
+    ],
     [['stuck', '--table', tableName, '--yes'], '`--yes` does not apply to stuck.'],
     [['stuck', '--table', tableName, '--attributes', '{"state":"s"}'], expect.stringContaining('`--attributes`: unknown field `state`.')],
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
@@ -307,4 +386,27 @@ test('stuck lists a record past its lease that has no valid expiration (written 
   } finally {
     await dropTable(client, table);
   }
+});
+
+test('stuck piped into a reader that stops early (`| head`) ends quietly, without an EPIPE error', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'stuck', '--table', tableName, '--name', 'cli-none'], {
+    env: cliEnv({}),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // The reader is gone before the command writes its first line.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  expect({ code, stderr }).toEqual({
+    code: 0,
+    stderr: `lambda-idempotency: stuck scans the whole table ${tableName}: every item is read (and billed), page by page.\n`,
+  });
+});
+
+test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
+  const run = await cliWith({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
+  expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
 });

@@ -161,6 +161,67 @@ test('onlyIf deletes a record only in that status', async () => {
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
+/** A record left INPROGRESS by an attempt that crashed: its lease ended at T0 + 1 s. */
+async function crashed(name: string): Promise<string> {
+  const id = recordId(name, 'o-1');
+  await store.claim({ key: id, owner: 'crashed', leaseUntil: T0 + 1_000, expiresAt: T0 / 1000 + 86_400, now: T0 });
+  return id;
+}
+
+test('leaseUntil deletes only the attempt inspected: a retry that took the record over since keeps it, runs alone and completes', async () => {
+  const id = await crashed('forget-fenced');
+  const seen = await inspectRecord({ store, id });
+  // A retry takes the record over and runs its handler.
+  const turnstile = new Turnstile();
+  let runs = 0;
+  const options = { store, name: 'forget-fenced', key: (order: Order) => order.orderId, now: () => T0 + 5_000 };
+  const handler = async (order: Order) => {
+    runs++;
+    await turnstile.enter();
+    return order.amount;
+  };
+  const retry = makeIdempotent(handler, options)({ orderId: 'o-1', amount: 5 });
+  const inside = await turnstile.next();
+
+  expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS', leaseUntil: seen!.leaseUntil! })).toBe(false);
+  // Another instance's duplicate is refused while the retry runs, instead of running a second time.
+  expect((await rejection(makeIdempotent(handler, options)({ orderId: 'o-1', amount: 5 }))).code).toBe('IN_PROGRESS');
+  inside.open();
+  expect(await retry).toBe(5);
+  expect(runs).toBe(1);
+  expect(await inspectRecord({ store, id })).toMatchObject({ status: 'COMPLETED' });
+});
+
+test('leaseUntil deletes the attempt inspected while it still holds the record', async () => {
+  const id = await crashed('forget-seen');
+  const seen = await inspectRecord({ store, id });
+  expect(await forgetRecord({ store, id, leaseUntil: seen!.leaseUntil! + 1 })).toBe(false);
+  expect(await forgetRecord({ store, id, leaseUntil: seen!.leaseUntil! })).toBe(true);
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+  // A clock built on performance.now() sets leases with a fraction of a millisecond: matched exactly.
+  const fraction = recordId('forget-seen', 'o-2');
+  await store.claim({ key: fraction, owner: 'crashed', leaseUntil: T0 + 1_000.25, expiresAt: T0 / 1000 + 86_400, now: T0 });
+  expect(await forgetRecord({ store, id: fraction, leaseUntil: T0 + 1_000 })).toBe(false);
+  expect(await forgetRecord({ store, id: fraction, leaseUntil: (await inspectRecord({ store, id: fraction }))!.leaseUntil! })).toBe(true);
+});
+
+test('forgetting by lease is refused on a store whose forget does not declare it checks the lease, and with COMPLETED', async () => {
+  const id = await crashed('forget-unfenced');
+  // A custom store written before the parameter: it ignores the lease and would delete any attempt.
+  const unfenced: IdempotencyStore = {
+    ...{ claim: store.claim.bind(store), complete: store.complete.bind(store), release: store.release.bind(store) },
+    forget: (key, onlyIf) => store.forget(key, onlyIf),
+  };
+  await expect(forgetRecord({ store: unfenced, id, leaseUntil: T0 + 1_000 })).rejects.toThrow(
+    new TypeError(
+      'This store cannot forget by lease: its `forget` does not declare `forgetChecksLease`, so it could delete an attempt that took the record over.',
+    ),
+  );
+  await expect(forgetRecord({ store, id, onlyIf: 'COMPLETED', leaseUntil: T0 + 1_000 })).rejects.toThrow('a COMPLETED record has no lease');
+  await expect(forgetRecord({ store, id, leaseUntil: '1700000001000' as never })).rejects.toThrow('`leaseUntil` must be the epoch milliseconds');
+  expect(await readItem(client, tableName, id)).toBeDefined();
+});
+
 test('an HTTP record is addressed by its header key, method, route and caller', async () => {
   const handler = middy(async () => ({ statusCode: 201, body: '{"paymentId":"p-1"}' })).use(httpIdempotency({ store, name: 'ops-http' }));
   const event = paymentRequest('k-1', 'user-7');
@@ -209,7 +270,7 @@ test('a misspelt option or a second address is refused before anything is delete
   const id = recordId('forget-strict', 'o-1');
   // Silently ignored, `onlyif` would delete the COMPLETED record unconditionally.
   await expect(forgetRecord({ store, id, onlyif: 'INPROGRESS' } as never)).rejects.toThrow(
-    new TypeError('forgetRecord: unknown option `onlyif`. Known options: store, name, key, http, id, tenant, onlyIf.'),
+    new TypeError('forgetRecord: unknown option `onlyif`. Known options: store, name, key, http, id, tenant, onlyIf, leaseUntil.'),
   );
   await expect(inspectRecord({ store, id, onlyIf: 'INPROGRESS' } as never)).rejects.toThrow('inspectRecord: unknown option `onlyIf`');
   // An id already names its namespace: a `name` beside it is a contradiction, not a detail to drop.

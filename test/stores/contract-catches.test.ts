@@ -21,7 +21,8 @@ function broken(inner: IdempotencyStore, overrides: Partial<IdempotencyStore>): 
     complete: (request) => inner.complete(request),
     release: (request) => inner.release(request),
     inspect: (key) => inner.inspect!(key),
-    forget: (key, onlyIf) => inner.forget!(key, onlyIf),
+    forget: (key, onlyIf, leaseUntil) => inner.forget!(key, onlyIf, leaseUntil),
+    forgetChecksLease: inner.forgetChecksLease === true,
     ...overrides,
   };
 }
@@ -60,6 +61,13 @@ test('a release that deletes its own COMPLETED record fails the release check', 
     },
   }));
   expect(failed).toContain("release is fenced by owner and status: never another's record, never a COMPLETED one");
+});
+
+test('a forget that declares it checks the lease but ignores it fails the forget-by-lease check', async () => {
+  const failed = await inMemoryFailures((inner) => ({ forget: (key, onlyIf) => inner.forget(key, onlyIf) }));
+  expect(failed).toEqual([
+    'forget by lease (when the store declares forgetChecksLease) deletes only the attempt whose lease ends then, never one that took it over',
+  ]);
 });
 
 test('a claim that reads, then writes (not one conditional write) fails the race checks', async () => {

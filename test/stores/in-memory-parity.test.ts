@@ -67,7 +67,8 @@ test('the same operations at every boundary get the same answers from InMemorySt
       inspect: () => [`inspect ${key}`, (store) => store.inspect!(key)],
       forget: () => {
         const onlyIf = pick([undefined, 'COMPLETED', 'INPROGRESS'] as const);
-        return [`forget ${key} ${onlyIf}`, (store) => store.forget!(key, onlyIf)];
+        const leaseUntil = pick([undefined, undefined, t0, t0 + 1, t0 + 1000]);
+        return [`forget ${key} ${onlyIf} ${leaseUntil}`, (store) => store.forget!(key, onlyIf, leaseUntil)];
       },
     };
     const [what, run] = operations[pick(['claim', 'claim', 'complete', 'release', 'inspect', 'forget'])]!();

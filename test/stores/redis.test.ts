@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
-import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { Turnstile } from '../support/gate.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
@@ -133,6 +134,28 @@ for (const kind of CLIENT_KINDS) {
       opened = await kind.open();
     });
     afterAll(() => opened.close());
+
+    test('forgetRecord by lease leaves alone a retry that took a stuck record over: the retry runs alone and completes', async () => {
+      const store = new RedisStore({ client: opened.client, keyPrefix: `fenced-${kind.name}:` });
+      const id = `fenced#${hashKey('k')}`;
+      const now = Date.now();
+      await store.claim({ key: id, owner: 'crashed', now: now - 120_000, leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 3600 });
+      const seen = await inspectRecord({ store, id });
+      const turnstile = new Turnstile();
+      let runs = 0;
+      const handler = async (_id: string) => {
+        runs++;
+        await turnstile.enter();
+        return runs;
+      };
+      const retry = makeIdempotent(handler, { store, name: 'fenced' })('k');
+      const inside = await turnstile.next();
+      expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS', leaseUntil: seen!.leaseUntil! })).toBe(false);
+      expect((await rejection(makeIdempotent(handler, { store, name: 'fenced' })('k'))).code).toBe('IN_PROGRESS');
+      inside.open();
+      expect(await retry).toBe(1);
+      expect(await inspectRecord({ store, id })).toMatchObject({ status: 'COMPLETED' });
+    });
 
     test('a live hash the store did not write fails closed, naming what is wrong and how to remove it; forgotten, the call runs', async () => {
       const keyPrefix = `malformed-${kind.name}:`;

@@ -52,6 +52,21 @@ test('forget is one conditional DeleteItem: on existence, or on the status asked
   ]);
 });
 
+test('forget by lease is one DeleteItem conditioned on INPROGRESS and that exact lease end', async () => {
+  ddb.on(DeleteItemCommand).resolves({});
+  expect(await store.forget('n#h', undefined, 1_700_000_001_000)).toBe(true);
+  expect(await store.forget('n#h', 'COMPLETED', 1_700_000_001_000)).toBe(false);
+  expect(ddb.commandCalls(DeleteItemCommand).map((call) => call.args[0].input)).toStrictEqual([
+    {
+      TableName: 'idem',
+      Key: { pk: { S: 'n#h' } },
+      ConditionExpression: '#status = :status AND #lease = :lease',
+      ExpressionAttributeNames: { '#status': 'state', '#lease': 'leaseUntil' },
+      ExpressionAttributeValues: { ':status': { S: 'INPROGRESS' }, ':lease': { N: '1700000001000' } },
+    },
+  ]);
+});
+
 test('forget passes on errors other than a refused condition', async () => {
   ddb.on(DeleteItemCommand).rejects(serviceError('AccessDeniedException', 'not authorized to perform dynamodb:DeleteItem'));
   await expect(store.forget('n#h')).rejects.toThrow('dynamodb:DeleteItem');
