@@ -10,7 +10,7 @@ import {
   type BatchEvent,
   type BatchRecord,
   type BatchResponse,
-  DynamoDBStore,
+  type DynamoDBStore,
   type IdempotentBatchOptions,
   idempotentBatch,
   type PipesBatchEvent,
@@ -30,20 +30,14 @@ import {
   sqsRecord,
   streamRecord,
 } from '../support/batch-events.js';
-import { dropTable, freshTable, scanItems, testClient } from '../support/dynamodb.js';
+import { scanItems, testClient, useTablePerTest } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 
 const client = testClient();
 let tableName: string;
 let store: DynamoDBStore;
 
-beforeEach(async () => {
-  tableName = await freshTable(client, 'pipes');
-  store = new DynamoDBStore({ tableName, client });
-});
-afterEach(async () => {
-  await dropTable(client, tableName);
-});
+useTablePerTest(client, 'pipes', (fresh) => ({ tableName, store } = fresh));
 afterAll(() => client.destroy());
 
 /** A batch handler whose record function is `fn`, with the messages it ran (in call order) and its log lines. */

@@ -31,7 +31,7 @@ import {
   streamRecord,
   streamSequence,
 } from '../support/batch-events.js';
-import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
+import { readItem, scanItems, testClient, unreachableClient, useTablePerTest } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -43,13 +43,7 @@ let tableName: string;
 let store: DynamoDBStore;
 const clock = () => SENT + 60_000;
 
-beforeEach(async () => {
-  tableName = await freshTable(client, 'batch');
-  store = new DynamoDBStore({ tableName, client });
-});
-afterEach(async () => {
-  await dropTable(client, tableName);
-});
+useTablePerTest(client, 'batch', (fresh) => ({ tableName, store } = fresh));
 afterAll(() => client.destroy());
 
 /** The context of every invocation of the consumer: two minutes left. */

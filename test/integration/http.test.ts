@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer } from 'aws-lambda';
 import { DynamoDBStore, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
-import { dropTable, freshTable, readItem, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
+import { readItem, scanItems, testClient, unreachableClient, useTablePerTest } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -196,13 +196,9 @@ let tableName: string;
 let store: DynamoDBStore;
 let clock: number;
 
-beforeEach(async () => {
-  tableName = await freshTable(client, 'http');
-  store = new DynamoDBStore({ tableName, client });
+useTablePerTest(client, 'http', (fresh) => ({ tableName, store } = fresh));
+beforeEach(() => {
   clock = REQUEST_TIME;
-});
-afterEach(async () => {
-  await dropTable(client, tableName);
 });
 afterAll(() => client.destroy());
 

@@ -63,6 +63,19 @@ export function useFreshTable(options: { prefix?: string; storeClient?: DynamoDB
 }
 
 /**
+ * A fresh idempotency table for each test of a file, on `client`: created before each test and
+ * handed to `use` with a store on it, dropped after the test.
+ */
+export function useTablePerTest(client: DynamoDBClient, prefix: string, use: (fresh: { tableName: string; store: DynamoDBStore }) => void): void {
+  let tableName: string;
+  beforeEach(async () => {
+    tableName = await freshTable(client, prefix);
+    use({ tableName, store: new DynamoDBStore({ tableName, client }) });
+  });
+  afterEach(() => dropTable(client, tableName));
+}
+
+/**
  * A table for the business writes of one file's tests (what `transaction()` puts and counts), on
  * the client of its idempotency table: created before the tests, dropped after them. The name is
  * chosen at once, like {@link useFreshTable}'s.
