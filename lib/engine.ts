@@ -243,7 +243,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
-      const leader = flight === undefined ? undefined : (execution === undefined ? this.#flights : this.#durableFlights).get(flight);
+      const leader = flight === undefined ? undefined : this.#flightsOf(execution).get(flight);
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
@@ -284,7 +284,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
-    const flight = flightKey === undefined ? undefined : this.#fly(flightKey, execution === undefined ? this.#flights : this.#durableFlights);
+    const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
     try {
       const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
@@ -301,6 +301,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       flight?.settle(undefined);
       throw error;
     }
+  }
+
+  /** Where the flights of a call live: a durable one's apart. */
+  #flightsOf(execution: string | undefined): Map<string, Flight> {
+    return execution === undefined ? this.#flights : this.#durableFlights;
   }
 
   #fly(key: string, flights: Map<string, Flight>): Flight {
@@ -446,6 +451,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       this.#cache?.set(record);
       return [own, record];
     };
+    /** Ends with this call's own COMPLETED record, found after an answer was lost: as the store keeps it. */
+    const found = (record: IdempotencyRecord): [Outcome, IdempotencyRecord] => done(record.responseOmitted !== true, { storedError: record.error });
     if (call.mode === 'atomic') {
       let claim: ClaimResult;
       try {
@@ -458,7 +465,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       if (claim.claimed || claim.record.owner === owner) {
         this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-        return claim.claimed ? done(claim.responseStored !== false, claim) : done(claim.record.responseOmitted !== true, { storedError: claim.record.error });
+        return claim.claimed ? done(claim.responseStored !== false, claim) : found(claim.record);
       }
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
@@ -482,7 +489,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm.
         this.#emit('bookkeepingFailure', key);
         const record = released?.released === false ? released.record : undefined;
-        if (record?.owner === owner && record.status === 'COMPLETED') return done(record.responseOmitted !== true, { storedError: record.error });
+        if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
@@ -496,8 +503,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
     if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
-    if (result.record?.owner === owner && result.record.status === 'COMPLETED')
-      return done(result.record.responseOmitted !== true, { storedError: result.record.error });
+    if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
     this.#emit('superseded', key);
     const error = new IdempotencyError(
       'SUPERSEDED',
