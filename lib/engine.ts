@@ -486,10 +486,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // its lease, and a retry after it replays or runs again.
         const released = await this.#release(call);
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
-        // The function ran and the store failed its completion, for the BookkeepingFailures alarm.
-        this.#emit('bookkeepingFailure', key);
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
+        // The function ran and the store failed its completion, for the BookkeepingFailures alarm.
+        this.#emit('bookkeepingFailure', key);
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   type AttributeValue,
+  ConditionalCheckFailedException,
   DeleteItemCommand,
   DynamoDBClient,
   PutItemCommand,
@@ -355,6 +356,21 @@ describe('our record refused the commit', () => {
     });
     const { pay } = payFixture();
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+  });
+
+  test('a commit whose answer was lost but which applied: the release meets our own COMPLETED record, success, and no bookkeeping failure is counted', async () => {
+    let owner = '';
+    ddb.on(TransactWriteItemsCommand).callsFake((input: { TransactItems: TransactWriteItem[] }) => {
+      owner = fenceOf(input.TransactItems);
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    });
+    ddb.on(DeleteItemCommand).callsFake(() => {
+      throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {}, Item: recordItem(owner, 'COMPLETED') });
+    });
+    const events: IdempotencyEvent[] = [];
+    const { pay } = payFixture({ observability: (event) => void events.push(event) });
+    expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    expect(events).toEqual(['miss']);
   });
 
   test("atomic duplicate: the stored response from the cancellation reason's item is replayed", async () => {
