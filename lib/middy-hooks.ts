@@ -40,6 +40,13 @@ export interface Translation {
 type AnyRequest = Request<unknown, unknown, Error, Context>;
 
 /**
+ * Errors an idempotency middleware's `after` threw because its call did not keep the handler's
+ * response (a commit of the handler's writes that failed, another attempt's outcome): an outer
+ * idempotency middleware on the same handler must not keep that response either.
+ */
+const unkept = new WeakSet<object>();
+
+/**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
  * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
  * shares between requests when a `plugin.internal` object is configured. @internal
@@ -90,12 +97,15 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest): Promise<Ending> => {
+    // The call ends as the error middy caught, whatever an inner `onError` made of it since.
+    const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
+    // An inner idempotency middleware kept no outcome of the handler (its writes did not commit, say):
+    // nor does this one, so a retry meets the inner record, which holds the truth.
+    if (typeof error === 'object' && error !== null && unkept.has(error)) return { kind: 'throw', error, final: false };
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const response = returned.get(request);
     if (response !== undefined) return endingOfResponse(response.value);
-    // The call ends as the error middy caught, whatever an inner `onError` made of it since.
-    const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
     // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
     if (isMiddyTimeout(error)) return durableExecutionOf(request.context) === undefined ? { kind: 'abandon' } : { kind: 'throw', error };
     // An inner `before` threw (a validator refused the event): the handler never ran, so its error is no outcome to keep.
@@ -142,6 +152,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     let previous: unknown;
     // Responses set since the handler's own: any at all means the handler ran.
     let sets = 0;
+    // An early answer not yet taken as one: middy's catch sets the response to `undefined` with
+    // the early answer of the hook that threw still in place, and then records the error.
+    let early: { reset: boolean } | undefined;
     // Middy invokes the handler with `request.event, request.context`, read in that order, from the
     // request's own async context (see `isWithin`), and then assigns its response. A middleware
     // that reads them too (to log them, say) reads something more before it sets a response
@@ -188,20 +201,31 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           return;
         }
         if (!('earlyResponse' in request) || calls.get(request) !== call) {
-          if (invoked) ran = true;
-          invoked = afterEvent = false;
-          if (ran) sets++;
-          previous = current;
-          current = value;
-          response.set(value);
+          assign(value);
           return;
         }
-        take(request);
-        const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
-        current = ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
-        response.set(current);
+        // An answer once no error follows it in the same turn; `current` stays the response before it.
+        const pending = { reset: false };
+        early = pending;
+        const answer = Promise.resolve().then(() => {
+          early = undefined;
+          if (pending.reset) return undefined; // middy's reset, replaced by `undefined` below
+          take(request);
+          const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
+          return ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
+        });
+        response.set(answer);
       },
     });
+    /** A response assigned by the handler or a middleware, not as an early answer. */
+    const assign = (value: unknown): void => {
+      if (invoked) ran = true;
+      invoked = afterEvent = false;
+      if (ran) sets++;
+      previous = current;
+      current = value;
+      response.set(value);
+    };
     // On an error, middy resets the response and then records the error: a response set before that
     // reset was the handler's (or what later middlewares made of it), so the handler returned.
     const error = storeOf('error');
@@ -211,6 +235,12 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       get: error.get,
       set(value: unknown) {
         if (error.get() === undefined && calls.get(request) === call) {
+          if (early !== undefined) {
+            // The early answer just set was middy resetting the response for this error.
+            early.reset = true;
+            early = undefined;
+            assign(undefined);
+          }
           caught.set(request, { error: value, ran });
           if (sets >= 2) returned.set(request, { value: previous });
           error.set(value);
@@ -246,7 +276,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    request.response = answerOf(await engine.end(call, await endingOfResponse(request.response)), request);
+    const outcome = await engine.end(call, await endingOfResponse(request.response));
+    if (outcome.kind === 'error' && typeof outcome.error === 'object' && outcome.error !== null) unkept.add(outcome.error);
+    request.response = answerOf(outcome, request);
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {

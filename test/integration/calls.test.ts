@@ -24,6 +24,7 @@ import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
 import { gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { middyMajor } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
 
@@ -416,6 +417,25 @@ describe('middlewares that answer early', () => {
       expect(await readItem(admin, bizTable, 'twice-d-3')).toBeDefined();
     });
 
+    test("an inner middleware's failed commit of the handler's writes releases the outer key too: the retry runs and commits them", async () => {
+      const inner = new DynamoDBStore({ tableName, client });
+      jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+      let runs = 0;
+      const handler = middy(async (event: { id: string }) => {
+        transaction().put({ TableName: bizTable, Item: { id: `twice-${event.id}` } });
+        return { run: ++runs };
+      })
+        .use(idempotency({ store, name: 'twice-fail-outer', key: (event: { id: string }) => event.id }))
+        .use(idempotency({ store: inner, name: 'twice-fail-inner', key: (event: { id: string }) => event.id }));
+      await expect(handler({ id: 'd-4' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'COMMIT_FAILED' });
+      expect(await bizItem('twice-d-4')).toBeUndefined();
+      // Neither record claims an outcome whose writes never applied.
+      expect(await recordOf('twice-fail-outer', 'd-4')).toBeUndefined();
+      expect(await recordOf('twice-fail-inner', 'd-4')).toBeUndefined();
+      expect(await handler({ id: 'd-4' }, lambdaContext('twice'))).toEqual({ run: 2 });
+      expect(await bizItem('twice-d-4')).toBe('twice-d-4');
+    });
+
     test("an inner middleware's early answer from `after` completes both records with that answer", async () => {
       let runs = 0;
       const handler = twice(
@@ -487,6 +507,64 @@ describe('middlewares that answer early', () => {
     expect(await recordOf('inner-throws', 'v-1')).toBeUndefined();
     fail = false;
     expect(await handler({ id: 'v-1' }, lambdaContext('inner-throws'))).toBe('ran');
+  });
+
+  test("an inner `after` that sets an early answer and then throws completes the record with the handler's response, and its caller gets the error", async () => {
+    let runs = 0;
+    let fail = true;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: (request: { response: unknown; earlyResponse?: unknown }) => {
+          request.earlyResponse = { statusCode: 200, body: request.response };
+          if (fail) throw new Error('serializer failed');
+        },
+      });
+    const first = handler({ id: 'e-1' }, lambdaContext('early-then-throw'));
+    // Middy 6 keeps the early answer of a hook that threw, and sends it once an `onError` has run.
+    if (middyMajor === 7) await expect(first).rejects.toThrow('serializer failed');
+    else expect(await first).toEqual({ statusCode: 200, body: { charged: 1 } });
+    const record = await recordOf('early-then-throw', 'e-1');
+    expect(record?.status?.S).toBe('COMPLETED');
+    expect(record?.response?.S).toBe('{"charged":1}');
+    fail = false;
+    // The duplicate replays the stored response before any inner hook runs.
+    expect(await handler({ id: 'e-1' }, lambdaContext('early-then-throw'))).toEqual({ charged: 1 });
+    expect(runs).toBe(1);
+  });
+
+  test("an inner `after` that sets an early answer of `undefined` and then throws still completes the record with the handler's response", async () => {
+    let runs = 0;
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: (request: { earlyResponse?: unknown }) => {
+          request.earlyResponse = undefined;
+          throw new Error('serializer failed');
+        },
+      });
+    await expect(handler({ id: 'e-2' }, lambdaContext('early-undefined-throw'))).rejects.toThrow('serializer failed');
+    expect((await recordOf('early-undefined-throw', 'e-2'))?.response?.S).toBe('{"charged":1}');
+    expect(runs).toBe(1);
+  });
+
+  test('an inner `before` that sets an early answer and then throws releases the key: the handler never ran', async () => {
+    let fail = true;
+    const handler = middy(async () => 'ran')
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: (request: { earlyResponse?: unknown }) => {
+          request.earlyResponse = { statusCode: 403 };
+          if (fail) throw new Error('authorizer failed');
+          delete request.earlyResponse;
+        },
+      });
+    const first = handler({ id: 'e-3' }, lambdaContext('early-before-throw'));
+    if (middyMajor === 7) await expect(first).rejects.toThrow('authorizer failed');
+    else expect(await first).toEqual({ statusCode: 403 });
+    expect(await recordOf('early-before-throw', 'e-3')).toBeUndefined();
+    fail = false;
+    expect(await handler({ id: 'e-3' }, lambdaContext('early-before-throw'))).toBe('ran');
   });
 
   test("a thrown error in an inner `after`, once the handler returned, completes the record with the handler's response: the retry does not run it again", async () => {
