@@ -32,6 +32,11 @@ export class Call {
      * that started it, when known: calls nested in it given no context end by then too.
      */
     readonly timeLeft?: () => number,
+    /**
+     * When its store requests must have answered (epoch ms by the real clock), so that the call
+     * still answers before the Lambda deadline, when known: calls nested in it end by then too.
+     */
+    readonly answerBy?: number,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Call } from './call.js';
+import { Call, type CallMode } from './call.js';
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -59,6 +59,12 @@ export function tenantOf(context: unknown): string | undefined {
   return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
 }
 
+/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered (see {@link answerByOf}). */
+interface Deadline {
+  readonly at: number;
+  readonly answerBy: number | undefined;
+}
+
 /** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). */
 const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
 
@@ -105,6 +111,35 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
  */
 const waitableMillis = (remaining: number | undefined): number =>
   remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
+
+/**
+ * When the store requests of a call with `remaining` ms left must have answered, by the real clock
+ * (Lambda's deadline is real time, and so are timers): a tenth of the time left, at most 100 ms,
+ * is kept for the call to answer after a request it gave up on.
+ */
+const answerByOf = (remaining: number): number => Date.now() + remaining - Math.min(remaining / 10, 100);
+
+/**
+ * The least time a store request is given, however close the deadline: the bound is for requests
+ * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
+ */
+const REQUEST_MILLIS = 1_000;
+
+/**
+ * A store request that must answer by `answerBy` (see {@link answerByOf}), or within
+ * {@link REQUEST_MILLIS}: one still unanswered then is a `TimeoutError` for the call, and is left
+ * to settle unheeded. Its writes are fenced on the call's owner, so one that applies late changes
+ * only the call's own record.
+ */
+function answered<T>(request: Promise<T>, answerBy: number | undefined): Promise<T> {
+  if (answerBy === undefined) return request;
+  request.catch(() => undefined);
+  const expiry = delay(Math.max(answerBy - Date.now(), REQUEST_MILLIS));
+  const timeout = expiry.elapsed.then((): never => {
+    throw Object.assign(new Error('The store did not answer in time for the call to answer before its Lambda deadline.'), { name: 'TimeoutError' });
+  });
+  return Promise.race([request, timeout]).finally(expiry.cancel);
+}
 
 /**
  * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
@@ -227,9 +262,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const key = knownKey ?? this.keyOf(input, context);
     const now = this.now();
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
-    const remaining = remainingMillisOf(context) ?? positive(enclosingCall()?.timeLeft?.());
-    const deadline = remaining === undefined ? undefined : now + remaining;
-    if (key === undefined) return { kind: 'run', call: new Call('', '', undefined, 'unkeyed', now, false, this.#timeLeft(deadline)) };
+    const given = remainingMillisOf(context);
+    const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
+    const deadline =
+      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(given) };
+    if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
@@ -277,7 +314,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async #lead(
     key: string,
     fingerprint: string | undefined,
-    deadline: number | undefined,
+    deadline: Deadline | undefined,
     execution: string | undefined,
     waitUntil: number,
     flightKey?: string,
@@ -327,12 +364,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     key: string,
     owner: string,
     fingerprint: string | undefined,
-    deadline: number | undefined,
+    deadline: Deadline | undefined,
     durable: boolean,
     until: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
-    const remaining = deadline === undefined ? undefined : positive(deadline - now);
+    const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
     const leaseMillis = durable
       ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
       : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
@@ -340,7 +377,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (this.#options.atomic)
       return {
         kind: 'run',
-        call: new Call(key, owner, fingerprint, 'atomic', now, this.#transactional, this.#timeLeft(deadline)),
+        call: this.#call(key, owner, fingerprint, 'atomic', now, deadline),
         leaseUntil: now + leaseMillis,
       };
     const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
@@ -350,21 +387,24 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const leaseUntil = (durable || remaining === undefined ? at : now) + leaseMillis;
       let claim: ClaimResult;
       try {
-        claim = await this.#store.claim({
-          key,
-          owner,
-          leaseUntil,
-          // Retention is never shorter than the lease.
-          expiresAt: Math.max(this.#expiresAt(at), Math.ceil(leaseUntil / 1000)),
-          now: at,
-          ...(fingerprint === undefined ? {} : { fingerprint }),
-        });
+        claim = await answered(
+          this.#store.claim({
+            key,
+            owner,
+            leaseUntil,
+            // Retention is never shorter than the lease.
+            expiresAt: Math.max(this.#expiresAt(at), Math.ceil(leaseUntil / 1000)),
+            now: at,
+            ...(fingerprint === undefined ? {} : { fingerprint }),
+          }),
+          deadline?.answerBy,
+        );
       } catch (error) {
         this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running (a durable execution
         // fails for good on this error, so its record goes too). Best effort.
-        await this.#store.release({ key, owner }).catch(() => undefined);
+        await answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
           cause: error,
         });
@@ -376,7 +416,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-        return { kind: 'run', call: new Call(key, owner, fingerprint, 'claimed', at, this.#transactional, this.#timeLeft(deadline)), leaseUntil };
+        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline), leaseUntil };
       }
       const record = claim.record;
       const after = this.now();
@@ -456,7 +496,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (call.mode === 'atomic') {
       let claim: ClaimResult;
       try {
-        claim = await this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes);
+        claim = await answered(
+          this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes),
+          call.answerBy,
+        );
       } catch (error) {
         const failure = commitError(error);
         // The commit is this call's claim: a store that fails it is a store failure, as a failed claim is.
@@ -477,7 +520,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let result: CompleteResult;
     if (writes.length > 0) {
       try {
-        result = await this.#store.completeWithWrites!(request, writes);
+        result = await answered(this.#store.completeWithWrites!(request, writes), call.answerBy);
       } catch (error) {
         // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown, and
         // the fenced release settles it: it deletes the record only while this call's claim is
@@ -494,7 +537,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
     } else {
       try {
-        result = await this.#store.complete(request);
+        result = await answered(this.#store.complete(request), call.answerBy);
       } catch (error) {
         this.#warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', key, error);
         // In-process duplicates still get this outcome: the function ran once.
@@ -515,15 +558,17 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return [{ kind: 'error', error, replayed: false }, undefined];
   }
 
-  /** The time left until `deadline` by this engine's clock, for the calls nested in one of its calls. */
-  #timeLeft(deadline: number | undefined): (() => number) | undefined {
-    return deadline === undefined ? undefined : () => deadline - this.now();
+  /** A call of this engine; with a deadline, the time left until it by this engine's clock, for the calls nested in it. */
+  #call(key: string, owner: string, fingerprint: string | undefined, mode: CallMode, startedAt: number, deadline: Deadline | undefined): Call {
+    const transactional = mode !== 'unkeyed' && this.#transactional;
+    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional);
+    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy);
   }
 
   /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */
   async #release(call: Call): Promise<ReleaseResult | undefined> {
     try {
-      return await this.#store.release({ key: call.key, owner: call.owner });
+      return await answered(this.#store.release({ key: call.key, owner: call.owner }), call.answerBy);
     } catch (error) {
       this.#warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
       return undefined;

@@ -6,13 +6,18 @@
  * client is configured, as in Lambda, by the environment: endpoint, Region, credentials, and one
  * attempt per request so that a test waits for one timeout only.
  */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
-import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
-import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const { client: inspect, tableName } = useFreshTable({ prefix: 'timeouts' });
+const bizTable = useBusinessTable(inspect);
 let proxy: TcpProxy;
 const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
 const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
@@ -58,4 +63,74 @@ test('a completion DynamoDB never answers: the caller gets its result, with a wa
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   expect(await readItem(inspect, tableName, recordId('completion-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+});
+
+describe('with a client of your own, whose requests the SDK never bounds: the Lambda deadline does', () => {
+  // A client with no timeouts: without the deadline's bound, each call here waits until Jest gives up on it.
+  let unbounded: DynamoDBClient;
+  beforeAll(() => {
+    unbounded = new DynamoDBClient({});
+  });
+  afterAll(() => unbounded.destroy());
+  const ownStore = () => new DynamoDBStore({ tableName, client: unbounded });
+  const record = (name: string, key: unknown) => readItem(inspect, tableName, recordId(name, key));
+
+  test('a claim that is never answered: STORE_FAILURE (TimeoutError) while the caller can still answer; the function did not run', async () => {
+    let runs = 0;
+    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), { store: ownStore(), name: 'own-claim-hangs' });
+    proxy.stall();
+    const error = await rejection(once('k', lambdaContext('own-claim-hangs', 1_500)));
+    expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (TimeoutError); the function did not run.');
+    expect(runs).toBe(0);
+  });
+
+  test('a completion that is never answered: the caller gets its result, with a warning; the record waits for its lease', async () => {
+    let runs = 0;
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    const once = makeIdempotent(
+      async (id: string, _context?: Context) => {
+        proxy.stall();
+        return { id, run: ++runs };
+      },
+      { store: ownStore(), name: 'own-completion-hangs', logger },
+    );
+    expect(await once('k', lambdaContext('own-completion-hangs', 1_500))).toEqual({ id: 'k', run: 1 });
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+    await proxy.restore();
+    expect(await record('own-completion-hangs', 'k')).toMatchObject({ status: { S: 'INPROGRESS' } });
+  });
+
+  test("a commit of the call's writes that is never answered: COMMIT_FAILED, its outcome unknown, instead of a Lambda timeout", async () => {
+    const once = makeIdempotent(
+      async (id: string, _context?: Context) => {
+        transaction().put({ TableName: bizTable, Item: { id: { S: `own-${id}` } } });
+        proxy.stall();
+        return id;
+      },
+      { store: ownStore(), name: 'own-commit-hangs' },
+    );
+    const error = await rejection(once('k', lambdaContext('own-commit-hangs', 1_500)));
+    expect(error).toMatchObject({ code: 'COMMIT_FAILED', message: expect.stringContaining('may or may not be applied') });
+  });
+
+  test('a call nested in another, given no Lambda context, answers by the outer Lambda deadline', async () => {
+    const inner = makeIdempotent(async (id: string) => id, { store: ownStore(), name: 'own-nested-inner' });
+    const outer = makeIdempotent(
+      async (id: string, _context?: Context) => {
+        proxy.stall();
+        return (await rejection(inner(id))).message;
+      },
+      { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer' },
+    );
+    expect(await outer('k', lambdaContext('own-nested', 1_500))).toMatch(/^STORE_FAILURE: .*\(TimeoutError\)/);
+  });
+
+  test('the middy middleware: a claim that is never answered rejects the invocation with STORE_FAILURE before its deadline', async () => {
+    let runs = 0;
+    const handler = middy(async () => ++runs).use(idempotency({ store: ownStore(), key: (event: { id: string }) => event.id }));
+    proxy.stall();
+    const error = await rejection(handler({ id: 'k' }, lambdaContext('own-middy-hangs', 1_500)));
+    expect(error).toMatchObject({ code: 'STORE_FAILURE' });
+    expect(runs).toBe(0);
+  });
 });
