@@ -10,7 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
@@ -123,6 +123,19 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
       { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer' },
     );
     expect(await outer('k', lambdaContext('own-nested', 1_500))).toMatch(/^STORE_FAILURE: .*\(TimeoutError\)/);
+  });
+
+  test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): the caller gets its result before the deadline', async () => {
+    let runs = 0;
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    const hanging = aesGcmEncryption({ currentKey: () => new Promise<never>(() => undefined), keyById: () => Buffer.alloc(32) });
+    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
+      store: new DynamoDBStore({ tableName, client: unbounded, encryption: hanging }),
+      name: 'own-key-hangs',
+      logger,
+    });
+    expect(await once('k', lambdaContext('own-key-hangs', 1_500))).toEqual({ id: 'k', run: 1 });
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   });
 
   test('the middy middleware: a claim that is never answered rejects the invocation with STORE_FAILURE before its deadline', async () => {
