@@ -33,8 +33,9 @@ export class Call {
      */
     readonly timeLeft?: () => number,
     /**
-     * When its store requests must have answered (epoch ms by the real clock), so that the call
-     * still answers before the Lambda deadline, when known: calls nested in it end by then too.
+     * When its store requests must have answered (ms by `performance.now()`, a clock that never
+     * steps), so that the call still answers before the Lambda deadline, when known: calls nested
+     * in it end by then too.
      */
     readonly answerBy?: number,
   ) {}

@@ -113,11 +113,16 @@ const waitableMillis = (remaining: number | undefined): number =>
   remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
 
 /**
- * When the store requests of a call with `remaining` ms left must have answered, by the real clock
- * (Lambda's deadline is real time, and so are timers): a tenth of the time left, at most 100 ms,
- * is kept for the call to answer after a request it gave up on.
+ * When the store requests of a call with `remaining` ms left must have answered, by the monotonic
+ * clock (`performance.now()`: Lambda's deadline is real time, timers run on it, and a wall clock
+ * may step): a tenth of the time left, at most 100 ms, is kept for the call to answer after a
+ * request it gave up on. No wait of the call lasts past it either.
  */
-const answerByOf = (remaining: number): number => Date.now() + remaining - Math.min(remaining / 10, 100);
+const answerByOf = (remaining: number): number => performance.now() + remaining - Math.min(remaining / 10, 100);
+
+/** The time left (ms) to wait until `until` by the engine's clock, and never past the call's `answerBy`. */
+const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
+  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy - performance.now());
 
 /**
  * The least time a store request is given, however close the deadline: the bound is for requests
@@ -134,7 +139,7 @@ const REQUEST_MILLIS = 1_000;
 function answered<T>(request: Promise<T>, answerBy: number | undefined): Promise<T> {
   if (answerBy === undefined) return request;
   request.catch(() => undefined);
-  const expiry = delay(Math.max(answerBy - Date.now(), REQUEST_MILLIS));
+  const expiry = delay(Math.max(answerBy - performance.now(), REQUEST_MILLIS));
   const timeout = expiry.elapsed.then((): never => {
     throw Object.assign(new Error('The store did not answer in time for the call to answer before its Lambda deadline.'), { name: 'TimeoutError' });
   });
@@ -296,13 +301,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
         continue;
       }
-      const waitLeft = waitUntil - this.now();
+      const left = waitLeft(waitUntil, this.now(), deadline);
       // Out of time to wait, it answers as on meeting the leader's record.
-      if (waitLeft <= 0) {
+      if (left <= 0) {
         if (leader.call !== undefined) this.#checkFingerprint(leader.call, fingerprint);
         throw this.#inProgress(key, leader.leaseUntil);
       }
-      const bound = Math.min(leaseLeft + 1, waitLeft);
+      const bound = Math.min(leaseLeft + 1, left);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
@@ -419,10 +424,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline), leaseUntil };
       }
       const record = claim.record;
-      const after = this.now();
-      if (record.status === 'COMPLETED' || durable || after >= waitUntil) return { kind: 'replay', record };
+      const left = waitLeft(waitUntil, this.now(), deadline);
+      if (record.status === 'COMPLETED' || durable || left <= 0) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
-      await delay(Math.min(50 * 2 ** attempt, 1000, waitUntil - after)).elapsed;
+      await delay(Math.min(50 * 2 ** attempt, 1000, left)).elapsed;
     }
   }
 

@@ -857,6 +857,26 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(await first).toBe('original');
   });
 
+  // Without the monotonic bound, the wait after the step lasts an hour, until Jest gives up on it.
+  test.each([
+    ['for an in-process leader', { singleFlight: true }],
+    ['for another process', { singleFlight: false, waitForInProgressMillis: 60_000 }],
+  ])('a wall clock that steps back an hour during a wait %s never stretches it past the Lambda deadline', async (_, waiting) => {
+    let t = Date.now();
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string, __?: Context) => turnstile.enter();
+    const name = `clock-step-${waiting.singleFlight}`;
+    const leader = makeIdempotent(fn, { store, name, now: () => t });
+    const follower = waiting.singleFlight ? leader : makeIdempotent(fn, { store, name, now: () => t, ...waiting });
+    const first = leader('s-1', lambdaContext(name, 10_000));
+    const holder = await turnstile.next();
+    const waited = rejection(follower('s-1', lambdaContext(name, 300)));
+    t -= 3_600_000;
+    expect((await waited).code).toBe('IN_PROGRESS');
+    holder.open('done');
+    expect(await first).toBe('done');
+  });
+
   test('the wait never outlasts the Lambda deadline', async () => {
     const { turnstile, a } = twoProcesses(0);
     const b = makeIdempotent(async (_: string, __: unknown) => turnstile.enter(), { store, name: 'wait-0', waitForInProgressMillis: 60_000 });
