@@ -124,6 +124,11 @@ const answerByOf = (remaining: number): number => performance.now() + remaining 
 const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
   Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy - performance.now());
 
+/** A store request given up on at its call's deadline: no time is left to wait for another one. */
+class DeadlineTimeout extends Error {
+  override readonly name = 'TimeoutError';
+}
+
 /**
  * The least time a store request is given, however close the deadline: the bound is for requests
  * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
@@ -141,7 +146,7 @@ function answered<T>(request: Promise<T>, answerBy: number | undefined): Promise
   request.catch(() => undefined);
   const expiry = delay(Math.max(answerBy - performance.now(), REQUEST_MILLIS));
   const timeout = expiry.elapsed.then((): never => {
-    throw Object.assign(new Error('The store did not answer in time for the call to answer before its Lambda deadline.'), { name: 'TimeoutError' });
+    throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
   });
   return Promise.race([request, timeout]).finally(expiry.cancel);
 }
@@ -408,8 +413,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running (a durable execution
-        // fails for good on this error, so its record goes too). Best effort.
-        await answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
+        // fails for good on this error, so its record goes too). Best effort, and not waited for
+        // once the deadline has come.
+        const release = answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
+        if (!(error instanceof DeadlineTimeout)) await release;
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
           cause: error,
         });
@@ -531,8 +538,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // the fenced release settles it: it deletes the record only while this call's claim is
         // INPROGRESS, after which the commit (fenced on that claim) can never apply, and meets this
         // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
-        // its lease, and a retry after it replays or runs again.
-        const released = await this.#release(call);
+        // its lease, and a retry after it replays or runs again. Once the deadline has come, the
+        // release is not waited for: the outcome stays unknown to this caller.
+        const releasing = this.#release(call);
+        const released = error instanceof DeadlineTimeout ? undefined : await releasing;
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
