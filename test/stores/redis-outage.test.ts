@@ -2,7 +2,8 @@
  * Fail fast: with the client settings the README recommends, a Redis outage ends the call at once
  * with STORE_FAILURE and the function does not run (instead of commands queued until the Lambda
  * timeout); the store works again once the connection is back. The outage is a real cut TCP
- * connection (a loopback proxy closed), or a black hole bounded by the store's `timeoutMillis`. A
+ * connection (a loopback proxy closed), or a black hole bounded by the store's `timeoutMillis` (or,
+ * without it, by the Lambda deadline). A
  * completion whose connection was reset is sent again once the client reconnects.
  */
 import type { Context } from 'aws-lambda';
@@ -97,6 +98,22 @@ for (const kind of CLIENT_KINDS) {
       await proxy.cut();
       await reconnect();
       expect(await charge({ id: 'after-stall' })).toBe(3);
+    });
+
+    test('a black hole with no timeoutMillis: STORE_FAILURE before the Lambda deadline, the function does not run', async () => {
+      const before = runs;
+      const unbounded = makeIdempotent(async (_input: { id: string }, _context?: Context) => ++runs, {
+        store: new RedisStore({ client: opened.client, keyPrefix: `deadline-${kind.name}:` }),
+        name: 'charge',
+      });
+      proxy.stall();
+      const deadline = new Promise<'deadline passed'>((resolve) => setTimeout(resolve, 1_500, 'deadline passed'));
+      const call = unbounded({ id: 'stalled' }, lambdaContext({ remainingMillis: 1_500 })).catch((e: unknown) => e);
+      const error = await Promise.race([call, deadline]);
+      expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+      expect(runs).toBe(before);
+      await proxy.cut();
+      await reconnect();
     });
   });
 }
