@@ -275,6 +275,16 @@ test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecon
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
+test('stuck lists an attempt only once its lease has ended: not in its last millisecond, which is still its own', async () => {
+  const { ids, leaseUntil } = await crashed('cli-stuck-edge', 'o-1');
+  const [atEnd, after] = await Promise.all([
+    cliAt(leaseUntil, 'stuck', '--table', tableName, '--name', 'cli-stuck-edge', '--json'),
+    cliAt(leaseUntil + 1, 'stuck', '--table', tableName, '--name', 'cli-stuck-edge', '--json'),
+  ]);
+  expect(JSON.parse(atEnd.stdout)).toEqual([]);
+  expect(JSON.parse(after.stdout)).toMatchObject([{ key: ids[0], leaseUntil }]);
+});
+
 test('forget --only-if INPROGRESS deletes only the stuck attempt it read: a retry that takes the record over between its read and its delete keeps it, runs alone and completes', async () => {
   const { ids } = await crashed('cli-raced', 'o-1');
   const id = ids[0]!;
