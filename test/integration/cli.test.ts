@@ -285,6 +285,19 @@ test('stuck lists an attempt only once its lease has ended: not in its last mill
   expect(JSON.parse(after.stdout)).toMatchObject([{ key: ids[0], leaseUntil }]);
 });
 
+test('an attempt whose lease ends at a fraction of a millisecond (a clock on performance.now()) is named exactly: the --lease-until that forget --only-if suggests deletes it', async () => {
+  const now = Date.now();
+  const leaseUntil = now + 60_000.25;
+  const id = recordId('cli-fraction', 'o-1');
+  await store.claim({ key: id, owner: 'failed-execution', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(held.code).toBe(3);
+  const suggested = / add --lease-until (\S+) instead of --only-if\.$/.exec(held.stdout.trimEnd())?.[1];
+  expect(suggested).toBe(String(leaseUntil));
+  const forgot = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', suggested!, '--yes', '--json');
+  expect(forgot).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
+});
+
 test('forget --only-if INPROGRESS deletes only the stuck attempt it read: a retry that takes the record over between its read and its delete keeps it, runs alone and completes', async () => {
   const { ids } = await crashed('cli-raced', 'o-1');
   const id = ids[0]!;
