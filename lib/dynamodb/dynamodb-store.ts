@@ -203,8 +203,12 @@ export class DynamoDBStore implements IdempotencyStore {
   ): Promise<CompleteResult> {
     return this.withOutcome(request, outcomeBudget(this.attributes, request), tooLarge, async (outcome) => {
       const refused = await send(this.completionUpdate(request, outcome));
-      if (refused !== null) return { completed: false, record: await this.toRecord(refused, false) };
-      return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
+      if (refused === null) return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
+      // The call's own COMPLETED record (a retried request, already applied) is its outcome as stored:
+      // a final error cut short replays cut short, from the local cache too. Any other needs its state alone.
+      const own = refused?.[this.attributes.owner]?.S === request.owner && refused?.[this.attributes.status]?.S === 'COMPLETED';
+      // An outcome that cannot be decoded (a key provider failing now) leaves the record's state, as before.
+      return { completed: false, record: await (own ? this.toRecord(refused).catch(() => this.toRecord(refused, false)) : this.toRecord(refused, false)) };
     });
   }
 

@@ -358,6 +358,22 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'f-1' }, lambdaContext('inner-final'))).toEqual({ run: 1 });
   });
 
+  test('an error an inner `before` throws after reading only the context (its request id, say) releases the key: the handler never ran', async () => {
+    let runs = 0;
+    let valid = false;
+    const handler = middy(async () => ({ run: ++runs }))
+      .use(idempotency({ store, key: (event: { id: string }) => event.id, isFinalError: (error) => (error as { statusCode?: number }).statusCode === 422 }))
+      .use({
+        before: (request: { context: Context }) => {
+          if (!valid) throw Object.assign(new Error(`invalid request ${request.context.awsRequestId}`), { statusCode: 422 });
+        },
+      });
+    await expect(handler({ id: 'c-1' }, lambdaContext('inner-context-final'))).rejects.toThrow('invalid request');
+    expect(await recordOf('inner-context-final', 'c-1')).toBeUndefined();
+    valid = true;
+    expect(await handler({ id: 'c-1' }, lambdaContext('inner-context-final'))).toEqual({ run: 1 });
+  });
+
   // middy skips the `onError` hooks after one that throws, this one's included: the call still ends.
   const rethrow = { onError: (request: { error?: unknown }) => Promise.reject(new Error(`mapped: ${(request.error as Error).message}`)) };
 

@@ -5,7 +5,8 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { runCli } from '../../lib/cli/run.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
@@ -173,12 +174,11 @@ async function crashed(name: string, ...keys: string[]): Promise<{ ids: string[]
   return { ids, leaseUntil };
 }
 
-test('forget after stuck leaves alone a record that a retry took over in between: the retry runs alone and completes', async () => {
-  const { ids, leaseUntil } = await crashed('cli-fenced', 'o-1');
-  const id = ids[0]!;
-  const listed = await cli('stuck', '--table', tableName, '--name', 'cli-fenced', '--json');
-  expect(JSON.parse(listed.stdout)).toMatchObject([{ key: id, leaseUntil }]);
-  // A retry takes the record over and runs its handler.
+/**
+ * Calls whose function waits at `turnstile` until the test lets it finish; `instance()` is another
+ * instance's copy of the function (its own engine: no in-process following), on the same records.
+ */
+function heldRetries(name: string) {
   const turnstile = new Turnstile();
   let runs = 0;
   const handler = async (orderId: string) => {
@@ -186,8 +186,18 @@ test('forget after stuck leaves alone a record that a retry took over in between
     await turnstile.enter();
     return `p-${orderId}`;
   };
-  const options = { store, name: 'cli-fenced', key: (orderId: string) => orderId };
-  const retry = makeIdempotent(handler, options)('o-1');
+  const instance = () => makeIdempotent(handler, { store, name, key: (orderId: string) => orderId });
+  return { instance, turnstile, runs: () => runs };
+}
+
+test('forget after stuck leaves alone a record that a retry took over in between: the retry runs alone and completes', async () => {
+  const { ids, leaseUntil } = await crashed('cli-fenced', 'o-1');
+  const id = ids[0]!;
+  const listed = await cli('stuck', '--table', tableName, '--name', 'cli-fenced', '--json');
+  expect(JSON.parse(listed.stdout)).toMatchObject([{ key: id, leaseUntil }]);
+  // A retry takes the record over and runs its handler.
+  const { instance, turnstile, runs } = heldRetries('cli-fenced');
+  const retry = instance()('o-1');
   const inside = await turnstile.next();
 
   const byStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
@@ -206,10 +216,10 @@ test('forget after stuck leaves alone a record that a retry took over in between
     stderr: '',
   });
   // Another instance's duplicate is refused instead of running a second time; the retry completes.
-  expect((await rejection(makeIdempotent(handler, options)('o-1'))).code).toBe('IN_PROGRESS');
+  expect((await rejection(instance()('o-1'))).code).toBe('IN_PROGRESS');
   inside.open();
   expect(await retry).toBe('p-o-1');
-  expect(runs).toBe(1);
+  expect(runs()).toBe(1);
 });
 
 test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --lease-until as stuck printed it deletes that attempt', async () => {
@@ -227,6 +237,98 @@ test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --leas
   const byLease = await cli('forget', '--table', tableName, '--id', ids[1]!, '--lease-until', shown, '--yes', '--json');
   expect(byLease).toEqual({ code: 0, stdout: `${JSON.stringify({ id: ids[1], deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
   for (const id of ids) expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+/**
+ * The command run in this process at the instant `now` (its clock), against DynamoDB Local, which
+ * its SDK client finds through the environment as it would in a shell.
+ */
+async function cliAt(now: number, ...argv: string[]): Promise<Run> {
+  const environment = cliEnv({});
+  const saved = { ...process.env };
+  Object.assign(process.env, environment);
+  let stdout = '';
+  let stderr = '';
+  try {
+    const code = await runCli(argv, {
+      env: environment,
+      now: () => now,
+      stdout: (text) => void (stdout += text),
+      stderr: (text) => void (stderr += text),
+    });
+    return { code, stdout, stderr };
+  } finally {
+    for (const name of Object.keys(environment)) if (saved[name] === undefined) delete process.env[name];
+    Object.assign(process.env, saved);
+  }
+}
+
+test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
+  const { ids, leaseUntil } = await crashed('cli-last-ms', 'o-1');
+  const id = ids[0]!;
+  // Stores take a record over only after its lease: at its last millisecond the attempt may still be running.
+  const atEnd = await cliAt(leaseUntil, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes', '--json');
+  expect(atEnd).toEqual({ code: 3, stdout: `${JSON.stringify({ id, deleted: false, leaseUntil }, null, 2)}\n`, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeDefined();
+  const after = await cliAt(leaseUntil + 1, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes', '--json');
+  expect(after).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test('stuck lists an attempt only once its lease has ended: not in its last millisecond, which is still its own', async () => {
+  const { ids, leaseUntil } = await crashed('cli-stuck-edge', 'o-1');
+  const [atEnd, after] = await Promise.all([
+    cliAt(leaseUntil, 'stuck', '--table', tableName, '--name', 'cli-stuck-edge', '--json'),
+    cliAt(leaseUntil + 1, 'stuck', '--table', tableName, '--name', 'cli-stuck-edge', '--json'),
+  ]);
+  expect(JSON.parse(atEnd.stdout)).toEqual([]);
+  expect(JSON.parse(after.stdout)).toMatchObject([{ key: ids[0], leaseUntil }]);
+});
+
+test('an attempt whose lease ends at a fraction of a millisecond (a clock on performance.now()) is named exactly: the --lease-until that forget --only-if suggests deletes it', async () => {
+  const now = Date.now();
+  const leaseUntil = now + 60_000.25;
+  const id = recordId('cli-fraction', 'o-1');
+  await store.claim({ key: id, owner: 'failed-execution', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(held.code).toBe(3);
+  const suggested = / add --lease-until (\S+) instead of --only-if\.$/.exec(held.stdout.trimEnd())?.[1];
+  expect(suggested).toBe(String(leaseUntil));
+  const forgot = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', suggested!, '--yes', '--json');
+  expect(forgot).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
+});
+
+test('forget --only-if INPROGRESS deletes only the stuck attempt it read: a retry that takes the record over between its read and its delete keeps it, runs alone and completes', async () => {
+  const { ids } = await crashed('cli-raced', 'o-1');
+  const id = ids[0]!;
+  const { instance, turnstile, runs } = heldRetries('cli-raced');
+  // The retry claims the record once the command has read it as stuck, just before its delete is sent.
+  const send = DynamoDBClient.prototype.send;
+  let retry: Promise<string> | undefined;
+  let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
+  const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
+    if (args[0] instanceof DeleteItemCommand && retry === undefined) {
+      retry = instance()('o-1');
+      inside = await turnstile.next();
+    }
+    return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
+  } as never);
+  let forgot: Run;
+  try {
+    forgot = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  } finally {
+    spy.mockRestore();
+  }
+  expect(retry).toBeDefined();
+  expect(forgot).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/^No attempt of \S+ whose lease ends at \S+Z: nothing deleted \(another attempt took the record over/),
+  });
+  // Another instance's duplicate is refused instead of running beside the retry, which completes.
+  expect((await rejection(instance()('o-1'))).code).toBe('IN_PROGRESS');
+  inside!.open();
+  expect(await retry).toBe('p-o-1');
+  expect(runs()).toBe(1);
 });
 
 test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {

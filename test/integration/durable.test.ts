@@ -388,6 +388,9 @@ describe('two concurrent calls with one key inside one execution, each given a d
   function chargeOnce(suspend: boolean, singleFlight = true) {
     const charges: string[] = [];
     const release = gate<void>();
+    // The claims sent: a call that follows the first in process sends none, whenever the first ends.
+    let claims = 0;
+    const counting: typeof store = Object.create(store, { claim: { value: (request: Parameters<typeof store.claim>[0]) => (claims++, store.claim(request)) } });
     const charge = makeIdempotent(
       async (orderId: string, ctx: DurableContext) => {
         charges.push(orderId);
@@ -395,9 +398,9 @@ describe('two concurrent calls with one key inside one execution, each given a d
         if (charges.length === 1) await release.promise;
         return `charged ${orderId} (${charges.length})`;
       },
-      { store, name: `charge-${randomUUID()}`, singleFlight },
+      { store: counting, name: `charge-${randomUUID()}`, singleFlight },
     );
-    return { charges, release, charge };
+    return { charges, release, charge, claims: () => claims };
   }
 
   type Charge = ReturnType<typeof chargeOnce>['charge'];
@@ -410,7 +413,7 @@ describe('two concurrent calls with one key inside one execution, each given a d
     ['Promise.all, with singleFlight: false', together, false],
     ['ctx.parallel branches, each given its own child context', inParallel, true],
   ])('%s: the second waits for the first and gets its result; the function runs once', async (_how, both, singleFlight) => {
-    const { charges, release, charge } = chargeOnce(false, singleFlight);
+    const { charges, release, charge, claims } = chargeOnce(false, singleFlight);
     const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
       const results = both(charge, orderId, ctx);
       release.open();
@@ -420,6 +423,7 @@ describe('two concurrent calls with one key inside one execution, each given a d
     const execution = await runExecution<string[]>(handler, orderId);
     expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, `charged ${orderId} (1)`]);
     expect(charges).toEqual([orderId]);
+    expect(claims()).toBe(1);
   });
 
   test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {

@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, IdempotencyError } from '../../lib/index.js';
 import { MODES, type Mode, T0, useCountingTables } from '../support/counting-function.js';
-import { readItem, testClient } from '../support/dynamodb.js';
+import { endpoint, readItem, testClient } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -33,8 +34,10 @@ function probedClient() {
   return { client, commands };
 }
 
-function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[]; cacheSize?: number } = {}) {
-  const { client, commands } = probedClient();
+function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[]; cacheSize?: number; client?: DynamoDBClient } = {}) {
+  const probed = probedClient();
+  const { commands } = probed;
+  const client = options.client ?? probed.client;
   const store = new DynamoDBStore({
     tableName,
     client,
@@ -126,6 +129,22 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
     expect(fromCache.message.length).toBeGreaterThan(100_000);
     expect(fromCache.message.length).toBeLessThan(450_000);
     expect(fromCache.message.endsWith('c…')).toBe(true);
+    expect(fromCache.message === fromStore.message).toBe(true);
+    expect(f.runs()).toBe(1);
+  });
+
+  test('a completion whose answer was lost, resent onto its own record: a duplicate from the local cache gets the error as stored, cut short', async () => {
+    const { client, faults } = faultyClient(endpoint());
+    clients.push(client);
+    // The completion is applied and its answer lost; the SDK's retry meets the call's own COMPLETED record.
+    faults.schedule({ operations: [mode === 'atomic' ? 'TransactWriteItems' : 'UpdateItem'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
+    const f = fixture(mode, hugeError('c'.repeat(450_000)), { cacheSize: 10, client });
+    expect((await thrown(f.fn({ id: 'l' }))).message).toHaveLength(450_000);
+    expect(faults.injected).toHaveLength(1);
+    const fromCache = await thrown(f.fn({ id: 'l' }));
+    f.pastLease();
+    const fromStore = await thrown(f.fn({ id: 'l' }));
+    expect(fromStore.message.length).toBeLessThan(450_000);
     expect(fromCache.message === fromStore.message).toBe(true);
     expect(f.runs()).toBe(1);
   });
