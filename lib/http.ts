@@ -75,6 +75,15 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * @default none
    */
   readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>);
+  /**
+   * The function answers through Lambda response streaming (middy's streaming execution mode). A
+   * string or nothing returned without `{ statusCode }` then reaches the client as the response
+   * stream sends it, a 200 of type `application/octet-stream`, and so does every replay, instead of
+   * the JSON 200 an HTTP API makes of such a result when the response is not streamed. A stream
+   * returned alone is sent that way with or without this option.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
 }
 
 /** An Application Load Balancer request has no default caller identity: TypeScript asks for `scope`. */
@@ -89,6 +98,7 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
       ? undefined
       : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  responseStreaming: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   signedKeys: (value) => {
     if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
     const unknown = Object.keys(value).find((name) => name !== 'secrets' && name !== 'maxAgeSeconds');
@@ -206,6 +216,17 @@ const normalize = (result: unknown): HttpResult =>
       ? { statusCode: 200, body: result as unknown as string }
       : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
 
+/**
+ * A result as Lambda response streaming sends it: middy writes a string, or nothing (as an empty
+ * body), without a prelude, which the response stream sends as a 200 of its default type. Given
+ * that prelude, the first caller gets the same, and a replay's prelude carries Idempotent-Replayed.
+ */
+const streamedAsSent = (result: unknown): unknown =>
+  typeof result === 'string' || result === undefined || result === null ? withoutPrelude(result ?? '') : result;
+
+/** What the response stream sends for a body written without a prelude. */
+const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: body as string });
+
 /** A result as `isFinalResponse` reads it: stored stream bytes as a base64 body, as API Gateway carries binary bodies. */
 const checked = (result: HttpResult): HttpResult =>
   isStreamBytes(result.body) ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true } : result;
@@ -248,6 +269,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     isFinalResponse = defaultIsFinal,
     signedKeys,
     problemHeaders,
+    responseStreaming = false,
     ...common
   } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
@@ -280,20 +302,22 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   const where = 'httpIdempotency `signedKeys`';
   const verify = signedKeys && keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, engine.now));
   const { before, after, onError } = idempotencyHooks(engine, {
-    replay: (result, event) => {
-      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs and load balancers
-      // answer it with a 502 of their own, which a retry must get again, not a success nobody received.
-      if (!isProxyResult(result) && !isV2(event as AnyHttpEvent)) return result;
-      const stored = normalize(result);
-      const replayed = { ...stored, headers: exposing({ ...stored.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
+    replay: (stored, event) => {
+      // A record kept before `responseStreaming` was set holds a returned string as it was.
+      const result = responseStreaming ? streamedAsSent(stored) : stored;
+      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs, load balancers and
+      // middy's streaming mode (any value but a string or a stream) answer it with an error of their
+      // own, which a retry must get again, not a success nobody received.
+      if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
+      const proxy = normalize(result);
+      const replayed = { ...proxy, headers: exposing({ ...proxy.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
     ending: (response, returned) => {
-      // Lambda sends a stream returned without a prelude as a 200 of the response stream's default
-      // type: given that prelude, the first caller gets the same, and a replay's prelude (which
-      // carries Idempotent-Replayed) does not turn it into JSON.
-      const result = isStream(returned) ? { statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: response } : response;
+      // A stream returned without a prelude is sent as a 200 of the response stream's default type
+      // (see streamedAsSent), and so is a string once the function says it streams.
+      const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
     },
     reject: (error, event) => {
