@@ -6,7 +6,7 @@ import { callerOf, type HttpScope } from './http-caller.js';
 import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
@@ -231,6 +231,14 @@ const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, header
 const checked = (result: HttpResult): HttpResult =>
   isStreamBytes(result.body) ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true } : result;
 
+/**
+ * A body no API sends as it is (an object, say): a middleware used before `httpIdempotency`
+ * (http-response-serializer) must be turning it into text, and a replay, answered before that
+ * middleware runs, will not be.
+ */
+const unsentBody = (result: unknown): boolean =>
+  isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
+
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -273,6 +281,20 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     ...common
   } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
+  let warnedBody = false;
+  /** Says once that replays will not be what the first caller got: the order of the middlewares is wrong. */
+  const checkBody = (result: unknown): void => {
+    if (warnedBody || !unsentBody(result)) return;
+    warnedBody = true;
+    logLine(
+      common.logger ?? console,
+      JSON.stringify({
+        level: 'WARN',
+        message:
+          'lambda-idempotency: httpIdempotency stored a response whose body is not text. If a middleware used before httpIdempotency (such as http-response-serializer) turns it into text, a duplicate will not get that text: middy runs no `after` hook for an answer given in a `before` hook, and the replay is one. Use httpIdempotency first.',
+      }),
+    );
+  };
   const caller = callerOf(scope);
   const engine = new IdempotencyEngine<TEvent, Context>(
     'httpIdempotency',
@@ -318,6 +340,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // A stream returned without a prelude is sent as a 200 of the response stream's default type
       // (see streamedAsSent), and so is a string once the function says it streams.
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
+      checkBody(result);
       return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
     },
     reject: (error, event) => {
