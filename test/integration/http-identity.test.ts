@@ -5,10 +5,20 @@
  * meaning never replay each other.
  */
 import middy from '@middy/core';
-import type { ALBEvent, Context } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
-import { ANONYMOUS, type Api, type Caller, eventFor, type HttpRequest, httpEvent, IDENTITY_SHAPES, SILENT_AUTHORIZERS } from '../support/identity-events.js';
+import {
+  ANONYMOUS,
+  type Api,
+  type Caller,
+  eventFor,
+  type HttpRequest,
+  httpEvent,
+  IDENTITY_SHAPES,
+  noRestIdentity,
+  SILENT_AUTHORIZERS,
+} from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -147,6 +157,19 @@ describe('two stages or APIs that invoke one function, with one table', () => {
     tenantB.requestContext.stage = 'prod';
     expect(orderOf(await orders.send(tenantB))).toBe('ord-4');
   });
+});
+
+test('an HTTP API of payload format 1.0 names every path of its $default route `$default`: keys are not scoped by path there, so the same key on another path gets 422', async () => {
+  const orders = ordersApi();
+  const onPath = (path: string): HttpEvent => {
+    // As API Gateway sends it: no authorizer member, the route's name as resource and resourcePath.
+    const event = httpEvent('rest', { identity: noRestIdentity(), stage: '$default', resourcePath: '$default' }, { key: 'k-default' }) as APIGatewayProxyEvent;
+    return { ...event, version: '1.0', resource: '$default', path } as HttpEvent;
+  };
+  expect(orderOf(await orders.send(onPath('/orders')))).toBe('ord-1');
+  expect((await orders.send(onPath('/refunds'))).statusCode).toBe(422);
+  expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
+  expect(orders.runs).toHaveLength(1);
 });
 
 test("a scope that is neither a function nor 'shared' is refused at construction", () => {
