@@ -134,6 +134,16 @@ export function callerIdentity(event: HttpEvent): string | undefined {
 export type HttpScope<TEvent = HttpEvent> = ((event: TEvent) => string | undefined) | 'shared';
 
 /**
+ * An HTTP API's payload format 1.0 carries `authorizer: { claims: null, scopes: null }` on a route
+ * without an authorizer: the place a JWT authorizer's output would go, empty. It says there is no
+ * authorizer, not that one identified nobody.
+ */
+const isNoJwtAuthorizer = (authorizer: unknown): boolean =>
+  isRecord(authorizer) &&
+  Object.keys(authorizer).length > 0 &&
+  Object.entries(authorizer).every(([name, value]) => (name === 'claims' || name === 'scopes') && value === null);
+
+/**
  * The caller part of a request's key. With a function, what it returns (`undefined`: shared);
  * with 'shared', nobody; by default the {@link callerIdentity}, shared only when the request
  * carries no authorizer and no identity at all. An authorizer that says nothing identifying is a
@@ -159,7 +169,7 @@ export function callerOf<TEvent extends AnyHttpEvent>(scope: HttpScope<TEvent> |
     const caller = callerIdentity(event);
     if (caller !== undefined) return caller;
     const authorizer = isRecord(event.requestContext) ? (event.requestContext as { authorizer?: unknown }).authorizer : undefined;
-    if (authorizer === undefined || authorizer === null) return null;
+    if (authorizer === undefined || authorizer === null || isNoJwtAuthorizer(authorizer)) return null;
     throw new TypeError(
       'httpIdempotency: the request carries an authorizer (requestContext.authorizer), but nothing in it identifies the caller, so its ' +
         "Idempotency-Key cannot be scoped to one caller. Set `scope` to a function that returns the caller's identity, or to 'shared' " +

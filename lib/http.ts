@@ -6,7 +6,7 @@ import { callerOf, type HttpScope } from './http-caller.js';
 import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
@@ -75,6 +75,15 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * @default none
    */
   readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>);
+  /**
+   * The function answers through Lambda response streaming (middy's streaming execution mode). A
+   * string or nothing returned without `{ statusCode }` then reaches the client as the response
+   * stream sends it, a 200 of type `application/octet-stream`, and so does every replay, instead of
+   * the JSON 200 an HTTP API makes of such a result when the response is not streamed. A stream
+   * returned alone is sent that way with or without this option.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
 }
 
 /** An Application Load Balancer request has no default caller identity: TypeScript asks for `scope`. */
@@ -89,6 +98,7 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
       ? undefined
       : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
+  responseStreaming: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   signedKeys: (value) => {
     if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
     const unknown = Object.keys(value).find((name) => name !== 'secrets' && name !== 'maxAgeSeconds');
@@ -206,9 +216,28 @@ const normalize = (result: unknown): HttpResult =>
       ? { statusCode: 200, body: result as unknown as string }
       : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
 
+/**
+ * A result as Lambda response streaming sends it: middy writes a string, or nothing (as an empty
+ * body), without a prelude, which the response stream sends as a 200 of its default type. Given
+ * that prelude, the first caller gets the same, and a replay's prelude carries Idempotent-Replayed.
+ */
+const streamedAsSent = (result: unknown): unknown =>
+  typeof result === 'string' || result === undefined || result === null ? withoutPrelude(result ?? '') : result;
+
+/** What the response stream sends for a body written without a prelude. */
+const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: body as string });
+
 /** A result as `isFinalResponse` reads it: stored stream bytes as a base64 body, as API Gateway carries binary bodies. */
 const checked = (result: HttpResult): HttpResult =>
   isStreamBytes(result.body) ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true } : result;
+
+/**
+ * A body no API sends as it is (an object, say): a middleware used before `httpIdempotency`
+ * (http-response-serializer) must be turning it into text, and a replay, answered before that
+ * middleware runs, will not be.
+ */
+const unsentBody = (result: unknown): boolean =>
+  isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
 /** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
@@ -248,9 +277,24 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     isFinalResponse = defaultIsFinal,
     signedKeys,
     problemHeaders,
+    responseStreaming = false,
     ...common
   } = options as HttpIdempotencyOptions<TEvent>;
   const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
+  let warnedBody = false;
+  /** Says once that replays will not be what the first caller got: the order of the middlewares is wrong. */
+  const checkBody = (result: unknown): void => {
+    if (warnedBody || !unsentBody(result)) return;
+    warnedBody = true;
+    logLine(
+      common.logger ?? console,
+      JSON.stringify({
+        level: 'WARN',
+        message:
+          'lambda-idempotency: httpIdempotency stored a response whose body is not text. If a middleware used before httpIdempotency (such as http-response-serializer) turns it into text, a duplicate will not get that text: middy runs no `after` hook for an answer given in a `before` hook, and the replay is one. Use httpIdempotency first.',
+      }),
+    );
+  };
   const caller = callerOf(scope);
   const engine = new IdempotencyEngine<TEvent, Context>(
     'httpIdempotency',
@@ -280,20 +324,23 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   const where = 'httpIdempotency `signedKeys`';
   const verify = signedKeys && keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, engine.now));
   const { before, after, onError } = idempotencyHooks(engine, {
-    replay: (result, event) => {
-      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs and load balancers
-      // answer it with a 502 of their own, which a retry must get again, not a success nobody received.
-      if (!isProxyResult(result) && !isV2(event as AnyHttpEvent)) return result;
-      const stored = normalize(result);
-      const replayed = { ...stored, headers: exposing({ ...stored.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
+    replay: (stored, event) => {
+      // A record kept before `responseStreaming` was set holds a returned string as it was.
+      const result = responseStreaming ? streamedAsSent(stored) : stored;
+      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs, load balancers and
+      // middy's streaming mode (any value but a string or a stream) answer it with an error of their
+      // own, which a retry must get again, not a success nobody received.
+      if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
+      const proxy = normalize(result);
+      const replayed = { ...proxy, headers: exposing({ ...proxy.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
     ending: (response, returned) => {
-      // Lambda sends a stream returned without a prelude as a 200 of the response stream's default
-      // type: given that prelude, the first caller gets the same, and a replay's prelude (which
-      // carries Idempotent-Replayed) does not turn it into JSON.
-      const result = isStream(returned) ? { statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: response } : response;
+      // A stream returned without a prelude is sent as a 200 of the response stream's default type
+      // (see streamedAsSent), and so is a string once the function says it streams.
+      const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
+      checkBody(result);
       return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
     },
     reject: (error, event) => {

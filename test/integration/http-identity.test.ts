@@ -5,10 +5,20 @@
  * meaning never replay each other.
  */
 import middy from '@middy/core';
-import type { ALBEvent, Context } from 'aws-lambda';
-import { type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
+import type { ALBEvent, APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
-import { ANONYMOUS, type Api, type Caller, eventFor, type HttpRequest, httpEvent, IDENTITY_SHAPES, SILENT_AUTHORIZERS } from '../support/identity-events.js';
+import {
+  ANONYMOUS,
+  type Api,
+  type Caller,
+  eventFor,
+  type HttpRequest,
+  httpEvent,
+  IDENTITY_SHAPES,
+  noRestIdentity,
+  SILENT_AUTHORIZERS,
+} from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -92,6 +102,74 @@ test("with scope 'shared', two tenants share a key: an explicit choice, as docum
   await orders.send(eventFor(shape!, alice, { key: 'k-shared' }));
   const other = await orders.send(eventFor(shape!, aliceOfB, { key: 'k-shared' }));
   expect([orderOf(other), replayed(other)]).toEqual(['ord-1', true]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// One function behind two APIs or stages, one table
+
+/** Alice's request to the stage `stage` of the REST API `apiId` (the path API Gateway gives the function leaves the stage out). */
+const staged = (apiId: string, stage: string, request: HttpRequest = {}): HttpEvent => {
+  const event = eventFor(IDENTITY_SHAPES[0]!, alice, request) as HttpEvent & { requestContext: { apiId: string; stage: string } };
+  event.requestContext.apiId = apiId;
+  event.requestContext.stage = stage;
+  return event;
+};
+
+describe('two stages or APIs that invoke one function, with one table', () => {
+  test('by default share keys: the same request under the same key on the other stage replays, another request gets 422', async () => {
+    const orders = ordersApi();
+    await orders.send(staged('a1b2c3d4e5', 'staging', { key: 'k-stages' }));
+    const prod = await orders.send(staged('a1b2c3d4e5', 'prod', { key: 'k-stages' }));
+    expect([orderOf(prod), replayed(prod)]).toEqual(['ord-1', true]);
+    const otherApi = await orders.send(staged('f6g7h8i9j0', 'prod', { key: 'k-stages', body: '{"amount":1}' }));
+    expect(otherApi.statusCode).toBe(422);
+    expect(orders.runs).toHaveLength(1);
+  });
+
+  test('with the documented `scope` that adds the API id and stage, each runs its own request and replays its own response', async () => {
+    const orders = ordersApi({
+      scope: (event) => {
+        const { apiId, stage } = event.requestContext as { apiId?: string; stage?: string };
+        return JSON.stringify([apiId ?? null, stage ?? null, callerIdentity(event as HttpEvent) ?? null]);
+      },
+    });
+    const requests = [
+      staged('a1b2c3d4e5', 'staging', { key: 'k-stages' }),
+      staged('a1b2c3d4e5', 'prod', { key: 'k-stages' }),
+      staged('f6g7h8i9j0', 'prod', { key: 'k-stages' }),
+    ];
+    const first = [];
+    for (const request of requests) first.push(orderOf(await orders.send(request)));
+    expect(first).toEqual(['ord-1', 'ord-2', 'ord-3']);
+    const again = [];
+    for (const request of requests) {
+      const response = await orders.send(request);
+      again.push([orderOf(response), replayed(response)]);
+    }
+    expect(again).toEqual([
+      ['ord-1', true],
+      ['ord-2', true],
+      ['ord-3', true],
+    ]);
+    // Tenants stay apart within a stage.
+    const [shape] = IDENTITY_SHAPES;
+    const tenantB = eventFor(shape!, aliceOfB, { key: 'k-stages' }) as HttpEvent & { requestContext: { stage: string } };
+    tenantB.requestContext.stage = 'prod';
+    expect(orderOf(await orders.send(tenantB))).toBe('ord-4');
+  });
+});
+
+test('an HTTP API of payload format 1.0 names every path of its $default route `$default`: keys are not scoped by path there, so the same key on another path gets 422', async () => {
+  const orders = ordersApi();
+  const onPath = (path: string): HttpEvent => {
+    // As API Gateway sends it: no authorizer member, the route's name as resource and resourcePath.
+    const event = httpEvent('rest', { identity: noRestIdentity(), stage: '$default', resourcePath: '$default' }, { key: 'k-default' }) as APIGatewayProxyEvent;
+    return { ...event, version: '1.0', resource: '$default', path } as HttpEvent;
+  };
+  expect(orderOf(await orders.send(onPath('/orders')))).toBe('ord-1');
+  expect((await orders.send(onPath('/refunds'))).statusCode).toBe(422);
+  expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
+  expect(orders.runs).toHaveLength(1);
 });
 
 test("a scope that is neither a function nor 'shared' is refused at construction", () => {

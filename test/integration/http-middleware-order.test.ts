@@ -72,6 +72,29 @@ test('the serializer and http-cors shape the first answer; the replay is that an
   expect(api.runs).toBe(1);
 });
 
+test('used after http-response-serializer and http-cors, a replay skips them (no after hook runs for an early answer): storing the unserialized body says so once, in a WARN line', async () => {
+  const warnings: string[] = [];
+  const name = `http-order-${randomUUID()}`;
+  const logger = { warn: (line: string) => void warnings.push(line) };
+  const api = middy(async () => ({ statusCode: 201, body: { paymentId: 'pay-1' } }))
+    .use(httpCors({ origins: [ORIGIN] }))
+    .use(httpResponseSerializer({ serializers: json, defaultContentType: 'application/json' }))
+    .use(httpIdempotency({ store, name, logger }));
+  const key = randomUUID();
+  expect(await api(payment(key), lambdaContext(name))).toMatchObject({ body: '{"paymentId":"pay-1"}', headers: { 'Access-Control-Allow-Origin': ORIGIN } });
+  expect(await api(payment(key), lambdaContext(name))).toEqual({ statusCode: 201, body: { paymentId: 'pay-1' }, headers: { 'Idempotent-Replayed': 'true' } });
+  await api(payment(randomUUID()), lambdaContext(name));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/body is not text.*Use httpIdempotency first/);
+  // In the documented order the serializer's `after` runs first: nothing to say.
+  const quiet: string[] = [];
+  const documented = middy(async () => ({ statusCode: 201, body: { paymentId: 'pay-2' } }))
+    .use(httpIdempotency({ store, name: `${name}-first`, logger: { warn: (line: string) => void quiet.push(line) } }))
+    .use(httpResponseSerializer({ serializers: json, defaultContentType: 'application/json' }));
+  await documented(payment(key), lambdaContext(`${name}-first`));
+  expect(quiet).toEqual([]);
+});
+
 const clientErrors = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
 
 test.each([

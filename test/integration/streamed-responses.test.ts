@@ -152,6 +152,52 @@ describe('httpIdempotency on a streaming Function URL', () => {
     expect(runs.count).toBe(1);
   });
 
+  describe.each<[string, unknown, string]>([
+    ['a string', 'payment accepted', 'payment accepted'],
+    ['nothing', undefined, ''],
+  ])('with `responseStreaming`, %s returned without a prelude', (_, value, text) => {
+    test('reaches the first caller and every duplicate as the same 200 of the response stream’s default type, with the same bytes', async () => {
+      const name = `url-plain-${text.length}`;
+      let runs = 0;
+      const handler = middy(async () => (runs++, value), streamingMode as never).use(httpIdempotency({ store, name, responseStreaming: true }));
+      const key = randomUUID();
+      const first = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      const contentType = { 'Content-Type': 'application/octet-stream' };
+      expect(first.prelude).toEqual({ statusCode: 200, headers: contentType });
+      expect(again.prelude).toEqual({ statusCode: 200, headers: { ...contentType, 'Idempotent-Replayed': 'true' } });
+      expect([first.bytes.toString('utf8'), again.bytes.toString('utf8')]).toEqual([text, text]);
+      expect(runs).toBe(1);
+    });
+  });
+
+  test('with `responseStreaming`, a record kept before it was set replays a string as the response stream sent it, not as JSON', async () => {
+    const name = 'url-plain-upgrade';
+    const before = middy(async () => 'payment accepted', streamingMode as never).use(httpIdempotency({ store, name }));
+    const key = randomUUID();
+    await invokeStreaming(before, urlEvent(key), lambdaContext(name));
+    const after = middy(async () => 'run again', streamingMode as never).use(httpIdempotency({ store, name, responseStreaming: true }));
+    const again = await invokeStreaming(after, urlEvent(key), lambdaContext(name));
+    expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Content-Type': 'application/octet-stream', 'Idempotent-Replayed': 'true' } });
+    expect(again.bytes.toString('utf8')).toBe('payment accepted');
+  });
+
+  test('with `responseStreaming`, a value middy cannot stream fails the first caller and every duplicate alike, and runs once', async () => {
+    const name = 'url-plain-object';
+    let runs = 0;
+    const handler = middy(async () => (runs++, { paid: true }), streamingMode as never).use(httpIdempotency({ store, name, responseStreaming: true }));
+    const key = randomUUID();
+    const first = await thrown(invokeStreaming(handler, urlEvent(key), lambdaContext(name)));
+    const again = await thrown(invokeStreaming(handler, urlEvent(key), lambdaContext(name)));
+    expect(again.message).toBe(first.message);
+    expect(first.message).toMatch(/not a Readable/);
+    expect(runs).toBe(1);
+  });
+
+  test('`responseStreaming` must be a boolean', () => {
+    expect(() => httpIdempotency({ store, responseStreaming: 'yes' as never })).toThrow(/`?responseStreaming`? must be a boolean/);
+  });
+
   test('a 503 is sent whole and releases the key: the retry runs', async () => {
     const { handler, runs } = streamingHttp('url-503', 503);
     const key = randomUUID();

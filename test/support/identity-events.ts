@@ -315,6 +315,9 @@ export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Gate
 export const ANONYMOUS: ReadonlyArray<readonly [name: string, api: GatewayApi, context: Record<string, unknown>]> = [
   ['REST API, no authorization', 'rest', { authorizer: null, identity: noRestIdentity() }],
   ['REST API, no authorizer member at all', 'rest', { identity: noRestIdentity() }],
+  // AWS's documented example of payload format 1.0: the JWT authorizer's place, empty, on a route without one
+  // (events captured from such routes have no authorizer member, the case above).
+  ['HTTP API with payload format 1.0, no authorization', 'rest', { authorizer: { claims: null, scopes: null }, identity: noRestIdentity(), stage: '$default' }],
   ['HTTP API, no authorization', 'http', {}],
   ['Function URL, auth type NONE', 'url', {}],
 ];
