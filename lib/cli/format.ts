@@ -16,8 +16,12 @@ export function relative(millis: number): string {
   return millis >= 0 ? `in ${amount} ${unit}` : `${amount} ${unit} ago`;
 }
 
-/** An instant as the CLI prints it: ISO to the millisecond (what `forget --lease-until` takes), and how far from now. */
-export const instant = (millis: number, now: number): string => `${new Date(millis).toISOString()} (${relative(millis - now)})`;
+/**
+ * An instant as the CLI prints it: ISO to the millisecond (what `forget --lease-until` takes), and
+ * how far from now; one with a fraction of a millisecond, which ISO would round, in epoch ms as well.
+ */
+export const instant = (millis: number, now: number): string =>
+  `${new Date(millis).toISOString()} (${Number.isInteger(millis) ? '' : `epoch ms ${millis}, `}${relative(millis - now)})`;
 
 const bytes = (count: number | undefined): string => (count === undefined ? 'none' : `${count} bytes`);
 

@@ -290,6 +290,10 @@ test('an attempt whose lease ends at a fraction of a millisecond (a clock on per
   const leaseUntil = now + 60_000.25;
   const id = recordId('cli-fraction', 'o-1');
   await store.claim({ key: id, owner: 'failed-execution', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  // stuck and inspect print it exactly too: ISO alone would round it.
+  const shown = await cliAt(now + 60_001, 'stuck', '--table', tableName, '--name', 'cli-fraction');
+  expect(shown.stdout).toContain(`(epoch ms ${leaseUntil}, `);
+  expect((await cliAt(now, 'inspect', '--table', tableName, '--id', id)).stdout).toContain(`(epoch ms ${leaseUntil}, in 60 s)`);
   const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
   expect(held.code).toBe(3);
   const suggested = / add --lease-until (\S+) instead of --only-if\.$/.exec(held.stdout.trimEnd())?.[1];
