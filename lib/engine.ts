@@ -141,7 +141,9 @@ const REQUEST_MILLIS = 1_000;
  * to settle unheeded. Its writes are fenced on the call's owner, so one that applies late changes
  * only the call's own record.
  */
-function answered<T>(request: Promise<T>, answerBy: number | undefined): Promise<T> {
+function answered<T>(sent: Promise<T>, answerBy: number | undefined): Promise<T> {
+  // A store written in JavaScript may answer with a plain value or a thenable.
+  const request = Promise.resolve(sent);
   if (answerBy === undefined) return request;
   request.catch(() => undefined);
   const expiry = delay(Math.max(answerBy - performance.now(), REQUEST_MILLIS));

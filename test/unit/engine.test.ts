@@ -276,6 +276,24 @@ describe('keys', () => {
 });
 
 describe('store failures', () => {
+  test('a store written in JavaScript whose requests answer with thenables, not promises, works with a Lambda deadline', async () => {
+    const memory = new MemoryStore();
+    const thenable = <T>(answer: Promise<T>) => ({
+      then: (resolve: (value: T) => void, reject: (error: unknown) => void) => void answer.then(resolve, reject),
+    });
+    const store = {
+      claim: (request: ClaimRequest) => thenable(memory.claim(request)),
+      complete: (request: CompleteRequest) => thenable(memory.complete(request)),
+      release: (request: ReleaseRequest) => thenable(memory.release(request)),
+    } as unknown as IdempotencyStore;
+    let runs = 0;
+    const once = makeIdempotent(async (_id: string, _context?: { getRemainingTimeInMillis(): number }) => ++runs, { store, name: 'thenables' });
+    const context = { getRemainingTimeInMillis: () => 5_000 };
+    expect(await once('k', context)).toBe(1);
+    expect(await once('k', context)).toBe(1);
+    expect(memory.records.get(memory.claims[0]!.key)?.status).toBe('COMPLETED');
+  });
+
   test('fail closed: a claim that cannot reach the store is STORE_FAILURE with its cause, and nothing runs', async () => {
     const store = new MemoryStore();
     const network = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
