@@ -195,7 +195,11 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
       12,
       () => sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((n) => sqsRecord({ orderId: `s-${n}` }))),
     ],
-    ['SQS FIFO', 6, () => sqsEvent([1, 2, 3].flatMap((n) => ['a', 'b'].map((group) => sqsRecord({ orderId: `${group}-${n}` }, { groupId: group }))))],
+    [
+      'SQS FIFO (more groups than `concurrency`)',
+      24,
+      () => sqsEvent([1, 2].flatMap((n) => [...'abcdefghijkl'].map((group) => sqsRecord({ orderId: `${group}-${n}` }, { groupId: group })))),
+    ],
     ['Kinesis', 1, () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `k-${n}` }, n)) })],
     ['an EventBridge pipe from Kinesis', 3, () => [1, 2, 3].map((n) => piped(kinesisRecord({ orderId: `p-${n}` }, n)))],
   ] as const)(
