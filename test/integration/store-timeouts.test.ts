@@ -6,11 +6,13 @@
  * client is configured, as in Lambda, by the environment: endpoint, Region, credentials, and one
  * attempt per request so that a test waits for one timeout only.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { aesGcmEncryption, DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotency, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
+import { lambdaContext as timedContext } from '../../lib/testing/index.js';
+import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
@@ -18,6 +20,7 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 
 const { client: inspect, tableName } = useFreshTable({ prefix: 'timeouts' });
 const bizTable = useBusinessTable(inspect);
+const quiet = { warn: () => undefined, error: () => undefined };
 let proxy: TcpProxy;
 const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
 const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
@@ -158,5 +161,80 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
     proxy.stall();
     expect(await byDeadline(handler({ id: 'k' }, lambdaContext('own-middy-hangs', REMAINING)))).toMatchObject({ error: { code: 'STORE_FAILURE' } });
     expect(runs).toBe(0);
+  });
+});
+
+describe('idempotentBatch on a store that stops answering: the batch answers before its Lambda deadline', () => {
+  // A client per test: a connection a test left stalled would garble the next test's first request.
+  let unbounded: DynamoDBClient;
+  beforeEach(async () => {
+    unbounded = new DynamoDBClient({});
+    // Connected before the invocation starts, as a warm Lambda's client is: the first claim takes its usual few milliseconds.
+    await unbounded.send(new DescribeTableCommand({ TableName: tableName }));
+  });
+  afterEach(() => unbounded.destroy());
+  const REMAINING = 1_500;
+  /** A context whose time left runs down in real time, as Lambda's does. */
+  const invocation = () => timedContext({ functionName: 'batch-hangs', remainingMillis: REMAINING });
+  const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
+    Promise.race([
+      call.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING, 'deadline passed')),
+    ]);
+  const failures = (settled: Awaited<ReturnType<typeof byDeadline<BatchResponse>>>) =>
+    typeof settled === 'object' && 'value' in settled ? settled.value.batchItemFailures.map((failure) => failure.itemIdentifier) : settled;
+
+  // How many records the answer names with throwOnFullBatchFailure: false: a queue's every record,
+  // a stream's first (Lambda resumes from it), through a pipe every record from the first on.
+  test.each([
+    [
+      'SQS standard (more records than `concurrency`)',
+      12,
+      () => sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((n) => sqsRecord({ orderId: `s-${n}` }))),
+    ],
+    [
+      'SQS FIFO (more groups than `concurrency`)',
+      24,
+      () => sqsEvent([1, 2].flatMap((n) => [...'abcdefghijkl'].map((group) => sqsRecord({ orderId: `${group}-${n}` }, { groupId: group })))),
+    ],
+    ['Kinesis', 1, () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `k-${n}` }, n)) })],
+    ['an EventBridge pipe from Kinesis', 3, () => [1, 2, 3].map((n) => piped(kinesisRecord({ orderId: `p-${n}` }, n)))],
+  ] as const)(
+    '%s, black-holed from the start: the batch is thrown back whole, or every record reported, before the deadline; none runs',
+    async (_name, reportedCount, event) => {
+      let runs = 0;
+      const batch = event();
+      const handler = idempotentBatch(async () => ++runs, { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet });
+      proxy.stall();
+      const settled = await byDeadline(handler(batch, invocation()));
+      expect(settled).toMatchObject({ error: expect.any(AggregateError) });
+      expect(runs).toBe(0);
+      const reported = idempotentBatch(async () => ++runs, {
+        store: new DynamoDBStore({ tableName, client: unbounded }),
+        logger: quiet,
+        throwOnFullBatchFailure: false,
+      });
+      const answer = failures(await byDeadline(reported(batch, invocation())));
+      expect(Array.isArray(answer) ? answer.length : answer).toBe(reportedCount);
+      expect(runs).toBe(0);
+    },
+  );
+
+  test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', async () => {
+    const ran: string[] = [];
+    const handler = idempotentBatch(
+      async (order: Order) => {
+        ran.push(order.orderId);
+        proxy.stall();
+        return order.orderId;
+      },
+      { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet },
+    );
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `after-${n}` }, n));
+    expect(failures(await byDeadline(handler({ Records: batch }, invocation())))).toEqual([kinesisSequence(2)]);
+    expect(ran).toEqual(['after-1']);
   });
 });
