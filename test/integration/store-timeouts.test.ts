@@ -44,6 +44,22 @@ afterAll(async () => {
 // Without the bound, each of these waits until Jest gives up on it.
 jest.setTimeout(15_000);
 
+/** The time left of the invocations below that give a Lambda context. */
+const REMAINING = 1_500;
+/**
+ * How `call` settles, or 'deadline passed' if it has not when the Lambda deadline (`REMAINING`
+ * ms from now) comes. Deterministic: the call's own bound is a timer due before that one, and
+ * all it does after it is settle promises.
+ */
+const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
+  Promise.race([
+    call.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING, 'deadline passed')),
+  ]);
+
 test('a claim DynamoDB never answers: STORE_FAILURE (TimeoutError), the function did not run', async () => {
   let runs = 0;
   const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store: new DynamoDBStore({ tableName }), name: 'claim-hangs' });
@@ -77,20 +93,6 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
   afterAll(() => unbounded.destroy());
   const ownStore = () => new DynamoDBStore({ tableName, client: unbounded });
   const record = (name: string, key: unknown) => readItem(inspect, tableName, recordId(name, key));
-  const REMAINING = 1_500;
-  /**
-   * How `call` settles, or 'deadline passed' if it has not when the Lambda deadline (`REMAINING`
-   * ms from now) comes. Deterministic: the call's own bound is a timer due before that one, and
-   * all it does after it is settle promises.
-   */
-  const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
-    Promise.race([
-      call.then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
-      ),
-      new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING, 'deadline passed')),
-    ]);
 
   test('a claim that is never answered: STORE_FAILURE (TimeoutError) while the caller can still answer; the function did not run', async () => {
     let runs = 0;
@@ -173,17 +175,8 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     await unbounded.send(new DescribeTableCommand({ TableName: tableName }));
   });
   afterEach(() => unbounded.destroy());
-  const REMAINING = 1_500;
   /** A context whose time left runs down in real time, as Lambda's does. */
   const invocation = () => timedContext({ functionName: 'batch-hangs', remainingMillis: REMAINING });
-  const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
-    Promise.race([
-      call.then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
-      ),
-      new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING, 'deadline passed')),
-    ]);
   const failures = (settled: Awaited<ReturnType<typeof byDeadline<BatchResponse>>>) =>
     typeof settled === 'object' && 'value' in settled ? settled.value.batchItemFailures.map((failure) => failure.itemIdentifier) : settled;
 
