@@ -146,21 +146,32 @@ const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
   early: "The Idempotency-Key's issue time is in the future: the clocks of the servers that issue and accept keys differ.",
 };
 
-type Headers = NonNullable<HttpResult['headers']>;
+const named = (headers: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
+  Object.keys(headers ?? {}).find((field) => field.toLowerCase() === name);
 
-const named = (headers: Headers, name: string): string | undefined => Object.keys(headers).find((field) => field.toLowerCase() === name);
+const lists = (value: unknown, name: string): boolean =>
+  String(value)
+    .split(',')
+    .some((item) => item.trim().toLowerCase() === name.toLowerCase());
 
 /**
- * `headers` that let a script on another origin read the header `name`, when they are CORS headers:
- * a browser shows it only the CORS-safelisted headers, and neither `Retry-After` nor
- * `Idempotent-Replayed` is one.
+ * `result` with headers that let a script on another origin read the header `name`, when it carries
+ * CORS headers: a browser shows it only the CORS-safelisted headers, and neither `Retry-After` nor
+ * `Idempotent-Replayed` is one. A REST API merges `headers` and `multiValueHeaders` into one list,
+ * so either may carry them; the name joins the list in `multiValueHeaders` when there is one.
  */
-function exposing(headers: Headers, name: string): Headers {
-  if (named(headers, 'access-control-allow-origin') === undefined) return headers;
-  const field = named(headers, 'access-control-expose-headers');
-  const listed = field === undefined ? '' : String(headers[field]).trim();
-  if (listed.split(',').some((item) => item.trim().toLowerCase() === name.toLowerCase())) return headers;
-  return { ...headers, [field ?? 'Access-Control-Expose-Headers']: listed === '' ? name : `${listed}, ${name}` };
+function exposing(result: HttpResult, name: string): HttpResult {
+  const { headers = {}, multiValueHeaders } = result;
+  const ORIGIN = 'access-control-allow-origin';
+  if (named(headers, ORIGIN) === undefined && named(multiValueHeaders, ORIGIN) === undefined) return result;
+  const EXPOSE = 'access-control-expose-headers';
+  const field = named(headers, EXPOSE);
+  const listField = named(multiValueHeaders, EXPOSE);
+  const listed = listField === undefined ? [] : multiValueHeaders![listField]!;
+  if ((field !== undefined && lists(headers[field], name)) || listed.some((value) => lists(value, name))) return result;
+  if (listField !== undefined) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
+  const value = field === undefined ? '' : String(headers[field]).trim();
+  return { ...result, headers: { ...headers, [field ?? 'Access-Control-Expose-Headers']: value === '' ? name : `${value}, ${name}` } };
 }
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
@@ -174,11 +185,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
   // A commit settled as not applied can be retried at once; an unknown one once its lease has passed.
   if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? maxRetryAfterSeconds, maxRetryAfterSeconds));
-  return {
-    statusCode: status,
-    headers: headers['Retry-After'] === undefined ? headers : exposing(headers, 'Retry-After'),
-    body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }),
-  };
+  const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
+  return headers['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
 }
 
 /**
@@ -332,7 +340,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
       const proxy = normalize(result);
-      const replayed = { ...proxy, headers: exposing({ ...proxy.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
+      const replayed = exposing({ ...proxy, headers: { ...proxy.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.
