@@ -3,7 +3,8 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
+import { forAcceptEncoding } from './http-encoding.js';
+import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
@@ -263,7 +264,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * Middy middleware implementing the `Idempotency-Key` header (IETF httpapi draft) for API Gateway
  * REST and HTTP APIs and Function URLs, and, as `httpIdempotency<ALBEvent>` with a `scope`, for
  * Application Load Balancers. Keys are scoped by method, route and caller identity; a
- * duplicate gets the stored response with `Idempotent-Replayed: true`; a different payload under
+ * duplicate gets the stored response with `Idempotent-Replayed: true` (a body stored compressed in a
+ * coding the duplicate's `Accept-Encoding` refuses is sent in gzip or uncompressed); a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
  * stored, except 408, 425 and 429; those, 5xx results and thrown errors release the key so the
@@ -339,7 +341,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // middy's streaming mode (any value but a string or a stream) answer it with an error of their
       // own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
-      const proxy = normalize(result);
+      // Stored compressed for the first caller's client, re-coded for this one's when it must be.
+      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'));
       const replayed = exposing({ ...proxy, headers: { ...proxy.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
