@@ -6,6 +6,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
@@ -15,6 +16,7 @@ import { toHttpApiEvent } from '../../demo/http-event.js';
 import { type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
+import { invokeStreaming, streamingMode } from '../support/streaming.js';
 
 // @middy/http-content-encoding 7 imports zstd from node:zlib by name, which Node.js 20 lacks; these
 // tests never ask for zstd, so on Node.js 20 it gets functions that say so.
@@ -130,4 +132,28 @@ test('a REST API duplicate is read from multiValueHeaders (Accept-Encoding sent 
   expect(replay.headers).toMatchObject({ 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true' });
   expect(replay.multiValueHeaders).toEqual({ Vary: ['Accept-Encoding'] });
   expect(decoded(replay)).toBe(receipt(1));
+});
+
+test('a streamed answer the encoder compressed (br) reaches a duplicate that accepts gzip only as gzip bytes, through the response stream', async () => {
+  let runs = 0;
+  const handler = middy(
+    async () => ({ statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: Readable.from([receipt(++runs)]) }),
+    streamingMode as never,
+  )
+    .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
+    .use(httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false }))
+    .use(httpContentEncoding());
+  const send = (acceptEncoding: string) =>
+    invokeStreaming(
+      handler,
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'k-stream', 'accept-encoding': acceptEncoding }, body: '{}' })!,
+      lambdaContext('exports'),
+    );
+  const first = await send('br');
+  expect(first.prelude).toMatchObject({ headers: { 'Content-Encoding': 'br' } });
+  expect(zlib.brotliDecompressSync(first.bytes).toString()).toBe(receipt(1));
+  const replay = await send('gzip');
+  expect(replay.prelude).toMatchObject({ statusCode: 200, headers: { 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true', Vary: 'Accept-Encoding' } });
+  expect(zlib.gunzipSync(replay.bytes).toString()).toBe(receipt(1));
+  expect(runs).toBe(1);
 });
