@@ -47,8 +47,8 @@ export function acceptance(accepted: string | undefined, coding: string): number
   return exact ?? any ?? (wanted === 'identity' ? 1 : 0);
 }
 
-/** The field of `fields` named `name` (lower case), in any case. */
-const fieldOf = (fields: Readonly<Record<string, unknown>> | undefined, name: string) =>
+/** The field of `fields` named `name` (lower case), in any case. @internal */
+export const fieldOf = (fields: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
   Object.keys(fields ?? {}).find((field) => field.toLowerCase() === name);
 
 const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>

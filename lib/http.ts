@@ -3,7 +3,7 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { forAcceptEncoding } from './http-encoding.js';
+import { fieldOf, forAcceptEncoding } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
@@ -147,9 +147,6 @@ const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
   early: "The Idempotency-Key's issue time is in the future: the clocks of the servers that issue and accept keys differ.",
 };
 
-const named = (headers: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
-  Object.keys(headers ?? {}).find((field) => field.toLowerCase() === name);
-
 const lists = (value: unknown, name: string): boolean =>
   String(value)
     .split(',')
@@ -164,10 +161,10 @@ const lists = (value: unknown, name: string): boolean =>
 function exposing(result: HttpResult, name: string): HttpResult {
   const { headers = {}, multiValueHeaders } = result;
   const ORIGIN = 'access-control-allow-origin';
-  if (named(headers, ORIGIN) === undefined && named(multiValueHeaders, ORIGIN) === undefined) return result;
+  if (fieldOf(headers, ORIGIN) === undefined && fieldOf(multiValueHeaders, ORIGIN) === undefined) return result;
   const EXPOSE = 'access-control-expose-headers';
-  const field = named(headers, EXPOSE);
-  const listField = named(multiValueHeaders, EXPOSE);
+  const field = fieldOf(headers, EXPOSE);
+  const listField = fieldOf(multiValueHeaders, EXPOSE);
   const listed = listField === undefined ? [] : multiValueHeaders![listField]!;
   if ((field !== undefined && lists(headers[field], name)) || listed.some((value) => lists(value, name))) return result;
   if (listField !== undefined) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
