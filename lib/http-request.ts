@@ -193,6 +193,23 @@ function headerOf(event: AnyHttpEvent, name: string): string | undefined {
   return typeof found === 'string' ? found : undefined;
 }
 
+/**
+ * Every value of the list header `name` (lower case), joined by commas as HTTP joins repeated list
+ * fields: from `multiValueHeaders` when the event has them (REST APIs and load balancers keep only
+ * the last value in `headers`), else from `headers`; `undefined` when absent. @internal
+ */
+export function headerList(event: AnyHttpEvent, name: string): string | undefined {
+  const lists = Object.entries((event as APIGatewayProxyEvent).multiValueHeaders ?? {}).filter(([field]) => field.toLowerCase() === name);
+  const values =
+    lists.length > 0
+      ? lists.flatMap(([, list]) => list ?? [])
+      : Object.entries(event.headers ?? {})
+          .filter(([field]) => field.toLowerCase() === name)
+          .map(([, value]) => value);
+  const texts = values.filter((value): value is string => typeof value === 'string');
+  return texts.length > 0 ? texts.join(', ') : undefined;
+}
+
 /** The boundary of a `multipart/*` Content-Type (RFC 2046); `undefined` for any other. */
 function multipartBoundary(event: AnyHttpEvent): string | undefined {
   const [type, ...parameters] = (headerOf(event, 'content-type') ?? '').split(';');

@@ -3,7 +3,8 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { type AnyHttpEvent, body, type HttpEvent, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
+import { fieldOf, forAcceptEncoding } from './http-encoding.js';
+import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
@@ -146,21 +147,29 @@ const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
   early: "The Idempotency-Key's issue time is in the future: the clocks of the servers that issue and accept keys differ.",
 };
 
-type Headers = NonNullable<HttpResult['headers']>;
-
-const named = (headers: Headers, name: string): string | undefined => Object.keys(headers).find((field) => field.toLowerCase() === name);
+const lists = (value: unknown, name: string): boolean =>
+  String(value)
+    .split(',')
+    .some((item) => item.trim().toLowerCase() === name.toLowerCase());
 
 /**
- * `headers` that let a script on another origin read the header `name`, when they are CORS headers:
- * a browser shows it only the CORS-safelisted headers, and neither `Retry-After` nor
- * `Idempotent-Replayed` is one.
+ * `result` with headers that let a script on another origin read the header `name`, when it carries
+ * CORS headers: a browser shows it only the CORS-safelisted headers, and neither `Retry-After` nor
+ * `Idempotent-Replayed` is one. A REST API merges `headers` and `multiValueHeaders` into one list,
+ * so either may carry them; the name joins the list in `multiValueHeaders` when there is one.
  */
-function exposing(headers: Headers, name: string): Headers {
-  if (named(headers, 'access-control-allow-origin') === undefined) return headers;
-  const field = named(headers, 'access-control-expose-headers');
-  const listed = field === undefined ? '' : String(headers[field]).trim();
-  if (listed.split(',').some((item) => item.trim().toLowerCase() === name.toLowerCase())) return headers;
-  return { ...headers, [field ?? 'Access-Control-Expose-Headers']: listed === '' ? name : `${listed}, ${name}` };
+function exposing(result: HttpResult, name: string): HttpResult {
+  const { headers = {}, multiValueHeaders } = result;
+  const ORIGIN = 'access-control-allow-origin';
+  if (fieldOf(headers, ORIGIN) === undefined && fieldOf(multiValueHeaders, ORIGIN) === undefined) return result;
+  const EXPOSE = 'access-control-expose-headers';
+  const field = fieldOf(headers, EXPOSE);
+  const listField = fieldOf(multiValueHeaders, EXPOSE);
+  const listed = listField === undefined ? [] : multiValueHeaders![listField]!;
+  if ((field !== undefined && lists(headers[field], name)) || listed.some((value) => lists(value, name))) return result;
+  if (listField !== undefined) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
+  const value = field === undefined ? '' : String(headers[field]).trim();
+  return { ...result, headers: { ...headers, [field ?? 'Access-Control-Expose-Headers']: value === '' ? name : `${value}, ${name}` } };
 }
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
@@ -174,11 +183,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
   // A commit settled as not applied can be retried at once; an unknown one once its lease has passed.
   if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? maxRetryAfterSeconds, maxRetryAfterSeconds));
-  return {
-    statusCode: status,
-    headers: headers['Retry-After'] === undefined ? headers : exposing(headers, 'Retry-After'),
-    body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }),
-  };
+  const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
+  return headers['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
 }
 
 /**
@@ -255,7 +261,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * Middy middleware implementing the `Idempotency-Key` header (IETF httpapi draft) for API Gateway
  * REST and HTTP APIs and Function URLs, and, as `httpIdempotency<ALBEvent>` with a `scope`, for
  * Application Load Balancers. Keys are scoped by method, route and caller identity; a
- * duplicate gets the stored response with `Idempotent-Replayed: true`; a different payload under
+ * duplicate gets the stored response with `Idempotent-Replayed: true` (a body stored compressed in a
+ * coding the duplicate's `Accept-Encoding` refuses is sent in gzip or uncompressed); a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
  * stored, except 408, 425 and 429; those, 5xx results and thrown errors release the key so the
@@ -331,8 +338,9 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // middy's streaming mode (any value but a string or a stream) answer it with an error of their
       // own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
-      const proxy = normalize(result);
-      const replayed = { ...proxy, headers: exposing({ ...proxy.headers, 'Idempotent-Replayed': 'true' }, 'Idempotent-Replayed') };
+      // Stored compressed for the first caller's client, re-coded for this one's when it must be.
+      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'));
+      const replayed = exposing({ ...proxy, headers: { ...proxy.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 408, 425, 429): the key is released so that the client can retry.

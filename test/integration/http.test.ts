@@ -626,6 +626,33 @@ describe('REST API (v1) specifics', () => {
     expect(await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }))).toEqual(replayOf(rest.result(1)));
     expect(orders.runs).toBe(2);
   });
+  describe('a response whose CORS headers are in multiValueHeaders only', () => {
+    const ORIGIN = 'https://shop.example';
+    /** A header as API Gateway sends it: `headers` and `multiValueHeaders` merged into one list, names in any case. */
+    const sent = (result: HttpResult, name: string): string[] => {
+      const pick = <T>(fields: Record<string, T> | undefined) => Object.entries(fields ?? {}).filter(([field]) => field.toLowerCase() === name.toLowerCase());
+      const lists = pick(result.multiValueHeaders).flatMap(([, values]) => values.map(String));
+      const single = pick(result.headers).map(([, value]) => String(value));
+      return [...lists, ...single.filter((value) => !lists.includes(value))].flatMap((value) => value.split(',').map((item) => item.trim()));
+    };
+
+    test.each([
+      ['no exposed headers', {}],
+      ['X-Request-Id exposed', { 'access-control-expose-headers': ['X-Request-Id'] }],
+    ])('with %s: the replay exposes Idempotent-Replayed to a script on the origin, after what it already exposed', async (_, exposed) => {
+      const orders = api(rest, {}, (_event, run) => ({
+        ...rest.result(run),
+        multiValueHeaders: { 'Access-Control-Allow-Origin': [ORIGIN], Vary: ['Origin'], ...exposed },
+      }));
+      const first = await orders.invoke(rest.event({ key: 'k-cors' }));
+      const replay = await orders.invoke(rest.event({ key: 'k-cors' }));
+      expect(sent(replay, 'Access-Control-Allow-Origin')).toEqual([ORIGIN]);
+      expect(sent(replay, 'Access-Control-Expose-Headers')).toEqual([...sent(first, 'Access-Control-Expose-Headers'), 'Idempotent-Replayed']);
+      expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
+      expect(orders.runs).toBe(1);
+    });
+  });
+
   test.each([
     ['an object', { orderId: 'ord-1' }],
     ['undefined', undefined],

@@ -244,6 +244,50 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     }),
   },
   {
+    // Payload format 1.0 puts a JWT authorizer's output beside the REST API's identity block, flat:
+    // `authorizer: { claims, scopes }`, every claim a string (as an Auth0 tenant's access token arrives).
+    name: 'HTTP API with payload format 1.0, JWT authorizer (claims, scopes null)',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: {
+        claims: {
+          aud: 'orders.api',
+          azp: 'client-app',
+          gty: 'password',
+          iss: `https://${c.tenant}.auth0.example/`,
+          scope: 'orders:write',
+          sub: `auth0|${sub(c)}`,
+          iat: String(ISSUED(c)),
+          exp: String(ISSUED(c) + 3600),
+        },
+        scopes: null,
+      },
+      identity: noRestIdentity(c),
+      stage: '$default',
+    }),
+  },
+  {
+    name: 'HTTP API with payload format 1.0, JWT authorizer (claims and scopes)',
+    api: 'rest',
+    context: (c) => ({
+      authorizer: {
+        claims: {
+          sub: sub(c),
+          'custom:tenant': c.tenant,
+          client_id: 'client-app',
+          token_use: 'access',
+          auth_time: String(ISSUED(c)),
+          iat: String(ISSUED(c)),
+          exp: String(ISSUED(c) + 3600),
+          jti: `jti-${token(c)}`,
+        },
+        scopes: ['orders/write'],
+      },
+      identity: noRestIdentity(c),
+      stage: '$default',
+    }),
+  },
+  {
     name: 'HTTP API, Lambda authorizer with a simple response (no principal, the tenant in its context)',
     api: 'http',
     context: (c) => ({ authorizer: { lambda: { tenantId: c.tenant, userId: c.user } } }),
@@ -307,6 +351,11 @@ export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Gate
     'HTTP API, JWT authorizer with only per-token claims',
     'http',
     { authorizer: { jwt: { claims: { iat: EPOCH, exp: EPOCH + 3600, jti: 'j' }, scopes: null } } },
+  ],
+  [
+    'HTTP API with payload format 1.0, JWT authorizer with only per-token claims',
+    'rest',
+    { authorizer: { claims: { iat: String(EPOCH), exp: String(EPOCH + 3600), jti: 'j' }, scopes: null }, identity: noRestIdentity(), stage: '$default' },
   ],
   ['an empty authorizer', 'http', { authorizer: {} }],
 ];

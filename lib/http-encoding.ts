@@ -1,0 +1,122 @@
+import * as zlib from 'node:zlib';
+import type { HttpResult } from './http.js';
+import { BYTES, isStreamBytes } from './streamed-response.js';
+
+/*
+ * A response compressed for the first caller (`@middy/http-content-encoding` after the handler, say)
+ * is stored compressed, and the key does not hold `Accept-Encoding`: a duplicate is the same request
+ * however its client decodes. So a replay is re-coded for the duplicate's client when that client
+ * does not accept the stored coding: the same representation, bytes it can decode.
+ */
+
+type Transcoder = (bytes: Buffer) => Buffer;
+
+/** Node.js 20 has no zstd; a response stored in it is replayed as stored there. */
+const optional = (name: string): Transcoder | undefined => (zlib as unknown as Record<string, Transcoder | undefined>)[name];
+
+/** Decoders of the content codings (RFC 9110 §8.4.1) Node.js can read, by name. */
+const DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
+  br: zlib.brotliDecompressSync,
+  gzip: zlib.gunzipSync,
+  'x-gzip': zlib.gunzipSync,
+  deflate: zlib.inflateSync,
+  zstd: optional('zstdDecompressSync'),
+};
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The weight (q-value) the `Accept-Encoding` field value `accepted` gives the coding `coding`
+ * (RFC 9110 §12.5.3). A request without the field accepts no coding but identity here: a client
+ * that sends none gets an uncompressed first answer from the middlewares that compress, and may
+ * not decode any other.
+ */
+export function acceptance(accepted: string | undefined, coding: string): number {
+  if (accepted === undefined) return coding === 'identity' ? 1 : 0;
+  const wanted = coding === 'x-gzip' ? 'gzip' : coding;
+  let exact: number | undefined;
+  let any: number | undefined;
+  for (const item of accepted.split(',')) {
+    const [name = '', ...parameters] = item.split(';').map((part) => part.trim().toLowerCase());
+    const q = parameters.find((parameter) => parameter.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    const value = Number.isFinite(weight) ? weight : 0;
+    if ((name === 'x-gzip' ? 'gzip' : name) === wanted) exact = Math.max(exact ?? 0, value);
+    else if (name === '*') any = value;
+  }
+  return exact ?? any ?? (wanted === 'identity' ? 1 : 0);
+}
+
+/** The field of `fields` named `name` (lower case), in any case. @internal */
+export const fieldOf = (fields: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
+  Object.keys(fields ?? {}).find((field) => field.toLowerCase() === name);
+
+const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>
+  fields && Object.fromEntries(Object.entries(fields).filter(([field]) => !names.includes(field.toLowerCase())));
+
+/** The body's bytes, and how to write other bytes back in the same form. */
+function bytesOf(result: HttpResult): [Buffer, (bytes: Buffer, coded: boolean) => Partial<HttpResult>] | undefined {
+  const { body } = result;
+  if (isStreamBytes(body)) return [Buffer.from(body[BYTES], 'base64'), (bytes) => ({ body: { [BYTES]: bytes.toString('base64') } as unknown as string })];
+  if (typeof body !== 'string') return undefined;
+  const bytes = result.isBase64Encoded ? Buffer.from(body, 'base64') : Buffer.from(body, 'utf8');
+  return [
+    bytes,
+    (recoded, coded) => {
+      const text = coded ? undefined : textOf(recoded);
+      return text === undefined ? { body: recoded.toString('base64'), isBase64Encoded: true } : { body: text, isBase64Encoded: false };
+    },
+  ];
+}
+
+const textOf = (bytes: Buffer): string | undefined => {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * `result` as the client that sent `accepted` (its `Accept-Encoding`) can decode it: as stored when
+ * it has no content coding or one the client accepts; otherwise decoded, and sent in gzip when the
+ * client accepts gzip, else without a coding (identity). A coding Node.js cannot decode (or several
+ * codings, or bytes that do not decode) leaves it as stored: nothing else holds its content.
+ * @internal
+ */
+export function forAcceptEncoding(result: HttpResult, accepted: string | undefined): HttpResult {
+  const { headers, multiValueHeaders } = result;
+  const field = fieldOf(headers, 'content-encoding');
+  const listField = fieldOf(multiValueHeaders, 'content-encoding');
+  const codings = [
+    ...(listField === undefined ? [] : multiValueHeaders![listField]!),
+    ...(field === undefined || listField !== undefined ? [] : [headers![field]]),
+  ].flatMap((value) =>
+    String(value)
+      .split(',')
+      .map((item) => item.trim().toLowerCase())
+      .filter((item) => item !== '' && item !== 'identity'),
+  );
+  if (codings.length !== 1) return result;
+  const [coding] = codings as [string];
+  if (acceptance(accepted, coding) > 0) return result;
+  const decode = DECODERS[coding];
+  const body = bytesOf(result);
+  if (decode === undefined || body === undefined) return result;
+  const [stored, written] = body;
+  let decoded: Buffer;
+  try {
+    decoded = decode(stored);
+  } catch {
+    return result;
+  }
+  const gzip = acceptance(accepted, 'gzip') > 0;
+  // Content-Length counted the stored bytes (API Gateway sets its own, but a handler may have).
+  const stale = ['content-encoding', 'content-length'];
+  return {
+    ...result,
+    headers: { ...withoutFields(headers, stale), ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) },
+    ...(multiValueHeaders ? { multiValueHeaders: withoutFields(multiValueHeaders, stale) } : {}),
+    ...written(gzip ? zlib.gzipSync(decoded) : decoded, gzip),
+  };
+}
