@@ -65,11 +65,16 @@ describe('forAcceptEncoding', () => {
     expect(Buffer.from((replay.body as unknown as Record<string, string>)[BYTES]!, 'base64').toString()).toBe(TEXT);
   });
 
+  test('a Content-Encoding that also lists identity is the other coding alone', () => {
+    const replay = forAcceptEncoding(stored('identity, gzip', gzipSync(TEXT)), undefined);
+    expect([replay.body, replay.headers]).toEqual([TEXT, { Vary: 'Accept-Encoding' }]);
+  });
+
   test.each([
     ['a coding the client accepts', stored('br', brotliCompressSync(TEXT)), 'br'],
     ['no coding', { statusCode: 200, body: TEXT }, undefined],
     ['a coding nothing here decodes', stored('compress', Buffer.from('x')), undefined],
-    ['two codings', stored('gzip, br', Buffer.from('x')), undefined],
+    ['two codings, even when the outer one decodes', stored('gzip, gzip', gzipSync(gzipSync(TEXT))), undefined],
     ['bytes that do not decode', stored('gzip', Buffer.from('not gzip')), undefined],
   ])('leaves an answer with %s as stored', (_, result, accepted) => {
     expect(forAcceptEncoding(result, accepted)).toBe(result);
