@@ -651,6 +651,16 @@ describe('REST API (v1) specifics', () => {
       expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
       expect(orders.runs).toBe(1);
     });
+
+    test('a replay whose stored answer already exposes Idempotent-Replayed lists it once', async () => {
+      const orders = api(rest, {}, (_event, run) => ({
+        ...rest.result(run),
+        multiValueHeaders: { 'Access-Control-Allow-Origin': [ORIGIN], 'Access-Control-Expose-Headers': ['idempotent-replayed'] },
+      }));
+      await orders.invoke(rest.event({ key: 'k-cors-listed' }));
+      const replay = await orders.invoke(rest.event({ key: 'k-cors-listed' }));
+      expect(sent(replay, 'Access-Control-Expose-Headers')).toEqual(['idempotent-replayed']);
+    });
   });
 
   test.each([

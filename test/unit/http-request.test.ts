@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
-import { body, query } from '../../lib/http-request.js';
+import { body, headerList, query } from '../../lib/http-request.js';
 import { prng } from '../support/faults.js';
 import { albEvent } from '../support/identity-events.js';
 
@@ -359,5 +359,21 @@ describe('Application Load Balancer query strings (passed as the client encoded 
     ['an encoded plus and a space', 'q=a%2Bb', 'q=a+b'],
   ])('%s: different fingerprints', (_, a, b) => {
     expect(albQueryOf(a)).not.toBe(albQueryOf(b));
+  });
+});
+
+describe('headerList: every value of a list header', () => {
+  const event = (fields: object) => fields as unknown as APIGatewayProxyEventV2;
+  test.each([
+    [
+      'repeated in multiValueHeaders (a REST API keeps the last in headers)',
+      { headers: { 'Accept-Encoding': 'br' }, multiValueHeaders: { 'Accept-Encoding': ['gzip', 'br'] } },
+      'gzip, br',
+    ],
+    ['under two spellings of its name', { multiValueHeaders: { 'accept-encoding': ['gzip'], 'ACCEPT-ENCODING': ['br'] } }, 'gzip, br'],
+    ['in headers only', { headers: { 'accept-encoding': 'gzip, br' } }, 'gzip, br'],
+    ['absent', { headers: { 'content-type': 'application/json' } }, undefined],
+  ])('%s', (_, fields, expected) => {
+    expect(headerList(event(fields), 'accept-encoding')).toBe(expected);
   });
 });
