@@ -16,6 +16,14 @@ const reasonsOf = (error: unknown): CancellationReason[] =>
 export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)[0]?.Code === 'ValidationError';
 
 /**
+ * True when DynamoDB refused a transaction as a whole because its items exceed 4 MB in all
+ * (`Transaction payload size cannot exceed 4MB`). Told by the message, as DynamoDB gives this
+ * refusal no code of its own: it is a `ValidationException` like a malformed expression. @internal
+ */
+export const transactionOverLimit = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'ValidationException' && /payload size|\b4 ?MB\b/i.test(String((error as Error).message));
+
+/**
  * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
  * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a transaction
  * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries (`TRANSACTION_CONFLICT`)

@@ -7,11 +7,13 @@
 
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, IdempotencyError } from '../../lib/index.js';
+import middy from '@middy/core';
+import { DynamoDBStore, IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { MODES, type Mode, T0, useCountingTables } from '../support/counting-function.js';
-import { endpoint, readItem, testClient } from '../support/dynamodb.js';
+import { endpoint, readItem, recordId, testClient } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { aesKey, keyring } from '../support/keyring.js';
+import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
 
 const { client: admin, tableName, bizTable, applied: counterOf, countingFunction } = useCountingTables('oversize');
@@ -214,5 +216,77 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
     // DynamoDB refuses the request as a whole without naming the item: the record's smallest form is tried once.
     expect(commands).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand']);
     expect((await readItem(admin, tableName, key))?.status?.S).toBe('INPROGRESS');
+  });
+});
+
+describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over DynamoDB's 4 MB in all", (mode) => {
+  /** 4 MB, DynamoDB's limit on the items of one transaction, counted as it counts an item's size. */
+  const TRANSACTION_LIMIT = 4 * 1024 * 1024;
+  const BLOB = 390_000;
+  const ENTRIES = ['makeIdempotent', 'middleware'] as const;
+
+  /**
+   * A function that puts `input.puts` business items of ~390 KB each with its record and returns
+   * `input.response`, made idempotent through `entry` on a probed client.
+   */
+  function bulk(entry: (typeof ENTRIES)[number]) {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
+    const name = `bulk${randomUUID().slice(0, 8)}`;
+    let runs = 0;
+    const body = async (input: { id: string; puts: number; response: string }) => {
+      runs++;
+      for (let i = 0; i < input.puts; i++) transaction().put({ TableName: bizTable, Item: { id: `${name}-${input.id}-${i}`, blob: 'b'.repeat(BLOB) } });
+      return input.response;
+    };
+    const options = { store, transactions: true, atomic: mode === 'atomic', key: (input: { id: string }) => input.id, now: () => T0 };
+    const handler = middy(body).use(idempotency(options));
+    const fn =
+      entry === 'makeIdempotent'
+        ? makeIdempotent(body, { ...options, name })
+        : (input: { id: string; puts: number; response: string }) => handler(input, lambdaContext(name));
+    return {
+      fn,
+      commands,
+      runs: () => runs,
+      record: (id: string) => readItem(admin, tableName, recordId(name, id)),
+      written: async (id: string, puts: number) => {
+        let found = 0;
+        for (let i = 0; i < puts; i++) if ((await readItem(admin, bizTable, `${name}-${id}-${i}`)) !== undefined) found++;
+        return found;
+      },
+    };
+  }
+
+  test.each(ENTRIES)('%s: writes over 4 MB are TRANSACTION_INVALID, nothing written, the key released; a retry runs again', async (entry) => {
+    expect(11 * BLOB).toBeGreaterThan(TRANSACTION_LIMIT);
+    const f = bulk(entry);
+    const error = await rejection(f.fn({ id: 'big', puts: 11, response: 'ok' }));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect(error.message).toMatch(/4 ?MB/);
+    expect(await f.written('big', 11)).toBe(0);
+    expect(await f.record('big')).toBeUndefined();
+    // Refused with the response, then without it (the response might have been what tipped it over).
+    expect(f.commands.filter((command) => command === 'TransactWriteItemsCommand')).toHaveLength(2);
+    // The key is free: the retry runs (and is refused the same way), it does not meet IN_PROGRESS.
+    expect((await rejection(f.fn({ id: 'big', puts: 11, response: 'ok' }))).code).toBe('TRANSACTION_INVALID');
+    expect(f.runs()).toBe(2);
+  });
+
+  test.each(ENTRIES)('%s: writes that fit but not with the stored response commit without it; duplicates get RESPONSE_NOT_STORED', async (entry) => {
+    const response = jsonOfSize(300_000);
+    expect(10 * BLOB).toBeLessThan(TRANSACTION_LIMIT);
+    expect(10 * BLOB + response.length).toBeGreaterThan(TRANSACTION_LIMIT);
+    const f = bulk(entry);
+    expect((await f.fn({ id: 'fits', puts: 10, response })) === response).toBe(true);
+    expect(await f.written('fits', 10)).toBe(10);
+    const item = await f.record('fits');
+    expect(item?.status?.S).toBe('COMPLETED');
+    expect(item?.responseOmitted?.BOOL).toBe(true);
+    // Refused once with the response, committed once without it.
+    expect(f.commands.filter((command) => command === 'TransactWriteItemsCommand')).toHaveLength(2);
+    expect((await rejection(f.fn({ id: 'fits', puts: 10, response }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate re-runs its pure handler; its writes are cancelled
+    expect(await f.written('fits', 10)).toBe(10);
   });
 });
