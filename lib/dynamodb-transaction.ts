@@ -16,12 +16,14 @@ const reasonsOf = (error: unknown): CancellationReason[] =>
 export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)[0]?.Code === 'ValidationError';
 
 /**
- * True when DynamoDB refused a transaction as a whole because its items exceed 4 MB in all
- * (`Transaction payload size cannot exceed 4MB`). Told by the message, as DynamoDB gives this
- * refusal no code of its own: it is a `ValidationException` like a malformed expression. @internal
+ * True when DynamoDB refused a transaction as a whole for its size, as for items over 4 MB in all
+ * (DynamoDB Local: `Transaction payload size cannot exceed 4MB`). Told by the message, as this
+ * refusal has no code of its own (it is a `ValidationException`, as a malformed expression is),
+ * and read broadly, as its wording is not documented: a refusal taken for one costs one more
+ * request, sent without the stored outcome, never a wrong answer. @internal
  */
 export const transactionOverLimit = (error: unknown): boolean =>
-  (error as { name?: unknown } | null)?.name === 'ValidationException' && /payload size|\b4 ?MB\b/i.test(String((error as Error).message));
+  (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
 
 /** DynamoDB's limit on the items of one transaction, in all. */
 const TRANSACTION_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -68,6 +70,10 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       // function has no grant for): nothing was written.
       if (name === 'ValidationException' || name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
+      }
+      // A request too large for DynamoDB to read (HTTP 413, answered without a body: the SDK names no error) was not run.
+      if ((error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode === 413) {
+        throw new IdempotencyError('TRANSACTION_INVALID', 'DynamoDB refused the transaction as a request too large to read (HTTP 413).', { cause: error });
       }
       if (name !== 'TransactionCanceledException') throw error;
       const reasons = reasonsOf(error);
