@@ -252,16 +252,19 @@ describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over 
       return input.response;
     };
     const options = { store, transactions: true, atomic: mode === 'atomic', key: (input: { id: string }) => input.id, now: () => T0 };
-    const handler = middy(body).use(idempotency(options));
-    const fn = entry === 'makeIdempotent' ? makeIdempotent(body, { ...options, name }) : (input: Input) => handler(input, lambdaContext(name));
+    const handler = entry === 'middleware' ? middy(body).use(idempotency(options)) : undefined;
+    const fn = handler === undefined ? makeIdempotent(body, { ...options, name }) : (input: Input) => handler(input, lambdaContext(name));
+    const business = (id: string) => readItem(admin, bizTable, `${name}-${id}`);
     return {
       fn,
       commits: () => commands.filter((command) => command === 'TransactWriteItemsCommand').length,
       runs: () => runs,
+      business,
       record: (id: string) => readItem(admin, tableName, recordId(name, id)),
+      /** How many of the call `id`'s `puts` items exist. */
       written: async (id: string, puts: number) => {
         let found = 0;
-        for (let i = 0; i < puts; i++) if ((await readItem(admin, bizTable, `${name}-${id}-${i}`)) !== undefined) found++;
+        for (let i = 0; i < puts; i++) if ((await business(`${id}-${i}`)) !== undefined) found++;
         return found;
       },
     };
@@ -269,7 +272,7 @@ describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over 
 
   describe.each(ENTRIES)('%s', (entry) => {
     test.each([11, 45])(
-      '%i puts of 390 KB (over 4 MB) are TRANSACTION_INVALID before any request: nothing written, the key released, a retry runs again',
+      '%i puts of 390 KB (over 4 MB) are TRANSACTION_INVALID without being sent: nothing written, the key released, a retry runs again',
       async (puts) => {
         expect(puts * BLOB).toBeGreaterThan(TRANSACTION_LIMIT);
         const f = bulk(entry);
@@ -294,6 +297,7 @@ describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over 
       // Refused with the response, then without it (the response might have been what tipped it over).
       expect(f.commits()).toBe(2);
       expect(await f.written('updates', 10)).toBe(0);
+      expect(await f.business('updates-u0')).toBeUndefined();
       expect(await f.record('updates')).toBeUndefined();
       expect((await rejection(f.fn({ id: 'updates', puts: 10, updates: 1, response: 'ok' }))).code).toBe('TRANSACTION_INVALID');
       expect(f.runs()).toBe(2);
