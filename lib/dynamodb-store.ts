@@ -1,7 +1,7 @@
 import { type AttributeValue, DeleteItemCommand, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { isConditionFailure, isSizeRefusal, DynamoDBStore as LeanDynamoDBStore } from './dynamodb/dynamodb-store.js';
+import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore } from './dynamodb/dynamodb-store.js';
 import type { DynamoDBStoreOptions } from './dynamodb-store-options.js';
-import { recordActionInvalid, sendTransaction, transactionOverLimit } from './dynamodb-transaction.js';
+import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
 import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, RecordStatus, RecordSummary } from './store.js';
@@ -16,9 +16,7 @@ export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
  * outcome may be what tips the call's writes over).
  */
 const isTransactionTooLarge = (error: unknown): boolean =>
-  error instanceof IdempotencyError &&
-  error.code === 'TRANSACTION_INVALID' &&
-  (isSizeRefusal(error.cause) || transactionOverLimit(error.cause) || recordActionInvalid(error.cause));
+  error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && (refusedForSize(error.cause) || recordActionInvalid(error.cause));
 
 /**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one

@@ -16,13 +16,14 @@ const reasonsOf = (error: unknown): CancellationReason[] =>
 export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)[0]?.Code === 'ValidationError';
 
 /**
- * True when DynamoDB refused a transaction as a whole for its size, as for items over 4 MB in all
- * (DynamoDB Local: `Transaction payload size cannot exceed 4MB`). Told by the message, as this
- * refusal has no code of its own (it is a `ValidationException`, as a malformed expression is),
- * and read broadly, as its wording is not documented: a refusal taken for one costs one more
- * request, sent without the stored outcome, never a wrong answer. @internal
+ * True when DynamoDB refused a transaction as a whole for its size: an item over 400 KB (`Item size
+ * has exceeded…`), or items over 4 MB in all (DynamoDB Local: `Transaction payload size cannot
+ * exceed 4MB`). Told by the message, as these refusals have no code of their own (each is a
+ * `ValidationException`, as a malformed expression is), and read broadly, as the wording of the
+ * second is not documented: a refusal taken for one costs one more request, sent without the
+ * stored outcome, never a wrong answer. @internal
  */
-export const transactionOverLimit = (error: unknown): boolean =>
+export const refusedForSize = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
 
 /** DynamoDB's limit on the items of one transaction, in all. */
@@ -43,9 +44,10 @@ const leastItemBytes = (item: Record<string, AttributeValue>): number =>
 
 /**
  * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
- * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a transaction
- * DynamoDB rejects as invalid (or whose writes surely exceed its 4 MB: never sent), and conflicts that outlast
- * a few quick retries (`TRANSACTION_CONFLICT`) throw typed errors: in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
+ * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a
+ * transaction DynamoDB rejects as invalid (or whose writes surely exceed its 4 MB: never sent), and
+ * conflicts that outlast a few quick retries (`TRANSACTION_CONFLICT`) throw typed errors: in each
+ * case nothing was written. Any other error leaves the outcome unknown and is rethrown.
  * @internal
  */
 export async function sendTransaction(client: DynamoDBClient, items: TransactWriteItem[]): Promise<Record<string, AttributeValue> | undefined | null> {
