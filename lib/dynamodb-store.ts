@@ -1,7 +1,7 @@
 import { type AttributeValue, DeleteItemCommand, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { isConditionFailure, isSizeRefusal, DynamoDBStore as LeanDynamoDBStore } from './dynamodb/dynamodb-store.js';
+import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore } from './dynamodb/dynamodb-store.js';
 import type { DynamoDBStoreOptions } from './dynamodb-store-options.js';
-import { recordActionInvalid, sendTransaction } from './dynamodb-transaction.js';
+import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
 import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, RecordStatus, RecordSummary } from './store.js';
@@ -10,9 +10,13 @@ import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome } from '.
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 
-/** DynamoDB refused the record's write for its size: the transaction was cancelled at the record's action, or refused as a whole. */
+/**
+ * DynamoDB refused the record's write for its size: the transaction was cancelled at the record's
+ * action, or refused as a whole for an item over 400 KB or for items over 4 MB in all (the stored
+ * outcome may be what tips the call's writes over).
+ */
 const isTransactionTooLarge = (error: unknown): boolean =>
-  error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && (isSizeRefusal(error.cause) || recordActionInvalid(error.cause));
+  error instanceof IdempotencyError && error.code === 'TRANSACTION_INVALID' && (refusedForSize(error.cause) || recordActionInvalid(error.cause));
 
 /**
  * The record protocol on a DynamoDB table: claim is one conditional `PutItem`, complete one

@@ -16,13 +16,51 @@ const reasonsOf = (error: unknown): CancellationReason[] =>
 export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)[0]?.Code === 'ValidationError';
 
 /**
+ * True when DynamoDB refused a transaction as a whole for its size: an item over 400 KB (`Item size
+ * has exceeded…`), or items over 4 MB in all (DynamoDB Local: `Transaction payload size cannot
+ * exceed 4MB`). Told by the message, as these refusals have no code of their own (each is a
+ * `ValidationException`, as a malformed expression is), and read broadly, as the wording of the
+ * second is not documented: a refusal taken for one costs one more request, sent without the
+ * stored outcome, never a wrong answer. @internal
+ */
+export const refusedForSize = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
+
+/** DynamoDB's limit on the items of one transaction, in all. */
+const TRANSACTION_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** The bytes of a value's strings and binaries, and of its maps' names: never more than DynamoDB counts for it. */
+const leastBytes = (value: AttributeValue): number => {
+  if (value.S !== undefined) return Buffer.byteLength(value.S);
+  if (value.B !== undefined) return value.B.byteLength;
+  if (value.SS !== undefined) return value.SS.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
+  if (value.BS !== undefined) return value.BS.reduce((sum, bytes) => sum + bytes.byteLength, 0);
+  if (value.L !== undefined) return value.L.reduce((sum, element) => sum + leastBytes(element), 0);
+  if (value.M !== undefined) return leastItemBytes(value.M);
+  return 0;
+};
+const leastItemBytes = (item: Record<string, AttributeValue>): number =>
+  Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
+
+/**
  * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
- * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a transaction
- * DynamoDB rejects as invalid, and conflicts that outlast a few quick retries (`TRANSACTION_CONFLICT`)
- * throw typed errors: in each case nothing was written. Any other error leaves the outcome unknown and is rethrown.
+ * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a
+ * transaction DynamoDB rejects as invalid (or whose writes surely exceed its 4 MB: never sent), and
+ * conflicts that outlast a few quick retries (`TRANSACTION_CONFLICT`) throw typed errors: in each
+ * case nothing was written. Any other error leaves the outcome unknown and is rethrown.
  * @internal
  */
 export async function sendTransaction(client: DynamoDBClient, items: TransactWriteItem[]): Promise<Record<string, AttributeValue> | undefined | null> {
+  // The items the caller puts, counted low, already exceed what DynamoDB takes, whatever the record
+  // holds: refused here, rather than sent as a request so large that DynamoDB may close the
+  // connection on it instead of answering (an outcome that would then look unknown).
+  const putBytes = items.slice(1).reduce((sum, action) => sum + (action.Put?.Item === undefined ? 0 : leastItemBytes(action.Put.Item)), 0);
+  if (putBytes > TRANSACTION_LIMIT_BYTES) {
+    throw new IdempotencyError(
+      'TRANSACTION_INVALID',
+      `The call's writes put at least ${putBytes} bytes, more than the 4 MB DynamoDB takes in one transaction; nothing was written.`,
+    );
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       // The SDK fills ClientRequestToken, so its own retries of a lost response cannot apply the writes twice.
@@ -34,6 +72,10 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       // function has no grant for): nothing was written.
       if (name === 'ValidationException' || name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
+      }
+      // A request too large for DynamoDB to read (HTTP 413, answered without a body: the SDK names no error) was not run.
+      if ((error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode === 413) {
+        throw new IdempotencyError('TRANSACTION_INVALID', 'DynamoDB refused the transaction as a request too large to read (HTTP 413).', { cause: error });
       }
       if (name !== 'TransactionCanceledException') throw error;
       const reasons = reasonsOf(error);

@@ -16,8 +16,9 @@ import type { IdempotencyRecord } from './store.js';
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
- *   4 MB, two actions on one item, a malformed expression, a missing table or grant); nothing was
- *   written, the record was released.
+ *   4 MB, two actions on one item, a malformed expression, a missing table or grant), or the call's
+ *   puts exceed 4 MB and it was not sent; nothing was written, the record was released. (A transaction
+ *   that only its stored response takes over 4 MB commits without the response instead.)
  * - `TRANSACTION_CONFLICT`: the call's transaction kept being cancelled by concurrent writes to the
  *   same items (or by throttling) after a few retries; nothing was written and the record was
  *   released, so the same call can be retried after `retryAfterSeconds`. Unlike `IN_PROGRESS`, no
