@@ -1,13 +1,14 @@
 /**
  * The reference tables of docs/options.md against the code they describe: the "Errors" table names every
- * error code with the status `httpIdempotency` answers, and the "Options" table names exactly the
- * options the entry points share.
+ * error code with the status `httpIdempotency` answers, the "Options" table names exactly the
+ * options the entry points share, and the text above it names the options each entry point takes.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { problem } from '../../lib/http.js';
-import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/index.js';
+import { httpIdempotency, IdempotencyError, type IdempotencyErrorCode, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sharedOptionsExcept } from '../../lib/options.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { ROOT } from './snippets.js';
 
 /** Every code, so that a new one fails the type-check until it is added here and to docs/options.md. */
@@ -59,5 +60,31 @@ describe('docs/options.md reference tables', () => {
   test('"Options" names exactly the options the entry points share', () => {
     const names = table('Options').map(([option]) => /^`(\w+)/.exec(option)?.[1]);
     expect(names.sort()).toEqual(sharedOptionsExcept([]).sort());
+  });
+
+  test('the text above "Options" names the options each entry point takes: the shared ones it keeps, and its own', () => {
+    const readme = readFileSync(`${ROOT}/docs/options.md`, 'utf8');
+    const intro = readme.slice(readme.indexOf('\n## Options\n'), readme.indexOf('\n| option'));
+    const named = (pattern: RegExp): string[] => [...(pattern.exec(intro)?.[1] ?? '').matchAll(/`(\w+)`/g)].map((match) => match[1]!);
+    /** The options an entry point knows, as the `TypeError` for an unknown one lists them. */
+    const known = (make: (options: never) => unknown): string[] => {
+      try {
+        make({ store: new InMemoryStore(), name: 'options', unknownOption: true } as never);
+      } catch (error) {
+        const [, list = ''] = (error as Error).message.split('Known options: ');
+        return list.replace(/\.$/, '').split(', ').sort();
+      }
+      throw new Error('an unknown option was accepted');
+    };
+    const shared = sharedOptionsExcept([]);
+    const except = (excluded: string[]) => shared.filter((name) => !excluded.includes(name));
+    expect(known((options) => idempotency(options))).toEqual([...shared].sort());
+    expect(known((options) => makeIdempotent(async (_: unknown) => 1, options))).toEqual([...shared].sort());
+    expect(known((options) => httpIdempotency(options))).toEqual(
+      [...except(named(/`httpIdempotency` takes all but (.*?) \(it derives/s)), ...named(/`httpIdempotency`'s (.*?) \(\[HTTP\]/s)].sort(),
+    );
+    expect(known((options) => idempotentBatch(async () => 1, options))).toEqual(
+      [...except(named(/`idempotentBatch` all but (.*?) \(its/s)), ...named(/`idempotentBatch`'s (.*?) \(\[batch\]/s)].sort(),
+    );
   });
 });
