@@ -72,6 +72,7 @@ export interface LeanDynamoDBStoreOptions {
    * @default a new `DynamoDBClient` with the environment's region and credentials, each request attempt bounded: 1 s to connect, 2 s in all
    */
   readonly client?: DynamoDBClient;
+  /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */
   readonly attributes?: Partial<AttributeNames>;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number;

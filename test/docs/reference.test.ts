@@ -1,13 +1,18 @@
 /**
  * The reference tables of docs/options.md against the code they describe: the "Errors" table names every
- * error code with the status `httpIdempotency` answers, and the "Options" table names exactly the
- * options the entry points share.
+ * error code with the status `httpIdempotency` answers, the "Options" table names exactly the
+ * options the entry points share, and the text above it names the options each entry point takes;
+ * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
+import { App, Stack } from 'aws-cdk-lib';
+import { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { problem } from '../../lib/http.js';
-import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/index.js';
+import { httpIdempotency, IdempotencyError, type IdempotencyErrorCode, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sharedOptionsExcept } from '../../lib/options.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { ROOT } from './snippets.js';
 
 /** Every code, so that a new one fails the type-check until it is added here and to docs/options.md. */
@@ -60,4 +65,44 @@ describe('docs/options.md reference tables', () => {
     const names = table('Options').map(([option]) => /^`(\w+)/.exec(option)?.[1]);
     expect(names.sort()).toEqual(sharedOptionsExcept([]).sort());
   });
+
+  test('the text above "Options" names the options each entry point takes: the shared ones it keeps, and its own', () => {
+    const readme = readFileSync(`${ROOT}/docs/options.md`, 'utf8');
+    const intro = readme.slice(readme.indexOf('\n## Options\n'), readme.indexOf('\n| option'));
+    const named = (pattern: RegExp): string[] => [...(pattern.exec(intro)?.[1] ?? '').matchAll(/`(\w+)`/g)].map((match) => match[1]!);
+    const options = { store: new InMemoryStore(), name: 'options', unknownOption: true } as never;
+    const known = (make: (options: never) => unknown): string[] => knownOptions(() => make(options));
+    const shared = sharedOptionsExcept([]);
+    const except = (excluded: string[]) => shared.filter((name) => !excluded.includes(name));
+    expect(known((options) => idempotency(options))).toEqual([...shared].sort());
+    expect(known((options) => makeIdempotent(async (_: unknown) => 1, options))).toEqual([...shared].sort());
+    expect(known((options) => httpIdempotency(options))).toEqual(
+      [...except(named(/`httpIdempotency`\stakes\sall\sbut\s(.*?)\s\(it\sderives/s)), ...named(/`httpIdempotency`'s\s(.*?)\s\(\[HTTP\]/s)].sort(),
+    );
+    expect(known((options) => idempotentBatch(async () => 1, options))).toEqual(
+      [...except(named(/`idempotentBatch`\sall\sbut\s(.*?)\s\(its/s)), ...named(/`idempotentBatch`'s\s(.*?)\s\(\[batch\]/s)].sort(),
+    );
+  });
+});
+
+/** The options a constructor or function knows, as the `TypeError` for an unknown one lists them. */
+function knownOptions(make: () => unknown): string[] {
+  try {
+    make();
+  } catch (error) {
+    const [, list = ''] = (error as Error).message.split('Known options: ');
+    return list.replace(/\.$/, '').split(', ').sort();
+  }
+  throw new Error('an unknown option was accepted');
+}
+
+test('docs/cdk.md names the props IdempotencyTable and IdempotencyTable.fromTable take', () => {
+  const cdk = readFileSync(`${ROOT}/docs/cdk.md`, 'utf8');
+  const props = (pattern: RegExp): string[] => [...(pattern.exec(cdk)?.[1] ?? '').matchAll(/`([a-z]\w*)`/g)].map((match) => match[1]!).sort();
+  const stack = new Stack(new App(), 'Props');
+  expect(knownOptions(() => new IdempotencyTable(stack, 'New', { unknownProp: true } as never))).toEqual(props(/\*\*Props:\*\*\s(.*?);\s`fromTable`\stakes/s));
+  const existing = Table.fromTableName(stack, 'Existing', 'records');
+  expect(knownOptions(() => IdempotencyTable.fromTable(stack, 'Imported', existing, { unknownProp: true } as never))).toEqual(
+    props(/`fromTable` takes\s(.*?)\.\s\*\*Methods/s),
+  );
 });

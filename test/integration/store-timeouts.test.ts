@@ -45,15 +45,22 @@ afterAll(async () => {
 jest.setTimeout(15_000);
 
 /**
- * The time left of the invocations below that give a Lambda context. Each store request gets at
- * least 1 s, so a request that starts more than `REMAINING - 1_100` ms into the invocation may
- * outlive its deadline: that margin (1.4 s) is what a loaded test machine may take to start one.
+ * The time left of the invocations below that give a Lambda context. Under a stub context, whose
+ * time left never runs down, each store request gets at least 1 s, so a request that starts more
+ * than `REMAINING - 1_100` ms into the invocation may outlive its deadline: that margin (1.4 s) is
+ * what a loaded test machine may take to start one.
  */
 const REMAINING = 2_500;
 /**
- * How `call` settles, or 'deadline passed' if it has not when the Lambda deadline (`REMAINING`
- * ms from now) comes. The call's own bound is a timer due before that one (for requests started
- * within the margin above), and all it does after it is settle promises.
+ * A call gives up on a store request a tenth of its time left, at most 100 ms, before its deadline,
+ * so that it still has time to send its answer. The tests hold it to half of that: a call that gave
+ * up only at the deadline itself would answer too late for Lambda, and fails them.
+ */
+const ANSWER_TIME = 50;
+/**
+ * How `call` settles, or 'deadline passed' if it has not `ANSWER_TIME` before the Lambda deadline
+ * (`REMAINING` ms from now). The call's own bound is a timer due before that one (for requests
+ * started within the margin above), and all it does after it is settle promises.
  */
 const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
   Promise.race([
@@ -61,7 +68,7 @@ const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknow
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     ),
-    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING, 'deadline passed')),
+    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING - ANSWER_TIME, 'deadline passed')),
   ]);
 
 test('a claim DynamoDB never answers: STORE_FAILURE (TimeoutError), the function did not run', async () => {
