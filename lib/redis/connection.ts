@@ -62,8 +62,11 @@ export interface Connection {
   /**
    * After a failed call: `true` once a client that lost its connection is ready again, `false` at
    * once when it had not lost it (the failure was something else), or after `millis` without it.
+   * `demoted`: the failure was a READONLY reply, from a primary a failover demoted while keeping
+   * its connections; ioredis's `reconnectOnError` closes such a connection and opens another (to
+   * where the endpoint now points) while its status still reads ready.
    */
-  reconnected(millis: number): Promise<boolean>;
+  reconnected(millis: number, demoted?: boolean): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -179,7 +182,7 @@ export function connectionOf(client: RedisClient): Connection {
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
-      reconnected: async (millis) => (client.status === 'ready' || client.status === 'end' ? false : readyAgain(client, millis)),
+      reconnected: async (millis, demoted) => ((client.status === 'ready' && !demoted) || client.status === 'end' ? false : readyAgain(client, millis)),
     };
   }
   if (isNodeCluster(client)) {
@@ -212,6 +215,7 @@ export function connectionOf(client: RedisClient): Connection {
       await nodeReady(client);
       return [String(await client.sendCommand(['INFO', 'memory']))];
     },
+    // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
     reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
   };
 }
@@ -232,6 +236,6 @@ export function withDeadline(connection: Connection, millis: number | undefined)
     send: (key, args) => deadline(connection.send(key, args), millis),
     sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
-    reconnected: (wait) => connection.reconnected(wait),
+    reconnected: (wait, demoted) => connection.reconnected(wait, demoted),
   };
 }

@@ -101,6 +101,9 @@ const flatHash = (reply: unknown): unknown => {
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
 
+/** A write refused by a replica: the client's connection is to a primary that a failover demoted. */
+const isReadOnly = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message).startsWith('READONLY');
+
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
   if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
@@ -199,16 +202,17 @@ export class RedisStore implements IdempotencyStore {
 
   /**
    * A completion ends a call whose function has run: when the connection was lost under it (a
-   * failover, a node replaced), it is sent once more as soon as the client is ready again, as the
-   * AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease and let a
-   * duplicate run the function again. Fenced by the owner, a script applied twice changes nothing.
-   * (A release is not: a record left held until its lease runs nothing twice.)
+   * failover, a node replaced), or a failover demoted its primary (READONLY, which ioredis's
+   * `reconnectOnError` answers by reconnecting), it is sent once more as soon as the client is ready
+   * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
+   * and let a duplicate run the function again. Fenced by the owner, a script applied twice changes
+   * nothing. (A release is not: a record left held until its lease runs nothing twice.)
    */
   private async write(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      if (!(await this.connection.reconnected(this.reconnectMillis, isReadOnly(error)))) throw error;
       return this.run(script, key, args);
     }
   }

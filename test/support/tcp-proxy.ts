@@ -1,7 +1,8 @@
 /**
  * A loopback TCP proxy in front of a server, for outages a real server cannot stage by itself: `cut`
  * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
- * (a black hole); `restore` lets traffic through again on the same port.
+ * (a black hole); `restore` lets traffic through again on the same port; `retarget` sends new
+ * connections to another server (an endpoint's DNS name moved to a promoted replica).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from '../../tools/dynamodb-local.js';
@@ -13,7 +14,7 @@ export class TcpProxy {
 
   private constructor(
     readonly port: number,
-    private readonly targetPort: number,
+    private targetPort: number,
   ) {}
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -38,6 +39,11 @@ export class TcpProxy {
   /** Connections stay open, bytes go nowhere. */
   stall(): void {
     this.stalled = true;
+  }
+
+  /** New connections go to `port` (a DNS name that now points at another node); open ones stay where they are. */
+  retarget(port: number): void {
+    this.targetPort = port;
   }
 
   async restore(): Promise<void> {
