@@ -172,7 +172,7 @@ export class RedisStore implements IdempotencyStore {
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
     const [completed, fields] = await this.write(COMPLETE, request.key, args);
     if (completed) return outcome.result;
-    return { completed: false, record: await this.current(request.key, fields) };
+    return { completed: false, record: await this.current(request.key, fields, request.owner) };
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
@@ -217,9 +217,16 @@ export class RedisStore implements IdempotencyStore {
     }
   }
 
-  /** The record that refused a completion or release: its state alone, its outcome never opened (nor a key provider asked). */
-  private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {
+  /**
+   * The record that refused a completion or release: its state alone, its outcome never opened (nor
+   * a key provider asked), unless it is `owner`'s COMPLETED record (a completion sent again after
+   * its answer was lost), whose outcome as stored is the call's: a final error cut short replays cut
+   * short, from the local cache too. One that cannot be opened now leaves its state, as any other.
+   */
+  private async current(key: string, fields: unknown, owner?: string): Promise<IdempotencyRecord | undefined> {
     const record = hashOf(fields);
-    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE, false);
+    if (record === undefined) return undefined;
+    const state = () => recordOf(key, record, this.codec, WHERE, false);
+    return record.owner === owner && record.status === 'COMPLETED' ? recordOf(key, record, this.codec, WHERE).catch(state) : state();
   }
 }
