@@ -111,12 +111,18 @@ function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> 
   });
 }
 
-/** ioredis: a client made with `lazyConnect` is connected, one still connecting is awaited. */
+/**
+ * ioredis: a client made with `lazyConnect` is connected, one still connecting (or about to
+ * reconnect after a lost connection) is awaited, until that attempt succeeds or fails, as
+ * node-redis's own reconnection is: without the offline queue, a command sent meanwhile would fail
+ * at once, the release of a claim whose answer the reset lost among them, which left the key held
+ * until its lease with nothing running.
+ */
 async function ioredisReady(client: IORedisClient): Promise<void> {
   // `connect()` moves the status to 'connecting' at once, so concurrent calls share one connection;
   // its rejection is the `error` that `whenReady` reports.
   if (client.status === 'wait') client.connect().catch(() => undefined);
-  if (client.status === 'connecting' || client.status === 'connect') await whenReady(client);
+  if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client);
 }
 
 async function nodeReady(client: NodeRedisClient): Promise<void> {

@@ -12,7 +12,7 @@ import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 import { CLIENT_KINDS, inspector, redisPort } from '../support/redis.js';
-import { thrown } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /** Polls `read` until it answers something truthy (a state the server reaches), and returns that. */
@@ -123,6 +123,23 @@ for (const kind of CLIENT_KINDS) {
       expect(fromStore.message.length).toBeLessThan(message.length);
       expect(fromCache.message === fromStore.message).toBe(true);
       expect(calls).toBe(1);
+    });
+
+    test('a claim applied whose answer was lost to a connection reset: STORE_FAILURE, and the release that follows frees the key once the client has reconnected, so a retry runs', async () => {
+      const keyPrefix = `lost-claim-${kind.name}:`;
+      let calls = 0;
+      const pay = makeIdempotent(async (_id: string) => ++calls, {
+        store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 }),
+        name: 'pay',
+      });
+      proxy.loseReplies(); // the claim reaches Redis, its answer does not come back
+      const first = rejection(pay('k'));
+      await until(() => raw.keys(`${keyPrefix}*`));
+      await proxy.cut();
+      await proxy.restore();
+      expect((await first).code).toBe('STORE_FAILURE');
+      expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+      expect(await pay('k')).toBe(1);
     });
 
     test("a black hole: STORE_FAILURE after the store's timeoutMillis, the function does not run", async () => {
