@@ -10,6 +10,8 @@ type Listener = (...args: unknown[]) => void;
 /** An ioredis 5 or 6 `Redis` or `Cluster`. */
 export interface IORedisClient {
   readonly status: string;
+  /** `Redis` only: whether a reply error (READONLY) makes the client reconnect. */
+  readonly options?: object;
   call(command: string, ...args: string[]): Promise<unknown>;
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
@@ -63,8 +65,8 @@ export interface Connection {
    * After a failed call: `true` once a client that lost its connection is ready again, `false` at
    * once when it had not lost it (the failure was something else), or after `millis` without it.
    * `demoted`: the failure was a READONLY reply, from a primary a failover demoted while keeping
-   * its connections; ioredis's `reconnectOnError` closes such a connection and opens another (to
-   * where the endpoint now points) while its status still reads ready.
+   * its connections; ioredis's `reconnectOnError`, when set, closes such a connection and opens
+   * another (to where the endpoint now points) while its status still reads ready.
    */
   reconnected(millis: number, demoted?: boolean): Promise<boolean>;
 }
@@ -188,7 +190,13 @@ export function connectionOf(client: RedisClient): Connection {
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
-      reconnected: async (millis, demoted) => ((client.status === 'ready' && !demoted) || client.status === 'end' ? false : readyAgain(client, millis)),
+      reconnected: async (millis, demoted) => {
+        // A READONLY reply is followed by a reconnection only when the client was told to make one.
+        const reconnecting =
+          client.status !== 'ready' ||
+          (demoted === true && typeof (client.options as { reconnectOnError?: unknown } | undefined)?.reconnectOnError === 'function');
+        return reconnecting && client.status !== 'end' ? readyAgain(client, millis) : false;
+      },
     };
   }
   if (isNodeCluster(client)) {

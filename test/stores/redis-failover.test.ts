@@ -11,17 +11,18 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 import type { RedisServer } from '../../tools/redis-server.js';
 import { ioredisClient, startPrimaryAndReplica } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 let first: RedisServer;
 let second: RedisServer;
 let proxy: TcpProxy;
 
-beforeAll(async () => {
+beforeEach(async () => {
   [first, second] = await startPrimaryAndReplica();
   proxy = await TcpProxy.start(first.port);
 });
-afterAll(async () => {
+afterEach(async () => {
   await proxy.cut();
   await Promise.all([first.stop(), second.stop()]);
 });
@@ -64,6 +65,32 @@ test('ioredis with reconnectOnError for READONLY: a completion refused by the de
     clock.advance(3001);
     await connectedAgain(client);
     expect(await pay('k')).toBe(1);
+    expect(calls).toBe(1);
+  } finally {
+    client.disconnect();
+  }
+});
+
+test('ioredis without reconnectOnError: the refused completion is not waited for (the call answers at once, the record stays INPROGRESS until its lease), and claims fail closed', async () => {
+  const client = ioredisClient(proxy.url);
+  const warnings: string[] = [];
+  try {
+    let calls = 0;
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        calls++;
+        await failover();
+        return calls;
+      },
+      { store: new RedisStore({ client, keyPrefix: 'stays:', timeoutMillis: 60_000 }), name: 'pay', logger: { warn: (line) => void warnings.push(line) } },
+    );
+    const started = Date.now();
+    expect(await pay('k')).toBe(1);
+    // Not after the store's 60 s timeoutMillis, waiting for a reconnection that never comes (with room for a loaded machine).
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(warnings.map((line) => JSON.parse(line).message)).toEqual([expect.stringMatching(/could not mark the record COMPLETED/)]);
+    const error = await rejection(pay('other'));
+    expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^READONLY/)]);
     expect(calls).toBe(1);
   } finally {
     client.disconnect();
