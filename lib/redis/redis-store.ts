@@ -68,6 +68,9 @@ export interface RedisStoreOptions {
   readonly waitForReplicas?: ReplicaWait;
 }
 
+/** The longest delay a Node timer keeps (about 24.8 days). */
+const MAX_TIMER_MILLIS = 2 ** 31 - 1;
+
 /** Every option of a `RedisStore` and its check. */
 const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)'),
@@ -75,7 +78,11 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   ...OUTCOME_OPTION_CHECKS,
   encryption: encryptionOrKeyProvider,
   allowEviction: isBoolean,
-  timeoutMillis: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of milliseconds, at least 1'),
+  // A Node timer longer than 2^31 - 1 ms fires at once: every call would fail at once.
+  timeoutMillis: (value) =>
+    Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_TIMER_MILLIS
+      ? undefined
+      : `must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MILLIS}`,
   waitForReplicas: (value) => {
     const wait = value as Partial<ReplicaWait> | null;
     return Number.isInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1

@@ -370,7 +370,8 @@ describe('options', () => {
       /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions, or be made by `aesGcmEncryption\(provider\)`/,
     ],
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
-    [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, at least 1/],
+    [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
+    [{ client, timeoutMillis: 2 ** 31 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
     [{ client, ttl: 5 }, /unknown option `ttl`/],
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
