@@ -98,9 +98,19 @@ const RECONNECT_MILLIS = 1000;
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
  * a lease: through the retention's last millisecond (a record stays live while its retention is not
  * before the caller's second), or the lease's if later. PEXPIRE takes whole milliseconds, and a
- * clock built on performance.now() has fractions.
+ * clock built on performance.now() has fractions. Checked before anything is sent: a script whose
+ * PEXPIRE fails has already written its record, which would then never expire, and a time to live
+ * that is not positive deletes the record the script just wrote.
  */
-const timeToLive = (now: number, expiresAt: number, leaseUntil = 0): string => String(Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now));
+function timeToLive(now: number, expiresAt: number, leaseUntil = 0): string {
+  const ttl = Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now);
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new TypeError(
+      `RedisStore: a record's retention and lease must end after \`now\` (got expiresAt ${expiresAt}, leaseUntil ${leaseUntil}, now ${now}).`,
+    );
+  }
+  return String(ttl);
+}
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
