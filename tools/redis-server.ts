@@ -68,6 +68,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const aof = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...aof, '--dir', dir];
   args.push('--maxmemory-policy', options.maxmemoryPolicy ?? 'noeviction');
+  // A replica syncs at once, not after the 5 s a primary waits by default for more replicas to share its transfer.
+  args.push('--repl-diskless-sync-delay', '0');
   // Announced as 127.0.0.1: a node that does not know its address announces '', which ioredis cannot dial.
   if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
   if (options.replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(options.replicaOf));

@@ -10,6 +10,8 @@ type Listener = (...args: unknown[]) => void;
 /** An ioredis 5 or 6 `Redis` or `Cluster`. */
 export interface IORedisClient {
   readonly status: string;
+  /** `Redis` only: whether a reply error (READONLY) makes the client reconnect. */
+  readonly options?: object;
   call(command: string, ...args: string[]): Promise<unknown>;
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
@@ -62,8 +64,11 @@ export interface Connection {
   /**
    * After a failed call: `true` once a client that lost its connection is ready again, `false` at
    * once when it had not lost it (the failure was something else), or after `millis` without it.
+   * `demoted`: the failure was a READONLY reply, from a primary a failover demoted while keeping
+   * its connections; ioredis's `reconnectOnError`, when set, closes such a connection and opens
+   * another (to where the endpoint now points) while its status still reads ready.
    */
-  reconnected(millis: number): Promise<boolean>;
+  reconnected(millis: number, demoted?: boolean): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -108,12 +113,18 @@ function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> 
   });
 }
 
-/** ioredis: a client made with `lazyConnect` is connected, one still connecting is awaited. */
+/**
+ * ioredis: a client made with `lazyConnect` is connected, one still connecting (or about to
+ * reconnect after a lost connection) is awaited, until that attempt succeeds or fails, as
+ * node-redis's own reconnection is: without the offline queue, a command sent meanwhile would fail
+ * at once, the release of a claim whose answer the reset lost among them, which left the key held
+ * until its lease with nothing running.
+ */
 async function ioredisReady(client: IORedisClient): Promise<void> {
   // `connect()` moves the status to 'connecting' at once, so concurrent calls share one connection;
   // its rejection is the `error` that `whenReady` reports.
   if (client.status === 'wait') client.connect().catch(() => undefined);
-  if (client.status === 'connecting' || client.status === 'connect') await whenReady(client);
+  if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client);
 }
 
 async function nodeReady(client: NodeRedisClient): Promise<void> {
@@ -179,7 +190,13 @@ export function connectionOf(client: RedisClient): Connection {
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
-      reconnected: async (millis) => (client.status === 'ready' || client.status === 'end' ? false : readyAgain(client, millis)),
+      reconnected: async (millis, demoted) => {
+        // A READONLY reply is followed by a reconnection only when the client was told to make one.
+        const reconnecting =
+          client.status !== 'ready' ||
+          (demoted === true && typeof (client.options as { reconnectOnError?: unknown } | undefined)?.reconnectOnError === 'function');
+        return reconnecting && client.status !== 'end' ? readyAgain(client, millis) : false;
+      },
     };
   }
   if (isNodeCluster(client)) {
@@ -212,6 +229,7 @@ export function connectionOf(client: RedisClient): Connection {
       await nodeReady(client);
       return [String(await client.sendCommand(['INFO', 'memory']))];
     },
+    // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
     reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
   };
 }
@@ -232,6 +250,6 @@ export function withDeadline(connection: Connection, millis: number | undefined)
     send: (key, args) => deadline(connection.send(key, args), millis),
     sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
-    reconnected: (wait) => connection.reconnected(wait),
+    reconnected: (wait, demoted) => connection.reconnected(wait, demoted),
   };
 }

@@ -68,6 +68,9 @@ export interface RedisStoreOptions {
   readonly waitForReplicas?: ReplicaWait;
 }
 
+/** The longest delay a Node timer keeps (about 24.8 days). */
+const MAX_TIMER_MILLIS = 2 ** 31 - 1;
+
 /** Every option of a `RedisStore` and its check. */
 const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)'),
@@ -75,7 +78,11 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   ...OUTCOME_OPTION_CHECKS,
   encryption: encryptionOrKeyProvider,
   allowEviction: isBoolean,
-  timeoutMillis: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of milliseconds, at least 1'),
+  // A Node timer longer than 2^31 - 1 ms fires at once: every call would fail at once.
+  timeoutMillis: (value) =>
+    Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_TIMER_MILLIS
+      ? undefined
+      : `must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MILLIS}`,
   waitForReplicas: (value) => {
     const wait = value as Partial<ReplicaWait> | null;
     return Number.isInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1
@@ -91,15 +98,28 @@ const RECONNECT_MILLIS = 1000;
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
  * a lease: through the retention's last millisecond (a record stays live while its retention is not
  * before the caller's second), or the lease's if later. PEXPIRE takes whole milliseconds, and a
- * clock built on performance.now() has fractions.
+ * clock built on performance.now() has fractions. Checked before anything is sent: a script whose
+ * PEXPIRE fails has already written its record, which would then never expire, and a time to live
+ * that is not positive deletes the record the script just wrote.
  */
-const timeToLive = (now: number, expiresAt: number, leaseUntil = 0): string => String(Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now));
+function timeToLive(now: number, expiresAt: number, leaseUntil = 0): string {
+  const ttl = Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now);
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new TypeError(
+      `RedisStore: a record's retention and lease must end after \`now\` (got expiresAt ${expiresAt}, leaseUntil ${leaseUntil}, now ${now}).`,
+    );
+  }
+  return String(ttl);
+}
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
   if (reply instanceof Map) return [...reply].flat();
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
+
+/** A write refused by a replica: the client's connection is to a primary that a failover demoted. */
+const isReadOnly = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message).startsWith('READONLY');
 
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
@@ -169,7 +189,7 @@ export class RedisStore implements IdempotencyStore {
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
     const [completed, fields] = await this.write(COMPLETE, request.key, args);
     if (completed) return outcome.result;
-    return { completed: false, record: await this.current(request.key, fields) };
+    return { completed: false, record: await this.current(request.key, fields, request.owner) };
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
@@ -199,23 +219,31 @@ export class RedisStore implements IdempotencyStore {
 
   /**
    * A completion ends a call whose function has run: when the connection was lost under it (a
-   * failover, a node replaced), it is sent once more as soon as the client is ready again, as the
-   * AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease and let a
-   * duplicate run the function again. Fenced by the owner, a script applied twice changes nothing.
-   * (A release is not: a record left held until its lease runs nothing twice.)
+   * failover, a node replaced), or a failover demoted its primary (READONLY, which ioredis's
+   * `reconnectOnError` answers by reconnecting), it is sent once more as soon as the client is ready
+   * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
+   * and let a duplicate run the function again. Fenced by the owner, a script applied twice changes
+   * nothing. (A release is not: a record left held until its lease runs nothing twice.)
    */
   private async write(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      if (!(await this.connection.reconnected(this.reconnectMillis, isReadOnly(error)))) throw error;
       return this.run(script, key, args);
     }
   }
 
-  /** The record that refused a completion or release: its state alone, its outcome never opened (nor a key provider asked). */
-  private async current(key: string, fields: unknown): Promise<IdempotencyRecord | undefined> {
+  /**
+   * The record that refused a completion or release: its state alone, its outcome never opened (nor
+   * a key provider asked), unless it is `owner`'s COMPLETED record (a completion sent again after
+   * its answer was lost), whose outcome as stored is the call's: a final error cut short replays cut
+   * short, from the local cache too. One that cannot be opened now leaves its state, as any other.
+   */
+  private async current(key: string, fields: unknown, owner?: string): Promise<IdempotencyRecord | undefined> {
     const record = hashOf(fields);
-    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE, false);
+    if (record === undefined) return undefined;
+    const state = () => recordOf(key, record, this.codec, WHERE, false);
+    return record.owner === owner && record.status === 'COMPLETED' ? recordOf(key, record, this.codec, WHERE).catch(state) : state();
   }
 }

@@ -84,7 +84,7 @@ async function assertTtl(ttlOf: TtlOf, key: string, expectedUntil: number, what:
 }
 
 export const ttlCheck = (ttlOf: TtlOf): Check => [
-  'every key expires with its retention, never before its lease',
+  'every key expires with its retention, never before its lease, also after a takeover',
   async (f) => {
     const key = f.key();
     await f.claim(key, 'owner-a');
@@ -96,5 +96,10 @@ export const ttlCheck = (ttlOf: TtlOf): Check => [
     const leaseUntil = (f.expiresAt + 600) * 1000;
     await f.claim(long, 'owner-a', { leaseUntil });
     await assertTtl(ttlOf, long, leaseUntil, 'a record whose lease outlasts its retention');
+    // A takeover after a lease ended: the new claim's retention, not the shorter one it replaced.
+    const taken = f.key('takeover');
+    await f.claim(taken, 'owner-a', { now: f.t0 - 120_000, leaseUntil: f.t0 - 60_000, expiresAt: f.expiresAt - 1800 });
+    assert.equal((await f.claim(taken, 'owner-b')).claimed, true, 'a record past its lease is taken over');
+    await assertTtl(ttlOf, taken, f.expiresAt * 1000, 'a record taken over after its lease');
   },
 ];

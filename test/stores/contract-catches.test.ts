@@ -122,17 +122,23 @@ describe('on Redis', () => {
     raw.disconnect();
   });
 
-  test('a key without a TTL (the store would keep it forever) fails the expiry check', async () => {
-    const store = new RedisStore({ client, keyPrefix });
-    const persisting = broken(store, {
-      complete: async (request: CompleteRequest) => {
-        const result = await store.complete(request);
-        await raw.persist(keyPrefix + request.key);
+  // The key a store method wrote, left without a TTL when `applies` to the method's result.
+  const persisting = (store: RedisStore, method: 'claim' | 'complete', applies: (result: object) => boolean) =>
+    broken(store, {
+      [method]: async (request: ClaimRequest & CompleteRequest) => {
+        const result = await store[method](request);
+        if (applies(result)) await raw.persist(keyPrefix + request.key);
         return result;
       },
     });
-    const failed = await failures(storeContract(() => persisting, { ttlOf: (key) => pttl(raw, keyPrefix + key) }));
-    expect(failed).toEqual(['every key expires with its retention, never before its lease']);
+
+  test.each([
+    ['a completion', 'complete', () => true],
+    ['a takeover after a lease', 'claim', (result: object) => 'previous' in result],
+  ] as const)('%s that leaves its key without a TTL (the store would keep it forever) fails the expiry check', async (_, method, applies) => {
+    const store = persisting(new RedisStore({ client, keyPrefix }), method, applies);
+    const failed = await failures(storeContract(() => store, { ttlOf: (key) => pttl(raw, keyPrefix + key) }));
+    expect(failed).toEqual(['every key expires with its retention, never before its lease, also after a takeover']);
   });
 
   test('a completion that drops the fingerprint fails the completion check', async () => {

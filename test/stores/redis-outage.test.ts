@@ -6,16 +6,30 @@
  * without it, by the Lambda deadline). A
  * completion whose connection was reset is sent again once the client reconnects.
  */
+import { randomBytes } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
-import { CLIENT_KINDS, redisPort } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, redisPort } from '../support/redis.js';
+import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+
+/** Polls `read` until it answers something truthy (a state the server reaches), and returns that. */
+async function until<T>(read: () => Promise<T>): Promise<T> {
+  for (;;) {
+    const value = await read();
+    if (Array.isArray(value) ? value.length > 0 : value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 /** Resolves at the client's next `ready` event (it reconnected). */
 const nextReady = (client: object): Promise<void> =>
   new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+
+const raw = inspector();
+afterAll(() => raw.disconnect());
 
 for (const kind of CLIENT_KINDS) {
   describe(kind.name, () => {
@@ -82,6 +96,50 @@ for (const kind of CLIENT_KINDS) {
       if (client.status !== 'ready' && client.isReady !== true) await nextReady(client);
       expect(await pay('k')).toBe(1);
       expect(calls).toBe(1);
+    });
+
+    test('a completion applied whose answer was lost, sent again onto its own record: an in-process duplicate gets the final error as stored, cut short', async () => {
+      const keyPrefix = `lost-answer-${kind.name}:`;
+      let calls = 0;
+      // 600,000 characters that gzip cannot bring under what a record keeps: stored cut short.
+      const message = randomBytes(450_000).toString('base64');
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 });
+      const handler = async (_id: string) => {
+        calls++;
+        proxy.loseReplies(); // the completion reaches Redis, its answer does not come back
+        throw Object.assign(new Error(message), { name: 'DeclinedError' });
+      };
+      const options = { store, name: 'decline', isFinalError: () => true };
+      const decline = makeIdempotent(handler, { ...options, cacheSize: 10 });
+      const first = thrown(decline('k'));
+      // Once the record is COMPLETED on the server, the connection drops; the client reconnects.
+      const [key] = await until(() => raw.keys(`${keyPrefix}*`));
+      await until(async () => (await raw.hget(key!, 'status')) === 'COMPLETED');
+      await proxy.cut();
+      await reconnect();
+      expect((await first).message === message).toBe(true); // the caller gets its own error whole
+      const fromCache = await thrown(decline('k'));
+      const fromStore = await thrown(makeIdempotent(handler, options)('k'));
+      expect(fromStore.message.length).toBeLessThan(message.length);
+      expect(fromCache.message === fromStore.message).toBe(true);
+      expect(calls).toBe(1);
+    });
+
+    test('a claim applied whose answer was lost to a connection reset: STORE_FAILURE, and the release that follows frees the key once the client has reconnected, so a retry runs', async () => {
+      const keyPrefix = `lost-claim-${kind.name}:`;
+      let calls = 0;
+      const pay = makeIdempotent(async (_id: string) => ++calls, {
+        store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 }),
+        name: 'pay',
+      });
+      proxy.loseReplies(); // the claim reaches Redis, its answer does not come back
+      const first = rejection(pay('k'));
+      await until(() => raw.keys(`${keyPrefix}*`));
+      await proxy.cut();
+      await proxy.restore();
+      expect((await first).code).toBe('STORE_FAILURE');
+      expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+      expect(await pay('k')).toBe(1);
     });
 
     test("a black hole: STORE_FAILURE after the store's timeoutMillis, the function does not run", async () => {

@@ -7,8 +7,8 @@
 import { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
-import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS } from '../support/redis.js';
+import type { RedisServer } from '../../tools/redis-server.js';
+import { CLIENT_KINDS, startPrimaryAndReplica } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 
 let primary: RedisServer;
@@ -16,13 +16,8 @@ let replica: RedisServer;
 let fromReplica: Redis;
 
 beforeAll(async () => {
-  primary = await startRedisServer();
-  replica = await startRedisServer({ replicaOf: primary.port });
+  [primary, replica] = await startPrimaryAndReplica();
   fromReplica = new Redis(replica.port, replica.host);
-  // The replica is in sync once the primary counts it online.
-  const admin = new Redis(primary.port, primary.host);
-  while (!/slave0:.*state=online/.test(await admin.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
-  admin.disconnect();
 });
 afterAll(async () => {
   fromReplica.disconnect();

@@ -370,7 +370,8 @@ describe('options', () => {
       /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions, or be made by `aesGcmEncryption\(provider\)`/,
     ],
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
-    [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, at least 1/],
+    [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
+    [{ client, timeoutMillis: 2 ** 31 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
     [{ client, ttl: 5 }, /unknown option `ttl`/],
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
@@ -434,6 +435,20 @@ describe("retention, as the caller's clock judges it", () => {
     clock.advance(86_000_000);
     expect(await charge('k')).toBe(1);
     expect(runs).toBe(1);
+  });
+
+  test.each([
+    ['a lease that never ends (a context reporting Infinity ms left)', { leaseUntil: Number.POSITIVE_INFINITY }],
+    ['a retention and a lease that ended before now', { leaseUntil: t0 - 1, expiresAt: Math.floor(t0 / 1000) - 10 }],
+  ])('%s: the claim is refused with a TypeError before anything is written, never a key without a TTL or one deleted at once', async (_, times) => {
+    const store = new RedisStore({ client, keyPrefix: 'bad-ttl:' });
+    const key = `k-${times.leaseUntil}`;
+    await expect(store.claim({ ...claimRequest(key), ...times })).rejects.toThrow(TypeError);
+    expect(await raw.exists(`bad-ttl:${key}`)).toBe(0);
+    expect(await store.claim(claimRequest(key))).toEqual({ claimed: true });
+    const done = { key, owner: 'owner-a', response: '"done"', now: t0 };
+    await expect(store.complete({ ...done, expiresAt: Math.floor(t0 / 1000) - 10 })).rejects.toThrow(TypeError);
+    expect(await raw.hget(`bad-ttl:${key}`, 'status')).toBe('INPROGRESS');
   });
 
   test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {

@@ -7,6 +7,7 @@ import { Redis as Redis5 } from 'ioredis5';
 import { createClient, type RedisClientOptions } from 'redis';
 import { createClient as createClient5 } from 'redis5';
 import type { RedisClient } from '../../lib/redis/index.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 
 /** The port of the run's redis-server. */
 export const redisPort = (): number => Number(new URL(redisUrl()).port);
@@ -97,4 +98,17 @@ export function inspector(url = redisUrl()): Redis {
 export async function pttl(redis: Redis, key: string): Promise<number | undefined> {
   const ttl = await redis.pttl(key);
   return ttl === -1 ? undefined : Math.max(0, ttl);
+}
+
+/** A primary and its replica, each a redis-server of its own, once the primary counts the replica in sync. */
+export async function startPrimaryAndReplica(): Promise<[primary: RedisServer, replica: RedisServer]> {
+  const primary = await startRedisServer();
+  const replica = await startRedisServer({ replicaOf: primary.port });
+  const admin = new Redis(primary.port, primary.host);
+  try {
+    while (!/slave0:.*state=online/.test(await admin.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    admin.disconnect();
+  }
+  return [primary, replica];
 }

@@ -1,7 +1,9 @@
 /**
  * A loopback TCP proxy in front of a server, for outages a real server cannot stage by itself: `cut`
  * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
- * (a black hole); `restore` lets traffic through again on the same port.
+ * (a black hole); `loseReplies` forwards requests but no replies; `restore` lets traffic through
+ * again on the same port; `retarget` sends new connections to another server (an endpoint's DNS
+ * name moved to a promoted replica).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { freePort } from '../../tools/dynamodb-local.js';
@@ -10,10 +12,11 @@ export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private stalled = false;
+  private repliesLost = false;
 
   private constructor(
     readonly port: number,
-    private readonly targetPort: number,
+    private targetPort: number,
   ) {}
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -40,8 +43,19 @@ export class TcpProxy {
     this.stalled = true;
   }
 
+  /** Requests still reach the server, its replies go nowhere (a connection lost after a command was sent). */
+  loseReplies(): void {
+    this.repliesLost = true;
+  }
+
+  /** New connections go to `port` (a DNS name that now points at another node); open ones stay where they are. */
+  retarget(port: number): void {
+    this.targetPort = port;
+  }
+
   async restore(): Promise<void> {
     this.stalled = false;
+    this.repliesLost = false;
     if (!this.server) await this.listen();
   }
 
@@ -58,7 +72,7 @@ export class TcpProxy {
         });
       }
       downstream.on('data', (chunk) => void (this.stalled || upstream.write(chunk)));
-      upstream.on('data', (chunk) => void (this.stalled || downstream.write(chunk)));
+      upstream.on('data', (chunk) => void (this.stalled || this.repliesLost || downstream.write(chunk)));
     });
     this.server = server;
     return new Promise((resolve, reject) => {
