@@ -220,6 +220,21 @@ for (const kind of CLIENT_KINDS) {
       const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
       expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
       expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
+      ring.failById = undefined; // a key provider that answers: another owner's outcome stays sealed all the same
+      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
+    });
+
+    test("a completion sent again by its owner (its answer lost) reads its own COMPLETED record with the outcome as stored; a key provider failing then leaves the record's state", async () => {
+      const ring = keyring(aesKey('k1'));
+      const store = new RedisStore({ client: opened.client, keyPrefix: `resent-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
+      const { expiresAt } = claimRequest('k');
+      await store.claim(claimRequest('k', 'owner-a'));
+      const done = { key: 'k', owner: 'owner-a', expiresAt, response: '"a"' };
+      await store.complete(done);
+      const state = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
+      expect(await store.complete(done)).toEqual({ completed: false, record: { ...state, response: '"a"' } });
+      ring.failById = 'throws'; // a throttled KMS
+      expect(await store.complete(done)).toEqual({ completed: false, record: state });
     });
 
     test('a key provider that fails, as DynamoDBStore: at completion the record completes without its outcome (one warning names why); at the claim, STORE_FAILURE; the function runs once', async () => {
@@ -382,6 +397,9 @@ describe('options', () => {
     expect(() => new RedisStore({ client, encryption: withOpen })).not.toThrow();
     expect(() => new RedisStore({ client, encryption: { ...aesGcmEncryption(provider), keyById: provider.keyById } })).not.toThrow();
   });
+  test.each([1, 2 ** 31 - 1])('a timeoutMillis of %i (the bounds of a Node timer) is taken', (timeoutMillis) => {
+    expect(() => new RedisStore({ client, timeoutMillis })).not.toThrow();
+  });
   test('nothing is sent to the server before the first call', () => {
     new RedisStore({ client });
     expect(client.status).toBe('wait');
@@ -440,6 +458,7 @@ describe("retention, as the caller's clock judges it", () => {
   test.each([
     ['a lease that never ends (a context reporting Infinity ms left)', { leaseUntil: Number.POSITIVE_INFINITY }],
     ['a retention and a lease that ended before now', { leaseUntil: t0 - 1, expiresAt: Math.floor(t0 / 1000) - 10 }],
+    ['a lease that ends exactly now, after the retention (a time to live of 0 ms)', { leaseUntil: t0, expiresAt: Math.floor(t0 / 1000) - 1 }],
   ])('%s: the claim is refused with a TypeError before anything is written, never a key without a TTL or one deleted at once', async (_, times) => {
     const store = new RedisStore({ client, keyPrefix: 'bad-ttl:' });
     const key = `k-${times.leaseUntil}`;
