@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
+import { connectionOf } from '../../lib/redis/connection.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { manualClock, storeContract } from '../../lib/testing/index.js';
@@ -368,6 +369,29 @@ describe('a client that is still connecting (a cold start)', () => {
     const store = new RedisStore({ client, keyPrefix: 'cold-gone:' });
     await expect(store.claim(claimRequest('k'))).rejects.toThrow();
     client.disconnect();
+  });
+});
+
+describe('after a failed call, an ioredis client is waited for only when a reconnection is coming (else the call answers at once)', () => {
+  // A wait of ten minutes: one taken by mistake outlasts the test.
+  const WAIT = 600_000;
+  test('ready, with reconnectOnError, after a failure other than READONLY: not waited for', async () => {
+    const client = ioredisClient(undefined, { reconnectOnError: () => true });
+    try {
+      await new Promise((resolve) => client.once('ready', resolve));
+      expect(await connectionOf(client).reconnected(WAIT, false)).toBe(false);
+    } finally {
+      client.disconnect();
+    }
+  });
+  test('closed by the application (quit), even after READONLY with reconnectOnError: not waited for', async () => {
+    const client = ioredisClient(undefined, { reconnectOnError: () => true });
+    await new Promise((resolve) => client.once('ready', resolve));
+    const ended = new Promise((resolve) => client.once('end', resolve));
+    await client.quit();
+    await ended;
+    expect(client.status).toBe('end');
+    expect(await connectionOf(client).reconnected(WAIT, true)).toBe(false);
   });
 });
 
