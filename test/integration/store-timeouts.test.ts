@@ -14,6 +14,7 @@ import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotency, idemp
 import { lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -93,6 +94,21 @@ test('a completion DynamoDB never answers: the caller gets its result, with a wa
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   expect(await readItem(inspect, tableName, recordId('completion-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+});
+
+test('a wait for a record another call holds, while the wall clock steps back an hour, gives up in time for the call to answer before its Lambda deadline', async () => {
+  let t = Date.now();
+  const turnstile = new Turnstile<string>();
+  const fn = async (_id: string, _context?: Context) => turnstile.enter();
+  const options = { store: new DynamoDBStore({ tableName }), name: 'wait-bound', now: () => t };
+  const first = makeIdempotent(fn, options)('k', lambdaContext('wait-bound', 60_000));
+  const holder = await turnstile.next();
+  const follower = makeIdempotent(fn, { ...options, singleFlight: false, waitForInProgressMillis: 60_000 });
+  const waited = byDeadline(follower('k', lambdaContext('wait-bound', REMAINING)));
+  t -= 3_600_000; // only the monotonic bound (the Lambda deadline) ends the wait now
+  expect(await waited).toMatchObject({ error: { code: 'IN_PROGRESS' } });
+  holder.open('done');
+  expect(await first).toBe('done');
 });
 
 describe('with a client of your own, whose requests the SDK never bounds: the Lambda deadline does', () => {

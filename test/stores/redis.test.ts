@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
+import { connectionOf } from '../../lib/redis/connection.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { manualClock, storeContract } from '../../lib/testing/index.js';
@@ -220,6 +221,21 @@ for (const kind of CLIENT_KINDS) {
       const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
       expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
       expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
+      ring.failById = undefined; // a key provider that answers: another owner's outcome stays sealed all the same
+      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
+    });
+
+    test("a completion sent again by its owner (its answer lost) reads its own COMPLETED record with the outcome as stored; a key provider failing then leaves the record's state", async () => {
+      const ring = keyring(aesKey('k1'));
+      const store = new RedisStore({ client: opened.client, keyPrefix: `resent-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
+      const { expiresAt } = claimRequest('k');
+      await store.claim(claimRequest('k', 'owner-a'));
+      const done = { key: 'k', owner: 'owner-a', expiresAt, response: '"a"' };
+      await store.complete(done);
+      const state = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
+      expect(await store.complete(done)).toEqual({ completed: false, record: { ...state, response: '"a"' } });
+      ring.failById = 'throws'; // a throttled KMS
+      expect(await store.complete(done)).toEqual({ completed: false, record: state });
     });
 
     test('a key provider that fails, as DynamoDBStore: at completion the record completes without its outcome (one warning names why); at the claim, STORE_FAILURE; the function runs once', async () => {
@@ -356,6 +372,29 @@ describe('a client that is still connecting (a cold start)', () => {
   });
 });
 
+describe('after a failed call, an ioredis client is waited for only when a reconnection is coming (else the call answers at once)', () => {
+  // A wait of ten minutes: one taken by mistake outlasts the test.
+  const WAIT = 600_000;
+  test('ready, with reconnectOnError, after a failure other than READONLY: not waited for', async () => {
+    const client = ioredisClient(undefined, { reconnectOnError: () => true });
+    try {
+      await new Promise((resolve) => client.once('ready', resolve));
+      expect(await connectionOf(client).reconnected(WAIT, false)).toBe(false);
+    } finally {
+      client.disconnect();
+    }
+  });
+  test('closed by the application (quit), even after READONLY with reconnectOnError: not waited for', async () => {
+    const client = ioredisClient(undefined, { reconnectOnError: () => true });
+    await new Promise((resolve) => client.once('ready', resolve));
+    const ended = new Promise((resolve) => client.once('end', resolve));
+    await client.quit();
+    await ended;
+    expect(client.status).toBe('end');
+    expect(await connectionOf(client).reconnected(WAIT, true)).toBe(false);
+  });
+});
+
 describe('options', () => {
   const client = ioredisClient(undefined, { lazyConnect: true });
   const provider = keyring(aesKey('k1')).encryption;
@@ -381,6 +420,9 @@ describe('options', () => {
     const withOpen = Object.assign({ open: () => undefined }, provider);
     expect(() => new RedisStore({ client, encryption: withOpen })).not.toThrow();
     expect(() => new RedisStore({ client, encryption: { ...aesGcmEncryption(provider), keyById: provider.keyById } })).not.toThrow();
+  });
+  test.each([1, 2 ** 31 - 1])('a timeoutMillis of %i (the bounds of a Node timer) is taken', (timeoutMillis) => {
+    expect(() => new RedisStore({ client, timeoutMillis })).not.toThrow();
   });
   test('nothing is sent to the server before the first call', () => {
     new RedisStore({ client });
@@ -440,6 +482,7 @@ describe("retention, as the caller's clock judges it", () => {
   test.each([
     ['a lease that never ends (a context reporting Infinity ms left)', { leaseUntil: Number.POSITIVE_INFINITY }],
     ['a retention and a lease that ended before now', { leaseUntil: t0 - 1, expiresAt: Math.floor(t0 / 1000) - 10 }],
+    ['a lease that ends exactly now, after the retention (a time to live of 0 ms)', { leaseUntil: t0, expiresAt: Math.floor(t0 / 1000) - 1 }],
   ])('%s: the claim is refused with a TypeError before anything is written, never a key without a TTL or one deleted at once', async (_, times) => {
     const store = new RedisStore({ client, keyPrefix: 'bad-ttl:' });
     const key = `k-${times.leaseUntil}`;

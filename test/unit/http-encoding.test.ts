@@ -26,6 +26,8 @@ describe('acceptance: the weight an Accept-Encoding value gives a coding (RFC 91
     ['br', 'identity', 1],
     ['', 'identity', 1],
     ['gzip;q=x', 'gzip', 0],
+    ['gzip, gzip;q=0', 'gzip', 1],
+    ['x-gzip;q=0.2, gzip;q=0.7, gzip;q=0', 'gzip', 0.7],
   ])('%j gives %s the weight %s', (accepted, coding, weight) => {
     expect(acceptance(accepted, coding)).toBe(weight);
   });
@@ -68,6 +70,15 @@ describe('forAcceptEncoding', () => {
   test('a Content-Encoding that also lists identity is the other coding alone', () => {
     const replay = forAcceptEncoding(stored('identity, gzip', gzipSync(TEXT)), undefined);
     expect([replay.body, replay.headers]).toEqual([TEXT, { Vary: 'Accept-Encoding' }]);
+  });
+
+  test('an answer with both headers and multiValueHeaders (API Gateway REST, ALB) naming one coding is decoded once, from both', () => {
+    const gzipped = stored('gzip', gzipSync(TEXT));
+    const replay = forAcceptEncoding(
+      { ...gzipped, multiValueHeaders: { 'Content-Encoding': ['gzip'], 'Content-Length': ['9'], Vary: ['Accept-Encoding'] } },
+      undefined,
+    );
+    expect([replay.body, replay.headers, replay.multiValueHeaders]).toEqual([TEXT, { Vary: 'Accept-Encoding' }, { Vary: ['Accept-Encoding'] }]);
   });
 
   test.each([

@@ -17,6 +17,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
+import { sendTransaction } from '../../lib/dynamodb-transaction.js';
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -37,7 +38,7 @@ import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
-const { ddb, store } = useMockedDynamoDB();
+const { ddb, client, store } = useMockedDynamoDB();
 
 const NOW = 1_700_000_000_500;
 const EXPIRES = String(Math.floor(NOW / 1000) + 86_400);
@@ -285,6 +286,40 @@ describe('cancellations and faults', () => {
       expect(commandNames()).toEqual(atomic ? ['TransactWriteItemsCommand'] : ['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
     },
   );
+
+  describe('the 4 MB check before sending: the puts counted at their least bytes (names, strings as UTF-8, binaries, nested), the record not', () => {
+    const LIMIT = 4 * 1024 * 1024;
+    /** `n` bytes of UTF-8 in two-byte characters (one ASCII at the end when `n` is odd). */
+    const text = (n: number) => 'é'.repeat(Math.floor(n / 2)) + 'a'.repeat(n % 2);
+    /** A value of each kind that DynamoDB counts at `n` bytes at least (nested names included). */
+    const kinds: [string, (n: number) => AttributeValue][] = [
+      ['S, multi-byte', (n) => ({ S: text(n) })],
+      ['B', (n) => ({ B: new Uint8Array(n) })],
+      ['SS', (n) => ({ SS: [text(10), text(n - 10)] })],
+      ['BS', (n) => ({ BS: [new Uint8Array(10), new Uint8Array(n - 10)] })],
+      ['L', (n) => ({ L: [{ S: text(10) }, { B: new Uint8Array(n - 10) }, { N: '1' }] })],
+      ['M', (n) => ({ M: { ab: { S: text(10) }, cd: { M: { e: { B: new Uint8Array(n - 15) } } } } })],
+    ];
+    /** The record's action (never counted: the store keeps it under 400 KB), then puts of `bytes` in all on three tables, and a condition check. */
+    const writes = (value: (n: number) => AttributeValue, bytes: number): TransactWriteItem[] => [
+      { Put: { TableName: 'idem', Item: { id: { S: text(300_000) } } } },
+      { Put: { TableName: 'a', Item: { k: { S: '' } } } },
+      { ConditionCheck: { TableName: 'a', Key: { k: { S: 'x' } }, ConditionExpression: 'attribute_exists(k)' } },
+      // Names count: `k` (1 byte) twice, `value` (5 bytes).
+      { Put: { TableName: 'b', Item: { k: { S: text(Math.floor(bytes / 2)) } } } },
+      { Put: { TableName: 'c', Item: { value: value(bytes - Math.floor(bytes / 2) - 7) } } },
+    ];
+
+    test.each(kinds)('%s: writes of exactly 4 MB are sent, one byte more is TRANSACTION_INVALID without a request', async (_, value) => {
+      ddb.on(TransactWriteItemsCommand).resolves({});
+      expect(await sendTransaction(client, writes(value, LIMIT))).toBeNull();
+      expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
+      ddb.resetHistory();
+      const error = await rejection(sendTransaction(client, writes(value, LIMIT + 1)));
+      expect([error.code, error.message]).toEqual(['TRANSACTION_INVALID', expect.stringContaining(`at least ${LIMIT + 1} bytes`)]);
+      expect(commandNames()).toEqual([]);
+    });
+  });
 
   test('a record DynamoDB finds too large commits again without its response, with the same writes', async () => {
     ddb.on(TransactWriteItemsCommand).rejectsOnce(serviceError('ValidationException', 'Item size has exceeded the maximum allowed size')).resolves({});
