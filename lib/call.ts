@@ -9,17 +9,6 @@ import type { Transaction } from './transaction.js';
 export type CallMode = 'claimed' | 'atomic' | 'unkeyed';
 
 /**
- * When a call's store requests must have answered (`at`, ms by `performance.now()`, a clock that
- * never steps), and whether its Lambda context has run down since the call started. Lambda's does:
- * no request may outlive its deadline. A stub's (a unit test's) that reads the same time left
- * throughout gives each request a second at least.
- */
-export interface AnswerBy {
-  readonly at: number;
-  readonly runsDown: () => boolean;
-}
-
-/**
  * The state of one idempotent call, from its claim to its end: record key, owner token,
  * fingerprint, the DynamoDB writes added through `transaction()`, and whether it has ended. The
  * engine creates it and ends it (once); entry points only carry it. `transaction()` gives the
@@ -44,10 +33,11 @@ export class Call {
      */
     readonly timeLeft?: () => number,
     /**
-     * When its store requests must have answered, so that the call still answers before the Lambda
-     * deadline, when known: calls nested in it end by then too.
+     * When its store requests must have answered (ms by `performance.now()`, a clock that never
+     * steps), so that the call still answers before the Lambda deadline, when known: calls nested
+     * in it end by then too.
      */
-    readonly answerBy?: AnswerBy,
+    readonly answerBy?: number,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type AnswerBy, Call, type CallMode } from './call.js';
+import { Call, type CallMode } from './call.js';
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -59,17 +59,11 @@ export function tenantOf(context: unknown): string | undefined {
   return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
 }
 
-/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered (see {@link AnswerBy}). */
+/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered (see {@link answerByOf}). */
 interface Deadline {
   readonly at: number;
-  readonly answerBy: AnswerBy | undefined;
+  readonly answerBy: number | undefined;
 }
-
-/** The {@link AnswerBy} of a call whose `context` read `given` ms left when it started. */
-const answerByFor = (context: unknown, given: number): AnswerBy => ({
-  at: answerByOf(given),
-  runsDown: () => (remainingMillisOf(context) ?? 0) < given,
-});
 
 /** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). */
 const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
@@ -128,7 +122,7 @@ const answerByOf = (remaining: number): number => performance.now() + remaining 
 
 /** The time left (ms) to wait until `until` by the engine's clock, and never past the call's `answerBy`. */
 const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
-  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy.at - performance.now());
+  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy - performance.now());
 
 /** A store request given up on at its call's deadline: no time is left to wait for another one. */
 class DeadlineTimeout extends Error {
@@ -136,25 +130,23 @@ class DeadlineTimeout extends Error {
 }
 
 /**
- * The least time a store request is given under a context that does not run down: a stub context
- * in a unit test may read 1 ms left throughout, and the bound is for requests that are never
- * answered, not slow ones.
+ * The least time a store request is given, however close the deadline: the bound is for requests
+ * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
  */
 const REQUEST_MILLIS = 1_000;
 
 /**
- * A store request that must answer by `answerBy` (or within {@link REQUEST_MILLIS} under a stub
- * context that does not run down): one still unanswered then is a `TimeoutError` for the call,
- * and is left to settle unheeded. Its writes are fenced on the call's owner, so one that applies
- * late changes only the call's own record.
+ * A store request that must answer by `answerBy` (see {@link answerByOf}), or within
+ * {@link REQUEST_MILLIS}: one still unanswered then is a `TimeoutError` for the call, and is left
+ * to settle unheeded. Its writes are fenced on the call's owner, so one that applies late changes
+ * only the call's own record.
  */
-function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): Promise<T> {
+function answered<T>(sent: Promise<T>, answerBy: number | undefined): Promise<T> {
   // A store written in JavaScript may answer with a plain value or a thenable.
   const request = Promise.resolve(sent);
   if (answerBy === undefined) return request;
   request.catch(() => undefined);
-  const left = answerBy.at - performance.now();
-  const expiry = delay(left < REQUEST_MILLIS && !answerBy.runsDown() ? REQUEST_MILLIS : left);
+  const expiry = delay(Math.max(answerBy - performance.now(), REQUEST_MILLIS));
   const timeout = expiry.elapsed.then((): never => {
     throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
   });
@@ -285,7 +277,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
     const deadline =
-      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByFor(context, given) };
+      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(given) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);

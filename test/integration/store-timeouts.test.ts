@@ -46,10 +46,9 @@ afterAll(async () => {
 jest.setTimeout(15_000);
 
 /**
- * The time left of the invocations below that give a Lambda context. Under a stub context, whose
- * time left never runs down, each store request gets at least 1 s, so a request that starts more
- * than `REMAINING - 1_100` ms into the invocation may outlive its deadline: that margin (1.4 s) is
- * what a loaded test machine may take to start one.
+ * The time left of the invocations below that give a Lambda context. Each store request gets at
+ * least 1 s, so a request that starts more than `REMAINING - 1_100` ms into the invocation may
+ * outlive its deadline: that margin (1.4 s) is what a loaded test machine may take to start one.
  */
 const REMAINING = 2_500;
 /**
@@ -157,22 +156,6 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
     );
     const settled = await byDeadline(once('k', lambdaContext('own-commit-hangs', REMAINING)));
     expect(settled).toMatchObject({ error: { code: 'COMMIT_FAILED', message: expect.stringContaining('may or may not be applied') } });
-  });
-
-  test("a completion started with less than a second left, under a context that runs down as Lambda's does, is given up on before the deadline", async () => {
-    const logger = { warn: jest.fn<(message: string) => void>() };
-    const once = makeIdempotent(
-      async (id: string, _context?: Context) => {
-        // A slow function: it returns 800 ms before the deadline, and its completion hangs.
-        await new Promise((resolve) => setTimeout(resolve, REMAINING - 800));
-        proxy.stall();
-        return id;
-      },
-      { store: ownStore(), name: 'own-late-completion', logger },
-    );
-    const context = timedContext({ functionName: 'own-late-completion', remainingMillis: REMAINING });
-    expect(await byDeadline(once('k', context))).toEqual({ value: 'k' });
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   });
 
   test('a call nested in another, given no Lambda context, answers by the outer Lambda deadline', async () => {
