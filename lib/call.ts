@@ -9,6 +9,20 @@ import type { Transaction } from './transaction.js';
 export type CallMode = 'claimed' | 'atomic' | 'unkeyed';
 
 /**
+ * When the store requests of a call must have answered, by the monotonic clock
+ * (`performance.now()`: Lambda's deadline is real time, timers run on it, and a wall clock may
+ * step). No wait of the call lasts past `at` either. @internal
+ */
+export interface AnswerBy {
+  /** A tenth of the call's time left, at most 100 ms, before its deadline: kept for the call to answer after a request it gave up on. */
+  readonly at: number;
+  /** The Lambda deadline. */
+  readonly deadline: number;
+  /** Whether the context's time left has been seen running down with real time, as Lambda's does. */
+  readonly live: () => boolean;
+}
+
+/**
  * The state of one idempotent call, from its claim to its end: record key, owner token,
  * fingerprint, the DynamoDB writes added through `transaction()`, and whether it has ended. The
  * engine creates it and ends it (once); entry points only carry it. `transaction()` gives the
@@ -33,11 +47,10 @@ export class Call {
      */
     readonly timeLeft?: () => number,
     /**
-     * When its store requests must have answered (ms by `performance.now()`, a clock that never
-     * steps), so that the call still answers before the Lambda deadline, when known: calls nested
-     * in it end by then too.
+     * When its store requests must have answered, so that the call still answers before the Lambda
+     * deadline, when known: calls nested in it end by then too.
      */
-    readonly answerBy?: number,
+    readonly answerBy?: AnswerBy,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Call, type CallMode } from './call.js';
+import { type AnswerBy, Call, type CallMode } from './call.js';
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -59,10 +59,10 @@ export function tenantOf(context: unknown): string | undefined {
   return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
 }
 
-/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered (see {@link answerByOf}). */
+/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered. */
 interface Deadline {
   readonly at: number;
-  readonly answerBy: number | undefined;
+  readonly answerBy: AnswerBy | undefined;
 }
 
 /** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). */
@@ -112,17 +112,40 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
 const waitableMillis = (remaining: number | undefined): number =>
   remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
 
+/** The {@link AnswerBy} of a call whose `context` read `given` ms left just now. */
+function answerByOf(context: unknown, given: number): AnswerBy {
+  const started = performance.now();
+  return {
+    at: started + given - Math.min(given / 10, 100),
+    deadline: started + given,
+    live: () => runsInRealTime(context, given, started),
+  };
+}
+
 /**
- * When the store requests of a call with `remaining` ms left must have answered, by the monotonic
- * clock (`performance.now()`: Lambda's deadline is real time, timers run on it, and a wall clock
- * may step): a tenth of the time left, at most 100 ms, is kept for the call to answer after a
- * request it gave up on. No wait of the call lasts past it either.
+ * Real time a context must be seen running down over, and how far its time left may stray from
+ * the real time passed, before it counts as live: Lambda's reads its deadline against the wall
+ * clock, while a stub's (a unit test's) reads the same time left throughout and one on a manual
+ * clock jumps as the test moves it.
  */
-const answerByOf = (remaining: number): number => performance.now() + remaining - Math.min(remaining / 10, 100);
+const LIVE_AFTER_MILLIS = 100;
+const LIVE_SLACK_MILLIS = 25;
+
+/**
+ * Whether `context`, which read `given` ms left at `started`, has run down with real time since:
+ * seen over {@link LIVE_AFTER_MILLIS} at least, within {@link LIVE_SLACK_MILLIS}. A context that
+ * reads no time left (past its deadline) proves nothing.
+ */
+function runsInRealTime(context: unknown, given: number, started: number): boolean {
+  const passed = performance.now() - started;
+  if (passed < LIVE_AFTER_MILLIS) return false;
+  const left = remainingMillisOf(context);
+  return left !== undefined && Math.abs(given - left - passed) <= LIVE_SLACK_MILLIS;
+}
 
 /** The time left (ms) to wait until `until` by the engine's clock, and never past the call's `answerBy`. */
 const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
-  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy - performance.now());
+  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy.at - performance.now());
 
 /** A store request given up on at its call's deadline: no time is left to wait for another one. */
 class DeadlineTimeout extends Error {
@@ -130,23 +153,26 @@ class DeadlineTimeout extends Error {
 }
 
 /**
- * The least time a store request is given, however close the deadline: the bound is for requests
+ * The least time a store request is given, however close `answerBy.at`: the bound is for requests
  * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
+ * Under a live context it is at most half the time left until the deadline, so that the call still
+ * answers before it.
  */
 const REQUEST_MILLIS = 1_000;
 
 /**
- * A store request that must answer by `answerBy` (see {@link answerByOf}), or within
- * {@link REQUEST_MILLIS}: one still unanswered then is a `TimeoutError` for the call, and is left
- * to settle unheeded. Its writes are fenced on the call's owner, so one that applies late changes
- * only the call's own record.
+ * A store request that must answer by `answerBy.at`, or within {@link REQUEST_MILLIS}: one still
+ * unanswered then is a `TimeoutError` for the call, and is left to settle unheeded. Its writes are
+ * fenced on the call's owner, so one that applies late changes only the call's own record.
  */
-function answered<T>(sent: Promise<T>, answerBy: number | undefined): Promise<T> {
+function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): Promise<T> {
   // A store written in JavaScript may answer with a plain value or a thenable.
   const request = Promise.resolve(sent);
   if (answerBy === undefined) return request;
   request.catch(() => undefined);
-  const expiry = delay(Math.max(answerBy - performance.now(), REQUEST_MILLIS));
+  const now = performance.now();
+  const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
+  const expiry = delay(Math.max(answerBy.at - now, least));
   const timeout = expiry.elapsed.then((): never => {
     throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
   });
@@ -277,7 +303,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
     const deadline =
-      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(given) };
+      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);

@@ -11,7 +11,8 @@ import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotency, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
-import { lambdaContext as timedContext } from '../../lib/testing/index.js';
+import type { IdempotencyStore } from '../../lib/store.js';
+import { InMemoryStore, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
@@ -59,16 +60,16 @@ const REMAINING = 2_500;
 const ANSWER_TIME = 50;
 /**
  * How `call` settles, or 'deadline passed' if it has not `ANSWER_TIME` before the Lambda deadline
- * (`REMAINING` ms from now). The call's own bound is a timer due before that one (for requests
+ * (`remaining` ms from now, `REMAINING` unless given). The call's own bound is a timer due before that one (for requests
  * started within the margin above), and all it does after it is settle promises.
  */
-const byDeadline = <T>(call: Promise<T>): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
+const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
   Promise.race([
     call.then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     ),
-    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, REMAINING - ANSWER_TIME, 'deadline passed')),
+    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, remaining - ANSWER_TIME, 'deadline passed')),
   ]);
 
 test('a claim DynamoDB never answers: STORE_FAILURE (TimeoutError), the function did not run', async () => {
@@ -93,6 +94,71 @@ test('a completion DynamoDB never answers: the caller gets its result, with a wa
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   expect(await readItem(inspect, tableName, recordId('completion-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+});
+
+describe("a request that starts with less than a second left, under a context whose time left runs down with real time, as Lambda's does", () => {
+  /** Runs `fn` once the context reads `left` ms or less, a real wait: only real time shows the context is live. */
+  const when =
+    <T>(left: number, fn: () => T) =>
+    async (_id: string, context?: Context): Promise<T> => {
+      await new Promise((resolve) => setTimeout(resolve, context!.getRemainingTimeInMillis() - left));
+      return fn();
+    };
+
+  test('a completion DynamoDB never answers: given up on before the deadline, not a second after its start', async () => {
+    const remaining = 1_500;
+    let runs = 0;
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    const once = makeIdempotent(
+      when(700, () => {
+        proxy.stall();
+        return ++runs;
+      }),
+      { store: new DynamoDBStore({ tableName }), name: 'late-completion-hangs', logger },
+    );
+    const context = timedContext({ functionName: 'late-completion-hangs', remainingMillis: remaining });
+    expect(await byDeadline(once('k', context), remaining)).toEqual({ value: 1 });
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+  });
+
+  test("a completion that starts past the call's bound, 50 ms before the deadline, still gets half of that: a store answering in 5 ms completes the record", async () => {
+    const store = new InMemoryStore();
+    // Answers each completion after 5 ms: a timer set before the call's bound (half of the 50 ms left), and due before it.
+    const slow: IdempotencyStore = {
+      claim: (request) => store.claim(request),
+      complete: (request) => new Promise((resolve) => setTimeout(() => resolve(store.complete(request)), 5)),
+      release: (request) => store.release(request),
+    };
+    let runs = 0;
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    const once = makeIdempotent(
+      when(50, () => ++runs),
+      { store: slow, name: 'late-completion', logger },
+    );
+    expect(await once('k', timedContext({ functionName: 'late-completion', remainingMillis: 600 }))).toBe(1);
+    expect(logger.warn).not.toHaveBeenCalled();
+    expect((await store.inspect(recordId('late-completion', 'k')))?.status).toBe('COMPLETED');
+  });
+
+  test("a stub context that reads 5 ms left throughout (a unit test's) is not live: each request still gets a second, so a store answering in 50 ms claims and completes", async () => {
+    const store = new InMemoryStore();
+    const later = <T>(answer: () => T | Promise<T>) => new Promise<T>((resolve) => setTimeout(() => resolve(answer()), 50));
+    const slow: IdempotencyStore = {
+      claim: (request) => later(() => store.claim(request)),
+      complete: (request) => later(() => store.complete(request)),
+      release: (request) => store.release(request),
+    };
+    const logger = { warn: jest.fn<(message: string) => void>() };
+    // The function takes 150 ms of real time, over which the stub's time left does not move.
+    const once = makeIdempotent(async (id: string, _context?: Context) => new Promise((resolve) => setTimeout(resolve, 150, id)), {
+      store: slow,
+      name: 'stub-context',
+      logger,
+    });
+    expect(await once('k', lambdaContext('stub-context', 5))).toBe('k');
+    expect(logger.warn).not.toHaveBeenCalled();
+    expect((await store.inspect(recordId('stub-context', 'k')))?.status).toBe('COMPLETED');
+  });
 });
 
 test('a wait for a record another call holds, while the wall clock steps back an hour, ends by the Lambda deadline, not a second past it', async () => {
