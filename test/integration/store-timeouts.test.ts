@@ -8,69 +8,24 @@
  */
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotency, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
+import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
 import type { IdempotencyStore } from '../../lib/store.js';
 import { InMemoryStore, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
-import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { byDeadline, REMAINING, useStalledDynamoDB } from '../support/stalled-dynamodb.js';
 
 const { client: inspect, tableName } = useFreshTable({ prefix: 'timeouts' });
 const bizTable = useBusinessTable(inspect);
 const quiet = { warn: () => undefined, error: () => undefined };
-let proxy: TcpProxy;
-const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
-const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
-
-beforeAll(async () => {
-  proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}`,
-    AWS_REGION: 'local',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_MAX_ATTEMPTS: '1',
-  });
-});
-afterEach(() => proxy.restore());
-afterAll(async () => {
-  await proxy.cut();
-  for (const [name, value] of Object.entries(saved)) value === undefined ? delete process.env[name] : (process.env[name] = value);
-});
+const proxy = useStalledDynamoDB();
 
 // Without the bound, each of these waits until Jest gives up on it.
 jest.setTimeout(15_000);
-
-/**
- * The time left of the invocations below that give a Lambda context. Each store request gets at
- * least 1 s, so a request that starts more than `REMAINING - 1_100` ms into the invocation may
- * outlive its deadline: that margin (1.4 s) is what a loaded test machine may take to start one.
- */
-const REMAINING = 2_500;
-/**
- * A call gives up on a store request a tenth of its time left, at most 100 ms, before its deadline,
- * so that it still has time to send its answer. The tests hold it to half of that: a call that gave
- * up only at the deadline itself would answer too late for Lambda, and fails them.
- */
-const ANSWER_TIME = 50;
-/**
- * How `call` settles, or 'deadline passed' if it has not `ANSWER_TIME` before the Lambda deadline
- * (`remaining` ms from now, `REMAINING` unless given). The call's own bound is a timer due before that one (for requests
- * started within the margin above), and all it does after it is settle promises.
- */
-const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
-  Promise.race([
-    call.then(
-      (value) => ({ value }),
-      (error: unknown) => ({ error }),
-    ),
-    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, remaining - ANSWER_TIME, 'deadline passed')),
-  ]);
 
 test('a claim DynamoDB never answers: STORE_FAILURE (TimeoutError), the function did not run', async () => {
   let runs = 0;
@@ -252,14 +207,6 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
     });
     expect(await byDeadline(once('k', lambdaContext('own-key-hangs', REMAINING)))).toEqual({ value: { id: 'k', run: 1 } });
     expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
-  });
-
-  test('the middy middleware: a claim that is never answered rejects the invocation with STORE_FAILURE before its deadline', async () => {
-    let runs = 0;
-    const handler = middy(async () => ++runs).use(idempotency({ store: ownStore(), key: (event: { id: string }) => event.id }));
-    proxy.stall();
-    expect(await byDeadline(handler({ id: 'k' }, lambdaContext('own-middy-hangs', REMAINING)))).toMatchObject({ error: { code: 'STORE_FAILURE' } });
-    expect(runs).toBe(0);
   });
 });
 

@@ -1,0 +1,64 @@
+/**
+ * DynamoDB Local behind a loopback proxy a test can stall (a VPC without a route to DynamoDB, a
+ * connection dropped silently: connections stay open and nothing is forwarded), and how a test
+ * checks that a call answers before its Lambda deadline all the same.
+ */
+import { endpoint } from './dynamodb.js';
+import { TcpProxy } from './tcp-proxy.js';
+
+/**
+ * Points the environment the SDK reads in Lambda (endpoint, Region, credentials, one attempt per
+ * request, so that a test waits for one timeout only) at a proxy in front of DynamoDB Local, for
+ * the tests of the calling file; each test ends with the proxy forwarding again.
+ */
+export function useStalledDynamoDB(): { stall(): void; restore(): Promise<void> } {
+  let proxy: TcpProxy | undefined;
+  const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
+  const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
+  beforeAll(async () => {
+    proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}`,
+      AWS_REGION: 'local',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_MAX_ATTEMPTS: '1',
+    });
+  });
+  afterEach(() => proxy?.restore());
+  afterAll(async () => {
+    await proxy?.cut();
+    for (const [name, value] of Object.entries(saved)) value === undefined ? delete process.env[name] : (process.env[name] = value);
+  });
+  return { stall: () => proxy!.stall(), restore: () => proxy!.restore() };
+}
+
+/**
+ * The time left of the invocations that give a Lambda context. Each store request gets at least
+ * 1 s under a stub context, so a request that starts more than `REMAINING - 1_100` ms into the
+ * invocation may outlive its deadline: that margin (1.4 s) is what a loaded test machine may take
+ * to start one.
+ */
+export const REMAINING = 2_500;
+
+/**
+ * A call gives up on a store request a tenth of its time left, at most 100 ms, before its deadline,
+ * so that it still has time to send its answer. The tests hold it to half of that: a call that gave
+ * up only at the deadline itself would answer too late for Lambda, and fails them.
+ */
+const ANSWER_TIME = 50;
+
+/**
+ * How `call` settles, or 'deadline passed' if it has not `ANSWER_TIME` before the Lambda deadline
+ * (`remaining` ms from now, `REMAINING` unless given). The call's own bound is a timer due before
+ * that one (for requests started within the margin above), and all it does after it is settle
+ * promises.
+ */
+export const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
+  Promise.race([
+    call.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, remaining - ANSWER_TIME, 'deadline passed')),
+  ]);
