@@ -123,6 +123,16 @@ describe('issued keys expire before their records', () => {
     expect(await records()).toEqual([]);
   });
 
+  test('atomic: a key past its age limit is refused (400) even while its record lives, since an atomic call reads no record before it runs; it never runs again', async () => {
+    const { post, runs } = api('signed-late-atomic', [current], { now, expiresAfterSeconds: 3600, atomic: true });
+    const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });
+    clock.millis = issuedAt + hour - 310_000;
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    clock.millis = issuedAt + hour - 290_000;
+    expectRefused(await post(key));
+    expect(runs()).toBe(1);
+  });
+
   test('a key issued more than 5 minutes ahead of the clock, or with its time changed, is refused and writes nothing', async () => {
     const { post, runs, records } = api('signed-early', [current], { now, expiresAfterSeconds: 3600 });
     clock.millis = issuedAt;
