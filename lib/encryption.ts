@@ -90,8 +90,8 @@ const associatedData = ({ recordKey, kind }: SealedFor): Buffer => Buffer.from(k
  * AES-256-GCM encryption of stored responses and final errors, with keys from your provider. A
  * sealed value is a format byte, a 12-byte IV, the 16-byte tag and the ciphertext; the record key
  * and what the value holds are the associated data, so a ciphertext cannot be moved to another
- * record, nor from the error to the response. With it, a store replays only authenticated
- * ciphertext.
+ * record, nor from the error to the response. The table or key prefix is not: stores that serve
+ * different tenants need a data key each. With it, a store replays only authenticated ciphertext.
  *
  * @example
  * ```ts

@@ -62,7 +62,8 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   /**
    * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
    * first, then those still accepted during a rotation); any other key gets a 400 and nothing runs.
-   * A key is refused (400) once `maxAgeSeconds` old, so that it never outlives its record: this
+   * A key `maxAgeSeconds` old runs nothing, so that it never outlives its record: it gets the
+   * answer of the record its first use made while that lives, else a 400. The limit
    * defaults to, and may not exceed, the retention less 5 minutes allowed for clock skew (less half
    * the retention when that is shorter). Keys issued before keys carried their issue time never
    * expire: rotating the secret retires them.
@@ -303,6 +304,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     );
   };
   const caller = callerOf(scope);
+  /** Requests whose key is past its age limit: refused unless its record answers them. */
+  const expired = new WeakSet<object>();
   const engine = new IdempotencyEngine<TEvent, Context>(
     'httpIdempotency',
     {
@@ -317,7 +320,12 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
           return undefined;
         }
         const verdict = verify?.(key) ?? 'issued';
-        if (verdict !== 'issued') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
+        // A key past its age limit is refused only where no record answers it (see `refuse`): a
+        // record it made on first use still replays, so a client whose answer was lost learns it,
+        // instead of being sent for a new key to run the request again.
+        if (verdict !== 'issued' && verdict !== 'expired') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
+        if (verdict === 'expired') expired.add(event);
+        else expired.delete(event);
         return httpKeyValueOf(key, method, template, caller(event));
       },
       fingerprint: (event) => {
@@ -350,6 +358,14 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       checkBody(result);
       return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
+    },
+    // No record answered a key past its age limit (none is left, or an atomic call reads none before
+    // it runs): it would run again, so it is refused (400), its claim released.
+    refuse: (event) => {
+      if (!expired.has(event as object)) return undefined;
+      expired.delete(event as object);
+      const refusal = new IdempotencyError('INVALID_KEY', REFUSED.expired);
+      return { response: answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent) };
     },
     reject: (error, event) => {
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause

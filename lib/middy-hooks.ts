@@ -35,6 +35,11 @@ export interface Translation {
   readonly ending?: (response: unknown, returned: unknown) => Ending;
   /** The answer sent for a rejection of the request's `event` instead of throwing it, if any. */
   readonly reject?: (error: unknown, event: unknown) => { readonly response: unknown } | undefined;
+  /**
+   * The answer sent instead of running the handler, if any, for a request whose call the engine
+   * started (no record answered it): the call ends released, as if the handler never ran.
+   */
+  readonly refuse?: (event: unknown) => { readonly response: unknown } | undefined;
 }
 
 type AnyRequest = Request<unknown, unknown, Error, Context>;
@@ -266,6 +271,12 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     }
     if (start.kind === 'replay') {
       request.earlyResponse = replay(start.value, request);
+      return;
+    }
+    const refused = translation.refuse?.(request.event);
+    if (refused !== undefined) {
+      await engine.end(start.call, { kind: 'return', value: refused.response, final: false });
+      request.earlyResponse = refused.response;
       return;
     }
     slot.call = start.call;

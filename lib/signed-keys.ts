@@ -23,7 +23,7 @@ export type SigningSecret = string | Uint8Array;
 export interface IssueIdempotencyKeyOptions {
   /** The current secret (the first of the list `signedKeys` verifies with). */
   readonly secret: SigningSecret;
-  /** Clock, epoch milliseconds: the issue time the key carries. @default Date.now */
+  /** Clock, epoch milliseconds: the issue time the key carries (from 0 to the year 91,000 or so; else a `TypeError`). @default Date.now */
   readonly now?: () => number;
 }
 
@@ -35,7 +35,7 @@ export interface VerifyIdempotencyKeyOptions {
    * @default no age limit
    */
   readonly maxAgeSeconds?: number;
-  /** Clock, epoch milliseconds; needs `maxAgeSeconds`. @default Date.now */
+  /** Clock, epoch milliseconds; needs `maxAgeSeconds`. A reading that is not a time (NaN, say) is a `TypeError`, never an accepted key. @default Date.now */
   readonly now?: () => number;
 }
 
@@ -45,6 +45,8 @@ export const MAX_AGE = wholeNumber(1, 'seconds');
 /** How far a key's issue time may be ahead of the verifier's clock: servers' clocks differ. */
 const CLOCK_SKEW_SECONDS = 300;
 const MIN_SECRET_BYTES = 32;
+/** The first millisecond whose second needs more than the 8 base-36 digits a key carries (year 91,000 or so). */
+const END_OF_TIMES = 36 ** 8 * 1000;
 // The MAC covers a label as well as the key's parts, so these MACs mean nothing in another protocol
 // using the same secret, and a key of one version cannot pass for the other.
 const LABEL_V1 = 'lambda-idempotency key v1.';
@@ -69,6 +71,16 @@ function secretKey(where: string, secret: unknown): KeyObject {
     throw new TypeError(`${where}: a secret must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes.byteLength}); use e.g. randomBytes(32).`);
   }
   return createSecretKey(bytes);
+}
+
+/**
+ * The clock's reading, checked: NaN compares false both ways, so a clock that reads no time would
+ * make every key neither expired nor early, accepted whatever its age.
+ */
+function clockReading(where: string, millis: number, before = Number.POSITIVE_INFINITY): number {
+  if (Number.isSafeInteger(Math.floor(millis)) && millis >= 0 && millis < before) return millis;
+  const range = Number.isFinite(before) && typeof millis === 'number' && millis >= before ? `0 or more, before ${before}` : '0 or more';
+  throw new TypeError(`${where}: the clock must return epoch milliseconds, ${range} (got ${String(millis)}).`);
 }
 
 const mac = (key: KeyObject, random: string, time: string | undefined): string =>
@@ -113,7 +125,7 @@ export function keyVerifier(where: string, secrets: unknown, limit?: KeyAgeLimit
     if (!valid) return 'forged';
     if (time === undefined || limit === undefined) return 'issued';
     const issuedMillis = Number.parseInt(time, 36) * 1000;
-    const now = limit.now();
+    const now = clockReading(where, limit.now());
     if (now >= issuedMillis + limit.maxAgeSeconds * 1000) return 'expired';
     return now < issuedMillis - limit.skewSeconds * 1000 ? 'early' : 'issued';
   };
@@ -136,10 +148,8 @@ export function issueIdempotencyKey(options: IssueIdempotencyKeyOptions): string
   if (unknown !== undefined) throw new TypeError(`issueIdempotencyKey: unknown option \`${unknown}\`; known options: secret, now.`);
   if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('issueIdempotencyKey: `now` must be a function.');
   const key = secretKey('issueIdempotencyKey', options.secret);
-  const millis = (options.now ?? Date.now)();
-  if (!Number.isSafeInteger(Math.floor(millis)) || millis < 0) {
-    throw new TypeError(`issueIdempotencyKey: the clock must return epoch milliseconds, 0 or more (got ${String(millis)}).`);
-  }
+  // A later second would not fit the key's 8 digits: a key that never verifies.
+  const millis = clockReading('issueIdempotencyKey', (options.now ?? Date.now)(), END_OF_TIMES);
   const random = randomBytes(16).toString('base64url');
   const time = Math.floor(millis / 1000).toString(36);
   return `${random}.${time}.${mac(key, random, time)}`;

@@ -92,6 +92,17 @@ test('a key retired from keyById() before its records expire: their duplicates f
   known = [k2]; // k1 retired too early
   const error = await rejection(fn({ id: 'r' }));
   expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', 'no key k1']);
+  // A provider that answers an unknown id with nothing (a lookup in a plain object of keys) fails closed the same way.
+  const byLookup = new DynamoDBStore({
+    tableName,
+    client,
+    encryption: { currentKey: () => k2, keyById: (id) => (({ k2: k2.key }) as Record<string, Uint8Array>)[id]! },
+  });
+  const missing = await rejection(makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: byLookup })({ id: 'r' }));
+  expect([missing.code, (missing.cause as Error).message]).toEqual([
+    'STORE_FAILURE',
+    'The key `k1` from ResponseEncryption.keyById() must be a 32-byte AES-256 key (got undefined).',
+  ]);
   expect(runs).toBe(1);
   now += 61_000;
   expect(await fn({ id: 'r' })).toBe(2);

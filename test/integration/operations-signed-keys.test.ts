@@ -82,7 +82,7 @@ describe('issued keys expire before their records', () => {
   const now = () => clock.millis;
   const hour = 3_600_000;
 
-  test('a key resent after the retention is refused with a 400 that says so, and the payment does not run again', async () => {
+  test('a key resent after its record expired is refused with a 400 that says so, and the payment does not run again', async () => {
     const { post, runs } = api('signed-expiry', [current], { now, expiresAfterSeconds: 3600 });
     const key = issueIdempotencyKey({ secret: current, now });
     clock.millis = issuedAt + 60_000; // used a minute after it was issued
@@ -91,12 +91,46 @@ describe('issued keys expire before their records', () => {
     // The last millisecond of its age limit (the retention less 5 minutes of clock skew): its record still answers.
     clock.millis = issuedAt + hour - 300_001;
     expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
-    for (const later of [issuedAt + hour - 300_000, issuedAt + hour + 61_000, issuedAt + 30 * 24 * hour]) {
+    // Past it, the record made on first use still answers, until its last second (first use + the retention).
+    for (const later of [issuedAt + hour - 300_000, issuedAt + hour + 60_999]) {
+      clock.millis = later;
+      expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    }
+    for (const later of [issuedAt + hour + 61_000, issuedAt + 30 * 24 * hour]) {
       clock.millis = later;
       const refused = await post(key);
       expectRefused(refused);
       expect(runs()).toBe(1);
     }
+  });
+
+  test("a key past its age limit still gets its record's outcome while the record lives: a client whose answer was lost learns it, instead of a 400 that sends it for a new key to pay again", async () => {
+    const { post, runs, records } = api('signed-late', [current], { now, expiresAfterSeconds: 3600 });
+    const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });
+    clock.millis = issuedAt + hour - 310_000; // used 10 s before its age limit; the answer is lost
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    clock.millis = issuedAt + hour - 290_000; // the retry, 10 s past the limit: the record still answers
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    expect(runs()).toBe(1);
+
+    // Once the record has expired (an hour after its first use), the key is refused and runs nothing.
+    clock.millis = issuedAt + 2 * hour;
+    expectRefused(await post(key));
+    // A key past its limit that was never used is refused too, and leaves no record.
+    expectRefused(await post(issueIdempotencyKey({ secret: current, now: () => issuedAt })));
+    expect(runs()).toBe(1);
+    // Neither key holds a record: each claim a refused key makes is released before anything runs.
+    expect(await records()).toEqual([]);
+  });
+
+  test('atomic: a key past its age limit is refused (400) even while its record lives, since an atomic call reads no record before it runs; it never runs again', async () => {
+    const { post, runs } = api('signed-late-atomic', [current], { now, expiresAfterSeconds: 3600, atomic: true });
+    const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });
+    clock.millis = issuedAt + hour - 310_000;
+    expect(await post(key)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    clock.millis = issuedAt + hour - 290_000;
+    expectRefused(await post(key));
+    expect(runs()).toBe(1);
   });
 
   test('a key issued more than 5 minutes ahead of the clock, or with its time changed, is refused and writes nothing', async () => {
@@ -126,7 +160,9 @@ describe('issued keys expire before their records', () => {
     clock.millis = issuedAt + 59_999;
     expect(await post(key)).toMatchObject({ statusCode: 201 });
     clock.millis = issuedAt + 60_000;
-    expectRefused(await post(key));
+    // Its record answers it still; a key as old that was never used is refused.
+    expect(await post(key)).toMatchObject({ statusCode: 201, headers: { 'Idempotent-Replayed': 'true' } });
+    expectRefused(await post(issueIdempotencyKey({ secret: current, now: () => issuedAt })));
 
     // The default retention (a day), the option's, the store's: each bounds maxAgeSeconds.
     const signedKeys = (maxAgeSeconds: number) => ({ secrets: [current], maxAgeSeconds });

@@ -120,6 +120,25 @@ describe('issue time', () => {
     expect(verifyIdempotencyKey(v1.replace('.', '.1.'), [current])).toBe(false);
   });
 
+  test('a clock that reads no time is a TypeError, never a key that is accepted whatever its age', () => {
+    // NaN compares false both ways: read as a time, it made every key neither expired nor early.
+    for (const reading of [Number.NaN, undefined, 'soon', Number.POSITIVE_INFINITY, -1]) {
+      expect(() => verifyIdempotencyKey(key, [current], { maxAgeSeconds: 3600, now: () => reading as never })).toThrow(
+        new TypeError(`verifyIdempotencyKey: the clock must return epoch milliseconds, 0 or more (got ${String(reading)}).`),
+      );
+    }
+    // A forged key is refused before the clock is read: the clock's fault cannot make it pass.
+    expect(verifyIdempotencyKey(tamper(key, 0), [current], { maxAgeSeconds: 3600, now: () => Number.NaN })).toBe(false);
+  });
+
+  test('a clock beyond the times a key can carry is refused at issue, not turned into a key that never verifies', () => {
+    const last = 36 ** 8 * 1000 - 1; // the last millisecond of 8 base-36 digits of seconds
+    expect(verifyIdempotencyKey(issueIdempotencyKey({ secret: current, now: () => last }), [current])).toBe(true);
+    expect(() => issueIdempotencyKey({ secret: current, now: () => last + 1 })).toThrow(
+      new TypeError(`issueIdempotencyKey: the clock must return epoch milliseconds, 0 or more, before ${last + 1} (got ${last + 1}).`),
+    );
+  });
+
   test('options are validated with a sentence', () => {
     expect(() => verifyIdempotencyKey(key, [current], { maxAge: 60 } as never)).toThrow(
       new TypeError('verifyIdempotencyKey: unknown option `maxAge`; known options: maxAgeSeconds, now.'),
