@@ -11,9 +11,10 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, remainingMillisOf } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
+import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
 import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 

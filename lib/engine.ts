@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { type AnswerBy, Call, type CallMode } from './call.js';
+import { Call, type CallMode } from './call.js';
+import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
+import { durableExecutionOf, positive, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
@@ -34,55 +36,6 @@ export type Outcome =
   | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
   | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
 
-/** The identity of a Lambda durable execution, stable across its replays. @internal */
-export const durableExecutionOf = (context: unknown): string | undefined => {
-  const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
-  return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
-};
-
-/**
- * The tenant of an invocation in Lambda's tenant isolation mode: its context's `tenantId` (a
- * durable context's `lambdaContext`), else the runtime's invocation store's, for a call given no
- * context (`makeIdempotent` inside a handler). @internal
- */
-export function tenantOf(context: unknown): string | undefined {
-  let tenant: unknown;
-  try {
-    const holder = context as { readonly tenantId?: unknown; readonly lambdaContext?: { readonly tenantId?: unknown } } | undefined;
-    tenant =
-      holder?.tenantId ??
-      holder?.lambdaContext?.tenantId ??
-      (globalThis as { awslambda?: { InvokeStore?: { getTenantId?(): unknown } } }).awslambda?.InvokeStore?.getTenantId?.();
-  } catch {
-    return undefined;
-  }
-  return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
-}
-
-/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered. */
-interface Deadline {
-  readonly at: number;
-  readonly answerBy: AnswerBy | undefined;
-}
-
-/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). */
-const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
-
-/**
- * The Lambda deadline, also from a durable context (which carries the Lambda context as
- * `lambdaContext`); one that cannot be read counts as absent. @internal
- */
-export const remainingMillisOf = (context: unknown): number | undefined => {
-  const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
-  let remaining: unknown;
-  try {
-    remaining = holder?.getRemainingTimeInMillis?.() ?? holder?.lambdaContext?.getRemainingTimeInMillis?.();
-  } catch {
-    return undefined;
-  }
-  return typeof remaining === 'number' ? positive(remaining) : undefined;
-};
-
 /**
  * The most durable calls' flights an engine keeps. Each invocation that suspends leaves its calls'
  * behind; only a call of a live invocation can be followed, and a process runs few at once.
@@ -103,91 +56,6 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
     return undefined;
   }
   return typeof invocation === 'string' && invocation !== '' ? `${key}\u0000${execution}\u0000${invocation}` : undefined;
-}
-
-/**
- * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
- * before its own Lambda deadline, so that it still answers `IN_PROGRESS` rather than time out.
- */
-const waitableMillis = (remaining: number | undefined): number =>
-  remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
-
-/** The {@link AnswerBy} of a call whose `context` read `given` ms left just now. */
-function answerByOf(context: unknown, given: number): AnswerBy {
-  const started = performance.now();
-  return {
-    at: started + given - Math.min(given / 10, 100),
-    deadline: started + given,
-    live: () => runsInRealTime(context, given, started),
-  };
-}
-
-/**
- * Real time a context must be seen running down over, and how far its time left may stray from
- * the real time passed, before it counts as live: Lambda's reads its deadline against the wall
- * clock, while a stub's (a unit test's) reads the same time left throughout and one on a manual
- * clock jumps as the test moves it.
- */
-const LIVE_AFTER_MILLIS = 100;
-const LIVE_SLACK_MILLIS = 25;
-
-/**
- * Whether `context`, which read `given` ms left at `started`, has run down with real time since:
- * seen over {@link LIVE_AFTER_MILLIS} at least, within {@link LIVE_SLACK_MILLIS}. A context that
- * reads no time left (past its deadline) proves nothing.
- */
-function runsInRealTime(context: unknown, given: number, started: number): boolean {
-  const passed = performance.now() - started;
-  if (passed < LIVE_AFTER_MILLIS) return false;
-  const left = remainingMillisOf(context);
-  return left !== undefined && Math.abs(given - left - passed) <= LIVE_SLACK_MILLIS;
-}
-
-/** The time left (ms) to wait until `until` by the engine's clock, and never past the call's `answerBy`. */
-const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
-  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy.at - performance.now());
-
-/** A store request given up on at its call's deadline: no time is left to wait for another one. */
-class DeadlineTimeout extends Error {
-  override readonly name = 'TimeoutError';
-}
-
-/**
- * The least time a store request is given, however close `answerBy.at`: the bound is for requests
- * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
- * Under a live context it is at most half the time left until the deadline, so that the call still
- * answers before it.
- */
-const REQUEST_MILLIS = 1_000;
-
-/**
- * A store request that must answer by `answerBy.at`, or within {@link REQUEST_MILLIS}: one still
- * unanswered then is a `TimeoutError` for the call, and is left to settle unheeded. Its writes are
- * fenced on the call's owner, so one that applies late changes only the call's own record.
- */
-function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): Promise<T> {
-  // A store written in JavaScript may answer with a plain value or a thenable.
-  const request = Promise.resolve(sent);
-  if (answerBy === undefined) return request;
-  request.catch(() => undefined);
-  const now = performance.now();
-  const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
-  const expiry = delay(Math.max(answerBy.at - now, least));
-  const timeout = expiry.elapsed.then((): never => {
-    throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
-  });
-  return Promise.race([request, timeout]).finally(expiry.cancel);
-}
-
-/**
- * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
- * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
- * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped.
- */
-function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  const elapsed = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.min(millis, 2_147_483_647), undefined)));
-  return { elapsed, cancel: () => clearTimeout(timer) };
 }
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */

@@ -1,7 +1,8 @@
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
-import { durableExecutionOf, type Ending, type IdempotencyEngine, type Outcome, type Start } from './engine.js';
+import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
+import { durableExecutionOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterCall, enterFunction } from './transaction.js';
 

@@ -1,0 +1,97 @@
+/**
+ * The bounds that make every call answer before its Lambda deadline: how long it may wait for
+ * another attempt, and how long each store request may take.
+ */
+import type { AnswerBy } from './call.js';
+import { remainingMillisOf } from './invocation.js';
+
+/** A call's Lambda deadline by the engine's clock, and when its store requests must have answered. @internal */
+export interface Deadline {
+  readonly at: number;
+  readonly answerBy: AnswerBy | undefined;
+}
+
+/**
+ * How long a duplicate may wait for another attempt: until a tenth of its time left (at most 1 s)
+ * before its own Lambda deadline, so that it still answers `IN_PROGRESS` rather than time out. @internal
+ */
+export const waitableMillis = (remaining: number | undefined): number =>
+  remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
+
+/** The {@link AnswerBy} of a call whose `context` read `given` ms left just now. @internal */
+export function answerByOf(context: unknown, given: number): AnswerBy {
+  const started = performance.now();
+  return {
+    at: started + given - Math.min(given / 10, 100),
+    deadline: started + given,
+    live: () => runsInRealTime(context, given, started),
+  };
+}
+
+/**
+ * Real time a context must be seen running down over, and how far its time left may stray from
+ * the real time passed, before it counts as live: Lambda's reads its deadline against the wall
+ * clock, while a stub's (a unit test's) reads the same time left throughout and one on a manual
+ * clock jumps as the test moves it.
+ */
+const LIVE_AFTER_MILLIS = 100;
+const LIVE_SLACK_MILLIS = 25;
+
+/**
+ * Whether `context`, which read `given` ms left at `started`, has run down with real time since:
+ * seen over {@link LIVE_AFTER_MILLIS} at least, within {@link LIVE_SLACK_MILLIS}. A context that
+ * reads no time left (past its deadline) proves nothing.
+ */
+function runsInRealTime(context: unknown, given: number, started: number): boolean {
+  const passed = performance.now() - started;
+  if (passed < LIVE_AFTER_MILLIS) return false;
+  const left = remainingMillisOf(context);
+  return left !== undefined && Math.abs(given - left - passed) <= LIVE_SLACK_MILLIS;
+}
+
+/** The time left (ms) to wait until `until` by the engine's clock, and never past the call's `answerBy`. @internal */
+export const waitLeft = (until: number, now: number, deadline: Deadline | undefined): number =>
+  Math.min(until - now, deadline?.answerBy === undefined ? Number.POSITIVE_INFINITY : deadline.answerBy.at - performance.now());
+
+/** A store request given up on at its call's deadline: no time is left to wait for another one. @internal */
+export class DeadlineTimeout extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/**
+ * The least time a store request is given, however close `answerBy.at`: the bound is for requests
+ * that are never answered, not slow ones (and a stub context in a unit test may read 1 ms left).
+ * Under a live context it is at most half the time left until the deadline, so that the call still
+ * answers before it.
+ */
+const REQUEST_MILLIS = 1_000;
+
+/**
+ * A store request that must answer by `answerBy.at`, or within {@link REQUEST_MILLIS}: one still
+ * unanswered then is a `TimeoutError` for the call, and is left to settle unheeded. Its writes are
+ * fenced on the call's owner, so one that applies late changes only the call's own record. @internal
+ */
+export function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): Promise<T> {
+  // A store written in JavaScript may answer with a plain value or a thenable.
+  const request = Promise.resolve(sent);
+  if (answerBy === undefined) return request;
+  request.catch(() => undefined);
+  const now = performance.now();
+  const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
+  const expiry = delay(Math.max(answerBy.at - now, least));
+  const timeout = expiry.elapsed.then((): never => {
+    throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
+  });
+  return Promise.race([request, timeout]).finally(expiry.cancel);
+}
+
+/**
+ * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
+ * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
+ * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped. @internal
+ */
+export function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.min(millis, 2_147_483_647), undefined)));
+  return { elapsed, cancel: () => clearTimeout(timer) };
+}

@@ -1,0 +1,48 @@
+/**
+ * What a call reads of the Lambda invocation it runs in, from a context the library does not own:
+ * its time left, the durable execution it belongs to, its tenant.
+ */
+import type { LambdaContextLike } from './options.js';
+
+/** The identity of a Lambda durable execution, stable across its replays. @internal */
+export const durableExecutionOf = (context: unknown): string | undefined => {
+  const arn = (context as { executionContext?: { durableExecutionArn?: unknown } } | null | undefined)?.executionContext?.durableExecutionArn;
+  return typeof arn === 'string' && arn.length > 0 ? arn : undefined;
+};
+
+/**
+ * The tenant of an invocation in Lambda's tenant isolation mode: its context's `tenantId` (a
+ * durable context's `lambdaContext`), else the runtime's invocation store's, for a call given no
+ * context (`makeIdempotent` inside a handler). @internal
+ */
+export function tenantOf(context: unknown): string | undefined {
+  let tenant: unknown;
+  try {
+    const holder = context as { readonly tenantId?: unknown; readonly lambdaContext?: { readonly tenantId?: unknown } } | undefined;
+    tenant =
+      holder?.tenantId ??
+      holder?.lambdaContext?.tenantId ??
+      (globalThis as { awslambda?: { InvokeStore?: { getTenantId?(): unknown } } }).awslambda?.InvokeStore?.getTenantId?.();
+  } catch {
+    return undefined;
+  }
+  return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
+}
+
+/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). @internal */
+export const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
+
+/**
+ * The Lambda deadline, also from a durable context (which carries the Lambda context as
+ * `lambdaContext`); one that cannot be read counts as absent. @internal
+ */
+export const remainingMillisOf = (context: unknown): number | undefined => {
+  const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
+  let remaining: unknown;
+  try {
+    remaining = holder?.getRemainingTimeInMillis?.() ?? holder?.lambdaContext?.getRemainingTimeInMillis?.();
+  } catch {
+    return undefined;
+  }
+  return typeof remaining === 'number' ? positive(remaining) : undefined;
+};
