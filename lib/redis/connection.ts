@@ -1,8 +1,8 @@
 /**
  * The two Redis clients Lambda users have, behind one small surface: send a command (routed by its
  * key in a cluster), read the eviction policy of every primary, wait for a client that is still
- * connecting. Nothing here changes the user's client: no `defineCommand`, no scripts registered on
- * it, no listeners left behind.
+ * connecting or reconnecting. Nothing here changes the user's client: no `defineCommand`, no scripts
+ * registered on it, and no listeners left past the client's next event.
  */
 
 type Listener = (...args: unknown[]) => void;
@@ -10,8 +10,8 @@ type Listener = (...args: unknown[]) => void;
 /** An ioredis 5 or 6 `Redis` or `Cluster`. */
 export interface IORedisClient {
   readonly status: string;
-  /** `Redis` only: whether a reply error (READONLY) makes the client reconnect. */
-  readonly options?: object;
+  /** `Redis` only: its connection, which stops being writable as soon as it starts closing. */
+  readonly stream?: { readonly writable: boolean };
   call(command: string, ...args: string[]): Promise<unknown>;
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
@@ -62,13 +62,13 @@ export interface Connection {
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
   /**
-   * After a failed call: `true` once a client that lost its connection is ready again, `false` at
-   * once when it had not lost it (the failure was something else), or after `millis` without it.
-   * `demoted`: the failure was a READONLY reply, from a primary a failover demoted while keeping
-   * its connections; ioredis's `reconnectOnError`, when set, closes such a connection and opens
-   * another (to where the endpoint now points) while its status still reads ready.
+   * After a failed call: `true` once a client that lost its connection, or is closing it, is ready
+   * again; `false` at once when its connection is still open (the failure was something else), or
+   * after `millis` without it. ioredis still reads ready while a connection closes: one the server
+   * closed, or one its `reconnectOnError` closes after a READONLY reply (a primary a failover
+   * demoted while keeping its connections), to open another where the endpoint now points.
    */
-  reconnected(millis: number, demoted?: boolean): Promise<boolean>;
+  reconnected(millis: number): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -82,35 +82,63 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-/** The wait for `ready` of each client still connecting, shared by every call made meanwhile. */
-const connecting = new WeakMap<object, Promise<void>>();
+type Event = 'ready' | 'error' | 'close' | 'end';
+const EVENTS: readonly Event[] = ['ready', 'error', 'close', 'end'];
+
+/** The next event of each client that calls are waiting on. */
+const nextEvents = new WeakMap<object, Promise<readonly [Event, unknown]>>();
 
 /**
- * Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either
- * way. Concurrent calls share one wait: a listener each would pass Node's limit of 10 and warn.
+ * The client's next `ready`, `error`, `close` or `end` (node-redis has no `close`), with what came
+ * with it. Every call waiting meanwhile shares one listener per event, removed at that event: a
+ * listener each would pass Node's limit of 10 and warn.
  */
-function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
-  let waiting = connecting.get(client);
-  if (waiting === undefined) {
-    waiting = listenForReady(client).finally(() => connecting.delete(client));
-    connecting.set(client, waiting);
+function nextEvent(client: IORedisClient | NodeRedisClient): Promise<readonly [Event, unknown]> {
+  let next = nextEvents.get(client);
+  if (next === undefined) {
+    next = new Promise((resolve) => {
+      const listeners = EVENTS.map((event) => {
+        const listener: Listener = (argument) => {
+          for (const [i, e] of EVENTS.entries()) client.removeListener(e, listeners[i]!);
+          nextEvents.delete(client);
+          resolve([event, argument]);
+        };
+        client.once(event, listener);
+        return listener;
+      });
+    });
+    nextEvents.set(client, next);
   }
-  return waiting;
+  return next;
 }
 
-function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const events = ['ready', 'error', 'close', 'end'] as const;
-    const listeners = events.map((event) => {
-      const listener: Listener = (error) => {
-        for (const [i, e] of events.entries()) client.removeListener(e, listeners[i]!);
-        if (event === 'ready') resolve();
-        else reject(error instanceof Error ? error : new Error(`The Redis connection ended (${event}) before it was ready.`));
-      };
-      client.once(event, listener);
-      return listener;
-    });
+/** Resolves at the client's next `ready`, rejects at its next `error`, `close` or `end`. */
+async function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
+  const [event, argument] = await nextEvent(client);
+  if (event !== 'ready') throw argument instanceof Error ? argument : new Error(`The Redis connection ended (${event}) before it was ready.`);
+}
+
+/** A timer and the promise it settles; `cancel` clears it once nothing waits for it. */
+function timer(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => {
+    handle = setTimeout(() => resolve(undefined), millis);
   });
+  return { elapsed, cancel: () => clearTimeout(handle) };
+}
+
+/** `true` at the client's next `ready`, however many attempts fail before it; `false` at `end` or after `millis`. */
+async function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
+  const expiry = timer(millis);
+  try {
+    for (;;) {
+      const next = await Promise.race([nextEvent(client), expiry.elapsed]);
+      if (next === undefined || next[0] === 'end') return false;
+      if (next[0] === 'ready') return true;
+    }
+  } finally {
+    expiry.cancel();
+  }
 }
 
 /**
@@ -132,23 +160,6 @@ async function nodeReady(client: NodeRedisClient): Promise<void> {
     throw new Error('The node-redis client is not connected: call `await client.connect()` first (RedisStore never opens or closes your client).');
   }
   if (!client.isReady) await whenReady(client);
-}
-
-/** `true` at the client's next `ready`, `false` at `end` or after `millis`; removes its listeners either way. */
-function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ready: boolean) => () => {
-      clearTimeout(timer);
-      client.removeListener('ready', onReady);
-      client.removeListener('end', onEnd);
-      resolve(ready);
-    };
-    const onReady = done(true);
-    const onEnd = done(false);
-    const timer = setTimeout(onEnd, millis);
-    client.once('ready', onReady);
-    client.once('end', onEnd);
-  });
 }
 
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
@@ -190,12 +201,11 @@ export function connectionOf(client: RedisClient): Connection {
         const nodes = client.nodes ? client.nodes('master') : [client];
         return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
       },
-      reconnected: async (millis, demoted) => {
-        // A READONLY reply is followed by a reconnection only when the client was told to make one.
-        const reconnecting =
-          client.status !== 'ready' ||
-          (demoted === true && typeof (client.options as { reconnectOnError?: unknown } | undefined)?.reconnectOnError === 'function');
-        return reconnecting && client.status !== 'end' ? readyAgain(client, millis) : false;
+      reconnected: (millis) => {
+        // Ready with a connection that no longer writes: it is closing, and a reconnection follows
+        // (or `end`, when the application closed it or the retryStrategy gives up).
+        const closing = client.status !== 'ready' || client.stream?.writable === false;
+        return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
       },
     };
   }
@@ -236,11 +246,11 @@ export function connectionOf(client: RedisClient): Connection {
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
 function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${millis} ms.`)), millis);
+  const expiry = timer(millis);
+  const expired = expiry.elapsed.then((): never => {
+    throw new Error(`Redis did not answer within ${millis} ms.`);
   });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+  return Promise.race([work, expired]).finally(expiry.cancel);
 }
 
 /** `connection` whose every call fails after `millis`; `connection` itself without a limit. @internal */
@@ -250,6 +260,6 @@ export function withDeadline(connection: Connection, millis: number | undefined)
     send: (key, args) => deadline(connection.send(key, args), millis),
     sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
     memoryInfo: () => deadline(connection.memoryInfo(), millis),
-    reconnected: (wait, demoted) => connection.reconnected(wait, demoted),
+    reconnected: (wait) => connection.reconnected(wait),
   };
 }

@@ -118,9 +118,6 @@ const flatHash = (reply: unknown): unknown => {
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
 
-/** A write refused by a replica: the client's connection is to a primary that a failover demoted. */
-const isReadOnly = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message).startsWith('READONLY');
-
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
   if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
@@ -229,7 +226,7 @@ export class RedisStore implements IdempotencyStore {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis, isReadOnly(error)))) throw error;
+      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
       return this.run(script, key, args);
     }
   }
