@@ -155,11 +155,20 @@ async function ioredisReady(client: IORedisClient): Promise<void> {
   if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client);
 }
 
+const notConnected = (kind: string): Error =>
+  new Error(`The node-redis ${kind} is not connected: call \`await client.connect()\` first (RedisStore never opens or closes your client).`);
+
 async function nodeReady(client: NodeRedisClient): Promise<void> {
-  if (!client.isOpen) {
-    throw new Error('The node-redis client is not connected: call `await client.connect()` first (RedisStore never opens or closes your client).');
-  }
+  if (!client.isOpen) throw notConnected('client');
   if (!client.isReady) await whenReady(client);
+}
+
+/**
+ * A node-redis cluster knows no primary before its `connect()` has answered: it would send nothing,
+ * and the eviction check, reading no primary's policy, would refuse every claim for its policy.
+ */
+function nodeClusterReady(client: NodeRedisCluster): void {
+  if (!client.isOpen || client.masters.length === 0) throw notConnected('cluster');
 }
 
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
@@ -211,16 +220,22 @@ export function connectionOf(client: RedisClient): Connection {
   }
   if (isNodeCluster(client)) {
     return {
-      send: (key, args) => client.sendCommand(key, false, [...args]),
+      send: async (key, args) => {
+        nodeClusterReady(client);
+        return client.sendCommand(key, false, [...args]);
+      },
       // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
       // and the commands after it (WAIT) must go there too, not to the primary it left.
       sendAll: async (key, commands) => {
+        nodeClusterReady(client);
         const replies: Reply[] = [];
         for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
         return replies;
       },
-      memoryInfo: () =>
-        Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+      memoryInfo: async () => {
+        nodeClusterReady(client);
+        return Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory']))));
+      },
       // The cluster client reconnects each node by itself.
       reconnected: async () => false,
     };

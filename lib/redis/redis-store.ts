@@ -30,7 +30,8 @@ import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Scr
 export interface RedisStoreOptions {
   /**
    * An ioredis 5 or 6 `Redis` or `Cluster`, or a node-redis 5 or 6 client or cluster, connected or still
-   * connecting. Configure it to fail fast (see docs/redis.md): with default settings both
+   * connecting (a node-redis cluster: connected; until its `connect()` has answered, every call fails
+   * with `STORE_FAILURE` saying so). Configure it to fail fast (see docs/redis.md): with default settings both
    * clients queue commands during an outage, and the call waits for the Lambda timeout.
    */
   readonly client: RedisClient;

@@ -7,12 +7,14 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
+import { makeIdempotent } from '../../lib/index.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { pttl } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 
 interface Opened {
   readonly client: RedisClient;
@@ -94,6 +96,26 @@ describe.each(KINDS)('%s', (name, open) => {
       fresh.close();
     }
   });
+});
+
+test.each([
+  ['never connected', false],
+  ['still connecting', true],
+])('node-redis cluster %s: STORE_FAILURE that says to connect it, not a refusal of its eviction policy', async (_state, connecting) => {
+  const client = createCluster({ rootNodes: [{ url: server.url }] });
+  client.on('error', () => undefined);
+  const connected = connecting ? client.connect() : undefined;
+  try {
+    const charge = makeIdempotent(async (_id: string) => 1, { store: new RedisStore({ client, keyPrefix: 'cluster-unconnected:' }), name: 'charge' });
+    const error = await rejection(charge('order-1'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect((error.cause as Error).message).toMatch(/call `await client.connect\(\)` first/);
+  } finally {
+    if (connected !== undefined) {
+      await connected;
+      client.destroy();
+    }
+  }
 });
 
 describe('a slot moved to another primary (MOVED)', () => {
