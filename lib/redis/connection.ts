@@ -174,89 +174,94 @@ function nodeClusterReady(client: NodeRedisCluster): void {
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
   (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
 
+/** `connection` with each command sent through `around` (a wait before it, a time limit on it). */
+function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>) => Promise<T>): Connection {
+  return {
+    send: (key, args) => around(() => connection.send(key, args)),
+    sendAll: (key, commands) => around(() => connection.sendAll(key, commands)),
+    memoryInfo: () => around(() => connection.memoryInfo()),
+    reconnected: (millis) => connection.reconnected(millis),
+  };
+}
+
 /** @internal */
 export function connectionOf(client: RedisClient): Connection {
+  const [ready, connection] = commandsOf(client);
+  return sentThrough(connection, async (send) => {
+    await ready();
+    return send();
+  });
+}
+
+/** How to know that `client` can take a command, and its commands, sent once it can. */
+function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, connection: Connection] {
   if (isIORedis(client)) {
-    return {
-      send: async (_key, [command, ...args]) => {
-        await ioredisReady(client);
-        return client.call(command!, ...args);
+    return [
+      () => ioredisReady(client),
+      {
+        send: (_key, [command, ...args]) => client.call(command!, ...args),
+        sendAll: async (_key, commands) => {
+          // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
+          const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
+            ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+              error ? { ok: false, error } : { ok: true, value },
+            );
+          const replies = await send(client, commands);
+          // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
+          // Either ran nothing: send the commands where the redirection says, once.
+          const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
+          if (!client.refreshSlotsCache || redirection === undefined) return replies;
+          if (redirection.startsWith('ASK')) {
+            // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
+            const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
+            if (node === undefined) return replies;
+            await ioredisReady(node);
+            return (await send(node, [['ASKING'], ...commands])).slice(1);
+          }
+          // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
+          await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
+          return send(client, commands);
+        },
+        memoryInfo: () => Promise.all((client.nodes ? client.nodes('master') : [client]).map(async (node) => String(await node.call('INFO', 'memory')))),
+        reconnected: (millis) => {
+          // Ready with a connection that no longer writes: it is closing, and a reconnection follows
+          // (or `end`, when the application closed it or the retryStrategy gives up).
+          const closing = client.status !== 'ready' || client.stream?.writable === false;
+          return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
+        },
       },
-      sendAll: async (_key, commands) => {
-        await ioredisReady(client);
-        // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
-          ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
-            error ? { ok: false, error } : { ok: true, value },
-          );
-        const replies = await send(client, commands);
-        // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
-        // Either ran nothing: send the commands where the redirection says, once.
-        const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
-        if (!client.refreshSlotsCache || redirection === undefined) return replies;
-        if (redirection.startsWith('ASK')) {
-          // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
-          const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
-          if (node === undefined) return replies;
-          await ioredisReady(node);
-          return (await send(node, [['ASKING'], ...commands])).slice(1);
-        }
-        // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
-        await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
-        return send(client, commands);
-      },
-      memoryInfo: async () => {
-        await ioredisReady(client);
-        const nodes = client.nodes ? client.nodes('master') : [client];
-        return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
-      },
-      reconnected: (millis) => {
-        // Ready with a connection that no longer writes: it is closing, and a reconnection follows
-        // (or `end`, when the application closed it or the retryStrategy gives up).
-        const closing = client.status !== 'ready' || client.stream?.writable === false;
-        return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
-      },
-    };
+    ];
   }
   if (isNodeCluster(client)) {
-    return {
-      send: async (key, args) => {
-        nodeClusterReady(client);
-        return client.sendCommand(key, false, [...args]);
+    return [
+      () => nodeClusterReady(client),
+      {
+        send: (key, args) => client.sendCommand(key, false, [...args]),
+        // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
+        // and the commands after it (WAIT) must go there too, not to the primary it left.
+        sendAll: async (key, commands) => {
+          const replies: Reply[] = [];
+          for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
+          return replies;
+        },
+        memoryInfo: () =>
+          Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+        // The cluster client reconnects each node by itself.
+        reconnected: async () => false,
       },
-      // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
-      // and the commands after it (WAIT) must go there too, not to the primary it left.
-      sendAll: async (key, commands) => {
-        nodeClusterReady(client);
-        const replies: Reply[] = [];
-        for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
-        return replies;
-      },
-      memoryInfo: async () => {
-        nodeClusterReady(client);
-        return Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory']))));
-      },
-      // The cluster client reconnects each node by itself.
-      reconnected: async () => false,
-    };
+    ];
   }
-  return {
-    send: async (_key, args) => {
-      await nodeReady(client);
-      return client.sendCommand(args);
-    },
-    sendAll: async (_key, commands) => {
-      await nodeReady(client);
+  return [
+    () => nodeReady(client),
+    {
+      send: (_key, args) => client.sendCommand(args),
       // Sent together without waiting: node-redis writes them in order on its one connection.
-      return settle(commands.map((command) => client.sendCommand(command)));
+      sendAll: (_key, commands) => settle(commands.map((command) => client.sendCommand(command))),
+      memoryInfo: async () => [String(await client.sendCommand(['INFO', 'memory']))],
+      // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
+      reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
     },
-    memoryInfo: async () => {
-      await nodeReady(client);
-      return [String(await client.sendCommand(['INFO', 'memory']))];
-    },
-    // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
-    reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
-  };
+  ];
 }
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
@@ -268,13 +273,7 @@ function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
   return Promise.race([work, expired]).finally(expiry.cancel);
 }
 
-/** `connection` whose every call fails after `millis`; `connection` itself without a limit. @internal */
+/** `connection` whose every command fails after `millis`; `connection` itself without a limit. @internal */
 export function withDeadline(connection: Connection, millis: number | undefined): Connection {
-  if (millis === undefined) return connection;
-  return {
-    send: (key, args) => deadline(connection.send(key, args), millis),
-    sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
-    memoryInfo: () => deadline(connection.memoryInfo(), millis),
-    reconnected: (wait) => connection.reconnected(wait),
-  };
+  return millis === undefined ? connection : sentThrough(connection, (send) => deadline(send(), millis));
 }
