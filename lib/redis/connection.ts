@@ -35,7 +35,8 @@ export interface NodeRedisClient {
 /** A node-redis 5 or 6 cluster (`createCluster()`), connected. */
 export interface NodeRedisCluster {
   readonly isOpen: boolean;
-  readonly masters: readonly object[];
+  /** Each primary, with its client once one was opened to it. */
+  readonly masters: ReadonlyArray<{ readonly client?: NodeRedisClient }>;
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
   nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
 }
@@ -246,8 +247,12 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
         },
         memoryInfo: () =>
           Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
-        // The cluster client reconnects each node by itself.
-        reconnected: async () => false,
+        // node-redis reconnects a primary's lost connection by itself (and resends no command): a
+        // command failed with it once every primary whose connection was lost is ready again.
+        reconnected: async (millis) => {
+          const lost = client.masters.flatMap(({ client: node }) => (node !== undefined && node.isOpen && !node.isReady ? [node] : []));
+          return lost.length > 0 && (await Promise.all(lost.map((node) => readyAgain(node, millis)))).every(Boolean);
+        },
       },
     ];
   }
