@@ -64,7 +64,7 @@ export interface Connection {
   memoryInfo(): Promise<string[]>;
   /**
    * After a failed call: `true` once a client that lost its connection, or is closing it, is ready
-   * again; `false` at once when its connection is still open (the failure was something else), or
+   * again (a node-redis cluster: every primary whose connection was lost); `false` at once when its connection is still open (the failure was something else), or
    * after `millis` without it. ioredis still reads ready while a connection closes: one the server
    * closed, or one its `reconnectOnError` closes after a READONLY reply (a primary a failover
    * demoted while keeping its connections), to open another where the endpoint now points.
