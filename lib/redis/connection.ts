@@ -250,7 +250,7 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
         // node-redis reconnects a primary's lost connection by itself (and resends no command): a
         // command failed with it once every primary whose connection was lost is ready again.
         reconnected: async (millis) => {
-          const lost = client.masters.flatMap(({ client: node }) => (node !== undefined && node.isOpen && !node.isReady ? [node] : []));
+          const lost = client.masters.flatMap(({ client: node }) => (node?.isOpen && !node.isReady ? [node] : []));
           return lost.length > 0 && (await Promise.all(lost.map((node) => readyAgain(node, millis)))).every(Boolean);
         },
       },
