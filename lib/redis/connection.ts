@@ -1,8 +1,8 @@
 /**
  * The two Redis clients Lambda users have, behind one small surface: send a command (routed by its
  * key in a cluster), read the eviction policy of every primary, wait for a client that is still
- * connecting. Nothing here changes the user's client: no `defineCommand`, no scripts registered on
- * it, no listeners left behind.
+ * connecting or reconnecting. Nothing here changes the user's client: no `defineCommand`, no scripts
+ * registered on it, and no listeners left past the client's next event.
  */
 
 type Listener = (...args: unknown[]) => void;
@@ -10,8 +10,8 @@ type Listener = (...args: unknown[]) => void;
 /** An ioredis 5 or 6 `Redis` or `Cluster`. */
 export interface IORedisClient {
   readonly status: string;
-  /** `Redis` only: whether a reply error (READONLY) makes the client reconnect. */
-  readonly options?: object;
+  /** `Redis` only: its connection, which stops being writable as soon as it starts closing. */
+  readonly stream?: { readonly writable: boolean };
   call(command: string, ...args: string[]): Promise<unknown>;
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
@@ -35,7 +35,8 @@ export interface NodeRedisClient {
 /** A node-redis 5 or 6 cluster (`createCluster()`), connected. */
 export interface NodeRedisCluster {
   readonly isOpen: boolean;
-  readonly masters: readonly object[];
+  /** Each primary, with its client once one was opened to it. */
+  readonly masters: ReadonlyArray<{ readonly client?: NodeRedisClient }>;
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
   nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
 }
@@ -62,13 +63,13 @@ export interface Connection {
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
   /**
-   * After a failed call: `true` once a client that lost its connection is ready again, `false` at
-   * once when it had not lost it (the failure was something else), or after `millis` without it.
-   * `demoted`: the failure was a READONLY reply, from a primary a failover demoted while keeping
-   * its connections; ioredis's `reconnectOnError`, when set, closes such a connection and opens
-   * another (to where the endpoint now points) while its status still reads ready.
+   * After a failed call: `true` once a client that lost its connection, or is closing it, is ready
+   * again (a node-redis cluster: every primary whose connection was lost); `false` at once when its connection is still open (the failure was something else), or
+   * after `millis` without it. ioredis still reads ready while a connection closes: one the server
+   * closed, or one its `reconnectOnError` closes after a READONLY reply (a primary a failover
+   * demoted while keeping its connections), to open another where the endpoint now points.
    */
-  reconnected(millis: number, demoted?: boolean): Promise<boolean>;
+  reconnected(millis: number): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -82,35 +83,63 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-/** The wait for `ready` of each client still connecting, shared by every call made meanwhile. */
-const connecting = new WeakMap<object, Promise<void>>();
+type Event = 'ready' | 'error' | 'close' | 'end';
+const EVENTS: readonly Event[] = ['ready', 'error', 'close', 'end'];
+
+/** The next event of each client that calls are waiting on. */
+const nextEvents = new WeakMap<object, Promise<readonly [Event, unknown]>>();
 
 /**
- * Resolves at `ready`, rejects at the first `error`, `close` or `end`; removes its listeners either
- * way. Concurrent calls share one wait: a listener each would pass Node's limit of 10 and warn.
+ * The client's next `ready`, `error`, `close` or `end` (node-redis has no `close`), with what came
+ * with it. Every call waiting meanwhile shares one listener per event, removed at that event: a
+ * listener each would pass Node's limit of 10 and warn.
  */
-function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
-  let waiting = connecting.get(client);
-  if (waiting === undefined) {
-    waiting = listenForReady(client).finally(() => connecting.delete(client));
-    connecting.set(client, waiting);
+function nextEvent(client: IORedisClient | NodeRedisClient): Promise<readonly [Event, unknown]> {
+  let next = nextEvents.get(client);
+  if (next === undefined) {
+    next = new Promise((resolve) => {
+      const listeners = EVENTS.map((event) => {
+        const listener: Listener = (argument) => {
+          for (const [i, e] of EVENTS.entries()) client.removeListener(e, listeners[i]!);
+          nextEvents.delete(client);
+          resolve([event, argument]);
+        };
+        client.once(event, listener);
+        return listener;
+      });
+    });
+    nextEvents.set(client, next);
   }
-  return waiting;
+  return next;
 }
 
-function listenForReady(client: IORedisClient | NodeRedisClient): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const events = ['ready', 'error', 'close', 'end'] as const;
-    const listeners = events.map((event) => {
-      const listener: Listener = (error) => {
-        for (const [i, e] of events.entries()) client.removeListener(e, listeners[i]!);
-        if (event === 'ready') resolve();
-        else reject(error instanceof Error ? error : new Error(`The Redis connection ended (${event}) before it was ready.`));
-      };
-      client.once(event, listener);
-      return listener;
-    });
+/** Resolves at the client's next `ready`, rejects at its next `error`, `close` or `end`. */
+async function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
+  const [event, argument] = await nextEvent(client);
+  if (event !== 'ready') throw argument instanceof Error ? argument : new Error(`The Redis connection ended (${event}) before it was ready.`);
+}
+
+/** A timer and the promise it settles; `cancel` clears it once nothing waits for it. */
+function timer(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<undefined>((resolve) => {
+    handle = setTimeout(() => resolve(undefined), millis);
   });
+  return { elapsed, cancel: () => clearTimeout(handle) };
+}
+
+/** `true` at the client's next `ready`, however many attempts fail before it; `false` at `end` or after `millis`. */
+async function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
+  const expiry = timer(millis);
+  try {
+    for (;;) {
+      const next = await Promise.race([nextEvent(client), expiry.elapsed]);
+      if (next === undefined || next[0] === 'end') return false;
+      if (next[0] === 'ready') return true;
+    }
+  } finally {
+    expiry.cancel();
+  }
 }
 
 /**
@@ -127,129 +156,129 @@ async function ioredisReady(client: IORedisClient): Promise<void> {
   if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client);
 }
 
+const notConnected = (kind: string): Error =>
+  new Error(`The node-redis ${kind} is not connected: call \`await client.connect()\` first (RedisStore never opens or closes your client).`);
+
 async function nodeReady(client: NodeRedisClient): Promise<void> {
-  if (!client.isOpen) {
-    throw new Error('The node-redis client is not connected: call `await client.connect()` first (RedisStore never opens or closes your client).');
-  }
+  if (!client.isOpen) throw notConnected('client');
   if (!client.isReady) await whenReady(client);
 }
 
-/** `true` at the client's next `ready`, `false` at `end` or after `millis`; removes its listeners either way. */
-function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ready: boolean) => () => {
-      clearTimeout(timer);
-      client.removeListener('ready', onReady);
-      client.removeListener('end', onEnd);
-      resolve(ready);
-    };
-    const onReady = done(true);
-    const onEnd = done(false);
-    const timer = setTimeout(onEnd, millis);
-    client.once('ready', onReady);
-    client.once('end', onEnd);
-  });
+/**
+ * A node-redis cluster knows no primary before its `connect()` has answered: it would send nothing,
+ * and the eviction check, reading no primary's policy, would refuse every claim for its policy.
+ */
+function nodeClusterReady(client: NodeRedisCluster): void {
+  if (!client.isOpen || client.masters.length === 0) throw notConnected('cluster');
 }
 
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
   (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
 
+/** `connection` with each command sent through `around` (a wait before it, a time limit on it). */
+function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>) => Promise<T>): Connection {
+  return {
+    send: (key, args) => around(() => connection.send(key, args)),
+    sendAll: (key, commands) => around(() => connection.sendAll(key, commands)),
+    memoryInfo: () => around(() => connection.memoryInfo()),
+    reconnected: (millis) => connection.reconnected(millis),
+  };
+}
+
 /** @internal */
 export function connectionOf(client: RedisClient): Connection {
+  const [ready, connection] = commandsOf(client);
+  return sentThrough(connection, async (send) => {
+    await ready();
+    return send();
+  });
+}
+
+/** How to know that `client` can take a command, and its commands, sent once it can. */
+function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, connection: Connection] {
   if (isIORedis(client)) {
-    return {
-      send: async (_key, [command, ...args]) => {
-        await ioredisReady(client);
-        return client.call(command!, ...args);
+    return [
+      () => ioredisReady(client),
+      {
+        send: (_key, [command, ...args]) => client.call(command!, ...args),
+        sendAll: async (_key, commands) => {
+          // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
+          const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
+            ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+              error ? { ok: false, error } : { ok: true, value },
+            );
+          const replies = await send(client, commands);
+          // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
+          // Either ran nothing: send the commands where the redirection says, once.
+          const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
+          if (!client.refreshSlotsCache || redirection === undefined) return replies;
+          if (redirection.startsWith('ASK')) {
+            // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
+            const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
+            if (node === undefined) return replies;
+            await ioredisReady(node);
+            return (await send(node, [['ASKING'], ...commands])).slice(1);
+          }
+          // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
+          await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
+          return send(client, commands);
+        },
+        memoryInfo: () => Promise.all((client.nodes ? client.nodes('master') : [client]).map(async (node) => String(await node.call('INFO', 'memory')))),
+        reconnected: (millis) => {
+          // Ready with a connection that no longer writes: it is closing, and a reconnection follows
+          // (or `end`, when the application closed it or the retryStrategy gives up).
+          const closing = client.status !== 'ready' || client.stream?.writable === false;
+          return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
+        },
       },
-      sendAll: async (_key, commands) => {
-        await ioredisReady(client);
-        // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
-        const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
-          ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
-            error ? { ok: false, error } : { ok: true, value },
-          );
-        const replies = await send(client, commands);
-        // ioredis follows no redirection of a pipeline that holds a write besides the failed one (WAIT).
-        // Either ran nothing: send the commands where the redirection says, once.
-        const redirection = replies.map((reply) => (reply.ok ? '' : String((reply.error as Error).message))).find((m) => /^(MOVED|ASK) /.test(m));
-        if (!client.refreshSlotsCache || redirection === undefined) return replies;
-        if (redirection.startsWith('ASK')) {
-          // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
-          const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
-          if (node === undefined) return replies;
-          await ioredisReady(node);
-          return (await send(node, [['ASKING'], ...commands])).slice(1);
-        }
-        // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
-        await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
-        return send(client, commands);
-      },
-      memoryInfo: async () => {
-        await ioredisReady(client);
-        const nodes = client.nodes ? client.nodes('master') : [client];
-        return Promise.all(nodes.map(async (node) => String(await node.call('INFO', 'memory'))));
-      },
-      reconnected: async (millis, demoted) => {
-        // A READONLY reply is followed by a reconnection only when the client was told to make one.
-        const reconnecting =
-          client.status !== 'ready' ||
-          (demoted === true && typeof (client.options as { reconnectOnError?: unknown } | undefined)?.reconnectOnError === 'function');
-        return reconnecting && client.status !== 'end' ? readyAgain(client, millis) : false;
-      },
-    };
+    ];
   }
   if (isNodeCluster(client)) {
-    return {
-      send: (key, args) => client.sendCommand(key, false, [...args]),
-      // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
-      // and the commands after it (WAIT) must go there too, not to the primary it left.
-      sendAll: async (key, commands) => {
-        const replies: Reply[] = [];
-        for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
-        return replies;
+    return [
+      () => nodeClusterReady(client),
+      {
+        send: (key, args) => client.sendCommand(key, false, [...args]),
+        // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
+        // and the commands after it (WAIT) must go there too, not to the primary it left.
+        sendAll: async (key, commands) => {
+          const replies: Reply[] = [];
+          for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
+          return replies;
+        },
+        memoryInfo: () =>
+          Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
+        // node-redis reconnects a primary's lost connection by itself (and resends no command): a
+        // command failed with it once every primary whose connection was lost is ready again.
+        reconnected: async (millis) => {
+          const lost = client.masters.flatMap(({ client: node }) => (node?.isOpen && !node.isReady ? [node] : []));
+          return lost.length > 0 && (await Promise.all(lost.map((node) => readyAgain(node, millis)))).every(Boolean);
+        },
       },
-      memoryInfo: () =>
-        Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
-      // The cluster client reconnects each node by itself.
-      reconnected: async () => false,
-    };
+    ];
   }
-  return {
-    send: async (_key, args) => {
-      await nodeReady(client);
-      return client.sendCommand(args);
-    },
-    sendAll: async (_key, commands) => {
-      await nodeReady(client);
+  return [
+    () => nodeReady(client),
+    {
+      send: (_key, args) => client.sendCommand(args),
       // Sent together without waiting: node-redis writes them in order on its one connection.
-      return settle(commands.map((command) => client.sendCommand(command)));
+      sendAll: (_key, commands) => settle(commands.map((command) => client.sendCommand(command))),
+      memoryInfo: async () => [String(await client.sendCommand(['INFO', 'memory']))],
+      // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
+      reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
     },
-    memoryInfo: async () => {
-      await nodeReady(client);
-      return [String(await client.sendCommand(['INFO', 'memory']))];
-    },
-    // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
-    reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
-  };
+  ];
 }
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
 function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${millis} ms.`)), millis);
+  const expiry = timer(millis);
+  const expired = expiry.elapsed.then((): never => {
+    throw new Error(`Redis did not answer within ${millis} ms.`);
   });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+  return Promise.race([work, expired]).finally(expiry.cancel);
 }
 
-/** `connection` whose every call fails after `millis`; `connection` itself without a limit. @internal */
+/** `connection` whose every command fails after `millis`; `connection` itself without a limit. @internal */
 export function withDeadline(connection: Connection, millis: number | undefined): Connection {
-  if (millis === undefined) return connection;
-  return {
-    send: (key, args) => deadline(connection.send(key, args), millis),
-    sendAll: (key, commands) => deadline(connection.sendAll(key, commands), millis),
-    memoryInfo: () => deadline(connection.memoryInfo(), millis),
-    reconnected: (wait, demoted) => connection.reconnected(wait, demoted),
-  };
+  return millis === undefined ? connection : sentThrough(connection, (send) => deadline(send(), millis));
 }

@@ -30,7 +30,8 @@ import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Scr
 export interface RedisStoreOptions {
   /**
    * An ioredis 5 or 6 `Redis` or `Cluster`, or a node-redis 5 or 6 client or cluster, connected or still
-   * connecting. Configure it to fail fast (see docs/redis.md): with default settings both
+   * connecting (a node-redis cluster: connected; until its `connect()` has answered, every call fails
+   * with `STORE_FAILURE` saying so). Configure it to fail fast (see docs/redis.md): with default settings both
    * clients queue commands during an outage, and the call waits for the Lambda timeout.
    */
   readonly client: RedisClient;
@@ -117,9 +118,6 @@ const flatHash = (reply: unknown): unknown => {
   if (reply instanceof Map) return [...reply].flat();
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
-
-/** A write refused by a replica: the client's connection is to a primary that a failover demoted. */
-const isReadOnly = (error: unknown): boolean => String((error as { message?: unknown } | null)?.message).startsWith('READONLY');
 
 /** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
 function verdict(reply: unknown): [boolean, unknown] {
@@ -229,7 +227,7 @@ export class RedisStore implements IdempotencyStore {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis, isReadOnly(error)))) throw error;
+      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
       return this.run(script, key, args);
     }
   }

@@ -7,12 +7,15 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
+import { makeIdempotent } from '../../lib/index.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { pttl } from '../support/redis.js';
+import { NODE_REDIS_SOCKET, pttl } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 interface Opened {
   readonly client: RedisClient;
@@ -94,6 +97,26 @@ describe.each(KINDS)('%s', (name, open) => {
       fresh.close();
     }
   });
+});
+
+test.each([
+  ['never connected', false],
+  ['still connecting', true],
+])('node-redis cluster %s: STORE_FAILURE that says to connect it, not a refusal of its eviction policy', async (_state, connecting) => {
+  const client = createCluster({ rootNodes: [{ url: server.url }] });
+  client.on('error', () => undefined);
+  const connected = connecting ? client.connect() : undefined;
+  try {
+    const charge = makeIdempotent(async (_id: string) => 1, { store: new RedisStore({ client, keyPrefix: 'cluster-unconnected:' }), name: 'charge' });
+    const error = await rejection(charge('order-1'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect((error.cause as Error).message).toMatch(/call `await client.connect\(\)` first/);
+  } finally {
+    if (connected !== undefined) {
+      await connected;
+      client.destroy();
+    }
+  }
 });
 
 describe('a slot moved to another primary (MOVED)', () => {
@@ -184,4 +207,65 @@ describe('a slot moved to another primary (MOVED)', () => {
       opened.close();
     }
   }, 60_000);
+});
+
+describe('a connection to a primary reset while the function runs (a cluster of its own, reached through a proxy)', () => {
+  let server: RedisServer;
+  let raw: Redis;
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    server = await startRedisServer({ cluster: true });
+    raw = new Redis(server.port, server.host);
+    proxy = await TcpProxy.start(server.port);
+  });
+  afterAll(async () => {
+    await proxy.cut();
+    raw.disconnect();
+    await server.stop();
+  });
+
+  // The cluster's own address for its node is the proxy's, so that cutting the proxy resets the client's connection to it.
+  const THROUGH_PROXY: ReadonlyArray<readonly [string, () => Promise<Opened>]> = [
+    [
+      'ioredis Cluster',
+      async () => {
+        const natMap = { [`${server.host}:${server.port}`]: { host: server.host, port: proxy.port } };
+        const client = new Cluster([{ host: server.host, port: proxy.port }], { natMap, enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } });
+        return { client, close: () => client.disconnect() };
+      },
+    ],
+    [
+      'node-redis cluster',
+      async () => {
+        const client = createCluster({
+          rootNodes: [{ url: proxy.url }],
+          nodeAddressMap: () => ({ host: server.host, port: proxy.port }),
+          defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET },
+        });
+        client.on('error', () => undefined);
+        await client.connect();
+        return { client, close: () => client.destroy() };
+      },
+    ],
+  ];
+
+  test.each(THROUGH_PROXY)('%s: the completion is sent again once the client has reconnected, so the record is COMPLETED', async (name, open) => {
+    const opened = await open();
+    try {
+      const keyPrefix = `reset-${name.replace(/ /g, '-')}:`;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          await proxy.cut(); // a failover, a node replaced: the client reconnects while the function ends
+          await proxy.restore();
+          return 'paid';
+        },
+        { store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 }), name: 'pay' },
+      );
+      expect(await pay('k')).toBe('paid');
+      const [key] = await raw.keys(`${keyPrefix}*`);
+      expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+    } finally {
+      opened.close();
+    }
+  });
 });

@@ -71,28 +71,34 @@ test('ioredis with reconnectOnError for READONLY: a completion refused by the de
   }
 });
 
-test('ioredis without reconnectOnError: the refused completion is not waited for (the call answers at once, the record stays INPROGRESS until its lease), and claims fail closed', async () => {
-  const client = ioredisClient(proxy.url);
-  const warnings: string[] = [];
-  try {
-    let calls = 0;
-    const pay = makeIdempotent(
-      async (_id: string) => {
-        calls++;
-        await failover();
-        return calls;
-      },
-      { store: new RedisStore({ client, keyPrefix: 'stays:', timeoutMillis: 60_000 }), name: 'pay', logger: { warn: (line) => void warnings.push(line) } },
-    );
-    const started = Date.now();
-    expect(await pay('k')).toBe(1);
-    // Not after the store's 60 s timeoutMillis, waiting for a reconnection that never comes (with room for a loaded machine).
-    expect(Date.now() - started).toBeLessThan(10_000);
-    expect(warnings.map((line) => JSON.parse(line).message)).toEqual([expect.stringMatching(/could not mark the record COMPLETED/)]);
-    const error = await rejection(pay('other'));
-    expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^READONLY/)]);
-    expect(calls).toBe(1);
-  } finally {
-    client.disconnect();
-  }
-});
+test.each([
+  ['without reconnectOnError', {}],
+  ['with a reconnectOnError that does not ask to reconnect on READONLY', { reconnectOnError: (error: Error) => error.message.startsWith('LOADING') }],
+])(
+  'ioredis %s: the refused completion is not waited for (the call answers at once, the record stays INPROGRESS until its lease), and claims fail closed',
+  async (_name, options) => {
+    const client = ioredisClient(proxy.url, options);
+    const warnings: string[] = [];
+    try {
+      let calls = 0;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          calls++;
+          await failover();
+          return calls;
+        },
+        { store: new RedisStore({ client, keyPrefix: 'stays:', timeoutMillis: 60_000 }), name: 'pay', logger: { warn: (line) => void warnings.push(line) } },
+      );
+      const started = Date.now();
+      expect(await pay('k')).toBe(1);
+      // Not after the store's 60 s timeoutMillis, waiting for a reconnection that never comes (with room for a loaded machine).
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(warnings.map((line) => JSON.parse(line).message)).toEqual([expect.stringMatching(/could not mark the record COMPLETED/)]);
+      const error = await rejection(pay('other'));
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^READONLY/)]);
+      expect(calls).toBe(1);
+    } finally {
+      client.disconnect();
+    }
+  },
+);

@@ -11,7 +11,7 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
-import { CLIENT_KINDS, inspector, redisPort } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS, redisPort } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -142,6 +142,44 @@ for (const kind of CLIENT_KINDS) {
       expect(await pay('k')).toBe(1);
     });
 
+    test('many completions whose connection was cut wait for the reconnection together, within the listener limit (no MaxListenersExceededWarning), and are all sent again', async () => {
+      const keyPrefix = `many-${kind.name}:`;
+      const client = opened.client as unknown as NodeJS.EventEmitter;
+      let running = 0;
+      let end!: () => void;
+      const ended = new Promise<void>((resolve) => (end = resolve));
+      const pay = makeIdempotent(
+        async (id: string) => {
+          running++;
+          await ended;
+          return id;
+        },
+        { store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 20_000 }), name: 'pay' },
+      );
+      const ids = Array.from({ length: 15 }, (_, i) => `order-${i}`);
+      const calls = Promise.all(ids.map((id) => pay(id)));
+      await until(async () => running === ids.length);
+      const before = client.listenerCount('ready');
+      let most = before;
+      const count = (event: string | symbol) => void (event === 'ready' && (most = Math.max(most, client.listenerCount('ready') + 1)));
+      client.on('newListener', count);
+      try {
+        await proxy.cut();
+        end();
+        // A reconnection attempt fails while the proxy is away: every completion has failed once by then.
+        await new Promise((resolve) => client.once('error', resolve));
+        await proxy.restore();
+        expect(await calls).toEqual(ids);
+      } finally {
+        client.off('newListener', count);
+      }
+      // Node warns once an event has more listeners than this (10 by default).
+      expect(most).toBeLessThanOrEqual(client.getMaxListeners());
+      expect(client.listenerCount('ready')).toBe(before);
+      const keys = await raw.keys(`${keyPrefix}*`);
+      expect(await Promise.all(keys.map((key) => raw.hget(key, 'status')))).toEqual(ids.map(() => 'COMPLETED'));
+    });
+
     test("a black hole: STORE_FAILURE after the store's timeoutMillis, the function does not run", async () => {
       proxy.stall();
       const started = Date.now();
@@ -173,5 +211,37 @@ for (const kind of CLIENT_KINDS) {
       await proxy.cut();
       await reconnect();
     });
+  });
+}
+
+for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter(({ name }) => name.startsWith('ioredis'))) {
+  test(`${kind.name}: a completion sent as the server closes the connection (the socket ended, the client still reading ready) is sent again once the client has reconnected`, async () => {
+    const proxy = await TcpProxy.start(redisPort());
+    const { client, close } = await kind.open(proxy.url);
+    const keyPrefix = `closing-${kind.name}:`;
+    try {
+      const io = client as unknown as { status: string; stream: NodeJS.EventEmitter };
+      let calls = 0;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          calls++;
+          // Redis closes the connection (a node replaced, an idle timeout): the socket has ended,
+          // and ioredis reads ready until it has closed.
+          const ended = new Promise((resolve) => io.stream.once('end', resolve));
+          await proxy.cut();
+          await ended;
+          expect(io.status).toBe('ready');
+          void proxy.restore();
+          return calls;
+        },
+        { store: new RedisStore({ client, keyPrefix, timeoutMillis: 20_000 }), name: 'pay' },
+      );
+      expect(await pay('k')).toBe(1);
+      const [key] = await raw.keys(`${keyPrefix}*`);
+      expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+    } finally {
+      await close();
+      await proxy.cut();
+    }
   });
 }
