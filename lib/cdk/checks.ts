@@ -4,6 +4,7 @@
  */
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -22,6 +23,10 @@ const DEFAULT_VISIBILITY_TIMEOUT = 30;
 const DEFAULT_FUNCTION_TIMEOUT = 3;
 const DEFAULT_ASYNC_EVENT_AGE = 21_600; // 6 hours
 const DEFAULT_ASYNC_RETRIES = 2;
+const DYNAMODB_STREAM_RETENTION = 86_400; // 24 h, fixed
+const DEFAULT_KINESIS_RETENTION_HOURS = 24;
+/** What an event source mapping's `MaximumRetryAttempts` and `MaximumRecordAgeInSeconds` mean when unset, or set to -1: no limit. */
+const UNLIMITED = -1;
 
 /** "4 days", "6 h", "5 min", "45 s". @internal */
 export function formatSeconds(seconds: number): string {
@@ -106,6 +111,67 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       id: 'lambda-idempotency:visibilityBelowSixTimeouts',
       message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)}) that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(6 * timeout)}.`,
     });
+  }
+  return findings;
+}
+
+/**
+ * How long the stream behind an event source keeps a record, in seconds, with the construct that
+ * says so: a DynamoDB stream 24 h, a Kinesis stream of this app its retention period; `undefined`
+ * for a stream whose retention is not known here (imported, or set by a token).
+ */
+function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
+  if (typeof source !== 'string') return undefined;
+  if (!Token.isUnresolved(source)) {
+    const service = Arn.split(source, ArnFormat.SLASH_RESOURCE_NAME).service;
+    return service === 'dynamodb' ? { seconds: DYNAMODB_STREAM_RETENTION, where: `DynamoDB stream ${source}` } : undefined;
+  }
+  for (const c of fn.node.root.node.findAll()) {
+    if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
+      return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
+    if (c instanceof Stream && c.streamArn === source) {
+      const cfn = c.node.defaultChild;
+      const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+      return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${c.node.path}` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks the stream event sources (Kinesis, DynamoDB Streams) of `fn`: a batch that fails is
+ * retried from its failed record on, so the records after it, already completed, come back with
+ * it, until the batch succeeds, its retries run out or its records are older than `maxRecordAge`
+ * or than the stream keeps them. With unlimited retries (the default), only an age limit or the
+ * stream's retention bounds that in time: records must outlive it.
+ */
+export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
+  const findings: Finding[] = [];
+  for (const mapping of fn.node.findAll()) {
+    // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
+    if (!(mapping instanceof CfnEventSourceMapping) || mapping.startingPosition === undefined) continue;
+    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
+    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+    if (retries === 0) continue;
+    const stream = age === UNLIMITED ? streamRetention(fn, mapping.eventSourceArn) : undefined;
+    if (age === undefined || retries === undefined || (age === UNLIMITED && stream === undefined)) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:streamNotChecked',
+        message: `The event source ${mapping.node.path} of ${fn.node.path} retries batches for a time not known at synth time (the stream's retention or the retry settings are not known here), so it cannot be checked against the record retention (${formatSeconds(retentionSeconds)}): set \`maxRecordAge\` to at most the retention.`,
+      });
+      continue;
+    }
+    const horizon = age === UNLIMITED ? stream!.seconds : age;
+    if (retentionSeconds < horizon) {
+      const why = age === UNLIMITED ? `with no \`maxRecordAge\`, for as long as ${stream!.where} keeps it` : 'its `maxRecordAge`';
+      findings.push({
+        level: 'error',
+        id: 'lambda-idempotency:retentionShorterThanStreamRetries',
+        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}.`,
+      });
+    }
   }
   return findings;
 }

@@ -1,9 +1,10 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, MultiRegionConsistency, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Code, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
@@ -237,6 +238,55 @@ describe('synth-time checks on a misconfigured stack', () => {
     found.hasNoError('*', Match.anyValue());
     found.hasNoWarning('*', Match.anyValue());
     Template.fromStack(ok).hasResourceProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  });
+});
+
+describe('synth-time checks on stream event sources: a failed batch is retried from the failed item, so records after it come back', () => {
+  const path = (id: string) => `/Streams/${id}`;
+  let annotations: Annotations;
+
+  beforeAll(() => {
+    const stack = new Stack(new App(), 'Streams');
+    const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+    const orders = new Table(stack, 'Orders', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
+    const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+    const wire = (id: string, source: DynamoEventSource | KinesisEventSource) => {
+      const consumer = fn(stack, id);
+      consumer.configureAsyncInvoke({ retryAttempts: 0 }); // only the stream's retries matter here
+      records.attachFunction(consumer);
+      consumer.addEventSource(source);
+    };
+    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true };
+    // Defaults: retried until the stream drops the record, 24 h for DynamoDB, the stream's retention for Kinesis.
+    wire('DynamoDefaults', new DynamoEventSource(orders, from));
+    wire('KinesisDefaults', new KinesisEventSource(events, from));
+    // Retries bounded in time: at most the record retention.
+    wire('KinesisBounded', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(1), retryAttempts: 10 }));
+    // A record age limit longer than the retention.
+    wire('KinesisLongAge', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(2) }));
+    // No retries at all: nothing comes back.
+    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    // A stream of another stack or account: its retention is not known here.
+    wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
+    annotations = Annotations.fromStack(stack);
+  });
+
+  test('retries until the stream drops the record outlive records kept for less: an error naming the horizon', () => {
+    annotations.hasError(path('DynamoDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*Streams/Orders'));
+    annotations.hasError(path('KinesisDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*Streams/Events'));
+    annotations.hasError(path('KinesisLongAge'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 2 h.*maxRecordAge'));
+  });
+
+  test('retries bounded by a record age within the retention, or no retries, raise nothing', () => {
+    for (const id of ['KinesisBounded', 'DynamoNoRetries']) {
+      annotations.hasNoError(path(id), Match.anyValue());
+      annotations.hasNoWarning(path(id), Match.stringLikeRegexp('lambda-idempotency'));
+    }
+  });
+
+  test('a stream whose retention is not known here is reported as unchecked', () => {
+    annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
+    annotations.hasNoError(path('KinesisImported'), Match.anyValue());
   });
 });
 
