@@ -5,7 +5,7 @@
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
-import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
@@ -47,14 +47,29 @@ function functionTimeout(fn: LambdaFunction): number {
 }
 
 /**
- * The queues of the app that feed `fn` through an event source mapping of its own, however it was
- * added (`attachSqsConsumer` or `fn.addEventSource`): their redelivery horizon matters all the same.
+ * The event source mappings of the app that invoke `fn`: its own (`attachSqsConsumer`,
+ * `fn.addEventSource`), those of its versions and aliases (which run its code with its
+ * environment), and those made in another scope with `fn` as their target. @internal
+ */
+export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
+  const all = fn.node.root.node.findAll();
+  const targets = new Set<string>([fn.functionName, fn.functionArn]);
+  for (const c of all) {
+    if ((c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
+      targets.add(c.functionName);
+      targets.add(c.functionArn);
+    }
+  }
+  return all.filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && targets.has(c.functionName));
+}
+
+/**
+ * The queues of the app that feed `fn` through an event source mapping, however it was added
+ * (`attachSqsConsumer`, `addEventSource` on the function or one of its aliases): their redelivery
+ * horizon matters all the same.
  */
 export function queuesFeeding(fn: LambdaFunction): IQueue[] {
-  const sources = fn.node
-    .findAll()
-    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping)
-    .map((mapping) => mapping.eventSourceArn);
+  const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
   if (sources.length === 0) return [];
   return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
 }
@@ -147,9 +162,9 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
  */
 export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  for (const mapping of fn.node.findAll()) {
+  for (const mapping of mappingsOf(fn)) {
     // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
-    if (!(mapping instanceof CfnEventSourceMapping) || mapping.startingPosition === undefined) continue;
+    if (mapping.startingPosition === undefined) continue;
     if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
     const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
     const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
@@ -182,8 +197,7 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
  */
 export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  const children = fn.node.findAll();
-  const invokeConfig = children.find((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig);
+  const invokeConfig = fn.node.findAll().find((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig);
   if (invokeConfig === undefined) {
     if (retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
       findings.push({
@@ -203,8 +217,7 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
       });
     }
   }
-  for (const mapping of children) {
-    if (!(mapping instanceof CfnEventSourceMapping)) continue;
+  for (const mapping of mappingsOf(fn)) {
     // Kafka and Amazon MQ sources have no per-item failure reporting.
     if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
     const types = mapping.functionResponseTypes;

@@ -3,7 +3,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Code, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { Alias, Code, EventSourceMapping, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
@@ -288,6 +288,31 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
     annotations.hasNoError(path('KinesisImported'), Match.anyValue());
   });
+});
+
+test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
+  const stack = new Stack(new App(), 'Aliases');
+  const records = new IdempotencyTable(stack, 'Idempotency'); // 24 h
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  // A queue without a DLQ (4 days of redeliveries), wired to the alias without reportBatchItemFailures.
+  const live = new Alias(stack, 'Live', { aliasName: 'live', version: consumer.currentVersion });
+  live.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  // A Kinesis stream keeping records 7 days, read by a version with unlimited retries.
+  consumer.currentVersion.addEventSource(
+    new KinesisEventSource(new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) }), {
+      startingPosition: StartingPosition.TRIM_HORIZON,
+      reportBatchItemFailures: true,
+    }),
+  );
+  // A mapping made in the stack's scope, targeting the function, without reportBatchItemFailures.
+  new EventSourceMapping(stack, 'Mapping', { target: consumer, eventSourceArn: new Queue(stack, 'Refunds').queueArn });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Aliases/Live'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Orders .*for 4 days'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 7 days'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Aliases/Mapping'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Refunds .*for 4 days'));
 });
 
 describe('IdempotencyTable.fromTable: a table that already exists', () => {
