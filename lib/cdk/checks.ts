@@ -6,7 +6,7 @@ import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, To
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
-import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
+import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
 /** One problem found on a wired function. */
@@ -89,24 +89,26 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   }
   const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
   const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
-  const dlq = queue instanceof Queue ? queue.deadLetterQueue : undefined;
-  if (retention === undefined || visibility === undefined) {
+  // The redrive policy CloudFormation gets: the L2's dead-letter queue, or one set on the CfnQueue.
+  const redrive: unknown = Stack.of(queue).resolve(cfn.redrivePolicy);
+  const maxReceiveCount = redrive === undefined ? undefined : known((redrive as { maxReceiveCount?: unknown } | null)?.maxReceiveCount, Number.NaN);
+  if (retention === undefined || visibility === undefined || (redrive !== undefined && (maxReceiveCount === undefined || Number.isNaN(maxReceiveCount)))) {
     return [
       {
         level: 'warning',
         id: 'lambda-idempotency:queueNotChecked',
-        message: `${where} has a retention period or visibility timeout known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
+        message: `${where} has a retention period, visibility timeout or redrive policy known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
       },
     ];
   }
   const findings: Finding[] = [];
-  const receives = dlq ? dlq.maxReceiveCount * visibility : Infinity;
+  const receives = maxReceiveCount === undefined ? Infinity : maxReceiveCount * visibility;
   const horizon = Math.min(retention, receives);
   if (retentionSeconds < horizon) {
     const why =
       horizon === receives
-        ? `up to ${dlq!.maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
-        : `its retention period${dlq ? '' : ', as it has no dead-letter queue'}`;
+        ? `up to ${maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
+        : `its retention period${maxReceiveCount === undefined ? ', as it has no dead-letter queue' : ''}`;
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',

@@ -5,7 +5,7 @@ import { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Alias, Code, EventSourceMapping, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
 const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
@@ -224,6 +224,24 @@ describe('synth-time checks on a misconfigured stack', () => {
     annotations.hasError(path('AsyncFunction'), Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*1 h'));
     annotations.hasWarning(path('DefaultAsyncFunction'), Match.stringLikeRegexp('up to 6 h by default'));
     annotations.hasNoError(path('NoRetriesFunction'), Match.anyValue());
+  });
+
+  test("the queue's redrive policy as CloudFormation gets it counts, also when set on the CfnQueue", () => {
+    const app = new App();
+    const set = new Stack(app, 'Redrive');
+    const table = new IdempotencyTable(set, 'Idempotency'); // 24 h
+    const dlq = new Queue(set, 'Dlq');
+    // 3 receives on the L2, raised to 100 × 15 min = 25 h on the CfnQueue.
+    const raised = new Queue(set, 'Raised', { visibilityTimeout: Duration.minutes(15), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } });
+    (raised.node.defaultChild as CfnQueue).redrivePolicy = { deadLetterTargetArn: dlq.queueArn, maxReceiveCount: 100 };
+    table.attachSqsConsumer(fn(set, 'RaisedConsumer'), raised);
+    // A dead-letter queue set on the CfnQueue only: 5 × 1 min, not the 4 days of retention.
+    const l1 = new Queue(set, 'LowLevel', { visibilityTimeout: Duration.minutes(1) });
+    (l1.node.defaultChild as CfnQueue).redrivePolicy = { deadLetterTargetArn: dlq.queueArn, maxReceiveCount: 5 };
+    table.attachSqsConsumer(fn(set, 'LowLevelConsumer'), l1);
+    const found = Annotations.fromStack(set);
+    found.hasError('/Redrive/RaisedConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*for 25 h.*100 receives × 15 min'));
+    found.hasNoError('/Redrive/LowLevelConsumer', Match.anyValue());
   });
 
   test('a well-wired consumer has no finding', () => {
