@@ -199,23 +199,27 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
  */
 export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  const invokeConfig = fn.node.findAll().find((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig);
-  if (invokeConfig === undefined) {
-    if (retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
-      findings.push({
-        level: 'warning',
-        id: 'lambda-idempotency:asyncRetriesUnchecked',
-        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
-      });
-    }
-  } else {
+  // The function's own settings apply to unqualified invocations; each alias or version has its own.
+  const invokeConfigs = fn.node.root.node
+    .findAll()
+    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && c.functionName === fn.functionName);
+  if (invokeConfigs.length === 0 && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:asyncRetriesUnchecked',
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
+    });
+  }
+  for (const invokeConfig of invokeConfigs) {
     const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
     const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
     if (age !== undefined && retries !== undefined && retries > 0 && age > retentionSeconds) {
+      const qualified =
+        invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${fn.node.path} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
+        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
       });
     }
   }

@@ -308,6 +308,16 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
   });
 });
 
+test("async-invoke settings of an attached function's alias are checked like the function's own", () => {
+  const stack = new Stack(new App(), 'AliasAsync');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const handler = fn(stack, 'Handler');
+  records.attachFunction(handler);
+  handler.configureAsyncInvoke({ maxEventAge: Duration.hours(1) }); // unqualified invocations: within the retention
+  new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  Annotations.fromStack(stack).hasError('/AliasAsync/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*AliasAsync/Live.*6 h.*1 h'));
+});
+
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
   const stack = new Stack(new App(), 'Aliases');
   const records = new IdempotencyTable(stack, 'Idempotency'); // 24 h
