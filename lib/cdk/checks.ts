@@ -168,21 +168,23 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
     // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
     if (mapping.startingPosition === undefined) continue;
     if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
-    const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
-    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
-    if (retries === 0) continue;
-    const stream = age === UNLIMITED ? streamRetention(fn, mapping.eventSourceArn) : undefined;
-    if (age === undefined || retries === undefined || (age === UNLIMITED && stream === undefined)) {
+    // A setting known only at deploy time counts as no limit.
+    if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
+    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED) ?? UNLIMITED;
+    const stream = streamRetention(fn, mapping.eventSourceArn);
+    // Retries end at the age limit or when the stream drops the record, whichever comes first.
+    const horizon = Math.min(age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    if (horizon === Infinity) {
       findings.push({
         level: 'warning',
         id: 'lambda-idempotency:streamNotChecked',
-        message: `The event source ${mapping.node.path} of ${fn.node.path} retries batches for a time not known at synth time (the stream's retention or the retry settings are not known here), so it cannot be checked against the record retention (${formatSeconds(retentionSeconds)}): set \`maxRecordAge\` to at most the retention.`,
+        message: `The event source ${mapping.node.path} of ${fn.node.path} retries batches for a time not known at synth time (it sets no \`maxRecordAge\`, and the stream's retention is not known here), so it cannot be checked against the record retention (${formatSeconds(retentionSeconds)}): set \`maxRecordAge\` to at most the retention.`,
       });
       continue;
     }
-    const horizon = age === UNLIMITED ? stream!.seconds : age;
     if (retentionSeconds < horizon) {
-      const why = age === UNLIMITED ? `with no \`maxRecordAge\`, for as long as ${stream!.where} keeps it` : 'its `maxRecordAge`';
+      const why =
+        horizon === stream?.seconds ? `${age === UNLIMITED ? 'with no `maxRecordAge`, ' : ''}for as long as ${stream.where} keeps it` : 'its `maxRecordAge`';
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:retentionShorterThanStreamRetries',

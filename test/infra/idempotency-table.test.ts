@@ -284,6 +284,12 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     wire('KinesisLongAge', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(2) }));
     // No retries at all: nothing comes back.
     wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    // An age limit longer than DynamoDB keeps a stream record: the stream's 24 h bound the retries, within a day of records.
+    const dayLong = new IdempotencyTable(stack, 'DayLong');
+    const dayConsumer = fn(stack, 'DynamoLongAge');
+    dayConsumer.configureAsyncInvoke({ retryAttempts: 0 });
+    dayLong.attachFunction(dayConsumer);
+    dayConsumer.addEventSource(new DynamoEventSource(orders, { ...from, maxRecordAge: Duration.days(7) }));
     // A stream of another stack or account: its retention is not known here.
     wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
     annotations = Annotations.fromStack(stack);
@@ -296,7 +302,7 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
   });
 
   test('retries bounded by a record age within the retention, or no retries, raise nothing', () => {
-    for (const id of ['KinesisBounded', 'DynamoNoRetries']) {
+    for (const id of ['KinesisBounded', 'DynamoNoRetries', 'DynamoLongAge']) {
       annotations.hasNoError(path(id), Match.anyValue());
       annotations.hasNoWarning(path(id), Match.stringLikeRegexp('lambda-idempotency'));
     }
