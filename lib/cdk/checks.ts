@@ -140,7 +140,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
 function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
   if (typeof source !== 'string') return undefined;
   if (!Token.isUnresolved(source)) {
-    const service = Arn.split(source, ArnFormat.SLASH_RESOURCE_NAME).service;
+    const service = source.startsWith('arn:') ? Arn.split(source, ArnFormat.SLASH_RESOURCE_NAME).service : undefined;
     return service === 'dynamodb' ? { seconds: DYNAMODB_STREAM_RETENTION, where: `DynamoDB stream ${source}` } : undefined;
   }
   for (const c of fn.node.root.node.findAll()) {

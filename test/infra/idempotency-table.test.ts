@@ -290,6 +290,12 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     dayConsumer.configureAsyncInvoke({ retryAttempts: 0 });
     dayLong.attachFunction(dayConsumer);
     dayConsumer.addEventSource(new DynamoEventSource(orders, { ...from, maxRecordAge: Duration.days(7) }));
+    // A DynamoDB stream named by its ARN: DynamoDB keeps every stream record 24 h.
+    const importedOrders = Table.fromTableAttributes(stack, 'ImportedOrders', {
+      tableName: 'orders',
+      tableStreamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000',
+    });
+    wire('DynamoImported', new DynamoEventSource(importedOrders, from));
     // A stream of another stack or account: its retention is not known here.
     wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
     annotations = Annotations.fromStack(stack);
@@ -299,6 +305,7 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     annotations.hasError(path('DynamoDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*Streams/Orders'));
     annotations.hasError(path('KinesisDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*Streams/Events'));
     annotations.hasError(path('KinesisLongAge'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 2 h.*maxRecordAge'));
+    annotations.hasError(path('DynamoImported'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 1 day.*table/orders/stream'));
   });
 
   test('retries bounded by a record age within the retention, or no retries, raise nothing', () => {
