@@ -296,20 +296,25 @@ export const scenarios: Scenario[] = [
     const invalid = sqsRecord(order('order-c', -5));
     const bResent = sqsRecord(order('order-b'));
     const d = sqsRecord(order('order-d'));
-    const batch = [a, b, aResent, unparseable, invalid, bResent, d];
-    const poison = [unparseable.messageId, invalid.messageId].sort();
+    // The same order id with another amount is no resend: it must not be acknowledged as charged.
+    const dChanged = sqsRecord(order('order-d', 9_900));
+    const batch = [a, b, aResent, unparseable, invalid, bResent, d, dChanged];
+    const failing = [unparseable.messageId, invalid.messageId, dChanged.messageId].sort();
     const first = await h.deliver(batch);
-    h.expect(JSON.stringify(first.sort()) === JSON.stringify(poison), `first delivery reported ${first.length} failures, expected the 2 poison messages`);
-    const redelivery = await h.deliver([unparseable, invalid]);
-    h.expect(redelivery.length === 2, 'the redelivered poison messages were not reported failed again');
+    h.expect(
+      JSON.stringify(first.sort()) === JSON.stringify(failing),
+      `first delivery reported ${first.length} failures, expected the 2 poison messages and the changed order`,
+    );
+    const redelivery = await h.deliver([unparseable, invalid, dChanged]);
+    h.expect(redelivery.length === 3, 'the redelivered poison messages and the changed order were not reported failed again');
     // A whole-batch redelivery (e.g. the invocation timed out after processing) replays every order.
     const again = await h.deliver(batch);
-    h.expect(again.length === 2, 'the whole-batch redelivery reported other failures');
+    h.expect(again.length === 3, 'the whole-batch redelivery reported other failures');
     return h.result(
-      'SQS batch: 7 messages, 2 duplicates, 2 poison; redelivered',
+      'SQS batch: 8 messages, 2 duplicates, 2 poison, 1 order resent with another amount; redelivered',
       'charges',
       3,
-      `batchItemFailures: the 2 poison messages, 3 times; duplicates and redeliveries replayed`,
+      `batchItemFailures: the 2 poison messages and the changed order (on to the dead-letter queue), 3 times; duplicates and redeliveries replayed`,
     );
   },
 

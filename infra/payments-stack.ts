@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { HttpApi, HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { type Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Architecture, ParamsAndSecretsLayerVersion, ParamsAndSecretsVersions, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -53,6 +55,8 @@ export class PaymentsStack extends Stack {
   public readonly monitoring: IdempotencyMonitoring;
   /** Where the idempotency alarms are sent: subscribe to it. */
   public readonly alarmTopic: Topic;
+  /** Fires when an order message reaches the dead-letter queue: it was never charged. */
+  public readonly deadLetterAlarm: Alarm;
 
   constructor(scope: Construct, id: string, props: PaymentsStackProps = {}) {
     super(scope, id, { description: 'lambda-idempotency demo: idempotent payment API and order queue', ...props });
@@ -108,6 +112,18 @@ export class PaymentsStack extends Stack {
       functions: [RECORD_NAMESPACES.paymentApi, RECORD_NAMESPACES.consumer],
       alarmTopic: this.alarmTopic,
     });
+
+    // A message there failed every receive (or is a changed order, a payload mismatch): it was not charged.
+    this.deadLetterAlarm = this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }).createAlarm(this, 'DeadLetterAlarm', {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+      alarmDescription:
+        'Order messages reached the dead-letter queue without being charged: they failed every receive, or repeat an order id with another amount.',
+    });
+    this.deadLetterAlarm.addAlarmAction(new SnsAction(this.alarmTopic));
+    this.deadLetterAlarm.addOkAction(new SnsAction(this.alarmTopic));
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'Base URL of the payment API' });
     new CfnOutput(this, 'QueueUrl', { value: this.queue.queueUrl, description: 'Send { orderId, amount, currency } messages here' });

@@ -1,7 +1,8 @@
 /**
  * The SQS consumer: each message asks to charge an order (`{ orderId, amount, currency }`). Messages
  * are keyed by `orderId`, so a producer's resend (a new message id) and SQS's own redeliveries
- * charge once; failed messages are reported as `batchItemFailures` and come back alone.
+ * charge once; a message with the order id of another amount or currency fails as a payload
+ * mismatch; failed messages are reported as `batchItemFailures` and come back alone.
  */
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';
@@ -40,6 +41,9 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
       transactions: true, // the payment item commits with the record
       name: RECORD_NAMESPACES.consumer,
       key: (message) => message?.orderId,
+      // The same order id with another amount or currency is no resend: it fails (PAYLOAD_MISMATCH)
+      // and reaches the dead-letter queue, instead of being acknowledged as charged.
+      fingerprint: (message) => [message?.amount, message?.currency],
       ...libraryOptions(options),
     },
   );

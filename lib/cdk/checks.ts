@@ -4,8 +4,9 @@
  */
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { CfnQueue, type IQueue, Queue, QueueBase } from 'aws-cdk-lib/aws-sqs';
+import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
+import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
+import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
 /** One problem found on a wired function. */
@@ -22,6 +23,10 @@ const DEFAULT_VISIBILITY_TIMEOUT = 30;
 const DEFAULT_FUNCTION_TIMEOUT = 3;
 const DEFAULT_ASYNC_EVENT_AGE = 21_600; // 6 hours
 const DEFAULT_ASYNC_RETRIES = 2;
+const DYNAMODB_STREAM_RETENTION = 86_400; // 24 h, fixed
+const DEFAULT_KINESIS_RETENTION_HOURS = 24;
+/** What an event source mapping's `MaximumRetryAttempts` and `MaximumRecordAgeInSeconds` mean when unset, or set to -1: no limit. */
+const UNLIMITED = -1;
 
 /** "4 days", "6 h", "5 min", "45 s". @internal */
 export function formatSeconds(seconds: number): string {
@@ -42,14 +47,29 @@ function functionTimeout(fn: LambdaFunction): number {
 }
 
 /**
- * The queues of the app that feed `fn` through an event source mapping of its own, however it was
- * added (`attachSqsConsumer` or `fn.addEventSource`): their redelivery horizon matters all the same.
+ * The event source mappings of the app that invoke `fn`: its own (`attachSqsConsumer`,
+ * `fn.addEventSource`), those of its versions and aliases (which run its code with its
+ * environment), and those made in another scope with `fn` as their target. @internal
+ */
+export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
+  const all = fn.node.root.node.findAll();
+  const targets = new Set<string>([fn.functionName, fn.functionArn]);
+  for (const c of all) {
+    if ((c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
+      targets.add(c.functionName);
+      targets.add(c.functionArn);
+    }
+  }
+  return all.filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && targets.has(c.functionName));
+}
+
+/**
+ * The queues of the app that feed `fn` through an event source mapping, however it was added
+ * (`attachSqsConsumer`, `addEventSource` on the function or one of its aliases): their redelivery
+ * horizon matters all the same.
  */
 export function queuesFeeding(fn: LambdaFunction): IQueue[] {
-  const sources = fn.node
-    .findAll()
-    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping)
-    .map((mapping) => mapping.eventSourceArn);
+  const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
   if (sources.length === 0) return [];
   return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
 }
@@ -69,24 +89,26 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   }
   const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
   const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
-  const dlq = queue instanceof Queue ? queue.deadLetterQueue : undefined;
-  if (retention === undefined || visibility === undefined) {
+  // The redrive policy CloudFormation gets: the L2's dead-letter queue, or one set on the CfnQueue.
+  const redrive: unknown = Stack.of(queue).resolve(cfn.redrivePolicy);
+  const maxReceiveCount = redrive === undefined ? undefined : known((redrive as { maxReceiveCount?: unknown } | null)?.maxReceiveCount, Number.NaN);
+  if (retention === undefined || visibility === undefined || (redrive !== undefined && (maxReceiveCount === undefined || Number.isNaN(maxReceiveCount)))) {
     return [
       {
         level: 'warning',
         id: 'lambda-idempotency:queueNotChecked',
-        message: `${where} has a retention period or visibility timeout known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
+        message: `${where} has a retention period, visibility timeout or redrive policy known only at deploy time, so its redelivery horizon cannot be checked against the record retention (${formatSeconds(retentionSeconds)}).`,
       },
     ];
   }
   const findings: Finding[] = [];
-  const receives = dlq ? dlq.maxReceiveCount * visibility : Infinity;
+  const receives = maxReceiveCount === undefined ? Infinity : maxReceiveCount * visibility;
   const horizon = Math.min(retention, receives);
   if (retentionSeconds < horizon) {
     const why =
       horizon === receives
-        ? `up to ${dlq!.maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
-        : `its retention period${dlq ? '' : ', as it has no dead-letter queue'}`;
+        ? `up to ${maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
+        : `its retention period${maxReceiveCount === undefined ? ', as it has no dead-letter queue' : ''}`;
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',
@@ -111,34 +133,99 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
 }
 
 /**
+ * How long the stream behind an event source keeps a record, in seconds, with the construct that
+ * says so: a DynamoDB stream 24 h, a Kinesis stream of this app its retention period; `undefined`
+ * for a stream whose retention is not known here (imported, or set by a token).
+ */
+function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
+  if (typeof source !== 'string') return undefined;
+  if (!Token.isUnresolved(source)) {
+    const service = source.startsWith('arn:') ? Arn.split(source, ArnFormat.SLASH_RESOURCE_NAME).service : undefined;
+    return service === 'dynamodb' ? { seconds: DYNAMODB_STREAM_RETENTION, where: `DynamoDB stream ${source}` } : undefined;
+  }
+  for (const c of fn.node.root.node.findAll()) {
+    if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
+      return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
+    if (c instanceof Stream && c.streamArn === source) {
+      const cfn = c.node.defaultChild;
+      const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+      return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${c.node.path}` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks the stream event sources (Kinesis, DynamoDB Streams) of `fn`: a batch that fails is
+ * retried from its failed record on, so the records after it, already completed, come back with
+ * it, until the batch succeeds, its retries run out or its records are older than `maxRecordAge`
+ * or than the stream keeps them. With unlimited retries (the default), only an age limit or the
+ * stream's retention bounds that in time: records must outlive it.
+ */
+export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
+  const findings: Finding[] = [];
+  for (const mapping of mappingsOf(fn)) {
+    // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
+    if (mapping.startingPosition === undefined) continue;
+    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    // A setting known only at deploy time counts as no limit.
+    if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
+    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED) ?? UNLIMITED;
+    const stream = streamRetention(fn, mapping.eventSourceArn);
+    // Retries end at the age limit or when the stream drops the record, whichever comes first.
+    const horizon = Math.min(age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    if (horizon === Infinity) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:streamNotChecked',
+        message: `The event source ${mapping.node.path} of ${fn.node.path} retries batches for a time not known at synth time (it sets no \`maxRecordAge\`, and the stream's retention is not known here), so it cannot be checked against the record retention (${formatSeconds(retentionSeconds)}): set \`maxRecordAge\` to at most the retention.`,
+      });
+      continue;
+    }
+    if (retentionSeconds < horizon) {
+      const why =
+        horizon === stream?.seconds ? `${age === UNLIMITED ? 'with no `maxRecordAge`, ' : ''}for as long as ${stream.where} keeps it` : 'its `maxRecordAge`';
+      findings.push({
+        level: 'error',
+        id: 'lambda-idempotency:retentionShorterThanStreamRetries',
+        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}.`,
+      });
+    }
+  }
+  return findings;
+}
+
+/**
  * Checks every function attached to the table: asynchronous-invocation retries against the record
  * retention, and batch event sources that do not report item failures.
  */
 export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  const children = fn.node.findAll();
-  const invokeConfig = children.find((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig);
-  if (invokeConfig === undefined) {
-    if (retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
-      findings.push({
-        level: 'warning',
-        id: 'lambda-idempotency:asyncRetriesUnchecked',
-        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
-      });
-    }
-  } else {
+  // The function's own settings apply to unqualified invocations; each alias or version has its own.
+  const invokeConfigs = fn.node.root.node
+    .findAll()
+    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && c.functionName === fn.functionName);
+  if (invokeConfigs.length === 0 && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:asyncRetriesUnchecked',
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
+    });
+  }
+  for (const invokeConfig of invokeConfigs) {
     const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
     const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
     if (age !== undefined && retries !== undefined && retries > 0 && age > retentionSeconds) {
+      const qualified =
+        invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${fn.node.path} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
+        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
       });
     }
   }
-  for (const mapping of children) {
-    if (!(mapping instanceof CfnEventSourceMapping)) continue;
+  for (const mapping of mappingsOf(fn)) {
     // Kafka and Amazon MQ sources have no per-item failure reporting.
     if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
     const types = mapping.functionResponseTypes;

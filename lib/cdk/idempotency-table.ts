@@ -8,7 +8,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkTable, checkTableReach, elsewhere, type Finding, queuesFeeding } from './checks.js';
+import { checkFunction, checkQueue, checkStreams, checkTable, checkTableReach, elsewhere, type Finding, queuesFeeding } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -55,7 +55,7 @@ export interface IdempotencyTableProps {
   /**
    * How long a completed record is kept (the TTL the library writes). Duplicates that arrive later
    * run again, so it must outlive every retry of the callers; the synth-time checks compare it with
-   * the queues and async-invoke settings of the functions attached to this table.
+   * the queues, stream sources and async-invoke settings of the functions attached to this table.
    * @default Duration.hours(24)
    */
   readonly expiresAfter?: Duration;
@@ -265,6 +265,7 @@ export abstract class IdempotencyTableBase extends Construct {
       report(fn, [
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, this.expiresAfterSeconds),
+        ...checkStreams(fn, this.expiresAfterSeconds),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
       ]);
     }

@@ -1,10 +1,11 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, MultiRegionConsistency, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Alias, Code, EventSourceMapping, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
 const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
@@ -225,6 +226,24 @@ describe('synth-time checks on a misconfigured stack', () => {
     annotations.hasNoError(path('NoRetriesFunction'), Match.anyValue());
   });
 
+  test("the queue's redrive policy as CloudFormation gets it counts, also when set on the CfnQueue", () => {
+    const app = new App();
+    const set = new Stack(app, 'Redrive');
+    const table = new IdempotencyTable(set, 'Idempotency'); // 24 h
+    const dlq = new Queue(set, 'Dlq');
+    // 3 receives on the L2, raised to 100 × 15 min = 25 h on the CfnQueue.
+    const raised = new Queue(set, 'Raised', { visibilityTimeout: Duration.minutes(15), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } });
+    (raised.node.defaultChild as CfnQueue).redrivePolicy = { deadLetterTargetArn: dlq.queueArn, maxReceiveCount: 100 };
+    table.attachSqsConsumer(fn(set, 'RaisedConsumer'), raised);
+    // A dead-letter queue set on the CfnQueue only: 5 × 1 min, not the 4 days of retention.
+    const l1 = new Queue(set, 'LowLevel', { visibilityTimeout: Duration.minutes(1) });
+    (l1.node.defaultChild as CfnQueue).redrivePolicy = { deadLetterTargetArn: dlq.queueArn, maxReceiveCount: 5 };
+    table.attachSqsConsumer(fn(set, 'LowLevelConsumer'), l1);
+    const found = Annotations.fromStack(set);
+    found.hasError('/Redrive/RaisedConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*for 25 h.*100 receives × 15 min'));
+    found.hasNoError('/Redrive/LowLevelConsumer', Match.anyValue());
+  });
+
   test('a well-wired consumer has no finding', () => {
     const ok = new Stack(new App(), 'Ok');
     const table = new IdempotencyTable(ok, 'Idempotency');
@@ -238,6 +257,103 @@ describe('synth-time checks on a misconfigured stack', () => {
     found.hasNoWarning('*', Match.anyValue());
     Template.fromStack(ok).hasResourceProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
   });
+});
+
+describe('synth-time checks on stream event sources: a failed batch is retried from the failed item, so records after it come back', () => {
+  const path = (id: string) => `/Streams/${id}`;
+  let annotations: Annotations;
+
+  beforeAll(() => {
+    const stack = new Stack(new App(), 'Streams');
+    const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+    const orders = new Table(stack, 'Orders', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
+    const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+    const wire = (id: string, source: DynamoEventSource | KinesisEventSource) => {
+      const consumer = fn(stack, id);
+      consumer.configureAsyncInvoke({ retryAttempts: 0 }); // only the stream's retries matter here
+      records.attachFunction(consumer);
+      consumer.addEventSource(source);
+    };
+    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true };
+    // Defaults: retried until the stream drops the record, 24 h for DynamoDB, the stream's retention for Kinesis.
+    wire('DynamoDefaults', new DynamoEventSource(orders, from));
+    wire('KinesisDefaults', new KinesisEventSource(events, from));
+    // Retries bounded in time: at most the record retention.
+    wire('KinesisBounded', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(1), retryAttempts: 10 }));
+    // A record age limit longer than the retention.
+    wire('KinesisLongAge', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(2) }));
+    // No retries at all: nothing comes back.
+    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    // An age limit longer than DynamoDB keeps a stream record: the stream's 24 h bound the retries, within a day of records.
+    const dayLong = new IdempotencyTable(stack, 'DayLong');
+    const dayConsumer = fn(stack, 'DynamoLongAge');
+    dayConsumer.configureAsyncInvoke({ retryAttempts: 0 });
+    dayLong.attachFunction(dayConsumer);
+    dayConsumer.addEventSource(new DynamoEventSource(orders, { ...from, maxRecordAge: Duration.days(7) }));
+    // A DynamoDB stream named by its ARN: DynamoDB keeps every stream record 24 h.
+    const importedOrders = Table.fromTableAttributes(stack, 'ImportedOrders', {
+      tableName: 'orders',
+      tableStreamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000',
+    });
+    wire('DynamoImported', new DynamoEventSource(importedOrders, from));
+    // A stream of another stack or account: its retention is not known here.
+    wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
+    annotations = Annotations.fromStack(stack);
+  });
+
+  test('retries until the stream drops the record outlive records kept for less: an error naming the horizon', () => {
+    annotations.hasError(path('DynamoDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*Streams/Orders'));
+    annotations.hasError(path('KinesisDefaults'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*Streams/Events'));
+    annotations.hasError(path('KinesisLongAge'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 2 h.*maxRecordAge'));
+    annotations.hasError(path('DynamoImported'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 1 day.*table/orders/stream'));
+  });
+
+  test('retries bounded by a record age within the retention, or no retries, raise nothing', () => {
+    for (const id of ['KinesisBounded', 'DynamoNoRetries', 'DynamoLongAge']) {
+      annotations.hasNoError(path(id), Match.anyValue());
+      annotations.hasNoWarning(path(id), Match.stringLikeRegexp('lambda-idempotency'));
+    }
+  });
+
+  test('a stream whose retention is not known here is reported as unchecked', () => {
+    annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
+    annotations.hasNoError(path('KinesisImported'), Match.anyValue());
+  });
+});
+
+test("async-invoke settings of an attached function's alias are checked like the function's own", () => {
+  const stack = new Stack(new App(), 'AliasAsync');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const handler = fn(stack, 'Handler');
+  records.attachFunction(handler);
+  handler.configureAsyncInvoke({ maxEventAge: Duration.hours(1) }); // unqualified invocations: within the retention
+  new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  Annotations.fromStack(stack).hasError('/AliasAsync/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*AliasAsync/Live.*6 h.*1 h'));
+});
+
+test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
+  const stack = new Stack(new App(), 'Aliases');
+  const records = new IdempotencyTable(stack, 'Idempotency'); // 24 h
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  // A queue without a DLQ (4 days of redeliveries), wired to the alias without reportBatchItemFailures.
+  const live = new Alias(stack, 'Live', { aliasName: 'live', version: consumer.currentVersion });
+  live.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  // A Kinesis stream keeping records 7 days, read by a version with unlimited retries.
+  consumer.currentVersion.addEventSource(
+    new KinesisEventSource(new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) }), {
+      startingPosition: StartingPosition.TRIM_HORIZON,
+      reportBatchItemFailures: true,
+    }),
+  );
+  // A mapping made in the stack's scope, targeting the function, without reportBatchItemFailures.
+  new EventSourceMapping(stack, 'Mapping', { target: consumer, eventSourceArn: new Queue(stack, 'Refunds').queueArn });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Aliases/Live'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Orders .*for 4 days'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*for 7 days'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Aliases/Mapping'));
+  found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Refunds .*for 4 days'));
 });
 
 describe('IdempotencyTable.fromTable: a table that already exists', () => {

@@ -195,10 +195,22 @@ describe('the demo stack', () => {
         .map((m) => m[3]),
     );
     expect([...namespaces].sort()).toEqual(['payments-api', 'payments-consumer']);
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7); // 3 per namespace, and the dead-letter queue's
     template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: ref(stack.alarmTopic) }] });
     template.hasOutput('DashboardName', { Value: { Ref: ref(stack.monitoring.dashboard) } });
     template.hasOutput('AlarmTopicArn', { Value: { Ref: ref(stack.alarmTopic) } });
+  });
+
+  test('an order message in the dead-letter queue (failed 5 times, or a changed order) raises an alarm', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ref(stack.deadLetterQueue), 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [{ Ref: ref(stack.alarmTopic) }],
+    });
   });
 
   test('POST /idempotency-keys is served by a function that reads the signing secret, and nothing else', () => {
