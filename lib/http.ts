@@ -312,6 +312,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       ...common,
       onMissingKey: 'skip',
       key: (event) => {
+        // The mark is this request's alone: one event object sent again (without its key, say) is judged afresh.
+        expired.delete(event);
         const [method, template] = route(event);
         const key = readIdempotencyKey(event);
         if (key === undefined) {
@@ -325,7 +327,6 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
         // instead of being sent for a new key to run the request again.
         if (verdict !== 'issued' && verdict !== 'expired') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
         if (verdict === 'expired') expired.add(event);
-        else expired.delete(event);
         return httpKeyValueOf(key, method, template, caller(event));
       },
       fingerprint: (event) => {
@@ -363,7 +364,6 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     // it runs): it would run again, so it is refused (400), its claim released.
     refuse: (event) => {
       if (!expired.has(event as object)) return undefined;
-      expired.delete(event as object);
       const refusal = new IdempotencyError('INVALID_KEY', REFUSED.expired);
       return { response: answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent) };
     },

@@ -84,38 +84,44 @@ export function isRedisClient(client: unknown): client is RedisClient {
 }
 
 type Event = 'ready' | 'error' | 'close' | 'end';
-const EVENTS: readonly Event[] = ['ready', 'error', 'close', 'end'];
+/** What a connecting client's wait ends at (node-redis has no `close`). */
+const ANY: readonly Event[] = ['ready', 'error', 'close', 'end'];
+/** What a reconnection's wait ends at: a failed attempt is followed by another, unless `end` comes. */
+const READY_OR_END: readonly Event[] = ['ready', 'end'];
 
-/** The next event of each client that calls are waiting on. */
-const nextEvents = new WeakMap<object, Promise<readonly [Event, unknown]>>();
+/** The next of each list of events that calls wait for, per client. */
+const nextEvents = new WeakMap<object, Map<readonly Event[], Promise<readonly [Event, unknown]>>>();
 
 /**
- * The client's next `ready`, `error`, `close` or `end` (node-redis has no `close`), with what came
- * with it. Every call waiting meanwhile shares one listener per event, removed at that event: a
- * listener each would pass Node's limit of 10 and warn.
+ * The client's next event of `events`, with what came with it. Every call waiting meanwhile shares
+ * one listener per event, removed at the first of them: a listener each would pass Node's limit
+ * of 10 and warn.
  */
-function nextEvent(client: IORedisClient | NodeRedisClient): Promise<readonly [Event, unknown]> {
-  let next = nextEvents.get(client);
+function nextEvent(client: IORedisClient | NodeRedisClient, events: readonly Event[]): Promise<readonly [Event, unknown]> {
+  let waits = nextEvents.get(client);
+  if (waits === undefined) nextEvents.set(client, (waits = new Map()));
+  let next = waits.get(events);
   if (next === undefined) {
+    const pending = waits;
     next = new Promise((resolve) => {
-      const listeners = EVENTS.map((event) => {
+      const listeners = events.map((event) => {
         const listener: Listener = (argument) => {
-          for (const [i, e] of EVENTS.entries()) client.removeListener(e, listeners[i]!);
-          nextEvents.delete(client);
+          for (const [i, e] of events.entries()) client.removeListener(e, listeners[i]!);
+          pending.delete(events);
           resolve([event, argument]);
         };
         client.once(event, listener);
         return listener;
       });
     });
-    nextEvents.set(client, next);
+    waits.set(events, next);
   }
   return next;
 }
 
 /** Resolves at the client's next `ready`, rejects at its next `error`, `close` or `end`. */
 async function whenReady(client: IORedisClient | NodeRedisClient): Promise<void> {
-  const [event, argument] = await nextEvent(client);
+  const [event, argument] = await nextEvent(client, ANY);
   if (event !== 'ready') throw argument instanceof Error ? argument : new Error(`The Redis connection ended (${event}) before it was ready.`);
 }
 
@@ -128,15 +134,16 @@ function timer(millis: number): { readonly elapsed: Promise<undefined>; cancel()
   return { elapsed, cancel: () => clearTimeout(handle) };
 }
 
-/** `true` at the client's next `ready`, however many attempts fail before it; `false` at `end` or after `millis`. */
+/**
+ * `true` at the client's next `ready`, however many attempts fail before it; `false` at `end` or
+ * after `millis`. Listening for those two only: ioredis emits `end` in the tick after the `close`
+ * before it, before a wait that ended at `close` could listen again.
+ */
 async function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
   const expiry = timer(millis);
   try {
-    for (;;) {
-      const next = await Promise.race([nextEvent(client), expiry.elapsed]);
-      if (next === undefined || next[0] === 'end') return false;
-      if (next[0] === 'ready') return true;
-    }
+    const next = await Promise.race([nextEvent(client, READY_OR_END), expiry.elapsed]);
+    return next?.[0] === 'ready';
   } finally {
     expiry.cancel();
   }

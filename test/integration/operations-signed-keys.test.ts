@@ -12,7 +12,7 @@ import { createDemoTables, type DemoTables, lambdaContext as demoLambdaContext, 
 import { readKeySecrets } from '../../infra/functions/key-secrets.js';
 import { createKeyHandler } from '../../infra/functions/keys.js';
 import { createPaymentHandler } from '../../infra/functions/payment.js';
-import { DynamoDBStore, type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
+import { DynamoDBStore, type HttpEvent, type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
 import { idsWithPrefix, testClient, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -131,6 +131,29 @@ describe('issued keys expire before their records', () => {
     clock.millis = issuedAt + hour - 290_000;
     expectRefused(await post(key));
     expect(runs()).toBe(1);
+  });
+
+  test('one event object sent again without its key (a fixture reused): the key past its age limit it carried before, refused or answered by its record, does not refuse it', async () => {
+    let runs = 0;
+    const handler = middy(async (): Promise<APIGatewayProxyStructuredResultV2> => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) })).use(
+      httpIdempotency({ store, name: 'signed-reused', signedKeys: { secrets: [current] }, now, expiresAfterSeconds: 3600, required: false }),
+    );
+    const send = async (event: HttpEvent) => (await handler(event, lambdaContext('signed-reused'))) as APIGatewayProxyStructuredResultV2;
+    const withoutKey = (event: HttpEvent): HttpEvent => {
+      delete event.headers['idempotency-key'];
+      return event;
+    };
+    const answered = paymentRequest(issueIdempotencyKey({ secret: current, now: () => issuedAt }));
+    clock.millis = issuedAt + hour - 310_000;
+    expect(await send(answered)).toMatchObject({ statusCode: 201, body: '{"run":1}' });
+    clock.millis = issuedAt + hour - 290_000; // past its age limit: its record answers
+    expect(await send(answered)).toMatchObject({ statusCode: 201, body: '{"run":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    // Without a key (not required here), the request runs.
+    expect(await send(withoutKey(answered))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
+
+    const refused = paymentRequest(issueIdempotencyKey({ secret: current, now: () => issuedAt }));
+    expectRefused(await send(refused));
+    expect(await send(withoutKey(refused))).toMatchObject({ statusCode: 201, body: '{"run":3}' });
   });
 
   test('a key issued more than 5 minutes ahead of the clock, or with its time changed, is refused and writes nothing', async () => {

@@ -116,6 +116,31 @@ describe("a request that starts with less than a second left, under a context wh
   });
 });
 
+test("a store that answers a claim after 1.5 s, with 30 s left, is waited for: a request may take until the call's bound, not only its least second", async () => {
+  // Timers and performance.now() on a fake clock that the test moves: the store answers once 1.5 s have passed.
+  jest.useFakeTimers();
+  try {
+    const store = new InMemoryStore();
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const slow: IdempotencyStore = {
+      claim: async (request) => {
+        await answered;
+        return store.claim(request);
+      },
+      complete: (request) => store.complete(request),
+      release: (request) => store.release(request),
+    };
+    const once = makeIdempotent(async (id: string, _context?: Context) => id, { store: slow, name: 'slow-claim' });
+    const call = once('k', lambdaContext('slow-claim', 30_000)).catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(1_500);
+    answer();
+    expect(await call).toBe('k');
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
 test('a wait for a record another call holds, while the wall clock steps back an hour, ends by the Lambda deadline, not a second past it', async () => {
   let t = Date.now();
   const turnstile = new Turnstile<string>();

@@ -8,6 +8,7 @@
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
 import { makeIdempotent } from '../../lib/index.js';
+import { connectionOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM } from '../../lib/redis/scripts.js';
@@ -80,6 +81,13 @@ describe.each(KINDS)('%s', (name, open) => {
       /Only 0 of 1 replicas/,
     );
     expect(await raw.hget(`${keyPrefix}wait:k`, 'owner')).toBe('a');
+  });
+
+  test('every primary connected: a call that failed otherwise is not sent again, nor waited on (no connection was lost)', async () => {
+    const connection = connectionOf(opened.client);
+    await connection.send(keyPrefix, ['EXISTS', keyPrefix]); // connected by now
+    // A wait of ten minutes: one taken by mistake outlasts the test.
+    expect(await connection.reconnected(600_000)).toBe(false);
   });
 
   test('the eviction policy is read from the primaries', async () => {

@@ -3,7 +3,9 @@
  * cache, binary-safe compressed and encrypted responses, clients that are still connecting, and
  * option validation.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { connectionOf } from '../../lib/redis/connection.js';
@@ -342,11 +344,16 @@ describe('a client that is still connecting (a cold start)', () => {
     const connecting = node.connect();
     try {
       for (const client of [io, node]) {
+        const events = ['ready', 'error', 'close', 'end'];
+        const listeners = () => events.map((event) => client.listenerCount(event));
         const before = client.listenerCount('ready');
+        const all = listeners();
         const store = new RedisStore({ client, keyPrefix: 'cold-many:' });
         const claims = Array.from({ length: 20 }, (_, i) => store.claim(claimRequest(`k-${i}`)));
         expect(client.listenerCount('ready') - before).toBeLessThanOrEqual(1);
         expect((await Promise.all(claims)).every((claim) => claim.claimed)).toBe(true);
+        // Once ready, none of the wait's listeners is left behind, for any event.
+        expect(listeners()).toEqual(all);
         await Promise.all(claims.map((_, i) => store.forget(`k-${i}`)));
       }
     } finally {
@@ -364,10 +371,11 @@ describe('a client that is still connecting (a cold start)', () => {
     expect((error.cause as Error).message).toMatch(/call `await client.connect\(\)` first/);
   });
 
-  test('an unreachable server: the connection attempt fails, STORE_FAILURE', async () => {
+  test('an unreachable server: the connection attempt fails, STORE_FAILURE with its error (not a command sent as if it were ready)', async () => {
     const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => null });
     const store = new RedisStore({ client, keyPrefix: 'cold-gone:' });
-    await expect(store.claim(claimRequest('k'))).rejects.toThrow();
+    // The connection's own error (its message, or its event where jest's realm hides that it is an Error).
+    await expect(store.claim(claimRequest('k'))).rejects.toThrow(/ECONNREFUSED|ended \(error\) before it was ready/);
     client.disconnect();
   });
 });
@@ -393,6 +401,35 @@ describe('after a failed call, an ioredis client is waited for only when a recon
     expect(client.status).toBe('end');
     expect(await connectionOf(client).reconnected(WAIT)).toBe(false);
   });
+  test('reconnecting, then closed by the application while waited for: the wait ends at its end event, not after its time', async () => {
+    const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => 50 });
+    const waited = connectionOf(client).reconnected(WAIT);
+    // A failed attempt first (the wait goes on); then `close` and `end` in consecutive ticks, and the wait must not miss the `end`.
+    await new Promise((resolve) => client.once('error', resolve));
+    client.disconnect();
+    expect(await waited).toBe(false);
+  });
+});
+
+test('a store whose bounds are ten minutes long leaves no timer behind: once its client is closed, the process exits', async () => {
+  const script = fileURLToPath(new URL('../support/redis-exit.ts', import.meta.url));
+  const env = { ...process.env, REDIS_URL: redisUrl(), NODE_OPTIONS: '' };
+  // A timer left behind would hold the child for ten minutes: it is stopped well before this test's own limit.
+  const output = await new Promise((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', script], { env, timeout: 20_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${error.message}\n${stdout}${stderr}`)) : resolve(stdout.trim()),
+    ),
+  );
+  expect(output).toBe('{"outcome":"claimed"}');
+});
+
+test('after a failed call, a node-redis client closed by the application is not waited for', async () => {
+  const client = nodeRedisClient();
+  await client.connect();
+  client.destroy();
+  expect([client.isOpen, client.isReady]).toEqual([false, false]);
+  // A wait of ten minutes: one taken by mistake outlasts the test.
+  expect(await connectionOf(client).reconnected(600_000)).toBe(false);
 });
 
 describe('options', () => {

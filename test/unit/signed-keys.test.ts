@@ -122,7 +122,7 @@ describe('issue time', () => {
 
   test('a clock that reads no time is a TypeError, never a key that is accepted whatever its age', () => {
     // NaN compares false both ways: read as a time, it made every key neither expired nor early.
-    for (const reading of [Number.NaN, undefined, 'soon', Number.POSITIVE_INFINITY, -1]) {
+    for (const reading of [Number.NaN, undefined, 'soon', Number.POSITIVE_INFINITY, -1, 2 ** 53]) {
       expect(() => verifyIdempotencyKey(key, [current], { maxAgeSeconds: 3600, now: () => reading as never })).toThrow(
         new TypeError(`verifyIdempotencyKey: the clock must return epoch milliseconds, 0 or more (got ${String(reading)}).`),
       );
