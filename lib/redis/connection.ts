@@ -5,6 +5,8 @@
  * registered on it, and no listeners left past the client's next event.
  */
 
+import { delay } from '../deadline.js';
+
 type Listener = (...args: unknown[]) => void;
 
 /** An ioredis 5 or 6 `Redis` or `Cluster`. */
@@ -125,22 +127,13 @@ async function whenReady(client: IORedisClient | NodeRedisClient): Promise<void>
   if (event !== 'ready') throw argument instanceof Error ? argument : new Error(`The Redis connection ended (${event}) before it was ready.`);
 }
 
-/** A timer and the promise it settles; `cancel` clears it once nothing waits for it. */
-function timer(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
-  let handle: NodeJS.Timeout | undefined;
-  const elapsed = new Promise<undefined>((resolve) => {
-    handle = setTimeout(() => resolve(undefined), millis);
-  });
-  return { elapsed, cancel: () => clearTimeout(handle) };
-}
-
 /**
  * `true` at the client's next `ready`, however many attempts fail before it; `false` at `end` or
  * after `millis`. Listening for those two only: ioredis emits `end` in the tick after the `close`
  * before it, before a wait that ended at `close` could listen again.
  */
 async function readyAgain(client: IORedisClient | NodeRedisClient, millis: number): Promise<boolean> {
-  const expiry = timer(millis);
+  const expiry = delay(millis);
   try {
     const next = await Promise.race([nextEvent(client, READY_OR_END), expiry.elapsed]);
     return next?.[0] === 'ready';
@@ -278,7 +271,7 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
 function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
-  const expiry = timer(millis);
+  const expiry = delay(millis);
   const expired = expiry.elapsed.then((): never => {
     throw new Error(`Redis did not answer within ${millis} ms.`);
   });
