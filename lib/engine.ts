@@ -376,7 +376,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
-    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
+    // Retention counts from the later of the claim and now: a clock stepped back while the function
+    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
+    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(Math.max(now, call.startedAt)), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (

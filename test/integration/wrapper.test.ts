@@ -119,6 +119,29 @@ test('a lease longer than the retention holds the record to its end: a duplicate
   expect(turnstile.count).toBe(1);
 });
 
+test('a clock that steps back while the function runs keeps the retention its claim set: a duplicate on a true clock replays', async () => {
+  const { clock, turnstile, once, item } = heldFunction('clock-steps-back', 5, 3600);
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  expect(await item()).toMatchObject({ expiration: { N: String(T0 / 1000 + 3600) } });
+
+  clock.now = T0 - 7_200_000; // NTP steps this host's clock back two hours before the function returns
+  gateA.open(() => 'A');
+  expect(await a).toBe('A');
+  expect(Number((await item())?.expiration?.N)).toBe(T0 / 1000 + 3600);
+
+  clock.now = T0 + 1_000; // another process, whose clock is right, a second later
+  const duplicate = await Promise.race([
+    once({ id: 'o-1' }),
+    turnstile.next().then((gate) => {
+      gate.open(() => 'again');
+      return 'ran again';
+    }),
+  ]);
+  expect(duplicate).toBe('A');
+  expect(turnstile.count).toBe(1);
+});
+
 test('a stale completion is fenced while the new owner is still running: SUPERSEDED, record untouched', async () => {
   const { clock, turnstile, once, item } = heldFunction('fence-running');
   const a = once({ id: 'o-1' });
