@@ -167,6 +167,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
     const now = this.now();
+    // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
+    if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());

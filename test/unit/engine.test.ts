@@ -95,6 +95,19 @@ describe('options', () => {
     expect(wrap(options)).toThrow(message);
   });
 
+  test.each([
+    ['a Date', () => new Date(T0)],
+    ['NaN', () => Number.NaN],
+    ['text', () => String(T0)],
+  ])('a now returning %s is a TypeError that names it, before any store call: not a STORE_FAILURE on every call', async (_what, now) => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (x: unknown) => x);
+    const call = makeIdempotent(fn, { store, name: 'f', now: now as () => number })(1);
+    await expect(call).rejects.toBeInstanceOf(TypeError);
+    await expect(call).rejects.toThrow(new TypeError(`makeIdempotent: \`now\` must return epoch milliseconds, a finite number (got ${String(now())}).`));
+    expect([fn.mock.calls.length, store.calls]).toEqual([0, 0]);
+  });
+
   test('the middleware validates at construction too, naming itself', () => {
     expect(middleware({ store, cache: 3 })).toThrow(TypeError);
     expect(middleware({ store, cache: 3 })).toThrow(/^idempotency: unknown option `cache`\. Known options: store, key, fingerprint, name, .*cacheSize/);
