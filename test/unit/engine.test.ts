@@ -180,6 +180,8 @@ describe('keys', () => {
     ['an object whose members are all undefined', { tenant: undefined, id: undefined }],
     ['an object whose members are all null or empty', { tenant: null, id: '' }],
     ['an array whose elements are all missing', [undefined, null, '']],
+    ['an empty object (a spread of a member that is absent)', {}],
+    ['an empty array (a map over a list that is absent)', []],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
