@@ -167,6 +167,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
     const now = this.now();
+    // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
+    if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
@@ -376,7 +378,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
-    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(now), now, ...payload };
+    // Retention counts from the later of the claim and now: a clock stepped back while the function
+    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
+    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(Math.max(now, call.startedAt)), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (

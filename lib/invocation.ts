@@ -29,8 +29,12 @@ export function tenantOf(context: unknown): string | undefined {
   return typeof tenant === 'string' && tenant.length > 0 ? tenant : undefined;
 }
 
-/** A time left that is still ahead, else none (a Lambda context reading 0 ms left sets no deadline). @internal */
-export const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 ? millis : undefined);
+/**
+ * A time left that is still ahead, else none: a Lambda context reading 0 ms left sets no deadline,
+ * nor does a stub reading `Infinity` or `NaN` (a lease without end no store can keep). @internal
+ */
+export const positive = (millis: number | undefined): number | undefined =>
+  millis !== undefined && Number.isFinite(millis) && millis > 0 ? millis : undefined;
 
 /**
  * The Lambda deadline, also from a durable context (which carries the Lambda context as

@@ -227,9 +227,9 @@ const isMissing = (part: unknown): boolean => part === undefined || part === nul
  * The canonical JSON of a key, or `undefined` when it is missing: `undefined`, `null`, `''`, or a
  * value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding `undefined`),
  * which would otherwise be one key shared by every such call. With `selected` (the value a `key`
- * selector returned, not the whole payload), also an object or array of such parts only: a
- * composite key none of whose parts was found. A payload of such parts (`{ cursor: null }`) is a
- * request like any other. @internal
+ * selector returned, not the whole payload), also an object or array of such parts only, or of
+ * none (`{}`, `[]`): a composite key none of whose parts was found. A payload of such parts
+ * (`{ cursor: null }`, `{}`) is a request like any other. @internal
  */
 export function canonicalKey(value: unknown, selected = false): string | undefined {
   if (isMissing(value)) return undefined;
@@ -239,21 +239,21 @@ export function canonicalKey(value: unknown, selected = false): string | undefin
 }
 
 /**
- * A plain object or array with members, none of them found (`{ tenant: undefined, id: undefined }`,
- * `[null, '']`): a composite key whose selector found nothing, which would otherwise be one key
- * shared by every such call. Read after `canonicalJson` accepted the value, so its shape is sound.
+ * A plain object or array none of whose members was found (`{ tenant: undefined, id: undefined }`,
+ * `[null, '']`, and `{}` or `[]`, what a spread or a map of an absent member gives): a composite key
+ * whose selector found nothing, which would otherwise be one key shared by every such call. Read
+ * after `canonicalJson` accepted the value, so its shape is sound.
  */
 function noPartFound(value: unknown): boolean {
   try {
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) if (!isMissing(value[i])) return false;
-      return value.length > 0;
+      return true;
     }
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return false;
     if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
-    const parts = Object.values(value as object);
-    return parts.length > 0 && parts.every(isMissing);
+    return Object.values(value as object).every(isMissing);
   } catch {
     return false; // a value that reads differently the second time keeps the key it was hashed with
   }

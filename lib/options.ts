@@ -58,7 +58,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * (with one, the lease ends at its deadline). @default 60
    */
   readonly leaseSeconds?: number;
-  /** Clock, epoch milliseconds. @default Date.now */
+  /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
   readonly now?: () => number;
   /** Where bookkeeping failures are reported (no payloads or keys are logged). @default console */
   readonly logger?: IdempotencyLogger;

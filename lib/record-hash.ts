@@ -56,8 +56,9 @@ export async function outcomeFields(
   return { fields, result: { completed: true, responseStored: !stored.omitted, ...outcomeReport(stored) } };
 }
 
-// A lease is in the caller's milliseconds, which may have a fraction (a clock built on performance.now()).
-const NUMBER = /^\d+(?:\.\d+)?$/;
+// A number as String() writes it: a lease is in the caller's milliseconds, which may have a fraction
+// (a clock built on performance.now()) or a sign (a test's clock before 1970), as DynamoDB keeps them.
+const NUMBER = /^-?\d+(?:\.\d+)?(?:e[+-]\d+)?$/;
 
 /** The fields every record has, checked: status, owner, retention, and the lease when present. */
 function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {

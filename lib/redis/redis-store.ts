@@ -103,11 +103,11 @@ const RECONNECT_MILLIS = 1000;
  * PEXPIRE fails has already written its record, which would then never expire, and a time to live
  * that is not positive deletes the record the script just wrote.
  */
-function timeToLive(now: number, expiresAt: number, leaseUntil = 0): string {
+function timeToLive(now: number, expiresAt: number, leaseUntil = Number.NEGATIVE_INFINITY): string {
   const ttl = Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now);
   if (!Number.isSafeInteger(ttl) || ttl < 1) {
     throw new TypeError(
-      `RedisStore: a record's retention and lease must end after \`now\` (got expiresAt ${expiresAt}, leaseUntil ${leaseUntil}, now ${now}).`,
+      `RedisStore: a record's retention and lease must end after \`now\` (got expiresAt ${expiresAt}${leaseUntil === Number.NEGATIVE_INFINITY ? '' : `, leaseUntil ${leaseUntil}`}, now ${now}).`,
     );
   }
   return String(ttl);

@@ -106,6 +106,24 @@ export const claimChecks: readonly Check[] = [
     },
   ],
   [
+    "a caller's clock before 1970 (a test's manualClock) writes records that read back: negative leases and retentions",
+    async (f) => {
+      const key = f.key();
+      const now = -1_000_000_000_123.5; // 1938, with a fraction
+      const expiresAt = Math.floor(now / 1000) + 3_600;
+      await f.claim(key, 'owner-a', { now, expiresAt });
+      const held = refused(await f.claim(key, 'owner-b', { now: now + 1 }), 'a second claim within the lease');
+      assert.deepEqual([held.owner, held.leaseUntil, held.expiresAt], ['owner-a', now + LEASE_MILLIS, expiresAt]);
+      assert.deepEqual(await f.store.complete({ key, owner: 'owner-a', expiresAt, now: now + 2, response: '"done"' }), {
+        completed: true,
+        responseStored: true,
+      });
+      const done = refused(await f.claim(key, 'owner-b', { now: now + LEASE_MILLIS + 1 }), 'a claim after the lease, within the retention');
+      assert.deepEqual([done.status, done.response, done.expiresAt], ['COMPLETED', '"done"', expiresAt]);
+      assert.ok((await f.claim(key, 'owner-b', { now: (expiresAt + 1) * 1000 })).claimed, 'a claim after the retention');
+    },
+  ],
+  [
     'keys are independent, whatever their characters',
     async (f) => {
       const keys = ['plain', 'with space', 'braces {tag}', 'ünïcödé ✓ 😀', 'x'.repeat(1000)].map((label) => f.key(label));

@@ -119,6 +119,68 @@ test('a lease longer than the retention holds the record to its end: a duplicate
   expect(turnstile.count).toBe(1);
 });
 
+test('a clock that steps back while the function runs keeps the retention its claim set: a duplicate on a true clock replays', async () => {
+  const { clock, turnstile, once, item } = heldFunction('clock-steps-back', 5, 3600);
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  expect(await item()).toMatchObject({ expiration: { N: String(T0 / 1000 + 3600) } });
+
+  clock.now = T0 - 7_200_000; // NTP steps this host's clock back two hours before the function returns
+  gateA.open(() => 'A');
+  expect(await a).toBe('A');
+  expect(Number((await item())?.expiration?.N)).toBe(T0 / 1000 + 3600);
+
+  clock.now = T0 + 1_000; // another process, whose clock is right, a second later
+  const duplicate = await Promise.race([
+    once({ id: 'o-1' }),
+    turnstile.next().then((gate) => {
+      gate.open(() => 'again');
+      return 'ran again';
+    }),
+  ]);
+  expect(duplicate).toBe('A');
+  expect(turnstile.count).toBe(1);
+});
+
+test('processes whose clocks differ by 6 s: one behind never takes a live lease over; one ahead takes it over, and the holder is fenced', async () => {
+  const turnstile = new Turnstile<() => string>();
+  const processOn = (offset: number) => {
+    const now = () => T0 + offset;
+    const once = makeIdempotent(async (_order: Order, _context: unknown) => (await turnstile.enter())(), {
+      store,
+      name: 'skew',
+      key: (order) => order.id,
+      now,
+    });
+    // Each invocation has 5 s left, read by its own process's clock.
+    return (order: Order) => once(order, lambdaContext({ functionName: 'skew', remainingMillis: 5_000, now }));
+  };
+  const [holder, behind, ahead] = [processOn(0), processOn(-6_000), processOn(6_000)];
+  const item = (): Promise<Record<string, AttributeValue> | undefined> => readItem(client, tableName, recordId('skew', 'o-1'));
+
+  const a = holder({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  const held = await item();
+  expect(held).toMatchObject({ leaseUntil: { N: String(T0 + 5_000) } });
+  // Behind, the lease looks 11 s long: IN_PROGRESS, and it says so.
+  expect(await rejection(behind({ id: 'o-1' }))).toMatchObject({ code: 'IN_PROGRESS', retryAfterSeconds: 11 });
+  expect(await item()).toStrictEqual(held);
+
+  // Ahead, the lease looks over: it takes the record over and runs again (the documented cost of skew).
+  const b = ahead({ id: 'o-1' });
+  const gateB = await turnstile.next();
+  const taken = await item();
+  expect(taken).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 11_000) } });
+  gateA.open(() => 'A');
+  expect(await rejection(a)).toMatchObject({ code: 'SUPERSEDED', record: { owner: taken!.owner!.S } });
+  expect(await item()).toStrictEqual(taken);
+  gateB.open(() => 'B');
+  expect(await b).toBe('B');
+  // The holder's caller retries and gets the one stored outcome, on every clock.
+  for (const retry of [holder, behind, ahead]) expect(await retry({ id: 'o-1' })).toBe('B');
+  expect(turnstile.count).toBe(2);
+});
+
 test('a stale completion is fenced while the new owner is still running: SUPERSEDED, record untouched', async () => {
   const { clock, turnstile, once, item } = heldFunction('fence-running');
   const a = once({ id: 'o-1' });

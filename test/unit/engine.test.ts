@@ -95,6 +95,19 @@ describe('options', () => {
     expect(wrap(options)).toThrow(message);
   });
 
+  test.each([
+    ['a Date', () => new Date(T0)],
+    ['NaN', () => Number.NaN],
+    ['text', () => String(T0)],
+  ])('a now returning %s is a TypeError that names it, before any store call: not a STORE_FAILURE on every call', async (_what, now) => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (x: unknown) => x);
+    const call = makeIdempotent(fn, { store, name: 'f', now: now as () => number })(1);
+    await expect(call).rejects.toBeInstanceOf(TypeError);
+    await expect(call).rejects.toThrow(new TypeError(`makeIdempotent: \`now\` must return epoch milliseconds, a finite number (got ${String(now())}).`));
+    expect([fn.mock.calls.length, store.calls]).toEqual([0, 0]);
+  });
+
   test('the middleware validates at construction too, naming itself', () => {
     expect(middleware({ store, cache: 3 })).toThrow(TypeError);
     expect(middleware({ store, cache: 3 })).toThrow(/^idempotency: unknown option `cache`\. Known options: store, key, fingerprint, name, .*cacheSize/);
@@ -167,6 +180,8 @@ describe('keys', () => {
     ['an object whose members are all undefined', { tenant: undefined, id: undefined }],
     ['an object whose members are all null or empty', { tenant: null, id: '' }],
     ['an array whose elements are all missing', [undefined, null, '']],
+    ['an empty object (a spread of a member that is absent)', {}],
+    ['an empty array (a map over a list that is absent)', []],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
@@ -567,6 +582,13 @@ describe('lease and retention', () => {
     await makeIdempotent(async (x: unknown) => x, { store, name: 'f', now: () => T0 })(1);
     await makeIdempotent(async (x: unknown) => x, { store, name: 'g', now: () => T0, leaseSeconds: 5 })(1);
     expect(store.claims.map((c) => c.leaseUntil)).toEqual([T0 + 60_000, T0 + 5_000]);
+  });
+
+  test('a context whose time left is not a finite number (a stub reading Infinity) sets no deadline: the lease is leaseSeconds', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (_x: unknown, _context: unknown) => 1, { store, name: 'f', now: () => T0, leaseSeconds: 5 });
+    expect(await once(1, { getRemainingTimeInMillis: () => Number.POSITIVE_INFINITY })).toBe(1);
+    expect(store.claims[0]).toMatchObject({ leaseUntil: T0 + 5_000, expiresAt: T0 / 1000 + 86_400 });
   });
 
   test('retention is never shorter than the lease', async () => {
