@@ -4,7 +4,7 @@
  */
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
+import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -116,26 +116,43 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     });
   }
   const timeout = functionTimeout(fn);
+  // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
+  const window = Math.max(
+    0,
+    ...mappingsOf(fn)
+      .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
+      .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0) ?? 0),
+  );
+  const recommended = 6 * timeout + window;
+  const windowed = window > 0 ? ` plus the batching window (${formatSeconds(window)})` : '';
   if (visibility < timeout) {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:visibilityBelowTimeout',
-      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(6 * timeout)} (6 × the function timeout).`,
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(recommended)} (6 × the function timeout${windowed}).`,
     });
-  } else if (visibility < 6 * timeout) {
+  } else if (visibility < recommended) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:visibilityBelowSixTimeouts',
-      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)}) that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(6 * timeout)}.`,
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)})${windowed} that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(recommended)}.`,
     });
   }
   return findings;
 }
 
+/** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
+function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
+  const cfn = stream.node.defaultChild;
+  const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+  return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
+}
+
 /**
  * How long the stream behind an event source keeps a record, in seconds, with the construct that
- * says so: a DynamoDB stream 24 h, a Kinesis stream of this app its retention period; `undefined`
- * for a stream whose retention is not known here (imported, or set by a token).
+ * says so: a DynamoDB stream 24 h, a Kinesis stream of this app (read directly or through an
+ * enhanced fan-out consumer) its retention period; `undefined` for a stream whose retention is not
+ * known here (imported, or set by a token).
  */
 function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
   if (typeof source !== 'string') return undefined;
@@ -146,13 +163,37 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
   for (const c of fn.node.root.node.findAll()) {
     if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
       return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
-    if (c instanceof Stream && c.streamArn === source) {
-      const cfn = c.node.defaultChild;
-      const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
-      return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${c.node.path}` };
-    }
+    if (c instanceof Stream && c.streamArn === source) return kinesisRetention(c);
+    if (c instanceof StreamConsumer && c.streamConsumerArn === source) return kinesisRetention(c.stream);
   }
   return undefined;
+}
+
+/**
+ * Whether a mapping reads a stream (Kinesis, DynamoDB Streams): those have a starting position, SQS
+ * has none, and Kafka and Amazon MQ, which name topics or queues, the batch helper refuses.
+ */
+function readsStream(mapping: CfnEventSourceMapping): boolean {
+  return mapping.startingPosition !== undefined && mapping.topics === undefined && mapping.queues === undefined;
+}
+
+/**
+ * A stream source skips a batch whose retries have ended (`retryAttempts`, `maxRecordAge`) and
+ * moves on: without an on-failure destination, its records are gone, and nothing says which.
+ */
+function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Finding[] {
+  const config = mapping.destinationConfig;
+  // A destination known only at deploy time counts as one.
+  const onFailure = Token.isUnresolved(config) ? config : (config as CfnEventSourceMapping.DestinationConfigProperty | undefined)?.onFailure;
+  const destination = Token.isUnresolved(onFailure) ? onFailure : (onFailure as CfnEventSourceMapping.OnFailureProperty | undefined)?.destination;
+  if (destination !== undefined) return [];
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:streamWithoutOnFailure',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} has no on-failure destination: a batch still failing when its retries end (\`retryAttempts\`, \`maxRecordAge\`) is skipped, and its failed records are lost without a trace. Give it \`onFailure\` (an \`SqsDlq\`, \`SnsDlq\` or \`S3OnFailureDestination\`), and a \`maxRecordAge\` so that retries end before the stream drops the records.`,
+    },
+  ];
 }
 
 /**
@@ -165,9 +206,8 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
 export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
   for (const mapping of mappingsOf(fn)) {
-    // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
-    if (mapping.startingPosition === undefined) continue;
-    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    if (!readsStream(mapping)) continue;
+    findings.push(...checkOnFailure(fn, mapping));
     // A setting known only at deploy time counts as no limit.
     if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
     const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED) ?? UNLIMITED;
@@ -234,7 +274,7 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:noBatchItemFailures',
-        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so failed messages would be deleted as if processed. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
+        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so a batch with failed records would count as processed: a queue deletes them, a stream moves past them. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
       });
     }
   }

@@ -1,10 +1,10 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Stream } from 'aws-cdk-lib/aws-kinesis';
+import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Alias, Code, EventSourceMapping, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Alias, Code, EventSourceMapping, type IEventSource, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
@@ -164,6 +164,13 @@ describe('synth-time checks on a misconfigured stack', () => {
     const fine = { deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } };
     table.attachSqsConsumer(fn(stack, 'SlowConsumer', Duration.minutes(2)), new Queue(stack, 'Short', { ...fine, visibilityTimeout: Duration.minutes(1) }));
     table.attachSqsConsumer(fn(stack, 'TightConsumer', Duration.seconds(20)), new Queue(stack, 'Tight', { ...fine, visibilityTimeout: Duration.seconds(60) }));
+    // Lambda gathers a batch for up to its batching window after receiving its first message: 6 × 10 s + 1 min.
+    table.attachSqsConsumer(fn(stack, 'WindowConsumer'), new Queue(stack, 'Window', { ...fine, visibilityTimeout: Duration.minutes(1) }), {
+      maxBatchingWindow: Duration.minutes(1),
+    });
+    table.attachSqsConsumer(fn(stack, 'RoomyWindowConsumer'), new Queue(stack, 'RoomyWindow', { ...fine, visibilityTimeout: Duration.minutes(2) }), {
+      maxBatchingWindow: Duration.minutes(1),
+    });
     // An event source added outside the construct, without batch failure reporting.
     const unreported = fn(stack, 'UnreportedConsumer');
     table.attachFunction(unreported);
@@ -205,6 +212,12 @@ describe('synth-time checks on a misconfigured stack', () => {
     annotations.hasError(path('SlowConsumer'), Match.stringLikeRegexp('visibilityBelowTimeout'));
     annotations.hasWarning(path('TightConsumer'), Match.stringLikeRegexp('less than 6 × the function timeout.*at least 2 min'));
     annotations.hasNoError(path('TightConsumer'), Match.anyValue());
+  });
+
+  test("the visibility timeout leaves room for the batching window too: 6 × the function timeout plus the mapping's maxBatchingWindow", () => {
+    annotations.hasWarning(path('WindowConsumer'), Match.stringLikeRegexp('batching window \\(1 min\\).*at least 2 min.*visibilityBelowSixTimeouts'));
+    annotations.hasNoWarning(path('RoomyWindowConsumer'), Match.stringLikeRegexp('lambda-idempotency'));
+    annotations.hasNoError(path('RoomyWindowConsumer'), Match.anyValue());
   });
 
   test('an event source without reportBatchItemFailures', () => {
@@ -268,13 +281,14 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
     const orders = new Table(stack, 'Orders', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
     const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
-    const wire = (id: string, source: DynamoEventSource | KinesisEventSource) => {
+    const wire = (id: string, source: IEventSource) => {
       const consumer = fn(stack, id);
       consumer.configureAsyncInvoke({ retryAttempts: 0 }); // only the stream's retries matter here
       records.attachFunction(consumer);
       consumer.addEventSource(source);
     };
-    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true };
+    const failed = new SqsDlq(new Queue(stack, 'FailedBatches'));
+    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true, onFailure: failed };
     // Defaults: retried until the stream drops the record, 24 h for DynamoDB, the stream's retention for Kinesis.
     wire('DynamoDefaults', new DynamoEventSource(orders, from));
     wire('KinesisDefaults', new KinesisEventSource(events, from));
@@ -298,6 +312,14 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     wire('DynamoImported', new DynamoEventSource(importedOrders, from));
     // A stream of another stack or account: its retention is not known here.
     wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
+    // An enhanced fan-out consumer reads its stream's records: 7 days.
+    wire('KinesisFanOut', new KinesisConsumerEventSource(new StreamConsumer(stack, 'FanOut', { stream: events, streamConsumerName: 'fan-out' }), from));
+    // Without an on-failure destination, a batch whose retries end is skipped: with an age limit, or with no retries at all.
+    const { onFailure: _, ...withoutOnFailure } = from;
+    wire('KinesisNoOnFailure', new KinesisEventSource(events, { ...withoutOnFailure, maxRecordAge: Duration.hours(1) }));
+    wire('DynamoNoRetriesNoOnFailure', new DynamoEventSource(orders, { ...withoutOnFailure, retryAttempts: 0 }));
+    // Without reportBatchItemFailures, a stream moves past the failed records the batch helper reports.
+    wire('KinesisUnreported', new KinesisEventSource(events, { ...from, reportBatchItemFailures: false, maxRecordAge: Duration.hours(1) }));
     annotations = Annotations.fromStack(stack);
   });
 
@@ -313,6 +335,24 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
       annotations.hasNoError(path(id), Match.anyValue());
       annotations.hasNoWarning(path(id), Match.stringLikeRegexp('lambda-idempotency'));
     }
+  });
+
+  test("an enhanced fan-out consumer's retries are bounded by its stream's retention", () => {
+    annotations.hasError(path('KinesisFanOut'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*Streams/Events'));
+    annotations.hasNoWarning(path('KinesisFanOut'), Match.stringLikeRegexp('streamNotChecked'));
+  });
+
+  test('a stream source without an on-failure destination loses the records of a batch whose retries end: a warning naming the fix', () => {
+    for (const id of ['KinesisNoOnFailure', 'DynamoNoRetriesNoOnFailure']) {
+      annotations.hasWarning(path(id), Match.stringLikeRegexp(`Streams/${id}/.*no on-failure destination.*onFailure.*streamWithoutOnFailure`));
+      annotations.hasNoError(path(id), Match.anyValue());
+    }
+    // Those with one (every other source here) are not warned.
+    annotations.hasNoWarning(path('KinesisBounded'), Match.stringLikeRegexp('streamWithoutOnFailure'));
+  });
+
+  test('a stream source without reportBatchItemFailures is an error: the stream would move past the failed records', () => {
+    annotations.hasError(path('KinesisUnreported'), Match.stringLikeRegexp('noBatchItemFailures.*a stream moves past them'));
   });
 
   test('a stream whose retention is not known here is reported as unchecked', () => {
