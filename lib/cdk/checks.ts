@@ -112,7 +112,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',
-      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
     });
   }
   const timeout = functionTimeout(fn);
@@ -228,7 +228,7 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:retentionShorterThanStreamRetries',
-        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}.`,
+        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}.`,
       });
     }
   }
@@ -261,7 +261,7 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
+        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
       });
     }
   }

@@ -371,6 +371,59 @@ test("async-invoke settings of an attached function's alias are checked like the
   Annotations.fromStack(stack).hasError('/AliasAsync/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*AliasAsync/Live.*6 h.*1 h'));
 });
 
+describe("a function's own retention, given to attachFunction", () => {
+  const path = (id: string) => `/OwnRetention/${id}`;
+  let stack: Stack;
+  let records: IdempotencyTable;
+  let template: Template;
+  let annotations: Annotations;
+  beforeAll(() => {
+    stack = new Stack(new App(), 'OwnRetention');
+    records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+    // Records kept 1 h: the default 6 h of asynchronous retries outlive them.
+    records.attachFunction(fn(stack, 'Api'), { expiresAfter: Duration.hours(1) });
+    // Records kept 1 h, then a queue wired without a dead-letter queue: 4 days of redeliveries.
+    const consumer = fn(stack, 'Consumer');
+    records.attachFunction(consumer, { expiresAfter: Duration.hours(1) });
+    records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+    // The table's 7 days, which outlive the same queue's redeliveries.
+    records.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Refunds', { visibilityTimeout: Duration.minutes(1) }));
+    template = Template.fromStack(stack);
+    annotations = Annotations.fromStack(stack);
+  });
+
+  test('is the retention the function gets in its environment', () => {
+    const retention = (id: string) =>
+      template.toJSON().Resources[stack.getLogicalId(stack.node.findChild(id).node.defaultChild as never)].Properties.Environment.Variables
+        .IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    expect(['Api', 'Consumer', 'Other'].map(retention)).toEqual(['3600', '3600', String(7 * 86_400)]);
+  });
+
+  test("is the retention the function's retries are checked against", () => {
+    annotations.hasWarning(path('Api'), Match.stringLikeRegexp('kept 1 h.*up to 6 h by default.*asyncRetriesUnchecked'));
+    annotations.hasError(path('Consumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 h.*OwnRetention/Orders .*for 4 days'));
+    annotations.hasNoError(path('Other'), Match.anyValue());
+    annotations.hasNoWarning(path('Other'), Match.anyValue());
+  });
+
+  test('is validated, and fixed by the first attachment: another one later is refused', () => {
+    expect(() => records.attachFunction(fn(stack, 'Millis'), { expiresAfter: Duration.millis(1500) })).toThrow(
+      'IdempotencyTable.attachFunction: `expiresAfter` must be a whole number of seconds, 1 or more (got 1.5).',
+    );
+    expect(() => records.attachFunction(fn(stack, 'Unknown'), { expiresAfterSeconds: 60 } as never)).toThrow(
+      'IdempotencyTable.attachFunction: unknown option `expiresAfterSeconds`. Known options: expiresAfter.',
+    );
+    const api = stack.node.findChild('Api') as LambdaFunction;
+    expect(() => records.attachFunction(api, { expiresAfter: Duration.hours(2) })).toThrow(
+      'IdempotencyTable.attachFunction: OwnRetention/Api is already attached, with records kept 1 h; give its `expiresAfter` in its first attachment.',
+    );
+    const other = stack.node.findChild('Other') as LambdaFunction;
+    expect(() => records.attachFunction(other, { expiresAfter: Duration.hours(1) })).toThrow(/already attached, with records kept 7 days/);
+    // The same retention again, or none, keeps the attachment.
+    expect(records.attachFunction(api, { expiresAfter: Duration.seconds(3600) })).toBe(records.attachFunction(api));
+  });
+});
+
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
   const stack = new Stack(new App(), 'Aliases');
   const records = new IdempotencyTable(stack, 'Idempotency'); // 24 h
