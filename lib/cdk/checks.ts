@@ -42,8 +42,10 @@ function known(value: unknown, fallback: number): number | undefined {
   return typeof value === 'number' && !Token.isUnresolved(value) ? value : undefined;
 }
 
-function functionTimeout(fn: LambdaFunction): number {
-  return fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
+/** The function timeout in seconds; `undefined` when known only at deploy time. */
+function functionTimeout(fn: LambdaFunction): number | undefined {
+  const seconds = fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
+  return Token.isUnresolved(seconds) ? undefined : seconds;
 }
 
 /**
@@ -72,6 +74,26 @@ export function queuesFeeding(fn: LambdaFunction): IQueue[] {
   const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
   if (sources.length === 0) return [];
   return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
+}
+
+/**
+ * The queue event sources of `fn` whose queue is no construct of this app (a mapping given an ARN
+ * of another stack or account): there is nothing to check them against, which is said, not passed.
+ */
+export function checkUnknownQueues(fn: LambdaFunction): Finding[] {
+  const known = new Set(fn.node.root.node.findAll().flatMap((c) => (c instanceof QueueBase ? [c.queueArn] : [])));
+  return mappingsOf(fn)
+    .filter((mapping) => {
+      const source = mapping.eventSourceArn;
+      if (mapping.startingPosition !== undefined || mapping.topics !== undefined || mapping.queues !== undefined) return false;
+      if (typeof source !== 'string' || known.has(source)) return false;
+      return Token.isUnresolved(source) || (source.startsWith('arn:') && Arn.split(source, ArnFormat.NO_RESOURCE_NAME).service === 'sqs');
+    })
+    .map((mapping) => ({
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} reads a queue not defined in this app, so its redelivery horizon cannot be checked: make sure idempotency records outlive its retention period, or maxReceiveCount × visibility timeout with a dead-letter queue.`,
+    }));
 }
 
 /** Checks one queue that feeds `fn`. */
@@ -116,6 +138,14 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     });
   }
   const timeout = functionTimeout(fn);
+  if (timeout === undefined) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `${where} cannot have its visibility timeout (${formatSeconds(visibility)}) checked against the function timeout of ${fn.node.path}, which is known only at deploy time: make it at least 6 × the function timeout.`,
+    });
+    return findings;
+  }
   // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
   const window = Math.max(
     0,
@@ -245,11 +275,17 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   const invokeConfigs = fn.node.root.node
     .findAll()
     .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && c.functionName === fn.functionName);
-  if (invokeConfigs.length === 0 && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+  // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
+  const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
+  if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+    const which =
+      invokeConfigs.length === 0
+        ? 'an asynchronous invocation'
+        : 'an unqualified asynchronous invocation (its aliases and versions have settings of their own)';
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:asyncRetriesUnchecked',
-      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${which} of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
     });
   }
   for (const invokeConfig of invokeConfigs) {

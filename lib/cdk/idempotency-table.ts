@@ -8,7 +8,18 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkStreams, checkTable, checkTableReach, elsewhere, type Finding, formatSeconds, queuesFeeding } from './checks.js';
+import {
+  checkFunction,
+  checkQueue,
+  checkStreams,
+  checkTable,
+  checkTableReach,
+  checkUnknownQueues,
+  elsewhere,
+  type Finding,
+  formatSeconds,
+  queuesFeeding,
+} from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -299,6 +310,7 @@ export abstract class IdempotencyTableBase extends Construct {
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, retention),
         ...checkStreams(fn, retention),
+        ...checkUnknownQueues(fn),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, retention)),
       ]);
     }

@@ -1,4 +1,4 @@
-import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
@@ -422,6 +422,33 @@ describe("a function's own retention, given to attachFunction", () => {
     // The same retention again, or none, keeps the attachment.
     expect(records.attachFunction(api, { expiresAfter: Duration.seconds(3600) })).toBe(records.attachFunction(api));
   });
+});
+
+test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
+  const stack = new Stack(new App(), 'Unseen');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  // A mapping to a queue of another stack or account, named by its ARN: no Queue construct to read.
+  const byArn = fn(stack, 'ByArn');
+  byArn.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachFunction(byArn);
+  new EventSourceMapping(stack, 'OrdersByArn', { target: byArn, eventSourceArn: 'arn:aws:sqs:eu-west-1:123456789012:orders', reportBatchItemFailures: true });
+  // A function timeout from a parameter: 6 × it cannot be compared with the visibility timeout.
+  const timeout = new CfnParameter(stack, 'Timeout', { type: 'Number' });
+  const tokenTimeout = fn(stack, 'TokenTimeout', Duration.seconds(timeout.valueAsNumber));
+  tokenTimeout.configureAsyncInvoke({ retryAttempts: 0 });
+  const dlq = new Queue(stack, 'Dlq');
+  records.attachSqsConsumer(
+    tokenTimeout,
+    new Queue(stack, 'Short', { visibilityTimeout: Duration.seconds(30), deadLetterQueue: { queue: dlq, maxReceiveCount: 2 } }),
+  );
+  // Async retries bounded on an alias only: an unqualified invocation keeps the 6 h default.
+  const aliased = fn(stack, 'Aliased');
+  records.attachFunction(aliased);
+  new Alias(stack, 'Live', { aliasName: 'live', version: aliased.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(1) });
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/Unseen/ByArn', Match.stringLikeRegexp('Unseen/OrdersByArn.*not defined in this app.*queueNotChecked'));
+  found.hasWarning('/Unseen/TokenTimeout', Match.stringLikeRegexp('Unseen/Short.*function timeout.*known only at deploy time.*queueNotChecked'));
+  found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
 });
 
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
