@@ -77,16 +77,25 @@ export function queuesFeeding(fn: LambdaFunction): IQueue[] {
 }
 
 /**
+ * What a mapping reads: a stream (Kinesis, DynamoDB Streams) has a starting position, an SQS queue
+ * none; Kafka, Amazon MQ and DocumentDB name topics, broker queues or a collection, and the batch
+ * helper refuses their events.
+ */
+function sourceKind(mapping: CfnEventSourceMapping): 'stream' | 'queue' | 'other' {
+  if (mapping.topics !== undefined || mapping.queues !== undefined || mapping.documentDbEventSourceConfig !== undefined) return 'other';
+  return mapping.startingPosition === undefined ? 'queue' : 'stream';
+}
+
+/**
  * The queue event sources of `fn` whose queue is no construct of this app (a mapping given an ARN
  * of another stack or account): there is nothing to check them against, which is said, not passed.
  */
 export function checkUnknownQueues(fn: LambdaFunction): Finding[] {
-  const known = new Set(fn.node.root.node.findAll().flatMap((c) => (c instanceof QueueBase ? [c.queueArn] : [])));
+  const defined = new Set(fn.node.root.node.findAll().flatMap((c) => (c instanceof QueueBase ? [c.queueArn] : [])));
   return mappingsOf(fn)
     .filter((mapping) => {
       const source = mapping.eventSourceArn;
-      if (mapping.startingPosition !== undefined || mapping.topics !== undefined || mapping.queues !== undefined) return false;
-      if (typeof source !== 'string' || known.has(source)) return false;
+      if (sourceKind(mapping) !== 'queue' || typeof source !== 'string' || defined.has(source)) return false;
       return Token.isUnresolved(source) || (source.startsWith('arn:') && Arn.split(source, ArnFormat.NO_RESOURCE_NAME).service === 'sqs');
     })
     .map((mapping) => ({
@@ -200,14 +209,6 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
 }
 
 /**
- * Whether a mapping reads a stream (Kinesis, DynamoDB Streams): those have a starting position, SQS
- * has none, and Kafka and Amazon MQ, which name topics or queues, the batch helper refuses.
- */
-function readsStream(mapping: CfnEventSourceMapping): boolean {
-  return mapping.startingPosition !== undefined && mapping.topics === undefined && mapping.queues === undefined;
-}
-
-/**
  * A stream source skips a batch whose retries have ended (`retryAttempts`, `maxRecordAge`) and
  * moves on: without an on-failure destination, its records are gone, and nothing says which.
  */
@@ -236,7 +237,7 @@ function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Fin
 export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
   for (const mapping of mappingsOf(fn)) {
-    if (!readsStream(mapping)) continue;
+    if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
     // A setting known only at deploy time counts as no limit.
     if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
@@ -302,8 +303,8 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     }
   }
   for (const mapping of mappingsOf(fn)) {
-    // Kafka and Amazon MQ sources have no per-item failure reporting.
-    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.
+    if (sourceKind(mapping) === 'other') continue;
     const types = mapping.functionResponseTypes;
     if (Token.isUnresolved(types)) continue;
     if (!Array.isArray(types) || !types.includes('ReportBatchItemFailures')) {

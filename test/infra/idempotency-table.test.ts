@@ -3,7 +3,16 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Alias, Code, EventSourceMapping, type IEventSource, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import {
+  Alias,
+  CfnEventSourceMapping,
+  Code,
+  EventSourceMapping,
+  type IEventSource,
+  Function as LambdaFunction,
+  Runtime,
+  StartingPosition,
+} from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
@@ -449,6 +458,28 @@ test('what the checks cannot see is a warning, not a pass: a queue named only by
   found.hasWarning('/Unseen/ByArn', Match.stringLikeRegexp('Unseen/OrdersByArn.*not defined in this app.*queueNotChecked'));
   found.hasWarning('/Unseen/TokenTimeout', Match.stringLikeRegexp('Unseen/Short.*function timeout.*known only at deploy time.*queueNotChecked'));
   found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
+});
+
+test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
+  const stack = new Stack(new App(), 'Others');
+  const records = new IdempotencyTable(stack, 'Idempotency');
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  new CfnEventSourceMapping(stack, 'Changes', {
+    functionName: consumer.functionName,
+    eventSourceArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:orders',
+    startingPosition: 'LATEST',
+    documentDbEventSourceConfig: { databaseName: 'orders', collectionName: 'payments' },
+  });
+  new CfnEventSourceMapping(stack, 'Topic', {
+    functionName: consumer.functionName,
+    eventSourceArn: 'arn:aws:kafka:eu-west-1:123456789012:cluster/orders/abc',
+    startingPosition: 'LATEST',
+    topics: ['payments'],
+  });
+  const found = Annotations.fromStack(stack);
+  found.hasNoError('/Others/Consumer', Match.anyValue());
+  found.hasNoWarning('/Others/Consumer', Match.stringLikeRegexp('streamNotChecked|streamWithoutOnFailure|queueNotChecked'));
 });
 
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {
