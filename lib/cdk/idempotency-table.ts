@@ -34,13 +34,15 @@ import { tablePropsFromSchema } from './schema.js';
  */
 export const IDEMPOTENCY_TABLE_ENV = 'IDEMPOTENCY_TABLE';
 /**
- * Environment variable holding the record retention in seconds, set on every attached function,
- * so the handler keeps records exactly as long as the synth-time checks assumed.
+ * Environment variable holding the record retention in seconds (the table's, or the function's own
+ * from `attachFunction`), set on every attached function, so the handler keeps records exactly as
+ * long as the synth-time checks assumed. `new DynamoDBStore()` reads it; a handler's own
+ * `expiresAfterSeconds` option would bypass the checks.
  *
  * @example
  * ```ts
- * // in the handler
- * httpIdempotency({ store, expiresAfterSeconds: Number(process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS) });
+ * // in the handler: records kept for IDEMPOTENCY_EXPIRES_AFTER_SECONDS
+ * const store = new DynamoDBStore();
  * ```
  */
 export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS';
