@@ -21,6 +21,8 @@ const functionsDir = fileURLToPath(new URL('./functions/', import.meta.url));
 
 /** Lambda timeout of both functions; the queue's visibility timeout is 6× this (AWS's recommendation). */
 const FUNCTION_TIMEOUT = Duration.seconds(10);
+/** How long Lambda gathers messages for one batch of the consumer. */
+const BATCHING_WINDOW = Duration.seconds(1);
 
 export interface PaymentsStackProps extends StackProps {
   /**
@@ -98,13 +100,14 @@ export class PaymentsStack extends Stack {
 
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', { retentionPeriod: Duration.days(14), enforceSSL: true });
     this.queue = new Queue(this, 'OrderQueue', {
-      visibilityTimeout: Duration.seconds(6 * FUNCTION_TIMEOUT.toSeconds()),
+      // AWS's recommendation: 6 × the function timeout, plus the batching window during which received messages wait.
+      visibilityTimeout: Duration.seconds(6 * FUNCTION_TIMEOUT.toSeconds() + BATCHING_WINDOW.toSeconds()),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
       enforceSSL: true,
     });
     this.idempotencyTable.attachSqsConsumer(this.consumerFunction, this.queue, {
       batchSize: 10,
-      maxBatchingWindow: Duration.seconds(1),
+      maxBatchingWindow: BATCHING_WINDOW,
     });
 
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'Idempotency alarms of the payments demo', enforceSSL: true });

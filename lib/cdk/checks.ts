@@ -4,7 +4,7 @@
  */
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { CfnStream, Stream } from 'aws-cdk-lib/aws-kinesis';
+import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -42,8 +42,10 @@ function known(value: unknown, fallback: number): number | undefined {
   return typeof value === 'number' && !Token.isUnresolved(value) ? value : undefined;
 }
 
-function functionTimeout(fn: LambdaFunction): number {
-  return fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
+/** The function timeout in seconds; `undefined` when known only at deploy time. */
+function functionTimeout(fn: LambdaFunction): number | undefined {
+  const seconds = fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
+  return Token.isUnresolved(seconds) ? undefined : seconds;
 }
 
 /**
@@ -72,6 +74,35 @@ export function queuesFeeding(fn: LambdaFunction): IQueue[] {
   const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
   if (sources.length === 0) return [];
   return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
+}
+
+/**
+ * What a mapping reads: a stream (Kinesis, DynamoDB Streams) has a starting position, an SQS queue
+ * none; Kafka, Amazon MQ and DocumentDB name topics, broker queues or a collection, and the batch
+ * helper refuses their events.
+ */
+function sourceKind(mapping: CfnEventSourceMapping): 'stream' | 'queue' | 'other' {
+  if (mapping.topics !== undefined || mapping.queues !== undefined || mapping.documentDbEventSourceConfig !== undefined) return 'other';
+  return mapping.startingPosition === undefined ? 'queue' : 'stream';
+}
+
+/**
+ * The queue event sources of `fn` whose queue is no construct of this app (a mapping given an ARN
+ * of another stack or account): there is nothing to check them against, which is said, not passed.
+ */
+export function checkUnknownQueues(fn: LambdaFunction): Finding[] {
+  const defined = new Set(fn.node.root.node.findAll().flatMap((c) => (c instanceof QueueBase ? [c.queueArn] : [])));
+  return mappingsOf(fn)
+    .filter((mapping) => {
+      const source = mapping.eventSourceArn;
+      if (sourceKind(mapping) !== 'queue' || typeof source !== 'string' || defined.has(source)) return false;
+      return Token.isUnresolved(source) || (source.startsWith('arn:') && Arn.split(source, ArnFormat.NO_RESOURCE_NAME).service === 'sqs');
+    })
+    .map((mapping) => ({
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} reads a queue not defined in this app, so its redelivery horizon cannot be checked: make sure idempotency records outlive its retention period, or maxReceiveCount × visibility timeout with a dead-letter queue.`,
+    }));
 }
 
 /** Checks one queue that feeds `fn`. */
@@ -112,30 +143,55 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',
-      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
     });
   }
   const timeout = functionTimeout(fn);
+  if (timeout === undefined) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `${where} cannot have its visibility timeout (${formatSeconds(visibility)}) checked against the function timeout of ${fn.node.path}, which is known only at deploy time: make it at least 6 × the function timeout.`,
+    });
+    return findings;
+  }
+  // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
+  const window = Math.max(
+    0,
+    ...mappingsOf(fn)
+      .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
+      .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0) ?? 0),
+  );
+  const recommended = 6 * timeout + window;
+  const windowed = window > 0 ? ` plus the batching window (${formatSeconds(window)})` : '';
   if (visibility < timeout) {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:visibilityBelowTimeout',
-      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(6 * timeout)} (6 × the function timeout).`,
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(recommended)} (6 × the function timeout${windowed}).`,
     });
-  } else if (visibility < 6 * timeout) {
+  } else if (visibility < recommended) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:visibilityBelowSixTimeouts',
-      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)}) that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(6 * timeout)}.`,
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, less than 6 × the function timeout (${formatSeconds(timeout)})${windowed} that AWS recommends: a message retried by Lambda can reappear while its first attempt still holds the record, and be rejected as in progress until it lands in the dead-letter queue. Set it to at least ${formatSeconds(recommended)}.`,
     });
   }
   return findings;
 }
 
+/** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
+function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
+  const cfn = stream.node.defaultChild;
+  const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+  return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
+}
+
 /**
  * How long the stream behind an event source keeps a record, in seconds, with the construct that
- * says so: a DynamoDB stream 24 h, a Kinesis stream of this app its retention period; `undefined`
- * for a stream whose retention is not known here (imported, or set by a token).
+ * says so: a DynamoDB stream 24 h, a Kinesis stream of this app (read directly or through an
+ * enhanced fan-out consumer) its retention period; `undefined` for a stream whose retention is not
+ * known here (imported, or set by a token).
  */
 function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
   if (typeof source !== 'string') return undefined;
@@ -146,13 +202,29 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
   for (const c of fn.node.root.node.findAll()) {
     if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
       return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
-    if (c instanceof Stream && c.streamArn === source) {
-      const cfn = c.node.defaultChild;
-      const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
-      return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${c.node.path}` };
-    }
+    if (c instanceof Stream && c.streamArn === source) return kinesisRetention(c);
+    if (c instanceof StreamConsumer && c.streamConsumerArn === source) return kinesisRetention(c.stream);
   }
   return undefined;
+}
+
+/**
+ * A stream source skips a batch whose retries have ended (`retryAttempts`, `maxRecordAge`) and
+ * moves on: without an on-failure destination, its records are gone, and nothing says which.
+ */
+function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Finding[] {
+  const config = mapping.destinationConfig;
+  // A destination known only at deploy time counts as one.
+  const onFailure = Token.isUnresolved(config) ? config : (config as CfnEventSourceMapping.DestinationConfigProperty | undefined)?.onFailure;
+  const destination = Token.isUnresolved(onFailure) ? onFailure : (onFailure as CfnEventSourceMapping.OnFailureProperty | undefined)?.destination;
+  if (destination !== undefined) return [];
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:streamWithoutOnFailure',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} has no on-failure destination: a batch still failing when its retries end (\`retryAttempts\`, \`maxRecordAge\`) is skipped, and its failed records are lost without a trace. Give it \`onFailure\` (an \`SqsDlq\`, \`SnsDlq\` or \`S3OnFailureDestination\`), and a \`maxRecordAge\` so that retries end before the stream drops the records.`,
+    },
+  ];
 }
 
 /**
@@ -165,9 +237,8 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
 export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
   for (const mapping of mappingsOf(fn)) {
-    // Stream sources have a starting position; SQS has none; Kafka and Amazon MQ are not checked.
-    if (mapping.startingPosition === undefined) continue;
-    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    if (sourceKind(mapping) !== 'stream') continue;
+    findings.push(...checkOnFailure(fn, mapping));
     // A setting known only at deploy time counts as no limit.
     if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
     const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED) ?? UNLIMITED;
@@ -188,7 +259,7 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:retentionShorterThanStreamRetries',
-        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the table's \`expiresAfter\` to at least ${formatSeconds(horizon)}.`,
+        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}.`,
       });
     }
   }
@@ -205,11 +276,17 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   const invokeConfigs = fn.node.root.node
     .findAll()
     .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && c.functionName === fn.functionName);
-  if (invokeConfigs.length === 0 && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+  // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
+  const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
+  if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
+    const which =
+      invokeConfigs.length === 0
+        ? 'an asynchronous invocation'
+        : 'an unqualified asynchronous invocation (its aliases and versions have settings of their own)';
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:asyncRetriesUnchecked',
-      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but an asynchronous invocation of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${which} of ${fn.node.path} is retried for up to ${formatSeconds(DEFAULT_ASYNC_EVENT_AGE)} by default. If it is invoked asynchronously, call \`configureAsyncInvoke({ maxEventAge })\` with at most the retention, or raise the retention.`,
     });
   }
   for (const invokeConfig of invokeConfigs) {
@@ -221,20 +298,20 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the table's \`expiresAfter\`.`,
+        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
       });
     }
   }
   for (const mapping of mappingsOf(fn)) {
-    // Kafka and Amazon MQ sources have no per-item failure reporting.
-    if (mapping.topics !== undefined || mapping.queues !== undefined) continue;
+    // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.
+    if (sourceKind(mapping) === 'other') continue;
     const types = mapping.functionResponseTypes;
     if (Token.isUnresolved(types)) continue;
     if (!Array.isArray(types) || !types.includes('ReportBatchItemFailures')) {
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:noBatchItemFailures',
-        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so failed messages would be deleted as if processed. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
+        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so a batch with failed records would count as processed: a queue deletes them, a stream moves past them. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
       });
     }
   }

@@ -8,7 +8,18 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
-import { checkFunction, checkQueue, checkStreams, checkTable, checkTableReach, elsewhere, type Finding, queuesFeeding } from './checks.js';
+import {
+  checkFunction,
+  checkQueue,
+  checkStreams,
+  checkTable,
+  checkTableReach,
+  checkUnknownQueues,
+  elsewhere,
+  type Finding,
+  formatSeconds,
+  queuesFeeding,
+} from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
@@ -23,13 +34,15 @@ import { tablePropsFromSchema } from './schema.js';
  */
 export const IDEMPOTENCY_TABLE_ENV = 'IDEMPOTENCY_TABLE';
 /**
- * Environment variable holding the record retention in seconds, set on every attached function,
- * so the handler keeps records exactly as long as the synth-time checks assumed.
+ * Environment variable holding the record retention in seconds (the table's, or the function's own
+ * from `attachFunction`), set on every attached function, so the handler keeps records exactly as
+ * long as the synth-time checks assumed. `new DynamoDBStore()` reads it; a handler's own
+ * `expiresAfterSeconds` option would bypass the checks.
  *
  * @example
  * ```ts
- * // in the handler
- * httpIdempotency({ store, expiresAfterSeconds: Number(process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS) });
+ * // in the handler: records kept for IDEMPOTENCY_EXPIRES_AFTER_SECONDS
+ * const store = new DynamoDBStore();
  * ```
  */
 export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS';
@@ -55,7 +68,8 @@ export interface IdempotencyTableProps {
   /**
    * How long a completed record is kept (the TTL the library writes). Duplicates that arrive later
    * run again, so it must outlive every retry of the callers; the synth-time checks compare it with
-   * the queues, stream sources and async-invoke settings of the functions attached to this table.
+   * the queues, stream sources and async-invoke settings of the functions attached to this table
+   * (of those attached with an `expiresAfter` of their own, with that one).
    * @default Duration.hours(24)
    */
   readonly expiresAfter?: Duration;
@@ -99,6 +113,19 @@ export interface ExistingIdempotencyTableProps {
   readonly encryptionKey?: IKey;
 }
 
+/** Options of {@link IdempotencyTableBase.attachFunction}. */
+export interface AttachFunctionOptions {
+  /**
+   * How long this function's records are kept, when not as long as the table's `expiresAfter`: the
+   * function gets it as `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, and the synth-time checks compare it
+   * with the function's retry horizons. Set a function's own retention here rather than as the
+   * handler's `expiresAfterSeconds` option, which the checks cannot see. Fixed by the function's
+   * first attachment.
+   * @default the table's `expiresAfter`
+   */
+  readonly expiresAfter?: Duration;
+}
+
 /** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 
@@ -129,6 +156,8 @@ const EXISTING_PROP_CHECKS: Record<keyof ExistingIdempotencyTableProps, OptionCh
   expiresAfter: PROP_CHECKS.expiresAfter,
   encryptionKey: anyValue,
 };
+
+const ATTACH_CHECKS: Record<keyof AttachFunctionOptions, OptionCheck> = { expiresAfter: PROP_CHECKS.expiresAfter };
 
 /** A retention known at synth time, in whole seconds. */
 function retentionSeconds(where: string, expiresAfter: Duration = Duration.hours(24)): number {
@@ -168,12 +197,13 @@ export type IdempotentSqsConsumerProps = Omit<SqsEventSourceProps, 'reportBatchI
 export abstract class IdempotencyTableBase extends Construct {
   /** The DynamoDB table. */
   public abstract readonly table: ITable;
-  /** The record retention in seconds, as attached functions receive it. */
+  /** The record retention in seconds, as attached functions receive it unless attached with one of their own. */
   public readonly expiresAfterSeconds: number;
   /** The customer managed key, when there is one. */
   public readonly encryptionKey?: IKey;
 
-  private readonly grants = new Map<LambdaFunction, Grant>();
+  /** Each attached function's grant and retention in seconds (the table's, or its own from {@link attachFunction}). */
+  private readonly attached = new Map<LambdaFunction, { readonly grant: Grant; readonly retentionSeconds: number }>();
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
   protected constructor(scope: Construct, id: string, expiresAfterSeconds: number, encryptionKey: IKey | undefined) {
@@ -201,22 +231,38 @@ export abstract class IdempotencyTableBase extends Construct {
   /**
    * Lets `fn` keep idempotency records here: grants it {@link grantRecordAccess} and sets its
    * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
-   * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, to pass as `expiresAfterSeconds`), so the
-   * handler and the synth-time checks agree.
+   * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
+   * handler and the synth-time checks agree. A function whose records are kept for another time
+   * than the table's `expiresAfter` says so with `options.expiresAfter`.
+   *
+   * @example
+   * ```ts
+   * idempotency.attachFunction(apiFunction, { expiresAfter: Duration.hours(1) });
+   * ```
    */
-  public attachFunction(fn: LambdaFunction): Grant {
+  public attachFunction(fn: LambdaFunction, options: AttachFunctionOptions = {}): Grant {
+    checkOptions('IdempotencyTable.attachFunction', options, ATTACH_CHECKS);
+    const own = options.expiresAfter === undefined ? undefined : retentionSeconds('IdempotencyTable.attachFunction', options.expiresAfter);
     const attached = attachedTables.get(fn);
     if (attached !== undefined && attached !== this) {
       throw new Error(`IdempotencyTable: ${fn.node.path} is already attached to ${attached.node.path}; a function keeps its records in one table.`);
     }
-    const existing = this.grants.get(fn);
-    if (existing) return existing;
+    const existing = this.attached.get(fn);
+    if (existing) {
+      if (own !== undefined && own !== existing.retentionSeconds) {
+        throw new TypeError(
+          `IdempotencyTable.attachFunction: ${fn.node.path} is already attached, with records kept ${formatSeconds(existing.retentionSeconds)}; give its \`expiresAfter\` in its first attachment.`,
+        );
+      }
+      return existing.grant;
+    }
     attachedTables.set(fn, this);
+    const seconds = own ?? this.expiresAfterSeconds;
     // A table of another account is addressed by its ARN: its name would mean one of the function's own.
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName);
-    fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(this.expiresAfterSeconds));
+    fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
     const grant = this.grantRecordAccess(fn);
-    this.grants.set(fn, grant);
+    this.attached.set(fn, { grant, retentionSeconds: seconds });
     return grant;
   }
 
@@ -261,12 +307,13 @@ export abstract class IdempotencyTableBase extends Construct {
 
   private check(): void {
     report(this, this.tableFindings());
-    for (const fn of this.grants.keys()) {
+    for (const [fn, { retentionSeconds: retention }] of this.attached) {
       report(fn, [
         ...checkTableReach(fn, this.table),
-        ...checkFunction(fn, this.expiresAfterSeconds),
-        ...checkStreams(fn, this.expiresAfterSeconds),
-        ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, this.expiresAfterSeconds)),
+        ...checkFunction(fn, retention),
+        ...checkStreams(fn, retention),
+        ...checkUnknownQueues(fn),
+        ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, retention)),
       ]);
     }
   }

@@ -5,7 +5,7 @@
 
 export type { TableSchema } from '../table-schema.js';
 export { idempotencyTableSchema } from '../table-schema.js';
-export type { ExistingIdempotencyTableProps, IdempotencyTableProps, IdempotentSqsConsumerProps } from './idempotency-table.js';
+export type { AttachFunctionOptions, ExistingIdempotencyTableProps, IdempotencyTableProps, IdempotentSqsConsumerProps } from './idempotency-table.js';
 export {
   IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV,
   IDEMPOTENCY_TABLE_ENV,

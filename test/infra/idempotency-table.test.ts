@@ -1,10 +1,19 @@
-import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Stream } from 'aws-cdk-lib/aws-kinesis';
+import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Alias, Code, EventSourceMapping, Function as LambdaFunction, Runtime, StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, KinesisEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import {
+  Alias,
+  CfnEventSourceMapping,
+  Code,
+  EventSourceMapping,
+  type IEventSource,
+  Function as LambdaFunction,
+  Runtime,
+  StartingPosition,
+} from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
@@ -164,6 +173,13 @@ describe('synth-time checks on a misconfigured stack', () => {
     const fine = { deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } };
     table.attachSqsConsumer(fn(stack, 'SlowConsumer', Duration.minutes(2)), new Queue(stack, 'Short', { ...fine, visibilityTimeout: Duration.minutes(1) }));
     table.attachSqsConsumer(fn(stack, 'TightConsumer', Duration.seconds(20)), new Queue(stack, 'Tight', { ...fine, visibilityTimeout: Duration.seconds(60) }));
+    // Lambda gathers a batch for up to its batching window after receiving its first message: 6 × 10 s + 1 min.
+    table.attachSqsConsumer(fn(stack, 'WindowConsumer'), new Queue(stack, 'Window', { ...fine, visibilityTimeout: Duration.minutes(1) }), {
+      maxBatchingWindow: Duration.minutes(1),
+    });
+    table.attachSqsConsumer(fn(stack, 'RoomyWindowConsumer'), new Queue(stack, 'RoomyWindow', { ...fine, visibilityTimeout: Duration.minutes(2) }), {
+      maxBatchingWindow: Duration.minutes(1),
+    });
     // An event source added outside the construct, without batch failure reporting.
     const unreported = fn(stack, 'UnreportedConsumer');
     table.attachFunction(unreported);
@@ -205,6 +221,12 @@ describe('synth-time checks on a misconfigured stack', () => {
     annotations.hasError(path('SlowConsumer'), Match.stringLikeRegexp('visibilityBelowTimeout'));
     annotations.hasWarning(path('TightConsumer'), Match.stringLikeRegexp('less than 6 × the function timeout.*at least 2 min'));
     annotations.hasNoError(path('TightConsumer'), Match.anyValue());
+  });
+
+  test("the visibility timeout leaves room for the batching window too: 6 × the function timeout plus the mapping's maxBatchingWindow", () => {
+    annotations.hasWarning(path('WindowConsumer'), Match.stringLikeRegexp('batching window \\(1 min\\).*at least 2 min.*visibilityBelowSixTimeouts'));
+    annotations.hasNoWarning(path('RoomyWindowConsumer'), Match.stringLikeRegexp('lambda-idempotency'));
+    annotations.hasNoError(path('RoomyWindowConsumer'), Match.anyValue());
   });
 
   test('an event source without reportBatchItemFailures', () => {
@@ -268,13 +290,14 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
     const orders = new Table(stack, 'Orders', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
     const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
-    const wire = (id: string, source: DynamoEventSource | KinesisEventSource) => {
+    const wire = (id: string, source: IEventSource) => {
       const consumer = fn(stack, id);
       consumer.configureAsyncInvoke({ retryAttempts: 0 }); // only the stream's retries matter here
       records.attachFunction(consumer);
       consumer.addEventSource(source);
     };
-    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true };
+    const failed = new SqsDlq(new Queue(stack, 'FailedBatches'));
+    const from = { startingPosition: StartingPosition.TRIM_HORIZON, reportBatchItemFailures: true, onFailure: failed };
     // Defaults: retried until the stream drops the record, 24 h for DynamoDB, the stream's retention for Kinesis.
     wire('DynamoDefaults', new DynamoEventSource(orders, from));
     wire('KinesisDefaults', new KinesisEventSource(events, from));
@@ -298,6 +321,14 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     wire('DynamoImported', new DynamoEventSource(importedOrders, from));
     // A stream of another stack or account: its retention is not known here.
     wire('KinesisImported', new KinesisEventSource(Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events'), from));
+    // An enhanced fan-out consumer reads its stream's records: 7 days.
+    wire('KinesisFanOut', new KinesisConsumerEventSource(new StreamConsumer(stack, 'FanOut', { stream: events, streamConsumerName: 'fan-out' }), from));
+    // Without an on-failure destination, a batch whose retries end is skipped: with an age limit, or with no retries at all.
+    const { onFailure: _, ...withoutOnFailure } = from;
+    wire('KinesisNoOnFailure', new KinesisEventSource(events, { ...withoutOnFailure, maxRecordAge: Duration.hours(1) }));
+    wire('DynamoNoRetriesNoOnFailure', new DynamoEventSource(orders, { ...withoutOnFailure, retryAttempts: 0 }));
+    // Without reportBatchItemFailures, a stream moves past the failed records the batch helper reports.
+    wire('KinesisUnreported', new KinesisEventSource(events, { ...from, reportBatchItemFailures: false, maxRecordAge: Duration.hours(1) }));
     annotations = Annotations.fromStack(stack);
   });
 
@@ -315,6 +346,24 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     }
   });
 
+  test("an enhanced fan-out consumer's retries are bounded by its stream's retention", () => {
+    annotations.hasError(path('KinesisFanOut'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*Streams/Events'));
+    annotations.hasNoWarning(path('KinesisFanOut'), Match.stringLikeRegexp('streamNotChecked'));
+  });
+
+  test('a stream source without an on-failure destination loses the records of a batch whose retries end: a warning naming the fix', () => {
+    for (const id of ['KinesisNoOnFailure', 'DynamoNoRetriesNoOnFailure']) {
+      annotations.hasWarning(path(id), Match.stringLikeRegexp(`Streams/${id}/.*no on-failure destination.*onFailure.*streamWithoutOnFailure`));
+      annotations.hasNoError(path(id), Match.anyValue());
+    }
+    // Those with one (every other source here) are not warned.
+    annotations.hasNoWarning(path('KinesisBounded'), Match.stringLikeRegexp('streamWithoutOnFailure'));
+  });
+
+  test('a stream source without reportBatchItemFailures is an error: the stream would move past the failed records', () => {
+    annotations.hasError(path('KinesisUnreported'), Match.stringLikeRegexp('noBatchItemFailures.*a stream moves past them'));
+  });
+
   test('a stream whose retention is not known here is reported as unchecked', () => {
     annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
     annotations.hasNoError(path('KinesisImported'), Match.anyValue());
@@ -329,6 +378,108 @@ test("async-invoke settings of an attached function's alias are checked like the
   handler.configureAsyncInvoke({ maxEventAge: Duration.hours(1) }); // unqualified invocations: within the retention
   new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
   Annotations.fromStack(stack).hasError('/AliasAsync/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*AliasAsync/Live.*6 h.*1 h'));
+});
+
+describe("a function's own retention, given to attachFunction", () => {
+  const path = (id: string) => `/OwnRetention/${id}`;
+  let stack: Stack;
+  let records: IdempotencyTable;
+  let template: Template;
+  let annotations: Annotations;
+  beforeAll(() => {
+    stack = new Stack(new App(), 'OwnRetention');
+    records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+    // Records kept 1 h: the default 6 h of asynchronous retries outlive them.
+    records.attachFunction(fn(stack, 'Api'), { expiresAfter: Duration.hours(1) });
+    // Records kept 1 h, then a queue wired without a dead-letter queue: 4 days of redeliveries.
+    const consumer = fn(stack, 'Consumer');
+    records.attachFunction(consumer, { expiresAfter: Duration.hours(1) });
+    records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+    // The table's 7 days, which outlive the same queue's redeliveries.
+    records.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Refunds', { visibilityTimeout: Duration.minutes(1) }));
+    template = Template.fromStack(stack);
+    annotations = Annotations.fromStack(stack);
+  });
+
+  test('is the retention the function gets in its environment', () => {
+    const retention = (id: string) =>
+      template.toJSON().Resources[stack.getLogicalId(stack.node.findChild(id).node.defaultChild as never)].Properties.Environment.Variables
+        .IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    expect(['Api', 'Consumer', 'Other'].map(retention)).toEqual(['3600', '3600', String(7 * 86_400)]);
+  });
+
+  test("is the retention the function's retries are checked against", () => {
+    annotations.hasWarning(path('Api'), Match.stringLikeRegexp('kept 1 h.*up to 6 h by default.*asyncRetriesUnchecked'));
+    annotations.hasError(path('Consumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 h.*OwnRetention/Orders .*for 4 days'));
+    annotations.hasNoError(path('Other'), Match.anyValue());
+    annotations.hasNoWarning(path('Other'), Match.anyValue());
+  });
+
+  test('is validated, and fixed by the first attachment: another one later is refused', () => {
+    expect(() => records.attachFunction(fn(stack, 'Millis'), { expiresAfter: Duration.millis(1500) })).toThrow(
+      'IdempotencyTable.attachFunction: `expiresAfter` must be a whole number of seconds, 1 or more (got 1.5).',
+    );
+    expect(() => records.attachFunction(fn(stack, 'Unknown'), { expiresAfterSeconds: 60 } as never)).toThrow(
+      'IdempotencyTable.attachFunction: unknown option `expiresAfterSeconds`. Known options: expiresAfter.',
+    );
+    const api = stack.node.findChild('Api') as LambdaFunction;
+    expect(() => records.attachFunction(api, { expiresAfter: Duration.hours(2) })).toThrow(
+      'IdempotencyTable.attachFunction: OwnRetention/Api is already attached, with records kept 1 h; give its `expiresAfter` in its first attachment.',
+    );
+    const other = stack.node.findChild('Other') as LambdaFunction;
+    expect(() => records.attachFunction(other, { expiresAfter: Duration.hours(1) })).toThrow(/already attached, with records kept 7 days/);
+    // The same retention again, or none, keeps the attachment.
+    expect(records.attachFunction(api, { expiresAfter: Duration.seconds(3600) })).toBe(records.attachFunction(api));
+  });
+});
+
+test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
+  const stack = new Stack(new App(), 'Unseen');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  // A mapping to a queue of another stack or account, named by its ARN: no Queue construct to read.
+  const byArn = fn(stack, 'ByArn');
+  byArn.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachFunction(byArn);
+  new EventSourceMapping(stack, 'OrdersByArn', { target: byArn, eventSourceArn: 'arn:aws:sqs:eu-west-1:123456789012:orders', reportBatchItemFailures: true });
+  // A function timeout from a parameter: 6 × it cannot be compared with the visibility timeout.
+  const timeout = new CfnParameter(stack, 'Timeout', { type: 'Number' });
+  const tokenTimeout = fn(stack, 'TokenTimeout', Duration.seconds(timeout.valueAsNumber));
+  tokenTimeout.configureAsyncInvoke({ retryAttempts: 0 });
+  const dlq = new Queue(stack, 'Dlq');
+  records.attachSqsConsumer(
+    tokenTimeout,
+    new Queue(stack, 'Short', { visibilityTimeout: Duration.seconds(30), deadLetterQueue: { queue: dlq, maxReceiveCount: 2 } }),
+  );
+  // Async retries bounded on an alias only: an unqualified invocation keeps the 6 h default.
+  const aliased = fn(stack, 'Aliased');
+  records.attachFunction(aliased);
+  new Alias(stack, 'Live', { aliasName: 'live', version: aliased.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(1) });
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/Unseen/ByArn', Match.stringLikeRegexp('Unseen/OrdersByArn.*not defined in this app.*queueNotChecked'));
+  found.hasWarning('/Unseen/TokenTimeout', Match.stringLikeRegexp('Unseen/Short.*function timeout.*known only at deploy time.*queueNotChecked'));
+  found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
+});
+
+test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
+  const stack = new Stack(new App(), 'Others');
+  const records = new IdempotencyTable(stack, 'Idempotency');
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  new CfnEventSourceMapping(stack, 'Changes', {
+    functionName: consumer.functionName,
+    eventSourceArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:orders',
+    startingPosition: 'LATEST',
+    documentDbEventSourceConfig: { databaseName: 'orders', collectionName: 'payments' },
+  });
+  new CfnEventSourceMapping(stack, 'Topic', {
+    functionName: consumer.functionName,
+    eventSourceArn: 'arn:aws:kafka:eu-west-1:123456789012:cluster/orders/abc',
+    startingPosition: 'LATEST',
+    topics: ['payments'],
+  });
+  const found = Annotations.fromStack(stack);
+  found.hasNoError('/Others/Consumer', Match.anyValue());
+  found.hasNoWarning('/Others/Consumer', Match.stringLikeRegexp('streamNotChecked|streamWithoutOnFailure|queueNotChecked'));
 });
 
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {

@@ -131,9 +131,9 @@ describe('queue', () => {
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
   });
 
-  test('the queue has a dead-letter queue and a visibility timeout of 6× the function timeout', () => {
+  test('the queue has a dead-letter queue and a visibility timeout of 6× the function timeout plus the batching window', () => {
     template.hasResourceProperties('AWS::SQS::Queue', {
-      VisibilityTimeout: 60,
+      VisibilityTimeout: 61,
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [id(stack.deadLetterQueue), 'Arn'] }, maxReceiveCount: 5 },
     });
     expect(template.toJSON().Resources[id(stack.deadLetterQueue)].Properties.MessageRetentionPeriod).toBe(14 * 86_400);

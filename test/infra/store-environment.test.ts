@@ -11,11 +11,12 @@ import { IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, IDEMPOTENCY_TABLE_ENV, Idempoten
 import { DynamoDBStore } from '../../lib/index.js';
 
 /** The environment the construct gives an attached function, as deployed: a `Ref` to the table resolves to its name, as CloudFormation does. */
-function attachedEnvironment(expiresAfter: Duration): Record<string, string> {
+function attachedEnvironment(expiresAfter: Duration, ownExpiresAfter?: Duration): Record<string, string> {
   const stack = new Stack(new App(), 'Env');
   const table = new IdempotencyTable(stack, 'Idempotency', { tableName: 'orders-idempotency', expiresAfter });
   table.attachFunction(
     new LambdaFunction(stack, 'Handler', { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') }),
+    ownExpiresAfter === undefined ? undefined : { expiresAfter: ownExpiresAfter },
   );
   const template = Template.fromStack(stack);
   const [fn] = Object.values(template.findResources('AWS::Lambda::Function'));
@@ -45,6 +46,11 @@ test.each([Duration.hours(24), Duration.days(4), Duration.seconds(90)])(
     expect(store.expiresAfterSeconds).toBe(expiresAfter.toSeconds());
   },
 );
+
+test('a store made with no options in a function attached with a retention of its own uses that retention, the one its retries were checked against', () => {
+  Object.assign(process.env, attachedEnvironment(Duration.days(7), Duration.hours(1)));
+  expect(new DynamoDBStore().expiresAfterSeconds).toBe(3600);
+});
 
 test('a store made with no options in a function attached to a table of another account addresses it by the ARN the construct set', () => {
   const stack = new Stack(new App(), 'Elsewhere', { env: { account: '111111111111', region: 'eu-west-1' } });
