@@ -145,6 +145,12 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       id: 'lambda-idempotency:retentionShorterThanRedelivery',
       message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
     });
+  } else if (maxReceiveCount === undefined) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:queueWithoutDeadLetterQueue',
+      message: `${where} has no dead-letter queue: a message that keeps failing is received again until its retention period (${formatSeconds(retention)}) ends, then deleted without a trace. Give it a \`deadLetterQueue\` (its \`maxReceiveCount\` × the visibility timeout within the record retention).`,
+    });
   }
   const timeout = functionTimeout(fn);
   if (timeout === undefined) {

@@ -163,6 +163,9 @@ describe('synth-time checks on a misconfigured stack', () => {
     const table = new IdempotencyTable(stack, 'Idempotency'); // 24 h
     // No DLQ: a message can come back for the queue's whole retention (4 days by default).
     table.attachSqsConsumer(fn(stack, 'NoDlqConsumer'), new Queue(stack, 'NoDlq', { visibilityTimeout: Duration.minutes(1) }));
+    // No DLQ, but records kept longer than the queue keeps messages: a failing message is deleted at the end of its retention.
+    const longLived = new IdempotencyTable(stack, 'LongLived', { expiresAfter: Duration.days(5) });
+    longLived.attachSqsConsumer(fn(stack, 'LongLivedNoDlqConsumer'), new Queue(stack, 'LongLivedNoDlq', { visibilityTimeout: Duration.minutes(1) }));
     // A DLQ, but 100 receives × 15 min = 25 h.
     const dlq = new Queue(stack, 'Dlq');
     table.attachSqsConsumer(
@@ -211,6 +214,16 @@ describe('synth-time checks on a misconfigured stack', () => {
 
   test('retention shorter than a queue without DLQ keeps messages', () => {
     annotations.hasError(path('NoDlqConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 day.*for 4 days.*retention period'));
+  });
+
+  test('a queue without a dead-letter queue whose messages the records outlive is a warning: a failing message is deleted without a trace', () => {
+    annotations.hasWarning(
+      path('LongLivedNoDlqConsumer'),
+      Match.stringLikeRegexp('LongLivedNoDlq has no dead-letter queue.*4 days.*queueWithoutDeadLetterQueue'),
+    );
+    annotations.hasNoError(path('LongLivedNoDlqConsumer'), Match.anyValue());
+    // One whose redeliveries outlive the records has the error, which names the dead-letter queue already.
+    annotations.hasNoWarning(path('NoDlqConsumer'), Match.stringLikeRegexp('queueWithoutDeadLetterQueue'));
   });
 
   test('retention shorter than maxReceiveCount × visibility timeout', () => {
@@ -412,7 +425,7 @@ describe("a function's own retention, given to attachFunction", () => {
     annotations.hasWarning(path('Api'), Match.stringLikeRegexp('kept 1 h.*up to 6 h by default.*asyncRetriesUnchecked'));
     annotations.hasError(path('Consumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 h.*OwnRetention/Orders .*for 4 days'));
     annotations.hasNoError(path('Other'), Match.anyValue());
-    annotations.hasNoWarning(path('Other'), Match.anyValue());
+    annotations.hasNoWarning(path('Other'), Match.stringLikeRegexp('retentionShorterThanRedelivery|asyncRetries|visibilityBelow'));
   });
 
   test('is validated, and fixed by the first attachment: another one later is refused', () => {
