@@ -12,7 +12,9 @@
  * after its answer was lost, or a durable execution's replay), writes it again unchanged and says so
  * (`{2, record}`): the replication stream is ordered, so once a replica acknowledges that write
  * (`WAIT`), it has the first one too, which may never have reached it. A script that only read the
- * record would give `WAIT` nothing of its own to count, and it would answer at once.
+ * record would give `WAIT` nothing of its own to count, and it would answer at once. It deletes
+ * the `status` field and sets it again, in that order: on a full node Redis refuses a script
+ * whose first write may grow memory (HSET), but lets one that has already written go on.
  */
 import { createHash } from 'node:crypto';
 import type { Connection } from './connection.js';
@@ -44,6 +46,7 @@ if #record > 0 then
   local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
   if not (expired or lapsed) then
     if fields.owner == ARGV[1] and fields.status == 'INPROGRESS' then
+      redis.call('HDEL', KEYS[1], 'status')
       redis.call('HSET', KEYS[1], 'status', 'INPROGRESS')
       return {2, record}
     end
@@ -73,6 +76,7 @@ return {1, previous}
 export const COMPLETE = script(`
 local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
 if held[1] == ARGV[1] and held[2] == 'COMPLETED' then
+  redis.call('HDEL', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', 'COMPLETED')
   return {2, redis.call('HGETALL', KEYS[1])}
 end

@@ -91,7 +91,7 @@ describe('the eviction policy', () => {
     });
   }
 
-  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes', async () => {
+  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes, a claim or completion sent again finds its own record', async () => {
     const client = ioredisClient(server.url);
     const direct = inspector(server.url);
     try {
@@ -105,10 +105,13 @@ describe('the eviction policy', () => {
       expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^OOM/)]);
       expect(runs).toBe(0);
       expect(await direct.keys('full:charge*')).toEqual([]);
+      // A claim sent again writes its own record again, unchanged (for WAIT to count): that is no new memory.
+      expect(await store.claim(claimRequest('held'))).toEqual({ claimed: false, record: expect.objectContaining({ owner: 'owner-a', status: 'INPROGRESS' }) });
       // Redis lets a script that has already written go on writing, so a completion is never half applied.
       const done = { key: 'held', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: '"done"' };
       expect(await store.complete(done)).toEqual({ completed: true, responseStored: true });
       expect(await direct.hgetall('full:held')).toMatchObject({ status: 'COMPLETED', response: '"done"' });
+      expect(await store.complete(done)).toEqual({ completed: false, record: expect.objectContaining({ owner: 'owner-a', status: 'COMPLETED' }) });
     } finally {
       await direct.config('SET', 'maxmemory', '0');
       client.disconnect();
