@@ -229,7 +229,7 @@ export class RedisStore implements IdempotencyStore {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      if (!(await this.connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
       return this.run(script, key, args);
     }
   }

@@ -390,7 +390,7 @@ describe('after a failed call, an ioredis client is waited for only when a recon
     const client = ioredisClient(undefined, { reconnectOnError: () => true });
     try {
       await new Promise((resolve) => client.once('ready', resolve));
-      expect(await connectionOf(client).reconnected(WAIT)).toBe(false);
+      expect(await connectionOf(client).reconnected('k', WAIT)).toBe(false);
     } finally {
       client.disconnect();
     }
@@ -402,11 +402,11 @@ describe('after a failed call, an ioredis client is waited for only when a recon
     await client.quit();
     await ended;
     expect(client.status).toBe('end');
-    expect(await connectionOf(client).reconnected(WAIT)).toBe(false);
+    expect(await connectionOf(client).reconnected('k', WAIT)).toBe(false);
   });
   test('reconnecting, then closed by the application while waited for: the wait ends at its end event, not after its time', async () => {
     const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => 50 });
-    const waited = connectionOf(client).reconnected(WAIT);
+    const waited = connectionOf(client).reconnected('k', WAIT);
     // A failed attempt first (the wait goes on); then `close` and `end` in consecutive ticks, and the wait must not miss the `end`.
     await new Promise((resolve) => client.once('error', resolve));
     client.disconnect();
@@ -432,7 +432,7 @@ test('after a failed call, a node-redis client closed by the application is not 
   client.destroy();
   expect([client.isOpen, client.isReady]).toEqual([false, false]);
   // A wait of ten minutes: one taken by mistake outlasts the test.
-  expect(await connectionOf(client).reconnected(600_000)).toBe(false);
+  expect(await connectionOf(client).reconnected('k', 600_000)).toBe(false);
 });
 
 describe('options', () => {
