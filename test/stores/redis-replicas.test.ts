@@ -10,8 +10,9 @@ import { makeIdempotent } from '../../lib/index.js';
 import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, COMPLETE } from '../../lib/redis/scripts.js';
 import type { RedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS, startPrimaryAndReplica } from '../support/redis.js';
+import { CLIENT_KINDS, startPrimaryAndReplica, until } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 let primary: RedisServer;
 let replica: RedisServer;
@@ -83,10 +84,37 @@ describe('a write sent again after its answer was lost finds its own record', ()
 
   /** Stores on `client`: one whose WAIT gives up soon, for a replica that is away, and one that waits long enough for one that is there. */
   const stores = (client: RedisClient, keyPrefix: string) => ({
-    detached: new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 300 } }),
+    detached: new RedisStore({ client, keyPrefix, waitForReplicas: WAIT }),
     attached: new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 5000 } }),
   });
   const REPLICA_ERROR = /Only 0 of 1 replicas acknowledged the write within 300 ms/;
+  const WAIT = { replicas: 1, timeoutMillis: 300 };
+
+  test('ioredis with its offline queue resends a claim whose answer a reset lost: finding its own record, with the replica away, it fails closed and the function does not run', async () => {
+    const proxy = await TcpProxy.start(primary.port);
+    // ioredis's defaults: commands sent but unanswered when the connection drops are sent again once it is back.
+    const client = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 50 });
+    let replication: { resume(): Promise<void> } | undefined;
+    try {
+      const keyPrefix = 'resent-by-ioredis:';
+      let runs = 0;
+      const pay = makeIdempotent(async (_id: string) => ++runs, { store: new RedisStore({ client, keyPrefix, waitForReplicas: WAIT }), name: 'pay' });
+      expect(await pay('warm')).toBe(1); // connected, the eviction policy read, the scripts known to the server
+      replication = await detachReplica();
+      proxy.loseReplies(); // the claim reaches the primary, its answer (and WAIT's) does not come back
+      const first = rejection(pay('k'));
+      await until(async () => (await raw.keys(`${keyPrefix}*`)).length === 2); // the warm call's record and this one's
+      await proxy.cut();
+      await proxy.restore();
+      const error = await first;
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(REPLICA_ERROR)]);
+      expect(runs).toBe(1);
+    } finally {
+      await replication?.resume();
+      client.disconnect();
+      await proxy.cut();
+    }
+  });
 
   test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
     '%s: a claim whose first send never reached the replica fails; once the replica has it, the claim holds the key',
