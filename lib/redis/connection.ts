@@ -69,9 +69,10 @@ export interface Connection {
   /**
    * After a failed call on `key`: `true` once a client that lost its connection, or is closing it,
    * is ready again (a node-redis cluster: the connection to `key`'s primary); `false` at once when
-   * its connection is still open (the failure was something else), or after `millis` without it. ioredis still reads ready while a connection closes: one the server
-   * closed, or one its `reconnectOnError` closes after a READONLY reply (a primary a failover
-   * demoted while keeping its connections), to open another where the endpoint now points.
+   * its connection is still open (the failure was something else), or after `millis` without it.
+   * ioredis still reads ready while a connection closes: one the server closed, or one its
+   * `reconnectOnError` closes after a READONLY reply (a primary a failover demoted while keeping
+   * its connections), to open another where the endpoint now points.
    */
   reconnected(key: string, millis: number): Promise<boolean>;
 }
