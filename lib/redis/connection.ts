@@ -39,6 +39,8 @@ export interface NodeRedisCluster {
   readonly isOpen: boolean;
   /** Each primary, with its client once one was opened to it. */
   readonly masters: ReadonlyArray<{ readonly client?: NodeRedisClient }>;
+  /** Each of the 16384 slots, with its primary. */
+  readonly slots: ReadonlyArray<{ readonly master: { readonly client?: NodeRedisClient } } | undefined>;
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
   nodeClient(node: never): NodeRedisClient | Promise<NodeRedisClient>;
 }
@@ -65,13 +67,14 @@ export interface Connection {
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
   /**
-   * After a failed call: `true` once a client that lost its connection, or is closing it, is ready
-   * again (a node-redis cluster: every primary whose connection was lost); `false` at once when its connection is still open (the failure was something else), or
-   * after `millis` without it. ioredis still reads ready while a connection closes: one the server
-   * closed, or one its `reconnectOnError` closes after a READONLY reply (a primary a failover
-   * demoted while keeping its connections), to open another where the endpoint now points.
+   * After a failed call on `key`: `true` once a client that lost its connection, or is closing it,
+   * is ready again (a node-redis cluster: the connection to `key`'s primary); `false` at once when
+   * its connection is still open (the failure was something else), or after `millis` without it.
+   * ioredis still reads ready while a connection closes: one the server closed, or one its
+   * `reconnectOnError` closes after a READONLY reply (a primary a failover demoted while keeping
+   * its connections), to open another where the endpoint now points.
    */
-  reconnected(millis: number): Promise<boolean>;
+  reconnected(key: string, millis: number): Promise<boolean>;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -181,7 +184,7 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
     send: (key, args) => around(() => connection.send(key, args)),
     sendAll: (key, commands) => around(() => connection.sendAll(key, commands)),
     memoryInfo: () => around(() => connection.memoryInfo()),
-    reconnected: (millis) => connection.reconnected(millis),
+    reconnected: (key, millis) => connection.reconnected(key, millis),
   };
 }
 
@@ -224,7 +227,7 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
           return send(client, commands);
         },
         memoryInfo: () => Promise.all((client.nodes ? client.nodes('master') : [client]).map(async (node) => String(await node.call('INFO', 'memory')))),
-        reconnected: (millis) => {
+        reconnected: (_key, millis) => {
           // Ready with a connection that no longer writes: it is closing, and a reconnection follows
           // (or `end`, when the application closed it or the retryStrategy gives up).
           const closing = client.status !== 'ready' || client.stream?.writable === false;
@@ -248,10 +251,11 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
         memoryInfo: () =>
           Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
         // node-redis reconnects a primary's lost connection by itself (and resends no command): a
-        // command failed with it once every primary whose connection was lost is ready again.
-        reconnected: async (millis) => {
-          const lost = client.masters.flatMap(({ client: node }) => (node?.isOpen && !node.isReady ? [node] : []));
-          return lost.length > 0 && (await Promise.all(lost.map((node) => readyAgain(node, millis)))).every(Boolean);
+        // command failed with it once the connection to the key's primary is ready again. Another
+        // primary, still away, is no reason to give up on a key it does not hold.
+        reconnected: async (key, millis) => {
+          const node = client.slots[slotOf(key)]?.master.client;
+          return node?.isOpen === true && !node.isReady && readyAgain(node, millis);
         },
       },
     ];
@@ -264,9 +268,25 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
       sendAll: (_key, commands) => settle(commands.map((command) => client.sendCommand(command))),
       memoryInfo: async () => [String(await client.sendCommand(['INFO', 'memory']))],
       // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
-      reconnected: async (millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
+      reconnected: async (_key, millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
     },
   ];
+}
+
+/**
+ * The cluster slot of `key`, as Redis computes it: CRC16 (XMODEM) of its bytes, or of its hash tag
+ * (what lies between its first `{` and the next `}`, when not empty), modulo 16384. @internal
+ */
+export function slotOf(key: string): number {
+  const bytes = Buffer.from(key);
+  const open = bytes.indexOf(0x7b);
+  const close = open < 0 ? -1 : bytes.indexOf(0x7d, open + 1);
+  let crc = 0;
+  for (const byte of close > open + 1 ? bytes.subarray(open + 1, close) : bytes) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = ((crc << 1) ^ (crc & 0x8000 ? 0x1021 : 0)) & 0xffff;
+  }
+  return crc % 16384;
 }
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */

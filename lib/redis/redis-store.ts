@@ -63,8 +63,10 @@ export interface RedisStoreOptions {
    * Each write (claim, completion, release) counts only once this many replicas acknowledged it
    * (Redis `WAIT`), so that a failover does not lose it; otherwise the call fails (a claim with
    * `STORE_FAILURE`: the function does not run). Redis replication is asynchronous: without this, a
-   * failover can lose an acknowledged claim. `WAIT` narrows that window, it is not a consensus
-   * protocol; MemoryDB makes every write durable. @default none
+   * failover can lose an acknowledged claim. A claim or completion sent again after its answer was
+   * lost, which finds the call's own record, counts only once the replicas have that record too.
+   * `WAIT` narrows that window, it is not a consensus protocol; MemoryDB makes every write durable.
+   * @default none
    */
   readonly waitForReplicas?: ReplicaWait;
 }
@@ -119,9 +121,9 @@ const flatHash = (reply: unknown): unknown => {
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
 
-/** `[applied, fields]` from a script's reply `{1|0, {field, value, …}?}`. */
+/** `[applied, fields]` from a script's reply `{1|2|0, {field, value, …}?}` (2: the caller's own record, found and written again: not applied by this call). */
 function verdict(reply: unknown): [boolean, unknown] {
-  if (!Array.isArray(reply) || (reply[0] !== 0 && reply[0] !== 1)) throw new Error('Redis answered a record script with an unexpected reply.');
+  if (!Array.isArray(reply) || ![0, 1, 2].includes(reply[0])) throw new Error('Redis answered a record script with an unexpected reply.');
   return [reply[0] === 1, reply[1] ?? []];
 }
 
@@ -227,7 +229,7 @@ export class RedisStore implements IdempotencyStore {
     try {
       return await this.run(script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.reconnectMillis))) throw error;
+      if (!(await this.connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
       return this.run(script, key, args);
     }
   }

@@ -7,6 +7,14 @@
  * time left by the caller's clock (PEXPIRE), never as an instant (PEXPIREAT): the server's clock
  * would otherwise decide it, and a caller behind it (a test's clock, a skewed host) would see its
  * records vanish at once.
+ *
+ * A claim or completion that finds the caller's own record, already written (the script sent again
+ * after its answer was lost, or a durable execution's replay), writes it again unchanged and says so
+ * (`{2, record}`): the replication stream is ordered, so once a replica acknowledges that write
+ * (`WAIT`), it has the first one too, which may never have reached it. A script that only read the
+ * record would give `WAIT` nothing of its own to count, and it would answer at once. It deletes
+ * the `status` field and sets it again, in that order: on a full node Redis refuses a script
+ * whose first write may grow memory (HSET), but lets one that has already written go on.
  */
 import { createHash } from 'node:crypto';
 import type { Connection } from './connection.js';
@@ -23,7 +31,8 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), the key's time to live (ms),
  * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
  * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention.
- * Replies `{1, previous record without its response}` or `{0, live record}`.
+ * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
+ * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
 export const CLAIM = script(`
 local record = redis.call('HGETALL', KEYS[1])
@@ -35,7 +44,14 @@ if #record > 0 then
   local leaseUntil = tonumber(fields.leaseUntil)
   local expired = expiresAt ~= nil and expiresAt < math.floor(now / 1000)
   local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
-  if not (expired or lapsed) then return {0, record} end
+  if not (expired or lapsed) then
+    if fields.owner == ARGV[1] and fields.status == 'INPROGRESS' then
+      redis.call('HDEL', KEYS[1], 'status')
+      redis.call('HSET', KEYS[1], 'status', 'INPROGRESS')
+      return {2, record}
+    end
+    return {0, record}
+  end
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'expiresAt', ARGV[3])
@@ -54,10 +70,16 @@ return {1, previous}
 /**
  * KEYS[1]; ARGV: owner, expiresAt, the key's time to live (ms), then field/value pairs of the
  * outcome. Applies only while the record is INPROGRESS and held by `owner`; the fingerprint stays.
- * Replies `{1}` or `{0, current record}` (empty when there is none).
+ * Replies `{1}`, `{2, current record}` when that is `owner`'s COMPLETED record (written again
+ * unchanged), or `{0, current record}` (empty when there is none).
  */
 export const COMPLETE = script(`
 local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
+if held[1] == ARGV[1] and held[2] == 'COMPLETED' then
+  redis.call('HDEL', KEYS[1], 'status')
+  redis.call('HSET', KEYS[1], 'status', 'COMPLETED')
+  return {2, redis.call('HGETALL', KEYS[1])}
+end
 if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
 redis.call('HDEL', KEYS[1], 'leaseUntil')
 redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'expiresAt', ARGV[2], unpack(ARGV, 4))
@@ -99,14 +121,15 @@ export interface ReplicaWait {
   readonly timeoutMillis: number;
 }
 
-/** The script changed the record: `{1, …}` from the record scripts, 1 from FORGET. */
-const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] === 1 : reply === 1);
+/** The script wrote: `{1, …}` or `{2, …}` (the caller's own record again) from the record scripts, 1 from FORGET. */
+const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] !== 0 : reply === 1);
 
 /** A script and then WAIT on the same primary (in one round trip where the client allows); fails if a write reached too few replicas. */
 async function runAndWait(connection: Connection, command: readonly string[], key: string, wait: ReplicaWait): Promise<unknown> {
   const [reply, acked] = await connection.sendAll(key, [command, ['WAIT', String(wait.replicas), String(wait.timeoutMillis)]]);
   if (!reply!.ok) throw reply!.error;
-  // A refused write changed nothing, so there is nothing to lose in a failover.
+  // A refused write changed nothing, so there is nothing to lose in a failover. One that found the
+  // caller's own record wrote it again: the first write may not be on any replica yet.
   if (!wrote(reply!.value)) return reply!.value;
   if (!acked!.ok) throw acked!.error;
   if (Number(acked!.value) < wait.replicas) {

@@ -3,12 +3,13 @@
  * cross-slot access. The whole store contract runs on a one-node cluster (every slot on one real
  * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
  * eviction policy is read from every primary. With a second node, a record's slot moves and
- * `waitForReplicas` still waits on the primary that ran the script.
+ * `waitForReplicas` still waits on the primary that ran the script. With two primaries, a
+ * completion whose connections were reset is sent again once its own key's primary is back.
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
 import { makeIdempotent } from '../../lib/index.js';
-import { connectionOf } from '../../lib/redis/connection.js';
+import { connectionOf, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM } from '../../lib/redis/scripts.js';
@@ -87,7 +88,7 @@ describe.each(KINDS)('%s', (name, open) => {
     const connection = connectionOf(opened.client);
     await connection.send(keyPrefix, ['EXISTS', keyPrefix]); // connected by now
     // A wait of ten minutes: one taken by mistake outlasts the test.
-    expect(await connection.reconnected(600_000)).toBe(false);
+    expect(await connection.reconnected('k', 600_000)).toBe(false);
   });
 
   test('the eviction policy is read from the primaries', async () => {
@@ -105,6 +106,12 @@ describe.each(KINDS)('%s', (name, open) => {
       fresh.close();
     }
   });
+});
+
+test("a key's slot is the one Redis computes, hash tags and any characters included", async () => {
+  const keys = ['', 'k', 'idempotency:pay#N2ZNWJX3h1jsjpTkQLMMmiz8aIc8KDBjAbQNai8_76M', '{user1}.a', 'a{}{b}', 'a{{b}}c', 'a{b', '{}', 'é∂😀{ü}'];
+  const slots = await Promise.all(keys.map(async (key) => Number(await raw.call('CLUSTER', 'KEYSLOT', key))));
+  expect(keys.map(slotOf)).toEqual(slots);
 });
 
 test.each([
@@ -276,4 +283,81 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       opened.close();
     }
   });
+});
+
+describe("two primaries, each reached through a proxy: a completion waits for its key's primary only", () => {
+  let first: RedisServer;
+  let second: RedisServer;
+  let rawFirst: Redis;
+  let rawSecond: Redis;
+  let proxies: Map<number, TcpProxy>;
+  beforeAll(async () => {
+    [first, second] = await Promise.all([startRedisServer({ cluster: true }), startRedisServer({ cluster: true })]);
+    rawFirst = new Redis(first.port, first.host);
+    rawSecond = new Redis(second.port, second.host);
+    // The upper half of the slots moves to the second node, which joins the first: one cluster, two primaries.
+    await rawFirst.call('CLUSTER', 'DELSLOTSRANGE', '8192', '16383');
+    await rawSecond.call('CLUSTER', 'DELSLOTSRANGE', '0', '8191');
+    await rawFirst.call('CLUSTER', 'MEET', second.host, String(second.port));
+    const ready = async (node: Redis) => {
+      const nodes = String(await node.call('CLUSTER', 'NODES'));
+      return (
+        String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok') && nodes.split('\n').filter((line) => line.includes('master')).length === 2
+      );
+    };
+    while (!((await ready(rawFirst)) && (await ready(rawSecond)))) await new Promise((resolve) => setTimeout(resolve, 50));
+    proxies = new Map([
+      [first.port, await TcpProxy.start(first.port)],
+      [second.port, await TcpProxy.start(second.port)],
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    for (const proxy of proxies.values()) await proxy.cut();
+    rawFirst.disconnect();
+    rawSecond.disconnect();
+    await Promise.all([first.stop(), second.stop()]);
+  });
+
+  test("node-redis cluster: both primaries' connections reset, only the key's comes back: the completion is sent again there, so the record is COMPLETED", async () => {
+    const client = createCluster({
+      rootNodes: [{ url: proxies.get(first.port)!.url }],
+      // Each node's own address is its proxy's, so that cutting a proxy resets the client's connection to that node.
+      nodeAddressMap: (address: string) => ({ host: first.host, port: proxies.get(Number(address.split(':')[1]))!.port }),
+      defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET },
+    });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      expect(client.masters.map((master) => master.client?.isReady)).toEqual([true, true]);
+      const keyPrefix = 'two-primaries:';
+      /** The primary that holds the call's record, its proxy, the other primary's proxy, and the record's key. */
+      const holder = async () => {
+        const [keyed, unkeyed] = (await rawFirst.keys(`${keyPrefix}*`)).length > 0 ? [rawFirst, rawSecond] : [rawSecond, rawFirst];
+        const [key] = await keyed.keys(`${keyPrefix}*`);
+        const proxyOf = (node: Redis) => proxies.get(node === rawFirst ? first.port : second.port)!;
+        return { node: keyed, key: key!, proxy: proxyOf(keyed), other: proxyOf(unkeyed) };
+      };
+      let other: TcpProxy | undefined;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          const held = await holder();
+          other = held.other;
+          // Both connections reset; only the record's primary answers again.
+          await Promise.all([...proxies.values()].map((proxy) => proxy.cut()));
+          await held.proxy.restore();
+          return 'paid';
+        },
+        { store: new RedisStore({ client, keyPrefix, timeoutMillis: 2000 }), name: 'pay' },
+      );
+      try {
+        expect(await pay('k')).toBe('paid');
+      } finally {
+        await other?.restore();
+      }
+      const { node, key } = await holder();
+      expect(await node.hget(key, 'status')).toBe('COMPLETED');
+    } finally {
+      client.destroy();
+    }
+  }, 30_000);
 });

@@ -11,18 +11,9 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
-import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS, redisPort } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS, redisPort, until } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-
-/** Polls `read` until it answers something truthy (a state the server reaches), and returns that. */
-async function until<T>(read: () => Promise<T>): Promise<T> {
-  for (;;) {
-    const value = await read();
-    if (Array.isArray(value) ? value.length > 0 : value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Resolves at the client's next `ready` event (it reconnected). */
 const nextReady = (client: object): Promise<void> =>

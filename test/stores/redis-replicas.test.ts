@@ -1,15 +1,18 @@
 /**
  * `waitForReplicas`: with a real primary and replica, every write the store reports is already on
  * the replica; with the replica gone, a claim fails (STORE_FAILURE, the function does not run)
- * while a replay, which writes nothing, still answers. A client pointed at the replica itself
- * cannot claim: every claim is a write.
+ * while a replay, which writes nothing, still answers. A claim or completion sent again after its
+ * answer was lost (a client that resends) finds its own record and still counts only once the
+ * replica has it. A client pointed at the replica itself cannot claim: every claim is a write.
  */
 import { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
-import { RedisStore } from '../../lib/redis/index.js';
+import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
+import { CLAIM, COMPLETE } from '../../lib/redis/scripts.js';
 import type { RedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS, startPrimaryAndReplica } from '../support/redis.js';
-import { rejection } from '../support/rejections.js';
+import { CLIENT_KINDS, startPrimaryAndReplica, until } from '../support/redis.js';
+import { rejection, thrown } from '../support/rejections.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 let primary: RedisServer;
 let replica: RedisServer;
@@ -60,6 +63,114 @@ test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
     }
   },
 );
+
+describe('a write sent again after its answer was lost finds its own record', () => {
+  let raw: Redis;
+  beforeAll(() => {
+    raw = new Redis(primary.port, primary.host);
+  });
+  afterAll(() => raw.disconnect());
+
+  /** Detaches the replica (it stops receiving writes, and WAIT counts it no more) until `resume`. */
+  async function detachReplica(): Promise<{ resume(): Promise<void> }> {
+    await fromReplica.call('REPLICAOF', 'NO', 'ONE');
+    return {
+      resume: async () => {
+        await fromReplica.call('REPLICAOF', primary.host, String(primary.port));
+        while (!/slave0:.*state=online/.test(await raw.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
+      },
+    };
+  }
+
+  /** Stores on `client`: one whose WAIT gives up soon, for a replica that is away, and one that waits long enough for one that is there. */
+  const stores = (client: RedisClient, keyPrefix: string) => ({
+    detached: new RedisStore({ client, keyPrefix, waitForReplicas: WAIT }),
+    attached: new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 5000 } }),
+  });
+  const REPLICA_ERROR = /Only 0 of 1 replicas acknowledged the write within 300 ms/;
+  const WAIT = { replicas: 1, timeoutMillis: 300 };
+
+  test('ioredis with its offline queue resends a claim whose answer a reset lost: finding its own record, with the replica away, it fails closed and the function does not run', async () => {
+    const proxy = await TcpProxy.start(primary.port);
+    // ioredis's defaults: commands sent but unanswered when the connection drops are sent again once it is back.
+    const client = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 50 });
+    let replication: { resume(): Promise<void> } | undefined;
+    try {
+      const keyPrefix = 'resent-by-ioredis:';
+      let runs = 0;
+      const pay = makeIdempotent(async (_id: string) => ++runs, { store: new RedisStore({ client, keyPrefix, waitForReplicas: WAIT }), name: 'pay' });
+      expect(await pay('warm')).toBe(1); // connected, the eviction policy read, the scripts known to the server
+      replication = await detachReplica();
+      proxy.loseReplies(); // the claim reaches the primary, its answer (and WAIT's) does not come back
+      const first = rejection(pay('k'));
+      await until(async () => (await raw.keys(`${keyPrefix}*`)).length === 2); // the warm call's record and this one's
+      await proxy.cut();
+      await proxy.restore();
+      const error = await first;
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(REPLICA_ERROR)]);
+      expect(runs).toBe(1);
+    } finally {
+      await replication?.resume();
+      client.disconnect();
+      await proxy.cut();
+    }
+  });
+
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s: a claim whose first send never reached the replica fails; once the replica has it, the claim holds the key',
+    async (name, kind) => {
+      const { client, close } = await kind.open(primary.url);
+      const replication = await detachReplica();
+      try {
+        const prefix = `resent-claim-${name}:`;
+        const { detached, attached } = stores(client, prefix);
+        const now = Date.now();
+        const claim = { key: 'k', owner: 'a', now, leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 120 };
+        // The first send, applied on the primary, its answer lost before the WAIT after it could count the replica.
+        await raw.eval(CLAIM.source, 1, `${prefix}k`, 'a', String(claim.leaseUntil), String(claim.expiresAt), String(now), '120000');
+        expect(await fromReplica.exists(`${prefix}k`)).toBe(0);
+        // A failover now would lose the record, and another attempt could claim the key and run the function again.
+        expect((await thrown(detached.claim(claim))).message).toMatch(REPLICA_ERROR);
+        await replication.resume();
+        expect(await attached.claim(claim)).toEqual({ claimed: false, record: expect.objectContaining({ owner: 'a', status: 'INPROGRESS' }) });
+        expect(await fromReplica.hgetall(`${prefix}k`)).toEqual(await raw.hgetall(`${prefix}k`));
+      } finally {
+        await replication.resume();
+        await close();
+      }
+    },
+  );
+
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s: a completion whose first send never reached the replica fails; once the replica has it, it reads as completed',
+    async (name, kind) => {
+      const { client, close } = await kind.open(primary.url);
+      let replication: { resume(): Promise<void> } | undefined;
+      try {
+        const prefix = `resent-completion-${name}:`;
+        const { detached, attached } = stores(client, prefix);
+        const now = Date.now();
+        const expiresAt = Math.floor(now / 1000) + 120;
+        expect(await attached.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 60_000, expiresAt })).toEqual({ claimed: true });
+        replication = await detachReplica();
+        await raw.eval(COMPLETE.source, 1, `${prefix}k`, 'a', String(expiresAt), '120000', 'response', '"done"');
+        expect(await fromReplica.hget(`${prefix}k`, 'status')).toBe('INPROGRESS');
+        // A failover now would bring the INPROGRESS record back, and a duplicate after its lease would run the function again.
+        const completion = { key: 'k', owner: 'a', expiresAt, now, response: '"done"' };
+        expect((await thrown(detached.complete(completion))).message).toMatch(REPLICA_ERROR);
+        await replication.resume();
+        expect(await attached.complete(completion)).toEqual({
+          completed: false,
+          record: expect.objectContaining({ owner: 'a', status: 'COMPLETED', response: '"done"' }),
+        });
+        expect(await fromReplica.hget(`${prefix}k`, 'status')).toBe('COMPLETED');
+      } finally {
+        await replication?.resume();
+        await close();
+      }
+    },
+  );
+});
 
 test('without the replica a claim fails and the function does not run; a replay still answers', async () => {
   const { client, close } = await CLIENT_KINDS[0]!.open(primary.url);

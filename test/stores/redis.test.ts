@@ -91,7 +91,7 @@ describe('the eviction policy', () => {
     });
   }
 
-  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes', async () => {
+  test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes, a claim or completion sent again finds its own record', async () => {
     const client = ioredisClient(server.url);
     const direct = inspector(server.url);
     try {
@@ -105,10 +105,13 @@ describe('the eviction policy', () => {
       expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^OOM/)]);
       expect(runs).toBe(0);
       expect(await direct.keys('full:charge*')).toEqual([]);
+      // A claim sent again writes its own record again, unchanged (for WAIT to count): that is no new memory.
+      expect(await store.claim(claimRequest('held'))).toEqual({ claimed: false, record: expect.objectContaining({ owner: 'owner-a', status: 'INPROGRESS' }) });
       // Redis lets a script that has already written go on writing, so a completion is never half applied.
       const done = { key: 'held', owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response: '"done"' };
       expect(await store.complete(done)).toEqual({ completed: true, responseStored: true });
       expect(await direct.hgetall('full:held')).toMatchObject({ status: 'COMPLETED', response: '"done"' });
+      expect(await store.complete(done)).toEqual({ completed: false, record: expect.objectContaining({ owner: 'owner-a', status: 'COMPLETED' }) });
     } finally {
       await direct.config('SET', 'maxmemory', '0');
       client.disconnect();
@@ -387,7 +390,7 @@ describe('after a failed call, an ioredis client is waited for only when a recon
     const client = ioredisClient(undefined, { reconnectOnError: () => true });
     try {
       await new Promise((resolve) => client.once('ready', resolve));
-      expect(await connectionOf(client).reconnected(WAIT)).toBe(false);
+      expect(await connectionOf(client).reconnected('k', WAIT)).toBe(false);
     } finally {
       client.disconnect();
     }
@@ -399,11 +402,11 @@ describe('after a failed call, an ioredis client is waited for only when a recon
     await client.quit();
     await ended;
     expect(client.status).toBe('end');
-    expect(await connectionOf(client).reconnected(WAIT)).toBe(false);
+    expect(await connectionOf(client).reconnected('k', WAIT)).toBe(false);
   });
   test('reconnecting, then closed by the application while waited for: the wait ends at its end event, not after its time', async () => {
     const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => 50 });
-    const waited = connectionOf(client).reconnected(WAIT);
+    const waited = connectionOf(client).reconnected('k', WAIT);
     // A failed attempt first (the wait goes on); then `close` and `end` in consecutive ticks, and the wait must not miss the `end`.
     await new Promise((resolve) => client.once('error', resolve));
     client.disconnect();
@@ -429,7 +432,7 @@ test('after a failed call, a node-redis client closed by the application is not 
   client.destroy();
   expect([client.isOpen, client.isReady]).toEqual([false, false]);
   // A wait of ten minutes: one taken by mistake outlasts the test.
-  expect(await connectionOf(client).reconnected(600_000)).toBe(false);
+  expect(await connectionOf(client).reconnected('k', 600_000)).toBe(false);
 });
 
 describe('options', () => {

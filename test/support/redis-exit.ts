@@ -11,7 +11,7 @@ import { RedisStore } from '../../lib/redis/index.js';
 
 const TEN_MINUTES = 600_000;
 const client = new Redis(process.env.REDIS_URL!, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
-const waited = connectionOf(client).reconnected(TEN_MINUTES);
+const waited = connectionOf(client).reconnected('k', TEN_MINUTES);
 void client.connect();
 if (!(await waited)) throw new Error('The client did not become ready.');
 const store = new RedisStore({ client, keyPrefix: `exit-${process.pid}:`, timeoutMillis: TEN_MINUTES });

@@ -94,6 +94,15 @@ export function inspector(url = redisUrl()): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1 });
 }
 
+/** Polls `read` until it answers something truthy or a non-empty array (a state the server reaches), and returns that. */
+export async function until<T>(read: () => Promise<T>): Promise<T> {
+  for (;;) {
+    const value = await read();
+    if (Array.isArray(value) ? value.length > 0 : value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Milliseconds until `key` expires; `undefined` when it never will (PTTL -1). A missing key reads as 0. */
 export async function pttl(redis: Redis, key: string): Promise<number | undefined> {
   const ttl = await redis.pttl(key);
