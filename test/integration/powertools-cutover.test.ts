@@ -10,10 +10,13 @@ import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import type { APIGatewayProxyEventV2 as Request } from 'aws-lambda';
 import { idempotency } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
+import { httpEvent } from '../support/identity-events.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cutover' });
 
@@ -86,4 +89,68 @@ test('a duplicate that reaches the new deployment while the old one still runs t
   inside.open();
   await running;
   expect(charged).toEqual(['p-flight']);
+});
+
+test("while traffic shifts to the second deployment, a duplicate that reaches the first is answered from this library's record", async () => {
+  const turnstile = new Turnstile();
+  const { charged, during, after } = deployments(turnstile);
+  // Handled by the new version alone, then its duplicate reaches a version still wrapped by both.
+  const handled = after({ paymentId: 'p-shift' });
+  (await turnstile.next()).open();
+  const answer = await handled;
+  expect(await during({ paymentId: 'p-shift' })).toEqual(answer);
+  // Still running on the new version: the duplicate on the old one is refused.
+  const running = after({ paymentId: 'p-shift-flight' });
+  const inside = await turnstile.next();
+  await expect(during({ paymentId: 'p-shift-flight' })).rejects.toMatchObject({ code: 'IN_PROGRESS' });
+  inside.open();
+  await running;
+  expect(charged).toEqual(['p-shift', 'p-shift-flight']);
+});
+
+describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
+  // Before the cutover: `http-json-body-parser` ran first, so the key expression read `body` as an object.
+  // During it, Powertools wraps the whole middy handler and sees the event as Lambda delivered it.
+  const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
+  const parsedId = (event: Request) => (event.body as unknown as Charge).paymentId;
+  const rawId = (event: Request) => (JSON.parse(event.body!) as Charge).paymentId;
+
+  function parsedDeployments(duringKeyExpression: string) {
+    const charged: string[] = [];
+    const charge = async (event: Request) => {
+      charged.push(parsedId(event));
+      return { receipt: `${parsedId(event)}/${charged.length}` };
+    };
+    // Each deployment has its own persistence layer: Powertools keeps the first configuration a layer is given.
+    const persistenceStore = () => new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client });
+    const old = { persistenceStore: persistenceStore(), config: new IdempotencyConfig({ eventKeyJmesPath: 'body.paymentId' }), keyPrefix: 'parsed' };
+    const cutover = { persistenceStore: persistenceStore(), config: new IdempotencyConfig({ eventKeyJmesPath: duringKeyExpression }), keyPrefix: 'parsed' };
+    const powertoolsOnly = middy(charge).use(httpJsonBodyParser()).use(makeHandlerIdempotent(old));
+    const both = powertoolsIdempotent(
+      middy(charge)
+        .use(idempotency<Request>({ store, key: rawId }))
+        .use(httpJsonBodyParser()),
+      cutover,
+    );
+    const context = () => lambdaContext({ functionName: 'parsed' });
+    return {
+      charged,
+      powertoolsOnly: (event: Request) => powertoolsOnly(event, context()),
+      both: (event: Request) => both(event, context()),
+    };
+  }
+
+  test('the same key expression finds nothing in the raw event, and Powertools runs the duplicate without idempotency', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments('body.paymentId');
+    await powertoolsOnly(request('p-parsed-same'));
+    await both(request('p-parsed-same'));
+    expect(charged).toEqual(['p-parsed-same', 'p-parsed-same']);
+  });
+
+  test('the expression rewritten to parse the raw body selects the same value, so Powertools finds its record and replays it', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments('powertools_json(body).paymentId');
+    const old = await powertoolsOnly(request('p-parsed-rewritten'));
+    expect(await both(request('p-parsed-rewritten'))).toEqual(old);
+    expect(charged).toEqual(['p-parsed-rewritten']);
+  });
 });

@@ -264,6 +264,20 @@ test('an in-progress duplicate behind @middy/http-error-handler: Powertools 2.35
   }
 });
 
+test('the same duplicate behind idempotency() (a key from the body, no httpIdempotency) is a 500 too: the error carries no status, the guide has users map its code', async () => {
+  const turnstile = new Turnstile<APIGatewayProxyStructuredResultV2>();
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async () => turnstile.enter())
+    .use(idempotency<APIGatewayProxyEventV2>({ store, singleFlight: false, key: (event) => JSON.parse(event.body ?? '{}').id }))
+    .use(httpErrorHandler({ logger: false }));
+  const event = httpEvent('url', {}, { body: JSON.stringify({ id: randomUUID() }) }) as APIGatewayProxyEventV2;
+  const first = handler(event, lambdaContext('http-plain'));
+  const running = await turnstile.next();
+  const duplicate = (await handler(event, lambdaContext('http-plain'))) as APIGatewayProxyStructuredResultV2;
+  expect(duplicate.statusCode).toBe(500);
+  running.open({ statusCode: 201, body: 'created' });
+  expect(await first).toMatchObject({ statusCode: 201 });
+});
+
 test('a streamed response: behind the Powertools 2.35.0 middleware the caller gets an error and the duplicate runs again; ours sends and replays the bytes', async () => {
   for (const library of ['powertools', 'ours'] as const) {
     let runs = 0;
