@@ -10,6 +10,7 @@ import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import middy from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2 as Request } from 'aws-lambda';
 import { idempotency } from '../../lib/index.js';
@@ -152,5 +153,49 @@ describe('an old deployment whose Powertools middleware read a body parsed by an
     const old = await powertoolsOnly(request('p-parsed-rewritten'));
     expect(await both(request('p-parsed-rewritten'))).toEqual(old);
     expect(charged).toEqual(['p-parsed-rewritten']);
+  });
+});
+
+describe('a handler whose errors an error handler answers, during the cutover', () => {
+  /** A charge that fails once (the provider is down), then succeeds; the deployment with both libraries. */
+  function failingOnce(errorHandlerOutside: boolean) {
+    const charged: string[] = [];
+    const charge = async (event: Request) => {
+      const { paymentId } = JSON.parse(event.body!) as Charge;
+      charged.push(paymentId);
+      if (charged.length === 1) throw new Error('provider unavailable');
+      return { statusCode: 201, body: `${paymentId}/${charged.length}` };
+    };
+    const powertools = {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'powertools_json(body).paymentId' }),
+      keyPrefix: errorHandlerOutside ? 'answered-outside' : 'answered-inside',
+    };
+    const ours = () => idempotency<Request>({ store, key: (event) => (JSON.parse(event.body!) as Charge).paymentId });
+    const both = errorHandlerOutside
+      ? middy(powertoolsIdempotent(middy(charge).use(ours()), powertools)).use(httpErrorHandler({ logger: false }))
+      : powertoolsIdempotent(
+          middy(charge)
+            .use(ours())
+            .use(httpErrorHandler({ logger: false })),
+          powertools,
+        );
+    const name = powertools.keyPrefix;
+    return { charged, both: (event: Request) => both(event, lambdaContext({ functionName: name })) as Promise<{ statusCode: number }> };
+  }
+  const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
+
+  test("inside Powertools' wrapper, the 500 it answers is stored by Powertools as a success, and the retry gets it again without running", async () => {
+    const { charged, both } = failingOnce(false);
+    expect((await both(request('p-answered-inside'))).statusCode).toBe(500);
+    expect((await both(request('p-answered-inside'))).statusCode).toBe(500);
+    expect(charged).toEqual(['p-answered-inside']);
+  });
+
+  test("outside Powertools' wrapper, the error reaches Powertools, which releases its record, and the retry runs", async () => {
+    const { charged, both } = failingOnce(true);
+    expect((await both(request('p-answered-outside'))).statusCode).toBe(500);
+    expect(await both(request('p-answered-outside'))).toMatchObject({ statusCode: 201 });
+    expect(charged).toEqual(['p-answered-outside', 'p-answered-outside']);
   });
 });
