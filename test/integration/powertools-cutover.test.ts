@@ -12,8 +12,8 @@ import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middle
 import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
-import type { APIGatewayProxyEventV2 as Request } from 'aws-lambda';
-import { idempotency } from '../../lib/index.js';
+import type { Context, APIGatewayProxyEventV2 as Request } from 'aws-lambda';
+import { idempotency, makeIdempotent } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
@@ -107,6 +107,29 @@ test("while traffic shifts to the second deployment, a duplicate that reaches th
   inside.open();
   await running;
   expect(charged).toEqual(['p-shift', 'p-shift-flight']);
+});
+
+test("a handler Powertools' makeIdempotent wrapped without middy: this library's wrapper goes inside it, and an old request is answered once", async () => {
+  const charged: string[] = [];
+  const charge = async (event: Charge, _context: Context) => {
+    charged.push(event.paymentId);
+    return { receipt: `${event.paymentId}/${charged.length}` };
+  };
+  const powertools = () => ({
+    persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+    keyPrefix: 'wrapped',
+  });
+  const ours = () => makeIdempotent(charge, { store, name: 'wrapped', key: (event) => event.paymentId });
+  const before = powertoolsIdempotent(charge, powertools());
+  const during = powertoolsIdempotent(ours(), powertools());
+  const after = ours();
+  const context = () => lambdaContext({ functionName: 'wrapped' });
+  const old = await before({ paymentId: 'p-wrapped-old' }, context());
+  expect(await during({ paymentId: 'p-wrapped-old' }, context())).toEqual(old);
+  const fresh = await during({ paymentId: 'p-wrapped-new' }, context());
+  expect(await after({ paymentId: 'p-wrapped-new' }, context())).toEqual(fresh);
+  expect(charged).toEqual(['p-wrapped-old', 'p-wrapped-new']);
 });
 
 describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
