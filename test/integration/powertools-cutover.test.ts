@@ -1,8 +1,10 @@
 /**
  * The cutover from Powertools' idempotency that the migration guide prescribes, against DynamoDB
  * Local with real Powertools records: this library never reads Powertools' records, so for one
- * Powertools retention period the handler is wrapped by both, and Powertools answers the duplicates
- * of the requests it handled alone.
+ * Powertools retention period the function runs behind both, this library's middleware first and
+ * Powertools' wrapper around the handler inside it, and Powertools answers the duplicates of the
+ * requests it handled alone. Layered the other way round (Powertools' wrapper around the middy
+ * handler), Powertools stores answers that are not the handler's: those tests show why not.
  */
 
 import { createHash } from 'node:crypto';
@@ -13,7 +15,7 @@ import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { Context, APIGatewayProxyEventV2 as Request } from 'aws-lambda';
-import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
@@ -42,7 +44,7 @@ function deployments(turnstile?: Turnstile) {
   const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId });
   const context = () => lambdaContext({ functionName: 'payments' });
   const before = middy(charge).use(makeHandlerIdempotent(powertools));
-  const during = powertoolsIdempotent(middy(charge).use(ours()), powertools);
+  const during = middy(powertoolsIdempotent(charge, powertools)).use(ours());
   const after = middy(charge).use(ours());
   return {
     charged,
@@ -88,7 +90,9 @@ test('a duplicate that reaches the new deployment while the old one still runs t
   const inside = await turnstile.next();
   await expect(during({ paymentId: 'p-flight' })).rejects.toMatchObject({ name: 'IdempotencyAlreadyInProgressError' });
   inside.open();
-  await running;
+  // The refusal left nothing held: once the old version has finished, the duplicate gets its answer.
+  const answer = await running;
+  expect(await during({ paymentId: 'p-flight' })).toEqual(answer);
   expect(charged).toEqual(['p-flight']);
 });
 
@@ -109,7 +113,7 @@ test("while traffic shifts to the second deployment, a duplicate that reaches th
   expect(charged).toEqual(['p-shift', 'p-shift-flight']);
 });
 
-test("a handler Powertools' makeIdempotent wrapped without middy: this library's wrapper goes inside it, and an old request is answered once", async () => {
+test("a handler Powertools' makeIdempotent wrapped without middy: this library's wrapper goes around it, and an old request is answered once", async () => {
   const charged: string[] = [];
   const charge = async (event: Charge, _context: Context) => {
     charged.push(event.paymentId);
@@ -120,10 +124,10 @@ test("a handler Powertools' makeIdempotent wrapped without middy: this library's
     config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
     keyPrefix: 'wrapped',
   });
-  const ours = () => makeIdempotent(charge, { store, name: 'wrapped', key: (event) => event.paymentId });
+  const ours = <F extends typeof charge>(fn: F) => makeIdempotent(fn, { store, name: 'wrapped', key: (event) => event.paymentId });
   const before = powertoolsIdempotent(charge, powertools());
-  const during = powertoolsIdempotent(ours(), powertools());
-  const after = ours();
+  const during = ours(powertoolsIdempotent(charge, powertools()));
+  const after = ours(charge);
   const context = () => lambdaContext({ functionName: 'wrapped' });
   const old = await before({ paymentId: 'p-wrapped-old' }, context());
   expect(await during({ paymentId: 'p-wrapped-old' }, context())).toEqual(old);
@@ -134,29 +138,28 @@ test("a handler Powertools' makeIdempotent wrapped without middy: this library's
 
 describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
   // Before the cutover: `http-json-body-parser` ran first, so the key expression read `body` as an object.
-  // During it, Powertools wraps the whole middy handler and sees the event as Lambda delivered it.
   const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
   const parsedId = (event: Request) => (event.body as unknown as Charge).paymentId;
   const rawId = (event: Request) => (JSON.parse(event.body!) as Charge).paymentId;
 
-  function parsedDeployments(duringKeyExpression: string) {
+  function parsedDeployments(powertoolsAround: boolean) {
     const charged: string[] = [];
     const charge = async (event: Request) => {
       charged.push(parsedId(event));
       return { receipt: `${parsedId(event)}/${charged.length}` };
     };
     // Each deployment has its own persistence layer: Powertools keeps the first configuration a layer is given.
-    const persistenceStore = () => new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client });
-    const old = { persistenceStore: persistenceStore(), config: new IdempotencyConfig({ eventKeyJmesPath: 'body.paymentId' }), keyPrefix: 'parsed' };
-    const cutover = { persistenceStore: persistenceStore(), config: new IdempotencyConfig({ eventKeyJmesPath: duringKeyExpression }), keyPrefix: 'parsed' };
-    const powertoolsOnly = middy(charge).use(httpJsonBodyParser()).use(makeHandlerIdempotent(old));
-    const both = powertoolsIdempotent(
-      middy(charge)
-        .use(idempotency<Request>({ store, key: rawId }))
-        .use(httpJsonBodyParser()),
-      cutover,
-    );
-    const context = () => lambdaContext({ functionName: 'parsed' });
+    const powertools = () => ({
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'body.paymentId' }),
+      keyPrefix: powertoolsAround ? 'parsed-around' : 'parsed-inside',
+    });
+    const ours = () => idempotency<Request>({ store, key: rawId });
+    const powertoolsOnly = middy(charge).use(httpJsonBodyParser()).use(makeHandlerIdempotent(powertools()));
+    const both = powertoolsAround
+      ? powertoolsIdempotent(middy(charge).use(ours()).use(httpJsonBodyParser()), powertools())
+      : middy(powertoolsIdempotent(charge, powertools())).use(ours()).use(httpJsonBodyParser());
+    const context = () => lambdaContext({ functionName: powertools().keyPrefix });
     return {
       charged,
       powertoolsOnly: (event: Request) => powertoolsOnly(event, context()),
@@ -164,24 +167,24 @@ describe('an old deployment whose Powertools middleware read a body parsed by an
     };
   }
 
-  test('the same key expression finds nothing in the raw event, and Powertools runs the duplicate without idempotency', async () => {
-    const { charged, powertoolsOnly, both } = parsedDeployments('body.paymentId');
-    await powertoolsOnly(request('p-parsed-same'));
-    await both(request('p-parsed-same'));
-    expect(charged).toEqual(['p-parsed-same', 'p-parsed-same']);
+  test('inside, Powertools reads the event the handler gets, parsed as before: the same key expression finds the old record', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments(false);
+    const old = await powertoolsOnly(request('p-parsed-inside'));
+    expect(await both(request('p-parsed-inside'))).toEqual(old);
+    expect(charged).toEqual(['p-parsed-inside']);
   });
 
-  test('the expression rewritten to parse the raw body selects the same value, so Powertools finds its record and replays it', async () => {
-    const { charged, powertoolsOnly, both } = parsedDeployments('powertools_json(body).paymentId');
-    const old = await powertoolsOnly(request('p-parsed-rewritten'));
-    expect(await both(request('p-parsed-rewritten'))).toEqual(old);
-    expect(charged).toEqual(['p-parsed-rewritten']);
+  test('around the middy handler, it reads the raw event: the expression selects nothing and Powertools runs the duplicate without idempotency', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments(true);
+    await powertoolsOnly(request('p-parsed-around'));
+    await both(request('p-parsed-around'));
+    expect(charged).toEqual(['p-parsed-around', 'p-parsed-around']);
   });
 });
 
 describe('a handler whose errors an error handler answers, during the cutover', () => {
   /** A charge that fails once (the provider is down), then succeeds; the deployment with both libraries. */
-  function failingOnce(errorHandlerOutside: boolean) {
+  function failingOnce(powertoolsAround: boolean) {
     const charged: string[] = [];
     const charge = async (event: Request) => {
       const { paymentId } = JSON.parse(event.body!) as Charge;
@@ -192,33 +195,75 @@ describe('a handler whose errors an error handler answers, during the cutover', 
     const powertools = {
       persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
       config: new IdempotencyConfig({ eventKeyJmesPath: 'powertools_json(body).paymentId' }),
-      keyPrefix: errorHandlerOutside ? 'answered-outside' : 'answered-inside',
+      keyPrefix: powertoolsAround ? 'answered-around' : 'answered-inside',
     };
     const ours = () => idempotency<Request>({ store, key: (event) => (JSON.parse(event.body!) as Charge).paymentId });
-    const both = errorHandlerOutside
-      ? middy(powertoolsIdempotent(middy(charge).use(ours()), powertools)).use(httpErrorHandler({ logger: false }))
-      : powertoolsIdempotent(
-          middy(charge)
-            .use(ours())
-            .use(httpErrorHandler({ logger: false })),
-          powertools,
-        );
+    const errors = () => httpErrorHandler({ logger: false });
+    const both = powertoolsAround
+      ? powertoolsIdempotent(middy(charge).use(ours()).use(errors()), powertools)
+      : middy(powertoolsIdempotent(charge, powertools)).use(ours()).use(errors());
     const name = powertools.keyPrefix;
     return { charged, both: (event: Request) => both(event, lambdaContext({ functionName: name })) as Promise<{ statusCode: number }> };
   }
   const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
 
-  test("inside Powertools' wrapper, the 500 it answers is stored by Powertools as a success, and the retry gets it again without running", async () => {
+  test('inside, Powertools sees the error, releases its record, and the retry runs', async () => {
     const { charged, both } = failingOnce(false);
     expect((await both(request('p-answered-inside'))).statusCode).toBe(500);
-    expect((await both(request('p-answered-inside'))).statusCode).toBe(500);
-    expect(charged).toEqual(['p-answered-inside']);
+    expect(await both(request('p-answered-inside'))).toMatchObject({ statusCode: 201 });
+    expect(charged).toEqual(['p-answered-inside', 'p-answered-inside']);
   });
 
-  test("outside Powertools' wrapper, the error reaches Powertools, which releases its record, and the retry runs", async () => {
+  test('around the middy handler, Powertools stores the 500 the error handler answered, and the retry gets it again without running', async () => {
     const { charged, both } = failingOnce(true);
-    expect((await both(request('p-answered-outside'))).statusCode).toBe(500);
-    expect(await both(request('p-answered-outside'))).toMatchObject({ statusCode: 201 });
-    expect(charged).toEqual(['p-answered-outside', 'p-answered-outside']);
+    expect((await both(request('p-answered-around'))).statusCode).toBe(500);
+    expect((await both(request('p-answered-around'))).statusCode).toBe(500);
+    expect(charged).toEqual(['p-answered-around']);
+  });
+});
+
+describe('httpIdempotency, while traffic shifts to the second deployment', () => {
+  /** The first deployment (both libraries) and the second (httpIdempotency alone) of a handler waiting at `turnstile`. */
+  function httpDeployments(powertoolsAround: boolean) {
+    const turnstile = new Turnstile<number>();
+    const charge = async () => ({ statusCode: 201, body: `charge ${await turnstile.enter()}` });
+    const powertools = {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+      keyPrefix: powertoolsAround ? 'http-around' : 'http-inside',
+    };
+    const ours = () => httpIdempotency<Request>({ store, singleFlight: false });
+    const first = powertoolsAround ? powertoolsIdempotent(middy(charge).use(ours()), powertools) : middy(powertoolsIdempotent(charge, powertools)).use(ours());
+    const second = middy(charge).use(ours());
+    const context = () => lambdaContext({ functionName: powertools.keyPrefix });
+    const call = (handler: typeof second | typeof first) => async (event: Request) =>
+      (await handler(event, context())) as { statusCode: number; body?: string };
+    return { turnstile, first: call(first), second: call(second) };
+  }
+
+  /** A request the second deployment runs; its duplicate on the first while it runs, then after it completed. */
+  async function duplicatesOnTheFirst(powertoolsAround: boolean) {
+    const { turnstile, first, second } = httpDeployments(powertoolsAround);
+    const event = httpEvent('url', {}, { key: `k-${powertoolsAround}-${Date.now()}` }) as Request;
+    const running = second(event);
+    const inside = await turnstile.next();
+    const whileRunning = await first(event);
+    inside.open(1);
+    const answer = await running;
+    return { answer, whileRunning, afterwards: await first(event), runs: turnstile.count };
+  }
+
+  test("inside, the first deployment answers 409 while the request runs, then replays this library's response", async () => {
+    const { answer, whileRunning, afterwards, runs } = await duplicatesOnTheFirst(false);
+    expect(whileRunning.statusCode).toBe(409);
+    expect(afterwards).toMatchObject({ statusCode: 201, body: answer.body });
+    expect(runs).toBe(1);
+  });
+
+  test('around the middy handler, Powertools stores that 409 as the outcome and replays it after the request completed', async () => {
+    const { whileRunning, afterwards, runs } = await duplicatesOnTheFirst(true);
+    expect(whileRunning.statusCode).toBe(409);
+    expect(afterwards.statusCode).toBe(409);
+    expect(runs).toBe(1);
   });
 });
