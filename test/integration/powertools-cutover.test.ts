@@ -1,8 +1,10 @@
 /**
  * The cutover from Powertools' idempotency that the migration guide prescribes, against DynamoDB
  * Local with real Powertools records: this library never reads Powertools' records, so for one
- * Powertools retention period the handler is wrapped by both, and Powertools answers the duplicates
- * of the requests it handled alone.
+ * Powertools retention period the function runs behind both, this library's middleware first and
+ * Powertools' wrapper around the handler inside it, and Powertools answers the duplicates of the
+ * requests it handled alone. Layered the other way round (Powertools' wrapper around the middy
+ * handler), Powertools stores answers that are not the handler's: those tests show why not.
  */
 
 import { createHash } from 'node:crypto';
@@ -10,10 +12,14 @@ import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import middy from '@middy/core';
-import { idempotency } from '../../lib/index.js';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import type { Context, APIGatewayProxyEventV2 as Request } from 'aws-lambda';
+import { httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
+import { httpEvent } from '../support/identity-events.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cutover' });
 
@@ -38,7 +44,7 @@ function deployments(turnstile?: Turnstile) {
   const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId });
   const context = () => lambdaContext({ functionName: 'payments' });
   const before = middy(charge).use(makeHandlerIdempotent(powertools));
-  const during = powertoolsIdempotent(middy(charge).use(ours()), powertools);
+  const during = middy(powertoolsIdempotent(charge, powertools)).use(ours());
   const after = middy(charge).use(ours());
   return {
     charged,
@@ -84,6 +90,180 @@ test('a duplicate that reaches the new deployment while the old one still runs t
   const inside = await turnstile.next();
   await expect(during({ paymentId: 'p-flight' })).rejects.toMatchObject({ name: 'IdempotencyAlreadyInProgressError' });
   inside.open();
-  await running;
+  // The refusal left nothing held: once the old version has finished, the duplicate gets its answer.
+  const answer = await running;
+  expect(await during({ paymentId: 'p-flight' })).toEqual(answer);
   expect(charged).toEqual(['p-flight']);
+});
+
+test("while traffic shifts to the second deployment, a duplicate that reaches the first is answered from this library's record", async () => {
+  const turnstile = new Turnstile();
+  const { charged, during, after } = deployments(turnstile);
+  // Handled by the new version alone, then its duplicate reaches a version still wrapped by both.
+  const handled = after({ paymentId: 'p-shift' });
+  (await turnstile.next()).open();
+  const answer = await handled;
+  expect(await during({ paymentId: 'p-shift' })).toEqual(answer);
+  // Still running on the new version: the duplicate on the old one is refused.
+  const running = after({ paymentId: 'p-shift-flight' });
+  const inside = await turnstile.next();
+  await expect(during({ paymentId: 'p-shift-flight' })).rejects.toMatchObject({ code: 'IN_PROGRESS' });
+  inside.open();
+  await running;
+  expect(charged).toEqual(['p-shift', 'p-shift-flight']);
+});
+
+test("a handler Powertools' makeIdempotent wrapped without middy: this library's wrapper goes around it, and an old request is answered once", async () => {
+  const charged: string[] = [];
+  const charge = async (event: Charge, _context: Context) => {
+    charged.push(event.paymentId);
+    return { receipt: `${event.paymentId}/${charged.length}` };
+  };
+  const powertools = () => ({
+    persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+    keyPrefix: 'wrapped',
+  });
+  const ours = <F extends typeof charge>(fn: F) => makeIdempotent(fn, { store, name: 'wrapped', key: (event) => event.paymentId });
+  const before = powertoolsIdempotent(charge, powertools());
+  const during = ours(powertoolsIdempotent(charge, powertools()));
+  const after = ours(charge);
+  const context = () => lambdaContext({ functionName: 'wrapped' });
+  const old = await before({ paymentId: 'p-wrapped-old' }, context());
+  expect(await during({ paymentId: 'p-wrapped-old' }, context())).toEqual(old);
+  const fresh = await during({ paymentId: 'p-wrapped-new' }, context());
+  expect(await after({ paymentId: 'p-wrapped-new' }, context())).toEqual(fresh);
+  expect(charged).toEqual(['p-wrapped-old', 'p-wrapped-new']);
+});
+
+describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
+  // Before the cutover: `http-json-body-parser` ran first, so the key expression read `body` as an object.
+  const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
+  const parsedId = (event: Request) => (event.body as unknown as Charge).paymentId;
+  const rawId = (event: Request) => (JSON.parse(event.body!) as Charge).paymentId;
+
+  function parsedDeployments(powertoolsAround: boolean) {
+    const charged: string[] = [];
+    const charge = async (event: Request) => {
+      charged.push(parsedId(event));
+      return { receipt: `${parsedId(event)}/${charged.length}` };
+    };
+    // Each deployment has its own persistence layer: Powertools keeps the first configuration a layer is given.
+    const powertools = () => ({
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'body.paymentId' }),
+      keyPrefix: powertoolsAround ? 'parsed-around' : 'parsed-inside',
+    });
+    const ours = () => idempotency<Request>({ store, key: rawId });
+    const powertoolsOnly = middy(charge).use(httpJsonBodyParser()).use(makeHandlerIdempotent(powertools()));
+    const both = powertoolsAround
+      ? powertoolsIdempotent(middy(charge).use(ours()).use(httpJsonBodyParser()), powertools())
+      : middy(powertoolsIdempotent(charge, powertools())).use(ours()).use(httpJsonBodyParser());
+    const context = () => lambdaContext({ functionName: powertools().keyPrefix });
+    return {
+      charged,
+      powertoolsOnly: (event: Request) => powertoolsOnly(event, context()),
+      both: (event: Request) => both(event, context()),
+    };
+  }
+
+  test('inside, Powertools reads the event the handler gets, parsed as before: the same key expression finds the old record', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments(false);
+    const old = await powertoolsOnly(request('p-parsed-inside'));
+    expect(await both(request('p-parsed-inside'))).toEqual(old);
+    expect(charged).toEqual(['p-parsed-inside']);
+  });
+
+  test('around the middy handler, it reads the raw event: the expression selects nothing and Powertools runs the duplicate without idempotency', async () => {
+    const { charged, powertoolsOnly, both } = parsedDeployments(true);
+    await powertoolsOnly(request('p-parsed-around'));
+    await both(request('p-parsed-around'));
+    expect(charged).toEqual(['p-parsed-around', 'p-parsed-around']);
+  });
+});
+
+describe('a handler whose errors an error handler answers, during the cutover', () => {
+  /** A charge that fails once (the provider is down), then succeeds; the deployment with both libraries. */
+  function failingOnce(powertoolsAround: boolean) {
+    const charged: string[] = [];
+    const charge = async (event: Request) => {
+      const { paymentId } = JSON.parse(event.body!) as Charge;
+      charged.push(paymentId);
+      if (charged.length === 1) throw new Error('provider unavailable');
+      return { statusCode: 201, body: `${paymentId}/${charged.length}` };
+    };
+    const powertools = {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'powertools_json(body).paymentId' }),
+      keyPrefix: powertoolsAround ? 'answered-around' : 'answered-inside',
+    };
+    const ours = () => idempotency<Request>({ store, key: (event) => (JSON.parse(event.body!) as Charge).paymentId });
+    const errors = () => httpErrorHandler({ logger: false });
+    const both = powertoolsAround
+      ? powertoolsIdempotent(middy(charge).use(ours()).use(errors()), powertools)
+      : middy(powertoolsIdempotent(charge, powertools)).use(ours()).use(errors());
+    const name = powertools.keyPrefix;
+    return { charged, both: (event: Request) => both(event, lambdaContext({ functionName: name })) as Promise<{ statusCode: number }> };
+  }
+  const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
+
+  test('inside, Powertools sees the error, releases its record, and the retry runs', async () => {
+    const { charged, both } = failingOnce(false);
+    expect((await both(request('p-answered-inside'))).statusCode).toBe(500);
+    expect(await both(request('p-answered-inside'))).toMatchObject({ statusCode: 201 });
+    expect(charged).toEqual(['p-answered-inside', 'p-answered-inside']);
+  });
+
+  test('around the middy handler, Powertools stores the 500 the error handler answered, and the retry gets it again without running', async () => {
+    const { charged, both } = failingOnce(true);
+    expect((await both(request('p-answered-around'))).statusCode).toBe(500);
+    expect((await both(request('p-answered-around'))).statusCode).toBe(500);
+    expect(charged).toEqual(['p-answered-around']);
+  });
+});
+
+describe('httpIdempotency, while traffic shifts to the second deployment', () => {
+  /** The first deployment (both libraries) and the second (httpIdempotency alone) of a handler waiting at `turnstile`. */
+  function httpDeployments(powertoolsAround: boolean) {
+    const turnstile = new Turnstile<number>();
+    const charge = async () => ({ statusCode: 201, body: `charge ${await turnstile.enter()}` });
+    const powertools = {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'headers."idempotency-key"' }),
+      keyPrefix: powertoolsAround ? 'http-around' : 'http-inside',
+    };
+    const ours = () => httpIdempotency<Request>({ store, singleFlight: false });
+    const first = powertoolsAround ? powertoolsIdempotent(middy(charge).use(ours()), powertools) : middy(powertoolsIdempotent(charge, powertools)).use(ours());
+    const second = middy(charge).use(ours());
+    const context = () => lambdaContext({ functionName: powertools.keyPrefix });
+    const call = (handler: typeof second | typeof first) => async (event: Request) =>
+      (await handler(event, context())) as { statusCode: number; body?: string };
+    return { turnstile, first: call(first), second: call(second) };
+  }
+
+  /** A request the second deployment runs; its duplicate on the first while it runs, then after it completed. */
+  async function duplicatesOnTheFirst(powertoolsAround: boolean) {
+    const { turnstile, first, second } = httpDeployments(powertoolsAround);
+    const event = httpEvent('url', {}, { key: `k-${powertoolsAround}-${Date.now()}` }) as Request;
+    const running = second(event);
+    const inside = await turnstile.next();
+    const whileRunning = await first(event);
+    inside.open(1);
+    const answer = await running;
+    return { answer, whileRunning, afterwards: await first(event), runs: turnstile.count };
+  }
+
+  test("inside, the first deployment answers 409 while the request runs, then replays this library's response", async () => {
+    const { answer, whileRunning, afterwards, runs } = await duplicatesOnTheFirst(false);
+    expect(whileRunning.statusCode).toBe(409);
+    expect(afterwards).toMatchObject({ statusCode: 201, body: answer.body });
+    expect(runs).toBe(1);
+  });
+
+  test('around the middy handler, Powertools stores that 409 as the outcome and replays it after the request completed', async () => {
+    const { whileRunning, afterwards, runs } = await duplicatesOnTheFirst(true);
+    expect(whileRunning.statusCode).toBe(409);
+    expect(afterwards.statusCode).toBe(409);
+    expect(runs).toBe(1);
+  });
 });

@@ -264,6 +264,48 @@ test('an in-progress duplicate behind @middy/http-error-handler: Powertools 2.35
   }
 });
 
+test('the same duplicate behind idempotency() (a key from the body, no httpIdempotency) is a 500 too: the error carries no status, the guide has users map its code', async () => {
+  const turnstile = new Turnstile<APIGatewayProxyStructuredResultV2>();
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async () => turnstile.enter())
+    .use(idempotency<APIGatewayProxyEventV2>({ store, singleFlight: false, key: (event) => JSON.parse(event.body ?? '{}').id }))
+    .use(httpErrorHandler({ logger: false }));
+  const event = httpEvent('url', {}, { body: JSON.stringify({ id: randomUUID() }) }) as APIGatewayProxyEventV2;
+  const first = handler(event, lambdaContext('http-plain'));
+  const running = await turnstile.next();
+  const duplicate = (await handler(event, lambdaContext('http-plain'))) as APIGatewayProxyStructuredResultV2;
+  expect(duplicate.statusCode).toBe(500);
+  running.open({ statusCode: 201, body: 'created' });
+  expect(await first).toMatchObject({ statusCode: 201 });
+});
+
+test('a wrapped function called without a Lambda context: Powertools 2.35.0 holds its record for the retention; ours for leaseSeconds (60 s), or until the deadline of a context passed as second argument', async () => {
+  const clock = movableClock();
+  jest.spyOn(console, 'warn').mockImplementation(() => undefined); // Powertools warns that it has no context
+  /** Whether a duplicate sent 61 s after the first call of `library`'s wrapper, which is still running, runs too. */
+  const duplicateRuns = async (library: 'powertools' | 'ours', withContext = false) => {
+    const turnstile = new Turnstile<string>();
+    const work = async (_payment: Payment, _context?: Context) => turnstile.enter();
+    const name = `no-context-${library}-${withContext}`;
+    const call =
+      library === 'powertools'
+        ? powertoolsIdempotent(work, powertools(name))
+        : makeIdempotent(work, { store, name, key: (payment) => payment.id, singleFlight: false, now: () => Date.now() });
+    const payment = { id: randomUUID() };
+    const send = () => (withContext ? call(payment, lambdaContext(name, 300_000)) : call(payment));
+    const first = send();
+    const running = await turnstile.next();
+    clock.advance(61_000);
+    const duplicate = send().catch((error: Error) => error);
+    const ran = await Promise.race([duplicate.then(() => false), turnstile.next().then((entered) => (entered.open('second'), true))]);
+    running.open('first');
+    await Promise.all([first.catch(() => undefined), duplicate]); // ours: the first call was taken over, it is SUPERSEDED
+    return ran;
+  };
+  expect(await duplicateRuns('powertools')).toBe(false);
+  expect(await duplicateRuns('ours')).toBe(true);
+  expect(await duplicateRuns('ours', true)).toBe(false);
+});
+
 test('a streamed response: behind the Powertools 2.35.0 middleware the caller gets an error and the duplicate runs again; ours sends and replays the bytes', async () => {
   for (const library of ['powertools', 'ours'] as const) {
     let runs = 0;
