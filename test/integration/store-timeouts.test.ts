@@ -285,6 +285,29 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     },
   );
 
+  test('an event loop kept busy from before the bound until past the deadline (a slow CPU, a long GC pause): no record starts after the deadline, the batch answers as soon as the loop is free', async () => {
+    let runs = 0;
+    // More groups than `concurrency`: the first worker whose group fails meets the next group past the deadline.
+    const batch = sqsEvent([...'abcdefghijkl'].map((group) => sqsRecord({ orderId: `busy-${group}` }, { groupId: group })));
+    const handler = idempotentBatch(async () => ++runs, {
+      store: new DynamoDBStore({ tableName, client: unbounded }),
+      logger: quiet,
+      throwOnFullBatchFailure: false,
+    });
+    proxy.stall();
+    const context = invocation();
+    const call = handler(batch, context);
+    // A timer due before the call's bound that holds the loop until the context reads no time left:
+    // every timer of the call fires after it, past the deadline. Records started then would wait
+    // for requests of their own (a second at least: the context reads 0, so it is no longer seen
+    // running down), and the answer with them.
+    setTimeout(() => {
+      while (context.getRemainingTimeInMillis() > 0);
+    }, REMAINING - 200);
+    expect(failures(await byDeadline(call))).toHaveLength(12);
+    expect(runs).toBe(0);
+  });
+
   test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', async () => {
     const ran: string[] = [];
     const handler = idempotentBatch(
