@@ -18,9 +18,8 @@ export interface Deadline {
 export const waitableMillis = (remaining: number | undefined): number =>
   remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
 
-/** The {@link AnswerBy} of a call whose `context` read `given` ms left just now. @internal */
-export function answerByOf(context: unknown, given: number): AnswerBy {
-  const started = performance.now();
+/** The {@link AnswerBy} of a call whose `context` read `given` ms left, read just after `started` (`performance.now()`). @internal */
+export function answerByOf(context: unknown, given: number, started: number): AnswerBy {
   return {
     at: started + given - Math.min(given / 10, 100),
     deadline: started + given,

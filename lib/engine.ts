@@ -170,10 +170,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
     if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
+    // The monotonic clock is read before the time left: a pause between the two reads (the process
+    // descheduled, a GC) then brings the bound earlier, never past the deadline.
+    const read = performance.now();
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
     const deadline =
-      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given) };
+      remaining === undefined
+        ? undefined
+        : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given, read) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);

@@ -147,6 +147,29 @@ test("a claim applied but never answered, given up on at the bound: the caller i
   expect((await store.inspect(recordId('lambda-bound', 'k')))?.status).toBe('INPROGRESS');
 });
 
+test('a pause right after the call reads its time left (the process descheduled, a GC) does not move its bound past the deadline: the bound counts from before the read', async () => {
+  const lambda = timedContext({ functionName: 'paused-read', remainingMillis: 1_500 });
+  let reads = 0;
+  const paused = {
+    ...lambda,
+    getRemainingTimeInMillis: () => {
+      const left = lambda.getRemainingTimeInMillis();
+      // The first read only: the process stops for 200 ms right after it.
+      if (reads++ === 0) while (lambda.getRemainingTimeInMillis() > left - 200);
+      return left;
+    },
+  };
+  const store = new InMemoryStore();
+  const hangs: IdempotencyStore = {
+    claim: () => new Promise<never>(() => undefined),
+    complete: (request) => store.complete(request),
+    release: (request) => store.release(request),
+  };
+  const once = makeIdempotent(async (id: string, _context?: Context) => id, { store: hangs, name: 'paused-read' });
+  const call = once('k', paused);
+  expect(await byDeadline(call, lambda.getRemainingTimeInMillis())).toMatchObject({ error: { code: 'STORE_FAILURE' } });
+});
+
 test("a store that answers a claim after 1.5 s, with 30 s left, is waited for: a request may take until the call's bound, not only its least second", async () => {
   // Timers and performance.now() on a fake clock that the test moves: the store answers once 1.5 s have passed.
   jest.useFakeTimers();
