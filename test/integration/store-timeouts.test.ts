@@ -388,6 +388,29 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     expect(sent).toEqual(Array.from({ length: 10 }, () => 'PutItemCommand before the answer'));
   });
 
+  test("a record started with less than a second left, late in the invocation, is given up on by the call's bound, not a second after its start: the context has been seen running down since the batch began", async () => {
+    const store = new InMemoryStore();
+    let holed = false;
+    const blackHoled: IdempotencyStore = {
+      claim: (request) => (holed ? new Promise<never>(() => undefined) : store.claim(request)),
+      complete: (request) => store.complete(request),
+      release: (request) => store.release(request),
+    };
+    const context = timedContext({ functionName: 'late-record', remainingMillis: 1_200 });
+    const handler = idempotentBatch(
+      async (order: Order) => {
+        // The first record takes until 900 ms are left, then the store stops answering; the second
+        // starts (more time is left than the first took) with its claim a request of its own.
+        await new Promise((resolve) => setTimeout(resolve, context.getRemainingTimeInMillis() - 900));
+        holed = true;
+        return order.orderId;
+      },
+      { store: blackHoled, logger: quiet },
+    );
+    const batch = [1, 2].map((n) => kinesisRecord({ orderId: `late-${n}` }, n));
+    expect(failures(await byDeadline(handler({ Records: batch }, context), 1_200))).toEqual([kinesisSequence(2)]);
+  });
+
   test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', async () => {
     const ran: string[] = [];
     const handler = idempotentBatch(
