@@ -249,11 +249,15 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
  * back with the rest, and a stream spends one of its retries (past its quota it discards the
  * batch, records never tried among them). So a record starts only while more time is left than the
  * slowest record of this batch took; the rest are reported failed, unstarted, in time to answer.
+ * A context that read time left when the batch began and reads none now is past its deadline
+ * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
+ * sets no deadline (a stub in a unit test).
  */
 function deadlineOf(context: Context, now: () => number) {
   let slowest = 0;
+  const bounded = remainingMillisOf(context) !== undefined;
   return {
-    allows: (): boolean => (remainingMillisOf(context) ?? Number.POSITIVE_INFINITY) > slowest,
+    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > slowest,
     time: <T>(run: () => Promise<T>): Promise<T> => {
       const start = now();
       return run().finally(() => {

@@ -51,6 +51,8 @@ export class Call {
      * deadline, when known: calls nested in it end by then too.
      */
     readonly answerBy?: AnswerBy,
+    /** Until when its record holds the key for it (epoch ms, the engine's clock), when it claimed one. */
+    readonly leaseUntil?: number,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

@@ -18,13 +18,25 @@ export interface Deadline {
 export const waitableMillis = (remaining: number | undefined): number =>
   remaining === undefined ? Number.POSITIVE_INFINITY : remaining - Math.min(remaining / 10, 1_000);
 
-/** The {@link AnswerBy} of a call whose `context` read `given` ms left just now. @internal */
-export function answerByOf(context: unknown, given: number): AnswerBy {
-  const started = performance.now();
+/**
+ * The first time left each context was seen to read, and when: whether it runs down with real time
+ * is judged over all the time it has been seen, not only since the call at hand began. A record
+ * that a batch starts late in its invocation is then known to run under a live context, and its
+ * requests get no more than half the time left, instead of a whole second past the deadline.
+ */
+const firstReadings = new WeakMap<object, { readonly given: number; readonly started: number }>();
+
+/** The {@link AnswerBy} of a call whose `context` read `given` ms left, read just after `started` (`performance.now()`). @internal */
+export function answerByOf(context: unknown, given: number, started: number): AnswerBy {
+  let first = { given, started };
+  if (typeof context === 'object' && context !== null) {
+    first = firstReadings.get(context) ?? first;
+    firstReadings.set(context, first);
+  }
   return {
     at: started + given - Math.min(given / 10, 100),
     deadline: started + given,
-    live: () => runsInRealTime(context, given, started),
+    live: () => runsInRealTime(context, first.given, first.started),
   };
 }
 

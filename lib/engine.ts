@@ -170,10 +170,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
     if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
+    // The monotonic clock is read before the time left: a pause between the two reads (the process
+    // descheduled, a GC) then brings the bound earlier, never past the deadline.
+    const read = performance.now();
     const given = remainingMillisOf(context);
     const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
     const deadline =
-      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given) };
+      remaining === undefined
+        ? undefined
+        : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given, read) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
@@ -311,10 +316,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('storeFailure', key);
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running (a durable execution
-        // fails for good on this error, so its record goes too). Best effort, and not waited for
-        // once the deadline has come.
-        const release = answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
-        if (!(error instanceof DeadlineTimeout)) await release;
+        // fails for good on this error, so its record goes too). Best effort; past the call's bound,
+        // only where the lease outlives the deadline, and after the answer.
+        const release = () => answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
+        if (error instanceof DeadlineTimeout) this.#releaseAfterBound(leaseUntil, deadline!.at, release);
+        else await release();
         throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
           cause: error,
         });
@@ -326,7 +332,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
-        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline), leaseUntil };
+        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
       }
       const record = claim.record;
       const left = waitLeft(waitUntil, this.now(), deadline);
@@ -438,10 +444,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // the fenced release settles it: it deletes the record only while this call's claim is
         // INPROGRESS, after which the commit (fenced on that claim) can never apply, and meets this
         // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
-        // its lease, and a retry after it replays or runs again. Once the deadline has come, the
-        // release is not waited for: the outcome stays unknown to this caller.
-        const releasing = this.#release(call);
-        const released = error instanceof DeadlineTimeout ? undefined : await releasing;
+        // its lease, and a retry after it replays or runs again. Past the call's bound, the outcome
+        // stays unknown to this caller: the release is sent only where the lease outlives the
+        // deadline, and after the answer.
+        let released: ReleaseResult | undefined;
+        if (error instanceof DeadlineTimeout) this.#releaseAfterBound(call.leaseUntil, this.now() + call.timeLeft!(), () => this.#release(call));
+        else released = await this.#release(call);
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
@@ -473,10 +481,32 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** A call of this engine; with a deadline, the time left until it by this engine's clock, for the calls nested in it. */
-  #call(key: string, owner: string, fingerprint: string | undefined, mode: CallMode, startedAt: number, deadline: Deadline | undefined): Call {
+  #call(
+    key: string,
+    owner: string,
+    fingerprint: string | undefined,
+    mode: CallMode,
+    startedAt: number,
+    deadline: Deadline | undefined,
+    leaseUntil?: number,
+  ): Call {
     const transactional = mode !== 'unkeyed' && this.#transactional;
-    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional);
-    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy);
+    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil);
+    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil);
+  }
+
+  /**
+   * Sends `release` for a record after a request given up on at the call's bound (a claim that may
+   * have applied, a commit whose outcome is unknown), without taking from the time left, which is
+   * for answering. A record whose lease ends by the deadline is free by then anyway: nothing is
+   * sent. One whose lease outlives it (a durable execution's) is released once the answer is out.
+   * Sent at once, the request's preparation (serializing, signing, a socket: milliseconds of CPU,
+   * many more on a Lambda's fraction of a vCPU) would come before the answer, once for each record
+   * of a batch given up on together.
+   */
+  #releaseAfterBound(leaseUntil: number | undefined, deadline: number, release: () => Promise<unknown>): void {
+    if (leaseUntil !== undefined && leaseUntil <= deadline) return;
+    setImmediate(() => void release());
   }
 
   /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */

@@ -1118,6 +1118,13 @@ describe("near the invocation's deadline", () => {
     expect(failuresOf(await orders.invoke({ Records: batch }, 0))).toEqual([]);
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
   });
+
+  test('a context that read time left when the batch began and reads 0 now is past its deadline, not without one: nothing more starts', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(failuresOf(await orders.invoke({ Records: batch }, 1))).toEqual([kinesisSequence(2)]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  });
 });
 
 test('Kinesis: a resend later in the shard replays the first without running again', async () => {

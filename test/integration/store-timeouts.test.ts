@@ -9,7 +9,7 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import type { Context } from 'aws-lambda';
-import { aesGcmEncryption, type BatchResponse, DynamoDBStore, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
+import { aesGcmEncryption, type BatchResponse, DynamoDBStore, type IdempotencyError, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
 import type { IdempotencyStore } from '../../lib/store.js';
 import { InMemoryStore, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
@@ -114,6 +114,60 @@ describe("a request that starts with less than a second left, under a context wh
     expect(logger.warn).not.toHaveBeenCalled();
     expect((await store.inspect(recordId('stub-context', 'k')))?.status).toBe('COMPLETED');
   });
+});
+
+test("a claim applied but never answered, given up on at the bound: the caller is answered first; only a durable execution's record, whose lease outlives the invocation, is released after", async () => {
+  const store = new InMemoryStore();
+  const events: string[] = [];
+  const lost: IdempotencyStore = {
+    claim: (request) => {
+      void store.claim(request);
+      return new Promise<never>(() => undefined);
+    },
+    complete: (request) => store.complete(request),
+    release: (request) => {
+      events.push(`release ${request.key.split('#')[0]}`);
+      return store.release(request);
+    },
+  };
+  const call = (name: string, context: Context) =>
+    makeIdempotent(async (id: string, _context?: Context) => id, { store: lost, name })('k', context).catch(
+      (error: IdempotencyError) => void events.push(`${name} answered ${error.code}`),
+    );
+  const context = (functionName: string) => timedContext({ functionName, remainingMillis: 1_200 });
+  const execution = { durableExecutionArn: 'arn:aws:lambda:us-east-1:123456789012:function:durable-bound:$LATEST/durable-execution/run/1' };
+  await Promise.all([
+    call('lambda-bound', context('lambda-bound')),
+    call('durable-bound', { ...context('durable-bound'), executionContext: execution } as Context),
+  ]);
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(events).toEqual(['lambda-bound answered STORE_FAILURE', 'durable-bound answered STORE_FAILURE', 'release durable-bound']);
+  expect(await store.inspect(recordId('durable-bound', 'k'))).toBeUndefined();
+  // Held until its lease ends, at the deadline: a release could have freed it a tenth of a second earlier at most.
+  expect((await store.inspect(recordId('lambda-bound', 'k')))?.status).toBe('INPROGRESS');
+});
+
+test('a pause right after the call reads its time left (the process descheduled, a GC) does not move its bound past the deadline: the bound counts from before the read', async () => {
+  const lambda = timedContext({ functionName: 'paused-read', remainingMillis: 1_500 });
+  let reads = 0;
+  const paused = {
+    ...lambda,
+    getRemainingTimeInMillis: () => {
+      const left = lambda.getRemainingTimeInMillis();
+      // The first read only: the process stops for 200 ms right after it.
+      if (reads++ === 0) while (lambda.getRemainingTimeInMillis() > left - 200);
+      return left;
+    },
+  };
+  const store = new InMemoryStore();
+  const hangs: IdempotencyStore = {
+    claim: () => new Promise<never>(() => undefined),
+    complete: (request) => store.complete(request),
+    release: (request) => store.release(request),
+  };
+  const once = makeIdempotent(async (id: string, _context?: Context) => id, { store: hangs, name: 'paused-read' });
+  const call = once('k', paused);
+  expect(await byDeadline(call, lambda.getRemainingTimeInMillis())).toMatchObject({ error: { code: 'STORE_FAILURE' } });
 });
 
 test("a store that answers a claim after 1.5 s, with 30 s left, is waited for: a request may take until the call's bound, not only its least second", async () => {
@@ -284,6 +338,78 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
       expect(runs).toBe(0);
     },
   );
+
+  test('an event loop kept busy from before the bound until past the deadline (a slow CPU, a long GC pause): no record starts after the deadline, the batch answers as soon as the loop is free', async () => {
+    let runs = 0;
+    // More groups than `concurrency`: the first worker whose group fails meets the next group past the deadline.
+    const batch = sqsEvent([...'abcdefghijkl'].map((group) => sqsRecord({ orderId: `busy-${group}` }, { groupId: group })));
+    const handler = idempotentBatch(async () => ++runs, {
+      store: new DynamoDBStore({ tableName, client: unbounded }),
+      logger: quiet,
+      throwOnFullBatchFailure: false,
+    });
+    proxy.stall();
+    const context = invocation();
+    const call = handler(batch, context);
+    // A timer due before the call's bound that holds the loop until the context reads no time left:
+    // every timer of the call fires after it, past the deadline. Records started then would wait
+    // for requests of their own (a second at least: the context reads 0, so it is no longer seen
+    // running down), and the answer with them.
+    setTimeout(() => {
+      while (context.getRemainingTimeInMillis() > 0);
+    }, REMAINING - 200);
+    expect(failures(await byDeadline(call))).toHaveLength(12);
+    expect(runs).toBe(0);
+  });
+
+  test('the requests given up on at the bound: nothing more is sent to the store before the batch answers; a claim that may have applied is left to its lease, which ends at the deadline', async () => {
+    const sent: string[] = [];
+    let settled = false;
+    unbounded.middlewareStack.add(
+      (next, { commandName }) =>
+        (args) => {
+          sent.push(`${commandName} ${settled ? 'after' : 'before'} the answer`);
+          return next(args);
+        },
+      { step: 'initialize' },
+    );
+    const handler = idempotentBatch(async () => 'done', {
+      store: new DynamoDBStore({ tableName, client: unbounded }),
+      logger: quiet,
+      throwOnFullBatchFailure: false,
+    });
+    const batch = sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => sqsRecord({ orderId: `given-up-${n}` })));
+    proxy.stall();
+    const call = handler(batch, invocation()).finally(() => (settled = true));
+    expect(failures(await byDeadline(call))).toHaveLength(10);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Each release sent at the bound would have been prepared (serialized, signed, a socket opened)
+    // before the answer: with a fraction of a vCPU, ten of them take longer than the time left.
+    expect(sent).toEqual(Array.from({ length: 10 }, () => 'PutItemCommand before the answer'));
+  });
+
+  test("a record started with less than a second left, late in the invocation, is given up on by the call's bound, not a second after its start: the context has been seen running down since the batch began", async () => {
+    const store = new InMemoryStore();
+    let holed = false;
+    const blackHoled: IdempotencyStore = {
+      claim: (request) => (holed ? new Promise<never>(() => undefined) : store.claim(request)),
+      complete: (request) => store.complete(request),
+      release: (request) => store.release(request),
+    };
+    const context = timedContext({ functionName: 'late-record', remainingMillis: 1_200 });
+    const handler = idempotentBatch(
+      async (order: Order) => {
+        // The first record takes until 900 ms are left, then the store stops answering; the second
+        // starts (more time is left than the first took) with its claim a request of its own.
+        await new Promise((resolve) => setTimeout(resolve, context.getRemainingTimeInMillis() - 900));
+        holed = true;
+        return order.orderId;
+      },
+      { store: blackHoled, logger: quiet },
+    );
+    const batch = [1, 2].map((n) => kinesisRecord({ orderId: `late-${n}` }, n));
+    expect(failures(await byDeadline(handler({ Records: batch }, context), 1_200))).toEqual([kinesisSequence(2)]);
+  });
 
   test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', async () => {
     const ran: string[] = [];
