@@ -26,37 +26,42 @@ const order = (event: APIGatewayProxyEventV2): Order => JSON.parse(event.body ??
 const request = (body: Order) => httpEvent('url', {}, { body: JSON.stringify(body) }) as APIGatewayProxyEventV2;
 
 /** A handler waiting at its turnstile, made idempotent by order id (amount fingerprinted), behind http-error-handler. */
-function orders(options: { readonly store?: DynamoDBStore } = {}) {
+function orders(options: { readonly store?: DynamoDBStore; readonly errorHandlerFirst?: boolean } = {}) {
   const turnstile = new Turnstile<Response>();
-  const handler = middy<APIGatewayProxyEventV2, Response>(async () => turnstile.enter())
-    .use(
-      idempotency<APIGatewayProxyEventV2>({
-        store: options.store ?? store,
-        singleFlight: false,
-        key: (event) => order(event).id,
-        fingerprint: (event) => order(event).amount,
-      }),
-    )
-    .use(httpErrorHandler({ logger: false }));
+  const handler = middy<APIGatewayProxyEventV2, Response>(async () => turnstile.enter());
+  const idempotent = idempotency<APIGatewayProxyEventV2>({
+    store: options.store ?? store,
+    singleFlight: false,
+    key: (event) => order(event).id,
+    fingerprint: (event) => order(event).amount,
+  });
+  if (options.errorHandlerFirst) handler.use(httpErrorHandler({ logger: false })).use(idempotent);
+  else handler.use(idempotent).use(httpErrorHandler({ logger: false }));
   return { turnstile, call: (event: APIGatewayProxyEventV2, name: string) => handler(event, lambdaContext(name)) as Promise<Response> };
 }
 
-test('a duplicate still in progress is a 409 with Retry-After, whose body names neither the key, the record nor the function', async () => {
-  const { turnstile, call } = orders();
-  const id = randomUUID();
-  const name = `orders-${randomUUID()}`;
-  const first = call(request({ id, amount: 10 }), name);
-  const running = await turnstile.next();
-  const duplicate = await call(request({ id, amount: 10 }), name);
-  expect(duplicate.statusCode).toBe(409);
-  const retryAfter = Number(duplicate.headers?.['Retry-After']);
-  expect(retryAfter >= 1 && retryAfter <= 10).toBe(true); // the holder's lease: 10 s left of its invocation
-  expect(duplicate.body).toMatch(/^IN_PROGRESS: /);
-  expect([id, name, tableName, '#'].filter((internal) => String(duplicate.body).includes(internal))).toEqual([]);
-  running.open({ statusCode: 201, body: 'created' });
-  expect(await first).toMatchObject({ statusCode: 201 });
-  expect(turnstile.count).toBe(1);
-});
+test.each([
+  ['idempotency() first', false],
+  ['http-error-handler first', true],
+])(
+  '%s: a duplicate still in progress is a 409 with Retry-After, whose body names neither the key, the record nor the function',
+  async (_, errorHandlerFirst) => {
+    const { turnstile, call } = orders({ errorHandlerFirst });
+    const id = randomUUID();
+    const name = `orders-${randomUUID()}`;
+    const first = call(request({ id, amount: 10 }), name);
+    const running = await turnstile.next();
+    const duplicate = await call(request({ id, amount: 10 }), name);
+    expect(duplicate.statusCode).toBe(409);
+    const retryAfter = Number(duplicate.headers?.['Retry-After']);
+    expect(retryAfter >= 1 && retryAfter <= 10).toBe(true); // the holder's lease: 10 s left of its invocation
+    expect(duplicate.body).toMatch(/^IN_PROGRESS: /);
+    expect([id, name, tableName, '#'].filter((internal) => String(duplicate.body).includes(internal))).toEqual([]);
+    running.open({ statusCode: 201, body: 'created' });
+    expect(await first).toMatchObject({ statusCode: 201 });
+    expect(turnstile.count).toBe(1);
+  },
+);
 
 test('the same key with another payload is a 422; a missing key a 400', async () => {
   const { turnstile, call } = orders();
