@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
+import httpCors from '@middy/http-cors';
 import httpErrorHandler from '@middy/http-error-handler';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSEvent } from 'aws-lambda';
 import { DynamoDBStore } from '../../lib/dynamodb-store.js';
@@ -62,6 +63,26 @@ test.each([
     expect(turnstile.count).toBe(1);
   },
 );
+
+test("with http-cors, a browser on another origin can read the 409's Retry-After once it is listed in exposeHeaders", async () => {
+  const turnstile = new Turnstile<Response>();
+  const origin = 'https://shop.example';
+  const handler = middy<APIGatewayProxyEventV2, Response>(async () => turnstile.enter())
+    .use(idempotency<APIGatewayProxyEventV2>({ store, singleFlight: false, key: (event) => order(event).id }))
+    .use(httpCors({ origins: [origin], exposeHeaders: 'Retry-After' }))
+    .use(httpErrorHandler({ logger: false }));
+  const sent = request({ id: randomUUID(), amount: 1 });
+  const event = { ...sent, headers: { ...sent.headers, origin } };
+  const first = handler(event, lambdaContext('cors-orders'));
+  const running = await turnstile.next();
+  const duplicate = (await handler(event, lambdaContext('cors-orders'))) as Response;
+  expect(duplicate).toMatchObject({
+    statusCode: 409,
+    headers: { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': 'Retry-After', 'Retry-After': expect.any(String) },
+  });
+  running.open({ statusCode: 201 });
+  await first;
+});
 
 test('the same key with another payload is a 422; a missing key a 400', async () => {
   const { turnstile, call } = orders();
