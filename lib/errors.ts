@@ -43,10 +43,10 @@ export type IdempotencyErrorCode =
 
 /**
  * The HTTP status of each code, as `httpIdempotency` answers it and as {@link IdempotencyError}'s
- * `statusCode` carries it: 400 for a key the request lacks, 409 for a request that conflicts with
- * another one's, 422 for a key reused with another payload, 503 for a store or transaction fault
- * the same request may be retried after. A code missing here (`TRANSACTION_INVALID`) is a fault of
- * the code, a plain 500. @internal
+ * `statusCode` carries it: 400 for a key the request lacks or gets wrong, 409 for a request that
+ * conflicts with another one's, 422 for a key reused with another payload, 503 for a store or
+ * transaction fault the same request may be retried after. A code missing here
+ * (`TRANSACTION_INVALID`) is a fault of the code, a plain 500. @internal
  */
 export const HTTP_STATUS: Readonly<Partial<Record<IdempotencyErrorCode, number>>> = {
   KEY_MISSING: 400,
