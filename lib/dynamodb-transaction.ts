@@ -86,7 +86,8 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
         const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
         throw new IdempotencyError(
           'TRANSACTION_CONDITION_FAILED',
-          `The condition of transaction write ${failed - 1} (table ${table}) failed; nothing was written.`,
+          // No table name in the message: an HTTP error handler may send it to the client (`actionIndex` and `tableName` name it).
+          `The condition of transaction write ${failed - 1} failed; nothing was written.`,
           {
             cause: error,
             actionIndex: failed - 1,

@@ -41,6 +41,29 @@ export type IdempotencyErrorCode =
   | 'TRANSACTION_CONFLICT'
   | 'COMMIT_FAILED';
 
+/**
+ * The HTTP status of each code, as `httpIdempotency` answers it and as {@link IdempotencyError}'s
+ * `statusCode` carries it: 400 for a key the request lacks or gets wrong, 409 for a request that
+ * conflicts with another one's, 422 for a key reused with another payload, 503 for a store or
+ * transaction fault the same request may be retried after. A code missing here
+ * (`TRANSACTION_INVALID`) is a fault of the code, a plain 500. @internal
+ */
+export const HTTP_STATUS: Readonly<Partial<Record<IdempotencyErrorCode, number>>> = {
+  KEY_MISSING: 400,
+  INVALID_KEY: 400,
+  PAYLOAD_MISMATCH: 422,
+  IN_PROGRESS: 409,
+  SUPERSEDED: 409,
+  RESPONSE_NOT_STORED: 409,
+  TRANSACTION_CONDITION_FAILED: 409,
+  STORE_FAILURE: 503,
+  COMMIT_FAILED: 503,
+  TRANSACTION_CONFLICT: 503,
+};
+
+/** The longest `Retry-After` an HTTP answer gives by default: a holder may finish long before its lease ends. @internal */
+export const MAX_RETRY_AFTER_SECONDS = 60;
+
 export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
   /** With `IN_PROGRESS`: seconds until the holder's lease ends; with `TRANSACTION_CONFLICT`: when to retry. */
@@ -55,6 +78,13 @@ export interface IdempotencyErrorOptions {
 
 /**
  * The one error type the library throws for idempotency outcomes, with a stable `code`.
+ *
+ * It also carries the fields of an HTTP error, which `@middy/http-error-handler` (and error
+ * handlers written to the same convention) answer with: `statusCode`, `expose` and `headers`. So
+ * behind `idempotency()` a duplicate still in progress is a 409 with `Retry-After`, another payload
+ * under a used key a 422, a missing key a 400, with `message` as the body (it never holds a key, a
+ * payload or a table name). Faults of the server keep their `message` private (`expose: false`):
+ * the error handler answers them with its own 500.
  *
  * @example
  * ```ts
@@ -74,6 +104,19 @@ export class IdempotencyError extends Error {
   readonly actionIndex: number | undefined;
   readonly tableName: string | undefined;
   readonly record: IdempotencyRecord | undefined;
+  /**
+   * The HTTP status of the code, as `httpIdempotency` answers it: 400 `KEY_MISSING`, 409
+   * `IN_PROGRESS`, `SUPERSEDED`, `RESPONSE_NOT_STORED` and `TRANSACTION_CONDITION_FAILED`, 422
+   * `PAYLOAD_MISMATCH`, 503 `STORE_FAILURE`, `COMMIT_FAILED` and `TRANSACTION_CONFLICT`. None for
+   * `TRANSACTION_INVALID` and `INVALID_KEY`: outside `httpIdempotency`, whose header checks it
+   * answers itself, `INVALID_KEY` means the key selector threw or selected a value that cannot be
+   * hashed, and its message may name a path in that value.
+   */
+  readonly statusCode: number | undefined;
+  /** Whether an HTTP error handler may send `message` to the client: for statuses below 500 only. */
+  readonly expose: boolean;
+  /** With a `statusCode` and a known `retryAfterSeconds`: `Retry-After`, at most 60 seconds (a holder may finish sooner). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   /**
    * `message` is the sentence; the error's `message` starts with the code (`IN_PROGRESS: …`), which
@@ -87,6 +130,12 @@ export class IdempotencyError extends Error {
     this.actionIndex = options.actionIndex;
     this.tableName = options.tableName;
     this.record = options.record;
+    this.statusCode = code === 'INVALID_KEY' ? undefined : HTTP_STATUS[code];
+    this.expose = this.statusCode !== undefined && this.statusCode < 500;
+    this.headers =
+      this.statusCode === undefined || this.retryAfterSeconds === undefined
+        ? undefined
+        : { 'Retry-After': String(Math.min(this.retryAfterSeconds, MAX_RETRY_AFTER_SECONDS)) };
   }
 }
 

@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
-import { IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
+import { HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
 import { fieldOf, forAcceptEncoding } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
@@ -114,17 +114,18 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
 /** The reason phrases (RFC 9110) of the statuses `problem` answers, for an ALB's status line. */
 const REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 409: 'Conflict', 422: 'Unprocessable Content', 503: 'Service Unavailable' };
 
-const PROBLEMS: Partial<Record<IdempotencyErrorCode, [status: number, title: string]>> = {
-  KEY_MISSING: [400, 'Idempotency-Key is missing'],
-  INVALID_KEY: [400, 'Idempotency-Key is invalid'],
-  PAYLOAD_MISMATCH: [422, 'Idempotency-Key is already used'],
-  IN_PROGRESS: [409, 'A request with this Idempotency-Key is being processed'],
-  SUPERSEDED: [409, 'A newer attempt with this Idempotency-Key took over'],
-  RESPONSE_NOT_STORED: [409, 'A request with this Idempotency-Key completed, but its response was not kept'],
-  STORE_FAILURE: [503, 'Idempotency store unavailable'],
-  COMMIT_FAILED: [503, 'The outcome of this request is not known yet'],
-  TRANSACTION_CONFLICT: [503, 'The request met concurrent changes and was not applied'],
-  TRANSACTION_CONDITION_FAILED: [409, 'The request conflicts with the current state'],
+/** The title of each code's problem answer; its status is the code's {@link HTTP_STATUS}. */
+const TITLES: Partial<Record<IdempotencyErrorCode, string>> = {
+  KEY_MISSING: 'Idempotency-Key is missing',
+  INVALID_KEY: 'Idempotency-Key is invalid',
+  PAYLOAD_MISMATCH: 'Idempotency-Key is already used',
+  IN_PROGRESS: 'A request with this Idempotency-Key is being processed',
+  SUPERSEDED: 'A newer attempt with this Idempotency-Key took over',
+  RESPONSE_NOT_STORED: 'A request with this Idempotency-Key completed, but its response was not kept',
+  STORE_FAILURE: 'Idempotency store unavailable',
+  COMMIT_FAILED: 'The outcome of this request is not known yet',
+  TRANSACTION_CONFLICT: 'The request met concurrent changes and was not applied',
+  TRANSACTION_CONDITION_FAILED: 'The request conflicts with the current state',
 };
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
@@ -175,9 +176,8 @@ function exposing(result: HttpResult, name: string): HttpResult {
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
 export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
-  const entry = PROBLEMS[error.code];
-  if (!entry) return undefined;
-  const [status, title] = entry;
+  const [status, title] = [HTTP_STATUS[error.code], TITLES[error.code]];
+  if (status === undefined || title === undefined) return undefined;
   const headers: Record<string, string> = { ...extraHeaders, 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
     headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
@@ -281,7 +281,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   const {
     required = true,
     scope,
-    maxRetryAfterSeconds = 60,
+    maxRetryAfterSeconds = MAX_RETRY_AFTER_SECONDS,
     isFinalResponse = defaultIsFinal,
     signedKeys,
     problemHeaders,

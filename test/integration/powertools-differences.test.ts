@@ -264,7 +264,7 @@ test('an in-progress duplicate behind @middy/http-error-handler: Powertools 2.35
   }
 });
 
-test('the same duplicate behind idempotency() (a key from the body, no httpIdempotency) is a 500 too: the error carries no status, the guide has users map its code', async () => {
+test('the same duplicate behind idempotency() (a key from the body, no httpIdempotency) is a 409 with Retry-After too: the error carries its status', async () => {
   const turnstile = new Turnstile<APIGatewayProxyStructuredResultV2>();
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async () => turnstile.enter())
     .use(idempotency<APIGatewayProxyEventV2>({ store, singleFlight: false, key: (event) => JSON.parse(event.body ?? '{}').id }))
@@ -273,7 +273,8 @@ test('the same duplicate behind idempotency() (a key from the body, no httpIdemp
   const first = handler(event, lambdaContext('http-plain'));
   const running = await turnstile.next();
   const duplicate = (await handler(event, lambdaContext('http-plain'))) as APIGatewayProxyStructuredResultV2;
-  expect(duplicate.statusCode).toBe(500);
+  expect(duplicate.statusCode).toBe(409);
+  expect(Number(duplicate.headers?.['Retry-After'])).toBeGreaterThan(0);
   running.open({ statusCode: 201, body: 'created' });
   expect(await first).toMatchObject({ statusCode: 201 });
 });

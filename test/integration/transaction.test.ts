@@ -289,7 +289,7 @@ describe('transactional completion', () => {
     expect(await record(recordId(namespace, 'b'))).toMatchObject({ owner: { S: fenceB } });
   });
 
-  test('a failed business condition: TRANSACTION_CONDITION_FAILED naming the write and its table, nothing written, the record released', async () => {
+  test('a failed business condition: TRANSACTION_CONDITION_FAILED naming the write and its table (in fields: an HTTP error handler may send the message, a 409, to the client), nothing written, the record released', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
     const name = uniqueName('cond');
@@ -308,6 +308,7 @@ describe('transactional completion', () => {
     expect(error.code).toBe('TRANSACTION_CONDITION_FAILED');
     expect(error.actionIndex).toBe(1);
     expect(error.tableName).toBe(bizTable);
+    expect([error.statusCode, error.expose, error.message.includes(bizTable)]).toEqual([409, true, false]);
     expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
     expect(await applied(`${name}-reservations`)).toBe(0);
     expect(await record(recordId(name, 'r1'))).toBeUndefined();

@@ -2,7 +2,7 @@
 import { PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { problem } from '../../lib/http.js';
-import { describeStoreFailure, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { describeStoreFailure, IdempotencyError, type IdempotencyErrorCode, makeIdempotent } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -89,5 +89,60 @@ describe('TRANSACTION_CONFLICT as an HTTP answer', () => {
       status: 503,
       detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
     });
+  });
+});
+
+describe('the fields of an HTTP error, which @middy/http-error-handler answers with', () => {
+  const rejected = (code: IdempotencyErrorCode, retryAfterSeconds?: number) =>
+    new IdempotencyError(code, 'x', retryAfterSeconds === undefined ? {} : { retryAfterSeconds });
+
+  test("each code's statusCode is the status httpIdempotency answers it with, except INVALID_KEY and TRANSACTION_INVALID (faults of the code: none)", () => {
+    const codes: IdempotencyErrorCode[] = [
+      'IN_PROGRESS',
+      'PAYLOAD_MISMATCH',
+      'KEY_MISSING',
+      'INVALID_KEY',
+      'STORE_FAILURE',
+      'SUPERSEDED',
+      'RESPONSE_NOT_STORED',
+      'TRANSACTION_CONDITION_FAILED',
+      'TRANSACTION_INVALID',
+      'TRANSACTION_CONFLICT',
+      'COMMIT_FAILED',
+    ];
+    const statuses = Object.fromEntries(codes.map((code) => [code, rejected(code).statusCode]));
+    expect(statuses).toEqual({
+      IN_PROGRESS: 409,
+      PAYLOAD_MISMATCH: 422,
+      KEY_MISSING: 400,
+      INVALID_KEY: undefined,
+      STORE_FAILURE: 503,
+      SUPERSEDED: 409,
+      RESPONSE_NOT_STORED: 409,
+      TRANSACTION_CONDITION_FAILED: 409,
+      TRANSACTION_INVALID: undefined,
+      TRANSACTION_CONFLICT: 503,
+      COMMIT_FAILED: 503,
+    });
+    for (const code of codes) {
+      const answer = problem(rejected(code), 60);
+      if (code !== 'INVALID_KEY' && answer !== undefined) expect([code, answer.statusCode]).toEqual([code, rejected(code).statusCode]);
+    }
+  });
+
+  test('expose: the message may reach the client for statuses below 500 only', () => {
+    expect([rejected('IN_PROGRESS', 3), rejected('PAYLOAD_MISMATCH'), rejected('KEY_MISSING')].map((error) => error.expose)).toEqual([true, true, true]);
+    expect(
+      [rejected('STORE_FAILURE'), rejected('COMMIT_FAILED'), rejected('TRANSACTION_INVALID'), rejected('INVALID_KEY')].map((error) => error.expose),
+    ).toEqual([false, false, false, false]);
+  });
+
+  test('headers: Retry-After when retryAfterSeconds is known, capped at 60 s as httpIdempotency caps it by default', () => {
+    expect(rejected('IN_PROGRESS', 12).headers).toEqual({ 'Retry-After': '12' });
+    expect(rejected('IN_PROGRESS', 900).headers).toEqual({ 'Retry-After': '60' });
+    expect(rejected('TRANSACTION_CONFLICT', 1).headers).toEqual({ 'Retry-After': '1' });
+    expect(rejected('PAYLOAD_MISMATCH').headers).toBeUndefined();
+    expect(rejected('TRANSACTION_INVALID', 5).headers).toBeUndefined();
+    expect(rejected('IN_PROGRESS', 900).retryAfterSeconds).toBe(900);
   });
 });
