@@ -182,6 +182,7 @@ describe('keys', () => {
     ['an array whose elements are all missing', [undefined, null, '']],
     ['an empty object (a spread of a member that is absent)', {}],
     ['an empty array (a map over a list that is absent)', []],
+    ['an object without a prototype whose members are all missing', Object.assign(Object.create(null), { tenant: undefined, id: null })],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
@@ -198,6 +199,13 @@ describe('keys', () => {
     expect(await once([])).toEqual([]);
     expect(await once({ tenant: 't', id: undefined })).toEqual({ tenant: 't' });
     expect(store.claims.map((claim) => claim.key)).toEqual([`f#${hashKey({})}`, `f#${hashKey([])}`, `f#${hashKey({ tenant: 't' })}`]);
+  });
+
+  test('a selected composite key with any one part found, the first or another, is a key', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (parts: unknown) => parts, { store, name: 'f', key: (parts) => parts });
+    for (const parts of [['t', undefined], [null, 't'], { tenant: 't', id: null }]) expect(await once(parts)).toEqual(parts);
+    expect(store.claims.map((claim) => claim.key)).toEqual([['t', null], [null, 't'], { tenant: 't', id: null }].map((parts) => `f#${hashKey(parts)}`));
   });
 
   test('a whole payload of missing parts is a request like any other: keyed by it when no selector is given', async () => {
