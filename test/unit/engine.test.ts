@@ -592,10 +592,13 @@ describe('lease and retention', () => {
     expect(store.claims.map((c) => c.leaseUntil)).toEqual([T0 + 60_000, T0 + 5_000]);
   });
 
-  test('a context whose time left is not a finite number (a stub reading Infinity) sets no deadline: the lease is leaseSeconds', async () => {
+  test.each([
+    ['not a finite number (a stub reading Infinity)', Number.POSITIVE_INFINITY],
+    ['0 ms (a stub, or a deadline already passed)', 0],
+  ])('a context whose time left is %s sets no deadline: the lease is leaseSeconds', async (_what, left) => {
     const store = new MemoryStore();
     const once = makeIdempotent(async (_x: unknown, _context: unknown) => 1, { store, name: 'f', now: () => T0, leaseSeconds: 5 });
-    expect(await once(1, { getRemainingTimeInMillis: () => Number.POSITIVE_INFINITY })).toBe(1);
+    expect(await once(1, { getRemainingTimeInMillis: () => left })).toBe(1);
     expect(store.claims[0]).toMatchObject({ leaseUntil: T0 + 5_000, expiresAt: T0 / 1000 + 86_400 });
   });
 
