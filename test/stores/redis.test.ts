@@ -183,23 +183,6 @@ for (const kind of CLIENT_KINDS) {
       expect(await once('k')).toBe(1);
     });
 
-    test.each([
-      ['expiresAt', 'no `expiresAt` number'],
-      ['leaseUntil', '`leaseUntil` is not a number'],
-    ])('a live hash whose %s is a number with text around it fails closed, naming the field', async (field, why) => {
-      const keyPrefix = `malformed-${field}-${kind.name}:`;
-      const store = new RedisStore({ client: opened.client, keyPrefix });
-      const id = `malformed#${hashKey('k')}`;
-      const expiresAt = String(Math.floor(Date.now() / 1000) + 60);
-      const leaseUntil = String(Date.now() + 60_000);
-      const times = field === 'expiresAt' ? { expiresAt: `v${expiresAt}`, leaseUntil } : { expiresAt, leaseUntil: `${leaseUntil} ms` };
-      await raw.hset(keyPrefix + id, { status: 'INPROGRESS', owner: 'someone', ...times });
-      await raw.pexpire(keyPrefix + id, 60_000);
-      const refused = await rejection(makeIdempotent(async (_id: string) => 1, { store, name: 'malformed' })('k'));
-      expect([refused.code, describeStoreFailure(refused.cause)]).toEqual(['STORE_FAILURE', 'UnreadableRecordError']);
-      expect((refused.cause as Error).message).toContain(`is malformed (${why})`);
-    });
-
     test('a hash the store did not write, past its retention, is taken over as DynamoDBStore takes over such an item: the call runs once', async () => {
       const keyPrefix = `malformed-past-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix });
