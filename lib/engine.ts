@@ -461,7 +461,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         result = await answered(this.#store.complete(request), call.answerBy);
       } catch (error) {
-        this.#warn('could not mark the record COMPLETED; it stays INPROGRESS until its lease ends', key, error);
+        // The write may have applied all the same (an answer lost, replicas that did not acknowledge
+        // it in time): the store's error says which; the record's state is not known here.
+        this.#warn(
+          'could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+          key,
+          error,
+        );
         // In-process duplicates still get this outcome: the function ran once.
         return [own, done(payload.responseOmitted !== true)[1]];
       }

@@ -107,12 +107,15 @@ const RECONNECT_MILLIS = 1000;
  */
 function timeToLive(now: number, expiresAt: number, leaseUntil = Number.NEGATIVE_INFINITY): string {
   const ttl = Math.ceil(Math.max((expiresAt + 1) * 1000 - 1, leaseUntil) - now);
-  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+  if (Number.isSafeInteger(ttl) && ttl >= 1) return String(ttl);
+  const got = `(got expiresAt ${expiresAt}${leaseUntil === Number.NEGATIVE_INFINITY ? '' : `, leaseUntil ${leaseUntil}`}, now ${now})`;
+  // A retention of Number.MAX_SAFE_INTEGER seconds, say: "forever" is a retention Redis cannot be given.
+  if (ttl > Number.MAX_SAFE_INTEGER) {
     throw new TypeError(
-      `RedisStore: a record's retention and lease must end after \`now\` (got expiresAt ${expiresAt}${leaseUntil === Number.NEGATIVE_INFINITY ? '' : `, leaseUntil ${leaseUntil}`}, now ${now}).`,
+      `RedisStore: a record's retention and lease must end within Number.MAX_SAFE_INTEGER milliseconds (about 285,000 years) of \`now\`, the longest time to live this store gives a key ${got}: lower \`expiresAfterSeconds\` or the lease.`,
     );
   }
-  return String(ttl);
+  throw new TypeError(`RedisStore: a record's retention and lease must end after \`now\` ${got}.`);
 }
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */

@@ -133,7 +133,13 @@ async function runAndWait(connection: Connection, command: readonly string[], ke
   if (!wrote(reply!.value)) return reply!.value;
   if (!acked!.ok) throw acked!.error;
   if (Number(acked!.value) < wait.replicas) {
-    throw new Error(`Only ${acked!.value} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMillis} ms: a failover could lose it.`);
+    // Named, because a log line names a store failure by its error's name, never its message.
+    throw Object.assign(
+      new Error(
+        `Only ${acked!.value} of ${wait.replicas} replicas acknowledged the write within ${wait.timeoutMillis} ms: the primary has it, but a failover could lose it.`,
+      ),
+      { name: 'ReplicaWaitTimeout' },
+    );
   }
   return reply!.value;
 }

@@ -1,4 +1,4 @@
-import { App, CfnParameter, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
@@ -408,6 +408,18 @@ describe("a function's own retention, given to attachFunction", () => {
     const consumer = fn(stack, 'Consumer');
     records.attachFunction(consumer, { expiresAfter: Duration.hours(1) });
     records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+    // Records kept 1 h, and a DynamoDB stream retried for its 24 h.
+    const changes = fn(stack, 'Changes');
+    changes.configureAsyncInvoke({ retryAttempts: 0 });
+    records.attachFunction(changes, { expiresAfter: Duration.hours(1) });
+    const orders = new Table(stack, 'OrdersTable', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
+    changes.addEventSource(
+      new DynamoEventSource(orders, {
+        startingPosition: StartingPosition.TRIM_HORIZON,
+        reportBatchItemFailures: true,
+        onFailure: new SqsDlq(new Queue(stack, 'FailedChanges')),
+      }),
+    );
     // The table's 7 days, which outlive the same queue's redeliveries.
     records.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Refunds', { visibilityTimeout: Duration.minutes(1) }));
     template = Template.fromStack(stack);
@@ -424,6 +436,7 @@ describe("a function's own retention, given to attachFunction", () => {
   test("is the retention the function's retries are checked against", () => {
     annotations.hasWarning(path('Api'), Match.stringLikeRegexp('kept 1 h.*up to 6 h by default.*asyncRetriesUnchecked'));
     annotations.hasError(path('Consumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 h.*OwnRetention/Orders .*for 4 days'));
+    annotations.hasError(path('Changes'), Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*OwnRetention/OrdersTable'));
     annotations.hasNoError(path('Other'), Match.anyValue());
     annotations.hasNoWarning(path('Other'), Match.stringLikeRegexp('retentionShorterThanRedelivery|asyncRetries|visibilityBelow'));
   });
@@ -454,6 +467,11 @@ test('what the checks cannot see is a warning, not a pass: a queue named only by
   byArn.configureAsyncInvoke({ retryAttempts: 0 });
   records.attachFunction(byArn);
   new EventSourceMapping(stack, 'OrdersByArn', { target: byArn, eventSourceArn: 'arn:aws:sqs:eu-west-1:123456789012:orders', reportBatchItemFailures: true });
+  // A mapping to a queue whose ARN is known at deploy time only (an export of another stack).
+  const byImport = fn(stack, 'ByImport');
+  byImport.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachFunction(byImport);
+  new EventSourceMapping(stack, 'OrdersByImport', { target: byImport, eventSourceArn: Fn.importValue('OrdersQueueArn'), reportBatchItemFailures: true });
   // A function timeout from a parameter: 6 × it cannot be compared with the visibility timeout.
   const timeout = new CfnParameter(stack, 'Timeout', { type: 'Number' });
   const tokenTimeout = fn(stack, 'TokenTimeout', Duration.seconds(timeout.valueAsNumber));
@@ -469,6 +487,7 @@ test('what the checks cannot see is a warning, not a pass: a queue named only by
   new Alias(stack, 'Live', { aliasName: 'live', version: aliased.currentVersion }).configureAsyncInvoke({ maxEventAge: Duration.hours(1) });
   const found = Annotations.fromStack(stack);
   found.hasWarning('/Unseen/ByArn', Match.stringLikeRegexp('Unseen/OrdersByArn.*not defined in this app.*queueNotChecked'));
+  found.hasWarning('/Unseen/ByImport', Match.stringLikeRegexp('Unseen/OrdersByImport.*not defined in this app.*queueNotChecked'));
   found.hasWarning('/Unseen/TokenTimeout', Match.stringLikeRegexp('Unseen/Short.*function timeout.*known only at deploy time.*queueNotChecked'));
   found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
 });
@@ -490,9 +509,55 @@ test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not he
     startingPosition: 'LATEST',
     topics: ['payments'],
   });
+  new CfnEventSourceMapping(stack, 'Broker', {
+    functionName: consumer.functionName,
+    eventSourceArn: 'arn:aws:mq:eu-west-1:123456789012:broker:orders:b-1234a5b6-78cd-901e-2fgh-3i45j6k178l9',
+    queues: ['payments'],
+  });
   const found = Annotations.fromStack(stack);
   found.hasNoError('/Others/Consumer', Match.anyValue());
   found.hasNoWarning('/Others/Consumer', Match.stringLikeRegexp('streamNotChecked|streamWithoutOnFailure|queueNotChecked'));
+});
+
+test("one queue's batching window is not counted against another queue of the same function", () => {
+  const stack = new Stack(new App(), 'Windows');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const fine = { deadLetterQueue: { queue: new Queue(stack, 'Dlq'), maxReceiveCount: 3 } };
+  const consumer = fn(stack, 'Consumer');
+  // 6 × 10 s + 1 min, and 6 × 10 s: each queue's visibility timeout is just enough for its own mapping.
+  table.attachSqsConsumer(consumer, new Queue(stack, 'Windowed', { ...fine, visibilityTimeout: Duration.minutes(2) }), {
+    maxBatchingWindow: Duration.minutes(1),
+  });
+  table.attachSqsConsumer(consumer, new Queue(stack, 'Immediate', { ...fine, visibilityTimeout: Duration.minutes(1) }));
+  const found = Annotations.fromStack(stack);
+  found.hasNoWarning('/Windows/Consumer', Match.stringLikeRegexp('lambda-idempotency'));
+  found.hasNoError('/Windows/Consumer', Match.anyValue());
+});
+
+test('an on-failure destination known only at deploy time counts as one, whichever part of it is a token', () => {
+  const stack = new Stack(new App(), 'DeployTime');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(1) });
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  const onFailure = { destination: Fn.importValue('FailedBatchesArn') };
+  const configs: Array<[string, CfnEventSourceMapping.DestinationConfigProperty | IResolvable | undefined]> = [
+    ['Whole', Lazy.any({ produce: () => ({ onFailure }) })],
+    ['OnFailure', { onFailure: Lazy.any({ produce: () => onFailure }) }],
+    ['None', undefined],
+  ];
+  for (const [id, destinationConfig] of configs) {
+    new CfnEventSourceMapping(stack, id, {
+      functionName: consumer.functionName,
+      eventSourceArn: events.streamArn,
+      startingPosition: 'TRIM_HORIZON',
+      functionResponseTypes: ['ReportBatchItemFailures'],
+      destinationConfig,
+    });
+  }
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/DeployTime/Consumer', Match.stringLikeRegexp('DeployTime/None .*no on-failure destination.*streamWithoutOnFailure'));
+  found.hasNoWarning('/DeployTime/Consumer', Match.stringLikeRegexp('DeployTime/(Whole|OnFailure) .*streamWithoutOnFailure'));
 });
 
 test('event sources on an alias or a version of an attached function, or a mapping made in another scope, are checked like its own', () => {

@@ -117,3 +117,13 @@ test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore 
   expect(stored.B).toBeDefined(); // compressed
   expect((await store.inspect(recordKeyOf('sizes', 'big')))?.responseBytes).toBe(stored.B!.byteLength);
 });
+
+test('times that String() writes with an exponent (a lease within a microsecond of 1970, a retention past 1e21) read back as they were written', async () => {
+  const store = new InMemoryStore();
+  const claim = { key: 'k', now: 1e-7, leaseUntil: 5e-7, expiresAt: 1e21 };
+  expect(await store.claim({ ...claim, owner: 'a' })).toEqual({ claimed: true });
+  expect(await store.claim({ ...claim, owner: 'b', now: 2e-7 })).toEqual({
+    claimed: false,
+    record: expect.objectContaining({ owner: 'a', status: 'INPROGRESS', leaseUntil: 5e-7, expiresAt: 1e21 }),
+  });
+});

@@ -8,7 +8,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
-import { makeIdempotent } from '../../lib/index.js';
+import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { connectionOf, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
@@ -329,7 +329,7 @@ describe("two primaries, each reached through a proxy: a completion waits for it
     await client.connect();
     try {
       expect(client.masters.map((master) => master.client?.isReady)).toEqual([true, true]);
-      const keyPrefix = 'two-primaries:';
+      const keyPrefix = 'two-primaries-3:';
       /** The primary that holds the call's record, its proxy, the other primary's proxy, and the record's key. */
       const holder = async () => {
         const [keyed, unkeyed] = (await rawFirst.keys(`${keyPrefix}*`)).length > 0 ? [rawFirst, rawSecond] : [rawSecond, rawFirst];
@@ -349,6 +349,9 @@ describe("two primaries, each reached through a proxy: a completion waits for it
         },
         { store: new RedisStore({ client, keyPrefix, timeoutMillis: 2000 }), name: 'pay' },
       );
+      // The record's slot without the prefix is on the other primary: a completion that waited for that one would give up.
+      const primaryOf = (key: string) => (slotOf(key) < 8192 ? 'first' : 'second');
+      expect(primaryOf(`pay#${hashKey('k')}`)).not.toBe(primaryOf(`${keyPrefix}pay#${hashKey('k')}`));
       try {
         expect(await pay('k')).toBe('paid');
       } finally {

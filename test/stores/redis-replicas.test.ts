@@ -157,7 +157,14 @@ describe('a write sent again after its answer was lost finds its own record', ()
         expect(await fromReplica.hget(`${prefix}k`, 'status')).toBe('INPROGRESS');
         // A failover now would bring the INPROGRESS record back, and a duplicate after its lease would run the function again.
         const completion = { key: 'k', owner: 'a', expiresAt, now, response: '"done"' };
-        expect((await thrown(detached.complete(completion))).message).toMatch(REPLICA_ERROR);
+        const error = await thrown(detached.complete(completion));
+        expect([error.name, error.message]).toEqual(['ReplicaWaitTimeout', expect.stringMatching(REPLICA_ERROR)]);
+        expect(error.message).toContain('the primary has it, but a failover could lose it');
+        // Another attempt's completion finds the record not its own: it writes nothing, so there is nothing to wait for.
+        expect(await detached.complete({ ...completion, owner: 'b' })).toEqual({
+          completed: false,
+          record: expect.objectContaining({ owner: 'a', status: 'COMPLETED' }),
+        });
         await replication.resume();
         expect(await attached.complete(completion)).toEqual({
           completed: false,
@@ -170,6 +177,48 @@ describe('a write sent again after its answer was lost finds its own record', ()
       }
     },
   );
+});
+
+test('through makeIdempotent, a completion the replica does not acknowledge: the warning does not claim the record INPROGRESS, and names the replica wait; a duplicate replays', async () => {
+  const client = new Redis(primary.port, primary.host);
+  const raw = new Redis(primary.port, primary.host);
+  const warnings: string[] = [];
+  const detached = { done: false };
+  try {
+    let runs = 0;
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        // The replica stops receiving writes while the function runs: the claim reached it, the completion will not.
+        await fromReplica.call('REPLICAOF', 'NO', 'ONE');
+        detached.done = true;
+        return ++runs;
+      },
+      {
+        store: new RedisStore({ client, keyPrefix: 'unacknowledged:', waitForReplicas: { replicas: 1, timeoutMillis: 300 } }),
+        name: 'pay',
+        logger: { warn: (line) => void warnings.push(line) },
+      },
+    );
+    expect(await pay('k')).toBe(1);
+    expect(warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({
+        message:
+          'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+        error: 'ReplicaWaitTimeout',
+      }),
+    ]);
+    const [key] = await raw.keys('unacknowledged:*');
+    expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+    expect(await pay('k')).toBe(1);
+    expect(runs).toBe(1);
+  } finally {
+    if (detached.done) {
+      await fromReplica.call('REPLICAOF', primary.host, String(primary.port));
+      while (!/slave0:.*state=online/.test(await raw.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    client.disconnect();
+    raw.disconnect();
+  }
 });
 
 test('without the replica a claim fails and the function does not run; a replay still answers', async () => {

@@ -535,6 +535,34 @@ describe("retention, as the caller's clock judges it", () => {
     expect(await raw.hget(`bad-ttl:${key}`, 'status')).toBe('INPROGRESS');
   });
 
+  test('a retention Redis cannot be given (`expiresAfterSeconds: Number.MAX_SAFE_INTEGER`) fails closed with an error that says so, not one about `now`', async () => {
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ++runs, {
+      store: new RedisStore({ client, keyPrefix: 'forever:' }),
+      name: 'charge',
+      expiresAfterSeconds: Number.MAX_SAFE_INTEGER,
+    });
+    const error = await rejection(charge('k'));
+    expect([error.code, error.cause]).toEqual(['STORE_FAILURE', expect.any(TypeError)]);
+    expect((error.cause as Error).message).toMatch(
+      /^RedisStore: a record's retention and lease must end within Number.MAX_SAFE_INTEGER milliseconds \(about 285,000 years\) of `now`, .*: lower `expiresAfterSeconds` or the lease\.$/,
+    );
+    expect(runs).toBe(0);
+    expect(await raw.keys('forever:*')).toEqual([]);
+  });
+
+  test("a claim by the owner of a COMPLETED record (a durable execution's replay) leaves it COMPLETED", async () => {
+    const store = new RedisStore({ client, keyPrefix: 'own-completed:' });
+    const claim = claimRequest('k');
+    expect(await store.claim(claim)).toEqual({ claimed: true });
+    expect(await store.complete({ key: 'k', owner: claim.owner, expiresAt: claim.expiresAt, response: '"done"', now: claim.now })).toEqual({
+      completed: true,
+      responseStored: true,
+    });
+    expect(await store.claim(claim)).toEqual({ claimed: false, record: expect.objectContaining({ owner: claim.owner, status: 'COMPLETED' }) });
+    expect(await raw.hget('own-completed:k', 'status')).toBe('COMPLETED');
+  });
+
   test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
     // PEXPIRE takes whole milliseconds only: a fraction made the script fail after it had written the record.
     const store = new RedisStore({ client, keyPrefix: 'fraction:' });

@@ -182,6 +182,7 @@ describe('keys', () => {
     ['an array whose elements are all missing', [undefined, null, '']],
     ['an empty object (a spread of a member that is absent)', {}],
     ['an empty array (a map over a list that is absent)', []],
+    ['an object without a prototype whose members are all missing', Object.assign(Object.create(null), { tenant: undefined, id: null })],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
@@ -198,6 +199,13 @@ describe('keys', () => {
     expect(await once([])).toEqual([]);
     expect(await once({ tenant: 't', id: undefined })).toEqual({ tenant: 't' });
     expect(store.claims.map((claim) => claim.key)).toEqual([`f#${hashKey({})}`, `f#${hashKey([])}`, `f#${hashKey({ tenant: 't' })}`]);
+  });
+
+  test('a selected composite key with any one part found, the first or another, is a key', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (parts: unknown) => parts, { store, name: 'f', key: (parts) => parts });
+    for (const parts of [['t', undefined], [null, 't'], { tenant: 't', id: null }]) expect(await once(parts)).toEqual(parts);
+    expect(store.claims.map((claim) => claim.key)).toEqual([['t', null], [null, 't'], { tenant: 't', id: null }].map((parts) => `f#${hashKey(parts)}`));
   });
 
   test('a whole payload of missing parts is a request like any other: keyed by it when no selector is given', async () => {
@@ -584,10 +592,13 @@ describe('lease and retention', () => {
     expect(store.claims.map((c) => c.leaseUntil)).toEqual([T0 + 60_000, T0 + 5_000]);
   });
 
-  test('a context whose time left is not a finite number (a stub reading Infinity) sets no deadline: the lease is leaseSeconds', async () => {
+  test.each([
+    ['not a finite number (a stub reading Infinity)', Number.POSITIVE_INFINITY],
+    ['0 ms (a stub, or a deadline already passed)', 0],
+  ])('a context whose time left is %s sets no deadline: the lease is leaseSeconds', async (_what, left) => {
     const store = new MemoryStore();
     const once = makeIdempotent(async (_x: unknown, _context: unknown) => 1, { store, name: 'f', now: () => T0, leaseSeconds: 5 });
-    expect(await once(1, { getRemainingTimeInMillis: () => Number.POSITIVE_INFINITY })).toBe(1);
+    expect(await once(1, { getRemainingTimeInMillis: () => left })).toBe(1);
     expect(store.claims[0]).toMatchObject({ leaseUntil: T0 + 5_000, expiresAt: T0 / 1000 + 86_400 });
   });
 
