@@ -90,11 +90,20 @@ export function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): P
   request.catch(() => undefined);
   const now = performance.now();
   const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
-  const expiry = delay(Math.max(answerBy.at - now, least));
-  const timeout = expiry.elapsed.then((): never => {
-    throw new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.');
+  return timeLimit(
+    request,
+    Math.max(answerBy.at - now, least),
+    () => new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.'),
+  );
+}
+
+/** `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared as soon as it does. @internal */
+export function timeLimit<T>(work: Promise<T>, millis: number, failure: () => Error): Promise<T> {
+  const expiry = delay(millis);
+  const expired = expiry.elapsed.then((): never => {
+    throw failure();
   });
-  return Promise.race([request, timeout]).finally(expiry.cancel);
+  return Promise.race([work, expired]).finally(expiry.cancel);
 }
 
 /**

@@ -5,7 +5,7 @@
  * registered on it, and no listeners left past the client's next event.
  */
 
-import { delay } from '../deadline.js';
+import { delay, timeLimit } from '../deadline.js';
 
 type Listener = (...args: unknown[]) => void;
 
@@ -290,13 +290,7 @@ export function slotOf(key: string): number {
 }
 
 /** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
-function deadline<T>(work: Promise<T>, millis: number): Promise<T> {
-  const expiry = delay(millis);
-  const expired = expiry.elapsed.then((): never => {
-    throw new Error(`Redis did not answer within ${millis} ms.`);
-  });
-  return Promise.race([work, expired]).finally(expiry.cancel);
-}
+const deadline = <T>(work: Promise<T>, millis: number): Promise<T> => timeLimit(work, millis, () => new Error(`Redis did not answer within ${millis} ms.`));
 
 /** `connection` whose every command fails after `millis`; `connection` itself without a limit. @internal */
 export function withDeadline(connection: Connection, millis: number | undefined): Connection {
