@@ -162,12 +162,17 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     return findings;
   }
   // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
-  const window = Math.max(
-    0,
-    ...mappingsOf(fn)
-      .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
-      .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0) ?? 0),
-  );
+  const windows = mappingsOf(fn)
+    .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
+    .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0));
+  if (windows.includes(undefined)) {
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:queueNotChecked',
+      message: `${where} feeds ${fn.node.path} through an event source whose batching window is known only at deploy time, so its visibility timeout (${formatSeconds(visibility)}) is checked without it: make it at least 6 × the function timeout plus the batching window.`,
+    });
+  }
+  const window = Math.max(0, ...windows.map((seconds) => seconds ?? 0));
   const recommended = 6 * timeout + window;
   const windowed = window > 0 ? ` plus the batching window (${formatSeconds(window)})` : '';
   if (visibility < timeout) {
@@ -223,12 +228,33 @@ function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Fin
   // A destination known only at deploy time counts as one.
   const onFailure = Token.isUnresolved(config) ? config : (config as CfnEventSourceMapping.DestinationConfigProperty | undefined)?.onFailure;
   const destination = Token.isUnresolved(onFailure) ? onFailure : (onFailure as CfnEventSourceMapping.OnFailureProperty | undefined)?.destination;
-  if (destination !== undefined) return [];
+  if (destination !== undefined) return checkDroppedRetries(fn, mapping);
   return [
     {
       level: 'warning',
       id: 'lambda-idempotency:streamWithoutOnFailure',
       message: `The event source ${mapping.node.path} of ${fn.node.path} has no on-failure destination: a batch still failing when its retries end (\`retryAttempts\`, \`maxRecordAge\`) is skipped, and its failed records are lost without a trace. Give it \`onFailure\` (an \`SqsDlq\`, \`SnsDlq\` or \`S3OnFailureDestination\`), and a \`maxRecordAge\` so that retries end before the stream drops the records.`,
+    },
+  ];
+}
+
+/**
+ * A stream source with an on-failure destination whose retries end only when the stream drops the
+ * records (unlimited `retryAttempts`, no `maxRecordAge` below the stream's retention): a failing batch
+ * holds up its shard until then, and the records the stream drops are gone, destination or not.
+ * Settings known only at deploy time say nothing.
+ */
+function checkDroppedRetries(fn: LambdaFunction, mapping: CfnEventSourceMapping): Finding[] {
+  if (known(mapping.maximumRetryAttempts, UNLIMITED) !== UNLIMITED) return [];
+  const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+  const stream = streamRetention(fn, mapping.eventSourceArn);
+  if (age === undefined || (age !== UNLIMITED && (stream === undefined || age < stream.seconds))) return [];
+  const until = stream === undefined ? 'the stream drops its records' : `${stream.where} drops its records (${formatSeconds(stream.seconds)})`;
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:streamRetriesUntilDropped',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} retries a failing batch until ${until}: the batch holds up its shard until then, and records the stream drops never reach the on-failure destination. Set \`retryAttempts\`, and a \`maxRecordAge\` below the stream's retention.`,
     },
   ];
 }

@@ -1,4 +1,4 @@
-import { App, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
@@ -353,10 +353,37 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
   });
 
   test('retries bounded by a record age within the retention, or no retries, raise nothing', () => {
-    for (const id of ['KinesisBounded', 'DynamoNoRetries', 'DynamoLongAge']) {
+    for (const id of ['KinesisBounded', 'DynamoNoRetries']) {
       annotations.hasNoError(path(id), Match.anyValue());
       annotations.hasNoWarning(path(id), Match.stringLikeRegexp('lambda-idempotency'));
     }
+    // Within the retention, but retried until the stream drops the records: only that warning.
+    annotations.hasNoError(path('DynamoLongAge'), Match.anyValue());
+    annotations.hasNoWarning(path('DynamoLongAge'), Match.stringLikeRegexp('lambda-idempotency:(?!streamRetriesUntilDropped)'));
+  });
+
+  test('an on-failure destination does not receive what the stream drops: retries that end only then are a warning', () => {
+    annotations.hasWarning(
+      path('DynamoDefaults'),
+      Match.stringLikeRegexp('until the stream of table .*Orders drops its records \\(1 day\\).*retryAttempts.*maxRecordAge.*streamRetriesUntilDropped'),
+    );
+    annotations.hasWarning(
+      path('KinesisDefaults'),
+      Match.stringLikeRegexp('until Kinesis stream Streams/Events drops its records \\(7 days\\).*streamRetriesUntilDropped'),
+    );
+    // A record age no shorter than the stream keeps records does not end the retries first.
+    annotations.hasWarning(path('DynamoLongAge'), Match.stringLikeRegexp('drops its records \\(1 day\\).*streamRetriesUntilDropped'));
+    annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('until the stream drops its records:.*streamRetriesUntilDropped'));
+    annotations.hasWarning(
+      path('KinesisFanOut'),
+      Match.stringLikeRegexp('until Kinesis stream Streams/Events drops its records \\(7 days\\).*streamRetriesUntilDropped'),
+    );
+    // Bounded by an age below the stream's retention, or by a retry count: the destination gets the batch.
+    for (const id of ['KinesisBounded', 'KinesisLongAge', 'DynamoNoRetries']) {
+      annotations.hasNoWarning(path(id), Match.stringLikeRegexp('streamRetriesUntilDropped'));
+    }
+    // Without a destination, the existing warning says it all.
+    annotations.hasNoWarning(path('KinesisNoOnFailure'), Match.stringLikeRegexp('streamRetriesUntilDropped'));
   });
 
   test("an enhanced fan-out consumer's retries are bounded by its stream's retention", () => {
@@ -532,6 +559,23 @@ test("one queue's batching window is not counted against another queue of the sa
   const found = Annotations.fromStack(stack);
   found.hasNoWarning('/Windows/Consumer', Match.stringLikeRegexp('lambda-idempotency'));
   found.hasNoError('/Windows/Consumer', Match.anyValue());
+});
+
+test("a batching window known only at deploy time is said: the queue's visibility timeout is checked without it", () => {
+  const stack = new Stack(new App(), 'WindowToken');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const queue = new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: new Queue(stack, 'Dlq'), maxReceiveCount: 3 } });
+  const consumer = fn(stack, 'Consumer');
+  table.attachFunction(consumer);
+  new CfnEventSourceMapping(stack, 'Mapping', {
+    functionName: consumer.functionName,
+    eventSourceArn: queue.queueArn,
+    functionResponseTypes: ['ReportBatchItemFailures'],
+    maximumBatchingWindowInSeconds: Token.asNumber(Fn.importValue('BatchingWindow')),
+  });
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/WindowToken/Consumer', Match.stringLikeRegexp('WindowToken/Orders .*batching window is known only at deploy time.*queueNotChecked'));
+  found.hasNoError('/WindowToken/Consumer', Match.anyValue());
 });
 
 test('an on-failure destination known only at deploy time counts as one, whichever part of it is a token', () => {
