@@ -11,7 +11,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { remainingMillisOf } from './invocation.js';
@@ -398,7 +398,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         let ran = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
-          await engine.run(
+          await runCall(
+            engine,
             input,
             context,
             () => {

@@ -142,24 +142,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /**
-   * Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. `key`
-   * is the call's record key when the caller already computed it with `keyOf`.
-   */
-  async run<R>(input: TInput, context: TContext | undefined, fn: () => PromiseLike<R> | R, key?: string): Promise<R> {
-    const start = await this.start(input, context, key);
-    if (start.kind === 'replay') return start.value as R;
-    let ending: Ending;
-    try {
-      ending = { kind: 'return', value: await inCall(start.call, fn) };
-    } catch (error) {
-      ending = { kind: 'throw', error };
-    }
-    const outcome = await this.end(start.call, ending);
-    if (outcome.kind === 'error') throw outcome.error;
-    return outcome.value as R;
-  }
-
-  /**
    * Starts a call: claims its record, or answers it from the local cache, an in-process duplicate
    * already running (single-flight), or the stored outcome of an earlier call. Throws the
    * rejections (`IN_PROGRESS`, `PAYLOAD_MISMATCH`, `STORE_FAILURE`, key errors): they hold nothing.
@@ -617,6 +599,32 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) }),
     );
   }
+}
+
+/**
+ * Runs `fn` as one idempotent call of `engine`: its result, or the stored outcome of an earlier
+ * one. `key` is the call's record key when the caller already computed it with `keyOf`. For the
+ * entry points that call a function themselves (`makeIdempotent`, `idempotentBatch`); the
+ * middlewares start and end calls in middy's hooks. @internal
+ */
+export async function runCall<TInput, TContext, R>(
+  engine: IdempotencyEngine<TInput, TContext>,
+  input: TInput,
+  context: TContext | undefined,
+  fn: () => PromiseLike<R> | R,
+  key?: string,
+): Promise<R> {
+  const start = await engine.start(input, context, key);
+  if (start.kind === 'replay') return start.value as R;
+  let ending: Ending;
+  try {
+    ending = { kind: 'return', value: await inCall(start.call, fn) };
+  } catch (error) {
+    ending = { kind: 'throw', error };
+  }
+  const outcome = await engine.end(start.call, ending);
+  if (outcome.kind === 'error') throw outcome.error;
+  return outcome.value as R;
 }
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
