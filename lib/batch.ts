@@ -380,11 +380,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
     const runs = new Map<string, Promise<boolean>>();
     const logPoison = (item: Item<TMessage>, reason: string): void =>
-      logLine(
-        log,
-        JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason }),
-        'error',
-      );
+      logLine(log, 'error', 'poison record reported as failed', { itemIdentifier: item.id, reason });
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
         logPoison(item, item.poison);
@@ -455,14 +451,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
      */
     const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
       if (unstarted > 0) {
-        logLine(
-          log,
-          JSON.stringify({
-            level: 'WARN',
-            message: "lambda-idempotency: records not started, the invocation's deadline is near; reported as failed",
-            notStarted: unstarted,
-          }),
-        );
+        logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted: unstarted });
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
         throw new AggregateError(

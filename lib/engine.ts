@@ -112,7 +112,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
     this.now = options.now ?? (() => Date.now());
     this.#logger = options.logger ?? console;
-    this.#emit = observe(where, options.observability, this.now, (message) => logLine(this.#logger, message));
+    this.#emit = observe(where, options.observability, this.now, (message, fields) => logLine(this.#logger, 'warn', message, fields));
     this.#singleFlight = options.singleFlight !== false;
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
@@ -573,13 +573,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const volatile = volatileEventOf(input);
     if (volatile === undefined) return;
     this.#warnedWholeEvent = true;
-    logLine(
-      this.#logger,
-      JSON.stringify({
-        level: 'WARN',
-        message: `lambda-idempotency: ${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`,
-      }),
-    );
+    logLine(this.#logger, 'warn', `${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`);
   }
 
   #expiresAt(now: number): number {
@@ -594,10 +588,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** A warning through `logger` about the record `key`, naming `error`. */
   #log(what: string, key: string, error: unknown): void {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    logLine(
-      this.#logger,
-      JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) }),
-    );
+    logLine(this.#logger, 'warn', what, { namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) });
   }
 }
 

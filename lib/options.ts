@@ -18,12 +18,14 @@ export interface IdempotencyLogger {
 }
 
 /**
- * Writes one line through `logger`: `error` when asked and present, else `warn`. A logger that
- * throws, or whose promise rejects, loses the line and nothing else: it is never the outcome of a
- * call or a batch, nor an unhandled rejection. @internal
+ * Writes one JSON line through `logger`: `{ level, message: 'lambda-idempotency: <message>', ...fields }`,
+ * with `error` when asked and present, else `warn`. A logger that throws, or whose promise
+ * rejects, loses the line and nothing else: it is never the outcome of a call or a batch, nor an
+ * unhandled rejection. @internal
  */
-export function logLine(logger: IdempotencyLogger, line: string, level: 'warn' | 'error' = 'warn'): void {
+export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
   try {
+    const line = JSON.stringify({ level: level.toUpperCase(), message: `lambda-idempotency: ${message}`, ...fields });
     const result: unknown = (logger[level] ?? logger.warn).call(logger, line);
     if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, () => undefined);
   } catch {
