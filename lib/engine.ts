@@ -303,9 +303,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         const release = () => answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
         if (error instanceof DeadlineTimeout) this.#releaseAfterBound(leaseUntil, deadline!.at, release);
         else await release();
-        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
-          cause: error,
-        });
+        throw storeFailure(storeFailureDetail(error), error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
@@ -618,18 +616,16 @@ export async function runCall<TInput, TContext, R>(
   return outcome.value as R;
 }
 
+/** The rejection of a call the store failed before its function ran (`detail` names the failure): it fails closed. */
+const storeFailure = (detail: string, cause: unknown): IdempotencyError =>
+  new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); the function did not run.`, { cause });
+
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    throw new IdempotencyError(
-      'STORE_FAILURE',
-      `The idempotency store failed (${describeStoreFailure(error)}: a stored outcome that is not JSON); the function did not run.`,
-      {
-        cause: error,
-      },
-    );
+    throw storeFailure(`${describeStoreFailure(error)}: a stored outcome that is not JSON`, error);
   }
 }
 
