@@ -208,10 +208,14 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   checkOptions(where, options, checks, ['store']);
   const values = options as Record<string, unknown>;
   const store = values.store as IdempotencyStore | undefined;
-  if (values.transactions === true && typeof store?.completeWithWrites !== 'function') {
-    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
-  }
-  if (values.atomic === true && typeof store?.claimCompleted !== 'function') {
-    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
+  // Either option needs the store method that commits the call's writes in its mode.
+  const needsTransactions =
+    values.transactions === true && typeof store?.completeWithWrites !== 'function'
+      ? 'transactions'
+      : values.atomic === true && typeof store?.claimCompleted !== 'function'
+        ? 'atomic'
+        : undefined;
+  if (needsTransactions !== undefined) {
+    throw new TypeError(`${where}: \`${needsTransactions}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
 }
