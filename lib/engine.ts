@@ -311,7 +311,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
-        if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        if (!resumed) this.#emitClaim(claim, key);
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
       }
       const record = claim.record;
@@ -405,7 +405,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return [{ kind: 'error', error: failure, replayed: false }, undefined];
       }
       if (claim.claimed || claim.record.owner === owner) {
-        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        this.#emitClaim(claim, key);
         return claim.claimed ? done(claim.responseStored !== false, claim) : found(claim.record);
       }
       try {
@@ -572,6 +572,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (volatile === undefined) return;
     this.#warnedWholeEvent = true;
     logLine(this.#logger, 'warn', `${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`);
+  }
+
+  /** Reports a record this call claimed: `takeover` of an attempt past its lease, else `miss`. */
+  #emitClaim(claim: ClaimResult, key: string): void {
+    this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
   }
 
   #expiresAt(now: number): number {
