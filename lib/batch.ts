@@ -11,7 +11,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
 import { IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { remainingMillisOf } from './invocation.js';
@@ -380,11 +380,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
     const runs = new Map<string, Promise<boolean>>();
     const logPoison = (item: Item<TMessage>, reason: string): void =>
-      logLine(
-        log,
-        JSON.stringify({ level: 'ERROR', message: 'lambda-idempotency: poison record reported as failed', itemIdentifier: item.id, reason }),
-        'error',
-      );
+      logLine(log, 'error', 'poison record reported as failed', { itemIdentifier: item.id, reason });
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
         logPoison(item, item.poison);
@@ -398,7 +394,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         let ran = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
-          await engine.run(
+          await runCall(
+            engine,
             input,
             context,
             () => {
@@ -454,14 +451,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
      */
     const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
       if (unstarted > 0) {
-        logLine(
-          log,
-          JSON.stringify({
-            level: 'WARN',
-            message: "lambda-idempotency: records not started, the invocation's deadline is near; reported as failed",
-            notStarted: unstarted,
-          }),
-        );
+        logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted: unstarted });
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
         throw new AggregateError(

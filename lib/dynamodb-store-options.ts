@@ -139,9 +139,9 @@ export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Reco
   if (tableName === undefined) {
     throw new TypeError(`DynamoDBStore: \`tableName\` is required: pass it, or set ${STORE_ENVIRONMENT.tableName} (IdempotencyTable.attachFunction sets it).`);
   }
-  if (options.tableName === undefined && STORE_CHECKS.tableName(tableName) !== undefined) {
-    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} must be the name of a DynamoDB table (3 to 255 characters) or its ARN.`);
-  }
+  // A name from the environment is held to the option's check, and refused in its words.
+  const problem = options.tableName === undefined ? STORE_CHECKS.tableName(tableName) : undefined;
+  if (problem !== undefined) throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} ${problem}.`);
   if (options.attributes !== undefined) checkOptions('DynamoDBStore attributes', options.attributes, ATTRIBUTE_CHECKS);
   const attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });
   if (new Set(Object.values(attributes)).size !== Object.keys(attributes).length) {
@@ -162,8 +162,7 @@ function retentionFromEnvironment(env: Record<string, string | undefined>): numb
   const text = env[STORE_ENVIRONMENT.expiresAfterSeconds];
   if (text === undefined) return undefined;
   const seconds = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(seconds >= 1)) {
-    throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.expiresAfterSeconds} must be a whole number of seconds, 1 or more (got ${JSON.stringify(text)}).`);
-  }
+  // Refused in the words of the option's check, which quotes the text as given.
+  if (!(seconds >= 1)) throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.expiresAfterSeconds} ${STORE_CHECKS.expiresAfterSeconds(text)}.`);
   return seconds;
 }

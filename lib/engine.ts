@@ -112,7 +112,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
     this.now = options.now ?? (() => Date.now());
     this.#logger = options.logger ?? console;
-    this.#emit = observe(where, options.observability, this.now, (message) => logLine(this.#logger, message));
+    this.#emit = observe(where, options.observability, this.now, (message, fields) => logLine(this.#logger, 'warn', message, fields));
     this.#singleFlight = options.singleFlight !== false;
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
@@ -139,24 +139,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
     return recordKey(namespace, keyHash(canonical, tenantOf(context)));
-  }
-
-  /**
-   * Runs `fn` as one idempotent call: its result, or the stored outcome of an earlier one. `key`
-   * is the call's record key when the caller already computed it with `keyOf`.
-   */
-  async run<R>(input: TInput, context: TContext | undefined, fn: () => PromiseLike<R> | R, key?: string): Promise<R> {
-    const start = await this.start(input, context, key);
-    if (start.kind === 'replay') return start.value as R;
-    let ending: Ending;
-    try {
-      ending = { kind: 'return', value: await inCall(start.call, fn) };
-    } catch (error) {
-      ending = { kind: 'throw', error };
-    }
-    const outcome = await this.end(start.call, ending);
-    if (outcome.kind === 'error') throw outcome.error;
-    return outcome.value as R;
   }
 
   /**
@@ -321,9 +303,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         const release = () => answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
         if (error instanceof DeadlineTimeout) this.#releaseAfterBound(leaseUntil, deadline!.at, release);
         else await release();
-        throw new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${storeFailureDetail(error)}); the function did not run.`, {
-          cause: error,
-        });
+        throw storeFailure(storeFailureDetail(error), error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution.
@@ -331,7 +311,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
-        if (!resumed) this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        if (!resumed) this.#emitClaim(claim, key);
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
       }
       const record = claim.record;
@@ -425,7 +405,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return [{ kind: 'error', error: failure, replayed: false }, undefined];
       }
       if (claim.claimed || claim.record.owner === owner) {
-        this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+        this.#emitClaim(claim, key);
         return claim.claimed ? done(claim.responseStored !== false, claim) : found(claim.record);
       }
       try {
@@ -591,13 +571,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const volatile = volatileEventOf(input);
     if (volatile === undefined) return;
     this.#warnedWholeEvent = true;
-    logLine(
-      this.#logger,
-      JSON.stringify({
-        level: 'WARN',
-        message: `lambda-idempotency: ${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`,
-      }),
-    );
+    logLine(this.#logger, 'warn', `${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`);
+  }
+
+  /** Reports a record this call claimed: `takeover` of an attempt past its lease, else `miss`. */
+  #emitClaim(claim: ClaimResult, key: string): void {
+    this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
   }
 
   #expiresAt(now: number): number {
@@ -612,25 +591,46 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** A warning through `logger` about the record `key`, naming `error`. */
   #log(what: string, key: string, error: unknown): void {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    logLine(
-      this.#logger,
-      JSON.stringify({ level: 'WARN', message: `lambda-idempotency: ${what}`, namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) }),
-    );
+    logLine(this.#logger, 'warn', what, { namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) });
   }
 }
+
+/**
+ * Runs `fn` as one idempotent call of `engine`: its result, or the stored outcome of an earlier
+ * one. `key` is the call's record key when the caller already computed it with `keyOf`. For the
+ * entry points that call a function themselves (`makeIdempotent`, `idempotentBatch`); the
+ * middlewares start and end calls in middy's hooks. @internal
+ */
+export async function runCall<TInput, TContext, R>(
+  engine: IdempotencyEngine<TInput, TContext>,
+  input: TInput,
+  context: TContext | undefined,
+  fn: () => PromiseLike<R> | R,
+  key?: string,
+): Promise<R> {
+  const start = await engine.start(input, context, key);
+  if (start.kind === 'replay') return start.value as R;
+  let ending: Ending;
+  try {
+    ending = { kind: 'return', value: await inCall(start.call, fn) };
+  } catch (error) {
+    ending = { kind: 'throw', error };
+  }
+  const outcome = await engine.end(start.call, ending);
+  if (outcome.kind === 'error') throw outcome.error;
+  return outcome.value as R;
+}
+
+/** The rejection of a call the store failed before its function ran (`detail` names the failure): it fails closed. */
+const storeFailure = (detail: string, cause: unknown): IdempotencyError =>
+  new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); the function did not run.`, { cause });
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    throw new IdempotencyError(
-      'STORE_FAILURE',
-      `The idempotency store failed (${describeStoreFailure(error)}: a stored outcome that is not JSON); the function did not run.`,
-      {
-        cause: error,
-      },
-    );
+    throw storeFailure(`${describeStoreFailure(error)}: a stored outcome that is not JSON`, error);
   }
 }
 

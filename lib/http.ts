@@ -296,11 +296,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     warnedBody = true;
     logLine(
       common.logger ?? console,
-      JSON.stringify({
-        level: 'WARN',
-        message:
-          'lambda-idempotency: httpIdempotency stored a response whose body is not text. If a middleware used before httpIdempotency (such as http-response-serializer) turns it into text, a duplicate will not get that text: middy runs no `after` hook for an answer given in a `before` hook, and the replay is one. Use httpIdempotency first.',
-      }),
+      'warn',
+      'httpIdempotency stored a response whose body is not text. If a middleware used before httpIdempotency (such as http-response-serializer) turns it into text, a duplicate will not get that text: middy runs no `after` hook for an answer given in a `before` hook, and the replay is one. Use httpIdempotency first.',
     );
   };
   const caller = callerOf(scope);

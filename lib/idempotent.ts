@@ -1,4 +1,4 @@
-import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike } from './engine.js';
+import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike, runCall } from './engine.js';
 import { observeAny } from './observability.js';
 
 /** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
@@ -46,6 +46,6 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult, T
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
   return function idempotent(this: TThis, ...args: TArgs): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    return engine.run(args[0], context, () => fn.apply(this, args));
+    return runCall(engine, args[0], context, () => fn.apply(this, args));
   };
 }

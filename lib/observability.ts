@@ -73,7 +73,7 @@ export type Emit = (event: IdempotencyEvent, key: string) => void;
  * Turns the `observability` option into the engine's `Emit`; `warn` reports a listener that
  * failed, and never throws. @internal
  */
-export type Observe = (where: string, option: unknown, now: () => number, warn: (message: string) => void) => Emit;
+export type Observe = (where: string, option: unknown, now: () => number, warn: (message: string, fields: Record<string, unknown>) => void) => Emit;
 
 const noop: Emit = () => undefined;
 
@@ -94,13 +94,9 @@ export const observeListener: Observe = (where, option, now, warn) => {
     if (warned) return;
     warned = true;
     const name = (error as { name?: unknown } | null)?.name;
-    warn(
-      JSON.stringify({
-        level: 'WARN',
-        message: `lambda-idempotency: ${where}'s observability listener failed; the call goes on, and later failures are not logged`,
-        error: typeof name === 'string' ? name : typeof error,
-      }),
-    );
+    warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, {
+      error: typeof name === 'string' ? name : typeof error,
+    });
   };
   return (event, key) => {
     try {

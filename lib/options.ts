@@ -18,12 +18,14 @@ export interface IdempotencyLogger {
 }
 
 /**
- * Writes one line through `logger`: `error` when asked and present, else `warn`. A logger that
- * throws, or whose promise rejects, loses the line and nothing else: it is never the outcome of a
- * call or a batch, nor an unhandled rejection. @internal
+ * Writes one JSON line through `logger`: `{ level, message: 'lambda-idempotency: <message>', ...fields }`,
+ * with `error` when asked and present, else `warn`. A logger that throws, or whose promise
+ * rejects, loses the line and nothing else: it is never the outcome of a call or a batch, nor an
+ * unhandled rejection. @internal
  */
-export function logLine(logger: IdempotencyLogger, line: string, level: 'warn' | 'error' = 'warn'): void {
+export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
   try {
+    const line = JSON.stringify({ level: level.toUpperCase(), message: `lambda-idempotency: ${message}`, ...fields });
     const result: unknown = (logger[level] ?? logger.warn).call(logger, line);
     if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, () => undefined);
   } catch {
@@ -206,10 +208,14 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   checkOptions(where, options, checks, ['store']);
   const values = options as Record<string, unknown>;
   const store = values.store as IdempotencyStore | undefined;
-  if (values.transactions === true && typeof store?.completeWithWrites !== 'function') {
-    throw new TypeError(`${where}: \`transactions: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
-  }
-  if (values.atomic === true && typeof store?.claimCompleted !== 'function') {
-    throw new TypeError(`${where}: \`atomic: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
+  // Either option needs the store method that commits the call's writes in its mode.
+  const needsTransactions =
+    values.transactions === true && typeof store?.completeWithWrites !== 'function'
+      ? 'transactions'
+      : values.atomic === true && typeof store?.claimCompleted !== 'function'
+        ? 'atomic'
+        : undefined;
+  if (needsTransactions !== undefined) {
+    throw new TypeError(`${where}: \`${needsTransactions}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
 }

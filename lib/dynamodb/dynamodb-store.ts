@@ -54,6 +54,9 @@ async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise
   }
 }
 
+/** The condition of a completion or a release: the record is still INPROGRESS and held by this attempt's owner. */
+const HELD_BY_OWNER = '#owner = :owner AND #status = :inprogress';
+
 /**
  * The bounds of each request attempt of the client the store builds when given none. The SDK sets
  * none: a request that is never answered (a VPC without a route to DynamoDB, a connection dropped
@@ -178,7 +181,7 @@ export class DynamoDBStore implements IdempotencyStore {
         new DeleteItemCommand({
           TableName: this.tableName,
           Key: { [this.attributes.key]: { S: request.key } },
-          ConditionExpression: '#owner = :owner AND #status = :inprogress',
+          ConditionExpression: HELD_BY_OWNER,
           ExpressionAttributeNames: { '#owner': this.attributes.owner, '#status': this.attributes.status },
           ExpressionAttributeValues: { ':owner': { S: request.owner }, ':inprogress': { S: 'INPROGRESS' } },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -260,7 +263,7 @@ export class DynamoDBStore implements IdempotencyStore {
       TableName: this.tableName,
       Key: { [this.attributes.key]: { S: request.key } },
       UpdateExpression: `SET ${set} REMOVE ${remove.join(', ')}`,
-      ConditionExpression: '#owner = :owner AND #status = :inprogress',
+      ConditionExpression: HELD_BY_OWNER,
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
