@@ -291,6 +291,25 @@ test("makeIdempotent inside a step, given the step's context, is an ordinary cal
   expect(charges).toEqual(['attempt 1', 'attempt 2']);
 });
 
+test("makeIdempotent inside a step, given no context: its lease is leaseSeconds, or, inside the durable handler's own idempotent call, the invocation's deadline", async () => {
+  const leases: Record<string, number> = {};
+  const inner = makeIdempotent(
+    async (run: string) => {
+      const item = await readItem(client, tableName, recordId('in-step', run));
+      leases[run] = Number(item?.leaseUntil?.N) - Date.now();
+      return run;
+    },
+    { store, name: 'in-step', leaseSeconds: 30 },
+  );
+  const step = async (run: string, ctx: DurableContext) => ctx.step('charge', () => inner(run));
+  await runExecution(withDurableExecution(step), 'alone');
+  await runExecution(withDurableExecution(makeIdempotent(step, { store, name: 'outer' })), 'nested');
+  expect(leases.alone).toBeLessThanOrEqual(30_000);
+  // The local runner's invocations read 15 minutes left.
+  expect(leases.nested).toBeGreaterThan(60_000);
+  expect(leases.nested).toBeLessThanOrEqual(FIFTEEN_MINUTES);
+});
+
 // A handler module is loaded before a test sets the runner up, so the wrapper is built before the
 // runner installs its clock: its records must follow that clock all the same.
 const builtEarly: string[] = [];
@@ -436,5 +455,74 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(execution.getResult()).toEqual([`charged ${orderId} (2)`, `charged ${orderId} (2)`]);
     // The function's body before the wait runs again on the replay, as every durable body does, once per invocation.
     expect(charges).toEqual([orderId, orderId]);
+  });
+});
+
+describe.each(forms)('%s, a handler that returns undefined', (_form, durableHandler) => {
+  test('later executions replay undefined without running a step', async () => {
+    const steps: string[] = [];
+    const handler = durableHandler((async (order: Order, ctx: DurableContext) => {
+      await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+      return undefined;
+    }) as unknown as Body);
+    const orderId = randomUUID();
+    const first = await runExecution(handler, order(orderId, 'first', 'none'));
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    expect([first.getStatus(), second.getStatus()]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect([first.getResult(), second.getResult()]).toEqual([undefined, undefined]);
+    expect(steps).toEqual(['first:charge']);
+    expect((await record(orderId)).status).toBe('COMPLETED');
+  });
+});
+
+describe('middy durable mode with other middlewares', () => {
+  const durableMiddy = (use: (chain: ReturnType<typeof middy<Order, string, Error, DurableContext>>) => unknown, steps: string[]) => {
+    const chain = middy<Order, string, Error, DurableContext>(middyDurableMode);
+    use(chain);
+    return chain.handler(async (order, ctx) => {
+      await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+      return order.run;
+    }) as unknown as DurableLambdaHandler;
+  };
+
+  test('a middleware after idempotency() whose before throws: the execution fails with its error and the key is released (the handler never ran)', async () => {
+    const steps: string[] = [];
+    let refuse = true;
+    const handler = durableMiddy(
+      (chain) =>
+        chain.use(idempotency<Order, string>(options)).use({
+          before: () => {
+            if (refuse) throw new CardDeclined('refused before the handler');
+          },
+        }),
+      steps,
+    );
+    const orderId = randomUUID();
+    const failed = await runExecution(handler, order(orderId, 'first', 'none'));
+    expect(executionError(failed)).toEqual({ errorType: 'CardDeclined', errorMessage: 'refused before the handler' });
+    expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+    refuse = false;
+    const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
+    expect(retried.getResult()).toBe('retry');
+    expect(steps).toEqual(['retry:charge']);
+  });
+
+  // As docs/middleware-order.md says: idempotency() first, so that it stores the response other middlewares made.
+  test('a middleware after idempotency() that reshapes the response: the reshaped response is stored, and later executions replay it', async () => {
+    const steps: string[] = [];
+    const handler = durableMiddy(
+      (chain) =>
+        chain.use(idempotency<Order, string>(options)).use({
+          after: (request) => {
+            request.response = `[${request.response}]`;
+          },
+        }),
+      steps,
+    );
+    const orderId = randomUUID();
+    const first = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+    const second = await runExecution<string>(handler, order(orderId, 'second', 'none'));
+    expect([first.getResult(), second.getResult()]).toEqual(['[first]', '[first]']);
+    expect(steps).toEqual(['first:charge']);
   });
 });
