@@ -526,3 +526,32 @@ describe('middy durable mode with other middlewares', () => {
     expect(steps).toEqual(['first:charge']);
   });
 });
+
+// What a replay reads of its Lambda context's time left is not the library's: a value that sets no
+// deadline (none left, NaN, Infinity, a getter that throws, text) leaves the call without one, and
+// 1 ms left still gives each store request its least time.
+test.each([
+  ['1', () => 1],
+  ['0', () => 0],
+  ['-5', () => -5],
+  ['NaN', () => Number.NaN],
+  ['Infinity', () => Number.POSITIVE_INFINITY],
+  ['a string', () => '900000' as unknown as number],
+  [
+    'a getter that throws',
+    (): number => {
+      throw new Error('no deadline');
+    },
+  ],
+])('a replay whose context reads %s ms left resumes on its own record: each step runs once', async (_what, remaining) => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), options));
+  let invocations = 0;
+  const odd: DurableLambdaHandler = (event, context) => handler(event, invocations++ === 0 ? context : { ...context, getRemainingTimeInMillis: remaining });
+  const orderId = randomUUID();
+  const execution = await runExecution<Receipt>(odd, order(orderId, 'first', runnerWait(30)));
+  expect(execution.getStatus()).toBe('SUCCEEDED');
+  expect(invocations).toBeGreaterThanOrEqual(2);
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+  expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: execution.getResult()!.reserved.owner });
+});
