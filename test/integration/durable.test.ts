@@ -555,3 +555,23 @@ test.each([
   expect(steps).toEqual(['first:reserve', 'first:charge']);
   expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: execution.getResult()!.reserved.owner });
 });
+
+// Outside durable executions, such a nested call meets the enclosing call's record as another
+// attempt's (IN_PROGRESS). A durable execution's calls share one owner, so the nested call took the
+// record for its own, and the record completed with the nested call's result: later executions
+// got that instead of the handler's.
+describe.each(forms)('%s, with a call nested in it on the same record (same name and key)', (_form, durableHandler) => {
+  test("the nested call meets the enclosing call's record: IN_PROGRESS, never a record completed with the nested call's result", async () => {
+    const charges: string[] = [];
+    const charge = makeIdempotent(
+      async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (charges.push(order.run), `charged by ${order.run}`)),
+      options,
+    );
+    const handler = durableHandler((async (order: Order, ctx: DurableContext) => ({ charge: await charge(order, ctx) })) as unknown as Body);
+    const orderId = randomUUID();
+    const first = await runExecution(handler, order(orderId, 'first', 'none'));
+    expect(executionError(first)).toEqual(IN_PROGRESS_REJECTION);
+    expect(charges).toEqual([]);
+    expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+  });
+});
