@@ -22,6 +22,8 @@ useDurableRunner();
 const NAME = 'orders';
 const CALLBACK = 'approval';
 const FIFTEEN_MINUTES = 15 * 60_000;
+/** The real monotonic clock, captured before the runner fakes `performance.now`. */
+const realClock = performance.now.bind(performance);
 
 interface Order {
   readonly orderId: string;
@@ -370,6 +372,67 @@ test('middy durable mode: an execution failed by middy’s early timeout does no
   const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
   expect(retried.getResult()).toBe('retry');
   expect(steps).toEqual(['first:charge', 'retry:charge']);
+});
+
+// middy arms its early timeout for every invocation and clears it when the handler settles, which
+// a suspended durable invocation never does: the timer fires later, in another invocation of the
+// process (or on a thaw past the deadline), while the execution is suspended and holds its key.
+describe('middy durable mode: the early timeout of an invocation that had suspended', () => {
+  function suspending(steps: string[], lateTimeout: { open(): void }) {
+    return middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
+      .use({ onError: () => void lateTimeout.open() }) // its onError runs after idempotency()'s
+      .use(idempotency<Order, string>(options))
+      .handler(async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        if (order.pause === 'callback') await ctx.waitForCallback(CALLBACK, async () => undefined);
+        return order.run;
+      }) as unknown as DurableLambdaHandler;
+  }
+
+  /** Starts an execution with `orderId` whose first invocation suspends on the callback, its context reading `remaining` ms left. */
+  async function suspendedFirst(handler: DurableLambdaHandler, orderId: string, remaining: () => number) {
+    let invocations = 0;
+    const timed: DurableLambdaHandler = (event, context) => handler(event, invocations++ === 0 ? { ...context, getRemainingTimeInMillis: remaining } : context);
+    const suspended = startExecution<string>(timed, order(orderId, 'first', 'callback'), CALLBACK);
+    await suspended.suspended();
+    return suspended;
+  }
+
+  /** The key is still held: another execution is rejected; the first resumes and completes, its step run once. */
+  async function stillHeld(handler: DurableLambdaHandler, orderId: string, suspended: Awaited<ReturnType<typeof suspendedFirst>>, steps: string[]) {
+    expect((await record(orderId)).status).toBe('INPROGRESS');
+    const duplicate = await runExecution(handler, order(orderId, 'duplicate', 'none'));
+    expect(executionError(duplicate)).toEqual(IN_PROGRESS_REJECTION);
+    await suspended.resume('approved');
+    expect((await suspended.result).getResult()).toBe('first');
+    expect(steps.filter((step) => step === 'first:charge')).toHaveLength(1);
+  }
+
+  test('fired in a later invocation of the process: the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = suspending(steps, lateTimeout);
+    const orderId = randomUUID();
+    // A stub that reads 2 s left throughout: middy's timer fires once the other invocation below has started.
+    const suspended = await suspendedFirst(handler, orderId, () => 2_000);
+    expect((await runExecution<string>(handler, order(randomUUID(), 'other', 'none'))).getResult()).toBe('other');
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
+
+  test('fired on a thaw past the deadline (the process frozen meanwhile): the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = suspending(steps, lateTimeout);
+    const orderId = randomUUID();
+    // A context that runs down with real time, as Lambda's does, to 300 ms after the invocation starts.
+    const deadline = realClock() + 300;
+    const suspended = await suspendedFirst(handler, orderId, () => Math.round(deadline - realClock()));
+    // The suspended invocation's process frozen until past its deadline: nothing runs, middy's timer is overdue.
+    while (realClock() <= deadline + 5);
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
 });
 
 test('an execution suspended past its durable lease and its retention, with no other meanwhile, holds its key again on resuming: each step runs once', async () => {
