@@ -9,7 +9,7 @@ import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
-import { enclosingCall, inCall, isWithin } from './transaction.js';
+import { enclosingCall, inCall, isWithin, isWithinHolder } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -306,8 +306,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         throw storeFailure(storeFailureDetail(error), error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
-      // was lost and retried, or held by an earlier replay of this durable execution.
-      if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
+      // was lost and retried, or held by an earlier replay of this durable execution. Not when a
+      // call of the execution that encloses this one holds it: that call's record is another
+      // attempt's to this one, as it would be outside a durable execution.
+      if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS' && !(durable && isWithinHolder(key, owner)))) {
         // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);

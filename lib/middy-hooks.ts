@@ -2,7 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
-import { durableExecutionOf } from './invocation.js';
+import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterCall, enterFunction } from './transaction.js';
 
@@ -101,8 +101,20 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       (error: unknown): Ending => ({ kind: 'throw', error }),
     );
 
+  /** How many requests this middleware has started, and the number of each: which came after which. */
+  let requestsStarted = 0;
+  const requestNumbers = new WeakMap<object, number>();
+  /**
+   * Whether middy's early timeout of `request` fired after its invocation ended: a durable
+   * invocation that suspends never settles its handler, so middy's timer stays armed and fires in
+   * a later invocation of the process, or on a thaw past the invocation's deadline (its context,
+   * which read time left at the start, reads none now), while the execution goes on.
+   */
+  const timedOutLate = (request: AnyRequest, call: Call): boolean =>
+    requestNumbers.get(request) !== requestsStarted || (call.answerBy !== undefined && remainingMillisOf(request.context) === undefined);
+
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
-  const errorEnding = async (request: AnyRequest): Promise<Ending> => {
+  const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
     const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
     // An inner idempotency middleware kept no outcome of the handler (its writes did not commit, say):
@@ -112,8 +124,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const response = returned.get(request);
     if (response !== undefined) return endingOfResponse(response.value);
-    // A durable execution fails for good on it, with no invocation left to end its call: it ends as its error.
-    if (isMiddyTimeout(error)) return durableExecutionOf(request.context) === undefined ? { kind: 'abandon' } : { kind: 'throw', error };
+    // A durable execution fails for good on it, with no invocation left to end its call: it ends as
+    // its error. Unless the invocation had suspended: its execution holds the record still.
+    if (isMiddyTimeout(error)) {
+      return durableExecutionOf(request.context) === undefined || timedOutLate(request, call) ? { kind: 'abandon' } : { kind: 'throw', error };
+    }
     // An inner `before` threw (a validator refused the event): the handler never ran, so its error is no outcome to keep.
     return ran && !isMiddlewareError(error) ? { kind: 'throw', error } : { kind: 'throw', error, final: false };
   };
@@ -124,7 +139,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (started !== undefined) return started;
     const call = take(request);
     if (call === undefined) return undefined;
-    const outcome = errorEnding(request).then((end) => engine.end(call, end));
+    const outcome = errorEnding(request, call).then((end) => engine.end(call, end));
     // Awaited by this `onError`, unless another one's throw skips it.
     outcome.catch(() => undefined);
     failures.set(request, outcome);
@@ -261,6 +276,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const before = async (request: AnyRequest): Promise<void> => {
     // Synchronously, before any await: the handler runs in this async context.
     const slot = enterCall();
+    requestNumbers.set(request, ++requestsStarted);
     let start: Start;
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);

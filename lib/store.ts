@@ -44,7 +44,7 @@ export interface ClaimRequest {
  * and, for `claimCompleted`, whether the response could be stored (`sealFailure` and `storedError`
  * as in {@link CompleteResult});
  * `claimed: false` carries the live record that blocked the claim (it may be the caller's own, after
- * a retried request).
+ * a retried request or a durable execution's replay: a COMPLETED one stays COMPLETED).
  */
 export type ClaimResult =
   | {
@@ -81,7 +81,8 @@ export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>,
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the
  * store had to omit the response; `sealFailure`, the key provider's error, when it omitted it for
  * want of a key to encrypt it with; `storedError`, the final error as stored, when the store had to
- * cut it short). Otherwise the current record, if any, which the condition refused.
+ * cut it short). Otherwise the current record, if any, which the condition refused: the caller's own
+ * COMPLETED record (a retried completion) with its outcome as stored (`error`, `responseOmitted`).
  */
 export type CompleteResult =
   | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown; readonly storedError?: string }

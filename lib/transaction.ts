@@ -101,6 +101,18 @@ export function isWithin(call: Call): boolean {
   return false;
 }
 
+/**
+ * Whether the code running now is part of the function of a call that holds record `key` as
+ * `owner`: a durable execution's calls all hold their records as the execution, so only this tells
+ * a call nested in another on the same record from a replay of that call. @internal
+ */
+export function isWithinHolder(key: string, owner: string): boolean {
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) {
+    if (slot.inFunction && slot.call !== undefined && !slot.call.isEnded && slot.call.key === key && slot.call.owner === owner) return true;
+  }
+  return false;
+}
+
 /** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */
 export function leaveCallScopes(): void {
   currentCall.disable();

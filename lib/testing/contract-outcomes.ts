@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { IdempotencyRecord } from '../store.js';
 import type { Check } from './contract-claims.js';
-import { refused } from './contract-fixture.js';
+import { LEASE_MILLIS, refused } from './contract-fixture.js';
 
 /**
- * The state of a record: what a refused completion or release must carry (a store may leave out
- * the stored outcome, which the engine never reads from a refusal).
+ * The state of a record: what a refused completion or release must carry when the record is not
+ * the caller's own COMPLETED one (a store may then leave out the stored outcome, which the engine
+ * never reads from such a refusal).
  */
 function stateOf(record: IdempotencyRecord | undefined): IdempotencyRecord | undefined {
   if (record === undefined) return undefined;
@@ -123,6 +124,20 @@ export const outcomeChecks: readonly Check[] = [
     },
   ],
   [
+    "a claim by the owner of a COMPLETED record (a durable execution's replay) is refused with that record, within its lease and after it, and leaves it COMPLETED",
+    async (f) => {
+      const key = f.key();
+      await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
+      await f.complete(key, 'owner-a', '"done"');
+      const completed = await f.live(key);
+      for (const now of [f.t0 + 1, f.t0 + LEASE_MILLIS + 1]) {
+        const record = refused(await f.claim(key, 'owner-a', { now, fingerprint: 'fp-1' }), `the owner's claim ${now - f.t0} ms after its first`);
+        assert.deepEqual(record, completed, "the refusal carries the owner's COMPLETED record, with its response");
+      }
+      assert.deepEqual(await f.live(key), completed, 'the record is still COMPLETED, unchanged');
+    },
+  ],
+  [
     'ambiguous writes: a retried claim, completion or release meets its own result',
     async (f) => {
       const key = f.key();
@@ -134,6 +149,21 @@ export const outcomeChecks: readonly Check[] = [
       assert.equal(again.completed, false, 'a retried completion is refused');
       assert.deepEqual(again.completed === false && [again.record?.owner, again.record?.status], ['owner-a', 'COMPLETED']);
       assert.equal((await f.live(key))?.response, '"first"', 'the retried completion changed nothing');
+      const omitted = f.key('omitted');
+      await f.claim(omitted, 'owner-a');
+      await f.complete(omitted, 'owner-a', undefined, { responseOmitted: true });
+      const resent = await f.complete(omitted, 'owner-a', undefined, { responseOmitted: true });
+      assert.deepEqual(
+        resent.completed === false && [resent.record?.status, resent.record?.responseOmitted],
+        ['COMPLETED', true],
+        'a retried completion finds its own record with the outcome as stored (here: omitted)',
+      );
+      const failed = f.key('error');
+      await f.claim(failed, 'owner-a');
+      const error = '{"name":"CardDeclined","message":"declined"}';
+      await f.complete(failed, 'owner-a', undefined, { error });
+      const resentError = await f.complete(failed, 'owner-a', undefined, { error: '{"name":"Other","message":"sent again"}' });
+      assert.equal(resentError.completed === false && resentError.record?.error, error, 'a retried completion finds its own stored error');
       const released = f.key('released');
       await f.claim(released, 'owner-a');
       await f.store.release({ key: released, owner: 'owner-a' });

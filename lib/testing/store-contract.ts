@@ -36,7 +36,7 @@ export interface StoreContractOptions {
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
- * races, fencing, takeover after the lease, retention expiry (on any clock, before 1970 too), retried (ambiguous) writes,
+ * races, fencing, takeover after the lease, retention expiry (on any clock, before 1970 too), retried (ambiguous) writes, a COMPLETED record claimed by its owner,
  * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
  * when the store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.

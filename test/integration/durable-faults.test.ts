@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { makeIdempotent } from '../../lib/index.js';
-import { advanceRunnerClock, executionError, runExecution, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 
@@ -88,4 +88,68 @@ test('an execution the SDK fails itself (a parent context used inside a child co
   const after = await runExecution<string>(handler, { orderId, run: 'after' });
   expect(after.getResult()).toBe('after');
   expect(runs).toEqual(['first', 'after']);
+});
+
+// A completion the store fails (every attempt throttled: an outage) cannot be written, and a
+// durable execution's lease outlives the invocation: what the execution returns and what its
+// duplicates see follow from there.
+describe('a completion that fails on every attempt', () => {
+  const failCompletion = () => faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  const warnings: string[] = [];
+  const logger = { warn: (line: string) => void warnings.push(line) };
+  beforeEach(() => void (warnings.length = 0));
+
+  test('wrapping the durable handler: the execution returns its result; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again', async () => {
+    const steps: string[] = [];
+    const handler = withDurableExecution(
+      makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+        store,
+        name: 'failed-completion',
+        key: (order) => order.orderId,
+        durableLeaseSeconds: 600,
+        logger,
+      }),
+    );
+    const orderId = randomUUID();
+    failCompletion();
+    const first = await runExecution<string>(handler, { orderId, run: 'first' });
+    faults.clear();
+    expect(first.getResult()).toBe('first');
+    expect(warnings).toEqual([expect.stringContaining('could not mark the record COMPLETED')]);
+    expect((await readItem(inspect, tableName, recordId('failed-completion', orderId)))?.status?.S).toBe('INPROGRESS');
+    const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
+    // The retry-after is the rest of the durable lease, not of one invocation.
+    expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
+    await advanceRunnerClock(601_000);
+    const after = await runExecution<string>(handler, { orderId, run: 'after' });
+    expect(after.getResult()).toBe('after');
+    expect(steps).toEqual(['first:charge', 'after:charge']);
+  });
+
+  test("a call given the durable context in the handler body: the execution's next replay meets its own record, its step returns its checkpoint, and the completion is written then", async () => {
+    const steps: string[] = [];
+    const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+      store,
+      name: 'failed-nested-completion',
+      key: (order) => order.orderId,
+      logger,
+    });
+    const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+      const charged = await charge(order, ctx);
+      // Only the first invocation's completion fails: the wait suspends it, the replay completes.
+      faults.clear();
+      await ctx.wait('settle', runnerWait(30));
+      return charged;
+    });
+    const orderId = randomUUID();
+    failCompletion();
+    const execution = await runExecution<string>(handler, { orderId, run: 'first' });
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(execution.getResult()).toBe('first');
+    expect(warnings).toHaveLength(1);
+    expect((await readItem(inspect, tableName, recordId('failed-nested-completion', orderId)))?.status?.S).toBe('COMPLETED');
+    const later = await runExecution<string>(handler, { orderId, run: 'later' });
+    expect(later.getResult()).toBe('first');
+    expect(steps).toEqual(['first:charge']);
+  });
 });

@@ -22,6 +22,8 @@ useDurableRunner();
 const NAME = 'orders';
 const CALLBACK = 'approval';
 const FIFTEEN_MINUTES = 15 * 60_000;
+/** The real monotonic clock, captured before the runner fakes `performance.now`. */
+const realClock = performance.now.bind(performance);
 
 interface Order {
   readonly orderId: string;
@@ -291,6 +293,25 @@ test("makeIdempotent inside a step, given the step's context, is an ordinary cal
   expect(charges).toEqual(['attempt 1', 'attempt 2']);
 });
 
+test("makeIdempotent inside a step, given no context: its lease is leaseSeconds, or, inside the durable handler's own idempotent call, the invocation's deadline", async () => {
+  const leases: Record<string, number> = {};
+  const inner = makeIdempotent(
+    async (run: string) => {
+      const item = await readItem(client, tableName, recordId('in-step', run));
+      leases[run] = Number(item?.leaseUntil?.N) - Date.now();
+      return run;
+    },
+    { store, name: 'in-step', leaseSeconds: 30 },
+  );
+  const step = async (run: string, ctx: DurableContext) => ctx.step('charge', () => inner(run));
+  await runExecution(withDurableExecution(step), 'alone');
+  await runExecution(withDurableExecution(makeIdempotent(step, { store, name: 'outer' })), 'nested');
+  expect(leases.alone).toBeLessThanOrEqual(30_000);
+  // The local runner's invocations read 15 minutes left.
+  expect(leases.nested).toBeGreaterThan(60_000);
+  expect(leases.nested).toBeLessThanOrEqual(FIFTEEN_MINUTES);
+});
+
 // A handler module is loaded before a test sets the runner up, so the wrapper is built before the
 // runner installs its clock: its records must follow that clock all the same.
 const builtEarly: string[] = [];
@@ -351,6 +372,68 @@ test('middy durable mode: an execution failed by middy’s early timeout does no
   const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
   expect(retried.getResult()).toBe('retry');
   expect(steps).toEqual(['first:charge', 'retry:charge']);
+});
+
+// middy arms its early timeout for every invocation and clears it when the handler settles, which
+// a suspended durable invocation never does: the timer fires later, in another invocation of the
+// process (or on a thaw past the deadline), while the execution is suspended and holds its key.
+describe('middy durable mode: the early timeout of an invocation that had suspended', () => {
+  function suspending(steps: string[], lateTimeout: { open(): void }) {
+    return middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
+      .use({ onError: () => void lateTimeout.open() }) // its onError runs after idempotency()'s
+      .use(idempotency<Order, string>(options))
+      .handler(async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        if (order.pause === 'callback') await ctx.waitForCallback(CALLBACK, async () => undefined);
+        return order.run;
+      }) as unknown as DurableLambdaHandler;
+  }
+
+  /** Starts an execution with `orderId` whose first invocation suspends on the callback, its context reading `remaining` ms left. */
+  async function suspendedFirst(handler: DurableLambdaHandler, orderId: string, remaining: () => number) {
+    let invocations = 0;
+    const timed: DurableLambdaHandler = (event, context) => handler(event, invocations++ === 0 ? { ...context, getRemainingTimeInMillis: remaining } : context);
+    const suspended = startExecution<string>(timed, order(orderId, 'first', 'callback'), CALLBACK);
+    await suspended.suspended();
+    return suspended;
+  }
+
+  /** The key is still held: another execution is rejected; the first resumes and completes, its step run once. */
+  async function stillHeld(handler: DurableLambdaHandler, orderId: string, suspended: Awaited<ReturnType<typeof suspendedFirst>>, steps: string[]) {
+    expect((await record(orderId)).status).toBe('INPROGRESS');
+    const duplicate = await runExecution(handler, order(orderId, 'duplicate', 'none'));
+    expect(executionError(duplicate)).toEqual(IN_PROGRESS_REJECTION);
+    await suspended.resume('approved');
+    expect((await suspended.result).getResult()).toBe('first');
+    expect(steps.filter((step) => step === 'first:charge')).toHaveLength(1);
+  }
+
+  test('fired in a later invocation of the process: the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = suspending(steps, lateTimeout);
+    const orderId = randomUUID();
+    // A stub that reads 2 s left throughout: middy's timer fires once the other invocation below has started.
+    const suspended = await suspendedFirst(handler, orderId, () => 2_000);
+    expect((await runExecution<string>(handler, order(randomUUID(), 'other', 'none'))).getResult()).toBe('other');
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
+
+  test('fired on a thaw past the deadline (the process frozen meanwhile): the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = suspending(steps, lateTimeout);
+    const orderId = randomUUID();
+    // A context that runs down with real time, as Lambda's does, to 2 s after the invocation starts.
+    let deadline = realClock() + 2_000;
+    const suspended = await suspendedFirst(handler, orderId, () => Math.round(deadline - realClock()));
+    // The invocation's process frozen until past its deadline, as Lambda freezes it once it answers:
+    // when middy's timer fires, the context reads no time left.
+    deadline = realClock() - 1;
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
 });
 
 test('an execution suspended past its durable lease and its retention, with no other meanwhile, holds its key again on resuming: each step runs once', async () => {
@@ -436,5 +519,123 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(execution.getResult()).toEqual([`charged ${orderId} (2)`, `charged ${orderId} (2)`]);
     // The function's body before the wait runs again on the replay, as every durable body does, once per invocation.
     expect(charges).toEqual([orderId, orderId]);
+  });
+});
+
+describe.each(forms)('%s, a handler that returns undefined', (_form, durableHandler) => {
+  test('later executions replay undefined without running a step', async () => {
+    const steps: string[] = [];
+    const handler = durableHandler((async (order: Order, ctx: DurableContext) => {
+      await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+      return undefined;
+    }) as unknown as Body);
+    const orderId = randomUUID();
+    const first = await runExecution(handler, order(orderId, 'first', 'none'));
+    const second = await runExecution(handler, order(orderId, 'second', 'none'));
+    expect([first.getStatus(), second.getStatus()]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect([first.getResult(), second.getResult()]).toEqual([undefined, undefined]);
+    expect(steps).toEqual(['first:charge']);
+    expect((await record(orderId)).status).toBe('COMPLETED');
+  });
+});
+
+describe('middy durable mode with other middlewares', () => {
+  const durableMiddy = (use: (chain: ReturnType<typeof middy<Order, string, Error, DurableContext>>) => unknown, steps: string[]) => {
+    const chain = middy<Order, string, Error, DurableContext>(middyDurableMode);
+    use(chain);
+    return chain.handler(async (order, ctx) => {
+      await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+      return order.run;
+    }) as unknown as DurableLambdaHandler;
+  };
+
+  test('a middleware after idempotency() whose before throws: the execution fails with its error and the key is released (the handler never ran)', async () => {
+    const steps: string[] = [];
+    let refuse = true;
+    const handler = durableMiddy(
+      (chain) =>
+        chain.use(idempotency<Order, string>(options)).use({
+          before: () => {
+            if (refuse) throw new CardDeclined('refused before the handler');
+          },
+        }),
+      steps,
+    );
+    const orderId = randomUUID();
+    const failed = await runExecution(handler, order(orderId, 'first', 'none'));
+    expect(executionError(failed)).toEqual({ errorType: 'CardDeclined', errorMessage: 'refused before the handler' });
+    expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+    refuse = false;
+    const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
+    expect(retried.getResult()).toBe('retry');
+    expect(steps).toEqual(['retry:charge']);
+  });
+
+  // As docs/middleware-order.md says: idempotency() first, so that it stores the response other middlewares made.
+  test('a middleware after idempotency() that reshapes the response: the reshaped response is stored, and later executions replay it', async () => {
+    const steps: string[] = [];
+    const handler = durableMiddy(
+      (chain) =>
+        chain.use(idempotency<Order, string>(options)).use({
+          after: (request) => {
+            request.response = `[${request.response}]`;
+          },
+        }),
+      steps,
+    );
+    const orderId = randomUUID();
+    const first = await runExecution<string>(handler, order(orderId, 'first', 'none'));
+    const second = await runExecution<string>(handler, order(orderId, 'second', 'none'));
+    expect([first.getResult(), second.getResult()]).toEqual(['[first]', '[first]']);
+    expect(steps).toEqual(['first:charge']);
+  });
+});
+
+// What a replay reads of its Lambda context's time left is not the library's: a value that sets no
+// deadline (none left, NaN, Infinity, a getter that throws, text) leaves the call without one, and
+// 1 ms left still gives each store request its least time.
+test.each([
+  ['1', () => 1],
+  ['0', () => 0],
+  ['-5', () => -5],
+  ['NaN', () => Number.NaN],
+  ['Infinity', () => Number.POSITIVE_INFINITY],
+  ['a string', () => '900000' as unknown as number],
+  [
+    'a getter that throws',
+    (): number => {
+      throw new Error('no deadline');
+    },
+  ],
+])('a replay whose context reads %s ms left resumes on its own record: each step runs once', async (_what, remaining) => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), options));
+  let invocations = 0;
+  const odd: DurableLambdaHandler = (event, context) => handler(event, invocations++ === 0 ? context : { ...context, getRemainingTimeInMillis: remaining });
+  const orderId = randomUUID();
+  const execution = await runExecution<Receipt>(odd, order(orderId, 'first', runnerWait(30)));
+  expect(execution.getStatus()).toBe('SUCCEEDED');
+  expect(invocations).toBeGreaterThanOrEqual(2);
+  expect(steps).toEqual(['first:reserve', 'first:charge']);
+  expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: execution.getResult()!.reserved.owner });
+});
+
+// Outside durable executions, such a nested call meets the enclosing call's record as another
+// attempt's (IN_PROGRESS). A durable execution's calls share one owner, so the nested call took the
+// record for its own, and the record completed with the nested call's result: later executions
+// got that instead of the handler's.
+describe.each(forms)('%s, with a call nested in it on the same record (same name and key)', (_form, durableHandler) => {
+  test("the nested call meets the enclosing call's record: IN_PROGRESS, never a record completed with the nested call's result", async () => {
+    const charges: string[] = [];
+    const charge = makeIdempotent(
+      async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (charges.push(order.run), `charged by ${order.run}`)),
+      options,
+    );
+    const handler = durableHandler((async (order: Order, ctx: DurableContext) => ({ charge: await charge(order, ctx) })) as unknown as Body);
+    const orderId = randomUUID();
+    const first = await runExecution(handler, order(orderId, 'first', 'none'));
+    expect(executionError(first)).toEqual(IN_PROGRESS_REJECTION);
+    expect(charges).toEqual([]);
+    expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
   });
 });

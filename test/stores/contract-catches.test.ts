@@ -113,6 +113,32 @@ test('a store that keeps an undefined response as null fails the response check'
   expect(failed).toContain('responses come back exactly: undefined, empty, Unicode, escapes');
 });
 
+test("a claim by its owner that takes its own COMPLETED record back (INPROGRESS again: a durable execution's replay would run it twice) fails the owner's check", async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    claim: async (request: ClaimRequest) => {
+      const result = await inner.claim(request);
+      if (result.claimed || result.record.owner !== request.owner || result.record.status !== 'COMPLETED') return result;
+      await inner.forget(request.key);
+      return inner.claim(request);
+    },
+  }));
+  expect(failed).toEqual([
+    "a claim by the owner of a COMPLETED record (a durable execution's replay) is refused with that record, within its lease and after it, and leaves it COMPLETED",
+  ]);
+});
+
+test("a refused completion that leaves out its owner's stored outcome (a retried completion could not tell an omitted response or a final error) fails the ambiguous-writes check", async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    complete: async (request: CompleteRequest) => {
+      const result = await inner.complete(request);
+      if (result.completed || result.record === undefined) return result;
+      const { response: _response, error: _error, responseOmitted: _omitted, ...state } = result.record;
+      return { completed: false, record: state };
+    },
+  }));
+  expect(failed).toEqual(['ambiguous writes: a retried claim, completion or release meets its own result']);
+});
+
 describe('on Redis', () => {
   const client = ioredisClient();
   const raw = inspector();

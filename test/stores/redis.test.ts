@@ -551,18 +551,6 @@ describe("retention, as the caller's clock judges it", () => {
     expect(await raw.keys('forever:*')).toEqual([]);
   });
 
-  test("a claim by the owner of a COMPLETED record (a durable execution's replay) leaves it COMPLETED", async () => {
-    const store = new RedisStore({ client, keyPrefix: 'own-completed:' });
-    const claim = claimRequest('k');
-    expect(await store.claim(claim)).toEqual({ claimed: true });
-    expect(await store.complete({ key: 'k', owner: claim.owner, expiresAt: claim.expiresAt, response: '"done"', now: claim.now })).toEqual({
-      completed: true,
-      responseStored: true,
-    });
-    expect(await store.claim(claim)).toEqual({ claimed: false, record: expect.objectContaining({ owner: claim.owner, status: 'COMPLETED' }) });
-    expect(await raw.hget('own-completed:k', 'status')).toBe('COMPLETED');
-  });
-
   test('a lease with a fraction of a millisecond (a clock built on performance.now()) that outlasts the retention: the key expires after it', async () => {
     // PEXPIRE takes whole milliseconds only: a fraction made the script fail after it had written the record.
     const store = new RedisStore({ client, keyPrefix: 'fraction:' });

@@ -1,0 +1,165 @@
+/**
+ * Store requests given up on at the call's bound near the Lambda deadline, inside Lambda durable
+ * executions (AWS's local runner, DynamoDB Local). A durable execution's lease outlives the
+ * invocation, so a record such a request may have left is released once the caller is answered,
+ * not before (the answer comes first) and not never (the key would be held for the durable lease).
+ * The store requests that hang are the real store's, applied or not, whose answer never comes.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { CompleteRequest, IdempotencyStore } from '../../lib/index.js';
+import { makeIdempotent, transaction } from '../../lib/index.js';
+import { executionError, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
+import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'durable-bound' });
+const business = useBusinessTable(client);
+useDurableRunner();
+
+interface Order {
+  readonly orderId: string;
+  readonly run: string;
+}
+
+/** A request whose answer never comes. */
+const never = (): Promise<never> => new Promise<never>(() => undefined);
+
+/** Each invocation reads 1.2 s left (a Lambda near its deadline): a request unanswered by then is given up on at the bound. */
+const nearDeadline =
+  (handler: DurableLambdaHandler): DurableLambdaHandler =>
+  (event, context) =>
+    handler(event, { ...context, getRemainingTimeInMillis: () => 1_200 });
+
+const recordOf = async (name: string, orderId: string) => (await readItem(client, tableName, recordId(name, orderId)))?.status?.S;
+
+/**
+ * A durable handler, idempotent by order id, whose `charge` step logs `<run>:charge` in `events`
+ * and writes the charge with the record; with `suspend`, it waits between its two steps. The
+ * wrapper logs when the call answers its caller, so that the release can be placed after it.
+ */
+function charging(name: string, events: string[], idempotentStore: IdempotencyStore, suspend = false): DurableLambdaHandler {
+  const charge = makeIdempotent(
+    async (order: Order, ctx: DurableContext) => {
+      const charged = await ctx.step('charge', async () => {
+        events.push(`${order.run}:charge`);
+        return `charged by ${order.run}`;
+      });
+      if (suspend) await ctx.wait('cool-off', runnerWait(30));
+      transaction().put({ TableName: business, Item: { id: `${name}#${order.orderId}`, charged } });
+      return charged;
+    },
+    { store: idempotentStore, name, key: (order) => order.orderId },
+  );
+  return withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    try {
+      return await charge(order, ctx);
+    } catch (error) {
+      events.push(`${order.run}:answered ${(error as { code?: string }).code}`);
+      throw error;
+    }
+  });
+}
+
+/** `store`, with `overrides`, logging every release it is sent in `events`. */
+function storeWith(events: string[], overrides: Partial<IdempotencyStore>): IdempotencyStore {
+  return Object.create(store, {
+    release: { value: (request: { key: string; owner: string }) => (events.push('release'), store.release(request)) },
+    ...Object.fromEntries(Object.entries(overrides).map(([name, value]) => [name, { value }])),
+  });
+}
+
+/** Until the record's status is `status`: the release is sent after the answer, so it may still be on its way. */
+async function settled(name: string, orderId: string, status: string | undefined): Promise<string | undefined> {
+  for (let i = 0; i < 100 && (await recordOf(name, orderId)) !== status; i++) await new Promise((resolve) => setImmediate(resolve));
+  return recordOf(name, orderId);
+}
+
+test("a claim applied but never answered, in an execution's first invocation: STORE_FAILURE, the key released after the answer, the next execution runs once", async () => {
+  const events: string[] = [];
+  let lose = true;
+  const lost = storeWith(events, {
+    claim: (request) => {
+      const claim = store.claim(request);
+      return lose ? claim.then(never) : claim;
+    },
+  });
+  const handler = charging('lost-claim', events, lost);
+  const orderId = randomUUID();
+  const failed = await runExecution(nearDeadline(handler), { orderId, run: 'first' });
+  expect(executionError(failed).errorMessage).toMatch(/^STORE_FAILURE: /);
+  expect(await settled('lost-claim', orderId, undefined)).toBeUndefined();
+  lose = false;
+  const retried = await runExecution<string>(nearDeadline(handler), { orderId, run: 'retry' });
+  expect(retried.getResult()).toBe('charged by retry');
+  expect(events).toEqual(['first:answered STORE_FAILURE', 'release', 'retry:charge']);
+});
+
+test('a claim lost on the replay of a suspended execution: STORE_FAILURE fails it for good, its key released after the answer rather than held for the durable lease', async () => {
+  const events: string[] = [];
+  let claims = 0;
+  const lost = storeWith(events, {
+    claim: (request) => {
+      const claim = store.claim(request);
+      // The second claim is the replay's: applied to the execution's own record, never answered.
+      return ++claims === 2 ? claim.then(never) : claim;
+    },
+  });
+  const orderId = randomUUID();
+  const failed = await runExecution(nearDeadline(charging('lost-replay', events, lost, true)), { orderId, run: 'first' });
+  expect(failed.getInvocations().length).toBeGreaterThanOrEqual(2);
+  expect(executionError(failed).errorMessage).toMatch(/^STORE_FAILURE: /);
+  expect(await settled('lost-replay', orderId, undefined)).toBeUndefined();
+  expect(events).toEqual(['first:charge', 'first:answered STORE_FAILURE', 'release']);
+});
+
+test('a commit applied but never answered: COMMIT_FAILED (unconfirmed); the release sent after the answer finds the COMPLETED record and leaves it, the next execution replays it', async () => {
+  const events: string[] = [];
+  let lose = true;
+  const lost = storeWith(events, {
+    completeWithWrites: (request: CompleteRequest, writes: readonly TransactWriteItem[]) => {
+      const commit = store.completeWithWrites(request, writes);
+      return lose ? commit.then(never) : commit;
+    },
+  });
+  const handler = nearDeadline(charging('lost-commit', events, lost));
+  const orderId = randomUUID();
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(executionError(failed).errorMessage).toMatch(/^COMMIT_FAILED: .*could not be confirmed/);
+  await settled('lost-commit', orderId, 'COMPLETED');
+  // The release was sent after the answer, and refused: the record is the execution's outcome.
+  for (let i = 0; i < 100 && !events.includes('release'); i++) await new Promise((resolve) => setImmediate(resolve));
+  expect(await recordOf('lost-commit', orderId)).toBe('COMPLETED');
+  lose = false;
+  const later = await runExecution<string>(handler, { orderId, run: 'later' });
+  expect(later.getResult()).toBe('charged by first');
+  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'release']);
+  expect((await readItem(client, business, `lost-commit#${orderId}`))?.charged?.S).toBe('charged by first');
+});
+
+test('a commit never sent before the bound: COMMIT_FAILED, the key released after the answer; sent late, it is refused, and the next execution runs and commits once', async () => {
+  const events: string[] = [];
+  const held: Array<() => Promise<unknown>> = [];
+  const stalled = storeWith(events, {
+    completeWithWrites: (request: CompleteRequest, writes: readonly TransactWriteItem[]) => {
+      if (held.length === 0) {
+        held.push(() => store.completeWithWrites(request, writes));
+        return never();
+      }
+      return store.completeWithWrites(request, writes);
+    },
+  });
+  const handler = nearDeadline(charging('held-commit', events, stalled));
+  const orderId = randomUUID();
+  const failed = await runExecution(handler, { orderId, run: 'first' });
+  expect(executionError(failed).errorMessage).toMatch(/^COMMIT_FAILED: /);
+  expect(await settled('held-commit', orderId, undefined)).toBeUndefined();
+  // The commit reaches the table after the release: fenced on the released claim, it writes nothing.
+  expect(await held[0]!()).toEqual({ completed: false, record: undefined });
+  expect(await readItem(client, business, `held-commit#${orderId}`)).toBeUndefined();
+  const retried = await runExecution<string>(handler, { orderId, run: 'retry' });
+  expect(retried.getResult()).toBe('charged by retry');
+  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'release', 'retry:charge']);
+  expect((await readItem(client, business, `held-commit#${orderId}`))?.charged?.S).toBe('charged by retry');
+});
