@@ -289,10 +289,21 @@ export function slotOf(key: string): number {
   return crc % 16384;
 }
 
-/** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
-const deadline = <T>(work: Promise<T>, millis: number): Promise<T> => timeLimit(work, millis, () => new Error(`Redis did not answer within ${millis} ms.`));
-
-/** `connection` whose every command fails after `millis`; `connection` itself without a limit. @internal */
+/**
+ * `connection` for one store call that must end within `millis` of now, every step of it
+ * included: waiting for a connecting client, the eviction check, a script sent again by its
+ * source, a completion's wait for a reconnection and its resend. Each command is given what is
+ * left of the bound (one still unanswered then may yet reach the server: an ambiguous write), a
+ * wait for a reconnection at most that, and nothing is sent once it has run out. `connection`
+ * itself without a limit. @internal
+ */
 export function withDeadline(connection: Connection, millis: number | undefined): Connection {
-  return millis === undefined ? connection : sentThrough(connection, (send) => deadline(send(), millis));
+  if (millis === undefined) return connection;
+  const end = performance.now() + millis;
+  const left = () => end - performance.now();
+  const failure = () => new Error(`Redis did not answer within ${millis} ms (the store call's timeoutMillis).`);
+  return {
+    ...sentThrough(connection, (send) => (left() > 0 ? timeLimit(send(), left(), failure) : Promise.reject(failure()))),
+    reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
+  };
 }
