@@ -68,7 +68,8 @@ export interface Connection {
   memoryInfo(): Promise<string[]>;
   /**
    * After a failed call on `key`: `true` once a client that lost its connection, or is closing it,
-   * is ready again (a node-redis cluster: the connection to `key`'s primary); `false` at once when
+   * is ready again (a node-redis cluster: a node that serves `key`'s slot, its primary back or the
+   * replica a failover promoted); `false` at once when
    * its connection is still open (the failure was something else), or after `millis` without it.
    * ioredis still reads ready while a connection closes: one the server closed, or one its
    * `reconnectOnError` closes after a READONLY reply (a primary a failover demoted while keeping
@@ -250,13 +251,7 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
         },
         memoryInfo: () =>
           Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
-        // node-redis reconnects a primary's lost connection by itself (and resends no command): a
-        // command failed with it once the connection to the key's primary is ready again. Another
-        // primary, still away, is no reason to give up on a key it does not hold.
-        reconnected: async (key, millis) => {
-          const node = client.slots[slotOf(key)]?.master.client;
-          return node?.isOpen === true && !node.isReady && readyAgain(node, millis);
-        },
+        reconnected: (key, millis) => slotServedAgain(client, slotOf(key), millis),
       },
     ];
   }
@@ -271,6 +266,53 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
       reconnected: async (_key, millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
     },
   ];
+}
+
+/** node-redis 5 and 6, undocumented: the cluster's slot map, which `rediscover` reads again (from `startWith` first). */
+const slotMapOf = (client: NodeRedisCluster) =>
+  (client as unknown as { readonly _slots?: { rediscover?(startWith: NodeRedisClient): Promise<unknown> } })._slots;
+
+/** How often a node-redis cluster is asked to read its slot map again while a key's primary is away. */
+const REDISCOVER_MILLIS = 100;
+
+/**
+ * node-redis cluster, after a command on a key of `slot` failed: `true` once a node that serves
+ * the slot is ready, `false` at once when the slot's primary was connected (the failure was
+ * something else), or after `millis`. node-redis reconnects a primary's lost connection by itself
+ * (and resends no command), but reads the slot map again only at a MOVED reply (6: also after a
+ * node has been reconnecting for `topologyRefreshOnReconnectionAttemptStrategy`, 5 s by default):
+ * a primary that a failover replaced never comes back, and its slots are served by the replica it
+ * promoted. So the map is read again now, and every {@link REDISCOVER_MILLIS} while the slot's
+ * primary is away, until the slot is served by a node that is ready: its old primary back, or the
+ * promoted replica. Another primary, still away, is no reason to give up on a key it does not hold.
+ * The map is read through `_slots.rediscover`, which node-redis 5 and 6 have but do not document;
+ * without it, only the slot's primary is waited for.
+ */
+async function slotServedAgain(client: NodeRedisCluster, slot: number, millis: number): Promise<boolean> {
+  const primary = () => client.slots[slot]?.master.client;
+  const lost = primary();
+  if (lost?.isOpen !== true || lost.isReady) return false;
+  const expiry = delay(millis);
+  const expired = expiry.elapsed.then(() => true);
+  try {
+    for (;;) {
+      const node = primary();
+      if (node?.isReady) return true;
+      if (!client.isOpen) return false;
+      const pause = delay(REDISCOVER_MILLIS);
+      // Read from a primary still connected when there is one: the one away would be tried first, for as long as its connection takes to fail.
+      const from = client.masters.find((master) => master.client?.isReady)?.client ?? node ?? lost;
+      const reread = slotMapOf(client)
+        ?.rediscover?.(from)
+        .catch(() => undefined);
+      const back = node?.isOpen ? nextEvent(node, READY_OR_END) : undefined;
+      const over = await Promise.race([expired, pause.elapsed.then(() => reread), ...(back ? [back.then(() => false)] : [])]);
+      pause.cancel();
+      if (over) return false;
+    }
+  } finally {
+    expiry.cancel();
+  }
 }
 
 /**

@@ -58,9 +58,10 @@ export interface RedisStoreOptions {
    * completion's wait for a lost connection to come back and its resend all share the one bound;
    * what is still unanswered at it fails the call, and nothing is sent after it. node-redis's
    * command timeout stops counting once a command is written, so only this bounds a connection that
-   * stops answering. A completion whose connection was lost waits for the client to reconnect for
-   * what is left of this bound (1000 ms without it), and is sent again: the earlier its first
-   * attempt failed, the more time a reconnection gets.
+   * stops answering. A completion whose connection was lost waits for the client to reconnect
+   * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
+   * replica a failover promoted) for what is left of this bound (1000 ms without it), and is sent
+   * again: the earlier its first attempt failed, the more time a reconnection gets.
    * @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number;
