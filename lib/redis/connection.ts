@@ -189,13 +189,38 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
   };
 }
 
-/** @internal */
-export function connectionOf(client: RedisClient): Connection {
+/**
+ * `client`'s commands for one store call that must end within `millis` of now, every step of it
+ * included: waiting for a connecting client, the eviction check, a script sent again by its
+ * source, a completion's wait for a reconnection and its resend. Each command is given what is
+ * left of the bound (one still unanswered then may yet reach the server: an ambiguous write), a
+ * wait for a reconnection at most that, and nothing is sent once it has run out, not even a
+ * command that waited for a connecting client until then. Without `millis`, no limit. @internal
+ */
+export function connectionOf(client: RedisClient, millis?: number): Connection {
   const [ready, connection] = commandsOf(client);
-  return sentThrough(connection, async (send) => {
-    await ready();
-    return send();
-  });
+  if (millis === undefined) {
+    return sentThrough(connection, async (send) => {
+      await ready();
+      return send();
+    });
+  }
+  const end = performance.now() + millis;
+  const left = () => end - performance.now();
+  const failure = () => new Error(`Redis did not answer within ${millis} ms (the store call's timeoutMillis).`);
+  const within = <T>(send: () => Promise<T>): Promise<T> => {
+    if (left() <= 0) return Promise.reject(failure());
+    const sent = async () => {
+      await ready();
+      if (left() <= 0) throw failure();
+      return send();
+    };
+    return timeLimit(sent(), left(), failure);
+  };
+  return {
+    ...sentThrough(connection, within),
+    reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
+  };
 }
 
 /** How to know that `client` can take a command, and its commands, sent once it can. */
@@ -329,23 +354,4 @@ export function slotOf(key: string): number {
     for (let bit = 0; bit < 8; bit++) crc = ((crc << 1) ^ (crc & 0x8000 ? 0x1021 : 0)) & 0xffff;
   }
   return crc % 16384;
-}
-
-/**
- * `connection` for one store call that must end within `millis` of now, every step of it
- * included: waiting for a connecting client, the eviction check, a script sent again by its
- * source, a completion's wait for a reconnection and its resend. Each command is given what is
- * left of the bound (one still unanswered then may yet reach the server: an ambiguous write), a
- * wait for a reconnection at most that, and nothing is sent once it has run out. `connection`
- * itself without a limit. @internal
- */
-export function withDeadline(connection: Connection, millis: number | undefined): Connection {
-  if (millis === undefined) return connection;
-  const end = performance.now() + millis;
-  const left = () => end - performance.now();
-  const failure = () => new Error(`Redis did not answer within ${millis} ms (the store call's timeoutMillis).`);
-  return {
-    ...sentThrough(connection, (send) => (left() > 0 ? timeLimit(send(), left(), failure) : Promise.reject(failure()))),
-    reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
-  };
 }
