@@ -68,7 +68,8 @@ export interface Connection {
   memoryInfo(): Promise<string[]>;
   /**
    * After a failed call on `key`: `true` once a client that lost its connection, or is closing it,
-   * is ready again (a node-redis cluster: the connection to `key`'s primary); `false` at once when
+   * is ready again (a node-redis cluster: a node that serves `key`'s slot, its primary back or the
+   * replica a failover promoted); `false` at once when
    * its connection is still open (the failure was something else), or after `millis` without it.
    * ioredis still reads ready while a connection closes: one the server closed, or one its
    * `reconnectOnError` closes after a READONLY reply (a primary a failover demoted while keeping
@@ -188,13 +189,38 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
   };
 }
 
-/** @internal */
-export function connectionOf(client: RedisClient): Connection {
+/**
+ * `client`'s commands for one store call that must end within `millis` of now, every step of it
+ * included: waiting for a connecting client, the eviction check, a script sent again by its
+ * source, a completion's wait for a reconnection and its resend. Each command is given what is
+ * left of the bound (one still unanswered then may yet reach the server: an ambiguous write), a
+ * wait for a reconnection at most that, and nothing is sent once it has run out, not even a
+ * command that waited for a connecting client until then. Without `millis`, no limit. @internal
+ */
+export function connectionOf(client: RedisClient, millis?: number): Connection {
   const [ready, connection] = commandsOf(client);
-  return sentThrough(connection, async (send) => {
-    await ready();
-    return send();
-  });
+  if (millis === undefined) {
+    return sentThrough(connection, async (send) => {
+      await ready();
+      return send();
+    });
+  }
+  const end = performance.now() + millis;
+  const left = () => end - performance.now();
+  const failure = () => new Error(`Redis did not answer within ${millis} ms (the store call's timeoutMillis).`);
+  const within = <T>(send: () => Promise<T>): Promise<T> => {
+    if (left() <= 0) return Promise.reject(failure());
+    const sent = async () => {
+      await ready();
+      if (left() <= 0) throw failure();
+      return send();
+    };
+    return timeLimit(sent(), left(), failure);
+  };
+  return {
+    ...sentThrough(connection, within),
+    reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
+  };
 }
 
 /** How to know that `client` can take a command, and its commands, sent once it can. */
@@ -250,13 +276,7 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
         },
         memoryInfo: () =>
           Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
-        // node-redis reconnects a primary's lost connection by itself (and resends no command): a
-        // command failed with it once the connection to the key's primary is ready again. Another
-        // primary, still away, is no reason to give up on a key it does not hold.
-        reconnected: async (key, millis) => {
-          const node = client.slots[slotOf(key)]?.master.client;
-          return node?.isOpen === true && !node.isReady && readyAgain(node, millis);
-        },
+        reconnected: (key, millis) => slotServedAgain(client, slotOf(key), millis),
       },
     ];
   }
@@ -273,6 +293,53 @@ function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, co
   ];
 }
 
+/** node-redis 5 and 6, undocumented: the cluster's slot map, which `rediscover` reads again (from `startWith` first). */
+const slotMapOf = (client: NodeRedisCluster) =>
+  (client as unknown as { readonly _slots?: { rediscover?(startWith: NodeRedisClient): Promise<unknown> } })._slots;
+
+/** How often a node-redis cluster is asked to read its slot map again while a key's primary is away. */
+const REDISCOVER_MILLIS = 100;
+
+/**
+ * node-redis cluster, after a command on a key of `slot` failed: `true` once a node that serves
+ * the slot is ready, `false` at once when the slot's primary was connected (the failure was
+ * something else), or after `millis`. node-redis reconnects a primary's lost connection by itself
+ * (and resends no command), but reads the slot map again only at a MOVED reply (6: also after a
+ * node has been reconnecting for `topologyRefreshOnReconnectionAttemptStrategy`, 5 s by default):
+ * a primary that a failover replaced never comes back, and its slots are served by the replica it
+ * promoted. So the map is read again now, and every {@link REDISCOVER_MILLIS} while the slot's
+ * primary is away, until the slot is served by a node that is ready: its old primary back, or the
+ * promoted replica. Another primary, still away, is no reason to give up on a key it does not hold.
+ * The map is read through `_slots.rediscover`, which node-redis 5 and 6 have but do not document;
+ * without it, only the slot's primary is waited for.
+ */
+async function slotServedAgain(client: NodeRedisCluster, slot: number, millis: number): Promise<boolean> {
+  const primary = () => client.slots[slot]?.master.client;
+  const lost = primary();
+  if (lost?.isOpen !== true || lost.isReady) return false;
+  const expiry = delay(millis);
+  const expired = expiry.elapsed.then(() => true);
+  try {
+    for (;;) {
+      const node = primary();
+      if (node?.isReady) return true;
+      if (!client.isOpen) return false;
+      const pause = delay(REDISCOVER_MILLIS);
+      // Read from a primary still connected when there is one: the one away would be tried first, for as long as its connection takes to fail.
+      const from = client.masters.find((master) => master.client?.isReady)?.client ?? node ?? lost;
+      const reread = slotMapOf(client)
+        ?.rediscover?.(from)
+        .catch(() => undefined);
+      const back = node?.isOpen ? nextEvent(node, READY_OR_END) : undefined;
+      const over = await Promise.race([expired, pause.elapsed.then(() => reread), ...(back ? [back.then(() => false)] : [])]);
+      pause.cancel();
+      if (over) return false;
+    }
+  } finally {
+    expiry.cancel();
+  }
+}
+
 /**
  * The cluster slot of `key`, as Redis computes it: CRC16 (XMODEM) of its bytes, or of its hash tag
  * (what lies between its first `{` and the next `}`, when not empty), modulo 16384. @internal
@@ -287,12 +354,4 @@ export function slotOf(key: string): number {
     for (let bit = 0; bit < 8; bit++) crc = ((crc << 1) ^ (crc & 0x8000 ? 0x1021 : 0)) & 0xffff;
   }
   return crc % 16384;
-}
-
-/** `work` rejected after `millis`; the command itself may still reach the server (an ambiguous write). */
-const deadline = <T>(work: Promise<T>, millis: number): Promise<T> => timeLimit(work, millis, () => new Error(`Redis did not answer within ${millis} ms.`));
-
-/** `connection` whose every command fails after `millis`; `connection` itself without a limit. @internal */
-export function withDeadline(connection: Connection, millis: number | undefined): Connection {
-  return millis === undefined ? connection : sentThrough(connection, (send) => deadline(send(), millis));
 }

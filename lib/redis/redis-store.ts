@@ -15,7 +15,7 @@ import type {
   ReleaseResult,
 } from '../store.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
-import { type Connection, connectionOf, isRedisClient, type RedisClient, withDeadline } from './connection.js';
+import { type Connection, connectionOf, isRedisClient, type RedisClient } from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
@@ -52,10 +52,16 @@ export interface RedisStoreOptions {
    */
   readonly allowEviction?: boolean;
   /**
-   * Each store call (waiting for a connecting client included) fails after this many milliseconds,
-   * whatever the client does. node-redis's command timeout stops counting once a command is
-   * written, so only this bounds a connection that stops answering. A completion whose connection
-   * was lost also waits this long for the client to reconnect (1000 ms without it), and is sent again.
+   * Each store call ends within this many milliseconds of its first request to Redis, whatever the
+   * client does: every step of the call counts, together. Waiting for a connecting client, the
+   * eviction check, a script sent again by its source, `WAIT` (`waitForReplicas`), and a
+   * completion's wait for a lost connection to come back and its resend all share the one bound;
+   * what is still unanswered at it fails the call, and nothing is sent after it. node-redis's
+   * command timeout stops counting once a command is written, so only this bounds a connection that
+   * stops answering. A completion whose connection was lost waits for the client to reconnect
+   * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
+   * replica a failover promoted) for what is left of this bound (1000 ms without it), and is sent
+   * again: the earlier its first attempt failed, the more time a reconnection gets.
    * @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number;
@@ -150,11 +156,11 @@ function verdict(reply: unknown): [boolean, unknown] {
 export class RedisStore implements IdempotencyStore {
   readonly keyPrefix: string;
   private readonly client: RedisClient;
-  private readonly connection: Connection;
+  private readonly timeoutMillis: number | undefined;
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
   private readonly wait: ReplicaWait | undefined;
-  /** How long a completion waits for a lost connection to come back. */
+  /** How long a completion waits for a lost connection to come back, at most (within `timeoutMillis`, what is left of it). */
   private readonly reconnectMillis: number;
 
   /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
@@ -165,7 +171,7 @@ export class RedisStore implements IdempotencyStore {
     const wait = options.waitForReplicas;
     this.wait = wait === undefined ? undefined : { replicas: wait.replicas, timeoutMillis: wait.timeoutMillis };
     this.client = options.client;
-    this.connection = withDeadline(connectionOf(options.client), options.timeoutMillis);
+    this.timeoutMillis = options.timeoutMillis;
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
     this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
     this.allowEviction = options.allowEviction === true;
@@ -173,12 +179,13 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    if (!this.allowEviction) await assertNoEviction(this.client, this.connection);
+    const connection = this.bounded();
+    if (!this.allowEviction) await assertNoEviction(this.client, connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
     const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
     if (fingerprint !== undefined) args.push(fingerprint);
-    const [claimed, fields] = await this.run(CLAIM, key, args);
+    const [claimed, fields] = await this.run(connection, CLAIM, key, args);
     const record = hashOf(fields);
     // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.
     const previous = claimed && record !== undefined ? await recordOf(key, record, this.codec, WHERE, false).catch(() => undefined) : undefined;
@@ -190,19 +197,19 @@ export class RedisStore implements IdempotencyStore {
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
-    const [completed, fields] = await this.write(COMPLETE, request.key, args);
+    const [completed, fields] = await this.write(this.bounded(), COMPLETE, request.key, args);
     if (completed) return outcome.result;
     return { completed: false, record: await this.current(request.key, fields, request.owner) };
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
-    const [released, fields] = await this.run(RELEASE, request.key, [request.owner]);
+    const [released, fields] = await this.run(this.bounded(), RELEASE, request.key, [request.owner]);
     return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
   }
 
   /** The record's state and sizes (the bytes stored, as `DynamoDBStore` reports them). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
-    const record = hashOf(flatHash(await this.connection.send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
+    const record = hashOf(flatHash(await this.bounded().send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 
@@ -212,12 +219,17 @@ export class RedisStore implements IdempotencyStore {
   /** Deletes the record, only while its status is `onlyIf` and its lease ends at `leaseUntil`, each when given. */
   async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
     const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
-    const reply = await runScript(this.connection, FORGET, this.keyPrefix + key, args, this.wait);
+    const reply = await runScript(this.bounded(), FORGET, this.keyPrefix + key, args, this.wait);
     return Number(reply) === 1;
   }
 
-  private async run(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    return verdict(await runScript(this.connection, script, this.keyPrefix + key, args, this.wait));
+  /** The connection for one call: every request of the call together ends within `timeoutMillis` from now. */
+  private bounded(): Connection {
+    return connectionOf(this.client, this.timeoutMillis);
+  }
+
+  private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
+    return verdict(await runScript(connection, script, this.keyPrefix + key, args, this.wait));
   }
 
   /**
@@ -225,15 +237,17 @@ export class RedisStore implements IdempotencyStore {
    * failover, a node replaced), or a failover demoted its primary (READONLY, which ioredis's
    * `reconnectOnError` answers by reconnecting), it is sent once more as soon as the client is ready
    * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
-   * and let a duplicate run the function again. Fenced by the owner, a script applied twice changes
-   * nothing. (A release is not: a record left held until its lease runs nothing twice.)
+   * and let a duplicate run the function again; both attempts and the wait between them fit in the
+   * call's one `timeoutMillis`, so it still answers before the Lambda deadline. Fenced by the owner,
+   * a script applied twice changes nothing. (A release is not: a record left held until its lease
+   * runs nothing twice.)
    */
-  private async write(script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
+  private async write(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     try {
-      return await this.run(script, key, args);
+      return await this.run(connection, script, key, args);
     } catch (error) {
-      if (!(await this.connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
-      return this.run(script, key, args);
+      if (!(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
+      return this.run(connection, script, key, args);
     }
   }
 

@@ -4,10 +4,13 @@
  * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
  * eviction policy is read from every primary. With a second node, a record's slot moves and
  * `waitForReplicas` still waits on the primary that ran the script. With two primaries, a
- * completion whose connections were reset is sent again once its own key's primary is back.
+ * completion whose connections were reset is sent again once its own key's primary is back. With a
+ * primary and its replica, a failover while the function runs: node-redis sends the completion
+ * again to the promoted replica, not to the primary it lost.
  */
 import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
+import { createCluster as createCluster5 } from 'redis5';
 import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { connectionOf, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
@@ -363,4 +366,77 @@ describe("two primaries, each reached through a proxy: a completion waits for it
       client.destroy();
     }
   }, 30_000);
+});
+
+// node-redis reads its slot map again only at a MOVED reply (node-redis 6 also after a node has been
+// reconnecting 5 s): a completion that waited for the key's old primary, which a failover replaced,
+// waited for a node that never comes back, and the record stayed INPROGRESS until its lease.
+describe('a failover while the function runs: the primary is lost for good, its replica takes the slots over', () => {
+  const NODE_REDIS_CLUSTERS = [
+    ['node-redis 6', createCluster],
+    ['node-redis 5', createCluster5 as unknown as typeof createCluster],
+  ] as const;
+  /** Polls `done` until it holds: a state the cluster reaches by gossip. */
+  const until = async (done: () => Promise<boolean>) => {
+    while (!(await done())) await new Promise((resolve) => setTimeout(resolve, 20));
+  };
+  const nodes = async (node: Redis) => String(await node.call('CLUSTER', 'NODES'));
+
+  test.each(NODE_REDIS_CLUSTERS)(
+    '%s cluster: the completion is sent again to the promoted replica, so the record is COMPLETED',
+    async (name, create) => {
+      const [primary, replica] = await Promise.all([startRedisServer({ cluster: true }), startRedisServer({ cluster: true })]);
+      const rawPrimary = new Redis(primary.port, primary.host);
+      const rawReplica = new Redis(replica.port, replica.host);
+      const proxies = new Map([
+        [primary.port, await TcpProxy.start(primary.port)],
+        [replica.port, await TcpProxy.start(replica.port)],
+      ]);
+      const client = create({
+        // The cluster's configuration endpoint: any node answers with the slot map.
+        rootNodes: [...proxies.values()].map((proxy) => ({ url: proxy.url })),
+        // Each node's own address is its proxy's, so that cutting a proxy loses the client's connection to that node.
+        nodeAddressMap: (address: string) => ({ host: primary.host, port: proxies.get(Number(address.split(':')[1]))!.port }),
+        defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET },
+      });
+      client.on('error', () => undefined);
+      try {
+        // The second node joins as the first one's replica; every slot is the first one's, as both nodes see it.
+        await rawReplica.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
+        await rawReplica.call('CLUSTER', 'MEET', primary.host, String(primary.port));
+        const myId = async (node: Redis) => String(await node.call('CLUSTER', 'MYID'));
+        const [primaryId, replicaId] = [await myId(rawPrimary), await myId(rawReplica)];
+        await until(async () => (await nodes(rawReplica)).includes(primaryId));
+        await rawReplica.call('CLUSTER', 'REPLICATE', primaryId);
+        const replicated = (view: string) => view.includes(`slave ${primaryId}`) && /master - .* connected 0-16383/.test(view);
+        await until(async () => replicated(await nodes(rawPrimary)) && replicated(await nodes(rawReplica)));
+        await until(async () => /master_link_status:up/.test(await rawReplica.info('replication')));
+        await client.connect();
+        const keyPrefix = `failover-${name.replace(/ /g, '-')}:`;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            expect(await rawPrimary.call('WAIT', '1', '5000')).toBe(1); // the replica has the claim
+            await proxies.get(primary.port)!.cut(); // the client loses the primary for good
+            // A failover the primary takes part in (it still reaches its replica): no write is lost.
+            await rawReplica.call('CLUSTER', 'FAILOVER');
+            // The failover is over once the old primary, as the cluster sees it, follows the new one.
+            const failedOver = (view: string) => view.includes(`slave ${replicaId}`) && /myself,master|master - /.test(view);
+            await until(async () => failedOver(await nodes(rawPrimary)) && failedOver(await nodes(rawReplica)));
+            return 'paid';
+          },
+          { store: new RedisStore({ client, keyPrefix, timeoutMillis: 2000 }), name: 'pay' },
+        );
+        expect(await pay('k')).toBe('paid');
+        const [key] = await rawReplica.keys(`${keyPrefix}*`);
+        expect(await rawReplica.hget(key!, 'status')).toBe('COMPLETED');
+      } finally {
+        client.destroy();
+        rawPrimary.disconnect();
+        rawReplica.disconnect();
+        for (const proxy of proxies.values()) await proxy.cut();
+        await Promise.all([primary.stop(), replica.stop()]);
+      }
+    },
+    30_000,
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * A loopback TCP proxy in front of a server, for outages a real server cannot stage by itself: `cut`
  * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
- * (a black hole); `loseReplies` forwards requests but no replies; `restore` lets traffic through
+ * (a black hole); `loseReplies` forwards requests but no replies; `hold` keeps requests until
+ * `release` forwards those held so far (a server that answers late); `restore` lets traffic through
  * again on the same port; `retarget` sends new connections to another server (an endpoint's DNS
  * name moved to a promoted replica).
  */
@@ -13,6 +14,9 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private stalled = false;
   private repliesLost = false;
+  private held: Array<() => void> | undefined;
+  /** Chunks of requests the proxy has received from clients, forwarded or not. */
+  requests = 0;
 
   private constructor(
     readonly port: number,
@@ -43,6 +47,16 @@ export class TcpProxy {
     this.stalled = true;
   }
 
+  /** Requests wait at the proxy until {@link release}: the server sees them late. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Forwards the requests held so far; later ones are held again, until {@link restore}. */
+  release(): void {
+    for (const forward of this.held?.splice(0) ?? []) forward();
+  }
+
   /** Requests still reach the server, its replies go nowhere (a connection lost after a command was sent). */
   loseReplies(): void {
     this.repliesLost = true;
@@ -56,6 +70,8 @@ export class TcpProxy {
   async restore(): Promise<void> {
     this.stalled = false;
     this.repliesLost = false;
+    this.release();
+    this.held = undefined;
     if (!this.server) await this.listen();
   }
 
@@ -71,7 +87,11 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
-      downstream.on('data', (chunk) => void (this.stalled || upstream.write(chunk)));
+      downstream.on('data', (chunk) => {
+        this.requests++;
+        if (this.held !== undefined) this.held.push(() => void upstream.write(chunk));
+        else if (!this.stalled) upstream.write(chunk);
+      });
       upstream.on('data', (chunk) => void (this.stalled || this.repliesLost || downstream.write(chunk)));
     });
     this.server = server;
