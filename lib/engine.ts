@@ -296,10 +296,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         );
       } catch (error) {
         this.#emit('storeFailure', key);
+        // A durable execution's record is the execution's, held since its first invocation, whose
+        // steps may have run: releasing it would let another execution with the key run them again.
+        // The invocation fails instead, for the durable service to invoke it again (the SDK lets an
+        // error marked `isUnrecoverableInvocation` end the invocation, not the execution), and its
+        // replay resumes on the record.
+        if (durable) throw durableStoreFailure(storeFailureDetail(error), error);
         // The claim may have been applied although every answer was lost: free the key if it is
-        // ours, rather than leave it held until the lease with nothing running (a durable execution
-        // fails for good on this error, so its record goes too). Best effort; past the call's bound,
-        // only where the lease outlives the deadline, and after the answer.
+        // ours, rather than leave it held until the lease with nothing running. Best effort; past
+        // the call's bound, only where the lease outlives the deadline, and after the answer.
         const release = () => answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
         if (error instanceof DeadlineTimeout) this.#releaseAfterBound(leaseUntil, deadline!.at, release);
         else await release();
@@ -626,6 +631,21 @@ export async function runCall<TInput, TContext, R>(
 /** The rejection of a call the store failed before its function ran (`detail` names the failure): it fails closed. */
 const storeFailure = (detail: string, cause: unknown): IdempotencyError =>
   new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); the function did not run.`, { cause });
+
+/**
+ * The rejection of a durable execution's call whose claim the store failed: its invocation ends
+ * (`isUnrecoverableInvocation`, read by the durable execution SDK) and the execution goes on in
+ * another, which replays the steps that ran and resumes on the execution's record.
+ */
+const durableStoreFailure = (detail: string, cause: unknown): IdempotencyError =>
+  Object.assign(
+    new IdempotencyError(
+      'STORE_FAILURE',
+      `The idempotency store failed (${detail}); this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it.`,
+      { cause },
+    ),
+    { isUnrecoverableInvocation: true },
+  );
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {

@@ -9,7 +9,9 @@ import type { IdempotencyRecord } from './store.js';
  *   a whole payload of such parts, with no selector, is a key).
  * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…).
  * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
- *   decryption, say): at the claim, the handler did not run; in atomic mode, nothing was written.
+ *   decryption, say): at the claim, the handler did not run (in a durable execution: this invocation
+ *   went no further, the execution's record is kept, and the error carries `isUnrecoverableInvocation`
+ *   for the SDK to end the invocation, not the execution); in atomic mode, nothing was written.
  *   The `cause` is the store's error ({@link describeStoreFailure} names it).
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.

@@ -1,8 +1,9 @@
 /**
  * Store requests given up on at the call's bound near the Lambda deadline, inside Lambda durable
  * executions (AWS's local runner, DynamoDB Local). A durable execution's lease outlives the
- * invocation, so a record such a request may have left is released once the caller is answered,
- * not before (the answer comes first) and not never (the key would be held for the durable lease).
+ * invocation: a claim given up on ends the invocation and keeps the execution's record, whose
+ * steps may have run; a commit's record is released once the caller is answered, not before (the
+ * answer comes first) and not never (the key would be held for the durable lease).
  * The store requests that hang are the real store's, applied or not, whose answer never comes.
  */
 
@@ -76,7 +77,7 @@ async function settled(name: string, orderId: string, status: string | undefined
   return recordOf(name, orderId);
 }
 
-test("a claim applied but never answered, in an execution's first invocation: STORE_FAILURE, the key released after the answer, the next execution runs once", async () => {
+test("a claim applied but never answered, in an execution's first invocation: STORE_FAILURE ends the invocation, not the execution, and the record is kept for its next invocation; another execution with the key gets IN_PROGRESS", async () => {
   const events: string[] = [];
   let lose = true;
   const lost = storeWith(events, {
@@ -87,16 +88,20 @@ test("a claim applied but never answered, in an execution's first invocation: ST
   });
   const handler = charging('lost-claim', events, lost);
   const orderId = randomUUID();
-  const failed = await runExecution(nearDeadline(handler), { orderId, run: 'first' });
-  expect(executionError(failed).errorMessage).toMatch(/^STORE_FAILURE: /);
-  expect(await settled('lost-claim', orderId, undefined)).toBeUndefined();
+  // The invocation fails (the local runner does not invoke it again, as the durable service does).
+  await expect(runExecution(nearDeadline(handler), { orderId, run: 'first' })).rejects.toMatchObject({
+    code: 'STORE_FAILURE',
+    isUnrecoverableInvocation: true,
+  });
+  // No release, now or after the answer: the claim may be the execution's.
+  expect(await settled('lost-claim', orderId, undefined)).toBe('INPROGRESS');
   lose = false;
-  const retried = await runExecution<string>(nearDeadline(handler), { orderId, run: 'retry' });
-  expect(retried.getResult()).toBe('charged by retry');
-  expect(events).toEqual(['first:answered STORE_FAILURE', 'release', 'retry:charge']);
+  const other = await runExecution<string>(nearDeadline(handler), { orderId, run: 'other' });
+  expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+  expect(events).toEqual(['first:answered STORE_FAILURE', 'other:answered IN_PROGRESS']);
 });
 
-test('a claim lost on the replay of a suspended execution: STORE_FAILURE fails it for good, its key released after the answer rather than held for the durable lease', async () => {
+test('a claim lost on the replay of a suspended execution, after a step ran: the invocation ends and the record stays held, so no other execution with the key runs the step again', async () => {
   const events: string[] = [];
   let claims = 0;
   const lost = storeWith(events, {
@@ -107,11 +112,15 @@ test('a claim lost on the replay of a suspended execution: STORE_FAILURE fails i
     },
   });
   const orderId = randomUUID();
-  const failed = await runExecution(nearDeadline(charging('lost-replay', events, lost, true)), { orderId, run: 'first' });
-  expect(failed.getInvocations().length).toBeGreaterThanOrEqual(2);
-  expect(executionError(failed).errorMessage).toMatch(/^STORE_FAILURE: /);
-  expect(await settled('lost-replay', orderId, undefined)).toBeUndefined();
-  expect(events).toEqual(['first:charge', 'first:answered STORE_FAILURE', 'release']);
+  await expect(runExecution(nearDeadline(charging('lost-replay', events, lost, true)), { orderId, run: 'first' })).rejects.toMatchObject({
+    code: 'STORE_FAILURE',
+    isUnrecoverableInvocation: true,
+    message: expect.stringMatching(/this invocation of the durable execution ends here/),
+  });
+  expect(await settled('lost-replay', orderId, undefined)).toBe('INPROGRESS');
+  const other = await runExecution<string>(nearDeadline(charging('lost-replay', events, store, true)), { orderId, run: 'other' });
+  expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+  expect(events).toEqual(['first:charge', 'first:answered STORE_FAILURE', 'other:answered IN_PROGRESS']);
 });
 
 test('a commit applied but never answered: COMMIT_FAILED (unconfirmed); the release sent after the answer finds the COMPLETED record and leaves it, the next execution replays it', async () => {

@@ -6,8 +6,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
-import { makeIdempotent } from '../../lib/index.js';
-import { advanceRunnerClock, executionError, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
+import middy from '@middy/core';
+import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 
@@ -33,23 +34,46 @@ const chargeOnce = (name: string, steps: string[], observability?: (event: strin
     }),
   );
 
-test('a claim that loses every response fails the execution with STORE_FAILURE and holds nothing: the next execution with the key runs', async () => {
+test('a claim that loses every response ends the invocation (STORE_FAILURE, isUnrecoverableInvocation), not the execution, and keeps the record it may have written: another execution with the key gets IN_PROGRESS', async () => {
   const steps: string[] = [];
   const handler = chargeOnce('lost-claim', steps);
   const orderId = randomUUID();
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
-  const failed = await runExecution(handler, { orderId, run: 'first' });
-  expect(failed.getStatus()).toBe('FAILED');
-  expect(executionError(failed)).toEqual({
-    errorType: 'IdempotencyError',
-    errorMessage: expect.stringMatching(/^STORE_FAILURE: The idempotency store failed/),
+  // The durable service invokes the execution again; the local runner reports the invocation's error.
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({
+    name: 'IdempotencyError',
+    code: 'STORE_FAILURE',
+    isUnrecoverableInvocation: true,
+    message: expect.stringMatching(/^STORE_FAILURE: The idempotency store failed/),
   });
   expect(faults.injected.length).toBeGreaterThan(1);
-  // The applied claim was released: no execution is left holding the key for the durable lease.
-  expect(await readItem(inspect, tableName, recordId('lost-claim', orderId))).toBeUndefined();
-  const retried = await runExecution<string>(handler, { orderId, run: 'retry' });
-  expect(retried.getStatus()).toBe('SUCCEEDED');
-  expect(steps).toEqual(['retry:charge']);
+  expect((await readItem(inspect, tableName, recordId('lost-claim', orderId)))?.status?.S).toBe('INPROGRESS');
+  const other = await runExecution<string>(handler, { orderId, run: 'other' });
+  expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+  expect(steps).toEqual([]);
+});
+
+test('middy durable mode: a claim that loses every response on a replay, after a step ran, ends the invocation and keeps the record; another execution with the key gets IN_PROGRESS', async () => {
+  const steps: string[] = [];
+  let claims = 0;
+  const handler = middy<Order, string, Error, DurableContext>(middyDurableMode)
+    .use(idempotency<Order, string>({ store, name: 'middy-lost-replay', key: (order) => order.orderId }))
+    .before(() => {
+      // Runs after idempotency()'s claim: the next claim is the replay's.
+      if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+    })
+    .handler(async (order, ctx) => {
+      await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+      await ctx.wait('cool-off', runnerWait(30));
+      return order.run;
+    }) as unknown as Parameters<typeof runExecution>[0];
+  const orderId = randomUUID();
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+  faults.clear();
+  expect((await readItem(inspect, tableName, recordId('middy-lost-replay', orderId)))?.status?.S).toBe('INPROGRESS');
+  const other = await runExecution<string>(handler, { orderId, run: 'other' });
+  expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+  expect(steps).toEqual(['first:charge']);
 });
 
 test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
