@@ -25,7 +25,7 @@ const shared = {
  * from middy 7 only, and the CLI's tests use a middy handler only to write the records its child
  * processes read (the slowest file of the suite, twice for nothing).
  */
-const middyOnce = ['durable.test.ts', 'durable-writes.test.ts', 'cli.test.ts'];
+const middyOnce = ['durable.test.ts', 'durable-writes.test.ts', 'durable-faults.test.ts', 'cli.test.ts'];
 
 /** Test files that import `@middy/core` itself. */
 const middyTests = readdirSync(join(root, 'test'), { recursive: true, encoding: 'utf8' })
