@@ -1,6 +1,7 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
+import { integrityChecks } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import type { TtlOf } from './ttl-of.js';
@@ -36,7 +37,8 @@ export interface StoreContractOptions {
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
- * races, fencing, takeover after the lease, retention expiry (on any clock, before 1970 too), retried (ambiguous) writes,
+ * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
+ * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes,
  * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
  * when the store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
@@ -58,7 +60,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
     { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
   ];
-  const always = [...claimChecks, ...outcomeChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
+  const always = [...claimChecks, ...outcomeChecks, ...integrityChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];
   return checks.map(({ check: [name, run], has }) => ({
     name,
