@@ -56,6 +56,22 @@ export const integrityChecks: readonly Check[] = [
     },
   ],
   [
+    'an attempt that outlives its lease still completes its record while no other attempt has taken it over',
+    async (f) => {
+      const key = f.key();
+      await f.claim(key, 'owner-a');
+      const late = f.t0 + LEASE_MILLIS + 1;
+      assert.deepEqual(
+        await f.complete(key, 'owner-a', '"late"', { now: late }),
+        { completed: true, responseStored: true },
+        'the completion of an attempt past its lease, which no other attempt had taken over, was refused: its result is lost, and the next duplicate takes the record over and runs again. ' +
+          'Fence a completion by owner and status only, never by the lease.',
+      );
+      const record = refused(await f.claim(key, 'owner-b', { now: late }), 'a claim after the late completion');
+      assert.deepEqual([record.status, record.owner, record.response], ['COMPLETED', 'owner-a', '"late"']);
+    },
+  ],
+  [
     'a late release racing a takeover never deletes the record the takeover wrote',
     async (f) => {
       const later = f.t0 + LEASE_MILLIS + 1;

@@ -2,7 +2,16 @@
  * The contract fails the flaws real stores have: each store below is InMemoryStore with one flaw,
  * and the contract must reject it with a check (and a message) that names the rule it breaks.
  */
-import type { ClaimRequest, ClaimResult, CompleteRequest, CompleteResult, IdempotencyStore, ReleaseRequest, ReleaseResult } from '../../lib/index.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  IdempotencyStore,
+  ReleaseRequest,
+  ReleaseResult,
+} from '../../lib/index.js';
 import { InMemoryStore, storeContract } from '../../lib/testing/index.js';
 
 type Hash = Record<string, string>;
@@ -16,6 +25,13 @@ class Flawed extends InMemoryStore {
   /** Yields to every other pending operation: the gap between a read and a write that a non-atomic store leaves open. */
   protected gap(): Promise<void> {
     return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** The record of `key` as a refused claim by a stranger reads it. */
+  protected async inspectRecord(key: string): Promise<IdempotencyRecord | undefined> {
+    const result = await super.claim({ key, owner: 'stranger', now: Number.MIN_SAFE_INTEGER, leaseUntil: 0, expiresAt: 0 });
+    if (result.claimed) this.map.delete(key);
+    return result.claimed ? undefined : result.record;
   }
 
   /** The refusal a correct claim would give, read without writing; `undefined` when the claim may go through. */
@@ -74,7 +90,8 @@ const RELEASE_RACE = 'a late release racing a takeover never deletes the record 
 const CLAIMED_ANEW =
   'a record claimed anew (after a retention or a lease) carries only what its claim sets: no fingerprint, response or error of the record it replaced';
 const EXACT_KEYS = 'keys are compared exactly: keys that differ only in case, or only in their last character after 1000 others, are different records';
-const NEW_CHECKS = [COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS];
+const LATE_COMPLETION = 'an attempt that outlives its lease still completes its record while no other attempt has taken it over';
+const NEW_CHECKS = [COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
 
 const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
   [
@@ -246,6 +263,30 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
   ['keys cut to 250 characters (the limit of memcached and some caches)', EXACT_KEYS, () => withKeys((key) => key.slice(0, 250))],
   ['keys compared without case (a case-insensitive SQL collation)', EXACT_KEYS, () => withKeys((key) => key.toLowerCase())],
   [
+    'a completion fenced by the lease too: an attempt past its lease cannot complete even when no other attempt took the record over',
+    LATE_COMPLETION,
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          const current = this.map.get(request.key);
+          if (current?.leaseUntil !== undefined && Number(current.leaseUntil) < (request.now ?? Date.now()))
+            return { completed: false, record: await this.inspectRecord(request.key) };
+          return super.complete(request);
+        }
+      })(),
+  ],
+  [
+    'absent fields read back as SQL NULLs (`fingerprint: null`, `response: null`)',
+    RESPONSES,
+    () =>
+      new (class extends Flawed {
+        override async claim(request: ClaimRequest): Promise<ClaimResult> {
+          const result = await super.claim(request);
+          return result.claimed ? result : { claimed: false, record: { fingerprint: null, response: null, ...result.record } as unknown as IdempotencyRecord };
+        }
+      })(),
+  ],
+  [
     'a completion that returns `completed: true` when it did not write',
     AFTER_LEASE,
     () =>
@@ -280,6 +321,7 @@ test('the messages of the checks that catch non-atomic writes, in-place claims a
     expect.stringMatching(/kept its fields: a claim must write the whole record/),
     expect.stringMatching(/<…#1000 × y then 2> met the record of <…#1000 × y then 1>: the store cuts or case-folds keys/),
     expect.stringMatching(/<…#payments> met the record of <…#Payments>: the store cuts or case-folds keys/),
+    expect.stringMatching(/past its lease, which no other attempt had taken over, was refused.*never by the lease/s),
   ]);
 });
 
