@@ -72,6 +72,27 @@ export const integrityChecks: readonly Check[] = [
     },
   ],
   [
+    'concurrent claims through two stores that share their records (two processes on one database): exactly one wins',
+    async (f) => {
+      const other = await f.another();
+      const probe = f.key('probe');
+      await f.claim(probe, 'owner-a');
+      const seen = await other.claim(f.claimRequest(probe, 'owner-b'));
+      // Stores from `makeStore` that keep records of their own (in memory) have nothing to share.
+      if (seen.claimed) return;
+      const key = f.key();
+      const owners = Array.from({ length: 2 * RACES }, (_, i) => `owner-${i}`);
+      const results = await Promise.all(owners.map((owner, i) => (i % 2 === 0 ? f.store : other).claim(f.claimRequest(key, owner))));
+      const winners = results.filter((result) => result.claimed).length;
+      assert.equal(
+        winners,
+        1,
+        `${winners} of ${owners.length} claims through two stores won: the store serialises claims within one instance (a lock in memory), not in the database. ` +
+          'A claim must be one conditional write that the database decides.',
+      );
+    },
+  ],
+  [
     'a late release racing a takeover never deletes the record the takeover wrote',
     async (f) => {
       const later = f.t0 + LEASE_MILLIS + 1;

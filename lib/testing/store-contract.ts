@@ -40,7 +40,8 @@ export interface StoreContractOptions {
  * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes,
  * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
- * when the store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
+ * when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
+ * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
  *
  * @example
@@ -67,7 +68,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     run: async () => {
       const store = await makeStore();
       // A store without the optional method passes its check: the contract only binds what exists.
-      if (has(store)) await run(new Fixture(store));
+      if (has(store)) await run(new Fixture(store, makeStore));
     },
   }));
 }

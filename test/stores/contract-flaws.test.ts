@@ -91,7 +91,8 @@ const CLAIMED_ANEW =
   'a record claimed anew (after a retention or a lease) carries only what its claim sets: no fingerprint, response or error of the record it replaced';
 const EXACT_KEYS = 'keys are compared exactly: keys that differ only in case, or only in their last character after 1000 others, are different records';
 const LATE_COMPLETION = 'an attempt that outlives its lease still completes its record while no other attempt has taken it over';
-const NEW_CHECKS = [COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
+const SHARED_CLAIM_RACE = 'concurrent claims through two stores that share their records (two processes on one database): exactly one wins';
+const NEW_CHECKS = [SHARED_CLAIM_RACE, COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
 
 const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
   [
@@ -218,6 +219,35 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
       })(),
   ],
   [
+    'a claim that reads, then writes, under a lock held in the store instance: two processes on one database both win',
+    SHARED_CLAIM_RACE,
+    (() => {
+      const database = new Map<string, Hash>();
+      return () =>
+        new (class extends Flawed {
+          private queue: Promise<unknown> = Promise.resolve();
+          constructor() {
+            super();
+            Object.assign(this, { records: database });
+          }
+          override claim(request: ClaimRequest): Promise<ClaimResult> {
+            const result = this.queue.then(async () => {
+              const read = this.map.get(request.key);
+              const blocked = await this.blocker(request);
+              if (blocked !== undefined) return blocked;
+              await this.gap();
+              // Writes as if the record were still the one it read.
+              if (read === undefined) this.map.delete(request.key);
+              else this.map.set(request.key, read);
+              return super.claim(request);
+            });
+            this.queue = result.catch(() => undefined);
+            return result;
+          }
+        })();
+    })(),
+  ],
+  [
     'a completion that reads, then writes: a late completion lands on the record another attempt has just taken over',
     COMPLETION_RACE,
     () =>
@@ -316,6 +346,9 @@ test.each(flaws)('the contract rejects %s, in the check %j', async (_, check, ma
 test('the messages of the checks that catch non-atomic writes, in-place claims and narrowed keys say what the store did and what it must do', async () => {
   const messages = await Promise.all(flaws.filter(([, check]) => NEW_CHECKS.includes(check)).map(async ([, check, make]) => (await rejections(make))[check]));
   expect(messages).toEqual([
+    expect.stringMatching(
+      /2 of 16 claims through two stores won: the store serialises claims within one instance.*one conditional write that the database decides/s,
+    ),
     expect.stringMatching(/both won.*A completion must be one conditional write/s),
     expect.stringMatching(/deleted the record the takeover had just written.*A release must be one conditional delete/s),
     expect.stringMatching(/kept its fields: a claim must write the whole record/),
