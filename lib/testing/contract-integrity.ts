@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { ClaimResult, CompleteResult, IdempotencyRecord, ReleaseResult } from '../store.js';
+import type { ClaimResult, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from '../store.js';
 import type { Check } from './contract-claims.js';
 import { type Fixture, LEASE_MILLIS, refused } from './contract-fixture.js';
 
@@ -7,19 +7,36 @@ import { type Fixture, LEASE_MILLIS, refused } from './contract-fixture.js';
 const RACES = 8;
 
 /**
- * Runs `late` (the first owner's completion or release) and `takeover` at once on `RACES` fresh keys
- * each held by `owner-a` with a lapsed lease, issued in both orders: a store that reads, then
- * writes, leaves a gap that the other request fills.
+ * A second store from the contract's `makeStore` when it shares the records of `f.store` (a database
+ * that two processes use), else `f.store` itself (a store that keeps records of its own, in memory).
+ */
+async function peerOf(f: Fixture): Promise<IdempotencyStore> {
+  const other = await f.another();
+  if (other === f.store) return other;
+  const probe = f.key('probe');
+  await f.claim(probe, 'owner-a');
+  return (await other.claim(f.claimRequest(probe, 'owner-b'))).claimed ? f.store : other;
+}
+
+/**
+ * Runs `late` (the first owner's completion or release) and a takeover through another process's
+ * store at once on `RACES` fresh keys each held by `owner-a` with a lapsed lease, issued in both
+ * orders and staggered: a store that reads, then writes, leaves a gap that the takeover fills.
  */
 async function racesWithTakeover<T extends CompleteResult | ReleaseResult>(
   f: Fixture,
   late: (key: string) => Promise<T>,
 ): Promise<{ key: string; late: T; takeover: ClaimResult }[]> {
   const later = f.t0 + LEASE_MILLIS + 1;
+  const peer = await peerOf(f);
   const rounds = Array.from({ length: 2 * RACES }, async (_, i) => {
     const key = f.key(`race-${i}`);
     await f.claim(key, 'owner-a');
-    const takeover = () => f.claim(key, 'owner-b', { now: later });
+    // Sent after 0 to RACES - 1 turns of the event loop: it lands before, inside or after the late request.
+    const takeover = async () => {
+      for (let turn = 0; turn < i >> 1; turn++) await new Promise((resolve) => setImmediate(resolve));
+      return peer.claim(f.claimRequest(key, 'owner-b', { now: later }));
+    };
     if (i % 2 === 0) {
       const [lateResult, claimResult] = await Promise.all([late(key), takeover()]);
       return { key, late: lateResult, takeover: claimResult };
@@ -74,12 +91,7 @@ export const integrityChecks: readonly Check[] = [
   [
     'concurrent claims through two stores that share their records (two processes on one database): exactly one wins',
     async (f) => {
-      const other = await f.another();
-      const probe = f.key('probe');
-      await f.claim(probe, 'owner-a');
-      const seen = await other.claim(f.claimRequest(probe, 'owner-b'));
-      // Stores from `makeStore` that keep records of their own (in memory) have nothing to share.
-      if (seen.claimed) return;
+      const other = await peerOf(f);
       const key = f.key();
       const owners = Array.from({ length: 2 * RACES }, (_, i) => `owner-${i}`);
       const results = await Promise.all(owners.map((owner, i) => (i % 2 === 0 ? f.store : other).claim(f.claimRequest(key, owner))));

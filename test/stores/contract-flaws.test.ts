@@ -43,6 +43,28 @@ class Flawed extends InMemoryStore {
   }
 }
 
+/** A Flawed store on a database shared with other instances, which serialises its requests with a lock of its own: one process's lock. */
+class InstanceLocked extends Flawed {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(database: Map<string, Hash>) {
+    super();
+    Object.assign(this, { records: database });
+  }
+
+  protected serial<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** Stores from `make` on one database, as the processes of a deployment share it. */
+function onOneDatabase(make: (database: Map<string, Hash>) => IdempotencyStore): () => IdempotencyStore {
+  const database = new Map<string, Hash>();
+  return () => make(database);
+}
+
 /** A record map that stores each record under `storedKey(key)`, as a database with a narrower idea of a key does. */
 class NarrowKeys extends Map<string, Hash> {
   constructor(private readonly storedKey: (key: string) => string) {
@@ -221,17 +243,11 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
   [
     'a claim that reads, then writes, under a lock held in the store instance: two processes on one database both win',
     SHARED_CLAIM_RACE,
-    (() => {
-      const database = new Map<string, Hash>();
-      return () =>
-        new (class extends Flawed {
-          private queue: Promise<unknown> = Promise.resolve();
-          constructor() {
-            super();
-            Object.assign(this, { records: database });
-          }
+    onOneDatabase(
+      (database) =>
+        new (class extends InstanceLocked {
           override claim(request: ClaimRequest): Promise<ClaimResult> {
-            const result = this.queue.then(async () => {
+            return this.serial(async () => {
               const read = this.map.get(request.key);
               const blocked = await this.blocker(request);
               if (blocked !== undefined) return blocked;
@@ -241,11 +257,27 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
               else this.map.set(request.key, read);
               return super.claim(request);
             });
-            this.queue = result.catch(() => undefined);
-            return result;
           }
-        })();
-    })(),
+        })(database),
+    ),
+  ],
+  [
+    'a completion that reads, then writes, under a lock held in the store instance: a takeover from another process lands in between',
+    COMPLETION_RACE,
+    onOneDatabase(
+      (database) =>
+        new (class extends InstanceLocked {
+          override complete(request: CompleteRequest): Promise<CompleteResult> {
+            return this.serial(async () => {
+              const read = this.map.get(request.key);
+              if (read?.owner !== request.owner || read.status !== 'INPROGRESS') return super.complete(request);
+              await this.gap();
+              this.map.set(request.key, read); // writes over whatever the other process wrote meanwhile
+              return super.complete(request);
+            });
+          }
+        })(database),
+    ),
   ],
   [
     'a completion that reads, then writes: a late completion lands on the record another attempt has just taken over',
@@ -349,6 +381,7 @@ test('the messages of the checks that catch non-atomic writes, in-place claims a
     expect.stringMatching(
       /2 of 16 claims through two stores won: the store serialises claims within one instance.*one conditional write that the database decides/s,
     ),
+    expect.stringMatching(/both won.*A completion must be one conditional write/s),
     expect.stringMatching(/both won.*A completion must be one conditional write/s),
     expect.stringMatching(/deleted the record the takeover had just written.*A release must be one conditional delete/s),
     expect.stringMatching(/kept its fields: a claim must write the whole record/),
