@@ -1,7 +1,7 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
-import { integrityChecks } from './contract-integrity.js';
+import { integrityChecks, transactionCheck } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import type { TtlOf } from './ttl-of.js';
@@ -40,7 +40,7 @@ export interface StoreContractOptions {
  * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes,
  * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
- * when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
+ * and `completeWithWrites`/`claimCompleted` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
  * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
  *
@@ -60,6 +60,10 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
     { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
+    {
+      check: transactionCheck,
+      has: (store: IdempotencyStore) => typeof store.completeWithWrites === 'function' || typeof store.claimCompleted === 'function',
+    },
   ];
   const always = [...claimChecks, ...outcomeChecks, ...integrityChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];

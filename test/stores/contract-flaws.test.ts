@@ -12,6 +12,7 @@ import type {
   ReleaseRequest,
   ReleaseResult,
 } from '../../lib/index.js';
+import type { ClaimCompletedRequest } from '../../lib/store.js';
 import { InMemoryStore, storeContract } from '../../lib/testing/index.js';
 
 type Hash = Record<string, string>;
@@ -40,6 +41,23 @@ class Flawed extends InMemoryStore {
     if (current === undefined || Number(current.expiresAt) < Math.floor(request.now / 1000)) return undefined;
     if (current.status === 'INPROGRESS' && Number(current.leaseUntil) < request.now) return undefined;
     return super.claim(request);
+  }
+}
+
+/** A Flawed store with the transactional methods, correct for calls without writes of their own: claim, then complete. */
+class Transactional extends Flawed {
+  async completeWithWrites(request: CompleteRequest, writes: readonly unknown[]): Promise<CompleteResult> {
+    if (writes.length > 0) throw new Error('no writes in these checks');
+    return this.complete(request);
+  }
+
+  async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+    if (writes.length > 0) throw new Error('no writes in these checks');
+    const { response, responseOmitted, error, ...claim } = request;
+    const claimed = await this.claim({ ...claim, leaseUntil: request.now });
+    if (!claimed.claimed) return claimed;
+    const completed = await this.complete({ key: request.key, owner: request.owner, expiresAt: request.expiresAt, response, responseOmitted, error });
+    return completed.completed ? { ...claimed, responseStored: completed.responseStored } : { claimed: false, record: completed.record! };
   }
 }
 
@@ -114,6 +132,7 @@ const CLAIMED_ANEW =
 const EXACT_KEYS = 'keys are compared exactly: keys that differ only in case, or only in their last character after 1000 others, are different records';
 const LATE_COMPLETION = 'an attempt that outlives its lease still completes its record while no other attempt has taken it over';
 const SHARED_CLAIM_RACE = 'concurrent claims through two stores that share their records (two processes on one database): exactly one wins';
+const TRANSACTIONS = 'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are';
 const NEW_CHECKS = [SHARED_CLAIM_RACE, COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
 
 const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
@@ -349,6 +368,29 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
       })(),
   ],
   [
+    'an unfenced completeWithWrites: it completes the record of another owner',
+    TRANSACTIONS,
+    () =>
+      new (class extends Transactional {
+        override async completeWithWrites(request: CompleteRequest, writes: readonly unknown[]): Promise<CompleteResult> {
+          const current = this.map.get(request.key);
+          if (current !== undefined) current.owner = request.owner;
+          return super.completeWithWrites(request, writes);
+        }
+      })(),
+  ],
+  [
+    'a claimCompleted that overwrites a live COMPLETED record',
+    TRANSACTIONS,
+    () =>
+      new (class extends Transactional {
+        override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+          this.map.delete(request.key);
+          return super.claimCompleted(request, writes);
+        }
+      })(),
+  ],
+  [
     'a completion that returns `completed: true` when it did not write',
     AFTER_LEASE,
     () =>
@@ -391,7 +433,8 @@ test('the messages of the checks that catch non-atomic writes, in-place claims a
   ]);
 });
 
-test('the contract passes InMemoryStore, and the base of the flawed stores without a flaw', async () => {
+test('the contract passes InMemoryStore, and the bases of the flawed stores without a flaw', async () => {
   expect(await rejections(() => new InMemoryStore())).toEqual({});
   expect(await rejections(() => new Flawed())).toEqual({});
+  expect(await rejections(() => new Transactional())).toEqual({});
 });
