@@ -100,8 +100,11 @@ export type ReleaseResult = { readonly released: true } | { readonly released: f
  * A store for idempotency records. Implementations must make each operation one atomic,
  * conditional write:
  * - `claim` creates an INPROGRESS record unless a live one exists (not expired, and either
- *   COMPLETED or INPROGRESS within its lease), and otherwise returns that record;
- * - `complete` and `release` apply only while the record is INPROGRESS and held by `owner`.
+ *   COMPLETED or INPROGRESS within its lease), and otherwise returns that record; a record it
+ *   replaces is replaced whole (no fingerprint, response or error of it survives);
+ * - `complete` and `release` apply only while the record is INPROGRESS and held by `owner`, whatever
+ *   its lease: an attempt past its lease that no other attempt took over still completes.
+ * Keys are compared exactly: every character, case included (the library's keys take up to 2,048 bytes).
  *
  * @example
  * ```ts

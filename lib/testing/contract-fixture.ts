@@ -29,7 +29,14 @@ export class Fixture {
   readonly expiresAt = Math.floor(this.t0 / 1000) + RETENTION_SECONDS;
   private readonly prefix = `contract-${randomUUID().slice(0, 8)}`;
 
-  constructor(readonly store: IdempotencyStore) {}
+  /**
+   * @param another makes another store as the contract's caller does: one that shares the records
+   * of `store` (the same database) when the store is meant to serve several processes.
+   */
+  constructor(
+    readonly store: IdempotencyStore,
+    readonly another: () => IdempotencyStore | Promise<IdempotencyStore> = () => store,
+  ) {}
 
   /** A record key of this check: `<namespace>#<label>`. */
   key(label = 'k'): string {

@@ -1,3 +1,4 @@
+import { checkOptions, wholeNumber } from '../options.js';
 import { hashOf, outcomeFields, type RecordHash, recordOf, summaryOf } from '../record-hash.js';
 import { ResponseCodec } from '../response-codec.js';
 import type {
@@ -32,6 +33,16 @@ function checkNumbers(request: object, names: readonly string[]): void {
   }
 }
 
+/** Options of {@link InMemoryStore}. */
+export interface InMemoryStoreOptions {
+  /**
+   * Retention of records in seconds, for calls whose own `expiresAfterSeconds` is not set: what
+   * `DynamoDBStore` takes as its option or from `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, so a unit test
+   * keeps records as long as the deployment does. @default the calls' default, 24 hours
+   */
+  readonly expiresAfterSeconds?: number;
+}
+
 /**
  * The record protocol in this process's memory, for unit tests of idempotent functions: the same
  * conditions, fencing, leases, retention (judged by the caller's `now`, never by a timer) and
@@ -43,13 +54,19 @@ function checkNumbers(request: object, names: readonly string[]): void {
  * import { makeIdempotent } from 'lambda-idempotency';
  * import { InMemoryStore } from 'lambda-idempotency/testing';
  *
- * const store = new InMemoryStore();
+ * const store = new InMemoryStore(); // or { expiresAfterSeconds: 600 }, as the deployment's DynamoDBStore
  * const charge = makeIdempotent(chargeCard, { store, name: 'charge', key: (order) => order.id });
  * ```
  */
 export class InMemoryStore implements IdempotencyStore {
   private readonly records = new Map<string, RecordHash>();
   private readonly codec = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined);
+  readonly expiresAfterSeconds: number | undefined;
+
+  constructor(options: InMemoryStoreOptions = {}) {
+    checkOptions(WHERE, options, { expiresAfterSeconds: wholeNumber(1, 'seconds') });
+    this.expiresAfterSeconds = options.expiresAfterSeconds;
+  }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     checkNumbers(request, ['now', 'leaseUntil', 'expiresAt']);

@@ -1,6 +1,7 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { Fixture } from './contract-fixture.js';
+import { integrityChecks, transactionCheck } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import type { TtlOf } from './ttl-of.js';
@@ -36,9 +37,11 @@ export interface StoreContractOptions {
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
- * races, fencing, takeover after the lease, retention expiry (on any clock, before 1970 too), retried (ambiguous) writes, a COMPLETED record claimed by its owner,
+ * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
+ * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes, a COMPLETED record claimed by its owner,
  * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
- * when the store has them. Each check makes a store with `makeStore` and uses keys of its own, with the real
+ * and `completeWithWrites`/`claimCompleted` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
+ * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
  *
  * @example
@@ -57,15 +60,19 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
     { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
+    {
+      check: transactionCheck,
+      has: (store: IdempotencyStore) => typeof store.completeWithWrites === 'function' || typeof store.claimCompleted === 'function',
+    },
   ];
-  const always = [...claimChecks, ...outcomeChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
+  const always = [...claimChecks, ...outcomeChecks, ...integrityChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];
   return checks.map(({ check: [name, run], has }) => ({
     name,
     run: async () => {
       const store = await makeStore();
       // A store without the optional method passes its check: the contract only binds what exists.
-      if (has(store)) await run(new Fixture(store));
+      if (has(store)) await run(new Fixture(store, makeStore));
     },
   }));
 }

@@ -48,6 +48,7 @@ test('an unfenced completion (it completes whoever holds the record) fails the f
   expect(failed).toEqual([
     'after its lease an INPROGRESS record is taken over, and its old owner can neither complete nor release it',
     "complete is fenced: another owner's completion changes nothing and returns the record",
+    "a late completion racing a takeover: exactly one of them wins, and the record is the winner's",
   ]);
 });
 

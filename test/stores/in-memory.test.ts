@@ -127,3 +127,28 @@ test('times that String() writes with an exponent (a lease within a microsecond 
     record: expect.objectContaining({ owner: 'a', status: 'INPROGRESS', leaseUntil: 5e-7, expiresAt: 1e21 }),
   });
 });
+
+describe('a store-wide retention, as DynamoDBStore takes one (its option or IDEMPOTENCY_EXPIRES_AFTER_SECONDS)', () => {
+  test('new InMemoryStore({ expiresAfterSeconds }) keeps records that long for calls that set no retention of their own', async () => {
+    const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const store = new InMemoryStore({ expiresAfterSeconds: 600 });
+    let runs = 0;
+    const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'store-retention', now: clock.now });
+    expect(await once('x')).toBe(1);
+    clock.advance(600_999); // the retention's last second
+    expect(await once('x')).toBe(1);
+    clock.advance(1);
+    expect(await once('x')).toBe(2);
+    const own = makeIdempotent(async (_id: string) => ++runs, { store, name: 'own-retention', now: clock.now, expiresAfterSeconds: 60 });
+    await own('y');
+    expect((await store.inspect(recordKeyOf('own-retention', 'y')))?.expiresAt).toBe(clock.now() / 1000 + 60);
+  });
+
+  test('bad and unknown options throw with sentences, instead of being ignored', () => {
+    expect(() => new InMemoryStore({ expiresAfterSeconds: 0 })).toThrow(
+      new TypeError('InMemoryStore: `expiresAfterSeconds` must be a whole number of seconds, 1 or more (got 0).'),
+    );
+    expect(() => new InMemoryStore({ retentionSeconds: 60 } as never)).toThrow(/^InMemoryStore: unknown option `retentionSeconds`/);
+    expect(new InMemoryStore().expiresAfterSeconds).toBeUndefined();
+  });
+});
