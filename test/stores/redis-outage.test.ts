@@ -41,7 +41,7 @@ for (const kind of CLIENT_KINDS) {
         });
       charge = charged(500);
       patientCharge = charged(20_000);
-      expect(await charge({ id: 'before' })).toBe(1);
+      expect(await patientCharge({ id: 'before' })).toBe(1);
     });
     afterAll(async () => {
       await opened.close();
@@ -65,7 +65,7 @@ for (const kind of CLIENT_KINDS) {
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(runs).toBe(1);
       await reconnect();
-      expect(await charge({ id: 'after' })).toBe(2);
+      expect(await patientCharge({ id: 'after' })).toBe(2);
     });
 
     test('a connection reset while the function runs: its completion is sent again once the client has reconnected, so a duplicate after the lease replays', async () => {
@@ -184,7 +184,7 @@ for (const kind of CLIENT_KINDS) {
       // The stalled connection lost bytes: start over on a new one.
       await proxy.cut();
       await reconnect();
-      expect(await charge({ id: 'after-stall' })).toBe(3);
+      expect(await patientCharge({ id: 'after-stall' })).toBe(3);
     });
 
     test('a black hole with no timeoutMillis: STORE_FAILURE before the Lambda deadline, the function does not run', async () => {
