@@ -190,7 +190,7 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
 }
 
 /**
- * `client`'s commands for one store call that must end within `millis` of now, every step of it
+ * A client's commands for one store call that must end within `millis` of now, every step of it
  * included: waiting for a connecting client, the eviction check, a script sent again by its
  * source, a completion's wait for a reconnection and its resend. Each command is given what is
  * left of the bound (one still unanswered then may yet reach the server: an ambiguous write), a
@@ -198,7 +198,11 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
  * command that waited for a connecting client until then. Without `millis`, no limit. @internal
  */
 export function connectionOf(client: RedisClient, millis?: number): Connection {
-  const [ready, connection] = commandsOf(client);
+  return boundedConnection(commandsOf(client), millis);
+}
+
+/** {@link connectionOf} of commands made once ({@link commandsOf}): what a store does for each call. @internal */
+export function boundedConnection([ready, connection]: ClientCommands, millis?: number): Connection {
   if (millis === undefined) {
     return sentThrough(connection, async (send) => {
       await ready();
@@ -223,8 +227,11 @@ export function connectionOf(client: RedisClient, millis?: number): Connection {
   };
 }
 
-/** How to know that `client` can take a command, and its commands, sent once it can. */
-function commandsOf(client: RedisClient): [ready: () => Promise<void> | void, connection: Connection] {
+/** How to know that a client can take a command, and its commands, sent once it can. @internal */
+export type ClientCommands = readonly [ready: () => Promise<void> | void, connection: Connection];
+
+/** `client`'s {@link ClientCommands}: made once per store, each call bounded by {@link boundedConnection}. @internal */
+export function commandsOf(client: RedisClient): ClientCommands {
   if (isIORedis(client)) {
     return [
       () => ioredisReady(client),

@@ -15,7 +15,7 @@ import type {
   ReleaseResult,
 } from '../store.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
-import { type Connection, connectionOf, isRedisClient, type RedisClient } from './connection.js';
+import { boundedConnection, type ClientCommands, type Connection, commandsOf, isRedisClient, type RedisClient } from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
@@ -156,6 +156,7 @@ function verdict(reply: unknown): [boolean, unknown] {
 export class RedisStore implements IdempotencyStore {
   readonly keyPrefix: string;
   private readonly client: RedisClient;
+  private readonly commands: ClientCommands;
   private readonly timeoutMillis: number | undefined;
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
@@ -171,6 +172,7 @@ export class RedisStore implements IdempotencyStore {
     const wait = options.waitForReplicas;
     this.wait = wait === undefined ? undefined : { replicas: wait.replicas, timeoutMillis: wait.timeoutMillis };
     this.client = options.client;
+    this.commands = commandsOf(options.client);
     this.timeoutMillis = options.timeoutMillis;
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
     this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
@@ -225,7 +227,7 @@ export class RedisStore implements IdempotencyStore {
 
   /** The connection for one call: every request of the call together ends within `timeoutMillis` from now. */
   private bounded(): Connection {
-    return connectionOf(this.client, this.timeoutMillis);
+    return boundedConnection(this.commands, this.timeoutMillis);
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
