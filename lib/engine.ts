@@ -301,13 +301,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The invocation fails instead, for the durable service to invoke it again (the SDK lets an
         // error marked `isUnrecoverableInvocation` end the invocation, not the execution), and its
         // replay resumes on the record.
-        if (durable) throw durableStoreFailure(storeFailureDetail(error), error);
+        if (durable) throw storeFailure(storeFailureDetail(error), error, true);
         // The claim may have been applied although every answer was lost: free the key if it is
-        // ours, rather than leave it held until the lease with nothing running. Best effort; past
-        // the call's bound, only where the lease outlives the deadline, and after the answer.
-        const release = () => answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
-        if (error instanceof DeadlineTimeout) this.#releaseAfterBound(leaseUntil, deadline!.at, release);
-        else await release();
+        // ours, rather than leave it held until the lease with nothing running. Best effort. Past
+        // the call's bound, nothing is sent: outside a durable execution the lease ends at the
+        // deadline, and the time left is for answering.
+        if (!(error instanceof DeadlineTimeout)) await answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
         throw storeFailure(storeFailureDetail(error), error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
@@ -489,10 +488,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /**
-   * Sends `release` for a record after a request given up on at the call's bound (a claim that may
-   * have applied, a commit whose outcome is unknown), without taking from the time left, which is
-   * for answering. A record whose lease ends by the deadline is free by then anyway: nothing is
-   * sent. One whose lease outlives it (a durable execution's) is released once the answer is out.
+   * Sends `release` for a record after a request given up on at the call's bound (a commit whose
+   * outcome is unknown), without taking from the time left, which is for answering. A record whose
+   * lease ends by the deadline is free by then anyway: nothing is sent. One whose lease outlives it (a durable execution's) is released once the answer is out.
    * Sent at once, the request's preparation (serializing, signing, a socket: milliseconds of CPU,
    * many more on a Lambda's fraction of a vCPU) would come before the answer, once for each record
    * of a batch given up on together.
@@ -628,24 +626,19 @@ export async function runCall<TInput, TContext, R>(
   return outcome.value as R;
 }
 
-/** The rejection of a call the store failed before its function ran (`detail` names the failure): it fails closed. */
-const storeFailure = (detail: string, cause: unknown): IdempotencyError =>
-  new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); the function did not run.`, { cause });
-
 /**
- * The rejection of a durable execution's call whose claim the store failed: its invocation ends
- * (`isUnrecoverableInvocation`, read by the durable execution SDK) and the execution goes on in
- * another, which replays the steps that ran and resumes on the execution's record.
+ * The rejection of a call the store failed before its function ran (`detail` names the failure):
+ * it fails closed. In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
+ * read by the durable execution SDK) and the execution goes on in another, which replays the
+ * steps that ran and resumes on the execution's record.
  */
-const durableStoreFailure = (detail: string, cause: unknown): IdempotencyError =>
-  Object.assign(
-    new IdempotencyError(
-      'STORE_FAILURE',
-      `The idempotency store failed (${detail}); this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it.`,
-      { cause },
-    ),
-    { isUnrecoverableInvocation: true },
-  );
+function storeFailure(detail: string, cause: unknown, durable = false): IdempotencyError {
+  const after = durable
+    ? "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it"
+    : 'the function did not run';
+  const error = new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); ${after}.`, { cause });
+  return durable ? Object.assign(error, { isUnrecoverableInvocation: true }) : error;
+}
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {
