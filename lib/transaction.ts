@@ -97,7 +97,12 @@ export function enclosingCall(): Call | undefined {
  * invocation from there dispatches a sibling, not a nested call. @internal
  */
 export function isWithin(call: Call): boolean {
-  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.call === call && slot.inFunction) return true;
+  return withinCallWhere((running) => running === call);
+}
+
+/** Whether the code running now is part of the function of a call that passes `test`, directly or through calls nested in it. */
+function withinCallWhere(test: (call: Call) => boolean): boolean {
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.inFunction && slot.call !== undefined && test(slot.call)) return true;
   return false;
 }
 
@@ -107,10 +112,7 @@ export function isWithin(call: Call): boolean {
  * a call nested in another on the same record from a replay of that call. @internal
  */
 export function isWithinHolder(key: string, owner: string): boolean {
-  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) {
-    if (slot.inFunction && slot.call !== undefined && !slot.call.isEnded && slot.call.key === key && slot.call.owner === owner) return true;
-  }
-  return false;
+  return withinCallWhere((call) => !call.isEnded && call.key === key && call.owner === owner);
 }
 
 /** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */
