@@ -42,6 +42,9 @@ export type Outcome =
  */
 const DURABLE_FLIGHTS = 1_000;
 
+/** The start of the owner of a durable execution's calls, the same in every invocation of it. */
+const DURABLE_OWNER = 'durable:';
+
 /**
  * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
  * A durable call follows only a call of the same invocation of its own execution: one of another
@@ -215,7 +218,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     flightKey?: string,
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
-    const owner = execution === undefined ? randomUUID() : `durable:${sha256(execution)}`;
+    const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
     try {
       const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
@@ -426,16 +429,31 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         result = await answered(this.#store.completeWithWrites!(request, writes), call.answerBy);
       } catch (error) {
+        // A durable execution's record is the execution's, and its steps have run: releasing it
+        // would let another execution with the key run them again. A commit whose outcome is
+        // unknown, or that conflicted (nothing written, a retry may pass), ends the invocation
+        // instead, as a failed claim does, and keeps the record: the invocation that resumes the
+        // execution replays the steps and commits again, or meets the COMPLETED record of this
+        // commit, had it applied (fenced on the execution's claim, it applies at most once).
+        if (call.owner.startsWith(DURABLE_OWNER) && (!(error instanceof IdempotencyError) || error.code === 'TRANSACTION_CONFLICT')) {
+          this.#emit('bookkeepingFailure', key);
+          const failure =
+            error instanceof IdempotencyError
+              ? error
+              : new IdempotencyError(
+                  'COMMIT_FAILED',
+                  "The transaction with the call's writes could not be confirmed; this invocation of the durable execution ends here, and the one that resumes it commits them or finds them applied.",
+                  { cause: error },
+                );
+          return [{ kind: 'error', error: resumable(failure), replayed: false }, undefined];
+        }
         // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown, and
         // the fenced release settles it: it deletes the record only while this call's claim is
         // INPROGRESS, after which the commit (fenced on that claim) can never apply, and meets this
         // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
-        // its lease, and a retry after it replays or runs again. Past the call's bound, the outcome
-        // stays unknown to this caller: the release is sent only where the lease outlives the
-        // deadline, and after the answer.
-        let released: ReleaseResult | undefined;
-        if (error instanceof DeadlineTimeout) this.#releaseAfterBound(call.leaseUntil, this.now() + call.timeLeft!(), () => this.#release(call));
-        else released = await this.#release(call);
+        // its lease, and a retry after it replays or runs again. Past the call's bound nothing is
+        // sent: the lease ends at the deadline, and the time left is for answering.
+        const released = error instanceof DeadlineTimeout ? undefined : await this.#release(call);
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
@@ -485,19 +503,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const transactional = mode !== 'unkeyed' && this.#transactional;
     if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil);
     return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil);
-  }
-
-  /**
-   * Sends `release` for a record after a request given up on at the call's bound (a commit whose
-   * outcome is unknown), without taking from the time left, which is for answering. A record whose
-   * lease ends by the deadline is free by then anyway: nothing is sent. One whose lease outlives it (a durable execution's) is released once the answer is out.
-   * Sent at once, the request's preparation (serializing, signing, a socket: milliseconds of CPU,
-   * many more on a Lambda's fraction of a vCPU) would come before the answer, once for each record
-   * of a batch given up on together.
-   */
-  #releaseAfterBound(leaseUntil: number | undefined, deadline: number, release: () => Promise<unknown>): void {
-    if (leaseUntil !== undefined && leaseUntil <= deadline) return;
-    setImmediate(() => void release());
   }
 
   /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */
@@ -637,8 +642,14 @@ function storeFailure(detail: string, cause: unknown, durable = false): Idempote
     ? "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it"
     : 'the function did not run';
   const error = new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); ${after}.`, { cause });
-  return durable ? Object.assign(error, { isUnrecoverableInvocation: true }) : error;
+  return durable ? resumable(error) : error;
 }
+
+/**
+ * `error`, marked `isUnrecoverableInvocation`: the durable execution SDK then ends the invocation,
+ * not the execution, and the durable service invokes the execution again.
+ */
+const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(error, { isUnrecoverableInvocation: true });
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {

@@ -29,6 +29,10 @@ import type { IdempotencyRecord } from './store.js';
  *   record is then released, which proves nothing was written (the message says so, and
  *   `retryAfterSeconds` is 1) and frees the key; a commit found applied is no error. Should the release fail too, the writes may or may not
  *   be applied and the record is left to its lease; a retry after it replays or re-runs.
+ *
+ * In a durable execution, a `COMMIT_FAILED` or `TRANSACTION_CONFLICT` releases nothing: the error is
+ * marked `isUnrecoverableInvocation`, so that the invocation ends, not the execution, and the
+ * execution's next invocation commits again or finds the commit applied.
  */
 export type IdempotencyErrorCode =
   | 'IN_PROGRESS'

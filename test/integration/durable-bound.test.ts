@@ -2,8 +2,8 @@
  * Store requests given up on at the call's bound near the Lambda deadline, inside Lambda durable
  * executions (AWS's local runner, DynamoDB Local). A durable execution's lease outlives the
  * invocation: a claim given up on ends the invocation and keeps the execution's record, whose
- * steps may have run; a commit's record is released once the caller is answered, not before (the
- * answer comes first) and not never (the key would be held for the durable lease).
+ * steps may have run; a commit given up on does the same, as its record may complete yet: no
+ * other execution with the key runs the steps again.
  * The store requests that hang are the real store's, applied or not, whose answer never comes.
  */
 
@@ -71,7 +71,7 @@ function storeWith(events: string[], overrides: Partial<IdempotencyStore>): Idem
   });
 }
 
-/** Until the record's status is `status`: the release is sent after the answer, so it may still be on its way. */
+/** Until the record's status is `status`, for at most 100 turns of the event loop: a request sent after the answer would have landed by then. */
 async function settled(name: string, orderId: string, status: string | undefined): Promise<string | undefined> {
   for (let i = 0; i < 100 && (await recordOf(name, orderId)) !== status; i++) await new Promise((resolve) => setImmediate(resolve));
   return recordOf(name, orderId);
@@ -123,7 +123,7 @@ test('a claim lost on the replay of a suspended execution, after a step ran: the
   expect(events).toEqual(['first:charge', 'first:answered STORE_FAILURE', 'other:answered IN_PROGRESS']);
 });
 
-test('a commit applied but never answered: COMMIT_FAILED (unconfirmed); the release sent after the answer finds the COMPLETED record and leaves it, the next execution replays it', async () => {
+test('a commit applied but never answered: the invocation ends (COMMIT_FAILED unconfirmed, isUnrecoverableInvocation) and no release is sent; the record, COMPLETED by the commit, is replayed to the next execution', async () => {
   const events: string[] = [];
   let lose = true;
   const lost = storeWith(events, {
@@ -134,20 +134,20 @@ test('a commit applied but never answered: COMMIT_FAILED (unconfirmed); the rele
   });
   const handler = nearDeadline(charging('lost-commit', events, lost));
   const orderId = randomUUID();
-  const failed = await runExecution(handler, { orderId, run: 'first' });
-  expect(executionError(failed).errorMessage).toMatch(/^COMMIT_FAILED: .*could not be confirmed/);
-  await settled('lost-commit', orderId, 'COMPLETED');
-  // The release was sent after the answer, and refused: the record is the execution's outcome.
-  for (let i = 0; i < 100 && !events.includes('release'); i++) await new Promise((resolve) => setImmediate(resolve));
-  expect(await recordOf('lost-commit', orderId)).toBe('COMPLETED');
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({
+    code: 'COMMIT_FAILED',
+    isUnrecoverableInvocation: true,
+    message: expect.stringMatching(/could not be confirmed/),
+  });
+  expect(await settled('lost-commit', orderId, 'COMPLETED')).toBe('COMPLETED');
   lose = false;
   const later = await runExecution<string>(handler, { orderId, run: 'later' });
   expect(later.getResult()).toBe('charged by first');
-  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'release']);
+  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED']);
   expect((await readItem(client, business, `lost-commit#${orderId}`))?.charged?.S).toBe('charged by first');
 });
 
-test('a commit never sent before the bound: COMMIT_FAILED, the key released after the answer; sent late, it is refused, and the next execution runs and commits once', async () => {
+test("a commit never sent before the bound: the invocation ends and the record stays the execution's, so another execution gets IN_PROGRESS and charges nothing; sent late, the commit applies once, and is replayed", async () => {
   const events: string[] = [];
   const held: Array<() => Promise<unknown>> = [];
   const stalled = storeWith(events, {
@@ -161,14 +161,14 @@ test('a commit never sent before the bound: COMMIT_FAILED, the key released afte
   });
   const handler = nearDeadline(charging('held-commit', events, stalled));
   const orderId = randomUUID();
-  const failed = await runExecution(handler, { orderId, run: 'first' });
-  expect(executionError(failed).errorMessage).toMatch(/^COMMIT_FAILED: /);
-  expect(await settled('held-commit', orderId, undefined)).toBeUndefined();
-  // The commit reaches the table after the release: fenced on the released claim, it writes nothing.
-  expect(await held[0]!()).toEqual({ completed: false, record: undefined });
-  expect(await readItem(client, business, `held-commit#${orderId}`)).toBeUndefined();
-  const retried = await runExecution<string>(handler, { orderId, run: 'retry' });
-  expect(retried.getResult()).toBe('charged by retry');
-  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'release', 'retry:charge']);
-  expect((await readItem(client, business, `held-commit#${orderId}`))?.charged?.S).toBe('charged by retry');
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+  expect(await settled('held-commit', orderId, undefined)).toBe('INPROGRESS');
+  const other = await runExecution<string>(handler, { orderId, run: 'other' });
+  expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+  // The commit reaches the table late: fenced on the execution's claim, which it still holds, it applies.
+  expect(await held[0]!()).toMatchObject({ completed: true });
+  const later = await runExecution<string>(handler, { orderId, run: 'later' });
+  expect(later.getResult()).toBe('charged by first');
+  expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'other:answered IN_PROGRESS']);
+  expect((await readItem(client, business, `held-commit#${orderId}`))?.charged?.S).toBe('charged by first');
 });

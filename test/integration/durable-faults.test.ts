@@ -7,13 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import middy from '@middy/core';
-import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { IdempotencyError, type IdempotencyStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
-import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 
 const { client, faults } = faultyClient(endpoint());
 const { client: inspect, tableName, store } = useFreshTable({ prefix: 'durable-faults', storeClient: client });
+const business = useBusinessTable(inspect);
 useDurableRunner();
 afterEach(() => faults.clear());
 afterAll(() => client.destroy());
@@ -175,5 +176,115 @@ describe('a completion that fails on every attempt', () => {
     const later = await runExecution<string>(handler, { orderId, run: 'later' });
     expect(later.getResult()).toBe('first');
     expect(steps).toEqual(['first:charge']);
+  });
+});
+
+// The steps of an execution whose commit failed have run: the record must stay the execution's
+// unless nothing can ever be committed, so that no other execution with the key runs them again.
+describe('a transaction() commit that fails', () => {
+  const failCommit = () => faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'throttle' }, attempts: 'all' });
+  const commits = async (name: string, orderId: string): Promise<string | undefined> =>
+    (await readItem(inspect, business, `${name}#${orderId}#commits`))?.commits?.N;
+
+  /** Idempotent by order id: runs a `charge` step, then counts one commit (an `ADD`, so a second commit would show) with the record. */
+  const committing = (name: string, steps: string[], idempotentStore: IdempotencyStore = store) =>
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext | typeof resumedContext) => {
+        const charged = 'step' in ctx ? await ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)) : order.run;
+        transaction().update({
+          TableName: business,
+          Key: { id: `${name}#${order.orderId}#commits` },
+          UpdateExpression: 'ADD commits :one',
+          ExpressionAttributeValues: { ':one': 1 },
+        });
+        return charged;
+      },
+      { store: idempotentStore, name, key: (order) => order.orderId },
+    );
+  /**
+   * The context of the invocation that resumes an execution: the durable service invokes it again
+   * after an invocation error (the local runner does not). The library reads only its execution ARN
+   * and time left; the steps that ran return their checkpoints, here the run that charged.
+   */
+  const invocationOf = (execution: string) => ({
+    executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:pay:$LATEST/durable-execution/${execution}` },
+    getRemainingTimeInMillis: () => 600_000,
+  });
+  const resumedContext = invocationOf(randomUUID());
+
+  test('the store fails it (outcome unknown): the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation), not the execution, and the record is kept; another execution with the key gets IN_PROGRESS and charges nothing', async () => {
+    const steps: string[] = [];
+    const handler = withDurableExecution(committing('failed-commit', steps));
+    const orderId = randomUUID();
+    failCommit();
+    await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({
+      code: 'COMMIT_FAILED',
+      isUnrecoverableInvocation: true,
+      message: expect.stringMatching(/^COMMIT_FAILED: .*this invocation of the durable execution ends here/),
+    });
+    faults.clear();
+    expect((await readItem(inspect, tableName, recordId('failed-commit', orderId)))?.status?.S).toBe('INPROGRESS');
+    const other = await runExecution(handler, { orderId, run: 'other' });
+    expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+    expect(steps).toEqual(['first:charge']);
+    expect(await commits('failed-commit', orderId)).toBeUndefined();
+  });
+
+  test('the invocation that resumes the execution meets its record and commits once; later executions replay its result', async () => {
+    const charge = committing('resumed-commit', []);
+    const orderId = randomUUID();
+    failCommit();
+    await expect(charge({ orderId, run: 'first' }, resumedContext)).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+    faults.clear();
+    await expect(charge({ orderId, run: 'first' }, resumedContext)).resolves.toBe('first');
+    expect((await readItem(inspect, tableName, recordId('resumed-commit', orderId)))?.status?.S).toBe('COMPLETED');
+    await expect(charge({ orderId, run: 'later' }, invocationOf(randomUUID()))).resolves.toBe('first');
+    expect(await commits('resumed-commit', orderId)).toBe('1');
+  });
+
+  test('its answer is lost on every attempt but it applied: the resuming invocation replays the outcome without committing again', async () => {
+    const charge = committing('applied-commit', []);
+    const orderId = randomUUID();
+    faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response' }, attempts: 'all' });
+    await expect(charge({ orderId, run: 'first' }, resumedContext)).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+    faults.clear();
+    await expect(charge({ orderId, run: 'resumed' }, resumedContext)).resolves.toBe('first');
+    expect(await commits('applied-commit', orderId)).toBe('1');
+  });
+
+  test('it kept conflicting (TRANSACTION_CONFLICT, nothing written): the invocation ends and the record is kept, as for an unknown outcome', async () => {
+    const steps: string[] = [];
+    let conflicts = 1;
+    const conflicting: IdempotencyStore = Object.create(store, {
+      completeWithWrites: {
+        value: (...args: Parameters<NonNullable<IdempotencyStore['completeWithWrites']>>) =>
+          conflicts-- > 0
+            ? Promise.reject(new IdempotencyError('TRANSACTION_CONFLICT', 'The transaction kept conflicting with concurrent writes; nothing was written.'))
+            : store.completeWithWrites(...args),
+      },
+    });
+    const handler = withDurableExecution(committing('conflicted-commit', steps, conflicting));
+    const orderId = randomUUID();
+    await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'TRANSACTION_CONFLICT', isUnrecoverableInvocation: true });
+    expect((await readItem(inspect, tableName, recordId('conflicted-commit', orderId)))?.status?.S).toBe('INPROGRESS');
+    const other = await runExecution(handler, { orderId, run: 'other' });
+    expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+    expect(steps).toEqual(['first:charge']);
+  });
+
+  test('a write whose own condition fails (TRANSACTION_CONDITION_FAILED) can never commit: the execution fails and frees the key, as outside durable executions', async () => {
+    const steps: string[] = [];
+    const refused = makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        const charged = await ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run));
+        transaction().put({ TableName: business, Item: { id: `refused#${order.orderId}` }, ConditionExpression: 'attribute_exists(id)' });
+        return charged;
+      },
+      { store, name: 'refused-commit', key: (order) => order.orderId },
+    );
+    const orderId = randomUUID();
+    const failed = await runExecution(withDurableExecution(refused), { orderId, run: 'first' });
+    expect(executionError(failed).errorMessage).toMatch(/^TRANSACTION_CONDITION_FAILED: /);
+    expect(await readItem(inspect, tableName, recordId('refused-commit', orderId))).toBeUndefined();
   });
 });
