@@ -342,6 +342,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let outcome = own;
     try {
       if (ending.kind === 'abandon') return own;
+      // An error marked `isUnrecoverableInvocation` (a call nested in this one whose store failed)
+      // ends the invocation, not the durable execution: the record stays the execution's, for the
+      // invocation that resumes it. It is no outcome either, however `isFinalError` reads it.
+      if (ending.kind === 'throw' && call.owner.startsWith(DURABLE_OWNER) && isResumable(ending.error)) return own;
       if (ending.kind === 'return' && ending.final !== false) {
         let response: string | undefined;
         let omitted = false;
@@ -650,6 +654,10 @@ function storeFailure(detail: string, cause: unknown, durable = false): Idempote
  * not the execution, and the durable service invokes the execution again.
  */
 const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(error, { isUnrecoverableInvocation: true });
+
+/** Whether `error` ends a durable execution's invocation only (the durable execution SDK's test, without its classes). */
+const isResumable = (error: unknown): boolean =>
+  error instanceof Error && (error as { isUnrecoverableInvocation?: unknown }).isUnrecoverableInvocation === true;
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {

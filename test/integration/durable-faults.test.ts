@@ -272,6 +272,46 @@ describe('a transaction() commit that fails', () => {
     expect(steps).toEqual(['first:charge']);
   });
 
+  describe.each([
+    [
+      'makeIdempotent',
+      (name: string, body: (order: Order, ctx: DurableContext) => Promise<string>) =>
+        withDurableExecution(makeIdempotent(body, { store, name, key: (order) => order.orderId })),
+    ],
+    [
+      'the middleware, in middy durable mode',
+      (name: string, body: (order: Order, ctx: DurableContext) => Promise<string>) =>
+        middy<Order, string, Error, DurableContext>(middyDurableMode)
+          .use(idempotency<Order, string>({ store, name, key: (order) => order.orderId }))
+          .handler(body) as unknown as Parameters<typeof runExecution>[0],
+    ],
+  ])('in a call nested in the handler made idempotent with %s', (_, idempotentHandler) => {
+    test('the enclosing call keeps its record too: the invocation ends, not the execution, so another execution with the key gets IN_PROGRESS and charges nothing', async () => {
+      const steps: string[] = [];
+      const name = `outer-${randomUUID().slice(0, 8)}`;
+      // The nested call is given the durable context: it holds its record as the execution too.
+      const record = makeIdempotent(
+        async (order: Order, _ctx: DurableContext) => {
+          transaction().put({ TableName: business, Item: { id: `${name}#${order.orderId}` } });
+          return order.run;
+        },
+        { store, name: `${name}-inner`, key: (order) => order.orderId },
+      );
+      const handler = idempotentHandler(name, async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        return record(order, ctx);
+      });
+      const orderId = randomUUID();
+      failCommit();
+      await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+      faults.clear();
+      expect((await readItem(inspect, tableName, recordId(name, orderId)))?.status?.S).toBe('INPROGRESS');
+      const other = await runExecution(handler, { orderId, run: 'other' });
+      expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
+      expect(steps).toEqual(['first:charge']);
+    });
+  });
+
   test('a write whose own condition fails (TRANSACTION_CONDITION_FAILED) can never commit: the execution fails and frees the key, as outside durable executions', async () => {
     const steps: string[] = [];
     const refused = makeIdempotent(
