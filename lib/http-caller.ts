@@ -9,7 +9,12 @@ import { canonicalJson } from './key.js';
  * refresh, and a retry with a fresh token must still find its record.
  */
 
-/** JWT claims of one token or one sign-in session (RFC 7519, OpenID Connect, Cognito, Entra ID). */
+/**
+ * JWT claims of one token or one sign-in session (RFC 7519, OpenID Connect, Cognito, Entra ID): its
+ * times, ids and hashes, and where and how the sign-in happened (the client's address, the methods
+ * and level of authentication, Entra ID's password expiry counted from `iat`), which a client that
+ * changes networks or signs in again with another factor refreshes with other values.
+ */
 const PER_TOKEN_CLAIMS = new Set([
   'iat',
   'exp',
@@ -27,6 +32,12 @@ const PER_TOKEN_CLAIMS = new Set([
   'uti',
   'aio',
   'rh',
+  'amr',
+  'acr',
+  'ipaddr',
+  'fwd',
+  'in_corp',
+  'pwd_exp',
 ]);
 
 /**

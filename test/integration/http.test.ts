@@ -278,6 +278,21 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     }
   });
 
+  test('a 401 asks the client to repeat the request with new credentials: it is not stored, and the retry with a refreshed token runs', async () => {
+    // A handler that checks the token itself (a Function URL without an authorizer, say): the key is
+    // shared by every token, so a stored 401 would refuse every retry, the refreshed one included.
+    const orders = api(variant, {}, (event, run) =>
+      event.headers?.authorization === 'Bearer fresh'
+        ? variant.result(run)
+        : { statusCode: 401, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } },
+    );
+    const request = (token: string) => variant.event({ key: 'k-401', headers: { authorization: `Bearer ${token}` } });
+    expect((await orders.invoke(request('expired'))).statusCode).toBe(401);
+    expect(await orders.invoke(request('fresh'))).toEqual(variant.result(2));
+    expect(await orders.invoke(request('fresh'))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
+  });
+
   test('a status code sent as a string (`"429"`, `"503"`), which API Gateway accepts, is read as its number: not stored, the retry runs', async () => {
     for (const status of ['429', '503']) {
       let first = true;

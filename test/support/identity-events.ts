@@ -83,6 +83,20 @@ const iamCaller = (caller: Caller, userArn: string, userId: string, cognitoIdent
   userId,
 });
 
+/** The claims every Entra ID token carries: its tenant, the user's object id, its times and its per-token ids. */
+const entraIdClaims = (c: Caller) => ({
+  aud: 'api://orders',
+  tid: c.tenant,
+  oid: sub(c),
+  sub: sub(c),
+  iat: ISSUED(c),
+  nbf: ISSUED(c),
+  exp: ISSUED(c) + 3600,
+  aio: `aio-${token(c)}`,
+  rh: `rh-${token(c)}`,
+  uti: `uti-${token(c)}`,
+});
+
 /** Every way these APIs tell who calls; each identifies a (tenant, user), whatever the token. */
 export const IDENTITY_SHAPES: readonly IdentityShape[] = [
   {
@@ -223,20 +237,33 @@ export const IDENTITY_SHAPES: readonly IdentityShape[] = [
     context: (c) => ({
       authorizer: {
         jwt: {
+          claims: { ...entraIdClaims(c), iss: `https://login.microsoftonline.com/${c.tenant}/v2.0`, azp: 'client-app', ver: '2.0' },
+          scopes: null,
+        },
+      },
+    }),
+  },
+  {
+    // An Entra ID v1.0 access token also says where and how its sign-in happened: the client's
+    // address (`ipaddr`, `in_corp`, `fwd`), the methods and level (`amr`, `acr`) and the password's
+    // expiry counted from `iat` (`pwd_exp`). A client that moves to another network, or signs in
+    // again with another factor, refreshes its token with other values; it is the same caller.
+    name: 'HTTP API, JWT authorizer (Entra ID v1.0 access token: sign-in address and methods)',
+    api: 'http',
+    context: (c) => ({
+      authorizer: {
+        jwt: {
           claims: {
-            aud: 'api://orders',
-            iss: `https://login.microsoftonline.com/${c.tenant}/v2.0`,
-            tid: c.tenant,
-            oid: sub(c),
-            sub: sub(c),
-            azp: 'client-app',
-            ver: '2.0',
-            iat: ISSUED(c),
-            nbf: ISSUED(c),
-            exp: ISSUED(c) + 3600,
-            aio: `aio-${token(c)}`,
-            rh: `rh-${token(c)}`,
-            uti: `uti-${token(c)}`,
+            ...entraIdClaims(c),
+            iss: `https://sts.windows.net/${c.tenant}/`,
+            appid: 'client-app',
+            ver: '1.0',
+            ipaddr: `198.51.100.${token(c)}`,
+            fwd: `192.0.2.${token(c)}`,
+            in_corp: token(c) % 2 === 1 ? 'true' : 'false',
+            amr: token(c) % 2 === 1 ? ['pwd'] : ['pwd', 'mfa'],
+            acr: String(token(c) % 2),
+            pwd_exp: String(86_400 - token(c)),
           },
           scopes: null,
         },
