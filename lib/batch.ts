@@ -85,7 +85,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
    * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
    * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
-   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
+   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8 is poison); DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: (record: BatchRecord) => TMessage;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
@@ -202,9 +202,19 @@ function assertUnparsed(record: BatchRecord, source: Source, index: number, deli
   );
 }
 
+/**
+ * Kinesis data as text, refusing bytes that are not UTF-8: decoded with replacement characters,
+ * two messages that differ only there (JSON a producer wrote in Latin-1) would share one key, and
+ * the second would never run. A byte order mark is kept, as before: JSON.parse refuses it.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Node's code for bytes a fatal TextDecoder refuses. */
+const NOT_UTF8 = 'ERR_ENCODING_INVALID_ENCODED_DATA';
+
 function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return parseExactJson((record as SQSRecord).body);
-  if (source === 'kinesis') return parseExactJson(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
+  if (source === 'kinesis') return parseExactJson(UTF8.decode(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')));
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
@@ -233,7 +243,9 @@ const describe = (error: unknown): string =>
       : error.message
     : error instanceof SyntaxError
       ? 'unparseable payload'
-      : `unreadable record (${nameOf(error)})`;
+      : (error as { code?: unknown } | null)?.code === NOT_UTF8
+        ? 'unparseable payload: data that is not UTF-8'
+        : `unreadable record (${nameOf(error)})`;
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring

@@ -1009,7 +1009,23 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
   const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
   expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
   expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
-  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload' });
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+});
+
+test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
+  const logger = quiet();
+  const orders = consumer<{ customer: string }>(() => 'ok', { logger });
+  const latin1 = (n: number, customer: string) => {
+    const record = kinesisRecord('', n);
+    record.kinesis.data = Buffer.from(JSON.stringify({ customer }), 'latin1').toString('base64');
+    return record;
+  };
+  // Decoded with replacement characters, both would read {"customer":"Jos\ufffd"}: one key, the second never run.
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), latin1(2, 'Jos\u00e9'), latin1(3, 'Jos\u00e8')];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls).toHaveLength(1);
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+  expect(logger.lines[0]).not.toMatch(/Jos/);
 });
 
 test('FIFO: twins in two groups, in crossed order, run once each and every record succeeds; a twin of a failure in another group fails unrun', async () => {
