@@ -260,20 +260,31 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
  * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
  * back with the rest, and a stream spends one of its retries (past its quota it discards the
  * batch, records never tried among them). So a record starts only while more time is left than the
- * slowest record of this batch took; the rest are reported failed, unstarted, in time to answer.
+ * slowest record of this batch took, or has taken so far (records that run side by side: one still
+ * running shows how long a record can take); the rest are reported failed, unstarted, in time to answer.
  * A context that read time left when the batch began and reads none now is past its deadline
  * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
  * sets no deadline (a stub in a unit test).
  */
 function deadlineOf(context: Context, now: () => number) {
   let slowest = 0;
+  /** The start times of the records running now (at most `concurrency`). */
+  const running = new Set<{ readonly start: number }>();
   const bounded = remainingMillisOf(context) !== undefined;
+  const longest = (): number => {
+    const at = now();
+    let millis = slowest;
+    for (const { start } of running) millis = Math.max(millis, at - start);
+    return millis;
+  };
   return {
-    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > slowest,
+    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > longest(),
     time: <T>(run: () => Promise<T>): Promise<T> => {
-      const start = now();
+      const started = { start: now() };
+      running.add(started);
       return run().finally(() => {
-        slowest = Math.max(slowest, now() - start);
+        running.delete(started);
+        slowest = Math.max(slowest, now() - started.start);
       });
     },
   };
@@ -300,7 +311,8 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
  * the rest of its group unprocessed; stream records run in order and the batch stops at the first
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
- * A record starts only while more time is left before the deadline than the slowest record took;
+ * A record starts only while more time is left before the deadline than the slowest record took
+ * (or one still running has taken so far);
  * the rest are reported failed unstarted, so the batch answers instead of timing out.
  * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
  * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.

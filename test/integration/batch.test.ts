@@ -15,7 +15,7 @@ import {
   type RecordHandler,
   type StreamChange,
 } from '../../lib/index.js';
-import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
+import { InMemoryStore, manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import {
   ACCOUNT,
   kinesisRecord,
@@ -1101,6 +1101,26 @@ describe("near the invocation's deadline", () => {
     const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
     expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+  });
+
+  test('with records running side by side, one still running counts for as long as it has run: no record starts with less time left than that', async () => {
+    const time = manualClock(SENT);
+    const calls: string[] = [];
+    const handler = idempotentBatch<Order>(
+      async (order) => {
+        calls.push(order.orderId);
+        // Still running while the other worker's records each take a second of the clock (an
+        // in-memory store answers within the same turn of the event loop: they all run meanwhile).
+        if (order.orderId === 'slow') await flush();
+        else time.advance(1_000);
+      },
+      { store: new InMemoryStore(), now: time.now, concurrency: 2, logger: quiet() },
+    );
+    const batch = [sqsRecord({ orderId: 'slow' }), ...[1, 2, 3, 4, 5, 6, 7, 8].map((n) => sqsRecord({ orderId: `o-${n}` }))];
+    const response = await handler(sqsEvent(batch), timedContext({ functionName: 'order-consumer', remainingMillis: 10_000, now: time.now }));
+    // After o-5, 5 s are left and the slow record has run 5 s: a record like it would run into the deadline.
+    expect(calls).toEqual(['slow', 'o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+    expect(failuresOf(response)).toEqual(ids(...batch.slice(6)));
   });
 
   test("after a crash mid-batch, a stream's retry replays the records done, reports the one that was running until its lease (the crashed invocation's deadline) ends, then runs it and the rest", async () => {
