@@ -251,7 +251,8 @@ const describe = (error: unknown): string =>
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
  * it back (to run again once the record's lease ends): a completed record whose result JSON could not
  * hold, and, after an in-batch twin succeeded, the twin's record still INPROGRESS because its
- * completion write failed. A different payload is still `PAYLOAD_MISMATCH`.
+ * completion write failed. A different payload is still `PAYLOAD_MISMATCH`. Only as the record's
+ * own call meets them: the record function's own rejection is its failure.
  */
 const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
   error instanceof IdempotencyError && (error.code === 'RESPONSE_NOT_STORED' || (twinSucceeded && error.code === 'IN_PROGRESS'));
@@ -416,15 +417,21 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         const twinSucceeded = previous !== undefined && (await previous);
         if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
         let ran = false;
+        let threw = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
           await runCall(
             engine,
             input,
             context,
-            () => {
+            async () => {
               ran = true;
-              return recordHandler(input.message, item.record, context);
+              try {
+                return await recordHandler(input.message, item.record, context);
+              } catch (error) {
+                threw = true;
+                throw error;
+              }
             },
             item.key,
           );
@@ -432,7 +439,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           // With the key known, a key error before the record function runs is the fingerprint's: the
           // message alone decides it, so every redelivery would fail the same way.
           if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
-          if (!alreadyDone(error, twinSucceeded)) throw error;
+          // The record function's own rejection is its failure, whatever its code: a nested
+          // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
+          if (threw || !alreadyDone(error, twinSucceeded)) throw error;
         }
       })();
       runs.set(

@@ -11,6 +11,7 @@ import {
   type IdempotencyStore,
   type IdempotentBatchOptions,
   idempotentBatch,
+  makeIdempotent,
   type PipesBatchEvent,
   type RecordHandler,
   type StreamChange,
@@ -859,6 +860,25 @@ describe('a record whose effect already happened is never reported failed', () =
     const another = sqsRecord({ orderId: 'o-2', amount: 5 });
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent), another])))).toEqual(ids(resent));
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+  });
+
+  test("a record function that throws RESPONSE_NOT_STORED itself (a nested idempotent call's) is reported failed: its own work is not done", async () => {
+    // The charge's result (a BigInt) cannot be stored: a repeated charge rejects with RESPONSE_NOT_STORED.
+    const charge = makeIdempotent(async (order: Order) => BigInt(order.amount ?? 0), { store, name: 'charge', key: (order) => order.orderId, now: clock });
+    const warehouseDown = new Set(['o-1']);
+    const shipped: string[] = [];
+    const orders = consumer<Order>(async (order) => {
+      await charge(order);
+      if (warehouseDown.delete(order.orderId)) throw new Error('warehouse unavailable');
+      shipped.push(order.orderId);
+    });
+    const message = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const other = sqsRecord({ orderId: 'o-2', amount: 5 });
+    expect(failuresOf(await orders.invoke(sqsEvent([message, other])))).toEqual(ids(message));
+    // Redelivered, the record function runs again and fails at the charge: never acknowledged unshipped.
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-3', amount: 7 })])))).toEqual(ids(message));
+    expect(shipped.sort()).toEqual(['o-2', 'o-3']);
+    expect(orders.calls.map(orderIdOf)).toEqual(expect.arrayContaining(['o-1', 'o-1']));
   });
 });
 
