@@ -85,7 +85,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
    * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
    * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
-   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
+   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8 is poison); DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: (record: BatchRecord) => TMessage;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
@@ -202,9 +202,19 @@ function assertUnparsed(record: BatchRecord, source: Source, index: number, deli
   );
 }
 
+/**
+ * Kinesis data as text, refusing bytes that are not UTF-8: decoded with replacement characters,
+ * two messages that differ only there (JSON a producer wrote in Latin-1) would share one key, and
+ * the second would never run. A byte order mark is kept, as before: JSON.parse refuses it.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Node's code for bytes a fatal TextDecoder refuses. */
+const NOT_UTF8 = 'ERR_ENCODING_INVALID_ENCODED_DATA';
+
 function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return parseExactJson((record as SQSRecord).body);
-  if (source === 'kinesis') return parseExactJson(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64').toString('utf8'));
+  if (source === 'kinesis') return parseExactJson(UTF8.decode(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')));
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
@@ -233,13 +243,16 @@ const describe = (error: unknown): string =>
       : error.message
     : error instanceof SyntaxError
       ? 'unparseable payload'
-      : `unreadable record (${nameOf(error)})`;
+      : (error as { code?: unknown } | null)?.code === NOT_UTF8
+        ? 'unparseable payload: data that is not UTF-8'
+        : `unreadable record (${nameOf(error)})`;
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
  * it back (to run again once the record's lease ends): a completed record whose result JSON could not
  * hold, and, after an in-batch twin succeeded, the twin's record still INPROGRESS because its
- * completion write failed. A different payload is still `PAYLOAD_MISMATCH`.
+ * completion write failed. A different payload is still `PAYLOAD_MISMATCH`. Only as the record's
+ * own call meets them: the record function's own rejection is its failure.
  */
 const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
   error instanceof IdempotencyError && (error.code === 'RESPONSE_NOT_STORED' || (twinSucceeded && error.code === 'IN_PROGRESS'));
@@ -248,20 +261,31 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
  * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
  * back with the rest, and a stream spends one of its retries (past its quota it discards the
  * batch, records never tried among them). So a record starts only while more time is left than the
- * slowest record of this batch took; the rest are reported failed, unstarted, in time to answer.
+ * slowest record of this batch took, or has taken so far (records that run side by side: one still
+ * running shows how long a record can take); the rest are reported failed, unstarted, in time to answer.
  * A context that read time left when the batch began and reads none now is past its deadline
  * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
  * sets no deadline (a stub in a unit test).
  */
 function deadlineOf(context: Context, now: () => number) {
   let slowest = 0;
+  /** The start times of the records running now (at most `concurrency`). */
+  const running = new Set<{ readonly start: number }>();
   const bounded = remainingMillisOf(context) !== undefined;
+  const longest = (): number => {
+    const at = now();
+    let millis = slowest;
+    for (const { start } of running) millis = Math.max(millis, at - start);
+    return millis;
+  };
   return {
-    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > slowest,
+    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > longest(),
     time: <T>(run: () => Promise<T>): Promise<T> => {
-      const start = now();
+      const started = { start: now() };
+      running.add(started);
       return run().finally(() => {
-        slowest = Math.max(slowest, now() - start);
+        running.delete(started);
+        slowest = Math.max(slowest, now() - started.start);
       });
     },
   };
@@ -288,7 +312,8 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * run with bounded concurrency; FIFO records run in order per message group, and a failure fails
  * the rest of its group unprocessed; stream records run in order and the batch stops at the first
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
- * A record starts only while more time is left before the deadline than the slowest record took;
+ * A record starts only while more time is left before the deadline than the slowest record took
+ * (or one still running has taken so far);
  * the rest are reported failed unstarted, so the batch answers instead of timing out.
  * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
  * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.
@@ -392,15 +417,21 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         const twinSucceeded = previous !== undefined && (await previous);
         if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
         let ran = false;
+        let threw = false;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
           await runCall(
             engine,
             input,
             context,
-            () => {
+            async () => {
               ran = true;
-              return recordHandler(input.message, item.record, context);
+              try {
+                return await recordHandler(input.message, item.record, context);
+              } catch (error) {
+                threw = true;
+                throw error;
+              }
             },
             item.key,
           );
@@ -408,7 +439,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           // With the key known, a key error before the record function runs is the fingerprint's: the
           // message alone decides it, so every redelivery would fail the same way.
           if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
-          if (!alreadyDone(error, twinSucceeded)) throw error;
+          // The record function's own rejection is its failure, whatever its code: a nested
+          // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
+          if (threw || !alreadyDone(error, twinSucceeded)) throw error;
         }
       })();
       runs.set(

@@ -11,6 +11,7 @@ import {
   type IdempotencyStore,
   type IdempotentBatchOptions,
   idempotentBatch,
+  makeIdempotent,
   type PipesBatchEvent,
   type RecordHandler,
   type StreamChange,
@@ -860,6 +861,25 @@ describe('a record whose effect already happened is never reported failed', () =
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent), another])))).toEqual(ids(resent));
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
   });
+
+  test("a record function that throws RESPONSE_NOT_STORED itself (a nested idempotent call's) is reported failed: its own work is not done", async () => {
+    // The charge's result (a BigInt) cannot be stored: a repeated charge rejects with RESPONSE_NOT_STORED.
+    const charge = makeIdempotent(async (order: Order) => BigInt(order.amount ?? 0), { store, name: 'charge', key: (order) => order.orderId, now: clock });
+    const warehouseDown = new Set(['o-1']);
+    const shipped: string[] = [];
+    const orders = consumer<Order>(async (order) => {
+      await charge(order);
+      if (warehouseDown.delete(order.orderId)) throw new Error('warehouse unavailable');
+      shipped.push(order.orderId);
+    });
+    const message = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const other = sqsRecord({ orderId: 'o-2', amount: 5 });
+    expect(failuresOf(await orders.invoke(sqsEvent([message, other])))).toEqual(ids(message));
+    // Redelivered, the record function runs again and fails at the charge: never acknowledged unshipped.
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-3', amount: 7 })])))).toEqual(ids(message));
+    expect(shipped.sort()).toEqual(['o-2', 'o-3']);
+    expect(orders.calls.map(orderIdOf)).toEqual(expect.arrayContaining(['o-1', 'o-1']));
+  });
 });
 
 describe('event shapes AWS delivers that the other tests do not', () => {
@@ -1009,7 +1029,23 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
   const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
   expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
   expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
-  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload' });
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+});
+
+test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
+  const logger = quiet();
+  const orders = consumer<{ customer: string }>(() => 'ok', { logger });
+  const latin1 = (n: number, customer: string) => {
+    const record = kinesisRecord('', n);
+    record.kinesis.data = Buffer.from(JSON.stringify({ customer }), 'latin1').toString('base64');
+    return record;
+  };
+  // Decoded with replacement characters, both would read {"customer":"Jos\ufffd"}: one key, the second never run.
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), latin1(2, 'Jos\u00e9'), latin1(3, 'Jos\u00e8')];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls).toHaveLength(1);
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+  expect(logger.lines[0]).not.toMatch(/Jos/);
 });
 
 test('FIFO: twins in two groups, in crossed order, run once each and every record succeeds; a twin of a failure in another group fails unrun', async () => {
@@ -1085,6 +1121,39 @@ describe("near the invocation's deadline", () => {
     const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
     expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+  });
+
+  test('with records running side by side, one still running counts for as long as it has run: no record starts with less time left than that', async () => {
+    const time = manualClock(SENT);
+    const calls: string[] = [];
+    const othersDecided = gate();
+    let completed = 0;
+    // Once the fifth short record is done, the other worker decides on the next one within the same
+    // turn of the event loop; the slow record finishes only after that turn.
+    const counting: IdempotencyStore = {
+      claim: (request) => store.claim(request),
+      release: (request) => store.release(request),
+      complete: async (request) => {
+        const result = await store.complete(request);
+        if (++completed === 5) void flush().then(() => othersDecided.open());
+        return result;
+      },
+    };
+    const handler = idempotentBatch<Order>(
+      async (order) => {
+        calls.push(order.orderId);
+        if (order.orderId === 'slow') await othersDecided.promise;
+        else time.advance(1_000);
+      },
+      { store: counting, now: time.now, concurrency: 2, logger: quiet() },
+    );
+    const batch = [sqsRecord({ orderId: 'slow' }), ...[1, 2, 3, 4, 5, 6, 7, 8].map((n) => sqsRecord({ orderId: `o-${n}` }))];
+    const response = await handler(sqsEvent(batch), timedContext({ functionName: 'order-consumer', remainingMillis: 10_000, now: time.now }));
+    // After o-5, 5 s are left and the slow record has run 5 s: a record like it would run into the deadline.
+    // (The slow record and o-1 start side by side: their calls come in either order.)
+    expect(calls.filter((orderId) => orderId !== 'slow')).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+    expect(calls).toContain('slow');
+    expect(failuresOf(response)).toEqual(ids(...batch.slice(6)));
   });
 
   test("after a crash mid-batch, a stream's retry replays the records done, reports the one that was running until its lease (the crashed invocation's deadline) ends, then runs it and the rest", async () => {

@@ -4,7 +4,7 @@
  * the mapping's event, so code that reads `event.Records` keeps compiling. A line that stops
  * compiling, or an `@ts-expect-error` that stops erring, fails the type-check.
  */
-import type { Context, DynamoDBStreamEvent, KinesisStreamEvent, SQSEvent, SQSHandler } from 'aws-lambda';
+import type { Context, DynamoDBStreamEvent, DynamoDBStreamHandler, KinesisStreamEvent, KinesisStreamHandler, SQSEvent, SQSHandler } from 'aws-lambda';
 import { type BatchEvent, type BatchResponse, idempotentBatch, type PipesBatchEvent, type PipesKinesisRecord } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -23,9 +23,11 @@ function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, Dy
   void handler([{ orderId: 'o-1' }], context);
   // A wrapper written against BatchEvent (the tumbling-window example of docs/batch.md) still compiles.
   const counting = async (event: BatchEvent, ctx: Context) => ({ ...(await handler(event, ctx)), count: event.Records.length });
-  // The handler is still an SQS handler where one is expected.
-  const asSqsHandler: SQSHandler = (event, ctx) => handler(event, ctx).then(() => undefined);
-  return { answers, counting, asSqsHandler };
+  // The handler itself, its answer included, is the handler of each event source mapping where one is expected.
+  const asSqsHandler: SQSHandler = handler;
+  const asKinesisHandler: KinesisStreamHandler = handler;
+  const asStreamsHandler: DynamoDBStreamHandler = handler;
+  return { answers, counting, asSqsHandler, asKinesisHandler, asStreamsHandler };
 }
 
 void compileOnly;
