@@ -131,7 +131,9 @@ export class DynamoDBStore implements IdempotencyStore {
     this.attributes = resolved.attributes;
     this.expiresAfterSeconds = resolved.expiresAfterSeconds;
     if (resolved.client !== undefined) checkClient(resolved.client);
-    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS });
+    // A table given by its ARN is in the ARN's Region, which may not be the function's: its requests go there.
+    const region = this.tableName.startsWith('arn:') ? this.tableName.split(':')[3] : undefined;
+    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS, ...(region ? { region } : {}) });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
     this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
