@@ -334,6 +334,15 @@ export class DynamoDBStore implements IdempotencyStore {
     const lease = item[a.leaseUntil]?.N;
     // No claim could ever take it over: it would answer IN_PROGRESS until it expires.
     if (status === 'INPROGRESS' && lease === undefined) return this.malformed(key, `INPROGRESS without a \`${a.leaseUntil}\` number`);
+    // An attribute of a type this store never writes would be read as absent: a `responseOmitted` of
+    // `{ S: 'true' }` replayed as `undefined`, a fingerprint of another type as none.
+    for (const [name, type] of [
+      [a.fingerprint, 'S'],
+      [a.keyId, 'S'],
+      [a.responseOmitted, 'BOOL'],
+    ] as const) {
+      if (item[name] !== undefined && item[name][type] === undefined) return this.malformed(key, `\`${name}\` is not of type ${type}`);
+    }
     const fingerprint = item[a.fingerprint]?.S;
     const keyId = item[a.keyId]?.S;
     const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;
