@@ -64,12 +64,16 @@ export const STORE_ENVIRONMENT = Object.freeze({ tableName: 'IDEMPOTENCY_TABLE',
  * ```
  */
 export interface LeanDynamoDBStoreOptions {
-  /** @default process.env.IDEMPOTENCY_TABLE */
+  /**
+   * The table's name, or its ARN (a table of another account or Region: the client the store builds
+   * sends to the ARN's Region; bring your own `client` for that Region when you pass one).
+   * @default process.env.IDEMPOTENCY_TABLE
+   */
   readonly tableName?: string;
   /**
    * Bound your own client's requests: the SDK sets no timeouts (`requestHandler: { connectionTimeout,
    * requestTimeout, throwOnRequestTimeout: true }`; `requestTimeout` alone only logs).
-   * @default a new `DynamoDBClient` with the environment's region and credentials, each request attempt bounded: 1 s to connect, 2 s in all
+   * @default a new `DynamoDBClient` with the environment's region (the ARN's, for a `tableName` given as one) and credentials, each request attempt bounded: 1 s to connect, 2 s in all
    */
   readonly client?: DynamoDBClient;
   /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */

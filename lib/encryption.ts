@@ -61,7 +61,10 @@ export interface SealedFor {
 export interface OutcomeEncryption {
   /** The key new values are sealed with, checked; rejects when none can be had (the record then completes without its outcome). */
   currentKey(): Promise<EncryptionKey>;
-  /** `plain` (gzip when `compressed`) sealed with `key`, bound to `sealedFor`. */
+  /**
+   * `plain` (gzip when `compressed`) sealed with `key`, bound to `sealedFor`, returned at once: a
+   * result that is not a `Uint8Array` (a Promise) is refused as a seal that throws is.
+   */
   seal(plain: Uint8Array, compressed: boolean, key: EncryptionKey, sealedFor: SealedFor): Uint8Array;
   /** The plaintext of a sealed value and whether it is gzip; rejects when it is not authentic under the key `keyId`. */
   open(sealed: Uint8Array, keyId: string, sealedFor: SealedFor): Promise<{ readonly plain: Uint8Array; readonly compressed: boolean }>;

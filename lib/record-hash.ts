@@ -71,6 +71,8 @@ function required(key: string, hash: RecordHash, where: string): Pick<Idempotenc
   if (owner === undefined) return malformed('no `owner`');
   if (!NUMBER.test(expiresAt ?? '')) return malformed('no `expiresAt` number');
   if (leaseUntil !== undefined && !NUMBER.test(leaseUntil)) return malformed('`leaseUntil` is not a number');
+  // Read as absent, another value would replay the call as one that returned `undefined`.
+  if (hash.responseOmitted !== undefined && hash.responseOmitted !== '1') return malformed('`responseOmitted` is not 1');
   return { key, status, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };
 }
 

@@ -61,7 +61,13 @@ export class ResponseCodec {
     const large = kind === 'response' && json.length * 3 > this.#compressAboveBytes && Buffer.byteLength(json) > this.#compressAboveBytes;
     if (key === undefined) return large ? { B: gzipSync(json) } : { S: json };
     const plain = large ? gzipSync(json) : Buffer.from(json, 'utf8');
-    return { B: this.#encryption!.seal(plain, large, key, { recordKey, kind }) };
+    const sealed: unknown = this.#encryption!.seal(plain, large, key, { recordKey, kind });
+    // A module written by hand whose seal() is async (a KMS call) would store a Promise's empty bytes:
+    // refused here, it fails as a cipher that refuses the key does, and the record completes without the outcome.
+    if (!(sealed instanceof Uint8Array)) {
+      throw new TypeError(`OutcomeEncryption.seal() must return the sealed bytes, a Uint8Array, synchronously (got ${describe(sealed)}).`);
+    }
+    return { B: sealed };
   }
 
   /** The JSON text of a stored value; throws {@link UnreadableRecordError} on anything this store would not have written. */
@@ -82,6 +88,9 @@ export class ResponseCodec {
     throw new UnreadableRecordError(`The stored ${kind} has an attribute type this store never writes.`);
   }
 }
+
+const describe = (value: unknown): string =>
+  value === null ? 'null' : typeof (value as { then?: unknown } | undefined)?.then === 'function' ? 'a Promise' : typeof value;
 
 function unzip(bytes: Uint8Array, kind: StoredKind): string {
   try {

@@ -3,7 +3,6 @@ import {
   DeleteItemCommand,
   DynamoDBClient,
   PutItemCommand,
-  type PutItemCommandOutput,
   type PutItemInput,
   type Update,
   UpdateItemCommand,
@@ -38,15 +37,18 @@ export const isSizeRefusal = (error: unknown): boolean =>
 export const conflictBackoff = (attempt: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
 
 /**
- * Sends a claim's put. DynamoDB refuses a write to an item while a transaction on it is in flight
- * (another attempt completing with its `transaction()` writes), and the SDK does not retry that:
- * nothing was written, and the transaction ends within milliseconds, so the put is sent again
- * a few times, briefly, to meet its outcome (a replay) rather than fail as the store's fault.
+ * Sends one of the record's writes (a claim's put, a completion's update, a release's delete).
+ * DynamoDB refuses a write to an item while a transaction on it is in flight (another attempt
+ * completing with its `transaction()` writes, or committing in atomic mode), and the SDK does not
+ * retry that: nothing was written, and the transaction ends within milliseconds, so the write is
+ * sent again a few times, briefly, to meet its outcome (a replay, a takeover) rather than fail as
+ * the store's fault: a completion that failed so would leave its record INPROGRESS until its lease,
+ * after which a retry runs the function again.
  */
-async function sendPut(client: DynamoDBClient, command: PutItemCommand): Promise<PutItemCommandOutput> {
+async function sendWrite<T>(send: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await client.send(command);
+      return await send();
     } catch (error) {
       if ((error as { name?: unknown } | null)?.name !== 'TransactionConflictException' || attempt >= 4) throw error;
       await conflictBackoff(attempt);
@@ -129,7 +131,9 @@ export class DynamoDBStore implements IdempotencyStore {
     this.attributes = resolved.attributes;
     this.expiresAfterSeconds = resolved.expiresAfterSeconds;
     if (resolved.client !== undefined) checkClient(resolved.client);
-    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS });
+    // A table given by its ARN is in the ARN's Region, which may not be the function's: its requests go there.
+    const region = this.tableName.startsWith('arn:') ? this.tableName.split(':')[3] : undefined;
+    this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS, ...(region ? { region } : {}) });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
     this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
@@ -150,7 +154,7 @@ export class DynamoDBStore implements IdempotencyStore {
     // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
     put.ReturnValues = 'ALL_OLD';
     try {
-      const output = await sendPut(this.client, new PutItemCommand(put));
+      const output = await sendWrite(() => this.client.send(new PutItemCommand(put)));
       // Only the replaced record's status matters here: its response is not decoded (or decrypted),
       // and an item that was not a record (written by hand, say) is replaced like any other.
       const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;
@@ -166,7 +170,7 @@ export class DynamoDBStore implements IdempotencyStore {
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     return this.completeWith(request, isSizeRefusal, async (update) => {
       try {
-        await this.client.send(new UpdateItemCommand(update));
+        await sendWrite(() => this.client.send(new UpdateItemCommand(update)));
         return null;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
@@ -177,16 +181,15 @@ export class DynamoDBStore implements IdempotencyStore {
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     try {
-      await this.client.send(
-        new DeleteItemCommand({
-          TableName: this.tableName,
-          Key: { [this.attributes.key]: { S: request.key } },
-          ConditionExpression: HELD_BY_OWNER,
-          ExpressionAttributeNames: { '#owner': this.attributes.owner, '#status': this.attributes.status },
-          ExpressionAttributeValues: { ':owner': { S: request.owner }, ':inprogress': { S: 'INPROGRESS' } },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      const command = new DeleteItemCommand({
+        TableName: this.tableName,
+        Key: { [this.attributes.key]: { S: request.key } },
+        ConditionExpression: HELD_BY_OWNER,
+        ExpressionAttributeNames: { '#owner': this.attributes.owner, '#status': this.attributes.status },
+        ExpressionAttributeValues: { ':owner': { S: request.owner }, ':inprogress': { S: 'INPROGRESS' } },
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      });
+      await sendWrite(() => this.client.send(command));
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
@@ -331,6 +334,15 @@ export class DynamoDBStore implements IdempotencyStore {
     const lease = item[a.leaseUntil]?.N;
     // No claim could ever take it over: it would answer IN_PROGRESS until it expires.
     if (status === 'INPROGRESS' && lease === undefined) return this.malformed(key, `INPROGRESS without a \`${a.leaseUntil}\` number`);
+    // An attribute of a type this store never writes would be read as absent: a `responseOmitted` of
+    // `{ S: 'true' }` replayed as `undefined`, a fingerprint of another type as none.
+    for (const [name, type] of [
+      [a.fingerprint, 'S'],
+      [a.keyId, 'S'],
+      [a.responseOmitted, 'BOOL'],
+    ] as const) {
+      if (item[name] !== undefined && item[name][type] === undefined) return this.malformed(key, `\`${name}\` is not of type ${type}`);
+    }
     const fingerprint = item[a.fingerprint]?.S;
     const keyId = item[a.keyId]?.S;
     const response = withOutcome ? await this.codec.decode(item[a.response], 'response', keyId, key) : undefined;

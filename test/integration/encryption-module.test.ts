@@ -199,6 +199,50 @@ test('a module written by hand whose seal() throws fails as a key provider does:
   expect(runs).toBe(1);
 });
 
+test.each(['response', 'final error'] as const)(
+  'a module written by hand whose seal() is async (a KMS call) fails as one whose seal() throws: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
+  async (what) => {
+    const ring = keyring(aesKey('k1'));
+    const inner = aesGcmEncryption(ring.encryption);
+    const asyncSeal = {
+      overheadBytes: inner.overheadBytes,
+      currentKey: () => inner.currentKey(),
+      open: (...args: Parameters<OutcomeEncryption['open']>) => inner.open(...args),
+      seal: async (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args),
+    } as unknown as OutcomeEncryption;
+    let t = 1_700_000_000_000;
+    let runs = 0;
+    const warnings: string[] = [];
+    const name = `module-seal-async-${what === 'response' ? 'response' : 'error'}`;
+    const charge = makeIdempotent(
+      async (_input: { id: string }) => {
+        runs++;
+        if (what === 'final error') throw Object.assign(new Error('declined'), { code: 'CARD_DECLINED' });
+        return { pan: PAN };
+      },
+      {
+        store: new LeanDynamoDBStore({ tableName, client, encryption: asyncSeal }),
+        name,
+        key: (input) => input.id,
+        now: () => t,
+        leaseSeconds: 10,
+        isFinalError: () => true,
+        logger: { warn: (line) => void warnings.push(line) },
+      },
+    );
+    if (what === 'response') expect(await charge({ id: 's' })).toEqual({ pan: PAN });
+    else expect((await thrown(charge({ id: 's' }))).message).toBe('declined');
+    const item = await readItem(client, tableName, recordId(name, 's'));
+    expect([item?.status, item?.responseOmitted, item?.response, item?.error]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined, undefined]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('could not encrypt');
+    expect(warnings[0]).toContain('TypeError');
+    t += 60_000;
+    expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(runs).toBe(1);
+  },
+);
+
 test('a key provider that is a function object (a class with static methods) is taken as before, itself and through aesGcmEncryption', async () => {
   const ring = keyring(aesKey('k1'));
   // biome-ignore lint/complexity/noStaticOnlyClass: a provider written this way is the case under test

@@ -53,6 +53,22 @@ describe('a live malformed item fails closed, with an error that says what is wr
       { status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, leaseUntil: { S: String(T0 - 1) } },
       'INPROGRESS without a `leaseUntil` number',
     ],
+    // Read as absent, each would change what is replayed: `undefined` for a call marked as completed without its response.
+    [
+      'with a responseOmitted that is not a boolean',
+      { status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, responseOmitted: { S: 'true' } },
+      '`responseOmitted` is not of type BOOL',
+    ],
+    [
+      'with a fingerprint that is not a string',
+      { status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, fingerprint: { N: '1' } },
+      '`fingerprint` is not of type S',
+    ],
+    [
+      'with a keyId that is not a string',
+      { status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, keyId: { N: '1' } },
+      '`keyId` is not of type S',
+    ],
   ])('%s', async (_case, item, problem) => {
     const f = await withItem(item);
     const error = await rejection(f.once('k'));

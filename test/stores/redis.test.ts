@@ -183,6 +183,20 @@ for (const kind of CLIENT_KINDS) {
       expect(await once('k')).toBe(1);
     });
 
+    test('a live hash whose responseOmitted is not the 1 the store writes fails closed, rather than replay the call as one that returned undefined', async () => {
+      const keyPrefix = `malformed-omitted-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      const id = `malformed#${hashKey('k')}`;
+      await raw.hset(keyPrefix + id, { status: 'COMPLETED', owner: 'someone', expiresAt: String(Math.floor(Date.now() / 1000) + 60), responseOmitted: 'true' });
+      await raw.pexpire(keyPrefix + id, 60_000);
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect((refused.cause as Error).message).toContain('is malformed (`responseOmitted` is not 1)');
+      expect(runs).toBe(0);
+    });
+
     test('a hash the store did not write, past its retention, is taken over as DynamoDBStore takes over such an item: the call runs once', async () => {
       const keyPrefix = `malformed-past-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix });

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type AttributeValue, ConditionalCheckFailedException, DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 
@@ -332,6 +339,22 @@ describe('options', () => {
     expect(new DynamoDBStore({ tableName: arn, client }).tableName).toBe(arn);
     process.env.IDEMPOTENCY_TABLE = arn;
     expect(new DynamoDBStore({ client }).tableName).toBe(arn);
+  });
+
+  test("a table given by its ARN in another Region: the client the store builds sends to the ARN's Region; a client given is used as it is", async () => {
+    const regionOf = (built: DynamoDBStore) => (built as unknown as { client: DynamoDBClient }).client.config.region();
+    const saved = process.env.AWS_REGION;
+    process.env.AWS_REGION = 'us-east-1';
+    try {
+      expect(await regionOf(new DynamoDBStore({ tableName: 'arn:aws:dynamodb:eu-west-2:222222222222:table/idem' }))).toBe('eu-west-2');
+      process.env.IDEMPOTENCY_TABLE = 'arn:aws:dynamodb:ap-south-1:222222222222:table/idem';
+      expect(await regionOf(new DynamoDBStore())).toBe('ap-south-1');
+      expect(await regionOf(new DynamoDBStore({ tableName: 'idem' }))).toBe('us-east-1');
+      const own = new DynamoDBClient({ region: 'us-east-1' });
+      expect(await regionOf(new DynamoDBStore({ tableName: 'arn:aws:dynamodb:eu-west-2:222222222222:table/idem', client: own }))).toBe('us-east-1');
+    } finally {
+      restore('AWS_REGION', saved);
+    }
   });
 
   test('without `tableName`, the table is IDEMPOTENCY_TABLE; an explicit `tableName` wins', () => {
