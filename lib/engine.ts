@@ -461,8 +461,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
-        // The function ran and the store failed its completion, for the BookkeepingFailures alarm.
-        this.#emit('bookkeepingFailure', key);
+        // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
+        // once per call: a release that failed too has reported it.
+        if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
