@@ -151,13 +151,13 @@ function checkLines(where: string, options: ObservabilityOptions, path = 'observ
   const namespace: unknown = options.metricNamespace;
   if (namespace !== undefined && !isMetricNamespace(namespace)) {
     throw new TypeError(
-      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.`,
+      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon.`,
     );
   }
 }
 
-/** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space. */
-const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])[A-Za-z0-9 ._/#:-]{1,255}$/;
+/** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space, and not a colon first. */
+const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])(?!:)[A-Za-z0-9 ._/#:-]{1,255}$/;
 
 /** A namespace `cloudWatchLines` accepts (CloudWatch's rule, and not one of AWS's own). @internal */
 export const isMetricNamespace = (value: unknown): value is string =>
@@ -166,13 +166,16 @@ export const isMetricNamespace = (value: unknown): value is string =>
 /** A CloudWatch dimension value: printable ASCII, at least one character that is not a space. */
 const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
 
+/** A record namespace `cloudWatchLines` writes metrics for: one CloudWatch takes as the `Function` dimension. @internal */
+export const isDimensionValue = (value: string): boolean => DIMENSION_VALUE.test(value);
+
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
   return (event, { namespace, recordId, time }) => {
     if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
-      if (!DIMENSION_VALUE.test(namespace)) {
+      if (!isDimensionValue(namespace)) {
         throw new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.');
       }
       const name = METRIC_NAMES[event];

@@ -87,15 +87,15 @@ test('each event writes one EMF line naming the function and one log line naming
 test('bad observability options throw at construction', () => {
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: 'yes' } as never })).toThrow(TypeError);
   // CloudWatch drops an EMF line whose namespace it does not accept: refused before any line is written.
-  for (const metricNamespace of ['', '   ', 'AWS/Lambda', 'Payments!', 'x'.repeat(256), 5 as never]) {
+  for (const metricNamespace of ['', '   ', 'AWS/Lambda', ':Payments', 'Payments!', 'x'.repeat(256), 5 as never]) {
     expect(() => cloudWatchLines({ metricNamespace })).toThrow(
-      'cloudWatchLines: `options.metricNamespace` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.',
+      'cloudWatchLines: `options.metricNamespace` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon.',
     );
   }
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricNamespace: '' } })).toThrow(
     '`observability.metricNamespace` must be a CloudWatch namespace',
   );
-  for (const metricNamespace of ['Payments', 'Team A/payments-api_v2.1#eu:prod', 'x'.repeat(255)])
+  for (const metricNamespace of ['Payments', 'Team A/payments-api_v2.1#eu:prod', 'Payments:', 'x'.repeat(255)])
     expect(() => cloudWatchLines({ metricNamespace })).not.toThrow();
 });
 
