@@ -362,7 +362,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
       }
-      if (call.mode === 'claimed') await this.#release(call);
+      if (call.mode === 'claimed') {
+        const released = await this.#release(call);
+        // Another attempt took the record over while this one ran past its lease: both ran, for the Superseded alarm.
+        if (released?.released === false && released.record !== undefined && released.record.owner !== call.owner) this.#emit('superseded', call.key);
+      }
       return own;
     } finally {
       this.#leading.get(call)?.settle(record);

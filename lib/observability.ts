@@ -13,7 +13,7 @@ export type IdempotencyEvent =
   | 'cacheReplay' // … from the local cache, with no request
   | 'inProgress' // a duplicate rejected while another attempt holds the key
   | 'payloadMismatch'
-  | 'superseded' // this attempt's record was taken over; nothing overwritten
+  | 'superseded' // this attempt's record was taken over (it then returned or threw); nothing overwritten or deleted
   | 'storeFailure' // the store could not be reached; nothing ran
   | 'bookkeepingFailure'; // completion or release failed after the function ran
 

@@ -84,6 +84,24 @@ test('each event writes one EMF line naming the function and one log line naming
   for (const line of emf) expect(JSON.stringify(line)).not.toContain(recordId!.split('#')[1]);
 });
 
+test('an attempt that fails after another took its record over is superseded too: its release deletes nothing', async () => {
+  const events: IdempotencyEvent[] = [];
+  let now = 1_700_000_000_000;
+  const store = new MemoryStore();
+  const options = { store, name: 'payments', now: () => now, leaseSeconds: 10, observability: (event: IdempotencyEvent) => void events.push(event) };
+  let fail!: () => void;
+  const failing = new Promise<never>((_, reject) => (fail = () => reject(new Error('card declined'))));
+  const slow = makeIdempotent(async (_: string) => failing, options);
+  const first = slow(SECRET);
+  await new Promise((r) => setImmediate(r));
+  now += 11_000; // the slow attempt's lease ends: a retry takes over
+  expect(await makeIdempotent(async (_: string) => 'ok', options)(SECRET)).toBe('ok');
+  fail();
+  await expect(first).rejects.toThrow('card declined');
+  expect(events).toEqual(['miss', 'takeover', 'superseded']);
+  expect([...store.records.values()][0]).toMatchObject({ status: 'COMPLETED' });
+});
+
 test('bad observability options throw at construction', () => {
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: 'yes' } as never })).toThrow(TypeError);
   // CloudWatch drops an EMF line whose namespace it does not accept: refused before any line is written.
