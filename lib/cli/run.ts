@@ -3,7 +3,7 @@ import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
-import { describeRecord, describeStuck, instant } from './format.js';
+import { describeRecord, describeStuck, instant, isDate } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
@@ -76,7 +76,7 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
 }
 
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
-const leaseText = (millis: number): string => (Number.isInteger(millis) ? new Date(millis).toISOString() : String(millis));
+const leaseText = (millis: number): string => (Number.isInteger(millis) && isDate(millis) ? new Date(millis).toISOString() : String(millis));
 
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 

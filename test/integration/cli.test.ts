@@ -494,6 +494,28 @@ test('stuck lists a record past its lease that has no valid expiration (written 
   }
 });
 
+test('inspect and stuck show a hand-written instant beyond the dates JavaScript can show, instead of failing on it', async () => {
+  const table = await freshTable(client, 'cli-far-dates');
+  try {
+    const item = (id: string, status: string, numbers: Record<string, string>) =>
+      new PutItemCommand({
+        TableName: table,
+        Item: { id: { S: id }, status: { S: status }, owner: { S: 'o' }, ...Object.fromEntries(Object.entries(numbers).map(([name, n]) => [name, { N: n }])) },
+      });
+    await client.send(item('n#pinned', 'COMPLETED', { expiration: '99999999999999999999' }));
+    await client.send(item('n#stuck', 'INPROGRESS', { expiration: '99999999999999999999', leaseUntil: '-99999999999999999999' }));
+    const [inspected, stuck] = await Promise.all([cli('inspect', '--table', table, '--id', 'n#pinned'), cli('stuck', '--table', table)]);
+    expect(inspected).toMatchObject({ code: 0, stderr: '' });
+    expect(inspected.stdout).toMatch(/^ {2}expires {6}epoch ms 1e\+23 \(beyond the dates JavaScript can show\)$/m);
+    expect(stuck.code).toBe(0);
+    expect(stuck.stdout).toBe(
+      'n#stuck  lease ended epoch ms -100000000000000000000 (beyond the dates JavaScript can show), expires epoch ms 1e+23 (beyond the dates JavaScript can show)\n1 INPROGRESS record past the lease.\n',
+    );
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
 test('stuck piped into a reader that stops early (`| head`) ends quietly, without an EPIPE error', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', main, 'stuck', '--table', tableName, '--name', 'cli-none'], {
     env: cliEnv({}),
