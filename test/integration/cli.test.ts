@@ -121,16 +121,19 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   // Nothing to find: no keys in the environment, no shared files, no instance metadata.
   const nowhere = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config', AWS_EC2_METADATA_DISABLED: 'true' };
   const address = ['inspect', '--table', tableName, '--id', recordId('cli-setup', 'o-1')];
-  const [noCredentials, noProfile, noRegion] = await Promise.all([
+  const [noCredentials, noProfile, noEnvProfile, noRegion] = await Promise.all([
     cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
     cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
+    // A profile set in the environment is the one to check, not one to set.
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: 'nope' }, ...address),
     cliWith({ ...nowhere, AWS_REGION: undefined }, ...address),
   ]);
   const hints = [
     ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.\n',
     ': check that the profile nope exists in the AWS config or credentials file, with credentials.\n',
+    ': check that the profile nope (AWS_PROFILE) exists in the AWS config or credentials file, with credentials.\n',
   ];
-  for (const [index, run] of [noCredentials, noProfile].entries()) {
+  for (const [index, run] of [noCredentials, noProfile, noEnvProfile].entries()) {
     expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: CredentialsProviderError: /) });
     expect(run.stderr.endsWith(hints[index]!)).toBe(true);
   }
