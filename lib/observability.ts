@@ -59,7 +59,7 @@ export interface ObservabilityOptions {
   readonly logs?: boolean;
   /** CloudWatch metric namespace. @default 'LambdaIdempotency' */
   readonly metricNamespace?: string;
-  /** Where lines go. @default one line on standard output */
+  /** Where lines go; a promise it returns that rejects is logged once, as a listener's failure is. @default one line on standard output */
   readonly write?: (line: string) => void;
 }
 
@@ -170,8 +170,16 @@ const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
 export const isDimensionValue = (value: string): boolean => DIMENSION_VALUE.test(value);
 
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
-  const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
+  const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE } = options;
+  const writeOption = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
   return (event, { namespace, recordId, time }) => {
+    // A `write` that returns a promise (an async log shipper) hands it back, so that its rejection
+    // is logged as a listener's is, never an unhandled rejection that would end the process.
+    const pending: unknown[] = [];
+    const write = (line: string): void => {
+      const result: unknown = writeOption(line);
+      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') pending.push(result);
+    };
     if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
@@ -191,5 +199,6 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
         }),
       );
     }
+    return pending.length === 0 ? undefined : Promise.all(pending);
   };
 }

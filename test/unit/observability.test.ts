@@ -203,6 +203,29 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
   expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
 });
 
+test('a `write` that returns a promise that rejects is logged once, not an unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', record);
+  try {
+    const warnings: string[] = [];
+    const written: string[] = [];
+    // Typed `(line) => void`, an async function still type-checks: a log shipper that awaits a network call.
+    const write = async (line: string) => {
+      written.push(line);
+      throw new Error('log shipper down');
+    };
+    await scriptedRun(cloudWatchLines({ logs: true, write }), Date.now, warnings);
+    await scriptedRun({ metrics: true, write }, Date.now, warnings);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(written).toHaveLength(9); // three events: two lines each, then one each
+    expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error', 'Error', 'Error']);
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', record);
+  }
+});
+
 test('a listener that fails behind a logger that throws still changes no outcome', async () => {
   const store = new MemoryStore();
   const throwingLogger = {
