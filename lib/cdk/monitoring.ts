@@ -255,6 +255,16 @@ function checkProps(props: IdempotencyMonitoringProps): void {
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
   }
+  const thresholds: unknown = props.alarmThresholds;
+  if (thresholds !== undefined) {
+    if (thresholds === null || typeof thresholds !== 'object') throw new TypeError('IdempotencyTable.addMonitoring: `alarmThresholds` must be an object.');
+    // A misspelt threshold would leave its alarm at the default, firing where it was meant to be quiet.
+    const fields: readonly string[] = ALARMS.map(([, field]) => field);
+    const unknown = Object.keys(thresholds).find((name) => !fields.includes(name));
+    if (unknown !== undefined) {
+      throw new TypeError(`IdempotencyTable.addMonitoring: unknown option \`${unknown}\` in \`alarmThresholds\`. Known options: ${fields.join(', ')}.`);
+    }
+  }
   for (const [, field] of ALARMS) {
     const value = props.alarmThresholds?.[field];
     if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {

@@ -132,6 +132,11 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
     '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
   );
+  // A misspelt threshold would leave the alarm at its default: one meant to be quieter would fire on normal traffic.
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { storeFailure: 50 } as never })).toThrow(
+    'IdempotencyTable.addMonitoring: unknown option `storeFailure` in `alarmThresholds`. Known options: storeFailures, superseded, bookkeepingFailures.',
+  );
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: 5 as never })).toThrow('`alarmThresholds` must be an object');
   // Alarms on a namespace or period the functions' metrics never have could never fire.
   expect(() => table.addMonitoring({ functions: ['api'], namespace: 'Payments' } as never)).toThrow(
     'IdempotencyTable.addMonitoring: unknown option `namespace`. Known options: functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds.',
