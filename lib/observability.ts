@@ -93,9 +93,10 @@ export const observeListener: Observe = (where, option, now, warn) => {
   const failed = (error: unknown): void => {
     if (warned) return;
     warned = true;
-    const name = (error as { name?: unknown } | null)?.name;
+    // The name of an Error; of anything else thrown, its type: a thrown object's `name` may be data.
+    const name = error instanceof Error ? error.name : undefined;
     warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, {
-      error: typeof name === 'string' ? name : typeof error,
+      error: typeof name === 'string' && name !== '' ? name : error === null ? 'null' : typeof error,
     });
   };
   return (event, key) => {

@@ -226,6 +226,19 @@ test('a `write` that returns a promise that rejects is logged once, not an unhan
   }
 });
 
+test('a listener that throws a value that is no Error is logged by its type: its `name` may be data', async () => {
+  const warnings: string[] = [];
+  await scriptedRun(
+    () => {
+      throw { name: SECRET };
+    },
+    Date.now,
+    warnings,
+  );
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['object', 'object']);
+  for (const line of warnings) expect(line).not.toContain(SECRET);
+});
+
 test('a listener that fails behind a logger that throws still changes no outcome', async () => {
   const store = new MemoryStore();
   const throwingLogger = {
