@@ -362,7 +362,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
       }
-      if (call.mode === 'claimed') await this.#release(call);
+      if (call.mode === 'claimed') {
+        const released = await this.#release(call);
+        // Another attempt took the record over while this one ran past its lease: both ran, for the Superseded alarm.
+        if (released?.released === false && released.record !== undefined && released.record.owner !== call.owner) this.#emit('superseded', call.key);
+      }
       return own;
     } finally {
       this.#leading.get(call)?.settle(record);
@@ -461,8 +465,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
-        // The function ran and the store failed its completion, for the BookkeepingFailures alarm.
-        this.#emit('bookkeepingFailure', key);
+        // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
+        // once per call: a release that failed too has reported it.
+        if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {

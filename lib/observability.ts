@@ -13,7 +13,7 @@ export type IdempotencyEvent =
   | 'cacheReplay' // … from the local cache, with no request
   | 'inProgress' // a duplicate rejected while another attempt holds the key
   | 'payloadMismatch'
-  | 'superseded' // this attempt's record was taken over; nothing overwritten
+  | 'superseded' // this attempt's record was taken over (it then returned or threw); nothing overwritten or deleted
   | 'storeFailure' // the store could not be reached; nothing ran
   | 'bookkeepingFailure'; // completion or release failed after the function ran
 
@@ -59,7 +59,7 @@ export interface ObservabilityOptions {
   readonly logs?: boolean;
   /** CloudWatch metric namespace. @default 'LambdaIdempotency' */
   readonly metricNamespace?: string;
-  /** Where lines go. @default one line on standard output */
+  /** Where lines go; a promise it returns that rejects is logged once, as a listener's failure is. @default one line on standard output */
   readonly write?: (line: string) => void;
 }
 
@@ -93,9 +93,10 @@ export const observeListener: Observe = (where, option, now, warn) => {
   const failed = (error: unknown): void => {
     if (warned) return;
     warned = true;
-    const name = (error as { name?: unknown } | null)?.name;
+    // The name of an Error; of anything else thrown, its type: a thrown object's `name` may be data.
+    const name = error instanceof Error ? error.name : undefined;
     warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, {
-      error: typeof name === 'string' ? name : typeof error,
+      error: typeof name === 'string' && name !== '' ? name : error === null ? 'null' : typeof error,
     });
   };
   return (event, key) => {
@@ -151,13 +152,13 @@ function checkLines(where: string, options: ObservabilityOptions, path = 'observ
   const namespace: unknown = options.metricNamespace;
   if (namespace !== undefined && !isMetricNamespace(namespace)) {
     throw new TypeError(
-      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.`,
+      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon.`,
     );
   }
 }
 
-/** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space. */
-const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])[A-Za-z0-9 ._/#:-]{1,255}$/;
+/** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space, and not a colon first. */
+const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])(?!:)[A-Za-z0-9 ._/#:-]{1,255}$/;
 
 /** A namespace `cloudWatchLines` accepts (CloudWatch's rule, and not one of AWS's own). @internal */
 export const isMetricNamespace = (value: unknown): value is string =>
@@ -166,13 +167,24 @@ export const isMetricNamespace = (value: unknown): value is string =>
 /** A CloudWatch dimension value: printable ASCII, at least one character that is not a space. */
 const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
 
+/** A record namespace `cloudWatchLines` writes metrics for: one CloudWatch takes as the `Function` dimension. @internal */
+export const isDimensionValue = (value: string): boolean => DIMENSION_VALUE.test(value);
+
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
-  const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE, write = (line: string) => void process.stdout.write(`${line}\n`) } = options;
+  const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE } = options;
+  const writeOption = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
   return (event, { namespace, recordId, time }) => {
+    // A `write` that returns a promise (an async log shipper) hands it back, so that its rejection
+    // is logged as a listener's is, never an unhandled rejection that would end the process.
+    const pending: unknown[] = [];
+    const write = (line: string): void => {
+      const result: unknown = writeOption(line);
+      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') pending.push(result);
+    };
     if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
-      if (!DIMENSION_VALUE.test(namespace)) {
+      if (!isDimensionValue(namespace)) {
         throw new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.');
       }
       const name = METRIC_NAMES[event];
@@ -188,5 +200,6 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
         }),
       );
     }
+    return pending.length === 0 ? undefined : Promise.all(pending);
   };
 }

@@ -16,8 +16,9 @@ export interface HttpRecordKey {
   /** The request method, e.g. `POST` (case does not matter). */
   readonly method: string;
   /**
-   * The route as the middleware sees it: the route key of an HTTP API (`POST /payments`), the
-   * resource of a REST API (`/payments/{id}`), or `<METHOD> <path>` for a Function URL.
+   * The route as the middleware sees it: the route key of an HTTP API (`POST /payments`; for its
+   * `$default` route, `<METHOD> <path>` in payload format 2.0, `$default` in 1.0), the resource of a
+   * REST API (`/payments/{id}`), or `<METHOD> <path>` for a Function URL or a load balancer.
    */
   readonly route: string;
   /** The caller identity that scoped the key; omit it for requests without one. */

@@ -15,7 +15,7 @@ import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isMetricNamespace, METRIC_NAMES } from '../observability.js';
+import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds, tableEnv } from './checks.js';
 
@@ -46,7 +46,8 @@ export interface IdempotencyAlarmThresholds {
 export interface IdempotencyMonitoringProps {
   /**
    * What to watch, one dashboard row and three alarms each: a Lambda function whose records are
-   * named after it (the default namespace), or a record namespace given as the `name` option.
+   * named after it (the default namespace; an alias or a version is watched under its function's
+   * name, as its records are), or a record namespace given as the `name` option.
    */
   readonly functions: ReadonlyArray<IFunction | string>;
   /**
@@ -142,7 +143,7 @@ export class IdempotencyMonitoring extends Construct {
       return id;
     };
     const rows = functions.map((fn) => {
-      const name = typeof fn === 'string' ? fn : fn.functionName;
+      const name = typeof fn === 'string' ? fn : unqualified(fn).functionName;
       const group = new Construct(this, groupId(typeof fn === 'string' ? `Records-${fn}` : fn.node.id));
       const metric = (event: IdempotencyEvent) =>
         new Metric({ namespace, metricName: METRIC_NAMES[event], dimensionsMap: { Function: name }, statistic: Stats.SUM, period });
@@ -203,6 +204,12 @@ export class IdempotencyMonitoring extends Construct {
   }
 }
 
+/**
+ * The function of an alias or a version: its records, and so its metrics, are named after the
+ * function (`context.functionName` has no qualifier), never `name:alias`.
+ */
+const unqualified = (fn: IFunction): IFunction => (fn as { readonly lambda?: IFunction }).lambda ?? fn;
+
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
   // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
@@ -218,7 +225,7 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
   }
-  const given = functions.filter((fn): fn is IFunction => typeof fn !== 'string');
+  const given = functions.filter((fn): fn is IFunction => typeof fn !== 'string').map(unqualified);
   const again = given.find((fn, i) => given.indexOf(fn) !== i);
   if (again !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the function ${again.node.path} is listed twice.`);
   const named = functions.filter((fn): fn is string => typeof fn === 'string');
@@ -226,13 +233,19 @@ function checkProps(props: IdempotencyMonitoringProps): void {
     if (!Token.isUnresolved(name) && (name.length === 0 || name.includes('#'))) {
       throw new TypeError(`IdempotencyTable.addMonitoring: a record namespace must be a non-empty string without '#' (got ${JSON.stringify(name)}).`);
     }
+    // cloudWatchLines writes no metric for it (CloudWatch refuses it as a dimension value): its alarms could never fire.
+    if (!Token.isUnresolved(name) && !isDimensionValue(name)) {
+      throw new TypeError(
+        `IdempotencyTable.addMonitoring: a record namespace must be 1 to 1,024 printable ASCII characters, not only spaces, to be a metric dimension (got ${JSON.stringify(name)}).`,
+      );
+    }
   }
   const twice = named.find((name, i) => named.indexOf(name) !== i);
   if (twice !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the record namespace ${JSON.stringify(twice)} is listed twice.`);
   const { metricNamespace, period } = props;
   if (metricNamespace !== undefined && !Token.isUnresolved(metricNamespace) && !isMetricNamespace(metricNamespace)) {
     throw new TypeError(
-      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ (got ${JSON.stringify(metricNamespace)}).`,
+      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon (got ${JSON.stringify(metricNamespace)}).`,
     );
   }
   // The EMF lines carry no storage resolution, so CloudWatch keeps one-minute data: a shorter
@@ -241,6 +254,16 @@ function checkProps(props: IdempotencyMonitoringProps): void {
     throw new TypeError(
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
+  }
+  const thresholds: unknown = props.alarmThresholds;
+  if (thresholds !== undefined) {
+    if (thresholds === null || typeof thresholds !== 'object') throw new TypeError('IdempotencyTable.addMonitoring: `alarmThresholds` must be an object.');
+    // A misspelt threshold would leave its alarm at the default, firing where it was meant to be quiet.
+    const fields: readonly string[] = ALARMS.map(([, field]) => field);
+    const unknown = Object.keys(thresholds).find((name) => !fields.includes(name));
+    if (unknown !== undefined) {
+      throw new TypeError(`IdempotencyTable.addMonitoring: unknown option \`${unknown}\` in \`alarmThresholds\`. Known options: ${fields.join(', ')}.`);
+    }
   }
   for (const [, field] of ALARMS) {
     const value = props.alarmThresholds?.[field];

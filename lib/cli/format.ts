@@ -21,7 +21,14 @@ export function relative(millis: number): string {
  * how far from now; one with a fraction of a millisecond, which ISO would round, in epoch ms as well.
  */
 export const instant = (millis: number, now: number): string =>
-  `${new Date(millis).toISOString()} (${Number.isInteger(millis) ? '' : `epoch ms ${millis}, `}${relative(millis - now)})`;
+  isDate(millis)
+    ? `${new Date(millis).toISOString()} (${Number.isInteger(millis) ? '' : `epoch ms ${millis}, `}${relative(millis - now)})`
+    : outOfRange(millis);
+
+/** Whether `millis` is an instant a `Date` can hold (a hand-written item may hold any number). */
+export const isDate = (millis: number): boolean => !Number.isNaN(new Date(millis).getTime());
+
+const outOfRange = (millis: number): string => `epoch ms ${millis} (beyond the dates JavaScript can show)`;
 
 const bytes = (count: number | undefined): string => (count === undefined ? 'none' : `${count} bytes`);
 
@@ -47,6 +54,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 /** The line `stuck` prints for a record. */
 export function describeStuck(summary: RecordSummary, now: number): string {
   // Scanned items are not checked as records are: one written by hand may lack a readable expiration.
-  const expires = new Date(summary.expiresAt * 1000);
-  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${Number.isNaN(expires.getTime()) ? 'no expiration' : `expires ${expires.toISOString()}`}`;
+  const expires = summary.expiresAt * 1000;
+  const expiration = Number.isNaN(expires) ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
+  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }

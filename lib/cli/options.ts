@@ -59,7 +59,7 @@ const OPTIONS = {
     type: 'string',
     commands: ADDRESSED,
     value: 'R',
-    help: "With --http-key: an HTTP API's route key ('POST /payments'), a REST API's resource ('/payments/{id}'), else 'METHOD /path'.",
+    help: "With --http-key: an HTTP API's route key ('POST /payments'), a REST API's resource ('/payments/{id}'), else 'METHOD /path' (a $default route of payload 2.0 too).",
   },
   caller: {
     type: 'string',

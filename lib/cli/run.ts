@@ -3,7 +3,7 @@ import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
-import { describeRecord, describeStuck, instant } from './format.js';
+import { describeRecord, describeStuck, instant, isDate } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
@@ -76,7 +76,7 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
 }
 
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
-const leaseText = (millis: number): string => (Number.isInteger(millis) ? new Date(millis).toISOString() : String(millis));
+const leaseText = (millis: number): string => (Number.isInteger(millis) && isDate(millis) ? new Date(millis).toISOString() : String(millis));
 
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 
@@ -122,12 +122,14 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
 }
 
 /** What to check after a failed request, when its error does not say. */
-async function hintFor(error: unknown, { command, client }: Plan): Promise<string> {
+async function hintFor(error: unknown, { command, client }: Plan, env: NodeJS.ProcessEnv): Promise<string> {
   if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
   if ((error as Error | null)?.name === 'CredentialsProviderError') {
-    return command.profile === undefined
+    // The SDK reads AWS_PROFILE when no --profile is given: then that profile is the one to check.
+    const profile = command.profile ?? (env.AWS_PROFILE ? `${env.AWS_PROFILE} (AWS_PROFILE)` : undefined);
+    return profile === undefined
       ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
-      : `: check that the profile ${command.profile} exists in the AWS config or credentials file, with credentials.`;
+      : `: check that the profile ${profile} exists in the AWS config or credentials file, with credentials.`;
   }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';
@@ -157,7 +159,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return await execute(plan, io);
   } catch (error) {
     const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-    io.stderr(`lambda-idempotency: ${message}${await hintFor(error, plan)}\n`);
+    io.stderr(`lambda-idempotency: ${message}${await hintFor(error, plan, io.env)}\n`);
     return EXIT.failed;
   } finally {
     plan.client.destroy();

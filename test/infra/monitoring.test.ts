@@ -1,7 +1,7 @@
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
@@ -125,16 +125,25 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: [] })).toThrow('`functions` must list at least one function or record namespace.');
   expect(() => table.addMonitoring({ functions: ['a#b'] })).toThrow("without '#'");
   expect(() => table.addMonitoring({ functions: ['api', 'api'] })).toThrow('listed twice');
+  // cloudWatchLines writes no metric for a namespace CloudWatch cannot take as a dimension value: its alarms would never fire.
+  for (const name of ['pagos-ñ', ' ', 'x'.repeat(1025)]) {
+    expect(() => table.addMonitoring({ functions: [name] })).toThrow('must be 1 to 1,024 printable ASCII characters, not only spaces');
+  }
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
     '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
   );
+  // A misspelt threshold would leave the alarm at its default: one meant to be quieter would fire on normal traffic.
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { storeFailure: 50 } as never })).toThrow(
+    'IdempotencyTable.addMonitoring: unknown option `storeFailure` in `alarmThresholds`. Known options: storeFailures, superseded, bookkeepingFailures.',
+  );
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: 5 as never })).toThrow('`alarmThresholds` must be an object');
   // Alarms on a namespace or period the functions' metrics never have could never fire.
   expect(() => table.addMonitoring({ functions: ['api'], namespace: 'Payments' } as never)).toThrow(
     'IdempotencyTable.addMonitoring: unknown option `namespace`. Known options: functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds.',
   );
-  for (const metricNamespace of ['AWS/Lambda', '', 'Payments!']) {
+  for (const metricNamespace of ['AWS/Lambda', '', ':Payments', 'Payments!']) {
     expect(() => table.addMonitoring({ functions: ['api'], metricNamespace })).toThrow(
-      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ (got ${JSON.stringify(metricNamespace)}).`,
+      `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon (got ${JSON.stringify(metricNamespace)}).`,
     );
   }
   expect(() => table.addMonitoring({ functions: ['api'], period: Duration.seconds(30) })).toThrow(
@@ -174,6 +183,26 @@ test('functions whose construct ids repeat in other scopes, or read like a secti
   }
   expect(() => new IdempotencyTable(new Stack(new App(), 'Twice'), 'Idempotency').addMonitoring({ functions: [functions[0]!, functions[0]!] })).toThrow(
     'IdempotencyTable.addMonitoring: the function SameIds/Api/Handler is listed twice.',
+  );
+});
+
+test("an alias or a version is watched under its function's name, the namespace its records (and metrics) get", () => {
+  const stack = new Stack(new App(), 'Qualified');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const fn = (id: string) =>
+    new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const aliased = fn('Api');
+  const versioned = fn('Consumer');
+  const live = new Alias(stack, 'Live', { aliasName: 'live', version: aliased.currentVersion });
+  table.addMonitoring({ functions: [live, versioned.currentVersion] });
+  const template = Template.fromStack(stack);
+  for (const watched of [aliased, versioned]) {
+    const ref = { Ref: stack.getLogicalId(watched.node.defaultChild as CfnElement) };
+    expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Dimensions: [{ Name: 'Function', Value: ref }] } }))).toHaveLength(3);
+  }
+  // An alias and its function are one namespace: listed both, they would be watched twice.
+  expect(() => new IdempotencyTable(new Stack(new App(), 'Both'), 'Idempotency').addMonitoring({ functions: [aliased, live] })).toThrow(
+    'IdempotencyTable.addMonitoring: the function Qualified/Api is listed twice.',
   );
 });
 

@@ -121,16 +121,19 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   // Nothing to find: no keys in the environment, no shared files, no instance metadata.
   const nowhere = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config', AWS_EC2_METADATA_DISABLED: 'true' };
   const address = ['inspect', '--table', tableName, '--id', recordId('cli-setup', 'o-1')];
-  const [noCredentials, noProfile, noRegion] = await Promise.all([
+  const [noCredentials, noProfile, noEnvProfile, noRegion] = await Promise.all([
     cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
     cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
+    // A profile set in the environment is the one to check, not one to set.
+    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: 'nope' }, ...address),
     cliWith({ ...nowhere, AWS_REGION: undefined }, ...address),
   ]);
   const hints = [
     ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.\n',
     ': check that the profile nope exists in the AWS config or credentials file, with credentials.\n',
+    ': check that the profile nope (AWS_PROFILE) exists in the AWS config or credentials file, with credentials.\n',
   ];
-  for (const [index, run] of [noCredentials, noProfile].entries()) {
+  for (const [index, run] of [noCredentials, noProfile, noEnvProfile].entries()) {
     expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: CredentialsProviderError: /) });
     expect(run.stderr.endsWith(hints[index]!)).toBe(true);
   }
@@ -489,6 +492,28 @@ test('stuck lists a record past its lease that has no valid expiration (written 
     expect(JSON.parse(asJson.stdout)).toEqual([
       { key: 'n#h', status: 'INPROGRESS', expiresAt: null, leaseUntil: 1, hasFingerprint: false, responseOmitted: false },
     ]);
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
+test('inspect and stuck show a hand-written instant beyond the dates JavaScript can show, instead of failing on it', async () => {
+  const table = await freshTable(client, 'cli-far-dates');
+  try {
+    const item = (id: string, status: string, numbers: Record<string, string>) =>
+      new PutItemCommand({
+        TableName: table,
+        Item: { id: { S: id }, status: { S: status }, owner: { S: 'o' }, ...Object.fromEntries(Object.entries(numbers).map(([name, n]) => [name, { N: n }])) },
+      });
+    await client.send(item('n#pinned', 'COMPLETED', { expiration: '99999999999999999999' }));
+    await client.send(item('n#stuck', 'INPROGRESS', { expiration: '99999999999999999999', leaseUntil: '-99999999999999999999' }));
+    const [inspected, stuck] = await Promise.all([cli('inspect', '--table', table, '--id', 'n#pinned'), cli('stuck', '--table', table)]);
+    expect(inspected).toMatchObject({ code: 0, stderr: '' });
+    expect(inspected.stdout).toMatch(/^ {2}expires {6}epoch ms 1e\+23 \(beyond the dates JavaScript can show\)$/m);
+    expect(stuck.code).toBe(0);
+    expect(stuck.stdout).toBe(
+      'n#stuck  lease ended epoch ms -100000000000000000000 (beyond the dates JavaScript can show), expires epoch ms 1e+23 (beyond the dates JavaScript can show)\n1 INPROGRESS record past the lease.\n',
+    );
   } finally {
     await dropTable(client, table);
   }

@@ -2,7 +2,9 @@
  * `inspectRecord` and `forgetRecord` on DynamoDB Local: records written by the real entry points,
  * addressed by key, by HTTP request parts and by record id.
  */
+
 import middy from '@middy/core';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import {
   callerIdentity,
@@ -234,6 +236,15 @@ test('an HTTP record is addressed by its header key, method, route and caller', 
   expect(await inspectRecord({ store, name: 'ops-http', http: { ...http, caller: callerIdentity(paymentRequest('k-1', 'user-8'))! } })).toBeUndefined();
   expect(await inspectRecord({ store, name: 'ops-http', http: { key: 'k-1', method: 'POST', route: 'POST /payments' } })).toBeUndefined();
   expect(await forgetRecord({ store, name: 'ops-http', http })).toBe(true);
+});
+
+test("an HTTP API's $default route (payload 2.0) is addressed as '<METHOD> <path>', as the docs say", async () => {
+  const handler = middy(async () => ({ statusCode: 201, body: '{}' })).use(httpIdempotency({ store, name: 'ops-http-default', scope: () => undefined }));
+  const event = paymentRequest('k-default') as APIGatewayProxyEventV2;
+  await handler({ ...event, routeKey: '$default', requestContext: { ...event.requestContext, routeKey: '$default' } }, lambdaContext('ops-http-default'));
+  const http = { key: 'k-default', method: 'POST', route: 'POST /payments' };
+  expect(await inspectRecord({ store, name: 'ops-http-default', http })).toMatchObject({ status: 'COMPLETED' });
+  expect(await inspectRecord({ store, name: 'ops-http-default', http: { ...http, route: '$default' } })).toBeUndefined();
 });
 
 test('addresses are hashed as the engine hashes keys, and bad ones are refused with a sentence', async () => {

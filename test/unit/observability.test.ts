@@ -84,18 +84,36 @@ test('each event writes one EMF line naming the function and one log line naming
   for (const line of emf) expect(JSON.stringify(line)).not.toContain(recordId!.split('#')[1]);
 });
 
+test('an attempt that fails after another took its record over is superseded too: its release deletes nothing', async () => {
+  const events: IdempotencyEvent[] = [];
+  let now = 1_700_000_000_000;
+  const store = new MemoryStore();
+  const options = { store, name: 'payments', now: () => now, leaseSeconds: 10, observability: (event: IdempotencyEvent) => void events.push(event) };
+  let fail!: () => void;
+  const failing = new Promise<never>((_, reject) => (fail = () => reject(new Error('card declined'))));
+  const slow = makeIdempotent(async (_: string) => failing, options);
+  const first = slow(SECRET);
+  await new Promise((r) => setImmediate(r));
+  now += 11_000; // the slow attempt's lease ends: a retry takes over
+  expect(await makeIdempotent(async (_: string) => 'ok', options)(SECRET)).toBe('ok');
+  fail();
+  await expect(first).rejects.toThrow('card declined');
+  expect(events).toEqual(['miss', 'takeover', 'superseded']);
+  expect([...store.records.values()][0]).toMatchObject({ status: 'COMPLETED' });
+});
+
 test('bad observability options throw at construction', () => {
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: 'yes' } as never })).toThrow(TypeError);
   // CloudWatch drops an EMF line whose namespace it does not accept: refused before any line is written.
-  for (const metricNamespace of ['', '   ', 'AWS/Lambda', 'Payments!', 'x'.repeat(256), 5 as never]) {
+  for (const metricNamespace of ['', '   ', 'AWS/Lambda', ':Payments', 'Payments!', 'x'.repeat(256), 5 as never]) {
     expect(() => cloudWatchLines({ metricNamespace })).toThrow(
-      'cloudWatchLines: `options.metricNamespace` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/.',
+      'cloudWatchLines: `options.metricNamespace` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon.',
     );
   }
   expect(() => makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricNamespace: '' } })).toThrow(
     '`observability.metricNamespace` must be a CloudWatch namespace',
   );
-  for (const metricNamespace of ['Payments', 'Team A/payments-api_v2.1#eu:prod', 'x'.repeat(255)])
+  for (const metricNamespace of ['Payments', 'Team A/payments-api_v2.1#eu:prod', 'Payments:', 'x'.repeat(255)])
     expect(() => cloudWatchLines({ metricNamespace })).not.toThrow();
 });
 
@@ -183,6 +201,42 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
   const uncalled: string[] = [];
   await scriptedRun(cloudWatchLines as never, Date.now, uncalled);
   expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
+});
+
+test('a `write` that returns a promise that rejects is logged once, not an unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', record);
+  try {
+    const warnings: string[] = [];
+    const written: string[] = [];
+    // Typed `(line) => void`, an async function still type-checks: a log shipper that awaits a network call.
+    const write = async (line: string) => {
+      written.push(line);
+      throw new Error('log shipper down');
+    };
+    await scriptedRun(cloudWatchLines({ logs: true, write }), Date.now, warnings);
+    await scriptedRun({ metrics: true, write }, Date.now, warnings);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(written).toHaveLength(9); // three events: two lines each, then one each
+    expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error', 'Error', 'Error']);
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', record);
+  }
+});
+
+test('a listener that throws a value that is no Error is logged by its type: its `name` may be data', async () => {
+  const warnings: string[] = [];
+  await scriptedRun(
+    () => {
+      throw { name: SECRET };
+    },
+    Date.now,
+    warnings,
+  );
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['object', 'object']);
+  for (const line of warnings) expect(line).not.toContain(SECRET);
 });
 
 test('a listener that fails behind a logger that throws still changes no outcome', async () => {

@@ -363,6 +363,15 @@ describe('cancellations and faults', () => {
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
   });
 
+  test('an unknown outcome whose release fails too is one bookkeeping failure, not two', async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    ddb.on(DeleteItemCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const events: IdempotencyEvent[] = [];
+    const { pay } = payFixture({ observability: (event) => void events.push(event), logger: { warn: () => undefined } });
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('COMMIT_FAILED');
+    expect(events).toEqual(['miss', 'bookkeepingFailure']);
+  });
+
   test('atomic: an unknown outcome is COMMIT_FAILED too', async () => {
     ddb.on(TransactWriteItemsCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
     const { pay } = payFixture({ atomic: true });
