@@ -89,7 +89,7 @@ const OPTIONS = {
   yes: { type: 'boolean', commands: ['forget'], help: 'Really delete (forget refuses without it).' },
   json: { type: 'boolean', commands: ALL, help: 'Print JSON on standard output, for scripts.' },
   attributes: { type: 'string', commands: ALL, value: 'JSON', help: 'Attribute names that differ from DynamoDBStore\'s defaults, e.g. \'{"key":"pk"}\'.' },
-  region: { type: 'string', commands: ALL, value: 'R', help: "AWS region. Default: the SDK's ($AWS_REGION, the profile's)." },
+  region: { type: 'string', commands: ALL, value: 'R', help: "AWS region. Default: a --table ARN's, else the SDK's ($AWS_REGION, the profile's)." },
   profile: { type: 'string', commands: ALL, value: 'P', help: 'AWS profile. Default: $AWS_PROFILE, else the default profile.' },
   help: { type: 'boolean', commands: ALL, help: 'This help.' },
 } as const satisfies Record<string, OptionSpec>;

@@ -36,9 +36,11 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
   const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
   // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden;
   // each attempt bounded as the store's own client is, since the SDK sets no timeout: a request never answered would hang the command.
+  // A table given by its ARN is in the ARN's Region, unless --region says otherwise.
+  const region = command.region ?? (command.table.startsWith('arn:') ? command.table.split(':')[3] || undefined : undefined);
   const client = new DynamoDBClient({
     requestHandler: REQUEST_TIMEOUTS,
-    ...(command.region === undefined ? {} : { region: command.region }),
+    ...(region === undefined ? {} : { region }),
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
   // The commands write no record: a retention in the environment (IDEMPOTENCY_EXPIRES_AFTER_SECONDS, for functions) is not theirs to check.

@@ -140,6 +140,15 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
 });
 
+test("a table given by its ARN is read in the ARN's Region, without --region or AWS_REGION", async () => {
+  const { once } = counted('cli-arn');
+  await once({ orderId: 'o-1' });
+  const arn = `arn:aws:dynamodb:local:000000000000:table/${tableName}`;
+  const run = await cliWith({ AWS_REGION: undefined }, 'inspect', '--table', arn, '--name', 'cli-arn', '--key', '"o-1"', '--json');
+  expect(run).toMatchObject({ code: 0, stderr: '' });
+  expect(JSON.parse(run.stdout)).toMatchObject({ status: 'COMPLETED' });
+});
+
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
   const { once, runs } = counted('cli-forget');
   await once({ orderId: 'o-1' });
