@@ -69,6 +69,11 @@ interface Flight {
   call?: Call;
   readonly done: Promise<IdempotencyRecord | undefined>;
   readonly settle: (record: IdempotencyRecord | undefined) => void;
+  /**
+   * The error that ended a durable leader's invocation (`isUnrecoverableInvocation`), with no
+   * record: its followers of that invocation end with it rather than lead and run their functions.
+   */
+  invocationEnded?: unknown;
 }
 
 /**
@@ -192,6 +197,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
         if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+        if (leader.invocationEnded !== undefined) throw leader.invocationEnded;
         continue;
       }
       const left = waitLeft(waitUntil, this.now(), deadline);
@@ -233,9 +239,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       return start;
     } catch (error) {
-      flight?.settle(undefined);
+      if (flight !== undefined) this.#land(flight, undefined, execution !== undefined ? error : undefined);
       throw error;
     }
+  }
+
+  /** Settles a leader's flight with its record; `error`, when it ends the durable invocation, ends its followers too. */
+  #land(flight: Flight, record: IdempotencyRecord | undefined, error: unknown): void {
+    if (record === undefined && isResumable(error)) flight.invocationEnded = error;
+    flight.settle(record);
   }
 
   /** Where the flights of a call live: a durable one's apart. */
@@ -369,7 +381,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       return own;
     } finally {
-      this.#leading.get(call)?.settle(record);
+      const flight = this.#leading.get(call);
+      if (flight !== undefined) this.#land(flight, record, outcome.kind === 'error' && call.owner.startsWith(DURABLE_OWNER) ? outcome.error : undefined);
     }
   }
 

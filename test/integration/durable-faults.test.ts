@@ -312,6 +312,25 @@ describe('a transaction() commit that fails', () => {
     });
   });
 
+  test('with a second call of the key running at once in the invocation (Promise.all), that call ends with the same error: it never runs its function, whose step would charge again', async () => {
+    const steps: string[] = [];
+    const charge = makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        const charged = await ctx.step(`charge-${steps.length}`, async () => (steps.push(`${order.run}:charge`), order.run));
+        transaction().put({ TableName: business, Item: { id: `together#${order.orderId}`, charged } });
+        return charged;
+      },
+      { store, name: 'together-commit', key: (order) => order.orderId },
+    );
+    const handler = withDurableExecution((order: Order, ctx: DurableContext) => Promise.all([charge(order, ctx), charge(order, ctx)]));
+    const orderId = randomUUID();
+    failCommit();
+    await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+    faults.clear();
+    expect(steps).toEqual(['first:charge']);
+    expect((await readItem(inspect, tableName, recordId('together-commit', orderId)))?.status?.S).toBe('INPROGRESS');
+  });
+
   test('a write whose own condition fails (TRANSACTION_CONDITION_FAILED) can never commit: the execution fails and frees the key, as outside durable executions', async () => {
     const steps: string[] = [];
     const refused = makeIdempotent(
