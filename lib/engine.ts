@@ -239,12 +239,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       return start;
     } catch (error) {
-      if (flight !== undefined) this.#land(flight, undefined, execution !== undefined ? error : undefined);
+      if (flight !== undefined) this.#land(flight, undefined, error);
       throw error;
     }
   }
 
-  /** Settles a leader's flight with its record; `error`, when it ends the durable invocation, ends its followers too. */
+  /** Settles a leader's flight with its record; `error`, when it ends a durable invocation, ends its followers too (only durable followers read it). */
   #land(flight: Flight, record: IdempotencyRecord | undefined, error: unknown): void {
     if (record === undefined && isResumable(error)) flight.invocationEnded = error;
     flight.settle(record);
@@ -382,7 +382,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       return own;
     } finally {
       const flight = this.#leading.get(call);
-      if (flight !== undefined) this.#land(flight, record, outcome.kind === 'error' && call.owner.startsWith(DURABLE_OWNER) ? outcome.error : undefined);
+      if (flight !== undefined) this.#land(flight, record, outcome.kind === 'error' ? outcome.error : undefined);
     }
   }
 
@@ -458,15 +458,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // commit, had it applied (fenced on the execution's claim, it applies at most once).
         if (call.owner.startsWith(DURABLE_OWNER) && (!(error instanceof IdempotencyError) || error.code === 'TRANSACTION_CONFLICT')) {
           this.#emit('bookkeepingFailure', key);
-          const failure =
-            error instanceof IdempotencyError
-              ? error
-              : new IdempotencyError(
-                  'COMMIT_FAILED',
-                  "The transaction with the call's writes could not be confirmed; this invocation of the durable execution ends here, and the one that resumes it commits them or finds them applied.",
-                  { cause: error },
-                );
-          return [{ kind: 'error', error: resumable(failure), replayed: false }, undefined];
+          return [{ kind: 'error', error: resumable(commitError(error, false, true)), replayed: false }, undefined];
         }
         // Typed errors mean nothing was written: free the key. Otherwise the outcome is unknown, and
         // the fenced release settles it: it deletes the record only while this call's claim is
@@ -686,8 +678,11 @@ function parseStored<T>(parse: () => T): T {
   }
 }
 
-/** The error of a commit that failed; `settled`: its record was released since (or found taken over or gone), so it never applied. */
-const commitError = (error: unknown, settled = false): IdempotencyError =>
+/**
+ * The error of a commit that failed; `settled`: its record was released since (or found taken over
+ * or gone), so it never applied; `durable`: unsettled, its durable execution's next invocation settles it.
+ */
+const commitError = (error: unknown, settled = false, durable = false): IdempotencyError =>
   error instanceof IdempotencyError
     ? error
     : settled
@@ -696,6 +691,8 @@ const commitError = (error: unknown, settled = false): IdempotencyError =>
           `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and this call holds the key no more.`,
           { cause: error, retryAfterSeconds: 1 },
         )
-      : new IdempotencyError('COMMIT_FAILED', "The transaction with the call's writes could not be confirmed; they may or may not be applied.", {
-          cause: error,
-        });
+      : new IdempotencyError(
+          'COMMIT_FAILED',
+          `The transaction with the call's writes could not be confirmed; ${durable ? 'this invocation of the durable execution ends here, and the one that resumes it commits them or finds them applied' : 'they may or may not be applied'}.`,
+          { cause: error },
+        );
