@@ -18,7 +18,9 @@ export interface HttpRecordKey {
   /**
    * The route as the middleware sees it: the route key of an HTTP API (`POST /payments`; for its
    * `$default` route, `<METHOD> <path>` in payload format 2.0, `$default` in 1.0), the resource of a
-   * REST API (`/payments/{id}`), or `<METHOD> <path>` for a Function URL or a load balancer.
+   * REST API (`/payments/{id}`), or `<METHOD> <path>` for a Function URL or a load balancer. The
+   * method that leads a route is upper-cased, as the middleware sees it (`post /payments` is
+   * `POST /payments`).
    */
   readonly route: string;
   /** The caller identity that scoped the key; omit it for requests without one. */
@@ -67,7 +69,10 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
     }
   }
   if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError("An HTTP record key's `caller` must be a string when given.");
-  return httpKeyValueOf(request.key, request.method.toUpperCase(), request.route, request.caller ?? null);
+  // A route's method arrives upper-cased (route keys, and the method the middleware upper-cases);
+  // a REST API resource starts with '/' and is left as it is.
+  const route = request.route.replace(/^[A-Za-z]+(?= \/)/, (method) => method.toUpperCase());
+  return httpKeyValueOf(request.key, request.method.toUpperCase(), route, request.caller ?? null);
 }
 
 /**

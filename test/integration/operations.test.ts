@@ -245,6 +245,9 @@ test("an HTTP API's $default route (payload 2.0) is addressed as '<METHOD> <path
   const http = { key: 'k-default', method: 'POST', route: 'POST /payments' };
   expect(await inspectRecord({ store, name: 'ops-http-default', http })).toMatchObject({ status: 'COMPLETED' });
   expect(await inspectRecord({ store, name: 'ops-http-default', http: { ...http, route: '$default' } })).toBeUndefined();
+  // The method that leads a route is upper-cased, as the middleware upper-cases it; a path is not.
+  expect(await inspectRecord({ store, name: 'ops-http-default', http: { ...http, route: 'post /payments' } })).toMatchObject({ status: 'COMPLETED' });
+  expect(await inspectRecord({ store, name: 'ops-http-default', http: { ...http, route: 'POST /PAYMENTS' } })).toBeUndefined();
 });
 
 test('addresses are hashed as the engine hashes keys, and bad ones are refused with a sentence', async () => {
