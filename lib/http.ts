@@ -57,7 +57,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   readonly scope?: HttpScope<TEvent>;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
   readonly maxRetryAfterSeconds?: number;
-  /** Which results are final: stored and replayed. Others release the key. @default below 500, except 401, 408, 425 and 429 */
+  /** Which results are final: stored and replayed. Others release the key. @default below 500, except 401, 403, 408, 425 and 429 */
   readonly isFinalResponse?: (result: HttpResult) => boolean;
   /**
    * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
@@ -250,10 +250,11 @@ const unsentBody = (result: unknown): boolean =>
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
- * Statuses that ask the client to send the request again (401: with new credentials, RFC 9110
- * §15.5.2): storing them would refuse every retry. None of them reports an effect.
+ * Statuses that ask the client to send the request again (401 and 403: with new or different
+ * credentials, or once access is granted, RFC 9110 §15.5.2 and §15.5.4): storing them would refuse
+ * every retry. None of them reports an effect.
  */
-const RETRYABLE = new Set([401, 408, 425, 429]);
+const RETRYABLE = new Set([401, 403, 408, 425, 429]);
 
 const defaultIsFinal = (result: HttpResult): boolean => {
   // A status written as text ("429") is what API Gateway reads it as: its number.
@@ -269,7 +270,7 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * coding the duplicate's `Accept-Encoding` refuses is sent in gzip or uncompressed); a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
- * stored, except 401, 408, 425 and 429; those, 5xx results and thrown errors release the key so the
+ * stored, except 401, 403, 408, 425 and 429; those, 5xx results and thrown errors release the key so the
  * client can retry.
  *
  * @example
@@ -352,7 +353,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       const replayed = exposing({ ...proxy, headers: { ...proxy.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
-    // Not final (5xx, 401, 408, 425, 429): the key is released so that the client can retry.
+    // Not final (5xx, 401, 403, 408, 425, 429): the key is released so that the client can retry.
     ending: (response, returned) => {
       // A stream returned without a prelude is sent as a 200 of the response stream's default type
       // (see streamedAsSent), and so is a string once the function says it streams.

@@ -293,6 +293,18 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(orders.runs).toBe(2);
   });
 
+  test('a 403 refuses the request without an effect: it is not stored, and the retry once access is granted runs', async () => {
+    // Access decided from data the token does not carry (an account's permissions in a table):
+    // the caller, and so the key, is the same before and after the grant.
+    let granted = false;
+    const orders = api(variant, {}, (_, run) => (granted ? variant.result(run) : { statusCode: 403, body: 'not allowed' }));
+    expect((await orders.invoke(variant.event({ key: 'k-403' }))).statusCode).toBe(403);
+    granted = true;
+    expect(await orders.invoke(variant.event({ key: 'k-403' }))).toEqual(variant.result(2));
+    expect(await orders.invoke(variant.event({ key: 'k-403' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
+  });
+
   test('a status code sent as a string (`"429"`, `"503"`), which API Gateway accepts, is read as its number: not stored, the retry runs', async () => {
     for (const status of ['429', '503']) {
       let first = true;
