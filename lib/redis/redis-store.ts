@@ -56,7 +56,9 @@ export interface RedisStoreOptions {
    * client does: every step of the call counts, together. Waiting for a connecting client, the
    * eviction check, a script sent again by its source, `WAIT` (`waitForReplicas`), and a
    * completion's wait for a lost connection to come back and its resend all share the one bound;
-   * what is still unanswered at it fails the call, and nothing is sent after it. node-redis's
+   * what is still unanswered at it fails the call, and nothing is sent after it (a redirection the
+   * client follows by itself inside one command excepted). Opening a stored response (your key
+   * provider) is not a request to Redis and is not counted. node-redis's
    * command timeout stops counting once a command is written, so only this bounds a connection that
    * stops answering. A completion whose connection was lost waits for the client to reconnect
    * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
