@@ -1,7 +1,7 @@
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
-import { ResponseCodec } from '../response-codec.js';
+import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -126,6 +126,16 @@ function timeToLive(now: number, expiresAt: number, leaseUntil = Number.NEGATIVE
   throw new TypeError(`RedisStore: a record's retention and lease must end after \`now\` ${got}.`);
 }
 
+/**
+ * A key of another type than a hash where a record should be (another application's value under the
+ * prefix) fails closed as any record this store did not write, naming how to remove it: Redis would
+ * answer every operation on it with WRONGTYPE, and one without a TTL would hold the key forever.
+ */
+const notAHash = (key: string, error: unknown): unknown =>
+  String((error as { message?: unknown } | null)?.message).startsWith('WRONGTYPE')
+    ? malformedRecord(key, WHERE, 'the key is not a hash', '. Remove it with forgetRecord')
+    : error;
+
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
   if (reply instanceof Map) return [...reply].flat();
@@ -213,7 +223,10 @@ export class RedisStore implements IdempotencyStore {
 
   /** The record's state and sizes (the bytes stored, as `DynamoDBStore` reports them). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
-    const record = hashOf(flatHash(await this.bounded().send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
+    const reply = await this.bounded()
+      .send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])
+      .catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    const record = hashOf(flatHash(reply));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 
@@ -233,7 +246,8 @@ export class RedisStore implements IdempotencyStore {
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    return verdict(await runScript(connection, script, this.keyPrefix + key, args, this.wait));
+    const reply = await runScript(connection, script, this.keyPrefix + key, args, this.wait).catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    return verdict(reply);
   }
 
   /**
