@@ -62,8 +62,11 @@ export type Reply = { readonly ok: true; readonly value: unknown } | { readonly 
 export interface Connection {
   /** Sends one command; `key` routes it to the key's primary in a cluster. */
   send(key: string, args: readonly string[]): Promise<unknown>;
-  /** Sends commands in order to `key`'s primary (keyless ones follow it), in one round trip where the client allows. */
-  sendAll(key: string, commands: ReadonlyArray<readonly string[]>): Promise<Reply[]>;
+  /**
+   * Sends commands in order to `key`'s primary (keyless ones follow it), in one round trip where the
+   * client allows. Commands redirected (MOVED, ASK) are sent again only while `inTime()` holds.
+   */
+  sendAll(key: string, commands: ReadonlyArray<readonly string[]>, inTime?: () => boolean): Promise<Reply[]>;
   /** The `INFO memory` text of every primary. */
   memoryInfo(): Promise<string[]>;
   /**
@@ -223,6 +226,9 @@ export function boundedConnection([ready, connection]: ClientCommands, millis?: 
   };
   return {
     ...sentThrough(connection, within),
+    // A redirection answered near the bound is followed only within it: a write sent after the call
+    // failed could apply after its caller, told of the failure, released the key, and hold it until its lease.
+    sendAll: (key, commands) => within(() => connection.sendAll(key, commands, () => left() > 0)),
     reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
   };
 }
@@ -237,7 +243,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
       () => ioredisReady(client),
       {
         send: (_key, [command, ...args]) => client.call(command!, ...args),
-        sendAll: async (_key, commands) => {
+        sendAll: async (_key, commands, inTime = () => true) => {
           // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
           const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
             ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
@@ -253,11 +259,11 @@ export function commandsOf(client: RedisClient): ClientCommands {
             const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
             if (node === undefined) return replies;
             await ioredisReady(node);
-            return (await send(node, [['ASKING'], ...commands])).slice(1);
+            return inTime() ? (await send(node, [['ASKING'], ...commands])).slice(1) : replies;
           }
           // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
           await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
-          return send(client, commands);
+          return inTime() ? send(client, commands) : replies;
         },
         memoryInfo: () => Promise.all((client.nodes ? client.nodes('master') : [client]).map(async (node) => String(await node.call('INFO', 'memory')))),
         reconnected: (_key, millis) => {

@@ -1,7 +1,7 @@
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
-import { ResponseCodec } from '../response-codec.js';
+import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -56,7 +56,9 @@ export interface RedisStoreOptions {
    * client does: every step of the call counts, together. Waiting for a connecting client, the
    * eviction check, a script sent again by its source, `WAIT` (`waitForReplicas`), and a
    * completion's wait for a lost connection to come back and its resend all share the one bound;
-   * what is still unanswered at it fails the call, and nothing is sent after it. node-redis's
+   * what is still unanswered at it fails the call, and nothing is sent after it (a redirection the
+   * client follows by itself inside one command excepted). Opening a stored response (your key
+   * provider) is not a request to Redis and is not counted. node-redis's
    * command timeout stops counting once a command is written, so only this bounds a connection that
    * stops answering. A completion whose connection was lost waits for the client to reconnect
    * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
@@ -123,6 +125,16 @@ function timeToLive(now: number, expiresAt: number, leaseUntil = Number.NEGATIVE
   }
   throw new TypeError(`RedisStore: a record's retention and lease must end after \`now\` ${got}.`);
 }
+
+/**
+ * A key of another type than a hash where a record should be (another application's value under the
+ * prefix) fails closed as any record this store did not write, naming how to remove it: Redis would
+ * answer every operation on it with WRONGTYPE, and one without a TTL would hold the key forever.
+ */
+const notAHash = (key: string, error: unknown): unknown =>
+  String((error as { message?: unknown } | null)?.message).startsWith('WRONGTYPE')
+    ? malformedRecord(key, WHERE, 'the key is not a hash', '. Remove it with forgetRecord')
+    : error;
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {
@@ -211,7 +223,10 @@ export class RedisStore implements IdempotencyStore {
 
   /** The record's state and sizes (the bytes stored, as `DynamoDBStore` reports them). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
-    const record = hashOf(flatHash(await this.bounded().send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])));
+    const reply = await this.bounded()
+      .send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])
+      .catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    const record = hashOf(flatHash(reply));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 
@@ -231,7 +246,8 @@ export class RedisStore implements IdempotencyStore {
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    return verdict(await runScript(connection, script, this.keyPrefix + key, args, this.wait));
+    const reply = await runScript(connection, script, this.keyPrefix + key, args, this.wait).catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    return verdict(reply);
   }
 
   /**

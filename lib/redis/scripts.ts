@@ -97,9 +97,15 @@ return {1}
 
 /**
  * KEYS[1]; ARGV: status (optional, '' for any), leaseUntil (optional). Deletes the record, only
- * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given.
+ * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given. A key
+ * that is not a hash has neither: only a forget without conditions deletes it.
  */
 export const FORGET = script(`
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' then
+  if kind == 'none' or (ARGV[1] and ARGV[1] ~= '') or ARGV[2] then return 0 end
+  return redis.call('DEL', KEYS[1])
+end
 local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil')
 if ARGV[1] and ARGV[1] ~= '' and held[1] ~= ARGV[1] then return 0 end
 if ARGV[2] and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2])) then return 0 end

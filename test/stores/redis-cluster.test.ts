@@ -208,6 +208,37 @@ describe('a slot moved to another primary (MOVED)', () => {
     60_000,
   );
 
+  test("ioredis Cluster: a write whose slot moved, its slot map read again only after the call's timeoutMillis, is not sent again after it", async () => {
+    const [, open] = KINDS[0]!;
+    const opened = await open(server);
+    const client = opened.client as Cluster;
+    try {
+      const keyPrefix = 'moved-late-ioredis:';
+      const now = Date.now();
+      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+      const store = new RedisStore({ client, keyPrefix, timeoutMillis: 300, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+      await store.claim({ ...request, key: 'warm' }).catch(() => undefined); // the client learns the slot map
+      await moveSlotOf(`${keyPrefix}k`);
+      // The slot map is read again (as after a MOVED) only once the call has failed at its bound.
+      const refresh = client.refreshSlotsCache.bind(client);
+      let failed!: () => void;
+      const callFailed = new Promise<void>((resolve) => (failed = resolve));
+      let refreshed!: Promise<void>;
+      client.refreshSlotsCache = (callback) => {
+        refreshed = callFailed.then(() => new Promise<void>((resolve) => refresh((error) => (callback?.(error), resolve()))));
+      };
+      await expect(store.claim(request)).rejects.toThrow(/did not answer within 300 ms/);
+      failed();
+      await refreshed;
+      await new Promise((resolve) => setImmediate(resolve));
+      // Read through the same client: a claim sent again after the refresh would have reached the node first, on the same connection.
+      expect(await client.call('EXISTS', `${keyPrefix}k`)).toBe(0);
+      expect(await rawOther.exists(`${keyPrefix}k`)).toBe(0);
+    } finally {
+      opened.close();
+    }
+  }, 60_000);
+
   // During a resharding, a key already on the slot's new node is answered with ASK by the old one;
   // ioredis follows no ASK in a pipeline that holds WAIT. (node-redis follows it, but sends WAIT to
   // the slot's old primary, where it reports nothing about the write.)

@@ -183,6 +183,29 @@ for (const kind of CLIENT_KINDS) {
       expect(await once('k')).toBe(1);
     });
 
+    test('a key that is not a hash (another application wrote a string there, without a TTL) fails closed, naming the record and how to remove it; forgotten, the call runs', async () => {
+      const keyPrefix = `not-a-hash-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      const id = `malformed#${hashKey('k')}`;
+      await raw.set(keyPrefix + id, 'a value of another application');
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect(describeStoreFailure(refused.cause)).toBe('UnreadableRecordError');
+      expect((refused.cause as Error).message).toBe(
+        `The idempotency record ${id} in Redis is malformed (the key is not a hash): it was not written by this store. Remove it with forgetRecord; the next call with its key then runs.`,
+      );
+      await expect(inspectRecord({ store, id })).rejects.toThrow(/is malformed \(the key is not a hash\)/);
+      expect(runs).toBe(0);
+      // Only an unconditional forget removes it: it has no status, and no lease.
+      expect(await forgetRecord({ store, id, onlyIf: 'COMPLETED' })).toBe(false);
+      expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS', leaseUntil: 1 })).toBe(false);
+      expect(await forgetRecord({ store, id })).toBe(true);
+      expect(await once('k')).toBe(1);
+      expect(await once('k')).toBe(1);
+    });
+
     test('a live hash whose responseOmitted is not the 1 the store writes fails closed, rather than replay the call as one that returned undefined', async () => {
       const keyPrefix = `malformed-omitted-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix });
@@ -485,7 +508,11 @@ describe('options', () => {
 });
 
 describe("retention, as the caller's clock judges it", () => {
-  const client = ioredisClient();
+  // Opened in beforeAll: a client opened as the block is collected stays open when a `-t` filter skips its tests and their afterAll.
+  let client: ReturnType<typeof ioredisClient>;
+  beforeAll(() => {
+    client = ioredisClient();
+  });
   afterAll(() => client.disconnect());
 
   /** The TTL (ms) `write` gave the key, give or take the milliseconds the write took (`[least, most]`). */

@@ -89,9 +89,13 @@ export const PREVIOUS_CLIENT_KINDS: readonly ClientKind[] = [
   },
 ];
 
-/** A plain ioredis client for the test's own reads and writes beside the store. */
+/**
+ * A plain ioredis client for the test's own reads and writes beside the store. It connects at its
+ * first command: one made where a file or a describe block is collected, whose tests a `-t` filter
+ * then skips (their `afterAll` with them), holds no connection that would keep Jest from exiting.
+ */
 export function inspector(url = redisUrl()): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 1 });
+  return new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
 }
 
 /** Polls `read` until it answers something truthy or a non-empty array (a state the server reaches), and returns that. */
