@@ -183,6 +183,19 @@ describe('keys', () => {
     ['an empty object (a spread of a member that is absent)', {}],
     ['an empty array (a map over a list that is absent)', []],
     ['an object without a prototype whose members are all missing', Object.assign(Object.create(null), { tenant: undefined, id: null })],
+    // Parts are judged by what JSON writes of them, as the whole key is.
+    ['an array of invalid Dates (written as null)', [new Date(Number.NaN)]],
+    ['an object of a boxed empty string and an invalid Date', { id: new String(''), at: new Date('no date') }],
+    ['an object whose part has a toJSON yielding undefined', { id: { toJSON: () => undefined } }],
+    [
+      'a class instance whose members are all undefined',
+      new (class OrderKey {
+        constructor(
+          readonly tenant?: string,
+          readonly id?: string,
+        ) {}
+      })(),
+    ],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
