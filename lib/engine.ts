@@ -4,7 +4,7 @@ import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMi
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, positive, remainingMillisOf, tenantOf } from './invocation.js';
-import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
+import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
@@ -586,7 +586,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The fingerprint selector threw.', { cause: error });
     }
-    return sha256(canonicalJson(selected) ?? '');
+    return sha256(fingerprintJson(selected) ?? '');
   }
 
   #isFinal(error: unknown): boolean {

@@ -189,8 +189,14 @@ export function canonicalJson(value: unknown): string | undefined {
   return canonicalForm(value).json;
 }
 
-/** The canonical JSON of `value`, and the plain data it was written from (what JSON sees of `value`). */
-function canonicalForm(value: unknown): { readonly json: string | undefined; readonly data: unknown } {
+/** The canonical JSON of a `fingerprint` selection, whose `INVALID_KEY` errors name the fingerprint. @internal */
+export const fingerprintJson = (value: unknown): string | undefined => canonicalForm(value, 'fingerprint').json;
+
+/**
+ * The canonical JSON of `value`, and the plain data it was written from (what JSON sees of
+ * `value`); `subject` is what its errors call the value.
+ */
+function canonicalForm(value: unknown, subject = 'idempotency key'): { readonly json: string | undefined; readonly data: unknown } {
   try {
     const normalizer = new Normalizer();
     const data = normalizer.run(value, 0);
@@ -198,10 +204,10 @@ function canonicalForm(value: unknown): { readonly json: string | undefined; rea
   } catch (error) {
     if (error instanceof KeyFault) {
       const path = `$${error.segments.reverse().join('')}`;
-      throw new IdempotencyError('INVALID_KEY', `The idempotency key holds ${error.what} at ${path}, which JSON cannot represent faithfully.`);
+      throw new IdempotencyError('INVALID_KEY', `The ${subject} holds ${error.what} at ${path}, which JSON cannot represent faithfully.`);
     }
     // A toJSON, a getter or a proxy trap of the value threw: the value has no JSON form to hash.
-    throw new IdempotencyError('INVALID_KEY', 'Reading the idempotency key threw (a toJSON method, a getter or a proxy trap).', { cause: error });
+    throw new IdempotencyError('INVALID_KEY', `Reading the ${subject} threw (a toJSON method, a getter or a proxy trap).`, { cause: error });
   }
 }
 

@@ -286,6 +286,16 @@ describe('keys', () => {
     expect(store.calls).toBe(0);
   });
 
+  test('a fingerprint JSON cannot hold is INVALID_KEY naming the fingerprint, not the key, before any store call', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (x: { id: string; amount: bigint }) => x.id, { store, name: 'f', key: (x) => x.id, fingerprint: (x) => x });
+    const error = await rejection(once({ id: 'a', amount: 1n }));
+    expect(error.code).toBe('INVALID_KEY');
+    // The key ('a') is sound: a message that blamed it would send the reader to the wrong selector.
+    expect(error.message).toMatch(/^INVALID_KEY: The fingerprint holds a BigInt at \$\.amount/);
+    expect(store.calls).toBe(0);
+  });
+
   test('a key whose toJSON yields undefined is missing, not a crash', async () => {
     const store = new MemoryStore();
     const once = makeIdempotent(async (x: unknown) => x, { store, name: 'f', key: () => ({ toJSON: () => undefined }) });
