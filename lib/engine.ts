@@ -4,7 +4,7 @@ import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMi
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, positive, remainingMillisOf, tenantOf } from './invocation.js';
-import { canonicalJson, canonicalKey, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
+import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
@@ -336,6 +336,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
       }
       const record = claim.record;
+      // A call nested in the call that holds its key (a function calling itself with its own key)
+      // would wait for a record that completes only once it has answered: it answers at once.
+      if (!durable && record.status === 'INPROGRESS' && isWithinHolder(key, record.owner)) throw this.#nestedInHolder(key, record.leaseUntil);
       const left = waitLeft(waitUntil, this.now(), deadline);
       if (record.status === 'COMPLETED' || durable || left <= 0) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
@@ -552,6 +555,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     });
   }
 
+  /** The rejection of a call nested in the call that holds its key: `IN_PROGRESS`, which no wait inside that call can end. */
+  #nestedInHolder(key: string, leaseUntil: number | undefined): IdempotencyError {
+    const error = this.#inProgress(key, leaseUntil);
+    error.message = `${error.message} This call is nested in the call that holds the key (same name and key): it cannot run until that call has ended.`;
+    return error;
+  }
+
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
   #replay(record: IdempotencyRecord): unknown {
     if (record.error !== undefined) throw parseStored(() => reviveError(record.error!));
@@ -576,7 +586,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     } catch (error) {
       throw new IdempotencyError('INVALID_KEY', 'The fingerprint selector threw.', { cause: error });
     }
-    return sha256(canonicalJson(selected) ?? '');
+    return sha256(fingerprintJson(selected) ?? '');
   }
 
   #isFinal(error: unknown): boolean {

@@ -186,17 +186,28 @@ function writeSorted(value: unknown): string {
  * ```
  */
 export function canonicalJson(value: unknown): string | undefined {
+  return canonicalForm(value).json;
+}
+
+/** The canonical JSON of a `fingerprint` selection, whose `INVALID_KEY` errors name the fingerprint. @internal */
+export const fingerprintJson = (value: unknown): string | undefined => canonicalForm(value, 'fingerprint').json;
+
+/**
+ * The canonical JSON of `value`, and the plain data it was written from (what JSON sees of
+ * `value`); `subject` is what its errors call the value.
+ */
+function canonicalForm(value: unknown, subject = 'idempotency key'): { readonly json: string | undefined; readonly data: unknown } {
   try {
     const normalizer = new Normalizer();
-    const normalized = normalizer.run(value, 0);
-    return normalizer.manual ? writeSorted(normalized) : JSON.stringify(normalized);
+    const data = normalizer.run(value, 0);
+    return { json: normalizer.manual ? writeSorted(data) : JSON.stringify(data), data };
   } catch (error) {
     if (error instanceof KeyFault) {
       const path = `$${error.segments.reverse().join('')}`;
-      throw new IdempotencyError('INVALID_KEY', `The idempotency key holds ${error.what} at ${path}, which JSON cannot represent faithfully.`);
+      throw new IdempotencyError('INVALID_KEY', `The ${subject} holds ${error.what} at ${path}, which JSON cannot represent faithfully.`);
     }
     // A toJSON, a getter or a proxy trap of the value threw: the value has no JSON form to hash.
-    throw new IdempotencyError('INVALID_KEY', 'Reading the idempotency key threw (a toJSON method, a getter or a proxy trap).', { cause: error });
+    throw new IdempotencyError('INVALID_KEY', `Reading the ${subject} threw (a toJSON method, a getter or a proxy trap).`, { cause: error });
   }
 }
 
@@ -220,43 +231,23 @@ export const recordKey = (namespace: string, hash: string): string => `${namespa
 /** The namespace a record key was built with, for logs and metrics that must not carry the hash. @internal */
 export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'));
 
-/** A value a key selector did not find: `undefined`, `null` or `''`. */
+/** A value a key selector did not find, as JSON writes it: `undefined` (no text), `null` or `''`. */
 const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';
 
 /**
- * The canonical JSON of a key, or `undefined` when it is missing: `undefined`, `null`, `''`, or a
- * value JSON writes as one of them (an invalid Date, a boxed '', a toJSON yielding `undefined`),
+ * The canonical JSON of a key, or `undefined` when it is missing: a value JSON writes as
+ * `undefined`, `null` or `''` (an invalid Date, a boxed '', a toJSON yielding `undefined` too),
  * which would otherwise be one key shared by every such call. With `selected` (the value a `key`
- * selector returned, not the whole payload), also an object or array of such parts only, or of
- * none (`{}`, `[]`): a composite key none of whose parts was found. A payload of such parts
- * (`{ cursor: null }`, `{}`) is a request like any other. @internal
+ * selector returned, not the whole payload), also a value JSON writes as an object or array of
+ * such parts only, or of none (`{}`, `[]`): a composite key none of whose parts was found. Parts
+ * are judged by their JSON form, as the whole key is: `[new Date(NaN)]` is `[null]`, missing. A
+ * payload of such parts (`{ cursor: null }`, `{}`) is a request like any other. @internal
  */
 export function canonicalKey(value: unknown, selected = false): string | undefined {
   if (isMissing(value)) return undefined;
-  const json = canonicalJson(value);
-  if (json === 'null' || json === '""') return undefined;
-  return selected && (json?.startsWith('{') || json?.startsWith('[')) && noPartFound(value) ? undefined : json;
-}
-
-/**
- * A plain object or array none of whose members was found (`{ tenant: undefined, id: undefined }`,
- * `[null, '']`, and `{}` or `[]`, what a spread or a map of an absent member gives): a composite key
- * whose selector found nothing, which would otherwise be one key shared by every such call. Read
- * after `canonicalJson` accepted the value, so its shape is sound.
- */
-function noPartFound(value: unknown): boolean {
-  try {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) if (!isMissing(value[i])) return false;
-      return true;
-    }
-    const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) return false;
-    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
-    return Object.values(value as object).every(isMissing);
-  } catch {
-    return false; // a value that reads differently the second time keeps the key it was hashed with
-  }
+  const { json, data } = canonicalForm(value);
+  if (isMissing(data)) return undefined;
+  return selected && typeof data === 'object' && Object.values(data as object).every(isMissing) ? undefined : json;
 }
 
 /**

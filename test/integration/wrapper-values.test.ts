@@ -2,7 +2,7 @@
  * What `makeIdempotent` returns, first and on replay, for functions and results beyond a plain
  * async function returning plain JSON, against DynamoDB Local.
  */
-import { makeIdempotent } from '../../lib/index.js';
+import { type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -76,6 +76,28 @@ test('a call nested in another with a different name and the same key runs, and 
   expect(await outer('k')).toBe('outer(inner k 1)');
   expect(await inner('k')).toBe('inner k 1');
   expect(runs).toBe(1);
+});
+
+test('a function that calls itself with its own key gets IN_PROGRESS at once, without polling its own record for waitForInProgressMillis; its key is then free', async () => {
+  let claims = 0;
+  let runs = 0;
+  const counting: IdempotencyStore = {
+    claim: (request) => {
+      // A third claim is the nested call polling the record its own caller holds.
+      if (++claims > 2) return Promise.reject(new Error('the nested call polled its own record'));
+      return store.claim(request);
+    },
+    complete: (request) => store.complete(request),
+    release: (request) => store.release(request),
+  };
+  const recursive: (id: string) => Promise<string> = makeIdempotent(async (id: string) => (++runs === 1 ? recursive(id) : 'nested'), {
+    store: counting,
+    name: 'recursive-same-key',
+    waitForInProgressMillis: 600_000,
+  });
+  expect((await rejection(recursive('k'))).code).toBe('IN_PROGRESS');
+  expect([claims, runs]).toEqual([2, 1]);
+  expect(await readItem(client, tableName, recordId('recursive-same-key', 'k'))).toBeUndefined();
 });
 
 test('options that are not an object are a TypeError that says so', () => {

@@ -183,6 +183,19 @@ describe('keys', () => {
     ['an empty object (a spread of a member that is absent)', {}],
     ['an empty array (a map over a list that is absent)', []],
     ['an object without a prototype whose members are all missing', Object.assign(Object.create(null), { tenant: undefined, id: null })],
+    // Parts are judged by what JSON writes of them, as the whole key is.
+    ['an array of invalid Dates (written as null)', [new Date(Number.NaN)]],
+    ['an object of a boxed empty string and an invalid Date', { id: new String(''), at: new Date('no date') }],
+    ['an object whose part has a toJSON yielding undefined', { id: { toJSON: () => undefined } }],
+    [
+      'a class instance whose members are all undefined',
+      new (class OrderKey {
+        constructor(
+          readonly tenant?: string,
+          readonly id?: string,
+        ) {}
+      })(),
+    ],
   ])('a composite key none of whose parts was found (%s) is missing: no key shared by every such call', async (_what, selected) => {
     const store = new MemoryStore();
     const fn = jest.fn(async (_input: string) => 'ran');
@@ -270,6 +283,16 @@ describe('keys', () => {
     expect((await rejection(mapKey(1))).code).toBe('INVALID_KEY');
     const bigintKey = makeIdempotent(async (x: unknown) => x, { store, name: 'f', key: () => ({ id: 1n }) });
     expect((await rejection(bigintKey(1))).code).toBe('INVALID_KEY');
+    expect(store.calls).toBe(0);
+  });
+
+  test('a fingerprint JSON cannot hold is INVALID_KEY naming the fingerprint, not the key, before any store call', async () => {
+    const store = new MemoryStore();
+    const once = makeIdempotent(async (x: { id: string; amount: bigint }) => x.id, { store, name: 'f', key: (x) => x.id, fingerprint: (x) => x });
+    const error = await rejection(once({ id: 'a', amount: 1n }));
+    expect(error.code).toBe('INVALID_KEY');
+    // The key ('a') is sound: a message that blamed it would send the reader to the wrong selector.
+    expect(error.message).toMatch(/^INVALID_KEY: The fingerprint holds a BigInt at \$\.amount/);
     expect(store.calls).toBe(0);
   });
 
