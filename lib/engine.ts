@@ -107,12 +107,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /**
    * `observe` turns the `observability` option into events: entry points choose which forms they take.
-   * `selects`: the `key` option is the user's selector, not a default that passes the payload on.
+   * `selects`: the `key` option is the user's selector, not a default that passes the payload on
+   * (by default, whether a `key` is given: read once the options are known to be an object).
    */
-  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe, selects = options.key !== undefined) {
+  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe, selects?: boolean) {
     validateOptions(where, options);
     this.#options = options;
-    this.#selects = selects;
+    this.#selects = selects ?? options.key !== undefined;
     this.#where = where;
     this.#store = options.store;
     this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;

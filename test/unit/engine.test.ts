@@ -12,6 +12,7 @@ import {
   type ReleaseRequest,
   type ReleaseResult,
 } from '../../lib/index.js';
+import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
 import { rejection } from '../support/rejections.js';
 
 /** The record protocol in memory, with every request recorded. */
@@ -111,7 +112,9 @@ describe('options', () => {
   test('the middleware validates at construction too, naming itself', () => {
     expect(middleware({ store, cache: 3 })).toThrow(TypeError);
     expect(middleware({ store, cache: 3 })).toThrow(/^idempotency: unknown option `cache`\. Known options: store, key, fingerprint, name, .*cacheSize/);
-    expect(middleware(undefined)).toThrow(TypeError);
+    expect(middleware(undefined)).toThrow(new TypeError('idempotency: options must be an object.'));
+    expect(middleware(null)).toThrow(new TypeError('idempotency: options must be an object.'));
+    expect(() => leanIdempotency(undefined as never)).toThrow(new TypeError('idempotency: options must be an object.'));
     expect(middleware({ store })).not.toThrow();
   });
 
