@@ -324,15 +324,22 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   for (const invokeConfig of invokeConfigs) {
     const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
     const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
-    if (age !== undefined && retries !== undefined && retries > 0 && age > retentionSeconds) {
-      const qualified =
-        invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
+    const qualified = invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
+    // Either setting known to be harmless settles it: no retries, or none later than the records last.
+    if (retries === 0 || (age !== undefined && age <= retentionSeconds)) continue;
+    if (age === undefined || retries === undefined) {
       findings.push({
-        level: 'error',
-        id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
+        level: 'warning',
+        id: 'lambda-idempotency:asyncRetriesUnchecked',
+        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention, or \`retryAttempts\` 0.`,
       });
+      continue;
     }
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:asyncRetriesOutliveRecords',
+      message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
+    });
   }
   for (const mapping of mappingsOf(fn)) {
     // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.

@@ -519,6 +519,36 @@ test('what the checks cannot see is a warning, not a pass: a queue named only by
   found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
 });
 
+test('async-invoke settings known only at deploy time are a warning, not a pass; a zero retry count or an age within the retention needs no other', () => {
+  const stack = new Stack(new App(), 'AsyncTokens');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const age = new CfnParameter(stack, 'Age', { type: 'Number' });
+  const retries = new CfnParameter(stack, 'Retries', { type: 'Number' });
+  // Retried twice, for an age set at deploy time: perhaps 6 h, against records kept 1 h.
+  const tokenAge = fn(stack, 'TokenAge');
+  tokenAge.configureAsyncInvoke({ maxEventAge: Duration.seconds(age.valueAsNumber), retryAttempts: 2 });
+  records.attachFunction(tokenAge);
+  // A retry count set at deploy time, with the default 6 h age.
+  const tokenRetries = fn(stack, 'TokenRetries');
+  tokenRetries.configureAsyncInvoke({ retryAttempts: retries.valueAsNumber });
+  records.attachFunction(tokenRetries);
+  // Either known setting settles it: no retries, or an age within the retention.
+  const noRetries = fn(stack, 'NoRetries');
+  noRetries.configureAsyncInvoke({ maxEventAge: Duration.seconds(age.valueAsNumber), retryAttempts: 0 });
+  records.attachFunction(noRetries);
+  const shortAge = fn(stack, 'ShortAge');
+  shortAge.configureAsyncInvoke({ maxEventAge: Duration.minutes(30), retryAttempts: retries.valueAsNumber });
+  records.attachFunction(shortAge);
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/AsyncTokens/TokenAge', Match.stringLikeRegexp('AsyncTokens/TokenAge.*known only at deploy time.*kept 1 h.*asyncRetriesUnchecked'));
+  found.hasWarning('/AsyncTokens/TokenRetries', Match.stringLikeRegexp('AsyncTokens/TokenRetries.*known only at deploy time.*kept 1 h.*asyncRetriesUnchecked'));
+  for (const quiet of ['NoRetries', 'ShortAge']) {
+    expect(found.findWarning(`/AsyncTokens/${quiet}`, Match.anyValue())).toEqual([]);
+    expect(found.findError(`/AsyncTokens/${quiet}`, Match.anyValue())).toEqual([]);
+  }
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
+});
+
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
   const stack = new Stack(new App(), 'Others');
   const records = new IdempotencyTable(stack, 'Idempotency');
