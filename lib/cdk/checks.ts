@@ -5,7 +5,7 @@
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
+import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
@@ -355,6 +355,25 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     }
   }
   return findings;
+}
+
+/**
+ * Whether the function still gets the retention it was attached with: one put in its environment
+ * afterwards (`addEnvironment`) is what the store uses, while the checks compared retries with the
+ * other. `variable` is the environment variable the construct set.
+ */
+export function checkEnvironmentRetention(fn: LambdaFunction, variable: string, retentionSeconds: number): Finding[] {
+  const cfn = fn.node.defaultChild;
+  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
+  const value = (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  if (value === String(retentionSeconds)) return [];
+  return [
+    {
+      level: 'error',
+      id: 'lambda-idempotency:environmentRetentionChanged',
+      message: `${fn.node.path} has ${variable}=${JSON.stringify(value)} in its environment, set after it was attached: its store keeps records that long, but its retries were checked against ${formatSeconds(retentionSeconds)}. Give its retention to \`attachFunction(fn, { expiresAfter })\` instead.`,
+    },
+  ];
 }
 
 /**

@@ -9,6 +9,7 @@ import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
+  checkEnvironmentRetention,
   checkFunction,
   checkQueue,
   checkStreams,
@@ -309,6 +310,7 @@ export abstract class IdempotencyTableBase extends Construct {
     report(this, this.tableFindings());
     for (const [fn, { retentionSeconds: retention }] of this.attached) {
       report(fn, [
+        ...checkEnvironmentRetention(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, retention),
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, retention),
         ...checkStreams(fn, retention),

@@ -486,6 +486,27 @@ describe("a function's own retention, given to attachFunction", () => {
   });
 });
 
+test('a retention put in the environment after attaching, which the handler would use and the checks not see, fails the synth', () => {
+  const stack = new Stack(new App(), 'Overridden');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+  const consumer = fn(stack, 'Consumer');
+  consumer.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+  // Records kept 60 s against the queue's 4 days of redeliveries; the checks saw 7 days.
+  consumer.addEnvironment('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', '60');
+  // Set again to the retention the construct gave it: nothing to say.
+  const same = fn(stack, 'Same');
+  same.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachFunction(same);
+  same.addEnvironment('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', String(7 * 86_400));
+  const found = Annotations.fromStack(stack);
+  found.hasError(
+    '/Overridden/Consumer',
+    Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days.*attachFunction.*expiresAfter'),
+  );
+  expect(found.findError('/Overridden/Same', Match.anyValue())).toEqual([]);
+});
+
 test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
   const stack = new Stack(new App(), 'Unseen');
   const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
