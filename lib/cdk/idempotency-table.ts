@@ -1,4 +1,4 @@
-import { Annotations, Aspects, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -211,10 +211,13 @@ export abstract class IdempotencyTableBase extends Construct {
     super(scope, id);
     this.expiresAfterSeconds = expiresAfterSeconds;
     this.encryptionKey = encryptionKey;
-    // Checked once the whole app is built, so settings made after attaching are seen too.
-    Aspects.of(this).add({
-      visit: (node) => {
-        if (node === this) this.check();
+    // Checked once the whole app is built and every aspect has run (an aspect visits the tree in
+    // order, so one of the app's own could still change a construct defined after this one), so
+    // settings made after attaching are seen too. The findings are annotations, not a thrown error.
+    this.node.addValidation({
+      validate: () => {
+        this.check();
+        return [];
       },
     });
   }

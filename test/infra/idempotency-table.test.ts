@@ -1,4 +1,4 @@
-import { App, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
@@ -14,7 +14,7 @@ import {
   StartingPosition,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
+import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
 const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
@@ -505,6 +505,25 @@ test('a retention put in the environment after attaching, which the handler woul
     Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days.*attachFunction.*expiresAfter'),
   );
   expect(found.findError('/Overridden/Same', Match.anyValue())).toEqual([]);
+});
+
+test("settings an app's own aspects make, on constructs defined after the table too, are the ones checked", () => {
+  const app = new App();
+  const stack = new Stack(app, 'Aspected');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(5) });
+  const consumer = fn(stack, 'Consumer');
+  consumer.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+  // A company-wide rule: every queue keeps messages 14 days, which outlives the records' 5 days.
+  Aspects.of(app).add({
+    visit: (node) => {
+      if (node instanceof CfnQueue) node.messageRetentionPeriod = 14 * 86_400;
+    },
+  });
+  Annotations.fromStack(stack).hasError(
+    '/Aspected/Consumer',
+    Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 5 days.*Aspected/Orders .*for 14 days'),
+  );
 });
 
 test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
