@@ -237,7 +237,9 @@ export abstract class IdempotencyTableBase extends Construct {
    * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
    * handler and the synth-time checks agree. A function whose records are kept for another time
-   * than the table's `expiresAfter` says so with `options.expiresAfter`.
+   * than the table's `expiresAfter` says so with `options.expiresAfter`. `fn` is the function
+   * itself, not an alias or a version (whose event sources and settings are checked with it); an
+   * imported function, whose environment cannot be set here, gets {@link grantRecordAccess}.
    *
    * @example
    * ```ts
@@ -245,6 +247,12 @@ export abstract class IdempotencyTableBase extends Construct {
    * ```
    */
   public attachFunction(fn: LambdaFunction, options: AttachFunctionOptions = {}): Grant {
+    // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
+    if (typeof (fn as Partial<LambdaFunction> | undefined)?.addEnvironment !== 'function') {
+      throw new TypeError(
+        'IdempotencyTable.attachFunction: `fn` must be a lambda.Function defined in this app, whose environment can be set: for an alias or a version, attach the function itself (the event sources and async-invoke settings of its aliases and versions are checked with it); for an imported function, use grantRecordAccess and set its environment where it is defined.',
+      );
+    }
     checkOptions('IdempotencyTable.attachFunction', options, ATTACH_CHECKS);
     const own = options.expiresAfter === undefined ? undefined : retentionSeconds('IdempotencyTable.attachFunction', options.expiresAfter);
     const attached = attachedTables.get(fn);

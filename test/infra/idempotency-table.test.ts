@@ -589,6 +589,22 @@ test('async-invoke settings known only at deploy time are a warning, not a pass;
   expect(found.findError('*', Match.anyValue())).toEqual([]);
 });
 
+test('an alias, a version or an imported function given as the function is refused with a sentence that names what to attach, and nothing is attached', () => {
+  const stack = new Stack(new App(), 'NotAFunction');
+  const records = new IdempotencyTable(stack, 'Idempotency');
+  const handler = fn(stack, 'Handler');
+  const alias = new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion });
+  const imported = LambdaFunction.fromFunctionName(stack, 'Imported', 'payments');
+  const refusal = /^IdempotencyTable\.attachFunction: `fn` must be a lambda\.Function defined in this app.*attach the function itself.*grantRecordAccess/;
+  for (const target of [alias, handler.currentVersion, imported, undefined]) {
+    expect(() => records.attachFunction(target as never)).toThrow(refusal);
+  }
+  expect(() => records.attachSqsConsumer(alias as never, new Queue(stack, 'Orders'))).toThrow(refusal);
+  // The function itself attaches, and the alias's event sources are checked with it.
+  records.attachFunction(handler);
+  expect(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).toEqual({});
+});
+
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
   const stack = new Stack(new App(), 'Others');
   const records = new IdempotencyTable(stack, 'Idempotency');
