@@ -5,7 +5,7 @@
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
+import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
@@ -324,15 +324,22 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   for (const invokeConfig of invokeConfigs) {
     const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
     const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
-    if (age !== undefined && retries !== undefined && retries > 0 && age > retentionSeconds) {
-      const qualified =
-        invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
+    const qualified = invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
+    // Either setting known to be harmless settles it: no retries, or none later than the records last.
+    if (retries === 0 || (age !== undefined && age <= retentionSeconds)) continue;
+    if (age === undefined || retries === undefined) {
       findings.push({
-        level: 'error',
-        id: 'lambda-idempotency:asyncRetriesOutliveRecords',
-        message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
+        level: 'warning',
+        id: 'lambda-idempotency:asyncRetriesUnchecked',
+        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention, or \`retryAttempts\` 0.`,
       });
+      continue;
     }
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:asyncRetriesOutliveRecords',
+      message: `${qualified} retries asynchronous events for up to ${formatSeconds(age)}, longer than idempotency records are kept (${formatSeconds(retentionSeconds)}); a late retry runs the handler twice. Lower \`maxEventAge\` or raise the retention (\`expiresAfter\`).`,
+    });
   }
   for (const mapping of mappingsOf(fn)) {
     // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.
@@ -348,6 +355,25 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     }
   }
   return findings;
+}
+
+/**
+ * Whether the function still gets the retention it was attached with: one put in its environment
+ * afterwards (`addEnvironment`) is what the store uses, while the checks compared retries with the
+ * other. `variable` is the environment variable the construct set.
+ */
+export function checkEnvironmentRetention(fn: LambdaFunction, variable: string, retentionSeconds: number): Finding[] {
+  const cfn = fn.node.defaultChild;
+  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
+  const value = (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  if (value === String(retentionSeconds)) return [];
+  return [
+    {
+      level: 'error',
+      id: 'lambda-idempotency:environmentRetentionChanged',
+      message: `${fn.node.path} has ${variable}=${JSON.stringify(value)} in its environment, set after it was attached: its store keeps records that long, but its retries were checked against ${formatSeconds(retentionSeconds)}. Give its retention to \`attachFunction(fn, { expiresAfter })\` instead.`,
+    },
+  ];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Annotations, Aspects, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -9,6 +9,7 @@ import { Construct, type IConstruct } from 'constructs';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
+  checkEnvironmentRetention,
   checkFunction,
   checkQueue,
   checkStreams,
@@ -210,10 +211,13 @@ export abstract class IdempotencyTableBase extends Construct {
     super(scope, id);
     this.expiresAfterSeconds = expiresAfterSeconds;
     this.encryptionKey = encryptionKey;
-    // Checked once the whole app is built, so settings made after attaching are seen too.
-    Aspects.of(this).add({
-      visit: (node) => {
-        if (node === this) this.check();
+    // Checked once the whole app is built and every aspect has run (an aspect visits the tree in
+    // order, so one of the app's own could still change a construct defined after this one), so
+    // settings made after attaching are seen too. The findings are annotations, not a thrown error.
+    this.node.addValidation({
+      validate: () => {
+        this.check();
+        return [];
       },
     });
   }
@@ -233,7 +237,9 @@ export abstract class IdempotencyTableBase extends Construct {
    * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
    * handler and the synth-time checks agree. A function whose records are kept for another time
-   * than the table's `expiresAfter` says so with `options.expiresAfter`.
+   * than the table's `expiresAfter` says so with `options.expiresAfter`. `fn` is the function
+   * itself, not an alias or a version (whose event sources and settings are checked with it); an
+   * imported function, whose environment cannot be set here, gets {@link grantRecordAccess}.
    *
    * @example
    * ```ts
@@ -241,6 +247,12 @@ export abstract class IdempotencyTableBase extends Construct {
    * ```
    */
   public attachFunction(fn: LambdaFunction, options: AttachFunctionOptions = {}): Grant {
+    // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
+    if (typeof (fn as Partial<LambdaFunction> | undefined)?.addEnvironment !== 'function') {
+      throw new TypeError(
+        'IdempotencyTable.attachFunction: `fn` must be a lambda.Function defined in this app, whose environment can be set: for an alias or a version, attach the function itself (the event sources and async-invoke settings of its aliases and versions are checked with it); for an imported function, use grantRecordAccess and set its environment where it is defined.',
+      );
+    }
     checkOptions('IdempotencyTable.attachFunction', options, ATTACH_CHECKS);
     const own = options.expiresAfter === undefined ? undefined : retentionSeconds('IdempotencyTable.attachFunction', options.expiresAfter);
     const attached = attachedTables.get(fn);
@@ -309,6 +321,7 @@ export abstract class IdempotencyTableBase extends Construct {
     report(this, this.tableFindings());
     for (const [fn, { retentionSeconds: retention }] of this.attached) {
       report(fn, [
+        ...checkEnvironmentRetention(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, retention),
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, retention),
         ...checkStreams(fn, retention),

@@ -1,4 +1,4 @@
-import { App, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
@@ -14,7 +14,7 @@ import {
   StartingPosition,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { type CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
+import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
 const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
@@ -486,6 +486,46 @@ describe("a function's own retention, given to attachFunction", () => {
   });
 });
 
+test('a retention put in the environment after attaching, which the handler would use and the checks not see, fails the synth', () => {
+  const stack = new Stack(new App(), 'Overridden');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+  const consumer = fn(stack, 'Consumer');
+  consumer.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+  // Records kept 60 s against the queue's 4 days of redeliveries; the checks saw 7 days.
+  consumer.addEnvironment('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', '60');
+  // Set again to the retention the construct gave it: nothing to say.
+  const same = fn(stack, 'Same');
+  same.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachFunction(same);
+  same.addEnvironment('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', String(7 * 86_400));
+  const found = Annotations.fromStack(stack);
+  found.hasError(
+    '/Overridden/Consumer',
+    Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days.*attachFunction.*expiresAfter'),
+  );
+  expect(found.findError('/Overridden/Same', Match.anyValue())).toEqual([]);
+});
+
+test("settings an app's own aspects make, on constructs defined after the table too, are the ones checked", () => {
+  const app = new App();
+  const stack = new Stack(app, 'Aspected');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(5) });
+  const consumer = fn(stack, 'Consumer');
+  consumer.configureAsyncInvoke({ retryAttempts: 0 });
+  records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+  // A company-wide rule: every queue keeps messages 14 days, which outlives the records' 5 days.
+  Aspects.of(app).add({
+    visit: (node) => {
+      if (node instanceof CfnQueue) node.messageRetentionPeriod = 14 * 86_400;
+    },
+  });
+  Annotations.fromStack(stack).hasError(
+    '/Aspected/Consumer',
+    Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 5 days.*Aspected/Orders .*for 14 days'),
+  );
+});
+
 test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
   const stack = new Stack(new App(), 'Unseen');
   const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
@@ -517,6 +557,52 @@ test('what the checks cannot see is a warning, not a pass: a queue named only by
   found.hasWarning('/Unseen/ByImport', Match.stringLikeRegexp('Unseen/OrdersByImport.*not defined in this app.*queueNotChecked'));
   found.hasWarning('/Unseen/TokenTimeout', Match.stringLikeRegexp('Unseen/Short.*function timeout.*known only at deploy time.*queueNotChecked'));
   found.hasWarning('/Unseen/Aliased', Match.stringLikeRegexp('kept 1 h.*unqualified.*up to 6 h by default.*asyncRetriesUnchecked'));
+});
+
+test('async-invoke settings known only at deploy time are a warning, not a pass; a zero retry count or an age within the retention needs no other', () => {
+  const stack = new Stack(new App(), 'AsyncTokens');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const age = new CfnParameter(stack, 'Age', { type: 'Number' });
+  const retries = new CfnParameter(stack, 'Retries', { type: 'Number' });
+  // Retried twice, for an age set at deploy time: perhaps 6 h, against records kept 1 h.
+  const tokenAge = fn(stack, 'TokenAge');
+  tokenAge.configureAsyncInvoke({ maxEventAge: Duration.seconds(age.valueAsNumber), retryAttempts: 2 });
+  records.attachFunction(tokenAge);
+  // A retry count set at deploy time, with the default 6 h age.
+  const tokenRetries = fn(stack, 'TokenRetries');
+  tokenRetries.configureAsyncInvoke({ retryAttempts: retries.valueAsNumber });
+  records.attachFunction(tokenRetries);
+  // Either known setting settles it: no retries, or an age within the retention.
+  const noRetries = fn(stack, 'NoRetries');
+  noRetries.configureAsyncInvoke({ maxEventAge: Duration.seconds(age.valueAsNumber), retryAttempts: 0 });
+  records.attachFunction(noRetries);
+  const shortAge = fn(stack, 'ShortAge');
+  shortAge.configureAsyncInvoke({ maxEventAge: Duration.minutes(30), retryAttempts: retries.valueAsNumber });
+  records.attachFunction(shortAge);
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/AsyncTokens/TokenAge', Match.stringLikeRegexp('AsyncTokens/TokenAge.*known only at deploy time.*kept 1 h.*asyncRetriesUnchecked'));
+  found.hasWarning('/AsyncTokens/TokenRetries', Match.stringLikeRegexp('AsyncTokens/TokenRetries.*known only at deploy time.*kept 1 h.*asyncRetriesUnchecked'));
+  for (const quiet of ['NoRetries', 'ShortAge']) {
+    expect(found.findWarning(`/AsyncTokens/${quiet}`, Match.anyValue())).toEqual([]);
+    expect(found.findError(`/AsyncTokens/${quiet}`, Match.anyValue())).toEqual([]);
+  }
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
+});
+
+test('an alias, a version or an imported function given as the function is refused with a sentence that names what to attach, and nothing is attached', () => {
+  const stack = new Stack(new App(), 'NotAFunction');
+  const records = new IdempotencyTable(stack, 'Idempotency');
+  const handler = fn(stack, 'Handler');
+  const alias = new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion });
+  const imported = LambdaFunction.fromFunctionName(stack, 'Imported', 'payments');
+  const refusal = /^IdempotencyTable\.attachFunction: `fn` must be a lambda\.Function defined in this app.*attach the function itself.*grantRecordAccess/;
+  for (const target of [alias, handler.currentVersion, imported, undefined]) {
+    expect(() => records.attachFunction(target as never)).toThrow(refusal);
+  }
+  expect(() => records.attachSqsConsumer(alias as never, new Queue(stack, 'Orders'))).toThrow(refusal);
+  // The function itself attaches, and the alias's event sources are checked with it.
+  records.attachFunction(handler);
+  expect(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).toEqual({});
 });
 
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
