@@ -444,8 +444,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
-        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not.
-        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, error instanceof IdempotencyError ? undefined : claim.record];
+        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
+        // COMPLETED record answers the in-process duplicates all the same, each by its own
+        // fingerprint, as their own commits would meet it: they do not run the function in turn.
+        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, claim.record.status === 'COMPLETED' ? claim.record : undefined];
       }
     }
     let result: CompleteResult;
