@@ -9,7 +9,7 @@ import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
-import { enclosingCall, inCall, isWithin, isWithinHolder } from './transaction.js';
+import { enclosingCall, holderAround, inCall, isWithin } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -171,6 +171,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         ? undefined
         : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given, read) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
+    // A call nested in the call that holds its key (a function calling itself with its own key)
+    // would wait for a record that completes only once it has answered, or, past that call's
+    // lease, take the record over from its own caller and run again: it answers at once, and sends
+    // nothing. (An atomic call holds no record while it runs: one nested in it runs and commits.)
+    const holder = this.#options.atomic ? undefined : holderAround(key);
+    if (holder !== undefined) throw this.#nestedInHolder(key, holder.leaseUntil);
     const fingerprint = this.#fingerprintOf(input);
     const execution = durableExecutionOf(context);
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
@@ -326,10 +332,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         throw storeFailure(storeFailureDetail(error), error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
-      // was lost and retried, or held by an earlier replay of this durable execution. Not when a
-      // call of the execution that encloses this one holds it: that call's record is another
-      // attempt's to this one, as it would be outside a durable execution.
-      if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS' && !(durable && isWithinHolder(key, owner)))) {
+      // was lost and retried, or held by an earlier replay of this durable execution (a call of the
+      // execution that encloses this one and holds the record answered in `start`).
+      if (claim.claimed || (claim.record.owner === owner && claim.record.status === 'INPROGRESS')) {
         // A durable execution resuming on a record an earlier invocation of it claimed (its lease set
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
@@ -337,9 +342,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
       }
       const record = claim.record;
-      // A call nested in the call that holds its key (a function calling itself with its own key)
-      // would wait for a record that completes only once it has answered: it answers at once.
-      if (!durable && record.status === 'INPROGRESS' && isWithinHolder(key, record.owner)) throw this.#nestedInHolder(key, record.leaseUntil);
       const left = waitLeft(waitUntil, this.now(), deadline);
       if (record.status === 'COMPLETED' || durable || left <= 0) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
@@ -445,8 +447,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       try {
         return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
       } catch (error) {
-        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not.
-        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, error instanceof IdempotencyError ? undefined : claim.record];
+        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
+        // COMPLETED record answers the in-process duplicates all the same, each by its own
+        // fingerprint, as their own commits would meet it: they do not run the function in turn.
+        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, claim.record.status === 'COMPLETED' ? claim.record : undefined];
       }
     }
     let result: CompleteResult;

@@ -97,22 +97,24 @@ export function enclosingCall(): Call | undefined {
  * invocation from there dispatches a sibling, not a nested call. @internal
  */
 export function isWithin(call: Call): boolean {
-  return withinCallWhere((running) => running === call);
+  return callAround((running) => running === call) !== undefined;
 }
 
-/** Whether the code running now is part of the function of a call that passes `test`, directly or through calls nested in it. */
-function withinCallWhere(test: (call: Call) => boolean): boolean {
-  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (slot.inFunction && slot.call !== undefined && test(slot.call)) return true;
-  return false;
+/** The innermost call that passes `test` whose function the code running now is part of, directly or through calls nested in it. */
+function callAround(test: (call: Call) => boolean): Call | undefined {
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer)
+    if (slot.inFunction && slot.call !== undefined && test(slot.call)) return slot.call;
+  return undefined;
 }
 
 /**
- * Whether the code running now is part of the function of a call that holds record `key` as
- * `owner`: a durable execution's calls all hold their records as the execution, so only this tells
- * a call nested in another on the same record from a replay of that call. @internal
+ * The call holding record `key` (a claim of it, not yet ended) whose function the code running now
+ * is part of, directly or through calls nested in it, if any. A durable execution's calls all hold
+ * their records as the execution, so only this tells a call nested in another on the same record
+ * from a replay of that call. @internal
  */
-export function isWithinHolder(key: string, owner: string): boolean {
-  return withinCallWhere((call) => !call.isEnded && call.key === key && call.owner === owner);
+export function holderAround(key: string): Call | undefined {
+  return callAround((call) => !call.isEnded && call.mode === 'claimed' && call.key === key);
 }
 
 /** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */

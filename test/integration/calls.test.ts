@@ -693,6 +693,27 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
 
+  test.each([
+    ['single-flight', true],
+    ['singleFlight: false', false],
+  ])(
+    "%s: a call nested in the call that holds its key, once that call's lease has passed, is IN_PROGRESS: it never takes the record over from its own caller and runs again",
+    async (_, singleFlight) => {
+      const clock = manualClock();
+      let runs = 0;
+      const once: (id: string) => Promise<string> = makeIdempotent(
+        async (id: string) => {
+          if (++runs > 1) return 'ran again';
+          clock.advance(2_000); // the function outlives its lease, still running
+          return `outer (${await once(id).catch((error: IdempotencyError) => error.code)})`;
+        },
+        { store: new InMemoryStore(), name: 'nested-past-lease', leaseSeconds: 1, now: clock.now, singleFlight },
+      );
+      expect(await once('l-1')).toBe('outer (IN_PROGRESS)');
+      expect(runs).toBe(1);
+    },
+  );
+
   test('middy: a duplicate dispatched while the first runs, from the async context that dispatched the first (a runtime loop), waits for it', async () => {
     const turnstile = new Turnstile<string>();
     const handler = middy(async (event: { id: string }) => ({ charged: await turnstile.enter(), id: event.id })).use(

@@ -20,7 +20,7 @@ import {
   transition,
 } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, unreachableClient } from '../support/dynamodb.js';
-import { flush, Turnstile } from '../support/gate.js';
+import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -593,6 +593,36 @@ describe('atomic: true (one round trip)', () => {
     expect(await leader).toEqual({ paid: 'a3', run: 2 });
     expect(await f.charges('a3')).toBe(1);
   }, 10_000);
+
+  test("in-process duplicates of an atomic call whose commit meets another payload's record answer from that record: the function runs once, not once per duplicate", async () => {
+    const store = new DynamoDBStore({ client: admin, tableName: idemTable });
+    const options = {
+      store,
+      name: uniqueName('atomic-flight-mismatch'),
+      atomic: true,
+      key: (order: Order) => order.id,
+      fingerprint: (order: Order) => order.amount,
+    };
+    type Order = { id: string; amount: number };
+    expect(await makeIdempotent(async (order: Order) => ({ paid: order.amount }), options)({ id: 'm1', amount: 1 })).toEqual({ paid: 1 });
+    const held = gate();
+    let runs = 0;
+    const once = makeIdempotent(async (order: Order) => {
+      runs++;
+      await held.promise;
+      return { paid: order.amount };
+    }, options);
+    const calls = [2, 2, 2, 1].map((amount) =>
+      once({ id: 'm1', amount }).then(
+        (value) => value,
+        (error: IdempotencyError) => error.code,
+      ),
+    );
+    held.open();
+    // Each duplicate gets what its own commit would have met: the stored response, or PAYLOAD_MISMATCH.
+    expect(await Promise.all(calls)).toEqual(['PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH', 'PAYLOAD_MISMATCH', { paid: 1 }]);
+    expect(runs).toBe(1);
+  });
 
   test('middy with atomic: true: 1 request on the first call and 1 on the replay', async () => {
     const probe = new Probe();
