@@ -48,15 +48,16 @@ function isAttributeValue(value: unknown): boolean {
 /**
  * `values` as DynamoDB attribute values. The marshaller's own error asks for options that
  * `transaction()` does not take: it becomes the cause of one that names the write and its parameter.
- * Values already in DynamoDB's AttributeValue form (every one of them: a key, an item that holds
- * its key, or an expression's values, copied from the low-level client) are refused: marshalled
- * again, each would be stored as a map such as `{ S: 'PAID' }`, a key refused only at the commit,
- * any other attribute never.
+ * A key or an item in DynamoDB's AttributeValue form (every value of it, copied from the
+ * low-level client) is refused: marshalled again, each value would be a map such as `{ S: 'PAID' }`,
+ * which a key cannot be, so no native key or item has that form. An expression's values are not
+ * judged: a native map may have any shape.
  */
 function marshalled(values: Values | undefined, action: string, parameter: string) {
   if (values === undefined || values === null) throw new TypeError(`transaction().${action}: \`${parameter}\` is required.`);
   const entries = Object.values(values);
-  if (entries.length > 0 && entries.every(isAttributeValue)) {
+  // Only a key, or an item that holds its key, tells: an expression's values may be native maps of any shape.
+  if (parameter !== 'ExpressionAttributeValues' && entries.length > 0 && entries.every(isAttributeValue)) {
     throw new TypeError(
       `transaction().${action}: \`${parameter}\` is in DynamoDB's AttributeValue form ({ S: '…' }, { N: '…' }); transaction() takes native values, as lib-dynamodb does ({ id: 'p-1', amount: 5 }): unmarshall() of @aws-sdk/util-dynamodb converts them.`,
     );

@@ -624,15 +624,18 @@ describe('the write collector', () => {
           ExpressionAttributeNames: { '#s': 'status', '#n': 'tags' },
           ExpressionAttributeValues: { ':s': { S: 'PAID' }, ':n': { SS: ['card'] } },
         }),
-      // Native values whose maps merely look like one: an item with its key as a plain value is native.
+      // Native values whose maps merely look like one: an item with its key as a plain value is
+      // native, and so is every expression value (a native map may have any shape).
       (tx) => tx.put({ TableName: 'payments', Item: { id: 'p-2', size: { S: 'small' } } }),
     ]);
-    expect(outcomes.map((outcome) => (outcome instanceof TypeError ? 'TypeError' : outcome))).toEqual(['TypeError', 'TypeError', 'TypeError', 'added']);
+    expect(outcomes.map((outcome) => (outcome instanceof TypeError ? 'TypeError' : outcome))).toEqual(['TypeError', 'TypeError', 'added', 'added']);
     expect((outcomes[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` is in DynamoDB's AttributeValue form .*native values/);
     expect((outcomes[1] as Error).message).toMatch(/^transaction\(\)\.delete: `Key` is in DynamoDB's AttributeValue form/);
-    expect((outcomes[2] as Error).message).toMatch(/^transaction\(\)\.update: `ExpressionAttributeValues` is in DynamoDB's AttributeValue form/);
     expect(commits()).toHaveLength(1);
-    expect(commits()[0]!.slice(1)).toEqual([{ Put: { TableName: 'payments', Item: { id: { S: 'p-2' }, size: { M: { S: { S: 'small' } } } } } }]);
+    expect(commits()[0]!.slice(1)).toEqual([
+      { Update: expect.objectContaining({ ExpressionAttributeValues: { ':s': { M: { S: { S: 'PAID' } } }, ':n': { M: { SS: { L: [{ S: 'card' }] } } } } }) },
+      { Put: { TableName: 'payments', Item: { id: { S: 'p-2' }, size: { M: { S: { S: 'small' } } } } } },
+    ]);
   });
 
   test.each([
