@@ -13,11 +13,55 @@ interface Expressions {
 
 const MARSHALL = { removeUndefinedValues: true, convertClassInstanceToMap: false } as const;
 
+/** Whether `value` has the form of a DynamoDB AttributeValue: one member, named for its type, holding that type. */
+function isAttributeValue(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  const entries = Object.entries(value);
+  if (entries.length !== 1) return false;
+  const [type, inner] = entries[0]!;
+  const strings = Array.isArray(inner) && inner.every((element) => typeof element === 'string');
+  switch (type) {
+    case 'S':
+      return typeof inner === 'string';
+    case 'N':
+      return typeof inner === 'string' && inner.trim() !== '' && Number.isFinite(Number(inner));
+    case 'B':
+      return inner instanceof Uint8Array;
+    case 'BOOL':
+      return typeof inner === 'boolean';
+    case 'NULL':
+      return inner === true;
+    case 'SS':
+    case 'NS':
+      return strings;
+    case 'BS':
+      return Array.isArray(inner) && inner.every((element) => element instanceof Uint8Array);
+    case 'L':
+      return Array.isArray(inner);
+    case 'M':
+      return typeof inner === 'object' && inner !== null && !Array.isArray(inner);
+    default:
+      return false;
+  }
+}
+
 /**
  * `values` as DynamoDB attribute values. The marshaller's own error asks for options that
  * `transaction()` does not take: it becomes the cause of one that names the write and its parameter.
+ * A key or an item in DynamoDB's AttributeValue form (every value of it, copied from the
+ * low-level client) is refused: marshalled again, each value would be a map such as `{ S: 'PAID' }`,
+ * which a key cannot be, so no native key or item has that form. An expression's values are not
+ * judged: a native map may have any shape.
  */
-function marshalled(values: Values, action: string, parameter: string) {
+function marshalled(values: Values | undefined, action: string, parameter: string) {
+  if (values === undefined || values === null) throw new TypeError(`transaction().${action}: \`${parameter}\` is required.`);
+  const entries = Object.values(values);
+  // Only a key, or an item that holds its key, tells: an expression's values may be native maps of any shape.
+  if (parameter !== 'ExpressionAttributeValues' && entries.length > 0 && entries.every(isAttributeValue)) {
+    throw new TypeError(
+      `transaction().${action}: \`${parameter}\` is in DynamoDB's AttributeValue form ({ S: '…' }, { N: '…' }); transaction() takes native values, as lib-dynamodb does ({ id: 'p-1', amount: 5 }): unmarshall() of @aws-sdk/util-dynamodb converts them.`,
+    );
+  }
   try {
     return marshall(values, MARSHALL);
   } catch (error) {
@@ -41,6 +85,12 @@ function expressions(params: Expressions, action: string) {
 function tableOf(params: { TableName?: unknown } | undefined, action: string): string {
   if (typeof params?.TableName !== 'string' || params.TableName.length === 0) throw new TypeError(`transaction().${action}: \`TableName\` is required.`);
   return params.TableName;
+}
+
+/** The expression a write cannot do without (DynamoDB Local would even commit an update that has none). */
+function expressionOf(expression: unknown, action: string, parameter: string): string {
+  if (typeof expression !== 'string' || expression.length === 0) throw new TypeError(`transaction().${action}: \`${parameter}\` is required.`);
+  return expression;
 }
 
 /**
@@ -71,9 +121,9 @@ export class CallTransaction implements Transaction {
 
   update(params: TransactionUpdate): Transaction {
     const table = tableOf(params, 'update');
-    return this.add({
-      Update: { TableName: table, Key: marshalled(params.Key, 'update', 'Key'), UpdateExpression: params.UpdateExpression, ...expressions(params, 'update') },
-    });
+    const key = marshalled(params.Key, 'update', 'Key');
+    const UpdateExpression = expressionOf(params.UpdateExpression, 'update', 'UpdateExpression');
+    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update') } });
   }
 
   delete(params: TransactionDelete): Transaction {
@@ -83,14 +133,9 @@ export class CallTransaction implements Transaction {
 
   conditionCheck(params: TransactionConditionCheck): Transaction {
     const table = tableOf(params, 'conditionCheck');
-    return this.add({
-      ConditionCheck: {
-        TableName: table,
-        Key: marshalled(params.Key, 'conditionCheck', 'Key'),
-        ...expressions(params, 'conditionCheck'),
-        ConditionExpression: params.ConditionExpression,
-      },
-    });
+    const key = marshalled(params.Key, 'conditionCheck', 'Key');
+    const ConditionExpression = expressionOf(params.ConditionExpression, 'conditionCheck', 'ConditionExpression');
+    return this.add({ ConditionCheck: { TableName: table, Key: key, ...expressions(params, 'conditionCheck'), ConditionExpression } });
   }
 
   downstreamKey(label = ''): string {

@@ -2,7 +2,7 @@ import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, Trans
 import { conflictBackoff } from './dynamodb/dynamodb-store.js';
 import { IdempotencyError } from './errors.js';
 
-type CancellationReason = { Code?: string; Item?: Record<string, AttributeValue> };
+type CancellationReason = { Code?: string; Message?: string; Item?: Record<string, AttributeValue> };
 
 const reasonsOf = (error: unknown): CancellationReason[] =>
   (error as { name?: unknown } | null)?.name === 'TransactionCanceledException'
@@ -42,6 +42,13 @@ const leastBytes = (value: AttributeValue): number => {
 const leastItemBytes = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
 
+/** Which of the call's own writes action `index` of the transaction is (the record's is the first), and its table. */
+function writeAt(items: readonly TransactWriteItem[], index: number): { actionIndex: number; tableName?: string } {
+  const action = items[index]!;
+  const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+  return { actionIndex: index - 1, ...(table === undefined ? {} : { tableName: table }) };
+}
+
 /**
  * Sends a transaction whose first action is the record's. Returns `null` when it committed, or
  * the item (raw, `ALL_OLD`) that refused the first action. A refused write of the caller's own, a
@@ -80,23 +87,24 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       if (name !== 'TransactionCanceledException') throw error;
       const reasons = reasonsOf(error);
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
+      // No table name in the messages: an HTTP error handler may send them to the client (`actionIndex` and `tableName` name it).
       const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
       if (failed > 0) {
-        const action = items[failed]!;
-        const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+        throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} failed; nothing was written.`, {
+          cause: error,
+          ...writeAt(items, failed),
+        });
+      }
+      const invalid = reasons.findIndex((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
+      if (invalid === 0) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${reasons[0]!.Code}.`, { cause: error });
+      if (invalid > 0) {
+        const { Code, Message } = reasons[invalid]!;
         throw new IdempotencyError(
-          'TRANSACTION_CONDITION_FAILED',
-          // No table name in the message: an HTTP error handler may send it to the client (`actionIndex` and `tableName` name it).
-          `The condition of transaction write ${failed - 1} failed; nothing was written.`,
-          {
-            cause: error,
-            actionIndex: failed - 1,
-            ...(table === undefined ? {} : { tableName: table }),
-          },
+          'TRANSACTION_INVALID',
+          `DynamoDB refused transaction write ${invalid - 1}: ${Code}${Message ? ` (${Message})` : ''}; nothing was written.`,
+          { cause: error, ...writeAt(items, invalid) },
         );
       }
-      const invalid = reasons.find((reason) => reason.Code === 'ValidationError' || reason.Code === 'ItemCollectionSizeLimitExceeded');
-      if (invalid) throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${invalid.Code}.`, { cause: error });
       // TransactionConflict, throttling: cancelled, so nothing was written; retry briefly. Its own
       // code: no other attempt holds the key, the same call can be retried at once.
       if (attempt >= 3) {

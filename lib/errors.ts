@@ -18,7 +18,8 @@ import type { IdempotencyRecord } from './store.js';
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
- *   4 MB, two actions on one item, a malformed expression, a missing table or grant), or the call's
+ *   4 MB, two actions on one item, a malformed expression, a missing table or grant), or one of its
+ *   writes (`actionIndex`, `tableName`: a key of the wrong type, an item over 400 KB), or the call's
  *   puts exceed 4 MB and it was not sent; nothing was written, the record was released. (A transaction
  *   that only its stored response takes over 4 MB commits without the response instead.)
  * - `TRANSACTION_CONFLICT`: the call's transaction kept being cancelled by concurrent writes to the
@@ -74,9 +75,9 @@ export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
   /** With `IN_PROGRESS`: seconds until the holder's lease ends; with `TRANSACTION_CONFLICT`: when to retry. */
   readonly retryAfterSeconds?: number;
-  /** With `TRANSACTION_CONDITION_FAILED`: index of the failed action among the call's own writes. */
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write DynamoDB refused: index of the action among the call's own writes. */
   readonly actionIndex?: number;
-  /** With `TRANSACTION_CONDITION_FAILED`: the table of the failed action. */
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write DynamoDB refused: the table of that action. */
   readonly tableName?: string;
   /** With `SUPERSEDED`: the record as the attempt that took over left it, when the store returned it. */
   readonly record?: IdempotencyRecord;

@@ -255,7 +255,7 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
   test("a commit of the call's writes that is never answered: COMMIT_FAILED, its outcome unknown, instead of a Lambda timeout", async () => {
     const once = makeIdempotent(
       async (id: string, _context?: Context) => {
-        transaction().put({ TableName: bizTable, Item: { id: { S: `own-${id}` } } });
+        transaction().put({ TableName: bizTable, Item: { id: `own-${id}` } });
         proxy.stall();
         return id;
       },

@@ -9,6 +9,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import {
   DynamoDBStore,
+  httpIdempotency,
   type IdempotencyError,
   type IdempotencyEvent,
   type IdempotencyOptions,
@@ -403,6 +404,59 @@ describe('transactional completion', () => {
     expect(await fn({ id: 'many', writes: 99 })).toBe('ok');
     expect(runs).toBe(3);
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
+  });
+
+  test("a write DynamoDB refuses on its own (a key of the wrong type): TRANSACTION_INVALID naming the write, its table and DynamoDB's reason; nothing written, the record released", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('invalid-write');
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .update(increment(`${name}-counter`))
+          .update({
+            TableName: bizTable,
+            Key: { id: 7 },
+            UpdateExpression: 'SET #n = :n',
+            ExpressionAttributeNames: { '#n': 'n' },
+            ExpressionAttributeValues: { ':n': 1 },
+          });
+        return 'ok';
+      },
+      { store, name, now: () => T0 },
+    );
+    const error = await rejection(fn('w1'));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect([error.actionIndex, error.tableName]).toEqual([1, bizTable]);
+    expect(error.message).toMatch(
+      /^TRANSACTION_INVALID: DynamoDB refused transaction write 1: ValidationError \(.*Type mismatch for key.*\); nothing was written\.$/,
+    );
+    expect(error.message.includes(bizTable)).toBe(false);
+    expect(await applied(`${name}-counter`)).toBe(0);
+    expect(await record(recordId(name, 'w1'))).toBeUndefined();
+  });
+
+  test('a result that is not stored (an HTTP 5xx or 429, released for a retry) discards the writes; a stored 4xx commits them with the record', async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('http-writes');
+    const runs: string[] = [];
+    const handler = middy(async (event: { body: string }) => {
+      runs.push(event.body);
+      transaction().update(increment(`${name}-${event.body}`));
+      return { statusCode: Number(event.body) };
+    }).use(httpIdempotency({ store, name, now: () => T0 }));
+    const request = (status: string) => ({
+      httpMethod: 'POST',
+      path: '/pay',
+      headers: { 'Idempotency-Key': `key-${status}` },
+      body: status,
+      requestContext: {},
+    });
+    for (const status of ['503', '429', '400']) expect(await handler(request(status) as never, lambdaContext(name))).toEqual({ statusCode: Number(status) });
+    expect([await applied(`${name}-503`), await applied(`${name}-429`), await applied(`${name}-400`)]).toEqual([0, 0, 1]);
+    // Released: a retry runs again (and its writes commit once it answers a result that is stored); the 400 replays.
+    await handler(request('503') as never, lambdaContext(name));
+    await handler(request('400') as never, lambdaContext(name));
+    expect(runs).toEqual(['503', '429', '400', '503']);
   });
 });
 

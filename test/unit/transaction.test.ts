@@ -29,6 +29,7 @@ import {
   idempotency,
   type LambdaContextLike,
   makeIdempotent,
+  type Transaction,
   transaction,
   transition,
 } from '../../lib/index.js';
@@ -576,31 +577,84 @@ describe('the write collector', () => {
     await expect(fn('k')).rejects.toThrow(new TypeError('transaction().put: `TableName` is required.'));
   });
 
-  test('refuses a value DynamoDB cannot hold (a Date, an empty set) with a sentence that names the write and its parameter', async () => {
+  /** Adds each write in one call whose commit succeeds: what each addition threw, or 'added'. */
+  async function tryWrites(name: string, writes: ((tx: Transaction) => unknown)[]): Promise<unknown[]> {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(DeleteItemCommand).resolves({});
-    const errors: unknown[] = [];
+    ddb.on(UpdateItemCommand).resolves({});
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const outcomes: unknown[] = [];
     const fn = makeIdempotent(
       async () => {
-        const tx = transaction();
-        for (const write of [
-          () => tx.put({ TableName: 'payments', Item: { id: 'p-1', paidAt: new Date(0) } }),
-          () => tx.update({ TableName: 'payments', Key: { id: 'p-1' }, UpdateExpression: 'ADD tags :tags', ExpressionAttributeValues: { ':tags': new Set() } }),
-        ]) {
+        for (const write of writes) {
           try {
-            write();
+            write(transaction());
+            outcomes.push('added');
           } catch (error) {
-            errors.push(error);
+            outcomes.push(error);
           }
         }
       },
-      { store, name: 'unmarshallable', now: () => NOW },
+      { store, name, now: () => NOW },
     );
     await fn('k');
+    return outcomes;
+  }
+
+  test('refuses a value DynamoDB cannot hold (a Date, an empty set) with a sentence that names the write and its parameter', async () => {
+    const errors = await tryWrites('unmarshallable', [
+      (tx) => tx.put({ TableName: 'payments', Item: { id: 'p-1', paidAt: new Date(0) } }),
+      (tx) => tx.update({ TableName: 'payments', Key: { id: 'p-1' }, UpdateExpression: 'ADD tags :tags', ExpressionAttributeValues: { ':tags': new Set() } }),
+    ]);
     expect(errors).toEqual([expect.any(TypeError), expect.any(TypeError)]);
     expect((errors[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` holds a value DynamoDB cannot store \(a class instance such as a Date/);
     expect((errors[1] as Error).message).toMatch(/^transaction\(\)\.update: `ExpressionAttributeValues` holds a value DynamoDB cannot store .*an empty set/);
     expect((errors[0] as Error).message).not.toMatch(/options\./);
+  });
+
+  test("refuses writes given in DynamoDB's AttributeValue form ({ S: … }) with a sentence, instead of storing each value as a nested map", async () => {
+    const outcomes = await tryWrites('attribute-values', [
+      (tx) => tx.put({ TableName: 'payments', Item: { id: { S: 'p-1' }, amount: { N: '5' }, paid: { BOOL: true } } }),
+      (tx) => tx.delete({ TableName: 'holds', Key: { id: { S: 'hold-1' } } }),
+      (tx) =>
+        tx.update({
+          TableName: 'payments',
+          Key: { id: 'p-1' },
+          UpdateExpression: 'SET #s = :s, #n = :n',
+          ExpressionAttributeNames: { '#s': 'status', '#n': 'tags' },
+          ExpressionAttributeValues: { ':s': { S: 'PAID' }, ':n': { SS: ['card'] } },
+        }),
+      // Native values whose maps merely look like one: an item with its key as a plain value is
+      // native, and so is every expression value (a native map may have any shape).
+      (tx) => tx.put({ TableName: 'payments', Item: { id: 'p-2', size: { S: 'small' } } }),
+    ]);
+    expect(outcomes.map((outcome) => (outcome instanceof TypeError ? 'TypeError' : outcome))).toEqual(['TypeError', 'TypeError', 'added', 'added']);
+    expect((outcomes[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` is in DynamoDB's AttributeValue form .*native values/);
+    expect((outcomes[1] as Error).message).toMatch(/^transaction\(\)\.delete: `Key` is in DynamoDB's AttributeValue form/);
+    expect(commits()).toHaveLength(1);
+    expect(commits()[0]!.slice(1)).toEqual([
+      { Update: expect.objectContaining({ ExpressionAttributeValues: { ':s': { M: { S: { S: 'PAID' } } }, ':n': { M: { SS: { L: [{ S: 'card' }] } } } } }) },
+      { Put: { TableName: 'payments', Item: { id: { S: 'p-2' }, size: { M: { S: { S: 'small' } } } } } },
+    ]);
+  });
+
+  test.each([
+    ['put', 'Item', (tx: Transaction) => tx.put({ TableName: 'payments' } as never)],
+    ['update', 'Key', (tx: Transaction) => tx.update({ TableName: 'payments', UpdateExpression: 'SET a = :a' } as never)],
+    ['update', 'UpdateExpression', (tx: Transaction) => tx.update({ TableName: 'payments', Key: { id: 'p-1' } } as never)],
+    ['delete', 'Key', (tx: Transaction) => tx.delete({ TableName: 'payments' } as never)],
+    ['conditionCheck', 'ConditionExpression', (tx: Transaction) => tx.conditionCheck({ TableName: 'payments', Key: { id: 'p-1' } } as never)],
+  ])('refuses a %s without its %s, with a sentence, when it is added', async (action, parameter, write) => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const fn = makeIdempotent(
+      async () => {
+        write(transaction());
+      },
+      { store, name: `missing-${action}-${parameter}`, now: () => NOW },
+    );
+    await expect(fn('k')).rejects.toThrow(new TypeError(`transaction().${action}: \`${parameter}\` is required.`));
+    expect(commits()).toHaveLength(0);
   });
 
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {
