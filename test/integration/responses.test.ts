@@ -185,3 +185,20 @@ describe('stored final errors (isFinalError, errorFields)', () => {
     expect(Object.hasOwn(again as object, '__proto__')).toBe(true);
   });
 });
+
+describe('an error that asks for a retry is never stored, whatever isFinalError says', () => {
+  test('a nested call’s IN_PROGRESS (a function calling itself with its key): the key is released, and the retry runs and completes', async () => {
+    let runs = 0;
+    const once: (id: string) => Promise<string> = makeIdempotent(
+      async (id: string) => {
+        runs++;
+        return runs === 1 ? once(id) : `done ${id}`;
+      },
+      { store, name: 'nested-in-progress', isFinalError: () => true },
+    );
+    expect((await rejection(once('k'))).code).toBe('IN_PROGRESS');
+    expect(await readItem(client, tableName, recordId('nested-in-progress', 'k'))).toBeUndefined();
+    expect(await once('k')).toBe('done k');
+    expect(runs).toBe(2);
+  });
+});
