@@ -375,7 +375,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         [outcome, record] = await this.#complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
         return outcome;
       }
-      if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
+      if (ending.kind === 'throw' && ending.final !== false && !asksForRetry(ending.error) && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
@@ -679,6 +679,15 @@ function storeFailure(detail: string, cause: unknown, durable = false): Idempote
  * not the execution, and the durable service invokes the execution again.
  */
 const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(error, { isUnrecoverableInvocation: true });
+
+/**
+ * Codes of an error that asks for the same call again, after `retryAfterSeconds` (a nested call
+ * meeting a holder, a store outage, a commit without an answer): stored as a final error, it would
+ * answer every retry until the retention ends. It is never an outcome, whatever `isFinalError` says.
+ */
+const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
+
+const asksForRetry = (error: unknown): boolean => error instanceof IdempotencyError && RETRY_CODES.has(error.code);
 
 /** Whether `error` ends a durable execution's invocation only (the durable execution SDK's test, without its classes). */
 const isResumable = (error: unknown): boolean =>

@@ -1,43 +1,77 @@
+/** The members always stored of a final error; a field of `errorFields` by one of these names is stored as these are. */
+const BASE_MEMBERS = new Set(['name', 'message', 'code']);
+
+/** An object's member, or `undefined` when a getter or proxy trap throws: the call's outcome must still be stored. */
+const read = (object: object, member: string): unknown => {
+  try {
+    return (object as Record<string, unknown>)[member];
+  } catch {
+    return undefined;
+  }
+};
+
+/** A value's String form; an object without a prototype has none. */
+const text = (value: unknown): string => {
+  try {
+    return String(value);
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * A `JSON.stringify` replacer that stores an error inside a field (a `cause`, AggregateError's
+ * `errors`) as its name, message, code, cause, errors and own fields, rather than as the `{}` of
+ * its enumerable members alone. One error gives one object each time, so an error whose cause
+ * leads back to it stays a cycle, which JSON refuses.
+ */
+function nestedErrors(): (key: string, value: unknown) => unknown {
+  const stored = new WeakMap<Error, Record<string, unknown>>();
+  return (_key, value) => {
+    if (!(value instanceof Error)) return value;
+    let members = stored.get(value);
+    if (members === undefined) {
+      members = {};
+      for (const member of ['name', 'message', 'code', ...Object.keys(value), 'cause', 'errors']) {
+        const item = member === 'stack' ? undefined : read(value, member);
+        if (item !== undefined) members[member] = item;
+      }
+      stored.set(value, members);
+    }
+    return members;
+  };
+}
+
 /** JSON of a final error: name, message, code and the selected fields. @internal */
 export function serializeError(error: unknown, fields: readonly string[]): string {
-  const object = (error !== null && typeof error === 'object' ? error : {}) as Record<string, unknown>;
-  // A getter or proxy trap that throws reads as absent: the call's outcome must still be stored.
-  const read = (field: string): unknown => {
-    try {
-      return object[field];
-    } catch {
-      return undefined;
-    }
-  };
-  const text = (value: unknown): string => {
-    try {
-      return String(value);
-    } catch {
-      return ''; // an object without a prototype has no String form
-    }
-  };
-  const [name, message, code] = [read('name'), read('message'), read('code')];
+  const object = error !== null && typeof error === 'object' ? error : {};
+  const [name, message, code] = [read(object, 'name'), read(object, 'message'), read(object, 'code')];
   const data: Record<string, unknown> = {
     name: typeof name === 'string' ? name : 'Error',
     message: typeof message === 'string' ? message : text(error),
   };
   if (code !== undefined) data.code = typeof code === 'string' || typeof code === 'number' ? code : text(code);
-  const base = JSON.stringify(data);
-  for (const field of fields) {
-    const value = read(field);
-    if (value !== undefined) data[field] = value;
+  let json = JSON.stringify(data);
+  for (const field of new Set(fields)) {
+    const value = BASE_MEMBERS.has(field) ? undefined : read(object, field);
+    if (value === undefined) continue;
+    let member: string | undefined;
+    try {
+      member = JSON.stringify(value, nestedErrors());
+    } catch {
+      continue; // a field JSON cannot hold (a BigInt, a cycle) is dropped alone: the others are still stored
+    }
+    if (member !== undefined) json = `${json.slice(0, -1)},${JSON.stringify(field)}:${member}}`;
   }
-  try {
-    return JSON.stringify(data);
-  } catch {
-    return base; // a field JSON cannot hold is dropped, the error is still stored
-  }
+  return json;
 }
 
-/** The replayed form of a stored final error. @internal */
+/** The replayed form of a stored final error: an `Error` with the stored name, message and fields as its own. @internal */
 export function reviveError(json: string): Error {
   const { name, message, ...fields } = JSON.parse(json) as Record<string, unknown>;
   const error = new Error(typeof message === 'string' ? message : '');
   Object.defineProperty(error, 'name', { value: typeof name === 'string' ? name : 'Error', writable: true, configurable: true });
-  return Object.assign(error, fields);
+  // Defined, not assigned: a member named `__proto__` is a field, never the error's prototype.
+  for (const [field, value] of Object.entries(fields)) Object.defineProperty(error, field, { value, writable: true, enumerable: true, configurable: true });
+  return error;
 }

@@ -9,7 +9,14 @@ import { BYTES, isStreamBytes } from './streamed-response.js';
  * does not accept the stored coding: the same representation, bytes it can decode.
  */
 
-type Transcoder = (bytes: Buffer) => Buffer;
+type Transcoder = (bytes: Buffer, options?: zlib.ZlibOptions | zlib.BrotliOptions) => Buffer;
+
+/**
+ * More than any answer Lambda sends (6 MB, 200 MB streamed): a body that decodes further could
+ * never reach the client decoded, and a few kilobytes of br can decode to gigabytes. Decoding stops
+ * there, and the body is replayed as stored, as one that does not decode.
+ */
+const MAX_DECODED_BYTES = 256 * 1024 * 1024;
 
 /** Node.js 20 has no zstd; a response stored in it is replayed as stored there. */
 const optional = (name: string): Transcoder | undefined => (zlib as unknown as Record<string, Transcoder | undefined>)[name];
@@ -81,7 +88,8 @@ const textOf = (bytes: Buffer): string | undefined => {
  * `result` as the client that sent `accepted` (its `Accept-Encoding`) can decode it: as stored when
  * it has no content coding or one the client accepts; otherwise decoded, and sent in gzip when the
  * client accepts gzip, else without a coding (identity). A coding Node.js cannot decode (or several
- * codings, or bytes that do not decode) leaves it as stored: nothing else holds its content.
+ * codings, bytes that do not decode, or decode to more than any answer holds) leaves it as stored:
+ * nothing else holds its content.
  * @internal
  */
 export function forAcceptEncoding(result: HttpResult, accepted: string | undefined): HttpResult {
@@ -106,7 +114,7 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   const [stored, written] = body;
   let decoded: Buffer;
   try {
-    decoded = decode(stored);
+    decoded = decode(stored, { maxOutputLength: MAX_DECODED_BYTES });
   } catch {
     return result;
   }

@@ -1,6 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { EncryptionKey, OutcomeEncryption } from './encryption.js';
+import { ITEM_LIMIT_BYTES } from './stored-outcome.js';
 
 export type { EncryptionKey, ResponseEncryption } from './encryption.js';
 
@@ -92,10 +93,20 @@ export class ResponseCodec {
 const describe = (value: unknown): string =>
   value === null ? 'null' : typeof (value as { then?: unknown } | undefined)?.then === 'function' ? 'a Promise' : typeof value;
 
+/**
+ * More than any stored value decompresses to: gzip makes at most 1,032 bytes of each byte, and every
+ * store keeps a value within DynamoDB's item limit. A value that decompresses further was not
+ * written by a store (a decompression bomb planted in Redis, whose values have no such limit): it
+ * fails closed before it fills the function's memory.
+ */
+const MAX_UNZIPPED_BYTES = 1032 * ITEM_LIMIT_BYTES;
+
 function unzip(bytes: Uint8Array, kind: StoredKind): string {
   try {
-    return gunzipSync(bytes).toString('utf8');
+    return gunzipSync(bytes, { maxOutputLength: MAX_UNZIPPED_BYTES }).toString('utf8');
   } catch (error) {
-    throw new UnreadableRecordError(`The stored ${kind} is not valid gzip.`, { cause: error });
+    const tooLarge = (error as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
+    const problem = tooLarge ? `decompresses to more than ${MAX_UNZIPPED_BYTES} bytes, more than any stored value holds` : 'is not valid gzip';
+    throw new UnreadableRecordError(`The stored ${kind} ${problem}.`, { cause: error });
   }
 }

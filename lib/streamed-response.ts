@@ -9,6 +9,9 @@ import { Readable } from 'node:stream';
  * server-sent events, HTML) is stored as a string, which middy writes as the same bytes; other
  * bytes are stored as base64 in a one-member object that is turned back into a stream on replay
  * (in streaming mode a body is a string or a stream, so no handler's own response has that shape).
+ * So is text that middy would not write as the same bytes: it writes a long string in slices of
+ * 16,384 UTF-16 units, and a character of two units (an emoji) cut by a slice goes out as two
+ * U+FFFD replacement characters.
  */
 
 /** The member that marks stored bytes of a stream that are not UTF-8 text. @internal */
@@ -29,6 +32,18 @@ const isHttpResponse = (value: unknown): value is Members & { readonly body?: un
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** The UTF-16 units middy (6 and 7) writes a string body in at a time. */
+const MIDDY_SLICE = 16_384;
+
+/** Whether middy's slices of `text` cut a surrogate pair in two (see above). */
+function slicedApart(text: string): boolean {
+  for (let end = MIDDY_SLICE; end < text.length; end += MIDDY_SLICE) {
+    const unit = text.charCodeAt(end - 1);
+    if (unit >= 0xd800 && unit <= 0xdbff) return true;
+  }
+  return false;
+}
+
 /**
  * A chunk's bytes as the response stream writes them: a string as UTF-8, any view (a typed array of
  * wider elements, a DataView) as the bytes it covers, not its elements cut to bytes.
@@ -39,7 +54,7 @@ function bytesOf(chunk: unknown): Buffer {
   throw new TypeError(`A streamed response can only send strings and bytes, but the stream gave ${chunk === null ? 'null' : typeof chunk}.`);
 }
 
-/** A stream's bytes, as text when they are UTF-8, else as the stored form of bytes. */
+/** A stream's bytes, as text when they are UTF-8 that middy writes as they are, else as the stored form of bytes. */
 async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
   const chunks: Buffer[] = [];
   // Node.js Readables and web ReadableStreams are both async iterables of their chunks.
@@ -47,11 +62,13 @@ async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: str
     chunks.push(bytesOf(chunk));
   }
   const bytes = Buffer.concat(chunks);
+  let text: string | undefined;
   try {
-    return utf8.decode(bytes);
+    text = utf8.decode(bytes);
   } catch {
-    return { [BYTES]: bytes.toString('base64') };
+    text = undefined;
   }
+  return text === undefined || slicedApart(text) ? { [BYTES]: bytes.toString('base64') } : text;
 }
 
 /**

@@ -2,6 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -116,4 +117,88 @@ test('through middy: a result JSON cannot hold (BigInt) is returned once, then R
   expect(await readItem(client, tableName, recordId('bigint', 'b'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect((await rejection(handler({ id: 'b' }, context))).code).toBe('RESPONSE_NOT_STORED');
   expect(runs).toBe(1);
+});
+
+describe('stored final errors (isFinalError, errorFields)', () => {
+  const declined = (fields: Record<string, unknown>): Error => Object.assign(new Error('card declined'), { name: 'CardError', code: 'DECLINED' }, fields);
+  /** The error the first call and a duplicate get from `fn` made idempotent under `name` with `errorFields`. */
+  async function firstAndDuplicate(name: string, errorFields: string[], make: () => Error): Promise<[unknown, Error]> {
+    let runs = 0;
+    const once = makeIdempotent(
+      async (_id: string) => {
+        runs++;
+        throw make();
+      },
+      { store, name, isFinalError: () => true, errorFields },
+    );
+    const first = await once('k').catch((error: unknown) => error);
+    const again = (await once('k').catch((error: unknown) => error)) as Error;
+    expect(runs).toBe(1);
+    return [first, again];
+  }
+
+  test('a field JSON cannot hold (a cause that leads back to the error, a BigInt) is dropped alone: the other fields replay', async () => {
+    const [, again] = await firstAndDuplicate('fields-dropped-alone', ['statusCode', 'cause', 'amount'], () => {
+      const error = declined({ statusCode: 402, amount: 10n });
+      error.cause = { error };
+      return error;
+    });
+    expect(again).toBeInstanceOf(Error);
+    expect(again).toMatchObject({ name: 'CardError', message: 'card declined', code: 'DECLINED', statusCode: 402 });
+    expect('cause' in again || 'amount' in again).toBe(false);
+  });
+
+  test('errors held by a field (a cause, AggregateError’s errors) replay as their name, message and code, not as {}', async () => {
+    const [, again] = await firstAndDuplicate('nested-errors', ['cause', 'errors'], () =>
+      Object.assign(new AggregateError([new TypeError('bad card'), declined({})], 'two failures'), {
+        cause: Object.assign(new RangeError('limit'), { code: 'LIMIT', cause: new Error('root') }),
+      }),
+    );
+    expect(again.name).toBe('AggregateError');
+    expect((again as unknown as { errors: unknown }).errors).toEqual([
+      { name: 'TypeError', message: 'bad card' },
+      { name: 'CardError', message: 'card declined', code: 'DECLINED' },
+    ]);
+    expect(again.cause).toEqual({ name: 'RangeError', message: 'limit', code: 'LIMIT', cause: { name: 'Error', message: 'root' } });
+  });
+
+  test('a stored error whose fields name `__proto__` still replays as an Error, the member kept as a field', async () => {
+    const name = 'planted-proto';
+    const once = makeIdempotent(async (id: string) => `ran ${id}`, { store, name });
+    const key = recordId(name, 'k');
+    await client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: {
+          id: { S: key },
+          status: { S: 'COMPLETED' },
+          owner: { S: 'someone' },
+          expiration: { N: String(Math.floor(Date.now() / 1000) + 3600) },
+          error: { S: '{"name":"CardError","message":"card declined","__proto__":null}' },
+        },
+      }),
+    );
+    const again = await once('k').catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(Error);
+    expect(Object.getPrototypeOf(again)).toBe(Error.prototype);
+    expect(again).toMatchObject({ name: 'CardError', message: 'card declined' });
+    expect(Object.hasOwn(again as object, '__proto__')).toBe(true);
+  });
+});
+
+describe('an error that asks for a retry is never stored, whatever isFinalError says', () => {
+  test('a nested call’s IN_PROGRESS (a function calling itself with its key): the key is released, and the retry runs and completes', async () => {
+    let runs = 0;
+    const once: (id: string) => Promise<string> = makeIdempotent(
+      async (id: string) => {
+        runs++;
+        return runs === 1 ? once(id) : `done ${id}`;
+      },
+      { store, name: 'nested-in-progress', isFinalError: () => true },
+    );
+    expect((await rejection(once('k'))).code).toBe('IN_PROGRESS');
+    expect(await readItem(client, tableName, recordId('nested-in-progress', 'k'))).toBeUndefined();
+    expect(await once('k')).toBe('done k');
+    expect(runs).toBe(2);
+  });
 });

@@ -89,6 +89,31 @@ describe.each([
   });
 });
 
+describe.each<[string, (text: Readable) => unknown]>([
+  ['alone', (text) => text],
+  ['as the body', (text) => ({ statusCode: 200, headers: { 'Content-Type': 'text/plain' }, body: text })],
+])('UTF-8 text longer than middy writes in one chunk, %s', (label, respond) => {
+  test('reaches the first caller and a duplicate as its own bytes, also where a character is two UTF-16 units across a chunk boundary', async () => {
+    const name = `long-text-${label.replaceAll(/\W+/g, '-')}`;
+    // Middy writes a string body in slices of 16,384 UTF-16 units: this emoji straddles the first cut.
+    const bytes = Buffer.from(`${'a'.repeat(16_383)}😀${'b'.repeat(20_000)}€`, 'utf8');
+    let runs = 0;
+    const handler = middy(async () => (runs++, respond(Readable.from([bytes]))), streamingMode as never).use(idempotency({ store, name }));
+    const plain = await invokeStreaming(
+      middy(async () => respond(Readable.from([bytes])), streamingMode as never),
+      { id: 1 },
+      lambdaContext(name),
+    );
+    const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    expect(plain.bytes.equals(bytes)).toBe(true);
+    expect(first.bytes.equals(bytes)).toBe(true);
+    expect(again.bytes.equals(bytes)).toBe(true);
+    expect(again.prelude).toEqual(plain.prelude);
+    expect(runs).toBe(1);
+  });
+});
+
 test('a stream too large to store even compressed: the first caller gets every byte, the record completes without it, a duplicate gets RESPONSE_NOT_STORED', async () => {
   const name = 'too-large';
   const payload = randomBytes(600 * 1024);

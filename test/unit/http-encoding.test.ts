@@ -1,4 +1,4 @@
-import { brotliCompressSync, deflateSync, gunzipSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants, deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import { acceptance, forAcceptEncoding } from '../../lib/http-encoding.js';
 import type { HttpResult } from '../../lib/index.js';
 import { BYTES } from '../../lib/streamed-response.js';
@@ -39,6 +39,13 @@ describe('forAcceptEncoding', () => {
     expect(replay.headers).toEqual({ Vary: 'Accept-Encoding', 'Content-Encoding': 'gzip' });
     expect(replay.isBase64Encoded).toBe(true);
     expect(gunzipSync(Buffer.from(replay.body!, 'base64')).toString()).toBe(TEXT);
+  });
+
+  test('a body that decodes to more than any Lambda answer carries (br of 300 MiB) is replayed as stored, not decoded', () => {
+    const bomb = brotliCompressSync(Buffer.alloc(300 * 1024 * 1024, 'a'), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
+    const result = stored('br', bomb);
+    expect(forAcceptEncoding(result, undefined)).toBe(result);
+    expect(forAcceptEncoding(result, 'gzip')).toBe(result);
   });
 
   test('decodes deflate for a client that accepts no coding, into text', () => {
