@@ -102,16 +102,18 @@ export class CallTransaction implements Transaction {
   constructor(private readonly call: Call) {}
 
   get key(): string {
+    this.assertKeyed();
     return this.call.key;
   }
 
   get owner(): string {
+    this.assertKeyed();
     return this.call.owner;
   }
 
   /** The owner token: the fence the record's completion is conditioned on. */
   get fence(): string {
-    return this.call.owner;
+    return this.owner;
   }
 
   put(params: TransactionPut): Transaction {
@@ -149,14 +151,19 @@ export class CallTransaction implements Transaction {
     return this;
   }
 
-  private assertOpen(writing: boolean): void {
-    const call = this.call;
-    if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
-    if (call.mode === 'unkeyed') {
+  /** A call run without idempotency has no record: no key and no owner to read, no transaction to join. */
+  private assertKeyed(): void {
+    if (this.call.mode === 'unkeyed') {
       throw new TypeError(
         'transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.',
       );
     }
+  }
+
+  private assertOpen(writing: boolean): void {
+    const call = this.call;
+    if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
+    this.assertKeyed();
     if (writing && !call.transactional) {
       throw new TypeError(
         "transaction(): the store of this idempotent call cannot commit writes with its record; use the DynamoDBStore of 'lambda-idempotency'.",

@@ -1,7 +1,8 @@
 /**
  * What the documentation cites as proof exists: every repository path it names in a code span
- * (`test/integration/calls.test.ts`) is a file, and every test name docs/batch.md quotes for the batch
- * guarantees is part of a test's title in one of the files it names.
+ * (`test/integration/calls.test.ts`) is a file, and every test name it quotes beside test files
+ * (`test/integration/wrapper.test.ts`, "a clock that steps back …") is part of a test's title in one
+ * of them; docs/batch.md's, for the batch guarantees, in one of the files the page names.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -82,6 +83,93 @@ describe('every repository path the documentation names is a file', () => {
 
 test('the links of infra/README.md resolve (its snippets use a stack of their own, so readme.test.ts does not read it)', () => {
   expect(brokenLinks('infra/README.md', parseMarkdown(readFileSync(`${ROOT}/infra/README.md`, 'utf8')))).toEqual([]);
+});
+
+/**
+ * The passages of a page's prose: paragraphs, list items and table rows, each joined into one line,
+ * with their first line's number. Code blocks are left out.
+ */
+function passages(text: string): Array<[number, string]> {
+  const found: Array<[number, string]> = [];
+  let current: [number, string[]] | undefined;
+  const end = (): void => {
+    if (current) found.push([current[0], current[1].join(' ')]);
+    current = undefined;
+  };
+  for (const [line, prose] of proseLines(text)) {
+    if (prose.trim() === '' || /^\s*(?:[-*] |\d+\. |\||#)/.test(prose)) end();
+    if (prose.trim() === '') continue;
+    if (current) current[1].push(prose.trim());
+    else current = [line, [prose.trim()]];
+  }
+  end();
+  return found;
+}
+
+/** Whether `part` is part of a title of `title`'s form: `%s`, `%i`, `$name`… stand for any text. */
+function inTitle(title: string, part: string): boolean {
+  const literals = title.split(/%[sdifjop#]|\$\w+/);
+  const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (let first = 0; first < literals.length; first++) {
+    if (literals[first]!.includes(part)) return true;
+    for (let last = first + 1; last < literals.length; last++) {
+      // The part overlaps the literal text on either side of the placeholders it spans, unless that text is empty.
+      const suffixes = literals[first] === '' ? [''] : [...literals[first]!].map((_, i) => literal(literals[first]!.slice(i)));
+      const prefixes = literals[last] === '' ? [''] : [...literals[last]!].map((_, i) => literal(literals[last]!.slice(0, i + 1)));
+      const middle = literals.slice(first + 1, last).map(literal);
+      if (suffixes[0] === '' && prefixes[0] === '' && middle.every((text) => text === '')) continue;
+      const pattern = `^(?:${suffixes.join('|')})${['', ...middle, ''].join('[\\s\\S]*')}(?:${prefixes.join('|')})$`;
+      if (new RegExp(pattern).test(part)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The test names a page quotes that no test of the files its passage names has in its title, as
+ * `docs/x.md:12 "name" (test/unit/x.test.ts)`: in a passage that names test files, text quoted
+ * within parentheses is a test's name.
+ */
+function staleTestNames(doc: string, text: string): string[] {
+  const stale: string[] = [];
+  for (const [line, passage] of passages(text)) {
+    const files = [...new Set([...passage.matchAll(/`(test\/[\w./-]+\.test\.ts)`/g)].map(([, file]) => file!))].filter((file) => existsSync(`${ROOT}/${file}`));
+    if (files.length === 0) continue;
+    const titles = files.flatMap((file) => testTitles(readFileSync(`${ROOT}/${file}`, 'utf8')));
+    const prose = passage.replace(/`[^`]*`/g, '');
+    for (const quote of prose.matchAll(/"[^"]+"/g)) {
+      const before = prose.slice(0, quote.index);
+      if (before.split('(').length <= before.split(')').length) continue;
+      const [parts] = quotedNames(quote[0]);
+      if (!titles.some((title) => parts!.every((part) => inTitle(title, part)))) stale.push(`${doc}:${line} ${quote[0]} (${files.join(', ')})`);
+    }
+  }
+  return stale;
+}
+
+describe('every test name the documentation quotes beside a test file is part of a title in it', () => {
+  // docs/batch.md names its test files once for the whole page: the next describe checks it.
+  for (const doc of documents.filter((doc) => doc !== 'docs/batch.md')) {
+    test(doc, () => {
+      expect(staleTestNames(doc, readFileSync(`${ROOT}/${doc}`, 'utf8'))).toEqual([]);
+    });
+  }
+
+  test('a renamed test is reported; a template title matches its instances; quotes in passages without test files are not test names', () => {
+    const text = [
+      'Proven (`test/integration/faults.test.ts`, "a fault at complete", "a fault at release, on every attempt").',
+      '',
+      '- Refused (`test/integration/faults.test.ts`, "a test that was renamed").',
+      '- Following the draft "The Idempotency-Key HTTP Header Field".',
+      '- Read "as is" (`test/integration/faults.test.ts`).',
+    ].join('\n');
+    expect(staleTestNames('guide.md', text)).toEqual(['guide.md:3 "a test that was renamed" (test/integration/faults.test.ts)']);
+    expect([
+      inTitle('a fault at %s', 'fault at claim'),
+      inTitle('%s, once: the SDK retry', 'a 500, once: the'),
+      inTitle('a fault at %s', 'a fault in'),
+    ]).toEqual([true, true, false]);
+  });
 });
 
 describe('the batch guarantees quote real test names', () => {

@@ -729,6 +729,25 @@ describe('the write collector', () => {
     expect(commandNames()).toEqual([]);
   });
 
+  test('a call run without idempotency has no record key or owner either: reading them throws, never an empty string', async () => {
+    const read = (member: (tx: Transaction) => unknown) => () => {
+      try {
+        return String(member(transaction()));
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    const members = [read((tx) => tx.key), read((tx) => tx.owner), read((tx) => tx.fence), read((tx) => tx.downstreamKey('psp'))];
+    const fn = makeIdempotent(async (_input: { id?: string }) => members.map((member) => member()), {
+      store,
+      name: 'skip-key',
+      key: (input) => input.id,
+      onMissingKey: 'skip',
+    });
+    expect((await fn({})).map((answer) => /runs without idempotency/.test(answer))).toEqual([true, true, true, true]);
+    expect(commandNames()).toEqual([]);
+  });
+
   test('downstreamKey depends on the record key and the label only', async () => {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(UpdateItemCommand).resolves({});
