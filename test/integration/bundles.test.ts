@@ -122,9 +122,11 @@ beforeAll(async () => {
   mkdirSync(join(root, 'cdk.out'), { recursive: true });
   outdir = mkdtempSync(join(root, 'cdk.out', 'bundles-test-'));
   tables = await createDemoTables(client, 'bundles');
+  // The synth a user runs, with CDK's CloudFormation validation (test/support/setup-env.ts turns it off in process).
+  const { CDK_VALIDATION: _, ...env } = process.env;
   await run(process.execPath, [join(root, 'node_modules/aws-cdk/bin/cdk'), 'synth', '--quiet', '--output', outdir], {
     cwd: root,
-    env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: '1' },
+    env: { ...env, CDK_DISABLE_CLI_TELEMETRY: '1' },
   });
   const assembly = readAssembly(outdir);
   logicalIds = {
