@@ -238,8 +238,9 @@ export abstract class IdempotencyTableBase extends Construct {
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
    * handler and the synth-time checks agree. A function whose records are kept for another time
    * than the table's `expiresAfter` says so with `options.expiresAfter`. `fn` is the function
-   * itself, not an alias or a version (whose event sources and settings are checked with it); an
-   * imported function, whose environment cannot be set here, gets {@link grantRecordAccess}.
+   * itself, not an alias or a version (whose event sources and settings are checked with it): those
+   * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
+   * here: give it {@link grantRecordAccess}.
    *
    * @example
    * ```ts
