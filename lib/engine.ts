@@ -74,6 +74,11 @@ interface Flight {
    * record: its followers of that invocation end with it rather than lead and run their functions.
    */
   invocationEnded?: unknown;
+  /**
+   * Another process's INPROGRESS record, which the leader was out of time to wait for: its
+   * followers out of time too answer from it; those with time of their own wait for it themselves.
+   */
+  outOfTime?: IdempotencyRecord;
 }
 
 /**
@@ -217,8 +222,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-      // The leader released the key, its outcome is unknown, its lease ended, or this call is out of
-      // time to wait: the first follower to get here leads next.
+      if (leader.outOfTime !== undefined && waitLeft(waitUntil, this.now(), deadline) <= 0) {
+        return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
+      }
+      // The leader released the key, its outcome is unknown, its lease ended, it was out of time to
+      // wait for another process, or this call is out of time to wait: the first follower to get here leads next.
     }
   }
 
@@ -236,7 +244,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     try {
       const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
       if (start.kind === 'replay') {
-        flight?.settle(start.record);
+        // Another process holds the key and this call was out of time to wait for it (a durable call
+        // never waits): followers with more time wait on their own, as they would without this one.
+        if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
+          flight.outOfTime = start.record;
+          flight.settle(undefined);
+        } else flight?.settle(start.record);
         return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
       }
       if (flight !== undefined) {

@@ -828,6 +828,17 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     };
   }
 
+  /** Process a holds the key, process b waits for it up to a minute, both on one manual clock. */
+  async function holdingOnAClock(name: string, key: string) {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string, __?: Context) => turnstile.enter();
+    const a = makeIdempotent(fn, { store, name, now: clock.now });
+    const b = makeIdempotent(fn, { store, name, now: clock.now, waitForInProgressMillis: 60_000 });
+    const first = a(key);
+    return { clock, turnstile, b, first, holder: await turnstile.next() };
+  }
+
   test("a duplicate that waits gets the original's value once it completes", async () => {
     const { turnstile, a, b } = twoProcesses(10_000);
     const first = a('w-1');
@@ -876,14 +887,20 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(await waiting).toBe('second');
   });
 
+  test('an in-process duplicate with time to wait of its own waits, when the leader it followed was out of time to wait for another process', async () => {
+    const { clock, turnstile, b, first, holder } = await holdingOnAClock('wait-follower', 'w-7');
+    // In process b: a leader near its deadline, which cannot wait, and a follower with time to.
+    const hurried = rejection(b('w-7', testingContext({ functionName: 'wait-follower', remainingMillis: 5, now: clock.now })));
+    const patient = b('w-7', testingContext({ functionName: 'wait-follower', remainingMillis: 20_000, now: clock.now }));
+    expect((await hurried).code).toBe('IN_PROGRESS');
+    holder.open('original');
+    expect(await first).toBe('original');
+    expect(await patient).toBe('original');
+    expect(turnstile.count).toBe(1);
+  });
+
   test('the wait ends while the caller can still answer: a tenth of its time left (at most 1 s) before its Lambda deadline', async () => {
-    const clock = manualClock();
-    const turnstile = new Turnstile<string>();
-    const fn = async (_: string, __?: Context) => turnstile.enter();
-    const a = makeIdempotent(fn, { store, name: 'wait-margin', now: clock.now });
-    const b = makeIdempotent(fn, { store, name: 'wait-margin', now: clock.now, waitForInProgressMillis: 60_000 });
-    const first = a('w-5');
-    const holder = await turnstile.next();
+    const { clock, b, first, holder } = await holdingOnAClock('wait-margin', 'w-5');
     const context = testingContext({ functionName: 'wait-margin', remainingMillis: 300, now: clock.now });
     const waiting = rejection(b('w-5', context));
     // The clock stands still but for this: the duplicate polls until it reads 30 ms before the deadline.
