@@ -388,7 +388,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         [outcome, record] = await this.#complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
         return outcome;
       }
-      if (ending.kind === 'throw' && ending.final !== false && !asksForRetry(ending.error) && this.#isFinal(ending.error)) {
+      if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
@@ -607,7 +607,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return sha256(fingerprintJson(selected) ?? '');
   }
 
+  /** Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that asks for a retry. */
   #isFinal(error: unknown): boolean {
+    if (asksForRetry(error)) return false;
     try {
       return this.#options.isFinalError?.(error) === true;
     } catch {
