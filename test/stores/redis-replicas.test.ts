@@ -236,7 +236,9 @@ test('without the replica a claim fails and the function does not run; a replay 
     const store = new RedisStore({ client, keyPrefix: 'wait-gone:', waitForReplicas: { replicas: 1, timeoutMillis: 300 } });
     let runs = 0;
     const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
-    expect(await charge('before')).toBe(1);
+    // With the replica there, a store that waits long enough for it (a loaded machine can take more than 300 ms to acknowledge).
+    const patient = new RedisStore({ client, keyPrefix: 'wait-gone:', waitForReplicas: { replicas: 1, timeoutMillis: 10_000 } });
+    expect(await makeIdempotent(async (_id: string) => ++runs, { store: patient, name: 'charge', key: (id) => id })('before')).toBe(1);
     await replica.stop();
     const error = await rejection(charge('after'));
     expect(error.code).toBe('STORE_FAILURE');
