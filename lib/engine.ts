@@ -696,11 +696,12 @@ function storeFailure(detail: string, cause: unknown, durable = false): Idempote
 const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(error, { isUnrecoverableInvocation: true });
 
 /**
- * Codes of an error that asks for the same call again, after `retryAfterSeconds` (a nested call
- * meeting a holder, a store outage, a commit without an answer): stored as a final error, it would
- * answer every retry until the retention ends. It is never an outcome, whatever `isFinalError` says.
+ * Codes of an error that asks for the same call again (a nested call meeting a holder or taken over
+ * by another attempt, a store outage, a commit without an answer): stored as a final error, it would
+ * answer every retry until the retention ends, where the retry would find the nested call's outcome
+ * or run. It is never an outcome, whatever `isFinalError` says.
  */
-const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
+const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
 
 const asksForRetry = (error: unknown): boolean => error instanceof IdempotencyError && RETRY_CODES.has(error.code);
 

@@ -201,4 +201,37 @@ describe('an error that asks for a retry is never stored, whatever isFinalError 
     expect(await once('k')).toBe('done k');
     expect(runs).toBe(2);
   });
+
+  test('a nested call’s SUPERSEDED (its record taken over while it ran): the key is released, and the retry replays the taker’s outcome', async () => {
+    let innerRuns = 0;
+    const inner = makeIdempotent(
+      async (id: string) => {
+        innerRuns++;
+        // Another attempt takes the record over and completes it while this one runs.
+        await client.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: {
+              id: { S: recordId('superseded-inner', id) },
+              status: { S: 'COMPLETED' },
+              owner: { S: 'another attempt' },
+              expiration: { N: String(Math.floor(Date.now() / 1000) + 3600) },
+              response: { S: '"taken over"' },
+            },
+          }),
+        );
+        return `inner ${id}`;
+      },
+      { store, name: 'superseded-inner' },
+    );
+    const outer = makeIdempotent(async (id: string) => `outer saw ${await inner(id)}`, {
+      store,
+      name: 'superseded-outer',
+      isFinalError: () => true,
+    });
+    expect((await rejection(outer('k'))).code).toBe('SUPERSEDED');
+    expect(await readItem(client, tableName, recordId('superseded-outer', 'k'))).toBeUndefined();
+    expect(await outer('k')).toBe('outer saw taken over');
+    expect(innerRuns).toBe(1);
+  });
 });
