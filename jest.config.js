@@ -28,7 +28,12 @@ const shared = {
  */
 const middyOnce = ['durable.test.ts', 'durable-writes.test.ts', 'durable-faults.test.ts', 'cli.test.ts'];
 
-/** Test files that import `@middy/core` itself. */
+/**
+ * Test files that import `@middy/core` itself. Tests that do not drive middy are kept out of these
+ * files (`batch.test.ts` beside `batch-middy.test.ts`, `oversize.test.ts` beside
+ * `oversize-middy.test.ts`, `store-timeouts.test.ts` beside `store-timeouts-middy.test.ts`), so that
+ * they run once.
+ */
 const middyTests = readdirSync(join(root, 'test'), { recursive: true, encoding: 'utf8' })
   .filter((file) => file.endsWith('.test.ts') && !middyOnce.some((once) => file.endsWith(once)))
   .filter((file) => readFileSync(join(root, 'test', file), 'utf8').includes("from '@middy/core';"))

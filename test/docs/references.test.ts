@@ -174,7 +174,12 @@ describe('every test name the documentation quotes beside a test file is part of
 
 describe('the batch guarantees quote real test names', () => {
   const section = readFileSync(`${ROOT}/docs/batch.md`, 'utf8');
-  const files = ['test/integration/batch.test.ts', 'test/integration/batch-pipes.test.ts', 'test/integration/store-timeouts.test.ts'];
+  const files = [
+    'test/integration/batch.test.ts',
+    'test/integration/batch-middy.test.ts',
+    'test/integration/batch-pipes.test.ts',
+    'test/integration/store-timeouts.test.ts',
+  ];
   const titles = files.flatMap((file) => testTitles(readFileSync(`${ROOT}/${file}`, 'utf8')));
 
   test('the section names the file and quotes names', () => {

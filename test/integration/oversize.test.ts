@@ -7,34 +7,16 @@
 
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import middy from '@middy/core';
-import { DynamoDBStore, IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { MODES, type Mode, T0, useCountingTables } from '../support/counting-function.js';
-import { endpoint, readItem, recordId, testClient } from '../support/dynamodb.js';
+import { endpoint, readItem } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
+import { ITEM_LIMIT, jsonOfSize, transactionLimitTests, useProbedClients } from '../support/transaction-limits.js';
 
 const { client: admin, tableName, bizTable, applied: counterOf, countingFunction } = useCountingTables('oversize');
-const clients: DynamoDBClient[] = [];
-afterAll(() => {
-  for (const c of clients) c.destroy();
-});
-
-const ITEM_LIMIT = 400 * 1024;
-
-/** A string whose JSON text is exactly `bytes` bytes. */
-const jsonOfSize = (bytes: number): string => 'x'.repeat(bytes - 2);
-
-/** A client of DynamoDB Local that lists the commands it sends. */
-function probedClient() {
-  const client = testClient();
-  clients.push(client);
-  const commands: string[] = [];
-  client.middlewareStack.add((next, context) => (args) => (commands.push(context.commandName!), next(args)), { step: 'initialize', name: 'probe' });
-  return { client, commands };
-}
+const { probedClient, destroyLater } = useProbedClients();
 
 function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[]; cacheSize?: number; client?: DynamoDBClient } = {}) {
   const probed = probedClient();
@@ -137,7 +119,7 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
 
   test('a completion whose answer was lost, resent onto its own record: a duplicate from the local cache gets the error as stored, cut short', async () => {
     const { client, faults } = faultyClient(endpoint());
-    clients.push(client);
+    destroyLater(client);
     // The completion is applied and its answer lost; the SDK's retry meets the call's own COMPLETED record.
     faults.schedule({ operations: [mode === 'atomic' ? 'TransactWriteItems' : 'UpdateItem'], fault: { kind: 'drop-response', error: 'ECONNRESET' } });
     const f = fixture(mode, hugeError('c'.repeat(450_000)), { cacheSize: 10, client });
@@ -220,115 +202,6 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
 });
 
 describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over DynamoDB's limits (4 MB, 100 actions)", (mode) => {
-  /** 4 MB, DynamoDB's limit on the items of one transaction, counted as it counts an item's size. */
-  const TRANSACTION_LIMIT = 4 * 1024 * 1024;
-  const BLOB = 390_000;
-  const ENTRIES = ['makeIdempotent', 'middleware'] as const;
-  type Input = { id: string; puts: number; updates?: number; response: string };
-
-  /**
-   * A function that puts `input.puts` business items of ~390 KB each (and updates `input.updates`
-   * more, setting as much) with its record and returns `input.response`, made idempotent through
-   * `entry` on a probed client.
-   */
-  function bulk(entry: (typeof ENTRIES)[number], blob = BLOB) {
-    const { client, commands } = probedClient();
-    const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
-    const name = `bulk${randomUUID().slice(0, 8)}`;
-    let runs = 0;
-    const body = async (input: Input) => {
-      runs++;
-      const tx = transaction();
-      for (let i = 0; i < input.puts; i++) tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-${i}`, blob: 'b'.repeat(blob) } });
-      for (let i = 0; i < (input.updates ?? 0); i++) {
-        tx.update({
-          TableName: bizTable,
-          Key: { id: `${name}-${input.id}-u${i}` },
-          UpdateExpression: 'SET #blob = :blob',
-          ExpressionAttributeNames: { '#blob': 'blob' },
-          ExpressionAttributeValues: { ':blob': 'u'.repeat(blob) },
-        });
-      }
-      return input.response;
-    };
-    const options = { store, transactions: true, atomic: mode === 'atomic', key: (input: { id: string }) => input.id, now: () => T0 };
-    const handler = entry === 'middleware' ? middy(body).use(idempotency(options)) : undefined;
-    const fn = handler === undefined ? makeIdempotent(body, { ...options, name }) : (input: Input) => handler(input, lambdaContext(name));
-    const business = (id: string) => readItem(admin, bizTable, `${name}-${id}`);
-    return {
-      fn,
-      commits: () => commands.filter((command) => command === 'TransactWriteItemsCommand').length,
-      runs: () => runs,
-      business,
-      record: (id: string) => readItem(admin, tableName, recordId(name, id)),
-      /** How many of the call `id`'s `puts` items exist. */
-      written: async (id: string, puts: number) => {
-        let found = 0;
-        for (let i = 0; i < puts; i++) if ((await business(`${id}-${i}`)) !== undefined) found++;
-        return found;
-      },
-    };
-  }
-
-  describe.each(ENTRIES)('%s', (entry) => {
-    test.each([11, 45])(
-      '%i puts of 390 KB (over 4 MB) are TRANSACTION_INVALID without being sent: nothing written, the key released, a retry runs again',
-      async (puts) => {
-        expect(puts * BLOB).toBeGreaterThan(TRANSACTION_LIMIT);
-        const f = bulk(entry);
-        const error = await rejection(f.fn({ id: 'big', puts, response: 'ok' }));
-        expect(error.code).toBe('TRANSACTION_INVALID');
-        expect(error.message).toMatch(/4 MB/);
-        // Never sent: 17.5 MB in one request is more than DynamoDB reads before it answers (DynamoDB Local answers 413 and drops the connection).
-        expect(f.commits()).toBe(0);
-        expect(await f.written('big', puts)).toBe(0);
-        expect(await f.record('big')).toBeUndefined();
-        // The key is free: the retry runs (and is refused the same way); it does not meet IN_PROGRESS.
-        expect((await rejection(f.fn({ id: 'big', puts, response: 'ok' }))).code).toBe('TRANSACTION_INVALID');
-        expect(f.runs()).toBe(2);
-      },
-    );
-
-    test("writes DynamoDB counts over 4 MB (an update's values) are refused by it: TRANSACTION_INVALID, nothing written, the key released", async () => {
-      const f = bulk(entry);
-      const error = await rejection(f.fn({ id: 'updates', puts: 10, updates: 1, response: 'ok' }));
-      expect(error.code).toBe('TRANSACTION_INVALID');
-      expect(error.message).toMatch(/4 ?MB/);
-      // Refused with the response, then without it (the response might have been what tipped it over).
-      expect(f.commits()).toBe(2);
-      expect(await f.written('updates', 10)).toBe(0);
-      expect(await f.business('updates-u0')).toBeUndefined();
-      expect(await f.record('updates')).toBeUndefined();
-      expect((await rejection(f.fn({ id: 'updates', puts: 10, updates: 1, response: 'ok' }))).code).toBe('TRANSACTION_INVALID');
-      expect(f.runs()).toBe(2);
-    });
-
-    test('writes that fit but not with the stored response commit without it; duplicates get RESPONSE_NOT_STORED', async () => {
-      const response = jsonOfSize(300_000);
-      expect(10 * BLOB).toBeLessThan(TRANSACTION_LIMIT);
-      expect(10 * BLOB + response.length).toBeGreaterThan(TRANSACTION_LIMIT);
-      const f = bulk(entry);
-      expect((await f.fn({ id: 'fits', puts: 10, response })) === response).toBe(true);
-      expect(await f.written('fits', 10)).toBe(10);
-      const item = await f.record('fits');
-      expect(item?.status?.S).toBe('COMPLETED');
-      expect(item?.responseOmitted?.BOOL).toBe(true);
-      // Refused once with the response, committed once without it.
-      expect(f.commits()).toBe(2);
-      expect((await rejection(f.fn({ id: 'fits', puts: 10, response }))).code).toBe('RESPONSE_NOT_STORED');
-      expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate re-runs its pure handler; its writes are cancelled
-      expect(await f.written('fits', 10)).toBe(10);
-    });
-
-    test('100 writes (101 actions with the record) are TRANSACTION_INVALID: nothing written, the key released; 99 commit', async () => {
-      const f = bulk(entry, 10);
-      const error = await rejection(f.fn({ id: 'many', puts: 100, response: 'ok' }));
-      expect(error.code).toBe('TRANSACTION_INVALID');
-      expect(error.message).toMatch(/100/);
-      expect(await f.written('many', 100)).toBe(0);
-      expect(await f.record('many')).toBeUndefined();
-      expect(await f.fn({ id: 'many', puts: 99, response: 'ok' })).toBe('ok');
-      expect(await f.written('many', 99)).toBe(99);
-    });
-  });
+  describe('makeIdempotent', () =>
+    transactionLimitTests(mode, { admin, tableName, bizTable, probedClient }, (body, options, name) => makeIdempotent(body, { ...options, name })));
 });
