@@ -85,7 +85,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
    * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
    * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
-   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8 is poison); DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
+   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8 is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: (record: BatchRecord) => TMessage;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
@@ -205,15 +205,20 @@ function assertUnparsed(record: BatchRecord, source: Source, index: number, deli
 /**
  * Kinesis data as text, refusing bytes that are not UTF-8: decoded with replacement characters,
  * two messages that differ only there (JSON a producer wrote in Latin-1) would share one key, and
- * the second would never run. A byte order mark is kept, as before: JSON.parse refuses it.
+ * the second would never run. A leading byte order mark (.NET writes one) is dropped: JSON.parse
+ * refuses it, which would make the record poison forever, and a producer's retry without it is
+ * the same message.
  */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** An SQS body that starts with U+FEFF, a byte order mark decoded as text, is the same JSON as without it. */
+const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
 /** Node's code for bytes a fatal TextDecoder refuses. */
 const NOT_UTF8 = 'ERR_ENCODING_INVALID_ENCODED_DATA';
 
 function parse(record: BatchRecord, source: Source): unknown {
-  if (source === 'sqs') return parseExactJson((record as SQSRecord).body);
+  if (source === 'sqs') return parseExactJson(withoutBom((record as SQSRecord).body));
   if (source === 'kinesis') return parseExactJson(UTF8.decode(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')));
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);

@@ -181,10 +181,18 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   return stored;
 }
 
+/** The longest string field kept when a final error is cut short: a longer one, cut, would be another value, so it is dropped. */
+const SMALL_STRING = 256;
+
+/** A field worth keeping in a final error cut short (a `statusCode`, a flag, a reason): a primitive of bounded size. */
+const isSmall = (value: unknown): boolean =>
+  value === null || typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= SMALL_STRING);
+
 /**
  * A stored final error (`{ name, message, code?, …fields }`) in at most `maxBytes` of UTF-8: as it
- * is when it fits, else its name and code with the message cut short and the fields dropped;
- * `undefined` when not even that fits.
+ * is when it fits, else its name, code and small fields (an HTTP error's `statusCode` decides the
+ * duplicate's status) with the message cut short and the large fields (objects, arrays, long
+ * strings) dropped; `undefined` when not even the name and code fit.
  */
 function fitError(json: string, maxBytes: number): string | undefined {
   if (Buffer.byteLength(json) <= maxBytes) return json;
@@ -198,12 +206,21 @@ function fitError(json: string, maxBytes: number): string | undefined {
   const kept: Record<string, unknown> = { name: typeof parsed.name === 'string' ? clip(parsed.name) : 'Error', message: '' };
   if (typeof parsed.code === 'string') kept.code = clip(parsed.code);
   else if (typeof parsed.code === 'number') kept.code = parsed.code;
+  // Fields as JSON members, appended as text: a field named `__proto__` stays a field.
+  let fields = '';
+  const withFields = (message: string): string => `${JSON.stringify({ ...kept, message }).slice(0, -1)}${fields}}`;
+  for (const [field, value] of Object.entries(parsed)) {
+    if (field === 'name' || field === 'message' || field === 'code' || !isSmall(value)) continue;
+    const member = `,${JSON.stringify(field)}:${JSON.stringify(value)}`;
+    // Room is left for a message cut to its ellipsis: a field never costs the name and code.
+    if (Buffer.byteLength(withFields('…')) + Buffer.byteLength(member) <= maxBytes) fields += member;
+  }
   const message = typeof parsed.message === 'string' ? parsed.message : '';
   // JSON escapes can make a character longer than its UTF-8: shrink until the whole text fits.
   for (let length = message.length; ; ) {
     let cut = message.slice(0, length);
     if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1); // never split a surrogate pair
-    const text = JSON.stringify({ ...kept, message: length < message.length ? `${cut}…` : cut });
+    const text = withFields(length < message.length ? `${cut}…` : cut);
     const size = Buffer.byteLength(text);
     if (size <= maxBytes) return text;
     if (length === 0) return undefined;

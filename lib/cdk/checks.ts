@@ -271,12 +271,24 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
   for (const mapping of mappingsOf(fn)) {
     if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
-    // A setting known only at deploy time counts as no limit.
-    if (known(mapping.maximumRetryAttempts, UNLIMITED) === 0) continue;
-    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED) ?? UNLIMITED;
+    const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
+    if (retries === 0) continue;
+    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
     const stream = streamRetention(fn, mapping.eventSourceArn);
-    // Retries end at the age limit or when the stream drops the record, whichever comes first.
-    const horizon = Math.min(age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    // Retries end at the age limit or when the stream drops the record, whichever comes first; an
+    // age known only at deploy time may be any, so only the stream's retention bounds them here.
+    const horizon = Math.min(age === undefined || age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    if (horizon <= retentionSeconds) continue;
+    // Neither no limit nor a number: the deployed value may be within the retention, or far beyond it.
+    const deployTime = [age === undefined ? '`maxRecordAge`' : [], retries === undefined ? '`retryAttempts`' : []].flat();
+    if (deployTime.length > 0) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:streamNotChecked',
+        message: `The event source ${mapping.node.path} of ${fn.node.path} has ${deployTime.join(' and ')} known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxRecordAge\` is at most the retention, or \`retryAttempts\` 0.`,
+      });
+      continue;
+    }
     if (horizon === Infinity) {
       findings.push({
         level: 'warning',
@@ -285,15 +297,13 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
       });
       continue;
     }
-    if (retentionSeconds < horizon) {
-      const why =
-        horizon === stream?.seconds ? `${age === UNLIMITED ? 'with no `maxRecordAge`, ' : ''}for as long as ${stream.where} keeps it` : 'its `maxRecordAge`';
-      findings.push({
-        level: 'error',
-        id: 'lambda-idempotency:retentionShorterThanStreamRetries',
-        message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}.`,
-      });
-    }
+    const why =
+      horizon === stream?.seconds ? `${age === UNLIMITED ? 'with no `maxRecordAge`, ' : ''}for as long as ${stream.where} keeps it` : 'its `maxRecordAge`';
+    findings.push({
+      level: 'error',
+      id: 'lambda-idempotency:retentionShorterThanStreamRetries',
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but the event source ${mapping.node.path} of ${fn.node.path} can retry a batch, and with it the records after a failed one, for ${formatSeconds(horizon)} (${why}); a record retried after its idempotency record expired runs the handler twice. Set \`maxRecordAge\` to at most ${formatSeconds(retentionSeconds)}, or raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}.`,
+    });
   }
   return findings;
 }

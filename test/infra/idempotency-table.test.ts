@@ -589,6 +589,84 @@ test('async-invoke settings known only at deploy time are a warning, not a pass;
   expect(found.findError('*', Match.anyValue())).toEqual([]);
 });
 
+test("retry settings known only at deploy time are a warning that says what could not be checked, not a pass and not an error: a stream source's record age or retry count, a queue's visibility timeout or receive count", () => {
+  const stack = new Stack(new App(), 'RetryTokens');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const orders = new Table(stack, 'Orders', { partitionKey: { name: 'pk', type: AttributeType.STRING }, stream: StreamViewType.NEW_IMAGE });
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  const age = new CfnParameter(stack, 'Age', { type: 'Number' });
+  const retries = new CfnParameter(stack, 'Retries', { type: 'Number' });
+  const failed = new Queue(stack, 'FailedBatches');
+  const consumer = (id: string, expiresAfter?: Duration) => {
+    const handler = fn(stack, id);
+    handler.configureAsyncInvoke({ retryAttempts: 0 }); // only the event source's retries matter here
+    records.attachFunction(handler, expiresAfter === undefined ? {} : { expiresAfter });
+    return handler;
+  };
+  const mapping = (
+    id: string,
+    eventSourceArn: string,
+    settings: { maximumRecordAgeInSeconds?: number; maximumRetryAttempts?: number },
+    expiresAfter?: Duration,
+  ) =>
+    new CfnEventSourceMapping(stack, `${id}Mapping`, {
+      functionName: consumer(id, expiresAfter).functionName,
+      eventSourceArn,
+      startingPosition: 'TRIM_HORIZON',
+      functionResponseTypes: ['ReportBatchItemFailures'],
+      destinationConfig: { onFailure: { destination: failed.queueArn } },
+      ...settings,
+    });
+  // A record age from a parameter: perhaps 1 min, perhaps 7 days, against records kept 1 h.
+  mapping('DynamoAge', orders.tableStreamArn!, { maximumRecordAgeInSeconds: age.valueAsNumber });
+  mapping('KinesisAge', events.streamArn, { maximumRecordAgeInSeconds: age.valueAsNumber, maximumRetryAttempts: 10 });
+  mapping('ImportedAge', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events', { maximumRecordAgeInSeconds: age.valueAsNumber });
+  // A retry count from a parameter, retried until the stream drops the records: perhaps never retried.
+  consumer('DynamoRetries').addEventSource(
+    new DynamoEventSource(orders, {
+      startingPosition: StartingPosition.TRIM_HORIZON,
+      reportBatchItemFailures: true,
+      onFailure: new SqsDlq(failed),
+      retryAttempts: retries.valueAsNumber,
+    }),
+  );
+  // A known setting that settles it: no retries, or a stream that drops records before they expire.
+  mapping('NoRetries', orders.tableStreamArn!, { maximumRecordAgeInSeconds: age.valueAsNumber, maximumRetryAttempts: 0 });
+  mapping('WeekLong', events.streamArn, { maximumRecordAgeInSeconds: age.valueAsNumber }, Duration.days(7));
+  // A queue's visibility timeout or receive count from a parameter.
+  const dlq = new Queue(stack, 'Dlq');
+  records.attachSqsConsumer(
+    consumer('QueueVisibility'),
+    new Queue(stack, 'VisibilityQueue', { visibilityTimeout: Duration.seconds(age.valueAsNumber), deadLetterQueue: { queue: dlq, maxReceiveCount: 2 } }),
+  );
+  records.attachSqsConsumer(
+    consumer('QueueReceives'),
+    new Queue(stack, 'ReceivesQueue', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: retries.valueAsNumber } }),
+  );
+  const found = Annotations.fromStack(stack);
+  for (const id of ['DynamoAge', 'KinesisAge', 'ImportedAge']) {
+    found.hasWarning(
+      `/RetryTokens/${id}`,
+      Match.stringLikeRegexp(`RetryTokens/${id}Mapping .*\`maxRecordAge\` known only at deploy time.*kept 1 h.*streamNotChecked`),
+    );
+  }
+  found.hasWarning('/RetryTokens/DynamoRetries', Match.stringLikeRegexp('`retryAttempts` known only at deploy time.*kept 1 h.*streamNotChecked'));
+  // Never "sets no maxRecordAge": it sets one, unknown here.
+  expect(found.findWarning('/RetryTokens/ImportedAge', Match.stringLikeRegexp('sets no'))).toEqual([]);
+  for (const quiet of ['NoRetries', 'WeekLong']) {
+    expect(found.findWarning(`/RetryTokens/${quiet}`, Match.stringLikeRegexp('streamNotChecked'))).toEqual([]);
+  }
+  found.hasWarning(
+    '/RetryTokens/QueueVisibility',
+    Match.stringLikeRegexp('VisibilityQueue has a retention period, visibility timeout or redrive policy known only at deploy time.*queueNotChecked'),
+  );
+  found.hasWarning(
+    '/RetryTokens/QueueReceives',
+    Match.stringLikeRegexp('ReceivesQueue has a retention period, visibility timeout or redrive policy known only at deploy time.*queueNotChecked'),
+  );
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
+});
+
 test('an alias, a version or an imported function given as the function is refused with a sentence that names what to attach, and nothing is attached', () => {
   const stack = new Stack(new App(), 'NotAFunction');
   const records = new IdempotencyTable(stack, 'Idempotency');

@@ -974,6 +974,42 @@ test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is pois
   expect(logger.lines[0]).not.toMatch(/Jos/);
 });
 
+test('Kinesis: data that starts with a UTF-8 byte order mark (as .NET writes it) is the same message as without it: one key, one fingerprint, one run', async () => {
+  const orders = consumer<Order>(() => 'ok', { key: (order) => order.orderId, fingerprint: (order) => order });
+  const withBom = (n: number) => {
+    const record = kinesisRecord('', n);
+    record.kinesis.data = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ orderId: 'o-1', amount: 10 }))]).toString('base64');
+    return record;
+  };
+  expect(failuresOf(await orders.invoke({ Records: [withBom(1)] }))).toEqual([]);
+  // The producer's retry without the mark replays: a different fingerprint would be PAYLOAD_MISMATCH, a different key a second run.
+  expect(failuresOf(await orders.invoke({ Records: [kinesisRecord({ orderId: 'o-1', amount: 10 }, 2), withBom(3)] }))).toEqual([]);
+  expect(orders.calls.map((call) => call.message)).toEqual([{ orderId: 'o-1', amount: 10 }]);
+  expect(await records()).toHaveLength(1);
+});
+
+test('SQS: a body that starts with a byte order mark (U+FEFF) is the same message as without it: one key, one fingerprint, one run', async () => {
+  const orders = consumer<Order>(() => 'ok', { key: (order) => order.orderId, fingerprint: (order) => order });
+  const text = JSON.stringify({ orderId: 'o-1', amount: 10 });
+  expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord(`\uFEFF${text}`)])))).toEqual([]);
+  expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord(text), sqsRecord(`\uFEFF${text}`)])))).toEqual([]);
+  expect(orders.calls.map((call) => call.message)).toEqual([{ orderId: 'o-1', amount: 10 }]);
+  expect(await records()).toHaveLength(1);
+});
+
+test('a byte order mark is only dropped where the library decodes the record itself: a `parse` option receives the data as sent', async () => {
+  const seen: string[] = [];
+  const orders = consumer<Order>(() => 'ok', {
+    parse: (record) => {
+      const body = (record as SQSRecord).body;
+      seen.push(body);
+      return JSON.parse(body.replace(/^\uFEFF/, '')) as Order;
+    },
+  });
+  expect(failuresOf(await orders.invoke(sqsEvent([sqsRecord('\uFEFF{"orderId":"o-1"}')])))).toEqual([]);
+  expect(seen).toEqual(['\uFEFF{"orderId":"o-1"}']);
+});
+
 test('FIFO: twins in two groups, in crossed order, run once each and every record succeeds; a twin of a failure in another group fails unrun', async () => {
   const failing = new Set(['o-bad']);
   const orders = consumer<Order>(async (order) => {

@@ -110,6 +110,39 @@ test('with isFinalError and errorFields, that HTTP error is stored and replayed 
   expect(runs.refund).toBe(1);
 });
 
+test('a stored HTTP error too large for the item keeps its statusCode: the replay is the same 4xx, its message cut short, without running again', async () => {
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(
+      httpIdempotency({
+        store,
+        name: `ecosystem-${randomUUID()}`,
+        isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
+        errorFields: ['statusCode', 'expose'],
+      }),
+    )
+    .use(httpErrorHandler({ logger: false }))
+    .handler(async () => {
+      runs++;
+      throw createError(422, `Unknown items: ${'sku-0001, '.repeat(50_000)}`, { expose: true });
+    });
+  const send = () =>
+    handler(
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'order-1', 'content-type': 'application/json' }, body: '{}' })!,
+      lambdaContext('orders'),
+    ) as Promise<{
+      statusCode: number;
+      body: string;
+    }>;
+  const first = await send();
+  const replay = await send();
+  expect(first.statusCode).toBe(422);
+  expect(replay.statusCode).toBe(422);
+  expect(replay.body.startsWith('Unknown items: sku-0001, ')).toBe(true);
+  expect(replay.body.endsWith('…')).toBe(true);
+  expect(runs).toBe(1);
+});
+
 test('a CORS preflight, which never carries Idempotency-Key, is answered by http-cors without reaching a route', async () => {
   const { runs, handler } = paymentApi();
   const post = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { origin: ORIGIN } })!;

@@ -133,14 +133,44 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
     expect(f.runs()).toBe(1);
   });
 
-  test('large fields are dropped, the message kept whole', async () => {
-    const f = fixture(mode, hugeError('declined', { detail: 'd'.repeat(450_000), small: 1 }), { errorFields: ['detail', 'small'] });
+  test('large fields are dropped, small ones (a statusCode, primitive values) and the message kept whole', async () => {
+    const fields = {
+      detail: 'd'.repeat(450_000),
+      lines: ['x'],
+      statusCode: 422,
+      retryable: false,
+      reason: 'card_declined',
+      nothing: null,
+      long: 'l'.repeat(300),
+    };
+    const f = fixture(mode, hugeError('declined', fields), { errorFields: Object.keys(fields) });
     await thrown(f.fn({ id: 'f' }));
     f.pastLease();
     const replayed = await thrown(f.fn({ id: 'f' }));
-    expect(replayed).toMatchObject({ name: 'DeclinedError', message: 'declined', code: 'DECLINED' });
+    expect(replayed).toMatchObject({
+      name: 'DeclinedError',
+      message: 'declined',
+      code: 'DECLINED',
+      statusCode: 422,
+      retryable: false,
+      reason: 'card_declined',
+      nothing: null,
+    });
+    // A large value, cut, would be another value: it is dropped, as are objects and arrays.
+    for (const dropped of ['detail', 'lines', 'long']) expect(replayed[dropped]).toBeUndefined();
+  });
+
+  test('a huge message beside small fields: the message is cut short, the statusCode and small fields kept, so an HTTP duplicate gets the same 4xx', async () => {
+    const f = fixture(mode, hugeError('m'.repeat(500_000), { statusCode: 409, expose: true, detail: 'd'.repeat(100_000) }), {
+      errorFields: ['statusCode', 'expose', 'detail'],
+    });
+    await thrown(f.fn({ id: 'k' }));
+    f.pastLease();
+    const replayed = await thrown(f.fn({ id: 'k' }));
+    expect(replayed).toMatchObject({ name: 'DeclinedError', code: 'DECLINED', statusCode: 409, expose: true });
     expect(replayed.detail).toBeUndefined();
-    expect(replayed.small).toBeUndefined(); // all fields go together: a partial set could mislead
+    expect(replayed.message).toMatch(/^m{100000,}…$/);
+    if (mode !== 'atomic') expect(f.runs()).toBe(1);
   });
 
   test('encrypted: the sealed error is cut short to fit', async () => {
