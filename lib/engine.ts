@@ -179,10 +179,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A call nested in the call that holds its key (a function calling itself with its own key)
     // would wait for a record that completes only once it has answered, or, past that call's
     // lease, take the record over from its own caller and run again: it answers at once, and sends
-    // nothing. (An atomic call holds no record while it runs: one nested in it runs and commits.)
+    // nothing, as on meeting that call's record (another payload: PAYLOAD_MISMATCH). (An atomic
+    // call holds no record while it runs: one nested in it runs and commits.)
     const holder = this.#options.atomic ? undefined : holderAround(key);
-    if (holder !== undefined) throw this.#nestedInHolder(key, holder.leaseUntil);
     const fingerprint = this.#fingerprintOf(input);
+    if (holder !== undefined) {
+      this.#checkFingerprint(holder, fingerprint);
+      throw this.#nestedInHolder(key, holder.leaseUntil);
+    }
     const execution = durableExecutionOf(context);
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
     const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;

@@ -693,6 +693,19 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
 
+  test('a call nested in the call that holds its key, with another payload, gets PAYLOAD_MISMATCH, as on meeting the record', async () => {
+    const once: (input: { id: string; amount: number }) => Promise<string> = makeIdempotent(
+      async (input: { id: string; amount: number }) => {
+        if (input.amount !== 5) return 'ran';
+        return once({ id: input.id, amount: 7 }).catch((error: IdempotencyError) => error.code);
+      },
+      { store, name: 'flight-nested-mismatch', key: (input) => input.id, fingerprint: (input) => input.amount },
+    );
+    // A retry after the holder has ended gets PAYLOAD_MISMATCH too: IN_PROGRESS would ask for a retry that never passes.
+    expect(await once({ id: 'nm-1', amount: 5 })).toBe('PAYLOAD_MISMATCH');
+    expect((await rejection(once({ id: 'nm-1', amount: 7 }))).code).toBe('PAYLOAD_MISMATCH');
+  });
+
   test.each([
     ['single-flight', true],
     ['singleFlight: false', false],
