@@ -192,6 +192,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
+    // How long this call would have waited for another process's attempt, had it claimed at once.
+    const waitForOtherUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), waitUntil);
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
@@ -226,7 +228,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-      if (leader.outOfTime !== undefined && waitLeft(waitUntil, this.now(), deadline) <= 0) {
+      if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }
       // The leader released the key, its outcome is unknown, its lease ended, it was out of time to

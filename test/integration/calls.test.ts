@@ -912,6 +912,21 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test("in-process duplicates of a leader that met another process's attempt, none of them waiting for another process, answer IN_PROGRESS with it: one claim, not one each", async () => {
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string) => turnstile.enter();
+    const a = makeIdempotent(fn, { store, name: 'wait-none' });
+    const { store: counted, requests } = countingStore();
+    const b = makeIdempotent(fn, { store: counted, name: 'wait-none' });
+    const first = a('w-8');
+    const holder = await turnstile.next();
+    const duplicates = Array.from({ length: 5 }, async () => (await rejection(b('w-8'))).code);
+    expect(await Promise.all(duplicates)).toEqual(Array.from({ length: 5 }, () => 'IN_PROGRESS'));
+    expect(requests).toEqual(['PutItemCommand']);
+    holder.open('original');
+    expect(await first).toBe('original');
+  });
+
   test('the wait ends while the caller can still answer: a tenth of its time left (at most 1 s) before its Lambda deadline', async () => {
     const { clock, b, first, holder } = await holdingOnAClock('wait-margin', 'w-5');
     const context = testingContext({ functionName: 'wait-margin', remainingMillis: 300, now: clock.now });
