@@ -207,7 +207,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, flight);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
-      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
+      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with

@@ -22,7 +22,7 @@ import {
 } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
-import { gate, Turnstile } from '../support/gate.js';
+import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { middyMajor } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -723,6 +723,47 @@ describe('single-flight: in-process duplicates share one claim', () => {
         { store: new InMemoryStore(), name: 'nested-past-lease', leaseSeconds: 1, now: clock.now, singleFlight },
       );
       expect(await once('l-1')).toBe('outer (IN_PROGRESS)');
+      expect(runs).toBe(1);
+    },
+  );
+
+  test.each([
+    ['claimed', false],
+    ['atomic', true],
+  ])(
+    "%s: a call that work left running by a returned call starts with its key while that call's outcome is being stored follows that outcome: no IN_PROGRESS, no second run",
+    async (_, atomic) => {
+      // The call's first store request after its function returned (its completion; an atomic call's only one) waits for the test.
+      const held = testClient();
+      const storing = gate();
+      const proceed = gate();
+      let first = true;
+      held.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (first && (atomic || context.commandName === 'UpdateItemCommand')) {
+            first = false;
+            storing.open();
+            await proceed.promise;
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'hold' },
+      );
+      let runs = 0;
+      let later: Promise<string> | undefined;
+      const once: (id: string) => Promise<string> = makeIdempotent(
+        async (id: string) => {
+          if (++runs === 1) later = storing.promise.then(() => once(id).catch((error: IdempotencyError) => error.code));
+          return `run ${runs}`;
+        },
+        { store: new DynamoDBStore({ tableName, client: held }), name: `flight-left-running-${atomic}`, atomic },
+      );
+      const call = once('lr-1');
+      await storing.promise;
+      await flush(); // the call started by the work left running has reached its wait
+      proceed.open();
+      expect(await call).toBe('run 1');
+      expect(await later).toBe('run 1');
       expect(runs).toBe(1);
     },
   );
