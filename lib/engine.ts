@@ -179,15 +179,21 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A call nested in the call that holds its key (a function calling itself with its own key)
     // would wait for a record that completes only once it has answered, or, past that call's
     // lease, take the record over from its own caller and run again: it answers at once, and sends
-    // nothing. (An atomic call holds no record while it runs: one nested in it runs and commits.)
+    // nothing, as on meeting that call's record (another payload: PAYLOAD_MISMATCH). (An atomic
+    // call holds no record while it runs: one nested in it runs and commits.)
     const holder = this.#options.atomic ? undefined : holderAround(key);
-    if (holder !== undefined) throw this.#nestedInHolder(key, holder.leaseUntil);
     const fingerprint = this.#fingerprintOf(input);
+    if (holder !== undefined) {
+      this.#checkFingerprint(holder, fingerprint);
+      throw this.#nestedInHolder(key, holder.leaseUntil);
+    }
     const execution = durableExecutionOf(context);
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
     const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
+    // How long this call would have waited for another process's attempt, had it claimed at once.
+    const waitForOtherUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), waitUntil);
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
@@ -201,7 +207,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, flight);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
-      if (leader.call !== undefined && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
+      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -222,7 +229,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-      if (leader.outOfTime !== undefined && waitLeft(waitUntil, this.now(), deadline) <= 0) {
+      if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }
       // The leader released the key, its outcome is unknown, its lease ended, it was out of time to

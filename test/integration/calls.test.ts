@@ -22,7 +22,7 @@ import {
 } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
-import { gate, Turnstile } from '../support/gate.js';
+import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { middyMajor } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -693,6 +693,19 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect((await recordOf('flight-nested', 'r-1'))?.status?.S).toBe('COMPLETED');
   }, 10_000);
 
+  test('a call nested in the call that holds its key, with another payload, gets PAYLOAD_MISMATCH, as on meeting the record', async () => {
+    const once: (input: { id: string; amount: number }) => Promise<string> = makeIdempotent(
+      async (input: { id: string; amount: number }) => {
+        if (input.amount !== 5) return 'ran';
+        return once({ id: input.id, amount: 7 }).catch((error: IdempotencyError) => error.code);
+      },
+      { store, name: 'flight-nested-mismatch', key: (input) => input.id, fingerprint: (input) => input.amount },
+    );
+    // A retry after the holder has ended gets PAYLOAD_MISMATCH too: IN_PROGRESS would ask for a retry that never passes.
+    expect(await once({ id: 'nm-1', amount: 5 })).toBe('PAYLOAD_MISMATCH');
+    expect((await rejection(once({ id: 'nm-1', amount: 7 }))).code).toBe('PAYLOAD_MISMATCH');
+  });
+
   test.each([
     ['single-flight', true],
     ['singleFlight: false', false],
@@ -710,6 +723,47 @@ describe('single-flight: in-process duplicates share one claim', () => {
         { store: new InMemoryStore(), name: 'nested-past-lease', leaseSeconds: 1, now: clock.now, singleFlight },
       );
       expect(await once('l-1')).toBe('outer (IN_PROGRESS)');
+      expect(runs).toBe(1);
+    },
+  );
+
+  test.each([
+    ['claimed', false],
+    ['atomic', true],
+  ])(
+    "%s: a call that work left running by a returned call starts with its key while that call's outcome is being stored follows that outcome: no IN_PROGRESS, no second run",
+    async (_, atomic) => {
+      // The call's first store request after its function returned (its completion; an atomic call's only one) waits for the test.
+      const held = testClient();
+      const storing = gate();
+      const proceed = gate();
+      let first = true;
+      held.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (first && (atomic || context.commandName === 'UpdateItemCommand')) {
+            first = false;
+            storing.open();
+            await proceed.promise;
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'hold' },
+      );
+      let runs = 0;
+      let later: Promise<string> | undefined;
+      const once: (id: string) => Promise<string> = makeIdempotent(
+        async (id: string) => {
+          if (++runs === 1) later = storing.promise.then(() => once(id).catch((error: IdempotencyError) => error.code));
+          return `run ${runs}`;
+        },
+        { store: new DynamoDBStore({ tableName, client: held }), name: `flight-left-running-${atomic}`, atomic },
+      );
+      const call = once('lr-1');
+      await storing.promise;
+      await flush(); // the call started by the work left running has reached its wait
+      proceed.open();
+      expect(await call).toBe('run 1');
+      expect(await later).toBe('run 1');
       expect(runs).toBe(1);
     },
   );
@@ -897,6 +951,21 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(await first).toBe('original');
     expect(await patient).toBe('original');
     expect(turnstile.count).toBe(1);
+  });
+
+  test("in-process duplicates of a leader that met another process's attempt, none of them waiting for another process, answer IN_PROGRESS with it: one claim, not one each", async () => {
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string) => turnstile.enter();
+    const a = makeIdempotent(fn, { store, name: 'wait-none' });
+    const { store: counted, requests } = countingStore();
+    const b = makeIdempotent(fn, { store: counted, name: 'wait-none' });
+    const first = a('w-8');
+    const holder = await turnstile.next();
+    const duplicates = Array.from({ length: 5 }, async () => (await rejection(b('w-8'))).code);
+    expect(await Promise.all(duplicates)).toEqual(Array.from({ length: 5 }, () => 'IN_PROGRESS'));
+    expect(requests).toEqual(['PutItemCommand']);
+    holder.open('original');
+    expect(await first).toBe('original');
   });
 
   test('the wait ends while the caller can still answer: a tenth of its time left (at most 1 s) before its Lambda deadline', async () => {
