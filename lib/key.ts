@@ -217,12 +217,26 @@ export function sha256(text: string): string {
 }
 
 /**
+ * Whether a string holds no lone surrogate. UTF-8 has no form for one: hashing writes it as U+FFFD,
+ * DynamoDB as '?', so two namespaces or tenant ids that differ only there would be one. (The
+ * canonical JSON of a key is safe: JSON escapes a lone surrogate as `\ud800`.) @internal
+ */
+export const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+
+/**
  * The hash of a call's key: SHA-256 of its canonical JSON, preceded by the tenant's id for an
  * invocation of Lambda's tenant isolation mode, so that two tenants never share a record. A
  * canonical JSON never starts with NUL: no tenant's hash is another call's without one. @internal
  */
 export function keyHash(canonical: string, tenant: string | undefined): string {
-  return sha256(tenant === undefined ? canonical : `\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
+  if (tenant === undefined) return sha256(canonical);
+  if (!isWellFormed(tenant)) {
+    throw new IdempotencyError(
+      'INVALID_KEY',
+      "The invocation's tenant id holds a lone surrogate, which UTF-8 cannot write: hashed, it would be another tenant's id.",
+    );
+  }
+  return sha256(`\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
 }
 
 /** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */

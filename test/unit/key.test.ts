@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson, hashKey, IdempotencyError } from '../../lib/index.js';
+import { keyHash, sha256 } from '../../lib/key.js';
 
 function invalidKey(value: unknown): IdempotencyError {
   try {
@@ -175,6 +176,35 @@ describe('hashKey', () => {
 
   test('undefined has no hash: KEY_MISSING', () => {
     expect(() => hashKey(undefined)).toThrow(expect.objectContaining({ code: 'KEY_MISSING' }));
+  });
+});
+
+describe('lone surrogates', () => {
+  test('in a key, member names and values are escaped by the JSON text, also where members are written one by one: no key is one with U+FFFD', () => {
+    const pairs: ReadonlyArray<readonly [unknown, unknown]> = [
+      [{ '\ud800': 1 }, { '\ufffd': 1 }],
+      [{ a: ['x\udc00'] }, { a: ['x\ufffd'] }],
+      // An array-index member makes the object's members written one by one, not by JSON.stringify.
+      [
+        { '1': 'a', '\ud800': 1 },
+        { '1': 'a', '\ufffd': 1 },
+      ],
+      [{ '1': '\ud800' }, { '1': '\ufffd' }],
+    ];
+    for (const [a, b] of pairs) {
+      expect(canonicalJson(a)).toMatch(/\\ud800|\\udc00/);
+      expect([a, hashKey(a)]).not.toEqual([a, hashKey(b)]);
+    }
+  });
+
+  test('a tenant id with one would hash as the id with U+FFFD there: INVALID_KEY; well-formed ids hash as before', () => {
+    // What UTF-8 makes of the two texts the hash would be taken of: one and the same.
+    expect(sha256('\u0000tenant:2:a\ud800\u0000"k"')).toBe(sha256('\u0000tenant:2:a\ufffd\u0000"k"'));
+    for (const tenant of ['a\ud800', '\udc00a', 'a\ud800\ud800']) {
+      expect(() => keyHash('"k"', tenant)).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }));
+    }
+    expect(keyHash('"k"', 'a\ufffd')).toBe(sha256('\u0000tenant:2:a\ufffd\u0000"k"'));
+    expect(keyHash('"k"', '\u{1F600}')).toBe(sha256('\u0000tenant:2:\u{1F600}\u0000"k"'));
   });
 });
 
