@@ -108,7 +108,7 @@ export function recordIdOf(address: RecordAddress): string {
   }
   const value = 'http' in address ? httpKeyValue(address.http) : address.key;
   const canonical = canonicalKey(value);
-  if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
+  if (typeof canonical !== 'string') throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
   return recordKey(name, keyHash(canonical, tenant));
 }
 

@@ -38,7 +38,13 @@ export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', mess
 export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLike> {
   /** Where records live, e.g. a {@link DynamoDBStore}. */
   readonly store: IdempotencyStore;
-  /** Selects the idempotency key from the input. @default the whole input */
+  /**
+   * Selects the idempotency key from the input. A key that is `undefined`, `null` or `''`, or an
+   * object or array of only such parts, is missing (`onMissingKey`); so is an object or array key
+   * with any top-level part `undefined` (`{ tenant, orderId }` of an event without `orderId`),
+   * which every such call would otherwise share: select `null` for a part that may be absent.
+   * @default the whole input (a whole input's `undefined` members are dropped, as JSON drops them)
+   */
   readonly key?: (input: TInput, context: TContext | undefined) => unknown;
   /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: (input: TInput) => unknown;
