@@ -75,7 +75,12 @@ const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
 });
 
 export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOptions<TMessage>, (typeof BATCH_REPLACED)[number]> {
-  /** Selects the key from the parsed message. @default the whole message (a producer's resend gets a new message id) */
+  /**
+   * Selects the key from the parsed message. A message whose key is missing (as for `makeIdempotent`'s
+   * `key`: also an object or array key with a top-level part `undefined`) is poison: reported failed,
+   * never run, and logged with the part's name, so that its redeliveries reach the dead-letter queue.
+   * @default the whole message (a producer's resend gets a new message id)
+   */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: (message: TMessage) => unknown;

@@ -144,9 +144,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
     if (!this.#options.key && !this.#warnedWholeEvent) this.#checkWholeEvent(input);
     const canonical = canonicalKey(selected, this.#selects);
-    if (canonical === undefined) {
+    if (typeof canonical !== 'string') {
       if (this.#options.onMissingKey === 'skip') return undefined;
-      throw new IdempotencyError('KEY_MISSING', 'The idempotency key selector found no value (undefined, null or empty string).');
+      throw new IdempotencyError('KEY_MISSING', canonical.missing);
     }
     const namespace = this.#options.name ?? ((context as LambdaContextLike | undefined)?.functionName || process.env.AWS_LAMBDA_FUNCTION_NAME);
     if (!namespace) {

@@ -6,8 +6,11 @@ import type { IdempotencyRecord } from './store.js';
  * - `IN_PROGRESS`: another attempt holds the record; retry after `retryAfterSeconds`.
  * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
  * - `KEY_MISSING`: the key selector found no value (`undefined`, `null`, `''`, or an object or array of only those;
- *   a whole payload of such parts, with no selector, is a key).
- * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…).
+ *   a whole payload of such parts, with no selector, is a key), or returned an object or array key with a
+ *   top-level part `undefined`, which the message names: every call without that part would share one
+ *   record. Select `null` for a part that may be absent.
+ * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…), or the
+ *   invocation's tenant id holds a lone surrogate (UTF-8 would write it as another tenant's id).
  * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
  *   decryption, say): at the claim, the handler did not run (in a durable execution: this invocation
  *   went no further, the execution's record is kept, and the error carries `isUnrecoverableInvocation`

@@ -336,6 +336,9 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       },
     },
     observeAny,
+    // The key is the request's own, not a user's selection: a part an event lacks (the resource of
+    // a REST event built by hand) leaves the key scoped by the rest, as it always has.
+    false,
   );
   // After the engine: keys expire by the retention it keeps records for.
   const where = 'httpIdempotency `signedKeys`';

@@ -66,6 +66,8 @@ const ASTRAL_OR_HIGH = /[\ud800-\uffff]/;
  */
 class Normalizer {
   manual = false;
+  /** The first member of the outermost object or array that JSON writes as nothing (or as null, in an array). */
+  absent: string | number | undefined;
   private readonly ancestors: object[] = [];
 
   run(value: unknown, depth: number): unknown {
@@ -113,19 +115,22 @@ class Normalizer {
 
   private enter(object: object, depth: number): unknown {
     if (this.ancestors.includes(object)) throw new KeyFault('a circular reference');
+    const outermost = this.ancestors.length === 0;
     this.ancestors.push(object);
-    const out = Array.isArray(object) ? this.array(object, depth) : this.object(object as Record<string, unknown>, depth);
+    const out = Array.isArray(object) ? this.array(object, depth, outermost) : this.object(object as Record<string, unknown>, depth, outermost);
     this.ancestors.pop(); // on a fault the whole normalization is abandoned, so no finally is needed
     return out;
   }
 
-  private array(array: unknown[], depth: number): unknown[] {
+  private array(array: unknown[], depth: number, outermost: boolean): unknown[] {
     if (array.length > MAX_ARRAY_LENGTH) throw new KeyFault(`an array longer than ${MAX_ARRAY_LENGTH.toLocaleString('en-US')} elements`);
     const out = new Array<unknown>(array.length);
     for (let i = 0; i < array.length; i++) {
       try {
+        const element = this.run(array[i], depth + 1);
+        if (element === undefined && outermost) this.absent ??= i;
         // As in JSON, an undefined array element is written as null.
-        out[i] = this.run(array[i], depth + 1) ?? null;
+        out[i] = element ?? null;
       } catch (error) {
         if (error instanceof KeyFault) error.segments.push(`[${i}]`);
         throw error;
@@ -134,7 +139,7 @@ class Normalizer {
     return out;
   }
 
-  private object(object: Record<string, unknown>, depth: number): Record<string, unknown> {
+  private object(object: Record<string, unknown>, depth: number, outermost: boolean): Record<string, unknown> {
     const keys = Object.keys(object);
     if (keys.length > 1) {
       sortKeys(keys);
@@ -155,7 +160,10 @@ class Normalizer {
         if (error instanceof KeyFault) error.segments.push(`.${key}`);
         throw error;
       }
-      if (member === undefined) continue;
+      if (member === undefined) {
+        if (outermost) this.absent ??= key;
+        continue;
+      }
       if (key === '__proto__' || isArrayIndex(key)) {
         this.manual = true;
         Object.defineProperty(out, key, { value: member, enumerable: true, writable: true, configurable: true });
@@ -196,11 +204,14 @@ export const fingerprintJson = (value: unknown): string | undefined => canonical
  * The canonical JSON of `value`, and the plain data it was written from (what JSON sees of
  * `value`); `subject` is what its errors call the value.
  */
-function canonicalForm(value: unknown, subject = 'idempotency key'): { readonly json: string | undefined; readonly data: unknown } {
+function canonicalForm(
+  value: unknown,
+  subject = 'idempotency key',
+): { readonly json: string | undefined; readonly data: unknown; readonly absent: string | number | undefined } {
   try {
     const normalizer = new Normalizer();
     const data = normalizer.run(value, 0);
-    return { json: normalizer.manual ? writeSorted(data) : JSON.stringify(data), data };
+    return { json: normalizer.manual ? writeSorted(data) : JSON.stringify(data), data, absent: normalizer.absent };
   } catch (error) {
     if (error instanceof KeyFault) {
       const path = `$${error.segments.reverse().join('')}`;
@@ -217,12 +228,26 @@ export function sha256(text: string): string {
 }
 
 /**
+ * Whether a string holds no lone surrogate. UTF-8 has no form for one: hashing writes it as U+FFFD,
+ * DynamoDB as '?', so two namespaces or tenant ids that differ only there would be one. (The
+ * canonical JSON of a key is safe: JSON escapes a lone surrogate as `\ud800`.) @internal
+ */
+export const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+
+/**
  * The hash of a call's key: SHA-256 of its canonical JSON, preceded by the tenant's id for an
  * invocation of Lambda's tenant isolation mode, so that two tenants never share a record. A
  * canonical JSON never starts with NUL: no tenant's hash is another call's without one. @internal
  */
 export function keyHash(canonical: string, tenant: string | undefined): string {
-  return sha256(tenant === undefined ? canonical : `\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
+  if (tenant === undefined) return sha256(canonical);
+  if (!isWellFormed(tenant)) {
+    throw new IdempotencyError(
+      'INVALID_KEY',
+      "The invocation's tenant id holds a lone surrogate, which UTF-8 cannot write: hashed, it would be another tenant's id.",
+    );
+  }
+  return sha256(`\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
 }
 
 /** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */
@@ -234,20 +259,36 @@ export const namespaceOf = (key: string): string => key.slice(0, key.indexOf('#'
 /** A value a key selector did not find, as JSON writes it: `undefined` (no text), `null` or `''`. */
 const isMissing = (part: unknown): boolean => part === undefined || part === null || part === '';
 
+/** A missing key: why it is missing, the sentence of its `KEY_MISSING`. @internal */
+export interface MissingKey {
+  readonly missing: string;
+}
+
+const NO_VALUE: MissingKey = { missing: 'The idempotency key selector found no value (undefined, null or empty string).' };
+
 /**
- * The canonical JSON of a key, or `undefined` when it is missing: a value JSON writes as
- * `undefined`, `null` or `''` (an invalid Date, a boxed '', a toJSON yielding `undefined` too),
- * which would otherwise be one key shared by every such call. With `selected` (the value a `key`
- * selector returned, not the whole payload), also a value JSON writes as an object or array of
- * such parts only, or of none (`{}`, `[]`): a composite key none of whose parts was found. Parts
- * are judged by their JSON form, as the whole key is: `[new Date(NaN)]` is `[null]`, missing. A
- * payload of such parts (`{ cursor: null }`, `{}`) is a request like any other. @internal
+ * The canonical JSON of a key, or why it is missing: a value JSON writes as `undefined`, `null` or
+ * `''` (an invalid Date, a boxed '', a toJSON yielding `undefined` too), which would otherwise be
+ * one key shared by every such call. With `selected` (the value a `key` selector returned, not the
+ * whole payload), also a value JSON writes as an object or array of such parts only, or of none
+ * (`{}`, `[]`): a composite key none of whose parts was found; and one with any part JSON writes as
+ * nothing (`{ tenant, orderId: undefined }`, `[customerId, undefined]`): every call without that
+ * part would share the record of the parts found, and a second, different request would be
+ * answered with the first one's response. An explicit `null` is a value. Parts are judged by their
+ * JSON form, as the whole key is: `[new Date(NaN)]` is `[null]`, missing. A payload of such parts
+ * (`{ cursor: null }`, `{}`, `{ cursor: undefined }`) is a request like any other. @internal
  */
-export function canonicalKey(value: unknown, selected = false): string | undefined {
-  if (isMissing(value)) return undefined;
-  const { json, data } = canonicalForm(value);
-  if (isMissing(data)) return undefined;
-  return selected && typeof data === 'object' && Object.values(data as object).every(isMissing) ? undefined : json;
+export function canonicalKey(value: unknown, selected = false): string | MissingKey {
+  if (isMissing(value)) return NO_VALUE;
+  const { json, data, absent } = canonicalForm(value);
+  if (isMissing(data)) return NO_VALUE;
+  if (!selected || typeof data !== 'object') return json!;
+  if (Object.values(data as object).every(isMissing)) return NO_VALUE;
+  if (absent === undefined) return json!;
+  const part = typeof absent === 'number' ? `index ${absent}` : `member \`${absent}\``;
+  return {
+    missing: `The idempotency key selector returned a key whose ${part} is undefined: every call without it would share one record. Select null explicitly for a part that may be absent.`,
+  };
 }
 
 /**

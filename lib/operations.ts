@@ -1,6 +1,6 @@
 import { IdempotencyError } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
-import { canonicalKey, keyHash, recordKey } from './key.js';
+import { canonicalKey, isWellFormed, keyHash, recordKey } from './key.js';
 import { assertKnownOptions } from './options.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
@@ -99,14 +99,16 @@ export function recordIdOf(address: RecordAddress): string {
     return id;
   }
   const { name } = address;
-  if (typeof name !== 'string' || name.length === 0 || name.includes('#')) {
-    throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#'.");
+  if (typeof name !== 'string' || name.length === 0 || name.includes('#') || !isWellFormed(name)) {
+    throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#' or lone surrogates.");
   }
   const { tenant } = address;
-  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0)) throw new TypeError('`tenant` must be a non-empty string when given.');
+  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0 || !isWellFormed(tenant))) {
+    throw new TypeError('`tenant` must be a non-empty string when given, without lone surrogates.');
+  }
   const value = 'http' in address ? httpKeyValue(address.http) : address.key;
   const canonical = canonicalKey(value);
-  if (canonical === undefined) throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
+  if (typeof canonical !== 'string') throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
   return recordKey(name, keyHash(canonical, tenant));
 }
 

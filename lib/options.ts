@@ -1,3 +1,4 @@
+import { isWellFormed } from './key.js';
 import type { IdempotencyListener, ObservabilityOptions } from './observability.js';
 import type { IdempotencyStore } from './store.js';
 
@@ -37,7 +38,13 @@ export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', mess
 export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLike> {
   /** Where records live, e.g. a {@link DynamoDBStore}. */
   readonly store: IdempotencyStore;
-  /** Selects the idempotency key from the input. @default the whole input */
+  /**
+   * Selects the idempotency key from the input. A key that is `undefined`, `null` or `''`, or an
+   * object or array of only such parts, is missing (`onMissingKey`); so is an object or array key
+   * with any top-level part `undefined` (`{ tenant, orderId }` of an event without `orderId`),
+   * which every such call would otherwise share: select `null` for a part that may be absent.
+   * @default the whole input (a whole input's `undefined` members are dropped, as JSON drops them)
+   */
   readonly key?: (input: TInput, context: TContext | undefined) => unknown;
   /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: (input: TInput) => unknown;
@@ -144,9 +151,9 @@ const SHARED_CHECKS = {
   fingerprint: isFunction,
   // With '#' and the 43-character hash it makes the record key, which DynamoDB caps at 2,048 bytes.
   name: (value) =>
-    typeof value === 'string' && value.length > 0 && !value.includes('#') && Buffer.byteLength(value) <= 2004
+    typeof value === 'string' && value.length > 0 && !value.includes('#') && Buffer.byteLength(value) <= 2004 && isWellFormed(value)
       ? undefined
-      : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8",
+      : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates",
   expiresAfterSeconds: wholeNumber(1),
   onMissingKey: (value) => (value === 'throw' || value === 'skip' ? undefined : "must be 'throw' or 'skip'"),
   cacheSize: wholeNumber(0),

@@ -101,7 +101,7 @@ test('operators address a tenant’s record with `tenant` (and the CLI with --te
   await handler({ orderId: 'o-9' }, contextOf('tenants-ops', 'blue'));
   expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' }, tenant: 'blue' })).toMatchObject({ status: 'COMPLETED' });
   expect(await inspectRecord({ store, name: 'tenants-ops', key: { orderId: 'o-9' } })).toBeUndefined();
-  expect(() => recordIdOf({ name: 'tenants-ops', key: 'o-9', tenant: '' })).toThrow('`tenant` must be a non-empty string when given.');
+  expect(() => recordIdOf({ name: 'tenants-ops', key: 'o-9', tenant: '' })).toThrow('`tenant` must be a non-empty string when given, without lone surrogates.');
 
   // The command's SDK client finds DynamoDB Local as it would in a shell: through the environment.
   const environment = { AWS_ENDPOINT_URL_DYNAMODB: endpoint(), AWS_REGION: 'local', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
@@ -129,4 +129,33 @@ test('operators address a tenant’s record with `tenant` (and the CLI with --te
   expect((await run('inspect', '--table', tableName, '--id', 'n#h', '--tenant', 'blue')).stderr).toMatch(
     /^lambda-idempotency: `--id` already holds the tenant: leave out --tenant\./,
   );
+});
+
+test('a tenant id with a lone surrogate is refused (INVALID_KEY), never hashed as the tenant whose id holds U+FFFD there', async () => {
+  const { handler, runs } = counted();
+  expect(await handler({ orderId: 'o-1' }, contextOf('tenants-surrogate', 'a\ufffd'))).toEqual({ orderId: 'o-1', run: 1 });
+  // UTF-8 writes a lone surrogate as U+FFFD: hashed, the two ids would be one tenant.
+  await expect(handler({ orderId: 'o-1' }, contextOf('tenants-surrogate', 'a\ud800'))).rejects.toMatchObject({ code: 'INVALID_KEY' });
+  await expect(handler({ orderId: 'o-1' }, contextOf('tenants-surrogate', 'a\udc00b'))).rejects.toMatchObject({ code: 'INVALID_KEY' });
+  expect(runs()).toBe(1);
+  // A well-formed id with an astral character (a surrogate pair) is a tenant like any other.
+  expect(await handler({ orderId: 'o-1' }, contextOf('tenants-surrogate', 'a\u{1F600}'))).toEqual({ orderId: 'o-1', run: 2 });
+  expect(() => recordIdOf({ name: 'tenants-surrogate', key: 'o-1', tenant: 'a\ud800' })).toThrow(
+    '`tenant` must be a non-empty string when given, without lone surrogates.',
+  );
+});
+
+test('namespaces with a lone surrogate are refused at construction: DynamoDB writes one as ?, so two names would share records', async () => {
+  let runs = 0;
+  const fn = async () => ++runs;
+  const first = makeIdempotent(fn, { store, name: 'surrogate-?', key: () => 'k' });
+  expect(await first('a')).toBe(1);
+  // Accepted, this namespace met the record of 'surrogate-?' and replayed its answer without running.
+  expect(() => makeIdempotent(fn, { store, name: 'surrogate-\ud800', key: () => 'k' })).toThrow(
+    /^makeIdempotent: `name` must be a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates/,
+  );
+  expect(() => middy(fn).use(idempotency({ store, name: 'surrogate-\udfff' }))).toThrow(TypeError);
+  expect(() => recordIdOf({ name: 'surrogate-\ud800', key: 'k' })).toThrow(TypeError);
+  // A well-formed name with an astral character (a surrogate pair) is a namespace like any other.
+  expect(await makeIdempotent(fn, { store, name: 'surrogate-\u{1F600}', key: () => 'k' })('a')).toBe(2);
 });

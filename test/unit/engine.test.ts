@@ -78,6 +78,8 @@ describe('options', () => {
     ['a now that is not a function', { store, now: 5 }, /`now` must be a function/],
     ['an empty name', { store, name: '' }, /`name` must be a non-empty string/],
     ['a name with #', { store, name: 'a#b' }, /`name` must be a non-empty string without '#'/],
+    // DynamoDB writes a lone surrogate as '?' (UTF-8 has no form for it): two names would share records.
+    ['a name with a lone surrogate', { store, name: 'a\ud800' }, /`name` must be .*, without lone surrogates/],
     // 'é' is 2 bytes: 1,003 of them are 2,006 bytes, too long for a record key with its hash.
     [
       'a name longer than a record key allows',
@@ -217,11 +219,29 @@ describe('keys', () => {
     expect(store.claims.map((claim) => claim.key)).toEqual([`f#${hashKey({})}`, `f#${hashKey([])}`, `f#${hashKey({ tenant: 't' })}`]);
   });
 
-  test('a selected composite key with any one part found, the first or another, is a key', async () => {
+  test('a selected composite key with any one part found, the first or another, and the rest explicitly null, is a key', async () => {
     const store = new MemoryStore();
     const once = makeIdempotent(async (parts: unknown) => parts, { store, name: 'f', key: (parts) => parts });
-    for (const parts of [['t', undefined], [null, 't'], { tenant: 't', id: null }]) expect(await once(parts)).toEqual(parts);
+    for (const parts of [['t', null], [null, 't'], { tenant: 't', id: null }]) expect(await once(parts)).toEqual(parts);
     expect(store.claims.map((claim) => claim.key)).toEqual([['t', null], [null, 't'], { tenant: 't', id: null }].map((parts) => `f#${hashKey(parts)}`));
+  });
+
+  test.each([
+    ['an undefined member', { tenant: 't', id: undefined }, 'member `id`'],
+    ['an undefined element', ['t', undefined], 'index 1'],
+    ['a hole', Object.assign(new Array(3), { 0: 't', 2: 'x' }), 'index 1'],
+    ['a member whose toJSON yields undefined', { tenant: 't', id: { toJSON: () => undefined } }, 'member `id`'],
+  ])('a selected composite key with %s is missing, whatever else it holds; with onMissingKey: skip the call runs unkeyed', async (_what, selected, part) => {
+    const store = new MemoryStore();
+    const fn = jest.fn(async (_input: string) => 'ran');
+    const once = makeIdempotent(fn, { store, name: 'f', key: () => selected });
+    const error = await rejection(once('a'));
+    expect(error.code).toBe('KEY_MISSING');
+    expect(error.message).toContain(part);
+    expect(fn).not.toHaveBeenCalled();
+    expect(store.calls).toBe(0);
+    expect(await makeIdempotent(fn, { store, name: 'f', key: () => selected, onMissingKey: 'skip' })('a')).toBe('ran');
+    expect(store.calls).toBe(0);
   });
 
   test('a whole payload of missing parts is a request like any other: keyed by it when no selector is given', async () => {

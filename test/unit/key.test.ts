@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson, hashKey, IdempotencyError } from '../../lib/index.js';
+import { canonicalKey, keyHash, sha256 } from '../../lib/key.js';
 
 function invalidKey(value: unknown): IdempotencyError {
   try {
@@ -175,6 +176,80 @@ describe('hashKey', () => {
 
   test('undefined has no hash: KEY_MISSING', () => {
     expect(() => hashKey(undefined)).toThrow(expect.objectContaining({ code: 'KEY_MISSING' }));
+  });
+});
+
+describe('canonicalKey', () => {
+  const missing = (value: unknown) => {
+    const key = canonicalKey(value, true);
+    return typeof key === 'string' ? undefined : key.missing;
+  };
+
+  test('a selected key with a top-level part undefined is missing, naming the part and telling to select null', () => {
+    expect(missing({ tenant: 't', orderId: undefined })).toBe(
+      'The idempotency key selector returned a key whose member `orderId` is undefined: every call without it would share one record. Select null explicitly for a part that may be absent.',
+    );
+    expect(missing(['c', undefined])).toMatch(/a key whose index 1 is undefined: .* Select null explicitly/);
+    // The first such part, in the order members are written.
+    expect(missing({ b: undefined, a: undefined, c: 1 })).toMatch(/member `a`/);
+    // Judged by what JSON writes, as the whole key is: a toJSON yielding undefined, a hole.
+    expect(missing({ id: 1, at: { toJSON: () => undefined } })).toMatch(/member `at`/);
+    expect(missing(Object.assign(new Array(3), { 0: 1, 2: 2 }))).toMatch(/index 1/);
+    // A class instance's own members, and the value its toJSON returns, are the key's parts.
+    expect(
+      missing(
+        new (class Key {
+          constructor(
+            readonly id = 'x',
+            readonly tenant?: string,
+          ) {}
+        })(),
+      ),
+    ).toMatch(/member `tenant`/);
+    expect(missing({ toJSON: () => ({ id: 'x', tenant: undefined }) })).toMatch(/member `tenant`/);
+  });
+
+  test('null is a value; undefined deeper than the top level, and in a whole payload, is dropped as JSON drops it', () => {
+    expect(canonicalKey({ tenant: 't', orderId: null }, true)).toBe('{"orderId":null,"tenant":"t"}');
+    expect(canonicalKey(['c', null], true)).toBe('["c",null]');
+    expect(canonicalKey({ tenant: 't', order: { id: 'o', note: undefined } }, true)).toBe('{"order":{"id":"o"},"tenant":"t"}');
+    expect(canonicalKey({ tenant: 't', orderId: undefined })).toBe('{"tenant":"t"}');
+    expect(canonicalKey(['c', undefined])).toBe('["c",null]');
+  });
+
+  test('a key none of whose parts was found keeps its sentence: no value', () => {
+    for (const value of [undefined, null, '', {}, [], { a: undefined }, [null, ''], { a: undefined, b: null }]) {
+      expect(missing(value)).toBe('The idempotency key selector found no value (undefined, null or empty string).');
+    }
+  });
+});
+
+describe('lone surrogates', () => {
+  test('in a key, member names and values are escaped by the JSON text, also where members are written one by one: no key is one with U+FFFD', () => {
+    const pairs: ReadonlyArray<readonly [unknown, unknown]> = [
+      [{ '\ud800': 1 }, { '\ufffd': 1 }],
+      [{ a: ['x\udc00'] }, { a: ['x\ufffd'] }],
+      // An array-index member makes the object's members written one by one, not by JSON.stringify.
+      [
+        { '1': 'a', '\ud800': 1 },
+        { '1': 'a', '\ufffd': 1 },
+      ],
+      [{ '1': '\ud800' }, { '1': '\ufffd' }],
+    ];
+    for (const [a, b] of pairs) {
+      expect(canonicalJson(a)).toMatch(/\\ud800|\\udc00/);
+      expect([a, hashKey(a)]).not.toEqual([a, hashKey(b)]);
+    }
+  });
+
+  test('a tenant id with one would hash as the id with U+FFFD there: INVALID_KEY; well-formed ids hash as before', () => {
+    // What UTF-8 makes of the two texts the hash would be taken of: one and the same.
+    expect(sha256('\u0000tenant:2:a\ud800\u0000"k"')).toBe(sha256('\u0000tenant:2:a\ufffd\u0000"k"'));
+    for (const tenant of ['a\ud800', '\udc00a', 'a\ud800\ud800']) {
+      expect(() => keyHash('"k"', tenant)).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }));
+    }
+    expect(keyHash('"k"', 'a\ufffd')).toBe(sha256('\u0000tenant:2:a\ufffd\u0000"k"'));
+    expect(keyHash('"k"', '\u{1F600}')).toBe(sha256('\u0000tenant:2:\u{1F600}\u0000"k"'));
   });
 });
 
