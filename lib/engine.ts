@@ -46,6 +46,14 @@ const DURABLE_FLIGHTS = 1_000;
 const DURABLE_OWNER = 'durable:';
 
 /**
+ * A name for each invocation, by its Lambda context: the runtime makes one per invocation, and the
+ * durable SDK hands it on to every child context of the invocation. (`awsRequestId` will not do:
+ * AWS's local runner gives every invocation the same one, and a context built by hand may have none.)
+ */
+const invocations = new WeakMap<object, string>();
+let invocationsNamed = 0;
+
+/**
  * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
  * A durable call follows only a call of the same invocation of its own execution: one of another
  * execution, or of an earlier invocation, may stay suspended for days.
@@ -54,11 +62,15 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
   if (execution === undefined) return key;
   let invocation: unknown;
   try {
-    invocation = (context as { lambdaContext?: { awsRequestId?: unknown } }).lambdaContext?.awsRequestId;
+    // A durable context built by hand, without a Lambda context, stands for its own invocation.
+    invocation = (context as { lambdaContext?: unknown }).lambdaContext ?? context;
   } catch {
     return undefined;
   }
-  return typeof invocation === 'string' && invocation !== '' ? `${key}\u0000${execution}\u0000${invocation}` : undefined;
+  if (typeof invocation !== 'object' || invocation === null) return undefined;
+  let name = invocations.get(invocation);
+  if (name === undefined) invocations.set(invocation, (name = String(++invocationsNamed)));
+  return `${key}\u0000${execution}\u0000${name}`;
 }
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */

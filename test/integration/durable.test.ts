@@ -8,7 +8,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
-import type { TestResult } from '@aws/durable-execution-sdk-js-testing';
+import { LocalDurableTestRunner, type TestResult } from '@aws/durable-execution-sdk-js-testing';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
@@ -146,6 +146,18 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   });
 
   // The code leads the message: it survives the SDK's serialisation (errorType and errorMessage).
+  // The runner gives every invocation of an execution (of every execution it runs) one `awsRequestId`:
+  // a resume must not take the call its suspended invocation left behind for one of its own.
+  test("AWS's local runner used as is (one awsRequestId for every invocation): an execution suspended inside the call resumes and completes, each step run once", async () => {
+    const orderId = randomUUID();
+    const runner = new LocalDurableTestRunner<Receipt>({ handlerFunction: handler });
+    const execution = await runner.run({ payload: order(orderId, 'first', runnerWait(30)) });
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    expect(steps).toEqual(['first:reserve', 'first:charge']);
+    expect((await record(orderId)).status).toBe('COMPLETED');
+  }, 10_000);
+
   test('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
     const orderId = randomUUID();
     const second = await secondWhileFirstWaits(orderId);
