@@ -319,9 +319,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
     const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
-    const leaseMillis = durable
-      ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
-      : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
       return {
@@ -434,7 +432,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const now = this.now();
     // Retention counts from the later of the claim and now: a clock stepped back while the function
     // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
-    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(Math.max(now, call.startedAt)), now, ...payload };
+    let expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
+    // A durable execution makes the calls of its body again on every replay, until it ends, which
+    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
+    if (owner.startsWith(DURABLE_OWNER)) expiresAt = Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
+    const request: CompleteRequest = { key, owner, expiresAt, now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (
@@ -650,6 +652,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** Reports a record this call claimed: `takeover` of an attempt past its lease, else `miss`. */
   #emitClaim(claim: ClaimResult, key: string): void {
     this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+  }
+
+  /** How long a durable execution holds its key across suspensions and replays: `durableLeaseSeconds`, else the retention. */
+  #durableLeaseMillis(): number {
+    return (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000;
   }
 
   #expiresAt(now: number): number {

@@ -463,6 +463,33 @@ test('an execution suspended past its durable lease and its retention, with no o
   expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: resumed.getResult()!.reserved.owner });
 });
 
+// The body runs again on every replay, so a call made in it is made again on each resume, until the
+// execution ends: its durable lease, which covers the execution, must keep its stored outcome too.
+test('a call given the durable context in the handler body, suspended after it past its retention but within its durable lease: each replay replays its result, its function runs once', async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string, _ctx: DurableContext) => {
+      charges.push(orderId);
+      return `charged ${orderId}`;
+    },
+    { store, name: `body-charge-${randomUUID()}`, expiresAfterSeconds: 60, durableLeaseSeconds: 3_600 },
+  );
+  const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+    const charged = await charge(orderId, ctx);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return [charged, await charge(orderId, ctx)];
+  });
+  const orderId = randomUUID();
+  const first = startExecution<string[]>(handler, orderId, CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(resumed.getStatus()).toBe('SUCCEEDED');
+  expect(resumed.getResult()).toEqual([`charged ${orderId}`, `charged ${orderId}`]);
+  expect(charges).toEqual([orderId]);
+});
+
 test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
   const steps: string[] = [];
   const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
