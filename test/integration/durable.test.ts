@@ -463,6 +463,29 @@ test('an execution suspended past its durable lease and its retention, with no o
   expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: resumed.getResult()!.reserved.owner });
 });
 
+// The library cannot tell the body from a step's code (the SDK gives no sign): a call given no
+// context is an ordinary call, with an owner of its own, even when its function suspends the execution.
+test("a call in the handler body given no context, whose function suspends the execution: the replay meets its record as another attempt's, IN_PROGRESS, and the execution fails", async () => {
+  const runs: string[] = [];
+  const innerName = `no-context-${randomUUID()}`;
+  const body = async (order: { orderId: string; wait: { seconds: number } }, ctx: DurableContext) => {
+    const settle = makeIdempotent(
+      async (orderId: string) => {
+        runs.push(orderId);
+        await ctx.wait('settle', order.wait);
+        return `settled ${orderId}`;
+      },
+      { store, name: innerName },
+    );
+    return settle(order.orderId);
+  };
+  const handler = withDurableExecution(makeIdempotent(body, { store, name: `outer-${randomUUID()}`, key: (o) => o.orderId }));
+  const execution = await runExecution(handler, { orderId: randomUUID(), wait: runnerWait(30) });
+  expect(execution.getStatus()).toBe('FAILED');
+  expect(executionError(execution)).toEqual(IN_PROGRESS_REJECTION);
+  expect(runs).toHaveLength(1);
+});
+
 // The body runs again on every replay, so a call made in it is made again on each resume, until the
 // execution ends: its durable lease, which covers the execution, must keep its stored outcome too.
 test('a call given the durable context in the handler body, suspended after it past its retention but within its durable lease: each replay replays its result, its function runs once', async () => {
