@@ -46,6 +46,14 @@ const DURABLE_FLIGHTS = 1_000;
 const DURABLE_OWNER = 'durable:';
 
 /**
+ * A name for each invocation, by its Lambda context: the runtime makes one per invocation, and the
+ * durable SDK hands it on to every child context of the invocation. (`awsRequestId` will not do:
+ * AWS's local runner gives every invocation the same one, and a context built by hand may have none.)
+ */
+const invocations = new WeakMap<object, string>();
+let invocationsNamed = 0;
+
+/**
  * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
  * A durable call follows only a call of the same invocation of its own execution: one of another
  * execution, or of an earlier invocation, may stay suspended for days.
@@ -54,11 +62,15 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
   if (execution === undefined) return key;
   let invocation: unknown;
   try {
-    invocation = (context as { lambdaContext?: { awsRequestId?: unknown } }).lambdaContext?.awsRequestId;
+    // A durable context built by hand, without a Lambda context, stands for its own invocation.
+    invocation = (context as { lambdaContext?: unknown }).lambdaContext ?? context;
   } catch {
     return undefined;
   }
-  return typeof invocation === 'string' && invocation !== '' ? `${key}\u0000${execution}\u0000${invocation}` : undefined;
+  if (typeof invocation !== 'object' || invocation === null) return undefined;
+  let name = invocations.get(invocation);
+  if (name === undefined) invocations.set(invocation, (name = String(++invocationsNamed)));
+  return `${key}\u0000${execution}\u0000${name}`;
 }
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
@@ -307,9 +319,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
     const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
-    const leaseMillis = durable
-      ? (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000
-      : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
       return {
@@ -422,7 +432,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const now = this.now();
     // Retention counts from the later of the claim and now: a clock stepped back while the function
     // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
-    const request: CompleteRequest = { key, owner, expiresAt: this.#expiresAt(Math.max(now, call.startedAt)), now, ...payload };
+    let expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
+    // A durable execution makes the calls of its body again on every replay, until it ends, which
+    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
+    if (owner.startsWith(DURABLE_OWNER)) expiresAt = Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
+    const request: CompleteRequest = { key, owner, expiresAt, now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (
@@ -638,6 +652,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** Reports a record this call claimed: `takeover` of an attempt past its lease, else `miss`. */
   #emitClaim(claim: ClaimResult, key: string): void {
     this.#emit(claim.claimed && claim.previous?.status === 'INPROGRESS' ? 'takeover' : 'miss', key);
+  }
+
+  /** How long a durable execution holds its key across suspensions and replays: `durableLeaseSeconds`, else the retention. */
+  #durableLeaseMillis(): number {
+    return (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000;
   }
 
   #expiresAt(now: number): number {

@@ -117,7 +117,8 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly waitForInProgressMillis?: number;
   /**
    * Lease of a durable execution's record, seconds: the execution holds its key across suspensions
-   * and replays for this long. @default the retention
+   * and replays for this long, and the outcome of a call it completes is kept at least as long from
+   * the call's claim (the execution's body makes the call again on every replay). @default the retention
    */
   readonly durableLeaseSeconds?: number;
 }

@@ -8,7 +8,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
-import type { TestResult } from '@aws/durable-execution-sdk-js-testing';
+import { LocalDurableTestRunner, type TestResult } from '@aws/durable-execution-sdk-js-testing';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
@@ -146,6 +146,18 @@ describe.each(forms)('%s', (_form, durableHandler) => {
   });
 
   // The code leads the message: it survives the SDK's serialisation (errorType and errorMessage).
+  // The runner gives every invocation of an execution (of every execution it runs) one `awsRequestId`:
+  // a resume must not take the call its suspended invocation left behind for one of its own.
+  test("AWS's local runner used as is (one awsRequestId for every invocation): an execution suspended inside the call resumes and completes, each step run once", async () => {
+    const orderId = randomUUID();
+    const runner = new LocalDurableTestRunner<Receipt>({ handlerFunction: handler });
+    const execution = await runner.run({ payload: order(orderId, 'first', runnerWait(30)) });
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    expect(steps).toEqual(['first:reserve', 'first:charge']);
+    expect((await record(orderId)).status).toBe('COMPLETED');
+  }, 10_000);
+
   test('the IN_PROGRESS rejection is recognisable from errorType and errorMessage alone', async () => {
     const orderId = randomUUID();
     const second = await secondWhileFirstWaits(orderId);
@@ -449,6 +461,56 @@ test('an execution suspended past its durable lease and its retention, with no o
   expect(steps).toEqual(['first:reserve', 'first:charge']);
   expect(resumed.getResult()!.charged).toEqual(resumed.getResult()!.reserved);
   expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: resumed.getResult()!.reserved.owner });
+});
+
+// The library cannot tell the body from a step's code (the SDK gives no sign): a call given no
+// context is an ordinary call, with an owner of its own, even when its function suspends the execution.
+test("a call in the handler body given no context, whose function suspends the execution: the replay meets its record as another attempt's, IN_PROGRESS, and the execution fails", async () => {
+  const runs: string[] = [];
+  const innerName = `no-context-${randomUUID()}`;
+  const body = async (order: { orderId: string; wait: { seconds: number } }, ctx: DurableContext) => {
+    const settle = makeIdempotent(
+      async (orderId: string) => {
+        runs.push(orderId);
+        await ctx.wait('settle', order.wait);
+        return `settled ${orderId}`;
+      },
+      { store, name: innerName },
+    );
+    return settle(order.orderId);
+  };
+  const handler = withDurableExecution(makeIdempotent(body, { store, name: `outer-${randomUUID()}`, key: (o) => o.orderId }));
+  const execution = await runExecution(handler, { orderId: randomUUID(), wait: runnerWait(30) });
+  expect(execution.getStatus()).toBe('FAILED');
+  expect(executionError(execution)).toEqual(IN_PROGRESS_REJECTION);
+  expect(runs).toHaveLength(1);
+});
+
+// The body runs again on every replay, so a call made in it is made again on each resume, until the
+// execution ends: its durable lease, which covers the execution, must keep its stored outcome too.
+test('a call given the durable context in the handler body, suspended after it past its retention but within its durable lease: each replay replays its result, its function runs once', async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string, _ctx: DurableContext) => {
+      charges.push(orderId);
+      return `charged ${orderId}`;
+    },
+    { store, name: `body-charge-${randomUUID()}`, expiresAfterSeconds: 60, durableLeaseSeconds: 3_600 },
+  );
+  const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+    const charged = await charge(orderId, ctx);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return [charged, await charge(orderId, ctx)];
+  });
+  const orderId = randomUUID();
+  const first = startExecution<string[]>(handler, orderId, CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(resumed.getStatus()).toBe('SUCCEEDED');
+  expect(resumed.getResult()).toEqual([`charged ${orderId}`, `charged ${orderId}`]);
+  expect(charges).toEqual([orderId]);
 });
 
 test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {

@@ -13,6 +13,7 @@ import {
   type ReleaseResult,
 } from '../../lib/index.js';
 import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
+import { gate } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
 /** The record protocol in memory, with every request recorded. */
@@ -701,11 +702,16 @@ describe('responses', () => {
 });
 
 describe('durable calls left behind by invocations that suspended', () => {
+  /** The Lambda context of each invocation: one object per invocation, as the runtime makes it. */
+  const invocations = new Map<string, { awsRequestId: string }>();
   /** A durable context of `execution`'s invocation `invocation`, as the durable SDK passes one. */
-  const durableContext = (execution: string, invocation: string) => ({
-    executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/${execution}` },
-    lambdaContext: { awsRequestId: invocation },
-  });
+  const durableContext = (execution: string, invocation: string) => {
+    if (!invocations.has(invocation)) invocations.set(invocation, { awsRequestId: invocation });
+    return {
+      executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/${execution}` },
+      lambdaContext: invocations.get(invocation)!,
+    };
+  };
   const settled = () => new Promise((resolve) => setImmediate(resolve));
 
   test('an engine keeps the flights of the last 1,000 only: a duplicate of a call that many flights older no longer waits for it', async () => {
@@ -730,5 +736,30 @@ describe('durable calls left behind by invocations that suspended', () => {
     void suspended('first', durableContext('e-first', 'i-first'));
     await settled();
     expect(runs).toBe(1002); // 1,001 flights later the first is gone: its duplicate claims its own record and runs
+  });
+});
+
+describe('a durable context built by hand (a unit test of a durable handler)', () => {
+  const arn = 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/by-hand';
+  test.each([
+    ['with no Lambda context', { executionContext: { durableExecutionArn: arn } }],
+    ['with a Lambda context that has no awsRequestId', { executionContext: { durableExecutionArn: arn }, lambdaContext: { functionName: 'f' } }],
+  ])('%s: two calls with one key given it at once run the function once, as the execution', async (_how, ctx) => {
+    const store = new MemoryStore();
+    let runs = 0;
+    const release = gate();
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: unknown) => {
+        runs++;
+        await release.promise;
+        return `charged ${orderId}`;
+      },
+      { store, name: 'charge' },
+    );
+    const both = Promise.all([charge('o-1', ctx), charge('o-1', ctx)]);
+    release.open();
+    expect(await both).toEqual(['charged o-1', 'charged o-1']);
+    expect(runs).toBe(1);
+    expect(store.claims).toHaveLength(1);
   });
 });
