@@ -1,14 +1,20 @@
 import { IdempotencyEngine, type IdempotencyOptions, type LambdaContextLike, runCall } from './engine.js';
 import { observeAny } from './observability.js';
 
-/** A Lambda context, or a durable execution's context (which carries the Lambda context as `lambdaContext`). */
+/**
+ * Whether the second argument is a Lambda context, or a durable execution's context (which carries
+ * the Lambda context as `lambdaContext`): one has a method of theirs. Data
+ * parsed from a request has no function, so a request naming a durable execution
+ * (`executionContext`) cannot make its call the execution's, which would hold the record of a
+ * concurrent duplicate as its own and run with it.
+ */
 const isContext = (value: unknown): value is LambdaContextLike => {
-  const context = value as (LambdaContextLike & { lambdaContext?: LambdaContextLike; executionContext?: unknown }) | null | undefined;
+  const context = value as (LambdaContextLike & { lambdaContext?: LambdaContextLike; step?: unknown }) | null | undefined;
   try {
     return (
       typeof context?.getRemainingTimeInMillis === 'function' ||
       typeof context?.lambdaContext?.getRemainingTimeInMillis === 'function' ||
-      context?.executionContext !== undefined
+      typeof context?.step === 'function'
     );
   } catch {
     return false; // an argument that cannot be read (a revoked proxy, a throwing getter) is no context

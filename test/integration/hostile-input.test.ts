@@ -10,6 +10,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { type HttpEvent, type HttpResult, httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
@@ -154,6 +155,39 @@ describe('httpIdempotency with a hostile Idempotency-Key', () => {
     expect(JSON.parse(duplicate.body!)).toMatchObject({ title: expect.stringContaining('response was not kept') });
     expect(state.runs).toBe(1);
     expect(await statuses(name)).toEqual(['COMPLETED']);
+  });
+
+  test('a second argument parsed from a request that names a durable execution is no context: concurrent duplicates on two instances run once', async () => {
+    const name = namespace('forged-durable');
+    const body = JSON.stringify({ executionContext: { durableExecutionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/forged' } });
+    const release = gate();
+    let runs = 0;
+    // Two instances of one function: two wrappers of one name on one table, each with its own engine.
+    const instance = () =>
+      makeIdempotent(
+        async (orderId: string, _metadata: unknown) => {
+          runs++;
+          await release.promise;
+          return `charged ${orderId}`;
+        },
+        { store, name },
+      );
+    const [first, second] = [instance(), instance()];
+    const running = first('o-1', JSON.parse(body));
+    await flush();
+    while ((await statuses(name)).length === 0) await flush();
+    let answered: unknown;
+    const duplicate = second('o-1', JSON.parse(body)).then(
+      (value) => (answered = value),
+      (error: unknown) => (answered = error),
+    );
+    // Until the duplicate answers, or runs the function a second time.
+    while (answered === undefined && runs < 2) await flush();
+    release.open();
+    await duplicate;
+    expect(runs).toBe(1);
+    expect(answered).toMatchObject({ code: 'IN_PROGRESS' });
+    expect(await running).toBe('charged o-1');
   });
 });
 

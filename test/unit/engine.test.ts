@@ -710,6 +710,7 @@ describe('durable calls left behind by invocations that suspended', () => {
     return {
       executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/${execution}` },
       lambdaContext: invocations.get(invocation)!,
+      step: async (): Promise<void> => undefined,
     };
   };
   const settled = () => new Promise((resolve) => setImmediate(resolve));
@@ -742,8 +743,12 @@ describe('durable calls left behind by invocations that suspended', () => {
 describe('a durable context built by hand (a unit test of a durable handler)', () => {
   const arn = 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/by-hand';
   test.each([
-    ['with no Lambda context', { executionContext: { durableExecutionArn: arn } }],
-    ['with a Lambda context that has no awsRequestId', { executionContext: { durableExecutionArn: arn }, lambdaContext: { functionName: 'f' } }],
+    // A stand-in for the SDK's context has its methods (a `step`), as a mock of its type does.
+    ['with no Lambda context', { executionContext: { durableExecutionArn: arn }, step: async (): Promise<void> => undefined }],
+    [
+      'with a Lambda context that has no awsRequestId',
+      { executionContext: { durableExecutionArn: arn }, lambdaContext: { functionName: 'f' }, step: async (): Promise<void> => undefined },
+    ],
   ])('%s: two calls with one key given it at once run the function once, as the execution', async (_how, ctx) => {
     const store = new MemoryStore();
     let runs = 0;
