@@ -4,7 +4,7 @@ import type { Call } from './call.js';
 import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
-import { enterCall, enterFunction } from './transaction.js';
+import { enterFunction, outerSlot } from './transaction.js';
 
 /** The middy package an error names as its origin (`cause.package`), if any; a getter that throws names none. */
 function packageOf(error: unknown): { readonly name: unknown; readonly package: unknown } {
@@ -240,7 +240,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     });
     /** A response assigned by the handler or a middleware, not as an early answer. */
     const assign = (value: unknown): void => {
-      if (invoked) ran = true;
+      if (invoked) {
+        ran = true;
+        // The handler's own response: its writes are done; work it left running adds none now.
+        call.functionReturned();
+      }
       invoked = afterEvent = false;
       if (ran) sets++;
       previous = current;
@@ -274,8 +278,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
 
   const before = async (request: AnyRequest): Promise<void> => {
-    // Synchronously, before any await: the handler runs in this async context.
-    const slot = enterCall();
+    // Synchronously, before any await: the call that invoked the handler, which this one is nested in.
+    const outer = outerSlot();
     requestNumbers.set(request, ++requestsStarted);
     let start: Start;
     try {
@@ -296,9 +300,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       request.earlyResponse = refused.response;
       return;
     }
-    slot.call = start.call;
     calls.set(request, start.call);
-    watchEarlyAnswers(request, start.call, () => enterFunction(slot));
+    watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer));
   };
 
   const after = async (request: AnyRequest): Promise<void> => {
