@@ -197,8 +197,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         enumerable: true,
         get() {
           // Through the first middleware's accessor first: the innermost call is the handler's.
+          // The context too: a later `before` that reads only the context and then writes writes in
+          // this call, not in the call of a function that invoked the handler.
           const value = store.get();
-          if (name === 'event') enterHandler();
+          enterHandler();
           read(name);
           return value;
         },

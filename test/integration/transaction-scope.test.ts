@@ -105,6 +105,20 @@ describe('a nested middy call that the function did not await yet', () => {
     expect((await recordOf('scope-twice', 'd-1'))?.status?.S).toBe('COMPLETED');
   });
 
+  test("a `before` used after idempotency() that reads the context and writes, in a nested request, writes in the request's call", async () => {
+    const inner = middy(async () => 'inner')
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: (request) => {
+          put(`before-${request.context.awsRequestId}`);
+        },
+      });
+    const context = lambdaContext('scope-before');
+    const outer = makeIdempotent(async (id: string) => inner({ id }, context), { store, name: 'scope-before-outer' });
+    expect(await outer('b-1')).toBe('inner');
+    expect(await bizItem(`before-${context.awsRequestId}`)).toBe((await recordOf('scope-before', 'b-1'))?.id?.S);
+  });
+
   test('the outer function a middy handler too', async () => {
     const nested = nestedHandler('scope-nested-m');
     const outer = middy(async (event: { id: string }) => {
