@@ -175,4 +175,25 @@ describe('work a function left running', () => {
     expect(await bizItem('own-t-1')).toBeDefined();
     expect(await bizItem('late-t-1')).toBeUndefined();
   });
+
+  test('a write it adds after the middy handler threw, while an inner `onError` runs, is refused, not dropped without a word', async () => {
+    const late = gate();
+    let lateWrite: Promise<unknown> | undefined;
+    const handler = middy(async (event: { id: string }) => {
+      lateWrite = late.promise.then(() => put(`late-error-${event.id}`));
+      throw new Error('handler failed');
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        onError: async () => {
+          late.open();
+          await flush();
+        },
+      });
+    await expect(handler({ id: 'e-1' }, lambdaContext('scope-late-error'))).rejects.toThrow('handler failed');
+    // The call ends as soon as middy records the error.
+    await expect(lateWrite).rejects.toThrow(/already ended/);
+    expect(await bizItem('late-error-e-1')).toBeUndefined();
+    expect(await recordOf('scope-late-error', 'e-1')).toBeUndefined();
+  });
 });
