@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
+import type * as CallState from '../lib/call.js';
 import type * as Main from '../lib/index.js';
 import type * as Redis from '../lib/redis/index.js';
 import type * as CallScope from '../lib/transaction.js';
@@ -60,7 +61,9 @@ const load = (path: string): Promise<unknown> => import(pathToFileURL(join(proce
 const main = (await load('lib/index.js')) as typeof Main;
 const redis = (await load('lib/redis/index.js')) as typeof Redis;
 const callScope = (await load('lib/transaction.js')) as typeof CallScope;
+const callState = (await load('lib/call.js')) as typeof CallState;
 
 export const { DynamoDBStore, hashKey, idempotency, idempotencyTableSchema, transaction } = main;
 export const { RedisStore } = redis;
-export const { enterCall, leaveCallScopes } = callScope;
+export const { inCall, leaveCallScopes } = callScope;
+export const { Call } = callState;

@@ -164,6 +164,11 @@ export class CallTransaction implements Transaction {
     const call = this.call;
     if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
     this.assertKeyed();
+    if (writing && call.hasReturned) {
+      throw new TypeError(
+        "transaction(): this idempotent call's function has already returned, so a write added now is no part of its outcome: await the work that adds it before returning.",
+      );
+    }
     if (writing && !call.transactional) {
       throw new TypeError(
         "transaction(): the store of this idempotent call cannot commit writes with its record; use the DynamoDBStore of 'lambda-idempotency'.",

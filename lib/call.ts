@@ -31,6 +31,7 @@ export interface AnswerBy {
 export class Call {
   readonly writes: TransactWriteItem[] = [];
   #ended = false;
+  #returned = false;
 
   constructor(
     readonly key: string,
@@ -64,5 +65,18 @@ export class Call {
 
   get isEnded(): boolean {
     return this.#ended;
+  }
+
+  /**
+   * Marks the call's function as returned (or thrown): its outcome is settled, so writes that work
+   * it left running adds later are refused, also before the call ends (while middy runs the
+   * `after` hooks between the handler and the idempotency middleware).
+   */
+  functionReturned(): void {
+    this.#returned = true;
+  }
+
+  get hasReturned(): boolean {
+    return this.#returned;
   }
 }

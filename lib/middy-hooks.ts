@@ -4,7 +4,7 @@ import type { Call } from './call.js';
 import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
-import { enterCall, enterFunction } from './transaction.js';
+import { enterFunction, outerSlot } from './transaction.js';
 
 /** The middy package an error names as its origin (`cause.package`), if any; a getter that throws names none. */
 function packageOf(error: unknown): { readonly name: unknown; readonly package: unknown } {
@@ -197,8 +197,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         enumerable: true,
         get() {
           // Through the first middleware's accessor first: the innermost call is the handler's.
+          // The context too: a later `before` that reads only the context and then writes writes in
+          // this call, not in the call of a function that invoked the handler.
           const value = store.get();
-          if (name === 'event') enterHandler();
+          enterHandler();
           read(name);
           return value;
         },
@@ -240,7 +242,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     });
     /** A response assigned by the handler or a middleware, not as an early answer. */
     const assign = (value: unknown): void => {
-      if (invoked) ran = true;
+      if (invoked) {
+        ran = true;
+        // The handler's own response: its writes are done; work it left running adds none now.
+        call.functionReturned();
+      }
       invoked = afterEvent = false;
       if (ran) sets++;
       previous = current;
@@ -274,8 +280,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   };
 
   const before = async (request: AnyRequest): Promise<void> => {
-    // Synchronously, before any await: the handler runs in this async context.
-    const slot = enterCall();
+    // Synchronously, before any await: the call that invoked the handler, which this one is nested in.
+    const outer = outerSlot();
     requestNumbers.set(request, ++requestsStarted);
     let start: Start;
     try {
@@ -296,9 +302,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       request.earlyResponse = refused.response;
       return;
     }
-    slot.call = start.call;
     calls.set(request, start.call);
-    watchEarlyAnswers(request, start.call, () => enterFunction(slot));
+    watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer));
   };
 
   const after = async (request: AnyRequest): Promise<void> => {

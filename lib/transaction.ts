@@ -53,27 +53,20 @@ export interface Transaction {
 }
 
 /**
- * The call whose function is running in this async context. A slot rather than the call itself:
- * a middy request enters it before its claim is made, then fills it. `outer` is the slot of the
- * call this one is nested in. `inFunction` tells a slot the call's function runs in from the one a
- * middy request enters where it starts, which also reaches the code that invoked the handler. @internal
+ * The call whose function is running in this async context, and the slot of the call it is nested
+ * in. Only the function's own context holds it: code that starts a call without awaiting it, and
+ * writes meanwhile, writes in its own call, never in the one it started. @internal
  */
 interface CallSlot {
-  call: Call | undefined;
+  readonly call: Call;
   readonly outer: CallSlot | undefined;
-  readonly inFunction: boolean;
 }
 
 const currentCall = new AsyncLocalStorage<CallSlot>();
 
-/**
- * The innermost slot whose call's function is still running here: the one a new call is nested in.
- * A middy request's first slot stays in the context that invoked the handler (see {@link enterCall}),
- * during the request and after it: a runtime loop dispatches the next invocations from there, which
- * must not be nested in it, nor keep it, and every invocation before it, reachable.
- */
+/** The innermost slot whose call's function is still running here: the one a new call is nested in. */
 function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
-  while (slot !== undefined && (!slot.inFunction || slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
+  while (slot?.call.isEnded) slot = slot.outer;
   return slot;
 }
 
@@ -83,7 +76,13 @@ function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
  * builder) is awaited in the call, so that work is the call's too, not its caller's. @internal
  */
 export function inCall<R>(call: Call, fn: () => PromiseLike<R> | R): Promise<R> {
-  return currentCall.run({ call, outer: enclosing(currentCall.getStore()), inFunction: true }, async () => await fn());
+  return currentCall.run({ call, outer: enclosing(currentCall.getStore()) }, async () => {
+    try {
+      return await fn();
+    } finally {
+      call.functionReturned();
+    }
+  });
 }
 
 /** The call whose function is running here, and in which a call starting now is nested. @internal */
@@ -102,8 +101,7 @@ export function isWithin(call: Call): boolean {
 
 /** The innermost call that passes `test` whose function the code running now is part of, directly or through calls nested in it. */
 function callAround(test: (call: Call) => boolean): Call | undefined {
-  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer)
-    if (slot.inFunction && slot.call !== undefined && test(slot.call)) return slot.call;
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (test(slot.call)) return slot.call;
   return undefined;
 }
 
@@ -123,25 +121,25 @@ export function leaveCallScopes(): void {
 }
 
 /**
- * Enters an empty slot into the current async context, for the rest of it, and returns it. Must
- * be called synchronously at the start of a middy `before` hook, so that the handler (called later
- * by middy from the same context) sees the call put into the slot once claimed. @internal
+ * The slot a middy request's call will be nested in: read at the start of its `before` hook, in
+ * the context that invoked the handler. Not entered there: that context goes on running its own
+ * code (an idempotent function that invoked the handler without awaiting it yet), whose writes are
+ * its own call's. @internal
  */
-export function enterCall(): CallSlot {
-  const slot: CallSlot = { call: undefined, outer: enclosing(currentCall.getStore()), inFunction: false };
-  currentCall.enterWith(slot);
-  return slot;
+export function outerSlot(): CallSlot | undefined {
+  return enclosing(currentCall.getStore());
 }
 
 /**
- * Enters the filled `slot`'s call as the function running in the current async context, for the
- * rest of it: called where middy reads the event to invoke the handler, in the request's own
- * context, so that a call nested in the handler knows it is nested. @internal
+ * Enters `call` as the function running in the current async context, for the rest of it, nested
+ * in `outer`: called where middy reads the event to invoke the handler, in the request's own
+ * context (middy awaited the `before` hooks there, so the context that invoked the handler is
+ * left as it was), so that the handler's `transaction()` is this call's and a call nested in the
+ * handler knows it is nested. @internal
  */
-export function enterFunction(slot: CallSlot): void {
-  const current = currentCall.getStore();
-  if (slot.call === undefined || slot.call.isEnded || (current?.inFunction === true && current.call === slot.call)) return;
-  currentCall.enterWith({ call: slot.call, outer: slot, inFunction: true });
+export function enterFunction(call: Call, outer: CallSlot | undefined): void {
+  if (call.isEnded || currentCall.getStore()?.call === call) return;
+  currentCall.enterWith({ call, outer });
 }
 
 /** The one `Transaction` of each call, so `transaction()` returns the same object throughout a call. */
@@ -149,7 +147,8 @@ const views = new WeakMap<Call, Transaction>();
 
 /**
  * The write collector of the idempotent call in progress (middleware, `makeIdempotent`, HTTP or
- * batch). Writes added to it are committed atomically with the call's COMPLETED record.
+ * batch). Writes added to it are committed atomically with the call's COMPLETED record. Once the
+ * call's function has returned, writes are refused: work it left running adds none.
  *
  * In a Lambda durable execution, add writes in the handler body, from the values the steps return:
  * the body runs again on every replay and its writes commit once, when the execution returns. A
@@ -166,12 +165,7 @@ const views = new WeakMap<Call, Transaction>();
  * ```
  */
 export function transaction(): Transaction {
-  let slot = currentCall.getStore();
-  // A middy call nested in this function leaves the slot it entered where it started behind in
-  // this context: once that call ended (or never held one), the call around it is this code's.
-  // A function's own slot is never skipped: work it left running must not join its caller's writes.
-  while (slot !== undefined && !slot.inFunction && (slot.call === undefined || slot.call.isEnded)) slot = slot.outer;
-  const call = slot?.call;
+  const call = currentCall.getStore()?.call;
   if (call === undefined) {
     throw new TypeError(
       'transaction() was called outside an idempotent call: call it in a function wrapped by makeIdempotent, in a middy handler that uses idempotency() or httpIdempotency(), or in an idempotentBatch record handler, before that call returns.',

@@ -34,7 +34,7 @@ import {
   transition,
 } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
-import { enterCall } from '../../lib/transaction.js';
+import { outerSlot } from '../../lib/transaction.js';
 import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
@@ -556,13 +556,14 @@ describe('the write collector', () => {
     expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
   });
 
-  test("a middy request's scope, which stays in its caller's async context, is not the enclosing scope of the next request", async () => {
+  test("a middy request leaves its caller's async context as it was: the next request is nested in nothing", async () => {
     // The Lambda runtime invokes request after request from one context: were each request's scope
-    // nested in the last, every ended call would stay reachable, for the life of the process.
+    // left there, each would be nested in the last, and every ended call would stay reachable, for
+    // the life of the process.
     const handler = middy(async (_event: { id: string }) => 'ok').use(idempotency<{ id: string }>({ store: new InMemoryStore(), key: (event) => event.id }));
     await handler({ id: 'a' }, lambdaContext('chain'));
     await handler({ id: 'b' }, lambdaContext('chain'));
-    expect(enterCall().outer).toBeUndefined(); // what the next request's scope would enclose
+    expect(outerSlot()).toBeUndefined(); // what the next request's call would be nested in
   });
 
   test('refuses a write without a TableName, with a sentence', async () => {

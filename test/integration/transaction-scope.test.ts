@@ -1,0 +1,199 @@
+/**
+ * Which call a `transaction()` write joins when middy handlers with `idempotency()` run nested in
+ * an idempotent function without being awaited at once, and when work a handler left running
+ * writes after it returned: every write commits with the record of the call whose code made it,
+ * or is refused, never committed with another call's record.
+ */
+
+import middy from '@middy/core';
+import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'txscope' });
+const bizTable = useBusinessTable(client);
+
+const bizItem = async (id: string) => (await readItem(client, bizTable, id))?.by?.S;
+const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
+const put = (id: string) => transaction().put({ TableName: bizTable, Item: { id, by: transaction().key } });
+
+/**
+ * A middy handler with `idempotency()` (with `twice`, an inner one too, under another name: its
+ * writes are the inner one's) that opens `claimed` once it runs, then waits for `go` before its write.
+ */
+function nestedHandler(name: string, twice = false) {
+  const claimed = gate();
+  const go = gate();
+  const key = (event: { id: string }) => event.id;
+  const handler = middy(async (event: { id: string }) => {
+    claimed.open();
+    await go.promise;
+    put(`${name}-${event.id}`);
+    return transaction().key;
+  }).use(idempotency({ store, key }));
+  if (twice) handler.use(idempotency({ store, key, name: `${name}-inner` }));
+  return { handler, claimed, go, context: lambdaContext(name) };
+}
+
+describe('a nested middy call that the function did not await yet', () => {
+  test("the function's writes made while it runs commit with the function's record, the nested call's with its own", async () => {
+    const nested = nestedHandler('scope-nested');
+    let outerKey = '';
+    const outer = makeIdempotent(
+      async (id: string) => {
+        outerKey = transaction().key;
+        const running = nested.handler({ id }, nested.context);
+        await nested.claimed.promise;
+        put(`outer-during-${id}`);
+        nested.go.open();
+        await running;
+        put(`outer-after-${id}`);
+        throw new Error('the outer call fails: its writes are discarded');
+      },
+      { store, name: 'scope-outer' },
+    );
+    await expect(outer('n-1')).rejects.toThrow('the outer call fails');
+    expect(await bizItem('outer-during-n-1')).toBeUndefined();
+    expect(await bizItem('outer-after-n-1')).toBeUndefined();
+    expect(await recordOf('scope-outer', 'n-1')).toBeUndefined();
+    const innerKey = (await recordOf('scope-nested', 'n-1'))?.id?.S;
+    expect(innerKey).toBeDefined();
+    expect(await bizItem('scope-nested-n-1')).toBe(innerKey);
+    expect(outerKey).not.toBe(innerKey);
+  });
+
+  test("two under Promise.all: writes between and after them are the function's", async () => {
+    const first = nestedHandler('scope-first');
+    const second = nestedHandler('scope-second');
+    const outer = makeIdempotent(
+      async (id: string) => {
+        const both = Promise.all([first.handler({ id }, first.context), second.handler({ id }, second.context)]);
+        await Promise.all([first.claimed.promise, second.claimed.promise]);
+        put(`outer-between-${id}`);
+        first.go.open();
+        second.go.open();
+        await both;
+        put(`outer-after-${id}`);
+        return 'done';
+      },
+      { store, name: 'scope-all' },
+    );
+    expect(await outer('p-1')).toBe('done');
+    const outerKey = (await recordOf('scope-all', 'p-1'))?.id?.S;
+    expect(await bizItem('outer-between-p-1')).toBe(outerKey);
+    expect(await bizItem('outer-after-p-1')).toBe(outerKey);
+    expect(await bizItem('scope-first-p-1')).toBe((await recordOf('scope-first', 'p-1'))?.id?.S);
+    expect(await bizItem('scope-second-p-1')).toBe((await recordOf('scope-second', 'p-1'))?.id?.S);
+  });
+
+  test("with two idempotency() middlewares on the nested handler, its writes are the inner one's and the function's its own", async () => {
+    const nested = nestedHandler('scope-twice', true);
+    const outer = makeIdempotent(
+      async (id: string) => {
+        const running = nested.handler({ id }, nested.context);
+        await nested.claimed.promise;
+        put(`outer-twice-${id}`);
+        nested.go.open();
+        return await running;
+      },
+      { store, name: 'scope-twice-outer' },
+    );
+    expect(await outer('d-1')).toBe((await recordOf('scope-twice-inner', 'd-1'))?.id?.S);
+    expect(await bizItem('outer-twice-d-1')).toBe((await recordOf('scope-twice-outer', 'd-1'))?.id?.S);
+    expect(await bizItem('scope-twice-d-1')).toBe((await recordOf('scope-twice-inner', 'd-1'))?.id?.S);
+    expect((await recordOf('scope-twice', 'd-1'))?.status?.S).toBe('COMPLETED');
+  });
+
+  test("a `before` used after idempotency() that reads the context and writes, in a nested request, writes in the request's call", async () => {
+    const inner = middy(async () => 'inner')
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: (request) => {
+          put(`before-${request.context.awsRequestId}`);
+        },
+      });
+    const context = lambdaContext('scope-before');
+    const outer = makeIdempotent(async (id: string) => inner({ id }, context), { store, name: 'scope-before-outer' });
+    expect(await outer('b-1')).toBe('inner');
+    expect(await bizItem(`before-${context.awsRequestId}`)).toBe((await recordOf('scope-before', 'b-1'))?.id?.S);
+  });
+
+  test('the outer function a middy handler too', async () => {
+    const nested = nestedHandler('scope-nested-m');
+    const outer = middy(async (event: { id: string }) => {
+      const running = nested.handler(event, nested.context);
+      await nested.claimed.promise;
+      put(`outer-m-during-${event.id}`);
+      nested.go.open();
+      await running;
+      return 'done';
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    expect(await outer({ id: 'm-1' }, lambdaContext('scope-outer-m'))).toBe('done');
+    const outerKey = (await recordOf('scope-outer-m', 'm-1'))?.id?.S;
+    expect(await bizItem('outer-m-during-m-1')).toBe(outerKey);
+  });
+});
+
+describe('work a function left running', () => {
+  test("a write it adds after makeIdempotent's function returned, before the call ends, is refused", async () => {
+    let lateWrite: Promise<unknown> | undefined;
+    const fn = makeIdempotent(
+      async (id: string) => {
+        put(`own-${id}`);
+        // Runs after the function's promise settled, before the wrapper ends the call.
+        lateWrite = Promise.resolve()
+          .then(() => undefined)
+          .then(() => put(`late-${id}`));
+        return 'done';
+      },
+      { store, name: 'scope-late-fn' },
+    );
+    expect(await fn('f-1')).toBe('done');
+    await expect(lateWrite).rejects.toThrow(/function has already returned/);
+    expect(await bizItem('own-f-1')).toBeDefined();
+    expect(await bizItem('late-f-1')).toBeUndefined();
+  });
+
+  test('a write it adds after the middy handler returned, while an inner `after` runs, is refused', async () => {
+    const late = gate();
+    let lateWrite: Promise<unknown> | undefined;
+    const handler = middy(async (event: { id: string }) => {
+      put(`own-${event.id}`);
+      lateWrite = late.promise.then(() => put(`late-${event.id}`));
+      return 'done';
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: async () => {
+          late.open();
+          await flush();
+        },
+      });
+    expect(await handler({ id: 't-1' }, lambdaContext('scope-late'))).toBe('done');
+    await expect(lateWrite).rejects.toThrow(/function has already returned/);
+    expect(await bizItem('own-t-1')).toBeDefined();
+    expect(await bizItem('late-t-1')).toBeUndefined();
+  });
+
+  test('a write it adds after the middy handler threw, while an inner `onError` runs, is refused, not dropped without a word', async () => {
+    const late = gate();
+    let lateWrite: Promise<unknown> | undefined;
+    const handler = middy(async (event: { id: string }) => {
+      lateWrite = late.promise.then(() => put(`late-error-${event.id}`));
+      throw new Error('handler failed');
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        onError: async () => {
+          late.open();
+          await flush();
+        },
+      });
+    await expect(handler({ id: 'e-1' }, lambdaContext('scope-late-error'))).rejects.toThrow('handler failed');
+    // The call ends as soon as middy records the error.
+    await expect(lateWrite).rejects.toThrow(/already ended/);
+    expect(await bizItem('late-error-e-1')).toBeUndefined();
+    expect(await recordOf('scope-late-error', 'e-1')).toBeUndefined();
+  });
+});
