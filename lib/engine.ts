@@ -515,6 +515,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
+        // Another attempt holds the record (this call's lease ended): the commit, fenced on this
+        // call's claim, never applied and never will, but the key is not free, as it is after a
+        // release: the caller meets the holder, as a refused completion does.
+        if (record !== undefined) return this.#superseded(key, record, 'its transaction failed without an answer; nothing of this call was written');
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
@@ -535,14 +539,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
+    return this.#superseded(key, result.record, 'nothing was overwritten');
+  }
+
+  /** The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the record when known. */
+  #superseded(key: string, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
     this.#emit('superseded', key);
-    const error = new IdempotencyError(
-      'SUPERSEDED',
-      'This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.',
-      {
-        ...(result.record === undefined ? {} : { record: result.record }),
-      },
-    );
+    const error = new IdempotencyError('SUPERSEDED', `This attempt outlived its lease and its record was taken over by another attempt; ${detail}.`, {
+      ...(record === undefined ? {} : { record }),
+    });
     return [{ kind: 'error', error, replayed: false }, undefined];
   }
 

@@ -17,6 +17,9 @@ import type { IdempotencyRecord } from './store.js';
  *   for the SDK to end the invocation, not the execution); in atomic mode, nothing was written.
  *   The `cause` is the store's error ({@link describeStoreFailure} names it).
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
+ *   `record` is the other attempt's, when the store returned it. Also the end of a `transaction()` commit that
+ *   failed without an answer when its release finds the record taken over: the commit, fenced on this
+ *   attempt's claim, never applied (nothing of the call was written), but the key is the other attempt's.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
@@ -31,8 +34,10 @@ import type { IdempotencyRecord } from './store.js';
  *   other attempt holds the key.
  * - `COMMIT_FAILED`: the call's transaction failed without an answer (network, throttling). The
  *   record is then released, which proves nothing was written (the message says so, and
- *   `retryAfterSeconds` is 1) and frees the key; a commit found applied is no error. Should the release fail too, the writes may or may not
- *   be applied and the record is left to its lease; a retry after it replays or re-runs.
+ *   `retryAfterSeconds` is 1) and frees the key; a commit found applied is no error; a release that finds
+ *   the record taken over by another attempt (this one's lease ended) answers `SUPERSEDED` instead. Should the
+ *   release fail too, the writes may or may not be applied and the record is left to its lease; a retry
+ *   after it replays or re-runs.
  *
  * In a durable execution, a `COMMIT_FAILED` or `TRANSACTION_CONFLICT` releases nothing: the error is
  * marked `isUnrecoverableInvocation`, so that the invocation ends, not the execution, and the

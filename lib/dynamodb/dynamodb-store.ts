@@ -149,7 +149,12 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  async claim(request: ClaimRequest): Promise<ClaimResult> {
+  claim(request: ClaimRequest): Promise<ClaimResult> {
+    return this.putClaim(request, false);
+  }
+
+  /** The claim; `adopted`: sent again after a record without a retention changed under it (see `adoptRetention`). */
+  private async putClaim(request: ClaimRequest, adopted: boolean): Promise<ClaimResult> {
     const put: PutItemInput = this.claimPut(request, 'INPROGRESS', request.leaseUntil);
     // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
     put.ReturnValues = 'ALL_OLD';
@@ -160,10 +165,43 @@ export class DynamoDBStore implements IdempotencyStore {
       const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
+      if (!isConditionFailure(error) || error.Item === undefined) throw error;
+      if (error.Item[this.attributes.expiration] === undefined && !adopted) return this.adoptRetention(request, error.Item);
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
-      const record = isConditionFailure(error) ? await this.toRecord(error.Item) : undefined;
-      if (record === undefined) throw error;
-      return { claimed: false, record };
+      return { claimed: false, record: (await this.toRecord(error.Item))! };
+    }
+  }
+
+  /**
+   * A record without a retention (written by hand, or by an older version) would never expire: the
+   * table's TTL ignores it and no claim takes it over. The first claim that meets it gives it the
+   * claim's retention (never earlier than its lease), by one write conditioned on the retention
+   * still missing, and then reads it as any record: a COMPLETED one replays until then, rather than
+   * run again, and holds the key no longer. Should the record change meanwhile, the claim is sent
+   * again, once.
+   */
+  private async adoptRetention(request: ClaimRequest, item: Record<string, AttributeValue>): Promise<ClaimResult> {
+    const a = this.attributes;
+    const lease = Number(item[a.leaseUntil]?.N);
+    const expiresAt = Number.isFinite(lease) ? Math.max(request.expiresAt, Math.ceil(lease / 1000)) : request.expiresAt;
+    try {
+      const output = await sendWrite(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: { [a.key]: { S: request.key } },
+            UpdateExpression: 'SET #exp = :exp',
+            ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#exp)',
+            ExpressionAttributeNames: { '#id': a.key, '#exp': a.expiration },
+            ExpressionAttributeValues: { ':exp': { N: String(expiresAt) } },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return { claimed: false, record: (await this.toRecord(output.Attributes)) ?? this.malformed(request.key, 'DynamoDB returned no item with its update') };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return this.putClaim(request, true);
     }
   }
 
@@ -331,12 +369,12 @@ export class DynamoDBStore implements IdempotencyStore {
     if (status !== 'INPROGRESS' && status !== 'COMPLETED') return this.malformed(key, `\`${a.status}\` is neither INPROGRESS nor COMPLETED`);
     if (owner === undefined) return this.malformed(key, `no \`${a.owner}\` string`);
     if (expiration === undefined) return this.malformed(key, `no \`${a.expiration}\` number`);
+    // An INPROGRESS record without a lease (written by hand, or by an older version) is held until its retention.
     const lease = item[a.leaseUntil]?.N;
-    // No claim could ever take it over: it would answer IN_PROGRESS until it expires.
-    if (status === 'INPROGRESS' && lease === undefined) return this.malformed(key, `INPROGRESS without a \`${a.leaseUntil}\` number`);
     // An attribute of a type this store never writes would be read as absent: a `responseOmitted` of
     // `{ S: 'true' }` replayed as `undefined`, a fingerprint of another type as none.
     for (const [name, type] of [
+      [a.leaseUntil, 'N'],
       [a.fingerprint, 'S'],
       [a.keyId, 'S'],
       [a.responseOmitted, 'BOOL'],

@@ -30,7 +30,9 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
 /**
  * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), the key's time to live (ms),
  * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
- * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention.
+ * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention. A record
+ * without `expiresAt` (written by hand, or by an older version) first gets the claim's, or its lease's
+ * end if later, and a TTL to match: it is then read as any record, and held no longer.
  * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
@@ -40,8 +42,16 @@ if #record > 0 then
   local fields = {}
   for i = 1, #record, 2 do fields[record[i]] = record[i + 1] end
   local now = tonumber(ARGV[4])
-  local expiresAt = tonumber(fields.expiresAt)
   local leaseUntil = tonumber(fields.leaseUntil)
+  if fields.expiresAt == nil then
+    local adopted = tonumber(ARGV[3])
+    if leaseUntil ~= nil and math.ceil(leaseUntil / 1000) > adopted then adopted = math.ceil(leaseUntil / 1000) end
+    redis.call('HSET', KEYS[1], 'expiresAt', string.format('%d', adopted))
+    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.ceil((adopted + 1) * 1000 - 1 - now))))
+    record = redis.call('HGETALL', KEYS[1])
+    fields.expiresAt = string.format('%d', adopted)
+  end
+  local expiresAt = tonumber(fields.expiresAt)
   local expired = expiresAt ~= nil and expiresAt < math.floor(now / 1000)
   local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
   if not (expired or lapsed) then

@@ -70,12 +70,14 @@ export class InMemoryStore implements IdempotencyStore {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     checkNumbers(request, ['now', 'leaseUntil', 'expiresAt']);
-    const current = this.records.get(request.key);
+    const current = this.adopted(request);
     if (current !== undefined && isLive(current, request.now)) return { claimed: false, record: await recordOf(request.key, current, this.codec, WHERE) };
     const fields = ['status', 'INPROGRESS', 'owner', request.owner, 'leaseUntil', String(request.leaseUntil), 'expiresAt', String(request.expiresAt)];
     if (request.fingerprint !== undefined) fields.push('fingerprint', request.fingerprint);
     this.records.set(request.key, fromPairs(fields));
-    return current === undefined ? { claimed: true } : { claimed: true, previous: await recordOf(request.key, current, this.codec, WHERE, false) };
+    // A replaced record that was not one (written by hand, say) is replaced like any other, as the other stores do.
+    const previous = current === undefined ? undefined : await recordOf(request.key, current, this.codec, WHERE, false).catch(() => undefined);
+    return previous === undefined ? { claimed: true } : { claimed: true, previous };
   }
 
   async complete(request: CompleteRequest): Promise<CompleteResult> {
@@ -113,6 +115,20 @@ export class InMemoryStore implements IdempotencyStore {
   /** Forgets every record (between tests). */
   clear(): void {
     this.records.clear();
+  }
+
+  /**
+   * The record of the claim's key; one without a retention (written by hand, or by an older
+   * version) first gets the claim's, or its lease's end if later, as the other stores give it.
+   */
+  private adopted(request: ClaimRequest): RecordHash | undefined {
+    const current = this.records.get(request.key);
+    if (current === undefined || current.expiresAt !== undefined) return current;
+    const lease = Number(current.leaseUntil);
+    const expiresAt = Number.isFinite(lease) ? Math.max(request.expiresAt, Math.ceil(lease / 1000)) : request.expiresAt;
+    const adopted = { ...current, expiresAt: String(expiresAt) };
+    this.records.set(request.key, adopted);
+    return adopted;
   }
 
   private heldBy(record: RecordHash | undefined, owner: string): boolean {

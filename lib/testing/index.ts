@@ -3,6 +3,7 @@
  * contexts with a deadline and a clock that moves only when told to; and the contract every store
  * meets, runnable by any test runner.
  */
+export type { HandWrittenRecord, WriteRecord } from './contract-edges.js';
 export type { InMemoryStoreOptions } from './in-memory-store.js';
 export { InMemoryStore } from './in-memory-store.js';
 export type { LambdaContextOptions } from './lambda-context.js';

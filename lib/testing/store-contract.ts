@@ -1,5 +1,6 @@
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
+import { edgeChecks, type WriteRecord } from './contract-edges.js';
 import { Fixture } from './contract-fixture.js';
 import { integrityChecks, transactionCheck } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
@@ -33,13 +34,19 @@ export interface StoreContractOptions {
    * check that every key expires with its retention (a key without one lives forever).
    */
   readonly ttlOf?: TtlOf;
+  /**
+   * Writes a record into the store's database as given, bypassing the store (as a hand or an older
+   * version would): enables the checks of records the store did not write, an INPROGRESS one
+   * without a lease, one without a retention, an unknown status.
+   */
+  readonly writeRecord?: WriteRecord;
 }
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
  * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes, a COMPLETED record claimed by its owner,
- * fingerprints, responses (`undefined`, Unicode, large), release, and `inspect`/`forget` (by lease with `forgetChecksLease`)
+ * fingerprints, responses (`undefined`, Unicode, large), release, records it did not write (with `writeRecord`), and `inspect`/`forget` (by lease with `forgetChecksLease`)
  * and `completeWithWrites`/`claimCompleted` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
  * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
@@ -56,6 +63,7 @@ export interface StoreContractOptions {
 export function storeContract(makeStore: () => IdempotencyStore | Promise<IdempotencyStore>, options: StoreContractOptions = {}): readonly StoreCheck[] {
   if (typeof makeStore !== 'function') throw new TypeError('storeContract: `makeStore` must be a function that returns a store.');
   if (options.ttlOf !== undefined && typeof options.ttlOf !== 'function') throw new TypeError('storeContract: `ttlOf` must be a function.');
+  if (options.writeRecord !== undefined && typeof options.writeRecord !== 'function') throw new TypeError('storeContract: `writeRecord` must be a function.');
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
@@ -65,7 +73,13 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
       has: (store: IdempotencyStore) => typeof store.completeWithWrites === 'function' || typeof store.claimCompleted === 'function',
     },
   ];
-  const always = [...claimChecks, ...outcomeChecks, ...integrityChecks, ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : [])];
+  const always = [
+    ...claimChecks,
+    ...outcomeChecks,
+    ...integrityChecks,
+    ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : []),
+    ...(options.writeRecord ? edgeChecks(options.writeRecord) : []),
+  ];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];
   return checks.map(({ check: [name, run], has }) => ({
     name,

@@ -45,13 +45,12 @@ describe('a malformed item the claim may replace is replaced: the call runs once
 describe('a live malformed item fails closed, with an error that says what is wrong and how to remove it', () => {
   test.each<[string, Record<string, AttributeValue>, string]>([
     ['without an owner', { status: { S: 'COMPLETED' }, expiration: LIVE_EXPIRATION }, 'no `owner` string'],
-    ['without an expiration (TTL never removes it)', { status: { S: 'COMPLETED' }, owner: { S: 'o' } }, 'no `expiration` number'],
     ['with a status this store never writes', { status: { S: 'DONE' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION }, '`status` is neither'],
-    // No claim can take it over, so IN_PROGRESS would answer every call until it expires.
+    // Read as absent, the lease would hold the record until its retention, whatever it says.
     [
-      'INPROGRESS without a lease',
+      'INPROGRESS with a lease that is not a number',
       { status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, leaseUntil: { S: String(T0 - 1) } },
-      'INPROGRESS without a `leaseUntil` number',
+      '`leaseUntil` is not of type N',
     ],
     // Read as absent, each would change what is replayed: `undefined` for a call marked as completed without its response.
     [
@@ -86,6 +85,24 @@ describe('a live malformed item fails closed, with an error that says what is wr
     expect(await forgetRecord({ store, id: f.id })).toBe(true);
     expect(await f.once('k')).toBe(1);
   });
+});
+
+test("an item without an expiration (TTL never removes it) gets the first claim's retention: it replays until then, and is claimed anew after it", async () => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } });
+  expect(await f.once('k')).toBe('kept');
+  expect(f.runs()).toBe(0);
+  // 24 hours, the default retention, from the claim's clock.
+  expect((await readItem(client, tableName, f.id))?.expiration).toEqual({ N: String(T0 / 1000 + 86_400) });
+  const later = makeIdempotent(async (_key: string) => 'anew', { store, name: f.name, now: () => (T0 / 1000 + 86_401) * 1000 });
+  expect(await later('k')).toBe('anew');
+});
+
+test('an INPROGRESS item without a lease is held until its expiration: IN_PROGRESS, inspectRecord shows it, and after it the call runs', async () => {
+  const f = await withItem({ status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION });
+  expect((await rejection(f.once('k'))).code).toBe('IN_PROGRESS');
+  expect(await inspectRecord({ store, id: f.id })).toMatchObject({ status: 'INPROGRESS', expiresAt: T0 / 1000 + 3600 });
+  const later = makeIdempotent(async (_key: string) => 'ran', { store, name: f.name, now: () => (T0 / 1000 + 3601) * 1000 });
+  expect(await later('k')).toBe('ran');
 });
 
 test.each<[string, Record<string, AttributeValue>]>([

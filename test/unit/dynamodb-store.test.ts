@@ -107,11 +107,31 @@ describe('claim', () => {
       .on(PutItemCommand)
       .rejectsOnce(throttled)
       .rejectsOnce(refused())
-      .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' } }));
+      .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' }, expiration: { N: '1' } }));
     const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW };
     await expect(store.claim(request)).rejects.toBe(throttled);
     await expect(store.claim(request)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
     await expect(store.claim(request)).rejects.toThrow(/malformed/);
+  });
+});
+
+test("a refusal by an item without an expiration gives it the claim's (or its lease end, if later) with one UpdateItem conditioned on it still missing", async () => {
+  ddb.on(PutItemCommand).rejectsOnce(refused({ id: { S: KEY }, status: { S: 'INPROGRESS' }, owner: { S: 'o-0' }, leaseUntil: { N: String(NOW + 5_000_000) } }));
+  const adopted = { id: { S: KEY }, status: { S: 'INPROGRESS' }, owner: { S: 'o-0' }, leaseUntil: { N: String(NOW + 5_000_000) }, expiration: { N: '1' } };
+  ddb.on(UpdateItemCommand).resolvesOnce({ Attributes: adopted });
+  const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: Math.floor(NOW / 1000) + 60, now: NOW };
+  expect(await store.claim(request)).toEqual({
+    claimed: false,
+    record: { key: KEY, status: 'INPROGRESS', owner: 'o-0', leaseUntil: NOW + 5_000_000, expiresAt: 1 },
+  });
+  expect(ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input).toEqual({
+    TableName: 'idem',
+    Key: { id: { S: KEY } },
+    UpdateExpression: 'SET #exp = :exp',
+    ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#exp)',
+    ExpressionAttributeNames: { '#id': 'id', '#exp': 'expiration' },
+    ExpressionAttributeValues: { ':exp': { N: String(Math.ceil((NOW + 5_000_000) / 1000)) } },
+    ReturnValues: 'ALL_NEW',
   });
 });
 
