@@ -8,6 +8,14 @@ import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 
 export type RecordStatus = 'INPROGRESS' | 'COMPLETED';
 
+/**
+ * The retention (epoch seconds) a claim gives a record that has none (written by hand, or by an
+ * older version), which would otherwise hold its key forever: the claim's `expiresAt`, or the end of
+ * the record's lease (epoch milliseconds, `NaN` when it has none) if later. @internal
+ */
+export const adoptedRetention = (expiresAt: number, leaseUntil: number): number =>
+  Number.isFinite(leaseUntil) ? Math.max(expiresAt, Math.ceil(leaseUntil / 1000)) : expiresAt;
+
 /** One idempotency record as the store holds it. */
 export interface IdempotencyRecord {
   /** `<namespace>#<hash>`. */

@@ -9,16 +9,17 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type AttributeNames, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
-import type {
-  ClaimRequest,
-  ClaimResult,
-  CompleteRequest,
-  CompleteResult,
-  IdempotencyRecord,
-  IdempotencyStore,
-  RecordStatus,
-  ReleaseRequest,
-  ReleaseResult,
+import {
+  adoptedRetention,
+  type ClaimRequest,
+  type ClaimResult,
+  type CompleteRequest,
+  type CompleteResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type RecordStatus,
+  type ReleaseRequest,
+  type ReleaseResult,
 } from '../store.js';
 import { encodeOutcome, type Outcome, type OutcomeNames, outcomeBudget, outcomeReport, type StoredOutcome } from '../stored-outcome.js';
 
@@ -182,8 +183,7 @@ export class DynamoDBStore implements IdempotencyStore {
    */
   private async adoptRetention(request: ClaimRequest, item: Record<string, AttributeValue>): Promise<ClaimResult> {
     const a = this.attributes;
-    const lease = Number(item[a.leaseUntil]?.N);
-    const expiresAt = Number.isFinite(lease) ? Math.max(request.expiresAt, Math.ceil(lease / 1000)) : request.expiresAt;
+    const expiresAt = adoptedRetention(request.expiresAt, Number(item[a.leaseUntil]?.N));
     try {
       const output = await sendWrite(() =>
         this.client.send(

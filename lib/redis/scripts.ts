@@ -32,7 +32,8 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
  * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention. A record
  * without `expiresAt` (written by hand, or by an older version) first gets the claim's, or its lease's
- * end if later, and a TTL to match: it is then read as any record, and held no longer.
+ * end if later (as `adoptedRetention` in lib/store.ts), and a TTL to match: it is then read as any
+ * record, and held no longer.
  * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */

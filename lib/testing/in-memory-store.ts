@@ -1,17 +1,18 @@
 import { checkOptions, wholeNumber } from '../options.js';
 import { hashOf, outcomeFields, type RecordHash, recordOf, summaryOf } from '../record-hash.js';
 import { ResponseCodec } from '../response-codec.js';
-import type {
-  ClaimRequest,
-  ClaimResult,
-  CompleteRequest,
-  CompleteResult,
-  IdempotencyRecord,
-  IdempotencyStore,
-  RecordStatus,
-  RecordSummary,
-  ReleaseRequest,
-  ReleaseResult,
+import {
+  adoptedRetention,
+  type ClaimRequest,
+  type ClaimResult,
+  type CompleteRequest,
+  type CompleteResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type RecordStatus,
+  type RecordSummary,
+  type ReleaseRequest,
+  type ReleaseResult,
 } from '../store.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../stored-outcome.js';
 
@@ -124,9 +125,7 @@ export class InMemoryStore implements IdempotencyStore {
   private adopted(request: ClaimRequest): RecordHash | undefined {
     const current = this.records.get(request.key);
     if (current === undefined || current.expiresAt !== undefined) return current;
-    const lease = Number(current.leaseUntil);
-    const expiresAt = Number.isFinite(lease) ? Math.max(request.expiresAt, Math.ceil(lease / 1000)) : request.expiresAt;
-    const adopted = { ...current, expiresAt: String(expiresAt) };
+    const adopted = { ...current, expiresAt: String(adoptedRetention(request.expiresAt, Number(current.leaseUntil))) };
     this.records.set(request.key, adopted);
     return adopted;
   }
