@@ -6,26 +6,36 @@ import type { Connection } from './connection.js';
  * short (the `volatile-*` policies pick exactly keys with a TTL, which every record has), and the
  * next duplicate runs again. The policy is read with `INFO memory` (ElastiCache forbids `CONFIG
  * GET`), on every primary of a cluster. A client that passed is not asked again; a refusal is
- * asked again on the next claim, so fixing the policy needs no restart.
+ * asked again on the next claim, so fixing the policy needs no restart. An ACL that refuses INFO
+ * (`-@dangerous`, the usual application user) leaves the policy unknown: that refusal says so and
+ * names both ways out, as an evicting policy's does, rather than pass on a bare NOPERM.
  */
 const passed = new WeakSet<object>();
 
 const policyOf = (info: string): string | undefined => /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
 
+const refusal = (found: string, cause?: unknown): IdempotencyError =>
+  new IdempotencyError(
+    'STORE_FAILURE',
+    `RedisStore claims only on servers whose maxmemory-policy is 'noeviction' (here: ${found}): any other policy may evict a live record ` +
+      `and let a duplicate run again. Set maxmemory-policy to noeviction (an ElastiCache parameter group), or pass \`allowEviction: true\` ` +
+      'if you accept that risk.',
+    { cause },
+  );
+
 /** @internal */
 export async function assertNoEviction(client: object, connection: Connection): Promise<void> {
   if (passed.has(client)) return;
-  const policies = (await connection.memoryInfo()).map(policyOf);
+  const policies = (
+    await connection.memoryInfo().catch((error: unknown) => {
+      if (!String((error as { message?: unknown } | null)?.message).startsWith('NOPERM')) throw error;
+      throw refusal(`unknown: INFO was refused (${(error as Error).message}); grant the user \`+info\` to let it be read`, error);
+    })
+  ).map(policyOf);
   const other = policies.find((policy) => policy !== undefined && policy !== 'noeviction');
   if (other === undefined && policies.length > 0 && !policies.includes(undefined)) {
     passed.add(client);
     return;
   }
-  const found = other === undefined ? 'not reported by INFO memory' : `'${other}'`;
-  throw new IdempotencyError(
-    'STORE_FAILURE',
-    `RedisStore claims only on servers whose maxmemory-policy is 'noeviction' (here: ${found}): any other policy may evict a live record ` +
-      `and let a duplicate run again. Set maxmemory-policy to noeviction (an ElastiCache parameter group), or pass \`allowEviction: true\` ` +
-      'if you accept that risk.',
-  );
+  throw refusal(other === undefined ? 'not reported by INFO memory' : `'${other}'`);
 }

@@ -47,8 +47,9 @@ export interface RedisStoreOptions {
    */
   readonly encryption?: OutcomeEncryption | ResponseEncryption;
   /**
-   * Claim even when the server's `maxmemory-policy` is not `noeviction`. Eviction can drop a live
-   * record and let a duplicate run again: set this only where that risk is accepted. @default false
+   * Claim even when the server's `maxmemory-policy` is not `noeviction`, or cannot be read (an ACL
+   * that refuses `INFO`). Eviction can drop a live record and let a duplicate run again: set this
+   * only where that risk is accepted. @default false
    */
   readonly allowEviction?: boolean;
   /**

@@ -33,7 +33,10 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention. A record
  * without `expiresAt` (written by hand, or by an older version) first gets the claim's, or its lease's
  * end if later (as `adoptedRetention` in lib/store.ts), and a TTL to match: it is then read as any
- * record, and held no longer.
+ * record, and held no longer. One with `expiresAt` but no TTL (copied with HSET, or PERSIST) gets
+ * the TTL its retention and lease give it, as a key of this store has: Redis would never forget it.
+ * A TTL counted from a hand-written value is capped at 2^53 - 1 ms (Lua's `%d` of a larger number
+ * is undefined, and a negative TTL deletes the key).
  * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
@@ -44,15 +47,20 @@ if #record > 0 then
   for i = 1, #record, 2 do fields[record[i]] = record[i + 1] end
   local now = tonumber(ARGV[4])
   local leaseUntil = tonumber(fields.leaseUntil)
-  if fields.expiresAt == nil then
-    local adopted = tonumber(ARGV[3])
-    if leaseUntil ~= nil and math.ceil(leaseUntil / 1000) > adopted then adopted = math.ceil(leaseUntil / 1000) end
-    redis.call('HSET', KEYS[1], 'expiresAt', string.format('%d', adopted))
-    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.ceil((adopted + 1) * 1000 - 1 - now))))
-    record = redis.call('HGETALL', KEYS[1])
-    fields.expiresAt = string.format('%d', adopted)
-  end
   local expiresAt = tonumber(fields.expiresAt)
+  local adopt = fields.expiresAt == nil
+  if adopt then
+    expiresAt = tonumber(ARGV[3])
+    if leaseUntil ~= nil and math.ceil(leaseUntil / 1000) > expiresAt then expiresAt = math.ceil(leaseUntil / 1000) end
+    fields.expiresAt = string.format('%d', expiresAt)
+    redis.call('HSET', KEYS[1], 'expiresAt', fields.expiresAt)
+  end
+  if expiresAt ~= nil and expiresAt == expiresAt and (adopt or redis.call('PTTL', KEYS[1]) == -1) then
+    local ends = (expiresAt + 1) * 1000 - 1
+    if leaseUntil ~= nil and leaseUntil > ends then ends = leaseUntil end
+    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.min(math.ceil(ends - now), 9007199254740991))))
+    if adopt then record = redis.call('HGETALL', KEYS[1]) end
+  end
   local expired = expiresAt ~= nil and expiresAt < math.floor(now / 1000)
   local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
   if not (expired or lapsed) then

@@ -48,6 +48,23 @@ for (const kind of CLIENT_KINDS) {
       expect(turnstile.count).toBe(1);
     });
 
+    test('#5716: a live record that lost its TTL (copied with HSET, or PERSIST) gets it back from the first claim that meets it: its retention, or its lease if later', async () => {
+      const now = Date.now();
+      const expiresAt = Math.floor(now / 1000) + RETENTION;
+      const leaseUntil = (expiresAt + 600) * 1000;
+      await raw.hset(`${keyPrefix}copied#done`, { status: 'COMPLETED', owner: 'other', expiresAt: String(expiresAt), response: '"done"' });
+      await raw.hset(`${keyPrefix}copied#held`, { status: 'INPROGRESS', owner: 'other', expiresAt: String(expiresAt), leaseUntil: String(leaseUntil) });
+      for (const [key, status, until] of [
+        ['copied#done', 'COMPLETED', (expiresAt + 1) * 1000 - 1],
+        ['copied#held', 'INPROGRESS', leaseUntil],
+      ] as const) {
+        const claim = await store.claim({ key, owner: 'me', now, leaseUntil: now + 1000, expiresAt: expiresAt + 60 });
+        expect(claim).toEqual({ claimed: false, record: expect.objectContaining({ owner: 'other', status, expiresAt }) });
+        // PEXPIRE counts from the server's clock, the same as this one here, give or take the call.
+        expect(Math.abs(Number(await raw.call('PEXPIRETIME', keyPrefix + key)) - until)).toBeLessThan(1000);
+      }
+    });
+
     test('#5714: after a lease ends, one attempt takes over; no "recovery" overwrites its record, and the late first attempt changes nothing', async () => {
       let clock = Date.now();
       const turnstile = new Turnstile<string>();

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { jest } from '@jest/globals';
 import { createClient } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { connectionOf } from '../../lib/redis/connection.js';
@@ -90,6 +91,34 @@ describe('the eviction policy', () => {
       }
     });
   }
+
+  // `+@all -@dangerous` is the usual application user (ElastiCache RBAC's example): INFO is in @dangerous.
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s, as a user whose ACL refuses INFO (`+@all -@dangerous`): nothing is claimed, the failure says why and names `allowEviction`, which then claims',
+    async (_, kind) => {
+      const direct = inspector(server.url);
+      await direct.acl('SETUSER', 'no-info', 'on', '>secret', '~*', '&*', '+@all', '-@dangerous').finally(() => direct.disconnect());
+      // ioredis skips its own ready check (INFO) on NOPERM, with a warning.
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      const { client, close } = await kind.open(`redis://no-info:secret@127.0.0.1:${server.port}`);
+      try {
+        let runs = 0;
+        const charge = (allowEviction: boolean) =>
+          makeIdempotent(async (_id: string) => ++runs, {
+            store: new RedisStore({ client, keyPrefix: `no-info-${kind.name}:`, allowEviction }),
+            name: 'charge',
+          });
+        const error = await rejection(charge(false)('order-1'));
+        expect(error.code).toBe('STORE_FAILURE');
+        expect((error.cause as Error).message).toMatch(/maxmemory-policy .*INFO.*NOPERM.*`allowEviction: true`/);
+        expect(runs).toBe(0);
+        expect(await charge(true)('order-1')).toBe(1);
+      } finally {
+        warn.mockRestore();
+        await close();
+      }
+    },
+  );
 
   test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes, a claim or completion sent again finds its own record', async () => {
     const client = ioredisClient(server.url);
