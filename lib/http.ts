@@ -373,7 +373,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     refuse: (event) => {
       if (!expired.has(event as object)) return undefined;
       const refusal = new IdempotencyError('INVALID_KEY', REFUSED.expired);
-      return { response: answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent) };
+      return () => answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent);
     },
     reject: (error, event) => {
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
