@@ -58,7 +58,8 @@ export function acceptance(accepted: string | undefined, coding: string): number
 export const fieldOf = (fields: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
   Object.keys(fields ?? {}).find((field) => field.toLowerCase() === name);
 
-const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>
+/** `fields` without those named in `names` (lower case), in any case. @internal */
+export const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>
   fields && Object.fromEntries(Object.entries(fields).filter(([field]) => !names.includes(field.toLowerCase())));
 
 /** The body's bytes, and how to write other bytes back in the same form. */

@@ -3,7 +3,7 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
-import { fieldOf, forAcceptEncoding } from './http-encoding.js';
+import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
@@ -73,7 +73,8 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   /**
    * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
    * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can
-   * read a 409 and its `Retry-After`. An object, or a function of the request's event.
+   * read a 409 and its `Retry-After`. An object, or a function of the request's event. The answer's
+   * own `Content-Type` and `Retry-After` replace theirs, whatever the case of the names.
    * @default none
    */
   readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>);
@@ -178,14 +179,17 @@ function exposing(result: HttpResult, name: string): HttpResult {
 export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
   const [status, title] = [HTTP_STATUS[error.code], TITLES[error.code]];
   if (status === undefined || title === undefined) return undefined;
-  const headers: Record<string, string> = { ...extraHeaders, 'Content-Type': 'application/problem+json' };
+  const own: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
-    headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
-  if (error.code === 'STORE_FAILURE') headers['Retry-After'] = '1';
+    own['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? 1, maxRetryAfterSeconds));
+  if (error.code === 'STORE_FAILURE') own['Retry-After'] = '1';
   // A commit settled as not applied can be retried at once; an unknown one once its lease has passed.
-  if (error.code === 'COMMIT_FAILED') headers['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? maxRetryAfterSeconds, maxRetryAfterSeconds));
+  if (error.code === 'COMMIT_FAILED') own['Retry-After'] = String(Math.min(error.retryAfterSeconds ?? maxRetryAfterSeconds, maxRetryAfterSeconds));
+  // Header names are case-insensitive: an extra `content-type` next to ours would send two.
+  const names = Object.keys(own).map((name) => name.toLowerCase());
+  const headers = { ...withoutFields(extraHeaders, names), ...own };
   const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
-  return headers['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
+  return own['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
 }
 
 /**
@@ -369,7 +373,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     refuse: (event) => {
       if (!expired.has(event as object)) return undefined;
       const refusal = new IdempotencyError('INVALID_KEY', REFUSED.expired);
-      return { response: answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent) };
+      return () => answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent);
     },
     reject: (error, event) => {
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause

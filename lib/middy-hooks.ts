@@ -38,9 +38,10 @@ export interface Translation {
   readonly reject?: (error: unknown, event: unknown) => { readonly response: unknown } | undefined;
   /**
    * The answer sent instead of running the handler, if any, for a request whose call the engine
-   * started (no record answered it): the call ends released, as if the handler never ran.
+   * started (no record answered it): the call ends released, as if the handler never ran. The
+   * answer is built once it has: building it may run the user's code, which may throw.
    */
-  readonly refuse?: (event: unknown) => { readonly response: unknown } | undefined;
+  readonly refuse?: (event: unknown) => (() => unknown) | undefined;
 }
 
 type AnyRequest = Request<unknown, unknown, Error, Context>;
@@ -296,10 +297,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       request.earlyResponse = replay(start.value, request);
       return;
     }
-    const refused = translation.refuse?.(request.event);
-    if (refused !== undefined) {
-      await engine.end(start.call, { kind: 'return', value: refused.response, final: false });
-      request.earlyResponse = refused.response;
+    const refusal = translation.refuse?.(request.event);
+    if (refusal !== undefined) {
+      await engine.end(start.call, { kind: 'return', value: undefined, final: false });
+      request.earlyResponse = refusal();
       return;
     }
     calls.set(request, start.call);

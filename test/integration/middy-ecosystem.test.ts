@@ -221,6 +221,12 @@ describe('the answers httpIdempotency gives itself, which http-cors never sees',
       expect(answer.headers).toEqual({ 'Access-Control-Allow-Origin': ORIGIN, 'Content-Type': 'application/problem+json' });
   });
 
+  test('carry `problemHeaders` whose names are in another case without a second Content-Type: header names are case-insensitive', async () => {
+    const [mismatch, missing] = await ownAnswers({ problemHeaders: { 'access-control-allow-origin': ORIGIN, 'content-type': 'text/html' } });
+    for (const answer of [mismatch, missing])
+      expect(answer.headers).toEqual({ 'access-control-allow-origin': ORIGIN, 'Content-Type': 'application/problem+json' });
+  });
+
   test.each([
     ['a string', 'https://shop.example'],
     ['an object with a number', { 'Access-Control-Max-Age': 600 }],

@@ -123,6 +123,22 @@ describe('issued keys expire before their records', () => {
     expect(await records()).toEqual([]);
   });
 
+  test('a `problemHeaders` function that throws while a key past its age limit is refused fails that request and releases its claim: the next one gets the 400 at once', async () => {
+    let failing = true;
+    const problemHeaders = (): Record<string, string> => {
+      if (failing) throw new Error('origin lookup failed');
+      return {};
+    };
+    const { post, runs, records } = api('signed-late-headers', [current], { now, expiresAfterSeconds: 3600, problemHeaders });
+    const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });
+    clock.millis = issuedAt + 2 * hour;
+    await expect(post(key)).rejects.toThrow('origin lookup failed');
+    expect(await records()).toEqual([]);
+    failing = false;
+    expectRefused(await post(key));
+    expect(runs()).toBe(0);
+  });
+
   test('atomic: a key past its age limit is refused (400) even while its record lives, since an atomic call reads no record before it runs; it never runs again', async () => {
     const { post, runs } = api('signed-late-atomic', [current], { now, expiresAfterSeconds: 3600, atomic: true });
     const key = issueIdempotencyKey({ secret: current, now: () => issuedAt });

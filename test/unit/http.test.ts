@@ -182,6 +182,20 @@ describe('problem', () => {
     expect(problem(new IdempotencyError('PAYLOAD_MISMATCH', 'x'), 60)?.headers).not.toHaveProperty('Retry-After');
   });
 
+  test('extra headers never add a second Content-Type or Retry-After, whatever the case of their names; others are kept', () => {
+    const inProgress = new IdempotencyError('IN_PROGRESS', 'busy', { retryAfterSeconds: 3 });
+    expect(problem(inProgress, 60, { 'content-type': 'text/html', 'RETRY-AFTER': '999', vary: 'Origin' })?.headers).toEqual({
+      'Content-Type': 'application/problem+json',
+      'Retry-After': '3',
+      vary: 'Origin',
+    });
+    // A 422 sets no Retry-After of its own: one given is kept.
+    expect(problem(new IdempotencyError('PAYLOAD_MISMATCH', 'x'), 60, { 'retry-after': '5' })?.headers).toEqual({
+      'Content-Type': 'application/problem+json',
+      'retry-after': '5',
+    });
+  });
+
   test('with CORS headers, exposes Retry-After to the other origin (not a CORS-safelisted header), after any header already exposed', () => {
     const inProgress = new IdempotencyError('IN_PROGRESS', 'busy', { retryAfterSeconds: 3 });
     expect(problem(inProgress, 60, { 'Access-Control-Allow-Origin': 'https://shop.example' })?.headers).toMatchObject({
