@@ -67,20 +67,23 @@ export class DynamoDBStore extends LeanDynamoDBStore {
 
   /**
    * The record's state and the sizes of what it stores, from one strongly consistent `GetItem`,
-   * for operations tools; the response is never decoded (nor decrypted).
+   * for operations tools; the response is never decoded (nor decrypted). A record without a
+   * retention is shown without one, as claims read it (the first that meets it gives it one).
    */
   async inspect(key: string): Promise<RecordSummary | undefined> {
     const a = this.attributes;
-    const output = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
-    const record = await this.toRecord(output.Item, false);
-    if (record === undefined) return undefined;
+    const { Item: item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
+    if (item === undefined) return undefined;
+    const expiration = item[a.expiration];
+    // Read with a stand-in retention, so that every other attribute is checked as a claim checks it.
+    const record = (await this.toRecord({ ...item, [a.expiration]: expiration ?? { N: '0' } }, false))!;
     const sizeOf = (stored: AttributeValue | undefined) => (stored?.S !== undefined ? Buffer.byteLength(stored.S) : stored?.B?.byteLength);
-    const responseBytes = sizeOf(output.Item![a.response]);
-    const errorBytes = sizeOf(output.Item![a.error]);
+    const responseBytes = sizeOf(item[a.response]);
+    const errorBytes = sizeOf(item[a.error]);
     return {
       key: record.key,
       status: record.status,
-      expiresAt: record.expiresAt,
+      ...(expiration === undefined ? {} : { expiresAt: record.expiresAt }),
       ...(record.leaseUntil === undefined ? {} : { leaseUntil: record.leaseUntil }),
       hasFingerprint: record.fingerprint !== undefined,
       ...(responseBytes === undefined ? {} : { responseBytes }),

@@ -587,7 +587,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       this.#emit('replay', record.key);
       return this.#replay(record);
     }
-    throw this.#inProgress(record.key, record.leaseUntil, now);
+    // A record without a lease (written by hand, or by an older version) is held until its retention ends.
+    throw this.#inProgress(record.key, record.leaseUntil ?? (record.expiresAt + 1) * 1000, now);
   }
 
   /** The rejection of a call that met another attempt holding its key (until `leaseUntil`, when known). */

@@ -81,7 +81,7 @@ export const MAX_RETRY_AFTER_SECONDS = 60;
 
 export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
-  /** With `IN_PROGRESS`: seconds until the holder's lease ends; with `TRANSACTION_CONFLICT`: when to retry. */
+  /** With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a lease); with `TRANSACTION_CONFLICT`: when to retry. */
   readonly retryAfterSeconds?: number;
   /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write DynamoDB refused: index of the action among the call's own writes. */
   readonly actionIndex?: number;

@@ -60,20 +60,33 @@ export async function outcomeFields(
 // (a clock built on performance.now()) or a sign (a test's clock before 1970), as DynamoDB keeps them.
 const NUMBER = /^-?\d+(?:\.\d+)?(?:e[+-]\d+)?$/;
 
-/** The fields every record has, checked: status, owner, retention, and the lease when present. */
-function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
+// Fails closed until removed or expired, as DynamoDBStore's unreadable items do; the message says how.
+const malformed = (key: string, where: string, problem: string): never => {
+  throw malformedRecord(key, where, problem, '. Remove it with forgetRecord');
+};
+
+/** The fields every record has, checked: status, owner, and the retention and the lease when present. */
+function checked(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'leaseUntil'> & { expiresAt?: number } {
   const { status, owner, expiresAt, leaseUntil } = hash;
-  // Fails closed until removed or expired, as DynamoDBStore's unreadable items do; the message says how.
-  const malformed = (problem: string): never => {
-    throw malformedRecord(key, where, problem, '. Remove it with forgetRecord');
-  };
-  if (status !== 'INPROGRESS' && status !== 'COMPLETED') return malformed('`status` is neither INPROGRESS nor COMPLETED');
-  if (owner === undefined) return malformed('no `owner`');
-  if (!NUMBER.test(expiresAt ?? '')) return malformed('no `expiresAt` number');
-  if (leaseUntil !== undefined && !NUMBER.test(leaseUntil)) return malformed('`leaseUntil` is not a number');
+  if (status !== 'INPROGRESS' && status !== 'COMPLETED') return malformed(key, where, '`status` is neither INPROGRESS nor COMPLETED');
+  if (owner === undefined) return malformed(key, where, 'no `owner`');
+  if (expiresAt !== undefined && !NUMBER.test(expiresAt)) return malformed(key, where, 'no `expiresAt` number');
+  if (leaseUntil !== undefined && !NUMBER.test(leaseUntil)) return malformed(key, where, '`leaseUntil` is not a number');
   // Read as absent, another value would replay the call as one that returned `undefined`.
-  if (hash.responseOmitted !== undefined && hash.responseOmitted !== '1') return malformed('`responseOmitted` is not 1');
-  return { key, status, owner, expiresAt: Number(expiresAt), ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }) };
+  if (hash.responseOmitted !== undefined && hash.responseOmitted !== '1') return malformed(key, where, '`responseOmitted` is not 1');
+  return {
+    key,
+    status,
+    owner,
+    ...(expiresAt === undefined ? {} : { expiresAt: Number(expiresAt) }),
+    ...(leaseUntil === undefined ? {} : { leaseUntil: Number(leaseUntil) }),
+  };
+}
+
+/** The fields of `checked`, the retention required: claims give a record without one the claim's before reading it. */
+function required(key: string, hash: RecordHash, where: string): Pick<IdempotencyRecord, 'key' | 'status' | 'owner' | 'expiresAt' | 'leaseUntil'> {
+  const fields = checked(key, hash, where);
+  return fields.expiresAt === undefined ? malformed(key, where, 'no `expiresAt` number') : (fields as typeof fields & { expiresAt: number });
 }
 
 /** The record of `hash`, its response decoded (and decrypted) unless `withResponse` is false. @internal */
@@ -91,9 +104,12 @@ export async function recordOf(key: string, hash: RecordHash, codec: ResponseCod
   };
 }
 
-/** What operations tools see of `hash`: never the response or the error themselves. @internal */
+/**
+ * What operations tools see of `hash`: never the response or the error themselves. A record without
+ * a retention is shown without one, as claims read it (the first that meets it gives it one). @internal
+ */
 export function summaryOf(key: string, hash: RecordHash, where: string): RecordSummary {
-  const { owner: _owner, ...record } = required(key, hash, where);
+  const { owner: _owner, ...record } = checked(key, hash, where);
   // The size of the value stored, as DynamoDBStore reports it: bytes, not their base64 text.
   const bytes = (name: string): number | undefined => {
     const stored = storedValue(hash, name);

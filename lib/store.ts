@@ -155,8 +155,11 @@ export interface RecordSummary {
   /** `<namespace>#<hash>`. */
   readonly key: string;
   readonly status: RecordStatus;
-  /** Epoch seconds: the retention. */
-  readonly expiresAt: number;
+  /**
+   * Epoch seconds: the retention. Absent for a record that has none (written by hand, or by an older
+   * version): the first claim that meets it gives it one.
+   */
+  readonly expiresAt?: number;
   /** Epoch milliseconds, while INPROGRESS. */
   readonly leaseUntil?: number;
   readonly hasFingerprint: boolean;

@@ -34,10 +34,15 @@ const bytes = (count: number | undefined): string => (count === undefined ? 'non
 
 /** The lines `inspect` prints for a record. */
 export function describeRecord(summary: RecordSummary, now: number): string {
-  const expires = summary.expiresAt * 1000;
+  const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
   const rows: Array<[string, string]> = [
     ['status', summary.status],
-    ['expires', `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`],
+    [
+      'expires',
+      expires === undefined
+        ? 'none (written by hand or by an older version): the next call with this key sets one'
+        : `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`,
+    ],
     [
       'lease',
       summary.leaseUntil === undefined
@@ -54,7 +59,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 /** The line `stuck` prints for a record. */
 export function describeStuck(summary: RecordSummary, now: number): string {
   // Scanned items are not checked as records are: one written by hand may lack a readable expiration.
-  const expires = summary.expiresAt * 1000;
+  const expires = (summary.expiresAt ?? Number.NaN) * 1000;
   const expiration = Number.isNaN(expires) ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
   return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }

@@ -161,9 +161,15 @@ export class DynamoDBStore implements IdempotencyStore {
     put.ReturnValues = 'ALL_OLD';
     try {
       const output = await sendWrite(() => this.client.send(new PutItemCommand(put)));
+      const old = output?.Attributes;
+      // A record without a retention, past its lease, is replaced without first getting one (see
+      // `adoptRetention`): it is returned with the one it would have got, as the other stores return it.
+      if (old !== undefined && old[this.attributes.expiration] === undefined) {
+        old[this.attributes.expiration] = { N: String(adoptedRetention(request.expiresAt, Number(old[this.attributes.leaseUntil]?.N))) };
+      }
       // Only the replaced record's status matters here: its response is not decoded (or decrypted),
       // and an item that was not a record (written by hand, say) is replaced like any other.
-      const previous = output?.Attributes ? await this.toRecord(output.Attributes, false).catch(() => undefined) : undefined;
+      const previous = old ? await this.toRecord(old, false).catch(() => undefined) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
       if (!isConditionFailure(error) || error.Item === undefined) throw error;

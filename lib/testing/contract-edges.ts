@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { IdempotencyError, MAX_RETRY_AFTER_SECONDS } from '../errors.js';
+import { makeIdempotent } from '../idempotent.js';
+import { recordIdOf } from '../operations.js';
 import type { ClaimResult, IdempotencyRecord, IdempotencyStore } from '../store.js';
 import type { Check } from './contract-claims.js';
 import { type Fixture, LEASE_MILLIS, refused } from './contract-fixture.js';
@@ -89,6 +92,86 @@ export function edgeChecks(write: WriteRecord): readonly Check[] {
         const after = (f.expiresAt + 1) * 1000;
         const anew = await f.claim(expired, 'owner-b', { now: after, expiresAt: f.expiresAt + 3_600 });
         assert.equal(anew.claimed, true, 'an INPROGRESS record without a lease, past its retention, must be claimed anew: its retention bounds it');
+      },
+    ],
+    [
+      'a call that meets an INPROGRESS record without a lease is told to retry when its retention ends, not in a second: nothing takes the record over before',
+      async (f) => {
+        const name = f.key('hint').replace('#', '-');
+        await plant(f, { key: recordIdOf({ name, key: 'order-1' }), status: 'INPROGRESS', owner: 'owner-a', expiresAt: f.expiresAt });
+        const late = f.t0 + 100 * LEASE_MILLIS;
+        const call = makeIdempotent(async (_order: string) => 'ran', { store: f.store, name, key: (order) => order, now: () => late });
+        const error: unknown = await call('order-1').then(
+          () => assert.fail('a call that met an INPROGRESS record without a lease ran, where the record is held until its retention'),
+          (rejection: unknown) => rejection,
+        );
+        assert.ok(error instanceof IdempotencyError && error.code === 'IN_PROGRESS', `expected IN_PROGRESS, got ${String(error)}`);
+        const left = f.expiresAt + 1 - late / 1000;
+        assert.ok(
+          error.retryAfterSeconds !== undefined && error.retryAfterSeconds >= Math.floor(left) && error.retryAfterSeconds <= Math.ceil(left),
+          `the retry hint of an INPROGRESS record without a lease must be the time until its retention ends (${Math.ceil(left)} s), as a lease's is the time until it ends; got ${error.retryAfterSeconds} s`,
+        );
+        assert.deepEqual(
+          error.headers,
+          { 'Retry-After': String(MAX_RETRY_AFTER_SECONDS) },
+          'the HTTP Retry-After is capped as for any lease: its holder may finish sooner',
+        );
+      },
+    ],
+    [
+      'inspect shows a record without a retention as it is, without one, rather than fail: the first claim that meets it gives it one',
+      async (f) => {
+        if (typeof f.store.inspect !== 'function') return;
+        const completed = f.key('inspect-no-retention-completed');
+        await plant(f, { key: completed, status: 'COMPLETED', owner: 'owner-a' });
+        const leaseUntil = f.t0 + LEASE_MILLIS;
+        const leased = f.key('inspect-no-retention-leased');
+        await plant(f, { key: leased, status: 'INPROGRESS', owner: 'owner-a', leaseUntil });
+        for (const [key, status, lease] of [
+          [completed, 'COMPLETED', undefined],
+          [leased, 'INPROGRESS', leaseUntil],
+        ] as const) {
+          let summary: Awaited<ReturnType<NonNullable<IdempotencyStore['inspect']>>>;
+          try {
+            summary = await f.store.inspect(key);
+          } catch (error) {
+            assert.fail(
+              `inspect of a ${status} record without a retention threw (${(error as Error).message}), where the protocol reads the record: it must show it.`,
+            );
+          }
+          assert.deepEqual(
+            [summary?.status, summary?.leaseUntil, summary?.expiresAt, summary !== undefined && 'expiresAt' in summary],
+            [status, lease, undefined, false],
+            `inspect shows a ${status} record without a retention with none (no \`expiresAt\`), as it is stored`,
+          );
+        }
+        await attempt('a claim of a COMPLETED record without a retention', () => f.claim(completed, 'owner-b'));
+        assert.equal((await f.store.inspect(completed))?.expiresAt, f.expiresAt, 'inspect shows the retention the first claim gave the record');
+      },
+    ],
+    [
+      'a claim that replaces a record the store did not write returns it as `previous`, as any takeover does: an INPROGRESS one without a lease past its retention, one without a retention past its lease',
+      async (f) => {
+        const noLease = f.key('previous-no-lease');
+        await plant(f, { key: noLease, status: 'INPROGRESS', owner: 'owner-a', expiresAt: f.expiresAt });
+        const after = (f.expiresAt + 1) * 1000;
+        const anew = await f.claim(noLease, 'owner-b', { now: after, expiresAt: f.expiresAt + 3_600 });
+        assert.equal(anew.claimed, true, 'an INPROGRESS record without a lease, past its retention, must be claimed anew');
+        assert.deepEqual(
+          anew.claimed && [anew.previous?.status, anew.previous?.owner, anew.previous?.leaseUntil, anew.previous?.expiresAt],
+          ['INPROGRESS', 'owner-a', undefined, f.expiresAt],
+          'the claim that replaces an INPROGRESS record without a lease returns it as `previous` (a takeover: its attempt may have run)',
+        );
+        const noRetention = f.key('previous-no-retention');
+        const leaseUntil = f.t0 - 1;
+        await plant(f, { key: noRetention, status: 'INPROGRESS', owner: 'owner-a', leaseUntil });
+        const takeover = await f.claim(noRetention, 'owner-b');
+        assert.equal(takeover.claimed, true, 'an INPROGRESS record without a retention, past its lease, must be taken over');
+        assert.deepEqual(
+          takeover.claimed && [takeover.previous?.status, takeover.previous?.owner, takeover.previous?.leaseUntil, takeover.previous?.expiresAt],
+          ['INPROGRESS', 'owner-a', leaseUntil, f.expiresAt],
+          "the takeover of an INPROGRESS record without a retention returns it as `previous`, with the retention a claim gives such a record (the claim's)",
+        );
       },
     ],
     [

@@ -506,6 +506,19 @@ test('stuck lists a record past its lease that has no valid expiration (written 
   }
 });
 
+test('inspect shows a record without an expiration (written by hand) without one, instead of failing on it', async () => {
+  const table = await freshTable(client, 'cli-inspect-bare');
+  try {
+    await client.send(new PutItemCommand({ TableName: table, Item: { id: { S: 'n#h' }, status: { S: 'COMPLETED' }, owner: { S: 'o' } } }));
+    const [text, asJson] = await Promise.all([cli('inspect', '--table', table, '--id', 'n#h'), cli('inspect', '--table', table, '--id', 'n#h', '--json')]);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toContain('\n  expires      none (written by hand or by an older version): the next call with this key sets one\n');
+    expect(JSON.parse(asJson.stdout)).toEqual({ key: 'n#h', status: 'COMPLETED', hasFingerprint: false, responseOmitted: false });
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
 test('inspect and stuck show a hand-written instant beyond the dates JavaScript can show, instead of failing on it', async () => {
   const table = await freshTable(client, 'cli-far-dates');
   try {

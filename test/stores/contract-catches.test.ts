@@ -76,7 +76,9 @@ test('a claim that reads, then writes (not one conditional write) fails the race
     claim: async (request: ClaimRequest) => {
       const current = await inner.inspect(request.key);
       const live =
-        current !== undefined && current.expiresAt >= Math.floor(request.now / 1000) && !(current.status === 'INPROGRESS' && current.leaseUntil! < request.now);
+        current !== undefined &&
+        current.expiresAt! >= Math.floor(request.now / 1000) &&
+        !(current.status === 'INPROGRESS' && current.leaseUntil! < request.now);
       if (live) return inner.claim(request);
       // Every concurrent claim has read by now, and each writes as if it were alone.
       await new Promise((resolve) => setImmediate(resolve));
