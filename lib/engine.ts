@@ -204,7 +204,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
-    // How long this call would have waited for another process's attempt, had it claimed at once.
+    // Until when this call may wait for another process's attempt: counted from its start, also
+    // when it claims only after following an in-process leader.
     const waitForOtherUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), waitUntil);
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
@@ -217,10 +218,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, flight);
+      if (leader === undefined || (execution === undefined && leaseLeft < 0))
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, flight);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
-      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call))
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -254,14 +257,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
     execution: string | undefined,
-    waitUntil: number,
+    waitForOtherUntil: number,
     flightKey?: string,
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
     try {
-      const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
+      const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil);
       if (start.kind === 'replay') {
         // Another process holds the key and this call was out of time to wait for it (a durable call
         // never waits): followers with more time wait on their own, as they would without this one.
@@ -315,7 +318,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
     durable: boolean,
-    until: number,
+    waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
     const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
@@ -327,7 +330,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         call: this.#call(key, owner, fingerprint, 'atomic', now, deadline),
         leaseUntil: now + leaseMillis,
       };
-    const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
     for (let attempt = 0; ; attempt++) {
       const at = this.now();
       // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.
