@@ -86,6 +86,8 @@ interface Flight {
    * record: its followers of that invocation end with it rather than lead and run their functions.
    */
   invocationEnded?: unknown;
+  /** The store's failure of the leader's claim, which its followers fail with. */
+  claimFailed?: unknown;
   /**
    * Another process's INPROGRESS record, which the leader was out of time to wait for: its
    * followers out of time too answer from it; those with time of their own wait for it themselves.
@@ -244,6 +246,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+      if (leader.claimFailed !== undefined) throw leader.claimFailed;
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }
@@ -263,27 +266,30 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
-    try {
-      const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil);
-      if (start.kind === 'replay') {
-        // Another process holds the key and this call was out of time to wait for it (a durable call
-        // never waits): followers with more time wait on their own, as they would without this one.
-        if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
-          flight.outOfTime = start.record;
-          flight.settle(undefined);
-        } else flight?.settle(start.record);
-        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
-      }
+    const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
       if (flight !== undefined) {
-        flight.leaseUntil = start.leaseUntil;
-        flight.call = start.call;
-        this.#leading.set(start.call, flight);
+        // Followers fail closed with the store's failure of this claim rather than send it again one
+        // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
+        if (!((error as Error | undefined)?.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
+        this.#land(flight, undefined, error);
       }
-      return start;
-    } catch (error) {
-      if (flight !== undefined) this.#land(flight, undefined, error);
       throw error;
+    });
+    if (start.kind === 'replay') {
+      // Another process holds the key and this call was out of time to wait for it (a durable call
+      // never waits): followers with more time wait on their own, as they would without this one.
+      if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
+        flight.outOfTime = start.record;
+        flight.settle(undefined);
+      } else flight?.settle(start.record);
+      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
     }
+    if (flight !== undefined) {
+      flight.leaseUntil = start.leaseUntil;
+      flight.call = start.call;
+      this.#leading.set(start.call, flight);
+    }
+    return start;
   }
 
   /** Settles a leader's flight with its record; `error`, when it ends a durable invocation, ends its followers too (only durable followers read it). */
