@@ -86,6 +86,8 @@ interface Flight {
    * record: its followers of that invocation end with it rather than lead and run their functions.
    */
   invocationEnded?: unknown;
+  /** The store's failure of the leader's claim, which its followers fail with. */
+  claimFailed?: unknown;
   /**
    * Another process's INPROGRESS record, which the leader was out of time to wait for: its
    * followers out of time too answer from it; those with time of their own wait for it themselves.
@@ -204,7 +206,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
-    // How long this call would have waited for another process's attempt, had it claimed at once.
+    // Until when this call may wait for another process's attempt: counted from its start, also
+    // when it claims only after following an in-process leader.
     const waitForOtherUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), waitUntil);
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
@@ -217,10 +220,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(key, fingerprint, deadline, execution, waitUntil, flight);
+      if (leader === undefined || (execution === undefined && leaseLeft < 0))
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, flight);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
-      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call)) return this.#lead(key, fingerprint, deadline, execution, waitUntil);
+      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call))
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -241,6 +246,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+      if (leader.claimFailed !== undefined) throw leader.claimFailed;
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }
@@ -254,33 +260,36 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
     execution: string | undefined,
-    waitUntil: number,
+    waitForOtherUntil: number,
     flightKey?: string,
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
-    try {
-      const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitUntil);
-      if (start.kind === 'replay') {
-        // Another process holds the key and this call was out of time to wait for it (a durable call
-        // never waits): followers with more time wait on their own, as they would without this one.
-        if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
-          flight.outOfTime = start.record;
-          flight.settle(undefined);
-        } else flight?.settle(start.record);
-        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
-      }
+    const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
       if (flight !== undefined) {
-        flight.leaseUntil = start.leaseUntil;
-        flight.call = start.call;
-        this.#leading.set(start.call, flight);
+        // Followers fail closed with the store's failure of this claim rather than send it again one
+        // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
+        if (!((error as Error | undefined)?.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
+        this.#land(flight, undefined, error);
       }
-      return start;
-    } catch (error) {
-      if (flight !== undefined) this.#land(flight, undefined, error);
       throw error;
+    });
+    if (start.kind === 'replay') {
+      // Another process holds the key and this call was out of time to wait for it (a durable call
+      // never waits): followers with more time wait on their own, as they would without this one.
+      if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
+        flight.outOfTime = start.record;
+        flight.settle(undefined);
+      } else flight?.settle(start.record);
+      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
     }
+    if (flight !== undefined) {
+      flight.leaseUntil = start.leaseUntil;
+      flight.call = start.call;
+      this.#leading.set(start.call, flight);
+    }
+    return start;
   }
 
   /** Settles a leader's flight with its record; `error`, when it ends a durable invocation, ends its followers too (only durable followers read it). */
@@ -315,7 +324,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
     durable: boolean,
-    until: number,
+    waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
     const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
@@ -327,7 +336,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         call: this.#call(key, owner, fingerprint, 'atomic', now, deadline),
         leaseUntil: now + leaseMillis,
       };
-    const waitUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), until);
     for (let attempt = 0; ; attempt++) {
       const at = this.now();
       // A Lambda deadline does not move while the claim waits for another attempt: the lease ends at it.

@@ -109,10 +109,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly singleFlight?: boolean;
   /**
-   * How long a duplicate that meets another process's INPROGRESS record waits for it to complete
-   * (bounded backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline),
-   * then replays it; 0 answers `IN_PROGRESS`
-   * at once. Each poll is one conditional write. @default 0
+   * How long a duplicate that meets another process's INPROGRESS record waits for it to complete,
+   * counted from the call's start, also when it first followed an in-process duplicate (bounded
+   * backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline), then
+   * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. @default 0
    */
   readonly waitForInProgressMillis?: number;
   /**

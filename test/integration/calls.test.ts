@@ -953,6 +953,55 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test('a follower that leads after its leader ran out of time waits for another process only until its own waitForInProgressMillis from its start, not a fresh window', async () => {
+    const clock = manualClock();
+    const t0 = clock.now();
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string, __?: Context) => turnstile.enter();
+    const name = 'wait-follower-total';
+    // The clock stands still between the test's steps: each claim process b sends is stamped with its time.
+    const claims = testClient();
+    const claimedAt: number[] = [];
+    const claimed: (() => void)[] = [];
+    claims.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'PutItemCommand') {
+          claimedAt.push(clock.now());
+          for (const check of claimed) check();
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'stamp' },
+    );
+    /** Resolves once process b has sent `count` claims at `at` or later. */
+    const claimsFrom = (at: number, count: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => claimedAt.filter((t) => t >= at).length >= count && resolve();
+        claimed.push(check);
+        check();
+      });
+    const a = makeIdempotent(fn, { store, name, now: clock.now });
+    const b = makeIdempotent(fn, { store: new DynamoDBStore({ tableName, client: claims }), name, now: clock.now, waitForInProgressMillis: 10_000 });
+    const first = a('w-9');
+    const holder = await turnstile.next();
+    // In process b, both at t0: a leader that can wait 4.5 s (its deadline), and a follower that may wait 10 s.
+    const hurried = rejection(b('w-9', testingContext({ functionName: name, remainingMillis: 5_000, now: clock.now })));
+    const patient = rejection(b('w-9', testingContext({ functionName: name, remainingMillis: 60_000, now: clock.now })));
+    await claimsFrom(t0, 1);
+    await flush();
+    clock.advance(4_500);
+    expect((await hurried).code).toBe('IN_PROGRESS');
+    await claimsFrom(t0 + 4_500, 2); // the follower led and met the record itself
+    clock.advance(5_500);
+    // At t0 + 10 s its wait is over: a second poll from then on would be a window counted from its own claim.
+    const ended = await Promise.race([patient.then((error) => error.code), claimsFrom(t0 + 10_000, 2).then(() => 'polled on')]);
+    expect(ended).toBe('IN_PROGRESS');
+    holder.open('original');
+    expect(await first).toBe('original');
+    expect(turnstile.count).toBe(1);
+    claims.destroy();
+  });
+
   test("in-process duplicates of a leader that met another process's attempt, none of them waiting for another process, answer IN_PROGRESS with it: one claim, not one each", async () => {
     const turnstile = new Turnstile<string>();
     const fn = async (_: string) => turnstile.enter();

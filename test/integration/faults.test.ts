@@ -5,7 +5,9 @@
  * attempt (the SDK gives up). After each run the invariants are checked (test/support/invariants.ts),
  * then a recovery pass with a clock beyond the lease proves that no record is stuck.
  */
+import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { gate, Turnstile } from '../support/gate.js';
@@ -223,5 +225,57 @@ describe('latency spikes, held by gates', () => {
     (await turnstile.next()).open(() => 'C');
     expect(await c).toBe('C');
     expect(turnstile.count).toBe(2);
+  });
+});
+
+describe('single-flight: in-process duplicates of a leader the store fails', () => {
+  const inProcess = (name: string) => {
+    const turnstile = new Turnstile<() => string>();
+    const warnings: string[] = [];
+    const fn = makeIdempotent(async (_key: string, __?: Context) => (await turnstile.enter())(), {
+      store,
+      name,
+      logger: { warn: (line) => warnings.push(line) },
+    });
+    /** The value of a call, or the code of its rejection. */
+    const call = (context?: Context) =>
+      fn('k', context).then(
+        (value) => value,
+        (error: IdempotencyError) => error.code,
+      );
+    return { turnstile, call, warnings };
+  };
+
+  test('a claim the store fails fails its followers alike: one claim for them all, not one each in turn', async () => {
+    faults.schedule({ operations: ['PutItem'], fault: { kind: 'throttle' }, requests: 5, attempts: 'all' });
+    const { turnstile, call } = inProcess('flight-claim-fails');
+    const calls = Array.from({ length: 5 }, () => call());
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 5 }, () => 'STORE_FAILURE'));
+    expect(faults.attemptsOf('PutItem')).toBe(3); // one claim, and the SDK's retries of it
+    expect(turnstile.count).toBe(0);
+  });
+
+  test("a claim given up on at the leader's own deadline leaves its followers to claim on their own time", async () => {
+    const held = gate();
+    faults.schedule({ operations: ['PutItem'], fault: { kind: 'latency', until: held.promise } });
+    const name = 'flight-claim-deadline';
+    const { turnstile, call } = inProcess(name);
+    const leader = call(testingContext({ functionName: name, remainingMillis: 50 }));
+    const follower = call(testingContext({ functionName: name, remainingMillis: 60_000 }));
+    // The leader gives its unanswered claim up (after a second, the least a request gets) and fails closed.
+    expect(await leader).toBe('STORE_FAILURE');
+    void turnstile.next().then((arrival) => arrival.open(() => 'follower'));
+    expect(await follower).toBe('follower');
+    held.open();
+  });
+
+  test("a completion the store fails still answers the followers with the leader's value: the function runs once", async () => {
+    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+    const { turnstile, call, warnings } = inProcess('flight-complete-fails');
+    const calls = Array.from({ length: 5 }, () => call());
+    (await turnstile.next()).open(() => 'once');
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 5 }, () => 'once'));
+    expect(turnstile.count).toBe(1);
+    expect(warnings).toHaveLength(1);
   });
 });
