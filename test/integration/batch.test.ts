@@ -944,7 +944,7 @@ describe('failures of the bookkeeping around a failed record', () => {
   });
 });
 
-test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, and the shard stops at it', async () => {
+test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, logged as aggregated, and the shard stops at it', async () => {
   const logger = quiet();
   const orders = consumer<Order>(() => 'ok', { logger });
   // The KPL aggregation format starts with these magic bytes, then a protobuf message.
@@ -955,7 +955,11 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
   const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
   expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
   expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
-  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+  // Named for what it is (its bytes are no UTF-8 either), so an operator looks at the producer, not at an encoding.
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({
+    itemIdentifier: kinesisSequence(2),
+    reason: 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)',
+  });
 });
 
 test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
