@@ -1491,3 +1491,54 @@ test('SNS to SQS without raw delivery: a resend is a new envelope (id, time, sig
   expect(failuresOf(await byPayload.invoke(publishes()))).toEqual([]);
   expect(byPayload.calls).toHaveLength(1);
 });
+
+test('S3 event notifications through SQS: a notification S3 delivers twice runs once; the s3:TestEvent S3 sends when notifications are set up reaches the record function like any message', async () => {
+  /** The notification S3 puts on a queue for a new object (one record per message). */
+  const notification = (key: string, sequencer: string) =>
+    JSON.stringify({
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: REGION,
+          eventTime: new Date(SENT).toISOString(),
+          eventName: 'ObjectCreated:Put',
+          userIdentity: { principalId: 'AWS:AROAEXAMPLEID:uploader' },
+          requestParameters: { sourceIPAddress: '203.0.113.7' },
+          responseElements: { 'x-amz-request-id': 'C3D13FE58DE4C810', 'x-amz-id-2': 'FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD' },
+          s3: {
+            s3SchemaVersion: '1.0',
+            configurationId: 'invoices-uploaded',
+            bucket: { name: 'invoices', ownerIdentity: { principalId: 'A3NL1KOZZKExample' }, arn: 'arn:aws:s3:::invoices' },
+            object: { key, size: 1024, eTag: 'd41d8cd98f00b204e9800998ecf8427e', sequencer },
+          },
+        },
+      ],
+    });
+  const testEvent = JSON.stringify({
+    Service: 'Amazon S3',
+    Event: 's3:TestEvent',
+    Time: new Date(SENT).toISOString(),
+    Bucket: 'invoices',
+    RequestId: '5582815E1AEA5ADF',
+    HostId: '8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE',
+  });
+  type S3Message = { Records?: Array<{ s3: { object: { key: string } } }>; Event?: string };
+  const uploaded = sqsRecord(notification('2026/invoice-1.pdf', '0055AED6DCD90281E5'));
+  const again = sqsRecord(notification('2026/invoice-1.pdf', '0055AED6DCD90281E5')); // S3 delivers at least once
+  const other = sqsRecord(notification('2026/invoice-2.pdf', '0055AED6DCD90281E6'));
+  const test = sqsRecord(testEvent);
+  const batch = sqsEvent([test, uploaded, again, other]);
+  // A record function that assumes `Records` fails the test event, which then comes back until the dead-letter queue takes it.
+  const naive = consumer<S3Message>((message) => message.Records!.map((record) => record.s3.object.key), { name: 'naive' });
+  expect(failuresOf(await naive.invoke(batch))).toEqual(ids(test));
+  const careful = consumer<S3Message>((message) => (message.Event === 's3:TestEvent' ? 'ignored' : message.Records!.map((record) => record.s3.object.key)), {
+    name: 'careful',
+  });
+  expect(failuresOf(await careful.invoke(batch))).toEqual([]);
+  expect(careful.calls.map((call) => (call.message as S3Message).Records?.[0]?.s3.object.key ?? (call.message as S3Message).Event).sort()).toEqual([
+    '2026/invoice-1.pdf',
+    '2026/invoice-2.pdf',
+    's3:TestEvent',
+  ]);
+});
