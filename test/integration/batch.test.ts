@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   type BatchEvent,
@@ -767,6 +767,17 @@ describe('a record whose effect already happened is never reported failed', () =
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent)])))).toEqual([]);
     expect(orders.calls).toHaveLength(1);
     expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+  });
+
+  test('a handler result larger than a record holds (450 KB that gzip cannot shrink): the record completes without it; its duplicates, in the batch and redelivered, succeed unrun', async () => {
+    const label = randomBytes(450 * 1024).toString('base64');
+    const orders = consumer<Order>(() => label);
+    const first = sqsRecord({ orderId: 'o-label' });
+    const resent = sqsRecord({ orderId: 'o-label' });
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(first)])))).toEqual([]);
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => [item.status?.S, item.response])).toEqual([['COMPLETED', undefined]]);
   });
 
   test('when the completion write fails after the handler succeeded, the in-batch duplicate succeeds unrun instead of coming back to run again after the lease', async () => {
