@@ -222,9 +222,20 @@ const withoutBom = (text: string): string => (text.charCodeAt(0) === 0xfeff ? te
 /** Node's code for bytes a fatal TextDecoder refuses. */
 const NOT_UTF8 = 'ERR_ENCODING_INVALID_ENCODED_DATA';
 
+/**
+ * The bytes a Kinesis Producer Library aggregated record starts with. They are no UTF-8 either,
+ * but named for what they are, the poison log points at the producer rather than at an encoding.
+ */
+const KPL_MAGIC = Buffer.from([0xf3, 0x89, 0x9a, 0xc2]);
+const KPL_AGGREGATED = 'KPL_AGGREGATED';
+
 function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return parseExactJson(withoutBom((record as SQSRecord).body));
-  if (source === 'kinesis') return parseExactJson(UTF8.decode(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')));
+  if (source === 'kinesis') {
+    const bytes = Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64');
+    if (bytes.subarray(0, KPL_MAGIC.length).equals(KPL_MAGIC)) throw Object.assign(new Error('KPL-aggregated record'), { code: KPL_AGGREGATED });
+    return parseExactJson(UTF8.decode(bytes));
+  }
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   const image = (value: unknown) => (value ? unmarshall(value as Record<string, AttributeValue>, { wrapNumbers: exactNumber }) : undefined);
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
@@ -255,7 +266,9 @@ const describe = (error: unknown): string =>
       ? 'unparseable payload'
       : (error as { code?: unknown } | null)?.code === NOT_UTF8
         ? 'unparseable payload: data that is not UTF-8'
-        : `unreadable record (${nameOf(error)})`;
+        : (error as { code?: unknown } | null)?.code === KPL_AGGREGATED
+          ? 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)'
+          : `unreadable record (${nameOf(error)})`;
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   type BatchEvent,
@@ -769,6 +769,17 @@ describe('a record whose effect already happened is never reported failed', () =
     expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
   });
 
+  test('a handler result larger than a record holds (450 KB that gzip cannot shrink): the record completes without it; its duplicates, in the batch and redelivered, succeed unrun', async () => {
+    const label = randomBytes(450 * 1024).toString('base64');
+    const orders = consumer<Order>(() => label);
+    const first = sqsRecord({ orderId: 'o-label' });
+    const resent = sqsRecord({ orderId: 'o-label' });
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(first)])))).toEqual([]);
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => [item.status?.S, item.response])).toEqual([['COMPLETED', undefined]]);
+  });
+
   test('when the completion write fails after the handler succeeded, the in-batch duplicate succeeds unrun instead of coming back to run again after the lease', async () => {
     const flaky = failingOnce(
       'complete',
@@ -944,7 +955,7 @@ describe('failures of the bookkeeping around a failed record', () => {
   });
 });
 
-test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, and the shard stops at it', async () => {
+test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison record, reported, logged as aggregated, and the shard stops at it', async () => {
   const logger = quiet();
   const orders = consumer<Order>(() => 'ok', { logger });
   // The KPL aggregation format starts with these magic bytes, then a protobuf message.
@@ -955,7 +966,11 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
   const batch = [kinesisRecord({ orderId: 'o-1' }, 1), aggregated, kinesisRecord({ orderId: 'o-3' }, 3)];
   expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
   expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
-  expect(JSON.parse(logger.lines[0]!)).toMatchObject({ itemIdentifier: kinesisSequence(2), reason: 'unparseable payload: data that is not UTF-8' });
+  // Named for what it is (its bytes are no UTF-8 either), so an operator looks at the producer, not at an encoding.
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({
+    itemIdentifier: kinesisSequence(2),
+    reason: 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)',
+  });
 });
 
 test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
@@ -1486,4 +1501,55 @@ test('SNS to SQS without raw delivery: a resend is a new envelope (id, time, sig
   const byPayload = consumer<{ Message: string }>(() => 'ok', { name: 'by-payload', key: (envelope) => (JSON.parse(envelope.Message) as Order).orderId });
   expect(failuresOf(await byPayload.invoke(publishes()))).toEqual([]);
   expect(byPayload.calls).toHaveLength(1);
+});
+
+test('S3 event notifications through SQS: a notification S3 delivers twice runs once; the s3:TestEvent S3 sends when notifications are set up reaches the record function like any message', async () => {
+  /** The notification S3 puts on a queue for a new object (one record per message). */
+  const notification = (key: string, sequencer: string) =>
+    JSON.stringify({
+      Records: [
+        {
+          eventVersion: '2.1',
+          eventSource: 'aws:s3',
+          awsRegion: REGION,
+          eventTime: new Date(SENT).toISOString(),
+          eventName: 'ObjectCreated:Put',
+          userIdentity: { principalId: 'AWS:AROAEXAMPLEID:uploader' },
+          requestParameters: { sourceIPAddress: '203.0.113.7' },
+          responseElements: { 'x-amz-request-id': 'C3D13FE58DE4C810', 'x-amz-id-2': 'FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD' },
+          s3: {
+            s3SchemaVersion: '1.0',
+            configurationId: 'invoices-uploaded',
+            bucket: { name: 'invoices', ownerIdentity: { principalId: 'A3NL1KOZZKExample' }, arn: 'arn:aws:s3:::invoices' },
+            object: { key, size: 1024, eTag: 'd41d8cd98f00b204e9800998ecf8427e', sequencer },
+          },
+        },
+      ],
+    });
+  const testEvent = JSON.stringify({
+    Service: 'Amazon S3',
+    Event: 's3:TestEvent',
+    Time: new Date(SENT).toISOString(),
+    Bucket: 'invoices',
+    RequestId: '5582815E1AEA5ADF',
+    HostId: '8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE',
+  });
+  type S3Message = { Records?: Array<{ s3: { object: { key: string } } }>; Event?: string };
+  const uploaded = sqsRecord(notification('2026/invoice-1.pdf', '0055AED6DCD90281E5'));
+  const again = sqsRecord(notification('2026/invoice-1.pdf', '0055AED6DCD90281E5')); // S3 delivers at least once
+  const other = sqsRecord(notification('2026/invoice-2.pdf', '0055AED6DCD90281E6'));
+  const test = sqsRecord(testEvent);
+  const batch = sqsEvent([test, uploaded, again, other]);
+  // A record function that assumes `Records` fails the test event, which then comes back until the dead-letter queue takes it.
+  const naive = consumer<S3Message>((message) => message.Records!.map((record) => record.s3.object.key), { name: 'naive' });
+  expect(failuresOf(await naive.invoke(batch))).toEqual(ids(test));
+  const careful = consumer<S3Message>((message) => (message.Event === 's3:TestEvent' ? 'ignored' : message.Records!.map((record) => record.s3.object.key)), {
+    name: 'careful',
+  });
+  expect(failuresOf(await careful.invoke(batch))).toEqual([]);
+  expect(careful.calls.map((call) => (call.message as S3Message).Records?.[0]?.s3.object.key ?? (call.message as S3Message).Event).sort()).toEqual([
+    '2026/invoice-1.pdf',
+    '2026/invoice-2.pdf',
+    's3:TestEvent',
+  ]);
 });
