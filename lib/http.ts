@@ -357,7 +357,10 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
       // Stored compressed for the first caller's client, re-coded for this one's when it must be.
       const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'));
-      const replayed = exposing({ ...proxy, headers: { ...proxy.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
+      // One field, whatever a stored response copied from an upstream API carried under that name.
+      const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
+      if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
+      const replayed = exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 401, 403, 408, 425, 429): the key is released so that the client can retry.

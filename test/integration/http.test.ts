@@ -259,6 +259,21 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await records()).toHaveLength(1);
   });
 
+  test('a response that carries its own idempotent-replayed header (copied from an upstream API) is replayed with one such field, true', async () => {
+    const upstream = (_: HttpEvent, run: number): HttpResult => {
+      const result = variant.result(run);
+      return { ...result, headers: { ...result.headers, 'idempotent-replayed': 'false' }, multiValueHeaders: { 'IDEMPOTENT-REPLAYED': ['false'] } };
+    };
+    const orders = api(variant, {}, upstream);
+    await orders.invoke(variant.event({ key: 'k-upstream' }));
+    const duplicate = await orders.invoke(variant.event({ key: 'k-upstream' }));
+    const fields = [...Object.entries(duplicate.headers ?? {}), ...Object.entries(duplicate.multiValueHeaders ?? {})].filter(
+      ([name]) => name.toLowerCase() === 'idempotent-replayed',
+    );
+    expect(fields).toEqual([['Idempotent-Replayed', 'true']]);
+    expect(orders.runs).toBe(1);
+  });
+
   test('query parameters named like Object members (__proto__, constructor, toString) are fingerprinted like any other', async () => {
     const orders = api(variant);
     const query = 'constructor=1&toString=2&__proto__=3';
