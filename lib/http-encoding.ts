@@ -120,12 +120,23 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
     return result;
   }
   const gzip = acceptance(accepted, 'gzip') > 0;
-  // Content-Length counted the stored bytes (API Gateway sets its own, but a handler may have).
-  const stale = ['content-encoding', 'content-length'];
+  // Content-Length and the digests counted the stored bytes (API Gateway sets its own length, but a
+  // handler may have); a strong ETag names the stored representation, of which this is another
+  // coding with the same content: weak (RFC 9110 §8.8.3).
+  const stale = ['content-encoding', 'content-length', 'content-md5', 'content-digest', 'repr-digest', 'digest'];
+  const weak = (tag: unknown) => (typeof tag === 'string' && tag.trimStart().startsWith('"') ? `W/${tag.trimStart()}` : tag);
+  const recoded = <T>(fields: Record<string, T> | undefined): Record<string, T> | undefined =>
+    fields &&
+    Object.fromEntries(
+      Object.entries(withoutFields(fields, stale)!).map(([name, value]) => [
+        name,
+        name.toLowerCase() !== 'etag' ? value : ((Array.isArray(value) ? value.map(weak) : weak(value)) as T),
+      ]),
+    );
   return {
     ...result,
-    headers: { ...withoutFields(headers, stale), ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) },
-    ...(multiValueHeaders ? { multiValueHeaders: withoutFields(multiValueHeaders, stale) } : {}),
+    headers: { ...recoded(headers), ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) },
+    ...(multiValueHeaders ? { multiValueHeaders: recoded(multiValueHeaders) } : {}),
     ...written(gzip ? zlib.gzipSync(decoded) : decoded, gzip),
   };
 }

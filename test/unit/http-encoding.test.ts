@@ -41,6 +41,21 @@ describe('forAcceptEncoding', () => {
     expect(gunzipSync(Buffer.from(replay.body!, 'base64')).toString()).toBe(TEXT);
   });
 
+  test('re-coded, a strong ETag becomes weak (another coding is another representation, with the same content) and digests of the stored bytes are dropped', () => {
+    const result = stored('gzip', gzipSync(TEXT));
+    const replay = forAcceptEncoding(
+      {
+        ...result,
+        headers: { ...result.headers, ETag: '"v7"', 'Content-MD5': 'x', 'Content-Digest': 'sha-256=:x:', 'Repr-Digest': 'sha-256=:y:', Digest: 'SHA-256=z' },
+        multiValueHeaders: { etag: ['"v7"'], 'content-digest': ['sha-256=:x:'] },
+      },
+      undefined,
+    );
+    expect([replay.body, replay.headers, replay.multiValueHeaders]).toEqual([TEXT, { Vary: 'Accept-Encoding', ETag: 'W/"v7"' }, { etag: ['W/"v7"'] }]);
+    const weak = forAcceptEncoding({ ...result, headers: { ...result.headers, etag: 'W/"v7"' } }, undefined);
+    expect(weak.headers).toEqual({ Vary: 'Accept-Encoding', etag: 'W/"v7"' });
+  });
+
   test('a body that decodes to more than any Lambda answer carries (br of 300 MiB) is replayed as stored, not decoded', () => {
     const bomb = brotliCompressSync(Buffer.alloc(300 * 1024 * 1024, 'a'), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
     const result = stored('br', bomb);
