@@ -158,6 +158,6 @@ test('a store without encryption refuses an encrypted response or error rather t
   const plain = new DynamoDBStore({ tableName, client });
   for (const item of [response, error]) {
     const claim = plain.claim({ key: item.id!.S!, owner: 'o', leaseUntil: Date.now() + 1000, expiresAt: Math.floor(Date.now() / 1000) + 60, now: Date.now() });
-    await expect(claim).rejects.toThrow(/configure `encryption` on the DynamoDBStore/);
+    await expect(claim).rejects.toThrow(/configure `encryption` on the store to read it/);
   }
 });
