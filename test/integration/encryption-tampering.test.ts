@@ -149,6 +149,19 @@ describe('what encryption does not protect: the record itself', () => {
     }
     expect(f.runs()).toBe(2);
   });
+
+  test("an outcome sealed for an earlier record of the same key (another owner, since expired) opens in a later one: it is bound to the record key, not to one record's owner", async () => {
+    const f = fixture();
+    const earlier = await f.genuine('again', { fail: true });
+    const { error: sealedError, keyId, ...rest } = earlier;
+    await f.write({ ...rest, expiration: { N: '1' } }); // expired, without its outcome: the next call runs again
+    const later = await f.genuine('again');
+    expect(later.owner).not.toEqual(earlier.owner);
+    const { response: _response, ...laterRest } = later;
+    await f.write({ ...laterRest, error: sealedError!, keyId: keyId! });
+    await expect(f.fn({ id: 'again' })).rejects.toMatchObject({ message: 'declined', code: 'DECLINED' }); // the earlier call's error, replayed
+    expect(f.runs()).toBe(2);
+  });
 });
 
 test('a store without encryption refuses an encrypted response or error rather than replaying it', async () => {
