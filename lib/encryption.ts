@@ -12,6 +12,7 @@ import { isKeyProvider, isOutcomeEncryption } from './stored-outcome.js';
  * ```
  */
 export interface EncryptionKey {
+  /** Stored with each record it seals: non-empty text without lone surrogates. */
   readonly id: string;
   /** 32 bytes. */
   readonly key: Uint8Array;
@@ -76,6 +77,8 @@ const PLAIN = 1;
 const GZIP = 2;
 /** Format byte, 12-byte IV, 16-byte tag. */
 const SEAL_OVERHEAD = 29;
+/** In a `u` regex a surrogate pair is one code point: only a lone surrogate is of category Cs. */
+const LONE_SURROGATE = /\p{Cs}/u;
 const isGzip = (bytes: Uint8Array): boolean => bytes[0] === 0x1f && bytes[1] === 0x8b;
 
 function checkKey(key: unknown, what: string): Uint8Array {
@@ -116,8 +119,9 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
     overheadBytes: SEAL_OVERHEAD,
     async currentKey(): Promise<EncryptionKey> {
       const current = await provider.currentKey();
-      if (typeof current?.id !== 'string' || current.id.length === 0)
-        throw new TypeError('ResponseEncryption.currentKey() must return { id, key } with a non-empty id.');
+      // An id with a lone surrogate has no UTF-8 form: stored as U+FFFD (Redis), it would name no key when read back.
+      if (typeof current?.id !== 'string' || current.id.length === 0 || LONE_SURROGATE.test(current.id))
+        throw new TypeError('ResponseEncryption.currentKey() must return { id, key } with a non-empty id of well-formed text (no lone surrogates).');
       checkKey(current.key, `The key \`${current.id}\` from ResponseEncryption.currentKey()`);
       return current;
     },

@@ -82,7 +82,7 @@ export class ResponseCodec {
       return compressed ? unzip(plain, kind) : Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8');
     }
     if (stored.B !== undefined && keyId !== undefined) {
-      throw new UnreadableRecordError(`The stored ${kind} is encrypted; configure \`encryption\` on the DynamoDBStore to read it.`);
+      throw new UnreadableRecordError(`The stored ${kind} is encrypted; configure \`encryption\` on the store to read it.`);
     }
     if (stored.S !== undefined) return stored.S;
     if (stored.B !== undefined) return unzip(stored.B, kind);

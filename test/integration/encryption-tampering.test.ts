@@ -149,6 +149,19 @@ describe('what encryption does not protect: the record itself', () => {
     }
     expect(f.runs()).toBe(2);
   });
+
+  test("an outcome sealed for an earlier record of the same key (another owner, since expired) opens in a later one: it is bound to the record key, not to one record's owner", async () => {
+    const f = fixture();
+    const earlier = await f.genuine('again', { fail: true });
+    const { error: sealedError, keyId, ...rest } = earlier;
+    await f.write({ ...rest, expiration: { N: '1' } }); // expired, without its outcome: the next call runs again
+    const later = await f.genuine('again');
+    expect(later.owner).not.toEqual(earlier.owner);
+    const { response: _response, ...laterRest } = later;
+    await f.write({ ...laterRest, error: sealedError!, keyId: keyId! });
+    await expect(f.fn({ id: 'again' })).rejects.toMatchObject({ message: 'declined', code: 'DECLINED' }); // the earlier call's error, replayed
+    expect(f.runs()).toBe(2);
+  });
 });
 
 test('a store without encryption refuses an encrypted response or error rather than replaying it', async () => {
@@ -158,6 +171,6 @@ test('a store without encryption refuses an encrypted response or error rather t
   const plain = new DynamoDBStore({ tableName, client });
   for (const item of [response, error]) {
     const claim = plain.claim({ key: item.id!.S!, owner: 'o', leaseUntil: Date.now() + 1000, expiresAt: Math.floor(Date.now() / 1000) + 60, now: Date.now() });
-    await expect(claim).rejects.toThrow(/configure `encryption` on the DynamoDBStore/);
+    await expect(claim).rejects.toThrow(/configure `encryption` on the store to read it/);
   }
 });

@@ -288,6 +288,24 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
     });
     expect(await byDeadline(once('k', lambdaContext('own-key-hangs', REMAINING)))).toEqual({ value: { id: 'k', run: 1 } });
     expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+    // Nothing was sent: the record is left as a completion that never answered leaves it.
+    expect(await readItem(inspect, tableName, recordId('own-key-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+  });
+
+  test('a key provider that never answers when a stored outcome is opened (a KMS call that hangs): STORE_FAILURE before the deadline, the function does not run again', async () => {
+    let runs = 0;
+    let hang = false;
+    const key = Buffer.alloc(32, 1);
+    const encryption = aesGcmEncryption({ currentKey: () => ({ id: 'k1', key }), keyById: () => (hang ? new Promise<never>(() => undefined) : key) });
+    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
+      store: new DynamoDBStore({ tableName, client: unbounded, encryption }),
+      name: 'own-key-hangs-at-claim',
+    });
+    await once('k', lambdaContext('own-key-hangs-at-claim', REMAINING));
+    hang = true;
+    const settled = await byDeadline(once('k', lambdaContext('own-key-hangs-at-claim', REMAINING)));
+    expect(settled).toMatchObject({ error: { code: 'STORE_FAILURE', message: expect.stringContaining('(TimeoutError)') } });
+    expect(runs).toBe(1);
   });
 });
 

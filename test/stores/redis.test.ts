@@ -334,6 +334,39 @@ for (const kind of CLIENT_KINDS) {
       expect(warnings).toHaveLength(1);
     });
 
+    test('a key id that is not well-formed text (a lone surrogate, which Redis would store as U+FFFD): the record completes without its outcome rather than fail closed for its retention', async () => {
+      const key = { id: 'k\uD800', key: randomBytes(32) };
+      const keyById = (id: string) => {
+        if (id !== key.id) throw new Error('no such key');
+        return key.key;
+      };
+      const warnings: string[] = [];
+      const store = new RedisStore({
+        client: opened.client,
+        keyPrefix: `ill-formed-id-${kind.name}:`,
+        encryption: aesGcmEncryption({ currentKey: () => key, keyById }),
+      });
+      let runs = 0;
+      const charge = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'ids', logger: { warn: (line) => void warnings.push(line) } });
+      expect(await charge('a')).toEqual({ id: 'a', run: 1 });
+      expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
+      expect((await rejection(charge('a'))).code).toBe('RESPONSE_NOT_STORED');
+      expect(runs).toBe(1);
+    });
+
+    test('a store without encryption refuses a sealed record with a sentence that names no other store', async () => {
+      const ring = keyring(aesKey('k1'));
+      const keyPrefix = `sealed-unread-${kind.name}:`;
+      const sealing = new RedisStore({ client: opened.client, keyPrefix, encryption: aesGcmEncryption(ring.encryption) });
+      let runs = 0;
+      const charge = (store: RedisStore) => makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'unread' });
+      await charge(sealing)('a');
+      const refused = await rejection(charge(new RedisStore({ client: opened.client, keyPrefix }))('a'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect((refused.cause as Error).message).toBe('The stored response is encrypted; configure `encryption` on the store to read it.');
+      expect(runs).toBe(1);
+    });
+
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
       const key = { id: 'k1', key: randomBytes(32) };
       const encryption = { currentKey: () => key, keyById: () => key.key };

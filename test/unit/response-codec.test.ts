@@ -14,10 +14,21 @@ describe('keys', () => {
   test.each([
     ['a 16-byte key', { id: 'k', key: randomBytes(16) }, 'The key `k` from ResponseEncryption.currentKey() must be a 32-byte AES-256 key (got 16 bytes).'],
     ['a key that is a string', { id: 'k', key: 'secret' }, 'The key `k` from ResponseEncryption.currentKey() must be a 32-byte AES-256 key (got string).'],
-    ['no id', { id: '', key: randomBytes(32) }, 'ResponseEncryption.currentKey() must return { id, key } with a non-empty id.'],
-  ])('currentKey() returning %s is a TypeError that says so', async (_what, current, message) => {
+    [
+      'no id',
+      { id: '', key: randomBytes(32) },
+      'ResponseEncryption.currentKey() must return { id, key } with a non-empty id of well-formed text (no lone surrogates).',
+    ],
+    [
+      'an id with a lone surrogate',
+      { id: 'k\uDC00', key: randomBytes(32) },
+      'ResponseEncryption.currentKey() must return { id, key } with a non-empty id of well-formed text (no lone surrogates).',
+    ],
+    ['an id with a surrogate pair and other odd characters', { id: 'kms/2026-05 #😀\n', key: randomBytes(32) }, undefined],
+  ])('currentKey() returning %s is a TypeError that says so (or is taken)', async (_what, current, message) => {
     const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => current as never, keyById: () => randomBytes(32) }));
-    await expect(codec.currentKey()).rejects.toThrow(new TypeError(message));
+    if (message === undefined) await expect(codec.currentKey()).resolves.toBe(current);
+    else await expect(codec.currentKey()).rejects.toThrow(new TypeError(message));
   });
 
   test('keyById() returning a key of the wrong size is a TypeError naming the key id', async () => {
@@ -60,6 +71,19 @@ describe('with encryption, only authenticated ciphertext is read', () => {
     }
   });
 
+  test('every byte counts: a flipped bit in the IV, the tag or the ciphertext, a cut, an empty value or another format byte is refused', async () => {
+    const sealed = Buffer.from(sealing.encode('{"refunded":10}', 'response', KEY, k1).B!);
+    const flipped = (at: number) => Buffer.from(sealed).fill(sealed[at]! ^ 1, at, at + 1);
+    for (const altered of [flipped(1), flipped(12), flipped(13), flipped(28), flipped(sealed.length - 1)]) await reject({ B: altered }, 'response', 'k1');
+    for (const cut of [sealed.length - 1, 29, 28, 0]) await reject({ B: sealed.subarray(0, cut) }, 'response', 'k1');
+    for (const format of [0, 3, 255]) await reject({ B: Buffer.concat([Buffer.of(format), sealed.subarray(1)]) }, 'response', 'k1');
+  });
+
+  test('each seal draws its own IV: the same value sealed twice for the same record differs', () => {
+    const ivs = new Set(Array.from({ length: 100 }, () => Buffer.from(sealing.encode('1', 'response', KEY, k1).B!.subarray(1, 13)).toString('hex')));
+    expect(ivs.size).toBe(100);
+  });
+
   test('a response sealed for another record, or read as an error (and the reverse)', async () => {
     await reject(sealing.encode('1', 'response', 'other#record', k1), 'response', 'k1');
     await reject(sealing.encode('1', 'response', KEY, k1), 'error', 'k1');
@@ -74,7 +98,7 @@ describe('with encryption, only authenticated ciphertext is read', () => {
 describe('without encryption', () => {
   test('a sealed value is refused with a sentence; a non-gzip B or an unknown type fails closed', async () => {
     await expect(plain.decode(sealing.encode('1', 'response', KEY, k1), 'response', 'k1', KEY)).rejects.toThrow(
-      'The stored response is encrypted; configure `encryption` on the DynamoDBStore to read it.',
+      'The stored response is encrypted; configure `encryption` on the store to read it.',
     );
     await expect(plain.decode({ B: Uint8Array.of(1, 2, 3) }, 'response', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
     await expect(plain.decode({ N: '1' }, 'error', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
