@@ -47,7 +47,8 @@ export interface IdempotencyMonitoringProps {
   /**
    * What to watch, one dashboard row and three alarms each: a Lambda function whose records are
    * named after it (the default namespace; an alias or a version is watched under its function's
-   * name, as its records are), or a record namespace given as the `name` option.
+   * name, as its records are), or a record namespace given as the `name` option. At most 124: a
+   * CloudWatch dashboard holds 500 widgets.
    */
   readonly functions: ReadonlyArray<IFunction | string>;
   /**
@@ -83,6 +84,11 @@ const GRAPHS: ReadonlyArray<[title: string, events: readonly IdempotencyEvent[]]
   ['Rejected duplicates', ['inProgress', 'payloadMismatch']],
   ['Failures', ['storeFailure', 'superseded', 'bookkeepingFailure']],
 ];
+
+/** A dashboard's widgets: CloudWatch's limit, its own (alarm status, three table graphs), and each function's row (a title and its graphs). */
+const MAX_WIDGETS = 500;
+const OWN_WIDGETS = 4;
+const ROW_WIDGETS = 1 + GRAPHS.length;
 
 /** The alarmed events, their default thresholds and what an operator should know when one fires. */
 const ALARMS: ReadonlyArray<
@@ -224,6 +230,13 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
+  }
+  // CloudWatch refuses a larger dashboard only when the stack deploys.
+  const most = Math.floor((MAX_WIDGETS - OWN_WIDGETS) / ROW_WIDGETS);
+  if (functions.length > most) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`functions\` lists ${functions.length}, but a CloudWatch dashboard holds at most ${MAX_WIDGETS} widgets: ${OWN_WIDGETS} of its own and ${ROW_WIDGETS} per function, so at most ${most} functions or record namespaces.`,
+    );
   }
   const given = functions.filter((fn): fn is IFunction => typeof fn !== 'string').map(unqualified);
   const again = given.find((fn, i) => given.indexOf(fn) !== i);

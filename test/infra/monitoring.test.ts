@@ -153,6 +153,16 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
 
+test('a dashboard CloudWatch would refuse for its size (over 500 widgets) is refused at synth: at most 124 functions, 4 widgets each', () => {
+  const names = (count: number) => Array.from({ length: count }, (_, i) => `function-${i}`);
+  const stack = new Stack(new App(), 'Large');
+  new IdempotencyTable(stack, 'Largest').addMonitoring({ functions: names(124) });
+  expect(dashboardWidgets(Template.fromStack(stack))).toHaveLength(500);
+  expect(() => new IdempotencyTable(stack, 'TooLarge').addMonitoring({ functions: names(125) })).toThrow(
+    'IdempotencyTable.addMonitoring: `functions` lists 125, but a CloudWatch dashboard holds at most 500 widgets: 4 of its own and 4 per function, so at most 124 functions or record namespaces.',
+  );
+});
+
 test("the table graphs of a table in another region read that region's metrics", () => {
   const stack = new Stack(new App(), 'Regional', { env: { account: '111111111111', region: 'eu-west-1' } });
   const central = Table.fromTableArn(stack, 'Central', 'arn:aws:dynamodb:us-east-1:111111111111:table/idempotency');
