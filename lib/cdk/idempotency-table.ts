@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Duration, type IResource, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -65,9 +65,9 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * table is a dependency cycle; for a key imported into another Region's stack it grants every key.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
-  const principal = grantee.grantPrincipal;
-  const where = Construct.isConstruct(principal) ? Stack.of(principal) : Construct.isConstruct(grantee) ? Stack.of(grantee) : undefined;
-  if (where !== undefined && Token.compareStrings(where.account, key.env.account) === TokenComparison.SAME) {
+  // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
+  const account = [grantee.grantPrincipal, grantee].map((c) => (c as Partial<IResource>).env?.account).find((a) => a !== undefined);
+  if (account !== undefined && Token.compareStrings(account, key.env.account) === TokenComparison.SAME) {
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
   } else {
     key.grant(grantee, ...KEY_ACTIONS);

@@ -1,6 +1,7 @@
 import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Role } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
@@ -95,6 +96,22 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
   template.hasResourceProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: String(2 * 86_400) }) },
+  });
+});
+
+test("a role of another account given grantRecordAccess is allowed by the key's policy too: its own policy cannot grant it a key of this account", () => {
+  const stack = new Stack(new App(), 'KmsAccount', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });
+  table.grantRecordAccess(Role.fromRoleArn(stack, 'Operator', 'arn:aws:iam::222222222222:role/operator'));
+  Template.fromStack(stack).hasResourceProperties('AWS::KMS::Key', {
+    KeyPolicy: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Action: Match.arrayWith(['kms:Decrypt', 'kms:Encrypt']),
+          Principal: Match.objectLike({ AWS: Match.stringLikeRegexp('222222222222') }),
+        }),
+      ]),
+    },
   });
 });
 
