@@ -254,8 +254,9 @@ export abstract class IdempotencyTableBase extends Construct {
    * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
    * handler and the synth-time checks agree. In a Region where a `TableV2` of the app has a replica,
-   * `fn` also gets the item actions on that replica (and its key), which its store writes to. A function whose records are kept for another time
-   * than the table's `expiresAfter` says so with `options.expiresAfter`. `fn` is the function
+   * `fn` also gets the item actions on that replica (and its key), which its store writes to. A
+   * function whose records are kept for another time than the table's `expiresAfter` says so with
+   * `options.expiresAfter`. `fn` is the function
    * itself, not an alias or a version (whose event sources and settings are checked with it): those
    * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
    * here: give it {@link grantRecordAccess}.
