@@ -439,6 +439,18 @@ export function tableReplicas(table: ITable): TableReplicas | undefined {
   return undefined;
 }
 
+/**
+ * The replica of a `TableV2` of this app in the Region of `fn`, when that is not the table's own:
+ * a store made without a `client` writes there, under the replica's ARN and key. @internal
+ */
+export function localReplica(fn: LambdaFunction, table: ITable): ITable | undefined {
+  const region = fn.env.region;
+  if (!(table instanceof TableV2) || !elsewhere(fn, table).region || !tableReplicas(table)?.regions.includes(region)) return undefined;
+  // `replica()` imports the replica under one id per Region: a second call (for another function, or
+  // by the app itself) would clash with the first.
+  return (table.node.tryFindChild(`ReplicaTable${region}`) as ITable | undefined) ?? table.replica(region);
+}
+
 /** A Region for a message: a token says nothing to a reader. */
 const regionName = (region: string): string => (Token.isUnresolved(region) ? "the stack's Region" : region);
 

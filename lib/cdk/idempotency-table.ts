@@ -1,6 +1,6 @@
-import { Annotations, Duration, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Duration, type IResource, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -19,6 +19,7 @@ import {
   elsewhere,
   type Finding,
   formatSeconds,
+  localReplica,
   queuesFeeding,
 } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
@@ -56,6 +57,22 @@ export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_
 const ITEM_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
 /** What DynamoDB needs of a caller to encrypt and decrypt items under a customer managed key. */
 const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+
+/**
+ * Grants `grantee` the key actions. In the key's account, in the grantee's policy alone (which the
+ * key policy's trust of the account honours): `IKey.grant` names a grantee of another Region in the
+ * key policy, and a key's stack naming the function's role while the function's stack reads the
+ * table is a dependency cycle; for a key imported into another Region's stack it grants every key.
+ */
+function grantKey(key: IKey, grantee: IGrantable): void {
+  // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
+  const account = [grantee.grantPrincipal, grantee].map((c) => (c as Partial<IResource>).env?.account).find((a) => a !== undefined);
+  if (account !== undefined && Token.compareStrings(account, key.env.account) === TokenComparison.SAME) {
+    Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
+  } else {
+    key.grant(grantee, ...KEY_ACTIONS);
+  }
+}
 
 /** The table each function is attached to: one function has one retention. */
 const attachedTables = new WeakMap<LambdaFunction, IdempotencyTableBase>();
@@ -228,7 +245,7 @@ export abstract class IdempotencyTableBase extends Construct {
    */
   public grantRecordAccess(grantee: IGrantable): Grant {
     const grant = this.table.grant(grantee, ...ITEM_ACTIONS);
-    this.encryptionKey?.grant(grantee, ...KEY_ACTIONS);
+    if (this.encryptionKey) grantKey(this.encryptionKey, grantee);
     return grant;
   }
 
@@ -236,8 +253,10 @@ export abstract class IdempotencyTableBase extends Construct {
    * Lets `fn` keep idempotency records here: grants it {@link grantRecordAccess} and sets its
    * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
-   * handler and the synth-time checks agree. A function whose records are kept for another time
-   * than the table's `expiresAfter` says so with `options.expiresAfter`. `fn` is the function
+   * handler and the synth-time checks agree. In a Region where a `TableV2` of the app has a replica,
+   * `fn` also gets the item actions on that replica (and its key), which its store writes to. A
+   * function whose records are kept for another time than the table's `expiresAfter` says so with
+   * `options.expiresAfter`. `fn` is the function
    * itself, not an alias or a version (whose event sources and settings are checked with it): those
    * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
    * here: give it {@link grantRecordAccess}.
@@ -275,6 +294,11 @@ export abstract class IdempotencyTableBase extends Construct {
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
     const grant = this.grantRecordAccess(fn);
+    const replica = localReplica(fn, this.table);
+    if (replica) {
+      replica.grant(fn, ...ITEM_ACTIONS);
+      if (replica.encryptionKey) grantKey(replica.encryptionKey, fn);
+    }
     this.attached.set(fn, { grant, retentionSeconds: seconds });
     return grant;
   }

@@ -47,7 +47,8 @@ export interface IdempotencyMonitoringProps {
   /**
    * What to watch, one dashboard row and three alarms each: a Lambda function whose records are
    * named after it (the default namespace; an alias or a version is watched under its function's
-   * name, as its records are), or a record namespace given as the `name` option.
+   * name, as its records are), or a record namespace given as the `name` option. At most 123: a
+   * CloudWatch dashboard holds 500 widgets.
    */
   readonly functions: ReadonlyArray<IFunction | string>;
   /**
@@ -83,6 +84,13 @@ const GRAPHS: ReadonlyArray<[title: string, events: readonly IdempotencyEvent[]]
   ['Rejected duplicates', ['inProgress', 'payloadMismatch']],
   ['Failures', ['storeFailure', 'superseded', 'bookkeepingFailure']],
 ];
+
+/** CloudWatch's limits: widgets in a dashboard, alarms in an alarm status widget. */
+const MAX_WIDGETS = 500;
+const MAX_WIDGET_ALARMS = 100;
+/** The table's graphs (throttled writes, failed writes, consumed capacity) and each function's row (a title and its graphs). */
+const TABLE_WIDGETS = 3;
+const ROW_WIDGETS = 1 + GRAPHS.length;
 
 /** The alarmed events, their default thresholds and what an operator should know when one fires. */
 const ALARMS: ReadonlyArray<
@@ -120,7 +128,7 @@ const ALARMS: ReadonlyArray<
  * ```
  */
 export class IdempotencyMonitoring extends Construct {
-  /** The dashboard: an alarm overview, the table's throttles and errors, then one row per function. */
+  /** The dashboard: an alarm overview (a widget per 100 alarms), the table's throttles and errors, then one row per function. */
   public readonly dashboard: Dashboard;
   /** Every alarm, three per function: StoreFailures, Superseded, BookkeepingFailures. */
   public readonly alarms: readonly Alarm[];
@@ -176,7 +184,9 @@ export class IdempotencyMonitoring extends Construct {
     this.dashboard = new Dashboard(this, 'Dashboard', {
       ...(props.dashboardName === undefined ? {} : { dashboardName: props.dashboardName }),
       widgets: [
-        [new AlarmStatusWidget({ title: 'Idempotency alarms', alarms, width: 24, height: Math.min(2 + Math.ceil(alarms.length / 4), 6) })],
+        ...chunks(alarms, MAX_WIDGET_ALARMS).map((some) => [
+          new AlarmStatusWidget({ title: 'Idempotency alarms', alarms: some, width: 24, height: Math.min(2 + Math.ceil(some.length / 4), 6) }),
+        ]),
         // One expression per graph: the two expressions name their per-operation metrics alike.
         [
           new GraphWidget({
@@ -210,6 +220,13 @@ export class IdempotencyMonitoring extends Construct {
  */
 const unqualified = (fn: IFunction): IFunction => (fn as { readonly lambda?: IFunction }).lambda ?? fn;
 
+/** `items` in runs of at most `size`. */
+const chunks = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+/** The widgets of the dashboard of `count` functions. */
+const dashboardSize = (count: number): number => Math.ceil((count * ALARMS.length) / MAX_WIDGET_ALARMS) + TABLE_WIDGETS + count * ROW_WIDGETS;
+
 /** Checked before anything is created, so that a refused call leaves the table as it was. */
 function checkProps(props: IdempotencyMonitoringProps): void {
   // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
@@ -224,6 +241,15 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
+  }
+  // CloudWatch refuses a larger dashboard only when the stack deploys.
+  const widgets = dashboardSize(functions.length);
+  if (widgets > MAX_WIDGETS) {
+    let most = functions.length;
+    while (dashboardSize(most) > MAX_WIDGETS) most--;
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`functions\` lists ${functions.length}, but a CloudWatch dashboard holds at most ${MAX_WIDGETS} widgets, and theirs would have ${widgets} (${ROW_WIDGETS} per function, ${TABLE_WIDGETS} table graphs, and an alarm status widget per ${MAX_WIDGET_ALARMS} alarms): at most ${most} functions or record namespaces.`,
+    );
   }
   const given = functions.filter((fn): fn is IFunction => typeof fn !== 'string').map(unqualified);
   const again = given.find((fn, i) => given.indexOf(fn) !== i);

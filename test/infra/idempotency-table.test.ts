@@ -1,6 +1,7 @@
 import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Role } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
@@ -95,6 +96,22 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
   template.hasResourceProperties('AWS::Lambda::Function', {
     Environment: { Variables: Match.objectLike({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: String(2 * 86_400) }) },
+  });
+});
+
+test("a role of another account given grantRecordAccess is allowed by the key's policy too: its own policy cannot grant it a key of this account", () => {
+  const stack = new Stack(new App(), 'KmsAccount', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });
+  table.grantRecordAccess(Role.fromRoleArn(stack, 'Operator', 'arn:aws:iam::222222222222:role/operator'));
+  Template.fromStack(stack).hasResourceProperties('AWS::KMS::Key', {
+    KeyPolicy: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Action: Match.arrayWith(['kms:Decrypt', 'kms:Encrypt']),
+          Principal: Match.objectLike({ AWS: Match.stringLikeRegexp('222222222222') }),
+        }),
+      ]),
+    },
   });
 });
 
@@ -957,6 +974,59 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
         ['eu-west-2'],
       );
       annotations('eu-west-2').hasNoWarning('*', Match.anyValue());
+    });
+
+    test('a function in a Region with a replica of a TableV2 may write to the replica, which its store writes to by default, and to no other', () => {
+      const app = crossRegionApp();
+      const table = new TableV2(new Stack(app, 'Global', env('eu-west-1')), 'Records', {
+        ...props,
+        multiRegionConsistency: MultiRegionConsistency.STRONG,
+        replicas: [{ region: 'eu-west-2' }, { region: 'eu-central-1' }],
+      });
+      // Two functions in the replica's Region, each in its own stack.
+      const stacks = [1, 2].map((n) => new Stack(app, `In-eu-west-2-${n}`, env('eu-west-2')));
+      for (const stack of stacks) IdempotencyTable.fromTable(stack, 'Idempotency', table).attachFunction(fn(stack, 'Handler'));
+      for (const stack of stacks) {
+        const template = Template.fromStack(stack);
+        template.hasResourceProperties('AWS::IAM::Policy', {
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              {
+                Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+                Effect: 'Allow',
+                Resource: { 'Fn::Join': ['', Match.arrayWith([':dynamodb:eu-west-2:111111111111:table/'])] },
+              },
+            ]),
+          },
+        });
+        expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('eu-central-1');
+      }
+    });
+
+    test("a customer managed key's grant to a function of another Region is in the function's policy alone, on the key: the key's stack does not name the function's role", () => {
+      const app = crossRegionApp();
+      const primary = new Stack(app, 'Global', env('eu-west-1'));
+      const replicaKey = 'arn:aws:kms:eu-west-2:111111111111:key/replica';
+      const table = new TableV2(primary, 'Records', {
+        ...props,
+        replicas: [{ region: 'eu-west-2' }],
+        encryption: TableEncryptionV2.customerManagedKey(new Key(primary, 'Key'), { 'eu-west-2': replicaKey }),
+      });
+      const stack = new Stack(app, 'In-eu-west-2', env('eu-west-2'));
+      IdempotencyTable.fromTable(stack, 'Idempotency', table).attachFunction(fn(stack, 'Handler'));
+      // Naming the role in the key policy made each stack depend on the other: no synth.
+      const template = Template.fromStack(stack);
+      const keyActions = Match.arrayWith(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*']);
+      template.hasResourceProperties('AWS::IAM::Policy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::GetAtt': [Match.anyValue(), Match.stringLikeRegexp('FnGetAttKey')] } },
+            { Action: keyActions, Effect: 'Allow', Resource: replicaKey },
+          ]),
+        },
+      });
+      expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('"Resource":"*"');
+      expect(JSON.stringify(Template.fromStack(primary).findResources('AWS::KMS::Key'))).not.toContain('In-eu-west-2');
     });
 
     test('a Table with replicationRegions, and a replica from TableV2.replica, are checked as their global table', () => {

@@ -153,6 +153,24 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
 
+test('a dashboard CloudWatch would refuse for its size is refused at synth: alarm status widgets of at most 100 alarms each, 500 widgets in all', () => {
+  const names = (count: number) => Array.from({ length: count }, (_, i) => `function-${i}`);
+  const alarmWidgets = (template: Template) => dashboardWidgets(template).filter((widget) => widget.type === 'alarm');
+  // 34 functions have 102 alarms: more than one alarm status widget takes.
+  const stack = new Stack(new App(), 'Large');
+  new IdempotencyTable(stack, 'ManyAlarms').addMonitoring({ functions: names(34) });
+  const widgets = alarmWidgets(Template.fromStack(stack));
+  expect(widgets.map((widget) => widget.properties.alarms!.length)).toEqual([100, 2]);
+  expect(new Set(widgets.flatMap((widget) => widget.properties.alarms)).size).toBe(102);
+  // 123 functions: 4 alarm status widgets, 3 table graphs and 4 widgets per function make 499.
+  const largest = new Stack(new App(), 'Largest');
+  new IdempotencyTable(largest, 'Idempotency').addMonitoring({ functions: names(123) });
+  expect(dashboardWidgets(Template.fromStack(largest))).toHaveLength(499);
+  expect(() => new IdempotencyTable(stack, 'TooLarge').addMonitoring({ functions: names(124) })).toThrow(
+    'IdempotencyTable.addMonitoring: `functions` lists 124, but a CloudWatch dashboard holds at most 500 widgets, and theirs would have 503 (4 per function, 3 table graphs, and an alarm status widget per 100 alarms): at most 123 functions or record namespaces.',
+  );
+});
+
 test("the table graphs of a table in another region read that region's metrics", () => {
   const stack = new Stack(new App(), 'Regional', { env: { account: '111111111111', region: 'eu-west-1' } });
   const central = Table.fromTableArn(stack, 'Central', 'arn:aws:dynamodb:us-east-1:111111111111:table/idempotency');
