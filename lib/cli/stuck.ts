@@ -42,10 +42,13 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
       }),
     );
     for (const item of page.Items ?? []) {
+      // Scanned items are not checked as records are: one written by hand may have no expiration,
+      // shown without one, as inspect shows it (a NaN would print as null in JSON).
+      const expiration = item[a.expiration]?.N;
       yield {
         key: item[a.key]?.S ?? '(no id)',
         status: 'INPROGRESS',
-        expiresAt: Number(item[a.expiration]?.N),
+        ...(expiration === undefined ? {} : { expiresAt: Number(expiration) }),
         leaseUntil: Number(item[a.leaseUntil]?.N),
         hasFingerprint: item[a.fingerprint] !== undefined,
         responseOmitted: false,
