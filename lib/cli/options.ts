@@ -141,7 +141,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
   const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
   const [command, ...extra] = parsed.positionals;
-  if (values.help || command === 'help' || command === undefined) return { command: 'help' };
+  if (values.help || command === 'help') return { command: 'help' };
+  if (command === undefined) throw new UsageError('Which command? Give inspect, forget or stuck (--help lists them).');
   if (!ALL.includes(command as CommandName)) throw new UsageError(`Unknown command \`${command}\`: use inspect, forget or stuck.`);
   if (extra.length > 0) throw new UsageError(`Unexpected argument \`${extra[0]}\`: option values need their --option.`);
   const name = command as CommandName;

@@ -401,6 +401,9 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
     [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters) or its ARN.'],
     [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
+    // A script whose command variable is empty must not read the help as a result.
+    [[], 'Which command? Give inspect, forget or stuck (--help lists them).'],
+    [['--table', tableName, '--json'], 'Which command? Give inspect, forget or stuck (--help lists them).'],
     [['forget', '--table', tableName, '--id', 'a#h', '--id', 'b#h', '--yes'], '`--id` is given twice: give it once.'],
     [['inspect', '--table', tableName, '--name', 'n', '--key', '-1'], "Option '--key' argument is ambiguous."],
   ] as never;
