@@ -222,8 +222,11 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
     // Rounded, it would address a record no entry point wrote; which record is meant depends on the entry point.
     const inexact = inexactNumberIn(json);
     if (inexact !== undefined) {
+      const read = Number(inexact);
+      // Beyond the doubles JavaScript reads it as Infinity, which no key can hold: no other entry point wrote such a record.
+      const elsewhere = Number.isFinite(read) ? `elsewhere give it as JavaScript reads it, ${read}` : 'no other entry point keys by it';
       throw new UsageError(
-        `\`--key\` holds ${inexact}, a number JavaScript cannot hold exactly: quote it ("${inexact}") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, ${Number(inexact)}.`,
+        `\`--key\` holds ${inexact}, a number JavaScript cannot hold exactly: quote it ("${inexact}") for an idempotentBatch record, which keeps such numbers exact; ${elsewhere}.`,
       );
     }
     return { name, key, ...tenant };

@@ -377,6 +377,11 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
       ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":12345678901234567890}'],
       '`--key` holds 12345678901234567890, a number JavaScript cannot hold exactly: quote it ("12345678901234567890") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, 12345678901234567000.',
     ],
+    // Read as Infinity, which no key can hold: no advice to give it so.
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":1e400}'],
+      '`--key` holds 1e400, a number JavaScript cannot hold exactly: quote it ("1e400") for an idempotentBatch record, which keeps such numbers exact; no other entry point keys by it.',
+    ],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],
