@@ -6,11 +6,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { runCli } from '../../lib/cli/run.js';
+import { stuckRecords } from '../../lib/cli/stuck.js';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -571,4 +575,25 @@ test('stuck piped into a reader that stops early (`| head`) ends quietly, withou
 test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
   const run = await cliWith({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
   expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
+});
+
+test('stuck reads a page that stays throttled through the SDK retries again, from where it starts, instead of failing the scan', async () => {
+  const table = await freshTable(client, 'cli-stuck-throttled');
+  try {
+    // Six items of 390 KB: a 1 MB scan page cannot hold them all.
+    const ids = ['t#1', 't#2', 't#3', 't#4', 't#5', 't#6'];
+    const item = (id: string) => marshall({ id, status: 'INPROGRESS', owner: 'o', expiration: 4102444800, leaseUntil: 1, pad: 'x'.repeat(390_000) });
+    for (const id of ids) await client.send(new PutItemCommand({ TableName: table, Item: item(id) }));
+    const { client: throttled, faults } = faultyClient(endpoint());
+    // The second page: every attempt the SDK makes of it is throttled.
+    faults.schedule({ operations: ['Scan'], fault: { kind: 'throttle', exception: 'ProvisionedThroughputExceededException' }, skip: 1, attempts: 3 });
+    const found: string[] = [];
+    for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }))
+      found.push(summary.key);
+    expect(faults.injected).toHaveLength(3);
+    expect(found.sort()).toEqual(ids);
+    throttled.destroy();
+  } finally {
+    await dropTable(client, table);
+  }
 });
