@@ -185,6 +185,8 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
     if (metrics) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
       if (!isDimensionValue(namespace)) {
+        // This failure is the one logged: the log line's write, should its promise reject, must not go unhandled.
+        void Promise.allSettled(pending);
         throw new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.');
       }
       const name = METRIC_NAMES[event];

@@ -58,8 +58,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 
 /** The line `stuck` prints for a record. */
 export function describeStuck(summary: RecordSummary, now: number): string {
-  // Scanned items are not checked as records are: one written by hand may lack a readable expiration.
-  const expires = (summary.expiresAt ?? Number.NaN) * 1000;
-  const expiration = Number.isNaN(expires) ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
+  const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
+  const expiration = expires === undefined ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
   return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }

@@ -141,7 +141,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
   const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
   const [command, ...extra] = parsed.positionals;
-  if (values.help || command === 'help' || command === undefined) return { command: 'help' };
+  if (values.help || command === 'help') return { command: 'help' };
+  if (command === undefined) throw new UsageError('Which command? Give inspect, forget or stuck (--help lists them).');
   if (!ALL.includes(command as CommandName)) throw new UsageError(`Unknown command \`${command}\`: use inspect, forget or stuck.`);
   if (extra.length > 0) throw new UsageError(`Unexpected argument \`${extra[0]}\`: option values need their --option.`);
   const name = command as CommandName;
@@ -221,8 +222,11 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
     // Rounded, it would address a record no entry point wrote; which record is meant depends on the entry point.
     const inexact = inexactNumberIn(json);
     if (inexact !== undefined) {
+      const read = Number(inexact);
+      // Beyond the doubles JavaScript reads it as Infinity, which no key can hold: no other entry point wrote such a record.
+      const elsewhere = Number.isFinite(read) ? `elsewhere give it as JavaScript reads it, ${read}` : 'no other entry point keys by it';
       throw new UsageError(
-        `\`--key\` holds ${inexact}, a number JavaScript cannot hold exactly: quote it ("${inexact}") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, ${Number(inexact)}.`,
+        `\`--key\` holds ${inexact}, a number JavaScript cannot hold exactly: quote it ("${inexact}") for an idempotentBatch record, which keeps such numbers exact; ${elsewhere}.`,
       );
     }
     return { name, key, ...tenant };

@@ -1,4 +1,4 @@
-import { type AttributeValue, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, type DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import type { AttributeNames } from '../dynamodb-store.js';
 import type { RecordSummary } from '../store.js';
 
@@ -30,7 +30,8 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
   }
   let start: Record<string, AttributeValue> | undefined;
   do {
-    const page = await query.client.send(
+    const page = await scanPage(
+      query.client,
       new ScanCommand({
         TableName: query.tableName,
         FilterExpression: filter,
@@ -42,10 +43,13 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
       }),
     );
     for (const item of page.Items ?? []) {
+      // Scanned items are not checked as records are: one written by hand may have no expiration,
+      // shown without one, as inspect shows it (a NaN would print as null in JSON).
+      const expiration = item[a.expiration]?.N;
       yield {
         key: item[a.key]?.S ?? '(no id)',
         status: 'INPROGRESS',
-        expiresAt: Number(item[a.expiration]?.N),
+        ...(expiration === undefined ? {} : { expiresAt: Number(expiration) }),
         leaseUntil: Number(item[a.leaseUntil]?.N),
         hasFingerprint: item[a.fingerprint] !== undefined,
         responseOmitted: false,
@@ -53,4 +57,25 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     }
     start = page.LastEvaluatedKey;
   } while (start !== undefined);
+}
+
+/** Errors of a table read faster than its capacity allows: the page was not read, and can be asked for again. */
+const THROTTLED = ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'];
+/** Waits after the SDK's own attempts of a page: 1, 2, 4, 8, 16 s, about half a minute in all. */
+const PAGE_RETRIES = 5;
+
+/**
+ * One page of the scan. A page still throttled after the SDK's attempts is asked for again, from
+ * where it starts, after a longer wait: failing would send the operator back to the first page of
+ * a table that throttles at the same point each time.
+ */
+async function scanPage(client: DynamoDBClient, command: ScanCommand): Promise<ScanCommandOutput> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await client.send(command);
+    } catch (error) {
+      if (retry === PAGE_RETRIES || !THROTTLED.includes((error as Error | null)?.name ?? '')) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** retry));
+    }
+  }
 }

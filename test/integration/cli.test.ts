@@ -6,11 +6,15 @@
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { runCli } from '../../lib/cli/run.js';
+import { stuckRecords } from '../../lib/cli/stuck.js';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -377,6 +381,11 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
       ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":12345678901234567890}'],
       '`--key` holds 12345678901234567890, a number JavaScript cannot hold exactly: quote it ("12345678901234567890") for an idempotentBatch record, which keeps such numbers exact; elsewhere give it as JavaScript reads it, 12345678901234567000.',
     ],
+    // Read as Infinity, which no key can hold: no advice to give it so.
+    [
+      ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":1e400}'],
+      '`--key` holds 1e400, a number JavaScript cannot hold exactly: quote it ("1e400") for an idempotentBatch record, which keeps such numbers exact; no other entry point keys by it.',
+    ],
     [['inspect', '--table', tableName, '--id', 'no-hash'], 'A record id must read `<namespace>#<hash>`, as the library logs it.'],
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '"k"', '--id', 'n#h'],
@@ -401,6 +410,9 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
     [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters) or its ARN.'],
     [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
+    // A script whose command variable is empty must not read the help as a result.
+    [[], 'Which command? Give inspect, forget or stuck (--help lists them).'],
+    [['--table', tableName, '--json'], 'Which command? Give inspect, forget or stuck (--help lists them).'],
     [['forget', '--table', tableName, '--id', 'a#h', '--id', 'b#h', '--yes'], '`--id` is given twice: give it once.'],
     [['inspect', '--table', tableName, '--name', 'n', '--key', '-1'], "Option '--key' argument is ambiguous."],
   ] as never;
@@ -488,7 +500,7 @@ test('attribute names other than the defaults are given with --attributes', asyn
   }
 });
 
-test('stuck lists a record past its lease that has no valid expiration (written by hand) instead of failing on it', async () => {
+test('stuck lists a record past its lease that has no expiration (written by hand) without one, as inspect does, instead of failing on it', async () => {
   const table = await freshTable(client, 'cli-stuck-bad');
   try {
     await client.send(
@@ -499,7 +511,8 @@ test('stuck lists a record past its lease that has no valid expiration (written 
     expect(text.stdout).toMatch(/^n#h {2}lease ended 1970-01-01T00:00:00\.001Z \(\d+ days ago\), no expiration\n1 INPROGRESS record past the lease\.\n$/);
     expect(asJson.code).toBe(0);
     expect(JSON.parse(asJson.stdout)).toEqual([
-      { key: 'n#h', status: 'INPROGRESS', expiresAt: null, leaseUntil: 1, hasFingerprint: false, responseOmitted: false },
+      // Without `expiresAt`, as inspect shows such a record: never NaN, which JSON would print as null.
+      { key: 'n#h', status: 'INPROGRESS', leaseUntil: 1, hasFingerprint: false, responseOmitted: false },
     ]);
   } finally {
     await dropTable(client, table);
@@ -562,4 +575,25 @@ test('stuck piped into a reader that stops early (`| head`) ends quietly, withou
 test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
   const run = await cliWith({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
   expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
+});
+
+test('stuck reads a page that stays throttled through the SDK retries again, from where it starts, instead of failing the scan', async () => {
+  const table = await freshTable(client, 'cli-stuck-throttled');
+  try {
+    // Six items of 390 KB: a 1 MB scan page cannot hold them all.
+    const ids = ['t#1', 't#2', 't#3', 't#4', 't#5', 't#6'];
+    const item = (id: string) => marshall({ id, status: 'INPROGRESS', owner: 'o', expiration: 4102444800, leaseUntil: 1, pad: 'x'.repeat(390_000) });
+    for (const id of ids) await client.send(new PutItemCommand({ TableName: table, Item: item(id) }));
+    const { client: throttled, faults } = faultyClient(endpoint());
+    // The second page: every attempt the SDK makes of it is throttled.
+    faults.schedule({ operations: ['Scan'], fault: { kind: 'throttle', exception: 'ProvisionedThroughputExceededException' }, skip: 1, attempts: 3 });
+    const found: string[] = [];
+    for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }))
+      found.push(summary.key);
+    expect(faults.injected).toHaveLength(3);
+    expect(found.sort()).toEqual(ids);
+    throttled.destroy();
+  } finally {
+    await dropTable(client, table);
+  }
 });

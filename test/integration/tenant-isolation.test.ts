@@ -8,7 +8,7 @@ import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { runCli } from '../../lib/cli/run.js';
-import { type HttpResult, httpIdempotency, idempotency, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
+import { cloudWatchLines, type HttpResult, httpIdempotency, idempotency, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
 import { lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { endpoint, recordId, useFreshTable } from '../support/dynamodb.js';
 import { httpEvent } from '../support/identity-events.js';
@@ -158,4 +158,24 @@ test('namespaces with a lone surrogate are refused at construction: DynamoDB wri
   expect(() => recordIdOf({ name: 'surrogate-\ud800', key: 'k' })).toThrow(TypeError);
   // A well-formed name with an astral character (a surrogate pair) is a namespace like any other.
   expect(await makeIdempotent(fn, { store, name: 'surrogate-\u{1F600}', key: () => 'k' })('a')).toBe(2);
+});
+
+test('metrics of a tenant-isolated function have its name as their one dimension, never a tenant id: one series per event for every tenant', async () => {
+  const lines: string[] = [];
+  const handler = middy(async (order: { orderId: string }) => order.orderId).use(
+    idempotency({ store, observability: cloudWatchLines({ logs: true, write: (line) => void lines.push(line) }) }),
+  );
+  for (const tenant of ['tenant-blue', 'tenant-green']) await handler({ orderId: 'o-1' }, contextOf('tenants-metrics', tenant));
+  const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { _aws?: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } });
+  const metrics = parsed.filter((line) => line._aws !== undefined);
+  expect(metrics.map((line) => [line._aws!.CloudWatchMetrics[0]!.Dimensions, line.Function, line.Misses])).toEqual([
+    [[['Function']], 'tenants-metrics', 1],
+    [[['Function']], 'tenants-metrics', 1],
+  ]);
+  for (const line of lines) expect(line).not.toContain('tenant-');
+  // The log lines tell the tenants' records apart by their ids, which --tenant finds.
+  expect(parsed.filter((line) => line._aws === undefined).map((line) => line.recordId)).toEqual([
+    recordIdOf({ name: 'tenants-metrics', key: { orderId: 'o-1' }, tenant: 'tenant-blue' }),
+    recordIdOf({ name: 'tenants-metrics', key: { orderId: 'o-1' }, tenant: 'tenant-green' }),
+  ]);
 });

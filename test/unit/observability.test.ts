@@ -203,27 +203,39 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
   expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
 });
 
-test('a `write` that returns a promise that rejects is logged once, not an unhandled rejection', async () => {
+/** Runs `body`, then fails if a promise rejected without a handler meanwhile. */
+async function withoutUnhandledRejections(body: () => Promise<void>): Promise<void> {
   const unhandled: unknown[] = [];
   const record = (reason: unknown) => void unhandled.push(reason);
   process.on('unhandledRejection', record);
   try {
-    const warnings: string[] = [];
-    const written: string[] = [];
-    // Typed `(line) => void`, an async function still type-checks: a log shipper that awaits a network call.
-    const write = async (line: string) => {
-      written.push(line);
-      throw new Error('log shipper down');
-    };
-    await scriptedRun(cloudWatchLines({ logs: true, write }), Date.now, warnings);
-    await scriptedRun({ metrics: true, write }, Date.now, warnings);
+    await body();
     await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(written).toHaveLength(9); // three events: two lines each, then one each
-    expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error', 'Error', 'Error']);
     expect(unhandled).toEqual([]);
   } finally {
     process.off('unhandledRejection', record);
   }
+}
+
+/** A `write` that records each line and rejects, as a log shipper that awaits a network call that fails. */
+function rejectingWrite(written: string[]): (line: string) => Promise<never> {
+  return async (line) => {
+    written.push(line);
+    throw new Error('log shipper down');
+  };
+}
+
+test('a `write` that returns a promise that rejects is logged once, not an unhandled rejection', async () => {
+  const warnings: string[] = [];
+  const written: string[] = [];
+  // Typed `(line) => void`, an async function still type-checks.
+  const write = rejectingWrite(written);
+  await withoutUnhandledRejections(async () => {
+    await scriptedRun(cloudWatchLines({ logs: true, write }), Date.now, warnings);
+    await scriptedRun({ metrics: true, write }, Date.now, warnings);
+  });
+  expect(written).toHaveLength(9); // three events: two lines each, then one each
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error', 'Error', 'Error']);
 });
 
 test('a listener that throws a value that is no Error is logged by its type: its `name` may be data', async () => {
@@ -317,4 +329,21 @@ test('a name CloudWatch refuses as a dimension value gets no EMF line but a warn
     expect(lines.map((line) => JSON.parse(line).event)).toEqual(['miss', 'replay']);
     expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
   }
+});
+
+test('a name CloudWatch refuses as a dimension value, with a `write` whose promise rejects, is logged once, not an unhandled rejection', async () => {
+  const warnings: string[] = [];
+  const written: string[] = [];
+  await withoutUnhandledRejections(async () => {
+    const fn = makeIdempotent(async (_: string) => 'paid', {
+      store: new MemoryStore(),
+      name: 'paiements-é',
+      logger: { warn: (line: string) => void warnings.push(line) },
+      observability: cloudWatchLines({ logs: true, write: rejectingWrite(written) }),
+    });
+    expect(await fn(SECRET)).toBe('paid');
+    expect(await fn(SECRET)).toBe('paid');
+  });
+  expect(written.map((line) => JSON.parse(line).event)).toEqual(['miss', 'replay']);
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
 });
