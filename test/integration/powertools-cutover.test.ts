@@ -20,6 +20,7 @@ import { lambdaContext } from '../../lib/testing/index.js';
 import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cutover' });
 
@@ -134,6 +135,54 @@ test("a handler Powertools' makeIdempotent wrapped without middy: this library's
   const fresh = await during({ paymentId: 'p-wrapped-new' }, context());
   expect(await after({ paymentId: 'p-wrapped-new' }, context())).toEqual(fresh);
   expect(charged).toEqual(['p-wrapped-old', 'p-wrapped-new']);
+});
+
+describe('a function whose Powertools configuration checks the payload (payloadValidationJmesPath)', () => {
+  interface CheckedCharge extends Charge {
+    readonly amount: number;
+  }
+  /** Powertools alone, then the first deployment (both) and the second (this library alone); `firstChecks`: whether the first has the second's fingerprint. */
+  function checkedDeployments(prefix: string, firstChecks: boolean) {
+    const charged: string[] = [];
+    const charge = async (event: CheckedCharge) => {
+      charged.push(event.paymentId);
+      return { receipt: `${event.paymentId}/${event.amount}/${charged.length}` };
+    };
+    const powertools = () => ({
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId', payloadValidationJmesPath: 'amount' }),
+      keyPrefix: prefix,
+    });
+    const ours = (checks: boolean) =>
+      idempotency<CheckedCharge>({ store, key: (event) => event.paymentId, ...(checks ? { fingerprint: (event) => event.amount } : {}) });
+    const powertoolsOnly = middy(charge).use(makeHandlerIdempotent(powertools()));
+    const first = middy(powertoolsIdempotent(charge, powertools())).use(ours(firstChecks));
+    const second = middy(charge).use(ours(true));
+    const call = (handler: typeof powertoolsOnly) => (event: CheckedCharge) => handler(event, lambdaContext({ functionName: prefix }));
+    return { charged, powertoolsOnly: call(powertoolsOnly), first: call(first), second: call(second) };
+  }
+
+  test('this library given the same fingerprint in both deployments: another amount is refused in both, whether Powertools or this library holds the key; the same amount replays', async () => {
+    const { charged, powertoolsOnly, first, second } = checkedDeployments('checked', true);
+    const old = await powertoolsOnly({ paymentId: 'p-checked-old', amount: 100 });
+    expect((await thrown(first({ paymentId: 'p-checked-old', amount: 999 }))).name).toBe('IdempotencyValidationError');
+    expect(await first({ paymentId: 'p-checked-old', amount: 100 })).toEqual(old);
+    expect((await rejection(first({ paymentId: 'p-checked-old', amount: 999 }))).code).toBe('PAYLOAD_MISMATCH');
+
+    const fresh = await first({ paymentId: 'p-checked-new', amount: 100 });
+    expect((await rejection(first({ paymentId: 'p-checked-new', amount: 999 }))).code).toBe('PAYLOAD_MISMATCH');
+    expect(await second({ paymentId: 'p-checked-new', amount: 100 })).toEqual(fresh);
+    expect((await rejection(second({ paymentId: 'p-checked-new', amount: 999 }))).code).toBe('PAYLOAD_MISMATCH');
+    expect(charged).toEqual(['p-checked-old', 'p-checked-new']);
+  });
+
+  test("a fingerprint given only in the second deployment: the first replays another amount, and the second refuses the same request's retry as PAYLOAD_MISMATCH", async () => {
+    const { charged, first, second } = checkedDeployments('unchecked', false);
+    const fresh = await first({ paymentId: 'p-unchecked', amount: 100 });
+    expect(await first({ paymentId: 'p-unchecked', amount: 999 })).toEqual(fresh);
+    expect((await rejection(second({ paymentId: 'p-unchecked', amount: 100 }))).code).toBe('PAYLOAD_MISMATCH');
+    expect(charged).toEqual(['p-unchecked']);
+  });
 });
 
 describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
