@@ -1,11 +1,17 @@
 /**
- * `npm run demo -- --serve` answering what curl users really send: every bad request gets a clear
- * 4xx from the payment API (or API Gateway's 404 for no route), never a 500.
+ * The demo payment API as users call it and copy it: `npm run demo -- --serve` answers every bad
+ * request with a clear 4xx (or API Gateway's 404 for no route), never a 500; and a refund can never
+ * exceed its payment, also when an attempt is taken over after its lease.
  */
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createDemoTables, type DemoTables, dropDemoTables } from '../../demo/scenarios.js';
+import { DemoClock } from '../../demo/fakes.js';
+import { toHttpApiEvent } from '../../demo/http-event.js';
+import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { serve } from '../../demo/serve.js';
+import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
+import type { PaymentProvider } from '../../infra/functions/payment-service.js';
 import { testClient } from '../support/dynamodb.js';
 
 const client = testClient();
@@ -56,4 +62,53 @@ test('a refund can never exceed its payment: the second refund of the whole amou
   const payment = JSON.parse((await post('/payments', '{"amount": 1000, "currency": "EUR"}')).text) as { paymentId: string };
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1000}')).status).toBe(201);
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1}')).status).toBe(409);
+});
+
+/** A processor whose first refund hangs until `fail()` ends it with an error; it counts the refunds it made. */
+class HangingRefunds implements PaymentProvider {
+  refunded = 0;
+  calls = 0;
+  private hung: ((error: Error) => void) | undefined;
+  async charge(): Promise<{ chargeId: string }> {
+    return { chargeId: `ch_${randomUUID()}` };
+  }
+  async refund(request: { amount: number }): Promise<{ providerRefundId: string }> {
+    if (++this.calls === 1) return new Promise((_resolve, reject) => (this.hung = reject));
+    this.refunded += request.amount;
+    return { providerRefundId: `re_${randomUUID()}` };
+  }
+  fail(): void {
+    this.hung?.(new Error('the card network timed out'));
+  }
+}
+
+test('a refund taken over after its lease stays refunded when the late attempt fails: the payment cannot be refunded again', async () => {
+  const clock = new DemoClock();
+  const provider = new HangingRefunds();
+  const options = { ...tables, client, provider, now: clock.now, logger: new QuietLogger() };
+  const first: PaymentHandler = createPaymentHandler(options);
+  const other: PaymentHandler = createPaymentHandler(options); // another execution environment
+  const post = async (handler: PaymentHandler, url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api', clock.now));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+
+  const payment = await post(first, '/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+  const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+  const key = `refund-${randomUUID()}`;
+  const stuck = post(first, refunds, { amount: 1_000 }, key); // applies the refund, then hangs at the processor
+  while (provider.calls === 0) await new Promise((resolve) => setImmediate(resolve));
+  clock.advance(11_000); // past its 10 s lease
+  const takeover = await post(other, refunds, { amount: 1_000 }, key);
+  provider.fail(); // the late attempt ends with a provider failure
+  const late = await stuck;
+  const again = await post(other, refunds, { amount: 1_000 }, `refund-${randomUUID()}`);
+
+  expect({ takeover: takeover.status, late: late.status, again: again.status, refunded: provider.refunded }).toEqual({
+    takeover: 201,
+    late: 502,
+    again: 409,
+    refunded: 1_000,
+  });
 });
