@@ -117,7 +117,12 @@ async function main(): Promise<number> {
       );
       console.log(`  curl -i -X POST ${base}/idempotency-keys   # a server-issued key, to send as the Idempotency-Key\n`);
       await new Promise<void>((resolve) => {
-        const shutdown = () => server.close(() => resolve());
+        const shutdown = () => {
+          server.close(() => resolve());
+          // DynamoDB Local stops on the same signal: a request still open (a stalled client, a
+          // keep-alive connection) would otherwise hold the server, and the process, open.
+          server.closeAllConnections();
+        };
         // SIGHUP: the terminal was closed.
         for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, shutdown);
       });

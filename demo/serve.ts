@@ -27,13 +27,22 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
         response.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>).end(`${result.body}\n`);
         return;
       }
-      const event = toHttpApiEvent({
-        method: request.method ?? 'GET',
-        url: request.url ?? '/',
-        headers: request.headers,
-        body: await readBody(request),
-        ...(request.socket.remoteAddress ? { sourceIp: request.socket.remoteAddress } : {}),
-      });
+      const body = await readBody(request);
+      let event: ReturnType<typeof toHttpApiEvent>;
+      try {
+        event = toHttpApiEvent({
+          method: request.method ?? 'GET',
+          url: request.url ?? '/',
+          headers: request.headers,
+          body,
+          ...(request.socket.remoteAddress ? { sourceIp: request.socket.remoteAddress } : {}),
+        });
+      } catch (error) {
+        // A path parameter that does not decode (`%E0%A4%A`) is the client's error, as API Gateway answers it.
+        if (!(error instanceof URIError)) throw error;
+        response.writeHead(400, { 'Content-Type': 'application/json' }).end('{"message":"Bad Request"}\n');
+        return;
+      }
       if (!event) {
         response.writeHead(404, { 'Content-Type': 'application/json' }).end('{"message":"Not Found"}\n');
         return;

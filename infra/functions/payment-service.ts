@@ -92,6 +92,12 @@ function asObject(input: unknown): Record<string, unknown> {
   return input as Record<string, unknown>;
 }
 
+/** The attribute of the payment item that names the attempt answering for a refund, and this attempt's owner token. */
+interface RefundAttempt {
+  readonly holder: string;
+  readonly owner: string;
+}
+
 const isConditionFailure = (error: unknown): error is ConditionalCheckFailedException & { Item?: Record<string, AttributeValue> } =>
   error instanceof ConditionalCheckFailedException || (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
 
@@ -158,13 +164,16 @@ export class PaymentService {
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
+    const call = transaction();
     // The same id on every retry and takeover of this request: the state change below applies it once.
-    const refundId = `re_${transaction().downstreamKey('refund').slice(0, 22)}`;
-    const applied = await this.applyRefund(paymentId, refundId, amount);
+    const refundId = `re_${call.downstreamKey('refund').slice(0, 22)}`;
+    // Which attempt answers for the refund: this one's owner token, which changes on a takeover.
+    const attempt = { holder: `refundHolder_${refundId}`, owner: call.owner };
+    const applied = await this.applyRefund(paymentId, refundId, amount, attempt);
     try {
       await this.provider.refund({ idempotencyKey: refundId, paymentId, chargeId: applied.chargeId, refundId, amount });
     } catch (error) {
-      await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount);
+      await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
     }
     return {
@@ -182,17 +191,20 @@ export class PaymentService {
    * this refund id was not applied yet and the refund fits what is left. The new status depends on
    * whether the refund uses up the payment, so the write states its assumption (`refundableAmount >
    * :amount` → partial, `= :amount` → full); a refused write returns the current item, which says
-   * which one applies, or that an earlier attempt of this same request already applied it.
+   * which one applies, or that an earlier attempt of this same request already applied it: this
+   * attempt then takes the refund over (`attempt.holder`), so that the earlier one, should it still
+   * end with a provider failure, does not give back a refund this attempt completes.
    */
-  private async applyRefund(paymentId: string, refundId: string, amount: number): Promise<Payment> {
+  private async applyRefund(paymentId: string, refundId: string, amount: number, attempt: RefundAttempt): Promise<Payment> {
     let full = false;
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let round = 0; round < 5; round++) {
       try {
         const update = transition({
           TableName: this.tableName,
           Key: { [KEY]: paymentId },
           from: ['PAID', 'PARTIALLY_REFUNDED'],
           to: full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+          set: { [attempt.holder]: attempt.owner },
           add: { refundableAmount: -amount, refundedAmount: amount, refundIds: new Set([refundId]) },
           condition: {
             expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)`,
@@ -205,7 +217,9 @@ export class PaymentService {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> }) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
-        if (current.refundIds?.has(refundId)) return current; // applied by an earlier attempt that crashed before completing
+        // Applied by an earlier attempt that crashed or timed out before completing.
+        if (current.refundIds?.has(refundId) && (await this.holdRefund(paymentId, refundId, attempt))) return current;
+        if (current.refundIds?.has(refundId)) continue; // the earlier attempt gave it back meanwhile: apply it again
         if (current.refundableAmount < amount) {
           throw new PaymentError('REFUND_EXCEEDS_PAYMENT', `The refund exceeds what is left to refund (${current.refundableAmount} of ${current.amount}).`);
         }
@@ -215,19 +229,43 @@ export class PaymentService {
     throw new Error(`Payment ${paymentId} changed under every refund attempt; try again.`);
   }
 
-  /** Gives a refund's amount back, once: the refund entry is removed in the same conditional write. */
-  private async revertRefund(paymentId: string, refundId: string, amount: number, toPaid: boolean): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+  /** Makes `attempt` the holder of an applied refund; false when the refund is no longer applied. */
+  private async holdRefund(paymentId: string, refundId: string, attempt: RefundAttempt): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [KEY]: paymentId },
+          UpdateExpression: 'SET #holder = :owner',
+          ConditionExpression: 'contains(refundIds, :refundId)',
+          ExpressionAttributeNames: { '#holder': attempt.holder },
+          ExpressionAttributeValues: { ':owner': attempt.owner, ':refundId': refundId },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
+  /**
+   * Gives a refund's amount back, once, and only while this attempt holds it: the refund entry is
+   * removed in the same conditional write. A refund another attempt took over is that attempt's.
+   */
+  private async revertRefund(paymentId: string, refundId: string, amount: number, toPaid: boolean, attempt: RefundAttempt): Promise<void> {
+    for (let round = 0; round < 5; round++) {
       try {
         await this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: { [KEY]: paymentId },
             UpdateExpression:
-              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status DELETE refundIds :refundIds',
-            ConditionExpression: `contains(refundIds, :refundId) AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
-            ExpressionAttributeNames: { '#status': 'status' },
+              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder DELETE refundIds :refundIds',
+            ConditionExpression: `contains(refundIds, :refundId) AND #holder = :owner AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
+            ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder },
             ExpressionAttributeValues: {
+              ':owner': attempt.owner,
               ':amount': amount,
               ':status': toPaid ? 'PAID' : 'PARTIALLY_REFUNDED',
               ':refundId': refundId,
@@ -239,8 +277,9 @@ export class PaymentService {
         return;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> }) : undefined;
+        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> } & Record<string, unknown>) : undefined;
         if (!current?.refundIds?.has(refundId)) return; // already given back
+        if (current[attempt.holder] !== attempt.owner) return; // taken over by a later attempt, which answers for it
         toPaid = current.refundedAmount === amount;
       }
     }

@@ -115,3 +115,19 @@ test.each([
   },
   150_000,
 );
+
+test('a stop signal ends the demo while a client still holds a request open', async () => {
+  const demo = await startDemo();
+  // A client that sent its headers and part of its body, then stalled: its request never ends by itself.
+  const stalled = connect(demo.apiPort, '127.0.0.1');
+  stalled.on('error', () => undefined);
+  await new Promise<void>((resolve) => stalled.once('connect', () => resolve()));
+  stalled.write('POST /payments HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: stalled\r\nContent-Length: 100\r\n\r\n{"amo');
+  try {
+    process.kill(demo.pid, 'SIGTERM');
+    await eventually(demo.hasExited, 'npm run demo exited');
+    await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
+  } finally {
+    stalled.destroy();
+  }
+}, 150_000);
