@@ -72,6 +72,21 @@ describe('a call without `key` whose event differs on every delivery', () => {
     expect(messagesOf(log)).toEqual([{ level: 'WARN', message: expect.stringMatching(/^lambda-idempotency: makeIdempotent has no `key`/) }]);
   });
 
+  test('one SQS message of a batch, given to makeIdempotent: its two deliveries both run, and the log says to select a key', async () => {
+    const log = logger();
+    const run = jest.fn(async (_message: unknown) => undefined);
+    const once = makeIdempotent(run, { store: new InMemoryStore(), name: 'orders', logger: log });
+    await once(sqsEvent('r-1').Records[0]);
+    await once(sqsEvent('r-2').Records[0]);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringContaining('an SQS message, whose receipt handle and receive count differ on every delivery: select a key'),
+      },
+    ]);
+  });
+
   test('the warning comes with the first such event, after other events', async () => {
     const log = logger();
     const handler = middy(async () => 'ok').use(idempotency({ store: new InMemoryStore(), logger: log }));
