@@ -8,6 +8,7 @@ import middy from '@middy/core';
 import { httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { ANONYMOUS, type Api, httpEvent } from '../support/identity-events.js';
+import { rejection } from '../support/rejections.js';
 
 const logger = () => ({ warn: jest.fn<(message: string) => void>() });
 const context = lambdaContext({ functionName: 'orders' });
@@ -94,6 +95,20 @@ describe('a call without `key` whose event differs on every delivery', () => {
     expect(log.warn).not.toHaveBeenCalled();
     await handler(sqsEvent('r-1'), context);
     expect(log.warn).toHaveBeenCalledTimes(1);
+  });
+
+  test('an event hashed whole that throws when read (a getter, a proxy trap) is INVALID_KEY with the error as its cause, not that error raw', async () => {
+    const failure = new Error('getter failed');
+    const throwing = {
+      get requestContext(): unknown {
+        throw failure;
+      },
+    };
+    const once = makeIdempotent(async (_event: unknown) => 'ran', { store: new InMemoryStore(), name: 'orders', logger: logger() });
+    const error = await rejection(once(throwing));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(error.message).toMatch(/Reading the idempotency key threw/);
+    expect(error.cause).toBe(failure);
   });
 
   test('a logger that throws does not fail the call', async () => {
