@@ -657,7 +657,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * delivery: such a key never matches a retry, and every duplicate runs.
    */
   #checkWholeEvent(input: TInput): void {
-    const volatile = volatileEventOf(input);
+    let volatile: string | undefined;
+    try {
+      volatile = volatileEventOf(input);
+    } catch {
+      return; // an event that throws when read (a getter, a proxy trap): hashing it says so, as INVALID_KEY
+    }
     if (volatile === undefined) return;
     this.#warnedWholeEvent = true;
     logLine(this.#logger, 'warn', `${this.#where} has no \`key\`, so the whole event is the key, and it is ${volatile}. Duplicates are not detected.`);

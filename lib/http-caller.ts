@@ -168,7 +168,17 @@ const isNoJwtAuthorizer = (authorizer: unknown): boolean =>
  */
 export function callerOf<TEvent extends AnyHttpEvent>(scope: HttpScope<TEvent> | undefined): (event: TEvent) => string | null {
   if (scope === 'shared') return () => null;
-  if (scope !== undefined) return (event) => scope(event) ?? null;
+  if (scope !== undefined) {
+    return (event) => {
+      const caller: unknown = scope(event);
+      // Hashed, the promise of an async scope would be refused as the client's key (a 400).
+      if (caller instanceof Promise) {
+        caller.catch(() => undefined);
+        throw new TypeError("httpIdempotency: `scope` returned a promise: it must return the caller's identity (or undefined) synchronously.");
+      }
+      return (caller as string | undefined) ?? null;
+    };
+  }
   return (event) => {
     if (isAlb(event)) {
       throw new TypeError(

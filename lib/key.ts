@@ -104,7 +104,12 @@ class Normalizer {
     if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
       throw new KeyFault(`a ${object.constructor.name}`);
     }
-    if (object instanceof RegExp || object instanceof Error || object instanceof Promise) throw new KeyFault(`a ${object.constructor.name}`);
+    if (object instanceof Promise) {
+      // From an async selector. Its rejection, unhandled, would end the process.
+      object.catch(() => undefined);
+      throw new KeyFault('a Promise (selectors are synchronous)');
+    }
+    if (object instanceof RegExp || object instanceof Error) throw new KeyFault(`a ${object.constructor.name}`);
     // JSON writes an instance without enumerable members (an ArrayBuffer, a WeakRef, private fields
     // only) as `{}`, whatever it holds: all of them would share one key.
     if (!Array.isArray(object) && Object.keys(object).length === 0) {

@@ -15,8 +15,10 @@ export function volatileEventOf(input: unknown): string | undefined {
     return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
   }
   const records = event.Records;
-  if (Array.isArray(records) && (records[0] as { readonly eventSource?: unknown } | undefined)?.eventSource === 'aws:sqs') {
-    return 'an SQS batch, whose receipt handles differ on every delivery: use idempotentBatch, or select a key';
-  }
-  return undefined;
+  const batch = Array.isArray(records);
+  // One message of a batch too, as a loop over `Records` passes it on.
+  if (((batch ? records[0] : input) as { readonly eventSource?: unknown } | undefined)?.eventSource !== 'aws:sqs') return undefined;
+  return batch
+    ? 'an SQS batch, whose receipt handles differ on every delivery: use idempotentBatch, or select a key'
+    : 'an SQS message, whose receipt handle and receive count differ on every delivery: select a key (its messageId or body)';
 }

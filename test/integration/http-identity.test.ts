@@ -178,6 +178,18 @@ test("a scope that is neither a function nor 'shared' is refused at construction
   }
 });
 
+test("an async `scope` is a server fault, not the client's: a TypeError naming `scope`, no 400, the handler does not run, nothing is stored", async () => {
+  const [shape] = IDENTITY_SHAPES;
+  const orders = ordersApi({ scope: (async () => 'tenant-a') as never });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    await expect(orders.send(eventFor(shape!, alice, { key: 'k-async' }))).rejects.toThrow(
+      expect.objectContaining({ name: 'TypeError', message: expect.stringMatching(/`scope` returned a promise/) }),
+    );
+  }
+  expect(orders.runs).toHaveLength(0);
+  expect(await orders.records()).toEqual([]);
+});
+
 // ---------------------------------------------------------------------------------------------
 // The Idempotency-Key header sent twice
 

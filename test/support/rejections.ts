@@ -20,3 +20,20 @@ export async function thrown(promise: Promise<unknown>): Promise<Error & Record<
   }
   throw new Error('expected a rejection');
 }
+
+/**
+ * Runs `body`, then fails if a promise rejected without a handler meanwhile (Node reports one once
+ * the microtasks have run, before the next macrotask).
+ */
+export async function withoutUnhandledRejections(body: () => Promise<void>): Promise<void> {
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', record);
+  try {
+    await body();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', record);
+  }
+}

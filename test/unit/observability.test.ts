@@ -3,6 +3,7 @@
 import { jest } from '@jest/globals';
 import type { ClaimRequest, CompleteRequest, IdempotencyEvent, IdempotencyEventDetail, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
 import { cloudWatchLines, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { withoutUnhandledRejections } from '../support/rejections.js';
 
 /** A minimal in-memory store following the protocol's conditions. */
 class MemoryStore implements IdempotencyStore {
@@ -202,20 +203,6 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
   await scriptedRun(cloudWatchLines as never, Date.now, uncalled);
   expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
 });
-
-/** Runs `body`, then fails if a promise rejected without a handler meanwhile. */
-async function withoutUnhandledRejections(body: () => Promise<void>): Promise<void> {
-  const unhandled: unknown[] = [];
-  const record = (reason: unknown) => void unhandled.push(reason);
-  process.on('unhandledRejection', record);
-  try {
-    await body();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(unhandled).toEqual([]);
-  } finally {
-    process.off('unhandledRejection', record);
-  }
-}
 
 /** A `write` that records each line and rejects, as a log shipper that awaits a network call that fails. */
 function rejectingWrite(written: string[]): (line: string) => Promise<never> {

@@ -8,6 +8,7 @@ import middy from '@middy/core';
 import { httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { ANONYMOUS, type Api, httpEvent } from '../support/identity-events.js';
+import { rejection } from '../support/rejections.js';
 
 const logger = () => ({ warn: jest.fn<(message: string) => void>() });
 const context = lambdaContext({ functionName: 'orders' });
@@ -72,6 +73,21 @@ describe('a call without `key` whose event differs on every delivery', () => {
     expect(messagesOf(log)).toEqual([{ level: 'WARN', message: expect.stringMatching(/^lambda-idempotency: makeIdempotent has no `key`/) }]);
   });
 
+  test('one SQS message of a batch, given to makeIdempotent: its two deliveries both run, and the log says to select a key', async () => {
+    const log = logger();
+    const run = jest.fn(async (_message: unknown) => undefined);
+    const once = makeIdempotent(run, { store: new InMemoryStore(), name: 'orders', logger: log });
+    await once(sqsEvent('r-1').Records[0]);
+    await once(sqsEvent('r-2').Records[0]);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringContaining('an SQS message, whose receipt handle and receive count differ on every delivery: select a key'),
+      },
+    ]);
+  });
+
   test('the warning comes with the first such event, after other events', async () => {
     const log = logger();
     const handler = middy(async () => 'ok').use(idempotency({ store: new InMemoryStore(), logger: log }));
@@ -79,6 +95,20 @@ describe('a call without `key` whose event differs on every delivery', () => {
     expect(log.warn).not.toHaveBeenCalled();
     await handler(sqsEvent('r-1'), context);
     expect(log.warn).toHaveBeenCalledTimes(1);
+  });
+
+  test('an event hashed whole that throws when read (a getter, a proxy trap) is INVALID_KEY with the error as its cause, not that error raw', async () => {
+    const failure = new Error('getter failed');
+    const throwing = {
+      get requestContext(): unknown {
+        throw failure;
+      },
+    };
+    const once = makeIdempotent(async (_event: unknown) => 'ran', { store: new InMemoryStore(), name: 'orders', logger: logger() });
+    const error = await rejection(once(throwing));
+    expect(error.code).toBe('INVALID_KEY');
+    expect(error.message).toMatch(/Reading the idempotency key threw/);
+    expect(error.cause).toBe(failure);
   });
 
   test('a logger that throws does not fail the call', async () => {
