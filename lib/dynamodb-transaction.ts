@@ -89,7 +89,10 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
       // No table name in the messages: an HTTP error handler may send them to the client (`actionIndex` and `tableName` name it).
       const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-      if (failed > 0) {
+      // Unless the record's action conflicted: DynamoDB applies a transaction item by item, so one on
+      // the same key (an atomic duplicate's) may have landed its writes, failing ours, and still hold
+      // the record, which the retry meets with that call's outcome.
+      if (failed > 0 && reasons[0]?.Code !== 'TransactionConflict') {
         throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} failed; nothing was written.`, {
           cause: error,
           ...writeAt(items, failed),
