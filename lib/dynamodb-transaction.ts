@@ -26,6 +26,9 @@ export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)
 export const refusedForSize = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
 
+/** DynamoDB's limit on the actions of one transaction, the record's included. */
+const TRANSACTION_LIMIT_ACTIONS = 100;
+
 /** DynamoDB's limit on the items of one transaction, in all. */
 const TRANSACTION_LIMIT_BYTES = 4 * 1024 * 1024;
 
@@ -66,6 +69,13 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
     throw new IdempotencyError(
       'TRANSACTION_INVALID',
       `The call's writes put at least ${putBytes} bytes, more than the 4 MB DynamoDB takes in one transaction; nothing was written.`,
+    );
+  }
+  // DynamoDB's own refusal names neither the writes nor the record's place among the actions.
+  if (items.length > TRANSACTION_LIMIT_ACTIONS) {
+    throw new IdempotencyError(
+      'TRANSACTION_INVALID',
+      `The call adds ${items.length - 1} writes: with its record, ${items.length} actions, more than the ${TRANSACTION_LIMIT_ACTIONS} DynamoDB takes in one transaction; nothing was written.`,
     );
   }
   for (let attempt = 1; ; attempt++) {
