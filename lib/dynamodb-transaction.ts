@@ -26,6 +26,9 @@ export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)
 export const refusedForSize = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
 
+/** Cancellation reasons of an action whose condition DynamoDB did not evaluate. */
+const UNJUDGED: ReadonlySet<string> = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
+
 /** DynamoDB's limit on the actions of one transaction, the record's included. */
 const TRANSACTION_LIMIT_ACTIONS = 100;
 
@@ -99,10 +102,10 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
       // No table name in the messages: an HTTP error handler may send them to the client (`actionIndex` and `tableName` name it).
       const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-      // Unless the record's action conflicted: DynamoDB applies a transaction item by item, so one on
-      // the same key (an atomic duplicate's) may have landed its writes, failing ours, and still hold
-      // the record, which the retry meets with that call's outcome.
-      if (failed > 0 && reasons[0]?.Code !== 'TransactionConflict') {
+      // Unless the record's action was not judged (a conflict, throttling): DynamoDB applies a
+      // transaction item by item, so one on the same key (an atomic duplicate's) may have landed its
+      // writes, failing ours, and still hold the record, which the retry meets with that call's outcome.
+      if (failed > 0 && !UNJUDGED.has(reasons[0]?.Code ?? '')) {
         throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} failed; nothing was written.`, {
           cause: error,
           ...writeAt(items, failed),

@@ -87,42 +87,46 @@ describe.each(['transactions', 'atomic'] as const)('%s', (mode) => {
   });
 });
 
-test("atomic: a duplicate whose commit meets the first call's commit half applied (its record still held, its guarded write already landed) replays the first call's result, not TRANSACTION_CONDITION_FAILED", async () => {
-  const client = testClient();
-  clients.push(client);
-  const name = `h${randomUUID().slice(0, 8)}`;
-  const payment = `${name}-payment`;
-  await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: payment }, status: { S: 'PAID' } } }));
-  let halfApplied = false;
-  // DynamoDB applies a transaction item by item: a transaction arriving meanwhile finds the first
-  // call's record still held (TransactionConflict) and the payment already REFUNDED (its guard
-  // fails). DynamoDB Local runs transactions one at a time, so the middleware gives that answer.
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName !== 'TransactWriteItemsCommand' || !halfApplied) return next(args);
-      halfApplied = false;
-      throw new TransactionCanceledException({
-        message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, ConditionalCheckFailed]',
-        $metadata: { httpStatusCode: 400 },
-        CancellationReasons: [
-          { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' },
-          { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' },
-        ],
-      });
-    },
-    { step: 'initialize', name: 'halfApplied' },
-  );
-  let runs = 0;
-  const refund = makeIdempotent(
-    async (_id: string) => {
-      transaction().update(transition({ TableName: bizTable, Key: { id: payment }, from: 'PAID', to: 'REFUNDED', add: { refunds: 1 } }));
-      return { run: ++runs };
-    },
-    { store: new DynamoDBStore({ tableName, client }), name, atomic: true, singleFlight: false },
-  );
-  expect(await refund('r')).toEqual({ run: 1 });
-  halfApplied = true;
-  expect(await refund('r')).toEqual({ run: 1 });
-  expect(halfApplied).toBe(false);
-  expect(await readItem(admin, bizTable, payment)).toMatchObject({ status: { S: 'REFUNDED' }, refunds: { N: '1' } });
-});
+test.each(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded'])(
+  "atomic: a duplicate whose commit is cancelled with its record's action unjudged (%s) and its guarded write failing on the first call's effect replays the first call's result, not TRANSACTION_CONDITION_FAILED",
+  async (code) => {
+    const client = testClient();
+    clients.push(client);
+    const name = `h${randomUUID().slice(0, 8)}`;
+    const payment = `${name}-payment`;
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: payment }, status: { S: 'PAID' } } }));
+    let halfApplied = false;
+    // DynamoDB applies a transaction item by item: a transaction arriving meanwhile finds the first
+    // call's record still held (TransactionConflict) and the payment already REFUNDED (its guard
+    // fails); throttled on the record, it is not judged there either. DynamoDB Local gives neither
+    // answer on demand, so the middleware does.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'TransactWriteItemsCommand' || !halfApplied) return next(args);
+        halfApplied = false;
+        throw new TransactionCanceledException({
+          message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${code}, ConditionalCheckFailed]`,
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: [
+            { Code: code, Message: 'The record was not judged' },
+            { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' },
+          ],
+        });
+      },
+      { step: 'initialize', name: 'halfApplied' },
+    );
+    let runs = 0;
+    const refund = makeIdempotent(
+      async (_id: string) => {
+        transaction().update(transition({ TableName: bizTable, Key: { id: payment }, from: 'PAID', to: 'REFUNDED', add: { refunds: 1 } }));
+        return { run: ++runs };
+      },
+      { store: new DynamoDBStore({ tableName, client }), name, atomic: true, singleFlight: false },
+    );
+    expect(await refund('r')).toEqual({ run: 1 });
+    halfApplied = true;
+    expect(await refund('r')).toEqual({ run: 1 });
+    expect(halfApplied).toBe(false);
+    expect(await readItem(admin, bizTable, payment)).toMatchObject({ status: { S: 'REFUNDED' }, refunds: { N: '1' } });
+  },
+);
