@@ -26,6 +26,12 @@ export const recordActionInvalid = (error: unknown): boolean => reasonsOf(error)
 export const refusedForSize = (error: unknown): boolean =>
   (error as { name?: unknown } | null)?.name === 'ValidationException' && /size|\b4 ?MB\b|larger/i.test(String((error as Error).message));
 
+/** Cancellation reasons of an action whose condition DynamoDB did not evaluate. */
+const UNJUDGED: ReadonlySet<string> = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
+
+/** DynamoDB's limit on the actions of one transaction, the record's included. */
+const TRANSACTION_LIMIT_ACTIONS = 100;
+
 /** DynamoDB's limit on the items of one transaction, in all. */
 const TRANSACTION_LIMIT_BYTES = 4 * 1024 * 1024;
 
@@ -68,6 +74,13 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       `The call's writes put at least ${putBytes} bytes, more than the 4 MB DynamoDB takes in one transaction; nothing was written.`,
     );
   }
+  // DynamoDB's own refusal names neither the writes nor the record's place among the actions.
+  if (items.length > TRANSACTION_LIMIT_ACTIONS) {
+    throw new IdempotencyError(
+      'TRANSACTION_INVALID',
+      `The call adds ${items.length - 1} writes: with its record, ${items.length} actions, more than the ${TRANSACTION_LIMIT_ACTIONS} DynamoDB takes in one transaction; nothing was written.`,
+    );
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       // The SDK fills ClientRequestToken, so its own retries of a lost response cannot apply the writes twice.
@@ -89,7 +102,10 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       if (reasons[0]?.Code === 'ConditionalCheckFailed') return reasons[0].Item;
       // No table name in the messages: an HTTP error handler may send them to the client (`actionIndex` and `tableName` name it).
       const failed = reasons.findIndex((reason) => reason.Code === 'ConditionalCheckFailed');
-      if (failed > 0) {
+      // Unless the record's action was not judged (a conflict, throttling): DynamoDB applies a
+      // transaction item by item, so one on the same key (an atomic duplicate's) may have landed its
+      // writes, failing ours, and still hold the record, which the retry meets with that call's outcome.
+      if (failed > 0 && !UNJUDGED.has(reasons[0]?.Code ?? '')) {
         throw new IdempotencyError('TRANSACTION_CONDITION_FAILED', `The condition of transaction write ${failed - 1} failed; nothing was written.`, {
           cause: error,
           ...writeAt(items, failed),

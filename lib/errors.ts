@@ -26,7 +26,7 @@ import type { IdempotencyRecord } from './store.js';
  * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
  *   4 MB, two actions on one item, a malformed expression, a missing table or grant), or one of its
  *   writes (`actionIndex`, `tableName`: a key of the wrong type, an item over 400 KB), or the call's
- *   puts exceed 4 MB and it was not sent; nothing was written, the record was released. (A transaction
+ *   puts exceed 4 MB or its actions 100 and it was not sent; nothing was written, the record was released. (A transaction
  *   that only its stored response takes over 4 MB commits without the response instead.)
  * - `TRANSACTION_CONFLICT`: the call's transaction kept being cancelled by concurrent writes to the
  *   same items (or by throttling) after a few retries; nothing was written and the record was

@@ -51,12 +51,18 @@ export function transition(params: TransitionParams): TransactionUpdate {
     set.push('#tVersion = :tNext');
     conditions.push('#tVersion = :tVersion');
   }
+  // An undefined value would be left out of the values, and DynamoDB refuse the update for a placeholder the caller never wrote.
+  const defined = (option: 'set' | 'add', name: string, value: unknown): void => {
+    if (value === undefined) throw new TypeError(`transition: \`${option}.${name}\` is undefined; leave the attribute out, or give it a value.`);
+  };
   Object.entries(params.set ?? {}).forEach(([name, value], i) => {
+    defined('set', name, value);
     names[`#tSet${i}`] = name;
     values[`:tSet${i}`] = value;
     set.push(`#tSet${i} = :tSet${i}`);
   });
   const add = Object.entries(params.add ?? {}).map(([name, amount], i) => {
+    defined('add', name, amount);
     names[`#tAdd${i}`] = name;
     values[`:tAdd${i}`] = amount;
     return `#tAdd${i} :tAdd${i}`;

@@ -190,6 +190,28 @@ test('atomic mode: a resent transaction that meets its own COMPLETED record (a r
   expect(await item('atomic-resent', 'unstorable')).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
 });
 
+test('atomic mode: a transaction that loses every response is COMMIT_FAILED (it may have applied; there is no record to release); a retry replays what it applied, its writes once', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (id: string) => {
+      runs++;
+      transaction().update(increment(`atomic-unknown-${id}`));
+      return { id, run: runs };
+    },
+    { store, name: 'atomic-unknown', atomic: true, logger: silentLogger() },
+  );
+  faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  const error = await thrown(once('a'));
+  expect(error.code).toBe('COMMIT_FAILED');
+  expect(error.message).toMatch(/may or may not be applied/);
+  faults.clear();
+
+  // The pure function runs again; its commit meets the record the lost one wrote.
+  expect(await once('a')).toEqual({ id: 'a', run: 1 });
+  expect(runs).toBe(2);
+  expect((await readItem(inspect, tableName, 'atomic-unknown-a'))?.n).toEqual({ N: '1' });
+});
+
 test("a lost claim whose retry arrives after another attempt took the key over meets the other's record: IN_PROGRESS, the function runs once", async () => {
   const clock = { now: T0 };
   const turnstile = new Turnstile<string>();

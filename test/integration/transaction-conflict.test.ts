@@ -5,8 +5,8 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, makeIdempotent, transaction } from '../../lib/index.js';
+import { type DynamoDBClient, PutItemCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore, makeIdempotent, transaction, transition } from '../../lib/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, useFreshTable } from '../support/dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -86,3 +86,47 @@ describe.each(['transactions', 'atomic'] as const)('%s', (mode) => {
     expect((await f.record('b'))?.status?.S).toBe('COMPLETED');
   });
 });
+
+test.each(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded'])(
+  "atomic: a duplicate whose commit is cancelled with its record's action unjudged (%s) and its guarded write failing on the first call's effect replays the first call's result, not TRANSACTION_CONDITION_FAILED",
+  async (code) => {
+    const client = testClient();
+    clients.push(client);
+    const name = `h${randomUUID().slice(0, 8)}`;
+    const payment = `${name}-payment`;
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: payment }, status: { S: 'PAID' } } }));
+    let halfApplied = false;
+    // DynamoDB applies a transaction item by item: a transaction arriving meanwhile finds the first
+    // call's record still held (TransactionConflict) and the payment already REFUNDED (its guard
+    // fails); throttled on the record, it is not judged there either. DynamoDB Local gives neither
+    // answer on demand, so the middleware does.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'TransactWriteItemsCommand' || !halfApplied) return next(args);
+        halfApplied = false;
+        throw new TransactionCanceledException({
+          message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${code}, ConditionalCheckFailed]`,
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: [
+            { Code: code, Message: 'The record was not judged' },
+            { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' },
+          ],
+        });
+      },
+      { step: 'initialize', name: 'halfApplied' },
+    );
+    let runs = 0;
+    const refund = makeIdempotent(
+      async (_id: string) => {
+        transaction().update(transition({ TableName: bizTable, Key: { id: payment }, from: 'PAID', to: 'REFUNDED', add: { refunds: 1 } }));
+        return { run: ++runs };
+      },
+      { store: new DynamoDBStore({ tableName, client }), name, atomic: true, singleFlight: false },
+    );
+    expect(await refund('r')).toEqual({ run: 1 });
+    halfApplied = true;
+    expect(await refund('r')).toEqual({ run: 1 });
+    expect(halfApplied).toBe(false);
+    expect(await readItem(admin, bizTable, payment)).toMatchObject({ status: { S: 'REFUNDED' }, refunds: { N: '1' } });
+  },
+);

@@ -822,6 +822,8 @@ describe('transition()', () => {
     ['an empty from-state', { from: ['PAID', ''] }, /`from` must name at least one state/],
     ['an empty to-state', { to: '' }, /`to` must be a state name/],
     ['a version that is not a whole number', { version: { expected: '3' } }, /`version.expected` must be a whole number/],
+    ['an undefined value to set', { set: { refundedAt: 1700, note: undefined } }, /^transition: `set.note` is undefined/],
+    ['an undefined amount to add', { add: { refunded: undefined } }, /^transition: `add.refunded` is undefined/],
     [
       "a condition placeholder clashing with the guard's own",
       { condition: { expression: '#tState = :x', names: { '#tState': 'other' }, values: { ':x': 1 } } },
