@@ -255,6 +255,12 @@ const nameOf = (error: unknown): string => {
 const bytesAsText = (message: unknown): unknown =>
   ArrayBuffer.isView(message) ? Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('base64') : message;
 
+/** What the built-in parsing's own failures say, by their `code`. */
+const UNPARSEABLE = new Map<unknown, string>([
+  [NOT_UTF8, 'unparseable payload: data that is not UTF-8'],
+  [KPL_AGGREGATED, 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)'],
+]);
+
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed;
 // the path at which a key holds a value JSON refuses is made of the message's member names, which may be data.
 const describe = (error: unknown): string =>
@@ -264,11 +270,7 @@ const describe = (error: unknown): string =>
       : error.message
     : error instanceof SyntaxError
       ? 'unparseable payload'
-      : (error as { code?: unknown } | null)?.code === NOT_UTF8
-        ? 'unparseable payload: data that is not UTF-8'
-        : (error as { code?: unknown } | null)?.code === KPL_AGGREGATED
-          ? 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)'
-          : `unreadable record (${nameOf(error)})`;
+      : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${nameOf(error)})`);
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
