@@ -154,7 +154,9 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
  * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
  * completed meanwhile). With `leaseUntil`, only while the attempt that `inspectRecord` showed holds
  * the record: a takeover needs that lease to have ended and sets a later one, so a call that took
- * the record over since keeps it and runs alone. `true` when a record was deleted.
+ * the record over since keeps it and runs alone. Without either it deletes whatever the record
+ * holds, a live attempt's too (whose handler may still be running), and an item the store cannot
+ * read as a record. `true` when a record was deleted.
  *
  * @example
  * ```ts

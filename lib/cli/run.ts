@@ -3,6 +3,8 @@ import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { DynamoDBStore } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
+import { UnreadableRecordError } from '../response-codec.js';
+import type { RecordStatus, RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
@@ -83,35 +85,58 @@ const leaseText = (millis: number): string => (Number.isInteger(millis) && isDat
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 
 /**
- * Deletes the record, fenced on the attempt when one is named: by `--lease-until`, or, for
- * `--only-if INPROGRESS`, the attempt read first, and only when its lease has ended. A retry that
- * takes the record over in between sets a later lease, so it keeps the record and runs alone.
+ * Deletes the record, fenced so that a call that took it over since is never deleted: by
+ * `--lease-until`, by `--only-if COMPLETED`, or else on what forget reads first. An attempt is
+ * deleted only once its lease has ended (a takeover needs that and sets a later lease, so the call
+ * that took over keeps the record and runs alone), a COMPLETED record only while it is COMPLETED,
+ * and an INPROGRESS record without a lease (held until its retention) only while INPROGRESS. Plain
+ * forget also deletes an item the store cannot read as a record, as the store's error tells users to.
  */
 async function forget(command: Extract<Command, { command: 'forget' }>, id: string, store: DynamoDBStore, now: number, io: CliIo): Promise<number> {
   const print = (deleted: boolean, leaseUntil: number | undefined, text: string): number => {
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
   };
+  const byStatus = async (status: RecordStatus, read: boolean): Promise<number> => {
+    const deleted = await forgetRecord({ store, id, onlyIf: status });
+    const since = status === 'COMPLETED' ? 'a call claimed it again after its retention' : 'it completed';
+    const changed = read ? ` (it changed after forget read it ${status}: ${since}, or it is gone)` : '';
+    return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status ${status}: nothing deleted${changed}.`);
+  };
   let leaseUntil = command.leaseUntil;
-  if (leaseUntil === undefined && command.onlyIf === 'INPROGRESS') {
-    const seen = await inspectRecord({ store, id });
-    if (seen?.status !== 'INPROGRESS') return print(false, undefined, `No record ${id} with status INPROGRESS: nothing deleted.`);
-    if (seen.leaseUntil === undefined)
+  if (leaseUntil === undefined) {
+    if (command.onlyIf === 'COMPLETED') return byStatus('COMPLETED', false);
+    let seen: RecordSummary | undefined;
+    try {
+      seen = await inspectRecord({ store, id });
+    } catch (error) {
+      if (!(error instanceof UnreadableRecordError) || command.onlyIf !== undefined) throw error;
+      // Not a record: no call holds it (calls with its key fail closed), and nothing else can name it.
+      const deleted = await forgetRecord({ store, id });
+      return print(
+        deleted,
+        undefined,
+        deleted
+          ? `Deleted ${id}, an item this store cannot read as a record (written by hand, or under other attribute names); ${DELETED}`
+          : `No record ${id}: nothing deleted.`,
+      );
+    }
+    const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;
+    if (seen === undefined || (command.onlyIf && seen.status === 'COMPLETED')) return print(false, undefined, missed);
+    if (seen.status === 'COMPLETED') return byStatus('COMPLETED', true);
+    if (seen.leaseUntil === undefined) {
+      if (!command.onlyIf) return byStatus('INPROGRESS', true);
       return print(false, undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
+    }
     if (seen.leaseUntil >= now) {
       return print(
         false,
         seen.leaseUntil,
         `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}: it may be running, so nothing was deleted. ` +
-          `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)} instead of --only-if.`,
+          `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)}${command.onlyIf ? ' instead of --only-if' : ''}.`,
       );
     }
     leaseUntil = seen.leaseUntil;
-  }
-  if (leaseUntil === undefined) {
-    const deleted = await forgetRecord({ store, id, ...(command.onlyIf ? { onlyIf: command.onlyIf } : {}) });
-    const missed = command.onlyIf ? `No record ${id} with status ${command.onlyIf}: nothing deleted.` : `No record ${id}: nothing deleted.`;
-    return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : missed);
   }
   const deleted = await forgetRecord({ store, id, leaseUntil });
   return print(

@@ -318,37 +318,149 @@ test('an attempt whose lease ends at a fraction of a millisecond (a clock on per
   expect(forgot).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
 });
 
-test('forget --only-if INPROGRESS deletes only the stuck attempt it read: a retry that takes the record over between its read and its delete keeps it, runs alone and completes', async () => {
-  const { ids } = await crashed('cli-raced', 'o-1');
-  const id = ids[0]!;
-  const { instance, turnstile, runs } = heldRetries('cli-raced');
-  // The retry claims the record once the command has read it as stuck, just before its delete is sent.
+/** The command run in this process; `between` runs once it has read the record, just before its delete is sent. */
+async function cliRaced(between: () => Promise<void>, ...argv: string[]): Promise<Run> {
   const send = DynamoDBClient.prototype.send;
-  let retry: Promise<string> | undefined;
-  let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
+  let raced = false;
   const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
-    if (args[0] instanceof DeleteItemCommand && retry === undefined) {
-      retry = instance()('o-1');
-      inside = await turnstile.next();
+    if (args[0] instanceof DeleteItemCommand && !raced) {
+      raced = true;
+      await between();
     }
     return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
   } as never);
-  let forgot: Run;
   try {
-    forgot = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+    return await cliAt(Date.now(), ...argv);
   } finally {
     spy.mockRestore();
+    expect(raced).toBe(true);
   }
-  expect(retry).toBeDefined();
-  expect(forgot).toMatchObject({
-    code: 3,
-    stdout: expect.stringMatching(/^No attempt of \S+ whose lease ends at \S+Z: nothing deleted \(another attempt took the record over/),
-  });
-  // Another instance's duplicate is refused instead of running beside the retry, which completes.
+}
+
+/**
+ * forget of `name`'s key o-1 while another instance's retry claims the record between the
+ * command's read and its delete; checks that the retry keeps the record, runs alone and completes.
+ */
+async function forgetRacingRetry(name: string, ...flags: string[]): Promise<Run> {
+  const { instance, turnstile, runs } = heldRetries(name);
+  let retry: Promise<string> | undefined;
+  let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
+  const forgot = await cliRaced(
+    async () => {
+      retry = instance()('o-1');
+      inside = await turnstile.next();
+    },
+    ...['forget', '--table', tableName, '--id', recordId(name, 'o-1'), ...flags, '--yes'],
+  );
+  // The retry still holds the record (checked first: a duplicate that ran would wait at the turnstile),
+  // so another instance's duplicate is refused instead of running beside it; the retry completes.
+  expect((await readItem(client, tableName, recordId(name, 'o-1')))?.status).toEqual({ S: 'INPROGRESS' });
   expect((await rejection(instance()('o-1'))).code).toBe('IN_PROGRESS');
   inside!.open();
   expect(await retry).toBe('p-o-1');
   expect(runs()).toBe(1);
+  return forgot;
+}
+
+test.each([
+  ['forget --only-if INPROGRESS', ['--only-if', 'INPROGRESS']],
+  ['plain forget', []],
+])(
+  '%s deletes only the stuck attempt it read: a retry that takes the record over between its read and its delete keeps it, runs alone and completes',
+  async (_command, flags) => {
+    const name = `cli-raced-${flags.length}`;
+    await crashed(name, 'o-1');
+    expect(await forgetRacingRetry(name, ...flags)).toMatchObject({
+      code: 3,
+      stdout: expect.stringMatching(/^No attempt of \S+ whose lease ends at \S+Z: nothing deleted \(another attempt took the record over/),
+    });
+  },
+);
+
+test('plain forget leaves alone an attempt whose lease is live (exit 3) and names the --lease-until that deletes it; a stuck attempt it deletes as --only-if INPROGRESS does', async () => {
+  const now = Date.now();
+  const leaseUntil = now + 60_000;
+  const id = recordId('cli-plain-live', 'o-1');
+  await store.claim({ key: id, owner: 'running', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const iso = new Date(leaseUntil).toISOString();
+  const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes');
+  expect(held).toEqual({
+    code: 3,
+    stdout:
+      `${id} is held by an attempt whose lease ends ${iso} (in 60 s): it may be running, so nothing was deleted. ` +
+      `If you know it is not (a durable execution that failed), add --lease-until ${iso}.\n`,
+    stderr: '',
+  });
+  const asJson = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes', '--json');
+  expect(asJson).toEqual({ code: 3, stdout: `${JSON.stringify({ id, deleted: false, leaseUntil }, null, 2)}\n`, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeDefined();
+  const named = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
+  expect(named.code).toBe(0);
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+  expect(await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes')).toEqual({ code: 3, stdout: `No record ${id}: nothing deleted.\n`, stderr: '' });
+
+  const stuck = await crashed('cli-plain-stuck', 'o-1');
+  const forgot = await cli('forget', '--table', tableName, '--id', stuck.ids[0]!, '--yes');
+  expect(forgot).toMatchObject({ code: 0, stderr: '' });
+  expect(forgot.stdout).toContain(`Deleted ${stuck.ids[0]}, the attempt whose lease ended ${new Date(stuck.leaseUntil).toISOString()} (`);
+  expect(await readItem(client, tableName, stuck.ids[0]!)).toBeUndefined();
+});
+
+test('plain forget deletes a COMPLETED record only while it is COMPLETED: a call that claims it again (its retention ended) between the read and the delete keeps it and runs alone', async () => {
+  const name = 'cli-completed-raced';
+  const id = recordId(name, 'o-1');
+  const now = Date.now();
+  const expiresAt = Math.floor(now / 1000) - 60;
+  await store.claim({ key: id, owner: 'earlier', leaseUntil: now - 170_000, expiresAt, now: now - 180_000 });
+  expect(await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-earlier"', now: now - 175_000 })).toMatchObject({ completed: true });
+  expect(await forgetRacingRetry(name)).toEqual({
+    code: 3,
+    stdout: `No record ${id} with status COMPLETED: nothing deleted (it changed after forget read it COMPLETED: a call claimed it again after its retention, or it is gone).\n`,
+    stderr: '',
+  });
+});
+
+test('plain forget deletes an INPROGRESS record without a lease (held until its retention) only while it is INPROGRESS', async () => {
+  const id = recordId('cli-leaseless', 'o-1');
+  const item = (status: string) => ({ id: { S: id }, status: { S: status }, owner: { S: 'o' }, expiration: { N: '4102444800' } });
+  await client.send(new PutItemCommand({ TableName: tableName, Item: item('INPROGRESS') }));
+  // Completed by its owner (a function of an older version) between the read and the delete.
+  const raced = await cliRaced(
+    () => client.send(new PutItemCommand({ TableName: tableName, Item: item('COMPLETED') })).then(() => undefined),
+    'forget',
+    '--table',
+    tableName,
+    '--id',
+    id,
+    '--yes',
+  );
+  expect(raced).toEqual({
+    code: 3,
+    stdout: `No record ${id} with status INPROGRESS: nothing deleted (it changed after forget read it INPROGRESS: it completed, or it is gone).\n`,
+    stderr: '',
+  });
+  expect((await readItem(client, tableName, id))?.status).toEqual({ S: 'COMPLETED' });
+  await client.send(new PutItemCommand({ TableName: tableName, Item: item('INPROGRESS') }));
+  const forgot = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--yes');
+  expect(forgot).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted \S+; the next call with this key runs again/) });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test('an item the store cannot read as a record is deleted by the command its error names, plain forget --yes; --only-if INPROGRESS refuses to read it', async () => {
+  const id = recordId('cli-malformed', 'o-1');
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
+  );
+  const fenced = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(fenced).toMatchObject({ code: 1, stdout: '' });
+  expect(fenced.stderr).toContain(`lambda-idempotency forget --table ${tableName} --id '${id}' --yes`);
+  const forgot = await cli('forget', '--table', tableName, '--id', id, '--yes');
+  expect(forgot).toEqual({
+    code: 0,
+    stdout: `Deleted ${id}, an item this store cannot read as a record (written by hand, or under other attribute names); the next call with this key runs again (not in an instance that holds it in its cacheSize memory).\n`,
+    stderr: '',
+  });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
 test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {
