@@ -162,6 +162,23 @@ describe('the eviction policy', () => {
     },
   );
 
+  test("ioredis with its ready check (INFO, by default) on a server whose INFO was renamed away: STORE_FAILURE that names `enableReadyCheck: false`, not a bare 'unknown command'", async () => {
+    const renamed = await startRedisServer({ extraArgs: ['--rename-command', 'INFO', ''] });
+    // Connected by the store's first call, so the wait sees that connection's failed ready check.
+    const client = ioredisClient(renamed.url, { lazyConnect: true });
+    try {
+      const store = new RedisStore({ client, keyPrefix: 'ready-check:', allowEviction: true });
+      const error = await rejection(makeIdempotent(async (_id: string) => 1, { store, name: 'charge' })('order-1'));
+      expect(error.code).toBe('STORE_FAILURE');
+      expect((error.cause as Error).message).toMatch(
+        /ready check sends INFO, which this server does not have \(ERR unknown command.*`enableReadyCheck: false`/,
+      );
+    } finally {
+      client.disconnect();
+      await renamed.stop();
+    }
+  });
+
   test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes, a claim or completion sent again finds its own record', async () => {
     const client = ioredisClient(server.url);
     const direct = inspector(server.url);
