@@ -34,6 +34,8 @@ export interface RedisServerOptions {
   readonly dir?: string;
   /** Append every write to the AOF and fsync it before answering, so a crash loses no acknowledged write. @default false */
   readonly appendOnly?: boolean;
+  /** Further configuration, as `redis-server` takes it on its command line (`['--rename-command', 'INFO', '']`). @default none */
+  readonly extraArgs?: readonly string[];
 }
 
 const SERVER_MISSING =
@@ -73,6 +75,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   // Announced as 127.0.0.1: a node that does not know its address announces '', which ioredis cannot dial.
   if (options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
   if (options.replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(options.replicaOf));
+  args.push(...(options.extraArgs ?? []));
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   let failure: Error | undefined;
   child.once('error', (error: NodeJS.ErrnoException) => {

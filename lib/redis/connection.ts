@@ -160,7 +160,22 @@ async function ioredisReady(client: IORedisClient): Promise<void> {
   // `connect()` moves the status to 'connecting' at once, so concurrent calls share one connection;
   // its rejection is the `error` that `whenReady` reports.
   if (client.status === 'wait') client.connect().catch(() => undefined);
-  if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client);
+  if (client.status === 'connecting' || client.status === 'connect' || client.status === 'reconnecting') await whenReady(client).catch(withoutInfo);
+}
+
+/**
+ * ioredis's ready check is INFO: on a server whose operator renamed it away, every connection
+ * fails that check and the client never becomes ready, whatever `allowEviction` says. Named, with
+ * the setting that avoids it, rather than a bare "unknown command" on every call.
+ */
+function withoutInfo(error: unknown): never {
+  const message = String((error as { message?: unknown } | null)?.message);
+  if (!/^ERR unknown command .info/i.test(message)) throw error;
+  throw new Error(
+    `ioredis never became ready: its ready check sends INFO, which this server does not have (${message.trim()}). ` +
+      'Create the client with `enableReadyCheck: false`; the store reads the eviction policy with INFO too: see `allowEviction`.',
+    { cause: error },
+  );
 }
 
 const notConnected = (kind: string): Error =>

@@ -7,8 +7,9 @@ import type { Connection } from './connection.js';
  * next duplicate runs again. The policy is read with `INFO memory` (ElastiCache forbids `CONFIG
  * GET`), on every primary of a cluster. A client that passed is not asked again; a refusal is
  * asked again on the next claim, so fixing the policy needs no restart. An ACL that refuses INFO
- * (`-@dangerous`, the usual application user) leaves the policy unknown: that refusal says so and
- * names both ways out, as an evicting policy's does, rather than pass on a bare NOPERM.
+ * (`-@dangerous`, the usual application user), or a server whose operator renamed INFO away
+ * (`rename-command INFO ""`), leaves the policy unknown: that refusal says so and names the way
+ * out, as an evicting policy's does, rather than pass on a bare NOPERM or "unknown command".
  */
 const passed = new WeakSet<object>();
 
@@ -18,8 +19,8 @@ const refusal = (found: string, cause?: unknown): IdempotencyError =>
   new IdempotencyError(
     'STORE_FAILURE',
     `RedisStore claims only on servers whose maxmemory-policy is 'noeviction' (here: ${found}): any other policy may evict a live record ` +
-      `and let a duplicate run again. Set maxmemory-policy to noeviction (an ElastiCache parameter group), or pass \`allowEviction: true\` ` +
-      'if you accept that risk.',
+      'and let a duplicate run again. Set maxmemory-policy to noeviction (node-based ElastiCache, MemoryDB: in the parameter group), or pass ' +
+      '`allowEviction: true`, which skips this check, where the operator guarantees noeviction or you accept that risk (docs/redis.md).',
     { cause },
   );
 
@@ -28,8 +29,14 @@ export async function assertNoEviction(client: object, connection: Connection): 
   if (passed.has(client)) return;
   const policies = (
     await connection.memoryInfo().catch((error: unknown) => {
-      if (!String((error as { message?: unknown } | null)?.message).startsWith('NOPERM')) throw error;
-      throw refusal(`unknown: INFO was refused (${(error as Error).message}); grant the user \`+info\` to let it be read`, error);
+      const message = String((error as { message?: unknown } | null)?.message);
+      if (message.startsWith('NOPERM')) {
+        throw refusal(`unknown: INFO was refused (${message}); grant the user \`+info\` to let it be read`, error);
+      }
+      if (/^ERR unknown command/i.test(message)) {
+        throw refusal(`unknown: the server has no INFO command (${message}), renamed or disabled by its operator`, error);
+      }
+      throw error;
     })
   ).map(policyOf);
   const other = policies.find((policy) => policy !== undefined && policy !== 'noeviction');

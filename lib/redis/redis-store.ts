@@ -48,8 +48,10 @@ export interface RedisStoreOptions {
   readonly encryption?: OutcomeEncryption | ResponseEncryption;
   /**
    * Claim even when the server's `maxmemory-policy` is not `noeviction`, or cannot be read (an ACL
-   * that refuses `INFO`). Eviction can drop a live record and let a duplicate run again: set this
-   * only where that risk is accepted. @default false
+   * that refuses `INFO`, a server whose `INFO` was renamed away): skips the check. Eviction can drop
+   * a live record and let a duplicate run again: set this only where the operator guarantees
+   * `noeviction` (ElastiCache Serverless: no data storage maximum; see docs/redis.md) or that risk
+   * is accepted. @default false
    */
   readonly allowEviction?: boolean;
   /**

@@ -6,6 +6,7 @@
  * replica has it. A client pointed at the replica itself cannot claim: every claim is a write.
  */
 import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import { makeIdempotent } from '../../lib/index.js';
 import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, COMPLETE } from '../../lib/redis/scripts.js';
@@ -100,28 +101,68 @@ describe('a write sent again after its answer was lost finds its own record', ()
   const REPLICA_ERROR = /Only 0 of 1 replicas acknowledged the write within 300 ms/;
   const WAIT = { replicas: 1, timeoutMillis: 300 };
 
+  /**
+   * A call on `client` whose claim reaches the primary while the replica is away, its answer (and
+   * WAIT's) lost to a connection reset, after a first call (connected, the eviction policy read, the
+   * scripts known to the server) that waits long enough for a replica that has just synced. The
+   * replica stays away until `replication.resume()`.
+   */
+  async function claimAnswerLost(client: RedisClient, proxy: TcpProxy, keyPrefix: string) {
+    const { detached, attached } = stores(client, keyPrefix);
+    await makeIdempotent(async () => 'warm', { store: attached, name: 'pay' })('warm');
+    let runs = 0;
+    const pay = makeIdempotent(async (_id: string) => ++runs, { store: detached, name: 'pay' });
+    const replication = await detachReplica();
+    try {
+      proxy.loseReplies();
+      const first = rejection(pay('k'));
+      await until(async () => (await raw.keys(`${keyPrefix}*`)).length === 2); // the warm call's record and this one's
+      await proxy.cut();
+      await proxy.restore();
+      return { error: await first, runs: () => runs, pay, replication };
+    } catch (error) {
+      await replication.resume();
+      throw error;
+    }
+  }
+
   test('ioredis with its offline queue resends a claim whose answer a reset lost: finding its own record, with the replica away, it fails closed and the function does not run', async () => {
     const proxy = await TcpProxy.start(primary.port);
     // ioredis's defaults: commands sent but unanswered when the connection drops are sent again once it is back.
     const client = new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 50 });
     let replication: { resume(): Promise<void> } | undefined;
     try {
-      const keyPrefix = 'resent-by-ioredis:';
-      let runs = 0;
-      const pay = makeIdempotent(async (_id: string) => ++runs, { store: new RedisStore({ client, keyPrefix, waitForReplicas: WAIT }), name: 'pay' });
-      expect(await pay('warm')).toBe(1); // connected, the eviction policy read, the scripts known to the server
-      replication = await detachReplica();
-      proxy.loseReplies(); // the claim reaches the primary, its answer (and WAIT's) does not come back
-      const first = rejection(pay('k'));
-      await until(async () => (await raw.keys(`${keyPrefix}*`)).length === 2); // the warm call's record and this one's
-      await proxy.cut();
-      await proxy.restore();
-      const error = await first;
-      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(REPLICA_ERROR)]);
-      expect(runs).toBe(1);
+      const lost = await claimAnswerLost(client, proxy, 'resent-by-ioredis:');
+      replication = lost.replication;
+      expect([lost.error.code, (lost.error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(REPLICA_ERROR)]);
+      expect(lost.runs()).toBe(0);
     } finally {
       await replication?.resume();
       client.disconnect();
+      await proxy.cut();
+    }
+  });
+
+  test('node-redis with its offline queue, whose answer to a claim a reset lost: the function does not run, and a retry once the client is back runs it', async () => {
+    const proxy = await TcpProxy.start(primary.port);
+    // node-redis's defaults (the offline queue on): commands written but unanswered when the connection drops fail; those sent while it is away wait for it.
+    const client = createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 50 } });
+    client.on('error', () => undefined);
+    let replication: { resume(): Promise<void> } | undefined;
+    try {
+      await client.connect();
+      const lost = await claimAnswerLost(client, proxy, 'resent-by-node-redis:');
+      replication = lost.replication;
+      // Not sent again by the client: the connection's loss is the failure.
+      expect(lost.error.code).toBe('STORE_FAILURE');
+      expect(lost.runs()).toBe(0);
+      await lost.replication.resume();
+      replication = undefined;
+      // The failed call's claim, released once the client was back, does not hold the key until its lease.
+      expect(await lost.pay('k')).toBe(1);
+    } finally {
+      await replication?.resume();
+      client.destroy();
       await proxy.cut();
     }
   });

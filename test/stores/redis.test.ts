@@ -120,6 +120,65 @@ describe('the eviction policy', () => {
     },
   );
 
+  // Hardened and some managed servers rename INFO away; ioredis then needs `enableReadyCheck: false`, its ready check being INFO too.
+  const RENAMED_INFO_CLIENTS = [
+    {
+      name: 'ioredis',
+      open: async (url: string) => {
+        const client = ioredisClient(url, { enableReadyCheck: false });
+        return { client, close: () => client.disconnect() };
+      },
+    },
+    {
+      name: 'node-redis',
+      open: async (url: string) => {
+        const client = nodeRedisClient(url);
+        await client.connect();
+        return { client, close: () => client.destroy() };
+      },
+    },
+  ];
+  test.each(RENAMED_INFO_CLIENTS.map((kind) => [kind.name, kind] as const))(
+    '%s, on a server whose INFO was renamed away (`rename-command INFO ""`): nothing is claimed, the failure says why and names `allowEviction`, which then claims',
+    async (name, kind) => {
+      const renamed = await startRedisServer({ extraArgs: ['--rename-command', 'INFO', ''] });
+      const { client, close } = await kind.open(renamed.url);
+      try {
+        let runs = 0;
+        const charge = (allowEviction: boolean) =>
+          makeIdempotent(async (_id: string) => ++runs, {
+            store: new RedisStore({ client, keyPrefix: `no-info-command-${name}:`, allowEviction }),
+            name: 'charge',
+          });
+        const error = await rejection(charge(false)('order-1'));
+        expect(error.code).toBe('STORE_FAILURE');
+        expect((error.cause as Error).message).toMatch(/maxmemory-policy .*no INFO command.*unknown command.*`allowEviction: true`, which skips this check/);
+        expect(runs).toBe(0);
+        expect(await charge(true)('order-1')).toBe(1);
+      } finally {
+        close();
+        await renamed.stop();
+      }
+    },
+  );
+
+  test("ioredis with its ready check (INFO, by default) on a server whose INFO was renamed away: STORE_FAILURE that names `enableReadyCheck: false`, not a bare 'unknown command'", async () => {
+    const renamed = await startRedisServer({ extraArgs: ['--rename-command', 'INFO', ''] });
+    // Connected by the store's first call, so the wait sees that connection's failed ready check.
+    const client = ioredisClient(renamed.url, { lazyConnect: true });
+    try {
+      const store = new RedisStore({ client, keyPrefix: 'ready-check:', allowEviction: true });
+      const error = await rejection(makeIdempotent(async (_id: string) => 1, { store, name: 'charge' })('order-1'));
+      expect(error.code).toBe('STORE_FAILURE');
+      expect((error.cause as Error).message).toMatch(
+        /ready check sends INFO, which this server does not have \(ERR unknown command.*`enableReadyCheck: false`/,
+      );
+    } finally {
+      client.disconnect();
+      await renamed.stop();
+    }
+  });
+
   test('a full node under noeviction: a new claim fails (STORE_FAILURE, the function does not run), a held record still completes, a claim or completion sent again finds its own record', async () => {
     const client = ioredisClient(server.url);
     const direct = inspector(server.url);
