@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { IdempotencyError } from './errors.js';
 
@@ -42,6 +43,65 @@ function sortKeys(keys: string[]): void {
     for (; j >= 0 && keys[j]! > key; j--) keys[j + 1] = keys[j]!;
     keys[j + 1] = key;
   }
+}
+
+/** Canonical JSON already written, which `writeSorted` copies: the members of a typed array. */
+class Written {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * The canonical JSON of the `length` index members of a typed array, `{"0":…,"1":…,"10":…,"2":…}`:
+ * indices in code-point order of their text, numbers as JSON writes them. Bytes are written to a
+ * buffer: a string per member costs several times as much, and the generic path (which sorts the
+ * keys as strings) twenty times. `undefined` when an element is not a number or BigInt (index members of another realm's
+ * DataView), which is then written as any object.
+ */
+function typedArrayJson(view: ArrayLike<unknown>, length: number): string | undefined {
+  const chunks: string[] = [];
+  const out = Buffer.allocUnsafe(1 << 16);
+  const digits = [0x30]; // the index's text, as character codes
+  let at = 0;
+  out[at++] = 0x7b;
+  for (let n = 0, i = 0; n < length; n++) {
+    // A member takes at most 38 bytes: a 10-digit index and a 24-character number.
+    if (at > out.length - 64) {
+      chunks.push(out.toString('latin1', 0, at));
+      at = 0;
+    }
+    const value = view[i];
+    if (!Number.isFinite(value)) {
+      if (typeof value !== 'number' && typeof value !== 'bigint') return undefined;
+      const fault = new KeyFault(typeof value === 'bigint' ? 'a BigInt' : `the number ${value}`);
+      fault.segments.push(`.${i}`);
+      throw fault;
+    }
+    if (n > 0) out[at++] = 0x2c;
+    out[at++] = 0x22;
+    for (const digit of digits) out[at++] = digit;
+    out[at++] = 0x22;
+    out[at++] = 0x3a;
+    const text = `${value}`; // JSON's text of a finite number (-0 included, as 0)
+    for (let c = 0; c < text.length; c++) out[at++] = text.charCodeAt(c);
+    // The next index in code-point order: a child (i0), else the next sibling of i or of its nearest ancestor.
+    if (i === 0) {
+      i = 1;
+      digits[0] = 0x31;
+    } else if (i * 10 < length) {
+      i *= 10;
+      digits.push(0x30);
+    } else {
+      while (i % 10 === 9 || i + 1 >= length) {
+        i = Math.floor(i / 10);
+        digits.pop();
+      }
+      i++;
+      digits[digits.length - 1]!++;
+    }
+  }
+  out[at++] = 0x7d;
+  chunks.push(out.toString('latin1', 0, at));
+  return chunks.join('');
 }
 
 /** A value with no faithful JSON form, found at the path its frames add while it unwinds. */
@@ -96,6 +156,10 @@ class Normalizer {
     }
     // Checked before toJSON too: a toJSON that returns an object with a toJSON must not recurse forever.
     if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
+    // Bounded as an array is, before its members are listed (or a Buffer's toJSON copies them to an array).
+    if (ArrayBuffer.isView(object) && (object as Uint8Array).length > MAX_ARRAY_LENGTH) {
+      throw new KeyFault(`a typed array longer than ${MAX_ARRAY_LENGTH.toLocaleString('en-US')} elements`);
+    }
     if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return this.run((object as { toJSON(key: string): unknown }).toJSON(''), depth + 1);
     // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
     if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
@@ -110,6 +174,17 @@ class Normalizer {
       throw new KeyFault('a Promise (selectors are synchronous)');
     }
     if (object instanceof RegExp || object instanceof Error) throw new KeyFault(`a ${object.constructor.name}`);
+    if (ArrayBuffer.isView(object) && !(object instanceof DataView)) {
+      const keys = Object.keys(object);
+      // Index members only (a typed array lists them first, and other members never look like one).
+      if (keys.length > 0 && keys[keys.length - 1] === String(keys.length - 1)) {
+        const json = typedArrayJson(object as unknown as ArrayLike<unknown>, keys.length);
+        if (json !== undefined) {
+          this.manual = true;
+          return new Written(json);
+        }
+      }
+    }
     // JSON writes an instance without enumerable members (an ArrayBuffer, a WeakRef, private fields
     // only) as `{}`, whatever it holds: all of them would share one key.
     if (!Array.isArray(object) && Object.keys(object).length === 0) {
@@ -181,6 +256,7 @@ class Normalizer {
 /** Writes a normalized value with every object's members in code-point order. */
 function writeSorted(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (value instanceof Written) return value.text;
   if (Array.isArray(value)) return `[${value.map(writeSorted).join(',')}]`;
   const keys = Object.keys(value).sort(codePointCompare);
   return `{${keys.map((key) => `${JSON.stringify(key)}:${writeSorted((value as Record<string, unknown>)[key])}`).join(',')}}`;

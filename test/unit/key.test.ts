@@ -135,6 +135,14 @@ describe('canonicalJson', () => {
     expect(canonicalJson(sparse)).toBe('[null,null,null]');
   });
 
+  test('a typed array or Buffer of more than 10 million elements fails as a longer array does; its NaN or BigInt elements are named by index', () => {
+    expect(invalidKey({ bytes: new Uint8Array(10_000_001) }).message).toMatch(/typed array longer than 10,000,000 elements at \$\.bytes/);
+    expect(invalidKey([Buffer.alloc(10_000_001)]).message).toMatch(/typed array longer than 10,000,000 elements at \$\[0\]/);
+    expect(invalidKey({ samples: new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, NaN]) }).message).toMatch(/the number NaN at \$\.samples\.10/);
+    expect(invalidKey(new BigInt64Array([1n])).message).toMatch(/a BigInt at \$\.0/);
+    expect(canonicalJson(new Int16Array(12).fill(-7, 10))).toBe('{"0":0,"1":0,"10":-7,"11":-7,"2":0,"3":0,"4":0,"5":0,"6":0,"7":0,"8":0,"9":0}');
+  });
+
   test('a toJSON that returns its own object fails cleanly, not with a stack overflow', () => {
     const selfish = {
       toJSON(): unknown {

@@ -136,3 +136,37 @@ test('idempotentBatch: an SQS message by its body, a DynamoDB Streams change by 
   ]);
   expect(recordIdOf({ name: 'orders-stream', key: 'e-1' })).toBe(store.claims[1]!.key);
 });
+
+test('typed arrays, a Buffer and a DataView in a key or a whole event', async () => {
+  const float64 = new Float64Array([1.5, -0, 0.1, 1e21, -2.5e-7, 1e300]);
+  const dataView = Object.assign(new DataView(new ArrayBuffer(2)), { tag: 'x' });
+  const keys: Record<string, unknown> = {
+    // Of '{"0":0,"1":1,"10":13,"2":2,…}': a typed array is written as an object of its index members.
+    uint8: new Uint8Array([0, 1, 2, 255, 7, 8, 9, 10, 11, 12, 13]),
+    int16: new Int16Array([-32768, 32767, -1, 0, 5]),
+    // -0 is written as 0.
+    float64,
+    // Of '{"data":[104,195,169,108,108,111],"type":"Buffer"}', its toJSON.
+    buffer: Buffer.from('héllo'),
+    nested: { id: 'o-1', bytes: new Uint8Array(12).map((_, i) => i * 3), more: [new Uint16Array([65535]), new Float32Array([0.1, -0])] },
+    // Members other than the indices are written too, in code-point order among them.
+    named: Object.assign(new Uint8Array([4, 5]), { label: 'x', '01': 'y' }),
+    // Only its enumerable members: `{"tag":"x"}`.
+    dataView,
+    // More members than one 64 KiB chunk of text holds.
+    large: new Uint16Array(20_000).map((_, i) => i * 7),
+  };
+  expect(Object.fromEntries(Object.entries(keys).map(([name, key]) => [name, recordIdOf({ name: 'bytes', key })]))).toEqual({
+    uint8: 'bytes#gzziQlN3Vj85jjdT4CzuxJQA3R6oq6H5WsNCUQVM_SA',
+    int16: 'bytes#JVZkvLG5rZbvUfobUfgFFf5N_SNMU6VRRHcbZWmW8e0',
+    float64: 'bytes#amdYFjIYBN0jMI9Xofx_Ir0dXTNRitESReEtK49fhrQ',
+    buffer: 'bytes#gznYmUyz4gTazQTFmT7Z6aHzsyQEauRheDWEVQy-hgE',
+    nested: 'bytes#9vq6i3oI-9g7vW38Gd_mo-21A26RQxExyNYiRzoUEFE',
+    named: 'bytes#N0GUlW_26z0S_rFy7BZWQR8T3NszdEQm62njOUt4ZHk',
+    dataView: 'bytes#6OUPYS_rkzL6AhA_QCpaRiIP-4JCE31Yjq2bz14iXko',
+    large: 'bytes#vtkKP3ipHJqwSeaogqnTHxT-CaEzEsGWReNuC2s8XEQ',
+  });
+  const store = recordingStore();
+  await makeIdempotent(async (_input: unknown) => 'ok', { store, name: 'whole' })({ id: 'o-1', signature: new Uint8Array([9, 8, 7]) });
+  expect(claimed(store)).toEqual([{ key: 'whole#7sQF7ZK1CJtkJRZvBMJfaax2thifeyxbzohE3nwg8Z4', fingerprint: undefined }]);
+});
