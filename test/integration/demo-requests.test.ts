@@ -231,3 +231,59 @@ test('a refund taken over after its lease stays refunded when the late attempt f
     refunded: 1_000,
   });
 });
+
+/** A processor whose refunds fail while `down`; it counts the refunds it made. */
+class FailingRefunds implements PaymentProvider {
+  down = true;
+  refunded = 0;
+  async charge(): Promise<{ chargeId: string }> {
+    return { chargeId: `ch_${randomUUID()}` };
+  }
+  async refund(request: { amount: number }): Promise<{ providerRefundId: string }> {
+    if (this.down) throw new Error('the card network is unavailable');
+    this.refunded += request.amount;
+    return { providerRefundId: `re_${randomUUID()}` };
+  }
+}
+
+test('a refund whose provider call and undo both fail is a 503 with Retry-After; the retry with the same key completes it, refunding once', async () => {
+  const provider = new FailingRefunds();
+  // DynamoDB refuses the write that gives the refund back (throttled): a fault DynamoDB Local does not produce.
+  const faulty = testClient();
+  let undoFails = true;
+  faulty.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { UpdateExpression?: string };
+      if (undoFails && input.UpdateExpression?.startsWith('SET refundableAmount = refundableAmount + ')) throw new Error('throttled');
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
+  const handler: PaymentHandler = createPaymentHandler({ ...tables, client: faulty, provider, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api'));
+    return { status: result.statusCode, headers: result.headers ?? {}, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  try {
+    const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+    const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+    const key = `refund-${randomUUID()}`;
+    const failed = await call(refunds, { amount: 400 }, key);
+    expect(failed).toMatchObject({ status: 503, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '1' }, json: { status: 503 } });
+    expect(failed.json.detail).toMatch(/retry with the same Idempotency-Key/);
+    expect(provider.refunded).toBe(0);
+
+    provider.down = false;
+    undoFails = false;
+    const retried = await call(refunds, { amount: 400 }, key);
+    expect(retried).toMatchObject({ status: 201, json: { amount: 400, refundedAmount: 400, refundableAmount: 600 } });
+    expect(provider.refunded).toBe(400);
+    // The refund id is the same, so a replay and the next refund see one refund of 400.
+    expect((await call(refunds, { amount: 400 }, key)).headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+    expect((await call(refunds, { amount: 600 }, `refund-${randomUUID()}`)).json).toMatchObject({ refundedAmount: 1_000, refundableAmount: 0 });
+    expect(provider.refunded).toBe(1_000);
+  } finally {
+    faulty.destroy();
+  }
+});
