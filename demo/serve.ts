@@ -10,11 +10,47 @@ import { toHttpApiEvent } from './http-event.js';
 import type { DemoTables } from './scenarios.js';
 import { lambdaContext } from './scenarios.js';
 
-async function readBody(request: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The most a request body may hold: Lambda's quota for a synchronous invocation's request payload,
+ * 6 MB, which binds before API Gateway's own 10 MB limit does (a larger body never reaches the
+ * function). Without a bound, one client could make the process buffer until it runs out of memory.
+ */
+const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+/**
+ * The body as text, or `undefined` as soon as it exceeds {@link MAX_BODY_BYTES} (at once when its
+ * Content-Length announces more): what was read is dropped and the rest is discarded, never buffered.
+ */
+function readBody(request: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    if (Number(request.headers['content-length']) > MAX_BODY_BYTES) return resolve(undefined);
+    let chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) {
+        chunks.push(chunk);
+        return;
+      }
+      // The stream keeps flowing without a listener: the rest is dropped as it arrives until the
+      // connection closes after the 413 (destroying the request would close it before the answer).
+      request.off('data', onData);
+      chunks = [];
+      resolve(undefined);
+    };
+    request.on('data', onData);
+    request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.once('error', reject);
+    request.once('close', () => reject(new Error('the client closed the connection before the end of its request body')));
+  });
 }
+
+const TOO_LARGE = JSON.stringify({
+  type: 'about:blank',
+  title: 'Content too large',
+  status: 413,
+  detail: `The request body exceeds ${MAX_BODY_BYTES} bytes (6 MB), the most Lambda accepts for a synchronous invocation.`,
+});
 
 export async function serve(client: DynamoDBClient, tables: DemoTables, port: number): Promise<Server> {
   const handler = createPaymentHandler({ ...tables, client });
@@ -28,6 +64,11 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
         return;
       }
       const body = await readBody(request);
+      if (body === undefined) {
+        // Connection: close ends the connection once the answer is out, instead of reading the rest of the body to reach a next request.
+        response.writeHead(413, { 'Content-Type': 'application/problem+json', Connection: 'close' }).end(`${TOO_LARGE}\n`);
+        return;
+      }
       let event: ReturnType<typeof toHttpApiEvent>;
       try {
         event = toHttpApiEvent({

@@ -47,18 +47,21 @@ export interface StreamChange {
 
 export interface BatchResponse {
   batchItemFailures: Array<{ itemIdentifier: string }>;
-  /** With a tumbling window (Kinesis, DynamoDB Streams): the window's `state` as the event brought it. */
+  /** With a tumbling window (Kinesis, DynamoDB Streams): the window's `state` as the event brought it, `{}` when it brought none. */
   state?: { readonly [name: string]: unknown };
 }
 
 /**
  * The state of a tumbling window's event. Lambda counts a response without `state` as a failed
  * invocation, which would hold the shard at this batch: the helper gives the state back unchanged
- * (it cannot aggregate); a handler that aggregates returns its own.
+ * (it cannot aggregate); a handler that aggregates returns its own. A window whose event brings no
+ * state object (a fresh window's `null`) gets an empty one: there is nothing to keep, and a missing
+ * `state` would fail the invocation.
  */
 const windowStateOf = (event: unknown): BatchResponse['state'] => {
   const { window, state } = (event ?? {}) as { window?: unknown; state?: unknown };
-  return window !== undefined && window !== null && typeof state === 'object' && state !== null ? (state as BatchResponse['state']) : undefined;
+  if (window === undefined || window === null) return undefined;
+  return typeof state === 'object' && state !== null ? (state as BatchResponse['state']) : {};
 };
 
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;

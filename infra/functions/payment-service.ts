@@ -52,7 +52,7 @@ export const simulatedProvider: PaymentProvider = {
   refund: async () => ({ providerRefundId: `re_${randomUUID()}` }),
 };
 
-export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'PROVIDER_FAILED';
+export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
 
 export class PaymentError extends Error {
   override readonly name = 'PaymentError';
@@ -160,7 +160,8 @@ export class PaymentService {
    * Refunds part or all of a payment. The state change comes first and is conditional on the
    * refundable amount (`refundedAmount + amount <= payment amount`), so concurrent refunds can never
    * exceed the payment; the provider is called only for a refund the table accepted, and a provider
-   * failure gives the amount back.
+   * failure gives the amount back. Should that fail too, the refund stays recorded (`REFUND_INCOMPLETE`,
+   * a 503): a retry with the same key takes it over and calls the provider again.
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
@@ -173,7 +174,17 @@ export class PaymentService {
     try {
       await this.provider.refund({ idempotencyKey: refundId, paymentId, chargeId: applied.chargeId, refundId, amount });
     } catch (error) {
-      await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
+      try {
+        await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
+      } catch (undoError) {
+        // The refund stays recorded though the provider has not made it: a retry of this request
+        // (same key, same refund id) takes it over and calls the provider again, which refunds once.
+        throw new PaymentError(
+          'REFUND_INCOMPLETE',
+          'The payment provider failed and the refund could not be given back; retry with the same Idempotency-Key to complete it.',
+          { cause: new AggregateError([error, undoError], 'the provider call and its undo both failed') },
+        );
+      }
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
     }
     return {

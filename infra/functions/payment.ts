@@ -20,6 +20,7 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   NOT_FOUND: [404, 'Payment not found'],
   REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
+  REFUND_INCOMPLETE: [503, 'Refund not completed'],
 };
 
 const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
@@ -28,8 +29,12 @@ const json = (statusCode: number, body: unknown, headers: Record<string, string>
   body: JSON.stringify(body),
 });
 
-function problem(status: number, title: string, detail: string): APIGatewayProxyStructuredResultV2 {
-  return { statusCode: status, headers: { 'Content-Type': 'application/problem+json' }, body: JSON.stringify({ type: 'about:blank', title, status, detail }) };
+function problem(status: number, title: string, detail: string, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: status,
+    headers: { 'Content-Type': 'application/problem+json', ...headers },
+    body: JSON.stringify({ type: 'about:blank', title, status, detail }),
+  };
 }
 
 function parseBody(event: APIGatewayProxyEventV2): unknown {
@@ -58,9 +63,10 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2): Pr
     }
   } catch (error) {
     if (!(error instanceof PaymentError)) throw error;
-    // 4xx answers are final and replayed to a retry; the 502 is not, so a retry runs again.
+    // 4xx answers are final and replayed to a retry; the 502 and 503 are not, so a retry runs again
+    // (after a 503 it completes the refund that stayed recorded).
     const [status, title] = PROBLEMS[error.code];
-    return problem(status, title, error.message);
+    return problem(status, title, error.message, status === 503 ? { 'Retry-After': '1' } : {});
   }
 }
 

@@ -852,6 +852,20 @@ describe('event shapes AWS delivers that the other tests do not', () => {
     expect(calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-bad']);
   });
 
+  test('a tumbling window whose event brings no state object (null, absent) still gets a `state` back, an empty one: without it Lambda fails the invocation', async () => {
+    const { invoke, calls } = consumer<Order>((order) => order.orderId);
+    const window = { start: '2026-12-02T07:04:00Z', end: '2026-12-02T07:06:00Z' };
+    const records = [kinesisRecord({ orderId: 'o-1' }, 1)];
+    expect(await invoke({ Records: records, window, state: null } as unknown as KinesisStreamEvent)).toStrictEqual({ batchItemFailures: [], state: {} });
+    // The replay, and the window's last invocation without records, answer the same.
+    expect(await invoke({ Records: records, window } as unknown as KinesisStreamEvent)).toStrictEqual({ batchItemFailures: [], state: {} });
+    expect(await invoke({ Records: [], window, state: null, isFinalInvokeForWindow: true } as unknown as KinesisStreamEvent)).toStrictEqual({
+      batchItemFailures: [],
+      state: {},
+    });
+    expect(calls.map(orderIdOf)).toEqual(['o-1']);
+  });
+
   test('DynamoDB Streams: REMOVE (old image only) and KEYS_ONLY (no images) records reach the handler with undefined images, each once', async () => {
     const { invoke, calls } = consumer<StreamChange>(async () => undefined);
     const removed = streamRecord(1, 'o-gone', 'PAID');

@@ -1,11 +1,12 @@
 /**
  * The demo payment API as users call it and copy it: `npm run demo -- --serve` answers every bad
- * request with a clear 4xx (or API Gateway's 404 for no route), never a 500; and a refund can never
+ * request with a clear 4xx (or API Gateway's 404 for no route), never a 500, and stops reading a
+ * body past Lambda's 6 MB request quota; and a refund can never
  * exceed its payment, also when an attempt is taken over after its lease.
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { DemoClock } from '../../demo/fakes.js';
 import { toHttpApiEvent } from '../../demo/http-event.js';
 import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext, QuietLogger } from '../../demo/scenarios.js';
@@ -64,6 +65,124 @@ test('a refund can never exceed its payment: the second refund of the whole amou
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1}')).status).toBe(409);
 });
 
+/** Lambda's quota for a synchronous invocation's request, which the demo server mirrors. */
+const LIMIT = 6 * 1024 * 1024;
+
+/** A raw connection to the demo server, for requests `fetch` cannot send: what it answered, and whether it closed the connection. */
+function rawConnection() {
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  let received = '';
+  let closed = false;
+  const waiting: Array<() => void> = [];
+  const wake = (): void => {
+    for (const resolve of waiting.splice(0)) resolve();
+  };
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.toString('latin1');
+    wake();
+  });
+  socket.on('error', () => undefined); // a reset when the server closes while bytes are still on their way
+  socket.once('close', () => {
+    closed = true;
+    wake();
+  });
+  return {
+    write: (data: string): void => void socket.write(data),
+    /** Resolves once the server's answer so far satisfies `check`; rejects if the connection closes first. */
+    async answered(check: (text: string) => boolean): Promise<string> {
+      while (!check(received)) {
+        if (closed) throw new Error(`the connection closed after ${JSON.stringify(received.slice(0, 300))}`);
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      }
+      return received;
+    },
+    async closed(): Promise<string> {
+      while (!closed) await new Promise<void>((resolve) => waiting.push(resolve));
+      return received;
+    },
+    destroy: (): void => void socket.destroy(),
+  };
+}
+
+const head = (headers: string): string =>
+  `POST /payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nIdempotency-Key: key-${++keys}\r\n${headers}\r\n`;
+
+/** Whether a whole chunked answer has arrived (the demo server answers in chunks). */
+const whole = (text: string): boolean => text.endsWith('\r\n0\r\n\r\n');
+
+/** The status line, headers and body of one chunked answer. */
+function parseAnswer(text: string): { status: string; headers: string[]; body: string } {
+  const [status = '', ...headers] = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n');
+  let rest = text.slice(text.indexOf('\r\n\r\n') + 4);
+  let body = '';
+  for (let size = Number.parseInt(rest, 16); size > 0; size = Number.parseInt(rest, 16)) {
+    const start = rest.indexOf('\r\n') + 2;
+    body += rest.slice(start, start + size);
+    rest = rest.slice(start + size + 2);
+  }
+  return { status, headers, body };
+}
+
+function expectTooLarge(text: string): void {
+  const answer = parseAnswer(text);
+  expect(answer.status).toBe('HTTP/1.1 413 Payload Too Large');
+  expect(answer.headers).toEqual(expect.arrayContaining(['Content-Type: application/problem+json', 'Connection: close']));
+  expect(JSON.parse(answer.body)).toEqual(expect.objectContaining({ status: 413, title: 'Content too large' }));
+}
+
+describe('request bodies past 6 MB (the most Lambda accepts for a synchronous invocation) are a 413, and the server stops reading them', () => {
+  test('a Content-Length above the limit is answered at once, before any of the body arrives, and the connection closed', async () => {
+    const connection = rawConnection();
+    try {
+      connection.write(head(`Content-Length: ${LIMIT + 1}\r\n`));
+      expectTooLarge(await connection.closed());
+    } finally {
+      connection.destroy();
+    }
+  });
+
+  test('a chunked body is answered as soon as it passes the limit, though it never ends', async () => {
+    const connection = rawConnection();
+    try {
+      // One chunk one byte past the limit, and no last chunk: a server that buffered to the end would wait forever.
+      connection.write(`${head('Transfer-Encoding: chunked\r\n')}${(LIMIT + 1).toString(16)}\r\n${'x'.repeat(LIMIT + 1)}`);
+      expectTooLarge(await connection.closed());
+    } finally {
+      connection.destroy();
+    }
+  }, 30_000);
+
+  test('a small Content-Length followed by more bytes: the body is what it announced, and the excess is no body but a bad next request that closes the connection', async () => {
+    const connection = rawConnection();
+    try {
+      connection.write(`${head('Content-Length: 2\r\n')}{}`);
+      // The handler saw `{}` alone: a JSON object without an amount.
+      const first = parseAnswer(await connection.answered(whole));
+      expect(first.status).toBe('HTTP/1.1 400 Bad Request');
+      expect(JSON.parse(first.body).detail).toMatch(/^amount must be/);
+      connection.write('x'.repeat(LIMIT + 1));
+      await connection.closed();
+    } finally {
+      connection.destroy();
+    }
+    expect((await post('/payments', '{"amount": 100, "currency": "EUR"}')).status).toBe(201);
+  }, 30_000);
+
+  test('a body of exactly the limit, chunked or not, reaches the handler', async () => {
+    const body = `${' '.repeat(LIMIT - 2)}{}`; // JSON without an amount: the handler's 400
+    expect(await post('/payments', body)).toEqual({ status: 400, text: expect.stringContaining('amount must be') });
+    const connection = rawConnection();
+    try {
+      connection.write(`${head('Transfer-Encoding: chunked\r\n')}${(LIMIT - 2).toString(16)}\r\n${' '.repeat(LIMIT - 2)}\r\n2\r\n{}\r\n0\r\n\r\n`);
+      const answer = parseAnswer(await connection.answered(whole));
+      expect(answer.status).toBe('HTTP/1.1 400 Bad Request');
+      expect(JSON.parse(answer.body).detail).toMatch(/^amount must be/);
+    } finally {
+      connection.destroy();
+    }
+  }, 30_000);
+});
+
 /** A processor whose first refund hangs until `fail()` ends it with an error; it counts the refunds it made. */
 class HangingRefunds implements PaymentProvider {
   refunded = 0;
@@ -111,4 +230,60 @@ test('a refund taken over after its lease stays refunded when the late attempt f
     again: 409,
     refunded: 1_000,
   });
+});
+
+/** A processor whose refunds fail while `down`; it counts the refunds it made. */
+class FailingRefunds implements PaymentProvider {
+  down = true;
+  refunded = 0;
+  async charge(): Promise<{ chargeId: string }> {
+    return { chargeId: `ch_${randomUUID()}` };
+  }
+  async refund(request: { amount: number }): Promise<{ providerRefundId: string }> {
+    if (this.down) throw new Error('the card network is unavailable');
+    this.refunded += request.amount;
+    return { providerRefundId: `re_${randomUUID()}` };
+  }
+}
+
+test('a refund whose provider call and undo both fail is a 503 with Retry-After; the retry with the same key completes it, refunding once', async () => {
+  const provider = new FailingRefunds();
+  // DynamoDB refuses the write that gives the refund back (throttled): a fault DynamoDB Local does not produce.
+  const faulty = testClient();
+  let undoFails = true;
+  faulty.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { UpdateExpression?: string };
+      if (undoFails && input.UpdateExpression?.startsWith('SET refundableAmount = refundableAmount + ')) throw new Error('throttled');
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
+  const handler: PaymentHandler = createPaymentHandler({ ...tables, client: faulty, provider, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api'));
+    return { status: result.statusCode, headers: result.headers ?? {}, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  try {
+    const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+    const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+    const key = `refund-${randomUUID()}`;
+    const failed = await call(refunds, { amount: 400 }, key);
+    expect(failed).toMatchObject({ status: 503, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '1' }, json: { status: 503 } });
+    expect(failed.json.detail).toMatch(/retry with the same Idempotency-Key/);
+    expect(provider.refunded).toBe(0);
+
+    provider.down = false;
+    undoFails = false;
+    const retried = await call(refunds, { amount: 400 }, key);
+    expect(retried).toMatchObject({ status: 201, json: { amount: 400, refundedAmount: 400, refundableAmount: 600 } });
+    expect(provider.refunded).toBe(400);
+    // The refund id is the same, so a replay and the next refund see one refund of 400.
+    expect((await call(refunds, { amount: 400 }, key)).headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+    expect((await call(refunds, { amount: 600 }, `refund-${randomUUID()}`)).json).toMatchObject({ refundedAmount: 1_000, refundableAmount: 0 });
+    expect(provider.refunded).toBe(1_000);
+  } finally {
+    faulty.destroy();
+  }
 });
