@@ -53,6 +53,19 @@ test('a refund of an unknown payment is a 404, a negative refund a 400, a paymen
   expect((await post('/payments/', '{"amount": 100, "currency": "EUR"}')).status).toBe(404);
 });
 
+test("the server's own 400 and 404 answers are problem details, as the payment API's are", async () => {
+  for (const [path, method, status, title] of [
+    ['/payments/%E0%A4%A/refunds', 'POST', 400, 'Bad request'],
+    ['/payments/', 'POST', 404, 'Not found'],
+    ['/payments', 'GET', 404, 'Not found'],
+  ] as const) {
+    const response = await fetch(`${base}${path}`, { method, ...(method === 'GET' ? {} : { body: '{"amount": 100}' }) });
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    expect(await response.json()).toEqual({ type: 'about:blank', title, status, detail: expect.any(String) });
+  }
+});
+
 test('a request without an Idempotency-Key is a 400, and a method the API has no route for a 404', async () => {
   expect((await post('/payments', '{"amount": 100, "currency": "EUR"}', null)).status).toBe(400);
   expect((await post('/payments', '', 'k', 'GET')).status).toBe(404);
