@@ -45,12 +45,17 @@ function readBody(request: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-const TOO_LARGE = JSON.stringify({
-  type: 'about:blank',
-  title: 'Content too large',
-  status: 413,
-  detail: `The request body exceeds ${MAX_BODY_BYTES} bytes (6 MB), the most Lambda accepts for a synchronous invocation.`,
+/** An answer of the server's own, an `application/problem+json` body like the payment API's. */
+const problem = (status: number, title: string, detail: string) => ({
+  headers: { 'Content-Type': 'application/problem+json' },
+  body: `${JSON.stringify({ type: 'about:blank', title, status, detail })}\n`,
 });
+
+const TOO_LARGE = problem(
+  413,
+  'Content too large',
+  `The request body exceeds ${MAX_BODY_BYTES} bytes (6 MB), the most Lambda accepts for a synchronous invocation.`,
+);
 
 export async function serve(client: DynamoDBClient, tables: DemoTables, port: number): Promise<Server> {
   const handler = createPaymentHandler({ ...tables, client });
@@ -66,7 +71,7 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
       const body = await readBody(request);
       if (body === undefined) {
         // Connection: close ends the connection once the answer is out, instead of reading the rest of the body to reach a next request.
-        response.writeHead(413, { 'Content-Type': 'application/problem+json', Connection: 'close' }).end(`${TOO_LARGE}\n`);
+        response.writeHead(413, { ...TOO_LARGE.headers, Connection: 'close' }).end(TOO_LARGE.body);
         return;
       }
       let event: ReturnType<typeof toHttpApiEvent>;
@@ -81,11 +86,13 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
       } catch (error) {
         // A path parameter that does not decode (`%E0%A4%A`) is the client's error, as API Gateway answers it.
         if (!(error instanceof URIError)) throw error;
-        response.writeHead(400, { 'Content-Type': 'application/json' }).end('{"message":"Bad Request"}\n');
+        const { headers, body } = problem(400, 'Bad request', 'The request path does not decode: a malformed percent-encoding.');
+        response.writeHead(400, headers).end(body);
         return;
       }
       if (!event) {
-        response.writeHead(404, { 'Content-Type': 'application/json' }).end('{"message":"Not Found"}\n');
+        const { headers, body } = problem(404, 'Not found', `No route ${request.method} ${request.url}.`);
+        response.writeHead(404, headers).end(body);
         return;
       }
       const result = await handler(event, lambdaContext('payments-api'));

@@ -81,7 +81,8 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
   /**
    * Selects the key from the parsed message. A message whose key is missing (as for `makeIdempotent`'s
    * `key`: also an object or array key with a top-level part `undefined`) is poison: reported failed,
-   * never run, and logged with the part's name, so that its redeliveries reach the dead-letter queue.
+   * never run, and logged with the part's name, so that its redeliveries reach the dead-letter queue
+   * (a stream's, the on-failure destination, once the event source mapping's retries or record age run out).
    * @default the whole message (a producer's resend gets a new message id)
    */
   readonly key?: (message: TMessage, record: BatchRecord) => unknown;

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { type HttpEvent, httpIdempotency } from '../../lib/index.js';
+import { type HttpEvent, httpIdempotency, type IdempotencyLogger } from '../../lib/index.js';
 import { handlerFromEnvironment } from './environment.js';
 import { PaymentError, type PaymentErrorCode, type PaymentService } from './payment-service.js';
 import { PAYMENT_ROUTES, RECORD_NAMESPACES } from './routes.js';
@@ -46,7 +46,11 @@ function parseBody(event: APIGatewayProxyEventV2): unknown {
   }
 }
 
-async function route(service: PaymentService, event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+/** An error's message, with those of the errors it gathers (the provider's and the undo's). */
+const messageOf = (error: unknown): string =>
+  error instanceof AggregateError ? `${error.message}: ${error.errors.map(messageOf).join('; ')}` : error instanceof Error ? error.message : String(error);
+
+async function route(service: PaymentService, event: APIGatewayProxyEventV2, logger: IdempotencyLogger): Promise<APIGatewayProxyStructuredResultV2> {
   try {
     switch (event.routeKey) {
       case PAYMENT_ROUTES.createPayment: {
@@ -66,6 +70,11 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2): Pr
     // 4xx answers are final and replayed to a retry; the 502 and 503 are not, so a retry runs again
     // (after a 503 it completes the refund that stayed recorded).
     const [status, title] = PROBLEMS[error.code];
+    // The answer says only what the caller may know; the operator needs the provider's own error.
+    if (status >= 500) {
+      const line = { level: 'ERROR', message: 'payment request failed', status, code: error.code, cause: messageOf(error.cause) };
+      (logger.error ?? logger.warn).call(logger, JSON.stringify(line));
+    }
     return problem(status, title, error.message, status === 503 ? { 'Retry-After': '1' } : {});
   }
 }
@@ -81,7 +90,8 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2): Pr
  */
 export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHandler {
   const { store, service } = paymentsBackend(options);
-  return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2)).use(
+  const logger = options.logger ?? console;
+  return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2, logger)).use(
     httpIdempotency({
       store,
       transactions: true, // the payment item commits with the record

@@ -14,7 +14,7 @@ export interface FunctionOptions {
   readonly expiresAfterSeconds?: number;
   /** Clock, epoch milliseconds. @default Date.now */
   readonly now?: () => number;
-  /** Where the library reports bookkeeping failures and poison records. @default console */
+  /** Where the library reports bookkeeping failures and poison records, and the payment API its 5xx answers' causes. @default console */
   readonly logger?: IdempotencyLogger;
   /** Where the library's events go. @default off (EMF metrics in Lambda, for the dashboard) */
   readonly observability?: IdempotencyListener;

@@ -85,9 +85,15 @@ const GRAPHS: ReadonlyArray<[title: string, events: readonly IdempotencyEvent[]]
   ['Failures', ['storeFailure', 'superseded', 'bookkeepingFailure']],
 ];
 
-/** CloudWatch's limits: widgets in a dashboard, alarms in an alarm status widget. */
+/**
+ * CloudWatch's limits: widgets in a dashboard, alarms in an alarm status widget. Its limits on
+ * metrics (500 a graph, 2,500 a dashboard, counting those behind a math expression) are never
+ * reached: the largest dashboard accepted has 9 a function and 9 for the table.
+ */
 const MAX_WIDGETS = 500;
 const MAX_WIDGET_ALARMS = 100;
+/** The longest dimension value `Metric` of aws-cdk-lib accepts. */
+const MAX_CDK_DIMENSION_VALUE = 255;
 /** The table's graphs (throttled writes, failed writes, consumed capacity) and each function's row (a title and its graphs). */
 const TABLE_WIDGETS = 3;
 const ROW_WIDGETS = 1 + GRAPHS.length;
@@ -263,6 +269,13 @@ function checkProps(props: IdempotencyMonitoringProps): void {
     if (!Token.isUnresolved(name) && !isDimensionValue(name)) {
       throw new TypeError(
         `IdempotencyTable.addMonitoring: a record namespace must be 1 to 1,024 printable ASCII characters, not only spaces, to be a metric dimension (got ${JSON.stringify(name)}).`,
+      );
+    }
+    // CloudWatch takes longer dimension values, but the CDK's Metric refuses them halfway through
+    // building the alarms, with the construct already in the tree.
+    if (!Token.isUnresolved(name) && name.length > MAX_CDK_DIMENSION_VALUE) {
+      throw new TypeError(
+        `IdempotencyTable.addMonitoring: a record namespace of ${name.length} characters cannot be monitored: the CDK's CloudWatch metrics take dimension values of at most ${MAX_CDK_DIMENSION_VALUE} characters.`,
       );
     }
   }

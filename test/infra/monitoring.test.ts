@@ -129,6 +129,13 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   for (const name of ['pagos-ñ', ' ', 'x'.repeat(1025)]) {
     expect(() => table.addMonitoring({ functions: [name] })).toThrow('must be 1 to 1,024 printable ASCII characters, not only spaces');
   }
+  // CloudWatch would take it, but aws-cdk-lib's Metric refuses it midway, leaving a half-built construct behind.
+  expect(() => table.addMonitoring({ functions: ['api', 'x'.repeat(256)] })).toThrow(
+    new TypeError(
+      "IdempotencyTable.addMonitoring: a record namespace of 256 characters cannot be monitored: the CDK's CloudWatch metrics take dimension values of at most 255 characters.",
+    ),
+  );
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
     '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
   );
@@ -165,7 +172,15 @@ test('a dashboard CloudWatch would refuse for its size is refused at synth: alar
   // 123 functions: 4 alarm status widgets, 3 table graphs and 4 widgets per function make 499.
   const largest = new Stack(new App(), 'Largest');
   new IdempotencyTable(largest, 'Idempotency').addMonitoring({ functions: names(123) });
-  expect(dashboardWidgets(Template.fromStack(largest))).toHaveLength(499);
+  const widgetsOfLargest = dashboardWidgets(Template.fromStack(largest));
+  expect(widgetsOfLargest).toHaveLength(499);
+  // CloudWatch's other limits: 500 metrics a graph and 2,500 a dashboard, counting those a math expression reads.
+  const metricsOf = (widget: Widget) => widget.properties.metrics ?? [];
+  expect(Math.max(...widgetsOfLargest.map((widget) => metricsOf(widget).length))).toBeLessThanOrEqual(500);
+  // 9 metrics a function, the table's 9 and the 2 expressions that add up its per-operation ones.
+  const rows = widgetsOfLargest.flatMap(metricsOf);
+  expect(rows).toHaveLength(123 * 9 + 9 + 2);
+  expect(rows.length).toBeLessThanOrEqual(2500);
   expect(() => new IdempotencyTable(stack, 'TooLarge').addMonitoring({ functions: names(124) })).toThrow(
     'IdempotencyTable.addMonitoring: `functions` lists 124, but a CloudWatch dashboard holds at most 500 widgets, and theirs would have 503 (4 per function, 3 table graphs, and an alarm status widget per 100 alarms): at most 123 functions or record namespaces.',
   );

@@ -53,6 +53,19 @@ test('a refund of an unknown payment is a 404, a negative refund a 400, a paymen
   expect((await post('/payments/', '{"amount": 100, "currency": "EUR"}')).status).toBe(404);
 });
 
+test("the server's own 400 and 404 answers are problem details, as the payment API's are", async () => {
+  for (const [path, method, status, title] of [
+    ['/payments/%E0%A4%A/refunds', 'POST', 400, 'Bad request'],
+    ['/payments/', 'POST', 404, 'Not found'],
+    ['/payments', 'GET', 404, 'Not found'],
+  ] as const) {
+    const response = await fetch(`${base}${path}`, { method, ...(method === 'GET' ? {} : { body: '{"amount": 100}' }) });
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    expect(await response.json()).toEqual({ type: 'about:blank', title, status, detail: expect.any(String) });
+  }
+});
+
 test('a request without an Idempotency-Key is a 400, and a method the API has no route for a 404', async () => {
   expect((await post('/payments', '{"amount": 100, "currency": "EUR"}', null)).status).toBe(400);
   expect((await post('/payments', '', 'k', 'GET')).status).toBe(404);
@@ -201,10 +214,15 @@ class HangingRefunds implements PaymentProvider {
   }
 }
 
+/** The payment API's log lines about its own 5xx answers. */
+const failureLines = (logger: QuietLogger) =>
+  logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === 'payment request failed');
+
 test('a refund taken over after its lease stays refunded when the late attempt fails: the payment cannot be refunded again', async () => {
   const clock = new DemoClock();
   const provider = new HangingRefunds();
-  const options = { ...tables, client, provider, now: clock.now, logger: new QuietLogger() };
+  const logger = new QuietLogger();
+  const options = { ...tables, client, provider, now: clock.now, logger };
   const first: PaymentHandler = createPaymentHandler(options);
   const other: PaymentHandler = createPaymentHandler(options); // another execution environment
   const post = async (handler: PaymentHandler, url: string, body: unknown, key: string) => {
@@ -230,6 +248,10 @@ test('a refund taken over after its lease stays refunded when the late attempt f
     again: 409,
     refunded: 1_000,
   });
+  // The 502 names no cause; the operator finds it in the log, the 409 is not logged.
+  expect(failureLines(logger)).toEqual([
+    { level: 'ERROR', message: 'payment request failed', status: 502, code: 'PROVIDER_FAILED', cause: 'the card network timed out' },
+  ]);
 });
 
 /** A processor whose refunds fail while `down`; it counts the refunds it made. */
@@ -259,7 +281,8 @@ test('a refund whose provider call and undo both fail is a 503 with Retry-After;
     },
     { step: 'initialize' },
   );
-  const handler: PaymentHandler = createPaymentHandler({ ...tables, client: faulty, provider, logger: new QuietLogger() });
+  const logger = new QuietLogger();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables, client: faulty, provider, logger });
   const call = async (url: string, body: unknown, key: string) => {
     const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
     const result = await handler(event!, lambdaContext('payments-api'));
@@ -272,6 +295,16 @@ test('a refund whose provider call and undo both fail is a 503 with Retry-After;
     const failed = await call(refunds, { amount: 400 }, key);
     expect(failed).toMatchObject({ status: 503, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '1' }, json: { status: 503 } });
     expect(failed.json.detail).toMatch(/retry with the same Idempotency-Key/);
+    // Both causes, the provider's and the undo's, reach the log.
+    expect(failureLines(logger)).toEqual([
+      {
+        level: 'ERROR',
+        message: 'payment request failed',
+        status: 503,
+        code: 'REFUND_INCOMPLETE',
+        cause: 'the provider call and its undo both failed: the card network is unavailable; throttled',
+      },
+    ]);
     expect(provider.refunded).toBe(0);
 
     provider.down = false;
