@@ -27,7 +27,8 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * record's end starts as soon as middy records an error, so an inner `onError` that throws (and makes
  * middy skip this one's) still ends it, though middy answers without waiting for that write.
  *
- * `.use()` it first. The namespace defaults to `context.functionName`, then `AWS_LAMBDA_FUNCTION_NAME`.
+ * `.use()` it first. The namespace defaults to `context.functionName`, then `AWS_LAMBDA_FUNCTION_NAME`:
+ * handlers in one function (the routes of `@middy/http-router`) whose keys can be equal each need a `name`.
  *
  * @example
  * ```ts

@@ -54,6 +54,13 @@ type AnyRequest = Request<unknown, unknown, Error, Context>;
 const unkept = new WeakSet<object>();
 
 /**
+ * The rejection (`KEY_MISSING`…) an idempotency middleware's `before` threw for a request: no
+ * outcome of the handler, which never ran, for an outer one on the same handler either. By request:
+ * the same error rethrown by a handler that met it in a nested request is that handler's own.
+ */
+const refusals = new WeakMap<object, unknown>();
+
+/**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
  * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
  * shares between requests when a `plugin.internal` object is configured. @internal
@@ -118,9 +125,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
     const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
-    // An inner idempotency middleware kept no outcome of the handler (its writes did not commit, say):
-    // nor does this one, so a retry meets the inner record, which holds the truth.
-    if (typeof error === 'object' && error !== null && unkept.has(error)) return { kind: 'throw', error, final: false };
+    // An inner idempotency middleware refused the request (the handler never ran) or kept no outcome
+    // of the handler (its writes did not commit, say): nor does this one, so a retry meets the inner
+    // record, which holds the truth.
+    if ((typeof error === 'object' && error !== null && unkept.has(error)) || (refusals.has(request) && refusals.get(request) === error))
+      return { kind: 'throw', error, final: false };
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const response = returned.get(request);
@@ -289,7 +298,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (error) {
       const rejected = translation.reject?.(error, request.event);
-      if (rejected === undefined) throw error;
+      if (rejected === undefined) {
+        refusals.set(request, error);
+        throw error;
+      }
       request.earlyResponse = rejected.response;
       return;
     }

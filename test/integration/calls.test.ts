@@ -8,6 +8,7 @@ import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
+import inputOutputLogger from '@middy/input-output-logger';
 import type { Context, SQSRecord } from 'aws-lambda';
 import {
   DynamoDBStore,
@@ -450,6 +451,63 @@ describe('middlewares that answer early', () => {
       expect(await recordOf('twice-fail-inner', 'd-4')).toBeUndefined();
       expect(await handler({ id: 'd-4' }, lambdaContext('twice'))).toEqual({ run: 2 });
       expect(await bizItem('twice-d-4')).toBe('twice-d-4');
+    });
+
+    test.each([
+      ['directly', 'twice-reject', []],
+      // Reads the event and then the context, as middy does to invoke the handler.
+      ['behind input-output-logger with lambdaContext', 'twice-logged', [inputOutputLogger({ logger: () => undefined, lambdaContext: true })]],
+    ])(
+      "an inner middleware's rejection (KEY_MISSING), %s, is never stored by the outer one, whatever its isFinalError says: the handler never ran",
+      async (_label, name, between) => {
+        interface Event {
+          readonly id: string;
+          readonly tenant?: string;
+        }
+        let runs = 0;
+        const final = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+        const handler = middy(async () => ({ run: ++runs }))
+          .use(idempotency({ store, name: `${name}-outer`, key: (event: Event) => event.id, isFinalError: final }))
+          .use(between)
+          .use(idempotency({ store, name: `${name}-inner`, key: (event: Event) => event.tenant }));
+        await expect(handler({ id: 'd-5' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'KEY_MISSING' });
+        expect(await recordOf(`${name}-outer`, 'd-5')).toBeUndefined();
+        // The client adds the missing key and retries under the same outer key: the handler runs.
+        expect(await handler({ id: 'd-5', tenant: 't-1' }, lambdaContext('twice'))).toEqual({ run: 1 });
+      },
+    );
+
+    test('a handler that rethrows the rejection a nested middy request met keeps it as its own error: stored as isFinalError says, and not run again', async () => {
+      let charges = 0;
+      const final = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+      const nested = middy(async () => 'nested').use(idempotency({ store, name: 'rethrown-nested', key: (event: { tenant?: string }) => event.tenant }));
+      const handler = middy(async (_event: { id: string }, context: Context) => {
+        charges++;
+        return nested({}, context);
+      }).use(idempotency({ store, name: 'rethrown-outer', key: (event: { id: string }) => event.id, isFinalError: final }));
+      await expect(handler({ id: 'd-8' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'KEY_MISSING' });
+      expect((await recordOf('rethrown-outer', 'd-8'))?.status?.S).toBe('COMPLETED');
+      await expect(handler({ id: 'd-8' }, lambdaContext('twice'))).rejects.toThrow('KEY_MISSING');
+      expect(charges).toBe(1);
+    });
+
+    test('an error a later `before` throws without reading the event is stored by neither, whatever isFinalError says: the handler never ran', async () => {
+      let runs = 0;
+      let allowed = false;
+      const final = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+      const handler = middy(async () => ({ run: ++runs }))
+        .use(idempotency({ store, name: 'twice-denied-outer', key: (event: { id: string }) => event.id, isFinalError: final }))
+        .use(idempotency({ store, name: 'twice-denied-inner', key: (event: { id: string }) => event.id, isFinalError: final }))
+        .use({
+          before: () => {
+            if (!allowed) throw Object.assign(new Error('rate limited'), { statusCode: 429 });
+          },
+        });
+      await expect(handler({ id: 'd-7' }, lambdaContext('twice'))).rejects.toThrow('rate limited');
+      expect(await recordOf('twice-denied-outer', 'd-7')).toBeUndefined();
+      expect(await recordOf('twice-denied-inner', 'd-7')).toBeUndefined();
+      allowed = true;
+      expect(await handler({ id: 'd-7' }, lambdaContext('twice'))).toEqual({ run: 1 });
     });
 
     test("an inner middleware's early answer from `after` completes both records with that answer", async () => {

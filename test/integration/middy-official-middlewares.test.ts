@@ -1,8 +1,10 @@
 /**
  * The idempotency middleware among official middy middlewares that `test/integration/middy-ecosystem.test.ts`
- * does not cover: `@middy/warmup` (where its pings must be answered).
+ * does not cover: `@middy/warmup` (where its pings must be answered) and `@middy/http-router` (whose
+ * routes share the function's namespace).
  */
 import middy from '@middy/core';
+import httpRouterHandler from '@middy/http-router';
 import warmup from '@middy/warmup';
 import { httpIdempotency, IdempotencyError, idempotency } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -50,5 +52,46 @@ describe('@middy/warmup', () => {
       .use(httpIdempotency({ store }))
       .use(warmup());
     await expect(http(ping as never, lambdaContext('official-warmup-after'))).rejects.toThrow(/is not an API Gateway REST or HTTP API/);
+  });
+});
+
+describe('@middy/http-router', () => {
+  interface Order {
+    readonly pathParameters: { readonly id: string };
+  }
+  const routes = (names: readonly [string?, string?]) => {
+    let refunds = 0;
+    const route = (body: string, name: string | undefined, run: () => void) =>
+      middy(async () => {
+        run();
+        return { statusCode: 200, body };
+      }).use(idempotency({ store, name, key: (event: Order) => event.pathParameters.id }));
+    const handler = middy().handler(
+      httpRouterHandler([
+        { method: 'POST', path: '/orders/{id}/capture', handler: route('captured', names[0], () => undefined) },
+        { method: 'POST', path: '/orders/{id}/refund', handler: route('refunded', names[1], () => refunds++) },
+      ] as never) as never,
+    );
+    const post = (path: string) =>
+      handler(
+        { version: '2.0', routeKey: `POST ${path}`, rawPath: path, requestContext: { http: { method: 'POST', path } }, headers: {} } as never,
+        lambdaContext('official-router'),
+      );
+    return { post, refunds: () => refunds };
+  };
+
+  test('routes share the function’s namespace: without a `name` each, a refund with the key of a capture replays the capture and never runs', async () => {
+    const { post, refunds } = routes([undefined, undefined]);
+    expect(await post('/orders/o-1/capture')).toMatchObject({ body: 'captured' });
+    expect(await post('/orders/o-1/refund')).toMatchObject({ body: 'captured' });
+    expect(refunds()).toBe(0);
+  });
+
+  test('with a `name` each, every route keeps its own records', async () => {
+    const { post, refunds } = routes(['official-capture', 'official-refund']);
+    expect(await post('/orders/o-2/capture')).toMatchObject({ body: 'captured' });
+    expect(await post('/orders/o-2/refund')).toMatchObject({ body: 'refunded' });
+    expect(await post('/orders/o-2/refund')).toMatchObject({ body: 'refunded' });
+    expect(refunds()).toBe(1);
   });
 });
