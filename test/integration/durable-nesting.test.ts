@@ -3,6 +3,8 @@
  * durable service invokes the function with (the execution's ARN, a checkpoint token and its
  * state), not the payload: every execution and every invocation looks new. It is refused with a
  * sentence naming the right nesting, through AWS's local runner and with the input as AWS sends it.
+ * And durable contexts built by hand: which invocation a call belongs to is told by the Lambda
+ * context its stub carries.
  */
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
@@ -10,6 +12,7 @@ import middy from '@middy/core';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
 import { runExecution, useDurableRunner } from '../support/durable.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 
 const { store } = useFreshTable({ prefix: 'durable-nesting' });
@@ -69,4 +72,39 @@ test('the middleware with its default key (the whole event) before a durable han
   const order = { orderId: randomUUID() };
   for (let run = 0; run < 2; run++) await expect(handler(invocationInput(order), lambdaContext('orders'))).rejects.toThrow(NESTING);
   expect(runs).toEqual([]);
+});
+
+// The invocation is told by its Lambda context object, which the SDK hands to every child context.
+describe('durable context stubs built by hand, two calls with one key at once in child stubs of one execution', () => {
+  const stub = (durableExecutionArn: string, lambda?: object) => ({
+    executionContext: { durableExecutionArn },
+    step: async () => undefined,
+    ...(lambda === undefined ? {} : { lambdaContext: lambda }),
+  });
+  /** Two calls with one key at once; the function returns once as many runs as `runs` have entered it. */
+  const chargeTwice = async (shared: boolean, runs: number) => {
+    const charges: string[] = [];
+    const entered = gate<void>();
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: object) => {
+        if (charges.push(orderId) === runs) entered.open();
+        await entered.promise;
+        return `charged ${orderId}`;
+      },
+      { store, name: `stubs-${randomUUID()}` },
+    );
+    const arn = randomUUID();
+    const lambda = shared ? lambdaContext('orders') : undefined;
+    // The first call's flight exists before the second starts: a second that follows it never enters the function.
+    await Promise.all([charge('o-1', stub(arn, lambda)), charge('o-1', stub(arn, lambda))]);
+    return charges;
+  };
+
+  test('sharing one lambdaContext, as the SDK does: the function runs once', async () => {
+    expect(await chargeTwice(true, 1)).toEqual(['o-1']);
+  });
+
+  test('without one, each stub is an invocation of its own: both calls hold the record and run', async () => {
+    expect(await chargeTwice(false, 2)).toEqual(['o-1', 'o-1']);
+  });
 });
