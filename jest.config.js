@@ -26,7 +26,7 @@ const shared = {
  * from middy 7 only, and the CLI's tests use a middy handler only to write the records its child
  * processes read (the slowest file of the suite, twice for nothing).
  */
-const middyOnce = ['durable.test.ts', 'durable-writes.test.ts', 'durable-faults.test.ts', 'cli.test.ts'];
+const middyOnce = ['durable.test.ts', 'durable-writes.test.ts', 'durable-faults.test.ts', 'durable-http.test.ts', 'durable-nesting.test.ts', 'cli.test.ts'];
 
 /**
  * Test files that import `@middy/core` itself. Tests that do not drive middy are kept out of these

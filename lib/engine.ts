@@ -3,7 +3,7 @@ import { Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
-import { durableExecutionOf, positive, remainingMillisOf, tenantOf } from './invocation.js';
+import { durableExecutionOf, isDurableInvocationInput, positive, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
@@ -150,6 +150,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * selector finds no value and `onMissingKey` is 'skip'.
    */
   keyOf(input: TInput, context: TContext | undefined): string | undefined {
+    // Wrapped around `withDurableExecution` instead of inside it, the call would see every
+    // invocation as new (or, with 'skip', run unkeyed) and never stop a duplicate execution.
+    if (durableExecutionOf(context) === undefined && isDurableInvocationInput(input)) {
+      throw new TypeError(
+        `${this.#where} was given a durable function's invocation input, new on every invocation: make the handler idempotent inside withDurableExecution (withDurableExecution(makeIdempotent(handler, options)), or middy's executionModeDurableContext).`,
+      );
+    }
     let selected: unknown;
     try {
       selected = this.#options.key ? this.#options.key(input, context) : input;

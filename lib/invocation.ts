@@ -11,6 +11,21 @@ export const durableExecutionOf = (context: unknown): string | undefined => {
 };
 
 /**
+ * Whether `input` is what the durable service invokes a durable function with (the execution's
+ * ARN and a checkpoint token, which change per execution and per invocation), which only
+ * `withDurableExecution` reads: keyed on it, no two executions, nor two invocations of one, share
+ * a record. One that cannot be read is not. @internal
+ */
+export function isDurableInvocationInput(input: unknown): boolean {
+  try {
+    const event = input as { readonly DurableExecutionArn?: unknown; readonly CheckpointToken?: unknown } | null | undefined;
+    return typeof event?.DurableExecutionArn === 'string' && typeof event.CheckpointToken === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The tenant of an invocation in Lambda's tenant isolation mode: its context's `tenantId` (a
  * durable context's `lambdaContext`), else the runtime's invocation store's, for a call given no
  * context (`makeIdempotent` inside a handler). @internal

@@ -1,0 +1,44 @@
+/**
+ * httpIdempotency in middy's durable execution mode, through AWS's local runner: a replay of the
+ * execution holds its record (unlike a middleware that is not replay-aware), a request with the
+ * same Idempotency-Key meanwhile gets a 409, and one after it the stored response, marked replayed.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DurableContext, DurableLambdaHandler } from '@aws/durable-execution-sdk-js';
+import middy from '@middy/core';
+import { httpIdempotency } from '../../lib/index.js';
+import { middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
+import { useFreshTable } from '../support/dynamodb.js';
+import { paymentRequest } from '../support/payment-request.js';
+
+const { store } = useFreshTable({ prefix: 'durable-http' });
+useDurableRunner();
+
+const CALLBACK = 'approval';
+
+test('a payment suspended on a callback resumes on its own record and charges once; the same key meanwhile gets 409, after it the stored 201 marked replayed', async () => {
+  const charges: string[] = [];
+  const handler = middy(middyDurableMode)
+    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared' }))
+    .handler(async (_event, context) => {
+      // middy's types do not say that durable mode hands the handler the durable context.
+      const ctx = context as unknown as DurableContext;
+      const chargeId = await ctx.step('charge', async () => {
+        charges.push('charge');
+        return randomUUID();
+      });
+      await ctx.waitForCallback(CALLBACK, async () => undefined);
+      return { statusCode: 201, body: JSON.stringify({ chargeId }) };
+    }) as unknown as DurableLambdaHandler;
+  const key = randomUUID();
+  const first = startExecution<{ statusCode: number; body: string }>(handler, paymentRequest(key), CALLBACK);
+  await first.suspended();
+  const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+  await first.resume('approved');
+  const resumed = await first.result;
+  const after = await runExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(handler, paymentRequest(key));
+  expect(resumed.getResult()).toEqual({ statusCode: 201, body: expect.any(String) });
+  expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+  expect(after.getResult()).toMatchObject({ statusCode: 201, body: resumed.getResult()!.body, headers: { 'Idempotent-Replayed': 'true' } });
+  expect(charges).toEqual(['charge']);
+});

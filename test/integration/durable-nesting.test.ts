@@ -1,0 +1,110 @@
+/**
+ * An idempotent call wrapped around `withDurableExecution` instead of inside it reads what the
+ * durable service invokes the function with (the execution's ARN, a checkpoint token and its
+ * state), not the payload: every execution and every invocation looks new. It is refused with a
+ * sentence naming the right nesting, through AWS's local runner and with the input as AWS sends it.
+ * And durable contexts built by hand: which invocation a call belongs to is told by the Lambda
+ * context its stub carries.
+ */
+import { randomUUID } from 'node:crypto';
+import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import middy from '@middy/core';
+import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { runExecution, useDurableRunner } from '../support/durable.js';
+import { useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+
+const { store } = useFreshTable({ prefix: 'durable-nesting' });
+useDurableRunner();
+
+interface Order {
+  readonly orderId: string;
+}
+
+const NESTING = /inside withDurableExecution/;
+
+test("makeIdempotent wrapped around withDurableExecution (key with onMissingKey 'skip') refuses the invocation, and the second execution with the payload charges nothing either", async () => {
+  const charges: string[] = [];
+  const durable = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    await ctx.step('charge', async () => void charges.push(order.orderId));
+    return `charged ${order.orderId}`;
+  });
+  const handler = makeIdempotent(durable, {
+    store,
+    name: `inside-out-${randomUUID()}`,
+    key: (event) => (event as unknown as Partial<Order>).orderId,
+    onMissingKey: 'skip',
+  }) as unknown as DurableLambdaHandler;
+  const order = { orderId: randomUUID() };
+  const outcomes = [];
+  for (let run = 0; run < 2; run++)
+    outcomes.push(
+      await runExecution(handler, order).then(
+        (execution) => execution.getStatus(),
+        (error: unknown) => error,
+      ),
+    );
+  expect(outcomes).toEqual([
+    expect.objectContaining({ message: expect.stringMatching(NESTING) }),
+    expect.objectContaining({ message: expect.stringMatching(NESTING) }),
+  ]);
+  expect(charges).toEqual([]);
+});
+
+// The durable service's invocation input as AWS sends it: JSON, hashable whole, but never the same twice.
+const invocationInput = (payload: unknown) => ({
+  DurableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST/durable-execution/${randomUUID()}/${randomUUID()}`,
+  CheckpointToken: randomUUID(),
+  InitialExecutionState: {
+    Operations: [{ Id: randomUUID(), Type: 'EXECUTION', Status: 'STARTED', ExecutionDetails: { InputPayload: JSON.stringify(payload) } }],
+  },
+});
+
+test('the middleware with its default key (the whole event) before a durable handler refuses the invocation input: two executions with one payload never both run it', async () => {
+  const runs: unknown[] = [];
+  const handler = middy()
+    .use(idempotency({ store, name: `inside-out-middy-${randomUUID()}` }))
+    .handler(async (event: unknown) => {
+      runs.push(event);
+      return { Status: 'SUCCEEDED', Result: '"charged"' };
+    });
+  const order = { orderId: randomUUID() };
+  for (let run = 0; run < 2; run++) await expect(handler(invocationInput(order), lambdaContext('orders'))).rejects.toThrow(NESTING);
+  expect(runs).toEqual([]);
+});
+
+// The invocation is told by its Lambda context object, which the SDK hands to every child context.
+describe('durable context stubs built by hand, two calls with one key at once in child stubs of one execution', () => {
+  const stub = (durableExecutionArn: string, lambda?: object) => ({
+    executionContext: { durableExecutionArn },
+    step: async () => undefined,
+    ...(lambda === undefined ? {} : { lambdaContext: lambda }),
+  });
+  /** Two calls with one key at once; the function returns once as many runs as `runs` have entered it. */
+  const chargeTwice = async (shared: boolean, runs: number) => {
+    const charges: string[] = [];
+    const entered = gate<void>();
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: object) => {
+        if (charges.push(orderId) === runs) entered.open();
+        await entered.promise;
+        return `charged ${orderId}`;
+      },
+      { store, name: `stubs-${randomUUID()}` },
+    );
+    const arn = randomUUID();
+    const lambda = shared ? lambdaContext('orders') : undefined;
+    // The first call's flight exists before the second starts: a second that follows it never enters the function.
+    await Promise.all([charge('o-1', stub(arn, lambda)), charge('o-1', stub(arn, lambda))]);
+    return charges;
+  };
+
+  test('sharing one lambdaContext, as the SDK does: the function runs once', async () => {
+    expect(await chargeTwice(true, 1)).toEqual(['o-1']);
+  });
+
+  test('without one, each stub is an invocation of its own: both calls hold the record and run', async () => {
+    expect(await chargeTwice(false, 2)).toEqual(['o-1', 'o-1']);
+  });
+});
