@@ -651,9 +651,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /** Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that asks for a retry. */
   #isFinal(error: unknown): boolean {
-    if (asksForRetry(error)) return false;
     try {
-      return this.#options.isFinalError?.(error) === true;
+      return !asksForRetry(error) && this.#options.isFinalError?.(error) === true;
     } catch {
       return false;
     }
@@ -757,9 +756,18 @@ const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', '
 
 const asksForRetry = (error: unknown): boolean => error instanceof IdempotencyError && RETRY_CODES.has(error.code);
 
-/** Whether `error` ends a durable execution's invocation only (the durable execution SDK's test, without its classes). */
-const isResumable = (error: unknown): boolean =>
-  error instanceof Error && (error as { isUnrecoverableInvocation?: unknown }).isUnrecoverableInvocation === true;
+/**
+ * Whether `error` ends a durable execution's invocation only (the durable execution SDK's test,
+ * without its classes). A thrown value whose prototype cannot be read (a revoked Proxy) does not:
+ * `instanceof` throws on it, which would replace the caller's error and leave its followers waiting.
+ */
+const isResumable = (error: unknown): boolean => {
+  try {
+    return error instanceof Error && (error as { isUnrecoverableInvocation?: unknown }).isUnrecoverableInvocation === true;
+  } catch {
+    return false;
+  }
+};
 
 /** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
 function parseStored<T>(parse: () => T): T {

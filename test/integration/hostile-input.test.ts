@@ -425,6 +425,46 @@ describe('hostile final errors', () => {
   });
 });
 
+describe('a thrown value whose prototype cannot be read (a revoked Proxy, a getPrototypeOf trap that throws)', () => {
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    return proxy;
+  };
+  const trapped = () =>
+    new Proxy(new Error('card declined'), {
+      getPrototypeOf: () => {
+        throw new Error('no prototype');
+      },
+    });
+  test.each([
+    ['a revoked Proxy', revoked, undefined],
+    ['a revoked Proxy, with isFinalError', revoked, () => true],
+    ['a getPrototypeOf trap that throws', trapped, undefined],
+  ])('%s: the caller gets it, the key is released, and the next call in the process runs at once', async (_label, make, isFinalError) => {
+    const name = namespace('prototype');
+    const thrown: unknown[] = [];
+    const once = makeIdempotent(
+      async (_id: string, _context?: unknown) => {
+        if (thrown.length > 0) return 'ran again';
+        const error = make();
+        thrown.push(error);
+        throw error;
+      },
+      { store, name, ...(isFinalError === undefined ? {} : { isFinalError }) },
+    );
+    // Compared by identity, wrapped: a promise cannot resolve to a value whose `then` cannot be read.
+    const [caught] = (await once('k').then(
+      () => [],
+      (error: unknown) => [error],
+    )) as unknown[];
+    expect(caught === thrown[0]).toBe(true);
+    expect(await statuses(name)).toEqual([]);
+    // Given a deadline 2 s away: a call that waited on the first call's flight would answer IN_PROGRESS by then.
+    expect(await once('k', lambdaContext(name, 2_000))).toBe('ran again');
+  });
+});
+
 describe('a hostile Lambda context', () => {
   test('a deadline that cannot be read counts as absent: the call runs once on `leaseSeconds`, and its duplicate replays', async () => {
     const name = namespace('context');

@@ -3,6 +3,7 @@
  * async function returning plain JSON, against DynamoDB Local.
  */
 import { type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -76,6 +77,13 @@ test('a call nested in another with a different name and the same key runs, and 
   expect(await outer('k')).toBe('outer(inner k 1)');
   expect(await inner('k')).toBe('inner k 1');
   expect(runs).toBe(1);
+});
+
+test('a call nested in another with the same name and key gets IN_PROGRESS even when its store is another table: names, not stores, tell records apart', async () => {
+  const inner = makeIdempotent(async (id: string) => `inner ${id}`, { store: new InMemoryStore(), name: 'same-name-other-store' });
+  const outer = makeIdempotent(async (id: string) => inner(id), { store, name: 'same-name-other-store' });
+  expect((await rejection(outer('k'))).code).toBe('IN_PROGRESS');
+  expect(await readItem(client, tableName, recordId('same-name-other-store', 'k'))).toBeUndefined();
 });
 
 test('a function that calls itself with its own key gets IN_PROGRESS at once, without a request for its own record (nor polling it for waitForInProgressMillis); its key is then free', async () => {

@@ -315,6 +315,29 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
   expect(await call).toBe('y');
 });
 
+test.each([
+  ['Number.MAX_VALUE', Number.MAX_VALUE],
+  ['1e300', 1e300],
+  ['more than a Date can hold', 8.64e15 + 1],
+])('a context whose time left is %s sets no deadline: the lease is leaseSeconds and the call runs once, not a STORE_FAILURE', async (label, millis) => {
+  const name = `beyond-${label.replaceAll(' ', '-')}`;
+  const turnstile = new Turnstile<number>();
+  const once = makeIdempotent(async (_order: Order, _context: { getRemainingTimeInMillis(): number }) => turnstile.enter(), {
+    store,
+    name,
+    key: (order) => order.id,
+    now: () => T0,
+    leaseSeconds: 30,
+  });
+  const context = { getRemainingTimeInMillis: () => millis };
+  const call = once({ id: 'o-1' }, context);
+  const holder = await turnstile.next();
+  expect(await readItem(client, tableName, recordId(name, 'o-1'))).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 30_000) } });
+  holder.open(1);
+  expect(await call).toBe(1);
+  expect(await once({ id: 'o-1' }, context)).toBe(1);
+});
+
 describe('a call given no context, nested in a call with a Lambda deadline', () => {
   /**
    * An outer call that calls `inner` (given no context) while the test holds it; the outer call

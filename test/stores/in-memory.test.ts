@@ -52,6 +52,25 @@ test('a clock that reads NaN fails the first call, and the store refuses NaN as 
   );
 });
 
+test('with a manualClock, waitForInProgressMillis is counted on that clock: the duplicate waits until the test moves it past the wait, then gets IN_PROGRESS', async () => {
+  const clock = manualClock();
+  const store = new InMemoryStore();
+  const held = gate<string>();
+  const first = makeIdempotent(async (_id: string) => held.promise, { store, name: 'waits', now: clock.now });
+  const duplicate = makeIdempotent(async (_id: string) => 'ran twice', { store, name: 'waits', now: clock.now, waitForInProgressMillis: 300 });
+  const running = first('o-1');
+  await flush();
+  let answered = false;
+  const waiting = rejection(duplicate('o-1')).finally(() => (answered = true));
+  // Real time passes, the clock stands still: the duplicate still waits (it polls the store).
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  expect(answered).toBe(false);
+  clock.advance(301);
+  expect((await waiting).code).toBe('IN_PROGRESS');
+  held.open('once');
+  expect(await running).toBe('once');
+});
+
 test('clear() forgets every record', async () => {
   const store = new InMemoryStore();
   let runs = 0;
