@@ -529,13 +529,19 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(orders.runs).toBe(1);
   });
 
-  test('releases the key after a 5xx result: the retry runs again', async () => {
-    const orders = api(variant, {}, (_, run) => (run === 1 ? { statusCode: 502, body: '{"message":"payment provider unavailable"}' } : variant.result(run)));
-    expect((await orders.invoke(variant.event({ key: 'k-5xx' }))).statusCode).toBe(502);
-    expect(await records()).toEqual([]);
-    expect(await orders.invoke(variant.event({ key: 'k-5xx' }))).toEqual(variant.result(2));
-    expect(await orders.invoke(variant.event({ key: 'k-5xx' }))).toEqual(replayOf(variant.result(2)));
-    expect(orders.runs).toBe(2);
+  test('releases the key after a 5xx result, 500 included: the retry runs again', async () => {
+    for (const status of [500, 502]) {
+      const key = `k-${status}`;
+      const stored = (await records()).length;
+      const orders = api(variant, {}, (_, run) =>
+        run === 1 ? { statusCode: status, body: '{"message":"payment provider unavailable"}' } : variant.result(run),
+      );
+      expect((await orders.invoke(variant.event({ key }))).statusCode).toBe(status);
+      expect(await records()).toHaveLength(stored);
+      expect(await orders.invoke(variant.event({ key }))).toEqual(variant.result(2));
+      expect(await orders.invoke(variant.event({ key }))).toEqual(replayOf(variant.result(2)));
+      expect(orders.runs).toBe(2);
+    }
   });
 
   test('releases the key when the handler throws: the error propagates and the retry runs again', async () => {

@@ -73,6 +73,40 @@ test('50 concurrent identical calls from as many processes run the function exac
   expect(turnstile.count).toBe(1);
 });
 
+test('a duplicate from another process with another payload is PAYLOAD_MISMATCH, whether the record is INPROGRESS or COMPLETED, and never runs', async () => {
+  const turnstile = new Turnstile<string>();
+  const pay = makeIdempotent(async (order: { id: string; amount: number }) => `${order.amount} ${await turnstile.enter()}`, {
+    store,
+    name: 'payload-mismatch',
+    key: (order) => order.id,
+    fingerprint: (order) => order.amount,
+    now: () => T0,
+    // Each call stands for another process: the duplicate meets the record, not the leader.
+    singleFlight: false,
+  });
+  const first = pay({ id: 'o-1', amount: 10 });
+  const gate = await turnstile.next();
+  const held = await readItem(client, tableName, recordId('payload-mismatch', 'o-1'));
+  expect((await rejection(pay({ id: 'o-1', amount: 11 }))).code).toBe('PAYLOAD_MISMATCH');
+  expect(await readItem(client, tableName, recordId('payload-mismatch', 'o-1'))).toStrictEqual(held);
+  gate.open('paid');
+  expect(await first).toBe('10 paid');
+  expect((await rejection(pay({ id: 'o-1', amount: 11 }))).code).toBe('PAYLOAD_MISMATCH');
+  expect(await pay({ id: 'o-1', amount: 10 })).toBe('10 paid');
+  expect(turnstile.count).toBe(1);
+});
+
+test('a record stored without a fingerprint never replays to a call that validates payloads: PAYLOAD_MISMATCH, nothing runs', async () => {
+  let runs = 0;
+  const options = { store, name: 'fingerprint-added', key: (order: { id: string; amount: number }) => order.id, now: () => T0 };
+  const pay = async (order: { id: string; amount: number }) => `${order.amount} ${++runs}`;
+  expect(await makeIdempotent(pay, options)({ id: 'o-1', amount: 10 })).toBe('10 1');
+  // The same function deployed again with payload validation: the stored record cannot vouch for its payload.
+  const validating = makeIdempotent(pay, { ...options, fingerprint: (order) => order.amount });
+  for (const amount of [10, 11]) expect((await rejection(validating({ id: 'o-1', amount }))).code).toBe('PAYLOAD_MISMATCH');
+  expect(runs).toBe(1);
+});
+
 test('a call after the lease lapses takes the record over; before it, the call is IN_PROGRESS', async () => {
   const { clock, turnstile, once, item } = heldFunction('lease');
   const a = once({ id: 'o-1' });
