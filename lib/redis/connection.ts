@@ -169,7 +169,7 @@ async function ioredisReady(client: IORedisClient): Promise<void> {
  * the setting that avoids it, rather than a bare "unknown command" on every call.
  */
 function withoutInfo(error: unknown): never {
-  const message = String((error as { message?: unknown } | null)?.message);
+  const message = replyText(error);
   if (!/^ERR unknown command .info/i.test(message)) throw error;
   throw new Error(
     `ioredis never became ready: its ready check sends INFO, which this server does not have (${message.trim()}). ` +
@@ -177,6 +177,9 @@ function withoutInfo(error: unknown): never {
     { cause: error },
   );
 }
+
+/** The text of a thrown value: a server's error reply (`NOPERM …`, `ERR unknown command …`) as either client words it. */
+export const replyText = (error: unknown): string => String((error as { message?: unknown } | null)?.message);
 
 const notConnected = (kind: string): Error =>
   new Error(`The node-redis ${kind} is not connected: call \`await client.connect()\` first (RedisStore never opens or closes your client).`);

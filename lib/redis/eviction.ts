@@ -1,5 +1,5 @@
 import { IdempotencyError } from '../errors.js';
-import type { Connection } from './connection.js';
+import { type Connection, replyText } from './connection.js';
 
 /**
  * Under any `maxmemory-policy` but `noeviction`, Redis may drop a live record when memory runs
@@ -29,7 +29,7 @@ export async function assertNoEviction(client: object, connection: Connection): 
   if (passed.has(client)) return;
   const policies = (
     await connection.memoryInfo().catch((error: unknown) => {
-      const message = String((error as { message?: unknown } | null)?.message);
+      const message = replyText(error);
       if (message.startsWith('NOPERM')) {
         throw refusal(`unknown: INFO was refused (${message}); grant the user \`+info\` to let it be read`, error);
       }

@@ -15,7 +15,7 @@ import type {
   ReleaseResult,
 } from '../store.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
-import { boundedConnection, type ClientCommands, type Connection, commandsOf, isRedisClient, type RedisClient } from './connection.js';
+import { boundedConnection, type ClientCommands, type Connection, commandsOf, isRedisClient, type RedisClient, replyText } from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
@@ -135,9 +135,7 @@ function timeToLive(now: number, expiresAt: number, leaseUntil = Number.NEGATIVE
  * answer every operation on it with WRONGTYPE, and one without a TTL would hold the key forever.
  */
 const notAHash = (key: string, error: unknown): unknown =>
-  String((error as { message?: unknown } | null)?.message).startsWith('WRONGTYPE')
-    ? malformedRecord(key, WHERE, 'the key is not a hash', '. Remove it with forgetRecord')
-    : error;
+  replyText(error).startsWith('WRONGTYPE') ? malformedRecord(key, WHERE, 'the key is not a hash', '. Remove it with forgetRecord') : error;
 
 /** HGETALL's reply as `[field, value, …]`: RESP3 (node-redis 6 by default, 5 with `RESP: 3`) answers with a map, an object or a `Map`. */
 const flatHash = (reply: unknown): unknown => {

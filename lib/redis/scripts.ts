@@ -17,7 +17,7 @@
  * whose first write may grow memory (HSET), but lets one that has already written go on.
  */
 import { createHash } from 'node:crypto';
-import type { Connection } from './connection.js';
+import { type Connection, replyText } from './connection.js';
 
 /** A Lua script and its SHA-1, for `EVALSHA`. */
 export interface Script {
@@ -131,7 +131,7 @@ if ARGV[2] and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2]
 return redis.call('DEL', KEYS[1])
 `);
 
-const isNoScript = (error: unknown): boolean => (error as { message?: unknown } | null)?.message?.toString().startsWith('NOSCRIPT') === true;
+const isNoScript = (error: unknown): boolean => replyText(error).startsWith('NOSCRIPT');
 
 /**
  * Replicas that must acknowledge each write before it counts, within a time limit (Redis `WAIT`).
