@@ -47,18 +47,14 @@ export interface Translation {
 type AnyRequest = Request<unknown, unknown, Error, Context>;
 
 /**
- * Errors an idempotency middleware's `after` threw because its call did not keep the handler's
- * response (a commit of the handler's writes that failed, another attempt's outcome): an outer
- * idempotency middleware on the same handler must not keep that response either.
+ * The error an idempotency middleware threw for a request without an outcome of the handler: the
+ * rejection (`KEY_MISSING`…) its `before` threw (the handler never ran), or what its `after` threw
+ * because its call did not keep the handler's response (a commit of the handler's writes that
+ * failed, another attempt's outcome). An outer idempotency middleware on the same handler keeps
+ * none either. By request: the same error rethrown by a handler that met it in a nested request is
+ * that handler's own.
  */
-const unkept = new WeakSet<object>();
-
-/**
- * The rejection (`KEY_MISSING`…) an idempotency middleware's `before` threw for a request: no
- * outcome of the handler, which never ran, for an outer one on the same handler either. By request:
- * the same error rethrown by a handler that met it in a nested request is that handler's own.
- */
-const refusals = new WeakMap<object, unknown>();
+const unkept = new WeakMap<object, unknown>();
 
 /**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
@@ -128,8 +124,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // An inner idempotency middleware refused the request (the handler never ran) or kept no outcome
     // of the handler (its writes did not commit, say): nor does this one, so a retry meets the inner
     // record, which holds the truth.
-    if ((typeof error === 'object' && error !== null && unkept.has(error)) || (refusals.has(request) && refusals.get(request) === error))
-      return { kind: 'throw', error, final: false };
+    if (unkept.has(request) && unkept.get(request) === error) return { kind: 'throw', error, final: false };
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const response = returned.get(request);
@@ -299,7 +294,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     } catch (error) {
       const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) {
-        refusals.set(request, error);
+        unkept.set(request, error);
         throw error;
       }
       request.earlyResponse = rejected.response;
@@ -323,7 +318,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     const call = take(request);
     if (call === undefined) return;
     const outcome = await engine.end(call, await endingOfResponse(request.response));
-    if (outcome.kind === 'error' && typeof outcome.error === 'object' && outcome.error !== null) unkept.add(outcome.error);
+    if (outcome.kind === 'error') unkept.set(request, outcome.error);
     request.response = answerOf(outcome, request);
   };
 

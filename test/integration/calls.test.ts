@@ -27,7 +27,7 @@ import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { middyMajor } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
-import { rejection } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'calls' });
 let bizTable: string;
@@ -488,6 +488,34 @@ describe('middlewares that answer early', () => {
       await expect(handler({ id: 'd-8' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'KEY_MISSING' });
       expect((await recordOf('rethrown-outer', 'd-8'))?.status?.S).toBe('COMPLETED');
       await expect(handler({ id: 'd-8' }, lambdaContext('twice'))).rejects.toThrow('KEY_MISSING');
+      expect(charges).toBe(1);
+    });
+
+    test("a handler that rethrows another attempt's outcome a nested request's commit met keeps it as its own error: stored, and not run again", async () => {
+      let charges = 0;
+      const held = gate();
+      // Atomic: the nested request's record is written with its outcome, so another attempt can end first.
+      const nested = middy(async (event: { hold: boolean }) => {
+        if (event.hold) {
+          await held.promise;
+          return 'nested';
+        }
+        throw new Error('card declined');
+      }).use(idempotency({ store, name: 'met-nested', key: () => 'n-1', atomic: true, singleFlight: false, isFinalError: () => true }));
+      // The replayed error has the stored name and message (no `statusCode`: not among `errorFields`).
+      const final = (error: unknown) => (error as Error).message === 'card declined';
+      const handler = middy(async (_event: { id: string }, context: Context) => {
+        charges++;
+        return nested({ hold: true }, context);
+      }).use(idempotency({ store, name: 'met-outer', key: (event: { id: string }) => event.id, isFinalError: final }));
+      const first = thrown(handler({ id: 'd-9' }, lambdaContext('twice')));
+      await flush();
+      // Another attempt of the nested request ends first, with a final error, while the first one runs.
+      await expect(nested({ hold: false }, lambdaContext('twice'))).rejects.toThrow('card declined');
+      held.open();
+      expect((await first).message).toBe('card declined');
+      expect((await recordOf('met-outer', 'd-9'))?.status?.S).toBe('COMPLETED');
+      await expect(handler({ id: 'd-9' }, lambdaContext('twice'))).rejects.toThrow('card declined');
       expect(charges).toBe(1);
     });
 
