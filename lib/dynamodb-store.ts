@@ -92,6 +92,41 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     };
   }
 
+  /**
+   * Deletes an item this store cannot read as a record, for the CLI's `forget`: one strongly
+   * consistent `GetItem`, then a `DeleteItem` fenced on the owner it read. No call holds such an
+   * item (calls with its key fail closed) until its retention or lease ends and a claim replaces
+   * it; every claim writes a new owner, so the claim is never deleted. `'record'`: the item reads as
+   * a record now; `'changed'`: it changed between the read and the delete. @internal
+   */
+  async forgetUnreadable(key: string): Promise<'deleted' | 'absent' | 'record' | 'changed'> {
+    const a = this.attributes;
+    const { Item: item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
+    if (item === undefined) return 'absent';
+    // Read as `inspect` reads it: a record without a retention is still a record.
+    const readable = await this.toRecord({ ...item, [a.expiration]: item[a.expiration] ?? { N: '0' } }, false).then(
+      () => true,
+      () => false,
+    );
+    if (readable) return 'record';
+    const owner = item[a.owner];
+    try {
+      await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { [a.key]: { S: key } },
+          ConditionExpression: owner === undefined ? 'attribute_exists(#id) AND attribute_not_exists(#owner)' : '#owner = :owner',
+          ExpressionAttributeNames: owner === undefined ? { '#id': a.key, '#owner': a.owner } : { '#owner': a.owner },
+          ...(owner === undefined ? {} : { ExpressionAttributeValues: { ':owner': owner } }),
+        }),
+      );
+      return 'deleted';
+    } catch (error) {
+      if (isConditionFailure(error)) return 'changed';
+      throw error;
+    }
+  }
+
   /** `forget` honours `leaseUntil`. */
   readonly forgetChecksLease = true;
 

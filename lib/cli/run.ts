@@ -90,7 +90,8 @@ const DELETED = 'the next call with this key runs again (not in an instance that
  * deleted only once its lease has ended (a takeover needs that and sets a later lease, so the call
  * that took over keeps the record and runs alone), a COMPLETED record only while it is COMPLETED,
  * and an INPROGRESS record without a lease (held until its retention) only while INPROGRESS. Plain
- * forget also deletes an item the store cannot read as a record, as the store's error tells users to.
+ * forget also deletes an item the store cannot read as a record, as the store's error tells users to,
+ * fenced so that a claim that replaced it since is never deleted.
  */
 async function forget(command: Extract<Command, { command: 'forget' }>, id: string, store: DynamoDBStore, now: number, io: CliIo): Promise<number> {
   const print = (deleted: boolean, leaseUntil: number | undefined, text: string): number => {
@@ -111,14 +112,15 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
       seen = await inspectRecord({ store, id });
     } catch (error) {
       if (!(error instanceof UnreadableRecordError) || command.onlyIf !== undefined) throw error;
-      // Not a record: no call holds it (calls with its key fail closed), and nothing else can name it.
-      const deleted = await forgetRecord({ store, id });
+      const result = await store.forgetUnreadable(id);
       return print(
-        deleted,
+        result === 'deleted',
         undefined,
-        deleted
+        result === 'deleted'
           ? `Deleted ${id}, an item this store cannot read as a record (written by hand, or under other attribute names); ${DELETED}`
-          : `No record ${id}: nothing deleted.`,
+          : result === 'absent'
+            ? `No record ${id}: nothing deleted.`
+            : `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.`,
       );
     }
     const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;

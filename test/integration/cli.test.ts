@@ -5,7 +5,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
@@ -318,12 +318,26 @@ test('an attempt whose lease ends at a fraction of a millisecond (a clock on per
   expect(forgot).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
 });
 
-/** The command run in this process; `between` runs once it has read the record, just before its delete is sent. */
+/**
+ * The command run in this process; `between` runs once it has read the record, just before its
+ * delete is sent (or, with `before: 'read'`, before its second read).
+ */
 async function cliRaced(between: () => Promise<void>, ...argv: string[]): Promise<Run> {
+  return cliRacedAt(DeleteItemCommand, 1, between, ...argv);
+}
+
+/** The command run in this process; `between` runs just before the `nth` request of type `command` is sent. */
+async function cliRacedAt(
+  command: typeof DeleteItemCommand | typeof GetItemCommand,
+  nth: number,
+  between: () => Promise<void>,
+  ...argv: string[]
+): Promise<Run> {
   const send = DynamoDBClient.prototype.send;
   let raced = false;
+  let seen = 0;
   const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
-    if (args[0] instanceof DeleteItemCommand && !raced) {
+    if (args[0] instanceof command && ++seen === nth && !raced) {
       raced = true;
       await between();
     }
@@ -342,10 +356,17 @@ async function cliRaced(between: () => Promise<void>, ...argv: string[]): Promis
  * command's read and its delete; checks that the retry keeps the record, runs alone and completes.
  */
 async function forgetRacingRetry(name: string, ...flags: string[]): Promise<Run> {
+  return forgetRacingRetryAt(DeleteItemCommand, 1, name, ...flags);
+}
+
+/** {@link forgetRacingRetry}, the retry claiming the record just before the `nth` request of type `command`. */
+async function forgetRacingRetryAt(command: typeof DeleteItemCommand | typeof GetItemCommand, nth: number, name: string, ...flags: string[]): Promise<Run> {
   const { instance, turnstile, runs } = heldRetries(name);
   let retry: Promise<string> | undefined;
   let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
-  const forgot = await cliRaced(
+  const forgot = await cliRacedAt(
+    command,
+    nth,
     async () => {
       retry = instance()('o-1');
       inside = await turnstile.next();
@@ -462,6 +483,30 @@ test('an item the store cannot read as a record is deleted by the command its er
   });
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
+
+test.each([
+  ['its delete', DeleteItemCommand, 1],
+  ['its second read', GetItemCommand, 2],
+] as const)(
+  'plain forget of an item it cannot read as a record leaves alone a retry that replaces the item (its lease ended) just before %s: the retry runs alone and completes',
+  async (_moment, command, nth) => {
+    const name = `cli-malformed-raced-${nth}`;
+    const id = recordId(name, 'o-1');
+    const now = Date.now();
+    // No owner: unreadable; INPROGRESS past its lease: a claim replaces it.
+    await client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: { id: { S: id }, status: { S: 'INPROGRESS' }, leaseUntil: { N: String(now - 60_000) }, expiration: { N: String(Math.floor(now / 1000) + 3600) } },
+      }),
+    );
+    expect(await forgetRacingRetryAt(command, nth, name)).toEqual({
+      code: 3,
+      stdout: `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.\n`,
+      stderr: '',
+    });
+  },
+);
 
 test('an HTTP record is found and forgotten by its header key, method, route and caller', async () => {
   let runs = 0;
