@@ -212,6 +212,19 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
     expect((await readItem(admin, tableName, key))?.responseOmitted?.BOOL).toBe(true);
   });
 
+  test('complete with a final error: DynamoDB refuses the item; it is sent once more with the error cut to 1 KB (name and code kept) and completes', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client });
+    const key = `refused#${randomUUID()}`;
+    await claimWithLargeFingerprint(store, key);
+    const error = JSON.stringify({ name: 'DeclinedError', message: 'd'.repeat(ITEM_LIMIT - 1_000), code: 'DECLINED' });
+    expect(await store.complete({ key, owner: 'me', expiresAt, response: undefined, error })).toMatchObject({ completed: true, responseStored: true });
+    expect(commands).toEqual(['PutItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    const stored = (await readItem(admin, tableName, key))?.error?.S;
+    expect(Buffer.byteLength(stored!)).toBeLessThanOrEqual(1024);
+    expect(JSON.parse(stored!)).toMatchObject({ name: 'DeclinedError', code: 'DECLINED', message: expect.stringMatching(/^d+…$/) });
+  });
+
   test('completeWithWrites: DynamoDB cancels with ValidationError at the record; it is sent once more without the response, with the writes', async () => {
     const { client, commands } = probedClient();
     const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
