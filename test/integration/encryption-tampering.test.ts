@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, describeStoreFailure, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, describeStoreFailure, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection } from '../support/rejections.js';
@@ -132,6 +132,25 @@ describe('genuine records, altered', () => {
     const item = (await readItem(client, tableName, recordId(name, 'x')))!;
     await client.send(new PutItemCommand({ TableName: tableName, Item: { ...item, keyId: { S: 'k2' } } }));
     expect((await rejection(fn('x'))).code).toBe('STORE_FAILURE');
+    expect(runs).toBe(1);
+  });
+
+  test('a sealed response whose keyId was removed fails closed, also with a key provider that ignores the id it is asked for', async () => {
+    const key = aesKey('only');
+    const asked: unknown[] = [];
+    const encryption = aesGcmEncryption({ currentKey: () => key, keyById: (id) => (asked.push(id), key.key) });
+    const store = new DynamoDBStore({ tableName, client, encryption });
+    const name = `t${randomUUID().slice(0, 8)}`;
+    let runs = 0;
+    const fn = makeIdempotent(async (_: string) => ({ run: ++runs }), { store, name });
+    await fn('x');
+    const { keyId: _keyId, ...item } = (await readItem(client, tableName, recordId(name, 'x')))!;
+    expect(item.response?.B).toBeDefined();
+    await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+    const error = await rejection(fn('x'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(describeStoreFailure(error.cause)).toBe('UnreadableRecordError');
+    expect(asked).toEqual([]); // the provider is never asked for a key without an id
     expect(runs).toBe(1);
   });
 });

@@ -18,7 +18,11 @@ import { ITEM_LIMIT, jsonOfSize, transactionLimitTests, useProbedClients } from 
 const { client: admin, tableName, bizTable, applied: counterOf, countingFunction } = useCountingTables('oversize');
 const { probedClient, destroyLater } = useProbedClients();
 
-function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; errorFields?: string[]; cacheSize?: number; client?: DynamoDBClient } = {}) {
+function fixture<R>(
+  mode: Mode,
+  body: () => R,
+  options: { encrypted?: boolean; keyId?: string; errorFields?: string[]; cacheSize?: number; client?: DynamoDBClient } = {},
+) {
   const probed = probedClient();
   const { commands } = probed;
   const client = options.client ?? probed.client;
@@ -26,7 +30,7 @@ function fixture<R>(mode: Mode, body: () => R, options: { encrypted?: boolean; e
     tableName,
     client,
     compressAboveBytes: ITEM_LIMIT, // never compress: the response is stored as it is, or not at all
-    ...(options.encrypted ? { encryption: keyring(aesKey('k1')).encryption } : {}),
+    ...(options.encrypted ? { encryption: keyring(aesKey(options.keyId ?? 'k1')).encryption } : {}),
   });
   return { ...countingFunction(mode, store, body, options), commands };
 }
@@ -68,6 +72,14 @@ describe.each(MODES)('%s mode', (mode) => {
     expect((await f.record('c'))?.responseOmitted?.BOOL).toBe(true);
     f.pastLease();
     expect((await rejection(f.fn({ id: 'c' }))).code).toBe('RESPONSE_NOT_STORED');
+  });
+
+  test('an encrypted response that fits once sealed but not beside its key id is left out before sending, not refused by DynamoDB', async () => {
+    const big = jsonOfSize(ITEM_LIMIT - 600); // stored as text (above); sealed too, but for a key id of 1,000 characters
+    const f = fixture(mode, () => big, { encrypted: true, keyId: 'k'.repeat(1000) });
+    expect(await f.fn({ id: 'd' })).toBe(big);
+    expect(f.commands).toEqual(SENT[mode]); // the size was decided before sending: no refused request
+    expect((await f.record('d'))?.responseOmitted?.BOOL).toBe(true);
   });
 });
 
@@ -198,6 +210,19 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
     expect(await store.complete({ key, owner: 'me', expiresAt, response })).toStrictEqual({ completed: true, responseStored: false });
     expect(commands).toEqual(['PutItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
     expect((await readItem(admin, tableName, key))?.responseOmitted?.BOOL).toBe(true);
+  });
+
+  test('complete with a final error: DynamoDB refuses the item; it is sent once more with the error cut to 1 KB (name and code kept) and completes', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client });
+    const key = `refused#${randomUUID()}`;
+    await claimWithLargeFingerprint(store, key);
+    const error = JSON.stringify({ name: 'DeclinedError', message: 'd'.repeat(ITEM_LIMIT - 1_000), code: 'DECLINED' });
+    expect(await store.complete({ key, owner: 'me', expiresAt, response: undefined, error })).toMatchObject({ completed: true, responseStored: true });
+    expect(commands).toEqual(['PutItemCommand', 'UpdateItemCommand', 'UpdateItemCommand']);
+    const stored = (await readItem(admin, tableName, key))?.error?.S;
+    expect(Buffer.byteLength(stored!)).toBeLessThanOrEqual(1024);
+    expect(JSON.parse(stored!)).toMatchObject({ name: 'DeclinedError', code: 'DECLINED', message: expect.stringMatching(/^d+…$/) });
   });
 
   test('completeWithWrites: DynamoDB cancels with ValidationError at the record; it is sent once more without the response, with the writes', async () => {

@@ -7,7 +7,7 @@ import middy from '@middy/core';
 import { type IdempotencyError, idempotency, makeIdempotent } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { onlyOneEnters, Turnstile } from '../support/gate.js';
+import { gate, onlyOneEnters, Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
@@ -433,6 +433,22 @@ describe('a call given no context, nested in a call with a Lambda deadline', () 
   test('without an enclosing call the lease is leaseSeconds (60 s by default)', async () => {
     const { inner, leaseOf } = nested('own');
     expect(await leaseOf(inner({ id: 'o-1' }))).toBe(String(T0 + 60_000));
+  });
+
+  test("a call started by work its caller left running, once the caller has ended, is nested in nothing: its lease is leaseSeconds, not the ended call's deadline", async () => {
+    const { inner, leaseOf } = nested('left-running');
+    const late = gate<void>();
+    let started: Promise<string> | undefined;
+    const caller = makeIdempotent(
+      async (order: Order, _context: { getRemainingTimeInMillis(): number }) => {
+        started = late.promise.then(() => inner(order)); // not awaited: it outlives the call
+        return 'returned';
+      },
+      { store, name: 'left-running-caller', key: (order) => order.id, now: () => T0 },
+    );
+    expect(await caller({ id: 'o-1' }, { getRemainingTimeInMillis: () => 300_000 })).toBe('returned');
+    late.open();
+    expect(await leaseOf(started!)).toBe(String(T0 + 60_000));
   });
 });
 
