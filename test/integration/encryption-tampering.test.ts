@@ -122,6 +122,15 @@ describe('genuine records, altered', () => {
     await expectFailsClosed(f, 'target', 2);
   });
 
+  test('a sealed final error copied from another record fails closed', async () => {
+    const f = fixture();
+    const donor = await f.genuine('donor', { fail: true });
+    const target = await f.genuine('target', { fail: true });
+    expect(donor.error?.B).toBeDefined();
+    await f.write({ ...target, error: donor.error! });
+    await expectFailsClosed(f, 'target', 2);
+  });
+
   test('the keyId pointed at another key of the ring fails authentication', async () => {
     const two = keyring(aesKey('k1'), aesKey('k2'));
     const store = new DynamoDBStore({ tableName, client, encryption: two.encryption });
