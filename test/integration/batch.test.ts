@@ -262,6 +262,18 @@ describe('SQS standard queue', () => {
     expect(orders.calls).toHaveLength(10);
     expect(maxInFlight).toBe(3);
   });
+
+  test('a record without an `eventSourceARN` (built by hand, as in a unit test) is read as from a standard queue: a failure holds back no other record', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new Error('inventory service unavailable');
+    });
+    const batch = [1, 2, 3].map((n) => {
+      const { eventSourceARN: _, ...record } = sqsRecord({ orderId: `o-${n}` });
+      return record as SQSRecord;
+    });
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(batch[0]!));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2', 'o-3']);
+  });
 });
 
 describe('SQS FIFO queue', () => {
@@ -1150,11 +1162,14 @@ describe("near the invocation's deadline", () => {
     expect(failuresOf(await standard.invoke(sqsEvent(batch.map(redelivered)), 60_000))).toEqual([]);
     expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
 
-    const fifo = timed(3_000, { concurrency: 1 });
+    const fifoLogger = quiet();
+    const fifo = timed(3_000, { concurrency: 1, logger: fifoLogger });
     const a = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
     const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
     expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+    // Each group's first record not started counts, with the rest of its group.
+    expect(fifoLogger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ level: 'WARN', notStarted: 2 })]);
   });
 
   test('with records running side by side, one still running counts for as long as it has run: no record starts with less time left than that', async () => {
