@@ -186,6 +186,13 @@ test('SQS FIFO, whose order a pipe keeps per message group: in order per group; 
   expect(orderIds(ran)).toEqual(['a-1', 'a-2', 'b-1', 'b-2']);
 });
 
+test("Kinesis records in the event source mapping's shape passed on as an array (`event.Records`, from code the types do not check) run as they are, failures named by eventID", async () => {
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord('not json', 2), kinesisRecord({ orderId: 'o-3' }, 3)];
+  const { invoke, ran } = consumer<Order>();
+  expect(failuresOf(await invoke(batch as unknown as PipesBatchEvent))).toEqual(eventIds(batch[1]!, batch[2]!));
+  expect(orderIds(ran)).toEqual(['o-1']);
+});
+
 test('an empty array (no record to lose) is answered with no failures, nothing run', async () => {
   const { invoke, ran } = consumer();
   expect(await invoke([])).toEqual({ batchItemFailures: [] });

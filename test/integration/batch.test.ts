@@ -262,6 +262,18 @@ describe('SQS standard queue', () => {
     expect(orders.calls).toHaveLength(10);
     expect(maxInFlight).toBe(3);
   });
+
+  test('a record without an `eventSourceARN` (built by hand, as in a unit test) is read as from a standard queue: a failure holds back no other record', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new Error('inventory service unavailable');
+    });
+    const batch = [1, 2, 3].map((n) => {
+      const { eventSourceARN: _, ...record } = sqsRecord({ orderId: `o-${n}` });
+      return record as SQSRecord;
+    });
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual(ids(batch[0]!));
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2', 'o-3']);
+  });
 });
 
 describe('SQS FIFO queue', () => {
@@ -495,6 +507,22 @@ test('a message its fingerprint cannot read (the selector throws, or selects a B
     },
   ]);
   expect(logger.lines.join('\n')).not.toMatch(/4111111111111111|cents/);
+});
+
+test('a record function whose own nested idempotent call cannot key its input (INVALID_KEY) fails its record without logging the message as poison: the message is not at fault', async () => {
+  const logger = quiet();
+  // The nested call is keyed by a value the record function computes: a BigInt, which canonical JSON refuses.
+  const reserve = makeIdempotent(async (ref: { id: bigint }) => String(ref.id), { store, name: 'reserve', key: (ref) => ref.id, now: clock, logger: quiet() });
+  const orders = consumer<Order>((order) => (order.orderId === 'o-1' ? reserve({ id: BigInt(order.amount ?? 0) }) : 'nothing to reserve'), {
+    logger,
+    key: (order) => order.orderId,
+    fingerprint: (order) => order.amount,
+  });
+  const message = sqsRecord({ orderId: 'o-1', amount: 100 });
+  const other = sqsRecord({ orderId: 'o-2', amount: 5 });
+  expect(failuresOf(await orders.invoke(sqsEvent([message, other])))).toEqual(ids(message));
+  expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
+  expect(logger.lines).toEqual([]);
 });
 
 test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
@@ -1088,6 +1116,33 @@ describe("near the invocation's deadline", () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
   });
 
+  test('the warning for a stream batch cut short counts every record not started, the one reported and those after it', async () => {
+    const logger = quiet();
+    const orders = timed(3_000, { logger });
+    const batch = [1, 2, 3, 4, 5].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(failuresOf(await orders.invoke({ Records: batch }, 10_000))).toEqual([kinesisSequence(4)]);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({ level: 'WARN', notStarted: 2, message: expect.stringContaining('deadline') }),
+    ]);
+  });
+
+  test('a record is not started with less time left than the slowest record of the batch took, even after faster ones', async () => {
+    const time = manualClock(SENT);
+    // Each order takes its amount in milliseconds.
+    const orders = consumer<Order>(
+      (order) => {
+        time.advance(Number(order.amount));
+        return order.orderId;
+      },
+      { now: time.now },
+    );
+    const batch = [4_000, 1_000, 1_000, 1_000, 1_000].map((amount, n) => kinesisRecord({ orderId: `o-${n + 1}`, amount }, n + 1));
+    const context = timedContext({ functionName: 'order-consumer', remainingMillis: 10_000, now: time.now });
+    // After 6 s, 4 s are left: no more than the first record took, so the fourth does not start.
+    expect(failuresOf(await orders.handler({ Records: batch }, context))).toEqual([kinesisSequence(4)]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+  });
+
   test('through an EventBridge pipe, the stream records not started are named, every one, by eventID', async () => {
     const orders = timed(3_000);
     const batch = [1, 2, 3, 4, 5].map((n) => piped(kinesisRecord({ orderId: `o-${n}` }, n)));
@@ -1107,11 +1162,14 @@ describe("near the invocation's deadline", () => {
     expect(failuresOf(await standard.invoke(sqsEvent(batch.map(redelivered)), 60_000))).toEqual([]);
     expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
 
-    const fifo = timed(3_000, { concurrency: 1 });
+    const fifoLogger = quiet();
+    const fifo = timed(3_000, { concurrency: 1, logger: fifoLogger });
     const a = [1, 2, 3].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
     const b = [sqsRecord({ orderId: 'b-1' }, { groupId: 'b' })];
     expect(failuresOf(await fifo.invoke(sqsEvent([a[0]!, b[0]!, a[1]!, a[2]!]), 7_000))).toEqual(ids(b[0]!, a[2]!));
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+    // Each group's first record not started counts, with the rest of its group.
+    expect(fifoLogger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ level: 'WARN', notStarted: 2 })]);
   });
 
   test('with records running side by side, one still running counts for as long as it has run: no record starts with less time left than that', async () => {
