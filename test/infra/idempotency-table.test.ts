@@ -1,6 +1,6 @@
 import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, MultiRegionConsistency, StreamViewType, Table, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, type CfnTable, MultiRegionConsistency, StreamViewType, Table, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Role } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -168,6 +168,42 @@ test('options are validated at construction', () => {
   expect(a.attachFunction(handler)).toBeDefined(); // attaching twice to the same table is harmless
   expect(() => b.attachFunction(handler)).toThrow(/already attached/);
   expect(() => a.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Q'), { reportBatchItemFailures: false } as never)).toThrow(/always on/);
+});
+
+test('a retention of zero seconds is refused: every duplicate would run again', () => {
+  const stack = new Stack(new App(), 'ZeroRetention');
+  expect(() => new IdempotencyTable(stack, 'Zero', { expiresAfter: Duration.seconds(0) })).toThrow(
+    'IdempotencyTable: `expiresAfter` must be a whole number of seconds, 1 or more (got 0).',
+  );
+  expect(() => new IdempotencyTable(stack, 'Table').attachFunction(fn(stack, 'Handler'), { expiresAfter: Duration.seconds(0) })).toThrow(
+    'IdempotencyTable.attachFunction: `expiresAfter` must be a whole number of seconds, 1 or more (got 0).',
+  );
+});
+
+test('limits met exactly are no error: redeliveries that end when the records expire, a visibility timeout equal to the function timeout', () => {
+  const stack = new Stack(new App(), 'Boundaries');
+  const table = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  // 6 receives × 10 min: the last redelivery comes before the record, written after the first receive, expires.
+  const dlq = new Queue(stack, 'Dlq');
+  table.attachSqsConsumer(
+    fn(stack, 'ExactReceives'),
+    new Queue(stack, 'Receives', { visibilityTimeout: Duration.minutes(10), deadLetterQueue: { queue: dlq, maxReceiveCount: 6 } }),
+  );
+  // Messages kept 1 h, as long as the records, without a dead-letter queue.
+  table.attachSqsConsumer(
+    fn(stack, 'ExactRetention'),
+    new Queue(stack, 'Retention', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }),
+  );
+  // Lambda accepts a visibility timeout equal to the function timeout: below 6 × it, a warning only.
+  table.attachSqsConsumer(
+    fn(stack, 'ExactVisibility', Duration.minutes(1)),
+    new Queue(stack, 'Visibility', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }),
+  );
+  const annotations = Annotations.fromStack(stack);
+  for (const id of ['ExactReceives', 'ExactRetention', 'ExactVisibility']) annotations.hasNoError(`/Boundaries/${id}`, Match.anyValue());
+  annotations.hasNoWarning('/Boundaries/ExactReceives', Match.stringLikeRegexp('retentionShorterThanRedelivery|queueWithoutDeadLetterQueue|visibilityBelow'));
+  annotations.hasWarning('/Boundaries/ExactRetention', Match.stringLikeRegexp('queueWithoutDeadLetterQueue'));
+  annotations.hasWarning('/Boundaries/ExactVisibility', Match.stringLikeRegexp('visibilityBelowSixTimeouts'));
 });
 
 describe('synth-time checks on a misconfigured stack', () => {
@@ -884,6 +920,12 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
       'partitionKeyNotString',
     ],
     [
+      'a binary partition key',
+      { partitionKey: { name: 'id', type: AttributeType.BINARY }, timeToLiveAttribute: 'expiration' },
+      'error',
+      'partitionKeyNotString.*partition key `id` is of type B: record ids are strings',
+    ],
+    [
       'another partition key name',
       { partitionKey: { name: 'pk', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' },
       'warning',
@@ -905,6 +947,14 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
       annotations.hasNoError('*', Match.anyValue());
       annotations.hasWarning('/Schema/Idempotency', Match.stringLikeRegexp(message));
     }
+  });
+
+  test('a table in the app whose TTL is turned off is warned about as one without TTL: expired records are never removed', () => {
+    const stack = new Stack(new App(), 'TtlOff');
+    const records = new Table(stack, 'Records', { partitionKey: { name: 'id', type: AttributeType.STRING } });
+    (records.node.defaultChild as CfnTable).timeToLiveSpecification = { attributeName: 'expiration', enabled: false };
+    IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
+    Annotations.fromStack(stack).hasWarning('/TtlOff/Idempotency', Match.stringLikeRegexp('no TTL.*noTimeToLive'));
   });
 
   test('a TableV2 in the app is checked the same way: its key schema and TTL live on a CfnGlobalTable', () => {

@@ -151,6 +151,13 @@ test("a table given by its ARN is read in the ARN's Region, without --region or 
   const run = await cliWith({ AWS_REGION: undefined }, 'inspect', '--table', arn, '--name', 'cli-arn', '--key', '"o-1"', '--json');
   expect(run).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(run.stdout)).toMatchObject({ status: 'COMPLETED' });
+  // A table missing there is reported in the ARN's Region, the one the request went to.
+  const missing = await cliWith({ AWS_REGION: undefined }, 'inspect', '--table', 'arn:aws:dynamodb:eu-west-3:000000000000:table/missing', '--id', 'n#h');
+  expect(missing).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: expect.stringMatching(/\(table arn:aws:dynamodb:eu-west-3:000000000000:table\/missing in eu-west-3\): check --table, --region and --profile\.\n$/),
+  });
 });
 
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
@@ -632,6 +639,22 @@ test('stuck lists INPROGRESS records past their lease across every page of the s
         .sort(),
     ).toEqual([...expected, recordIdOf({ name: 'other', key: 's-0' })].sort());
     expect(lines[0]).toMatch(/ lease ended \S+Z \(\d+ s ago\), expires \S+Z$/);
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
+test('stuck --name lists that namespace alone, not another whose name begins with it', async () => {
+  const table = await freshTable(client, 'cli-stuck-name');
+  try {
+    const store = new DynamoDBStore({ tableName: table, client });
+    const now = Date.now();
+    for (const name of ['worker', 'worker-eu']) {
+      await store.claim({ key: recordIdOf({ name, key: 'k' }), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    }
+    const listed = await cli('stuck', '--table', table, '--name', 'worker', '--json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as RecordSummary[]).map((summary) => summary.key)).toEqual([recordIdOf({ name: 'worker', key: 'k' })]);
   } finally {
     await dropTable(client, table);
   }
