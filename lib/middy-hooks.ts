@@ -52,9 +52,11 @@ type AnyRequest = Request<unknown, unknown, Error, Context>;
  * because its call did not keep the handler's response (a commit of the handler's writes that
  * failed, another attempt's outcome). An outer idempotency middleware on the same handler keeps
  * none either. By request: the same error rethrown by a handler that met it in a nested request is
- * that handler's own.
+ * that handler's own. Kept under a registered symbol, so that two copies of this library on one
+ * handler (two versions installed, one in a dependency) share it.
  */
-const unkept = new WeakMap<object, unknown>();
+const UNKEPT = Symbol.for('lambda-idempotency.middy.unkept.v1');
+const unkept = ((globalThis as { [UNKEPT]?: WeakMap<object, unknown> })[UNKEPT] ??= new WeakMap<object, unknown>());
 
 /**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`

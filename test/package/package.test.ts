@@ -4,7 +4,7 @@
  * CommonJS CDK app, each compiled by TypeScript against the installed declarations and run by Node.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
@@ -266,5 +266,31 @@ describe('installed into a fresh project', () => {
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[] }> }).Statement.flatMap((s) => s.Action));
     expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']));
+  }, 60_000);
+
+  test("two copies of the package on one handler (another version in a dependency): the outer middleware never stores the inner one's rejection", async () => {
+    // A second copy, as npm nests another version under a dependency; it resolves the AWS SDK from the consumer.
+    const vendor = join(pkg.consumer, 'vendor', 'node_modules', 'lambda-idempotency');
+    rmSync(vendor, { recursive: true, force: true });
+    cpSync(pkg.installed, vendor, { recursive: true });
+    writeFileSync(
+      join(pkg.consumer, 'two-copies.mjs'),
+      `import middy from '@middy/core';
+import { idempotency } from 'lambda-idempotency';
+import { InMemoryStore } from 'lambda-idempotency/testing';
+const other = await import('./vendor/node_modules/lambda-idempotency/dist/lib/index.js');
+const otherTesting = await import('./vendor/node_modules/lambda-idempotency/dist/lib/testing/index.js');
+let runs = 0;
+const handler = middy(async () => ({ run: ++runs }))
+  .use(idempotency({ store: new InMemoryStore(), name: 'outer', key: (event) => event.id, isFinalError: () => true }))
+  .use(other.idempotency({ store: new otherTesting.InMemoryStore(), name: 'inner', key: (event) => event.tenant }));
+const context = (id) => ({ functionName: 'pay', awsRequestId: id, getRemainingTimeInMillis: () => 30000 });
+const first = await handler({ id: 'd-1' }, context('r-1')).then((value) => value, (error) => error.code);
+const retried = await handler({ id: 'd-1', tenant: 't-1' }, context('r-2')).then((value) => value, (error) => error.code);
+console.log(JSON.stringify({ twoCopies: idempotency !== other.idempotency, first, retried }));
+`,
+    );
+    // The client adds the missing key and retries under the same outer key: the handler runs.
+    expect(await runApp('two-copies.mjs')).toEqual({ twoCopies: true, first: 'KEY_MISSING', retried: { run: 1 } });
   }, 60_000);
 });
