@@ -372,6 +372,13 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     },
   );
 
+  test('reads the method in any case, as a hand-built event may spell it: a `get` without the header runs like a GET', async () => {
+    const orders = api(variant);
+    expect(await orders.invoke(variant.event({ method: 'get', body: null }))).toEqual(variant.result(1));
+    expect(orders.runs).toBe(1);
+    expect(await records()).toEqual([]);
+  });
+
   test('with `required: false`, runs a request without the header without idempotency and stores nothing', async () => {
     const orders = api(variant, { required: false });
     expect(await orders.invoke(variant.event({}))).toEqual(variant.result(1));

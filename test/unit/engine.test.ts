@@ -534,6 +534,15 @@ describe('rejections hold nothing', () => {
     expect(store.records.get(key)).toBe(held);
   });
 
+  test('IN_PROGRESS at the very millisecond the lease ends still asks for a retry after 1 s, never 0', async () => {
+    const store = new MemoryStore();
+    const key = `f#${hashKey(1)}`;
+    store.records.set(key, { key, status: 'INPROGRESS', owner: 'other', expiresAt: T0 / 1000 + 100, leaseUntil: T0 });
+    const once = makeIdempotent(async () => 'ran', { store, name: 'f', now: () => T0 });
+    const error = await rejection(once(1));
+    expect([error.code, error.retryAfterSeconds]).toEqual(['IN_PROGRESS', 1]);
+  });
+
   test('PAYLOAD_MISMATCH when the fingerprint differs, for COMPLETED and INPROGRESS records alike', async () => {
     const store = new MemoryStore();
     const fn = jest.fn(async (input: { id: string; amount: number }) => input.amount);

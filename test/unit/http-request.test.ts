@@ -287,6 +287,24 @@ describe('multipart bodies', () => {
     );
   });
 
+  test('a quoted boundary (`boundary="…"`, as some clients send it) is the boundary: a form resent with a new one is the same request', () => {
+    const pieces = [Buffer.from('Content-Disposition: form-data; name="amount"\r\n\r\n1000')];
+    const quoted = (b: string) =>
+      JSON.stringify(body({ ...request(form(pieces, b)), headers: { 'content-type': `multipart/form-data; boundary="${b}"` } } as APIGatewayProxyEventV2));
+    expect(quoted('b-2')).toBe(quoted('b-1'));
+    expect(quoted('b-1')).toBe(printOfForm(form(pieces, 'b-1'), 'b-1'));
+  });
+
+  test('a Content-Type sent twice counts by its last value, as a load balancer passes it by default, with multi-value headers too', () => {
+    const contentType = ['text/plain', 'multipart/form-data; boundary=b-1'];
+    const bytes = form([Buffer.from('a')], 'b-1').toString();
+    const [single, multi] = [false, true].map((multiValue) =>
+      JSON.stringify(body(albEvent({ multiValue, headers: { 'content-type': contentType }, body: bytes }))),
+    );
+    expect(multi).toBe(single);
+    expect(single).toBe(printOfForm(Buffer.from(bytes), 'b-1'));
+  });
+
   test('the same bytes as a form and as another media type are two requests', () => {
     const bytes = form([Buffer.from('a')], 'b');
     expect(printOfForm(bytes, 'b')).not.toBe(printOf(bytes));

@@ -58,6 +58,7 @@ describe('readIdempotencyKey', () => {
     ['DEL', 'k\u007f1'],
     ['a tab', 'k\t1'],
     ['a newline inside quotes', '"k\n1"'],
+    ['DEL inside quotes', '"k\u007f1"'],
     ['non-ASCII', 'ключ'],
     ['non-ASCII, quoted', '"clé"'],
     ['a space in a bare token', 'k 1'],
