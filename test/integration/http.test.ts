@@ -479,7 +479,7 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     const first = orders.invoke(variant.event({ key: 'k-slow' }), lambdaContext('create-order', 30_000));
     try {
       await entered.promise;
-      clock += 12_300; // the first request's lease ends 17.7 s from now
+      clock += 12_700; // the first request's lease ends 17.3 s from now: a retry after 17 s would still meet it
       const duplicate = await orders.invoke(variant.event({ key: 'k-slow' }));
       const problem = expectProblem(duplicate, 409);
       expect(problem.detail).toMatch(/in progress/i);
