@@ -1039,6 +1039,44 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
     expect(turnstile.count).toBe(1);
   });
 
+  test.each([
+    [4_400, 'gets the value once the original completes'],
+    [4_600, 'answers IN_PROGRESS, in time to answer before its deadline'],
+  ])('a duplicate with 5 s left waits until half a second before its Lambda deadline: at %i ms it %s', async (elapsed) => {
+    const clock = manualClock();
+    const turnstile = new Turnstile<string>();
+    const fn = async (_: string, __?: Context) => turnstile.enter();
+    const name = `wait-tenth-${elapsed}`;
+    // Open once process b's first, then its second claim has met the record process a holds.
+    const claims = testClient();
+    const met = [gate(), gate()];
+    let answered = 0;
+    claims.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } finally {
+          if (context.commandName === 'PutItemCommand') met[answered++]?.open();
+        }
+      },
+      { step: 'initialize', name: 'met' },
+    );
+    const a = makeIdempotent(fn, { store, name, now: clock.now });
+    const b = makeIdempotent(fn, { store: new DynamoDBStore({ tableName, client: claims }), name, now: clock.now, waitForInProgressMillis: 60_000 });
+    const first = a('w-10');
+    const holder = await turnstile.next();
+    const waiting = b('w-10', testingContext({ functionName: name, remainingMillis: 5_000, now: clock.now }));
+    await met[0]!.promise;
+    clock.advance(elapsed);
+    // The original completes once b has looked again (or given up): a b still waiting then gets its value.
+    await Promise.race([met[1]!.promise, waiting.then(flush, flush)]);
+    holder.open('original');
+    expect(await first).toBe('original');
+    if (elapsed > 4_500) expect((await rejection(waiting)).code).toBe('IN_PROGRESS');
+    else expect(await waiting).toBe('original');
+    expect(turnstile.count).toBe(1);
+  });
+
   test('a follower that leads after its leader ran out of time waits for another process only until its own waitForInProgressMillis from its start, not a fresh window', async () => {
     const clock = manualClock();
     const t0 = clock.now();

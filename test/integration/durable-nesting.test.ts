@@ -108,3 +108,33 @@ describe('durable context stubs built by hand, two calls with one key at once in
     expect(await chargeTwice(false, 2)).toEqual(['o-1', 'o-1']);
   });
 });
+
+test('an ordinary event that names a durable execution, or carries a checkpoint token, without the other is a payload like any other: it runs once and replays', async () => {
+  for (const event of [
+    {
+      DurableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST/durable-execution/${randomUUID()}/${randomUUID()}`,
+      action: 'cancel',
+    },
+    { CheckpointToken: randomUUID(), action: 'resume' },
+  ]) {
+    let runs = 0;
+    const handle = makeIdempotent(async (_: object) => ++runs, { store, name: `named-arn-${randomUUID()}` });
+    expect(await handle(event)).toBe(1);
+    expect(await handle(event)).toBe(1);
+  }
+});
+
+test('a context whose durable execution ARN is empty belongs to no execution: two calls with one key at once run the function once', async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string, _ctx: object) => {
+      charges.push(orderId);
+      await new Promise((resolve) => setImmediate(resolve));
+      return `charged ${orderId}`;
+    },
+    { store, name: `empty-arn-${randomUUID()}` },
+  );
+  const context = () => ({ executionContext: { durableExecutionArn: '' }, step: async () => undefined });
+  expect(await Promise.all([charge('o-1', context()), charge('o-1', context())])).toEqual(['charged o-1', 'charged o-1']);
+  expect(charges).toEqual(['o-1']);
+});

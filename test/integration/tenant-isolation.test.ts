@@ -179,3 +179,25 @@ test('metrics of a tenant-isolated function have its name as their one dimension
     recordIdOf({ name: 'tenants-metrics', key: { orderId: 'o-1' }, tenant: 'tenant-green' }),
   ]);
 });
+
+test('inside a durable execution the tenant is read from the Lambda context the durable context carries', async () => {
+  let runs = 0;
+  const charge = makeIdempotent(async (order: { orderId: string }, _ctx: object) => ({ orderId: order.orderId, run: ++runs }), {
+    store,
+    name: 'tenants-durable',
+  });
+  const durableContext = (tenant: string) => ({
+    executionContext: { durableExecutionArn: `arn:aws:lambda:eu-west-1:123456789012:function:tenants-durable:$LATEST/durable-execution/${tenant}/1` },
+    step: async () => undefined,
+    lambdaContext: contextOf('tenants-durable', tenant),
+  });
+  expect(await charge({ orderId: 'o-1' }, durableContext('blue'))).toEqual({ orderId: 'o-1', run: 1 });
+  expect(await charge({ orderId: 'o-1' }, durableContext('green'))).toEqual({ orderId: 'o-1', run: 2 });
+  const ids = (await scanRecords(client, tableName, 'tenants-durable#')).map((record) => record.id).sort();
+  expect(ids).toEqual(
+    [
+      recordIdOf({ name: 'tenants-durable', key: { orderId: 'o-1' }, tenant: 'blue' }),
+      recordIdOf({ name: 'tenants-durable', key: { orderId: 'o-1' }, tenant: 'green' }),
+    ].sort(),
+  );
+});

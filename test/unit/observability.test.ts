@@ -334,3 +334,46 @@ test('a name CloudWatch refuses as a dimension value, with a `write` whose promi
   expect(written.map((line) => JSON.parse(line).event)).toEqual(['miss', 'replay']);
   expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
 });
+
+test('each event has the metric name the docs give it, counted once under the Function dimension, and an INFO log line naming the function and the record id', () => {
+  const documented: Record<IdempotencyEvent, string> = {
+    miss: 'Misses',
+    takeover: 'Takeovers',
+    replay: 'Replays',
+    cacheReplay: 'CacheReplays',
+    inProgress: 'InProgressRejections',
+    payloadMismatch: 'PayloadMismatches',
+    superseded: 'Superseded',
+    storeFailure: 'StoreFailures',
+    bookkeepingFailure: 'BookkeepingFailures',
+  };
+  const detail = { namespace: 'payments', recordId: 'payments#0123abcd', time: 1_700_000_000_000 };
+  for (const [event, name] of Object.entries(documented) as Array<[IdempotencyEvent, string]>) {
+    const lines: string[] = [];
+    cloudWatchLines({ logs: true, write: (line) => void lines.push(line) })(event, detail);
+    expect(lines.map((line) => JSON.parse(line))).toEqual([
+      { level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: 'payments', recordId: 'payments#0123abcd' },
+      {
+        _aws: {
+          Timestamp: 1_700_000_000_000,
+          CloudWatchMetrics: [{ Namespace: 'LambdaIdempotency', Dimensions: [['Function']], Metrics: [{ Name: name, Unit: 'Count' }] }],
+        },
+        Function: 'payments',
+        [name]: 1,
+      },
+    ]);
+  }
+});
+
+test('logs without metrics: `metrics: false` in cloudWatchLines, or `logs` alone in the options object, writes log lines only', async () => {
+  const fromModule: string[] = [];
+  const fromObject: string[] = [];
+  await scriptedRun(cloudWatchLines({ metrics: false, logs: true, write: (line) => void fromModule.push(line) }), () => 1_700_000_000_000);
+  await scriptedRun({ logs: true, write: (line) => void fromObject.push(line) }, () => 1_700_000_000_000);
+  for (const lines of [fromModule, fromObject]) {
+    expect(lines.map((line) => JSON.parse(line))).toEqual(
+      ['miss', 'inProgress', 'replay'].map((event) => expect.objectContaining({ level: 'INFO', event, function: 'payments' })),
+    );
+    for (const line of lines) expect(line).not.toContain('_aws');
+  }
+});

@@ -120,6 +120,14 @@ describe('issue time', () => {
     expect(verifyIdempotencyKey(v1.replace('.', '.1.'), [current])).toBe(false);
   });
 
+  test('keys issued by an earlier release still verify: the key format and its MAC are stable across upgrades', () => {
+    const random = randomBytes(16).toString('base64url');
+    const time = (1_764_000_000).toString(36);
+    const tag = createHmac('sha256', current).update('lambda-idempotency key v2.').update(`${random}.${time}`).digest('base64url');
+    expect(verifyIdempotencyKey(`${random}.${time}.${tag}`, [current])).toBe(true);
+    expect(verifyIdempotencyKey(`${random}.${time}.${tag}`, [current], at(1_764_000_000_000 + 3_600_000 - 1))).toBe(true);
+  });
+
   test('a clock that reads no time is a TypeError, never a key that is accepted whatever its age', () => {
     // NaN compares false both ways: read as a time, it made every key neither expired nor early.
     for (const reading of [Number.NaN, undefined, 'soon', Number.POSITIVE_INFINITY, -1, 2 ** 53]) {
