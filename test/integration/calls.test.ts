@@ -4,7 +4,7 @@
  * duplicates share one claim (single-flight), and a duplicate may wait for another process.
  */
 
-import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
@@ -562,6 +562,40 @@ describe('middlewares that answer early', () => {
     expect(runs).toBe(1);
   });
 
+  test("an inner middleware's early answer from `after`, for a handler whose writes fail their condition, is not sent: the caller gets the failure, nothing is written, the key is free", async () => {
+    let runs = 0;
+    const handler = middy(async (event: { id: string }) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `early-after-paid-${event.id}` }, ConditionExpression: 'attribute_not_exists(id)' });
+      return { paid: event.id };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({ after: async (request: { response: unknown }) => ({ wrapped: request.response }) });
+    // The payment exists already: the handler's write fails its condition when the record completes.
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: 'early-after-paid-a-2' } } }));
+    await expect(handler({ id: 'a-2' }, lambdaContext('early-after-failed'))).rejects.toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED' });
+    expect(await recordOf('early-after-failed', 'a-2')).toBeUndefined();
+    await expect(handler({ id: 'a-2' }, lambdaContext('early-after-failed'))).rejects.toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED' });
+    expect(runs).toBe(2);
+  });
+
+  test('a handler error, after an inner `before` prepared a response (headers for the handler to fill in), releases the key: the prepared response is no outcome', async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      if (++runs === 1) throw new Error('card network down');
+      return { statusCode: 201, run: runs };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        before: (request: { response: unknown }) => {
+          request.response = { headers: { 'X-Request-Start': '1' } };
+        },
+      });
+    await expect(handler({ id: 'p-1' }, lambdaContext('prepared-response'))).rejects.toThrow('card network down');
+    expect(await recordOf('prepared-response', 'p-1')).toBeUndefined();
+    expect(await handler({ id: 'p-1' }, lambdaContext('prepared-response'))).toEqual({ statusCode: 201, run: 2 });
+  });
+
   test("an inner middleware's early answer from `onError` releases the key like the error it answers: the retry runs", async () => {
     let runs = 0;
     const handler = middy(async () => {
@@ -573,6 +607,26 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 400, error: 'card network down' });
     expect(await recordOf('early-on-error', 'o-1')).toBeUndefined();
     expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 201, run: 2 });
+  });
+
+  test("atomic: a failure an inner `onError` answers, whose record another attempt completed meanwhile, gets that attempt's stored outcome, as every later duplicate does", async () => {
+    const held = gate();
+    let runs = 0;
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run > 1) return { paid: run };
+      await held.promise;
+      throw new Error('card declined');
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id, atomic: true, singleFlight: false, isFinalError: () => true }))
+      .use({ onError: (request: { error?: unknown }) => ({ statusCode: 402, error: (request.error as Error).message }) });
+    const first = handler({ id: 'o-2' }, lambdaContext('early-on-error-atomic'));
+    await flush();
+    // Another attempt ends first, while the first one's handler still runs.
+    expect(await handler({ id: 'o-2' }, lambdaContext('early-on-error-atomic'))).toEqual({ paid: 2 });
+    held.open();
+    expect(await first).toEqual({ paid: 2 });
+    expect(await handler({ id: 'o-2' }, lambdaContext('early-on-error-atomic'))).toEqual({ paid: 2 });
   });
 
   test("middy's early timeout answered by an inner `onError` releases nothing: the handler may still run, so a duplicate never runs it again", async () => {
