@@ -5,7 +5,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { type IdempotencyError, idempotency, makeIdempotent } from '../../lib/index.js';
-import { lambdaContext } from '../../lib/testing/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { idsWithPrefix, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { gate, onlyOneEnters, Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
@@ -369,6 +369,25 @@ test.each([
   expect(await readItem(client, tableName, recordId(name, 'o-1'))).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 30_000) } });
   holder.open(1);
   expect(await call).toBe(1);
+  expect(await once({ id: 'o-1' }, context)).toBe(1);
+});
+
+test('a context whose time left is beyond a timer (2^32 ms, over 24 days) bounds the store requests without firing at once: a claim answered after 20 ms is kept', async () => {
+  // Node fires a timer set past 2^31 - 1 ms after 1 ms: unbounded, every store request would time out at once.
+  class SlowStore extends InMemoryStore {
+    override async claim(...args: Parameters<InMemoryStore['claim']>) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return super.claim(...args);
+    }
+  }
+  let runs = 0;
+  const once = makeIdempotent(async (_order: Order, _context: { getRemainingTimeInMillis(): number }) => ++runs, {
+    store: new SlowStore(),
+    name: 'beyond-a-timer',
+    key: (order) => order.id,
+  });
+  const context = { getRemainingTimeInMillis: () => 2 ** 32 };
+  expect(await once({ id: 'o-1' }, context)).toBe(1);
   expect(await once({ id: 'o-1' }, context)).toBe(1);
 });
 
