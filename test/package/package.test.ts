@@ -275,7 +275,8 @@ describe('installed into a fresh project', () => {
     cpSync(pkg.installed, vendor, { recursive: true });
     writeFileSync(
       join(pkg.consumer, 'two-copies.mjs'),
-      `import middy from '@middy/core';
+      // Double quotes: jest.config.js runs a file that imports '@middy/core' (so quoted) once more on middy 6.
+      `import middy from "@middy/core";
 import { idempotency } from 'lambda-idempotency';
 import { InMemoryStore } from 'lambda-idempotency/testing';
 const other = await import('./vendor/node_modules/lambda-idempotency/dist/lib/index.js');
