@@ -4,7 +4,7 @@ import type { DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
-import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, RecordStatus, RecordSummary } from './store.js';
+import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
 import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome } from './stored-outcome.js';
 
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
@@ -72,11 +72,10 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    */
   async inspect(key: string): Promise<RecordSummary | undefined> {
     const a = this.attributes;
-    const { Item: item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
+    const item = await this.storedItem(key);
     if (item === undefined) return undefined;
     const expiration = item[a.expiration];
-    // Read with a stand-in retention, so that every other attribute is checked as a claim checks it.
-    const record = (await this.toRecord({ ...item, [a.expiration]: expiration ?? { N: '0' } }, false))!;
+    const record = await this.storedRecord(item);
     const sizeOf = (stored: AttributeValue | undefined) => (stored?.S !== undefined ? Buffer.byteLength(stored.S) : stored?.B?.byteLength);
     const responseBytes = sizeOf(item[a.response]);
     const errorBytes = sizeOf(item[a.error]);
@@ -101,10 +100,9 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    */
   async forgetUnreadable(key: string): Promise<'deleted' | 'absent' | 'record' | 'changed'> {
     const a = this.attributes;
-    const { Item: item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { [a.key]: { S: key } }, ConsistentRead: true }));
+    const item = await this.storedItem(key);
     if (item === undefined) return 'absent';
-    // Read as `inspect` reads it: a record without a retention is still a record.
-    const readable = await this.toRecord({ ...item, [a.expiration]: item[a.expiration] ?? { N: '0' } }, false).then(
+    const readable = await this.storedRecord(item).then(
       () => true,
       () => false,
     );
@@ -125,6 +123,24 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       if (isConditionFailure(error)) return 'changed';
       throw error;
     }
+  }
+
+  /** The item of `key`, from one strongly consistent `GetItem`, for operations tools. */
+  private async storedItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
+    const { Item: item } = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { [this.attributes.key]: { S: key } }, ConsistentRead: true }),
+    );
+    return item;
+  }
+
+  /**
+   * An item as the record it holds, the outcome left undecoded; read with a stand-in retention when
+   * it has none, so that every other attribute is checked as a claim checks it. Throws on an item
+   * that is not a record.
+   */
+  private async storedRecord(item: Record<string, AttributeValue>): Promise<IdempotencyRecord> {
+    const a = this.attributes;
+    return (await this.toRecord({ ...item, [a.expiration]: item[a.expiration] ?? { N: '0' } }, false))!;
   }
 
   /** `forget` honours `leaseUntil`. */
