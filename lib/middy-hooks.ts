@@ -107,6 +107,14 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       (error: unknown): Ending => ({ kind: 'throw', error }),
     );
 
+  /**
+   * How a response set once the handler ran ends the call: released when an inner idempotency
+   * middleware kept no outcome of the handler and answered that (httpIdempotency's 503 for a commit
+   * of the handler's writes that failed): a retry meets the inner record, which holds the truth.
+   */
+  const endingOfAnswer = (request: AnyRequest, response: unknown): Promise<Ending> =>
+    unkept.has(request) ? Promise.resolve({ kind: 'return', value: response, final: false }) : endingOfResponse(response);
+
   /** How many requests this middleware has started, and the number of each: which came after which. */
   let requestsStarted = 0;
   const requestNumbers = new WeakMap<object, number>();
@@ -124,9 +132,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
     const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
     // An inner idempotency middleware refused the request (the handler never ran) or kept no outcome
-    // of the handler (its writes did not commit, say): nor does this one, so a retry meets the inner
-    // record, which holds the truth.
-    if (unkept.has(request) && unkept.get(request) === error) return { kind: 'throw', error, final: false };
+    // of the handler (its writes did not commit, say), whether it threw that or answered it and a
+    // later middleware threw: nor does this one, so a retry meets the inner record, which holds the truth.
+    if (unkept.has(request)) return { kind: 'throw', error, final: false };
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
     const response = returned.get(request);
@@ -241,7 +249,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           early = undefined;
           if (pending.reset) return undefined; // middy's reset, replaced by `undefined` below
           take(request);
-          const ending = ran ? endingOfResponse(value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
+          const ending = ran ? endingOfAnswer(request, value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
           return ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
         });
         response.set(answer);
@@ -319,7 +327,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    const outcome = await engine.end(call, await endingOfResponse(request.response));
+    const outcome = await engine.end(call, await endingOfAnswer(request, request.response));
     if (outcome.kind === 'error') unkept.set(request, outcome.error);
     request.response = answerOf(outcome, request);
   };

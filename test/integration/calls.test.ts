@@ -453,6 +453,61 @@ describe('middlewares that answer early', () => {
       expect(await bizItem('twice-d-4')).toBe('twice-d-4');
     });
 
+    /** A handler whose writes the inner httpIdempotency's first commit fails to apply (no answer from the store). */
+    const failingCommit = (name: string, between: middy.MiddlewareObj[] = []) => {
+      const inner = new DynamoDBStore({ tableName, client });
+      jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+      const runs = { count: 0 };
+      const handler = middy(async (event: HttpEvent) => {
+        transaction().put({ TableName: bizTable, Item: { id: `${name}-${event.headers['idempotency-key']}` } });
+        return { statusCode: 201, body: JSON.stringify({ run: ++runs.count }) };
+      })
+        .use(idempotency({ store, name: `${name}-outer`, key: (event: HttpEvent) => event.headers['idempotency-key'] }))
+        .use(between)
+        .use(httpIdempotency({ store: inner, name: `${name}-inner` }));
+      return { handler, runs };
+    };
+
+    test("an inner httpIdempotency's failed commit, answered 503, releases the outer key too: the retry runs and commits the writes", async () => {
+      const { handler, runs } = failingCommit('twice-http');
+      expect(await handler(paymentRequest('d-10'), lambdaContext('twice'))).toMatchObject({ statusCode: 503 });
+      expect(await bizItem('twice-http-d-10')).toBeUndefined();
+      // Neither record claims an outcome whose writes never applied.
+      expect(await recordOf('twice-http-outer', 'd-10')).toBeUndefined();
+      expect(await scanItems(client, tableName, 'twice-http-inner#')).toHaveLength(0);
+      expect(await handler(paymentRequest('d-10'), lambdaContext('twice'))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
+      expect(runs.count).toBe(2);
+      expect(await bizItem('twice-http-d-10')).toBe('twice-http-d-10');
+    });
+
+    test("an inner httpIdempotency's failed commit, then a later `after` that throws, releases the outer key too: the retry runs and commits the writes", async () => {
+      let loggerDown = true;
+      const logger: middy.MiddlewareObj = {
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      };
+      const { handler, runs } = failingCommit('twice-http-thrown', [logger]);
+      await expect(handler(paymentRequest('d-11'), lambdaContext('twice'))).rejects.toThrow('response logger down');
+      expect(await bizItem('twice-http-thrown-d-11')).toBeUndefined();
+      expect(await recordOf('twice-http-thrown-outer', 'd-11')).toBeUndefined();
+      expect(await scanItems(client, tableName, 'twice-http-thrown-inner#')).toHaveLength(0);
+      loggerDown = false;
+      expect(await handler(paymentRequest('d-11'), lambdaContext('twice'))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
+      expect(runs.count).toBe(2);
+      expect(await bizItem('twice-http-thrown-d-11')).toBe('twice-http-thrown-d-11');
+    });
+
+    test("an inner httpIdempotency's failed commit, then a later `after` that answers early, releases the outer key too", async () => {
+      const wrapper: middy.MiddlewareObj = { after: async (request) => ({ wrapped: request.response }) };
+      const { handler, runs } = failingCommit('twice-http-wrapped', [wrapper]);
+      expect(await handler(paymentRequest('d-12'), lambdaContext('twice'))).toMatchObject({ wrapped: { statusCode: 503 } });
+      expect(await recordOf('twice-http-wrapped-outer', 'd-12')).toBeUndefined();
+      expect(await handler(paymentRequest('d-12'), lambdaContext('twice'))).toMatchObject({ wrapped: { statusCode: 201, body: '{"run":2}' } });
+      expect(runs.count).toBe(2);
+      expect(await bizItem('twice-http-wrapped-d-12')).toBe('twice-http-wrapped-d-12');
+    });
+
     test.each([
       ['directly', 'twice-reject', []],
       // Reads the event and then the context, as middy does to invoke the handler.
