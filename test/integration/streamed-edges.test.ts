@@ -353,4 +353,20 @@ describe('standard mode (no streaming)', () => {
     }
     expect(runs).toBe(2);
   });
+
+  test('a response that only looks like a stream (a `pipe` method, no stream state), alone or as the body, is a value: stored as JSON, never read as a stream', async () => {
+    const name = 'pipe-only';
+    let runs = 0;
+    // A query builder or a lazy collection: `pipe` chains, it does not stream.
+    const rows = () => ({ rows: ++runs, pipe: () => 'chained' });
+    const handler = middy(async (event: { as: 'bare' | 'body' }) => (event.as === 'bare' ? rows() : { statusCode: 200, body: rows() })).use(
+      idempotency({ store, name }),
+    );
+    const bare = await handler({ as: 'bare' }, lambdaContext(name));
+    expect((bare as ReturnType<typeof rows>).pipe()).toBe('chained');
+    expect(await handler({ as: 'bare' }, lambdaContext(name))).toEqual({ rows: 1 });
+    expect(await handler({ as: 'body' }, lambdaContext(name))).toMatchObject({ statusCode: 200, body: { rows: 2 } });
+    expect(await handler({ as: 'body' }, lambdaContext(name))).toEqual({ statusCode: 200, body: { rows: 2 } });
+    expect(runs).toBe(2);
+  });
 });
