@@ -109,11 +109,22 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /**
    * How a response set once the handler ran ends the call: released when an inner idempotency
-   * middleware kept no outcome of the handler and answered that (httpIdempotency's 503 for a commit
-   * of the handler's writes that failed): a retry meets the inner record, which holds the truth.
+   * middleware kept no outcome of the handler (a commit of its writes that failed, answered 503 by
+   * httpIdempotency; a 5xx it released its key for): a retry meets the inner record, which holds
+   * the truth. Read once the response settles: an inner middleware's early answer settles once its
+   * call has ended.
    */
-  const endingOfAnswer = (request: AnyRequest, response: unknown): Promise<Ending> =>
-    unkept.has(request) ? Promise.resolve({ kind: 'return', value: response, final: false }) : endingOfResponse(response);
+  const endingOfAnswer = async (request: AnyRequest, response: unknown): Promise<Ending> => {
+    const ending = await endingOfResponse(response);
+    return unkept.has(request) && ending.kind !== 'abandon' ? { ...ending, final: false } : ending;
+  };
+  /** Ends the call of a request whose handler ran; marks the request when the call kept no outcome, for outer idempotency middlewares. */
+  const endAnswered = async (request: AnyRequest, call: Call, ending: Ending): Promise<Outcome> => {
+    const outcome = await engine.end(call, ending);
+    if (outcome.kind === 'error') unkept.set(request, outcome.error);
+    else if (ending.kind !== 'abandon' && ending.final === false) unkept.set(request, undefined);
+    return outcome;
+  };
 
   /** How many requests this middleware has started, and the number of each: which came after which. */
   let requestsStarted = 0;
@@ -249,8 +260,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           early = undefined;
           if (pending.reset) return undefined; // middy's reset, replaced by `undefined` below
           take(request);
-          const ending = ran ? endingOfAnswer(request, value) : Promise.resolve<Ending>({ kind: 'return', value, final: false });
-          return ending.then((end) => engine.end(call, end)).then((outcome) => (ran ? answerOf(outcome, request) : value));
+          if (!ran) return engine.end(call, { kind: 'return', value, final: false }).then(() => value);
+          return endingOfAnswer(request, value)
+            .then((end) => endAnswered(request, call, end))
+            .then((outcome) => answerOf(outcome, request));
         });
         response.set(answer);
       },
@@ -327,8 +340,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
-    const outcome = await engine.end(call, await endingOfAnswer(request, request.response));
-    if (outcome.kind === 'error') unkept.set(request, outcome.error);
+    const outcome = await endAnswered(request, call, await endingOfAnswer(request, request.response));
     request.response = answerOf(outcome, request);
   };
 

@@ -508,6 +508,36 @@ describe('middlewares that answer early', () => {
       expect(await bizItem('twice-http-wrapped-d-12')).toBe('twice-http-wrapped-d-12');
     });
 
+    test("an inner httpIdempotency that releases its key for the handler's 503 releases the outer key too: the retry runs", async () => {
+      let runs = 0;
+      const handler = middy(async () => (++runs === 1 ? { statusCode: 503, body: 'bank unavailable' } : { statusCode: 201, body: 'paid' }))
+        .use(idempotency({ store, name: 'twice-http-503-outer', key: (event: HttpEvent) => event.headers['idempotency-key'] }))
+        .use(httpIdempotency({ store, name: 'twice-http-503-inner' }));
+      expect(await handler(paymentRequest('d-13'), lambdaContext('twice'))).toMatchObject({ statusCode: 503 });
+      expect(await recordOf('twice-http-503-outer', 'd-13')).toBeUndefined();
+      expect(await handler(paymentRequest('d-13'), lambdaContext('twice'))).toMatchObject({ statusCode: 201, body: 'paid' });
+      expect(runs).toBe(2);
+    });
+
+    test("an inner middleware's early answer from `after`, for writes that fail their condition, is stored by neither, whatever the outer isFinalError says", async () => {
+      let runs = 0;
+      const final = (error: unknown) => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+      const handler = middy(async (event: { id: string }) => {
+        runs++;
+        transaction().put({ TableName: bizTable, Item: { id: `twice-paid-${event.id}` }, ConditionExpression: 'attribute_not_exists(id)' });
+        return { paid: event.id };
+      })
+        .use(idempotency({ store, name: 'twice-paid-outer', key: (event: { id: string }) => event.id, isFinalError: final }))
+        .use(idempotency({ store, name: 'twice-paid-inner', key: (event: { id: string }) => event.id, isFinalError: final }))
+        .use({ after: async (request: { response: unknown }) => ({ wrapped: request.response }) });
+      await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: 'twice-paid-d-14' } } }));
+      await expect(handler({ id: 'd-14' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED' });
+      expect(await recordOf('twice-paid-outer', 'd-14')).toBeUndefined();
+      expect(await recordOf('twice-paid-inner', 'd-14')).toBeUndefined();
+      await expect(handler({ id: 'd-14' }, lambdaContext('twice'))).rejects.toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED' });
+      expect(runs).toBe(2);
+    });
+
     test.each([
       ['directly', 'twice-reject', []],
       // Reads the event and then the context, as middy does to invoke the handler.
