@@ -293,3 +293,24 @@ test('without the replica a claim fails and the function does not run; a replay 
     await close();
   }
 });
+
+// WAIT is in @slow and @connection, not @write: an ACL written by category can leave it out. Its
+// refusal is no acknowledgement, and a claim that may not be on any replica must not count.
+test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+  '%s, as a user whose ACL refuses WAIT: a claim fails with the refusal (STORE_FAILURE), the function does not run',
+  async (name, kind) => {
+    const admin = new Redis(primary.port, primary.host);
+    await admin.acl('SETUSER', 'no-wait', 'on', '>secret', '~*', '&*', '+@all', '-wait');
+    const { client, close } = await kind.open(`redis://no-wait:secret@${primary.host}:${primary.port}`);
+    try {
+      let runs = 0;
+      const store = new RedisStore({ client, keyPrefix: `no-wait-${name}:`, waitForReplicas: { replicas: 1, timeoutMillis: 2000 } });
+      const error = await rejection(makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge' })('order-1'));
+      expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^NOPERM.*wait/i)]);
+      expect(runs).toBe(0);
+    } finally {
+      await close();
+      await admin.acl('DELUSER', 'no-wait').finally(() => admin.disconnect());
+    }
+  },
+);

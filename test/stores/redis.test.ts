@@ -628,6 +628,20 @@ describe('options', () => {
   });
 });
 
+test('without keyPrefix, each record is the hash `idempotency:` followed by its record key', async () => {
+  const client = ioredisClient();
+  try {
+    const store = new RedisStore({ client });
+    expect(store.keyPrefix).toBe('idempotency:');
+    const key = `default-prefix#${randomBytes(8).toString('hex')}`;
+    expect(await store.claim(claimRequest(key))).toEqual({ claimed: true });
+    expect(await raw.hget(`idempotency:${key}`, 'owner')).toBe('owner-a');
+    expect(await store.forget(key)).toBe(true);
+  } finally {
+    client.disconnect();
+  }
+});
+
 describe("retention, as the caller's clock judges it", () => {
   // Opened in beforeAll: a client opened as the block is collected stays open when a `-t` filter skips its tests and their afterAll.
   let client: ReturnType<typeof ioredisClient>;
