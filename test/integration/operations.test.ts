@@ -11,6 +11,7 @@ import {
   DynamoDBStore,
   forgetRecord,
   httpIdempotency,
+  httpKeyValue,
   IdempotencyError,
   type IdempotencyStore,
   inspectRecord,
@@ -221,6 +222,12 @@ test('forgetting by lease is refused on a store whose forget does not declare it
   );
   await expect(forgetRecord({ store, id, onlyIf: 'COMPLETED', leaseUntil: T0 + 1_000 })).rejects.toThrow('a COMPLETED record has no lease');
   await expect(forgetRecord({ store, id, leaseUntil: '1700000001000' as never })).rejects.toThrow('`leaseUntil` must be the epoch milliseconds');
+  // No lease is NaN or infinite: such a number reaches no store (DynamoDB would refuse it as a bad request).
+  for (const leaseUntil of [Number.NaN, Number.POSITIVE_INFINITY]) {
+    await expect(forgetRecord({ store, id, leaseUntil })).rejects.toThrow(
+      new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.'),
+    );
+  }
   expect(await readItem(client, tableName, id)).toBeDefined();
 });
 
@@ -263,6 +270,29 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   // Not the store's fault: no options at all.
   await expect(inspectRecord(undefined as never)).rejects.toThrow(new TypeError("inspectRecord takes an object: the `store` and the record's address."));
   await expect(forgetRecord(null as never)).rejects.toThrow(new TypeError("forgetRecord takes an object: the `store` and the record's address."));
+});
+
+test('a missing key is KEY_MISSING, an address with no key, http or id is refused, and so are HTTP parts the middleware never hashes', async () => {
+  for (const missing of [undefined, null, '']) expect((await rejection(inspectRecord({ store, name: 'n', key: missing }))).code).toBe('KEY_MISSING');
+  // Read as `key: undefined`, a name alone would be answered KEY_MISSING, as if a key had been given.
+  expect(() => recordIdOf({ name: 'n' } as never)).toThrow(
+    new TypeError('Address a record by exactly one of `key` (with `name`), `http` (with `name`) or `id`.'),
+  );
+  // No request the middleware keeps a record of has an empty key, method or route.
+  for (const field of ['key', 'method', 'route'] as const) {
+    const http = { key: 'k-1', method: 'POST', route: 'POST /payments', [field]: '' };
+    expect(() => httpKeyValue(http)).toThrow(new TypeError(`An HTTP record key needs \`${field}\`, a non-empty string.`));
+  }
+  // A caller the middleware derives is a string or none: a number would hash as another record.
+  expect(() => httpKeyValue({ key: 'k-1', method: 'POST', route: 'POST /payments', caller: 7 as never })).toThrow(
+    new TypeError("An HTTP record key's `caller` must be a string when given."),
+  );
+  expect(httpKeyValue({ key: 'k-1', method: 'post', route: 'post /payments' })).toStrictEqual({
+    key: 'k-1',
+    method: 'POST',
+    route: 'POST /payments',
+    caller: null,
+  });
 });
 
 test('a store without inspect or forget, such as the lean DynamoDBStore, is refused with a sentence that names the stores that have them', async () => {

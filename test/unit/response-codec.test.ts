@@ -119,3 +119,13 @@ describe('without encryption', () => {
     expect((refusal as Error).message).toBe('The stored response decompresses to more than 422707200 bytes, more than any stored value holds.');
   });
 });
+
+describe('an encryption module written by hand', () => {
+  test('whose seal() returns a Promise (a KMS call) is refused with a sentence, never stored as the bytes of a Promise', () => {
+    const module = aesGcmEncryption({ currentKey: () => k1, keyById: () => k1.key });
+    const asyncSeal = new ResponseCodec(1024, { ...module, seal: async (...args: Parameters<typeof module.seal>) => module.seal(...args) } as never);
+    expect(() => asyncSeal.encode('{"ok":true}', 'response', KEY, k1)).toThrow(
+      new TypeError('OutcomeEncryption.seal() must return the sealed bytes, a Uint8Array, synchronously (got a Promise).'),
+    );
+  });
+});

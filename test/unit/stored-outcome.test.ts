@@ -1,0 +1,44 @@
+/** The room a completion leaves a record's outcome, and how the outcome is fitted into it. */
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store-options.js';
+import { ResponseCodec } from '../../lib/response-codec.js';
+import { encodeOutcome, ITEM_LIMIT_BYTES, outcomeBudget } from '../../lib/stored-outcome.js';
+
+const codec = new ResponseCodec(ITEM_LIMIT_BYTES, undefined);
+
+test("the outcome's room is the item limit less every other attribute of a COMPLETED record, a fingerprint's included even when none is stored", () => {
+  const request = { key: 'charge#abc', owner: 'owner-1', expiresAt: 1_700_086_400 };
+  const others =
+    'id'.length +
+    request.key.length +
+    'status'.length +
+    'COMPLETED'.length +
+    // DynamoDB counts a number a little over its digits: one byte more is kept for it.
+    'expiration'.length +
+    String(request.expiresAt).length +
+    1 +
+    'owner'.length +
+    request.owner.length +
+    // The completion cannot see whether the claim stored a fingerprint (SHA-256 in hex): room is kept for one.
+    'fingerprint'.length +
+    64;
+  expect(outcomeBudget(DEFAULT_ATTRIBUTE_NAMES, request)).toBe(ITEM_LIMIT_BYTES - others);
+});
+
+test('a response that does not fit is omitted, and the flag that says so is counted before the final error is fitted', async () => {
+  const budget = 1000;
+  const error = JSON.stringify({ name: 'Error', message: 'e'.repeat(990 - 29) });
+  expect(Buffer.byteLength(error)).toBe(990);
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: JSON.stringify('x'.repeat(2000)), error }, budget);
+  expect(stored.omitted).toBe(true);
+  expect(stored.response).toBeUndefined();
+  // 1000 bytes less `responseOmitted` (15 + 1) less the name `error` (5): 979 bytes for the error's text.
+  expect(stored.storedError).toBeDefined();
+  expect(Buffer.byteLength(stored.storedError!)).toBeLessThanOrEqual(979);
+  expect(stored.error).toEqual({ S: stored.storedError });
+});
+
+test('a final error that fits is stored as it is, and not reported as cut short', async () => {
+  const error = JSON.stringify({ name: 'Error', message: 'declined', code: 'DECLINED' });
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 1000);
+  expect(stored).toStrictEqual({ omitted: false, error: { S: error } });
+});
