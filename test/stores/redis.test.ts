@@ -308,6 +308,24 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(0);
     });
 
+    test.each([
+      ['no `owner`', { status: 'COMPLETED' }],
+      ['no `expiresAt` number', { status: 'COMPLETED', owner: 'someone', expiresAt: 'tomorrow' }],
+      ['`leaseUntil` is not a number', { status: 'INPROGRESS', owner: 'someone', leaseUntil: 'soon' }],
+    ])('a live hash with %s fails closed, naming what is wrong: the function does not run', async (problem, fields) => {
+      const keyPrefix = `malformed-fields-${kind.name}-${problem.length}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      const id = `malformed#${hashKey('k')}`;
+      await raw.hset(keyPrefix + id, { expiresAt: String(Math.floor(Date.now() / 1000) + 60), ...fields });
+      await raw.pexpire(keyPrefix + id, 60_000);
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect((refused.cause as Error).message).toContain(`is malformed (${problem})`);
+      expect(runs).toBe(0);
+    });
+
     test('a hash the store did not write, past its retention, is taken over as DynamoDBStore takes over such an item: the call runs once', async () => {
       const keyPrefix = `malformed-past-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix });
