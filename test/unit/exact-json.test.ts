@@ -59,3 +59,8 @@ test('a number with at most 15 significant digits and a 2-digit exponent is exac
     RUNS,
   );
 });
+
+test('a number beyond the doubles, too large or too small, arrives as its exact text, not as Infinity or 0', () => {
+  expect(parseExactJson('{"n":1e400,"m":-1E-400,"k":[2.5e308]}')).toEqual({ n: '1e400', m: '-1E-400', k: ['2.5e308'] });
+  expect(parseExactJson('{"n":1e400}')).not.toEqual(parseExactJson('{"n":1e401}'));
+});

@@ -395,3 +395,8 @@ describe('headerList: every value of a list header', () => {
     expect(headerList(event(fields), 'accept-encoding')).toBe(expected);
   });
 });
+
+test('a JSON body whose strings hold escaped quotes and backslashes is still compared by its members, not its bytes', () => {
+  expect(printOf('{"b":1,"a":"say \\"hi\\" \\\\"}')).toBe(printOf('{ "a" : "say \\u0022hi\\" \\\\", "b" : 1 }'));
+  expect(printOf('{"a":"say \\"hi\\""}')).toContain('"json"');
+});

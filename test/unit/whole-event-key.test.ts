@@ -137,6 +137,7 @@ describe('no warning where the key is not the whole changing event', () => {
     ['a Kinesis batch', { Records: [{ eventSource: 'aws:kinesis', kinesis: { sequenceNumber: '1', data: 'e30=' } }] }],
     ['a direct invocation', { paymentId: 'p-1', amount: 100 }],
     ['an empty Records list', { Records: [] }],
+    ['an event whose requestContext is null', { requestContext: null, orderId: 'o-1' }],
     ['a string', 'p-1'],
   ];
 

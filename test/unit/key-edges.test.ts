@@ -1,0 +1,74 @@
+/**
+ * Edges of canonical JSON that the properties in `key-properties.test.ts` rarely reach: objects with
+ * many members, member names the engine enumerates first (array indices), typed arrays longer than
+ * one chunk of text, the nesting limit, objects JSON would write by their own members only (a Map,
+ * an Error) and undefined inside a selected key's parts. Each expected text is written out.
+ */
+import { canonicalJson, IdempotencyError } from '../../lib/index.js';
+import { canonicalKey } from '../../lib/key.js';
+
+function invalidKey(value: unknown): IdempotencyError {
+  try {
+    canonicalJson(value);
+  } catch (error) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    expect((error as IdempotencyError).code).toBe('INVALID_KEY');
+    return error as IdempotencyError;
+  }
+  throw new Error(`canonicalJson accepted ${String(value)}`);
+}
+
+/** `count` members named m00, m01, …, inserted in a scrambled order (every 7th, `count` not a multiple of 7). */
+const scrambledMembers = (count: number): Record<string, number> =>
+  Object.fromEntries(Array.from({ length: count }, (_, i) => (i * 7) % count).map((n) => [`m${String(n).padStart(2, '0')}`, n]));
+
+test('an object of more than 16 members is sorted as one of a few members is', () => {
+  for (const count of [16, 17, 40]) {
+    const expected = `{${Array.from({ length: count }, (_, i) => `"m${String(i).padStart(2, '0')}":${i}`).join(',')}}`;
+    expect(canonicalJson(scrambledMembers(count))).toBe(expected);
+    expect(canonicalJson({ nested: [scrambledMembers(count)] })).toBe(`{"nested":[${expected}]}`);
+  }
+});
+
+test('every member name the engine enumerates first (array indices 0 to 4294967294) takes its code-point place among the others', () => {
+  expect(canonicalJson({ '!': 1, '0': 2 })).toBe('{"!":1,"0":2}');
+  expect(canonicalJson({ '!': 1, '4294967294': 2, '1000000000': 3 })).toBe('{"!":1,"1000000000":3,"4294967294":2}');
+  // Not indices, so already in insertion order: written in code-point order all the same.
+  expect(canonicalJson({ b: 1, '4294967295': 2, '01': 3, '!': 4 })).toBe('{"!":4,"01":3,"4294967295":2,"b":1}');
+});
+
+test('members written one by one (an object with an array-index member) are in code-point order too: astral names after U+E000–FFFF', () => {
+  expect(canonicalJson({ '\u{1F600}': 1, '\uFFFD': 2, '1': 3 })).toBe('{"1":3,"\uFFFD":2,"\u{1F600}":1}');
+  // An own `__proto__` member (as JSON.parse makes) is written one by one as well.
+  expect(canonicalJson(JSON.parse('{"\\ud83d\\ude00":1,"\\ue000":2,"__proto__":3}'))).toBe('{"__proto__":3,"\uE000":2,"\u{1F600}":1}');
+});
+
+test('a typed array whose text spans many chunks, with numbers of 24 characters, is written as its plain-object copy is', () => {
+  const samples = new Float64Array(5_000).map((_, i) => -1.2345678901234567e-100 * (i + 1));
+  expect(canonicalJson(samples)).toBe(canonicalJson({ ...samples }));
+  expect(canonicalJson(samples)!.length).toBeGreaterThan(2 * 65_536);
+});
+
+test('nesting: 200 levels are a key, 201 are INVALID_KEY', () => {
+  const nested = (levels: number): unknown => {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { a: value };
+    return value;
+  };
+  expect(() => canonicalJson(nested(200))).not.toThrow();
+  expect(invalidKey(nested(201)).message).toMatch(/nesting deeper than 200 levels/);
+});
+
+test('a Map or an Error is INVALID_KEY even with members of its own, which JSON would write without its entries or message', () => {
+  // JSON writes both as `{"tag":"x"}`: every Map so tagged, whatever its entries, would be one key.
+  expect(invalidKey(Object.assign(new Map([['order', 1]]), { tag: 'x' })).message).toMatch(/holds a Map at \$/);
+  expect(invalidKey({ m: new Map() }).message).toMatch(/holds a Map at \$\.m/);
+  expect(invalidKey(Object.assign(new Error('card declined'), { code: 'DECLINED' })).message).toMatch(/holds an? Error at \$/);
+  expect(invalidKey([Object.assign(new TypeError('bad'), { code: 'E' })]).message).toMatch(/holds a TypeError at \$\[0\]/);
+});
+
+test('undefined inside a part of a selected key is written as JSON writes it: only top-level parts are judged missing', () => {
+  expect(canonicalKey({ ids: [1, undefined] }, true)).toBe('{"ids":[1,null]}');
+  expect(canonicalKey([['c', undefined], 'r'], true)).toBe('[["c",null],"r"]');
+  expect(canonicalKey([{ id: 'o', note: undefined }], true)).toBe('[{"id":"o"}]');
+});

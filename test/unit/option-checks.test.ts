@@ -1,0 +1,46 @@
+/**
+ * Option values refused at construction with a `TypeError` that names the option, and the smallest
+ * values accepted, for the options `engine.test.ts` does not cover: each refused value would
+ * otherwise fail later, on a call, or change what a call does without a word.
+ */
+import { type IdempotencyStore, idempotency, makeIdempotent } from '../../lib/index.js';
+
+/** The three methods every store has, and none of the transaction methods. */
+const plainStore: IdempotencyStore = {
+  claim: async () => ({ claimed: true }),
+  complete: async () => ({ completed: true, responseStored: true }),
+  release: async () => ({ released: true }),
+};
+
+const wrap = (options: object) => () => makeIdempotent(async (x: unknown) => x, { store: plainStore, name: 'f', ...options } as never);
+
+test.each([
+  ['a name of 2,005 bytes (with "#" and the hash, over the 2,048 bytes of a record key)', { name: 'a'.repeat(2005) }, /`name` must be .*at most 2,004 bytes/],
+  ['a name of 1,002 "é" and one "a" (2,005 bytes, 1,003 characters)', { name: `${'é'.repeat(1002)}a` }, /`name` must be .*at most 2,004 bytes/],
+  ['a store without release', { store: { claim: plainStore.claim, complete: plainStore.complete } }, /`store` is required/],
+  ['errorFields holding a number', { errorFields: ['statusCode', 1] }, /`errorFields` must be an array of property names/],
+  ['errorFields given as one name', { errorFields: 'statusCode' }, /`errorFields` must be an array of property names/],
+  ['a null observability', { observability: null }, /`observability` must be a listener/],
+  ['a zero durableLeaseSeconds', { durableLeaseSeconds: 0 }, /`durableLeaseSeconds` must be a whole number, 1 or more \(got 0\)/],
+  ['a negative waitForInProgressMillis', { waitForInProgressMillis: -1 }, /`waitForInProgressMillis` must be a whole number, 0 or more \(got -1\)/],
+  ['singleFlight given as text', { singleFlight: 'false' }, /`singleFlight` must be a boolean/],
+  ['atomic given as text', { atomic: 'true' }, /`atomic` must be a boolean/],
+  ['onMissingKey given in capitals', { onMissingKey: 'SKIP' }, /`onMissingKey` must be 'throw' or 'skip'/],
+  ['atomic: true with a store without transactions', { atomic: true }, /`atomic: true` needs a store with transactions/],
+  ['transactions: true with a store without transactions', { transactions: true }, /`transactions: true` needs a store with transactions/],
+])('%s is a TypeError that names it', (_what, options, message) => {
+  expect(wrap(options)).toThrow(TypeError);
+  expect(wrap(options)).toThrow(message);
+  expect(() => idempotency({ store: plainStore, ...options } as never)).toThrow(message);
+});
+
+test('the smallest values are accepted: a name of 2,004 bytes, retention and leases of 1, a cache and a wait of 0', () => {
+  for (const options of [
+    { name: 'a'.repeat(2004) },
+    { name: 'é'.repeat(1002) },
+    { expiresAfterSeconds: 1, leaseSeconds: 1, durableLeaseSeconds: 1, cacheSize: 0, waitForInProgressMillis: 0 },
+    { errorFields: [], singleFlight: false, atomic: false, transactions: false, onMissingKey: 'skip' },
+  ]) {
+    expect(wrap(options)).not.toThrow();
+  }
+});
