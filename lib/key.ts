@@ -105,6 +105,12 @@ function typedArrayJson(view: ArrayLike<unknown>, length: number): string | unde
 }
 
 /** A value with no faithful JSON form, found at the path its frames add while it unwinds. */
+/** `a Map`, `an Error`: the class of `object` with its article. */
+const named = (object: object): string => {
+  const name = object.constructor.name;
+  return `${/^[AEIOU]/i.test(name) ? 'an' : 'a'} ${name}`;
+};
+
 class KeyFault {
   readonly segments: string[] = [];
   constructor(readonly what: string) {}
@@ -166,14 +172,14 @@ class Normalizer {
       return this.run(object.valueOf(), depth + 1);
     }
     if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
-      throw new KeyFault(`a ${object.constructor.name}`);
+      throw new KeyFault(named(object));
     }
     if (object instanceof Promise) {
       // From an async selector. Its rejection, unhandled, would end the process.
       object.catch(() => undefined);
       throw new KeyFault('a Promise (selectors are synchronous)');
     }
-    if (object instanceof RegExp || object instanceof Error) throw new KeyFault(`a ${object.constructor.name}`);
+    if (object instanceof RegExp || object instanceof Error) throw new KeyFault(named(object));
     if (ArrayBuffer.isView(object) && !(object instanceof DataView)) {
       const keys = Object.keys(object);
       // Index members only (a typed array lists them first, and other members never look like one).
