@@ -42,3 +42,15 @@ test('a final error that fits is stored as it is, and not reported as cut short'
   const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 1000);
   expect(stored).toStrictEqual({ omitted: false, error: { S: error } });
 });
+
+test('a final error cut short keeps its name, code and the small fields that fit, never losing the name and code to fields', async () => {
+  const fields = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`reason${i}`, 'r'.repeat(40)]));
+  const error = JSON.stringify({ name: 'CardDeclined', message: 'm'.repeat(2000), code: 'DECLINED', statusCode: 402, ...fields });
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 600);
+  const kept = JSON.parse(stored.storedError!) as Record<string, unknown>;
+  // 600 bytes less the name `error` (5): the stored text fills at most the rest.
+  expect(Buffer.byteLength(stored.storedError!)).toBeLessThanOrEqual(595);
+  expect(kept).toMatchObject({ name: 'CardDeclined', code: 'DECLINED', statusCode: 402, message: expect.stringMatching(/^m*…$/), reason0: 'r'.repeat(40) });
+  // The fields that did not fit are dropped, not cut.
+  expect(Object.keys(kept).length).toBeLessThan(4 + 40);
+});
