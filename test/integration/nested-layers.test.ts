@@ -1,0 +1,139 @@
+/**
+ * Two idempotency layers on one request, against DynamoDB Local: the outer layer keeps no outcome
+ * the inner one did not keep, and never releases one the inner kept so that the handler runs twice.
+ */
+
+import { DeleteTableCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
+import middy from '@middy/core';
+import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, transaction } from '../../lib/index.js';
+import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'nested-layers' });
+let bizTable: string;
+const admin: DynamoDBClient = testClient();
+beforeAll(async () => {
+  bizTable = await freshTable(admin, 'biz');
+});
+afterAll(async () => {
+  await admin.send(new DeleteTableCommand({ TableName: bizTable }));
+  admin.destroy();
+});
+
+const bizItem = async (id: string) => (await readItem(admin, bizTable, id))?.id?.S;
+const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
+const records = (name: string) => scanItems(client, tableName, `${name}#`);
+const keyOf = (event: HttpEvent) => event.headers['idempotency-key'];
+
+describe('an inner layer that ends on an error a middleware inside it threw, once the handler returned', () => {
+  test.each(['idempotency', 'httpIdempotency'] as const)(
+    'inner %s: writes that fail their condition are kept by neither layer: the retry does not replay a payment that never applied',
+    async (kind) => {
+      const name = `cond-${kind}`;
+      let runs = 0;
+      let loggerDown = true;
+      const handler = middy(async (event: HttpEvent) => {
+        runs++;
+        transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` }, ConditionExpression: 'attribute_not_exists(id)' });
+        return { statusCode: 201, body: 'paid' };
+      })
+        .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
+        .use(kind === 'idempotency' ? idempotency({ store, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store, name: `${name}-inner` }))
+        .use({
+          after: () => {
+            if (loggerDown) throw new Error('response logger down');
+          },
+        });
+      await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-k-1` } } }));
+      await expect(handler(paymentRequest('k-1'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+      expect(await records(`${name}-inner`)).toHaveLength(0);
+      expect(await recordOf(`${name}-outer`, 'k-1')).toBeUndefined();
+      loggerDown = false;
+      const retry = await handler(paymentRequest('k-1'), lambdaContext('nested')).catch((error: unknown) => error);
+      expect(retry).not.toEqual({ statusCode: 201, body: 'paid' });
+      expect(runs).toBe(2);
+    },
+  );
+
+  test.each(['idempotency', 'httpIdempotency'] as const)(
+    'inner %s: a commit without an answer is kept by neither layer: the retry runs and commits the writes',
+    async (kind) => {
+      const name = `lost-${kind}`;
+      const inner = new DynamoDBStore({ tableName, client });
+      jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+      let runs = 0;
+      let loggerDown = true;
+      const handler = middy(async (event: HttpEvent) => {
+        runs++;
+        transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` } });
+        return { statusCode: 201, body: `run ${runs}` };
+      })
+        .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
+        .use(
+          kind === 'idempotency' ? idempotency({ store: inner, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store: inner, name: `${name}-inner` }),
+        )
+        .use({
+          after: () => {
+            if (loggerDown) throw new Error('response logger down');
+          },
+        });
+      await expect(handler(paymentRequest('k-2'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+      expect(await bizItem(`${name}-k-2`)).toBeUndefined();
+      expect(await records(`${name}-inner`)).toHaveLength(0);
+      expect(await recordOf(`${name}-outer`, 'k-2')).toBeUndefined();
+      loggerDown = false;
+      expect(await handler(paymentRequest('k-2'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+      expect(await bizItem(`${name}-k-2`)).toBe(`${name}-k-2`);
+    },
+  );
+});
+
+describe('an inner layer whose verdict an outer one must follow', () => {
+  test("inner httpIdempotency releases its key for the handler's 503, then a middleware inside it throws: the outer layer keeps no 503, the retry runs", async () => {
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async () => (++runs === 1 ? { statusCode: 503, body: 'bank unavailable' } : { statusCode: 201, body: 'paid' }))
+      .use(idempotency({ store, name: 'p503-outer', key: keyOf }))
+      .use(httpIdempotency({ store, name: 'p503-inner' }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    await expect(handler(paymentRequest('k-3'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+    expect(await records('p503-inner')).toHaveLength(0);
+    expect(await recordOf('p503-outer', 'k-3')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-3'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'paid' });
+    expect(runs).toBe(2);
+  });
+
+  test("atomic inner: a handler error an inner onError answers with another attempt's stored outcome is not kept by the outer layer as the error", async () => {
+    const held = gate();
+    let runs = 0;
+    interface Event {
+      readonly request: string;
+      readonly payment: string;
+    }
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run > 1) return { paid: run };
+      await held.promise;
+      throw new Error('card declined');
+    })
+      .use(idempotency({ store, name: 'atomic-outer', key: (event: Event) => event.request, isFinalError: () => true }))
+      .use(idempotency({ store, name: 'atomic-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false, isFinalError: () => true }));
+    const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
+    await flush();
+    expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+    held.open();
+    // The first caller gets the outcome the inner record keeps, not its handler's error.
+    expect(await first).toEqual({ paid: 2 });
+    expect(await recordOf('atomic-outer', 'r-1')).toBeUndefined();
+    // Its retry gets that outcome too, not the error.
+    expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+  });
+});
