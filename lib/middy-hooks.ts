@@ -176,9 +176,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (call === undefined) return undefined;
     const end = async (ending: Ending): Promise<Outcome> => {
       // The handler's response, which a middleware inside this one threw after: kept only if this call kept it.
-      if (ending.kind === 'return') return endAnswered(request, call, ending);
-      const outcome = await engine.end(call, ending);
-      // Another attempt's outcome answers the error (an atomic commit met it): the error is no outcome of this call.
+      const outcome = await (ending.kind === 'return' ? endAnswered(request, call, ending) : engine.end(call, ending));
+      // Another attempt's outcome answers the request (an atomic commit met it): the handler's response
+      // or error, which an outer middleware would keep, is no outcome of this call.
       if (outcome.replayed) unkept.set(request, outcome.kind === 'error' ? outcome.error : undefined);
       return outcome;
     };

@@ -136,4 +136,37 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     // Its retry gets that outcome too, not the error.
     expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
   });
+
+  test("atomic inner whose commit meets another attempt's outcome, after a middleware inside it threw: the outer layer keeps no response of the handler that never committed", async () => {
+    const held = gate();
+    let runs = 0;
+    let loggerDown = true;
+    interface Event {
+      readonly request: string;
+      readonly payment: string;
+    }
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run === 1) await held.promise;
+      return { paid: run };
+    })
+      .use(idempotency({ store, name: 'atomic-ret-outer', key: (event: Event) => event.request }))
+      .use(idempotency({ store, name: 'atomic-ret-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
+    await flush();
+    loggerDown = false;
+    expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+    loggerDown = true;
+    held.open();
+    // The first caller gets the outcome the inner record keeps; the outer record keeps no response that never committed.
+    expect(await first).toEqual({ paid: 2 });
+    expect(await recordOf('atomic-ret-outer', 'r-1')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+  });
 });
