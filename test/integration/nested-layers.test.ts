@@ -169,4 +169,72 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     loggerDown = false;
     expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
   });
+
+  test('an inner `onError` that answers the error of a middleware inside both, thrown once the handler returned, waits for the inner commit: a failed one is kept by neither layer', async () => {
+    const inner = new DynamoDBStore({ tableName, client });
+    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async (event: HttpEvent) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `answered-${keyOf(event)}` } });
+      return { statusCode: 201, body: `run ${runs}` };
+    })
+      .use(idempotency({ store, name: 'answered-outer', key: keyOf }))
+      .use(httpIdempotency({ store: inner, name: 'answered-inner' }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+        onError: () => ({ statusCode: 500, body: 'logger down' }),
+      });
+    expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 500, body: 'logger down' });
+    expect(await bizItem('answered-k-4')).toBeUndefined();
+    expect(await records('answered-inner')).toHaveLength(0);
+    expect(await recordOf('answered-outer', 'k-4')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+    expect(await bizItem('answered-k-4')).toBe('answered-k-4');
+  });
+
+  test('outer httpIdempotency, inner idempotency whose commit fails after a middleware inside both threw: neither keeps it, the retry runs and commits', async () => {
+    const inner = new DynamoDBStore({ tableName, client });
+    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async (event: HttpEvent) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `reverse-${keyOf(event)}` } });
+      return { statusCode: 201, body: `run ${runs}` };
+    })
+      .use(httpIdempotency({ store, name: 'reverse-outer' }))
+      .use(idempotency({ store: inner, name: 'reverse-inner', key: keyOf }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    await expect(handler(paymentRequest('k-5'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+    expect(await records('reverse-outer')).toHaveLength(0);
+    expect(await recordOf('reverse-inner', 'k-5')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-5'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+    expect(await bizItem('reverse-k-5')).toBe('reverse-k-5');
+  });
+
+  test('a final error the inner layer keeps and the outer one releases (isFinalError differs) is replayed on the retry by the inner record: the handler runs once', async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { statusCode: 402 });
+    })
+      .use(idempotency({ store, name: 'final-outer', key: (event: { id: string }) => event.id }))
+      .use(idempotency({ store, name: 'final-inner', key: (event: { id: string }) => event.id, isFinalError: () => true }));
+    await expect(handler({ id: 'k-6' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect(await recordOf('final-outer', 'k-6')).toBeUndefined();
+    expect((await recordOf('final-inner', 'k-6'))?.status?.S).toBe('COMPLETED');
+    await expect(handler({ id: 'k-6' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect(runs).toBe(1);
+    expect(await recordOf('final-outer', 'k-6')).toBeUndefined();
+  });
 });
