@@ -59,6 +59,15 @@ const UNKEPT = Symbol.for('lambda-idempotency.middy.unkept.v1');
 const unkept = ((globalThis as { [UNKEPT]?: WeakMap<object, unknown> })[UNKEPT] ??= new WeakMap<object, unknown>());
 
 /**
+ * The end of a failed request's call, by the last idempotency middleware that started one: each
+ * starts it as middy records the error, the inner one first, and an outer one reads the inner's
+ * verdict (`unkept`) only once that end has settled (a commit of the handler's writes that fails,
+ * after a middleware inside both threw, keeps no outcome). Registered like `unkept`.
+ */
+const FAILURES = Symbol.for('lambda-idempotency.middy.failures.v1');
+const failureEnds = ((globalThis as { [FAILURES]?: WeakMap<object, Promise<unknown>> })[FAILURES] ??= new WeakMap<object, Promise<unknown>>());
+
+/**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
  * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
  * shares between requests when a `plugin.internal` object is configured. @internal
@@ -165,9 +174,23 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (started !== undefined) return started;
     const call = take(request);
     if (call === undefined) return undefined;
-    const outcome = errorEnding(request, call).then((end) => engine.end(call, end));
-    // Awaited by this `onError`, unless another one's throw skips it.
-    outcome.catch(() => undefined);
+    const end = async (ending: Ending): Promise<Outcome> => {
+      // The handler's response, which a middleware inside this one threw after: kept only if this call kept it.
+      const outcome = await (ending.kind === 'return' ? endAnswered(request, call, ending) : engine.end(call, ending));
+      // Another attempt's outcome answers the request (an atomic commit met it): the handler's response
+      // or error, which an outer middleware would keep, is no outcome of this call.
+      if (outcome.replayed) unkept.set(request, outcome.kind === 'error' ? outcome.error : undefined);
+      return outcome;
+    };
+    // An inner idempotency middleware's end decides what this one's may keep: it is awaited first.
+    // Without one, the call ends at once (its writes refused from now on).
+    const inner = failureEnds.get(request);
+    const outcome = inner === undefined ? errorEnding(request, call).then(end) : inner.then(() => errorEnding(request, call)).then(end);
+    // Awaited by this `onError`, unless another one's throw skips it; by an outer idempotency middleware's end in any case.
+    failureEnds.set(
+      request,
+      outcome.catch(() => undefined),
+    );
     failures.set(request, outcome);
     return outcome;
   };
@@ -298,8 +321,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           }
           caught.set(request, { error: value, ran });
           if (sets >= 2) returned.set(request, { value: previous });
-          error.set(value);
+          // Before the outer middlewares' setters: their ends wait for this one's.
           void endFailure(request); // its rejection is caught where it starts
+          error.set(value);
           return;
         }
         error.set(value);

@@ -1,0 +1,240 @@
+/**
+ * Two idempotency layers on one request, against DynamoDB Local: the outer layer keeps no outcome
+ * the inner one did not keep, and never releases one the inner kept so that the handler runs twice.
+ */
+
+import { DeleteTableCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
+import middy from '@middy/core';
+import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, transaction } from '../../lib/index.js';
+import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { paymentRequest } from '../support/payment-request.js';
+
+const { client, tableName, store } = useFreshTable({ prefix: 'nested-layers' });
+let bizTable: string;
+const admin: DynamoDBClient = testClient();
+beforeAll(async () => {
+  bizTable = await freshTable(admin, 'biz');
+});
+afterAll(async () => {
+  await admin.send(new DeleteTableCommand({ TableName: bizTable }));
+  admin.destroy();
+});
+
+const bizItem = async (id: string) => (await readItem(admin, bizTable, id))?.id?.S;
+const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
+const records = (name: string) => scanItems(client, tableName, `${name}#`);
+const keyOf = (event: HttpEvent) => event.headers['idempotency-key'];
+
+describe('an inner layer that ends on an error a middleware inside it threw, once the handler returned', () => {
+  test.each(['idempotency', 'httpIdempotency'] as const)(
+    'inner %s: writes that fail their condition are kept by neither layer: the retry does not replay a payment that never applied',
+    async (kind) => {
+      const name = `cond-${kind}`;
+      let runs = 0;
+      let loggerDown = true;
+      const handler = middy(async (event: HttpEvent) => {
+        runs++;
+        transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` }, ConditionExpression: 'attribute_not_exists(id)' });
+        return { statusCode: 201, body: 'paid' };
+      })
+        .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
+        .use(kind === 'idempotency' ? idempotency({ store, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store, name: `${name}-inner` }))
+        .use({
+          after: () => {
+            if (loggerDown) throw new Error('response logger down');
+          },
+        });
+      await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-k-1` } } }));
+      await expect(handler(paymentRequest('k-1'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+      expect(await records(`${name}-inner`)).toHaveLength(0);
+      expect(await recordOf(`${name}-outer`, 'k-1')).toBeUndefined();
+      loggerDown = false;
+      const retry = await handler(paymentRequest('k-1'), lambdaContext('nested')).catch((error: unknown) => error);
+      expect(retry).not.toEqual({ statusCode: 201, body: 'paid' });
+      expect(runs).toBe(2);
+    },
+  );
+
+  test.each(['idempotency', 'httpIdempotency'] as const)(
+    'inner %s: a commit without an answer is kept by neither layer: the retry runs and commits the writes',
+    async (kind) => {
+      const name = `lost-${kind}`;
+      const inner = new DynamoDBStore({ tableName, client });
+      jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+      let runs = 0;
+      let loggerDown = true;
+      const handler = middy(async (event: HttpEvent) => {
+        runs++;
+        transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` } });
+        return { statusCode: 201, body: `run ${runs}` };
+      })
+        .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
+        .use(
+          kind === 'idempotency' ? idempotency({ store: inner, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store: inner, name: `${name}-inner` }),
+        )
+        .use({
+          after: () => {
+            if (loggerDown) throw new Error('response logger down');
+          },
+        });
+      await expect(handler(paymentRequest('k-2'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+      expect(await bizItem(`${name}-k-2`)).toBeUndefined();
+      expect(await records(`${name}-inner`)).toHaveLength(0);
+      expect(await recordOf(`${name}-outer`, 'k-2')).toBeUndefined();
+      loggerDown = false;
+      expect(await handler(paymentRequest('k-2'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+      expect(await bizItem(`${name}-k-2`)).toBe(`${name}-k-2`);
+    },
+  );
+});
+
+describe('an inner layer whose verdict an outer one must follow', () => {
+  test("inner httpIdempotency releases its key for the handler's 503, then a middleware inside it throws: the outer layer keeps no 503, the retry runs", async () => {
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async () => (++runs === 1 ? { statusCode: 503, body: 'bank unavailable' } : { statusCode: 201, body: 'paid' }))
+      .use(idempotency({ store, name: 'p503-outer', key: keyOf }))
+      .use(httpIdempotency({ store, name: 'p503-inner' }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    await expect(handler(paymentRequest('k-3'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+    expect(await records('p503-inner')).toHaveLength(0);
+    expect(await recordOf('p503-outer', 'k-3')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-3'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'paid' });
+    expect(runs).toBe(2);
+  });
+
+  test("atomic inner: a handler error an inner onError answers with another attempt's stored outcome is not kept by the outer layer as the error", async () => {
+    const held = gate();
+    let runs = 0;
+    interface Event {
+      readonly request: string;
+      readonly payment: string;
+    }
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run > 1) return { paid: run };
+      await held.promise;
+      throw new Error('card declined');
+    })
+      .use(idempotency({ store, name: 'atomic-outer', key: (event: Event) => event.request, isFinalError: () => true }))
+      .use(idempotency({ store, name: 'atomic-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false, isFinalError: () => true }));
+    const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
+    await flush();
+    expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+    held.open();
+    // The first caller gets the outcome the inner record keeps, not its handler's error.
+    expect(await first).toEqual({ paid: 2 });
+    expect(await recordOf('atomic-outer', 'r-1')).toBeUndefined();
+    // Its retry gets that outcome too, not the error.
+    expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+  });
+
+  test("atomic inner whose commit meets another attempt's outcome, after a middleware inside it threw: the outer layer keeps no response of the handler that never committed", async () => {
+    const held = gate();
+    let runs = 0;
+    let loggerDown = true;
+    interface Event {
+      readonly request: string;
+      readonly payment: string;
+    }
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run === 1) await held.promise;
+      return { paid: run };
+    })
+      .use(idempotency({ store, name: 'atomic-ret-outer', key: (event: Event) => event.request }))
+      .use(idempotency({ store, name: 'atomic-ret-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
+    await flush();
+    loggerDown = false;
+    expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+    loggerDown = true;
+    held.open();
+    // The first caller gets the outcome the inner record keeps; the outer record keeps no response that never committed.
+    expect(await first).toEqual({ paid: 2 });
+    expect(await recordOf('atomic-ret-outer', 'r-1')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
+  });
+
+  test('an inner `onError` that answers the error of a middleware inside both, thrown once the handler returned, waits for the inner commit: a failed one is kept by neither layer', async () => {
+    const inner = new DynamoDBStore({ tableName, client });
+    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async (event: HttpEvent) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `answered-${keyOf(event)}` } });
+      return { statusCode: 201, body: `run ${runs}` };
+    })
+      .use(idempotency({ store, name: 'answered-outer', key: keyOf }))
+      .use(httpIdempotency({ store: inner, name: 'answered-inner' }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+        onError: () => ({ statusCode: 500, body: 'logger down' }),
+      });
+    expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 500, body: 'logger down' });
+    expect(await bizItem('answered-k-4')).toBeUndefined();
+    expect(await records('answered-inner')).toHaveLength(0);
+    expect(await recordOf('answered-outer', 'k-4')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+    expect(await bizItem('answered-k-4')).toBe('answered-k-4');
+  });
+
+  test('outer httpIdempotency, inner idempotency whose commit fails after a middleware inside both threw: neither keeps it, the retry runs and commits', async () => {
+    const inner = new DynamoDBStore({ tableName, client });
+    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+    let runs = 0;
+    let loggerDown = true;
+    const handler = middy(async (event: HttpEvent) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id: `reverse-${keyOf(event)}` } });
+      return { statusCode: 201, body: `run ${runs}` };
+    })
+      .use(httpIdempotency({ store, name: 'reverse-outer' }))
+      .use(idempotency({ store: inner, name: 'reverse-inner', key: keyOf }))
+      .use({
+        after: () => {
+          if (loggerDown) throw new Error('response logger down');
+        },
+      });
+    await expect(handler(paymentRequest('k-5'), lambdaContext('nested'))).rejects.toThrow('response logger down');
+    expect(await records('reverse-outer')).toHaveLength(0);
+    expect(await recordOf('reverse-inner', 'k-5')).toBeUndefined();
+    loggerDown = false;
+    expect(await handler(paymentRequest('k-5'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
+    expect(await bizItem('reverse-k-5')).toBe('reverse-k-5');
+  });
+
+  test('a final error the inner layer keeps and the outer one releases (isFinalError differs) is replayed on the retry by the inner record: the handler runs once', async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { statusCode: 402 });
+    })
+      .use(idempotency({ store, name: 'final-outer', key: (event: { id: string }) => event.id }))
+      .use(idempotency({ store, name: 'final-inner', key: (event: { id: string }) => event.id, isFinalError: () => true }));
+    await expect(handler({ id: 'k-6' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect(await recordOf('final-outer', 'k-6')).toBeUndefined();
+    expect((await recordOf('final-inner', 'k-6'))?.status?.S).toBe('COMPLETED');
+    await expect(handler({ id: 'k-6' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect(runs).toBe(1);
+    expect(await recordOf('final-outer', 'k-6')).toBeUndefined();
+  });
+});
