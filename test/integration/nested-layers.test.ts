@@ -8,7 +8,7 @@ import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, transaction } from '../../lib/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
-import { flush, gate } from '../support/gate.js';
+import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 
@@ -118,16 +118,19 @@ describe('an inner layer whose verdict an outer one must follow', () => {
       readonly request: string;
       readonly payment: string;
     }
+    const entered = gate();
     const handler = middy(async () => {
       const run = ++runs;
       if (run > 1) return { paid: run };
+      entered.open();
       await held.promise;
       throw new Error('card declined');
     })
       .use(idempotency({ store, name: 'atomic-outer', key: (event: Event) => event.request, isFinalError: () => true }))
       .use(idempotency({ store, name: 'atomic-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false, isFinalError: () => true }));
     const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
-    await flush();
+    // The first request's handler runs (its outer claim answered) before the second request starts.
+    await entered.promise;
     expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
     held.open();
     // The first caller gets the outcome the inner record keeps, not its handler's error.
@@ -145,9 +148,13 @@ describe('an inner layer whose verdict an outer one must follow', () => {
       readonly request: string;
       readonly payment: string;
     }
+    const entered = gate();
     const handler = middy(async () => {
       const run = ++runs;
-      if (run === 1) await held.promise;
+      if (run === 1) {
+        entered.open();
+        await held.promise;
+      }
       return { paid: run };
     })
       .use(idempotency({ store, name: 'atomic-ret-outer', key: (event: Event) => event.request }))
@@ -158,7 +165,8 @@ describe('an inner layer whose verdict an outer one must follow', () => {
         },
       });
     const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
-    await flush();
+    // The first request's handler runs (its outer claim answered) before the second request starts.
+    await entered.promise;
     loggerDown = false;
     expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
     loggerDown = true;
@@ -236,5 +244,20 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     await expect(handler({ id: 'k-6' }, lambdaContext('nested'))).rejects.toThrow('card declined');
     expect(runs).toBe(1);
     expect(await recordOf('final-outer', 'k-6')).toBeUndefined();
+  });
+
+  test("an error the inner layer releases and the outer one's isFinalError keeps is stored by the outer one: the retry gets it, the handler runs once", async () => {
+    let runs = 0;
+    const handler = middy(async () => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { statusCode: 402 });
+    })
+      .use(idempotency({ store, name: 'judged-outer', key: (event: { id: string }) => event.id, isFinalError: () => true }))
+      .use(idempotency({ store, name: 'judged-inner', key: (event: { id: string }) => event.id }));
+    await expect(handler({ id: 'k-7' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect((await recordOf('judged-outer', 'k-7'))?.status?.S).toBe('COMPLETED');
+    expect(await recordOf('judged-inner', 'k-7')).toBeUndefined();
+    await expect(handler({ id: 'k-7' }, lambdaContext('nested'))).rejects.toThrow('card declined');
+    expect(runs).toBe(1);
   });
 });
