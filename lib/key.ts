@@ -104,13 +104,13 @@ function typedArrayJson(view: ArrayLike<unknown>, length: number): string | unde
   return chunks.join('');
 }
 
-/** A value with no faithful JSON form, found at the path its frames add while it unwinds. */
 /** `a Map`, `an Error`: the class of `object` with its article. */
 const named = (object: object): string => {
   const name = object.constructor.name;
   return `${/^[AEIOU]/i.test(name) ? 'an' : 'a'} ${name}`;
 };
 
+/** A value with no faithful JSON form, found at the path its frames add while it unwinds. */
 class KeyFault {
   readonly segments: string[] = [];
   constructor(readonly what: string) {}
