@@ -714,6 +714,28 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'o-2' }, lambdaContext('early-on-error-atomic'))).toEqual({ paid: 2 });
   });
 
+  test("atomic: another attempt's outcome that this middleware answers a failure with is replaced by the answer of an `onError` used before it, as middy lets a later onError answer; duplicates get that outcome", async () => {
+    const held = gate();
+    const entered = gate();
+    let runs = 0;
+    const handler = middy(async () => {
+      const run = ++runs;
+      if (run > 1) return { paid: run };
+      entered.open();
+      await held.promise;
+      throw new Error('card declined');
+    })
+      // Answers every error it sees, without reading `request.response` (http-error-handler does read it, and answers nothing then).
+      .use({ onError: () => ({ statusCode: 500, mapped: true }) })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id, atomic: true, singleFlight: false, isFinalError: () => true }));
+    const first = handler({ id: 'o-3' }, lambdaContext('outer-on-error-atomic'));
+    await entered.promise;
+    expect(await handler({ id: 'o-3' }, lambdaContext('outer-on-error-atomic'))).toEqual({ paid: 2 });
+    held.open();
+    expect(await first).toEqual({ statusCode: 500, mapped: true });
+    expect(await handler({ id: 'o-3' }, lambdaContext('outer-on-error-atomic'))).toEqual({ paid: 2 });
+  });
+
   test("middy's early timeout answered by an inner `onError` releases nothing: the handler may still run, so a duplicate never runs it again", async () => {
     const running = gate();
     let runs = 0;
