@@ -107,6 +107,7 @@ describe('a record function that calls a nested idempotent function with transac
     const message = sqsRecord({ orderId: 'c-2', amount: 5 });
     const twin = sqsRecord({ orderId: 'c-2', amount: 5 });
     expect(failuresOf(await handler(sqsEvent([message, twin]), consumerContext()))).toEqual([]);
+    expect(faults.injected.map((fault) => fault.operation)).toEqual(['TransactWriteItems', 'TransactWriteItems', 'TransactWriteItems']);
     faults.clear();
     expect(failuresOf(await handler(sqsEvent([redelivered(message)]), consumerContext()))).toEqual([]);
     expect(runs).toEqual(['c-2']);
