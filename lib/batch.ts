@@ -432,7 +432,11 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 
     // In-batch duplicates (same record key) run one after another: after a success the next one
     // replays it (or meets PAYLOAD_MISMATCH); after a failure it fails too, unrun, for redelivery.
-    const runs = new Map<string, Promise<boolean>>();
+    // Not after a rejection of the earlier record's own payload (PAYLOAD_MISMATCH, a fingerprint that
+    // cannot be read): it says nothing of this one, which meets the key's record itself, and
+    // failing it would send a message whose effect happened to the dead-letter queue with its
+    // conflicting twin, both coming back in one batch on every redelivery.
+    const runs = new Map<string, Promise<'succeeded' | 'failed' | 'rejected'>>();
     const logPoison = (item: Item<TMessage>, reason: string): void =>
       logLine(log, 'error', 'poison record reported as failed', { itemIdentifier: item.id, reason });
     const runItem = (item: Item<TMessage>): Promise<void> => {
@@ -442,9 +446,11 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       const input = item.input!;
       const previous = runs.get(item.key!);
+      let rejected = false;
       const current = (async () => {
-        const twinSucceeded = previous !== undefined && (await previous);
-        if (previous !== undefined && !twinSucceeded) throw new Error('an in-batch duplicate of this record failed');
+        const twin = await previous;
+        const twinSucceeded = twin === 'succeeded';
+        if (twin === 'failed') throw new Error('an in-batch duplicate of this record failed');
         let ran = false;
         let threw = false;
         try {
@@ -468,6 +474,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           // With the key known, a key error before the record function runs is the fingerprint's: the
           // message alone decides it, so every redelivery would fail the same way.
           if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
+          if (!ran && error instanceof IdempotencyError && (error.code === 'INVALID_KEY' || error.code === 'PAYLOAD_MISMATCH')) rejected = true;
           // The record function's own rejection is its failure, whatever its code: a nested
           // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
           if (threw || !alreadyDone(error, twinSucceeded)) throw error;
@@ -476,8 +483,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       runs.set(
         item.key!,
         current.then(
-          () => true,
-          () => false,
+          () => 'succeeded',
+          () => (rejected ? 'rejected' : 'failed'),
         ),
       );
       return current;
