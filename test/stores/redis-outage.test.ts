@@ -89,6 +89,25 @@ for (const kind of CLIENT_KINDS) {
       expect(calls).toBe(1);
     });
 
+    test('a completion whose connection stays away longer than a second waits for it for what is left of timeoutMillis (not the second it waits without one), and is sent again', async () => {
+      const keyPrefix = `long-reset-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 20_000 });
+      let restored: Promise<void> | undefined;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          await proxy.cut();
+          // Back 1.5 s after the completion first fails: a reconnection wait of one second has ended by then.
+          restored = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => proxy.restore());
+          return 'paid';
+        },
+        { store, name: 'pay' },
+      );
+      expect(await pay('k')).toBe('paid');
+      await restored;
+      const [key] = await raw.keys(`${keyPrefix}*`);
+      expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+    });
+
     test('a completion applied whose answer was lost, sent again onto its own record: an in-process duplicate gets the final error as stored, cut short', async () => {
       const keyPrefix = `lost-answer-${kind.name}:`;
       let calls = 0;

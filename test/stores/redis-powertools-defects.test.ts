@@ -69,6 +69,19 @@ for (const kind of CLIENT_KINDS) {
       }
     });
 
+    test("#5716: a claim sent again by the owner of a record that lost its TTL, at its lease's last millisecond, gives the key that millisecond: never a hash rewritten without a TTL", async () => {
+      // The time left is 0 ms by the caller's clock. A PEXPIRE of 0 would delete the key at once, and
+      // the script's rewrite of the caller's own record would then leave a hash that never expires.
+      const expiresAt = Math.floor(Date.now() / 1000) + RETENTION;
+      const now = (expiresAt + 1) * 1000 - 1;
+      const key = `${keyPrefix}copied#last-ms`;
+      await raw.hset(key, { status: 'INPROGRESS', owner: 'me', expiresAt: String(expiresAt), leaseUntil: String(now) });
+      const claim = await store.claim({ key: 'copied#last-ms', owner: 'me', now, leaseUntil: now + 1000, expiresAt: expiresAt + 60 });
+      expect(claim).toEqual({ claimed: false, record: expect.objectContaining({ owner: 'me', status: 'INPROGRESS', leaseUntil: now }) });
+      // Expiring within a millisecond (0, 1), or gone (-2): not -1, a key without a TTL.
+      expect([-2, 0, 1]).toContain(await raw.pttl(key));
+    });
+
     test('#5714: after a lease ends, one attempt takes over; no "recovery" overwrites its record, and the late first attempt changes nothing', async () => {
       let clock = Date.now();
       const turnstile = new Turnstile<string>();

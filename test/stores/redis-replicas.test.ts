@@ -314,3 +314,22 @@ test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
     }
   },
 );
+
+test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+  '%s: a forget that deletes nothing wrote nothing a failover could lose: false, without waiting for replicas; one that deletes waits',
+  async (name, kind) => {
+    const { client, close } = await kind.open(primary.url);
+    try {
+      // Two replicas asked for, at most one there: WAIT never counts enough for a write.
+      const store = new RedisStore({ client, keyPrefix: `forget-nothing-${name}:`, waitForReplicas: { replicas: 2, timeoutMillis: 50 } });
+      const tooFew = /of 2 replicas acknowledged the write within 50 ms/;
+      expect(await store.forget('none')).toBe(false);
+      const now = Date.now();
+      await expect(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(tooFew);
+      expect(await store.forget('k', 'COMPLETED')).toBe(false);
+      await expect(store.forget('k')).rejects.toThrow(tooFew);
+    } finally {
+      await close();
+    }
+  },
+);

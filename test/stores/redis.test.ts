@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
-import { createClient } from 'redis';
+import { createClient, RESP_TYPES } from 'redis';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { connectionOf } from '../../lib/redis/connection.js';
 import { RedisStore } from '../../lib/redis/index.js';
@@ -203,6 +203,24 @@ describe('the eviction policy', () => {
     } finally {
       await direct.config('SET', 'maxmemory', '0');
       client.disconnect();
+      direct.disconnect();
+    }
+  });
+
+  test('a client that passed the check is not asked again: one INFO for every claim of every store on it', async () => {
+    const client = nodeRedisClient(server.url);
+    const direct = inspector(server.url);
+    try {
+      await client.connect();
+      await direct.config('SET', 'maxmemory-policy', 'noeviction');
+      await direct.config('RESETSTAT');
+      for (const keyPrefix of ['asked-once-a:', 'asked-once-b:']) {
+        const store = new RedisStore({ client, keyPrefix });
+        for (const key of ['k1', 'k2', 'k3']) expect(await store.claim(claimRequest(key))).toEqual({ claimed: true });
+      }
+      expect(await direct.info('commandstats')).toMatch(/^cmdstat_info:calls=1,/m);
+    } finally {
+      client.destroy();
       direct.disconnect();
     }
   });
@@ -482,6 +500,15 @@ describe('node-redis 6 told to speak RESP2 (`RESP: 2`), whose hashes arrive as f
   }
 });
 
+describe('node-redis 6 with RESP3 maps typed as `Map` (`typeMapping`), whose hashes arrive as a `Map`', () => {
+  const client = nodeRedisClient(redisUrl(), { commandOptions: { typeMapping: { [RESP_TYPES.MAP]: Map } } });
+  beforeAll(() => client.connect());
+  afterAll(() => client.destroy());
+  for (const check of storeContract(() => new RedisStore({ client, keyPrefix: 'resp3-map:' }), { ttlOf: (key) => pttl(raw, `resp3-map:${key}`) })) {
+    test(check.name, check.run);
+  }
+});
+
 describe('a client that is still connecting (a cold start)', () => {
   test('ioredis, connecting, with the offline queue off: the store waits for it to be ready', async () => {
     const client = ioredisClient();
@@ -627,6 +654,14 @@ describe('options', () => {
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
     [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
     [{ client, timeoutMillis: 2 ** 31 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
+    [
+      { client, waitForReplicas: { replicas: 0, timeoutMillis: 50 } },
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers of at least 1/,
+    ],
+    [
+      { client, waitForReplicas: { replicas: 1, timeoutMillis: 0 } },
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers of at least 1/,
+    ],
     [{ client, ttl: 5 }, /unknown option `ttl`/],
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
@@ -657,6 +692,19 @@ test('without keyPrefix, each record is the hash `idempotency:` followed by its 
     expect(await store.forget(key)).toBe(true);
   } finally {
     client.disconnect();
+  }
+});
+
+test('a claim that takes a record over answers with that record without its outcome, stored as text or as bytes: a large response does not travel back', async () => {
+  for (const [field, value] of [
+    ['response', '"done"'],
+    ['responseBase64', Buffer.from('done').toString('base64')],
+  ] as const) {
+    const key = `previous-without-outcome:${field}`;
+    await raw.hset(key, { status: 'COMPLETED', owner: 'a', expiresAt: '1', [field]: value }); // past its retention
+    const args = ['b', String(t0 + 10_000), String(Math.floor(t0 / 1000) + 60), String(t0), '60000'];
+    expect(await raw.eval(CLAIM.source, 1, key, ...args)).toEqual([1, ['status', 'COMPLETED', 'owner', 'a', 'expiresAt', '1']]);
+    await raw.del(key);
   }
 });
 
