@@ -25,7 +25,7 @@ import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
 import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
-import { middyMajor } from '../support/middy.js';
+import { middyMajor, responseLogger } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -481,18 +481,13 @@ describe('middlewares that answer early', () => {
     });
 
     test("an inner httpIdempotency's failed commit, then a later `after` that throws, releases the outer key too: the retry runs and commits the writes", async () => {
-      let loggerDown = true;
-      const logger: middy.MiddlewareObj = {
-        after: () => {
-          if (loggerDown) throw new Error('response logger down');
-        },
-      };
-      const { handler, runs } = failingCommit('twice-http-thrown', [logger]);
+      const logger = responseLogger();
+      const { handler, runs } = failingCommit('twice-http-thrown', [logger.middleware]);
       await expect(handler(paymentRequest('d-11'), lambdaContext('twice'))).rejects.toThrow('response logger down');
       expect(await bizItem('twice-http-thrown-d-11')).toBeUndefined();
       expect(await recordOf('twice-http-thrown-outer', 'd-11')).toBeUndefined();
       expect(await scanItems(client, tableName, 'twice-http-thrown-inner#')).toHaveLength(0);
-      loggerDown = false;
+      logger.down = false;
       expect(await handler(paymentRequest('d-11'), lambdaContext('twice'))).toMatchObject({ statusCode: 201, body: '{"run":2}' });
       expect(runs.count).toBe(2);
       expect(await bizItem('twice-http-thrown-d-11')).toBe('twice-http-thrown-d-11');

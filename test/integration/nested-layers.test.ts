@@ -3,25 +3,20 @@
  * the inner one did not keep, and never releases one the inner kept so that the handler runs twice.
  */
 
-import { DeleteTableCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, transaction } from '../../lib/index.js';
-import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
+import { readItem, recordId, scanItems, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { responseLogger } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'nested-layers' });
-let bizTable: string;
 const admin: DynamoDBClient = testClient();
-beforeAll(async () => {
-  bizTable = await freshTable(admin, 'biz');
-});
-afterAll(async () => {
-  await admin.send(new DeleteTableCommand({ TableName: bizTable }));
-  admin.destroy();
-});
+const bizTable = useBusinessTable(admin);
+afterAll(() => admin.destroy());
 
 const bizItem = async (id: string) => (await readItem(admin, bizTable, id))?.id?.S;
 const recordOf = (name: string, key: unknown) => readItem(client, tableName, recordId(name, key));
@@ -34,7 +29,7 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
     async (kind) => {
       const name = `cond-${kind}`;
       let runs = 0;
-      let loggerDown = true;
+      const logger = responseLogger();
       const handler = middy(async (event: HttpEvent) => {
         runs++;
         transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` }, ConditionExpression: 'attribute_not_exists(id)' });
@@ -42,16 +37,12 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
       })
         .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
         .use(kind === 'idempotency' ? idempotency({ store, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store, name: `${name}-inner` }))
-        .use({
-          after: () => {
-            if (loggerDown) throw new Error('response logger down');
-          },
-        });
+        .use(logger.middleware);
       await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-k-1` } } }));
       await expect(handler(paymentRequest('k-1'), lambdaContext('nested'))).rejects.toThrow('response logger down');
       expect(await records(`${name}-inner`)).toHaveLength(0);
       expect(await recordOf(`${name}-outer`, 'k-1')).toBeUndefined();
-      loggerDown = false;
+      logger.down = false;
       const retry = await handler(paymentRequest('k-1'), lambdaContext('nested')).catch((error: unknown) => error);
       expect(retry).not.toEqual({ statusCode: 201, body: 'paid' });
       expect(runs).toBe(2);
@@ -65,7 +56,7 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
       const inner = new DynamoDBStore({ tableName, client });
       jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
       let runs = 0;
-      let loggerDown = true;
+      const logger = responseLogger();
       const handler = middy(async (event: HttpEvent) => {
         runs++;
         transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` } });
@@ -75,16 +66,12 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
         .use(
           kind === 'idempotency' ? idempotency({ store: inner, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store: inner, name: `${name}-inner` }),
         )
-        .use({
-          after: () => {
-            if (loggerDown) throw new Error('response logger down');
-          },
-        });
+        .use(logger.middleware);
       await expect(handler(paymentRequest('k-2'), lambdaContext('nested'))).rejects.toThrow('response logger down');
       expect(await bizItem(`${name}-k-2`)).toBeUndefined();
       expect(await records(`${name}-inner`)).toHaveLength(0);
       expect(await recordOf(`${name}-outer`, 'k-2')).toBeUndefined();
-      loggerDown = false;
+      logger.down = false;
       expect(await handler(paymentRequest('k-2'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
       expect(await bizItem(`${name}-k-2`)).toBe(`${name}-k-2`);
     },
@@ -94,19 +81,15 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
 describe('an inner layer whose verdict an outer one must follow', () => {
   test("inner httpIdempotency releases its key for the handler's 503, then a middleware inside it throws: the outer layer keeps no 503, the retry runs", async () => {
     let runs = 0;
-    let loggerDown = true;
+    const logger = responseLogger();
     const handler = middy(async () => (++runs === 1 ? { statusCode: 503, body: 'bank unavailable' } : { statusCode: 201, body: 'paid' }))
       .use(idempotency({ store, name: 'p503-outer', key: keyOf }))
       .use(httpIdempotency({ store, name: 'p503-inner' }))
-      .use({
-        after: () => {
-          if (loggerDown) throw new Error('response logger down');
-        },
-      });
+      .use(logger.middleware);
     await expect(handler(paymentRequest('k-3'), lambdaContext('nested'))).rejects.toThrow('response logger down');
     expect(await records('p503-inner')).toHaveLength(0);
     expect(await recordOf('p503-outer', 'k-3')).toBeUndefined();
-    loggerDown = false;
+    logger.down = false;
     expect(await handler(paymentRequest('k-3'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'paid' });
     expect(runs).toBe(2);
   });
@@ -143,7 +126,7 @@ describe('an inner layer whose verdict an outer one must follow', () => {
   test("atomic inner whose commit meets another attempt's outcome, after a middleware inside it threw: the outer layer keeps no response of the handler that never committed", async () => {
     const held = gate();
     let runs = 0;
-    let loggerDown = true;
+    const logger = responseLogger();
     interface Event {
       readonly request: string;
       readonly payment: string;
@@ -159,22 +142,18 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     })
       .use(idempotency({ store, name: 'atomic-ret-outer', key: (event: Event) => event.request }))
       .use(idempotency({ store, name: 'atomic-ret-inner', key: (event: Event) => event.payment, atomic: true, singleFlight: false }))
-      .use({
-        after: () => {
-          if (loggerDown) throw new Error('response logger down');
-        },
-      });
+      .use(logger.middleware);
     const first = handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'));
     // The first request's handler runs (its outer claim answered) before the second request starts.
     await entered.promise;
-    loggerDown = false;
+    logger.down = false;
     expect(await handler({ request: 'r-2', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
-    loggerDown = true;
+    logger.down = true;
     held.open();
     // The first caller gets the outcome the inner record keeps; the outer record keeps no response that never committed.
     expect(await first).toEqual({ paid: 2 });
     expect(await recordOf('atomic-ret-outer', 'r-1')).toBeUndefined();
-    loggerDown = false;
+    logger.down = false;
     expect(await handler({ request: 'r-1', payment: 'p-1' }, lambdaContext('nested'))).toEqual({ paid: 2 });
   });
 
@@ -182,7 +161,7 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     const inner = new DynamoDBStore({ tableName, client });
     jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
     let runs = 0;
-    let loggerDown = true;
+    const logger = responseLogger();
     const handler = middy(async (event: HttpEvent) => {
       runs++;
       transaction().put({ TableName: bizTable, Item: { id: `answered-${keyOf(event)}` } });
@@ -191,16 +170,14 @@ describe('an inner layer whose verdict an outer one must follow', () => {
       .use(idempotency({ store, name: 'answered-outer', key: keyOf }))
       .use(httpIdempotency({ store: inner, name: 'answered-inner' }))
       .use({
-        after: () => {
-          if (loggerDown) throw new Error('response logger down');
-        },
+        ...logger.middleware,
         onError: () => ({ statusCode: 500, body: 'logger down' }),
       });
     expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 500, body: 'logger down' });
     expect(await bizItem('answered-k-4')).toBeUndefined();
     expect(await records('answered-inner')).toHaveLength(0);
     expect(await recordOf('answered-outer', 'k-4')).toBeUndefined();
-    loggerDown = false;
+    logger.down = false;
     expect(await handler(paymentRequest('k-4'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
     expect(await bizItem('answered-k-4')).toBe('answered-k-4');
   });
@@ -209,7 +186,7 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     const inner = new DynamoDBStore({ tableName, client });
     jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
     let runs = 0;
-    let loggerDown = true;
+    const logger = responseLogger();
     const handler = middy(async (event: HttpEvent) => {
       runs++;
       transaction().put({ TableName: bizTable, Item: { id: `reverse-${keyOf(event)}` } });
@@ -217,15 +194,11 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     })
       .use(httpIdempotency({ store, name: 'reverse-outer' }))
       .use(idempotency({ store: inner, name: 'reverse-inner', key: keyOf }))
-      .use({
-        after: () => {
-          if (loggerDown) throw new Error('response logger down');
-        },
-      });
+      .use(logger.middleware);
     await expect(handler(paymentRequest('k-5'), lambdaContext('nested'))).rejects.toThrow('response logger down');
     expect(await records('reverse-outer')).toHaveLength(0);
     expect(await recordOf('reverse-inner', 'k-5')).toBeUndefined();
-    loggerDown = false;
+    logger.down = false;
     expect(await handler(paymentRequest('k-5'), lambdaContext('nested'))).toEqual({ statusCode: 201, body: 'run 2' });
     expect(await bizItem('reverse-k-5')).toBe('reverse-k-5');
   });
