@@ -106,8 +106,9 @@ export const httpKeyValueOf = (key: string, method: string, route: string, calle
  * Application Load Balancers, whose path arrives as the client sent it). @internal
  */
 export function route(event: AnyHttpEvent): [method: string, route: string, path: string] {
-  // Optional chaining: other events (VPC Lattice, a queue's batch) must get the sentence below, not a crash.
-  const raw: unknown = isV2(event) ? event.requestContext?.http?.method : event.httpMethod;
+  // Optional chaining: other events (VPC Lattice, a queue's batch, a direct invocation with the
+  // payload `null`) must get the sentence below, not a crash.
+  const raw: unknown = event === null || event === undefined ? undefined : isV2(event) ? event.requestContext?.http?.method : event.httpMethod;
   if (typeof raw !== 'string') {
     throw new TypeError(
       'httpIdempotency: the event is not an API Gateway REST or HTTP API, Function URL or Application Load Balancer request (it has neither `httpMethod` nor `requestContext.http.method`).',

@@ -804,6 +804,7 @@ describe('events httpIdempotency does not serve', () => {
     ['a VPC Lattice (v2) request', latticeV2],
     ['a VPC Lattice (v1) request', latticeV1],
     ['an SQS batch', { Records: [] }],
+    ['a direct invocation with the payload null', null],
   ])('%s: a TypeError that names the events it serves, and the handler does not run', async (_, event) => {
     const orders = api(rest);
     await expect(orders.invoke(event as unknown as HttpEvent)).rejects.toThrow(
