@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   type BatchEvent,
@@ -1013,6 +1014,29 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
     itemIdentifier: kinesisSequence(2),
     reason: 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)',
   });
+});
+
+test('Kinesis: gzip-compressed data (what a CloudWatch Logs subscription writes) is poison named for what it is, and a `parse` that decompresses it runs each record once', async () => {
+  const logger = quiet();
+  const orders = consumer<Order>(() => 'ok', { logger });
+  const gzipped = (n: number, order: Order) => {
+    const record = kinesisRecord('', n);
+    record.kinesis.data = gzipSync(JSON.stringify(order)).toString('base64');
+    return record;
+  };
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), gzipped(2, { orderId: 'o-2' }), gzipped(3, { orderId: 'o-3' })];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  // Its bytes are no UTF-8 either; named for what they are, the log points at the compression, not at an encoding.
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({
+    itemIdentifier: kinesisSequence(2),
+    reason: 'unparseable payload: gzip-compressed data, as a CloudWatch Logs subscription writes it (decompress it in the `parse` option)',
+  });
+  const decompressing = consumer<Order>(() => 'ok', {
+    parse: (record) => JSON.parse(gunzipSync(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')).toString('utf8')) as Order,
+  });
+  expect(failuresOf(await decompressing.invoke({ Records: batch.slice(1) }))).toEqual([]);
+  expect(decompressing.calls.map(orderIdOf)).toEqual(['o-2', 'o-3']);
 });
 
 test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
