@@ -134,6 +134,12 @@ type Source = 'sqs' | 'kinesis' | 'dynamodb';
 /** Who delivered the batch: a Lambda event source mapping (`{ Records }`) or an EventBridge pipe (a bare array). */
 type Delivery = 'mapping' | 'pipe';
 
+/** The source an event or a record names, for a refusal to say what it got: SNS spells it `EventSource`. */
+const namedSource = (value: unknown): unknown => {
+  const named = value as { eventSource?: unknown; EventSource?: unknown } | null | undefined;
+  return named?.eventSource ?? named?.EventSource;
+};
+
 function sourceOf(record: BatchRecord, index: number, delivery: Delivery): Source {
   const source = (record as { eventSource?: unknown } | null)?.eventSource;
   if (source === 'aws:sqs') return 'sqs';
@@ -147,7 +153,7 @@ function sourceOf(record: BatchRecord, index: number, delivery: Delivery): Sourc
         'Deliver the records as the source gives them (no target input transformer) and select the key with `key`, or read the payload with `parse`.',
     );
   }
-  throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(source)}: expected SQS, Kinesis or DynamoDB Streams records.`);
+  throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(namedSource(record))}: expected SQS, Kinesis or DynamoDB Streams records.`);
 }
 
 /** The member a batch item failure names: a pipe names a stream record by its `eventID`, Lambda by its sequence number. */
@@ -390,8 +396,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
     // Acknowledging an event of another source (Kafka, Amazon MQ) as an empty batch would drop its messages.
     if (!Array.isArray(delivered)) {
+      const source = namedSource(event);
+      const named = typeof source === 'string' ? ` (its eventSource is ${JSON.stringify(source)})` : '';
       throw new TypeError(
-        'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+        `idempotentBatch: the event${named} has no \`Records\` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.`,
       );
     }
     const state = windowStateOf(event);

@@ -639,22 +639,48 @@ test.each([
       eventSourceArn: `arn:aws:kafka:${REGION}:${ACCOUNT}:cluster/orders/abc`,
       records: { 'orders-0': [{ topic: 'orders', partition: 0, offset: 15, value: 'e30=' }] },
     },
+    ' (its eventSource is "aws:kafka")',
+  ],
+  [
+    'a self-managed Kafka event',
+    { eventSource: 'SelfManagedKafka', bootstrapServers: 'b-1:9092', records: { 'orders-0': [{ topic: 'orders', partition: 0, offset: 15, value: 'e30=' }] } },
+    ' (its eventSource is "SelfManagedKafka")',
   ],
   [
     'an Amazon MQ event',
     { eventSource: 'aws:mq', eventSourceArn: `arn:aws:mq:${REGION}:${ACCOUNT}:broker:orders:b-1`, messages: [{ messageID: 'ID:1', data: 'e30=' }] },
+    ' (its eventSource is "aws:mq")',
   ],
-  ['no event', undefined],
-])('%s, which has no Records, is refused with a TypeError, never acknowledged as an empty batch', async (_, event) => {
+  ['no event', undefined, ''],
+])('%s, which has no Records, is refused with a TypeError that names its source, never acknowledged as an empty batch', async (_, event, named) => {
   const { handler, calls } = consumer(async () => undefined);
   await expect(handler(event as unknown as SQSEvent, consumerContext())).rejects.toThrow(
     new TypeError(
-      'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+      `idempotentBatch: the event${named} has no \`Records\` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.`,
     ),
   );
   expect(calls).toEqual([]);
   // An empty Records array is an empty batch.
   expect(await handler({ Records: [] }, consumerContext())).toEqual({ batchItemFailures: [] });
+});
+
+test('an SNS event (a topic subscribed to the function itself) is refused with a TypeError that names its source, which SNS spells `EventSource`', async () => {
+  const { handler, calls } = consumer(async () => undefined);
+  const sns = {
+    Records: [
+      {
+        EventSource: 'aws:sns',
+        EventVersion: '1.0',
+        EventSubscriptionArn: `arn:aws:sns:${REGION}:${ACCOUNT}:orders:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55`,
+        Sns: { Type: 'Notification', MessageId: randomUUID(), TopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:orders`, Message: '{"orderId":"o-1"}' },
+      },
+    ],
+  };
+  await expect(handler(sns as unknown as SQSEvent, consumerContext())).rejects.toThrow(
+    new TypeError('idempotentBatch: unsupported event source "aws:sns": expected SQS, Kinesis or DynamoDB Streams records.'),
+  );
+  expect(calls).toEqual([]);
+  expect(await records()).toEqual([]);
 });
 
 describe('a batch in which no record succeeded', () => {
