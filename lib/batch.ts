@@ -497,11 +497,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           if (threw || !alreadyDone(error, twinSucceeded)) throw error;
         }
       })();
+      // A rejection is the record's own: the next duplicate follows what came before it (a success
+      // whose completion write failed leaves the key INPROGRESS, which only a success explains).
       runs.set(
         item.key!,
         current.then(
           () => 'succeeded',
-          () => (rejected ? 'rejected' : 'failed'),
+          async () => (rejected ? ((await previous) ?? 'rejected') : 'failed'),
         ),
       );
       return current;

@@ -854,6 +854,26 @@ describe('a record whose effect already happened is never reported failed', () =
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
   });
 
+  test('… also when a conflicting message (PAYLOAD_MISMATCH) comes between them: the conflict is its own, the duplicate after it still follows the success before it', async () => {
+    const flaky = failingOnce(
+      'complete',
+      Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }),
+    );
+    const orders = consumer<Order>(() => 'charged', {
+      store: flaky,
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+      throwOnFullBatchFailure: false,
+    });
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const changed = sqsRecord({ orderId: 'o-1', amount: 999 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
+    // Reported failed, the resend would come back after its visibility timeout, past the lease, and charge again.
+    expect(failuresOf(await orders.invoke(sqsEvent([first, changed, resent])))).toEqual(ids(changed));
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['INPROGRESS']);
+  });
+
   test("a record function that throws RESPONSE_NOT_STORED itself (a nested idempotent call's) is reported failed: its own work is not done", async () => {
     // The charge's result (a BigInt) cannot be stored: a repeated charge rejects with RESPONSE_NOT_STORED.
     const charge = makeIdempotent(async (order: Order) => BigInt(order.amount ?? 0), { store, name: 'charge', key: (order) => order.orderId, now: clock });
