@@ -94,7 +94,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
    * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
    * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
-   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8 is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
+   * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: (record: BatchRecord) => TMessage;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
@@ -134,6 +134,12 @@ type Source = 'sqs' | 'kinesis' | 'dynamodb';
 /** Who delivered the batch: a Lambda event source mapping (`{ Records }`) or an EventBridge pipe (a bare array). */
 type Delivery = 'mapping' | 'pipe';
 
+/** The source an event or a record names, for a refusal to say what it got: SNS spells it `EventSource`. */
+const namedSource = (value: unknown): unknown => {
+  const named = value as { eventSource?: unknown; EventSource?: unknown } | null | undefined;
+  return named?.eventSource ?? named?.EventSource;
+};
+
 function sourceOf(record: BatchRecord, index: number, delivery: Delivery): Source {
   const source = (record as { eventSource?: unknown } | null)?.eventSource;
   if (source === 'aws:sqs') return 'sqs';
@@ -147,7 +153,7 @@ function sourceOf(record: BatchRecord, index: number, delivery: Delivery): Sourc
         'Deliver the records as the source gives them (no target input transformer) and select the key with `key`, or read the payload with `parse`.',
     );
   }
-  throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(source)}: expected SQS, Kinesis or DynamoDB Streams records.`);
+  throw new TypeError(`idempotentBatch: unsupported event source ${JSON.stringify(namedSource(record))}: expected SQS, Kinesis or DynamoDB Streams records.`);
 }
 
 /** The member a batch item failure names: a pipe names a stream record by its `eventID`, Lambda by its sequence number. */
@@ -233,11 +239,19 @@ const NOT_UTF8 = 'ERR_ENCODING_INVALID_ENCODED_DATA';
 const KPL_MAGIC = Buffer.from([0xf3, 0x89, 0x9a, 0xc2]);
 const KPL_AGGREGATED = 'KPL_AGGREGATED';
 
+/**
+ * The bytes gzip data starts with: a CloudWatch Logs subscription writes every record so. No
+ * UTF-8 either (0x8b cannot start a character), but named, the log points at the compression.
+ */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const GZIPPED = 'GZIPPED';
+
 function parse(record: BatchRecord, source: Source): unknown {
   if (source === 'sqs') return parseExactJson(withoutBom((record as SQSRecord).body));
   if (source === 'kinesis') {
     const bytes = Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64');
     if (bytes.subarray(0, KPL_MAGIC.length).equals(KPL_MAGIC)) throw Object.assign(new Error('KPL-aggregated record'), { code: KPL_AGGREGATED });
+    if (bytes.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC)) throw Object.assign(new Error('gzip-compressed record'), { code: GZIPPED });
     return parseExactJson(UTF8.decode(bytes));
   }
   const change = (record as DynamoDBRecord).dynamodb ?? {};
@@ -263,6 +277,7 @@ const bytesAsText = (message: unknown): unknown =>
 const UNPARSEABLE = new Map<unknown, string>([
   [NOT_UTF8, 'unparseable payload: data that is not UTF-8'],
   [KPL_AGGREGATED, 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)'],
+  [GZIPPED, 'unparseable payload: gzip-compressed data, as a CloudWatch Logs subscription writes it (decompress it in the `parse` option)'],
 ]);
 
 // Only what went wrong, never the payload: parse errors quote it, so they are named, not printed;
@@ -381,8 +396,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
     // Acknowledging an event of another source (Kafka, Amazon MQ) as an empty batch would drop its messages.
     if (!Array.isArray(delivered)) {
+      const source = namedSource(event);
+      const named = typeof source === 'string' ? ` (its eventSource is ${JSON.stringify(source)})` : '';
       throw new TypeError(
-        'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+        `idempotentBatch: the event${named} has no \`Records\` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.`,
       );
     }
     const state = windowStateOf(event);
@@ -480,11 +497,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           if (threw || !alreadyDone(error, twinSucceeded)) throw error;
         }
       })();
+      // A rejection is the record's own: the next duplicate follows what came before it (a success
+      // whose completion write failed leaves the key INPROGRESS, which only a success explains).
       runs.set(
         item.key!,
         current.then(
           () => 'succeeded',
-          () => (rejected ? 'rejected' : 'failed'),
+          async () => (rejected ? ((await previous) ?? 'rejected') : 'failed'),
         ),
       );
       return current;

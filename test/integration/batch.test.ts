@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   type BatchEvent,
@@ -638,22 +639,48 @@ test.each([
       eventSourceArn: `arn:aws:kafka:${REGION}:${ACCOUNT}:cluster/orders/abc`,
       records: { 'orders-0': [{ topic: 'orders', partition: 0, offset: 15, value: 'e30=' }] },
     },
+    ' (its eventSource is "aws:kafka")',
+  ],
+  [
+    'a self-managed Kafka event',
+    { eventSource: 'SelfManagedKafka', bootstrapServers: 'b-1:9092', records: { 'orders-0': [{ topic: 'orders', partition: 0, offset: 15, value: 'e30=' }] } },
+    ' (its eventSource is "SelfManagedKafka")',
   ],
   [
     'an Amazon MQ event',
     { eventSource: 'aws:mq', eventSourceArn: `arn:aws:mq:${REGION}:${ACCOUNT}:broker:orders:b-1`, messages: [{ messageID: 'ID:1', data: 'e30=' }] },
+    ' (its eventSource is "aws:mq")',
   ],
-  ['no event', undefined],
-])('%s, which has no Records, is refused with a TypeError, never acknowledged as an empty batch', async (_, event) => {
+  ['no event', undefined, ''],
+])('%s, which has no Records, is refused with a TypeError that names its source, never acknowledged as an empty batch', async (_, event, named) => {
   const { handler, calls } = consumer(async () => undefined);
   await expect(handler(event as unknown as SQSEvent, consumerContext())).rejects.toThrow(
     new TypeError(
-      'idempotentBatch: the event has no `Records` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.',
+      `idempotentBatch: the event${named} has no \`Records\` array and is no array of records: expected an SQS, Kinesis or DynamoDB Streams event, from an event source mapping or an EventBridge pipe.`,
     ),
   );
   expect(calls).toEqual([]);
   // An empty Records array is an empty batch.
   expect(await handler({ Records: [] }, consumerContext())).toEqual({ batchItemFailures: [] });
+});
+
+test('an SNS event (a topic subscribed to the function itself) is refused with a TypeError that names its source, which SNS spells `EventSource`', async () => {
+  const { handler, calls } = consumer(async () => undefined);
+  const sns = {
+    Records: [
+      {
+        EventSource: 'aws:sns',
+        EventVersion: '1.0',
+        EventSubscriptionArn: `arn:aws:sns:${REGION}:${ACCOUNT}:orders:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55`,
+        Sns: { Type: 'Notification', MessageId: randomUUID(), TopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:orders`, Message: '{"orderId":"o-1"}' },
+      },
+    ],
+  };
+  await expect(handler(sns as unknown as SQSEvent, consumerContext())).rejects.toThrow(
+    new TypeError('idempotentBatch: unsupported event source "aws:sns": expected SQS, Kinesis or DynamoDB Streams records.'),
+  );
+  expect(calls).toEqual([]);
+  expect(await records()).toEqual([]);
 });
 
 describe('a batch in which no record succeeded', () => {
@@ -825,6 +852,26 @@ describe('a record whose effect already happened is never reported failed', () =
     const another = sqsRecord({ orderId: 'o-2', amount: 5 });
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent), another])))).toEqual(ids(resent));
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+  });
+
+  test('… also when a conflicting message (PAYLOAD_MISMATCH) comes between them: the conflict is its own, the duplicate after it still follows the success before it', async () => {
+    const flaky = failingOnce(
+      'complete',
+      Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }),
+    );
+    const orders = consumer<Order>(() => 'charged', {
+      store: flaky,
+      key: (order) => order.orderId,
+      fingerprint: (order) => order.amount,
+      throwOnFullBatchFailure: false,
+    });
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const changed = sqsRecord({ orderId: 'o-1', amount: 999 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
+    // Reported failed, the resend would come back after its visibility timeout, past the lease, and charge again.
+    expect(failuresOf(await orders.invoke(sqsEvent([first, changed, resent])))).toEqual(ids(changed));
+    expect(orders.calls).toHaveLength(1);
+    expect((await records()).map((item) => item.status?.S)).toEqual(['INPROGRESS']);
   });
 
   test("a record function that throws RESPONSE_NOT_STORED itself (a nested idempotent call's) is reported failed: its own work is not done", async () => {
@@ -1013,6 +1060,29 @@ test('Kinesis: a KPL-aggregated record is not de-aggregated: it is a poison reco
     itemIdentifier: kinesisSequence(2),
     reason: 'unparseable payload: a KPL-aggregated record (de-aggregate it in the `parse` option)',
   });
+});
+
+test('Kinesis: gzip-compressed data (what a CloudWatch Logs subscription writes) is poison named for what it is, and a `parse` that decompresses it runs each record once', async () => {
+  const logger = quiet();
+  const orders = consumer<Order>(() => 'ok', { logger });
+  const gzipped = (n: number, order: Order) => {
+    const record = kinesisRecord('', n);
+    record.kinesis.data = gzipSync(JSON.stringify(order)).toString('base64');
+    return record;
+  };
+  const batch = [kinesisRecord({ orderId: 'o-1' }, 1), gzipped(2, { orderId: 'o-2' }), gzipped(3, { orderId: 'o-3' })];
+  expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([kinesisSequence(2)]);
+  expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  // Its bytes are no UTF-8 either; named for what they are, the log points at the compression, not at an encoding.
+  expect(JSON.parse(logger.lines[0]!)).toMatchObject({
+    itemIdentifier: kinesisSequence(2),
+    reason: 'unparseable payload: gzip-compressed data, as a CloudWatch Logs subscription writes it (decompress it in the `parse` option)',
+  });
+  const decompressing = consumer<Order>(() => 'ok', {
+    parse: (record) => JSON.parse(gunzipSync(Buffer.from((record as KinesisStreamRecord).kinesis.data, 'base64')).toString('utf8')) as Order,
+  });
+  expect(failuresOf(await decompressing.invoke({ Records: batch.slice(1) }))).toEqual([]);
+  expect(decompressing.calls.map(orderIdOf)).toEqual(['o-2', 'o-3']);
 });
 
 test('Kinesis: data that is not UTF-8 (JSON a producer wrote in Latin-1) is poison, never decoded lossily: two messages that differ only in such bytes are never taken for one', async () => {
