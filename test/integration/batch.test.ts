@@ -398,6 +398,26 @@ describe('DynamoDB Streams', () => {
     expect(failuresOf(await orders.invoke({ Records: batch.slice(1) }))).toEqual([]);
     expect(orders.calls.map((call) => (call.message as StreamChange).newImage?.orderId)).toEqual(['ord-1', 'ord-2', 'ord-2', 'ord-3']);
   });
+
+  test('a set attribute (SS, NS, BS) arrives as a Set, which a key cannot hold: a fingerprint selecting it is poison logged as INVALID_KEY; spread and sorted, it keys the change', async () => {
+    const tagged = (n: number, tags: string[]): DynamoDBRecord => {
+      const record = streamRecord(n, `ord-${n}`, 'PAID');
+      record.dynamodb!.NewImage!.tags = { SS: tags };
+      return record;
+    };
+    const logger = quiet();
+    const whole = consumer<StreamChange>(() => 'ok', { logger, fingerprint: (change) => change.newImage, throwOnFullBatchFailure: false });
+    const first = tagged(1, ['gift', 'express']);
+    expect(failuresOf(await whole.invoke({ Records: [first] }))).toEqual([streamSequence(1)]);
+    expect(whole.calls).toEqual([]);
+    expect(logger.lines.join('\n')).toMatch(/INVALID_KEY/);
+
+    const sorted = consumer<StreamChange>(() => 'ok', {
+      fingerprint: (change) => ({ ...change.newImage, tags: [...((change.newImage?.tags as Set<string> | undefined) ?? [])].sort() }),
+    });
+    expect(failuresOf(await sorted.invoke({ Records: [first] }))).toEqual([]);
+    expect(sorted.calls.map((call) => (call.message as StreamChange).newImage?.tags)).toEqual([new Set(['gift', 'express'])]);
+  });
 });
 
 describe('concurrent consumers', () => {
