@@ -441,9 +441,15 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       } catch (error) {
         // A key the record lacks or that cannot be hashed is the record's fault; any other error (no namespace) is the function's.
         if (!(error instanceof IdempotencyError)) throw error;
-        // The default key of a queue message is the message: then nothing is what parse returned.
-        const empty = parseOption !== undefined && key === undefined && source !== 'dynamodb' && error.code === 'KEY_MISSING';
-        return { id, record, group, poison: empty ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)' : describe(error) };
+        // The default key of a queue message is the message: then nothing is what parse returned, or
+        // what the message's JSON holds, and no selector of the user's is to blame.
+        const empty = key === undefined && source !== 'dynamodb' && error.code === 'KEY_MISSING';
+        const poison = !empty
+          ? describe(error)
+          : parseOption !== undefined
+            ? 'KEY_MISSING: the parse option returned no message (undefined, null or empty)'
+            : 'KEY_MISSING: the message holds no value (its JSON is null or empty), and the default key is the whole message';
+        return { id, record, group, poison };
       }
     });
 

@@ -1606,6 +1606,19 @@ describe('the `parse` option: what it returns and throws', () => {
     );
   });
 
+  test('an SQS or Kinesis message whose JSON is null or empty text is poison whose reason names the default key, not a selector', async () => {
+    const logger = quiet();
+    const orders = consumer<unknown>(() => 'ok', { logger });
+    const poison = [sqsRecord('null'), sqsRecord('""')];
+    expect(failuresOf(await orders.invoke(sqsEvent([...poison, sqsRecord({ orderId: 'o-1' })])))).toEqual(ids(...poison));
+    const stream = [kinesisRecord({ orderId: 'o-2' }, 1), kinesisRecord('null', 2)];
+    const kinesis = consumer<unknown>(() => 'ok', { logger });
+    expect(failuresOf(await kinesis.invoke({ Records: stream }))).toEqual([kinesisSequence(2)]);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(
+      [...poison, stream[1]].map(() => 'KEY_MISSING: the message holds no value (its JSON is null or empty), and the default key is the whole message'),
+    );
+  });
+
   test('DynamoDB Streams: the handler gets what parse returns; the key is still the eventID', async () => {
     const seen: unknown[] = [];
     const handler = idempotentBatch<string | undefined>((status) => void seen.push(status), {
