@@ -6,14 +6,15 @@
  * operations after the call one place off: the execution fails as non-deterministic. The same holds
  * for the records of `idempotentBatch` in a durable handler. Inside a child context
  * (`runInChildContext`, the items of `map`), the call's operations are checkpointed with the child
- * context, which the SDK replays without running it: the call is made once.
+ * context, which the SDK replays without running it: the call is made once. A call given no
+ * context is an ordinary call, whose outcome a replay past its retention no longer finds.
  */
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import type { SQSEvent } from 'aws-lambda';
 import { idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sqsRecord } from '../support/batch-events.js';
-import { executionError, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { useFreshTable } from '../support/dynamodb.js';
 
 const { store } = useFreshTable({ prefix: 'durable-replayed' });
@@ -78,6 +79,36 @@ test('the same call inside runInChildContext: the replay returns the child conte
   expect(second.getResult()).toEqual([`charged ${orderId}`, `shipped ${orderId}`]);
   expect(charges).toEqual([orderId]);
   expect(ships).toEqual([orderId, orderId]);
+});
+
+// Only a call given the durable context belongs to the execution (the SDK gives no sign that tells
+// the body from a step's code): one given none is an ordinary call, kept for its retention.
+test("a call in the body given no context, inside the handler's own idempotent call, completed before a suspension that outlasts its retention: the replay runs its function again", async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string) => {
+      charges.push(orderId);
+      return `charged ${orderId}`;
+    },
+    { store, name: `no-context-${randomUUID()}`, expiresAfterSeconds: 60 },
+  );
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (orderId: string, ctx: DurableContext) => {
+        const charged = await charge(orderId);
+        await ctx.waitForCallback(CALLBACK, async () => undefined);
+        return charged;
+      },
+      { store, name: `fulfil-${randomUUID()}`, durableLeaseSeconds: 3_600 },
+    ),
+  );
+  const orderId = randomUUID();
+  const execution = startExecution<string>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(charges).toEqual([orderId, orderId]);
 });
 
 interface Shipment {
