@@ -6,7 +6,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
 import { httpIdempotency, IdempotencyError, type IdempotencyStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
@@ -103,6 +104,43 @@ test('middy durable mode with httpIdempotency: a claim that loses every response
   const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
   expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
   expect(charges).toEqual(['charge']);
+});
+
+// @middy/http-error-handler answers every error that reaches it (a store failure, unexposed, as a
+// 500): in a durable execution that answer would end the execution with the record still held.
+describe.each([
+  ['httpIdempotency', () => httpIdempotency({ store, name: `http-handled-${randomUUID()}`, scope: 'shared' })],
+  ['idempotency()', () => idempotency({ store, name: `handled-${randomUUID()}`, key: (event: { body?: string }) => event.body })],
+] as const)('middy durable mode, %s with @middy/http-error-handler', (_name, layer) => {
+  test.each(['before', 'after'] as const)(
+    'used %s it: a claim that loses every response on a replay, after a step ran, still ends the invocation; the record is kept',
+    async (order) => {
+      const charges: string[] = [];
+      let claims = 0;
+      const errors = httpErrorHandler({ logger: false });
+      const idempotent = layer() as MiddlewareObj;
+      const handler = middy(middyDurableMode)
+        .use(order === 'before' ? [errors, idempotent] : [idempotent, errors])
+        .before(() => {
+          // Runs after the idempotency layer's claim: the next claim is the replay's.
+          if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+        })
+        .handler(async (_event, context) => {
+          // middy's types do not say that durable mode hands the handler the durable context.
+          const ctx = context as unknown as DurableContext;
+          await ctx.step('charge', async () => void charges.push('charge'));
+          await ctx.wait('cool-off', runnerWait(30));
+          return { statusCode: 201, body: '{}' };
+        }) as unknown as Parameters<typeof runExecution>[0];
+      const key = randomUUID();
+      await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+      faults.clear();
+      // The other execution meets the kept record: IN_PROGRESS, a 409 (from httpIdempotency, or http-error-handler).
+      const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+      expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+      expect(charges).toEqual(['charge']);
+    },
+  );
 });
 
 test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
