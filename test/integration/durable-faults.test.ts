@@ -296,32 +296,39 @@ describe('a transaction() commit that fails', () => {
     expect(await commits('failed-commit', orderId)).toBeUndefined();
   });
 
-  test('middy durable mode with httpIdempotency: the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation) instead of answering 503, and the record is kept; a request with the key meanwhile gets 409 and charges nothing', async () => {
-    const steps: string[] = [];
-    const name = `http-failed-commit-${randomUUID()}`;
-    const key = randomUUID();
-    const handler = middy(middyDurableMode)
-      .use(httpIdempotency({ store, name, scope: 'shared' }))
-      .handler(async (_event, context) => {
-        // middy's types do not say that durable mode hands the handler the durable context.
-        const ctx = context as unknown as DurableContext;
-        await ctx.step('charge', async () => void steps.push('charge'));
-        transaction().update({
-          TableName: business,
-          Key: { id: `${name}#${key}#commits` },
-          UpdateExpression: 'ADD commits :one',
-          ExpressionAttributeValues: { ':one': 1 },
-        });
-        return { statusCode: 201, body: '{}' };
-      }) as unknown as Parameters<typeof runExecution>[0];
-    failCommit();
-    await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
-    faults.clear();
-    const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
-    expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
-    expect(steps).toEqual(['charge']);
-    expect(await commits(name, key)).toBeUndefined();
-  });
+  test.each([
+    ['', false],
+    [' (also with @middy/http-error-handler before it)', true],
+  ])(
+    'middy durable mode with httpIdempotency%s: the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation) instead of answering 503, and the record is kept; a request with the key meanwhile gets 409 and charges nothing',
+    async (_with, handled) => {
+      const steps: string[] = [];
+      const name = `http-failed-commit-${randomUUID()}`;
+      const key = randomUUID();
+      const handler = middy(middyDurableMode)
+        .use(handled ? [httpErrorHandler({ logger: false })] : [])
+        .use(httpIdempotency({ store, name, scope: 'shared' }))
+        .handler(async (_event, context) => {
+          // middy's types do not say that durable mode hands the handler the durable context.
+          const ctx = context as unknown as DurableContext;
+          await ctx.step('charge', async () => void steps.push('charge'));
+          transaction().update({
+            TableName: business,
+            Key: { id: `${name}#${key}#commits` },
+            UpdateExpression: 'ADD commits :one',
+            ExpressionAttributeValues: { ':one': 1 },
+          });
+          return { statusCode: 201, body: '{}' };
+        }) as unknown as Parameters<typeof runExecution>[0];
+      failCommit();
+      await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+      faults.clear();
+      const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+      expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+      expect(steps).toEqual(['charge']);
+      expect(await commits(name, key)).toBeUndefined();
+    },
+  );
 
   test('the invocation that resumes the execution meets its record and commits once; later executions replay its result', async () => {
     const charge = committing('resumed-commit', []);
