@@ -759,9 +759,9 @@ const asksForRetry = (error: unknown): boolean => error instanceof IdempotencyEr
 /**
  * Whether `error` ends a durable execution's invocation only (the durable execution SDK's test,
  * without its classes). A thrown value whose prototype cannot be read (a revoked Proxy) does not:
- * `instanceof` throws on it, which would replace the caller's error and leave its followers waiting.
+ * `instanceof` throws on it, which would replace the caller's error and leave its followers waiting. @internal
  */
-const isResumable = (error: unknown): boolean => {
+export const isResumable = (error: unknown): boolean => {
   try {
     return error instanceof Error && (error as { isUnrecoverableInvocation?: unknown }).isUnrecoverableInvocation === true;
   } catch {

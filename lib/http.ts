@@ -1,6 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
+import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
 import { HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, type HttpScope } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
@@ -379,6 +379,12 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       return () => answerFor(problem(refusal, maxRetryAfterSeconds, headersFor(event as TEvent))!, event as AnyHttpEvent);
     },
     reject: (error, event) => {
+      // A claim or commit the store failed in a durable execution ends the invocation, not the
+      // execution (isUnrecoverableInvocation), and keeps the execution's record for the invocation
+      // that resumes it. Answered (503), it would end the execution with the record still held: the
+      // client told "not processed" after its steps ran, and every retry a 409 until the durable
+      // lease ends, then run again.
+      if (isResumable(error)) return undefined;
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
       // (a throwing `scope`) is a server fault, not the client's key: no 400.
       const cause = (error as { cause?: unknown } | null)?.cause;

@@ -1,7 +1,7 @@
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
-import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
+import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type Start } from './engine.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterFunction, outerSlot } from './transaction.js';
@@ -92,6 +92,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * the `onError` hooks after one that throws, this one's included, and the call must end anyway.
    */
   const failures = new WeakMap<object, Promise<Outcome>>();
+  /** The error of a claim or commit the store failed that ends a durable invocation, which a later `onError` may replace. */
+  const invocationEnds = new WeakMap<object, unknown>();
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
   const replay = (value: unknown, request: AnyRequest): unknown => reviveStreams(translation.replay(value, request.event));
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
@@ -339,6 +341,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (error) {
+      if (isResumable(error)) invocationEnds.set(request, error);
       const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) {
         unkept.set(request, error);
@@ -365,14 +368,19 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     const call = take(request);
     if (call === undefined) return;
     const outcome = await endAnswered(request, call, await endingOfAnswer(request, request.response));
+    if (outcome.kind === 'error' && isResumable(outcome.error)) invocationEnds.set(request, outcome.error);
     request.response = answerOf(outcome, request);
   };
 
   const onError = async (request: AnyRequest): Promise<void> => {
     const failure = answerFailure(request);
-    if (failure === undefined) return;
-    const outcome = await failure;
-    if (!outcome.replayed) return;
+    const outcome = failure === undefined ? undefined : await failure;
+    // An error that ends a durable execution's invocation (a claim or commit the store failed) must
+    // reach the durable SDK: an answer to it (@middy/http-error-handler's 500) would end the
+    // execution with its record still held. Thrown here, it skips the onError hooks after this one.
+    const error = invocationEnds.get(request) ?? caught.get(request)?.error ?? request.error;
+    if (isResumable(error) && durableExecutionOf(request.context) !== undefined) throw error;
+    if (outcome === undefined || !outcome.replayed) return;
     if (outcome.kind === 'value') request.response = replay(outcome.value, request);
     else request.error = outcome.error as Error;
   };

@@ -6,11 +6,13 @@
 
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
-import middy from '@middy/core';
-import { IdempotencyError, type IdempotencyStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import middy, { type MiddlewareObj } from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
+import { httpIdempotency, IdempotencyError, type IdempotencyStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
+import { paymentRequest } from '../support/payment-request.js';
 
 const { client, faults } = faultyClient(endpoint());
 const { client: inspect, tableName, store } = useFreshTable({ prefix: 'durable-faults', storeClient: client });
@@ -75,6 +77,70 @@ test('middy durable mode: a claim that loses every response on a replay, after a
   const other = await runExecution<string>(handler, { orderId, run: 'other' });
   expect(executionError(other).errorMessage).toMatch(/^IN_PROGRESS: /);
   expect(steps).toEqual(['first:charge']);
+});
+
+// httpIdempotency answers a store failure with a 503; in a durable execution that answer would end
+// the execution with its record kept for the durable lease: the client told "not processed" after
+// the charge, every retry a 409 until the lease ends, then a new execution charging again.
+test('middy durable mode with httpIdempotency: a claim that loses every response on a replay, after a step ran, ends the invocation instead of answering 503; the record is kept, a request with the key meanwhile gets 409', async () => {
+  const charges: string[] = [];
+  let claims = 0;
+  const handler = middy(middyDurableMode)
+    .use(httpIdempotency({ store, name: `http-lost-replay-${randomUUID()}`, scope: 'shared' }))
+    .before(() => {
+      // Runs after httpIdempotency()'s claim: the next claim is the replay's.
+      if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+    })
+    .handler(async (_event, context) => {
+      // middy's types do not say that durable mode hands the handler the durable context.
+      const ctx = context as unknown as DurableContext;
+      await ctx.step('charge', async () => void charges.push('charge'));
+      await ctx.wait('cool-off', runnerWait(30));
+      return { statusCode: 201, body: '{}' };
+    }) as unknown as Parameters<typeof runExecution>[0];
+  const key = randomUUID();
+  await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+  faults.clear();
+  const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+  expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+  expect(charges).toEqual(['charge']);
+});
+
+// @middy/http-error-handler answers every error that reaches it (a store failure, unexposed, as a
+// 500): in a durable execution that answer would end the execution with the record still held.
+describe.each([
+  ['httpIdempotency', () => httpIdempotency({ store, name: `http-handled-${randomUUID()}`, scope: 'shared' })],
+  ['idempotency()', () => idempotency({ store, name: `handled-${randomUUID()}`, key: (event: { body?: string }) => event.body })],
+] as const)('middy durable mode, %s with @middy/http-error-handler', (_name, layer) => {
+  test.each(['before', 'after'] as const)(
+    'used %s it: a claim that loses every response on a replay, after a step ran, still ends the invocation; the record is kept',
+    async (order) => {
+      const charges: string[] = [];
+      let claims = 0;
+      const errors = httpErrorHandler({ logger: false });
+      const idempotent = layer() as MiddlewareObj;
+      const handler = middy(middyDurableMode)
+        .use(order === 'before' ? [errors, idempotent] : [idempotent, errors])
+        .before(() => {
+          // Runs after the idempotency layer's claim: the next claim is the replay's.
+          if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+        })
+        .handler(async (_event, context) => {
+          // middy's types do not say that durable mode hands the handler the durable context.
+          const ctx = context as unknown as DurableContext;
+          await ctx.step('charge', async () => void charges.push('charge'));
+          await ctx.wait('cool-off', runnerWait(30));
+          return { statusCode: 201, body: '{}' };
+        }) as unknown as Parameters<typeof runExecution>[0];
+      const key = randomUUID();
+      await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+      faults.clear();
+      // The other execution meets the kept record: IN_PROGRESS, a 409 (from httpIdempotency, or http-error-handler).
+      const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+      expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+      expect(charges).toEqual(['charge']);
+    },
+  );
 });
 
 test('a claim whose first response is lost is retried by the SDK and meets its own record: the execution runs once and counts one miss', async () => {
@@ -229,6 +295,40 @@ describe('a transaction() commit that fails', () => {
     expect(steps).toEqual(['first:charge']);
     expect(await commits('failed-commit', orderId)).toBeUndefined();
   });
+
+  test.each([
+    ['', false],
+    [' (also with @middy/http-error-handler before it)', true],
+  ])(
+    'middy durable mode with httpIdempotency%s: the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation) instead of answering 503, and the record is kept; a request with the key meanwhile gets 409 and charges nothing',
+    async (_with, handled) => {
+      const steps: string[] = [];
+      const name = `http-failed-commit-${randomUUID()}`;
+      const key = randomUUID();
+      const handler = middy(middyDurableMode)
+        .use(handled ? [httpErrorHandler({ logger: false })] : [])
+        .use(httpIdempotency({ store, name, scope: 'shared' }))
+        .handler(async (_event, context) => {
+          // middy's types do not say that durable mode hands the handler the durable context.
+          const ctx = context as unknown as DurableContext;
+          await ctx.step('charge', async () => void steps.push('charge'));
+          transaction().update({
+            TableName: business,
+            Key: { id: `${name}#${key}#commits` },
+            UpdateExpression: 'ADD commits :one',
+            ExpressionAttributeValues: { ':one': 1 },
+          });
+          return { statusCode: 201, body: '{}' };
+        }) as unknown as Parameters<typeof runExecution>[0];
+      failCommit();
+      await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'COMMIT_FAILED', isUnrecoverableInvocation: true });
+      faults.clear();
+      const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+      expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+      expect(steps).toEqual(['charge']);
+      expect(await commits(name, key)).toBeUndefined();
+    },
+  );
 
   test('the invocation that resumes the execution meets its record and commits once; later executions replay its result', async () => {
     const charge = committing('resumed-commit', []);

@@ -1,0 +1,163 @@
+/**
+ * An idempotent call made in a durable handler's body (given the execution's durable context) is
+ * made again on every replay; once its record is COMPLETED, it answers from it without running its
+ * function. Durable operations of that function (`ctx.step`, `ctx.wait`) are then not made on the
+ * replay, and the SDK, which numbers a context's operations in the order they are made, finds the
+ * operations after the call one place off: the execution fails as non-deterministic. The same holds
+ * for the records of `idempotentBatch` in a durable handler. Inside a child context
+ * (`runInChildContext`, the items of `map`), the call's operations are checkpointed with the child
+ * context, which the SDK replays without running it: the call is made once. A call given no
+ * context is an ordinary call, whose outcome a replay past its retention no longer finds.
+ */
+import { randomUUID } from 'node:crypto';
+import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import type { SQSEvent } from 'aws-lambda';
+import { idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { sqsRecord } from '../support/batch-events.js';
+import { advanceRunnerClock, executionError, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+import { useFreshTable } from '../support/dynamodb.js';
+
+const { store } = useFreshTable({ prefix: 'durable-replayed' });
+useDurableRunner();
+
+const CALLBACK = 'approval';
+const NON_DETERMINISTIC = { errorType: 'NonDeterministicExecutionError', errorMessage: expect.stringMatching(/Non-deterministic execution/) };
+
+/** An idempotent charge whose function makes its effect in a step of the durable context it is given. */
+function chargeInStep(charges: string[]) {
+  return makeIdempotent(
+    async (orderId: string, ctx: DurableContext) =>
+      ctx.step('charge', async () => {
+        charges.push(orderId);
+        return `charged ${orderId}`;
+      }),
+    { store, name: `charge-${randomUUID()}` },
+  );
+}
+
+/** A body that charges, waits on a callback, then ships in a step; `charge` is how the body makes the idempotent call. */
+function fulfilment(ships: string[], charge: (orderId: string, ctx: DurableContext) => Promise<string>) {
+  return withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+    const charged = await charge(orderId, ctx);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    const shipped = await ctx.step('ship', async () => {
+      ships.push(orderId);
+      return `shipped ${orderId}`;
+    });
+    return [charged, shipped];
+  });
+}
+
+async function approved(handler: ReturnType<typeof fulfilment>, orderId: string) {
+  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  await execution.resume('approved');
+  return execution.result;
+}
+
+test("a call in the body given the durable context, whose function runs a step, completed before the execution suspends: the replay does not make the call's step, and the execution fails as non-deterministic", async () => {
+  const charges: string[] = [];
+  const ships: string[] = [];
+  const charge = chargeInStep(charges);
+  const execution = await approved(fulfilment(ships, charge), randomUUID());
+  expect(execution.getStatus()).toBe('FAILED');
+  expect(executionError(execution)).toEqual(NON_DETERMINISTIC);
+  expect(charges).toHaveLength(1);
+});
+
+test('the same call inside runInChildContext: the replay returns the child context’s checkpoint, the charge and the shipment each run once, and another execution replays the charge', async () => {
+  const charges: string[] = [];
+  const ships: string[] = [];
+  const charge = chargeInStep(charges);
+  const handler = fulfilment(ships, (orderId, ctx) => ctx.runInChildContext('charge', (child) => charge(orderId, child)));
+  const orderId = randomUUID();
+  const execution = await approved(handler, orderId);
+  expect(execution.getStatus()).toBe('SUCCEEDED');
+  expect(execution.getResult()).toEqual([`charged ${orderId}`, `shipped ${orderId}`]);
+  const second = await approved(handler, orderId);
+  expect(second.getStatus()).toBe('SUCCEEDED');
+  expect(second.getResult()).toEqual([`charged ${orderId}`, `shipped ${orderId}`]);
+  expect(charges).toEqual([orderId]);
+  expect(ships).toEqual([orderId, orderId]);
+});
+
+// Only a call given the durable context belongs to the execution (the SDK gives no sign that tells
+// the body from a step's code): one given none is an ordinary call, kept for its retention.
+test("a call in the body given no context, inside the handler's own idempotent call, completed before a suspension that outlasts its retention: the replay runs its function again", async () => {
+  const charges: string[] = [];
+  const charge = makeIdempotent(
+    async (orderId: string) => {
+      charges.push(orderId);
+      return `charged ${orderId}`;
+    },
+    { store, name: `no-context-${randomUUID()}`, expiresAfterSeconds: 60 },
+  );
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (orderId: string, ctx: DurableContext) => {
+        const charged = await charge(orderId);
+        await ctx.waitForCallback(CALLBACK, async () => undefined);
+        return charged;
+      },
+      { store, name: `fulfil-${randomUUID()}`, durableLeaseSeconds: 3_600 },
+    ),
+  );
+  const orderId = randomUUID();
+  const execution = startExecution<string>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(charges).toEqual([orderId, orderId]);
+});
+
+interface Shipment {
+  readonly orderId: string;
+  readonly wait?: { readonly seconds: number };
+}
+
+describe('the records of an SQS batch in a durable handler, one of which suspends the execution', () => {
+  const batchOf = (shipments: Shipment[]): SQSEvent => ({ Records: shipments.map((shipment) => sqsRecord(shipment as never)) });
+  /** A record's work: a charge in a step, then, for one record, a wait that suspends the execution. */
+  const work = (charges: string[]) => async (shipment: Shipment, ctx: DurableContext) => {
+    const charged = await ctx.step('charge', async () => {
+      charges.push(shipment.orderId);
+      return `charged ${shipment.orderId}`;
+    });
+    if (shipment.wait) await ctx.wait('settle', shipment.wait);
+    return charged;
+  };
+
+  test('idempotentBatch as the durable handler: the replay skips the completed record’s step, and the execution fails as non-deterministic', async () => {
+    const charges: string[] = [];
+    const record = work(charges);
+    const batch = idempotentBatch<Shipment>((shipment, _record, context) => record(shipment, context as unknown as DurableContext), {
+      store,
+      name: `batch-${randomUUID()}`,
+      key: (shipment) => shipment.orderId,
+      concurrency: 1,
+    });
+    const handler = withDurableExecution(batch as unknown as (event: SQSEvent, ctx: DurableContext) => Promise<unknown>);
+    const execution = await runExecution(handler, batchOf([{ orderId: randomUUID() }, { orderId: randomUUID(), wait: runnerWait(30) }]));
+    expect(execution.getStatus()).toBe('FAILED');
+    expect(executionError(execution)).toEqual(NON_DETERMINISTIC);
+  });
+
+  test('ctx.map over the records, each an idempotent call given its item’s context: each record is charged once, and a redelivery replays them', async () => {
+    const charges: string[] = [];
+    const shipOnce = makeIdempotent(work(charges), { store, name: `map-${randomUUID()}`, key: (shipment) => shipment.orderId });
+    const handler = withDurableExecution(async (event: SQSEvent, ctx: DurableContext) => {
+      const shipments = event.Records.map((record) => JSON.parse(record.body) as Shipment);
+      const results = await ctx.map('records', shipments, (child, shipment) => shipOnce(shipment, child));
+      return results.getResults();
+    });
+    const shipments = [{ orderId: randomUUID() }, { orderId: randomUUID(), wait: runnerWait(30) }];
+    const execution = await runExecution<string[]>(handler, batchOf(shipments));
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    const charged = shipments.map((shipment) => `charged ${shipment.orderId}`);
+    expect(execution.getResult()).toEqual(charged);
+    const redelivery = await runExecution<string[]>(handler, batchOf(shipments));
+    expect(redelivery.getResult()).toEqual(charged);
+    expect(charges.sort()).toEqual(shipments.map((shipment) => shipment.orderId).sort());
+  });
+});
