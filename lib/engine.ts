@@ -259,7 +259,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const bound = Math.min(leaseLeft + 1, left);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
-      const claiming = leader.leaseUntil === undefined ? [leader.held.then(() => undefined)] : [];
+      const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
       const record = await Promise.race([leader.done, ...claiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
       if (leader.claimFailed !== undefined) throw leader.claimFailed;
