@@ -79,6 +79,13 @@ interface Flight {
   leaseUntil?: number;
   /** The leader's call, once it holds the record. */
   call?: Call;
+  /**
+   * Settles once the leader holds the record: a follower that came while the claim was in flight
+   * (no lease to wait for yet) then waits only until the leader's lease ends, as later ones do.
+   */
+  readonly held: Promise<void>;
+  /** Records the leader's call and lease, and settles `held`. */
+  readonly hold: (call: Call, leaseUntil: number | undefined) => void;
   readonly done: Promise<IdempotencyRecord | undefined>;
   readonly settle: (record: IdempotencyRecord | undefined) => void;
   /**
@@ -251,7 +258,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       const bound = Math.min(leaseLeft + 1, left);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
-      const record = await Promise.race([leader.done, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
+      // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
+      const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
+      const record = await Promise.race([leader.done, ...claiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
       if (leader.claimFailed !== undefined) throw leader.claimFailed;
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
@@ -292,8 +301,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
     }
     if (flight !== undefined) {
-      flight.leaseUntil = start.leaseUntil;
-      flight.call = start.call;
+      flight.hold(start.call, start.leaseUntil);
       this.#leading.set(start.call, flight);
     }
     return start;
@@ -313,7 +321,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #fly(key: string, flights: Map<string, Flight>): Flight {
     let settle!: (record: IdempotencyRecord | undefined) => void;
     const done = new Promise<IdempotencyRecord | undefined>((resolve) => (settle = resolve));
+    let held!: () => void;
     const flight: Flight = {
+      held: new Promise<void>((resolve) => (held = resolve)),
+      hold: (call, leaseUntil) => {
+        flight.call = call;
+        flight.leaseUntil = leaseUntil;
+        held();
+      },
       done,
       settle: (record) => {
         if (flights.get(key) === flight) flights.delete(key);

@@ -15,6 +15,7 @@ import {
   type HttpEvent,
   httpIdempotency,
   type IdempotencyError,
+  type IdempotencyStore,
   idempotency,
   idempotentBatch,
   makeIdempotent,
@@ -1060,6 +1061,50 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(await duplicate).toBe('first');
     expect(turnstile.count).toBe(1);
   });
+
+  test.each([
+    ['with Lambda contexts, the leader timed out at its deadline', 1_000 as number | undefined, 60_000 as number | undefined],
+    ['without contexts, past leaseSeconds', undefined, undefined],
+  ])(
+    "a duplicate that arrived while the leader's claim was in flight takes the record over once the leader's lease ends, as one arriving later does (%s)",
+    async (_, leaderMillis, duplicateMillis) => {
+      const clock = manualClock();
+      const memory = new InMemoryStore();
+      const claimAnswered = gate();
+      let claims = 0;
+      // The leader's claim is held in flight until the test lets it answer.
+      const held: IdempotencyStore = {
+        claim: async (request) => {
+          if (++claims === 1) await claimAnswered.promise;
+          return memory.claim(request);
+        },
+        complete: (request) => memory.complete(request),
+        release: (request) => memory.release(request),
+      };
+      const turnstile = new Turnstile<string>();
+      const once = makeIdempotent(async (_: string, __?: Context) => turnstile.enter(), {
+        store: held,
+        name: 'flight-claiming',
+        leaseSeconds: 1,
+        now: clock.now,
+      });
+      const contextOf = (remainingMillis: number | undefined) =>
+        remainingMillis === undefined ? undefined : testingContext({ functionName: 'flight-claiming', remainingMillis, now: clock.now });
+      const first = once('cl-1', contextOf(leaderMillis));
+      await flush();
+      const duplicate = once('cl-1', contextOf(duplicateMillis));
+      await flush();
+      // The leader's claim answers after its lease (1 s) has passed: it runs on, past its lease.
+      clock.advance(1_001);
+      claimAnswered.open();
+      const leader = await turnstile.next();
+      (await turnstile.next()).open('second');
+      expect(await duplicate).toBe('second');
+      leader.open('first');
+      expect((await rejection(first)).code).toBe('SUPERSEDED');
+      expect(turnstile.count).toBe(2);
+    },
+  );
 
   test("a duplicate waits for its leader only while it can still answer before its own Lambda deadline: then IN_PROGRESS, with the leader's lease", async () => {
     const clock = manualClock();
