@@ -116,13 +116,23 @@ export interface ResolvedStoreOptions {
   readonly expiresAfterSeconds: number | undefined;
 }
 
+/** What DynamoDB accepts as a table name (the CDK construct checks its `tableName` by it too: CloudFormation would refuse others only at deploy time). @internal */
+export const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/**
+ * A table's ARN, which DynamoDB takes wherever it takes the name (a table of another account or
+ * Region), in any partition; not the ARN of its stream or of an index, which no item write takes.
+ */
+const TABLE_ARN = /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]{3,255}$/;
+
 /** Every option of a `DynamoDBStore` and its check. */
 const STORE_CHECKS: { readonly [K in keyof LeanDynamoDBStoreOptions]-?: OptionCheck } = {
+  // DynamoDB refuses any other name on every request, as the store's failure on every call: refused here,
+  // quoted, so that a space or a line end from configuration shows.
   tableName: (value) =>
-    // DynamoDB takes a table's ARN wherever it takes its name (a table of another account): up to 1,024 characters.
-    typeof value === 'string' && value.length >= 3 && value.length <= (value.startsWith('arn:') ? 1024 : 255)
+    typeof value === 'string' && (TABLE_NAME.test(value) || TABLE_ARN.test(value))
       ? undefined
-      : 'must be the name of a DynamoDB table (3 to 255 characters) or its ARN',
+      : `must be the name of a DynamoDB table (3 to 255 letters, digits, '_', '-' or '.') or its ARN, arn:aws:dynamodb:<region>:<account>:table/<name> (got ${typeof value === 'string' ? JSON.stringify(value) : String(value)})`,
   client: (value) => (typeof (value as { send?: unknown } | null)?.send === 'function' ? undefined : 'must be a DynamoDBClient from @aws-sdk/client-dynamodb'),
   attributes: () => undefined, // checked name by name below
   ...OUTCOME_OPTION_CHECKS,
@@ -147,7 +157,10 @@ export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Reco
   const problem = options.tableName === undefined ? STORE_CHECKS.tableName(tableName) : undefined;
   if (problem !== undefined) throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.tableName} ${problem}.`);
   if (options.attributes !== undefined) checkOptions('DynamoDBStore attributes', options.attributes, ATTRIBUTE_CHECKS);
-  const attributes = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...options.attributes });
+  // A name left `undefined` (`{ key: process.env.KEY_ATTRIBUTE }`, unset) is the default, as an option left `undefined` is:
+  // spread as it is, it would name an attribute "undefined", or none in an expression.
+  const renamed = Object.entries(options.attributes ?? {}).filter(([, name]) => name !== undefined);
+  const attributes: AttributeNames = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...Object.fromEntries(renamed) });
   if (new Set(Object.values(attributes)).size !== Object.keys(attributes).length) {
     throw new TypeError('DynamoDBStore: every attribute name must be different.');
   }

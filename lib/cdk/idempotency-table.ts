@@ -6,6 +6,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
+import { TABLE_NAME } from '../dynamodb-store-options.js';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
@@ -143,9 +144,6 @@ export interface AttachFunctionOptions {
    */
   readonly expiresAfter?: Duration;
 }
-
-/** What DynamoDB accepts as a table name; CloudFormation would refuse others only at deploy time. */
-const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 
 /**
  * Every option and its check: a misspelt or foreign one (a `Table` prop the construct sets itself,

@@ -572,7 +572,10 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['stuck', '--table', tableName, '--yes'], '`--yes` does not apply to stuck.'],
     [['stuck', '--table', tableName, '--attributes', '{"state":"s"}'], expect.stringContaining('`--attributes`: unknown field `state`.')],
     [['inspect', '--table', tableName, '--bogus'], "Unknown option '--bogus'."],
-    [['inspect', '--table', 't', '--id', 'n#h'], 'DynamoDBStore: `tableName` must be the name of a DynamoDB table (3 to 255 characters) or its ARN.'],
+    [
+      ['inspect', '--table', 't', '--id', 'n#h'],
+      `DynamoDBStore: \`tableName\` must be the name of a DynamoDB table (3 to 255 letters, digits, '_', '-' or '.') or its ARN, arn:aws:dynamodb:<region>:<account>:table/<name> (got "t").`,
+    ],
     [['purge', '--table', tableName], 'Unknown command `purge`: use inspect, forget or stuck.'],
     // A script whose command variable is empty must not read the help as a result.
     [[], 'Which command? Give inspect, forget or stuck (--help lists them).'],

@@ -60,6 +60,8 @@ test('a client without a Region (off Lambda, no AWS_REGION): STORE_FAILURE namin
 test.each<[string, TableSchema]>([
   ['another partition key name', { partitionKey: { name: 'pk', type: 'S' } }],
   ['a numeric partition key', { partitionKey: { name: 'id', type: 'N' } }],
+  // A user's table: TableSchema describes only the tables this project creates.
+  ['a binary partition key', { partitionKey: { name: 'id', type: 'B' } } as unknown as TableSchema],
   ['a sort key besides', { partitionKey: { name: 'id', type: 'S' }, sortKey: { name: 'sk', type: 'S' } }],
 ])('a table with %s: STORE_FAILURE (ValidationException) on every call, nothing runs, nothing is written', async (_what, schema) => {
   const client = testClient();

@@ -8,7 +8,7 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore } from '../../lib/index.js';
+import { DEFAULT_ATTRIBUTE_NAMES, DynamoDBStore } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 
 const { ddb, client, store } = useMockedDynamoDB();
@@ -341,6 +341,21 @@ describe('options', () => {
     ['an empty attribute name', { tableName: 'idem', attributes: { status: '' } }, /`status` must be a non-empty string/],
     ['duplicate attribute names', { tableName: 'idem', attributes: { status: 'owner' } }, /every attribute name must be different/],
     ['an attribute renamed onto the key', { tableName: 'idem', attributes: { response: 'id' } }, /every attribute name must be different/],
+    // DynamoDB refuses such a name on every request (a ValidationException each call): said here, quoted, whitespace and all.
+    [
+      'a tableName with a trailing space',
+      { tableName: 'idem ' },
+      "`tableName` must be the name of a DynamoDB table (3 to 255 letters, digits, '_', '-' or '.') or its ARN, arn:aws:dynamodb:<region>:<account>:table/<name> (got \"idem \")",
+    ],
+    ['a tableName with a space inside', { tableName: 'my table' }, /`tableName` must be the name of a DynamoDB table .* \(got "my table"\)/],
+    ['a tableName with a path', { tableName: 'prod/idempotency' }, /`tableName` must be the name of a DynamoDB table/],
+    [
+      "the ARN of a table's stream",
+      { tableName: 'arn:aws:dynamodb:eu-west-1:222222222222:table/idem/stream/2026-01-01T00:00:00.000' },
+      /`tableName` must be the name of a DynamoDB table .* or its ARN, arn:aws:dynamodb:<region>:<account>:table\/<name> \(got/,
+    ],
+    ["the ARN of a table's index", { tableName: 'arn:aws:dynamodb:eu-west-1:222222222222:table/idem/index/by-status' }, /`tableName`/],
+    ['an ARN of another service', { tableName: 'arn:aws:s3:::idempotency' }, /`tableName`/],
   ])('%s is a TypeError', (_what, options, message) => {
     expect(construct(options)).toThrow(TypeError);
     expect(construct(options)).toThrow(message);
@@ -384,10 +399,26 @@ describe('options', () => {
     expect(new DynamoDBStore({ tableName: 'explicit', client }).tableName).toBe('explicit');
   });
 
-  test('an IDEMPOTENCY_TABLE that names no table is a TypeError naming the variable', () => {
-    process.env.IDEMPOTENCY_TABLE = '';
+  test.each(['', 'idem\n', ' idem'])('an IDEMPOTENCY_TABLE of %j names no table: a TypeError naming the variable', (value) => {
+    process.env.IDEMPOTENCY_TABLE = value;
     expect(construct({ client })).toThrow(TypeError);
-    expect(construct({ client })).toThrow(/IDEMPOTENCY_TABLE must be the name of a DynamoDB table/);
+    expect(construct({ client })).toThrow(`IDEMPOTENCY_TABLE must be the name of a DynamoDB table (3 to 255 letters, digits, '_', '-' or '.') or its ARN`);
+  });
+
+  test('table names DynamoDB takes are taken: letters, digits, _ - . and ARNs of every partition', () => {
+    for (const tableName of [
+      'idem',
+      'Orders_Idempotency-v2.prod',
+      'arn:aws-cn:dynamodb:cn-north-1:222222222222:table/idem',
+      'arn:aws-us-gov:dynamodb:us-gov-west-1:222222222222:table/idem',
+    ]) {
+      expect(new DynamoDBStore({ tableName, client }).tableName).toBe(tableName);
+    }
+  });
+
+  test('an attribute name left undefined (from an unset variable, say) is the default name, as an option left undefined is', () => {
+    const attributes = { key: process.env.NO_SUCH_VARIABLE, expiration: 'ttl', fingerprint: undefined };
+    expect(new DynamoDBStore({ tableName: 'idem', client, attributes }).attributes).toEqual({ ...DEFAULT_ATTRIBUTE_NAMES, expiration: 'ttl' });
   });
 
   test('the retention is IDEMPOTENCY_EXPIRES_AFTER_SECONDS when set; the `expiresAfterSeconds` option wins', () => {
