@@ -21,9 +21,18 @@ export interface StuckQuery {
  */
 export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSummary> {
   const a = query.attributes;
-  const names: Record<string, string> = { '#id': a.key, '#status': a.status, '#exp': a.expiration, '#lease': a.leaseUntil, '#fp': a.fingerprint };
+  const names: Record<string, string> = {
+    '#id': a.key,
+    '#status': a.status,
+    '#exp': a.expiration,
+    '#lease': a.leaseUntil,
+    '#fp': a.fingerprint,
+    '#owner': a.owner,
+  };
   const values: Record<string, AttributeValue> = { ':inprogress': { S: 'INPROGRESS' }, ':now': { N: String(query.now) } };
-  let filter = '#status = :inprogress AND #lease < :now';
+  // Every attempt of this library writes its owner: an INPROGRESS item without one is another
+  // library's on a shared table (Powertools' in-progress record, its lease under the same name).
+  let filter = '#status = :inprogress AND #lease < :now AND attribute_exists(#owner)';
   if (query.name !== undefined) {
     filter += ' AND begins_with(#id, :prefix)';
     values[':prefix'] = { S: `${query.name}#` };

@@ -780,3 +780,17 @@ test('stuck reads a page that stays throttled through the SDK retries again, fro
     await dropTable(client, table);
   }
 });
+
+test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' in-progress record on a shared table whose lease attribute has the same name", async () => {
+  const table = await freshTable(client, 'cli-stuck-shared');
+  try {
+    const ours = { id: 'orders#ours', status: 'INPROGRESS', owner: 'attempt-1', expiration: 4102444800, leaseUntil: 1 };
+    const powertools = { id: 'orders#powertools', status: 'INPROGRESS', expiration: 4102444800, leaseUntil: 1, data: '' };
+    for (const item of [ours, powertools]) await client.send(new PutItemCommand({ TableName: table, Item: marshall(item) }));
+    const found: string[] = [];
+    for await (const summary of stuckRecords({ client, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() })) found.push(summary.key);
+    expect(found).toEqual(['orders#ours']);
+  } finally {
+    await dropTable(client, table);
+  }
+});
