@@ -165,6 +165,25 @@ const GENERIC = new Set(['Error', 'AggregateError']);
 const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
 
 /**
+ * What a thrown value is, for a log line: an Error's name when it is a name (letters, digits and
+ * `_ . -`), else `Error`; anything else, its type (`object`, `string`, `null`). A thrown value's
+ * `name`, or an Error's name set to free text, may be data. Reads nothing more of a value whose
+ * name or prototype cannot be read (a getter or a proxy trap that throws), and never throws. @internal
+ */
+export function errorTypeOf(error: unknown): string {
+  const read = <T>(get: () => T): T | undefined => {
+    try {
+      return get();
+    } catch {
+      return undefined;
+    }
+  };
+  if (read(() => error instanceof Error) !== true) return error === null ? 'null' : typeof error;
+  const name = read(() => (error as Error).name);
+  return typeof name === 'string' && NAME.test(name) ? name : 'Error';
+}
+
+/**
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a

@@ -377,3 +377,56 @@ test('logs without metrics: `metrics: false` in cloudWatchLines, or `logs` alone
     for (const line of lines) expect(line).not.toContain('_aws');
   }
 });
+
+/** Thrown values whose name cannot be read: an Error with a `name` getter that throws, a proxy whose prototype trap throws. */
+const unreadable = (): Array<[unknown, string]> => [
+  [
+    Object.defineProperty(new Error('declined'), 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    }),
+    'Error',
+  ],
+  [
+    new Proxy(
+      {},
+      {
+        getPrototypeOf() {
+          throw new Error('prototype trap');
+        },
+      },
+    ),
+    'object',
+  ],
+];
+
+test('a listener that throws, or rejects with, a value whose name cannot be read changes no outcome, and is logged once by its type', async () => {
+  for (const [value, type] of unreadable()) {
+    const warnings: string[] = [];
+    await withoutUnhandledRejections(async () => {
+      await scriptedRun(
+        () => {
+          throw value;
+        },
+        Date.now,
+        warnings,
+      );
+      await scriptedRun(async () => Promise.reject(value), Date.now, warnings);
+    });
+    expect(warnings.map((line) => JSON.parse(line).error)).toEqual([type, type, type, type]);
+  }
+});
+
+test("a listener's error whose name is free text is logged as `Error`: a name set to a message may quote a payload", async () => {
+  const warnings: string[] = [];
+  await scriptedRun(
+    () => {
+      throw Object.assign(new Error('declined'), { name: `Declined ${SECRET}` });
+    },
+    Date.now,
+    warnings,
+  );
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
+  for (const line of warnings) expect(line).not.toContain(SECRET);
+});
