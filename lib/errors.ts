@@ -189,7 +189,8 @@ export function errorTypeOf(error: unknown): string {
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
  * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
  * or `Region is missing` for a client with no Region.
- * Never free text from a message, which may quote a key or a payload.
+ * Never free text from a message, which may quote a key or a payload. Never throws: an error
+ * whose members cannot be read is `Error`.
  *
  * @example
  * ```ts
@@ -197,6 +198,16 @@ export function errorTypeOf(error: unknown): string {
  * ```
  */
 export function describeStoreFailure(error: unknown): string {
+  // An error whose name, code or message cannot be read (a getter or a proxy trap that throws) is
+  // named `Error`: naming a failure must never become the outcome of the call that met it.
+  try {
+    return storeFailureName(error);
+  } catch {
+    return 'Error';
+  }
+}
+
+function storeFailureName(error: unknown): string {
   const { name, code, message } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown; message?: unknown };
   if (error instanceof IdempotencyError) return error.code;
   const named = typeof name === 'string' && NAME.test(name) ? name : undefined;
@@ -221,7 +232,13 @@ const MISSING_GRANT =
  */
 export function storeFailureDetail(error: unknown): string {
   const name = describeStoreFailure(error);
-  const message = (error as { message?: unknown } | null)?.message;
-  const grant = name === 'AccessDeniedException' && typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
+  if (name !== 'AccessDeniedException') return name;
+  let message: unknown;
+  try {
+    message = (error as { message?: unknown }).message;
+  } catch {
+    return name;
+  }
+  const grant = typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
   return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;
 }

@@ -430,3 +430,38 @@ test("a listener's error whose name is free text is logged as `Error`: a name se
   expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
   for (const line of warnings) expect(line).not.toContain(SECRET);
 });
+
+test('a store error whose name cannot be read, reported for a failed claim, completion or release, is named `Error` and changes no outcome', async () => {
+  const [unreadableError] = unreadable()[0]!;
+  class FailingStore extends MemoryStore {
+    override async complete(): Promise<never> {
+      throw unreadableError;
+    }
+    override async release(): Promise<never> {
+      throw unreadableError;
+    }
+  }
+  const warnings: string[] = [];
+  const events: IdempotencyEvent[] = [];
+  const options = {
+    store: new FailingStore(),
+    name: 'payments',
+    logger: { warn: (line: string) => void warnings.push(line) },
+    observability: (event: IdempotencyEvent) => void events.push(event),
+  };
+  // The function ran: its result, then its own error, is the outcome.
+  expect(await makeIdempotent(async (_: string) => 'paid', options)(SECRET)).toBe('paid');
+  const refused = new RangeError('card declined');
+  await expect(makeIdempotent(async (_: string) => Promise.reject(refused), options)(`${SECRET}-2`)).rejects.toBe(refused);
+  expect(events).toEqual(['miss', 'bookkeepingFailure', 'miss', 'bookkeepingFailure']);
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
+  // The function did not run: a STORE_FAILURE, as for any store that cannot be reached.
+  class Unreachable extends MemoryStore {
+    override async claim(): Promise<never> {
+      throw unreadableError;
+    }
+  }
+  const failure = await makeIdempotent(async (_: string) => 'paid', { ...options, store: new Unreachable() })(SECRET).catch((error: unknown) => error);
+  expect(failure).toBeInstanceOf(IdempotencyError);
+  expect(failure).toMatchObject({ code: 'STORE_FAILURE' });
+});
