@@ -12,7 +12,7 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
-import { IdempotencyError } from './errors.js';
+import { errorTypeOf, IdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
@@ -259,12 +259,6 @@ function parse(record: BatchRecord, source: Source): unknown {
   return { eventName: (record as DynamoDBRecord).eventName, keys: image(change.Keys), newImage: image(change.NewImage), oldImage: image(change.OldImage) };
 }
 
-/** The name of an error, never its message; of a thrown value that is no error, its type (its `name` may be payload: a thrown order). */
-const nameOf = (error: unknown): string => {
-  if (!(error instanceof Error)) return error === null ? 'null' : typeof error;
-  return typeof error.name === 'string' && error.name !== '' ? error.name : 'Error';
-};
-
 /**
  * A binary message (what a `parse` of Kinesis data returns) keyed by its bytes, as base64: JSON
  * would write a Buffer as an array of numbers and a Uint8Array as an object of index members, two
@@ -289,7 +283,7 @@ const describe = (error: unknown): string =>
       : error.message
     : error instanceof SyntaxError
       ? 'unparseable payload'
-      : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${nameOf(error)})`);
+      : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${errorTypeOf(error)})`);
 
 /**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
@@ -426,7 +420,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       try {
         message = parseOption === undefined ? (parse(record, source) as TMessage) : parseOption(record);
       } catch (error) {
-        return { id, record, group, poison: parseOption === undefined ? describe(error) : `the parse option threw (${nameOf(error)})` };
+        return { id, record, group, poison: parseOption === undefined ? describe(error) : `the parse option threw (${errorTypeOf(error)})` };
       }
       if (parseOption !== undefined && typeof (message as { then?: unknown } | null)?.then === 'function') {
         // Keyed by a promise, every record would share one key; run on one, each would get a promise.

@@ -165,12 +165,32 @@ const GENERIC = new Set(['Error', 'AggregateError']);
 const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
 
 /**
+ * What a thrown value is, for a log line: an Error's name when it is a name (letters, digits and
+ * `_ . -`), else `Error`; anything else, its type (`object`, `string`, `null`). A thrown value's
+ * `name`, or an Error's name set to free text, may be data. Reads nothing more of a value whose
+ * name or prototype cannot be read (a getter or a proxy trap that throws), and never throws. @internal
+ */
+export function errorTypeOf(error: unknown): string {
+  const read = <T>(get: () => T): T | undefined => {
+    try {
+      return get();
+    } catch {
+      return undefined;
+    }
+  };
+  if (read(() => error instanceof Error) !== true) return error === null ? 'null' : typeof error;
+  const name = read(() => (error as Error).name);
+  return typeof name === 'string' && NAME.test(name) ? name : 'Error';
+}
+
+/**
  * Names what made a store fail, for messages and log lines: the error's name (a DynamoDB
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
  * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
  * or `Region is missing` for a client with no Region.
- * Never free text from a message, which may quote a key or a payload.
+ * Never free text from a message, which may quote a key or a payload. Never throws: an error
+ * whose members cannot be read is `Error`.
  *
  * @example
  * ```ts
@@ -178,6 +198,16 @@ const SYSTEM_CODE = /^E[A-Z0-9_]{1,40}$/;
  * ```
  */
 export function describeStoreFailure(error: unknown): string {
+  // An error whose name, code or message cannot be read (a getter or a proxy trap that throws) is
+  // named `Error`: naming a failure must never become the outcome of the call that met it.
+  try {
+    return storeFailureName(error);
+  } catch {
+    return 'Error';
+  }
+}
+
+function storeFailureName(error: unknown): string {
   const { name, code, message } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown; message?: unknown };
   if (error instanceof IdempotencyError) return error.code;
   const named = typeof name === 'string' && NAME.test(name) ? name : undefined;
@@ -202,7 +232,13 @@ const MISSING_GRANT =
  */
 export function storeFailureDetail(error: unknown): string {
   const name = describeStoreFailure(error);
-  const message = (error as { message?: unknown } | null)?.message;
-  const grant = name === 'AccessDeniedException' && typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
+  if (name !== 'AccessDeniedException') return name;
+  let message: unknown;
+  try {
+    message = (error as { message?: unknown }).message;
+  } catch {
+    return name;
+  }
+  const grant = typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
   return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;
 }

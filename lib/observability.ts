@@ -1,3 +1,4 @@
+import { errorTypeOf } from './errors.js';
 import { namespaceOf } from './key.js';
 
 /**
@@ -93,11 +94,7 @@ export const observeListener: Observe = (where, option, now, warn) => {
   const failed = (error: unknown): void => {
     if (warned) return;
     warned = true;
-    // The name of an Error; of anything else thrown, its type: a thrown object's `name` may be data.
-    const name = error instanceof Error ? error.name : undefined;
-    warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, {
-      error: typeof name === 'string' && name !== '' ? name : error === null ? 'null' : typeof error,
-    });
+    warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, { error: errorTypeOf(error) });
   };
   return (event, key) => {
     try {

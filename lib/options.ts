@@ -14,7 +14,7 @@ export interface LambdaContextLike {
  */
 export interface IdempotencyLogger {
   warn(message: string): void;
-  /** Used for poison batch records when present; `warn` otherwise. */
+  /** Used for poison batch records when present (a method, else a `TypeError` at construction); `warn` otherwise. */
   error?(message: string): void;
 }
 
@@ -160,7 +160,13 @@ const SHARED_CHECKS = {
   cacheSize: wholeNumber(0),
   leaseSeconds: wholeNumber(1),
   now: isFunction,
-  logger: (value) => (typeof (value as { warn?: unknown } | null)?.warn === 'function' ? undefined : 'must have a `warn(message)` method'),
+  // An `error` that is no function would lose every line sent to it (poison batch records), without a word.
+  logger: (value) => {
+    const { warn, error } = (value ?? {}) as { warn?: unknown; error?: unknown };
+    return typeof warn === 'function' && (error === undefined || error === null || typeof error === 'function')
+      ? undefined
+      : 'must have a `warn(message)` method, and `error`, if it has one, must be a method too';
+  },
   isFinalError: isFunction,
   errorFields: (value) => (Array.isArray(value) && value.every((field) => typeof field === 'string') ? undefined : 'must be an array of property names'),
   atomic: isBoolean,

@@ -1484,12 +1484,22 @@ describe('the `parse` option: what it returns and throws', () => {
     expect(tidy.calls.map(orderIdOf).sort()).toEqual(['ORDER#o-twice', 'ORDER#o-twice', 'o-fail', 'o-other']);
   });
 
-  test('a thrown value that is not an Error is reported by its type, never by a `name` it carries', async () => {
+  test('a thrown value that is not an Error is reported by its type, never by a `name` it carries, nor an Error by a name that is free text or cannot be read', async () => {
     const logger = quiet();
     const thrown = new Map<string, unknown>([
       ['text', 'card=4111111111111111'],
       ['nothing', null],
       ['order', { name: 'Ada Lovelace', card: '4111111111111111' }],
+      // An Error whose name is free text, and one whose name cannot be read: named `Error`, and the batch goes on.
+      ['declined', Object.assign(new Error('declined'), { name: 'Declined card 4111111111111111' })],
+      [
+        'unreadable',
+        Object.defineProperty(new Error('declined'), 'name', {
+          get() {
+            throw new Error('name getter');
+          },
+        }),
+      ],
     ]);
     const orders = consumer<Order>(() => 'ok', {
       logger,
@@ -1507,6 +1517,8 @@ describe('the `parse` option: what it returns and throws', () => {
       'the parse option threw (string)',
       'the parse option threw (null)',
       'the parse option threw (object)',
+      'the parse option threw (Error)',
+      'the parse option threw (Error)',
     ]);
     expect(logger.lines.join('\n')).not.toMatch(/4111111111111111|Ada/);
   });

@@ -94,6 +94,12 @@ describe('options', () => {
     ['a negative cacheSize', { store, cacheSize: -1 }, /`cacheSize` must be a whole number, 0 or more/],
     ['a zero lease', { store, leaseSeconds: 0 }, /`leaseSeconds`/],
     ['a logger without warn', { store, logger: {} }, /`logger` must have a `warn\(message\)` method/],
+    // Poison batch records are logged through `error` when it is there: one that is no function would lose each line.
+    [
+      'a logger whose error is not a function',
+      { store, logger: { warn() {}, error: 'stderr' } },
+      /`logger` must have a `warn\(message\)` method, and `error`, if it has one, must be a method too/,
+    ],
   ])('%s is a TypeError that names it', (_what, options, message) => {
     expect(wrap(options)).toThrow(TypeError);
     expect(wrap(options)).toThrow(message);

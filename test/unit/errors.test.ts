@@ -29,6 +29,27 @@ describe('describeStoreFailure', () => {
     ['a string', 'boom', 'Error'],
     ['undefined', undefined, 'Error'],
     ['null', null, 'Error'],
+    [
+      'an error whose name cannot be read (a getter that throws)',
+      Object.defineProperty(new Error('x'), 'name', {
+        get() {
+          throw new Error('name getter');
+        },
+      }),
+      'Error',
+    ],
+    [
+      'a proxy whose traps throw',
+      new Proxy(
+        {},
+        {
+          get() {
+            throw new Error('trap');
+          },
+        },
+      ),
+      'Error',
+    ],
   ])('%s', (_what, error, expected) => {
     expect(describeStoreFailure(error)).toBe(expected);
   });

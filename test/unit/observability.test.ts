@@ -377,3 +377,91 @@ test('logs without metrics: `metrics: false` in cloudWatchLines, or `logs` alone
     for (const line of lines) expect(line).not.toContain('_aws');
   }
 });
+
+/** Thrown values whose name cannot be read: an Error with a `name` getter that throws, a proxy whose prototype trap throws. */
+const unreadable = (): Array<[unknown, string]> => [
+  [
+    Object.defineProperty(new Error('declined'), 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    }),
+    'Error',
+  ],
+  [
+    new Proxy(
+      {},
+      {
+        getPrototypeOf() {
+          throw new Error('prototype trap');
+        },
+      },
+    ),
+    'object',
+  ],
+];
+
+test('a listener that throws, or rejects with, a value whose name cannot be read changes no outcome, and is logged once by its type', async () => {
+  for (const [value, type] of unreadable()) {
+    const warnings: string[] = [];
+    await withoutUnhandledRejections(async () => {
+      await scriptedRun(
+        () => {
+          throw value;
+        },
+        Date.now,
+        warnings,
+      );
+      await scriptedRun(async () => Promise.reject(value), Date.now, warnings);
+    });
+    expect(warnings.map((line) => JSON.parse(line).error)).toEqual([type, type, type, type]);
+  }
+});
+
+test("a listener's error whose name is free text is logged as `Error`: a name set to a message may quote a payload", async () => {
+  const warnings: string[] = [];
+  await scriptedRun(
+    () => {
+      throw Object.assign(new Error('declined'), { name: `Declined ${SECRET}` });
+    },
+    Date.now,
+    warnings,
+  );
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
+  for (const line of warnings) expect(line).not.toContain(SECRET);
+});
+
+test('a store error whose name cannot be read, reported for a failed claim, completion or release, is named `Error` and changes no outcome', async () => {
+  const [unreadableError] = unreadable()[0]!;
+  class FailingStore extends MemoryStore {
+    override async complete(): Promise<never> {
+      throw unreadableError;
+    }
+    override async release(): Promise<never> {
+      throw unreadableError;
+    }
+  }
+  const warnings: string[] = [];
+  const events: IdempotencyEvent[] = [];
+  const options = {
+    store: new FailingStore(),
+    name: 'payments',
+    logger: { warn: (line: string) => void warnings.push(line) },
+    observability: (event: IdempotencyEvent) => void events.push(event),
+  };
+  // The function ran: its result, then its own error, is the outcome.
+  expect(await makeIdempotent(async (_: string) => 'paid', options)(SECRET)).toBe('paid');
+  const refused = new RangeError('card declined');
+  await expect(makeIdempotent(async (_: string) => Promise.reject(refused), options)(`${SECRET}-2`)).rejects.toBe(refused);
+  expect(events).toEqual(['miss', 'bookkeepingFailure', 'miss', 'bookkeepingFailure']);
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['Error', 'Error']);
+  // The function did not run: a STORE_FAILURE, as for any store that cannot be reached.
+  class Unreachable extends MemoryStore {
+    override async claim(): Promise<never> {
+      throw unreadableError;
+    }
+  }
+  const failure = await makeIdempotent(async (_: string) => 'paid', { ...options, store: new Unreachable() })(SECRET).catch((error: unknown) => error);
+  expect(failure).toBeInstanceOf(IdempotencyError);
+  expect(failure).toMatchObject({ code: 'STORE_FAILURE' });
+});
