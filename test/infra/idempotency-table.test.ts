@@ -12,14 +12,20 @@ import {
   type IEventSource,
   Function as LambdaFunction,
   Runtime,
+  SingletonFunction,
   StartingPosition,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 
-const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
-  new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}'), timeout });
+const fnProps = (timeout = Duration.seconds(10)) => ({
+  runtime: Runtime.NODEJS_24_X,
+  handler: 'index.handler',
+  code: Code.fromInline('export const handler = () => {}'),
+  timeout,
+});
+const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction => new LambdaFunction(stack, id, fnProps(timeout));
 
 const ID = (stack: Stack, construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as never);
 
@@ -734,6 +740,31 @@ test('an alias, a version or an imported function given as the function is refus
   // The function itself attaches, and the alias's event sources are checked with it.
   records.attachFunction(handler);
   expect(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).toEqual({});
+});
+
+test('a SingletonFunction is attached as the one function of its uuid: its environment and timeout are checked, and its handles share one table', () => {
+  const stack = new Stack(new App(), 'Singleton');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const singleton = () => new SingletonFunction(stack, `Handle${stack.node.children.length}`, { ...fnProps(Duration.minutes(2)), uuid: 'payments' });
+  const dlq = new Queue(stack, 'Dlq');
+  records.attachSqsConsumer(
+    singleton(),
+    new Queue(stack, 'Orders', { visibilityTimeout: Duration.seconds(30), deadLetterQueue: { queue: dlq, maxReceiveCount: 2 } }),
+  );
+  // Another handle is the same function: its environment cannot name two tables.
+  expect(() => new IdempotencyTable(stack, 'Other').attachFunction(singleton())).toThrow(/already attached to Singleton\/Idempotency/);
+  Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+    Timeout: 120,
+    Environment: { Variables: { IDEMPOTENCY_TABLE: Match.anyValue(), IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '3600' } },
+  });
+  const annotations = Annotations.fromStack(stack);
+  // The retention it was given is the one in its environment.
+  expect(annotations.findError('*', Match.stringLikeRegexp('environmentRetentionChanged'))).toEqual([]);
+  // Its timeout is the function's 2 min, not the default 3 s.
+  annotations.hasError(
+    '/Singleton/SingletonLambdapayments',
+    Match.stringLikeRegexp('visibilityBelowTimeout.*visibility timeout of 30 s, shorter than the function timeout \\(2 min\\)'),
+  );
 });
 
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
