@@ -6,6 +6,7 @@ import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
+import { MAX_ENVIRONMENT_RETENTION_SECONDS } from '../dynamodb-store-options.js';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
@@ -197,6 +198,11 @@ function retentionSeconds(where: string, expiresAfter: Duration = Duration.hours
   }
   if (!Number.isInteger(seconds) || seconds < 1) {
     throw new TypeError(`${where}: \`expiresAfter\` must be a whole number of seconds, 1 or more (got ${seconds}).`);
+  }
+  if (seconds > MAX_ENVIRONMENT_RETENTION_SECONDS) {
+    throw new TypeError(
+      `${where}: \`expiresAfter\` must be at most ${MAX_ENVIRONMENT_RETENTION_SECONDS} seconds (about 31 million years), the longest retention the store reads from ${IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV} (got ${seconds}).`,
+    );
   }
   return seconds;
 }

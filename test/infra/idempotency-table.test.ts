@@ -18,6 +18,7 @@ import {
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
+import { DynamoDBStore } from '../../lib/index.js';
 
 const fnProps = (timeout = Duration.seconds(10)) => ({
   runtime: Runtime.NODEJS_24_X,
@@ -184,6 +185,28 @@ test('a retention of zero seconds is refused: every duplicate would run again', 
   expect(() => new IdempotencyTable(stack, 'Table').attachFunction(fn(stack, 'Handler'), { expiresAfter: Duration.seconds(0) })).toThrow(
     'IdempotencyTable.attachFunction: `expiresAfter` must be a whole number of seconds, 1 or more (got 0).',
   );
+});
+
+test('a retention longer than the store reads from IDEMPOTENCY_EXPIRES_AFTER_SECONDS is refused at synth, not at every cold start', () => {
+  const stack = new Stack(new App(), 'LongRetention');
+  const refusal = (where: string, got: string) =>
+    `${where}: \`expiresAfter\` must be at most 999999999999999 seconds (about 31 million years), the longest retention the store reads from IDEMPOTENCY_EXPIRES_AFTER_SECONDS (got ${got}).`;
+  expect(() => new IdempotencyTable(stack, 'Eons', { expiresAfter: Duration.days(1e13) })).toThrow(refusal('IdempotencyTable', '864000000000000000'));
+  expect(() => new IdempotencyTable(stack, 'Table').attachFunction(fn(stack, 'Handler'), { expiresAfter: Duration.seconds(1e21) })).toThrow(
+    refusal('IdempotencyTable.attachFunction', '1e+21'),
+  );
+  // The longest accepted is one the store reads back.
+  const accepted = new Stack(new App(), 'LongestRetention');
+  new IdempotencyTable(accepted, 'Idempotency', { expiresAfter: Duration.seconds(999_999_999_999_999) }).attachFunction(fn(accepted, 'Handler'));
+  const [variables] = Object.values(Template.fromStack(accepted).findResources('AWS::Lambda::Function')).map((f) => f.Properties.Environment.Variables);
+  const previous = process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+  process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = variables.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+  try {
+    expect(new DynamoDBStore({ tableName: 'idempotency' }).expiresAfterSeconds).toBe(999_999_999_999_999);
+  } finally {
+    if (previous === undefined) delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    else process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = previous;
+  }
 });
 
 test('limits met exactly are no error: redeliveries that end when the records expire, a visibility timeout equal to the function timeout', () => {
