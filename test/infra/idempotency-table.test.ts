@@ -790,6 +790,34 @@ test('a SingletonFunction is attached as the one function of its uuid: its envir
   );
 });
 
+test('a function deployed under its own name is found by it: event sources and async-invoke settings that another stack wires on it by name or ARN are checked like its own', () => {
+  const app = new App();
+  const env = { account: '111111111111', region: 'eu-west-1' };
+  const payments = new Stack(app, 'Payments', { env });
+  const records = new IdempotencyTable(payments, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  records.attachFunction(new LambdaFunction(payments, 'Handler', { ...fnProps(), functionName: 'payments' }));
+  const wiring = new Stack(app, 'Wiring', { env });
+  const queue = (id: string) => new Queue(wiring, id, { visibilityTimeout: Duration.seconds(5), retentionPeriod: Duration.hours(1) });
+  LambdaFunction.fromFunctionName(wiring, 'ByName', 'payments').addEventSource(new SqsEventSource(queue('Orders')));
+  LambdaFunction.fromFunctionArn(wiring, 'ByAliasArn', 'arn:aws:lambda:eu-west-1:111111111111:function:payments:live').addEventSource(
+    new SqsEventSource(queue('Refunds'), { reportBatchItemFailures: true }),
+  );
+  LambdaFunction.fromFunctionName(wiring, 'Async', 'payments').configureAsyncInvoke({ maxEventAge: Duration.hours(6) });
+  // The same name in another account is another function.
+  new CfnEventSourceMapping(wiring, 'Elsewhere', {
+    functionName: 'arn:aws:lambda:eu-west-1:222222222222:function:payments',
+    eventSourceArn: queue('Other').queueArn,
+  });
+  Template.fromStack(wiring);
+  const annotations = Annotations.fromStack(payments);
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('noBatchItemFailures.*Wiring/ByName/SqsEventSource'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('visibilityBelowTimeout.*queue Wiring/Orders'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('visibilityBelowTimeout.*queue Wiring/Refunds'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*retries asynchronous events for up to 6 h'));
+  expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('Wiring/(Other|Elsewhere)'))).toEqual([]);
+  expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('noBatchItemFailures.*Wiring/ByAliasArn'))).toEqual([]);
+});
+
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
   const stack = new Stack(new App(), 'Others');
   const records = new IdempotencyTable(stack, 'Idempotency');
