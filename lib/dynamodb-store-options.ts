@@ -55,6 +55,13 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
 export const STORE_ENVIRONMENT = Object.freeze({ tableName: 'IDEMPOTENCY_TABLE', expiresAfterSeconds: 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS' });
 
 /**
+ * The longest retention `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` can name (15 digits, about 31 million
+ * years): `IdempotencyTable` refuses a longer one at synth, which the store would refuse at every
+ * cold start. @internal
+ */
+export const MAX_ENVIRONMENT_RETENTION_SECONDS = 999_999_999_999_999;
+
+/**
  * Options of the `DynamoDBStore` from `lambda-idempotency/dynamodb`: those of the main entry's,
  * with `encryption` as the module only.
  *
@@ -178,7 +185,7 @@ export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Reco
 function retentionFromEnvironment(env: Record<string, string | undefined>): number | undefined {
   const text = env[STORE_ENVIRONMENT.expiresAfterSeconds];
   if (text === undefined) return undefined;
-  const seconds = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  const seconds = /^\d+$/.test(text) && Number(text) <= MAX_ENVIRONMENT_RETENTION_SECONDS ? Number(text) : Number.NaN;
   // Refused in the words of the option's check, which quotes the text as given.
   if (!(seconds >= 1)) throw new TypeError(`DynamoDBStore: ${STORE_ENVIRONMENT.expiresAfterSeconds} ${STORE_CHECKS.expiresAfterSeconds(text)}.`);
   return seconds;

@@ -7,6 +7,7 @@ import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
+import type { IConstruct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
 
 /** One problem found on a wired function. */
@@ -48,10 +49,57 @@ function functionTimeout(fn: LambdaFunction): number | undefined {
   return Token.isUnresolved(seconds) ? undefined : seconds;
 }
 
+/** A part of a reference known only at deploy time (`AWS::Region` in an environment-agnostic stack). */
+const UNKNOWN = '\u0000';
+
+/**
+ * A reference as CloudFormation gets it, as text, its joins done; what only a deployment knows (a
+ * pseudo parameter) is {@link UNKNOWN}. `undefined` when it cannot be rendered (an attribute).
+ */
+function rendered(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const intrinsic = value as { Ref?: unknown; 'Fn::Join'?: [string, unknown[]] } | null;
+  if (typeof intrinsic?.Ref === 'string') return intrinsic.Ref.startsWith('AWS::') ? UNKNOWN : undefined;
+  const join = intrinsic?.['Fn::Join'];
+  if (!Array.isArray(join) || !Array.isArray(join[1])) return undefined;
+  const parts = join[1].map(rendered);
+  return parts.every((part) => part !== undefined) ? parts.join(join[0]) : undefined;
+}
+
+/**
+ * Whether `reference`, the function a mapping or an async-invoke config of `scope` names, is the
+ * name `fn` is deployed under (`functionName`), alone or in an ARN, full or partial, with a
+ * qualifier or not, of its account and Region: another stack that imports `fn` by its name or ARN
+ * (`Function.fromFunctionName`) wires the same function.
+ */
+function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
+  const cfn = fn.node.defaultChild;
+  const name = cfn instanceof CfnFunction ? cfn.functionName : undefined;
+  if (typeof name !== 'string' || Token.isUnresolved(name) || reference === fn.functionName) return false;
+  const resolved = Stack.of(scope).resolve(reference) as { 'Fn::Select'?: [unknown, { 'Fn::Split'?: [unknown, unknown] }] } | null;
+  // An imported function's name is selected from its ARN, whose account and Region say which function it is.
+  const [index, of] = resolved?.['Fn::Select'] ?? [];
+  const text = rendered(index === 6 && of?.['Fn::Split']?.[0] === ':' ? of['Fn::Split'][1] : resolved);
+  if (text === undefined) return false;
+  // name[:qualifier], account:function:name[:qualifier], arn:partition:lambda:region:account:function:name[:qualifier]
+  const parts = text.split(':');
+  const [region, account, named] =
+    parts[0] === 'arn'
+      ? parts[2] === 'lambda' && parts[5] === 'function'
+        ? [parts[3], parts[4], parts[6]]
+        : []
+      : parts[1] === 'function'
+        ? [undefined, parts[0], parts[2]]
+        : [undefined, undefined, parts[0]];
+  const other = (mine: string, theirs: string | undefined) =>
+    theirs !== undefined && theirs !== UNKNOWN && Token.compareStrings(mine, theirs) === TokenComparison.DIFFERENT;
+  return named === name && !other(fn.env.region, region) && !other(fn.env.account, account);
+}
+
 /**
  * The event source mappings of the app that invoke `fn`: its own (`attachSqsConsumer`,
  * `fn.addEventSource`), those of its versions and aliases (which run its code with its
- * environment), and those made in another scope with `fn` as their target. @internal
+ * environment), and those made in another scope with `fn` as their target, or its name. @internal
  */
 export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
   const all = fn.node.root.node.findAll();
@@ -62,7 +110,9 @@ export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
       targets.add(c.functionArn);
     }
   }
-  return all.filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && targets.has(c.functionName));
+  return all.filter(
+    (c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)),
+  );
 }
 
 /**
@@ -317,7 +367,9 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   // The function's own settings apply to unqualified invocations; each alias or version has its own.
   const invokeConfigs = fn.node.root.node
     .findAll()
-    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && c.functionName === fn.functionName);
+    .filter(
+      (c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (c.functionName === fn.functionName || namesFunction(fn, c, c.functionName)),
+    );
   // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
   const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
   if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {

@@ -1,12 +1,12 @@
-import { Annotations, Duration, type IResource, RemovalPolicy, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
-import { TABLE_NAME } from '../dynamodb-store-options.js';
+import { MAX_ENVIRONMENT_RETENTION_SECONDS, TABLE_NAME } from '../dynamodb-store-options.js';
 import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
@@ -73,6 +73,18 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   } else {
     key.grant(grantee, ...KEY_ACTIONS);
   }
+}
+
+/**
+ * The function `fn` stands for: a `SingletonFunction` is a handle on the one function of its uuid in
+ * its stack, which holds the environment, timeout and settings the checks read, and which every
+ * handle with that uuid shares (so shares one table).
+ */
+function functionOf(fn: LambdaFunction | SingletonFunction): LambdaFunction {
+  const name = (fn as Partial<SingletonFunction>).constructName;
+  if (fn.node.defaultChild !== undefined || typeof name !== 'string') return fn as LambdaFunction;
+  const found = Stack.of(fn).node.tryFindChild(name) as Partial<LambdaFunction> | undefined;
+  return typeof found?.addEnvironment === 'function' ? (found as LambdaFunction) : (fn as LambdaFunction);
 }
 
 /** The table each function is attached to: one function has one retention. */
@@ -184,6 +196,11 @@ function retentionSeconds(where: string, expiresAfter: Duration = Duration.hours
   if (!Number.isInteger(seconds) || seconds < 1) {
     throw new TypeError(`${where}: \`expiresAfter\` must be a whole number of seconds, 1 or more (got ${seconds}).`);
   }
+  if (seconds > MAX_ENVIRONMENT_RETENTION_SECONDS) {
+    throw new TypeError(
+      `${where}: \`expiresAfter\` must be at most ${MAX_ENVIRONMENT_RETENTION_SECONDS} seconds (about 31 million years), the longest retention the store reads from ${IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV} (got ${seconds}).`,
+    );
+  }
   return seconds;
 }
 
@@ -255,7 +272,7 @@ export abstract class IdempotencyTableBase extends Construct {
    * `fn` also gets the item actions on that replica (and its key), which its store writes to. A
    * function whose records are kept for another time than the table's `expiresAfter` says so with
    * `options.expiresAfter`. `fn` is the function
-   * itself, not an alias or a version (whose event sources and settings are checked with it): those
+   * itself (a `SingletonFunction` stands for the one function of its uuid), not an alias or a version (whose event sources and settings are checked with it): those
    * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
    * here: give it {@link grantRecordAccess}.
    *
@@ -264,14 +281,15 @@ export abstract class IdempotencyTableBase extends Construct {
    * idempotency.attachFunction(apiFunction, { expiresAfter: Duration.hours(1) });
    * ```
    */
-  public attachFunction(fn: LambdaFunction, options: AttachFunctionOptions = {}): Grant {
+  public attachFunction(handle: LambdaFunction | SingletonFunction, options: AttachFunctionOptions = {}): Grant {
     // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
-    if (typeof (fn as Partial<LambdaFunction> | undefined)?.addEnvironment !== 'function') {
+    if (typeof (handle as Partial<LambdaFunction> | undefined)?.addEnvironment !== 'function') {
       throw new TypeError(
         'IdempotencyTable.attachFunction: `fn` must be a lambda.Function defined in this app, whose environment can be set: for an alias or a version, attach the function itself (the event sources and async-invoke settings of its aliases and versions are checked with it); for an imported function, use grantRecordAccess and set its environment where it is defined.',
       );
     }
     checkOptions('IdempotencyTable.attachFunction', options, ATTACH_CHECKS);
+    const fn = functionOf(handle);
     const own = options.expiresAfter === undefined ? undefined : retentionSeconds('IdempotencyTable.attachFunction', options.expiresAfter);
     const attached = attachedTables.get(fn);
     if (attached !== undefined && attached !== this) {
@@ -307,14 +325,15 @@ export abstract class IdempotencyTableBase extends Construct {
    * at synth time that records outlive the queue's redeliveries and that its visibility timeout
    * leaves room for the function's retries.
    */
-  public attachSqsConsumer(fn: LambdaFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
+  public attachSqsConsumer(fn: LambdaFunction | SingletonFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
     if ((props as SqsEventSourceProps).reportBatchItemFailures === false) {
       throw new TypeError('IdempotencyTable.attachSqsConsumer: `reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
     }
     this.attachFunction(fn);
     const source = new SqsEventSource(queue, { ...props, reportBatchItemFailures: true });
     fn.addEventSource(source);
-    this.queues.set(fn, [...(this.queues.get(fn) ?? []), queue]);
+    const target = functionOf(fn);
+    this.queues.set(target, [...(this.queues.get(target) ?? []), queue]);
     return source;
   }
 

@@ -12,14 +12,21 @@ import {
   type IEventSource,
   Function as LambdaFunction,
   Runtime,
+  SingletonFunction,
   StartingPosition,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
+import { DynamoDBStore } from '../../lib/index.js';
 
-const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction =>
-  new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}'), timeout });
+const fnProps = (timeout = Duration.seconds(10)) => ({
+  runtime: Runtime.NODEJS_24_X,
+  handler: 'index.handler',
+  code: Code.fromInline('export const handler = () => {}'),
+  timeout,
+});
+const fn = (stack: Stack, id: string, timeout = Duration.seconds(10)): LambdaFunction => new LambdaFunction(stack, id, fnProps(timeout));
 
 const ID = (stack: Stack, construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as never);
 
@@ -178,6 +185,28 @@ test('a retention of zero seconds is refused: every duplicate would run again', 
   expect(() => new IdempotencyTable(stack, 'Table').attachFunction(fn(stack, 'Handler'), { expiresAfter: Duration.seconds(0) })).toThrow(
     'IdempotencyTable.attachFunction: `expiresAfter` must be a whole number of seconds, 1 or more (got 0).',
   );
+});
+
+test('a retention longer than the store reads from IDEMPOTENCY_EXPIRES_AFTER_SECONDS is refused at synth, not at every cold start', () => {
+  const stack = new Stack(new App(), 'LongRetention');
+  const refusal = (where: string, got: string) =>
+    `${where}: \`expiresAfter\` must be at most 999999999999999 seconds (about 31 million years), the longest retention the store reads from IDEMPOTENCY_EXPIRES_AFTER_SECONDS (got ${got}).`;
+  expect(() => new IdempotencyTable(stack, 'Eons', { expiresAfter: Duration.days(1e13) })).toThrow(refusal('IdempotencyTable', '864000000000000000'));
+  expect(() => new IdempotencyTable(stack, 'Table').attachFunction(fn(stack, 'Handler'), { expiresAfter: Duration.seconds(1e21) })).toThrow(
+    refusal('IdempotencyTable.attachFunction', '1e+21'),
+  );
+  // The longest accepted is one the store reads back.
+  const accepted = new Stack(new App(), 'LongestRetention');
+  new IdempotencyTable(accepted, 'Idempotency', { expiresAfter: Duration.seconds(999_999_999_999_999) }).attachFunction(fn(accepted, 'Handler'));
+  const [variables] = Object.values(Template.fromStack(accepted).findResources('AWS::Lambda::Function')).map((f) => f.Properties.Environment.Variables);
+  const previous = process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+  process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = variables.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+  try {
+    expect(new DynamoDBStore({ tableName: 'idempotency' }).expiresAfterSeconds).toBe(999_999_999_999_999);
+  } finally {
+    if (previous === undefined) delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    else process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = previous;
+  }
 });
 
 test('limits met exactly are no error: redeliveries that end when the records expire, a visibility timeout equal to the function timeout', () => {
@@ -734,6 +763,59 @@ test('an alias, a version or an imported function given as the function is refus
   // The function itself attaches, and the alias's event sources are checked with it.
   records.attachFunction(handler);
   expect(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).toEqual({});
+});
+
+test('a SingletonFunction is attached as the one function of its uuid: its environment and timeout are checked, and its handles share one table', () => {
+  const stack = new Stack(new App(), 'Singleton');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const singleton = () => new SingletonFunction(stack, `Handle${stack.node.children.length}`, { ...fnProps(Duration.minutes(2)), uuid: 'payments' });
+  const dlq = new Queue(stack, 'Dlq');
+  records.attachSqsConsumer(
+    singleton(),
+    new Queue(stack, 'Orders', { visibilityTimeout: Duration.seconds(30), deadLetterQueue: { queue: dlq, maxReceiveCount: 2 } }),
+  );
+  // Another handle is the same function: its environment cannot name two tables.
+  expect(() => new IdempotencyTable(stack, 'Other').attachFunction(singleton())).toThrow(/already attached to Singleton\/Idempotency/);
+  Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+    Timeout: 120,
+    Environment: { Variables: { IDEMPOTENCY_TABLE: Match.anyValue(), IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '3600' } },
+  });
+  const annotations = Annotations.fromStack(stack);
+  // The retention it was given is the one in its environment.
+  expect(annotations.findError('*', Match.stringLikeRegexp('environmentRetentionChanged'))).toEqual([]);
+  // Its timeout is the function's 2 min, not the default 3 s.
+  annotations.hasError(
+    '/Singleton/SingletonLambdapayments',
+    Match.stringLikeRegexp('visibilityBelowTimeout.*visibility timeout of 30 s, shorter than the function timeout \\(2 min\\)'),
+  );
+});
+
+test('a function deployed under its own name is found by it: event sources and async-invoke settings that another stack wires on it by name or ARN are checked like its own', () => {
+  const app = new App();
+  const env = { account: '111111111111', region: 'eu-west-1' };
+  const payments = new Stack(app, 'Payments', { env });
+  const records = new IdempotencyTable(payments, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  records.attachFunction(new LambdaFunction(payments, 'Handler', { ...fnProps(), functionName: 'payments' }));
+  const wiring = new Stack(app, 'Wiring', { env });
+  const queue = (id: string) => new Queue(wiring, id, { visibilityTimeout: Duration.seconds(5), retentionPeriod: Duration.hours(1) });
+  LambdaFunction.fromFunctionName(wiring, 'ByName', 'payments').addEventSource(new SqsEventSource(queue('Orders')));
+  LambdaFunction.fromFunctionArn(wiring, 'ByAliasArn', 'arn:aws:lambda:eu-west-1:111111111111:function:payments:live').addEventSource(
+    new SqsEventSource(queue('Refunds'), { reportBatchItemFailures: true }),
+  );
+  LambdaFunction.fromFunctionName(wiring, 'Async', 'payments').configureAsyncInvoke({ maxEventAge: Duration.hours(6) });
+  // The same name in another account is another function.
+  new CfnEventSourceMapping(wiring, 'Elsewhere', {
+    functionName: 'arn:aws:lambda:eu-west-1:222222222222:function:payments',
+    eventSourceArn: queue('Other').queueArn,
+  });
+  Template.fromStack(wiring);
+  const annotations = Annotations.fromStack(payments);
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('noBatchItemFailures.*Wiring/ByName/SqsEventSource'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('visibilityBelowTimeout.*queue Wiring/Orders'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('visibilityBelowTimeout.*queue Wiring/Refunds'));
+  annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*retries asynchronous events for up to 6 h'));
+  expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('Wiring/(Other|Elsewhere)'))).toEqual([]);
+  expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('noBatchItemFailures.*Wiring/ByAliasArn'))).toEqual([]);
 });
 
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
