@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /*
  * Responses of middy's response-streaming mode (Lambda response streaming): the handler returns a
@@ -57,10 +58,20 @@ function bytesOf(chunk: unknown): Buffer {
 /** A stream's bytes, as text when they are UTF-8 that middy writes as they are, else as the stored form of bytes. */
 async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
   const chunks: Buffer[] = [];
-  // Node.js Readables and web ReadableStreams are both async iterables of their chunks.
-  for await (const chunk of stream as AsyncIterable<unknown>) {
-    chunks.push(bytesOf(chunk));
-  }
+  // Read as middy sends it, through a pipeline: that also reads the streams of libraries that
+  // predate async iteration (readable-stream 2, through2 2), which are not async iterables.
+  const collect = new Writable({
+    objectMode: true,
+    write(chunk: unknown, _encoding, done) {
+      try {
+        chunks.push(bytesOf(chunk));
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+  });
+  await pipeline(stream, collect);
   const bytes = Buffer.concat(chunks);
   let text: string | undefined;
   try {

@@ -46,6 +46,52 @@ test('chunks that are typed arrays or DataViews are stored as the bytes the resp
   expect(runs).toBe(1);
 });
 
+/**
+ * A stream of a library that predates async iteration (readable-stream 2, through2 2 and the
+ * streams built on them): a Readable with stream state and `pipe`, but no `Symbol.asyncIterator`.
+ */
+function legacyStream(chunks: ReadonlyArray<string | Uint8Array>, failure?: Error): Readable {
+  const stream = Readable.from(
+    (async function* () {
+      yield* chunks;
+      if (failure !== undefined) throw failure;
+    })(),
+  );
+  Object.defineProperty(stream, Symbol.asyncIterator, { value: undefined });
+  return stream;
+}
+
+test('a stream without async iteration, which middy pipes as any other, is read and stored: the duplicate gets the same bytes', async () => {
+  const name = 'legacy-stream';
+  const chunks = () => ['receipt ', Buffer.from('€', 'utf8').subarray(0, 1), Buffer.from('€', 'utf8').subarray(1), ' 12'];
+  const plain = await invokeStreaming(
+    middy(async () => ({ statusCode: 200, body: legacyStream(chunks()) }), streamingMode as never),
+    { id: 1 },
+    lambdaContext(name),
+  );
+  let runs = 0;
+  const handler = middy(async () => (runs++, { statusCode: 200, body: legacyStream(chunks()) }), streamingMode as never).use(idempotency({ store, name }));
+  const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  expect(plain.bytes.toString('utf8')).toBe('receipt € 12');
+  expect(first.bytes.equals(plain.bytes)).toBe(true);
+  expect(again.bytes.equals(plain.bytes)).toBe(true);
+  expect(again.prelude).toEqual(plain.prelude);
+  expect(runs).toBe(1);
+});
+
+test('a stream without async iteration that fails on the way is the handler failing: the key is released', async () => {
+  const name = 'legacy-stream-failing';
+  let runs = 0;
+  const handler = middy(async () => (runs++, legacyStream(['partial'], new Error('upstream closed'))), streamingMode as never).use(
+    idempotency({ store, name }),
+  );
+  expect((await thrown(invokeStreaming(handler, { id: 1 }, lambdaContext(name)))).message).toBe('upstream closed');
+  expect(await readItem(client, tableName, recordId(name, { id: 1 }))).toBeUndefined();
+  await thrown(invokeStreaming(handler, { id: 1 }, lambdaContext(name)));
+  expect(runs).toBe(2);
+});
+
 test('isFinalResponse sees a body of bytes that are not text as base64, as API Gateway carries binary bodies', async () => {
   const name = 'final-bytes';
   const payload = Buffer.from([0xff, 0xfe, 0x00, 0x80]);
