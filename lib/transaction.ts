@@ -63,6 +63,11 @@ interface CallSlot {
 }
 
 const currentCall = new AsyncLocalStorage<CallSlot>();
+// Tracked from the start. Node 20 and 22 track async contexts only once a store is first used:
+// promises made before then (a runtime loop's, middy's for the first invocation) have none of
+// their own, and `enterFunction` in the first call would then set the process's top-level context,
+// in which every later invocation would seem nested in that call while it runs.
+currentCall.enterWith(undefined as unknown as CallSlot);
 
 /** The innermost slot whose call's function is still running here: the one a new call is nested in. */
 function enclosing(slot: CallSlot | undefined): CallSlot | undefined {
