@@ -120,8 +120,11 @@ export type ReleaseResult = { readonly released: true } | { readonly released: f
  * ```
  */
 export interface IdempotencyStore {
-  /** Optional: the retention, seconds, for calls whose options set none (e.g. from the deployment's environment). */
-  readonly expiresAfterSeconds?: number;
+  /**
+   * Optional: the retention, seconds, for calls whose options set none (e.g. from the deployment's
+   * environment). `undefined` as a value too: a store given no retention says so.
+   */
+  readonly expiresAfterSeconds?: number | undefined;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   complete(request: CompleteRequest): Promise<CompleteResult>;
   release(request: ReleaseRequest): Promise<ReleaseResult>;

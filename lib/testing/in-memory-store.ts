@@ -1,3 +1,4 @@
+import { encryptionModule, type OutcomeEncryption } from '../encryption.js';
 import { checkOptions, wholeNumber } from '../options.js';
 import { hashOf, outcomeFields, type RecordHash, recordOf, summaryOf } from '../record-hash.js';
 import { ResponseCodec } from '../response-codec.js';
@@ -14,7 +15,7 @@ import {
   type ReleaseRequest,
   type ReleaseResult,
 } from '../store.js';
-import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../stored-outcome.js';
+import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
 
 const WHERE = 'InMemoryStore';
 
@@ -42,6 +43,18 @@ export interface InMemoryStoreOptions {
    * keeps records as long as the deployment does. @default the calls' default, 24 hours
    */
   readonly expiresAfterSeconds?: number;
+  /**
+   * Responses whose JSON is larger than this are stored gzip-compressed: the deployment's
+   * `DynamoDBStore` option, so a response near the 400 KB item limit is kept, or omitted, as there.
+   * @default 32768
+   */
+  readonly compressAboveBytes?: number;
+  /**
+   * Encrypt stored responses and final errors, as the deployment's `DynamoDBStore` does:
+   * `aesGcmEncryption(provider)` from `lambda-idempotency`. A test then runs your key provider, and
+   * meets the encryption's bytes at the item limit. @default none
+   */
+  readonly encryption?: OutcomeEncryption;
 }
 
 /**
@@ -55,18 +68,19 @@ export interface InMemoryStoreOptions {
  * import { makeIdempotent } from 'lambda-idempotency';
  * import { InMemoryStore } from 'lambda-idempotency/testing';
  *
- * const store = new InMemoryStore(); // or { expiresAfterSeconds: 600 }, as the deployment's DynamoDBStore
+ * const store = new InMemoryStore(); // or { expiresAfterSeconds: 600, compressAboveBytes, encryption }, as the deployment's DynamoDBStore
  * const charge = makeIdempotent(chargeCard, { store, name: 'charge', key: (order) => order.id });
  * ```
  */
 export class InMemoryStore implements IdempotencyStore {
   private readonly records = new Map<string, RecordHash>();
-  private readonly codec = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined);
+  private readonly codec: ResponseCodec;
   readonly expiresAfterSeconds: number | undefined;
 
   constructor(options: InMemoryStoreOptions = {}) {
-    checkOptions(WHERE, options, { expiresAfterSeconds: wholeNumber(1, 'seconds') });
+    checkOptions(WHERE, options, { expiresAfterSeconds: wholeNumber(1, 'seconds'), ...OUTCOME_OPTION_CHECKS });
     this.expiresAfterSeconds = options.expiresAfterSeconds;
+    this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -113,7 +127,7 @@ export class InMemoryStore implements IdempotencyStore {
     return this.records.delete(key);
   }
 
-  /** Forgets every record (between tests). */
+  /** Forgets every record (between tests). A function built with `cacheSize` still replays from its own cache: build it anew too. */
   clear(): void {
     this.records.clear();
   }

@@ -1,5 +1,5 @@
 /**
- * The store contract on every store the library ships: InMemoryStore, DynamoDBStore on DynamoDB
+ * The store contract on every store the library ships: InMemoryStore (also encrypting), DynamoDBStore on DynamoDB
  * Local (the main entry's, and the lean one of `lambda-idempotency/dynamodb`), and RedisStore on
  * the run's redis-server with both clients, each in its current major version (6) and the
  * previous one (5) that the peer ranges still allow (with the TTL check).
@@ -32,6 +32,11 @@ describe('InMemoryStore', () => {
   const writeRecord: WriteRecord = async (store, record) =>
     void (store as unknown as { records: Map<string, Record<string, string>> }).records.set(record.key, fieldsOf(record));
   for (const check of storeContract(() => new InMemoryStore(), { writeRecord })) test(check.name, check.run);
+});
+
+describe('InMemoryStore, encrypting and compressing every response', () => {
+  const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
+  for (const check of storeContract(() => new InMemoryStore({ encryption, compressAboveBytes: 0 }))) test(check.name, check.run);
 });
 
 describe('DynamoDBStore on DynamoDB Local', () => {

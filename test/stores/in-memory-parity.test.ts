@@ -7,11 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, type IdempotencyRecord, type IdempotencyStore } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { aesKey, keyring } from '../support/keyring.js';
 
-const { store: dynamodb } = useFreshTable({ prefix: 'parity' });
+const { store: dynamodb, client, tableName } = useFreshTable({ prefix: 'parity' });
 
 /** A small deterministic generator (a linear congruential one): the same sequence on every run. */
 function random(seed: number): () => number {
@@ -153,4 +154,25 @@ test('a final error too large for the item: both stores cut it short alike and r
   }
   expect(reported[0]).toEqual(reported[1]);
   expect(reported[0]).toMatchObject({ completed: true, cut: true });
+});
+
+test("configured as the deployment's DynamoDBStore (compressAboveBytes, encryption), InMemoryStore keeps a response exactly when it does", async () => {
+  const now = Date.parse('2030-01-04T00:00:00Z');
+  const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
+  const kept: Record<string, boolean[]> = {};
+  for (const options of [{ compressAboveBytes: 409_600 }, { encryption }, { compressAboveBytes: 0, encryption }]) {
+    const memory = new InMemoryStore(options);
+    const configured = new DynamoDBStore({ tableName, client, ...options });
+    const label = Object.keys(options).join('+');
+    // Near the item limit: compressed or not, with or without the encryption's own bytes, these sit on either side of it.
+    for (const size of [300_000, 404_000, 409_400]) {
+      const response = JSON.stringify(edgeText.slice(0, lengthZippedTo(size)));
+      const key = `parity-options-${now}-${label}#${size}`;
+      kept[`${label} ${size}`] = [await keeps(memory, key, response, now), await keeps(configured, key, response, now)];
+    }
+  }
+  const disagreements = Object.entries(kept).filter(([, [inMemory, onDynamoDB]]) => inMemory !== onDynamoDB);
+  expect(disagreements).toEqual([]);
+  // Both sides of the limit are met, so the comparison can fail.
+  expect(new Set(Object.values(kept).map(([inMemory]) => inMemory))).toEqual(new Set([true, false]));
 });

@@ -125,6 +125,24 @@ describe('with jest fake timers installed after the function was wrapped (as a h
     jest.setSystemTime(T0 + 61_000);
     expect(await once('x')).toBe(2);
   });
+
+  test('a duplicate waiting in-process for a held first call takes over once the timers are advanced past its lease: the clock and the wait move together', async () => {
+    jest.useFakeTimers({ now: Date.parse('2031-02-01T00:00:00Z') });
+    const held = gate<string>();
+    let calls = 0;
+    const charge = makeIdempotent(async (_id: string) => (++calls === 1 ? held.promise : `call ${calls}`), {
+      store,
+      name: 'fake-timers-flight',
+      leaseSeconds: 10,
+    });
+    const first = rejection(charge('p-1'));
+    await jest.advanceTimersByTimeAsync(0);
+    const duplicate = charge('p-1');
+    await jest.advanceTimersByTimeAsync(10_001);
+    expect(await duplicate).toBe('call 2');
+    held.open('late');
+    expect((await first).code).toBe('SUPERSEDED');
+  });
 });
 
 test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore does, not by their base64 text', async () => {
