@@ -1,6 +1,9 @@
 import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { TransactionUpdate } from './transaction.js';
 
+/** DynamoDB's limit on the operands of `IN`. */
+const MAX_FROM_STATES = 100;
+
 export interface TransitionParams {
   readonly TableName: string;
   readonly Key: Record<string, NativeAttributeValue>;
@@ -38,14 +41,39 @@ export function transition(params: TransitionParams): TransactionUpdate {
   if (from.length === 0 || !from.every((state) => typeof state === 'string' && state.length > 0)) {
     throw new TypeError('transition: `from` must name at least one state.');
   }
+  if (from.length > MAX_FROM_STATES)
+    throw new TypeError(`transition: \`from\` names ${from.length} states; DynamoDB compares with at most ${MAX_FROM_STATES}.`);
   if (typeof params.to !== 'string' || params.to.length === 0) throw new TypeError('transition: `to` must be a state name.');
-  const names: Record<string, string> = { '#tState': params.attribute ?? 'status' };
+  const attribute = params.attribute ?? 'status';
+  if (typeof attribute !== 'string' || attribute.length === 0) throw new TypeError('transition: `attribute` must be an attribute name.');
+  const versionAttribute = params.version?.attribute ?? 'version';
+  if (params.version && (typeof versionAttribute !== 'string' || versionAttribute.length === 0)) {
+    throw new TypeError('transition: `version.attribute` must be an attribute name.');
+  }
+  // DynamoDB refuses an update that writes one attribute twice, or a key attribute, but only when
+  // the transaction is sent, after the function returned: refused here, where the mistake is made.
+  const written = new Map<string, string>(Object.keys(params.Key ?? {}).map((name) => [name, 'a key attribute']));
+  const write = (name: string, role: string): void => {
+    const earlier = written.get(name);
+    if (earlier !== undefined)
+      throw new TypeError(`transition: \`${name}\` is ${earlier} and ${role} too; an update writes an attribute once, and never a key attribute.`);
+    written.set(name, role);
+  };
+  write(attribute, 'the state attribute');
+  if (params.version) write(versionAttribute, 'the version attribute');
+  for (const option of ['set', 'add'] as const) {
+    for (const name of Object.keys(params[option] ?? {})) {
+      if (name.length === 0) throw new TypeError(`transition: \`${option}\` names an attribute with an empty name.`);
+      write(name, `in \`${option}\``);
+    }
+  }
+  const names: Record<string, string> = { '#tState': attribute };
   const values: Record<string, NativeAttributeValue> = { ':tTo': params.to };
   const set = ['#tState = :tTo'];
   const conditions = [`#tState IN (${from.map((state, i) => ((values[`:tFrom${i}`] = state), `:tFrom${i}`)).join(', ')})`];
   if (params.version) {
     if (!Number.isInteger(params.version.expected)) throw new TypeError('transition: `version.expected` must be a whole number.');
-    names['#tVersion'] = params.version.attribute ?? 'version';
+    names['#tVersion'] = versionAttribute;
     values[':tVersion'] = params.version.expected;
     values[':tNext'] = params.version.expected + 1;
     set.push('#tVersion = :tNext');

@@ -582,6 +582,34 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.payment('a1')).toMatchObject({ fence: { S: f.fences[0] } });
   });
 
+  test("a duplicate whose run fails on the first call's effect: a final error commits nothing and replays the stored response; another error reaches its caller as is (nothing is read)", async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('atomicread');
+    const paymentId = `${name}-payment`;
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: marshall({ id: paymentId, status: 'PAID' }) }));
+    class NotRefundable extends Error {}
+    const refund = (final: boolean) =>
+      makeIdempotent(
+        async (_id: string) => {
+          // A read of the state the first call changed: this run is not pure.
+          if ((await bizItem(paymentId))?.status?.S !== 'PAID') throw new NotRefundable('not refundable');
+          transaction().update(transition({ TableName: bizTable, Key: { id: paymentId }, from: 'PAID', to: 'REFUNDED' }));
+          return 'refunded';
+        },
+        { store, name, atomic: true, isFinalError: (error) => final && error instanceof NotRefundable, now: () => T0 },
+      );
+    expect(await refund(true)('r1')).toBe('refunded');
+    probe.drain();
+    // Final: its commit (the record alone) meets the first call's record, whose response the caller gets.
+    expect(await refund(true)('r1')).toBe('refunded');
+    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    // Not final: nothing to commit, nothing sent, so the caller gets the run's own error.
+    expect(await thrown(refund(false)('r1'))).toBeInstanceOf(NotRefundable);
+    expect(probe.drain()).toEqual([]);
+    expect((await record(recordId(name, 'r1')))?.response?.S).toBe('"refunded"');
+  });
+
   test('concurrent atomic duplicates: one set of writes, and every caller gets the same stored response', async () => {
     const f = chargeFixture({ atomic: true, hold: true });
     const calls = [0, 1, 2].map(() => f.charge({ id: 'a2', amount: 3 }));

@@ -824,6 +824,16 @@ describe('transition()', () => {
     ['a version that is not a whole number', { version: { expected: '3' } }, /`version.expected` must be a whole number/],
     ['an undefined value to set', { set: { refundedAt: 1700, note: undefined } }, /^transition: `set.note` is undefined/],
     ['an undefined amount to add', { add: { refunded: undefined } }, /^transition: `add.refunded` is undefined/],
+    // DynamoDB refuses each of these only when the transaction is sent, once the function has returned.
+    ['more than 100 from-states (the operands DynamoDB compares with IN)', { from: Array.from({ length: 101 }, (_, i) => `S${i}`) }, /`from` names 101 states/],
+    ['an empty state attribute', { attribute: '' }, /`attribute` must be an attribute name/],
+    ['an empty version attribute', { version: { attribute: '', expected: 1 } }, /`version.attribute` must be an attribute name/],
+    ['the state attribute set again', { set: { status: 'X' } }, /^transition: `status` is the state attribute and in `set` too/],
+    ['the version attribute added to', { version: { expected: 1 }, add: { version: 1 } }, /`version` is the version attribute and in `add` too/],
+    ['one attribute both set and added to', { set: { refunded: 0 }, add: { refunded: 5 } }, /`refunded` is in `set` and in `add` too/],
+    ['a key attribute as the state attribute', { attribute: 'id' }, /`id` is a key attribute and the state attribute too/],
+    ['a key attribute set', { set: { id: 2 } }, /`id` is a key attribute and in `set` too/],
+    ['an empty attribute name to set', { set: { '': 1 } }, /`set` names an attribute with an empty name/],
     [
       "a condition placeholder clashing with the guard's own",
       { condition: { expression: '#tState = :x', names: { '#tState': 'other' }, values: { ':x': 1 } } },
