@@ -73,6 +73,9 @@ function flightOf(key: string, execution: string | undefined, context: unknown):
   return `${key}\u0000${execution}\u0000${name}`;
 }
 
+/** The longest a follower waits on one timer before it looks at its leader's lease again. */
+const FLIGHT_RECHECK_MILLIS = 1000;
+
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
 interface Flight {
   /** Set once the leader holds the record. */
@@ -256,7 +259,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (leader.call !== undefined) this.#checkFingerprint(leader.call, fingerprint);
         throw this.#inProgress(key, leader.leaseUntil);
       }
-      const bound = Math.min(leaseLeft + 1, left);
+      // Looked at again at least every second: the `now` clock may move faster than the timers (a
+      // test's manual clock advanced past the lease), and a wait for the whole lease would not see it.
+      const bound = Math.min(leaseLeft + 1, left, FLIGHT_RECHECK_MILLIS);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
       const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];

@@ -126,19 +126,35 @@ describe('with jest fake timers installed after the function was wrapped (as a h
     expect(await once('x')).toBe(2);
   });
 
-  test('a duplicate waiting in-process for a held first call takes over once the timers are advanced past its lease: the clock and the wait move together', async () => {
-    jest.useFakeTimers({ now: Date.parse('2031-02-01T00:00:00Z') });
+  /** A wrapped function whose first call is held until `held` opens; later calls answer `call N`. */
+  function heldFirstCall(name: string, options: { leaseSeconds: number; now?: () => number }) {
     const held = gate<string>();
     let calls = 0;
-    const charge = makeIdempotent(async (_id: string) => (++calls === 1 ? held.promise : `call ${calls}`), {
-      store,
-      name: 'fake-timers-flight',
-      leaseSeconds: 10,
-    });
+    const charge = makeIdempotent(async (_id: string) => (++calls === 1 ? held.promise : `call ${calls}`), { store, name, ...options });
+    return { held, charge };
+  }
+
+  test('a duplicate waiting in-process for a held first call takes over once the timers are advanced past its lease: the clock and the wait move together', async () => {
+    jest.useFakeTimers({ now: Date.parse('2031-02-01T00:00:00Z') });
+    const { held, charge } = heldFirstCall('fake-timers-flight', { leaseSeconds: 10 });
     const first = rejection(charge('p-1'));
     await jest.advanceTimersByTimeAsync(0);
     const duplicate = charge('p-1');
     await jest.advanceTimersByTimeAsync(10_001);
+    expect(await duplicate).toBe('call 2');
+    held.open('late');
+    expect((await first).code).toBe('SUPERSEDED');
+  });
+
+  test('a duplicate waiting in-process for a held first call takes over soon after a manualClock is advanced past its lease, not when the whole lease has passed in real time', async () => {
+    const clock = manualClock();
+    // A lease longer than the test's timeout: a wait on one timer for all of it would never end in time.
+    const { held, charge } = heldFirstCall('manual-clock-flight', { leaseSeconds: 120, now: clock.now });
+    const first = rejection(charge('p-1'));
+    await flush();
+    const duplicate = charge('p-1');
+    await flush();
+    clock.advance(120_001);
     expect(await duplicate).toBe('call 2');
     held.open('late');
     expect((await first).code).toBe('SUPERSEDED');
