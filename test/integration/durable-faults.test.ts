@@ -79,16 +79,16 @@ test('middy durable mode: a claim that loses every response on a replay, after a
   expect(steps).toEqual(['first:charge']);
 });
 
-// httpIdempotency answers a store failure with a 503; in a durable execution that answer would end
-// the execution with its record kept for the durable lease: the client told "not processed" after
-// the charge, every retry a 409 until the lease ends, then a new execution charging again.
-test('middy durable mode with httpIdempotency: a claim that loses every response on a replay, after a step ran, ends the invocation instead of answering 503; the record is kept, a request with the key meanwhile gets 409', async () => {
-  const charges: string[] = [];
+/**
+ * A middy durable-mode handler behind `layers` that charges in a step and then waits: the claim of
+ * its replay, after the wait, loses every response.
+ */
+function chargingWithLostReplayClaim(layers: MiddlewareObj[], charges: string[]): Parameters<typeof runExecution>[0] {
   let claims = 0;
-  const handler = middy(middyDurableMode)
-    .use(httpIdempotency({ store, name: `http-lost-replay-${randomUUID()}`, scope: 'shared' }))
+  return middy(middyDurableMode)
+    .use(layers)
     .before(() => {
-      // Runs after httpIdempotency()'s claim: the next claim is the replay's.
+      // Runs after the idempotency layer's claim: the next claim is the replay's.
       if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
     })
     .handler(async (_event, context) => {
@@ -98,12 +98,26 @@ test('middy durable mode with httpIdempotency: a claim that loses every response
       await ctx.wait('cool-off', runnerWait(30));
       return { statusCode: 201, body: '{}' };
     }) as unknown as Parameters<typeof runExecution>[0];
+}
+
+/** The invocation ends (STORE_FAILURE, `isUnrecoverableInvocation`), the record is kept: another execution with the key gets a 409, and the step ran once. */
+async function expectInvocationEndedAndRecordKept(handler: Parameters<typeof runExecution>[0], charges: string[]): Promise<void> {
   const key = randomUUID();
   await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
   faults.clear();
+  // The other execution meets the kept record: IN_PROGRESS, a 409 (from httpIdempotency, or http-error-handler).
   const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
   expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
   expect(charges).toEqual(['charge']);
+}
+
+// httpIdempotency answers a store failure with a 503; in a durable execution that answer would end
+// the execution with its record kept for the durable lease: the client told "not processed" after
+// the charge, every retry a 409 until the lease ends, then a new execution charging again.
+test('middy durable mode with httpIdempotency: a claim that loses every response on a replay, after a step ran, ends the invocation instead of answering 503; the record is kept, a request with the key meanwhile gets 409', async () => {
+  const charges: string[] = [];
+  const layer = httpIdempotency({ store, name: `http-lost-replay-${randomUUID()}`, scope: 'shared' }) as MiddlewareObj;
+  await expectInvocationEndedAndRecordKept(chargingWithLostReplayClaim([layer], charges), charges);
 });
 
 // @middy/http-error-handler answers every error that reaches it (a store failure, unexposed, as a
@@ -116,29 +130,10 @@ describe.each([
     'used %s it: a claim that loses every response on a replay, after a step ran, still ends the invocation; the record is kept',
     async (order) => {
       const charges: string[] = [];
-      let claims = 0;
       const errors = httpErrorHandler({ logger: false });
       const idempotent = layer() as MiddlewareObj;
-      const handler = middy(middyDurableMode)
-        .use(order === 'before' ? [errors, idempotent] : [idempotent, errors])
-        .before(() => {
-          // Runs after the idempotency layer's claim: the next claim is the replay's.
-          if (++claims === 1) faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
-        })
-        .handler(async (_event, context) => {
-          // middy's types do not say that durable mode hands the handler the durable context.
-          const ctx = context as unknown as DurableContext;
-          await ctx.step('charge', async () => void charges.push('charge'));
-          await ctx.wait('cool-off', runnerWait(30));
-          return { statusCode: 201, body: '{}' };
-        }) as unknown as Parameters<typeof runExecution>[0];
-      const key = randomUUID();
-      await expect(runExecution(handler, paymentRequest(key))).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
-      faults.clear();
-      // The other execution meets the kept record: IN_PROGRESS, a 409 (from httpIdempotency, or http-error-handler).
-      const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
-      expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
-      expect(charges).toEqual(['charge']);
+      const handler = chargingWithLostReplayClaim(order === 'before' ? [errors, idempotent] : [idempotent, errors], charges);
+      await expectInvocationEndedAndRecordKept(handler, charges);
     },
   );
 });
