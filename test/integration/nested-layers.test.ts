@@ -23,6 +23,23 @@ const recordOf = (name: string, key: unknown) => readItem(client, tableName, rec
 const records = (name: string) => scanItems(client, tableName, `${name}#`);
 const keyOf = (event: HttpEvent) => event.headers['idempotency-key'];
 
+/** A store on the records' table whose next commit of a call's writes gets no answer (a lost response). */
+function storeLosingNextCommit(): DynamoDBStore {
+  const inner = new DynamoDBStore({ tableName, client });
+  jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+  return inner;
+}
+
+/** A handler that writes the item `<prefix>-<key>` with its call and answers `201 run <n>`, the n-th time it runs. */
+function writingPayment(prefix: string) {
+  let runs = 0;
+  return middy(async (event: HttpEvent) => {
+    runs++;
+    transaction().put({ TableName: bizTable, Item: { id: `${prefix}-${keyOf(event)}` } });
+    return { statusCode: 201, body: `run ${runs}` };
+  });
+}
+
 describe('an inner layer that ends on an error a middleware inside it threw, once the handler returned', () => {
   test.each(['idempotency', 'httpIdempotency'] as const)(
     'inner %s: writes that fail their condition are kept by neither layer: the retry does not replay a payment that never applied',
@@ -53,15 +70,9 @@ describe('an inner layer that ends on an error a middleware inside it threw, onc
     'inner %s: a commit without an answer is kept by neither layer: the retry runs and commits the writes',
     async (kind) => {
       const name = `lost-${kind}`;
-      const inner = new DynamoDBStore({ tableName, client });
-      jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
-      let runs = 0;
+      const inner = storeLosingNextCommit();
       const logger = responseLogger();
-      const handler = middy(async (event: HttpEvent) => {
-        runs++;
-        transaction().put({ TableName: bizTable, Item: { id: `${name}-${keyOf(event)}` } });
-        return { statusCode: 201, body: `run ${runs}` };
-      })
+      const handler = writingPayment(name)
         .use(idempotency({ store, name: `${name}-outer`, key: keyOf }))
         .use(
           kind === 'idempotency' ? idempotency({ store: inner, name: `${name}-inner`, key: keyOf }) : httpIdempotency({ store: inner, name: `${name}-inner` }),
@@ -158,15 +169,9 @@ describe('an inner layer whose verdict an outer one must follow', () => {
   });
 
   test('an inner `onError` that answers the error of a middleware inside both, thrown once the handler returned, waits for the inner commit: a failed one is kept by neither layer', async () => {
-    const inner = new DynamoDBStore({ tableName, client });
-    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
-    let runs = 0;
+    const inner = storeLosingNextCommit();
     const logger = responseLogger();
-    const handler = middy(async (event: HttpEvent) => {
-      runs++;
-      transaction().put({ TableName: bizTable, Item: { id: `answered-${keyOf(event)}` } });
-      return { statusCode: 201, body: `run ${runs}` };
-    })
+    const handler = writingPayment('answered')
       .use(idempotency({ store, name: 'answered-outer', key: keyOf }))
       .use(httpIdempotency({ store: inner, name: 'answered-inner' }))
       .use({
@@ -183,15 +188,9 @@ describe('an inner layer whose verdict an outer one must follow', () => {
   });
 
   test('outer httpIdempotency, inner idempotency whose commit fails after a middleware inside both threw: neither keeps it, the retry runs and commits', async () => {
-    const inner = new DynamoDBStore({ tableName, client });
-    jest.spyOn(inner, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
-    let runs = 0;
+    const inner = storeLosingNextCommit();
     const logger = responseLogger();
-    const handler = middy(async (event: HttpEvent) => {
-      runs++;
-      transaction().put({ TableName: bizTable, Item: { id: `reverse-${keyOf(event)}` } });
-      return { statusCode: 201, body: `run ${runs}` };
-    })
+    const handler = writingPayment('reverse')
       .use(httpIdempotency({ store, name: 'reverse-outer' }))
       .use(idempotency({ store: inner, name: 'reverse-inner', key: keyOf }))
       .use(logger.middleware);
