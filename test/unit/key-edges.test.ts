@@ -4,19 +4,9 @@
  * one chunk of text, the nesting limit, objects JSON would write by their own members only (a Map,
  * an Error) and undefined inside a selected key's parts. Each expected text is written out.
  */
-import { canonicalJson, IdempotencyError } from '../../lib/index.js';
+import { canonicalJson } from '../../lib/index.js';
 import { canonicalKey } from '../../lib/key.js';
-
-function invalidKey(value: unknown): IdempotencyError {
-  try {
-    canonicalJson(value);
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    expect((error as IdempotencyError).code).toBe('INVALID_KEY');
-    return error as IdempotencyError;
-  }
-  throw new Error(`canonicalJson accepted ${String(value)}`);
-}
+import { invalidKey } from '../support/invalid-key.js';
 
 /** `count` members named m00, m01, …, inserted in a scrambled order (every 7th, `count` not a multiple of 7). */
 const scrambledMembers = (count: number): Record<string, number> =>

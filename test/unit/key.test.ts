@@ -1,17 +1,7 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, hashKey, IdempotencyError } from '../../lib/index.js';
+import { canonicalJson, hashKey } from '../../lib/index.js';
 import { canonicalKey, keyHash, sha256 } from '../../lib/key.js';
-
-function invalidKey(value: unknown): IdempotencyError {
-  try {
-    canonicalJson(value);
-  } catch (error) {
-    expect(error).toBeInstanceOf(IdempotencyError);
-    expect((error as IdempotencyError).code).toBe('INVALID_KEY');
-    return error as IdempotencyError;
-  }
-  throw new Error(`canonicalJson accepted ${String(value)}`);
-}
+import { invalidKey } from '../support/invalid-key.js';
 
 describe('canonicalJson', () => {
   test('object member order never matters, at any depth', () => {
