@@ -13,7 +13,8 @@ export interface SnippetDiagnostic {
   readonly message: string;
 }
 
-const COMPILER_OPTIONS: ts.CompilerOptions = {
+/** The options of a user's strict ES-module project, the package's entry points mapped to lib/. */
+export const COMPILER_OPTIONS: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
   moduleResolution: ts.ModuleResolutionKind.NodeNext,

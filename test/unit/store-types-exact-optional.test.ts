@@ -5,7 +5,8 @@
  * `DynamoDBStore`, compiles there too.
  */
 import ts from 'typescript';
-import { ENTRY_POINTS, ROOT } from '../docs/snippets.js';
+import { ROOT } from '../docs/snippets.js';
+import { COMPILER_OPTIONS } from '../docs/type-check.js';
 
 const USER_FILE = `${ROOT}/.exact-optional/app.ts`;
 const USER_CODE = `
@@ -25,18 +26,7 @@ export const own: IdempotencyStore = {
 `;
 
 test('InMemoryStore, DynamoDBStore and RedisStore are IdempotencyStores under exactOptionalPropertyTypes', () => {
-  const options: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts'],
-    types: ['node'],
-    strict: true,
-    exactOptionalPropertyTypes: true,
-    skipLibCheck: true,
-    noEmit: true,
-    paths: Object.fromEntries(Object.entries(ENTRY_POINTS).map(([name, source]) => [name, [source]])),
-  };
+  const options: ts.CompilerOptions = { ...COMPILER_OPTIONS, exactOptionalPropertyTypes: true };
   const host = ts.createCompilerHost(options, true);
   const { fileExists, readFile, getSourceFile } = host;
   host.fileExists = (path) => path === USER_FILE || fileExists.call(host, path);
