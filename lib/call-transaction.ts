@@ -1,6 +1,7 @@
-import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
+import { IdempotencyError } from './errors.js';
 import { sha256 } from './key.js';
 import type { Transaction, TransactionConditionCheck, TransactionDelete, TransactionPut, TransactionUpdate } from './transaction.js';
 
@@ -93,6 +94,43 @@ function expressionOf(expression: unknown, action: string, parameter: string): s
   return expression;
 }
 
+/** DynamoDB's limit on the actions of one transaction, less the record's own. */
+const MAX_WRITES = 99;
+
+type Item = Record<string, AttributeValue>;
+
+/** Whether two key values are the same (a key attribute is a string, a number or a binary). */
+const sameValue = (a: AttributeValue, b: AttributeValue | undefined): boolean =>
+  b !== undefined &&
+  (a.S !== undefined
+    ? a.S === b.S
+    : a.N !== undefined
+      ? b.N !== undefined && Number(a.N) === Number(b.N)
+      : a.B !== undefined && b.B !== undefined && Buffer.from(a.B).equals(Buffer.from(b.B)));
+
+/** Whether `item` holds every attribute of `key` with its value: for a whole key, the same item. */
+const holds = (key: Item, item: Item): boolean => Object.entries(key).every(([name, value]) => sameValue(value, item[name]));
+
+/** The table of a write, and its key (an update, a delete, a check) or its item (a put). */
+function targetOf(action: TransactWriteItem): { table: string | undefined; key?: Item; item?: Item } {
+  if (action.Put !== undefined) return { table: action.Put.TableName, ...(action.Put.Item === undefined ? {} : { item: action.Put.Item }) };
+  const write = action.Update ?? action.Delete ?? action.ConditionCheck;
+  return { table: write?.TableName, ...(write?.Key === undefined ? {} : { key: write.Key }) };
+}
+
+/**
+ * Whether two writes surely name one item, which DynamoDB refuses in one transaction: the same key,
+ * or a put whose item holds the other's key. Two puts name their keys nowhere: DynamoDB judges them.
+ */
+function sameItem(a: TransactWriteItem, b: TransactWriteItem): boolean {
+  const x = targetOf(a);
+  const y = targetOf(b);
+  if (x.table !== y.table) return false;
+  if (x.key !== undefined && y.key !== undefined) return holds(x.key, y.key) && holds(y.key, x.key);
+  if (x.key !== undefined && y.item !== undefined) return holds(x.key, y.item);
+  return y.key !== undefined && x.item !== undefined && holds(y.key, x.item);
+}
+
 /**
  * What `transaction()` returns: a call's writes as DynamoDB `TransactWriteItem`s, added to the
  * call the engine commits with its record. Only code that calls `transaction()` reaches this
@@ -147,7 +185,27 @@ export class CallTransaction implements Transaction {
 
   private add(action: TransactWriteItem): Transaction {
     this.assertOpen(true);
-    this.call.writes.push(action);
+    const writes = this.call.writes;
+    // Refused as it is added, where the mistake is, rather than at the commit once the function returned.
+    // No table name in the messages: an HTTP error handler may send them to the client.
+    const { table } = targetOf(action);
+    const at = { actionIndex: writes.length, ...(table === undefined ? {} : { tableName: table }) };
+    if (writes.length >= MAX_WRITES) {
+      throw new IdempotencyError(
+        'TRANSACTION_INVALID',
+        `transaction(): a call commits at most ${MAX_WRITES} writes (its record is the 100th action DynamoDB takes in one transaction); write ${writes.length} is one too many.`,
+        at,
+      );
+    }
+    const same = writes.findIndex((write) => sameItem(write, action));
+    if (same >= 0) {
+      throw new IdempotencyError(
+        'TRANSACTION_INVALID',
+        `transaction(): write ${writes.length} is on the item of write ${same}, and DynamoDB takes one action per item in a transaction: make them one write.`,
+        at,
+      );
+    }
+    writes.push(action);
     return this;
   }
 

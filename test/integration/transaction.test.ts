@@ -371,42 +371,50 @@ describe('transactional completion', () => {
     expect(await applied(counter)).toBe(0);
   });
 
-  test('limits: 101 actions and two actions on one item are TRANSACTION_INVALID; the record is released', async () => {
+  test('limits: a 100th write and a second write on one item are TRANSACTION_INVALID as they are added; two puts of one item, which name no key, are refused by DynamoDB; the record is released each time', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
     const name = uniqueName('limits');
     let runs = 0;
     const fn = makeIdempotent(
-      async (input: { id: string; writes: number; twice?: boolean }) => {
+      async (input: { id: string; writes: number; twice?: 'update' | 'put' }) => {
         runs++;
         const tx = transaction();
         for (let i = 0; i < input.writes; i++) tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-${i}` } });
-        if (input.twice) tx.update(increment(`${name}-${input.id}-0`));
+        if (input.twice === 'update') tx.update(increment(`${name}-${input.id}-0`));
+        if (input.twice === 'put') tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-0`, again: true } });
         return 'ok';
       },
       { store, transactions: true, name, key: (input) => input.id, now: () => T0 },
     );
 
     const tooMany = await rejection(fn({ id: 'many', writes: 100 })); // + the record = 101 actions
-    expect(tooMany.code).toBe('TRANSACTION_INVALID');
+    expect(tooMany).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 99, tableName: bizTable });
     expect(tooMany.message).toBe(
-      'TRANSACTION_INVALID: The call adds 100 writes: with its record, 101 actions, more than the 100 DynamoDB takes in one transaction; nothing was written.',
+      'TRANSACTION_INVALID: transaction(): a call commits at most 99 writes (its record is the 100th action DynamoDB takes in one transaction); write 99 is one too many.',
     );
-    // Refused before it is sent: the claim, then its release.
+    // Refused before anything is sent: the claim, then its release.
     expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
     expect(await record(recordId(name, 'many'))).toBeUndefined();
     expect(await bizItem(`${name}-many-0`)).toBeUndefined();
 
-    const sameItem = await rejection(fn({ id: 'twice', writes: 1, twice: true }));
-    expect(sameItem.code).toBe('TRANSACTION_INVALID');
-    expect(sameItem.message).toMatch(/multiple operations on one item/);
+    const sameItem = await rejection(fn({ id: 'twice', writes: 1, twice: 'update' }));
+    expect(sameItem).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: bizTable });
+    expect(sameItem.message).toMatch(/^TRANSACTION_INVALID: transaction\(\): write 1 is on the item of write 0/);
+    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
     expect(await record(recordId(name, 'twice'))).toBeUndefined();
     expect(await bizItem(`${name}-twice-0`)).toBeUndefined();
-    expect(probe.drain().filter((command) => command === 'DeleteItemCommand')).toHaveLength(1);
+
+    const samePut = await rejection(fn({ id: 'puts', writes: 1, twice: 'put' }));
+    expect(samePut.code).toBe('TRANSACTION_INVALID');
+    expect(samePut.message).toMatch(/multiple operations on one item/);
+    expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(await record(recordId(name, 'puts'))).toBeUndefined();
+    expect(await bizItem(`${name}-puts-0`)).toBeUndefined();
 
     // The limit counts the record: 99 writes + the record = 100 actions commit.
     expect(await fn({ id: 'many', writes: 99 })).toBe('ok');
-    expect(runs).toBe(3);
+    expect(runs).toBe(4);
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
   });
 

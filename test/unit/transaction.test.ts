@@ -23,6 +23,7 @@ import {
   type ClaimResult,
   DynamoDBStore,
   hashKey,
+  type IdempotencyError,
   type IdempotencyEvent,
   type IdempotencyOptions,
   type IdempotencyStore,
@@ -611,6 +612,52 @@ describe('the write collector', () => {
     expect((errors[0] as Error).message).toMatch(/^transaction\(\)\.put: `Item` holds a value DynamoDB cannot store \(a class instance such as a Date/);
     expect((errors[1] as Error).message).toMatch(/^transaction\(\)\.update: `ExpressionAttributeValues` holds a value DynamoDB cannot store .*an empty set/);
     expect((errors[0] as Error).message).not.toMatch(/options\./);
+  });
+
+  test('refuses, as it is added, a write on an item another write of the call names (DynamoDB takes one action per item), and the 100th write; the others commit', async () => {
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    const outcomes = await tryWrites('one-item', [
+      (tx) => tx.put({ TableName: 'payments', Item: { pk: 'p-1', sk: 1, amount: 5 } }),
+      // Its key in the other order, the number as the put wrote it: the put's item.
+      (tx) =>
+        tx.update({
+          TableName: 'payments',
+          Key: { sk: 1, pk: 'p-1' },
+          UpdateExpression: 'SET #a = :a',
+          ExpressionAttributeNames: { '#a': 'a' },
+          ExpressionAttributeValues: { ':a': 1 },
+        }),
+      (tx) => tx.conditionCheck({ TableName: 'holds', Key: { id: bytes('h-1') }, ConditionExpression: 'attribute_exists(id)' }),
+      (tx) => tx.delete({ TableName: 'holds', Key: { id: bytes('h-1') } }),
+      // Another item of the table, the same key in another table, another binary key: distinct items.
+      (tx) => tx.delete({ TableName: 'payments', Key: { pk: 'p-1', sk: 2 } }),
+      (tx) => tx.delete({ TableName: 'ledger', Key: { pk: 'p-1', sk: 1 } }),
+      (tx) => tx.delete({ TableName: 'holds', Key: { id: bytes('h-2') } }),
+      ...Array.from({ length: 95 }, (_, i) => (tx: Transaction) => tx.put({ TableName: 'audit', Item: { id: `a-${i}` } })),
+    ]);
+    const refusals = outcomes.flatMap((outcome, index) => (outcome === 'added' ? [] : [{ index, outcome }]));
+    expect(
+      refusals.map(({ index, outcome }) => [
+        index,
+        (outcome as IdempotencyError).code,
+        (outcome as IdempotencyError).actionIndex,
+        (outcome as IdempotencyError).tableName,
+      ]),
+    ).toEqual([
+      [1, 'TRANSACTION_INVALID', 1, 'payments'],
+      [3, 'TRANSACTION_INVALID', 2, 'holds'],
+      [101, 'TRANSACTION_INVALID', 99, 'audit'],
+    ]);
+    expect((refusals[0]!.outcome as Error).message).toBe(
+      'TRANSACTION_INVALID: transaction(): write 1 is on the item of write 0, and DynamoDB takes one action per item in a transaction: make them one write.',
+    );
+    expect((refusals[1]!.outcome as Error).message).toMatch(/^TRANSACTION_INVALID: transaction\(\): write 2 is on the item of write 1,/);
+    expect((refusals[2]!.outcome as Error).message).toBe(
+      'TRANSACTION_INVALID: transaction(): a call commits at most 99 writes (its record is the 100th action DynamoDB takes in one transaction); write 99 is one too many.',
+    );
+    // The 99 writes that were added commit with the record.
+    expect(commits()).toHaveLength(1);
+    expect(commits()[0]!).toHaveLength(100);
   });
 
   test("refuses writes given in DynamoDB's AttributeValue form ({ S: … }) with a sentence, instead of storing each value as a nested map", async () => {
