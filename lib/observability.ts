@@ -167,6 +167,18 @@ const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
 /** A record namespace `cloudWatchLines` writes metrics for: one CloudWatch takes as the `Function` dimension. @internal */
 export const isDimensionValue = (value: string): boolean => DIMENSION_VALUE.test(value);
 
+/**
+ * The level of an event's log line where it is not `INFO`: a failure, or an attempt that ran past
+ * its lease, is seen by a function whose application log level is `WARN` or `ERROR`.
+ */
+const LOG_LEVELS: Partial<Record<IdempotencyEvent, 'WARN' | 'ERROR'>> = {
+  takeover: 'WARN',
+  payloadMismatch: 'WARN',
+  superseded: 'ERROR',
+  storeFailure: 'ERROR',
+  bookkeepingFailure: 'ERROR',
+};
+
 function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const { metrics, logs, metricNamespace = DEFAULT_METRIC_NAMESPACE } = options;
   const writeOption = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
@@ -178,7 +190,7 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
       const result: unknown = writeOption(line);
       if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') pending.push(result);
     };
-    if (logs) write(JSON.stringify({ level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
+    if (logs) write(JSON.stringify({ level: LOG_LEVELS[event] ?? 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
       if (!isDimensionValue(namespace)) {

@@ -347,12 +347,24 @@ test('each event has the metric name the docs give it, counted once under the Fu
     storeFailure: 'StoreFailures',
     bookkeepingFailure: 'BookkeepingFailures',
   };
+  // Failures and attempts that outlived their lease at the levels a function logging only `WARN` or `ERROR` keeps.
+  const levels: Record<IdempotencyEvent, string> = {
+    miss: 'INFO',
+    takeover: 'WARN',
+    replay: 'INFO',
+    cacheReplay: 'INFO',
+    inProgress: 'INFO',
+    payloadMismatch: 'WARN',
+    superseded: 'ERROR',
+    storeFailure: 'ERROR',
+    bookkeepingFailure: 'ERROR',
+  };
   const detail = { namespace: 'payments', recordId: 'payments#0123abcd', time: 1_700_000_000_000 };
   for (const [event, name] of Object.entries(documented) as Array<[IdempotencyEvent, string]>) {
     const lines: string[] = [];
     cloudWatchLines({ logs: true, write: (line) => void lines.push(line) })(event, detail);
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      { level: 'INFO', message: `lambda-idempotency: ${event}`, event, function: 'payments', recordId: 'payments#0123abcd' },
+      { level: levels[event], message: `lambda-idempotency: ${event}`, event, function: 'payments', recordId: 'payments#0123abcd' },
       {
         _aws: {
           Timestamp: 1_700_000_000_000,
