@@ -1,6 +1,6 @@
 import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { conflictBackoff } from './dynamodb/dynamodb-store.js';
-import { IdempotencyError } from './errors.js';
+import { IdempotencyError, storeFailureDetail } from './errors.js';
 
 type CancellationReason = { Code?: string; Message?: string; Item?: Record<string, AttributeValue> };
 
@@ -48,11 +48,25 @@ const leastBytes = (value: AttributeValue): number => {
 const leastItemBytes = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
 
+const tableOf = (action: TransactWriteItem): string | undefined => (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+
 /** Which of the call's own writes action `index` of the transaction is (the record's is the first), and its table. */
 function writeAt(items: readonly TransactWriteItem[], index: number): { actionIndex: number; tableName?: string } {
-  const action = items[index]!;
-  const table = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
+  const table = tableOf(items[index]!);
   return { actionIndex: index - 1, ...(table === undefined ? {} : { tableName: table }) };
+}
+
+/**
+ * What to fix for a transaction refused for a table that does not exist (DynamoDB names neither
+ * the table nor the Region it looked in, so the tables it may be are named) or a missing
+ * grant (the action and table, as for a store failure: not the role, nor DynamoDB's free text).
+ */
+function refusal(error: unknown, items: readonly TransactWriteItem[]): string {
+  const detail = storeFailureDetail(error);
+  if (detail !== 'ResourceNotFoundException') return detail;
+  // A record's action that updates it follows the claim that put it: its table exists.
+  const tables = [...new Set((items[0]?.Update ? items.slice(1) : items).map(tableOf))].join(', ');
+  return `${detail}: ${tables.includes(', ') ? 'one of the tables' : 'the table'} ${tables} is not in this account and Region; create it, or fix its name`;
 }
 
 /**
@@ -90,8 +104,11 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       const name = (error as { name?: unknown } | null)?.name;
       // Refused as a whole (a limit, a malformed expression, a table that does not exist, a write the
       // function has no grant for): nothing was written.
-      if (name === 'ValidationException' || name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {
+      if (name === 'ValidationException') {
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
+      }
+      if (name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {
+        throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${refusal(error, items)}.`, { cause: error });
       }
       // A request too large for DynamoDB to read (HTTP 413, answered without a body: the SDK names no error) was not run.
       if ((error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode === 413) {

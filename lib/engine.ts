@@ -383,18 +383,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         );
       } catch (error) {
         this.#emit('storeFailure', key);
+        const detail = storeFailureDetail(error, this.#store.tableName);
         // A durable execution's record is the execution's, held since its first invocation, whose
         // steps may have run: releasing it would let another execution with the key run them again.
         // The invocation fails instead, for the durable service to invoke it again (the SDK lets an
         // error marked `isUnrecoverableInvocation` end the invocation, not the execution), and its
         // replay resumes on the record.
-        if (durable) throw storeFailure(storeFailureDetail(error), error, true);
+        if (durable) throw storeFailure(detail, error, true);
         // The claim may have been applied although every answer was lost: free the key if it is
         // ours, rather than leave it held until the lease with nothing running. Best effort. Past
         // the call's bound, nothing is sent: outside a durable execution the lease ends at the
         // deadline, and the time left is for answering.
         if (!(error instanceof DeadlineTimeout)) await answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
-        throw storeFailure(storeFailureDetail(error), error);
+        throw storeFailure(detail, error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response
       // was lost and retried, or held by an earlier replay of this durable execution (a call of the

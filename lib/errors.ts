@@ -24,7 +24,8 @@ import type { IdempotencyRecord } from './store.js';
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
- *   4 MB, two actions on one item, a malformed expression, a missing table or grant), or one of its
+ *   4 MB, two actions on one item, a malformed expression, a missing table or grant, which the message
+ *   names: the tables it may be, or the grant's action and table), or one of its
  *   writes (`actionIndex`, `tableName`: a key of the wrong type, an item over 400 KB), or the call's
  *   puts exceed 4 MB or its actions 100 and it was not sent; nothing was written, the record was released. (A transaction
  *   that only its stored response takes over 4 MB commits without the response instead.)
@@ -227,11 +228,16 @@ const MISSING_GRANT =
   /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
 
 /**
- * {@link describeStoreFailure}, and for a missing grant the action and the table DynamoDB names
- * (`AccessDeniedException: dynamodb:UpdateItem on arn:…:table/idem`): the grant to add. @internal
+ * {@link describeStoreFailure}, and the fix of the mistakes a new deployment meets first: for a
+ * missing grant, the action and the table DynamoDB names (`AccessDeniedException:
+ * dynamodb:UpdateItem on arn:…:table/idem`), the grant to add; for a table that does not exist,
+ * the store's `table` (DynamoDB names neither it nor the Region it looked in) and where to set it. @internal
  */
-export function storeFailureDetail(error: unknown): string {
+export function storeFailureDetail(error: unknown, table?: string): string {
   const name = describeStoreFailure(error);
+  if (name === 'ResourceNotFoundException' && table) {
+    return `${name}: no table ${table} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE`;
+  }
   if (name !== 'AccessDeniedException') return name;
   let message: unknown;
   try {

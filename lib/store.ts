@@ -125,6 +125,8 @@ export interface IdempotencyStore {
    * environment). `undefined` as a value too: a store given no retention says so.
    */
   readonly expiresAfterSeconds?: number | undefined;
+  /** Optional: the table the records are kept in, which a `STORE_FAILURE` for a table that does not exist names. */
+  readonly tableName?: string;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   complete(request: CompleteRequest): Promise<CompleteResult>;
   release(request: ReleaseRequest): Promise<ReleaseResult>;

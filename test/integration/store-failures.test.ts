@@ -1,27 +1,101 @@
 /**
  * What a store failure at claim says, on DynamoDB Local: the cause's error name, so a wrong table
- * name or an unreachable endpoint is not mistaken for one another; nothing runs.
+ * name or an unreachable endpoint is not mistaken for one another, and for a table that does not
+ * exist, which one and the fix; nothing runs.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
+import middy from '@middy/core';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import type { TableSchema } from '../../lib/table-schema.js';
 import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 import { createTable } from '../../tools/tables.js';
-import { dropTable, endpoint, scanItems, testClient, unreachableClient } from '../support/dynamodb.js';
+import { dropTable, endpoint, scanItems, testClient, unreachableClient, useFreshTable } from '../support/dynamodb.js';
+import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 
-test('a table that does not exist: STORE_FAILURE (ResourceNotFoundException), nothing runs', async () => {
+/** What a call against a table that does not exist says: the table, and where to set it. */
+const missing = (table: string) =>
+  `STORE_FAILURE: The idempotency store failed (ResourceNotFoundException: no table ${table} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE); the function did not run.`;
+
+describe('an idempotency table that does not exist: STORE_FAILURE naming the table and the fix, nothing runs, the cause the SDK error', () => {
   const client = testClient();
-  try {
+  afterAll(() => client.destroy());
+
+  test.each([
+    ['makeIdempotent', DynamoDBStore],
+    ['makeIdempotent with the lean store of lambda-idempotency/dynamodb', LeanDynamoDBStore],
+  ])('%s', async (_what, Store) => {
     let runs = 0;
-    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'no-such-table', client }), name: 'missing' });
+    const fn = makeIdempotent(async (_: string) => ++runs, { store: new Store({ tableName: 'no-such-table', client }), name: 'missing' });
     const error = await rejection(fn('k'));
     expect(error.code).toBe('STORE_FAILURE');
-    expect(error.message).toBe('STORE_FAILURE: The idempotency store failed (ResourceNotFoundException); the function did not run.');
+    expect(error.message).toBe(missing('no-such-table'));
+    expect((error.cause as Error).name).toBe('ResourceNotFoundException');
     expect(runs).toBe(0);
-  } finally {
-    client.destroy();
-  }
+  });
+
+  test('the middy middleware, the table named by IDEMPOTENCY_TABLE', async () => {
+    const saved = process.env.IDEMPOTENCY_TABLE;
+    process.env.IDEMPOTENCY_TABLE = 'no-such-env-table';
+    try {
+      let runs = 0;
+      const handler = middy(async (_: { id: string }) => ++runs).use(
+        idempotency({ store: new DynamoDBStore({ client }), key: (event: { id: string }) => event.id }),
+      );
+      const error = await rejection(handler({ id: 'k' }, lambdaContext('missing')));
+      expect(error.message).toBe(missing('no-such-env-table'));
+      expect((error.cause as Error).name).toBe('ResourceNotFoundException');
+      expect(runs).toBe(0);
+    } finally {
+      saved === undefined ? delete process.env.IDEMPOTENCY_TABLE : (process.env.IDEMPOTENCY_TABLE = saved);
+    }
+  });
+
+  test('a table given by its ARN is named by it, which holds its Region and account', async () => {
+    const arn = 'arn:aws:dynamodb:local:000000000000:table/no-such-table';
+    const fn = makeIdempotent(async (_: string) => 1, { store: new DynamoDBStore({ tableName: arn, client }), name: 'missing' });
+    expect((await rejection(fn('k'))).message).toBe(missing(arn));
+  });
+
+  test('atomic mode, whose claim is the commit: TRANSACTION_INVALID naming the table', async () => {
+    let runs = 0;
+    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'no-such-table', client }), name: 'missing', atomic: true });
+    const error = await rejection(fn('k'));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect(error.message).toBe(
+      'TRANSACTION_INVALID: DynamoDB refused the transaction: ResourceNotFoundException: the table no-such-table is not in this account and Region; create it, or fix its name.',
+    );
+    expect((error.cause as Error).name).toBe('ResourceNotFoundException');
+  });
+});
+
+describe('a transaction() write to a table that does not exist: TRANSACTION_INVALID naming the tables it may be, nothing written, the key released', () => {
+  const { client, tableName, store } = useFreshTable({ prefix: 'missing-biz' });
+  const write = (input: string) => {
+    transaction().put({ TableName: 'no-such-orders', Item: { id: input } });
+    return input;
+  };
+
+  test('after a claim: the business table alone', async () => {
+    const fn = makeIdempotent(write, { store, name: 'tx' });
+    const error = await rejection(fn('k'));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect(error.message).toBe(
+      'TRANSACTION_INVALID: DynamoDB refused the transaction: ResourceNotFoundException: the table no-such-orders is not in this account and Region; create it, or fix its name.',
+    );
+    expect((error.cause as Error).name).toBe('ResourceNotFoundException');
+    expect(await scanItems(client, tableName)).toEqual([]);
+  });
+
+  test('atomic: the idempotency table too, as the claim is the commit', async () => {
+    const fn = makeIdempotent(write, { store, name: 'atomic', atomic: true });
+    const error = await rejection(fn('k'));
+    expect(error.message).toBe(
+      `TRANSACTION_INVALID: DynamoDB refused the transaction: ResourceNotFoundException: one of the tables ${tableName}, no-such-orders is not in this account and Region; create it, or fix its name.`,
+    );
+    expect(await scanItems(client, tableName)).toEqual([]);
+  });
 });
 
 test('an endpoint nobody listens on: STORE_FAILURE naming the connection error, nothing runs', async () => {

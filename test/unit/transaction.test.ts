@@ -257,6 +257,30 @@ describe('cancellations and faults', () => {
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
   });
 
+  test("a missing table: TRANSACTION_INVALID names the tables of the writes (the claim found the record's), and the fix", async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(serviceError('ResourceNotFoundException', 'Requested resource not found'));
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).message).toBe(
+      'TRANSACTION_INVALID: DynamoDB refused the transaction: ResourceNotFoundException: one of the tables payments, accounts, holds is not in this account and Region; create it, or fix its name.',
+    );
+  });
+
+  test('a missing grant: TRANSACTION_INVALID names the action and the table, as a STORE_FAILURE does, never the role', async () => {
+    const table = 'arn:aws:dynamodb:eu-west-1:123456789012:table/payments';
+    ddb
+      .on(TransactWriteItemsCommand)
+      .rejects(
+        serviceError(
+          'AccessDeniedException',
+          `User: arn:aws:sts::123456789012:assumed-role/payments-role/fn is not authorized to perform: dynamodb:PutItem on resource: ${table} because no identity-based policy allows the dynamodb:PutItem action`,
+        ),
+      );
+    const { pay } = payFixture();
+    expect((await rejection(pay({ id: 'p1' }))).message).toBe(
+      `TRANSACTION_INVALID: DynamoDB refused the transaction: AccessDeniedException: dynamodb:PutItem on ${table}.`,
+    );
+  });
+
   test.each([
     'Transaction payload size cannot exceed 4MB. Payload Size: 4290056',
     'Transaction request cannot be larger than 4 MB',
