@@ -126,7 +126,7 @@ export interface IdempotencyStore {
    */
   readonly expiresAfterSeconds?: number | undefined;
   /** Optional: the table the records are kept in, which a `STORE_FAILURE` for a table that does not exist names. */
-  readonly tableName?: string;
+  readonly tableName?: string | undefined;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   complete(request: CompleteRequest): Promise<CompleteResult>;
   release(request: ReleaseRequest): Promise<ReleaseResult>;
