@@ -419,21 +419,56 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   return findings;
 }
 
+/** The value of `variable` in the environment of `fn`, resolved as the template will have it. */
+function environmentValue(fn: LambdaFunction, variable: string): unknown {
+  const cfn = fn.node.defaultChild;
+  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
+  return (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+}
+
 /**
  * Whether the function still gets the retention it was attached with: one put in its environment
  * afterwards (`addEnvironment`) is what the store uses, while the checks compared retries with the
  * other. `variable` is the environment variable the construct set.
  */
 export function checkEnvironmentRetention(fn: LambdaFunction, variable: string, retentionSeconds: number): Finding[] {
-  const cfn = fn.node.defaultChild;
-  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
-  const value = (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  const value = environmentValue(fn, variable);
   if (value === String(retentionSeconds)) return [];
   return [
     {
       level: 'error',
       id: 'lambda-idempotency:environmentRetentionChanged',
       message: `${fn.node.path} has ${variable}=${JSON.stringify(value)} in its environment, set after it was attached: its store keeps records that long, but its retries were checked against ${formatSeconds(retentionSeconds)}. Give its retention to \`attachFunction(fn, { expiresAfter })\` instead.`,
+    },
+  ];
+}
+
+/** A table's name as written in the app (`tableName`, or the name it was imported by), when it is known at synth. */
+function literalTableName(table: ITable): string | undefined {
+  const cfn = table.node.defaultChild;
+  const name: unknown = cfn instanceof CfnTable || cfn instanceof CfnGlobalTable ? cfn.tableName : table.tableName;
+  return typeof name === 'string' && !Token.isUnresolved(name) ? name : undefined;
+}
+
+/**
+ * Whether the function still names the table it was attached to: a table put in its environment
+ * afterwards (`addEnvironment`) is the one its store writes to, which attaching granted it nothing
+ * on, so every call would fail (closed) with AccessDenied. `attachedValue` is what the construct
+ * set: the table's name, or its ARN for a table of another account. The table's ARN names the same
+ * table, and so does its literal name when the construct set the name.
+ */
+export function checkEnvironmentTable(fn: LambdaFunction, variable: string, table: ITable, attachedValue: string): Finding[] {
+  const stack = Stack.of(fn);
+  const value = environmentValue(fn, variable);
+  const name = literalTableName(table);
+  const same = [attachedValue, table.tableArn, ...(name !== undefined && attachedValue !== table.tableArn ? [name] : [])];
+  if (same.some((candidate) => JSON.stringify(stack.resolve(candidate)) === JSON.stringify(value))) return [];
+  const attached = `${table.node.path}${name === undefined ? '' : ` (${name})`}`;
+  return [
+    {
+      level: 'error',
+      id: 'lambda-idempotency:environmentTableChanged',
+      message: `${fn.node.path} has ${variable}=${JSON.stringify(value)} in its environment, set after it was attached to the table ${attached}: its store would keep records in that other table, on which attaching granted it nothing, so every call would fail with AccessDenied, and its retries were checked against the attached table's retention. Remove the \`addEnvironment('${variable}', …)\` call; for records in the other table, attach the function to that table instead (\`IdempotencyTable.fromTable(scope, id, table).attachFunction(fn)\`); a table the handler uses for its own work needs a variable of another name.`,
     },
   ];
 }

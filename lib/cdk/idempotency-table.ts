@@ -1,7 +1,7 @@
-import { Annotations, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -11,6 +11,7 @@ import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
   checkEnvironmentRetention,
+  checkEnvironmentTable,
   checkFunction,
   checkQueue,
   checkStreams,
@@ -21,6 +22,7 @@ import {
   type Finding,
   formatSeconds,
   localReplica,
+  mappingsOf,
   queuesFeeding,
 } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
@@ -64,12 +66,30 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * key policy's trust of the account honours): `IKey.grant` names a grantee of another Region in the
  * key policy, and a key's stack naming the function's role while the function's stack reads the
  * table is a dependency cycle; for a key imported into another Region's stack it grants every key.
+ *
+ * A grantee of another account needs both halves (KMS: "Allowing users in other accounts to use a
+ * KMS key"). In the key policy, `Resource: "*"` is the documented form and means this key alone.
+ * In the grantee's own policy it would mean every key whose policy trusts the grantee's account,
+ * which `IKey.grant` writes there for a key of this app, whose ARN the other account's stack cannot
+ * read: that half names the keys of the key's account and Region instead, of which only those whose
+ * key policy allows the grantee (this one) can be used.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
   const account = [grantee.grantPrincipal, grantee].map((c) => (c as Partial<IResource>).env?.account).find((a) => a !== undefined);
-  if (account !== undefined && Token.compareStrings(account, key.env.account) === TokenComparison.SAME) {
+  const sameAccount = account === undefined ? TokenComparison.BOTH_UNRESOLVED : Token.compareStrings(account, key.env.account);
+  if (sameAccount === TokenComparison.SAME) {
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
+  } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.env.region)) {
+    Grant.addToPrincipalAndResource({
+      grantee,
+      actions: KEY_ACTIONS,
+      resource: key,
+      resourceArns: [
+        Arn.format({ partition: Aws.PARTITION, service: 'kms', region: key.env.region, account: key.env.account, resource: 'key', resourceName: '*' }),
+      ],
+      resourceSelfArns: ['*'],
+    });
   } else {
     key.grant(grantee, ...KEY_ACTIONS);
   }
@@ -85,6 +105,29 @@ function functionOf(fn: LambdaFunction | SingletonFunction): LambdaFunction {
   if (fn.node.defaultChild !== undefined || typeof name !== 'string') return fn as LambdaFunction;
   const found = Stack.of(fn).node.tryFindChild(name) as Partial<LambdaFunction> | undefined;
   return typeof found?.addEnvironment === 'function' ? (found as LambdaFunction) : (fn as LambdaFunction);
+}
+
+/** Whether two strings are known to be equal: the same token, or the same literal. */
+const sameString = (a: string, b: string): boolean => a === b || Token.compareStrings(a, b) === TokenComparison.SAME;
+
+/**
+ * Refuses a second event source of `queue` on `fn` (its unqualified self; an alias or a version is
+ * another consumer), before anything is wired: Lambda refuses a second mapping of one queue to one
+ * function at deploy, and CDK a second `SqsEventSource` of it with a clash of construct ids that
+ * names neither. Not idempotent: a second call's `props` (batch size, filters…) could not apply.
+ * `byConstruct`: the queue was wired by `attachSqsConsumer`.
+ */
+function refuseSecondMapping(fn: LambdaFunction, queue: IQueue, byConstruct: boolean): void {
+  const mapping = byConstruct
+    ? undefined
+    : mappingsOf(fn).find((m) => sameString(m.functionName, fn.functionName) && m.eventSourceArn !== undefined && sameString(m.eventSourceArn, queue.queueArn));
+  if (!byConstruct && mapping === undefined) return;
+  const how = byConstruct
+    ? 'by an earlier attachSqsConsumer call: give all its settings to that one call'
+    : `by the event source ${mapping?.node.scope?.node.path}, added without attachSqsConsumer: remove that one (attachSqsConsumer adds its own, with \`reportBatchItemFailures\`)`;
+  throw new Error(
+    `IdempotencyTable.attachSqsConsumer: the queue ${queue.node.path} already feeds ${fn.node.path}, ${how}. Lambda maps a queue to a function once.`,
+  );
 }
 
 /** The table each function is attached to: one function has one retention. */
@@ -235,8 +278,11 @@ export abstract class IdempotencyTableBase extends Construct {
   /** The customer managed key, when there is one. */
   public readonly encryptionKey?: IKey;
 
-  /** Each attached function's grant and retention in seconds (the table's, or its own from {@link attachFunction}). */
-  private readonly attached = new Map<LambdaFunction, { readonly grant: Grant; readonly retentionSeconds: number }>();
+  /**
+   * Each attached function's grant, retention in seconds (the table's, or its own from
+   * {@link attachFunction}) and the `IDEMPOTENCY_TABLE` it was given.
+   */
+  private readonly attached = new Map<LambdaFunction, { readonly grant: Grant; readonly retentionSeconds: number; readonly tableVariable: string }>();
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
 
   protected constructor(scope: Construct, id: string, expiresAfterSeconds: number, encryptionKey: IKey | undefined) {
@@ -307,7 +353,8 @@ export abstract class IdempotencyTableBase extends Construct {
     attachedTables.set(fn, this);
     const seconds = own ?? this.expiresAfterSeconds;
     // A table of another account is addressed by its ARN: its name would mean one of the function's own.
-    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName);
+    const tableVariable = elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName;
+    fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, tableVariable);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
     const grant = this.grantRecordAccess(fn);
     const replica = localReplica(fn, this.table);
@@ -315,7 +362,7 @@ export abstract class IdempotencyTableBase extends Construct {
       replica.grant(fn, ...ITEM_ACTIONS);
       if (replica.encryptionKey) grantKey(replica.encryptionKey, fn);
     }
-    this.attached.set(fn, { grant, retentionSeconds: seconds });
+    this.attached.set(fn, { grant, retentionSeconds: seconds, tableVariable });
     return grant;
   }
 
@@ -323,16 +370,24 @@ export abstract class IdempotencyTableBase extends Construct {
    * Wires `queue` to `fn` (attaching `fn` to this table): adds an `SqsEventSource` with
    * `reportBatchItemFailures: true`, which the batch helper's `batchItemFailures` need, and checks
    * at synth time that records outlive the queue's redeliveries and that its visibility timeout
-   * leaves room for the function's retries.
+   * leaves room for the function's retries. A queue that already feeds `fn` (wired by an earlier
+   * call, or by hand) is refused with an `Error` that names it: Lambda maps a queue to a function
+   * once, and a second call's `props` could not apply.
+   *
+   * @example
+   * ```ts
+   * idempotency.attachSqsConsumer(consumerFunction, queue, { batchSize: 10, maxBatchingWindow: Duration.seconds(5) });
+   * ```
    */
   public attachSqsConsumer(fn: LambdaFunction | SingletonFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
     if ((props as SqsEventSourceProps).reportBatchItemFailures === false) {
       throw new TypeError('IdempotencyTable.attachSqsConsumer: `reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
     }
+    const target = functionOf(fn);
+    refuseSecondMapping(target, queue, this.queues.get(target)?.includes(queue) ?? false);
     this.attachFunction(fn);
     const source = new SqsEventSource(queue, { ...props, reportBatchItemFailures: true });
     fn.addEventSource(source);
-    const target = functionOf(fn);
     this.queues.set(target, [...(this.queues.get(target) ?? []), queue]);
     return source;
   }
@@ -361,8 +416,9 @@ export abstract class IdempotencyTableBase extends Construct {
 
   private check(): void {
     report(this, this.tableFindings());
-    for (const [fn, { retentionSeconds: retention }] of this.attached) {
+    for (const [fn, { retentionSeconds: retention, tableVariable }] of this.attached) {
       report(fn, [
+        ...checkEnvironmentTable(fn, IDEMPOTENCY_TABLE_ENV, this.table, tableVariable),
         ...checkEnvironmentRetention(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, retention),
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, retention),

@@ -1,7 +1,17 @@
-import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, PhysicalName, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { AttributeType, BillingMode, type CfnTable, MultiRegionConsistency, StreamViewType, Table, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Role } from 'aws-cdk-lib/aws-iam';
+import {
+  AttributeType,
+  BillingMode,
+  type CfnTable,
+  MultiRegionConsistency,
+  StreamViewType,
+  Table,
+  TableEncryption,
+  TableEncryptionV2,
+  TableV2,
+} from 'aws-cdk-lib/aws-dynamodb';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
@@ -116,10 +126,77 @@ test("a role of another account given grantRecordAccess is allowed by the key's 
         Match.objectLike({
           Action: Match.arrayWith(['kms:Decrypt', 'kms:Encrypt']),
           Principal: Match.objectLike({ AWS: Match.stringLikeRegexp('222222222222') }),
+          // In a key policy, "*" is the documented form for the key the policy is on, and only it.
+          Resource: '*',
         }),
       ]),
     },
   });
+});
+
+test("a function of another account gets the key policy's grant on this key, and in its own policy the keys of the key's account and Region, not every key", () => {
+  const app = new App();
+  const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const key = new Key(owner, 'Key');
+  const shared = new Table(owner, 'Records', {
+    tableName: 'records',
+    partitionKey: { name: 'id', type: AttributeType.STRING },
+    encryptionKey: key,
+    encryption: TableEncryption.CUSTOMER_MANAGED,
+  });
+  const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+  // A role used from another account's stack needs a name that stack can write.
+  const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+  IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+  const keyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+  // The identity policy: "*" there would be every key whose policy trusts account 222222222222.
+  const policies = Template.fromStack(user).findResources('AWS::IAM::Policy');
+  const statements = Object.values(policies).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+  expect(statements.filter((statement) => JSON.stringify(statement.Action).includes('kms:'))).toEqual([
+    { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
+  ]);
+  expect(JSON.stringify(policies)).not.toContain('"Resource":"*"');
+  // The key policy: "*" is this key, for the function's role alone.
+  Template.fromStack(owner).hasResourceProperties('AWS::KMS::Key', {
+    KeyPolicy: {
+      Statement: Match.arrayWith([
+        {
+          Action: keyActions,
+          Effect: 'Allow',
+          Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, Match.stringLikeRegexp('^:iam::222222222222:role/')]] } },
+          Resource: '*',
+        },
+      ]),
+    },
+  });
+});
+
+test('a queue already feeding the function is refused with its name, before anything is wired: Lambda maps a queue to a function once', () => {
+  const stack = new Stack(new App(), 'SameQueue');
+  const records = new IdempotencyTable(stack, 'Idempotency');
+  const consumer = fn(stack, 'Consumer');
+  const orders = new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) });
+  records.attachSqsConsumer(consumer, orders);
+  expect(() => records.attachSqsConsumer(consumer, orders, { batchSize: 5 })).toThrow(
+    'IdempotencyTable.attachSqsConsumer: the queue SameQueue/Orders already feeds SameQueue/Consumer, by an earlier attachSqsConsumer call: give all its settings to that one call. Lambda maps a queue to a function once.',
+  );
+  // The same queue by its ARN, imported again: the same mapping.
+  const again = Queue.fromQueueArn(stack, 'Again', 'arn:aws:sqs:eu-west-1:123456789012:refunds');
+  const refunds = fn(stack, 'Refunds');
+  records.attachSqsConsumer(refunds, Queue.fromQueueArn(stack, 'Refunds-queue', 'arn:aws:sqs:eu-west-1:123456789012:refunds'));
+  expect(() => records.attachSqsConsumer(refunds, again)).toThrow(/the queue SameQueue\/Again already feeds SameQueue\/Refunds/);
+  // Wired by hand first: the message names that event source, and nothing is attached.
+  const byHand = fn(stack, 'ByHand');
+  byHand.addEventSource(new SqsEventSource(orders, { reportBatchItemFailures: true }));
+  expect(() => records.attachSqsConsumer(byHand, orders)).toThrow(
+    /^IdempotencyTable\.attachSqsConsumer: the queue SameQueue\/Orders already feeds SameQueue\/ByHand, by the event source SameQueue\/ByHand\/SqsEventSource:\w+, added without attachSqsConsumer: remove that one/,
+  );
+  expect(Object.keys(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping'))).toHaveLength(3);
+  const variables = (id: string) => Template.fromStack(stack).toJSON().Resources[ID(stack, stack.node.findChild(id) as LambdaFunction)].Properties.Environment;
+  expect(variables('ByHand')).toBeUndefined();
+  // Another queue, or the same queue to another function: wired.
+  records.attachSqsConsumer(consumer, new Queue(stack, 'Returns', { visibilityTimeout: Duration.minutes(1) }));
+  records.attachSqsConsumer(fn(stack, 'Second'), orders);
 });
 
 test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so the stack can delete it), and overridable', () => {
@@ -587,6 +664,55 @@ test('a retention put in the environment after attaching, which the handler woul
     Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days.*attachFunction.*expiresAfter'),
   );
   expect(found.findError('/Overridden/Same', Match.anyValue())).toEqual([]);
+});
+
+test('a table put in the environment after attaching, which the store would use without a grant, fails the synth naming both tables', () => {
+  const stack = new Stack(new App(), 'TableOverridden');
+  const records = new IdempotencyTable(stack, 'Idempotency', { tableName: 'records' });
+  const other = new Table(stack, 'Other', { partitionKey: { name: 'id', type: AttributeType.STRING } });
+  const renamed = fn(stack, 'Renamed');
+  records.attachFunction(renamed);
+  renamed.addEnvironment('IDEMPOTENCY_TABLE', 'legacy-records');
+  const referenced = fn(stack, 'Referenced');
+  records.attachFunction(referenced);
+  referenced.addEnvironment('IDEMPOTENCY_TABLE', other.tableName);
+  // The same table, by its reference, its literal name or its ARN: nothing to say.
+  for (const [id, value] of [
+    ['Same', records.table.tableName],
+    ['Literal', 'records'],
+    ['Arn', records.table.tableArn],
+  ] as const) {
+    const same = fn(stack, id);
+    records.attachFunction(same);
+    same.addEnvironment('IDEMPOTENCY_TABLE', value);
+  }
+  const found = Annotations.fromStack(stack);
+  found.hasError(
+    '/TableOverridden/Renamed',
+    Match.stringLikeRegexp(
+      '^\\[lambda-idempotency:environmentTableChanged\\] TableOverridden/Renamed has IDEMPOTENCY_TABLE="legacy-records" in its environment, set after it was attached to the table TableOverridden/Idempotency/Table \\(records\\): .*AccessDenied.*Remove the `addEnvironment\\(\'IDEMPOTENCY_TABLE\', …\\)` call.*IdempotencyTable.fromTable\\(scope, id, table\\).attachFunction\\(fn\\)',
+    ),
+  );
+  found.hasError('/TableOverridden/Referenced', Match.stringLikeRegexp(`environmentTableChanged.*IDEMPOTENCY_TABLE=\\{"Ref":"${ID(stack, other)}"\\}`));
+  for (const id of ['Same', 'Literal', 'Arn']) expect(found.findError(`/TableOverridden/${id}`, Match.anyValue())).toEqual([]);
+});
+
+test("a table of another account keeps its ARN in the environment: its bare name, which would mean a table of the function's account, fails the synth", () => {
+  const stack = new Stack(new App(), 'ArnOverridden', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const records = IdempotencyTable.fromTable(
+    stack,
+    'Idempotency',
+    Table.fromTableArn(stack, 'Shared', 'arn:aws:dynamodb:eu-west-1:222222222222:table/records'),
+  );
+  const byName = fn(stack, 'ByName');
+  records.attachFunction(byName);
+  byName.addEnvironment('IDEMPOTENCY_TABLE', 'records');
+  const byArn = fn(stack, 'ByArn');
+  records.attachFunction(byArn);
+  byArn.addEnvironment('IDEMPOTENCY_TABLE', 'arn:aws:dynamodb:eu-west-1:222222222222:table/records');
+  const found = Annotations.fromStack(stack);
+  found.hasError('/ArnOverridden/ByName', Match.stringLikeRegexp('environmentTableChanged.*IDEMPOTENCY_TABLE="records"'));
+  expect(found.findError('/ArnOverridden/ByArn', Match.anyValue())).toEqual([]);
 });
 
 test("settings an app's own aspects make, on constructs defined after the table too, are the ones checked", () => {
