@@ -212,6 +212,41 @@ describe('a completion that fails on every attempt', () => {
     expect(steps).toEqual(['first:charge', 'after:charge']);
   });
 
+  test("middy durable mode, a final error (isFinalError): the execution fails with the handler's own error, as a success returns its result; its key stays INPROGRESS for the durable lease, then runs again", async () => {
+    const steps: string[] = [];
+    const handler = middy<Order, string, Error, DurableContext>(middyDurableMode)
+      .use(
+        idempotency<Order, string>({
+          store,
+          name: 'failed-final-error-completion',
+          key: (order) => order.orderId,
+          durableLeaseSeconds: 600,
+          isFinalError: (error) => (error as Error).name === 'CardDeclined',
+          logger,
+        }),
+      )
+      .handler(async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        throw Object.assign(new Error(`declined (${order.run})`), { name: 'CardDeclined' });
+      }) as unknown as Parameters<typeof runExecution>[0];
+    const orderId = randomUUID();
+    failCompletion();
+    const first = await runExecution(handler, { orderId, run: 'first' });
+    faults.clear();
+    expect(executionError(first)).toMatchObject({ errorType: 'CardDeclined', errorMessage: 'declined (first)' });
+    expect(warnings).toEqual([expect.stringContaining('could not mark the record COMPLETED')]);
+    expect((await readItem(inspect, tableName, recordId('failed-final-error-completion', orderId)))?.status?.S).toBe('INPROGRESS');
+    const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
+    expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
+    await advanceRunnerClock(601_000);
+    const after = await runExecution(handler, { orderId, run: 'after' });
+    expect(executionError(after)).toMatchObject({ errorType: 'CardDeclined', errorMessage: 'declined (after)' });
+    // Stored this time: a later duplicate gets the stored error without running.
+    const stored = await runExecution(handler, { orderId, run: 'stored' });
+    expect(executionError(stored)).toMatchObject({ errorMessage: 'declined (after)' });
+    expect(steps).toEqual(['first:charge', 'after:charge']);
+  });
+
   test("a call given the durable context in the handler body: the execution's next replay meets its own record, its step returns its checkpoint, and the completion is written then", async () => {
     const steps: string[] = [];
     const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
