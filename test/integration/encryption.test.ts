@@ -47,7 +47,7 @@ test('after a key rotation, old records still replay and new ones use the new ke
   expect(runs).toBe(2);
 });
 
-test('a record that cannot be decrypted fails closed: STORE_FAILURE, the function does not run again', async () => {
+test('a record that cannot be decrypted (another key given the same id) fails closed: STORE_FAILURE naming what to check, the function does not run again', async () => {
   const writer = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
   const reader = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
   let runs = 0;
@@ -56,6 +56,9 @@ test('a record that cannot be decrypted fails closed: STORE_FAILURE, the functio
   const error = await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'z' }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(IdempotencyError);
   expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+  expect(((error as IdempotencyError).cause as Error).message).toBe(
+    'The stored response failed authentication with key `k1`: it was altered, moved from another record, or sealed with another key of the same id.',
+  );
   expect(runs).toBe(1);
 });
 
