@@ -145,7 +145,11 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
         decipher.setAuthTag(sealed.subarray(13, SEAL_OVERHEAD));
         plain = Buffer.concat([decipher.update(sealed.subarray(SEAL_OVERHEAD)), decipher.final()]);
       } catch (error) {
-        throw new UnreadableRecordError(`The stored ${kind} failed authentication with key \`${keyId}\`.`, { cause: error });
+        // Named for what an operator can check: the same id given to a new key fails here too, as tampering does.
+        throw new UnreadableRecordError(
+          `The stored ${kind} failed authentication with key \`${keyId}\`: it was altered, moved from another record, or sealed with another key of the same id.`,
+          { cause: error },
+        );
       }
       // The format byte is outside the authenticated data: the authenticated bytes must agree with it
       // (JSON text never starts with gzip's magic bytes).

@@ -141,7 +141,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
       key = await codec.currentKey();
     } catch (failure) {
       // Throttled KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
-      return { omitted: true, sealFailure: failure };
+      return { omitted: true, sealFailure: reported(failure) };
     }
   }
   let response: AttributeValue | undefined;
@@ -170,7 +170,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
     // does: nothing can be sealed, but the record can still complete.
     if (key === undefined) throw failure;
-    return { omitted: true, sealFailure: failure };
+    return { omitted: true, sealFailure: reported(failure) };
   }
   if (response === undefined && error === undefined) return { omitted };
   const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string; storedError?: string } = { omitted };
@@ -180,6 +180,13 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   if (key !== undefined) stored.keyId = key.id;
   return stored;
 }
+
+/**
+ * A sealing failure as reported: a provider that throws or rejects with nothing (`Promise.reject()`)
+ * has failed all the same, and an outcome lost for it must still be reported (and logged).
+ */
+const reported = (failure: unknown): unknown =>
+  failure === undefined ? new Error('The key provider failed without an error (it threw or rejected with `undefined`).') : failure;
 
 /** The longest string field kept when a final error is cut short: a longer one, cut, would be another value, so it is dropped. */
 const SMALL_STRING = 256;

@@ -79,6 +79,8 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
     ['throws', 'ThrottlingException', {}],
     ['short key', 'TypeError', {}],
     ['throws', 'ThrottlingException', { finalError: true }],
+    ['rejects with nothing', 'Error', {}],
+    ['rejects with nothing', 'Error', { finalError: true }],
   ] as const)(
     'currentKey() %s: one warning names the provider error (%s) and the record, so that no outcome is lost silently',
     async (fault, cause, options) => {

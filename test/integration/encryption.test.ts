@@ -1,6 +1,6 @@
 /** Responses and final errors encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
-import { aesGcmEncryption, DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, type EncryptionKey, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -47,7 +47,7 @@ test('after a key rotation, old records still replay and new ones use the new ke
   expect(runs).toBe(2);
 });
 
-test('a record that cannot be decrypted fails closed: STORE_FAILURE, the function does not run again', async () => {
+test('a record that cannot be decrypted (another key given the same id) fails closed: STORE_FAILURE naming what to check, the function does not run again', async () => {
   const writer = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
   const reader = new DynamoDBStore({ tableName, client, encryption: keyring({ id: 'k1', key: randomBytes(32) }).encryption });
   let runs = 0;
@@ -56,6 +56,9 @@ test('a record that cannot be decrypted fails closed: STORE_FAILURE, the functio
   const error = await makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: reader })({ id: 'z' }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(IdempotencyError);
   expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
+  expect(((error as IdempotencyError).cause as Error).message).toBe(
+    'The stored response failed authentication with key `k1`: it was altered, moved from another record, or sealed with another key of the same id.',
+  );
   expect(runs).toBe(1);
 });
 
@@ -149,5 +152,23 @@ test('a stored final error is sealed too (message, code and fields unreadable at
   ring.rotate(aesKey('k3'));
   const replayed = await thrown(declined({ id: 'e' }));
   expect(replayed).toMatchObject({ name: 'Error', message: 'card 4111-1111-1111-1111 declined', code: 'DECLINED', pan: '4111-1111-1111-1111' });
+  expect(runs).toBe(1);
+});
+
+test('a key made current before every running version knows it: a version whose keyById() lacks it fails closed on the records sealed with it (STORE_FAILURE, nothing runs), and replays them once it knows the key', async () => {
+  const k1 = aesKey('k1');
+  const k2 = aesKey('k2');
+  const byId = (keys: EncryptionKey[]) => (id: string) => keys.find((k) => k.id === id)?.key ?? Promise.reject(new Error(`no key ${id}`));
+  // The new version seals with k2; the old one, still running, knows k1 only; then it learns k2 (still sealing with k1).
+  const newVersion = new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey: () => k2, keyById: byId([k1, k2]) }) });
+  const oldVersion = new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey: () => k1, keyById: byId([k1]) }) });
+  const prepared = new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey: () => k1, keyById: byId([k1, k2]) }) });
+  let runs = 0;
+  const on = (store: DynamoDBStore) =>
+    makeIdempotent(async (input: { id: string }) => ({ id: input.id, run: ++runs }), { store, name: 'rollout', key: (i) => i.id });
+  expect(await on(newVersion)({ id: 'r' })).toEqual({ id: 'r', run: 1 });
+  const error = await rejection(on(oldVersion)({ id: 'r' }));
+  expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', 'no key k2']);
+  expect(await on(prepared)({ id: 'r' })).toEqual({ id: 'r', run: 1 });
   expect(runs).toBe(1);
 });

@@ -462,6 +462,34 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(1);
     });
 
+    test('a sealed response altered in Redis fails closed (not base64, empty, cut, copied from another record, replaced by plaintext): STORE_FAILURE, nothing runs', async () => {
+      const keyPrefix = `tampered-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, encryption: aesGcmEncryption(keyring(aesKey('k1')).encryption) });
+      let runs = 0;
+      const charge = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'tampered' });
+      const record = (id: string) => `${keyPrefix}tampered#${hashKey(id)}`;
+      await charge('donor');
+      const donor = (await raw.hget(record('donor'), 'responseBase64'))!;
+      const alterations: Record<string, string>[] = [
+        { responseBase64: 'not base64 at all!' },
+        { responseBase64: '' },
+        { responseBase64: donor.slice(0, -8) },
+        { responseBase64: donor },
+      ];
+      for (const [i, fields] of alterations.entries()) {
+        await charge(`t${i}`);
+        await raw.hset(record(`t${i}`), fields);
+      }
+      await charge('plain');
+      await raw.hdel(record('plain'), 'responseBase64');
+      await raw.hset(record('plain'), { response: '{"id":"plain","run":0}' });
+      for (const id of [...alterations.keys()].map((i) => `t${i}`).concat('plain')) {
+        const error = await rejection(charge(id));
+        expect([id, error.code, describeStoreFailure(error.cause)]).toEqual([id, 'STORE_FAILURE', 'UnreadableRecordError']);
+      }
+      expect(runs).toBe(6);
+    });
+
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {
       const key = { id: 'k1', key: randomBytes(32) };
       const encryption = { currentKey: () => key, keyById: () => key.key };

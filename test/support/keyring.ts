@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EncryptionKey, ResponseEncryption } from '../../lib/index.js';
 
-/** How a key provider fails: as a throttled KMS (throws), or handing out a key of the wrong size. */
-export type KeyFault = 'throws' | 'short key';
+/** How a key provider fails: as a throttled KMS (throws), rejecting with no error at all, or handing out a key of the wrong size. */
+export type KeyFault = 'throws' | 'rejects with nothing' | 'short key';
 
 /** A fresh random AES-256 key with the given id. */
 export const aesKey = (id: string): EncryptionKey => ({ id, key: randomBytes(32) });
@@ -30,10 +30,12 @@ export function keyring(...keys: EncryptionKey[]): Keyring {
     encryption: {
       currentKey: () => {
         if (ring.failCurrent === 'throws') throw kmsThrottled();
+        if (ring.failCurrent === 'rejects with nothing') return Promise.reject();
         return ring.failCurrent === 'short key' ? { id: current.id, key: current.key.subarray(0, 16) } : current;
       },
       keyById: (id: string) => {
         if (ring.failById === 'throws') throw kmsThrottled();
+        if (ring.failById === 'rejects with nothing') return Promise.reject();
         const found = keys.find((k) => k.id === id);
         if (!found) throw new Error(`no key ${id}`);
         return ring.failById === 'short key' ? found.key.subarray(0, 16) : found.key;
