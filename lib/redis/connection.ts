@@ -87,9 +87,17 @@ const isNodeCluster = (client: object): client is NodeRedisCluster => 'masters' 
 const isNodeClient = (client: object): client is NodeRedisClient =>
   typeof (client as NodeRedisClient).sendCommand === 'function' && typeof (client as NodeRedisClient).isReady === 'boolean';
 
+/**
+ * A node-redis Sentinel (`createSentinel()`): it has a client's `isReady` and a `sendCommand`, but
+ * one whose first argument says whether the command reads only, so a client's call would fail on
+ * every command. @internal
+ */
+export const isNodeSentinel = (client: unknown): boolean =>
+  client !== null && typeof client === 'object' && typeof (client as { getSentinelNode?: unknown }).getSentinelNode === 'function';
+
 /** True when `client` looks like one of the supported clients. @internal */
 export function isRedisClient(client: unknown): client is RedisClient {
-  return client !== null && typeof client === 'object' && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
+  return client !== null && typeof client === 'object' && !isNodeSentinel(client) && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
 type Event = 'ready' | 'error' | 'close' | 'end';

@@ -15,7 +15,16 @@ import type {
   ReleaseResult,
 } from '../store.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from '../stored-outcome.js';
-import { boundedConnection, type ClientCommands, type Connection, commandsOf, isRedisClient, type RedisClient, replyText } from './connection.js';
+import {
+  boundedConnection,
+  type ClientCommands,
+  type Connection,
+  commandsOf,
+  isNodeSentinel,
+  isRedisClient,
+  type RedisClient,
+  replyText,
+} from './connection.js';
 import { assertNoEviction } from './eviction.js';
 import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Script } from './scripts.js';
 
@@ -87,7 +96,12 @@ const MAX_TIMER_MILLIS = 2 ** 31 - 1;
 
 /** Every option of a `RedisStore` and its check. */
 const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
-  client: (value) => (isRedisClient(value) ? undefined : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)'),
+  client: (value) =>
+    isNodeSentinel(value)
+      ? 'is a node-redis Sentinel (`createSentinel()`), which the store does not take: its commands have another form'
+      : isRedisClient(value)
+        ? undefined
+        : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)',
   keyPrefix: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
   ...OUTCOME_OPTION_CHECKS,
   encryption: encryptionOrKeyProvider,
@@ -97,11 +111,12 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
     Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_TIMER_MILLIS
       ? undefined
       : `must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MILLIS}`,
+  // Safe integers: a larger one is written in a form WAIT refuses, after every write it was to confirm.
   waitForReplicas: (value) => {
     const wait = value as Partial<ReplicaWait> | null;
-    return Number.isInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1
+    return Number.isSafeInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isSafeInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1
       ? undefined
-      : 'must be `{ replicas, timeoutMillis }`, two whole numbers of at least 1';
+      : 'must be `{ replicas, timeoutMillis }`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER';
   },
 };
 const WHERE = 'Redis';
@@ -143,10 +158,14 @@ const flatHash = (reply: unknown): unknown => {
   return Array.isArray(reply) || reply === null || typeof reply !== 'object' ? reply : Object.entries(reply).flat();
 };
 
-/** `[applied, fields]` from a script's reply `{1|2|0, {field, value, …}?}` (2: the caller's own record, found and written again: not applied by this call). */
+/**
+ * `[applied, fields]` from a script's reply `{1|2|0, {field, value, …}?}` (2: the caller's own record, found and written again: not applied by this call).
+ * The integer may arrive as text (ioredis's `stringNumbers`, a node-redis `typeMapping` of numbers to `String`).
+ */
 function verdict(reply: unknown): [boolean, unknown] {
-  if (!Array.isArray(reply) || ![0, 1, 2].includes(reply[0])) throw new Error('Redis answered a record script with an unexpected reply.');
-  return [reply[0] === 1, reply[1] ?? []];
+  const code = Array.isArray(reply) ? Number(reply[0]) : Number.NaN;
+  if (![0, 1, 2].includes(code)) throw new Error('Redis answered a record script with an unexpected reply.');
+  return [code === 1, (reply as unknown[])[1] ?? []];
 }
 
 /**

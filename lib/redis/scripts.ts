@@ -146,8 +146,8 @@ export interface ReplicaWait {
   readonly timeoutMillis: number;
 }
 
-/** The script wrote: `{1, …}` or `{2, …}` (the caller's own record again) from the record scripts, 1 from FORGET. */
-const wrote = (reply: unknown): boolean => (Array.isArray(reply) ? reply[0] !== 0 : reply === 1);
+/** The script wrote: `{1, …}` or `{2, …}` (the caller's own record again) from the record scripts, 1 from FORGET; as a number or its text (ioredis's `stringNumbers`). */
+const wrote = (reply: unknown): boolean => Number(Array.isArray(reply) ? reply[0] : reply) > 0;
 
 /** A script and then WAIT on the same primary (in one round trip where the client allows); fails if a write reached too few replicas. */
 async function runAndWait(connection: Connection, command: readonly string[], key: string, wait: ReplicaWait): Promise<unknown> {

@@ -22,7 +22,7 @@ const nextReady = (client: object): Promise<void> =>
 const raw = inspector();
 afterAll(() => raw.disconnect());
 
-for (const kind of CLIENT_KINDS) {
+for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
   describe(kind.name, () => {
     let proxy: TcpProxy;
     let opened: Awaited<ReturnType<(typeof kind)['open']>>;

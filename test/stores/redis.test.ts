@@ -7,7 +7,9 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
-import { createClient, RESP_TYPES } from 'redis';
+import { Redis as Redis5 } from 'ioredis5';
+import { createClient, createSentinel, RESP_TYPES } from 'redis';
+import { createSentinel as createSentinel5 } from 'redis5';
 import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { connectionOf } from '../../lib/redis/connection.js';
 import { RedisStore } from '../../lib/redis/index.js';
@@ -528,6 +530,40 @@ describe('node-redis 6 told to speak RESP2 (`RESP: 2`), whose hashes arrive as f
   }
 });
 
+// Integer replies as text: the scripts' verdicts, and FORGET's, must be read as the numbers they are.
+for (const [name, open] of [
+  ['ioredis with `stringNumbers: true`', () => ioredisClient(redisUrl(), { stringNumbers: true })],
+  ['ioredis 5 with `stringNumbers: true`', () => new Redis5(redisUrl(), { stringNumbers: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })],
+  [
+    'node-redis 6 with RESP3 numbers typed as `String` (`typeMapping`)',
+    () => nodeRedisClient(redisUrl(), { commandOptions: { typeMapping: { [RESP_TYPES.NUMBER]: String } } }),
+  ],
+] as const) {
+  describe(name, () => {
+    // Opened by the first test that runs: a client opened here would outlive a run that filters out every test below.
+    let client!: ReturnType<typeof open>;
+    const keyPrefix = `numbers-as-text-${name.slice(0, 12)}:`;
+    beforeAll(async () => {
+      client = open();
+      if ('isOpen' in client) await client.connect();
+    });
+    afterAll(() => ('isOpen' in client ? client.destroy() : client.disconnect()));
+    for (const check of storeContract(() => new RedisStore({ client, keyPrefix }), { ttlOf: (key) => pttl(raw, `${keyPrefix}${key}`) })) {
+      test(check.name, check.run);
+    }
+    test('with waitForReplicas (this server has no replica): a refused claim writes nothing and waits for nothing, a forget that deleted waits', async () => {
+      const store = new RedisStore({ client, keyPrefix });
+      const waiting = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 1 } });
+      const key = `waits#${randomBytes(8).toString('hex')}`;
+      expect(await store.claim(claimRequest(key))).toEqual({ claimed: true });
+      expect(await waiting.claim(claimRequest(key, 'owner-b'))).toMatchObject({ claimed: false, record: { owner: 'owner-a', status: 'INPROGRESS' } });
+      expect(await waiting.forget(`waits#none-${randomBytes(8).toString('hex')}`)).toBe(false);
+      const forgotten = await waiting.forget(key).then(String, (error: Error) => error.name);
+      expect([forgotten, await raw.exists(`${keyPrefix}${key}`)]).toEqual(['ReplicaWaitTimeout', 0]);
+    });
+  });
+}
+
 describe('node-redis 6 with RESP3 maps typed as `Map` (`typeMapping`), whose hashes arrive as a `Map`', () => {
   const client = nodeRedisClient(redisUrl(), { commandOptions: { typeMapping: { [RESP_TYPES.MAP]: Map } } });
   beforeAll(() => client.connect());
@@ -684,12 +720,24 @@ describe('options', () => {
     [{ client, timeoutMillis: 2 ** 31 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
     [
       { client, waitForReplicas: { replicas: 0, timeoutMillis: 50 } },
-      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers of at least 1/,
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER/,
     ],
     [
       { client, waitForReplicas: { replicas: 1, timeoutMillis: 0 } },
-      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers of at least 1/,
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER/,
     ],
+    // Whole numbers that Redis's WAIT refuses (see below): every write would fail after it was applied.
+    [
+      { client, waitForReplicas: { replicas: 2 ** 64, timeoutMillis: 50 } },
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER/,
+    ],
+    [
+      { client, waitForReplicas: { replicas: 1, timeoutMillis: 1e21 } },
+      /`waitForReplicas` must be `\{ replicas, timeoutMillis \}`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER/,
+    ],
+    // Its sendCommand(isReadonly, args) would be called as a client's sendCommand(args): every call would fail deep inside node-redis.
+    [{ client: createSentinel({ name: 'primary', sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }] }) }, /`client` is a node-redis Sentinel/],
+    [{ client: createSentinel5({ name: 'primary', sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }] }) }, /`client` is a node-redis Sentinel/],
     [{ client, ttl: 5 }, /unknown option `ttl`/],
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
@@ -699,6 +747,13 @@ describe('options', () => {
     const withOpen = Object.assign({ open: () => undefined }, provider);
     expect(() => new RedisStore({ client, encryption: withOpen })).not.toThrow();
     expect(() => new RedisStore({ client, encryption: { ...aesGcmEncryption(provider), keyById: provider.keyById } })).not.toThrow();
+  });
+  test('the largest waitForReplicas taken are ones WAIT takes; the next whole numbers written as text are refused by it', async () => {
+    const largest = Number.MAX_SAFE_INTEGER;
+    expect(() => new RedisStore({ client, waitForReplicas: { replicas: largest, timeoutMillis: largest } })).not.toThrow();
+    expect(await raw.call('WAIT', String(largest), '1')).toBe(0);
+    await expect(raw.call('WAIT', String(2 ** 64), '1')).rejects.toThrow(/out of range/);
+    await expect(raw.call('WAIT', '1', String(1e21))).rejects.toThrow(/out of range/);
   });
   test.each([1, 2 ** 31 - 1])('a timeoutMillis of %i (the bounds of a Node timer) is taken', (timeoutMillis) => {
     expect(() => new RedisStore({ client, timeoutMillis })).not.toThrow();
