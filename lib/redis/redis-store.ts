@@ -163,8 +163,9 @@ const flatHash = (reply: unknown): unknown => {
  * The integer may arrive as text (ioredis's `stringNumbers`, a node-redis `typeMapping` of numbers to `String`).
  */
 function verdict(reply: unknown): [boolean, unknown] {
-  const code = Array.isArray(reply) ? Number(reply[0]) : Number.NaN;
-  if (![0, 1, 2].includes(code)) throw new Error('Redis answered a record script with an unexpected reply.');
+  const first: unknown = Array.isArray(reply) ? reply[0] : undefined;
+  const code = typeof first === 'number' || typeof first === 'string' ? Number(first) : Number.NaN;
+  if (![0, 1, 2].includes(code) || first === '') throw new Error('Redis answered a record script with an unexpected reply.');
   return [code === 1, (reply as unknown[])[1] ?? []];
 }
 
