@@ -1,9 +1,10 @@
 /**
  * The source of the apps a user writes against the installed package: an ES module app, a CommonJS
- * app, and a CommonJS CDK app laid out as `cdk init app --language typescript` makes it. Written as
- * strings so the repository's own type-check does not compile them against the repository.
+ * app, and a CommonJS CDK app laid out as `cdk init app --language typescript` makes it; beside them
+ * the projects that only type-check the package's entry points and declarations. Written as strings
+ * so the repository's own type-check does not compile them against the repository.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** The same idempotent middy handler, unit-tested with the testing helpers, in either module system. */
@@ -181,9 +182,34 @@ const node16Tsconfig = {
     moduleResolution: 'Node16',
     skipLibCheck: false,
     paths: { 'aws-lambda': ['../oldest-types/node_modules/@types/aws-lambda/index.d.ts'] },
+    // Shows which @types/aws-lambda the program used.
+    listFiles: true,
   },
   files: ['node16.mts', 'lambda-types.mts'],
 };
+
+/**
+ * Each declaration file of the tarball checked as a source file (`x.d.ts` copied to `x.ts`, same
+ * text, an ES module package like the installed one): `skipLibCheck` then skips only the
+ * dependencies' declarations (aws-cdk-lib alone has some 2,600), which the package does not ship,
+ * while every name the package's declarations use must still resolve.
+ */
+const declarationsTsconfig = (files: readonly string[]) => ({
+  compilerOptions: { noEmit: true, strict: true, module: 'nodenext', moduleResolution: 'nodenext', types: ['node'], skipLibCheck: true },
+  files,
+});
+
+/**
+ * The TypeScript projects in the consumer, in the order one `tsc -b` compiles them: the
+ * declarations first (their test comes first), the handler apps before the checks that only type-check.
+ */
+export const PROJECTS = {
+  declarations: 'declarations-as-sources/tsconfig.json',
+  apps: 'tsconfig.json',
+  cdk: 'cdk/tsconfig.json',
+  bundler: 'entries/tsconfig.bundler.json',
+  node16: 'entries/tsconfig.node16.json',
+} as const;
 
 function write(dir: string, files: Record<string, string | object>): void {
   for (const [path, content] of Object.entries(files)) {
@@ -193,8 +219,20 @@ function write(dir: string, files: Record<string, string | object>): void {
   }
 }
 
-/** Writes the apps into the consumer project (over any earlier copy). */
-export function writeConsumerApps(consumer: string): void {
+/**
+ * Writes the apps, and the copies of `declarations` (paths in the installed package), into the
+ * consumer project (over any earlier copy).
+ */
+export function writeConsumerApps(consumer: string, installed: string, declarations: readonly string[]): void {
+  const copies = join(consumer, 'declarations-as-sources');
+  rmSync(copies, { recursive: true, force: true });
+  const sources = declarations.map((path) => {
+    const copy = path.replace(/\.d\.ts$/, '.ts');
+    mkdirSync(dirname(join(copies, copy)), { recursive: true });
+    copyFileSync(join(installed, path), join(copies, copy));
+    return copy;
+  });
+  write(copies, { 'package.json': { private: true, type: 'module' }, 'tsconfig.json': declarationsTsconfig(sources) });
   write(consumer, {
     'tsconfig.json': handlerTsconfig,
     'esm/package.json': { type: 'module' },

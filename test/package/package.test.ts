@@ -4,12 +4,13 @@
  * CommonJS CDK app, each compiled by TypeScript against the installed declarations and run by Node.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
-import { ENTRY_POINTS, writeConsumerApps } from './consumer-apps.js';
+import { ENTRY_POINTS, PROJECTS, writeConsumerApps } from './consumer-apps.js';
 import { OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
+import { tscBuild } from './tsc-build.js';
 
 const exec = promisify(execFile);
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -21,17 +22,19 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 };
 
 let pkg: Packed;
-let appsCompiled: Promise<{ stdout: string }>;
-let cdkCompiled: Promise<{ stdout: string }>;
+/** What TypeScript printed for each project of the consumer ('' when it compiled cleanly), as each is done. */
+let compiled: Record<keyof typeof PROJECTS, Promise<string>>;
 
 beforeAll(async () => {
   pkg = await packed();
-  writeConsumerApps(pkg.consumer);
-  // Both compilations at once, one core each; the apps run as soon as theirs is done.
-  appsCompiled = exec(process.execPath, [tsc, '-p', pkg.consumer]);
-  cdkCompiled = exec(process.execPath, [tsc, '-p', join(pkg.consumer, 'cdk')]);
-  // Observed by the tests below; a failure here must not be an unhandled rejection meanwhile.
-  for (const compiled of [appsCompiled, cdkCompiled]) compiled.catch(() => undefined);
+  writeConsumerApps(
+    pkg.consumer,
+    pkg.installed,
+    pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts')),
+  );
+  // One compiler for all the projects, started now; the tests wait for their project only.
+  const outputs = tscBuild(tsc, pkg.consumer, Object.values(PROJECTS));
+  compiled = Object.fromEntries(Object.entries(PROJECTS).map(([name, tsconfig]) => [name, outputs.get(join(pkg.consumer, tsconfig))!])) as typeof compiled;
 }, 300_000);
 
 /** Runs `file` in a fresh Node process from the consumer project and parses the JSON it prints. */
@@ -139,24 +142,10 @@ describe('what the tarball holds', () => {
   test('every declaration file in the tarball type-checks on its own: no type it names was stripped as internal', async () => {
     const declarations = pkg.files.map((f) => f.path).filter((p) => p.endsWith('.d.ts'));
     expect(declarations.length).toBeGreaterThan(40);
-    // Each declaration file is checked as a source file (`x.d.ts` copied to `x.ts`, same text, an
-    // ES module package like the installed one): `skipLibCheck` then skips only the dependencies'
-    // declarations (aws-cdk-lib alone has some 2,600), which the package does not ship, while every
-    // name the package's declarations use must still resolve. A failure prints each missing name.
-    const copies = join(pkg.consumer, 'declarations-as-sources');
-    rmSync(copies, { recursive: true, force: true });
-    mkdirSync(copies);
-    writeFileSync(join(copies, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
-    const sources = declarations.map((path) => {
-      const copy = path.replace(/\.d\.ts$/, '.ts');
-      mkdirSync(dirname(join(copies, copy)), { recursive: true });
-      copyFileSync(join(pkg.installed, path), join(copies, copy));
-      return copy;
-    });
-    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--skipLibCheck', 'true'];
-    // Resolved from inside the consumer project, as an app's compiler would; tsc prints its errors on stdout.
-    const checked = await exec(process.execPath, [tsc, ...args, ...sources], { cwd: copies }).catch((error: { stdout: string }) => error);
-    expect(checked.stdout).toBe('');
+    // Each one copied to a source file of the consumer project (see `declarationsTsconfig`): a failure prints each missing name.
+    const copies = readFileSync(join(pkg.consumer, PROJECTS.declarations), 'utf8');
+    expect(JSON.parse(copies).files).toHaveLength(declarations.length);
+    expect(await compiled.declarations).toBe('');
   }, 300_000);
 });
 
@@ -178,8 +167,8 @@ describe('installed into a fresh project', () => {
   });
 
   test('TypeScript compiles an ES module app and a CommonJS app (NodeNext) and a CDK app (module: commonjs) against the declarations', async () => {
-    expect((await appsCompiled).stdout).toBe('');
-    expect((await cdkCompiled).stdout).toBe('');
+    expect(await compiled.apps).toBe('');
+    expect(await compiled.cdk).toBe('');
   }, 300_000);
 
   test.each([
@@ -188,7 +177,7 @@ describe('installed into a fresh project', () => {
   ])(
     '%s the library, its testing helpers and its CDK construct, and a duplicate replays',
     async (_how, file, name) => {
-      await appsCompiled;
+      expect(await compiled.apps).toBe('');
       const result = await runApp(file, { DYNAMODB_ENDPOINT: endpoint(), TABLE_NAME: tableName });
       expect(result).toEqual({
         first: { orderId: `${name}-1`, run: 1 },
@@ -213,17 +202,6 @@ describe('installed into a fresh project', () => {
     }
   });
 
-  test(`TypeScript resolves the entry points under moduleResolution bundler and node16, and checks the declarations against @types/aws-lambda ${OLDEST_LAMBDA_TYPES}, the oldest the peer range accepts`, async () => {
-    const installed = JSON.parse(readFileSync(join(pkg.consumer, 'oldest-types', 'node_modules', '@types', 'aws-lambda', 'package.json'), 'utf8'));
-    expect(installed.version).toBe(OLDEST_LAMBDA_TYPES);
-    // Both at once, one core each; tsc exits non-zero on any error.
-    const compile = (resolution: string) => exec(process.execPath, [tsc, '--listFiles', '-p', join(pkg.consumer, 'entries', `tsconfig.${resolution}.json`)]);
-    const [, node16] = await Promise.all([compile('bundler'), compile('node16')]);
-    const lambdaTypes = node16.stdout.split('\n').filter((file) => file.includes('/@types/aws-lambda/'));
-    expect(lambdaTypes.length).toBeGreaterThan(0);
-    expect(lambdaTypes.filter((file) => !file.includes('/oldest-types/'))).toEqual([]);
-  }, 120_000);
-
   test('the `lambda-idempotency` command runs from node_modules/.bin: help, and a lookup in DynamoDB Local', async () => {
     const bin = join(pkg.consumer, 'node_modules', '.bin', 'lambda-idempotency');
     // Executed as a shell would: its shebang and mode, not `node file`.
@@ -244,7 +222,7 @@ describe('installed into a fresh project', () => {
   }, 60_000);
 
   test('a CommonJS CDK app synthesizes a stack with IdempotencyTable, without errors', async () => {
-    await cdkCompiled;
+    expect(await compiled.cdk).toBe('');
     const { template, errors, functionName } = (await runApp('cdk/bin/payments.js')) as {
       template: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
       errors: unknown[];
@@ -294,4 +272,16 @@ console.log(JSON.stringify({ twoCopies: idempotency !== other.idempotency, first
     // The client adds the missing key and retries under the same outer key: the handler runs.
     expect(await runApp('two-copies.mjs')).toEqual({ twoCopies: true, first: 'KEY_MISSING', retried: { run: 1 } });
   }, 60_000);
+
+  test(`TypeScript resolves the entry points under moduleResolution bundler and node16, and checks the declarations against @types/aws-lambda ${OLDEST_LAMBDA_TYPES}, the oldest the peer range accepts`, async () => {
+    const installed = JSON.parse(readFileSync(join(pkg.consumer, 'oldest-types', 'node_modules', '@types', 'aws-lambda', 'package.json'), 'utf8'));
+    expect(installed.version).toBe(OLDEST_LAMBDA_TYPES);
+    expect(await compiled.bundler).toBe('');
+    // node16 lists its files (absolute paths); tsc prints errors with paths relative to the consumer.
+    const node16 = (await compiled.node16).split('\n').filter((line) => line !== '');
+    expect(node16.filter((line) => !line.startsWith('/'))).toEqual([]);
+    const lambdaTypes = node16.filter((file) => file.includes('/@types/aws-lambda/'));
+    expect(lambdaTypes.length).toBeGreaterThan(0);
+    expect(lambdaTypes.filter((file) => !file.includes('/oldest-types/'))).toEqual([]);
+  }, 120_000);
 });
