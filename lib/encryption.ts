@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { checkOptions, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
-import { isKeyProvider, isOutcomeEncryption } from './stored-outcome.js';
+import { isKeyProvider, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
 
 /**
  * A 256-bit key and the id stored with each record it encrypts.
@@ -69,7 +69,7 @@ export interface OutcomeEncryption {
   seal(plain: Uint8Array, compressed: boolean, key: EncryptionKey, sealedFor: SealedFor): Uint8Array;
   /** The plaintext of a sealed value and whether it is gzip; rejects when it is not authentic under the key `keyId`. */
   open(sealed: Uint8Array, keyId: string, sealedFor: SealedFor): Promise<{ readonly plain: Uint8Array; readonly compressed: boolean }>;
-  /** Bytes that sealing adds to a value. */
+  /** Bytes that sealing adds to a value: a whole number, 0 or more (a store refuses another at construction: it counts toward every record's size). */
   readonly overheadBytes: number;
 }
 
@@ -163,7 +163,7 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
 export const encryptionOrKeyProvider: OptionCheck = (value) =>
   isOutcomeEncryption(value) || isKeyProvider(value)
     ? undefined
-    : 'must have `currentKey()` and `keyById(id)` functions, or be made by `aesGcmEncryption(provider)`';
+    : (overheadProblem(value) ?? 'must have `currentKey()` and `keyById(id)` functions, or be made by `aesGcmEncryption(provider)`');
 
 /** The module for an `encryption` option that passed {@link encryptionOrKeyProvider}. @internal */
 export const encryptionModule = (value: OutcomeEncryption | ResponseEncryption | undefined): OutcomeEncryption | undefined =>

@@ -16,19 +16,33 @@ const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   value !== null &&
   names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
+/** A module's `overheadBytes`: every record's size counts it, so one below 0 would let a sealed outcome outgrow the item. */
+const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
+
 /**
  * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,
- * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and a whole
- * `overheadBytes`; any other value with `currentKey` and `keyById` functions is a key provider. The
- * module's members decide, so no value is both, and members a shape does not name (a provider's own
- * `open()`, a module's `keyById` helper) change nothing, as the types allow them. Checked without
- * any cipher code. @internal
+ * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and an
+ * `overheadBytes` that is a whole number, 0 or more; any other value with `currentKey` and `keyById`
+ * functions is a key provider. The module's members decide, so no value is both, and members a shape
+ * does not name (a provider's own `open()`, a module's `keyById` helper) change nothing, as the types
+ * allow them. Checked without any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
-  hasFunctions(value, ['currentKey', 'seal', 'open']) && Number.isInteger((value as { overheadBytes?: unknown }).overheadBytes);
+  hasFunctions(value, ['currentKey', 'seal', 'open']) && isOverhead((value as { overheadBytes?: unknown }).overheadBytes);
 
 /** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
 export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']) && !isOutcomeEncryption(value);
+
+/**
+ * What is wrong with a value that has a module's functions but no `overheadBytes` it can be given
+ * (a module written by hand), else `undefined`: told otherwise to use `aesGcmEncryption`, its author
+ * would not learn which member is wrong. @internal
+ */
+export const overheadProblem = (value: unknown): string | undefined => {
+  if (!hasFunctions(value, ['currentKey', 'seal', 'open']) || isKeyProvider(value) || isOutcomeEncryption(value)) return undefined;
+  const overhead = (value as { overheadBytes?: unknown }).overheadBytes;
+  return `has \`seal\` and \`open\`, so its \`overheadBytes\` must be the bytes sealing adds, a whole number, 0 or more (got ${typeof overhead === 'string' ? JSON.stringify(overhead) : String(overhead)})`;
+};
 
 /**
  * The checks of the options every store that encodes outcomes takes (`DynamoDBStore`, `RedisStore`):
@@ -41,9 +55,8 @@ export const OUTCOME_OPTION_CHECKS = {
       : `must be a whole number of bytes from 0 to ${ITEM_LIMIT_BYTES} (an item holds at most 400 KB)`,
   encryption: (value) => {
     if (isOutcomeEncryption(value)) return undefined;
-    return isKeyProvider(value)
-      ? "must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself"
-      : "must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'";
+    if (isKeyProvider(value)) return "must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself";
+    return overheadProblem(value) ?? "must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'";
   },
 } satisfies Readonly<Record<string, OptionCheck>>;
 

@@ -3,8 +3,9 @@
  * must outlive every redelivery of the event it guards. @internal
  */
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
-import { CfnGlobalTable, CfnTable, type ITable, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
+import { CfnKey } from 'aws-cdk-lib/aws-kms';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
@@ -542,9 +543,29 @@ export function localReplica(fn: LambdaFunction, table: ITable): ITable | undefi
 const regionName = (region: string): string => (Token.isUnresolved(region) ? "the stack's Region" : region);
 
 /**
+ * What a function of another account needs of `table` besides its role's own policy, and who adds it:
+ * the grant adds the resource-based policy statement to a table defined in the app, and the key
+ * policy statement to a key defined in it; an imported table's or key's owner must add them.
+ */
+function crossAccountAccess(table: ITable): string {
+  const itemActions = "the function's role the item actions (PutItem, UpdateItem, DeleteItem) in the table's resource-based policy";
+  if (!(table instanceof Table || table instanceof TableV2)) {
+    return `the table's owner must also allow ${itemActions}, and, for a customer managed key, the key actions in the key's policy: this app cannot change an imported table's policies.`;
+  }
+  const key = table.encryptionKey;
+  if (key === undefined)
+    return `a table of another account must also allow ${itemActions}; attaching the function added that statement to the table: nothing to add.`;
+  if (CfnKey.isCfnKey(key.node.defaultChild)) {
+    return `a table of another account must also allow ${itemActions}, and the key actions in its customer managed key's policy; attaching the function added both statements: nothing to add.`;
+  }
+  return `a table of another account must also allow ${itemActions}, which attaching the function added to the table, and the key actions in its customer managed key's policy: the key is imported, so its owner must add that statement.`;
+}
+
+/**
  * Whether `fn` reaches `table` with what attaching gives it. A store's default client talks to the
  * function's own region, and a grant to a table of another account is only half of the access:
- * the table's resource-based policy must allow the function too.
+ * the table's resource-based policy must allow the function too. The grant adds that statement to a
+ * table defined in the app (and to its key's policy); an imported table's owner must add it.
  */
 export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
   const where = tableEnv(table);
@@ -570,7 +591,7 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherAccount',
-      message: `The idempotency table is in account ${where.account}, ${fn.node.path} in ${fn.env.account}: the table's resource-based policy must also allow the function's role the item actions (PutItem, UpdateItem, DeleteItem), and a customer managed key's policy the key actions.`,
+      message: `The idempotency table is in account ${where.account}, ${fn.node.path} in ${fn.env.account}: ${crossAccountAccess(table)}`,
     });
   }
   return findings;

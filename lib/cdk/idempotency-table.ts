@@ -1,5 +1,5 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
-import { BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
@@ -93,6 +93,17 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   } else {
     key.grant(grantee, ...KEY_ACTIONS);
   }
+}
+
+/**
+ * Grants `grantee` the item actions on `table`. For a grantee of another account, the grant adds a
+ * statement to a table's resource-based policy too, where the table is `*`: `TableV2.grant` names it
+ * by its own ARN there instead, a table that refers to itself, which CloudFormation refuses as a
+ * circular dependency. (`Table.grant` writes `*`; item actions do not apply to indexes.)
+ */
+function grantItems(table: ITable, grantee: IGrantable): Grant {
+  if (!(table instanceof TableV2)) return table.grant(grantee, ...ITEM_ACTIONS);
+  return Grant.addToPrincipalOrResource({ grantee, actions: ITEM_ACTIONS, resourceArns: [table.tableArn], resourceSelfArns: ['*'], resource: table });
 }
 
 /**
@@ -305,7 +316,7 @@ export abstract class IdempotencyTableBase extends Construct {
    * this table only) and, with a customer managed key, the key actions DynamoDB needs.
    */
   public grantRecordAccess(grantee: IGrantable): Grant {
-    const grant = this.table.grant(grantee, ...ITEM_ACTIONS);
+    const grant = grantItems(this.table, grantee);
     if (this.encryptionKey) grantKey(this.encryptionKey, grantee);
     return grant;
   }

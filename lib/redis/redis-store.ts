@@ -1,5 +1,6 @@
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
-import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
+import { isWellFormed } from '../key.js';
+import { assertKnownOptions, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import type {
@@ -44,7 +45,11 @@ export interface RedisStoreOptions {
    * clients queue commands during an outage, and the call waits for the Lambda timeout.
    */
   readonly client: RedisClient;
-  /** Prepended to every record key. Do not put a `{hash tag}` in it: it would send every record to one shard. @default 'idempotency:' */
+  /**
+   * Prepended to every record key: text without lone surrogates (Redis would store each as U+FFFD, so two
+   * such prefixes would share records). Do not put a `{hash tag}` in it: it would send every record to one shard.
+   * @default 'idempotency:'
+   */
   readonly keyPrefix?: string;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number;
@@ -94,6 +99,9 @@ export interface RedisStoreOptions {
 /** The longest delay a Node timer keeps (about 24.8 days). */
 const MAX_TIMER_MILLIS = 2 ** 31 - 1;
 
+/** The members of `waitForReplicas`. */
+const REPLICA_WAIT_MEMBERS: readonly (keyof ReplicaWait)[] = ['replicas', 'timeoutMillis'];
+
 /** Every option of a `RedisStore` and its check. */
 const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   client: (value) =>
@@ -102,7 +110,8 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
       : isRedisClient(value)
         ? undefined
         : 'must be an ioredis Redis or Cluster, or a node-redis client or cluster (version 5 or 6)',
-  keyPrefix: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
+  // UTF-8 has no form for a lone surrogate: Redis stores it as U+FFFD, so two such prefixes would be one.
+  keyPrefix: (value) => (typeof value === 'string' && isWellFormed(value) ? undefined : 'must be a string without lone surrogates'),
   ...OUTCOME_OPTION_CHECKS,
   encryption: encryptionOrKeyProvider,
   allowEviction: isBoolean,
@@ -114,9 +123,12 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   // Safe integers: a larger one is written in a form WAIT refuses, after every write it was to confirm.
   waitForReplicas: (value) => {
     const wait = value as Partial<ReplicaWait> | null;
-    return Number.isSafeInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isSafeInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1
-      ? undefined
-      : 'must be `{ replicas, timeoutMillis }`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER';
+    if (!(Number.isSafeInteger(wait?.replicas) && wait!.replicas! >= 1 && Number.isSafeInteger(wait!.timeoutMillis) && wait!.timeoutMillis! >= 1)) {
+      return 'must be `{ replicas, timeoutMillis }`, two whole numbers from 1 to Number.MAX_SAFE_INTEGER';
+    }
+    // A misspelt member (`timeout`) would otherwise be dropped without a word.
+    assertKnownOptions('RedisStore: `waitForReplicas`', wait!, REPLICA_WAIT_MEMBERS);
+    return undefined;
   },
 };
 const WHERE = 'Redis';

@@ -1186,7 +1186,91 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: arn }) } });
     const annotations = Annotations.fromStack(stack);
     annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('`client` for us-east-1.*tableInAnotherRegion'));
-    annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('resource-based policy.*tableInAnotherAccount'));
+    annotations.hasWarning(
+      '/Elsewhere/Handler',
+      Match.stringLikeRegexp(
+        "^The idempotency table is in account 222222222222, Elsewhere/Handler in 111111111111: the table's owner must also allow the function's role the item actions \\(PutItem, UpdateItem, DeleteItem\\) in the table's resource-based policy, and, for a customer managed key, the key actions in the key's policy: this app cannot change an imported table's policies.*tableInAnotherAccount",
+      ),
+    );
+  });
+
+  describe("a table of the app in another account: attaching the function adds the statements the table's policies need, and the warning says there is nothing to add", () => {
+    const props = { tableName: 'records', partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' };
+    /** `records` made in a stack of account 111111111111, attached to a function of account 222222222222; the two stacks. */
+    const attachedAcrossAccounts = (records: (owner: Stack) => Table | TableV2) => {
+      const app = new App();
+      const owner = new Stack(app, 'Owner', { env: { account: '111111111111', region: 'eu-west-1' } });
+      const table = records(owner);
+      const user = new Stack(app, 'User', { env: { account: '222222222222', region: 'eu-west-1' } });
+      // A role used from another account's stack needs a name that stack can write.
+      const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      IdempotencyTable.fromTable(user, 'Idempotency', table).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+      return { owner, user };
+    };
+    const itemStatement = {
+      Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      Effect: 'Allow',
+      Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, Match.stringLikeRegexp('^:iam::222222222222:role/')]] } },
+      // In a resource-based policy, "*" is the table the policy is on.
+      Resource: '*',
+    };
+    const heading = '^The idempotency table is in account 111111111111, User/Handler in 222222222222: ';
+
+    test('a Table: its resource-based policy gets the statement', () => {
+      const { owner, user } = attachedAcrossAccounts((stack) => new Table(stack, 'Records', props));
+      Template.fromStack(owner).hasResourceProperties('AWS::DynamoDB::Table', { ResourcePolicy: { PolicyDocument: { Statement: [itemStatement] } } });
+      Annotations.fromStack(user).hasWarning(
+        '/User/Handler',
+        Match.stringLikeRegexp(
+          `${heading}a table of another account must also allow the function's role the item actions \\(PutItem, UpdateItem, DeleteItem\\) in the table's resource-based policy; attaching the function added that statement to the table: nothing to add.*tableInAnotherAccount`,
+        ),
+      );
+    });
+
+    test('a TableV2: its replica\'s resource-based policy gets the statement, naming the table as "*", not by its own ARN, which would be a circular dependency', () => {
+      const { owner, user } = attachedAcrossAccounts((stack) => new TableV2(stack, 'Records', props));
+      Template.fromStack(owner).hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+        Replicas: [Match.objectLike({ Region: 'eu-west-1', ResourcePolicy: { PolicyDocument: { Statement: [itemStatement] } } })],
+      });
+      Annotations.fromStack(user).hasWarning(
+        '/User/Handler',
+        Match.stringLikeRegexp(`${heading}.*added that statement to the table: nothing to add.*tableInAnotherAccount`),
+      );
+    });
+
+    test("a Table with a customer managed key of the app: the key's policy gets its statement too", () => {
+      const { owner, user } = attachedAcrossAccounts(
+        (stack) => new Table(stack, 'Records', { ...props, encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: new Key(stack, 'Key') }),
+      );
+      const template = Template.fromStack(owner);
+      template.hasResourceProperties('AWS::DynamoDB::Table', { ResourcePolicy: { PolicyDocument: { Statement: [itemStatement] } } });
+      template.hasResourceProperties('AWS::KMS::Key', {
+        KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: itemStatement.Principal, Resource: '*' })]) },
+      });
+      Annotations.fromStack(user).hasWarning(
+        '/User/Handler',
+        Match.stringLikeRegexp(
+          `${heading}.*resource-based policy, and the key actions in its customer managed key's policy; attaching the function added both statements: nothing to add.*tableInAnotherAccount`,
+        ),
+      );
+    });
+
+    test("a Table with an imported customer managed key: the key's owner must add the key's statement", () => {
+      const { user } = attachedAcrossAccounts(
+        (stack) =>
+          new Table(stack, 'Records', {
+            ...props,
+            encryption: TableEncryption.CUSTOMER_MANAGED,
+            encryptionKey: Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab'),
+          }),
+      );
+      Annotations.fromStack(user).hasWarning(
+        '/User/Handler',
+        Match.stringLikeRegexp(
+          `${heading}.*resource-based policy, which attaching the function added to the table, and the key actions in its customer managed key's policy: the key is imported, so its owner must add that statement.*tableInAnotherAccount`,
+        ),
+      );
+    });
   });
 
   describe('a global table: a claim in one Region must see the claims of the others', () => {

@@ -713,7 +713,12 @@ describe('options', () => {
     [{ client, encryption: { currentKey: () => undefined } }, /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions/],
     [
       { client, encryption: moduleWithoutOverhead },
-      /`encryption` must have `currentKey\(\)` and `keyById\(id\)` functions, or be made by `aesGcmEncryption\(provider\)`/,
+      /`encryption` has `seal` and `open`, so its `overheadBytes` must be the bytes sealing adds, a whole number, 0 or more \(got undefined\)/,
+    ],
+    // Every record's size counts it: one below 0 would let a sealed outcome outgrow what the store keeps.
+    [
+      { client, encryption: { ...aesGcmEncryption(provider), overheadBytes: -1 } },
+      /`encryption` has `seal` and `open`, so its `overheadBytes` must be the bytes sealing adds, a whole number, 0 or more \(got -1\)/,
     ],
     [{ client, allowEviction: 'yes' }, /`allowEviction` must be a boolean/],
     [{ client, timeoutMillis: 0 }, /`timeoutMillis` must be a whole number of milliseconds, from 1 to 2147483647/],
@@ -739,9 +744,23 @@ describe('options', () => {
     [{ client: createSentinel({ name: 'primary', sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }] }) }, /`client` is a node-redis Sentinel/],
     [{ client: createSentinel5({ name: 'primary', sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }] }) }, /`client` is a node-redis Sentinel/],
     [{ client, ttl: 5 }, /unknown option `ttl`/],
+    // A misspelt member would be dropped without a word.
+    [
+      { client, waitForReplicas: { replicas: 1, timeoutMillis: 100, timeout: 5 } },
+      /^RedisStore: `waitForReplicas`: unknown option `timeout`. Known options: replicas, timeoutMillis.$/,
+    ],
   ])('%p is refused with a TypeError', (options, message) => {
     expect(() => new RedisStore(options as never)).toThrow(TypeError);
     expect(() => new RedisStore(options as never)).toThrow(message);
+  });
+  test('a keyPrefix with a lone surrogate is refused: Redis writes each as U+FFFD, so two such prefixes would share records', async () => {
+    await raw.set('\ud800:lone-surrogate', 'written under one prefix', 'PX', 60_000);
+    expect(await raw.get('\udfff:lone-surrogate')).toBe('written under one prefix');
+    for (const keyPrefix of ['\ud800:', 'payments-\udfff:']) {
+      expect(() => new RedisStore({ client, keyPrefix })).toThrow(new TypeError('RedisStore: `keyPrefix` must be a string without lone surrogates.'));
+    }
+    // A surrogate pair is one character, which UTF-8 writes as it is.
+    expect(() => new RedisStore({ client, keyPrefix: '支払い-💳:' })).not.toThrow();
   });
   test('a key provider with members of its own (an `open()`) and a module with a `keyById` helper are taken', () => {
     const withOpen = Object.assign({ open: () => undefined }, provider);

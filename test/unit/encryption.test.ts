@@ -60,7 +60,6 @@ describe('which shape `encryption` takes', () => {
   test.each([
     ['an empty object', {}],
     ['half a key provider', { currentKey: () => aesKey('k1') }],
-    ['a module without its overhead', { ...aesGcmEncryption(provider), overheadBytes: undefined }],
     ['a string', 'aes'],
   ])('the main entry DynamoDBStore refuses %s with a TypeError that names both shapes', (_what, encryption) => {
     expect(() => new DynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
@@ -73,11 +72,31 @@ describe('which shape `encryption` takes', () => {
     expect(() => new LeanDynamoDBStore({ tableName, encryption: provider as never })).toThrow(
       new TypeError("DynamoDBStore: `encryption` must be `aesGcmEncryption(provider)` from 'lambda-idempotency', not the key provider itself."),
     );
-    for (const encryption of [{}, { ...aesGcmEncryption(provider), overheadBytes: 29.5 }, 'aes']) {
+    for (const encryption of [{}, 'aes']) {
       expect(() => new LeanDynamoDBStore({ tableName, encryption: encryption as never })).toThrow(
         new TypeError("DynamoDBStore: `encryption` must be made by `aesGcmEncryption(provider)` from 'lambda-idempotency'."),
       );
     }
+  });
+
+  // Every record's size counts the overhead: one below 0 would let a sealed outcome outgrow the item.
+  test.each([
+    [undefined, 'undefined'],
+    [-1, '-1'],
+    [29.5, '29.5'],
+    ['29', '"29"'],
+  ])('a module written by hand whose overheadBytes is %p is refused by every store, with a sentence naming the member', (overheadBytes, got) => {
+    const encryption = { ...aesGcmEncryption(provider), overheadBytes } as never;
+    const problem = `\`encryption\` has \`seal\` and \`open\`, so its \`overheadBytes\` must be the bytes sealing adds, a whole number, 0 or more (got ${got}).`;
+    expect([isOutcomeEncryption(encryption), isKeyProvider(encryption)]).toEqual([false, false]);
+    expect(() => new DynamoDBStore({ tableName, encryption })).toThrow(new TypeError(`DynamoDBStore: ${problem}`));
+    expect(() => new LeanDynamoDBStore({ tableName, encryption })).toThrow(new TypeError(`DynamoDBStore: ${problem}`));
+  });
+
+  test('a module written by hand that adds no bytes (overheadBytes 0) is taken', () => {
+    const encryption = { ...aesGcmEncryption(provider), overheadBytes: 0 };
+    expect(() => new DynamoDBStore({ tableName, encryption })).not.toThrow();
+    expect(() => new LeanDynamoDBStore({ tableName, encryption })).not.toThrow();
   });
 
   test('aesGcmEncryption refuses what is not a key provider', () => {
