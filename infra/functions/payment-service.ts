@@ -75,6 +75,8 @@ export interface PaymentServiceOptions {
 
 const MAX_AMOUNT = 100_000_000;
 const KEY = paymentsTableSchema.partitionKey.name;
+/** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
+const PAYMENT_ID = /^pay_[\w-]{22}$/;
 
 function invalid(message: string): PaymentError {
   return new PaymentError('INVALID_REQUEST', message);
@@ -165,6 +167,7 @@ export class PaymentService {
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
+    if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
     const call = transaction();
     // The same id on every retry and takeover of this request: the state change below applies it once.
     const refundId = `re_${call.downstreamKey('refund').slice(0, 22)}`;

@@ -53,6 +53,13 @@ test('a refund of an unknown payment is a 404, a negative refund a 400, a paymen
   expect((await post('/payments/', '{"amount": 100, "currency": "EUR"}')).status).toBe(404);
 });
 
+test('a refund of a payment id longer than a DynamoDB key allows (2 KB) is a 404, not a 500', async () => {
+  for (const id of ['p'.repeat(3000), '\u00e9'.repeat(1100)]) {
+    const reply = await post(`/payments/${encodeURIComponent(id)}/refunds`, '{"amount": 100}');
+    expect({ status: reply.status, title: JSON.parse(reply.text).title }).toEqual({ status: 404, title: 'Payment not found' });
+  }
+});
+
 test("the server's own 400 and 404 answers are problem details, as the payment API's are", async () => {
   for (const [path, method, status, title] of [
     ['/payments/%E0%A4%A/refunds', 'POST', 400, 'Bad request'],
