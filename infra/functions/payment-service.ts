@@ -75,6 +75,8 @@ export interface PaymentServiceOptions {
 
 const MAX_AMOUNT = 100_000_000;
 const KEY = paymentsTableSchema.partitionKey.name;
+/** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
+const PAYMENT_ID = /^pay_[\w-]{22}$/;
 
 function invalid(message: string): PaymentError {
   return new PaymentError('INVALID_REQUEST', message);
@@ -91,6 +93,12 @@ function asObject(input: unknown): Record<string, unknown> {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) throw invalid('The request body must be a JSON object.');
   return input as Record<string, unknown>;
 }
+
+/**
+ * A payment item as the refunds leave it: the refunds applied to it, and those of them the provider
+ * has made (an applied refund not among them may still be at the provider, or have failed there).
+ */
+type StoredPayment = Payment & { refundIds?: Set<string>; completedRefundIds?: Set<string> };
 
 /** The attribute of the payment item that names the attempt answering for a refund, and this attempt's owner token. */
 interface RefundAttempt {
@@ -161,16 +169,22 @@ export class PaymentService {
    * refundable amount (`refundedAmount + amount <= payment amount`), so concurrent refunds can never
    * exceed the payment; the provider is called only for a refund the table accepted, and a provider
    * failure gives the amount back. Should that fail too, the refund stays recorded (`REFUND_INCOMPLETE`,
-   * a 503): a retry with the same key takes it over and calls the provider again.
+   * a 503): a retry with the same key takes it over and calls the provider again. A refund the
+   * provider made is marked so on the item: the same key sent again after its record expired gets
+   * the refund's state, not a second call, which a processor that has forgotten its key would pay.
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
+    if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
     const call = transaction();
     // The same id on every retry and takeover of this request: the state change below applies it once.
     const refundId = `re_${call.downstreamKey('refund').slice(0, 22)}`;
     // Which attempt answers for the refund: this one's owner token, which changes on a takeover.
     const attempt = { holder: `refundHolder_${refundId}`, owner: call.owner };
     const applied = await this.applyRefund(paymentId, refundId, amount, attempt);
+    // Made already by this request under a record that has expired since: the processor may have
+    // forgotten its key by now, and would refund again.
+    if (applied.completedRefundIds?.has(refundId)) return this.refundOf(applied, refundId, amount);
     try {
       await this.provider.refund({ idempotencyKey: refundId, paymentId, chargeId: applied.chargeId, refundId, amount });
     } catch (error) {
@@ -187,14 +201,34 @@ export class PaymentService {
       }
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
     }
-    return {
-      refundId,
-      paymentId,
-      amount,
-      status: applied.status,
-      refundedAmount: applied.refundedAmount,
-      refundableAmount: applied.refundableAmount,
-    };
+    await this.completeRefund(paymentId, refundId, attempt);
+    return this.refundOf(applied, refundId, amount);
+  }
+
+  private refundOf(payment: Payment, refundId: string, amount: number): Refund {
+    const { paymentId, status, refundedAmount, refundableAmount } = payment;
+    return { refundId, paymentId, amount, status, refundedAmount, refundableAmount };
+  }
+
+  /**
+   * Records that the provider made the refund, while this attempt answers for it; the holder goes,
+   * as nothing may give a made refund back. A later attempt that took the refund over records it.
+   */
+  private async completeRefund(paymentId: string, refundId: string, attempt: RefundAttempt): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [KEY]: paymentId },
+          UpdateExpression: 'ADD completedRefundIds :refundIds REMOVE #holder',
+          ConditionExpression: '#holder = :owner',
+          ExpressionAttributeNames: { '#holder': attempt.holder },
+          ExpressionAttributeValues: { ':owner': attempt.owner, ':refundIds': new Set([refundId]) },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   /**
@@ -206,7 +240,7 @@ export class PaymentService {
    * attempt then takes the refund over (`attempt.holder`), so that the earlier one, should it still
    * end with a provider failure, does not give back a refund this attempt completes.
    */
-  private async applyRefund(paymentId: string, refundId: string, amount: number, attempt: RefundAttempt): Promise<Payment> {
+  private async applyRefund(paymentId: string, refundId: string, amount: number, attempt: RefundAttempt): Promise<StoredPayment> {
     let full = false;
     for (let round = 0; round < 5; round++) {
       try {
@@ -223,11 +257,12 @@ export class PaymentService {
           },
         });
         const out = await this.doc.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }));
-        return out.Attributes as Payment;
+        return out.Attributes as StoredPayment;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> }) : undefined;
+        const current = error.Item ? (unmarshall(error.Item) as StoredPayment) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        if (current.completedRefundIds?.has(refundId)) return current;
         // Applied by an earlier attempt that crashed or timed out before completing.
         if (current.refundIds?.has(refundId) && (await this.holdRefund(paymentId, refundId, attempt))) return current;
         if (current.refundIds?.has(refundId)) continue; // the earlier attempt gave it back meanwhile: apply it again
@@ -288,7 +323,7 @@ export class PaymentService {
         return;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
-        const current = error.Item ? (unmarshall(error.Item) as Payment & { refundIds?: Set<string> } & Record<string, unknown>) : undefined;
+        const current = error.Item ? (unmarshall(error.Item) as StoredPayment & Record<string, unknown>) : undefined;
         if (!current?.refundIds?.has(refundId)) return; // already given back
         if (current[attempt.holder] !== attempt.owner) return; // taken over by a later attempt, which answers for it
         toPaid = current.refundedAmount === amount;

@@ -53,6 +53,13 @@ test('a refund of an unknown payment is a 404, a negative refund a 400, a paymen
   expect((await post('/payments/', '{"amount": 100, "currency": "EUR"}')).status).toBe(404);
 });
 
+test('a refund of a payment id longer than a DynamoDB key allows (2 KB) is a 404, not a 500', async () => {
+  for (const id of ['p'.repeat(3000), '\u00e9'.repeat(1100)]) {
+    const reply = await post(`/payments/${encodeURIComponent(id)}/refunds`, '{"amount": 100}');
+    expect({ status: reply.status, title: JSON.parse(reply.text).title }).toEqual({ status: 404, title: 'Payment not found' });
+  }
+});
+
 test("the server's own 400 and 404 answers are problem details, as the payment API's are", async () => {
   for (const [path, method, status, title] of [
     ['/payments/%E0%A4%A/refunds', 'POST', 400, 'Bad request'],
@@ -319,4 +326,30 @@ test('a refund whose provider call and undo both fail is a 503 with Retry-After;
   } finally {
     faulty.destroy();
   }
+});
+
+test('a refund sent again after its record expired is not made again, though the processor no longer keeps its key', async () => {
+  const clock = new DemoClock();
+  const provider = new FailingRefunds(); // counts every refund call: no key dedupe
+  provider.down = false;
+  const handler: PaymentHandler = createPaymentHandler({ ...tables, client, provider, now: clock.now, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api', clock.now));
+    return { status: result.statusCode, replayed: result.headers?.['Idempotent-Replayed'] === 'true', json: JSON.parse(result.body ?? '{}') };
+  };
+  const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+  const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+  const key = `refund-${randomUUID()}`;
+  const first = await call(refunds, { amount: 400 }, key);
+  clock.advance(25 * 3_600_000); // past the 24-hour retention: the record no longer answers
+  const late = await call(refunds, { amount: 400 }, key);
+  expect({ first: first.status, late: late.status, replayed: late.replayed, refundId: late.json.refundId, refunded: provider.refunded }).toEqual({
+    first: 201,
+    late: 201,
+    replayed: false,
+    refundId: first.json.refundId,
+    refunded: 400,
+  });
+  expect(late.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
 });
