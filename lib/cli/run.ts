@@ -1,10 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
-import { DynamoDBStore } from '../dynamodb-store.js';
+import { DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
-import type { RecordStatus, RecordSummary } from '../store.js';
+import type { RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
@@ -88,8 +88,9 @@ const DELETED = 'the next call with this key runs again (not in an instance that
  * Deletes the record, fenced so that a call that took it over since is never deleted: by
  * `--lease-until`, by `--only-if COMPLETED`, or else on what forget reads first. An attempt is
  * deleted only once its lease has ended (a takeover needs that and sets a later lease, so the call
- * that took over keeps the record and runs alone), a COMPLETED record only while it is COMPLETED,
- * and an INPROGRESS record without a lease (held until its retention) only while INPROGRESS. Plain
+ * that took over keeps the record and runs alone); a COMPLETED record, and an INPROGRESS record
+ * without a lease (held until its retention), only while it is as read: same owner, status, lease
+ * and retention, so a call that claimed the key again after its retention keeps its record. Plain
  * forget also deletes an item the store cannot read as a record, as the store's error tells users to,
  * fenced so that a claim that replaced it since is never deleted.
  */
@@ -98,18 +99,15 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
   };
-  const byStatus = async (status: RecordStatus, read: boolean): Promise<number> => {
-    const deleted = await forgetRecord({ store, id, onlyIf: status });
-    const since = status === 'COMPLETED' ? 'a call claimed it again after its retention' : 'it completed';
-    const changed = read ? ` (it changed after forget read it ${status}: ${since}, or it is gone)` : '';
-    return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status ${status}: nothing deleted${changed}.`);
-  };
   let leaseUntil = command.leaseUntil;
   if (leaseUntil === undefined) {
-    if (command.onlyIf === 'COMPLETED') return byStatus('COMPLETED', false);
-    let seen: RecordSummary | undefined;
+    if (command.onlyIf === 'COMPLETED') {
+      const deleted = await forgetRecord({ store, id, onlyIf: 'COMPLETED' });
+      return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status COMPLETED: nothing deleted.`);
+    }
+    let read: { summary: RecordSummary; fence: RecordFence } | undefined;
     try {
-      seen = await inspectRecord({ store, id });
+      read = await store.inspectFenced(id);
     } catch (error) {
       if (!(error instanceof UnreadableRecordError) || command.onlyIf !== undefined) throw error;
       const result = await store.forgetUnreadable(id);
@@ -124,10 +122,20 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
       );
     }
     const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;
-    if (seen === undefined || (command.onlyIf && seen.status === 'COMPLETED')) return print(false, undefined, missed);
-    if (seen.status === 'COMPLETED') return byStatus('COMPLETED', true);
+    if (read === undefined || (command.onlyIf && read.summary.status === 'COMPLETED')) return print(false, undefined, missed);
+    const seen = read.summary;
+    // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
+    // claimed the key since (its retention ended) writes another owner, and keeps its record.
+    if (seen.status === 'COMPLETED' || (seen.leaseUntil === undefined && !command.onlyIf)) {
+      const deleted = await store.forgetFenced(id, read.fence);
+      const since = seen.status === 'COMPLETED' ? 'a call claimed it again after its retention' : 'it completed, or a call claimed it after its retention';
+      return print(
+        deleted,
+        undefined,
+        deleted ? `Deleted ${id}; ${DELETED}` : `${id} changed after forget read it ${seen.status} (${since}, or it is gone): nothing deleted.`,
+      );
+    }
     if (seen.leaseUntil === undefined) {
-      if (!command.onlyIf) return byStatus('INPROGRESS', true);
       return print(false, undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
     }
     if (seen.leaseUntil >= now) {
