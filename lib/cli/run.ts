@@ -55,7 +55,10 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   switch (command.command) {
     case 'inspect': {
       const summary = await inspectRecord({ store, id });
-      io.stdout(command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.\n`);
+      io.stdout(
+        command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.${missHint(command)}\n`,
+      );
+      if (command.json && summary === undefined && missHint(command)) io.stderr(`lambda-idempotency:${missHint(command)}\n`);
       return summary ? EXIT.done : EXIT.notFound;
     }
     case 'forget':
@@ -77,6 +80,33 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       return EXIT.done;
     }
   }
+}
+
+/** Base64url SHA-256, the hash of every record id the library writes. */
+const HASH = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Why an address may have missed the record the function uses, when its spelling says so: an id
+ * copied in part (or with a character around it), a namespace that is not a function's name, a key
+ * whose number or string twin is another record. '' when nothing stands out.
+ */
+function missHint({ address }: Extract<Command, { address: unknown }>): string {
+  if ('id' in address) {
+    const hash = address.id.slice(address.id.indexOf('#') + 1);
+    if (!HASH.test(hash))
+      return ` Its hash ${JSON.stringify(hash)} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
+    const name = address.id.slice(0, address.id.indexOf('#'));
+    return name === name.trim() ? '' : ` Its namespace ${JSON.stringify(name)} has spaces around it: copy the id as logs show it.`;
+  }
+  if (address.name !== address.name.trim() || address.name.includes(':')) {
+    return ` --name ${JSON.stringify(address.name)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.`;
+  }
+  if (!('key' in address)) return '';
+  if (typeof address.key === 'number') return ` The string key "${address.key}" is another record: --key '"${address.key}"'.`;
+  if (typeof address.key === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(address.key) && String(Number(address.key)) === address.key) {
+    return ` The number key ${address.key} is another record: --key ${address.key}.`;
+  }
+  return '';
 }
 
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
@@ -122,7 +152,10 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
       );
     }
     const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;
-    if (read === undefined || (command.onlyIf && read.summary.status === 'COMPLETED')) return print(false, undefined, missed);
+    if (read === undefined || (command.onlyIf && read.summary.status === 'COMPLETED')) {
+      if (command.json && read === undefined && missHint(command)) io.stderr(`lambda-idempotency:${missHint(command)}\n`);
+      return print(false, undefined, `${missed}${read === undefined ? missHint(command) : ''}`);
+    }
     const seen = read.summary;
     // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
     // claimed the key since (its retention ended) writes another owner, and keeps its record.

@@ -1,8 +1,11 @@
 /**
  * The `lambda-idempotency` command as an operator uses it during an incident, against DynamoDB
- * Local: a forget never deletes a call that claimed the key after the record it read.
+ * Local: a forget never deletes a call that claimed the key after the record it read, and a record
+ * it cannot find is reported with what to check rather than as a bare "no record".
  */
 
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { runCli } from '../../lib/cli/run.js';
@@ -11,6 +14,7 @@ import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb
 import { Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
+const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-safety' });
 
 interface Run {
@@ -27,6 +31,15 @@ const environment = (): NodeJS.ProcessEnv => ({
   AWS_SECRET_ACCESS_KEY: 'local',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 });
+
+/** The command as a child process (from source, with tsx), on DynamoDB Local. */
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env: environment() }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** The command in this process; `between` runs once it has read the record, just before its delete is sent. */
 async function forgetRaced(between: () => Promise<void>, id: string): Promise<Run> {
@@ -127,5 +140,54 @@ test('plain forget of a COMPLETED record leaves alone a call that claims and com
     stderr: '',
   });
   expect(await instance()('o-1')).toBe('p-o-1');
+  expect(runs).toBe(1);
+});
+
+test('a key, id or name that misses the record the function uses says what to check: the number and string twins of a key, an id copied in part, a qualified name', async () => {
+  const name = 'safety-miss';
+  let runs = 0;
+  const charge = makeIdempotent(
+    async (order: { orderId: number }) => {
+      runs++;
+      return `p-${order.orderId}`;
+    },
+    { store, name, key: (order) => order.orderId },
+  );
+  await charge({ orderId: 123 });
+  const id = recordId(name, 123);
+  const asString = recordId(name, '123');
+  const [byNumber, spaced, byString, forgetString, cut, trailing, cutJson, qualified, arn] = await Promise.all([
+    cli('inspect', '--table', tableName, '--name', name, '--key', '123', '--json'),
+    cli('inspect', '--table', tableName, '--name', name, '--key', ' 123 ', '--json'),
+    cli('inspect', '--table', tableName, '--name', name, '--key', '"123"'),
+    cli('forget', '--table', tableName, '--name', name, '--key', '"123"', '--yes'),
+    cli('inspect', '--table', tableName, '--id', id.slice(0, -1)),
+    cli('forget', '--table', tableName, '--id', `${id} `, '--yes'),
+    cli('inspect', '--table', tableName, '--id', id.slice(0, -1), '--json'),
+    cli('inspect', '--table', tableName, '--name', `${name}:live`, '--key', '123'),
+    cli('inspect', '--table', tableName, '--name', `arn:aws:lambda:eu-west-1:000000000000:function:${name}`, '--key', '123'),
+  ]);
+  // The key the function selected, a number, finds its record; JSON's own spaces around it change nothing.
+  expect(byNumber).toMatchObject({ code: 0, stderr: '' });
+  expect(JSON.parse(byNumber.stdout)).toMatchObject({ key: id, status: 'COMPLETED' });
+  expect(spaced.stdout).toBe(byNumber.stdout);
+  expect(byString).toEqual({ code: 3, stdout: `No record ${asString} in ${tableName}. The number key 123 is another record: --key 123.\n`, stderr: '' });
+  expect(forgetString).toEqual({ code: 3, stdout: `No record ${asString}: nothing deleted. The number key 123 is another record: --key 123.\n`, stderr: '' });
+  const cutHint = ` Its hash ${JSON.stringify(id.slice(name.length + 1, -1))} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
+  expect(cut).toEqual({ code: 3, stdout: `No record ${id.slice(0, -1)} in ${tableName}.${cutHint}\n`, stderr: '' });
+  expect(trailing).toMatchObject({ code: 3, stdout: expect.stringContaining(`Its hash ${JSON.stringify(`${id.slice(name.length + 1)} `)} is not one`) });
+  // JSON stays what scripts read; the hint goes to standard error.
+  expect(cutJson).toEqual({ code: 3, stdout: 'null\n', stderr: `lambda-idempotency:${cutHint}\n` });
+  for (const [run, given] of [
+    [qualified, `${name}:live`],
+    [arn, `arn:aws:lambda:eu-west-1:000000000000:function:${name}`],
+  ] as const) {
+    expect(run).toMatchObject({
+      code: 3,
+      stdout: expect.stringContaining(` --name ${JSON.stringify(given)} is not a function's name: records are namespaced by the name alone`),
+    });
+  }
+  // Nothing was deleted: a duplicate replays.
+  expect(await charge({ orderId: 123 })).toBe('p-123');
   expect(runs).toBe(1);
 });
