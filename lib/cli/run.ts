@@ -55,11 +55,19 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   switch (command.command) {
     case 'inspect': {
       const summary = await inspectRecord({ store, id });
-      io.stdout(
-        command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.${missHint(command)}\n`,
-      );
-      if (command.json && summary === undefined && missHint(command)) io.stderr(`lambda-idempotency:${missHint(command)}\n`);
-      return summary ? EXIT.done : EXIT.notFound;
+      if (summary !== undefined) {
+        io.stdout(command.json ? json(summary) : `${describeRecord(summary, now)}\n`);
+        return EXIT.done;
+      }
+      const hint = missHint(command);
+      if (!command.json) {
+        // A table of the same name in another Region (or account) answers too: say which one was read.
+        io.stdout(`No record ${id} in ${command.table} (${await client.config.region()}).${hint}\n`);
+      } else {
+        io.stdout(json(null));
+        if (hint) io.stderr(`lambda-idempotency:${hint}\n`);
+      }
+      return EXIT.notFound;
     }
     case 'forget':
       return forget(command, id, store, now, io);

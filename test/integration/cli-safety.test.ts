@@ -143,7 +143,7 @@ test('plain forget of a COMPLETED record leaves alone a call that claims and com
   expect(runs).toBe(1);
 });
 
-test('a key, id or name that misses the record the function uses says what to check: the number and string twins of a key, an id copied in part, a qualified name', async () => {
+test('a key, id or name that misses the record the function uses says what to check (the number and string twins of a key, an id copied in part, a qualified name) and which Region it read', async () => {
   const name = 'safety-miss';
   let runs = 0;
   const charge = makeIdempotent(
@@ -171,10 +171,14 @@ test('a key, id or name that misses the record the function uses says what to ch
   expect(byNumber).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(byNumber.stdout)).toMatchObject({ key: id, status: 'COMPLETED' });
   expect(spaced.stdout).toBe(byNumber.stdout);
-  expect(byString).toEqual({ code: 3, stdout: `No record ${asString} in ${tableName}. The number key 123 is another record: --key 123.\n`, stderr: '' });
+  expect(byString).toEqual({
+    code: 3,
+    stdout: `No record ${asString} in ${tableName} (local). The number key 123 is another record: --key 123.\n`,
+    stderr: '',
+  });
   expect(forgetString).toEqual({ code: 3, stdout: `No record ${asString}: nothing deleted. The number key 123 is another record: --key 123.\n`, stderr: '' });
   const cutHint = ` Its hash ${JSON.stringify(id.slice(name.length + 1, -1))} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
-  expect(cut).toEqual({ code: 3, stdout: `No record ${id.slice(0, -1)} in ${tableName}.${cutHint}\n`, stderr: '' });
+  expect(cut).toEqual({ code: 3, stdout: `No record ${id.slice(0, -1)} in ${tableName} (local).${cutHint}\n`, stderr: '' });
   expect(trailing).toMatchObject({ code: 3, stdout: expect.stringContaining(`Its hash ${JSON.stringify(`${id.slice(name.length + 1)} `)} is not one`) });
   // JSON stays what scripts read; the hint goes to standard error.
   expect(cutJson).toEqual({ code: 3, stdout: 'null\n', stderr: `lambda-idempotency:${cutHint}\n` });
