@@ -200,7 +200,8 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
 }
 
 /** What to check after a failed request, when its error does not say. */
-async function hintFor(error: unknown, { command, client }: Plan, env: NodeJS.ProcessEnv): Promise<string> {
+async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Promise<string> {
+  const { command, client } = plan;
   if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
   if ((error as Error | null)?.name === 'CredentialsProviderError') {
     // The SDK reads AWS_PROFILE when no --profile is given: then that profile is the one to check.
@@ -208,6 +209,13 @@ async function hintFor(error: unknown, { command, client }: Plan, env: NodeJS.Pr
     return profile === undefined
       ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
       : `: check that the profile ${profile} exists in the AWS config or credentials file, with credentials.`;
+  }
+  // A table keyed by another attribute refuses the key itself (DynamoDB and DynamoDB Local word it differently).
+  if (
+    (error as Error | null)?.name === 'ValidationException' &&
+    /key element does not match the schema|required keys was not given/i.test((error as Error).message)
+  ) {
+    return `: the key attribute of ${command.table} is not \`${plan.store.attributes.key}\`: give --attributes '{"key":"<its name>"}', with every name the functions' store uses.`;
   }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';

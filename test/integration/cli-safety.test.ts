@@ -10,7 +10,9 @@ import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/clie
 import { jest } from '@jest/globals';
 import { runCli } from '../../lib/cli/run.js';
 import { makeIdempotent } from '../../lib/index.js';
-import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { idempotencyTableSchema } from '../../lib/table-schema.js';
+import { createTable } from '../../tools/tables.js';
+import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 
@@ -194,4 +196,23 @@ test('a key, id or name that misses the record the function uses says what to ch
   // Nothing was deleted: a duplicate replays.
   expect(await charge({ orderId: 123 })).toBe('p-123');
   expect(runs).toBe(1);
+});
+
+test('a table keyed by another attribute than the store default, given without --attributes, fails with what to give (exit 1)', async () => {
+  const table = `cli-safety-pk-${Date.now()}`;
+  await createTable(client, table, { ...idempotencyTableSchema, partitionKey: { name: 'pk', type: 'S' } });
+  try {
+    const run = await cli('inspect', '--table', table, '--id', recordId('safety-pk', 'o-1'));
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(
+        new RegExp(
+          `^lambda-idempotency: ValidationException: .+: the key attribute of ${table} is not \`id\`: give --attributes '\\{"key":"<its name>"\\}', with every name the functions' store uses\\.\\n$`,
+        ),
+      ),
+    });
+  } finally {
+    await dropTable(client, table);
+  }
 });
