@@ -109,7 +109,12 @@ function missHint({ address }: Extract<Command, { address: unknown }>): string {
   if (address.name !== address.name.trim() || address.name.includes(':')) {
     return ` --name ${JSON.stringify(address.name)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.`;
   }
-  if (!('key' in address)) return '';
+  if ('http' in address) {
+    // The middleware reads a quoted header value (an RFC 8941 string) without its quotes, and drops spaces around it.
+    const { key } = address.http;
+    if (/^\s*".*"\s*$/.test(key)) return ` The quotes of a quoted Idempotency-Key are not part of the key: give --http-key without them.`;
+    return key === key.trim() ? '' : ` The middleware drops the spaces around an Idempotency-Key: give --http-key without them.`;
+  }
   if (typeof address.key === 'number') return ` The string key "${address.key}" is another record: --key '"${address.key}"'.`;
   if (typeof address.key === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(address.key) && String(Number(address.key)) === address.key) {
     return ` The number key ${address.key} is another record: --key ${address.key}.`;

@@ -216,3 +216,19 @@ test('a table keyed by another attribute than the store default, given without -
     await dropTable(client, table);
   }
 });
+
+test('an HTTP record addressed by the raw header value, quoted or with spaces, says that the middleware reads the key without them', async () => {
+  const address = ['--name', 'safety-http', '--method', 'POST', '--route', 'POST /payments'];
+  const [quoted, spaced] = await Promise.all([
+    cli('inspect', '--table', tableName, ...address, '--http-key', '"order-42"'),
+    cli('forget', '--table', tableName, ...address, '--http-key', 'order-42 ', '--yes'),
+  ]);
+  expect(quoted).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/ \(local\)\. The quotes of a quoted Idempotency-Key are not part of the key: give --http-key without them\.\n$/),
+  });
+  expect(spaced).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/: nothing deleted\. The middleware drops the spaces around an Idempotency-Key: give --http-key without them\.\n$/),
+  });
+});
