@@ -7,6 +7,9 @@ import { IdempotencyError } from './errors.js';
 import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
 import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome } from './stored-outcome.js';
 
+/** Attribute values of an item as read, by attribute name (`undefined`: absent), that a delete is fenced on. @internal */
+export type RecordFence = Readonly<Record<string, AttributeValue | undefined>>;
+
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 
@@ -71,6 +74,14 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * retention is shown without one, as claims read it (the first that meets it gives it one).
    */
   async inspect(key: string): Promise<RecordSummary | undefined> {
+    return (await this.inspectFenced(key))?.summary;
+  }
+
+  /**
+   * {@link inspect}, with what a delete of exactly the record read is fenced on, for the CLI's
+   * `forget`: its owner, status, lease and retention as read. @internal
+   */
+  async inspectFenced(key: string): Promise<{ summary: RecordSummary; fence: RecordFence } | undefined> {
     const a = this.attributes;
     const item = await this.storedItem(key);
     if (item === undefined) return undefined;
@@ -79,7 +90,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     const sizeOf = (stored: AttributeValue | undefined) => (stored?.S !== undefined ? Buffer.byteLength(stored.S) : stored?.B?.byteLength);
     const responseBytes = sizeOf(item[a.response]);
     const errorBytes = sizeOf(item[a.error]);
-    return {
+    const summary: RecordSummary = {
       key: record.key,
       status: record.status,
       ...(expiration === undefined ? {} : { expiresAt: record.expiresAt }),
@@ -89,6 +100,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       responseOmitted: record.responseOmitted === true,
       ...(errorBytes === undefined ? {} : { errorBytes }),
     };
+    return { summary, fence: Object.fromEntries([a.owner, a.status, a.leaseUntil, a.expiration].map((name) => [name, item[name]])) };
   }
 
   /**
@@ -99,7 +111,6 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * a record now; `'changed'`: it changed between the read and the delete. @internal
    */
   async forgetUnreadable(key: string): Promise<'deleted' | 'absent' | 'record' | 'changed'> {
-    const a = this.attributes;
     const item = await this.storedItem(key);
     if (item === undefined) return 'absent';
     const readable = await this.storedRecord(item).then(
@@ -107,20 +118,41 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       () => false,
     );
     if (readable) return 'record';
-    const owner = item[a.owner];
+    return (await this.forgetFenced(key, { [this.attributes.owner]: item[this.attributes.owner] })) ? 'deleted' : 'changed';
+  }
+
+  /**
+   * Deletes the item of `key` only while each attribute of `fence` holds the value read (or is
+   * still absent), in one conditional `DeleteItem`. Every claim writes a new owner, a takeover a
+   * later lease and a completion a new retention, so a call that claimed the key since the read
+   * keeps its record. `true` when this request deleted the item. @internal
+   */
+  async forgetFenced(key: string, fence: RecordFence): Promise<boolean> {
+    const names: Record<string, string> = { '#id': this.attributes.key };
+    const values: Record<string, AttributeValue> = {};
+    const conditions = ['attribute_exists(#id)'];
+    for (const [index, [name, value]] of Object.entries(fence).entries()) {
+      names[`#f${index}`] = name;
+      if (value === undefined) {
+        conditions.push(`attribute_not_exists(#f${index})`);
+      } else {
+        values[`:f${index}`] = value;
+        conditions.push(`#f${index} = :f${index}`);
+      }
+    }
     try {
       await this.client.send(
         new DeleteItemCommand({
           TableName: this.tableName,
-          Key: { [a.key]: { S: key } },
-          ConditionExpression: owner === undefined ? 'attribute_exists(#id) AND attribute_not_exists(#owner)' : '#owner = :owner',
-          ExpressionAttributeNames: owner === undefined ? { '#id': a.key, '#owner': a.owner } : { '#owner': a.owner },
-          ...(owner === undefined ? {} : { ExpressionAttributeValues: { ':owner': owner } }),
+          Key: { [this.attributes.key]: { S: key } },
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: names,
+          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
         }),
       );
-      return 'deleted';
+      return true;
     } catch (error) {
-      if (isConditionFailure(error)) return 'changed';
+      if (isConditionFailure(error)) return false;
       throw error;
     }
   }

@@ -151,8 +151,8 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
 
 /**
  * Deletes the record of one key, so the next call with it runs again. With `onlyIf`, only while
- * the record has that status (clear a stuck `INPROGRESS` record without touching one that has
- * completed meanwhile). With `leaseUntil`, only while the attempt that `inspectRecord` showed holds
+ * the record has that status (`'INPROGRESS'` leaves alone a record that has completed meanwhile,
+ * but deletes a live attempt as well as a stuck one). With `leaseUntil`, only while the attempt that `inspectRecord` showed holds
  * the record: a takeover needs that lease to have ended and sets a later one, so a call that took
  * the record over since keeps it and runs alone. Without either it deletes whatever the record
  * holds, a live attempt's too (whose handler may still be running), and an item the store cannot

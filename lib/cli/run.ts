@@ -1,10 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
-import { DynamoDBStore } from '../dynamodb-store.js';
+import { DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
-import type { RecordStatus, RecordSummary } from '../store.js';
+import type { RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
@@ -55,8 +55,19 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   switch (command.command) {
     case 'inspect': {
       const summary = await inspectRecord({ store, id });
-      io.stdout(command.json ? json(summary ?? null) : summary ? `${describeRecord(summary, now)}\n` : `No record ${id} in ${command.table}.\n`);
-      return summary ? EXIT.done : EXIT.notFound;
+      if (summary !== undefined) {
+        io.stdout(command.json ? json(summary) : `${describeRecord(summary, now)}\n`);
+        return EXIT.done;
+      }
+      const hint = missHint(command);
+      if (!command.json) {
+        // A table of the same name in another Region (or account) answers too: say which one was read.
+        io.stdout(`No record ${id} in ${command.table} (${await client.config.region()}).${hint}\n`);
+      } else {
+        io.stdout(json(null));
+        if (hint) io.stderr(`lambda-idempotency:${hint}\n`);
+      }
+      return EXIT.notFound;
     }
     case 'forget':
       return forget(command, id, store, now, io);
@@ -79,6 +90,38 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   }
 }
 
+/** Base64url SHA-256, the hash of every record id the library writes. */
+const HASH = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Why an address may have missed the record the function uses, when its spelling says so: an id
+ * copied in part (or with a character around it), a namespace that is not a function's name, a key
+ * whose number or string twin is another record. '' when nothing stands out.
+ */
+function missHint({ address }: Extract<Command, { address: unknown }>): string {
+  if ('id' in address) {
+    const hash = address.id.slice(address.id.indexOf('#') + 1);
+    if (!HASH.test(hash))
+      return ` Its hash ${JSON.stringify(hash)} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
+    const name = address.id.slice(0, address.id.indexOf('#'));
+    return name === name.trim() ? '' : ` Its namespace ${JSON.stringify(name)} has spaces around it: copy the id as logs show it.`;
+  }
+  if (address.name !== address.name.trim() || address.name.includes(':')) {
+    return ` --name ${JSON.stringify(address.name)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.`;
+  }
+  if ('http' in address) {
+    // The middleware reads a quoted header value (an RFC 8941 string) without its quotes, and drops spaces around it.
+    const { key } = address.http;
+    if (/^\s*".*"\s*$/.test(key)) return ` The quotes of a quoted Idempotency-Key are not part of the key: give --http-key without them.`;
+    return key === key.trim() ? '' : ` The middleware drops the spaces around an Idempotency-Key: give --http-key without them.`;
+  }
+  if (typeof address.key === 'number') return ` The string key "${address.key}" is another record: --key '"${address.key}"'.`;
+  if (typeof address.key === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(address.key) && String(Number(address.key)) === address.key) {
+    return ` The number key ${address.key} is another record: --key ${address.key}.`;
+  }
+  return '';
+}
+
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
 const leaseText = (millis: number): string => (Number.isInteger(millis) && isDate(millis) ? new Date(millis).toISOString() : String(millis));
 
@@ -88,8 +131,9 @@ const DELETED = 'the next call with this key runs again (not in an instance that
  * Deletes the record, fenced so that a call that took it over since is never deleted: by
  * `--lease-until`, by `--only-if COMPLETED`, or else on what forget reads first. An attempt is
  * deleted only once its lease has ended (a takeover needs that and sets a later lease, so the call
- * that took over keeps the record and runs alone), a COMPLETED record only while it is COMPLETED,
- * and an INPROGRESS record without a lease (held until its retention) only while INPROGRESS. Plain
+ * that took over keeps the record and runs alone); a COMPLETED record, and an INPROGRESS record
+ * without a lease (held until its retention), only while it is as read: same owner, status, lease
+ * and retention, so a call that claimed the key again after its retention keeps its record. Plain
  * forget also deletes an item the store cannot read as a record, as the store's error tells users to,
  * fenced so that a claim that replaced it since is never deleted.
  */
@@ -98,18 +142,15 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
   };
-  const byStatus = async (status: RecordStatus, read: boolean): Promise<number> => {
-    const deleted = await forgetRecord({ store, id, onlyIf: status });
-    const since = status === 'COMPLETED' ? 'a call claimed it again after its retention' : 'it completed';
-    const changed = read ? ` (it changed after forget read it ${status}: ${since}, or it is gone)` : '';
-    return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status ${status}: nothing deleted${changed}.`);
-  };
   let leaseUntil = command.leaseUntil;
   if (leaseUntil === undefined) {
-    if (command.onlyIf === 'COMPLETED') return byStatus('COMPLETED', false);
-    let seen: RecordSummary | undefined;
+    if (command.onlyIf === 'COMPLETED') {
+      const deleted = await forgetRecord({ store, id, onlyIf: 'COMPLETED' });
+      return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status COMPLETED: nothing deleted.`);
+    }
+    let read: { summary: RecordSummary; fence: RecordFence } | undefined;
     try {
-      seen = await inspectRecord({ store, id });
+      read = await store.inspectFenced(id);
     } catch (error) {
       if (!(error instanceof UnreadableRecordError) || command.onlyIf !== undefined) throw error;
       const result = await store.forgetUnreadable(id);
@@ -124,10 +165,23 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
       );
     }
     const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;
-    if (seen === undefined || (command.onlyIf && seen.status === 'COMPLETED')) return print(false, undefined, missed);
-    if (seen.status === 'COMPLETED') return byStatus('COMPLETED', true);
+    if (read === undefined || (command.onlyIf && read.summary.status === 'COMPLETED')) {
+      if (command.json && read === undefined && missHint(command)) io.stderr(`lambda-idempotency:${missHint(command)}\n`);
+      return print(false, undefined, `${missed}${read === undefined ? missHint(command) : ''}`);
+    }
+    const seen = read.summary;
+    // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
+    // claimed the key since (its retention ended) writes another owner, and keeps its record.
+    if (seen.status === 'COMPLETED' || (seen.leaseUntil === undefined && !command.onlyIf)) {
+      const deleted = await store.forgetFenced(id, read.fence);
+      const since = seen.status === 'COMPLETED' ? 'a call claimed it again after its retention' : 'it completed, or a call claimed it after its retention';
+      return print(
+        deleted,
+        undefined,
+        deleted ? `Deleted ${id}; ${DELETED}` : `${id} changed after forget read it ${seen.status} (${since}, or it is gone): nothing deleted.`,
+      );
+    }
     if (seen.leaseUntil === undefined) {
-      if (!command.onlyIf) return byStatus('INPROGRESS', true);
       return print(false, undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
     }
     if (seen.leaseUntil >= now) {
@@ -151,7 +205,8 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
 }
 
 /** What to check after a failed request, when its error does not say. */
-async function hintFor(error: unknown, { command, client }: Plan, env: NodeJS.ProcessEnv): Promise<string> {
+async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Promise<string> {
+  const { command, client } = plan;
   if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
   if ((error as Error | null)?.name === 'CredentialsProviderError') {
     // The SDK reads AWS_PROFILE when no --profile is given: then that profile is the one to check.
@@ -159,6 +214,13 @@ async function hintFor(error: unknown, { command, client }: Plan, env: NodeJS.Pr
     return profile === undefined
       ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
       : `: check that the profile ${profile} exists in the AWS config or credentials file, with credentials.`;
+  }
+  // A table keyed by another attribute refuses the key itself (DynamoDB and DynamoDB Local word it differently).
+  if (
+    (error as Error | null)?.name === 'ValidationException' &&
+    /key element does not match the schema|required keys was not given/i.test((error as Error).message)
+  ) {
+    return `: the key attribute of ${command.table} is not \`${plan.store.attributes.key}\`: give --attributes '{"key":"<its name>"}', with every name the functions' store uses.`;
   }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';

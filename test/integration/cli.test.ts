@@ -467,7 +467,7 @@ test('plain forget deletes a COMPLETED record only while it is COMPLETED: a call
   expect(await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-earlier"', now: now - 175_000 })).toMatchObject({ completed: true });
   expect(await forgetRacingRetry(name)).toEqual({
     code: 3,
-    stdout: `No record ${id} with status COMPLETED: nothing deleted (it changed after forget read it COMPLETED: a call claimed it again after its retention, or it is gone).\n`,
+    stdout: `${id} changed after forget read it COMPLETED (a call claimed it again after its retention, or it is gone): nothing deleted.\n`,
     stderr: '',
   });
 });
@@ -488,7 +488,7 @@ test('plain forget deletes an INPROGRESS record without a lease (held until its 
   );
   expect(raced).toEqual({
     code: 3,
-    stdout: `No record ${id} with status INPROGRESS: nothing deleted (it changed after forget read it INPROGRESS: it completed, or it is gone).\n`,
+    stdout: `${id} changed after forget read it INPROGRESS (it completed, or a call claimed it after its retention, or it is gone): nothing deleted.\n`,
     stderr: '',
   });
   expect((await readItem(client, tableName, id))?.status).toEqual({ S: 'COMPLETED' });

@@ -162,6 +162,10 @@ test('onlyIf deletes a record only in that status', async () => {
   expect(await readItem(client, tableName, id)).toBeDefined();
   expect(await forgetRecord({ store, id, onlyIf: 'COMPLETED' })).toBe(true);
   expect(await readItem(client, tableName, id)).toBeUndefined();
+  // INPROGRESS is a status, not a lease check: a live attempt goes too (only `leaseUntil` fences on the lease).
+  const now = Date.now();
+  await store.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS' })).toBe(true);
 });
 
 /** A record left INPROGRESS by an attempt that crashed: its lease ended at T0 + 1 s. */

@@ -1,0 +1,234 @@
+/**
+ * The `lambda-idempotency` command as an operator uses it during an incident, against DynamoDB
+ * Local: a forget never deletes a call that claimed the key after the record it read, and a record
+ * it cannot find is reported with what to check rather than as a bare "no record".
+ */
+
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
+import { runCli } from '../../lib/cli/run.js';
+import { makeIdempotent } from '../../lib/index.js';
+import { idempotencyTableSchema } from '../../lib/table-schema.js';
+import { createTable } from '../../tools/tables.js';
+import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { Turnstile } from '../support/gate.js';
+import { rejection } from '../support/rejections.js';
+
+const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
+const { client, tableName, store } = useFreshTable({ prefix: 'cli-safety' });
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const environment = (): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
+  AWS_REGION: 'local',
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+});
+
+/** The command as a child process (from source, with tsx), on DynamoDB Local. */
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env: environment() }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** The command in this process; `between` runs once it has read the record, just before its delete is sent. */
+async function forgetRaced(between: () => Promise<void>, id: string): Promise<Run> {
+  const send = DynamoDBClient.prototype.send;
+  let raced = false;
+  const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
+    if (args[0] instanceof DeleteItemCommand && !raced) {
+      raced = true;
+      await between();
+    }
+    return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
+  } as never);
+  const env = environment();
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  let stdout = '';
+  let stderr = '';
+  try {
+    const code = await runCli(['forget', '--table', tableName, '--id', id, '--yes'], {
+      env,
+      now: Date.now,
+      stdout: (text) => void (stdout += text),
+      stderr: (text) => void (stderr += text),
+    });
+    return { code, stdout, stderr };
+  } finally {
+    spy.mockRestore();
+    for (const name of Object.keys(env)) if (saved[name] === undefined) delete process.env[name];
+    Object.assign(process.env, saved);
+    expect(raced).toBe(true);
+  }
+}
+
+/** Another instance's copy of a function keyed by its argument, which waits at the turnstile. */
+function instances(name: string) {
+  const turnstile = new Turnstile();
+  let runs = 0;
+  const handler = async (orderId: string) => {
+    runs++;
+    await turnstile.enter();
+    return `p-${orderId}`;
+  };
+  return { instance: () => makeIdempotent(handler, { store, name, key: (orderId: string) => orderId }), turnstile, runs: () => runs };
+}
+
+test('plain forget of an INPROGRESS record without a lease leaves alone a call that claims the key (its retention ended) between the read and the delete: that call runs alone', async () => {
+  const name = 'safety-leaseless';
+  const id = recordId(name, 'o-1');
+  // Written by an older version (no lease): held until its retention, which ended a minute ago.
+  await client.send(
+    new PutItemCommand({
+      TableName: tableName,
+      Item: { id: { S: id }, status: { S: 'INPROGRESS' }, owner: { S: 'older' }, expiration: { N: String(Math.floor(Date.now() / 1000) - 60) } },
+    }),
+  );
+  const { instance, turnstile, runs } = instances(name);
+  let retry: Promise<string> | undefined;
+  let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
+  const forgot = await forgetRaced(async () => {
+    retry = instance()('o-1');
+    inside = await turnstile.next();
+  }, id);
+  expect(forgot).toEqual({
+    code: 3,
+    stdout: `${id} changed after forget read it INPROGRESS (it completed, or a call claimed it after its retention, or it is gone): nothing deleted.\n`,
+    stderr: '',
+  });
+  // The call that claimed the key still holds it: another instance's duplicate is refused, not run beside it.
+  expect((await readItem(client, tableName, id))?.owner?.S).not.toBe('older');
+  expect((await rejection(instance()('o-1'))).code).toBe('IN_PROGRESS');
+  inside!.open();
+  expect(await retry).toBe('p-o-1');
+  expect(runs()).toBe(1);
+});
+
+test('plain forget of a COMPLETED record leaves alone a call that claims and completes the key (its retention ended) between the read and the delete: the next duplicate replays it', async () => {
+  const name = 'safety-recompleted';
+  const id = recordId(name, 'o-1');
+  const now = Date.now();
+  const expiresAt = Math.floor(now / 1000) - 60;
+  await store.claim({ key: id, owner: 'earlier', leaseUntil: now - 170_000, expiresAt, now: now - 180_000 });
+  expect(await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-earlier"', now: now - 175_000 })).toMatchObject({ completed: true });
+  let runs = 0;
+  const instance = () =>
+    makeIdempotent(
+      async (orderId: string) => {
+        runs++;
+        return `p-${orderId}`;
+      },
+      { store, name, key: (orderId: string) => orderId },
+    );
+  const forgot = await forgetRaced(async () => {
+    expect(await instance()('o-1')).toBe('p-o-1');
+  }, id);
+  expect(forgot).toEqual({
+    code: 3,
+    stdout: `${id} changed after forget read it COMPLETED (a call claimed it again after its retention, or it is gone): nothing deleted.\n`,
+    stderr: '',
+  });
+  expect(await instance()('o-1')).toBe('p-o-1');
+  expect(runs).toBe(1);
+});
+
+test('a key, id or name that misses the record the function uses says what to check (the number and string twins of a key, an id copied in part, a qualified name) and which Region it read', async () => {
+  const name = 'safety-miss';
+  let runs = 0;
+  const charge = makeIdempotent(
+    async (order: { orderId: number }) => {
+      runs++;
+      return `p-${order.orderId}`;
+    },
+    { store, name, key: (order) => order.orderId },
+  );
+  await charge({ orderId: 123 });
+  const id = recordId(name, 123);
+  const asString = recordId(name, '123');
+  const [byNumber, spaced, byString, forgetString, cut, trailing, cutJson, qualified, arn] = await Promise.all([
+    cli('inspect', '--table', tableName, '--name', name, '--key', '123', '--json'),
+    cli('inspect', '--table', tableName, '--name', name, '--key', ' 123 ', '--json'),
+    cli('inspect', '--table', tableName, '--name', name, '--key', '"123"'),
+    cli('forget', '--table', tableName, '--name', name, '--key', '"123"', '--yes'),
+    cli('inspect', '--table', tableName, '--id', id.slice(0, -1)),
+    cli('forget', '--table', tableName, '--id', `${id} `, '--yes'),
+    cli('inspect', '--table', tableName, '--id', id.slice(0, -1), '--json'),
+    cli('inspect', '--table', tableName, '--name', `${name}:live`, '--key', '123'),
+    cli('inspect', '--table', tableName, '--name', `arn:aws:lambda:eu-west-1:000000000000:function:${name}`, '--key', '123'),
+  ]);
+  // The key the function selected, a number, finds its record; JSON's own spaces around it change nothing.
+  expect(byNumber).toMatchObject({ code: 0, stderr: '' });
+  expect(JSON.parse(byNumber.stdout)).toMatchObject({ key: id, status: 'COMPLETED' });
+  expect(spaced.stdout).toBe(byNumber.stdout);
+  expect(byString).toEqual({
+    code: 3,
+    stdout: `No record ${asString} in ${tableName} (local). The number key 123 is another record: --key 123.\n`,
+    stderr: '',
+  });
+  expect(forgetString).toEqual({ code: 3, stdout: `No record ${asString}: nothing deleted. The number key 123 is another record: --key 123.\n`, stderr: '' });
+  const cutHint = ` Its hash ${JSON.stringify(id.slice(name.length + 1, -1))} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
+  expect(cut).toEqual({ code: 3, stdout: `No record ${id.slice(0, -1)} in ${tableName} (local).${cutHint}\n`, stderr: '' });
+  expect(trailing).toMatchObject({ code: 3, stdout: expect.stringContaining(`Its hash ${JSON.stringify(`${id.slice(name.length + 1)} `)} is not one`) });
+  // JSON stays what scripts read; the hint goes to standard error.
+  expect(cutJson).toEqual({ code: 3, stdout: 'null\n', stderr: `lambda-idempotency:${cutHint}\n` });
+  for (const [run, given] of [
+    [qualified, `${name}:live`],
+    [arn, `arn:aws:lambda:eu-west-1:000000000000:function:${name}`],
+  ] as const) {
+    expect(run).toMatchObject({
+      code: 3,
+      stdout: expect.stringContaining(` --name ${JSON.stringify(given)} is not a function's name: records are namespaced by the name alone`),
+    });
+  }
+  // Nothing was deleted: a duplicate replays.
+  expect(await charge({ orderId: 123 })).toBe('p-123');
+  expect(runs).toBe(1);
+});
+
+test('a table keyed by another attribute than the store default, given without --attributes, fails with what to give (exit 1)', async () => {
+  const table = `cli-safety-pk-${Date.now()}`;
+  await createTable(client, table, { ...idempotencyTableSchema, partitionKey: { name: 'pk', type: 'S' } });
+  try {
+    const run = await cli('inspect', '--table', table, '--id', recordId('safety-pk', 'o-1'));
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(
+        new RegExp(
+          `^lambda-idempotency: ValidationException: .+: the key attribute of ${table} is not \`id\`: give --attributes '\\{"key":"<its name>"\\}', with every name the functions' store uses\\.\\n$`,
+        ),
+      ),
+    });
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
+test('an HTTP record addressed by the raw header value, quoted or with spaces, says that the middleware reads the key without them', async () => {
+  const address = ['--name', 'safety-http', '--method', 'POST', '--route', 'POST /payments'];
+  const [quoted, spaced] = await Promise.all([
+    cli('inspect', '--table', tableName, ...address, '--http-key', '"order-42"'),
+    cli('forget', '--table', tableName, ...address, '--http-key', 'order-42 ', '--yes'),
+  ]);
+  expect(quoted).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/ \(local\)\. The quotes of a quoted Idempotency-Key are not part of the key: give --http-key without them\.\n$/),
+  });
+  expect(spaced).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/: nothing deleted\. The middleware drops the spaces around an Idempotency-Key: give --http-key without them\.\n$/),
+  });
+});
