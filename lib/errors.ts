@@ -15,7 +15,9 @@ import type { IdempotencyRecord } from './store.js';
  *   decryption, say): at the claim, the handler did not run (in a durable execution: this invocation
  *   went no further, the execution's record is kept, and the error carries `isUnrecoverableInvocation`
  *   for the SDK to end the invocation, not the execution); in atomic mode, nothing was written.
- *   The `cause` is the store's error ({@link describeStoreFailure} names it).
+ *   The `cause` is the store's error ({@link describeStoreFailure} names it); the message names it too,
+ *   with, for a table that does not exist, the store's `tableName` and the fix, and for a missing
+ *   grant, its action and table.
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  *   `record` is the other attempt's, when the store returned it. Also the end of a `transaction()` commit that
  *   failed without an answer when its release finds the record taken over: the commit, fenced on this
@@ -23,11 +25,14 @@ import type { IdempotencyRecord } from './store.js';
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
- * - `TRANSACTION_INVALID`: DynamoDB refused the call's transaction as a whole (over 100 actions or
- *   4 MB, two actions on one item, a malformed expression, a missing table or grant, which the message
- *   names: the tables it may be, or the grant's action and table), or one of its
+ * - `TRANSACTION_INVALID`: `transaction()` refused a write as it was added, thrown by the write itself
+ *   (`actionIndex`, `tableName`: the 100th write of the call, its record being the 100th action, or a
+ *   write on an item another write of the call names); or DynamoDB refused the call's transaction as a
+ *   whole (over 4 MB, two puts of one item, a malformed expression, a missing table or grant, which the
+ *   message names: the tables it may be, or the grant's action and table), or one of its
  *   writes (`actionIndex`, `tableName`: a key of the wrong type, an item over 400 KB), or the call's
- *   puts exceed 4 MB or its actions 100 and it was not sent; nothing was written, the record was released. (A transaction
+ *   puts exceed 4 MB and it was not sent; nothing was written, the record was released (for a write
+ *   refused as it was added, when the function lets the error through). (A transaction
  *   that only its stored response takes over 4 MB commits without the response instead.)
  * - `TRANSACTION_CONFLICT`: the call's transaction kept being cancelled by concurrent writes to the
  *   same items (or by throttling) after a few retries; nothing was written and the record was
@@ -84,9 +89,9 @@ export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
   /** With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a lease); with `TRANSACTION_CONFLICT`: when to retry. */
   readonly retryAfterSeconds?: number;
-  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write DynamoDB refused: index of the action among the call's own writes. */
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused (by DynamoDB, or by `transaction()` as it was added): index of the action among the call's own writes. */
   readonly actionIndex?: number;
-  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write DynamoDB refused: the table of that action. */
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused (by DynamoDB, or by `transaction()` as it was added): the table of that action. */
   readonly tableName?: string;
   /** With `SUPERSEDED`: the record as the attempt that took over left it, when the store returned it. */
   readonly record?: IdempotencyRecord;

@@ -56,7 +56,10 @@ export type IdempotencyListener = (event: IdempotencyEvent, detail: IdempotencyE
 export interface ObservabilityOptions {
   /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default true (off in the deprecated object form of the `observability` option) */
   readonly metrics?: boolean;
-  /** One structured JSON log line per event. @default false */
+  /**
+   * One structured JSON log line per event, at `level` `ERROR` for `superseded`, `storeFailure` and
+   * `bookkeepingFailure`, `WARN` for `takeover` and `payloadMismatch`, `INFO` for the others. @default false
+   */
   readonly logs?: boolean;
   /** CloudWatch metric namespace. @default 'LambdaIdempotency' */
   readonly metricNamespace?: string;

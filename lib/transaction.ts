@@ -32,7 +32,10 @@ export interface TransactionConditionCheck extends Expressions {
 
 /**
  * The writes of the current idempotent call, committed in one DynamoDB transaction together with
- * the call's COMPLETED record, so the effects and the record exist together or not at all.
+ * the call's COMPLETED record, so the effects and the record exist together or not at all. A call
+ * commits at most 99 writes (its record is the 100th action), one per item: the 100th write, and a
+ * write on an item another write of the call names, throw `TRANSACTION_INVALID` (`actionIndex`,
+ * `tableName`) as they are added.
  */
 export interface Transaction {
   put(params: TransactionPut): Transaction;

@@ -39,9 +39,9 @@ import { CLAIM, COMPLETE, FORGET, RELEASE, type ReplicaWait, runScript, type Scr
  */
 export interface RedisStoreOptions {
   /**
-   * An ioredis 5 or 6 `Redis` or `Cluster`, or a node-redis 5 or 6 client or cluster, connected or still
-   * connecting (a node-redis cluster: connected; until its `connect()` has answered, every call fails
-   * with `STORE_FAILURE` saying so). Configure it to fail fast (see docs/redis.md): with default settings both
+   * An ioredis 5 or 6 `Redis` or `Cluster`, or a node-redis 5 or 6 client or cluster (not a Sentinel
+   * from `createSentinel()`, which is refused), connected or still connecting (a node-redis cluster:
+   * connected; until its `connect()` has answered, every call fails with `STORE_FAILURE` saying so). Configure it to fail fast (see docs/redis.md): with default settings both
    * clients queue commands during an outage, and the call waits for the Lambda timeout.
    */
   readonly client: RedisClient;
@@ -91,6 +91,8 @@ export interface RedisStoreOptions {
    * failover can lose an acknowledged claim. A claim or completion sent again after its answer was
    * lost, which finds the call's own record, counts only once the replicas have that record too.
    * `WAIT` narrows that window, it is not a consensus protocol; MemoryDB makes every write durable.
+   * Both members are whole numbers from 1 to `Number.MAX_SAFE_INTEGER`; another member (a misspelt
+   * `timeout`) is refused at construction.
    * @default none
    */
   readonly waitForReplicas?: ReplicaWait;
