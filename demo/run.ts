@@ -115,6 +115,7 @@ async function main(): Promise<number> {
       console.log(
         `  curl -i -X POST ${base}/payments/<paymentId>/refunds -H 'Idempotency-Key: refund-1' -H 'Content-Type: application/json' -d '{"amount": 1000}'`,
       );
+      console.log(`  curl -i ${base}/payments/<paymentId>   # the payment as it stands (the Location of the 201)`);
       console.log(`  curl -i -X POST ${base}/idempotency-keys   # a server-issued key, to send as the Idempotency-Key\n`);
       await new Promise<void>((resolve) => {
         const shutdown = () => {

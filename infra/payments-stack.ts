@@ -38,8 +38,8 @@ export interface PaymentsStackProps extends StackProps {
 }
 
 /**
- * The demo payment service: an HTTP API (`POST /payments`, `POST /payments/{id}/refunds`, and
- * `POST /idempotency-keys` for signed keys) and an SQS queue of order charges, both idempotent
+ * The demo payment service: an HTTP API (`POST /payments`, `GET /payments/{id}`,
+ * `POST /payments/{id}/refunds`, and `POST /idempotency-keys` for signed keys) and an SQS queue of order charges, both idempotent
  * through one {@link IdempotencyTable}, with a dashboard and alarms on the library's metrics.
  */
 export class PaymentsStack extends Stack {
@@ -84,7 +84,8 @@ export class PaymentsStack extends Stack {
     this.consumerFunction = this.demoFunction('ConsumerFunction', 'consumer.ts');
     this.keyFunction = this.demoFunction('KeyFunction', 'keys.ts', true);
     // The service writes payments with conditional PutItem / UpdateItem only: it never reads first.
-    this.paymentsTable.grant(this.paymentFunction, 'dynamodb:PutItem', 'dynamodb:UpdateItem');
+    // GetItem serves GET /payments/{id} alone; neither function may scan or query the payments.
+    this.paymentsTable.grant(this.paymentFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
     this.paymentsTable.grant(this.consumerFunction, 'dynamodb:PutItem');
     for (const fn of [this.paymentFunction, this.consumerFunction]) fn.addEnvironment('PAYMENTS_TABLE', this.paymentsTable.tableName);
 

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { transaction, transition } from '../../lib/index.js';
 import { paymentsTableSchema } from '../payments-schema.js';
@@ -77,6 +77,18 @@ const MAX_AMOUNT = 100_000_000;
 const KEY = paymentsTableSchema.partitionKey.name;
 /** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
 const PAYMENT_ID = /^pay_[\w-]{22}$/;
+/** What a payment item shows a reader: the {@link Payment}, not the refunds' bookkeeping beside it. */
+const PAYMENT_FIELDS = [
+  'paymentId',
+  'orderId',
+  'amount',
+  'currency',
+  'status',
+  'refundedAmount',
+  'refundableAmount',
+  'chargeId',
+  'createdAt',
+] as const satisfies readonly (keyof Payment)[];
 
 function invalid(message: string): PaymentError {
   return new PaymentError('INVALID_REQUEST', message);
@@ -162,6 +174,25 @@ export class PaymentService {
       ExpressionAttributeNames: { '#key': KEY },
     });
     return payment;
+  }
+
+  /**
+   * The payment as it stands, refunds included. The read is strongly consistent: a client that
+   * follows the `Location` of a 201 at once finds the payment the request's transaction committed.
+   */
+  async getPayment(paymentId: string): Promise<Payment> {
+    if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
+    const { Item } = await this.doc.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { [KEY]: paymentId },
+        ConsistentRead: true,
+        ProjectionExpression: PAYMENT_FIELDS.map((_, i) => `#f${i}`).join(', '),
+        ExpressionAttributeNames: Object.fromEntries(PAYMENT_FIELDS.map((name, i) => [`#f${i}`, name])),
+      }),
+    );
+    if (Item === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+    return Item as Payment;
   }
 
   /**

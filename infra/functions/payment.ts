@@ -1,7 +1,7 @@
 /**
- * The payment API behind `POST /payments` and `POST /payments/{id}/refunds` (API Gateway HTTP API,
- * payload v2). Every request needs an `Idempotency-Key` header: a retried request replays the first
- * response instead of charging or refunding again.
+ * The payment API behind `POST /payments`, `GET /payments/{id}` and `POST /payments/{id}/refunds`
+ * (API Gateway HTTP API, payload v2). Every POST needs an `Idempotency-Key` header: a retried request
+ * replays the first response instead of charging or refunding again. A GET changes nothing and needs none.
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -56,6 +56,11 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2, log
       case PAYMENT_ROUTES.createPayment: {
         const payment = await service.createPayment(parseBody(event));
         return json(201, payment, { Location: `/payments/${payment.paymentId}` });
+      }
+      case PAYMENT_ROUTES.getPayment: {
+        const paymentId = event.pathParameters?.id;
+        if (!paymentId) return problem(404, 'Payment not found', 'No payment id in the path.');
+        return json(200, await service.getPayment(paymentId));
       }
       case PAYMENT_ROUTES.refundPayment: {
         const paymentId = event.pathParameters?.id;

@@ -1,6 +1,8 @@
 /** The payment API's routes, as API Gateway route keys: the stack, the handler and the demo's HTTP adapter share them. */
 export const PAYMENT_ROUTES = {
   createPayment: 'POST /payments',
+  // The Location a created payment answers with; `{id}` as in the refund route, one name per path segment.
+  getPayment: 'GET /payments/{id}',
   refundPayment: 'POST /payments/{id}/refunds',
 } as const;
 

@@ -62,3 +62,7 @@ export function describeStuck(summary: RecordSummary, now: number): string {
   const expiration = expires === undefined ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
   return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }
+
+/** What to give when `table` is keyed by another attribute than `key`, the one the command used. */
+export const keyAttributeAdvice = (table: string, key: string): string =>
+  `the key attribute of ${table} is not \`${key}\`: give --attributes '{"key":"<its name>"}', with every name the functions' store uses.`;

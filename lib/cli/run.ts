@@ -5,7 +5,7 @@ import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
 import type { RecordSummary } from '../store.js';
-import { describeRecord, describeStuck, instant, isDate } from './format.js';
+import { describeRecord, describeStuck, instant, isDate, keyAttributeAdvice } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
@@ -220,7 +220,7 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
     (error as Error | null)?.name === 'ValidationException' &&
     /key element does not match the schema|required keys was not given/i.test((error as Error).message)
   ) {
-    return `: the key attribute of ${command.table} is not \`${plan.store.attributes.key}\`: give --attributes '{"key":"<its name>"}', with every name the functions' store uses.`;
+    return `: ${keyAttributeAdvice(command.table, plan.store.attributes.key)}`;
   }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';

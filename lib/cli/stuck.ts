@@ -1,6 +1,7 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import type { AttributeNames } from '../dynamodb-store.js';
 import type { RecordSummary } from '../store.js';
+import { keyAttributeAdvice } from './format.js';
 
 /** Where to look for stuck records. @internal */
 export interface StuckQuery {
@@ -17,6 +18,7 @@ export interface StuckQuery {
  * INPROGRESS records whose lease ended before `now`: attempts that crashed or timed out and
  * whose key has not been called again since (the next call takes the record over). A paginated
  * Scan: it reads, and bills, every item of the table; yields each page's matches as they come.
+ * Throws, before the page's matches, at the first page whose items lack `attributes.key`.
  * @internal
  */
 export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSummary> {
@@ -37,6 +39,11 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     filter += ' AND begins_with(#id, :prefix)';
     values[':prefix'] = { S: `${query.name}#` };
   }
+  // Every item holds its table's key attribute: an item without `#id` says that the table is keyed
+  // by another, and its records use other names than these, which would miss them all (the scan
+  // reporting none) or list them without their ids. On a table keyed by `#id` this matches no item:
+  // a correct table costs no request, and no byte, more than the scan itself.
+  filter = `(${filter}) OR attribute_not_exists(#id)`;
   let start: Record<string, AttributeValue> | undefined;
   do {
     const page = await scanPage(
@@ -51,7 +58,11 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
         ...(start === undefined ? {} : { ExclusiveStartKey: start }),
       }),
     );
-    for (const item of page.Items ?? []) {
+    const items = page.Items ?? [];
+    if (items.some((item) => item[a.key] === undefined)) {
+      throw new Error(`Items of ${query.tableName} have no \`${a.key}\` attribute: ${keyAttributeAdvice(query.tableName, a.key)}`);
+    }
+    for (const item of items) {
       // Scanned items are not checked as records are: one written by hand may have no expiration,
       // shown without one, as inspect shows it (a NaN would print as null in JSON).
       const expiration = item[a.expiration]?.N;

@@ -105,7 +105,7 @@ describe('least privilege', () => {
     for (const s of grants) expect(actionsOf(s).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
   });
 
-  test('the payments table gets only the conditional writes the service makes', () => {
+  test('the payments table gets only the conditional writes the service makes, and GetItem for GET /payments/{id}', () => {
     const table = id(stack.paymentsTable);
     const policies = template.findResources('AWS::IAM::Policy');
     const forRole = (fn: typeof stack.paymentFunction) =>
@@ -115,7 +115,7 @@ describe('least privilege', () => {
         .filter((s) => onTable(s, table))
         .flatMap(actionsOf)
         .sort();
-    expect(forRole(stack.paymentFunction)).toEqual(['dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(forRole(stack.paymentFunction)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     expect(forRole(stack.consumerFunction)).toEqual(['dynamodb:PutItem']);
   });
 });
@@ -141,7 +141,7 @@ describe('queue', () => {
 });
 
 describe('api', () => {
-  test.each(['POST /payments', 'POST /payments/{id}/refunds'])('routes %s to the payment function', (routeKey) => {
+  test.each(['POST /payments', 'GET /payments/{id}', 'POST /payments/{id}/refunds'])('routes %s to the payment function', (routeKey) => {
     const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
     expect(Object.keys(routes)).toHaveLength(1);
     const integration = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'))[0]!;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { runCli } from '../../lib/cli/run.js';
-import { makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -231,4 +231,31 @@ test('an HTTP record addressed by the raw header value, quoted or with spaces, s
     code: 3,
     stdout: expect.stringMatching(/: nothing deleted\. The middleware drops the spaces around an Idempotency-Key: give --http-key without them\.\n$/),
   });
+});
+
+test('stuck on a table whose records use other attribute names, given without --attributes, fails with what to give (exit 1) instead of finding none', async () => {
+  const table = `cli-safety-stuck-pk-${Date.now()}`;
+  const attributes = { key: 'pk', status: 'state', expiration: 'ttl', leaseUntil: 'lease', owner: 'holder' };
+  await createTable(client, table, { ...idempotencyTableSchema, partitionKey: { name: 'pk', type: 'S' }, timeToLiveAttribute: 'ttl' });
+  try {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName: table, client, attributes });
+    await named.claim({ key: recordId('safety-stuck', 'o-1'), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    const scanning = `lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`;
+    for (const name of [[], ['--name', 'safety-stuck']]) {
+      expect(await cli('stuck', '--table', table, ...name)).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `${scanning}lambda-idempotency: Items of ${table} have no \`id\` attribute: the key attribute of ${table} is not \`id\`: give --attributes '{"key":"<its name>"}', with every name the functions' store uses.\n`,
+      });
+    }
+    // With the names the functions' store uses, the same table lists its stuck attempt.
+    const given = await cli('stuck', '--table', table, '--attributes', JSON.stringify(attributes), '--json');
+    expect({ code: given.code, keys: (JSON.parse(given.stdout) as Array<{ key: string }>).map((summary) => summary.key) }).toEqual({
+      code: 0,
+      keys: [recordId('safety-stuck', 'o-1')],
+    });
+  } finally {
+    await dropTable(client, table);
+  }
 });
