@@ -13,7 +13,8 @@ import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile } from '../support/gate.js';
+import type { Turnstile } from '../support/gate.js';
+import { heldRetries } from '../support/held-retries.js';
 import { rejection } from '../support/rejections.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
@@ -75,18 +76,6 @@ async function forgetRaced(between: () => Promise<void>, id: string): Promise<Ru
   }
 }
 
-/** Another instance's copy of a function keyed by its argument, which waits at the turnstile. */
-function instances(name: string) {
-  const turnstile = new Turnstile();
-  let runs = 0;
-  const handler = async (orderId: string) => {
-    runs++;
-    await turnstile.enter();
-    return `p-${orderId}`;
-  };
-  return { instance: () => makeIdempotent(handler, { store, name, key: (orderId: string) => orderId }), turnstile, runs: () => runs };
-}
-
 test('plain forget of an INPROGRESS record without a lease leaves alone a call that claims the key (its retention ended) between the read and the delete: that call runs alone', async () => {
   const name = 'safety-leaseless';
   const id = recordId(name, 'o-1');
@@ -97,7 +86,7 @@ test('plain forget of an INPROGRESS record without a lease leaves alone a call t
       Item: { id: { S: id }, status: { S: 'INPROGRESS' }, owner: { S: 'older' }, expiration: { N: String(Math.floor(Date.now() / 1000) - 60) } },
     }),
   );
-  const { instance, turnstile, runs } = instances(name);
+  const { instance, turnstile, runs } = heldRetries(store, name);
   let retry: Promise<string> | undefined;
   let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
   const forgot = await forgetRaced(async () => {

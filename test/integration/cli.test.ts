@@ -20,7 +20,8 @@ import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
-import { Turnstile } from '../support/gate.js';
+import type { Turnstile } from '../support/gate.js';
+import { heldRetries } from '../support/held-retries.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
@@ -221,29 +222,13 @@ async function crashed(name: string, ...keys: string[]): Promise<{ ids: string[]
   return { ids, leaseUntil };
 }
 
-/**
- * Calls whose function waits at `turnstile` until the test lets it finish; `instance()` is another
- * instance's copy of the function (its own engine: no in-process following), on the same records.
- */
-function heldRetries(name: string) {
-  const turnstile = new Turnstile();
-  let runs = 0;
-  const handler = async (orderId: string) => {
-    runs++;
-    await turnstile.enter();
-    return `p-${orderId}`;
-  };
-  const instance = () => makeIdempotent(handler, { store, name, key: (orderId: string) => orderId });
-  return { instance, turnstile, runs: () => runs };
-}
-
 test('forget after stuck leaves alone a record that a retry took over in between: the retry runs alone and completes', async () => {
   const { ids, leaseUntil } = await crashed('cli-fenced', 'o-1');
   const id = ids[0]!;
   const listed = await cli('stuck', '--table', tableName, '--name', 'cli-fenced', '--json');
   expect(JSON.parse(listed.stdout)).toMatchObject([{ key: id, leaseUntil }]);
   // A retry takes the record over and runs its handler.
-  const { instance, turnstile, runs } = heldRetries('cli-fenced');
+  const { instance, turnstile, runs } = heldRetries(store, 'cli-fenced');
   const retry = instance()('o-1');
   const inside = await turnstile.next();
 
@@ -392,7 +377,7 @@ async function forgetRacingRetry(name: string, ...flags: string[]): Promise<Run>
 
 /** {@link forgetRacingRetry}, the retry claiming the record just before the `nth` request of type `command`. */
 async function forgetRacingRetryAt(command: typeof DeleteItemCommand | typeof GetItemCommand, nth: number, name: string, ...flags: string[]): Promise<Run> {
-  const { instance, turnstile, runs } = heldRetries(name);
+  const { instance, turnstile, runs } = heldRetries(store, name);
   let retry: Promise<string> | undefined;
   let inside: Awaited<ReturnType<Turnstile['next']>> | undefined;
   const forgot = await cliRacedAt(

@@ -3,6 +3,7 @@
  * name or an unreachable endpoint is not mistaken for one another, and for a table that does not
  * exist, which one and the fix; nothing runs.
  */
+import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
@@ -139,7 +140,8 @@ test.each<[string, TableSchema]>([
   ['a sort key besides', { partitionKey: { name: 'id', type: 'S' }, sortKey: { name: 'sk', type: 'S' } }],
 ])('a table with %s: STORE_FAILURE (ValidationException) on every call, nothing runs, nothing is written', async (_what, schema) => {
   const client = testClient();
-  const tableName = `keyed-otherwise-${schema.partitionKey.name}-${schema.partitionKey.type}-${schema.sortKey?.name ?? ''}`;
+  // Its own name in every run: test files share one DynamoDB Local.
+  const tableName = `keyed-otherwise-${schema.partitionKey.name}-${schema.partitionKey.type}-${schema.sortKey?.name ?? ''}-${randomUUID().slice(0, 8)}`;
   await createTable(client, tableName, schema);
   try {
     let runs = 0;
