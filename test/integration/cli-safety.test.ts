@@ -14,7 +14,7 @@ import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import type { Turnstile } from '../support/gate.js';
-import { heldRetries } from '../support/held-retries.js';
+import { completedPastRetention, heldRetries } from '../support/held-retries.js';
 import { rejection } from '../support/rejections.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
@@ -109,10 +109,7 @@ test('plain forget of an INPROGRESS record without a lease leaves alone a call t
 test('plain forget of a COMPLETED record leaves alone a call that claims and completes the key (its retention ended) between the read and the delete: the next duplicate replays it', async () => {
   const name = 'safety-recompleted';
   const id = recordId(name, 'o-1');
-  const now = Date.now();
-  const expiresAt = Math.floor(now / 1000) - 60;
-  await store.claim({ key: id, owner: 'earlier', leaseUntil: now - 170_000, expiresAt, now: now - 180_000 });
-  expect(await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-earlier"', now: now - 175_000 })).toMatchObject({ completed: true });
+  await completedPastRetention(store, id, Date.now());
   let runs = 0;
   const instance = () =>
     makeIdempotent(

@@ -21,7 +21,7 @@ import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type Re
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import type { Turnstile } from '../support/gate.js';
-import { heldRetries } from '../support/held-retries.js';
+import { completedPastRetention, heldRetries } from '../support/held-retries.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
@@ -446,10 +446,7 @@ test('plain forget leaves alone an attempt whose lease is live (exit 3) and name
 test('plain forget deletes a COMPLETED record only while it is COMPLETED: a call that claims it again (its retention ended) between the read and the delete keeps it and runs alone', async () => {
   const name = 'cli-completed-raced';
   const id = recordId(name, 'o-1');
-  const now = Date.now();
-  const expiresAt = Math.floor(now / 1000) - 60;
-  await store.claim({ key: id, owner: 'earlier', leaseUntil: now - 170_000, expiresAt, now: now - 180_000 });
-  expect(await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-earlier"', now: now - 175_000 })).toMatchObject({ completed: true });
+  await completedPastRetention(store, id, Date.now());
   expect(await forgetRacingRetry(name)).toEqual({
     code: 3,
     stdout: `${id} changed after forget read it COMPLETED (a call claimed it again after its retention, or it is gone): nothing deleted.\n`,

@@ -30,6 +30,17 @@ class MemoryStore implements IdempotencyStore {
   }
 }
 
+/** A store whose completions and releases fail with `error`, after its claims succeed: the function runs, then its bookkeeping fails. */
+const storeFailingAfterClaim = (error: unknown): MemoryStore =>
+  new (class extends MemoryStore {
+    override async complete(): Promise<never> {
+      throw error;
+    }
+    override async release(): Promise<never> {
+      throw error;
+    }
+  })();
+
 const SECRET = 'card-4111111111111111';
 
 test('metrics and logs are off by default', async () => {
@@ -267,16 +278,13 @@ test('a logger that throws while reporting a failed completion or release does n
     },
   };
   const down = new Error('connection reset');
-  class FailingStore extends MemoryStore {
-    override async complete(): Promise<never> {
-      throw down;
-    }
-    override async release(): Promise<never> {
-      throw down;
-    }
-  }
   const events: IdempotencyEvent[] = [];
-  const options = { store: new FailingStore(), name: 'payments', logger: throwingLogger, observability: (event: IdempotencyEvent) => void events.push(event) };
+  const options = {
+    store: storeFailingAfterClaim(down),
+    name: 'payments',
+    logger: throwingLogger,
+    observability: (event: IdempotencyEvent) => void events.push(event),
+  };
   // The function ran: its result, not the logger's error, is the outcome.
   expect(await makeIdempotent(async (_: string) => 'paid', options)(SECRET)).toBe('paid');
   // The function failed: its own error, not the logger's, reaches the caller.
@@ -445,18 +453,10 @@ test("a listener's error whose name is free text is logged as `Error`: a name se
 
 test('a store error whose name cannot be read, reported for a failed claim, completion or release, is named `Error` and changes no outcome', async () => {
   const [unreadableError] = unreadable()[0]!;
-  class FailingStore extends MemoryStore {
-    override async complete(): Promise<never> {
-      throw unreadableError;
-    }
-    override async release(): Promise<never> {
-      throw unreadableError;
-    }
-  }
   const warnings: string[] = [];
   const events: IdempotencyEvent[] = [];
   const options = {
-    store: new FailingStore(),
+    store: storeFailingAfterClaim(unreadableError),
     name: 'payments',
     logger: { warn: (line: string) => void warnings.push(line) },
     observability: (event: IdempotencyEvent) => void events.push(event),
