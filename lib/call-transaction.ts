@@ -3,6 +3,7 @@ import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 import { IdempotencyError } from './errors.js';
 import { sha256 } from './key.js';
+import { actionTable } from './transact-items.js';
 import type { Transaction, TransactionConditionCheck, TransactionDelete, TransactionPut, TransactionUpdate } from './transaction.js';
 
 type Values = Record<string, NativeAttributeValue>;
@@ -113,9 +114,10 @@ const holds = (key: Item, item: Item): boolean => Object.entries(key).every(([na
 
 /** The table of a write, and its key (an update, a delete, a check) or its item (a put). */
 function targetOf(action: TransactWriteItem): { table: string | undefined; key?: Item; item?: Item } {
-  if (action.Put !== undefined) return { table: action.Put.TableName, ...(action.Put.Item === undefined ? {} : { item: action.Put.Item }) };
-  const write = action.Update ?? action.Delete ?? action.ConditionCheck;
-  return { table: write?.TableName, ...(write?.Key === undefined ? {} : { key: write.Key }) };
+  const table = actionTable(action);
+  if (action.Put !== undefined) return { table, ...(action.Put.Item === undefined ? {} : { item: action.Put.Item }) };
+  const key = (action.Update ?? action.Delete ?? action.ConditionCheck)?.Key;
+  return { table, ...(key === undefined ? {} : { key }) };
 }
 
 /**
@@ -188,7 +190,7 @@ export class CallTransaction implements Transaction {
     const writes = this.call.writes;
     // Refused as it is added, where the mistake is, rather than at the commit once the function returned.
     // No table name in the messages: an HTTP error handler may send them to the client.
-    const { table } = targetOf(action);
+    const table = actionTable(action);
     const at = { actionIndex: writes.length, ...(table === undefined ? {} : { tableName: table }) };
     if (writes.length >= MAX_WRITES) {
       throw new IdempotencyError(

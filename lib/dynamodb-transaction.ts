@@ -1,6 +1,7 @@
 import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { conflictBackoff } from './dynamodb/dynamodb-store.js';
 import { IdempotencyError, storeFailureDetail } from './errors.js';
+import { actionTable } from './transact-items.js';
 
 type CancellationReason = { Code?: string; Message?: string; Item?: Record<string, AttributeValue> };
 
@@ -48,11 +49,9 @@ const leastBytes = (value: AttributeValue): number => {
 const leastItemBytes = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
 
-const tableOf = (action: TransactWriteItem): string | undefined => (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck)?.TableName;
-
 /** Which of the call's own writes action `index` of the transaction is (the record's is the first), and its table. */
 function writeAt(items: readonly TransactWriteItem[], index: number): { actionIndex: number; tableName?: string } {
-  const table = tableOf(items[index]!);
+  const table = actionTable(items[index]!);
   return { actionIndex: index - 1, ...(table === undefined ? {} : { tableName: table }) };
 }
 
@@ -65,7 +64,7 @@ function refusal(error: unknown, items: readonly TransactWriteItem[]): string {
   const detail = storeFailureDetail(error);
   if (detail !== 'ResourceNotFoundException') return detail;
   // A record's action that updates it follows the claim that put it: its table exists.
-  const tables = [...new Set((items[0]?.Update ? items.slice(1) : items).map(tableOf))].join(', ');
+  const tables = [...new Set((items[0]?.Update ? items.slice(1) : items).map(actionTable))].join(', ');
   return `${detail}: ${tables.includes(', ') ? 'one of the tables' : 'the table'} ${tables} is not in this account and Region; create it, or fix its name`;
 }
 
