@@ -717,7 +717,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** A warning through `logger` about the record `key`, naming `error`. */
   #log(what: string, key: string, error: unknown): void {
     // The record id is a hash: it finds the record (the CLI's `--id`) without revealing the key.
-    logLine(this.#logger, 'warn', what, { namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error) });
+    logLine(this.#logger, 'warn', what, { namespace: namespaceOf(key), recordId: key, error: storeFailureDetail(error, this.#store.tableName) });
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * What a store failure at claim says, on DynamoDB Local: the cause's error name, so a wrong table
  * name or an unreachable endpoint is not mistaken for one another, and for a table that does not
- * exist, which one and the fix; nothing runs.
+ * exist, which one and the fix; nothing runs. A table gone before the completion or release: the
+ * warning names it.
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -11,7 +12,7 @@ import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../l
 import type { TableSchema } from '../../lib/table-schema.js';
 import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 import { createTable } from '../../tools/tables.js';
-import { dropTable, endpoint, scanItems, testClient, unreachableClient, useFreshTable } from '../support/dynamodb.js';
+import { dropTable, endpoint, freshTable, scanItems, testClient, unreachableClient, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
 
@@ -155,4 +156,33 @@ test.each<[string, TableSchema]>([
     await dropTable(client, tableName);
     client.destroy();
   }
+});
+
+describe('a table deleted while the function runs: the warning names the table, the outcome is the function’s', () => {
+  const client = testClient();
+  afterAll(() => client.destroy());
+
+  test.each([
+    ['a completion: the result is returned', 'could not mark the record COMPLETED', false],
+    ['a release: the function’s error is thrown', 'could not release the record', true],
+  ])('%s, the warning says which table is gone', async (_what, warning, fails) => {
+    const tableName = await freshTable(client, 'vanishing');
+    const lines: Record<string, unknown>[] = [];
+    const fn = makeIdempotent(
+      async (input: string) => {
+        await dropTable(client, tableName);
+        if (fails) throw new Error('declined');
+        return `done ${input}`;
+      },
+      { store: new DynamoDBStore({ tableName, client }), name: 'vanish', logger: { warn: (line: string) => void lines.push(JSON.parse(line)) } },
+    );
+    const outcome = fn('k');
+    await (fails ? expect(outcome).rejects.toThrow(new Error('declined')) : expect(outcome).resolves.toBe('done k'));
+    expect(lines).toEqual([
+      expect.objectContaining({
+        message: expect.stringContaining(warning),
+        error: `ResourceNotFoundException: no table ${tableName} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE`,
+      }),
+    ]);
+  });
 });
