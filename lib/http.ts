@@ -42,7 +42,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   extends Omit<IdempotencyOptions<TEvent, Context>, (typeof HTTP_DERIVED)[number]> {
   /**
    * Reject requests without an `Idempotency-Key` header (400); when false they run without idempotency.
-   * GET, HEAD, OPTIONS and TRACE requests without one always run without idempotency.
+   * GET, HEAD, OPTIONS and TRACE requests always run without idempotency, whatever their header holds.
    * @default true
    */
   readonly required?: boolean;
@@ -250,7 +250,7 @@ const checked = (result: HttpResult): HttpResult =>
 const unsentBody = (result: unknown): boolean =>
   isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
-/** Methods that are safe (RFC 9110): without a key they run normally, whatever `required` says. */
+/** Methods that are safe (RFC 9110): they run without idempotency, whatever their `Idempotency-Key` header holds. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 /**
@@ -275,7 +275,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
  * stored, except 401, 403, 408, 425 and 429; those, 5xx results and thrown errors release the key so the
- * client can retry.
+ * client can retry. GET, HEAD, OPTIONS and TRACE requests run without idempotency, whatever their
+ * header holds: never replayed, never refused for it.
  *
  * @example
  * ```ts
@@ -320,10 +321,13 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
         // The mark is this request's alone: one event object sent again (without its key, say) is judged afresh.
         expired.delete(event);
         const [method, template] = route(event);
+        // A safe method changes nothing to repeat: it runs without idempotency whatever its header
+        // holds (a client may send its key on every request, a status poll included), so that it
+        // always gets a fresh answer; and a CORS preflight can never carry the header.
+        if (SAFE_METHODS.has(method)) return undefined;
         const key = readIdempotencyKey(event);
         if (key === undefined) {
-          // A safe method changes nothing to repeat, and a CORS preflight can never carry the header.
-          if (required && !SAFE_METHODS.has(method)) throw new IdempotencyError('KEY_MISSING', 'The Idempotency-Key header is missing.');
+          if (required) throw new IdempotencyError('KEY_MISSING', 'The Idempotency-Key header is missing.');
           return undefined;
         }
         const verdict = verify?.(key) ?? 'issued';

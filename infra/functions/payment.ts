@@ -1,7 +1,7 @@
 /**
  * The payment API behind `POST /payments`, `GET /payments/{id}` and `POST /payments/{id}/refunds`
  * (API Gateway HTTP API, payload v2). Every POST needs an `Idempotency-Key` header: a retried request
- * replays the first response instead of charging or refunding again. A GET changes nothing and needs none.
+ * replays the first response instead of charging or refunding again. A GET changes nothing: it needs none, and ignores one.
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';

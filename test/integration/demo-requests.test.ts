@@ -85,28 +85,29 @@ test('a refund can never exceed its payment: the second refund of the whole amou
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1}')).status).toBe(409);
 });
 
-test('the Location of a created payment serves it: GET answers the payment as it stands, without a key; an unknown or impossible id is a 404', async () => {
+test('the Location of a created payment serves it: GET answers the payment as it stands, with or without a key; an unknown or impossible id is a 404', async () => {
+  const key = `key-${++keys}`;
   const created = await fetch(`${base}/payments`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'Idempotency-Key': `key-${++keys}` },
+    headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
     body: '{"amount": 1000, "currency": "EUR", "orderId": "o-get"}',
   });
   expect(created.status).toBe(201);
   const payment = (await created.json()) as { paymentId: string };
   const location = created.headers.get('location');
   expect(location).toBe(`/payments/${payment.paymentId}`);
-  const read = async (path: string) => {
-    const response = await fetch(`${base}${path}`);
+  // A client may send its key on every request, the payment's status polls included: never a replay.
+  const read = async (path: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${base}${path}`, { headers });
     return { status: response.status, type: response.headers.get('content-type'), body: await response.json() };
   };
   expect(await read(location!)).toEqual({ status: 200, type: 'application/json', body: payment });
+  expect(await read(location!, { 'Idempotency-Key': key })).toEqual({ status: 200, type: 'application/json', body: payment });
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 400}')).status).toBe(201);
   // The refunds' bookkeeping on the item (refund ids, the attempt that answers for each) stays out of the answer.
-  expect(await read(location!)).toEqual({
-    status: 200,
-    type: 'application/json',
-    body: { ...payment, status: 'PARTIALLY_REFUNDED', refundedAmount: 400, refundableAmount: 600 },
-  });
+  const refunded = { status: 200, type: 'application/json', body: { ...payment, status: 'PARTIALLY_REFUNDED', refundedAmount: 400, refundableAmount: 600 } };
+  expect(await read(location!)).toEqual(refunded);
+  expect(await read(location!, { 'Idempotency-Key': key })).toEqual(refunded);
   const notFound = { status: 404, type: 'application/problem+json', body: expect.objectContaining({ status: 404, title: 'Payment not found' }) };
   for (const id of [`pay_${'x'.repeat(22)}`, 'pay_unknown', 'p'.repeat(3000)]) expect(await read(`/payments/${id}`)).toEqual(notFound);
 });

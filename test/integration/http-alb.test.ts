@@ -150,6 +150,14 @@ describe.each([
     expect(await orders.records()).toEqual([]);
   });
 
+  test('a GET with a key runs every time and stores nothing, the key sent twice too: no replay, no 400', async () => {
+    const orders = ordersBehindAlb();
+    for (const key of ['k-poll', 'k-poll']) expect((await orders.send(event({ method: 'GET', body: '', key }))).statusCode).toBe(201);
+    expect((await orders.send(event({ method: 'GET', body: '', headers: { 'idempotency-key': ['k-1', 'k-2'] } }))).statusCode).toBe(201);
+    expect(orders.runs).toBe(3);
+    expect(await orders.records()).toEqual([]);
+  });
+
   test('a duplicate while the first request runs: 409 Conflict with Retry-After in the header field the load balancer reads', async () => {
     const entered = gate();
     const release = gate();

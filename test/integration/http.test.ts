@@ -379,6 +379,59 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await records()).toEqual([]);
   });
 
+  test("runs a GET with a key every time, fresh (a key sent on every request, a status poll reusing its operation's): no store request, no record, no event; a POST with that key still claims it", async () => {
+    const requests: string[] = [];
+    const events: unknown[] = [];
+    // Every request the middleware makes of the store, whatever its method.
+    const watched = new Proxy(store, {
+      get(target, name) {
+        const value: unknown = Reflect.get(target, name, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          requests.push(String(name));
+          return (value as (...args: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const orders = api(variant, { store: watched, observability: (event) => void events.push(event) });
+    const poll = variant.event({ key: 'k-poll', method: 'GET', route: '/orders/{id}', path: '/orders/ord-1', body: null });
+    expect(await orders.invoke(poll)).toEqual(variant.result(1));
+    expect(await orders.invoke(poll)).toEqual(variant.result(2));
+    expect(orders.runs).toBe(2);
+    expect(requests).toEqual([]);
+    expect(events).toEqual([]);
+    expect(await records()).toEqual([]);
+    // The same key on a POST is claimed, recorded and replayed as ever.
+    expect(await orders.invoke(variant.event({ key: 'k-poll' }))).toEqual(variant.result(3));
+    expect(await orders.invoke(variant.event({ key: 'k-poll' }))).toEqual(replayOf(variant.result(3)));
+    expect(orders.runs).toBe(3);
+    expect(requests.length).toBeGreaterThan(0);
+    expect(events.length).toBeGreaterThan(0);
+    expect(await records()).toHaveLength(1);
+  });
+
+  test.each([
+    ['HEAD', 'a malformed key', 'clé de commande'],
+    ['OPTIONS', 'a malformed key', ''],
+    ['HEAD', 'a key sent twice', 'k-1, k-2'],
+    ['OPTIONS', 'a key sent twice', '"k-1", "k-2"'],
+    ['TRACE', 'a key sent twice', 'k-1,k-2'],
+    ['GET', 'a key the API did not issue', 'not-issued'],
+  ])('runs %s with %s normally, every time, and stores nothing: no 400', async (method, _, key) => {
+    const orders = api(variant, { signedKeys: { secrets: ['s'.repeat(32)] } });
+    const request = variant.event({ key, method, body: null });
+    // A REST API delivers a header sent twice as two values, the last one alone in `headers`.
+    const sent = key.split(',').map((value) => value.trim());
+    if (variant === rest && sent.length > 1) {
+      (request as APIGatewayProxyEvent).multiValueHeaders['Idempotency-Key'] = sent;
+      request.headers['Idempotency-Key'] = sent.at(-1);
+    }
+    expect(await orders.invoke(request)).toEqual(variant.result(1));
+    expect(await orders.invoke(request)).toEqual(variant.result(2));
+    expect(orders.runs).toBe(2);
+    expect(await records()).toEqual([]);
+  });
+
   test('with `required: false`, runs a request without the header without idempotency and stores nothing', async () => {
     const orders = api(variant, { required: false });
     expect(await orders.invoke(variant.event({}))).toEqual(variant.result(1));
