@@ -151,6 +151,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {
+    // A call without a key keeps nothing: no response to read (a stream stays unread), nothing to release.
+    if (call.mode === 'unkeyed') return { kind: 'abandon' };
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
     const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
     // An inner idempotency middleware refused the request (the handler never ran) or kept no outcome
@@ -367,6 +369,12 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const after = async (request: AnyRequest): Promise<void> => {
     const call = take(request);
     if (call === undefined) return;
+    // A call without a key (a safe HTTP method, `onMissingKey: 'skip'`) keeps nothing: its response
+    // goes out as the handler made it, a stream unread, no `isFinalResponse` asked.
+    if (call.mode === 'unkeyed') {
+      await engine.end(call, { kind: 'abandon' });
+      return;
+    }
     const outcome = await endAnswered(request, call, await endingOfAnswer(request, request.response));
     if (outcome.kind === 'error' && isResumable(outcome.error)) invocationEnds.set(request, outcome.error);
     request.response = answerOf(outcome, request);

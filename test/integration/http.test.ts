@@ -410,6 +410,31 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await records()).toHaveLength(1);
   });
 
+  test('answers a GET as the handler made it: no `isFinalResponse` asked, no warning about a body that is not text, as nothing is stored', async () => {
+    const warnings: string[] = [];
+    let asked = 0;
+    const body = { id: 'ord-1' } as unknown as string; // a body a serializer inside the middleware would turn into text
+    const orders = api(
+      variant,
+      {
+        isFinalResponse: () => {
+          asked++;
+          return true;
+        },
+        logger: { warn: (line) => void warnings.push(line) },
+      },
+      () => ({ statusCode: 200, body }),
+    );
+    const poll = variant.event({ key: 'k-poll', method: 'GET', route: '/orders/{id}', path: '/orders/ord-1', body: null });
+    expect((await orders.invoke(poll)).body).toBe(body);
+    expect(asked).toBe(0);
+    expect(warnings).toEqual([]);
+    // The same response to a POST is stored: the warning is said, once.
+    await orders.invoke(variant.event({ key: 'k-post' }));
+    expect(asked).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('stored a response whose body is not text')]);
+  });
+
   test.each([
     ['HEAD', 'a malformed key', 'clé de commande'],
     ['OPTIONS', 'a malformed key', ''],

@@ -268,6 +268,23 @@ test('an in-process duplicate that arrives while the stream is produced waits fo
   expect(runs).toBe(1);
 });
 
+test('a GET, which keeps no record, streams as the handler produces it: the client has the first chunk before the last is made', async () => {
+  const name = 'get-streams';
+  const rest = gate<string>();
+  const handler = middy(async () => ({ statusCode: 200, body: heldStream(rest.promise, 'first, ') }), streamingMode as never).use(
+    httpIdempotency({ store, name }),
+  );
+  const event = urlEvent(randomUUID());
+  event.requestContext.http.method = 'GET';
+  const stream = new ResponseStream();
+  const done = invokeStreaming(handler, event, lambdaContext(name), stream);
+  // Bounded: a middleware that read the whole stream before answering would send nothing until `rest` opens.
+  for (let turn = 0; turn < 1000 && stream.chunks.length === 0; turn++) await flush();
+  expect(stream.bytes.toString('utf8')).toBe('first, ');
+  rest.open('second');
+  expect((await done).bytes.toString('utf8')).toBe('first, second');
+});
+
 test('a request with the same key and another payload, while the first is still streaming, gets the 422 problem; the handler runs once', async () => {
   const name = 'mismatch-while-streaming';
   const rest = gate<string>();
