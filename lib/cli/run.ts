@@ -70,7 +70,7 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       return EXIT.notFound;
     }
     case 'forget':
-      return forget(command, id, store, now, io);
+      return forget(command, id, store, client, now, io);
     case 'stuck': {
       io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
       const found = [];
@@ -137,7 +137,16 @@ const DELETED = 'the next call with this key runs again (not in an instance that
  * forget also deletes an item the store cannot read as a record, as the store's error tells users to,
  * fenced so that a claim that replaced it since is never deleted.
  */
-async function forget(command: Extract<Command, { command: 'forget' }>, id: string, store: DynamoDBStore, now: number, io: CliIo): Promise<number> {
+async function forget(
+  command: Extract<Command, { command: 'forget' }>,
+  id: string,
+  store: DynamoDBStore,
+  client: DynamoDBClient,
+  now: number,
+  io: CliIo,
+): Promise<number> {
+  // A table of the same name in another Region (or account) answers too: a miss says which one was read.
+  const where = async () => `in ${command.table} (${await client.config.region()})`;
   const print = (deleted: boolean, leaseUntil: number | undefined, text: string): number => {
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
@@ -146,7 +155,7 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
   if (leaseUntil === undefined) {
     if (command.onlyIf === 'COMPLETED') {
       const deleted = await forgetRecord({ store, id, onlyIf: 'COMPLETED' });
-      return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status COMPLETED: nothing deleted.`);
+      return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status COMPLETED ${await where()}: nothing deleted.`);
     }
     let read: { summary: RecordSummary; fence: RecordFence } | undefined;
     try {
@@ -160,12 +169,12 @@ async function forget(command: Extract<Command, { command: 'forget' }>, id: stri
         result === 'deleted'
           ? `Deleted ${id}, an item this store cannot read as a record (written by hand, or under other attribute names); ${DELETED}`
           : result === 'absent'
-            ? `No record ${id}: nothing deleted.`
+            ? `No record ${id} ${await where()}: nothing deleted.`
             : `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.`,
       );
     }
-    const missed = command.onlyIf ? `No record ${id} with status INPROGRESS: nothing deleted.` : `No record ${id}: nothing deleted.`;
     if (read === undefined || (command.onlyIf && read.summary.status === 'COMPLETED')) {
+      const missed = `No record ${id}${command.onlyIf ? ' with status INPROGRESS' : ''} ${await where()}: nothing deleted.`;
       if (command.json && read === undefined && missHint(command)) io.stderr(`lambda-idempotency:${missHint(command)}\n`);
       return print(false, undefined, `${missed}${read === undefined ? missHint(command) : ''}`);
     }

@@ -164,7 +164,11 @@ test('a key, id or name that misses the record the function uses says what to ch
     stdout: `No record ${asString} in ${tableName} (local). The number key 123 is another record: --key 123.\n`,
     stderr: '',
   });
-  expect(forgetString).toEqual({ code: 3, stdout: `No record ${asString}: nothing deleted. The number key 123 is another record: --key 123.\n`, stderr: '' });
+  expect(forgetString).toEqual({
+    code: 3,
+    stdout: `No record ${asString} in ${tableName} (local): nothing deleted. The number key 123 is another record: --key 123.\n`,
+    stderr: '',
+  });
   const cutHint = ` Its hash ${JSON.stringify(id.slice(name.length + 1, -1))} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
   expect(cut).toEqual({ code: 3, stdout: `No record ${id.slice(0, -1)} in ${tableName} (local).${cutHint}\n`, stderr: '' });
   expect(trailing).toMatchObject({ code: 3, stdout: expect.stringContaining(`Its hash ${JSON.stringify(`${id.slice(name.length + 1)} `)} is not one`) });

@@ -203,12 +203,18 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
   expect(await readItem(client, tableName, id)).toBeDefined();
 
   const wrongStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
-  expect(wrongStatus).toEqual({ code: 3, stdout: `No record ${id} with status INPROGRESS: nothing deleted.\n`, stderr: '' });
+  expect(wrongStatus).toEqual({ code: 3, stdout: `No record ${id} with status INPROGRESS in ${tableName} (local): nothing deleted.\n`, stderr: '' });
 
   const forgotten = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"', '--yes', '--json');
   expect(forgotten.code).toBe(0);
   expect(JSON.parse(forgotten.stdout)).toEqual({ id, deleted: true });
   expect(await readItem(client, tableName, id)).toBeUndefined();
+  // A miss names the table and the Region it read: one of the same name elsewhere answers too.
+  expect(await cli('forget', '--table', tableName, '--id', id, '--only-if', 'COMPLETED', '--yes')).toEqual({
+    code: 3,
+    stdout: `No record ${id} with status COMPLETED in ${tableName} (local): nothing deleted.\n`,
+    stderr: '',
+  });
   await once({ orderId: 'o-1' });
   expect(runs()).toBe(2);
 });
@@ -434,7 +440,11 @@ test('plain forget leaves alone an attempt whose lease is live (exit 3) and name
   const named = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
   expect(named.code).toBe(0);
   expect(await readItem(client, tableName, id)).toBeUndefined();
-  expect(await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes')).toEqual({ code: 3, stdout: `No record ${id}: nothing deleted.\n`, stderr: '' });
+  expect(await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes')).toEqual({
+    code: 3,
+    stdout: `No record ${id} in ${tableName} (local): nothing deleted.\n`,
+    stderr: '',
+  });
 
   const stuck = await crashed('cli-plain-stuck', 'o-1');
   const forgot = await cli('forget', '--table', tableName, '--id', stuck.ids[0]!, '--yes');
