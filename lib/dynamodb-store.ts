@@ -1,5 +1,5 @@
 import { type AttributeValue, DeleteItemCommand, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore } from './dynamodb/dynamodb-store.js';
+import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite } from './dynamodb/dynamodb-store.js';
 import type { DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
@@ -27,8 +27,8 @@ const isTransactionTooLarge = (error: unknown): boolean =>
  * by the attempt's owner token, and a refused write returns the current item (`ALL_OLD`), so no
  * operation ever reads before it writes. Without options, the table and the retention come from
  * `IDEMPOTENCY_TABLE` and `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, as the CDK construct sets them.
- * Besides the protocol, it commits `transaction()` writes with the record, serves atomic mode and
- * the operations tools (`inspect`, `forget`); the `DynamoDBStore` of `lambda-idempotency/dynamodb`,
+ * Besides the protocol, it commits `transaction()` writes with the record, serves atomic mode
+ * (`claimCompleted`, `read`) and the operations tools (`inspect`, `forget`); the `DynamoDBStore` of `lambda-idempotency/dynamodb`,
  * which it extends, is the protocol alone.
  *
  * @example
@@ -66,6 +66,30 @@ export class DynamoDBStore extends LeanDynamoDBStore {
         throw new IdempotencyError('STORE_FAILURE', 'The idempotency record that refused this call could not be read; nothing was written.', { cause: error });
       }
     });
+  }
+
+  /**
+   * The record of `key` with its outcome decoded (and decrypted), for `atomic: true`: an atomic call
+   * whose function failed replays the record a duplicate's commit would have met. One `DeleteItem`
+   * whose condition never holds, so it deletes nothing and DynamoDB returns the item with the
+   * refusal: it sees the latest write, as a strongly consistent read does, and needs only the
+   * actions the record protocol is granted (no `GetItem`). Throws for an item that is not a record.
+   */
+  async read(key: string): Promise<IdempotencyRecord | undefined> {
+    const command = new DeleteItemCommand({
+      TableName: this.tableName,
+      Key: { [this.attributes.key]: { S: key } },
+      ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#id)',
+      ExpressionAttributeNames: { '#id': this.attributes.key },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+    try {
+      await sendWrite(() => this.client.send(command));
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return this.toRecord(error.Item);
+    }
+    throw new Error('DynamoDB accepted a delete whose condition never holds.');
   }
 
   /**

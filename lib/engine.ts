@@ -446,6 +446,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
         return outcome.replayed ? outcome : own;
       }
+      // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
+      if (call.mode === 'atomic' && ending.kind === 'throw' && ending.final !== false) {
+        [outcome, record] = await this.#readAfterFailure(call, own);
+        return outcome;
+      }
       if (call.mode === 'claimed') {
         const released = await this.#release(call);
         // Another attempt took the record over while this one ran past its lease: both ran, for the Superseded alarm.
@@ -514,14 +519,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emitClaim(claim, key);
         return claim.claimed ? done(claim.responseStored !== false, claim) : found(claim.record);
       }
-      try {
-        return [{ kind: 'value', value: this.#settle(claim.record, fingerprint, now), replayed: true }, claim.record];
-      } catch (error) {
-        // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
-        // COMPLETED record answers the in-process duplicates all the same, each by its own
-        // fingerprint, as their own commits would meet it: they do not run the function in turn.
-        return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, claim.record.status === 'COMPLETED' ? claim.record : undefined];
-      }
+      return this.#answerFrom(claim.record, fingerprint, now);
     }
     let result: CompleteResult;
     if (writes.length > 0) {
@@ -576,6 +574,50 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
     return this.#superseded(key, result.record, 'nothing was overwritten');
+  }
+
+  /**
+   * The answer of an atomic call from another attempt's record, which its commit met (or its read
+   * found): its stored outcome, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`); with the record,
+   * when COMPLETED, for followers.
+   */
+  #answerFrom(record: IdempotencyRecord, fingerprint: string | undefined, now: number): [Outcome, IdempotencyRecord | undefined] {
+    try {
+      return [{ kind: 'value', value: this.#settle(record, fingerprint, now), replayed: true }, record];
+    } catch (error) {
+      // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
+      // COMPLETED record answers the in-process duplicates all the same, each by its own
+      // fingerprint, as their own commits would meet it: they do not run the function in turn.
+      return [{ kind: 'error', error, replayed: !(error instanceof IdempotencyError) }, record.status === 'COMPLETED' ? record : undefined];
+    }
+  }
+
+  /**
+   * The end of an atomic call whose function threw an error that is not final. A duplicate's run may
+   * fail on the first call's effect (a payment it reads as refunded already): one read of the record
+   * answers it as its commit would have, from a live COMPLETED record (its outcome, or
+   * `PAYLOAD_MISMATCH`). With no such record, a store without `read`, or a read that fails, the
+   * caller gets its own error: bookkeeping never replaces it.
+   */
+  async #readAfterFailure(call: Call, own: Outcome): Promise<[Outcome, IdempotencyRecord | undefined]> {
+    if (typeof this.#store.read !== 'function') return [own, undefined];
+    let record: IdempotencyRecord | undefined;
+    try {
+      record = await answered(this.#store.read(call.key), call.answerBy);
+    } catch (error) {
+      this.#log("could not read the record after the function failed; the caller gets the function's error", call.key, error);
+      return [own, undefined];
+    }
+    // Judged as the commit's claim would have: at the call's start, a record past its retention is none.
+    if (record?.status !== 'COMPLETED' || record.expiresAt < Math.floor(call.startedAt / 1000)) return [own, undefined];
+    const answer = this.#answerFrom(record, call.fingerprint, this.now());
+    const [outcome] = answer;
+    // A stored outcome that cannot be parsed is the store's failure, not this call's answer.
+    if (outcome.kind === 'error' && outcome.error instanceof IdempotencyError && outcome.error.code === 'STORE_FAILURE') {
+      this.#log("could not read the record's stored outcome after the function failed; the caller gets the function's error", call.key, outcome.error);
+      return [own, undefined];
+    }
+    return answer;
   }
 
   /** The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the record when known. */

@@ -84,7 +84,9 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   /**
    * One-round-trip mode for handlers whose only effects are the writes they add to `transaction()`:
    * the handler runs first, then one `TransactWriteItems` creates the COMPLETED record together with
-   * those writes. A duplicate runs the handler again (it must be pure) and gets the stored outcome.
+   * those writes. A duplicate runs the handler again (it must be pure) and gets the stored outcome,
+   * also when its run throws (on the first call's effect, say): that error, unless final, reads the
+   * record once and is replaced by its outcome; with no record, the caller gets it.
    * @default false
    */
   readonly atomic?: boolean;

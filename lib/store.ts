@@ -138,6 +138,14 @@ export interface IdempotencyStore {
   completeWithWrites?(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult>;
   /** Optional, for `atomic: true`: `claim` of a COMPLETED record and the call's writes in one transaction. */
   claimCompleted?(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult>;
+  /**
+   * Optional, for `atomic: true`: the record of `key` as it is stored now (a strongly consistent
+   * read that changes nothing), its outcome decoded, whatever its retention; `undefined` when there
+   * is none. Read only when an atomic call's function throws an error that is not final: a
+   * duplicate whose run fails on the first call's effect gets the first call's stored outcome.
+   * Without it, that caller gets its function's error.
+   */
+  read?(key: string): Promise<IdempotencyRecord | undefined>;
   /** Optional, for operations tools (`inspectRecord`): the record's state, never its stored response. */
   inspect?(key: string): Promise<RecordSummary | undefined>;
   /**

@@ -44,9 +44,9 @@ export const conflictBackoff = (attempt: number): Promise<unknown> => new Promis
  * retry that: nothing was written, and the transaction ends within milliseconds, so the write is
  * sent again a few times, briefly, to meet its outcome (a replay, a takeover) rather than fail as
  * the store's fault: a completion that failed so would leave its record INPROGRESS until its lease,
- * after which a retry runs the function again.
+ * after which a retry runs the function again. @internal
  */
-async function sendWrite<T>(send: () => Promise<T>): Promise<T> {
+export async function sendWrite<T>(send: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await send();

@@ -42,6 +42,29 @@ export const inspectCheck: Check = [
   },
 ];
 
+/** Check of atomic mode's read, run only on stores that have it. @internal */
+export const readCheck: Check = [
+  'read (when the store has it) returns the record as stored, its outcome decoded, and changes nothing',
+  async (f) => {
+    const read = f.store.read!.bind(f.store);
+    const key = f.key();
+    assert.equal(await read(key), undefined, 'no record');
+    await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
+    const held = { key, status: 'INPROGRESS', owner: 'owner-a', expiresAt: f.expiresAt, leaseUntil: f.t0 + LEASE_MILLIS, fingerprint: 'fp-1' };
+    assert.deepEqual(await read(key), held);
+    assert.deepEqual(await read(key), held, 'a second read finds the same');
+    await f.complete(key, 'owner-a', '{"paid":"é"}');
+    const completed = { key, status: 'COMPLETED', owner: 'owner-a', expiresAt: f.expiresAt + 60, fingerprint: 'fp-1', response: '{"paid":"é"}' };
+    assert.deepEqual(await read(key), completed);
+    assert.deepEqual(await f.live(key), completed, 'the record is as it was');
+    const failed = f.key('error');
+    await f.claim(failed, 'owner-a');
+    const error = '{"name":"Declined","message":"no"}';
+    await f.complete(failed, 'owner-a', undefined, { error });
+    assert.equal((await read(failed))?.error, error, 'a final error, decoded');
+  },
+];
+
 export const forgetCheck: Check = [
   'forget (when the store has it) deletes a record, only while it has the status asked for',
   async (f) => {

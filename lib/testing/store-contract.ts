@@ -3,7 +3,7 @@ import { claimChecks } from './contract-claims.js';
 import { edgeChecks, type WriteRecord } from './contract-edges.js';
 import { Fixture } from './contract-fixture.js';
 import { integrityChecks, transactionCheck } from './contract-integrity.js';
-import { forgetCheck, forgetLeaseCheck, inspectCheck, ttlCheck } from './contract-operations.js';
+import { forgetCheck, forgetLeaseCheck, inspectCheck, readCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import type { TtlOf } from './ttl-of.js';
 
@@ -47,7 +47,7 @@ export interface StoreContractOptions {
  * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes, a COMPLETED record claimed by its owner,
  * fingerprints, responses (`undefined`, Unicode, large), release, records it did not write (with `writeRecord`), and `inspect`/`forget` (by lease with `forgetChecksLease`)
- * and `completeWithWrites`/`claimCompleted` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
+ * and `completeWithWrites`/`claimCompleted`/`read` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
  * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
  *
@@ -67,6 +67,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
+    { check: readCheck, has: (store: IdempotencyStore) => typeof store.read === 'function' },
     { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
     {
       check: transactionCheck,

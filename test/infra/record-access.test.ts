@@ -1,7 +1,7 @@
 /**
  * The construct and the store agree. The table: its key and TTL attributes are those the store
  * writes, the TTL in epoch seconds. The grant: every request `DynamoDBStore` sends to the idempotency table, on
- * every path of a call (miss, replay, release, final error, `transaction()` writes, atomic mode),
+ * every path of a call (miss, replay, release, final error, `transaction()` writes, atomic mode and its read after a failed run),
  * needs only the IAM actions `IdempotencyTable.attachFunction` grants, and each granted action is
  * used. Requests run against DynamoDB Local (which checks no IAM), so each one is mapped to the
  * actions AWS authorizes it by: a `TransactWriteItems` by the actions of its parts, per table.
@@ -95,6 +95,13 @@ test('every path of a call needs exactly the actions the construct grants on the
   await expect(charge({ id: 'written', outcome: 'paid', write: true })).resolves.toEqual({ paid: 'written' }); // completion in a transaction
   await expect(atomic('a')).resolves.toEqual({ paid: 'a' }); // claim created COMPLETED in a transaction
   await expect(atomic('a')).resolves.toEqual({ paid: 'a' }); // refused atomic claim: replay
+  const atomicFailing = makeIdempotent(
+    async (_id: string): Promise<{ paid: string }> => {
+      throw new Error('provider timed out');
+    },
+    { store, name: 'atomic', atomic: true },
+  );
+  await expect(atomicFailing('a')).resolves.toEqual({ paid: 'a' }); // an atomic run that failed reads the record: replay
 
   const { granted } = construct;
   expect([...needed].sort()).toEqual([...granted].sort());

@@ -4,7 +4,7 @@
  * Requests are counted by a middleware on the SDK client, which also injects network faults around
  * the commit; clocks are injected and handlers are held at gates, so nothing sleeps.
  */
-import { type DynamoDBClient, PutItemCommand, type TransactWriteItem, type TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, PutItemCommand, type TransactWriteItem, type TransactWriteItemsCommandInput, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import {
@@ -43,7 +43,7 @@ class Probe {
   /** The ClientRequestToken of each TransactWriteItems on the wire, SDK retries included. */
   readonly wireTokens: string[] = [];
   fault: Fault | undefined;
-  /** The next `DeleteItem` (a release) never reaches DynamoDB either. */
+  /** The next `DeleteItem` (a release, or an atomic call's read of its record) never reaches DynamoDB either. */
   releaseLost = false;
 
   constructor() {
@@ -571,6 +571,61 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
   });
 });
 
+class NotRefundable extends Error {
+  override readonly name = 'NotRefundable';
+}
+
+type Refund = { readonly id: string; readonly amount?: number };
+
+/**
+ * An atomic refund (PAID → REFUNDED) of the fixture's payment whose run reads the payment first:
+ * not pure, a duplicate's run fails on the first call's effect (NotRefundable, final only when
+ * `isFinalError` says so). Each `refund` is another process (no shared single-flight).
+ */
+async function refundFixture(options: Partial<IdempotencyOptions<Refund, LambdaContextLike>> = {}) {
+  const probe = new Probe();
+  const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+  const name = uniqueName('atomicread');
+  const paymentId = `${name}-payment`;
+  const setPayment = (status: string) => admin.send(new PutItemCommand({ TableName: bizTable, Item: marshall({ id: paymentId, status }) }));
+  await setPayment('PAID');
+  const clock = { t: T0 };
+  const events: IdempotencyEvent[] = [];
+  const warnings: string[] = [];
+  const fixture = {
+    probe,
+    store,
+    name,
+    clock,
+    events,
+    warnings,
+    setPayment,
+    runs: 0,
+    /** Awaited by every run before it reads the payment, when set. */
+    hold: undefined as Promise<unknown> | undefined,
+    body: async () => {
+      const run = ++fixture.runs;
+      await fixture.hold;
+      if ((await bizItem(paymentId))?.status?.S !== 'PAID') throw new NotRefundable('not refundable');
+      transaction().update(transition({ TableName: bizTable, Key: { id: paymentId }, from: 'PAID', to: 'REFUNDED' }));
+      return { refunded: run };
+    },
+    refund: (more: Partial<IdempotencyOptions<Refund, LambdaContextLike>> = {}) =>
+      makeIdempotent(async (_input: Refund) => fixture.body(), {
+        store,
+        name,
+        atomic: true,
+        key: (input) => input.id,
+        now: () => clock.t,
+        observability: (event) => void events.push(event),
+        logger: { warn: (line: string) => void warnings.push(line) },
+        ...options,
+        ...more,
+      }),
+  };
+  return fixture;
+}
+
 describe('atomic: true (one round trip)', () => {
   test('first call is exactly 1 request; a duplicate is 1 request and replays the stored response; the writes apply once', async () => {
     const f = chargeFixture({ atomic: true });
@@ -590,32 +645,128 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.payment('a1')).toMatchObject({ fence: { S: f.fences[0] } });
   });
 
-  test("a duplicate whose run fails on the first call's effect: a final error commits nothing and replays the stored response; another error reaches its caller as is (nothing is read)", async () => {
-    const probe = new Probe();
-    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
-    const name = uniqueName('atomicread');
-    const paymentId = `${name}-payment`;
-    await admin.send(new PutItemCommand({ TableName: bizTable, Item: marshall({ id: paymentId, status: 'PAID' }) }));
-    class NotRefundable extends Error {}
-    const refund = (final: boolean) =>
-      makeIdempotent(
-        async (_id: string) => {
-          // A read of the state the first call changed: this run is not pure.
-          if ((await bizItem(paymentId))?.status?.S !== 'PAID') throw new NotRefundable('not refundable');
-          transaction().update(transition({ TableName: bizTable, Key: { id: paymentId }, from: 'PAID', to: 'REFUNDED' }));
-          return 'refunded';
-        },
-        { store, name, atomic: true, isFinalError: (error) => final && error instanceof NotRefundable, now: () => T0 },
-      );
-    expect(await refund(true)('r1')).toBe('refunded');
-    probe.drain();
+  test("a duplicate whose run fails on the first call's effect gets the first call's stored response: a final error through its commit, another error through one read of the record", async () => {
+    const f = await refundFixture();
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    f.probe.drain();
     // Final: its commit (the record alone) meets the first call's record, whose response the caller gets.
-    expect(await refund(true)('r1')).toBe('refunded');
-    expect(probe.drain()).toEqual(['TransactWriteItemsCommand']);
-    // Not final: nothing to commit, nothing sent, so the caller gets the run's own error.
-    expect(await thrown(refund(false)('r1'))).toBeInstanceOf(NotRefundable);
-    expect(probe.drain()).toEqual([]);
-    expect((await record(recordId(name, 'r1')))?.response?.S).toBe('"refunded"');
+    expect(await f.refund({ isFinalError: (error) => error instanceof NotRefundable })({ id: 'r1' })).toEqual({ refunded: 1 });
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    // Not final: nothing to commit; one strongly consistent read finds the record, replayed as a commit would have.
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.events).toEqual(['miss', 'replay', 'replay']);
+    expect(f.runs).toBe(3);
+    expect(f.warnings).toEqual([]);
+    // A stored final error is replayed as such.
+    const declined = await refundFixture();
+    const decline = declined.refund({ isFinalError: (error) => error instanceof NotRefundable });
+    await declined.setPayment('REFUNDED');
+    expect(await thrown(decline({ id: 'r2' }))).toBeInstanceOf(NotRefundable);
+    const replayed = await thrown(declined.refund()({ id: 'r2' }));
+    expect(replayed).not.toBeInstanceOf(NotRefundable);
+    expect([replayed.name, replayed.message]).toEqual(['NotRefundable', 'not refundable']);
+  });
+
+  test('a run that fails with no COMPLETED record to replay (none, or one past its retention) gets its own error; nothing is written', async () => {
+    const f = await refundFixture();
+    await f.setPayment('REFUNDED'); // by another path: no record of this key
+    const error = await thrown(f.refund()({ id: 'r1' }));
+    expect(error).toBeInstanceOf(NotRefundable);
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(await record(recordId(f.name, 'r1'))).toBeUndefined();
+    expect(f.events).toEqual([]);
+
+    // A record past its retention is none: a commit would have replaced it.
+    await f.setPayment('PAID');
+    expect(await f.refund()({ id: 'r2' })).toEqual({ refunded: 2 });
+    f.clock.t = T0 + 86_401_000;
+    expect(await thrown(f.refund()({ id: 'r2' }))).toBeInstanceOf(NotRefundable);
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(f.events).toEqual(['miss']);
+  });
+
+  test("a read of the record that fails never hides the function's error: the caller gets it, and a warning names the record", async () => {
+    const f = await refundFixture();
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    f.probe.drain();
+    f.probe.releaseLost = true;
+    expect(await thrown(f.refund()({ id: 'r1' }))).toBeInstanceOf(NotRefundable);
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        recordId: recordId(f.name, 'r1'),
+        error: 'ECONNRESET',
+        message: expect.stringContaining('could not read the record'),
+      }),
+    ]);
+    expect(f.events).toEqual(['miss']);
+    // The record is intact: the next duplicate replays.
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+
+    // A stored response that is not JSON (an item edited by hand) is the store's failure, not this call's answer.
+    await admin.send(
+      new UpdateItemCommand({
+        TableName: idemTable,
+        Key: { id: { S: recordId(f.name, 'r1') } },
+        UpdateExpression: 'SET #response = :text',
+        ExpressionAttributeNames: { '#response': 'response' },
+        ExpressionAttributeValues: { ':text': { S: 'not json' } },
+      }),
+    );
+    f.warnings.length = 0;
+    expect(await thrown(f.refund()({ id: 'r1' }))).toBeInstanceOf(NotRefundable);
+    expect(f.warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ recordId: recordId(f.name, 'r1'), message: expect.stringContaining("could not read the record's stored outcome") }),
+    ]);
+  });
+
+  test("a run that fails meeting another payload's record gets PAYLOAD_MISMATCH, as the commit of a run that succeeds would", async () => {
+    const f = await refundFixture({ fingerprint: (input) => input.amount });
+    expect(await f.refund()({ id: 'r1', amount: 1 })).toEqual({ refunded: 1 });
+    f.probe.drain();
+    expect(await rejection(f.refund()({ id: 'r1', amount: 2 }))).toMatchObject({ code: 'PAYLOAD_MISMATCH' });
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.events).toEqual(['miss', 'payloadMismatch']);
+  });
+
+  test('in-process duplicates of an atomic call whose run fails answer from the record their leader read: one run, one read', async () => {
+    const f = await refundFixture();
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    f.probe.drain();
+    const held = gate();
+    f.hold = held.promise;
+    const once = f.refund();
+    const calls = [once({ id: 'r1' }), once({ id: 'r1' }), once({ id: 'r1' })];
+    await flush();
+    held.open();
+    expect(await Promise.all(calls)).toEqual([{ refunded: 1 }, { refunded: 1 }, { refunded: 1 }]);
+    expect(f.runs).toBe(2);
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+  });
+
+  test("middy and httpIdempotency: a duplicate whose run throws on the first call's effect gets the stored response (HTTP: Idempotent-Replayed)", async () => {
+    const f = await refundFixture();
+    const functionName = uniqueName('mwread');
+    const handler = middy(f.body).use(idempotency({ store: f.store, key: (event: Refund) => event.id, atomic: true, now: () => T0 }));
+    expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
+    f.probe.drain();
+    expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+
+    const http = await refundFixture();
+    const api = middy(async () => ({ statusCode: 201, body: JSON.stringify(await http.body()) })).use(
+      httpIdempotency({ store: http.store, name: http.name, atomic: true, now: () => T0 }),
+    );
+    const request = { httpMethod: 'POST', path: '/refunds', headers: { 'Idempotency-Key': 'h1' }, body: '{}', requestContext: {} };
+    const first = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string; headers?: Record<string, string> };
+    expect([first.statusCode, first.body, first.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', undefined]);
+    http.probe.drain();
+    const again = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string; headers?: Record<string, string> };
+    expect([again.statusCode, again.body, again.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', 'true']);
+    expect(http.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(http.runs).toBe(2);
   });
 
   test('concurrent atomic duplicates: one set of writes, and every caller gets the same stored response', async () => {

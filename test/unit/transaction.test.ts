@@ -546,12 +546,31 @@ describe('final errors', () => {
     expect(commits()[0]![0]!.Put!.Item!.error).toEqual({ S: '{"name":"CardDeclined","message":"declined","code":"DECLINED"}' });
   });
 
-  test('atomic: a transient error sends nothing at all', async () => {
+  test('atomic: a transient error commits nothing and reads the record once, changing nothing; none found, the caller gets its error', async () => {
+    ddb.on(DeleteItemCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
     const { pay } = payFixture({ atomic: true, isFinalError: () => false }, () => {
       throw new Error('transient');
     });
     await expect(pay({ id: 'p1' })).rejects.toThrow('transient');
-    expect(commandNames()).toEqual([]);
+    // A delete whose condition never holds: DynamoDB answers with the item (none here), and deletes nothing.
+    expect(commandNames()).toEqual(['DeleteItemCommand']);
+    expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input).toEqual({
+      TableName: 'idem',
+      Key: { id: { S: KEY } },
+      ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#id)',
+      ExpressionAttributeNames: { '#id': 'id' },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+
+  test('without atomic, a transient error is the claim and its release: no read', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    const { pay } = payFixture({ isFinalError: () => false }, () => {
+      throw new Error('transient');
+    });
+    await expect(pay({ id: 'p1' })).rejects.toThrow('transient');
+    expect(commandNames()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
   });
 
   test('an isFinalError that throws counts as "not final": the record is released', async () => {
