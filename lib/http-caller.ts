@@ -1,4 +1,4 @@
-import { type AnyHttpEvent, type HttpEvent, isAlb } from './http-request.js';
+import { type AnyHttpEvent, type HttpEvent, headerList, isAlb, isV2 } from './http-request.js';
 import { canonicalJson } from './key.js';
 
 /*
@@ -143,6 +143,14 @@ export function callerIdentity(event: HttpEvent): string | undefined {
  * ```
  */
 export type HttpScope<TEvent = HttpEvent> = ((event: TEvent) => string | undefined) | 'shared';
+
+/**
+ * The request carries credentials of its own (an `Authorization` or `Cookie` header, or the
+ * `cookies` of an HTTP API or Function URL event): a function that verifies them itself knows a
+ * caller that API Gateway and Lambda do not report. Only whether they are there counts. @internal
+ */
+export const carriesCredentials = (event: AnyHttpEvent): boolean =>
+  Boolean(headerList(event, 'authorization') || headerList(event, 'cookie') || (isV2(event) && event.cookies?.length));
 
 /**
  * An HTTP API's payload format 1.0 carries `authorizer: { claims: null, scopes: null }` on a route

@@ -2,7 +2,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
 import { HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
-import { callerOf, type HttpScope } from './http-caller.js';
+import { callerOf, carriesCredentials, type HttpScope } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
@@ -52,7 +52,11 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * request), or 'shared' for keys shared by all callers (an API with a single caller, or none).
    * @default the {@link callerIdentity} the event carries; shared when it carries no authorizer and
    * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody, and for
-   * every Application Load Balancer request, whose headers a client can forge (set `scope`)
+   * every Application Load Balancer request, whose headers a client can forge (set `scope`). A
+   * request with a key that carries credentials API Gateway and Lambda do not report (an
+   * `Authorization` or `Cookie` header a function verifies itself) logs one warning per middleware
+   * instance that its keys are shared: set `scope` to the caller the function verifies, or to
+   * 'shared' to keep sharing them.
    */
   readonly scope?: HttpScope<TEvent>;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
@@ -309,6 +313,18 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       'httpIdempotency stored a response whose body is not text. If a middleware used before httpIdempotency (such as http-response-serializer) turns it into text, a duplicate will not get that text: middy runs no `after` hook for an answer given in a `before` hook, and the replay is one. Use httpIdempotency first.',
     );
   };
+  // Only the default scope may leave a caller unseen: 'shared' and a function are the user's choice.
+  let credentialWarningDue = scope === undefined;
+  /** Says once that a request the function may authenticate itself shares its keys with every caller. */
+  const checkCredentials = (event: TEvent): void => {
+    if (!credentialWarningDue || !carriesCredentials(event)) return;
+    credentialWarningDue = false;
+    logLine(
+      common.logger ?? console,
+      'warn',
+      "httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, so its Idempotency-Key is shared by all callers: a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to 'shared' to keep sharing keys and silence this warning.",
+    );
+  };
   const caller = callerOf(scope);
   /** Requests whose key is past its age limit: refused unless its record answers them. */
   const expired = new WeakSet<object>();
@@ -336,7 +352,10 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
         // instead of being sent for a new key to run the request again.
         if (verdict !== 'issued' && verdict !== 'expired') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
         if (verdict === 'expired') expired.add(event);
-        return httpKeyValueOf(key, method, template, caller(event));
+        const who = caller(event);
+        // Unscoped by default: a caller the function authenticates itself is invisible here.
+        if (who === null) checkCredentials(event);
+        return httpKeyValueOf(key, method, template, who);
       },
       fingerprint: (event) => {
         const [method, , path] = route(event);

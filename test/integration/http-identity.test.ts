@@ -13,6 +13,7 @@ import {
   type Api,
   type Caller,
   eventFor,
+  type GatewayApi,
   type HttpRequest,
   httpEvent,
   IDENTITY_SHAPES,
@@ -304,4 +305,117 @@ test('HTTP API query strings with different invalid escapes: 422', async () => {
   expect((await orders.send(httpEvent('http', {}, { key: 'k-query', query: 'amount=%FF' }))).statusCode).toBe(201);
   expect((await orders.send(httpEvent('http', {}, { key: 'k-query', query: 'amount=%FE' }))).statusCode).toBe(422);
   expect(orders.runs).toHaveLength(1);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Credentials the function verifies itself: keys shared by all callers, said once
+
+const CREDENTIALS_WARNING = JSON.stringify({
+  level: 'WARN',
+  message:
+    "lambda-idempotency: httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, so its Idempotency-Key is shared by all callers: a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to 'shared' to keep sharing keys and silence this warning.",
+});
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl';
+const SESSION = 'session=s3cr3t-s3ss10n-1d';
+
+/** `event` with more headers, as its API delivers them (a REST API in `headers` and `multiValueHeaders`, as the client spelled them). */
+function withHeaders<T extends HttpEvent>(event: T, headers: Record<string, string>): T {
+  const out = { ...event, headers: { ...event.headers, ...headers } } as T & { multiValueHeaders?: Record<string, string[]> };
+  if (out.multiValueHeaders) out.multiValueHeaders = { ...out.multiValueHeaders, ...Object.fromEntries(Object.entries(headers).map(([n, v]) => [n, [v]])) };
+  return out;
+}
+/** `event` sent with another method. */
+function withMethod(event: HttpEvent, method: string): HttpEvent {
+  if ('version' in event && event.version === '2.0')
+    return { ...event, requestContext: { ...event.requestContext, http: { ...event.requestContext.http, method } } };
+  return { ...event, httpMethod: method } as HttpEvent;
+}
+
+/** The APIs whose open routes carry no identity: an API Gateway route without an authorizer, a Function URL of auth type NONE. */
+const OPEN: ReadonlyArray<readonly [name: string, api: GatewayApi, context: Record<string, unknown>]> = [
+  ['REST API without an authorizer', 'rest', { authorizer: null, identity: noRestIdentity() }],
+  ['HTTP API without an authorizer', 'http', {}],
+  ['Function URL, auth type NONE', 'url', {}],
+];
+
+function warnedApi(options: Partial<HttpIdempotencyOptions<HttpEvent | ALBEvent>> = {}) {
+  const warnings: string[] = [];
+  return { warnings, ...ordersApi({ ...options, logger: { warn: (line) => void warnings.push(line) } }) };
+}
+
+describe.each(OPEN)('%s', (_name, api, context) => {
+  const open = (request: HttpRequest, headers: Record<string, string> = {}) => withHeaders(httpEvent(api, context, request), headers);
+
+  test('a request with `Authorization: Bearer …` logs one warning, which names neither the token nor the key, and answers as before', async () => {
+    const orders = warnedApi();
+    const first = await orders.send(open({ key: 'k-bearer-7f3a' }, { Authorization: `Bearer ${TOKEN}` }));
+    const duplicate = await orders.send(open({ key: 'k-bearer-7f3a' }, { Authorization: `Bearer ${TOKEN}` }));
+    expect([first.statusCode, orderOf(first), replayed(first)]).toEqual([201, 'ord-1', false]);
+    expect([duplicate.statusCode, orderOf(duplicate), replayed(duplicate)]).toEqual([201, 'ord-1', true]);
+    expect(orders.warnings).toEqual([CREDENTIALS_WARNING]);
+    expect(orders.warnings[0]).not.toMatch(/eyJ|c2VjcmV0|k-bearer|amount/);
+    // Another caller's token under the same key still gets the stored response: the warning changes nothing.
+    const other = await orders.send(open({ key: 'k-bearer-7f3a' }, { authorization: 'Bearer another-callers-token' }));
+    expect([orderOf(other), replayed(other)]).toEqual(['ord-1', true]);
+    expect(orders.runs).toHaveLength(1);
+    expect(orders.warnings).toHaveLength(1);
+  });
+
+  test('a `Cookie` header logs the warning, without the cookie', async () => {
+    const orders = warnedApi();
+    await orders.send(open({ key: 'k-cookie' }, { [api === 'rest' ? 'Cookie' : 'cookie']: SESSION }));
+    expect(orders.warnings).toEqual([CREDENTIALS_WARNING]);
+    expect(orders.warnings[0]).not.toContain('s3cr3t');
+  });
+
+  test('without credentials, keys are shared as before and nothing is logged', async () => {
+    const orders = warnedApi();
+    await orders.send(open({ key: 'k-none' }));
+    expect(replayed(await orders.send(open({ key: 'k-none' })))).toBe(true);
+    expect(orders.warnings).toEqual([]);
+  });
+
+  test("with `scope: 'shared'` or a scope function, nothing is logged", async () => {
+    for (const scope of ['shared', () => undefined] as const) {
+      const orders = warnedApi({ scope });
+      await orders.send(open({ key: 'k-scoped' }, { Authorization: `Bearer ${TOKEN}` }));
+      expect(replayed(await orders.send(open({ key: 'k-scoped' }, { Authorization: `Bearer ${TOKEN}` })))).toBe(true);
+      expect(orders.warnings).toEqual([]);
+    }
+  });
+
+  test('a GET with a key and credentials claims nothing, and logs nothing; a request without a key neither', async () => {
+    const orders = warnedApi({ required: false });
+    await orders.send(withMethod(open({ key: 'k-get', body: '' }, { Authorization: `Bearer ${TOKEN}` }), 'GET'));
+    await orders.send(open({}, { Authorization: `Bearer ${TOKEN}` }));
+    expect(orders.runs).toHaveLength(2);
+    expect(orders.warnings).toEqual([]);
+  });
+});
+
+test.each([
+  ['HTTP API', 'http'],
+  ['Function URL', 'url'],
+] as const)('%s: a `cookies` array (where a v2 event carries cookies) logs the warning, without the cookie', async (_name, api) => {
+  const orders = warnedApi();
+  const event = { ...httpEvent(api, {}, { key: 'k-cookies' }), cookies: [SESSION, 'theme=dark'] } as HttpEvent;
+  await orders.send(event);
+  expect(orders.warnings).toEqual([CREDENTIALS_WARNING]);
+  expect(orders.warnings[0]).not.toContain('s3cr3t');
+});
+
+test('a REST API request whose credentials arrive only in `multiValueHeaders`, in any case, logs the warning', async () => {
+  const orders = warnedApi();
+  const event = httpEvent('rest', { authorizer: null, identity: noRestIdentity() }, { key: 'k-multi' }) as APIGatewayProxyEvent;
+  await orders.send({ ...event, multiValueHeaders: { ...event.multiValueHeaders, AUTHORIZATION: [`Bearer ${TOKEN}`] } });
+  expect(orders.warnings).toEqual([CREDENTIALS_WARNING]);
+});
+
+test('a request whose authorizer identifies its caller logs nothing, whatever credentials it carries', async () => {
+  const jwt = IDENTITY_SHAPES.find((shape) => shape.name.startsWith('HTTP API, JWT authorizer'))!;
+  const orders = warnedApi();
+  const event = { ...withHeaders(eventFor(jwt, alice, { key: 'k-jwt' }), { authorization: `Bearer ${TOKEN}` }), cookies: [SESSION] } as HttpEvent;
+  await orders.send(event);
+  expect(replayed(await orders.send(event))).toBe(true);
+  expect(orders.warnings).toEqual([]);
 });

@@ -812,7 +812,8 @@ describe('REST API (v1) specifics', () => {
 
 describe('HTTP API (v2) and Function URL specifics', () => {
   test('a Function URL event ($default route) is scoped by method and path', async () => {
-    const orders = api(httpApi);
+    const warnings: string[] = [];
+    const orders = api(httpApi, { logger: { warn: (line) => void warnings.push(line) } });
     const functionUrl = (path: string) => {
       const event = httpApi.event({ key: 'k-url', path, principal: null }) as APIGatewayProxyEventV2WithJWTAuthorizer;
       event.routeKey = '$default';
@@ -823,6 +824,8 @@ describe('HTTP API (v2) and Function URL specifics', () => {
     await orders.invoke(functionUrl('/refunds'));
     expect(await orders.invoke(functionUrl('/orders'))).toEqual(replayOf(httpApi.result(1)));
     expect(orders.runs).toBe(2);
+    // Its session cookie identifies nobody API Gateway or Lambda vouches for: said once.
+    expect(warnings).toEqual([expect.stringContaining('got a request with credentials')]);
   });
 
   test('a plain (non-proxy-shaped) result is replayed as the JSON response API Gateway made of it', async () => {
