@@ -57,7 +57,13 @@ const TOO_LARGE = problem(
   `The request body exceeds ${MAX_BODY_BYTES} bytes (6 MB), the most Lambda accepts for a synchronous invocation.`,
 );
 
-export async function serve(client: DynamoDBClient, tables: DemoTables, port: number): Promise<Server> {
+/** Where the server writes one line per answered request, and the error of a request it answers with a 500. */
+export interface ServerLog {
+  log(line: string): void;
+  error(error: unknown): void;
+}
+
+export async function serve(client: DynamoDBClient, tables: DemoTables, port: number, log: ServerLog = console): Promise<Server> {
   const handler = createPaymentHandler({ ...tables, client });
   // A secret per run: keys issued by this server are valid Idempotency-Keys (the local API, like the deployed default, takes any key).
   const issueKey = createKeyHandler({ secret: randomBytes(32) });
@@ -98,10 +104,10 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
       const result = await handler(event, lambdaContext('payments-api'));
       const headers = Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)]));
       response.writeHead(result.statusCode ?? 200, headers).end(`${result.body ?? ''}\n`);
-      console.log(`${request.method} ${request.url} → ${result.statusCode}${headers['Idempotent-Replayed'] ? ' (replayed)' : ''}`);
+      log.log(`${request.method} ${request.url} → ${result.statusCode}${headers['Idempotent-Replayed'] ? ' (replayed)' : ''}`);
     } catch (error) {
       // What API Gateway answers when the function fails.
-      console.error(error);
+      log.error(error);
       response.writeHead(500, { 'Content-Type': 'application/json' }).end('{"message":"Internal Server Error"}\n');
     }
   });

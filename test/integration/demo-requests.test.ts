@@ -10,7 +10,7 @@ import { type AddressInfo, connect } from 'node:net';
 import { DemoClock } from '../../demo/fakes.js';
 import { toHttpApiEvent } from '../../demo/http-event.js';
 import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext, QuietLogger } from '../../demo/scenarios.js';
-import { serve } from '../../demo/serve.js';
+import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
 import type { PaymentProvider } from '../../infra/functions/payment-service.js';
 import { testClient } from '../support/dynamodb.js';
@@ -19,10 +19,13 @@ const client = testClient();
 let tables: DemoTables;
 let server: Server;
 let base: string;
+/** What the server logged during the current test: its line per answered request, and the errors it answered with a 500. */
+const logged = { lines: [] as string[], errors: [] as unknown[] };
+const log: ServerLog = { log: (line) => void logged.lines.push(line), error: (error) => void logged.errors.push(error) };
 
 beforeAll(async () => {
   tables = await createDemoTables(client, 'demo-requests');
-  server = await serve(client, tables, 0);
+  server = await serve(client, tables, 0, log);
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
@@ -30,6 +33,13 @@ afterAll(async () => {
   await dropDemoTables(client, tables);
   client.destroy();
 });
+
+beforeEach(() => {
+  logged.lines = [];
+  logged.errors = [];
+});
+// No request of these tests is one the payment API fails on.
+afterEach(() => expect(logged.errors).toEqual([]));
 
 let keys = 0;
 async function post(path: string, body: string, key: string | null = `key-${++keys}`, method = 'POST'): Promise<{ status: number; text: string }> {
@@ -44,6 +54,7 @@ invalidPayments.push('{"amount": 1.5, "currency": "EUR"}', '{"amount": "100", "c
 
 test.each(invalidPayments)('POST /payments with the body %j is a 400', async (body) => {
   expect((await post('/payments', body)).status).toBe(400);
+  expect(logged.lines).toEqual(['POST /payments → 400']);
 });
 
 test('a refund of an unknown payment is a 404, a negative refund a 400, a payment id that does not decode a 400, and no route a 404', async () => {
@@ -83,6 +94,8 @@ test('a refund can never exceed its payment: the second refund of the whole amou
   const payment = JSON.parse((await post('/payments', '{"amount": 1000, "currency": "EUR"}')).text) as { paymentId: string };
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1000}')).status).toBe(201);
   expect((await post(`/payments/${payment.paymentId}/refunds`, '{"amount": 1}')).status).toBe(409);
+  const refunds = `POST /payments/${payment.paymentId}/refunds`;
+  expect(logged.lines).toEqual(['POST /payments → 201', `${refunds} → 201`, `${refunds} → 409`]);
 });
 
 test('the Location of a created payment serves it: GET answers the payment as it stands, with or without a key; an unknown or impossible id is a 404', async () => {

@@ -99,13 +99,18 @@ test.each(['aesGcmEncryption(provider)', 'aesGcmEncryption(provider) on the lean
   async (kind: StoreKind) => {
     const ring = keyring(aesKey('k1'));
     let runs = 0;
+    const warnings: string[] = [];
     const charge = makeIdempotent(async (_: { id: string }) => ({ pan: PAN, run: ++runs }), {
       store: STORES[kind](ring),
       name: `module-fault-${Object.keys(STORES).indexOf(kind)}`,
       key: (input) => input.id,
+      logger: { warn: (line) => void warnings.push(line) },
     });
     ring.failCurrent = 'throws';
     expect(await charge({ id: 'f' })).toEqual({ pan: PAN, run: 1 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('could not encrypt');
+    expect(warnings[0]).toContain('ThrottlingException');
     ring.failCurrent = undefined;
     expect((await rejection(charge({ id: 'f' }))).code).toBe('RESPONSE_NOT_STORED');
     expect(runs).toBe(1);
@@ -184,14 +189,19 @@ test('a module written by hand whose seal() throws fails as a key provider does:
   };
   let t = 1_700_000_000_000;
   let runs = 0;
+  const warnings: string[] = [];
   const charge = makeIdempotent(async (_input: { id: string }) => ({ pan: PAN, run: ++runs }), {
     store: new LeanDynamoDBStore({ tableName, client, encryption: refusing }),
     name: 'module-seal-throws',
     key: (input) => input.id,
     now: () => t,
     leaseSeconds: 10,
+    logger: { warn: (line) => void warnings.push(line) },
   });
   expect(await charge({ id: 's' })).toEqual({ pan: PAN, run: 1 });
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain('could not encrypt');
+  expect(warnings[0]).toContain('RangeError');
   const item = await readItem(client, tableName, recordId('module-seal-throws', 's'));
   expect([item?.status, item?.responseOmitted, item?.response]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined]);
   t += 60_000; // past the lease: a record left INPROGRESS would be taken over and the function run again

@@ -273,14 +273,18 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
 
   test('a call nested in another, given no Lambda context, answers by the outer Lambda deadline', async () => {
     const inner = makeIdempotent(async (id: string) => id, { store: ownStore(), name: 'own-nested-inner' });
+    const logger = { warn: jest.fn<(message: string) => void>() };
     const outer = makeIdempotent(
       async (id: string, _context?: Context) => {
         proxy.stall();
         return (await rejection(inner(id))).message;
       },
-      { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer' },
+      { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer', logger },
     );
     expect(await outer('k', lambdaContext('own-nested', REMAINING))).toMatch(/^STORE_FAILURE: .*\(TimeoutError\)/);
+    // The stalled store does not answer the outer call's completion either: its caller gets the result, with a warning.
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/could not mark the record COMPLETED.*"error":"TimeoutError"/));
   });
 
   test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): the caller gets its result before the deadline', async () => {

@@ -309,6 +309,8 @@ test('a request with the same key and another payload, while the first is still 
 describe('official HTTP middlewares inside httpIdempotency, in streaming mode', () => {
   const name = 'official';
   let runs = 0;
+  /** The errors http-error-handler logs, which it writes to `console.error` by default. */
+  let logged: Error[] = [];
   const handler = middy(async (event: APIGatewayProxyEventV2) => {
     runs++;
     if (event.body === '{"fail":true}') throw Object.assign(new Error('Unprocessable order'), { statusCode: 422, expose: true });
@@ -316,7 +318,7 @@ describe('official HTTP middlewares inside httpIdempotency, in streaming mode', 
   }, streamingMode as never)
     .use(httpIdempotency({ store, name }))
     .use(httpCors({ origins: ['https://shop.example'] }))
-    .use(httpErrorHandler())
+    .use(httpErrorHandler({ logger: (error: Error) => void logged.push(error) }))
     .use(
       httpResponseSerializer({
         serializers: [{ regex: /^application\/json$/, serializer: ({ body }) => JSON.stringify(body) }],
@@ -349,12 +351,15 @@ describe('official HTTP middlewares inside httpIdempotency, in streaming mode', 
 
   test('an error http-error-handler answers is sent as its prelude and body, and releases the key', async () => {
     runs = 0;
+    logged = [];
     const key = randomUUID();
     const first = await invokeStreaming(handler, event(key, '{"fail":true}'), lambdaContext(name));
     await invokeStreaming(handler, event(key, '{"fail":true}'), lambdaContext(name));
     expect(first.prelude).toMatchObject({ statusCode: 422 });
     expect(first.bytes.toString('utf8')).toBe('Unprocessable order');
     expect(runs).toBe(2);
+    // Each run's error reached http-error-handler, which logged it.
+    expect(logged.map((error) => error.message)).toEqual(['Unprocessable order', 'Unprocessable order']);
   });
 });
 
