@@ -443,8 +443,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
-        // The caller gets its own error, unless an atomic duplicate found another attempt's outcome.
-        return outcome.replayed ? outcome : own;
+        // The caller gets its own error, unless an atomic duplicate found another attempt's outcome,
+        // or another payload's record under its key (PAYLOAD_MISMATCH, as a run that returned gets).
+        const mismatch = outcome.kind === 'error' && outcome.error instanceof IdempotencyError && outcome.error.code === 'PAYLOAD_MISMATCH';
+        return outcome.replayed || mismatch ? outcome : own;
       }
       // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
       if (call.mode === 'atomic' && ending.kind === 'throw' && ending.final !== false) {

@@ -731,6 +731,18 @@ describe('atomic: true (one round trip)', () => {
     expect(f.events).toEqual(['miss', 'payloadMismatch']);
   });
 
+  test("a run that fails with a final error and whose commit meets another payload's record gets PAYLOAD_MISMATCH too, not its own error", async () => {
+    const f = await refundFixture({ fingerprint: (input) => input.amount, isFinalError: (error) => error instanceof NotRefundable });
+    expect(await f.refund()({ id: 'r1', amount: 1 })).toEqual({ refunded: 1 });
+    f.probe.drain();
+    expect(await rejection(f.refund()({ id: 'r1', amount: 2 }))).toMatchObject({ code: 'PAYLOAD_MISMATCH' });
+    // The final error's commit met the record: no read besides.
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    expect(f.events).toEqual(['miss', 'payloadMismatch']);
+    // The same payload replays the stored response, as ever.
+    expect(await f.refund()({ id: 'r1', amount: 1 })).toEqual({ refunded: 1 });
+  });
+
   test('in-process duplicates of an atomic call whose run fails answer from the record their leader read: one run, one read', async () => {
     const f = await refundFixture();
     expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
