@@ -27,7 +27,13 @@ export type Start = { readonly kind: 'run'; readonly call: Call } | { readonly k
  *   record lapses at its lease. @internal
  */
 export type Ending =
-  | { readonly kind: 'return'; readonly value: unknown; readonly final?: boolean }
+  | {
+      readonly kind: 'return';
+      readonly value: unknown;
+      readonly final?: boolean;
+      /** The function's own response, judged not final (an HTTP 5xx): an atomic call reads its record, as for a thrown error. */
+      readonly answeredNonFinal?: boolean;
+    }
   | { readonly kind: 'throw'; readonly error: unknown; readonly final?: boolean }
   | { readonly kind: 'abandon' };
 
@@ -449,7 +455,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return outcome.replayed || mismatch ? outcome : own;
       }
       // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
-      if (call.mode === 'atomic' && ending.kind === 'throw' && ending.final !== false) {
+      if (call.mode === 'atomic' && (ending.kind === 'throw' ? ending.final !== false : ending.answeredNonFinal === true)) {
         [outcome, record] = await this.#readAfterFailure(call, own);
         return outcome;
       }
@@ -595,7 +601,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /**
-   * The end of an atomic call whose function threw an error that is not final. A duplicate's run may
+   * The end of an atomic call whose function threw an error that is not final (or answered an HTTP
+   * response that is not: a 5xx its handler made of the error). A duplicate's run may
    * fail on the first call's effect (a payment it reads as refunded already): one read of the record
    * answers it as its commit would have, from a live COMPLETED record (its outcome, or
    * `PAYLOAD_MISMATCH`). With no such record, a store without `read`, or a read that fails, the
@@ -607,7 +614,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     try {
       record = await answered(this.#store.read(call.key), call.answerBy);
     } catch (error) {
-      this.#log("could not read the record after the function failed; the caller gets the function's error", call.key, error);
+      this.#log("could not read the record after the function failed; the caller gets the function's own outcome", call.key, error);
       return [own, undefined];
     }
     // Judged as the commit's claim would have: at the call's start, a record past its retention is none.
@@ -616,7 +623,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const [outcome] = answer;
     // A stored outcome that cannot be parsed is the store's failure, not this call's answer.
     if (outcome.kind === 'error' && outcome.error instanceof IdempotencyError && outcome.error.code === 'STORE_FAILURE') {
-      this.#log("could not read the record's stored outcome after the function failed; the caller gets the function's error", call.key, outcome.error);
+      this.#log("could not read the record's stored outcome after the function failed; the caller gets the function's own outcome", call.key, outcome.error);
       return [own, undefined];
     }
     return answer;

@@ -392,7 +392,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // (see streamedAsSent), and so is a string once the function says it streams.
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       checkBody(result);
-      return { kind: 'return', value: result, final: isFinalResponse(checked(normalize(result))) };
+      const final = isFinalResponse(checked(normalize(result)));
+      return { kind: 'return', value: result, final, answeredNonFinal: !final };
     },
     // No record answered a key past its age limit (none is left, or an atomic call reads none before
     // it runs): it would run again, so it is refused (400), its claim released.

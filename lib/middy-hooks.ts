@@ -127,7 +127,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    */
   const endingOfAnswer = async (request: AnyRequest, response: unknown): Promise<Ending> => {
     const ending = await endingOfResponse(response);
-    return unkept.has(request) && ending.kind !== 'abandon' ? { ...ending, final: false } : ending;
+    if (!unkept.has(request) || ending.kind === 'abandon') return ending;
+    // The inner record holds the truth: nothing of this call's is kept, or read.
+    return ending.kind === 'return' ? { kind: 'return', value: ending.value, final: false } : { ...ending, final: false };
   };
   /** Ends the call of a request whose handler ran; marks the request when the call kept no outcome, for outer idempotency middlewares. */
   const endAnswered = async (request: AnyRequest, call: Call, ending: Ending): Promise<Outcome> => {

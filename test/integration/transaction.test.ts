@@ -781,6 +781,31 @@ describe('atomic: true (one round trip)', () => {
     expect(http.runs).toBe(2);
   });
 
+  test("httpIdempotency: a duplicate whose handler answers a 5xx of its own on the first call's effect gets the stored response; with no record, its 5xx", async () => {
+    const f = await refundFixture();
+    // A handler that answers its errors instead of throwing them, as many HTTP handlers do.
+    const api = middy(async () => {
+      try {
+        return { statusCode: 201, body: JSON.stringify(await f.body()) };
+      } catch {
+        return { statusCode: 500, body: 'not refundable' };
+      }
+    }).use(httpIdempotency({ store: f.store, name: f.name, atomic: true, now: () => T0 }));
+    type Answer = { statusCode: number; body: string; headers?: Record<string, string> };
+    const request = (key: string) => ({ httpMethod: 'POST', path: '/refunds', headers: { 'Idempotency-Key': key }, body: '{}', requestContext: {} }) as never;
+    const first = (await api(request('h5'), lambdaContext(f.name))) as Answer;
+    expect([first.statusCode, first.body]).toEqual([201, '{"refunded":1}']);
+    f.probe.drain();
+    const again = (await api(request('h5'), lambdaContext(f.name))) as Answer;
+    expect([again.statusCode, again.body, again.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', 'true']);
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    // Another key meets no record: the handler's own 5xx, nothing written.
+    const other = (await api(request('h6'), lambdaContext(f.name))) as Answer;
+    expect([other.statusCode, other.body]).toEqual([500, 'not refundable']);
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.runs).toBe(3);
+  });
+
   test('concurrent atomic duplicates: one set of writes, and every caller gets the same stored response', async () => {
     const f = chargeFixture({ atomic: true, hold: true });
     const calls = [0, 1, 2].map(() => f.charge({ id: 'a2', amount: 3 }));
