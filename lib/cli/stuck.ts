@@ -36,7 +36,9 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
   // library's on a shared table (Powertools' in-progress record, its lease under the same name).
   let filter = '#status = :inprogress AND #lease < :now AND attribute_exists(#owner)';
   if (query.name !== undefined) {
-    filter += ' AND begins_with(#id, :prefix)';
+    // Every record of this library holds a status: one of the namespace without it is written under
+    // other attribute names, which would hide every stuck record of it (the scan reporting none).
+    filter = `begins_with(#id, :prefix) AND ((${filter}) OR attribute_not_exists(#status))`;
     values[':prefix'] = { S: `${query.name}#` };
   }
   // Every item holds its table's key attribute: an item without `#id` says that the table is keyed
@@ -61,6 +63,11 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     const items = page.Items ?? [];
     if (items.some((item) => item[a.key] === undefined)) {
       throw new Error(`Items of ${query.tableName} have no \`${a.key}\` attribute: ${keyAttributeAdvice(query.tableName, a.key)}`);
+    }
+    if (items.some((item) => item[a.status] === undefined)) {
+      throw new Error(
+        `Records of ${query.name} in ${query.tableName} have no \`${a.status}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.`,
+      );
     }
     for (const item of items) {
       // Scanned items are not checked as records are: one written by hand may have no expiration,

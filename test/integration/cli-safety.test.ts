@@ -223,6 +223,29 @@ test('an HTTP record addressed by the raw header value, quoted or with spaces, s
   });
 });
 
+test('stuck --name on a table keyed by `id` whose records use another status attribute, given without --attributes, fails with what to give (exit 1) instead of finding none', async () => {
+  const table = `cli-safety-stuck-state-${Date.now()}`;
+  await createTable(client, table, idempotencyTableSchema);
+  try {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName: table, client, attributes: { status: 'state' } });
+    await named.claim({ key: recordId('safety-state', 'o-1'), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    const scanning = `lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`;
+    expect(await cli('stuck', '--table', table, '--name', 'safety-state')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `${scanning}lambda-idempotency: Records of safety-state in ${table} have no \`status\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.\n`,
+    });
+    const given = await cli('stuck', '--table', table, '--name', 'safety-state', '--attributes', '{"status":"state"}', '--json');
+    expect({ code: given.code, keys: (JSON.parse(given.stdout) as Array<{ key: string }>).map((summary) => summary.key) }).toEqual({
+      code: 0,
+      keys: [recordId('safety-state', 'o-1')],
+    });
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
 test('stuck on a table whose records use other attribute names, given without --attributes, fails with what to give (exit 1) instead of finding none', async () => {
   const table = `cli-safety-stuck-pk-${Date.now()}`;
   const attributes = { key: 'pk', status: 'state', expiration: 'ttl', leaseUntil: 'lease', owner: 'holder' };
