@@ -9,13 +9,14 @@
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import middy from '@middy/core';
-import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, idempotency, makeIdempotent } from '../../lib/index.js';
 import { runExecution, useDurableRunner } from '../support/durable.js';
-import { useFreshTable } from '../support/dynamodb.js';
+import { testClient, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
 
-const { store } = useFreshTable({ prefix: 'durable-nesting' });
+const { store, tableName } = useFreshTable({ prefix: 'durable-nesting' });
 useDurableRunner();
 
 interface Order {
@@ -137,4 +138,50 @@ test('a context whose durable execution ARN is empty belongs to no execution: tw
   const context = () => ({ executionContext: { durableExecutionArn: '' }, step: async () => undefined });
   expect(await Promise.all([charge('o-1', context()), charge('o-1', context())])).toEqual(['charged o-1', 'charged o-1']);
   expect(charges).toEqual(['o-1']);
+});
+
+// Its record is held for the whole execution, which may stay suspended for days: waiting for it would only spend the invocation.
+test("another execution with the key gets IN_PROGRESS at once, even with waitForInProgressMillis, and never the first execution's result", async () => {
+  const name = `no-wait-${randomUUID()}`;
+  const entered = gate<void>();
+  const release = gate<void>();
+  const first = makeIdempotent(
+    async (orderId: string, _ctx: object) => {
+      entered.open();
+      await release.promise;
+      return `charged ${orderId}`;
+    },
+    { store, name },
+  );
+  // Another process: its own client, which tells when its claim was answered.
+  const client = testClient();
+  const claimAnswered = gate<void>();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      try {
+        return await next(args);
+      } finally {
+        if (context.commandName === 'PutItemCommand') claimAnswered.open(); // refused, as it meets the first execution's record
+      }
+    },
+    { step: 'initialize', name: 'claimAnswered' },
+  );
+  const stopped = Date.now();
+  const second = makeIdempotent(async (orderId: string, _ctx: object) => `charged again ${orderId}`, {
+    store: new DynamoDBStore({ tableName, client }),
+    name,
+    waitForInProgressMillis: 60_000,
+    now: () => stopped, // a wait on this clock never ends on its own
+  });
+  const stub = () => ({ executionContext: { durableExecutionArn: randomUUID() }, step: async () => undefined });
+  const running = first('o-1', stub());
+  await entered.promise;
+  const duplicate = second('o-1', stub());
+  duplicate.catch(() => undefined); // awaited below, once the first execution has completed
+  await claimAnswered.promise;
+  // The first execution completes after the duplicate's claim met its record, while a waiting duplicate would still poll.
+  release.open();
+  expect(await running).toBe('charged o-1');
+  expect(await rejection(duplicate)).toMatchObject({ code: 'IN_PROGRESS' });
+  client.destroy();
 });

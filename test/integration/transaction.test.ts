@@ -645,6 +645,21 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.payment('a1')).toMatchObject({ fence: { S: f.fences[0] } });
   });
 
+  test("a duplicate that starts before the first call's record expires gets its stored response, though the record expires while it runs: its commit is judged at its start", async () => {
+    const f = chargeFixture({ atomic: true, hold: true });
+    const first = f.charge({ id: 'a1', amount: 7 });
+    (await f.turnstile.next()).open('return');
+    expect(await first).toEqual({ paid: 'a1', run: 1 });
+    // The record is kept 86,400 s from T0; the duplicate starts one second before that.
+    f.clock.t = T0 + 86_399_000;
+    const duplicate = f.charge({ id: 'a1', amount: 7 });
+    const inside = await f.turnstile.next();
+    f.clock.t = T0 + 86_401_000;
+    inside.open('return');
+    expect(await duplicate).toEqual({ paid: 'a1', run: 1 });
+    expect(await f.charges('a1')).toBe(1);
+  });
+
   test("a duplicate whose run fails on the first call's effect gets the first call's stored response: a final error through its commit, another error through one read of the record", async () => {
     const f = await refundFixture();
     expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
