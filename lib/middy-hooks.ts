@@ -2,6 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type Start } from './engine.js';
+import { isIdempotencyError } from './errors.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enterFunction, outerSlot } from './transaction.js';
@@ -390,9 +391,19 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // execution with its record still held. Thrown here, it skips the onError hooks after this one.
     const error = invocationEnds.get(request) ?? caught.get(request)?.error ?? request.error;
     if (isResumable(error) && durableExecutionOf(request.context) !== undefined) throw error;
-    if (outcome === undefined || !outcome.replayed) return;
-    if (outcome.kind === 'value') request.response = replay(outcome.value, request);
-    else request.error = outcome.error as Error;
+    if (outcome === undefined) return;
+    if (outcome.replayed) {
+      if (outcome.kind === 'value') request.response = replay(outcome.value, request);
+      else request.error = outcome.error as Error;
+      return;
+    }
+    // An atomic call whose run failed met another payload's record under its key: PAYLOAD_MISMATCH,
+    // answered as after a run that returned (httpIdempotency's 422).
+    if (outcome.kind === 'error' && outcome.error !== error && isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH')) {
+      const rejected = translation.reject?.(outcome.error, request.event);
+      if (rejected === undefined) request.error = outcome.error as Error;
+      else request.response = rejected.response;
+    }
   };
 
   return { before, after, onError };

@@ -758,6 +758,27 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.refund()({ id: 'r1', amount: 1 })).toEqual({ refunded: 1 });
   });
 
+  test("middy and httpIdempotency: a run that fails meeting another payload's record gets PAYLOAD_MISMATCH (HTTP: 422), as makeIdempotent does", async () => {
+    const f = await refundFixture();
+    const handler = middy(f.body).use(
+      idempotency({ store: f.store, key: (event: Refund) => event.id, fingerprint: (event: Refund) => event.amount, atomic: true, now: () => T0 }),
+    );
+    const functionName = uniqueName('mwmismatch');
+    expect(await handler({ id: 'm1', amount: 1 }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
+    expect(await rejection(handler({ id: 'm1', amount: 2 }, lambdaContext(functionName, LEASE_MS)))).toMatchObject({ code: 'PAYLOAD_MISMATCH' });
+    // Without another payload's record, the handler's own error.
+    await expect(handler({ id: 'm2', amount: 1 }, lambdaContext(functionName, LEASE_MS))).rejects.toThrow(NotRefundable);
+
+    const http = await refundFixture();
+    const api = middy(async () => ({ statusCode: 201, body: JSON.stringify(await http.body()) })).use(
+      httpIdempotency({ store: http.store, name: http.name, atomic: true, now: () => T0 }),
+    );
+    const request = (body: string) => ({ httpMethod: 'POST', path: '/refunds', headers: { 'Idempotency-Key': 'hm' }, body, requestContext: {} }) as never;
+    expect(((await api(request('{"amount":1}'), lambdaContext(http.name))) as { statusCode: number }).statusCode).toBe(201);
+    const other = (await api(request('{"amount":2}'), lambdaContext(http.name))) as { statusCode: number; headers?: Record<string, string> };
+    expect([other.statusCode, other.headers?.['Content-Type']]).toEqual([422, 'application/problem+json']);
+  });
+
   test('in-process duplicates of an atomic call whose run fails answer from the record their leader read: one run, one read', async () => {
     const f = await refundFixture();
     expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
