@@ -256,6 +256,38 @@ describe('a refusal the size estimate did not foresee (a fingerprint larger than
   });
 });
 
+describe('the room left for the outcome', () => {
+  const expiresAt = T0 / 1000 + 86_400;
+
+  test('a response that fills the room left beside a 64-character fingerprint to the byte is stored and replays, in one request', async () => {
+    const { client, commands } = probedClient();
+    const store = new DynamoDBStore({ tableName, client, compressAboveBytes: ITEM_LIMIT });
+    const key = `exact#${randomUUID()}`;
+    const owner = 'owner-exact';
+    const fingerprint = 'f'.repeat(64); // SHA-256 in hex, as the engine writes it
+    await store.claim({ key, owner, leaseUntil: T0 + 60_000, expiresAt, now: T0, fingerprint });
+    // The COMPLETED item's other attributes, names included; DynamoDB counts a number as at most one byte more than its digits.
+    const others =
+      'id'.length +
+      key.length +
+      'status'.length +
+      'COMPLETED'.length +
+      'expiration'.length +
+      String(expiresAt).length +
+      1 +
+      'owner'.length +
+      owner.length +
+      'fingerprint'.length +
+      64;
+    const exact = JSON.stringify(jsonOfSize(ITEM_LIMIT - others - 'response'.length));
+    expect(await store.complete({ key, owner, expiresAt, response: exact })).toStrictEqual({ completed: true, responseStored: true });
+    expect(commands).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+    expect((await readItem(admin, tableName, key))?.response?.S).toBe(exact);
+    const replay = await store.claim({ key, owner: 'owner-late', leaseUntil: T0 + 120_000, expiresAt, now: T0 + 61_000, fingerprint });
+    expect(replay.claimed === false && replay.record.response).toBe(exact);
+  });
+});
+
 describe.each(['transactions', 'atomic'] as const)("%s mode: a transaction over DynamoDB's limits (4 MB, 100 actions)", (mode) => {
   describe('makeIdempotent', () =>
     transactionLimitTests(mode, { admin, tableName, bizTable, probedClient }, (body, options, name) => makeIdempotent(body, { ...options, name })));

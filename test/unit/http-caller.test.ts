@@ -63,6 +63,20 @@ test('the same text from different sources is different callers: a principal nev
   expect(new Set(identities).size).toBe(identities.length);
 });
 
+test('a client certificate with the same subject from another certificate authority is another caller (mutual TLS on a REST API, an HTTP API)', () => {
+  const subjectDN = 'CN=alice,O=tenant-a';
+  const fromCa = (issuerDN: string) => [
+    httpEvent('rest', { authorizer: null, identity: { ...noRestIdentity(), clientCert: { subjectDN, issuerDN } } }),
+    httpEvent('http', { authentication: { clientCert: { subjectDN, issuerDN } } }),
+  ];
+  const ours = fromCa('CN=Example Private CA,O=Example').map(callerIdentity);
+  const theirs = fromCa('CN=Partner CA,O=Partner').map(callerIdentity);
+  for (const [index, identity] of ours.entries()) {
+    expect(identity).toEqual(expect.any(String));
+    expect(theirs[index]).not.toBe(identity);
+  }
+});
+
 test('the identity is a canonical JSON text of what the authorizer says, pinned so that records written by one version are found by the next', () => {
   const [sample] = IDENTITY_SHAPES;
   expect(callerIdentity(eventFor(sample!, alice))).toBe(
