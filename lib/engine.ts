@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMillis, waitLeft } from './deadline.js';
-import { describeStoreFailure, IdempotencyError, storeFailureDetail } from './errors.js';
+import { describeStoreFailure, IdempotencyError, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, positive, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -451,7 +451,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome,
         // or another payload's record under its key (PAYLOAD_MISMATCH, as a run that returned gets).
-        const mismatch = outcome.kind === 'error' && outcome.error instanceof IdempotencyError && outcome.error.code === 'PAYLOAD_MISMATCH';
+        const mismatch = outcome.kind === 'error' && isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH');
         return outcome.replayed || mismatch ? outcome : own;
       }
       // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
@@ -622,7 +622,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const answer = this.#answerFrom(record, call.fingerprint, this.now());
     const [outcome] = answer;
     // A stored outcome that cannot be parsed is the store's failure, not this call's answer.
-    if (outcome.kind === 'error' && outcome.error instanceof IdempotencyError && outcome.error.code === 'STORE_FAILURE') {
+    if (outcome.kind === 'error' && isIdempotencyError(outcome.error, 'STORE_FAILURE')) {
       this.#log("could not read the record's stored outcome after the function failed; the caller gets the function's own outcome", call.key, outcome.error);
       return [own, undefined];
     }

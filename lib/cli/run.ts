@@ -50,6 +50,9 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
   return { command, id, client, store };
 }
 
+/** The table a command read, with the Region it read it in: a table of the same name elsewhere answers too. */
+const tableRead = async (table: string, client: DynamoDBClient): Promise<string> => `${table} (${await client.config.region()})`;
+
 async function execute({ command, id, client, store }: Plan, io: CliIo): Promise<number> {
   const now = io.now();
   switch (command.command) {
@@ -61,8 +64,7 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       }
       const hint = missHint(command);
       if (!command.json) {
-        // A table of the same name in another Region (or account) answers too: say which one was read.
-        io.stdout(`No record ${id} in ${command.table} (${await client.config.region()}).${hint}\n`);
+        io.stdout(`No record ${id} in ${await tableRead(command.table, client)}.${hint}\n`);
       } else {
         io.stdout(json(null));
         if (hint) io.stderr(`lambda-idempotency:${hint}\n`);
@@ -145,8 +147,7 @@ async function forget(
   now: number,
   io: CliIo,
 ): Promise<number> {
-  // A table of the same name in another Region (or account) answers too: a miss says which one was read.
-  const where = async () => `in ${command.table} (${await client.config.region()})`;
+  const where = async () => `in ${await tableRead(command.table, client)}`;
   const print = (deleted: boolean, leaseUntil: number | undefined, text: string): number => {
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
