@@ -670,9 +670,21 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
     this.#checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
+      let outcome: { readonly value: unknown } | { readonly error: unknown };
+      try {
+        outcome = { value: this.#replay(record) };
+      } catch (error) {
+        // A stored outcome that cannot be read is the store's failure, counted as one: not kept, no replay.
+        if (isIdempotencyError(error, 'STORE_FAILURE')) {
+          this.#emit('storeFailure', record.key);
+          throw error;
+        }
+        outcome = { error };
+      }
       this.#cache?.set(record);
       this.#emit('replay', record.key);
-      return this.#replay(record);
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
     }
     // A record without a lease (written by hand, or by an older version) is held until its retention ends.
     throw this.#inProgress(record.key, record.leaseUntil ?? (record.expiresAt + 1) * 1000, now);

@@ -118,3 +118,25 @@ test.each<[string, Record<string, AttributeValue>]>([
   );
   expect(f.runs()).toBe(0);
 });
+
+test('a stored outcome that is not JSON is counted as a store failure, not a replay, and is not cached: once repaired, it replays', async () => {
+  const name = `malformed${++seq}`;
+  const id = recordId(name, 'k');
+  const item = { id: { S: id }, status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, response: { S: '{"cut short' } };
+  await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+  const events: string[] = [];
+  let runs = 0;
+  const once = makeIdempotent(async (_key: string) => ++runs, {
+    store,
+    name,
+    now: () => T0,
+    cacheSize: 10,
+    observability: (event) => events.push(event),
+  });
+  expect((await rejection(once('k'))).code).toBe('STORE_FAILURE');
+  expect(events).toEqual(['storeFailure']);
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { ...item, response: { S: '"repaired"' } } }));
+  expect(await once('k')).toBe('repaired');
+  expect(events).toEqual(['storeFailure', 'replay']);
+  expect(runs).toBe(0);
+});
