@@ -264,6 +264,36 @@ describe('SQS standard queue', () => {
     expect(maxInFlight).toBe(3);
   });
 
+  test('runs at most 10 records at once by default: the 11th is claimed only once one of the first 10 has ended', async () => {
+    let claims = 0;
+    let claimsAtTen = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const wave = gate();
+    const counted: IdempotencyStore = {
+      claim: (request) => (claims++, store.claim(request)),
+      complete: (request) => store.complete(request),
+      release: (request) => store.release(request),
+    };
+    const orders = consumer<Order>(
+      async () => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        if (inFlight === 10) {
+          claimsAtTen = claims;
+          wave.open();
+        }
+        await wave.promise;
+        await turns(5);
+        inFlight--;
+      },
+      { store: counted },
+    );
+    const batch = Array.from({ length: 25 }, (_, i) => sqsRecord({ orderId: `default-${i}` }));
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual([]);
+    expect(orders.calls).toHaveLength(25);
+    expect([claimsAtTen, maxInFlight]).toEqual([10, 10]);
+  });
+
   test('a record without an `eventSourceARN` (built by hand, as in a unit test) is read as from a standard queue: a failure holds back no other record', async () => {
     const orders = consumer<Order>((order) => {
       if (order.orderId === 'o-1') throw new Error('inventory service unavailable');

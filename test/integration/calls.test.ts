@@ -859,6 +859,23 @@ describe('single-flight: in-process duplicates share one claim', () => {
     expect(requests).toEqual(['PutItemCommand', 'UpdateItemCommand']);
   });
 
+  test('round trips: a first call makes 2 requests, a replay 1, a replay from the local cache (`cacheSize`) none', async () => {
+    const { store: counted, requests } = countingStore();
+    let runs = 0;
+    const fn = async (id: string) => ({ charged: id, run: ++runs });
+    const once = makeIdempotent(fn, { store: counted, name: 'round-trips' });
+    expect(await once('r-1')).toEqual({ charged: 'r-1', run: 1 });
+    expect(requests.splice(0)).toEqual(['PutItemCommand', 'UpdateItemCommand']);
+    expect(await once('r-1')).toEqual({ charged: 'r-1', run: 1 });
+    expect(requests.splice(0)).toEqual(['PutItemCommand']);
+    const cached = makeIdempotent(fn, { store: counted, name: 'round-trips', cacheSize: 10 });
+    expect(await cached('r-1')).toEqual({ charged: 'r-1', run: 1 });
+    expect(requests.splice(0)).toEqual(['PutItemCommand']); // learnt from the refused claim, then kept
+    expect(await cached('r-1')).toEqual({ charged: 'r-1', run: 1 });
+    expect(requests).toEqual([]);
+    expect(runs).toBe(1);
+  });
+
   test('a duplicate with another payload gets PAYLOAD_MISMATCH, the others the value', async () => {
     const turnstile = new Turnstile<number>();
     const once = makeIdempotent(async (input: { id: string; amount: number }) => ({ paid: await turnstile.enter(), amount: input.amount }), {

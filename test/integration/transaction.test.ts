@@ -20,9 +20,12 @@ import {
   transaction,
   transition,
 } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { dropTable, freshTable, readItem, recordId, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { ioredisClient } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
@@ -177,6 +180,36 @@ describe('transaction() scope', () => {
     expect(() => transaction()).toThrow(TypeError);
     expect(() => transaction()).toThrow(/^transaction\(\) was called outside an idempotent call/);
   });
+
+  test.each(['InMemoryStore', 'RedisStore'])(
+    'on %s, which cannot commit writes, a write added in a call throws a TypeError that says so, nothing is written, and the key is released',
+    async (kind) => {
+      const redis = kind === 'RedisStore' ? ioredisClient() : undefined;
+      try {
+        const store = redis === undefined ? new InMemoryStore() : new RedisStore({ client: redis, keyPrefix: `${idemTable}:` });
+        let runs = 0;
+        const fn = makeIdempotent(
+          async (id: string) => {
+            runs++;
+            transaction().put({ TableName: bizTable, Item: { id: `refused-${kind}-${id}` } });
+            return 'charged';
+          },
+          { store, name: `refused-${kind}` },
+        );
+        for (const attempt of [1, 2]) {
+          expect(await thrown(fn('k'))).toEqual(
+            new TypeError(
+              "transaction(): the store of this idempotent call cannot commit writes with its record; use the DynamoDBStore of 'lambda-idempotency'.",
+            ),
+          );
+          expect(runs).toBe(attempt); // released: the retry runs again
+        }
+        expect(await bizItem(`refused-${kind}-k`)).toBeUndefined();
+      } finally {
+        redis?.disconnect();
+      }
+    },
+  );
 
   test('a collector kept past the end of its call refuses further writes, and nothing is added to the commit', async () => {
     const probe = new Probe();

@@ -208,6 +208,13 @@ describe('JSON bodies', () => {
   ])('%s: the same fingerprint', (_, a, b) => {
     expect(printOf(b)).toBe(printOf(a));
   });
+
+  test('a body nested 200 levels deep is compared by its canonical text; one nested 201 levels by its bytes', () => {
+    const nested = (levels: number, gap: string) => `${`[${gap}`.repeat(levels)}1${`${gap}]`.repeat(levels)}`;
+    expect(printOf(nested(200, ' '))).toBe(printOf(nested(200, '')));
+    expect(printOf(nested(201, ' '))).not.toBe(printOf(nested(201, '')));
+    expect(JSON.parse(printOf(nested(201, '')))).toEqual({ bytes: Buffer.from(nested(201, '')).toString('base64') });
+  });
 });
 
 describe('bodies that are not JSON, or not UTF-8', () => {
