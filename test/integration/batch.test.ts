@@ -1718,6 +1718,21 @@ describe('the `parse` option: what it returns and throws', () => {
   });
 });
 
+test("message attributes are no part of the default key: equal bodies with another `type` attribute run once, the second replaying the first's outcome; a key that selects the attribute runs both", async () => {
+  const typed = (type: string, orderId: string): SQSRecord => ({
+    ...sqsRecord({ orderId }),
+    messageAttributes: { type: { stringValue: type, stringListValues: [], binaryListValues: [], dataType: 'String' } },
+  });
+  const typeOf = (record: BatchRecord) => ('messageAttributes' in record ? (record.messageAttributes.type?.stringValue ?? null) : null);
+  const byBody = consumer<Order>((order, record) => `${typeOf(record)} ${order.orderId}`);
+  expect(failuresOf(await byBody.invoke(sqsEvent([typed('created', 'o-1'), typed('cancelled', 'o-1')])))).toEqual([]);
+  expect(byBody.calls.map((call) => typeOf(call.record))).toEqual(['created']);
+
+  const byType = consumer<Order>((order, record) => `${typeOf(record)} ${order.orderId}`, { key: (message, record) => [typeOf(record), message] });
+  expect(failuresOf(await byType.invoke(sqsEvent([typed('created', 'o-2'), typed('cancelled', 'o-2')])))).toEqual([]);
+  expect(byType.calls.map((call) => typeOf(call.record)).sort()).toEqual(['cancelled', 'created']);
+});
+
 test('SNS to SQS without raw delivery: a resend is a new envelope (id, time, signature) and runs again by default; keyed by the payload it runs once', async () => {
   /** The envelope SNS puts on a subscribed queue, as a new publish of `order` makes it. */
   const snsEnvelope = (order: Order, n: number) =>
