@@ -291,7 +291,8 @@ const describe = (error: unknown): string =>
  * as final by its type. A key another consumer holds is a warning.
  */
 const failureOf = (error: unknown, threw: boolean): [reason: string, level: 'warn' | 'error'] => {
-  if (threw) return [`the record function threw (${errorTypeOf(error)})`, 'error'];
+  // A nested idempotent call's rejection is named by its code too: it says which call to look at.
+  if (threw) return [`the record function threw (${errorTypeOf(error)}${error instanceof IdempotencyError ? ` ${error.code}` : ''})`, 'error'];
   if (error instanceof IdempotencyError) return [describe(error), error.code === 'IN_PROGRESS' ? 'warn' : 'error'];
   return [`the error an earlier attempt stored as final, not run again (${errorTypeOf(error)})`, 'error'];
 };

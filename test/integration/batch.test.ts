@@ -590,7 +590,7 @@ test('a record function whose own nested idempotent call cannot key its input (I
     expect.objectContaining({
       message: 'lambda-idempotency: record reported as failed',
       itemIdentifier: message.messageId,
-      reason: 'the record function threw (IdempotencyError)',
+      reason: 'the record function threw (IdempotencyError INVALID_KEY)',
     }),
   ]);
 });
