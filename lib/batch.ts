@@ -286,6 +286,18 @@ const describe = (error: unknown): string =>
       : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${errorTypeOf(error)})`);
 
 /**
+ * Why a started record failed, and how loud: the record function's error by its type, the
+ * library's by its code and message (which quote no payload), an error an earlier attempt stored
+ * as final by its type. A key another consumer holds is a warning.
+ */
+const failureOf = (error: unknown, threw: boolean): [reason: string, level: 'warn' | 'error'] => {
+  // A nested idempotent call's rejection is named by its code too: it says which call to look at.
+  if (threw) return [`the record function threw (${errorTypeOf(error)}${error instanceof IdempotencyError ? ` ${error.code}` : ''})`, 'error'];
+  if (error instanceof IdempotencyError) return [describe(error), error.code === 'IN_PROGRESS' ? 'warn' : 'error'];
+  return [`the error an earlier attempt stored as final, not run again (${errorTypeOf(error)})`, 'error'];
+};
+
+/**
  * Rejections that mean the record's effect already happened, so reporting it failed would only bring
  * it back (to run again once the record's lease ends): a completed record whose result JSON could not
  * hold, and, after an in-batch twin succeeded, the twin's record still INPROGRESS because its
@@ -456,6 +468,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const runs = new Map<string, Promise<'succeeded' | 'failed' | 'rejected'>>();
     const logPoison = (item: Item<TMessage>, reason: string): void =>
       logLine(log, 'error', 'poison record reported as failed', { itemIdentifier: item.id, reason });
+    // The answer names a failed record but not why, and no error reaches Lambda's log as it would
+    // from a handler of one message: without this line a record that keeps failing (its function's
+    // error, a conflict, a key another consumer holds) ends in the dead-letter queue unexplained.
+    // Its error's type or code, never its message, which may quote the payload. A key held
+    // elsewhere is a warning: the record comes back once that attempt has ended.
+    const logFailure = (item: Item<TMessage>, reason: string, level: 'warn' | 'error' = 'error'): void =>
+      logLine(log, level, 'record reported as failed', { itemIdentifier: item.id, reason });
     const runItem = (item: Item<TMessage>): Promise<void> => {
       if (item.poison !== undefined) {
         logPoison(item, item.poison);
@@ -467,7 +486,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const current = (async () => {
         const twin = await previous;
         const twinSucceeded = twin === 'succeeded';
-        if (twin === 'failed') throw new Error('an in-batch duplicate of this record failed');
+        if (twin === 'failed') {
+          logFailure(item, 'an in-batch duplicate of this record failed before it (not run)');
+          throw new Error('an in-batch duplicate of this record failed');
+        }
         let ran = false;
         let threw = false;
         try {
@@ -490,11 +512,15 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         } catch (error) {
           // With the key known, a key error before the record function runs is the fingerprint's: the
           // message alone decides it, so every redelivery would fail the same way.
-          if (!ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY') logPoison(item, `fingerprint: ${describe(error)}`);
+          const poisoned = !ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY';
+          if (poisoned) logPoison(item, `fingerprint: ${describe(error)}`);
           if (!ran && error instanceof IdempotencyError && (error.code === 'INVALID_KEY' || error.code === 'PAYLOAD_MISMATCH')) rejected = true;
           // The record function's own rejection is its failure, whatever its code: a nested
           // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
-          if (threw || !alreadyDone(error, twinSucceeded)) throw error;
+          if (threw || !alreadyDone(error, twinSucceeded)) {
+            if (!poisoned) logFailure(item, ...failureOf(error, threw));
+            throw error;
+          }
         }
       })();
       // A rejection is the record's own: the next duplicate follows what came before it (a success

@@ -151,6 +151,48 @@ describe('SQS standard queue', () => {
     expect(logger.lines[0]).not.toMatch(/4111111111111111|cvc|card=/);
   });
 
+  test('logs why each other record failed, by its type or code, never its payload or its error message: the answer names the records only', async () => {
+    const entered = gate();
+    const release = gate();
+    const keyed = { key: (order: Order) => order.orderId, fingerprint: (order: Order) => order.amount };
+    // Another container of the function, running o-2.
+    const holder = consumer<Order>(async () => {
+      entered.open();
+      await release.promise;
+    }, keyed);
+    const logger = quiet();
+    const orders = consumer<Order>(
+      (order) => {
+        if (order.orderId === 'o-1') throw new PaymentDeclined('card 4111111111111111 declined');
+      },
+      { logger, ...keyed },
+    );
+    const declined = sqsRecord({ orderId: 'o-1', amount: 10 });
+    const twin = sqsRecord({ orderId: 'o-1', amount: 10 });
+    const held = sqsRecord({ orderId: 'o-2', amount: 20 });
+    const fine = sqsRecord({ orderId: 'o-3', amount: 30 });
+    const conflict = sqsRecord({ orderId: 'o-3', amount: 31 });
+    const holding = holder.invoke(sqsEvent([held]));
+    try {
+      await entered.promise;
+      const response = await orders.invoke(sqsEvent([declined, twin, redelivered(held), fine, conflict]));
+      expect(failuresOf(response).sort()).toEqual(ids(declined, twin, held, conflict).sort());
+    } finally {
+      release.open();
+      await holding;
+    }
+    const lines = logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const byRecord = Object.fromEntries(lines.map(({ itemIdentifier, level, reason }) => [itemIdentifier, [level, reason]]));
+    expect(byRecord).toEqual({
+      [declined.messageId]: ['ERROR', 'the record function threw (PaymentDeclined)'],
+      [twin.messageId]: ['ERROR', 'an in-batch duplicate of this record failed before it (not run)'],
+      [held.messageId]: ['WARN', expect.stringMatching(/^IN_PROGRESS: /)],
+      [conflict.messageId]: ['ERROR', expect.stringMatching(/^PAYLOAD_MISMATCH: /)],
+    });
+    expect(lines.every((line) => line.message === 'lambda-idempotency: record reported as failed')).toBe(true);
+    expect(logger.lines.join('\n')).not.toMatch(/4111|declined|amount/);
+  });
+
   test('a logger that throws, or rejects, while logging a poison message changes no outcome: the poison record fails, the others succeed', async () => {
     const unhandled: unknown[] = [];
     const track = (reason: unknown) => void unhandled.push(reason);
@@ -573,7 +615,14 @@ test('a record function whose own nested idempotent call cannot key its input (I
   const other = sqsRecord({ orderId: 'o-2', amount: 5 });
   expect(failuresOf(await orders.invoke(sqsEvent([message, other])))).toEqual(ids(message));
   expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
-  expect(logger.lines).toEqual([]);
+  // The record function's failure, not the message's.
+  expect(logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+    expect.objectContaining({
+      message: 'lambda-idempotency: record reported as failed',
+      itemIdentifier: message.messageId,
+      reason: 'the record function threw (IdempotencyError INVALID_KEY)',
+    }),
+  ]);
 });
 
 test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
@@ -1697,6 +1746,21 @@ describe('the `parse` option: what it returns and throws', () => {
       new TypeError('idempotentBatch: `parse` must be a function.'),
     );
   });
+});
+
+test("message attributes are no part of the default key: equal bodies with another `type` attribute run once, the second replaying the first's outcome; a key that selects the attribute runs both", async () => {
+  const typed = (type: string, orderId: string): SQSRecord => ({
+    ...sqsRecord({ orderId }),
+    messageAttributes: { type: { stringValue: type, stringListValues: [], binaryListValues: [], dataType: 'String' } },
+  });
+  const typeOf = (record: BatchRecord) => ('messageAttributes' in record ? (record.messageAttributes.type?.stringValue ?? null) : null);
+  const byBody = consumer<Order>((order, record) => `${typeOf(record)} ${order.orderId}`);
+  expect(failuresOf(await byBody.invoke(sqsEvent([typed('created', 'o-1'), typed('cancelled', 'o-1')])))).toEqual([]);
+  expect(byBody.calls.map((call) => typeOf(call.record))).toEqual(['created']);
+
+  const byType = consumer<Order>((order, record) => `${typeOf(record)} ${order.orderId}`, { key: (message, record) => [typeOf(record), message] });
+  expect(failuresOf(await byType.invoke(sqsEvent([typed('created', 'o-2'), typed('cancelled', 'o-2')])))).toEqual([]);
+  expect(byType.calls.map((call) => typeOf(call.record)).sort()).toEqual(['cancelled', 'created']);
 });
 
 test('SNS to SQS without raw delivery: a resend is a new envelope (id, time, signature) and runs again by default; keyed by the payload it runs once', async () => {

@@ -252,12 +252,25 @@ describe('nested and concurrent calls', () => {
         transaction().put(onlyOnce(`shipment-${order.id.split('/')[0]}`));
         return { shipped: order.id };
       },
-      { store, name: 'batch-writes', key: (order) => order.id },
+      {
+        store,
+        name: 'batch-writes',
+        key: (order) => order.id,
+        logger: { warn: (line: string) => void lines.push(line), error: (line: string) => void lines.push(line) },
+      },
     );
+    const lines: string[] = [];
     const batch = { Records: [sqs('{"id":"o-1/a"}'), sqs('{"id":"o-2/a"}'), sqs('{"id":"o-1/b"}')] };
     const response = await ship(batch, lambdaContext('batch-writes'));
     // o-1/b meets o-1/a's shipment (the batch runs its records concurrently: either may be first).
     expect(response.batchItemFailures).toHaveLength(1);
+    // The failed record is logged with the code that says why.
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({
+        itemIdentifier: response.batchItemFailures[0]!.itemIdentifier,
+        reason: expect.stringMatching(/^TRANSACTION_CONDITION_FAILED: /),
+      }),
+    ]);
     expect(await bizItem('shipment-o-1')).toBe('shipment-o-1');
     expect(await bizItem('shipment-o-2')).toBe('shipment-o-2');
     expect(await scanItems(client, tableName, 'batch-writes#')).toHaveLength(2);
