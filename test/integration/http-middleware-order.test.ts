@@ -201,3 +201,18 @@ test('an error `isFinalError` keeps is kept also when http-error-handler answers
   }
   expect(runs).toBe(1);
 });
+
+test('a GET whose handler returned, then a later middleware threw: the request, which carries no key, asks no isFinalResponse', async () => {
+  const asked: HttpResult[] = [];
+  const handler = middy(async () => ({ statusCode: 200, body: 'order ord-1' }))
+    .use(httpIdempotency({ store, name: `get-${randomUUID()}`, isFinalResponse: (result) => asked.push(result) > 0 }))
+    .use({
+      after: () => {
+        throw new Error('response logger down');
+      },
+    });
+  const post = httpEvent('url', {}, { key: randomUUID() }) as APIGatewayProxyEventV2;
+  const event = { ...post, requestContext: { ...post.requestContext, http: { ...post.requestContext.http, method: 'GET' } } };
+  await expect(handler(event, lambdaContext('http-order-get'))).rejects.toThrow('response logger down');
+  expect(asked).toEqual([]);
+});

@@ -105,6 +105,18 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     expect(runs).toBe(2);
   });
 
+  test("inner httpIdempotency releases its key for the handler's 503 and answers it: the outer layer keeps no 503 either, the retry runs", async () => {
+    let runs = 0;
+    const handler = middy(async () => (++runs === 1 ? { statusCode: 503, body: 'bank unavailable' } : { statusCode: 201, body: 'paid' }))
+      .use(idempotency({ store, name: 'a503-outer', key: keyOf }))
+      .use(httpIdempotency({ store, name: 'a503-inner' }));
+    expect(await handler(paymentRequest('k-8'), lambdaContext('nested'))).toEqual({ statusCode: 503, body: 'bank unavailable' });
+    expect(await records('a503-inner')).toHaveLength(0);
+    expect(await recordOf('a503-outer', 'k-8')).toBeUndefined();
+    expect(await handler(paymentRequest('k-8'), lambdaContext('nested'))).toMatchObject({ statusCode: 201, body: 'paid' });
+    expect(runs).toBe(2);
+  });
+
   test("atomic inner: a handler error an inner onError answers with another attempt's stored outcome is not kept by the outer layer as the error", async () => {
     const held = gate();
     let runs = 0;

@@ -850,6 +850,22 @@ describe('atomic: true (one round trip)', () => {
     expect(http.runs).toBe(2);
   });
 
+  test("middy: a duplicate whose run throws gets the stored response also when a middleware's onError answers the error", async () => {
+    const f = await refundFixture();
+    const functionName = uniqueName('mwanswered');
+    // An error answer returned from onError (middy's own API Gateway timeout example does this), which makes middy skip idempotency's onError.
+    const handler = middy(f.body)
+      .use(idempotency({ store: f.store, key: (event: Refund) => event.id, atomic: true, now: () => T0 }))
+      .use({ onError: () => ({ statusCode: 500, body: 'refund failed' }) });
+    expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
+    f.probe.drain();
+    expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.runs).toBe(2);
+    // Without a record to answer from, the middleware's answer to the handler's error.
+    expect(await handler({ id: 'm2' }, lambdaContext(functionName, LEASE_MS))).toEqual({ statusCode: 500, body: 'refund failed' });
+  });
+
   test("httpIdempotency: a duplicate whose handler answers a 5xx of its own on the first call's effect gets the stored response; with no record, its 5xx", async () => {
     const f = await refundFixture();
     // A handler that answers its errors instead of throwing them, as many HTTP handlers do.
