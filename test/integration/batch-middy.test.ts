@@ -21,17 +21,21 @@ describe('SQS standard queue', () => {
   test('works wrapped in middy', async () => {
     const effects: string[] = [];
     const failing = new Set(['o-2']);
+    const logger = quiet();
     const handler = middy(
       idempotentBatch<Order>(
         (order) => {
           if (failing.delete(order.orderId)) throw new Error('downstream unavailable');
           effects.push(order.orderId);
         },
-        { store, now: clock },
+        { store, now: clock, logger },
       ),
     );
     const batch = [sqsRecord({ orderId: 'o-1' }), sqsRecord({ orderId: 'o-2' }), sqsRecord({ orderId: 'o-1' })];
     expect(failuresOf(await handler(sqsEvent(batch), consumerContext()))).toEqual(ids(batch[1]!));
+    expect(logger.lines.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ itemIdentifier: batch[1]!.messageId, reason: 'the record function threw (Error)' }),
+    ]);
     expect(failuresOf(await handler(sqsEvent(batch.map(redelivered)), consumerContext()))).toEqual([]);
     expect(effects).toEqual(['o-1', 'o-2']);
   });
