@@ -388,13 +388,22 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
     const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
     const qualified = invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
-    // Either setting known to be harmless settles it: no retries, or none later than the records last.
-    if (retries === 0 || (age !== undefined && age <= retentionSeconds)) continue;
+    if (age !== undefined && age <= retentionSeconds) continue;
+    // Without retries, an event still comes back until `maxEventAge`: Lambda requeues one it could
+    // not run (throttled, a system error), and its eventually consistent queue can deliver one twice.
+    if (retries === 0 && age !== undefined) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:asyncRedeliveryOutlivesRecords',
+        message: `${qualified} has no async-invoke retries, but keeps an event for up to ${formatSeconds(age)} (\`maxEventAge\`), longer than idempotency records are kept (${formatSeconds(retentionSeconds)}): Lambda still runs a throttled event again until then, and its queue can deliver an event twice, so a late copy runs the handler again. Set \`maxEventAge\` to at most the retention.`,
+      });
+      continue;
+    }
     if (age === undefined || retries === undefined) {
       findings.push({
         level: 'warning',
         id: 'lambda-idempotency:asyncRetriesUnchecked',
-        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention, or \`retryAttempts\` 0.`,
+        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention.`,
       });
       continue;
     }
