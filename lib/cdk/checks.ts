@@ -44,10 +44,27 @@ function known(value: unknown, fallback: number): number | undefined {
   return typeof value === 'number' && !Token.isUnresolved(value) ? value : undefined;
 }
 
+/**
+ * The value CloudFormation gets for `property` of `cfn`: `value`, the L1 property, unless an escape
+ * hatch (`addPropertyOverride`, `addOverride`, `addPropertyDeletionOverride`) changed it, when it is
+ * the override, resolved (`undefined` when deleted). A queue's retention raised by an override is
+ * the one that redelivers messages, whatever its L2 props said.
+ */
+function setting(cfn: CfnResource, property: string, value: unknown): unknown {
+  const stack = Stack.of(cfn);
+  // The resource as synthesized, its overrides merged in; CfnResource renders it for the template alone.
+  const template = (cfn as unknown as { _toCloudFormation(): unknown })._toCloudFormation();
+  const resources = (stack.resolve(template) as { Resources?: Record<string, { Properties?: Record<string, unknown> }> } | undefined)?.Resources ?? {};
+  const properties = Object.values(resources)[0]?.Properties ?? {};
+  const synthesized = properties[property];
+  return JSON.stringify(stack.resolve(value)) === JSON.stringify(synthesized) ? value : synthesized;
+}
+
 /** The function timeout in seconds; `undefined` when known only at deploy time. */
 function functionTimeout(fn: LambdaFunction): number | undefined {
-  const seconds = fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
-  return Token.isUnresolved(seconds) ? undefined : seconds;
+  const cfn = fn.node.defaultChild;
+  const seconds = cfn instanceof CfnFunction ? known(setting(cfn, 'Timeout', cfn.timeout), DEFAULT_FUNCTION_TIMEOUT) : fn.timeout?.toSeconds();
+  return seconds === undefined || Token.isUnresolved(seconds) ? undefined : seconds;
 }
 
 /** A part of a reference known only at deploy time (`AWS::Region` in an environment-agnostic stack). */
@@ -169,10 +186,10 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       },
     ];
   }
-  const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
-  const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
+  const retention = known(setting(cfn, 'MessageRetentionPeriod', cfn.messageRetentionPeriod), DEFAULT_QUEUE_RETENTION);
+  const visibility = known(setting(cfn, 'VisibilityTimeout', cfn.visibilityTimeout), DEFAULT_VISIBILITY_TIMEOUT);
   // The redrive policy CloudFormation gets: the L2's dead-letter queue, or one set on the CfnQueue.
-  const redrive: unknown = Stack.of(queue).resolve(cfn.redrivePolicy);
+  const redrive: unknown = Stack.of(queue).resolve(setting(cfn, 'RedrivePolicy', cfn.redrivePolicy));
   const maxReceiveCount = redrive === undefined ? undefined : known((redrive as { maxReceiveCount?: unknown } | null)?.maxReceiveCount, Number.NaN);
   if (retention === undefined || visibility === undefined || (redrive !== undefined && (maxReceiveCount === undefined || Number.isNaN(maxReceiveCount)))) {
     return [
@@ -215,7 +232,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
   const windows = mappingsOf(fn)
     .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
-    .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0));
+    .map((mapping) => known(setting(mapping, 'MaximumBatchingWindowInSeconds', mapping.maximumBatchingWindowInSeconds), 0));
   if (windows.includes(undefined)) {
     findings.push({
       level: 'warning',
@@ -245,7 +262,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
 /** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
 function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
   const cfn = stream.node.defaultChild;
-  const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+  const hours = cfn instanceof CfnStream ? known(setting(cfn, 'RetentionPeriodHours', cfn.retentionPeriodHours), DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
   return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
 }
 
@@ -296,8 +313,8 @@ function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Fin
  * Settings known only at deploy time say nothing.
  */
 function checkDroppedRetries(fn: LambdaFunction, mapping: CfnEventSourceMapping): Finding[] {
-  if (known(mapping.maximumRetryAttempts, UNLIMITED) !== UNLIMITED) return [];
-  const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+  if (known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED) !== UNLIMITED) return [];
+  const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
   const stream = streamRetention(fn, mapping.eventSourceArn);
   if (age === undefined || (age !== UNLIMITED && (stream === undefined || age < stream.seconds))) return [];
   const until = stream === undefined ? 'the stream drops its records' : `${stream.where} drops its records (${formatSeconds(stream.seconds)})`;
@@ -322,9 +339,9 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
   for (const mapping of mappingsOf(fn)) {
     if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
-    const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
+    const retries = known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED);
     if (retries === 0) continue;
-    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+    const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
     const stream = streamRetention(fn, mapping.eventSourceArn);
     // Retries end at the age limit or when the stream drops the record, whichever comes first; an
     // age known only at deploy time may be any, so only the stream's retention bounds them here.
@@ -385,8 +402,8 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     });
   }
   for (const invokeConfig of invokeConfigs) {
-    const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
-    const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
+    const age = known(setting(invokeConfig, 'MaximumEventAgeInSeconds', invokeConfig.maximumEventAgeInSeconds), DEFAULT_ASYNC_EVENT_AGE);
+    const retries = known(setting(invokeConfig, 'MaximumRetryAttempts', invokeConfig.maximumRetryAttempts), DEFAULT_ASYNC_RETRIES);
     const qualified = invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
     if (age !== undefined && age <= retentionSeconds) continue;
     // Without retries, an event still comes back until `maxEventAge`: Lambda requeues one it could

@@ -16,7 +16,9 @@ import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
+  type CfnEventInvokeConfig,
   CfnEventSourceMapping,
+  type CfnFunction,
   Code,
   EventSourceMapping,
   type IEventSource,
@@ -744,6 +746,53 @@ test("settings an app's own aspects make, on constructs defined after the table 
     '/Aspected/Consumer',
     Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 5 days.*Aspected/Orders .*for 14 days'),
   );
+});
+
+test('settings changed through the escape hatch (addPropertyOverride, addPropertyDeletionOverride) are the ones checked: they are what CloudFormation gets', () => {
+  const stack = new Stack(new App(), 'Overridden');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(7) });
+  const quiet = (id: string, timeout?: Duration) => {
+    const consumer = fn(stack, id, timeout);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+    return consumer;
+  };
+  const cfn = <T>(construct: { node: { defaultChild?: unknown } }) => construct.node.defaultChild as T;
+  // A queue whose retention is raised to 14 days by an override, beyond the 7 h of records.
+  const longRetention = new Queue(stack, 'LongRetention', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) });
+  cfn<CfnQueue>(longRetention).addPropertyOverride('MessageRetentionPeriod', 14 * 86_400);
+  records.attachSqsConsumer(quiet('LongRetentionConsumer'), longRetention);
+  // A dead-letter queue's receive count raised by an override: 100 × 15 min = 25 h of redeliveries.
+  const dlq = new Queue(stack, 'Dlq');
+  const manyReceives = new Queue(stack, 'ManyReceives', { visibilityTimeout: Duration.minutes(15), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } });
+  cfn<CfnQueue>(manyReceives).addPropertyOverride('RedrivePolicy.maxReceiveCount', 100);
+  records.attachSqsConsumer(quiet('ManyReceivesConsumer'), manyReceives);
+  // A function timeout raised by an override beyond the queue's visibility timeout.
+  const slow = quiet('SlowConsumer');
+  cfn<CfnFunction>(slow).addPropertyOverride('Timeout', 300);
+  records.attachSqsConsumer(slow, new Queue(stack, 'Fast', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }));
+  // A stream source's record age limit removed by an override: retried for the stream's 7 days.
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  const reader = quiet('StreamConsumer');
+  records.attachFunction(reader);
+  const source = new KinesisEventSource(events, { startingPosition: StartingPosition.LATEST, reportBatchItemFailures: true, maxRecordAge: Duration.hours(1) });
+  reader.addEventSource(source);
+  cfn<CfnEventSourceMapping>(stack.node.findAll().find((c) => c instanceof EventSourceMapping && c.node.scope === reader)!).addPropertyDeletionOverride(
+    'MaximumRecordAgeInSeconds',
+  );
+  // Async-invoke retries whose age is raised by an override beyond the function's records.
+  const late = fn(stack, 'AsyncFunction');
+  late.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 2 });
+  records.attachFunction(late, { expiresAfter: Duration.hours(2) });
+  cfn<CfnEventInvokeConfig>(late.node.findChild('EventInvokeConfig')).addPropertyOverride('MaximumEventAgeInSeconds', 6 * 3_600);
+  const found = Annotations.fromStack(stack);
+  found.hasError(
+    '/Overridden/LongRetentionConsumer',
+    Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 7 h.*Overridden/LongRetention .*for 14 days'),
+  );
+  found.hasError('/Overridden/ManyReceivesConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*for 25 h.*100 receives × 15 min'));
+  found.hasError('/Overridden/SlowConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*1 min.*function timeout \\(5 min\\)'));
+  found.hasError('/Overridden/StreamConsumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 7 h.*for 7 days'));
+  found.hasError('/Overridden/AsyncFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*2 h'));
 });
 
 test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
