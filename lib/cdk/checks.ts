@@ -51,13 +51,16 @@ function known(value: unknown, fallback: number): number | undefined {
  * the one that redelivers messages, whatever its L2 props said.
  */
 function setting(cfn: CfnResource, property: string, value: unknown): unknown {
-  const stack = Stack.of(cfn);
-  // The resource as synthesized, its overrides merged in; CfnResource renders it for the template alone.
+  const synthesized = synthesizedProperties(cfn)[property];
+  return JSON.stringify(Stack.of(cfn).resolve(value)) === JSON.stringify(synthesized) ? value : synthesized;
+}
+
+/** The properties of `cfn` as the template has them (CloudFormation's names), resolved, overrides merged in. */
+function synthesizedProperties(cfn: CfnResource): Record<string, unknown> {
+  // CfnResource renders the resource, overrides included, only for the template.
   const template = (cfn as unknown as { _toCloudFormation(): unknown })._toCloudFormation();
-  const resources = (stack.resolve(template) as { Resources?: Record<string, { Properties?: Record<string, unknown> }> } | undefined)?.Resources ?? {};
-  const properties = Object.values(resources)[0]?.Properties ?? {};
-  const synthesized = properties[property];
-  return JSON.stringify(stack.resolve(value)) === JSON.stringify(synthesized) ? value : synthesized;
+  const resources = (Stack.of(cfn).resolve(template) as { Resources?: Record<string, { Properties?: Record<string, unknown> }> } | undefined)?.Resources;
+  return Object.values(resources ?? {})[0]?.Properties ?? {};
 }
 
 /** The function timeout in seconds; `undefined` when known only at deploy time. */
@@ -449,8 +452,8 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
 /** The value of `variable` in the environment of `fn`, resolved as the template will have it. */
 function environmentValue(fn: LambdaFunction, variable: string): unknown {
   const cfn = fn.node.defaultChild;
-  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
-  return (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  const environment: unknown = cfn instanceof CfnFunction ? synthesizedProperties(cfn).Environment : undefined;
+  return (environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.[variable];
 }
 
 /**

@@ -672,7 +672,13 @@ test('a retention put in the environment after attaching, which the handler woul
   same.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
   records.attachFunction(same);
   same.addEnvironment('IDEMPOTENCY_EXPIRES_AFTER_SECONDS', String(7 * 86_400));
+  // Put there through the escape hatch: CloudFormation gets it all the same.
+  const hatched = fn(stack, 'Hatched');
+  hatched.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+  records.attachSqsConsumer(hatched, new Queue(stack, 'HatchedOrders', { visibilityTimeout: Duration.minutes(1) }));
+  (hatched.node.defaultChild as CfnFunction).addPropertyOverride('Environment.Variables.IDEMPOTENCY_EXPIRES_AFTER_SECONDS', '60');
   const found = Annotations.fromStack(stack);
+  found.hasError('/Overridden/Hatched', Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days'));
   found.hasError(
     '/Overridden/Consumer',
     Match.stringLikeRegexp('environmentRetentionChanged.*IDEMPOTENCY_EXPIRES_AFTER_SECONDS.*60.*checked against 7 days.*attachFunction.*expiresAfter'),
