@@ -436,8 +436,9 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   for (const mapping of mappingsOf(fn)) {
     // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.
     if (sourceKind(mapping) === 'other') continue;
-    const types = mapping.functionResponseTypes;
-    if (Token.isUnresolved(types)) continue;
+    const types = setting(mapping, 'FunctionResponseTypes', mapping.functionResponseTypes);
+    // Known only at deploy time: a token, or an override's intrinsic function.
+    if (Token.isUnresolved(types) || (typeof types === 'object' && types !== null && !Array.isArray(types))) continue;
     if (!Array.isArray(types) || !types.includes('ReportBatchItemFailures')) {
       findings.push({
         level: 'error',

@@ -790,7 +790,14 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   late.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 2 });
   records.attachFunction(late, { expiresAfter: Duration.hours(2) });
   cfn<CfnEventInvokeConfig>(late.node.findChild('EventInvokeConfig')).addPropertyOverride('MaximumEventAgeInSeconds', 6 * 3_600);
+  // Batch item failures reporting removed by an override: Lambda would ignore the batch helper's failures.
+  const unreported = quiet('UnreportedConsumer');
+  records.attachSqsConsumer(unreported, new Queue(stack, 'Unreported', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }));
+  cfn<CfnEventSourceMapping>(stack.node.findAll().find((c) => c instanceof EventSourceMapping && c.node.scope === unreported)!).addPropertyDeletionOverride(
+    'FunctionResponseTypes',
+  );
   const found = Annotations.fromStack(stack);
+  found.hasError('/Overridden/UnreportedConsumer', Match.stringLikeRegexp('noBatchItemFailures'));
   found.hasError(
     '/Overridden/LongRetentionConsumer',
     Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 7 h.*Overridden/LongRetention .*for 14 days'),
