@@ -28,7 +28,7 @@ import {
   StartingPosition,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { CfnQueue, Queue } from 'aws-cdk-lib/aws-sqs';
+import { CfnQueue, Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { DynamoDBStore } from '../../lib/index.js';
 
@@ -806,6 +806,34 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   found.hasError('/Overridden/SlowConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*1 min.*function timeout \\(5 min\\)'));
   found.hasError('/Overridden/StreamConsumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 7 h.*for 7 days'));
   found.hasError('/Overridden/AsyncFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*2 h'));
+});
+
+test("an event source's maximum concurrency leaves a backlog unreceived: a queue with a dead-letter queue can redeliver until its retention period ends, a warning", () => {
+  const stack = new Stack(new App(), 'Backlog');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const wire = (id: string, queueProps: QueueProps, props: { maxConcurrency?: number } = {}) => {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+    const dlq = new Queue(stack, `${id}Dlq`);
+    records.attachSqsConsumer(
+      consumer,
+      new Queue(stack, `${id}Queue`, { visibilityTimeout: Duration.minutes(1), ...queueProps, deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }),
+      props,
+    );
+  };
+  wire('Limited', {}, { maxConcurrency: 2 });
+  wire('Unlimited', {});
+  wire('LimitedShortRetention', { retentionPeriod: Duration.hours(1) }, { maxConcurrency: 2 });
+  const found = Annotations.fromStack(stack);
+  found.hasWarning(
+    '/Backlog/Limited',
+    Match.stringLikeRegexp(
+      'LimitedQueue feeds.*maximum concurrency.*within the queue.s retention period \\(4 days\\).*3 receives × 1 min.*kept 1 h.*backlogOutlivesRecords',
+    ),
+  );
+  for (const id of ['Unlimited', 'LimitedShortRetention'])
+    expect(found.findWarning(`/Backlog/${id}`, Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
 });
 
 test('what the checks cannot see is a warning, not a pass: a queue named only by its ARN, a function timeout known at deploy time, unqualified async invocations beside an alias', () => {
