@@ -44,10 +44,30 @@ function known(value: unknown, fallback: number): number | undefined {
   return typeof value === 'number' && !Token.isUnresolved(value) ? value : undefined;
 }
 
+/**
+ * The value CloudFormation gets for `property` of `cfn`: `value`, the L1 property, unless an escape
+ * hatch (`addPropertyOverride`, `addOverride`, `addPropertyDeletionOverride`) changed it, when it is
+ * the override, resolved (`undefined` when deleted). A queue's retention raised by an override is
+ * the one that redelivers messages, whatever its L2 props said.
+ */
+function setting(cfn: CfnResource, property: string, value: unknown): unknown {
+  const synthesized = synthesizedProperties(cfn)[property];
+  return JSON.stringify(Stack.of(cfn).resolve(value)) === JSON.stringify(synthesized) ? value : synthesized;
+}
+
+/** The properties of `cfn` as the template has them (CloudFormation's names), resolved, overrides merged in. */
+function synthesizedProperties(cfn: CfnResource): Record<string, unknown> {
+  // CfnResource renders the resource, overrides included, only for the template.
+  const template = (cfn as unknown as { _toCloudFormation(): unknown })._toCloudFormation();
+  const resources = (Stack.of(cfn).resolve(template) as { Resources?: Record<string, { Properties?: Record<string, unknown> }> } | undefined)?.Resources;
+  return Object.values(resources ?? {})[0]?.Properties ?? {};
+}
+
 /** The function timeout in seconds; `undefined` when known only at deploy time. */
 function functionTimeout(fn: LambdaFunction): number | undefined {
-  const seconds = fn.timeout?.toSeconds() ?? DEFAULT_FUNCTION_TIMEOUT;
-  return Token.isUnresolved(seconds) ? undefined : seconds;
+  const cfn = fn.node.defaultChild;
+  const seconds = cfn instanceof CfnFunction ? known(setting(cfn, 'Timeout', cfn.timeout), DEFAULT_FUNCTION_TIMEOUT) : fn.timeout?.toSeconds();
+  return seconds === undefined || Token.isUnresolved(seconds) ? undefined : seconds;
 }
 
 /** A part of a reference known only at deploy time (`AWS::Region` in an environment-agnostic stack). */
@@ -169,10 +189,10 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       },
     ];
   }
-  const retention = known(cfn.messageRetentionPeriod, DEFAULT_QUEUE_RETENTION);
-  const visibility = known(cfn.visibilityTimeout, DEFAULT_VISIBILITY_TIMEOUT);
+  const retention = known(setting(cfn, 'MessageRetentionPeriod', cfn.messageRetentionPeriod), DEFAULT_QUEUE_RETENTION);
+  const visibility = known(setting(cfn, 'VisibilityTimeout', cfn.visibilityTimeout), DEFAULT_VISIBILITY_TIMEOUT);
   // The redrive policy CloudFormation gets: the L2's dead-letter queue, or one set on the CfnQueue.
-  const redrive: unknown = Stack.of(queue).resolve(cfn.redrivePolicy);
+  const redrive: unknown = Stack.of(queue).resolve(setting(cfn, 'RedrivePolicy', cfn.redrivePolicy));
   const maxReceiveCount = redrive === undefined ? undefined : known((redrive as { maxReceiveCount?: unknown } | null)?.maxReceiveCount, Number.NaN);
   if (retention === undefined || visibility === undefined || (redrive !== undefined && (maxReceiveCount === undefined || Number.isNaN(maxReceiveCount)))) {
     return [
@@ -202,6 +222,22 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       id: 'lambda-idempotency:queueWithoutDeadLetterQueue',
       message: `${where} has no dead-letter queue: a message that keeps failing is received again until its retention period (${formatSeconds(retention)}) ends, then deleted without a trace. Give it a \`deadLetterQueue\` (its \`maxReceiveCount\` × the visibility timeout within the record retention).`,
     });
+  } else if (retentionSeconds < retention) {
+    // Lambda stops receiving at the event source's maximum concurrency: the backlog waits unreceived,
+    // so a message back in the queue after a failed attempt is received again any time before its
+    // retention period ends, not one visibility timeout later.
+    const limited = mappingsOf(fn).find(
+      (mapping) =>
+        mapping.eventSourceArn === queue.queueArn &&
+        (synthesizedProperties(mapping).ScalingConfig as { MaximumConcurrency?: unknown } | undefined)?.MaximumConcurrency !== undefined,
+    );
+    if (limited !== undefined) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:backlogOutlivesRecords',
+        message: `${where} feeds ${fn.node.path} through the event source ${limited.node.path}, whose maximum concurrency leaves messages waiting in the queue without being received: a message back in the queue after an attempt that already completed its record can be received again any time within the queue's retention period (${formatSeconds(retention)}), not only within ${maxReceiveCount} receives × ${formatSeconds(visibility)}, while idempotency records are kept ${formatSeconds(retentionSeconds)}. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(retention)}, or shorten the queue's retention period.`,
+      });
+    }
   }
   const timeout = functionTimeout(fn);
   if (timeout === undefined) {
@@ -215,7 +251,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
   const windows = mappingsOf(fn)
     .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
-    .map((mapping) => known(mapping.maximumBatchingWindowInSeconds, 0));
+    .map((mapping) => known(setting(mapping, 'MaximumBatchingWindowInSeconds', mapping.maximumBatchingWindowInSeconds), 0));
   if (windows.includes(undefined)) {
     findings.push({
       level: 'warning',
@@ -245,7 +281,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
 /** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
 function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
   const cfn = stream.node.defaultChild;
-  const hours = cfn instanceof CfnStream ? known(cfn.retentionPeriodHours, DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
+  const hours = cfn instanceof CfnStream ? known(setting(cfn, 'RetentionPeriodHours', cfn.retentionPeriodHours), DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
   return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
 }
 
@@ -296,8 +332,8 @@ function checkOnFailure(fn: LambdaFunction, mapping: CfnEventSourceMapping): Fin
  * Settings known only at deploy time say nothing.
  */
 function checkDroppedRetries(fn: LambdaFunction, mapping: CfnEventSourceMapping): Finding[] {
-  if (known(mapping.maximumRetryAttempts, UNLIMITED) !== UNLIMITED) return [];
-  const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+  if (known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED) !== UNLIMITED) return [];
+  const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
   const stream = streamRetention(fn, mapping.eventSourceArn);
   if (age === undefined || (age !== UNLIMITED && (stream === undefined || age < stream.seconds))) return [];
   const until = stream === undefined ? 'the stream drops its records' : `${stream.where} drops its records (${formatSeconds(stream.seconds)})`;
@@ -322,9 +358,9 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
   for (const mapping of mappingsOf(fn)) {
     if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
-    const retries = known(mapping.maximumRetryAttempts, UNLIMITED);
+    const retries = known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED);
     if (retries === 0) continue;
-    const age = known(mapping.maximumRecordAgeInSeconds, UNLIMITED);
+    const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
     const stream = streamRetention(fn, mapping.eventSourceArn);
     // Retries end at the age limit or when the stream drops the record, whichever comes first; an
     // age known only at deploy time may be any, so only the stream's retention bounds them here.
@@ -385,16 +421,25 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
     });
   }
   for (const invokeConfig of invokeConfigs) {
-    const age = known(invokeConfig.maximumEventAgeInSeconds, DEFAULT_ASYNC_EVENT_AGE);
-    const retries = known(invokeConfig.maximumRetryAttempts, DEFAULT_ASYNC_RETRIES);
+    const age = known(setting(invokeConfig, 'MaximumEventAgeInSeconds', invokeConfig.maximumEventAgeInSeconds), DEFAULT_ASYNC_EVENT_AGE);
+    const retries = known(setting(invokeConfig, 'MaximumRetryAttempts', invokeConfig.maximumRetryAttempts), DEFAULT_ASYNC_RETRIES);
     const qualified = invokeConfig.node.scope?.node.scope === fn ? fn.node.path : `${fn.node.path} (through ${invokeConfig.node.scope?.node.scope?.node.path})`;
-    // Either setting known to be harmless settles it: no retries, or none later than the records last.
-    if (retries === 0 || (age !== undefined && age <= retentionSeconds)) continue;
+    if (age !== undefined && age <= retentionSeconds) continue;
+    // Without retries, an event still comes back until `maxEventAge`: Lambda requeues one it could
+    // not run (throttled, a system error), and its eventually consistent queue can deliver one twice.
+    if (retries === 0 && age !== undefined) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:asyncRedeliveryOutlivesRecords',
+        message: `${qualified} has no async-invoke retries, but keeps an event for up to ${formatSeconds(age)} (\`maxEventAge\`), longer than idempotency records are kept (${formatSeconds(retentionSeconds)}): Lambda still runs a throttled event again until then, and its queue can deliver an event twice, so a late copy runs the handler again. Set \`maxEventAge\` to at most the retention.`,
+      });
+      continue;
+    }
     if (age === undefined || retries === undefined) {
       findings.push({
         level: 'warning',
         id: 'lambda-idempotency:asyncRetriesUnchecked',
-        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention, or \`retryAttempts\` 0.`,
+        message: `${qualified} has asynchronous-invocation settings (\`maxEventAge\`, \`retryAttempts\`) known only at deploy time, so its retries cannot be checked against the record retention (kept ${formatSeconds(retentionSeconds)}): make sure \`maxEventAge\` is at most the retention.`,
       });
       continue;
     }
@@ -407,8 +452,9 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   for (const mapping of mappingsOf(fn)) {
     // Kafka, Amazon MQ and DocumentDB sources have no per-item failure reporting.
     if (sourceKind(mapping) === 'other') continue;
-    const types = mapping.functionResponseTypes;
-    if (Token.isUnresolved(types)) continue;
+    const types = setting(mapping, 'FunctionResponseTypes', mapping.functionResponseTypes);
+    // Known only at deploy time: a token, or an override's intrinsic function.
+    if (Token.isUnresolved(types) || (typeof types === 'object' && types !== null && !Array.isArray(types))) continue;
     if (!Array.isArray(types) || !types.includes('ReportBatchItemFailures')) {
       findings.push({
         level: 'error',
@@ -423,8 +469,8 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
 /** The value of `variable` in the environment of `fn`, resolved as the template will have it. */
 function environmentValue(fn: LambdaFunction, variable: string): unknown {
   const cfn = fn.node.defaultChild;
-  const environment: unknown = cfn instanceof CfnFunction ? Stack.of(fn).resolve(cfn.environment) : undefined;
-  return (environment as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  const environment: unknown = cfn instanceof CfnFunction ? synthesizedProperties(cfn).Environment : undefined;
+  return (environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.[variable];
 }
 
 /**
