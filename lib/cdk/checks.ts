@@ -51,16 +51,31 @@ function known(value: unknown, fallback: number): number | undefined {
  * the one that redelivers messages, whatever its L2 props said.
  */
 function setting(cfn: CfnResource, property: string, value: unknown): unknown {
-  const synthesized = synthesizedProperties(cfn)[property];
+  const properties = synthesizedProperties(cfn);
+  if (properties === undefined) return value;
+  const synthesized = properties[property];
   return JSON.stringify(Stack.of(cfn).resolve(value)) === JSON.stringify(synthesized) ? value : synthesized;
 }
 
-/** The properties of `cfn` as the template has them (CloudFormation's names), resolved, overrides merged in. */
-function synthesizedProperties(cfn: CfnResource): Record<string, unknown> {
-  // CfnResource renders the resource, overrides included, only for the template.
-  const template = (cfn as unknown as { _toCloudFormation(): unknown })._toCloudFormation();
+/**
+ * The properties of `cfn` as the template has them (CloudFormation's names), resolved, overrides
+ * merged in; `undefined` when this version of `aws-cdk-lib` cannot render them (the checks then read
+ * the L1 properties, without overrides).
+ */
+function synthesizedProperties(cfn: CfnResource): Record<string, unknown> | undefined {
+  // CfnResource renders the resource, overrides included, only for the template (an internal method).
+  const render = (cfn as unknown as { _toCloudFormation?: unknown })._toCloudFormation;
+  if (typeof render !== 'function') return undefined;
+  const template: unknown = render.call(cfn);
   const resources = (Stack.of(cfn).resolve(template) as { Resources?: Record<string, { Properties?: Record<string, unknown> }> } | undefined)?.Resources;
   return Object.values(resources ?? {})[0]?.Properties ?? {};
+}
+
+/** The maximum concurrency of an SQS event source, as CloudFormation gets it; `undefined` when it has none. */
+function maximumConcurrencyOf(mapping: CfnEventSourceMapping): unknown {
+  const synthesized = synthesizedProperties(mapping);
+  if (synthesized !== undefined) return (synthesized.ScalingConfig as { MaximumConcurrency?: unknown } | undefined)?.MaximumConcurrency;
+  return (Stack.of(mapping).resolve(mapping.scalingConfig) as { maximumConcurrency?: unknown } | undefined)?.maximumConcurrency;
 }
 
 /** The function timeout in seconds; `undefined` when known only at deploy time. */
@@ -226,11 +241,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     // Lambda stops receiving at the event source's maximum concurrency: the backlog waits unreceived,
     // so a message back in the queue after a failed attempt is received again any time before its
     // retention period ends, not one visibility timeout later.
-    const limited = mappingsOf(fn).find(
-      (mapping) =>
-        mapping.eventSourceArn === queue.queueArn &&
-        (synthesizedProperties(mapping).ScalingConfig as { MaximumConcurrency?: unknown } | undefined)?.MaximumConcurrency !== undefined,
-    );
+    const limited = mappingsOf(fn).find((mapping) => mapping.eventSourceArn === queue.queueArn && maximumConcurrencyOf(mapping) !== undefined);
     if (limited !== undefined) {
       findings.push({
         level: 'warning',
@@ -469,8 +480,10 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
 /** The value of `variable` in the environment of `fn`, resolved as the template will have it. */
 function environmentValue(fn: LambdaFunction, variable: string): unknown {
   const cfn = fn.node.defaultChild;
-  const environment: unknown = cfn instanceof CfnFunction ? synthesizedProperties(cfn).Environment : undefined;
-  return (environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.[variable];
+  if (!(cfn instanceof CfnFunction)) return undefined;
+  const synthesized = synthesizedProperties(cfn);
+  if (synthesized === undefined) return (Stack.of(fn).resolve(cfn.environment) as { variables?: Record<string, unknown> } | undefined)?.variables?.[variable];
+  return (synthesized.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.[variable];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { App, Aspects, CfnParameter, Duration, Fn, type IResolvable, Lazy, PhysicalName, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { App, Aspects, CfnParameter, CfnResource, Duration, Fn, type IResolvable, Lazy, PhysicalName, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import {
   AttributeType,
@@ -29,6 +29,7 @@ import {
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
+import { checkEnvironmentRetention, checkFunction, checkQueue } from '../../lib/cdk/checks.js';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { DynamoDBStore } from '../../lib/index.js';
 
@@ -1506,4 +1507,27 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     new IdempotencyTable(stack, 'New').attachFunction(handler);
     expect(() => IdempotencyTable.fromTable(stack, 'Existing', table).attachFunction(handler)).toThrow(/already attached/);
   });
+});
+
+test('on an aws-cdk-lib that cannot render a resource for the checks, they read the L1 properties and find the same', () => {
+  const stack = new Stack(new App(), 'Unrendered');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const consumer = fn(stack, 'Consumer', Duration.minutes(2));
+  consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 0 });
+  const queue = new Queue(stack, 'Queue', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: new Queue(stack, 'Dlq'), maxReceiveCount: 3 } });
+  records.attachSqsConsumer(consumer, queue, { maxConcurrency: 2 });
+  const findings = () =>
+    [...checkQueue(consumer, queue, 3600), ...checkFunction(consumer, 3600), ...checkEnvironmentRetention(consumer, 'IDEMPOTENCY_EXPIRES_AFTER_SECONDS', 3600)]
+      .map((finding) => finding.id)
+      .sort();
+  const rendered = findings();
+  expect(rendered).toEqual([
+    'lambda-idempotency:asyncRedeliveryOutlivesRecords',
+    'lambda-idempotency:backlogOutlivesRecords',
+    'lambda-idempotency:visibilityBelowTimeout',
+  ]);
+  for (const construct of stack.node.findAll()) {
+    if (construct instanceof CfnResource) Object.defineProperty(construct, '_toCloudFormation', { value: undefined });
+  }
+  expect(findings()).toEqual(rendered);
 });
