@@ -380,6 +380,34 @@ describe('SQS FIFO queue', () => {
     expect(ran('c-')).toEqual([]);
   });
 
+  test('runs up to `concurrency` message groups side by side, each group one record at a time', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const running = new Set<string>();
+    const overlapping: string[] = [];
+    const wave = gate();
+    const orders = consumer<Order>(
+      async (order) => {
+        const group = order.orderId.slice(0, 1);
+        if (running.has(group)) overlapping.push(group);
+        running.add(group);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        // A record waits for one of another group: groups run one after another never get past the first.
+        if (inFlight === 2) wave.open();
+        await wave.promise;
+        await turns(5);
+        running.delete(group);
+        inFlight--;
+      },
+      { concurrency: 2 },
+    );
+    const batch = ['a', 'b', 'c'].flatMap((group) => [1, 2].map((n) => sqsRecord({ orderId: `${group}-${n}` }, { groupId: group })));
+    expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual([]);
+    expect(orders.calls).toHaveLength(6);
+    expect(maxInFlight).toBe(2);
+    expect(overlapping).toEqual([]);
+  });
+
   test('a record already done in an earlier delivery is still held back behind a failure of its group: reported, then replayed after it, never run twice', async () => {
     const failing = new Set(['a-1']);
     const orders = consumer<Order>((order) => {
@@ -451,6 +479,18 @@ describe('Kinesis', () => {
 });
 
 describe('DynamoDB Streams', () => {
+  test('a change without an eventID (its key by default) is poison, logged as a change whose key is missing, not as an empty message', async () => {
+    const logger = quiet();
+    const orders = consumer<StreamChange>(() => 'ok', { logger });
+    const { eventID: _, ...unnamed } = streamRecord(2, 'ord-2', 'PAID');
+    const batch = [streamRecord(1, 'ord-1', 'PAID'), unnamed, streamRecord(3, 'ord-3', 'PAID')];
+    expect(failuresOf(await orders.invoke({ Records: batch }))).toEqual([streamSequence(2)]);
+    expect(orders.calls).toHaveLength(1);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({ level: 'ERROR', itemIdentifier: streamSequence(2), reason: expect.stringMatching(/^KEY_MISSING: (?!.*whole message)/) }),
+    ]);
+  });
+
   test('passes the unmarshalled change, runs in order, reports the first failure and runs nothing after it', async () => {
     const failing = new Set(['ord-2']);
     const orders = consumer<StreamChange>((change) => {
@@ -623,6 +663,23 @@ test('a record function whose own nested idempotent call cannot key its input (I
       itemIdentifier: message.messageId,
       reason: 'the record function threw (IdempotencyError INVALID_KEY)',
     }),
+  ]);
+});
+
+test("a record function's own nested rejection (INVALID_KEY) fails the record's in-batch duplicate unrun, as any failure of the record function does", async () => {
+  const logger = quiet();
+  const reserve = makeIdempotent(async (ref: { id: bigint }) => String(ref.id), { store, name: 'reserve', key: (ref) => ref.id, now: clock, logger: quiet() });
+  const orders = consumer<Order>((order) => (order.orderId === 'o-1' ? reserve({ id: BigInt(order.amount ?? 0) }) : 'nothing to reserve'), {
+    logger,
+    key: (order) => order.orderId,
+  });
+  const [message, twin] = [sqsRecord({ orderId: 'o-1', amount: 100 }), sqsRecord({ orderId: 'o-1', amount: 100 })];
+  const other = sqsRecord({ orderId: 'o-2', amount: 5 });
+  expect(failuresOf(await orders.invoke(sqsEvent([message, twin, other])))).toEqual(ids(message, twin));
+  expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
+  expect(logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+    expect.objectContaining({ itemIdentifier: message.messageId, reason: 'the record function threw (IdempotencyError INVALID_KEY)' }),
+    expect.objectContaining({ itemIdentifier: twin.messageId, reason: 'an in-batch duplicate of this record failed before it (not run)' }),
   ]);
 });
 
@@ -1344,6 +1401,27 @@ describe("near the invocation's deadline", () => {
     expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
     // Each group's first record not started counts, with the rest of its group.
     expect(fifoLogger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ level: 'WARN', notStarted: 2 })]);
+  });
+
+  test('a FIFO group cut short by the deadline counts every record of it not started in the warning, not only the first', async () => {
+    const logger = quiet();
+    const fifo = timed(3_000, { concurrency: 1, logger });
+    const a = [1, 2].map((n) => sqsRecord({ orderId: `a-${n}` }, { groupId: 'a' }));
+    const b = [1, 2, 3].map((n) => sqsRecord({ orderId: `b-${n}` }, { groupId: 'b' }));
+    // Group a takes 6 s of the 7 s left: group b does not start.
+    expect(failuresOf(await fifo.invoke(sqsEvent([...a, ...b]), 7_000))).toEqual(ids(...b));
+    expect(fifo.calls.map(orderIdOf)).toEqual(['a-1', 'a-2']);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ level: 'WARN', notStarted: 3 })]);
+  });
+
+  test('a single record left unstarted by the deadline is warned of too', async () => {
+    const logger = quiet();
+    const orders = timed(3_000, { logger });
+    const batch = [1, 2, 3, 4].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(failuresOf(await orders.invoke({ Records: batch }, 10_000))).toEqual([kinesisSequence(4)]);
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      expect.objectContaining({ level: 'WARN', notStarted: 1, message: expect.stringContaining('deadline') }),
+    ]);
   });
 
   test('with records running side by side, one still running counts for as long as it has run: no record starts with less time left than that', async () => {
