@@ -73,7 +73,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * expire: rotating the secret retires them.
    * @default any key the client chooses
    */
-  readonly signedKeys?: { readonly secrets: readonly SigningSecret[]; readonly maxAgeSeconds?: number } | undefined;
+  readonly signedKeys?: { readonly secrets: readonly SigningSecret[]; readonly maxAgeSeconds?: number | undefined } | undefined;
   /**
    * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
    * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can

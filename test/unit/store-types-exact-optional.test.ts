@@ -39,11 +39,24 @@ export const own: IdempotencyStore = {
 
 const OPTIONS_FILE = `${ROOT}/.exact-optional/options.ts`;
 const OPTIONS_CODE = `
-import { DynamoDBStore, httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from 'lambda-idempotency';
+import {
+  cloudWatchLines,
+  DynamoDBStore,
+  forgetRecord,
+  httpIdempotency,
+  idempotency,
+  idempotentBatch,
+  issueIdempotencyKey,
+  makeIdempotent,
+  recordIdOf,
+  transaction,
+  transition,
+  verifyIdempotencyKey,
+} from 'lambda-idempotency';
 import { DynamoDBStore as LeanDynamoDBStore } from 'lambda-idempotency/dynamodb';
 import { idempotency as leanIdempotency } from 'lambda-idempotency/middy';
 import { RedisStore } from 'lambda-idempotency/redis';
-import { InMemoryStore, lambdaContext } from 'lambda-idempotency/testing';
+import { InMemoryStore, lambdaContext, storeContract } from 'lambda-idempotency/testing';
 import { createClient } from 'redis';
 
 /** Settings read from the environment or a config file: each one may be missing. */
@@ -60,6 +73,17 @@ export const leanMiddleware = leanIdempotency({ store, name, observability: unde
 export const fn = makeIdempotent(async (id: string) => id, { store, name: 'fn', expiresAfterSeconds: ttl, fingerprint: undefined });
 export const http = httpIdempotency({ store, name, scope: undefined, maxRetryAfterSeconds: undefined });
 export const batch = idempotentBatch(async () => undefined, { store, name, concurrency: undefined, parse: undefined });
+export const signed = httpIdempotency({ store, signedKeys: { secrets: ['s'], maxAgeSeconds: ttl } });
+export const listener = cloudWatchLines({ metrics: undefined, metricNamespace: name });
+export const key = issueIdempotencyKey({ secret: 's', now: undefined });
+export const verified = verifyIdempotencyKey(key, ['s'], { maxAgeSeconds: ttl, now: undefined });
+export const id = recordIdOf({ name: 'charge', key: 'p-1', tenant: name });
+export const forgotten = forgetRecord({ store, name: 'charge', key: 'p-1', onlyIf: undefined, leaseUntil: undefined });
+export const checks = storeContract(() => memory, { ttlOf: undefined, writeRecord: undefined });
+export const writes = () =>
+  transaction()
+    .update(transition({ TableName: 't', Key: { id: 'p-1' }, from: 'PAID', to: 'REFUNDED', attribute: undefined, version: undefined, condition: undefined }))
+    .put({ TableName: 't', Item: { id: 'r-1' }, ConditionExpression: undefined, ExpressionAttributeValues: undefined });
 `;
 
 const FILES = new Map([
