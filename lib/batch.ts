@@ -85,9 +85,9 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * (a stream's, the on-failure destination, once the event source mapping's retries or record age run out).
    * @default the whole message (a producer's resend gets a new message id)
    */
-  readonly key?: (message: TMessage, record: BatchRecord) => unknown;
+  readonly key?: ((message: TMessage, record: BatchRecord) => unknown) | undefined;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
-  readonly fingerprint?: (message: TMessage) => unknown;
+  readonly fingerprint?: ((message: TMessage) => unknown) | undefined;
   /**
    * Reads a record's message, synchronously, in place of the built-in parsing: for payloads that
    * are not JSON (text, CSV, XML, Avro, Protocol Buffers) or records another middleware has already
@@ -96,15 +96,15 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
-  readonly parse?: (record: BatchRecord) => TMessage;
+  readonly parse?: ((record: BatchRecord) => TMessage) | undefined;
   /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /**
    * When no record of a batch succeeded, throw (an `AggregateError` of the records' errors)
    * instead of returning every record as failed, so that Lambda retries the batch also where the
    * event source does not report batch item failures. @default true
    */
-  readonly throwOnFullBatchFailure?: boolean;
+  readonly throwOnFullBatchFailure?: boolean | undefined;
 }
 
 /**

@@ -76,24 +76,24 @@ export interface LeanDynamoDBStoreOptions {
    * sends to the ARN's Region; bring your own `client` for that Region when you pass one).
    * @default process.env.IDEMPOTENCY_TABLE
    */
-  readonly tableName?: string;
+  readonly tableName?: string | undefined;
   /**
    * Bound your own client's requests: the SDK sets no timeouts (`requestHandler: { connectionTimeout,
    * requestTimeout, throwOnRequestTimeout: true }`; `requestTimeout` alone only logs).
    * @default a new `DynamoDBClient` with the environment's region (the ARN's, for a `tableName` given as one) and credentials, each request attempt bounded: 1 s to connect, 2 s in all
    */
-  readonly client?: DynamoDBClient;
+  readonly client?: DynamoDBClient | undefined;
   /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */
-  readonly attributes?: Partial<AttributeNames>;
+  readonly attributes?: Partial<AttributeNames> | undefined;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
-  readonly compressAboveBytes?: number;
+  readonly compressAboveBytes?: number | undefined;
   /** Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from `lambda-idempotency`. @default none */
-  readonly encryption?: OutcomeEncryption;
+  readonly encryption?: OutcomeEncryption | undefined;
   /**
    * Retention of records in seconds, for calls whose own `expiresAfterSeconds` is not set.
    * @default process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS when set, else the caller's default (86400)
    */
-  readonly expiresAfterSeconds?: number;
+  readonly expiresAfterSeconds?: number | undefined;
 }
 
 /**
@@ -110,7 +110,7 @@ export interface DynamoDBStoreOptions extends Omit<LeanDynamoDBStoreOptions, 'en
    * with keys from your provider). The provider itself (`{ currentKey, keyById }`) is still taken,
    * and means the same: deprecated, pass `aesGcmEncryption(provider)`. @default none
    */
-  readonly encryption?: OutcomeEncryption | ResponseEncryption;
+  readonly encryption?: OutcomeEncryption | ResponseEncryption | undefined;
 }
 
 /** The options with every default applied. @internal */

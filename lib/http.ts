@@ -45,7 +45,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * GET, HEAD, OPTIONS and TRACE requests always run without idempotency, whatever their header holds.
    * @default true
    */
-  readonly required?: boolean;
+  readonly required?: boolean | undefined;
   /**
    * The caller identity that scopes keys, so one tenant can never replay another's response: a
    * function of the event (a request it returns `undefined` for shares keys with every other such
@@ -58,11 +58,11 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * instance that its keys are shared: set `scope` to the caller the function verifies, or to
    * 'shared' to keep sharing them.
    */
-  readonly scope?: HttpScope<TEvent>;
+  readonly scope?: HttpScope<TEvent> | undefined;
   /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
-  readonly maxRetryAfterSeconds?: number;
+  readonly maxRetryAfterSeconds?: number | undefined;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 401, 403, 408, 425 and 429 */
-  readonly isFinalResponse?: (result: HttpResult) => boolean;
+  readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;
   /**
    * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
    * first, then those still accepted during a rotation); any other key gets a 400 and nothing runs.
@@ -73,7 +73,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * expire: rotating the secret retires them.
    * @default any key the client chooses
    */
-  readonly signedKeys?: { readonly secrets: readonly SigningSecret[]; readonly maxAgeSeconds?: number };
+  readonly signedKeys?: { readonly secrets: readonly SigningSecret[]; readonly maxAgeSeconds?: number | undefined } | undefined;
   /**
    * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
    * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can
@@ -81,7 +81,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * own `Content-Type` and `Retry-After` replace theirs, whatever the case of the names.
    * @default none
    */
-  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>);
+  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>) | undefined;
   /**
    * The function answers through Lambda response streaming (middy's streaming execution mode). A
    * string or nothing returned without `{ statusCode }` then reaches the client as the response
@@ -90,7 +90,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * returned alone is sent that way with or without this option.
    * @default false
    */
-  readonly responseStreaming?: boolean;
+  readonly responseStreaming?: boolean | undefined;
 }
 
 /** An Application Load Balancer request has no default caller identity: TypeScript asks for `scope`. */

@@ -55,16 +55,16 @@ export type IdempotencyListener = (event: IdempotencyEvent, detail: IdempotencyE
 /** Options of {@link cloudWatchLines}. */
 export interface ObservabilityOptions {
   /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default true (off in the deprecated object form of the `observability` option) */
-  readonly metrics?: boolean;
+  readonly metrics?: boolean | undefined;
   /**
    * One structured JSON log line per event, at `level` `ERROR` for `superseded`, `storeFailure` and
    * `bookkeepingFailure`, `WARN` for `takeover` and `payloadMismatch`, `INFO` for the others. @default false
    */
-  readonly logs?: boolean;
+  readonly logs?: boolean | undefined;
   /** CloudWatch metric namespace. @default 'LambdaIdempotency' */
-  readonly metricNamespace?: string;
+  readonly metricNamespace?: string | undefined;
   /** Where lines go; a promise it returns that rejects is logged once, as a listener's failure is. @default one line on standard output */
-  readonly write?: (line: string) => void;
+  readonly write?: ((line: string) => void) | undefined;
 }
 
 /** @internal */

@@ -24,7 +24,7 @@ export interface HttpRecordKey {
    */
   readonly route: string;
   /** The caller identity that scoped the key; omit it for requests without one. */
-  readonly caller?: string;
+  readonly caller?: string | undefined;
 }
 
 /**
@@ -33,8 +33,8 @@ export interface HttpRecordKey {
  * tenant id of an invocation in Lambda's tenant isolation mode, whose records are its own.
  */
 export type RecordAddress =
-  | { readonly name: string; readonly key: unknown; readonly tenant?: string }
-  | { readonly name: string; readonly http: HttpRecordKey; readonly tenant?: string }
+  | { readonly name: string; readonly key: unknown; readonly tenant?: string | undefined }
+  | { readonly name: string; readonly http: HttpRecordKey; readonly tenant?: string | undefined }
   | { readonly id: string };
 
 export type InspectRecordOptions = RecordAddress & {
@@ -44,13 +44,13 @@ export type InspectRecordOptions = RecordAddress & {
 export type ForgetRecordOptions = RecordAddress & {
   readonly store: IdempotencyStore;
   /** Delete only while the record has this status. @default any status */
-  readonly onlyIf?: RecordStatus;
+  readonly onlyIf?: RecordStatus | undefined;
   /**
    * Delete only the attempt whose lease ends at this instant, epoch milliseconds, as
    * `inspectRecord` returned it: only while that attempt holds the record INPROGRESS, never a
    * call that took it over since. @default any attempt
    */
-  readonly leaseUntil?: number;
+  readonly leaseUntil?: number | undefined;
 };
 
 /**

@@ -45,32 +45,32 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * which every such call would otherwise share: select `null` for a part that may be absent.
    * @default the whole input (a whole input's `undefined` members are dropped, as JSON drops them)
    */
-  readonly key?: (input: TInput, context: TContext | undefined) => unknown;
+  readonly key?: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
   /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
-  readonly fingerprint?: (input: TInput) => unknown;
+  readonly fingerprint?: ((input: TInput) => unknown) | undefined;
   /** Namespace of the records; callers with different names never share records. */
-  readonly name?: string;
+  readonly name?: string | undefined;
   /**
    * Retention of a record, seconds. Must outlive every retry of the caller.
    * @default the store's default (`DynamoDBStore`: `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`), else 86400
    */
-  readonly expiresAfterSeconds?: number;
+  readonly expiresAfterSeconds?: number | undefined;
   /** What to do when the key selector finds no value. @default 'throw' */
-  readonly onMissingKey?: 'throw' | 'skip';
+  readonly onMissingKey?: 'throw' | 'skip' | undefined;
   /**
    * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
    * record stays until its retention ends, even if deleted from the store (`forgetRecord`). @default 0
    */
-  readonly cacheSize?: number;
+  readonly cacheSize?: number | undefined;
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one
    * (with one, the lease ends at its deadline). @default 60
    */
-  readonly leaseSeconds?: number;
+  readonly leaseSeconds?: number | undefined;
   /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
   /** Where bookkeeping failures are reported (no payloads or keys are logged). @default console */
-  readonly logger?: IdempotencyLogger;
+  readonly logger?: IdempotencyLogger | undefined;
   /**
    * Errors that are the call's final outcome (a declined card, a validation error): stored and
    * replayed to duplicates as an error with the same name, message and `code`. Other errors release
@@ -78,9 +78,9 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * (`IN_PROGRESS`, `SUPERSEDED`, `STORE_FAILURE`, `COMMIT_FAILED`, `TRANSACTION_CONFLICT`) whatever this says.
    * @default none: every error releases
    */
-  readonly isFinalError?: (error: unknown) => boolean;
+  readonly isFinalError?: ((error: unknown) => boolean) | undefined;
   /** Further fields of a final error to store and replay (e.g. `['statusCode']`). @default [] */
-  readonly errorFields?: readonly string[];
+  readonly errorFields?: readonly string[] | undefined;
   /**
    * One-round-trip mode for handlers whose only effects are the writes they add to `transaction()`:
    * the handler runs first, then one `TransactWriteItems` creates the COMPLETED record together with
@@ -89,19 +89,19 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * record once and is replaced by its outcome; with no record, the caller gets it.
    * @default false
    */
-  readonly atomic?: boolean;
+  readonly atomic?: boolean | undefined;
   /**
    * No effect: every call can add writes to `transaction()`. Kept so that existing code compiles.
    * @deprecated `transaction()` works in every idempotent call.
    */
-  readonly transactions?: boolean;
+  readonly transactions?: boolean | undefined;
   /**
    * Receives each event (misses, replays, takeovers, …): `cloudWatchLines()` writes CloudWatch EMF
    * metrics and structured logs, or pass a listener of your own. The options object of
    * `cloudWatchLines` is still accepted here (metrics and logs off unless set) but deprecated: pass
    * `cloudWatchLines(options)`. @default off
    */
-  readonly observability?: IdempotencyListener | ObservabilityOptions;
+  readonly observability?: IdempotencyListener | ObservabilityOptions | undefined;
   /**
    * Concurrent calls with the same key in this process share one claim: duplicates wait for the
    * first call's outcome instead of getting `IN_PROGRESS`, while they can still answer before their
@@ -109,20 +109,20 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * its execution, and does so whatever this option says: both hold the record as the execution,
    * so the store cannot tell them apart. @default true
    */
-  readonly singleFlight?: boolean;
+  readonly singleFlight?: boolean | undefined;
   /**
    * How long a duplicate that meets another process's INPROGRESS record waits for it to complete,
    * counted from the call's start, also when it first followed an in-process duplicate (bounded
    * backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline), then
    * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. @default 0
    */
-  readonly waitForInProgressMillis?: number;
+  readonly waitForInProgressMillis?: number | undefined;
   /**
    * Lease of a durable execution's record, seconds: the execution holds its key across suspensions
    * and replays for this long, and the outcome of a call it completes is kept at least as long from
    * the call's claim (the execution's body makes the call again on every replay). @default the retention
    */
-  readonly durableLeaseSeconds?: number;
+  readonly durableLeaseSeconds?: number | undefined;
 }
 
 /** A check of one option's value: the sentence that says what is wrong, or `undefined`. */

@@ -24,7 +24,7 @@ export interface IssueIdempotencyKeyOptions {
   /** The current secret (the first of the list `signedKeys` verifies with). */
   readonly secret: SigningSecret;
   /** Clock, epoch milliseconds: the issue time the key carries (from 0 to the year 91,000 or so; else a `TypeError`). @default Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 /** Options of {@link verifyIdempotencyKey}. */
@@ -34,9 +34,9 @@ export interface VerifyIdempotencyKeyOptions {
    * future (clock skew). Keep it at most the records' retention less those 5 minutes.
    * @default no age limit
    */
-  readonly maxAgeSeconds?: number;
+  readonly maxAgeSeconds?: number | undefined;
   /** Clock, epoch milliseconds; needs `maxAgeSeconds`. A reading that is not a time (NaN, say) is a `TypeError`, never an accepted key. @default Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 /** The check of a `maxAgeSeconds` option. @internal */

@@ -6,9 +6,9 @@ import { CallTransaction } from './call-transaction.js';
 type Values = Record<string, NativeAttributeValue>;
 
 interface Expressions {
-  readonly ConditionExpression?: string;
-  readonly ExpressionAttributeNames?: Record<string, string>;
-  readonly ExpressionAttributeValues?: Values;
+  readonly ConditionExpression?: string | undefined;
+  readonly ExpressionAttributeNames?: Record<string, string> | undefined;
+  readonly ExpressionAttributeValues?: Values | undefined;
 }
 /** A Put in lib-dynamodb style: native JavaScript values. */
 export interface TransactionPut extends Expressions {

@@ -11,19 +11,21 @@ export interface TransitionParams {
   readonly from: string | readonly string[];
   readonly to: string;
   /** @default 'status' */
-  readonly attribute?: string;
+  readonly attribute?: string | undefined;
   /** Optimistic concurrency: the item's version must equal `expected`; it is incremented. */
-  readonly version?: { readonly attribute?: string; readonly expected: number };
+  readonly version?: { readonly attribute?: string | undefined; readonly expected: number } | undefined;
   /** Further attributes to set. */
-  readonly set?: Record<string, NativeAttributeValue>;
+  readonly set?: Record<string, NativeAttributeValue> | undefined;
   /** Numbers to add (e.g. `{ refunded: 25 }`), or elements to add to a set attribute. */
-  readonly add?: Record<string, number | Set<string> | Set<number>>;
+  readonly add?: Record<string, number | Set<string> | Set<number>> | undefined;
   /** A further condition; its placeholders must not start with `#t` or `:t`. */
-  readonly condition?: {
-    readonly expression: string;
-    readonly names?: Record<string, string>;
-    readonly values?: Record<string, NativeAttributeValue>;
-  };
+  readonly condition?:
+    | {
+        readonly expression: string;
+        readonly names?: Record<string, string> | undefined;
+        readonly values?: Record<string, NativeAttributeValue> | undefined;
+      }
+    | undefined;
 }
 
 /**

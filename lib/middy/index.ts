@@ -13,7 +13,7 @@ import type { IdempotencyOptions as MainOptions } from '../options.js';
 /** The options of `idempotency` from 'lambda-idempotency', with `observability` a listener only. */
 export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<TEvent, Context>, 'observability'> {
   /** Receives each event: `cloudWatchLines()` from 'lambda-idempotency', or a listener of your own. @default off */
-  readonly observability?: IdempotencyListener;
+  readonly observability?: IdempotencyListener | undefined;
 }
 
 /**

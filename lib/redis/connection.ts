@@ -19,8 +19,11 @@ export interface IORedisClient {
   once(event: string, listener: Listener): unknown;
   removeListener(event: string, listener: Listener): unknown;
   pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
-  /** `Cluster` only: the cluster's nodes, each with its address. */
-  nodes?(role: 'master'): Array<IORedisClient & { readonly options: { readonly host?: string; readonly port?: number } }>;
+  /**
+   * `Cluster` only: the cluster's nodes, each with its address. ioredis declares the address's parts
+   * `string | undefined`, so they say `| undefined` too: a `Cluster` is a client under `exactOptionalPropertyTypes`.
+   */
+  nodes?(role: 'master'): Array<IORedisClient & { readonly options: { readonly host?: string | undefined; readonly port?: number | undefined } }>;
   /** `Cluster` only: reads the slot map again. */
   refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }

@@ -50,16 +50,16 @@ export interface RedisStoreOptions {
    * such prefixes would share records). Do not put a `{hash tag}` in it: it would send every record to one shard.
    * @default 'idempotency:'
    */
-  readonly keyPrefix?: string;
+  readonly keyPrefix?: string | undefined;
   /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
-  readonly compressAboveBytes?: number;
+  readonly compressAboveBytes?: number | undefined;
   /**
    * Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from
    * `lambda-idempotency` (AES-256-GCM with keys from your provider). The provider itself
    * (`{ currentKey, keyById }`) is still taken, and means the same: deprecated, pass
    * `aesGcmEncryption(provider)`. @default none
    */
-  readonly encryption?: OutcomeEncryption | ResponseEncryption;
+  readonly encryption?: OutcomeEncryption | ResponseEncryption | undefined;
   /**
    * Claim even when the server's `maxmemory-policy` is not `noeviction`, or cannot be read (an ACL
    * that refuses `INFO`, a server whose `INFO` was renamed away): skips the check. Eviction can drop
@@ -67,7 +67,7 @@ export interface RedisStoreOptions {
    * `noeviction` (ElastiCache Serverless: no data storage maximum; see docs/redis.md) or that risk
    * is accepted. @default false
    */
-  readonly allowEviction?: boolean;
+  readonly allowEviction?: boolean | undefined;
   /**
    * Each store call ends within this many milliseconds of its first request to Redis, whatever the
    * client does: every step of the call counts, together. Waiting for a connecting client, the
@@ -83,7 +83,7 @@ export interface RedisStoreOptions {
    * again: the earlier its first attempt failed, the more time a reconnection gets.
    * @default none: the client's own timeouts
    */
-  readonly timeoutMillis?: number;
+  readonly timeoutMillis?: number | undefined;
   /**
    * Each write (claim, completion, release) counts only once this many replicas acknowledged it
    * (Redis `WAIT`), so that a failover does not lose it; otherwise the call fails (a claim with
@@ -95,7 +95,7 @@ export interface RedisStoreOptions {
    * `timeout`) is refused at construction.
    * @default none
    */
-  readonly waitForReplicas?: ReplicaWait;
+  readonly waitForReplicas?: ReplicaWait | undefined;
 }
 
 /** The longest delay a Node timer keeps (about 24.8 days). */

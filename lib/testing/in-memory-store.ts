@@ -42,19 +42,19 @@ export interface InMemoryStoreOptions {
    * `DynamoDBStore` takes as its option or from `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`, so a unit test
    * keeps records as long as the deployment does. @default the calls' default, 24 hours
    */
-  readonly expiresAfterSeconds?: number;
+  readonly expiresAfterSeconds?: number | undefined;
   /**
    * Responses whose JSON is larger than this are stored gzip-compressed: the deployment's
    * `DynamoDBStore` option, so a response near the 400 KB item limit is kept, or omitted, as there.
    * @default 32768
    */
-  readonly compressAboveBytes?: number;
+  readonly compressAboveBytes?: number | undefined;
   /**
    * Encrypt stored responses and final errors, as the deployment's `DynamoDBStore` does:
    * `aesGcmEncryption(provider)` from `lambda-idempotency`. A test then runs your key provider, and
    * meets the encryption's bytes at the item limit. @default none
    */
-  readonly encryption?: OutcomeEncryption;
+  readonly encryption?: OutcomeEncryption | undefined;
 }
 
 /**

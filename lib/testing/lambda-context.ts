@@ -13,16 +13,16 @@ import { DATE_RANGE_MILLIS } from './manual-clock.js';
 /** Options of {@link lambdaContext}. */
 export interface LambdaContextOptions {
   /** The function's name, which namespaces its records. @default 'test-function' */
-  readonly functionName?: string;
+  readonly functionName?: string | undefined;
   /** Time left before the invocation's deadline, measured when the context is made. @default 30000 */
-  readonly remainingMillis?: number;
+  readonly remainingMillis?: number | undefined;
   /** The clock the deadline follows, epoch milliseconds (e.g. `manualClock().now`). @default Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
   /**
    * The tenant of an invocation of a function in Lambda's tenant isolation mode, as
    * `context.tenantId`: each tenant's records are its own. @default none
    */
-  readonly tenantId?: string;
+  readonly tenantId?: string | undefined;
 }
 
 function unsupported(name: string): () => never {

@@ -33,13 +33,13 @@ export interface StoreContractOptions {
    * Milliseconds until the store drops `key` by itself, `undefined` when it never will: enables the
    * check that every key expires with its retention (a key without one lives forever).
    */
-  readonly ttlOf?: TtlOf;
+  readonly ttlOf?: TtlOf | undefined;
   /**
    * Writes a record into the store's database as given, bypassing the store (as a hand or an older
    * version would): enables the checks of records the store did not write, an INPROGRESS one
    * without a lease, one without a retention, an unknown status.
    */
-  readonly writeRecord?: WriteRecord;
+  readonly writeRecord?: WriteRecord | undefined;
 }
 
 /**

@@ -38,6 +38,8 @@ const both = httpIdempotency<HttpEvent | ALBEvent>({
 httpIdempotency<ALBEvent>({ store });
 // @ts-expect-error So it is for a function behind both.
 httpIdempotency<HttpEvent | ALBEvent>({ store });
+// @ts-expect-error A scope given as `undefined` is none.
+httpIdempotency<ALBEvent>({ store, scope: undefined });
 // A scope written for ALB events is enough to make the middleware one for ALB events.
 const inferredAlb: MiddlewareObj<ALBEvent, unknown, Error, Context> = httpIdempotency({ store, scope: (event: ALBEvent) => event.path });
 // @ts-expect-error `HttpEvent` was not widened: an ALB event is not one.

@@ -1,21 +1,33 @@
 /**
- * The shipped stores are `IdempotencyStore`s in a user's project that sets
- * `exactOptionalPropertyTypes` (a strict option outside `strict`): a test that passes an
- * `InMemoryStore` where the handler takes an `IdempotencyStore`, or the handler module that passes a
- * `DynamoDBStore`, compiles there too.
+ * A user's project that sets `exactOptionalPropertyTypes` (a strict option outside `strict`): the
+ * shipped stores are `IdempotencyStore`s there (a test that passes an `InMemoryStore` where the
+ * handler takes an `IdempotencyStore`, or the handler module that passes a `DynamoDBStore`, compiles
+ * there too), and options may be given as `undefined`, which every entry point reads as absent.
  */
 import ts from 'typescript';
 import { ROOT } from '../docs/snippets.js';
 import { COMPILER_OPTIONS } from '../docs/type-check.js';
 
-const USER_FILE = `${ROOT}/.exact-optional/app.ts`;
-const USER_CODE = `
+const STORES_FILE = `${ROOT}/.exact-optional/stores.ts`;
+const STORES_CODE = `
 import type { IdempotencyStore } from 'lambda-idempotency';
 import { DynamoDBStore } from 'lambda-idempotency';
 import { RedisStore } from 'lambda-idempotency/redis';
 import { InMemoryStore } from 'lambda-idempotency/testing';
+import { Cluster, Redis } from 'ioredis';
+import { Cluster as Cluster5 } from 'ioredis5';
+import { createClient, createCluster } from 'redis';
 
 export const stores: IdempotencyStore[] = [new InMemoryStore(), new DynamoDBStore({ tableName: 'idempotency' }), null as unknown as RedisStore];
+
+/** Every client docs/redis.md names is a RedisStore's client there too (ioredis declares the host and port of a Cluster node as possibly undefined). */
+export const redisStores: IdempotencyStore[] = [
+  new RedisStore({ client: new Redis({ lazyConnect: true }) }),
+  new RedisStore({ client: new Cluster([], { lazyConnect: true }) }),
+  new RedisStore({ client: new Cluster5([], { lazyConnect: true }) }),
+  new RedisStore({ client: createClient() }),
+  new RedisStore({ client: createCluster({ rootNodes: [] }) }),
+];
 
 /** A user's store with only the members the interface requires. */
 export const own: IdempotencyStore = {
@@ -25,19 +37,91 @@ export const own: IdempotencyStore = {
 };
 `;
 
-test('InMemoryStore, DynamoDBStore and RedisStore are IdempotencyStores under exactOptionalPropertyTypes', () => {
+const OPTIONS_FILE = `${ROOT}/.exact-optional/options.ts`;
+const OPTIONS_CODE = `
+import {
+  cloudWatchLines,
+  DynamoDBStore,
+  forgetRecord,
+  httpIdempotency,
+  idempotency,
+  idempotentBatch,
+  issueIdempotencyKey,
+  makeIdempotent,
+  recordIdOf,
+  transaction,
+  transition,
+  verifyIdempotencyKey,
+} from 'lambda-idempotency';
+import { DynamoDBStore as LeanDynamoDBStore } from 'lambda-idempotency/dynamodb';
+import { idempotency as leanIdempotency } from 'lambda-idempotency/middy';
+import { RedisStore } from 'lambda-idempotency/redis';
+import { InMemoryStore, lambdaContext, storeContract } from 'lambda-idempotency/testing';
+import { createClient } from 'redis';
+
+/** Settings read from the environment or a config file: each one may be missing. */
+declare const config: { table?: string; name?: string; ttl?: number; cacheSize?: number; prefix?: string; logger?: { warn(message: string): void } };
+const { table, name, ttl, cacheSize, prefix, logger } = config;
+
+const store = new DynamoDBStore({ tableName: table, expiresAfterSeconds: ttl });
+export const lean = new LeanDynamoDBStore({ tableName: table, compressAboveBytes: undefined });
+export const redis = new RedisStore({ client: createClient(), keyPrefix: prefix, timeoutMillis: undefined });
+export const memory = new InMemoryStore({ expiresAfterSeconds: ttl });
+export const context = lambdaContext({ functionName: name, remainingMillis: undefined });
+export const middleware = idempotency({ store, name, expiresAfterSeconds: ttl, cacheSize, logger, key: undefined });
+export const leanMiddleware = leanIdempotency({ store, name, observability: undefined });
+export const fn = makeIdempotent(async (id: string) => id, { store, name: 'fn', expiresAfterSeconds: ttl, fingerprint: undefined });
+export const http = httpIdempotency({ store, name, scope: undefined, maxRetryAfterSeconds: undefined });
+export const batch = idempotentBatch(async () => undefined, { store, name, concurrency: undefined, parse: undefined });
+export const signed = httpIdempotency({ store, signedKeys: { secrets: ['s'], maxAgeSeconds: ttl } });
+export const listener = cloudWatchLines({ metrics: undefined, metricNamespace: name });
+export const key = issueIdempotencyKey({ secret: 's', now: undefined });
+export const verified = verifyIdempotencyKey(key, ['s'], { maxAgeSeconds: ttl, now: undefined });
+export const id = recordIdOf({ name: 'charge', key: 'p-1', tenant: name });
+export const forgotten = forgetRecord({ store, name: 'charge', key: 'p-1', onlyIf: undefined, leaseUntil: undefined });
+export const checks = storeContract(() => memory, { ttlOf: undefined, writeRecord: undefined });
+export const writes = () =>
+  transaction()
+    .update(transition({ TableName: 't', Key: { id: 'p-1' }, from: 'PAID', to: 'REFUNDED', attribute: undefined, version: undefined, condition: undefined }))
+    .put({ TableName: 't', Item: { id: 'r-1' }, ConditionExpression: undefined, ExpressionAttributeValues: undefined });
+`;
+
+const FILES = new Map([
+  [STORES_FILE, STORES_CODE],
+  [OPTIONS_FILE, OPTIONS_CODE],
+]);
+
+/** The messages of each user file, all compiled in one program as a strict project would. */
+function compile(): Map<string, string[]> {
   const options: ts.CompilerOptions = { ...COMPILER_OPTIONS, exactOptionalPropertyTypes: true };
   const host = ts.createCompilerHost(options, true);
   const { fileExists, readFile, getSourceFile } = host;
-  host.fileExists = (path) => path === USER_FILE || fileExists.call(host, path);
-  host.readFile = (path) => (path === USER_FILE ? USER_CODE : readFile.call(host, path));
-  host.getSourceFile = (path, version, onError, shouldCreate) =>
-    path === USER_FILE ? ts.createSourceFile(path, USER_CODE, version, true) : getSourceFile.call(host, path, version, onError, shouldCreate);
+  host.fileExists = (path) => FILES.has(path) || fileExists.call(host, path);
+  host.readFile = (path) => FILES.get(path) ?? readFile.call(host, path);
+  host.getSourceFile = (path, version, onError, shouldCreate) => {
+    const code = FILES.get(path);
+    return code === undefined ? getSourceFile.call(host, path, version, onError, shouldCreate) : ts.createSourceFile(path, code, version, true);
+  };
   host.getCurrentDirectory = () => ROOT;
-  const program = ts.createProgram({ rootNames: [USER_FILE], options, host });
-  const file = program.getSourceFile(USER_FILE)!;
-  const messages = [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)].map((diagnostic) =>
-    ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'),
+  const program = ts.createProgram({ rootNames: [...FILES.keys()], options, host });
+  return new Map(
+    [...FILES.keys()].map((path) => {
+      const file = program.getSourceFile(path)!;
+      const diagnostics = [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)];
+      return [path, diagnostics.map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'))];
+    }),
   );
-  expect(messages).toEqual([]);
+}
+
+let messages: Map<string, string[]>;
+beforeAll(() => {
+  messages = compile();
+});
+
+test('InMemoryStore, DynamoDBStore and RedisStore (on each Redis client) are IdempotencyStores under exactOptionalPropertyTypes', () => {
+  expect(messages.get(STORES_FILE)).toEqual([]);
+});
+
+test('every entry point and store takes an option given as undefined under exactOptionalPropertyTypes', () => {
+  expect(messages.get(OPTIONS_FILE)).toEqual([]);
 });
