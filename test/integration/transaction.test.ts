@@ -230,6 +230,28 @@ describe('transaction() scope', () => {
     expect(probe.commits[0]).toHaveLength(2);
     expect(await bizItem('late')).toBeUndefined();
   });
+  test("work a call left running that asks for transaction() once the call ended gets a TypeError, not the ended call's collector or key", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const later = gate();
+    let left: Promise<unknown> | undefined;
+    const fn = makeIdempotent(
+      async (id: string) => {
+        // Not awaited: it runs on in this call's async context after the call returned.
+        left = later.promise.then(() => {
+          try {
+            return transaction().key;
+          } catch (error) {
+            return error;
+          }
+        });
+        return id;
+      },
+      { store, transactions: true, name: uniqueName('left-running') },
+    );
+    await fn('a');
+    later.open();
+    expect(await left).toEqual(new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.'));
+  });
 });
 
 describe('transactional completion', () => {
@@ -404,17 +426,21 @@ describe('transactional completion', () => {
     expect(await applied(counter)).toBe(0);
   });
 
-  test('limits: a 100th write and a second write on one item are TRANSACTION_INVALID as they are added; two puts of one item, which name no key, are refused by DynamoDB; the record is released each time', async () => {
+  test('limits: a 100th write and a second write on one item (its key, or a put of an item holding it) are TRANSACTION_INVALID as they are added; two puts of one item, which name no key, are refused by DynamoDB; the record is released each time', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
     const name = uniqueName('limits');
     let runs = 0;
     const fn = makeIdempotent(
-      async (input: { id: string; writes: number; twice?: 'update' | 'put' }) => {
+      async (input: { id: string; writes: number; twice?: 'update' | 'put' | 'updateThenPut' }) => {
         runs++;
         const tx = transaction();
         for (let i = 0; i < input.writes; i++) tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-${i}` } });
         if (input.twice === 'update') tx.update(increment(`${name}-${input.id}-0`));
+        if (input.twice === 'updateThenPut') {
+          tx.update(increment(`${name}-${input.id}-0`));
+          tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-0`, again: true } });
+        }
         if (input.twice === 'put') tx.put({ TableName: bizTable, Item: { id: `${name}-${input.id}-0`, again: true } });
         return 'ok';
       },
@@ -438,6 +464,14 @@ describe('transactional completion', () => {
     expect(await record(recordId(name, 'twice'))).toBeUndefined();
     expect(await bizItem(`${name}-twice-0`)).toBeUndefined();
 
+    // A put after a write naming its key: the put's item holds that key.
+    const putOnKey = await rejection(fn({ id: 'keyed', writes: 0, twice: 'updateThenPut' }));
+    expect(putOnKey).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: bizTable });
+    expect(putOnKey.message).toMatch(/^TRANSACTION_INVALID: transaction\(\): write 1 is on the item of write 0/);
+    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(await record(recordId(name, 'keyed'))).toBeUndefined();
+    expect(await bizItem(`${name}-keyed-0`)).toBeUndefined();
+
     const samePut = await rejection(fn({ id: 'puts', writes: 1, twice: 'put' }));
     expect(samePut.code).toBe('TRANSACTION_INVALID');
     expect(samePut.message).toMatch(/multiple operations on one item/);
@@ -447,7 +481,7 @@ describe('transactional completion', () => {
 
     // The limit counts the record: 99 writes + the record = 100 actions commit.
     expect(await fn({ id: 'many', writes: 99 })).toBe('ok');
-    expect(runs).toBe(4);
+    expect(runs).toBe(5);
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
   });
 
