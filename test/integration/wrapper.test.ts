@@ -353,6 +353,10 @@ test.each([
   ['Number.MAX_VALUE', Number.MAX_VALUE],
   ['1e300', 1e300],
   ['more than a Date can hold', 8.64e15 + 1],
+  ['NaN', Number.NaN],
+  ['negative', -1],
+  // A stub whose getRemainingTimeInMillis returns text: its digits are no time left.
+  ['the text 5000', '5000' as unknown as number],
 ])('a context whose time left is %s sets no deadline: the lease is leaseSeconds and the call runs once, not a STORE_FAILURE', async (label, millis) => {
   const name = `beyond-${label.replaceAll(' ', '-')}`;
   const turnstile = new Turnstile<number>();
