@@ -15,18 +15,10 @@ import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js'
 import { DynamoDBStore, type IdempotencyRecord, type IdempotencyStore } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { type ModelRecord as Model, random } from '../support/protocol-model.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'model' });
 const businessTable = useBusinessTable(client);
-
-interface Model {
-  readonly owner: string;
-  readonly status: 'INPROGRESS' | 'COMPLETED';
-  readonly expiresAt: number;
-  readonly leaseUntil?: number;
-  readonly fingerprint?: string;
-  readonly response?: string;
-}
 
 /** The record's state, as every store reports it; `withOutcome` adds the stored response. */
 function stateOf(record: Partial<IdempotencyRecord> | Model | undefined, withOutcome = false): object | undefined {
@@ -46,15 +38,6 @@ function itemState(item: Record<string, AttributeValue> | undefined): object | u
     leaseUntil: number('leaseUntil'),
     fingerprint: item.fingerprint?.S,
     response: item.response?.S,
-  };
-}
-
-/** A linear congruential generator: the same steps on every run. */
-function random(seed: number): <T>(choices: readonly T[]) => T {
-  let state = seed;
-  return (choices) => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return choices[Math.floor((state / 2147483648) * choices.length)]!;
   };
 }
 

@@ -8,27 +8,11 @@
  * is a minute or more, so no key expires in real time while a round runs, however slow the host.
  */
 import { RedisStore } from '../../lib/redis/index.js';
+import { type ModelRecord as Model, random } from '../support/protocol-model.js';
 import { CLIENT_KINDS, inspector } from '../support/redis.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
-
-interface Model {
-  readonly owner: string;
-  readonly status: 'INPROGRESS' | 'COMPLETED';
-  readonly expiresAt: number;
-  readonly leaseUntil?: number;
-  readonly fingerprint?: string;
-}
-
-/** A linear congruential generator: the same steps on every run. */
-function random(seed: number): <T>(choices: readonly T[]) => T {
-  let state = seed;
-  return (choices) => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return choices[Math.floor((state / 2147483648) * choices.length)]!;
-  };
-}
 
 for (const kind of CLIENT_KINDS) {
   test(`${kind.name}: every step keeps the model's record, its fencing and a TTL on the key`, async () => {
