@@ -171,6 +171,13 @@ test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore 
   expect((await store.inspect(recordKeyOf('sizes', 'big')))?.responseBytes).toBe(stored.B!.byteLength);
 });
 
+test('inspect sizes a response stored as text in UTF-8 bytes, as DynamoDBStore does, not in UTF-16 code units', async () => {
+  const store = new InMemoryStore();
+  const once = makeIdempotent(async (_id: string) => ({ note: 'é €' }), { store, name: 'sizes' });
+  await once('small');
+  expect((await store.inspect(recordKeyOf('sizes', 'small')))?.responseBytes).toBe(Buffer.byteLength('{"note":"é €"}'));
+});
+
 test('times that String() writes with an exponent (a lease within a microsecond of 1970, a retention past 1e21) read back as they were written', async () => {
   const store = new InMemoryStore();
   const claim = { key: 'k', now: 1e-7, leaseUntil: 5e-7, expiresAt: 1e21 };

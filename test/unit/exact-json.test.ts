@@ -64,3 +64,15 @@ test('a number beyond the doubles, too large or too small, arrives as its exact 
   expect(parseExactJson('{"n":1e400,"m":-1E-400,"k":[2.5e308]}')).toEqual({ n: '1e400', m: '-1E-400', k: ['2.5e308'] });
   expect(parseExactJson('{"n":1e400}')).not.toEqual(parseExactJson('{"n":1e401}'));
 });
+
+test('a decimal of more than 15 significant digits split by its point arrives exact: two amounts that round to one double stay two', () => {
+  expect(parseExactJson('{"amount":1234567890.12345678}')).toEqual({ amount: '1234567890.12345678' });
+  expect(parseExactJson('{"amount":1234567890.12345678}')).not.toEqual(parseExactJson('{"amount":1234567890.12345679}'));
+});
+
+test('digits inside a string after an escaped backslash or quote stay text, and the document parses as JSON.parse reads it', () => {
+  for (const text of ['{"a":"\\\\","b":"12345678901234567890"}', '{"a":"x\\"","b":"1234567890123456789.5"}', '["\\\\\\"",12,"9007199254740993"]']) {
+    expect(parseExactJson(text)).toEqual(JSON.parse(text));
+  }
+  expect(parseExactJson('{"a":"\\\\","b":[12345678901234567890]}')).toEqual({ a: '\\', b: ['12345678901234567890'] });
+});

@@ -215,6 +215,20 @@ describe('JSON bodies', () => {
     expect(printOf(nested(201, ' '))).not.toBe(printOf(nested(201, '')));
     expect(JSON.parse(printOf(nested(201, '')))).toEqual({ bytes: Buffer.from(nested(201, '')).toString('base64') });
   });
+
+  test.each([
+    ['a raw tab inside a string', '{"note":"a\tb"}'],
+    ['a number with a leading zero', '{"amount":0100}'],
+    ['a trailing comma', '[1,]'],
+    ['a member without its colon', '{"a" 1}'],
+  ])('%s is not JSON: compared by its bytes, not as the document it resembles', (_, text) => {
+    expect(JSON.parse(printOf(text))).toEqual({ bytes: Buffer.from(text).toString('base64') });
+  });
+
+  test('a text that is not JSON never shares a fingerprint with the document it resembles', () => {
+    expect(printOf('{"note":"a\tb"}')).not.toBe(printOf('{"note":"a\\tb"}'));
+    expect(printOf('{"amount":0100}')).not.toBe(printOf('{"amount":100}'));
+  });
 });
 
 describe('bodies that are not JSON, or not UTF-8', () => {

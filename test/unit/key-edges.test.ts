@@ -1,8 +1,10 @@
 /**
  * Edges of canonical JSON that the properties in `key-properties.test.ts` rarely reach: objects with
  * many members, member names the engine enumerates first (array indices), typed arrays longer than
- * one chunk of text, the nesting limit, objects JSON would write by their own members only (a Map,
- * an Error) and undefined inside a selected key's parts. Each expected text is written out.
+ * one chunk of text, the nesting limit (toJSON chains included), objects JSON would write by their
+ * own members only (a Map, a Set, an Error), lone surrogates in member names, undefined array
+ * elements where members are written one by one, and undefined inside a selected key's parts.
+ * Each expected text is written out.
  */
 import { canonicalJson } from '../../lib/index.js';
 import { canonicalKey } from '../../lib/key.js';
@@ -55,10 +57,46 @@ test('a Map or an Error is INVALID_KEY even with members of its own, which JSON 
   expect(invalidKey({ m: new Map() }).message).toMatch(/holds a Map at \$\.m/);
   expect(invalidKey(Object.assign(new Error('card declined'), { code: 'DECLINED' })).message).toMatch(/holds an Error at \$/);
   expect(invalidKey([Object.assign(new TypeError('bad'), { code: 'E' })]).message).toMatch(/holds a TypeError at \$\[0\]/);
+  // A Set, a WeakMap and a WeakSet as well: JSON writes each as its own members only.
+  expect(invalidKey(Object.assign(new Set(['order-1']), { tag: 'x' })).message).toMatch(/holds a Set at \$/);
+  expect(invalidKey({ w: Object.assign(new WeakMap(), { tag: 'x' }) }).message).toMatch(/holds a WeakMap at \$\.w/);
+  expect(invalidKey([Object.assign(new WeakSet(), { tag: 'x' })]).message).toMatch(/holds a WeakSet at \$\[0\]/);
 });
 
 test('undefined inside a part of a selected key is written as JSON writes it: only top-level parts are judged missing', () => {
   expect(canonicalKey({ ids: [1, undefined] }, true)).toBe('{"ids":[1,null]}');
   expect(canonicalKey([['c', undefined], 'r'], true)).toBe('[["c",null],"r"]');
   expect(canonicalKey([{ id: 'o', note: undefined }], true)).toBe('[{"id":"o"}]');
+});
+
+test('lone surrogates in member names sort after U+E000–FFFF, as the halves of astral characters do, U+DFFF included, whatever the insertion order', () => {
+  const names = ['\uD7FF', '\uE000', '\uFFFF', '\uD800', '\uDFFF'];
+  const expected = '{"\uD7FF":0,"\uE000":1,"\uFFFF":2,"\\ud800":3,"\\udfff":4}';
+  const forward = Object.fromEntries(names.map((name, i) => [name, i]));
+  const backward = Object.fromEntries(names.map((name, i) => [name, i]).reverse());
+  expect(canonicalJson(forward)).toBe(expected);
+  expect(canonicalJson(backward)).toBe(expected);
+  // Written one by one (with an array-index member), in the same order.
+  expect(canonicalJson({ ...backward, '7': 5 })).toBe(`{"7":5,${expected.slice(1)}`);
+});
+
+test('a toJSON that returns itself, or toJSON methods chained deeper than the limit, is nesting deeper than 200 levels, not a stack overflow', () => {
+  const selfish = {
+    toJSON(): unknown {
+      return this;
+    },
+  };
+  expect(invalidKey(selfish).message).toMatch(/nesting deeper than 200 levels at \$/);
+  let chained: unknown = 'leaf';
+  for (let i = 0; i < 300; i++) {
+    const inner = chained;
+    chained = { toJSON: () => inner };
+  }
+  expect(invalidKey(chained).message).toMatch(/nesting deeper than 200 levels at \$/);
+});
+
+test('an undefined array element is null where members are written one by one too: [undefined] is never []', () => {
+  expect(canonicalJson({ '0': 'o-1', items: [undefined] })).toBe('{"0":"o-1","items":[null]}');
+  expect(canonicalJson([undefined, { '1': 2 }])).toBe('[null,{"1":2}]');
+  expect(canonicalJson({ '0': 'o-1', items: [] })).toBe('{"0":"o-1","items":[]}');
 });
