@@ -437,4 +437,19 @@ describe('standard mode (no streaming)', () => {
     expect(await handler({ as: 'body' }, lambdaContext(name))).toEqual({ statusCode: 200, body: { rows: 2 } });
     expect(runs).toBe(2);
   });
+
+  test('a value that carries the stored-bytes member beside others, alone or as the body, is replayed as that value, never turned into a stream', async () => {
+    const name = 'marker-and-more';
+    let runs = 0;
+    const value = { 'lambda-idempotency:stream-base64': 'aGk=', note: 'not stream bytes' };
+    const handler = middy(async (event: { as: 'bare' | 'body' }) => (runs++, event.as === 'bare' ? value : { statusCode: 200, body: value })).use(
+      idempotency({ store, name }),
+    );
+    for (const as of ['bare', 'body'] as const) {
+      const expected = as === 'bare' ? value : { statusCode: 200, body: value };
+      expect(await handler({ as }, lambdaContext(name))).toStrictEqual(expected);
+      expect(await handler({ as }, lambdaContext(name))).toStrictEqual(expected);
+    }
+    expect(runs).toBe(2);
+  });
 });

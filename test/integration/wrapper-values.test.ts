@@ -5,7 +5,7 @@
 import { type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { rejection } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'wrapper-values' });
 
@@ -112,4 +112,35 @@ test('options that are not an object are a TypeError that says so', () => {
   for (const options of [undefined, null, 'charge']) {
     expect(() => makeIdempotent(async (x: string) => x, options as never)).toThrow(new TypeError('makeIdempotent: options must be an object.'));
   }
+});
+
+test('a final error replays with its code and selected fields as own enumerable members, as a thrown error has them (spread, logged, serialized)', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { name: 'CardDeclined', code: 'DECLINED', statusCode: 402, details: { attempts: 2 } });
+    },
+    { store, name: 'values-final-error-fields', isFinalError: () => true, errorFields: ['statusCode', 'details'] },
+  );
+  expect((await thrown(once('k'))).message).toBe('card declined');
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect([replayed.name, replayed.message]).toEqual(['CardDeclined', 'card declined']);
+  expect({ ...replayed }).toStrictEqual({ code: 'DECLINED', statusCode: 402, details: { attempts: 2 } });
+});
+
+test('a thrown value that is not an error (a string) is a final error replayed as an Error whose message is its text', async () => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw 'card declined';
+    },
+    { store, name: 'values-final-string', isFinalError: () => true },
+  );
+  expect(await once('k').catch((error: unknown) => error)).toBe('card declined');
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect([replayed instanceof Error, replayed.name, replayed.message]).toEqual([true, 'Error', 'card declined']);
 });

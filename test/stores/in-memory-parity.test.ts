@@ -176,3 +176,17 @@ test("configured as the deployment's DynamoDBStore (compressAboveBytes, encrypti
   // Both sides of the limit are met, so the comparison can fail.
   expect(new Set(Object.values(kept).map(([inMemory]) => inMemory))).toEqual(new Set([true, false]));
 });
+
+test('a response is measured in UTF-8 bytes, as DynamoDB counts it: text of two-byte characters that fits an item in characters but not in bytes is kept by neither store', async () => {
+  const now = Date.parse('2030-01-05T00:00:00Z');
+  const options = { compressAboveBytes: 409_600 }; // never compressed: the text is stored as it is, or not at all
+  const [memory, configured] = [new InMemoryStore(options), new DynamoDBStore({ tableName, client, ...options })];
+  const kept: Record<number, boolean[]> = {};
+  // 190,000 'é' are 380,002 bytes of JSON; 204,790 are 409,582 bytes (not compressed, past the outcome's room), yet half as many characters.
+  for (const count of [190_000, 204_790]) {
+    const response = JSON.stringify('é'.repeat(count));
+    const key = `parity-utf8-${now}#${count}`;
+    kept[count] = [await keeps(memory, key, response, now), await keeps(configured, key, response, now)];
+  }
+  expect(kept).toEqual({ 190000: [true, true], 204790: [false, false] });
+});

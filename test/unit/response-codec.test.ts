@@ -56,6 +56,19 @@ describe('round trips', () => {
   });
 });
 
+describe('the compression threshold', () => {
+  test.each([
+    ['of exactly compressAboveBytes bytes is stored as text', JSON.stringify('x'.repeat(1022)), 'S'],
+    ['one byte longer is compressed', JSON.stringify('x'.repeat(1023)), 'B'],
+    // 342 three-byte characters: 1,028 bytes of UTF-8 in 344 UTF-16 units, so bytes are counted, not units.
+    ['past it in UTF-8 bytes but not in characters is compressed', JSON.stringify('€'.repeat(342)), 'B'],
+  ])('a response %s', async (_what, json, type) => {
+    const stored = plain.encode(json, 'response', KEY, undefined);
+    expect(Object.keys(stored)).toEqual([type]);
+    expect(await plain.decode(stored, 'response', undefined, KEY)).toBe(json);
+  });
+});
+
 describe('with encryption, only authenticated ciphertext is read', () => {
   const reject = (value: Parameters<ResponseCodec['decode']>[0], kind: 'response' | 'error', keyId: string | undefined) =>
     expect(sealing.decode(value, kind, keyId, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);

@@ -54,3 +54,13 @@ test('a final error cut short keeps its name, code and the small fields that fit
   // The fields that did not fit are dropped, not cut.
   expect(Object.keys(kept).length).toBeLessThan(4 + 40);
 });
+
+test('a final error that fills its room to the byte is stored as it is, its large fields included; one byte more and it is cut short', async () => {
+  const error = JSON.stringify({ name: 'CardDeclined', message: 'declined', code: 'DECLINED', details: { attempts: [1, 2, 3] } });
+  // The room less the name `error` (5 bytes) is exactly the error's text.
+  const budget = Buffer.byteLength(error) + 5;
+  const fits = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, budget);
+  expect(fits).toStrictEqual({ omitted: false, error: { S: error } });
+  const cut = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, budget - 1);
+  expect(JSON.parse(cut.storedError!)).toStrictEqual({ name: 'CardDeclined', message: 'declined', code: 'DECLINED' });
+});
