@@ -1,4 +1,18 @@
-import { App, Aspects, CfnParameter, CfnResource, Duration, Fn, type IResolvable, Lazy, PhysicalName, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import {
+  App,
+  Aspects,
+  CfnParameter,
+  CfnResource,
+  Annotations as ConstructAnnotations,
+  Duration,
+  Fn,
+  type IResolvable,
+  Lazy,
+  PhysicalName,
+  RemovalPolicy,
+  Stack,
+  Token,
+} from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import {
   AttributeType,
@@ -777,6 +791,10 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   const slow = quiet('SlowConsumer');
   cfn<CfnFunction>(slow).addPropertyOverride('Timeout', 300);
   records.attachSqsConsumer(slow, new Queue(stack, 'Fast', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }));
+  // A visibility timeout lowered by an override below the function timeout.
+  const lowered = new Queue(stack, 'Lowered', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(5) });
+  cfn<CfnQueue>(lowered).addPropertyOverride('VisibilityTimeout', 5);
+  records.attachSqsConsumer(quiet('LoweredConsumer'), lowered);
   // A stream source's record age limit removed by an override: retried for the stream's 7 days.
   const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
   const reader = quiet('StreamConsumer');
@@ -791,6 +809,11 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   late.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 2 });
   records.attachFunction(late, { expiresAfter: Duration.hours(2) });
   cfn<CfnEventInvokeConfig>(late.node.findChild('EventInvokeConfig')).addPropertyOverride('MaximumEventAgeInSeconds', 6 * 3_600);
+  // Async-invoke retries turned on by an override: retried for 6 h against records kept 2 h.
+  const retried = fn(stack, 'RetriedFunction');
+  retried.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 0 });
+  records.attachFunction(retried, { expiresAfter: Duration.hours(2) });
+  cfn<CfnEventInvokeConfig>(retried.node.findChild('EventInvokeConfig')).addPropertyOverride('MaximumRetryAttempts', 2);
   // Batch item failures reporting removed by an override: Lambda would ignore the batch helper's failures.
   const unreported = quiet('UnreportedConsumer');
   records.attachSqsConsumer(unreported, new Queue(stack, 'Unreported', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }));
@@ -805,8 +828,10 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   );
   found.hasError('/Overridden/ManyReceivesConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*for 25 h.*100 receives × 15 min'));
   found.hasError('/Overridden/SlowConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*1 min.*function timeout \\(5 min\\)'));
+  found.hasError('/Overridden/LoweredConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*of 5 s.*function timeout \\(10 s\\)'));
   found.hasError('/Overridden/StreamConsumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 7 h.*for 7 days'));
   found.hasError('/Overridden/AsyncFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*2 h'));
+  found.hasError('/Overridden/RetriedFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*2 h'));
 });
 
 test("an event source's maximum concurrency leaves a backlog unreceived: a queue with a dead-letter queue can redeliver until its retention period ends, a warning", () => {
@@ -961,7 +986,10 @@ test("retry settings known only at deploy time are a warning that says what coul
     );
   }
   found.hasWarning('/RetryTokens/DynamoRetries', Match.stringLikeRegexp('`retryAttempts` known only at deploy time.*kept 1 h.*streamNotChecked'));
-  // Never "sets no maxRecordAge": it sets one, unknown here.
+  // Never "sets no maxRecordAge", nor "retries until the stream drops its records": it sets an age, unknown here.
+  for (const id of ['DynamoAge', 'KinesisAge', 'ImportedAge']) {
+    expect(found.findWarning(`/RetryTokens/${id}`, Match.stringLikeRegexp('streamRetriesUntilDropped'))).toEqual([]);
+  }
   expect(found.findWarning('/RetryTokens/ImportedAge', Match.stringLikeRegexp('sets no'))).toEqual([]);
   for (const quiet of ['NoRetries', 'WeekLong']) {
     expect(found.findWarning(`/RetryTokens/${quiet}`, Match.stringLikeRegexp('streamNotChecked'))).toEqual([]);
@@ -1035,6 +1063,11 @@ test('a function deployed under its own name is found by it: event sources and a
   new CfnEventSourceMapping(wiring, 'Elsewhere', {
     functionName: 'arn:aws:lambda:eu-west-1:222222222222:function:payments',
     eventSourceArn: queue('Other').queueArn,
+  });
+  // And in another Region.
+  new CfnEventSourceMapping(wiring, 'ElsewhereRegion', {
+    functionName: 'arn:aws:lambda:us-east-1:111111111111:function:payments',
+    eventSourceArn: queue('OtherRegion').queueArn,
   });
   Template.fromStack(wiring);
   const annotations = Annotations.fromStack(payments);
@@ -1530,4 +1563,87 @@ test('on an aws-cdk-lib that cannot render a resource for the checks, they read 
     if (construct instanceof CfnResource) Object.defineProperty(construct, '_toCloudFormation', { value: undefined });
   }
   expect(findings()).toEqual(rendered);
+});
+
+test("properties left unset are checked at AWS's defaults: a queue's 30 s visibility timeout, a function's 3 s timeout, a Kinesis stream's 24 h retention", () => {
+  const stack = new Stack(new App(), 'Defaults');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(2) });
+  const dlq = new Queue(stack, 'Dlq');
+  const quiet = (consumer: LambdaFunction) => {
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+    return consumer;
+  };
+  // A queue without a visibility timeout (30 s) feeding a 10 s function: below 6 × 10 s.
+  records.attachSqsConsumer(quiet(fn(stack, 'DefaultVisibility')), new Queue(stack, 'Unset', { deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }));
+  // A function without a timeout (3 s) fed by a queue of 6 × 3 s: exactly what AWS recommends, no finding.
+  const { timeout: _, ...untimed } = fnProps();
+  records.attachSqsConsumer(
+    quiet(new LambdaFunction(stack, 'DefaultTimeout', untimed)),
+    new Queue(stack, 'SixDefaultTimeouts', { visibilityTimeout: Duration.seconds(18), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }),
+  );
+  // A Kinesis stream whose retention an override deletes keeps records 24 h, within the records' 2 days.
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  (events.node.defaultChild as CfnResource).addPropertyDeletionOverride('RetentionPeriodHours');
+  const reader = quiet(fn(stack, 'DefaultStreamRetention'));
+  records.attachFunction(reader);
+  reader.addEventSource(
+    new KinesisEventSource(events, { startingPosition: StartingPosition.LATEST, reportBatchItemFailures: true, onFailure: new SqsDlq(dlq) }),
+  );
+  const found = Annotations.fromStack(stack);
+  found.hasWarning(
+    '/Defaults/DefaultVisibility',
+    Match.stringLikeRegexp('Defaults/Unset has a visibility timeout of 30 s.*at least 1 min.*visibilityBelowSixTimeouts'),
+  );
+  expect(found.findWarning('/Defaults/DefaultTimeout', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+  found.hasWarning('/Defaults/DefaultStreamRetention', Match.stringLikeRegexp('Defaults/Events drops its records \\(1 day\\).*streamRetriesUntilDropped'));
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
+});
+
+test('limits met exactly on stream sources and settings resolved late: an age limit as long as the stream keeps records still retries until it drops them; response types from a token are no error', () => {
+  const stack = new Stack(new App(), 'Late');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(7) });
+  const dlq = new Queue(stack, 'Dlq');
+  const consumer = (id: string) => {
+    const handler = fn(stack, id);
+    handler.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+    records.attachFunction(handler);
+    return handler;
+  };
+  // maxRecordAge 7 days on a stream that keeps records 7 days: the age limit does not end the retries first.
+  consumer('WeekAge').addEventSource(
+    new KinesisEventSource(new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) }), {
+      startingPosition: StartingPosition.LATEST,
+      reportBatchItemFailures: true,
+      onFailure: new SqsDlq(dlq),
+      maxRecordAge: Duration.days(7),
+    }),
+  );
+  // Response types resolved at synth from a lazy value: ReportBatchItemFailures, as CloudFormation gets it.
+  new CfnEventSourceMapping(stack, 'LazyTypes', {
+    functionName: consumer('LazyConsumer').functionName,
+    eventSourceArn: new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }).queueArn,
+    functionResponseTypes: Lazy.list({ produce: () => ['ReportBatchItemFailures'] }),
+  });
+  Template.fromStack(stack).hasResourceProperties('AWS::Lambda::EventSourceMapping', { FunctionResponseTypes: ['ReportBatchItemFailures'] });
+  const found = Annotations.fromStack(stack);
+  found.hasWarning('/Late/WeekAge', Match.stringLikeRegexp('Late/Events drops its records \\(7 days\\).*streamRetriesUntilDropped'));
+  expect(found.findWarning('/Late/LazyConsumer', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+  expect(found.findError('*', Match.anyValue())).toEqual([]);
+});
+
+test('a warning is acknowledged by its id (Annotations.acknowledgeWarning), and stays for the functions that did not acknowledge it', () => {
+  const stack = new Stack(new App(), 'Acknowledged');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(5) });
+  const wire = (id: string) => {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+    records.attachSqsConsumer(consumer, new Queue(stack, `${id}Queue`, { visibilityTimeout: Duration.minutes(1) }));
+    return consumer;
+  };
+  // Messages kept 4 days, records 5: a failing message is deleted at the end of its retention, which this consumer accepts.
+  ConstructAnnotations.of(wire('Accepted')).acknowledgeWarning('lambda-idempotency:queueWithoutDeadLetterQueue', 'failed orders are reconciled daily');
+  wire('Other');
+  const found = Annotations.fromStack(stack);
+  expect(found.findWarning('/Acknowledged/Accepted', Match.anyValue())).toEqual([]);
+  found.hasWarning('/Acknowledged/Other', Match.stringLikeRegexp('queueWithoutDeadLetterQueue'));
 });
