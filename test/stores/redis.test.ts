@@ -271,6 +271,17 @@ for (const kind of CLIENT_KINDS) {
       expect(await inspectRecord({ store, id })).toMatchObject({ status: 'COMPLETED' });
     });
 
+    test('forget by lease never deletes a COMPLETED record, even one that still carries that lease (copied by hand from an attempt that held it)', async () => {
+      const store = new RedisStore({ client: opened.client, keyPrefix: `lease-done-${kind.name}:` });
+      const now = Date.now();
+      const hash = `lease-done-${kind.name}:k`;
+      const fields = { status: 'COMPLETED', owner: 'a', leaseUntil: String(now + 60_000), expiresAt: String(Math.floor(now / 1000) + 3600), response: '1' };
+      await raw.hset(hash, fields);
+      await raw.pexpire(hash, 3_600_000);
+      expect([await store.forget('k', undefined, now + 60_000), await store.forget('k', 'COMPLETED', now + 60_000)]).toEqual([false, false]);
+      expect(await raw.hgetall(hash)).toEqual(fields);
+    });
+
     test('a live hash the store did not write fails closed, naming what is wrong and how to remove it; forgotten, the call runs', async () => {
       const keyPrefix = `malformed-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix });
@@ -560,6 +571,20 @@ for (const [name, open] of [
       expect(await waiting.forget(`waits#none-${randomBytes(8).toString('hex')}`)).toBe(false);
       const forgotten = await waiting.forget(key).then(String, (error: Error) => error.name);
       expect([forgotten, await raw.exists(`${keyPrefix}${key}`)]).toEqual(['ReplicaWaitTimeout', 0]);
+    });
+    test("with waitForReplicas (no replica): a late attempt's completion or release refused by another owner's record, held or COMPLETED, writes nothing and waits for nothing", async () => {
+      const store = new RedisStore({ client, keyPrefix });
+      const waiting = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 1 } });
+      const key = `late#${randomBytes(8).toString('hex')}`;
+      const late = { key, owner: 'owner-b', expiresAt: Math.floor(t0 / 1000) + 7200, now: t0, response: '"late"' };
+      expect(await store.claim(claimRequest(key))).toEqual({ claimed: true });
+      expect(await waiting.complete(late)).toMatchObject({ completed: false, record: { owner: 'owner-a', status: 'INPROGRESS' } });
+      expect(await waiting.release(late)).toMatchObject({ released: false, record: { owner: 'owner-a', status: 'INPROGRESS' } });
+      expect(await store.complete({ ...late, owner: 'owner-a', response: '"first"' })).toEqual({ completed: true, responseStored: true });
+      const stored = await raw.hgetall(`${keyPrefix}${key}`);
+      expect(await waiting.complete(late)).toMatchObject({ completed: false, record: { owner: 'owner-a', status: 'COMPLETED' } });
+      expect(await waiting.release(late)).toMatchObject({ released: false, record: { owner: 'owner-a', status: 'COMPLETED' } });
+      expect(await raw.hgetall(`${keyPrefix}${key}`)).toEqual(stored);
     });
   });
 }
