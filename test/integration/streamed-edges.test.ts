@@ -158,6 +158,34 @@ describe.each<[string, (text: Readable) => unknown]>([
     expect(again.prelude).toEqual(plain.prelude);
     expect(runs).toBe(1);
   });
+
+  test('ending in a character of two UTF-16 units across the last cut, reaches the first caller and a duplicate as its own bytes', async () => {
+    const name = `last-cut-${label.replaceAll(/\W+/g, '-')}`;
+    // 16,385 units: middy's second slice would be the emoji's low half alone.
+    const bytes = Buffer.from(`${'a'.repeat(16_383)}😀`, 'utf8');
+    let runs = 0;
+    const handler = middy(async () => (runs++, respond(Readable.from([bytes]))), streamingMode as never).use(idempotency({ store, name }));
+    const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    expect(first.bytes.equals(bytes)).toBe(true);
+    expect(again.bytes.equals(bytes)).toBe(true);
+    expect(runs).toBe(1);
+  });
+
+  test('with a character of two UTF-16 units that ends exactly at a cut, is stored as text, as middy writes it whole', async () => {
+    const name = `whole-at-cut-${label.replaceAll(/\W+/g, '-')}`;
+    const text = `${'a'.repeat(16_382)}😀${'b'.repeat(100)}`;
+    const bytes = Buffer.from(text, 'utf8');
+    let runs = 0;
+    const handler = middy(async () => (runs++, respond(Readable.from([bytes]))), streamingMode as never).use(idempotency({ store, name }));
+    const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+    expect(first.bytes.equals(bytes)).toBe(true);
+    expect(again.bytes.equals(bytes)).toBe(true);
+    expect(runs).toBe(1);
+    const stored = JSON.parse((await readItem(client, tableName, recordId(name, { id: 1 })))!.response!.S!) as unknown;
+    expect(label === 'alone' ? stored : (stored as { body: unknown }).body).toBe(text);
+  });
 });
 
 test('a stream too large to store even compressed: the first caller gets every byte, the record completes without it, a duplicate gets RESPONSE_NOT_STORED', async () => {

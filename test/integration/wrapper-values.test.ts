@@ -130,6 +130,65 @@ test('a final error replays with its code and selected fields as own enumerable 
   expect({ ...replayed }).toStrictEqual({ code: 'DECLINED', statusCode: 402, details: { attempts: 2 } });
 });
 
+test.each([
+  ['a number', 402],
+  ['0', 0],
+  ['an empty string', ''],
+])('a final error whose code is %s replays with that code, of the same type', async (label, code) => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { code });
+    },
+    { store, name: `values-code-${label.replaceAll(' ', '-')}`, isFinalError: () => true },
+  );
+  expect((await thrown(once('k'))).code).toBe(code);
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect(replayed.code).toBe(code);
+});
+
+test('a selected field JSON cannot hold (a BigInt, a cycle) is dropped alone: the fields after it replay', async () => {
+  let runs = 0;
+  const loop: Record<string, unknown> = {};
+  loop.self = loop;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw Object.assign(new Error('card declined'), { amount: 10n, trail: loop, statusCode: 402 });
+    },
+    { store, name: 'values-unstorable-field', isFinalError: () => true, errorFields: ['amount', 'trail', 'statusCode'] },
+  );
+  await thrown(once('k'));
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect({ ...replayed }).toStrictEqual({ statusCode: 402 });
+});
+
+test('an error inside a selected field is stored without its stack, even when the stack is an enumerable member (an error rebuilt from a wire format)', async () => {
+  let runs = 0;
+  const upstream = Object.assign(Object.create(Error.prototype) as Error, {
+    name: 'UpstreamError',
+    message: 'gateway refused',
+    stack: 'UpstreamError: gateway refused\n    at charge (/var/task/index.js:12:7)',
+  });
+  expect(Object.keys(upstream)).toContain('stack');
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw new Error('card declined', { cause: upstream });
+    },
+    { store, name: 'values-cause-stack', isFinalError: () => true, errorFields: ['cause'] },
+  );
+  await thrown(once('k'));
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect(replayed.cause).toStrictEqual({ name: 'UpstreamError', message: 'gateway refused' });
+  const item = await readItem(client, tableName, recordId('values-cause-stack', 'k'));
+  expect(item?.error?.S).not.toContain('/var/task');
+});
+
 test('a thrown value that is not an error (a string) is a final error replayed as an Error whose message is its text', async () => {
   let runs = 0;
   const once = makeIdempotent(

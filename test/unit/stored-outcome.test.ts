@@ -64,3 +64,11 @@ test('a final error that fills its room to the byte is stored as it is, its larg
   const cut = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, budget - 1);
   expect(JSON.parse(cut.storedError!)).toStrictEqual({ name: 'CardDeclined', message: 'declined', code: 'DECLINED' });
 });
+
+test('a final error cut short keeps a string field of up to 256 characters whole, and drops a longer one rather than cut it', async () => {
+  const error = JSON.stringify({ name: 'CardDeclined', message: 'm'.repeat(4000), code: 'DECLINED', reason: 'r'.repeat(256), detail: 'd'.repeat(257) });
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 2000);
+  const kept = JSON.parse(stored.storedError!) as Record<string, unknown>;
+  expect(kept).toMatchObject({ name: 'CardDeclined', code: 'DECLINED', reason: 'r'.repeat(256), message: expect.stringMatching(/^m+…$/) });
+  expect(kept).not.toHaveProperty('detail');
+});
