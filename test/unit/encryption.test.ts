@@ -3,8 +3,10 @@
  * one, and the stores tell the module from a key provider passed itself (the older shape, which the
  * main entry's DynamoDBStore still takes and the lean one refuses).
  */
+
+import { gzipSync } from 'node:zlib';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
-import { aesGcmEncryption, DynamoDBStore } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, describeStoreFailure } from '../../lib/index.js';
 import { ResponseCodec } from '../../lib/response-codec.js';
 import { isKeyProvider, isOutcomeEncryption } from '../../lib/stored-outcome.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -35,6 +37,22 @@ describe('the sealed format', () => {
     expect(plain.B!.byteLength).toBe(Buffer.byteLength('{"ok":true}') + 29);
     expect(await codec.decode(compressed, 'response', 'golden', 'charge#golden')).toBe(JSON.stringify('z'.repeat(100)));
   });
+});
+
+test('open() refuses a sealed value whose format byte (outside the authenticated data) was relabelled, plain to gzip or back', async () => {
+  const key = { id: 'k', key: Buffer.alloc(32, 9) };
+  const encryption = aesGcmEncryption({ currentKey: () => key, keyById: () => key.key });
+  const sealedFor = { recordKey: 'charge#1', kind: 'response' } as const;
+  for (const [plain, compressed] of [
+    [Buffer.from('{"ok":true}'), false],
+    [gzipSync('{"ok":true}'), true],
+  ] as const) {
+    const sealed = Buffer.from(encryption.seal(plain, compressed, key, sealedFor));
+    expect(await encryption.open(sealed, 'k', sealedFor)).toEqual({ plain, compressed });
+    sealed[0] = compressed ? 1 : 2;
+    const error = await encryption.open(sealed, 'k', sealedFor).catch((caught: unknown) => caught);
+    expect(describeStoreFailure(error)).toBe('UnreadableRecordError');
+  }
 });
 
 describe('which shape `encryption` takes', () => {
