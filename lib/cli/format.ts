@@ -41,7 +41,8 @@ export function describeRecord(summary: RecordSummary, now: number): string {
       'expires',
       expires === undefined
         ? 'none (written by hand or by an older version): the next call with this key sets one'
-        : `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`,
+        : // A record holds through the second its retention names: stores take it over only after it.
+          `${instant(expires, now)}${expires < Math.floor(now / 1000) * 1000 ? ', expired: the next call with this key runs again' : ''}`,
     ],
     [
       'lease',

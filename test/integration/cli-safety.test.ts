@@ -131,6 +131,40 @@ test('plain forget of a COMPLETED record leaves alone a call that claims and com
   expect(runs).toBe(1);
 });
 
+test.each([
+  ['its owner (a call claimed it again)', { owner: { S: 'later' } }],
+  ['its status', { status: { S: 'INPROGRESS' } }],
+  ['a lease (a call took it INPROGRESS)', { leaseUntil: { N: String(Date.now() + 60_000) } }],
+  ['its retention (completed again)', { expiration: { N: String(Math.floor(Date.now() / 1000) + 86_400) } }],
+])('plain forget of a COMPLETED record deletes it only as read: a change of %s between the read and the delete keeps it', async (_change, changed) => {
+  const id = recordId('safety-fence', Object.keys(changed)[0]);
+  const read = { id: { S: id }, status: { S: 'COMPLETED' }, owner: { S: 'earlier' }, expiration: { N: String(Math.floor(Date.now() / 1000) - 60) } };
+  await client.send(new PutItemCommand({ TableName: tableName, Item: read }));
+  const forgot = await forgetRaced(async () => {
+    await client.send(new PutItemCommand({ TableName: tableName, Item: { ...read, ...changed } }));
+  }, id);
+  expect(forgot).toEqual({
+    code: 3,
+    stdout: `${id} changed after forget read it COMPLETED (a call claimed it again after its retention, or it is gone): nothing deleted.\n`,
+    stderr: '',
+  });
+  expect(await readItem(client, tableName, id)).toEqual({ ...read, ...changed });
+});
+
+test('plain forget of an item it cannot read as a record, which is gone before the delete, reports nothing deleted', async () => {
+  const id = recordId('safety-unreadable-gone', 'o-1');
+  // No owner, and a status no version wrote: not a record.
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'PENDING' } } }));
+  const forgot = await forgetRaced(async () => {
+    await client.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: id } } }));
+  }, id);
+  expect(forgot).toEqual({
+    code: 3,
+    stdout: `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.\n`,
+    stderr: '',
+  });
+});
+
 test('a key, id or name that misses the record the function uses says what to check (the number and string twins of a key, an id copied in part, a qualified name) and which Region it read', async () => {
   const name = 'safety-miss';
   let runs = 0;

@@ -313,6 +313,44 @@ test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecon
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
+test('forget --only-if COMPLETED leaves alone an attempt that holds the record INPROGRESS (exit 3); once it has completed, it deletes it', async () => {
+  const id = recordId('cli-only-completed', 'o-1');
+  const now = Date.now();
+  const expiresAt = Math.floor(now / 1000) + 86_400;
+  await store.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt, now });
+  const args = ['forget', '--table', tableName, '--id', id, '--only-if', 'COMPLETED', '--yes'];
+  expect(await cliAt(now, ...args)).toEqual({
+    code: 3,
+    stdout: `No record ${id} with status COMPLETED in ${tableName} (local): nothing deleted.\n`,
+    stderr: '',
+  });
+  expect((await readItem(client, tableName, id))?.owner).toEqual({ S: 'running' });
+  await store.complete({ key: id, owner: 'running', expiresAt, response: '"p-o-1"', now });
+  expect(await cliAt(now, ...args)).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted \S+; the next call with this key runs again/) });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test('inspect calls a record expired only once a call would run again: not in the last second of its retention, in which a duplicate still replays', async () => {
+  const id = recordId('cli-retention-edge', 'o-1');
+  const now = Date.now();
+  const expiresAt = Math.floor(now / 1000) + 3600;
+  await store.claim({ key: id, owner: 'earlier', leaseUntil: now + 60_000, expiresAt, now });
+  await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-o-1"', now });
+  // Stores take a record over once its retention, in epoch seconds, is before the current second.
+  const lastMillisecond = expiresAt * 1000 + 999;
+  const inspected = await cliAt(lastMillisecond, 'inspect', '--table', tableName, '--id', id);
+  expect(inspected).toMatchObject({ code: 0, stdout: expect.stringMatching(/\n {2}expires +\S+Z \(0 s ago\)\n/) });
+  const claimed = await store.claim({ key: id, owner: 'later', leaseUntil: lastMillisecond + 60_000, expiresAt: expiresAt + 86_400, now: lastMillisecond });
+  expect(claimed.claimed).toBe(false);
+  const after = await cliAt(lastMillisecond + 1, 'inspect', '--table', tableName, '--id', id);
+  expect(after.stdout).toMatch(/\n {2}expires +\S+Z \(1 s ago\), expired: the next call with this key runs again\n/);
+  expect(
+    await store.claim({ key: id, owner: 'later', leaseUntil: lastMillisecond + 60_001, expiresAt: expiresAt + 86_400, now: lastMillisecond + 1 }),
+  ).toMatchObject({
+    claimed: true,
+  });
+});
+
 test('stuck lists an attempt only once its lease has ended: not in its last millisecond, which is still its own', async () => {
   const { ids, leaseUntil } = await crashed('cli-stuck-edge', 'o-1');
   const [atEnd, after] = await Promise.all([
@@ -485,6 +523,14 @@ test('plain forget deletes an INPROGRESS record without a lease (held until its 
   });
   expect((await readItem(client, tableName, id))?.status).toEqual({ S: 'COMPLETED' });
   await client.send(new PutItemCommand({ TableName: tableName, Item: item('INPROGRESS') }));
+  // Without a lease nothing says the attempt has stopped: --only-if INPROGRESS deletes only stuck attempts.
+  const onlyIf = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(onlyIf).toEqual({
+    code: 3,
+    stdout: `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.\n`,
+    stderr: '',
+  });
+  expect((await readItem(client, tableName, id))?.status).toEqual({ S: 'INPROGRESS' });
   const forgot = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--yes');
   expect(forgot).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted \S+; the next call with this key runs again/) });
   expect(await readItem(client, tableName, id)).toBeUndefined();
