@@ -48,8 +48,6 @@ async function settle(done: () => boolean, turns = 100): Promise<void> {
   for (let turn = 0; turn < turns && !done(); turn++) await flush();
 }
 
-// The `now` option may run ahead of the timers (a test's manual clock moved past a lease): a duplicate
-// waiting for its in-process leader looks at the lease again every second, not only at its end.
 test("a durable execution's record names its owner without the execution's ARN, whose execution name may carry an order id", async () => {
   const name = `durable-owner-${randomUUID()}`;
   const arn = `arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST/durable-execution/order-4711-alice/${randomUUID()}`;
@@ -68,6 +66,8 @@ test("a durable execution's record names its owner without the execution's ARN, 
   expect(owner).not.toContain('order-4711');
 });
 
+// The `now` option may run ahead of the timers (a test's manual clock moved past a lease): a duplicate
+// waiting for its in-process leader looks at the lease again every second, not only at its end.
 test("a duplicate waiting for a hung in-process leader takes over within a second of the `now` clock passing the leader's lease", async () => {
   jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
   try {
