@@ -1,0 +1,311 @@
+/**
+ * Edges of the engine's single-flight, caching and bookkeeping that a user meets as a function run
+ * twice, a duplicate answered wrong, a wrong Retry-After or a wrong count on a dashboard: each on
+ * DynamoDB Local with injected clocks and gates (the in-memory store where fake timers drive a wait;
+ * a spied store method only for a commit fault a real server cannot produce on demand).
+ */
+import { randomUUID } from 'node:crypto';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
+import { DynamoDBStore, IdempotencyError, type IdempotencyEvent, makeIdempotent, transaction } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { flush, gate } from '../support/gate.js';
+import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
+
+const T0 = 1_700_000_000_000;
+const { client, tableName, store } = useFreshTable({ prefix: 'flight-edges' });
+
+test("a call of a durable invocation that starts after its leader's durable lease ended still follows it: one execution holds the key, the function runs once", async () => {
+  let now = T0;
+  const charges: string[] = [];
+  const release = gate();
+  const charge = makeIdempotent(
+    async (orderId: string, _ctx: object) => {
+      charges.push(orderId);
+      await release.promise;
+      return `charged ${orderId}`;
+    },
+    { store, name: `durable-lease-${randomUUID()}`, durableLeaseSeconds: 60, now: () => now },
+  );
+  // Two child contexts of one invocation of one execution, as the durable SDK hands them out.
+  const lambda = lambdaContext('orders');
+  const arn = randomUUID();
+  const child = () => ({ executionContext: { durableExecutionArn: arn }, step: async () => undefined, lambdaContext: lambda });
+  const first = charge('o-1', child());
+  while (charges.length === 0) await flush();
+  now += 2 * 60_000; // past the execution's lease: the record is the execution's all the same
+  const second = charge('o-1', child());
+  await flush();
+  release.open();
+  expect(await Promise.all([first, second])).toEqual(['charged o-1', 'charged o-1']);
+  expect(charges).toEqual(['o-1']);
+});
+
+/** Lets the queued promise callbacks and in-memory store requests run, up to `turns` rounds, until `done` says so. */
+async function settle(done: () => boolean, turns = 100): Promise<void> {
+  for (let turn = 0; turn < turns && !done(); turn++) await flush();
+}
+
+test("a durable execution's record names its owner without the execution's ARN, whose execution name may carry an order id", async () => {
+  const name = `durable-owner-${randomUUID()}`;
+  const arn = `arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST/durable-execution/order-4711-alice/${randomUUID()}`;
+  let owner: string | undefined;
+  const charge = makeIdempotent(
+    async (orderId: string, _ctx: object) => {
+      owner = (await readItem(client, tableName, recordId(name, orderId)))?.owner?.S;
+      return `charged ${orderId}`;
+    },
+    { store, name },
+  );
+  expect(await charge('o-1', { executionContext: { durableExecutionArn: arn }, step: async () => undefined, lambdaContext: lambdaContext('orders') })).toBe(
+    'charged o-1',
+  );
+  expect(owner).toMatch(/^durable:/);
+  expect(owner).not.toContain('order-4711');
+});
+
+// The `now` option may run ahead of the timers (a test's manual clock moved past a lease): a duplicate
+// waiting for its in-process leader looks at the lease again every second, not only at its end.
+test("a duplicate waiting for a hung in-process leader takes over within a second of the `now` clock passing the leader's lease", async () => {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+  try {
+    let now = T0;
+    const runs: string[] = [];
+    const hung = gate();
+    const pay = makeIdempotent(
+      async (id: string) => {
+        runs.push(id);
+        if (runs.length === 1) await hung.promise;
+        return runs.length;
+      },
+      { store: new InMemoryStore(), name: 'recheck', leaseSeconds: 60, now: () => now },
+    );
+    const first = pay('k');
+    await settle(() => runs.length === 1);
+    const second = pay('k');
+    await settle(() => false, 10);
+    now += 61_000;
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle(() => runs.length === 2);
+    expect(runs).toEqual(['k', 'k']);
+    expect(await second).toBe(2);
+    hung.open();
+    expect((await rejection(first)).code).toBe('SUPERSEDED');
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('a leader that outlived its lease and was taken over in process, once it ends, leaves its successor leading: a later duplicate waits for the successor, not IN_PROGRESS', async () => {
+  let now = T0;
+  const runs: number[] = [];
+  const gates = [gate(), gate()];
+  const pay = makeIdempotent(
+    async (_id: string) => {
+      const run = runs.push(runs.length + 1);
+      await gates[run - 1]!.promise;
+      return run;
+    },
+    { store, name: `successor-${randomUUID()}`, leaseSeconds: 60, now: () => now },
+  );
+  const first = pay('k');
+  while (runs.length === 0) await flush();
+  now += 61_000; // the first call's lease ended: a duplicate takes the record over
+  const second = pay('k');
+  while (runs.length === 1) await flush();
+  gates[0]!.open();
+  expect((await rejection(first)).code).toBe('SUPERSEDED');
+  const third = pay('k');
+  await flush();
+  gates[1]!.open();
+  expect(await Promise.all([second, third])).toEqual([2, 2]);
+  expect(runs).toEqual([1, 2]);
+});
+
+test('a duplicate waiting for another process (waitForInProgressMillis) backs off no further than its bound: IN_PROGRESS at the bound, not at the next step of the backoff', async () => {
+  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+  try {
+    const mem = new InMemoryStore();
+    const hung = gate();
+    const entered = gate();
+    // Two engines on one store stand for two processes: the second never follows the first in process.
+    const holder = makeIdempotent(
+      async (_id: string) => {
+        entered.open();
+        await hung.promise;
+        return 'first';
+      },
+      { store: mem, name: 'bounded-wait' },
+    );
+    const duplicate = makeIdempotent(async (_id: string) => 'second', { store: mem, name: 'bounded-wait', waitForInProgressMillis: 120 });
+    const first = holder('k');
+    await entered.promise;
+    let answered: unknown;
+    void rejection(duplicate('k')).then((error) => (answered = error.code));
+    await jest.advanceTimersByTimeAsync(120); // backoff steps of 50 ms, then the 70 ms left
+    await settle(() => answered !== undefined);
+    expect(answered).toBe('IN_PROGRESS');
+    hung.open();
+    expect(await first).toBe('first');
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('an INPROGRESS record without a lease (written by hand, or by an older version) is held until its retention ends: Retry-After says so, not 1 s', async () => {
+  const name = `leaseless-${randomUUID()}`;
+  const expiration = T0 / 1000 + 100;
+  await client.send(
+    new PutItemCommand({
+      TableName: tableName,
+      Item: { id: { S: recordId(name, 'k') }, status: { S: 'INPROGRESS' }, expiration: { N: String(expiration) }, owner: { S: 'by-hand' } },
+    }),
+  );
+  const pay = makeIdempotent(async (_id: string) => 'paid', { store, name, now: () => T0 });
+  const error = await rejection(pay('k'));
+  expect(error.code).toBe('IN_PROGRESS');
+  expect(error.retryAfterSeconds).toBe(101);
+});
+
+describe('events, as the dashboard counts them', () => {
+  test("a durable call that fails after another invocation of its execution completed the record is not superseded: the record is the execution's own", async () => {
+    const events: IdempotencyEvent[] = [];
+    const failFirst = gate();
+    let runs = 0;
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: object) => {
+        if (++runs === 1) {
+          await failFirst.promise;
+          throw new Error('card reader gone');
+        }
+        return `charged ${orderId}`;
+      },
+      { store, name: `own-record-${randomUUID()}`, observability: (event: IdempotencyEvent) => void events.push(event) },
+    );
+    // Stubs without a Lambda context: each stands for an invocation of its own of the one execution.
+    const arn = randomUUID();
+    const invocation = () => ({ executionContext: { durableExecutionArn: arn }, step: async () => undefined });
+    const first = charge('o-1', invocation());
+    while (runs === 0) await flush();
+    expect(await charge('o-1', invocation())).toBe('charged o-1');
+    failFirst.open();
+    await expect(first).rejects.toThrow('card reader gone');
+    expect(events).toEqual(['miss']);
+  });
+
+  test('a claim the store fails (a table that does not exist) counts one store failure, for the StoreFailures alarm, and nothing else', async () => {
+    const events: IdempotencyEvent[] = [];
+    let runs = 0;
+    const pay = makeIdempotent(async (_id: string) => ++runs, {
+      store: new DynamoDBStore({ tableName: `no-such-table-${randomUUID()}`, client }),
+      name: 'missing-table',
+      observability: (event: IdempotencyEvent) => void events.push(event),
+    });
+    expect((await rejection(pay('k'))).code).toBe('STORE_FAILURE');
+    expect(events).toEqual(['storeFailure']);
+    expect(runs).toBe(0);
+  });
+
+  test('a call after a completed record outlived its retention claims the key anew: a miss, not a takeover (Takeovers count attempts that outlived their lease)', async () => {
+    let now = T0;
+    let runs = 0;
+    const events: IdempotencyEvent[] = [];
+    const pay = makeIdempotent(async (_id: string) => ++runs, {
+      store,
+      name: `retained-${randomUUID()}`,
+      expiresAfterSeconds: 60,
+      now: () => now,
+      observability: (event: IdempotencyEvent) => void events.push(event),
+    });
+    expect(await pay('k')).toBe(1);
+    now += 61_000;
+    expect(await pay('k')).toBe(2);
+    expect(events).toEqual(['miss', 'miss']);
+  });
+});
+
+describe('the local cache (cacheSize)', () => {
+  test("another process's outcome, replayed from the store, is cached: the next duplicate costs no request, one with another payload is PAYLOAD_MISMATCH, and past the retention the key is claimed anew", async () => {
+    let now = T0;
+    let runs = 0;
+    const events: IdempotencyEvent[] = [];
+    const name = `cached-${randomUUID()}`;
+    const options = {
+      store,
+      name,
+      key: (order: { id: string; amount: number }) => order.id,
+      fingerprint: (order: { id: string; amount: number }) => order.amount,
+      expiresAfterSeconds: 60,
+      now: () => now,
+    };
+    const pay = async (_order: { id: string; amount: number }) => ++runs;
+    // Two processes: the first runs the call, the second (with a cache) meets its record.
+    const first = makeIdempotent(pay, options);
+    const second = makeIdempotent(pay, { ...options, cacheSize: 10, observability: (event: IdempotencyEvent) => void events.push(event) });
+    expect(await first({ id: 'k', amount: 5 })).toBe(1);
+    expect(await second({ id: 'k', amount: 5 })).toBe(1);
+    expect(await second({ id: 'k', amount: 5 })).toBe(1);
+    expect(events).toEqual(['replay', 'cacheReplay']);
+    expect((await rejection(second({ id: 'k', amount: 7 }))).code).toBe('PAYLOAD_MISMATCH');
+    now += 61_000;
+    expect(await second({ id: 'k', amount: 5 })).toBe(2);
+    expect(events).toEqual(['replay', 'cacheReplay', 'payloadMismatch', 'miss']);
+  });
+});
+
+describe("a commit of the function's writes that fails", () => {
+  const conflict = () =>
+    new IdempotencyError('TRANSACTION_CONFLICT', 'The transaction kept conflicting with concurrent writes; nothing was written.', { retryAfterSeconds: 1 });
+
+  test('without an answer, then released: COMMIT_FAILED with retryAfterSeconds 1 (Retry-After: 1), nothing written; the retry runs', async () => {
+    const failing = new DynamoDBStore({ tableName, client });
+    jest.spyOn(failing, 'completeWithWrites').mockRejectedValueOnce(Object.assign(new Error('socket hang up'), { name: 'NetworkingError' }));
+    let runs = 0;
+    const name = `settled-${randomUUID()}`;
+    const pay = makeIdempotent(
+      async (id: string) => {
+        transaction().put({ TableName: tableName, Item: { id: `effect#${name}#${id}` } });
+        return ++runs;
+      },
+      { store: failing, name },
+    );
+    const error = await rejection(pay('k'));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.retryAfterSeconds).toBe(1);
+    expect(error.headers).toEqual({ 'Retry-After': '1' });
+    expect(await pay('k')).toBe(2);
+  });
+
+  test("a nested call's TRANSACTION_CONFLICT is never stored by its caller, whatever isFinalError says: the key is released and the retry runs", async () => {
+    const conflicting = new DynamoDBStore({ tableName, client });
+    jest.spyOn(conflicting, 'completeWithWrites').mockRejectedValueOnce(conflict());
+    const name = `conflict-${randomUUID()}`;
+    const inner = makeIdempotent(
+      async (id: string) => {
+        transaction().put({ TableName: tableName, Item: { id: `effect#${name}#${id}` } });
+        return `inner ${id}`;
+      },
+      { store: conflicting, name: `${name}-inner` },
+    );
+    const outer = makeIdempotent(async (id: string) => `outer saw ${await inner(id)}`, { store, name, isFinalError: () => true });
+    expect((await rejection(outer('k'))).code).toBe('TRANSACTION_CONFLICT');
+    expect(await readItem(client, tableName, recordId(name, 'k'))).toBeUndefined();
+    expect(await outer('k')).toBe('outer saw inner k');
+  });
+
+  test('atomic: a commit that kept conflicting is no store failure: the StoreFailures alarm stays quiet', async () => {
+    const conflicting = new DynamoDBStore({ tableName, client });
+    jest.spyOn(conflicting, 'claimCompleted').mockRejectedValueOnce(conflict());
+    const events: IdempotencyEvent[] = [];
+    const pay = makeIdempotent(async (_id: string) => 'paid', {
+      store: conflicting,
+      name: `atomic-conflict-${randomUUID()}`,
+      atomic: true,
+      observability: (event: IdempotencyEvent) => void events.push(event),
+    });
+    expect((await rejection(pay('k'))).code).toBe('TRANSACTION_CONFLICT');
+    expect(events).toEqual([]);
+  });
+});
