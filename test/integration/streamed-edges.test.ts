@@ -159,10 +159,8 @@ describe.each<[string, (text: Readable) => unknown]>([
     expect(runs).toBe(1);
   });
 
-  test('ending in a character of two UTF-16 units across the last cut, reaches the first caller and a duplicate as its own bytes', async () => {
-    const name = `last-cut-${label.replaceAll(/\W+/g, '-')}`;
-    // 16,385 units: middy's second slice would be the emoji's low half alone.
-    const bytes = Buffer.from(`${'a'.repeat(16_383)}😀`, 'utf8');
+  /** Streams `bytes` to a first caller and a duplicate: both get them exactly, from one run of the handler. */
+  async function streamsTwice(name: string, bytes: Buffer): Promise<void> {
     let runs = 0;
     const handler = middy(async () => (runs++, respond(Readable.from([bytes]))), streamingMode as never).use(idempotency({ store, name }));
     const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
@@ -170,19 +168,20 @@ describe.each<[string, (text: Readable) => unknown]>([
     expect(first.bytes.equals(bytes)).toBe(true);
     expect(again.bytes.equals(bytes)).toBe(true);
     expect(runs).toBe(1);
+  }
+
+  test('ending in a character of two UTF-16 units across the last cut, reaches the first caller and a duplicate as its own bytes', async () => {
+    const name = `last-cut-${label.replaceAll(/\W+/g, '-')}`;
+    // 16,385 units: middy's second slice would be the emoji's low half alone.
+    const bytes = Buffer.from(`${'a'.repeat(16_383)}😀`, 'utf8');
+    await streamsTwice(name, bytes);
   });
 
   test('with a character of two UTF-16 units that ends exactly at a cut, is stored as text, as middy writes it whole', async () => {
     const name = `whole-at-cut-${label.replaceAll(/\W+/g, '-')}`;
     const text = `${'a'.repeat(16_382)}😀${'b'.repeat(100)}`;
     const bytes = Buffer.from(text, 'utf8');
-    let runs = 0;
-    const handler = middy(async () => (runs++, respond(Readable.from([bytes]))), streamingMode as never).use(idempotency({ store, name }));
-    const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
-    const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
-    expect(first.bytes.equals(bytes)).toBe(true);
-    expect(again.bytes.equals(bytes)).toBe(true);
-    expect(runs).toBe(1);
+    await streamsTwice(name, bytes);
     const stored = JSON.parse((await readItem(client, tableName, recordId(name, { id: 1 })))!.response!.S!) as unknown;
     expect(label === 'alone' ? stored : (stored as { body: unknown }).body).toBe(text);
   });
