@@ -822,26 +822,29 @@ test("a retention in the environment that a function's store would refuse does n
   expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
 });
 
-test('stuck reads a page that stays throttled through the SDK retries again, from where it starts, instead of failing the scan', async () => {
-  const table = await freshTable(client, 'cli-stuck-throttled');
-  try {
-    // Six items of 390 KB: a 1 MB scan page cannot hold them all.
-    const ids = ['t#1', 't#2', 't#3', 't#4', 't#5', 't#6'];
-    const item = (id: string) => marshall({ id, status: 'INPROGRESS', owner: 'o', expiration: 4102444800, leaseUntil: 1, pad: 'x'.repeat(390_000) });
-    for (const id of ids) await client.send(new PutItemCommand({ TableName: table, Item: item(id) }));
-    const { client: throttled, faults } = faultyClient(endpoint());
-    // The second page: every attempt the SDK makes of it is throttled.
-    faults.schedule({ operations: ['Scan'], fault: { kind: 'throttle', exception: 'ProvisionedThroughputExceededException' }, skip: 1, attempts: 3 });
-    const found: string[] = [];
-    for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }))
-      found.push(summary.key);
-    expect(faults.injected).toHaveLength(3);
-    expect(found.sort()).toEqual(ids);
-    throttled.destroy();
-  } finally {
-    await dropTable(client, table);
-  }
-});
+test.each(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'] as const)(
+  'stuck reads a page that stays throttled (%s) through the SDK retries again, from where it starts, instead of failing the scan',
+  async (exception) => {
+    const table = await freshTable(client, `cli-stuck-throttled-${exception.slice(0, 8).toLowerCase()}`);
+    try {
+      // Six items of 390 KB: a 1 MB scan page cannot hold them all.
+      const ids = ['t#1', 't#2', 't#3', 't#4', 't#5', 't#6'];
+      const item = (id: string) => marshall({ id, status: 'INPROGRESS', owner: 'o', expiration: 4102444800, leaseUntil: 1, pad: 'x'.repeat(390_000) });
+      for (const id of ids) await client.send(new PutItemCommand({ TableName: table, Item: item(id) }));
+      const { client: throttled, faults } = faultyClient(endpoint());
+      // The second page: every attempt the SDK makes of it is throttled.
+      faults.schedule({ operations: ['Scan'], fault: { kind: 'throttle', exception }, skip: 1, attempts: 3 });
+      const found: string[] = [];
+      for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }))
+        found.push(summary.key);
+      expect(faults.injected).toHaveLength(3);
+      expect(found.sort()).toEqual(ids);
+      throttled.destroy();
+    } finally {
+      await dropTable(client, table);
+    }
+  },
+);
 
 test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' in-progress record on a shared table whose lease attribute has the same name", async () => {
   const table = await freshTable(client, 'cli-stuck-shared');

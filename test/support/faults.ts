@@ -21,7 +21,10 @@ export type Fault =
    * A 400 throttling error; the server did not apply the request. `TransactionConflictException`
    * is the refusal of a write to an item a transaction in flight holds, which the SDK does not retry.
    */
-  | { readonly kind: 'throttle'; readonly exception?: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'TransactionConflictException' }
+  | {
+      readonly kind: 'throttle';
+      readonly exception?: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'RequestLimitExceeded' | 'TransactionConflictException';
+    }
   /** A 500 InternalServerError, before the request reached the server or (`applied`) after it applied it. */
   | { readonly kind: 'server-error'; readonly applied?: boolean }
   /** The connection is reset before the request is sent. */
