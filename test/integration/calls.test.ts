@@ -857,6 +857,38 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 's-1' }, lambdaContext('after-throws'))).toEqual({ statusCode: 200, body: { charged: 1 } });
     expect(runs).toBe(1);
   });
+
+  test("an outer `after` that throws once this middleware completed the record leaves it COMPLETED: this middleware's `onError`, run after it ended the call, deletes nothing", async () => {
+    let runs = 0;
+    let fail = true;
+    const ends: string[] = [];
+    const complete = jest.spyOn(store, 'complete');
+    const release = jest.spyOn(store, 'release');
+    const handler = middy(async () => ({ charged: ++runs }))
+      .use({
+        after: () => {
+          ends.push('outer after');
+          if (fail) throw new Error('outer serializer failed');
+        },
+        onError: () => void ends.push('outer onError'),
+      })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    try {
+      await expect(handler({ id: 's-2' }, lambdaContext('outer-after-throws'))).rejects.toThrow('outer serializer failed');
+      // middy ran this middleware's `after` (which completed the record), then every `onError`, this one's first.
+      expect(ends).toEqual(['outer after', 'outer onError']);
+      expect((await recordOf('outer-after-throws', 's-2'))?.status?.S).toBe('COMPLETED');
+      // The call ended once, in `after`: nothing is sent for it again.
+      expect(complete).toHaveBeenCalledTimes(1);
+      expect(release).not.toHaveBeenCalled();
+      fail = false;
+      expect(await handler({ id: 's-2' }, lambdaContext('outer-after-throws'))).toEqual({ charged: 1 });
+      expect(runs).toBe(1);
+    } finally {
+      complete.mockRestore();
+      release.mockRestore();
+    }
+  });
 });
 
 describe('single-flight: in-process duplicates share one claim', () => {
