@@ -42,6 +42,12 @@ test.each([
     ['inspect', '--table', 'orders', '--key', '"o-1"'],
     'Which namespace? Give --name: the `name` option of the entry point, or the function name.',
   ],
+  // The library's own refusal of an address is a usage error too, not a crash.
+  [
+    'a null key',
+    ['inspect', '--table', 'orders', '--name', 'n', '--key', 'null'],
+    'KEY_MISSING: The key is missing (undefined, null or empty string): no record has it.',
+  ],
   ['--method with --key', ['inspect', '--table', 'orders', '--name', 'n', '--key', '"o-1"', '--method', 'POST'], '`--method` goes with --http-key.'],
   ['--caller with --id', ['forget', '--table', 'orders', '--id', 'n#h', '--caller', 'user-7', '--yes'], '`--caller` goes with --http-key.'],
   ['--name with --id', ['inspect', '--table', 'orders', '--name', 'other', '--id', 'n#h'], '`--id` already holds the namespace: leave out --name.'],
