@@ -222,6 +222,22 @@ test('a key, id or name that misses the record the function uses says what to ch
   expect(runs).toBe(1);
 });
 
+test('a --name or an id whose namespace has spaces around it says to give the name alone, as logs show it', async () => {
+  const id = recordId('safety-spaced', 'o-1');
+  const [byName, byId] = await Promise.all([
+    cli('inspect', '--table', tableName, '--name', 'safety-spaced ', '--key', '"o-1"'),
+    cli('forget', '--table', tableName, '--id', ` ${id}`, '--yes'),
+  ]);
+  expect(byName).toMatchObject({
+    code: 3,
+    stdout: expect.stringContaining(` --name "safety-spaced " is not a function's name: records are namespaced by the name alone`),
+  });
+  expect(byId).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/: nothing deleted\. Its namespace " safety-spaced" has spaces around it: copy the id as logs show it\.\n$/),
+  });
+});
+
 test('a table keyed by another attribute than the store default, given without --attributes, fails with what to give (exit 1)', async () => {
   const table = `cli-safety-pk-${Date.now()}`;
   await createTable(client, table, { ...idempotencyTableSchema, partitionKey: { name: 'pk', type: 'S' } });

@@ -185,6 +185,18 @@ test("a table given by its ARN is read in the ARN's Region, without --region or 
   });
 });
 
+test("--region names the Region the command reads in, over the environment's and a --table ARN's", async () => {
+  const [overEnvironment, overArn] = await Promise.all([
+    cli('inspect', '--table', 'cli-missing', '--id', 'n#h', '--region', 'eu-west-3'),
+    cliWith({ AWS_REGION: undefined }, 'inspect', '--table', 'arn:aws:dynamodb:eu-west-3:000000000000:table/missing', '--id', 'n#h', '--region', 'eu-south-2'),
+  ]);
+  expect(overEnvironment).toMatchObject({
+    code: 1,
+    stderr: expect.stringMatching(/\(table cli-missing in eu-west-3\): check --table, --region and --profile\.\n$/),
+  });
+  expect(overArn).toMatchObject({ code: 1, stderr: expect.stringMatching(/\/missing in eu-south-2\): check --table, --region and --profile\.\n$/) });
+});
+
 test('forget refuses without --yes; with it the key runs again through makeIdempotent', async () => {
   const { once, runs } = counted('cli-forget');
   await once({ orderId: 'o-1' });
@@ -845,6 +857,38 @@ test.each(['ProvisionedThroughputExceededException', 'ThrottlingException', 'Req
     }
   },
 );
+
+test('stuck fails at once on a page that fails with another error than throttling, through the SDK retries, instead of waiting to read it again', async () => {
+  const { client: failing, faults } = faultyClient(endpoint());
+  faults.schedule({ operations: ['Scan'], fault: { kind: 'server-error' }, attempts: 3 });
+  const scan = async () => {
+    for await (const _summary of stuckRecords({ client: failing, tableName, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }));
+  };
+  await expect(scan()).rejects.toMatchObject({ name: 'InternalServerError' });
+  expect(faults.injected).toHaveLength(3);
+  failing.destroy();
+});
+
+test('stuck shows whether a stuck attempt stored a fingerprint', async () => {
+  const now = Date.now();
+  const expiresAt = Math.floor(now / 1000) + 86_400;
+  for (const [key, fingerprint] of [
+    ['plain', undefined],
+    ['checked', 'fp'],
+  ] as const) {
+    await store.claim({
+      key: recordId('cli-stuck-fp', key),
+      owner: 'crashed',
+      leaseUntil: now - 60_000,
+      expiresAt,
+      now,
+      ...(fingerprint ? { fingerprint } : {}),
+    });
+  }
+  const listed = await cli('stuck', '--table', tableName, '--name', 'cli-stuck-fp', '--json');
+  const found = Object.fromEntries((JSON.parse(listed.stdout) as RecordSummary[]).map((summary) => [summary.key, summary.hasFingerprint]));
+  expect(found).toEqual({ [recordId('cli-stuck-fp', 'plain')]: false, [recordId('cli-stuck-fp', 'checked')]: true });
+});
 
 test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' in-progress record on a shared table whose lease attribute has the same name", async () => {
   const table = await freshTable(client, 'cli-stuck-shared');

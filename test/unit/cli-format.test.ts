@@ -1,0 +1,46 @@
+/**
+ * What `inspect` and `stuck` print for a record, from the summary alone: how far an instant is from
+ * now, in the largest unit that fits, and the lines an operator reads before forgetting a record.
+ */
+import { describeRecord, describeStuck, relative } from '../../lib/cli/format.js';
+import type { RecordSummary } from '../../lib/store.js';
+
+test.each([
+  [0, 'in 0 s'],
+  [-1, '0 s ago'],
+  [119_999, 'in 119 s'],
+  [120_000, 'in 2 min'],
+  [-7_199_999, '119 min ago'],
+  [7_200_000, 'in 2 h'],
+  [172_799_999, 'in 47 h'],
+  [-172_800_000, '2 days ago'],
+  [30 * 86_400_000, 'in 30 days'],
+])('%d ms from now reads %s', (millis, text) => {
+  expect(relative(millis)).toBe(text);
+});
+
+const now = Date.UTC(2026, 11, 2, 16, 8, 35, 123);
+const record: RecordSummary = { key: 'orders#h', status: 'INPROGRESS', expiresAt: now / 1000 + 86_400 - 0.123, hasFingerprint: false, responseOmitted: false };
+
+test('a lease that ends at this millisecond still holds the record; one that ended a millisecond ago says the next call takes it over', () => {
+  const lease = (leaseUntil: number) => /\n {2}lease {8}(.*)\n/.exec(describeRecord({ ...record, leaseUntil }, now))![1];
+  expect(lease(now)).toBe('2026-12-02T16:08:35.123Z (in 0 s)');
+  expect(lease(now - 1)).toBe('2026-12-02T16:08:35.122Z (0 s ago), ended: the next call takes the record over');
+});
+
+test('a COMPLETED record shows what a duplicate gets: a stored response, none, or a stored final error', () => {
+  const completed: RecordSummary = { ...record, status: 'COMPLETED', hasFingerprint: true, responseBytes: 42 };
+  expect(describeRecord(completed, now)).toContain('\n  fingerprint  stored\n  response     42 bytes\n  final error  none');
+  expect(describeRecord({ ...completed, responseBytes: undefined, responseOmitted: true }, now)).toContain(
+    '\n  response     not stored (too large or not serialisable); duplicates get RESPONSE_NOT_STORED\n',
+  );
+  expect(describeRecord({ ...completed, responseBytes: undefined, errorBytes: 120 }, now)).toMatch(
+    /\n {2}response {5}none\n {2}final error {2}120 bytes, replayed to duplicates$/,
+  );
+});
+
+test('stuck prints the record id, when its lease ended and when its retention ends', () => {
+  expect(describeStuck({ ...record, expiresAt: 1_796_400_000, leaseUntil: now - 3 * 3_600_000 }, now)).toBe(
+    'orders#h  lease ended 2026-12-02T13:08:35.123Z (3 h ago), expires 2026-12-04T16:00:00.000Z',
+  );
+});

@@ -1,0 +1,77 @@
+/**
+ * Command lines the CLI refuses before it sends a request (exit 2, one sentence naming what to
+ * change), and the ones it reads a default into: each refused line would otherwise run on a part of
+ * what the operator typed, or on another table or namespace than the one meant.
+ */
+import { type CliIo, runCli } from '../../lib/cli/run.js';
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The command in this process, with this environment; usage errors send no request. */
+async function cli(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = { env, now: Date.now, stdout: (text) => void (stdout += text), stderr: (text) => void (stderr += text) };
+  const code = await runCli(argv, io);
+  return { code, stdout, stderr };
+}
+
+const usage = (sentence: string): Run => ({
+  code: 2,
+  stdout: '',
+  stderr: `lambda-idempotency: ${sentence}\nRun \`lambda-idempotency --help\` for usage.\n`,
+});
+
+test.each([
+  ['a stray argument', ['inspect', '--table', 'orders', '--id', 'n#h', 'n#h2'], 'Unexpected argument `n#h2`: option values need their --option.'],
+  // An empty namespace would list the stuck records of every namespace.
+  ['an empty --name', ['stuck', '--table', 'orders', '--name', ''], '`--name` needs a value.'],
+  ['an empty --id', ['forget', '--table', 'orders', '--id', '', '--yes'], '`--id` needs a value.'],
+  ['a --name holding a record id', ['stuck', '--table', 'orders', '--name', 'worker#h'], "`--name` is a namespace, without '#'."],
+  [
+    'no record address',
+    ['inspect', '--table', 'orders'],
+    'Which record? Give one of --key (with --name), --http-key (with --name, --method, --route) or --id.',
+  ],
+  [
+    'a key without --name',
+    ['inspect', '--table', 'orders', '--key', '"o-1"'],
+    'Which namespace? Give --name: the `name` option of the entry point, or the function name.',
+  ],
+  // The library's own refusal of an address is a usage error too, not a crash.
+  [
+    'a null key',
+    ['inspect', '--table', 'orders', '--name', 'n', '--key', 'null'],
+    'KEY_MISSING: The key is missing (undefined, null or empty string): no record has it.',
+  ],
+  ['--method with --key', ['inspect', '--table', 'orders', '--name', 'n', '--key', '"o-1"', '--method', 'POST'], '`--method` goes with --http-key.'],
+  ['--caller with --id', ['forget', '--table', 'orders', '--id', 'n#h', '--caller', 'user-7', '--yes'], '`--caller` goes with --http-key.'],
+  ['--name with --id', ['inspect', '--table', 'orders', '--name', 'other', '--id', 'n#h'], '`--id` already holds the namespace: leave out --name.'],
+  ['--tenant with --id', ['inspect', '--table', 'orders', '--tenant', 't-1', '--id', 'n#h'], '`--id` already holds the tenant: leave out --tenant.'],
+  ['--attributes holding an array', ['stuck', '--table', 'orders', '--attributes', '["pk"]'], '`--attributes` must be a JSON object of attribute names.'],
+  ['--attributes holding null', ['stuck', '--table', 'orders', '--attributes', 'null'], '`--attributes` must be a JSON object of attribute names.'],
+  ['an empty attribute name', ['stuck', '--table', 'orders', '--attributes', '{"key":""}'], '`--attributes`: `key` must be a non-empty string.'],
+  ['an attribute name that is not a string', ['stuck', '--table', 'orders', '--attributes', '{"key":1}'], '`--attributes`: `key` must be a non-empty string.'],
+])('%s is a usage error (exit 2) that says what to change', async (_what, argv, sentence) => {
+  expect(await cli({}, ...argv)).toEqual(usage(sentence));
+});
+
+test('`help` prints the help, as --help does', async () => {
+  const help = await cli({}, '--help');
+  expect(help).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^Usage: lambda-idempotency <command>/) });
+  expect(await cli({}, 'help')).toEqual(help);
+});
+
+test('the table is --table, else IDEMPOTENCY_TABLE', async () => {
+  // A table name DynamoDB refuses shows which table the command took, before any request.
+  const refused = (table: string) =>
+    usage(
+      `DynamoDBStore: \`tableName\` must be the name of a DynamoDB table (3 to 255 letters, digits, '_', '-' or '.') or its ARN, arn:aws:dynamodb:<region>:<account>:table/<name> (got "${table}").`,
+    );
+  expect(await cli({ IDEMPOTENCY_TABLE: 'e' }, 'inspect', '--id', 'n#h')).toEqual(refused('e'));
+  expect(await cli({ IDEMPOTENCY_TABLE: 'e' }, 'inspect', '--table', 't', '--id', 'n#h')).toEqual(refused('t'));
+});
