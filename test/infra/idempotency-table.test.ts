@@ -1327,6 +1327,16 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     Annotations.fromStack(stack).hasWarning('/TtlOff/Idempotency', Match.stringLikeRegexp('no TTL.*noTimeToLive'));
   });
 
+  test('a TTL known only at deploy time is not warned about: whether it is on, and on which attribute, is not known here', () => {
+    const stack = new Stack(new App(), 'TtlAtDeploy');
+    const records = new Table(stack, 'Records', { partitionKey: { name: 'id', type: AttributeType.STRING } });
+    const attribute = new CfnParameter(stack, 'TtlAttribute', { type: 'String' }).valueAsString;
+    const enabled = Fn.conditionEquals(new CfnParameter(stack, 'TtlEnabled', { type: 'String' }).valueAsString, 'true');
+    (records.node.defaultChild as CfnTable).timeToLiveSpecification = { attributeName: attribute, enabled };
+    IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
+    Annotations.fromStack(stack).hasNoWarning('/TtlAtDeploy/Idempotency', Match.anyValue());
+  });
+
   test('a TableV2 in the app is checked the same way: its key schema and TTL live on a CfnGlobalTable', () => {
     const stack = new Stack(new App(), 'SchemaV2');
     const records = new TableV2(stack, 'Records', {
