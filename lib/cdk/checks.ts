@@ -663,7 +663,7 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
  * it. A `TableV2` keeps the same schema on its `CfnGlobalTable`. Replicas in several Regions without
  * multi-Region strong consistency are a warning: concurrent claims in two Regions both win. A replica
  * from `TableV2.replica(region)` is checked as its global table. An imported table
- * (`Table.fromTableName`) or a key schema known only at deploy time says nothing: no finding.
+ * (`Table.fromTableName`) or a key schema or TTL attribute known only at deploy time says nothing: no finding.
  */
 export function checkTable(table: ITable): Finding[] {
   // `TableV2.replica(region)` imports the replica as a child of its global table: check that table.
@@ -712,7 +712,7 @@ export function checkTable(table: ITable): Finding[] {
       id: 'lambda-idempotency:noTimeToLive',
       message: `The table has no TTL: expired records stay (a claim still replaces them) and the table only grows. Enable TTL on \`${expected.timeToLiveAttribute}\`.`,
     });
-  } else if (typeof ttl.attributeName === 'string' && ttl.attributeName !== expected.timeToLiveAttribute) {
+  } else if (typeof ttl.attributeName === 'string' && !Token.isUnresolved(ttl.attributeName) && ttl.attributeName !== expected.timeToLiveAttribute) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:timeToLiveAttribute',

@@ -72,13 +72,17 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * In the grantee's own policy it would mean every key whose policy trusts the grantee's account,
  * which `IKey.grant` writes there for a key of this app, whose ARN the other account's stack cannot
  * read: that half names the keys of the key's account and Region instead, of which only those whose
- * key policy allows the grantee (this one) can be used.
+ * key policy allows the grantee (this one) can be used. An imported key's ARN can be read: that half
+ * names it, and the key's owner adds the other.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
   const account = [grantee.grantPrincipal, grantee].map((c) => (c as Partial<IResource>).env?.account).find((a) => a !== undefined);
   const sameAccount = account === undefined ? TokenComparison.BOTH_UNRESOLVED : Token.compareStrings(account, key.env.account);
   if (sameAccount === TokenComparison.SAME) {
+    Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
+  } else if (sameAccount === TokenComparison.DIFFERENT && !CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.keyArn)) {
+    // An imported key: its owner adds the key policy's half; this half can name it by its ARN.
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
   } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.env.region)) {
     Grant.addToPrincipalAndResource({

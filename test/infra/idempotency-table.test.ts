@@ -25,7 +25,7 @@ import {
   TableEncryptionV2,
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
@@ -147,6 +147,33 @@ test("a role of another account given grantRecordAccess is allowed by the key's 
           Resource: '*',
         }),
       ]),
+    },
+  });
+});
+
+test("an account given grantRecordAccess is allowed by the table's and the key's policies: a principal without a policy of its own is granted there, every key action", () => {
+  const stack = new Stack(new App(), 'KmsPrincipal', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });
+  table.grantRecordAccess(new AccountPrincipal('222222222222'));
+  const principal = { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::222222222222:root']] } };
+  const template = Template.fromStack(stack);
+  template.hasResourceProperties('AWS::KMS::Key', {
+    KeyPolicy: {
+      Statement: Match.arrayWith([
+        {
+          Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+          Effect: 'Allow',
+          Principal: principal,
+          Resource: '*',
+        },
+      ]),
+    },
+  });
+  template.hasResourceProperties('AWS::DynamoDB::Table', {
+    ResourcePolicy: {
+      PolicyDocument: {
+        Statement: [{ Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], Effect: 'Allow', Principal: principal, Resource: '*' }],
+      },
     },
   });
 });
@@ -1300,6 +1327,16 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     Annotations.fromStack(stack).hasWarning('/TtlOff/Idempotency', Match.stringLikeRegexp('no TTL.*noTimeToLive'));
   });
 
+  test('a TTL known only at deploy time is not warned about: whether it is on, and on which attribute, is not known here', () => {
+    const stack = new Stack(new App(), 'TtlAtDeploy');
+    const records = new Table(stack, 'Records', { partitionKey: { name: 'id', type: AttributeType.STRING } });
+    const attribute = new CfnParameter(stack, 'TtlAttribute', { type: 'String' }).valueAsString;
+    const enabled = Fn.conditionEquals(new CfnParameter(stack, 'TtlEnabled', { type: 'String' }).valueAsString, 'true');
+    (records.node.defaultChild as CfnTable).timeToLiveSpecification = { attributeName: attribute, enabled };
+    IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
+    Annotations.fromStack(stack).hasNoWarning('/TtlAtDeploy/Idempotency', Match.anyValue());
+  });
+
   test('a TableV2 in the app is checked the same way: its key schema and TTL live on a CfnGlobalTable', () => {
     const stack = new Stack(new App(), 'SchemaV2');
     const records = new TableV2(stack, 'Records', {
@@ -1390,15 +1427,18 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
       );
     });
 
-    test("a Table with an imported customer managed key: the key's owner must add the key's statement", () => {
+    test("a Table with an imported customer managed key: the key's owner must add the key's statement, and the function's own policy names that key alone", () => {
+      const keyArn = 'arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab';
       const { user } = attachedAcrossAccounts(
-        (stack) =>
-          new Table(stack, 'Records', {
-            ...props,
-            encryption: TableEncryption.CUSTOMER_MANAGED,
-            encryptionKey: Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab'),
-          }),
+        (stack) => new Table(stack, 'Records', { ...props, encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: Key.fromKeyArn(stack, 'Key', keyArn) }),
       );
+      // "*" there would be every key whose policy trusts the function's account: its own account's keys, with their default policy, among them.
+      const statements = Object.values(Template.fromStack(user).findResources('AWS::IAM::Policy')).flatMap(
+        (policy) => policy.Properties.PolicyDocument.Statement,
+      );
+      expect(statements.filter((statement) => JSON.stringify(statement.Action).includes('kms:'))).toEqual([
+        { Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'], Effect: 'Allow', Resource: keyArn },
+      ]);
       Annotations.fromStack(user).hasWarning(
         '/User/Handler',
         Match.stringLikeRegexp(

@@ -107,13 +107,32 @@ describe('defaults, with an alarm topic', () => {
     );
     expect(monitoring.dashboard.node.defaultChild).toBeDefined();
   });
+
+  test('the table graphs show, for every write the store sends, the metric their titles name', () => {
+    const widgets = dashboardWidgets(template);
+    const graphed = (title: string) =>
+      (widgets.find((widget) => widget.properties.title === title)!.properties.metrics as unknown[][])
+        .filter((metric) => metric[0] === 'AWS/DynamoDB')
+        .map((metric) => (metric[2] === 'Operation' ? `${metric[1]} ${metric[3]}` : metric[1]))
+        .sort();
+    const writes = ['DeleteItem', 'PutItem', 'TransactWriteItems', 'UpdateItem'];
+    expect(graphed('Table: throttled writes')).toEqual(writes.map((operation) => `ThrottledRequests ${operation}`));
+    expect(graphed('Table: failed writes (system errors)')).toEqual(writes.map((operation) => `SystemErrors ${operation}`));
+    expect(graphed('Table: consumed write capacity')).toEqual(['ConsumedWriteCapacityUnits']);
+  });
 });
 
 test('thresholds, period and metric namespace are configurable; without a topic no action', () => {
   const { template } = monitored({ metricNamespace: 'Payments', period: Duration.minutes(1), alarmThresholds: { storeFailures: 20, superseded: 3 } });
   const alarm = (metricName: string) =>
     Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: metricName, Dimensions: [{ Value: 'payments-api' }] } }))[0]!;
-  expect(alarm('StoreFailures').Properties).toMatchObject({ Namespace: 'Payments', Period: 60, Threshold: 20 });
+  // The description is what the notification shows: it names the namespace whose alarm fired.
+  expect(alarm('StoreFailures').Properties).toMatchObject({
+    Namespace: 'Payments',
+    Period: 60,
+    Threshold: 20,
+    AlarmDescription: expect.stringMatching(/^Idempotency of payments-api: calls were refused because the idempotency table could not be reached/),
+  });
   expect(alarm('Superseded').Properties).toMatchObject({ Threshold: 3 });
   expect(alarm('BookkeepingFailures').Properties).toMatchObject({ Threshold: 1 });
   template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent(), OKActions: Match.absent(), TreatMissingData: 'notBreaching' });
@@ -136,9 +155,11 @@ test('bad props are refused with a sentence; monitoring is added once per table'
     ),
   );
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
-  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded: 0 } })).toThrow(
-    '`alarmThresholds.superseded` must be a whole number, 1 or more (got 0).',
-  );
+  for (const superseded of [0, 2.5]) {
+    expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded } })).toThrow(
+      `\`alarmThresholds.superseded\` must be a whole number, 1 or more (got ${superseded}).`,
+    );
+  }
   // A misspelt threshold would leave the alarm at its default: one meant to be quieter would fire on normal traffic.
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { storeFailure: 50 } as never })).toThrow(
     'IdempotencyTable.addMonitoring: unknown option `storeFailure` in `alarmThresholds`. Known options: storeFailures, superseded, bookkeepingFailures.',
@@ -153,9 +174,11 @@ test('bad props are refused with a sentence; monitoring is added once per table'
       `IdempotencyTable.addMonitoring: \`metricNamespace\` must be one \`cloudWatchLines\` accepts: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon (got ${JSON.stringify(metricNamespace)}).`,
     );
   }
-  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.seconds(30) })).toThrow(
-    'IdempotencyTable.addMonitoring: `period` must be a whole number of minutes: the metrics have a resolution of one minute (got 30 s).',
-  );
+  for (const seconds of [30, 90]) {
+    expect(() => table.addMonitoring({ functions: ['api'], period: Duration.seconds(seconds) })).toThrow(
+      `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${seconds} s).`,
+    );
+  }
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
