@@ -15,7 +15,18 @@ import { volatileEventOf } from './whole-event-key.js';
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
 
 /** How a call starts: run it (it holds its record, or has none to hold), or answer it with a stored outcome. @internal */
-export type Start = { readonly kind: 'run'; readonly call: Call } | { readonly kind: 'replay'; readonly value: unknown };
+export type Start =
+  | {
+      readonly kind: 'run';
+      readonly call: Call;
+      /**
+       * The call is a durable execution's, resuming on the record an earlier invocation of it
+       * claimed: the execution has run on that record (its steps may have charged), so the request
+       * was accepted then, and what is judged of it by the clock (a key's age) stays as judged then.
+       */
+      readonly resumed?: boolean;
+    }
+  | { readonly kind: 'replay'; readonly value: unknown };
 
 /**
  * How a call ended, as the entry point reports it to `end`:
@@ -358,7 +369,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     deadline: Deadline | undefined,
     durable: boolean,
     waitUntil: number,
-  ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number } | { kind: 'replay'; record: IdempotencyRecord }> {
+  ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number; resumed?: boolean } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
     const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
     const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
@@ -411,7 +422,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emitClaim(claim, key);
-        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil };
+        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil, resumed };
       }
       const record = claim.record;
       const left = waitLeft(waitUntil, this.now(), deadline);

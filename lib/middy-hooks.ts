@@ -359,7 +359,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       request.earlyResponse = replay(start.value, request);
       return;
     }
-    const refusal = translation.refuse?.(request.event);
+    // A durable execution resuming on its record was accepted when it claimed it: refused now, it
+    // would release that record after its steps ran, and its client, told to ask for a new key, pay twice.
+    const refusal = start.resumed === true ? undefined : translation.refuse?.(request.event);
     if (refusal !== undefined) {
       await engine.end(start.call, { kind: 'return', value: undefined, final: false });
       request.earlyResponse = refusal();

@@ -275,6 +275,36 @@ describe('a completion that fails on every attempt', () => {
   });
 });
 
+// A failed release is a failed completion's twin: the handler's own error wins, and the record,
+// owned by the execution, keeps its lease, which covers the execution, not one invocation.
+test("a release that fails on every attempt: the execution fails with the handler's own error; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again", async () => {
+  const steps: string[] = [];
+  const warnings: string[] = [];
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        if (order.run === 'first') throw new Error('declined');
+        return order.run;
+      },
+      { store, name: 'failed-release', key: (order) => order.orderId, durableLeaseSeconds: 600, logger: { warn: (line: string) => void warnings.push(line) } },
+    ),
+  );
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  const first = await runExecution(handler, { orderId, run: 'first' });
+  faults.clear();
+  expect(executionError(first)).toEqual({ errorType: 'Error', errorMessage: 'declined' });
+  expect(warnings).toEqual([expect.stringContaining('could not release the record')]);
+  expect((await readItem(inspect, tableName, recordId('failed-release', orderId)))?.status?.S).toBe('INPROGRESS');
+  const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
+  expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
+  await advanceRunnerClock(601_000);
+  const after = await runExecution<string>(handler, { orderId, run: 'after' });
+  expect(after.getResult()).toBe('after');
+  expect(steps).toEqual(['first:charge', 'after:charge']);
+});
+
 // The steps of an execution whose commit failed have run: the record must stay the execution's
 // unless nothing can ever be committed, so that no other execution with the key runs them again.
 describe('a transaction() commit that fails', () => {

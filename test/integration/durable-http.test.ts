@@ -3,11 +3,11 @@
  * execution holds its record (unlike a middleware that is not replay-aware), a request with the
  * same Idempotency-Key meanwhile gets a 409, and one after it the stored response, marked replayed.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { DurableContext, DurableLambdaHandler } from '@aws/durable-execution-sdk-js';
 import middy from '@middy/core';
-import { httpIdempotency } from '../../lib/index.js';
-import { middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
+import { httpIdempotency, issueIdempotencyKey } from '../../lib/index.js';
+import { advanceRunnerClock, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { paymentRequest } from '../support/payment-request.js';
 
@@ -39,6 +39,36 @@ test('a payment suspended on a callback resumes on its own record and charges on
   const after = await runExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(handler, paymentRequest(key));
   expect(resumed.getResult()).toEqual({ statusCode: 201, body: expect.any(String) });
   expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+  expect(after.getResult()).toMatchObject({ statusCode: 201, body: resumed.getResult()!.body, headers: { 'Idempotent-Replayed': 'true' } });
+  expect(charges).toEqual(['charge']);
+});
+
+// A signed key's age is judged when the request first comes: an execution that resumes after the
+// key's age limit has run its steps on it, and holds its record.
+test('signed keys: an execution that resumes after its key has expired resumes on its record and answers 201, charging once; the key meanwhile gets 409', async () => {
+  const secret = randomBytes(32);
+  const charges: string[] = [];
+  const handler = middy(middyDurableMode)
+    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared', signedKeys: { secrets: [secret], maxAgeSeconds: 3_600 } }))
+    .handler(async (_event, context) => {
+      const ctx = context as unknown as DurableContext;
+      const chargeId = await ctx.step('charge', async () => {
+        charges.push('charge');
+        return randomUUID();
+      });
+      await ctx.waitForCallback(CALLBACK, async () => undefined);
+      return { statusCode: 201, body: JSON.stringify({ chargeId }) };
+    }) as unknown as DurableLambdaHandler;
+  const key = issueIdempotencyKey({ secret });
+  const first = startExecution<{ statusCode: number; body: string }>(handler, paymentRequest(key), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(3_700_000);
+  const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+  await first.resume('approved');
+  const resumed = await first.result;
+  const after = await runExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(handler, paymentRequest(key));
+  expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+  expect(resumed.getResult()).toEqual({ statusCode: 201, body: expect.any(String) });
   expect(after.getResult()).toMatchObject({ statusCode: 201, body: resumed.getResult()!.body, headers: { 'Idempotent-Replayed': 'true' } });
   expect(charges).toEqual(['charge']);
 });
