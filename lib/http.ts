@@ -32,7 +32,7 @@ export interface HttpResult {
 }
 
 /** The shared options `httpIdempotency` derives from the request itself. */
-const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
+const HTTP_DERIVED = ['key', 'fingerprint', 'onMissingKey', 'leaseSeconds'] as const satisfies readonly SharedOptionName[];
 
 /**
  * The options of `httpIdempotency`. `TEvent` is the event type it serves: API Gateway and Function

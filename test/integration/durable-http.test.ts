@@ -8,10 +8,10 @@ import type { DurableContext, DurableLambdaHandler } from '@aws/durable-executio
 import middy from '@middy/core';
 import { httpIdempotency, issueIdempotencyKey } from '../../lib/index.js';
 import { advanceRunnerClock, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
-import { useFreshTable } from '../support/dynamodb.js';
+import { scanItems, useFreshTable } from '../support/dynamodb.js';
 import { paymentRequest } from '../support/payment-request.js';
 
-const { store } = useFreshTable({ prefix: 'durable-http' });
+const { client, tableName, store } = useFreshTable({ prefix: 'durable-http' });
 useDurableRunner();
 
 const CALLBACK = 'approval';
@@ -71,4 +71,31 @@ test('signed keys: an execution that resumes after its key has expired resumes o
   expect(resumed.getResult()).toEqual({ statusCode: 201, body: expect.any(String) });
   expect(after.getResult()).toMatchObject({ statusCode: 201, body: resumed.getResult()!.body, headers: { 'Idempotent-Replayed': 'true' } });
   expect(charges).toEqual(['charge']);
+});
+
+test("durableLeaseSeconds sets how long a suspended execution's record holds the key, as for idempotency(): by default the retention", async () => {
+  const leases: Record<string, number> = {};
+  for (const [lease, durableLeaseSeconds] of [
+    ['set', 600],
+    ['default', undefined],
+  ] as const) {
+    const name = `payments-lease-${lease}-${randomUUID()}`;
+    const handler = middy(middyDurableMode)
+      .use(httpIdempotency({ store, name, scope: 'shared', expiresAfterSeconds: 7_200, ...(durableLeaseSeconds === undefined ? {} : { durableLeaseSeconds }) }))
+      .handler(async (_event, context) => {
+        await (context as unknown as DurableContext).waitForCallback(CALLBACK, async () => undefined);
+        return { statusCode: 201, body: '{}' };
+      }) as unknown as DurableLambdaHandler;
+    const execution = startExecution<{ statusCode: number }>(handler, paymentRequest(randomUUID()), CALLBACK);
+    await execution.suspended();
+    const [record] = await scanItems(client, tableName, `${name}#`);
+    leases[lease] = Math.round((Number(record!.leaseUntil!.N) - Date.now()) / 1000);
+    await execution.resume('approved');
+    expect((await execution.result).getResult()).toMatchObject({ statusCode: 201 });
+  }
+  // Seconds left of each lease, read just after the claim.
+  expect(leases.set).toBeGreaterThan(590);
+  expect(leases.set).toBeLessThanOrEqual(600);
+  expect(leases.default).toBeGreaterThan(7_190);
+  expect(leases.default).toBeLessThanOrEqual(7_200);
 });
