@@ -1,8 +1,9 @@
 /** Error codes and the names store failures are described by. */
 import { PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
+import { storeFailureDetail } from '../../lib/errors.js';
 import { problem } from '../../lib/http.js';
-import { describeStoreFailure, IdempotencyError, type IdempotencyErrorCode, makeIdempotent } from '../../lib/index.js';
+import { describeStoreFailure, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
@@ -24,6 +25,8 @@ describe('describeStoreFailure', () => {
     ['a TypeError', new TypeError('bad key'), 'TypeError'],
     ['an IdempotencyError: its code', new IdempotencyError('STORE_FAILURE', 'x'), 'STORE_FAILURE'],
     ['a plain Error', new Error('order 42 for alice@example.com'), 'Error'],
+    ['a plain Error whose message holds a word shaped like a system code (never echoed)', new Error('card EXPIRED for order 42'), 'Error'],
+    ['an AggregateError without a code: its name', new AggregateError([], 'x'), 'AggregateError'],
     ['a name that is free text (never echoed)', Object.assign(new Error('x'), { name: 'key alice@example.com' }), 'Error'],
     ['a code that is free text (never echoed)', Object.assign(new Error('x'), { code: 'Eve said hi' }), 'Error'],
     ['a string', 'boom', 'Error'],
@@ -91,6 +94,17 @@ describe('a missing grant names the action and the table, as DynamoDB words it (
     expect(await fn('order-2')).toEqual({ id: 'order-2' });
     expect(JSON.parse(logger.warn.mock.calls[0]![0])).toMatchObject({ error: `AccessDeniedException: dynamodb:UpdateItem on ${TABLE}` });
   });
+
+  test.each(['arn:aws-cn:dynamodb:cn-north-1:123456789012:table/idem', 'arn:aws-us-gov:dynamodb:us-gov-west-1:123456789012:table/idem'])(
+    'in another partition too: %s',
+    (table) => {
+      const error = serviceError(
+        'AccessDeniedException',
+        `User: r is not authorized to perform: dynamodb:PutItem on resource: ${table} because no policy allows it`,
+      );
+      expect(storeFailureDetail(error, 'idem')).toBe(`AccessDeniedException: dynamodb:PutItem on ${table}`);
+    },
+  );
 });
 
 describe('the message starts with the code, which is all a caller that sees only type and message (a durable execution) gets', () => {
@@ -166,4 +180,10 @@ describe('the fields of an HTTP error, which @middy/http-error-handler answers w
     expect(rejected('TRANSACTION_INVALID', 5).headers).toBeUndefined();
     expect(rejected('IN_PROGRESS', 900).retryAfterSeconds).toBe(900);
   });
+});
+
+test('isIdempotencyError: any IdempotencyError without a code, only that code with one', () => {
+  const busy = new IdempotencyError('IN_PROGRESS', 'x', { retryAfterSeconds: 3 });
+  expect([isIdempotencyError(busy), isIdempotencyError(busy, 'IN_PROGRESS'), isIdempotencyError(busy, 'STORE_FAILURE')]).toEqual([true, true, false]);
+  expect([isIdempotencyError(new Error('IN_PROGRESS: x')), isIdempotencyError({ code: 'IN_PROGRESS' }, 'IN_PROGRESS')]).toEqual([false, false]);
 });

@@ -247,6 +247,16 @@ test('a listener that throws a value that is no Error is logged by its type: its
   );
   expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['object', 'object']);
   for (const line of warnings) expect(line).not.toContain(SECRET);
+
+  const nulls: string[] = [];
+  await scriptedRun(
+    () => {
+      throw null;
+    },
+    Date.now,
+    nulls,
+  );
+  expect(nulls.map((line) => JSON.parse(line).error)).toEqual(['null', 'null']);
 });
 
 test('a listener that fails behind a logger that throws still changes no outcome', async () => {
@@ -269,6 +279,27 @@ test('a listener that fails behind a logger that throws still changes no outcome
   expect(await async(SECRET)).toBe('paid');
   await new Promise((resolve) => setImmediate(resolve));
   expect([...store.records.values()].map((record) => record.status)).toEqual(['COMPLETED', 'COMPLETED']);
+});
+
+test('a logger whose `warn` returns a promise that rejects changes no outcome, and is not an unhandled rejection', async () => {
+  const store = new MemoryStore();
+  const rejectingLogger = { warn: async () => Promise.reject(new Error('log shipper down')) };
+  const events: IdempotencyEvent[] = [];
+  await withoutUnhandledRejections(async () => {
+    const fn = makeIdempotent(async (_: string) => 'paid', {
+      store,
+      name: 'payments',
+      logger: rejectingLogger,
+      observability: (event) => {
+        events.push(event);
+        throw new Error('listener failure');
+      },
+    });
+    expect(await fn(SECRET)).toBe('paid');
+    expect(await fn(SECRET)).toBe('paid');
+  });
+  expect(events).toEqual(['miss', 'replay']);
+  expect([...store.records.values()].map((record) => record.status)).toEqual(['COMPLETED']);
 });
 
 test('a logger that throws while reporting a failed completion or release does not fail a call', async () => {
@@ -306,10 +337,25 @@ test('cloudWatchLines refuses an unknown option, so a misspelt namespace cannot 
   expect(() =>
     makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricsNamespace: 'Shop' } as never }),
   ).toThrow('unknown option `metricsNamespace` in `observability`');
+  expect(() => cloudWatchLines(null as never)).toThrow(new TypeError('cloudWatchLines: `options` must be an object.'));
+});
+
+test('by default each line goes to standard output, one line per write, and `logs: false` writes no log line', async () => {
+  const writes: string[] = [];
+  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (writes.push(String(chunk)), true));
+  try {
+    await scriptedRun(cloudWatchLines({ logs: false }), () => 1_700_000_000_000);
+  } finally {
+    spy.mockRestore();
+  }
+  const lines = writes.filter((chunk) => chunk.includes('_aws') || chunk.includes('lambda-idempotency'));
+  // CloudWatch reads one JSON document per line: two lines run together are neither metrics nor a log.
+  for (const line of lines) expect(line).toMatch(/^\{[^\n]*\}\n$/);
+  expect(lines.map((line) => JSON.parse(line)._aws.CloudWatchMetrics[0].Metrics[0].Name)).toEqual(['Misses', 'InProgressRejections', 'Replays']);
 });
 
 test('a name CloudWatch refuses as a dimension value gets no EMF line but a warning, and its log lines still', async () => {
-  for (const name of ['paiements-é', 'x'.repeat(1025)]) {
+  for (const name of ['paiements-é', 'x'.repeat(1025), '   ']) {
     const lines: string[] = [];
     const warnings: string[] = [];
     const fn = makeIdempotent(async (_: string) => 'paid', {

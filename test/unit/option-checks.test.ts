@@ -44,3 +44,7 @@ test('the smallest values are accepted: a name of 2,004 bytes, retention and lea
     expect(wrap(options)).not.toThrow();
   }
 });
+
+test('a logger whose `error` is null or absent is accepted: its lines go to `warn`', () => {
+  for (const logger of [{ warn() {}, error: null }, { warn() {} }, console]) expect(wrap({ logger })).not.toThrow();
+});
