@@ -238,3 +238,8 @@ test('an IAM caller with the same Cognito identity id in another identity pool i
   expect(inPool('eu-west-1:pool-a')).toEqual(expect.any(String));
   expect(inPool('eu-west-1:pool-b')).not.toBe(inPool('eu-west-1:pool-a'));
 });
+
+test('the scopes an HTTP API JWT authorizer grants are part of the caller: a token for other scopes is another caller', () => {
+  const withScopes = (scopes: string[]) => callerIdentity(httpEvent('http', { authorizer: { jwt: { claims: { sub: 'client-1' }, scopes } } }));
+  expect(withScopes(['orders/read'])).not.toBe(withScopes(['orders/write']));
+});
