@@ -217,6 +217,17 @@ describe('problem', () => {
     );
   });
 
+  test.each([
+    ['a request in progress whose time left is not known: 1 s', new IdempotencyError('IN_PROGRESS', 'busy'), 409, '1'],
+    ['a transaction conflict: its time, capped', new IdempotencyError('TRANSACTION_CONFLICT', 'x', { retryAfterSeconds: 90 }), 503, '30'],
+    ['a conflict whose time is not known: 1 s', new IdempotencyError('TRANSACTION_CONFLICT', 'x'), 503, '1'],
+    ['an unreachable store: 1 s', new IdempotencyError('STORE_FAILURE', 'x'), 503, '1'],
+    ['a commit settled as not applied: at once', new IdempotencyError('COMMIT_FAILED', 'x', { retryAfterSeconds: 0 }), 503, '0'],
+  ])('says when to retry %s', (_label, error, status, retryAfter) => {
+    const answer = problem(error, 30);
+    expect([answer?.statusCode, answer?.headers?.['Retry-After']]).toEqual([status, retryAfter]);
+  });
+
   test('answers undefined for a code that is no client-facing rejection (a server bug: 500)', () => {
     expect(problem(new IdempotencyError('TRANSACTION_INVALID', 'x'), 60)).toBeUndefined();
   });
