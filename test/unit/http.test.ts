@@ -1,7 +1,8 @@
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/errors.js';
-import { type HttpEvent, problem, readIdempotencyKey } from '../../lib/http.js';
+import { type HttpEvent, httpIdempotency, problem, readIdempotencyKey } from '../../lib/http.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { albEvent } from '../support/identity-events.js';
 
 /** The parts of a v1 event the header parser reads. */
@@ -238,4 +239,14 @@ describe('problem', () => {
     expect(unknown?.headers?.['Retry-After']).toBe('30');
     expect(problem(new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'x'), 30)?.statusCode).toBe(409);
   });
+});
+
+test('`maxRetryAfterSeconds` is a whole number of seconds, 1 or more: a Retry-After of 0 would send every client back at once', () => {
+  const store = new InMemoryStore();
+  for (const bad of [0, -1, 1.5]) {
+    expect(() => httpIdempotency({ store, maxRetryAfterSeconds: bad })).toThrow(
+      new TypeError(`httpIdempotency: \`maxRetryAfterSeconds\` must be a whole number of seconds, 1 or more.`),
+    );
+  }
+  expect(() => httpIdempotency({ store, maxRetryAfterSeconds: 1 })).not.toThrow();
 });
