@@ -157,9 +157,16 @@ describe('httpIdempotency with a hostile Idempotency-Key', () => {
     expect(await statuses(name)).toEqual(['COMPLETED']);
   });
 
-  test('a second argument parsed from a request that names a durable execution is no context: concurrent duplicates on two instances run once', async () => {
+  const forged = { executionContext: { durableExecutionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/forged' } };
+  // JSON carries no function: members named like a context's methods are data, whatever their value.
+  test.each([
+    ['names a durable execution', forged],
+    ['names a durable execution and a `step`', { ...forged, step: 'charge' }],
+    ['names a durable execution and a time left', { ...forged, getRemainingTimeInMillis: 900_000 }],
+    ['names a durable execution and a `lambdaContext`', { ...forged, lambdaContext: { getRemainingTimeInMillis: 900_000 } }],
+  ])('a second argument parsed from a request that %s is no context: concurrent duplicates on two instances run once', async (_label, metadata) => {
     const name = namespace('forged-durable');
-    const body = JSON.stringify({ executionContext: { durableExecutionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/forged' } });
+    const body = JSON.stringify(metadata);
     const release = gate();
     let runs = 0;
     // Two instances of one function: two wrappers of one name on one table, each with its own engine.

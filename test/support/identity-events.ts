@@ -384,6 +384,7 @@ export const SILENT_AUTHORIZERS: ReadonlyArray<readonly [name: string, api: Gate
     'rest',
     { authorizer: { claims: { iat: String(EPOCH), exp: String(EPOCH + 3600), jti: 'j' }, scopes: null }, identity: noRestIdentity(), stage: '$default' },
   ],
+  ['HTTP API, JWT authorizer with only per-token claims and an empty list of scopes', 'http', { authorizer: { jwt: { claims: { jti: 'j' }, scopes: [] } } }],
   ['an empty authorizer', 'http', { authorizer: {} }],
 ];
 

@@ -208,3 +208,38 @@ describe.each(PLACES)('in %s', (_name, wrap) => {
     );
   });
 });
+
+describe('a JWT claim that describes one token or one sign-in session', () => {
+  /** Every claim the identity leaves out of JWT and Cognito claims (a sign-in with another factor, on another network, refreshes them). */
+  const PER_TOKEN_CLAIMS = [...PER_TOKEN.filter((name) => name !== 'integrationLatency'), ...['amr', 'acr', 'ipaddr', 'fwd', 'in_corp', 'pwd_exp']];
+  const places: ReadonlyArray<[name: string, claimsEvent: (claims: Record<string, unknown>) => HttpEventArgs]> = [
+    ['HTTP API JWT claims', (claims) => ['http', { authorizer: { jwt: { claims, scopes: ['orders/write'] } } }]],
+    ['REST API Cognito claims', (claims) => ['rest', { authorizer: { claims }, identity: noRestIdentity() }]],
+  ];
+
+  test.each(places)('never changes the caller, in %s', (_name, claimsEvent) => {
+    const identity = (claims: Record<string, unknown>) => callerIdentity(httpEvent(...claimsEvent({ sub: 'alice', ...claims })));
+    for (const name of PER_TOKEN_CLAIMS) expect([name, identity({ [name]: 'session-2' })]).toEqual([name, identity({ [name]: 'session-1' })]);
+  });
+
+  test("in a Lambda authorizer's context means what its author chose: the same names tell callers apart (a `sid` may be a site)", () => {
+    const identity = (context: Record<string, unknown>) => callerIdentity(httpEvent('http', { authorizer: { lambda: { principalId: 'alice', ...context } } }));
+    for (const name of PER_TOKEN_CLAIMS.filter((claim) => !['iat', 'exp', 'nbf', 'jti', 'auth_time'].includes(claim))) {
+      expect([name, identity({ [name]: 'site-2' })]).not.toEqual([name, identity({ [name]: 'site-1' })]);
+    }
+  });
+});
+
+test('an IAM caller with the same Cognito identity id in another identity pool is another caller', () => {
+  const inPool = (identityPoolId: string) =>
+    callerIdentity(
+      httpEvent('http', { authorizer: { iam: { accountId: '123456789012', cognitoIdentity: { identityId: 'eu-west-1:alice', identityPoolId } } } }),
+    );
+  expect(inPool('eu-west-1:pool-a')).toEqual(expect.any(String));
+  expect(inPool('eu-west-1:pool-b')).not.toBe(inPool('eu-west-1:pool-a'));
+});
+
+test('the scopes an HTTP API JWT authorizer grants are part of the caller: a token for other scopes is another caller', () => {
+  const withScopes = (scopes: string[]) => callerIdentity(httpEvent('http', { authorizer: { jwt: { claims: { sub: 'client-1' }, scopes } } }));
+  expect(withScopes(['orders/read'])).not.toBe(withScopes(['orders/write']));
+});

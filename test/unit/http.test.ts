@@ -1,7 +1,8 @@
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/errors.js';
-import { type HttpEvent, problem, readIdempotencyKey } from '../../lib/http.js';
+import { type HttpEvent, httpIdempotency, problem, readIdempotencyKey } from '../../lib/http.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { albEvent } from '../support/identity-events.js';
 
 /** The parts of a v1 event the header parser reads. */
@@ -217,6 +218,17 @@ describe('problem', () => {
     );
   });
 
+  test.each([
+    ['a request in progress whose time left is not known: 1 s', new IdempotencyError('IN_PROGRESS', 'busy'), 409, '1'],
+    ['a transaction conflict: its time, capped', new IdempotencyError('TRANSACTION_CONFLICT', 'x', { retryAfterSeconds: 90 }), 503, '30'],
+    ['a conflict whose time is not known: 1 s', new IdempotencyError('TRANSACTION_CONFLICT', 'x'), 503, '1'],
+    ['an unreachable store: 1 s', new IdempotencyError('STORE_FAILURE', 'x'), 503, '1'],
+    ['a commit settled as not applied: at once', new IdempotencyError('COMMIT_FAILED', 'x', { retryAfterSeconds: 0 }), 503, '0'],
+  ])('says when to retry %s', (_label, error, status, retryAfter) => {
+    const answer = problem(error, 30);
+    expect([answer?.statusCode, answer?.headers?.['Retry-After']]).toEqual([status, retryAfter]);
+  });
+
   test('answers undefined for a code that is no client-facing rejection (a server bug: 500)', () => {
     expect(problem(new IdempotencyError('TRANSACTION_INVALID', 'x'), 60)).toBeUndefined();
   });
@@ -227,4 +239,14 @@ describe('problem', () => {
     expect(unknown?.headers?.['Retry-After']).toBe('30');
     expect(problem(new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'x'), 30)?.statusCode).toBe(409);
   });
+});
+
+test('`maxRetryAfterSeconds` is a whole number of seconds, 1 or more: a Retry-After of 0 would send every client back at once', () => {
+  const store = new InMemoryStore();
+  for (const bad of [0, -1, 1.5]) {
+    expect(() => httpIdempotency({ store, maxRetryAfterSeconds: bad })).toThrow(
+      new TypeError(`httpIdempotency: \`maxRetryAfterSeconds\` must be a whole number of seconds, 1 or more.`),
+    );
+  }
+  expect(() => httpIdempotency({ store, maxRetryAfterSeconds: 1 })).not.toThrow();
 });
