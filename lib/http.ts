@@ -7,7 +7,7 @@ import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
@@ -99,7 +99,7 @@ type ScopeRequiredFor<TEvent> = [ALBEvent] extends [TEvent] ? { readonly scope: 
 const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
-  maxRetryAfterSeconds: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number of seconds, 1 or more'),
+  maxRetryAfterSeconds: wholeNumber(1, 'seconds'),
   problemHeaders: (value) =>
     typeof value === 'function' || (typeof value === 'object' && value !== null && Object.values(value).every((header) => typeof header === 'string'))
       ? undefined

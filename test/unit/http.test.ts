@@ -245,7 +245,7 @@ test('`maxRetryAfterSeconds` is a whole number of seconds, 1 or more: a Retry-Af
   const store = new InMemoryStore();
   for (const bad of [0, -1, 1.5]) {
     expect(() => httpIdempotency({ store, maxRetryAfterSeconds: bad })).toThrow(
-      new TypeError(`httpIdempotency: \`maxRetryAfterSeconds\` must be a whole number of seconds, 1 or more.`),
+      new TypeError(`httpIdempotency: \`maxRetryAfterSeconds\` must be a whole number of seconds, 1 or more (got ${bad}).`),
     );
   }
   expect(() => httpIdempotency({ store, maxRetryAfterSeconds: 1 })).not.toThrow();
