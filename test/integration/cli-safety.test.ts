@@ -165,6 +165,23 @@ test('plain forget of an item it cannot read as a record, which is gone before t
   });
 });
 
+test('plain forget of an item it cannot read as a record, which a call replaces with its claim before the delete, leaves that claim alone', async () => {
+  const id = recordId('safety-unreadable-claimed', 'o-1');
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'PENDING' } } }));
+  const claim = {
+    id: { S: id },
+    status: { S: 'INPROGRESS' },
+    owner: { S: 'new-call' },
+    leaseUntil: { N: String(Date.now() + 60_000) },
+    expiration: { N: '9999999999' },
+  };
+  const forgot = await forgetRaced(async () => {
+    await client.send(new PutItemCommand({ TableName: tableName, Item: claim }));
+  }, id);
+  expect(forgot.code).toBe(3);
+  expect(await readItem(client, tableName, id)).toEqual(claim);
+});
+
 test('a key, id or name that misses the record the function uses says what to check (the number and string twins of a key, an id copied in part, a qualified name) and which Region it read', async () => {
   const name = 'safety-miss';
   let runs = 0;

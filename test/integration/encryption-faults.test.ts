@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBStore, describeStoreFailure, IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { LEASE_SECONDS, type Mode, T0, useCountingTables } from '../support/counting-function.js';
-import { recordId } from '../support/dynamodb.js';
+import { endpoint, recordId } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
 import { aesKey, type KeyFault, type Keyring, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -178,6 +179,26 @@ describe('a record that cannot be read at commit', () => {
       });
     },
   );
+
+  test("a completion DynamoDB applied but whose response was lost, retried while keyById() fails, meets the call's own COMPLETED record: it is returned by its state, not as a failure", async () => {
+    const { client: lossy, faults } = faultyClient(endpoint());
+    const ring = keyring(aesKey('k1'));
+    const store = new DynamoDBStore({ tableName, client: lossy, encryption: ring.encryption });
+    const key = `lost#${randomUUID()}`;
+    const expiresAt = T0 / 1000 + 86_400;
+    try {
+      await store.claim({ key, owner: 'me', leaseUntil: T0 + 60_000, expiresAt, now: T0 });
+      faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'drop-response' } });
+      ring.failById = 'throws';
+      expect(await store.complete({ key, owner: 'me', expiresAt, response: '{"mine":true}' })).toStrictEqual({
+        completed: false,
+        record: { key, status: 'COMPLETED', owner: 'me', expiresAt },
+      });
+      expect(faults.injected).toEqual([{ operation: 'UpdateItem', attempt: 1, kind: 'drop-response' }]);
+    } finally {
+      lossy.destroy();
+    }
+  });
 
   test('atomic: a duplicate meeting a record it cannot decrypt fails closed with STORE_FAILURE (not COMMIT_FAILED); its writes are not applied', async () => {
     const name = `atomic${randomUUID().slice(0, 8)}`;
