@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { runCli } from '../../lib/cli/run.js';
 import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
@@ -44,12 +44,14 @@ function cli(...args: string[]): Promise<Run> {
   });
 }
 
-/** The command in this process; `between` runs once it has read the record, just before its delete is sent. */
-async function forgetRaced(between: () => Promise<void>, id: string): Promise<Run> {
+/** The command in this process; `between` runs once it has read the record: just before its delete is sent, or before it reads an item it could not read as a record again. */
+async function forgetRaced(between: () => Promise<void>, id: string, before: 'delete' | 'second read' = 'delete'): Promise<Run> {
   const send = DynamoDBClient.prototype.send;
   let raced = false;
+  let reads = 0;
   const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
-    if (args[0] instanceof DeleteItemCommand && !raced) {
+    const at = before === 'delete' ? args[0] instanceof DeleteItemCommand : args[0] instanceof GetItemCommand && ++reads === 2;
+    if (at && !raced) {
       raced = true;
       await between();
     }
@@ -165,8 +167,11 @@ test('plain forget of an item it cannot read as a record, which is gone before t
   });
 });
 
-test('plain forget of an item it cannot read as a record, which a call replaces with its claim before the delete, leaves that claim alone', async () => {
-  const id = recordId('safety-unreadable-claimed', 'o-1');
+test.each([
+  ['before the delete', 'delete'],
+  ['before forget reads it again to delete it', 'second read'],
+] as const)('plain forget of an item it cannot read as a record, which a call replaces with its claim %s, leaves that claim alone', async (_, before) => {
+  const id = recordId(`safety-unreadable-claimed-${before.replace(' ', '-')}`, 'o-1');
   await client.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'PENDING' } } }));
   const claim = {
     id: { S: id },
@@ -175,10 +180,14 @@ test('plain forget of an item it cannot read as a record, which a call replaces 
     leaseUntil: { N: String(Date.now() + 60_000) },
     expiration: { N: '9999999999' },
   };
-  const forgot = await forgetRaced(async () => {
-    await client.send(new PutItemCommand({ TableName: tableName, Item: claim }));
-  }, id);
-  expect(forgot.code).toBe(3);
+  const forgot = await forgetRaced(
+    async () => {
+      await client.send(new PutItemCommand({ TableName: tableName, Item: claim }));
+    },
+    id,
+    before,
+  );
+  expect(forgot).toMatchObject({ code: 3, stdout: `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.\n` });
   expect(await readItem(client, tableName, id)).toEqual(claim);
 });
 

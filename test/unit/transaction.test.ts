@@ -347,8 +347,11 @@ describe('cancellations and faults', () => {
     });
   });
 
-  test('a record DynamoDB finds too large commits again without its response, with the same writes', async () => {
-    ddb.on(TransactWriteItemsCommand).rejectsOnce(serviceError('ValidationException', 'Item size has exceeded the maximum allowed size')).resolves({});
+  test.each([
+    ['refused as a whole', serviceError('ValidationException', 'Item size has exceeded the maximum allowed size')],
+    ["cancelled at the record's own action (a ValidationError reason)", cancelled({ Code: 'ValidationError' }, NONE, NONE, NONE, NONE)],
+  ])('a record DynamoDB finds too large, %s, commits again without its response, with the same writes', async (_, refusal) => {
+    ddb.on(TransactWriteItemsCommand).rejectsOnce(refusal).resolves({});
     const { pay } = payFixture();
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
     const [first, second] = commits();
