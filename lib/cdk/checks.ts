@@ -663,7 +663,8 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
  * it. A `TableV2` keeps the same schema on its `CfnGlobalTable`. Replicas in several Regions without
  * multi-Region strong consistency are a warning: concurrent claims in two Regions both win. A replica
  * from `TableV2.replica(region)` is checked as its global table. An imported table
- * (`Table.fromTableName`) or a key schema or TTL attribute known only at deploy time says nothing: no finding.
+ * (`Table.fromTableName`), or a key schema, key name, key type or TTL attribute known only at deploy time,
+ * says nothing: no finding.
  */
 export function checkTable(table: ITable): Finding[] {
   // `TableV2.replica(region)` imports the replica as a child of its global table: check that table.
@@ -683,14 +684,14 @@ export function checkTable(table: ITable): Finding[] {
       message: 'The table has a sort key: the store addresses a record by its partition key alone (a Powertools table with `sortKeyAttr` cannot be used).',
     });
   }
-  if (typeof partition === 'string' && typeof type === 'string' && type !== 'S') {
+  if (typeof partition === 'string' && typeof type === 'string' && !Token.isUnresolved(type) && type !== 'S') {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:partitionKeyNotString',
       message: `The partition key \`${partition}\` is of type ${type}: record ids are strings (S).`,
     });
   }
-  if (typeof partition === 'string' && partition !== expected.partitionKey.name) {
+  if (typeof partition === 'string' && !Token.isUnresolved(partition) && partition !== expected.partitionKey.name) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:partitionKeyName',

@@ -1337,6 +1337,19 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     Annotations.fromStack(stack).hasNoWarning('/TtlAtDeploy/Idempotency', Match.anyValue());
   });
 
+  test('a partition key whose name or type is known only at deploy time is neither warned about nor refused: a false error would block the deploy', () => {
+    const stack = new Stack(new App(), 'KeyAtDeploy');
+    const records = new Table(stack, 'Records', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    const name = new CfnParameter(stack, 'KeyName', { type: 'String' }).valueAsString;
+    const type = new CfnParameter(stack, 'KeyType', { type: 'String' }).valueAsString;
+    const cfn = records.node.defaultChild as CfnTable;
+    cfn.keySchema = [{ attributeName: name, keyType: 'HASH' }];
+    cfn.attributeDefinitions = [{ attributeName: name, attributeType: type }];
+    IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
+    Annotations.fromStack(stack).hasNoWarning('/KeyAtDeploy/Idempotency', Match.anyValue());
+    Annotations.fromStack(stack).hasNoError('/KeyAtDeploy/Idempotency', Match.anyValue());
+  });
+
   test('a TableV2 in the app is checked the same way: its key schema and TTL live on a CfnGlobalTable', () => {
     const stack = new Stack(new App(), 'SchemaV2');
     const records = new TableV2(stack, 'Records', {
