@@ -104,3 +104,14 @@ describe.each([
     expect(await once('k')).toBe(2);
   });
 });
+
+test("atomic mode's read of the record after a failed run, meeting a transaction in flight, is sent again and returns the record", async () => {
+  const T0 = 1_700_000_000_000;
+  const key = `conflict${++seq}#k`;
+  await store.claim({ key, owner: 'first', leaseUntil: T0 + 60_000, expiresAt: T0 / 1000 + 86_400, now: T0 });
+  await store.complete({ key, owner: 'first', expiresAt: T0 / 1000 + 86_400, response: '"paid"' });
+  faults.clear();
+  conflict(3, 'DeleteItem');
+  expect(await store.read(key)).toMatchObject({ key, status: 'COMPLETED', owner: 'first', response: '"paid"' });
+  expect(faults.attempts.map((attempt) => attempt.operation)).toEqual(['DeleteItem', 'DeleteItem', 'DeleteItem', 'DeleteItem']);
+});
