@@ -356,6 +356,9 @@ describe('options', () => {
     ],
     ["the ARN of a table's index", { tableName: 'arn:aws:dynamodb:eu-west-1:222222222222:table/idem/index/by-status' }, /`tableName`/],
     ['an ARN of another service', { tableName: 'arn:aws:s3:::idempotency' }, /`tableName`/],
+    ['a tableName shorter than DynamoDB allows', { tableName: 'id' }, /`tableName` must be the name of a DynamoDB table \(3 to 255/],
+    ['an ARN whose account is not 12 digits', { tableName: 'arn:aws:dynamodb:eu-west-1:2222:table/idem' }, /`tableName`/],
+    ['the ARN of a DynamoDB resource that is not a table', { tableName: 'arn:aws:dynamodb:eu-west-1:222222222222:backup/idem' }, /`tableName`/],
   ])('%s is a TypeError', (_what, options, message) => {
     expect(construct(options)).toThrow(TypeError);
     expect(construct(options)).toThrow(message);
