@@ -15,6 +15,7 @@ import { createTable } from '../../tools/tables.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
+import { serviceError } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
 const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
@@ -189,6 +190,19 @@ test.each([
   );
   expect(forgot).toMatchObject({ code: 3, stdout: `${id} changed after forget read it (a call claimed it, or it was written again): nothing deleted.\n` });
   expect(await readItem(client, tableName, id)).toEqual(claim);
+});
+
+test('plain forget whose delete DynamoDB refuses (a missing grant) fails with that refusal, exit 1, instead of saying the record changed', async () => {
+  const id = recordId('safety-delete-refused', 'o-1');
+  const item = { id: { S: id }, status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: { N: '9999999999' }, response: { S: '"paid"' } };
+  await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+  const refusal = serviceError(
+    'AccessDeniedException',
+    `User: arn:aws:sts::123456789012:assumed-role/ops/me is not authorized to perform: dynamodb:DeleteItem on resource: ${tableName}`,
+  );
+  const forgot = await forgetRaced(() => Promise.reject(refusal), id);
+  expect(forgot).toMatchObject({ code: 1, stdout: '', stderr: expect.stringContaining('lambda-idempotency: AccessDeniedException: User: ') });
+  expect(await readItem(client, tableName, id)).toEqual(item);
 });
 
 test('a key, id or name that misses the record the function uses says what to check (the number and string twins of a key, an id copied in part, a qualified name) and which Region it read', async () => {
