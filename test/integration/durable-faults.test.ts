@@ -176,6 +176,19 @@ test('an execution the SDK fails itself (a parent context used inside a child co
   expect(runs).toEqual(['first', 'after']);
 });
 
+/**
+ * The key of an execution whose record a failed completion or release left INPROGRESS, with a
+ * durable lease of 600 s: a duplicate gets IN_PROGRESS with a retry-after of the rest of that lease
+ * (not of one invocation); once it has passed, the execution run with `run: 'after'` is returned.
+ */
+async function afterTheDurableLease<T>(handler: Parameters<typeof runExecution>[0], name: string, orderId: string) {
+  expect((await readItem(inspect, tableName, recordId(name, orderId)))?.status?.S).toBe('INPROGRESS');
+  const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
+  expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
+  await advanceRunnerClock(601_000);
+  return runExecution<T>(handler, { orderId, run: 'after' });
+}
+
 // A completion the store fails (every attempt throttled: an outage) cannot be written, and a
 // durable execution's lease outlives the invocation: what the execution returns and what its
 // duplicates see follow from there.
@@ -202,12 +215,7 @@ describe('a completion that fails on every attempt', () => {
     faults.clear();
     expect(first.getResult()).toBe('first');
     expect(warnings).toEqual([expect.stringContaining('could not mark the record COMPLETED')]);
-    expect((await readItem(inspect, tableName, recordId('failed-completion', orderId)))?.status?.S).toBe('INPROGRESS');
-    const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
-    // The retry-after is the rest of the durable lease, not of one invocation.
-    expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
-    await advanceRunnerClock(601_000);
-    const after = await runExecution<string>(handler, { orderId, run: 'after' });
+    const after = await afterTheDurableLease<string>(handler, 'failed-completion', orderId);
     expect(after.getResult()).toBe('after');
     expect(steps).toEqual(['first:charge', 'after:charge']);
   });
@@ -235,11 +243,7 @@ describe('a completion that fails on every attempt', () => {
     faults.clear();
     expect(executionError(first)).toMatchObject({ errorType: 'CardDeclined', errorMessage: 'declined (first)' });
     expect(warnings).toEqual([expect.stringContaining('could not mark the record COMPLETED')]);
-    expect((await readItem(inspect, tableName, recordId('failed-final-error-completion', orderId)))?.status?.S).toBe('INPROGRESS');
-    const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
-    expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
-    await advanceRunnerClock(601_000);
-    const after = await runExecution(handler, { orderId, run: 'after' });
+    const after = await afterTheDurableLease(handler, 'failed-final-error-completion', orderId);
     expect(executionError(after)).toMatchObject({ errorType: 'CardDeclined', errorMessage: 'declined (after)' });
     // Stored this time: a later duplicate gets the stored error without running.
     const stored = await runExecution(handler, { orderId, run: 'stored' });
@@ -296,11 +300,7 @@ test("a release that fails on every attempt: the execution fails with the handle
   faults.clear();
   expect(executionError(first)).toEqual({ errorType: 'Error', errorMessage: 'declined' });
   expect(warnings).toEqual([expect.stringContaining('could not release the record')]);
-  expect((await readItem(inspect, tableName, recordId('failed-release', orderId)))?.status?.S).toBe('INPROGRESS');
-  const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
-  expect(executionError(duplicate).errorMessage).toMatch(/^IN_PROGRESS: .*retry in (59\d|600) s\./);
-  await advanceRunnerClock(601_000);
-  const after = await runExecution<string>(handler, { orderId, run: 'after' });
+  const after = await afterTheDurableLease<string>(handler, 'failed-release', orderId);
   expect(after.getResult()).toBe('after');
   expect(steps).toEqual(['first:charge', 'after:charge']);
 });

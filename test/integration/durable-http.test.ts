@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { DurableContext, DurableLambdaHandler } from '@aws/durable-execution-sdk-js';
 import middy from '@middy/core';
-import { httpIdempotency, issueIdempotencyKey } from '../../lib/index.js';
+import { type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey } from '../../lib/index.js';
 import { advanceRunnerClock, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
 import { scanItems, useFreshTable } from '../support/dynamodb.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -16,10 +16,14 @@ useDurableRunner();
 
 const CALLBACK = 'approval';
 
-test('a payment suspended on a callback resumes on its own record and charges once; the same key meanwhile gets 409, after it the stored 201 marked replayed', async () => {
+/**
+ * A payment API in middy's durable mode: its handler charges in a step (recorded in `charges`),
+ * waits for the callback `approval`, then answers 201 with the charge id.
+ */
+function payment(options: Omit<HttpIdempotencyOptions, 'store' | 'name' | 'scope'>) {
   const charges: string[] = [];
   const handler = middy(middyDurableMode)
-    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared' }))
+    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared', ...options }))
     .handler(async (_event, context) => {
       // middy's types do not say that durable mode hands the handler the durable context.
       const ctx = context as unknown as DurableContext;
@@ -30,6 +34,11 @@ test('a payment suspended on a callback resumes on its own record and charges on
       await ctx.waitForCallback(CALLBACK, async () => undefined);
       return { statusCode: 201, body: JSON.stringify({ chargeId }) };
     }) as unknown as DurableLambdaHandler;
+  return { handler, charges };
+}
+
+test('a payment suspended on a callback resumes on its own record and charges once; the same key meanwhile gets 409, after it the stored 201 marked replayed', async () => {
+  const { handler, charges } = payment({});
   const key = randomUUID();
   const first = startExecution<{ statusCode: number; body: string }>(handler, paymentRequest(key), CALLBACK);
   await first.suspended();
@@ -47,18 +56,7 @@ test('a payment suspended on a callback resumes on its own record and charges on
 // key's age limit has run its steps on it, and holds its record.
 test('signed keys: an execution that resumes after its key has expired resumes on its record and answers 201, charging once; the key meanwhile gets 409', async () => {
   const secret = randomBytes(32);
-  const charges: string[] = [];
-  const handler = middy(middyDurableMode)
-    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared', signedKeys: { secrets: [secret], maxAgeSeconds: 3_600 } }))
-    .handler(async (_event, context) => {
-      const ctx = context as unknown as DurableContext;
-      const chargeId = await ctx.step('charge', async () => {
-        charges.push('charge');
-        return randomUUID();
-      });
-      await ctx.waitForCallback(CALLBACK, async () => undefined);
-      return { statusCode: 201, body: JSON.stringify({ chargeId }) };
-    }) as unknown as DurableLambdaHandler;
+  const { handler, charges } = payment({ signedKeys: { secrets: [secret], maxAgeSeconds: 3_600 } });
   const key = issueIdempotencyKey({ secret });
   const first = startExecution<{ statusCode: number; body: string }>(handler, paymentRequest(key), CALLBACK);
   await first.suspended();
