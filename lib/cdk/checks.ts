@@ -38,6 +38,9 @@ export function formatSeconds(seconds: number): string {
   return `${seconds} s`;
 }
 
+/** Whether a value is a string known at synth: written in the app, not a token resolved at deploy. */
+const isLiteral = (value: unknown): value is string => typeof value === 'string' && !Token.isUnresolved(value);
+
 /** A number set on an L1 property, its AWS default when unset, `undefined` when only known at deploy time. */
 function known(value: unknown, fallback: number): number | undefined {
   if (value === undefined) return fallback;
@@ -111,7 +114,7 @@ function rendered(value: unknown): string | undefined {
 function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
   const cfn = fn.node.defaultChild;
   const name = cfn instanceof CfnFunction ? cfn.functionName : undefined;
-  if (typeof name !== 'string' || Token.isUnresolved(name) || reference === fn.functionName) return false;
+  if (!isLiteral(name) || reference === fn.functionName) return false;
   const resolved = Stack.of(scope).resolve(reference) as { 'Fn::Select'?: [unknown, { 'Fn::Split'?: [unknown, unknown] }] } | null;
   // An imported function's name is selected from its ARN, whose account and Region say which function it is.
   const [index, of] = resolved?.['Fn::Select'] ?? [];
@@ -507,7 +510,7 @@ export function checkEnvironmentRetention(fn: LambdaFunction, variable: string, 
 function literalTableName(table: ITable): string | undefined {
   const cfn = table.node.defaultChild;
   const name: unknown = cfn instanceof CfnTable || cfn instanceof CfnGlobalTable ? cfn.tableName : table.tableName;
-  return typeof name === 'string' && !Token.isUnresolved(name) ? name : undefined;
+  return isLiteral(name) ? name : undefined;
 }
 
 /**
@@ -684,14 +687,14 @@ export function checkTable(table: ITable): Finding[] {
       message: 'The table has a sort key: the store addresses a record by its partition key alone (a Powertools table with `sortKeyAttr` cannot be used).',
     });
   }
-  if (typeof partition === 'string' && typeof type === 'string' && !Token.isUnresolved(type) && type !== 'S') {
+  if (typeof partition === 'string' && isLiteral(type) && type !== 'S') {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:partitionKeyNotString',
       message: `The partition key \`${partition}\` is of type ${type}: record ids are strings (S).`,
     });
   }
-  if (typeof partition === 'string' && !Token.isUnresolved(partition) && partition !== expected.partitionKey.name) {
+  if (isLiteral(partition) && partition !== expected.partitionKey.name) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:partitionKeyName',
@@ -713,7 +716,7 @@ export function checkTable(table: ITable): Finding[] {
       id: 'lambda-idempotency:noTimeToLive',
       message: `The table has no TTL: expired records stay (a claim still replaces them) and the table only grows. Enable TTL on \`${expected.timeToLiveAttribute}\`.`,
     });
-  } else if (typeof ttl.attributeName === 'string' && !Token.isUnresolved(ttl.attributeName) && ttl.attributeName !== expected.timeToLiveAttribute) {
+  } else if (isLiteral(ttl.attributeName) && ttl.attributeName !== expected.timeToLiveAttribute) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:timeToLiveAttribute',
