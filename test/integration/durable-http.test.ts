@@ -17,13 +17,14 @@ useDurableRunner();
 const CALLBACK = 'approval';
 
 /**
- * A payment API in middy's durable mode: its handler charges in a step (recorded in `charges`),
- * waits for the callback `approval`, then answers 201 with the charge id.
+ * A payment API in middy's durable mode, its records under `name`: its handler charges in a step
+ * (recorded in `charges`), waits for the callback `approval`, then answers 201 with the charge id.
  */
 function payment(options: Omit<HttpIdempotencyOptions, 'store' | 'name' | 'scope'>) {
   const charges: string[] = [];
+  const name = `payments-${randomUUID()}`;
   const handler = middy(middyDurableMode)
-    .use(httpIdempotency({ store, name: `payments-${randomUUID()}`, scope: 'shared', ...options }))
+    .use(httpIdempotency({ store, name, scope: 'shared', ...options }))
     .handler(async (_event, context) => {
       // middy's types do not say that durable mode hands the handler the durable context.
       const ctx = context as unknown as DurableContext;
@@ -34,7 +35,7 @@ function payment(options: Omit<HttpIdempotencyOptions, 'store' | 'name' | 'scope
       await ctx.waitForCallback(CALLBACK, async () => undefined);
       return { statusCode: 201, body: JSON.stringify({ chargeId }) };
     }) as unknown as DurableLambdaHandler;
-  return { handler, charges };
+  return { handler, charges, name };
 }
 
 test('a payment suspended on a callback resumes on its own record and charges once; the same key meanwhile gets 409, after it the stored 201 marked replayed', async () => {
@@ -77,13 +78,7 @@ test("durableLeaseSeconds sets how long a suspended execution's record holds the
     ['set', 600],
     ['default', undefined],
   ] as const) {
-    const name = `payments-lease-${lease}-${randomUUID()}`;
-    const handler = middy(middyDurableMode)
-      .use(httpIdempotency({ store, name, scope: 'shared', expiresAfterSeconds: 7_200, ...(durableLeaseSeconds === undefined ? {} : { durableLeaseSeconds }) }))
-      .handler(async (_event, context) => {
-        await (context as unknown as DurableContext).waitForCallback(CALLBACK, async () => undefined);
-        return { statusCode: 201, body: '{}' };
-      }) as unknown as DurableLambdaHandler;
+    const { handler, name } = payment({ expiresAfterSeconds: 7_200, ...(durableLeaseSeconds === undefined ? {} : { durableLeaseSeconds }) });
     const execution = startExecution<{ statusCode: number }>(handler, paymentRequest(randomUUID()), CALLBACK);
     await execution.suspended();
     const [record] = await scanItems(client, tableName, `${name}#`);
