@@ -141,6 +141,19 @@ test('a stored outcome that is not JSON is counted as a store failure, not a rep
   expect(runs).toBe(0);
 });
 
+test('a COMPLETED item whose responseOmitted is false (as another writer may store it) replays its stored response', async () => {
+  const f = await withItem({
+    status: { S: 'COMPLETED' },
+    owner: { S: 'o' },
+    expiration: LIVE_EXPIRATION,
+    response: { S: '"kept"' },
+    responseOmitted: { BOOL: false },
+  });
+  expect(await f.once('k')).toBe('kept');
+  expect(f.runs()).toBe(0);
+  expect(await inspectRecord({ store, id: f.id })).toMatchObject({ status: 'COMPLETED', responseOmitted: false });
+});
+
 test("atomic: a COMPLETED item without an expiration gets the commit's retention: it replays until then, and is committed anew after it", async () => {
   const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } });
   let runs = 0;
