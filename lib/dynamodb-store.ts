@@ -54,18 +54,39 @@ export class DynamoDBStore extends LeanDynamoDBStore {
 
   /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */
   async claimCompleted(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult> {
+    return this.commitCompleted(request, writes, false);
+  }
+
+  /** {@link claimCompleted}; `adopted`: sent again after a record without a retention changed under it (see `adoptRetention`). */
+  private async commitCompleted(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[], adopted: boolean): Promise<ClaimResult> {
     const put = this.claimPut(request, 'COMPLETED');
     return this.withOutcome(request, ITEM_LIMIT_BYTES - itemSize(put.Item), isTransactionTooLarge, async (outcome) => {
       const refused = await sendTransaction(this.client, [{ Put: { ...put, Item: { ...put.Item, ...this.outcomeItem(outcome) } } }, ...writes]);
       if (refused === null) return { claimed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
-      try {
-        return { claimed: false, record: (await this.toRecord(refused)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal') };
-      } catch (error) {
-        // The record that refused the claim is replayed from here; if it cannot be read, fail
-        // closed with what is known: nothing of this call was written.
-        throw new IdempotencyError('STORE_FAILURE', 'The idempotency record that refused this call could not be read; nothing was written.', { cause: error });
+      let item = refused;
+      // A record without a retention refuses every commit, and no TTL removes it: it gets this
+      // commit's, as it gets a claim's, and is then replayed (or answers IN_PROGRESS) as any record.
+      if (refused !== undefined && refused[this.attributes.expiration] === undefined && !adopted) {
+        item = await this.refusedBy(() => this.adoptRetention(request, refused));
+        if (item === undefined) return this.commitCompleted(request, writes, true);
       }
+      return {
+        claimed: false,
+        record: await this.refusedBy(async () => (await this.toRecord(item)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal')),
+      };
     });
+  }
+
+  /**
+   * Runs `read`, a step in reading the record that refused a commit. The record is replayed from
+   * here; if it cannot be read, fail closed with what is known: nothing of this call was written.
+   */
+  private async refusedBy<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      throw new IdempotencyError('STORE_FAILURE', 'The idempotency record that refused this call could not be read; nothing was written.', { cause: error });
+    }
   }
 
   /**

@@ -173,9 +173,10 @@ export class DynamoDBStore implements IdempotencyStore {
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
       if (!isConditionFailure(error) || error.Item === undefined) throw error;
-      if (error.Item[this.attributes.expiration] === undefined && !adopted) return this.adoptRetention(request, error.Item);
+      const item = error.Item[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, error.Item) : error.Item;
+      if (item === undefined) return this.putClaim(request, true);
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
-      return { claimed: false, record: (await this.toRecord(error.Item))! };
+      return { claimed: false, record: (await this.toRecord(item))! };
     }
   }
 
@@ -184,10 +185,13 @@ export class DynamoDBStore implements IdempotencyStore {
    * table's TTL ignores it and no claim takes it over. The first claim that meets it gives it the
    * claim's retention (never earlier than its lease), by one write conditioned on the retention
    * still missing, and then reads it as any record: a COMPLETED one replays until then, rather than
-   * run again, and holds the key no longer. Should the record change meanwhile, the claim is sent
-   * again, once.
+   * run again, and holds the key no longer. The item with its retention, or `undefined` when the
+   * record changed meanwhile: the claim is then sent again, once. @internal
    */
-  private async adoptRetention(request: ClaimRequest, item: Record<string, AttributeValue>): Promise<ClaimResult> {
+  protected async adoptRetention(
+    request: Pick<ClaimRequest, 'key' | 'expiresAt'>,
+    item: Record<string, AttributeValue>,
+  ): Promise<Record<string, AttributeValue> | undefined> {
     const a = this.attributes;
     const expiresAt = adoptedRetention(request.expiresAt, Number(item[a.leaseUntil]?.N));
     try {
@@ -204,10 +208,10 @@ export class DynamoDBStore implements IdempotencyStore {
           }),
         ),
       );
-      return { claimed: false, record: (await this.toRecord(output.Attributes)) ?? this.malformed(request.key, 'DynamoDB returned no item with its update') };
+      return output.Attributes ?? this.malformed(request.key, 'DynamoDB returned no item with its update');
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return this.putClaim(request, true);
+      return undefined;
     }
   }
 

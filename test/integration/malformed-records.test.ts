@@ -140,3 +140,25 @@ test('a stored outcome that is not JSON is counted as a store failure, not a rep
   expect(events).toEqual(['storeFailure', 'replay']);
   expect(runs).toBe(0);
 });
+
+test('a COMPLETED item whose responseOmitted is false (as another writer may store it) replays its stored response', async () => {
+  const f = await withItem({
+    status: { S: 'COMPLETED' },
+    owner: { S: 'o' },
+    expiration: LIVE_EXPIRATION,
+    response: { S: '"kept"' },
+    responseOmitted: { BOOL: false },
+  });
+  expect(await f.once('k')).toBe('kept');
+  expect(f.runs()).toBe(0);
+  expect(await inspectRecord({ store, id: f.id })).toMatchObject({ status: 'COMPLETED', responseOmitted: false });
+});
+
+test("atomic: a COMPLETED item without an expiration gets the commit's retention: it replays until then, and is committed anew after it", async () => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } });
+  let runs = 0;
+  const atomic = (at: number) => makeIdempotent(async (_key: string) => `ran${++runs}`, { store, name: f.name, atomic: true, now: () => at });
+  expect(await atomic(T0)('k')).toBe('kept');
+  expect((await readItem(client, tableName, f.id))?.expiration).toEqual({ N: String(T0 / 1000 + 86_400) });
+  expect(await atomic((T0 / 1000 + 86_401) * 1000)('k')).toBe('ran2');
+});

@@ -37,33 +37,45 @@ function beforeAdoption(interfere: () => Promise<unknown>): void {
 let seq = 0;
 
 /** A function made idempotent under a fresh namespace, whose record for key 'k' is `item`, without a retention. */
-async function withRecordWithoutRetention(item: Record<string, AttributeValue>) {
+async function withRecordWithoutRetention(item: Record<string, AttributeValue>, atomic = false) {
   const name = `adoption${++seq}`;
   const id = recordId(name, 'k');
   await inspect.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, ...item } }));
   let runs = 0;
-  const once = makeIdempotent(async (_key: string) => `run ${++runs}`, { store, name, now: () => T0 });
+  const once = makeIdempotent(async (_key: string) => `run ${++runs}`, { store, name, atomic, now: () => T0 });
   return { id, once, runs: () => runs };
 }
 
-test('a record without a retention, forgotten before the claim gives it one: the update writes nothing, and the call claims the key and runs', async () => {
-  const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } });
-  beforeAdoption(() => inspect.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: f.id } } })));
-  expect(await f.once('k')).toBe('run 1');
-  expect(await readItem(inspect, tableName, f.id)).toMatchObject({ status: { S: 'COMPLETED' }, expiration: { N: String(T0 / 1000 + 86_400) } });
-});
+// In atomic mode the function runs first, and its commit (the claim) meets the record.
+const modes = [
+  ['', false],
+  ['atomic: ', true],
+] as const;
 
-test("a record without a retention, replaced by another attempt's record before the claim gives it one: that record keeps its own retention", async () => {
-  const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } });
-  const replacement = {
-    id: { S: f.id },
-    status: { S: 'COMPLETED' },
-    owner: { S: 'other' },
-    expiration: { N: String(T0 / 1000 + 60) },
-    response: { S: '"new"' },
-  };
-  beforeAdoption(() => inspect.send(new PutItemCommand({ TableName: tableName, Item: replacement })));
-  expect(await f.once('k')).toBe('new');
-  expect(f.runs()).toBe(0);
-  expect(await readItem(inspect, tableName, f.id)).toEqual(replacement);
-});
+test.each(modes)(
+  '%sa record without a retention, forgotten before the claim gives it one: the update writes nothing, and the call claims the key and runs',
+  async (_mode, atomic) => {
+    const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, atomic);
+    beforeAdoption(() => inspect.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: f.id } } })));
+    expect(await f.once('k')).toBe('run 1');
+    expect(await readItem(inspect, tableName, f.id)).toMatchObject({ status: { S: 'COMPLETED' }, expiration: { N: String(T0 / 1000 + 86_400) } });
+  },
+);
+
+test.each(modes)(
+  "%sa record without a retention, replaced by another attempt's record before the claim gives it one: that record keeps its own retention",
+  async (_mode, atomic) => {
+    const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, atomic);
+    const replacement = {
+      id: { S: f.id },
+      status: { S: 'COMPLETED' },
+      owner: { S: 'other' },
+      expiration: { N: String(T0 / 1000 + 60) },
+      response: { S: '"new"' },
+    };
+    beforeAdoption(() => inspect.send(new PutItemCommand({ TableName: tableName, Item: replacement })));
+    expect(await f.once('k')).toBe('new');
+    expect(f.runs()).toBe(atomic ? 1 : 0);
+    expect(await readItem(inspect, tableName, f.id)).toEqual(replacement);
+  },
+);
