@@ -7,7 +7,15 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import httpEventNormalizer from '@middy/http-event-normalizer';
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
-import { DynamoDBStore, forgetRecord, type HttpIdempotencyOptions, type HttpResult, httpIdempotency, inspectRecord } from '../../lib/index.js';
+import {
+  DynamoDBStore,
+  forgetRecord,
+  type HttpIdempotencyOptions,
+  type HttpResult,
+  httpIdempotency,
+  inspectRecord,
+  issueIdempotencyKey,
+} from '../../lib/index.js';
 import { unreachableClient, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { type AlbRequest, albEvent, TARGET_GROUP_ARN } from '../support/identity-events.js';
@@ -260,6 +268,21 @@ describe.each([
     const response = await orders.send(event());
     expectProblem(response, 400, '400 Bad Request', multiValue);
     expect(headerOf(response, 'Access-Control-Allow-Origin', multiValue)).toBe('https://shop.example');
+  });
+
+  test('an issued key past its age limit that no record answers: 400 Bad Request, with `problemHeaders`, in the header field the load balancer reads; nothing runs', async () => {
+    const secret = 's'.repeat(32);
+    const orders = ordersBehindAlb({
+      signedKeys: { secrets: [secret], maxAgeSeconds: 3_600 },
+      problemHeaders: { 'Access-Control-Allow-Origin': 'https://shop.example' },
+    });
+    const key = issueIdempotencyKey({ secret, now: () => REQUEST_TIME });
+    clock = REQUEST_TIME + 3_600_000; // the first millisecond past its age limit; never used before
+    const refused = await orders.send(event({ key }));
+    expect(expectProblem(refused, 400, '400 Bad Request', multiValue).detail).toMatch(/new key/);
+    expect(headerOf(refused, 'Access-Control-Allow-Origin', multiValue)).toBe('https://shop.example');
+    expect(orders.runs).toBe(0);
+    expect(await orders.records()).toEqual([]);
   });
 
   test('an unreachable store: 503 Service Unavailable with Retry-After, the handler does not run', async () => {

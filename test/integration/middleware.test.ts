@@ -61,6 +61,35 @@ test('an undefined response is replayed as undefined, without running the handle
   expect(item).not.toHaveProperty('leaseUntil');
 });
 
+test('the deprecated `observability` options object still writes its lines: an EMF line per event in its namespace, and log lines naming the record, never the key', async () => {
+  const lines: string[] = [];
+  let runs = 0;
+  const handler = middy(async (event: Payment) => ({ runs: ++runs, id: event.id })).use(
+    idempotency({
+      store,
+      key: (event: Payment) => event.id,
+      observability: { metrics: true, logs: true, metricNamespace: 'Shop', write: (line) => void lines.push(line) },
+    }),
+  );
+  expect(await handler({ id: 'card-4242' }, lambdaContext('observed'))).toEqual({ runs: 1, id: 'card-4242' });
+  expect(await handler({ id: 'card-4242' }, lambdaContext('observed'))).toEqual({ runs: 1, id: 'card-4242' });
+  expect(runs).toBe(1);
+  const parsed = lines.map(
+    (line) => JSON.parse(line) as Record<string, unknown> & { _aws?: { CloudWatchMetrics: Array<{ Namespace: string; Metrics: Array<{ Name: string }> }> } },
+  );
+  const metrics = parsed.filter((line) => line._aws !== undefined);
+  expect(metrics.map((line) => [line._aws!.CloudWatchMetrics[0]!.Namespace, line._aws!.CloudWatchMetrics[0]!.Metrics[0]!.Name, line.Function])).toEqual([
+    ['Shop', 'Misses', 'observed'],
+    ['Shop', 'Replays', 'observed'],
+  ]);
+  const id = recordId('observed', 'card-4242');
+  expect(parsed.filter((line) => line._aws === undefined).map((line) => [line.event, line.recordId])).toEqual([
+    ['miss', id],
+    ['replay', id],
+  ]);
+  for (const line of lines) expect(line).not.toContain('card-4242');
+});
+
 test('a handler error is rethrown unchanged and releases the record, so the retry runs', async () => {
   const declined = new Error('card declined');
   let runs = 0;

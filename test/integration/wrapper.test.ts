@@ -355,8 +355,11 @@ test.each([
   ['more than a Date can hold', 8.64e15 + 1],
   ['NaN', Number.NaN],
   ['negative', -1],
-  // A stub whose getRemainingTimeInMillis returns text: its digits are no time left.
+  // A stub whose getRemainingTimeInMillis returns text: its digits are no time left. Added to the
+  // clock, text is appended to the clock's digits: a short one makes a deadline centuries away
+  // that is still within a Date, a lease that never ends.
   ['the text 5000', '5000' as unknown as number],
+  ['the text 900', '900' as unknown as number],
 ])('a context whose time left is %s sets no deadline: the lease is leaseSeconds and the call runs once, not a STORE_FAILURE', async (label, millis) => {
   const name = `beyond-${label.replaceAll(' ', '-')}`;
   const turnstile = new Turnstile<number>();
