@@ -173,11 +173,13 @@ test("a table given by its ARN is read in the ARN's Region, without --region or 
   const { once } = counted('cli-arn');
   await once({ orderId: 'o-1' });
   const arn = `arn:aws:dynamodb:local:000000000000:table/${tableName}`;
-  const run = await cliWith({ AWS_REGION: undefined }, 'inspect', '--table', arn, '--name', 'cli-arn', '--key', '"o-1"', '--json');
+  const [run, missing] = await Promise.all([
+    cliWith({ AWS_REGION: undefined }, 'inspect', '--table', arn, '--name', 'cli-arn', '--key', '"o-1"', '--json'),
+    cliWith({ AWS_REGION: undefined }, 'inspect', '--table', 'arn:aws:dynamodb:eu-west-3:000000000000:table/missing', '--id', 'n#h'),
+  ]);
   expect(run).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(run.stdout)).toMatchObject({ status: 'COMPLETED' });
   // A table missing there is reported in the ARN's Region, the one the request went to.
-  const missing = await cliWith({ AWS_REGION: undefined }, 'inspect', '--table', 'arn:aws:dynamodb:eu-west-3:000000000000:table/missing', '--id', 'n#h');
   expect(missing).toEqual({
     code: 1,
     stdout: '',
@@ -204,7 +206,11 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
   expect(runs()).toBe(1);
   const id = recordId('cli-forget', 'o-1');
 
-  const refused = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"');
+  // Two commands that delete nothing, run together.
+  const [refused, wrongStatus] = await Promise.all([
+    cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"'),
+    cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes'),
+  ]);
   expect(refused).toEqual({
     code: 2,
     stdout: '',
@@ -212,10 +218,8 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
       'lambda-idempotency: forget deletes the record, after which the next call with its key runs again: add --yes to do it.\n' +
       'Run `lambda-idempotency --help` for usage.\n',
   });
-  expect(await readItem(client, tableName, id)).toBeDefined();
-
-  const wrongStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
   expect(wrongStatus).toEqual({ code: 3, stdout: `No record ${id} with status INPROGRESS in ${tableName} (local): nothing deleted.\n`, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeDefined();
 
   const forgotten = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"', '--yes', '--json');
   expect(forgotten.code).toBe(0);
@@ -250,7 +254,12 @@ test('forget after stuck leaves alone a record that a retry took over in between
   const retry = instance()('o-1');
   const inside = await turnstile.next();
 
-  const byStatus = await cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  // Two commands that must delete nothing, run together.
+  const iso = new Date(leaseUntil).toISOString();
+  const [byStatus, asListed] = await Promise.all([
+    cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes'),
+    cli('forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes'),
+  ]);
   expect(byStatus).toEqual({
     code: 3,
     stdout: expect.stringMatching(
@@ -258,8 +267,6 @@ test('forget after stuck leaves alone a record that a retry took over in between
     ),
     stderr: '',
   });
-  const iso = new Date(leaseUntil).toISOString();
-  const asListed = await cli('forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
   expect(asListed).toEqual({
     code: 3,
     stdout: `No attempt of ${id} whose lease ends at ${iso}: nothing deleted (another attempt took the record over, or it completed or is gone).\n`,

@@ -14,15 +14,30 @@ import type { IdempotencyStore } from '../../lib/store.js';
 import { InMemoryStore, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
-import { Turnstile } from '../support/gate.js';
+import { type Gate, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
-import { byDeadline, REMAINING, useStalledDynamoDB } from '../support/stalled-dynamodb.js';
+import { byDeadline, byDeadlineOnClock, moveToDeadline, onFakeClock, REMAINING, useStalledDynamoDB } from '../support/stalled-dynamodb.js';
 
 const { client: inspect, tableName } = useFreshTable({ prefix: 'timeouts' });
 const bizTable = useBusinessTable(inspect);
 const quiet = { warn: () => undefined, error: () => undefined };
 const proxy = useStalledDynamoDB();
+
+/**
+ * A stall a call's function starts (after the claim went through), and `stuck`, which settles once
+ * the request the call sends next has reached the stalled proxy: it will not be answered.
+ */
+const midway = () => {
+  const stalled = gate<Promise<void>>();
+  return {
+    stall: () => {
+      proxy.stall();
+      stalled.open(proxy.swallowed());
+    },
+    stuck: stalled.promise,
+  };
+};
 
 // Without the bound, each of these waits until Jest gives up on it.
 jest.setTimeout(15_000);
@@ -225,6 +240,7 @@ test('a wait for a record another call holds, while the wall clock steps back an
 
 describe('with a client of your own, whose requests the SDK never bounds: the Lambda deadline does', () => {
   // A client with no timeouts: without the deadline's bound, each call here waits until Jest gives up on it.
+  // Each test runs on a fake clock, moved to the deadline once the request that hangs is in flight.
   let unbounded: DynamoDBClient;
   beforeAll(() => {
     unbounded = new DynamoDBClient({});
@@ -233,90 +249,117 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
   const ownStore = () => new DynamoDBStore({ tableName, client: unbounded });
   const record = (name: string, key: unknown) => readItem(inspect, tableName, recordId(name, key));
 
-  test('a claim that is never answered: STORE_FAILURE (TimeoutError) while the caller can still answer; the function did not run', async () => {
-    let runs = 0;
-    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), { store: ownStore(), name: 'own-claim-hangs' });
-    proxy.stall();
-    const settled = await byDeadline(once('k', lambdaContext('own-claim-hangs', REMAINING)));
-    expect(settled).toMatchObject({ error: { message: 'STORE_FAILURE: The idempotency store failed (TimeoutError); the function did not run.' } });
-    expect(runs).toBe(0);
-  });
+  test('a claim that is never answered: STORE_FAILURE (TimeoutError) while the caller can still answer; the function did not run', () =>
+    onFakeClock(async () => {
+      let runs = 0;
+      const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), { store: ownStore(), name: 'own-claim-hangs' });
+      proxy.stall();
+      const settled = await byDeadlineOnClock(once('k', lambdaContext('own-claim-hangs', REMAINING)), proxy.swallowed());
+      expect(settled).toMatchObject({ error: { message: 'STORE_FAILURE: The idempotency store failed (TimeoutError); the function did not run.' } });
+      expect(runs).toBe(0);
+    }));
 
-  test('a completion that is never answered: the caller gets its result, with a warning; the record waits for its lease', async () => {
-    let runs = 0;
-    const logger = { warn: jest.fn<(message: string) => void>() };
-    const once = makeIdempotent(
-      async (id: string, _context?: Context) => {
-        proxy.stall();
-        return { id, run: ++runs };
-      },
-      { store: ownStore(), name: 'own-completion-hangs', logger },
-    );
-    expect(await byDeadline(once('k', lambdaContext('own-completion-hangs', REMAINING)))).toEqual({ value: { id: 'k', run: 1 } });
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
-    await proxy.restore();
-    expect(await record('own-completion-hangs', 'k')).toMatchObject({ status: { S: 'INPROGRESS' } });
-  });
+  test('a completion that is never answered: the caller gets its result, with a warning; the record waits for its lease', () =>
+    onFakeClock(async () => {
+      let runs = 0;
+      const hang = midway();
+      const logger = { warn: jest.fn<(message: string) => void>() };
+      const once = makeIdempotent(
+        async (id: string, _context?: Context) => {
+          hang.stall();
+          return { id, run: ++runs };
+        },
+        { store: ownStore(), name: 'own-completion-hangs', logger },
+      );
+      expect(await byDeadlineOnClock(once('k', lambdaContext('own-completion-hangs', REMAINING)), hang.stuck)).toEqual({ value: { id: 'k', run: 1 } });
+      expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+      await proxy.restore();
+      expect(await record('own-completion-hangs', 'k')).toMatchObject({ status: { S: 'INPROGRESS' } });
+    }));
 
-  test("a commit of the call's writes that is never answered: COMMIT_FAILED, its outcome unknown, instead of a Lambda timeout", async () => {
-    const once = makeIdempotent(
-      async (id: string, _context?: Context) => {
-        transaction().put({ TableName: bizTable, Item: { id: `own-${id}` } });
-        proxy.stall();
-        return id;
-      },
-      { store: ownStore(), name: 'own-commit-hangs' },
-    );
-    const settled = await byDeadline(once('k', lambdaContext('own-commit-hangs', REMAINING)));
-    expect(settled).toMatchObject({ error: { code: 'COMMIT_FAILED', message: expect.stringContaining('may or may not be applied') } });
-  });
+  test("a commit of the call's writes that is never answered: COMMIT_FAILED, its outcome unknown, instead of a Lambda timeout", () =>
+    onFakeClock(async () => {
+      const hang = midway();
+      const once = makeIdempotent(
+        async (id: string, _context?: Context) => {
+          transaction().put({ TableName: bizTable, Item: { id: `own-${id}` } });
+          hang.stall();
+          return id;
+        },
+        { store: ownStore(), name: 'own-commit-hangs' },
+      );
+      const settled = await byDeadlineOnClock(once('k', lambdaContext('own-commit-hangs', REMAINING)), hang.stuck);
+      expect(settled).toMatchObject({ error: { code: 'COMMIT_FAILED', message: expect.stringContaining('may or may not be applied') } });
+    }));
 
-  test('a call nested in another, given no Lambda context, answers by the outer Lambda deadline', async () => {
-    const inner = makeIdempotent(async (id: string) => id, { store: ownStore(), name: 'own-nested-inner' });
-    const logger = { warn: jest.fn<(message: string) => void>() };
-    const outer = makeIdempotent(
-      async (id: string, _context?: Context) => {
-        proxy.stall();
-        return (await rejection(inner(id))).message;
-      },
-      { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer', logger },
-    );
-    expect(await outer('k', lambdaContext('own-nested', REMAINING))).toMatch(/^STORE_FAILURE: .*\(TimeoutError\)/);
-    // The stalled store does not answer the outer call's completion either: its caller gets the result, with a warning.
-    expect(logger.warn).toHaveBeenCalledTimes(1);
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/could not mark the record COMPLETED.*"error":"TimeoutError"/));
-  });
+  test('a call nested in another, given no Lambda context, answers by the outer Lambda deadline', () =>
+    onFakeClock(async () => {
+      const inner = makeIdempotent(async (id: string) => id, { store: ownStore(), name: 'own-nested-inner' });
+      const hang = midway();
+      const logger = { warn: jest.fn<(message: string) => void>() };
+      const outer = makeIdempotent(
+        async (id: string, _context?: Context) => {
+          hang.stall();
+          return (await rejection(inner(id))).message;
+        },
+        { store: new DynamoDBStore({ tableName }), name: 'own-nested-outer', logger },
+      );
+      const answer = outer('k', lambdaContext('own-nested', REMAINING));
+      await hang.stuck;
+      // The inner claim is given up on at the outer deadline's bound; the outer completion that follows gets its second.
+      await jest.advanceTimersByTimeAsync(REMAINING + 1_000);
+      expect(await answer).toMatch(/^STORE_FAILURE: .*\(TimeoutError\)/);
+      // The stalled store does not answer the outer call's completion either: its caller gets the result, with a warning.
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+      expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/could not mark the record COMPLETED.*"error":"TimeoutError"/));
+    }));
 
-  test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): the caller gets its result before the deadline', async () => {
-    let runs = 0;
-    const logger = { warn: jest.fn<(message: string) => void>() };
-    const hanging = aesGcmEncryption({ currentKey: () => new Promise<never>(() => undefined), keyById: () => Buffer.alloc(32) });
-    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
-      store: new DynamoDBStore({ tableName, client: unbounded, encryption: hanging }),
-      name: 'own-key-hangs',
-      logger,
-    });
-    expect(await byDeadline(once('k', lambdaContext('own-key-hangs', REMAINING)))).toEqual({ value: { id: 'k', run: 1 } });
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
-    // Nothing was sent: the record is left as a completion that never answered leaves it.
-    expect(await readItem(inspect, tableName, recordId('own-key-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
-  });
+  test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): the caller gets its result before the deadline', () =>
+    onFakeClock(async () => {
+      let runs = 0;
+      const asked = gate();
+      const logger = { warn: jest.fn<(message: string) => void>() };
+      const hanging = aesGcmEncryption({
+        currentKey: () => {
+          asked.open();
+          return new Promise<never>(() => undefined);
+        },
+        keyById: () => Buffer.alloc(32),
+      });
+      const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
+        store: new DynamoDBStore({ tableName, client: unbounded, encryption: hanging }),
+        name: 'own-key-hangs',
+        logger,
+      });
+      expect(await byDeadlineOnClock(once('k', lambdaContext('own-key-hangs', REMAINING)), asked.promise)).toEqual({ value: { id: 'k', run: 1 } });
+      expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+      // Nothing was sent: the record is left as a completion that never answered leaves it.
+      expect(await readItem(inspect, tableName, recordId('own-key-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+    }));
 
-  test('a key provider that never answers when a stored outcome is opened (a KMS call that hangs): STORE_FAILURE before the deadline, the function does not run again', async () => {
-    let runs = 0;
-    let hang = false;
-    const key = Buffer.alloc(32, 1);
-    const encryption = aesGcmEncryption({ currentKey: () => ({ id: 'k1', key }), keyById: () => (hang ? new Promise<never>(() => undefined) : key) });
-    const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
-      store: new DynamoDBStore({ tableName, client: unbounded, encryption }),
-      name: 'own-key-hangs-at-claim',
-    });
-    await once('k', lambdaContext('own-key-hangs-at-claim', REMAINING));
-    hang = true;
-    const settled = await byDeadline(once('k', lambdaContext('own-key-hangs-at-claim', REMAINING)));
-    expect(settled).toMatchObject({ error: { code: 'STORE_FAILURE', message: expect.stringContaining('(TimeoutError)') } });
-    expect(runs).toBe(1);
-  });
+  test('a key provider that never answers when a stored outcome is opened (a KMS call that hangs): STORE_FAILURE before the deadline, the function does not run again', () =>
+    onFakeClock(async () => {
+      let runs = 0;
+      let hang: Gate | undefined;
+      const key = Buffer.alloc(32, 1);
+      const encryption = aesGcmEncryption({
+        currentKey: () => ({ id: 'k1', key }),
+        keyById: () => {
+          if (hang === undefined) return key;
+          hang.open();
+          return new Promise<never>(() => undefined);
+        },
+      });
+      const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
+        store: new DynamoDBStore({ tableName, client: unbounded, encryption }),
+        name: 'own-key-hangs-at-claim',
+      });
+      await once('k', lambdaContext('own-key-hangs-at-claim', REMAINING));
+      hang = gate();
+      const settled = await byDeadlineOnClock(once('k', lambdaContext('own-key-hangs-at-claim', REMAINING)), hang.promise);
+      expect(settled).toMatchObject({ error: { code: 'STORE_FAILURE', message: expect.stringContaining('(TimeoutError)') } });
+      expect(runs).toBe(1);
+    }));
 });
 
 describe('idempotentBatch on a store that stops answering: the batch answers before its Lambda deadline', () => {
@@ -334,40 +377,46 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     typeof settled === 'object' && 'value' in settled ? settled.value.batchItemFailures.map((failure) => failure.itemIdentifier) : settled;
 
   // How many records the answer names with throwOnFullBatchFailure: false: a queue's every record,
-  // a stream's first (Lambda resumes from it), through a pipe every record from the first on.
+  // a stream's first (Lambda resumes from it), through a pipe every record from the first on. And
+  // how many claims each invocation has in flight: `concurrency` (10) records at once, a stream's one.
   test.each([
     [
       'SQS standard (more records than `concurrency`)',
       12,
+      10,
       () => sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((n) => sqsRecord({ orderId: `s-${n}` }))),
     ],
     [
       'SQS FIFO (more groups than `concurrency`)',
       24,
+      10,
       () => sqsEvent([1, 2].flatMap((n) => [...'abcdefghijkl'].map((group) => sqsRecord({ orderId: `${group}-${n}` }, { groupId: group })))),
     ],
-    ['Kinesis', 1, () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `k-${n}` }, n)) })],
-    ['an EventBridge pipe from Kinesis', 3, () => [1, 2, 3].map((n) => piped(kinesisRecord({ orderId: `p-${n}` }, n)))],
+    ['Kinesis', 1, 1, () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `k-${n}` }, n)) })],
+    ['an EventBridge pipe from Kinesis', 3, 1, () => [1, 2, 3].map((n) => piped(kinesisRecord({ orderId: `p-${n}` }, n)))],
   ] as const)(
     '%s, black-holed from the start: the batch is thrown back whole, or every record reported, before the deadline; none runs',
-    async (_name, reportedCount, event) => {
-      let runs = 0;
-      const batch = event();
-      const handler = idempotentBatch(async () => ++runs, { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet });
-      const reported = idempotentBatch(async () => ++runs, {
-        store: new DynamoDBStore({ tableName, client: unbounded }),
-        logger: quiet,
-        throwOnFullBatchFailure: false,
-      });
-      proxy.stall();
-      // Two invocations at once, each with its own deadline: neither claim is ever answered, so
-      // neither sees the other's records.
-      const [settled, answered] = await Promise.all([byDeadline(handler(batch, invocation())), byDeadline(reported(batch, invocation()))]);
-      expect(settled).toMatchObject({ error: expect.any(AggregateError) });
-      const answer = failures(answered);
-      expect(Array.isArray(answer) ? answer.length : answer).toBe(reportedCount);
-      expect(runs).toBe(0);
-    },
+    (_name, reportedCount, inFlight, event) =>
+      onFakeClock(async () => {
+        let runs = 0;
+        const batch = event();
+        const handler = idempotentBatch(async () => ++runs, { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet });
+        const reported = idempotentBatch(async () => ++runs, {
+          store: new DynamoDBStore({ tableName, client: unbounded }),
+          logger: quiet,
+          throwOnFullBatchFailure: false,
+        });
+        proxy.stall();
+        // Two invocations at once, each with its own deadline: neither claim is ever answered, so
+        // neither sees the other's records.
+        const both = Promise.all([byDeadline(handler(batch, invocation())), byDeadline(reported(batch, invocation()))]);
+        await moveToDeadline(proxy.swallowed(2 * inFlight), both);
+        const [settled, answered] = await both;
+        expect(settled).toMatchObject({ error: expect.any(AggregateError) });
+        const answer = failures(answered);
+        expect(Array.isArray(answer) ? answer.length : answer).toBe(reportedCount);
+        expect(runs).toBe(0);
+      }),
   );
 
   test('an event loop kept busy from before the bound until past the deadline (a slow CPU, a long GC pause): no record starts after the deadline, the batch answers as soon as the loop is free', async () => {
@@ -393,31 +442,32 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     expect(runs).toBe(0);
   });
 
-  test('the requests given up on at the bound: nothing more is sent to the store before the batch answers; a claim that may have applied is left to its lease, which ends at the deadline', async () => {
-    const sent: string[] = [];
-    let settled = false;
-    unbounded.middlewareStack.add(
-      (next, { commandName }) =>
-        (args) => {
-          sent.push(`${commandName} ${settled ? 'after' : 'before'} the answer`);
-          return next(args);
-        },
-      { step: 'initialize' },
-    );
-    const handler = idempotentBatch(async () => 'done', {
-      store: new DynamoDBStore({ tableName, client: unbounded }),
-      logger: quiet,
-      throwOnFullBatchFailure: false,
-    });
-    const batch = sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => sqsRecord({ orderId: `given-up-${n}` })));
-    proxy.stall();
-    const call = handler(batch, invocation()).finally(() => (settled = true));
-    expect(failures(await byDeadline(call))).toHaveLength(10);
-    await new Promise((resolve) => setImmediate(resolve));
-    // Each release sent at the bound would have been prepared (serialized, signed, a socket opened)
-    // before the answer: with a fraction of a vCPU, ten of them take longer than the time left.
-    expect(sent).toEqual(Array.from({ length: 10 }, () => 'PutItemCommand before the answer'));
-  });
+  test('the requests given up on at the bound: nothing more is sent to the store before the batch answers; a claim that may have applied is left to its lease, which ends at the deadline', () =>
+    onFakeClock(async () => {
+      const sent: string[] = [];
+      let settled = false;
+      unbounded.middlewareStack.add(
+        (next, { commandName }) =>
+          (args) => {
+            sent.push(`${commandName} ${settled ? 'after' : 'before'} the answer`);
+            return next(args);
+          },
+        { step: 'initialize' },
+      );
+      const handler = idempotentBatch(async () => 'done', {
+        store: new DynamoDBStore({ tableName, client: unbounded }),
+        logger: quiet,
+        throwOnFullBatchFailure: false,
+      });
+      const batch = sqsEvent([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => sqsRecord({ orderId: `given-up-${n}` })));
+      proxy.stall();
+      const call = handler(batch, invocation()).finally(() => (settled = true));
+      expect(failures(await byDeadlineOnClock(call, proxy.swallowed(10)))).toHaveLength(10);
+      await new Promise((resolve) => setImmediate(resolve));
+      // Each release sent at the bound would have been prepared (serialized, signed, a socket opened)
+      // before the answer: with a fraction of a vCPU, ten of them take longer than the time left.
+      expect(sent).toEqual(Array.from({ length: 10 }, () => 'PutItemCommand before the answer'));
+    }));
 
   test("a record started with less than a second left, late in the invocation, is given up on by the call's bound, not a second after its start: the context has been seen running down since the batch began", async () => {
     const store = new InMemoryStore();
@@ -442,18 +492,20 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
     expect(failures(await byDeadline(handler({ Records: batch }, context), 1_200))).toEqual([kinesisSequence(2)]);
   });
 
-  test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', async () => {
-    const ran: string[] = [];
-    const handler = idempotentBatch(
-      async (order: Order) => {
-        ran.push(order.orderId);
-        proxy.stall();
-        return order.orderId;
-      },
-      { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet },
-    );
-    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `after-${n}` }, n));
-    expect(failures(await byDeadline(handler({ Records: batch }, invocation())))).toEqual([kinesisSequence(2)]);
-    expect(ran).toEqual(['after-1']);
-  });
+  test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', () =>
+    onFakeClock(async () => {
+      const ran: string[] = [];
+      const hang = midway();
+      const handler = idempotentBatch(
+        async (order: Order) => {
+          ran.push(order.orderId);
+          hang.stall();
+          return order.orderId;
+        },
+        { store: new DynamoDBStore({ tableName, client: unbounded }), logger: quiet },
+      );
+      const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `after-${n}` }, n));
+      expect(failures(await byDeadlineOnClock(handler({ Records: batch }, invocation()), hang.stuck))).toEqual([kinesisSequence(2)]);
+      expect(ran).toEqual(['after-1']);
+    }));
 });

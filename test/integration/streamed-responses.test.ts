@@ -117,7 +117,8 @@ test('while the stream is still being produced the record stays INPROGRESS and n
   const received = new ResponseStream();
   const first = invokeStreaming(handler, { id }, lambdaContext(name), received);
   while (runs.count === 0) await flush();
-  const duplicate = await rejection(invokeStreaming(handler, { id }, lambdaContext(name)));
+  // An in-process duplicate waits for the first caller until its own bound: one with a second left, not the default ten.
+  const duplicate = await rejection(invokeStreaming(handler, { id }, lambdaContext(name, 1_000)));
   expect(duplicate.code).toBe('IN_PROGRESS');
   expect((await readItem(client, tableName, recordId(name, { id })))?.status?.S).toBe('INPROGRESS');
   // The body is read whole before the record completes: the first caller receives it then, at once.

@@ -46,15 +46,37 @@ const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<Op
   ],
 ];
 
+/**
+ * Every cluster node of the file, started together before its first test: a node in cluster mode
+ * serves only 2 s after its start (Redis's writable delay for a master that may be rejoining), so
+ * nodes started one after another, as each group of tests needed them, waited that long each.
+ */
+const NODES = [
+  'main',
+  'moved',
+  'reset',
+  'first',
+  'second',
+  'node-redis 6 primary',
+  'node-redis 6 replica',
+  'node-redis 5 primary',
+  'node-redis 5 replica',
+] as const;
+const nodes = new Map<(typeof NODES)[number], RedisServer>();
+const node = (name: (typeof NODES)[number]): RedisServer => nodes.get(name)!;
+
 let server: RedisServer;
 let raw: Redis;
 beforeAll(async () => {
-  server = await startRedisServer({ cluster: true });
+  const started = await Promise.allSettled(NODES.map(async (name) => nodes.set(name, await startRedisServer({ cluster: true }))));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  server = node('main');
   raw = new Redis(server.port, server.host);
 });
 afterAll(async () => {
-  raw.disconnect();
-  await server.stop();
+  raw?.disconnect();
+  await Promise.all([...nodes.values()].map((started) => started.stop()));
 });
 
 describe.each(KINDS)('%s', (name, open) => {
@@ -141,7 +163,7 @@ describe('a slot moved to another primary (MOVED)', () => {
   let other: RedisServer;
   let rawOther: Redis;
   beforeAll(async () => {
-    other = await startRedisServer({ cluster: true });
+    other = node('moved');
     rawOther = new Redis(other.port, other.host);
     // The second node gives up its slots and joins the first: one cluster, every slot on the first.
     await rawOther.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
@@ -156,10 +178,7 @@ describe('a slot moved to another primary (MOVED)', () => {
     )
       await new Promise((resolve) => setTimeout(resolve, 50));
   }, 60_000);
-  afterAll(async () => {
-    rawOther.disconnect();
-    await other.stop();
-  });
+  afterAll(() => rawOther.disconnect());
 
   /**
    * The slot of `key`, emptied of the records earlier tests left on the first node (one in a few
@@ -274,14 +293,13 @@ describe('a connection to a primary reset while the function runs (a cluster of 
   let raw: Redis;
   let proxy: TcpProxy;
   beforeAll(async () => {
-    server = await startRedisServer({ cluster: true });
+    server = node('reset');
     raw = new Redis(server.port, server.host);
     proxy = await TcpProxy.start(server.port);
   });
   afterAll(async () => {
     await proxy.cut();
     raw.disconnect();
-    await server.stop();
   });
 
   // The cluster's own address for its node is the proxy's, so that cutting the proxy resets the client's connection to it.
@@ -337,7 +355,7 @@ describe("two primaries, each reached through a proxy: a completion waits for it
   let rawSecond: Redis;
   let proxies: Map<number, TcpProxy>;
   beforeAll(async () => {
-    [first, second] = await Promise.all([startRedisServer({ cluster: true }), startRedisServer({ cluster: true })]);
+    [first, second] = [node('first'), node('second')];
     rawFirst = new Redis(first.port, first.host);
     rawSecond = new Redis(second.port, second.host);
     // The upper half of the slots moves to the second node, which joins the first: one cluster, two primaries.
@@ -360,7 +378,6 @@ describe("two primaries, each reached through a proxy: a completion waits for it
     for (const proxy of proxies.values()) await proxy.cut();
     rawFirst.disconnect();
     rawSecond.disconnect();
-    await Promise.all([first.stop(), second.stop()]);
   });
 
   test("node-redis cluster: both primaries' connections reset, only the key's comes back: the completion is sent again there, so the record is COMPLETED", async () => {
@@ -427,7 +444,7 @@ describe('a failover while the function runs: the primary is lost for good, its 
   test.each(NODE_REDIS_CLUSTERS)(
     '%s cluster: the completion is sent again to the promoted replica, so the record is COMPLETED',
     async (name, create) => {
-      const [primary, replica] = await Promise.all([startRedisServer({ cluster: true }), startRedisServer({ cluster: true })]);
+      const [primary, replica] = [node(`${name} primary`), node(`${name} replica`)];
       const rawPrimary = new Redis(primary.port, primary.host);
       const rawReplica = new Redis(replica.port, replica.host);
       const proxies = new Map([
@@ -476,7 +493,6 @@ describe('a failover while the function runs: the primary is lost for good, its 
         rawPrimary.disconnect();
         rawReplica.disconnect();
         for (const proxy of proxies.values()) await proxy.cut();
-        await Promise.all([primary.stop(), replica.stop()]);
       }
     },
     30_000,

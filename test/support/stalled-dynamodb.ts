@@ -3,6 +3,7 @@
  * connection dropped silently: connections stay open and nothing is forwarded), and how a test
  * checks that a call answers before its Lambda deadline all the same.
  */
+import { jest } from '@jest/globals';
 import { endpoint } from './dynamodb.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -11,7 +12,7 @@ import { TcpProxy } from './tcp-proxy.js';
  * request, so that a test waits for one timeout only) at a proxy in front of DynamoDB Local, for
  * the tests of the calling file; each test ends with the proxy forwarding again.
  */
-export function useStalledDynamoDB(): { stall(): void; restore(): Promise<void> } {
+export function useStalledDynamoDB(): { stall(): void; swallowed(connections?: number): Promise<void>; restore(): Promise<void> } {
   let proxy: TcpProxy | undefined;
   const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
   const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
@@ -30,7 +31,7 @@ export function useStalledDynamoDB(): { stall(): void; restore(): Promise<void> 
     await proxy?.cut();
     for (const [name, value] of Object.entries(saved)) value === undefined ? delete process.env[name] : (process.env[name] = value);
   });
-  return { stall: () => proxy!.stall(), restore: () => proxy!.restore() };
+  return { stall: () => proxy!.stall(), swallowed: (connections) => proxy!.swallowed(connections), restore: () => proxy!.restore() };
 }
 
 /**
@@ -62,3 +63,37 @@ export const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<
     ),
     new Promise<'deadline passed'>((resolve) => setTimeout(resolve, remaining - ANSWER_TIME, 'deadline passed')),
   ]);
+
+/**
+ * Runs `test` on a fake clock (timers, `Date`, `performance.now()`), which stands still until a
+ * test moves it with {@link byDeadlineOnClock}: the bounds and the deadline are the same timers as
+ * in real time, fired in the same order, without waiting seconds for them. I/O (and the
+ * `setImmediate`, `nextTick` and microtask queues it drives) stays real.
+ */
+export async function onFakeClock<T>(test: () => Promise<T>): Promise<T> {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+  try {
+    return await test();
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
+/**
+ * Once `stuck` settles (the request a call waits on is in flight and will not be answered, or the
+ * call is otherwise known to wait), moves the clock of {@link onFakeClock} `remaining` ms on, to
+ * the Lambda deadline, firing each timer due on the way (a call's own bound before the deadline's
+ * of {@link byDeadline}) with a turn of the real event loop after each. A call that settles first
+ * (`settled`: one that no longer waits on its request) needs no clock moved.
+ */
+export async function moveToDeadline(stuck: Promise<unknown>, settled: Promise<unknown>, remaining = REMAINING): Promise<void> {
+  await Promise.race([stuck, settled]);
+  await jest.advanceTimersByTimeAsync(remaining);
+}
+
+/** {@link byDeadline} on the clock of {@link onFakeClock}, moved by {@link moveToDeadline}. */
+export async function byDeadlineOnClock<T>(call: Promise<T>, stuck: Promise<unknown>, remaining = REMAINING): ReturnType<typeof byDeadline<T>> {
+  const settled = byDeadline(call, remaining);
+  await moveToDeadline(stuck, settled, remaining);
+  return settled;
+}

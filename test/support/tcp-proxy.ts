@@ -17,6 +17,9 @@ export class TcpProxy {
   private held: Array<() => void> | undefined;
   /** Chunks of requests the proxy has received from clients, forwarded or not. */
   requests = 0;
+  /** The connections whose requests went nowhere since the last {@link stall}, and who waits for how many. */
+  private swallowedBy = new Set<Socket>();
+  private swallowWaiters: Array<{ readonly count: number; readonly resolve: () => void }> = [];
 
   private constructor(
     readonly port: number,
@@ -45,6 +48,23 @@ export class TcpProxy {
   /** Connections stay open, bytes go nowhere. */
   stall(): void {
     this.stalled = true;
+    this.swallowedBy = new Set();
+  }
+
+  /**
+   * Settles once requests on `connections` connections (one request each: HTTP/1.1 sends the next
+   * only after an answer) have gone nowhere since the last {@link stall}: their clients are now
+   * waiting for answers that will not come.
+   */
+  swallowed(connections = 1): Promise<void> {
+    return new Promise((resolve) => {
+      this.swallowWaiters.push({ count: connections, resolve });
+      this.settleSwallowWaiters();
+    });
+  }
+
+  private settleSwallowWaiters(): void {
+    this.swallowWaiters = this.swallowWaiters.filter((waiter) => this.swallowedBy.size < waiter.count || void waiter.resolve());
   }
 
   /** Requests wait at the proxy until {@link release}: the server sees them late. */
@@ -91,6 +111,10 @@ export class TcpProxy {
         this.requests++;
         if (this.held !== undefined) this.held.push(() => void upstream.write(chunk));
         else if (!this.stalled) upstream.write(chunk);
+        else {
+          this.swallowedBy.add(downstream);
+          this.settleSwallowWaiters();
+        }
       });
       upstream.on('data', (chunk) => void (this.stalled || this.repliesLost || downstream.write(chunk)));
     });
