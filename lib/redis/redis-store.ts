@@ -228,12 +228,14 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const connection = this.bounded();
-    if (!this.allowEviction) await assertNoEviction(this.client, connection);
     const { key, owner, leaseUntil, expiresAt, now, fingerprint } = request;
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
+    // Checked before any request, the eviction check's included: a time to live no key can have is
+    // the caller's mistake, whatever the server's policy.
     const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
     if (fingerprint !== undefined) args.push(fingerprint);
+    const connection = this.bounded();
+    if (!this.allowEviction) await assertNoEviction(this.client, connection);
     const [claimed, fields] = await this.run(connection, CLAIM, key, args);
     const record = hashOf(fields);
     // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.

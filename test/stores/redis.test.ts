@@ -94,6 +94,22 @@ describe('the eviction policy', () => {
     });
   }
 
+  test('a claim whose retention and lease ended is a TypeError before anything is sent, the eviction check included', async () => {
+    const client = ioredisClient(server.url);
+    const direct = inspector(server.url);
+    try {
+      // A server whose policy the check would refuse: the caller's mistake is named, not the policy.
+      await direct.config('SET', 'maxmemory-policy', 'volatile-lru');
+      const store = new RedisStore({ client, keyPrefix: 'ended:' });
+      const ended = { leaseUntil: t0 - 1, expiresAt: Math.floor(t0 / 1000) - 10 };
+      await expect(store.claim({ ...claimRequest('k'), ...ended })).rejects.toThrow(/^RedisStore: a record's retention and lease must end after `now`/);
+      expect(await direct.keys('ended:*')).toEqual([]);
+    } finally {
+      direct.disconnect();
+      client.disconnect();
+    }
+  });
+
   // `+@all -@dangerous` is the usual application user (ElastiCache RBAC's example): INFO is in @dangerous.
   test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
     '%s, as a user whose ACL refuses INFO (`+@all -@dangerous`): nothing is claimed, the failure says why and names `allowEviction`, which then claims',
