@@ -67,7 +67,7 @@ const windowStateOf = (event: unknown): BatchResponse['state'] => {
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
 /** The shared options `idempotentBatch` replaces with its own (`key`, `fingerprint`) or has no use for. */
-const BATCH_REPLACED = ['key', 'fingerprint', 'onMissingKey', 'durableLeaseSeconds'] as const satisfies readonly SharedOptionName[];
+const BATCH_REPLACED = ['key', 'fingerprint', 'onMissingKey'] as const satisfies readonly SharedOptionName[];
 
 const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   key: isFunction,

@@ -15,9 +15,9 @@ import type { SQSEvent } from 'aws-lambda';
 import { idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sqsRecord } from '../support/batch-events.js';
 import { advanceRunnerClock, executionError, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
-import { useFreshTable } from '../support/dynamodb.js';
+import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 
-const { store } = useFreshTable({ prefix: 'durable-replayed' });
+const { client, store, tableName } = useFreshTable({ prefix: 'durable-replayed' });
 useDurableRunner();
 
 const CALLBACK = 'approval';
@@ -141,6 +141,24 @@ describe('the records of an SQS batch in a durable handler, one of which suspend
     const execution = await runExecution(handler, batchOf([{ orderId: randomUUID() }, { orderId: randomUUID(), wait: runnerWait(30) }]));
     expect(execution.getStatus()).toBe('FAILED');
     expect(executionError(execution)).toEqual(NON_DETERMINISTIC);
+  });
+
+  test('idempotentBatch takes durableLeaseSeconds, as idempotency() does: its records in a durable handler hold their keys that long, not the whole retention', async () => {
+    const leases: number[] = [];
+    const name = `batch-lease-${randomUUID()}`;
+    const batch = idempotentBatch<Shipment>(
+      async (shipment) => {
+        const held = await readItem(client, tableName, recordId(name, shipment.orderId));
+        leases.push(Math.round((Number(held!.leaseUntil!.N) - Date.now()) / 1000));
+      },
+      { store, name, key: (shipment) => shipment.orderId, expiresAfterSeconds: 7_200, durableLeaseSeconds: 600 },
+    );
+    const handler = withDurableExecution(batch as unknown as (event: SQSEvent, ctx: DurableContext) => Promise<unknown>);
+    const execution = await runExecution(handler, batchOf([{ orderId: randomUUID() }]));
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    expect(leases).toHaveLength(1);
+    expect(leases[0]).toBeGreaterThan(590);
+    expect(leases[0]).toBeLessThanOrEqual(600);
   });
 
   test('ctx.map over the records, each an idempotent call given its item’s context: each record is charged once, and a redelivery replays them', async () => {
