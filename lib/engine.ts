@@ -6,7 +6,7 @@ import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, positive, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
-import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions } from './options.js';
+import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions, wholeNumber } from './options.js';
 import { RecordCache } from './record-cache.js';
 import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
 import { enclosingCall, holderAround, inCall, isWithin } from './transaction.js';
@@ -163,6 +163,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#where = where;
     this.#store = options.store;
     this.retentionSeconds = options.expiresAfterSeconds ?? options.store.expiresAfterSeconds ?? 86_400;
+    // A store of one's own may give any value: one that is no retention would be written as a record's expiry.
+    const refused = options.expiresAfterSeconds === undefined ? wholeNumber(1, 'seconds')(this.retentionSeconds) : undefined;
+    if (refused) throw new TypeError(`${where}: the store's \`expiresAfterSeconds\` (the retention, with no \`expiresAfterSeconds\` option) ${refused}.`);
     this.#cache = options.cacheSize ? new RecordCache(options.cacheSize) : undefined;
     // Read at each call, not captured: fake timers installed after the handler was built still apply.
     this.now = options.now ?? (() => Date.now());

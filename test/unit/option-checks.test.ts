@@ -34,6 +34,23 @@ test.each([
   expect(() => idempotency({ store: plainStore, ...options } as never)).toThrow(message);
 });
 
+test.each([
+  [
+    'text',
+    '3600',
+    /the store's `expiresAfterSeconds` \(the retention, with no `expiresAfterSeconds` option\) must be a whole number of seconds, 1 or more \(got "3600"\)/,
+  ],
+  ['0', 0, /the store's `expiresAfterSeconds` .* 1 or more \(got 0\)/],
+  ['NaN', Number.NaN, /the store's `expiresAfterSeconds` .* 1 or more \(got NaN\)/],
+])('a store of its own whose expiresAfterSeconds is %s is a TypeError when no option overrides it', (_what, retention, message) => {
+  const store = { ...plainStore, expiresAfterSeconds: retention } as never;
+  expect(wrap({ store })).toThrow(TypeError);
+  expect(wrap({ store })).toThrow(message);
+  expect(() => idempotency({ store })).toThrow(message);
+  // The option is the retention then, and the store's value is not read.
+  expect(wrap({ store, expiresAfterSeconds: 60 })).not.toThrow();
+});
+
 test('the smallest values are accepted: a name of 2,004 bytes, retention and leases of 1, a cache and a wait of 0', () => {
   for (const options of [
     { name: 'a'.repeat(2004) },
