@@ -71,8 +71,9 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * KMS key"). In the key policy, `Resource: "*"` is the documented form and means this key alone.
  * In the grantee's own policy it would mean every key whose policy trusts the grantee's account,
  * which `IKey.grant` writes there for a key of this app, whose ARN the other account's stack cannot
- * read: that half names the keys of the key's account and Region instead, of which only those whose
- * key policy allows the grantee (this one) can be used. An imported key's ARN can be read: that half
+ * read: that half names the keys of the key's account and Region (every Region, for a key stack whose
+ * Region is known only at deploy) instead, of which only those whose key policy allows the grantee
+ * (this one) can be used. An imported key's ARN can be read: that half
  * names it, and the key's owner adds the other.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
@@ -84,14 +85,14 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   } else if (sameAccount === TokenComparison.DIFFERENT && !CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.keyArn)) {
     // An imported key: its owner adds the key policy's half; this half can name it by its ARN.
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
-  } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.env.region)) {
+  } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild)) {
+    // A Region known only at deploy is the key stack's, which the grantee's stack cannot name.
+    const region = Token.isUnresolved(key.env.region) ? '*' : key.env.region;
     Grant.addToPrincipalAndResource({
       grantee,
       actions: KEY_ACTIONS,
       resource: key,
-      resourceArns: [
-        Arn.format({ partition: Aws.PARTITION, service: 'kms', region: key.env.region, account: key.env.account, resource: 'key', resourceName: '*' }),
-      ],
+      resourceArns: [Arn.format({ partition: Aws.PARTITION, service: 'kms', region, account: key.env.account, resource: 'key', resourceName: '*' })],
       resourceSelfArns: ['*'],
     });
   } else {
