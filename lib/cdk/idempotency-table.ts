@@ -1,7 +1,7 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
-import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -21,6 +21,7 @@ import {
   elsewhere,
   type Finding,
   formatSeconds,
+  isKeyOfApp,
   localReplica,
   mappingsOf,
   queuesFeeding,
@@ -82,10 +83,10 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   const sameAccount = account === undefined ? TokenComparison.BOTH_UNRESOLVED : Token.compareStrings(account, key.env.account);
   if (sameAccount === TokenComparison.SAME) {
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
-  } else if (sameAccount === TokenComparison.DIFFERENT && !CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.keyArn)) {
+  } else if (sameAccount === TokenComparison.DIFFERENT && !isKeyOfApp(key) && !Token.isUnresolved(key.keyArn)) {
     // An imported key: its owner adds the key policy's half; this half can name it by its ARN.
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
-  } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild)) {
+  } else if (sameAccount === TokenComparison.DIFFERENT && isKeyOfApp(key)) {
     // A Region known only at deploy is the key stack's, which the grantee's stack cannot name.
     const region = Token.isUnresolved(key.env.region) ? '*' : key.env.region;
     Grant.addToPrincipalAndResource({

@@ -27,7 +27,7 @@ import {
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
   type CfnEventInvokeConfig,
@@ -225,6 +225,46 @@ const keyStatements = (stack: Stack) => {
       .filter((statement) => JSON.stringify(statement.Action).includes('kms:') && statement.Action !== 'kms:*');
   return { identity: statements('AWS::IAM::Policy', 'PolicyDocument'), key: statements('AWS::KMS::Key', 'KeyPolicy') };
 };
+
+test("a key made from a CfnKey (Key.fromCfnKey) is the app's: a function of another account gets the key policy's grant, and in its own policy the keys of the key's account and Region, not every key", () => {
+  const app = new App();
+  const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const key = Key.fromCfnKey(
+    new CfnKey(owner, 'Key', {
+      keyPolicy: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111111111111:root' }, Action: 'kms:*', Resource: '*' }],
+      },
+    }),
+  );
+  const shared = new Table(owner, 'Records', {
+    tableName: 'records',
+    partitionKey: { name: 'id', type: AttributeType.STRING },
+    encryptionKey: key,
+    encryption: TableEncryption.CUSTOMER_MANAGED,
+  });
+  const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+  const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+  IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+  expect(keyStatements(user)).toEqual({
+    identity: [
+      { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
+    ],
+    key: [],
+  });
+  expect(keyStatements(owner).key).toEqual([
+    {
+      Action: keyActions,
+      Effect: 'Allow',
+      Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, expect.stringMatching(/^:iam::222222222222:role\//)]] } },
+      Resource: '*',
+    },
+  ]);
+  Annotations.fromStack(user).hasWarning(
+    '/KeyUser/Handler',
+    Match.stringLikeRegexp('attaching the function added both statements: nothing to add.*tableInAnotherAccount'),
+  );
+});
 
 describe('key grants where an account or a Region is known only at deploy time', () => {
   test.each([
