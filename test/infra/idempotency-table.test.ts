@@ -319,6 +319,27 @@ describe('key grants where an account or a Region is known only at deploy time',
     expect(keyStatements(stack)).toEqual({ identity: [{ Action: keyActions, Effect: 'Allow', Resource: { Ref: 'KeyArn' } }], key: [] });
   });
 
+  test("a key looked up by its alias (Key.fromLookup), whose ARN is a token: a function of another account gets in its own policy the keys of the key's account and Region, not every key", () => {
+    const app = new App();
+    const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const key = Key.fromLookup(owner, 'Key', { aliasName: 'alias/records', returnDummyKeyOnMissing: true });
+    const shared = new Table(owner, 'Records', {
+      tableName: 'records',
+      partitionKey: { name: 'id', type: AttributeType.STRING },
+      encryptionKey: key,
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+    });
+    const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+    const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+    expect(keyStatements(user)).toEqual({
+      identity: [
+        { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
+      ],
+      key: [],
+    });
+  });
+
   test("a function of another account, with a key whose stack's Region is known only at deploy: its own policy names the keys of the key's account in every Region, not every key", () => {
     const app = new App();
     const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111' } });
