@@ -5,7 +5,7 @@
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { CfnKey } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
@@ -605,6 +605,12 @@ export function localReplica(fn: LambdaFunction, table: ITable): ITable | undefi
 const regionName = (region: string): string => (Token.isUnresolved(region) ? "the stack's Region" : region);
 
 /**
+ * Whether the app writes `key`'s policy: a `Key` (a `CfnKey` is its default child) or a key made
+ * from a `CfnKey` with `Key.fromCfnKey` (a child of it), not one imported by its ARN. @internal
+ */
+export const isKeyOfApp = (key: IKey): boolean => CfnKey.isCfnKey(key.node.defaultChild) || CfnKey.isCfnKey(key.node.scope);
+
+/**
  * What a function of another account needs of `table` besides its role's own policy, and who adds it:
  * the grant adds the resource-based policy statement to a table defined in the app, and the key
  * policy statement to a key defined in it; an imported table's or key's owner must add them.
@@ -617,7 +623,7 @@ function crossAccountAccess(table: ITable): string {
   const key = table.encryptionKey;
   if (key === undefined)
     return `a table of another account must also allow ${itemActions}; attaching the function added that statement to the table: nothing to add.`;
-  if (CfnKey.isCfnKey(key.node.defaultChild)) {
+  if (isKeyOfApp(key)) {
     return `a table of another account must also allow ${itemActions}, and the key actions in its customer managed key's policy; attaching the function added both statements: nothing to add.`;
   }
   return `a table of another account must also allow ${itemActions}, which attaching the function added to the table, and the key actions in its customer managed key's policy: the key is imported, so its owner must add that statement.`;

@@ -1,7 +1,7 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
-import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -21,6 +21,7 @@ import {
   elsewhere,
   type Finding,
   formatSeconds,
+  isKeyOfApp,
   localReplica,
   mappingsOf,
   queuesFeeding,
@@ -71,9 +72,11 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * KMS key"). In the key policy, `Resource: "*"` is the documented form and means this key alone.
  * In the grantee's own policy it would mean every key whose policy trusts the grantee's account,
  * which `IKey.grant` writes there for a key of this app, whose ARN the other account's stack cannot
- * read: that half names the keys of the key's account and Region instead, of which only those whose
- * key policy allows the grantee (this one) can be used. An imported key's ARN can be read: that half
- * names it, and the key's owner adds the other.
+ * read: that half names the keys of the key's account and Region instead (every Region, for a key
+ * stack whose Region is known only at deploy), of which only those whose key policy allows the
+ * grantee (this one) can be used. An imported key's literal ARN can be read: that half names it, and
+ * the key's owner adds the other; for an ARN known only at deploy (`Key.fromLookup`'s), that half
+ * names the keys of its account and Region, as for a key of this app.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
@@ -81,21 +84,20 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   const sameAccount = account === undefined ? TokenComparison.BOTH_UNRESOLVED : Token.compareStrings(account, key.env.account);
   if (sameAccount === TokenComparison.SAME) {
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
-  } else if (sameAccount === TokenComparison.DIFFERENT && !CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.keyArn)) {
-    // An imported key: its owner adds the key policy's half; this half can name it by its ARN.
-    Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
-  } else if (sameAccount === TokenComparison.DIFFERENT && CfnKey.isCfnKey(key.node.defaultChild) && !Token.isUnresolved(key.env.region)) {
-    Grant.addToPrincipalAndResource({
-      grantee,
-      actions: KEY_ACTIONS,
-      resource: key,
-      resourceArns: [
-        Arn.format({ partition: Aws.PARTITION, service: 'kms', region: key.env.region, account: key.env.account, resource: 'key', resourceName: '*' }),
-      ],
-      resourceSelfArns: ['*'],
-    });
-  } else {
+    return;
+  }
+  if (sameAccount !== TokenComparison.DIFFERENT) {
     key.grant(grantee, ...KEY_ACTIONS);
+    return;
+  }
+  // A Region known only at deploy is the key stack's, which the grantee's stack cannot name.
+  const region = Token.isUnresolved(key.env.region) ? '*' : key.env.region;
+  const keysOfItsAccount = Arn.format({ partition: Aws.PARTITION, service: 'kms', region, account: key.env.account, resource: 'key', resourceName: '*' });
+  if (isKeyOfApp(key)) {
+    Grant.addToPrincipalAndResource({ grantee, actions: KEY_ACTIONS, resource: key, resourceArns: [keysOfItsAccount], resourceSelfArns: ['*'] });
+  } else {
+    // An imported key: its owner adds the key policy's half.
+    Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [Token.isUnresolved(key.keyArn) ? keysOfItsAccount : key.keyArn] });
   }
 }
 

@@ -27,7 +27,7 @@ import {
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
   type CfnEventInvokeConfig,
@@ -212,6 +212,163 @@ test("a function of another account gets the key policy's grant on this key, and
         },
       ]),
     },
+  });
+});
+
+const keyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+/** The statements on key actions: in the stack's IAM policies, and in its keys' policies (the account's own `kms:*` left out). */
+const keyStatements = (stack: Stack) => {
+  const template = Template.fromStack(stack);
+  const statements = (type: string, document: string) =>
+    Object.values(template.findResources(type))
+      .flatMap((resource) => resource.Properties[document].Statement)
+      .filter((statement) => JSON.stringify(statement.Action).includes('kms:') && statement.Action !== 'kms:*');
+  return { identity: statements('AWS::IAM::Policy', 'PolicyDocument'), key: statements('AWS::KMS::Key', 'KeyPolicy') };
+};
+
+test("a key made from a CfnKey (Key.fromCfnKey) is the app's: a function of another account gets the key policy's grant, and in its own policy the keys of the key's account and Region, not every key", () => {
+  const app = new App();
+  const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const key = Key.fromCfnKey(
+    new CfnKey(owner, 'Key', {
+      keyPolicy: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111111111111:root' }, Action: 'kms:*', Resource: '*' }],
+      },
+    }),
+  );
+  const shared = new Table(owner, 'Records', {
+    tableName: 'records',
+    partitionKey: { name: 'id', type: AttributeType.STRING },
+    encryptionKey: key,
+    encryption: TableEncryption.CUSTOMER_MANAGED,
+  });
+  const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+  const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+  IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+  expect(keyStatements(user)).toEqual({
+    identity: [
+      { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
+    ],
+    key: [],
+  });
+  expect(keyStatements(owner).key).toEqual([
+    {
+      Action: keyActions,
+      Effect: 'Allow',
+      Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, expect.stringMatching(/^:iam::222222222222:role\//)]] } },
+      Resource: '*',
+    },
+  ]);
+  Annotations.fromStack(user).hasWarning(
+    '/KeyUser/Handler',
+    Match.stringLikeRegexp('attaching the function added both statements: nothing to add.*tableInAnotherAccount'),
+  );
+});
+
+describe('key grants where an account or a Region is known only at deploy time', () => {
+  test.each([
+    ['an environment-agnostic app', undefined],
+    ['an app whose stacks give a Region alone', { region: 'eu-west-1' }],
+  ])(
+    "in %s, a function of the key's stack or of another stack gets the key by its ARN in its own policy, the key policy naming no role, and no finding",
+    (_, env) => {
+      // The reference strength CDK otherwise warns about when a function uses a key of another stack.
+      const app = new App({ context: { '@aws-cdk/core:defaultCrossStackReferences': 'strong' } });
+      const owner = new Stack(app, 'Owner', { env });
+      const key = new Key(owner, 'Key');
+      const records = new IdempotencyTable(owner, 'Idempotency', { encryptionKey: key });
+      records.attachFunction(fn(owner, 'Handler'));
+      const user = new Stack(app, 'User', { env });
+      records.attachFunction(fn(user, 'Handler'));
+      // Both stacks deploy to one account: the function's own policy is enough, on this key alone.
+      expect(keyStatements(owner)).toEqual({
+        identity: [{ Action: keyActions, Effect: 'Allow', Resource: { 'Fn::GetAtt': [ID(owner, key), 'Arn'] } }],
+        key: [],
+      });
+      expect(keyStatements(user)).toEqual({
+        identity: [
+          { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::ImportValue': expect.stringMatching(`^Owner:ExportsOutputFnGetAtt${ID(owner, key)}Arn`) } },
+        ],
+        key: [],
+      });
+      for (const stack of [owner, user]) {
+        Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
+        Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
+      }
+    },
+  );
+
+  test("a role imported by ARN into an environment-agnostic stack may be of another account than the stack's: the key policy names it, and its own policy names the key", () => {
+    const stack = new Stack(new App(), 'Agnostic');
+    const key = new Key(stack, 'Key');
+    new IdempotencyTable(stack, 'Idempotency', { encryptionKey: key }).grantRecordAccess(
+      Role.fromRoleArn(stack, 'Operator', 'arn:aws:iam::222222222222:role/operator'),
+    );
+    expect(keyStatements(stack)).toEqual({
+      identity: [{ Action: keyActions, Effect: 'Allow', Resource: { 'Fn::GetAtt': [ID(stack, key), 'Arn'] } }],
+      key: [{ Action: keyActions, Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::222222222222:role/operator' }, Resource: '*' }],
+    });
+  });
+
+  test('a key imported by an ARN known only at deploy is named by that ARN in the policy of a function of the stack', () => {
+    const stack = new Stack(new App(), 'ImportedKey');
+    const keyArn = new CfnParameter(stack, 'KeyArn');
+    const records = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: Key.fromKeyArn(stack, 'Key', keyArn.valueAsString) });
+    records.attachFunction(fn(stack, 'Handler'));
+    expect(keyStatements(stack)).toEqual({ identity: [{ Action: keyActions, Effect: 'Allow', Resource: { Ref: 'KeyArn' } }], key: [] });
+  });
+
+  test("a key looked up by its alias (Key.fromLookup), whose ARN is a token: a function of another account gets in its own policy the keys of the key's account and Region, not every key", () => {
+    const app = new App();
+    const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const key = Key.fromLookup(owner, 'Key', { aliasName: 'alias/records', returnDummyKeyOnMissing: true });
+    const shared = new Table(owner, 'Records', {
+      tableName: 'records',
+      partitionKey: { name: 'id', type: AttributeType.STRING },
+      encryptionKey: key,
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+    });
+    const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+    const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+    expect(keyStatements(user)).toEqual({
+      identity: [
+        { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
+      ],
+      key: [],
+    });
+  });
+
+  test("a function of another account, with a key whose stack's Region is known only at deploy: its own policy names the keys of the key's account in every Region, not every key", () => {
+    const app = new App();
+    const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111' } });
+    const key = new Key(owner, 'Key');
+    const shared = new Table(owner, 'Records', {
+      tableName: 'records',
+      partitionKey: { name: 'id', type: AttributeType.STRING },
+      encryptionKey: key,
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+    });
+    const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
+    const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+    // The key stack's Region, a token, would resolve in the function's stack to that stack's own Region.
+    expect(keyStatements(user)).toEqual({
+      identity: [{ Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:*:111111111111:key/*']] } }],
+      key: [],
+    });
+    expect(keyStatements(owner)).toEqual({
+      identity: [],
+      key: [
+        {
+          Action: keyActions,
+          Effect: 'Allow',
+          Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, expect.stringMatching(/^:iam::222222222222:role\//)]] } },
+          Resource: '*',
+        },
+      ],
+    });
   });
 });
 
