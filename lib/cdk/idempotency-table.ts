@@ -337,7 +337,7 @@ export abstract class IdempotencyTableBase extends Construct {
    * `options.expiresAfter`. `fn` is the function
    * itself (a `SingletonFunction` stands for the one function of its uuid), not an alias or a version (whose event sources and settings are checked with it): those
    * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
-   * here: give it {@link grantRecordAccess}.
+   * here: give its role {@link grantRecordAccess} (an imported function without one has no policy to grant).
    *
    * @example
    * ```ts
@@ -348,7 +348,7 @@ export abstract class IdempotencyTableBase extends Construct {
     // Not `instanceof`: an app may load another copy of aws-cdk-lib than this module does.
     if (typeof (handle as Partial<LambdaFunction> | undefined)?.addEnvironment !== 'function') {
       throw new TypeError(
-        'IdempotencyTable.attachFunction: `fn` must be a lambda.Function defined in this app, whose environment can be set: for an alias or a version, attach the function itself (the event sources and async-invoke settings of its aliases and versions are checked with it); for an imported function, use grantRecordAccess and set its environment where it is defined.',
+        'IdempotencyTable.attachFunction: `fn` must be a lambda.Function defined in this app, whose environment can be set: for an alias or a version, attach the function itself (the event sources and async-invoke settings of its aliases and versions are checked with it); for an imported function, give its role to grantRecordAccess (the role itself, or the function imported with fromFunctionAttributes({ functionArn, role })) and set its environment where it is defined.',
       );
     }
     checkOptions('IdempotencyTable.attachFunction', options, ATTACH_CHECKS);

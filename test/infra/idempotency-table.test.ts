@@ -1195,7 +1195,8 @@ test('an alias, a version or an imported function given as the function is refus
   const handler = fn(stack, 'Handler');
   const alias = new Alias(stack, 'Live', { aliasName: 'live', version: handler.currentVersion });
   const imported = LambdaFunction.fromFunctionName(stack, 'Imported', 'payments');
-  const refusal = /^IdempotencyTable\.attachFunction: `fn` must be a lambda\.Function defined in this app.*attach the function itself.*grantRecordAccess/;
+  const refusal =
+    /^IdempotencyTable\.attachFunction: `fn` must be a lambda\.Function defined in this app.*attach the function itself.*give its role to grantRecordAccess \(the role itself, or the function imported with fromFunctionAttributes/;
   for (const target of [alias, handler.currentVersion, imported, undefined]) {
     expect(() => records.attachFunction(target as never)).toThrow(refusal);
   }
