@@ -605,7 +605,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   #answerFrom(record: IdempotencyRecord, fingerprint: string | undefined, now: number): [Outcome, IdempotencyRecord | undefined] {
     try {
-      return [{ kind: 'value', value: this.#settle(record, fingerprint, now), replayed: true }, record];
+      return [{ kind: 'value', value: this.#settle(record, fingerprint, now, true), replayed: true }, record];
     } catch (error) {
       // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
       // COMPLETED record answers the in-process duplicates all the same, each by its own
@@ -680,13 +680,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /**
    * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
    * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
+   * `ran`: the call's function has run (an atomic call's commit met the record).
    */
-  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
+  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number, ran = false): unknown {
     this.#checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
       let outcome: { readonly value: unknown } | { readonly error: unknown };
       try {
-        outcome = { value: this.#replay(record) };
+        outcome = { value: this.#replay(record, ran) };
       } catch (error) {
         // A stored outcome that cannot be read is the store's failure, counted as one: not kept, no replay.
         if (isIdempotencyError(error, 'STORE_FAILURE')) {
@@ -721,12 +722,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
-  #replay(record: IdempotencyRecord): unknown {
-    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!));
+  #replay(record: IdempotencyRecord, ran = false): unknown {
+    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!), ran);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }
-    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!));
+    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!), ran);
   }
 
   #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
@@ -824,16 +825,15 @@ export async function runCall<TInput, TContext, R>(
   return outcome.value as R;
 }
 
+const DURABLE_ENDS = "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it";
+
 /**
  * The rejection of a call the store failed before its function ran (`detail` names the failure):
- * it fails closed. In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
+ * it fails closed (`after` says what became of the call, when not that). In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
  * read by the durable execution SDK) and the execution goes on in another, which replays the
  * steps that ran and resumes on the execution's record.
  */
-function storeFailure(detail: string, cause: unknown, durable = false): IdempotencyError {
-  const after = durable
-    ? "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it"
-    : 'the function did not run';
+function storeFailure(detail: string, cause: unknown, durable = false, after = durable ? DURABLE_ENDS : 'the function did not run'): IdempotencyError {
   const error = new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); ${after}.`, { cause });
   return durable ? resumable(error) : error;
 }
@@ -867,12 +867,18 @@ export const isResumable = (error: unknown): boolean => {
   }
 };
 
-/** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
-function parseStored<T>(parse: () => T): T {
+/**
+ * A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one
+ * that cannot be decrypted does. `ran`: met by an atomic call's commit, after its function ran, which the message says.
+ */
+function parseStored<T>(parse: () => T, ran = false): T {
   try {
     return parse();
   } catch (error) {
-    throw storeFailure(`${describeStoreFailure(error)}: a stored outcome that is not JSON`, error);
+    const detail = `${describeStoreFailure(error)}: a stored outcome that is not JSON`;
+    throw ran
+      ? storeFailure(detail, error, false, 'the function ran, and its commit met that record, so nothing of this call was written')
+      : storeFailure(detail, error);
   }
 }
 
