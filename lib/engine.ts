@@ -643,10 +643,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return answer;
   }
 
-  /** The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the record when known. */
+  /**
+   * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
+   * record when known. A completion that finds no record at all met one deleted while the call ran
+   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so.
+   */
   #superseded(key: string, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
     this.#emit('superseded', key);
-    const error = new IdempotencyError('SUPERSEDED', `This attempt outlived its lease and its record was taken over by another attempt; ${detail}.`, {
+    const what =
+      record === undefined
+        ? "This attempt's record was deleted while it ran (by forgetRecord, or once its retention ended), so its outcome was not stored and the next call with its key runs again"
+        : 'This attempt outlived its lease and its record was taken over by another attempt';
+    const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
     });
     return [{ kind: 'error', error, replayed: false }, undefined];
