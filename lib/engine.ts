@@ -564,7 +564,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
         // its lease, and a retry after it replays or runs again. Past the call's bound nothing is
         // sent: the lease ends at the deadline, and the time left is for answering.
-        const released = error instanceof DeadlineTimeout ? undefined : await this.#release(call);
+        const released =
+          error instanceof DeadlineTimeout
+            ? undefined
+            : await this.#release(
+                call,
+                'could not release the record after its transaction failed without an answer; it stays INPROGRESS until its lease ends, unless the transaction applied (then it is COMPLETED)',
+              );
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
@@ -675,12 +681,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil);
   }
 
-  /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */
-  async #release(call: Call): Promise<ReleaseResult | undefined> {
+  /**
+   * Deletes the record if this call still holds it; store errors are logged (`what`, what the
+   * record is left as), never thrown (the result is then `undefined`).
+   */
+  async #release(call: Call, what = 'could not release the record; it stays INPROGRESS until its lease ends'): Promise<ReleaseResult | undefined> {
     try {
       return await answered(this.#store.release({ key: call.key, owner: call.owner }), call.answerBy);
     } catch (error) {
-      this.#warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
+      this.#warn(what, call.key, error);
       return undefined;
     }
   }
