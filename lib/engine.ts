@@ -564,7 +564,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // call's COMPLETED record if the commit applied. Should it fail too, the record stays until
         // its lease, and a retry after it replays or runs again. Past the call's bound nothing is
         // sent: the lease ends at the deadline, and the time left is for answering.
-        const released = error instanceof DeadlineTimeout ? undefined : await this.#release(call);
+        const released =
+          error instanceof DeadlineTimeout
+            ? undefined
+            : await this.#release(
+                call,
+                'could not release the record after its transaction failed without an answer; it stays INPROGRESS until its lease ends, unless the transaction applied (then it is COMPLETED)',
+              );
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
@@ -605,7 +611,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   #answerFrom(record: IdempotencyRecord, fingerprint: string | undefined, now: number): [Outcome, IdempotencyRecord | undefined] {
     try {
-      return [{ kind: 'value', value: this.#settle(record, fingerprint, now), replayed: true }, record];
+      return [{ kind: 'value', value: this.#settle(record, fingerprint, now, true), replayed: true }, record];
     } catch (error) {
       // A stored final error is another attempt's outcome; a rejection (IN_PROGRESS…) is not. A
       // COMPLETED record answers the in-process duplicates all the same, each by its own
@@ -643,10 +649,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return answer;
   }
 
-  /** The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the record when known. */
+  /**
+   * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
+   * record when known. A completion that finds no record at all met one deleted while the call ran
+   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so.
+   */
   #superseded(key: string, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
     this.#emit('superseded', key);
-    const error = new IdempotencyError('SUPERSEDED', `This attempt outlived its lease and its record was taken over by another attempt; ${detail}.`, {
+    const what =
+      record === undefined
+        ? "This attempt's record was deleted while it ran (by forgetRecord, or once its retention ended), so its outcome was not stored and the next call with its key runs again"
+        : 'This attempt outlived its lease and its record was taken over by another attempt';
+    const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
     });
     return [{ kind: 'error', error, replayed: false }, undefined];
@@ -667,12 +681,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil);
   }
 
-  /** Deletes the record if this call still holds it; store errors are logged, never thrown (the result is then `undefined`). */
-  async #release(call: Call): Promise<ReleaseResult | undefined> {
+  /**
+   * Deletes the record if this call still holds it; store errors are logged (`what`, what the
+   * record is left as), never thrown (the result is then `undefined`).
+   */
+  async #release(call: Call, what = 'could not release the record; it stays INPROGRESS until its lease ends'): Promise<ReleaseResult | undefined> {
     try {
       return await answered(this.#store.release({ key: call.key, owner: call.owner }), call.answerBy);
     } catch (error) {
-      this.#warn('could not release the record; it stays INPROGRESS until its lease ends', call.key, error);
+      this.#warn(what, call.key, error);
       return undefined;
     }
   }
@@ -680,13 +697,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /**
    * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
    * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
+   * `ran`: the call's function has run (an atomic call's commit met the record).
    */
-  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number): unknown {
+  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number, ran = false): unknown {
     this.#checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
       let outcome: { readonly value: unknown } | { readonly error: unknown };
       try {
-        outcome = { value: this.#replay(record) };
+        outcome = { value: this.#replay(record, ran) };
       } catch (error) {
         // A stored outcome that cannot be read is the store's failure, counted as one: not kept, no replay.
         if (isIdempotencyError(error, 'STORE_FAILURE')) {
@@ -721,12 +739,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
-  #replay(record: IdempotencyRecord): unknown {
-    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!));
+  #replay(record: IdempotencyRecord, ran = false): unknown {
+    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!), ran);
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }
-    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!));
+    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!), ran);
   }
 
   #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
@@ -824,16 +842,15 @@ export async function runCall<TInput, TContext, R>(
   return outcome.value as R;
 }
 
+const DURABLE_ENDS = "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it";
+
 /**
  * The rejection of a call the store failed before its function ran (`detail` names the failure):
- * it fails closed. In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
+ * it fails closed (`after` says what became of the call, when not that). In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
  * read by the durable execution SDK) and the execution goes on in another, which replays the
  * steps that ran and resumes on the execution's record.
  */
-function storeFailure(detail: string, cause: unknown, durable = false): IdempotencyError {
-  const after = durable
-    ? "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it"
-    : 'the function did not run';
+function storeFailure(detail: string, cause: unknown, durable = false, after = durable ? DURABLE_ENDS : 'the function did not run'): IdempotencyError {
   const error = new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); ${after}.`, { cause });
   return durable ? resumable(error) : error;
 }
@@ -867,12 +884,18 @@ export const isResumable = (error: unknown): boolean => {
   }
 };
 
-/** A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one that cannot be decrypted does. */
-function parseStored<T>(parse: () => T): T {
+/**
+ * A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one
+ * that cannot be decrypted does. `ran`: met by an atomic call's commit, after its function ran, which the message says.
+ */
+function parseStored<T>(parse: () => T, ran = false): T {
   try {
     return parse();
   } catch (error) {
-    throw storeFailure(`${describeStoreFailure(error)}: a stored outcome that is not JSON`, error);
+    const detail = `${describeStoreFailure(error)}: a stored outcome that is not JSON`;
+    throw ran
+      ? storeFailure(detail, error, false, 'the function ran, and its commit met that record, so nothing of this call was written')
+      : storeFailure(detail, error);
   }
 }
 

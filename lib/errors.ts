@@ -22,6 +22,8 @@ import type { IdempotencyRecord } from './store.js';
  *   `record` is the other attempt's, when the store returned it. Also the end of a `transaction()` commit that
  *   failed without an answer when its release finds the record taken over: the commit, fenced on this
  *   attempt's claim, never applied (nothing of the call was written), but the key is the other attempt's.
+ *   Also, without `record`, a completion that finds no record: it was deleted while the call ran
+ *   (`forgetRecord` deletes a live attempt's), so the outcome was not stored and the next call runs again.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.

@@ -119,6 +119,19 @@ test.each<[string, Record<string, AttributeValue>]>([
   expect(f.runs()).toBe(0);
 });
 
+test('atomic: a live record whose stored response is not JSON fails closed after the function ran, and the message says so: nothing of the call was written', async () => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, response: { S: '{"cut short' } });
+  let runs = 0;
+  const atomic = makeIdempotent(async (_key: string) => ++runs, { store, name: f.name, atomic: true, now: () => T0 });
+  const error = await rejection(atomic('k'));
+  expect(runs).toBe(1);
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.message).toBe(
+    'STORE_FAILURE: The idempotency store failed (SyntaxError: a stored outcome that is not JSON); the function ran, and its commit met that record, so nothing of this call was written.',
+  );
+  expect((await readItem(client, tableName, f.id))?.response).toEqual({ S: '{"cut short' });
+});
+
 test('a stored outcome that is not JSON is counted as a store failure, not a replay, and is not cached: once repaired, it replays', async () => {
   const name = `malformed${++seq}`;
   const id = recordId(name, 'k');

@@ -168,6 +168,25 @@ test('onlyIf deletes a record only in that status', async () => {
   expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS' })).toBe(true);
 });
 
+test('a live attempt whose record forgetRecord deleted while it ran ends SUPERSEDED with a message that says the record was deleted, not taken over', async () => {
+  const turnstile = new Turnstile();
+  const options = { store, name: 'forget-live', key: (order: Order) => order.orderId, now: () => T0 };
+  const running = makeIdempotent(async (order: Order) => {
+    await turnstile.enter();
+    return order.amount;
+  }, options)({ orderId: 'o-1', amount: 5 });
+  const inside = await turnstile.next();
+  const id = recordId('forget-live', 'o-1');
+  expect(await forgetRecord({ store, id })).toBe(true);
+  inside.open();
+  const error = await rejection(running);
+  expect(error).toMatchObject({ code: 'SUPERSEDED', record: undefined });
+  expect(error.message).toBe(
+    "SUPERSEDED: This attempt's record was deleted while it ran (by forgetRecord, or once its retention ended), so its outcome was not stored and the next call with its key runs again; nothing was overwritten.",
+  );
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
 /** A record left INPROGRESS by an attempt that crashed: its lease ended at T0 + 1 s. */
 async function crashed(name: string): Promise<string> {
   const id = recordId(name, 'o-1');

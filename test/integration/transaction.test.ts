@@ -577,7 +577,11 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     const error = await rejection(f.charge({ id: 'c2b', amount: 1 }));
     expect(error.code).toBe('COMMIT_FAILED');
     expect(error.message).toMatch(/may or may not be applied/);
-    expect(warnings).toEqual([expect.stringContaining('could not release the record; it stays INPROGRESS until its lease ends')]);
+    expect(warnings).toEqual([
+      expect.stringContaining(
+        'could not release the record after its transaction failed without an answer; it stays INPROGRESS until its lease ends, unless the transaction applied (then it is COMPLETED)',
+      ),
+    ]);
     expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
     expect(await record(f.recordId('c2b'))).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: f.fences[0] } });
 
@@ -588,6 +592,20 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     f.clock.t = T0 + LEASE_MS + 1;
     expect(await f.charge({ id: 'c2b', amount: 1 })).toEqual({ paid: 'c2b', run: 2 });
     expect(await f.charges('c2b')).toBe(1);
+  });
+
+  test('the commit is applied but its answer is lost, and the release never reaches DynamoDB: COMMIT_FAILED, and the warning does not say the COMPLETED record is INPROGRESS', async () => {
+    const warnings: string[] = [];
+    const f = chargeFixture({ logger: { warn: (message) => void warnings.push(message) } });
+    f.probe.fault = 'responseLost';
+    f.probe.releaseLost = true;
+    const error = await rejection(f.charge({ id: 'c3b', amount: 1 }));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.message).toMatch(/may or may not be applied/);
+    expect(await record(f.recordId('c3b'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('unless the transaction applied (then it is COMPLETED)');
+    expect(warnings[0]).not.toContain('could not release the record; it stays INPROGRESS until its lease ends');
   });
 
   test("the commit is applied but its answer is lost: the fenced release meets the call's own COMPLETED record, so the caller gets its result; every retry replays; the effect exists once", async () => {
