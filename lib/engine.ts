@@ -886,16 +886,14 @@ export const isResumable = (error: unknown): boolean => {
 
 /**
  * A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one
- * that cannot be decrypted does. `ran`: met by an atomic call's commit, after its function ran, which the message says.
+ * that cannot be decrypted does. `ran`: met by an atomic call after its function ran (at its commit, or reading the record after a failure), which the message says.
  */
 function parseStored<T>(parse: () => T, ran = false): T {
   try {
     return parse();
   } catch (error) {
     const detail = `${describeStoreFailure(error)}: a stored outcome that is not JSON`;
-    throw ran
-      ? storeFailure(detail, error, false, 'the function ran, and its commit met that record, so nothing of this call was written')
-      : storeFailure(detail, error);
+    throw ran ? storeFailure(detail, error, false, 'the function ran, and nothing of this call was written') : storeFailure(detail, error);
   }
 }
 

@@ -127,7 +127,7 @@ test('atomic: a live record whose stored response is not JSON fails closed after
   expect(runs).toBe(1);
   expect(error.code).toBe('STORE_FAILURE');
   expect(error.message).toBe(
-    'STORE_FAILURE: The idempotency store failed (SyntaxError: a stored outcome that is not JSON); the function ran, and its commit met that record, so nothing of this call was written.',
+    'STORE_FAILURE: The idempotency store failed (SyntaxError: a stored outcome that is not JSON); the function ran, and nothing of this call was written.',
   );
   expect((await readItem(client, tableName, f.id))?.response).toEqual({ S: '{"cut short' });
 });
