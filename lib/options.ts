@@ -91,8 +91,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly atomic?: boolean | undefined;
   /**
-   * No effect: every call can add writes to `transaction()`. Kept so that existing code compiles.
-   * @deprecated `transaction()` works in every idempotent call.
+   * No effect with a store that has transactions (the `DynamoDBStore` of 'lambda-idempotency'): every
+   * call can add writes to `transaction()`. With another store, `true` is a `TypeError` at
+   * construction. Kept so that existing code compiles.
+   * @deprecated `transaction()` works in every idempotent call whose store has transactions.
    */
   readonly transactions?: boolean | undefined;
   /**
