@@ -189,7 +189,8 @@ function verdict(reply: unknown): [boolean, unknown] {
  * is the record's retention (never shorter than its lease), and the caller's clock judges leases
  * and retention, as in `DynamoDBStore`, and counts each TTL. A refused write returns the current record, so no
  * operation reads before it writes. Claims are refused unless the server's `maxmemory-policy` is
- * `noeviction`.
+ * `noeviction`. No transactions: `atomic: true` is a `TypeError` at construction, and so is a
+ * write added to `transaction()`, when it is added.
  *
  * @example
  * ```ts

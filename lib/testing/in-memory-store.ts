@@ -61,7 +61,9 @@ export interface InMemoryStoreOptions {
  * The record protocol in this process's memory, for unit tests of idempotent functions: the same
  * conditions, fencing, leases, retention (judged by the caller's `now`, never by a timer) and
  * response encoding as `DynamoDBStore` and `RedisStore`, proven by the same contract
- * (`storeContract`). Not for production: records live and die with the process.
+ * (`storeContract`). Not for production: records live and die with the process. No transactions,
+ * as `RedisStore`: `atomic: true` and writes added to `transaction()` are `TypeError`s (test those on
+ * DynamoDB Local).
  *
  * @example
  * ```ts
