@@ -20,7 +20,8 @@ import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds, tableEnv } from './checks.js';
 
 /**
- * Alarm thresholds: an alarm fires when the sum over one period reaches its threshold.
+ * Alarm thresholds, each a whole number, 1 or more: an alarm fires when the sum over one period
+ * reaches its threshold.
  */
 export interface IdempotencyAlarmThresholds {
   /**
@@ -68,7 +69,7 @@ export interface IdempotencyMonitoringProps {
    */
   readonly dashboardName?: string;
   /**
-   * Period of the graphs and of the alarms' sums.
+   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
