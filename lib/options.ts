@@ -34,7 +34,11 @@ export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', mess
   }
 }
 
-/** Options shared by every entry point (middleware, wrapper, HTTP, batch). */
+/**
+ * Options of `idempotency` and `makeIdempotent`. `httpIdempotency` takes them all but `key`,
+ * `fingerprint`, `onMissingKey` and `leaseSeconds`; `idempotentBatch` all but `onMissingKey`, with
+ * its own `key` and `fingerprint`.
+ */
 export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLike> {
   /** Where records live, e.g. a {@link DynamoDBStore}. */
   readonly store: IdempotencyStore;
