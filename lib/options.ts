@@ -68,7 +68,8 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly cacheSize?: number | undefined;
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one
-   * (with one, the lease ends at its deadline). @default 60
+   * (with one, the lease ends at its deadline; a context whose time left is 0, not a number, or more
+   * than a `Date` can hold, such as a stub's `Infinity`, counts as none). Whole seconds, 1 or more. @default 60
    */
   readonly leaseSeconds?: number | undefined;
   /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
