@@ -52,10 +52,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly key?: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
   /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: ((input: TInput) => unknown) | undefined;
-  /** Namespace of the records; callers with different names never share records. */
+  /** Namespace of the records; callers with different names never share records. Non-empty, without '#' or lone surrogates, at most 2,004 bytes of UTF-8. */
   readonly name?: string | undefined;
   /**
-   * Retention of a record, seconds. Must outlive every retry of the caller.
+   * Retention of a record, whole seconds, 1 or more. Must outlive every retry of the caller.
    * @default the store's default (`DynamoDBStore`: `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`), else 86400
    */
   readonly expiresAfterSeconds?: number | undefined;
@@ -63,7 +63,8 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly onMissingKey?: 'throw' | 'skip' | undefined;
   /**
    * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
-   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). @default 0
+   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). A whole
+   * number, 0 or more. @default 0
    */
   readonly cacheSize?: number | undefined;
   /**
@@ -121,13 +122,15 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * How long a duplicate that meets another process's INPROGRESS record waits for it to complete,
    * counted from the call's start, also when it first followed an in-process duplicate (bounded
    * backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline), then
-   * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. @default 0
+   * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. A whole number,
+   * 0 or more. @default 0
    */
   readonly waitForInProgressMillis?: number | undefined;
   /**
-   * Lease of a durable execution's record, seconds: the execution holds its key across suspensions
-   * and replays for this long, and the outcome of a call it completes is kept at least as long from
-   * the call's claim (the execution's body makes the call again on every replay). @default the retention
+   * Lease of a durable execution's record, whole seconds, 1 or more: the execution holds its key
+   * across suspensions and replays for this long, and the outcome of a call it completes is kept at
+   * least as long from the call's claim (the execution's body makes the call again on every replay).
+   * @default the retention
    */
   readonly durableLeaseSeconds?: number | undefined;
 }
