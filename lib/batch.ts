@@ -98,7 +98,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: ((record: BatchRecord) => TMessage) | undefined;
-  /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
+  /** How many records of a standard SQS batch run at once (FIFO: groups at once), 1 or more. @default 10 */
   readonly concurrency?: number | undefined;
   /**
    * When no record of a batch succeeded, throw (an `AggregateError` of the records' errors)

@@ -44,7 +44,7 @@ export interface InMemoryStoreOptions {
    */
   readonly expiresAfterSeconds?: number | undefined;
   /**
-   * Responses whose JSON is larger than this are stored gzip-compressed: the deployment's
+   * Responses whose JSON is larger than this many bytes (0 to 409600) are stored gzip-compressed: the deployment's
    * `DynamoDBStore` option, so a response near the 400 KB item limit is kept, or omitted, as there.
    * @default 32768
    */
