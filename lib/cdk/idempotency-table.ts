@@ -30,7 +30,8 @@ import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monito
 import { tablePropsFromSchema } from './schema.js';
 
 /**
- * Environment variable holding the table name, set on every attached function.
+ * Environment variable holding the table name (its ARN, for a table of another account), set on
+ * every attached function.
  *
  * @example
  * ```ts
