@@ -14,7 +14,11 @@ export interface LambdaContextLike {
  */
 export interface IdempotencyLogger {
   warn(message: string): void;
-  /** Used for poison batch records when present (a method, else a `TypeError` at construction); `warn` otherwise. */
+  /**
+   * Used, when present, for batch records reported failed: poison records, and records that failed
+   * (`warn`: a key another consumer holds, records left unstarted at the deadline). A method, else a
+   * `TypeError` at construction; without it, `warn`.
+   */
   error?(message: string): void;
 }
 
