@@ -79,7 +79,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly leaseSeconds?: number | undefined;
   /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
   readonly now?: (() => number) | undefined;
-  /** Where bookkeeping failures are reported (no payloads or keys are logged). @default console */
+  /** Where bookkeeping failures, warnings and a batch's failed records are reported (no payloads or keys are logged). @default console */
   readonly logger?: IdempotencyLogger | undefined;
   /**
    * Errors that are the call's final outcome (a declined card, a validation error): stored and
