@@ -25,9 +25,9 @@ import { formatSeconds, tableEnv } from './checks.js';
  */
 export interface IdempotencyAlarmThresholds {
   /**
-   * Calls refused because the store could not be reached (the function did not run, or in atomic
-   * mode its commit failed; HTTP callers got a 503). A few can come from a brief throttling burst
-   * the SDK's retries did not absorb.
+   * Calls refused because the store could not be reached (the function did not run, except in atomic
+   * mode, where it runs before the store is written; HTTP callers got a 503). A few can come from a
+   * brief throttling burst the SDK's retries did not absorb.
    * @default 5
    */
   readonly storeFailures?: number;
