@@ -83,7 +83,8 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * `key`: also an object or array key with a top-level part `undefined`) is poison: reported failed,
    * never run, and logged with the part's name, so that its redeliveries reach the dead-letter queue
    * (a stream's, the on-failure destination, once the event source mapping's retries or record age run out).
-   * @default the whole message (a producer's resend gets a new message id)
+   * @default SQS and Kinesis: the whole message (a producer's resend gets a new message id);
+   * DynamoDB Streams: the record's `eventID` (the same change made again is another change)
    */
   readonly key?: ((message: TMessage, record: BatchRecord) => unknown) | undefined;
   /** Selects the payload a duplicate must match (e.g. the amount); a different one fails with `PAYLOAD_MISMATCH`. */
@@ -97,7 +98,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: ((record: BatchRecord) => TMessage) | undefined;
-  /** How many records of a standard SQS batch run at once (FIFO: groups at once). @default 10 */
+  /** How many records of a standard SQS batch run at once (FIFO: groups at once), 1 or more. @default 10 */
   readonly concurrency?: number | undefined;
   /**
    * When no record of a batch succeeded, throw (an `AggregateError` of the records' errors)

@@ -85,7 +85,7 @@ export interface LeanDynamoDBStoreOptions {
   readonly client?: DynamoDBClient | undefined;
   /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */
   readonly attributes?: Partial<AttributeNames> | undefined;
-  /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
+  /** Responses whose JSON is larger than this many bytes (0 to 409600) are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number | undefined;
   /** Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from `lambda-idempotency`. @default none */
   readonly encryption?: OutcomeEncryption | undefined;

@@ -9,8 +9,11 @@ import type { IdempotencyRecord } from './store.js';
  *   a whole payload of such parts, with no selector, is a key), or returned an object or array key with a
  *   top-level part `undefined`, which the message names: every call without that part would share one
  *   record. Select `null` for a part that may be absent.
- * - `INVALID_KEY`: the selected key cannot be hashed faithfully (BigInt, function, cycle, Map…), or the
- *   invocation's tenant id holds a lone surrogate (UTF-8 would write it as another tenant's id).
+ * - `INVALID_KEY`: the `key` or `fingerprint` selector threw, or what it selected cannot be hashed
+ *   faithfully (BigInt, function, cycle, Map…), or the invocation's tenant id holds a lone surrogate
+ *   (UTF-8 would write it as another tenant's id). From `httpIdempotency`, a 400: the
+ *   `Idempotency-Key` header is malformed (sent twice, not 1 to 255 visible ASCII characters), or,
+ *   with `signedKeys`, not issued with its secrets, expired or issued in the future.
  * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
  *   decryption, say): at the claim, the handler did not run (in a durable execution: this invocation
  *   went no further, the execution's record is kept, and the error carries `isUnrecoverableInvocation`
@@ -89,7 +92,11 @@ export const MAX_RETRY_AFTER_SECONDS = 60;
 
 export interface IdempotencyErrorOptions {
   readonly cause?: unknown;
-  /** With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a lease); with `TRANSACTION_CONFLICT`: when to retry. */
+  /**
+   * With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a
+   * lease); with `TRANSACTION_CONFLICT`: when to retry; with `COMMIT_FAILED`: 1, when the release
+   * proved nothing was written (none when the outcome is unknown).
+   */
   readonly retryAfterSeconds?: number;
   /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused (by DynamoDB, or by `transaction()` as it was added): index of the action among the call's own writes. */
   readonly actionIndex?: number;

@@ -59,7 +59,10 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * 'shared' to keep sharing them.
    */
   readonly scope?: HttpScope<TEvent> | undefined;
-  /** Upper bound of the `Retry-After` answered with a 409. @default 60 */
+  /**
+   * Upper bound of the `Retry-After` answered with a 409 (`IN_PROGRESS`) or a 503 (`TRANSACTION_CONFLICT`,
+   * `COMMIT_FAILED`; a `STORE_FAILURE`'s is always 1). A whole number of seconds, 1 or more. @default 60
+   */
   readonly maxRetryAfterSeconds?: number | undefined;
   /** Which results are final: stored and replayed. Others release the key. @default below 500, except 401, 403, 408, 425 and 429 */
   readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;

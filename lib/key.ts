@@ -379,7 +379,8 @@ export function canonicalKey(value: unknown, selected = false): string | Missing
 }
 
 /**
- * Hash of the canonical JSON of `value`: equal for values that differ only in member order.
+ * SHA-256 of the canonical JSON of `value`, base64url (43 characters): equal for values that differ
+ * only in member order. `undefined` throws `KEY_MISSING`; a value {@link canonicalJson} refuses, `INVALID_KEY`.
  *
  * @example
  * ```ts

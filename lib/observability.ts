@@ -15,7 +15,7 @@ export type IdempotencyEvent =
   | 'inProgress' // a duplicate rejected while another attempt holds the key
   | 'payloadMismatch'
   | 'superseded' // this attempt's record was taken over (it then returned or threw); nothing overwritten or deleted
-  | 'storeFailure' // the store could not be reached, or its record (or stored outcome) could not be read; nothing ran
+  | 'storeFailure' // the store could not be reached, or its record (or stored outcome) could not be read; nothing ran (in atomic mode, the function had already run)
   | 'bookkeepingFailure'; // completion or release failed after the function ran
 
 /** CloudWatch metric name of each event; the CDK dashboard and alarms read them from here. @internal */

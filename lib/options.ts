@@ -14,7 +14,11 @@ export interface LambdaContextLike {
  */
 export interface IdempotencyLogger {
   warn(message: string): void;
-  /** Used for poison batch records when present (a method, else a `TypeError` at construction); `warn` otherwise. */
+  /**
+   * Used, when present, for batch records reported failed: poison records, and records that failed
+   * (`warn`: a key another consumer holds, records left unstarted at the deadline). A method, else a
+   * `TypeError` at construction; without it, `warn`.
+   */
   error?(message: string): void;
 }
 
@@ -34,7 +38,11 @@ export function logLine(logger: IdempotencyLogger, level: 'warn' | 'error', mess
   }
 }
 
-/** Options shared by every entry point (middleware, wrapper, HTTP, batch). */
+/**
+ * Options of `idempotency` and `makeIdempotent`. `httpIdempotency` takes them all but `key`,
+ * `fingerprint`, `onMissingKey` and `leaseSeconds`; `idempotentBatch` all but `onMissingKey`, with
+ * its own `key` and `fingerprint`.
+ */
 export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLike> {
   /** Where records live, e.g. a {@link DynamoDBStore}. */
   readonly store: IdempotencyStore;
@@ -48,10 +56,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly key?: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
   /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
   readonly fingerprint?: ((input: TInput) => unknown) | undefined;
-  /** Namespace of the records; callers with different names never share records. */
+  /** Namespace of the records; callers with different names never share records. Non-empty, without '#' or lone surrogates, at most 2,004 bytes of UTF-8. */
   readonly name?: string | undefined;
   /**
-   * Retention of a record, seconds. Must outlive every retry of the caller.
+   * Retention of a record, whole seconds, 1 or more. Must outlive every retry of the caller.
    * @default the store's default (`DynamoDBStore`: `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`), else 86400
    */
   readonly expiresAfterSeconds?: number | undefined;
@@ -59,17 +67,19 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly onMissingKey?: 'throw' | 'skip' | undefined;
   /**
    * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
-   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). @default 0
+   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). A whole
+   * number, 0 or more. @default 0
    */
   readonly cacheSize?: number | undefined;
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one
-   * (with one, the lease ends at its deadline). @default 60
+   * (with one, the lease ends at its deadline; a context whose time left is 0, not a number, or more
+   * than a `Date` can hold, such as a stub's `Infinity`, counts as none). Whole seconds, 1 or more. @default 60
    */
   readonly leaseSeconds?: number | undefined;
   /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
   readonly now?: (() => number) | undefined;
-  /** Where bookkeeping failures are reported (no payloads or keys are logged). @default console */
+  /** Where bookkeeping failures, warnings and a batch's failed records are reported (no payloads or keys are logged). @default console */
   readonly logger?: IdempotencyLogger | undefined;
   /**
    * Errors that are the call's final outcome (a declined card, a validation error): stored and
@@ -91,8 +101,10 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly atomic?: boolean | undefined;
   /**
-   * No effect: every call can add writes to `transaction()`. Kept so that existing code compiles.
-   * @deprecated `transaction()` works in every idempotent call.
+   * No effect with a store that has transactions (the `DynamoDBStore` of 'lambda-idempotency'): every
+   * call can add writes to `transaction()`. With another store, `true` is a `TypeError` at
+   * construction. Kept so that existing code compiles.
+   * @deprecated `transaction()` works in every idempotent call whose store has transactions.
    */
   readonly transactions?: boolean | undefined;
   /**
@@ -114,13 +126,15 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * How long a duplicate that meets another process's INPROGRESS record waits for it to complete,
    * counted from the call's start, also when it first followed an in-process duplicate (bounded
    * backoff, ending a tenth of the time left, at most 1 s, before the Lambda deadline), then
-   * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. @default 0
+   * replays it; 0 answers `IN_PROGRESS` at once. Each poll is one conditional write. A whole number,
+   * 0 or more. @default 0
    */
   readonly waitForInProgressMillis?: number | undefined;
   /**
-   * Lease of a durable execution's record, seconds: the execution holds its key across suspensions
-   * and replays for this long, and the outcome of a call it completes is kept at least as long from
-   * the call's claim (the execution's body makes the call again on every replay). @default the retention
+   * Lease of a durable execution's record, whole seconds, 1 or more: the execution holds its key
+   * across suspensions and replays for this long, and the outcome of a call it completes is kept at
+   * least as long from the call's claim (the execution's body makes the call again on every replay).
+   * @default the retention
    */
   readonly durableLeaseSeconds?: number | undefined;
 }

@@ -25,7 +25,7 @@ export interface IdempotencyRecord {
   readonly expiresAt: number;
   /** Epoch milliseconds; only while INPROGRESS: after it, another attempt may take over. */
   readonly leaseUntil?: number;
-  /** The random token of the attempt that holds (or completed) the record. */
+  /** The token of the attempt that holds (or completed) the record: random, or derived from a durable execution's identity. */
   readonly owner: string;
   /** Hash of the payload-validation selection, when the caller configured one. */
   readonly fingerprint?: string;
@@ -122,7 +122,8 @@ export type ReleaseResult = { readonly released: true } | { readonly released: f
 export interface IdempotencyStore {
   /**
    * Optional: the retention, seconds, for calls whose options set none (e.g. from the deployment's
-   * environment). `undefined` as a value too: a store given no retention says so.
+   * environment). `undefined` as a value too: a store given no retention says so. Any other value
+   * must be a whole number, 1 or more: else building an entry point that would use it is a `TypeError`.
    */
   readonly expiresAfterSeconds?: number | undefined;
   /** Optional: the table the records are kept in, which a `STORE_FAILURE` for a table that does not exist names. */

@@ -12,7 +12,7 @@ export interface TransitionParams {
   readonly to: string;
   /** @default 'status' */
   readonly attribute?: string | undefined;
-  /** Optimistic concurrency: the item's version must equal `expected`; it is incremented. */
+  /** Optimistic concurrency: the item's version (`attribute`, default `'version'`) must equal `expected`; it is incremented. */
   readonly version?: { readonly attribute?: string | undefined; readonly expected: number } | undefined;
   /** Further attributes to set. */
   readonly set?: Record<string, NativeAttributeValue> | undefined;

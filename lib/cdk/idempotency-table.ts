@@ -30,7 +30,8 @@ import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monito
 import { tablePropsFromSchema } from './schema.js';
 
 /**
- * Environment variable holding the table name, set on every attached function.
+ * Environment variable holding the table name (its ARN, for a table of another account), set on
+ * every attached function.
  *
  * @example
  * ```ts
@@ -160,7 +161,8 @@ export interface IdempotencyTableProps {
    * How long a completed record is kept (the TTL the library writes). Duplicates that arrive later
    * run again, so it must outlive every retry of the callers; the synth-time checks compare it with
    * the queues, stream sources and async-invoke settings of the functions attached to this table
-   * (of those attached with an `expiresAfter` of their own, with that one).
+   * (of those attached with an `expiresAfter` of their own, with that one). A whole number of
+   * seconds, 1 or more, known at synth time.
    * @default Duration.hours(24)
    */
   readonly expiresAfter?: Duration;

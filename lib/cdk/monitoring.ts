@@ -20,12 +20,14 @@ import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds, tableEnv } from './checks.js';
 
 /**
- * Alarm thresholds: an alarm fires when the sum over one period reaches its threshold.
+ * Alarm thresholds, each a whole number, 1 or more: an alarm fires when the sum over one period
+ * reaches its threshold.
  */
 export interface IdempotencyAlarmThresholds {
   /**
-   * Calls refused because the store could not be reached (the function did not run; HTTP callers
-   * got a 503). A few can come from a brief throttling burst the SDK's retries did not absorb.
+   * Calls refused because the store could not be reached (the function did not run, except in atomic
+   * mode, where it runs before the store is written; HTTP callers got a 503). A few can come from a
+   * brief throttling burst the SDK's retries did not absorb.
    * @default 5
    */
   readonly storeFailures?: number;
@@ -67,7 +69,7 @@ export interface IdempotencyMonitoringProps {
    */
   readonly dashboardName?: string;
   /**
-   * Period of the graphs and of the alarms' sums.
+   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;

@@ -51,7 +51,7 @@ export interface RedisStoreOptions {
    * @default 'idempotency:'
    */
   readonly keyPrefix?: string | undefined;
-  /** Responses whose JSON is larger than this are stored gzip-compressed. @default 32768 */
+  /** Responses whose JSON is larger than this many bytes (0 to 409600) are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number | undefined;
   /**
    * Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from
@@ -80,7 +80,8 @@ export interface RedisStoreOptions {
    * stops answering. A completion whose connection was lost waits for the client to reconnect
    * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
    * replica a failover promoted) for what is left of this bound (1000 ms without it), and is sent
-   * again: the earlier its first attempt failed, the more time a reconnection gets.
+   * again: the earlier its first attempt failed, the more time a reconnection gets. A whole number
+   * from 1 to 2,147,483,647 (the longest Node timer).
    * @default none: the client's own timeouts
    */
   readonly timeoutMillis?: number | undefined;
@@ -189,7 +190,8 @@ function verdict(reply: unknown): [boolean, unknown] {
  * is the record's retention (never shorter than its lease), and the caller's clock judges leases
  * and retention, as in `DynamoDBStore`, and counts each TTL. A refused write returns the current record, so no
  * operation reads before it writes. Claims are refused unless the server's `maxmemory-policy` is
- * `noeviction`.
+ * `noeviction`. No transactions: `atomic: true` is a `TypeError` at construction, and so is a
+ * write added to `transaction()`, when it is added.
  *
  * @example
  * ```ts

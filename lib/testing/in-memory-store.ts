@@ -44,7 +44,7 @@ export interface InMemoryStoreOptions {
    */
   readonly expiresAfterSeconds?: number | undefined;
   /**
-   * Responses whose JSON is larger than this are stored gzip-compressed: the deployment's
+   * Responses whose JSON is larger than this many bytes (0 to 409600) are stored gzip-compressed: the deployment's
    * `DynamoDBStore` option, so a response near the 400 KB item limit is kept, or omitted, as there.
    * @default 32768
    */
@@ -61,7 +61,9 @@ export interface InMemoryStoreOptions {
  * The record protocol in this process's memory, for unit tests of idempotent functions: the same
  * conditions, fencing, leases, retention (judged by the caller's `now`, never by a timer) and
  * response encoding as `DynamoDBStore` and `RedisStore`, proven by the same contract
- * (`storeContract`). Not for production: records live and die with the process.
+ * (`storeContract`). Not for production: records live and die with the process. No transactions,
+ * as `RedisStore`: `atomic: true` and writes added to `transaction()` are `TypeError`s (test those on
+ * DynamoDB Local).
  *
  * @example
  * ```ts
