@@ -569,7 +569,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
             ? undefined
             : await this.#release(
                 call,
-                'could not release the record after its transaction failed without an answer; it stays INPROGRESS until its lease ends, unless the transaction applied (then it is COMPLETED)',
+                'could not release the record after an unanswered commit; it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
               );
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
@@ -658,7 +658,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#emit('superseded', key);
     const what =
       record === undefined
-        ? "This attempt's record was deleted while it ran (by forgetRecord, or once its retention ended), so its outcome was not stored and the next call with its key runs again"
+        ? "This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again"
         : 'This attempt outlived its lease and its record was taken over by another attempt';
     const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),

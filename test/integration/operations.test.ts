@@ -182,7 +182,7 @@ test('a live attempt whose record forgetRecord deleted while it ran ends SUPERSE
   const error = await rejection(running);
   expect(error).toMatchObject({ code: 'SUPERSEDED', record: undefined });
   expect(error.message).toBe(
-    "SUPERSEDED: This attempt's record was deleted while it ran (by forgetRecord, or once its retention ended), so its outcome was not stored and the next call with its key runs again; nothing was overwritten.",
+    "SUPERSEDED: This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again; nothing was overwritten.",
   );
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });

@@ -579,7 +579,7 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(error.message).toMatch(/may or may not be applied/);
     expect(warnings).toEqual([
       expect.stringContaining(
-        'could not release the record after its transaction failed without an answer; it stays INPROGRESS until its lease ends, unless the transaction applied (then it is COMPLETED)',
+        'could not release the record after an unanswered commit; it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
       ),
     ]);
     expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
@@ -604,7 +604,7 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(error.message).toMatch(/may or may not be applied/);
     expect(await record(f.recordId('c3b'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('unless the transaction applied (then it is COMPLETED)');
+    expect(warnings[0]).toContain('or is COMPLETED if the commit applied');
     expect(warnings[0]).not.toContain('could not release the record; it stays INPROGRESS until its lease ends');
   });
 
