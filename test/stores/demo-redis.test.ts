@@ -33,6 +33,10 @@ test('the Redis demo keeps every scenario it promises', () => {
 
 test('every scenario charges exactly as often as it should', async () => {
   const results = await runRedisScenarios(client);
-  for (const result of results)
+  // One result per scenario: a scenario left out is not one that charged as it should.
+  expect(results).toHaveLength(redisScenarios.length);
+  for (const result of results) {
     expect({ name: result.name, happened: result.happened, problems: result.problems }).toEqual({ name: result.name, happened: result.expected, problems: [] });
+    expect({ name: result.name, ok: result.ok }).toEqual({ name: result.name, ok: true });
+  }
 });

@@ -145,8 +145,7 @@ describe('the fields of an HTTP error, which @middy/http-error-handler answers w
       'TRANSACTION_CONFLICT',
       'COMMIT_FAILED',
     ];
-    const statuses = Object.fromEntries(codes.map((code) => [code, rejected(code).statusCode]));
-    expect(statuses).toEqual({
+    const expected = {
       IN_PROGRESS: 409,
       PAYLOAD_MISMATCH: 422,
       KEY_MISSING: 400,
@@ -158,11 +157,11 @@ describe('the fields of an HTTP error, which @middy/http-error-handler answers w
       TRANSACTION_INVALID: undefined,
       TRANSACTION_CONFLICT: 503,
       COMMIT_FAILED: 503,
-    });
-    for (const code of codes) {
-      const answer = problem(rejected(code), 60);
-      if (code !== 'INVALID_KEY' && answer !== undefined) expect([code, answer.statusCode]).toEqual([code, rejected(code).statusCode]);
-    }
+    };
+    expect(Object.fromEntries(codes.map((code) => [code, rejected(code).statusCode]))).toStrictEqual(expected);
+    // What httpIdempotency answers each code with: the same status; no answer (the error goes on) to TRANSACTION_INVALID; and
+    // 400 to INVALID_KEY, which it raises for an Idempotency-Key header it cannot read, a fault of the request there.
+    expect(Object.fromEntries(codes.map((code) => [code, problem(rejected(code), 60)?.statusCode]))).toStrictEqual({ ...expected, INVALID_KEY: 400 });
   });
 
   test('expose: the message may reach the client for statuses below 500 only', () => {

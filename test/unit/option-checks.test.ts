@@ -3,7 +3,9 @@
  * values accepted, for the options `engine.test.ts` does not cover: each refused value would
  * otherwise fail later, on a call, or change what a call does without a word.
  */
-import { type IdempotencyStore, idempotency, makeIdempotent } from '../../lib/index.js';
+import { type IdempotencyStore, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
+import { sqsEvent, sqsRecord } from '../support/batch-events.js';
 
 /** The three methods every store has, and none of the transaction methods. */
 const plainStore: IdempotencyStore = {
@@ -62,6 +64,32 @@ test('the smallest values are accepted: a name of 2,004 bytes, retention and lea
   }
 });
 
-test('a logger whose `error` is null or absent is accepted: its lines go to `warn`', () => {
-  for (const logger of [{ warn() {}, error: null }, { warn() {} }, console]) expect(wrap({ logger })).not.toThrow();
+test('a logger whose `error` is null or absent is accepted: its lines go to `warn`', async () => {
+  expect(wrap({ logger: console })).not.toThrow();
+  for (const error of [null, undefined]) {
+    const warned: string[] = [];
+    // `error: null` is what a JavaScript caller may pass; the type has no room for it.
+    const logger = { warn: (line: string) => void warned.push(line), ...(error === null ? { error } : {}) } as { warn(line: string): void };
+    expect(wrap({ logger })).not.toThrow();
+    // A poison record is the line logged as an error: it reaches `warn`, not the void.
+    const batch = idempotentBatch(async () => 'ok', {
+      store: new InMemoryStore(),
+      name: 'orders',
+      logger,
+      parse: () => {
+        throw new RangeError('unreadable');
+      },
+      throwOnFullBatchFailure: false,
+    });
+    const record = sqsRecord('not an order');
+    expect(await batch(sqsEvent([record]), lambdaContext())).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
+    expect(warned.map((line) => JSON.parse(line))).toEqual([
+      {
+        level: 'ERROR',
+        message: 'lambda-idempotency: poison record reported as failed',
+        itemIdentifier: record.messageId,
+        reason: 'the parse option threw (RangeError)',
+      },
+    ]);
+  }
 });
