@@ -38,7 +38,6 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
     },
     {
       store,
-      transactions: true, // the payment item commits with the record
       name: RECORD_NAMESPACES.consumer,
       key: (message) => message?.orderId,
       // The same order id with another amount or currency is no resend: it fails (PAYLOAD_MISMATCH)
