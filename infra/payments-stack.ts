@@ -5,6 +5,7 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import { type Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, ParamsAndSecretsLayerVersion, ParamsAndSecretsVersions, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -140,6 +141,11 @@ export class PaymentsStack extends Stack {
 
   /** A demo function; with `signsKeys`, it reads the key-signing secret through the Parameters and Secrets extension. */
   private demoFunction(id: string, file: string, signsKeys = false): NodejsFunction {
+    const logGroup = new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
+    // Not the default role's AWSLambdaBasicExecutionRole, which lets the function write to every
+    // log group of the account: this one may write to its own log group alone.
+    const role = new Role(this, `${id}Role`, { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    logGroup.grantWrite(role);
     const fn = new NodejsFunction(this, id, {
       entry: `${functionsDir}${file}`,
       handler: 'handler',
@@ -150,7 +156,8 @@ export class PaymentsStack extends Stack {
       memorySize: 512,
       timeout: FUNCTION_TIMEOUT,
       environment: { NODE_OPTIONS: '--enable-source-maps' },
-      logGroup: new LogGroup(this, `${id}Logs`, { retention: RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY }),
+      logGroup,
+      role,
       bundling: {
         format: OutputFormat.ESM,
         target: 'node24',

@@ -2,7 +2,9 @@
  * The SQS consumer: each message asks to charge an order (`{ orderId, amount, currency }`). Messages
  * are keyed by `orderId`, so a producer's resend (a new message id) and SQS's own redeliveries
  * charge once; a message with the order id of another amount or currency fails as a payload
- * mismatch; failed messages are reported as `batchItemFailures` and come back alone.
+ * mismatch; failed messages are reported as `batchItemFailures` and come back alone. A resend
+ * after the record retention runs again: only the processor's key (the same) stops a second charge,
+ * and the payment's conditional write refuses a second payment.
  */
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';
@@ -38,7 +40,6 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
     },
     {
       store,
-      transactions: true, // the payment item commits with the record
       name: RECORD_NAMESPACES.consumer,
       key: (message) => message?.orderId,
       // The same order id with another amount or currency is no resend: it fails (PAYLOAD_MISMATCH)

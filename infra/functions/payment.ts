@@ -99,7 +99,6 @@ export function createPaymentHandler(options: PaymentHandlerOptions): PaymentHan
   return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>((event: HttpEvent) => route(service, event as APIGatewayProxyEventV2, logger)).use(
     httpIdempotency({
       store,
-      transactions: true, // the payment item commits with the record
       // A fixed namespace: records survive a replacement of the function, which renames it.
       name: RECORD_NAMESPACES.paymentApi,
       ...(options.keySecrets ? { signedKeys: { secrets: options.keySecrets } } : {}),

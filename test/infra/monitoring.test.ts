@@ -312,7 +312,8 @@ describe('the demo stack', () => {
       JSON.stringify(policy.Properties.Roles).includes(ref(stack.keyFunction.role!)),
     );
     const actions = policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement.flatMap((s: { Action: string | string[] }) => s.Action));
-    expect(actions.sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    // Besides writing its own log group (test/infra/payments-stack.test.ts).
+    expect(actions.sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
   });
 
   test('the payment API takes any key by default, and only issued keys with requireIssuedKeys', () => {

@@ -105,6 +105,18 @@ describe('least privilege', () => {
     for (const s of grants) expect(actionsOf(s).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
   });
 
+  test.each(['paymentFunction', 'consumerFunction', 'keyFunction'] as const)('%s may write to its own log group alone, through no managed policy', (name) => {
+    const fn = stack[name];
+    const role = template.toJSON().Resources[id(fn.role!)];
+    // AWSLambdaBasicExecutionRole would let it create and write every log group of the account.
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const logs = statements().filter((s) => actionsOf(s).some((action) => action.startsWith('logs:')));
+    const own = logs.filter((s) => JSON.stringify(s.Resource).includes(`"${id(fn.logGroup as unknown as IConstruct)}"`));
+    expect(own).toHaveLength(1);
+    expect(actionsOf(own[0]!).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    for (const s of logs) expect(JSON.stringify(s.Resource)).not.toContain('"*"');
+  });
+
   test('the payments table gets only the conditional writes the service makes, and GetItem for GET /payments/{id}', () => {
     const table = id(stack.paymentsTable);
     const policies = template.findResources('AWS::IAM::Policy');
