@@ -24,7 +24,7 @@ import {
 } from '../../lib/index.js';
 import { InMemoryStore, manualClock, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { freshTable, readItem, recordId, scanItems, testClient, useFreshTable } from '../support/dynamodb.js';
-import { flush, gate, Turnstile } from '../support/gate.js';
+import { flush, type Gate, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 import { middyMajor, responseLogger } from '../support/middy.js';
 import { paymentRequest } from '../support/payment-request.js';
@@ -277,18 +277,40 @@ describe('nested and concurrent calls', () => {
   });
 
   test('concurrent middy invocations with different keys each commit exactly their own writes, without any flag', async () => {
+    const turnstile = new Turnstile();
+    const failing = (id: string) => Number(id.slice(2)) % 2 === 1;
     const handler = middy(async (event: { id: string }) => {
-      await new Promise((resolve) => setImmediate(resolve));
+      transaction().put({ TableName: bizTable, Item: { id: `own-${event.id}-before`, by: event.id } });
+      await turnstile.enter();
       transaction().put({ TableName: bizTable, Item: { id: `own-${event.id}`, by: event.id } });
+      if (failing(event.id)) throw new Error(`${event.id} failed`);
       return { id: event.id, owner: transaction().owner };
     }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
     const ids = Array.from({ length: 12 }, (_, i) => `c-${i}`);
-    const results = await Promise.all(ids.map((id) => handler({ id }, lambdaContext('concurrent'))));
+    const calls = ids.map((id) =>
+      handler({ id }, lambdaContext('concurrent')).then(
+        (value) => value,
+        (error: Error) => error.message,
+      ),
+    );
+    // Every invocation is inside its handler at once; they end in the reverse order of their start, every other one failing.
+    const running: Gate[] = [];
+    for (const _ of ids) running.push(await turnstile.next());
+    for (const held of running.reverse()) held.open();
+    const results = await Promise.all(calls);
     for (const [i, id] of ids.entries()) {
-      expect(results[i]!.id).toBe(id);
-      const item = await readItem(admin, bizTable, `own-${id}`);
-      expect(item?.by?.S).toBe(id);
-      expect((await recordOf('concurrent', id))?.owner?.S).toBe(results[i]!.owner);
+      const written = [await readItem(admin, bizTable, `own-${id}-before`), await readItem(admin, bizTable, `own-${id}`)];
+      if (!failing(id)) {
+        // Both its writes, before and after the others started, committed with its own record; none of theirs.
+        expect(results[i]).toEqual({ id, owner: expect.any(String) });
+        expect(written.map((item) => item?.by?.S)).toEqual([id, id]);
+        expect((await recordOf('concurrent', id))?.owner?.S).toBe((results[i] as { owner: string }).owner);
+      } else {
+        // A call that fails discards its own writes only.
+        expect(results[i]).toBe(`${id} failed`);
+        expect(written).toEqual([undefined, undefined]);
+        expect(await recordOf('concurrent', id)).toBeUndefined();
+      }
     }
   });
 });

@@ -8,8 +8,9 @@ import { InvokeStore, InvokeStoreBase } from '@aws/lambda-invoke-store';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { runCli } from '../../lib/cli/run.js';
-import { cloudWatchLines, type HttpResult, httpIdempotency, idempotency, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
+import { cloudWatchLines, type HttpResult, httpIdempotency, idempotency, idempotentBatch, inspectRecord, makeIdempotent, recordIdOf } from '../../lib/index.js';
 import { lambdaContext as testingContext } from '../../lib/testing/index.js';
+import { sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, recordId, useFreshTable } from '../support/dynamodb.js';
 import { httpEvent } from '../support/identity-events.js';
 import { scanRecords } from '../support/invariants.js';
@@ -69,6 +70,22 @@ test('httpIdempotency: one Idempotency-Key and body sent by two tenants are two 
   const replay = await send('blue');
   expect(replay.body).toBe('{"run":1}');
   expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
+});
+
+test('idempotentBatch: one message delivered to two tenants runs once for each, and a redelivery to either runs nothing again', async () => {
+  const runs: string[] = [];
+  const handler = idempotentBatch(async (order: { orderId: string }, _record, context) => void runs.push(`${order.orderId} ${context.tenantId}`), {
+    store,
+    key: (order) => order.orderId,
+  });
+  const event = sqsEvent([sqsRecord({ orderId: 'o-1' })]);
+  const deliver = (tenant: string) => handler(event, contextOf('tenants-batch', tenant));
+  for (const tenant of ['blue', 'green', 'blue', 'green']) expect(await deliver(tenant)).toEqual({ batchItemFailures: [] });
+  expect(runs).toEqual(['o-1 blue', 'o-1 green']);
+  const ids = (await scanRecords(client, tableName, 'tenants-batch#')).map((record) => record.id).sort();
+  expect(ids).toEqual(
+    [recordIdOf({ name: 'tenants-batch', key: 'o-1', tenant: 'blue' }), recordIdOf({ name: 'tenants-batch', key: 'o-1', tenant: 'green' })].sort(),
+  );
 });
 
 test('makeIdempotent called without a context takes the tenant from the runtime’s invocation store', async () => {

@@ -5,7 +5,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once as emitted } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { createGzip } from 'node:zlib';
 import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
 import { createClient, createSentinel, RESP_TYPES } from 'redis';
@@ -26,6 +28,19 @@ const raw = inspector();
 afterAll(() => raw.disconnect());
 
 const t0 = Date.now();
+/** 440 MiB of zeros, gzipped to about 440 KB: more than gzip makes of any value a store keeps (made once). */
+let bomb: Promise<Buffer> | undefined;
+const gzipBomb = (): Promise<Buffer> =>
+  (bomb ??= (async () => {
+    const gzip = createGzip();
+    const parts: Buffer[] = [];
+    gzip.on('data', (part: Buffer) => parts.push(part));
+    const zeros = Buffer.alloc(1024 * 1024);
+    for (let mebibyte = 0; mebibyte < 440; mebibyte++) if (!gzip.write(zeros)) await emitted(gzip, 'drain');
+    gzip.end();
+    await emitted(gzip, 'end');
+    return Buffer.concat(parts);
+  })());
 const claimRequest = (key: string, owner = 'owner-a') => ({ key, owner, now: t0, leaseUntil: t0 + 10_000, expiresAt: Math.floor(t0 / 1000) + 3600 });
 
 describe('a flushed script cache (on a server of its own: no other test file loads scripts into it)', () => {
@@ -517,6 +532,22 @@ for (const kind of CLIENT_KINDS) {
         expect([id, error.code, describeStoreFailure(error.cause)]).toEqual([id, 'STORE_FAILURE', 'UnreadableRecordError']);
       }
       expect(runs).toBe(6);
+    });
+
+    test('a decompression bomb planted as a stored response (440 MiB of zeros gzipped, which no value DynamoDB keeps could hold) fails closed: STORE_FAILURE, and the function does not run again', async () => {
+      const keyPrefix = `bomb-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, compressAboveBytes: 0 });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ({ run: ++runs }), { store, name: 'bomb' });
+      expect(await once('k')).toEqual({ run: 1 });
+      const hash = `${keyPrefix}bomb#${hashKey('k')}`;
+      expect(await raw.hexists(hash, 'responseBase64')).toBe(1);
+      await raw.hset(hash, { responseBase64: (await gzipBomb()).toString('base64') });
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect(describeStoreFailure(refused.cause)).toBe('UnreadableRecordError');
+      expect((refused.cause as Error).message).toContain('decompresses to more than');
+      expect(runs).toBe(1);
     });
 
     test('compressed and encrypted responses are stored as base64 and come back byte for byte', async () => {

@@ -92,7 +92,7 @@ test('httpIdempotency: header key, method, route and caller; the fingerprint of 
   expect(recordIdOf({ name: 'payments-api', http: { key: 'k-1', method: 'POST', route: '/payments' } })).toBe(store.claims[0]!.key);
 });
 
-test('idempotentBatch: an SQS message by its body, a DynamoDB Streams change by its eventID', async () => {
+test('idempotentBatch: an SQS message by its body, a Kinesis record by its data, a DynamoDB Streams change by its eventID', async () => {
   const store = recordingStore();
   const context = lambdaContext({ functionName: 'consumer-fn' });
   await idempotentBatch(async () => undefined, { store, name: 'orders-consumer' })(
@@ -108,6 +108,29 @@ test('idempotentBatch: an SQS message by its body, a DynamoDB Streams change by 
           eventSource: 'aws:sqs',
           eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:orders',
           awsRegion: 'eu-west-1',
+        },
+      ],
+    } as never,
+    context,
+  );
+  await idempotentBatch(async () => undefined, { store, name: 'orders-kinesis' })(
+    {
+      Records: [
+        {
+          kinesis: {
+            kinesisSchemaVersion: '1.0',
+            partitionKey: 'o-2',
+            sequenceNumber: '49590338271490256608559692538361571095921575989136588898',
+            data: Buffer.from('{"orderId":"o-2","amount":12345678901234567890}').toString('base64'),
+            approximateArrivalTimestamp: 1736942400,
+          },
+          eventSource: 'aws:kinesis',
+          eventVersion: '1.0',
+          eventID: 'shardId-000000000006:49590338271490256608559692538361571095921575989136588898',
+          eventName: 'aws:kinesis:record',
+          invokeIdentityArn: 'arn:aws:iam::123456789012:role/consumer',
+          awsRegion: 'eu-west-1',
+          eventSourceARN: 'arn:aws:kinesis:eu-west-1:123456789012:stream/orders',
         },
       ],
     } as never,
@@ -131,10 +154,12 @@ test('idempotentBatch: an SQS message by its body, a DynamoDB Streams change by 
   expect(claimed(store)).toEqual([
     // Of '{"amount":"12345678901234567890","orderId":"o-1"}': the body parsed with its 64-bit number exact.
     { key: 'orders-consumer#E48gLxqiAfb7ZvpC-GXH3KALpnroyGlC7ne3JE9gebg', fingerprint: undefined },
+    // Of '{"amount":"12345678901234567890","orderId":"o-2"}': the data decoded from base64, parsed as the SQS body is.
+    { key: 'orders-kinesis#YEXI6QumVZ0op06wxQPiu2Q3dl_TOzLt2-UJJMf7zBQ', fingerprint: undefined },
     // Of '"e-1"'.
     { key: 'orders-stream#-bqIKqtVQUATScIoGZtUPTmGe5PDt0bnGI64XcqupKs', fingerprint: undefined },
   ]);
-  expect(recordIdOf({ name: 'orders-stream', key: 'e-1' })).toBe(store.claims[1]!.key);
+  expect(recordIdOf({ name: 'orders-stream', key: 'e-1' })).toBe(store.claims[2]!.key);
 });
 
 test('typed arrays, a Buffer and a DataView in a key or a whole event', async () => {
