@@ -534,7 +534,7 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(6);
     });
 
-    test('a decompression bomb planted as a stored response (440 MiB of zeros gzipped, which no value DynamoDB keeps could hold) fails closed: STORE_FAILURE, and the function does not run again', async () => {
+    test('a decompression bomb planted as a stored response (440 MiB of zeros gzipped, more than any value a store keeps) fails closed: STORE_FAILURE, and the function does not run again', async () => {
       const keyPrefix = `bomb-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix, compressAboveBytes: 0 });
       let runs = 0;
