@@ -121,9 +121,10 @@ test.each([
     await eventually(() => dynamoProcesses(demo.dynamoPort).length === 0, 'DynamoDB Local ended');
     await eventually(async () => !(await accepts(demo.dynamoPort)), 'the DynamoDB Local port is closed');
     expect(await accepts(demo.apiPort)).toBe(false);
-    // DynamoDB Local unpacks a native library into its temporary directory at each start. (tsx
-    // keeps its compile cache there on purpose.)
-    expect(readdirSync(demo.tmp).filter((name) => !name.startsWith('tsx-'))).toEqual([]);
+    // DynamoDB Local unpacks its native SQLite library into the JVM's temporary directory at each
+    // start, which the demo's tooling makes a directory of its own. (Node's and tsx's compile
+    // caches are meant to stay.)
+    expect(readdirSync(demo.tmp).filter((name) => /sqlite|dynamodb/i.test(name))).toEqual([]);
   },
   150_000,
 );
