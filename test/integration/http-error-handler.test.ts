@@ -9,8 +9,8 @@ import httpCors from '@middy/http-cors';
 import httpErrorHandler from '@middy/http-error-handler';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSEvent } from 'aws-lambda';
 import { DynamoDBStore } from '../../lib/dynamodb-store.js';
-import { httpIdempotency, IdempotencyError, idempotency, makeIdempotent } from '../../lib/index.js';
-import { unreachableClient, useFreshTable } from '../support/dynamodb.js';
+import { httpIdempotency, IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { testClient, unreachableClient, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -115,6 +115,39 @@ test("a store failure is the error handler's own 500, as before: the store's mes
     expect(turnstile.count).toBe(0);
   } finally {
     unreachable.destroy();
+  }
+});
+
+test("a commit that never reaches DynamoDB is the error handler's own 500 too: COMMIT_FAILED's message stays private, and a retry runs", async () => {
+  // A client of the run's DynamoDB Local whose first transaction is lost on the way, as a reset connection loses it.
+  const client = testClient();
+  let lost = 0;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'TransactWriteItemsCommand' && lost++ === 0) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+      return next(args);
+    },
+    { step: 'initialize', name: 'lostCommit' },
+  );
+  try {
+    const id = randomUUID();
+    let runs = 0;
+    const handler = middy<APIGatewayProxyEventV2, Response>(async (event: APIGatewayProxyEventV2) => {
+      runs++;
+      // The records' table stands in for a business table.
+      transaction().put({ TableName: tableName, Item: { id: `order-${order(event).id}` } });
+      return { statusCode: 201 };
+    })
+      .use(idempotency<APIGatewayProxyEventV2>({ store: new DynamoDBStore({ tableName, client }), key: (event) => order(event).id }))
+      .use(httpErrorHandler({ logger: false }));
+    const failed = await handler(request({ id, amount: 10 }), lambdaContext('orders'));
+    expect(lost).toBe(1);
+    expect(failed).toEqual({ statusCode: 500, headers: {} });
+    // The commit was lost before DynamoDB saw it, and the record released: the retry runs and commits.
+    expect(await handler(request({ id, amount: 10 }), lambdaContext('orders'))).toEqual({ statusCode: 201 });
+    expect(runs).toBe(2);
+  } finally {
+    client.destroy();
   }
 });
 
