@@ -5,6 +5,7 @@ import {
   CfnResource,
   Annotations as ConstructAnnotations,
   Duration,
+  type Environment,
   Fn,
   type IResolvable,
   Lazy,
@@ -27,7 +28,7 @@ import {
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { CfnKey, Key } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
   type CfnEventInvokeConfig,
@@ -178,21 +179,40 @@ test("an account given grantRecordAccess is allowed by the table's and the key's
   });
 });
 
-test("a function of another account gets the key policy's grant on this key, and in its own policy the keys of the key's account and Region, not every key", () => {
+const keyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+/** The statements on key actions: in the stack's IAM policies, and in its keys' policies (the account's own `kms:*` left out). */
+const keyStatements = (stack: Stack) => {
+  const template = Template.fromStack(stack);
+  const statements = (type: string, document: string) =>
+    Object.values(template.findResources(type))
+      .flatMap((resource) => resource.Properties[document].Statement)
+      .filter((statement) => JSON.stringify(statement.Action).includes('kms:') && statement.Action !== 'kms:*');
+  return { identity: statements('AWS::IAM::Policy', 'PolicyDocument'), key: statements('AWS::KMS::Key', 'KeyPolicy') };
+};
+
+/**
+ * Two stacks of one app: a table of account 111111111111 (`ownerEnv`, eu-west-1 unless given)
+ * encrypted with the key `makeKey` makes in its stack, and a function of account 222222222222 in
+ * another stack attached to that table.
+ */
+function keyUsedFromAnotherAccount(makeKey: (owner: Stack) => IKey, ownerEnv: Environment = { account: '111111111111', region: 'eu-west-1' }) {
   const app = new App();
-  const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
-  const key = new Key(owner, 'Key');
+  const owner = new Stack(app, 'KeyOwner', { env: ownerEnv });
   const shared = new Table(owner, 'Records', {
     tableName: 'records',
     partitionKey: { name: 'id', type: AttributeType.STRING },
-    encryptionKey: key,
+    encryptionKey: makeKey(owner),
     encryption: TableEncryption.CUSTOMER_MANAGED,
   });
   const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
   // A role used from another account's stack needs a name that stack can write.
   const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
   IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
-  const keyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+  return { owner, user };
+}
+
+test("a function of another account gets the key policy's grant on this key, and in its own policy the keys of the key's account and Region, not every key", () => {
+  const { owner, user } = keyUsedFromAnotherAccount((owner) => new Key(owner, 'Key'));
   // The identity policy: "*" there would be every key whose policy trusts account 222222222222.
   const policies = Template.fromStack(user).findResources('AWS::IAM::Policy');
   const statements = Object.values(policies).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
@@ -215,37 +235,17 @@ test("a function of another account gets the key policy's grant on this key, and
   });
 });
 
-const keyActions = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
-/** The statements on key actions: in the stack's IAM policies, and in its keys' policies (the account's own `kms:*` left out). */
-const keyStatements = (stack: Stack) => {
-  const template = Template.fromStack(stack);
-  const statements = (type: string, document: string) =>
-    Object.values(template.findResources(type))
-      .flatMap((resource) => resource.Properties[document].Statement)
-      .filter((statement) => JSON.stringify(statement.Action).includes('kms:') && statement.Action !== 'kms:*');
-  return { identity: statements('AWS::IAM::Policy', 'PolicyDocument'), key: statements('AWS::KMS::Key', 'KeyPolicy') };
-};
-
 test("a key made from a CfnKey (Key.fromCfnKey) is the app's: a function of another account gets the key policy's grant, and in its own policy the keys of the key's account and Region, not every key", () => {
-  const app = new App();
-  const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
-  const key = Key.fromCfnKey(
-    new CfnKey(owner, 'Key', {
-      keyPolicy: {
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111111111111:root' }, Action: 'kms:*', Resource: '*' }],
-      },
-    }),
+  const { owner, user } = keyUsedFromAnotherAccount((owner) =>
+    Key.fromCfnKey(
+      new CfnKey(owner, 'Key', {
+        keyPolicy: {
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::111111111111:root' }, Action: 'kms:*', Resource: '*' }],
+        },
+      }),
+    ),
   );
-  const shared = new Table(owner, 'Records', {
-    tableName: 'records',
-    partitionKey: { name: 'id', type: AttributeType.STRING },
-    encryptionKey: key,
-    encryption: TableEncryption.CUSTOMER_MANAGED,
-  });
-  const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
-  const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-  IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
   expect(keyStatements(user)).toEqual({
     identity: [
       { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
@@ -320,18 +320,7 @@ describe('key grants where an account or a Region is known only at deploy time',
   });
 
   test("a key looked up by its alias (Key.fromLookup), whose ARN is a token: a function of another account gets in its own policy the keys of the key's account and Region, not every key", () => {
-    const app = new App();
-    const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111', region: 'eu-west-1' } });
-    const key = Key.fromLookup(owner, 'Key', { aliasName: 'alias/records', returnDummyKeyOnMissing: true });
-    const shared = new Table(owner, 'Records', {
-      tableName: 'records',
-      partitionKey: { name: 'id', type: AttributeType.STRING },
-      encryptionKey: key,
-      encryption: TableEncryption.CUSTOMER_MANAGED,
-    });
-    const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
-    const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-    IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+    const { user } = keyUsedFromAnotherAccount((owner) => Key.fromLookup(owner, 'Key', { aliasName: 'alias/records', returnDummyKeyOnMissing: true }));
     expect(keyStatements(user)).toEqual({
       identity: [
         { Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] } },
@@ -341,18 +330,7 @@ describe('key grants where an account or a Region is known only at deploy time',
   });
 
   test("a function of another account, with a key whose stack's Region is known only at deploy: its own policy names the keys of the key's account in every Region, not every key", () => {
-    const app = new App();
-    const owner = new Stack(app, 'KeyOwner', { env: { account: '111111111111' } });
-    const key = new Key(owner, 'Key');
-    const shared = new Table(owner, 'Records', {
-      tableName: 'records',
-      partitionKey: { name: 'id', type: AttributeType.STRING },
-      encryptionKey: key,
-      encryption: TableEncryption.CUSTOMER_MANAGED,
-    });
-    const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
-    const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
-    IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
+    const { owner, user } = keyUsedFromAnotherAccount((owner) => new Key(owner, 'Key'), { account: '111111111111' });
     // The key stack's Region, a token, would resolve in the function's stack to that stack's own Region.
     expect(keyStatements(user)).toEqual({
       identity: [{ Action: keyActions, Effect: 'Allow', Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:*:111111111111:key/*']] } }],
