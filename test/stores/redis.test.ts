@@ -5,9 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once as emitted } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { createGzip } from 'node:zlib';
 import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
 import { createClient, createSentinel, RESP_TYPES } from 'redis';
@@ -20,6 +18,7 @@ import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { Turnstile } from '../support/gate.js';
+import { gzipBomb } from '../support/gzip-bomb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
@@ -28,19 +27,6 @@ const raw = inspector();
 afterAll(() => raw.disconnect());
 
 const t0 = Date.now();
-/** 440 MiB of zeros, gzipped to about 440 KB: more than gzip makes of any value a store keeps (made once). */
-let bomb: Promise<Buffer> | undefined;
-const gzipBomb = (): Promise<Buffer> =>
-  (bomb ??= (async () => {
-    const gzip = createGzip();
-    const parts: Buffer[] = [];
-    gzip.on('data', (part: Buffer) => parts.push(part));
-    const zeros = Buffer.alloc(1024 * 1024);
-    for (let mebibyte = 0; mebibyte < 440; mebibyte++) if (!gzip.write(zeros)) await emitted(gzip, 'drain');
-    gzip.end();
-    await emitted(gzip, 'end');
-    return Buffer.concat(parts);
-  })());
 const claimRequest = (key: string, owner = 'owner-a') => ({ key, owner, now: t0, leaseUntil: t0 + 10_000, expiresAt: Math.floor(t0 / 1000) + 3600 });
 
 describe('a flushed script cache (on a server of its own: no other test file loads scripts into it)', () => {

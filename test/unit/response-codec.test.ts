@@ -1,9 +1,9 @@
 /** The stored form of responses and errors: what is written, and what is refused on read. */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createGzip, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { aesGcmEncryption } from '../../lib/encryption.js';
 import { ResponseCodec, UnreadableRecordError } from '../../lib/response-codec.js';
+import { gzipBomb } from '../support/gzip-bomb.js';
 
 const KEY = 'charge#abc';
 const k1 = { id: 'k1', key: randomBytes(32) };
@@ -118,15 +118,8 @@ describe('without encryption', () => {
   });
 
   test('gzip that decompresses past what any stored value holds (a bomb planted where values are not size-limited, Redis) fails closed', async () => {
-    // 440 MiB of zeros in about 440 KB: more than gzip can make of the 400 KB a stored value is kept within.
-    const gzip = createGzip();
-    const parts: Buffer[] = [];
-    gzip.on('data', (part: Buffer) => parts.push(part));
-    const zeros = Buffer.alloc(1024 * 1024);
-    for (let mebibyte = 0; mebibyte < 440; mebibyte++) if (!gzip.write(zeros)) await once(gzip, 'drain');
-    gzip.end();
-    await once(gzip, 'end');
-    const bomb = Buffer.concat(parts);
+    // More than gzip can make of the 400 KB a stored value is kept within.
+    const bomb = await gzipBomb();
     const refusal = await plain.decode({ B: bomb }, 'response', undefined, KEY).catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(UnreadableRecordError);
     expect((refusal as Error).message).toBe('The stored response decompresses to more than 422707200 bytes, more than any stored value holds.');
