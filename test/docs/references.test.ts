@@ -4,7 +4,7 @@
  * (`test/integration/wrapper.test.ts`, "a clock that steps back …") is part of a test's title in one
  * of them; docs/batch.md's, for the batch guarantees, in one of the files the page names.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { brokenLinks } from './links.js';
@@ -197,5 +197,26 @@ describe('the batch guarantees quote real test names', () => {
   test('titles are read from test, describe and each forms, quotes and escapes included', () => {
     const source = "test('a `b` c', f);\ndescribe.each([1])('%s, which \\'x\\'', f);\n  test.each(xs)(\n    '%s is refused', f);\nexpect(x).toBe('no title');";
     expect(testTitles(source)).toEqual(['a `b` c', "%s, which 'x'", '%s is refused']);
+  });
+});
+
+describe('docs/architecture.md maps every file of lib/', () => {
+  const text = readFileSync(`${ROOT}/docs/architecture.md`, 'utf8');
+  const sources = (readdirSync(`${ROOT}/lib`, { recursive: true }) as string[])
+    .filter((path) => path.endsWith('.ts') && posix.basename(path) !== 'index.ts')
+    .sort();
+  /** The `.ts` names the page gives, in prose and in its picture, as paths under lib/. */
+  const named = new Set([...text.matchAll(/(?<![\w/.-])((?:[a-z]+\/)?[a-z][\w-]*\.ts)\b/g)].map(([, name]) => name!));
+
+  /** Folders the page names whole (`cli/`). */
+  const folders = new Set([...text.matchAll(/`([a-z]+)\/`/g)].map(([, name]) => name!));
+
+  test('it names each source file (an entry point index.ts aside) by its path under lib/, or its folder whole', () => {
+    expect(sources.length).toBeGreaterThan(50);
+    expect(sources.filter((path) => !named.has(path) && !folders.has(posix.dirname(path)))).toEqual([]);
+  });
+
+  test('each file it names is a file of lib/', () => {
+    expect([...named].filter((name) => !existsSync(`${ROOT}/lib/${name}`))).toEqual([]);
   });
 });
