@@ -18,6 +18,7 @@ import {
   makeIdempotent,
   recordIdOf,
 } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -323,12 +324,20 @@ test('a store without inspect or forget, such as the lean DynamoDBStore, is refu
   const lean = new LeanDynamoDBStore({ tableName, client });
   for (const without of [bare, lean]) {
     await expect(inspectRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
-      new TypeError("This store cannot inspect records: it has no `inspect` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+      new TypeError(
+        "This store cannot inspect records: it has no `inspect` method (the DynamoDBStore of 'lambda-idempotency', RedisStore and InMemoryStore have one).",
+      ),
     );
     await expect(forgetRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
-      new TypeError("This store cannot forget records: it has no `forget` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+      new TypeError(
+        "This store cannot forget records: it has no `forget` method (the DynamoDBStore of 'lambda-idempotency', RedisStore and InMemoryStore have one).",
+      ),
     );
   }
+  // The stores the sentence names are accepted.
+  const memory = new InMemoryStore();
+  expect(await inspectRecord({ store: memory, name: 'n', key: 'k' })).toBeUndefined();
+  expect(await forgetRecord({ store: memory, name: 'n', key: 'k' })).toBe(false);
 });
 
 test('a misspelt option or a second address is refused before anything is deleted', async () => {
