@@ -577,10 +577,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
-        // Another attempt holds the record (this call's lease ended): the commit, fenced on this
+        // Another attempt holds the record (this call's lease ended, or its record was deleted): the commit, fenced on this
         // call's claim, never applied and never will, but the key is not free, as it is after a
         // release: the caller meets the holder, as a refused completion does.
-        if (record !== undefined) return this.#superseded(key, record, 'its transaction failed without an answer; nothing of this call was written');
+        if (record !== undefined) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
@@ -601,7 +601,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
-    return this.#superseded(key, result.record, 'nothing was overwritten');
+    return this.#superseded(call, result.record, 'nothing was overwritten');
   }
 
   /**
@@ -652,14 +652,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /**
    * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
    * record when known. A completion that finds no record at all met one deleted while the call ran
-   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so.
+   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so. One
+   * that finds another attempt's record while its own lease has not ended (its last millisecond
+   * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
    */
-  #superseded(key: string, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
-    this.#emit('superseded', key);
+  #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
+    this.#emit('superseded', call.key);
     const what =
       record === undefined
         ? "This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again"
-        : 'This attempt outlived its lease and its record was taken over by another attempt';
+        : call.leaseUntil !== undefined && this.now() <= call.leaseUntil
+          ? "This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt"
+          : 'This attempt outlived its lease and its record was taken over by another attempt';
     const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
     });

@@ -188,6 +188,43 @@ test('a live attempt whose record forgetRecord deleted while it ran ends SUPERSE
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
+test('a live attempt whose record forgetRecord deleted and another attempt then claimed ends SUPERSEDED with a message that says so, not that it outlived its lease', async () => {
+  const turnstile = new Turnstile();
+  let now = T0;
+  const options = { store, name: 'forget-live-claimed', key: (order: Order) => order.orderId, now: () => now, leaseSeconds: 60 };
+  const first = makeIdempotent(async (order: Order) => {
+    await turnstile.enter();
+    return order.amount;
+  }, options);
+  // Another instance: no in-process sharing of the claim with the first.
+  const other = makeIdempotent(async (order: Order) => order.amount * 10, options);
+
+  // Its lease has not ended: the other attempt claimed the key only because the record was deleted.
+  const running = first({ orderId: 'o-1', amount: 5 });
+  const inside = await turnstile.next();
+  const id = recordId('forget-live-claimed', 'o-1');
+  expect(await forgetRecord({ store, id })).toBe(true);
+  expect(await other({ orderId: 'o-1', amount: 5 })).toBe(50);
+  now = T0 + 60_000; // the lease's last millisecond still belongs to it
+  inside.open();
+  const error = await rejection(running);
+  expect(error).toMatchObject({ code: 'SUPERSEDED', record: { key: id, status: 'COMPLETED' } });
+  expect(error.message).toBe(
+    "SUPERSEDED: This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt; nothing was overwritten.",
+  );
+
+  // Past its lease, the other attempt took the record over: the message says that.
+  now = T0;
+  const late = first({ orderId: 'o-2', amount: 7 });
+  const lateInside = await turnstile.next();
+  now = T0 + 60_001;
+  expect(await other({ orderId: 'o-2', amount: 7 })).toBe(70);
+  lateInside.open();
+  const takenOver = await rejection(late);
+  expect(takenOver).toMatchObject({ code: 'SUPERSEDED', record: { status: 'COMPLETED' } });
+  expect(takenOver.message).toBe('SUPERSEDED: This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.');
+});
+
 /** A record left INPROGRESS by an attempt that crashed: its lease ended at T0 + 1 s. */
 async function crashed(name: string): Promise<string> {
   const id = recordId(name, 'o-1');
