@@ -493,13 +493,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
-    // Retention counts from the later of the claim and now: a clock stepped back while the function
-    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
-    let expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
-    // A durable execution makes the calls of its body again on every replay, until it ends, which
-    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
-    if (owner.startsWith(DURABLE_OWNER)) expiresAt = Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
-    const request: CompleteRequest = { key, owner, expiresAt, now, ...payload };
+    const request: CompleteRequest = { key, owner, expiresAt: this.#completedRetention(call, now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (
@@ -625,14 +619,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * response that is not: a 5xx its handler made of the error). A duplicate's run may
    * fail on the first call's effect (a payment it reads as refunded already): one read of the record
    * answers it as its commit would have, from a live COMPLETED record (its outcome, or
-   * `PAYLOAD_MISMATCH`). With no such record, a store without `read`, or a read that fails, the
-   * caller gets its own error: bookkeeping never replaces it.
+   * `PAYLOAD_MISMATCH`). A record without a retention gets the one the commit would have written, as
+   * the commit gives it (the read is passed it), and is then read as any record. With no such
+   * record, a store without `read`, or a read that fails, the caller gets its own error: bookkeeping
+   * never replaces it.
    */
   async #readAfterFailure(call: Call, own: Outcome): Promise<[Outcome, IdempotencyRecord | undefined]> {
     if (typeof this.#store.read !== 'function') return [own, undefined];
     let record: IdempotencyRecord | undefined;
     try {
-      record = await answered(this.#store.read(call.key), call.answerBy);
+      record = await answered(this.#store.read(call.key, this.#completedRetention(call, this.now())), call.answerBy);
     } catch (error) {
       this.#log("could not read the record after the function failed; the caller gets the function's own outcome", call.key, error);
       return [own, undefined];
@@ -802,6 +798,17 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** How long a durable execution holds its key across suspensions and replays: `durableLeaseSeconds`, else the retention. */
   #durableLeaseMillis(): number {
     return (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000;
+  }
+
+  /** The retention (epoch seconds) a call's completion writes at `now`. */
+  #completedRetention(call: Call, now: number): number {
+    // Retention counts from the later of the claim and now: a clock stepped back while the function
+    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
+    const expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
+    // A durable execution makes the calls of its body again on every replay, until it ends, which
+    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
+    if (!call.owner.startsWith(DURABLE_OWNER)) return expiresAt;
+    return Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
   }
 
   #expiresAt(now: number): number {
