@@ -95,8 +95,19 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * whose condition never holds, so it deletes nothing and DynamoDB returns the item with the
    * refusal: it sees the latest write, as a strongly consistent read does, and needs only the
    * actions the record protocol is granted (no `GetItem`). Throws for an item that is not a record.
+   * Given `expiresAt`, a record without a retention gets it as the commit would give it (see
+   * `adoptRetention`; an `UpdateItem`), and is read again, once, should it change meanwhile.
    */
-  async read(key: string): Promise<IdempotencyRecord | undefined> {
+  async read(key: string, expiresAt?: number): Promise<IdempotencyRecord | undefined> {
+    let item = await this.currentItem(key);
+    if (item !== undefined && expiresAt !== undefined && item[this.attributes.expiration] === undefined) {
+      item = (await this.adoptRetention({ key, expiresAt }, item)) ?? (await this.currentItem(key));
+    }
+    return this.toRecord(item);
+  }
+
+  /** The item of `key` as DynamoDB holds it now, returned by a `DeleteItem` refused by a condition that never holds. */
+  private async currentItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
     const command = new DeleteItemCommand({
       TableName: this.tableName,
       Key: { [this.attributes.key]: { S: key } },
@@ -108,7 +119,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       await sendWrite(() => this.client.send(command));
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return this.toRecord(error.Item);
+      return error.Item;
     }
     throw new Error('DynamoDB accepted a delete whose condition never holds.');
   }

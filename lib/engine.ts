@@ -493,13 +493,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
-    // Retention counts from the later of the claim and now: a clock stepped back while the function
-    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
-    let expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
-    // A durable execution makes the calls of its body again on every replay, until it ends, which
-    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
-    if (owner.startsWith(DURABLE_OWNER)) expiresAt = Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
-    const request: CompleteRequest = { key, owner, expiresAt, now, ...payload };
+    const request: CompleteRequest = { key, owner, expiresAt: this.#completedRetention(call, now), now, ...payload };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (
@@ -577,10 +571,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
-        // Another attempt holds the record (this call's lease ended): the commit, fenced on this
+        // Another attempt holds the record (this call's lease ended, or its record was deleted): the commit, fenced on this
         // call's claim, never applied and never will, but the key is not free, as it is after a
         // release: the caller meets the holder, as a refused completion does.
-        if (record !== undefined) return this.#superseded(key, record, 'its transaction failed without an answer; nothing of this call was written');
+        if (record !== undefined) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {
@@ -601,7 +595,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
-    return this.#superseded(key, result.record, 'nothing was overwritten');
+    return this.#superseded(call, result.record, 'nothing was overwritten');
   }
 
   /**
@@ -625,14 +619,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * response that is not: a 5xx its handler made of the error). A duplicate's run may
    * fail on the first call's effect (a payment it reads as refunded already): one read of the record
    * answers it as its commit would have, from a live COMPLETED record (its outcome, or
-   * `PAYLOAD_MISMATCH`). With no such record, a store without `read`, or a read that fails, the
-   * caller gets its own error: bookkeeping never replaces it.
+   * `PAYLOAD_MISMATCH`). A record without a retention gets the one the commit would have written, as
+   * the commit gives it (the read is passed it), and is then read as any record. With no such
+   * record, a store without `read`, or a read that fails, the caller gets its own error: bookkeeping
+   * never replaces it.
    */
   async #readAfterFailure(call: Call, own: Outcome): Promise<[Outcome, IdempotencyRecord | undefined]> {
     if (typeof this.#store.read !== 'function') return [own, undefined];
     let record: IdempotencyRecord | undefined;
     try {
-      record = await answered(this.#store.read(call.key), call.answerBy);
+      record = await answered(this.#store.read(call.key, this.#completedRetention(call, this.now())), call.answerBy);
     } catch (error) {
       this.#log("could not read the record after the function failed; the caller gets the function's own outcome", call.key, error);
       return [own, undefined];
@@ -652,14 +648,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /**
    * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
    * record when known. A completion that finds no record at all met one deleted while the call ran
-   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so.
+   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so. One
+   * that finds another attempt's record while its own lease has not ended (its last millisecond
+   * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
    */
-  #superseded(key: string, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
-    this.#emit('superseded', key);
+  #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
+    this.#emit('superseded', call.key);
     const what =
       record === undefined
         ? "This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again"
-        : 'This attempt outlived its lease and its record was taken over by another attempt';
+        : call.leaseUntil !== undefined && this.now() <= call.leaseUntil
+          ? "This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt"
+          : 'This attempt outlived its lease and its record was taken over by another attempt';
     const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
     });
@@ -798,6 +798,17 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** How long a durable execution holds its key across suspensions and replays: `durableLeaseSeconds`, else the retention. */
   #durableLeaseMillis(): number {
     return (this.#options.durableLeaseSeconds ?? this.retentionSeconds) * 1000;
+  }
+
+  /** The retention (epoch seconds) a call's completion writes at `now`. */
+  #completedRetention(call: Call, now: number): number {
+    // Retention counts from the later of the claim and now: a clock stepped back while the function
+    // ran (NTP) must not write a retention that other processes, on a true clock, already see as past.
+    const expiresAt = this.#expiresAt(Math.max(now, call.startedAt));
+    // A durable execution makes the calls of its body again on every replay, until it ends, which
+    // its lease covers: the outcome is kept as long, or a replay past the retention would run it again.
+    if (!call.owner.startsWith(DURABLE_OWNER)) return expiresAt;
+    return Math.max(expiresAt, Math.ceil((call.startedAt + this.#durableLeaseMillis()) / 1000));
   }
 
   #expiresAt(now: number): number {

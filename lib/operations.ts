@@ -126,7 +126,7 @@ function assertSupports<M extends 'inspect' | 'forget'>(
 ): asserts store is IdempotencyStore & Required<Pick<IdempotencyStore, M>> {
   if (typeof store?.[method] !== 'function') {
     throw new TypeError(
-      `This store cannot ${method} records: it has no \`${method}\` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one).`,
+      `This store cannot ${method} records: it has no \`${method}\` method (the DynamoDBStore of 'lambda-idempotency', RedisStore and InMemoryStore have one).`,
     );
   }
 }

@@ -141,12 +141,19 @@ export interface IdempotencyStore {
   claimCompleted?(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult>;
   /**
    * Optional, for `atomic: true`: the record of `key` as it is stored now (a strongly consistent
-   * read that changes nothing), its outcome decoded, whatever its retention; `undefined` when there
+   * read that changes nothing, but for `expiresAt` below), its outcome decoded, whatever its retention; `undefined` when there
    * is none. Read only when an atomic call's function throws an error that is not final: a
    * duplicate whose run fails on the first call's effect gets the first call's stored outcome.
    * Without it, that caller gets its function's error.
+   *
+   * `expiresAt` (epoch seconds, optional): the retention the call's commit would have written. A
+   * record without a retention (written by hand, or by an older version) gets it as `claimCompleted`
+   * gives it (never earlier than its lease, as a claim gives it one), by one write conditioned
+   * on the retention still missing, and is returned with it: it then replays, as the commit would
+   * have replayed it. A store written without the parameter keeps working and reads such a record
+   * as before (a read that throws leaves the caller its function's error).
    */
-  read?(key: string): Promise<IdempotencyRecord | undefined>;
+  read?(key: string, expiresAt?: number): Promise<IdempotencyRecord | undefined>;
   /** Optional, for operations tools (`inspectRecord`): the record's state, never its stored response. */
   inspect?(key: string): Promise<RecordSummary | undefined>;
   /**

@@ -175,3 +175,31 @@ test("atomic: a COMPLETED item without an expiration gets the commit's retention
   expect((await readItem(client, tableName, f.id))?.expiration).toEqual({ N: String(T0 / 1000 + 86_400) });
   expect(await atomic((T0 / 1000 + 86_401) * 1000)('k')).toBe('ran2');
 });
+
+test("atomic: a function that throws, meeting a COMPLETED item without an expiration, replays it as the commit would: the read gives it the commit's retention", async () => {
+  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } });
+  let runs = 0;
+  const failing = makeIdempotent(
+    async (_key: string) => {
+      runs++;
+      throw new Error('already refunded');
+    },
+    { store, name: f.name, atomic: true, now: () => T0 },
+  );
+  expect(await failing('k')).toBe('kept');
+  expect(runs).toBe(1);
+  expect(await readItem(client, tableName, f.id)).toEqual({
+    id: { S: f.id },
+    status: { S: 'COMPLETED' },
+    owner: { S: 'o' },
+    response: { S: '"kept"' },
+    expiration: { N: String(T0 / 1000 + 86_400) },
+  });
+  // A lease it carries bounds the retention it gets from below, as for a claim.
+  const leased = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' }, leaseUntil: { N: String(T0 + 100_000_000) } });
+  expect(await store.read(leased.id, T0 / 1000 + 60)).toMatchObject({ status: 'COMPLETED', response: '"kept"', expiresAt: T0 / 1000 + 100_000 });
+  // Without the retention to give it, the read is as it was: it changes nothing and refuses the item.
+  const bare = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } });
+  await expect(store.read(bare.id)).rejects.toThrow(/is malformed \(no `expiration` number\)/);
+  expect((await readItem(client, tableName, bare.id))?.expiration).toBeUndefined();
+});

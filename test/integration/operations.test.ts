@@ -18,6 +18,7 @@ import {
   makeIdempotent,
   recordIdOf,
 } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -187,6 +188,43 @@ test('a live attempt whose record forgetRecord deleted while it ran ends SUPERSE
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
+test('a live attempt whose record forgetRecord deleted and another attempt then claimed ends SUPERSEDED with a message that says so, not that it outlived its lease', async () => {
+  const turnstile = new Turnstile();
+  let now = T0;
+  const options = { store, name: 'forget-live-claimed', key: (order: Order) => order.orderId, now: () => now, leaseSeconds: 60 };
+  const first = makeIdempotent(async (order: Order) => {
+    await turnstile.enter();
+    return order.amount;
+  }, options);
+  // Another instance: no in-process sharing of the claim with the first.
+  const other = makeIdempotent(async (order: Order) => order.amount * 10, options);
+
+  // Its lease has not ended: the other attempt claimed the key only because the record was deleted.
+  const running = first({ orderId: 'o-1', amount: 5 });
+  const inside = await turnstile.next();
+  const id = recordId('forget-live-claimed', 'o-1');
+  expect(await forgetRecord({ store, id })).toBe(true);
+  expect(await other({ orderId: 'o-1', amount: 5 })).toBe(50);
+  now = T0 + 60_000; // the lease's last millisecond still belongs to it
+  inside.open();
+  const error = await rejection(running);
+  expect(error).toMatchObject({ code: 'SUPERSEDED', record: { key: id, status: 'COMPLETED' } });
+  expect(error.message).toBe(
+    "SUPERSEDED: This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt; nothing was overwritten.",
+  );
+
+  // Past its lease, the other attempt took the record over: the message says that.
+  now = T0;
+  const late = first({ orderId: 'o-2', amount: 7 });
+  const lateInside = await turnstile.next();
+  now = T0 + 60_001;
+  expect(await other({ orderId: 'o-2', amount: 7 })).toBe(70);
+  lateInside.open();
+  const takenOver = await rejection(late);
+  expect(takenOver).toMatchObject({ code: 'SUPERSEDED', record: { status: 'COMPLETED' } });
+  expect(takenOver.message).toBe('SUPERSEDED: This attempt outlived its lease and its record was taken over by another attempt; nothing was overwritten.');
+});
+
 /** A record left INPROGRESS by an attempt that crashed: its lease ended at T0 + 1 s. */
 async function crashed(name: string): Promise<string> {
   const id = recordId(name, 'o-1');
@@ -323,12 +361,20 @@ test('a store without inspect or forget, such as the lean DynamoDBStore, is refu
   const lean = new LeanDynamoDBStore({ tableName, client });
   for (const without of [bare, lean]) {
     await expect(inspectRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
-      new TypeError("This store cannot inspect records: it has no `inspect` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+      new TypeError(
+        "This store cannot inspect records: it has no `inspect` method (the DynamoDBStore of 'lambda-idempotency', RedisStore and InMemoryStore have one).",
+      ),
     );
     await expect(forgetRecord({ store: without, name: 'n', key: 'k' })).rejects.toThrow(
-      new TypeError("This store cannot forget records: it has no `forget` method (the DynamoDBStore of 'lambda-idempotency' and RedisStore have one)."),
+      new TypeError(
+        "This store cannot forget records: it has no `forget` method (the DynamoDBStore of 'lambda-idempotency', RedisStore and InMemoryStore have one).",
+      ),
     );
   }
+  // The stores the sentence names are accepted.
+  const memory = new InMemoryStore();
+  expect(await inspectRecord({ store: memory, name: 'n', key: 'k' })).toBeUndefined();
+  expect(await forgetRecord({ store: memory, name: 'n', key: 'k' })).toBe(false);
 });
 
 test('a misspelt option or a second address is refused before anything is deleted', async () => {

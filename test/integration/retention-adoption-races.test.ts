@@ -36,13 +36,23 @@ function beforeAdoption(interfere: () => Promise<unknown>): void {
 
 let seq = 0;
 
-/** A function made idempotent under a fresh namespace, whose record for key 'k' is `item`, without a retention. */
-async function withRecordWithoutRetention(item: Record<string, AttributeValue>, atomic = false) {
+/**
+ * A function made idempotent under a fresh namespace, whose record for key 'k' is `item`, without a
+ * retention. `fails`: the function throws an error that is not final, so an atomic call reads the record.
+ */
+async function withRecordWithoutRetention(item: Record<string, AttributeValue>, atomic = false, fails = false) {
   const name = `adoption${++seq}`;
   const id = recordId(name, 'k');
   await inspect.send(new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, ...item } }));
   let runs = 0;
-  const once = makeIdempotent(async (_key: string) => `run ${++runs}`, { store, name, atomic, now: () => T0 });
+  const once = makeIdempotent(
+    async (_key: string) => {
+      runs++;
+      if (fails) throw new Error(`run ${runs} failed`);
+      return `run ${runs}`;
+    },
+    { store, name, atomic, now: () => T0 },
+  );
   return { id, once, runs: () => runs };
 }
 
@@ -79,3 +89,26 @@ test.each(modes)(
     expect(await readItem(inspect, tableName, f.id)).toEqual(replacement);
   },
 );
+
+// An atomic call whose function throws commits nothing and reads the record: the read gives it the retention.
+test("atomic: a function that throws, whose read meets a record without a retention forgotten before it gives it one: the update writes nothing, and the caller gets its function's error", async () => {
+  const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, true, true);
+  beforeAdoption(() => inspect.send(new DeleteItemCommand({ TableName: tableName, Key: { id: { S: f.id } } })));
+  await expect(f.once('k')).rejects.toThrow(new Error('run 1 failed'));
+  expect(await readItem(inspect, tableName, f.id)).toBeUndefined();
+});
+
+test("atomic: a function that throws, whose read meets a record without a retention replaced by another attempt's record before it gives it one: that record keeps its own retention, and replays", async () => {
+  const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, true, true);
+  const replacement = {
+    id: { S: f.id },
+    status: { S: 'COMPLETED' },
+    owner: { S: 'other' },
+    expiration: { N: String(T0 / 1000 + 60) },
+    response: { S: '"new"' },
+  };
+  beforeAdoption(() => inspect.send(new PutItemCommand({ TableName: tableName, Item: replacement })));
+  expect(await f.once('k')).toBe('new');
+  expect(f.runs()).toBe(1);
+  expect(await readItem(inspect, tableName, f.id)).toEqual(replacement);
+});
