@@ -574,7 +574,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           `idempotentBatch: every record of the batch failed (${records.length}); the batch is thrown back to be retried whole.`,
         );
       }
-      return response(failures.map((item) => ({ itemIdentifier: item.id })));
+      // A message received twice in one batch (its visibility timeout lapsed while Lambda was still
+      // gathering the batch) is one message: named once.
+      return response([...new Set(failures.map((item) => item.id))].map((itemIdentifier) => ({ itemIdentifier })));
     };
     if (source !== 'sqs') {
       // Streams: in order; report the first failure, Lambda resumes from it. A pipe is told of every

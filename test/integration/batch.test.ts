@@ -138,6 +138,18 @@ describe('SQS standard queue', () => {
     expect(await records()).toEqual([]); // failures release their records
   });
 
+  test('a message received twice in one batch (same messageId, a new receipt handle) runs once and, when it fails, is named once', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-bad') throw new PaymentDeclined('card declined');
+      return order.orderId;
+    });
+    const good = sqsRecord({ orderId: 'o-1' });
+    const bad = sqsRecord({ orderId: 'o-bad' });
+    const batch = [good, bad, redelivered(good), redelivered(bad)];
+    expect(await orders.invoke(sqsEvent(batch))).toStrictEqual({ batchItemFailures: [{ itemIdentifier: bad.messageId }] });
+    expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-bad']);
+  });
+
   test('logs a poison message without its payload and never runs it', async () => {
     const logger = quiet();
     const orders = consumer<Order>(() => 'ok', { logger });
@@ -1100,6 +1112,33 @@ describe('event shapes AWS delivers that the other tests do not', () => {
       state: {},
     });
     expect(calls.map(orderIdOf)).toEqual(['o-1']);
+  });
+
+  test('a tumbling window aggregated as docs/batch.md shows counts each record once, across a failure and the invocation that resumes from it', async () => {
+    let declined = false;
+    const { handler: orders, calls } = consumer<Order>(
+      (order) => {
+        if (order.orderId !== 'o-2' || declined) return order.orderId;
+        declined = true;
+        throw new PaymentDeclined('card declined');
+      },
+      { key: (order) => order.orderId },
+    );
+    // The wrapper of docs/batch.md, "Aggregating a tumbling window".
+    const handler = async (event: KinesisStreamEvent & { state?: { shipped?: number } | null }, context = consumerContext()) => {
+      const { batchItemFailures } = await orders(event, context);
+      const failedAt = event.Records.findIndex((record) => record.kinesis.sequenceNumber === batchItemFailures[0]?.itemIdentifier);
+      const done = failedAt === -1 ? event.Records.length : failedAt;
+      return { batchItemFailures, state: { ...event.state, shipped: (event.state?.shipped ?? 0) + done } };
+    };
+    const window = { start: '2026-12-02T07:04:00Z', end: '2026-12-02T07:06:00Z' };
+    const batch = [kinesisRecord({ orderId: 'o-1' }, 1), kinesisRecord({ orderId: 'o-2' }, 2), kinesisRecord({ orderId: 'o-3' }, 3)];
+    const first = await handler({ Records: batch, window, state: null } as KinesisStreamEvent);
+    expect(first).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(2) }], state: { shipped: 1 } });
+    // Lambda invokes again from the failure, with the state the answer gave.
+    const resumed = await handler({ Records: batch.slice(1), window, state: first.state } as KinesisStreamEvent);
+    expect(resumed).toEqual({ batchItemFailures: [], state: { shipped: 3 } });
+    expect(calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-2', 'o-3']);
   });
 
   test('DynamoDB Streams: REMOVE (old image only) and KEYS_ONLY (no images) records reach the handler with undefined images, each once', async () => {
