@@ -1,6 +1,6 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { AccountPrincipal, Grant, type IGrantable, principalIsOwnedResource } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -78,6 +78,14 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * grantee (this one) can be used. An imported key's literal ARN can be read: that half names it, and
  * the key's owner adds the other; for an ARN known only at deploy (`Key.fromLookup`'s), that half
  * names the keys of its account and Region, as for a key of this app.
+ *
+ * The key's ARN cannot be read across environments either when one of the two accounts is known
+ * only at deploy (a stack that gives a Region alone, say), where `IKey.grant` writes `*` in the
+ * grantee's policy too. The key's account is then written as the key stack's, a pseudo parameter
+ * that the grantee's stack reads as its own account, as CDK reads the table's ARN there: the keys
+ * of the account the table's grant names. Two stacks without an account deploy to one (CDK's
+ * convention): the grantee's policy alone, as in the key's account. A literal account and one known
+ * only at deploy may differ: both halves, as for another account.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
@@ -87,15 +95,32 @@ function grantKey(key: IKey, grantee: IGrantable): void {
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [key.keyArn] });
     return;
   }
-  if (sameAccount !== TokenComparison.DIFFERENT) {
+  // The stack whose policy a role of this app gets, and whether it can read the key's ARN: `IKey.grant`'s test.
+  const granteeStack = principalIsOwnedResource(grantee.grantPrincipal) ? Stack.of(grantee.grantPrincipal) : undefined;
+  const keyStack = Stack.of(key);
+  const unreadable = isKeyOfApp(key) && granteeStack !== undefined && (granteeStack.account !== keyStack.account || granteeStack.region !== keyStack.region);
+  if (sameAccount !== TokenComparison.DIFFERENT && !unreadable) {
     key.grant(grantee, ...KEY_ACTIONS);
     return;
   }
   // A Region known only at deploy is the key stack's, which the grantee's stack cannot name.
   const region = Token.isUnresolved(key.env.region) ? '*' : key.env.region;
   const keysOfItsAccount = Arn.format({ partition: Aws.PARTITION, service: 'kms', region, account: key.env.account, resource: 'key', resourceName: '*' });
-  if (isKeyOfApp(key)) {
-    Grant.addToPrincipalAndResource({ grantee, actions: KEY_ACTIONS, resource: key, resourceArns: [keysOfItsAccount], resourceSelfArns: ['*'] });
+  if (account === key.env.account) {
+    // The one token of stacks without an account.
+    Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [keysOfItsAccount] });
+  } else if (isKeyOfApp(key)) {
+    // KMS refuses a key policy that names a role not created yet, as in a stack deployed after the key's: the account then, as `IKey.grant` does.
+    const dependent = granteeStack !== undefined && granteeStack !== keyStack && granteeStack.dependencies.includes(keyStack);
+    const resourcePolicyPrincipal = dependent ? new AccountPrincipal(granteeStack.account) : undefined;
+    Grant.addToPrincipalAndResource({
+      grantee,
+      actions: KEY_ACTIONS,
+      resource: key,
+      resourceArns: [keysOfItsAccount],
+      resourceSelfArns: ['*'],
+      resourcePolicyPrincipal,
+    });
   } else {
     // An imported key: its owner adds the key policy's half.
     Grant.addToPrincipal({ grantee, actions: KEY_ACTIONS, resourceArns: [Token.isUnresolved(key.keyArn) ? keysOfItsAccount : key.keyArn] });

@@ -192,10 +192,16 @@ const keyStatements = (stack: Stack) => {
 
 /**
  * Two stacks of one app: a table of account 111111111111 (`ownerEnv`, eu-west-1 unless given)
- * encrypted with the key `makeKey` makes in its stack, and a function of account 222222222222 in
- * another stack attached to that table.
+ * encrypted with the key `makeKey` makes in its stack, and a function of account 222222222222
+ * (`userEnv`, eu-west-1 unless given) in another stack attached to that table; `before` runs before
+ * the function is attached.
  */
-function keyUsedFromAnotherAccount(makeKey: (owner: Stack) => IKey, ownerEnv: Environment = { account: '111111111111', region: 'eu-west-1' }) {
+function keyUsedFromAnotherAccount(
+  makeKey: (owner: Stack) => IKey,
+  ownerEnv: Environment = { account: '111111111111', region: 'eu-west-1' },
+  userEnv: Environment = { account: '222222222222', region: 'eu-west-1' },
+  before: (owner: Stack, user: Stack) => void = () => {},
+) {
   const app = new App();
   const owner = new Stack(app, 'KeyOwner', { env: ownerEnv });
   const shared = new Table(owner, 'Records', {
@@ -204,9 +210,11 @@ function keyUsedFromAnotherAccount(makeKey: (owner: Stack) => IKey, ownerEnv: En
     encryptionKey: makeKey(owner),
     encryption: TableEncryption.CUSTOMER_MANAGED,
   });
-  const user = new Stack(app, 'KeyUser', { env: { account: '222222222222', region: 'eu-west-1' } });
-  // A role used from another account's stack needs a name that stack can write.
-  const role = new Role(user, 'Role', { roleName: PhysicalName.GENERATE_IF_NEEDED, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+  const user = new Stack(app, 'KeyUser', { env: userEnv });
+  // A role another stack names in a policy needs a name it can write: generated, from a literal account and Region, or given.
+  const roleName = userEnv.account !== undefined && userEnv.region !== undefined ? PhysicalName.GENERATE_IF_NEEDED : 'records-user';
+  const role = new Role(user, 'Role', { roleName, assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+  before(owner, user);
   IdempotencyTable.fromTable(user, 'Idempotency', shared).attachFunction(new LambdaFunction(user, 'Handler', { ...fnProps(), role }));
   return { owner, user };
 }
@@ -348,6 +356,120 @@ describe('key grants where an account or a Region is known only at deploy time',
       ],
     });
   });
+});
+
+/** `arn:<partition>:kms:<region>:<account>:key/*`, the account a literal or the stack's own (`AWS::AccountId`). */
+const keysOf = (region: string, account?: string) => ({
+  'Fn::Join': [
+    '',
+    account === undefined
+      ? ['arn:', { Ref: 'AWS::Partition' }, `:kms:${region}:`, { Ref: 'AWS::AccountId' }, ':key/*']
+      : ['arn:', { Ref: 'AWS::Partition' }, `:kms:${region}:${account}:key/*`],
+  ],
+});
+/** The key policy's statement for the function's role of account 222222222222 (`undefined`: of the stack's own account). */
+const roleInKeyPolicy = (account?: string) => ({
+  Action: keyActions,
+  Effect: 'Allow',
+  Principal: {
+    AWS: {
+      'Fn::Join': [
+        '',
+        account === undefined
+          ? ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, expect.stringMatching(/^:role\//)]
+          : ['arn:', { Ref: 'AWS::Partition' }, expect.stringMatching(new RegExp(`^:iam::${account}:role/`))],
+      ],
+    },
+  },
+  Resource: '*',
+});
+
+describe("key grants across environments where one account is known only at deploy: the function's own policy never names every key", () => {
+  // The table's grant names, in the function's stack, the table of the key stack's account as that stack reads it: its own.
+  test.each([
+    [
+      "a key stack that gives a Region alone, a function of a literal account: both halves, its own policy naming the keys of the key's Region in the account the table's grant names",
+      { region: 'eu-west-1' },
+      { account: '222222222222', region: 'eu-west-1' },
+      keysOf('eu-west-1'),
+      [roleInKeyPolicy('222222222222')],
+      [],
+    ],
+    [
+      'the same, the function in another Region',
+      { region: 'eu-west-1' },
+      { account: '222222222222', region: 'us-east-1' },
+      keysOf('eu-west-1'),
+      [roleInKeyPolicy('222222222222')],
+      ['tableInAnotherRegion'],
+    ],
+    [
+      "an environment-agnostic key stack, a function of a literal account: the keys of every Region, as the key stack's Region is known only at deploy",
+      {},
+      { account: '222222222222', region: 'eu-west-1' },
+      keysOf('*'),
+      [roleInKeyPolicy('222222222222')],
+      [],
+    ],
+    [
+      "a key stack of a literal account, a function stack that gives a Region alone: both halves, its own policy naming the key's account",
+      { account: '111111111111', region: 'eu-west-1' },
+      { region: 'eu-west-1' },
+      keysOf('eu-west-1', '111111111111'),
+      [roleInKeyPolicy()],
+      [],
+    ],
+    // Two stacks without an account deploy to one: no role of another stack in the key policy, which KMS refuses before that role exists.
+    [
+      'a key stack that gives a Region alone, an environment-agnostic function stack: its own policy alone, naming the keys of that Region',
+      { region: 'eu-west-1' },
+      {},
+      keysOf('eu-west-1'),
+      [],
+      [],
+    ],
+    [
+      'two stacks that give a Region alone, each another one: its own policy alone, naming the keys of the Region of the key',
+      { region: 'eu-west-1' },
+      { region: 'us-east-1' },
+      keysOf('eu-west-1'),
+      [],
+      ['tableInAnotherRegion'],
+    ],
+  ])('%s', (_, ownerEnv, userEnv, resource, key, warnings) => {
+    const { owner, user } = keyUsedFromAnotherAccount((owner) => new Key(owner, 'Key'), ownerEnv, userEnv);
+    expect(keyStatements(user)).toEqual({ identity: [{ Action: keyActions, Effect: 'Allow', Resource: resource }], key: [] });
+    expect(keyStatements(owner)).toEqual({ identity: [], key });
+    // No warning says the table is of another account: that is known only at deploy.
+    for (const stack of [owner, user]) Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
+    const ids = Annotations.fromStack(user)
+      .findWarning('/KeyUser/Handler', Match.anyValue())
+      .map((warning) => String(warning.entry.data).match(/lambda-idempotency:(\w+)/)?.[1]);
+    expect(ids).toEqual(warnings);
+  });
+
+  test.each([
+    ['known only at deploy', { region: 'eu-west-1' }],
+    ['of another account', { account: '111111111111', region: 'eu-west-1' }],
+  ])(
+    "a function stack deployed after the key's, whose account is %s: the key policy names the function's account, as a role not created yet is refused by KMS",
+    (_, ownerEnv) => {
+      const { owner } = keyUsedFromAnotherAccount(
+        (owner) => new Key(owner, 'Key'),
+        ownerEnv,
+        undefined,
+        (owner, user) => user.addDependency(owner),
+      );
+      expect(keyStatements(owner).key).toEqual([
+        {
+          Action: keyActions,
+          Effect: 'Allow',
+          Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::222222222222:root']] } },
+          Resource: '*',
+        },
+      ]);
+    },
+  );
 });
 
 test('a queue already feeding the function is refused with its name, before anything is wired: Lambda maps a queue to a function once', () => {
