@@ -1,5 +1,5 @@
 /**
- * Section 7: Redis. Our middleware on RedisStore, the same middleware on DynamoDBStore (DynamoDB
+ * Section 9: Redis. Our middleware on RedisStore, the same middleware on DynamoDBStore (DynamoDB
  * Local), and Powertools' middleware on its cache persistence layer (`CachePersistenceLayer`, which
  * takes a node-redis client) on the same redis-server: requests per call (Redis commands counted
  * at each client, DynamoDB requests by an SDK middleware), end-to-end latency and
