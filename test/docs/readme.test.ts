@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { brokenLinks } from './links.js';
 import { githubSlug } from './markdown.js';
-import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, where } from './snippets.js';
+import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, snippetUnder, where } from './snippets.js';
 import { type SnippetDiagnostic, type TypeCheckResult, typeCheck } from './type-check.js';
 
 const documents = documentationFiles().map((doc) => readDocument(doc));
@@ -58,6 +58,13 @@ describe('every TypeScript snippet type-checks (strict, ES modules, the package 
     const messages = checked.snippets.get(WRONG_OPTION)!.map(format);
     expect(messages).toEqual([expect.stringMatching(/^test\/docs\/readme\.test\.ts:4:\d+ TS2353: .*'expiresAfter' does not exist/)]);
   });
+});
+
+test('the README Quickstart hides nothing: every name it uses is defined or imported in it', () => {
+  // A newcomer copies it as it is: names declared only in an invisible snippet-context were
+  // "Cannot find name 'charge'" in their project.
+  const quickstart = snippetUnder(documents.find(({ doc }) => doc === 'README.md')!, 'Quickstart');
+  expect(quickstart.context).toBe('');
 });
 
 describe('snippet comments', () => {

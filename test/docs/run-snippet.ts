@@ -2,9 +2,9 @@
  * Runs documentation snippets as they are written. A snippet becomes a module in a scratch
  * directory of the repository (so that jest compiles it and node_modules resolves), next to the
  * other snippets of its document at the paths they name; the package's entry points are pointed at
- * lib/. The names its `snippet-context` only declares (user code such as `charge`) are given by
- * the test, and every top-level name it defines is exported, so the test can call `chargeOnce`
- * or `refund`.
+ * lib/. The names its `snippet-context` only declares, or imports from the user's own modules
+ * (user code such as `charge`), are given by the test, and every top-level name it defines is
+ * exported, so the test can call `chargeOnce` or `refund`.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -33,23 +33,38 @@ function unexportedNames(file: ts.SourceFile): string[] {
   return names;
 }
 
+/** The values a `import { a, type B } from '…'` brings in (`['a']`); undefined for default or namespace imports. */
+function givenValues(statement: ts.ImportDeclaration): string[] | undefined {
+  const clause = statement.importClause;
+  if (clause === undefined || clause.isTypeOnly) return [];
+  if (clause.name !== undefined || clause.namedBindings === undefined || !ts.isNamedImports(clause.namedBindings)) return undefined;
+  return clause.namedBindings.elements.filter((element) => !element.isTypeOnly).map((element) => element.name.text);
+}
+
 /** The module a snippet runs as: bindings first, entry points pointed at lib/, its own names exported. */
 function runtimeModule(code: string, bindings: readonly string[], bindingKey: string): string {
   const file = ts.createSourceFile('snippet.ts', code, ts.ScriptTarget.ES2022, true);
   const defined = unexportedNames(file);
   const clash = bindings.find((name) => defined.includes(name));
   if (clash) throw new Error(`The snippet defines \`${clash}\` itself: it cannot also be given.`);
-  let text = code;
-  // From the last specifier to the first, so earlier offsets stay valid.
-  const specifiers = file.statements
-    .flatMap((statement) =>
-      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier ? [statement.moduleSpecifier] : [],
-    )
-    .filter((specifier): specifier is ts.StringLiteral => ts.isStringLiteral(specifier) && specifier.text in ENTRY_POINTS)
-    .reverse();
-  for (const specifier of specifiers) {
-    text = `${text.slice(0, specifier.getStart(file))}${JSON.stringify(ENTRY_POINTS[specifier.text])}${text.slice(specifier.getEnd())}`;
+  // Edits from the last to the first, so earlier offsets stay valid: entry points pointed at lib/,
+  // and imports of the user's own modules (`./charge.js`) whose values the test gives dropped.
+  const edits: { start: number; end: number; text: string }[] = [];
+  for (const statement of file.statements) {
+    if (!(ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) || !statement.moduleSpecifier) continue;
+    const specifier = statement.moduleSpecifier;
+    if (!ts.isStringLiteral(specifier)) continue;
+    if (specifier.text in ENTRY_POINTS) {
+      edits.push({ start: specifier.getStart(file), end: specifier.getEnd(), text: JSON.stringify(ENTRY_POINTS[specifier.text]) });
+    } else if (ts.isImportDeclaration(statement) && specifier.text.startsWith('.')) {
+      const values = givenValues(statement);
+      if (values !== undefined && values.length > 0 && values.every((name) => bindings.includes(name))) {
+        edits.push({ start: statement.getStart(file), end: statement.getEnd(), text: '' });
+      }
+    }
   }
+  let text = code;
+  for (const { start, end, text: replacement } of edits.reverse()) text = `${text.slice(0, start)}${replacement}${text.slice(end)}`;
   const given = bindings.length > 0 ? `const { ${bindings.join(', ')} } = Reflect.get(globalThis, Symbol.for(${JSON.stringify(bindingKey)}));\n` : '';
   const exported = defined.length > 0 ? `\nexport { ${defined.join(', ')} };\n` : '\n';
   return `${given}${text}${exported}`;
