@@ -260,6 +260,11 @@ const checked = (result: HttpResult): HttpResult =>
 const unsentBody = (result: unknown): boolean =>
   isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
+/** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
+const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
+/** The largest answer an Application Load Balancer takes from a function. */
+const MAX_ALB_ANSWER_BYTES = 1024 * 1024;
+
 /** Methods that are safe (RFC 9110): they run without idempotency, whatever their `Idempotency-Key` header holds. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -396,8 +401,10 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // middy's streaming mode (any value but a string or a stream) answer it with an error of their
       // own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
-      // Stored compressed for the first caller's client, re-coded for this one's when it must be.
-      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'));
+      // Stored compressed for the first caller's client, re-coded for this one's when it must be,
+      // and when the answer still fits what Lambda sends (a streamed one has room for any).
+      const limit = responseStreaming ? undefined : isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
+      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'), limit);
       // One field, whatever a stored response copied from an upstream API carried under that name.
       const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
       if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
