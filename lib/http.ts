@@ -64,7 +64,10 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * `COMMIT_FAILED`; a `STORE_FAILURE`'s is always 1). A whole number of seconds, 1 or more. @default 60
    */
   readonly maxRetryAfterSeconds?: number | undefined;
-  /** Which results are final: stored and replayed. Others release the key. @default below 500, except 401, 403, 408, 425 and 429 */
+  /**
+   * Which results are final: stored and replayed. Others release the key.
+   * @default below 500, except 401, 403, 408, 425, 429 and a 4xx with a `Retry-After` header
+   */
   readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;
   /**
    * Accept only keys issued by `issueIdempotencyKey` with one of `secrets` (the current secret
@@ -257,6 +260,11 @@ const checked = (result: HttpResult): HttpResult =>
 const unsentBody = (result: unknown): boolean =>
   isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
+/** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
+const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
+/** The largest answer an Application Load Balancer takes from a function. */
+const MAX_ALB_ANSWER_BYTES = 1024 * 1024;
+
 /** Methods that are safe (RFC 9110): they run without idempotency, whatever their `Idempotency-Key` header holds. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
@@ -267,10 +275,22 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
  */
 const RETRYABLE = new Set([401, 403, 408, 425, 429]);
 
+/**
+ * A client error that says when to send the request again (`Retry-After`, RFC 9110 §10.2.3: a 409
+ * while another request holds a lock, a 413 or 423 that will pass) reports a passing condition, not
+ * an outcome: stored, it would answer every retry after the condition had cleared. With a 2xx or 3xx
+ * the field says when to poll the operation or follow the redirect: that answer is final.
+ */
+const asksToRetry = (result: HttpResult): boolean =>
+  [result.headers, result.multiValueHeaders].some((fields) => {
+    const field = fieldOf(fields, 'retry-after');
+    return field !== undefined && fields![field] !== undefined && fields![field] !== null;
+  });
+
 const defaultIsFinal = (result: HttpResult): boolean => {
   // A status written as text ("429") is what API Gateway reads it as: its number.
   const status = Number(result.statusCode ?? 200);
-  return status < 500 && !RETRYABLE.has(status);
+  return status < 500 && !RETRYABLE.has(status) && !(status >= 400 && asksToRetry(result));
 };
 
 /**
@@ -281,8 +301,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * coding the duplicate's `Accept-Encoding` refuses is sent in gzip or uncompressed); a different payload under
  * the same key gets 422, a request still in progress 409 with `Retry-After`, a missing or invalid
  * key 400, an unreachable store 503, all as `application/problem+json`. Results below 500 are
- * stored, except 401, 403, 408, 425 and 429; those, 5xx results and thrown errors release the key so the
- * client can retry. GET, HEAD, OPTIONS and TRACE requests run without idempotency, whatever their
+ * stored, except 401, 403, 408, 425, 429 and a 4xx with `Retry-After`; those, 5xx results and thrown
+ * errors release the key so the client can retry. GET, HEAD, OPTIONS and TRACE requests run without idempotency, whatever their
  * header holds: never replayed, never refused for it.
  *
  * @example
@@ -381,15 +401,17 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // middy's streaming mode (any value but a string or a stream) answer it with an error of their
       // own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
-      // Stored compressed for the first caller's client, re-coded for this one's when it must be.
-      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'));
+      // Stored compressed for the first caller's client, re-coded for this one's when it must be,
+      // and when the answer still fits what Lambda sends (a streamed one has room for any).
+      const limit = responseStreaming ? undefined : isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
+      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'), limit);
       // One field, whatever a stored response copied from an upstream API carried under that name.
       const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
       if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
       const replayed = exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
-    // Not final (5xx, 401, 403, 408, 425, 429): the key is released so that the client can retry.
+    // Not final (5xx, 401, 403, 408, 425, 429, a 4xx with Retry-After): the key is released so that the client can retry.
     ending: (response, returned) => {
       // A stream returned without a prelude is sent as a 200 of the response stream's default type
       // (see streamedAsSent), and so is a string once the function says it streams.

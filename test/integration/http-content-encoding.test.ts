@@ -11,10 +11,11 @@ import * as zlib from 'node:zlib';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import httpContentNegotiation from '@middy/http-content-negotiation';
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { toHttpApiEvent } from '../../demo/http-event.js';
 import { type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { albEvent } from '../support/identity-events.js';
 import { lambdaContext } from '../support/lambda.js';
 import { invokeStreaming, streamingMode } from '../support/streaming.js';
 
@@ -156,4 +157,63 @@ test('a streamed answer the encoder compressed (br) reaches a duplicate that acc
   expect(replay.prelude).toMatchObject({ statusCode: 200, headers: { 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true', Vary: 'Accept-Encoding' } });
   expect(zlib.gunzipSync(replay.bytes).toString()).toBe(receipt(1));
   expect(runs).toBe(1);
+});
+
+describe('a body that decodes to more than the answer Lambda can send', () => {
+  // Lambda sends at most 6 MB as a buffered answer, a load balancer takes at most 1 MB: a stored
+  // body compressed well below that can decode to far more. Decoded for a duplicate, the answer
+  // would fail as a 502 on every retry; the stored bytes reach the client (RFC 9110 §12.5.3: a
+  // request without Accept-Encoding accepts any coding).
+  const report = (megabytes: number) =>
+    `{"lines":[${Array.from({ length: megabytes * 1024 * 16 }, () => '"0123456789abcdef0123456789abcdef0123456789abcdef012345678"').join(',')}]}`;
+  const gzipped = (text: string): HttpResult => ({
+    statusCode: 200,
+    headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' },
+    body: zlib.gzipSync(text).toString('base64'),
+    isBase64Encoded: true,
+  });
+
+  test.each([
+    ['sends no Accept-Encoding', undefined],
+    ['accepts only br, which the replay does not write', 'br'],
+  ])('an HTTP API duplicate whose client %s gets the stored gzip bytes when the decoded body is over 6 MB', async (_, acceptEncoding) => {
+    const text = report(7);
+    let runs = 0;
+    const handler = middy<APIGatewayProxyEventV2, HttpResult>()
+      .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
+      .handler(async () => (++runs, gzipped(text)));
+    const send = (accept?: string) => {
+      const headers: Record<string, string> = { 'idempotency-key': 'k-report', 'content-type': 'application/json' };
+      if (accept !== undefined) headers['accept-encoding'] = accept;
+      return handler(toHttpApiEvent({ method: 'POST', url: '/payments', headers, body: '{"year":2024}' })!, lambdaContext('reports')) as Promise<HttpResult>;
+    };
+    const first = await send('gzip');
+    const replay = await send(acceptEncoding);
+    expect(runs).toBe(1);
+    expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+    expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThan(6 * 1024 * 1024);
+    // Below the limit, the same body is still decoded for such a client.
+    const small = report(1);
+    const smallHandler = middy<APIGatewayProxyEventV2, HttpResult>()
+      .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
+      .handler(async () => gzipped(small));
+    const event = () => toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'k-small' }, body: '{"year":2024}' })!;
+    await smallHandler(event(), lambdaContext('reports'));
+    const decodedReplay = (await smallHandler(event(), lambdaContext('reports'))) as HttpResult;
+    expect(decodedReplay.headers?.['Content-Encoding']).toBeUndefined();
+    expect(decodedReplay.body).toBe(small);
+  });
+
+  test('behind a load balancer, a duplicate gets the stored bytes when the decoded body is over 1 MB', async () => {
+    const text = report(2);
+    let runs = 0;
+    const handler = middy<ALBEvent, HttpResult>()
+      .use(httpIdempotency<ALBEvent>({ store, name: `encoding-${randomUUID()}`, scope: 'shared' }))
+      .handler(async () => (++runs, { ...gzipped(text), statusDescription: '200 OK' }));
+    const first = (await handler(albEvent({ key: 'k-alb-report', headers: { 'accept-encoding': 'gzip' } }), lambdaContext('reports'))) as HttpResult;
+    const replay = (await handler(albEvent({ key: 'k-alb-report' }), lambdaContext('reports'))) as HttpResult;
+    expect(runs).toBe(1);
+    expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
+    expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThan(1024 * 1024);
+  });
 });

@@ -332,6 +332,36 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     }
   });
 
+  test('a 4xx that says when to retry (`Retry-After`, in any case and header field: a lock that will be released) is not stored: the retry after it runs', async () => {
+    // A 409 the handler answers while another request holds what it needs (its own nested
+    // idempotent call met IN_PROGRESS, an optimistic lock), and a 413 or 423 that will pass: the
+    // client is told to send the request again, and a stored answer would refuse it all day.
+    const retryAfter = (status: number): HttpResult =>
+      variant === rest
+        ? { statusCode: status, multiValueHeaders: { 'retry-after': ['5'] }, body: '{"message":"stock is being reserved"}' }
+        : { statusCode: status, headers: { 'RETRY-AFTER': '5' }, body: '{"message":"stock is being reserved"}' };
+    for (const status of [409, 413, 423]) {
+      const key = `k-retry-after-${status}`;
+      const stored = (await records()).length;
+      const orders = api(variant, {}, (_, run) => (run === 1 ? retryAfter(status) : variant.result(run)));
+      expect(await orders.invoke(variant.event({ key }))).toEqual(retryAfter(status));
+      expect(await records()).toHaveLength(stored);
+      expect(await orders.invoke(variant.event({ key }))).toEqual(variant.result(2));
+      expect(await orders.invoke(variant.event({ key }))).toEqual(replayOf(variant.result(2)));
+      expect(orders.runs).toBe(2);
+    }
+  });
+
+  test('a 2xx or 3xx with `Retry-After` is an outcome (when to poll the operation, or to follow the redirect): stored and replayed', async () => {
+    for (const status of [202, 303]) {
+      const accepted: HttpResult = { statusCode: status, headers: { Location: '/operations/op-1', 'Retry-After': '10' }, body: '' };
+      const orders = api(variant, {}, () => accepted);
+      expect(await orders.invoke(variant.event({ key: `k-poll-${status}` }))).toEqual(accepted);
+      expect(await orders.invoke(variant.event({ key: `k-poll-${status}` }))).toEqual(replayOf(accepted));
+      expect(orders.runs).toBe(1);
+    }
+  });
+
   test('matches the header name case-insensitively', async () => {
     const orders = api(variant);
     await orders.invoke(variant.event({ key: 'k-case', headerName: 'Idempotency-Key' }));
