@@ -16,6 +16,15 @@ const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   value !== null &&
   names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
+/** In a `u` regex a surrogate pair is one code point: only a lone surrogate is of category Cs. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * A key id a store can write and read back as it was: non-empty text without lone surrogates, which
+ * have no UTF-8 form (stored as U+FFFD by Redis, it would name no key when read back). @internal
+ */
+export const isKeyId = (id: unknown): id is string => typeof id === 'string' && id.length > 0 && !LONE_SURROGATE.test(id);
+
 /** A module's `overheadBytes`: every record's size counts it, so one below 0 would let a sealed outcome outgrow the item. */
 const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
 
