@@ -1,4 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeadlineTimeout, timeLimit } from './deadline.js';
 import type { AttributeNames } from './dynamodb-store-options.js';
 import type { EncryptionKey, OutcomeEncryption, ResponseEncryption } from './encryption.js';
 import type { OptionCheck } from './options.js';
@@ -125,6 +126,8 @@ export interface Outcome {
   readonly response: string | undefined;
   readonly responseOmitted?: boolean;
   readonly error?: string;
+  /** When to stop waiting for the key (see `CompleteRequest.sealBy`). */
+  readonly sealBy?: number;
 }
 
 /** The attribute names an outcome is stored under. @internal */
@@ -160,9 +163,15 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   let key: EncryptionKey | undefined;
   if (codec.encrypts) {
     try {
-      key = await codec.currentKey();
+      key = await (outcome.sealBy === undefined
+        ? codec.currentKey()
+        : timeLimit(
+            codec.currentKey(),
+            outcome.sealBy - performance.now(),
+            () => new DeadlineTimeout('The key provider did not answer in time for the record to complete before the Lambda deadline.'),
+          ));
     } catch (failure) {
-      // Throttled KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
+      // Throttled or hung KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
       return { omitted: true, sealFailure: reported(failure) };
     }
   }
