@@ -219,3 +219,64 @@ test("an async provider that decrypts each data key once (the docs' KMS cache): 
   expect(decrypts).toEqual(['k1', 'k2', 'k2']);
   expect(runs).toBe(3);
 });
+
+test('no key material reaches the caller or the logs: the errors and warnings of a wrong-size key, a key of the wrong type and a failed authentication name the key id only', async () => {
+  const k1 = aesKey('k1');
+  const wrong = randomBytes(31);
+  const other = randomBytes(32);
+  const texts: string[] = [];
+  const warn = (line: string) => void texts.push(line);
+  const seen = (error: unknown) => {
+    for (let e = error as { message?: string; cause?: unknown } | undefined; e !== undefined; e = e.cause as typeof e) texts.push(String(e.message), String(e));
+  };
+  const run = (currentKey: () => EncryptionKey, keyById: () => unknown) =>
+    makeIdempotent(async (input: { id: string }) => input.id, {
+      store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey, keyById: keyById as () => Uint8Array }) }),
+      name: 'no-key-material',
+      key: (i) => i.id,
+      logger: { warn },
+    });
+  await run(
+    () => ({ id: 'k1', key: wrong }),
+    () => k1.key,
+  )({ id: 'short-at-completion' }); // completes without its outcome, with a warning
+  await run(
+    () => ({ id: 'k1', key: wrong.toString('base64') as never }),
+    () => k1.key,
+  )({ id: 'string-at-completion' });
+  await run(
+    () => k1,
+    () => k1.key,
+  )({ id: 'sealed' });
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => wrong,
+      )({ id: 'sealed' }),
+    ),
+  );
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => wrong.toString('base64'),
+      )({ id: 'sealed' }),
+    ),
+  );
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => other,
+      )({ id: 'sealed' }),
+    ),
+  );
+  expect(texts.filter((text) => text.includes('could not encrypt'))).toHaveLength(2);
+  expect(texts.filter((text) => text.startsWith('STORE_FAILURE'))).toHaveLength(3);
+  for (const key of [wrong, other, k1.key]) {
+    for (const form of [key.toString('hex'), key.toString('base64'), key.toString('base64url')]) {
+      for (const text of texts) expect(text).not.toContain(form);
+    }
+  }
+});
