@@ -103,13 +103,17 @@ function requestMillis(answerBy: AnswerBy): number {
 }
 
 /**
- * When (`performance.now()`) the key that encrypts a call's outcome must have been had: halfway
- * through the time its completion is given. A key provider that never answers (a KMS call that
- * hangs) then leaves the other half for the record to complete without the outcome, instead of
- * staying INPROGRESS until its lease and letting a duplicate run the function again. @internal
+ * When (`performance.now()`) the key that encrypts a call's outcome must have been had: the time its
+ * completion is given, less a second (or half of it, when shorter) kept for the store's write. A
+ * key provider that never answers (a KMS call that hangs) then leaves that time for the record to
+ * complete without the outcome, instead of staying INPROGRESS until its lease and letting a
+ * duplicate run the function again; a slow one still has all the rest. @internal
  */
-export const sealByOf = (answerBy: AnswerBy | undefined): number | undefined =>
-  answerBy === undefined ? undefined : performance.now() + requestMillis(answerBy) / 2;
+export function sealByOf(answerBy: AnswerBy | undefined): number | undefined {
+  if (answerBy === undefined) return undefined;
+  const millis = requestMillis(answerBy);
+  return performance.now() + millis - Math.min(millis / 2, REQUEST_MILLIS);
+}
 
 /** `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared as soon as it does. @internal */
 export function timeLimit<T>(work: Promise<T>, millis: number, failure: () => Error): Promise<T> {

@@ -314,7 +314,7 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
       expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/could not mark the record COMPLETED.*"error":"TimeoutError"/));
     }));
 
-  test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): halfway to the deadline, the record completes without the outcome; the caller gets its result, duplicates RESPONSE_NOT_STORED, the function never runs again', () =>
+  test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): a second before the completion bound, the record completes without the outcome; the caller gets its result, duplicates RESPONSE_NOT_STORED, the function never runs again', () =>
     onFakeClock(async () => {
       let runs = 0;
       const asked = gate();
@@ -333,9 +333,9 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
       });
       const answer = once('k', lambdaContext('own-key-hangs', REMAINING));
       await asked.promise;
-      // Past half the time the completion gets (its bound is a tenth of the time left, at most 100 ms,
-      // before the deadline), short of that bound: the completion's own request is then sent, and answered.
-      await jest.advanceTimersByTimeAsync((REMAINING - 100) / 2 + 1);
+      // Past the time the key provider gets (the completion's bound, 100 ms before the deadline, less a
+      // second kept for the write), short of that bound: the completion's own request is then sent, and answered.
+      await jest.advanceTimersByTimeAsync(REMAINING - 100 - 1_000 + 1);
       expect(await answer).toEqual({ id: 'k', run: 1 });
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/could not encrypt the call's outcome.*"error":"TimeoutError"/);
