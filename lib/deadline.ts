@@ -88,13 +88,31 @@ export function answered<T>(sent: Promise<T>, answerBy: AnswerBy | undefined): P
   const request = Promise.resolve(sent);
   if (answerBy === undefined) return request;
   request.catch(() => undefined);
-  const now = performance.now();
-  const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
   return timeLimit(
     request,
-    Math.max(answerBy.at - now, least),
+    requestMillis(answerBy),
     () => new DeadlineTimeout('The store did not answer in time for the call to answer before its Lambda deadline.'),
   );
+}
+
+/** The time (ms) a store request sent now is given (see {@link answered}). */
+function requestMillis(answerBy: AnswerBy): number {
+  const now = performance.now();
+  const least = answerBy.live() ? Math.min(REQUEST_MILLIS, (answerBy.deadline - now) / 2) : REQUEST_MILLIS;
+  return Math.max(answerBy.at - now, least);
+}
+
+/**
+ * When (`performance.now()`) the key that encrypts a call's outcome must have been had: the time its
+ * completion is given, less a second (or half of it, when shorter) kept for the store's write. A
+ * key provider that never answers (a KMS call that hangs) then leaves that time for the record to
+ * complete without the outcome, instead of staying INPROGRESS until its lease and letting a
+ * duplicate run the function again; a slow one still has all the rest. @internal
+ */
+export function sealByOf(answerBy: AnswerBy | undefined): number | undefined {
+  if (answerBy === undefined) return undefined;
+  const millis = requestMillis(answerBy);
+  return performance.now() + millis - Math.min(millis / 2, REQUEST_MILLIS);
 }
 
 /** `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared as soon as it does. @internal */

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { checkOptions, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
-import { isKeyProvider, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
+import { isKeyId, isKeyProvider, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
 
 /**
  * A 256-bit key and the id stored with each record it encrypts.
@@ -60,7 +60,10 @@ export interface SealedFor {
  * ```
  */
 export interface OutcomeEncryption {
-  /** The key new values are sealed with, checked; rejects when none can be had (the record then completes without its outcome). */
+  /**
+   * The key new values are sealed with, checked; rejects when none can be had (the record then
+   * completes without its outcome, as it does when the answer has no id a store can write).
+   */
   currentKey(): Promise<EncryptionKey>;
   /**
    * `plain` (gzip when `compressed`) sealed with `key`, bound to `sealedFor`, returned at once: a
@@ -77,8 +80,6 @@ const PLAIN = 1;
 const GZIP = 2;
 /** Format byte, 12-byte IV, 16-byte tag. */
 const SEAL_OVERHEAD = 29;
-/** In a `u` regex a surrogate pair is one code point: only a lone surrogate is of category Cs. */
-const LONE_SURROGATE = /\p{Cs}/u;
 const isGzip = (bytes: Uint8Array): boolean => bytes[0] === 0x1f && bytes[1] === 0x8b;
 
 function checkKey(key: unknown, what: string): Uint8Array {
@@ -119,8 +120,7 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
     overheadBytes: SEAL_OVERHEAD,
     async currentKey(): Promise<EncryptionKey> {
       const current = await provider.currentKey();
-      // An id with a lone surrogate has no UTF-8 form: stored as U+FFFD (Redis), it would name no key when read back.
-      if (typeof current?.id !== 'string' || current.id.length === 0 || LONE_SURROGATE.test(current.id))
+      if (!isKeyId(current?.id))
         throw new TypeError('ResponseEncryption.currentKey() must return { id, key } with a non-empty id of well-formed text (no lone surrogates).');
       checkKey(current.key, `The key \`${current.id}\` from ResponseEncryption.currentKey()`);
       return current;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Call, type CallMode } from './call.js';
-import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, waitableMillis, waitLeft } from './deadline.js';
+import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, sealByOf, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, positive, remainingMillisOf, tenantOf } from './invocation.js';
@@ -493,7 +493,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   ): Promise<[Outcome, IdempotencyRecord | undefined]> {
     const { key, owner, fingerprint } = call;
     const now = this.now();
-    const request: CompleteRequest = { key, owner, expiresAt: this.#completedRetention(call, now), now, ...payload };
+    const sealBy = sealByOf(call.answerBy);
+    const request: CompleteRequest = {
+      key,
+      owner,
+      expiresAt: this.#completedRetention(call, now),
+      now,
+      ...payload,
+      ...(sealBy === undefined ? {} : { sealBy }),
+    };
     // The error path discards the call's writes: a final error is an outcome, not an effect.
     const writes = payload.error === undefined ? call.writes : [];
     const done = (

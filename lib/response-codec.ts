@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { EncryptionKey, OutcomeEncryption } from './encryption.js';
-import { ITEM_LIMIT_BYTES } from './stored-outcome.js';
+import { ITEM_LIMIT_BYTES, isKeyId } from './stored-outcome.js';
 
 export type { EncryptionKey, ResponseEncryption } from './encryption.js';
 
@@ -50,9 +50,19 @@ export class ResponseCodec {
     return this.#encryption?.overheadBytes ?? 0;
   }
 
-  /** The key new values are sealed with, checked by the encryption module. */
+  /**
+   * The key new values are sealed with, checked by the encryption module. Its id is checked here
+   * too, for a module written by hand: without one, a value would be stored in the clear, or sealed
+   * under an id no read can name, and its record would fail closed for its retention.
+   */
   async currentKey(): Promise<EncryptionKey> {
-    return this.#encryption!.currentKey();
+    const key: unknown = await this.#encryption!.currentKey();
+    if (!isKeyId((key as { id?: unknown } | null | undefined)?.id)) {
+      throw new TypeError(
+        `OutcomeEncryption.currentKey() must resolve to { id, key } with a non-empty id of well-formed text, without lone surrogates (got ${describeKey(key)}).`,
+      );
+    }
+    return key as EncryptionKey;
   }
 
   /** `key` is required when encryption is configured (see {@link currentKey}). */
@@ -60,7 +70,11 @@ export class ResponseCodec {
     // Errors stay uncompressed JSON text when not encrypted: readers before compression read them as S.
     // UTF-8 takes at most 3 bytes per UTF-16 unit; skip the exact count for small texts.
     const large = kind === 'response' && json.length * 3 > this.#compressAboveBytes && Buffer.byteLength(json) > this.#compressAboveBytes;
-    if (key === undefined) return large ? { B: gzipSync(json) } : { S: json };
+    if (key === undefined) {
+      // Encryption configured, a value is never stored in the clear.
+      if (this.#encryption !== undefined) throw new TypeError('A store with `encryption` stores no value without the key to seal it with.');
+      return large ? { B: gzipSync(json) } : { S: json };
+    }
     const plain = large ? gzipSync(json) : Buffer.from(json, 'utf8');
     const sealed: unknown = this.#encryption!.seal(plain, large, key, { recordKey, kind });
     // A module written by hand whose seal() is async (a KMS call) would store a Promise's empty bytes:
@@ -92,6 +106,12 @@ export class ResponseCodec {
 
 const describe = (value: unknown): string =>
   value === null ? 'null' : typeof (value as { then?: unknown } | undefined)?.then === 'function' ? 'a Promise' : typeof value;
+
+const describeKey = (key: unknown): string => {
+  if (key === null || typeof key !== 'object') return describe(key);
+  const { id } = key as { id?: unknown };
+  return typeof id !== 'string' ? `an id of type ${typeof id}` : id === '' ? 'an empty id' : 'an id with a lone surrogate';
+};
 
 /**
  * More than any stored value decompresses to: gzip makes at most 1,032 bytes of each byte, and every

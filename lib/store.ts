@@ -80,6 +80,12 @@ export interface CompleteRequest {
    * stretches the retention. @default the store's own clock
    */
   readonly now?: number;
+  /**
+   * When (`performance.now()`) a store that encrypts outcomes stops waiting for the key to seal
+   * this one with: the record then completes without it, as when the key provider fails, rather
+   * than not at all. @default no bound
+   */
+  readonly sealBy?: number;
 }
 
 /** A claim that creates the record already COMPLETED (one-round-trip mode). */

@@ -1,4 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeadlineTimeout, timeLimit } from './deadline.js';
 import type { AttributeNames } from './dynamodb-store-options.js';
 import type { EncryptionKey, OutcomeEncryption, ResponseEncryption } from './encryption.js';
 import type { OptionCheck } from './options.js';
@@ -15,6 +16,15 @@ const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   (typeof value === 'object' || typeof value === 'function') &&
   value !== null &&
   names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+
+/** In a `u` regex a surrogate pair is one code point: only a lone surrogate is of category Cs. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * A key id a store can write and read back as it was: non-empty text without lone surrogates, which
+ * have no UTF-8 form (stored as U+FFFD by Redis, it would name no key when read back). @internal
+ */
+export const isKeyId = (id: unknown): id is string => typeof id === 'string' && id.length > 0 && !LONE_SURROGATE.test(id);
 
 /** A module's `overheadBytes`: every record's size counts it, so one below 0 would let a sealed outcome outgrow the item. */
 const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -116,6 +126,8 @@ export interface Outcome {
   readonly response: string | undefined;
   readonly responseOmitted?: boolean;
   readonly error?: string;
+  /** When to stop waiting for the key (see `CompleteRequest.sealBy`). */
+  readonly sealBy?: number;
 }
 
 /** The attribute names an outcome is stored under. @internal */
@@ -151,9 +163,15 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   let key: EncryptionKey | undefined;
   if (codec.encrypts) {
     try {
-      key = await codec.currentKey();
+      key = await (outcome.sealBy === undefined
+        ? codec.currentKey()
+        : timeLimit(
+            codec.currentKey(),
+            outcome.sealBy - performance.now(),
+            () => new DeadlineTimeout('The key provider did not answer in time for the record to complete before the Lambda deadline.'),
+          ));
     } catch (failure) {
-      // Throttled KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
+      // Throttled or hung KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
       return { omitted: true, sealFailure: reported(failure) };
     }
   }

@@ -51,7 +51,12 @@ export function describeRecord(summary: RecordSummary, now: number): string {
         : `${instant(summary.leaseUntil, now)}${summary.leaseUntil < now ? ', ended: the next call takes the record over' : ''}`,
     ],
     ['fingerprint', summary.hasFingerprint ? 'stored' : 'none'],
-    ['response', summary.responseOmitted ? 'not stored (too large or not serialisable); duplicates get RESPONSE_NOT_STORED' : bytes(summary.responseBytes)],
+    [
+      'response',
+      summary.responseOmitted
+        ? 'not stored (too large, not serialisable, or the key provider failed at completion); duplicates get RESPONSE_NOT_STORED'
+        : bytes(summary.responseBytes),
+    ],
     ['final error', summary.errorBytes === undefined ? 'none' : `${bytes(summary.errorBytes)}, replayed to duplicates`],
   ];
   return [summary.key, ...rows.map(([label, value]) => `  ${label.padEnd(12)} ${value}`)].join('\n');

@@ -4,6 +4,7 @@
  * responses (large ones compressed first) and final errors, across a key rotation; the lean store
  * of `lambda-idempotency/dynamodb` reads and writes them too.
  */
+import { randomUUID } from 'node:crypto';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import {
   aesGcmEncryption,
@@ -272,3 +273,59 @@ test('a key provider that is a function object (a class with static methods) is 
   expect(await charge(new LeanDynamoDBStore({ tableName, client, encryption: aesGcmEncryption(StaticKeys) }))({ id: 's' })).toEqual(first);
   expect(runs).toBe(1);
 });
+
+test.each([
+  ['resolves to undefined (a key cache not loaded yet)', 'response', () => undefined],
+  ['resolves to undefined (a key cache not loaded yet)', 'final error', () => undefined],
+  ['resolves to a key without an id', 'response', (current: EncryptionKey) => ({ key: current.key })],
+  ['resolves to a key whose id has a lone surrogate (no UTF-8 form)', 'final error', (current: EncryptionKey) => ({ id: 'k\uDC00', key: current.key })],
+] as const)(
+  'a module written by hand whose currentKey() %s stores nothing in the clear: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
+  async (_what, outcome, answer) => {
+    const ring = keyring(aesKey('k1'));
+    const inner = aesGcmEncryption(ring.encryption);
+    const unready = {
+      overheadBytes: inner.overheadBytes,
+      currentKey: async () => answer(await inner.currentKey()),
+      open: (...args: Parameters<OutcomeEncryption['open']>) => inner.open(...args),
+      seal: (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args),
+    } as unknown as OutcomeEncryption;
+    let t = 1_700_000_000_000;
+    let runs = 0;
+    const warnings: string[] = [];
+    const name = `module-no-key-${randomUUID().slice(0, 8)}`;
+    const charge = makeIdempotent(
+      async (_input: { id: string }) => {
+        runs++;
+        if (outcome === 'final error') throw Object.assign(new Error(`card ${PAN} declined`), { code: 'CARD_DECLINED' });
+        return { pan: PAN };
+      },
+      {
+        store: new LeanDynamoDBStore({ tableName, client, encryption: unready }),
+        name,
+        key: (input) => input.id,
+        now: () => t,
+        leaseSeconds: 10,
+        isFinalError: () => true,
+        logger: { warn: (line) => void warnings.push(line) },
+      },
+    );
+    if (outcome === 'response') expect(await charge({ id: 's' })).toEqual({ pan: PAN });
+    else expect((await thrown(charge({ id: 's' }))).message).toBe(`card ${PAN} declined`);
+    const item = await readItem(client, tableName, recordId(name, 's'));
+    expect(JSON.stringify(item)).not.toContain(PAN);
+    expect([item?.status, item?.responseOmitted, item?.response, item?.error, item?.keyId]).toEqual([
+      { S: 'COMPLETED' },
+      { BOOL: true },
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('could not encrypt');
+    expect(warnings[0]).toContain('TypeError');
+    t += 60_000; // past the lease
+    expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(runs).toBe(1);
+  },
+);

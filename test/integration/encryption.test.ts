@@ -172,3 +172,111 @@ test('a key made current before every running version knows it: a version whose 
   expect(await on(prepared)({ id: 'r' })).toEqual({ id: 'r', run: 1 });
   expect(runs).toBe(1);
 });
+
+test("an async provider that decrypts each data key once (the docs' KMS cache): records replay, and a failed decrypt is tried again by the next call, not cached", async () => {
+  const dataKeys = { k1: randomBytes(32), k2: randomBytes(32) } as Record<string, Buffer>;
+  const decrypts: string[] = [];
+  let throttled = false;
+  // Stands in for a KMS Decrypt of the data key stored for `id`: asynchronous, and throttled on demand.
+  const decryptDataKey = async (id: string): Promise<Uint8Array> => {
+    decrypts.push(id);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (throttled) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    return dataKeys[id]!;
+  };
+  // The provider of docs/encryption.md.
+  const cache = new Map<string, Promise<Uint8Array>>();
+  const keyById = (id: string): Promise<Uint8Array> => {
+    let key = cache.get(id);
+    if (key === undefined) {
+      key = decryptDataKey(id);
+      key.catch(() => cache.delete(id));
+      cache.set(id, key);
+    }
+    return key;
+  };
+  let currentId = 'k1';
+  const encryption = aesGcmEncryption({ currentKey: async () => ({ id: currentId, key: await keyById(currentId) }), keyById });
+  let runs = 0;
+  const fn = makeIdempotent(async (input: { id: string }) => ({ id: input.id, run: ++runs }), {
+    store: new DynamoDBStore({ tableName, client, encryption }),
+    name: 'async-provider',
+    key: (i) => i.id,
+  });
+  expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
+  expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
+  expect(decrypts).toEqual(['k1']);
+  // A throttled decrypt of a new current key: the record completes without its outcome, and nothing is cached.
+  currentId = 'k2';
+  throttled = true;
+  expect(await fn({ id: 'b' })).toEqual({ id: 'b', run: 2 });
+  expect((await rejection(fn({ id: 'b' }))).code).toBe('RESPONSE_NOT_STORED');
+  throttled = false;
+  expect(await fn({ id: 'c' })).toEqual({ id: 'c', run: 3 });
+  expect((await readItem(client, tableName, recordId('async-provider', 'c')))?.keyId?.S).toBe('k2');
+  expect(await fn({ id: 'c' })).toEqual({ id: 'c', run: 3 });
+  expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
+  expect(decrypts).toEqual(['k1', 'k2', 'k2']);
+  expect(runs).toBe(3);
+});
+
+test('no key material reaches the caller or the logs: the errors and warnings of a wrong-size key, a key of the wrong type and a failed authentication name the key id only', async () => {
+  const k1 = aesKey('k1');
+  const wrong = randomBytes(31);
+  const other = randomBytes(32);
+  const texts: string[] = [];
+  const warn = (line: string) => void texts.push(line);
+  const seen = (error: unknown) => {
+    for (let e = error as { message?: string; cause?: unknown } | undefined; e !== undefined; e = e.cause as typeof e) texts.push(String(e.message), String(e));
+  };
+  const run = (currentKey: () => EncryptionKey, keyById: () => unknown) =>
+    makeIdempotent(async (input: { id: string }) => input.id, {
+      store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey, keyById: keyById as () => Uint8Array }) }),
+      name: 'no-key-material',
+      key: (i) => i.id,
+      logger: { warn },
+    });
+  await run(
+    () => ({ id: 'k1', key: wrong }),
+    () => k1.key,
+  )({ id: 'short-at-completion' }); // completes without its outcome, with a warning
+  await run(
+    () => ({ id: 'k1', key: wrong.toString('base64') as never }),
+    () => k1.key,
+  )({ id: 'string-at-completion' });
+  await run(
+    () => k1,
+    () => k1.key,
+  )({ id: 'sealed' });
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => wrong,
+      )({ id: 'sealed' }),
+    ),
+  );
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => wrong.toString('base64'),
+      )({ id: 'sealed' }),
+    ),
+  );
+  seen(
+    await thrown(
+      run(
+        () => k1,
+        () => other,
+      )({ id: 'sealed' }),
+    ),
+  );
+  expect(texts.filter((text) => text.includes('could not encrypt'))).toHaveLength(2);
+  expect(texts.filter((text) => text.startsWith('STORE_FAILURE'))).toHaveLength(3);
+  for (const key of [wrong, other, k1.key]) {
+    for (const form of [key.toString('hex'), key.toString('base64'), key.toString('base64url')]) {
+      for (const text of texts) expect(text).not.toContain(form);
+    }
+  }
+});

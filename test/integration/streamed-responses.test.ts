@@ -7,10 +7,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { httpIdempotency, idempotency } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, httpIdempotency, idempotency } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { heldStream, invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
@@ -245,4 +246,30 @@ test('a stream an inner middleware answers with from `after` is read and stored 
   expect(first.bytes.toString('utf8')).toBe(`wrapped ${id}`);
   expect(again.bytes.toString('utf8')).toBe(`wrapped ${id}`);
   expect(runs).toBe(1);
+});
+
+test('with encryption at rest: a streamed body of bytes, and a large one (compressed, then sealed), is stored as ciphertext and replayed byte for byte', async () => {
+  const sealing = new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(keyring(aesKey('k1')).encryption) });
+  const name = `sealed-stream-${randomUUID().slice(0, 8)}`;
+  let runs = 0;
+  const secret = randomBytes(64);
+  const handler = middy(async (event: { id: string; big?: boolean }) => {
+    runs++;
+    const chunks = event.big ? [Buffer.alloc(200_000, 'secret '), secret] : [secret, Buffer.of(0xff, 0xfe)];
+    return { statusCode: 200, headers: { 'content-type': 'application/octet-stream' }, body: Readable.from(chunks) };
+  }, streamingMode as never).use(idempotency({ store: sealing, name }));
+  for (const big of [false, true]) {
+    const id = randomUUID();
+    const first = await invokeStreaming(handler, { id, big }, lambdaContext(name));
+    const again = await invokeStreaming(handler, { id, big }, lambdaContext(name));
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    expect(first.bytes.includes(secret)).toBe(true);
+    const item = await readItem(client, tableName, recordId(name, { id, big }));
+    expect([item?.keyId?.S, item?.response?.S]).toEqual(['k1', undefined]);
+    const stored = Buffer.from(item!.response!.B!);
+    expect(stored.includes(secret.subarray(0, 16))).toBe(false);
+    expect(stored.toString('latin1')).not.toContain('secret');
+    if (big) expect(stored.byteLength).toBeLessThan(10_000); // gzip before sealing
+  }
+  expect(runs).toBe(2);
 });

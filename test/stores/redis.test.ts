@@ -10,7 +10,16 @@ import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
 import { createClient, createSentinel, RESP_TYPES } from 'redis';
 import { createSentinel as createSentinel5 } from 'redis5';
-import { aesGcmEncryption, describeStoreFailure, forgetRecord, hashKey, type IdempotencyError, inspectRecord, makeIdempotent } from '../../lib/index.js';
+import {
+  aesGcmEncryption,
+  describeStoreFailure,
+  forgetRecord,
+  hashKey,
+  type IdempotencyError,
+  inspectRecord,
+  makeIdempotent,
+  type OutcomeEncryption,
+} from '../../lib/index.js';
 import { connectionOf } from '../../lib/redis/connection.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
@@ -457,6 +466,27 @@ for (const kind of CLIENT_KINDS) {
       expect(await charge('b')).toEqual({ id: 'b', run: 2 });
       expect(runs).toBe(2);
       expect(warnings).toHaveLength(1);
+    });
+
+    test('a key provider that has not answered by `sealBy` (a KMS call that hangs), or a module whose currentKey() has no key: the record completes without its outcome, nothing in the clear', async () => {
+      const ring = keyring(aesKey('k1'));
+      const inner = aesGcmEncryption(ring.encryption);
+      const hanging = aesGcmEncryption({ currentKey: () => new Promise<never>(() => undefined), keyById: ring.encryption.keyById });
+      const unready = { ...inner, currentKey: async () => undefined } as unknown as OutcomeEncryption;
+      for (const [name, encryption] of [
+        ['hanging', hanging],
+        ['unready', unready],
+      ] as const) {
+        const keyPrefix = `seal-${name}-${kind.name}:`;
+        const store = new RedisStore({ client: opened.client, keyPrefix, encryption });
+        const { expiresAt } = claimRequest('k');
+        await store.claim(claimRequest('k', 'owner-a'));
+        const result = await store.complete({ key: 'k', owner: 'owner-a', expiresAt, response: '"4111-1111-1111-1111"', sealBy: performance.now() });
+        expect(result).toMatchObject({ completed: true, responseStored: false, sealFailure: { name: name === 'hanging' ? 'TimeoutError' : 'TypeError' } });
+        const hash = await raw.hgetall(`${keyPrefix}k`);
+        expect(hash).toMatchObject({ status: 'COMPLETED', responseOmitted: '1' });
+        expect(JSON.stringify(hash)).not.toContain('4111');
+      }
     });
 
     test('a key id that is not well-formed text (a lone surrogate, which Redis would store as U+FFFD): the record completes without its outcome rather than fail closed for its retention', async () => {

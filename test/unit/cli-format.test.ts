@@ -32,7 +32,7 @@ test('a COMPLETED record shows what a duplicate gets: a stored response, none, o
   const completed: RecordSummary = { ...record, status: 'COMPLETED', hasFingerprint: true, responseBytes: 42 };
   expect(describeRecord(completed, now)).toContain('\n  fingerprint  stored\n  response     42 bytes\n  final error  none');
   expect(describeRecord({ ...completed, responseBytes: undefined, responseOmitted: true }, now)).toContain(
-    '\n  response     not stored (too large or not serialisable); duplicates get RESPONSE_NOT_STORED\n',
+    '\n  response     not stored (too large, not serialisable, or the key provider failed at completion); duplicates get RESPONSE_NOT_STORED\n',
   );
   expect(describeRecord({ ...completed, responseBytes: undefined, errorBytes: 120 }, now)).toMatch(
     /\n {2}response {5}none\n {2}final error {2}120 bytes, replayed to duplicates$/,

@@ -126,9 +126,38 @@ describe('without encryption', () => {
   });
 });
 
+test('with encryption, a decompression bomb inside an authentic ciphertext (sealed with the key) fails closed as a planted one does', async () => {
+  const module = aesGcmEncryption({ currentKey: () => k1, keyById: () => k1.key });
+  const sealed = module.seal(await gzipBomb(), true, k1, { recordKey: KEY, kind: 'response' });
+  const refusal = await sealing.decode({ B: sealed }, 'response', 'k1', KEY).catch((error: unknown) => error);
+  expect(refusal).toBeInstanceOf(UnreadableRecordError);
+  expect((refusal as Error).message).toBe('The stored response decompresses to more than 422707200 bytes, more than any stored value holds.');
+});
+
 describe('an encryption module written by hand', () => {
+  const module = aesGcmEncryption({ currentKey: () => k1, keyById: () => k1.key });
+
+  test.each([
+    ['undefined', undefined, 'undefined'],
+    ['a key without an id', { key: k1.key }, 'an id of type undefined'],
+    ['a key with an empty id', { id: '', key: k1.key }, 'an empty id'],
+    ['a key whose id has a lone surrogate', { id: 'k\uD800', key: k1.key }, 'an id with a lone surrogate'],
+  ])('whose currentKey() resolves to %s is refused with a TypeError that says so', async (_what, answer, got) => {
+    const codec = new ResponseCodec(1024, { ...module, currentKey: async () => answer } as never);
+    await expect(codec.currentKey()).rejects.toThrow(
+      new TypeError(
+        `OutcomeEncryption.currentKey() must resolve to { id, key } with a non-empty id of well-formed text, without lone surrogates (got ${got}).`,
+      ),
+    );
+  });
+
+  test('a store with encryption never encodes a value in the clear, even when asked to without a key', () => {
+    expect(() => sealing.encode('{"pan":"4111"}', 'response', KEY, undefined)).toThrow(
+      new TypeError('A store with `encryption` stores no value without the key to seal it with.'),
+    );
+  });
+
   test('whose seal() returns a Promise (a KMS call) is refused with a sentence, never stored as the bytes of a Promise', () => {
-    const module = aesGcmEncryption({ currentKey: () => k1, keyById: () => k1.key });
     const asyncSeal = new ResponseCodec(1024, { ...module, seal: async (...args: Parameters<typeof module.seal>) => module.seal(...args) } as never);
     expect(() => asyncSeal.encode('{"ok":true}', 'response', KEY, k1)).toThrow(
       new TypeError('OutcomeEncryption.seal() must return the sealed bytes, a Uint8Array, synchronously (got a Promise).'),
