@@ -37,7 +37,7 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * the TTL its retention and lease give it, as a key of this store has: Redis would never forget it.
  * A TTL counted from a hand-written value is capped at 2^53 - 1 ms (Lua's `%d` of a larger number
  * is undefined, and a negative TTL deletes the key).
- * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
+ * Replies `{1, previous record without its outcome (response, final error)}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
 export const CLAIM = script(`
@@ -77,8 +77,9 @@ redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUnti
 if ARGV[6] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local previous = {}
+local outcome = {response = true, responseBase64 = true, error = true, errorBase64 = true}
 for i = 1, #record, 2 do
-  if record[i] ~= 'response' and record[i] ~= 'responseBase64' then
+  if not outcome[record[i]] then
     previous[#previous + 1] = record[i]
     previous[#previous + 1] = record[i + 1]
   end
