@@ -91,13 +91,21 @@ return {1, previous}
  * KEYS[1]; ARGV: owner, expiresAt, the key's time to live (ms), then field/value pairs of the
  * outcome. Applies only while the record is INPROGRESS and held by `owner`; the fingerprint stays.
  * Replies `{1}`, `{2, current record}` when that is `owner`'s COMPLETED record (written again
- * unchanged), or `{0, current record}` (empty when there is none).
+ * unchanged), or `{0, current record}` (empty when there is none). That record found without a TTL
+ * (made persistent by hand) gets one back, as a completion gives it, or to its own retention if
+ * later: the script writes it again, and no write leaves a key that Redis never forgets.
  */
 export const COMPLETE = script(`
-local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
+local held = redis.call('HMGET', KEYS[1], 'owner', 'status', 'expiresAt')
 if held[1] == ARGV[1] and held[2] == 'COMPLETED' then
   redis.call('HDEL', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', 'COMPLETED')
+  if redis.call('PTTL', KEYS[1]) == -1 then
+    local ttl = tonumber(ARGV[3])
+    local expiresAt = tonumber(held[3])
+    if expiresAt ~= nil and expiresAt > tonumber(ARGV[2]) then ttl = ttl + (expiresAt - tonumber(ARGV[2])) * 1000 end
+    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.min(math.ceil(ttl), 9007199254740991))))
+  end
   return {2, redis.call('HGETALL', KEYS[1])}
 end
 if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
