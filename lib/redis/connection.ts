@@ -23,7 +23,13 @@ export interface IORedisClient {
    * `Cluster` only: the cluster's nodes, each with its address. ioredis declares the address's parts
    * `string | undefined`, so they say `| undefined` too: a `Cluster` is a client under `exactOptionalPropertyTypes`.
    */
-  nodes?(role: 'master'): Array<IORedisClient & { readonly options: { readonly host?: string | undefined; readonly port?: number | undefined } }>;
+  nodes?(
+    role: 'master',
+  ): Array<
+    IORedisClient & { readonly options: { readonly host?: string | undefined; readonly port?: number | undefined; readonly keyPrefix?: string | undefined } }
+  >;
+  /** The client's own settings: its `keyPrefix`, which ioredis puts before every key it sends. */
+  readonly options?: { readonly keyPrefix?: string | undefined };
   /** `Cluster` only: reads the slot map again. */
   refreshSlotsCache?(callback: (error?: Error | null) => void): void;
 }
@@ -286,9 +292,13 @@ export function commandsOf(client: RedisClient): ClientCommands {
           if (redirection.startsWith('ASK')) {
             // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
             const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
-            if (node === undefined) return replies;
+            // A Cluster's own keyPrefix is not its nodes' (its `redisOptions.keyPrefix` is both): the
+            // node is sent the keys with what the Cluster puts before them and it does not.
+            const [prefix, nodePrefix] = [client.options?.keyPrefix ?? '', node?.options.keyPrefix ?? ''];
+            if (node === undefined || !prefix.startsWith(nodePrefix)) return replies;
             await ioredisReady(node);
-            return inTime() ? (await send(node, [['ASKING'], ...commands])).slice(1) : replies;
+            const sent = commands.map((command) => prefixedKeys(command, prefix.slice(nodePrefix.length)));
+            return inTime() ? (await send(node, [['ASKING'], ...sent])).slice(1) : replies;
           }
           // MOVED: ioredis does not learn that the slot moved, and every later call would meet MOVED again.
           await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
@@ -333,6 +343,13 @@ export function commandsOf(client: RedisClient): ClientCommands {
       reconnected: async (_key, millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
     },
   ];
+}
+
+/** An `EVAL` or `EVALSHA` command with `prefix` before each of its keys; any other command as it is. */
+function prefixedKeys(command: readonly string[], prefix: string): readonly string[] {
+  if (prefix === '' || !/^EVAL(SHA)?$/i.test(command[0]!)) return command;
+  const keys = Number(command[2]);
+  return command.map((arg, i) => (i >= 3 && i < 3 + keys ? prefix + arg : arg));
 }
 
 /** node-redis 5 and 6, undocumented: the cluster's slot map, which `rediscover` reads again (from `startWith` first). */

@@ -37,7 +37,7 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * the TTL its retention and lease give it, as a key of this store has: Redis would never forget it.
  * A TTL counted from a hand-written value is capped at 2^53 - 1 ms (Lua's `%d` of a larger number
  * is undefined, and a negative TTL deletes the key).
- * Replies `{1, previous record without its response}`, `{2, live record}` when that is the
+ * Replies `{1, previous record without its outcome (response, final error)}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
 export const CLAIM = script(`
@@ -77,8 +77,9 @@ redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUnti
 if ARGV[6] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local previous = {}
+local outcome = {response = true, responseBase64 = true, error = true, errorBase64 = true}
 for i = 1, #record, 2 do
-  if record[i] ~= 'response' and record[i] ~= 'responseBase64' then
+  if not outcome[record[i]] then
     previous[#previous + 1] = record[i]
     previous[#previous + 1] = record[i + 1]
   end
@@ -90,13 +91,21 @@ return {1, previous}
  * KEYS[1]; ARGV: owner, expiresAt, the key's time to live (ms), then field/value pairs of the
  * outcome. Applies only while the record is INPROGRESS and held by `owner`; the fingerprint stays.
  * Replies `{1}`, `{2, current record}` when that is `owner`'s COMPLETED record (written again
- * unchanged), or `{0, current record}` (empty when there is none).
+ * unchanged), or `{0, current record}` (empty when there is none). That record found without a TTL
+ * (made persistent by hand) gets one back, as a completion gives it, or to its own retention if
+ * later: the script writes it again, and no write leaves a key that Redis never forgets.
  */
 export const COMPLETE = script(`
-local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
+local held = redis.call('HMGET', KEYS[1], 'owner', 'status', 'expiresAt')
 if held[1] == ARGV[1] and held[2] == 'COMPLETED' then
   redis.call('HDEL', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', 'COMPLETED')
+  if redis.call('PTTL', KEYS[1]) == -1 then
+    local ttl = tonumber(ARGV[3])
+    local expiresAt = tonumber(held[3])
+    if expiresAt ~= nil and expiresAt > tonumber(ARGV[2]) then ttl = ttl + (expiresAt - tonumber(ARGV[2])) * 1000 end
+    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.min(math.ceil(ttl), 9007199254740991))))
+  end
   return {2, redis.call('HGETALL', KEYS[1])}
 end
 if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end

@@ -261,31 +261,47 @@ describe('a slot moved to another primary (MOVED)', () => {
   // During a resharding, a key already on the slot's new node is answered with ASK by the old one;
   // ioredis follows no ASK in a pipeline that holds WAIT. (node-redis follows it, but sends WAIT to
   // the slot's old primary, where it reports nothing about the write.)
-  test("ioredis Cluster: during a slot's migration (ASK), a claim and its completion run on the slot's new node, and WAIT goes there too", async () => {
-    const [, open] = KINDS[0]!;
-    const opened = await open(server);
-    try {
-      const keyPrefix = 'ask-ioredis:';
-      const now = Date.now();
-      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
-      const store = new RedisStore({ client: opened.client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
-      await store.claim({ ...request, key: 'warm' }).catch(() => undefined); // the client learns the slot map
-      const slot = await vacatedSlotOf(`${keyPrefix}k`);
-      await rawOther.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', String(await raw.call('CLUSTER', 'MYID')));
-      await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', String(await rawOther.call('CLUSTER', 'MYID')));
-      const before = await waitsOn(rawOther);
-      await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
-      await expect(store.complete({ key: 'k', owner: 'a', expiresAt: request.expiresAt, response: '"done"', now })).rejects.toThrow(/Only 0 of 1 replicas/);
-      expect((await waitsOn(rawOther)) - before).toBeGreaterThanOrEqual(2);
-      // The migration ends: the slot is the new node's, with the completed record.
-      const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
-      await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
-      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
-      expect(await rawOther.hmget(`${keyPrefix}k`, 'owner', 'status')).toEqual(['a', 'COMPLETED']);
-    } finally {
-      opened.close();
-    }
-  }, 60_000);
+  // A Cluster's own `keyPrefix` is not its nodes' (only `redisOptions.keyPrefix` is): a command sent
+  // to a node must carry the Cluster's prefix all the same, or it touches another key.
+  test.each([
+    ['', {}],
+    [', with a keyPrefix of its own', { keyPrefix: 'app:' }],
+    [', with a keyPrefix for its nodes', { redisOptions: { maxRetriesPerRequest: 0, keyPrefix: 'app:' } }],
+  ] as const)(
+    "ioredis Cluster%s: during a slot's migration (ASK), a claim and its completion run on the slot's new node, and WAIT goes there too",
+    async (name, options) => {
+      const client = new Cluster([{ host: server.host, port: server.port }], {
+        enableOfflineQueue: false,
+        redisOptions: { maxRetriesPerRequest: 0 },
+        ...options,
+      });
+      const clientPrefix = 'keyPrefix' in options ? options.keyPrefix : 'redisOptions' in options ? options.redisOptions.keyPrefix : '';
+      try {
+        const keyPrefix = `ask-ioredis${name.replace(/\W+/g, '-')}:`;
+        const now = Date.now();
+        const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+        const store = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+        await store.claim({ ...request, key: 'warm' }).catch(() => undefined); // the client learns the slot map
+        const slot = await vacatedSlotOf(`${clientPrefix}${keyPrefix}k`);
+        await rawOther.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', String(await raw.call('CLUSTER', 'MYID')));
+        await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', String(await rawOther.call('CLUSTER', 'MYID')));
+        const before = await waitsOn(rawOther);
+        await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
+        await expect(store.complete({ key: 'k', owner: 'a', expiresAt: request.expiresAt, response: '"done"', now })).rejects.toThrow(/Only 0 of 1 replicas/);
+        expect((await waitsOn(rawOther)) - before).toBeGreaterThanOrEqual(2);
+        // The migration ends: the slot is the new node's, with the completed record.
+        const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
+        await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+        await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
+        expect(await rawOther.hmget(`${clientPrefix}${keyPrefix}k`, 'owner', 'status')).toEqual(['a', 'COMPLETED']);
+        // No other key was written: a command sent without the Cluster's prefix writes one, or meets MOVED.
+        expect([...(await raw.keys(`*${keyPrefix}k`)), ...(await rawOther.keys(`*${keyPrefix}k`))]).toEqual([`${clientPrefix}${keyPrefix}k`]);
+      } finally {
+        client.disconnect();
+      }
+    },
+    60_000,
+  );
 });
 
 describe('a connection to a primary reset while the function runs (a cluster of its own, reached through a proxy)', () => {

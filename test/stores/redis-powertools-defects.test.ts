@@ -82,6 +82,18 @@ for (const kind of CLIENT_KINDS) {
       expect([-2, 0, 1]).toContain(await raw.pttl(key));
     });
 
+    test("#5716: a completion sent again by its owner (its answer lost) that finds its COMPLETED record without a TTL (made persistent meanwhile) gives the key its retention's TTL back: the script writes the record again", async () => {
+      const now = Date.now();
+      const expiresAt = Math.floor(now / 1000) + RETENTION;
+      const key = `${keyPrefix}resent#done`;
+      await raw.hset(key, { status: 'COMPLETED', owner: 'me', expiresAt: String(expiresAt), response: '"done"' });
+      const result = await store.complete({ key: 'resent#done', owner: 'me', now, expiresAt, response: '"done"' });
+      const after = Date.now();
+      expect(result).toEqual({ completed: false, record: expect.objectContaining({ owner: 'me', status: 'COMPLETED', response: '"done"' }) });
+      const late = Number(await raw.call('PEXPIRETIME', key)) - ((expiresAt + 1) * 1000 - 1);
+      expect([late >= 0, late <= after - now]).toEqual([true, true]);
+    });
+
     test('#5714: after a lease ends, one attempt takes over; no "recovery" overwrites its record, and the late first attempt changes nothing', async () => {
       let clock = Date.now();
       const turnstile = new Turnstile<string>();

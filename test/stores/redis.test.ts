@@ -885,10 +885,31 @@ test('without keyPrefix, each record is the hash `idempotency:` followed by its 
   }
 });
 
-test('a claim that takes a record over answers with that record without its outcome, stored as text or as bytes: a large response does not travel back', async () => {
+test('an ioredis client with a keyPrefix of its own: each record is the one hash under both prefixes, every operation and the scripts touch it alone', async () => {
+  const client = ioredisClient(undefined, { keyPrefix: 'app:' });
+  try {
+    const store = new RedisStore({ client, keyPrefix: 'client-prefix:' });
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ({ runs: ++runs }), { store, name: 'charge', key: (id) => id, fingerprint: (id) => id });
+    expect([await charge('order-1'), await charge('order-1')]).toEqual([{ runs: 1 }, { runs: 1 }]);
+    const key = `charge#${hashKey('order-1')}`;
+    expect(await raw.keys('*client-prefix:*')).toEqual([`app:client-prefix:${key}`]);
+    expect(await raw.hget(`app:client-prefix:${key}`, 'status')).toBe('COMPLETED');
+    expect(await raw.pttl(`app:client-prefix:${key}`)).toBeGreaterThan(0);
+    expect(await store.inspect(key)).toEqual(expect.objectContaining({ status: 'COMPLETED', hasFingerprint: true }));
+    expect(await store.forget(key, 'COMPLETED')).toBe(true);
+    expect(await raw.keys('*client-prefix:*')).toEqual([]);
+  } finally {
+    client.disconnect();
+  }
+});
+
+test('a claim that takes a record over answers with that record without its outcome, stored as text or as bytes: a large response or final error does not travel back', async () => {
   for (const [field, value] of [
     ['response', '"done"'],
     ['responseBase64', Buffer.from('done').toString('base64')],
+    ['error', '{"name":"Declined"}'],
+    ['errorBase64', Buffer.from('declined').toString('base64')],
   ] as const) {
     const key = `previous-without-outcome:${field}`;
     await raw.hset(key, { status: 'COMPLETED', owner: 'a', expiresAt: '1', [field]: value }); // past its retention
