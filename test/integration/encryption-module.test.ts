@@ -210,47 +210,62 @@ test('a module written by hand whose seal() throws fails as a key provider does:
   expect(runs).toBe(1);
 });
 
+/** The members of `inner`, each passed on to it: a module written by hand, to override one of them in. */
+const moduleOf = (inner: OutcomeEncryption) => ({
+  overheadBytes: inner.overheadBytes,
+  currentKey: () => inner.currentKey(),
+  open: (...args: Parameters<OutcomeEncryption['open']>) => inner.open(...args),
+  seal: (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args),
+});
+
+/**
+ * A charge made idempotent on the lean store with `encryption`, on a clock the test moves on
+ * (`later`): it returns the card, or throws `declined` as a final error; its runs and warnings counted.
+ */
+function chargeWith(encryption: OutcomeEncryption, name: string, outcome: 'response' | 'final error', declined: string) {
+  let t = 1_700_000_000_000;
+  let runs = 0;
+  const warnings: string[] = [];
+  const charge = makeIdempotent(
+    async (_input: { id: string }) => {
+      runs++;
+      if (outcome === 'final error') throw Object.assign(new Error(declined), { code: 'CARD_DECLINED' });
+      return { pan: PAN };
+    },
+    {
+      store: new LeanDynamoDBStore({ tableName, client, encryption }),
+      name,
+      key: (input) => input.id,
+      now: () => t,
+      leaseSeconds: 10,
+      isFinalError: () => true,
+      logger: { warn: (line) => void warnings.push(line) },
+    },
+  );
+  return { charge, warnings, runs: () => runs, later: (millis: number) => void (t += millis) };
+}
+
 test.each(['response', 'final error'] as const)(
   'a module written by hand whose seal() is async (a KMS call) fails as one whose seal() throws: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
   async (what) => {
-    const ring = keyring(aesKey('k1'));
-    const inner = aesGcmEncryption(ring.encryption);
-    const asyncSeal = {
-      overheadBytes: inner.overheadBytes,
-      currentKey: () => inner.currentKey(),
-      open: (...args: Parameters<OutcomeEncryption['open']>) => inner.open(...args),
-      seal: async (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args),
-    } as unknown as OutcomeEncryption;
-    let t = 1_700_000_000_000;
-    let runs = 0;
-    const warnings: string[] = [];
+    const inner = aesGcmEncryption(keyring(aesKey('k1')).encryption);
     const name = `module-seal-async-${what === 'response' ? 'response' : 'error'}`;
-    const charge = makeIdempotent(
-      async (_input: { id: string }) => {
-        runs++;
-        if (what === 'final error') throw Object.assign(new Error('declined'), { code: 'CARD_DECLINED' });
-        return { pan: PAN };
-      },
-      {
-        store: new LeanDynamoDBStore({ tableName, client, encryption: asyncSeal }),
-        name,
-        key: (input) => input.id,
-        now: () => t,
-        leaseSeconds: 10,
-        isFinalError: () => true,
-        logger: { warn: (line) => void warnings.push(line) },
-      },
+    const f = chargeWith(
+      { ...moduleOf(inner), seal: async (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args) } as unknown as OutcomeEncryption,
+      name,
+      what,
+      'declined',
     );
-    if (what === 'response') expect(await charge({ id: 's' })).toEqual({ pan: PAN });
-    else expect((await thrown(charge({ id: 's' }))).message).toBe('declined');
+    if (what === 'response') expect(await f.charge({ id: 's' })).toEqual({ pan: PAN });
+    else expect((await thrown(f.charge({ id: 's' }))).message).toBe('declined');
     const item = await readItem(client, tableName, recordId(name, 's'));
     expect([item?.status, item?.responseOmitted, item?.response, item?.error]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined, undefined]);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('could not encrypt');
-    expect(warnings[0]).toContain('TypeError');
-    t += 60_000;
-    expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
-    expect(runs).toBe(1);
+    expect(f.warnings).toHaveLength(1);
+    expect(f.warnings[0]).toContain('could not encrypt');
+    expect(f.warnings[0]).toContain('TypeError');
+    f.later(60_000);
+    expect((await rejection(f.charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.runs()).toBe(1);
   },
 );
 
@@ -282,36 +297,16 @@ test.each([
 ] as const)(
   'a module written by hand whose currentKey() %s stores nothing in the clear: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
   async (_what, outcome, answer) => {
-    const ring = keyring(aesKey('k1'));
-    const inner = aesGcmEncryption(ring.encryption);
-    const unready = {
-      overheadBytes: inner.overheadBytes,
-      currentKey: async () => answer(await inner.currentKey()),
-      open: (...args: Parameters<OutcomeEncryption['open']>) => inner.open(...args),
-      seal: (...args: Parameters<OutcomeEncryption['seal']>) => inner.seal(...args),
-    } as unknown as OutcomeEncryption;
-    let t = 1_700_000_000_000;
-    let runs = 0;
-    const warnings: string[] = [];
+    const inner = aesGcmEncryption(keyring(aesKey('k1')).encryption);
     const name = `module-no-key-${randomUUID().slice(0, 8)}`;
-    const charge = makeIdempotent(
-      async (_input: { id: string }) => {
-        runs++;
-        if (outcome === 'final error') throw Object.assign(new Error(`card ${PAN} declined`), { code: 'CARD_DECLINED' });
-        return { pan: PAN };
-      },
-      {
-        store: new LeanDynamoDBStore({ tableName, client, encryption: unready }),
-        name,
-        key: (input) => input.id,
-        now: () => t,
-        leaseSeconds: 10,
-        isFinalError: () => true,
-        logger: { warn: (line) => void warnings.push(line) },
-      },
+    const f = chargeWith(
+      { ...moduleOf(inner), currentKey: async () => answer(await inner.currentKey()) } as unknown as OutcomeEncryption,
+      name,
+      outcome,
+      `card ${PAN} declined`,
     );
-    if (outcome === 'response') expect(await charge({ id: 's' })).toEqual({ pan: PAN });
-    else expect((await thrown(charge({ id: 's' }))).message).toBe(`card ${PAN} declined`);
+    if (outcome === 'response') expect(await f.charge({ id: 's' })).toEqual({ pan: PAN });
+    else expect((await thrown(f.charge({ id: 's' }))).message).toBe(`card ${PAN} declined`);
     const item = await readItem(client, tableName, recordId(name, 's'));
     expect(JSON.stringify(item)).not.toContain(PAN);
     expect([item?.status, item?.responseOmitted, item?.response, item?.error, item?.keyId]).toEqual([
@@ -321,11 +316,11 @@ test.each([
       undefined,
       undefined,
     ]);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('could not encrypt');
-    expect(warnings[0]).toContain('TypeError');
-    t += 60_000; // past the lease
-    expect((await rejection(charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
-    expect(runs).toBe(1);
+    expect(f.warnings).toHaveLength(1);
+    expect(f.warnings[0]).toContain('could not encrypt');
+    expect(f.warnings[0]).toContain('TypeError');
+    f.later(60_000); // past the lease
+    expect((await rejection(f.charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.runs()).toBe(1);
   },
 );

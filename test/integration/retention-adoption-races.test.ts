@@ -57,6 +57,15 @@ async function withRecordWithoutRetention(item: Record<string, AttributeValue>, 
 }
 
 // In atomic mode the function runs first, and its commit (the claim) meets the record.
+/** Another attempt's COMPLETED record of `id`, with a retention of its own, that takes the place of the one without. */
+const completedByAnother = (id: string) => ({
+  id: { S: id },
+  status: { S: 'COMPLETED' },
+  owner: { S: 'other' },
+  expiration: { N: String(T0 / 1000 + 60) },
+  response: { S: '"new"' },
+});
+
 const modes = [
   ['', false],
   ['atomic: ', true],
@@ -76,13 +85,7 @@ test.each(modes)(
   "%sa record without a retention, replaced by another attempt's record before the claim gives it one: that record keeps its own retention",
   async (_mode, atomic) => {
     const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, atomic);
-    const replacement = {
-      id: { S: f.id },
-      status: { S: 'COMPLETED' },
-      owner: { S: 'other' },
-      expiration: { N: String(T0 / 1000 + 60) },
-      response: { S: '"new"' },
-    };
+    const replacement = completedByAnother(f.id);
     beforeAdoption(() => inspect.send(new PutItemCommand({ TableName: tableName, Item: replacement })));
     expect(await f.once('k')).toBe('new');
     expect(f.runs()).toBe(atomic ? 1 : 0);
@@ -100,13 +103,7 @@ test("atomic: a function that throws, whose read meets a record without a retent
 
 test("atomic: a function that throws, whose read meets a record without a retention replaced by another attempt's record before it gives it one: that record keeps its own retention, and replays", async () => {
   const f = await withRecordWithoutRetention({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"old"' } }, true, true);
-  const replacement = {
-    id: { S: f.id },
-    status: { S: 'COMPLETED' },
-    owner: { S: 'other' },
-    expiration: { N: String(T0 / 1000 + 60) },
-    response: { S: '"new"' },
-  };
+  const replacement = completedByAnother(f.id);
   beforeAdoption(() => inspect.send(new PutItemCommand({ TableName: tableName, Item: replacement })));
   expect(await f.once('k')).toBe('new');
   expect(f.runs()).toBe(1);
