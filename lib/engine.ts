@@ -179,6 +179,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
    * selector finds no value and `onMissingKey` is 'skip'.
    */
+  /** The entry point's name (`idempotency`, `httpIdempotency`…), which its errors begin with. */
+  get where(): string {
+    return this.#where;
+  }
+
   keyOf(input: TInput, context: TContext | undefined): string | undefined {
     // Wrapped around `withDurableExecution` instead of inside it, the call would see every
     // invocation as new (or, with 'skip', run unkeyed) and never stop a duplicate execution.

@@ -29,6 +29,14 @@ const isMiddlewareError = (error: unknown): boolean => {
   return typeof origin === 'string' && origin.startsWith('@middy/') && origin !== '@middy/core';
 };
 
+/**
+ * The record keys of the calls the idempotency middlewares on a request started, by request:
+ * a second middleware that selects the same record on one request would meet the first one's claim,
+ * nested in its call, and answer every request `IN_PROGRESS`. Registered like `unkept`.
+ */
+const HELD = Symbol.for('lambda-idempotency.middy.held.v1');
+const heldKeys = ((globalThis as { [HELD]?: WeakMap<object, Set<string>> })[HELD] ??= new WeakMap<object, Set<string>>());
+
 /** How an entry point's world differs from the plain middleware's. @internal */
 export interface Translation {
   /** The answer sent to the request's `event` for another attempt's stored outcome. */
@@ -338,14 +346,40 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     });
   };
 
+  /**
+   * A misuse that would refuse every request as a duplicate in progress, turned into a TypeError
+   * that names it: this middleware `.use()`d twice, or another one on the request holding the same
+   * record. Read only once a claim met a holder, so the key selector runs again only then.
+   */
+  const misuseOf = (request: AnyRequest, error: unknown): TypeError | undefined => {
+    const held = heldKeys.get(request);
+    if (held === undefined || !isIdempotencyError(error, 'IN_PROGRESS')) return undefined;
+    let key: string | undefined;
+    try {
+      key = engine.keyOf(request.event as TEvent, request.context as TContext);
+    } catch {
+      return undefined;
+    }
+    if (key === undefined || !held.has(key)) return undefined;
+    return new TypeError(
+      `${engine.where}(): another idempotency middleware on this handler holds the same record (same name and key): give each its own \`name\`, or use one.`,
+    );
+  };
+
   const before = async (request: AnyRequest): Promise<void> => {
     // Synchronously, before any await: the call that invoked the handler, which this one is nested in.
     const outer = outerSlot();
+    if (requestNumbers.has(request)) {
+      const error = new TypeError(`${engine.where}(): this middleware is used twice on one handler (\`.use()\` it once).`);
+      unkept.set(request, error);
+      throw error;
+    }
     requestNumbers.set(request, ++requestsStarted);
     let start: Start;
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
-    } catch (error) {
+    } catch (thrown) {
+      const error = misuseOf(request, thrown) ?? thrown;
       if (isResumable(error)) invocationEnds.set(request, error);
       const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) {
@@ -368,6 +402,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     calls.set(request, start.call);
+    if (start.call.mode !== 'unkeyed') {
+      const held = heldKeys.get(request);
+      if (held === undefined) heldKeys.set(request, new Set([start.call.key]));
+      else held.add(start.call.key);
+    }
     watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer));
   };
 

@@ -245,3 +245,54 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     expect(runs).toBe(1);
   });
 });
+
+describe('one record chosen twice on one request', () => {
+  test('the same idempotency() middleware used twice on one handler is a TypeError that says so, not IN_PROGRESS on every request: the handler never runs, no key is held', async () => {
+    let runs = 0;
+    const layer = idempotency({ store, key: (event: { id: string }) => event.id });
+    const handler = middy(async () => ++runs)
+      .use(layer)
+      .use(layer);
+    await expect(handler({ id: 'k-8' }, lambdaContext('twice'))).rejects.toThrow(
+      new TypeError('idempotency(): this middleware is used twice on one handler (`.use()` it once).'),
+    );
+    expect(runs).toBe(0);
+    expect(await records('twice')).toEqual([]);
+  });
+
+  test('the same httpIdempotency() middleware used twice on one handler is that TypeError too, not a 409 with Retry-After on every request', async () => {
+    const layer = httpIdempotency({ store });
+    const handler = writingPayment('http-twice').use(layer).use(layer);
+    await expect(handler(paymentRequest('k-9'), lambdaContext('http-twice'))).rejects.toThrow(
+      new TypeError('httpIdempotency(): this middleware is used twice on one handler (`.use()` it once).'),
+    );
+    expect(await records('http-twice')).toEqual([]);
+    expect(await bizItem('http-twice-k-9')).toBeUndefined();
+  });
+
+  test('two idempotency() middlewares with the same name and key on one handler are a TypeError that says so, not IN_PROGRESS on every request: the handler never runs, no key is held', async () => {
+    let runs = 0;
+    const layer = () => idempotency({ store, key: (event: { id: string }) => event.id });
+    const handler = middy(async () => ++runs)
+      .use(layer())
+      .use(layer());
+    await expect(handler({ id: 'k-10' }, lambdaContext('same-record'))).rejects.toThrow(
+      new TypeError(
+        'idempotency(): another idempotency middleware on this handler holds the same record (same name and key): give each its own `name`, or use one.',
+      ),
+    );
+    expect(runs).toBe(0);
+    expect(await records('same-record')).toEqual([]);
+  });
+
+  test('a handler invoked from within its own request with its own key still gets IN_PROGRESS at once: it is no second middleware on one request', async () => {
+    let runs = 0;
+    const handler = middy(async (event: { id: string; nested?: boolean }): Promise<unknown> => {
+      runs++;
+      if (event.nested) return 'inner';
+      return handler({ id: event.id, nested: true }, lambdaContext('self-invoked')).catch((error: { code?: string }) => error.code);
+    }).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    expect(await handler({ id: 'k-11' }, lambdaContext('self-invoked'))).toBe('IN_PROGRESS');
+    expect(runs).toBe(1);
+  });
+});
