@@ -175,15 +175,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#transactional = typeof (options.atomic ? this.#store.claimCompleted : this.#store.completeWithWrites) === 'function';
   }
 
-  /**
-   * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
-   * selector finds no value and `onMissingKey` is 'skip'.
-   */
   /** The entry point's name (`idempotency`, `httpIdempotency`…), which its errors begin with. */
   get where(): string {
     return this.#where;
   }
 
+  /**
+   * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
+   * selector finds no value and `onMissingKey` is 'skip'.
+   */
   keyOf(input: TInput, context: TContext | undefined): string | undefined {
     // Wrapped around `withDurableExecution` instead of inside it, the call would see every
     // invocation as new (or, with 'skip', run unkeyed) and never stop a duplicate execution.
