@@ -53,41 +53,24 @@ export type Outcome =
   | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
   | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
 
-/**
- * The most durable calls' flights an engine keeps. Each invocation that suspends leaves its calls'
- * behind; only a call of a live invocation can be followed, and a process runs few at once.
- */
-const DURABLE_FLIGHTS = 1_000;
-
 /** The start of the owner of a durable execution's calls, the same in every invocation of it. */
 const DURABLE_OWNER = 'durable:';
 
 /**
- * A name for each invocation, by its Lambda context: the runtime makes one per invocation, and the
- * durable SDK hands it on to every child context of the invocation. (`awsRequestId` will not do:
- * AWS's local runner gives every invocation the same one, and a context built by hand may have none.)
+ * The invocation a durable call belongs to, by its Lambda context: the runtime makes one per
+ * invocation, and the durable SDK hands it on to every child context of the invocation.
+ * (`awsRequestId` will not do: AWS's local runner gives every invocation the same one, and a
+ * context built by hand may have none.) A durable context built by hand, without a Lambda context,
+ * stands for its own invocation. `undefined` when it cannot be read.
  */
-const invocations = new WeakMap<object, string>();
-let invocationsNamed = 0;
-
-/**
- * The key under which in-process duplicates of a call follow one leader (single-flight), if any.
- * A durable call follows only a call of the same invocation of its own execution: one of another
- * execution, or of an earlier invocation, may stay suspended for days.
- */
-function flightOf(key: string, execution: string | undefined, context: unknown): string | undefined {
-  if (execution === undefined) return key;
+function invocationOf(context: unknown): object | undefined {
   let invocation: unknown;
   try {
-    // A durable context built by hand, without a Lambda context, stands for its own invocation.
     invocation = (context as { lambdaContext?: unknown }).lambdaContext ?? context;
   } catch {
     return undefined;
   }
-  if (typeof invocation !== 'object' || invocation === null) return undefined;
-  let name = invocations.get(invocation);
-  if (name === undefined) invocations.set(invocation, (name = String(++invocationsNamed)));
-  return `${key}\u0000${execution}\u0000${name}`;
+  return typeof invocation === 'object' && invocation !== null ? invocation : undefined;
 }
 
 /** The longest a follower waits on one timer before it looks at its leader's lease again. */
@@ -122,6 +105,12 @@ interface Flight {
   outOfTime?: IdempotencyRecord;
 }
 
+/** Where a call's flight lives: the map of its flights (all calls', or its invocation's) and its key there. */
+interface FlightPlace {
+  readonly flights: Map<string, Flight>;
+  readonly key: string;
+}
+
 /**
  * The one implementation of claim → run → complete | release, shared by every entry point. A call
  * starts with `start` (which claims its record) and ends with `end`; the `Call` in between carries
@@ -144,10 +133,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #warnedWholeEvent = false;
   readonly #flights = new Map<string, Flight>();
   /**
-   * The flights of durable calls, apart: a call whose invocation suspends never ends in this
-   * process, so its flight stays until the oldest ones make room ({@link DURABLE_FLIGHTS}).
+   * The flights of durable calls, by invocation: a durable call follows only a call of the same
+   * invocation of its own execution (one of another execution, or of an earlier invocation, may
+   * stay suspended for days). A call whose invocation suspends never ends in this process: its
+   * flight goes with the invocation's Lambda context, never before, however many calls run at once.
    */
-  readonly #durableFlights = new Map<string, Flight>();
+  readonly #durableFlights = new WeakMap<object, Map<string, Flight>>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
 
@@ -245,7 +236,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
     const execution = durableExecutionOf(context);
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
-    const flight = execution !== undefined || this.#singleFlight ? flightOf(key, execution, context) : undefined;
+    const flights = execution !== undefined || this.#singleFlight ? this.#flightsOf(execution, context) : undefined;
+    const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     // Until when this call may wait for another process's attempt: counted from its start, also
@@ -258,12 +250,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
-      const leader = flight === undefined ? undefined : this.#flightsOf(execution).get(flight);
+      const leader = place?.flights.get(place.key);
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, flight);
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call))
@@ -307,11 +299,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     deadline: Deadline | undefined,
     execution: string | undefined,
     waitForOtherUntil: number,
-    flightKey?: string,
+    place?: FlightPlace,
   ): Promise<Start> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
-    const flight = flightKey === undefined ? undefined : this.#fly(flightKey, this.#flightsOf(execution));
+    const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
     const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
       if (flight !== undefined) {
         // Followers fail closed with the store's failure of this claim rather than send it again one
@@ -343,9 +335,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     flight.settle(record);
   }
 
-  /** Where the flights of a call live: a durable one's apart. */
-  #flightsOf(execution: string | undefined): Map<string, Flight> {
-    return execution === undefined ? this.#flights : this.#durableFlights;
+  /** Where the flights of a call live: a durable one's with its invocation's; none for a durable context that cannot be read. */
+  #flightsOf(execution: string | undefined, context: unknown): Map<string, Flight> | undefined {
+    if (execution === undefined) return this.#flights;
+    const invocation = invocationOf(context);
+    if (invocation === undefined) return undefined;
+    let flights = this.#durableFlights.get(invocation);
+    if (flights === undefined) this.#durableFlights.set(invocation, (flights = new Map()));
+    return flights;
   }
 
   #fly(key: string, flights: Map<string, Flight>): Flight {
@@ -365,7 +362,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         settle(record);
       },
     };
-    if (flights === this.#durableFlights && flights.size >= DURABLE_FLIGHTS) flights.delete(flights.keys().next().value!);
     flights.set(key, flight);
     return flight;
   }

@@ -12,6 +12,7 @@ import { LocalDurableTestRunner, type TestResult } from '@aws/durable-execution-
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
@@ -569,6 +570,29 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, `charged ${orderId} (1)`]);
     expect(charges).toEqual([orderId]);
     expect(claims()).toBe(1);
+  });
+
+  test('among more than a thousand other calls running at once in the invocation (ctx.map over a large batch, say), the second still waits for the first: the function runs once', async () => {
+    const charges: string[] = [];
+    // The store in memory: a thousand and two calls at once, each claiming and completing its record.
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: DurableContext) => {
+        charges.push(orderId);
+        return `charged ${orderId} (${charges.length})`;
+      },
+      { store: new InMemoryStore(), name: 'charge-among-many' },
+    );
+    const others = Array.from({ length: 1000 }, () => randomUUID());
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const all = await Promise.all([charge(orderId, ctx), ...others.map((other) => charge(other, ctx)), charge(orderId, ctx)]);
+      return [all[0], all.at(-1)];
+    });
+    const orderId = randomUUID();
+    const execution = await runExecution<string[]>(handler, orderId);
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    expect(charges.filter((charged) => charged === orderId)).toEqual([orderId]);
+    const [first, second] = execution.getResult()!;
+    expect(second).toBe(first);
   });
 
   test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {

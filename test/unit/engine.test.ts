@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { jest } from '@jest/globals';
 import {
   type ClaimRequest,
@@ -730,28 +732,48 @@ describe('durable calls left behind by invocations that suspended', () => {
   };
   const settled = () => new Promise((resolve) => setImmediate(resolve));
 
-  test('an engine keeps the flights of the last 1,000 only: a duplicate of a call that many flights older no longer waits for it', async () => {
-    const store = new MemoryStore();
-    let runs = 0;
-    // Each call waits for ever, as a call does whose invocation suspended.
-    const suspended = makeIdempotent(
+  /** A call that waits for ever, as a call does whose invocation suspended; `runs` counts its runs. */
+  const suspendedCall = () => {
+    const counter = { runs: 0 };
+    const call = makeIdempotent(
       async (_key: string, _ctx: unknown) => {
-        runs++;
+        counter.runs++;
         await new Promise(() => undefined);
       },
-      { store, name: 'suspended' },
+      { store: new MemoryStore(), name: 'suspended' },
     );
-    void suspended('first', durableContext('e-first', 'i-first'));
-    for (let i = 0; i < 999; i++) void suspended(`other-${i}`, durableContext(`e-${i}`, `i-${i}`));
+    return { call, counter };
+  };
+
+  test('a duplicate in a live invocation follows its call however many flights came since, those of other invocations or its own', async () => {
+    const { call, counter } = suspendedCall();
+    void call('first', durableContext('e-first', 'i-first'));
+    for (let i = 0; i < 1000; i++) void call(`other-${i}`, durableContext(`e-${i}`, `i-${i}`));
+    for (let i = 0; i < 1000; i++) void call(`own-${i}`, durableContext('e-first', 'i-first'));
     await settled();
-    void suspended('first', durableContext('e-first', 'i-first'));
+    void call('first', durableContext('e-first', 'i-first'));
     await settled();
-    expect(runs).toBe(1000); // its duplicate follows it: the first call's flight is among the last 1,000
-    void suspended('one-more', durableContext('e-more', 'i-more'));
+    expect(counter.runs).toBe(2001); // the duplicate waits for the first: it never runs
+  });
+
+  test('the flights of invocations that suspended go with their Lambda contexts: an engine keeps none of theirs alive', async () => {
+    // The collector, on demand: the flag set at run time exposes `gc` to contexts made after it.
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const { call, counter } = suspendedCall();
+    const lambdas: WeakRef<object>[] = [];
+    // In a function of its own: a local of this async function may stay alive in its suspended frame.
+    const invoke = (i: number): void => {
+      const lambdaContext = { awsRequestId: `i-${i}` };
+      lambdas.push(new WeakRef(lambdaContext));
+      void call(`key-${i}`, { executionContext: { durableExecutionArn: `arn:e-${i}` }, lambdaContext, step: async (): Promise<void> => undefined });
+    };
+    for (let i = 0; i < 100; i++) invoke(i);
     await settled();
-    void suspended('first', durableContext('e-first', 'i-first'));
+    expect(counter.runs).toBe(100);
+    collect();
     await settled();
-    expect(runs).toBe(1002); // 1,001 flights later the first is gone: its duplicate claims its own record and runs
+    expect(lambdas.filter((lambda) => lambda.deref() !== undefined)).toHaveLength(0);
   });
 });
 
