@@ -5,21 +5,21 @@
  */
 
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { runCli } from '../../lib/cli/run.js';
 import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
+import { useCliBundle } from '../support/cli-bundle.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
 import { serviceError } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
 
-const main = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-safety' });
+const main = useCliBundle();
 
 interface Run {
   readonly code: number;
@@ -36,10 +36,10 @@ const environment = (): NodeJS.ProcessEnv => ({
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 });
 
-/** The command as a child process (from source, with tsx), on DynamoDB Local. */
+/** The command as a child process (built from source for the file), on DynamoDB Local. */
 function cli(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', main, ...args], { env: environment() }, (error, stdout, stderr) => {
+    execFile(process.execPath, [main(), ...args], { env: environment() }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });

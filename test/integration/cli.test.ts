@@ -1,23 +1,20 @@
 /**
  * The `lambda-idempotency` command as a real child process against DynamoDB Local, which it finds
  * through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`. The command is built from source once for the
- * file, its dependencies left to node_modules as they are for the installed command: compiling
- * the TypeScript in every child (tsx) took as long again as the rest of a run.
+ * file (test/support/cli-bundle.ts): compiling the TypeScript in every child (tsx) took as long
+ * again as the rest of a run.
  */
 
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import { build } from 'esbuild';
 import { runCli } from '../../lib/cli/run.js';
 import { stuckRecords } from '../../lib/cli/stuck.js';
 import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
+import { useCliBundle } from '../support/cli-bundle.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import type { Turnstile } from '../support/gate.js';
@@ -27,26 +24,8 @@ import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
-
-/** The command as one ES module, in a scratch directory of the repository so that its dependencies resolve from node_modules. */
-let scratch: string;
-let main: string;
-beforeAll(async () => {
-  scratch = mkdtempSync(join(root, '.scratch-cli-'));
-  main = join(scratch, 'main.mjs');
-  await build({
-    entryPoints: [join(root, 'lib/cli/main.ts')],
-    outfile: main,
-    bundle: true,
-    packages: 'external',
-    format: 'esm',
-    platform: 'node',
-    logLevel: 'warning',
-  });
-});
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const main = useCliBundle();
 
 interface Run {
   readonly code: number;
@@ -75,7 +54,7 @@ function cliEnv(changes: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /** The CLI with these variables changed (`undefined` removes one). */
 function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [main, ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
+    execFile(process.execPath, [main(), ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -819,7 +798,7 @@ test('inspect and stuck show a hand-written instant beyond the dates JavaScript 
 });
 
 test('stuck piped into a reader that stops early (`| head`) ends quietly, without an EPIPE error', async () => {
-  const child = spawn(process.execPath, [main, 'stuck', '--table', tableName, '--name', 'cli-none'], {
+  const child = spawn(process.execPath, [main(), 'stuck', '--table', tableName, '--name', 'cli-none'], {
     env: cliEnv({}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
