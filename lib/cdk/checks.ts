@@ -480,8 +480,8 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   return findings;
 }
 
-/** The value of `variable` in the environment of `fn`, resolved as the template will have it. */
-function environmentValue(fn: LambdaFunction, variable: string): unknown {
+/** The value of `variable` in the environment of `fn`, resolved as the template will have it. @internal */
+export function environmentValue(fn: LambdaFunction, variable: string): unknown {
   const cfn = fn.node.defaultChild;
   if (!(cfn instanceof CfnFunction)) return undefined;
   const synthesized = synthesizedProperties(cfn);

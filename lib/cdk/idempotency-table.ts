@@ -19,6 +19,7 @@ import {
   checkTableReach,
   checkUnknownQueues,
   elsewhere,
+  environmentValue,
   type Finding,
   formatSeconds,
   isKeyOfApp,
@@ -170,6 +171,30 @@ function refuseSecondMapping(fn: LambdaFunction, queue: IQueue, byConstruct: boo
     : `by the event source ${mapping?.node.scope?.node.path}, added without attachSqsConsumer: remove that one (attachSqsConsumer adds its own, with \`reportBatchItemFailures\`)`;
   throw new Error(
     `IdempotencyTable.attachSqsConsumer: the queue ${queue.node.path} already feeds ${fn.node.path}, ${how}. Lambda maps a queue to a function once.`,
+  );
+}
+
+/**
+ * Refuses to attach `fn` whose environment already names another retention or table than attaching
+ * sets: `addEnvironment` would replace it without a word, and a retention set by hand (for a queue
+ * the checks cannot see, say) become the table's, possibly shorter, so late retries would run again.
+ */
+function refusePresetEnvironment(fn: LambdaFunction, table: ITable, tableVariable: string, seconds: number, own: boolean): void {
+  const retention = environmentValue(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV);
+  if (retention !== undefined && retention !== String(seconds)) {
+    const asOption = typeof retention === 'string' && /^[1-9][0-9]*$/.test(retention) ? `Duration.seconds(${retention})` : '…';
+    throw new TypeError(
+      `IdempotencyTable.attachFunction: ${fn.node.path} already has ${IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV}=${JSON.stringify(retention)} in its environment, which attaching would replace with ${own ? 'the `expiresAfter` given' : "the table's retention"} (${formatSeconds(seconds)}): give it as \`attachFunction(fn, { expiresAfter: ${asOption} })\` and remove it from the environment.`,
+    );
+  }
+  if (environmentValue(fn, IDEMPOTENCY_TABLE_ENV) === undefined) return;
+  const [changed] = checkEnvironmentTable(fn, IDEMPOTENCY_TABLE_ENV, table, tableVariable);
+  if (changed === undefined) return;
+  const value = JSON.stringify(environmentValue(fn, IDEMPOTENCY_TABLE_ENV));
+  const name: unknown = (table.node.defaultChild as { tableName?: unknown } | undefined)?.tableName ?? table.tableName;
+  const named = typeof name === 'string' && !Token.isUnresolved(name) ? ` (${name})` : '';
+  throw new TypeError(
+    `IdempotencyTable.attachFunction: ${fn.node.path} already has ${IDEMPOTENCY_TABLE_ENV}=${value} in its environment, which attaching would replace with the table ${table.node.path}${named}: for records in that other table, attach the function to it (\`IdempotencyTable.fromTable(scope, id, table).attachFunction(fn)\`); a table the handler uses for its own work needs a variable of another name.`,
   );
 }
 
@@ -365,6 +390,8 @@ export abstract class IdempotencyTableBase extends Construct {
    * itself (a `SingletonFunction` stands for the one function of its uuid), not an alias or a version (whose event sources and settings are checked with it): those
    * are refused with a `TypeError`, and so is an imported function, whose environment cannot be set
    * here: give its role {@link grantRecordAccess} (an imported function without one has no policy to grant).
+   * A function whose environment already holds another `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` or
+   * `IDEMPOTENCY_TABLE` is refused with a `TypeError` too, rather than have it replaced in silence.
    *
    * @example
    * ```ts
@@ -394,10 +421,11 @@ export abstract class IdempotencyTableBase extends Construct {
       }
       return existing.grant;
     }
-    attachedTables.set(fn, this);
     const seconds = own ?? this.expiresAfterSeconds;
     // A table of another account is addressed by its ARN: its name would mean one of the function's own.
     const tableVariable = elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName;
+    refusePresetEnvironment(fn, this.table, tableVariable, seconds, own !== undefined);
+    attachedTables.set(fn, this);
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, tableVariable);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
     const grant = this.grantRecordAccess(fn);

@@ -956,6 +956,30 @@ describe("a function's own retention, given to attachFunction", () => {
     // The same retention again, or none, keeps the attachment.
     expect(records.attachFunction(api, { expiresAfter: Duration.seconds(3600) })).toBe(records.attachFunction(api));
   });
+
+  test('one already in the environment is not replaced in silence: another retention or table is refused, naming the option to use', () => {
+    const stack = new Stack(new App(), 'Preset');
+    const records = new IdempotencyTable(stack, 'Idempotency', { tableName: 'records' });
+    const preset = (id: string, variables: Record<string, string>) => new LambdaFunction(stack, id, { ...fnProps(), environment: variables });
+    // 7 days set by hand (for a queue the checks cannot see, say) would silently become the table's 24 h.
+    expect(() => records.attachFunction(preset('Week', { IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '604800' }))).toThrow(
+      'IdempotencyTable.attachFunction: Preset/Week already has IDEMPOTENCY_EXPIRES_AFTER_SECONDS="604800" in its environment, which attaching would replace with the table\'s retention (1 day): give it as `attachFunction(fn, { expiresAfter: Duration.seconds(604800) })` and remove it from the environment.',
+    );
+    expect(() => records.attachFunction(preset('Elsewhere', { IDEMPOTENCY_TABLE: 'other-records' }))).toThrow(
+      'IdempotencyTable.attachFunction: Preset/Elsewhere already has IDEMPOTENCY_TABLE="other-records" in its environment, which attaching would replace with the table Preset/Idempotency/Table (records): for records in that other table, attach the function to it (`IdempotencyTable.fromTable(scope, id, table).attachFunction(fn)`); a table the handler uses for its own work needs a variable of another name.',
+    );
+    // The values attaching sets anyway pass.
+    const same = preset('Same', { IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '86400', IDEMPOTENCY_TABLE: 'records' });
+    records.attachFunction(same);
+    const own = preset('Own', { IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '3600' });
+    records.attachFunction(own, { expiresAfter: Duration.hours(1) });
+    const resources = Template.fromStack(stack).toJSON().Resources;
+    const variables = (id: string) => resources[ID(stack, stack.node.findChild(id))].Properties.Environment.Variables;
+    expect(['Same', 'Own'].map((id) => variables(id).IDEMPOTENCY_EXPIRES_AFTER_SECONDS)).toEqual(['86400', '3600']);
+    // The refused ones were not attached: their environment as given, and no grant.
+    expect([variables('Week'), variables('Elsewhere')]).toEqual([{ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '604800' }, { IDEMPOTENCY_TABLE: 'other-records' }]);
+    expect(Object.keys(resources).filter((id) => /^(Week|Elsewhere).*Policy/.test(id))).toEqual([]);
+  });
 });
 
 test('a retention put in the environment after attaching, which the handler would use and the checks not see, fails the synth', () => {
