@@ -106,8 +106,10 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: wholeNumber(1, 'seconds'),
+  // An array's entries would be headers named by their index ('0: Access-Control-Allow-Origin: *').
   problemHeaders: (value) =>
-    typeof value === 'function' || (typeof value === 'object' && value !== null && Object.values(value).every((header) => typeof header === 'string'))
+    typeof value === 'function' ||
+    (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((header) => typeof header === 'string'))
       ? undefined
       : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),

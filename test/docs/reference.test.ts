@@ -2,16 +2,19 @@
  * The reference tables of docs/options.md against the code they describe: the "Errors" table names every
  * error code with the status `httpIdempotency` answers, the "Options" table names exactly the
  * options the entry points share, and the text above it names the options each entry point takes;
- * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`.
+ * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`; the stores'
+ * option lists (docs/options.md, docs/redis.md, the README) name every option each store takes.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { App, Stack } from 'aws-cdk-lib';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { problem } from '../../lib/http.js';
-import { httpIdempotency, IdempotencyError, type IdempotencyErrorCode, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, httpIdempotency, IdempotencyError, type IdempotencyErrorCode, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sharedOptionsExcept } from '../../lib/options.js';
+import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { ROOT } from './snippets.js';
 
@@ -106,3 +109,28 @@ test('docs/cdk.md names the props IdempotencyTable and IdempotencyTable.fromTabl
     props(/`fromTable` takes\s(.*?)\.\s\*\*Methods/s),
   );
 });
+
+test.each([
+  ['DynamoDBStore', 'docs/options.md', /`DynamoDBStore` options: (.*?)\n\n/s, () => new DynamoDBStore({ unknownOption: true } as never)],
+  [
+    'DynamoDBStore of lambda-idempotency/dynamodb',
+    'docs/options.md',
+    /`DynamoDBStore` options: (.*?)\n\n/s,
+    () => new LeanDynamoDBStore({ unknownOption: true } as never),
+  ],
+  ['RedisStore', 'docs/redis.md', /\*\*Options:\*\* (.*?)\n- \*\*/s, () => new RedisStore({ unknownOption: true } as never)],
+  ['InMemoryStore', 'README.md', /has `InMemoryStore` \((.*?)\)/s, () => new InMemoryStore({ unknownOption: true } as never)],
+])('the option list of %s in %s names every option it takes', (_store, file, section, make) => {
+  const text = pattern(readFileSync(`${ROOT}/${file}`, 'utf8'), section);
+  const named = new Set([...text.matchAll(/`(\w+)/g)].map((match) => match[1]));
+  const known = knownOptions(make);
+  expect(known.length).toBeGreaterThan(0);
+  expect(known.filter((name) => !named.has(name))).toEqual([]);
+});
+
+/** The part of `text` a pattern's first group captures; the pattern must match. */
+function pattern(text: string, section: RegExp): string {
+  const found = section.exec(text)?.[1];
+  if (found === undefined) throw new Error(`no match for ${section}`);
+  return found;
+}

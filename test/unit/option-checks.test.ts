@@ -3,7 +3,7 @@
  * values accepted, for the options `engine.test.ts` does not cover: each refused value would
  * otherwise fail later, on a call, or change what a call does without a word.
  */
-import { type IdempotencyStore, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { httpIdempotency, type IdempotencyStore, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { sqsEvent, sqsRecord } from '../support/batch-events.js';
 
@@ -92,4 +92,15 @@ test('a logger whose `error` is null or absent is accepted: its lines go to `war
       },
     ]);
   }
+});
+
+test.each([
+  ['an array of "Name: value" lines', ['Access-Control-Allow-Origin: *']],
+  ['an empty array', []],
+  ['a header whose value is a number', { 'Access-Control-Max-Age': 600 }],
+  ['null', null],
+])('httpIdempotency refuses `problemHeaders` given as %s (an array would send each entry as a header named by its index)', (_what, problemHeaders) => {
+  const make = () => httpIdempotency({ store: plainStore, problemHeaders } as never);
+  expect(make).toThrow(TypeError);
+  expect(make).toThrow(/^httpIdempotency: `problemHeaders` must be an object of header names to strings, or a function of the event that returns one\.$/);
 });
