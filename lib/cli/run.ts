@@ -18,7 +18,7 @@ export interface CliIo {
 }
 
 /** Exit codes, as the help lists them. @internal */
-export const EXIT = { done: 0, failed: 1, usage: 2, notFound: 3 } as const;
+export const EXIT = { done: 0, failed: 1, usage: 2, notFound: 3, refused: 4 } as const;
 
 /** A checked command line, ready to send its requests. */
 interface Plan {
@@ -152,6 +152,12 @@ async function forget(
     io.stdout(command.json ? json({ id, deleted, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return deleted ? EXIT.done : EXIT.notFound;
   };
+  // The record is there and forget will not delete it (an attempt that may be running): a script
+  // must not read that as "no record", which would take the key as cleared.
+  const refuse = (leaseUntil: number | undefined, text: string): number => {
+    io.stdout(command.json ? json({ id, deleted: false, refused: true, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
+    return EXIT.refused;
+  };
   let leaseUntil = command.leaseUntil;
   if (leaseUntil === undefined) {
     if (command.onlyIf === 'COMPLETED') {
@@ -192,11 +198,10 @@ async function forget(
       );
     }
     if (seen.leaseUntil === undefined) {
-      return print(false, undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
+      return refuse(undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
     }
     if (seen.leaseUntil >= now) {
-      return print(
-        false,
+      return refuse(
         seen.leaseUntil,
         `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}: it may be running, so nothing was deleted. ` +
           `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)}${command.onlyIf ? ' instead of --only-if' : ''}.`,
@@ -240,7 +245,7 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
 
 /**
  * Runs one command line and returns its exit code: 0 done, 1 a request failed, 2 a usage error
- * (nothing sent), 3 no such record. @internal
+ * (nothing sent), 3 no such record, 4 forget refused a record it read (an attempt that may be running). @internal
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let plan: Plan | 'help';

@@ -240,7 +240,7 @@ test('forget after stuck leaves alone a record that a retry took over in between
     cli('forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes'),
   ]);
   expect(byStatus).toEqual({
-    code: 3,
+    code: 4,
     stdout: expect.stringMatching(
       new RegExp(`^${id.replace(/[+]/g, '\\+')} is held by an attempt whose lease ends \\S+Z \\(in \\d+ s\\): it may be running, so nothing was deleted\\. `),
     ),
@@ -304,7 +304,8 @@ test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecon
   const id = ids[0]!;
   // Stores take a record over only after its lease: at its last millisecond the attempt may still be running.
   const atEnd = await cliAt(leaseUntil, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes', '--json');
-  expect(atEnd).toEqual({ code: 3, stdout: `${JSON.stringify({ id, deleted: false, leaseUntil }, null, 2)}\n`, stderr: '' });
+  // Refused (exit 4, `refused` in JSON), not absent (exit 3): a script must not read a live attempt as gone.
+  expect(atEnd).toEqual({ code: 4, stdout: `${JSON.stringify({ id, deleted: false, refused: true, leaseUntil }, null, 2)}\n`, stderr: '' });
   expect(await readItem(client, tableName, id)).toBeDefined();
   const after = await cliAt(leaseUntil + 1, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes', '--json');
   expect(after).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, leaseUntil }, null, 2)}\n`, stderr: '' });
@@ -369,7 +370,7 @@ test('an attempt whose lease ends at a fraction of a millisecond (a clock on per
   expect(shown.stdout).toContain(`(epoch ms ${leaseUntil}, `);
   expect((await cliAt(now, 'inspect', '--table', tableName, '--id', id)).stdout).toContain(`(epoch ms ${leaseUntil}, in 60 s)`);
   const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
-  expect(held.code).toBe(3);
+  expect(held.code).toBe(4);
   const suggested = / add --lease-until (\S+) instead of --only-if\.$/.exec(held.stdout.trimEnd())?.[1];
   expect(suggested).toBe(String(leaseUntil));
   const forgot = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', suggested!, '--yes', '--json');
@@ -456,7 +457,7 @@ test.each([
   },
 );
 
-test('plain forget leaves alone an attempt whose lease is live (exit 3) and names the --lease-until that deletes it; a stuck attempt it deletes as --only-if INPROGRESS does', async () => {
+test('plain forget leaves alone an attempt whose lease is live (exit 4, refused, not 3, absent) and names the --lease-until that deletes it; a stuck attempt it deletes as --only-if INPROGRESS does', async () => {
   const now = Date.now();
   const leaseUntil = now + 60_000;
   const id = recordId('cli-plain-live', 'o-1');
@@ -464,14 +465,14 @@ test('plain forget leaves alone an attempt whose lease is live (exit 3) and name
   const iso = new Date(leaseUntil).toISOString();
   const held = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes');
   expect(held).toEqual({
-    code: 3,
+    code: 4,
     stdout:
       `${id} is held by an attempt whose lease ends ${iso} (in 60 s): it may be running, so nothing was deleted. ` +
       `If you know it is not (a durable execution that failed), add --lease-until ${iso}.\n`,
     stderr: '',
   });
   const asJson = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes', '--json');
-  expect(asJson).toEqual({ code: 3, stdout: `${JSON.stringify({ id, deleted: false, leaseUntil }, null, 2)}\n`, stderr: '' });
+  expect(asJson).toEqual({ code: 4, stdout: `${JSON.stringify({ id, deleted: false, refused: true, leaseUntil }, null, 2)}\n`, stderr: '' });
   expect(await readItem(client, tableName, id)).toBeDefined();
   const named = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
   expect(named.code).toBe(0);
@@ -524,7 +525,7 @@ test('plain forget deletes an INPROGRESS record without a lease (held until its 
   // Without a lease nothing says the attempt has stopped: --only-if INPROGRESS deletes only stuck attempts.
   const onlyIf = await cliAt(Date.now(), 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes');
   expect(onlyIf).toEqual({
-    code: 3,
+    code: 4,
     stdout: `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.\n`,
     stderr: '',
   });
