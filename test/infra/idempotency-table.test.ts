@@ -458,7 +458,7 @@ describe("key grants across environments where one account is known only at depl
         (owner) => new Key(owner, 'Key'),
         ownerEnv,
         undefined,
-        (owner, user) => user.addDependency(owner),
+        (owner, user) => user.addStackDependency(owner),
       );
       expect(keyStatements(owner).key).toEqual([
         {

@@ -198,10 +198,12 @@ test("an async provider that decrypts each data key once (the docs' KMS cache): 
   let currentId = 'k1';
   const encryption = aesGcmEncryption({ currentKey: async () => ({ id: currentId, key: await keyById(currentId) }), keyById });
   let runs = 0;
+  const warnings: string[] = [];
   const fn = makeIdempotent(async (input: { id: string }) => ({ id: input.id, run: ++runs }), {
     store: new DynamoDBStore({ tableName, client, encryption }),
     name: 'async-provider',
     key: (i) => i.id,
+    logger: { warn: (line) => void warnings.push(line) },
   });
   expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
   expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
@@ -210,6 +212,9 @@ test("an async provider that decrypts each data key once (the docs' KMS cache): 
   currentId = 'k2';
   throttled = true;
   expect(await fn({ id: 'b' })).toEqual({ id: 'b', run: 2 });
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain('could not encrypt');
+  expect(warnings[0]).toContain('ThrottlingException');
   expect((await rejection(fn({ id: 'b' }))).code).toBe('RESPONSE_NOT_STORED');
   throttled = false;
   expect(await fn({ id: 'c' })).toEqual({ id: 'c', run: 3 });
@@ -218,6 +223,7 @@ test("an async provider that decrypts each data key once (the docs' KMS cache): 
   expect(await fn({ id: 'a' })).toEqual({ id: 'a', run: 1 });
   expect(decrypts).toEqual(['k1', 'k2', 'k2']);
   expect(runs).toBe(3);
+  expect(warnings).toHaveLength(1);
 });
 
 test('no key material reaches the caller or the logs: the errors and warnings of a wrong-size key, a key of the wrong type and a failed authentication name the key id only', async () => {
