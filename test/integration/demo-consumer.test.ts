@@ -5,20 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CountingProvider, DemoClock } from '../../demo/fakes.js';
-import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext, QuietLogger, sqsRecord } from '../../demo/scenarios.js';
+import { lambdaContext, QuietLogger, sqsRecord } from '../../demo/scenarios.js';
 import { createConsumerHandler } from '../../infra/functions/consumer.js';
-import { testClient } from '../support/dynamodb.js';
+import { useDemoTables } from '../support/demo-tables.js';
 
-const client = testClient();
-let tables: DemoTables;
-
-beforeAll(async () => {
-  tables = await createDemoTables(client, 'demo-consumer');
-});
-afterAll(async () => {
-  await dropDemoTables(client, tables);
-  client.destroy();
-});
+const { client, tables } = useDemoTables('demo-consumer');
 
 test('an order resent after the record retention is charged under the same processor key, written once, and reported failed', async () => {
   const clock = new DemoClock();
@@ -29,7 +20,7 @@ test('an order resent after the record retention is charged under the same proce
     keys.push(request.idempotencyKey);
     return charge(request);
   };
-  const handler = createConsumerHandler({ ...tables, client, provider, now: clock.now, logger: new QuietLogger() });
+  const handler = createConsumerHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
   const order = JSON.stringify({ orderId: `order-${randomUUID()}`, amount: 1_500, currency: 'EUR' });
   const first = await handler({ Records: [sqsRecord(order)] }, lambdaContext('payments-consumer', clock.now));
   clock.advance(25 * 3_600_000); // past the 24-hour retention

@@ -9,14 +9,14 @@ import type { Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { DemoClock } from '../../demo/fakes.js';
 import { toHttpApiEvent } from '../../demo/http-event.js';
-import { createDemoTables, type DemoTables, dropDemoTables, lambdaContext, QuietLogger } from '../../demo/scenarios.js';
+import { lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
 import type { PaymentProvider } from '../../infra/functions/payment-service.js';
+import { useDemoTables } from '../support/demo-tables.js';
 import { testClient } from '../support/dynamodb.js';
 
-const client = testClient();
-let tables: DemoTables;
+const { client, tables } = useDemoTables('demo-requests');
 let server: Server;
 let base: string;
 /** What the server logged during the current test: its line per answered request, and the errors it answered with a 500. */
@@ -24,14 +24,11 @@ const logged = { lines: [] as string[], errors: [] as unknown[] };
 const log: ServerLog = { log: (line) => void logged.lines.push(line), error: (error) => void logged.errors.push(error) };
 
 beforeAll(async () => {
-  tables = await createDemoTables(client, 'demo-requests');
-  server = await serve(client, tables, 0, log);
+  server = await serve(client, tables(), 0, log);
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
-  await dropDemoTables(client, tables);
-  client.destroy();
 });
 
 beforeEach(() => {
@@ -269,7 +266,7 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   const clock = new DemoClock();
   const provider = new HangingRefunds();
   const logger = new QuietLogger();
-  const options = { ...tables, client, provider, now: clock.now, logger };
+  const options = { ...tables(), client, provider, now: clock.now, logger };
   const first: PaymentHandler = createPaymentHandler(options);
   const other: PaymentHandler = createPaymentHandler(options); // another execution environment
   const post = async (handler: PaymentHandler, url: string, body: unknown, key: string) => {
@@ -329,7 +326,7 @@ test('a refund whose provider call and undo both fail is a 503 with Retry-After;
     { step: 'initialize' },
   );
   const logger = new QuietLogger();
-  const handler: PaymentHandler = createPaymentHandler({ ...tables, client: faulty, provider, logger });
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client: faulty, provider, logger });
   const call = async (url: string, body: unknown, key: string) => {
     const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
     const result = await handler(event!, lambdaContext('payments-api'));
@@ -372,7 +369,7 @@ test('a refund sent again after its record expired is not made again, though the
   const clock = new DemoClock();
   const provider = new FailingRefunds(); // counts every refund call: no key dedupe
   provider.down = false;
-  const handler: PaymentHandler = createPaymentHandler({ ...tables, client, provider, now: clock.now, logger: new QuietLogger() });
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
   const call = async (url: string, body: unknown, key: string) => {
     const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
     const result = await handler(event!, lambdaContext('payments-api', clock.now));

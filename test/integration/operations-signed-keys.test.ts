@@ -8,12 +8,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { createDemoTables, type DemoTables, lambdaContext as demoLambdaContext, dropDemoTables } from '../../demo/scenarios.js';
+import { lambdaContext as demoLambdaContext } from '../../demo/scenarios.js';
 import { readKeySecrets } from '../../infra/functions/key-secrets.js';
 import { createKeyHandler } from '../../infra/functions/keys.js';
 import { createPaymentHandler } from '../../infra/functions/payment.js';
 import { DynamoDBStore, type HttpEvent, type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey, type SigningSecret } from '../../lib/index.js';
-import { idsWithPrefix, testClient, useFreshTable } from '../support/dynamodb.js';
+import { useDemoTables } from '../support/demo-tables.js';
+import { idsWithPrefix, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 
@@ -224,20 +225,12 @@ describe('issued keys expire before their records', () => {
 });
 
 describe('the demo API', () => {
-  const demoClient = testClient();
-  let tables: DemoTables;
-  beforeAll(async () => {
-    tables = await createDemoTables(demoClient, 'signed-demo');
-  });
-  afterAll(async () => {
-    await dropDemoTables(demoClient, tables);
-    demoClient.destroy();
-  });
+  const { client: demoClient, tables } = useDemoTables('signed-demo');
 
   test('POST /idempotency-keys issues a fresh key that the payment API, requiring issued keys, accepts once and replays', async () => {
     const secret = randomBytes(32);
     const issue = createKeyHandler({ secret });
-    const pay = createPaymentHandler({ ...tables, client: demoClient, keySecrets: [secret] });
+    const pay = createPaymentHandler({ ...tables(), client: demoClient, keySecrets: [secret] });
     const issued = await issue();
     expect(issued).toMatchObject({ statusCode: 201, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } });
     const { key } = JSON.parse(issued.body!) as { key: string };
@@ -252,7 +245,7 @@ describe('the demo API', () => {
       headers: { 'Idempotent-Replayed': 'true' },
     });
     expect((await pay(payment('order-42'), demoLambdaContext('payments-api'))).statusCode).toBe(400);
-    expect((await idsWithPrefix(demoClient, tables.idempotencyTable, 'payments-api#')).length).toBe(1);
+    expect((await idsWithPrefix(demoClient, tables().idempotencyTable, 'payments-api#')).length).toBe(1);
   });
 
   test('the Lambda entry reads the current and previous secret through the Parameters and Secrets extension', async () => {
