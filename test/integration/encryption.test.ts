@@ -254,30 +254,8 @@ test('no key material reaches the caller or the logs: the errors and warnings of
     () => k1,
     () => k1.key,
   )({ id: 'sealed' });
-  seen(
-    await thrown(
-      run(
-        () => k1,
-        () => wrong,
-      )({ id: 'sealed' }),
-    ),
-  );
-  seen(
-    await thrown(
-      run(
-        () => k1,
-        () => wrong.toString('base64'),
-      )({ id: 'sealed' }),
-    ),
-  );
-  seen(
-    await thrown(
-      run(
-        () => k1,
-        () => other,
-      )({ id: 'sealed' }),
-    ),
-  );
+  // Reading it back with a wrong-size key, a key of the wrong type and another key.
+  for (const keyById of [() => wrong, () => wrong.toString('base64'), () => other]) seen(await thrown(run(() => k1, keyById)({ id: 'sealed' })));
   expect(texts.filter((text) => text.includes('could not encrypt'))).toHaveLength(2);
   expect(texts.filter((text) => text.startsWith('STORE_FAILURE'))).toHaveLength(3);
   for (const key of [wrong, other, k1.key]) {
