@@ -187,10 +187,11 @@ function refusePresetEnvironment(fn: LambdaFunction, table: ITable, tableVariabl
       `IdempotencyTable.attachFunction: ${fn.node.path} already has ${IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV}=${JSON.stringify(retention)} in its environment, which attaching would replace with ${own ? 'the `expiresAfter` given' : "the table's retention"} (${formatSeconds(seconds)}): give it as \`attachFunction(fn, { expiresAfter: ${asOption} })\` and remove it from the environment.`,
     );
   }
-  if (environmentValue(fn, IDEMPOTENCY_TABLE_ENV) === undefined) return;
+  const preset = environmentValue(fn, IDEMPOTENCY_TABLE_ENV);
+  if (preset === undefined) return;
   const [changed] = checkEnvironmentTable(fn, IDEMPOTENCY_TABLE_ENV, table, tableVariable);
   if (changed === undefined) return;
-  const value = JSON.stringify(environmentValue(fn, IDEMPOTENCY_TABLE_ENV));
+  const value = JSON.stringify(preset);
   const name: unknown = (table.node.defaultChild as { tableName?: unknown } | undefined)?.tableName ?? table.tableName;
   const named = typeof name === 'string' && !Token.isUnresolved(name) ? ` (${name})` : '';
   throw new TypeError(
