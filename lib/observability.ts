@@ -133,7 +133,8 @@ export const observeAny: Observe = (where, option, now, warn) => {
  */
 export function cloudWatchLines(options: ObservabilityOptions = {}): IdempotencyListener {
   checkLines('cloudWatchLines', options, 'options');
-  return linesOf({ metrics: true, ...options });
+  // An option given as `undefined` takes its default, as its type says, not the spread's `undefined`.
+  return linesOf({ ...options, metrics: options.metrics ?? true });
 }
 
 const LINE_OPTIONS: readonly string[] = ['metrics', 'logs', 'metricNamespace', 'write'] satisfies ReadonlyArray<keyof ObservabilityOptions>;

@@ -546,3 +546,14 @@ test('a `write` whose log line’s promise rejects and whose EMF line then throw
   expect(written.map((line) => JSON.parse(line).event ?? 'emf')).toEqual(['miss', 'emf', 'replay', 'emf']);
   expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['RangeError']);
 });
+
+test('cloudWatchLines given `metrics: undefined`, as its type allows, writes metrics as by default', async () => {
+  const lines: string[] = [];
+  // As a configuration that sets the option only to turn metrics off: `metrics: off ? false : undefined`.
+  await scriptedRun(cloudWatchLines({ metrics: undefined, logs: true, write: (line) => void lines.push(line) }), () => 1_700_000_000_000);
+  expect(lines.filter((line) => line.includes('_aws')).map((line) => JSON.parse(line)._aws.CloudWatchMetrics[0].Metrics[0].Name)).toEqual([
+    'Misses',
+    'InProgressRejections',
+    'Replays',
+  ]);
+});
