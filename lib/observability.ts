@@ -133,7 +133,8 @@ export const observeAny: Observe = (where, option, now, warn) => {
  */
 export function cloudWatchLines(options: ObservabilityOptions = {}): IdempotencyListener {
   checkLines('cloudWatchLines', options, 'options');
-  return linesOf({ metrics: true, ...options });
+  // An option given as `undefined` takes its default, as its type says, not the spread's `undefined`.
+  return linesOf({ ...options, metrics: options.metrics ?? true });
 }
 
 const LINE_OPTIONS: readonly string[] = ['metrics', 'logs', 'metricNamespace', 'write'] satisfies ReadonlyArray<keyof ObservabilityOptions>;
@@ -187,20 +188,26 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
   const writeOption = options.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
   return (event, { namespace, recordId, time }) => {
     // A `write` that returns a promise (an async log shipper) hands it back, so that its rejection
-    // is logged as a listener's is, never an unhandled rejection that would end the process.
+    // is logged as a listener's is, never an unhandled rejection that would end the process. A line
+    // that fails at once is the failure logged; the other line is still written, and the promises
+    // of those written are still handled.
     const pending: unknown[] = [];
+    let failure: { readonly error: unknown } | undefined;
     const write = (line: string): void => {
-      const result: unknown = writeOption(line);
-      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') pending.push(result);
+      try {
+        const result: unknown = writeOption(line);
+        if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') pending.push(result);
+      } catch (error) {
+        failure ??= { error };
+      }
     };
     if (logs) write(JSON.stringify({ level: LOG_LEVELS[event] ?? 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
-    if (metrics) {
+    if (metrics && !isDimensionValue(namespace)) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
-      if (!isDimensionValue(namespace)) {
-        // This failure is the one logged: the log line's write, should its promise reject, must not go unhandled.
-        void Promise.allSettled(pending);
-        throw new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.');
-      }
+      failure ??= {
+        error: new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.'),
+      };
+    } else if (metrics) {
       const name = METRIC_NAMES[event];
       write(
         JSON.stringify({
@@ -213,6 +220,10 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
           [name]: 1,
         }),
       );
+    }
+    if (failure !== undefined) {
+      void Promise.allSettled(pending);
+      throw failure.error;
     }
     return pending.length === 0 ? undefined : Promise.all(pending);
   };

@@ -523,3 +523,37 @@ test('a store error whose name cannot be read, reported for a failed claim, comp
   expect(failure).toBeInstanceOf(IdempotencyError);
   expect(failure).toMatchObject({ code: 'STORE_FAILURE' });
 });
+
+test('a `write` whose log line’s promise rejects and whose EMF line then throws is logged once, not an unhandled rejection', async () => {
+  const warnings: string[] = [];
+  const written: string[] = [];
+  // A log shipper that queues the first line, then refuses the next one at once (its buffer full).
+  const write = (line: string): Promise<never> => {
+    written.push(line);
+    if (written.length % 2 === 1) return Promise.reject(new Error('log shipper down'));
+    throw new RangeError('log buffer full');
+  };
+  await withoutUnhandledRejections(async () => {
+    const fn = makeIdempotent(async (_: string) => 'paid', {
+      store: new MemoryStore(),
+      name: 'payments',
+      logger: { warn: (line: string) => void warnings.push(line) },
+      observability: cloudWatchLines({ logs: true, write }),
+    });
+    expect(await fn(SECRET)).toBe('paid');
+    expect(await fn(SECRET)).toBe('paid');
+  });
+  expect(written.map((line) => JSON.parse(line).event ?? 'emf')).toEqual(['miss', 'emf', 'replay', 'emf']);
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['RangeError']);
+});
+
+test('cloudWatchLines given `metrics: undefined`, as its type allows, writes metrics as by default', async () => {
+  const lines: string[] = [];
+  // As a configuration that sets the option only to turn metrics off: `metrics: off ? false : undefined`.
+  await scriptedRun(cloudWatchLines({ metrics: undefined, logs: true, write: (line) => void lines.push(line) }), () => 1_700_000_000_000);
+  expect(lines.filter((line) => line.includes('_aws')).map((line) => JSON.parse(line)._aws.CloudWatchMetrics[0].Metrics[0].Name)).toEqual([
+    'Misses',
+    'InProgressRejections',
+    'Replays',
+  ]);
+});
