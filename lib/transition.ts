@@ -74,7 +74,11 @@ export function transition(params: TransitionParams): TransactionUpdate {
   const set = ['#tState = :tTo'];
   const conditions = [`#tState IN (${from.map((state, i) => ((values[`:tFrom${i}`] = state), `:tFrom${i}`)).join(', ')})`];
   if (params.version) {
-    if (!Number.isInteger(params.version.expected)) throw new TypeError('transition: `version.expected` must be a whole number.');
+    // Past 2^53 a double has no exact next number: the update would write the version it expects, and never move the guard.
+    const expected = params.version.expected;
+    if (!Number.isSafeInteger(expected) || expected === Number.MAX_SAFE_INTEGER) {
+      throw new TypeError('transition: `version.expected` must be a whole number from Number.MIN_SAFE_INTEGER to Number.MAX_SAFE_INTEGER - 1.');
+    }
     names['#tVersion'] = versionAttribute;
     values[':tVersion'] = params.version.expected;
     values[':tNext'] = params.version.expected + 1;

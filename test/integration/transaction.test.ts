@@ -4,7 +4,15 @@
  * Requests are counted by a middleware on the SDK client, which also injects network faults around
  * the commit; clocks are injected and handlers are held at gates, so nothing sleeps.
  */
-import { type DynamoDBClient, PutItemCommand, type TransactWriteItem, type TransactWriteItemsCommandInput, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  type TransactWriteItem,
+  type TransactWriteItemsCommandInput,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { NumberValue } from '@aws-sdk/lib-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import {
@@ -22,6 +30,7 @@ import {
 } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
+import { createTable } from '../../tools/tables.js';
 import { dropTable, freshTable, readItem, recordId, testClient, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -483,6 +492,44 @@ describe('transactional completion', () => {
     expect(await fn({ id: 'many', writes: 99 })).toBe('ok');
     expect(runs).toBe(5);
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
+  });
+
+  test('writes on distinct items whose numeric keys differ only past a double\'s precision (BigInt keys) commit; one number written two ways ("5", "5.0") is one item', async () => {
+    const numbers = `${uniqueName('num')}-${Date.now()}`;
+    await createTable(admin, numbers, { partitionKey: { name: 'id', type: 'N' } });
+    try {
+      const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+      const name = uniqueName('numeric-keys');
+      const set = (id: bigint | number | NumberValue) => ({
+        TableName: numbers,
+        Key: { id },
+        UpdateExpression: 'SET #n = :n',
+        ExpressionAttributeNames: { '#n': 'n' },
+        ExpressionAttributeValues: { ':n': 1 },
+      });
+      const fn = makeIdempotent(
+        async (input: string) => {
+          const tx = transaction();
+          if (input === 'big')
+            tx.update(set(12345678901234567890n))
+              .update(set(12345678901234567891n))
+              .put({ TableName: numbers, Item: { id: 12345678901234567892n } });
+          else tx.update(set(5)).update(set(NumberValue.from('5.0')));
+          return 'ok';
+        },
+        { store, name, now: () => T0 },
+      );
+      expect(await fn('big')).toBe('ok');
+      const read = async (id: string) => (await admin.send(new GetItemCommand({ TableName: numbers, Key: { id: { N: id } }, ConsistentRead: true }))).Item;
+      expect(await read('12345678901234567890')).toBeDefined();
+      expect(await read('12345678901234567891')).toBeDefined();
+      expect(await read('12345678901234567892')).toBeDefined();
+      const same = await rejection(fn('same'));
+      expect(same).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1 });
+      expect(same.message).toMatch(/^TRANSACTION_INVALID: transaction\(\): write 1 is on the item of write 0/);
+    } finally {
+      await dropTable(admin, numbers);
+    }
   });
 
   test("a write DynamoDB refuses on its own (a key of the wrong type): TRANSACTION_INVALID naming the write, its table and DynamoDB's reason; nothing written, the record released", async () => {

@@ -915,6 +915,14 @@ describe('transition()', () => {
     ['an empty from-state', { from: ['PAID', ''] }, /`from` must name at least one state/],
     ['an empty to-state', { to: '' }, /`to` must be a state name/],
     ['a version that is not a whole number', { version: { expected: '3' } }, /`version.expected` must be a whole number/],
+    // Past 2^53 a double has no next whole number: the update would write the version it expects, a guard that never moves.
+    [
+      'a version whose next is not exact (Number.MAX_SAFE_INTEGER)',
+      { version: { expected: Number.MAX_SAFE_INTEGER } },
+      /`version.expected` must be a whole number from/,
+    ],
+    ["a version past a double's whole numbers (2^60)", { version: { expected: 2 ** 60 } }, /`version.expected` must be a whole number from/],
+    ['a version below them (-(2^60))', { version: { expected: -(2 ** 60) } }, /`version.expected` must be a whole number from/],
     ['an undefined value to set', { set: { refundedAt: 1700, note: undefined } }, /^transition: `set.note` is undefined/],
     ['an undefined amount to add', { add: { refunded: undefined } }, /^transition: `add.refunded` is undefined/],
     // DynamoDB refuses each of these only when the transaction is sent, once the function has returned.
