@@ -268,6 +268,27 @@ export function boundedConnection([ready, connection]: ClientCommands, millis?: 
   };
 }
 
+type IORedisNode = ReturnType<NonNullable<IORedisClient['nodes']>>[number];
+
+/**
+ * An ioredis Cluster's connection to the node at `address` as the cluster announces it, made when
+ * it has none, as ioredis does when it follows an ASK itself: a node added to take slots over holds
+ * none until its first slot's migration ends, so the slot map names it nowhere. Behind a NAT the
+ * address is the one the Cluster's `natMap` maps it to. Both are members ioredis does not declare;
+ * without them, only the primaries of the slot map are looked through.
+ */
+function nodeAt(client: IORedisClient, address: string): IORedisNode | undefined {
+  const cluster = client as IORedisClient & {
+    natMapper?(address: string): { readonly host: string; readonly port: number };
+    connectionPool?: { findOrCreate?(node: { readonly host: string; readonly port: number }): IORedisNode };
+  };
+  const at = address.lastIndexOf(':');
+  const { host, port } = cluster.natMapper?.(address) ?? { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+  return (
+    cluster.connectionPool?.findOrCreate?.({ host, port }) ?? client.nodes?.('master').find(({ options }) => options.host === host && options.port === port)
+  );
+}
+
 /** How to know that a client can take a command, and its commands, sent once it can. @internal */
 export type ClientCommands = readonly [ready: () => Promise<void> | void, connection: Connection];
 
@@ -291,7 +312,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
           if (!client.refreshSlotsCache || redirection === undefined) return replies;
           if (redirection.startsWith('ASK')) {
             // The slot is migrating and the key is on its new node already: ASKING lets that node run the next command.
-            const node = client.nodes!('master').find(({ options }) => `${options.host}:${options.port}` === redirection.split(' ')[2]);
+            const node = nodeAt(client, redirection.split(' ')[2] ?? '');
             // A Cluster's own keyPrefix is not its nodes' (its `redisOptions.keyPrefix` is both): the
             // node is sent the keys with what the Cluster puts before them and it does not.
             const [prefix, nodePrefix] = [client.options?.keyPrefix ?? '', node?.options.keyPrefix ?? ''];

@@ -54,6 +54,7 @@ const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<Op
 const NODES = [
   'main',
   'moved',
+  'ask',
   'reset',
   'first',
   'second',
@@ -78,6 +79,30 @@ afterAll(async () => {
   raw?.disconnect();
   await Promise.all([...nodes.values()].map((started) => started.stop()));
 });
+
+/**
+ * The slot of `key`, emptied of the records earlier tests left on the first node (one in a few
+ * dozen slots holds one): Redis moves no slot away from a node that holds keys in it.
+ */
+async function vacatedSlotOf(key: string): Promise<string> {
+  const slot = String(await raw.call('CLUSTER', 'KEYSLOT', key));
+  const left = (await raw.call('CLUSTER', 'GETKEYSINSLOT', slot, '10000')) as string[];
+  if (left.length > 0) await raw.del(...left);
+  return slot;
+}
+
+/** Makes the node of `joining` a member of the first node's cluster, holding no slot. */
+async function joinWithoutSlots(joining: Redis, { host, port }: RedisServer): Promise<void> {
+  await joining.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
+  await raw.call('CLUSTER', 'MEET', host, String(port));
+  const healthy = async (node: Redis) => String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok');
+  const id = String(await joining.call('CLUSTER', 'MYID'));
+  while (!((await healthy(raw)) && (await healthy(joining)) && String(await raw.call('CLUSTER', 'NODES')).includes(id))) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const waitsOn = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
 
 describe.each(KINDS)('%s', (name, open) => {
   const keyPrefix = `${name.replace(/ /g, '-')}:`;
@@ -166,30 +191,9 @@ describe('a slot moved to another primary (MOVED)', () => {
     other = node('moved');
     rawOther = new Redis(other.port, other.host);
     // The second node gives up its slots and joins the first: one cluster, every slot on the first.
-    await rawOther.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
-    await raw.call('CLUSTER', 'MEET', other.host, String(other.port));
-    const healthy = async (node: Redis) => String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok');
-    while (
-      !(
-        (await healthy(raw)) &&
-        (await healthy(rawOther)) &&
-        String(await raw.call('CLUSTER', 'NODES')).includes(String(await rawOther.call('CLUSTER', 'MYID')))
-      )
-    )
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await joinWithoutSlots(rawOther, other);
   }, 60_000);
   afterAll(() => rawOther.disconnect());
-
-  /**
-   * The slot of `key`, emptied of the records earlier tests left on the first node (one in a few
-   * dozen slots holds one): Redis moves no slot away from a node that holds keys in it.
-   */
-  async function vacatedSlotOf(key: string): Promise<string> {
-    const slot = String(await raw.call('CLUSTER', 'KEYSLOT', key));
-    const left = (await raw.call('CLUSTER', 'GETKEYSINSLOT', slot, '10000')) as string[];
-    if (left.length > 0) await raw.del(...left);
-    return slot;
-  }
 
   /** Moves the slot of `key` to the second node, which also learns the claim script. */
   async function moveSlotOf(key: string): Promise<void> {
@@ -199,7 +203,6 @@ describe('a slot moved to another primary (MOVED)', () => {
     await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
     await rawOther.script('LOAD', CLAIM.source);
   }
-  const waitsOn = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
 
   // node-redis resends a moved command by itself, and WAIT must follow it; ioredis redirects no
   // pipeline that holds WAIT, and must not fail every later call with MOVED.
@@ -257,47 +260,75 @@ describe('a slot moved to another primary (MOVED)', () => {
       opened.close();
     }
   }, 60_000);
+});
 
-  // During a resharding, a key already on the slot's new node is answered with ASK by the old one;
-  // ioredis follows no ASK in a pipeline that holds WAIT. (node-redis follows it, but sends WAIT to
-  // the slot's old primary, where it reports nothing about the write.)
+// During a resharding, a key already on the slot's new node is answered with ASK by the old one;
+// ioredis follows no ASK in a pipeline that holds WAIT. (node-redis follows it, but sends WAIT to
+// the slot's old primary, where it reports nothing about the write.) A node added to the cluster to
+// take slots over holds none until its first slot's migration ends, so the client has no
+// connection to it yet; behind a NAT, its address is the one the cluster announces, which the
+// client's `natMap` maps.
+describe('a slot migrating to a node that holds no slot yet (ASK)', () => {
+  let adding: RedisServer;
+  let rawAdding: Redis;
+  beforeAll(async () => {
+    adding = node('ask');
+    rawAdding = new Redis(adding.port, adding.host);
+    // Each test gives the slot back; a primary that loses its last slot would otherwise become a replica of the node that took it.
+    await rawAdding.call('CONFIG', 'SET', 'cluster-allow-replica-migration', 'no');
+    await joinWithoutSlots(rawAdding, adding);
+  }, 60_000);
+  afterAll(() => rawAdding.disconnect());
+
   // A Cluster's own `keyPrefix` is not its nodes' (only `redisOptions.keyPrefix` is): a command sent
   // to a node must carry the Cluster's prefix all the same, or it touches another key.
   test.each([
     ['', {}],
     [', with a keyPrefix of its own', { keyPrefix: 'app:' }],
     [', with a keyPrefix for its nodes', { redisOptions: { maxRetriesPerRequest: 0, keyPrefix: 'app:' } }],
+    [', with a natMap', { natMap: true }],
   ] as const)(
     "ioredis Cluster%s: during a slot's migration (ASK), a claim and its completion run on the slot's new node, and WAIT goes there too",
     async (name, options) => {
+      const proxy = 'natMap' in options ? await TcpProxy.start(adding.port) : undefined;
+      const { natMap: _, ...clusterOptions } = { natMap: undefined, ...options };
       const client = new Cluster([{ host: server.host, port: server.port }], {
         enableOfflineQueue: false,
         redisOptions: { maxRetriesPerRequest: 0 },
-        ...options,
+        ...clusterOptions,
+        ...(proxy && { natMap: { [`${adding.host}:${adding.port}`]: { host: adding.host, port: proxy.port } } }),
       });
       const clientPrefix = 'keyPrefix' in options ? options.keyPrefix : 'redisOptions' in options ? options.redisOptions.keyPrefix : '';
+      const [mainId, addingId] = [String(await raw.call('CLUSTER', 'MYID')), String(await rawAdding.call('CLUSTER', 'MYID'))];
+      const keyPrefix = `ask-ioredis${name.replace(/\W+/g, '-')}:`;
+      const slot = await vacatedSlotOf(`${clientPrefix}${keyPrefix}k`);
       try {
-        const keyPrefix = `ask-ioredis${name.replace(/\W+/g, '-')}:`;
         const now = Date.now();
         const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
         const store = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
         await store.claim({ ...request, key: 'warm' }).catch(() => undefined); // the client learns the slot map
-        const slot = await vacatedSlotOf(`${clientPrefix}${keyPrefix}k`);
-        await rawOther.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', String(await raw.call('CLUSTER', 'MYID')));
-        await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', String(await rawOther.call('CLUSTER', 'MYID')));
-        const before = await waitsOn(rawOther);
+        expect(client.nodes('master').map(({ options }) => options.port)).not.toContain(proxy?.port ?? adding.port);
+        await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', mainId);
+        await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', addingId);
+        const before = await waitsOn(rawAdding);
         await expect(store.claim(request)).rejects.toThrow(/Only 0 of 1 replicas/);
         await expect(store.complete({ key: 'k', owner: 'a', expiresAt: request.expiresAt, response: '"done"', now })).rejects.toThrow(/Only 0 of 1 replicas/);
-        expect((await waitsOn(rawOther)) - before).toBeGreaterThanOrEqual(2);
+        expect((await waitsOn(rawAdding)) - before).toBeGreaterThanOrEqual(2);
+        if (proxy) expect(proxy.requests).toBeGreaterThan(0); // reached at the address the natMap gives
         // The migration ends: the slot is the new node's, with the completed record.
-        const otherId = String(await rawOther.call('CLUSTER', 'MYID'));
-        await rawOther.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
-        await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', otherId);
-        expect(await rawOther.hmget(`${clientPrefix}${keyPrefix}k`, 'owner', 'status')).toEqual(['a', 'COMPLETED']);
+        await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'NODE', addingId);
+        await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', addingId);
+        expect(await rawAdding.hmget(`${clientPrefix}${keyPrefix}k`, 'owner', 'status')).toEqual(['a', 'COMPLETED']);
         // No other key was written: a command sent without the Cluster's prefix writes one, or meets MOVED.
-        expect([...(await raw.keys(`*${keyPrefix}k`)), ...(await rawOther.keys(`*${keyPrefix}k`))]).toEqual([`${clientPrefix}${keyPrefix}k`]);
+        expect([...(await raw.keys(`*${keyPrefix}k`)), ...(await rawAdding.keys(`*${keyPrefix}k`))]).toEqual([`${clientPrefix}${keyPrefix}k`]);
       } finally {
         client.disconnect();
+        await proxy?.cut();
+        // The slot goes back to the first node, so that the next test's migration is again to a node without slots.
+        const left = (await rawAdding.call('CLUSTER', 'GETKEYSINSLOT', slot, '10000')) as string[];
+        if (left.length > 0) await rawAdding.del(...left);
+        await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
+        await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
       }
     },
     60_000,
