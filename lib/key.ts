@@ -136,7 +136,8 @@ class Normalizer {
   absent: string | number | undefined;
   private readonly ancestors: object[] = [];
 
-  run(value: unknown, depth: number): unknown {
+  /** `hops`: the toJSON calls and unwrapped boxes that led to `value`, which JSON writes in its place (no level of nesting). */
+  run(value: unknown, depth: number, hops = 0): unknown {
     switch (typeof value) {
       case 'string':
       case 'boolean':
@@ -160,17 +161,21 @@ class Normalizer {
       if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
       return this.enter(object, depth);
     }
-    // Checked before toJSON too: a toJSON that returns an object with a toJSON must not recurse forever.
-    if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
+    // A toJSON that returns an object with a toJSON (itself) must not recurse forever: a chain is bounded as nesting is.
+    if (hops >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
     // Bounded as an array is, before its members are listed (or a Buffer's toJSON copies them to an array).
     if (ArrayBuffer.isView(object) && (object as Uint8Array).length > MAX_ARRAY_LENGTH) {
       throw new KeyFault(`a typed array longer than ${MAX_ARRAY_LENGTH.toLocaleString('en-US')} elements`);
     }
-    if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return this.run((object as { toJSON(key: string): unknown }).toJSON(''), depth + 1);
+    // JSON writes the value a toJSON returns in the object's place, at its level: a Date is its string wherever its string is a key.
+    if (typeof (object as { toJSON?: unknown }).toJSON === 'function')
+      return this.run((object as { toJSON(key: string): unknown }).toJSON(''), depth, hops + 1);
     // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
     if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
-      return this.run(object.valueOf(), depth + 1);
+      return this.run(object.valueOf(), depth, hops + 1);
     }
+    // Written as an object from here on: a level of nesting.
+    if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
     if (object instanceof Map || object instanceof Set || object instanceof WeakMap || object instanceof WeakSet) {
       throw new KeyFault(named(object));
     }

@@ -14,7 +14,8 @@ export function volatileEventOf(input: unknown): string | undefined {
   if (typeof event.requestContext === 'object' && event.requestContext !== null) {
     return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
   }
-  const records = event.Records;
+  // An EventBridge pipe delivers a batch as a bare array of its messages.
+  const records = Array.isArray(input) ? input : event.Records;
   const batch = Array.isArray(records);
   // One message of a batch too, as a loop over `Records` passes it on.
   if (((batch ? records[0] : input) as { readonly eventSource?: unknown } | undefined)?.eventSource !== 'aws:sqs') return undefined;

@@ -51,6 +51,21 @@ test('nesting: 200 levels are a key, 201 are INVALID_KEY', () => {
   expect(invalidKey(nested(201)).message).toMatch(/nesting deeper than 200 levels/);
 });
 
+test('a value JSON writes as a string or a number (a Date, a boxed number, a toJSON) is no level of nesting: at 200 levels it is the key its JSON is', () => {
+  const nested = (levels: number, leaf: unknown): unknown => {
+    let value: unknown = leaf;
+    for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { a: value };
+    return value;
+  };
+  const at = new Date(0);
+  expect(canonicalJson(nested(200, at))).toBe(canonicalJson(nested(200, at.toISOString())));
+  expect(canonicalJson(nested(200, Object(7)))).toBe(canonicalJson(nested(200, 7)));
+  expect(canonicalJson(nested(200, { toJSON: () => 'x' }))).toBe(canonicalJson(nested(200, 'x')));
+  // Written as an object, it is one level more.
+  expect(invalidKey(nested(200, { toJSON: () => ({ id: 1 }) })).message).toMatch(/nesting deeper than 200 levels/);
+  expect(invalidKey(nested(200, new Uint8Array([1]))).message).toMatch(/nesting deeper than 200 levels/);
+});
+
 test('a Map or an Error is INVALID_KEY even with members of its own, which JSON would write without its entries or message', () => {
   // JSON writes both as `{"tag":"x"}`: every Map so tagged, whatever its entries, would be one key.
   expect(invalidKey(Object.assign(new Map([['order', 1]]), { tag: 'x' })).message).toMatch(/holds a Map at \$/);

@@ -66,6 +66,21 @@ describe('a call without `key` whose event differs on every delivery', () => {
     ]);
   });
 
+  test('an SQS batch an EventBridge pipe delivers (a bare array of messages), given to the middleware: two deliveries both run, and the log says to use idempotentBatch', async () => {
+    const log = logger();
+    const run = jest.fn(async () => undefined);
+    const handler = middy(run).use(idempotency({ store: new InMemoryStore(), logger: log }));
+    await handler(sqsEvent('r-1').Records, context);
+    await handler(sqsEvent('r-2').Records, context);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringContaining('an SQS batch, whose receipt handles differ on every delivery: use idempotentBatch'),
+      },
+    ]);
+  });
+
   test('makeIdempotent given an HTTP event warns the same way, naming itself', async () => {
     const log = logger();
     const once = makeIdempotent(async (_event: unknown) => 'ok', { store: new InMemoryStore(), name: 'orders', logger: log });
