@@ -147,8 +147,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * `selects`: the `key` option is the user's selector, not a default that passes the payload on
    * (by default, whether a `key` is given: read once the options are known to be an object).
    */
-  constructor(where: string, options: IdempotencyOptions<TInput, TContext>, observe: Observe, selects?: boolean) {
-    validateOptions(where, options);
+  constructor(where: string, given: IdempotencyOptions<TInput, TContext>, observe: Observe, selects?: boolean) {
+    const options = validateOptions(where, given) as unknown as IdempotencyOptions<TInput, TContext>;
     this.#options = options;
     this.#selects = selects ?? options.key !== undefined;
     this.#where = where;

@@ -22,6 +22,12 @@ const isContext = (value: unknown): value is LambdaContextLike => {
 };
 
 /**
+ * The parameters of a wrapped function: the function's own (a first parameter with a default, or
+ * optional, stays so), or, for a function of none, the one its key is selected from.
+ */
+type KeyedArgs<TArgs extends unknown[]> = TArgs extends [] ? [input: unknown, ...rest: unknown[]] : TArgs;
+
+/**
  * Wraps any async function so that calls with the same key run it once and replay its result
  * (its parameters, its `this` and its result type are kept). The key is selected from the first
  * argument; when the second argument is a Lambda context, the attempt's lease ends at the Lambda
@@ -38,10 +44,10 @@ const isContext = (value: unknown): value is LambdaContextLike => {
  * await chargeOnce({ paymentId: 'p-1', amount: 100 });
  * ```
  */
-export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult, TThis = unknown>(
+export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, TThis = unknown>(
   fn: (this: TThis, ...args: TArgs) => PromiseLike<TResult> | TResult,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
-): (this: TThis, ...args: TArgs) => Promise<TResult> {
+): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<TResult> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
   if (options.name === undefined) {
@@ -50,8 +56,8 @@ export function makeIdempotent<TArgs extends [unknown, ...unknown[]], TResult, T
     );
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
-  return function idempotent(this: TThis, ...args: TArgs): Promise<TResult> {
+  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<TResult> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    return runCall(engine, args[0], context, () => fn.apply(this, args));
+    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs));
   };
 }

@@ -234,9 +234,11 @@ export function checkOptions(where: string, options: unknown, checks: Readonly<R
 
 /**
  * Validates an entry point's options at construction: an unknown key, a missing store or a bad
- * value throws a `TypeError` that names the option. @internal
+ * value throws a `TypeError` that names the option. Returns the values checked, read once: an
+ * options object changed afterwards (reused to make the next function) changes nothing of what was
+ * made with it. @internal
  */
-export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>> = SHARED_CHECKS): void {
+export function validateOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>> = SHARED_CHECKS): Record<string, unknown> {
   checkOptions(where, options, checks, ['store']);
   const values = options as Record<string, unknown>;
   const store = values.store as IdempotencyStore | undefined;
@@ -250,4 +252,5 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   if (needsTransactions !== undefined) {
     throw new TypeError(`${where}: \`${needsTransactions}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
+  return Object.fromEntries(Object.keys(checks).map((name) => [name, values[name]]));
 }

@@ -2,8 +2,9 @@
  * What `makeIdempotent` returns, first and on replay, for functions and results beyond a plain
  * async function returning plain JSON, against DynamoDB Local.
  */
-import { type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
-import { InMemoryStore } from '../../lib/testing/index.js';
+import middy from '@middy/core';
+import { type IdempotencyStore, idempotency, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { rejection, thrown } from '../support/rejections.js';
 
@@ -106,6 +107,26 @@ test('a function that calls itself with its own key gets IN_PROGRESS at once, wi
   expect((await rejection(recursive('k'))).code).toBe('IN_PROGRESS');
   expect([claims, runs]).toEqual([1, 1]);
   expect(await readItem(client, tableName, recordId('recursive-same-key', 'k'))).toBeUndefined();
+});
+
+test('options are read once, when the function is made: an options object changed afterwards (to make the next function) changes nothing of the functions made before', async () => {
+  const options: { store: IdempotencyStore; name: string; key?: (id: string) => string } = { store, name: 'options-snapshot-refund' };
+  const refund = makeIdempotent(async (id: string) => `refunded ${id}`, options);
+  options.name = 'options-snapshot-charge';
+  const charge = makeIdempotent(async (id: string) => `charged ${id}`, options);
+  expect(await charge('o-1')).toBe('charged o-1');
+  expect(await refund('o-1')).toBe('refunded o-1');
+  options.key = 'not a selector' as never;
+  expect(await refund('o-2')).toBe('refunded o-2');
+  expect(await readItem(client, tableName, recordId('options-snapshot-refund', 'o-2'))).toMatchObject({ status: { S: 'COMPLETED' } });
+
+  // The middleware's options too.
+  const handlerOptions = { store, name: 'options-snapshot-refund-handler' };
+  const refundHandler = middy(async (event: { id: string }) => `refunded ${event.id}`).use(idempotency(handlerOptions));
+  handlerOptions.name = 'options-snapshot-charge-handler';
+  const chargeHandler = middy(async (event: { id: string }) => `charged ${event.id}`).use(idempotency(handlerOptions));
+  expect(await chargeHandler({ id: 'o-1' }, lambdaContext())).toBe('charged o-1');
+  expect(await refundHandler({ id: 'o-1' }, lambdaContext())).toBe('refunded o-1');
 });
 
 test('options that are not an object are a TypeError that says so', () => {

@@ -39,3 +39,25 @@ void detached('abc').catch(() => undefined);
 test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
   expect(await Promise.all([charged, counted, settled, balance])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103]);
 });
+
+// A first parameter with a default, or optional, is kept as it is (with `onMissingKey: 'skip'`, a call without it runs unkeyed).
+interface Filter {
+  readonly status?: string;
+}
+const listed = makeIdempotent(async (filter: Filter = {}) => [filter.status], { store, name: 'listed', onMissingKey: 'skip', key: (filter) => filter?.status });
+const searched = makeIdempotent(async (filter?: Filter) => [filter?.status], { store, name: 'searched', onMissingKey: 'skip' });
+const optionalResults: Promise<Array<string | undefined>>[] = [listed({ status: 'open' }), listed(), searched()];
+
+// A function of no parameters still takes the argument its key is selected from.
+const constant = makeIdempotent(async () => 'same', { store, name: 'constant' });
+const constantResult: Promise<string> = constant('k');
+// @ts-expect-error Without an argument there is no key.
+void constant().catch(() => undefined);
+
+// A generic function stays generic.
+const echo = makeIdempotent(async <T>(value: T) => value, { store, name: 'echo' });
+const echoed: Promise<string> = echo('abc');
+
+test('optional first parameters, no parameters and generic functions keep their types', async () => {
+  expect(await Promise.all([...optionalResults, constantResult, echoed])).toEqual([['open'], [undefined], [undefined], 'same', 'abc']);
+});
