@@ -546,6 +546,18 @@ export function tableEnv(table: ITable): ResourceEnvironment {
   return { account: account ?? table.env.account, region: region ?? table.env.region };
 }
 
+/**
+ * Whether `fn` names `table` by its ARN rather than its name: a name means a table of the caller's
+ * own account, so the ARN, unless the two are known to share an account. A function whose account is
+ * known only at deploy may be deployed to another account than a table of a literal one (imported by
+ * the ARN of an account, or of a stack that gives one). @internal
+ */
+export function namedByArn(fn: LambdaFunction, table: ITable): boolean {
+  const { account } = tableEnv(table);
+  const same = Token.compareStrings(fn.env.account, account);
+  return same === TokenComparison.DIFFERENT || (same === TokenComparison.ONE_UNRESOLVED && isLiteral(account));
+}
+
 /** Whether `table` is known to be in another region, or another account, than `fn`. @internal */
 export function elsewhere(fn: LambdaFunction, table: ITable): { readonly region: boolean; readonly account: boolean } {
   const where = tableEnv(table);

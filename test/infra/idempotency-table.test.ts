@@ -1058,6 +1058,25 @@ test("a table of another account keeps its ARN in the environment: its bare name
   expect(found.findError('/ArnOverridden/ByArn', Match.anyValue())).toEqual([]);
 });
 
+test('a table imported by the ARN of an account, attached to a function of a stack whose account is known only at deploy, is named by its ARN: its bare name would mean a table of whichever account the function is deployed to', () => {
+  const arn = 'arn:aws:dynamodb:eu-west-1:222222222222:table/records';
+  for (const env of [undefined, { region: 'eu-west-1' }]) {
+    const stack = new Stack(new App(), 'AgnosticFunction', env === undefined ? {} : { env });
+    const records = IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableArn(stack, 'Shared', arn));
+    records.attachFunction(fn(stack, 'Handler'));
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: arn }) } });
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  }
+  // A table of the function's own stack keeps its name: one account, whichever it is.
+  const stack = new Stack(new App(), 'AgnosticBoth');
+  const own = new IdempotencyTable(stack, 'Idempotency');
+  own.attachFunction(fn(stack, 'Handler'));
+  Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: { Ref: Match.stringLikeRegexp('^IdempotencyTable') } }) },
+  });
+});
+
 test("settings an app's own aspects make, on constructs defined after the table too, are the ones checked", () => {
   const app = new App();
   const stack = new Stack(app, 'Aspected');
