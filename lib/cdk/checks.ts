@@ -141,17 +141,28 @@ function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown
  * environment), and those made in another scope with `fn` as their target, or its name. @internal
  */
 export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
-  const all = fn.node.root.node.findAll();
+  const targets = handlesOf(fn);
+  return fn.node.root.node
+    .findAll()
+    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
+}
+
+/**
+ * The names and ARNs of the app's handles on `fn` that run its code with its environment: its own,
+ * its versions', its aliases', and its `latestVersion`'s (`$LATEST`, a version CDK does not export
+ * the class of, made the first time it is read).
+ */
+function handlesOf(fn: LambdaFunction): Set<string> {
   const targets = new Set<string>([fn.functionName, fn.functionArn]);
-  for (const c of all) {
-    if ((c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
-      targets.add(c.functionName);
-      targets.add(c.functionArn);
+  for (const c of fn.node.root.node.findAll()) {
+    const latest = (c as { lambda?: unknown }).lambda === fn && (c as { version?: unknown }).version === '$LATEST';
+    if (latest || (c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
+      const handle = c as Version | Alias;
+      targets.add(handle.functionName);
+      targets.add(handle.functionArn);
     }
   }
-  return all.filter(
-    (c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)),
-  );
+  return targets;
 }
 
 /**
@@ -415,12 +426,12 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
  */
 export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  // The function's own settings apply to unqualified invocations; each alias or version has its own.
+  // The function's own settings apply to unqualified invocations (also those made on its
+  // `latestVersion`); each alias or version has its own.
+  const targets = handlesOf(fn);
   const invokeConfigs = fn.node.root.node
     .findAll()
-    .filter(
-      (c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (c.functionName === fn.functionName || namesFunction(fn, c, c.functionName)),
-    );
+    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
   // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
   const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
   if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {

@@ -1517,6 +1517,20 @@ test('event sources on an alias or a version of an attached function, or a mappi
   found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Refunds .*for 4 days'));
 });
 
+test("the function's `latestVersion` (`$LATEST`, its unqualified code and environment) is one of its versions: its event sources and async-invoke settings are checked like its own", () => {
+  const stack = new Stack(new App(), 'Latest');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  // A queue without a DLQ (4 days of redeliveries), without reportBatchItemFailures.
+  consumer.latestVersion.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  consumer.latestVersion.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Latest/Consumer/\\$LATEST'));
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Latest/Orders .*for 4 days'));
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*for up to 6 h'));
+});
+
 describe('IdempotencyTable.fromTable: a table that already exists', () => {
   test('a table defined in the app (a Powertools table with its defaults): attached functions get its name, the retention and the three item actions; the table is not changed', () => {
     const stack = new Stack(new App(), 'Existing');
