@@ -6,7 +6,7 @@ import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, To
 import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
-import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
+import { CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, type Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -149,18 +149,17 @@ export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
 
 /**
  * The names and ARNs of the app's handles on `fn` that run its code with its environment: its own,
- * its versions', its aliases', and its `latestVersion`'s (`$LATEST`, a version CDK does not export
- * the class of, made the first time it is read).
+ * and those of every qualified handle whose `lambda` it is: its versions and aliases, made in the app
+ * or imported with it (`Version.fromVersionAttributes`, `Alias.fromAliasAttributes`), and its
+ * `latestVersion` (`$LATEST`): not all of them of a class CDK exports.
  */
 function handlesOf(fn: LambdaFunction): Set<string> {
   const targets = new Set<string>([fn.functionName, fn.functionArn]);
   for (const c of fn.node.root.node.findAll()) {
-    const latest = (c as { lambda?: unknown }).lambda === fn && (c as { version?: unknown }).version === '$LATEST';
-    if (latest || (c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
-      const handle = c as Version | Alias;
-      targets.add(handle.functionName);
-      targets.add(handle.functionArn);
-    }
+    const handle = c as Partial<Version>;
+    if (c === fn || handle.lambda !== fn || typeof handle.functionName !== 'string' || typeof handle.functionArn !== 'string') continue;
+    targets.add(handle.functionName);
+    targets.add(handle.functionArn);
   }
   return targets;
 }

@@ -41,6 +41,7 @@ import {
   Runtime,
   SingletonFunction,
   StartingPosition,
+  Version,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
@@ -1529,6 +1530,21 @@ test("the function's `latestVersion` (`$LATEST`, its unqualified code and enviro
   found.hasError('/Latest/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Latest/Consumer/\\$LATEST'));
   found.hasError('/Latest/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Latest/Orders .*for 4 days'));
   found.hasError('/Latest/Consumer', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*for up to 6 h'));
+});
+
+test('a version or an alias imported with the function itself (Version.fromVersionAttributes, Alias.fromAliasAttributes) runs its code: its event sources and async-invoke settings are checked like its own', () => {
+  const stack = new Stack(new App(), 'Imported');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  const version = Version.fromVersionAttributes(stack, 'V3', { lambda: consumer, version: '3' });
+  version.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  const live = Alias.fromAliasAttributes(stack, 'Live', { aliasName: 'live', aliasVersion: version });
+  live.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Imported/V3'));
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Imported/Orders .*for 4 days'));
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*Imported/Live.*for up to 6 h'));
 });
 
 describe('IdempotencyTable.fromTable: a table that already exists', () => {
