@@ -688,6 +688,21 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
 }
 
 /**
+ * A property read through {@link setting} is the L1's (camelCase members) when no override changed
+ * it, the template's (PascalCase, resolved) when one did: these read either.
+ */
+type Members = Record<string, unknown> | null | undefined;
+const member = (value: unknown, camel: string, pascal: string): unknown => (value as Members)?.[camel] ?? (value as Members)?.[pascal];
+const asKeySchema = (key: unknown) => ({ attributeName: member(key, 'attributeName', 'AttributeName'), keyType: member(key, 'keyType', 'KeyType') });
+const asAttributeDefinition = (definition: unknown) => ({
+  attributeName: member(definition, 'attributeName', 'AttributeName'),
+  attributeType: member(definition, 'attributeType', 'AttributeType'),
+});
+function asTimeToLive(ttl: unknown): { attributeName: unknown; enabled: unknown } | undefined {
+  return ttl === undefined ? undefined : { attributeName: member(ttl, 'attributeName', 'AttributeName'), enabled: member(ttl, 'enabled', 'Enabled') };
+}
+
+/**
  * An existing table defined in this app, against the schema the store expects: a key the record
  * protocol cannot address (a sort key, a partition key that is not a string) is an error; another
  * partition key or TTL attribute name, or no TTL, a warning that names the store option matching
@@ -701,9 +716,13 @@ export function checkTable(table: ITable): Finding[] {
   // `TableV2.replica(region)` imports the replica as a child of its global table: check that table.
   if (table.node.defaultChild === undefined && table.node.scope instanceof TableV2) return checkTable(table.node.scope);
   const cfn = table.node.defaultChild;
-  if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable) || !Array.isArray(cfn.keySchema)) return [];
-  const keys = cfn.keySchema as CfnTable.KeySchemaProperty[];
-  const definitions = Array.isArray(cfn.attributeDefinitions) ? (cfn.attributeDefinitions as CfnTable.AttributeDefinitionProperty[]) : [];
+  if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable)) return [];
+  // As CloudFormation gets them: an escape hatch can add a sort key, or move or remove the TTL.
+  const keySchema = setting(cfn, 'KeySchema', cfn.keySchema);
+  if (!Array.isArray(keySchema)) return [];
+  const keys = keySchema.map(asKeySchema);
+  const attributeDefinitions = setting(cfn, 'AttributeDefinitions', cfn.attributeDefinitions);
+  const definitions = Array.isArray(attributeDefinitions) ? attributeDefinitions.map(asAttributeDefinition) : [];
   const partition = keys.find((key) => key.keyType === 'HASH')?.attributeName;
   const type = definitions.find((definition) => definition.attributeName === partition)?.attributeType;
   const expected = idempotencyTableSchema;
@@ -737,7 +756,7 @@ export function checkTable(table: ITable): Finding[] {
       message: `The table has eventually consistent replicas in ${replicas.regions.map(regionName).join(', ')}: a claim written in one Region does not see a claim made at the same time in another, so two functions can both run the handler; give every function's DynamoDBStore a \`client\` for one Region, or use a TableV2 with \`multiRegionConsistency: MultiRegionConsistency.STRONG\`.`,
     });
   }
-  const ttl = cfn.timeToLiveSpecification as CfnTable.TimeToLiveSpecificationProperty | undefined;
+  const ttl = asTimeToLive(setting(cfn, 'TimeToLiveSpecification', cfn.timeToLiveSpecification));
   if (ttl === undefined || ttl.enabled === false) {
     findings.push({
       level: 'warning',

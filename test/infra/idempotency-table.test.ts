@@ -1668,6 +1668,25 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     Annotations.fromStack(stack).hasNoWarning('/TtlAtDeploy/Idempotency', Match.anyValue());
   });
 
+  test('the key schema and TTL are checked as CloudFormation gets them: a sort key, a TTL attribute or no TTL set through the escape hatch counts', () => {
+    const stack = new Stack(new App(), 'TableOverridden');
+    const sorted = new Table(stack, 'Sorted', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    const cfnSorted = sorted.node.defaultChild as CfnTable;
+    cfnSorted.addPropertyOverride('KeySchema.1', { AttributeName: 'sk', KeyType: 'RANGE' });
+    cfnSorted.addPropertyOverride('AttributeDefinitions.1', { AttributeName: 'sk', AttributeType: 'S' });
+    IdempotencyTable.fromTable(stack, 'SortedRecords', sorted).attachFunction(fn(stack, 'SortedHandler'));
+    const renamed = new Table(stack, 'Renamed', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    (renamed.node.defaultChild as CfnTable).addPropertyOverride('TimeToLiveSpecification.AttributeName', 'ttl');
+    IdempotencyTable.fromTable(stack, 'RenamedRecords', renamed).attachFunction(fn(stack, 'RenamedHandler'));
+    const removed = new TableV2(stack, 'Removed', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    (removed.node.defaultChild as CfnResource).addPropertyDeletionOverride('TimeToLiveSpecification');
+    IdempotencyTable.fromTable(stack, 'RemovedRecords', removed).attachFunction(fn(stack, 'RemovedHandler'));
+    const found = Annotations.fromStack(stack);
+    found.hasError('/TableOverridden/SortedRecords', Match.stringLikeRegexp('tableHasSortKey'));
+    found.hasWarning('/TableOverridden/RenamedRecords', Match.stringLikeRegexp('TTL is on `ttl`'));
+    found.hasWarning('/TableOverridden/RemovedRecords', Match.stringLikeRegexp('no TTL'));
+  });
+
   test('a partition key whose name or type is known only at deploy time is neither warned about nor refused: a false error would block the deploy', () => {
     const stack = new Stack(new App(), 'KeyAtDeploy');
     const records = new Table(stack, 'Records', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
