@@ -6,7 +6,7 @@ import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, To
 import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
-import { Alias, CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, Version } from 'aws-cdk-lib/aws-lambda';
+import { CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, type Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -141,17 +141,27 @@ function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown
  * environment), and those made in another scope with `fn` as their target, or its name. @internal
  */
 export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
-  const all = fn.node.root.node.findAll();
+  const targets = handlesOf(fn);
+  return fn.node.root.node
+    .findAll()
+    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
+}
+
+/**
+ * The names and ARNs of the app's handles on `fn` that run its code with its environment: its own,
+ * and those of every qualified handle whose `lambda` it is: its versions and aliases, made in the app
+ * or imported with it (`Version.fromVersionAttributes`, `Alias.fromAliasAttributes`), and its
+ * `latestVersion` (`$LATEST`): not all of them of a class CDK exports.
+ */
+function handlesOf(fn: LambdaFunction): Set<string> {
   const targets = new Set<string>([fn.functionName, fn.functionArn]);
-  for (const c of all) {
-    if ((c instanceof Version && c.lambda === fn) || (c instanceof Alias && c.version.lambda === fn)) {
-      targets.add(c.functionName);
-      targets.add(c.functionArn);
-    }
+  for (const c of fn.node.root.node.findAll()) {
+    const handle = c as Partial<Version>;
+    if (c === fn || handle.lambda !== fn || typeof handle.functionName !== 'string' || typeof handle.functionArn !== 'string') continue;
+    targets.add(handle.functionName);
+    targets.add(handle.functionArn);
   }
-  return all.filter(
-    (c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)),
-  );
+  return targets;
 }
 
 /**
@@ -415,12 +425,12 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
  */
 export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Finding[] {
   const findings: Finding[] = [];
-  // The function's own settings apply to unqualified invocations; each alias or version has its own.
+  // The function's own settings apply to unqualified invocations (also those made on its
+  // `latestVersion`); each alias or version has its own.
+  const targets = handlesOf(fn);
   const invokeConfigs = fn.node.root.node
     .findAll()
-    .filter(
-      (c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (c.functionName === fn.functionName || namesFunction(fn, c, c.functionName)),
-    );
+    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
   // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
   const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
   if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
@@ -546,6 +556,18 @@ export function tableEnv(table: ITable): ResourceEnvironment {
   return { account: account ?? table.env.account, region: region ?? table.env.region };
 }
 
+/**
+ * Whether `fn` names `table` by its ARN rather than its name: a name means a table of the caller's
+ * own account, so the ARN, unless the two are known to share an account. A function whose account is
+ * known only at deploy may be deployed to another account than a table of a literal one (imported by
+ * the ARN of an account, or of a stack that gives one). @internal
+ */
+export function namedByArn(fn: LambdaFunction, table: ITable): boolean {
+  const { account } = tableEnv(table);
+  const same = Token.compareStrings(fn.env.account, account);
+  return same === TokenComparison.DIFFERENT || (same === TokenComparison.ONE_UNRESOLVED && isLiteral(account));
+}
+
 /** Whether `table` is known to be in another region, or another account, than `fn`. @internal */
 export function elsewhere(fn: LambdaFunction, table: ITable): { readonly region: boolean; readonly account: boolean } {
   const where = tableEnv(table);
@@ -666,6 +688,21 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
 }
 
 /**
+ * A property read through {@link setting} is the L1's (camelCase members) when no override changed
+ * it, the template's (PascalCase, resolved) when one did: these read either.
+ */
+type Members = Record<string, unknown> | null | undefined;
+const member = (value: unknown, camel: string, pascal: string): unknown => (value as Members)?.[camel] ?? (value as Members)?.[pascal];
+const asKeySchema = (key: unknown) => ({ attributeName: member(key, 'attributeName', 'AttributeName'), keyType: member(key, 'keyType', 'KeyType') });
+const asAttributeDefinition = (definition: unknown) => ({
+  attributeName: member(definition, 'attributeName', 'AttributeName'),
+  attributeType: member(definition, 'attributeType', 'AttributeType'),
+});
+function asTimeToLive(ttl: unknown): { attributeName: unknown; enabled: unknown } | undefined {
+  return ttl === undefined ? undefined : { attributeName: member(ttl, 'attributeName', 'AttributeName'), enabled: member(ttl, 'enabled', 'Enabled') };
+}
+
+/**
  * An existing table defined in this app, against the schema the store expects: a key the record
  * protocol cannot address (a sort key, a partition key that is not a string) is an error; another
  * partition key or TTL attribute name, or no TTL, a warning that names the store option matching
@@ -679,9 +716,13 @@ export function checkTable(table: ITable): Finding[] {
   // `TableV2.replica(region)` imports the replica as a child of its global table: check that table.
   if (table.node.defaultChild === undefined && table.node.scope instanceof TableV2) return checkTable(table.node.scope);
   const cfn = table.node.defaultChild;
-  if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable) || !Array.isArray(cfn.keySchema)) return [];
-  const keys = cfn.keySchema as CfnTable.KeySchemaProperty[];
-  const definitions = Array.isArray(cfn.attributeDefinitions) ? (cfn.attributeDefinitions as CfnTable.AttributeDefinitionProperty[]) : [];
+  if (!(cfn instanceof CfnTable || cfn instanceof CfnGlobalTable)) return [];
+  // As CloudFormation gets them: an escape hatch can add a sort key, or move or remove the TTL.
+  const keySchema = setting(cfn, 'KeySchema', cfn.keySchema);
+  if (!Array.isArray(keySchema)) return [];
+  const keys = keySchema.map(asKeySchema);
+  const attributeDefinitions = setting(cfn, 'AttributeDefinitions', cfn.attributeDefinitions);
+  const definitions = Array.isArray(attributeDefinitions) ? attributeDefinitions.map(asAttributeDefinition) : [];
   const partition = keys.find((key) => key.keyType === 'HASH')?.attributeName;
   const type = definitions.find((definition) => definition.attributeName === partition)?.attributeType;
   const expected = idempotencyTableSchema;
@@ -715,7 +756,7 @@ export function checkTable(table: ITable): Finding[] {
       message: `The table has eventually consistent replicas in ${replicas.regions.map(regionName).join(', ')}: a claim written in one Region does not see a claim made at the same time in another, so two functions can both run the handler; give every function's DynamoDBStore a \`client\` for one Region, or use a TableV2 with \`multiRegionConsistency: MultiRegionConsistency.STRONG\`.`,
     });
   }
-  const ttl = cfn.timeToLiveSpecification as CfnTable.TimeToLiveSpecificationProperty | undefined;
+  const ttl = asTimeToLive(setting(cfn, 'TimeToLiveSpecification', cfn.timeToLiveSpecification));
   if (ttl === undefined || ttl.enabled === false) {
     findings.push({
       level: 'warning',

@@ -18,20 +18,21 @@ import {
   checkTable,
   checkTableReach,
   checkUnknownQueues,
-  elsewhere,
   environmentValue,
   type Finding,
   formatSeconds,
   isKeyOfApp,
   localReplica,
   mappingsOf,
+  namedByArn,
   queuesFeeding,
 } from './checks.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
 /**
- * Environment variable holding the table name (its ARN, for a table of another account), set on
+ * Environment variable holding the table name (its ARN, for a table of another account, or of a literal
+ * account while the function's is known only at deploy), set on
  * every attached function.
  *
  * @example
@@ -382,7 +383,8 @@ export abstract class IdempotencyTableBase extends Construct {
 
   /**
    * Lets `fn` keep idempotency records here: grants it {@link grantRecordAccess} and sets its
-   * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account) and
+   * environment `IDEMPOTENCY_TABLE` (the table name; its ARN for a table of another account, or of a
+   * literal account while the function's account is known only at deploy) and
    * `IDEMPOTENCY_EXPIRES_AFTER_SECONDS` (the retention, which `new DynamoDBStore()` reads), so the
    * handler and the synth-time checks agree. In a Region where a `TableV2` of the app has a replica,
    * `fn` also gets the item actions on that replica (and its key), which its store writes to. A
@@ -423,8 +425,8 @@ export abstract class IdempotencyTableBase extends Construct {
       return existing.grant;
     }
     const seconds = own ?? this.expiresAfterSeconds;
-    // A table of another account is addressed by its ARN: its name would mean one of the function's own.
-    const tableVariable = elsewhere(fn, this.table).account ? this.table.tableArn : this.table.tableName;
+    // A table of another account, or possibly of another, is addressed by its ARN: its name would mean one of the function's own.
+    const tableVariable = namedByArn(fn, this.table) ? this.table.tableArn : this.table.tableName;
     refusePresetEnvironment(fn, this.table, tableVariable, seconds, own !== undefined);
     attachedTables.set(fn, this);
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, tableVariable);

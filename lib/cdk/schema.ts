@@ -3,8 +3,17 @@ import type { TableSchema } from '../table-schema.js';
 
 /** The key and TTL properties of a `dynamodb.Table` for a {@link TableSchema}. */
 export interface SchemaTableProps {
+  /** The schema's partition key. */
   readonly partitionKey: Attribute;
+  /**
+   * The schema's sort key.
+   * @default - none: the schema has no sort key
+   */
   readonly sortKey?: Attribute;
+  /**
+   * The schema's TTL attribute.
+   * @default - none: the schema names no TTL attribute
+   */
   readonly timeToLiveAttribute?: string;
 }
 

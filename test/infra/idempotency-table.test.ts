@@ -41,6 +41,7 @@ import {
   Runtime,
   SingletonFunction,
   StartingPosition,
+  Version,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { CfnQueue, Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
@@ -1058,6 +1059,25 @@ test("a table of another account keeps its ARN in the environment: its bare name
   expect(found.findError('/ArnOverridden/ByArn', Match.anyValue())).toEqual([]);
 });
 
+test('a table imported by the ARN of an account, attached to a function of a stack whose account is known only at deploy, is named by its ARN: its bare name would mean a table of whichever account the function is deployed to', () => {
+  const arn = 'arn:aws:dynamodb:eu-west-1:222222222222:table/records';
+  for (const env of [undefined, { region: 'eu-west-1' }]) {
+    const stack = new Stack(new App(), 'AgnosticFunction', env === undefined ? {} : { env });
+    const records = IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableArn(stack, 'Shared', arn));
+    records.attachFunction(fn(stack, 'Handler'));
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: arn }) } });
+    expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+  }
+  // A table of the function's own stack keeps its name: one account, whichever it is.
+  const stack = new Stack(new App(), 'AgnosticBoth');
+  const own = new IdempotencyTable(stack, 'Idempotency');
+  own.attachFunction(fn(stack, 'Handler'));
+  Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+    Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: { Ref: Match.stringLikeRegexp('^IdempotencyTable') } }) },
+  });
+});
+
 test("settings an app's own aspects make, on constructs defined after the table too, are the ones checked", () => {
   const app = new App();
   const stack = new Stack(app, 'Aspected');
@@ -1498,6 +1518,35 @@ test('event sources on an alias or a version of an attached function, or a mappi
   found.hasError('/Aliases/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Aliases/Refunds .*for 4 days'));
 });
 
+test("the function's `latestVersion` (`$LATEST`, its unqualified code and environment) is one of its versions: its event sources and async-invoke settings are checked like its own", () => {
+  const stack = new Stack(new App(), 'Latest');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  // A queue without a DLQ (4 days of redeliveries), without reportBatchItemFailures.
+  consumer.latestVersion.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  consumer.latestVersion.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Latest/Consumer/\\$LATEST'));
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Latest/Orders .*for 4 days'));
+  found.hasError('/Latest/Consumer', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*for up to 6 h'));
+});
+
+test('a version or an alias imported with the function itself (Version.fromVersionAttributes, Alias.fromAliasAttributes) runs its code: its event sources and async-invoke settings are checked like its own', () => {
+  const stack = new Stack(new App(), 'Imported');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const consumer = fn(stack, 'Consumer');
+  records.attachFunction(consumer);
+  const version = Version.fromVersionAttributes(stack, 'V3', { lambda: consumer, version: '3' });
+  version.addEventSource(new SqsEventSource(new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) })));
+  const live = Alias.fromAliasAttributes(stack, 'Live', { aliasName: 'live', aliasVersion: version });
+  live.configureAsyncInvoke({ maxEventAge: Duration.hours(6), retryAttempts: 2 });
+  const found = Annotations.fromStack(stack);
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('noBatchItemFailures.*Imported/V3'));
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Imported/Orders .*for 4 days'));
+  found.hasError('/Imported/Consumer', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*Imported/Live.*for up to 6 h'));
+});
+
 describe('IdempotencyTable.fromTable: a table that already exists', () => {
   test('a table defined in the app (a Powertools table with its defaults): attached functions get its name, the retention and the three item actions; the table is not changed', () => {
     const stack = new Stack(new App(), 'Existing');
@@ -1617,6 +1666,25 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     (records.node.defaultChild as CfnTable).timeToLiveSpecification = { attributeName: attribute, enabled };
     IdempotencyTable.fromTable(stack, 'Idempotency', records).attachFunction(fn(stack, 'Handler'));
     Annotations.fromStack(stack).hasNoWarning('/TtlAtDeploy/Idempotency', Match.anyValue());
+  });
+
+  test('the key schema and TTL are checked as CloudFormation gets them: a sort key, a TTL attribute or no TTL set through the escape hatch counts', () => {
+    const stack = new Stack(new App(), 'TableOverridden');
+    const sorted = new Table(stack, 'Sorted', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    const cfnSorted = sorted.node.defaultChild as CfnTable;
+    cfnSorted.addPropertyOverride('KeySchema.1', { AttributeName: 'sk', KeyType: 'RANGE' });
+    cfnSorted.addPropertyOverride('AttributeDefinitions.1', { AttributeName: 'sk', AttributeType: 'S' });
+    IdempotencyTable.fromTable(stack, 'SortedRecords', sorted).attachFunction(fn(stack, 'SortedHandler'));
+    const renamed = new Table(stack, 'Renamed', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    (renamed.node.defaultChild as CfnTable).addPropertyOverride('TimeToLiveSpecification.AttributeName', 'ttl');
+    IdempotencyTable.fromTable(stack, 'RenamedRecords', renamed).attachFunction(fn(stack, 'RenamedHandler'));
+    const removed = new TableV2(stack, 'Removed', { partitionKey: { name: 'id', type: AttributeType.STRING }, timeToLiveAttribute: 'expiration' });
+    (removed.node.defaultChild as CfnResource).addPropertyDeletionOverride('TimeToLiveSpecification');
+    IdempotencyTable.fromTable(stack, 'RemovedRecords', removed).attachFunction(fn(stack, 'RemovedHandler'));
+    const found = Annotations.fromStack(stack);
+    found.hasError('/TableOverridden/SortedRecords', Match.stringLikeRegexp('tableHasSortKey'));
+    found.hasWarning('/TableOverridden/RenamedRecords', Match.stringLikeRegexp('TTL is on `ttl`'));
+    found.hasWarning('/TableOverridden/RemovedRecords', Match.stringLikeRegexp('no TTL'));
   });
 
   test('a partition key whose name or type is known only at deploy time is neither warned about nor refused: a false error would block the deploy', () => {
