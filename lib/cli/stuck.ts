@@ -64,12 +64,16 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     if (items.some((item) => item[a.key] === undefined)) {
       throw new Error(`Items of ${query.tableName} have no \`${a.key}\` attribute: ${keyAttributeAdvice(query.tableName, a.key)}`);
     }
-    if (items.some((item) => item[a.status] === undefined)) {
+    // Another library's records on a shared table hold no status under this name either (Powertools
+    // configured with another `statusAttr`): only an id of this library's shape says that its records
+    // use other names. Those others are left out, as are its records that hold a status.
+    if (items.some((item) => query.name !== undefined && item[a.status] === undefined && isRecordIdOf(item[a.key]?.S, `${query.name}#`))) {
       throw new Error(
         `Records of ${query.name} in ${query.tableName} have no \`${a.status}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.`,
       );
     }
     for (const item of items) {
+      if (item[a.status] === undefined) continue;
       // Scanned items are not checked as records are: one written by hand may have no expiration,
       // shown without one, as inspect shows it (a NaN would print as null in JSON).
       const expiration = item[a.expiration]?.N;
@@ -84,6 +88,14 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     }
     start = page.LastEvaluatedKey;
   } while (start !== undefined);
+}
+
+/**
+ * Whether `id` is a record id of this library under `prefix` (`<name>#`): a base64url SHA-256 (43
+ * characters) follows it. Powertools' ids end in a base64 digest, whose length is a multiple of 4.
+ */
+function isRecordIdOf(id: string | undefined, prefix: string): boolean {
+  return id !== undefined && id.length === prefix.length + 43 && id.startsWith(prefix) && /^[\w-]{43}$/.test(id.slice(prefix.length));
 }
 
 /** Errors of a table read faster than its capacity allows: the page was not read, and can be asked for again. */

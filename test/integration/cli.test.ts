@@ -6,6 +6,8 @@
  */
 
 import { execFile, spawn } from 'node:child_process';
+import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
@@ -875,6 +877,30 @@ test('stuck shows whether a stuck attempt stored a fingerprint', async () => {
   const listed = await cli('stuck', '--table', tableName, '--name', 'cli-stuck-fp', '--json');
   const found = Object.fromEntries((JSON.parse(listed.stdout) as RecordSummary[]).map((summary) => [summary.key, summary.hasFingerprint]));
   expect(found).toEqual({ [recordId('cli-stuck-fp', 'plain')]: false, [recordId('cli-stuck-fp', 'checked')]: true });
+});
+
+test("stuck --name on a table shared with Powertools, whose status attribute is named otherwise (only the key and the TTL attribute must match), lists this library's attempts and leaves Powertools' records out", async () => {
+  const table = await freshTable(client, 'cli-stuck-shared-names');
+  try {
+    // Powertools' records share the namespace: its key prefix is the function's name, as this library's `name` is.
+    const persistenceStore = new DynamoDBPersistenceLayer({ tableName: table, awsSdkV3Client: client, statusAttr: 'state' });
+    const config = new IdempotencyConfig({ eventKeyJmesPath: 'orderId' });
+    const charge = powertoolsIdempotent(async (_order: { orderId: string }) => ({ receipt: 'r-1' }), { persistenceStore, config, keyPrefix: 'orders' });
+    await charge({ orderId: 'o-1' });
+    const now = Date.now();
+    const ours = new DynamoDBStore({ tableName: table, client });
+    await ours.claim({ key: recordId('orders', 'o-2'), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    const listed = await cli('stuck', '--table', table, '--name', 'orders', '--json');
+    expect({
+      code: listed.code,
+      keys: listed.code === 0 ? (JSON.parse(listed.stdout) as RecordSummary[]).map((summary) => summary.key) : listed.stderr,
+    }).toEqual({
+      code: 0,
+      keys: [recordId('orders', 'o-2')],
+    });
+  } finally {
+    await dropTable(client, table);
+  }
 });
 
 test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' in-progress record on a shared table whose lease attribute has the same name", async () => {
