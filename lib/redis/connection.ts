@@ -18,7 +18,8 @@ export interface IORedisClient {
   connect(): Promise<void>;
   once(event: string, listener: Listener): unknown;
   removeListener(event: string, listener: Listener): unknown;
-  pipeline(commands: string[][]): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
+  /** Commands as `[name, ...args]`: ioredis 5.0 declares them so, later versions as `unknown[][]`. */
+  pipeline(commands: Array<[name: string, ...args: string[]]>): { exec(): Promise<Array<[error: Error | null, result: unknown]> | null> };
   /**
    * `Cluster` only: the cluster's nodes, each with its address. ioredis declares the address's parts
    * `string | undefined`, so they say `| undefined` too: a `Cluster` is a client under `exactOptionalPropertyTypes`.
@@ -302,7 +303,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
         sendAll: async (_key, commands, inTime = () => true) => {
           // A cluster pipeline goes to the node of its first keyed command, keyless commands included.
           const send = async (to: IORedisClient, sent: ReadonlyArray<readonly string[]>): Promise<Reply[]> =>
-            ((await to.pipeline(sent.map((command) => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
+            ((await to.pipeline(sent.map((command): [string, ...string[]] => ['call', ...command])).exec()) ?? []).map(([error, value]) =>
               error ? { ok: false, error } : { ok: true, value },
             );
           const replies = await send(client, commands);

@@ -5,8 +5,9 @@
  */
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { parseMarkdown } from '../docs/markdown.js';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 import { ENTRY_POINTS, PROJECTS, writeConsumerApps } from './consumer-apps.js';
 import { OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
@@ -49,15 +50,35 @@ async function runApp(file: string, env: Record<string, string> = {}): Promise<R
 }
 
 describe('what the tarball holds', () => {
-  test('only the built library, README, LICENSE and package.json: no sources, tests, demo, infra, bench or tools', () => {
+  test('only the built library, README, LICENSE, package.json and the docs pages: no sources, tests, demo, infra, bench or tools', () => {
     const paths = pkg.files.map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts']));
-    const unexpected = paths.filter((p) => !/^(LICENSE|README\.md|package\.json|dist\/lib\/.+\.(js|d\.ts|js\.map))$/.test(p));
+    expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'docs/redis.md']));
+    const unexpected = paths.filter((p) => !/^(LICENSE|README\.md|package\.json|docs\/[\w-]+\.md|dist\/lib\/.+\.(js|d\.ts|js\.map))$/.test(p));
     expect(unexpected).toEqual([]);
     // Every module ships with its declarations and its map.
     for (const js of paths.filter((p) => p.endsWith('.js'))) {
       expect(paths).toEqual(expect.arrayContaining([js.replace(/\.js$/, '.d.ts'), `${js}.map`]));
     }
+  });
+
+  test('the pages the README links to, and those a message or a declaration names (`see docs/redis.md`), are in the tarball', () => {
+    const paths = new Set(pkg.files.map((f) => f.path));
+    // The demo's deployment guide: the demo and its stack are the repository's, not the package's.
+    const repositoryOnly = new Set(['infra/README.md']);
+    const missing: string[] = [];
+    for (const doc of [...paths].filter((p) => p.endsWith('.md'))) {
+      for (const { line, target } of parseMarkdown(readFileSync(join(pkg.installed, doc), 'utf8')).links) {
+        if (/^(?:[a-z][a-z\d+.-]*:|\/\/|#)/i.test(target)) continue;
+        const resolved = posix.normalize(posix.join(posix.dirname(doc), decodeURI(target.replace(/#.*$/, ''))));
+        if (!paths.has(resolved) && !repositoryOnly.has(resolved)) missing.push(`${doc}:${line} ${target}`);
+      }
+    }
+    for (const file of [...paths].filter((p) => /\.(js|d\.ts)$/.test(p))) {
+      for (const [page] of readFileSync(join(pkg.installed, file), 'utf8').matchAll(/\bdocs\/[\w-]+\.md\b/g)) {
+        if (!paths.has(page)) missing.push(`${file}: ${page}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   test('LICENSE is the MIT-0 text package.json names', () => {

@@ -57,11 +57,12 @@ function listFiles(dir: string): string[] {
   });
 }
 
-/** What decides the tarball and its install: the library, the manifests, the build config, this recipe. */
+/** What decides the tarball and its install: the library, its documentation, the manifests, the build config, this recipe. */
 function inputsHash(): string {
   const hash = createHash('sha256');
   const inputs = [
     ...listFiles(join(root, 'lib')),
+    ...listFiles(join(root, 'docs')),
     ...['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE'].map((f) => join(root, f)),
     fileURLToPath(import.meta.url),
   ].sort();

@@ -1,6 +1,6 @@
 /**
  * The Redis clients' peer ranges hold every version the tests run on: the current major (6) and
- * the previous one (5, installed as the `ioredis5` and `redis5` aliases). npm refuses to install a
+ * the previous one (5, installed as the `ioredis5` and `redis5` aliases, and ioredis 5.0.0, the oldest, as `ioredis-oldest`). npm refuses to install a
  * package beside a peer outside its range, optional or not (ERESOLVE), so a range that missed the
  * current major would keep every user of it from installing the library.
  */
@@ -31,6 +31,7 @@ const installed = (name: string): string => (require(`${name}/package.json`) as 
 test.each([
   ['ioredis', 'ioredis', 6],
   ['ioredis', 'ioredis5', 5],
+  ['ioredis', 'ioredis-oldest', 5],
   ['redis', 'redis', 6],
   ['redis', 'redis5', 5],
 ])('the optional peer %s accepts the installed %s (major %d)', (peer, installedAs, major) => {

@@ -16,15 +16,19 @@ import { RedisStore } from 'lambda-idempotency/redis';
 import { InMemoryStore } from 'lambda-idempotency/testing';
 import { Cluster, Redis } from 'ioredis';
 import { Cluster as Cluster5 } from 'ioredis5';
+// The oldest ioredis the peer range accepts (its pipeline() takes [name, ...args] tuples; a module of CommonJS with a default export only, so its Redis is .default).
+import RedisOldest, { Cluster as ClusterOldest } from 'ioredis-oldest';
 import { createClient, createCluster } from 'redis';
 
 export const stores: IdempotencyStore[] = [new InMemoryStore(), new DynamoDBStore({ tableName: 'idempotency' }), null as unknown as RedisStore];
 
-/** Every client docs/redis.md names is a RedisStore's client there too (ioredis declares the host and port of a Cluster node as possibly undefined). */
+/** Every client docs/redis.md names, down to the oldest the peer ranges accept, is a RedisStore's client there too (ioredis declares the host and port of a Cluster node as possibly undefined). */
 export const redisStores: IdempotencyStore[] = [
   new RedisStore({ client: new Redis({ lazyConnect: true }) }),
   new RedisStore({ client: new Cluster([], { lazyConnect: true }) }),
   new RedisStore({ client: new Cluster5([], { lazyConnect: true }) }),
+  new RedisStore({ client: new RedisOldest.default({ lazyConnect: true }) }),
+  new RedisStore({ client: new ClusterOldest([], { lazyConnect: true }) }),
   new RedisStore({ client: createClient() }),
   new RedisStore({ client: createCluster({ rootNodes: [] }) }),
 ];
