@@ -52,7 +52,7 @@ export const simulatedProvider: PaymentProvider = {
   refund: async () => ({ providerRefundId: `re_${randomUUID()}` }),
 };
 
-export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
+export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'REFUND_KEY_REUSED' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
 
 export class PaymentError extends Error {
   override readonly name = 'PaymentError';
@@ -117,6 +117,13 @@ interface RefundAttempt {
   readonly holder: string;
   readonly owner: string;
 }
+
+/**
+ * The attribute of the payment item that keeps an applied refund's amount. Within the record's
+ * retention a changed amount is a 422 of the idempotency layer; after it, only this attribute tells
+ * that the same key (the same refund id) now asks for another amount.
+ */
+const refundAmountAttribute = (refundId: string): string => `refundAmount_${refundId}`;
 
 const isConditionFailure = (error: unknown): error is ConditionalCheckFailedException & { Item?: Record<string, AttributeValue> } =>
   error instanceof ConditionalCheckFailedException || (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
@@ -202,7 +209,8 @@ export class PaymentService {
    * failure gives the amount back. Should that fail too, the refund stays recorded (`REFUND_INCOMPLETE`,
    * a 503): a retry with the same key takes it over and calls the provider again. A refund the
    * provider made is marked so on the item: the same key sent again after its record expired gets
-   * the refund's state, not a second call, which a processor that has forgotten its key would pay.
+   * the refund's state, not a second call, which a processor that has forgotten its key would pay;
+   * with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
@@ -280,7 +288,7 @@ export class PaymentService {
           Key: { [KEY]: paymentId },
           from: ['PAID', 'PARTIALLY_REFUNDED'],
           to: full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
-          set: { [attempt.holder]: attempt.owner },
+          set: { [attempt.holder]: attempt.owner, [refundAmountAttribute(refundId)]: amount },
           add: { refundableAmount: -amount, refundedAmount: amount, refundIds: new Set([refundId]) },
           condition: {
             expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)`,
@@ -293,6 +301,11 @@ export class PaymentService {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as StoredPayment) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        // The refund this key made (or applied) was of another amount: answering it as this one's would state a refund never made.
+        const made = (current as StoredPayment & Record<string, unknown>)[refundAmountAttribute(refundId)];
+        if (typeof made === 'number' && made !== amount) {
+          throw new PaymentError('REFUND_KEY_REUSED', `This Idempotency-Key made a refund of ${made}, not ${amount}; use a new key for a new refund.`);
+        }
         if (current.completedRefundIds?.has(refundId)) return current;
         // Applied by an earlier attempt that crashed or timed out before completing.
         if (current.refundIds?.has(refundId) && (await this.holdRefund(paymentId, refundId, attempt))) return current;
@@ -338,9 +351,9 @@ export class PaymentService {
             TableName: this.tableName,
             Key: { [KEY]: paymentId },
             UpdateExpression:
-              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder DELETE refundIds :refundIds',
+              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder, #refundAmount DELETE refundIds :refundIds',
             ConditionExpression: `contains(refundIds, :refundId) AND #holder = :owner AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
-            ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder },
+            ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder, '#refundAmount': refundAmountAttribute(refundId) },
             ExpressionAttributeValues: {
               ':owner': attempt.owner,
               ':amount': amount,

@@ -390,3 +390,29 @@ test('a refund sent again after its record expired is not made again, though the
   });
   expect(late.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
 });
+
+test('a refund key sent again after its record expired with another amount is a 422: the answer never states an amount that was not refunded', async () => {
+  const clock = new DemoClock();
+  const provider = new FailingRefunds();
+  provider.down = false;
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api', clock.now));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') };
+  };
+  const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+  const paymentId = String(payment.json.paymentId);
+  const key = `refund-${randomUUID()}`;
+  const first = await call(`/payments/${paymentId}/refunds`, { amount: 400 }, key);
+  clock.advance(25 * 3_600_000); // past the 24-hour retention
+  const late = await call(`/payments/${paymentId}/refunds`, { amount: 600 }, key);
+  const stands = await handler(toHttpApiEvent({ method: 'GET', url: `/payments/${paymentId}` })!, lambdaContext('payments-api', clock.now));
+  expect({ first: first.status, late: late.status, lateAmount: late.json.amount, refunded: provider.refunded }).toEqual({
+    first: 201,
+    late: 422,
+    lateAmount: undefined,
+    refunded: 400,
+  });
+  expect(JSON.parse(stands.body ?? '{}')).toMatchObject({ refundedAmount: 400, refundableAmount: 600, status: 'PARTIALLY_REFUNDED' });
+});
