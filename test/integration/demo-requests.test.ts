@@ -416,3 +416,11 @@ test('a refund key sent again after its record expired with another amount is a 
   });
   expect(JSON.parse(stands.body ?? '{}')).toMatchObject({ refundedAmount: 400, refundableAmount: 600, status: 'PARTIALLY_REFUNDED' });
 });
+
+test('POST /idempotency-keys issues a key with or without a query string, as API Gateway routes by the path alone', async () => {
+  for (const path of ['/idempotency-keys', '/idempotency-keys?client=web']) {
+    const response = await post(path, '', null);
+    expect({ path, status: response.status }).toEqual({ path, status: 201 });
+    expect(JSON.parse(response.text)).toEqual({ key: expect.any(String) });
+  }
+});
