@@ -74,6 +74,8 @@ export interface PaymentServiceOptions {
 }
 
 const MAX_AMOUNT = 100_000_000;
+/** The ISO 4217 codes of the runtime's ICU (Lambda's Node.js has full ICU): three capital letters alone may name no currency. */
+const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
 const KEY = paymentsTableSchema.partitionKey.name;
 /** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
 const PAYMENT_ID = /^pay_[\w-]{22}$/;
@@ -150,7 +152,7 @@ export class PaymentService {
     const body = asObject(input);
     const amount = validAmount(body.amount);
     const currency = body.currency;
-    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
+    if (typeof currency !== 'string' || !CURRENCIES.has(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
     const orderId = body.orderId;
     if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
       throw invalid('orderId must be a string of 1 to 128 characters.');

@@ -48,6 +48,8 @@ async function post(path: string, body: string, key: string | null = `key-${++ke
 // Not JSON, no object, and amounts that are missing, negative, huge, fractional or a string; no currency.
 const invalidPayments = ['{"amount": 10', '', '[1]', '{"currency": "EUR"}', '{"amount": -5, "currency": "EUR"}', '{"amount": 1e300, "currency": "EUR"}'];
 invalidPayments.push('{"amount": 1.5, "currency": "EUR"}', '{"amount": "100", "currency": "EUR"}', '{"amount": 100}');
+// Three capital letters that name no ISO 4217 currency, and a lower-case code.
+invalidPayments.push('{"amount": 100, "currency": "XYZ"}', '{"amount": 100, "currency": "eur"}');
 
 test.each(invalidPayments)('POST /payments with the body %j is a 400', async (body) => {
   expect((await post('/payments', body)).status).toBe(400);
