@@ -69,7 +69,8 @@ export async function serve(client: DynamoDBClient, tables: DemoTables, port: nu
   const issueKey = createKeyHandler({ secret: randomBytes(32) });
   const server = createServer(async (request, response) => {
     try {
-      if (`${request.method} ${request.url}` === KEY_ROUTE) {
+      // API Gateway routes by the path alone: a query string does not change the route.
+      if (`${request.method} ${(request.url ?? '/').split('?', 1)[0]}` === KEY_ROUTE) {
         const result = await issueKey();
         response.writeHead(result.statusCode ?? 200, result.headers as Record<string, string>).end(`${result.body}\n`);
         return;

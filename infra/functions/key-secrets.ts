@@ -15,8 +15,10 @@ export async function readKeySecrets(secretId: string, env: NodeJS.ProcessEnv = 
     const url = `http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(secretId)}&versionStage=${stage}`;
     const response = await fetch(url, { headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' } });
     if (!response.ok) {
-      // A secret never rotated has no previous version.
-      if (stage === 'AWSPREVIOUS') return undefined;
+      // A secret never rotated has no previous version: the extension answers a 4xx. A 5xx is a failure
+      // (throttled, unreachable): dropping the previous version then would refuse the keys it signed
+      // for as long as this execution environment lives, while a thrown error is tried again.
+      if (stage === 'AWSPREVIOUS' && response.status < 500) return undefined;
       throw new Error(`Reading the key-signing secret failed: ${response.status} ${await response.text()}`);
     }
     return ((await response.json()) as { SecretString?: string }).SecretString;

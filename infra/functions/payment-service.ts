@@ -52,7 +52,7 @@ export const simulatedProvider: PaymentProvider = {
   refund: async () => ({ providerRefundId: `re_${randomUUID()}` }),
 };
 
-export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
+export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'REFUND_KEY_REUSED' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
 
 export class PaymentError extends Error {
   override readonly name = 'PaymentError';
@@ -74,6 +74,8 @@ export interface PaymentServiceOptions {
 }
 
 const MAX_AMOUNT = 100_000_000;
+/** The ISO 4217 codes of the runtime's ICU (Lambda's Node.js has full ICU): three capital letters alone may name no currency. */
+const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
 const KEY = paymentsTableSchema.partitionKey.name;
 /** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
 const PAYMENT_ID = /^pay_[\w-]{22}$/;
@@ -118,6 +120,13 @@ interface RefundAttempt {
   readonly owner: string;
 }
 
+/**
+ * The attribute of the payment item that keeps an applied refund's amount. Within the record's
+ * retention a changed amount is a 422 of the idempotency layer; after it, only this attribute tells
+ * that the same key (the same refund id) now asks for another amount.
+ */
+const refundAmountAttribute = (refundId: string): string => `refundAmount_${refundId}`;
+
 const isConditionFailure = (error: unknown): error is ConditionalCheckFailedException & { Item?: Record<string, AttributeValue> } =>
   error instanceof ConditionalCheckFailedException || (error as { name?: unknown } | null)?.name === 'ConditionalCheckFailedException';
 
@@ -143,7 +152,7 @@ export class PaymentService {
     const body = asObject(input);
     const amount = validAmount(body.amount);
     const currency = body.currency;
-    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
+    if (typeof currency !== 'string' || !CURRENCIES.has(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
     const orderId = body.orderId;
     if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
       throw invalid('orderId must be a string of 1 to 128 characters.');
@@ -202,7 +211,8 @@ export class PaymentService {
    * failure gives the amount back. Should that fail too, the refund stays recorded (`REFUND_INCOMPLETE`,
    * a 503): a retry with the same key takes it over and calls the provider again. A refund the
    * provider made is marked so on the item: the same key sent again after its record expired gets
-   * the refund's state, not a second call, which a processor that has forgotten its key would pay.
+   * the refund's state, not a second call, which a processor that has forgotten its key would pay;
+   * with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
     const amount = validAmount(asObject(input).amount);
@@ -280,7 +290,7 @@ export class PaymentService {
           Key: { [KEY]: paymentId },
           from: ['PAID', 'PARTIALLY_REFUNDED'],
           to: full ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
-          set: { [attempt.holder]: attempt.owner },
+          set: { [attempt.holder]: attempt.owner, [refundAmountAttribute(refundId)]: amount },
           add: { refundableAmount: -amount, refundedAmount: amount, refundIds: new Set([refundId]) },
           condition: {
             expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)`,
@@ -293,6 +303,11 @@ export class PaymentService {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as StoredPayment) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        // The refund this key made (or applied) was of another amount: answering it as this one's would state a refund never made.
+        const made = (current as StoredPayment & Record<string, unknown>)[refundAmountAttribute(refundId)];
+        if (typeof made === 'number' && made !== amount) {
+          throw new PaymentError('REFUND_KEY_REUSED', `This Idempotency-Key made a refund of ${made}, not ${amount}; use a new key for a new refund.`);
+        }
         if (current.completedRefundIds?.has(refundId)) return current;
         // Applied by an earlier attempt that crashed or timed out before completing.
         if (current.refundIds?.has(refundId) && (await this.holdRefund(paymentId, refundId, attempt))) return current;
@@ -338,9 +353,9 @@ export class PaymentService {
             TableName: this.tableName,
             Key: { [KEY]: paymentId },
             UpdateExpression:
-              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder DELETE refundIds :refundIds',
+              'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder, #refundAmount DELETE refundIds :refundIds',
             ConditionExpression: `contains(refundIds, :refundId) AND #holder = :owner AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
-            ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder },
+            ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder, '#refundAmount': refundAmountAttribute(refundId) },
             ExpressionAttributeValues: {
               ':owner': attempt.owner,
               ':amount': amount,

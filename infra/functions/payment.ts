@@ -19,6 +19,7 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   INVALID_REQUEST: [400, 'Invalid request'],
   NOT_FOUND: [404, 'Payment not found'],
   REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
+  REFUND_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
   REFUND_INCOMPLETE: [503, 'Refund not completed'],
 };

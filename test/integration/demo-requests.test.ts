@@ -48,6 +48,8 @@ async function post(path: string, body: string, key: string | null = `key-${++ke
 // Not JSON, no object, and amounts that are missing, negative, huge, fractional or a string; no currency.
 const invalidPayments = ['{"amount": 10', '', '[1]', '{"currency": "EUR"}', '{"amount": -5, "currency": "EUR"}', '{"amount": 1e300, "currency": "EUR"}'];
 invalidPayments.push('{"amount": 1.5, "currency": "EUR"}', '{"amount": "100", "currency": "EUR"}', '{"amount": 100}');
+// Three capital letters that name no ISO 4217 currency, and a lower-case code.
+invalidPayments.push('{"amount": 100, "currency": "XYZ"}', '{"amount": 100, "currency": "eur"}');
 
 test.each(invalidPayments)('POST /payments with the body %j is a 400', async (body) => {
   expect((await post('/payments', body)).status).toBe(400);
@@ -389,4 +391,38 @@ test('a refund sent again after its record expired is not made again, though the
     refunded: 400,
   });
   expect(late.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
+});
+
+test('a refund key sent again after its record expired with another amount is a 422: the answer never states an amount that was not refunded', async () => {
+  const clock = new DemoClock();
+  const provider = new FailingRefunds();
+  provider.down = false;
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api', clock.now));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') };
+  };
+  const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+  const paymentId = String(payment.json.paymentId);
+  const key = `refund-${randomUUID()}`;
+  const first = await call(`/payments/${paymentId}/refunds`, { amount: 400 }, key);
+  clock.advance(25 * 3_600_000); // past the 24-hour retention
+  const late = await call(`/payments/${paymentId}/refunds`, { amount: 600 }, key);
+  const stands = await handler(toHttpApiEvent({ method: 'GET', url: `/payments/${paymentId}` })!, lambdaContext('payments-api', clock.now));
+  expect({ first: first.status, late: late.status, lateAmount: late.json.amount, refunded: provider.refunded }).toEqual({
+    first: 201,
+    late: 422,
+    lateAmount: undefined,
+    refunded: 400,
+  });
+  expect(JSON.parse(stands.body ?? '{}')).toMatchObject({ refundedAmount: 400, refundableAmount: 600, status: 'PARTIALLY_REFUNDED' });
+});
+
+test('POST /idempotency-keys issues a key with or without a query string, as API Gateway routes by the path alone', async () => {
+  for (const path of ['/idempotency-keys', '/idempotency-keys?client=web']) {
+    const response = await post(path, '', null);
+    expect({ path, status: response.status }).toEqual({ path, status: 201 });
+    expect(JSON.parse(response.text)).toEqual({ key: expect.any(String) });
+  }
 });

@@ -273,4 +273,21 @@ describe('the demo API', () => {
       await new Promise((resolve) => extension.close(resolve));
     }
   });
+
+  test('a failure to read the previous secret fails the read, rather than dropping the keys it signed until the environment is replaced', async () => {
+    // The extension answers 400 for a version stage the secret does not have; a 5xx is a failure (throttled, unreachable).
+    const extension = createServer((request, response) => {
+      const stage = new URL(request.url!, 'http://localhost').searchParams.get('versionStage');
+      if (stage === 'AWSCURRENT')
+        response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ SecretString: 'current-secret-of-at-least-32-bytes!' }));
+      else response.writeHead(502).end('Secrets Manager is unavailable');
+    });
+    await new Promise<void>((resolve) => extension.listen(0, '127.0.0.1', resolve));
+    const env = { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String((extension.address() as AddressInfo).port), AWS_SESSION_TOKEN: 'session' };
+    try {
+      await expect(readKeySecrets('arn:secret', env)).rejects.toThrow('Reading the key-signing secret failed: 502 Secrets Manager is unavailable');
+    } finally {
+      await new Promise((resolve) => extension.close(resolve));
+    }
+  });
 });
