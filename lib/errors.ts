@@ -106,6 +106,17 @@ export interface IdempotencyErrorOptions {
   readonly record?: IdempotencyRecord;
 }
 
+/** Marks an `IdempotencyError` of any copy of the package (a registered symbol is one across module instances). */
+const BRAND = Symbol.for('lambda-idempotency.IdempotencyError');
+
+const isBranded = (value: unknown): boolean => {
+  try {
+    return typeof value === 'object' && value !== null && Object.hasOwn(value, BRAND);
+  } catch {
+    return false; // a proxy whose trap throws is no error of ours
+  }
+};
+
 /**
  * The one error type the library throws for idempotency outcomes, with a stable `code`.
  *
@@ -128,6 +139,16 @@ export interface IdempotencyErrorOptions {
  * ```
  */
 export class IdempotencyError extends Error {
+  /**
+   * `instanceof` also knows an `IdempotencyError` of another copy of the package in the same
+   * application (a dependency's own, or a bundle of two versions) by the brand every instance
+   * carries, so a branch on `code` works whichever copy threw. A subclass's check stays the prototype's.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` names, a subclass included.
+    return Function.prototype[Symbol.hasInstance].call(this, value) || (this === IdempotencyError && isBranded(value));
+  }
+
   override readonly name = 'IdempotencyError';
   readonly code: IdempotencyErrorCode;
   readonly retryAfterSeconds: number | undefined;
@@ -155,6 +176,7 @@ export class IdempotencyError extends Error {
    */
   constructor(code: IdempotencyErrorCode, message: string, options: IdempotencyErrorOptions = {}) {
     super(message.startsWith(`${code}: `) ? message : `${code}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.actionIndex = options.actionIndex;
