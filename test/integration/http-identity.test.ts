@@ -5,7 +5,7 @@
  * meaning never replay each other.
  */
 import middy from '@middy/core';
-import type { ALBEvent, APIGatewayProxyEvent, Context } from 'aws-lambda';
+import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import {
@@ -171,6 +171,24 @@ test('an HTTP API of payload format 1.0 names every path of its $default route `
   expect((await orders.send(onPath('/refunds'))).statusCode).toBe(422);
   expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
   expect(orders.runs).toHaveLength(1);
+});
+
+test("an HTTP API's $default route of payload format 2.0 is scoped by its path, as a Function URL's: the same key on another path runs there", async () => {
+  const orders = ordersApi();
+  const onPath = (path: string): HttpEvent => {
+    const event = httpEvent('http', {}, { key: 'k-default-v2' }) as APIGatewayProxyEventV2;
+    return {
+      ...event,
+      routeKey: '$default',
+      rawPath: path,
+      requestContext: { ...event.requestContext, routeKey: '$default', http: { ...event.requestContext.http, path } },
+    };
+  };
+  expect(orderOf(await orders.send(onPath('/orders')))).toBe('ord-1');
+  expect(orderOf(await orders.send(onPath('/refunds')))).toBe('ord-2');
+  expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
+  expect(replayed(await orders.send(onPath('/refunds')))).toBe(true);
+  expect(orders.runs).toHaveLength(2);
 });
 
 test("a scope that is neither a function nor 'shared' is refused at construction", () => {
