@@ -9,9 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { DynamoDBStore, httpIdempotency } from '../../lib/index.js';
+import { DynamoDBStore, httpIdempotency, transaction } from '../../lib/index.js';
 import { quiet } from '../support/batch-consumer.js';
-import { endpoint, scanItems, useFreshTable } from '../support/dynamodb.js';
+import { endpoint, readItem, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { httpEvent } from '../support/identity-events.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -57,6 +57,19 @@ describe('httpIdempotency', () => {
     expect(faults.injected).toHaveLength(1);
     const duplicate = await api.call('k-claim-lost');
     expect(duplicate).toMatchObject({ statusCode: 201, body: '{"payment":1}', headers: { 'Idempotent-Replayed': 'true' } });
+    expect(api.runs()).toBe(1);
+  });
+
+  test('a claim that loses every answer (it applied): 503 with Retry-After: 1, nothing ran, and the claim it may have made is released: the retry runs at once, once', async () => {
+    faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+    const api = paymentApi();
+    const refused = await api.call('k-claim-lost-always');
+    expect([refused.statusCode, refused.headers?.['Retry-After'], problemOf(refused).title]).toEqual([503, '1', 'Idempotency store unavailable']);
+    expect(faults.attemptsOf('PutItem')).toBe(3);
+    expect(api.runs()).toBe(0);
+    faults.clear();
+    expect(await api.records()).toEqual([]);
+    expect(await api.call('k-claim-lost-always')).toEqual({ statusCode: 201, body: '{"payment":1}' });
     expect(api.runs()).toBe(1);
   });
 
@@ -112,6 +125,36 @@ describe('httpIdempotency', () => {
     expect((await api.call('k-throw-release-fails')).statusCode).toBe(409);
     expect(api.runs()).toBe(1);
   });
+
+  test.each([false, true])(
+    "atomic: %s. A commit of the handler's writes that applied but lost every answer: a 201 or a 503 saying the outcome is unknown, never a second charge; the retry gets the 201",
+    async (atomic) => {
+      const name = `pay-tx-${randomUUID()}`;
+      let runs = 0;
+      const handler = middy<APIGatewayProxyEventV2, Response>(async () => {
+        runs++;
+        transaction().update({ TableName: tableName, Key: { id: `${name}-charge` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+        return { statusCode: 201, body: 'paid' };
+      }).use(httpIdempotency<APIGatewayProxyEventV2>({ store, name, singleFlight: false, logger: quiet(), ...(atomic ? { atomic } : {}) }));
+      const call = () =>
+        handler(
+          httpEvent('url', {}, { key: 'k-tx', body: '{"amount":1000}' }) as APIGatewayProxyEventV2,
+          lambdaContext(name, LEASE_MILLIS),
+        ) as Promise<Response>;
+      faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response' }, attempts: 'all' });
+      const first = await call();
+      expect(faults.injected).toHaveLength(3);
+      faults.clear();
+      // With a claim, the release that settles the commit finds its COMPLETED record. Atomic, there is none to release.
+      if (atomic) {
+        expect([first.statusCode, problemOf(first).title]).toEqual([503, 'The outcome of this request is not known yet']);
+        expect(Number(first.headers?.['Retry-After'])).toBeGreaterThanOrEqual(1);
+      } else expect(first).toEqual({ statusCode: 201, body: 'paid' });
+      expect(await call()).toMatchObject({ statusCode: 201, body: 'paid', headers: { 'Idempotent-Replayed': 'true' } });
+      expect((await readItem(inspect, tableName, `${name}-charge`))?.n).toEqual({ N: '1' });
+      expect(runs).toBe(atomic ? 2 : 1); // an atomic retry runs its pure handler; its commit meets the record
+    },
+  );
 
   describe('encrypted', () => {
     const ring = keyring(aesKey('k1'));
