@@ -263,6 +263,18 @@ const unsentBody = (result: unknown): boolean =>
   isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
 /** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
+/**
+ * Lambda sends a proxy result as JSON: one JSON cannot hold (a BigInt header, a cyclic body) fails
+ * the invocation as a thrown error does, and is released as one is (a plain value fails in
+ * `normalize`), instead of completing a record whose duplicates get a 409 for a request whose
+ * caller got no answer. A text body is left out of the check: it always serializes.
+ */
+function sendable(result: unknown): void {
+  if (!isProxyResult(result)) return;
+  const text = typeof result.body === 'string' || isStreamBytes(result.body);
+  JSON.stringify(text ? { ...result, body: undefined } : result);
+}
+
 const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
 /** The largest answer an Application Load Balancer takes from a function. */
 const MAX_ALB_ANSWER_BYTES = 1024 * 1024;
@@ -419,6 +431,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // (see streamedAsSent), and so is a string once the function says it streams.
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       checkBody(result);
+      sendable(result);
       const final = isFinalResponse(checked(normalize(result)));
       return { kind: 'return', value: result, final, answeredNonFinal: !final };
     },
