@@ -262,7 +262,6 @@ const checked = (result: HttpResult): HttpResult =>
 const unsentBody = (result: unknown): boolean =>
   isProxyResult(result) && result.body !== undefined && result.body !== null && typeof result.body !== 'string' && !isStreamBytes(result.body);
 
-/** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
 /**
  * Lambda sends a proxy result as JSON: one JSON cannot hold (a BigInt header, a cyclic body) fails
  * the invocation as a thrown error does, and is released as one is (a plain value fails in
@@ -275,6 +274,7 @@ function sendable(result: unknown): void {
   JSON.stringify(text ? { ...result, body: undefined } : result);
 }
 
+/** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
 const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
 /** The largest answer an Application Load Balancer takes from a function. */
 const MAX_ALB_ANSWER_BYTES = 1024 * 1024;
