@@ -7,12 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { SQSEvent } from 'aws-lambda';
-import { DynamoDBStore, idempotentBatch, transaction } from '../../lib/index.js';
+import { idempotentBatch, transaction } from '../../lib/index.js';
 import { consumerContext, failuresOf, ids, quiet } from '../support/batch-consumer.js';
 import { type Order, redelivered, SENT, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, readItem, recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
-import { aesKey, keyring } from '../support/keyring.js';
+import { useFaultyKeyring } from '../support/keyring.js';
 
 const { client: faulty, faults } = faultyClient(endpoint());
 const { client: inspect, tableName, store } = useFreshTable({ prefix: 'batch-faults', storeClient: faulty });
@@ -167,12 +167,7 @@ describe('idempotentBatch', () => {
   );
 
   describe('encrypted', () => {
-    const ring = keyring(aesKey('k1'));
-    const encrypted = new DynamoDBStore({ tableName, client: faulty, encryption: ring.encryption });
-    afterEach(() => {
-      ring.failById = undefined;
-      ring.failCurrent = undefined;
-    });
+    const { ring, encrypted } = useFaultyKeyring(tableName, faulty);
 
     test('the key provider fails when a redelivery opens stored outcomes: those records are reported, never run again; a new record in the batch runs', async () => {
       const orders = consumer(encrypted);

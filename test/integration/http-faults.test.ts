@@ -9,12 +9,12 @@
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { DynamoDBStore, httpIdempotency, transaction } from '../../lib/index.js';
+import { httpIdempotency, transaction } from '../../lib/index.js';
 import { quiet } from '../support/batch-consumer.js';
 import { endpoint, readItem, scanItems, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { httpEvent } from '../support/identity-events.js';
-import { aesKey, keyring } from '../support/keyring.js';
+import { useFaultyKeyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 
 const { client: faulty, faults } = faultyClient(endpoint());
@@ -157,12 +157,7 @@ describe('httpIdempotency', () => {
   );
 
   describe('encrypted', () => {
-    const ring = keyring(aesKey('k1'));
-    const encrypted = new DynamoDBStore({ tableName, client: faulty, encryption: ring.encryption });
-    afterEach(() => {
-      ring.failById = undefined;
-      ring.failCurrent = undefined;
-    });
+    const { ring, encrypted } = useFaultyKeyring(tableName, faulty);
 
     test('the key provider fails when a duplicate opens the stored answer: 503 with Retry-After: 1, the payment does not run again; once it recovers, the answer replays', async () => {
       const api = paymentApi(undefined, encrypted);

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { EncryptionKey, ResponseEncryption } from '../../lib/index.js';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterEach } from '@jest/globals';
+import { DynamoDBStore, type EncryptionKey, type ResponseEncryption } from '../../lib/index.js';
 
 /** How a key provider fails: as a throttled KMS (throws), rejecting with no error at all, or handing out a key of the wrong size. */
 export type KeyFault = 'throws' | 'rejects with nothing' | 'short key';
@@ -43,4 +45,17 @@ export function keyring(...keys: EncryptionKey[]): Keyring {
     },
   };
   return ring;
+}
+
+/**
+ * A keyring of one key for the tests of a `describe`, its faults cleared after each test, and a
+ * `DynamoDBStore` on `tableName` through `client` that encrypts with it.
+ */
+export function useFaultyKeyring(tableName: string, client: DynamoDBClient): { readonly ring: Keyring; readonly encrypted: DynamoDBStore } {
+  const ring = keyring(aesKey('k1'));
+  afterEach(() => {
+    ring.failById = undefined;
+    ring.failCurrent = undefined;
+  });
+  return { ring, encrypted: new DynamoDBStore({ tableName, client, encryption: ring.encryption }) };
 }
