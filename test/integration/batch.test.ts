@@ -976,6 +976,26 @@ describe('records a handler cannot report', () => {
     );
     expect(calls).toEqual([]);
   });
+
+  test.each([
+    [
+      'a Kinesis record without its data',
+      () => ({ ...kinesisRecord({ orderId: 'o-1' }, 1), kinesis: { ...kinesisRecord({ orderId: 'o-1' }, 1).kinesis, data: undefined } }),
+      'kinesis.data',
+    ],
+    ['an SQS record without its body', () => ({ ...sqsRecord({ orderId: 'o-1' }), body: undefined }), 'body'],
+  ] as Array<[string, () => BatchRecord, string]>)(
+    '%s is refused with a TypeError that says the member is missing, not that a middleware parsed it',
+    async (_, recordOf, field) => {
+      const { invoke, calls } = consumer(async () => undefined);
+      const record = recordOf();
+      await expect(invoke({ Records: [sourceOfRecord(record), record] } as SQSEvent)).rejects.toThrow(
+        new TypeError(`idempotentBatch: record 1 has no \`${field}\`, the payload it carries: expected the records Lambda's event source mapping delivers.`),
+      );
+      expect(calls).toEqual([]);
+      expect(await records()).toEqual([]);
+    },
+  );
 });
 
 /** A well-formed record of the same source as `record`. */
