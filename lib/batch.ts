@@ -578,10 +578,12 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted: unstarted });
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
-        throw new AggregateError(
-          errors,
-          `idempotentBatch: every record of the batch failed (${records.length}); the batch is thrown back to be retried whole.`,
-        );
+        // A stream batch stops at its first failure: the records after it did not fail, they never ran.
+        const what =
+          source === 'sqs' || records.length === 1
+            ? `every record of the batch failed (${records.length})`
+            : `the first record of the stream batch failed, and nothing after it ran (${records.length} records)`;
+        throw new AggregateError(errors, `idempotentBatch: ${what}; the batch is thrown back to be retried whole.`);
       }
       // A message received twice in one batch (its visibility timeout lapsed while Lambda was still
       // gathering the batch) is one message: named once.

@@ -924,6 +924,21 @@ describe('a batch in which no record succeeded', () => {
     expect(await settle(stream.invoke({ Records: [streamRecord(1, 'ord-1', 'PAID')] }))).toEqual({ error: expect.any(AggregateError) });
   });
 
+  test('streams: the error thrown when the first record fails names that record, not every record of the batch, as failed', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new PaymentDeclined('declined');
+      return 'ok';
+    });
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    const { error } = await settle(orders.invoke({ Records: batch }));
+    expect(error).toBeInstanceOf(AggregateError);
+    expect((error as AggregateError).errors).toEqual([expect.any(PaymentDeclined)]);
+    expect((error as AggregateError).message).toBe(
+      'idempotentBatch: the first record of the stream batch failed, and nothing after it ran (3 records); the batch is thrown back to be retried whole.',
+    );
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  });
+
   test('throwOnFullBatchFailure must be a boolean', () => {
     expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
       new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
