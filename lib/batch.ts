@@ -163,14 +163,19 @@ const IDENTIFIER: Record<Delivery, Record<Source, string>> = {
   pipe: { sqs: 'messageId', kinesis: 'eventID', dynamodb: 'eventID' },
 };
 
+/** The member at a dotted path (`kinesis.sequenceNumber`), `undefined` where a part is missing. */
+const memberAt = (record: BatchRecord, path: string): unknown =>
+  path.split('.').reduce<unknown>((value, name) => (value as Record<string, unknown> | null | undefined)?.[name], record);
+
+const DELIVERER: Record<Delivery, string> = { mapping: "Lambda's event source mapping", pipe: 'an EventBridge pipe' };
+
 /** The id a batch item failure names. Without it a failure could not be reported: Lambda would read the answer as a failed batch, or as no failure at all. */
 function identify(record: BatchRecord, source: Source, index: number, delivery: Delivery): string {
   const path = IDENTIFIER[delivery][source];
-  const id = path.split('.').reduce<unknown>((value, name) => (value as Record<string, unknown> | undefined)?.[name], record);
+  const id = memberAt(record, path);
   if (typeof id === 'string' && id !== '') return id;
-  const deliverer = delivery === 'pipe' ? 'an EventBridge pipe' : "Lambda's event source mapping";
   throw new TypeError(
-    `idempotentBatch: record ${index} has no \`${path}\`, the identifier a batch item failure reports: expected the records ${deliverer} delivers.`,
+    `idempotentBatch: record ${index} has no \`${path}\`, the identifier a batch item failure reports: expected the records ${DELIVERER[delivery]} delivers.`,
   );
 }
 
@@ -208,6 +213,10 @@ function parsedField(record: BatchRecord, source: Source): string | undefined {
 function assertUnparsed(record: BatchRecord, source: Source, index: number, delivery: Delivery): void {
   const field = parsedField(record, source);
   if (field === undefined) return;
+  // A payload that is not there was never parsed: saying a middleware parsed it would send the reader to look for one.
+  if (memberAt(record, field) === undefined) {
+    throw new TypeError(`idempotentBatch: record ${index} has no \`${field}\`, the payload it carries: expected the records ${DELIVERER[delivery]} delivers.`);
+  }
   const cause =
     delivery === 'pipe'
       ? "not as an EventBridge pipe delivers it: the pipe's target input transformer (such as `<aws.pipes.event.json>`) or a middleware (such as @middy/event-normalizer) decoded it. "
@@ -569,10 +578,12 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted: unstarted });
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
-        throw new AggregateError(
-          errors,
-          `idempotentBatch: every record of the batch failed (${records.length}); the batch is thrown back to be retried whole.`,
-        );
+        // A stream batch stops at its first failure: the records after it did not fail, they never ran.
+        const what =
+          source === 'sqs' || records.length === 1
+            ? `every record of the batch failed (${records.length})`
+            : `the first record of the stream batch failed, and nothing after it ran (${records.length} records)`;
+        throw new AggregateError(errors, `idempotentBatch: ${what}; the batch is thrown back to be retried whole.`);
       }
       // A message received twice in one batch (its visibility timeout lapsed while Lambda was still
       // gathering the batch) is one message: named once.

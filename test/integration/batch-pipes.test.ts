@@ -237,6 +237,11 @@ describe('arrays a handler cannot take, refused with a TypeError before any reco
     ['a DynamoDB Streams record without its eventID', [change, { ...streamRecord(2, 'o-2', 'PAID'), eventID: undefined }], missing('eventID')],
     ['SQS bodies decoded by `<aws.pipes.event.json>`', [{ ...sqs, body: { orderId: 'o-1' } }], parsed('body')],
     ['Kinesis data decoded by `<aws.pipes.event.json>`', [{ ...kinesis, data: { orderId: 'o-1' } }], parsed('kinesis.data')],
+    [
+      'a Kinesis record without its data',
+      [{ ...kinesis, data: undefined }],
+      'idempotentBatch: record 0 has no `kinesis.data`, the payload it carries: expected the records an EventBridge pipe delivers.',
+    ],
   ] as Array<[string, unknown[], string]>)('%s', async (_, event, message) => {
     const { invoke, ran } = consumer();
     await expect(invoke(event as PipesBatchEvent)).rejects.toThrow(new TypeError(message));

@@ -924,6 +924,21 @@ describe('a batch in which no record succeeded', () => {
     expect(await settle(stream.invoke({ Records: [streamRecord(1, 'ord-1', 'PAID')] }))).toEqual({ error: expect.any(AggregateError) });
   });
 
+  test('streams: the error thrown when the first record fails names that record, not every record of the batch, as failed', async () => {
+    const orders = consumer<Order>((order) => {
+      if (order.orderId === 'o-1') throw new PaymentDeclined('declined');
+      return 'ok';
+    });
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    const { error } = await settle(orders.invoke({ Records: batch }));
+    expect(error).toBeInstanceOf(AggregateError);
+    expect((error as AggregateError).errors).toEqual([expect.any(PaymentDeclined)]);
+    expect((error as AggregateError).message).toBe(
+      'idempotentBatch: the first record of the stream batch failed, and nothing after it ran (3 records); the batch is thrown back to be retried whole.',
+    );
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
+  });
+
   test('throwOnFullBatchFailure must be a boolean', () => {
     expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
       new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
@@ -976,6 +991,26 @@ describe('records a handler cannot report', () => {
     );
     expect(calls).toEqual([]);
   });
+
+  test.each([
+    [
+      'a Kinesis record without its data',
+      () => ({ ...kinesisRecord({ orderId: 'o-1' }, 1), kinesis: { ...kinesisRecord({ orderId: 'o-1' }, 1).kinesis, data: undefined } }),
+      'kinesis.data',
+    ],
+    ['an SQS record without its body', () => ({ ...sqsRecord({ orderId: 'o-1' }), body: undefined }), 'body'],
+  ] as Array<[string, () => BatchRecord, string]>)(
+    '%s is refused with a TypeError that says the member is missing, not that a middleware parsed it',
+    async (_, recordOf, field) => {
+      const { invoke, calls } = consumer(async () => undefined);
+      const record = recordOf();
+      await expect(invoke({ Records: [sourceOfRecord(record), record] } as SQSEvent)).rejects.toThrow(
+        new TypeError(`idempotentBatch: record 1 has no \`${field}\`, the payload it carries: expected the records Lambda's event source mapping delivers.`),
+      );
+      expect(calls).toEqual([]);
+      expect(await records()).toEqual([]);
+    },
+  );
 });
 
 /** A well-formed record of the same source as `record`. */
