@@ -23,9 +23,11 @@ const isContext = (value: unknown): value is LambdaContextLike => {
 
 /**
  * The parameters of a wrapped function: the function's own (a first parameter with a default, or
- * optional, stays so), or, for a function of none, the one its key is selected from.
+ * optional, stays so), or, for a function of none, the one its key is selected from. Not
+ * distributive (`[TArgs]`): so the parameter list of a caller's own generic (`...args: A`, a first
+ * parameter required) still passes as it is, being either branch.
  */
-type KeyedArgs<TArgs extends unknown[]> = TArgs extends [] ? [input: unknown, ...rest: unknown[]] : TArgs;
+type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown, ...rest: unknown[]] : TArgs;
 
 /**
  * Wraps any async function so that calls with the same key run it once and replay its result

@@ -74,8 +74,12 @@ export interface PaymentServiceOptions {
 }
 
 const MAX_AMOUNT = 100_000_000;
-/** The ISO 4217 codes of the runtime's ICU (Lambda's Node.js has full ICU): three capital letters alone may name no currency. */
-const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+/**
+ * The ISO 4217 currencies: three capital letters alone may name none. The runtime's ICU (Lambda's
+ * Node.js has full ICU) lists those in use but one, VED (Venezuela's digital bolívar, since 2021);
+ * it leaves out the codes of no money one pays in (funds, metals, XTS, XXX), refused here too.
+ */
+const CURRENCIES: ReadonlySet<string> = new Set([...Intl.supportedValuesOf('currency'), 'VED']);
 const KEY = paymentsTableSchema.partitionKey.name;
 /** The ids {@link PaymentService.createPayment} gives: no other id names a payment (nor fits a DynamoDB key, past 2 KB). */
 const PAYMENT_ID = /^pay_[\w-]{22}$/;

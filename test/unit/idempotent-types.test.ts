@@ -61,3 +61,21 @@ const echoed: Promise<string> = echo('abc');
 test('optional first parameters, no parameters and generic functions keep their types', async () => {
   expect(await Promise.all([...optionalResults, constantResult, echoed])).toEqual([['open'], [undefined], [undefined], 'same', 'abc']);
 });
+
+// A helper generic in the parameters it wraps (a first one required) gets them back as they are: its own callers' types hold.
+function withIdempotency<A extends [unknown, ...unknown[]], R>(fn: (...args: A) => Promise<R>, name: string): (...args: A) => Promise<R> {
+  return makeIdempotent(fn, { store, name });
+}
+function calledThrough<A extends [{ readonly id: string }, ...unknown[]], R>(fn: (...args: A) => Promise<R>, name: string): (...args: A) => Promise<R> {
+  const idempotent = makeIdempotent(fn, { store, name, key: (input) => input.id });
+  return (...args: A) => idempotent(...args);
+}
+const wrapped = withIdempotency(async (id: string, count: number) => id.repeat(count), 'wrapped');
+const wrappedById = calledThrough(async (order: { readonly id: string }) => order.id, 'wrapped-by-id');
+// @ts-expect-error The helper's callers get the wrapped function's parameters (a `count` is required).
+const tooFew: (id: string) => Promise<string> = wrapped;
+
+test('a helper generic in the parameters it wraps keeps them', async () => {
+  expect(tooFew).toBe(wrapped);
+  expect(await Promise.all([wrapped('ab', 2), wrappedById({ id: 'o-1' })])).toEqual(['abab', 'o-1']);
+});
