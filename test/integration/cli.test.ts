@@ -885,6 +885,7 @@ test("stuck --name on a table shared with Powertools, whose status attribute is 
     // Powertools' records share the namespace: its key prefix is the function's name, as this library's `name` is.
     const persistenceStore = new DynamoDBPersistenceLayer({ tableName: table, awsSdkV3Client: client, statusAttr: 'state' });
     const config = new IdempotencyConfig({ eventKeyJmesPath: 'orderId' });
+    config.registerLambdaContext(lambdaContext('orders')); // as its handler would: Powertools warns without one
     const charge = powertoolsIdempotent(async (_order: { orderId: string }) => ({ receipt: 'r-1' }), { persistenceStore, config, keyPrefix: 'orders' });
     await charge({ orderId: 'o-1' });
     const now = Date.now();
