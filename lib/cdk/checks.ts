@@ -371,6 +371,35 @@ function checkDroppedRetries(fn: LambdaFunction, mapping: CfnEventSourceMapping)
 }
 
 /**
+ * A stream source that starts at the oldest record (`TRIM_HORIZON`) or at a timestamp
+ * (`AT_TIMESTAMP`) reads the stream from there again whenever CloudFormation creates its mapping
+ * again (a new logical id, another starting position or stream): the records the function already
+ * ran come back, up to `maxRecordAge` or as long as the stream keeps them. Checked for a source
+ * without retries, whose retries raise nothing else; one with retries is held to that horizon already.
+ */
+function checkReplay(
+  fn: LambdaFunction,
+  mapping: CfnEventSourceMapping,
+  retentionSeconds: number,
+  horizon: number,
+  stream: { seconds: number; where: string } | undefined,
+): Finding[] {
+  const position = setting(mapping, 'StartingPosition', mapping.startingPosition);
+  if ((position !== 'TRIM_HORIZON' && position !== 'AT_TIMESTAMP') || horizon <= retentionSeconds) return [];
+  const span =
+    horizon === Infinity
+      ? 'for as long as the stream keeps them (not known here)'
+      : `for ${formatSeconds(horizon)} (${horizon === stream?.seconds ? `as long as ${stream.where} keeps them` : 'its `maxRecordAge`'})`;
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:streamReplayOutlivesRecords',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} starts at ${position}: when its mapping is created again (a new logical id, another starting position or stream), it reads back records the function already ran, ${span}, while idempotency records are kept ${formatSeconds(retentionSeconds)}, so the older ones run the handler twice. Set \`maxRecordAge\` to at most the retention, or start at LATEST.`,
+    },
+  ];
+}
+
+/**
  * Checks the stream event sources (Kinesis, DynamoDB Streams) of `fn`: a batch that fails is
  * retried from its failed record on, so the records after it, already completed, come back with
  * it, until the batch succeeds, its retries run out or its records are older than `maxRecordAge`
@@ -383,12 +412,15 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
     if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
     const retries = known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED);
-    if (retries === 0) continue;
     const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
     const stream = streamRetention(fn, mapping.eventSourceArn);
     // Retries end at the age limit or when the stream drops the record, whichever comes first; an
     // age known only at deploy time may be any, so only the stream's retention bounds them here.
     const horizon = Math.min(age === undefined || age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    if (retries === 0) {
+      if (age !== undefined) findings.push(...checkReplay(fn, mapping, retentionSeconds, horizon, stream));
+      continue;
+    }
     if (horizon <= retentionSeconds) continue;
     // Neither no limit nor a number: the deployed value may be within the retention, or far beyond it.
     const deployTime = [age === undefined ? '`maxRecordAge`' : [], retries === undefined ? '`retryAttempts`' : []].flat();

@@ -791,8 +791,13 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     wire('KinesisBounded', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(1), retryAttempts: 10 }));
     // A record age limit longer than the retention.
     wire('KinesisLongAge', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(2) }));
-    // No retries at all: nothing comes back.
-    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    // No retries at all, reading new records only: nothing comes back.
+    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, startingPosition: StartingPosition.LATEST, retryAttempts: 0 }));
+    // No retries, but from the oldest record: a mapping created again (a new logical id, another starting position)
+    // reads the stream from its start, records the function already ran included.
+    wire('KinesisNoRetriesReplayed', new KinesisEventSource(events, { ...from, retryAttempts: 0 }));
+    wire('DynamoNoRetriesReplayed', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    wire('KinesisNoRetriesReplayedAged', new KinesisEventSource(events, { ...from, retryAttempts: 0, maxRecordAge: Duration.hours(1) }));
     // An age limit longer than DynamoDB keeps a stream record: the stream's 24 h bound the retries, within a day of records.
     const dayLong = new IdempotencyTable(stack, 'DayLong');
     const dayConsumer = fn(stack, 'DynamoLongAge');
@@ -875,6 +880,19 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
 
   test('a stream source without reportBatchItemFailures is an error: the stream would move past the failed records', () => {
     annotations.hasError(path('KinesisUnreported'), Match.stringLikeRegexp('noBatchItemFailures.*a stream moves past them'));
+  });
+
+  test('no retries from TRIM_HORIZON still replay the stream when the mapping is created again: a warning when the stream keeps records longer', () => {
+    annotations.hasWarning(
+      path('KinesisNoRetriesReplayed'),
+      Match.stringLikeRegexp('TRIM_HORIZON.*created again.*for 7 days.*kept 1 h.*maxRecordAge.*streamReplayOutlivesRecords'),
+    );
+    annotations.hasWarning(path('DynamoNoRetriesReplayed'), Match.stringLikeRegexp('TRIM_HORIZON.*for 1 day.*kept 1 h.*streamReplayOutlivesRecords'));
+    for (const id of ['KinesisNoRetriesReplayed', 'DynamoNoRetriesReplayed']) annotations.hasNoError(path(id), Match.anyValue());
+    // An age limit within the retention drops the older records of a replay too; LATEST reads no old record.
+    for (const id of ['KinesisNoRetriesReplayedAged', 'DynamoNoRetries']) {
+      annotations.hasNoWarning(path(id), Match.stringLikeRegexp('streamReplayOutlivesRecords'));
+    }
   });
 
   test('a stream whose retention is not known here is reported as unchecked', () => {
