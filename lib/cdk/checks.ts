@@ -302,9 +302,12 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   return findings;
 }
 
-/** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
-function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
-  const cfn = stream.node.defaultChild;
+/**
+ * How long a Kinesis stream of this app (a `Stream`, or a `CfnStream` of its own) keeps a record;
+ * `undefined` for an imported one or a retention set by a token.
+ */
+function kinesisRetention(stream: IStream | CfnStream): { seconds: number; where: string } | undefined {
+  const cfn = stream instanceof CfnStream ? stream : stream.node.defaultChild;
   const hours = cfn instanceof CfnStream ? known(setting(cfn, 'RetentionPeriodHours', cfn.retentionPeriodHours), DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
   return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
 }
@@ -312,7 +315,7 @@ function kinesisRetention(stream: IStream): { seconds: number; where: string } |
 /**
  * How long the stream behind an event source keeps a record, in seconds, with the construct that
  * says so: a DynamoDB stream 24 h, a Kinesis stream of this app (read directly or through an
- * enhanced fan-out consumer) its retention period; `undefined` for a stream whose retention is not
+ * enhanced fan-out consumer, an L2 construct or its L1 resource) its retention period; `undefined` for a stream whose retention is not
  * known here (imported, or set by a token).
  */
 function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
@@ -324,7 +327,11 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
   for (const c of fn.node.root.node.findAll()) {
     if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
       return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
+    // A table or stream defined with its L1 resource is named by its attribute.
+    if ((c instanceof CfnTable || c instanceof CfnGlobalTable) && c.attrStreamArn === source)
+      return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
     if (c instanceof Stream && c.streamArn === source) return kinesisRetention(c);
+    if (c instanceof CfnStream && c.attrArn === source) return kinesisRetention(c);
     if (c instanceof StreamConsumer && c.streamConsumerArn === source) return kinesisRetention(c.stream);
   }
   return undefined;

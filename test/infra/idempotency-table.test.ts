@@ -18,7 +18,8 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import {
   AttributeType,
   BillingMode,
-  type CfnTable,
+  CfnGlobalTable,
+  CfnTable,
   MultiRegionConsistency,
   StreamViewType,
   Table,
@@ -27,7 +28,7 @@ import {
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
+import { CfnStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { CfnKey, type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
@@ -899,6 +900,39 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
     annotations.hasNoError(path('KinesisImported'), Match.anyValue());
   });
+});
+
+test('a stream defined as an L1 resource (CfnStream, CfnTable, CfnGlobalTable) is checked against its retention, as one of an L2 construct', () => {
+  const stack = new Stack(new App(), 'L1Streams');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const events = new CfnStream(stack, 'Events', { retentionPeriodHours: 168, shardCount: 1 });
+  const key = { keySchema: [{ attributeName: 'pk', keyType: 'HASH' }], attributeDefinitions: [{ attributeName: 'pk', attributeType: 'S' }] };
+  const orders = new CfnTable(stack, 'Orders', { ...key, billingMode: 'PAY_PER_REQUEST', streamSpecification: { streamViewType: 'NEW_IMAGE' } });
+  const global = new CfnGlobalTable(stack, 'Global', {
+    ...key,
+    billingMode: 'PAY_PER_REQUEST',
+    replicas: [{ region: 'eu-west-1' }],
+    streamSpecification: { streamViewType: 'NEW_IMAGE' },
+  });
+  const wire = (id: string, eventSourceArn: string) => {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+    records.attachFunction(consumer);
+    new CfnEventSourceMapping(stack, `${id}Source`, {
+      functionName: consumer.functionName,
+      eventSourceArn,
+      startingPosition: 'LATEST',
+      functionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  };
+  wire('Kinesis', events.attrArn);
+  wire('Dynamo', orders.attrStreamArn);
+  wire('DynamoGlobal', global.attrStreamArn);
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasError('/L1Streams/Kinesis', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*L1Streams/Events'));
+  annotations.hasError('/L1Streams/Dynamo', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*L1Streams/Orders'));
+  annotations.hasError('/L1Streams/DynamoGlobal', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*L1Streams/Global'));
+  for (const id of ['Kinesis', 'Dynamo', 'DynamoGlobal']) annotations.hasNoWarning(`/L1Streams/${id}`, Match.stringLikeRegexp('streamNotChecked'));
 });
 
 test("async-invoke settings of an attached function's alias are checked like the function's own", () => {
