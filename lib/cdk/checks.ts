@@ -144,7 +144,25 @@ export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
   const targets = handlesOf(fn);
   return fn.node.root.node
     .findAll()
-    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
+    .filter(
+      (c): c is CfnEventSourceMapping =>
+        c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName) || qualifiesFunction(fn, c, c.functionName)),
+    );
+}
+
+/**
+ * Whether `reference` is the name or ARN of `fn` with a qualifier written onto it
+ * (`${fn.functionName}:live`): an alias or version managed outside the app runs its code all the same.
+ */
+function qualifiesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
+  if (typeof reference !== 'string' || !Token.isUnresolved(reference)) return false;
+  const stack = Stack.of(scope);
+  const join = (stack.resolve(reference) as { 'Fn::Join'?: [unknown, unknown[]] } | null)?.['Fn::Join'];
+  if (join?.[0] !== '' || !Array.isArray(join[1]) || join[1].length !== 2) return false;
+  const [handle, qualifier] = join[1];
+  if (typeof qualifier !== 'string' || !/^:[A-Za-z0-9$_-]+$/.test(qualifier)) return false;
+  const resolved = JSON.stringify(handle);
+  return [fn.functionName, fn.functionArn].some((own) => JSON.stringify(stack.resolve(own)) === resolved);
 }
 
 /**

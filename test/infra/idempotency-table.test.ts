@@ -935,6 +935,27 @@ test('a stream defined as an L1 resource (CfnStream, CfnTable, CfnGlobalTable) i
   for (const id of ['Kinesis', 'Dynamo', 'DynamoGlobal']) annotations.hasNoWarning(`/L1Streams/${id}`, Match.stringLikeRegexp('streamNotChecked'));
 });
 
+test('an event source mapping naming the function with a qualifier written onto its name or ARN is checked as one on the function', () => {
+  const stack = new Stack(new App(), 'QualifiedMapping');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  for (const [id, reference] of [
+    ['ByName', (f: LambdaFunction) => `${f.functionName}:live`],
+    ['ByArn', (f: LambdaFunction) => `${f.functionArn}:live`],
+  ] as const) {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+    records.attachFunction(consumer);
+    // An alias managed outside the app (a deployment tool's `live`), named by hand.
+    new CfnEventSourceMapping(stack, `${id}Source`, { functionName: reference(consumer), eventSourceArn: events.streamArn, startingPosition: 'LATEST' });
+  }
+  const annotations = Annotations.fromStack(stack);
+  for (const id of ['ByName', 'ByArn']) {
+    annotations.hasError(`/QualifiedMapping/${id}`, Match.stringLikeRegexp(`noBatchItemFailures.*${id}Source`));
+    annotations.hasError(`/QualifiedMapping/${id}`, Match.stringLikeRegexp(`retentionShorterThanStreamRetries.*${id}Source.*for 7 days`));
+  }
+});
+
 test("async-invoke settings of an attached function's alias are checked like the function's own", () => {
   const stack = new Stack(new App(), 'AliasAsync');
   const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
