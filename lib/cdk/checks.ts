@@ -144,7 +144,25 @@ export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
   const targets = handlesOf(fn);
   return fn.node.root.node
     .findAll()
-    .filter((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
+    .filter(
+      (c): c is CfnEventSourceMapping =>
+        c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName) || qualifiesFunction(fn, c, c.functionName)),
+    );
+}
+
+/**
+ * Whether `reference` is the name or ARN of `fn` with a qualifier written onto it
+ * (`${fn.functionName}:live`): an alias or version managed outside the app runs its code all the same.
+ */
+function qualifiesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
+  if (typeof reference !== 'string' || !Token.isUnresolved(reference)) return false;
+  const stack = Stack.of(scope);
+  const join = (stack.resolve(reference) as { 'Fn::Join'?: [unknown, unknown[]] } | null)?.['Fn::Join'];
+  if (join?.[0] !== '' || !Array.isArray(join[1]) || join[1].length !== 2) return false;
+  const [handle, qualifier] = join[1];
+  if (typeof qualifier !== 'string' || !/^:[A-Za-z0-9$_-]+$/.test(qualifier)) return false;
+  const resolved = JSON.stringify(handle);
+  return [fn.functionName, fn.functionArn].some((own) => JSON.stringify(stack.resolve(own)) === resolved);
 }
 
 /**
@@ -302,9 +320,12 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   return findings;
 }
 
-/** How long a Kinesis stream of this app keeps a record; `undefined` for an imported one or a retention set by a token. */
-function kinesisRetention(stream: IStream): { seconds: number; where: string } | undefined {
-  const cfn = stream.node.defaultChild;
+/**
+ * How long a Kinesis stream of this app (a `Stream`, or a `CfnStream` of its own) keeps a record;
+ * `undefined` for an imported one or a retention set by a token.
+ */
+function kinesisRetention(stream: IStream | CfnStream): { seconds: number; where: string } | undefined {
+  const cfn = stream instanceof CfnStream ? stream : stream.node.defaultChild;
   const hours = cfn instanceof CfnStream ? known(setting(cfn, 'RetentionPeriodHours', cfn.retentionPeriodHours), DEFAULT_KINESIS_RETENTION_HOURS) : undefined;
   return hours === undefined ? undefined : { seconds: hours * 3_600, where: `Kinesis stream ${stream.node.path}` };
 }
@@ -312,7 +333,7 @@ function kinesisRetention(stream: IStream): { seconds: number; where: string } |
 /**
  * How long the stream behind an event source keeps a record, in seconds, with the construct that
  * says so: a DynamoDB stream 24 h, a Kinesis stream of this app (read directly or through an
- * enhanced fan-out consumer) its retention period; `undefined` for a stream whose retention is not
+ * enhanced fan-out consumer, an L2 construct or its L1 resource) its retention period; `undefined` for a stream whose retention is not
  * known here (imported, or set by a token).
  */
 function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number; where: string } | undefined {
@@ -324,7 +345,11 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
   for (const c of fn.node.root.node.findAll()) {
     if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
       return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
+    // A table or stream defined with its L1 resource is named by its attribute.
+    if ((c instanceof CfnTable || c instanceof CfnGlobalTable) && c.attrStreamArn === source)
+      return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
     if (c instanceof Stream && c.streamArn === source) return kinesisRetention(c);
+    if (c instanceof CfnStream && c.attrArn === source) return kinesisRetention(c);
     if (c instanceof StreamConsumer && c.streamConsumerArn === source) return kinesisRetention(c.stream);
   }
   return undefined;
@@ -371,6 +396,35 @@ function checkDroppedRetries(fn: LambdaFunction, mapping: CfnEventSourceMapping)
 }
 
 /**
+ * A stream source that starts at the oldest record (`TRIM_HORIZON`) or at a timestamp
+ * (`AT_TIMESTAMP`) reads the stream from there again whenever CloudFormation creates its mapping
+ * again (a new logical id, another starting position or stream): the records the function already
+ * ran come back, up to `maxRecordAge` or as long as the stream keeps them. Checked for a source
+ * without retries, whose retries raise nothing else; one with retries is held to that horizon already.
+ */
+function checkReplay(
+  fn: LambdaFunction,
+  mapping: CfnEventSourceMapping,
+  retentionSeconds: number,
+  horizon: number,
+  stream: { seconds: number; where: string } | undefined,
+): Finding[] {
+  const position = setting(mapping, 'StartingPosition', mapping.startingPosition);
+  if ((position !== 'TRIM_HORIZON' && position !== 'AT_TIMESTAMP') || horizon <= retentionSeconds) return [];
+  const span =
+    horizon === Infinity
+      ? 'for as long as the stream keeps them (not known here)'
+      : `for ${formatSeconds(horizon)} (${horizon === stream?.seconds ? `as long as ${stream.where} keeps them` : 'its `maxRecordAge`'})`;
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:streamReplayOutlivesRecords',
+      message: `The event source ${mapping.node.path} of ${fn.node.path} starts at ${position}: when its mapping is created again (a new logical id, another starting position or stream), it reads back records the function already ran, ${span}, while idempotency records are kept ${formatSeconds(retentionSeconds)}, so the older ones run the handler twice. Set \`maxRecordAge\` to at most the retention, or start at LATEST.`,
+    },
+  ];
+}
+
+/**
  * Checks the stream event sources (Kinesis, DynamoDB Streams) of `fn`: a batch that fails is
  * retried from its failed record on, so the records after it, already completed, come back with
  * it, until the batch succeeds, its retries run out or its records are older than `maxRecordAge`
@@ -383,12 +437,15 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
     if (sourceKind(mapping) !== 'stream') continue;
     findings.push(...checkOnFailure(fn, mapping));
     const retries = known(setting(mapping, 'MaximumRetryAttempts', mapping.maximumRetryAttempts), UNLIMITED);
-    if (retries === 0) continue;
     const age = known(setting(mapping, 'MaximumRecordAgeInSeconds', mapping.maximumRecordAgeInSeconds), UNLIMITED);
     const stream = streamRetention(fn, mapping.eventSourceArn);
     // Retries end at the age limit or when the stream drops the record, whichever comes first; an
     // age known only at deploy time may be any, so only the stream's retention bounds them here.
     const horizon = Math.min(age === undefined || age === UNLIMITED ? Infinity : age, stream?.seconds ?? Infinity);
+    if (retries === 0) {
+      if (age !== undefined) findings.push(...checkReplay(fn, mapping, retentionSeconds, horizon, stream));
+      continue;
+    }
     if (horizon <= retentionSeconds) continue;
     // Neither no limit nor a number: the deployed value may be within the retention, or far beyond it.
     const deployTime = [age === undefined ? '`maxRecordAge`' : [], retries === undefined ? '`retryAttempts`' : []].flat();

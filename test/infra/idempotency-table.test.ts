@@ -18,7 +18,8 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import {
   AttributeType,
   BillingMode,
-  type CfnTable,
+  CfnGlobalTable,
+  CfnTable,
   MultiRegionConsistency,
   StreamViewType,
   Table,
@@ -27,7 +28,7 @@ import {
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
+import { CfnStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { CfnKey, type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
@@ -791,8 +792,13 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     wire('KinesisBounded', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(1), retryAttempts: 10 }));
     // A record age limit longer than the retention.
     wire('KinesisLongAge', new KinesisEventSource(events, { ...from, maxRecordAge: Duration.hours(2) }));
-    // No retries at all: nothing comes back.
-    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    // No retries at all, reading new records only: nothing comes back.
+    wire('DynamoNoRetries', new DynamoEventSource(orders, { ...from, startingPosition: StartingPosition.LATEST, retryAttempts: 0 }));
+    // No retries, but from the oldest record: a mapping created again (a new logical id, another starting position)
+    // reads the stream from its start, records the function already ran included.
+    wire('KinesisNoRetriesReplayed', new KinesisEventSource(events, { ...from, retryAttempts: 0 }));
+    wire('DynamoNoRetriesReplayed', new DynamoEventSource(orders, { ...from, retryAttempts: 0 }));
+    wire('KinesisNoRetriesReplayedAged', new KinesisEventSource(events, { ...from, retryAttempts: 0, maxRecordAge: Duration.hours(1) }));
     // An age limit longer than DynamoDB keeps a stream record: the stream's 24 h bound the retries, within a day of records.
     const dayLong = new IdempotencyTable(stack, 'DayLong');
     const dayConsumer = fn(stack, 'DynamoLongAge');
@@ -877,10 +883,77 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
     annotations.hasError(path('KinesisUnreported'), Match.stringLikeRegexp('noBatchItemFailures.*a stream moves past them'));
   });
 
+  test('no retries from TRIM_HORIZON still replay the stream when the mapping is created again: a warning when the stream keeps records longer', () => {
+    annotations.hasWarning(
+      path('KinesisNoRetriesReplayed'),
+      Match.stringLikeRegexp('TRIM_HORIZON.*created again.*for 7 days.*kept 1 h.*maxRecordAge.*streamReplayOutlivesRecords'),
+    );
+    annotations.hasWarning(path('DynamoNoRetriesReplayed'), Match.stringLikeRegexp('TRIM_HORIZON.*for 1 day.*kept 1 h.*streamReplayOutlivesRecords'));
+    for (const id of ['KinesisNoRetriesReplayed', 'DynamoNoRetriesReplayed']) annotations.hasNoError(path(id), Match.anyValue());
+    // An age limit within the retention drops the older records of a replay too; LATEST reads no old record.
+    for (const id of ['KinesisNoRetriesReplayedAged', 'DynamoNoRetries']) {
+      annotations.hasNoWarning(path(id), Match.stringLikeRegexp('streamReplayOutlivesRecords'));
+    }
+  });
+
   test('a stream whose retention is not known here is reported as unchecked', () => {
     annotations.hasWarning(path('KinesisImported'), Match.stringLikeRegexp('not known at synth time.*maxRecordAge.*streamNotChecked'));
     annotations.hasNoError(path('KinesisImported'), Match.anyValue());
   });
+});
+
+test('a stream defined as an L1 resource (CfnStream, CfnTable, CfnGlobalTable) is checked against its retention, as one of an L2 construct', () => {
+  const stack = new Stack(new App(), 'L1Streams');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const events = new CfnStream(stack, 'Events', { retentionPeriodHours: 168, shardCount: 1 });
+  const key = { keySchema: [{ attributeName: 'pk', keyType: 'HASH' }], attributeDefinitions: [{ attributeName: 'pk', attributeType: 'S' }] };
+  const orders = new CfnTable(stack, 'Orders', { ...key, billingMode: 'PAY_PER_REQUEST', streamSpecification: { streamViewType: 'NEW_IMAGE' } });
+  const global = new CfnGlobalTable(stack, 'Global', {
+    ...key,
+    billingMode: 'PAY_PER_REQUEST',
+    replicas: [{ region: 'eu-west-1' }],
+    streamSpecification: { streamViewType: 'NEW_IMAGE' },
+  });
+  const wire = (id: string, eventSourceArn: string) => {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+    records.attachFunction(consumer);
+    new CfnEventSourceMapping(stack, `${id}Source`, {
+      functionName: consumer.functionName,
+      eventSourceArn,
+      startingPosition: 'LATEST',
+      functionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  };
+  wire('Kinesis', events.attrArn);
+  wire('Dynamo', orders.attrStreamArn);
+  wire('DynamoGlobal', global.attrStreamArn);
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasError('/L1Streams/Kinesis', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 7 days.*L1Streams/Events'));
+  annotations.hasError('/L1Streams/Dynamo', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*L1Streams/Orders'));
+  annotations.hasError('/L1Streams/DynamoGlobal', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 1 h.*for 1 day.*L1Streams/Global'));
+  for (const id of ['Kinesis', 'Dynamo', 'DynamoGlobal']) annotations.hasNoWarning(`/L1Streams/${id}`, Match.stringLikeRegexp('streamNotChecked'));
+});
+
+test('an event source mapping naming the function with a qualifier written onto its name or ARN is checked as one on the function', () => {
+  const stack = new Stack(new App(), 'QualifiedMapping');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  for (const [id, reference] of [
+    ['ByName', (f: LambdaFunction) => `${f.functionName}:live`],
+    ['ByArn', (f: LambdaFunction) => `${f.functionArn}:live`],
+  ] as const) {
+    const consumer = fn(stack, id);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+    records.attachFunction(consumer);
+    // An alias managed outside the app (a deployment tool's `live`), named by hand.
+    new CfnEventSourceMapping(stack, `${id}Source`, { functionName: reference(consumer), eventSourceArn: events.streamArn, startingPosition: 'LATEST' });
+  }
+  const annotations = Annotations.fromStack(stack);
+  for (const id of ['ByName', 'ByArn']) {
+    annotations.hasError(`/QualifiedMapping/${id}`, Match.stringLikeRegexp(`noBatchItemFailures.*${id}Source`));
+    annotations.hasError(`/QualifiedMapping/${id}`, Match.stringLikeRegexp(`retentionShorterThanStreamRetries.*${id}Source.*for 7 days`));
+  }
 });
 
 test("async-invoke settings of an attached function's alias are checked like the function's own", () => {
