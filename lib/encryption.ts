@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { checkOptions, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
-import { isKeyId, isKeyProvider, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
+import { isKeyId, isKeyProvider, isModuleShaped, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
 
 /**
  * A 256-bit key and the id stored with each record it encrypts.
@@ -111,7 +111,7 @@ const associatedData = ({ recordKey, kind }: SealedFor): Buffer => Buffer.from(k
 export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryption {
   if (!isKeyProvider(provider)) {
     throw new TypeError(
-      isOutcomeEncryption(provider)
+      isModuleShaped(provider)
         ? 'aesGcmEncryption: the key provider is an encryption module already (it has `seal` and `open`): pass it as `encryption` itself.'
         : 'aesGcmEncryption: the key provider must have `currentKey()` and `keyById(id)` functions.',
     );

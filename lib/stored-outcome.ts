@@ -33,15 +33,22 @@ const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (
  * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,
  * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and an
  * `overheadBytes` that is a whole number, 0 or more; any other value with `currentKey` and `keyById`
- * functions is a key provider. The module's members decide, so no value is both, and members a shape
+ * functions, and not `seal` and `open` too, is a key provider. The module's members decide, so no value is both, and members a shape
  * does not name (a provider's own `open()`, a module's `keyById` helper) change nothing, as the types
  * allow them. Checked without any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
   hasFunctions(value, ['currentKey', 'seal', 'open']) && isOverhead((value as { overheadBytes?: unknown }).overheadBytes);
 
-/** A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}). @internal */
-export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']) && !isOutcomeEncryption(value);
+/** Has a module's functions (`currentKey`, `seal`, `open`): a module, whatever its `overheadBytes`. @internal */
+export const isModuleShaped = (value: unknown): boolean => hasFunctions(value, ['currentKey', 'seal', 'open']);
+
+/**
+ * A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}); not a value with a
+ * module's functions, whose `seal` would be ignored: a module with a `keyById` helper and a bad
+ * `overheadBytes` is refused as a module. @internal
+ */
+export const isKeyProvider = (value: unknown): value is ResponseEncryption => hasFunctions(value, ['currentKey', 'keyById']) && !isModuleShaped(value);
 
 /**
  * What is wrong with a value that has a module's functions but no `overheadBytes` it can be given
@@ -49,7 +56,7 @@ export const isKeyProvider = (value: unknown): value is ResponseEncryption => ha
  * would not learn which member is wrong. @internal
  */
 export const overheadProblem = (value: unknown): string | undefined => {
-  if (!hasFunctions(value, ['currentKey', 'seal', 'open']) || isKeyProvider(value) || isOutcomeEncryption(value)) return undefined;
+  if (!isModuleShaped(value) || isOutcomeEncryption(value)) return undefined;
   const overhead = (value as { overheadBytes?: unknown }).overheadBytes;
   return `has \`seal\` and \`open\`, so its \`overheadBytes\` must be the bytes sealing adds, a whole number, 0 or more (got ${typeof overhead === 'string' ? JSON.stringify(overhead) : String(overhead)})`;
 };

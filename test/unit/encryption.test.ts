@@ -111,6 +111,17 @@ describe('which shape `encryption` takes', () => {
     expect(() => new LeanDynamoDBStore({ tableName, encryption })).toThrow(new TypeError(`DynamoDBStore: ${problem}`));
   });
 
+  test('a module written by hand with a `keyById` helper and a bad overheadBytes is refused too, not taken for a key provider whose `seal` is ignored', () => {
+    const encryption = { ...aesGcmEncryption(provider), keyById: provider.keyById, overheadBytes: -1 } as never;
+    const problem = '`encryption` has `seal` and `open`, so its `overheadBytes` must be the bytes sealing adds, a whole number, 0 or more (got -1).';
+    expect([isOutcomeEncryption(encryption), isKeyProvider(encryption)]).toEqual([false, false]);
+    expect(() => new DynamoDBStore({ tableName, encryption })).toThrow(new TypeError(`DynamoDBStore: ${problem}`));
+    expect(() => new LeanDynamoDBStore({ tableName, encryption })).toThrow(new TypeError(`DynamoDBStore: ${problem}`));
+    expect(() => aesGcmEncryption(encryption)).toThrow(
+      new TypeError('aesGcmEncryption: the key provider is an encryption module already (it has `seal` and `open`): pass it as `encryption` itself.'),
+    );
+  });
+
   test('a module written by hand that adds no bytes (overheadBytes 0) is taken', () => {
     const encryption = { ...aesGcmEncryption(provider), overheadBytes: 0 };
     expect(() => new DynamoDBStore({ tableName, encryption })).not.toThrow();
