@@ -141,13 +141,12 @@ function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown
  * environment), and those made in another scope with `fn` as their target, or its name. @internal
  */
 export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
-  const targets = handlesOf(fn);
-  return fn.node.root.node
-    .findAll()
-    .filter(
-      (c): c is CfnEventSourceMapping =>
-        c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName) || qualifiesFunction(fn, c, c.functionName)),
-    );
+  const all = fn.node.root.node.findAll();
+  const targets = handlesOf(fn, all);
+  return all.filter(
+    (c): c is CfnEventSourceMapping =>
+      c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName) || qualifiesFunction(fn, c, c.functionName)),
+  );
 }
 
 /**
@@ -169,11 +168,12 @@ function qualifiesFunction(fn: LambdaFunction, scope: IConstruct, reference: unk
  * The names and ARNs of the app's handles on `fn` that run its code with its environment: its own,
  * and those of every qualified handle whose `lambda` it is: its versions and aliases, made in the app
  * or imported with it (`Version.fromVersionAttributes`, `Alias.fromAliasAttributes`), and its
- * `latestVersion` (`$LATEST`): not all of them of a class CDK exports.
+ * `latestVersion` (`$LATEST`): not all of them of a class CDK exports. `all`: the app's constructs,
+ * which the caller reads once for its own search too.
  */
-function handlesOf(fn: LambdaFunction): Set<string> {
+function handlesOf(fn: LambdaFunction, all: readonly IConstruct[]): Set<string> {
   const targets = new Set<string>([fn.functionName, fn.functionArn]);
-  for (const c of fn.node.root.node.findAll()) {
+  for (const c of all) {
     const handle = c as Partial<Version>;
     if (c === fn || handle.lambda !== fn || typeof handle.functionName !== 'string' || typeof handle.functionArn !== 'string') continue;
     targets.add(handle.functionName);
@@ -484,10 +484,11 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
   const findings: Finding[] = [];
   // The function's own settings apply to unqualified invocations (also those made on its
   // `latestVersion`); each alias or version has its own.
-  const targets = handlesOf(fn);
-  const invokeConfigs = fn.node.root.node
-    .findAll()
-    .filter((c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)));
+  const all = fn.node.root.node.findAll();
+  const targets = handlesOf(fn, all);
+  const invokeConfigs = all.filter(
+    (c): c is CfnEventInvokeConfig => c instanceof CfnEventInvokeConfig && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)),
+  );
   // An alias's or a version's settings leave unqualified invocations (`$LATEST`) at the defaults.
   const unqualified = invokeConfigs.some((c) => c.qualifier === '$LATEST');
   if (!unqualified && retentionSeconds < DEFAULT_ASYNC_EVENT_AGE) {
