@@ -120,6 +120,14 @@ describe('idempotentBatch', () => {
       runs,
       invoke: (records: ReturnType<typeof sqsRecord>[]) => handler(sqsEvent(records), consumerContext()).then(failuresOf),
       charges: async (orderId: string) => (await readItem(inspect, tableName, `${name}-${orderId}`))?.n?.N,
+      /** Every attempt of the commit that charges `orderId` meets `kind`. */
+      failCommitOf: (orderId: string, kind: 'reset' | 'drop-response') =>
+        faults.schedule({
+          operations: ['TransactWriteItems'],
+          fault: { kind },
+          attempts: 'all',
+          where: (request) => JSON.stringify(request.body).includes(`-${orderId}"`),
+        }),
     };
   }
 
@@ -128,12 +136,7 @@ describe('idempotentBatch', () => {
     async (atomic) => {
       const orders = charging(atomic);
       const batch = threeOrders();
-      faults.schedule({
-        operations: ['TransactWriteItems'],
-        fault: { kind: 'reset' },
-        attempts: 'all',
-        where: (request) => JSON.stringify(request.body).includes('-o-2"'),
-      });
+      orders.failCommitOf('o-2', 'reset');
       expect(await orders.invoke(batch)).toEqual(ids(batch[1]!));
       expect(await orders.charges('o-2')).toBeUndefined();
       expect(await orders.charges('o-1')).toBe('1');
@@ -149,12 +152,7 @@ describe('idempotentBatch', () => {
     async (atomic) => {
       const orders = charging(atomic);
       const batch = threeOrders();
-      faults.schedule({
-        operations: ['TransactWriteItems'],
-        fault: { kind: 'drop-response' },
-        attempts: 'all',
-        where: (request) => JSON.stringify(request.body).includes('-o-2"'),
-      });
+      orders.failCommitOf('o-2', 'drop-response');
       const failed = await orders.invoke(batch);
       // With a claim, the release that settles the commit finds its COMPLETED record: a success. Atomic, there is no record to release: COMMIT_FAILED.
       expect(failed).toEqual(atomic ? ids(batch[1]!) : []);
