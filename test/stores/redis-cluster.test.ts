@@ -91,8 +91,10 @@ async function vacatedSlotOf(key: string): Promise<string> {
   return slot;
 }
 
-/** Makes the node of `joining` a member of the first node's cluster, holding no slot. */
-async function joinWithoutSlots(joining: Redis, { host, port }: RedisServer): Promise<void> {
+/** Makes `server` a member of the first node's cluster, holding no slot; returns a connection to it. */
+async function joinedWithoutSlots(server: RedisServer): Promise<Redis> {
+  const { host, port } = server;
+  const joining = new Redis(port, host);
   await joining.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
   await raw.call('CLUSTER', 'MEET', host, String(port));
   const healthy = async (node: Redis) => String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok');
@@ -100,6 +102,7 @@ async function joinWithoutSlots(joining: Redis, { host, port }: RedisServer): Pr
   while (!((await healthy(raw)) && (await healthy(joining)) && String(await raw.call('CLUSTER', 'NODES')).includes(id))) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return joining;
 }
 
 const waitsOn = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
@@ -189,9 +192,8 @@ describe('a slot moved to another primary (MOVED)', () => {
   let rawOther: Redis;
   beforeAll(async () => {
     other = node('moved');
-    rawOther = new Redis(other.port, other.host);
     // The second node gives up its slots and joins the first: one cluster, every slot on the first.
-    await joinWithoutSlots(rawOther, other);
+    rawOther = await joinedWithoutSlots(other);
   }, 60_000);
   afterAll(() => rawOther.disconnect());
 
@@ -273,10 +275,9 @@ describe('a slot migrating to a node that holds no slot yet (ASK)', () => {
   let rawAdding: Redis;
   beforeAll(async () => {
     adding = node('ask');
-    rawAdding = new Redis(adding.port, adding.host);
+    rawAdding = await joinedWithoutSlots(adding);
     // Each test gives the slot back; a primary that loses its last slot would otherwise become a replica of the node that took it.
     await rawAdding.call('CONFIG', 'SET', 'cluster-allow-replica-migration', 'no');
-    await joinWithoutSlots(rawAdding, adding);
   }, 60_000);
   afterAll(() => rawAdding.disconnect());
 
