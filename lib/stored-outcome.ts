@@ -29,6 +29,9 @@ export const isKeyId = (id: unknown): id is string => typeof id === 'string' && 
 /** A module's `overheadBytes`: every record's size counts it, so one below 0 would let a sealed outcome outgrow the item. */
 const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
 
+/** Has a module's functions (`currentKey`, `seal`, `open`): a module, whatever its `overheadBytes`. @internal */
+export const isModuleShaped = (value: unknown): boolean => hasFunctions(value, ['currentKey', 'seal', 'open']);
+
 /**
  * The two shapes of `encryption`, told apart by their members: the module (`aesGcmEncryption(provider)`,
  * or a value written to `OutcomeEncryption`) has `currentKey`, `seal` and `open` functions and an
@@ -38,10 +41,7 @@ const isOverhead = (value: unknown): boolean => Number.isSafeInteger(value) && (
  * allow them. Checked without any cipher code. @internal
  */
 export const isOutcomeEncryption = (value: unknown): value is OutcomeEncryption =>
-  hasFunctions(value, ['currentKey', 'seal', 'open']) && isOverhead((value as { overheadBytes?: unknown }).overheadBytes);
-
-/** Has a module's functions (`currentKey`, `seal`, `open`): a module, whatever its `overheadBytes`. @internal */
-export const isModuleShaped = (value: unknown): boolean => hasFunctions(value, ['currentKey', 'seal', 'open']);
+  isModuleShaped(value) && isOverhead((value as { overheadBytes?: unknown }).overheadBytes);
 
 /**
  * A key provider, `{ currentKey, keyById }` (see {@link isOutcomeEncryption}); not a value with a
