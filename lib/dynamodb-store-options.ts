@@ -21,6 +21,8 @@ export interface AttributeNames {
   readonly response: string;
   /** @default 'responseOmitted' */
   readonly responseOmitted: string;
+  /** Set, with `responseOmitted`, when what could not be stored was a final error (BOOL). @default 'errorOmitted' */
+  readonly errorOmitted: string;
   /** A stored final error, S (JSON; B sealed with `encryption`). @default 'error' */
   readonly error: string;
   /** Id of the key that sealed the response or error, with `encryption`. @default 'keyId' */
@@ -44,6 +46,7 @@ export const DEFAULT_ATTRIBUTE_NAMES: AttributeNames = Object.freeze({
   fingerprint: 'fingerprint',
   response: 'response',
   responseOmitted: 'responseOmitted',
+  errorOmitted: 'errorOmitted',
   error: 'error',
   keyId: 'keyId',
 });

@@ -154,6 +154,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       hasFingerprint: record.fingerprint !== undefined,
       ...(responseBytes === undefined ? {} : { responseBytes }),
       responseOmitted: record.responseOmitted === true,
+      ...(record.errorOmitted ? { errorOmitted: true } : {}),
       ...(errorBytes === undefined ? {} : { errorBytes }),
     };
     return { summary, fence: Object.fromEntries([a.owner, a.status, a.leaseUntil, a.expiration].map((name) => [name, item[name]])) };
@@ -276,6 +277,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     if (outcome.error !== undefined) item[a.error] = outcome.error;
     if (outcome.keyId !== undefined) item[a.keyId] = { S: outcome.keyId };
     if (outcome.omitted) item[a.responseOmitted] = { BOOL: true };
+    if (outcome.errorOmitted) item[a.errorOmitted] = { BOOL: true };
     return item;
   }
 }

@@ -509,9 +509,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       responseStored: boolean,
       { sealFailure, storedError }: { sealFailure?: unknown; storedError?: string } = {},
     ): [Outcome, IdempotencyRecord] => {
-      // The outcome is lost to every duplicate (RESPONSE_NOT_STORED): say so, and why, where an operator looks.
+      // The outcome is lost to every duplicate: say so, and why, where an operator looks.
+      const lost = request.error === undefined ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED';
       if (sealFailure !== undefined)
-        this.#log("could not encrypt the call's outcome; the record completed without it, and duplicates get RESPONSE_NOT_STORED", key, sealFailure);
+        this.#log(`could not encrypt the call's outcome; the record completed without it, and duplicates get ${lost}`, key, sealFailure);
       const record: IdempotencyRecord = {
         key,
         owner,
@@ -519,7 +520,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         expiresAt: request.expiresAt,
         ...(fingerprint === undefined ? {} : { fingerprint }),
         // As the store keeps it: an outcome it could not store (the response, or the final error) is omitted.
-        ...(!responseStored ? { responseOmitted: true } : request.error !== undefined ? { error: storedError ?? request.error } : {}),
+        ...(!responseStored
+          ? { responseOmitted: true, ...(request.error === undefined ? {} : { errorOmitted: true }) }
+          : request.error !== undefined
+            ? { error: storedError ?? request.error }
+            : {}),
         ...(responseStored && request.response !== undefined ? { response: request.response } : {}),
       };
       this.#cache?.set(record);
@@ -750,6 +755,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
   #replay(record: IdempotencyRecord, ran = false): unknown {
     if (record.error !== undefined) throw parseStored(() => reviveError(record.error!), ran);
+    if (record.errorOmitted) {
+      throw new IdempotencyError(
+        'ERROR_NOT_STORED',
+        'This call already ended with a final error, but the error could not be stored, so it cannot be replayed.',
+      );
+    }
     if (record.responseOmitted) {
       throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
     }

@@ -28,6 +28,9 @@ import type { IdempotencyRecord } from './store.js';
  *   Also, without `record`, a completion that finds no record: it was deleted while the call ran
  *   (`forgetRecord` deletes a live attempt's), so the outcome was not stored and the next call runs again.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
+ * - `ERROR_NOT_STORED`: the call ended with a final error (`isFinalError`), which could not be stored (the
+ *   key provider failed as it was sealed, say), so it cannot be replayed; the function does not run again. Unlike
+ *   `RESPONSE_NOT_STORED`, the call did not succeed.
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: `transaction()` refused a write as it was added, thrown by the write itself
@@ -62,6 +65,7 @@ export type IdempotencyErrorCode =
   | 'STORE_FAILURE'
   | 'SUPERSEDED'
   | 'RESPONSE_NOT_STORED'
+  | 'ERROR_NOT_STORED'
   | 'TRANSACTION_CONDITION_FAILED'
   | 'TRANSACTION_INVALID'
   | 'TRANSACTION_CONFLICT'
@@ -81,6 +85,7 @@ export const HTTP_STATUS: Readonly<Partial<Record<IdempotencyErrorCode, number>>
   IN_PROGRESS: 409,
   SUPERSEDED: 409,
   RESPONSE_NOT_STORED: 409,
+  ERROR_NOT_STORED: 409,
   TRANSACTION_CONDITION_FAILED: 409,
   STORE_FAILURE: 503,
   COMMIT_FAILED: 503,
@@ -157,7 +162,7 @@ export class IdempotencyError extends Error {
   readonly record: IdempotencyRecord | undefined;
   /**
    * The HTTP status of the code, as `httpIdempotency` answers it: 400 `KEY_MISSING`, 409
-   * `IN_PROGRESS`, `SUPERSEDED`, `RESPONSE_NOT_STORED` and `TRANSACTION_CONDITION_FAILED`, 422
+   * `IN_PROGRESS`, `SUPERSEDED`, `RESPONSE_NOT_STORED`, `ERROR_NOT_STORED` and `TRANSACTION_CONDITION_FAILED`, 422
    * `PAYLOAD_MISMATCH`, 503 `STORE_FAILURE`, `COMMIT_FAILED` and `TRANSACTION_CONFLICT`. None for
    * `TRANSACTION_INVALID` and `INVALID_KEY`: outside `httpIdempotency`, whose header checks it
    * answers itself, `INVALID_KEY` means the key selector threw or selected a value that cannot be

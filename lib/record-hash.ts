@@ -53,6 +53,7 @@ export async function outcomeFields(
   pushValue(fields, 'error', stored.error);
   if (stored.keyId !== undefined) fields.push('keyId', stored.keyId);
   if (stored.omitted) fields.push('responseOmitted', '1');
+  if (stored.errorOmitted) fields.push('errorOmitted', '1');
   return { fields, result: { completed: true, responseStored: !stored.omitted, ...outcomeReport(stored) } };
 }
 
@@ -74,6 +75,7 @@ function checked(key: string, hash: RecordHash, where: string): Pick<Idempotency
   if (leaseUntil !== undefined && !NUMBER.test(leaseUntil)) return malformed(key, where, '`leaseUntil` is not a number');
   // Read as absent, another value would replay the call as one that returned `undefined`.
   if (hash.responseOmitted !== undefined && hash.responseOmitted !== '1') return malformed(key, where, '`responseOmitted` is not 1');
+  if (hash.errorOmitted !== undefined && hash.errorOmitted !== '1') return malformed(key, where, '`errorOmitted` is not 1');
   return {
     key,
     status,
@@ -100,6 +102,7 @@ export async function recordOf(key: string, hash: RecordHash, codec: ResponseCod
     ...(fingerprint === undefined ? {} : { fingerprint }),
     ...(response === undefined ? {} : { response }),
     ...(hash.responseOmitted === '1' ? { responseOmitted: true } : {}),
+    ...(hash.errorOmitted === '1' ? { errorOmitted: true } : {}),
     ...(error === undefined ? {} : { error }),
   };
 }
@@ -122,6 +125,7 @@ export function summaryOf(key: string, hash: RecordHash, where: string): RecordS
     hasFingerprint: hash.fingerprint !== undefined,
     ...(responseBytes === undefined ? {} : { responseBytes }),
     responseOmitted: hash.responseOmitted === '1',
+    ...(hash.errorOmitted === '1' ? { errorOmitted: true } : {}),
     ...(errorBytes === undefined ? {} : { errorBytes }),
   };
 }

@@ -33,6 +33,12 @@ export interface IdempotencyRecord {
   readonly response?: string;
   /** True when the call completed but its result could not be stored (too large, not serialisable). */
   readonly responseOmitted?: boolean;
+  /**
+   * True, with `responseOmitted`, when what could not be stored was a final error (the key provider
+   * failed as it was sealed): the call did not succeed. A store that never writes it reads such a
+   * record as a success whose response was not stored.
+   */
+  readonly errorOmitted?: boolean;
   /** JSON of a final error (`{ name, message, code?, … }`) replayed to duplicates instead of a response. */
   readonly error?: string;
 }
@@ -96,7 +102,8 @@ export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>,
  * store had to omit the response; `sealFailure`, the key provider's error, when it omitted it for
  * want of a key to encrypt it with; `storedError`, the final error as stored, when the store had to
  * cut it short). Otherwise the current record, if any, which the condition refused: the caller's own
- * COMPLETED record (a retried completion) with its outcome as stored (`error`, `responseOmitted`).
+ * COMPLETED record (a retried completion) with its outcome as stored (`error`, `responseOmitted`,
+ * `errorOmitted`).
  */
 export type CompleteResult =
   | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown; readonly storedError?: string }
@@ -194,6 +201,8 @@ export interface RecordSummary {
   readonly responseBytes?: number;
   /** The call completed but its response could not be stored. */
   readonly responseOmitted: boolean;
+  /** With `responseOmitted`: what could not be stored was a final error. */
+  readonly errorOmitted?: boolean;
   /** A final error is stored; its size in bytes as stored. */
   readonly errorBytes?: number;
 }

@@ -121,6 +121,8 @@ export interface StoredOutcome {
   readonly keyId?: string;
   /** The call completed but its response (or its error) could not be stored. */
   readonly omitted: boolean;
+  /** What could not be stored was a final error. */
+  readonly errorOmitted?: boolean;
   /** Why the outcome could not be encrypted (the key provider's error), when that is why it was omitted. */
   readonly sealFailure?: unknown;
   /** The final error as stored, when it had to be cut short to fit. */
@@ -143,6 +145,7 @@ export interface OutcomeNames {
   readonly error: string;
   readonly keyId: string;
   readonly responseOmitted: string;
+  readonly errorOmitted: string;
 }
 
 /**
@@ -158,8 +161,8 @@ export const outcomeReport = (outcome: StoredOutcome): { readonly sealFailure?: 
  * Encodes an outcome to fit in `budget` bytes (the item limit less the record's other attributes):
  * a response that does not fit is omitted, a final error that does not fit is truncated. When
  * the store was reachable and only the outcome cannot be stored (the key provider failed, the
- * response is too large), the record still completes: duplicates get `RESPONSE_NOT_STORED` and the
- * function never runs twice. `smallest` drops the response and shrinks the error to a minimum,
+ * response is too large), the record still completes: duplicates get `RESPONSE_NOT_STORED`
+ * (`ERROR_NOT_STORED` for a final error) and the function never runs twice. `smallest` drops the response and shrinks the error to a minimum,
  * for an item DynamoDB refused for its size all the same. @internal
  */
 export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, outcome: Outcome, budget: number, smallest = false): Promise<StoredOutcome> {
@@ -167,6 +170,9 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
   const omittedSize = attributeSize(names.responseOmitted, { BOOL: true });
   let omitted = outcome.responseOmitted === true || (smallest && outcome.response !== undefined);
   if (json === undefined && outcome.error === undefined) return { omitted };
+  // A final error lost is marked so: its duplicates must fail as the call did, not pass for a success.
+  const lost = (stored: { omitted: boolean; sealFailure?: unknown }): StoredOutcome =>
+    outcome.error === undefined ? stored : { ...stored, omitted: true, errorOmitted: true };
   let key: EncryptionKey | undefined;
   if (codec.encrypts) {
     try {
@@ -179,7 +185,7 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
           ));
     } catch (failure) {
       // Throttled or hung KMS, a wrong-size key: nothing can be sealed, but the record can still complete.
-      return { omitted: true, sealFailure: reported(failure) };
+      return lost({ omitted: true, sealFailure: reported(failure) });
     }
   }
   let response: AttributeValue | undefined;
@@ -208,9 +214,9 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
     // A module written to `OutcomeEncryption` whose cipher refuses the key fails as a key provider
     // does: nothing can be sealed, but the record can still complete.
     if (key === undefined) throw failure;
-    return { omitted: true, sealFailure: reported(failure) };
+    return lost({ omitted: true, sealFailure: reported(failure) });
   }
-  if (response === undefined && error === undefined) return { omitted };
+  if (response === undefined && error === undefined) return lost({ omitted });
   const stored: { omitted: boolean; response?: AttributeValue; error?: AttributeValue; keyId?: string; storedError?: string } = { omitted };
   if (response !== undefined) stored.response = response;
   if (error !== undefined) stored.error = error;

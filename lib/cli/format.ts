@@ -53,11 +53,20 @@ export function describeRecord(summary: RecordSummary, now: number): string {
     ['fingerprint', summary.hasFingerprint ? 'stored' : 'none'],
     [
       'response',
-      summary.responseOmitted
-        ? 'not stored (too large, not serialisable, or the key provider failed at completion); duplicates get RESPONSE_NOT_STORED'
-        : bytes(summary.responseBytes),
+      summary.errorOmitted
+        ? 'none'
+        : summary.responseOmitted
+          ? 'not stored (too large, not serialisable, or the key provider failed at completion); duplicates get RESPONSE_NOT_STORED'
+          : bytes(summary.responseBytes),
     ],
-    ['final error', summary.errorBytes === undefined ? 'none' : `${bytes(summary.errorBytes)}, replayed to duplicates`],
+    [
+      'final error',
+      summary.errorOmitted
+        ? 'not stored (the key provider failed at completion); duplicates get ERROR_NOT_STORED'
+        : summary.errorBytes === undefined
+          ? 'none'
+          : `${bytes(summary.errorBytes)}, replayed to duplicates`,
+    ],
   ];
   return [summary.key, ...rows.map(([label, value]) => `  ${label.padEnd(12)} ${value}`)].join('\n');
 }

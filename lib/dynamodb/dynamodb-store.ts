@@ -137,7 +137,7 @@ export class DynamoDBStore implements IdempotencyStore {
     this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS, ...(region ? { region } : {}) });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
-    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
+    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted, errorOmitted: a.errorOmitted };
     this.names = {
       '#status': a.status,
       '#exp': a.expiration,
@@ -145,6 +145,7 @@ export class DynamoDBStore implements IdempotencyStore {
       '#owner': a.owner,
       '#response': a.response,
       '#omitted': a.responseOmitted,
+      '#errorOmitted': a.errorOmitted,
       '#error': a.error,
       '#keyId': a.keyId,
     };
@@ -306,6 +307,7 @@ export class DynamoDBStore implements IdempotencyStore {
     attribute('response', outcome.response);
     if (outcome.response === undefined) remove.push('#response');
     attribute('omitted', outcome.omitted ? { BOOL: true } : undefined);
+    attribute('errorOmitted', outcome.errorOmitted ? { BOOL: true } : undefined);
     attribute('error', outcome.error);
     attribute('keyId', outcome.keyId === undefined ? undefined : { S: outcome.keyId });
     const names: Record<string, string> = {};
@@ -388,6 +390,7 @@ export class DynamoDBStore implements IdempotencyStore {
       [a.fingerprint, 'S'],
       [a.keyId, 'S'],
       [a.responseOmitted, 'BOOL'],
+      [a.errorOmitted, 'BOOL'],
     ] as const) {
       if (item[name] !== undefined && item[name][type] === undefined) return this.malformed(key, `\`${name}\` is not of type ${type}`);
     }
@@ -404,6 +407,7 @@ export class DynamoDBStore implements IdempotencyStore {
       ...(fingerprint === undefined ? {} : { fingerprint }),
       ...(response === undefined ? {} : { response }),
       ...(item[a.responseOmitted]?.BOOL ? { responseOmitted: true } : {}),
+      ...(item[a.errorOmitted]?.BOOL ? { errorOmitted: true } : {}),
       ...(error === undefined ? {} : { error }),
     };
   }

@@ -27,6 +27,7 @@ const CODES: Readonly<Record<IdempotencyErrorCode, true>> = {
   STORE_FAILURE: true,
   SUPERSEDED: true,
   RESPONSE_NOT_STORED: true,
+  ERROR_NOT_STORED: true,
   TRANSACTION_CONDITION_FAILED: true,
   TRANSACTION_INVALID: true,
   TRANSACTION_CONFLICT: true,

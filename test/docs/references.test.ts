@@ -179,6 +179,7 @@ describe('the batch guarantees quote real test names', () => {
     'test/integration/batch-middy.test.ts',
     'test/integration/batch-pipes.test.ts',
     'test/integration/batch-layers.test.ts',
+    'test/integration/batch-faults.test.ts',
     'test/integration/store-timeouts.test.ts',
   ];
   const titles = files.flatMap((file) => testTitles(readFileSync(`${ROOT}/${file}`, 'utf8')));

@@ -180,12 +180,7 @@ describe('idempotentBatch', () => {
       expect(orders.runs.sort()).toEqual(['o-1', 'o-2', 'o-3']);
     });
 
-    // Known defect, not fixed yet: the record completes with `responseOmitted` alone, which cannot tell
-    // a lost result from a lost final error, and a batch acknowledges RESPONSE_NOT_STORED as done. So
-    // the redelivery of a declined payment is deleted from the queue instead of failing on to its
-    // dead-letter queue. A fix needs a record attribute saying the omitted outcome was an error, in
-    // every store. `test.failing` turns red once it is fixed: then make it a `test`.
-    test.failing('the key provider fails when a final error is sealed: the record is reported failed, and so is every redelivery, never run again (not acknowledged as a success)', async () => {
+    test('the key provider fails when a final error is sealed: the record is reported failed, and so is every redelivery, never run again (not acknowledged as a success)', async () => {
       const name = `declines-${randomUUID()}`;
       const runs: string[] = [];
       const handler = idempotentBatch<Order>(

@@ -56,21 +56,23 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
     },
   );
 
-  test('a final error that cannot be sealed: the record completes without it; duplicates get RESPONSE_NOT_STORED', async () => {
+  test('a final error that cannot be sealed: the record completes without it, marked as an error; duplicates get ERROR_NOT_STORED', async () => {
     const f = fixture(mode, { finalError: true });
     f.ring.failCurrent = 'throws';
     expect((await thrown(f.fn({ id: 'e' }))).message).toBe('card declined');
     const item = await f.record('e');
     expect(item?.status?.S).toBe('COMPLETED');
     expect(item?.responseOmitted?.BOOL).toBe(true);
+    expect(item?.errorOmitted?.BOOL).toBe(true);
     expect(item?.error).toBeUndefined();
+    expect(await f.store.inspect(recordId(f.name, 'e'))).toMatchObject({ status: 'COMPLETED', responseOmitted: true, errorOmitted: true });
     f.ring.failCurrent = undefined;
     f.clock.t += (LEASE_SECONDS + 1) * 1000;
     if (mode === 'atomic') {
       // An atomic duplicate runs its pure handler again; meeting a record without a stored outcome, it keeps its own error.
       expect((await thrown(f.fn({ id: 'e' }))).message).toBe('card declined');
     } else {
-      expect((await rejection(f.fn({ id: 'e' }))).code).toBe('RESPONSE_NOT_STORED');
+      expect((await rejection(f.fn({ id: 'e' }))).code).toBe('ERROR_NOT_STORED');
       expect(f.runs()).toBe(1);
     }
     if (mode !== 'plain') expect(await f.counter('e')).toBe(0); // a final error's writes are discarded
@@ -91,7 +93,7 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
       expect(f.warnings.map((line) => JSON.parse(line))).toEqual([
         {
           level: 'WARN',
-          message: expect.stringMatching(/could not encrypt the call's outcome; the record completed without it, and duplicates get RESPONSE_NOT_STORED/),
+          message: `lambda-idempotency: could not encrypt the call's outcome; the record completed without it, and duplicates get ${'finalError' in options ? 'ERROR' : 'RESPONSE'}_NOT_STORED`,
           namespace: f.name,
           recordId: recordId(f.name, 'w'),
           error: cause,
@@ -114,7 +116,7 @@ describe.each(['plain', 'transactions', 'atomic'] as const)('%s: the key provide
   });
 });
 
-test('a final error that cannot be sealed: duplicates in the same process (its local cache) get RESPONSE_NOT_STORED too, as every other process does', async () => {
+test('a final error that cannot be sealed: duplicates in the same process (its local cache) get ERROR_NOT_STORED too, as every other process does', async () => {
   const ring = keyring(aesKey('k1'));
   const store = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
   let runs = 0;
@@ -128,7 +130,7 @@ test('a final error that cannot be sealed: duplicates in the same process (its l
   ring.failCurrent = 'throws';
   expect((await thrown(fn('x'))).message).toBe('card declined');
   ring.failCurrent = undefined;
-  expect((await rejection(fn('x'))).code).toBe('RESPONSE_NOT_STORED');
+  expect((await rejection(fn('x'))).code).toBe('ERROR_NOT_STORED');
   expect(runs).toBe(1);
 });
 

@@ -246,7 +246,7 @@ function chargeWith(encryption: OutcomeEncryption, name: string, outcome: 'respo
 }
 
 test.each(['response', 'final error'] as const)(
-  'a module written by hand whose seal() is async (a KMS call) fails as one whose seal() throws: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
+  'a module written by hand whose seal() is async (a KMS call) fails as one whose seal() throws: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED (ERROR_NOT_STORED for an error)',
   async (what) => {
     const inner = aesGcmEncryption(keyring(aesKey('k1')).encryption);
     const name = `module-seal-async-${what === 'response' ? 'response' : 'error'}`;
@@ -259,12 +259,18 @@ test.each(['response', 'final error'] as const)(
     if (what === 'response') expect(await f.charge({ id: 's' })).toEqual({ pan: PAN });
     else expect((await thrown(f.charge({ id: 's' }))).message).toBe('declined');
     const item = await readItem(client, tableName, recordId(name, 's'));
-    expect([item?.status, item?.responseOmitted, item?.response, item?.error]).toEqual([{ S: 'COMPLETED' }, { BOOL: true }, undefined, undefined]);
+    expect([item?.status, item?.responseOmitted, item?.errorOmitted, item?.response, item?.error]).toEqual([
+      { S: 'COMPLETED' },
+      { BOOL: true },
+      what === 'response' ? undefined : { BOOL: true },
+      undefined,
+      undefined,
+    ]);
     expect(f.warnings).toHaveLength(1);
     expect(f.warnings[0]).toContain('could not encrypt');
     expect(f.warnings[0]).toContain('TypeError');
     f.later(60_000);
-    expect((await rejection(f.charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect((await rejection(f.charge({ id: 's' }))).code).toBe(what === 'response' ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED');
     expect(f.runs()).toBe(1);
   },
 );
@@ -295,7 +301,7 @@ test.each([
   ['resolves to a key without an id', 'response', (current: EncryptionKey) => ({ key: current.key })],
   ['resolves to a key whose id has a lone surrogate (no UTF-8 form)', 'final error', (current: EncryptionKey) => ({ id: 'k\uDC00', key: current.key })],
 ] as const)(
-  'a module written by hand whose currentKey() %s stores nothing in the clear: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED',
+  'a module written by hand whose currentKey() %s stores nothing in the clear: the record completes without its %s, a warning says why, duplicates get RESPONSE_NOT_STORED (ERROR_NOT_STORED for an error)',
   async (_what, outcome, answer) => {
     const inner = aesGcmEncryption(keyring(aesKey('k1')).encryption);
     const name = `module-no-key-${randomUUID().slice(0, 8)}`;
@@ -309,9 +315,10 @@ test.each([
     else expect((await thrown(f.charge({ id: 's' }))).message).toBe(`card ${PAN} declined`);
     const item = await readItem(client, tableName, recordId(name, 's'));
     expect(JSON.stringify(item)).not.toContain(PAN);
-    expect([item?.status, item?.responseOmitted, item?.response, item?.error, item?.keyId]).toEqual([
+    expect([item?.status, item?.responseOmitted, item?.errorOmitted, item?.response, item?.error, item?.keyId]).toEqual([
       { S: 'COMPLETED' },
       { BOOL: true },
+      outcome === 'response' ? undefined : { BOOL: true },
       undefined,
       undefined,
       undefined,
@@ -320,7 +327,7 @@ test.each([
     expect(f.warnings[0]).toContain('could not encrypt');
     expect(f.warnings[0]).toContain('TypeError');
     f.later(60_000); // past the lease
-    expect((await rejection(f.charge({ id: 's' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect((await rejection(f.charge({ id: 's' }))).code).toBe(outcome === 'response' ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED');
     expect(f.runs()).toBe(1);
   },
 );

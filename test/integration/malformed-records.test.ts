@@ -59,6 +59,11 @@ describe('a live malformed item fails closed, with an error that says what is wr
       '`responseOmitted` is not of type BOOL',
     ],
     [
+      'with an errorOmitted that is not a boolean',
+      { status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, responseOmitted: { BOOL: true }, errorOmitted: { S: 'true' } },
+      '`errorOmitted` is not of type BOOL',
+    ],
+    [
       'with a fingerprint that is not a string',
       { status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, fingerprint: { N: '1' } },
       '`fingerprint` is not of type S',

@@ -30,7 +30,7 @@ import { Turnstile } from '../support/gate.js';
 import { gzipBomb } from '../support/gzip-bomb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
-import { rejection } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -365,6 +365,21 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(0);
     });
 
+    test('a live hash whose errorOmitted is not the 1 the store writes fails closed, rather than replay a failed call as a success', async () => {
+      const keyPrefix = `malformed-error-omitted-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix });
+      let runs = 0;
+      const once = makeIdempotent(async (_id: string) => ++runs, { store, name: 'malformed' });
+      const id = `malformed#${hashKey('k')}`;
+      const expiresAt = String(Math.floor(Date.now() / 1000) + 60);
+      await raw.hset(keyPrefix + id, { status: 'COMPLETED', owner: 'someone', expiresAt, responseOmitted: '1', errorOmitted: 'yes' });
+      await raw.pexpire(keyPrefix + id, 60_000);
+      const refused = await rejection(once('k'));
+      expect(refused.code).toBe('STORE_FAILURE');
+      expect((refused.cause as Error).message).toContain('is malformed (`errorOmitted` is not 1)');
+      expect(runs).toBe(0);
+    });
+
     test.each([
       ['no `owner`', { status: 'COMPLETED' }],
       ['no `expiresAt` number', { status: 'COMPLETED', owner: 'someone', expiresAt: 'tomorrow' }],
@@ -466,6 +481,29 @@ for (const kind of CLIENT_KINDS) {
       expect(await charge('b')).toEqual({ id: 'b', run: 2 });
       expect(runs).toBe(2);
       expect(warnings).toHaveLength(1);
+    });
+
+    test('a final error the key provider fails to seal: the hash marks the lost outcome as an error, nothing in the clear; duplicates get ERROR_NOT_STORED and never run', async () => {
+      const ring = keyring(aesKey('k1'));
+      const keyPrefix = `error-omitted-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, encryption: aesGcmEncryption(ring.encryption) });
+      let runs = 0;
+      const charge = makeIdempotent(
+        async (_id: string): Promise<never> => {
+          runs++;
+          throw Object.assign(new Error('card 4111-1111-1111-1111 declined'), { name: 'PaymentDeclined' });
+        },
+        { store, name: 'declines', isFinalError: () => true, logger: { warn: () => undefined } },
+      );
+      ring.failCurrent = 'throws';
+      expect((await thrown(charge('a'))).name).toBe('PaymentDeclined');
+      ring.failCurrent = undefined;
+      const hash = await raw.hgetall(`${keyPrefix}declines#${hashKey('a')}`);
+      expect(hash).toMatchObject({ status: 'COMPLETED', responseOmitted: '1', errorOmitted: '1' });
+      expect(JSON.stringify(hash)).not.toContain('4111');
+      expect((await rejection(charge('a'))).code).toBe('ERROR_NOT_STORED');
+      expect(await store.inspect(`declines#${hashKey('a')}`)).toMatchObject({ responseOmitted: true, errorOmitted: true });
+      expect(runs).toBe(1);
     });
 
     test('a key provider that has not answered by `sealBy` (a KMS call that hangs), or a module whose currentKey() has no key: the record completes without its outcome, nothing in the clear', async () => {

@@ -37,6 +37,9 @@ test('a COMPLETED record shows what a duplicate gets: a stored response, none, o
   expect(describeRecord({ ...completed, responseBytes: undefined, errorBytes: 120 }, now)).toMatch(
     /\n {2}response {5}none\n {2}final error {2}120 bytes, replayed to duplicates$/,
   );
+  expect(describeRecord({ ...completed, responseBytes: undefined, responseOmitted: true, errorOmitted: true }, now)).toMatch(
+    /\n {2}response {5}none\n {2}final error {2}not stored \(the key provider failed at completion\); duplicates get ERROR_NOT_STORED$/,
+  );
 });
 
 test('stuck prints the record id, when its lease ended and when its retention ends', () => {

@@ -165,6 +165,8 @@ describe('problem', () => {
     ['INVALID_KEY', 400],
     ['PAYLOAD_MISMATCH', 422],
     ['IN_PROGRESS', 409],
+    ['RESPONSE_NOT_STORED', 409],
+    ['ERROR_NOT_STORED', 409],
     ['STORE_FAILURE', 503],
   ] as const)('maps %s to %i as application/problem+json', (code, status) => {
     const response = problem(new IdempotencyError(code, 'internal message'), 60)!;
@@ -174,6 +176,14 @@ describe('problem', () => {
     expect(body).toEqual({ type: 'about:blank', title: expect.any(String), status, detail: expect.any(String) });
     // The internal message is not the public detail.
     expect(response.body).not.toContain('internal message');
+  });
+
+  test('a request whose final error was not kept is told it failed, not that it completed', () => {
+    const body = JSON.parse(problem(new IdempotencyError('ERROR_NOT_STORED', 'x'), 60)!.body!) as Record<string, unknown>;
+    expect([body.title, body.detail]).toEqual([
+      'A request with this Idempotency-Key failed, and its error was not kept',
+      'The original request failed for good, but its error could not be kept; it will not be run again.',
+    ]);
   });
 
   test('gives a 409 Retry-After in delta-seconds, capped', () => {
