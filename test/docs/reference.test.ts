@@ -3,7 +3,8 @@
  * error code with the status `httpIdempotency` answers, the "Options" table names exactly the
  * options the entry points share, and the text above it names the options each entry point takes;
  * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`; the stores'
- * option lists (docs/options.md, docs/redis.md, the README) name every option each store takes.
+ * option lists (docs/options.md, docs/redis.md, the README) name every option each store takes;
+ * docs/how-it-works.md's attribute table names every attribute the store's `attributes` option renames.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
@@ -11,6 +12,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store-options.js';
 import { problem } from '../../lib/http.js';
 import { DynamoDBStore, httpIdempotency, IdempotencyError, type IdempotencyErrorCode, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sharedOptionsExcept } from '../../lib/options.js';
@@ -135,3 +137,10 @@ function pattern(text: string, section: RegExp): string {
   if (found === undefined) throw new Error(`no match for ${section}`);
   return found;
 }
+
+test('the attribute table of docs/how-it-works.md names every attribute `attributes` renames, by its default name', () => {
+  const text = readFileSync(`${ROOT}/docs/how-it-works.md`, 'utf8');
+  const rows = text.split('\n').filter((line) => line.startsWith('| `'));
+  const named = rows.map((row) => /^\| `(\w+)`/.exec(row)?.[1]);
+  expect(named.sort()).toEqual(Object.values(DEFAULT_ATTRIBUTE_NAMES).sort());
+});
