@@ -407,3 +407,22 @@ test('stuck --name with a qualified function name or spaces, which namespaces no
     stdout: expect.stringContaining(recordId('safety-stuck-name', 'o-1')),
   });
 });
+
+test('plain forget of a live attempt written under other attribute names, given without --attributes, deletes nothing and says what to give (exit 1)', async () => {
+  const now = Date.now();
+  const attributes = { status: 'state', owner: 'holder', leaseUntil: 'lease', expiration: 'ttl' };
+  const named = new DynamoDBStore({ tableName, client, attributes });
+  const id = recordId('safety-foreign', 'o-1');
+  await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const item = await readItem(client, tableName, id);
+  const forgot = await cli('forget', '--table', tableName, '--id', id, '--yes');
+  expect(forgot).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: `lambda-idempotency: ${id} in ${tableName} holds its status under another attribute than \`status\` (\`state\`): it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.\n`,
+  });
+  expect(await readItem(client, tableName, id)).toEqual(item);
+  // With the names the functions' store uses, forget sees the live attempt and refuses it.
+  expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(attributes))).toMatchObject({ code: 4 });
+  expect(await readItem(client, tableName, id)).toEqual(item);
+});
