@@ -165,7 +165,9 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * consistent `GetItem`, then a `DeleteItem` fenced on the owner it read. No call holds such an
    * item (calls with its key fail closed) until its retention or lease ends and a claim replaces
    * it; every claim writes a new owner, so the claim is never deleted. `'record'`: the item reads as
-   * a record now; `'changed'`: it changed between the read and the delete. @internal
+   * a record now; `'changed'`: it changed between the read and the delete. Throws, deleting nothing,
+   * for an item that holds a status under another attribute name: a record of a store with other
+   * attribute names, whose live attempt these names could neither see nor fence. @internal
    */
   async forgetUnreadable(key: string): Promise<'deleted' | 'absent' | 'record' | 'changed'> {
     const item = await this.storedItem(key);
@@ -175,6 +177,15 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       () => false,
     );
     if (readable) return 'record';
+    // A status under another name: a record written under other attribute names (a live attempt's,
+    // perhaps), which neither these names' lease check nor their owner fence would guard.
+    const status =
+      item[this.attributes.status] === undefined ? Object.keys(item).find((name) => /^(INPROGRESS|COMPLETED)$/.test(item[name]?.S ?? '')) : undefined;
+    if (status !== undefined) {
+      throw new Error(
+        `${key} in ${this.tableName} holds its status under another attribute than \`${this.attributes.status}\` (\`${status}\`): it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.`,
+      );
+    }
     return (await this.forgetFenced(key, { [this.attributes.owner]: item[this.attributes.owner] })) ? 'deleted' : 'changed';
   }
 

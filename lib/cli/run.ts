@@ -87,6 +87,9 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
         if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
       }
       io.stdout(command.json ? json(found) : `${found.length} INPROGRESS record${found.length === 1 ? '' : 's'} past the lease.\n`);
+      // None found under a name no record is namespaced by: say so, not only that none is stuck.
+      const hint = found.length === 0 && command.name ? nameHint(command.name) : '';
+      if (hint) io.stderr(`lambda-idempotency:${hint}\n`);
       return EXIT.done;
     }
   }
@@ -108,9 +111,8 @@ function missHint({ address }: Extract<Command, { address: unknown }>): string {
     const name = address.id.slice(0, address.id.indexOf('#'));
     return name === name.trim() ? '' : ` Its namespace ${JSON.stringify(name)} has spaces around it: copy the id as logs show it.`;
   }
-  if (address.name !== address.name.trim() || address.name.includes(':')) {
-    return ` --name ${JSON.stringify(address.name)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.`;
-  }
+  const named = nameHint(address.name);
+  if (named) return named;
   if ('http' in address) {
     // The middleware reads a quoted header value (an RFC 8941 string) without its quotes, and drops spaces around it.
     const { key } = address.http;
@@ -122,6 +124,13 @@ function missHint({ address }: Extract<Command, { address: unknown }>): string {
     return ` The number key ${address.key} is another record: --key ${address.key}.`;
   }
   return '';
+}
+
+/** What to give for a `--name` that is no function's bare name (an ARN, an alias or version, spaces around it); '' for any other. */
+function nameHint(name: string): string {
+  return name !== name.trim() || name.includes(':')
+    ? ` --name ${JSON.stringify(name)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.`
+    : '';
 }
 
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
@@ -158,11 +167,19 @@ async function forget(
     io.stdout(command.json ? json({ id, deleted: false, refused: true, ...(leaseUntil === undefined ? {} : { leaseUntil }) }) : `${text}\n`);
     return EXIT.refused;
   };
+  // A delete that read nothing first and matched nothing: a mistyped address is as likely as a record that changed.
+  const unmatched = (leaseUntil: number | undefined, text: string): number => {
+    const hint = missHint(command);
+    if (command.json && hint) io.stderr(`lambda-idempotency:${hint}\n`);
+    return print(false, leaseUntil, `${text}${hint}`);
+  };
   let leaseUntil = command.leaseUntil;
   if (leaseUntil === undefined) {
     if (command.onlyIf === 'COMPLETED') {
       const deleted = await forgetRecord({ store, id, onlyIf: 'COMPLETED' });
-      return print(deleted, undefined, deleted ? `Deleted ${id}; ${DELETED}` : `No record ${id} with status COMPLETED ${await where()}: nothing deleted.`);
+      return deleted
+        ? print(true, undefined, `Deleted ${id}; ${DELETED}`)
+        : unmatched(undefined, `No record ${id} with status COMPLETED ${await where()}: nothing deleted.`);
     }
     let read: { summary: RecordSummary; fence: RecordFence } | undefined;
     try {
@@ -210,13 +227,12 @@ async function forget(
     leaseUntil = seen.leaseUntil;
   }
   const deleted = await forgetRecord({ store, id, leaseUntil });
-  return print(
-    deleted,
-    leaseUntil,
-    deleted
-      ? `Deleted ${id}, the attempt whose lease ${leaseUntil < now ? 'ended' : 'ends'} ${instant(leaseUntil, now)}; ${DELETED}`
-      : `No attempt of ${id} whose lease ends at ${leaseText(leaseUntil)}: nothing deleted (another attempt took the record over, or it completed or is gone).`,
-  );
+  if (!deleted) {
+    const text = `No attempt of ${id} whose lease ends at ${leaseText(leaseUntil)}: nothing deleted (another attempt took the record over, or it completed or is gone).`;
+    // Read first (plain forget, --only-if INPROGRESS), the address found a record: no hint is due.
+    return command.leaseUntil === undefined ? print(false, leaseUntil, text) : unmatched(leaseUntil, text);
+  }
+  return print(true, leaseUntil, `Deleted ${id}, the attempt whose lease ${leaseUntil < now ? 'ended' : 'ends'} ${instant(leaseUntil, now)}; ${DELETED}`);
 }
 
 /** What to check after a failed request, when its error does not say. */

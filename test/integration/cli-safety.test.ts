@@ -362,3 +362,67 @@ test('stuck on a table whose records use other attribute names, given without --
     await dropTable(client, table);
   }
 });
+
+test('forget --lease-until or --only-if COMPLETED that misses the record for a mistyped address says what to check', async () => {
+  const now = Date.now();
+  const id = recordId('safety-fenced-miss', 'o-1');
+  await store.claim({ key: id, owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const lease = new Date(now - 60_000).toISOString();
+  // The id copied from a `stuck` line with the space after it; the key's number twin of a string key.
+  const [pasted, pastedJson, twin] = await Promise.all([
+    cli('forget', '--table', tableName, '--id', `${id} `, '--lease-until', lease, '--yes'),
+    cli('forget', '--table', tableName, '--id', `${id} `, '--lease-until', lease, '--yes', '--json'),
+    cli('forget', '--table', tableName, '--name', 'safety-fenced-miss', '--key', '123', '--only-if', 'COMPLETED', '--yes'),
+  ]);
+  const hashHint = ` Its hash ${JSON.stringify(`${id.slice('safety-fenced-miss#'.length)} `)} is not one the library writes (43 characters of base64url): copy the id whole, as logs show it.`;
+  expect(pasted).toEqual({
+    code: 3,
+    stdout: `No attempt of ${id}  whose lease ends at ${lease}: nothing deleted (another attempt took the record over, or it completed or is gone).${hashHint}\n`,
+    stderr: '',
+  });
+  expect(pastedJson).toEqual({
+    code: 3,
+    stdout: `${JSON.stringify({ id: `${id} `, deleted: false, leaseUntil: now - 60_000 }, null, 2)}\n`,
+    stderr: `lambda-idempotency:${hashHint}\n`,
+  });
+  expect(twin).toMatchObject({ code: 3, stdout: expect.stringMatching(/: nothing deleted\. The string key "123" is another record: --key '"123"'\.\n$/) });
+  // The stuck attempt is still there, for the right command.
+  expect((await store.inspect(id))?.leaseUntil).toBe(now - 60_000);
+});
+
+test('stuck --name with a qualified function name or spaces, which namespaces no record, says what to give instead of only finding none', async () => {
+  const now = Date.now();
+  await store.claim({ key: recordId('safety-stuck-name', 'o-1'), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const [qualified, spaced] = await Promise.all([
+    cli('stuck', '--table', tableName, '--name', 'safety-stuck-name:live'),
+    cli('stuck', '--table', tableName, '--name', 'safety-stuck-name ', '--json'),
+  ]);
+  const hint = (given: string) =>
+    `lambda-idempotency: --name ${JSON.stringify(given)} is not a function's name: records are namespaced by the name alone (no ARN, alias, version or spaces), or by the \`name\` option.\n`;
+  const scanning = `lambda-idempotency: stuck scans the whole table ${tableName}: every item is read (and billed), page by page.\n`;
+  expect(qualified).toEqual({ code: 0, stdout: '0 INPROGRESS records past the lease.\n', stderr: `${scanning}${hint('safety-stuck-name:live')}` });
+  expect(spaced).toEqual({ code: 0, stdout: '[]\n', stderr: `${scanning}${hint('safety-stuck-name ')}` });
+  expect(await cli('stuck', '--table', tableName, '--name', 'safety-stuck-name', '--json')).toMatchObject({
+    code: 0,
+    stdout: expect.stringContaining(recordId('safety-stuck-name', 'o-1')),
+  });
+});
+
+test('plain forget of a live attempt written under other attribute names, given without --attributes, deletes nothing and says what to give (exit 1)', async () => {
+  const now = Date.now();
+  const attributes = { status: 'state', owner: 'holder', leaseUntil: 'lease', expiration: 'ttl' };
+  const named = new DynamoDBStore({ tableName, client, attributes });
+  const id = recordId('safety-foreign', 'o-1');
+  await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+  const item = await readItem(client, tableName, id);
+  const forgot = await cli('forget', '--table', tableName, '--id', id, '--yes');
+  expect(forgot).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: `lambda-idempotency: ${id} in ${tableName} holds its status under another attribute than \`status\` (\`state\`): it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.\n`,
+  });
+  expect(await readItem(client, tableName, id)).toEqual(item);
+  // With the names the functions' store uses, forget sees the live attempt and refuses it.
+  expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(attributes))).toMatchObject({ code: 4 });
+  expect(await readItem(client, tableName, id)).toEqual(item);
+});
