@@ -13,11 +13,12 @@ import httpRouterHandler from '@middy/http-router';
 import { createError } from '@middy/util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { toHttpApiEvent } from '../../demo/http-event.js';
-import { type HttpIdempotencyOptions, httpIdempotency } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, type HttpIdempotencyOptions, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 
-const { store } = useFreshTable({ prefix: 'ecosystem' });
+const { client, tableName, store } = useFreshTable({ prefix: 'ecosystem' });
 
 const ORIGIN = 'https://shop.example';
 
@@ -140,6 +141,38 @@ test('a stored HTTP error too large for the item keeps its statusCode: the repla
   expect(replay.statusCode).toBe(422);
   expect(replay.body.startsWith('Unknown items: sku-0001, ')).toBe(true);
   expect(replay.body.endsWith('…')).toBe(true);
+  expect(runs).toBe(1);
+});
+
+test('a final HTTP error the key provider cannot seal: the request gets its 4xx from http-error-handler, a duplicate a 409 problem (ERROR_NOT_STORED, not a success), without running again', async () => {
+  const ring = keyring(aesKey('k1'));
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(
+      httpIdempotency({
+        store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(ring.encryption) }),
+        name: `ecosystem-${randomUUID()}`,
+        isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
+        errorFields: ['statusCode', 'expose'],
+        logger: { warn: () => undefined },
+      }),
+    )
+    .use(httpErrorHandler({ logger: false }))
+    .handler(async () => {
+      runs++;
+      throw createError(402, 'The card was declined.', { expose: true });
+    });
+  const send = () =>
+    handler(
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'declined-1', 'content-type': 'application/json' }, body: '{}' })!,
+      lambdaContext('orders'),
+    ) as Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+  ring.failCurrent = 'throws';
+  expect(await send()).toMatchObject({ statusCode: 402, body: 'The card was declined.' });
+  ring.failCurrent = undefined;
+  const duplicate = await send();
+  expect([duplicate.statusCode, duplicate.headers['Content-Type']]).toEqual([409, 'application/problem+json']);
+  expect(JSON.parse(duplicate.body)).toMatchObject({ status: 409, title: 'A request with this Idempotency-Key failed, and its error was not kept' });
   expect(runs).toBe(1);
 });
 
