@@ -339,8 +339,16 @@ describe('options', () => {
     ['a compressAboveBytes past what an item holds', { tableName: 'idem', compressAboveBytes: 400 * 1024 + 1 }, /`compressAboveBytes`/],
     ['an unknown attribute', { tableName: 'idem', attributes: { ttl: 'x' } }, /unknown option `ttl`/],
     ['an empty attribute name', { tableName: 'idem', attributes: { status: '' } }, /`status` must be a non-empty string/],
-    ['duplicate attribute names', { tableName: 'idem', attributes: { status: 'owner' } }, /every attribute name must be different/],
-    ['an attribute renamed onto the key', { tableName: 'idem', attributes: { response: 'id' } }, /every attribute name must be different/],
+    [
+      'duplicate attribute names',
+      { tableName: 'idem', attributes: { status: 'owner' } },
+      /every attribute name must be different: `status` and `owner` are both named "owner"/,
+    ],
+    [
+      'an attribute renamed onto the key',
+      { tableName: 'idem', attributes: { response: 'id' } },
+      /every attribute name must be different: `key` and `response` are both named "id"/,
+    ],
     // DynamoDB refuses such a name on every request (a ValidationException each call): said here, quoted, whitespace and all.
     [
       'a tableName with a trailing space',
