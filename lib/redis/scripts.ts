@@ -25,7 +25,27 @@ export interface Script {
   readonly sha: string;
 }
 
-const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
+/**
+ * A script that first asks the server's ACL (`redis.acl_check_cmd`, Redis 7 and Valkey) whether the
+ * caller may run each of `commands` (with their arguments, for the arity check) on the key, and
+ * names every one refused: a command refused halfway would leave what the script wrote before it (a record whose PEXPIRE was
+ * refused never expires), and Redis's error for it names a script line, not the command. Where the
+ * check is missing (Redis 6), the script runs as it is.
+ */
+const script = (commands: readonly (readonly string[])[], body: string): Script => {
+  const checks = commands.map(([command, ...args]) => `{'${command}', KEYS[1]${args.map((arg) => `, '${arg}'`).join('')}}`).join(', ');
+  const source = `
+if redis.acl_check_cmd then
+  local refused = {}
+  for _, command in ipairs({${checks}}) do
+    if not redis.acl_check_cmd(unpack(command)) then refused[#refused + 1] = "'" .. string.lower(command[1]) .. "'" end
+  end
+  if #refused > 0 then
+    return redis.error_reply('NOPERM this user has no permissions to run ' .. table.concat(refused, ', ') .. ", which RedisStore's scripts run on their key: grant the user every command docs/redis.md lists")
+  end
+end${body}`;
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+};
 
 /**
  * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), the key's time to live (ms),
@@ -40,7 +60,9 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
  * Replies `{1, previous record without its outcome (response, final error)}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
-export const CLAIM = script(`
+export const CLAIM = script(
+  [['HGETALL'], ['HSET', 'f', 'v'], ['HDEL', 'f'], ['DEL'], ['PTTL'], ['PEXPIRE', '1']],
+  `
 local record = redis.call('HGETALL', KEYS[1])
 if #record > 0 then
   local fields = {}
@@ -85,7 +107,8 @@ for i = 1, #record, 2 do
   end
 end
 return {1, previous}
-`);
+`,
+);
 
 /**
  * KEYS[1]; ARGV: owner, expiresAt, the key's time to live (ms), then field/value pairs of the
@@ -95,7 +118,9 @@ return {1, previous}
  * (made persistent by hand) gets one back, as a completion gives it, or to its own retention if
  * later: the script writes it again, and no write leaves a key that Redis never forgets.
  */
-export const COMPLETE = script(`
+export const COMPLETE = script(
+  [['HMGET', 'f'], ['HSET', 'f', 'v'], ['HDEL', 'f'], ['HGETALL'], ['PTTL'], ['PEXPIRE', '1']],
+  `
 local held = redis.call('HMGET', KEYS[1], 'owner', 'status', 'expiresAt')
 if held[1] == ARGV[1] and held[2] == 'COMPLETED' then
   redis.call('HDEL', KEYS[1], 'status')
@@ -113,22 +138,28 @@ redis.call('HDEL', KEYS[1], 'leaseUntil')
 redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'expiresAt', ARGV[2], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1}
-`);
+`,
+);
 
 /** KEYS[1]; ARGV: owner. Deletes the record only while it is INPROGRESS and held by `owner`. */
-export const RELEASE = script(`
+export const RELEASE = script(
+  [['HMGET', 'f'], ['HGETALL'], ['DEL']],
+  `
 local held = redis.call('HMGET', KEYS[1], 'owner', 'status')
 if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGETALL', KEYS[1])} end
 redis.call('DEL', KEYS[1])
 return {1}
-`);
+`,
+);
 
 /**
  * KEYS[1]; ARGV: status (optional, '' for any), leaseUntil (optional). Deletes the record, only
  * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given. A key
  * that is not a hash has neither: only a forget without conditions deletes it.
  */
-export const FORGET = script(`
+export const FORGET = script(
+  [['TYPE'], ['HMGET', 'f'], ['DEL']],
+  `
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' then
   if kind == 'none' or (ARGV[1] and ARGV[1] ~= '') or ARGV[2] then return 0 end
@@ -138,7 +169,8 @@ local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil')
 if ARGV[1] and ARGV[1] ~= '' and held[1] ~= ARGV[1] then return 0 end
 if ARGV[2] and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2])) then return 0 end
 return redis.call('DEL', KEYS[1])
-`);
+`,
+);
 
 const isNoScript = (error: unknown): boolean => replyText(error).startsWith('NOSCRIPT');
 

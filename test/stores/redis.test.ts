@@ -267,6 +267,45 @@ describe('the eviction policy', () => {
   });
 });
 
+// An application user granted what the records look like (`+@hash +@scripting`) lacks the key
+// commands the scripts also run (PEXPIRE, DEL: `@keyspace`); one granted `+@all -del` lacks DEL.
+describe('an ACL user refused a command that the scripts run', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    const direct = inspector(server.url);
+    await direct.acl('SETUSER', 'hash-only', 'on', '>secret', '~*', '&*', '-@all', '+@hash', '+@scripting', '+info', '+@connection');
+    await direct.acl('SETUSER', 'no-del', 'on', '>secret', '~*', '&*', '+@all', '-del');
+    direct.disconnect();
+  });
+  afterAll(() => server.stop());
+
+  const users = [
+    ['hash-only', /NOPERM .*'pexpire'.*RedisStore/],
+    ['no-del', /NOPERM .*'del'.*RedisStore/],
+  ] as const;
+  for (const kind of CLIENT_KINDS) {
+    test.each(users)(`${kind.name}, as %s: nothing is claimed nor left without a TTL, the failure names the commands refused`, async (user, named) => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      const { client, close } = await kind.open(`redis://${user}:secret@127.0.0.1:${server.port}`);
+      const direct = inspector(server.url);
+      try {
+        let runs = 0;
+        const store = new RedisStore({ client, keyPrefix: `acl-${user}-${kind.name}:` });
+        const charge = makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge', key: (id) => id });
+        const error = await rejection(charge('order-1'));
+        expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(named)]);
+        expect(runs).toBe(0);
+        expect(await direct.keys(`acl-${user}-${kind.name}:*`)).toEqual([]);
+      } finally {
+        warn.mockRestore();
+        direct.disconnect();
+        await close();
+      }
+    });
+  }
+});
+
 for (const kind of CLIENT_KINDS) {
   describe(`${kind.name}`, () => {
     let opened: Awaited<ReturnType<(typeof kind)['open']>>;
