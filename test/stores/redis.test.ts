@@ -4,7 +4,7 @@
  * option validation.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
@@ -26,7 +26,7 @@ import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { Turnstile } from '../support/gate.js';
+import { gate, Turnstile } from '../support/gate.js';
 import { gzipBomb } from '../support/gzip-bomb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
@@ -965,27 +965,41 @@ describe("retention, as the caller's clock judges it", () => {
   });
   afterAll(() => client.disconnect());
 
-  /** The TTL (ms) `write` gave the key, give or take the milliseconds the write took (`[least, most]`). */
-  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<[number, number]> {
-    const before = Date.now();
-    await write();
-    const after = Date.now();
-    const expiry = Number(await raw.call('PEXPIRETIME', key));
-    return [expiry - after, expiry - before];
+  /**
+   * The time to live (ms) `write` gave `key`, exactly: the PEXPIRE the server ran, read from its
+   * MONITOR feed. Bracketing the expiry with the test's clock would let a key that dies a
+   * millisecond early pass whenever the write took a millisecond.
+   */
+  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<number[]> {
+    const monitor = await raw.monitor();
+    const marker = `ttl-given-${randomUUID()}`;
+    const seen = gate();
+    const given: number[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'pexpire' && args[1] === key) given.push(Number(args[2]));
+      if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) seen.open();
+    });
+    try {
+      await write();
+      await raw.echo(marker); // fed to the monitor after every command the write made
+      await seen.promise;
+      return given;
+    } finally {
+      monitor.disconnect();
+    }
   }
-  const within = ([least, most]: [number, number], ttl: number) => expect([least <= ttl, ttl <= most]).toEqual([true, true]);
 
   test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
     // A record is live while its retention (epoch seconds) is not before the caller's second:
     // Redis must not forget it at that second's first millisecond.
     const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
     const { expiresAt, now } = claimRequest('k');
-    within(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k'))), (expiresAt + 1) * 1000 - 1 - now);
+    expect(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k')))).toEqual([(expiresAt + 1) * 1000 - 1 - now]);
     const done = { key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"', now };
-    within(await ttlGiven('retention-end:k', () => store.complete(done)), (expiresAt + 61) * 1000 - 1 - now);
+    expect(await ttlGiven('retention-end:k', () => store.complete(done))).toEqual([(expiresAt + 61) * 1000 - 1 - now]);
     await store.forget('k');
     const leaseUntil = (expiresAt + 600) * 1000 + 1;
-    within(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil })), leaseUntil - now);
+    expect(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil }))).toEqual([leaseUntil - now]);
   });
 
   test.each([
@@ -1048,6 +1062,6 @@ describe("retention, as the caller's clock judges it", () => {
     const request = claimRequest('k');
     const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
     const given = await ttlGiven('fraction:k', async () => expect(await store.claim({ ...request, leaseUntil })).toEqual({ claimed: true }));
-    within(given, Math.ceil(leaseUntil - request.now));
+    expect(given).toEqual([Math.ceil(leaseUntil - request.now)]);
   });
 });
