@@ -4,7 +4,7 @@
  * option validation.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
@@ -26,10 +26,10 @@ import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { manualClock, storeContract } from '../../lib/testing/index.js';
 import { freePort } from '../../tools/dynamodb-local.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { gate, Turnstile } from '../support/gate.js';
+import { Turnstile } from '../support/gate.js';
 import { gzipBomb } from '../support/gzip-bomb.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl, ttlsGiven } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 
 const raw = inspector();
@@ -965,29 +965,7 @@ describe("retention, as the caller's clock judges it", () => {
   });
   afterAll(() => client.disconnect());
 
-  /**
-   * The time to live (ms) `write` gave `key`, exactly: the PEXPIRE the server ran, read from its
-   * MONITOR feed. Bracketing the expiry with the test's clock would let a key that dies a
-   * millisecond early pass whenever the write took a millisecond.
-   */
-  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<number[]> {
-    const monitor = await raw.monitor();
-    const marker = `ttl-given-${randomUUID()}`;
-    const seen = gate();
-    const given: number[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'pexpire' && args[1] === key) given.push(Number(args[2]));
-      if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) seen.open();
-    });
-    try {
-      await write();
-      await raw.echo(marker); // fed to the monitor after every command the write made
-      await seen.promise;
-      return given;
-    } finally {
-      monitor.disconnect();
-    }
-  }
+  const ttlGiven = (key: string, write: () => Promise<unknown>) => ttlsGiven(raw, key, write);
 
   test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
     // A record is live while its retention (epoch seconds) is not before the caller's second:
