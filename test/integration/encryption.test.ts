@@ -63,7 +63,9 @@ test('a record that cannot be decrypted (another key given the same id) fails cl
 });
 
 test('encryption options are validated', () => {
-  expect(() => new DynamoDBStore({ tableName, encryption: {} as never })).toThrow(TypeError);
+  expect(() => new DynamoDBStore({ tableName, encryption: {} as never })).toThrow(
+    new TypeError('DynamoDBStore: `encryption` must have `currentKey()` and `keyById(id)` functions, or be made by `aesGcmEncryption(provider)`.'),
+  );
 });
 
 test('an expired record encrypted with a retired key is taken over without decrypting it', async () => {

@@ -29,7 +29,7 @@ import { type RedisServer, startRedisServer } from '../../tools/redis-server.js'
 import { Turnstile } from '../support/gate.js';
 import { gzipBomb } from '../support/gzip-bomb.js';
 import { aesKey, keyring } from '../support/keyring.js';
-import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, pttl, redisUrl, ttlsGiven } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 
 const raw = inspector();
@@ -1004,27 +1004,19 @@ describe("retention, as the caller's clock judges it", () => {
   });
   afterAll(() => client.disconnect());
 
-  /** The TTL (ms) `write` gave the key, give or take the milliseconds the write took (`[least, most]`). */
-  async function ttlGiven(key: string, write: () => Promise<unknown>): Promise<[number, number]> {
-    const before = Date.now();
-    await write();
-    const after = Date.now();
-    const expiry = Number(await raw.call('PEXPIRETIME', key));
-    return [expiry - after, expiry - before];
-  }
-  const within = ([least, most]: [number, number], ttl: number) => expect([least <= ttl, ttl <= most]).toEqual([true, true]);
+  const ttlGiven = (key: string, write: () => Promise<unknown>) => ttlsGiven(raw, key, write);
 
   test("a key lives through the last millisecond of its record's retention second, and never less than its lease", async () => {
     // A record is live while its retention (epoch seconds) is not before the caller's second:
     // Redis must not forget it at that second's first millisecond.
     const store = new RedisStore({ client, keyPrefix: 'retention-end:' });
     const { expiresAt, now } = claimRequest('k');
-    within(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k'))), (expiresAt + 1) * 1000 - 1 - now);
+    expect(await ttlGiven('retention-end:k', () => store.claim(claimRequest('k')))).toEqual([(expiresAt + 1) * 1000 - 1 - now]);
     const done = { key: 'k', owner: 'owner-a', expiresAt: expiresAt + 60, response: '"done"', now };
-    within(await ttlGiven('retention-end:k', () => store.complete(done)), (expiresAt + 61) * 1000 - 1 - now);
+    expect(await ttlGiven('retention-end:k', () => store.complete(done))).toEqual([(expiresAt + 61) * 1000 - 1 - now]);
     await store.forget('k');
     const leaseUntil = (expiresAt + 600) * 1000 + 1;
-    within(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil })), leaseUntil - now);
+    expect(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil }))).toEqual([leaseUntil - now]);
   });
 
   test.each([
@@ -1087,6 +1079,6 @@ describe("retention, as the caller's clock judges it", () => {
     const request = claimRequest('k');
     const leaseUntil = (request.expiresAt + 600) * 1000 + 0.25;
     const given = await ttlGiven('fraction:k', async () => expect(await store.claim({ ...request, leaseUntil })).toEqual({ claimed: true }));
-    within(given, Math.ceil(leaseUntil - request.now));
+    expect(given).toEqual([Math.ceil(leaseUntil - request.now)]);
   });
 });

@@ -2,6 +2,7 @@
  * Clients for the run's redis-server (started by the jest globalSetup), both kinds, configured to
  * fail fast as the README recommends; and what the tests read beside the store (TTLs, raw hashes).
  */
+import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { Redis as Redis5 } from 'ioredis5';
 import { createClient, type RedisClientOptions } from 'redis';
@@ -104,6 +105,33 @@ export async function until<T>(read: () => Promise<T>): Promise<T> {
     const value = await read();
     if (Array.isArray(value) ? value.length > 0 : value) return value;
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * The times to live (ms) the server's PEXPIREs gave `key` while `write` ran, exactly, read from its
+ * MONITOR feed (commands a script runs included). Bracketing the expiry with the test's clock would
+ * let a key that dies a millisecond early pass whenever the write took a millisecond.
+ */
+export async function ttlsGiven(redis: Redis, key: string, write: () => Promise<unknown>): Promise<number[]> {
+  const monitor = await redis.monitor();
+  const marker = `ttls-given-${randomUUID()}`;
+  let seen!: () => void;
+  const fed = new Promise<void>((resolve) => {
+    seen = resolve;
+  });
+  const given: number[] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'pexpire' && args[1] === key) given.push(Number(args[2]));
+    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) seen();
+  });
+  try {
+    await write();
+    await redis.echo(marker); // fed to the monitor after every command the write made
+    await fed;
+    return given;
+  } finally {
+    monitor.disconnect();
   }
 }
 
