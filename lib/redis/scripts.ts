@@ -23,6 +23,11 @@ import { type Connection, replyText } from './connection.js';
 export interface Script {
   readonly source: string;
   readonly sha: string;
+  /**
+   * Sent by its source alone (`EVAL`): a script that runs only after a failure is seldom in the
+   * server's cache, and its `NOSCRIPT` round trip could end the call's bound before the script is sent.
+   */
+  readonly bySource?: boolean;
 }
 
 /**
@@ -32,7 +37,7 @@ export interface Script {
  * refused never expires), and Redis's error for it names a script line, not the command. Where the
  * check is missing (Redis 6), the script runs as it is.
  */
-const script = (commands: readonly (readonly string[])[], body: string): Script => {
+const script = (commands: readonly (readonly string[])[], body: string, bySource = false): Script => {
   const checks = commands.map(([command, ...args]) => `{'${command}', KEYS[1]${args.map((arg) => `, '${arg}'`).join('')}}`).join(', ');
   const source = `
 if redis.acl_check_cmd then
@@ -44,7 +49,7 @@ if redis.acl_check_cmd then
     return redis.error_reply('NOPERM this user has no permissions to run ' .. table.concat(refused, ', ') .. ", which RedisStore's scripts run on their key: grant the user every command docs/redis.md lists")
   end
 end${body}`;
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
+  return { source, sha: createHash('sha1').update(source).digest('hex'), ...(bySource ? { bySource } : {}) };
 };
 
 /**
@@ -150,6 +155,7 @@ if held[1] ~= ARGV[1] or held[2] ~= 'INPROGRESS' then return {0, redis.call('HGE
 redis.call('DEL', KEYS[1])
 return {1}
 `,
+  true,
 );
 
 /**
@@ -212,13 +218,21 @@ async function runAndWait(connection: Connection, command: readonly string[], ke
 
 /**
  * Runs a script by its hash and, when the server does not know it (first use, a restart, SCRIPT
- * FLUSH, another node of the cluster), by its source, which also caches it. Redis names the
+ * FLUSH, another node of the cluster), by its source, which also caches it; one marked `bySource`,
+ * by its source at once. Redis names the
  * condition with the reply's first word, `NOSCRIPT`, whichever client carries it. With `wait`,
  * a write counts only once enough replicas have it.
  * @internal
  */
-export async function runScript(connection: Connection, { source, sha }: Script, key: string, args: readonly string[], wait?: ReplicaWait): Promise<unknown> {
+export async function runScript(
+  connection: Connection,
+  { source, sha, bySource }: Script,
+  key: string,
+  args: readonly string[],
+  wait?: ReplicaWait,
+): Promise<unknown> {
   const send = (command: readonly string[]) => (wait === undefined ? connection.send(key, command) : runAndWait(connection, command, key, wait));
+  if (bySource) return send(['EVAL', source, '1', key, ...args]);
   try {
     return await send(['EVALSHA', sha, '1', key, ...args]);
   } catch (error) {

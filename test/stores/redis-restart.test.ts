@@ -138,3 +138,24 @@ test('a primary without persistence that restarts before a failover empties its 
     await Promise.all([primary.stop(), replica.stop()]);
   }
 }, 60_000);
+
+test('a release, which runs only after a failure, is sent by its source at once: no NOSCRIPT round trip, even on a server whose script cache is empty', async () => {
+  const server = await startRedisServer();
+  const { client, close } = await CLIENT_KINDS[0]!.open(server.url);
+  const stats = inspector(server.url);
+  try {
+    const store = new RedisStore({ client, keyPrefix: 'release:' });
+    const now = Date.now();
+    await store.claim({ key: 'k', owner: 'owner-a', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 3600, now });
+    await stats.script('FLUSH'); // a restart, a failover, or a release never cached since
+    await stats.config('RESETSTAT');
+    expect(await store.release({ key: 'k', owner: 'owner-a' })).toEqual({ released: true });
+    const commands = await stats.info('commandstats');
+    expect(/cmdstat_eval:calls=(\d+)/.exec(commands)?.[1]).toBe('1');
+    expect(commands).not.toContain('cmdstat_evalsha');
+  } finally {
+    stats.disconnect();
+    await close();
+    await server.stop();
+  }
+});
