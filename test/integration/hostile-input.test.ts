@@ -220,6 +220,9 @@ describe('hostile keys', () => {
     const error = await rejection(once(make()));
     expect(error.code).toBe('INVALID_KEY');
     expect(error.message).not.toMatch(/call stack/i);
+    // Refused at the depth limit, not by a stack overflow caught and reported as a throwing toJSON.
+    expect(error.message).toMatch(/nesting deeper than 200 levels/);
+    expect(error.cause).toBeUndefined();
     expect(runs).toBe(0);
     expect(await statuses(name)).toEqual([]);
   });
@@ -230,6 +233,7 @@ describe('hostile keys', () => {
     const handler = middy(async (_event: unknown) => ++runs).use(idempotency({ store }));
     const error = await rejection(handler(nested(10_000), lambdaContext(name)));
     expect(error.code).toBe('INVALID_KEY');
+    expect(error.message).toMatch(/nesting deeper than 200 levels/);
     expect(runs).toBe(0);
     expect(await statuses(name)).toEqual([]);
   });
