@@ -605,6 +605,22 @@ describe('transactional completion', () => {
     await handler(request('400') as never, lambdaContext(name));
     expect(runs).toEqual(['503', '429', '400', '503']);
   });
+  test('a result an isFinalResponse says is not final (a 200) discards the writes and releases the key, as a 5xx does', async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('not-final-writes');
+    let runs = 0;
+    const handler = middy(async () => {
+      runs++;
+      transaction().update(increment(`${name}-counter`));
+      return { statusCode: 200, body: 'pending' };
+    }).use(httpIdempotency({ store, name, now: () => T0, isFinalResponse: () => false }));
+    const request = { httpMethod: 'POST', path: '/pay', headers: { 'Idempotency-Key': 'k1' }, body: '{}', requestContext: {} };
+    for (const attempt of [1, 2]) {
+      expect(await handler(request as never, lambdaContext(name))).toMatchObject({ statusCode: 200, body: 'pending' });
+      expect(runs).toBe(attempt);
+    }
+    expect(await applied(`${name}-counter`)).toBe(0);
+  });
 });
 
 describe('crash injection: the business effect exists 0 or 1 times, never 2', () => {
