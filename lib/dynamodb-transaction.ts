@@ -49,6 +49,12 @@ const leastBytes = (value: AttributeValue): number => {
 const leastItemBytes = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
 
+/** DynamoDB's limit on one item. */
+const ITEM_LIMIT_BYTES = 400 * 1024;
+
+/** Whether the action puts an item that, counted low, already exceeds DynamoDB's 400 KB. */
+const overItemLimit = (action: TransactWriteItem): boolean => action.Put?.Item !== undefined && leastItemBytes(action.Put.Item) > ITEM_LIMIT_BYTES;
+
 /** Which of the call's own writes action `index` of the transaction is (the record's is the first), and its table. */
 function writeAt(items: readonly TransactWriteItem[], index: number): { actionIndex: number; tableName?: string } {
   const table = actionTable(items[index]!);
@@ -104,6 +110,18 @@ export async function sendTransaction(client: DynamoDBClient, items: TransactWri
       // Refused as a whole (a limit, a malformed expression, a table that does not exist, a write the
       // function has no grant for): nothing was written.
       if (name === 'ValidationException') {
+        // Refused for an item over 400 KB, DynamoDB names no action: a put surely that large is the one.
+        const large = refusedForSize(error) ? items.findIndex((action, index) => index > 0 && overItemLimit(action)) : -1;
+        if (large > 0) {
+          throw new IdempotencyError(
+            'TRANSACTION_INVALID',
+            `DynamoDB refused transaction write ${large - 1}: ${(error as Error).message}; nothing was written.`,
+            {
+              cause: error,
+              ...writeAt(items, large),
+            },
+          );
+        }
         throw new IdempotencyError('TRANSACTION_INVALID', `DynamoDB refused the transaction: ${(error as Error).message}`, { cause: error });
       }
       if (name === 'ResourceNotFoundException' || name === 'AccessDeniedException') {

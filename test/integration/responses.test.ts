@@ -137,6 +137,19 @@ describe('stored final errors (isFinalError, errorFields)', () => {
     return [first, again];
   }
 
+  test("the replay is an Error, not an instance of the class thrown, and its stack is the replay's, not the first call's", async () => {
+    class CardError extends Error {
+      override name = 'CardError';
+      readonly code = 'DECLINED';
+    }
+    const [first, again] = await firstAndDuplicate('replay-class-stack', [], () => new CardError('card declined'));
+    expect(first).toBeInstanceOf(CardError);
+    expect(again).toBeInstanceOf(Error);
+    expect(again).not.toBeInstanceOf(CardError);
+    expect(again).toMatchObject({ name: 'CardError', message: 'card declined', code: 'DECLINED' });
+    expect(again.stack).not.toBe((first as Error).stack);
+  });
+
   test('a field JSON cannot hold (a cause that leads back to the error, a BigInt) is dropped alone: the other fields replay', async () => {
     const [, again] = await firstAndDuplicate('fields-dropped-alone', ['statusCode', 'cause', 'amount'], () => {
       const error = declined({ statusCode: 402, amount: 10n });

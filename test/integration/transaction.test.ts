@@ -561,6 +561,27 @@ describe('transactional completion', () => {
     expect(await record(recordId(name, 'w1'))).toBeUndefined();
   });
 
+  test("a write of an item over 400 KB: TRANSACTION_INVALID naming the write, its table and DynamoDB's reason; nothing written, the record released", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('large-write');
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .update(increment(`${name}-counter`))
+          .put({ TableName: bizTable, Item: { id: `${name}-large`, blob: 'x'.repeat(410 * 1024) } });
+        return 'ok';
+      },
+      { store, name, now: () => T0 },
+    );
+    const error = await rejection(fn('w1'));
+    expect(error.code).toBe('TRANSACTION_INVALID');
+    expect([error.actionIndex, error.tableName]).toEqual([1, bizTable]);
+    expect(error.message).toMatch(/^TRANSACTION_INVALID: DynamoDB refused transaction write 1: .*size.*; nothing was written\.$/i);
+    expect(error.message.includes(bizTable)).toBe(false);
+    expect(await applied(`${name}-counter`)).toBe(0);
+    expect(await record(recordId(name, 'w1'))).toBeUndefined();
+  });
+
   test('a result that is not stored (an HTTP 5xx or 429, released for a retry) discards the writes; a stored 4xx commits them with the record', async () => {
     const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
     const name = uniqueName('http-writes');
@@ -583,6 +604,22 @@ describe('transactional completion', () => {
     await handler(request('503') as never, lambdaContext(name));
     await handler(request('400') as never, lambdaContext(name));
     expect(runs).toEqual(['503', '429', '400', '503']);
+  });
+  test('a result an isFinalResponse says is not final (a 200) discards the writes and releases the key, as a 5xx does', async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('not-final-writes');
+    let runs = 0;
+    const handler = middy(async () => {
+      runs++;
+      transaction().update(increment(`${name}-counter`));
+      return { statusCode: 200, body: 'pending' };
+    }).use(httpIdempotency({ store, name, now: () => T0, isFinalResponse: () => false }));
+    const request = { httpMethod: 'POST', path: '/pay', headers: { 'Idempotency-Key': 'k1' }, body: '{}', requestContext: {} };
+    for (const attempt of [1, 2]) {
+      expect(await handler(request as never, lambdaContext(name))).toMatchObject({ statusCode: 200, body: 'pending' });
+      expect(runs).toBe(attempt);
+    }
+    expect(await applied(`${name}-counter`)).toBe(0);
   });
 });
 

@@ -790,6 +790,48 @@ describe('the write collector', () => {
     await expect(fn('k')).rejects.toThrow(/cannot commit writes with its record/);
   });
 
+  test("on a store that cannot commit writes, the call's key, owner and downstreamKey still answer", async () => {
+    const plain: IdempotencyStore = {
+      claim: async () => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+    };
+    const fn = makeIdempotent(
+      async (_: string) => {
+        const tx = transaction();
+        return [tx.key, tx.owner, tx.downstreamKey('refund')];
+      },
+      { store: plain, name: 'plain-keys' },
+    );
+    const [key, owner, downstream] = await fn('k');
+    expect(key).toMatch(/^plain-keys#/);
+    expect(owner).toMatch(/./);
+    expect(downstream).toMatch(/^[\w-]{43}$/);
+  });
+
+  test("atomic: a store of one's own without `read` gives a run that fails on a duplicate its function's error", async () => {
+    let runs = 0;
+    const atomicOnly: IdempotencyStore = {
+      claim: async () => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+      claimCompleted: async () => {
+        throw new Error('never committed: the run fails');
+      },
+    };
+    const failure = new Error('payment is REFUNDED already');
+    const fn = makeIdempotent(
+      async (_: string) => {
+        runs++;
+        transaction().put({ TableName: 'payments', Item: { id: 'x' } });
+        throw failure;
+      },
+      { store: atomicOnly, name: 'atomic-no-read', atomic: true },
+    );
+    await expect(fn('k')).rejects.toBe(failure);
+    expect(runs).toBe(1);
+  });
+
   test('atomic mode commits the writes through claimCompleted, even for a store without completeWithWrites', async () => {
     const received: (readonly TransactWriteItem[])[] = [];
     const atomicOnly: IdempotencyStore = {
