@@ -66,6 +66,30 @@ test('a claim that loses every response ends the invocation (STORE_FAILURE, isUn
   expect(steps).toEqual([]);
 });
 
+test('a claim that loses every response, with a second call of the key running at once in the invocation (Promise.all): that call ends with the same error, its function unrun', async () => {
+  const steps: string[] = [];
+  const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+    store,
+    name: 'together-claim',
+    key: (order) => order.orderId,
+  });
+  const outcomes: PromiseSettledResult<string>[] = [];
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    outcomes.push(...(await Promise.allSettled([charge(order, ctx), charge(order, ctx)])));
+    return Promise.all(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : Promise.reject(outcome.reason))));
+  });
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+  faults.clear();
+  expect(outcomes).toHaveLength(2);
+  const [first, second] = outcomes as PromiseRejectedResult[];
+  expect(first!.status).toBe('rejected');
+  expect(second!.status).toBe('rejected');
+  expect(second!.reason).toBe(first!.reason);
+  expect(steps).toEqual([]);
+});
+
 test('middy durable mode: a claim that loses every response on a replay, after a step ran, ends the invocation and keeps the record; another execution with the key gets IN_PROGRESS', async () => {
   const steps: string[] = [];
   let claims = 0;
