@@ -66,6 +66,30 @@ test('a claim that loses every response ends the invocation (STORE_FAILURE, isUn
   expect(steps).toEqual([]);
 });
 
+test('a claim that loses every response, with a second call of the key running at once in the invocation (Promise.all): that call ends with the same error, its function unrun', async () => {
+  const steps: string[] = [];
+  const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+    store,
+    name: 'together-claim',
+    key: (order) => order.orderId,
+  });
+  const outcomes: PromiseSettledResult<string>[] = [];
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+    outcomes.push(...(await Promise.allSettled([charge(order, ctx), charge(order, ctx)])));
+    return Promise.all(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : Promise.reject(outcome.reason))));
+  });
+  const orderId = randomUUID();
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  await expect(runExecution(handler, { orderId, run: 'first' })).rejects.toMatchObject({ code: 'STORE_FAILURE', isUnrecoverableInvocation: true });
+  faults.clear();
+  expect(outcomes).toHaveLength(2);
+  const [first, second] = outcomes as PromiseRejectedResult[];
+  expect(first!.status).toBe('rejected');
+  expect(second!.status).toBe('rejected');
+  expect(second!.reason).toBe(first!.reason);
+  expect(steps).toEqual([]);
+});
+
 test('middy durable mode: a claim that loses every response on a replay, after a step ran, ends the invocation and keeps the record; another execution with the key gets IN_PROGRESS', async () => {
   const steps: string[] = [];
   let claims = 0;
@@ -228,6 +252,26 @@ describe('a completion that fails on every attempt', () => {
     const after = await afterTheDurableLease<string>(handler, 'failed-completion', orderId);
     expect(after.getResult()).toBe('after');
     expect(steps).toEqual(['first:charge', 'after:charge']);
+  });
+
+  test('it counts one BookkeepingFailures event (and one miss), however often the execution resumes', async () => {
+    const events: string[] = [];
+    const handler = withDurableExecution(
+      makeIdempotent(
+        async (order: Order, ctx: DurableContext) => {
+          const charged = await ctx.step('charge', async () => order.run);
+          await ctx.wait('settle', runnerWait(30));
+          return charged;
+        },
+        { store, name: 'failed-completion-counted', key: (order) => order.orderId, logger, observability: (event: string) => void events.push(event) },
+      ),
+    );
+    failCompletion();
+    const execution = await runExecution<string>(handler, { orderId: randomUUID(), run: 'first' });
+    expect(execution.getResult()).toBe('first');
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
+    expect(events.filter((event) => event === 'miss')).toHaveLength(1);
   });
 
   test("middy durable mode, a final error (isFinalError): the execution fails with the handler's own error, as a success returns its result; its key stays INPROGRESS for the durable lease, then runs again", async () => {
@@ -515,6 +559,23 @@ describe('a transaction() commit that fails', () => {
     const failed = await runExecution(withDurableExecution(refused), { orderId, run: 'first' });
     expect(executionError(failed).errorMessage).toMatch(/^TRANSACTION_CONDITION_FAILED: /);
     expect(await readItem(inspect, tableName, recordId('refused-commit', orderId))).toBeUndefined();
+  });
+
+  test('a write DynamoDB refuses (TRANSACTION_INVALID: a table that does not exist) can never commit: the execution fails and frees the key, as outside durable executions', async () => {
+    const steps: string[] = [];
+    const invalid = makeIdempotent(
+      async (order: Order, ctx: DurableContext) => {
+        const charged = await ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run));
+        transaction().put({ TableName: `missing-${order.orderId}`, Item: { id: order.orderId } });
+        return charged;
+      },
+      { store, name: 'invalid-commit', key: (order) => order.orderId },
+    );
+    const orderId = randomUUID();
+    const failed = await runExecution(withDurableExecution(invalid), { orderId, run: 'first' });
+    expect(executionError(failed).errorMessage).toMatch(/^TRANSACTION_INVALID: /);
+    expect(await readItem(inspect, tableName, recordId('invalid-commit', orderId))).toBeUndefined();
+    expect(steps).toEqual(['first:charge']);
   });
 });
 

@@ -72,6 +72,7 @@ test('the middleware with its default key (the whole event) before a durable han
     });
   const order = { orderId: randomUUID() };
   for (let run = 0; run < 2; run++) await expect(handler(invocationInput(order), lambdaContext('orders'))).rejects.toThrow(NESTING);
+  await expect(handler(invocationInput(order), lambdaContext('orders'))).rejects.toBeInstanceOf(TypeError);
   expect(runs).toEqual([]);
 });
 

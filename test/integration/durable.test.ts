@@ -531,6 +531,24 @@ test('an execution suspended past its durable lease loses the key: another execu
   expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
 });
 
+test('an execution suspended past its durable lease, while another execution with the key runs (suspended itself), resumes to IN_PROGRESS, running no step; the other completes', async () => {
+  const steps: string[] = [];
+  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
+  const orderId = randomUUID();
+  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
+  await first.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  const second = startExecution<Receipt>(handler, order(orderId, 'second', 'callback'), CALLBACK);
+  await second.suspended();
+  await first.resume('approved');
+  const resumed = await first.result;
+  expect(resumed.getStatus()).toBe('FAILED');
+  expect(executionError(resumed)).toMatchObject(IN_PROGRESS_REJECTION);
+  await second.resume('approved');
+  expect((await second.result).getStatus()).toBe('SUCCEEDED');
+  expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
+});
+
 describe('two concurrent calls with one key inside one execution, each given a durable context', () => {
   /** A wrapped charge that logs every run and, for the first, waits on `release` (with `suspend`, on a `ctx.wait` first). */
   function chargeOnce(suspend: boolean, singleFlight = true) {
@@ -572,6 +590,38 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, `charged ${orderId} (1)`]);
     expect(charges).toEqual([orderId]);
     expect(claims()).toBe(1);
+  });
+
+  test("a second call made after the first's durable lease has passed (on the runner's clock) still waits for the first: the function runs once", async () => {
+    const charges: string[] = [];
+    const release = gate<void>();
+    const started = gate<void>();
+    const charge = makeIdempotent(
+      async (orderId: string, _ctx: DurableContext) => {
+        charges.push(orderId);
+        started.open();
+        await release.promise;
+        return `charged ${orderId} (${charges.length})`;
+      },
+      { store, name: `charge-${randomUUID()}`, durableLeaseSeconds: 60 },
+    );
+    const moved = gate<void>();
+    // The second call starts once the clock has moved past the first's lease.
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const first = charge(orderId, ctx);
+      await moved.promise;
+      const second = charge(orderId, ctx);
+      release.open();
+      return Promise.all([first, second]);
+    });
+    const orderId = randomUUID();
+    const running = runExecution<string[]>(handler, orderId);
+    await started.promise;
+    await advanceRunnerClock(2 * 60_000);
+    moved.open();
+    const execution = await running;
+    expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, `charged ${orderId} (1)`]);
+    expect(charges).toEqual([orderId]);
   });
 
   test('among more than a thousand other calls running at once in the invocation (ctx.map over a large batch, say), the second still waits for the first: the function runs once', async () => {
