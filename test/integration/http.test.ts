@@ -609,7 +609,7 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(orders.runs).toBe(1);
   });
 
-  test('an attempt taken over after its deadline gets a 409 problem (SUPERSEDED), never its own result over the taker\'s; duplicates replay the taker\'s', async () => {
+  test("an attempt taken over after its deadline gets a 409 problem (SUPERSEDED), never its own result over the taker's; duplicates replay the taker's", async () => {
     const entered = gate();
     const release = gate();
     const orders = api(variant, {}, async (_, run) => {
