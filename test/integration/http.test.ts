@@ -352,6 +352,14 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     }
   });
 
+  test('a 413 without `Retry-After` (a request too large, and it will stay so) is an outcome: stored and replayed, the handler runs once', async () => {
+    const tooLarge: HttpResult = { statusCode: 413, headers: { 'Content-Type': 'application/json' }, body: '{"message":"at most 100 items per order"}' };
+    const orders = api(variant, {}, () => tooLarge);
+    expect(await orders.invoke(variant.event({ key: 'k-413' }))).toEqual(tooLarge);
+    expect(await orders.invoke(variant.event({ key: 'k-413' }))).toEqual(replayOf(tooLarge));
+    expect(orders.runs).toBe(1);
+  });
+
   test('a 2xx or 3xx with `Retry-After` is an outcome (when to poll the operation, or to follow the redirect): stored and replayed', async () => {
     for (const status of [202, 303]) {
       const accepted: HttpResult = { statusCode: status, headers: { Location: '/operations/op-1', 'Retry-After': '10' }, body: '' };
@@ -599,6 +607,26 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await first).toEqual(variant.result(1));
     expect(await orders.invoke(variant.event({ key: 'k-slow' }))).toEqual(replayOf(variant.result(1)));
     expect(orders.runs).toBe(1);
+  });
+
+  test("an attempt taken over after its deadline gets a 409 problem (SUPERSEDED), never its own result over the taker's; duplicates replay the taker's", async () => {
+    const entered = gate();
+    const release = gate();
+    const orders = api(variant, {}, async (_, run) => {
+      if (run === 1) {
+        entered.open();
+        await release.promise;
+      }
+      return variant.result(run);
+    });
+    const stale = orders.invoke(variant.event({ key: 'k-stale' }), lambdaContext('create-order', 30_000));
+    await entered.promise;
+    clock += 31_000; // past the first attempt's lease: a retry takes the record over
+    expect(await orders.invoke(variant.event({ key: 'k-stale' }))).toEqual(variant.result(2));
+    release.open();
+    expect(expectProblem(await stale, 409).title).toMatch(/took over/);
+    expect(await orders.invoke(variant.event({ key: 'k-stale' }))).toEqual(replayOf(variant.result(2)));
+    expect(orders.runs).toBe(2);
   });
 
   test('caps Retry-After at `maxRetryAfterSeconds` (default 60)', async () => {

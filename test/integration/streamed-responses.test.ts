@@ -196,6 +196,36 @@ describe('httpIdempotency on a streaming Function URL', () => {
     expect(runs).toBe(1);
   });
 
+  test.each<[string, unknown, string]>([
+    ['a string', 'payment accepted', 'payment accepted'],
+    ['nothing', undefined, 'null'],
+  ])(
+    'without `responseStreaming`, %s returned without a prelude: a duplicate gets the JSON 200 an HTTP API makes of it, without running',
+    async (_, value, text) => {
+      const name = `url-unflagged-${text.length}`;
+      let runs = 0;
+      const handler = middy(async () => (runs++, value), streamingMode as never).use(httpIdempotency({ store, name }));
+      const key = randomUUID();
+      await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' } });
+      expect(again.bytes.toString('utf8')).toBe(text);
+      expect(runs).toBe(1);
+    },
+  );
+
+  test('without `responseStreaming`, a value middy cannot stream fails the first caller; a duplicate gets a JSON 200 of it, without running', async () => {
+    const name = 'url-unflagged-object';
+    let runs = 0;
+    const handler = middy(async () => (runs++, { paid: true }), streamingMode as never).use(httpIdempotency({ store, name }));
+    const key = randomUUID();
+    expect((await thrown(invokeStreaming(handler, urlEvent(key), lambdaContext(name)))).message).toMatch(/not a Readable/);
+    const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+    expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' } });
+    expect(again.bytes.toString('utf8')).toBe('{"paid":true}');
+    expect(runs).toBe(1);
+  });
+
   test('`responseStreaming` must be a boolean', () => {
     expect(() => httpIdempotency({ store, responseStreaming: 'yes' as never })).toThrow(/`?responseStreaming`? must be a boolean/);
   });

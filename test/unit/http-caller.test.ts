@@ -63,6 +63,16 @@ test('the same text from different sources is different callers: a principal nev
   expect(new Set(identities).size).toBe(identities.length);
 });
 
+test('a request that carries several identities (a Lambda authorizer and an API key, an authorizer and a client certificate) is told apart by each of them', () => {
+  // AWS's sample Lambda authorizer returns the constant principal 'user'.
+  const rest = (apiKeyId: string) => httpEvent('rest', { authorizer: { principalId: 'user' }, identity: { ...noRestIdentity(), apiKeyId } });
+  expect(callerIdentity(rest('key-a'))).not.toBe(callerIdentity(rest('key-b')));
+  expect(callerIdentity(rest('key-a'))).toBe(callerIdentity(rest('key-a')));
+  const http = (subjectDN: string) =>
+    httpEvent('http', { authorizer: { lambda: { principalId: 'user' } }, authentication: { clientCert: { subjectDN, issuerDN: 'CN=Example CA' } } });
+  expect(callerIdentity(http('CN=alice'))).not.toBe(callerIdentity(http('CN=bob')));
+});
+
 test('a client certificate with the same subject from another certificate authority is another caller (mutual TLS on a REST API, an HTTP API)', () => {
   const subjectDN = 'CN=alice,O=tenant-a';
   const fromCa = (issuerDN: string) => [
