@@ -159,6 +159,44 @@ test('a streamed answer the encoder compressed (br) reaches a duplicate that acc
   expect(runs).toBe(1);
 });
 
+describe('@middy/http-content-encoding used before httpIdempotency, against the documented order', () => {
+  const negotiation = () => httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false });
+  const paymentEvent = (key: string, acceptEncoding: string) =>
+    toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': key, 'accept-encoding': acceptEncoding }, body: '{}' })!;
+
+  test('the first answer is compressed, but its replay, an early answer the encoder never sees, is not: even for the same client', async () => {
+    let runs = 0;
+    const handler = middy<APIGatewayProxyEventV2, HttpResult>()
+      .use(negotiation())
+      .use(httpContentEncoding())
+      .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
+      .handler(async () => ({ statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: receipt(++runs) }));
+    const key = randomUUID();
+    const first = (await handler(paymentEvent(key, 'br'), lambdaContext('payments'))) as HttpResult;
+    expect(first).toMatchObject({ isBase64Encoded: true, headers: { 'Content-Encoding': 'br' } });
+    const replay = (await handler(paymentEvent(key, 'br'), lambdaContext('payments'))) as HttpResult;
+    expect(runs).toBe(1);
+    expect(replay.headers).toMatchObject({ 'Idempotent-Replayed': 'true' });
+    expect(replay.headers?.['Content-Encoding']).toBeUndefined();
+    expect(replay.body).toBe(receipt(1));
+  });
+
+  test('in streaming mode, the first answer breaks too: the encoder gets the stream read to text, and its compressed body is sent as base64 text under Content-Encoding', async () => {
+    const handler = middy(
+      async () => ({ statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: Readable.from([receipt(1)]) }),
+      streamingMode as never,
+    )
+      .use(negotiation())
+      .use(httpContentEncoding())
+      .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }));
+    const first = await invokeStreaming(handler, paymentEvent(randomUUID(), 'br'), lambdaContext('exports'));
+    expect(first.prelude).toMatchObject({ headers: { 'Content-Encoding': 'br' } });
+    // The client reads base64 text where it expects br bytes.
+    expect(() => zlib.brotliDecompressSync(first.bytes)).toThrow();
+    expect(zlib.brotliDecompressSync(Buffer.from(first.bytes.toString('utf8'), 'base64')).toString()).toBe(receipt(1));
+  });
+});
+
 describe('a body that decodes to more than the answer Lambda can send', () => {
   // Lambda sends at most 6 MB as a buffered answer, a load balancer takes at most 1 MB: a stored
   // body compressed well below that can decode to far more. Decoded for a duplicate, the answer

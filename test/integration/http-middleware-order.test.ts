@@ -183,6 +183,15 @@ describe("middy's early timeout", () => {
     expect(await retry).toMatchObject({ statusCode: 201, body: 'charged' });
     expect(api.runs).toBe(2);
   });
+
+  test('answered with a final status instead, stores it as the response, though the payment never finished: the retry replays it and never runs', async () => {
+    const api = slowPayment({ timeoutEarlyResponse: () => ({ statusCode: 202, body: 'pending' }) });
+    const key = randomUUID();
+    expect(await api.send(payment(key))).toEqual({ statusCode: 202, body: 'pending' });
+    expect(await api.send(payment(key), 30_000)).toEqual({ statusCode: 202, body: 'pending', headers: { 'Idempotent-Replayed': 'true' } });
+    expect(api.runs).toBe(1);
+    api.running.open();
+  });
 });
 
 test('an error `isFinalError` keeps is kept also when http-error-handler answers it with its fallback 500: the retry gets that answer without running again', async () => {

@@ -197,3 +197,28 @@ describe('work a function left running', () => {
     expect(await recordOf('scope-late-error', 'e-1')).toBeUndefined();
   });
 });
+
+describe('a middleware used after idempotency()', () => {
+  test('its `after` cannot add a write to the handler’s call: a TypeError, nothing written, the record completed with the handler’s response', async () => {
+    let refused: unknown;
+    const handler = middy(async (event: { id: string }) => {
+      put(`own-${event.id}`);
+      return 'done';
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({
+        after: (request) => {
+          try {
+            put(`after-${(request.event as { id: string }).id}`);
+          } catch (error) {
+            refused = error;
+          }
+        },
+      });
+    expect(await handler({ id: 'a-1' }, lambdaContext('scope-after'))).toBe('done');
+    expect(refused).toBeInstanceOf(TypeError);
+    expect(await bizItem('after-a-1')).toBeUndefined();
+    expect(await bizItem('own-a-1')).toBe((await recordOf('scope-after', 'a-1'))?.id?.S);
+    expect((await recordOf('scope-after', 'a-1'))?.status?.S).toBe('COMPLETED');
+  });
+});
