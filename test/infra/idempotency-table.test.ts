@@ -1982,6 +1982,20 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
       expect(JSON.stringify(Template.fromStack(primary).findResources('AWS::KMS::Key'))).not.toContain('In-eu-west-2');
     });
 
+    test('a Table with replicationRegions grants an attached function the item actions on every replica, each in its Region', () => {
+      const stack = new Stack(new App(), 'LegacyGrants', env('eu-west-1'));
+      const legacy = new Table(stack, 'Records', { ...props, replicationRegions: ['us-east-1', 'eu-west-2'] });
+      IdempotencyTable.fromTable(stack, 'Idempotency', legacy).attachFunction(fn(stack, 'Handler'));
+      const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+      const statements = policy!.Properties.PolicyDocument.Statement as Array<{ Action: unknown; Resource: unknown }>;
+      const items = statements.filter(
+        (statement) => JSON.stringify(statement.Action) === JSON.stringify(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']),
+      );
+      const resources = JSON.stringify(items.map((statement) => statement.Resource));
+      expect(resources).toContain(`"Fn::GetAtt":["${ID(stack, legacy)}","Arn"]`);
+      for (const region of ['us-east-1', 'eu-west-2']) expect(resources).toMatch(new RegExp(`:dynamodb:${region}:111111111111:table/`));
+    });
+
     test('a Table with replicationRegions, and a replica from TableV2.replica, are checked as their global table', () => {
       const stack = new Stack(new App(), 'Legacy', env('eu-west-1'));
       const legacy = new Table(stack, 'Records', { ...props, replicationRegions: ['us-east-1'] });
