@@ -178,6 +178,23 @@ describe('what encryption does not protect: the record itself', () => {
     expect(f.runs()).toBe(2);
   });
 
+  test('a sealed outcome replaced by the responseOmitted mark gets RESPONSE_NOT_STORED, and a lost final error unmarked (errorOmitted removed) reads as a lost response', async () => {
+    const f = fixture();
+    for (const [key, input] of [
+      ['r', {}],
+      ['e', { fail: true }],
+    ] as const) {
+      const { response: _response, error: _error, keyId: _keyId, ...stripped } = await f.genuine(key, input);
+      await f.write({ ...stripped, responseOmitted: { BOOL: true } });
+      expect((await rejection(f.fn({ id: key }))).code).toBe('RESPONSE_NOT_STORED');
+    }
+    // The same final error, marked as the store marks one it could not seal, fails as the call did.
+    const { error: _error, keyId: _keyId, ...lost } = await f.genuine('e2', { fail: true });
+    await f.write({ ...lost, responseOmitted: { BOOL: true }, errorOmitted: { BOOL: true } });
+    expect((await rejection(f.fn({ id: 'e2' }))).code).toBe('ERROR_NOT_STORED');
+    expect(f.runs()).toBe(3);
+  });
+
   test("an outcome sealed for an earlier record of the same key (another owner, since expired) opens in a later one: it is bound to the record key, not to one record's owner", async () => {
     const f = fixture();
     const earlier = await f.genuine('again', { fail: true });

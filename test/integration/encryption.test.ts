@@ -266,3 +266,90 @@ test('no key material reaches the caller or the logs: the errors and warnings of
     }
   }
 });
+
+test("a final error whose current key meets a throttled decrypt (the docs' KMS cache): the record completes without it, its duplicates get ERROR_NOT_STORED and never run, even once the decrypt succeeds", async () => {
+  const dataKey = randomBytes(32);
+  let throttled = true;
+  const cache = new Map<string, Promise<Uint8Array>>();
+  const keyById = (id: string): Promise<Uint8Array> => {
+    let key = cache.get(id);
+    if (key === undefined) {
+      key = (async () => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (throttled) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        return dataKey;
+      })();
+      key.catch(() => cache.delete(id));
+      cache.set(id, key);
+    }
+    return key;
+  };
+  const encryption = aesGcmEncryption({ currentKey: async () => ({ id: 'k1', key: await keyById('k1') }), keyById });
+  let runs = 0;
+  const warnings: string[] = [];
+  const declined = makeIdempotent(
+    async (_: { id: string }) => {
+      runs++;
+      throw Object.assign(new Error('card 4111-1111-1111-1111 declined'), { code: 'DECLINED' });
+    },
+    {
+      store: new DynamoDBStore({ tableName, client, encryption }),
+      name: 'async-provider-error',
+      key: (i) => i.id,
+      isFinalError: () => true,
+      logger: { warn: (line) => void warnings.push(line) },
+    },
+  );
+  expect((await thrown(declined({ id: 'e' }))).message).toBe('card 4111-1111-1111-1111 declined');
+  const item = await readItem(client, tableName, recordId('async-provider-error', 'e'));
+  expect([item?.status?.S, item?.errorOmitted?.BOOL, item?.error, item?.keyId]).toEqual(['COMPLETED', true, undefined, undefined]);
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain('ERROR_NOT_STORED');
+  expect(warnings[0]).toContain('ThrottlingException');
+  throttled = false;
+  expect((await rejection(declined({ id: 'e' }))).code).toBe('ERROR_NOT_STORED');
+  expect(runs).toBe(1);
+});
+
+test.each([
+  ['an empty key id', 'response', () => ({ id: '', key: randomBytes(32) })],
+  ['an empty key id', 'final error', () => ({ id: '', key: randomBytes(32) })],
+  ['a key id with a lone surrogate', 'response', () => ({ id: 'k\uD800', key: randomBytes(32) })],
+  ['a key id with a lone surrogate', 'final error', () => ({ id: 'k\uD800', key: randomBytes(32) })],
+  ['a base64 string for its key', 'final error', () => ({ id: 'k1', key: randomBytes(32).toString('base64') as never })],
+] as const)(
+  'aesGcmEncryption refuses a currentKey() with %s (TypeError): the record completes without its %s, nothing in the clear, duplicates never run',
+  async (_what, outcome, currentKey) => {
+    const name = `bad-current-${randomBytes(4).toString('hex')}`;
+    let runs = 0;
+    const warnings: string[] = [];
+    const fn = makeIdempotent(
+      async (_: { id: string }) => {
+        runs++;
+        if (outcome === 'final error') throw new Error('card 4111-1111-1111-1111 declined');
+        return { pan: '4111-1111-1111-1111' };
+      },
+      {
+        store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption({ currentKey, keyById: () => randomBytes(32) }) }),
+        name,
+        key: (i) => i.id,
+        isFinalError: () => true,
+        logger: { warn: (line) => void warnings.push(line) },
+      },
+    );
+    if (outcome === 'response') expect(await fn({ id: 's' })).toEqual({ pan: '4111-1111-1111-1111' });
+    else expect((await thrown(fn({ id: 's' }))).message).toBe('card 4111-1111-1111-1111 declined');
+    const item = await readItem(client, tableName, recordId(name, 's'));
+    expect(JSON.stringify(item)).not.toContain('4111');
+    expect([item?.status?.S, item?.responseOmitted?.BOOL, item?.errorOmitted?.BOOL, item?.keyId]).toEqual([
+      'COMPLETED',
+      true,
+      outcome === 'response' ? undefined : true,
+      undefined,
+    ]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('TypeError');
+    expect((await rejection(fn({ id: 's' }))).code).toBe(outcome === 'response' ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED');
+    expect(runs).toBe(1);
+  },
+);

@@ -16,7 +16,7 @@ import { kinesisRecord, kinesisSequence, type Order, piped, sqsEvent, sqsRecord 
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { type Gate, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
-import { rejection } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 import { byDeadline, byDeadlineOnClock, moveToDeadline, onFakeClock, REMAINING, useStalledDynamoDB } from '../support/stalled-dynamodb.js';
 
 const { client: inspect, tableName } = useFreshTable({ prefix: 'timeouts' });
@@ -341,6 +341,44 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
       expect(warnings[0]).toMatch(/could not encrypt the call's outcome.*"error":"TimeoutError"/);
       expect(await readItem(inspect, tableName, recordId('own-key-hangs', 'k'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
       expect((await rejection(once('k', lambdaContext('own-key-hangs', REMAINING)))).code).toBe('RESPONSE_NOT_STORED');
+      expect(runs).toBe(1);
+    }));
+
+  test('a key provider that never answers when a final error is sealed: the record completes without it, marked as an error; the caller gets its error, duplicates ERROR_NOT_STORED, the function never runs again', () =>
+    onFakeClock(async () => {
+      let runs = 0;
+      const asked = gate();
+      const warnings: string[] = [];
+      const hanging = aesGcmEncryption({
+        currentKey: () => {
+          asked.open();
+          return new Promise<never>(() => undefined);
+        },
+        keyById: () => Buffer.alloc(32),
+      });
+      const once = makeIdempotent(
+        async (_id: string, _context?: Context) => {
+          runs++;
+          throw new Error('declined');
+        },
+        {
+          store: new DynamoDBStore({ tableName, client: unbounded, encryption: hanging }),
+          name: 'own-key-hangs-error',
+          isFinalError: () => true,
+          logger: { warn: (line: string) => void warnings.push(line) },
+        },
+      );
+      const answer = thrown(once('k', lambdaContext('own-key-hangs-error', REMAINING)));
+      await asked.promise;
+      await jest.advanceTimersByTimeAsync(REMAINING - 100 - 1_000 + 1);
+      expect((await answer).message).toBe('declined');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/could not encrypt the call's outcome.*ERROR_NOT_STORED.*"error":"TimeoutError"/);
+      expect(await readItem(inspect, tableName, recordId('own-key-hangs-error', 'k'))).toMatchObject({
+        status: { S: 'COMPLETED' },
+        errorOmitted: { BOOL: true },
+      });
+      expect((await rejection(once('k', lambdaContext('own-key-hangs-error', REMAINING)))).code).toBe('ERROR_NOT_STORED');
       expect(runs).toBe(1);
     }));
 
