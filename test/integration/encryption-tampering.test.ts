@@ -165,13 +165,20 @@ describe('genuine records, altered', () => {
 });
 
 describe('what encryption does not protect: the record itself', () => {
-  test('a sealed outcome removed from its record (with its keyId) replays as a call that returned nothing: undefined', async () => {
-    const f = fixture();
+  /** A record of each kind (a response, a final error), genuine, then without its sealed outcome and `keyId`. */
+  async function* withoutOutcomes(f: ReturnType<typeof fixture>) {
     for (const [key, input] of [
       ['r', {}],
       ['e', { fail: true }],
     ] as const) {
       const { response: _response, error: _error, keyId: _keyId, ...stripped } = await f.genuine(key, input);
+      yield [key, stripped] as const;
+    }
+  }
+
+  test('a sealed outcome removed from its record (with its keyId) replays as a call that returned nothing: undefined', async () => {
+    const f = fixture();
+    for await (const [key, stripped] of withoutOutcomes(f)) {
       await f.write(stripped);
       await expect(f.fn({ id: key })).resolves.toBeUndefined();
     }
@@ -180,11 +187,7 @@ describe('what encryption does not protect: the record itself', () => {
 
   test('a sealed outcome replaced by the responseOmitted mark gets RESPONSE_NOT_STORED, and a lost final error unmarked (errorOmitted removed) reads as a lost response', async () => {
     const f = fixture();
-    for (const [key, input] of [
-      ['r', {}],
-      ['e', { fail: true }],
-    ] as const) {
-      const { response: _response, error: _error, keyId: _keyId, ...stripped } = await f.genuine(key, input);
+    for await (const [key, stripped] of withoutOutcomes(f)) {
       await f.write({ ...stripped, responseOmitted: { BOOL: true } });
       expect((await rejection(f.fn({ id: key }))).code).toBe('RESPONSE_NOT_STORED');
     }

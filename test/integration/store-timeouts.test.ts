@@ -314,18 +314,24 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
       expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/could not mark the record COMPLETED.*"error":"TimeoutError"/));
     }));
 
+  /** A key provider whose currentKey() never answers (a KMS call that hangs), and the gate it opens when asked. */
+  const hangingKeys = () => {
+    const asked = gate();
+    const hanging = aesGcmEncryption({
+      currentKey: () => {
+        asked.open();
+        return new Promise<never>(() => undefined);
+      },
+      keyById: () => Buffer.alloc(32),
+    });
+    return { asked, hanging };
+  };
+
   test('a key provider that never answers when the outcome is sealed (a KMS call that hangs): a second before the completion bound, the record completes without the outcome; the caller gets its result, duplicates RESPONSE_NOT_STORED, the function never runs again', () =>
     onFakeClock(async () => {
       let runs = 0;
-      const asked = gate();
+      const { asked, hanging } = hangingKeys();
       const warnings: string[] = [];
-      const hanging = aesGcmEncryption({
-        currentKey: () => {
-          asked.open();
-          return new Promise<never>(() => undefined);
-        },
-        keyById: () => Buffer.alloc(32),
-      });
       const once = makeIdempotent(async (id: string, _context?: Context) => ({ id, run: ++runs }), {
         store: new DynamoDBStore({ tableName, client: unbounded, encryption: hanging }),
         name: 'own-key-hangs',
@@ -347,15 +353,8 @@ describe('with a client of your own, whose requests the SDK never bounds: the La
   test('a key provider that never answers when a final error is sealed: the record completes without it, marked as an error; the caller gets its error, duplicates ERROR_NOT_STORED, the function never runs again', () =>
     onFakeClock(async () => {
       let runs = 0;
-      const asked = gate();
+      const { asked, hanging } = hangingKeys();
       const warnings: string[] = [];
-      const hanging = aesGcmEncryption({
-        currentKey: () => {
-          asked.open();
-          return new Promise<never>(() => undefined);
-        },
-        keyById: () => Buffer.alloc(32),
-      });
       const once = makeIdempotent(
         async (_id: string, _context?: Context) => {
           runs++;

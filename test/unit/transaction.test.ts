@@ -775,12 +775,15 @@ describe('the write collector', () => {
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
   });
 
+  /** A store of the three required methods alone, which cannot commit writes with its record. */
+  const plainStore = (): IdempotencyStore => ({
+    claim: async () => ({ claimed: true }),
+    complete: async () => ({ completed: true, responseStored: true }),
+    release: async () => ({ released: true }),
+  });
+
   test('a store that cannot commit writes makes transaction() writes throw, with a sentence', async () => {
-    const plain: IdempotencyStore = {
-      claim: async () => ({ claimed: true }),
-      complete: async () => ({ completed: true, responseStored: true }),
-      release: async () => ({ released: true }),
-    };
+    const plain = plainStore();
     const fn = makeIdempotent(
       async (_: string) => {
         transaction().put({ TableName: 'payments', Item: { id: 'p-1' } });
@@ -791,11 +794,7 @@ describe('the write collector', () => {
   });
 
   test("on a store that cannot commit writes, the call's key, owner and downstreamKey still answer", async () => {
-    const plain: IdempotencyStore = {
-      claim: async () => ({ claimed: true }),
-      complete: async () => ({ completed: true, responseStored: true }),
-      release: async () => ({ released: true }),
-    };
+    const plain = plainStore();
     const fn = makeIdempotent(
       async (_: string) => {
         const tx = transaction();
