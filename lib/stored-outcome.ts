@@ -145,7 +145,6 @@ export interface OutcomeNames {
   readonly error: string;
   readonly keyId: string;
   readonly responseOmitted: string;
-  readonly errorOmitted: string;
 }
 
 /**

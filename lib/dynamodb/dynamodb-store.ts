@@ -137,7 +137,7 @@ export class DynamoDBStore implements IdempotencyStore {
     this.client = resolved.client ?? new DynamoDBClient({ requestHandler: REQUEST_TIMEOUTS, ...(region ? { region } : {}) });
     this.codec = new ResponseCodec(resolved.compressAboveBytes, resolved.encryption);
     const a = this.attributes;
-    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted, errorOmitted: a.errorOmitted };
+    this.outcomeNames = { response: a.response, error: a.error, keyId: a.keyId, responseOmitted: a.responseOmitted };
     this.names = {
       '#status': a.status,
       '#exp': a.expiration,
