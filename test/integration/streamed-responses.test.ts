@@ -13,6 +13,7 @@ import { flush, gate } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
+import { middyMajor } from '../support/middy.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { heldStream, invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
 
@@ -206,7 +207,10 @@ describe('httpIdempotency on a streaming Function URL', () => {
       let runs = 0;
       const handler = middy(async () => (runs++, value), streamingMode as never).use(httpIdempotency({ store, name }));
       const key = randomUUID();
-      await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      const first = invokeStreaming(handler, urlEvent(key), lambdaContext(name));
+      // middy 6's streaming core cannot send `undefined` itself: the first caller fails there, once the record completed.
+      if (value === undefined && middyMajor === 6) expect((await thrown(first)).message).toMatch(/statusCode/);
+      else await first;
       const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
       expect(again.prelude).toEqual({ statusCode: 200, headers: { 'Content-Type': 'application/json', 'Idempotent-Replayed': 'true' } });
       expect(again.bytes.toString('utf8')).toBe(text);
