@@ -171,13 +171,15 @@ export function resolveStoreOptions(options: LeanDynamoDBStoreOptions, env: Reco
   // spread as it is, it would name an attribute "undefined", or none in an expression.
   const renamed = Object.entries(options.attributes ?? {}).filter(([, name]) => name !== undefined);
   const attributes: AttributeNames = Object.freeze({ ...DEFAULT_ATTRIBUTE_NAMES, ...Object.fromEntries(renamed) });
-  const fields = Object.keys(attributes) as Array<keyof AttributeNames>;
-  const twin = fields.find((field, index) => fields.findIndex((other) => attributes[other] === attributes[field]) !== index);
-  if (twin !== undefined) {
-    const first = fields.find((other) => attributes[other] === attributes[twin])!;
-    throw new TypeError(
-      `DynamoDBStore: every attribute name must be different: \`${first}\` and \`${twin}\` are both named ${JSON.stringify(attributes[twin])}; rename one of them in \`attributes\`.`,
-    );
+  const named = new Map<string, keyof AttributeNames>();
+  for (const field of Object.keys(attributes) as Array<keyof AttributeNames>) {
+    const first = named.get(attributes[field]);
+    if (first !== undefined) {
+      throw new TypeError(
+        `DynamoDBStore: every attribute name must be different: \`${first}\` and \`${field}\` are both named ${JSON.stringify(attributes[field])}; rename one of them in \`attributes\`.`,
+      );
+    }
+    named.set(attributes[field], field);
   }
   return {
     tableName,

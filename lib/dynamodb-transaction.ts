@@ -1,6 +1,7 @@
 import { type AttributeValue, type DynamoDBClient, type TransactWriteItem, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
 import { conflictBackoff } from './dynamodb/dynamodb-store.js';
 import { IdempotencyError, storeFailureDetail } from './errors.js';
+import { ITEM_LIMIT_BYTES } from './stored-outcome.js';
 import { actionTable } from './transact-items.js';
 
 type CancellationReason = { Code?: string; Message?: string; Item?: Record<string, AttributeValue> };
@@ -49,10 +50,7 @@ const leastBytes = (value: AttributeValue): number => {
 const leastItemBytes = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + leastBytes(value), 0);
 
-/** DynamoDB's limit on one item. */
-const ITEM_LIMIT_BYTES = 400 * 1024;
-
-/** Whether the action puts an item that, counted low, already exceeds DynamoDB's 400 KB. */
+/** Whether the action puts an item that, counted low, already exceeds DynamoDB's 400 KB (`ITEM_LIMIT_BYTES`). */
 const overItemLimit = (action: TransactWriteItem): boolean => action.Put?.Item !== undefined && leastItemBytes(action.Put.Item) > ITEM_LIMIT_BYTES;
 
 /** Which of the call's own writes action `index` of the transaction is (the record's is the first), and its table. */

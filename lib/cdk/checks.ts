@@ -343,13 +343,10 @@ function streamRetention(fn: LambdaFunction, source: unknown): { seconds: number
     return service === 'dynamodb' ? { seconds: DYNAMODB_STREAM_RETENTION, where: `DynamoDB stream ${source}` } : undefined;
   }
   for (const c of fn.node.root.node.findAll()) {
-    if ((c as { tableStreamArn?: unknown }).tableStreamArn === source)
-      return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
     // A table or stream defined with its L1 resource is named by its attribute.
-    if ((c instanceof CfnTable || c instanceof CfnGlobalTable) && c.attrStreamArn === source)
+    if ((c as { tableStreamArn?: unknown }).tableStreamArn === source || ((c instanceof CfnTable || c instanceof CfnGlobalTable) && c.attrStreamArn === source))
       return { seconds: DYNAMODB_STREAM_RETENTION, where: `the stream of table ${c.node.path}` };
-    if (c instanceof Stream && c.streamArn === source) return kinesisRetention(c);
-    if (c instanceof CfnStream && c.attrArn === source) return kinesisRetention(c);
+    if ((c instanceof Stream && c.streamArn === source) || (c instanceof CfnStream && c.attrArn === source)) return kinesisRetention(c);
     if (c instanceof StreamConsumer && c.streamConsumerArn === source) return kinesisRetention(c.stream);
   }
   return undefined;
