@@ -516,13 +516,19 @@ test('a call given the durable context in the handler body, suspended after it p
   expect(charges).toEqual([orderId]);
 });
 
-test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
+/** An order execution suspended on its callback until a minute past its 60 s durable lease, and the steps its executions run. */
+async function suspendedPastLease() {
   const steps: string[] = [];
   const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
   const orderId = randomUUID();
   const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
   await first.suspended();
   await advanceRunnerClock(2 * 60_000);
+  return { steps, handler, orderId, first };
+}
+
+test('an execution suspended past its durable lease loses the key: another execution runs, and the first resumes to that execution’s stored result', async () => {
+  const { steps, handler, orderId, first } = await suspendedPastLease();
   const second = await runExecution<Receipt>(handler, order(orderId, 'second', 'none'));
   await first.resume('approved');
   const resumed = await first.result;
@@ -532,12 +538,7 @@ test('an execution suspended past its durable lease loses the key: another execu
 });
 
 test('an execution suspended past its durable lease, while another execution with the key runs (suspended itself), resumes to IN_PROGRESS, running no step; the other completes', async () => {
-  const steps: string[] = [];
-  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
-  const orderId = randomUUID();
-  const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
-  await first.suspended();
-  await advanceRunnerClock(2 * 60_000);
+  const { steps, handler, orderId, first } = await suspendedPastLease();
   const second = startExecution<Receipt>(handler, order(orderId, 'second', 'callback'), CALLBACK);
   await second.suspended();
   await first.resume('approved');
