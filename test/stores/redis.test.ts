@@ -304,6 +304,66 @@ describe('an ACL user refused a command that the scripts run', () => {
       }
     });
   }
+
+  // docs/redis.md: `+@hash +@scripting` alone lacks DEL, PEXPIRE, PTTL and TYPE; each script names every one its user lacks.
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s, as a user granted `+@hash +@scripting`: a claim names DEL, PTTL and PEXPIRE, a forget TYPE and DEL, and nothing is written',
+    async (_, kind) => {
+      const { client, close } = await kind.open(`redis://hash-only:secret@127.0.0.1:${server.port}`);
+      const direct = inspector(server.url);
+      try {
+        const keyPrefix = `acl-named-${kind.name}:`;
+        const store = new RedisStore({ client, keyPrefix });
+        await expect(store.claim(claimRequest('k'))).rejects.toThrow(/^NOPERM this user has no permissions to run 'del', 'pttl', 'pexpire', which RedisStore/);
+        await expect(forgetRecord({ store, id: 'charge#x' })).rejects.toThrow(/^NOPERM this user has no permissions to run 'type', 'del', which RedisStore/);
+        expect(await direct.keys(`${keyPrefix}*`)).toEqual([]);
+      } finally {
+        direct.disconnect();
+        await close();
+      }
+    },
+  );
+
+  // docs/redis.md lists every command the store sends and its scripts run: granted those alone, on the prefix's keys, every operation works.
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s, as a user granted only the commands docs/redis.md lists on the prefix: claim, completion, replay, release, inspectRecord, forgetRecord and WAIT all run',
+    async (name, kind) => {
+      const keyPrefix = `acl-listed-${name}:`;
+      const direct = inspector(server.url);
+      const commands = ['evalsha', 'eval', 'info', 'wait', 'hgetall', 'hmget', 'hset', 'hdel', 'del', 'pttl', 'pexpire', 'type'];
+      // `@connection` (HELLO, AUTH, PING, CLIENT SETINFO…) is the client's own, not the store's.
+      await direct.acl('SETUSER', `listed-${name}`, 'on', '>secret', `~${keyPrefix}*`, '-@all', '+@connection', ...commands.map((command) => `+${command}`));
+      const { client, close } = await kind.open(`redis://listed-${name}:secret@127.0.0.1:${server.port}`);
+      try {
+        await direct.config('SET', 'maxmemory-policy', 'noeviction');
+        const store = new RedisStore({ client, keyPrefix });
+        let runs = 0;
+        const charge = makeIdempotent(
+          async (id: string) => {
+            runs++;
+            if (id === 'fails') throw new Error('declined');
+            return `charged ${id}`;
+          },
+          { store, name: 'charge' },
+        );
+        expect([await charge('order-1'), await charge('order-1'), runs]).toEqual(['charged order-1', 'charged order-1', 1]);
+        await expect(charge('fails')).rejects.toThrow('declined');
+        await expect(charge('fails')).rejects.toThrow('declined');
+        expect(runs).toBe(3); // released, so the retry ran
+        expect(await inspectRecord({ store, name: 'charge', key: 'order-1' })).toMatchObject({ status: 'COMPLETED' });
+        expect(await forgetRecord({ store, name: 'charge', key: 'order-1' })).toBe(true);
+        expect(await charge('order-1')).toBe('charged order-1');
+        expect(runs).toBe(4);
+        // No replica here: WAIT runs (it is allowed) and answers 0, so the claim fails for want of a replica, not of a permission.
+        const waiting = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+        await expect(waiting.claim(claimRequest('waited'))).rejects.toMatchObject({ name: 'ReplicaWaitTimeout' });
+      } finally {
+        await direct.acl('DELUSER', `listed-${name}`);
+        direct.disconnect();
+        await close();
+      }
+    },
+  );
 });
 
 for (const kind of CLIENT_KINDS) {
