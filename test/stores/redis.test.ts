@@ -1010,6 +1010,38 @@ describe('options', () => {
   });
 });
 
+test('`atomic: true` and `transactions: true` on a RedisStore are TypeErrors when the call is made idempotent: Redis has no transactions', () => {
+  const store = new RedisStore({ client: ioredisClient(undefined, { lazyConnect: true }) });
+  for (const option of ['atomic', 'transactions'] as const) {
+    expect(() => makeIdempotent(async () => 1, { store, name: 'charge', [option]: true })).toThrow(
+      new TypeError(`makeIdempotent: \`${option}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`),
+    );
+  }
+});
+
+test('compressAboveBytes defaults to 32768: a response of that many bytes of JSON is stored as text, one byte more gzip-compressed', async () => {
+  const client = ioredisClient();
+  try {
+    const store = new RedisStore({ client, keyPrefix: 'default-compression:' });
+    for (const [key, bytes] of [
+      ['at', 32_768],
+      ['above', 32_769],
+    ] as const) {
+      const response = JSON.stringify('x'.repeat(bytes - 2));
+      expect(Buffer.byteLength(response)).toBe(bytes);
+      await store.claim(claimRequest(key));
+      await store.complete({ key, owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response });
+    }
+    expect(await raw.hget('default-compression:at', 'response')).toHaveLength(32_768);
+    expect(await raw.hexists('default-compression:at', 'responseBase64')).toBe(0);
+    const gzipped = Buffer.from((await raw.hget('default-compression:above', 'responseBase64'))!, 'base64');
+    expect([...gzipped.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+    expect(await raw.hexists('default-compression:above', 'response')).toBe(0);
+  } finally {
+    client.disconnect();
+  }
+});
+
 test('without keyPrefix, each record is the hash `idempotency:` followed by its record key', async () => {
   const client = ioredisClient();
   try {
