@@ -917,3 +917,34 @@ test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' 
     await dropTable(client, table);
   }
 });
+
+test('each command sends only the requests whose permissions docs/operations.md lists: inspect GetItem, forget GetItem and DeleteItem (DeleteItem alone with --lease-until or --only-if COMPLETED), stuck Scan', async () => {
+  const name = 'cli-permissions';
+  const { once } = counted(name);
+  await once({ orderId: 'done-1' });
+  await once({ orderId: 'done-2' });
+  const { ids, leaseUntil } = await crashed(name, 'stuck-1', 'stuck-2');
+  const [done1, done2] = [recordId(name, 'done-1'), recordId(name, 'done-2')];
+  const sentBy = async (...argv: string[]): Promise<string[]> => {
+    const send = DynamoDBClient.prototype.send;
+    const sent: string[] = [];
+    const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(function (this: DynamoDBClient, ...args: unknown[]) {
+      sent.push((args[0] as object).constructor.name);
+      return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
+    } as never);
+    try {
+      expect((await cliAt(Date.now(), ...argv)).code).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    return sent;
+  };
+  const table = ['--table', tableName];
+  expect(await sentBy('inspect', ...table, '--id', done1)).toEqual(['GetItemCommand']);
+  expect(await sentBy('stuck', ...table, '--name', name)).toEqual(['ScanCommand']);
+  expect(await sentBy('forget', ...table, '--id', done1, '--yes')).toEqual(['GetItemCommand', 'DeleteItemCommand']);
+  expect(await sentBy('forget', ...table, '--id', done2, '--only-if', 'COMPLETED', '--yes')).toEqual(['DeleteItemCommand']);
+  expect(await sentBy('forget', ...table, '--id', ids[0]!, '--lease-until', String(leaseUntil), '--yes')).toEqual(['DeleteItemCommand']);
+  expect(await sentBy('forget', ...table, '--id', ids[1]!, '--only-if', 'INPROGRESS', '--yes')).toEqual(['GetItemCommand', 'DeleteItemCommand']);
+  for (const id of [done1, done2, ...ids]) expect(await readItem(client, tableName, id)).toBeUndefined();
+});

@@ -10,7 +10,7 @@ import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
 import type { RedisServer } from '../../tools/redis-server.js';
-import { ioredisClient, startPrimaryAndReplica } from '../support/redis.js';
+import { ioredisClient, nodeRedisClient, startPrimaryAndReplica } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -102,3 +102,39 @@ test.each([
     }
   },
 );
+
+test('node-redis, which has no reconnectOnError: the refused completion is not waited for (the call answers at once, the record stays INPROGRESS), claims fail closed, and calls work again once that connection closes', async () => {
+  const client = nodeRedisClient(proxy.url);
+  await client.connect();
+  const warnings: string[] = [];
+  const inspect = new Redis(second.port, second.host);
+  try {
+    let calls = 0;
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        if (++calls === 1) await failover();
+        return calls;
+      },
+      { store: new RedisStore({ client, keyPrefix: 'node-stays:', timeoutMillis: 60_000 }), name: 'pay', logger: { warn: (line) => void warnings.push(line) } },
+    );
+    const started = Date.now();
+    expect(await pay('k')).toBe(1);
+    // Not after the store's 60 s timeoutMillis, waiting for a reconnection that never comes (with room for a loaded machine).
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(warnings.map((line) => JSON.parse(line).message)).toEqual([expect.stringMatching(/could not mark the record COMPLETED/)]);
+    const [record] = await inspect.keys('node-stays:*');
+    expect(await inspect.hget(record!, 'status')).toBe('INPROGRESS');
+    const error = await rejection(pay('other'));
+    expect([error.code, (error.cause as Error).message]).toEqual(['STORE_FAILURE', expect.stringMatching(/^READONLY/)]);
+    expect(calls).toBe(1);
+    // Once the old connection closes, the client reconnects through the endpoint, now the new primary.
+    const ready = new Promise((resolve) => client.once('ready', resolve));
+    await proxy.cut();
+    await proxy.restore();
+    await ready;
+    expect(await pay('other')).toBe(2);
+  } finally {
+    inspect.disconnect();
+    client.destroy();
+  }
+});

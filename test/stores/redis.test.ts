@@ -304,6 +304,66 @@ describe('an ACL user refused a command that the scripts run', () => {
       }
     });
   }
+
+  // docs/redis.md: `+@hash +@scripting` alone lacks DEL, PEXPIRE, PTTL and TYPE; each script names every one its user lacks.
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s, as a user granted `+@hash +@scripting`: a claim names DEL, PTTL and PEXPIRE, a forget TYPE and DEL, and nothing is written',
+    async (_, kind) => {
+      const { client, close } = await kind.open(`redis://hash-only:secret@127.0.0.1:${server.port}`);
+      const direct = inspector(server.url);
+      try {
+        const keyPrefix = `acl-named-${kind.name}:`;
+        const store = new RedisStore({ client, keyPrefix });
+        await expect(store.claim(claimRequest('k'))).rejects.toThrow(/^NOPERM this user has no permissions to run 'del', 'pttl', 'pexpire', which RedisStore/);
+        await expect(forgetRecord({ store, id: 'charge#x' })).rejects.toThrow(/^NOPERM this user has no permissions to run 'type', 'del', which RedisStore/);
+        expect(await direct.keys(`${keyPrefix}*`)).toEqual([]);
+      } finally {
+        direct.disconnect();
+        await close();
+      }
+    },
+  );
+
+  // docs/redis.md lists every command the store sends and its scripts run: granted those alone, on the prefix's keys, every operation works.
+  test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
+    '%s, as a user granted only the commands docs/redis.md lists on the prefix: claim, completion, replay, release, inspectRecord, forgetRecord and WAIT all run',
+    async (name, kind) => {
+      const keyPrefix = `acl-listed-${name}:`;
+      const direct = inspector(server.url);
+      const commands = ['evalsha', 'eval', 'info', 'wait', 'hgetall', 'hmget', 'hset', 'hdel', 'del', 'pttl', 'pexpire', 'type'];
+      // `@connection` (HELLO, AUTH, PING, CLIENT SETINFO…) is the client's own, not the store's.
+      await direct.acl('SETUSER', `listed-${name}`, 'on', '>secret', `~${keyPrefix}*`, '-@all', '+@connection', ...commands.map((command) => `+${command}`));
+      const { client, close } = await kind.open(`redis://listed-${name}:secret@127.0.0.1:${server.port}`);
+      try {
+        await direct.config('SET', 'maxmemory-policy', 'noeviction');
+        const store = new RedisStore({ client, keyPrefix });
+        let runs = 0;
+        const charge = makeIdempotent(
+          async (id: string) => {
+            runs++;
+            if (id === 'fails') throw new Error('declined');
+            return `charged ${id}`;
+          },
+          { store, name: 'charge' },
+        );
+        expect([await charge('order-1'), await charge('order-1'), runs]).toEqual(['charged order-1', 'charged order-1', 1]);
+        await expect(charge('fails')).rejects.toThrow('declined');
+        await expect(charge('fails')).rejects.toThrow('declined');
+        expect(runs).toBe(3); // released, so the retry ran
+        expect(await inspectRecord({ store, name: 'charge', key: 'order-1' })).toMatchObject({ status: 'COMPLETED' });
+        expect(await forgetRecord({ store, name: 'charge', key: 'order-1' })).toBe(true);
+        expect(await charge('order-1')).toBe('charged order-1');
+        expect(runs).toBe(4);
+        // No replica here: WAIT runs (it is allowed) and answers 0, so the claim fails for want of a replica, not of a permission.
+        const waiting = new RedisStore({ client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+        await expect(waiting.claim(claimRequest('waited'))).rejects.toMatchObject({ name: 'ReplicaWaitTimeout' });
+      } finally {
+        await direct.acl('DELUSER', `listed-${name}`);
+        direct.disconnect();
+        await close();
+      }
+    },
+  );
 });
 
 for (const kind of CLIENT_KINDS) {
@@ -948,6 +1008,38 @@ describe('options', () => {
     new RedisStore({ client });
     expect(client.status).toBe('wait');
   });
+});
+
+test('`atomic: true` and `transactions: true` on a RedisStore are TypeErrors when the call is made idempotent: Redis has no transactions', () => {
+  const store = new RedisStore({ client: ioredisClient(undefined, { lazyConnect: true }) });
+  for (const option of ['atomic', 'transactions'] as const) {
+    expect(() => makeIdempotent(async () => 1, { store, name: 'charge', [option]: true })).toThrow(
+      new TypeError(`makeIdempotent: \`${option}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`),
+    );
+  }
+});
+
+test('compressAboveBytes defaults to 32768: a response of that many bytes of JSON is stored as text, one byte more gzip-compressed', async () => {
+  const client = ioredisClient();
+  try {
+    const store = new RedisStore({ client, keyPrefix: 'default-compression:' });
+    for (const [key, bytes] of [
+      ['at', 32_768],
+      ['above', 32_769],
+    ] as const) {
+      const response = JSON.stringify('x'.repeat(bytes - 2));
+      expect(Buffer.byteLength(response)).toBe(bytes);
+      await store.claim(claimRequest(key));
+      await store.complete({ key, owner: 'owner-a', expiresAt: Math.floor(t0 / 1000) + 3600, response });
+    }
+    expect(await raw.hget('default-compression:at', 'response')).toHaveLength(32_768);
+    expect(await raw.hexists('default-compression:at', 'responseBase64')).toBe(0);
+    const gzipped = Buffer.from((await raw.hget('default-compression:above', 'responseBase64'))!, 'base64');
+    expect([...gzipped.subarray(0, 2)]).toEqual([0x1f, 0x8b]);
+    expect(await raw.hexists('default-compression:above', 'response')).toBe(0);
+  } finally {
+    client.disconnect();
+  }
 });
 
 test('without keyPrefix, each record is the hash `idempotency:` followed by its record key', async () => {
