@@ -334,6 +334,51 @@ describe('a slot migrating to a node that holds no slot yet (ASK)', () => {
     },
     60_000,
   );
+
+  // docs/redis.md: on a Cluster, the commands it lists for the store, with `CLUSTER|SLOTS`,
+  // `CLUSTER|INFO` and `@connection` (which holds `ASKING`) for the client, are all a user needs.
+  test("ioredis Cluster, as a user granted only the commands docs/redis.md lists on the prefix: a claim and its completion during a slot's migration (ASK)", async () => {
+    const user = 'cluster-listed';
+    const keyPrefix = 'ask-acl:';
+    const commands = ['evalsha', 'eval', 'info', 'wait', 'hgetall', 'hmget', 'hset', 'hdel', 'del', 'pttl', 'pexpire', 'type', 'cluster|slots', 'cluster|info'];
+    const rules = ['on', '>secret', `~${keyPrefix}*`, '-@all', '+@connection', ...commands.map((command) => `+${command}`)];
+    // On every node: the client connects to each member of the cluster (earlier tests joined others).
+    const each = (command: string[]) =>
+      Promise.all(
+        [...nodes.values()].map(async ({ port, host }) => {
+          const direct = new Redis(port, host);
+          await direct.call('ACL', ...command).finally(() => direct.disconnect());
+        }),
+      );
+    await each(['SETUSER', user, ...rules]);
+    const client = new Cluster([{ host: server.host, port: server.port }], {
+      enableOfflineQueue: false,
+      redisOptions: { maxRetriesPerRequest: 0, username: user, password: 'secret' },
+    });
+    const [mainId, addingId] = [String(await raw.call('CLUSTER', 'MYID')), String(await rawAdding.call('CLUSTER', 'MYID'))];
+    const slot = await vacatedSlotOf(`${keyPrefix}k`);
+    try {
+      const now = Date.now();
+      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+      const store = new RedisStore({ client, keyPrefix });
+      expect(await store.claim({ ...request, key: 'warm' })).toMatchObject({ claimed: true }); // connected, and the slot map learnt
+      await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', mainId);
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', addingId);
+      expect(await store.claim(request)).toMatchObject({ claimed: true });
+      await store.complete({ key: 'k', owner: 'a', expiresAt: request.expiresAt, response: '"done"', now });
+      // The migration ends: the slot is the new node's, with the completed record.
+      await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'NODE', addingId);
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', addingId);
+      expect(await rawAdding.hmget(`${keyPrefix}k`, 'owner', 'status')).toEqual(['a', 'COMPLETED']);
+    } finally {
+      client.disconnect();
+      await each(['DELUSER', user]);
+      const left = (await rawAdding.call('CLUSTER', 'GETKEYSINSLOT', slot, '10000')) as string[];
+      if (left.length > 0) await rawAdding.del(...left);
+      await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
+    }
+  }, 60_000);
 });
 
 describe('a connection to a primary reset while the function runs (a cluster of its own, reached through a proxy)', () => {
