@@ -5,13 +5,17 @@
  * needs only the IAM actions `IdempotencyTable.attachFunction` grants, and each granted action is
  * used. Requests run against DynamoDB Local (which checks no IAM), so each one is mapped to the
  * actions AWS authorizes it by: a `TransactWriteItems` by the actions of its parts, per table.
+ * docs/without-cdk.md, for users without the construct, shows the same grant and the same table.
  */
+import { readFileSync } from 'node:fs';
 import type { TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
 import { makeIdempotent, transaction } from '../../lib/index.js';
+import { parseMarkdown } from '../docs/markdown.js';
+import { ROOT } from '../docs/snippets.js';
 import { recordId, scanItems, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 
 /** The store's own client: only the library's requests go through it. */
@@ -115,4 +119,38 @@ test("a record the store writes is keyed by the table's partition key and expire
   const [item] = await scanItems(client, tableName, 'ttl#');
   expect(item![construct.keyAttribute]?.S).toBe(recordId('ttl', 't1'));
   expect(item![construct.ttlAttribute]).toEqual({ N: String(now / 1000 + construct.expiresAfterSeconds) });
+});
+
+/** The fenced blocks of docs/without-cdk.md, by language. */
+function withoutCdkBlocks(lang: string): string[] {
+  const text = readFileSync(`${ROOT}/docs/without-cdk.md`, 'utf8');
+  return parseMarkdown(text)
+    .blocks.filter((block) => block.lang === lang)
+    .map((block) => block.code);
+}
+
+test("docs/without-cdk.md grants on the idempotency table exactly the actions every path of a call needs, in its IAM policies and SAM's", () => {
+  // Recorded by the first test, on every path of a call.
+  expect(needed.size).toBeGreaterThan(0);
+  const policies = withoutCdkBlocks('json').map((code) => JSON.parse(code) as { Statement: Array<{ Action: string | string[]; Resource: string }> });
+  expect(policies.length).toBe(2);
+  for (const policy of policies) {
+    const onTable = policy.Statement.filter((statement) => statement.Resource.endsWith(':table/idempotency')).flatMap((statement) => [statement.Action].flat());
+    expect(onTable.sort()).toEqual([...needed].sort());
+  }
+  const sam = withoutCdkBlocks('yaml').find((code) => code.includes('AWS::Serverless::Function') || code.includes('Policies:'));
+  const samActions = [...(sam ?? '').matchAll(/^\s*- (dynamodb:\w+)$/gm)].map((match) => match[1]);
+  expect(samActions.sort()).toEqual([...needed].sort());
+});
+
+test('docs/without-cdk.md defines the table the construct creates: its partition key and TTL attribute, in the AWS CLI and CloudFormation', () => {
+  const [cli] = withoutCdkBlocks('sh');
+  expect(cli).toContain(`--attribute-definitions AttributeName=${construct.keyAttribute},AttributeType=S`);
+  expect(cli).toContain(`--key-schema AttributeName=${construct.keyAttribute},KeyType=HASH`);
+  expect(cli).toContain(`Enabled=true,AttributeName=${construct.ttlAttribute}`);
+  const cloudFormation = withoutCdkBlocks('yaml').find((code) => code.includes('AWS::DynamoDB::Table'));
+  const squeezed = (cloudFormation ?? '').replace(/\s+/g, ' ');
+  expect(squeezed).toContain(`AttributeDefinitions: - AttributeName: ${construct.keyAttribute} AttributeType: S`);
+  expect(squeezed).toContain(`KeySchema: - AttributeName: ${construct.keyAttribute} KeyType: HASH`);
+  expect(squeezed).toContain(`TimeToLiveSpecification: AttributeName: ${construct.ttlAttribute} Enabled: true`);
 });

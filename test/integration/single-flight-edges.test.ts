@@ -154,6 +154,47 @@ test('a duplicate waiting for another process (waitForInProgressMillis) backs of
   }
 });
 
+test('a duplicate waiting for another process polls with its claim, backing off from 50 ms to 1 s: 5 requests in the first second, then one a second', async () => {
+  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+  try {
+    const mem = new InMemoryStore();
+    const claims: number[] = [];
+    const claim = mem.claim.bind(mem);
+    mem.claim = (request) => {
+      claims.push(Date.now() - T0);
+      return claim(request);
+    };
+    const hung = gate();
+    const entered = gate();
+    const holder = makeIdempotent(
+      async (_id: string) => {
+        entered.open();
+        await hung.promise;
+        return 'first';
+      },
+      { store: mem, name: 'polling' },
+    );
+    const duplicate = makeIdempotent(async (_id: string) => 'second', { store: mem, name: 'polling', waitForInProgressMillis: 4_000 });
+    const first = holder('k');
+    await entered.promise;
+    const start = Date.now() - T0;
+    claims.length = 0;
+    let answered: unknown;
+    void rejection(duplicate('k')).then((error) => (answered = error.code));
+    await jest.advanceTimersByTimeAsync(4_000);
+    await settle(() => answered !== undefined);
+    expect(answered).toBe('IN_PROGRESS');
+    const sent = claims.map((at) => at - start);
+    expect(sent.filter((at) => at < 1_000)).toEqual([0, 50, 150, 350, 750]);
+    // The last step is cut to the bound, where a last claim decides.
+    expect(sent.filter((at) => at >= 1_000)).toEqual([1_550, 2_550, 3_550, 4_000]);
+    hung.open();
+    expect(await first).toBe('first');
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
 test('an INPROGRESS record without a lease (written by hand, or by an older version) is held until its retention ends: Retry-After says so, not 1 s', async () => {
   const name = `leaseless-${randomUUID()}`;
   const expiration = T0 / 1000 + 100;

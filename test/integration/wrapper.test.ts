@@ -275,6 +275,38 @@ test("a stale failure does not release the new owner's record, and its caller ge
   expect(await item()).toMatchObject({ status: { S: 'COMPLETED' }, owner: ofB!.owner });
 });
 
+test("a stale final error (isFinalError) does not overwrite the new owner's record, and its caller gets its own error", async () => {
+  const declined = new Error('A declined late');
+  const turnstile = new Turnstile<() => string>();
+  let now = T0;
+  const once = makeIdempotent(async (_order: Order) => (await turnstile.enter())(), {
+    store,
+    name: 'fence-final',
+    key: (order) => order.id,
+    leaseSeconds: 5,
+    now: () => now,
+    singleFlight: false,
+    isFinalError: (error) => error === declined,
+  });
+  const item = () => readItem(client, tableName, recordId('fence-final', 'o-1'));
+  const a = once({ id: 'o-1' });
+  const gateA = await turnstile.next();
+  now = T0 + 6_000;
+  const b = once({ id: 'o-1' });
+  const gateB = await turnstile.next();
+  const ofB = await item();
+
+  gateA.open(() => {
+    throw declined;
+  });
+  await expect(a).rejects.toBe(declined);
+  expect(await item()).toStrictEqual(ofB);
+
+  gateB.open(() => 'B');
+  expect(await b).toBe('B');
+  expect(await once({ id: 'o-1' })).toBe('B');
+});
+
 test('an expired COMPLETED record is reclaimed and the function runs again', async () => {
   let now = T0;
   let runs = 0;
