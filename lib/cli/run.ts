@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
-import { DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
+import { assertSameNames, DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
@@ -181,7 +181,7 @@ async function forget(
         ? print(true, undefined, `Deleted ${id}; ${DELETED}`)
         : unmatched(undefined, `No record ${id} with status COMPLETED ${await where()}: nothing deleted.`);
     }
-    let read: { summary: RecordSummary; fence: RecordFence } | undefined;
+    let read: { summary: RecordSummary; fence: RecordFence; otherNames: readonly string[] } | undefined;
     try {
       read = await store.inspectFenced(id);
     } catch (error) {
@@ -203,6 +203,9 @@ async function forget(
       return print(false, undefined, `${missed}${read === undefined ? missHint(command) : ''}`);
     }
     const seen = read.summary;
+    // No lease under this name, and attributes none of these names is: its lease may be under another
+    // name (the functions' store names it otherwise), and the attempt live.
+    if (seen.status === 'INPROGRESS' && seen.leaseUntil === undefined) assertSameNames(id, command.table, store.attributes.leaseUntil, read.otherNames);
     // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
     // claimed the key since (its retention ended) writes another owner, and keeps its record.
     if (seen.status === 'COMPLETED' || (seen.leaseUntil === undefined && !command.onlyIf)) {

@@ -426,3 +426,31 @@ test('plain forget of a live attempt written under other attribute names, given 
   expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(attributes))).toMatchObject({ code: 4 });
   expect(await readItem(client, tableName, id)).toEqual(item);
 });
+
+test.each([
+  ['an owner name it leaves out', { owner: 'holder' }, { expiration: 'expiration' }, 'owner', ['holder']],
+  ['a wrong owner name', { owner: 'holder' }, { owner: 'own' }, 'own', ['holder']],
+  ['a lease name it leaves out', { leaseUntil: 'lease' }, { owner: 'owner' }, 'leaseUntil', ['lease']],
+  ['wrong lease and retention names', { leaseUntil: 'lease', expiration: 'ttl' }, { leaseUntil: 'until', expiration: 'expires' }, 'until', ['lease', 'ttl']],
+] as const)(
+  'forget given --attributes with the right status name but %s refuses a live attempt, naming the attribute it could not find (exit 1)',
+  async (_case, functions, given, missing, others) => {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName, client, attributes: functions });
+    const id = recordId(`safety-partial-${Object.values(given).join('-')}`, 'o-1');
+    await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    const item = await readItem(client, tableName, id);
+    const expected = {
+      code: 1,
+      stdout: '',
+      stderr: `lambda-idempotency: ${id} in ${tableName} has no \`${missing}\` attribute but holds ${others.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.\n`,
+    };
+    const attributes = JSON.stringify(given);
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', attributes)).toEqual(expected);
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', attributes, '--only-if', 'INPROGRESS')).toMatchObject({ code: 1 });
+    expect(await readItem(client, tableName, id)).toEqual(item);
+    // With the names the functions' store uses, forget sees the live attempt and refuses it.
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(functions))).toMatchObject({ code: 4 });
+    expect(await readItem(client, tableName, id)).toEqual(item);
+  },
+);
