@@ -1,9 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
-import { assertSameNames, DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
+import { assertSameNames, DynamoDBStore, type DynamoDBStoreOptions, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
+import { shellCommand } from '../shell-words.js';
 import type { RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate, keyAttributeAdvice } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
@@ -46,8 +47,28 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
   // The commands write no record: a retention in the environment (IDEMPOTENCY_EXPIRES_AFTER_SECONDS, for functions) is not theirs to check.
-  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 });
+  const store = new CliStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 }, [
+    '--table',
+    command.table,
+    ...(command.region === undefined ? [] : ['--region', command.region]),
+    ...(command.profile === undefined ? [] : ['--profile', command.profile]),
+    ...(Object.keys(command.attributes).length === 0 ? [] : ['--attributes', JSON.stringify(command.attributes)]),
+  ]);
   return { command, id, client, store };
+}
+
+/** The store of a command: the forget command its error for an unreadable item names has the flags that found the item. */
+class CliStore extends DynamoDBStore {
+  readonly #flags: readonly string[];
+
+  constructor(options: DynamoDBStoreOptions, flags: readonly string[]) {
+    super(options);
+    this.#flags = flags;
+  }
+
+  protected override forgetCommand(key: string): string {
+    return shellCommand(['lambda-idempotency', 'forget', ...this.#flags, '--id', key, '--yes']);
+  }
 }
 
 /** The table a command read, with the Region it read it in: a table of the same name elsewhere answers too. */

@@ -454,3 +454,54 @@ test.each([
     expect(await readItem(client, tableName, id)).toEqual(item);
   },
 );
+
+/** The words of a command line as a POSIX shell splits it (`sh` itself, so the test trusts no splitter of its own). */
+function shellWords(line: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('sh', ['-c', `printf '%s\\0' ${line}`], (error, stdout) => (error ? reject(error) : resolve(stdout.split('\0').slice(0, -1))));
+  });
+}
+
+test("the forget command an unreadable item's error names holds the flags that found it (--table, --region, --attributes), quoted for a shell even with ' and spaces, and deletes it as given", async () => {
+  const id = recordId("it's a name", 'o-1');
+  const attributes = JSON.stringify({ fingerprint: "finger's print" });
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
+  );
+  const inspected = await cli('inspect', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id);
+  expect(inspected).toMatchObject({ code: 1, stdout: '' });
+  const suggested = /`(lambda-idempotency forget [^`]*)`/.exec(inspected.stderr)?.[1];
+  expect(suggested).toBeDefined();
+  const words = await shellWords(suggested!);
+  expect(words).toEqual(['lambda-idempotency', 'forget', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id, '--yes']);
+  // --only-if refuses to read it too, and names the same command.
+  const fenced = await cli('forget', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(fenced).toMatchObject({ code: 1, stderr: expect.stringContaining(suggested!) });
+  expect(await cli(...words.slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test("a store's error for an item it cannot read names the forget command with its attribute names, quoted for a shell", async () => {
+  const attributes = { fingerprint: "finger's print" };
+  const named = new DynamoDBStore({ tableName, client, attributes });
+  const id = recordId("it's another name", 'o-1');
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
+  );
+  const error: unknown = await named.read(id).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  const suggested = /`(lambda-idempotency forget [^`]*)`/.exec((error as Error).message)?.[1];
+  expect(await shellWords(suggested!)).toEqual([
+    'lambda-idempotency',
+    'forget',
+    '--table',
+    tableName,
+    '--attributes',
+    JSON.stringify(attributes),
+    '--id',
+    id,
+    '--yes',
+  ]);
+});
