@@ -14,6 +14,18 @@ export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-opti
 export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 
 /**
+ * Throws, deleting nothing, when an item that lacks the attribute `missing` holds `otherNames`,
+ * attributes none of the store's names is: a record written under other attribute names, whose
+ * owner, lease or retention these names cannot see, so that `forget` could delete a live attempt. @internal
+ */
+export function assertSameNames(key: string, tableName: string, missing: string, otherNames: readonly string[]): void {
+  if (otherNames.length === 0) return;
+  throw new Error(
+    `${key} in ${tableName} has no \`${missing}\` attribute but holds ${otherNames.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.`,
+  );
+}
+
+/**
  * DynamoDB refused the record's write for its size: the transaction was cancelled at the record's
  * action, or refused as a whole for an item over 400 KB or for items over 4 MB in all (the stored
  * outcome may be what tips the call's writes over).
@@ -135,9 +147,10 @@ export class DynamoDBStore extends LeanDynamoDBStore {
 
   /**
    * {@link inspect}, with what a delete of exactly the record read is fenced on, for the CLI's
-   * `forget`: its owner, status, lease and retention as read. @internal
+   * `forget`: its owner, status, lease and retention as read; and the item's attributes that none of
+   * these names is (`otherNames`), which a record written under other names holds. @internal
    */
-  async inspectFenced(key: string): Promise<{ summary: RecordSummary; fence: RecordFence } | undefined> {
+  async inspectFenced(key: string): Promise<{ summary: RecordSummary; fence: RecordFence; otherNames: readonly string[] } | undefined> {
     const a = this.attributes;
     const item = await this.storedItem(key);
     if (item === undefined) return undefined;
@@ -157,7 +170,17 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       ...(record.errorOmitted ? { errorOmitted: true } : {}),
       ...(errorBytes === undefined ? {} : { errorBytes }),
     };
-    return { summary, fence: Object.fromEntries([a.owner, a.status, a.leaseUntil, a.expiration].map((name) => [name, item[name]])) };
+    return {
+      summary,
+      fence: Object.fromEntries([a.owner, a.status, a.leaseUntil, a.expiration].map((name) => [name, item[name]])),
+      otherNames: this.otherNames(item),
+    };
+  }
+
+  /** The attributes of `item` that none of these names is: a record of this store holds none. */
+  private otherNames(item: Record<string, AttributeValue>): string[] {
+    const names = new Set<string>(Object.values(this.attributes));
+    return Object.keys(item).filter((name) => !names.has(name));
   }
 
   /**
@@ -186,7 +209,13 @@ export class DynamoDBStore extends LeanDynamoDBStore {
         `${key} in ${this.tableName} holds its status under another attribute than \`${this.attributes.status}\` (\`${status}\`): it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.`,
       );
     }
-    return (await this.forgetFenced(key, { [this.attributes.owner]: item[this.attributes.owner] })) ? 'deleted' : 'changed';
+    // The status under this name, but no owner, lease or retention under these, and attributes none of
+    // these names is: a record whose store names those otherwise (a live attempt's, perhaps); a claim
+    // by that store would write its owner under another name too, so this owner fence would not hold.
+    const a = this.attributes;
+    const missing = [a.owner, ...(item[a.status]?.S === 'INPROGRESS' ? [a.leaseUntil] : []), a.expiration].find((name) => item[name] === undefined);
+    if (missing !== undefined) assertSameNames(key, this.tableName, missing, this.otherNames(item));
+    return (await this.forgetFenced(key, { [a.owner]: item[a.owner] })) ? 'deleted' : 'changed';
   }
 
   /**

@@ -1,9 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
-import { DynamoDBStore, type RecordFence } from '../dynamodb-store.js';
+import { assertSameNames, DynamoDBStore, type DynamoDBStoreOptions, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
 import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
+import { shellCommand } from '../shell-words.js';
 import type { RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate, keyAttributeAdvice } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
@@ -46,8 +47,28 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
     ...(command.profile === undefined ? {} : { profile: command.profile }),
   });
   // The commands write no record: a retention in the environment (IDEMPOTENCY_EXPIRES_AFTER_SECONDS, for functions) is not theirs to check.
-  const store = new DynamoDBStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 });
+  const store = new CliStore({ tableName: command.table, client, attributes: command.attributes, expiresAfterSeconds: 1 }, [
+    '--table',
+    command.table,
+    ...(command.region === undefined ? [] : ['--region', command.region]),
+    ...(command.profile === undefined ? [] : ['--profile', command.profile]),
+    ...(Object.keys(command.attributes).length === 0 ? [] : ['--attributes', JSON.stringify(command.attributes)]),
+  ]);
   return { command, id, client, store };
+}
+
+/** The store of a command: the forget command its error for an unreadable item names has the flags that found the item. */
+class CliStore extends DynamoDBStore {
+  readonly #flags: readonly string[];
+
+  constructor(options: DynamoDBStoreOptions, flags: readonly string[]) {
+    super(options);
+    this.#flags = flags;
+  }
+
+  protected override forgetCommand(key: string): string {
+    return shellCommand(['lambda-idempotency', 'forget', ...this.#flags, '--id', key, '--yes']);
+  }
 }
 
 /** The table a command read, with the Region it read it in: a table of the same name elsewhere answers too. */
@@ -181,7 +202,7 @@ async function forget(
         ? print(true, undefined, `Deleted ${id}; ${DELETED}`)
         : unmatched(undefined, `No record ${id} with status COMPLETED ${await where()}: nothing deleted.`);
     }
-    let read: { summary: RecordSummary; fence: RecordFence } | undefined;
+    let read: { summary: RecordSummary; fence: RecordFence; otherNames: readonly string[] } | undefined;
     try {
       read = await store.inspectFenced(id);
     } catch (error) {
@@ -203,6 +224,9 @@ async function forget(
       return print(false, undefined, `${missed}${read === undefined ? missHint(command) : ''}`);
     }
     const seen = read.summary;
+    // No lease under this name, and attributes none of these names is: its lease may be under another
+    // name (the functions' store names it otherwise), and the attempt live.
+    if (seen.status === 'INPROGRESS' && seen.leaseUntil === undefined) assertSameNames(id, command.table, store.attributes.leaseUntil, read.otherNames);
     // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
     // claimed the key since (its retention ended) writes another owner, and keeps its record.
     if (seen.status === 'COMPLETED' || (seen.leaseUntil === undefined && !command.onlyIf)) {

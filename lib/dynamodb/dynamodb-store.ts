@@ -7,8 +7,9 @@ import {
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { type AttributeNames, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
+import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
+import { shellCommand } from '../shell-words.js';
 import {
   adoptedRetention,
   type ClaimRequest,
@@ -358,12 +359,17 @@ export class DynamoDBStore implements IdempotencyStore {
 
   /** Throws for an item this store cannot read as a record (see {@link malformedRecord}). @internal */
   protected malformed(key: string, problem: string): never {
-    throw malformedRecord(
-      key,
-      this.tableName,
-      problem,
-      `, or under other attribute names. Remove it with forgetRecord or \`lambda-idempotency forget --table ${this.tableName} --id '${key}' --yes\``,
-    );
+    throw malformedRecord(key, this.tableName, problem, `, or under other attribute names. Remove it with forgetRecord or \`${this.forgetCommand(key)}\``);
+  }
+
+  /**
+   * The `lambda-idempotency` command that deletes the item of `key`, with the attribute names of
+   * this store that differ from the defaults: the item is found under them. @internal
+   */
+  protected forgetCommand(key: string): string {
+    const names = Object.entries(this.attributes).filter(([field, name]) => DEFAULT_ATTRIBUTE_NAMES[field as keyof AttributeNames] !== name);
+    const attributes = names.length === 0 ? [] : ['--attributes', JSON.stringify(Object.fromEntries(names))];
+    return shellCommand(['lambda-idempotency', 'forget', '--table', this.tableName, ...attributes, '--id', key, '--yes']);
   }
 
   /**

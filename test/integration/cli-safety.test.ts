@@ -426,3 +426,82 @@ test('plain forget of a live attempt written under other attribute names, given 
   expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(attributes))).toMatchObject({ code: 4 });
   expect(await readItem(client, tableName, id)).toEqual(item);
 });
+
+test.each([
+  ['an owner name it leaves out', { owner: 'holder' }, { expiration: 'expiration' }, 'owner', ['holder']],
+  ['a wrong owner name', { owner: 'holder' }, { owner: 'own' }, 'own', ['holder']],
+  ['a lease name it leaves out', { leaseUntil: 'lease' }, { owner: 'owner' }, 'leaseUntil', ['lease']],
+  ['wrong lease and retention names', { leaseUntil: 'lease', expiration: 'ttl' }, { leaseUntil: 'until', expiration: 'expires' }, 'until', ['lease', 'ttl']],
+] as const)(
+  'forget given --attributes with the right status name but %s refuses a live attempt, naming the attribute it could not find (exit 1)',
+  async (_case, functions, given, missing, others) => {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName, client, attributes: functions });
+    const id = recordId(`safety-partial-${Object.values(given).join('-')}`, 'o-1');
+    await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    const item = await readItem(client, tableName, id);
+    const expected = {
+      code: 1,
+      stdout: '',
+      stderr: `lambda-idempotency: ${id} in ${tableName} has no \`${missing}\` attribute but holds ${others.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these, so nothing was deleted; give --attributes with every name the functions' store uses.\n`,
+    };
+    const attributes = JSON.stringify(given);
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', attributes)).toEqual(expected);
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', attributes, '--only-if', 'INPROGRESS')).toMatchObject({ code: 1 });
+    expect(await readItem(client, tableName, id)).toEqual(item);
+    // With the names the functions' store uses, forget sees the live attempt and refuses it.
+    expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(functions))).toMatchObject({ code: 4 });
+    expect(await readItem(client, tableName, id)).toEqual(item);
+  },
+);
+
+/** The words of a command line as a POSIX shell splits it (`sh` itself, so the test trusts no splitter of its own). */
+function shellWords(line: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('sh', ['-c', `printf '%s\\0' ${line}`], (error, stdout) => (error ? reject(error) : resolve(stdout.split('\0').slice(0, -1))));
+  });
+}
+
+test("the forget command an unreadable item's error names holds the flags that found it (--table, --region, --attributes), quoted for a shell even with ' and spaces, and deletes it as given", async () => {
+  const id = recordId("it's a name", 'o-1');
+  const attributes = JSON.stringify({ fingerprint: "finger's print" });
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
+  );
+  const inspected = await cli('inspect', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id);
+  expect(inspected).toMatchObject({ code: 1, stdout: '' });
+  const suggested = /`(lambda-idempotency forget [^`]*)`/.exec(inspected.stderr)?.[1];
+  expect(suggested).toBeDefined();
+  const words = await shellWords(suggested!);
+  expect(words).toEqual(['lambda-idempotency', 'forget', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id, '--yes']);
+  // --only-if refuses to read it too, and names the same command.
+  const fenced = await cli('forget', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id, '--only-if', 'INPROGRESS', '--yes');
+  expect(fenced).toMatchObject({ code: 1, stderr: expect.stringContaining(suggested!) });
+  expect(await cli(...words.slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test("a store's error for an item it cannot read names the forget command with its attribute names, quoted for a shell", async () => {
+  const attributes = { fingerprint: "finger's print" };
+  const named = new DynamoDBStore({ tableName, client, attributes });
+  const id = recordId("it's another name", 'o-1');
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
+  );
+  const error: unknown = await named.read(id).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  const suggested = /`(lambda-idempotency forget [^`]*)`/.exec((error as Error).message)?.[1];
+  expect(await shellWords(suggested!)).toEqual([
+    'lambda-idempotency',
+    'forget',
+    '--table',
+    tableName,
+    '--attributes',
+    JSON.stringify(attributes),
+    '--id',
+    id,
+    '--yes',
+  ]);
+});
