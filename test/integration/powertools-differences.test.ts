@@ -343,3 +343,65 @@ test("Lambda's tenant isolation mode: Powertools 2.35.0 answers a second tenant'
     expect(await as('green')).toEqual({ id: event.id, tenant: library === 'powertools' ? 'blue' : 'green' });
   }
 });
+
+describe('a request without its key', () => {
+  interface Keyed {
+    readonly id?: unknown;
+    readonly customerId?: string;
+    readonly orderId?: string;
+    readonly n?: number;
+  }
+
+  test('Powertools 2.35.0 with throwOnNoIdempotencyKey: its IdempotencyKeyError reaches the caller only as the cause of an IdempotencyPersistenceLayerError, also for 0 and false; ours is KEY_MISSING, and 0 and false are keys', async () => {
+    const config = () => new IdempotencyConfig({ eventKeyJmesPath: 'id', throwOnNoIdempotencyKey: true });
+    const wrapped = powertoolsIdempotent(async (_event: Keyed, _context: Context) => 'ran', { ...powertools('no-key-wrapper'), config: config() });
+    const handler = middy(async (_event: Keyed) => 'ran').use(makeHandlerIdempotent({ ...powertools('no-key-middleware'), config: config() }));
+    for (const event of [{}, { id: 0 }, { id: false }]) {
+      for (const call of [() => wrapped(event, lambdaContext('no-key-wrapper')), () => handler(event, lambdaContext('no-key-middleware'))]) {
+        const error = await thrown(call());
+        expect([error.name, (error.cause as Error | undefined)?.name]).toEqual(['IdempotencyPersistenceLayerError', 'IdempotencyKeyError']);
+      }
+    }
+    const ours = makeIdempotent(async (event: Keyed) => event.id, { store, name: 'no-key-ours', key: (event) => event.id });
+    expect((await rejection(ours({}))).code).toBe('KEY_MISSING');
+    expect([await ours({ id: 0 }), await ours({ id: false })]).toEqual([0, false]);
+  });
+
+  test("Powertools 2.35.0 by default hashes '' or a list of missing parts as one key, so another request without the key gets the first one's response; ours refuses both (KEY_MISSING), or with onMissingKey: 'skip' runs each", async () => {
+    jest.spyOn(console, 'warn').mockImplementation(() => undefined); // Powertools warns of each missing key
+    const requests: Array<[string, Keyed, Keyed]> = [
+      ['id', { id: '', n: 1 }, { id: '', n: 2 }],
+      ['[customerId, orderId]', { n: 1 }, { n: 2 }],
+    ];
+    for (const [expression, first, second] of requests) {
+      const name = `shared-missing-${expression === 'id' ? 'empty' : 'list'}`;
+      const config = new IdempotencyConfig({ eventKeyJmesPath: expression });
+      const theirs = powertoolsIdempotent(async (event: Keyed, _context: Context) => event.n, { ...powertools(name), config });
+      expect([await theirs(first, lambdaContext(name)), await theirs(second, lambdaContext(name))]).toEqual([1, 1]);
+      const key = expression === 'id' ? (event: Keyed) => event.id : (event: Keyed) => [event.customerId, event.orderId];
+      const ours = makeIdempotent(async (event: Keyed) => event.n, { store, name: `${name}-ours`, key });
+      expect((await rejection(ours(first))).code).toBe('KEY_MISSING');
+      expect((await rejection(ours(second))).code).toBe('KEY_MISSING');
+      const skipping = makeIdempotent(async (event: Keyed) => event.n, { store, name: `${name}-ours`, key, onMissingKey: 'skip' });
+      expect([await skipping(first), await skipping(second)]).toEqual([1, 2]);
+    }
+  });
+});
+
+test("two wrapped functions given an equal payload: Powertools 2.35.0 (no keyPrefix) keys both by the Lambda function's name, so the second replays the first's result; ours keeps each name's records apart", async () => {
+  const previous = process.env.AWS_LAMBDA_FUNCTION_NAME;
+  process.env.AWS_LAMBDA_FUNCTION_NAME = `shared-prefix-${randomUUID()}`;
+  try {
+    const layer = () => ({ persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: faulty }), config: new IdempotencyConfig({}) });
+    const reserve = powertoolsIdempotent(async (_order: Payment, _context: Context) => 'reserved', layer());
+    const charge = powertoolsIdempotent(async (_order: Payment, _context: Context) => 'charged', layer());
+    const order = { id: randomUUID() };
+    expect([await reserve(order, lambdaContext('orders')), await charge(order, lambdaContext('orders'))]).toEqual(['reserved', 'reserved']);
+    const reserveOnce = makeIdempotent(async (_order: Payment) => 'reserved', { store, name: 'reserve' });
+    const chargeOnce = makeIdempotent(async (_order: Payment) => 'charged', { store, name: 'charge' });
+    expect([await reserveOnce(order), await chargeOnce(order)]).toEqual(['reserved', 'charged']);
+  } finally {
+    if (previous === undefined) delete process.env.AWS_LAMBDA_FUNCTION_NAME;
+    else process.env.AWS_LAMBDA_FUNCTION_NAME = previous;
+  }
+});
