@@ -6,7 +6,7 @@
 import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, transaction } from '../../lib/index.js';
+import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, scanItems, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -115,6 +115,30 @@ describe('an inner layer whose verdict an outer one must follow', () => {
     expect(await recordOf('a503-outer', 'k-8')).toBeUndefined();
     expect(await handler(paymentRequest('k-8'), lambdaContext('nested'))).toMatchObject({ statusCode: 201, body: 'paid' });
     expect(runs).toBe(2);
+  });
+
+  test("makeIdempotent around a handler whose inner httpIdempotency answered the handler's 503: the wrapper keeps that 503 and replays it; one that throws on a 5xx releases its key", async () => {
+    let runs = 0;
+    const answers = [503, 503, 201]; // the handler's status, run after run
+    const handler = middy(async () => ({ statusCode: answers[runs++]!, body: `run ${runs}` })).use(httpIdempotency({ store, name: 'w503-inner' }));
+    const kept = makeIdempotent(async (id: string) => handler(paymentRequest(id), lambdaContext('nested')), { store, name: 'w503-kept' });
+    expect(await kept('k-20')).toEqual({ statusCode: 503, body: 'run 1' });
+    expect(await records('w503-inner')).toHaveLength(0); // the inner layer kept nothing
+    expect(await kept('k-20')).toEqual({ statusCode: 503, body: 'run 1' }); // the wrapper did
+    expect(runs).toBe(1);
+
+    const thrown = makeIdempotent(
+      async (id: string) => {
+        const response = (await handler(paymentRequest(id), lambdaContext('nested'))) as { statusCode: number; body: string };
+        if (response.statusCode >= 500) throw new Error(`payment failed: ${response.statusCode}`);
+        return response;
+      },
+      { store, name: 'w503-thrown' },
+    );
+    await expect(thrown('k-21')).rejects.toThrow('payment failed: 503');
+    expect(await recordOf('w503-thrown', 'k-21')).toBeUndefined();
+    expect(await thrown('k-21')).toEqual({ statusCode: 201, body: 'run 3' });
+    expect(runs).toBe(3);
   });
 
   test("atomic inner: a handler error an inner onError answers with another attempt's stored outcome is not kept by the outer layer as the error", async () => {

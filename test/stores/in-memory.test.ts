@@ -80,6 +80,17 @@ test('clear() forgets every record', async () => {
   expect(await once('x')).toBe(2);
 });
 
+test('after clear(), a function built with cacheSize still replays from its own cache; one built anew runs again', async () => {
+  const store = new InMemoryStore();
+  let runs = 0;
+  const build = () => makeIdempotent(async (_id: string) => ++runs, { store, name: 'cached', cacheSize: 10 });
+  const cached = build();
+  expect(await cached('x')).toBe(1);
+  store.clear();
+  expect(await cached('x')).toBe(1);
+  expect(await build()('x')).toBe(2);
+});
+
 test('a clock with fractional milliseconds (one built on performance.now(), or a manualClock advanced by 0.5): leases hold and lapse to the fraction', async () => {
   const clock = manualClock(Date.parse('2026-01-01T00:00:00Z') + 0.25);
   const store = new InMemoryStore();
@@ -210,5 +221,21 @@ describe('a store-wide retention, as DynamoDBStore takes one (its option or IDEM
     );
     expect(() => new InMemoryStore({ retentionSeconds: 60 } as never)).toThrow(/^InMemoryStore: unknown option `retentionSeconds`/);
     expect(new InMemoryStore().expiresAfterSeconds).toBeUndefined();
+  });
+
+  test("InMemoryStore reads no environment: with IDEMPOTENCY_EXPIRES_AFTER_SECONDS set, it keeps records for the calls' default", async () => {
+    const saved = process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+    process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = '60';
+    try {
+      const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+      const store = new InMemoryStore();
+      const once = makeIdempotent(async (_id: string) => 'ran', { store, name: 'no-environment', now: clock.now });
+      await once('x');
+      expect(store.expiresAfterSeconds).toBeUndefined();
+      expect((await store.inspect(recordKeyOf('no-environment', 'x')))?.expiresAt).toBe(clock.now() / 1000 + 86_400);
+    } finally {
+      if (saved === undefined) delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
+      else process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = saved;
+    }
   });
 });
