@@ -86,6 +86,33 @@ test('the links of infra/README.md resolve (its snippets use a stack of their ow
 });
 
 /**
+ * The `npx` commands and npm scripts of a page's shell blocks that a checkout of this repository
+ * lacks, as `infra/README.md:48 npx lambda-idempotency`: `npx` of a name that is no installed bin
+ * (as this package's own command, whose bin is the built `dist/`) fails with `sh: 1: …: not found`,
+ * and, tried once before `npm run build`, keeps failing after it from npx's cache.
+ */
+function missingCommands(doc: string, bins: ReadonlySet<string>, scripts: ReadonlySet<string>): string[] {
+  const missing: string[] = [];
+  for (const block of parseMarkdown(readFileSync(`${ROOT}/${doc}`, 'utf8')).blocks.filter((b) => b.lang === 'sh')) {
+    block.code.split('\n').forEach((line, i) => {
+      const text = line.replace(/(^|\s)#.*$/, ''); // a comment runs nothing
+      for (const [, bin] of text.matchAll(/\bnpx\s+([\w@./-]+)/g)) if (!bins.has(bin!)) missing.push(`${doc}:${block.line + 1 + i} npx ${bin}`);
+      for (const [, script] of text.matchAll(/\bnpm run\s+([\w:-]+)/g))
+        if (!scripts.has(script!)) missing.push(`${doc}:${block.line + 1 + i} npm run ${script}`);
+    });
+  }
+  return missing;
+}
+
+test('the commands infra/README.md and docs/demo.md give, run in this repository, are ones it has (npx of an installed bin, npm run of a script)', () => {
+  const bins = new Set(readdirSync(`${ROOT}/node_modules/.bin`));
+  const scripts = new Set(Object.keys((JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts));
+  expect(missingCommands('infra/README.md', bins, scripts)).toEqual([]);
+  expect(missingCommands('docs/demo.md', bins, scripts)).toEqual([]);
+  expect(bins.has('lambda-idempotency')).toBe(false); // the package's own command: only where it is installed
+});
+
+/**
  * The passages of a page's prose: paragraphs, list items and table rows, each joined into one line,
  * with their first line's number. Code blocks are left out.
  */

@@ -153,12 +153,39 @@ describe('queue', () => {
 });
 
 describe('api', () => {
-  test.each(['POST /payments', 'GET /payments/{id}', 'POST /payments/{id}/refunds'])('routes %s to the payment function', (routeKey) => {
-    const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
-    expect(Object.keys(routes)).toHaveLength(1);
-    const integration = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'))[0]!;
-    expect(JSON.stringify(integration.Properties.IntegrationUri)).toContain(id(stack.paymentFunction));
+  test.each([
+    ['POST /payments', 'paymentFunction'],
+    ['GET /payments/{id}', 'paymentFunction'],
+    ['POST /payments/{id}/refunds', 'paymentFunction'],
+    ['POST /idempotency-keys', 'keyFunction'],
+  ] as const)('routes %s to the %s', (routeKey, name) => {
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } }));
+    expect(routes).toHaveLength(1);
+    // The integration this route targets (`integrations/<id>`), not any integration of the API.
+    const target = JSON.stringify(routes[0]!.Properties.Target);
+    const targeted = Object.entries(template.findResources('AWS::ApiGatewayV2::Integration')).filter(([logicalId]) => target.includes(`"${logicalId}"`));
+    expect(targeted).toHaveLength(1);
+    expect(targeted[0]![1].Properties.IntegrationUri).toEqual({ 'Fn::GetAtt': [id(stack[name]), 'Arn'] });
   });
+  test('the API has those four routes and no other', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', 4);
+  });
+});
+
+test('each function logs to a log group of its own, kept a week', () => {
+  for (const fn of [stack.paymentFunction, stack.consumerFunction, stack.keyFunction]) {
+    const logGroup = id(fn.logGroup as unknown as IConstruct);
+    expect(template.toJSON().Resources[logGroup].Properties).toEqual({ RetentionInDays: 7 });
+    expect(template.toJSON().Resources[id(fn)].Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroup } });
+  }
+  template.resourceCountIs('AWS::Logs::LogGroup', 3);
+});
+
+test('`cdk destroy` removes everything: no resource is retained', () => {
+  const kept = Object.entries(template.toJSON().Resources as Record<string, { DeletionPolicy?: string; UpdateReplacePolicy?: string }>)
+    .filter(([, r]) => (r.DeletionPolicy ?? 'Delete') !== 'Delete' || (r.UpdateReplacePolicy ?? 'Delete') !== 'Delete')
+    .map(([logicalId]) => logicalId);
+  expect(kept).toEqual([]);
 });
 
 test('outputs the API URL, the queue URL and both table names', () => {
