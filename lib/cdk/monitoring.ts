@@ -108,7 +108,7 @@ const ALARMS: ReadonlyArray<
     'storeFailure',
     'storeFailures',
     5,
-    'calls were refused because the idempotency table could not be reached; they did not run (in atomic mode, nothing of theirs was written). Check DynamoDB throttling, permissions and the network.',
+    'calls were refused because the idempotency table could not be reached; they did not run (in atomic mode they ran, and their commit failed: nothing written, or, when its answer was lost, perhaps all of it). Check DynamoDB throttling, permissions and the network.',
   ],
   [
     'superseded',

@@ -7,7 +7,7 @@
 import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import { type HttpResult, httpIdempotency, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { type HttpResult, httpIdempotency, type IdempotencyEvent, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { gate, Turnstile } from '../support/gate.js';
@@ -192,23 +192,28 @@ test('atomic mode: a resent transaction that meets its own COMPLETED record (a r
 
 test('atomic mode: a transaction that loses every response is COMMIT_FAILED (it may have applied; there is no record to release); a retry replays what it applied, its writes once', async () => {
   let runs = 0;
+  const events: IdempotencyEvent[] = [];
   const once = makeIdempotent(
     async (id: string) => {
       runs++;
       transaction().update(increment(`atomic-unknown-${id}`));
       return { id, run: runs };
     },
-    { store, name: 'atomic-unknown', atomic: true, logger: silentLogger() },
+    { store, name: 'atomic-unknown', atomic: true, logger: silentLogger(), observability: (event) => void events.push(event) },
   );
   faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response' }, attempts: 'all' });
   const error = await thrown(once('a'));
   expect(error.code).toBe('COMMIT_FAILED');
   expect(error.message).toMatch(/may or may not be applied/);
+  // Counted as a store failure (the commit is the claim), although this one applied: the
+  // StoreFailures alarm cannot say that nothing of an atomic call was written.
+  expect(events).toEqual(['storeFailure']);
   faults.clear();
 
   // The pure function runs again; its commit meets the record the lost one wrote.
   expect(await once('a')).toEqual({ id: 'a', run: 1 });
   expect(runs).toBe(2);
+  expect(events).toEqual(['storeFailure', 'replay']);
   expect((await readItem(inspect, tableName, 'atomic-unknown-a'))?.n).toEqual({ N: '1' });
 });
 

@@ -5,6 +5,7 @@ import {
   type BatchEvent,
   type BatchRecord,
   type BatchResponse,
+  cloudWatchLines,
   DynamoDBStore,
   hashKey,
   type IdempotencyStore,
@@ -226,6 +227,35 @@ describe('SQS standard queue', () => {
     } finally {
       process.off('unhandledRejection', track);
     }
+  });
+
+  test('observability: each record that meets the store is one event under its own record id (a miss, an in-batch duplicate a replay), a poison record none; no line names a payload or an item', async () => {
+    const written: string[] = [];
+    const orders = consumer<Order>(
+      (order) => {
+        if (order.orderId === 'o-2') throw new Error('declined 4111');
+        return 'ok';
+      },
+      { key: (order) => order.orderId, observability: cloudWatchLines({ logs: true, write: (line) => void written.push(line) }) },
+    );
+    const first = sqsRecord({ orderId: 'o-1', amount: 4111 });
+    const twin = sqsRecord({ orderId: 'o-1', amount: 4111 });
+    const failing = sqsRecord({ orderId: 'o-2', amount: 4111 });
+    const poison = sqsRecord('card=4111111111111111');
+    expect(failuresOf(await orders.invoke(sqsEvent([first, twin, failing, poison])))).toEqual(ids(failing, poison));
+    const logs = written.map((line) => JSON.parse(line)).filter((line) => line.event !== undefined);
+    const line = (event: string, orderId: string) => ({
+      level: 'INFO',
+      message: `lambda-idempotency: ${event}`,
+      event,
+      function: 'order-consumer',
+      recordId: `order-consumer#${hashKey(orderId)}`,
+    });
+    // Records run concurrently: their lines' order is not the batch's.
+    expect(logs).toHaveLength(3);
+    expect(logs).toEqual(expect.arrayContaining([line('miss', 'o-1'), line('miss', 'o-2'), line('replay', 'o-1')]));
+    expect(written).toHaveLength(6); // an EMF line beside each log line
+    expect(written.join('\n')).not.toMatch(/4111|o-1|o-2|amount|messageId|itemIdentifier/);
   });
 
   test('a business `key` dedupes different bodies of one order, across batches; a message without it is poison', async () => {

@@ -114,6 +114,23 @@ test('an endpoint nobody listens on: STORE_FAILURE naming the connection error, 
   }
 });
 
+// docs/troubleshooting.md: an endpoint written without its scheme is read with the host as the scheme.
+test.each([
+  ['localhost', 'STORE_FAILURE: The idempotency store failed (Unknown); the function did not run.'],
+  ['127.0.0.1', 'STORE_FAILURE: The idempotency store failed (TypeError); the function did not run.'],
+])('a client endpoint without its scheme (%s:PORT): STORE_FAILURE on every call, nothing runs', async (host, message) => {
+  const client = new DynamoDBClient({ endpoint: `${host}:${new URL(endpoint()).port}`, region: 'local', credentials: LOCAL_CREDENTIALS });
+  try {
+    let runs = 0;
+    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'idem', client }), name: 'no-scheme' });
+    expect((await rejection(fn('k'))).message).toBe(message);
+    expect((await rejection(fn('k'))).message).toBe(message);
+    expect(runs).toBe(0);
+  } finally {
+    client.destroy();
+  }
+});
+
 test('a client without a Region (off Lambda, no AWS_REGION): STORE_FAILURE naming the missing Region, nothing runs', async () => {
   // Nothing of the SDK's configuration chain may name a Region.
   const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION, AWS_CONFIG_FILE: process.env.AWS_CONFIG_FILE };

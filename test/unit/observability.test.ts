@@ -547,6 +547,25 @@ test('a `write` whose log line’s promise rejects and whose EMF line then throw
   expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['RangeError']);
 });
 
+test('a `write` that throws on the log line still gets the EMF line of the event, and the failure is logged once', async () => {
+  const warnings: string[] = [];
+  const written: string[] = [];
+  const write = (line: string): void => {
+    if (JSON.parse(line).event !== undefined) throw new RangeError('log buffer full');
+    written.push(line);
+  };
+  const fn = makeIdempotent(async (_: string) => 'paid', {
+    store: new MemoryStore(),
+    name: 'payments',
+    logger: { warn: (line: string) => void warnings.push(line) },
+    observability: cloudWatchLines({ logs: true, write }),
+  });
+  expect(await fn(SECRET)).toBe('paid');
+  expect(await fn(SECRET)).toBe('paid');
+  expect(written.map((line) => Object.keys(JSON.parse(line)).at(-1))).toEqual(['Misses', 'Replays']);
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['RangeError']);
+});
+
 test('cloudWatchLines given `metrics: undefined`, as its type allows, writes metrics as by default', async () => {
   const lines: string[] = [];
   // As a configuration that sets the option only to turn metrics off: `metrics: off ? false : undefined`.
