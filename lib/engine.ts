@@ -258,7 +258,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
-      if (leader.call !== undefined && !leader.call.isEnded && isWithin(leader.call))
+      if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
         return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as

@@ -120,7 +120,8 @@ function callAround(test: (call: Call) => boolean): Call | undefined {
  * from a replay of that call. @internal
  */
 export function holderAround(key: string): Call | undefined {
-  return callAround((call) => !call.isEnded && call.mode === 'claimed' && call.key === key);
+  // A call whose function has returned holds nothing for work it left running: that work is a duplicate.
+  return callAround((call) => !call.isEnded && !call.hasReturned && call.mode === 'claimed' && call.key === key);
 }
 
 /** Leaves every call scope of this process (benchmarks: promise hooks off between subjects). @internal */

@@ -1095,6 +1095,32 @@ describe('single-flight: in-process duplicates share one claim', () => {
     },
   );
 
+  test.each([
+    ['single-flight', true],
+    ['singleFlight: false', false],
+  ])(
+    '%s: a call that work left running starts with its key as the function returns, before its call has ended, is no call nested in a holder: it follows the outcome, or meets the record as any duplicate does',
+    async (_, singleFlight) => {
+      let runs = 0;
+      let later: Promise<string> | undefined;
+      const once: (id: string) => Promise<string> = makeIdempotent(
+        async (id: string) => {
+          // Scheduled by the function, run once it has returned (two turns later), before its call ends.
+          if (++runs === 1)
+            later = Promise.resolve()
+              .then()
+              .then(() => once(id).catch((error: IdempotencyError) => error.message));
+          return `run ${runs}`;
+        },
+        { store, name: `flight-left-returning-${singleFlight}`, singleFlight },
+      );
+      expect(await once('lr-2')).toBe('run 1');
+      if (singleFlight) expect(await later).toBe('run 1');
+      else expect(await later).not.toMatch(/nested/);
+      expect(runs).toBe(1);
+    },
+  );
+
   test('middy: a duplicate dispatched while the first runs, from the async context that dispatched the first (a runtime loop), waits for it', async () => {
     const turnstile = new Turnstile<string>();
     const handler = middy(async (event: { id: string }) => ({ charged: await turnstile.enter(), id: event.id })).use(
