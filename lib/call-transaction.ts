@@ -57,6 +57,10 @@ function isAttributeValue(value: unknown): boolean {
  */
 function marshalled(values: Values | undefined, action: string, parameter: string) {
   if (values === undefined || values === null) throw new TypeError(`transaction().${action}: \`${parameter}\` is required.`);
+  // A bare value (`Key: id`) would be marshalled to one AttributeValue, which DynamoDB cannot even read: an unknown outcome.
+  if (typeof values !== 'object' || Array.isArray(values)) {
+    throw new TypeError(`transaction().${action}: \`${parameter}\` must be an object of attribute names and values ({ id: 'p-1' }).`);
+  }
   const entries = Object.values(values);
   // Only a key, or an item that holds its key, tells: an expression's values may be native maps of any shape.
   if (parameter !== 'ExpressionAttributeValues' && entries.length > 0 && entries.every(isAttributeValue)) {
@@ -75,6 +79,10 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
 }
 
 function expressions(params: Expressions, action: string) {
+  const names: unknown = params.ExpressionAttributeNames;
+  if (names !== undefined && (typeof names !== 'object' || names === null || Array.isArray(names))) {
+    throw new TypeError(`transaction().${action}: \`ExpressionAttributeNames\` must be an object of placeholders and attribute names ({ '#s': 'status' }).`);
+  }
   return {
     ...(params.ConditionExpression === undefined ? {} : { ConditionExpression: params.ConditionExpression }),
     ...(params.ExpressionAttributeNames === undefined ? {} : { ExpressionAttributeNames: params.ExpressionAttributeNames }),

@@ -82,10 +82,10 @@ export class DynamoDBStore extends LeanDynamoDBStore {
         item = await this.refusedBy(() => this.adoptRetention(request, refused));
         if (item === undefined) return this.commitCompleted(request, writes, true);
       }
-      return {
-        claimed: false,
-        record: await this.refusedBy(async () => (await this.toRecord(item)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal')),
-      };
+      // The call's own COMPLETED record (a resent commit, applied before) is its outcome: one that cannot be decoded now leaves its state, as for a completion.
+      const own = item?.[this.attributes.owner]?.S === request.owner && item?.[this.attributes.status]?.S === 'COMPLETED';
+      const read = async () => (await this.toRecord(item)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal');
+      return { claimed: false, record: await this.refusedBy(own ? () => read().catch(async () => (await this.toRecord(item, false))!) : read) };
     });
   }
 

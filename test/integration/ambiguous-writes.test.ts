@@ -7,10 +7,11 @@
 import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
-import { type HttpResult, httpIdempotency, type IdempotencyEvent, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { DynamoDBStore, type HttpResult, httpIdempotency, type IdempotencyEvent, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
 import { gate, Turnstile } from '../support/gate.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { thrown } from '../support/rejections.js';
@@ -188,6 +189,30 @@ test('atomic mode: a resent transaction that meets its own COMPLETED record (a r
   // Its response could not be stored: the caller still gets its own result, not RESPONSE_NOT_STORED.
   expect(await once('unstorable')).toBe(results.unstorable);
   expect(await item('atomic-resent', 'unstorable')).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
+});
+
+test("atomic mode, encrypted: a resent transaction that meets its own COMPLETED record while the key provider fails gives the caller its own result, not STORE_FAILURE's 'nothing was written'", async () => {
+  const ring = keyring(aesKey('k1'));
+  const encrypted = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  // The first send applies; the key provider then fails, and the second send meets the first one's record.
+  const resent = Object.assign(Object.create(encrypted) as typeof encrypted, {
+    claimCompleted: async (...args: Parameters<typeof encrypted.claimCompleted>) => {
+      await encrypted.claimCompleted(...args);
+      ring.failById = 'throws';
+      return encrypted.claimCompleted(...args);
+    },
+  });
+  const once = makeIdempotent(
+    async (id: string) => {
+      transaction().update(increment(`atomic-sealed-${id}`));
+      return { charged: id };
+    },
+    { store: resent, name: 'atomic-sealed', atomic: true },
+  );
+
+  expect(await once('a')).toEqual({ charged: 'a' });
+  expect((await readItem(inspect, tableName, 'atomic-sealed-a'))?.n).toEqual({ N: '1' });
+  expect(await item('atomic-sealed', 'a')).toMatchObject({ status: { S: 'COMPLETED' } });
 });
 
 test('atomic mode: a transaction that loses every response is COMMIT_FAILED (it may have applied; there is no record to release); a retry replays what it applied, its writes once', async () => {

@@ -561,6 +561,47 @@ describe('transactional completion', () => {
     expect(await record(recordId(name, 'w1'))).toBeUndefined();
   });
 
+  test.each([false, true])(
+    'atomic: %s; a key given as a bare value, or names given as an array, is a TypeError as the write is added, not a commit DynamoDB cannot read (COMMIT_FAILED)',
+    async (atomic) => {
+      const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+      const name = uniqueName('bare-key');
+      const refused: unknown[] = [];
+      const fn = makeIdempotent(
+        async (id: string) => {
+          const tx = transaction().update(increment(`${name}-counter`));
+          for (const write of [
+            () => tx.delete({ TableName: bizTable, Key: `${name}-${id}` as never }),
+            () => tx.conditionCheck({ TableName: bizTable, Key: 7 as never, ConditionExpression: 'attribute_exists(id)' }),
+            () =>
+              tx.put({
+                TableName: bizTable,
+                Item: { id: `${name}-put` },
+                ConditionExpression: 'attribute_not_exists(#i)',
+                ExpressionAttributeNames: ['id'] as never,
+              }),
+          ]) {
+            try {
+              write();
+            } catch (error) {
+              refused.push(error);
+            }
+          }
+          return 'ok';
+        },
+        { store, name, atomic, now: () => T0 },
+      );
+      expect(await fn('w1')).toBe('ok');
+      expect(refused.map((error) => (error instanceof TypeError ? (error as Error).message : error))).toEqual([
+        "transaction().delete: `Key` must be an object of attribute names and values ({ id: 'p-1' }).",
+        "transaction().conditionCheck: `Key` must be an object of attribute names and values ({ id: 'p-1' }).",
+        "transaction().put: `ExpressionAttributeNames` must be an object of placeholders and attribute names ({ '#s': 'status' }).",
+      ]);
+      expect(await applied(`${name}-counter`)).toBe(1);
+      expect((await record(recordId(name, 'w1')))?.status?.S).toBe('COMPLETED');
+    },
+  );
+
   test("a write of an item over 400 KB: TRANSACTION_INVALID naming the write, its table and DynamoDB's reason; nothing written, the record released", async () => {
     const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
     const name = uniqueName('large-write');
