@@ -92,34 +92,57 @@ function functionTimeout(fn: LambdaFunction): number | undefined {
 const UNKNOWN = '\u0000';
 
 /**
- * A reference as CloudFormation gets it, as text, its joins done; what only a deployment knows (a
- * pseudo parameter) is {@link UNKNOWN}. `undefined` when it cannot be rendered (an attribute).
+ * A part of a reference that names a resource (a `Ref`, an attribute, an import of another stack's
+ * output): its template form, without colons, so that it stays one part of an ARN.
  */
-function rendered(value: unknown): string | undefined {
+const opaque = (value: unknown): string => `\u0001${JSON.stringify(value).replaceAll(':', '\u0002')}\u0001`;
+
+/**
+ * A reference as CloudFormation gets it, as text, its joins done; what only a deployment knows (a
+ * pseudo parameter) is {@link UNKNOWN}, a resource's name or attribute {@link opaque}.
+ */
+function rendered(value: unknown): string {
   if (typeof value === 'string') return value;
-  const intrinsic = value as { Ref?: unknown; 'Fn::Join'?: [string, unknown[]] } | null;
-  if (typeof intrinsic?.Ref === 'string') return intrinsic.Ref.startsWith('AWS::') ? UNKNOWN : undefined;
+  const intrinsic = value as { Ref?: unknown; 'Fn::Join'?: [unknown, unknown[]] } | null;
+  if (typeof intrinsic?.Ref === 'string' && intrinsic.Ref.startsWith('AWS::')) return UNKNOWN;
   const join = intrinsic?.['Fn::Join'];
-  if (!Array.isArray(join) || !Array.isArray(join[1])) return undefined;
-  const parts = join[1].map(rendered);
-  return parts.every((part) => part !== undefined) ? parts.join(join[0]) : undefined;
+  if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) return join[1].map(rendered).join(join[0]);
+  return opaque(value);
+}
+
+/**
+ * How the name and the ARN of `fn` read in the template of `stack`, rendered: in another stack,
+ * those it imports from the function's stack (the same logical id in a stack that imports nothing of
+ * it is another resource), and a name written in the app.
+ */
+function referencesIn(fn: LambdaFunction, stack: Stack): { readonly names: readonly string[]; readonly arn: string | undefined } {
+  const home = Stack.of(fn);
+  const read = (value: string): string | undefined => {
+    const there = stack.resolve(value);
+    return stack === home || JSON.stringify(there) !== JSON.stringify(home.resolve(value)) ? rendered(there) : undefined;
+  };
+  const cfn = fn.node.defaultChild;
+  const literal = cfn instanceof CfnFunction ? cfn.functionName : undefined;
+  const names = [isLiteral(literal) ? literal : undefined, read(fn.functionName)].filter((name) => name !== undefined);
+  return { names, arn: read(fn.functionArn) };
 }
 
 /**
  * Whether `reference`, the function a mapping or an async-invoke config of `scope` names, is the
- * name `fn` is deployed under (`functionName`), alone or in an ARN, full or partial, with a
- * qualifier or not, of its account and Region: another stack that imports `fn` by its name or ARN
- * (`Function.fromFunctionName`) wires the same function.
+ * name `fn` is deployed under (`functionName`, written in the app or generated), alone or in an
+ * ARN, full or partial, with a qualifier or not, of its account and Region, or its ARN: a function
+ * imported by its name or ARN (`Function.fromFunctionName`, `Function.fromFunctionArn`), in its
+ * stack or another, is the same function.
  */
 function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
-  const cfn = fn.node.defaultChild;
-  const name = cfn instanceof CfnFunction ? cfn.functionName : undefined;
-  if (!isLiteral(name) || reference === fn.functionName) return false;
-  const resolved = Stack.of(scope).resolve(reference) as { 'Fn::Select'?: [unknown, { 'Fn::Split'?: [unknown, unknown] }] } | null;
+  if (reference === fn.functionName) return false;
+  const stack = Stack.of(scope);
+  const own = referencesIn(fn, stack);
+  const resolved = stack.resolve(reference) as { 'Fn::Select'?: [unknown, { 'Fn::Split'?: [unknown, unknown] }] } | null;
   // An imported function's name is selected from its ARN, whose account and Region say which function it is.
   const [index, of] = resolved?.['Fn::Select'] ?? [];
   const text = rendered(index === 6 && of?.['Fn::Split']?.[0] === ':' ? of['Fn::Split'][1] : resolved);
-  if (text === undefined) return false;
+  if (own.arn !== undefined && (text === own.arn || text.startsWith(`${own.arn}:`))) return true;
   // name[:qualifier], account:function:name[:qualifier], arn:partition:lambda:region:account:function:name[:qualifier]
   const parts = text.split(':');
   const [region, account, named] =
@@ -132,7 +155,7 @@ function namesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown
         : [undefined, undefined, parts[0]];
   const other = (mine: string, theirs: string | undefined) =>
     theirs !== undefined && theirs !== UNKNOWN && Token.compareStrings(mine, theirs) === TokenComparison.DIFFERENT;
-  return named === name && !other(fn.env.region, region) && !other(fn.env.account, account);
+  return named !== undefined && own.names.includes(named) && !other(fn.env.region, region) && !other(fn.env.account, account);
 }
 
 /**
@@ -144,24 +167,8 @@ export function mappingsOf(fn: LambdaFunction): CfnEventSourceMapping[] {
   const all = fn.node.root.node.findAll();
   const targets = handlesOf(fn, all);
   return all.filter(
-    (c): c is CfnEventSourceMapping =>
-      c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName) || qualifiesFunction(fn, c, c.functionName)),
+    (c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping && (targets.has(c.functionName) || namesFunction(fn, c, c.functionName)),
   );
-}
-
-/**
- * Whether `reference` is the name or ARN of `fn` with a qualifier written onto it
- * (`${fn.functionName}:live`): an alias or version managed outside the app runs its code all the same.
- */
-function qualifiesFunction(fn: LambdaFunction, scope: IConstruct, reference: unknown): boolean {
-  if (typeof reference !== 'string' || !Token.isUnresolved(reference)) return false;
-  const stack = Stack.of(scope);
-  const join = (stack.resolve(reference) as { 'Fn::Join'?: [unknown, unknown[]] } | null)?.['Fn::Join'];
-  if (join?.[0] !== '' || !Array.isArray(join[1]) || join[1].length !== 2) return false;
-  const [handle, qualifier] = join[1];
-  if (typeof qualifier !== 'string' || !/^:[A-Za-z0-9$_-]+$/.test(qualifier)) return false;
-  const resolved = JSON.stringify(handle);
-  return [fn.functionName, fn.functionArn].some((own) => JSON.stringify(stack.resolve(own)) === resolved);
 }
 
 /**

@@ -38,6 +38,7 @@ import {
   Code,
   EventSourceMapping,
   type IEventSource,
+  type IFunction,
   Function as LambdaFunction,
   Runtime,
   SingletonFunction,
@@ -1479,6 +1480,54 @@ test('a function deployed under its own name is found by it: event sources and a
   annotations.hasError('/Payments/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*retries asynchronous events for up to 6 h'));
   expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('Wiring/(Other|Elsewhere)'))).toEqual([]);
   expect(annotations.findError('/Payments/Handler', Match.stringLikeRegexp('noBatchItemFailures.*Wiring/ByAliasArn'))).toEqual([]);
+});
+
+test('a function imported by its generated name or ARN (fromFunctionArn(fn.functionArn), fromFunctionName(fn.functionName)), in its stack or another, is the function: event sources and async-invoke settings wired on the import are checked like its own', () => {
+  const app = new App();
+  const payments = new Stack(app, 'Payments');
+  const records = new IdempotencyTable(payments, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  const handler = fn(payments, 'Handler');
+  records.attachFunction(handler);
+  // Queues keeping messages 4 days without a dead-letter queue, wired without reportBatchItemFailures.
+  const wire = (imported: IFunction, queueScope: Stack, id: string) => imported.addEventSource(new SqsEventSource(new Queue(queueScope, id)));
+  wire(LambdaFunction.fromFunctionArn(payments, 'ByArn', handler.functionArn), payments, 'Orders');
+  wire(LambdaFunction.fromFunctionName(payments, 'ByName', handler.functionName), payments, 'Refunds');
+  LambdaFunction.fromFunctionAttributes(payments, 'Async', { functionArn: handler.functionArn, sameEnvironment: true }).configureAsyncInvoke({
+    maxEventAge: Duration.hours(6),
+  });
+  const wiring = new Stack(app, 'Wiring');
+  wire(LambdaFunction.fromFunctionArn(wiring, 'ByArn', handler.functionArn), wiring, 'Invoices');
+  wire(LambdaFunction.fromFunctionName(wiring, 'ByName', handler.functionName), wiring, 'Receipts');
+  // Another stack's own function of the same construct id (so the same logical id) is another function.
+  const own = fn(wiring, 'Handler');
+  wire(LambdaFunction.fromFunctionArn(wiring, 'OwnByArn', own.functionArn), wiring, 'Own');
+  Template.fromStack(wiring);
+  const found = Annotations.fromStack(payments);
+  for (const [mapping, queue] of [
+    ['Payments/ByArn', 'Payments/Orders'],
+    ['Payments/ByName', 'Payments/Refunds'],
+    ['Wiring/ByArn', 'Wiring/Invoices'],
+    ['Wiring/ByName', 'Wiring/Receipts'],
+  ]) {
+    found.hasError('/Payments/Handler', Match.stringLikeRegexp(`noBatchItemFailures.*${mapping}/SqsEventSource`));
+    found.hasError('/Payments/Handler', Match.stringLikeRegexp(`retentionShorterThanRedelivery.*${queue} .*for 4 days`));
+  }
+  found.hasError('/Payments/Handler', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*retries asynchronous events for up to 6 h'));
+  expect(found.findError('/Payments/Handler', Match.stringLikeRegexp('Wiring/Own'))).toEqual([]);
+});
+
+test("a function of another stack that imports nothing of the attached function's stack is another function, though its logical id is the same: its event sources, by ARN with a qualifier or not, are not the attached function's", () => {
+  const app = new App();
+  const payments = new Stack(app, 'Payments');
+  const records = new IdempotencyTable(payments, 'Idempotency', { expiresAfter: Duration.hours(1) });
+  records.attachFunction(fn(payments, 'Handler'));
+  const unrelated = new Stack(app, 'Unrelated');
+  const theirs = fn(unrelated, 'Handler');
+  // Queues keeping messages 4 days without a dead-letter queue, wired without reportBatchItemFailures.
+  LambdaFunction.fromFunctionArn(unrelated, 'ByArn', theirs.functionArn).addEventSource(new SqsEventSource(new Queue(unrelated, 'Orders')));
+  new CfnEventSourceMapping(unrelated, 'Live', { functionName: `${theirs.functionArn}:live`, eventSourceArn: new Queue(unrelated, 'Refunds').queueArn });
+  Template.fromStack(unrelated);
+  expect(Annotations.fromStack(payments).findError('/Payments/Handler', Match.anyValue())).toEqual([]);
 });
 
 test('sources the batch helper refuses (Kafka, Amazon MQ, DocumentDB) are not held to its settings: no error a user could not fix', () => {
