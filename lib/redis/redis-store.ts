@@ -1,3 +1,4 @@
+import { delay } from '../deadline.js';
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
 import { isWellFormed } from '../key.js';
 import { assertKnownOptions, checkOptions, isBoolean, type OptionCheck } from '../options.js';
@@ -137,6 +138,16 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
 const WHERE = 'Redis';
 /** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
 const RECONNECT_MILLIS = 1000;
+/** How long a completion refused for now (LOADING, BUSY) waits before it is sent again. */
+const REFUSED_PAUSE_MILLIS = 50;
+
+/**
+ * Replies that refuse a command before it runs, for a while: a server that restarted on its data
+ * answers LOADING until it is loaded (node-redis reconnects and sends meanwhile; ioredis's ready
+ * check waits), and any server answers BUSY while another client's script runs past its
+ * `busy-reply-threshold`. Nothing was written, so sending again is safe.
+ */
+const refusedForNow = (error: unknown): boolean => /^(LOADING|BUSY) /.test(replyText(error));
 
 /**
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
@@ -295,16 +306,24 @@ export class RedisStore implements IdempotencyStore {
    * `reconnectOnError` answers by reconnecting), it is sent once more as soon as the client is ready
    * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
    * and let a duplicate run the function again; both attempts and the wait between them fit in the
-   * call's one `timeoutMillis`, so it still answers before the Lambda deadline. Fenced by the owner,
+   * call's one `timeoutMillis`, so it still answers before the Lambda deadline. One refused before
+   * it ran (LOADING, BUSY) is sent again until the server takes it, within the same bound. Fenced by the owner,
    * a script applied twice changes nothing. (A release is not: a record left held until its lease
    * runs nothing twice.)
    */
   private async write(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    try {
-      return await this.run(connection, script, key, args);
-    } catch (error) {
-      if (!(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
-      return this.run(connection, script, key, args);
+    const until = performance.now() + this.reconnectMillis;
+    for (;;) {
+      try {
+        return await this.run(connection, script, key, args);
+      } catch (error) {
+        // Refused before it ran, for a while: sent again until the server takes it, within the bound.
+        if (!refusedForNow(error) || performance.now() + REFUSED_PAUSE_MILLIS >= until) {
+          if (!(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
+          return this.run(connection, script, key, args);
+        }
+        await delay(REFUSED_PAUSE_MILLIS).elapsed;
+      }
     }
   }
 

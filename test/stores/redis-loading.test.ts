@@ -1,0 +1,122 @@
+/**
+ * Replies that refuse a command before it runs, for a while: `LOADING` (a server that restarted on
+ * its data answers every command with it until the data is loaded, and node-redis reconnects and
+ * sends during that time) and `BUSY` (another client's script ran past `busy-reply-threshold`). A
+ * completion refused so is sent again until the server takes it, within the call's bound: the
+ * function has run, and a record left INPROGRESS would let a duplicate after the lease run it again.
+ * Each test has a server of its own.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeIdempotent } from '../../lib/index.js';
+import { RedisStore } from '../../lib/redis/index.js';
+import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
+
+/** Resolves at the client's next `ready` event (it reconnected). */
+const nextReady = (client: object): Promise<void> =>
+  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+
+// Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file.
+const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];
+
+const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => kind.name.startsWith('node-redis'));
+
+for (const kind of NODE_REDIS) {
+  test(`${kind.name}: a completion sent while a restarted server loads its data (LOADING) is sent again once it has, so the record is COMPLETED`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-loading-'));
+    let server: RedisServer = await startRedisServer({ dir, extraArgs: SLOW_LOADING });
+    const raw = inspector(server.url);
+    await raw.eval("for i = 1, 2000 do redis.call('SET', 'filler:' .. i, i) end", 0);
+    const opened = await kind.open(server.url);
+    let restarted: Promise<RedisServer> | undefined;
+    try {
+      const store = new RedisStore({ client: opened.client, keyPrefix: 'loading:', timeoutMillis: 15_000 });
+      let runs = 0;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          runs++;
+          await raw.save();
+          raw.disconnect();
+          await server.stop();
+          const ready = nextReady(opened.client);
+          restarted = startRedisServer({ dir, port: server.port, extraArgs: SLOW_LOADING });
+          await ready; // node-redis is connected again, to a server still loading
+          return 'paid';
+        },
+        { store, name: 'pay' },
+      );
+      expect(await pay('k')).toBe('paid');
+      server = await restarted!;
+      const after = inspector(server.url);
+      try {
+        const [key] = await after.keys('loading:*');
+        expect(await after.hget(key!, 'status')).toBe('COMPLETED');
+      } finally {
+        after.disconnect();
+      }
+      expect(await pay('k')).toBe('paid');
+      expect(runs).toBe(1);
+    } finally {
+      raw.disconnect();
+      await opened.close();
+      await (await restarted?.catch(() => undefined))?.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+}
+
+// Any 1.5 s script: the server answers BUSY to every other command once it has run 100 ms.
+const LONG_SCRIPT = `
+local start = redis.call('TIME')
+repeat local now = redis.call('TIME') until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 1500000
+return 1`;
+
+describe("another client's script runs past busy-reply-threshold (BUSY)", () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer({ extraArgs: ['--busy-reply-threshold', '100'] });
+  });
+  afterAll(() => server.stop());
+
+  test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(
+    '%s: a completion refused with BUSY is sent again once the script has ended, so the record is COMPLETED',
+    async (name, kind) => {
+      const opened = await kind.open(server.url);
+      const [busy, probe, raw] = [inspector(server.url), inspector(server.url), inspector(server.url)];
+      let script: Promise<unknown> | undefined;
+      try {
+        const keyPrefix = `busy-${name}:`;
+        const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 15_000 });
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
+            script = busy.eval(LONG_SCRIPT, 0);
+            // The server answers BUSY: the script has run past the threshold.
+            for (;;)
+              if (
+                await probe.ping().then(
+                  () => false,
+                  (error: Error) => error.message.startsWith('BUSY'),
+                )
+              )
+                break;
+            return 'paid';
+          },
+          { store, name: 'pay' },
+        );
+        expect(await pay('k')).toBe('paid');
+        await script;
+        const [key] = await raw.keys(`${keyPrefix}*`);
+        expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+      } finally {
+        await script?.catch(() => undefined);
+        for (const client of [busy, probe, raw]) client.disconnect();
+        await opened.close();
+      }
+    },
+    30_000,
+  );
+});
