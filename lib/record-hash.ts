@@ -108,6 +108,17 @@ export async function recordOf(key: string, hash: RecordHash, codec: ResponseCod
 }
 
 /**
+ * The record that refused a completion or release: its state alone, its outcome never opened (nor a
+ * key provider asked), unless it is `owner`'s COMPLETED record (a completion sent again after its
+ * answer was lost), whose outcome as stored is the call's: a final error cut short replays cut
+ * short, from the local cache too. One that cannot be opened now leaves its state, as any other. @internal
+ */
+export function refusalRecord(key: string, hash: RecordHash, codec: ResponseCodec, where: string, owner?: string): Promise<IdempotencyRecord> {
+  const state = () => recordOf(key, hash, codec, where, false);
+  return hash.owner === owner && hash.status === 'COMPLETED' ? recordOf(key, hash, codec, where).catch(state) : state();
+}
+
+/**
  * What operations tools see of `hash`: never the response or the error themselves. A record without
  * a retention is shown without one, as claims read it (the first that meets it gives it one). @internal
  */

@@ -2,7 +2,7 @@ import { delay } from '../deadline.js';
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
 import { isWellFormed } from '../key.js';
 import { assertKnownOptions, checkOptions, isBoolean, type OptionCheck } from '../options.js';
-import { hashOf, outcomeFields, recordOf, summaryOf } from '../record-hash.js';
+import { hashOf, outcomeFields, recordOf, refusalRecord, summaryOf } from '../record-hash.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import type {
   ClaimRequest,
@@ -327,16 +327,9 @@ export class RedisStore implements IdempotencyStore {
     }
   }
 
-  /**
-   * The record that refused a completion or release: its state alone, its outcome never opened (nor
-   * a key provider asked), unless it is `owner`'s COMPLETED record (a completion sent again after
-   * its answer was lost), whose outcome as stored is the call's: a final error cut short replays cut
-   * short, from the local cache too. One that cannot be opened now leaves its state, as any other.
-   */
+  /** The record that refused a completion or release (see {@link refusalRecord}). */
   private async current(key: string, fields: unknown, owner?: string): Promise<IdempotencyRecord | undefined> {
     const record = hashOf(fields);
-    if (record === undefined) return undefined;
-    const state = () => recordOf(key, record, this.codec, WHERE, false);
-    return record.owner === owner && record.status === 'COMPLETED' ? recordOf(key, record, this.codec, WHERE).catch(state) : state();
+    return record === undefined ? undefined : refusalRecord(key, record, this.codec, WHERE, owner);
   }
 }

@@ -1,6 +1,6 @@
 import { encryptionModule, type OutcomeEncryption } from '../encryption.js';
 import { checkOptions, wholeNumber } from '../options.js';
-import { hashOf, outcomeFields, type RecordHash, recordOf, summaryOf } from '../record-hash.js';
+import { hashOf, outcomeFields, type RecordHash, recordOf, refusalRecord, summaryOf } from '../record-hash.js';
 import { ResponseCodec } from '../response-codec.js';
 import {
   adoptedRetention,
@@ -101,7 +101,7 @@ export class InMemoryStore implements IdempotencyStore {
     checkNumbers(request, ['expiresAt']);
     const outcome = await outcomeFields(this.codec, request);
     const current = this.records.get(request.key);
-    if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.recordOf(request.key, current) };
+    if (!this.heldBy(current, request.owner)) return { completed: false, record: await this.refusedBy(request.key, current, request.owner) };
     const { leaseUntil: _lease, ...kept } = current!;
     this.records.set(request.key, { ...kept, status: 'COMPLETED', expiresAt: String(request.expiresAt), ...fromPairs(outcome.fields) });
     return outcome.result;
@@ -109,7 +109,7 @@ export class InMemoryStore implements IdempotencyStore {
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const current = this.records.get(request.key);
-    if (!this.heldBy(current, request.owner)) return { released: false, record: await this.recordOf(request.key, current) };
+    if (!this.heldBy(current, request.owner)) return { released: false, record: await this.refusedBy(request.key, current) };
     this.records.delete(request.key);
     return { released: true };
   }
@@ -150,7 +150,7 @@ export class InMemoryStore implements IdempotencyStore {
     return record?.owner === owner && record.status === 'INPROGRESS';
   }
 
-  private async recordOf(key: string, record: RecordHash | undefined): Promise<IdempotencyRecord | undefined> {
-    return record === undefined ? undefined : recordOf(key, record, this.codec, WHERE);
+  private async refusedBy(key: string, record: RecordHash | undefined, owner?: string): Promise<IdempotencyRecord | undefined> {
+    return record === undefined ? undefined : refusalRecord(key, record, this.codec, WHERE, owner);
   }
 }
