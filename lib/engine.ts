@@ -73,6 +73,23 @@ function invocationOf(context: unknown): object | undefined {
   return typeof invocation === 'object' && invocation !== null ? invocation : undefined;
 }
 
+/**
+ * The records the durable calls of each invocation hold, by invocation (its Lambda context, as for
+ * flights) and store, for every engine of the process. The calls of an execution share one owner:
+ * a call of another engine with the key (a wrapper of the same function made where it is called,
+ * in each `ctx.map` item) would take a record held by a running call for its own and run beside it.
+ */
+const durableHolds = new WeakMap<object, WeakMap<object, Map<string, Call>>>();
+
+/** The records held in `invocation` in `store`, by key. */
+function holdsOf(invocation: object, store: object): Map<string, Call> {
+  let byStore = durableHolds.get(invocation);
+  if (byStore === undefined) durableHolds.set(invocation, (byStore = new WeakMap()));
+  let holds = byStore.get(store);
+  if (holds === undefined) byStore.set(store, (holds = new Map()));
+  return holds;
+}
+
 /** The longest a follower waits on one timer before it looks at its leader's lease again. */
 const FLIGHT_RECHECK_MILLIS = 1000;
 
@@ -141,6 +158,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #durableFlights = new WeakMap<object, Map<string, Flight>>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
+  /** Where each durable call that holds its record is registered (see `durableHolds`). */
+  readonly #holding = new WeakMap<Call, Map<string, Call>>();
 
   /**
    * `observe` turns the `observability` option into events: entry points choose which forms they take.
@@ -238,6 +257,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Calls of one execution hold the record as one owner: they follow each other even without single-flight.
     const flights = execution !== undefined || this.#singleFlight ? this.#flightsOf(execution, context) : undefined;
     const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
+    const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
+    const holds = invocation === undefined ? undefined : holdsOf(invocation, this.#store);
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     // Until when this call may wait for another process's attempt: counted from its start, also
@@ -255,11 +276,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, place);
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, holds, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
-        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil);
+        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, holds);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -299,8 +320,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     deadline: Deadline | undefined,
     execution: string | undefined,
     waitForOtherUntil: number,
+    holds: Map<string, Call> | undefined,
     place?: FlightPlace,
   ): Promise<Start> {
+    // Another call of this invocation holds the record (one of another engine: this engine's wait
+    // in flights): it is another attempt's, as it is outside durable executions, not this call's to run.
+    const holder = holds?.get(key);
+    if (holder !== undefined) {
+      this.#checkFingerprint(holder, fingerprint);
+      throw this.#inProgress(key, holder.leaseUntil);
+    }
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
@@ -325,6 +354,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (flight !== undefined) {
       flight.hold(start.call, start.leaseUntil);
       this.#leading.set(start.call, flight);
+    }
+    if (holds !== undefined && start.call.mode === 'claimed') {
+      holds.set(key, start.call);
+      this.#holding.set(start.call, holds);
     }
     return start;
   }
@@ -481,6 +514,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
       return own;
     } finally {
+      const holds = this.#holding.get(call);
+      if (holds?.get(call.key) === call) holds.delete(call.key);
       const flight = this.#leading.get(call);
       if (flight !== undefined) this.#land(flight, record, outcome.kind === 'error' ? outcome.error : undefined);
     }

@@ -648,6 +648,37 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(second).toBe(first);
   });
 
+  test('two wrappers of one function (one name and store, each made where it is called, as in each item of a ctx.map): the second meets the first holding the record, IN_PROGRESS, as outside durable executions; the function runs once', async () => {
+    const charges: string[] = [];
+    const release = gate<void>();
+    const started = gate<void>();
+    let claims = 0;
+    const counting: typeof store = Object.create(store, { claim: { value: (request: Parameters<typeof store.claim>[0]) => (claims++, store.claim(request)) } });
+    const name = `charge-${randomUUID()}`;
+    const charge = async (orderId: string, _ctx: DurableContext): Promise<string> => {
+      charges.push(orderId);
+      started.open();
+      // The first holds the record until the second has started; a second run lets it go on.
+      if (charges.length === 1) await release.promise;
+      else release.open();
+      return `charged ${orderId} (${charges.length})`;
+    };
+    const chargeOnce = () => makeIdempotent(charge, { store: counting, name });
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const first = chargeOnce()(orderId, ctx);
+      await started.promise;
+      const second = chargeOnce()(orderId, ctx);
+      // A call that sends no claim follows the first in process: nothing else would let the first go on.
+      if (claims === 1) release.open();
+      const settled = await Promise.allSettled([first, second.finally(() => release.open())]);
+      return settled.map((result) => (result.status === 'fulfilled' ? result.value : String((result.reason as Error).message).slice(0, 11)));
+    });
+    const orderId = randomUUID();
+    const execution = await runExecution<string[]>(handler, orderId);
+    expect(charges).toEqual([orderId]);
+    expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, 'IN_PROGRESS']);
+  });
+
   test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {
     const { charges, release, charge } = chargeOnce(true);
     release.open();
