@@ -55,16 +55,26 @@ function bytesOf(chunk: unknown): Buffer {
   throw new TypeError(`A streamed response can only send strings and bytes, but the stream gave ${chunk === null ? 'null' : typeof chunk}.`);
 }
 
+/** How many chunks of a stream are joined into one Buffer while it is read. */
+const JOINED_CHUNKS = 1024;
+
 /** A stream's bytes, as text when they are UTF-8 that middy writes as they are, else as the stored form of bytes. */
 async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
   const chunks: Buffer[] = [];
+  // A Buffer per chunk costs about a hundred bytes besides its own: a stream of tokens of a few bytes
+  // each would be held as thirty times its size. Recent chunks are joined into one as they come.
+  let recent: Buffer[] = [];
   // Read as middy sends it, through a pipeline: that also reads the streams of libraries that
   // predate async iteration (readable-stream 2, through2 2), which are not async iterables.
   const collect = new Writable({
     objectMode: true,
     write(chunk: unknown, _encoding, done) {
       try {
-        chunks.push(bytesOf(chunk));
+        recent.push(bytesOf(chunk));
+        if (recent.length === JOINED_CHUNKS) {
+          chunks.push(Buffer.concat(recent));
+          recent = [];
+        }
         done();
       } catch (error) {
         done(error as Error);
@@ -72,7 +82,7 @@ async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: str
     },
   });
   await pipeline(stream, collect);
-  const bytes = Buffer.concat(chunks);
+  const bytes = Buffer.concat([...chunks, ...recent]);
   let text: string | undefined;
   try {
     text = utf8.decode(bytes);

@@ -6,6 +6,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
 import httpErrorHandler from '@middy/http-error-handler';
@@ -199,6 +201,34 @@ test('a stream too large to store even compressed: the first caller gets every b
   expect(item?.response).toBeUndefined();
   expect((await rejection(invokeStreaming(handler, { id: 1 }, lambdaContext(name)))).code).toBe('RESPONSE_NOT_STORED');
   expect(runs).toBe(1);
+});
+
+test('a stream of many small chunks (a token at a time) is held while read as about its bytes, not as an object per chunk', async () => {
+  const name = 'small-chunks';
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const held = () => {
+    gc();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
+  const count = 500_000;
+  let retained = 0;
+  const handler = middy(async () => {
+    const before = held();
+    return Readable.from(
+      (function* () {
+        for (let index = 1; index < count; index++) yield 'tok ';
+        // Every chunk but this one has been read and kept.
+        retained = held() - before;
+        yield 'end.';
+      })(),
+    );
+  }, streamingMode as never).use(idempotency({ store, name }));
+  const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  expect(first.bytes.length).toBe(4 * count);
+  // 2 MB of bytes; kept as a Buffer per chunk they took about 60 MB.
+  expect(retained).toBeLessThan(4 * 4 * count);
 });
 
 test('httpIdempotency answers a duplicate of a stream too large to store with its 409 problem, prelude and body', async () => {
