@@ -86,6 +86,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * replayed to duplicates as an error with the same name, message and `code`. Other errors release
    * the record so a retry runs again, and so does an `IdempotencyError` that asks for a retry
    * (`IN_PROGRESS`, `SUPERSEDED`, `STORE_FAILURE`, `COMMIT_FAILED`, `TRANSACTION_CONFLICT`) whatever this says.
+   * Only `true` counts: a promise (an `async` function) is taken as not final, with a warning.
    * @default none: every error releases
    */
   readonly isFinalError?: ((error: unknown) => boolean) | undefined;
