@@ -155,7 +155,7 @@ export const wholeNumber =
   (value) =>
     typeof value === 'number' && Number.isSafeInteger(value) && value >= min
       ? undefined
-      : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${typeof value === 'string' ? JSON.stringify(value) : String(value)})`;
+      : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n, a BigInt` : String(value)})`;
 
 /** Every shared option and its check: validation, the "known options" message and the entry points' subsets derive from it. */
 const SHARED_CHECKS = {
