@@ -823,7 +823,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that asks for a retry. */
   #isFinal(error: unknown): boolean {
     try {
-      return !asksForRetry(error) && this.#options.isFinalError?.(error) === true;
+      if (asksForRetry(error)) return false;
+      const final: unknown = this.#options.isFinalError?.(error);
+      // An async `isFinalError`: its promise is no answer, and its rejection must not end the process.
+      if (typeof (final as PromiseLike<unknown> | null)?.then === 'function') {
+        (final as PromiseLike<unknown>).then(undefined, () => undefined);
+        logLine(this.#logger, 'warn', '`isFinalError` returned a promise: it must return true or false, synchronously; the error was taken as not final');
+      }
+      return final === true;
     } catch {
       return false;
     }

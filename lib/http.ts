@@ -65,7 +65,8 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    */
   readonly maxRetryAfterSeconds?: number | undefined;
   /**
-   * Which results are final: stored and replayed. Others release the key.
+   * Which results are final: stored and replayed. Others release the key. Must return `true` or
+   * `false`, synchronously: anything else is a `TypeError` at the request, the key released.
    * @default below 500, except 401, 403, 408, 425, 429 and a 4xx with a `Retry-After` header
    */
   readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;
@@ -434,7 +435,14 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       checkBody(result);
       sendable(result);
-      const final = isFinalResponse(checked(normalize(result)));
+      const final: unknown = isFinalResponse(checked(normalize(result)));
+      // Anything but a boolean (a promise, a branch returning nothing) would have stored a 5xx for good.
+      if (typeof final !== 'boolean') {
+        const promise = typeof (final as PromiseLike<unknown> | null)?.then === 'function';
+        if (promise) (final as PromiseLike<unknown>).then(undefined, () => undefined);
+        const got = promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
+        throw new TypeError(`httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}).`);
+      }
       return { kind: 'return', value: result, final, answeredNonFinal: !final };
     },
     // No record answered a key past its age limit (none is left, or an atomic call reads none before

@@ -86,6 +86,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * replayed to duplicates as an error with the same name, message and `code`. Other errors release
    * the record so a retry runs again, and so does an `IdempotencyError` that asks for a retry
    * (`IN_PROGRESS`, `SUPERSEDED`, `STORE_FAILURE`, `COMMIT_FAILED`, `TRANSACTION_CONFLICT`) whatever this says.
+   * Only `true` counts: a promise (an `async` function) is taken as not final, with a warning.
    * @default none: every error releases
    */
   readonly isFinalError?: ((error: unknown) => boolean) | undefined;
@@ -154,7 +155,7 @@ export const wholeNumber =
   (value) =>
     typeof value === 'number' && Number.isSafeInteger(value) && value >= min
       ? undefined
-      : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${typeof value === 'string' ? JSON.stringify(value) : String(value)})`;
+      : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n, a BigInt` : String(value)})`;
 
 /** Every shared option and its check: validation, the "known options" message and the entry points' subsets derive from it. */
 const SHARED_CHECKS = {

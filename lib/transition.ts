@@ -1,5 +1,9 @@
 import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
+import { assertKnownOptions } from './options.js';
 import type { TransactionUpdate } from './transaction.js';
+
+/** Every parameter: a misspelt one (`versoin`) is refused rather than left unread, with the guard it meant. */
+const PARAMETERS = ['TableName', 'Key', 'from', 'to', 'attribute', 'version', 'set', 'add', 'condition'] as const satisfies readonly (keyof TransitionParams)[];
 
 /** DynamoDB's limit on the operands of `IN`. */
 const MAX_FROM_STATES = 100;
@@ -39,6 +43,7 @@ export interface TransitionParams {
  * ```
  */
 export function transition(params: TransitionParams): TransactionUpdate {
+  if (params !== null && typeof params === 'object') assertKnownOptions('transition', params, PARAMETERS);
   const from: unknown[] = typeof params?.from === 'string' ? [params.from] : Array.isArray(params?.from) ? [...params.from] : [];
   if (from.length === 0 || !from.every((state) => typeof state === 'string' && state.length > 0)) {
     throw new TypeError('transition: `from` must name at least one state.');
@@ -101,6 +106,14 @@ export function transition(params: TransitionParams): TransactionUpdate {
     values[`:tAdd${i}`] = amount;
     return `#tAdd${i} :tAdd${i}`;
   });
+  const condition: unknown = params.condition;
+  if (
+    condition !== undefined &&
+    condition !== null &&
+    (typeof condition !== 'object' || typeof (condition as { expression?: unknown }).expression !== 'string')
+  ) {
+    throw new TypeError('transition: `condition` must be an object with an `expression` (and the `names` and `values` it uses).');
+  }
   if (params.condition) {
     // A clash would silently replace one of the guard's own placeholders, and with it the guard.
     const clash = [...Object.keys(params.condition.names ?? {}), ...Object.keys(params.condition.values ?? {})].find((p) => p in names || p in values);

@@ -7,7 +7,7 @@ import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { MAX_ENVIRONMENT_RETENTION_SECONDS, TABLE_NAME } from '../dynamodb-store-options.js';
-import { anyValue, checkOptions, isBoolean, type OptionCheck } from '../options.js';
+import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
   checkEnvironmentRetention,
@@ -275,6 +275,12 @@ export interface AttachFunctionOptions {
  * Every option and its check: a misspelt or foreign one (a `Table` prop the construct sets itself,
  * such as `timeToLiveAttribute`) is refused, not ignored.
  */
+/** A KMS key construct, not its ARN: the construct grants through it, and CDK would fail deep inside on a string. Not `instanceof`, as for `expiresAfter`. */
+const isKey: OptionCheck = (value) =>
+  typeof (value as Partial<IKey> | null)?.grantEncryptDecrypt === 'function'
+    ? undefined
+    : `must be a KMS key construct (an IKey: new Key(…), or Key.fromKeyArn(scope, id, arn) for an existing one) (got ${typeof value === 'string' ? JSON.stringify(value) : String(value)})`;
+
 const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
   tableName: (value) =>
     Token.isUnresolved(value) || (typeof value === 'string' && TABLE_NAME.test(value))
@@ -285,7 +291,7 @@ const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
     typeof (value as Partial<Duration> | null)?.toSeconds === 'function'
       ? undefined
       : `must be a Duration, such as Duration.hours(24) (got ${JSON.stringify(value)})`,
-  encryptionKey: anyValue,
+  encryptionKey: isKey,
   removalPolicy: (value) =>
     value === RemovalPolicy.RETAIN || value === RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE || value === RemovalPolicy.DESTROY
       ? undefined
@@ -296,7 +302,7 @@ const PROP_CHECKS: Record<keyof IdempotencyTableProps, OptionCheck> = {
 
 const EXISTING_PROP_CHECKS: Record<keyof ExistingIdempotencyTableProps, OptionCheck> = {
   expiresAfter: PROP_CHECKS.expiresAfter,
-  encryptionKey: anyValue,
+  encryptionKey: isKey,
 };
 
 const ATTACH_CHECKS: Record<keyof AttachFunctionOptions, OptionCheck> = { expiresAfter: PROP_CHECKS.expiresAfter };
@@ -455,6 +461,9 @@ export abstract class IdempotencyTableBase extends Construct {
    * ```
    */
   public attachSqsConsumer(fn: LambdaFunction | SingletonFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
+    if (props === null || typeof props !== 'object') {
+      throw new TypeError('IdempotencyTable.attachSqsConsumer: `props` must be an object of SqsEventSource props, or left out.');
+    }
     if ((props as SqsEventSourceProps).reportBatchItemFailures === false) {
       throw new TypeError('IdempotencyTable.attachSqsConsumer: `reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
     }

@@ -519,6 +519,23 @@ test('deletion protection is on by default, off with RemovalPolicy.DESTROY (so t
   expect(enabled).toEqual({ Default: true, RetainOnUpdate: true, Destroy: false, Off: false, DestroyButProtected: true });
 });
 
+test('an `encryptionKey` given as its ARN, or the props of attachSqsConsumer given as null, is a TypeError that names it, not a crash inside CDK', () => {
+  const stack = new Stack(new App(), 'S');
+  const arn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  const message = `must be a KMS key construct (an IKey: new Key(…), or Key.fromKeyArn(scope, id, arn) for an existing one) (got ${JSON.stringify(arn)}).`;
+  expect(() => new IdempotencyTable(stack, 'Arn', { encryptionKey: arn } as never)).toThrow(`IdempotencyTable: \`encryptionKey\` ${message}`);
+  const existing = new Table(stack, 'Existing', { partitionKey: { name: 'id', type: AttributeType.STRING } });
+  expect(() => IdempotencyTable.fromTable(stack, 'FromArn', existing, { encryptionKey: arn } as never)).toThrow(
+    `IdempotencyTable.fromTable: \`encryptionKey\` ${message}`,
+  );
+  // The key construct itself is taken, also one imported by its ARN.
+  expect(new IdempotencyTable(stack, 'Imported', { encryptionKey: Key.fromKeyArn(stack, 'Key', arn) }).encryptionKey).toBeDefined();
+  const table = new IdempotencyTable(stack, 'T');
+  expect(() => table.attachSqsConsumer(fn(stack, 'Consumer'), new Queue(stack, 'Q'), null as never)).toThrow(
+    'IdempotencyTable.attachSqsConsumer: `props` must be an object of SqsEventSource props, or left out.',
+  );
+});
+
 test('options are validated at construction', () => {
   const stack = new Stack(new App(), 'Invalid');
   expect(() => new IdempotencyTable(stack, 'Millis', { expiresAfter: Duration.millis(1500) })).toThrow(/whole number of seconds/);

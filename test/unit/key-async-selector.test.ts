@@ -4,7 +4,7 @@
  * that rejects is not left unhandled (Node ends the process on an unhandled rejection).
  */
 import middy from '@middy/core';
-import { idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { httpIdempotency, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { rejection, withoutUnhandledRejections } from '../support/rejections.js';
@@ -49,3 +49,64 @@ test('the middleware and idempotentBatch refuse an async key selector the same w
     expect(await batch(sqsEvent([record]), lambdaContext())).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
   });
 });
+
+test('an async isFinalError counts as "not final": the record is released, a warning says why, and its rejection is not left unhandled', async () => {
+  await withoutUnhandledRejections(async () => {
+    for (const isFinalError of [async () => true, async () => Promise.reject(new Error('lookup failed'))]) {
+      const store = new InMemoryStore();
+      const warned: string[] = [];
+      let runs = 0;
+      const charge = makeIdempotent(
+        async (_id: string) => {
+          runs += 1;
+          throw new Error('declined');
+        },
+        { store, name: 'charge', isFinalError: isFinalError as never, logger: { warn: (line) => void warned.push(line) } },
+      );
+      await expect(charge('p-1')).rejects.toThrow('declined');
+      // Released, as the documented default: the retry runs again, and gets the handler's own error.
+      await expect(charge('p-1')).rejects.toThrow('declined');
+      expect(runs).toBe(2);
+      expect(warned.map((line) => JSON.parse(line).message)).toContain(
+        'lambda-idempotency: `isFinalError` returned a promise: it must return true or false, synchronously; the error was taken as not final',
+      );
+    }
+  });
+});
+
+test.each([
+  ['a promise (an async isFinalResponse)', async () => true],
+  ['undefined (a branch that returns nothing)', () => undefined],
+  ['a number', () => 0],
+])(
+  'httpIdempotency: an isFinalResponse that returns %s is a TypeError naming it; the 5xx is not stored, the retry runs again',
+  async (_what, isFinalResponse) => {
+    await withoutUnhandledRejections(async () => {
+      const store = new InMemoryStore();
+      let runs = 0;
+      const handler = middy(async () => ({ statusCode: 503 + 0 * ++runs, body: 'down' })).use(
+        httpIdempotency({ store, name: 'api', isFinalResponse: isFinalResponse as never }),
+      );
+      const request = () =>
+        ({
+          version: '2.0',
+          routeKey: 'POST /orders',
+          rawPath: '/orders',
+          rawQueryString: '',
+          headers: { 'idempotency-key': 'k-1' },
+          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: `r-${runs}` },
+          body: '{}',
+          isBase64Encoded: false,
+        }) as never;
+      for (let attempt = 1; attempt <= 2; attempt += 1) {
+        const error = await handler(request(), lambdaContext()).then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        );
+        expect(error).toBeInstanceOf(TypeError);
+        expect((error as Error).message).toMatch(/^httpIdempotency: `isFinalResponse` must return true or false, synchronously \(got /);
+      }
+      expect(runs).toBe(2);
+    });
+  },
+);

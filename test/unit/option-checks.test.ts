@@ -25,6 +25,8 @@ test.each([
   ['a null observability', { observability: null }, /`observability` must be a listener/],
   ['a zero durableLeaseSeconds', { durableLeaseSeconds: 0 }, /`durableLeaseSeconds` must be a whole number, 1 or more \(got 0\)/],
   ['a negative waitForInProgressMillis', { waitForInProgressMillis: -1 }, /`waitForInProgressMillis` must be a whole number, 0 or more \(got -1\)/],
+  // Written as `60`, the value would read as one the check accepts.
+  ['a BigInt retention', { expiresAfterSeconds: 60n }, /`expiresAfterSeconds` must be a whole number, 1 or more \(got 60n, a BigInt\)/],
   ['singleFlight given as text', { singleFlight: 'false' }, /`singleFlight` must be a boolean/],
   ['atomic given as text', { atomic: 'true' }, /`atomic` must be a boolean/],
   ['onMissingKey given in capitals', { onMissingKey: 'SKIP' }, /`onMissingKey` must be 'throw' or 'skip'/],

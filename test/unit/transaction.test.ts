@@ -982,6 +982,11 @@ describe('transition()', () => {
       /`#tState`/,
     ],
     ["a condition value clashing with the guard's own", { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
+    // Left unread, a misspelt `version` would drop the optimistic-concurrency guard without a word.
+    ['a misspelt option (`versoin`)', { versoin: { expected: 3 } }, /^transition: unknown option `versoin`\. Known options: TableName, Key, from, to, /],
+    // Read as it is, it would send `… AND (undefined)`, which DynamoDB refuses once the function has returned.
+    ['a condition given as its expression alone', { condition: 'attribute_exists(paidAt)' }, /^transition: `condition` must be an object with an `expression`/],
+    ['a condition without an expression', { condition: { names: { '#p': 'paidAt' } } }, /^transition: `condition` must be an object with an `expression`/],
   ])('rejects %s with a TypeError', (_, override, message) => {
     const params = { TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', ...override } as never;
     expect(() => transition(params)).toThrow(TypeError);
