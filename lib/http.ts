@@ -66,7 +66,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   readonly maxRetryAfterSeconds?: number | undefined;
   /**
    * Which results are final: stored and replayed. Others release the key. Must return `true` or
-   * `false`, synchronously: anything else is a `TypeError` at the request, the key released.
+   * `false`, synchronously: for anything else a warning is logged and the default rule decides.
    * @default below 500, except 401, 403, 408, 425, 429 and a 4xx with a `Retry-After` header
    */
   readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;
@@ -435,15 +435,22 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       const result = isStream(returned) ? withoutPrelude(response) : responseStreaming ? streamedAsSent(response) : response;
       checkBody(result);
       sendable(result);
-      const final: unknown = isFinalResponse(checked(normalize(result)));
-      // Anything but a boolean (a promise, a branch returning nothing) would have stored a 5xx for good.
+      const read = checked(normalize(result));
+      let final: unknown = isFinalResponse(read);
+      // Anything but a boolean (a promise, a branch returning nothing) is no answer: the function has
+      // run, so the default rule decides (a 200 is stored and never runs twice, a 503 is released).
       if (typeof final !== 'boolean') {
         const promise = typeof (final as PromiseLike<unknown> | null)?.then === 'function';
         if (promise) (final as PromiseLike<unknown>).then(undefined, () => undefined);
         const got = promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
-        throw new TypeError(`httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}).`);
+        final = defaultIsFinal(read);
+        logLine(
+          common.logger ?? console,
+          'warn',
+          `httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}); the default rule took this response (${read.statusCode}) as ${final ? 'final' : 'not final'}.`,
+        );
       }
-      return { kind: 'return', value: result, final, answeredNonFinal: !final };
+      return { kind: 'return', value: result, final: final as boolean, answeredNonFinal: !final };
     },
     // No record answered a key past its age limit (none is left, or an atomic call reads none before
     // it runs): it would run again, so it is refused (400), its claim released.

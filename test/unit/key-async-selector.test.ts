@@ -77,36 +77,40 @@ test('an async isFinalError counts as "not final": the record is released, a war
 test.each([
   ['a promise (an async isFinalResponse)', async () => true],
   ['undefined (a branch that returns nothing)', () => undefined],
-  ['a number', () => 0],
+  ['a number', () => 1],
 ])(
-  'httpIdempotency: an isFinalResponse that returns %s is a TypeError naming it; the 5xx is not stored, the retry runs again',
-  async (_what, isFinalResponse) => {
+  'httpIdempotency: an isFinalResponse that returns %s is warned of and the default rule decides: a 200 is stored and runs once, a 503 released',
+  async (what, isFinalResponse) => {
     await withoutUnhandledRejections(async () => {
-      const store = new InMemoryStore();
-      let runs = 0;
-      const handler = middy(async () => ({ statusCode: 503 + 0 * ++runs, body: 'down' })).use(
-        httpIdempotency({ store, name: 'api', isFinalResponse: isFinalResponse as never }),
-      );
-      const request = () =>
-        ({
+      for (const [status, runsAfterTwo] of [
+        [200, 1],
+        [503, 2],
+      ] as const) {
+        const store = new InMemoryStore();
+        const warned: string[] = [];
+        let runs = 0;
+        const handler = middy(async () => (runs++, { statusCode: status, body: 'answer' })).use(
+          httpIdempotency({ store, name: 'api', isFinalResponse: isFinalResponse as never, logger: { warn: (line) => void warned.push(line) } }),
+        );
+        const request = {
           version: '2.0',
           routeKey: 'POST /orders',
           rawPath: '/orders',
           rawQueryString: '',
           headers: { 'idempotency-key': 'k-1' },
-          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: `r-${runs}` },
+          requestContext: { http: { method: 'POST', path: '/orders' }, requestId: 'r-1' },
           body: '{}',
           isBase64Encoded: false,
-        }) as never;
-      for (let attempt = 1; attempt <= 2; attempt += 1) {
-        const error = await handler(request(), lambdaContext()).then(
-          () => undefined,
-          (thrown: unknown) => thrown,
+        } as never;
+        for (let attempt = 1; attempt <= 2; attempt += 1) {
+          expect(await handler(request, lambdaContext())).toMatchObject({ statusCode: status, body: 'answer' });
+        }
+        expect(runs).toBe(runsAfterTwo);
+        const got = what.startsWith('a promise') ? 'a promise' : what.startsWith('undefined') ? 'undefined' : '1';
+        expect(JSON.parse(warned[0]!).message).toBe(
+          `lambda-idempotency: httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}); the default rule took this response (${status}) as ${status === 200 ? 'final' : 'not final'}.`,
         );
-        expect(error).toBeInstanceOf(TypeError);
-        expect((error as Error).message).toMatch(/^httpIdempotency: `isFinalResponse` must return true or false, synchronously \(got /);
       }
-      expect(runs).toBe(2);
     });
   },
 );
