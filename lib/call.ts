@@ -54,6 +54,8 @@ export class Call {
     readonly answerBy?: AnswerBy,
     /** Until when its record holds the key for it (epoch ms, the engine's clock), when it claimed one. */
     readonly leaseUntil?: number,
+    /** The tenant of the invocation running it (Lambda's tenant isolation mode), when known: calls nested in it given no context are that tenant's too. */
+    readonly tenant?: string,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

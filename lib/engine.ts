@@ -53,6 +53,13 @@ export type Outcome =
   | { readonly kind: 'value'; readonly value: unknown; readonly replayed: boolean }
   | { readonly kind: 'error'; readonly error: unknown; readonly replayed: boolean };
 
+/**
+ * The tenant of a call: its context's, else that of the call it is nested in (a call given no
+ * context inside a tenant's handler, in a runtime whose invocation store holds no tenant id: aws-lambda-ric
+ * 4 puts only the request and trace ids there), else none.
+ */
+const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? enclosingCall()?.tenant;
+
 /** The start of the owner of a durable execution's calls, the same in every invocation of it. */
 const DURABLE_OWNER = 'durable:';
 
@@ -218,7 +225,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (!namespace) {
       throw new TypeError('No namespace for idempotency records: set the `name` option (no Lambda context or AWS_LAMBDA_FUNCTION_NAME).');
     }
-    return recordKey(namespace, keyHash(canonical, tenantOf(context)));
+    return recordKey(namespace, keyHash(canonical, tenantOfCall(context)));
   }
 
   /**
@@ -228,6 +235,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
+    const tenant = tenantOfCall(context);
     const now = this.now();
     // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
     if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
@@ -241,7 +249,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       remaining === undefined
         ? undefined
         : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given, read) };
-    if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline) };
+    if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline, tenant) };
     // A call nested in the call that holds its key (a function calling itself with its own key)
     // would wait for a record that completes only once it has answered, or, past that call's
     // lease, take the record over from its own caller and run again: it answers at once, and sends
@@ -276,11 +284,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, holds, place);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
-        return this.#lead(key, fingerprint, deadline, execution, waitForOtherUntil, holds);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -318,6 +326,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     key: string,
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
+    tenant: string | undefined,
     execution: string | undefined,
     waitForOtherUntil: number,
     holds: Map<string, Call> | undefined,
@@ -333,7 +342,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
     const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
-    const start = await this.#claim(key, owner, fingerprint, deadline, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
+    const start = await this.#claim(key, owner, fingerprint, deadline, tenant, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
       if (flight !== undefined) {
         // Followers fail closed with the store's failure of this claim rather than send it again one
         // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
@@ -404,6 +413,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     owner: string,
     fingerprint: string | undefined,
     deadline: Deadline | undefined,
+    tenant: string | undefined,
     durable: boolean,
     waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number; resumed?: boolean } | { kind: 'replay'; record: IdempotencyRecord }> {
@@ -414,7 +424,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (this.#options.atomic)
       return {
         kind: 'run',
-        call: this.#call(key, owner, fingerprint, 'atomic', now, deadline),
+        call: this.#call(key, owner, fingerprint, 'atomic', now, deadline, tenant),
         leaseUntil: now + leaseMillis,
       };
     for (let attempt = 0; ; attempt++) {
@@ -459,7 +469,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emitClaim(claim, key);
-        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, leaseUntil), leaseUntil, resumed };
+        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, tenant, leaseUntil), leaseUntil, resumed };
       }
       const record = claim.record;
       const left = waitLeft(waitUntil, this.now(), deadline);
@@ -723,11 +733,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     mode: CallMode,
     startedAt: number,
     deadline: Deadline | undefined,
+    tenant: string | undefined,
     leaseUntil?: number,
   ): Call {
     const transactional = mode !== 'unkeyed' && this.#transactional;
-    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil);
-    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil);
+    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil, tenant);
+    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil, tenant);
   }
 
   /**

@@ -113,6 +113,42 @@ test('makeIdempotent called without a context takes the tenant from the runtime�
   expect(await inspectRecord({ store, name: 'tenants-wrapper', key: 'p-1', tenant: 'green' })).toMatchObject({ status: 'COMPLETED' });
 });
 
+test('a call without a context nested in a tenant’s call is that tenant’s, also when the runtime’s invocation store holds no tenant id', async () => {
+  // aws-lambda-ric 4.0.2 runs each invocation in the invocation store with its request id and trace
+  // id only: the tenant id is on the context alone.
+  const invokeStore = await InvokeStore.getInstanceAsync();
+  let charges = 0;
+  let entered = (): void => undefined;
+  const charge = makeIdempotent(
+    async (payment: { paymentId: string }) => {
+      const charged = { paymentId: payment.paymentId, charge: ++charges };
+      await entered();
+      return charged;
+    },
+    { store, name: 'tenants-nested-charge', key: (payment) => payment.paymentId },
+  );
+  const handler = middy(async (order: { orderId: string; paymentId: string }) => charge({ paymentId: order.paymentId })).use(idempotency({ store }));
+  const invoke = (tenant: string, paymentId = 'p-1') =>
+    invokeStore.run({ [InvokeStoreBase.PROTECTED_KEYS.REQUEST_ID]: `r-${tenant}` }, () =>
+      handler({ orderId: `o-${paymentId}`, paymentId }, contextOf('tenants-nested', tenant)),
+    );
+  expect(await invoke('blue')).toEqual({ paymentId: 'p-1', charge: 1 });
+  // Keyed without the tenant, green's charge met blue's record and was answered with blue's charge.
+  expect(await invoke('green')).toEqual({ paymentId: 'p-1', charge: 2 });
+  expect(await invoke('blue')).toEqual({ paymentId: 'p-1', charge: 1 });
+  expect(await inspectRecord({ store, name: 'tenants-nested-charge', key: 'p-1' })).toBeUndefined();
+  expect(await inspectRecord({ store, name: 'tenants-nested-charge', key: 'p-1', tenant: 'green' })).toMatchObject({ status: 'COMPLETED' });
+
+  // Two tenants' invocations at once in one process (Managed Instances): each charge runs while the
+  // other's runs too, and neither follows the other's.
+  const both = new Promise<void>((resolve) => {
+    let waiting = 2;
+    entered = () => (--waiting === 0 ? resolve() : both);
+  });
+  const answers = await Promise.all([invoke('blue', 'p-2'), invoke('green', 'p-2')]);
+  expect(answers.map((answer) => answer.charge).sort()).toEqual([3, 4]);
+});
+
 test('operators address a tenant’s record with `tenant` (and the CLI with --tenant)', async () => {
   const { handler } = counted();
   await handler({ orderId: 'o-9' }, contextOf('tenants-ops', 'blue'));
