@@ -43,7 +43,16 @@ export interface Refund {
  */
 export interface PaymentProvider {
   charge(request: { idempotencyKey: string; paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
+  /** Throws {@link RefundDeclined} when the processor answers that it made no refund. */
   refund(request: { idempotencyKey: string; paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
+}
+
+/**
+ * What a provider's `refund` throws when the processor answered that it made no refund (declined,
+ * refused). Any other error (a timeout, a 5xx, a lost connection) leaves the outcome unknown.
+ */
+export class RefundDeclined extends Error {
+  override readonly name = 'RefundDeclined';
 }
 
 /** Stands in for a card processor in the deployed demo stack: it accepts everything. */
@@ -211,9 +220,10 @@ export class PaymentService {
   /**
    * Refunds part or all of a payment. The state change comes first and is conditional on the
    * refundable amount (`refundedAmount + amount <= payment amount`), so concurrent refunds can never
-   * exceed the payment; the provider is called only for a refund the table accepted, and a provider
-   * failure gives the amount back. Should that fail too, the refund stays recorded (`REFUND_INCOMPLETE`,
-   * a 503): a retry with the same key takes it over and calls the provider again. A refund the
+   * exceed the payment; the provider is called only for a refund the table accepted, and a refund it
+   * declined gives the amount back. Any other provider failure (a timeout: the refund may be made), or
+   * a failure to give it back, leaves the refund recorded (`REFUND_INCOMPLETE`, a 503): a retry with
+   * the same key takes it over and calls the provider again. A refund the
    * provider made is marked so on the item: the same key sent again after its record expired gets
    * the refund's state, not a second call, which a processor that has forgotten its key would pay;
    * with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
@@ -223,7 +233,9 @@ export class PaymentService {
     if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
     const call = transaction();
     // The same id on every retry and takeover of this request: the state change below applies it once.
-    const refundId = `re_${call.downstreamKey('refund').slice(0, 22)}`;
+    // The payment is part of it: a key sent again after its record expired, for another payment, is
+    // another refund, which the processor must not answer with the first one's result.
+    const refundId = `re_${call.downstreamKey(`refund ${paymentId}`).slice(0, 22)}`;
     // Which attempt answers for the refund: this one's owner token, which changes on a takeover.
     const attempt = { holder: `refundHolder_${refundId}`, owner: call.owner };
     const applied = await this.applyRefund(paymentId, refundId, amount, attempt);
@@ -233,6 +245,13 @@ export class PaymentService {
     try {
       await this.provider.refund({ idempotencyKey: refundId, paymentId, chargeId: applied.chargeId, refundId, amount });
     } catch (error) {
+      // Only the processor's answer that it made no refund may give the amount back: after a timeout
+      // the refund may be made, and the amount given back would let other refunds exceed the payment.
+      if (!(error instanceof RefundDeclined)) {
+        throw new PaymentError('REFUND_INCOMPLETE', 'The payment provider did not answer; retry with the same Idempotency-Key to complete the refund.', {
+          cause: error,
+        });
+      }
       try {
         await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
       } catch (undoError) {

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
-import { DemoClock } from '../../demo/fakes.js';
+import { CountingProvider, DemoClock } from '../../demo/fakes.js';
 import { toHttpApiEvent } from '../../demo/http-event.js';
 import { lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
-import type { PaymentProvider } from '../../infra/functions/payment-service.js';
+import { type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
 import { useDemoTables } from '../support/demo-tables.js';
 import { testClient } from '../support/dynamodb.js';
 
@@ -247,7 +247,7 @@ describe('request bodies past 6 MB (the most Lambda accepts for a synchronous in
   }, 30_000);
 });
 
-/** A processor whose first refund hangs until `fail()` ends it with an error; it counts the refunds it made. */
+/** A processor whose first refund hangs until `fail()` ends it with a decline; it counts the refunds it made. */
 class HangingRefunds implements PaymentProvider {
   refunded = 0;
   calls = 0;
@@ -261,7 +261,7 @@ class HangingRefunds implements PaymentProvider {
     return { providerRefundId: `re_${randomUUID()}` };
   }
   fail(): void {
-    this.hung?.(new Error('the card network timed out'));
+    this.hung?.(new RefundDeclined('the card network declined the refund'));
   }
 }
 
@@ -301,11 +301,11 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   });
   // The 502 names no cause; the operator finds it in the log, the 409 is not logged.
   expect(failureLines(logger)).toEqual([
-    { level: 'ERROR', message: 'payment request failed', status: 502, code: 'PROVIDER_FAILED', cause: 'the card network timed out' },
+    { level: 'ERROR', message: 'payment request failed', status: 502, code: 'PROVIDER_FAILED', cause: 'the card network declined the refund' },
   ]);
 });
 
-/** A processor whose refunds fail while `down`; it counts the refunds it made. */
+/** A processor that declines refunds while `down`; it counts the refunds it made. */
 class FailingRefunds implements PaymentProvider {
   down = true;
   refunded = 0;
@@ -313,7 +313,7 @@ class FailingRefunds implements PaymentProvider {
     return { chargeId: `ch_${randomUUID()}` };
   }
   async refund(request: { amount: number }): Promise<{ providerRefundId: string }> {
-    if (this.down) throw new Error('the card network is unavailable');
+    if (this.down) throw new RefundDeclined('the card network declined the refund');
     this.refunded += request.amount;
     return { providerRefundId: `re_${randomUUID()}` };
   }
@@ -353,7 +353,7 @@ test('a refund whose provider call and undo both fail is a 503 with Retry-After;
         message: 'payment request failed',
         status: 503,
         code: 'REFUND_INCOMPLETE',
-        cause: 'the provider call and its undo both failed: the card network is unavailable; throttled',
+        cause: 'the provider call and its undo both failed: the card network declined the refund; throttled',
       },
     ]);
     expect(provider.refunded).toBe(0);
@@ -430,4 +430,62 @@ test('POST /idempotency-keys issues a key with or without a query string, as API
     expect({ path, status: response.status }).toEqual({ path, status: 201 });
     expect(JSON.parse(response.text)).toEqual({ key: expect.any(String) });
   }
+});
+
+/** A processor that makes each refund, and then, for the first `lost` of them, its answer is lost (a timeout): the money moved. */
+class LostAnswers extends CountingProvider {
+  lost = 1;
+  override async refund(request: Parameters<CountingProvider['refund']>[0]): Promise<{ providerRefundId: string }> {
+    const made = await super.refund(request);
+    if (this.lost > 0 && this.lost--) throw new Error('timed out waiting for the card network');
+    return made;
+  }
+}
+
+test('a refund whose provider call timed out after the processor made it stays recorded: no other refund exceeds the payment, the retry completes it', async () => {
+  const provider = new LostAnswers();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key = `refund-${randomUUID()}`) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api'));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  const payment = await call('/payments', { amount: 1_000, currency: 'EUR' });
+  const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+  const key = `refund-${randomUUID()}`;
+  const timedOut = await call(refunds, { amount: 400 }, key);
+  const whole = await call(refunds, { amount: 1_000 });
+  const retried = await call(refunds, { amount: 400 }, key);
+  const refunded = provider.refunds.reduce((sum, refund) => sum + refund.amount, 0);
+  expect({ timedOut: timedOut.status, whole: whole.status, retried: retried.status, refunded }).toEqual({
+    timedOut: 503,
+    whole: 409,
+    retried: 201,
+    refunded: 400,
+  });
+  expect(retried.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
+});
+
+test('a refund key sent after its record expired for another payment refunds that payment: the processor is asked under a key of its own', async () => {
+  const clock = new DemoClock();
+  const provider = new CountingProvider(); // answers a key it has seen with its first result, as processors do
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key = `key-${randomUUID()}`) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api', clock.now));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  const first = String((await call('/payments', { amount: 1_000, currency: 'EUR' })).json.paymentId);
+  const second = String((await call('/payments', { amount: 1_000, currency: 'EUR' })).json.paymentId);
+  const key = `refund-${randomUUID()}`;
+  expect((await call(`/payments/${first}/refunds`, { amount: 400 }, key)).status).toBe(201);
+  // Within the retention the same key on another payment is another request: a 422.
+  expect((await call(`/payments/${second}/refunds`, { amount: 400 }, key)).status).toBe(422);
+  clock.advance(25 * 3_600_000); // past the 24-hour retention
+  const late = await call(`/payments/${second}/refunds`, { amount: 400 }, key);
+  expect({ status: late.status, refundedAmount: late.json.refundedAmount, made: provider.refunds.map((refund) => refund.paymentId) }).toEqual({
+    status: 201,
+    refundedAmount: 400,
+    made: [first, second],
+  });
 });
