@@ -136,8 +136,11 @@ class Normalizer {
   absent: string | number | undefined;
   private readonly ancestors: object[] = [];
 
-  /** `hops`: the toJSON calls and unwrapped boxes that led to `value`, which JSON writes in its place (no level of nesting). */
-  run(value: unknown, depth: number, hops = 0): unknown {
+  /**
+   * `hops`: the toJSON calls and unwrapped boxes that led to `value`, which JSON writes in its place
+   * (no level of nesting); `key`: the member name or index `value` is written under, which JSON gives its toJSON.
+   */
+  run(value: unknown, depth: number, hops = 0, key: string | number = ''): unknown {
     switch (typeof value) {
       case 'string':
       case 'boolean':
@@ -169,10 +172,10 @@ class Normalizer {
     }
     // JSON writes the value a toJSON returns in the object's place, at its level: a Date is its string wherever its string is a key.
     if (typeof (object as { toJSON?: unknown }).toJSON === 'function')
-      return this.run((object as { toJSON(key: string): unknown }).toJSON(''), depth, hops + 1);
+      return this.run((object as { toJSON(key: string): unknown }).toJSON(String(key)), depth, hops + 1, key);
     // As in JSON, boxed primitives are written as their value (not as `{}`, where every Number would collide).
     if (object instanceof Number || object instanceof String || object instanceof Boolean || object instanceof BigInt) {
-      return this.run(object.valueOf(), depth, hops + 1);
+      return this.run(object.valueOf(), depth, hops + 1, key);
     }
     // Written as an object from here on: a level of nesting.
     if (depth >= MAX_DEPTH) throw new KeyFault(`nesting deeper than ${MAX_DEPTH} levels`);
@@ -218,7 +221,7 @@ class Normalizer {
     const out = new Array<unknown>(array.length);
     for (let i = 0; i < array.length; i++) {
       try {
-        const element = this.run(array[i], depth + 1);
+        const element = this.run(array[i], depth + 1, 0, i);
         if (element === undefined && outermost) this.absent ??= i;
         // As in JSON, an undefined array element is written as null.
         out[i] = element ?? null;
@@ -246,7 +249,7 @@ class Normalizer {
     for (const key of keys) {
       let member: unknown;
       try {
-        member = this.run(object[key], depth + 1);
+        member = this.run(object[key], depth + 1, 0, key);
       } catch (error) {
         if (error instanceof KeyFault) error.segments.push(`.${key}`);
         throw error;

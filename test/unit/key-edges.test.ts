@@ -6,7 +6,7 @@
  * elements where members are written one by one, and undefined inside a selected key's parts.
  * Each expected text is written out.
  */
-import { canonicalJson } from '../../lib/index.js';
+import { canonicalJson, hashKey } from '../../lib/index.js';
 import { canonicalKey } from '../../lib/key.js';
 import { invalidKey } from '../support/invalid-key.js';
 
@@ -114,4 +114,14 @@ test('an undefined array element is null where members are written one by one to
   expect(canonicalJson({ '0': 'o-1', items: [undefined] })).toBe('{"0":"o-1","items":[null]}');
   expect(canonicalJson([undefined, { '1': 2 }])).toBe('[null,{"1":2}]');
   expect(canonicalJson({ '0': 'o-1', items: [] })).toBe('{"0":"o-1","items":[]}');
+});
+
+test('a toJSON is given the member name or index it is written under, as JSON.stringify gives it: one that reads it is never another value', () => {
+  const labelled = { toJSON: (key: string) => `under "${key}"` };
+  const value = { a: labelled, list: [labelled, { '1': labelled }] };
+  expect(canonicalJson(value)).toBe(JSON.stringify(value));
+  expect(canonicalJson(value)).toBe('{"a":"under \\"a\\"","list":["under \\"0\\"",{"1":"under \\"1\\""}]}');
+  expect(canonicalJson(labelled)).toBe('"under \\"\\""');
+  // Given '' wherever it sits, it would be written as the literal text it returns for the top level.
+  expect(hashKey({ a: labelled })).not.toBe(hashKey({ a: 'under ""' }));
 });
