@@ -499,6 +499,27 @@ test.each([
   },
 );
 
+test.each([
+  ['a live attempt whose lease', { leaseUntil: 'lease' }, 'leaseUntil', ['lease'], 'lease        none'],
+  ['a record whose retention', { expiration: 'ttl' }, 'expiration', ['ttl'], 'expires      none'],
+] as const)(
+  'inspect of %s is named otherwise, given without --attributes, says what to give (exit 1) instead of showing none',
+  async (_case, functions, missing, others, shown) => {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName, client, attributes: functions });
+    const id = recordId(`safety-inspect-${missing}`, 'o-1');
+    await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    expect(await cli('inspect', '--table', tableName, '--id', id)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `lambda-idempotency: ${id} in ${tableName} has no \`${missing}\` attribute but holds ${others.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these; give --attributes with every name the functions' store uses.\n`,
+    });
+    const given = await cli('inspect', '--table', tableName, '--id', id, '--attributes', JSON.stringify(functions));
+    expect(given.code).toBe(0);
+    expect(given.stdout).not.toContain(shown);
+  },
+);
+
 /** The words of a command line as a POSIX shell splits it (`sh` itself, so the test trusts no splitter of its own). */
 function shellWords(line: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
