@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { REQUEST_TIMEOUTS } from '../dynamodb/dynamodb-store.js';
 import { assertSameNames, DynamoDBStore, type DynamoDBStoreOptions, type RecordFence } from '../dynamodb-store.js';
 import { IdempotencyError } from '../errors.js';
-import { forgetRecord, inspectRecord, recordIdOf } from '../operations.js';
+import { forgetRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
 import type { RecordSummary } from '../store.js';
@@ -78,8 +78,22 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
   const now = io.now();
   switch (command.command) {
     case 'inspect': {
-      const summary = await inspectRecord({ store, id });
-      if (summary !== undefined) {
+      const read = await store.inspectFenced(id);
+      if (read !== undefined) {
+        const { summary } = read;
+        // No lease (an INPROGRESS record) or retention under these names, and attributes none of these
+        // names is: the functions' store names them otherwise; shown as none, a live attempt would look held
+        // until its retention, and a retention unset.
+        const a = store.attributes;
+        const missing = [
+          ...(summary.status === 'INPROGRESS' && summary.leaseUntil === undefined ? [a.leaseUntil] : []),
+          ...(summary.expiresAt === undefined ? [a.expiration] : []),
+        ];
+        if (missing.length > 0 && read.otherNames.length > 0) {
+          throw new Error(
+            `${id} in ${command.table} has no \`${missing[0]}\` attribute but holds ${read.otherNames.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these; give --attributes with every name the functions' store uses.`,
+          );
+        }
         io.stdout(command.json ? json(summary) : `${describeRecord(summary, now)}\n`);
         return EXIT.done;
       }

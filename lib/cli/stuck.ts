@@ -31,6 +31,8 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     '#fp': a.fingerprint,
     '#owner': a.owner,
   };
+  // The filter's names alone: DynamoDB refuses a name no expression uses.
+  const { '#exp': _exp, '#fp': _fp, ...filterNames } = names;
   const values: Record<string, AttributeValue> = { ':inprogress': { S: 'INPROGRESS' }, ':now': { N: String(query.now) } };
   // Every attempt of this library writes its owner: an INPROGRESS item without one is another
   // library's on a shared table (Powertools' in-progress record, its lease under the same name).
@@ -38,7 +40,9 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
   if (query.name !== undefined) {
     // Every record of this library holds a status: one of the namespace without it is written under
     // other attribute names, which would hide every stuck record of it (the scan reporting none).
-    filter = `begins_with(#id, :prefix) AND ((${filter}) OR attribute_not_exists(#status))`;
+    // Nor one that is INPROGRESS without the lease or the owner under these names: its store may name
+    // them otherwise (its attempts then never match), which the item's other attribute names tell.
+    filter = `begins_with(#id, :prefix) AND ((${filter}) OR attribute_not_exists(#status) OR (#status = :inprogress AND (attribute_not_exists(#lease) OR attribute_not_exists(#owner))))`;
     values[':prefix'] = { S: `${query.name}#` };
   }
   // Every item holds its table's key attribute: an item without `#id` says that the table is keyed
@@ -53,9 +57,10 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
       new ScanCommand({
         TableName: query.tableName,
         FilterExpression: filter,
-        // INPROGRESS records hold no response; read only what the summary shows.
-        ProjectionExpression: '#id, #status, #exp, #lease, #fp',
-        ExpressionAttributeNames: names,
+        // INPROGRESS records hold no response; read only what the summary shows. With a namespace, whole
+        // items: the attribute names of one without a lease or an owner under these names tell why.
+        ...(query.name === undefined ? { ProjectionExpression: '#id, #status, #exp, #lease, #fp' } : {}),
+        ExpressionAttributeNames: query.name === undefined ? names : filterNames,
         ExpressionAttributeValues: values,
         ...(start === undefined ? {} : { ExclusiveStartKey: start }),
       }),
@@ -74,6 +79,19 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
     }
     for (const item of items) {
       if (item[a.status] === undefined) continue;
+      // Without a namespace the filter matched only attempts that hold both (the projection leaves out the owner).
+      const missing = query.name === undefined ? undefined : [a.leaseUntil, a.owner].find((name) => item[name] === undefined);
+      if (missing !== undefined) {
+        // An INPROGRESS record without a lease (written by hand, or by an older version) is held until its
+        // retention, not stuck; one that also holds attributes none of these names is, uses other names.
+        const known = new Set<string>(Object.values(a));
+        if (isRecordIdOf(item[a.key]?.S, `${query.name}#`) && Object.keys(item).some((name) => !known.has(name))) {
+          throw new Error(
+            `Records of ${query.name} in ${query.tableName} have no \`${missing}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.`,
+          );
+        }
+        continue;
+      }
       // Scanned items are not checked as records are: one written by hand may have no expiration,
       // shown without one, as inspect shows it (a NaN would print as null in JSON).
       const expiration = item[a.expiration]?.N;

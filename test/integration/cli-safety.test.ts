@@ -336,6 +336,50 @@ test('stuck --name on a table keyed by `id` whose records use another status att
   }
 });
 
+test('stuck --name on a table whose records name the lease or the owner otherwise, given without --attributes, fails with what to give (exit 1) instead of finding none', async () => {
+  const table = `cli-safety-stuck-lease-${Date.now()}`;
+  await createTable(client, table, idempotencyTableSchema);
+  try {
+    const now = Date.now();
+    const scanning = `lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`;
+    for (const [field, name] of [
+      ['leaseUntil', 'lease_until'],
+      ['owner', 'holder'],
+    ] as const) {
+      const named = new DynamoDBStore({ tableName: table, client, attributes: { [field]: name } });
+      const namespace = `safety-${field}`;
+      await named.claim({ key: recordId(namespace, 'o-1'), owner: 'crashed', leaseUntil: now - 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+      expect(await cli('stuck', '--table', table, '--name', namespace)).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: `${scanning}lambda-idempotency: Records of ${namespace} in ${table} have no \`${field}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.\n`,
+      });
+      const given = await cli('stuck', '--table', table, '--name', namespace, '--attributes', JSON.stringify({ [field]: name }), '--json');
+      expect({ code: given.code, keys: (JSON.parse(given.stdout) as Array<{ key: string }>).map((summary) => summary.key) }).toEqual({
+        code: 0,
+        keys: [recordId(namespace, 'o-1')],
+      });
+    }
+    // An INPROGRESS record without a lease under these names and no attribute of other names (written by
+    // hand, or by an older version) is held until its retention: not stuck, and no reason to stop.
+    await client.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          id: { S: recordId('safety-old', 'o-1') },
+          status: { S: 'INPROGRESS' },
+          owner: { S: 'o' },
+          expiration: { N: String(Math.floor(now / 1000) + 60) },
+        },
+      }),
+    );
+    const old = await cli('stuck', '--table', table, '--name', 'safety-old', '--json');
+    expect({ code: old.code, stdout: old.stdout }).toEqual({ code: 0, stdout: '[]\n' });
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
 test('stuck on a table whose records use other attribute names, given without --attributes, fails with what to give (exit 1) instead of finding none', async () => {
   const table = `cli-safety-stuck-pk-${Date.now()}`;
   const attributes = { key: 'pk', status: 'state', expiration: 'ttl', leaseUntil: 'lease', owner: 'holder' };
@@ -452,6 +496,27 @@ test.each([
     // With the names the functions' store uses, forget sees the live attempt and refuses it.
     expect(await cli('forget', '--table', tableName, '--id', id, '--yes', '--attributes', JSON.stringify(functions))).toMatchObject({ code: 4 });
     expect(await readItem(client, tableName, id)).toEqual(item);
+  },
+);
+
+test.each([
+  ['a live attempt whose lease', { leaseUntil: 'lease' }, 'leaseUntil', ['lease'], 'lease        none'],
+  ['a record whose retention', { expiration: 'ttl' }, 'expiration', ['ttl'], 'expires      none'],
+] as const)(
+  'inspect of %s is named otherwise, given without --attributes, says what to give (exit 1) instead of showing none',
+  async (_case, functions, missing, others, shown) => {
+    const now = Date.now();
+    const named = new DynamoDBStore({ tableName, client, attributes: functions });
+    const id = recordId(`safety-inspect-${missing}`, 'o-1');
+    await named.claim({ key: id, owner: 'running', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 86_400, now });
+    expect(await cli('inspect', '--table', tableName, '--id', id)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `lambda-idempotency: ${id} in ${tableName} has no \`${missing}\` attribute but holds ${others.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these; give --attributes with every name the functions' store uses.\n`,
+    });
+    const given = await cli('inspect', '--table', tableName, '--id', id, '--attributes', JSON.stringify(functions));
+    expect(given.code).toBe(0);
+    expect(given.stdout).not.toContain(shown);
   },
 );
 
