@@ -114,10 +114,15 @@ export async function until<T>(read: () => Promise<T>): Promise<T> {
  * let a key that dies a millisecond early pass whenever the write took a millisecond.
  */
 export async function ttlsGiven(redis: Redis, key: string, write: () => Promise<unknown>): Promise<number[]> {
-  const monitor = await redis.monitor();
-  // ioredis can read a line of the feed that arrives with MONITOR's own OK, or after disconnect(), as a
-  // reply to no command ("Command queue state error"): such a line comes from before the write or after it.
+  // Listened to before it connects: ioredis can read a line of the feed that arrives with MONITOR's own
+  // OK, or after disconnect(), as a reply to no command ("Command queue state error"), and a busy server
+  // (other test files run at once) sends such lines before `redis.monitor()` would have resolved. Such a
+  // line comes from before the write or after it.
+  const monitor = redis.duplicate({ monitor: true, lazyConnect: true });
   monitor.on('error', () => undefined);
+  const monitoring = new Promise<void>((resolve) => monitor.once('monitoring', () => resolve()));
+  await monitor.connect();
+  await monitoring;
   const marker = `ttls-given-${randomUUID()}`;
   let seen!: () => void;
   const fed = new Promise<void>((resolve) => {
