@@ -1,6 +1,6 @@
 import { type AttributeValue, DeleteItemCommand, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite } from './dynamodb/dynamodb-store.js';
-import type { DynamoDBStoreOptions } from './dynamodb-store-options.js';
+import type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
@@ -12,6 +12,12 @@ export type RecordFence = Readonly<Record<string, AttributeValue | undefined>>;
 
 export type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 export { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
+
+/** The attributes of `item` that none of `attributes` is: a record written under these names holds none. @internal */
+export function otherAttributeNames(item: Record<string, AttributeValue>, attributes: AttributeNames): string[] {
+  const names = new Set<string>(Object.values(attributes));
+  return Object.keys(item).filter((name) => !names.has(name));
+}
 
 /**
  * Throws, deleting nothing, when an item that lacks the attribute `missing` holds `otherNames`,
@@ -177,10 +183,8 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     };
   }
 
-  /** The attributes of `item` that none of these names is: a record of this store holds none. */
   private otherNames(item: Record<string, AttributeValue>): string[] {
-    const names = new Set<string>(Object.values(this.attributes));
-    return Object.keys(item).filter((name) => !names.has(name));
+    return otherAttributeNames(item, this.attributes);
   }
 
   /**

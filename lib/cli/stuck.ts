@@ -1,5 +1,5 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
-import type { AttributeNames } from '../dynamodb-store.js';
+import { type AttributeNames, otherAttributeNames } from '../dynamodb-store.js';
 import type { RecordSummary } from '../store.js';
 import { keyAttributeAdvice } from './format.js';
 
@@ -84,8 +84,7 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
       if (missing !== undefined) {
         // An INPROGRESS record without a lease (written by hand, or by an older version) is held until its
         // retention, not stuck; one that also holds attributes none of these names is, uses other names.
-        const known = new Set<string>(Object.values(a));
-        if (isRecordIdOf(item[a.key]?.S, `${query.name}#`) && Object.keys(item).some((name) => !known.has(name))) {
+        if (isRecordIdOf(item[a.key]?.S, `${query.name}#`) && otherAttributeNames(item, a).length > 0) {
           throw new Error(
             `Records of ${query.name} in ${query.tableName} have no \`${missing}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.`,
           );
