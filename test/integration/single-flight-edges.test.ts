@@ -43,6 +43,21 @@ test("a call of a durable invocation that starts after its leader's durable leas
   expect(charges).toEqual(['o-1']);
 });
 
+/** A function of `name` on `store` that holds its key (`entered` open) until `hung` opens, then returns 'first'. */
+function heldBy(store: InMemoryStore, name: string) {
+  const hung = gate();
+  const entered = gate();
+  const holder = makeIdempotent(
+    async (_id: string) => {
+      entered.open();
+      await hung.promise;
+      return 'first';
+    },
+    { store, name },
+  );
+  return { holder, hung, entered };
+}
+
 /** Lets the queued promise callbacks and in-memory store requests run, up to `turns` rounds, until `done` says so. */
 async function settle(done: () => boolean, turns = 100): Promise<void> {
   for (let turn = 0; turn < turns && !done(); turn++) await flush();
@@ -128,17 +143,8 @@ test('a duplicate waiting for another process (waitForInProgressMillis) backs of
   jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
   try {
     const mem = new InMemoryStore();
-    const hung = gate();
-    const entered = gate();
     // Two engines on one store stand for two processes: the second never follows the first in process.
-    const holder = makeIdempotent(
-      async (_id: string) => {
-        entered.open();
-        await hung.promise;
-        return 'first';
-      },
-      { store: mem, name: 'bounded-wait' },
-    );
+    const { holder, hung, entered } = heldBy(mem, 'bounded-wait');
     const duplicate = makeIdempotent(async (_id: string) => 'second', { store: mem, name: 'bounded-wait', waitForInProgressMillis: 120 });
     const first = holder('k');
     await entered.promise;
@@ -164,16 +170,7 @@ test('a duplicate waiting for another process polls with its claim, backing off 
       claims.push(Date.now() - T0);
       return claim(request);
     };
-    const hung = gate();
-    const entered = gate();
-    const holder = makeIdempotent(
-      async (_id: string) => {
-        entered.open();
-        await hung.promise;
-        return 'first';
-      },
-      { store: mem, name: 'polling' },
-    );
+    const { holder, hung, entered } = heldBy(mem, 'polling');
     const duplicate = makeIdempotent(async (_id: string) => 'second', { store: mem, name: 'polling', waitForInProgressMillis: 4_000 });
     const first = holder('k');
     await entered.promise;
