@@ -4,6 +4,7 @@
  * meets, runnable by any test runner.
  */
 export type { HandWrittenRecord, WriteRecord } from './contract-edges.js';
+export type { SealingStore } from './contract-sealing.js';
 export type { InMemoryStoreOptions } from './in-memory-store.js';
 export { InMemoryStore } from './in-memory-store.js';
 export type { LambdaContextOptions } from './lambda-context.js';

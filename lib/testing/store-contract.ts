@@ -5,6 +5,7 @@ import { Fixture } from './contract-fixture.js';
 import { integrityChecks, transactionCheck } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, readCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
+import { type SealingStore, sealingChecks } from './contract-sealing.js';
 import type { TtlOf } from './ttl-of.js';
 
 /**
@@ -40,13 +41,20 @@ export interface StoreContractOptions {
    * without a lease, one without a retention, an unknown status.
    */
   readonly writeRecord?: WriteRecord | undefined;
+  /**
+   * Makes a store like the checked one that seals every outcome with the encryption it is given:
+   * enables the checks that a refused completion or release never opens another owner's sealed
+   * outcome (nor fails when the key provider does), and that a completion sent again by its owner
+   * reads its own.
+   */
+  readonly sealing?: SealingStore | undefined;
 }
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
  * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes, a COMPLETED record claimed by its owner,
- * fingerprints, responses (`undefined`, Unicode, large), release, records it did not write (with `writeRecord`), and `inspect`/`forget` (by lease with `forgetChecksLease`)
+ * fingerprints, responses (`undefined`, Unicode, large), release, records it did not write (with `writeRecord`), `inspect`/`forget` (by lease with `forgetChecksLease`), sealed outcomes (with `sealing`)
  * and `completeWithWrites`/`claimCompleted`/`read` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share
  * their records, as two processes on one database, must race as one) and uses keys of its own, with the real
  * time as the caller's clock, so checks may run in any order or at once.
@@ -64,6 +72,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
   if (typeof makeStore !== 'function') throw new TypeError('storeContract: `makeStore` must be a function that returns a store.');
   if (options.ttlOf !== undefined && typeof options.ttlOf !== 'function') throw new TypeError('storeContract: `ttlOf` must be a function.');
   if (options.writeRecord !== undefined && typeof options.writeRecord !== 'function') throw new TypeError('storeContract: `writeRecord` must be a function.');
+  if (options.sealing !== undefined && typeof options.sealing !== 'function') throw new TypeError('storeContract: `sealing` must be a function.');
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
@@ -80,6 +89,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     ...integrityChecks,
     ...(options.ttlOf ? [ttlCheck(options.ttlOf)] : []),
     ...(options.writeRecord ? edgeChecks(options.writeRecord) : []),
+    ...(options.sealing ? sealingChecks(options.sealing) : []),
   ];
   const checks = [...always.map((check) => ({ check, has: () => true })), ...optional];
   return checks.map(({ check: [name, run], has }) => ({

@@ -2,7 +2,7 @@
  * The contract can fail: stores broken in the ways that cause double executions are caught, each
  * by the check that names the broken rule.
  */
-import type { ClaimRequest, CompleteRequest, IdempotencyStore, ReleaseRequest } from '../../lib/index.js';
+import type { ClaimRequest, CompleteRequest, IdempotencyStore, OutcomeEncryption, ReleaseRequest } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore, type StoreCheck, storeContract } from '../../lib/testing/index.js';
 import { inspector, ioredisClient, pttl } from '../support/redis.js';
@@ -140,6 +140,32 @@ test("a refused completion that leaves out its owner's stored outcome (a retried
     },
   }));
   expect(failed).toEqual(['ambiguous writes: a retried claim, completion or release meets its own result']);
+});
+
+test("a refused completion that opens another owner's sealed outcome fails the sealing check, and only it", async () => {
+  // Refused, it reads the record as its owner would: the outcome opened, the key provider asked.
+  const opening = (inner: InMemoryStore): Partial<IdempotencyStore> => ({
+    complete: async (request: CompleteRequest) => {
+      const result = await inner.complete(request);
+      if (result.completed || result.record === undefined || result.record.owner === request.owner) return result;
+      return inner.complete({ ...request, owner: result.record.owner });
+    },
+  });
+  const sealing = (encryption: OutcomeEncryption) => {
+    const inner = new InMemoryStore({ encryption });
+    return broken(inner, opening(inner));
+  };
+  const failed = await failures(storeContract(() => new InMemoryStore(), { sealing }));
+  expect(failed).toEqual([
+    "a refused completion or release returns the record's state without opening another owner's sealed outcome, whether or not the key provider answers",
+  ]);
+});
+
+test('options that are not functions are refused up front with a TypeError naming the option', () => {
+  const make = () => new InMemoryStore();
+  expect(() => storeContract(undefined as never)).toThrow(new TypeError('storeContract: `makeStore` must be a function that returns a store.'));
+  for (const option of ['ttlOf', 'writeRecord', 'sealing'])
+    expect(() => storeContract(make, { [option]: 'yes' })).toThrow(new TypeError(`storeContract: \`${option}\` must be a function.`));
 });
 
 describe('on Redis', () => {

@@ -6,7 +6,7 @@
  */
 import { type AttributeValue, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
-import { aesGcmEncryption } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, type OutcomeEncryption } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { type HandWrittenRecord, InMemoryStore, storeContract, type WriteRecord } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
@@ -31,7 +31,8 @@ describe('InMemoryStore', () => {
   // The store's own map: a unit test has no other way in, which is what makes a record hand-written.
   const writeRecord: WriteRecord = async (store, record) =>
     void (store as unknown as { records: Map<string, Record<string, string>> }).records.set(record.key, fieldsOf(record));
-  for (const check of storeContract(() => new InMemoryStore(), { writeRecord })) test(check.name, check.run);
+  const sealing = (encryption: OutcomeEncryption) => new InMemoryStore({ encryption });
+  for (const check of storeContract(() => new InMemoryStore(), { writeRecord, sealing })) test(check.name, check.run);
 });
 
 describe('InMemoryStore, encrypting and compressing every response', () => {
@@ -41,13 +42,17 @@ describe('InMemoryStore, encrypting and compressing every response', () => {
 
 describe('DynamoDBStore on DynamoDB Local', () => {
   const { store, client, tableName } = useFreshTable({ prefix: 'contract' });
-  for (const check of storeContract(() => store, { writeRecord: writeItem(client, tableName) })) test(check.name, check.run);
+  const sealing = (encryption: OutcomeEncryption) => new DynamoDBStore({ tableName, client, encryption });
+  for (const check of storeContract(() => store, { writeRecord: writeItem(client, tableName), sealing })) test(check.name, check.run);
 });
 
 describe('the lean DynamoDBStore on DynamoDB Local, encrypting', () => {
   const { client, tableName } = useFreshTable({ prefix: 'contract-lean' });
   const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
-  const checks = storeContract(() => new LeanDynamoDBStore({ tableName, client, encryption }), { writeRecord: writeItem(client, tableName) });
+  const checks = storeContract(() => new LeanDynamoDBStore({ tableName, client, encryption }), {
+    writeRecord: writeItem(client, tableName),
+    sealing: (sealedWith) => new LeanDynamoDBStore({ tableName, client, encryption: sealedWith }),
+  });
   for (const check of checks) test(check.name, check.run);
 });
 
@@ -67,6 +72,7 @@ for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
       ttlOf: (key) => pttl(raw, keyPrefix + key),
       // No TTL: a hash written by hand has none unless its writer set one.
       writeRecord: async (_store, record) => void (await raw.hset(keyPrefix + record.key, fieldsOf(record))),
+      sealing: (encryption) => new RedisStore({ client: opened.client, keyPrefix, encryption }),
     });
     for (const check of checks) test(check.name, check.run);
   });

@@ -3,12 +3,11 @@
  * and behaving as the real stores do (the contract proves the rest).
  */
 import { jest } from '@jest/globals';
-import { aesGcmEncryption, hashKey, makeIdempotent } from '../../lib/index.js';
+import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { ResponseCodec } from '../../lib/response-codec.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../../lib/stored-outcome.js';
 import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
 import { flush, gate } from '../support/gate.js';
-import { aesKey, keyring } from '../support/keyring.js';
 import { rejection } from '../support/rejections.js';
 
 test('a duplicate replays, one within the lease is IN_PROGRESS, one after it takes over, one after the retention runs again', async () => {
@@ -238,35 +237,5 @@ describe('a store-wide retention, as DynamoDBStore takes one (its option or IDEM
       if (saved === undefined) delete process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS;
       else process.env.IDEMPOTENCY_EXPIRES_AFTER_SECONDS = saved;
     }
-  });
-});
-
-describe('a refused completion or release, with encryption', () => {
-  const t0 = Date.parse('2030-01-01T00:00:00Z');
-  const expiresAt = t0 / 1000 + 3600;
-
-  test('returns the record that refused it without opening its sealed outcome, as DynamoDBStore and RedisStore: a failing key provider changes nothing', async () => {
-    const ring = keyring(aesKey('k1'));
-    const store = new InMemoryStore({ encryption: aesGcmEncryption(ring.encryption) });
-    await store.claim({ key: 'k', owner: 'owner-a', now: t0, leaseUntil: t0 + 10_000, expiresAt });
-    await store.complete({ key: 'k', owner: 'owner-a', expiresAt, response: '"a"' });
-    ring.failById = 'throws'; // a throttled KMS
-    const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
-    expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
-    expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
-    ring.failById = undefined; // a key provider that answers: another owner's outcome stays sealed all the same
-    expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
-  });
-
-  test("a completion sent again by its owner reads its own COMPLETED record with the outcome as stored; a key provider failing then leaves the record's state", async () => {
-    const ring = keyring(aesKey('k1'));
-    const store = new InMemoryStore({ encryption: aesGcmEncryption(ring.encryption) });
-    await store.claim({ key: 'k', owner: 'owner-a', now: t0, leaseUntil: t0 + 10_000, expiresAt });
-    const done = { key: 'k', owner: 'owner-a', expiresAt, response: '"a"' };
-    await store.complete(done);
-    const state = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
-    expect(await store.complete(done)).toEqual({ completed: false, record: { ...state, response: '"a"' } });
-    ring.failById = 'throws';
-    expect(await store.complete(done)).toEqual({ completed: false, record: state });
   });
 });

@@ -530,33 +530,6 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(2);
     });
 
-    test('a refused completion or release returns the record that refused it without opening its sealed outcome, as DynamoDBStore: a failing key provider changes nothing', async () => {
-      const ring = keyring(aesKey('k1'));
-      const store = new RedisStore({ client: opened.client, keyPrefix: `refused-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
-      const { expiresAt } = claimRequest('k');
-      await store.claim(claimRequest('k', 'owner-a'));
-      await store.complete({ key: 'k', owner: 'owner-a', expiresAt, response: '"a"' });
-      ring.failById = 'throws'; // a throttled KMS
-      const record = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
-      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
-      expect(await store.release({ key: 'k', owner: 'owner-b' })).toEqual({ released: false, record });
-      ring.failById = undefined; // a key provider that answers: another owner's outcome stays sealed all the same
-      expect(await store.complete({ key: 'k', owner: 'owner-b', expiresAt, response: '"b"' })).toEqual({ completed: false, record });
-    });
-
-    test("a completion sent again by its owner (its answer lost) reads its own COMPLETED record with the outcome as stored; a key provider failing then leaves the record's state", async () => {
-      const ring = keyring(aesKey('k1'));
-      const store = new RedisStore({ client: opened.client, keyPrefix: `resent-${kind.name}:`, encryption: aesGcmEncryption(ring.encryption) });
-      const { expiresAt } = claimRequest('k');
-      await store.claim(claimRequest('k', 'owner-a'));
-      const done = { key: 'k', owner: 'owner-a', expiresAt, response: '"a"' };
-      await store.complete(done);
-      const state = { key: 'k', status: 'COMPLETED', owner: 'owner-a', expiresAt };
-      expect(await store.complete(done)).toEqual({ completed: false, record: { ...state, response: '"a"' } });
-      ring.failById = 'throws'; // a throttled KMS
-      expect(await store.complete(done)).toEqual({ completed: false, record: state });
-    });
-
     test('a key provider that fails, as DynamoDBStore: at completion the record completes without its outcome (one warning names why); at the claim, STORE_FAILURE; the function runs once', async () => {
       const ring = keyring(aesKey('k1'));
       const warnings: string[] = [];
