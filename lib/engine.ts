@@ -313,7 +313,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
       const record = await Promise.race([leader.done, ...claiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-      if (leader.claimFailed !== undefined) throw leader.claimFailed;
+      if (leader.claimFailed !== undefined) {
+        // Refused as the leader was: one more call the StoreFailures alarm counts, as without single-flight.
+        this.#emit('storeFailure', key);
+        throw leader.claimFailed;
+      }
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }
