@@ -296,7 +296,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
         if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-        if (leader.invocationEnded !== undefined) throw leader.invocationEnded;
+        if (leader.invocationEnded !== undefined) {
+          // Refused by the leader's failed claim: a store failure of this call too.
+          if (leader.claimFailed !== undefined) this.#emit('storeFailure', key);
+          throw leader.invocationEnded;
+        }
         continue;
       }
       const left = waitLeft(waitUntil, this.now(), deadline);
