@@ -296,7 +296,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
         if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-        if (leader.invocationEnded !== undefined) throw leader.invocationEnded;
+        if (leader.invocationEnded !== undefined) {
+          // Refused by the leader's failed claim: a store failure of this call too.
+          if (leader.claimFailed !== undefined) this.#emit('storeFailure', key);
+          throw leader.invocationEnded;
+        }
         continue;
       }
       const left = waitLeft(waitUntil, this.now(), deadline);
@@ -313,7 +317,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
       const record = await Promise.race([leader.done, ...claiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
-      if (leader.claimFailed !== undefined) throw leader.claimFailed;
+      if (leader.claimFailed !== undefined) {
+        // Refused as the leader was: one more call the StoreFailures alarm counts, as without single-flight.
+        this.#emit('storeFailure', key);
+        throw leader.claimFailed;
+      }
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
       }

@@ -90,6 +90,21 @@ test('a claim that loses every response, with a second call of the key running a
   expect(steps).toEqual([]);
 });
 
+test('a claim that loses every response, with a second call of the key running at once in the invocation: each call is one store failure, as outside durable executions', async () => {
+  const events: string[] = [];
+  const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => order.run), {
+    store,
+    name: 'together-claim-counted',
+    key: (order) => order.orderId,
+    observability: (event) => void events.push(event),
+  });
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => Promise.all([charge(order, ctx), charge(order, ctx)]));
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' }, attempts: 'all' });
+  await expect(runExecution(handler, { orderId: randomUUID(), run: 'first' })).rejects.toMatchObject({ code: 'STORE_FAILURE' });
+  faults.clear();
+  expect(events).toEqual(['storeFailure', 'storeFailure']);
+});
+
 test('middy durable mode: a claim that loses every response on a replay, after a step ran, ends the invocation and keeps the record; another execution with the key gets IN_PROGRESS', async () => {
   const steps: string[] = [];
   let claims = 0;
