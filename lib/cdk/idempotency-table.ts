@@ -155,6 +155,49 @@ function functionOf(fn: LambdaFunction | SingletonFunction): LambdaFunction {
 /** Whether two strings are known to be equal: the same token, or the same literal. */
 const sameString = (a: string, b: string): boolean => a === b || Token.compareStrings(a, b) === TokenComparison.SAME;
 
+/** The props `SqsEventSource` reads; it passes on no other, so any other would be left out of the deployment without a word. */
+const SQS_EVENT_SOURCE_PROPS = [
+  'batchSize',
+  'maxBatchingWindow',
+  'enabled',
+  'filters',
+  'filterEncryption',
+  'maxConcurrency',
+  'metricsConfig',
+  'provisionedPollerConfig',
+] as const satisfies readonly (keyof IdempotentSqsConsumerProps)[];
+
+/** A number known at synth that is not a whole number: CloudFormation refuses it at deploy (NaN is written as null). */
+const notWhole = (value: unknown): boolean => value !== undefined && !Token.isUnresolved(value) && !Number.isInteger(value);
+
+/**
+ * Refuses `props` that `SqsEventSource` would take and the deployment would not: a prop it does not
+ * know (a misspelling, a stream source's `retryAttempts`), a count that is not a whole number, and a
+ * `batchSize` over 10 with a batching window of 0 seconds, which Lambda refuses. CDK checks the ranges.
+ */
+function checkSqsProps(props: IdempotentSqsConsumerProps): void {
+  const fail = (message: string): never => {
+    throw new TypeError(`IdempotencyTable.attachSqsConsumer: ${message}`);
+  };
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) fail('`props` must be an object of SqsEventSource props, or left out.');
+  const { reportBatchItemFailures, ...rest } = props as SqsEventSourceProps;
+  if (reportBatchItemFailures === false) fail('`reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
+  const unknown = Object.keys(rest).find((name) => !(SQS_EVENT_SOURCE_PROPS as readonly string[]).includes(name));
+  if (unknown !== undefined) {
+    fail(`\`${unknown}\` is not a prop of SqsEventSource, which would leave it out of the deployment; its props are ${SQS_EVENT_SOURCE_PROPS.join(', ')}.`);
+  }
+  const { batchSize, maxBatchingWindow, maxConcurrency } = rest;
+  if (notWhole(batchSize)) fail(`\`batchSize\` must be a whole number of messages (got ${String(batchSize)}).`);
+  if (notWhole(maxConcurrency)) fail(`\`maxConcurrency\` must be a whole number of concurrent functions (got ${String(maxConcurrency)}).`);
+  if (batchSize !== undefined && !Token.isUnresolved(batchSize) && batchSize > 10 && maxBatchingWindow !== undefined && !maxBatchingWindow.isUnresolved()) {
+    if (maxBatchingWindow.toMilliseconds() < 1000) {
+      fail(
+        `\`batchSize\` ${batchSize} (over 10) needs a \`maxBatchingWindow\` of at least 1 second, or Lambda refuses the event source at deploy (got ${maxBatchingWindow.toHumanString()}).`,
+      );
+    }
+  }
+}
+
 /**
  * Refuses a second event source of `queue` on `fn` (its unqualified self; an alias or a version is
  * another consumer), before anything is wired: Lambda refuses a second mapping of one queue to one
@@ -461,12 +504,7 @@ export abstract class IdempotencyTableBase extends Construct {
    * ```
    */
   public attachSqsConsumer(fn: LambdaFunction | SingletonFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
-    if (props === null || typeof props !== 'object') {
-      throw new TypeError('IdempotencyTable.attachSqsConsumer: `props` must be an object of SqsEventSource props, or left out.');
-    }
-    if ((props as SqsEventSourceProps).reportBatchItemFailures === false) {
-      throw new TypeError('IdempotencyTable.attachSqsConsumer: `reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
-    }
+    checkSqsProps(props);
     const target = functionOf(fn);
     refuseSecondMapping(target, queue, this.queues.get(target)?.includes(queue) ?? false);
     this.attachFunction(fn);
