@@ -155,25 +155,14 @@ function functionOf(fn: LambdaFunction | SingletonFunction): LambdaFunction {
 /** Whether two strings are known to be equal: the same token, or the same literal. */
 const sameString = (a: string, b: string): boolean => a === b || Token.compareStrings(a, b) === TokenComparison.SAME;
 
-/** The props `SqsEventSource` reads; it passes on no other, so any other would be left out of the deployment without a word. */
-const SQS_EVENT_SOURCE_PROPS = [
-  'batchSize',
-  'maxBatchingWindow',
-  'enabled',
-  'filters',
-  'filterEncryption',
-  'maxConcurrency',
-  'metricsConfig',
-  'provisionedPollerConfig',
-] as const satisfies readonly (keyof IdempotentSqsConsumerProps)[];
-
 /** A number known at synth that is not a whole number: CloudFormation refuses it at deploy (NaN is written as null). */
 const notWhole = (value: unknown): boolean => value !== undefined && !Token.isUnresolved(value) && !Number.isInteger(value);
 
 /**
- * Refuses `props` that `SqsEventSource` would take and the deployment would not: a prop it does not
- * know (a misspelling, a stream source's `retryAttempts`), a count that is not a whole number, and a
- * `batchSize` over 10 with a batching window of 0 seconds, which Lambda refuses. CDK checks the ranges.
+ * Refuses `props` that `SqsEventSource` would take and the deployment would not: a count that is not
+ * a whole number, and a `batchSize` over 10 with a batching window of 0 seconds, which Lambda
+ * refuses. CDK checks the ranges; props it does not know pass on to it, as a newer aws-cdk-lib may
+ * know them.
  */
 function checkSqsProps(props: IdempotentSqsConsumerProps): void {
   const fail = (message: string): never => {
@@ -182,10 +171,6 @@ function checkSqsProps(props: IdempotentSqsConsumerProps): void {
   if (props === null || typeof props !== 'object' || Array.isArray(props)) fail('`props` must be an object of SqsEventSource props, or left out.');
   const { reportBatchItemFailures, ...rest } = props as SqsEventSourceProps;
   if (reportBatchItemFailures === false) fail('`reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
-  const unknown = Object.keys(rest).find((name) => !(SQS_EVENT_SOURCE_PROPS as readonly string[]).includes(name));
-  if (unknown !== undefined) {
-    fail(`\`${unknown}\` is not a prop of SqsEventSource, which would leave it out of the deployment; its props are ${SQS_EVENT_SOURCE_PROPS.join(', ')}.`);
-  }
   const { batchSize, maxBatchingWindow, maxConcurrency } = rest;
   if (notWhole(batchSize)) fail(`\`batchSize\` must be a whole number of messages (got ${String(batchSize)}).`);
   if (notWhole(maxConcurrency)) fail(`\`maxConcurrency\` must be a whole number of concurrent functions (got ${String(maxConcurrency)}).`);

@@ -575,18 +575,7 @@ test('options are validated at construction', () => {
   expect(() => a.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Q'), { reportBatchItemFailures: false } as never)).toThrow(/always on/);
 });
 
-const SQS_PROPS = 'batchSize, maxBatchingWindow, enabled, filters, filterEncryption, maxConcurrency, metricsConfig, provisionedPollerConfig';
 test.each([
-  [
-    'a misspelt prop',
-    { batchsize: 5 },
-    `\`batchsize\` is not a prop of SqsEventSource, which would leave it out of the deployment; its props are ${SQS_PROPS}.`,
-  ],
-  [
-    "a stream source's prop, which SQS has not",
-    { retryAttempts: 3 },
-    `\`retryAttempts\` is not a prop of SqsEventSource, which would leave it out of the deployment; its props are ${SQS_PROPS}.`,
-  ],
   ['a fractional batch size', { batchSize: 2.5 }, '`batchSize` must be a whole number of messages (got 2.5).'],
   ['a batch size that is not a number', { batchSize: Number.NaN }, '`batchSize` must be a whole number of messages (got NaN).'],
   [
