@@ -61,7 +61,14 @@ export const simulatedProvider: PaymentProvider = {
   refund: async () => ({ providerRefundId: `re_${randomUUID()}` }),
 };
 
-export type PaymentErrorCode = 'INVALID_REQUEST' | 'NOT_FOUND' | 'REFUND_EXCEEDS_PAYMENT' | 'REFUND_KEY_REUSED' | 'PROVIDER_FAILED' | 'REFUND_INCOMPLETE';
+export type PaymentErrorCode =
+  | 'INVALID_REQUEST'
+  | 'NOT_FOUND'
+  | 'CURRENCY_MISMATCH'
+  | 'REFUND_EXCEEDS_PAYMENT'
+  | 'REFUND_KEY_REUSED'
+  | 'PROVIDER_FAILED'
+  | 'REFUND_INCOMPLETE';
 
 export class PaymentError extends Error {
   override readonly name = 'PaymentError';
@@ -116,6 +123,11 @@ function validAmount(value: unknown): number {
   return value;
 }
 
+function validCurrency(value: unknown): string {
+  if (typeof value !== 'string' || !CURRENCIES.has(value)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
+  return value;
+}
+
 function asObject(input: unknown): Record<string, unknown> {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) throw invalid('The request body must be a JSON object.');
   return input as Record<string, unknown>;
@@ -164,8 +176,7 @@ export class PaymentService {
   async createPayment(input: unknown): Promise<Payment> {
     const body = asObject(input);
     const amount = validAmount(body.amount);
-    const currency = body.currency;
-    if (typeof currency !== 'string' || !CURRENCIES.has(currency)) throw invalid('currency must be an ISO 4217 code such as "EUR".');
+    const currency = validCurrency(body.currency);
     const orderId = body.orderId;
     if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
       throw invalid('orderId must be a string of 1 to 128 characters.');
@@ -227,9 +238,13 @@ export class PaymentService {
    * provider made is marked so on the item: the same key sent again after its record expired gets
    * the refund's state, not a second call, which a processor that has forgotten its key would pay;
    * with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
+   * A refund is in the payment's currency: a `currency` in the body must be it (`CURRENCY_MISMATCH`,
+   * a 422, checked by the same conditional write), and none means it.
    */
   async refund(paymentId: string, input: unknown): Promise<Refund> {
-    const amount = validAmount(asObject(input).amount);
+    const body = asObject(input);
+    const amount = validAmount(body.amount);
+    const currency = body.currency === undefined ? undefined : validCurrency(body.currency);
     if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
     const call = transaction();
     // The same id on every retry and takeover of this request: the state change below applies it once.
@@ -238,7 +253,7 @@ export class PaymentService {
     const refundId = `re_${call.downstreamKey(`refund ${paymentId}`).slice(0, 22)}`;
     // Which attempt answers for the refund: this one's owner token, which changes on a takeover.
     const attempt = { holder: `refundHolder_${refundId}`, owner: call.owner };
-    const applied = await this.applyRefund(paymentId, refundId, amount, attempt);
+    const applied = await this.applyRefund(paymentId, refundId, amount, currency, attempt);
     // Made already by this request under a record that has expired since: the processor may have
     // forgotten its key by now, and would refund again.
     if (applied.completedRefundIds?.has(refundId)) return this.refundOf(applied, refundId, amount);
@@ -304,7 +319,10 @@ export class PaymentService {
    * attempt then takes the refund over (`attempt.holder`), so that the earlier one, should it still
    * end with a provider failure, does not give back a refund this attempt completes.
    */
-  private async applyRefund(paymentId: string, refundId: string, amount: number, attempt: RefundAttempt): Promise<StoredPayment> {
+  private async applyRefund(paymentId: string, refundId: string, amount: number, currency: string | undefined, attempt: RefundAttempt): Promise<StoredPayment> {
+    // The currency is part of the guarded write, so a refund in another currency changes nothing, with no read first.
+    const sameCurrency =
+      currency === undefined ? { expression: '', values: {} } : { expression: ' AND #currency = :currency', values: { ':currency': currency } };
     let full = false;
     for (let round = 0; round < 5; round++) {
       try {
@@ -316,8 +334,9 @@ export class PaymentService {
           set: { [attempt.holder]: attempt.owner, [refundAmountAttribute(refundId)]: amount },
           add: { refundableAmount: -amount, refundedAmount: amount, refundIds: new Set([refundId]) },
           condition: {
-            expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)`,
-            values: { ':amount': amount, ':refundId': refundId },
+            expression: `refundableAmount ${full ? '=' : '>'} :amount AND NOT contains(refundIds, :refundId)${sameCurrency.expression}`,
+            ...(currency === undefined ? {} : { names: { '#currency': 'currency' } }),
+            values: { ':amount': amount, ':refundId': refundId, ...sameCurrency.values },
           },
         });
         const out = await this.doc.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }));
@@ -326,6 +345,10 @@ export class PaymentService {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as StoredPayment) : undefined;
         if (current === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+        // Before all else: no refund in another currency was ever made, whatever this key did before.
+        if (currency !== undefined && current.currency !== currency) {
+          throw new PaymentError('CURRENCY_MISMATCH', `The payment is in ${current.currency}; a refund of it cannot be in ${currency}.`);
+        }
         // The refund this key made (or applied) was of another amount: answering it as this one's would state a refund never made.
         const made = (current as StoredPayment & Record<string, unknown>)[refundAmountAttribute(refundId)];
         if (typeof made === 'number' && made !== amount) {

@@ -18,6 +18,7 @@ export type PaymentHandler = (event: APIGatewayProxyEventV2, context: Context) =
 const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   INVALID_REQUEST: [400, 'Invalid request'],
   NOT_FOUND: [404, 'Payment not found'],
+  CURRENCY_MISMATCH: [422, 'Refund currency differs from the payment'],
   REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
   REFUND_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],

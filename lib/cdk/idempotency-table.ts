@@ -155,6 +155,34 @@ function functionOf(fn: LambdaFunction | SingletonFunction): LambdaFunction {
 /** Whether two strings are known to be equal: the same token, or the same literal. */
 const sameString = (a: string, b: string): boolean => a === b || Token.compareStrings(a, b) === TokenComparison.SAME;
 
+/** A number known at synth that is not a whole number: CloudFormation refuses it at deploy (NaN is written as null). */
+const notWhole = (value: unknown): boolean => value !== undefined && !Token.isUnresolved(value) && !Number.isInteger(value);
+
+/**
+ * Refuses `props` that `SqsEventSource` would take and the deployment would not: a count that is not
+ * a whole number, and a `batchSize` over 10 with a batching window of 0 seconds, which Lambda
+ * refuses. CDK checks the ranges; props it does not know pass on to it, as a newer aws-cdk-lib may
+ * know them.
+ */
+function checkSqsProps(props: IdempotentSqsConsumerProps): void {
+  const fail = (message: string): never => {
+    throw new TypeError(`IdempotencyTable.attachSqsConsumer: ${message}`);
+  };
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) fail('`props` must be an object of SqsEventSource props, or left out.');
+  const { reportBatchItemFailures, ...rest } = props as SqsEventSourceProps;
+  if (reportBatchItemFailures === false) fail('`reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
+  const { batchSize, maxBatchingWindow, maxConcurrency } = rest;
+  if (notWhole(batchSize)) fail(`\`batchSize\` must be a whole number of messages (got ${String(batchSize)}).`);
+  if (notWhole(maxConcurrency)) fail(`\`maxConcurrency\` must be a whole number of concurrent functions (got ${String(maxConcurrency)}).`);
+  if (batchSize !== undefined && !Token.isUnresolved(batchSize) && batchSize > 10 && maxBatchingWindow !== undefined && !maxBatchingWindow.isUnresolved()) {
+    if (maxBatchingWindow.toMilliseconds() < 1000) {
+      fail(
+        `\`batchSize\` ${batchSize} (over 10) needs a \`maxBatchingWindow\` of at least 1 second, or Lambda refuses the event source at deploy (got ${maxBatchingWindow.toHumanString()}).`,
+      );
+    }
+  }
+}
+
 /**
  * Refuses a second event source of `queue` on `fn` (its unqualified self; an alias or a version is
  * another consumer), before anything is wired: Lambda refuses a second mapping of one queue to one
@@ -461,12 +489,7 @@ export abstract class IdempotencyTableBase extends Construct {
    * ```
    */
   public attachSqsConsumer(fn: LambdaFunction | SingletonFunction, queue: IQueue, props: IdempotentSqsConsumerProps = {}): SqsEventSource {
-    if (props === null || typeof props !== 'object') {
-      throw new TypeError('IdempotencyTable.attachSqsConsumer: `props` must be an object of SqsEventSource props, or left out.');
-    }
-    if ((props as SqsEventSourceProps).reportBatchItemFailures === false) {
-      throw new TypeError('IdempotencyTable.attachSqsConsumer: `reportBatchItemFailures` is always on: failed items must be retried, not deleted.');
-    }
+    checkSqsProps(props);
     const target = functionOf(fn);
     refuseSecondMapping(target, queue, this.queues.get(target)?.includes(queue) ?? false);
     this.attachFunction(fn);

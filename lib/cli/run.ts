@@ -66,7 +66,7 @@ class CliStore extends DynamoDBStore {
     this.#flags = flags;
   }
 
-  protected override forgetCommand(key: string): string {
+  protected override async forgetCommand(key: string): Promise<string> {
     return shellCommand(['lambda-idempotency', 'forget', ...this.#flags, '--id', key, '--yes']);
   }
 }

@@ -357,19 +357,28 @@ export class DynamoDBStore implements IdempotencyStore {
     };
   }
 
-  /** Throws for an item this store cannot read as a record (see {@link malformedRecord}). @internal */
-  protected malformed(key: string, problem: string): never {
-    throw malformedRecord(key, this.tableName, problem, `, or under other attribute names. Remove it with forgetRecord or \`${this.forgetCommand(key)}\``);
+  /** Rejects with the error for an item this store cannot read as a record (see {@link malformedRecord}). @internal */
+  protected async malformed(key: string, problem: string): Promise<never> {
+    throw malformedRecord(
+      key,
+      this.tableName,
+      problem,
+      `, or under other attribute names. Remove it with forgetRecord or \`${await this.forgetCommand(key)}\``,
+    );
   }
 
   /**
-   * The `lambda-idempotency` command that deletes the item of `key`, with the attribute names of
-   * this store that differ from the defaults: the item is found under them. @internal
+   * The `lambda-idempotency` command that deletes the item of `key`: in the Region of this store's
+   * client, which an operator's shell may not default to, and with the attribute names of this store
+   * that differ from the defaults: the item is found under them. @internal
    */
-  protected forgetCommand(key: string): string {
+  protected async forgetCommand(key: string): Promise<string> {
+    // The client's configured Region, resolved from its configuration (no request); none when it has none.
+    const region = await (async () => this.client.config.region())().catch(() => undefined);
     const names = Object.entries(this.attributes).filter(([field, name]) => DEFAULT_ATTRIBUTE_NAMES[field as keyof AttributeNames] !== name);
     const attributes = names.length === 0 ? [] : ['--attributes', JSON.stringify(Object.fromEntries(names))];
-    return shellCommand(['lambda-idempotency', 'forget', '--table', this.tableName, ...attributes, '--id', key, '--yes']);
+    const where = typeof region === 'string' && region !== '' ? ['--region', region] : [];
+    return shellCommand(['lambda-idempotency', 'forget', '--table', this.tableName, ...where, ...attributes, '--id', key, '--yes']);
   }
 
   /**

@@ -575,6 +575,46 @@ test('options are validated at construction', () => {
   expect(() => a.attachSqsConsumer(fn(stack, 'Other'), new Queue(stack, 'Q'), { reportBatchItemFailures: false } as never)).toThrow(/always on/);
 });
 
+test.each([
+  ['a fractional batch size', { batchSize: 2.5 }, '`batchSize` must be a whole number of messages (got 2.5).'],
+  ['a batch size that is not a number', { batchSize: Number.NaN }, '`batchSize` must be a whole number of messages (got NaN).'],
+  [
+    'a batch size over 10 with a batching window of 0 seconds',
+    { batchSize: 100, maxBatchingWindow: Duration.seconds(0) },
+    '`batchSize` 100 (over 10) needs a `maxBatchingWindow` of at least 1 second, or Lambda refuses the event source at deploy (got 0 seconds).',
+  ],
+  ['a fractional maximum concurrency', { maxConcurrency: 2.5 }, '`maxConcurrency` must be a whole number of concurrent functions (got 2.5).'],
+  ['props given as an array', [], '`props` must be an object of SqsEventSource props, or left out.'],
+] as const)('attachSqsConsumer with %s is a TypeError at synth, and wires nothing', (_case, props, message) => {
+  const stack = new Stack(new App(), 'BadSqsProps');
+  const table = new IdempotencyTable(stack, 'T');
+  const consumer = fn(stack, 'Consumer');
+  const queue = new Queue(stack, 'Q', { visibilityTimeout: Duration.minutes(2) });
+  const attach = () => table.attachSqsConsumer(consumer, queue, props as never);
+  expect(attach).toThrow(TypeError);
+  expect(attach).toThrow(`IdempotencyTable.attachSqsConsumer: ${message}`);
+  Template.fromStack(stack).resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
+});
+
+test('attachSqsConsumer takes the batch sizes and windows Lambda takes, and values CloudFormation resolves at deploy', () => {
+  const stack = new Stack(new App(), 'GoodSqsProps');
+  const table = new IdempotencyTable(stack, 'T');
+  const queue = (id: string) => new Queue(stack, id, { visibilityTimeout: Duration.minutes(2) });
+  const size = new CfnParameter(stack, 'BatchSize', { type: 'Number', default: 5 }).valueAsNumber;
+  table.attachSqsConsumer(fn(stack, 'Large'), queue('LargeQ'), { batchSize: 100, maxBatchingWindow: Duration.seconds(1), maxConcurrency: 5 });
+  table.attachSqsConsumer(fn(stack, 'Small'), queue('SmallQ'), { batchSize: 10, maxBatchingWindow: Duration.seconds(0) });
+  table.attachSqsConsumer(fn(stack, 'Resolved'), queue('ResolvedQ'), { batchSize: size, reportBatchItemFailures: true } as never);
+  const template = Template.fromStack(stack);
+  template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+    BatchSize: 100,
+    MaximumBatchingWindowInSeconds: 1,
+    ScalingConfig: { MaximumConcurrency: 5 },
+    FunctionResponseTypes: ['ReportBatchItemFailures'],
+  });
+  template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10, MaximumBatchingWindowInSeconds: 0 });
+  template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: { Ref: 'BatchSize' } });
+});
+
 test('a retention of zero seconds is refused: every duplicate would run again', () => {
   const stack = new Stack(new App(), 'ZeroRetention');
   expect(() => new IdempotencyTable(stack, 'Zero', { expiresAfter: Duration.seconds(0) })).toThrow(

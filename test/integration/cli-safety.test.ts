@@ -546,9 +546,11 @@ test("the forget command an unreadable item's error names holds the flags that f
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
-test("a store's error for an item it cannot read names the forget command with its attribute names, quoted for a shell", async () => {
+test("a store's error for an item it cannot read names the forget command with its client's Region and its attribute names, quoted for a shell, which deletes it", async () => {
   const attributes = { fingerprint: "finger's print" };
-  const named = new DynamoDBStore({ tableName, client, attributes });
+  // A Region other than the one the command's environment gives (DynamoDB Local shares one database across Regions).
+  const elsewhere = new DynamoDBClient({ endpoint: endpoint(), region: 'eu-south-2', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const named = new DynamoDBStore({ tableName, client: elsewhere, attributes });
   const id = recordId("it's another name", 'o-1');
   await client.send(
     new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'DONE' }, owner: { S: 'o' }, expiration: { N: '4102444800' } } }),
@@ -563,10 +565,14 @@ test("a store's error for an item it cannot read names the forget command with i
     'forget',
     '--table',
     tableName,
+    '--region',
+    'eu-south-2',
     '--attributes',
     JSON.stringify(attributes),
     '--id',
     id,
     '--yes',
   ]);
+  expect(await cli(...(await shellWords(suggested!)).slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
 });

@@ -489,3 +489,35 @@ test('a refund key sent after its record expired for another payment refunds tha
     made: [first, second],
   });
 });
+
+test("a refund in another currency than the payment's is a 422 that moves no money; the payment's currency, or none, refunds", async () => {
+  const provider = new CountingProvider();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const call = async (url: string, body: unknown, key = `refund-${randomUUID()}`) => {
+    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+    const result = await handler(event!, lambdaContext('payments-api'));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  const payment = await call('/payments', { amount: 1_000, currency: 'EUR' });
+  const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+  const key = `refund-${randomUUID()}`;
+  const foreign = await call(refunds, { amount: 400, currency: 'USD' }, key);
+  expect(foreign).toEqual({
+    status: 422,
+    json: {
+      type: 'about:blank',
+      title: 'Refund currency differs from the payment',
+      status: 422,
+      detail: 'The payment is in EUR; a refund of it cannot be in USD.',
+    },
+  });
+  // A 4xx is final (docs/demo.md): the same request gets the same answer, the corrected one a new key.
+  expect((await call(refunds, { amount: 400, currency: 'USD' }, key)).status).toBe(422);
+  expect((await call(refunds, { amount: 400, currency: 'usd' })).status).toBe(400);
+  expect((await call(refunds, { amount: 400, currency: 'XYZ' })).status).toBe(400);
+  expect(provider.refunds).toEqual([]);
+  // Nothing was applied to the payment either: the whole amount is still refundable.
+  expect((await call(refunds, { amount: 400, currency: 'EUR' })).json).toMatchObject({ amount: 400, refundedAmount: 400, refundableAmount: 600 });
+  expect((await call(refunds, { amount: 600 })).json).toMatchObject({ amount: 600, refundedAmount: 1_000, refundableAmount: 0 });
+  expect(provider.refunds.map((refund) => refund.amount)).toEqual([400, 600]);
+});

@@ -82,7 +82,7 @@ describe('a live malformed item fails closed, with an error that says what is wr
     const cause = (error.cause as Error).message;
     expect(cause).toContain(`The idempotency record ${f.id} in ${tableName} is malformed`);
     expect(cause).toContain(problem);
-    expect(cause).toContain(`lambda-idempotency forget --table ${tableName} --id '${f.id}' --yes`);
+    expect(cause).toContain(`lambda-idempotency forget --table ${tableName} --region local --id '${f.id}' --yes`); // the test client's Region
     expect(f.runs()).toBe(0);
 
     // inspect says the same, and forget removes it: the next call runs.
