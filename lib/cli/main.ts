@@ -3,7 +3,18 @@
  * `lambda-idempotency`: inspect and forget idempotency records, and list stuck ones, from the
  * command line. `lambda-idempotency --help` lists the commands and options.
  */
+import { createRequire } from 'node:module';
 import { runCli } from './run.js';
+
+/** The version of the package this command is in (found as the package finds itself), if it is in one. */
+function packageVersion(): string | undefined {
+  try {
+    const { version } = createRequire(import.meta.url)('lambda-idempotency/package.json') as { version?: unknown };
+    return typeof version === 'string' ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 // A reader that stops early (`stuck | head`) closes the pipe: stop there quietly, as other command-line tools do.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -16,4 +27,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
   now: Date.now,
+  version: packageVersion(),
 });

@@ -11,6 +11,7 @@ export type CommandName = 'inspect' | 'forget' | 'stuck';
 /** What one invocation asks for, checked. @internal */
 export type Command =
   | { readonly command: 'help' }
+  | { readonly command: 'version' }
   | (Common & { readonly command: 'inspect'; readonly address: RecordAddress })
   | (Common & { readonly command: 'forget'; readonly address: RecordAddress; readonly onlyIf?: RecordStatus; readonly leaseUntil?: number })
   | (Common & { readonly command: 'stuck'; readonly name?: string });
@@ -34,6 +35,8 @@ const ALL: readonly CommandName[] = ['inspect', 'forget', 'stuck'];
 interface OptionSpec {
   readonly type: 'string' | 'boolean';
   readonly commands: readonly CommandName[];
+  /** A one-letter form. */
+  readonly short?: string;
   /** The value's placeholder in the help. */
   readonly value?: string;
   readonly help: string;
@@ -91,7 +94,8 @@ const OPTIONS = {
   attributes: { type: 'string', commands: ALL, value: 'JSON', help: 'Attribute names that differ from DynamoDBStore\'s defaults, e.g. \'{"key":"pk"}\'.' },
   region: { type: 'string', commands: ALL, value: 'R', help: "AWS region. Default: a --table ARN's, else the SDK's ($AWS_REGION, the profile's)." },
   profile: { type: 'string', commands: ALL, value: 'P', help: 'AWS profile. Default: $AWS_PROFILE, else the default profile.' },
-  help: { type: 'boolean', commands: ALL, help: 'This help.' },
+  help: { type: 'boolean', commands: ALL, short: 'h', help: 'This help (also -h).' },
+  version: { type: 'boolean', commands: ALL, help: "The package's version." },
 } as const satisfies Record<string, OptionSpec>;
 
 type OptionName = keyof typeof OPTIONS;
@@ -143,6 +147,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
   const [command, ...extra] = parsed.positionals;
   if (values.help || command === 'help') return { command: 'help' };
+  if (values.version || command === 'version') return { command: 'version' };
   if (command === undefined) throw new UsageError('Which command? Give inspect, forget or stuck (--help lists them).');
   if (!ALL.includes(command as CommandName)) throw new UsageError(`Unknown command \`${command}\`: use inspect, forget or stuck.`);
   if (extra.length > 0) throw new UsageError(`Unexpected argument \`${extra[0]}\`: option values need their --option.`);

@@ -16,6 +16,8 @@ export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly now: () => number;
+  /** The package's version, for `--version`; `undefined` when it cannot be read. */
+  readonly version?: string | undefined;
 }
 
 /** Exit codes, as the help lists them. @internal */
@@ -23,7 +25,7 @@ export const EXIT = { done: 0, failed: 1, usage: 2, notFound: 3, refused: 4 } as
 
 /** A checked command line, ready to send its requests. */
 interface Plan {
-  readonly command: Exclude<Command, { command: 'help' }>;
+  readonly command: Exclude<Command, { command: 'help' | 'version' }>;
   /** The record id, for inspect and forget. */
   readonly id: string;
   readonly client: DynamoDBClient;
@@ -33,9 +35,9 @@ interface Plan {
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** Checks everything that can be checked without a request; throws what {@link runCli} reports as a usage error. */
-function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help' {
+function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help' | 'version' {
   const command = parseCommand(argv, env);
-  if (command.command === 'help') return 'help';
+  if (command.command === 'help' || command.command === 'version') return command.command;
   const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
   // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden;
   // each attempt bounded as the store's own client is, since the SDK sets no timeout: a request never answered would hang the command.
@@ -302,7 +304,7 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
  * (nothing sent), 3 no such record, 4 forget refused a record it read (an attempt that may be running). @internal
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  let plan: Plan | 'help';
+  let plan: Plan | 'help' | 'version';
   try {
     plan = prepare(argv, io.env);
   } catch (error) {
@@ -313,6 +315,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   if (plan === 'help') {
     io.stdout(helpText());
+    return EXIT.done;
+  }
+  if (plan === 'version') {
+    if (io.version === undefined) {
+      io.stderr('lambda-idempotency: the version is unknown: this copy of the command is not in its package.\n');
+      return EXIT.failed;
+    }
+    io.stdout(`${io.version}\n`);
     return EXIT.done;
   }
   try {

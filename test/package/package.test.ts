@@ -223,11 +223,13 @@ describe('installed into a fresh project', () => {
     }
   });
 
-  test('the `lambda-idempotency` command runs from node_modules/.bin: help, and a lookup in DynamoDB Local', async () => {
+  test('the `lambda-idempotency` command runs from node_modules/.bin: help, its version, and a lookup in DynamoDB Local', async () => {
     const bin = join(pkg.consumer, 'node_modules', '.bin', 'lambda-idempotency');
     // Executed as a shell would: its shebang and mode, not `node file`.
     const help = await exec(bin, ['--help'], { cwd: pkg.consumer });
     expect(help.stdout).toMatch(/^Usage: lambda-idempotency <command>/);
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect((await exec(bin, ['--version'], { cwd: pkg.consumer })).stdout).toBe(`${version}\n`);
     const env = {
       ...process.env,
       NODE_OPTIONS: '',

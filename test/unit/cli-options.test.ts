@@ -13,9 +13,14 @@ interface Run {
 
 /** The command in this process, with this environment; usage errors send no request. */
 async function cli(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<Run> {
+  return cliOf({ version: '1.2.3' }, env, ...argv);
+}
+
+/** The command as `cli` runs it, with the package's version as given. */
+async function cliOf(given: { version: string | undefined }, env: NodeJS.ProcessEnv, ...argv: string[]): Promise<Run> {
   let stdout = '';
   let stderr = '';
-  const io: CliIo = { env, now: Date.now, stdout: (text) => void (stdout += text), stderr: (text) => void (stderr += text) };
+  const io: CliIo = { env, now: Date.now, version: given.version, stdout: (text) => void (stdout += text), stderr: (text) => void (stderr += text) };
   const code = await runCli(argv, io);
   return { code, stdout, stderr };
 }
@@ -64,6 +69,18 @@ test('`help` prints the help, as --help does', async () => {
   const help = await cli({}, '--help');
   expect(help).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^Usage: lambda-idempotency <command>/) });
   expect(await cli({}, 'help')).toEqual(help);
+  expect(await cli({}, '-h')).toEqual(help);
+  expect(await cli({}, 'stuck', '-h')).toEqual(help);
+});
+
+test('`--version` prints the version of the package the command is in, and sends nothing; without one it fails and says why', async () => {
+  expect(await cli({}, '--version')).toEqual({ code: 0, stdout: '1.2.3\n', stderr: '' });
+  expect(await cli({}, 'forget', '--version')).toEqual({ code: 0, stdout: '1.2.3\n', stderr: '' });
+  expect(await cliOf({ version: undefined }, {}, '--version')).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: 'lambda-idempotency: the version is unknown: this copy of the command is not in its package.\n',
+  });
 });
 
 test('the table is --table, else IDEMPOTENCY_TABLE', async () => {
