@@ -426,7 +426,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number; resumed?: boolean } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
-    const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
+    // The lease ends at the Lambda deadline, also one already past (a duplicate that took over its
+    // in-process leader late): `leaseSeconds` is for calls that know no deadline.
+    const remaining = deadline === undefined ? undefined : deadline.at - now;
     const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
