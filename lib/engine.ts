@@ -3,7 +3,7 @@ import { Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, sealByOf, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
-import { durableExecutionOf, isDurableInvocationInput, positive, remainingMillisOf, tenantOf } from './invocation.js';
+import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions, wholeNumber } from './options.js';
@@ -244,7 +244,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // descheduled, a GC) then brings the bound earlier, never past the deadline.
     const read = performance.now();
     const given = remainingMillisOf(context);
-    const remaining = given ?? positive(enclosingCall()?.timeLeft?.());
+    // Also once that deadline has passed: the record is then held until it, not for `leaseSeconds`.
+    const inherited = enclosingCall()?.timeLeft?.();
+    const remaining = given ?? (Number.isFinite(inherited) ? inherited : undefined);
     const deadline =
       remaining === undefined
         ? undefined
@@ -426,7 +428,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number; resumed?: boolean } | { kind: 'replay'; record: IdempotencyRecord }> {
     const now = this.now();
-    const remaining = deadline === undefined ? undefined : positive(deadline.at - now);
+    // The lease ends at the Lambda deadline, also one already past (a duplicate that took over its
+    // in-process leader late): `leaseSeconds` is for calls that know no deadline.
+    const remaining = deadline === undefined ? undefined : deadline.at - now;
     const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)

@@ -47,9 +47,9 @@ export function tenantOf(context: unknown): string | undefined {
 /**
  * A time left that is still ahead, else none: a Lambda context reading 0 ms left sets no deadline,
  * nor does a stub reading `NaN`, `Infinity` or `Number.MAX_VALUE`: a deadline later than any
- * `Date` (8.64e15 ms) is a lease without end, which DynamoDB refuses as a number out of range. @internal
+ * `Date` (8.64e15 ms) is a lease without end, which DynamoDB refuses as a number out of range.
  */
-export const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 && millis <= 8.64e15 ? millis : undefined);
+const positive = (millis: number | undefined): number | undefined => (millis !== undefined && millis > 0 && millis <= 8.64e15 ? millis : undefined);
 
 /**
  * The Lambda deadline, also from a durable context (which carries the Lambda context as

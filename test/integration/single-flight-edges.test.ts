@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import { DynamoDBStore, IdempotencyError, type IdempotencyEvent, makeIdempotent, transaction } from '../../lib/index.js';
-import { InMemoryStore } from '../../lib/testing/index.js';
+import { InMemoryStore, lambdaContext as testingContext } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -105,6 +105,40 @@ test("a duplicate waiting for a hung in-process leader takes over within a secon
     await jest.advanceTimersByTimeAsync(1_000);
     await settle(() => runs.length === 2);
     expect(runs).toEqual(['k', 'k']);
+    expect(await second).toBe(2);
+    hung.open();
+    expect((await rejection(first)).code).toBe('SUPERSEDED');
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test('a duplicate that takes over a hung in-process leader only after its own deadline passed holds the record until that deadline, not `leaseSeconds` past it', async () => {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+  try {
+    let now = T0;
+    const clock = () => now;
+    const store = new InMemoryStore();
+    const name = 'late-follower';
+    const leases: Array<number | undefined> = [];
+    const hung = gate();
+    const pay = makeIdempotent(
+      async (id: string, _ctx: object) => {
+        if (leases.push((await store.inspect(recordId(name, id)))?.leaseUntil) === 1) await hung.promise;
+        return leases.length;
+      },
+      { store, name, now: clock },
+    );
+    const first = pay('k', testingContext({ remainingMillis: 5_000, now: clock }));
+    await settle(() => leases.length === 1);
+    // An invocation with 3 s left follows the first in process; the clock then passes both deadlines.
+    const second = pay('k', testingContext({ remainingMillis: 3_000, now: clock }));
+    await settle(() => false, 10);
+    now += 6_000;
+    await jest.advanceTimersByTimeAsync(1_000);
+    await settle(() => leases.length === 2);
+    // Its lease is its Lambda deadline, as any call's with a context: a retry may take over right after it.
+    expect(leases).toEqual([T0 + 5_000, T0 + 3_000]);
     expect(await second).toBe(2);
     hung.open();
     expect((await rejection(first)).code).toBe('SUPERSEDED');

@@ -488,6 +488,18 @@ describe('a call given no context, nested in a call with a Lambda deadline', () 
     expect(await leaseOf(handler({ id: 'o-1' }, lambdaContext({ remainingMillis: 200_000, now: () => T0 })))).toBe(String(T0 + 200_000));
   });
 
+  test("made once that deadline has passed by the outer call's clock, holds its record until that deadline, not for leaseSeconds past it", async () => {
+    const { clock, inner, leaseOf } = nested('past-deadline');
+    const outer = makeIdempotent(
+      async (order: Order, _context: { getRemainingTimeInMillis(): number }) => {
+        clock.now = T0 + 130_000; // the outer call's 120 s have run out
+        return inner(order);
+      },
+      { store, name: 'past-deadline-outer', key: (order) => order.id, now: () => clock.now },
+    );
+    expect(await leaseOf(outer({ id: 'o-1' }, { getRemainingTimeInMillis: () => 120_000 }))).toBe(String(T0 + 120_000));
+  });
+
   test('without an enclosing call the lease is leaseSeconds (60 s by default)', async () => {
     const { inner, leaseOf } = nested('own');
     expect(await leaseOf(inner({ id: 'o-1' }))).toBe(String(T0 + 60_000));
