@@ -566,6 +566,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const lost = request.error === undefined ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED';
       if (sealFailure !== undefined)
         this.#log(`could not encrypt the call's outcome; the record completed without it, and duplicates get ${lost}`, key, sealFailure);
+      else if (!responseStored) {
+        const why = request.responseOmitted ? "the call's result cannot be written as JSON (a BigInt, a cycle, nesting too deep)" : "the call's outcome does not fit in the store's record";
+        logLine(this.#logger, 'warn', `${why}; the record completed without it, and duplicates get ${lost}`, { namespace: namespaceOf(key), recordId: key });
+      }
       const record: IdempotencyRecord = {
         key,
         owner,
