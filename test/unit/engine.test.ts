@@ -720,6 +720,19 @@ describe('responses', () => {
     expect(fn).toHaveBeenCalledTimes(1);
     expect(omitted()).toHaveLength(1); // duplicates complete nothing
   });
+
+  test('a result JSON cannot hold, whose completion the store fails: one warning, that the record could not be marked COMPLETED, none that it completed', async () => {
+    const store = new MemoryStore();
+    store.complete = async () => {
+      throw Object.assign(new Error('connection reset'), { name: 'TimeoutError' });
+    };
+    const { logger, lines } = collectingLogger();
+    const once = makeIdempotent(async () => ({ total: 10n }), { store, name: 'f', logger });
+    expect(await once(1)).toEqual({ total: 10n });
+    expect(lines.map((line) => JSON.parse(line).message)).toEqual([
+      'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+    ]);
+  });
 });
 
 describe('durable calls left behind by invocations that suspended', () => {
