@@ -564,12 +564,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const writes = payload.error === undefined ? call.writes : [];
     const done = (
       responseStored: boolean,
-      { sealFailure, storedError }: { sealFailure?: unknown; storedError?: string } = {},
+      { sealFailure, storedError, unconfirmed }: { sealFailure?: unknown; storedError?: string; unconfirmed?: true } = {},
     ): [Outcome, IdempotencyRecord] => {
       // The outcome is lost to every duplicate: say so, and why, where an operator looks.
       const lost = request.error === undefined ? 'RESPONSE_NOT_STORED' : 'ERROR_NOT_STORED';
       if (sealFailure !== undefined)
         this.#log(`could not encrypt the call's outcome; the record completed without it, and duplicates get ${lost}`, key, sealFailure);
+      // A completion the store failed may not have applied: its own warning says so instead.
+      else if (!responseStored && !unconfirmed) {
+        const why = request.responseOmitted
+          ? "the call's result cannot be written as JSON (a BigInt, a cycle, nesting too deep)"
+          : "the call's outcome does not fit in the store's record";
+        logLine(this.#logger, 'warn', `${why}; the record completed without it, and duplicates get ${lost}`, { namespace: namespaceOf(key), recordId: key });
+      }
       const record: IdempotencyRecord = {
         key,
         owner,
@@ -660,7 +667,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
           error,
         );
         // In-process duplicates still get this outcome: the function ran once.
-        return [own, done(payload.responseOmitted !== true)[1]];
+        return [own, done(payload.responseOmitted !== true, { unconfirmed: true })[1]];
       }
     }
     if (result.completed) return done(result.responseStored, result);

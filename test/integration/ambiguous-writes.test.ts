@@ -15,6 +15,7 @@ import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { thrown } from '../support/rejections.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 const T0 = 1_700_000_000_000;
 const { client, faults } = faultyClient(endpoint());
@@ -183,12 +184,17 @@ test('atomic mode: a resent transaction that meets its own COMPLETED record (a r
     },
   });
   const results = { plain: { charged: true }, unstorable: { charged: 1n } };
-  const once = makeIdempotent(async (id: keyof typeof results) => results[id], { store: resent, name: 'atomic-resent', atomic: true });
+  const { logger, omitted } = collectingLogger();
+  const once = makeIdempotent(async (id: keyof typeof results) => results[id], { store: resent, name: 'atomic-resent', atomic: true, logger });
 
   expect(await once('plain')).toBe(results.plain);
   // Its response could not be stored: the caller still gets its own result, not RESPONSE_NOT_STORED.
   expect(await once('unstorable')).toBe(results.unstorable);
   expect(await item('atomic-resent', 'unstorable')).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
+  // One warning for the one completion, though both sends reached the record.
+  expect(omitted()).toEqual([
+    { level: 'WARN', message: omittedMessage('json'), namespace: 'atomic-resent', recordId: recordId('atomic-resent', 'unstorable') },
+  ]);
 });
 
 test("atomic mode, encrypted: a resent transaction that meets its own COMPLETED record while the key provider fails gives the caller its own result, not STORE_FAILURE's 'nothing was written'", async () => {

@@ -33,8 +33,9 @@ import {
   streamRecord,
   streamSequence,
 } from '../support/batch-events.js';
-import { readItem, scanItems, unreachableClient } from '../support/dynamodb.js';
+import { readItem, recordId, scanItems, unreachableClient } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -1114,7 +1115,14 @@ describe('a record whose effect already happened is never reported failed', () =
 
   test("a record function that throws RESPONSE_NOT_STORED itself (a nested idempotent call's) is reported failed: its own work is not done", async () => {
     // The charge's result (a BigInt) cannot be stored: a repeated charge rejects with RESPONSE_NOT_STORED.
-    const charge = makeIdempotent(async (order: Order) => BigInt(order.amount ?? 0), { store, name: 'charge', key: (order) => order.orderId, now: clock });
+    const { logger, omitted } = collectingLogger();
+    const charge = makeIdempotent(async (order: Order) => BigInt(order.amount ?? 0), {
+      store,
+      name: 'charge',
+      key: (order) => order.orderId,
+      now: clock,
+      logger,
+    });
     const warehouseDown = new Set(['o-1']);
     const shipped: string[] = [];
     const orders = consumer<Order>(async (order) => {
@@ -1129,6 +1137,12 @@ describe('a record whose effect already happened is never reported failed', () =
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-3', amount: 7 })])))).toEqual(ids(message));
     expect(shipped.sort()).toEqual(['o-2', 'o-3']);
     expect(orders.calls.map(orderIdOf)).toEqual(expect.arrayContaining(['o-1', 'o-1']));
+    // Each charge warned once, as its record completed without its result; the repeated one completed nothing.
+    expect(
+      omitted()
+        .map((line) => [line.message, line.recordId])
+        .sort(),
+    ).toEqual(['o-1', 'o-2', 'o-3'].map((id) => [omittedMessage('json'), recordId('charge', id)]));
   });
 });
 

@@ -14,6 +14,7 @@ import { flush, gate } from '../support/gate.js';
 import { scanRecords } from '../support/invariants.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
+import { collectingLogger, type OmittedWhy, omittedMessage } from '../support/warnings.js';
 
 const { client, tableName, store } = useFreshTable();
 
@@ -23,6 +24,12 @@ const namespace = (label: string): string => `hostile-${label}-${++namespaces}`;
 /** The namespace's records: `status` of each. No INPROGRESS may be left behind by a rejected or finished call. */
 async function statuses(name: string): Promise<string[]> {
   return (await scanRecords(client, tableName, `${name}#`)).map((r) => r.status);
+}
+
+/** The one warning expected of the namespace `name`'s single record, completed without its outcome because of `why`. */
+async function omittedWarning(name: string, why: OmittedWhy) {
+  const [record] = await scanRecords(client, tableName, `${name}#`);
+  return [{ level: 'WARN', message: omittedMessage(why), namespace: name, recordId: record!.id }];
 }
 
 /** `depth` objects nested in one another, built without recursion. */
@@ -62,8 +69,9 @@ function httpEvent(headers: Record<string, unknown>, body: string = '{"amount":1
 
 function httpHandler(name: string, result: (run: number) => HttpResult = (run) => ({ statusCode: 201, body: JSON.stringify({ run }) })) {
   const state = { runs: 0 };
-  const handler = middy(async (_event: HttpEvent) => result(++state.runs)).use(httpIdempotency({ store, name }));
-  return { state, send: (event: HttpEvent) => handler(event, lambdaContext(name)) as Promise<HttpResult> };
+  const { logger, omitted } = collectingLogger();
+  const handler = middy(async (_event: HttpEvent) => result(++state.runs)).use(httpIdempotency({ store, name, logger }));
+  return { state, omitted, send: (event: HttpEvent) => handler(event, lambdaContext(name)) as Promise<HttpResult> };
 }
 
 const MALFORMED_KEYS: ReadonlyArray<[string, unknown]> = [
@@ -146,7 +154,7 @@ describe('httpIdempotency with a hostile Idempotency-Key', () => {
   test('a response over the item limit reaches the first caller; a duplicate gets 409, never a second run', async () => {
     const name = namespace('huge-response');
     const blob = randomBytes(600 * 1024).toString('base64'); // 800 KB that gzip cannot shrink below 400 KB
-    const { state, send } = httpHandler(name, (run) => ({ statusCode: 200, body: JSON.stringify({ run, blob }) }));
+    const { state, send, omitted } = httpHandler(name, (run) => ({ statusCode: 200, body: JSON.stringify({ run, blob }) }));
     const first = await send(httpEvent({ 'idempotency-key': 'huge' }));
     expect(first.statusCode).toBe(200);
     expect(JSON.parse(first.body!)).toEqual({ run: 1, blob });
@@ -155,6 +163,7 @@ describe('httpIdempotency with a hostile Idempotency-Key', () => {
     expect(JSON.parse(duplicate.body!)).toMatchObject({ title: expect.stringContaining('response was not kept') });
     expect(state.runs).toBe(1);
     expect(await statuses(name)).toEqual(['COMPLETED']);
+    expect(omitted()).toEqual(await omittedWarning(name, 'size')); // once: the duplicate completed nothing
   });
 
   const forged = { executionContext: { durableExecutionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:f/durable-execution/forged' } };
@@ -342,10 +351,10 @@ describe('hostile responses', () => {
     value.self = value;
     return value;
   };
-  test.each([
-    ['a BigInt', () => ({ total: 10n })],
-    ['a cycle', cyclic],
-    ['nesting 10,000 levels deep (JSON.stringify overflows)', () => nested(10_000)],
+  test.each<[string, () => unknown, OmittedWhy]>([
+    ['a BigInt', () => ({ total: 10n }), 'json'],
+    ['a cycle', cyclic, 'json'],
+    ['nesting 10,000 levels deep (JSON.stringify overflows)', () => nested(10_000), 'json'],
     [
       'a toJSON that throws',
       () => ({
@@ -353,10 +362,12 @@ describe('hostile responses', () => {
           throw new Error('toJSON failed');
         },
       }),
+      'json',
     ], // prettier-ignore
-    ['5 MB of incompressible text', () => ({ blob: randomBytes(3.75 * 1024 * 1024).toString('base64') })],
-  ])('%s: the first caller gets it, the record is COMPLETED, duplicates get RESPONSE_NOT_STORED, no second run', async (_label, make) => {
+    ['5 MB of incompressible text', () => ({ blob: randomBytes(3.75 * 1024 * 1024).toString('base64') }), 'size'],
+  ])('%s: the first caller gets it, the record is COMPLETED, duplicates get RESPONSE_NOT_STORED, no second run', async (_label, make, why) => {
     const name = namespace('response');
+    const { logger, omitted } = collectingLogger();
     const results: unknown[] = [];
     const once = makeIdempotent(
       async (_id: string) => {
@@ -364,12 +375,13 @@ describe('hostile responses', () => {
         results.push(result);
         return result;
       },
-      { store, name },
+      { store, name, logger },
     );
     expect(await once('k')).toBe(results[0]);
     expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
     expect(results).toHaveLength(1);
     expect(await statuses(name)).toEqual(['COMPLETED']);
+    expect(omitted()).toEqual(await omittedWarning(name, why));
   });
 
   test.each([

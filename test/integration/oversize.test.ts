@@ -9,11 +9,12 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { MODES, type Mode, T0, useCountingTables } from '../support/counting-function.js';
-import { endpoint, readItem } from '../support/dynamodb.js';
+import { endpoint, readItem, recordId } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { ITEM_LIMIT, jsonOfSize, transactionLimitTests, useProbedClients } from '../support/transaction-limits.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 const { client: admin, tableName, bizTable, applied: counterOf, countingFunction } = useCountingTables('oversize');
 const { probedClient, destroyLater } = useProbedClients();
@@ -32,7 +33,9 @@ function fixture<R>(
     compressAboveBytes: ITEM_LIMIT, // never compress: the response is stored as it is, or not at all
     ...(options.encrypted ? { encryption: keyring(aesKey(options.keyId ?? 'k1')).encryption } : {}),
   });
-  return { ...countingFunction(mode, store, body, options), commands };
+  const { logger, omitted } = collectingLogger();
+  const f = countingFunction(mode, store, body, { ...options, logger });
+  return { ...f, commands, omitted, recordId: (id: string) => recordId(f.name, id) };
 }
 
 const SENT: Record<Mode, string[]> = {
@@ -51,8 +54,11 @@ describe.each(MODES)('%s mode', (mode) => {
     expect(item?.status?.S).toBe('COMPLETED');
     expect(item?.responseOmitted?.BOOL).toBe(true);
     expect(item?.response).toBeUndefined();
+    // An operator learns of it as the record completes, not only from a duplicate's 409.
+    expect(f.omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: f.name, recordId: f.recordId('a') }]);
     f.pastLease();
     expect((await rejection(f.fn({ id: 'a' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.omitted()).toHaveLength(1); // the duplicate completed nothing (an atomic one's commit met the record)
     expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate re-runs its pure handler; its writes are cancelled
     if (mode !== 'plain') expect(await f.counter('a')).toBe(1);
   });
@@ -70,6 +76,7 @@ describe.each(MODES)('%s mode', (mode) => {
     const f = fixture(mode, () => big, { encrypted: true });
     expect(await f.fn({ id: 'c' })).toBe(big);
     expect((await f.record('c'))?.responseOmitted?.BOOL).toBe(true);
+    expect(f.omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: f.name, recordId: f.recordId('c') }]);
     f.pastLease();
     expect((await rejection(f.fn({ id: 'c' }))).code).toBe('RESPONSE_NOT_STORED');
   });
@@ -80,6 +87,7 @@ describe.each(MODES)('%s mode', (mode) => {
     expect(await f.fn({ id: 'd' })).toBe(big);
     expect(f.commands).toEqual(SENT[mode]); // the size was decided before sending: no refused request
     expect((await f.record('d'))?.responseOmitted?.BOOL).toBe(true);
+    expect(f.omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: f.name, recordId: f.recordId('d') }]);
   });
 });
 
@@ -99,6 +107,7 @@ describe.each(MODES)('%s mode: a final error larger than the item', (mode) => {
     expect((await thrown(f.fn({ id: 'e' }))).message).toBe(message); // the caller gets its own error whole
     const item = await f.record('e');
     expect(item?.status?.S).toBe('COMPLETED');
+    expect(f.omitted()).toEqual([]); // stored cut short: nothing is lost to duplicates
     f.pastLease();
     const replayed = await thrown(f.fn({ id: 'e' }));
     expect(replayed).not.toBeInstanceOf(IdempotencyError);

@@ -8,6 +8,7 @@ import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../l
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 const { client, tableName, store } = useFreshTable();
 
@@ -37,20 +38,23 @@ test('a 1 MB response of compressible JSON is stored gzip-compressed and replaye
 
 test('an incompressible 600 KB response reaches the first caller; the record is COMPLETED without it; replays are RESPONSE_NOT_STORED', async () => {
   const blob = randomBytes(450 * 1024).toString('base64'); // 600 KB of text that gzip cannot shrink below 400 KB
+  const { logger, omitted } = collectingLogger();
   let runs = 0;
   const once = makeIdempotent(
     async (_key: string) => {
       runs++;
       return { blob };
     },
-    { store, name: 'too-large' },
+    { store, name: 'too-large', logger },
   );
   expect(await once('k')).toEqual({ blob });
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: 'too-large', recordId: recordId('too-large', 'k') }]);
   const item = await readItem(client, tableName, recordId('too-large', 'k'));
   expect(item).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect(item).not.toHaveProperty('response');
   expect(item).not.toHaveProperty('leaseUntil');
   expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(omitted()).toHaveLength(1);
   expect(runs).toBe(1);
 });
 
@@ -59,25 +63,30 @@ test('when DynamoDB itself refuses the item as too large, the record still compl
   // the record's other attributes the item is over the limit, so the real DynamoDB says no.
   const uncompressed = new DynamoDBStore({ tableName, client, compressAboveBytes: 400 * 1024 });
   const text = 'a'.repeat(400 * 1024 - 10);
+  const { logger, omitted } = collectingLogger();
   let runs = 0;
   const once = makeIdempotent(
     async (_key: string) => {
       runs++;
       return text;
     },
-    { store: uncompressed, name: 'refused-size' },
+    { store: uncompressed, name: 'refused-size', logger },
   );
   expect(await once('k')).toBe(text);
+  // One completion (refused, then sent again without the response), one warning naming the record.
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: 'refused-size', recordId: recordId('refused-size', 'k') }]);
   const item = await readItem(client, tableName, recordId('refused-size', 'k'));
   expect(item).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect(item).not.toHaveProperty('response');
   expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(omitted()).toHaveLength(1);
   expect(runs).toBe(1);
 });
 
 test('with transaction writes: a record DynamoDB refuses as too large commits again without its response, writes included', async () => {
   const uncompressed = new DynamoDBStore({ tableName, client, compressAboveBytes: 400 * 1024 });
   const text = 'a'.repeat(400 * 1024 - 10);
+  const { logger, omitted } = collectingLogger();
   let runs = 0;
   const once = makeIdempotent(
     async (_key: string) => {
@@ -85,12 +94,14 @@ test('with transaction writes: a record DynamoDB refuses as too large commits ag
       transaction().put({ TableName: tableName, Item: { id: 'business-item-of-refused-size-tx', written: true } });
       return text;
     },
-    { store: uncompressed, name: 'refused-size-tx', transactions: true },
+    { store: uncompressed, name: 'refused-size-tx', transactions: true, logger },
   );
   expect(await once('k')).toBe(text);
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: 'refused-size-tx', recordId: recordId('refused-size-tx', 'k') }]);
   expect(await readItem(client, tableName, recordId('refused-size-tx', 'k'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect(await readItem(client, tableName, 'business-item-of-refused-size-tx')).toMatchObject({ written: { BOOL: true } });
   expect((await rejection(once('k'))).code).toBe('RESPONSE_NOT_STORED');
+  expect(omitted()).toHaveLength(1);
   expect(runs).toBe(1);
 });
 
@@ -111,11 +122,16 @@ test('through middy: Dates and undefined fields replay as their JSON form', asyn
 
 test('through middy: a result JSON cannot hold (BigInt) is returned once, then RESPONSE_NOT_STORED', async () => {
   let runs = 0;
-  const handler = middy(async (_event: { id: string }) => ({ total: BigInt(++runs) })).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+  const { logger, omitted } = collectingLogger();
+  const handler = middy(async (_event: { id: string }) => ({ total: BigInt(++runs) })).use(
+    idempotency({ store, key: (event: { id: string }) => event.id, logger }),
+  );
   const context = lambdaContext('bigint', 5_000);
   expect(await handler({ id: 'b' }, context)).toEqual({ total: 1n });
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('json'), namespace: 'bigint', recordId: recordId('bigint', 'b') }]);
   expect(await readItem(client, tableName, recordId('bigint', 'b'))).toMatchObject({ status: { S: 'COMPLETED' }, responseOmitted: { BOOL: true } });
   expect((await rejection(handler({ id: 'b' }, context))).code).toBe('RESPONSE_NOT_STORED');
+  expect(omitted()).toHaveLength(1);
   expect(runs).toBe(1);
 });
 

@@ -24,6 +24,7 @@ import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { heldStream, invokeStreaming, ResponseStream, streamingMode } from '../support/streaming.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 const { client, tableName, store } = useFreshTable();
 
@@ -193,13 +194,18 @@ test('a stream too large to store even compressed: the first caller gets every b
   const name = 'too-large';
   const payload = randomBytes(600 * 1024);
   let runs = 0;
-  const handler = middy(async () => (runs++, { statusCode: 200, body: Readable.from([payload]) }), streamingMode as never).use(idempotency({ store, name }));
+  const { logger, omitted } = collectingLogger();
+  const handler = middy(async () => (runs++, { statusCode: 200, body: Readable.from([payload]) }), streamingMode as never).use(
+    idempotency({ store, name, logger }),
+  );
   const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
   expect(first.bytes.equals(payload)).toBe(true);
   const item = await readItem(client, tableName, recordId(name, { id: 1 }));
   expect(item?.status?.S).toBe('COMPLETED');
   expect(item?.response).toBeUndefined();
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: name, recordId: recordId(name, { id: 1 }) }]);
   expect((await rejection(invokeStreaming(handler, { id: 1 }, lambdaContext(name)))).code).toBe('RESPONSE_NOT_STORED');
+  expect(omitted()).toHaveLength(1);
   expect(runs).toBe(1);
 });
 
@@ -234,15 +240,20 @@ test('a stream of many small chunks (a token at a time) is held while read as ab
 test('httpIdempotency answers a duplicate of a stream too large to store with its 409 problem, prelude and body', async () => {
   const name = 'too-large-http';
   const payload = randomBytes(600 * 1024);
-  const handler = middy(async () => ({ statusCode: 201, body: Readable.from([payload]) }), streamingMode as never).use(httpIdempotency({ store, name }));
+  const { logger, omitted } = collectingLogger();
+  const handler = middy(async () => ({ statusCode: 201, body: Readable.from([payload]) }), streamingMode as never).use(
+    httpIdempotency({ store, name, logger }),
+  );
   const key = randomUUID();
   expect((await invokeStreaming(handler, urlEvent(key), lambdaContext(name))).bytes.equals(payload)).toBe(true);
+  expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: name, recordId: expect.stringMatching(`^${name}#`) }]);
   const again = await invokeStreaming(handler, urlEvent(key), lambdaContext(name));
   expect(again.prelude).toEqual({ statusCode: 409, headers: { 'Content-Type': 'application/problem+json' } });
   expect(JSON.parse(again.bytes.toString('utf8'))).toMatchObject({
     status: 409,
     title: 'A request with this Idempotency-Key completed, but its response was not kept',
   });
+  expect(omitted()).toHaveLength(1);
 });
 
 test('a stream of objects is the handler failing, as the response stream would refuse them: the key is released and a retry runs', async () => {

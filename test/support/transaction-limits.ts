@@ -5,10 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStore, transaction } from '../../lib/index.js';
+import { DynamoDBStore, type IdempotencyLogger, transaction } from '../../lib/index.js';
 import { T0 } from './counting-function.js';
 import { readItem, recordId, testClient } from './dynamodb.js';
 import { rejection } from './rejections.js';
+import { collectingLogger, omittedMessage } from './warnings.js';
 
 /** DynamoDB's limit on the size of an item. */
 export const ITEM_LIMIT = 400 * 1024;
@@ -49,6 +50,7 @@ export interface BulkOptions {
   readonly atomic: boolean;
   readonly key: (input: BulkInput) => string;
   readonly now: () => number;
+  readonly logger: IdempotencyLogger;
 }
 
 /** `body` made idempotent with `options` through one entry point, in the namespace `name`. */
@@ -95,10 +97,13 @@ export function transactionLimitTests(mode: 'transactions' | 'atomic', tables: L
       }
       return input.response;
     };
-    const fn = entry(body, { store, transactions: true, atomic: mode === 'atomic', key: (input) => input.id, now: () => T0 }, name);
+    const { logger, omitted } = collectingLogger();
+    const fn = entry(body, { store, transactions: true, atomic: mode === 'atomic', key: (input) => input.id, now: () => T0, logger }, name);
     const business = (id: string) => readItem(admin, bizTable, `${name}-${id}`);
     return {
+      name,
       fn,
+      omitted,
       commits: () => commands.filter((command) => command === 'TransactWriteItemsCommand').length,
       runs: () => runs,
       business,
@@ -156,7 +161,9 @@ export function transactionLimitTests(mode: 'transactions' | 'atomic', tables: L
     expect(item?.responseOmitted?.BOOL).toBe(true);
     // Refused once with the response, committed once without it.
     expect(f.commits()).toBe(2);
+    expect(f.omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: f.name, recordId: recordId(f.name, 'fits') }]);
     expect((await rejection(f.fn({ id: 'fits', puts: 10, response }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.omitted()).toHaveLength(1);
     expect(f.runs()).toBe(mode === 'atomic' ? 2 : 1); // an atomic duplicate re-runs its pure handler; its writes are cancelled
     expect(await f.written('fits', 10)).toBe(10);
   });

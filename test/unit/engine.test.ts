@@ -17,6 +17,7 @@ import {
 import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
 import { gate } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 /** The record protocol in memory, with every request recorded. */
 class MemoryStore implements IdempotencyStore {
@@ -705,16 +706,32 @@ describe('responses', () => {
   test('a result JSON cannot hold (BigInt) reaches the first caller; the record completes; duplicates get RESPONSE_NOT_STORED', async () => {
     const store = new MemoryStore();
     const fn = jest.fn(async () => ({ total: 10n }));
-    const once = makeIdempotent(fn, { store, name: 'f', cacheSize: 2 });
+    const { logger, omitted } = collectingLogger();
+    const once = makeIdempotent(fn, { store, name: 'f', cacheSize: 2, logger });
     expect(await once(1)).toEqual({ total: 10n });
+    expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('json'), namespace: 'f', recordId: `f#${hashKey(1)}` }]);
     const record = [...store.records.values()][0]!;
     expect(record).toMatchObject({ status: 'COMPLETED', responseOmitted: true });
     expect(record.response).toBeUndefined();
     expect(store.completions[0]).toMatchObject({ response: undefined, responseOmitted: true });
     expect((await rejection(once(1))).code).toBe('RESPONSE_NOT_STORED'); // from the cache
-    const fresh = makeIdempotent(fn, { store, name: 'f' });
+    const fresh = makeIdempotent(fn, { store, name: 'f', logger });
     expect((await rejection(fresh(1))).code).toBe('RESPONSE_NOT_STORED'); // from the store
     expect(fn).toHaveBeenCalledTimes(1);
+    expect(omitted()).toHaveLength(1); // duplicates complete nothing
+  });
+
+  test('a result JSON cannot hold, whose completion the store fails: one warning, that the record could not be marked COMPLETED, none that it completed', async () => {
+    const store = new MemoryStore();
+    store.complete = async () => {
+      throw Object.assign(new Error('connection reset'), { name: 'TimeoutError' });
+    };
+    const { logger, lines } = collectingLogger();
+    const once = makeIdempotent(async () => ({ total: 10n }), { store, name: 'f', logger });
+    expect(await once(1)).toEqual({ total: 10n });
+    expect(lines.map((line) => JSON.parse(line).message)).toEqual([
+      'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+    ]);
   });
 });
 

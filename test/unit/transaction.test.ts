@@ -39,6 +39,7 @@ import { outerSlot } from '../../lib/transaction.js';
 import { lambdaContext } from '../support/lambda.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 import { rejection } from '../support/rejections.js';
+import { collectingLogger, omittedMessage } from '../support/warnings.js';
 
 const { ddb, client, store } = useMockedDynamoDB();
 
@@ -352,8 +353,10 @@ describe('cancellations and faults', () => {
     ["cancelled at the record's own action (a ValidationError reason)", cancelled({ Code: 'ValidationError' }, NONE, NONE, NONE, NONE)],
   ])('a record DynamoDB finds too large, %s, commits again without its response, with the same writes', async (_, refusal) => {
     ddb.on(TransactWriteItemsCommand).rejectsOnce(refusal).resolves({});
-    const { pay } = payFixture();
+    const { logger, omitted } = collectingLogger();
+    const { pay } = payFixture({ logger });
     expect(await pay({ id: 'p1' })).toEqual({ ok: true });
+    expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: 'pay', recordId: KEY }]); // one completion, one line
     const [first, second] = commits();
     expect(first!.slice(1)).toEqual(second!.slice(1));
     expect(second![0]!.Update!.UpdateExpression).toContain('#omitted = :omitted');
@@ -363,11 +366,13 @@ describe('cancellations and faults', () => {
   test('atomic mode with a local cache: a response the table could not keep is not replayed from memory either', async () => {
     ddb.on(TransactWriteItemsCommand).resolves({});
     const huge = randomBytes(450_000).toString('base64'); // incompressible: over the item limit even gzipped
-    const fn = makeIdempotent(async (_: string) => huge, { store, name: 'atomic-cache', atomic: true, cacheSize: 10, now: () => NOW });
+    const { logger, omitted } = collectingLogger();
+    const fn = makeIdempotent(async (_: string) => huge, { store, name: 'atomic-cache', atomic: true, cacheSize: 10, now: () => NOW, logger });
     expect(await fn('k')).toBe(huge);
     expect(commits()[0]![0]!.Put!.Item).toHaveProperty('responseOmitted', { BOOL: true });
     expect((await rejection(fn('k'))).code).toBe('RESPONSE_NOT_STORED');
     expect(commandNames()).toEqual(['TransactWriteItemsCommand']);
+    expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('size'), namespace: 'atomic-cache', recordId: `atomic-cache#${hashKey('k')}` }]);
   });
 
   test("the ValidationException's own message is kept, so the limit that was hit is named", async () => {
