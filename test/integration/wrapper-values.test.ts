@@ -210,6 +210,35 @@ test('an error inside a selected field is stored without its stack, even when th
   expect(item?.error?.S).not.toContain('/var/task');
 });
 
+test('an error inside a selected field that has a `toJSON` (for a logger, as AxiosError has) is stored as an error too: without its stack, nor what its toJSON adds', async () => {
+  let runs = 0;
+  class UpstreamError extends Error {
+    override name = 'UpstreamError';
+    readonly code = 'ERR_BAD_RESPONSE';
+    toJSON() {
+      return {
+        name: this.name,
+        message: this.message,
+        stack: 'UpstreamError: gateway refused\n    at charge (/var/task/index.js:12:7)',
+        config: { url: '/charges' },
+      };
+    }
+  }
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw new Error('card declined', { cause: new UpstreamError('gateway refused') });
+    },
+    { store, name: 'values-cause-to-json', isFinalError: () => true, errorFields: ['cause'] },
+  );
+  await thrown(once('k'));
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect(replayed.cause).toStrictEqual({ name: 'UpstreamError', message: 'gateway refused', code: 'ERR_BAD_RESPONSE' });
+  const item = await readItem(client, tableName, recordId('values-cause-to-json', 'k'));
+  expect(item?.error?.S).not.toContain('/var/task');
+});
+
 test('a thrown value that is not an error (a string) is a final error replayed as an Error whose message is its text', async () => {
   let runs = 0;
   const once = makeIdempotent(
