@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 /** The members always stored of a final error; a field of `errorFields` by one of these names is stored as these are. */
 const BASE_MEMBERS = new Set(['name', 'message', 'code']);
 
@@ -19,6 +21,9 @@ const text = (value: unknown): string => {
   }
 };
 
+/** An error, also of another realm (a vm context; jest's sandbox meeting an error Node made), which `instanceof` does not know. */
+const isError = (value: unknown): value is Error => types.isNativeError(value) || value instanceof Error;
+
 /**
  * A `JSON.stringify` replacer that stores an error inside a field (a `cause`, AggregateError's
  * `errors`) as its name, message, code, cause, errors and own fields, rather than as the `{}` of
@@ -29,8 +34,8 @@ const text = (value: unknown): string => {
 function nestedErrors(): (this: unknown, key: string, value: unknown) => unknown {
   const stored = new WeakMap<Error, Record<string, unknown>>();
   return function (this: unknown, key, written) {
-    const value = written instanceof Error || this === null || typeof this !== 'object' ? written : read(this, key);
-    if (!(value instanceof Error)) return written;
+    const value = isError(written) || this === null || typeof this !== 'object' ? written : read(this, key);
+    if (!isError(value)) return written;
     let members = stored.get(value);
     if (members === undefined) {
       members = {};
