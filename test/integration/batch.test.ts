@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
@@ -973,6 +974,18 @@ describe('a batch in which no record succeeded', () => {
     expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
       new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
     );
+  });
+
+  test('a record function that throws an error of another realm (a vm context) has it logged by its name, as an Error', async () => {
+    const logger = quiet();
+    const orders = consumer<Order>(
+      () => {
+        throw runInNewContext('new RangeError("limit")');
+      },
+      { logger },
+    );
+    await orders.invoke(sqsEvent([sqsRecord({ orderId: 'o-realm' })])).catch(() => undefined);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(['the record function threw (RangeError)']);
   });
 
   test('a record function that throws a value whose prototype cannot be read (a revoked Proxy) has it logged and thrown back as its own, not a TypeError of the batch', async () => {
