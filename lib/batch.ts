@@ -12,7 +12,7 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
-import { errorTypeOf, IdempotencyError } from './errors.js';
+import { errorTypeOf, IdempotencyError, type IdempotencyErrorCode } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
@@ -296,14 +296,27 @@ const describe = (error: unknown): string =>
       : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${errorTypeOf(error)})`);
 
 /**
+ * The code of an `IdempotencyError`, else `undefined`. Never throws: `instanceof` does on a value whose
+ * prototype cannot be read (a revoked Proxy the record function threw), which would replace its error.
+ */
+const codeOf = (error: unknown): IdempotencyErrorCode | undefined => {
+  try {
+    return error instanceof IdempotencyError ? error.code : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
  * Why a started record failed, and how loud: the record function's error by its type, the
  * library's by its code and message (which quote no payload), an error an earlier attempt stored
  * as final by its type. A key another consumer holds is a warning.
  */
 const failureOf = (error: unknown, threw: boolean): [reason: string, level: 'warn' | 'error'] => {
+  const code = codeOf(error);
   // A nested idempotent call's rejection is named by its code too: it says which call to look at.
-  if (threw) return [`the record function threw (${errorTypeOf(error)}${error instanceof IdempotencyError ? ` ${error.code}` : ''})`, 'error'];
-  if (error instanceof IdempotencyError) return [describe(error), error.code === 'IN_PROGRESS' ? 'warn' : 'error'];
+  if (threw) return [`the record function threw (${errorTypeOf(error)}${code === undefined ? '' : ` ${code}`})`, 'error'];
+  if (code !== undefined) return [describe(error), code === 'IN_PROGRESS' ? 'warn' : 'error'];
   return [`the error an earlier attempt stored as final, not run again (${errorTypeOf(error)})`, 'error'];
 };
 
@@ -314,8 +327,10 @@ const failureOf = (error: unknown, threw: boolean): [reason: string, level: 'war
  * completion write failed. A different payload is still `PAYLOAD_MISMATCH`. Only as the record's
  * own call meets them: the record function's own rejection is its failure.
  */
-const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean =>
-  error instanceof IdempotencyError && (error.code === 'RESPONSE_NOT_STORED' || (twinSucceeded && error.code === 'IN_PROGRESS'));
+const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean => {
+  const code = codeOf(error);
+  return code === 'RESPONSE_NOT_STORED' || (twinSucceeded && code === 'IN_PROGRESS');
+};
 
 /**
  * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
@@ -522,9 +537,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         } catch (error) {
           // With the key known, a key error before the record function runs is the fingerprint's: the
           // message alone decides it, so every redelivery would fail the same way.
-          const poisoned = !ran && error instanceof IdempotencyError && error.code === 'INVALID_KEY';
+          const code = codeOf(error);
+          const poisoned = !ran && code === 'INVALID_KEY';
           if (poisoned) logPoison(item, `fingerprint: ${describe(error)}`);
-          if (!ran && error instanceof IdempotencyError && (error.code === 'INVALID_KEY' || error.code === 'PAYLOAD_MISMATCH')) rejected = true;
+          if (!ran && (code === 'INVALID_KEY' || code === 'PAYLOAD_MISMATCH')) rejected = true;
           // The record function's own rejection is its failure, whatever its code: a nested
           // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
           if (threw || !alreadyDone(error, twinSucceeded)) {

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import type { IdempotencyRecord } from './store.js';
 
 /**
@@ -220,7 +221,8 @@ export function errorTypeOf(error: unknown): string {
       return undefined;
     }
   };
-  if (read(() => error instanceof Error) !== true) return error === null ? 'null' : typeof error;
+  // An error of another realm (a vm context) is an Error too, which `instanceof` does not know.
+  if (!types.isNativeError(error) && read(() => error instanceof Error) !== true) return error === null ? 'null' : typeof error;
   const name = read(() => (error as Error).name);
   return typeof name === 'string' && NAME.test(name) ? name : 'Error';
 }

@@ -1,3 +1,5 @@
+import { types } from 'node:util';
+
 /** The members always stored of a final error; a field of `errorFields` by one of these names is stored as these are. */
 const BASE_MEMBERS = new Set(['name', 'message', 'code']);
 
@@ -19,16 +21,21 @@ const text = (value: unknown): string => {
   }
 };
 
+/** An error, also of another realm (a vm context; jest's sandbox meeting an error Node made), which `instanceof` does not know. */
+const isError = (value: unknown): value is Error => types.isNativeError(value) || value instanceof Error;
+
 /**
  * A `JSON.stringify` replacer that stores an error inside a field (a `cause`, AggregateError's
  * `errors`) as its name, message, code, cause, errors and own fields, rather than as the `{}` of
  * its enumerable members alone. One error gives one object each time, so an error whose cause
- * leads back to it stays a cycle, which JSON refuses.
+ * leads back to it stays a cycle, which JSON refuses. The error is read from its holder: JSON calls
+ * an error's `toJSON` (one for a logger, as AxiosError has, with the stack) before the replacer sees it.
  */
-function nestedErrors(): (key: string, value: unknown) => unknown {
+function nestedErrors(): (this: unknown, key: string, value: unknown) => unknown {
   const stored = new WeakMap<Error, Record<string, unknown>>();
-  return (_key, value) => {
-    if (!(value instanceof Error)) return value;
+  return function (this: unknown, key, written) {
+    const value = isError(written) || this === null || typeof this !== 'object' ? written : read(this, key);
+    if (!isError(value)) return written;
     let members = stored.get(value);
     if (members === undefined) {
       members = {};

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { DynamoDBRecord, DynamoDBStreamEvent, KinesisStreamEvent, KinesisStreamRecord, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
@@ -974,6 +975,58 @@ describe('a batch in which no record succeeded', () => {
     expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
       new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
     );
+  });
+
+  test('a record function that throws an error of another realm (a vm context) has it logged by its name, as an Error', async () => {
+    const logger = quiet();
+    const orders = consumer<Order>(
+      () => {
+        throw runInNewContext('new RangeError("limit")');
+      },
+      { logger },
+    );
+    await orders.invoke(sqsEvent([sqsRecord({ orderId: 'o-realm' })])).catch(() => undefined);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual(['the record function threw (RangeError)']);
+  });
+
+  test('a record function that throws a value whose prototype cannot be read (a revoked Proxy) has it logged and thrown back as its own, not a TypeError of the batch', async () => {
+    const revoked = () => {
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      return proxy;
+    };
+    const trapped = new Proxy(new Error('declined'), {
+      getPrototypeOf: () => {
+        throw new Error('no prototype');
+      },
+    });
+    const thrown = new Map<string, unknown>([
+      ['o-revoked', revoked()],
+      ['o-trapped', trapped],
+    ]);
+    const logger = quiet();
+    const orders = consumer<Order>(
+      (order) => {
+        throw thrown.get(order.orderId);
+      },
+      { logger, concurrency: 1 },
+    );
+    const batch = [sqsRecord({ orderId: 'o-revoked' }), sqsRecord({ orderId: 'o-trapped' })];
+    // Compared by identity: jest cannot print a value whose reads throw.
+    const caught = await orders.invoke(sqsEvent(batch)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(caught).toBeInstanceOf(AggregateError);
+    const causes = (caught as AggregateError).errors;
+    expect(causes.length === 2 && causes[0] === thrown.get('o-revoked') && causes[1] === thrown.get('o-trapped')).toBe(true);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: string }).reason)).toEqual([
+      'the record function threw (object)',
+      'the record function threw (object)',
+    ]);
+    // Released: the redelivery runs again.
+    await orders.invoke(sqsEvent(batch)).catch(() => undefined);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-revoked', 'o-trapped', 'o-revoked', 'o-trapped']);
   });
 });
 

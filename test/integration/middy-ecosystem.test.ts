@@ -111,6 +111,35 @@ test('with isFinalError and errorFields, that HTTP error is stored and replayed 
   expect(runs.refund).toBe(1);
 });
 
+test('an HTTP error http-error-handler hid behind a 500 (expose: false) stays hidden on the replay with `expose` in errorFields; with statusCode alone, the replay shows it', async () => {
+  const answers = async (errorFields: string[]) => {
+    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+      .use(
+        httpIdempotency({
+          store,
+          name: `ecosystem-${randomUUID()}`,
+          isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
+          errorFields,
+        }),
+      )
+      .use(httpErrorHandler({ logger: false }))
+      .handler(async () => {
+        throw createError(400, 'SELECT failed on db-prod-1', { expose: false });
+      });
+    const send = () =>
+      handler(
+        toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'hidden-1', 'content-type': 'application/json' }, body: '{}' })!,
+        lambdaContext('orders'),
+      ) as Promise<{ statusCode: number; body?: string }>;
+    return [await send(), await send()];
+  };
+  const [first, replay] = await answers(['statusCode', 'expose', 'headers']);
+  expect(first).toMatchObject({ statusCode: 500 });
+  expect(replay).toEqual(first);
+  const [, shown] = await answers(['statusCode']);
+  expect(shown).toMatchObject({ statusCode: 400, body: 'SELECT failed on db-prod-1' });
+});
+
 test('a stored HTTP error too large for the item keeps its statusCode: the replay is the same 4xx, its message cut short, without running again', async () => {
   let runs = 0;
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 /**
  * What `makeIdempotent` returns, first and on replay, for functions and results beyond a plain
  * async function returning plain JSON, against DynamoDB Local.
@@ -208,6 +209,52 @@ test('an error inside a selected field is stored without its stack, even when th
   expect(replayed.cause).toStrictEqual({ name: 'UpstreamError', message: 'gateway refused' });
   const item = await readItem(client, tableName, recordId('values-cause-stack', 'k'));
   expect(item?.error?.S).not.toContain('/var/task');
+});
+
+test('an error inside a selected field that has a `toJSON` (for a logger, as AxiosError has) is stored as an error too: without its stack, nor what its toJSON adds', async () => {
+  let runs = 0;
+  class UpstreamError extends Error {
+    override name = 'UpstreamError';
+    readonly code = 'ERR_BAD_RESPONSE';
+    toJSON() {
+      return {
+        name: this.name,
+        message: this.message,
+        stack: 'UpstreamError: gateway refused\n    at charge (/var/task/index.js:12:7)',
+        config: { url: '/charges' },
+      };
+    }
+  }
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw new Error('card declined', { cause: new UpstreamError('gateway refused') });
+    },
+    { store, name: 'values-cause-to-json', isFinalError: () => true, errorFields: ['cause'] },
+  );
+  await thrown(once('k'));
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect(replayed.cause).toStrictEqual({ name: 'UpstreamError', message: 'gateway refused', code: 'ERR_BAD_RESPONSE' });
+  const item = await readItem(client, tableName, recordId('values-cause-to-json', 'k'));
+  expect(item?.error?.S).not.toContain('/var/task');
+});
+
+test("an error of another realm inside a selected field (a vm context, jest's sandbox meeting a Node error) is stored as an error too: its name and message kept", async () => {
+  let runs = 0;
+  const foreign = runInNewContext('Object.assign(new TypeError("fetch failed"), { code: "ECONNRESET" })') as Error;
+  expect(foreign instanceof Error).toBe(false);
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw new Error('card declined', { cause: foreign });
+    },
+    { store, name: 'values-cause-realm', isFinalError: () => true, errorFields: ['cause'] },
+  );
+  await thrown(once('k'));
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect(replayed.cause).toStrictEqual({ name: 'TypeError', message: 'fetch failed', code: 'ECONNRESET' });
 });
 
 test('a thrown value that is not an error (a string) is a final error replayed as an Error whose message is its text', async () => {
