@@ -5,6 +5,8 @@
  * or is refused, never committed with another call's record.
  */
 
+import { AsyncResource } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
 import middy from '@middy/core';
 import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
@@ -220,5 +222,51 @@ describe('a middleware used after idempotency()', () => {
     expect(await bizItem('after-a-1')).toBeUndefined();
     expect(await bizItem('own-a-1')).toBe((await recordOf('scope-after', 'a-1'))?.id?.S);
     expect((await recordOf('scope-after', 'a-1'))?.status?.S).toBe('COMPLETED');
+  });
+});
+
+describe('a listener on an emitter that another call emits', () => {
+  /**
+   * Two concurrent calls share a dispatcher (one connection's responses, say): each registers a
+   * listener for its own answer, and the other call's code emits it. A listener runs where it is
+   * emitted, as Node runs every listener: with `AsyncResource.bind` it runs in the call that
+   * registered it, on Node 20 and 24 alike.
+   */
+  async function sharedDispatcher(name: string, bind: boolean) {
+    const bus = new EventEmitter();
+    const registered = { a: gate(), b: gate() };
+    const fn = makeIdempotent(
+      async (id: 'a' | 'b') => {
+        const answered = new Promise<void>((resolve) => {
+          const listener = () => {
+            put(`${name}-${id}`);
+            resolve();
+          };
+          bus.once(`answer-${id}`, bind ? AsyncResource.bind(listener) : listener);
+        });
+        registered[id].open();
+        // Each call emits the other's answer: a dispatcher serves whichever call reads next.
+        await registered[id === 'a' ? 'b' : 'a'].promise;
+        bus.emit(`answer-${id === 'a' ? 'b' : 'a'}`);
+        await answered;
+        return id;
+      },
+      { store, name },
+    );
+    await Promise.all([fn('a'), fn('b')]);
+    const keyOf = async (id: string) => (await recordOf(name, id))?.id?.S;
+    return { a: await bizItem(`${name}-a`), b: await bizItem(`${name}-b`), keyA: await keyOf('a'), keyB: await keyOf('b') };
+  }
+
+  test("unbound, it writes in the call that emits: each call's write commits with the other's record", async () => {
+    const { a, b, keyA, keyB } = await sharedDispatcher('scope-emit-unbound', false);
+    expect(a).toBe(keyB);
+    expect(b).toBe(keyA);
+  });
+
+  test('bound with AsyncResource.bind where it is registered, it writes in its own call', async () => {
+    const { a, b, keyA, keyB } = await sharedDispatcher('scope-emit-bound', true);
+    expect(a).toBe(keyA);
+    expect(b).toBe(keyB);
   });
 });
