@@ -270,3 +270,57 @@ describe('a listener on an emitter that another call emits', () => {
     expect(b).toBe(keyB);
   });
 });
+
+describe('a middy handler that returns a thenable that is not a Promise', () => {
+  /** Like a query builder: nothing happens until it is awaited, then `work` runs. */
+  const lazy = <T>(work: () => T): PromiseLike<T> => ({
+    // biome-ignore lint/suspicious/noThenProperty: a lazy thenable is the result under test
+    then: (resolve, reject) => Promise.resolve().then(work).then(resolve, reject),
+  });
+  /** Like a Bluebird promise: not `instanceof Promise` (so middy does not await it), its work already under way. */
+  const eager = <T>(work: () => T): PromiseLike<T> => {
+    const running = Promise.resolve().then(flush).then(work);
+    // biome-ignore lint/suspicious/noThenProperty: a promise of another library is the result under test
+    return { then: (resolve, reject) => running.then(resolve, reject) };
+  };
+
+  test.each([
+    ['a query builder', 'lazy', lazy],
+    ['a Bluebird-like promise', 'eager', eager],
+  ] as const)("%s: its work is the handler's, its writes commit with the record, as makeIdempotent's do", async (_, kind, make) => {
+    let runs = 0;
+    const handler = middy(
+      (event: { id: string }) =>
+        make(() => {
+          runs++;
+          put(`thenable-${kind}-${event.id}`);
+          return 'done';
+        }) as Promise<string>, // middy's types know only Promise; it takes any value
+    ).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const context = lambdaContext(`scope-thenable-${kind}`);
+    expect(await handler({ id: 't-1' }, context)).toBe('done');
+    expect(await bizItem(`thenable-${kind}-t-1`)).toBe((await recordOf(`scope-thenable-${kind}`, 't-1'))?.id?.S);
+    expect((await recordOf(`scope-thenable-${kind}`, 't-1'))?.status?.S).toBe('COMPLETED');
+    // A duplicate replays: the work ran once.
+    expect(await handler({ id: 't-1' }, context)).toBe('done');
+    expect(runs).toBe(1);
+  });
+
+  test('one that rejects is the handler failing: the caller gets its error, nothing is written, the key is released', async () => {
+    let runs = 0;
+    const handler = middy(
+      (event: { id: string }) =>
+        lazy(() => {
+          runs++;
+          put(`thenable-failed-${event.id}`);
+          throw new Error('the query failed');
+        }) as Promise<never>,
+    ).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const context = lambdaContext('scope-thenable-failed');
+    await expect(handler({ id: 'r-1' }, context)).rejects.toThrow('the query failed');
+    expect(await bizItem('thenable-failed-r-1')).toBeUndefined();
+    expect(await recordOf('scope-thenable-failed', 'r-1')).toBeUndefined();
+    await expect(handler({ id: 'r-1' }, context)).rejects.toThrow('the query failed');
+    expect(runs).toBe(2);
+  });
+});
