@@ -310,8 +310,17 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     const assign = (value: unknown): void => {
       if (invoked) {
         ran = true;
-        // The handler's own response: its writes are done; work it left running adds none now.
-        call.functionReturned();
+        if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') {
+          // A thenable that is not a Promise (a query builder, a Bluebird promise), which middy does
+          // not await: its work is the handler's until it settles, as a wrapped function's is.
+          // Adopted once, here, in the call (its `then` is not called again); never an unhandled rejection.
+          const settled = Promise.resolve(value as PromiseLike<unknown>).finally(() => call.functionReturned());
+          settled.catch(() => undefined);
+          value = settled;
+        } else {
+          // The handler's own response: its writes are done; work it left running adds none now.
+          call.functionReturned();
+        }
       }
       invoked = afterEvent = false;
       if (ran) sets++;

@@ -5,6 +5,8 @@
  * or is refused, never committed with another call's record.
  */
 
+import { AsyncResource } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
 import middy from '@middy/core';
 import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
@@ -220,5 +222,105 @@ describe('a middleware used after idempotency()', () => {
     expect(await bizItem('after-a-1')).toBeUndefined();
     expect(await bizItem('own-a-1')).toBe((await recordOf('scope-after', 'a-1'))?.id?.S);
     expect((await recordOf('scope-after', 'a-1'))?.status?.S).toBe('COMPLETED');
+  });
+});
+
+describe('a listener on an emitter that another call emits', () => {
+  /**
+   * Two concurrent calls share a dispatcher (one connection's responses, say): each registers a
+   * listener for its own answer, and the other call's code emits it. A listener runs where it is
+   * emitted, as Node runs every listener: with `AsyncResource.bind` it runs in the call that
+   * registered it, on Node 20 and 24 alike.
+   */
+  async function sharedDispatcher(name: string, bind: boolean) {
+    const bus = new EventEmitter();
+    const registered = { a: gate(), b: gate() };
+    const fn = makeIdempotent(
+      async (id: 'a' | 'b') => {
+        const answered = new Promise<void>((resolve) => {
+          const listener = () => {
+            put(`${name}-${id}`);
+            resolve();
+          };
+          bus.once(`answer-${id}`, bind ? AsyncResource.bind(listener) : listener);
+        });
+        registered[id].open();
+        // Each call emits the other's answer: a dispatcher serves whichever call reads next.
+        await registered[id === 'a' ? 'b' : 'a'].promise;
+        bus.emit(`answer-${id === 'a' ? 'b' : 'a'}`);
+        await answered;
+        return id;
+      },
+      { store, name },
+    );
+    await Promise.all([fn('a'), fn('b')]);
+    const keyOf = async (id: string) => (await recordOf(name, id))?.id?.S;
+    return { a: await bizItem(`${name}-a`), b: await bizItem(`${name}-b`), keyA: await keyOf('a'), keyB: await keyOf('b') };
+  }
+
+  test("unbound, it writes in the call that emits: each call's write commits with the other's record", async () => {
+    const { a, b, keyA, keyB } = await sharedDispatcher('scope-emit-unbound', false);
+    expect(a).toBe(keyB);
+    expect(b).toBe(keyA);
+  });
+
+  test('bound with AsyncResource.bind where it is registered, it writes in its own call', async () => {
+    const { a, b, keyA, keyB } = await sharedDispatcher('scope-emit-bound', true);
+    expect(a).toBe(keyA);
+    expect(b).toBe(keyB);
+  });
+});
+
+describe('a middy handler that returns a thenable that is not a Promise', () => {
+  /** Like a query builder: nothing happens until it is awaited, then `work` runs. */
+  const lazy = <T>(work: () => T): PromiseLike<T> => ({
+    // biome-ignore lint/suspicious/noThenProperty: a lazy thenable is the result under test
+    then: (resolve, reject) => Promise.resolve().then(work).then(resolve, reject),
+  });
+  /** Like a Bluebird promise: not `instanceof Promise` (so middy does not await it), its work already under way. */
+  const eager = <T>(work: () => T): PromiseLike<T> => {
+    const running = Promise.resolve().then(flush).then(work);
+    // biome-ignore lint/suspicious/noThenProperty: a promise of another library is the result under test
+    return { then: (resolve, reject) => running.then(resolve, reject) };
+  };
+
+  test.each([
+    ['a query builder', 'lazy', lazy],
+    ['a Bluebird-like promise', 'eager', eager],
+  ] as const)("%s: its work is the handler's, its writes commit with the record, as makeIdempotent's do", async (_, kind, make) => {
+    let runs = 0;
+    const handler = middy(
+      (event: { id: string }) =>
+        make(() => {
+          runs++;
+          put(`thenable-${kind}-${event.id}`);
+          return 'done';
+        }) as Promise<string>, // middy's types know only Promise; it takes any value
+    ).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const context = lambdaContext(`scope-thenable-${kind}`);
+    expect(await handler({ id: 't-1' }, context)).toBe('done');
+    expect(await bizItem(`thenable-${kind}-t-1`)).toBe((await recordOf(`scope-thenable-${kind}`, 't-1'))?.id?.S);
+    expect((await recordOf(`scope-thenable-${kind}`, 't-1'))?.status?.S).toBe('COMPLETED');
+    // A duplicate replays: the work ran once.
+    expect(await handler({ id: 't-1' }, context)).toBe('done');
+    expect(runs).toBe(1);
+  });
+
+  test('one that rejects is the handler failing: the caller gets its error, nothing is written, the key is released', async () => {
+    let runs = 0;
+    const handler = middy(
+      (event: { id: string }) =>
+        lazy(() => {
+          runs++;
+          put(`thenable-failed-${event.id}`);
+          throw new Error('the query failed');
+        }) as Promise<never>,
+    ).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+    const context = lambdaContext('scope-thenable-failed');
+    await expect(handler({ id: 'r-1' }, context)).rejects.toThrow('the query failed');
+    expect(await bizItem('thenable-failed-r-1')).toBeUndefined();
+    expect(await recordOf('scope-thenable-failed', 'r-1')).toBeUndefined();
+    await expect(handler({ id: 'r-1' }, context)).rejects.toThrow('the query failed');
+    expect(runs).toBe(2);
   });
 });
