@@ -23,8 +23,8 @@ const shared = {
 
 /**
  * Files that import `@middy/core` without depending on its version: durable execution mode exists
- * from middy 7 only, the CLI's tests use a middy handler only to write the records its child
- * processes read (the slowest file of the suite, twice for nothing), and the store-failure tests
+ * from middy 7 only, the CLI's tests use a middy handler only to write the records the command
+ * reads (a slow file, twice for nothing), and the store-failure tests
  * meet the failure in the claim, before any hook that differs between majors.
  */
 const middyOnce = [

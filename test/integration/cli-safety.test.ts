@@ -7,11 +7,11 @@
 import { execFile } from 'node:child_process';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
-import { runCli } from '../../lib/cli/run.js';
 import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
 import { useCliBundle } from '../support/cli-bundle.js';
+import { type Run, runInProcess } from '../support/cli-in-process.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
@@ -20,12 +20,6 @@ import { rejection } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-safety' });
 const main = useCliBundle();
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 const environment = (): NodeJS.ProcessEnv => ({
   PATH: process.env.PATH,
@@ -36,8 +30,13 @@ const environment = (): NodeJS.ProcessEnv => ({
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 });
 
-/** The command as a child process (built from source for the file), on DynamoDB Local. */
+/** The command in this process, on DynamoDB Local, with the environment a shell would give it. */
 function cli(...args: string[]): Promise<Run> {
+  return runInProcess(environment(), undefined, args);
+}
+
+/** The command as a child process (built from source for the file), on DynamoDB Local. */
+function cliProcess(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(process.execPath, [main(), ...args], { env: environment() }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
@@ -58,23 +57,10 @@ async function forgetRaced(between: () => Promise<void>, id: string, before: 'de
     }
     return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
   } as never);
-  const env = environment();
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  let stdout = '';
-  let stderr = '';
   try {
-    const code = await runCli(['forget', '--table', tableName, '--id', id, '--yes'], {
-      env,
-      now: Date.now,
-      stdout: (text) => void (stdout += text),
-      stderr: (text) => void (stderr += text),
-    });
-    return { code, stdout, stderr };
+    return await runInProcess(environment(), undefined, ['forget', '--table', tableName, '--id', id, '--yes']);
   } finally {
     spy.mockRestore();
-    for (const name of Object.keys(env)) if (saved[name] === undefined) delete process.env[name];
-    Object.assign(process.env, saved);
     expect(raced).toBe(true);
   }
 }
@@ -542,7 +528,7 @@ test("the forget command an unreadable item's error names holds the flags that f
   // --only-if refuses to read it too, and names the same command.
   const fenced = await cli('forget', '--table', tableName, '--region', 'local', '--attributes', attributes, '--id', id, '--only-if', 'INPROGRESS', '--yes');
   expect(fenced).toMatchObject({ code: 1, stderr: expect.stringContaining(suggested!) });
-  expect(await cli(...words.slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
+  expect(await cliProcess(...words.slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
@@ -573,6 +559,6 @@ test("a store's error for an item it cannot read names the forget command with i
     id,
     '--yes',
   ]);
-  expect(await cli(...(await shellWords(suggested!)).slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
+  expect(await cliProcess(...(await shellWords(suggested!)).slice(1))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Deleted /) });
   expect(await readItem(client, tableName, id)).toBeUndefined();
 });

@@ -1,8 +1,10 @@
 /**
- * The `lambda-idempotency` command as a real child process against DynamoDB Local, which it finds
- * through the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`. The command is built from source once for the
- * file (test/support/cli-bundle.ts): compiling the TypeScript in every child (tsx) took as long
- * again as the rest of a run.
+ * The `lambda-idempotency` command against DynamoDB Local, which it finds through the SDK's own
+ * `AWS_ENDPOINT_URL_DYNAMODB`. Most runs are in this process (test/support/cli-in-process.ts, with
+ * the environment a shell would give it); a child process of the command built from source once for
+ * the file (test/support/cli-bundle.ts) runs each command end to end, and whatever is the process's
+ * own: exit codes as a shell sees them, a closed pipe, a request that never answers, the
+ * credentials and Region the SDK finds in the environment and the AWS files.
  */
 
 import { execFile, spawn } from 'node:child_process';
@@ -17,6 +19,7 @@ import { stuckRecords } from '../../lib/cli/stuck.js';
 import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { useCliBundle } from '../support/cli-bundle.js';
+import { type Run, runInProcess } from '../support/cli-in-process.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import type { Turnstile } from '../support/gate.js';
@@ -29,13 +32,7 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 const { client, tableName, store } = useFreshTable({ prefix: 'cli' });
 const main = useCliBundle();
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
+/** Runs the CLI (in this process) with credentials and region for DynamoDB Local, and nothing else from this process's AWS settings. */
 function cli(...args: string[]): Promise<Run> {
   return cliWith({}, ...args);
 }
@@ -53,8 +50,13 @@ function cliEnv(changes: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
 }
 
-/** The CLI with these variables changed (`undefined` removes one). */
+/** The CLI in this process, its environment with these variables changed (`undefined` removes one). */
 function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  return runInProcess(cliEnv(changes), undefined, args);
+}
+
+/** The CLI as a child process, as a shell runs it, with these variables changed (`undefined` removes one). */
+function cliProcess(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(process.execPath, [main(), ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
@@ -79,11 +81,11 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
   await once({ orderId: 'o-1' });
   const id = recordId('cli-inspect', 'o-1');
   const [text, asJson, byId, missing, noTable] = await Promise.all([
-    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"'),
-    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"', '--json'),
-    cli('inspect', '--table', tableName, '--id', id, '--json'),
-    cli('inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-2"', '--json'),
-    cli('inspect', '--table', 'no-such-table', '--id', id),
+    cliProcess({}, 'inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"'),
+    cliProcess({}, 'inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-1"', '--json'),
+    cliProcess({}, 'inspect', '--table', tableName, '--id', id, '--json'),
+    cliProcess({}, 'inspect', '--table', tableName, '--name', 'cli-inspect', '--key', '"o-2"', '--json'),
+    cliProcess({}, 'inspect', '--table', 'no-such-table', '--id', id),
   ]);
   expect(text).toMatchObject({ code: 0, stderr: '' });
   const responseBytes = JSON.stringify({ paymentId: 'p-o-1' }).length;
@@ -113,7 +115,7 @@ test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) ins
     proxy.stall();
     // Without a bound on each attempt the command waits forever. One attempt (AWS_MAX_ATTEMPTS, which the
     // SDK reads as a user's shell sets it) shows the bound as well as the default three, in a third of the time.
-    const run = await cliWith(
+    const run = await cliProcess(
       { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}`, AWS_MAX_ATTEMPTS: '1' },
       'inspect',
       '--table',
@@ -132,11 +134,11 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   const nowhere = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config', AWS_EC2_METADATA_DISABLED: 'true' };
   const address = ['inspect', '--table', tableName, '--id', recordId('cli-setup', 'o-1')];
   const [noCredentials, noProfile, noEnvProfile, noRegion] = await Promise.all([
-    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
-    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
+    cliProcess({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address),
+    cliProcess({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined }, ...address, '--profile', 'nope'),
     // A profile set in the environment is the one to check, not one to set.
-    cliWith({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: 'nope' }, ...address),
-    cliWith({ ...nowhere, AWS_REGION: undefined }, ...address),
+    cliProcess({ ...nowhere, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_PROFILE: 'nope' }, ...address),
+    cliProcess({ ...nowhere, AWS_REGION: undefined }, ...address),
   ]);
   const hints = [
     ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.\n',
@@ -189,8 +191,8 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
 
   // Two commands that delete nothing, run together.
   const [refused, wrongStatus] = await Promise.all([
-    cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"'),
-    cli('forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes'),
+    cliProcess({}, 'forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"'),
+    cliProcess({}, 'forget', '--table', tableName, '--id', id, '--only-if', 'INPROGRESS', '--yes'),
   ]);
   expect(refused).toEqual({
     code: 2,
@@ -202,12 +204,12 @@ test('forget refuses without --yes; with it the key runs again through makeIdemp
   expect(wrongStatus).toEqual({ code: 3, stdout: `No record ${id} with status INPROGRESS in ${tableName} (local): nothing deleted.\n`, stderr: '' });
   expect(await readItem(client, tableName, id)).toBeDefined();
 
-  const forgotten = await cli('forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"', '--yes', '--json');
+  const forgotten = await cliProcess({}, 'forget', '--table', tableName, '--name', 'cli-forget', '--key', '"o-1"', '--yes', '--json');
   expect(forgotten.code).toBe(0);
   expect(JSON.parse(forgotten.stdout)).toEqual({ id, deleted: true });
   expect(await readItem(client, tableName, id)).toBeUndefined();
   // A miss names the table and the Region it read: one of the same name elsewhere answers too.
-  expect(await cli('forget', '--table', tableName, '--id', id, '--only-if', 'COMPLETED', '--yes')).toEqual({
+  expect(await cliProcess({}, 'forget', '--table', tableName, '--id', id, '--only-if', 'COMPLETED', '--yes')).toEqual({
     code: 3,
     stdout: `No record ${id} with status COMPLETED in ${tableName} (local): nothing deleted.\n`,
     stderr: '',
@@ -282,23 +284,7 @@ test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --leas
  * its SDK client finds through the environment as it would in a shell.
  */
 async function cliAt(now: number, ...argv: string[]): Promise<Run> {
-  const environment = cliEnv({});
-  const saved = { ...process.env };
-  Object.assign(process.env, environment);
-  let stdout = '';
-  let stderr = '';
-  try {
-    const code = await runCli(argv, {
-      env: environment,
-      now: () => now,
-      stdout: (text) => void (stdout += text),
-      stderr: (text) => void (stderr += text),
-    });
-    return { code, stdout, stderr };
-  } finally {
-    for (const name of Object.keys(environment)) if (saved[name] === undefined) delete process.env[name];
-    Object.assign(process.env, saved);
-  }
+  return runInProcess(cliEnv({}), () => now, argv);
 }
 
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
@@ -681,7 +667,10 @@ test('stuck lists INPROGRESS records past their lease across every page of the s
     expect(firstPage.LastEvaluatedKey).toBeDefined();
     expect(expected.every((id) => firstPage.Items!.some((item) => item.id!.S === id))).toBe(false);
 
-    const [asJson, text] = await Promise.all([cli('stuck', '--table', table, '--name', 'worker', '--json'), cli('stuck', '--table', table)]);
+    const [asJson, text] = await Promise.all([
+      cliProcess({}, 'stuck', '--table', table, '--name', 'worker', '--json'),
+      cliProcess({}, 'stuck', '--table', table),
+    ]);
     expect(asJson.code).toBe(0);
     expect(asJson.stderr).toBe(`lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`);
     const found = JSON.parse(asJson.stdout) as RecordSummary[];
@@ -819,7 +808,7 @@ test('stuck piped into a reader that stops early (`| head`) ends quietly, withou
 });
 
 test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
-  const run = await cliWith({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
+  const run = await cliProcess({ IDEMPOTENCY_EXPIRES_AFTER_SECONDS: 'one day' }, 'inspect', '--table', tableName, '--id', recordId('cli-env', 'o-1'), '--json');
   expect(run).toEqual({ code: 3, stdout: 'null\n', stderr: '' });
 });
 
