@@ -46,10 +46,10 @@ type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown
  * await chargeOnce({ paymentId: 'p-1', amount: 100 });
  * ```
  */
-export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, TThis = unknown>(
-  fn: (this: TThis, ...args: TArgs) => PromiseLike<TResult> | TResult,
+export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TReturn, TThis = unknown>(
+  fn: (this: TThis, ...args: TArgs) => TReturn,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
-): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<TResult> {
+): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<Awaited<TReturn>> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
   if (options.name === undefined) {
@@ -58,8 +58,9 @@ export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, 
     );
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
-  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<TResult> {
+  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<Awaited<TReturn>> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs));
+    // runCall awaits what `fn` returns (a thenable too): its promise settles to the awaited value.
+    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs)) as Promise<Awaited<TReturn>>;
   };
 }

@@ -20,6 +20,11 @@ const counted: Promise<number> = length('abc');
 const thenable = makeIdempotent((id: string): PromiseLike<number> => Promise.resolve(id.length), { store, name: 'thenable' });
 const settled: Promise<number> = thenable('abc');
 
+// A function that answers some calls at once and others with a promise of another type: the wrapper's result is either, awaited.
+declare function countRemote(id: string): Promise<number>;
+const sometimesAsync = makeIdempotent((id: string) => (id === 'none' ? 'none' : countRemote(id)), { store, name: 'sometimes-async' });
+const eitherResult: Promise<string | number> = sometimesAsync('none');
+
 // A method's `this` is passed on at run time, and kept by the type.
 class Ledger {
   readonly base = 100;
@@ -37,7 +42,7 @@ const { balance: detached } = ledger;
 void detached('abc').catch(() => undefined);
 
 test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
-  expect(await Promise.all([charged, counted, settled, balance])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103]);
+  expect(await Promise.all([charged, counted, settled, balance, eitherResult])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103, 'none']);
 });
 
 // A first parameter with a default, or optional, is kept as it is (with `onMissingKey: 'skip'`, a call without it runs unkeyed).
