@@ -4,8 +4,10 @@
  * other thenable). A line that stops compiling, or an `@ts-expect-error` that stops erring, fails
  * the type-check.
  */
+import type { Handler } from 'aws-lambda';
 import { makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
+import { lambdaContext } from '../support/lambda.js';
 
 const store = new InMemoryStore();
 
@@ -25,6 +27,11 @@ declare function countRemote(id: string): Promise<number>;
 const sometimesAsync = makeIdempotent((id: string) => (id === 'none' ? 'none' : countRemote(id)), { store, name: 'sometimes-async' });
 const eitherResult: Promise<string | number> = sometimesAsync('none');
 
+// A handler typed by @types/aws-lambda (`Handler<E, R>` returns `void | Promise<R>`, a callback's `void` included) wraps as it is.
+const typedHandler: Handler<{ readonly id: string }, string> = async (event) => event.id;
+const handlerOnce = makeIdempotent(typedHandler, { store, name: 'typed-handler', key: (event) => event.id });
+const handled = handlerOnce({ id: 'h-1' }, lambdaContext('typed-handler'), () => undefined);
+
 // A method's `this` is passed on at run time, and kept by the type.
 class Ledger {
   readonly base = 100;
@@ -42,7 +49,7 @@ const { balance: detached } = ledger;
 void detached('abc').catch(() => undefined);
 
 test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
-  expect(await Promise.all([charged, counted, settled, balance, eitherResult])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103, 'none']);
+  expect(await Promise.all([charged, counted, settled, balance, eitherResult, handled])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103, 'none', 'h-1']);
 });
 
 // A first parameter with a default, or optional, is kept as it is (with `onMissingKey: 'skip'`, a call without it runs unkeyed).
