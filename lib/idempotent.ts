@@ -46,6 +46,19 @@ type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown
  * await chargeOnce({ paymentId: 'p-1', amount: 100 });
  * ```
  */
+export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, TThis = unknown>(
+  fn: (this: TThis, ...args: TArgs) => PromiseLike<TResult> | TResult,
+  options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
+): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<TResult>;
+/**
+ * A function that returns a value for some calls and a promise of another type for others (or a
+ * handler typed `Handler<E, R>`, whose result is `void | Promise<R>`): the wrapper's result is the
+ * awaited value of either.
+ */
+export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TReturn, TThis = unknown>(
+  fn: (this: TThis, ...args: TArgs) => TReturn,
+  options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
+): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<Awaited<TReturn>>;
 export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TReturn, TThis = unknown>(
   fn: (this: TThis, ...args: TArgs) => TReturn,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },

@@ -27,6 +27,10 @@ declare function countRemote(id: string): Promise<number>;
 const sometimesAsync = makeIdempotent((id: string) => (id === 'none' ? 'none' : countRemote(id)), { store, name: 'sometimes-async' });
 const eitherResult: Promise<string | number> = sometimesAsync('none');
 
+// Type arguments given explicitly, as before the form above existed: the result type is the awaited result.
+const explicit = makeIdempotent<[{ id: string }], { ok: boolean }>(async (order) => ({ ok: order.id !== '' }), { store, name: 'explicit' });
+const explicitResult: Promise<{ ok: boolean }> = explicit({ id: 'e-1' });
+
 // A handler typed by @types/aws-lambda (`Handler<E, R>` returns `void | Promise<R>`, a callback's `void` included) wraps as it is.
 const typedHandler: Handler<{ readonly id: string }, string> = async (event) => event.id;
 const handlerOnce = makeIdempotent(typedHandler, { store, name: 'typed-handler', key: (event) => event.id });
@@ -49,7 +53,15 @@ const { balance: detached } = ledger;
 void detached('abc').catch(() => undefined);
 
 test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
-  expect(await Promise.all([charged, counted, settled, balance, eitherResult, handled])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103, 'none', 'h-1']);
+  expect(await Promise.all([charged, counted, settled, balance, eitherResult, handled, explicitResult])).toEqual([
+    { charged: 'o-1', note: 'first' },
+    3,
+    3,
+    103,
+    'none',
+    'h-1',
+    { ok: true },
+  ]);
 });
 
 // A first parameter with a default, or optional, is kept as it is (with `onMissingKey: 'skip'`, a call without it runs unkeyed).
