@@ -400,7 +400,8 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<v
  * ```
  */
 export function idempotentBatch<TMessage = unknown, TResult = unknown>(
-  recordHandler: RecordHandler<TMessage, TResult>,
+  // Not inferred: from a function that returns a value for some messages and a promise of another type for others, it would be the promise's, and the value would not compile.
+  recordHandler: RecordHandler<TMessage, NoInfer<TResult>>,
   options: IdempotentBatchOptions<TMessage>,
 ): (event: BatchEvent | PipesBatchEvent, context: Context) => Promise<BatchResponse> {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');

@@ -197,7 +197,15 @@ export class IdempotencyError extends Error {
   }
 }
 
-/** True when `error` is an {@link IdempotencyError}, optionally with the given code. */
+/**
+ * True when `error` is an {@link IdempotencyError}, optionally with the given code: narrowed to one
+ * with that `code`, so that where it is false, an `IdempotencyError` of another code may still be.
+ */
+export function isIdempotencyError(error: unknown): error is IdempotencyError;
+export function isIdempotencyError<TCode extends IdempotencyErrorCode>(
+  error: unknown,
+  code: TCode | undefined,
+): error is IdempotencyError & { readonly code: TCode };
 export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode): error is IdempotencyError {
   return error instanceof IdempotencyError && (code === undefined || error.code === code);
 }

@@ -7,7 +7,7 @@ import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
+import { logLine, type MiddlewareEvent, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
@@ -328,8 +328,8 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * ```
  */
 export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>(
-  options: HttpIdempotencyOptions<TEvent> & ScopeRequiredFor<TEvent>,
-): MiddlewareObj<TEvent, unknown, Error, Context> {
+  options: HttpIdempotencyOptions<MiddlewareEvent<TEvent, HttpEvent>> & ScopeRequiredFor<MiddlewareEvent<TEvent, HttpEvent>>,
+): MiddlewareObj<MiddlewareEvent<TEvent, HttpEvent>, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
   const {
     required = true,
@@ -475,5 +475,5 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };
     },
   });
-  return { before, after, onError } as MiddlewareObj<TEvent, unknown, Error, Context>;
+  return { before, after, onError } as MiddlewareObj<MiddlewareEvent<TEvent, HttpEvent>, unknown, Error, Context>;
 }

@@ -29,6 +29,9 @@ const isContext = (value: unknown): value is LambdaContextLike => {
  */
 type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown, ...rest: unknown[]] : TArgs;
 
+/** The wrapper's result: the result type given explicitly, else what the function returns, awaited. */
+type WrappedResult<TResult, TReturn> = [TResult] extends [never] ? Awaited<TReturn> : TResult;
+
 /**
  * Wraps any async function so that calls with the same key run it once and replay its result
  * (its parameters, its `this` and its result type are kept). The key is selected from the first
@@ -46,10 +49,18 @@ type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown
  * await chargeOnce({ paymentId: 'p-1', amount: 100 });
  * ```
  */
-export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, TThis = unknown>(
-  fn: (this: TThis, ...args: TArgs) => PromiseLike<TResult> | TResult,
+export function makeIdempotent<
+  TArgs extends [unknown?, ...unknown[]],
+  // Given explicitly, the result (awaited); inferred, none: the result is then what `fn` returns, awaited,
+  // so a function returning a value for some calls and a promise of another type for others (or a
+  // handler typed `Handler<E, R>`, whose result is `void | Promise<R>`) wraps as it is.
+  TResult = never,
+  TThis = unknown,
+  TReturn extends [TResult] extends [never] ? unknown : PromiseLike<TResult> | TResult = PromiseLike<TResult> | TResult,
+>(
+  fn: (this: TThis, ...args: TArgs) => TReturn,
   options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
-): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<TResult> {
+): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<WrappedResult<TResult, TReturn>> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
   if (options.name === undefined) {
@@ -58,8 +69,9 @@ export function makeIdempotent<TArgs extends [unknown?, ...unknown[]], TResult, 
     );
   }
   const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
-  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<TResult> {
+  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<WrappedResult<TResult, TReturn>> {
     const context = isContext(args[1]) ? args[1] : undefined;
-    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs));
+    // runCall awaits what `fn` returns (a thenable too): its promise settles to the awaited value.
+    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs)) as Promise<WrappedResult<TResult, TReturn>>;
   };
 }

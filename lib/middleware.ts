@@ -3,6 +3,7 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { type Observe, observeAny } from './observability.js';
+import type { MiddlewareEvent } from './options.js';
 
 /** The middleware of an engine whose `observability` option takes the forms `observe` reads. @internal */
 export function idempotencyMiddleware<TEvent, TResult>(
@@ -36,6 +37,8 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * export const handler = middy(charge).use(idempotency<ChargeEvent>({ store, key: (event) => event.paymentId }));
  * ```
  */
-export function idempotency<TEvent = unknown, TResult = unknown>(options: IdempotencyOptions<TEvent, Context>): MiddlewareObj<TEvent, TResult, Error, Context> {
+export function idempotency<TEvent = unknown, TResult = unknown>(
+  options: IdempotencyOptions<MiddlewareEvent<TEvent>, Context>,
+): MiddlewareObj<MiddlewareEvent<TEvent>, TResult, Error, Context> {
   return idempotencyMiddleware(options, observeAny);
 }

@@ -7,6 +7,7 @@
 import type { Context, DynamoDBStreamEvent, DynamoDBStreamHandler, KinesisStreamEvent, KinesisStreamHandler, SQSEvent, SQSHandler } from 'aws-lambda';
 import { type BatchEvent, type BatchResponse, idempotentBatch, type PipesBatchEvent, type PipesKinesisRecord } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
+import { sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { lambdaContext } from '../support/lambda.js';
 
 const handler = idempotentBatch(() => undefined, { store: new InMemoryStore(), name: 'orders' });
@@ -32,8 +33,20 @@ function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, Dy
 
 void compileOnly;
 
-test('an empty array and an empty Records array are both empty batches', async () => {
+interface Order {
+  readonly orderId: string;
+  readonly cancelled?: boolean;
+}
+declare function ship(order: Order): Promise<{ readonly trackingId: string }>;
+// A record function that returns at once for some messages and a promise of another type for others.
+const shipping = idempotentBatch((order: Order) => (order.cancelled ? 'skipped' : ship(order)), { store: new InMemoryStore(), key: (order) => order.orderId });
+// The result type given as a type argument is still checked.
+// @ts-expect-error A record function whose result is not the one given.
+idempotentBatch<Order, number>(async (order) => order.orderId, { store: new InMemoryStore() });
+
+test('an empty array and an empty Records array are both empty batches; a record answered at once succeeds', async () => {
   const context = lambdaContext('orders');
   expect(await handler([], context)).toEqual({ batchItemFailures: [] });
   expect(await handler({ Records: [] }, context)).toEqual({ batchItemFailures: [] });
+  expect(await shipping(sqsEvent([sqsRecord(JSON.stringify({ orderId: 'o-1', cancelled: true }))]), context)).toEqual({ batchItemFailures: [] });
 });

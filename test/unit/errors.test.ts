@@ -186,3 +186,21 @@ test('isIdempotencyError: any IdempotencyError without a code, only that code wi
   expect([isIdempotencyError(busy), isIdempotencyError(busy, 'IN_PROGRESS'), isIdempotencyError(busy, 'STORE_FAILURE')]).toEqual([true, true, false]);
   expect([isIdempotencyError(new Error('IN_PROGRESS: x')), isIdempotencyError({ code: 'IN_PROGRESS' }, 'IN_PROGRESS')]).toEqual([false, false]);
 });
+
+/** A failure of the caller's own, next to the library's: what each branch of `isIdempotencyError` leaves is checked by tsc. */
+type Failure = IdempotencyError | { readonly kind: 'timeout' };
+function describeFailure(failure: Failure): string {
+  if (isIdempotencyError(failure, 'IN_PROGRESS')) {
+    const code: 'IN_PROGRESS' = failure.code; // narrowed to its code
+    return `${code} ${failure.retryAfterSeconds}`;
+  }
+  // @ts-expect-error Where it is false, an IdempotencyError of another code may still be: `failure` is not narrowed to the caller's own.
+  const own: { readonly kind: 'timeout' } = failure;
+  return isIdempotencyError(failure) ? failure.code : own.kind;
+}
+
+test('isIdempotencyError with a code narrows to that code, and leaves the errors of other codes where it is false', () => {
+  expect(describeFailure(new IdempotencyError('IN_PROGRESS', 'x', { retryAfterSeconds: 3 }))).toBe('IN_PROGRESS 3');
+  expect(describeFailure(new IdempotencyError('STORE_FAILURE', 'x'))).toBe('STORE_FAILURE');
+  expect(describeFailure({ kind: 'timeout' })).toBe('timeout');
+});

@@ -42,12 +42,21 @@ httpIdempotency<HttpEvent | ALBEvent>({ store });
 httpIdempotency<ALBEvent>({ store, scope: undefined });
 // A scope written for ALB events is enough to make the middleware one for ALB events.
 const inferredAlb: MiddlewareObj<ALBEvent, unknown, Error, Context> = httpIdempotency({ store, scope: (event: ALBEvent) => event.path });
+// In `.use([...])`, which takes middlewares of any event, the options are those of API Gateway events (no `scope` asked for) and the chain stays typed.
+const inArray = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+  .use([httpIdempotency({ store })])
+  .handler(async (event) => {
+    // @ts-expect-error The handler's event is not `any`.
+    void event.rawPth;
+    return { statusCode: 201, body: event.rawPath };
+  });
 // @ts-expect-error `HttpEvent` was not widened: an ALB event is not one.
 const notHttpEvent: HttpEvent = {} as ALBEvent;
 
 test('the declarations above are middlewares (their types are what this file checks)', () => {
   for (const middleware of [forApiGateway, inferred, forAlb, inferredAlb, both]) expect(typeof middleware.before).toBe('function');
   expect(typeof v2Handler).toBe('function');
+  expect(typeof inArray).toBe('function');
   expect(typeof albHandler).toBe('function');
   expect(notHttpEvent).toEqual({});
 });

@@ -4,8 +4,10 @@
  * other thenable). A line that stops compiling, or an `@ts-expect-error` that stops erring, fails
  * the type-check.
  */
+import type { Handler } from 'aws-lambda';
 import { makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
+import { lambdaContext } from '../support/lambda.js';
 
 const store = new InMemoryStore();
 
@@ -19,6 +21,20 @@ const counted: Promise<number> = length('abc');
 
 const thenable = makeIdempotent((id: string): PromiseLike<number> => Promise.resolve(id.length), { store, name: 'thenable' });
 const settled: Promise<number> = thenable('abc');
+
+// A function that answers some calls at once and others with a promise of another type: the wrapper's result is either, awaited.
+declare function countRemote(id: string): Promise<number>;
+const sometimesAsync = makeIdempotent((id: string) => (id === 'none' ? 'none' : countRemote(id)), { store, name: 'sometimes-async' });
+const eitherResult: Promise<string | number> = sometimesAsync('none');
+
+// Type arguments given explicitly, as before the form above existed: the result type is the awaited result.
+const explicit = makeIdempotent<[{ id: string }], { ok: boolean }>(async (order) => ({ ok: order.id !== '' }), { store, name: 'explicit' });
+const explicitResult: Promise<{ ok: boolean }> = explicit({ id: 'e-1' });
+
+// A handler typed by @types/aws-lambda (`Handler<E, R>` returns `void | Promise<R>`, a callback's `void` included) wraps as it is.
+const typedHandler: Handler<{ readonly id: string }, string> = async (event) => event.id;
+const handlerOnce = makeIdempotent(typedHandler, { store, name: 'typed-handler', key: (event) => event.id });
+const handled = handlerOnce({ id: 'h-1' }, lambdaContext('typed-handler'), () => undefined);
 
 // A method's `this` is passed on at run time, and kept by the type.
 class Ledger {
@@ -37,7 +53,15 @@ const { balance: detached } = ledger;
 void detached('abc').catch(() => undefined);
 
 test('the declarations above are idempotent functions (their types are what this file checks)', async () => {
-  expect(await Promise.all([charged, counted, settled, balance])).toEqual([{ charged: 'o-1', note: 'first' }, 3, 3, 103]);
+  expect(await Promise.all([charged, counted, settled, balance, eitherResult, handled, explicitResult])).toEqual([
+    { charged: 'o-1', note: 'first' },
+    3,
+    3,
+    103,
+    'none',
+    'h-1',
+    { ok: true },
+  ]);
 });
 
 // A first parameter with a default, or optional, is kept as it is (with `onMissingKey: 'skip'`, a call without it runs unkeyed).
