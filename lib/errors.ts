@@ -202,9 +202,10 @@ export class IdempotencyError extends Error {
  * with that `code`, so that where it is false, an `IdempotencyError` of another code may still be.
  */
 export function isIdempotencyError(error: unknown): error is IdempotencyError;
+// The code stays optional: `Parameters<typeof isIdempotencyError>` (a wrapper, a mock) reads this last overload.
 export function isIdempotencyError<TCode extends IdempotencyErrorCode>(
   error: unknown,
-  code: TCode | undefined,
+  code?: TCode | undefined,
 ): error is IdempotencyError & { readonly code: TCode };
 export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode): error is IdempotencyError {
   return error instanceof IdempotencyError && (code === undefined || error.code === code);

@@ -204,3 +204,12 @@ test('isIdempotencyError with a code narrows to that code, and leaves the errors
   expect(describeFailure(new IdempotencyError('STORE_FAILURE', 'x'))).toBe('STORE_FAILURE');
   expect(describeFailure({ kind: 'timeout' })).toBe('timeout');
 });
+
+/** Typed as the function is (a wrapper, a mock): its parameters are still `(error, code?)`. */
+const logged = (...args: Parameters<typeof isIdempotencyError>): boolean => isIdempotencyError(...args);
+
+test('isIdempotencyError typed by its parameters takes the error alone, as it did before it narrowed by code', () => {
+  expect([logged(new IdempotencyError('IN_PROGRESS', 'x')), logged(new Error('x')), logged(new IdempotencyError('IN_PROGRESS', 'x'), 'STORE_FAILURE')]).toEqual(
+    [true, false, false],
+  );
+});
