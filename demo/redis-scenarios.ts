@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSRecord } from 'aws-lambda';
 import type { Redis } from 'ioredis';
+import { PaymentError, paymentRequest } from '../infra/functions/payment-service.js';
 import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch } from '../lib/index.js';
 import { RedisStore } from '../lib/redis/index.js';
 import { CountingProvider, DemoClock } from './fakes.js';
@@ -22,10 +23,19 @@ const problem = (status: number, detail: string): APIGatewayProxyStructuredResul
 });
 
 /** POST /payments on Redis: the card is charged under a processor key derived from the request's Idempotency-Key. */
-function paymentApi(store: IdempotencyStore, provider: CountingProvider, clock: DemoClock, logger: QuietLogger) {
+export function redisPaymentApi(store: IdempotencyStore, provider: CountingProvider, clock: DemoClock, logger: QuietLogger) {
   return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>(async (event: HttpEvent) => {
-    const { amount, currency } = JSON.parse(String(event.body)) as { amount?: unknown; currency?: unknown };
-    if (typeof amount !== 'number' || typeof currency !== 'string') return problem(400, 'amount and currency are required.');
+    // A client's mistake is a 400 that charges nothing, checked as the DynamoDB payment API checks it; never a 500.
+    let request: { amount: number; currency: string };
+    try {
+      const text = event.isBase64Encoded && event.body ? Buffer.from(event.body, 'base64').toString('utf8') : (event.body ?? '');
+      request = paymentRequest(JSON.parse(text));
+    } catch (error) {
+      if (error instanceof SyntaxError) return problem(400, 'The request body must be JSON.');
+      if (error instanceof PaymentError) return problem(400, error.message);
+      throw error;
+    }
+    const { amount, currency } = request;
     const key = String(Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'idempotency-key')?.[1]);
     const paymentId = `pay_${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
     try {
@@ -43,9 +53,9 @@ class RedisHarness {
   readonly provider: CountingProvider;
   readonly logger = new QuietLogger();
   readonly problems: string[] = [];
-  private readonly api: ReturnType<typeof paymentApi>;
+  private readonly api: ReturnType<typeof redisPaymentApi>;
   /** The same API in another execution environment: it shares no in-process state with `api`. */
-  private readonly otherInstance: ReturnType<typeof paymentApi>;
+  private readonly otherInstance: ReturnType<typeof redisPaymentApi>;
   private readonly run = randomUUID().slice(0, 8);
 
   constructor(
@@ -53,8 +63,8 @@ class RedisHarness {
     latencyMillis = 0,
   ) {
     this.provider = new CountingProvider(latencyMillis);
-    this.api = paymentApi(store, this.provider, this.clock, this.logger);
-    this.otherInstance = paymentApi(store, this.provider, this.clock, this.logger);
+    this.api = redisPaymentApi(store, this.provider, this.clock, this.logger);
+    this.otherInstance = redisPaymentApi(store, this.provider, this.clock, this.logger);
   }
 
   key(label: string): string {

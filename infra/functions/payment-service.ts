@@ -134,6 +134,22 @@ function asObject(input: unknown): Record<string, unknown> {
 }
 
 /**
+ * What a payment request's body asks for, checked: an object with a whole `amount` of minor units
+ * from 1 to 100,000,000, an ISO 4217 `currency` and an optional `orderId`. Anything else is a
+ * {@link PaymentError} `INVALID_REQUEST` (a 400), thrown before any money moves.
+ */
+export function paymentRequest(input: unknown): { amount: number; currency: string; orderId?: string } {
+  const body = asObject(input);
+  const amount = validAmount(body.amount);
+  const currency = validCurrency(body.currency);
+  const orderId = body.orderId;
+  if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
+    throw invalid('orderId must be a string of 1 to 128 characters.');
+  }
+  return { amount, currency, ...(orderId === undefined ? {} : { orderId }) };
+}
+
+/**
  * A payment item as the refunds leave it: the refunds applied to it, and those of them the provider
  * has made (an applied refund not among them may still be at the provider, or have failed there).
  */
@@ -174,13 +190,7 @@ export class PaymentService {
    * idempotent call (`transaction()`); the payment id and the processor's key are derived from it.
    */
   async createPayment(input: unknown): Promise<Payment> {
-    const body = asObject(input);
-    const amount = validAmount(body.amount);
-    const currency = validCurrency(body.currency);
-    const orderId = body.orderId;
-    if (orderId !== undefined && (typeof orderId !== 'string' || orderId.length === 0 || orderId.length > 128)) {
-      throw invalid('orderId must be a string of 1 to 128 characters.');
-    }
+    const { amount, currency, orderId } = paymentRequest(input);
     const call = transaction();
     const paymentId = `pay_${call.downstreamKey('payment').slice(0, 22)}`;
     let chargeId: string;
