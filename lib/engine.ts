@@ -299,8 +299,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         const record = await leader.done;
         if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
         if (leader.invocationEnded !== undefined) {
-          // Refused by the leader's failed claim: a store failure of this call too.
-          if (leader.claimFailed !== undefined) this.#emit('storeFailure', key);
+          // Refused by the leader's failed claim (a leader that never held the record; also one given
+          // up on at the deadline): a store failure of this call too.
+          if (leader.call === undefined) this.#emit('storeFailure', key);
           throw leader.invocationEnded;
         }
         continue;

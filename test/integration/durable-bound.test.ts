@@ -172,3 +172,20 @@ test("a commit never sent before the bound: the invocation ends and the record s
   expect(events).toEqual(['first:charge', 'first:answered COMMIT_FAILED', 'other:answered IN_PROGRESS']);
   expect((await readItem(client, business, `held-commit#${orderId}`))?.charged?.S).toBe('charged by first');
 });
+
+test('a claim never answered, with a second call of the key running at once in the invocation: each call is one store failure, as when the store refuses the claim', async () => {
+  const events: string[] = [];
+  const lost = storeWith([], { claim: (request) => store.claim(request).then(never) });
+  const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => order.run), {
+    store: lost,
+    name: 'together-lost-claim',
+    key: (order) => order.orderId,
+    observability: (event) => void events.push(event),
+  });
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => Promise.all([charge(order, ctx), charge(order, ctx)]));
+  await expect(runExecution(nearDeadline(handler), { orderId: randomUUID(), run: 'first' })).rejects.toMatchObject({
+    code: 'STORE_FAILURE',
+    isUnrecoverableInvocation: true,
+  });
+  expect(events).toEqual(['storeFailure', 'storeFailure']);
+});
