@@ -266,6 +266,22 @@ class HangingRefunds implements PaymentProvider {
 }
 
 /** The payment API's log lines about its own 5xx answers. */
+/**
+ * Sends `body` as JSON to `url` through `handler`, as an HTTP API would, under `key` (a fresh one
+ * unless given), with the Lambda deadline on `now`; the status and the parsed body of the answer.
+ */
+async function postJson(
+  handler: PaymentHandler,
+  url: string,
+  body: unknown,
+  key = `key-${randomUUID()}`,
+  now?: () => number,
+): Promise<{ status: number | undefined; json: Record<string, unknown> }> {
+  const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
+  const result = await handler(event!, lambdaContext('payments-api', now));
+  return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+}
+
 const failureLines = (logger: QuietLogger) =>
   logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === 'payment request failed');
 
@@ -276,11 +292,7 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   const options = { ...tables(), client, provider, now: clock.now, logger };
   const first: PaymentHandler = createPaymentHandler(options);
   const other: PaymentHandler = createPaymentHandler(options); // another execution environment
-  const post = async (handler: PaymentHandler, url: string, body: unknown, key: string) => {
-    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    const result = await handler(event!, lambdaContext('payments-api', clock.now));
-    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
-  };
+  const post = (handler: PaymentHandler, url: string, body: unknown, key: string) => postJson(handler, url, body, key, clock.now);
 
   const payment = await post(first, '/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
   const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
@@ -403,11 +415,7 @@ test('a refund key sent again after its record expired with another amount is a 
   const provider = new FailingRefunds();
   provider.down = false;
   const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
-  const call = async (url: string, body: unknown, key: string) => {
-    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    const result = await handler(event!, lambdaContext('payments-api', clock.now));
-    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') };
-  };
+  const call = (url: string, body: unknown, key: string) => postJson(handler, url, body, key, clock.now);
   const payment = await call('/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
   const paymentId = String(payment.json.paymentId);
   const key = `refund-${randomUUID()}`;
@@ -445,11 +453,7 @@ class LostAnswers extends CountingProvider {
 test('a refund whose provider call timed out after the processor made it stays recorded: no other refund exceeds the payment, the retry completes it', async () => {
   const provider = new LostAnswers();
   const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
-  const call = async (url: string, body: unknown, key = `refund-${randomUUID()}`) => {
-    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    const result = await handler(event!, lambdaContext('payments-api'));
-    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
-  };
+  const call = (url: string, body: unknown, key?: string) => postJson(handler, url, body, key);
   const payment = await call('/payments', { amount: 1_000, currency: 'EUR' });
   const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
   const key = `refund-${randomUUID()}`;
@@ -470,11 +474,7 @@ test('a refund key sent after its record expired for another payment refunds tha
   const clock = new DemoClock();
   const provider = new CountingProvider(); // answers a key it has seen with its first result, as processors do
   const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
-  const call = async (url: string, body: unknown, key = `key-${randomUUID()}`) => {
-    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    const result = await handler(event!, lambdaContext('payments-api', clock.now));
-    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
-  };
+  const call = (url: string, body: unknown, key?: string) => postJson(handler, url, body, key, clock.now);
   const first = String((await call('/payments', { amount: 1_000, currency: 'EUR' })).json.paymentId);
   const second = String((await call('/payments', { amount: 1_000, currency: 'EUR' })).json.paymentId);
   const key = `refund-${randomUUID()}`;
@@ -493,11 +493,7 @@ test('a refund key sent after its record expired for another payment refunds tha
 test("a refund in another currency than the payment's is a 422 that moves no money; the payment's currency, or none, refunds", async () => {
   const provider = new CountingProvider();
   const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
-  const call = async (url: string, body: unknown, key = `refund-${randomUUID()}`) => {
-    const event = toHttpApiEvent({ method: 'POST', url, headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body) });
-    const result = await handler(event!, lambdaContext('payments-api'));
-    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
-  };
+  const call = (url: string, body: unknown, key?: string) => postJson(handler, url, body, key);
   const payment = await call('/payments', { amount: 1_000, currency: 'EUR' });
   const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
   const key = `refund-${randomUUID()}`;
