@@ -26,6 +26,27 @@ interface PaymentRequest {
   readonly amount: number;
 }
 
+/** An HTTP error of 4xx is final, as a client error stays one on a retry. */
+const clientErrorsFinal = (error: unknown): boolean => ((error as { statusCode?: number }).statusCode ?? 500) < 500;
+
+/**
+ * A route behind `httpIdempotency` (client errors final, `options` the rest) and http-error-handler
+ * that throws what `fail` makes; `send()` posts to it under `key`.
+ */
+function throwingRoute(key: string, fail: () => Error, options: Partial<HttpIdempotencyOptions> & Pick<HttpIdempotencyOptions, 'errorFields'>) {
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}`, isFinalError: clientErrorsFinal, ...options }))
+    .use(httpErrorHandler({ logger: false }))
+    .handler(async () => {
+      throw fail();
+    });
+  return () =>
+    handler(
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': key, 'content-type': 'application/json' }, body: '{}' })!,
+      lambdaContext('orders'),
+    ) as Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+}
+
 /** The payment API: charges and refunds, counted, behind the official middlewares. */
 function paymentApi(options: Partial<HttpIdempotencyOptions> = {}, cors: { readonly exposeHeaders?: string } = {}) {
   const runs = { charge: 0, refund: 0 };
@@ -100,7 +121,7 @@ test('an HTTP error the route throws is answered by http-error-handler and relea
 
 test('with isFinalError and errorFields, that HTTP error is stored and replayed through http-error-handler without running again', async () => {
   const { runs, send } = paymentApi({
-    isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
+    isFinalError: clientErrorsFinal,
     errorFields: ['statusCode', 'expose'],
   });
   const key = randomUUID();
@@ -113,24 +134,7 @@ test('with isFinalError and errorFields, that HTTP error is stored and replayed 
 
 test('an HTTP error http-error-handler hid behind a 500 (expose: false) stays hidden on the replay with `expose` in errorFields; with statusCode alone, the replay shows it', async () => {
   const answers = async (errorFields: string[]) => {
-    const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
-      .use(
-        httpIdempotency({
-          store,
-          name: `ecosystem-${randomUUID()}`,
-          isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
-          errorFields,
-        }),
-      )
-      .use(httpErrorHandler({ logger: false }))
-      .handler(async () => {
-        throw createError(400, 'SELECT failed on db-prod-1', { expose: false });
-      });
-    const send = () =>
-      handler(
-        toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'hidden-1', 'content-type': 'application/json' }, body: '{}' })!,
-        lambdaContext('orders'),
-      ) as Promise<{ statusCode: number; body?: string }>;
+    const send = throwingRoute('hidden-1', () => createError(400, 'SELECT failed on db-prod-1', { expose: false }), { errorFields });
     return [await send(), await send()];
   };
   const [first, replay] = await answers(['statusCode', 'expose', 'headers']);
@@ -142,28 +146,14 @@ test('an HTTP error http-error-handler hid behind a 500 (expose: false) stays hi
 
 test('a stored HTTP error too large for the item keeps its statusCode: the replay is the same 4xx, its message cut short, without running again', async () => {
   let runs = 0;
-  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
-    .use(
-      httpIdempotency({
-        store,
-        name: `ecosystem-${randomUUID()}`,
-        isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
-        errorFields: ['statusCode', 'expose'],
-      }),
-    )
-    .use(httpErrorHandler({ logger: false }))
-    .handler(async () => {
+  const send = throwingRoute(
+    'order-1',
+    () => {
       runs++;
-      throw createError(422, `Unknown items: ${'sku-0001, '.repeat(50_000)}`, { expose: true });
-    });
-  const send = () =>
-    handler(
-      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'order-1', 'content-type': 'application/json' }, body: '{}' })!,
-      lambdaContext('orders'),
-    ) as Promise<{
-      statusCode: number;
-      body: string;
-    }>;
+      return createError(422, `Unknown items: ${'sku-0001, '.repeat(50_000)}`, { expose: true });
+    },
+    { errorFields: ['statusCode', 'expose'] },
+  );
   const first = await send();
   const replay = await send();
   expect(first.statusCode).toBe(422);
@@ -176,26 +166,18 @@ test('a stored HTTP error too large for the item keeps its statusCode: the repla
 test('a final HTTP error the key provider cannot seal: the request gets its 4xx from http-error-handler, a duplicate a 409 problem (ERROR_NOT_STORED, not a success), without running again', async () => {
   const ring = keyring(aesKey('k1'));
   let runs = 0;
-  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
-    .use(
-      httpIdempotency({
-        store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(ring.encryption) }),
-        name: `ecosystem-${randomUUID()}`,
-        isFinalError: (error) => ((error as { statusCode?: number }).statusCode ?? 500) < 500,
-        errorFields: ['statusCode', 'expose'],
-        logger: { warn: () => undefined },
-      }),
-    )
-    .use(httpErrorHandler({ logger: false }))
-    .handler(async () => {
+  const send = throwingRoute(
+    'declined-1',
+    () => {
       runs++;
-      throw createError(402, 'The card was declined.', { expose: true });
-    });
-  const send = () =>
-    handler(
-      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'declined-1', 'content-type': 'application/json' }, body: '{}' })!,
-      lambdaContext('orders'),
-    ) as Promise<{ statusCode: number; headers: Record<string, string>; body: string }>;
+      return createError(402, 'The card was declined.', { expose: true });
+    },
+    {
+      store: new DynamoDBStore({ tableName, client, encryption: aesGcmEncryption(ring.encryption) }),
+      errorFields: ['statusCode', 'expose'],
+      logger: { warn: () => undefined },
+    },
+  );
   ring.failCurrent = 'throws';
   expect(await send()).toMatchObject({ statusCode: 402, body: 'The card was declined.' });
   ring.failCurrent = undefined;
