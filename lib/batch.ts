@@ -12,7 +12,7 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
-import { errorTypeOf, IdempotencyError, type IdempotencyErrorCode } from './errors.js';
+import { errorTypeOf, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
 import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
@@ -295,17 +295,8 @@ const describe = (error: unknown): string =>
       ? 'unparseable payload'
       : (UNPARSEABLE.get((error as { code?: unknown } | null)?.code) ?? `unreadable record (${errorTypeOf(error)})`);
 
-/**
- * The code of an `IdempotencyError`, else `undefined`. Never throws: `instanceof` does on a value whose
- * prototype cannot be read (a revoked Proxy the record function threw), which would replace its error.
- */
-const codeOf = (error: unknown): IdempotencyErrorCode | undefined => {
-  try {
-    return error instanceof IdempotencyError ? error.code : undefined;
-  } catch {
-    return undefined;
-  }
-};
+/** The code of an `IdempotencyError`, else `undefined`. Never throws, whatever the record function threw. */
+const codeOf = (error: unknown): IdempotencyErrorCode | undefined => (isIdempotencyError(error) ? error.code : undefined);
 
 /**
  * Why a started record failed, and how loud: the record function's error by its type, the

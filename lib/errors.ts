@@ -200,6 +200,7 @@ export class IdempotencyError extends Error {
 /**
  * True when `error` is an {@link IdempotencyError}, optionally with the given code: narrowed to one
  * with that `code`, so that where it is false, an `IdempotencyError` of another code may still be.
+ * Never throws, whatever the value.
  */
 export function isIdempotencyError(error: unknown): error is IdempotencyError;
 // The code stays optional: `Parameters<typeof isIdempotencyError>` (a wrapper, a mock) reads this last overload.
@@ -208,7 +209,27 @@ export function isIdempotencyError<TCode extends IdempotencyErrorCode>(
   code?: TCode | undefined,
 ): error is IdempotencyError & { readonly code: TCode };
 export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode): error is IdempotencyError {
-  return error instanceof IdempotencyError && (code === undefined || error.code === code);
+  // Never throws: `instanceof` does on a value whose prototype cannot be read (a revoked Proxy),
+  // which would replace the error a caller is handling with a TypeError.
+  try {
+    return error instanceof IdempotencyError && (code === undefined || error.code === code);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `value` is an Error, also of another realm (a vm context; jest's sandbox meeting an
+ * error Node made), which `instanceof` does not know. Never throws: `instanceof` does on a value
+ * whose prototype cannot be read (a revoked Proxy), which is then no Error. @internal
+ */
+export function isAnyError(value: unknown): value is Error {
+  if (types.isNativeError(value)) return true;
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
 }
 
 /** An error name or system error code: letters, digits and `_ . -`, never free text that could hold a key or payload. */
@@ -230,8 +251,7 @@ export function errorTypeOf(error: unknown): string {
       return undefined;
     }
   };
-  // An error of another realm (a vm context) is an Error too, which `instanceof` does not know.
-  if (!types.isNativeError(error) && read(() => error instanceof Error) !== true) return error === null ? 'null' : typeof error;
+  if (!isAnyError(error)) return error === null ? 'null' : typeof error;
   const name = read(() => (error as Error).name);
   return typeof name === 'string' && NAME.test(name) ? name : 'Error';
 }

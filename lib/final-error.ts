@@ -1,4 +1,4 @@
-import { types } from 'node:util';
+import { isAnyError } from './errors.js';
 
 /** The members always stored of a final error; a field of `errorFields` by one of these names is stored as these are. */
 const BASE_MEMBERS = new Set(['name', 'message', 'code']);
@@ -21,9 +21,6 @@ const text = (value: unknown): string => {
   }
 };
 
-/** An error, also of another realm (a vm context; jest's sandbox meeting an error Node made), which `instanceof` does not know. */
-const isError = (value: unknown): value is Error => types.isNativeError(value) || value instanceof Error;
-
 /**
  * A `JSON.stringify` replacer that stores an error inside a field (a `cause`, AggregateError's
  * `errors`) as its name, message, code, cause, errors and own fields, rather than as the `{}` of
@@ -34,8 +31,8 @@ const isError = (value: unknown): value is Error => types.isNativeError(value) |
 function nestedErrors(): (this: unknown, key: string, value: unknown) => unknown {
   const stored = new WeakMap<Error, Record<string, unknown>>();
   return function (this: unknown, key, written) {
-    const value = isError(written) || this === null || typeof this !== 'object' ? written : read(this, key);
-    if (!isError(value)) return written;
+    const value = isAnyError(written) || this === null || typeof this !== 'object' ? written : read(this, key);
+    if (!isAnyError(value)) return written;
     let members = stored.get(value);
     if (members === undefined) {
       members = {};

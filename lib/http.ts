@@ -468,10 +468,10 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       if (isResumable(error)) return undefined;
       // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
       // (a throwing `scope`) is a server fault, not the client's key: no 400.
-      const cause = (error as { cause?: unknown } | null)?.cause;
-      if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !(cause instanceof IdempotencyError)) throw cause;
-      const rejected = cause instanceof IdempotencyError ? cause : error;
-      const response = rejected instanceof IdempotencyError ? problem(rejected, maxRetryAfterSeconds, headersFor(event as TEvent)) : undefined;
+      const cause = isIdempotencyError(error) ? error.cause : undefined;
+      if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !isIdempotencyError(cause)) throw cause;
+      const rejected = isIdempotencyError(cause) ? cause : error;
+      const response = isIdempotencyError(rejected) ? problem(rejected, maxRetryAfterSeconds, headersFor(event as TEvent)) : undefined;
       return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };
     },
   });

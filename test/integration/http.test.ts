@@ -762,6 +762,24 @@ describe.each([rest, httpApi])('httpIdempotency with $name events', (variant) =>
     expect(await records()).toEqual([]);
   });
 
+  test('a `scope` that throws a value whose prototype cannot be read (a revoked Proxy) fails the invocation with that value', async () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const orders = api(variant, {
+      scope: () => {
+        throw proxy;
+      },
+    });
+    // Boxed: a promise resolved with a revoked Proxy reads its `then`, and jest's matchers read it too.
+    const thrown = await orders.invoke(variant.event({ key: 'k-revoked' })).then(
+      () => ({ error: 'answered' as unknown }),
+      (error: unknown) => ({ error }),
+    );
+    expect(thrown.error === proxy).toBe(true);
+    expect(orders.runs).toBe(0);
+    expect(await records()).toEqual([]);
+  });
+
   test('scopes keys by route: the same key on two routes (or methods) runs on each', async () => {
     const orders = api(variant);
     await orders.invoke(variant.event({ key: 'k-route', route: '/orders' }));

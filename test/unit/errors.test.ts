@@ -199,6 +199,17 @@ function describeFailure(failure: Failure): string {
   return isIdempotencyError(failure) ? failure.code : own.kind;
 }
 
+test('isIdempotencyError never throws: a value whose prototype cannot be read (a revoked Proxy, a trap that throws) is not one', () => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  const trapped = new Proxy(new Error('card declined'), {
+    getPrototypeOf: () => {
+      throw new Error('no prototype');
+    },
+  });
+  expect([isIdempotencyError(proxy), isIdempotencyError(proxy, 'IN_PROGRESS'), isIdempotencyError(trapped)]).toEqual([false, false, false]);
+});
+
 test('isIdempotencyError with a code narrows to that code, and leaves the errors of other codes where it is false', () => {
   expect(describeFailure(new IdempotencyError('IN_PROGRESS', 'x', { retryAfterSeconds: 3 }))).toBe('IN_PROGRESS 3');
   expect(describeFailure(new IdempotencyError('STORE_FAILURE', 'x'))).toBe('STORE_FAILURE');
