@@ -24,8 +24,9 @@ const shared = {
 /**
  * Files that import `@middy/core` without depending on its version: durable execution mode exists
  * from middy 7 only, the CLI's tests use a middy handler only to write the records the command
- * reads (a slow file, twice for nothing), and the store-failure tests
- * meet the failure in the claim, before any hook that differs between majors.
+ * reads (a slow file, twice for nothing), the store-failure tests
+ * meet the failure in the claim, before any hook that differs between majors, and the feature
+ * combinations test stores and options, which middleware tests run on both majors.
  */
 const middyOnce = [
   'durable.test.ts',
@@ -35,6 +36,7 @@ const middyOnce = [
   'durable-nesting.test.ts',
   'cli.test.ts',
   'store-failures.test.ts',
+  'combinations.test.ts',
 ];
 
 /**
