@@ -26,7 +26,7 @@ const shared = {
  * from middy 7 only, the CLI's tests use a middy handler only to write the records the command
  * reads (a slow file, twice for nothing), the store-failure tests
  * meet the failure in the claim, before any hook that differs between majors, and the feature
- * combinations test stores and options, which middleware tests run on both majors.
+ * combinations and nested-faults tests test stores, options and layers, which middleware tests run on both majors.
  */
 const middyOnce = [
   'durable.test.ts',
@@ -37,6 +37,7 @@ const middyOnce = [
   'cli.test.ts',
   'store-failures.test.ts',
   'combinations.test.ts',
+  'nested-faults.test.ts',
 ];
 
 /**
