@@ -63,6 +63,15 @@ const tenantOfCall = (context: unknown): string | undefined => tenantOf(context)
 /** The start of the owner of a durable execution's calls, the same in every invocation of it. */
 const DURABLE_OWNER = 'durable:';
 
+const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
+
+/**
+ * Whether `record` holds the outcome a call of the durable `execution` stored itself: the execution
+ * makes its body's calls again on every replay, and one meeting its own outcome is no duplicate (no
+ * replay event), as one resuming on its own claim is no miss.
+ */
+const isOwnOutcome = (record: IdempotencyRecord, execution: string | undefined): boolean => execution !== undefined && record.owner === durableOwner(execution);
+
 /**
  * The invocation a durable call belongs to, by its Lambda context: the runtime makes one per
  * invocation, and the durable SDK hands it on to every child context of the invocation.
@@ -278,7 +287,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
         this.#checkFingerprint(cached, fingerprint);
-        this.#emit('cacheReplay', key);
+        if (!isOwnOutcome(cached, execution)) this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
       const leader = place?.flights.get(place.key);
@@ -351,7 +360,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       throw this.#inProgress(key, holder.leaseUntil);
     }
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
-    const owner = execution === undefined ? randomUUID() : `${DURABLE_OWNER}${sha256(execution)}`;
+    const owner = execution === undefined ? randomUUID() : durableOwner(execution);
     const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
     const start = await this.#claim(key, owner, fingerprint, deadline, tenant, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
       if (flight !== undefined) {
@@ -369,7 +378,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         flight.outOfTime = start.record;
         flight.settle(undefined);
       } else flight?.settle(start.record);
-      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now()) };
+      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !isOwnOutcome(start.record, execution)) };
     }
     if (flight !== undefined) {
       flight.hold(start.call, start.leaseUntil);
@@ -777,9 +786,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /**
    * The answer for a call that met another attempt's record: the stored outcome of a COMPLETED
    * record, or a rejection (`PAYLOAD_MISMATCH`, `IN_PROGRESS`) that leaves the record as it is.
-   * `ran`: the call's function has run (an atomic call's commit met the record).
+   * `ran`: the call's function has run (an atomic call's commit met the record); `counted`: the
+   * answer is a replay for observability.
    */
-  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number, ran = false): unknown {
+  #settle(record: IdempotencyRecord, fingerprint: string | undefined, now: number, ran = false, counted = true): unknown {
     this.#checkFingerprint(record, fingerprint);
     if (record.status === 'COMPLETED') {
       let outcome: { readonly value: unknown } | { readonly error: unknown };
@@ -794,7 +804,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         outcome = { error };
       }
       this.#cache?.set(record);
-      this.#emit('replay', record.key);
+      if (counted) this.#emit('replay', record.key);
       if ('error' in outcome) throw outcome.error;
       return outcome.value;
     }

@@ -83,6 +83,33 @@ test('the same call inside runInChildContext: the replay returns the child conte
 
 // Only a call given the durable context belongs to the execution (the SDK gives no sign that tells
 // the body from a step's code): one given none is an ordinary call, kept for its retention.
+test.each([
+  ['replay', {}],
+  ['cacheReplay', { cacheSize: 10 }],
+])(
+  'a call in the body given the durable context counts one miss however often its execution resumes: its own outcome, met again on a replay, is no %s event; another execution meets it as one',
+  async (kind, cache) => {
+    const events: string[] = [];
+    const charges: string[] = [];
+    const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+      store,
+      name: `counted-${randomUUID()}`,
+      observability: (event) => void events.push(event),
+      ...cache,
+    });
+    const handler = fulfilment([], charge);
+    const orderId = randomUUID();
+    const execution = await approved(handler, orderId);
+    expect(execution.getStatus()).toBe('SUCCEEDED');
+    // The call was made twice (before and after the suspension), as the execution it belongs to.
+    expect(events).toEqual(['miss']);
+    const other = await approved(handler, orderId);
+    expect(other.getResult()).toEqual(execution.getResult());
+    expect(events[1]).toBe(kind);
+    expect(charges).toEqual([orderId]);
+  },
+);
+
 test("a call in the body given no context, inside the handler's own idempotent call, completed before a suspension that outlasts its retention: the replay runs its function again", async () => {
   const charges: string[] = [];
   const charge = makeIdempotent(
