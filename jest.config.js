@@ -38,6 +38,7 @@ const middyOnce = [
   'store-failures.test.ts',
   'combinations.test.ts',
   'nested-faults.test.ts',
+  'nested-faults-mixed.test.ts',
 ];
 
 /**

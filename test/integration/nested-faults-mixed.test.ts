@@ -5,7 +5,7 @@
  * inner call, and in-process duplicates of the outer call. The inner function runs at most once per
  * key across the outer layer's retries and every caller gets a typed answer.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
@@ -35,8 +35,8 @@ afterAll(async () => {
   await proxy.cut();
 });
 
-let unique = 0;
-const prefix = () => `nested-mixed-${process.pid}-${++unique}:`;
+/** A key prefix of its own for each test, also when another run of this file shares the Redis server. */
+const prefix = () => `nested-mixed-${randomUUID()}:`;
 const redisStore = (keyPrefix: string) => new RedisStore({ client: redis, keyPrefix, timeoutMillis: 300 });
 const dynamoStore = (options: { encryption?: ReturnType<typeof keyring>['encryption'] } = {}) => new DynamoDBStore({ tableName, client, ...options });
 const ddbRecords = (name: string) => scanItems(client, tableName, `${name}#`);
@@ -79,17 +79,17 @@ afterEach(async () => {
 
 describe('outer httpIdempotency on DynamoDB, inner makeIdempotent on Redis', () => {
   test('Redis unreachable at the inner claim: 503 STORE_FAILURE, the outer key released, nothing ran; the retry runs once', async () => {
-    const l = listen();
+    const listener = listen();
     const keyPrefix = prefix();
     let runs = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...l.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...listener.options });
     const handler = middy(async (event: HttpEvent) => ({ statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) })).use(
-      httpIdempotency({ store: dynamoStore(), name: 'r-outer-1', ...l.options }),
+      httpIdempotency({ store: dynamoStore(), name: 'r-outer-1', ...listener.options }),
     );
     await outage();
     await expect(handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).rejects.toMatchObject({ code: 'STORE_FAILURE', statusCode: 503 });
     expect(runs).toBe(0);
-    expect(l.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'inner' }]);
+    expect(listener.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'inner' }]);
     expect(await ddbRecords('r-outer-1')).toEqual([]);
     await reconnect();
     expect(await handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-1","run":1}' });
@@ -100,7 +100,7 @@ describe('outer httpIdempotency on DynamoDB, inner makeIdempotent on Redis', () 
 
 describe('outer httpIdempotency on Redis, inner makeIdempotent on DynamoDB', () => {
   test('Redis lost while the inner call runs: the client gets the 201; the outer key is held until the deadline with a TTL; past it the retry replays the inner call', async () => {
-    const l = listen();
+    const listener = listen();
     const keyPrefix = prefix();
     const clock = manualClock();
     let runs = 0;
@@ -109,13 +109,13 @@ describe('outer httpIdempotency on Redis, inner makeIdempotent on DynamoDB', () 
         await outage();
         return { paid: key, run: ++runs };
       },
-      { store: dynamoStore(), name: 'd-inner-2', now: clock.now, ...l.options },
+      { store: dynamoStore(), name: 'd-inner-2', now: clock.now, ...listener.options },
     );
     const handler = middy(async (event: HttpEvent) => ({ statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) })).use(
-      httpIdempotency({ store: redisStore(keyPrefix), name: 'outer', now: clock.now, ...l.options }),
+      httpIdempotency({ store: redisStore(keyPrefix), name: 'outer', now: clock.now, ...listener.options }),
     );
     expect(await handler(paymentRequest('k-2'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-2","run":1}' });
-    expect(l.events('bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'outer' }]);
+    expect(listener.events('bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'outer' }]);
     await reconnect();
     const [held] = await redisRecords(keyPrefix);
     expect(held?.hash.status).toBe('INPROGRESS');
@@ -130,22 +130,22 @@ describe('outer httpIdempotency on Redis, inner makeIdempotent on DynamoDB', () 
 
 describe("the outer layer's key provider cannot open its stored outcome", () => {
   test('httpIdempotency: 503 STORE_FAILURE, the handler and the inner call do not run; once the provider is back the retry replays', async () => {
-    const l = listen();
+    const listener = listen();
     const ring = keyring(aesKey('k1'));
     let runs = 0;
     let called = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(prefix()), name: 'inner', ...l.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(prefix()), name: 'inner', ...listener.options });
     const handler = middy(async (event: HttpEvent) => {
       called++;
       return { statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) };
-    }).use(httpIdempotency({ store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-3', ...l.options }));
+    }).use(httpIdempotency({ store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-3', ...listener.options }));
     expect(await handler(paymentRequest('k-3'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-3","run":1}' });
     ring.failById = 'throws';
     expect(await handler(paymentRequest('k-3'), lambdaContext('nested', 5_000))).toMatchObject({
       statusCode: 503,
       headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '1' },
     });
-    expect(l.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'enc-outer-3' }]);
+    expect(listener.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'enc-outer-3' }]);
     expect(called).toBe(1);
     ring.failById = undefined;
     expect(await handler(paymentRequest('k-3'), lambdaContext('nested', 5_000))).toEqual({
@@ -157,24 +157,24 @@ describe("the outer layer's key provider cannot open its stored outcome", () => 
   });
 
   test('in-process duplicates of the replay: each gets the 503 problem and one storeFailure event; nothing runs', async () => {
-    const l = listen();
+    const listener = listen();
     const ring = keyring(aesKey('k1'));
     let called = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key }), { store: redisStore(prefix()), name: 'inner', ...l.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key }), { store: redisStore(prefix()), name: 'inner', ...listener.options });
     const handler = middy(async (event: HttpEvent) => {
       called++;
       return { statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) };
-    }).use(httpIdempotency({ store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-9', ...l.options }));
+    }).use(httpIdempotency({ store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-9', ...listener.options }));
     expect(await handler(paymentRequest('k-9'), lambdaContext('nested', 5_000))).toMatchObject({ statusCode: 201 });
     ring.failById = 'throws';
     const answers = await Promise.all([1, 2, 3].map(() => handler(paymentRequest('k-9'), lambdaContext('nested', 5_000))));
     for (const answer of answers) expect(answer).toMatchObject({ statusCode: 503, headers: { 'Retry-After': '1' } });
-    expect(l.events('storeFailure')).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'enc-outer-9' })));
+    expect(listener.events('storeFailure')).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'enc-outer-9' })));
     expect(called).toBe(1);
   });
 
   test('idempotentBatch: only that record fails, its function and the inner call do not run; the redelivery replays', async () => {
-    const l = listen();
+    const listener = listen();
     const ring = keyring(aesKey('k1'));
     let runs = 0;
     let called = 0;
@@ -182,14 +182,14 @@ describe("the outer layer's key provider cannot open its stored outcome", () => 
       store: redisStore(prefix()),
       name: 'inner',
       key: (order) => order.orderId,
-      ...l.options,
+      ...listener.options,
     });
     const handler = idempotentBatch<Order>(
       (order) => {
         called++;
         return charge(order);
       },
-      { store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-4', throwOnFullBatchFailure: false, ...l.options },
+      { store: dynamoStore({ encryption: ring.encryption }), name: 'enc-outer-4', throwOnFullBatchFailure: false, ...listener.options },
     );
     const [first, second] = [sqsRecord({ orderId: 'e-1' })!, sqsRecord({ orderId: 'e-2' })!];
     expect(failuresOf(await handler(sqsEvent([first]), consumerContext()))).toEqual([]);
@@ -220,30 +220,30 @@ describe('an inner outcome that cannot be stored', () => {
   test.each(outcomes)(
     'httpIdempotency over it (%s): the 201 is stored and replayed; one warning, for the inner record; the inner call ran once',
     async (_, make) => {
-      const l = listen();
-      const name = `unstorable-http-${++unique}`;
+      const listener = listen();
+      const name = `unstorable-http-${randomUUID()}`;
       let runs = 0;
       const pay = makeIdempotent(
         async (_key: string) => {
           runs++;
           return make();
         },
-        { store: dynamoStore(), name: `${name}-inner`, ...l.options },
+        { store: dynamoStore(), name: `${name}-inner`, ...listener.options },
       );
       const handler = middy(async (event: HttpEvent) => {
         await pay(event.headers['idempotency-key']!);
         return { statusCode: 201, body: `run ${runs}` };
-      }).use(httpIdempotency({ store: redisStore(prefix()), name: `${name}-outer`, ...l.options }));
+      }).use(httpIdempotency({ store: redisStore(prefix()), name: `${name}-outer`, ...listener.options }));
       expect(await handler(paymentRequest('k-5'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: 'run 1' });
-      expect(l.warnings).toHaveLength(1);
-      expect(l.warnings[0]).toContain(`${name}-inner#`);
+      expect(listener.warnings).toHaveLength(1);
+      expect(listener.warnings[0]).toContain(`${name}-inner#`);
       expect(await handler(paymentRequest('k-5'), lambdaContext('nested', 5_000))).toEqual({
         statusCode: 201,
         body: 'run 1',
         headers: { 'Idempotent-Replayed': 'true' },
       });
       expect(runs).toBe(1);
-      expect(l.warnings).toHaveLength(1);
+      expect(listener.warnings).toHaveLength(1);
       const [inner] = await ddbRecords(`${name}-inner`);
       expect(inner?.status?.S).toBe('COMPLETED');
       expect(inner?.expiration?.N).toBeDefined();
@@ -251,34 +251,34 @@ describe('an inner outcome that cannot be stored', () => {
   );
 
   test.each(outcomes)('idempotentBatch over it (%s): the records succeed; a redelivery neither runs the inner call again nor fails', async (_, make) => {
-    const l = listen();
-    const name = `unstorable-batch-${++unique}`;
+    const listener = listen();
+    const name = `unstorable-batch-${randomUUID()}`;
     let runs = 0;
     const charge = makeIdempotent(
       async (_order: Order) => {
         runs++;
         return make();
       },
-      { store: dynamoStore(), name: `${name}-inner`, key: (order) => order.orderId, ...l.options },
+      { store: dynamoStore(), name: `${name}-inner`, key: (order) => order.orderId, ...listener.options },
     );
     const handler = idempotentBatch<Order>(async (order) => void (await charge(order)), {
       store: redisStore(prefix()),
       name: `${name}-outer`,
       throwOnFullBatchFailure: false,
-      ...l.options,
+      ...listener.options,
     });
     const [first, second] = [sqsRecord({ orderId: 'u-1' })!, sqsRecord({ orderId: 'u-2' })!];
     expect(failuresOf(await handler(sqsEvent([first, second]), consumerContext()))).toEqual([]);
-    expect(l.warnings).toHaveLength(2);
+    expect(listener.warnings).toHaveLength(2);
     expect(failuresOf(await handler(sqsEvent([redelivered(first), redelivered(second)]), consumerContext()))).toEqual([]);
     expect(runs).toBe(2);
-    expect(l.warnings).toHaveLength(2);
+    expect(listener.warnings).toHaveLength(2);
   });
 });
 
 describe("middy's early timeout during the inner call", () => {
   test('the outer key stays held until the deadline, the inner lease ends there; once the inner call has finished, a retry past the deadline replays it', async () => {
-    const l = listen();
+    const listener = listen();
     const keyPrefix = prefix();
     const clock = manualClock();
     const running = gate();
@@ -289,11 +289,11 @@ describe("middy's early timeout during the inner call", () => {
         await running.promise;
         return { paid: key, run: runs };
       },
-      { store: redisStore(keyPrefix), name: 'inner', now: clock.now, ...l.options },
+      { store: redisStore(keyPrefix), name: 'inner', now: clock.now, ...listener.options },
     );
     const handler = middy(async (event: HttpEvent) => ({ statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) }), {
       timeoutEarlyInMillis: 1_000,
-    }).use(httpIdempotency({ store: dynamoStore(), name: 'timeout-outer-6', now: clock.now, singleFlight: false, ...l.options }));
+    }).use(httpIdempotency({ store: dynamoStore(), name: 'timeout-outer-6', now: clock.now, singleFlight: false, ...listener.options }));
     const deadline = clock.now() + 1_000;
     await expect(handler(paymentRequest('k-6'), lambdaContext('nested', 1_000))).rejects.toMatchObject({ name: 'TimeoutError' });
     const [outer] = await ddbRecords('timeout-outer-6');
@@ -315,33 +315,33 @@ describe("middy's early timeout during the inner call", () => {
 
 describe('in-process duplicates of the outer call', () => {
   test('the inner claim fails (Redis unreachable): every duplicate gets STORE_FAILURE, each runs in turn and is refused once, no key held', async () => {
-    const l = listen();
+    const listener = listen();
     const keyPrefix = prefix();
     let runs = 0;
     let called = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...l.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...listener.options });
     const handler = middy(async (event: HttpEvent) => {
       called++;
       return { statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) };
-    }).use(httpIdempotency({ store: dynamoStore(), name: 'sf-outer-7', ...l.options }));
+    }).use(httpIdempotency({ store: dynamoStore(), name: 'sf-outer-7', ...listener.options }));
     await outage();
     const answers = await Promise.allSettled([1, 2, 3].map(() => handler(paymentRequest('k-7'), lambdaContext('nested', 5_000))));
     await reconnect();
     for (const answer of answers) expect(answer).toMatchObject({ status: 'rejected', reason: { code: 'STORE_FAILURE', statusCode: 503 } });
     // The key released after each failed run, the next duplicate runs in turn: one refused inner call each.
     expect(called).toBe(3);
-    expect(l.events('storeFailure')).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'inner' })));
+    expect(listener.events('storeFailure')).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'inner' })));
     expect(runs).toBe(0);
     expect(await ddbRecords('sf-outer-7')).toEqual([]);
   });
 
   test('the outer claim fails (Redis unreachable): every duplicate gets the 503 problem, one storeFailure each; nothing ran', async () => {
-    const l = listen();
+    const listener = listen();
     const keyPrefix = prefix();
     let runs = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: dynamoStore(), name: 'sf-inner-8', ...l.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: dynamoStore(), name: 'sf-inner-8', ...listener.options });
     const handler = middy(async (event: HttpEvent) => ({ statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) })).use(
-      httpIdempotency({ store: redisStore(keyPrefix), name: 'outer', ...l.options }),
+      httpIdempotency({ store: redisStore(keyPrefix), name: 'outer', ...listener.options }),
     );
     await outage();
     const answers = await Promise.allSettled([1, 2, 3].map(() => handler(paymentRequest('k-8'), lambdaContext('nested', 5_000))));
@@ -352,7 +352,7 @@ describe('in-process duplicates of the outer call', () => {
         value: { statusCode: 503, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': '1' } },
       });
     }
-    expect(l.seen).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'outer' })));
+    expect(listener.seen).toEqual([1, 2, 3].map(() => ({ event: 'storeFailure', namespace: 'outer' })));
     expect(runs).toBe(0);
     expect(await ddbRecords('sf-inner-8')).toEqual([]);
   });
