@@ -583,6 +583,16 @@ test.each([
     { batchSize: 100, maxBatchingWindow: Duration.seconds(0) },
     '`batchSize` 100 (over 10) needs a `maxBatchingWindow` of at least 1 second, or Lambda refuses the event source at deploy (got 0 seconds).',
   ],
+  [
+    'a batch size of 11 (just over 10) with a batching window of 0 seconds',
+    { batchSize: 11, maxBatchingWindow: Duration.seconds(0) },
+    '`batchSize` 11 (over 10) needs a `maxBatchingWindow` of at least 1 second, or Lambda refuses the event source at deploy (got 0 seconds).',
+  ],
+  [
+    'a batch size over 10 with a batching window under 1 second',
+    { batchSize: 100, maxBatchingWindow: Duration.millis(999) },
+    '`batchSize` 100 (over 10) needs a `maxBatchingWindow` of at least 1 second, or Lambda refuses the event source at deploy (got 999 millis).',
+  ],
   ['a fractional maximum concurrency', { maxConcurrency: 2.5 }, '`maxConcurrency` must be a whole number of concurrent functions (got 2.5).'],
   ['props given as an array', [], '`props` must be an object of SqsEventSource props, or left out.'],
 ] as const)('attachSqsConsumer with %s is a TypeError at synth, and wires nothing', (_case, props, message) => {

@@ -105,6 +105,22 @@ test('a claim that loses every response, with a second call of the key running a
   expect(events).toEqual(['storeFailure', 'storeFailure']);
 });
 
+test("a second call of the key running at once in the invocation, the claim held: it replays the first call's outcome and counts one replay, as outside durable executions", async () => {
+  const events: string[] = [];
+  const steps: string[] = [];
+  const charge = makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+    store,
+    name: 'together-counted',
+    key: (order) => order.orderId,
+    observability: (event) => void events.push(event),
+  });
+  const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => Promise.all([charge(order, ctx), charge(order, ctx)]));
+  const execution = await runExecution<string[]>(handler, { orderId: randomUUID(), run: 'first' });
+  expect(execution.getResult()).toEqual(['first', 'first']);
+  expect(steps).toEqual(['first:charge']);
+  expect(events).toEqual(['miss', 'replay']);
+});
+
 test('middy durable mode: a claim that loses every response on a replay, after a step ran, ends the invocation and keeps the record; another execution with the key gets IN_PROGRESS', async () => {
   const steps: string[] = [];
   let claims = 0;

@@ -7,6 +7,7 @@
 
 import { AsyncResource } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
+import { promisify } from 'node:util';
 import middy from '@middy/core';
 import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
@@ -222,6 +223,36 @@ describe('a middleware used after idempotency()', () => {
     expect(await bizItem('after-a-1')).toBeUndefined();
     expect(await bizItem('own-a-1')).toBe((await recordOf('scope-after', 'a-1'))?.id?.S);
     expect((await recordOf('scope-after', 'a-1'))?.status?.S).toBe('COMPLETED');
+  });
+});
+
+describe('work a call schedules keeps the call that scheduled it', () => {
+  /** Waits for `work` run by `schedule`, as a call's code awaits a callback it handed on. */
+  const scheduled = (schedule: (work: () => void) => void) => (work: () => void) => new Promise<void>((resolve) => schedule(() => (work(), resolve())));
+  const tick = promisify((done: (error: null) => void) => void setImmediate(() => done(null)));
+  test.each([
+    ['a timer', scheduled((work) => setTimeout(work, 1))],
+    ['nextTick', scheduled((work) => process.nextTick(work))],
+    ['a microtask', scheduled((work) => queueMicrotask(work))],
+    ['a promise callback', (work: () => void) => Promise.resolve().then(work)],
+    ['util.promisify', (work: () => void) => tick().then(work)],
+  ] as const)('%s: two calls running at once each write in their own call', async (kind, later) => {
+    const name = `scope-scheduled-${kind.replace(/\W+/g, '-')}`;
+    const started = { a: gate(), b: gate() };
+    const fn = makeIdempotent(
+      async (id: 'a' | 'b') => {
+        started[id].open();
+        // Both calls run before either schedules its write.
+        await started[id === 'a' ? 'b' : 'a'].promise;
+        await later(() => put(`${name}-${id}`));
+        return id;
+      },
+      { store, name },
+    );
+    await Promise.all([fn('a'), fn('b')]);
+    const keyOf = async (id: string) => (await recordOf(name, id))?.id?.S;
+    expect(await bizItem(`${name}-a`)).toBe(await keyOf('a'));
+    expect(await bizItem(`${name}-b`)).toBe(await keyOf('b'));
   });
 });
 
