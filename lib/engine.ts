@@ -136,6 +136,11 @@ interface Flight {
    * followers out of time too answer from it; those with time of their own wait for it themselves.
    */
   outOfTime?: IdempotencyRecord;
+  /**
+   * The durable leader met its execution's own outcome, stored in an earlier invocation: its
+   * followers, made again on this replay, were counted then, and count no replay now.
+   */
+  ownOutcome?: true;
 }
 
 /** Where a call's flight lives: the map of its flights (all calls', or its invocation's) and its key there. */
@@ -306,7 +311,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // both, and this call, replayed, follows it again. So no timer: a suspended invocation
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
-        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now(), false, leader.ownOutcome !== true) };
         if (leader.invocationEnded !== undefined) {
           // Refused by the leader's failed claim (a leader that never held the record; also one given
           // up on at the deadline): a store failure of this call too.
@@ -372,13 +377,17 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       throw error;
     });
     if (start.kind === 'replay') {
+      const own = isOwnOutcome(start.record, execution);
       // Another process holds the key and this call was out of time to wait for it (a durable call
       // never waits): followers with more time wait on their own, as they would without this one.
       if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
         flight.outOfTime = start.record;
         flight.settle(undefined);
-      } else flight?.settle(start.record);
-      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !isOwnOutcome(start.record, execution)) };
+      } else if (flight !== undefined) {
+        if (own) flight.ownOutcome = true;
+        flight.settle(start.record);
+      }
+      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own) };
     }
     if (flight !== undefined) {
       flight.hold(start.call, start.leaseUntil);
