@@ -136,6 +136,11 @@ interface Flight {
    * followers out of time too answer from it; those with time of their own wait for it themselves.
    */
   outOfTime?: IdempotencyRecord;
+  /**
+   * The durable leader met its execution's own outcome, stored in an earlier invocation: its
+   * followers, made again on this replay, were counted then, and count no replay now.
+   */
+  ownOutcome?: true;
 }
 
 /** Where a call's flight lives: the map of its flights (all calls', or its invocation's) and its key there. */
@@ -172,6 +177,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * flight goes with the invocation's Lambda context, never before, however many calls run at once.
    */
   readonly #durableFlights = new WeakMap<object, Map<string, Flight>>();
+  /**
+   * The keys durable calls of each invocation (by its Lambda context, as for flights) claimed: a
+   * call of the same invocation that meets the outcome is a duplicate, a replay as any other; one
+   * of a later invocation, made again as the execution replays its body, met it then, and counts nothing.
+   */
+  readonly #claimedIn = new WeakMap<object, Set<string>>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
   /** Where each durable call that holds its record is registered (see `durableHolds`). */
@@ -278,6 +289,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
     const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
     const holds = invocation === undefined ? undefined : holdsOf(invocation, this.#store);
+    const claimed = execution === undefined ? undefined : this.#claimedOf(context);
+    const metOwn = (record: IdempotencyRecord): boolean => isOwnOutcome(record, execution) && claimed?.has(key) !== true;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     // Until when this call may wait for another process's attempt: counted from its start, also
@@ -287,7 +300,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
         this.#checkFingerprint(cached, fingerprint);
-        if (!isOwnOutcome(cached, execution)) this.#emit('cacheReplay', key);
+        if (!metOwn(cached)) this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
       const leader = place?.flights.get(place.key);
@@ -295,18 +308,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, place);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, metOwn, claimed, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, metOwn, claimed);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
         // both, and this call, replayed, follows it again. So no timer: a suspended invocation
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
-        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
+        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now(), false, leader.ownOutcome !== true) };
         if (leader.invocationEnded !== undefined) {
           // Refused by the leader's failed claim (a leader that never held the record; also one given
           // up on at the deadline): a store failure of this call too.
@@ -350,6 +363,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     execution: string | undefined,
     waitForOtherUntil: number,
     holds: Map<string, Call> | undefined,
+    metOwn: (record: IdempotencyRecord) => boolean,
+    claimed: Set<string> | undefined,
     place?: FlightPlace,
   ): Promise<Start> {
     // Another call of this invocation holds the record (one of another engine: this engine's wait
@@ -372,14 +387,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       throw error;
     });
     if (start.kind === 'replay') {
+      const own = metOwn(start.record);
       // Another process holds the key and this call was out of time to wait for it (a durable call
       // never waits): followers with more time wait on their own, as they would without this one.
       if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
         flight.outOfTime = start.record;
         flight.settle(undefined);
-      } else flight?.settle(start.record);
-      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !isOwnOutcome(start.record, execution)) };
+      } else if (flight !== undefined) {
+        if (own) flight.ownOutcome = true;
+        flight.settle(start.record);
+      }
+      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own) };
     }
+    claimed?.add(key);
     if (flight !== undefined) {
       flight.hold(start.call, start.leaseUntil);
       this.#leading.set(start.call, flight);
@@ -405,6 +425,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let flights = this.#durableFlights.get(invocation);
     if (flights === undefined) this.#durableFlights.set(invocation, (flights = new Map()));
     return flights;
+  }
+
+  /** The keys durable calls of the invocation of `context` claimed; none for a durable context that cannot be read. */
+  #claimedOf(context: unknown): Set<string> | undefined {
+    const invocation = invocationOf(context);
+    if (invocation === undefined) return undefined;
+    let claimed = this.#claimedIn.get(invocation);
+    if (claimed === undefined) this.#claimedIn.set(invocation, (claimed = new Set()));
+    return claimed;
   }
 
   #fly(key: string, flights: Map<string, Flight>): Flight {

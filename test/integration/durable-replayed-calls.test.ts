@@ -110,6 +110,59 @@ test.each([
   },
 );
 
+test('two calls with one key made at once in the body count one miss and one replay (the duplicate follows the first): made again on a replay, where both meet the execution’s own outcome, they count nothing more', async () => {
+  const events: string[] = [];
+  const charges: string[] = [];
+  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+    store,
+    name: `counted-twice-${randomUUID()}`,
+    observability: (event) => void events.push(event),
+  });
+  const handler = fulfilment([], async (orderId, ctx) => (await Promise.all([charge(orderId, ctx), charge(orderId, ctx)]))[1]);
+  const orderId = randomUUID();
+  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  expect(events).toEqual(['miss', 'replay']);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(events).toEqual(['miss', 'replay']);
+  expect(charges).toEqual([orderId]);
+});
+
+test('two calls with one key made one after the other in the body count one miss and one replay, as two made at once do: made again on a replay, they count nothing more', async () => {
+  const events: string[] = [];
+  const charges: string[] = [];
+  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+    store,
+    name: `counted-in-turn-${randomUUID()}`,
+    observability: (event) => void events.push(event),
+  });
+  const handler = fulfilment([], async (orderId, ctx) => (await charge(orderId, ctx), charge(orderId, ctx)));
+  const orderId = randomUUID();
+  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  expect(events).toEqual(['miss', 'replay']);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(events).toEqual(['miss', 'replay']);
+  expect(charges).toEqual([orderId]);
+});
+
+// Held: an atomic call's commit that meets its execution's own record cannot tell an earlier
+// invocation's commit from its own commit applied by a retried request, and counts a miss on each.
+test.failing('an atomic call in the body counts one miss however often its execution resumes', async () => {
+  const events: string[] = [];
+  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => `charged ${orderId}`, {
+    store,
+    atomic: true,
+    name: `counted-atomic-${randomUUID()}`,
+    observability: (event) => void events.push(event),
+  });
+  const execution = await approved(fulfilment([], charge), randomUUID());
+  expect(execution.getStatus()).toBe('SUCCEEDED');
+  expect(events).toEqual(['miss']);
+});
+
 test("a call in the body given no context, inside the handler's own idempotent call, completed before a suspension that outlasts its retention: the replay runs its function again", async () => {
   const charges: string[] = [];
   const charge = makeIdempotent(
