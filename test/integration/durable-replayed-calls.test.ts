@@ -11,10 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
+import middy from '@middy/core';
 import type { SQSEvent } from 'aws-lambda';
-import { idempotentBatch, makeIdempotent } from '../../lib/index.js';
+import { cloudWatchLines, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { sqsRecord } from '../support/batch-events.js';
-import { advanceRunnerClock, executionError, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 
 const { client, store, tableName } = useFreshTable({ prefix: 'durable-replayed' });
@@ -258,4 +259,73 @@ describe('the records of an SQS batch in a durable handler, one of which suspend
     expect(redelivery.getResult()).toEqual(charged);
     expect(charges.sort()).toEqual(shipments.map((shipment) => shipment.orderId).sort());
   });
+});
+
+/** `cloudWatchLines({ logs: true })` writing into a list, read back as `<metric> <recordId>` and `<event> <recordId>`. */
+function cloudWatchList() {
+  const written: Array<Record<string, unknown>> = [];
+  const observability = cloudWatchLines({ logs: true, write: (line) => void written.push(JSON.parse(line) as Record<string, unknown>) });
+  const metric = (line: Record<string, unknown>) => Object.keys(line).find((name) => name !== '_aws' && name !== 'Function');
+  return {
+    observability,
+    written,
+    metrics: () => written.filter((line) => line._aws !== undefined).map((line) => `${metric(line)} ${String(line.Function)}`),
+    events: () => written.filter((line) => line.level !== undefined).map((line) => `${String(line.event)} ${String(line.recordId)}`),
+  };
+}
+
+test('middy durable mode writes one Misses line for an execution however often it resumes, an InProgressRejections line for another execution meanwhile, and a Replays line for one after it', async () => {
+  const { observability, metrics, events, written } = cloudWatchList();
+  const name = `middy-counted-${randomUUID()}`;
+  const handler = middy<string, string, Error, DurableContext>(middyDurableMode)
+    .use(idempotency<string, string>({ store, name, key: (orderId) => orderId, observability }))
+    .handler(async (orderId, ctx) => {
+      await ctx.waitForCallback(CALLBACK, async () => undefined);
+      return ctx.step('ship', async () => `shipped ${orderId}`);
+    }) as unknown as Parameters<typeof startExecution>[0];
+  const orderId = randomUUID();
+  const execution = startExecution<string>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  const meanwhile = await runExecution(handler, orderId);
+  expect(executionError(meanwhile)).toMatchObject({ errorMessage: expect.stringMatching(/^IN_PROGRESS/) });
+  await execution.resume('approved');
+  expect((await execution.result).getResult()).toBe(`shipped ${orderId}`);
+  const after = await runExecution<string>(handler, orderId);
+  expect(after.getResult()).toBe(`shipped ${orderId}`);
+  expect(metrics()).toEqual([`Misses ${name}`, `InProgressRejections ${name}`, `Replays ${name}`]);
+  const id = recordId(name, orderId);
+  expect(events()).toEqual([`miss ${id}`, `inProgress ${id}`, `replay ${id}`]);
+  expect(JSON.stringify(written)).not.toContain(orderId);
+});
+
+test('idempotentBatch in a durable handler that suspends after it: one Misses line a record and a Replays line for its duplicate in the batch, none more when the execution resumes; a redelivery one Replays line a record in each of its invocations', async () => {
+  const { observability, metrics } = cloudWatchList();
+  const name = `batch-counted-${randomUUID()}`;
+  const runs: string[] = [];
+  const batch = idempotentBatch<Shipment>(async (shipment) => void runs.push(shipment.orderId), {
+    store,
+    name,
+    key: (shipment) => shipment.orderId,
+    observability,
+  });
+  const handler = withDurableExecution(async (event: SQSEvent, ctx: DurableContext) => {
+    const answer = await batch(event, ctx as never);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return answer;
+  });
+  const [a, b] = [randomUUID(), randomUUID()];
+  const event: SQSEvent = { Records: [a, b, a].map((orderId) => sqsRecord({ orderId } as never)) };
+  const execution = startExecution(handler, event, CALLBACK);
+  await execution.suspended();
+  expect(metrics().sort()).toEqual([`Misses ${name}`, `Misses ${name}`, `Replays ${name}`]);
+  await execution.resume('approved');
+  expect((await execution.result).getResult()).toEqual({ batchItemFailures: [] });
+  expect(metrics().sort()).toEqual([`Misses ${name}`, `Misses ${name}`, `Replays ${name}`]);
+  const redelivery = startExecution(handler, event, CALLBACK);
+  await redelivery.suspended();
+  await redelivery.resume('approved');
+  expect((await redelivery.result).getResult()).toEqual({ batchItemFailures: [] });
+  // Another execution meets the records in each of its two invocations, as a call in the body does.
+  expect(metrics().sort()).toEqual([`Misses ${name}`, `Misses ${name}`, ...Array.from({ length: 7 }, () => `Replays ${name}`)]);
+  expect(runs.sort()).toEqual([a, b].sort());
 });
