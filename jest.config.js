@@ -34,6 +34,7 @@ const middyOnce = [
   'durable-faults.test.ts',
   'durable-http.test.ts',
   'durable-nesting.test.ts',
+  'durable-replayed-calls.test.ts',
   'cli.test.ts',
   'store-failures.test.ts',
   'combinations.test.ts',
