@@ -64,6 +64,15 @@ const windowStateOf = (event: unknown): BatchResponse['state'] => {
   return typeof state === 'object' && state !== null ? (state as BatchResponse['state']) : {};
 };
 
+/**
+ * What middy (6 and 7) passes a handler beside the event and the context: a `signal` it aborts at
+ * its early timeout. Not in the handler's type, which stays assignable to `SQSHandler` (whose third
+ * parameter is the runtime's callback, which has no `signal`).
+ */
+interface BatchHandlerOptions {
+  readonly signal?: AbortSignal | undefined;
+}
+
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
 /** The shared options `idempotentBatch` replaces with its own (`key`, `fingerprint`) or has no use for. */
@@ -331,9 +340,12 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean => {
  * running shows how long a record can take); the rest are reported failed, unstarted, in time to answer.
  * A context that read time left when the batch began and reads none now is past its deadline
  * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
- * sets no deadline (a stub in a unit test).
+ * sets no deadline (a stub in a unit test). Once a wrapper has answered the invocation (middy's
+ * early timeout aborts the `signal` it passes its handler), nothing more starts either: the
+ * invocation is over, and a record started now would run in an environment Lambda freezes, to
+ * thaw past its lease beside the redelivery that took its key over.
  */
-function deadlineOf(context: Context, now: () => number) {
+function deadlineOf(context: Context, now: () => number, signal: AbortSignal | undefined) {
   let slowest = 0;
   /** The start times of the records running now (at most `concurrency`). */
   const running = new Set<{ readonly start: number }>();
@@ -345,7 +357,7 @@ function deadlineOf(context: Context, now: () => number) {
     return millis;
   };
   return {
-    allows: (): boolean => (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > longest(),
+    allows: (): boolean => signal?.aborted !== true && (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > longest(),
     time: <T>(run: () => Promise<T>): Promise<T> => {
       const started = { start: now() };
       running.add(started);
@@ -413,7 +425,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   );
   const log: IdempotencyLogger = common.logger ?? console;
 
-  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context): Promise<BatchResponse> {
+  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context, options?: BatchHandlerOptions): Promise<BatchResponse> {
     // An EventBridge pipe sends a Lambda target its batch as a bare array; an event source mapping, as `{ Records }`.
     const delivery: Delivery = Array.isArray(event) ? 'pipe' : 'mapping';
     const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
@@ -555,7 +567,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 
     const failed = new Set<string>();
     const errors: unknown[] = [];
-    const deadline = deadlineOf(context, engine.now);
+    const deadline = deadlineOf(context, engine.now, options?.signal);
     let unstarted = 0;
     /** Runs a record unless the deadline is too near: `late` leaves it, and what follows it, unstarted. */
     const attempt = (item: Item<TMessage>): Promise<'done' | 'failed' | 'late'> => {

@@ -5,10 +5,13 @@
  */
 import middy from '@middy/core';
 import eventNormalizer from '@middy/event-normalizer';
-import { type BatchEvent, type DynamoDBStore, idempotentBatch, type StreamChange } from '../../lib/index.js';
+import type { Context, SQSRecord } from 'aws-lambda';
+import { type BatchEvent, type BatchResponse, type DynamoDBStore, idempotentBatch, type StreamChange } from '../../lib/index.js';
+import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { consumerClock, consumerContext, failuresOf, ids, quiet, useConsumerTables } from '../support/batch-consumer.js';
-import { kinesisRecord, type Order, redelivered, sqsEvent, sqsRecord, streamRecord } from '../support/batch-events.js';
+import { kinesisRecord, kinesisSequence, type Order, redelivered, SENT, sqsEvent, sqsRecord, streamRecord } from '../support/batch-events.js';
 import { scanItems } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 
 let tableName: string;
 let store: DynamoDBStore;
@@ -39,6 +42,59 @@ describe('SQS standard queue', () => {
     expect(failuresOf(await handler(sqsEvent(batch.map(redelivered)), consumerContext()))).toEqual([]);
     expect(effects).toEqual(['o-1', 'o-2']);
   });
+});
+
+describe("middy's early timeout (`timeoutEarlyInMillis`)", () => {
+  /**
+   * The batch wrapped in middy, which answers the invocation with its `TimeoutError` once the time
+   * left reaches `timeoutEarlyInMillis`: `o-1` runs until the test opens `first`, after that answer.
+   * `settled` is what the batch itself answers, later, which no one reads.
+   */
+  function earlyTimeout() {
+    const time = manualClock(SENT);
+    const started: string[] = [];
+    const first = gate();
+    const batchHandler = idempotentBatch<Order>(
+      async (order) => {
+        started.push(order.orderId);
+        if (order.orderId === 'o-1') await first.promise;
+      },
+      { store, now: time.now, logger: quiet(), concurrency: 1 },
+    );
+    // Called as middy calls it, with its `{ signal }`, which the handler's type does not name (it stays an `SQSHandler`).
+    const withSignal = batchHandler as (event: BatchEvent, context: Context, options: { signal: AbortSignal }) => Promise<BatchResponse>;
+    let settled: Promise<BatchResponse> | undefined;
+    // The context reads 1 s left, the early timeout is 1 s: middy's timer fires at once, while o-1 runs.
+    const handler = middy((event: BatchEvent, context: Context, options: { signal: AbortSignal }) => (settled = withSignal(event, context, options)), {
+      timeoutEarlyInMillis: 1_000,
+    });
+    const invoke = (event: BatchEvent) => handler(event, timedContext({ functionName: 'order-consumer', remainingMillis: 1_000, now: time.now }));
+    return { time, started, first, invoke, settled: () => settled };
+  }
+
+  test.each([
+    ['SQS', () => sqsEvent([1, 2, 3].map((n) => sqsRecord({ orderId: `o-${n}` })))],
+    ['Kinesis', () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n)) })],
+  ] as const)(
+    '%s: once middy has answered with its TimeoutError, no further record starts (the invocation is over); the redelivery runs them, each once',
+    async (_, eventOf) => {
+      const batch = earlyTimeout();
+      const event = eventOf() as BatchEvent;
+      await expect(batch.invoke(event)).rejects.toMatchObject({ name: 'TimeoutError' });
+      batch.first.open();
+      const answer = await batch.settled();
+      // Started after the invocation had answered, a record would run in an environment Lambda freezes
+      // and thaws past its lease (the deadline), beside the redelivery that took its key over.
+      expect(batch.started).toEqual(['o-1']);
+      const reported = 'messageId' in event.Records[0]! ? ids(...(event.Records as SQSRecord[]).slice(1)) : [kinesisSequence(2)];
+      expect(failuresOf(answer!)).toEqual(reported);
+      batch.time.advance(60_000);
+      const again = middy(idempotentBatch<Order>((order) => void batch.started.push(order.orderId), { store, now: batch.time.now, logger: quiet() }));
+      const redelivery = 'messageId' in event.Records[0]! ? sqsEvent((event.Records as SQSRecord[]).map(redelivered)) : event;
+      expect(failuresOf(await again(redelivery, consumerContext()))).toEqual([]);
+      expect(batch.started.sort()).toEqual(['o-1', 'o-2', 'o-3']);
+    },
+  );
 });
 
 describe('records another middleware has already parsed (@middy/event-normalizer before the handler)', () => {
