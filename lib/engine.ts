@@ -106,6 +106,25 @@ function holdsOf(invocation: object, store: object): Map<string, Call> {
   return holds;
 }
 
+/**
+ * The keys durable calls of each invocation claimed, by invocation (as for holds) and store, for
+ * every engine of the process (a wrapper made where it is called is a new engine each time): a
+ * call of the same invocation that meets the outcome is a duplicate, a replay as any other; one of
+ * a later invocation, made again as the execution replays its body, met it then, and counts nothing.
+ */
+const durableClaims = new WeakMap<object, WeakMap<object, Set<string>>>();
+
+/** The keys claimed in the invocation of `context` in `store`; none for a durable context that cannot be read. */
+function claimedOf(context: unknown, store: object): Set<string> | undefined {
+  const invocation = invocationOf(context);
+  if (invocation === undefined) return undefined;
+  let byStore = durableClaims.get(invocation);
+  if (byStore === undefined) durableClaims.set(invocation, (byStore = new WeakMap()));
+  let claimed = byStore.get(store);
+  if (claimed === undefined) byStore.set(store, (claimed = new Set()));
+  return claimed;
+}
+
 /** The longest a follower waits on one timer before it looks at its leader's lease again. */
 const FLIGHT_RECHECK_MILLIS = 1000;
 
@@ -177,12 +196,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * flight goes with the invocation's Lambda context, never before, however many calls run at once.
    */
   readonly #durableFlights = new WeakMap<object, Map<string, Flight>>();
-  /**
-   * The keys durable calls of each invocation (by its Lambda context, as for flights) claimed: a
-   * call of the same invocation that meets the outcome is a duplicate, a replay as any other; one
-   * of a later invocation, made again as the execution replays its body, met it then, and counts nothing.
-   */
-  readonly #claimedIn = new WeakMap<object, Set<string>>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
   /** Where each durable call that holds its record is registered (see `durableHolds`). */
@@ -289,7 +302,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
     const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
     const holds = invocation === undefined ? undefined : holdsOf(invocation, this.#store);
-    const claimed = execution === undefined ? undefined : this.#claimedOf(context);
+    const claimed = execution === undefined ? undefined : claimedOf(context, this.#store);
     const metOwn = (record: IdempotencyRecord): boolean => isOwnOutcome(record, execution) && claimed?.has(key) !== true;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
@@ -425,15 +438,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let flights = this.#durableFlights.get(invocation);
     if (flights === undefined) this.#durableFlights.set(invocation, (flights = new Map()));
     return flights;
-  }
-
-  /** The keys durable calls of the invocation of `context` claimed; none for a durable context that cannot be read. */
-  #claimedOf(context: unknown): Set<string> | undefined {
-    const invocation = invocationOf(context);
-    if (invocation === undefined) return undefined;
-    let claimed = this.#claimedIn.get(invocation);
-    if (claimed === undefined) this.#claimedIn.set(invocation, (claimed = new Set()));
-    return claimed;
   }
 
   #fly(key: string, flights: Map<string, Flight>): Flight {

@@ -149,6 +149,53 @@ test('two calls with one key made one after the other in the body count one miss
   expect(charges).toEqual([orderId]);
 });
 
+test('two calls with one key made one after the other in the body, each with a wrapper made where it is called (two engines of one name), count one miss and one replay, as with one wrapper', async () => {
+  const events: string[] = [];
+  const charges: string[] = [];
+  const name = `counted-two-wrappers-${randomUUID()}`;
+  const charge = (orderId: string, ctx: DurableContext) =>
+    makeIdempotent(async (id: string, _ctx: DurableContext) => (charges.push(id), `charged ${id}`), {
+      store,
+      name,
+      observability: (event) => void events.push(event),
+    })(orderId, ctx);
+  const handler = fulfilment([], async (orderId, ctx) => (await charge(orderId, ctx), charge(orderId, ctx)));
+  const orderId = randomUUID();
+  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  expect(events).toEqual(['miss', 'replay']);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(events).toEqual(['miss', 'replay']);
+  expect(charges).toEqual([orderId]);
+});
+
+// Held: on a later invocation, a duplicate met for the first time (made after the point where the
+// execution suspended) cannot be told from one made again as the execution replays its body; both
+// meet the execution's own outcome, and neither counts.
+test.failing('a duplicate first made after the execution resumed (after the suspension) counts one replay', async () => {
+  const events: string[] = [];
+  const charges: string[] = [];
+  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+    store,
+    name: `counted-after-resume-${randomUUID()}`,
+    observability: (event) => void events.push(event),
+  });
+  const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+    await charge(orderId, ctx);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return charge(orderId, ctx);
+  });
+  const orderId = randomUUID();
+  const execution = startExecution<string>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  expect(events).toEqual(['miss']);
+  await execution.resume('approved');
+  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+  expect(events).toEqual(['miss', 'replay']);
+  expect(charges).toEqual([orderId]);
+});
+
 // Held: an atomic call's commit that meets its execution's own record cannot tell an earlier
 // invocation's commit from its own commit applied by a retried request, and counts a miss on each.
 test.failing('an atomic call in the body counts one miss however often its execution resumes', async () => {
