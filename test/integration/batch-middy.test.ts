@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import eventNormalizer from '@middy/event-normalizer';
-import type { Context, SQSRecord } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { type BatchEvent, type BatchResponse, type DynamoDBStore, idempotentBatch, type StreamChange } from '../../lib/index.js';
 import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { consumerClock, consumerContext, failuresOf, ids, quiet, useConsumerTables } from '../support/batch-consumer.js';
@@ -73,24 +73,36 @@ describe("middy's early timeout (`timeoutEarlyInMillis`)", () => {
   }
 
   test.each([
-    ['SQS', () => sqsEvent([1, 2, 3].map((n) => sqsRecord({ orderId: `o-${n}` })))],
-    ['Kinesis', () => ({ Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n)) })],
+    [
+      'SQS',
+      () => {
+        const records = [1, 2, 3].map((n) => sqsRecord({ orderId: `o-${n}` }));
+        // The records left unstarted are reported failed; SQS redelivers each of them.
+        return { event: sqsEvent(records), unstarted: ids(...records.slice(1)), redelivery: sqsEvent(records.map(redelivered)) };
+      },
+    ],
+    [
+      'Kinesis',
+      () => {
+        const event = { Records: [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n)) };
+        // A stream resumes from the first record left unstarted: the batch reports that one.
+        return { event, unstarted: [kinesisSequence(2)], redelivery: event };
+      },
+    ],
   ] as const)(
     '%s: once middy has answered with its TimeoutError, no further record starts (the invocation is over); the redelivery runs them, each once',
-    async (_, eventOf) => {
+    async (_, delivery) => {
       const batch = earlyTimeout();
-      const event = eventOf() as BatchEvent;
+      const { event, unstarted, redelivery } = delivery();
       await expect(batch.invoke(event)).rejects.toMatchObject({ name: 'TimeoutError' });
       batch.first.open();
       const answer = await batch.settled();
       // Started after the invocation had answered, a record would run in an environment Lambda freezes
       // and thaws past its lease (the deadline), beside the redelivery that took its key over.
       expect(batch.started).toEqual(['o-1']);
-      const reported = 'messageId' in event.Records[0]! ? ids(...(event.Records as SQSRecord[]).slice(1)) : [kinesisSequence(2)];
-      expect(failuresOf(answer!)).toEqual(reported);
+      expect(failuresOf(answer!)).toEqual(unstarted);
       batch.time.advance(60_000);
       const again = middy(idempotentBatch<Order>((order) => void batch.started.push(order.orderId), { store, now: batch.time.now, logger: quiet() }));
-      const redelivery = 'messageId' in event.Records[0]! ? sqsEvent((event.Records as SQSRecord[]).map(redelivered)) : event;
       expect(failuresOf(await again(redelivery, consumerContext()))).toEqual([]);
       expect(batch.started.sort()).toEqual(['o-1', 'o-2', 'o-3']);
     },

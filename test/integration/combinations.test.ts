@@ -24,9 +24,11 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { sqsRecord } from '../support/batch-events.js';
 import { testClient, useFreshTable } from '../support/dynamodb.js';
+import { prng } from '../support/faults.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { ioredisClient, nodeRedisClient } from '../support/redis.js';
+import { collectingLogger } from '../support/warnings.js';
 
 const { client, tableName } = useFreshTable({ prefix: 'combo' });
 const admin = testClient();
@@ -40,29 +42,18 @@ afterAll(async () => {
   await nodeRedis.destroy();
 });
 
-const key = { id: 'k1', key: randomBytes(32) };
-const encryption = () => aesGcmEncryption({ currentKey: () => key, keyById: () => key.key });
+const dataKey = { id: 'k1', key: randomBytes(32) };
+const encryption = () => aesGcmEncryption({ currentKey: () => dataKey, keyById: () => dataKey.key });
 
 type StoreKind = 'ddb' | 'lean' | 'ioredis' | 'node-redis' | 'memory';
 const STORES: StoreKind[] = ['ddb', 'lean', 'ioredis', 'node-redis', 'memory'];
 type Features = { encryption: boolean; compress: boolean; cache: boolean };
 
-/** A small deterministic generator (mulberry32), so a seed names its combinations. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 const SEED = Number(process.env.COMBINATION_SEED ?? 20_260_053);
-const random = generator(SEED);
+// Seeded, so a seed names its combinations.
+const random = prng(SEED);
 const coin = (): boolean => random() < 0.5;
-/** Every store once, then combinations the seed picks. */
+/** Every store once, then stores the seed picks; each with features the seed picks. */
 const COMBINATIONS = [...STORES, ...Array.from({ length: 7 }, () => STORES[Math.floor(random() * STORES.length)]!)].map((kind): [StoreKind, Features] => [
   kind,
   { encryption: coin(), compress: coin(), cache: coin() },
@@ -85,6 +76,7 @@ function storeOf(kind: StoreKind, features: Features): IdempotencyStore {
   }
 }
 
+/** The record keys `store` is asked to claim, from now on. */
 function spyKeys(store: IdempotencyStore): Set<string> {
   const keys = new Set<string>();
   const claim = store.claim.bind(store);
@@ -95,23 +87,32 @@ function spyKeys(store: IdempotencyStore): Set<string> {
   return keys;
 }
 
+/** Every record claimed has completed (none left INPROGRESS, none released and left missing) and has its retention. */
 async function checkRecords(kind: StoreKind, store: IdempotencyStore, keys: Set<string>) {
+  // The lean store has no `inspect`: the main store reads the same table.
   const reader = kind === 'lean' ? inspector : store;
-  for (const k of keys) {
-    const summary = await reader.inspect!(k);
-    if (summary === undefined) continue;
-    expect({ k, status: summary.status }).toEqual({ k, status: 'COMPLETED' });
-    expect(summary.expiresAt).toEqual(expect.any(Number));
+  for (const recordKey of keys) {
+    const summary = await reader.inspect!(recordKey);
+    expect({ recordKey, status: summary?.status }).toEqual({ recordKey, status: 'COMPLETED' });
+    expect(summary?.expiresAt).toEqual(expect.any(Number));
   }
 }
 
-describe.each(COMBINATIONS.map(([kind, features]) => [SEED, kind, JSON.stringify(features), kind, features] as const))(
-  'seed %d: %s %s',
-  (_seed, _name, _label, kind, features) => {
+/** An HTTP answer without the marker a replay adds, to compare with the first answer. */
+function withoutReplayMarker(answer: unknown): unknown {
+  const { 'Idempotent-Replayed': marker, ...headers } = (answer as { headers: Record<string, string> }).headers;
+  expect(marker).toBe('true');
+  return { ...(answer as object), headers };
+}
+
+// Numbered: the seed can pick one combination twice, and each block keeps a name of its own.
+describe.each(COMBINATIONS.map(([kind, features], index) => [SEED, index + 1, kind, JSON.stringify(features), kind, features] as const))(
+  'seed %d, combination %d: %s %s',
+  (_seed, _index, _name, _label, kind, features) => {
     const cache = features.cache ? { cacheSize: 10 } : {};
     test('makeIdempotent with final errors and errorFields, nested in http, concurrent duplicates', async () => {
       const store = storeOf(kind, features);
-      const u = randomUUID().slice(0, 8);
+      const run = randomUUID().slice(0, 8);
       const keys = spyKeys(store);
       let innerRuns = 0;
       class Declined extends Error {
@@ -125,7 +126,14 @@ describe.each(COMBINATIONS.map(([kind, features]) => [SEED, kind, JSON.stringify
           if (order.amount < 0) throw new Declined('declined');
           return { charged: order.amount, big: 'y'.repeat(200), runs: innerRuns };
         },
-        { store, name: `charge-${u}`, key: (o) => o.id, isFinalError: (e) => e instanceof Declined, errorFields: ['code', 'details'], ...cache },
+        {
+          store,
+          name: `charge-${run}`,
+          key: (order) => order.id,
+          isFinalError: (error) => error instanceof Declined,
+          errorFields: ['code', 'details'],
+          ...cache,
+        },
       );
       let outerRuns = 0;
       let failNext = false;
@@ -145,34 +153,33 @@ describe.each(COMBINATIONS.map(([kind, features]) => [SEED, kind, JSON.stringify
           return {
             statusCode: 402,
             headers: { 'x-err': (error as Declined).code },
-            body: JSON.stringify({ e: (error as Error).name, d: (error as Declined).details }),
+            body: JSON.stringify({ name: (error as Error).name, details: (error as Declined).details }),
           };
         }
-      }).use(httpIdempotency({ store, name: `api-${u}`, ...cache }));
-      const ctx = () => lambdaContext(`fn-${u}`);
-      // failure after the inner success: outer released, inner kept
+      }).use(httpIdempotency({ store, name: `api-${run}`, ...cache }));
+      const context = () => lambdaContext(`fn-${run}`);
+      // A failure after the inner call succeeded: the outer key is released, the inner outcome kept.
       failNext = true;
-      await expect(handler(paymentRequest('a'), ctx())).rejects.toThrow('after charge');
-      const first = (await handler(paymentRequest('a'), ctx())) as { headers: Record<string, string> };
+      await expect(handler(paymentRequest('a'), context())).rejects.toThrow('after charge');
+      const first = await handler(paymentRequest('a'), context());
       expect(innerRuns).toBe(1);
-      const again = (await handler(paymentRequest('a'), ctx())) as { headers: Record<string, string> };
-      const { 'Idempotent-Replayed': marker, ...rest } = again.headers;
-      expect(marker).toBe('true');
-      expect({ ...again, headers: rest }).toEqual(first);
-      // concurrent duplicates
-      const all = (await Promise.all([1, 2, 3].map(() => handler(paymentRequest('b'), ctx()).catch((e: unknown) => e)))) as Array<{ statusCode?: number }>;
+      expect(first).toEqual({ statusCode: 201, headers: { 'x-run': '2' }, body: JSON.stringify({ charged: 1200, big: 'y'.repeat(200), runs: 1 }) });
+      expect(withoutReplayMarker(await handler(paymentRequest('a'), context()))).toEqual(first);
+      const duplicates = await Promise.all([1, 2, 3].map(() => handler(paymentRequest('b'), context()).catch((error: unknown) => error)));
       expect(innerRuns).toBe(2);
-      // In-process duplicates follow the first call's claim (single-flight): each gets its answer.
-      expect(all.map((answer) => answer.statusCode)).toEqual([201, 201, 201]);
-      expect(new Set(all.map((answer) => (answer as { body?: string }).body)).size).toBe(1);
-      // final errors
-      const n1 = await handler(paymentRequest('neg1'), ctx());
-      const n2 = await handler(paymentRequest('neg1'), ctx());
+      // In-process duplicates follow the first call's claim (single-flight): each gets its answer, as a replay.
+      const charged = { statusCode: 201, headers: { 'x-run': '3' }, body: JSON.stringify({ charged: 1200, big: 'y'.repeat(200), runs: 2 }) };
+      const replayed = { ...charged, headers: { ...charged.headers, 'Idempotent-Replayed': 'true' } };
+      expect(duplicates).toEqual([charged, replayed, replayed]);
+      const declined = await handler(paymentRequest('neg1'), context());
+      expect(withoutReplayMarker(await handler(paymentRequest('neg1'), context()))).toEqual(declined);
       expect(innerRuns).toBe(3);
-      const { 'Idempotent-Replayed': _m, ...h2 } = (n2 as { headers: Record<string, string> }).headers;
-      expect({ ...(n2 as object), headers: h2 }).toEqual(n1);
-      expect(n1).toMatchObject({ statusCode: 402, headers: { 'x-err': 'card_declined' } });
-      // a direct call with another error bypassing http: replay from the final error
+      expect(declined).toEqual({
+        statusCode: 402,
+        headers: { 'x-err': 'card_declined' },
+        body: JSON.stringify({ name: 'Declined', details: { reason: 'x'.repeat(100) } }),
+      });
+      // A direct call, outside the HTTP layer, replays the stored final error.
       await expect(charge({ id: 'neg1', amount: -1 })).rejects.toMatchObject({ name: 'Declined', code: 'card_declined', details: { reason: 'x'.repeat(100) } });
       expect(innerRuns).toBe(3);
       await checkRecords(kind, store, keys);
@@ -180,58 +187,69 @@ describe.each(COMBINATIONS.map(([kind, features]) => [SEED, kind, JSON.stringify
 
     test('batch calling makeIdempotent, duplicates in the batch, one failing record, replayed batch', async () => {
       const store = storeOf(kind, features);
-      const u = randomUUID().slice(0, 8);
+      const run = randomUUID().slice(0, 8);
       const keys = spyKeys(store);
       let innerRuns = 0;
-      let fail = new Set(['o3']);
+      let failing = new Set(['o3']);
       const ship = makeIdempotent(
         async (id: string) => {
           innerRuns++;
           return { shipped: id };
         },
-        { store, name: `ship-${u}`, key: (id) => id, ...cache },
+        { store, name: `ship-${run}`, key: (id) => id, ...cache },
       );
       let outerRuns = 0;
+      const { logger, lines } = collectingLogger();
       const batch = idempotentBatch(
-        async (m: { orderId: string }) => {
+        async (message: { orderId: string }) => {
           outerRuns++;
-          const r = await ship(m.orderId);
-          if (fail.has(m.orderId)) throw new Error('fail');
-          return r;
+          const shipped = await ship(message.orderId);
+          if (failing.has(message.orderId)) throw new Error('fail');
+          return shipped;
         },
-        { store, name: `consumer-${u}`, key: (m) => m.orderId, ...cache },
+        { store, name: `consumer-${run}`, key: (message) => message.orderId, logger, ...cache },
       );
       const records = [sqsRecord({ orderId: 'o1' }), sqsRecord({ orderId: 'o2' }), sqsRecord({ orderId: 'o1' }), sqsRecord({ orderId: 'o3' })];
-      const r1 = await batch({ Records: records }, lambdaContext(`fn-${u}`));
-      expect(r1.batchItemFailures).toEqual([{ itemIdentifier: records[3]!.messageId }]);
+      const delivered = await batch({ Records: records }, lambdaContext(`fn-${run}`));
+      expect(delivered.batchItemFailures).toEqual([{ itemIdentifier: records[3]!.messageId }]);
+      const reported = () => lines.map((line) => (JSON.parse(line) as { message: string; itemIdentifier: string }).itemIdentifier);
+      expect(reported()).toEqual([records[3]!.messageId]);
       expect(innerRuns).toBe(3);
-      fail = new Set();
-      const r2 = await batch({ Records: records }, lambdaContext(`fn-${u}`));
-      expect(r2.batchItemFailures).toEqual([]);
+      failing = new Set();
+      const redelivered = await batch({ Records: records }, lambdaContext(`fn-${run}`));
+      expect(redelivered.batchItemFailures).toEqual([]);
+      expect(reported()).toEqual([records[3]!.messageId]);
       expect(innerRuns).toBe(3);
       expect(outerRuns).toBe(4);
       await checkRecords(kind, store, keys);
     });
 
     test('middy idempotency and lean middy around a nested makeIdempotent: callers mutating their answers change no replay', async () => {
-      for (const mw of [idempotency, leanIdempotency] as const) {
+      for (const middleware of [idempotency, leanIdempotency] as const) {
         const store = storeOf(kind, features);
-        const u = randomUUID().slice(0, 8);
+        const run = randomUUID().slice(0, 8);
         const keys = spyKeys(store);
         let runs = 0;
-        const inner = makeIdempotent(async (x: { id: string }) => ({ inner: x.id, at: ++runs }), { store, name: `inner-${u}`, key: (x) => x.id, ...cache });
+        const inner = makeIdempotent(async (event: { id: string }) => ({ inner: event.id, at: ++runs }), {
+          store,
+          name: `inner-${run}`,
+          key: (event) => event.id,
+          ...cache,
+        });
         const handler = middy(async (event: { id: string }) => {
           const got = await inner(event);
           return { got, list: [1, 2, 3] };
-        }).use(mw({ store, key: (e: { id: string }) => e.id, ...cache }));
-        const first = (await handler({ id: 'm' }, lambdaContext(`mw-${u}`))) as { list: number[] };
+        }).use(middleware({ store, key: (event: { id: string }) => event.id, ...cache }));
+        const first = (await handler({ id: 'm' }, lambdaContext(`mw-${run}`))) as { list: number[] };
         first.list.push(4);
-        const second = await handler({ id: 'm' }, lambdaContext(`mw-${u}`));
+        const second = await handler({ id: 'm' }, lambdaContext(`mw-${run}`));
         expect(second).toEqual({ got: { inner: 'm', at: 1 }, list: [1, 2, 3] });
-        const par = await Promise.all([1, 2, 3].map(() => handler({ id: 'p' }, lambdaContext(`mw-${u}`))));
-        (par[0] as { list: number[] }).list.push(9);
-        expect(par[1]).toEqual({ got: { inner: 'p', at: 2 }, list: [1, 2, 3] });
-        expect(par[2]).toEqual({ got: { inner: 'p', at: 2 }, list: [1, 2, 3] });
+        const duplicates = await Promise.all([1, 2, 3].map(() => handler({ id: 'p' }, lambdaContext(`mw-${run}`))));
+        (duplicates[0] as { list: number[] }).list.push(9);
+        expect(duplicates.slice(1)).toEqual([
+          { got: { inner: 'p', at: 2 }, list: [1, 2, 3] },
+          { got: { inner: 'p', at: 2 }, list: [1, 2, 3] },
+        ]);
         expect(runs).toBe(2);
         await checkRecords(kind, store, keys);
       }

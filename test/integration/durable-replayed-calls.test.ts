@@ -36,8 +36,11 @@ function chargeInStep(charges: string[]) {
   );
 }
 
+/** How the body makes an idempotent charge, given the execution's durable context. */
+type Charge = (orderId: string, ctx: DurableContext) => Promise<string>;
+
 /** A body that charges, waits on a callback, then ships in a step; `charge` is how the body makes the idempotent call. */
-function fulfilment(ships: string[], charge: (orderId: string, ctx: DurableContext) => Promise<string>) {
+function fulfilment(ships: string[], charge: Charge) {
   return withDurableExecution(async (orderId: string, ctx: DurableContext) => {
     const charged = await charge(orderId, ctx);
     await ctx.waitForCallback(CALLBACK, async () => undefined);
@@ -82,8 +85,6 @@ test('the same call inside runInChildContext: the replay returns the child conte
   expect(ships).toEqual([orderId, orderId]);
 });
 
-// Only a call given the durable context belongs to the execution (the SDK gives no sign that tells
-// the body from a step's code): one given none is an ordinary call, kept for its retention.
 test.each([
   ['replay', {}],
   ['cacheReplay', { cacheSize: 10 }],
@@ -111,43 +112,30 @@ test.each([
   },
 );
 
-test('two calls with one key made at once in the body count one miss and one replay (the duplicate follows the first): made again on a replay, where both meet the execution’s own outcome, they count nothing more', async () => {
-  const events: string[] = [];
-  const charges: string[] = [];
-  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
-    store,
-    name: `counted-twice-${randomUUID()}`,
-    observability: (event) => void events.push(event),
-  });
-  const handler = fulfilment([], async (orderId, ctx) => (await Promise.all([charge(orderId, ctx), charge(orderId, ctx)]))[1]);
-  const orderId = randomUUID();
-  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
-  await execution.suspended();
-  expect(events).toEqual(['miss', 'replay']);
-  await execution.resume('approved');
-  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
-  expect(events).toEqual(['miss', 'replay']);
-  expect(charges).toEqual([orderId]);
-});
-
-test('two calls with one key made one after the other in the body count one miss and one replay, as two made at once do: made again on a replay, they count nothing more', async () => {
-  const events: string[] = [];
-  const charges: string[] = [];
-  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
-    store,
-    name: `counted-in-turn-${randomUUID()}`,
-    observability: (event) => void events.push(event),
-  });
-  const handler = fulfilment([], async (orderId, ctx) => (await charge(orderId, ctx), charge(orderId, ctx)));
-  const orderId = randomUUID();
-  const execution = startExecution<string[]>(handler, orderId, CALLBACK);
-  await execution.suspended();
-  expect(events).toEqual(['miss', 'replay']);
-  await execution.resume('approved');
-  expect((await execution.result).getStatus()).toBe('SUCCEEDED');
-  expect(events).toEqual(['miss', 'replay']);
-  expect(charges).toEqual([orderId]);
-});
+test.each([
+  ['at once', (charge: Charge) => async (orderId: string, ctx: DurableContext) => (await Promise.all([charge(orderId, ctx), charge(orderId, ctx)]))[1]!],
+  ['one after the other', (charge: Charge) => async (orderId: string, ctx: DurableContext) => (await charge(orderId, ctx), charge(orderId, ctx))],
+] as const)(
+  'two calls with one key made %s in the body count one miss and one replay (the second follows or replays the first): made again on a replay, where both meet the execution’s own outcome, they count nothing more',
+  async (_, twice) => {
+    const events: string[] = [];
+    const charges: string[] = [];
+    const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+      store,
+      name: `counted-twice-${randomUUID()}`,
+      observability: (event) => void events.push(event),
+    });
+    const handler = fulfilment([], twice(charge));
+    const orderId = randomUUID();
+    const execution = startExecution<string[]>(handler, orderId, CALLBACK);
+    await execution.suspended();
+    expect(events).toEqual(['miss', 'replay']);
+    await execution.resume('approved');
+    expect((await execution.result).getStatus()).toBe('SUCCEEDED');
+    expect(events).toEqual(['miss', 'replay']);
+    expect(charges).toEqual([orderId]);
+  },
+);
 
 test('two calls with one key made one after the other in the body, each with a wrapper made where it is called (two engines of one name), count one miss and one replay, as with one wrapper', async () => {
   const events: string[] = [];
@@ -211,6 +199,8 @@ test.failing('an atomic call in the body counts one miss however often its execu
   expect(events).toEqual(['miss']);
 });
 
+// Only a call given the durable context belongs to the execution (the SDK gives no sign that tells
+// the body from a step's code): one given none is an ordinary call, kept for its retention.
 test("a call in the body given no context, inside the handler's own idempotent call, completed before a suspension that outlasts its retention: the replay runs its function again", async () => {
   const charges: string[] = [];
   const charge = makeIdempotent(
@@ -360,8 +350,8 @@ test('idempotentBatch in a durable handler that suspends after it: one Misses li
     await ctx.waitForCallback(CALLBACK, async () => undefined);
     return answer;
   });
-  const [a, b] = [randomUUID(), randomUUID()];
-  const event: SQSEvent = { Records: [a, b, a].map((orderId) => sqsRecord({ orderId } as never)) };
+  const [first, second] = [randomUUID(), randomUUID()];
+  const event: SQSEvent = { Records: [first, second, first].map((orderId) => sqsRecord({ orderId } as never)) };
   const execution = startExecution(handler, event, CALLBACK);
   await execution.suspended();
   expect(metrics().sort()).toEqual([`Misses ${name}`, `Misses ${name}`, `Replays ${name}`]);
@@ -374,5 +364,5 @@ test('idempotentBatch in a durable handler that suspends after it: one Misses li
   expect((await redelivery.result).getResult()).toEqual({ batchItemFailures: [] });
   // Another execution meets the records in each of its two invocations, as a call in the body does.
   expect(metrics().sort()).toEqual([`Misses ${name}`, `Misses ${name}`, ...Array.from({ length: 7 }, () => `Replays ${name}`)]);
-  expect(runs.sort()).toEqual([a, b].sort());
+  expect(runs.sort()).toEqual([first, second].sort());
 });

@@ -4,14 +4,14 @@
  * function. The inner function runs at most once per key across the outer layer's retries, the
  * outer caller gets a typed answer, and every record left has a lease and a retention.
  */
-import middy from '@middy/core';
-import { DynamoDBStore, type HttpEvent, httpIdempotency, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
-import { consumerClock, consumerContext, failuresOf, ids, quiet } from '../support/batch-consumer.js';
+import { DynamoDBStore, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
+import { consumerClock, consumerContext, failuresOf, ids } from '../support/batch-consumer.js';
 import { type Order, redelivered, sqsEvent, sqsRecord } from '../support/batch-events.js';
 import { endpoint, readItem, scanItems, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { lambdaContext } from '../support/lambda.js';
-import { paymentRequest } from '../support/payment-request.js';
+import { type Listener, listen } from '../support/listener.js';
+import { paymentHandler, paymentRequest } from '../support/payment-request.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'nested-faults' });
 const admin = testClient();
@@ -24,25 +24,12 @@ afterEach(() => void faults.clear());
 afterAll(() => faulty.destroy());
 
 const records = (name: string) => scanItems(client, tableName, `${name}#`);
-type Seen = { readonly event: string; readonly namespace: string };
-const observer =
-  (seen: Seen[]) =>
-  (event: string, { namespace }: { namespace: string }) =>
-    void seen.push({ event, namespace });
 
 /** An HTTP handler whose inner idempotent payment is keyed by the request's Idempotency-Key. */
-function httpPayment(name: string, seen: Seen[]) {
+function httpPayment(name: string, listener: Listener) {
   let runs = 0;
-  const logger = quiet();
-  const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), {
-    store: innerStore,
-    name: `${name}-inner`,
-    logger,
-    observability: observer(seen),
-  });
-  const handler = middy(async (event: HttpEvent) => ({ statusCode: 201, body: JSON.stringify(await pay(event.headers['idempotency-key']!)) })).use(
-    httpIdempotency({ store, name: `${name}-outer`, logger, observability: observer(seen) }),
-  );
+  const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: innerStore, name: `${name}-inner`, ...listener.options });
+  const { handler } = paymentHandler(pay, { store, name: `${name}-outer`, ...listener.options });
   return { handler, runs: () => runs };
 }
 
@@ -52,27 +39,31 @@ describe('httpIdempotency handler calling a makeIdempotent function', () => {
     ['applied, every answer lost', { kind: 'drop-response' }],
   ] as const)('the inner claim fails (%s): STORE_FAILURE, one storeFailure event, no key held by either layer; the retry runs once', async (_, fault) => {
     const name = `claim-${fault.kind}`;
-    const seen: Seen[] = [];
-    const { handler, runs } = httpPayment(name, seen);
+    const listener = listen();
+    const { handler, runs } = httpPayment(name, listener);
     faults.schedule({ operations: ['PutItem'], fault, attempts: 'all' });
     await expect(handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).rejects.toMatchObject({ code: 'STORE_FAILURE', statusCode: 503 });
     expect(runs()).toBe(0);
-    expect(seen.filter((each) => each.event === 'storeFailure')).toEqual([{ event: 'storeFailure', namespace: `${name}-inner` }]);
+    expect(listener.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: `${name}-inner` }]);
     expect(await records(`${name}-inner`)).toEqual([]);
     expect(await records(`${name}-outer`)).toEqual([]);
     faults.clear();
     expect(await handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-1","run":1}' });
-    expect(await handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).toMatchObject({ statusCode: 201, body: '{"paid":"k-1","run":1}' });
+    expect(await handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).toEqual({
+      statusCode: 201,
+      body: '{"paid":"k-1","run":1}',
+      headers: { 'Idempotent-Replayed': 'true' },
+    });
     expect(runs()).toBe(1);
   });
 
   test('the inner completion fails: the outer layer keeps the 201 and replays it; the inner record is held until the invocation deadline only, with its retention', async () => {
-    const seen: Seen[] = [];
-    const { handler, runs } = httpPayment('complete', seen);
+    const listener = listen();
+    const { handler, runs } = httpPayment('complete', listener);
     faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
     const before = Date.now();
     expect(await handler(paymentRequest('k-2'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-2","run":1}' });
-    expect(seen.filter((each) => each.event === 'bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'complete-inner' }]);
+    expect(listener.events('bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'complete-inner' }]);
     const [inner] = await records('complete-inner');
     expect(inner?.status?.S).toBe('INPROGRESS');
     // Given no context, the inner call holds its record until the handler's deadline, not for `leaseSeconds`.
@@ -91,8 +82,7 @@ describe('httpIdempotency handler calling a makeIdempotent function', () => {
 
 describe('idempotentBatch record function calling an atomic makeIdempotent function with transaction() writes', () => {
   test('the inner commit applies and every answer is lost: only that record fails; the redelivery replays it and the write applied once', async () => {
-    const logger = quiet();
-    const seen: Seen[] = [];
+    const listener = listen();
     const charge = makeIdempotent(
       async (order: Order) => {
         transaction().update({
@@ -103,15 +93,14 @@ describe('idempotentBatch record function calling an atomic makeIdempotent funct
         });
         return { charged: order.orderId };
       },
-      { store: innerStore, atomic: true, name: 'atomic-inner', key: (order) => order.orderId, now: consumerClock, logger, observability: observer(seen) },
+      { store: innerStore, atomic: true, name: 'atomic-inner', key: (order) => order.orderId, now: consumerClock, ...listener.options },
     );
     const handler = idempotentBatch<Order>((order) => charge(order), {
       store,
       name: 'atomic-outer',
       now: consumerClock,
-      logger,
-      observability: observer(seen),
       throwOnFullBatchFailure: false,
+      ...listener.options,
     });
     const [lost, other] = [sqsRecord({ orderId: 'a-1' }), sqsRecord({ orderId: 'a-2' })];
     faults.schedule({
@@ -121,13 +110,14 @@ describe('idempotentBatch record function calling an atomic makeIdempotent funct
       where: (request) => JSON.stringify(request.body).includes('atomic-a-1'),
     });
     expect(failuresOf(await handler(sqsEvent([lost!, other!]), consumerContext()))).toEqual(ids(lost!));
-    expect(seen.filter((each) => each.event === 'storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'atomic-inner' }]);
+    expect(listener.events('storeFailure')).toEqual([{ event: 'storeFailure', namespace: 'atomic-inner' }]);
     expect(await records('atomic-outer')).toHaveLength(1);
     faults.clear();
     expect(failuresOf(await handler(sqsEvent([redelivered(lost!)]), consumerContext()))).toEqual([]);
     expect((await readItem(admin, business, 'atomic-a-1'))?.n?.N).toBe('1');
     const left = [...(await records('atomic-outer')), ...(await records('atomic-inner'))];
     expect(left.map((item) => item.status?.S)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
-    expect(left.every((item) => item.expiration?.N !== undefined)).toBe(true);
+    // Both layers on the consumer's clock, each kept for the default retention, a day.
+    expect(left.map((item) => Number(item.expiration?.N))).toEqual(left.map(() => consumerClock() / 1000 + 86_400));
   });
 });

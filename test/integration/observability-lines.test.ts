@@ -51,7 +51,7 @@ type Entry = 'main' | 'lean';
  * lines written, each checked for its form and read back as `<metric> <key>`.
  */
 async function linesOf(entry: Entry): Promise<string[]> {
-  const fn = `obs-lines-${entry}`;
+  const functionName = `obs-lines-${entry}`;
   const written: string[] = [];
   const observability = cloudWatchLines({ logs: true, write: (line) => void written.push(line) });
   let clock = Date.now();
@@ -84,7 +84,7 @@ async function linesOf(entry: Entry): Promise<string[]> {
     }).use(middleware as never) as unknown as (event: Charge, context: Context) => Promise<unknown>;
   };
   const call = (handler: ReturnType<typeof make>, id: string, amount = 1) =>
-    handler({ id, amount, card: CARD }, lambdaContext(fn)).then(
+    handler({ id, amount, card: CARD }, lambdaContext(functionName)).then(
       () => 'ok',
       (error: { code?: string }) => error.code,
     );
@@ -125,7 +125,7 @@ async function linesOf(entry: Entry): Promise<string[]> {
   }
 
   expect(written.join('\n')).not.toMatch(/4111|k-replay|k-held|k-cache|k-late|k-down|charged/);
-  const keys = new Map(['k-replay', 'k-held', 'k-cache', 'k-late', 'k-down'].map((key) => [recordId(fn, key), key]));
+  const keys = new Map(['k-replay', 'k-held', 'k-cache', 'k-late', 'k-down'].map((key) => [recordId(functionName, key), key]));
   const lines = written.map((line) => JSON.parse(line) as Record<string, unknown>);
   const read: string[] = [];
   // Each event writes its log line, then its EMF line.
@@ -136,13 +136,13 @@ async function linesOf(entry: Entry): Promise<string[]> {
     const [metric, ...more] = Object.keys(metrics);
     expect(more).toEqual([]);
     expect(metrics[metric!]).toBe(1);
-    expect(dimension).toBe(fn);
+    expect(dimension).toBe(functionName);
     expect(_aws.CloudWatchMetrics).toEqual([{ Namespace: 'LambdaIdempotency', Dimensions: [['Function']], Metrics: [{ Name: metric, Unit: 'Count' }] }]);
     expect(log).toEqual({
       level: LEVELS[metric!],
       message: `lambda-idempotency: ${EVENTS[metric!]}`,
       event: EVENTS[metric!],
-      function: fn,
+      function: functionName,
       recordId: expect.any(String),
     });
     read.push(`${metric} ${keys.get(log.recordId as string)}`);

@@ -239,7 +239,7 @@ describe('work a call schedules keeps the call that scheduled it', () => {
   ] as const)('%s: two calls running at once each write in their own call', async (kind, later) => {
     const name = `scope-scheduled-${kind.replace(/\W+/g, '-')}`;
     const started = { a: gate(), b: gate() };
-    const fn = makeIdempotent(
+    const writeLater = makeIdempotent(
       async (id: 'a' | 'b') => {
         started[id].open();
         // Both calls run before either schedules its write.
@@ -249,7 +249,7 @@ describe('work a call schedules keeps the call that scheduled it', () => {
       },
       { store, name },
     );
-    await Promise.all([fn('a'), fn('b')]);
+    await Promise.all([writeLater('a'), writeLater('b')]);
     const keyOf = async (id: string) => (await recordOf(name, id))?.id?.S;
     expect(await bizItem(`${name}-a`)).toBe(await keyOf('a'));
     expect(await bizItem(`${name}-b`)).toBe(await keyOf('b'));

@@ -12,11 +12,7 @@ import { join } from 'node:path';
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
-
-/** Resolves at the client's next `ready` event (it reconnected). */
-const nextReady = (client: object): Promise<void> =>
-  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
 
 // Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file.
 const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];

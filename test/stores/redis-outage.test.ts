@@ -11,13 +11,9 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
-import { CLIENT_KINDS, inspector, PREVIOUS_CLIENT_KINDS, redisPort, until } from '../support/redis.js';
+import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS, redisPort, until } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-
-/** Resolves at the client's next `ready` event (it reconnected). */
-const nextReady = (client: object): Promise<void> =>
-  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
 
 const raw = inspector();
 afterAll(() => raw.disconnect());

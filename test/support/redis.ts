@@ -99,6 +99,10 @@ export function inspector(url = redisUrl()): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
 }
 
+/** Resolves at the client's next `ready` event (it has connected, or reconnected). */
+export const nextReady = (client: object): Promise<void> =>
+  new Promise((resolve) => (client as { once(event: string, listener: () => void): void }).once('ready', resolve));
+
 /** Polls `read` until it answers something truthy or a non-empty array (a state the server reaches), and returns that. */
 export async function until<T>(read: () => Promise<T>): Promise<T> {
   for (;;) {
