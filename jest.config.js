@@ -35,6 +35,7 @@ const middyOnce = [
   'durable-http.test.ts',
   'durable-nesting.test.ts',
   'durable-replayed-calls.test.ts',
+  'durable-combined.test.ts',
   'cli.test.ts',
   'store-failures.test.ts',
   'combinations.test.ts',
