@@ -7,7 +7,7 @@ import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { logLine, type MiddlewareEvent, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
+import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
 
@@ -327,9 +327,11 @@ const defaultIsFinal = (result: HttpResult): boolean => {
  * export const handler = middy(createPayment).use(httpIdempotency({ store }));
  * ```
  */
+// `NoInfer`: in `.use([...])`, which takes middlewares of any event, the event is not inferred as `any`
+// from the result; the options keep `TEvent` as it is, so a helper generic in the event passes them on.
 export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>(
-  options: HttpIdempotencyOptions<MiddlewareEvent<TEvent, HttpEvent>> & ScopeRequiredFor<MiddlewareEvent<TEvent, HttpEvent>>,
-): MiddlewareObj<MiddlewareEvent<TEvent, HttpEvent>, unknown, Error, Context> {
+  options: HttpIdempotencyOptions<TEvent> & ScopeRequiredFor<TEvent>,
+): MiddlewareObj<NoInfer<TEvent>, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
   const {
     required = true,
@@ -475,5 +477,5 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };
     },
   });
-  return { before, after, onError } as MiddlewareObj<MiddlewareEvent<TEvent, HttpEvent>, unknown, Error, Context>;
+  return { before, after, onError } as MiddlewareObj<TEvent, unknown, Error, Context>;
 }

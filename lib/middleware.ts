@@ -3,7 +3,6 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { type Observe, observeAny } from './observability.js';
-import type { MiddlewareEvent } from './options.js';
 
 /** The middleware of an engine whose `observability` option takes the forms `observe` reads. @internal */
 export function idempotencyMiddleware<TEvent, TResult>(
@@ -37,8 +36,10 @@ export function idempotencyMiddleware<TEvent, TResult>(
  * export const handler = middy(charge).use(idempotency<ChargeEvent>({ store, key: (event) => event.paymentId }));
  * ```
  */
+// `NoInfer`: in `.use([...])`, which takes middlewares of any event, the event is not inferred as `any`
+// from the result; the options keep `TEvent` as it is, so a helper generic in the event passes them on.
 export function idempotency<TEvent = unknown, TResult = unknown>(
-  options: IdempotencyOptions<MiddlewareEvent<TEvent>, Context>,
-): MiddlewareObj<MiddlewareEvent<TEvent>, TResult, Error, Context> {
+  options: IdempotencyOptions<TEvent, Context>,
+): MiddlewareObj<NoInfer<TEvent>, TResult, Error, Context> {
   return idempotencyMiddleware(options, observeAny);
 }

@@ -2,13 +2,6 @@ import { isWellFormed } from './key.js';
 import type { IdempotencyListener, ObservabilityOptions } from './observability.js';
 import type { IdempotencyStore } from './store.js';
 
-/**
- * A middleware's event type, `TDefault` when it was inferred as `any`: middy's `.use([...])` takes
- * middlewares of any event, and a type parameter inferred from that would make the event of the key
- * selector, and of the handler after it, `any`.
- */
-export type MiddlewareEvent<TEvent, TDefault = unknown> = 0 extends 1 & TEvent ? TDefault : TEvent;
-
 /** The part of a Lambda context the library reads. */
 export interface LambdaContextLike {
   readonly functionName?: string;

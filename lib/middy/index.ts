@@ -8,7 +8,7 @@ import type { Context } from 'aws-lambda';
 import { idempotencyMiddleware } from '../middleware.js';
 import type { IdempotencyListener } from '../observability.js';
 import { observeListener } from '../observability.js';
-import type { IdempotencyOptions as MainOptions, MiddlewareEvent } from '../options.js';
+import type { IdempotencyOptions as MainOptions } from '../options.js';
 
 /** The options of `idempotency` from 'lambda-idempotency', with `observability` a listener only. */
 export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<TEvent, Context>, 'observability'> {
@@ -27,8 +27,8 @@ export interface IdempotencyOptions<TEvent = unknown> extends Omit<MainOptions<T
  * export const handler = middy(charge).use(idempotency({ store: new DynamoDBStore() }));
  * ```
  */
-export function idempotency<TEvent = unknown, TResult = unknown>(
-  options: IdempotencyOptions<MiddlewareEvent<TEvent>>,
-): MiddlewareObj<MiddlewareEvent<TEvent>, TResult, Error, Context> {
+// `NoInfer`: in `.use([...])`, which takes middlewares of any event, the event is not inferred as `any`
+// from the result; the options keep `TEvent` as it is, so a helper generic in the event passes them on.
+export function idempotency<TEvent = unknown, TResult = unknown>(options: IdempotencyOptions<TEvent>): MiddlewareObj<NoInfer<TEvent>, TResult, Error, Context> {
   return idempotencyMiddleware(options, observeListener);
 }

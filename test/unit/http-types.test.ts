@@ -50,6 +50,11 @@ const inArray = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     void event.rawPth;
     return { statusCode: 201, body: event.rawPath };
   });
+// A helper generic in the event, which always gives a scope, passes its options on as they are.
+const withHttpIdempotency = <TEvent extends HttpEvent | ALBEvent>(options: HttpIdempotencyOptions<TEvent> & { readonly scope: HttpScope<TEvent> }) =>
+  middy<TEvent>().use(httpIdempotency<TEvent>(options));
+const viaHelper = withHttpIdempotency<APIGatewayProxyEvent>({ store, scope: 'shared' });
+const albViaHelper = withHttpIdempotency<ALBEvent>({ store, scope: (event) => event.path });
 // @ts-expect-error `HttpEvent` was not widened: an ALB event is not one.
 const notHttpEvent: HttpEvent = {} as ALBEvent;
 
@@ -57,6 +62,7 @@ test('the declarations above are middlewares (their types are what this file che
   for (const middleware of [forApiGateway, inferred, forAlb, inferredAlb, both]) expect(typeof middleware.before).toBe('function');
   expect(typeof v2Handler).toBe('function');
   expect(typeof inArray).toBe('function');
+  for (const handler of [viaHelper, albViaHelper]) expect(typeof handler).toBe('function');
   expect(typeof albHandler).toBe('function');
   expect(notHttpEvent).toEqual({});
 });

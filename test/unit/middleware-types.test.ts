@@ -6,8 +6,9 @@
  * argument. A line that stops compiling, or an `@ts-expect-error` that stops erring, fails the type-check.
  */
 import middy from '@middy/core';
-import { idempotency } from '../../lib/index.js';
-import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
+import type { Context } from 'aws-lambda';
+import { type IdempotencyOptions, idempotency } from '../../lib/index.js';
+import { type IdempotencyOptions as LeanIdempotencyOptions, idempotency as leanIdempotency } from '../../lib/middy/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { lambdaContext } from '../support/lambda.js';
 
@@ -42,6 +43,15 @@ const leanInArray = middy<Order, string>()
     return `${event.orderId}:${++runs}`;
   });
 
+// A helper generic in the event, as callers wrote before `.use([...])` kept the chain typed: its
+// options pass on as they are, and the middleware fits a chain of that event.
+const withIdempotency = <TEvent>(options: IdempotencyOptions<TEvent, Context>) => middy<TEvent, string>().use(idempotency<TEvent>(options));
+const withLeanIdempotency = <TEvent>(options: LeanIdempotencyOptions<TEvent>) => middy<TEvent, string>().use(leanIdempotency<TEvent>(options));
+const wrapped = withIdempotency<Order>({ store, name: 'wrapped', key: (event) => event.orderId }).handler(async (event) => `${event.orderId}:${++runs}`);
+const leanWrapped = withLeanIdempotency<Order>({ store, name: 'lean-wrapped', key: (event) => event.orderId }).handler(
+  async (event) => `${event.orderId}:${++runs}`,
+);
+
 test('middlewares given to `.use([...])` keep the chain typed, and run', async () => {
   const context = lambdaContext('orders');
   await expect(inArray({ orderId: 'o-1' }, context)).rejects.toMatchObject({ code: 'KEY_MISSING' });
@@ -49,4 +59,13 @@ test('middlewares given to `.use([...])` keep the chain typed, and run', async (
   expect(await annotated({ orderId: 'o-1' }, context)).toBe('o-1:1');
   expect(await leanInArray({ orderId: 'o-2' }, context)).toBe('o-2:2');
   expect(await leanInArray({ orderId: 'o-2' }, context)).toBe('o-2:2');
+});
+
+test('a helper generic in the event passes its options to `idempotency<TEvent>`, and runs', async () => {
+  const context = lambdaContext('orders');
+  const first = await wrapped({ orderId: 'o-3' }, context);
+  expect(await wrapped({ orderId: 'o-3' }, context)).toBe(first);
+  const lean = await leanWrapped({ orderId: 'o-4' }, context);
+  expect(await leanWrapped({ orderId: 'o-4' }, context)).toBe(lean);
+  expect(lean).not.toBe(first);
 });
