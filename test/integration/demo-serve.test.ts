@@ -144,8 +144,9 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled(startingAhead);
+  // Demos no test took, after a failure: their process groups, JVM included, end at once.
   for (const demo of [...started]) cleanUp(demo);
+  await Promise.allSettled(startingAhead);
 });
 
 const STOPS: Array<[string, (demo: Demo) => unknown]> = [
