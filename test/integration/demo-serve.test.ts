@@ -24,7 +24,8 @@ interface Demo {
   readonly tmp: string;
 }
 
-let running: Demo | undefined;
+/** Every demo started and not yet cleaned up, whether a test took it or not. */
+const started = new Set<Demo>();
 
 /** PIDs of the JVMs running DynamoDB Local on `port` (Linux: read from /proc). */
 function dynamoProcesses(port: number): number[] {
@@ -63,13 +64,17 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
   }
 }
 
-/** Starts `npm run demo -- --serve --port P` in a process group of its own, as a terminal would. */
+/**
+ * Starts `npm run demo -- --serve --port P` in a process group of its own, as a terminal would.
+ * `-XX:TieredStopAtLevel=1` only makes the JVM start sooner (its JIT compiles less): nothing here
+ * depends on how fast DynamoDB Local runs.
+ */
 async function startDemo(): Promise<Demo> {
   const tmp = mkdtempSync(join(tmpdir(), 'demo-serve-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name) && name !== 'NODE_OPTIONS'));
   env.TMPDIR = tmp;
   // Java ignores TMPDIR: the JVM is pointed at the same directory, so that what it leaves shows too.
-  env.JAVA_TOOL_OPTIONS = `-Djava.io.tmpdir=${tmp}`;
+  env.JAVA_TOOL_OPTIONS = `-Djava.io.tmpdir=${tmp} -XX:TieredStopAtLevel=1`;
   const npm = spawn('npm', ['run', 'demo', '--', '--serve', '--port', '0'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let ended = false;
   npm.once('exit', () => (ended = true));
@@ -77,33 +82,74 @@ async function startDemo(): Promise<Demo> {
   let output = '';
   npm.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   npm.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const started = { npm, hasExited, tmp, pid: 0, apiPort: 0, dynamoPort: 0 };
-  running = started;
+  const demo = { npm, hasExited, tmp, pid: 0, apiPort: 0, dynamoPort: 0 };
+  started.add(demo);
   const banner =
     /DynamoDB Local on http:\/\/127\.0\.0\.1:(\d+)[\s\S]*Payment API on http:\/\/127\.0\.0\.1:(\d+) \(process (\d+): Ctrl-C or `kill \3` stops it and DynamoDB Local\)/;
   await eventually(() => banner.test(output) || ended, 'the demo printed its banner', 90_000);
   const match = banner.exec(output);
   if (!match) throw new Error(`the demo ended before serving:\n${output}`);
-  running = { ...started, dynamoPort: Number(match[1]), apiPort: Number(match[2]), pid: Number(match[3]) };
-  return running;
+  demo.dynamoPort = Number(match[1]);
+  demo.apiPort = Number(match[2]);
+  demo.pid = Number(match[3]);
+  return demo;
 }
 
-afterEach(() => {
-  // A failed test must not leave its processes behind: the demo's group, then its JVM.
-  if (!running) return;
-  if (running.npm.exitCode === null && running.npm.signalCode === null) {
+/** Kills what is left of `demo` (its process group, then its JVM) and removes its directory. */
+function cleanUp(demo: Demo): void {
+  started.delete(demo);
+  if (demo.npm.exitCode === null && demo.npm.signalCode === null) {
     try {
-      process.kill(-running.npm.pid!, 'SIGKILL');
+      process.kill(-demo.npm.pid!, 'SIGKILL');
     } catch {
       // already gone
     }
   }
-  if (running.dynamoPort) for (const pid of dynamoProcesses(running.dynamoPort)) process.kill(pid, 'SIGKILL');
-  rmSync(running.tmp, { recursive: true, force: true });
-  running = undefined;
+  if (demo.dynamoPort) for (const pid of dynamoProcesses(demo.dynamoPort)) process.kill(pid, 'SIGKILL');
+  rmSync(demo.tmp, { recursive: true, force: true });
+}
+
+/**
+ * Each test stops a demo of its own. Starting one (npm, tsx, a JVM) is nearly all of a test's time,
+ * so the next test's demo starts while this one's starts and runs: two at a time, never more than
+ * the tests take. Each has its own process group, ports and temporary directory; the checks below
+ * find a demo's JVM by its port.
+ */
+let demosToStart = 0; // set below, once the tests are known
+
+const startingAhead: Array<Promise<Demo>> = [];
+let current: Promise<Demo> | undefined;
+
+function startAhead(): void {
+  if (demosToStart === 0) return;
+  demosToStart--;
+  const demo = startDemo();
+  demo.catch(() => undefined); // a failed start fails the test that takes it
+  startingAhead.push(demo);
+}
+
+/** This test's demo, started ahead if it could be. */
+function takeDemo(): Promise<Demo> {
+  if (startingAhead.length === 0) startAhead();
+  current = startingAhead.shift() ?? startDemo(); // started here only for a test the count missed
+  startAhead();
+  return current;
+}
+
+afterEach(async () => {
+  // A failed test must not leave its processes behind.
+  const demo = await current?.catch(() => undefined);
+  current = undefined;
+  if (demo) cleanUp(demo);
 });
 
-test.each([
+afterAll(async () => {
+  // Demos no test took, after a failure: their process groups, JVM included, end at once.
+  for (const demo of [...started]) cleanUp(demo);
+  await Promise.allSettled(startingAhead);
+});
+
+const STOPS: Array<[string, (demo: Demo) => unknown]> = [
   ['Ctrl-C (SIGINT to the whole process group)', (demo: Demo) => process.kill(-demo.npm.pid!, 'SIGINT')],
   ['`kill` of the PID it prints (SIGTERM)', (demo: Demo) => process.kill(demo.pid, 'SIGTERM')],
   // A closed terminal hangs up the whole group, JVM included; a hang-up sent to the demo alone is the harder case.
@@ -125,10 +171,14 @@ test.each([
       }
     },
   ],
-])(
+];
+// A demo for each way to stop it, and one for the stalled client.
+demosToStart = STOPS.length + 1;
+
+test.each(STOPS)(
   '%s stops the server and its DynamoDB Local, which leaves no file behind',
   async (_how, stop) => {
-    const demo = await startDemo();
+    const demo = await takeDemo();
     expect(await accepts(demo.apiPort)).toBe(true);
     expect(await accepts(demo.dynamoPort)).toBe(true);
     if (existsSync('/proc/self/cmdline')) expect(dynamoProcesses(demo.dynamoPort)).toHaveLength(1);
@@ -147,7 +197,7 @@ test.each([
 );
 
 test('a stop signal ends the demo while a client still holds a request open', async () => {
-  const demo = await startDemo();
+  const demo = await takeDemo();
   // A client that sent its headers and part of its body, then stalled: its request never ends by itself.
   const stalled = connect(demo.apiPort, '127.0.0.1');
   stalled.on('error', () => undefined);

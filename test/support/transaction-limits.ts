@@ -4,7 +4,7 @@
  * `oversize-middy.test.ts` through the middleware, on every middy major.
  */
 import { randomUUID } from 'node:crypto';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, type BatchGetItemCommandOutput, type DynamoDBClient, type KeysAndAttributes } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore, type IdempotencyLogger, transaction } from '../../lib/index.js';
 import { T0 } from './counting-function.js';
 import { readItem, recordId, testClient } from './dynamodb.js';
@@ -64,6 +64,22 @@ export interface LimitTables {
   readonly probedClient: ReturnType<typeof useProbedClients>['probedClient'];
 }
 
+/** Those of `ids` that are items of `tableName`, read consistently in one BatchGetItem per 100 ids (their ids alone, not their blobs). */
+async function existing(client: DynamoDBClient, tableName: string, ids: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (let at = 0; at < ids.length; at += 100) {
+    let request: Record<string, KeysAndAttributes> | undefined = {
+      [tableName]: { Keys: ids.slice(at, at + 100).map((id) => ({ id: { S: id } })), ConsistentRead: true, ProjectionExpression: 'id' },
+    };
+    while (request && Object.keys(request).length > 0) {
+      const out: BatchGetItemCommandOutput = await client.send(new BatchGetItemCommand({ RequestItems: request }));
+      for (const item of out.Responses?.[tableName] ?? []) found.push(item.id!.S!);
+      request = out.UnprocessedKeys;
+    }
+  }
+  return found;
+}
+
 /** 4 MB, DynamoDB's limit on the items of one transaction, counted as it counts an item's size. */
 const TRANSACTION_LIMIT = 4 * 1024 * 1024;
 const BLOB = 390_000;
@@ -109,11 +125,14 @@ export function transactionLimitTests(mode: 'transactions' | 'atomic', tables: L
       business,
       record: (id: string) => readItem(admin, tableName, recordId(name, id)),
       /** How many of the call `id`'s `puts` items exist. */
-      written: async (id: string, puts: number) => {
-        let found = 0;
-        for (let i = 0; i < puts; i++) if ((await business(`${id}-${i}`)) !== undefined) found++;
-        return found;
-      },
+      written: async (id: string, puts: number) =>
+        (
+          await existing(
+            admin,
+            bizTable,
+            Array.from({ length: puts }, (_, i) => `${name}-${id}-${i}`),
+          )
+        ).length,
     };
   }
 
