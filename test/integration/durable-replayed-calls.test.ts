@@ -39,6 +39,24 @@ function chargeInStep(charges: string[]) {
 /** How the body makes an idempotent charge, given the execution's durable context. */
 type Charge = (orderId: string, ctx: DurableContext) => Promise<string>;
 
+/**
+ * An idempotent charge that collects the events it counts and the orders it charges; `wrap` makes
+ * another wrapper of it (another engine, one name), as a body that makes its wrapper where it calls it.
+ */
+function countedCharge(label: string, options: { readonly cacheSize?: number; readonly atomic?: boolean } = {}) {
+  const events: string[] = [];
+  const charges: string[] = [];
+  const name = `${label}-${randomUUID()}`;
+  const wrap = () =>
+    makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
+      store,
+      name,
+      observability: (event) => void events.push(event),
+      ...options,
+    });
+  return { charge: wrap(), wrap, events, charges };
+}
+
 /** A body that charges, waits on a callback, then ships in a step; `charge` is how the body makes the idempotent call. */
 function fulfilment(ships: string[], charge: Charge) {
   return withDurableExecution(async (orderId: string, ctx: DurableContext) => {
@@ -91,14 +109,7 @@ test.each([
 ])(
   'a call in the body given the durable context counts one miss however often its execution resumes: its own outcome, met again on a replay, is no %s event; another execution meets it as one',
   async (kind, cache) => {
-    const events: string[] = [];
-    const charges: string[] = [];
-    const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
-      store,
-      name: `counted-${randomUUID()}`,
-      observability: (event) => void events.push(event),
-      ...cache,
-    });
+    const { charge, events, charges } = countedCharge('counted', cache);
     const handler = fulfilment([], charge);
     const orderId = randomUUID();
     const execution = await approved(handler, orderId);
@@ -118,13 +129,7 @@ test.each([
 ] as const)(
   'two calls with one key made %s in the body count one miss and one replay (the second follows or replays the first): made again on a replay, where both meet the execution’s own outcome, they count nothing more',
   async (_, twice) => {
-    const events: string[] = [];
-    const charges: string[] = [];
-    const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
-      store,
-      name: `counted-twice-${randomUUID()}`,
-      observability: (event) => void events.push(event),
-    });
+    const { charge, events, charges } = countedCharge('counted-twice');
     const handler = fulfilment([], twice(charge));
     const orderId = randomUUID();
     const execution = startExecution<string[]>(handler, orderId, CALLBACK);
@@ -138,15 +143,8 @@ test.each([
 );
 
 test('two calls with one key made one after the other in the body, each with a wrapper made where it is called (two engines of one name), count one miss and one replay, as with one wrapper', async () => {
-  const events: string[] = [];
-  const charges: string[] = [];
-  const name = `counted-two-wrappers-${randomUUID()}`;
-  const charge = (orderId: string, ctx: DurableContext) =>
-    makeIdempotent(async (id: string, _ctx: DurableContext) => (charges.push(id), `charged ${id}`), {
-      store,
-      name,
-      observability: (event) => void events.push(event),
-    })(orderId, ctx);
+  const { wrap, events, charges } = countedCharge('counted-two-wrappers');
+  const charge: Charge = (orderId, ctx) => wrap()(orderId, ctx);
   const handler = fulfilment([], async (orderId, ctx) => (await charge(orderId, ctx), charge(orderId, ctx)));
   const orderId = randomUUID();
   const execution = startExecution<string[]>(handler, orderId, CALLBACK);
@@ -162,13 +160,7 @@ test('two calls with one key made one after the other in the body, each with a w
 // execution suspended) cannot be told from one made again as the execution replays its body; both
 // meet the execution's own outcome, and neither counts.
 test.failing('a duplicate first made after the execution resumed (after the suspension) counts one replay', async () => {
-  const events: string[] = [];
-  const charges: string[] = [];
-  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (charges.push(orderId), `charged ${orderId}`), {
-    store,
-    name: `counted-after-resume-${randomUUID()}`,
-    observability: (event) => void events.push(event),
-  });
+  const { charge, events, charges } = countedCharge('counted-after-resume');
   const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
     await charge(orderId, ctx);
     await ctx.waitForCallback(CALLBACK, async () => undefined);
@@ -187,13 +179,7 @@ test.failing('a duplicate first made after the execution resumed (after the susp
 // Held: an atomic call's commit that meets its execution's own record cannot tell an earlier
 // invocation's commit from its own commit applied by a retried request, and counts a miss on each.
 test.failing('an atomic call in the body counts one miss however often its execution resumes', async () => {
-  const events: string[] = [];
-  const charge = makeIdempotent(async (orderId: string, _ctx: DurableContext) => `charged ${orderId}`, {
-    store,
-    atomic: true,
-    name: `counted-atomic-${randomUUID()}`,
-    observability: (event) => void events.push(event),
-  });
+  const { charge, events } = countedCharge('counted-atomic', { atomic: true });
   const execution = await approved(fulfilment([], charge), randomUUID());
   expect(execution.getStatus()).toBe('SUCCEEDED');
   expect(events).toEqual(['miss']);
