@@ -120,7 +120,7 @@ export function helpText(): string {
     "AWS configuration is the SDK's own: region, credentials, profile; for DynamoDB Local set",
     'AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000.',
     'Exit codes: 0 done, 1 failed, 2 usage error (or forget without --yes), 3 no such record (forget: none it may delete),',
-    '4 forget refused a record it read, held by an attempt that may be running (nothing deleted; it says what would delete it).',
+    '4 forget refused a record it read, held by an attempt that may be running or replayed by a durable execution (nothing deleted; it says what would delete it).',
     '',
   ].join('\n');
 }

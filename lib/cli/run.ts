@@ -173,6 +173,9 @@ function nameHint(name: string): string {
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
 const leaseText = (millis: number): string => (Number.isInteger(millis) && isDate(millis) ? new Date(millis).toISOString() : String(millis));
 
+/** The owner prefix of a durable execution's records (the engine's). */
+const DURABLE_OWNER = 'durable:';
+
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 
 /**
@@ -243,6 +246,16 @@ async function forget(
     // No lease under this name, and attributes none of these names is: its lease may be under another
     // name (the functions' store names it otherwise), and the attempt live.
     if (seen.status === 'INPROGRESS' && seen.leaseUntil === undefined) assertSameNames(id, command.table, store.attributes.leaseUntil, read.otherNames);
+    // A durable execution's COMPLETED record (a call in its body given the durable context) is replayed
+    // by every resume of a suspended execution: forgotten, the call would run again in that execution.
+    // Its owner tells it; whether the execution has ended, only the operator knows (--only-if COMPLETED).
+    if (seen.status === 'COMPLETED' && read.fence[store.attributes.owner]?.S?.startsWith(DURABLE_OWNER)) {
+      return refuse(
+        undefined,
+        `${id} was written by a durable execution, which replays it on every resume: forgetting it while the execution is suspended would run the call again, so nothing was deleted. ` +
+          'If you know the execution has ended, add --only-if COMPLETED.',
+      );
+    }
     // A COMPLETED record, or an INPROGRESS one without a lease, is deleted only as read: a call that
     // claimed the key since (its retention ended) writes another owner, and keeps its record.
     if (seen.status === 'COMPLETED' || (seen.leaseUntil === undefined && !command.onlyIf)) {
@@ -301,7 +314,7 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
 
 /**
  * Runs one command line and returns its exit code: 0 done, 1 a request failed, 2 a usage error
- * (nothing sent), 3 no such record, 4 forget refused a record it read (an attempt that may be running). @internal
+ * (nothing sent), 3 no such record, 4 forget refused a record it read (an attempt that may be running, or a durable execution's COMPLETED record). @internal
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let plan: Plan | 'help' | 'version';
