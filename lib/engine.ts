@@ -8,7 +8,15 @@ import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions, wholeNumber } from './options.js';
 import { RecordCache } from './record-cache.js';
-import type { ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from './store.js';
+import {
+  type ClaimResult,
+  type CompleteRequest,
+  type CompleteResult,
+  DURABLE_OWNER,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type ReleaseResult,
+} from './store.js';
 import { enclosingCall, holderAround, inCall, isWithin } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
@@ -59,9 +67,6 @@ export type Outcome =
  * 4 puts only the request and trace ids there), else none.
  */
 const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? enclosingCall()?.tenant;
-
-/** The start of the owner of a durable execution's calls, the same in every invocation of it. */
-const DURABLE_OWNER = 'durable:';
 
 const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
 

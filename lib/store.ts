@@ -8,6 +8,9 @@ import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 
 export type RecordStatus = 'INPROGRESS' | 'COMPLETED';
 
+/** The start of the owner of a durable execution's records, the same in every invocation of it. @internal */
+export const DURABLE_OWNER = 'durable:';
+
 /**
  * The retention (epoch seconds) a claim gives a record that has none (written by hand, or by an
  * older version), which would otherwise hold its key forever: the claim's `expiresAt`, or the end of

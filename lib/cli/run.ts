@@ -5,7 +5,7 @@ import { IdempotencyError } from '../errors.js';
 import { forgetRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
-import type { RecordSummary } from '../store.js';
+import { DURABLE_OWNER, type RecordSummary } from '../store.js';
 import { describeRecord, describeStuck, instant, isDate, keyAttributeAdvice } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
@@ -172,9 +172,6 @@ function nameHint(name: string): string {
 
 /** A lease end as `--lease-until` takes it back exactly: ISO, or epoch milliseconds when it has a fraction of one. */
 const leaseText = (millis: number): string => (Number.isInteger(millis) && isDate(millis) ? new Date(millis).toISOString() : String(millis));
-
-/** The owner prefix of a durable execution's records (the engine's). */
-const DURABLE_OWNER = 'durable:';
 
 const DELETED = 'the next call with this key runs again (not in an instance that holds it in its cacheSize memory).';
 
