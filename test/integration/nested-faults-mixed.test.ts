@@ -262,10 +262,12 @@ describe("middy's early timeout during the inner call", () => {
     const keyPrefix = prefix();
     const clock = manualClock();
     const running = gate();
+    const started = gate();
     let runs = 0;
     const pay = makeIdempotent(
       async (key: string) => {
         runs++;
+        started.open();
         await running.promise;
         return { paid: key, run: runs };
       },
@@ -280,6 +282,8 @@ describe("middy's early timeout during the inner call", () => {
     );
     const deadline = clock.now() + 1_000;
     await expect(handler(paymentRequest('k-6'), lambdaContext('nested', 1_000))).rejects.toMatchObject({ name: 'TimeoutError' });
+    // Middy's timer may fire before the inner claim is written: its records are read once the inner function runs.
+    await started.promise;
     const [outer] = await ddbRecords('timeout-outer-6');
     expect(outer?.status?.S).toBe('INPROGRESS');
     expect(Number(outer?.leaseUntil?.N)).toBeLessThanOrEqual(deadline);
