@@ -7,23 +7,15 @@
 import { randomUUID } from 'node:crypto';
 import { type DurableContext, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import { makeIdempotent, recordIdOf } from '../../lib/index.js';
-import { runInProcess } from '../support/cli-in-process.js';
+import { localCliEnvironment, runInProcess } from '../support/cli-in-process.js';
 import { startExecution, useDurableRunner } from '../support/durable.js';
-import { endpoint, readItem, useFreshTable } from '../support/dynamodb.js';
+import { readItem, useFreshTable } from '../support/dynamodb.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-durable' });
 useDurableRunner();
 
-const environment = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
-  AWS_REGION: 'local',
-  AWS_ACCESS_KEY_ID: 'local',
-  AWS_SECRET_ACCESS_KEY: 'local',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-});
 /** The command in this process, on the runner's clock. */
-const cli = (...args: string[]) => runInProcess(environment(), undefined, [...args, '--table', tableName]);
+const cli = (...args: string[]) => runInProcess(localCliEnvironment(), undefined, [...args, '--table', tableName]);
 
 /** An execution that charges in its body (given the durable context), suspends on a callback, then charges again. */
 async function suspendedExecution() {

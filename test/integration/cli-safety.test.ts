@@ -11,7 +11,7 @@ import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
 import { idempotencyTableSchema } from '../../lib/table-schema.js';
 import { createTable } from '../../tools/tables.js';
 import { useCliBundle } from '../support/cli-bundle.js';
-import { type Run, runInProcess } from '../support/cli-in-process.js';
+import { localCliEnvironment, type Run, runInProcess } from '../support/cli-in-process.js';
 import { dropTable, endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
@@ -21,24 +21,15 @@ import { rejection } from '../support/rejections.js';
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-safety' });
 const main = useCliBundle();
 
-const environment = (): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH,
-  AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
-  AWS_REGION: 'local',
-  AWS_ACCESS_KEY_ID: 'local',
-  AWS_SECRET_ACCESS_KEY: 'local',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-});
-
 /** The command in this process, on DynamoDB Local, with the environment a shell would give it. */
 function cli(...args: string[]): Promise<Run> {
-  return runInProcess(environment(), undefined, args);
+  return runInProcess(localCliEnvironment(), undefined, args);
 }
 
 /** The command as a child process (built from source for the file), on DynamoDB Local. */
 function cliProcess(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [main(), ...args], { env: environment() }, (error, stdout, stderr) => {
+    execFile(process.execPath, [main(), ...args], { env: localCliEnvironment() }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -58,7 +49,7 @@ async function forgetRaced(between: () => Promise<void>, id: string, before: 'de
     return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
   } as never);
   try {
-    return await runInProcess(environment(), undefined, ['forget', '--table', tableName, '--id', id, '--yes']);
+    return await runInProcess(localCliEnvironment(), undefined, ['forget', '--table', tableName, '--id', id, '--yes']);
   } finally {
     spy.mockRestore();
     expect(raced).toBe(true);

@@ -19,7 +19,7 @@ import { stuckRecords } from '../../lib/cli/stuck.js';
 import { DEFAULT_ATTRIBUTE_NAMES } from '../../lib/dynamodb-store.js';
 import { callerIdentity, DynamoDBStore, httpIdempotency, makeIdempotent, type RecordSummary, recordIdOf } from '../../lib/index.js';
 import { useCliBundle } from '../support/cli-bundle.js';
-import { type Run, runInProcess } from '../support/cli-in-process.js';
+import { localCliEnvironment, type Run, runInProcess } from '../support/cli-in-process.js';
 import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import type { Turnstile } from '../support/gate.js';
@@ -37,28 +37,15 @@ function cli(...args: string[]): Promise<Run> {
   return cliWith({}, ...args);
 }
 
-/** The CLI's environment: DynamoDB Local, with these variables changed (`undefined` removes one). */
-function cliEnv(changes: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
-    AWS_REGION: 'local',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  return Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
-}
-
 /** The CLI in this process, its environment with these variables changed (`undefined` removes one). */
 function cliWith(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
-  return runInProcess(cliEnv(changes), undefined, args);
+  return runInProcess(localCliEnvironment(changes), undefined, args);
 }
 
 /** The CLI as a child process, as a shell runs it, with these variables changed (`undefined` removes one). */
 function cliProcess(changes: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [main(), ...args], { env: cliEnv(changes) }, (error, stdout, stderr) => {
+    execFile(process.execPath, [main(), ...args], { env: localCliEnvironment(changes) }, (error, stdout, stderr) => {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -284,7 +271,7 @@ test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --leas
  * its SDK client finds through the environment as it would in a shell.
  */
 async function cliAt(now: number, ...argv: string[]): Promise<Run> {
-  return runInProcess(cliEnv({}), () => now, argv);
+  return runInProcess(localCliEnvironment({}), () => now, argv);
 }
 
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
@@ -791,7 +778,7 @@ test('inspect and stuck show a hand-written instant beyond the dates JavaScript 
 
 test('stuck piped into a reader that stops early (`| head`) ends quietly, without an EPIPE error', async () => {
   const child = spawn(process.execPath, [main(), 'stuck', '--table', tableName, '--name', 'cli-none'], {
-    env: cliEnv({}),
+    env: localCliEnvironment({}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // The reader is gone before the command writes its first line.

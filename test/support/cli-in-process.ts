@@ -8,6 +8,7 @@
  * have ended, so no run ever reads another's environment.
  */
 import { runCli } from '../../lib/cli/run.js';
+import { endpoint } from './dynamodb.js';
 
 export interface Run {
   readonly code: number;
@@ -61,4 +62,20 @@ export async function runInProcess(env: NodeJS.ProcessEnv, now: (() => number) |
   } finally {
     leave();
   }
+}
+
+/**
+ * The environment a shell would start the command with against this test run's DynamoDB Local,
+ * with `changes` made to it (`undefined` removes a variable).
+ */
+export function localCliEnvironment(changes: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoint(),
+    AWS_REGION: 'local',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  return Object.fromEntries(Object.entries({ ...base, ...changes }).filter(([, value]) => value !== undefined));
 }
