@@ -71,11 +71,13 @@ const tenantOfCall = (context: unknown): string | undefined => tenantOf(context)
 const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
 
 /**
- * Whether `record` holds the outcome a call of the durable `execution` stored itself: the execution
- * makes its body's calls again on every replay, and one meeting its own outcome is no duplicate (no
- * replay event), as one resuming on its own claim is no miss.
+ * Whether a call of the durable `execution` met in `record` the outcome its execution stored in an
+ * earlier invocation: the execution makes its body's calls again on every replay, and one meeting its
+ * own outcome is no duplicate (no replay event), as one resuming on its own claim is no miss. Met in
+ * the invocation that claimed `key` (`claimed`), it is a duplicate of that invocation's call.
  */
-const isOwnOutcome = (record: IdempotencyRecord, execution: string | undefined): boolean => execution !== undefined && record.owner === durableOwner(execution);
+const metOwnOutcome = (record: IdempotencyRecord, execution: string | undefined, claimed: Set<string> | undefined, key: string): boolean =>
+  execution !== undefined && record.owner === durableOwner(execution) && claimed?.has(key) !== true;
 
 /**
  * The invocation a durable call belongs to, by its Lambda context: the runtime makes one per
@@ -308,7 +310,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
     const holds = invocation === undefined ? undefined : holdsOf(invocation, this.#store);
     const claimed = execution === undefined ? undefined : claimedOf(context, this.#store);
-    const metOwn = (record: IdempotencyRecord): boolean => isOwnOutcome(record, execution) && claimed?.has(key) !== true;
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     // Until when this call may wait for another process's attempt: counted from its start, also
@@ -318,7 +319,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
         this.#checkFingerprint(cached, fingerprint);
-        if (!metOwn(cached)) this.#emit('cacheReplay', key);
+        if (!metOwnOutcome(cached, execution, claimed, key)) this.#emit('cacheReplay', key);
         return { kind: 'replay', value: this.#replay(cached) };
       }
       const leader = place?.flights.get(place.key);
@@ -326,11 +327,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
       if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, metOwn, claimed, place);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, claimed, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, metOwn, claimed);
+        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, claimed);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -381,7 +382,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     execution: string | undefined,
     waitForOtherUntil: number,
     holds: Map<string, Call> | undefined,
-    metOwn: (record: IdempotencyRecord) => boolean,
     claimed: Set<string> | undefined,
     place?: FlightPlace,
   ): Promise<Start> {
@@ -405,7 +405,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       throw error;
     });
     if (start.kind === 'replay') {
-      const own = metOwn(start.record);
+      const own = metOwnOutcome(start.record, execution, claimed, key);
       // Another process holds the key and this call was out of time to wait for it (a durable call
       // never waits): followers with more time wait on their own, as they would without this one.
       if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
