@@ -169,6 +169,21 @@ interface Flight {
   ownOutcome?: true;
 }
 
+/** What claiming a call's record needs, settled once by `start`. */
+interface Claiming {
+  readonly key: string;
+  readonly fingerprint: string | undefined;
+  readonly deadline: Deadline | undefined;
+  readonly tenant: string | undefined;
+  /** The durable execution the call is made in: the record is held as the execution's. */
+  readonly execution: string | undefined;
+  /** Until when the call may wait for another process's attempt. */
+  readonly waitForOtherUntil: number;
+  /** The records this invocation's durable calls hold, and the keys they claimed (see `holdsOf`, `claimedOf`). */
+  readonly holds: Map<string, Call> | undefined;
+  readonly claimed: Set<string> | undefined;
+}
+
 /** Where a call's flight lives: the map of its flights (all calls', or its invocation's) and its key there. */
 interface FlightPlace {
   readonly flights: Map<string, Flight>;
@@ -315,6 +330,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Until when this call may wait for another process's attempt: counted from its start, also
     // when it claims only after following an in-process leader.
     const waitForOtherUntil = Math.min(now + (this.#options.waitForInProgressMillis ?? 0), waitUntil);
+    const claiming: Claiming = { key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, claimed };
     for (;;) {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
@@ -326,12 +342,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || (execution === undefined && leaseLeft < 0))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, claimed, place);
+      if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(claiming, place);
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
-      if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call))
-        return this.#lead(key, fingerprint, deadline, tenant, execution, waitForOtherUntil, holds, claimed);
+      if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call)) return this.#lead(claiming);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -358,8 +372,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const bound = Math.min(leaseLeft + 1, left, FLIGHT_RECHECK_MILLIS);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
-      const claiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
-      const record = await Promise.race([leader.done, ...claiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
+      const stillClaiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
+      const record = await Promise.race([leader.done, ...stillClaiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
       if (leader.claimFailed !== undefined) {
         // Refused as the leader was: one more call the StoreFailures alarm counts, as without single-flight.
@@ -374,17 +388,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
   }
 
-  async #lead(
-    key: string,
-    fingerprint: string | undefined,
-    deadline: Deadline | undefined,
-    tenant: string | undefined,
-    execution: string | undefined,
-    waitForOtherUntil: number,
-    holds: Map<string, Call> | undefined,
-    claimed: Set<string> | undefined,
-    place?: FlightPlace,
-  ): Promise<Start> {
+  async #lead(claiming: Claiming, place?: FlightPlace): Promise<Start> {
+    const { key, fingerprint, execution, holds, claimed } = claiming;
     // Another call of this invocation holds the record (one of another engine: this engine's wait
     // in flights): it is another attempt's, as it is outside durable executions, not this call's to run.
     const holder = holds?.get(key);
@@ -395,7 +400,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : durableOwner(execution);
     const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
-    const start = await this.#claim(key, owner, fingerprint, deadline, tenant, execution !== undefined, waitForOtherUntil).catch((error: unknown) => {
+    const start = await this.#claim(claiming, owner).catch((error: unknown) => {
       if (flight !== undefined) {
         // Followers fail closed with the store's failure of this claim rather than send it again one
         // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
@@ -467,14 +472,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   }
 
   async #claim(
-    key: string,
+    { key, fingerprint, deadline, tenant, execution, waitForOtherUntil }: Claiming,
     owner: string,
-    fingerprint: string | undefined,
-    deadline: Deadline | undefined,
-    tenant: string | undefined,
-    durable: boolean,
-    waitUntil: number,
   ): Promise<{ kind: 'run'; call: Call; leaseUntil?: number; resumed?: boolean } | { kind: 'replay'; record: IdempotencyRecord }> {
+    const durable = execution !== undefined;
     const now = this.now();
     // The lease ends at the Lambda deadline, also one already past (a duplicate that took over its
     // in-process leader late): `leaseSeconds` is for calls that know no deadline.
@@ -532,7 +533,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, tenant, leaseUntil), leaseUntil, resumed };
       }
       const record = claim.record;
-      const left = waitLeft(waitUntil, this.now(), deadline);
+      const left = waitLeft(waitForOtherUntil, this.now(), deadline);
       if (record.status === 'COMPLETED' || durable || left <= 0) return { kind: 'replay', record };
       // Another process holds the key: wait for its outcome, with backoff, up to the bound.
       await delay(Math.min(50 * 2 ** attempt, 1000, left)).elapsed;
