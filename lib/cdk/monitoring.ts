@@ -143,6 +143,7 @@ export class IdempotencyMonitoring extends Construct {
 
   constructor(scope: Construct, id: string, table: ITable, props: IdempotencyMonitoringProps) {
     checkProps(props);
+    checkEnvironments(Stack.of(scope), props.functions);
     super(scope, id);
     const { functions } = props;
     const namespace = props.metricNamespace ?? DEFAULT_METRIC_NAMESPACE;
@@ -227,6 +228,23 @@ export class IdempotencyMonitoring extends Construct {
  * function (`context.functionName` has no qualifier), never `name:alias`.
  */
 const unqualified = (fn: IFunction): IFunction => (fn as { readonly lambda?: IFunction }).lambda ?? fn;
+
+/**
+ * Refuses a function known to run in another Region or account than `stack`: its EMF lines become
+ * metrics where it runs, and an alarm watches its own Region and account, so it would never fire.
+ */
+function checkEnvironments(stack: Stack, functions: ReadonlyArray<IFunction | string>): void {
+  const differ = (a: string, b: string): boolean => Token.compareStrings(a, b) === TokenComparison.DIFFERENT;
+  for (const fn of functions) {
+    if (typeof fn === 'string') continue;
+    const { region, account } = unqualified(fn).env;
+    if (!differ(region, stack.region) && !differ(account, stack.account)) continue;
+    const where = (r: string, a: string) => `Region ${Token.isUnresolved(r) ? "the stack's" : r}, account ${Token.isUnresolved(a) ? "the stack's" : a}`;
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in ${where(region, account)}, where CloudWatch keeps its metrics; alarms of a stack in ${where(stack.region, stack.account)}, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+    );
+  }
+}
 
 /** `items` in runs of at most `size`. */
 const chunks = <T>(items: readonly T[], size: number): T[][] =>

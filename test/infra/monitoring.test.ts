@@ -5,7 +5,7 @@ import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aw
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
-import { type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
+import { IdempotencyMonitoring, type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
 import { cloudWatchLines, type IdempotencyEvent } from '../../lib/observability.js';
 
 const EVENTS: IdempotencyEvent[] = [
@@ -260,6 +260,38 @@ test("an alias or a version is watched under its function's name, the namespace 
   expect(() => new IdempotencyTable(new Stack(new App(), 'Both'), 'Idempotency').addMonitoring({ functions: [aliased, live] })).toThrow(
     'IdempotencyTable.addMonitoring: the function Qualified/Api is listed twice.',
   );
+});
+
+test("a function of another Region or account, whose metrics CloudWatch keeps there, is refused: this stack's alarms would never fire; its own stack can monitor it", () => {
+  const app = new App();
+  const stack = new Stack(app, 'Central', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const fn = (scope: Stack, id: string) =>
+    new LambdaFunction(scope, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const virginia = new Stack(app, 'Virginia', { env: { account: '111111111111', region: 'us-east-1' } });
+  const partner = new Stack(app, 'Partner', { env: { account: '222222222222', region: 'eu-west-1' } });
+  const imported = LambdaFunction.fromFunctionArn(stack, 'Imported', 'arn:aws:lambda:us-east-1:111111111111:function:charge');
+  for (const [watched, where] of [
+    [fn(virginia, 'Api'), 'Virginia/Api is in Region us-east-1, account 111111111111'],
+    [imported, 'Central/Imported is in Region us-east-1, account 111111111111'],
+    [fn(partner, 'Consumer'), 'Partner/Consumer is in Region eu-west-1, account 222222222222'],
+  ] as const) {
+    expect(() => table.addMonitoring({ functions: ['api', watched] })).toThrow(
+      new TypeError(
+        `IdempotencyTable.addMonitoring: the function ${where}, where CloudWatch keeps its metrics; alarms of a stack in Region eu-west-1, account 111111111111, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+      ),
+    );
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+  // Where it runs, the function's own metrics and the table's (of its Region) are watched.
+  const api = virginia.node.findChild('Api') as LambdaFunction;
+  const central = Table.fromTableArn(virginia, 'Central', 'arn:aws:dynamodb:eu-west-1:111111111111:table/idempotency');
+  const monitoring = new IdempotencyMonitoring(virginia, 'Monitoring', central, { functions: [api] });
+  expect(monitoring.alarms).toHaveLength(3);
+  Template.fromStack(virginia).resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  // A function whose Region and account are known only at deploy may be the stack's: not refused.
+  const agnostic = new Stack(app, 'Agnostic');
+  new IdempotencyTable(agnostic, 'Idempotency').addMonitoring({ functions: [fn(agnostic, 'Handler'), fn(stack, 'Local')] });
 });
 
 describe('the demo stack', () => {
