@@ -69,7 +69,8 @@ export interface IdempotencyMonitoringProps {
    */
   readonly dashboardName?: string;
   /**
-   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution).
+   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution),
+   * at most 7 days (the longest time CloudWatch evaluates an alarm over).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -96,6 +97,8 @@ const MAX_WIDGETS = 500;
 const MAX_WIDGET_ALARMS = 100;
 /** The longest dimension value `Metric` of aws-cdk-lib accepts. */
 const MAX_CDK_DIMENSION_VALUE = 255;
+/** The longest time CloudWatch evaluates an alarm over (its period × evaluation periods, here 1). */
+const MAX_ALARM_SECONDS = 7 * 86_400;
 /** The table's graphs (throttled writes, failed writes, consumed capacity) and each function's row (a title and its graphs). */
 const TABLE_WIDGETS = 3;
 const ROW_WIDGETS = 1 + GRAPHS.length;
@@ -312,6 +315,12 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) % 60 !== 0) {
     throw new TypeError(
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
+    );
+  }
+  // Each alarm is evaluated over one period; CloudWatch refuses one over more than 7 days only when the stack deploys.
+  if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) > MAX_ALARM_SECONDS) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`period\` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
   }
   const thresholds: unknown = props.alarmThresholds;

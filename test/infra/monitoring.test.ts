@@ -179,6 +179,11 @@ test('bad props are refused with a sentence; monitoring is added once per table'
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${seconds} s).`,
     );
   }
+  // CloudWatch refuses, at deploy, an alarm evaluated over more than 7 days (its one period here).
+  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.days(8) })).toThrow(
+    'IdempotencyTable.addMonitoring: `period` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got 8 days).',
+  );
+  expect(() => new IdempotencyTable(new Stack(new App(), 'Week'), 'Idempotency').addMonitoring({ functions: ['api'], period: Duration.days(7) })).not.toThrow();
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
