@@ -12,7 +12,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
@@ -163,7 +163,7 @@ export class IdempotencyMonitoring extends Construct {
       return id;
     };
     const rows = functions.map((fn) => {
-      const name = typeof fn === 'string' ? fn : unqualified(fn).functionName;
+      const name = typeof fn === 'string' ? fn : watchedName(fn);
       const group = new Construct(this, groupId(typeof fn === 'string' ? `Records-${fn}` : fn.node.id));
       const metric = (event: IdempotencyEvent) =>
         new Metric({ namespace, metricName: METRIC_NAMES[event], dimensionsMap: { Function: name }, statistic: Stats.SUM, period });
@@ -247,6 +247,18 @@ function checkEnvironments(stack: Stack, functions: ReadonlyArray<IFunction | st
       `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in ${where(region, account)}, where CloudWatch keeps its metrics; alarms of a stack in ${where(stack.region, stack.account)}, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
     );
   }
+}
+
+/**
+ * The name a function's metrics carry: the one written in the app when it has one, which needs no
+ * reference to the function's stack (a stack that reads the table would then depend on the table's
+ * stack both ways), else its `functionName`. @internal
+ */
+export function watchedName(fn: IFunction): string {
+  const watched = unqualified(fn);
+  const cfn = watched.node.defaultChild;
+  const written = cfn instanceof CfnFunction ? cfn.functionName : undefined;
+  return typeof written === 'string' && !Token.isUnresolved(written) ? written : watched.functionName;
 }
 
 /** `items` in runs of at most `size`. */

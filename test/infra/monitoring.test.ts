@@ -299,6 +299,37 @@ test("a function of another Region or account, whose metrics CloudWatch keeps th
   new IdempotencyTable(agnostic, 'Idempotency').addMonitoring({ functions: [fn(agnostic, 'Handler'), fn(stack, 'Local')] });
 });
 
+test("a function of another stack that reads the table is watched under the name it is given, not a reference the table's stack would import: the two stacks would depend on each other", () => {
+  const app = new App();
+  const env = { account: '111111111111', region: 'eu-west-1' };
+  const data = new Stack(app, 'Data', { env });
+  const service = new Stack(app, 'Service', { env });
+  const table = new IdempotencyTable(data, 'Idempotency');
+  const fn = (id: string, functionName?: string) =>
+    new LambdaFunction(service, id, {
+      runtime: Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: Code.fromInline('export const handler = () => {}'),
+      ...(functionName ? { functionName } : {}),
+    });
+  const named = fn('Api', 'charge');
+  table.attachFunction(named);
+  table.addMonitoring({ functions: [named] });
+  expect(() => app.synth()).not.toThrow();
+  Template.fromStack(data).resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  Template.fromStack(data).allResourcesProperties('AWS::CloudWatch::Alarm', { Dimensions: [{ Name: 'Function', Value: 'charge' }] });
+  // A generated name can only be imported from the function's stack, which imports the table's name: refused with the ways out.
+  const generated = fn('Consumer');
+  const other = new IdempotencyTable(data, 'Other');
+  other.attachFunction(generated);
+  expect(() => other.addMonitoring({ functions: [generated] })).toThrow(
+    new TypeError(
+      "IdempotencyTable.addMonitoring: the function Service/Consumer is in the stack Service, which reads this table's name from the stack Data: its generated name in this stack's alarms would make each stack depend on the other. Give it a `functionName`, give its records a `name` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).",
+    ),
+  );
+  expect(other.node.tryFindChild('Monitoring')).toBeUndefined();
+});
+
 describe('the demo stack', () => {
   // Skip esbuild here: these tests read the template; test/integration/bundles.test.ts runs the bundles.
   const synth = (props: PaymentsStackProps = {}) => {
