@@ -2,7 +2,7 @@ import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, 
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Grant, type IGrantable, principalIsOwnedResource } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import type { Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IFunction, Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
@@ -27,7 +27,7 @@ import {
   namedByArn,
   queuesFeeding,
 } from './checks.js';
-import { IdempotencyMonitoring, type IdempotencyMonitoringProps } from './monitoring.js';
+import { IdempotencyMonitoring, type IdempotencyMonitoringProps, watchedName } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
 /**
@@ -513,7 +513,28 @@ export abstract class IdempotencyTableBase extends Construct {
     if (this.node.tryFindChild('Monitoring') !== undefined) {
       throw new Error('IdempotencyTable.addMonitoring: this table already has its monitoring; list every function in one call.');
     }
+    this.refuseCycles(Array.isArray(props?.functions) ? props.functions : []);
     return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
+  }
+
+  /**
+   * Refuses an attached function of another stack whose name only that stack knows: it reads this
+   * table's name from this stack, and this stack's alarms would read its name from it, a cycle
+   * CDK refuses at synth in words that name neither the monitoring nor the way out.
+   */
+  private refuseCycles(functions: ReadonlyArray<IFunction | string>): void {
+    const here = Stack.of(this);
+    for (const listed of functions) {
+      if (typeof listed !== 'object' || listed === null || !Token.isUnresolved(watchedName(listed))) continue;
+      const target = (listed as { readonly lambda?: IFunction }).lambda ?? listed;
+      const fn = typeof (target as Partial<LambdaFunction>).addEnvironment === 'function' ? functionOf(target as LambdaFunction) : undefined;
+      const attached = fn === undefined ? undefined : this.attached.get(fn);
+      if (fn === undefined || attached === undefined || Stack.of(fn) === here || Stack.of(this.table) !== here || !Token.isUnresolved(attached.tableVariable))
+        continue;
+      throw new TypeError(
+        `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in the stack ${Stack.of(fn).node.path}, which reads this table's name from the stack ${here.node.path}: its generated name in this stack's alarms would make each stack depend on the other. Give it a \`functionName\`, give its records a \`name\` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+      );
+    }
   }
 
   /** What is wrong with the table itself, reported on this construct. @internal */

@@ -12,7 +12,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
@@ -69,7 +69,8 @@ export interface IdempotencyMonitoringProps {
    */
   readonly dashboardName?: string;
   /**
-   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution).
+   * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution),
+   * at most 7 days (the longest time CloudWatch evaluates an alarm over).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -96,6 +97,8 @@ const MAX_WIDGETS = 500;
 const MAX_WIDGET_ALARMS = 100;
 /** The longest dimension value `Metric` of aws-cdk-lib accepts. */
 const MAX_CDK_DIMENSION_VALUE = 255;
+/** The longest time CloudWatch evaluates an alarm over (its period × evaluation periods, here 1). */
+const MAX_ALARM_SECONDS = 7 * 86_400;
 /** The table's graphs (throttled writes, failed writes, consumed capacity) and each function's row (a title and its graphs). */
 const TABLE_WIDGETS = 3;
 const ROW_WIDGETS = 1 + GRAPHS.length;
@@ -143,6 +146,7 @@ export class IdempotencyMonitoring extends Construct {
 
   constructor(scope: Construct, id: string, table: ITable, props: IdempotencyMonitoringProps) {
     checkProps(props);
+    checkEnvironments(Stack.of(scope), props.functions);
     super(scope, id);
     const { functions } = props;
     const namespace = props.metricNamespace ?? DEFAULT_METRIC_NAMESPACE;
@@ -159,7 +163,7 @@ export class IdempotencyMonitoring extends Construct {
       return id;
     };
     const rows = functions.map((fn) => {
-      const name = typeof fn === 'string' ? fn : unqualified(fn).functionName;
+      const name = typeof fn === 'string' ? fn : watchedName(fn);
       const group = new Construct(this, groupId(typeof fn === 'string' ? `Records-${fn}` : fn.node.id));
       const metric = (event: IdempotencyEvent) =>
         new Metric({ namespace, metricName: METRIC_NAMES[event], dimensionsMap: { Function: name }, statistic: Stats.SUM, period });
@@ -228,6 +232,35 @@ export class IdempotencyMonitoring extends Construct {
  */
 const unqualified = (fn: IFunction): IFunction => (fn as { readonly lambda?: IFunction }).lambda ?? fn;
 
+/**
+ * Refuses a function known to run in another Region or account than `stack`: its EMF lines become
+ * metrics where it runs, and an alarm watches its own Region and account, so it would never fire.
+ */
+function checkEnvironments(stack: Stack, functions: ReadonlyArray<IFunction | string>): void {
+  const differ = (a: string, b: string): boolean => Token.compareStrings(a, b) === TokenComparison.DIFFERENT;
+  for (const fn of functions) {
+    if (typeof fn === 'string') continue;
+    const { region, account } = unqualified(fn).env;
+    if (!differ(region, stack.region) && !differ(account, stack.account)) continue;
+    const where = (r: string, a: string) => `Region ${Token.isUnresolved(r) ? "the stack's" : r}, account ${Token.isUnresolved(a) ? "the stack's" : a}`;
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in ${where(region, account)}, where CloudWatch keeps its metrics; alarms of a stack in ${where(stack.region, stack.account)}, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+    );
+  }
+}
+
+/**
+ * The name a function's metrics carry: the one written in the app when it has one, which needs no
+ * reference to the function's stack (a stack that reads the table would then depend on the table's
+ * stack both ways), else its `functionName`. @internal
+ */
+export function watchedName(fn: IFunction): string {
+  const watched = unqualified(fn);
+  const cfn = watched.node.defaultChild;
+  const written = cfn instanceof CfnFunction ? cfn.functionName : undefined;
+  return typeof written === 'string' && !Token.isUnresolved(written) ? written : watched.functionName;
+}
+
 /** `items` in runs of at most `size`. */
 const chunks = <T>(items: readonly T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
@@ -294,6 +327,12 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) % 60 !== 0) {
     throw new TypeError(
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
+    );
+  }
+  // Each alarm is evaluated over one period; CloudWatch refuses one over more than 7 days only when the stack deploys.
+  if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) > MAX_ALARM_SECONDS) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`period\` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
   }
   const thresholds: unknown = props.alarmThresholds;

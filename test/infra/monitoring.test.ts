@@ -5,7 +5,7 @@ import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aw
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
-import { type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
+import { IdempotencyMonitoring, type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
 import { cloudWatchLines, type IdempotencyEvent } from '../../lib/observability.js';
 
 const EVENTS: IdempotencyEvent[] = [
@@ -179,6 +179,11 @@ test('bad props are refused with a sentence; monitoring is added once per table'
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${seconds} s).`,
     );
   }
+  // CloudWatch refuses, at deploy, an alarm evaluated over more than 7 days (its one period here).
+  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.days(8) })).toThrow(
+    'IdempotencyTable.addMonitoring: `period` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got 8 days).',
+  );
+  expect(() => new IdempotencyTable(new Stack(new App(), 'Week'), 'Idempotency').addMonitoring({ functions: ['api'], period: Duration.days(7) })).not.toThrow();
   table.addMonitoring({ functions: ['api'] });
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
@@ -260,6 +265,69 @@ test("an alias or a version is watched under its function's name, the namespace 
   expect(() => new IdempotencyTable(new Stack(new App(), 'Both'), 'Idempotency').addMonitoring({ functions: [aliased, live] })).toThrow(
     'IdempotencyTable.addMonitoring: the function Qualified/Api is listed twice.',
   );
+});
+
+test("a function of another Region or account, whose metrics CloudWatch keeps there, is refused: this stack's alarms would never fire; its own stack can monitor it", () => {
+  const app = new App();
+  const stack = new Stack(app, 'Central', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const fn = (scope: Stack, id: string) =>
+    new LambdaFunction(scope, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const virginia = new Stack(app, 'Virginia', { env: { account: '111111111111', region: 'us-east-1' } });
+  const partner = new Stack(app, 'Partner', { env: { account: '222222222222', region: 'eu-west-1' } });
+  const imported = LambdaFunction.fromFunctionArn(stack, 'Imported', 'arn:aws:lambda:us-east-1:111111111111:function:charge');
+  for (const [watched, where] of [
+    [fn(virginia, 'Api'), 'Virginia/Api is in Region us-east-1, account 111111111111'],
+    [imported, 'Central/Imported is in Region us-east-1, account 111111111111'],
+    [fn(partner, 'Consumer'), 'Partner/Consumer is in Region eu-west-1, account 222222222222'],
+  ] as const) {
+    expect(() => table.addMonitoring({ functions: ['api', watched] })).toThrow(
+      new TypeError(
+        `IdempotencyTable.addMonitoring: the function ${where}, where CloudWatch keeps its metrics; alarms of a stack in Region eu-west-1, account 111111111111, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+      ),
+    );
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+  // Where it runs, the function's own metrics and the table's (of its Region) are watched.
+  const api = virginia.node.findChild('Api') as LambdaFunction;
+  const central = Table.fromTableArn(virginia, 'Central', 'arn:aws:dynamodb:eu-west-1:111111111111:table/idempotency');
+  const monitoring = new IdempotencyMonitoring(virginia, 'Monitoring', central, { functions: [api] });
+  expect(monitoring.alarms).toHaveLength(3);
+  Template.fromStack(virginia).resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  // A function whose Region and account are known only at deploy may be the stack's: not refused.
+  const agnostic = new Stack(app, 'Agnostic');
+  new IdempotencyTable(agnostic, 'Idempotency').addMonitoring({ functions: [fn(agnostic, 'Handler'), fn(stack, 'Local')] });
+});
+
+test("a function of another stack that reads the table is watched under the name it is given, not a reference the table's stack would import: the two stacks would depend on each other", () => {
+  const app = new App();
+  const env = { account: '111111111111', region: 'eu-west-1' };
+  const data = new Stack(app, 'Data', { env });
+  const service = new Stack(app, 'Service', { env });
+  const table = new IdempotencyTable(data, 'Idempotency');
+  const fn = (id: string, functionName?: string) =>
+    new LambdaFunction(service, id, {
+      runtime: Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: Code.fromInline('export const handler = () => {}'),
+      ...(functionName ? { functionName } : {}),
+    });
+  const named = fn('Api', 'charge');
+  table.attachFunction(named);
+  table.addMonitoring({ functions: [named] });
+  expect(() => app.synth()).not.toThrow();
+  Template.fromStack(data).resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  Template.fromStack(data).allResourcesProperties('AWS::CloudWatch::Alarm', { Dimensions: [{ Name: 'Function', Value: 'charge' }] });
+  // A generated name can only be imported from the function's stack, which imports the table's name: refused with the ways out.
+  const generated = fn('Consumer');
+  const other = new IdempotencyTable(data, 'Other');
+  other.attachFunction(generated);
+  expect(() => other.addMonitoring({ functions: [generated] })).toThrow(
+    new TypeError(
+      "IdempotencyTable.addMonitoring: the function Service/Consumer is in the stack Service, which reads this table's name from the stack Data: its generated name in this stack's alarms would make each stack depend on the other. Give it a `functionName`, give its records a `name` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).",
+    ),
+  );
+  expect(other.node.tryFindChild('Monitoring')).toBeUndefined();
 });
 
 describe('the demo stack', () => {
