@@ -139,6 +139,36 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
 });
 
+test('an endpoint URL without its scheme (localhost:8000) is a usage error that names the variable, before any request', async () => {
+  // Read as a URL of scheme `localhost:`, the SDK would send the request to port 80 of this host, and report what answers there.
+  const local = new URL(endpoint()).host;
+  const address = ['inspect', '--table', tableName, '--id', recordId('cli-endpoint', 'o-1')];
+  const [service, anyService, ip, ignored] = await Promise.all([
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: `localhost:${new URL(endpoint()).port}` }, ...address),
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost:8000' }, ...address),
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: local }, ...address),
+    // Configured endpoints the SDK is told to ignore are not its to check.
+    cliWith(
+      { AWS_ENDPOINT_URL: 'localhost:8000', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true', AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_REGION: 'local' },
+      ...address,
+    ),
+  ]);
+  expect(service).toEqual({
+    code: 2,
+    stdout: '',
+    stderr: `lambda-idempotency: AWS_ENDPOINT_URL_DYNAMODB "localhost:${new URL(endpoint()).port}" is not an http:// or https:// URL: give it with its scheme, e.g. http://localhost:${new URL(endpoint()).port}.\nRun \`lambda-idempotency --help\` for usage.\n`,
+  });
+  expect(anyService.stderr.split('\n')[0]).toBe(
+    'lambda-idempotency: AWS_ENDPOINT_URL "localhost:8000" is not an http:// or https:// URL: give it with its scheme, e.g. http://localhost:8000.',
+  );
+  expect(ip.stderr.split('\n')[0]).toBe(
+    `lambda-idempotency: AWS_ENDPOINT_URL_DYNAMODB "${local}" is not an http:// or https:// URL: give it with its scheme, e.g. http://${local}.`,
+  );
+  expect(ip.code).toBe(2);
+  // Region `local` alone is DynamoDB Local at localhost:8000 for the SDK: the request is sent there, whatever answers it.
+  expect(ignored.code).not.toBe(2);
+});
+
 test("a table given by its ARN is read in the ARN's Region, without --region or AWS_REGION", async () => {
   const { once } = counted('cli-arn');
   await once({ orderId: 'o-1' });
