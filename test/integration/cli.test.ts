@@ -495,6 +495,23 @@ test('plain forget leaves alone an attempt whose lease is live (exit 4, refused,
   expect(await readItem(client, tableName, stuck.ids[0]!)).toBeUndefined();
 });
 
+test('the --lease-until that forget names for a hand-written lease beyond the dates JavaScript can show (nanoseconds) is one forget takes, and deletes that attempt', async () => {
+  const id = recordId('cli-far-lease', 'o-1');
+  // Written by hand, or by another tool, in nanoseconds: far beyond any Date, so shown in epoch ms.
+  await client.send(
+    new PutItemCommand({
+      TableName: tableName,
+      Item: { id: { S: id }, status: { S: 'INPROGRESS' }, owner: { S: 'by-hand' }, expiration: { N: '99999999999' }, leaseUntil: { N: '1733460000000000000' } },
+    }),
+  );
+  const held = await cli('forget', '--table', tableName, '--id', id, '--yes');
+  expect(held.code).toBe(4);
+  const named = /add --lease-until (\S+)\.\n$/.exec(held.stdout)?.[1];
+  expect(named).toBe('1733460000000000000');
+  expect(await cli('forget', '--table', tableName, '--id', id, '--lease-until', named!, '--yes')).toMatchObject({ code: 0, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
 test('plain forget deletes a COMPLETED record only while it is COMPLETED: a call that claims it again (its retention ended) between the read and the delete keeps it and runs alone', async () => {
   const name = 'cli-completed-raced';
   const id = recordId(name, 'o-1');
