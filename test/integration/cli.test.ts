@@ -304,6 +304,65 @@ async function cliAt(now: number, ...argv: string[]): Promise<Run> {
   return runInProcess(localCliEnvironment({}), () => now, argv);
 }
 
+test('forget whose delete applied but whose answer was lost (the SDK retried it, and the retry found no record) says it deleted the record, exit 0', async () => {
+  const proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
+  try {
+    const { once } = counted('cli-lost-reply');
+    await once({ orderId: 'o-1' });
+    const completed = recordId('cli-lost-reply', 'o-1');
+    const { ids, leaseUntil } = await crashed('cli-lost-reply', 'o-2');
+    const stuck = ids[0]!;
+    const forget = async (id: string, ...flags: string[]) => {
+      // The first DeleteItem reaches DynamoDB Local and is applied; its answer is lost, so the SDK times out and
+      // sends it again, and the retry (answered) finds no record to match its condition.
+      proxy.loseReplies();
+      const run = cliWith(
+        { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}` },
+        'forget',
+        '--table',
+        tableName,
+        '--id',
+        id,
+        ...flags,
+        '--yes',
+        '--json',
+      );
+      while ((await readItem(client, tableName, id)) !== undefined) await new Promise((resolve) => setImmediate(resolve));
+      await proxy.restore();
+      return run;
+    };
+    for (const [id, flags, extra] of [
+      [completed, ['--only-if', 'COMPLETED'], {}],
+      [stuck, ['--lease-until', String(leaseUntil)], { leaseUntil }],
+    ] as const) {
+      expect(await forget(id, ...flags)).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, ...extra }, null, 2)}\n`, stderr: '' });
+    }
+    // An address that matches no record is still no record (exit 3), the SDK sending it once.
+    expect(
+      await cliWith({}, 'forget', '--table', tableName, '--id', recordId('cli-lost-reply', 'o-3'), '--only-if', 'COMPLETED', '--yes', '--json'),
+    ).toMatchObject({ code: 3 });
+  } finally {
+    await proxy.cut();
+  }
+}, 30_000);
+
+test('a store forget whose first attempt was throttled (nothing applied) and whose retry finds no record deleted nothing; one whose first answer was lost deleted it', async () => {
+  const { client: faulty, faults } = faultyClient(endpoint());
+  try {
+    const faultyStore = new DynamoDBStore({ tableName, client: faulty });
+    const absent = recordId('cli-delete-retry', 'absent');
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' } });
+    expect(await faultyStore.forget(absent)).toBe(false);
+    const { ids } = await crashed('cli-delete-retry', 'o-1');
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'drop-response' } });
+    expect(await faultyStore.forget(ids[0]!, 'INPROGRESS')).toBe(true);
+    expect(faults.injected).toHaveLength(2);
+    expect(await readItem(client, tableName, ids[0]!)).toBeUndefined();
+  } finally {
+    faulty.destroy();
+  }
+});
+
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
   const { ids, leaseUntil } = await crashed('cli-last-ms', 'o-1');
   const id = ids[0]!;
