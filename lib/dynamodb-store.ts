@@ -1,4 +1,4 @@
-import { type AttributeValue, DeleteItemCommand, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, DeleteItemCommand, type DeleteItemCommandInput, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite } from './dynamodb/dynamodb-store.js';
 import type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
@@ -241,19 +241,45 @@ export class DynamoDBStore extends LeanDynamoDBStore {
         conditions.push(`#f${index} = :f${index}`);
       }
     }
+    return this.deleteIf({
+      TableName: this.tableName,
+      Key: { [this.attributes.key]: { S: key } },
+      ConditionExpression: conditions.join(' AND '),
+      ExpressionAttributeNames: names,
+      ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
+    });
+  }
+
+  /**
+   * One conditional `DeleteItem`; `true` when it deleted the item. The SDK sends a delete again after
+   * an attempt that got no answer (a timeout, a connection lost) or a 5xx, which DynamoDB may have
+   * applied: the retry then finds no item, its condition fails, and the item is gone because this
+   * delete removed it (its answer lost), as the engine reads its own release. An attempt answered
+   * 4xx (throttled) applied nothing: after it, no item still means no record.
+   */
+  private async deleteIf(input: DeleteItemCommandInput): Promise<boolean> {
+    const command = new DeleteItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' });
+    let mayHaveApplied = false;
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          const output = await next(args);
+          if (((output.response as { statusCode?: number } | undefined)?.statusCode ?? 0) >= 500) mayHaveApplied = true;
+          return output;
+        } catch (error) {
+          const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+          const refusedConnection = ['ECONNREFUSED', 'ENOTFOUND'].includes((error as { code?: string } | null)?.code ?? '');
+          if ((status === undefined && !refusedConnection) || (status !== undefined && status >= 500)) mayHaveApplied = true;
+          throw error;
+        }
+      },
+      { step: 'deserialize', name: 'idempotencyDeleteAttempts' },
+    );
     try {
-      await this.client.send(
-        new DeleteItemCommand({
-          TableName: this.tableName,
-          Key: { [this.attributes.key]: { S: key } },
-          ConditionExpression: conditions.join(' AND '),
-          ExpressionAttributeNames: names,
-          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
-        }),
-      );
+      await this.client.send(command);
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return false;
+      if (isConditionFailure(error)) return mayHaveApplied && error.Item === undefined;
       throw error;
     }
   }
@@ -296,21 +322,13 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       values[':lease'] = { N: String(leaseUntil) };
     }
     const condition = status === undefined ? 'attribute_exists(#id)' : `#status = :status${leaseUntil === undefined ? '' : ' AND #lease = :lease'}`;
-    try {
-      await this.client.send(
-        new DeleteItemCommand({
-          TableName: this.tableName,
-          Key: { [a.key]: { S: key } },
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.deleteIf({
+      TableName: this.tableName,
+      Key: { [a.key]: { S: key } },
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
+    });
   }
 
   /** The outcome as item attributes, for a record created COMPLETED. */

@@ -189,7 +189,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
 /** Epoch milliseconds, from the instant as the CLI prints it, to the millisecond, or from the number `--json` shows. */
 function leaseEnd(given: string | undefined): number | undefined {
   if (given === undefined) return undefined;
-  if (/^\d{1,15}(\.\d+)?$/.test(given)) return Number(given);
+  // Any length: a lease written by hand beyond the dates a Date holds is printed, and named by forget, in epoch ms.
+  if (/^\d+(\.\d+)?(e\+?\d+)?$/i.test(given) && Number.isFinite(Number(given))) return Number(given);
   const millis = Date.parse(given);
   // Only the exact form: a rounded instant would name no attempt and delete nothing, silently.
   if (Number.isNaN(millis) || new Date(millis).toISOString() !== given) {

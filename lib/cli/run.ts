@@ -38,6 +38,7 @@ const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help' | 'version' {
   const command = parseCommand(argv, env);
   if (command.command === 'help' || command.command === 'version') return command.command;
+  checkEndpoint(env);
   const id = command.command === 'stuck' ? '' : recordIdOf(command.address);
   // The SDK's own configuration chain (environment, profile, AWS_ENDPOINT_URL_DYNAMODB), unless overridden;
   // each attempt bounded as the store's own client is, since the SDK sets no timeout: a request never answered would hang the command.
@@ -57,6 +58,27 @@ function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help'
     ...(Object.keys(command.attributes).length === 0 ? [] : ['--attributes', JSON.stringify(command.attributes)]),
   ]);
   return { command, id, client, store };
+}
+
+/**
+ * An endpoint URL in the environment, as the SDK picks it, must be a URL: `localhost:8000` reads as
+ * one of scheme `localhost:`, which the SDK sends to port 80 of this host, and reports whatever
+ * answers there (`UnknownError`), or `TypeError: Invalid URL`, neither naming the variable.
+ */
+function checkEndpoint(env: NodeJS.ProcessEnv): void {
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return;
+  const variable = env.AWS_ENDPOINT_URL_DYNAMODB ? 'AWS_ENDPOINT_URL_DYNAMODB' : env.AWS_ENDPOINT_URL ? 'AWS_ENDPOINT_URL' : undefined;
+  if (variable === undefined) return;
+  const given = env[variable]!;
+  let url: URL | undefined;
+  try {
+    url = new URL(given);
+  } catch {}
+  if (url === undefined || !['http:', 'https:'].includes(url.protocol) || url.hostname === '') {
+    // A host and port alone (the usual slip) gets its own URL as the example.
+    const example = /^(\[[\d:a-f.]+\]|[\w.-]+)(:\d+)?$/i.test(given) ? `http://${given}` : 'http://127.0.0.1:8000';
+    throw new UsageError(`${variable} ${JSON.stringify(given)} is not an http:// or https:// URL: give it with its scheme, e.g. ${example}.`);
+  }
 }
 
 /** The store of a command: the forget command its error for an unreadable item names has the flags that found the item. */

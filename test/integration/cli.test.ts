@@ -139,6 +139,36 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
   expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
 });
 
+test('an endpoint URL without its scheme (localhost:8000) is a usage error that names the variable, before any request', async () => {
+  // Read as a URL of scheme `localhost:`, the SDK would send the request to port 80 of this host, and report what answers there.
+  const local = new URL(endpoint()).host;
+  const address = ['inspect', '--table', tableName, '--id', recordId('cli-endpoint', 'o-1')];
+  const [service, anyService, ip, ignored] = await Promise.all([
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: `localhost:${new URL(endpoint()).port}` }, ...address),
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_ENDPOINT_URL: 'localhost:8000' }, ...address),
+    cliWith({ AWS_ENDPOINT_URL_DYNAMODB: local }, ...address),
+    // Configured endpoints the SDK is told to ignore are not its to check.
+    cliWith(
+      { AWS_ENDPOINT_URL: 'localhost:8000', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true', AWS_ENDPOINT_URL_DYNAMODB: undefined, AWS_REGION: 'local' },
+      ...address,
+    ),
+  ]);
+  expect(service).toEqual({
+    code: 2,
+    stdout: '',
+    stderr: `lambda-idempotency: AWS_ENDPOINT_URL_DYNAMODB "localhost:${new URL(endpoint()).port}" is not an http:// or https:// URL: give it with its scheme, e.g. http://localhost:${new URL(endpoint()).port}.\nRun \`lambda-idempotency --help\` for usage.\n`,
+  });
+  expect(anyService.stderr.split('\n')[0]).toBe(
+    'lambda-idempotency: AWS_ENDPOINT_URL "localhost:8000" is not an http:// or https:// URL: give it with its scheme, e.g. http://localhost:8000.',
+  );
+  expect(ip.stderr.split('\n')[0]).toBe(
+    `lambda-idempotency: AWS_ENDPOINT_URL_DYNAMODB "${local}" is not an http:// or https:// URL: give it with its scheme, e.g. http://${local}.`,
+  );
+  expect(ip.code).toBe(2);
+  // Region `local` alone is DynamoDB Local at localhost:8000 for the SDK: the request is sent there, whatever answers it.
+  expect(ignored.code).not.toBe(2);
+});
+
 test("a table given by its ARN is read in the ARN's Region, without --region or AWS_REGION", async () => {
   const { once } = counted('cli-arn');
   await once({ orderId: 'o-1' });
@@ -273,6 +303,65 @@ test('forget --only-if INPROGRESS deletes a stuck attempt and says which; --leas
 async function cliAt(now: number, ...argv: string[]): Promise<Run> {
   return runInProcess(localCliEnvironment({}), () => now, argv);
 }
+
+test('forget whose delete applied but whose answer was lost (the SDK retried it, and the retry found no record) says it deleted the record, exit 0', async () => {
+  const proxy = await TcpProxy.start(Number(new URL(endpoint()).port));
+  try {
+    const { once } = counted('cli-lost-reply');
+    await once({ orderId: 'o-1' });
+    const completed = recordId('cli-lost-reply', 'o-1');
+    const { ids, leaseUntil } = await crashed('cli-lost-reply', 'o-2');
+    const stuck = ids[0]!;
+    const forget = async (id: string, ...flags: string[]) => {
+      // The first DeleteItem reaches DynamoDB Local and is applied; its answer is lost, so the SDK times out and
+      // sends it again, and the retry (answered) finds no record to match its condition.
+      proxy.loseReplies();
+      const run = cliWith(
+        { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}` },
+        'forget',
+        '--table',
+        tableName,
+        '--id',
+        id,
+        ...flags,
+        '--yes',
+        '--json',
+      );
+      while ((await readItem(client, tableName, id)) !== undefined) await new Promise((resolve) => setImmediate(resolve));
+      await proxy.restore();
+      return run;
+    };
+    for (const [id, flags, extra] of [
+      [completed, ['--only-if', 'COMPLETED'], {}],
+      [stuck, ['--lease-until', String(leaseUntil)], { leaseUntil }],
+    ] as const) {
+      expect(await forget(id, ...flags)).toEqual({ code: 0, stdout: `${JSON.stringify({ id, deleted: true, ...extra }, null, 2)}\n`, stderr: '' });
+    }
+    // An address that matches no record is still no record (exit 3), the SDK sending it once.
+    expect(
+      await cliWith({}, 'forget', '--table', tableName, '--id', recordId('cli-lost-reply', 'o-3'), '--only-if', 'COMPLETED', '--yes', '--json'),
+    ).toMatchObject({ code: 3 });
+  } finally {
+    await proxy.cut();
+  }
+}, 30_000);
+
+test('a store forget whose first attempt was throttled (nothing applied) and whose retry finds no record deleted nothing; one whose first answer was lost deleted it', async () => {
+  const { client: faulty, faults } = faultyClient(endpoint());
+  try {
+    const faultyStore = new DynamoDBStore({ tableName, client: faulty });
+    const absent = recordId('cli-delete-retry', 'absent');
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' } });
+    expect(await faultyStore.forget(absent)).toBe(false);
+    const { ids } = await crashed('cli-delete-retry', 'o-1');
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'drop-response' } });
+    expect(await faultyStore.forget(ids[0]!, 'INPROGRESS')).toBe(true);
+    expect(faults.injected).toHaveLength(2);
+    expect(await readItem(client, tableName, ids[0]!)).toBeUndefined();
+  } finally {
+    faulty.destroy();
+  }
+});
 
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
   const { ids, leaseUntil } = await crashed('cli-last-ms', 'o-1');
@@ -463,6 +552,23 @@ test('plain forget leaves alone an attempt whose lease is live (exit 4, refused,
   expect(forgot).toMatchObject({ code: 0, stderr: '' });
   expect(forgot.stdout).toContain(`Deleted ${stuck.ids[0]}, the attempt whose lease ended ${new Date(stuck.leaseUntil).toISOString()} (`);
   expect(await readItem(client, tableName, stuck.ids[0]!)).toBeUndefined();
+});
+
+test('the --lease-until that forget names for a hand-written lease beyond the dates JavaScript can show (nanoseconds) is one forget takes, and deletes that attempt', async () => {
+  const id = recordId('cli-far-lease', 'o-1');
+  // Written by hand, or by another tool, in nanoseconds: far beyond any Date, so shown in epoch ms.
+  await client.send(
+    new PutItemCommand({
+      TableName: tableName,
+      Item: { id: { S: id }, status: { S: 'INPROGRESS' }, owner: { S: 'by-hand' }, expiration: { N: '99999999999' }, leaseUntil: { N: '1733460000000000000' } },
+    }),
+  );
+  const held = await cli('forget', '--table', tableName, '--id', id, '--yes');
+  expect(held.code).toBe(4);
+  const named = /add --lease-until (\S+)\.\n$/.exec(held.stdout)?.[1];
+  expect(named).toBe('1733460000000000000');
+  expect(await cli('forget', '--table', tableName, '--id', id, '--lease-until', named!, '--yes')).toMatchObject({ code: 0, stderr: '' });
+  expect(await readItem(client, tableName, id)).toBeUndefined();
 });
 
 test('plain forget deletes a COMPLETED record only while it is COMPLETED: a call that claims it again (its retention ended) between the read and the delete keeps it and runs alone', async () => {

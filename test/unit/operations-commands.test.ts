@@ -35,19 +35,26 @@ test('inspect is one strongly consistent GetItem and reads sizes of what is stor
   expect(ddb.commandCalls(GetItemCommand)[0]!.args[0].input).toStrictEqual({ TableName: 'idem', Key: { pk: { S: 'n#h' } }, ConsistentRead: true });
 });
 
-test('forget is one conditional DeleteItem: on existence, or on the status asked for', async () => {
+test('forget is one conditional DeleteItem: on existence, or on the status asked for; a refusal returns the item, so that a retried delete that finds none knows it applied', async () => {
   ddb.on(DeleteItemCommand).resolvesOnce({}).rejectsOnce(refused());
   expect(await store.forget('n#h')).toBe(true);
   expect(await store.forget('n#h', 'INPROGRESS')).toBe(false);
   const inputs = ddb.commandCalls(DeleteItemCommand).map((call) => call.args[0].input);
   expect(inputs).toStrictEqual([
-    { TableName: 'idem', Key: { pk: { S: 'n#h' } }, ConditionExpression: 'attribute_exists(#id)', ExpressionAttributeNames: { '#id': 'pk' } },
+    {
+      TableName: 'idem',
+      Key: { pk: { S: 'n#h' } },
+      ConditionExpression: 'attribute_exists(#id)',
+      ExpressionAttributeNames: { '#id': 'pk' },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    },
     {
       TableName: 'idem',
       Key: { pk: { S: 'n#h' } },
       ConditionExpression: '#status = :status',
       ExpressionAttributeNames: { '#status': 'state' },
       ExpressionAttributeValues: { ':status': { S: 'INPROGRESS' } },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     },
   ]);
 });
@@ -63,6 +70,7 @@ test('forget by lease is one DeleteItem conditioned on INPROGRESS and that exact
       ConditionExpression: '#status = :status AND #lease = :lease',
       ExpressionAttributeNames: { '#status': 'state', '#lease': 'leaseUntil' },
       ExpressionAttributeValues: { ':status': { S: 'INPROGRESS' }, ':lease': { N: '1700000001000' } },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
     },
   ]);
 });
