@@ -78,6 +78,24 @@ test("a forget that honours only `onlyIf: 'COMPLETED'` (it deletes a COMPLETED r
   expect(failed).toEqual(['forget (when the store has it) deletes a record, only while it has the status asked for']);
 });
 
+test('a release fenced by the lease too (an attempt that failed past its lease, which no other attempt took over, cannot release its record) fails the release check', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    release: async (request: ReleaseRequest) => {
+      const summary = await inner.inspect(request.key);
+      const record = summary && {
+        key: request.key,
+        owner: request.owner,
+        status: summary.status,
+        expiresAt: summary.expiresAt!,
+        leaseUntil: summary.leaseUntil!,
+      };
+      if (summary?.leaseUntil !== undefined && summary.leaseUntil < Date.now()) return { released: false, record };
+      return inner.release(request);
+    },
+  }));
+  expect(failed).toEqual(['an attempt that outlives its lease still releases its record while no other attempt has taken it over']);
+});
+
 test('an inspect that misreports the fingerprint, an omitted response or the retention of a COMPLETED record fails the inspect check', async () => {
   const misreports: Record<string, (summary: RecordSummary) => RecordSummary> = {
     'a fingerprint on every record': (summary) => ({ ...summary, hasFingerprint: true }),
