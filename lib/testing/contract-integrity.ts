@@ -89,6 +89,21 @@ export const integrityChecks: readonly Check[] = [
     },
   ],
   [
+    'an attempt that outlives its lease still releases its record while no other attempt has taken it over',
+    async (f) => {
+      const key = f.key();
+      // A lease over by every clock, the store's own too: a release carries no clock of the caller's.
+      await f.claim(key, 'owner-a', { now: f.t0 - 2 * LEASE_MILLIS, leaseUntil: f.t0 - LEASE_MILLIS });
+      assert.deepEqual(
+        await f.store.release({ key, owner: 'owner-a' }),
+        { released: true },
+        'the release of an attempt that failed past its lease, which no other attempt had taken over, was refused: the next call then counts as a takeover of a timed-out attempt. ' +
+          'Fence a release by owner and status only, never by the lease.',
+      );
+      assert.deepEqual(await f.claim(key, 'owner-b'), { claimed: true }, 'a claim after the release, with no previous record');
+    },
+  ],
+  [
     'concurrent claims through two stores that share their records (two processes on one database): exactly one wins',
     async (f) => {
       const other = await peerOf(f);

@@ -27,6 +27,12 @@ export const inspectCheck: Check = [
     assert.equal(completed?.status, 'COMPLETED');
     assert.equal(completed?.leaseUntil, undefined, 'a COMPLETED record has no lease');
     assert.ok((completed?.responseBytes ?? 0) > 0, 'the stored response has a size');
+    // What an operator reads to decide whether to forget a record: its retention, and whether its fingerprint and response are there.
+    assert.deepEqual(
+      completed,
+      { key, status: 'COMPLETED', expiresAt: f.expiresAt + 60, hasFingerprint: true, responseBytes: completed?.responseBytes, responseOmitted: false },
+      "a COMPLETED record shows the completion's retention, its fingerprint and a stored response",
+    );
     assert.ok(!JSON.stringify(completed).includes('4242') && !JSON.stringify(completed).includes('owner-a'), 'neither the response nor the owner shows');
     const failed = f.key('error');
     await f.claim(failed, 'owner-a');
@@ -34,10 +40,24 @@ export const inspectCheck: Check = [
     await f.complete(failed, 'owner-a', undefined, { error });
     const summary = await inspect(failed);
     assert.equal(summary?.responseBytes, undefined, 'a record with a final error stores no response');
+    assert.deepEqual(
+      [summary?.hasFingerprint, summary?.responseOmitted],
+      [false, false],
+      'a record claimed without a fingerprint has none; a final error is no omitted response',
+    );
     // The size as stored: the text's, or more once encrypted (a store that encrypts says so by its size alone).
     assert.ok(
       (summary?.errorBytes ?? 0) >= Buffer.byteLength(error),
       `the final error's size as stored is at least its ${Buffer.byteLength(error)} bytes of text (got ${summary?.errorBytes})`,
+    );
+    const omitted = f.key('omitted');
+    await f.claim(omitted, 'owner-a');
+    await f.complete(omitted, 'owner-a', undefined, { responseOmitted: true });
+    const omittedSummary = await inspect(omitted);
+    assert.deepEqual(
+      [omittedSummary?.responseOmitted, omittedSummary?.responseBytes],
+      [true, undefined],
+      'a record completed without its response shows it omitted, with no size',
     );
   },
 ];
@@ -77,6 +97,9 @@ export const forgetCheck: Check = [
     assert.equal(await forget(key, 'INPROGRESS'), true);
     assert.deepEqual(await f.claim(key, 'owner-b'), { claimed: true }, 'the key is free again');
     await f.complete(key, 'owner-b', '1');
+    // forgetRecord's clean-up of a stuck attempt: the call completed meanwhile, and must keep its record or run again.
+    assert.equal(await forget(key, 'INPROGRESS'), false, 'a COMPLETED record is kept when only an INPROGRESS one may go');
+    assert.equal((await f.live(key))?.status, 'COMPLETED');
     assert.equal(await forget(key), true);
     assert.equal(await f.live(key), undefined);
   },

@@ -52,7 +52,7 @@ export interface StoreContractOptions {
 
 /**
  * The contract every {@link IdempotencyStore} must meet, as data: named async checks of claim
- * races (claims, and a late completion or release racing a takeover), fencing, takeover after the lease, retention
+ * races (claims, and a late completion or release racing a takeover), fencing, a late completion or release with no takeover, takeover after the lease, retention
  * expiry (on any clock, before 1970 too), records claimed anew, exact keys, retried (ambiguous) writes, a COMPLETED record claimed by its owner,
  * fingerprints, responses (`undefined`, Unicode, large), release, records it did not write (with `writeRecord`), `inspect`/`forget` (by lease with `forgetChecksLease`), sealed outcomes (with `sealing`)
  * and `completeWithWrites`/`claimCompleted`/`read` when the store has them. Each check makes a store with `makeStore` (one check makes a second: two stores that share

@@ -2,7 +2,7 @@
  * The contract can fail: stores broken in the ways that cause double executions are caught, each
  * by the check that names the broken rule.
  */
-import type { ClaimRequest, CompleteRequest, IdempotencyStore, OutcomeEncryption, ReleaseRequest } from '../../lib/index.js';
+import type { ClaimRequest, CompleteRequest, IdempotencyStore, OutcomeEncryption, RecordSummary, ReleaseRequest } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { InMemoryStore, type StoreCheck, storeContract } from '../../lib/testing/index.js';
 import { inspector, ioredisClient, pttl } from '../support/redis.js';
@@ -69,6 +69,49 @@ test('a forget that declares it checks the lease but ignores it fails the forget
   expect(failed).toEqual([
     'forget by lease (when the store declares forgetChecksLease) deletes only the attempt whose lease ends then, never one that took it over',
   ]);
+});
+
+test("a forget that honours only `onlyIf: 'COMPLETED'` (it deletes a COMPLETED record when told to delete only an INPROGRESS one: forgetRecord's stuck-attempt clean-up would run a call that succeeded again) fails the forget check", async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    forget: (key, onlyIf, leaseUntil) => inner.forget(key, onlyIf === 'COMPLETED' ? onlyIf : undefined, leaseUntil),
+  }));
+  expect(failed).toEqual(['forget (when the store has it) deletes a record, only while it has the status asked for']);
+});
+
+test('a release fenced by the lease too (an attempt that failed past its lease, which no other attempt took over, cannot release its record) fails the release check', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    release: async (request: ReleaseRequest) => {
+      const summary = await inner.inspect(request.key);
+      const record = summary && {
+        key: request.key,
+        owner: request.owner,
+        status: summary.status,
+        expiresAt: summary.expiresAt!,
+        leaseUntil: summary.leaseUntil!,
+      };
+      if (summary?.leaseUntil !== undefined && summary.leaseUntil < Date.now()) return { released: false, record };
+      return inner.release(request);
+    },
+  }));
+  expect(failed).toEqual(['an attempt that outlives its lease still releases its record while no other attempt has taken it over']);
+});
+
+test('an inspect that misreports the fingerprint, an omitted response or the retention of a COMPLETED record fails the inspect check', async () => {
+  const misreports: Record<string, (summary: RecordSummary) => RecordSummary> = {
+    'a fingerprint on every record': (summary) => ({ ...summary, hasFingerprint: true }),
+    'no omitted response': (summary) => ({ ...summary, responseOmitted: false }),
+    "a COMPLETED record's retention as its claim set it": (summary) =>
+      summary.status === 'COMPLETED' ? { ...summary, expiresAt: summary.expiresAt! - 60 } : summary,
+  };
+  for (const [what, misreport] of Object.entries(misreports)) {
+    const failed = await inMemoryFailures((inner) => ({
+      inspect: async (key) => {
+        const summary = await inner.inspect(key);
+        return summary && misreport(summary);
+      },
+    }));
+    expect([what, failed]).toEqual([what, ['inspect (when the store has it) shows state and sizes, never the response, error or owner']]);
+  }
 });
 
 test('a claim that reads, then writes (not one conditional write) fails the race checks', async () => {
