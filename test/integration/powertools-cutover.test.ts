@@ -97,6 +97,23 @@ test('a duplicate that reaches the new deployment while the old one still runs t
   expect(charged).toEqual(['p-flight']);
 });
 
+test('Powertools finds its records by table, key expression, key prefix and hash function, not by its retention: another retention still replays, another hash function runs again', async () => {
+  const { charged, before } = deployments();
+  const old = await before({ paymentId: 'p-config' });
+  const redeployed = (config: ConstructorParameters<typeof IdempotencyConfig>[0]) => {
+    const persistenceStore = new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client });
+    const handler = middy(async (event: Charge) => {
+      charged.push(event.paymentId);
+      return { receipt: 'again' };
+    }).use(makeHandlerIdempotent({ persistenceStore, config: new IdempotencyConfig(config), keyPrefix: 'payments' }));
+    return (event: Charge) => handler(event, lambdaContext({ functionName: 'payments' }));
+  };
+  expect(await redeployed({ eventKeyJmesPath: 'paymentId', expiresAfterSeconds: 60 })({ paymentId: 'p-config' })).toEqual(old);
+  expect(charged).toEqual(['p-config']);
+  expect(await redeployed({ eventKeyJmesPath: 'paymentId', hashFunction: 'sha256' })({ paymentId: 'p-config' })).toEqual({ receipt: 'again' });
+  expect(charged).toEqual(['p-config', 'p-config']);
+});
+
 test("while traffic shifts to the second deployment, a duplicate that reaches the first is answered from this library's record", async () => {
   const turnstile = new Turnstile();
   const { charged, during, after } = deployments(turnstile);
