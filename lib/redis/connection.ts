@@ -92,8 +92,8 @@ export interface Connection {
   /**
    * Starts watching the client: the function returned tells whether it has lost a connection since.
    * A command in flight then may have run twice: ioredis sends the commands a lost connection left
-   * unanswered again once it has reconnected (unless `maxRetriesPerRequest` is 0), an ioredis
-   * Cluster after a node's connection closed. node-redis fails them instead: always `false`.
+   * unanswered again once it has reconnected (unless `maxRetriesPerRequest` is 0). node-redis fails
+   * them instead: always `false`.
    */
   watchLoss(): () => boolean;
 }
@@ -117,19 +117,18 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && !isNodeSentinel(client) && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-type Event = 'ready' | 'error' | 'close' | 'end' | '-node';
+type Event = 'ready' | 'error' | 'close' | 'end';
 /** What a connecting client's wait ends at (node-redis has no `close`). */
 const ANY: readonly Event[] = ['ready', 'error', 'close', 'end'];
 /** What a reconnection's wait ends at: a failed attempt is followed by another, unless `end` comes. */
 const READY_OR_END: readonly Event[] = ['ready', 'end'];
-/** A lost connection: ioredis `Redis` emits `close`, an ioredis `Cluster` `-node` when a node's connection ended. */
+/** A lost connection, as an ioredis `Redis` tells it. */
 const CLOSED: readonly Event[] = ['close'];
-const NODE_LOST: readonly Event[] = ['-node'];
 
 /** {@link Connection.watchLoss} of an ioredis client. */
 function lossOf(client: IORedisClient): () => boolean {
   let lost = false;
-  void nextEvent(client, client.nodes ? NODE_LOST : CLOSED).then(() => {
+  void nextEvent(client, CLOSED).then(() => {
     lost = true;
   });
   return () => lost;
@@ -353,7 +352,8 @@ export function commandsOf(client: RedisClient): ClientCommands {
           const closing = client.status !== 'ready' || client.stream?.writable === false;
           return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
         },
-        watchLoss: () => lossOf(client),
+        // An ioredis Cluster emits no `close` of its own: its resends after a node's connection closed are not watched.
+        watchLoss: () => (client.nodes ? () => false : lossOf(client)),
       },
     ];
   }
