@@ -89,6 +89,13 @@ export interface Connection {
    * its connections), to open another where the endpoint now points.
    */
   reconnected(key: string, millis: number): Promise<boolean>;
+  /**
+   * Starts watching the client: the function returned tells whether it has lost a connection since.
+   * A command in flight then may have run twice: ioredis sends the commands a lost connection left
+   * unanswered again once it has reconnected (unless `maxRetriesPerRequest` is 0). node-redis fails
+   * them instead: always `false`.
+   */
+  watchLoss(): () => boolean;
 }
 
 const isIORedis = (client: object): client is IORedisClient =>
@@ -115,6 +122,17 @@ type Event = 'ready' | 'error' | 'close' | 'end';
 const ANY: readonly Event[] = ['ready', 'error', 'close', 'end'];
 /** What a reconnection's wait ends at: a failed attempt is followed by another, unless `end` comes. */
 const READY_OR_END: readonly Event[] = ['ready', 'end'];
+/** A lost connection, as an ioredis `Redis` tells it. */
+const CLOSED: readonly Event[] = ['close'];
+
+/** {@link Connection.watchLoss} of an ioredis client. */
+function lossOf(client: IORedisClient): () => boolean {
+  let lost = false;
+  void nextEvent(client, CLOSED).then(() => {
+    lost = true;
+  });
+  return () => lost;
+}
 
 /** The next of each list of events that calls wait for, per client. */
 const nextEvents = new WeakMap<object, Map<readonly Event[], Promise<readonly [Event, unknown]>>>();
@@ -225,6 +243,7 @@ function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>)
     sendAll: (key, commands) => around(() => connection.sendAll(key, commands)),
     memoryInfo: () => around(() => connection.memoryInfo()),
     reconnected: (key, millis) => connection.reconnected(key, millis),
+    watchLoss: () => connection.watchLoss(),
   };
 }
 
@@ -333,6 +352,8 @@ export function commandsOf(client: RedisClient): ClientCommands {
           const closing = client.status !== 'ready' || client.stream?.writable === false;
           return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
         },
+        // An ioredis Cluster emits no `close` of its own: its resends after a node's connection closed are not watched.
+        watchLoss: () => (client.nodes ? () => false : lossOf(client)),
       },
     ];
   }
@@ -351,6 +372,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
         memoryInfo: () =>
           Promise.all(client.masters.map(async (master) => String(await (await client.nodeClient(master as never)).sendCommand(['INFO', 'memory'])))),
         reconnected: (key, millis) => slotServedAgain(client, slotOf(key), millis),
+        watchLoss: () => () => false,
       },
     ];
   }
@@ -363,6 +385,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
       memoryInfo: async () => [String(await client.sendCommand(['INFO', 'memory']))],
       // node-redis never reconnects on a reply (READONLY included): nothing to wait for while it is ready.
       reconnected: async (_key, millis) => (client.isReady || !client.isOpen ? false : readyAgain(client, millis)),
+      watchLoss: () => () => false,
     },
   ];
 }

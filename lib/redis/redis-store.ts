@@ -283,11 +283,18 @@ export class RedisStore implements IdempotencyStore {
   /** `forget` honours `leaseUntil`. */
   readonly forgetChecksLease = true;
 
-  /** Deletes the record, only while its status is `onlyIf` and its lease ends at `leaseUntil`, each when given. */
+  /**
+   * Deletes the record, only while its status is `onlyIf` and its lease ends at `leaseUntil`, each
+   * when given. `true` when this forget deleted it: also when it finds no record after the client
+   * lost a connection while it was in flight, since ioredis then sends it again, and Redis may have
+   * applied the first (its answer lost), as `DynamoDBStore` counts a delete the SDK sent again.
+   */
   async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
     const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
-    const reply = await runScript(this.bounded(), FORGET, this.keyPrefix + key, args, this.wait);
-    return Number(reply) === 1;
+    const connection = this.bounded();
+    const lost = connection.watchLoss();
+    const reply = Number(await runScript(connection, FORGET, this.keyPrefix + key, args, this.wait));
+    return reply === 1 || (reply === -1 && lost());
   }
 
   /** The connection for one call: every request of the call together ends within `timeoutMillis` from now. */

@@ -161,14 +161,17 @@ return {1}
 /**
  * KEYS[1]; ARGV: status (optional, '' for any), leaseUntil (optional). Deletes the record, only
  * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given. A key
- * that is not a hash has neither: only a forget without conditions deletes it.
+ * that is not a hash has neither: only a forget without conditions deletes it. Replies 1 when it
+ * deleted the key, 0 when it kept it, -1 when there is none (a forget sent again after its answer
+ * was lost finds its own delete so).
  */
 export const FORGET = script(
   [['TYPE'], ['HMGET', 'f'], ['DEL']],
   `
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' then
-  if kind == 'none' or (ARGV[1] and ARGV[1] ~= '') or ARGV[2] then return 0 end
+  if kind == 'none' then return -1 end
+  if (ARGV[1] and ARGV[1] ~= '') or ARGV[2] then return 0 end
   return redis.call('DEL', KEYS[1])
 end
 local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil')

@@ -14,6 +14,7 @@ const answering = (...infos: string[]): Connection => ({
   sendAll: () => Promise.reject(new Error('unexpected commands')),
   memoryInfo: async () => infos,
   reconnected: async () => false,
+  watchLoss: () => () => false,
 });
 
 const memory = (policy?: string) => `# Memory\r\nused_memory:1000\r\n${policy === undefined ? '' : `maxmemory_policy:${policy}\r\n`}maxmemory:0\r\n`;
