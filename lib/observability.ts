@@ -57,7 +57,7 @@ export interface ObservabilityOptions {
   /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default true (off in the deprecated object form of the `observability` option) */
   readonly metrics?: boolean | undefined;
   /**
-   * One structured JSON log line per event, at `level` `ERROR` for `superseded`, `storeFailure` and
+   * One structured JSON log line per event, with its `timestamp` (RFC 3339), at `level` `ERROR` for `superseded`, `storeFailure` and
    * `bookkeepingFailure`, `WARN` for `takeover` and `payloadMismatch`, `INFO` for the others. @default false
    */
   readonly logs?: boolean | undefined;
@@ -201,7 +201,13 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
         failure ??= { error };
       }
     };
-    if (logs) write(JSON.stringify({ level: LOG_LEVELS[event] ?? 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
+    if (logs) {
+      // Lambda's log-level filter reads `level` only beside a valid RFC 3339 `timestamp`: without
+      // one it takes the line as INFO, and a function logging only `WARN` or `ERROR` drops it.
+      const date = new Date(time);
+      const timestamp = Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+      write(JSON.stringify({ timestamp, level: LOG_LEVELS[event] ?? 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
+    }
     if (metrics && !isDimensionValue(namespace)) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
       failure ??= {

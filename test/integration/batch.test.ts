@@ -247,6 +247,7 @@ describe('SQS standard queue', () => {
     expect(failuresOf(await orders.invoke(sqsEvent([first, twin, failing, poison])))).toEqual(ids(failing, poison));
     const logs = written.map((line) => JSON.parse(line)).filter((line) => line.event !== undefined);
     const line = (event: string, orderId: string) => ({
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       level: 'INFO',
       message: `lambda-idempotency: ${event}`,
       event,

@@ -139,6 +139,7 @@ async function linesOf(entry: Entry): Promise<string[]> {
     expect(dimension).toBe(functionName);
     expect(_aws.CloudWatchMetrics).toEqual([{ Namespace: 'LambdaIdempotency', Dimensions: [['Function']], Metrics: [{ Name: metric, Unit: 'Count' }] }]);
     expect(log).toEqual({
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       level: LEVELS[metric!],
       message: `lambda-idempotency: ${EVENTS[metric!]}`,
       event: EVENTS[metric!],

@@ -418,7 +418,14 @@ test('each event has the metric name the docs give it, counted once under the Fu
     const lines: string[] = [];
     cloudWatchLines({ logs: true, write: (line) => void lines.push(line) })(event, detail);
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      { level: levels[event], message: `lambda-idempotency: ${event}`, event, function: 'payments', recordId: 'payments#0123abcd' },
+      {
+        timestamp: '2023-11-14T22:13:20.000Z',
+        level: levels[event],
+        message: `lambda-idempotency: ${event}`,
+        event,
+        function: 'payments',
+        recordId: 'payments#0123abcd',
+      },
       {
         _aws: {
           Timestamp: 1_700_000_000_000,
@@ -574,5 +581,19 @@ test('cloudWatchLines given `metrics: undefined`, as its type allows, writes met
     'Misses',
     'InProgressRejections',
     'Replays',
+  ]);
+});
+
+test('log lines carry the event time as an RFC 3339 timestamp: without one, Lambda takes a JSON line as INFO and its log-level filter drops an ERROR line', () => {
+  const detail = { namespace: 'payments', recordId: 'payments#0123abcd', time: 1_700_000_000_000.75 };
+  const lines: string[] = [];
+  cloudWatchLines({ logs: true, metrics: false, write: (line) => void lines.push(line) })('storeFailure', detail);
+  expect(lines.map((line) => JSON.parse(line))).toEqual([expect.objectContaining({ level: 'ERROR', timestamp: '2023-11-14T22:13:20.000Z' })]);
+  // A clock past what a Date holds writes its line without a timestamp, rather than failing the listener.
+  const far: string[] = [];
+  cloudWatchLines({ logs: true, write: (line) => void far.push(line) })('miss', { ...detail, time: 9e15 });
+  expect(far.map((line) => Object.keys(JSON.parse(line)))).toEqual([
+    ['level', 'message', 'event', 'function', 'recordId'],
+    ['_aws', 'Function', 'Misses'],
   ]);
 });
