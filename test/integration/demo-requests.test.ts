@@ -285,7 +285,7 @@ async function postJson(
 const failureLines = (logger: QuietLogger) =>
   logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === 'payment request failed');
 
-test('a refund taken over after its lease stays refunded when the late attempt fails: the payment cannot be refunded again', async () => {
+test('a refund taken over after its lease stays refunded when the late attempt fails: the late caller is told to retry, not that nothing was refunded, and the payment cannot be refunded again', async () => {
   const clock = new DemoClock();
   const provider = new HangingRefunds();
   const logger = new QuietLogger();
@@ -303,17 +303,22 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   const takeover = await post(other, refunds, { amount: 1_000 }, key);
   provider.fail(); // the late attempt ends with a provider failure
   const late = await stuck;
+  // The refund this caller asked for was made (by the takeover): a retry with its key learns so.
+  const retried = await post(first, refunds, { amount: 1_000 }, key);
   const again = await post(other, refunds, { amount: 1_000 }, `refund-${randomUUID()}`);
 
-  expect({ takeover: takeover.status, late: late.status, again: again.status, refunded: provider.refunded }).toEqual({
+  expect({ takeover: takeover.status, late: late.status, retried: retried.status, again: again.status, refunded: provider.refunded }).toEqual({
     takeover: 201,
-    late: 502,
+    late: 503,
+    retried: 201,
     again: 409,
     refunded: 1_000,
   });
-  // The 502 names no cause; the operator finds it in the log, the 409 is not logged.
+  expect(late.json.detail).not.toMatch(/nothing was refunded/);
+  expect(retried.json).toEqual(takeover.json);
+  // The 503 names no cause; the operator finds it in the log, the 409 is not logged.
   expect(failureLines(logger)).toEqual([
-    { level: 'ERROR', message: 'payment request failed', status: 502, code: 'PROVIDER_FAILED', cause: 'the card network declined the refund' },
+    { level: 'ERROR', message: 'payment request failed', status: 503, code: 'REFUND_INCOMPLETE', cause: 'the card network declined the refund' },
   ]);
 });
 
