@@ -42,6 +42,7 @@ export interface Refund {
  * retry after a crash cannot charge or refund twice at the processor either.
  */
 export interface PaymentProvider {
+  /** Throws {@link ChargeDeclined} when the processor answers that it charged nothing. */
   charge(request: { idempotencyKey: string; paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
   /** Throws {@link RefundDeclined} when the processor answers that it made no refund. */
   refund(request: { idempotencyKey: string; paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
@@ -53,6 +54,14 @@ export interface PaymentProvider {
  */
 export class RefundDeclined extends Error {
   override readonly name = 'RefundDeclined';
+}
+
+/**
+ * What a provider's `charge` throws when the processor answered that it charged nothing (declined,
+ * refused). Any other error (a timeout, a 5xx, a lost connection) leaves the outcome unknown.
+ */
+export class ChargeDeclined extends Error {
+  override readonly name = 'ChargeDeclined';
 }
 
 /** Stands in for a card processor in the deployed demo stack: it accepts everything. */
@@ -197,7 +206,14 @@ export class PaymentService {
     try {
       ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
     } catch (error) {
-      throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was charged.', { cause: error });
+      // Only the processor's answer that it charged nothing says so: after a timeout the card may be
+      // charged, and a client told otherwise may pay again under a new key. Either way the answer is
+      // a 5xx, not kept: the retry with the same key asks the processor under the same key.
+      const detail =
+        error instanceof ChargeDeclined
+          ? 'The payment provider declined the charge; nothing was charged.'
+          : 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.';
+      throw new PaymentError('PROVIDER_FAILED', detail, { cause: error });
     }
     const payment: Payment = {
       paymentId,

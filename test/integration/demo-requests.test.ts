@@ -12,7 +12,7 @@ import { toHttpApiEvent } from '../../demo/http-event.js';
 import { lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
-import { type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
+import { ChargeDeclined, type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
 import { useDemoTables } from '../support/demo-tables.js';
 import { testClient } from '../support/dynamodb.js';
 
@@ -473,6 +473,41 @@ test('a refund whose provider call timed out after the processor made it stays r
     refunded: 400,
   });
   expect(retried.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
+});
+
+/** A processor that charges the card, and whose first answer of a charge is lost: the call times out after the charge was made. */
+class LostChargeAnswers extends CountingProvider {
+  lost = 1;
+  override async charge(request: Parameters<CountingProvider['charge']>[0]): Promise<{ chargeId: string }> {
+    const made = await super.charge(request);
+    if (this.lost > 0 && this.lost--) throw new Error('timed out waiting for the card network');
+    return made;
+  }
+}
+
+test('a charge whose provider call timed out after the processor charged the card does not answer that nothing was charged; the retry with the same key charges once', async () => {
+  const provider = new LostChargeAnswers();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const key = `pay-${randomUUID()}`;
+  const timedOut = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  const retried = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  expect({ timedOut: timedOut.status, retried: retried.status, charges: provider.charges.length }).toEqual({ timedOut: 502, retried: 201, charges: 1 });
+  // The card was charged: the answer must not tell the client otherwise (it might pay again under a new key).
+  expect(timedOut.json.detail).not.toMatch(/nothing was charged/);
+  expect(timedOut.json.detail).toMatch(/retry with the same Idempotency-Key/);
+});
+
+test('a charge the processor declines answers that nothing was charged', async () => {
+  const provider = new CountingProvider();
+  provider.charge = async () => {
+    throw new ChargeDeclined('the card network declined the charge');
+  };
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const declined = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' });
+  expect({ status: declined.status, detail: declined.json.detail }).toEqual({
+    status: 502,
+    detail: 'The payment provider declined the charge; nothing was charged.',
+  });
 });
 
 test('a refund key sent after its record expired for another payment refunds that payment: the processor is asked under a key of its own', async () => {
