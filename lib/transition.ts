@@ -114,9 +114,11 @@ export function transition(params: TransitionParams): TransactionUpdate {
   if (
     condition !== undefined &&
     condition !== null &&
-    (typeof condition !== 'object' || typeof (condition as { expression?: unknown }).expression !== 'string')
+    (typeof condition !== 'object' ||
+      typeof (condition as { expression?: unknown }).expression !== 'string' ||
+      (condition as { expression: string }).expression.trim() === '')
   ) {
-    throw new TypeError('transition: `condition` must be an object with an `expression` (and the `names` and `values` it uses).');
+    throw new TypeError('transition: `condition` must be an object with an `expression`, not empty (and the `names` and `values` it uses).');
   }
   if (params.condition) {
     // A clash would silently replace one of the guard's own placeholders, and with it the guard.
