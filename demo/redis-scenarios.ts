@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSRecord } from 'aws-lambda';
 import type { Redis } from 'ioredis';
-import { PaymentError, paymentRequest } from '../infra/functions/payment-service.js';
+import { ChargeDeclined, PaymentError, paymentRequest } from '../infra/functions/payment-service.js';
 import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch } from '../lib/index.js';
 import { RedisStore } from '../lib/redis/index.js';
 import { CountingProvider, DemoClock } from './fakes.js';
@@ -41,8 +41,14 @@ export function redisPaymentApi(store: IdempotencyStore, provider: CountingProvi
     try {
       const { chargeId } = await provider.charge({ idempotencyKey: paymentId, paymentId, amount, currency });
       return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ paymentId, amount, currency, chargeId }) };
-    } catch {
-      return problem(502, 'The payment provider failed; nothing was charged.');
+    } catch (error) {
+      // As the payment service answers: only a decline says that nothing was charged.
+      return problem(
+        502,
+        error instanceof ChargeDeclined
+          ? 'The payment provider declined the charge; nothing was charged.'
+          : 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.',
+      );
     }
   }).use(httpIdempotency({ store, name: 'payments-api-redis', now: clock.now, logger }));
 }

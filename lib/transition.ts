@@ -102,6 +102,10 @@ export function transition(params: TransitionParams): TransactionUpdate {
   });
   const add = Object.entries(params.add ?? {}).map(([name, amount], i) => {
     defined('add', name, amount);
+    // DynamoDB's ADD takes a number or a set; a body's "25" would be refused only at the commit,
+    // after the function ran (and moved the money).
+    const adds = (typeof amount === 'number' && Number.isFinite(amount)) || (amount instanceof Set && amount.size > 0);
+    if (!adds) throw new TypeError(`transition: \`add.${name}\` must be a finite number, or a non-empty set to add to a set attribute.`);
     names[`#tAdd${i}`] = name;
     values[`:tAdd${i}`] = amount;
     return `#tAdd${i} :tAdd${i}`;
@@ -110,9 +114,11 @@ export function transition(params: TransitionParams): TransactionUpdate {
   if (
     condition !== undefined &&
     condition !== null &&
-    (typeof condition !== 'object' || typeof (condition as { expression?: unknown }).expression !== 'string')
+    (typeof condition !== 'object' ||
+      typeof (condition as { expression?: unknown }).expression !== 'string' ||
+      (condition as { expression: string }).expression.trim() === '')
   ) {
-    throw new TypeError('transition: `condition` must be an object with an `expression` (and the `names` and `values` it uses).');
+    throw new TypeError('transition: `condition` must be an object with an `expression`, not empty (and the `names` and `values` it uses).');
   }
   if (params.condition) {
     // A clash would silently replace one of the guard's own placeholders, and with it the guard.

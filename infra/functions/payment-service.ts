@@ -42,6 +42,7 @@ export interface Refund {
  * retry after a crash cannot charge or refund twice at the processor either.
  */
 export interface PaymentProvider {
+  /** Throws {@link ChargeDeclined} when the processor answers that it charged nothing. */
   charge(request: { idempotencyKey: string; paymentId: string; amount: number; currency: string }): Promise<{ chargeId: string }>;
   /** Throws {@link RefundDeclined} when the processor answers that it made no refund. */
   refund(request: { idempotencyKey: string; paymentId: string; chargeId: string; refundId: string; amount: number }): Promise<{ providerRefundId: string }>;
@@ -53,6 +54,14 @@ export interface PaymentProvider {
  */
 export class RefundDeclined extends Error {
   override readonly name = 'RefundDeclined';
+}
+
+/**
+ * What a provider's `charge` throws when the processor answered that it charged nothing (declined,
+ * refused). Any other error (a timeout, a 5xx, a lost connection) leaves the outcome unknown.
+ */
+export class ChargeDeclined extends Error {
+  override readonly name = 'ChargeDeclined';
 }
 
 /** Stands in for a card processor in the deployed demo stack: it accepts everything. */
@@ -197,7 +206,14 @@ export class PaymentService {
     try {
       ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
     } catch (error) {
-      throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was charged.', { cause: error });
+      // Only the processor's answer that it charged nothing says so: after a timeout the card may be
+      // charged, and a client told otherwise may pay again under a new key. Either way the answer is
+      // a 5xx, not kept: the retry with the same key asks the processor under the same key.
+      const detail =
+        error instanceof ChargeDeclined
+          ? 'The payment provider declined the charge; nothing was charged.'
+          : 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.';
+      throw new PaymentError('PROVIDER_FAILED', detail, { cause: error });
     }
     const payment: Payment = {
       paymentId,
@@ -277,8 +293,9 @@ export class PaymentService {
           cause: error,
         });
       }
+      let givenBack: boolean;
       try {
-        await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
+        givenBack = await this.revertRefund(paymentId, refundId, amount, applied.refundedAmount === amount, attempt);
       } catch (undoError) {
         // The refund stays recorded though the provider has not made it: a retry of this request
         // (same key, same refund id) takes it over and calls the provider again, which refunds once.
@@ -286,6 +303,15 @@ export class PaymentService {
           'REFUND_INCOMPLETE',
           'The payment provider failed and the refund could not be given back; retry with the same Idempotency-Key to complete it.',
           { cause: new AggregateError([error, undoError], 'the provider call and its undo both failed') },
+        );
+      }
+      // A later attempt of this request took the refund over and answers for it: it may have made
+      // the refund already, so "nothing was refunded" could be false; a retry gets its outcome.
+      if (!givenBack) {
+        throw new PaymentError(
+          'REFUND_INCOMPLETE',
+          'Another attempt of this request answers for the refund; retry with the same Idempotency-Key for its outcome.',
+          { cause: error },
         );
       }
       throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
@@ -399,9 +425,10 @@ export class PaymentService {
 
   /**
    * Gives a refund's amount back, once, and only while this attempt holds it: the refund entry is
-   * removed in the same conditional write. A refund another attempt took over is that attempt's.
+   * removed in the same conditional write. A refund another attempt took over is that attempt's:
+   * false then, true once the amount is back (by this write or an earlier one).
    */
-  private async revertRefund(paymentId: string, refundId: string, amount: number, toPaid: boolean, attempt: RefundAttempt): Promise<void> {
+  private async revertRefund(paymentId: string, refundId: string, amount: number, toPaid: boolean, attempt: RefundAttempt): Promise<boolean> {
     for (let round = 0; round < 5; round++) {
       try {
         await this.doc.send(
@@ -422,12 +449,12 @@ export class PaymentService {
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
-        return;
+        return true;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as StoredPayment & Record<string, unknown>) : undefined;
-        if (!current?.refundIds?.has(refundId)) return; // already given back
-        if (current[attempt.holder] !== attempt.owner) return; // taken over by a later attempt, which answers for it
+        if (!current?.refundIds?.has(refundId)) return true; // already given back
+        if (current[attempt.holder] !== attempt.owner) return false; // taken over by a later attempt, which answers for it
         toPaid = current.refundedAmount === amount;
       }
     }

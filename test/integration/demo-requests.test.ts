@@ -12,7 +12,7 @@ import { toHttpApiEvent } from '../../demo/http-event.js';
 import { lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
-import { type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
+import { ChargeDeclined, type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
 import { useDemoTables } from '../support/demo-tables.js';
 import { testClient } from '../support/dynamodb.js';
 
@@ -285,7 +285,7 @@ async function postJson(
 const failureLines = (logger: QuietLogger) =>
   logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.message === 'payment request failed');
 
-test('a refund taken over after its lease stays refunded when the late attempt fails: the payment cannot be refunded again', async () => {
+test('a refund taken over after its lease stays refunded when the late attempt fails: the late caller is told to retry, not that nothing was refunded, and the payment cannot be refunded again', async () => {
   const clock = new DemoClock();
   const provider = new HangingRefunds();
   const logger = new QuietLogger();
@@ -303,17 +303,22 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   const takeover = await post(other, refunds, { amount: 1_000 }, key);
   provider.fail(); // the late attempt ends with a provider failure
   const late = await stuck;
+  // The refund this caller asked for was made (by the takeover): a retry with its key learns so.
+  const retried = await post(first, refunds, { amount: 1_000 }, key);
   const again = await post(other, refunds, { amount: 1_000 }, `refund-${randomUUID()}`);
 
-  expect({ takeover: takeover.status, late: late.status, again: again.status, refunded: provider.refunded }).toEqual({
+  expect({ takeover: takeover.status, late: late.status, retried: retried.status, again: again.status, refunded: provider.refunded }).toEqual({
     takeover: 201,
-    late: 502,
+    late: 503,
+    retried: 201,
     again: 409,
     refunded: 1_000,
   });
-  // The 502 names no cause; the operator finds it in the log, the 409 is not logged.
+  expect(late.json.detail).not.toMatch(/nothing was refunded/);
+  expect(retried.json).toEqual(takeover.json);
+  // The 503 names no cause; the operator finds it in the log, the 409 is not logged.
   expect(failureLines(logger)).toEqual([
-    { level: 'ERROR', message: 'payment request failed', status: 502, code: 'PROVIDER_FAILED', cause: 'the card network declined the refund' },
+    { level: 'ERROR', message: 'payment request failed', status: 503, code: 'REFUND_INCOMPLETE', cause: 'the card network declined the refund' },
   ]);
 });
 
@@ -468,6 +473,41 @@ test('a refund whose provider call timed out after the processor made it stays r
     refunded: 400,
   });
   expect(retried.json).toMatchObject({ refundedAmount: 400, refundableAmount: 600 });
+});
+
+/** A processor that charges the card, and whose first answer of a charge is lost: the call times out after the charge was made. */
+class LostChargeAnswers extends CountingProvider {
+  lost = 1;
+  override async charge(request: Parameters<CountingProvider['charge']>[0]): Promise<{ chargeId: string }> {
+    const made = await super.charge(request);
+    if (this.lost > 0 && this.lost--) throw new Error('timed out waiting for the card network');
+    return made;
+  }
+}
+
+test('a charge whose provider call timed out after the processor charged the card does not answer that nothing was charged; the retry with the same key charges once', async () => {
+  const provider = new LostChargeAnswers();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const key = `pay-${randomUUID()}`;
+  const timedOut = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  const retried = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  expect({ timedOut: timedOut.status, retried: retried.status, charges: provider.charges.length }).toEqual({ timedOut: 502, retried: 201, charges: 1 });
+  // The card was charged: the answer must not tell the client otherwise (it might pay again under a new key).
+  expect(timedOut.json.detail).not.toMatch(/nothing was charged/);
+  expect(timedOut.json.detail).toMatch(/retry with the same Idempotency-Key/);
+});
+
+test('a charge the processor declines answers that nothing was charged', async () => {
+  const provider = new CountingProvider();
+  provider.charge = async () => {
+    throw new ChargeDeclined('the card network declined the charge');
+  };
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
+  const declined = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' });
+  expect({ status: declined.status, detail: declined.json.detail }).toEqual({
+    status: 502,
+    detail: 'The payment provider declined the charge; nothing was charged.',
+  });
 });
 
 test('a refund key sent after its record expired for another payment refunds that payment: the processor is asked under a key of its own', async () => {

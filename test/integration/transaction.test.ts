@@ -1421,4 +1421,22 @@ describe('transition()', () => {
     expect((await rejection(r.refund({ requestId: `${id}-1`, update: refundOf(1) }))).code).toBe('TRANSACTION_CONDITION_FAILED');
     expect(await bizItem(id)).toMatchObject({ refunded: { N: '100' } });
   });
+
+  // A request body's amount arrives as text ("40") as easily as a number; DynamoDB adds only numbers
+  // (and sets), and would refuse the update only at the commit, once the function moved the money.
+  test.each([
+    ['a string', '40'],
+    ['an array', [40]],
+    ['a boolean', true],
+  ])('an amount to add given as %s is a TypeError from transition(), inside the function, not a refused commit', async (_, amount) => {
+    const id = uniqueName('text-');
+    await payment(id, { status: 'PAID', amount: 100 });
+    const r = refunds();
+    const update = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'PARTIALLY_REFUNDED', add: { refunded: amount as never } };
+    const error = await thrown(r.refund({ requestId: `${id}-r1`, update }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toMatch(/^transition: `add\.refunded` must be a finite number, or a non-empty set to add to a set attribute/);
+    expect(r.probe.commands).not.toContain('TransactWriteItemsCommand');
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'PAID' } });
+  });
 });

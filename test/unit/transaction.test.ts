@@ -992,6 +992,8 @@ describe('transition()', () => {
     // Read as it is, it would send `… AND (undefined)`, which DynamoDB refuses once the function has returned.
     ['a condition given as its expression alone', { condition: 'attribute_exists(paidAt)' }, /^transition: `condition` must be an object with an `expression`/],
     ['a condition without an expression', { condition: { names: { '#p': 'paidAt' } } }, /^transition: `condition` must be an object with an `expression`/],
+    // Sent as `… AND ()`, which DynamoDB refuses once the function has returned.
+    ['a condition with an empty expression', { condition: { expression: ' ' } }, /^transition: `condition` must be an object with an `expression`/],
   ])('rejects %s with a TypeError', (_, override, message) => {
     const params = { TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', ...override } as never;
     expect(() => transition(params)).toThrow(TypeError);
