@@ -1,4 +1,4 @@
-import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
+import { type NativeAttributeValue, type NumberValue, NumberValueImpl } from '@aws-sdk/util-dynamodb';
 import { assertKnownOptions } from './options.js';
 import type { TransactionUpdate } from './transaction.js';
 
@@ -20,8 +20,8 @@ export interface TransitionParams {
   readonly version?: { readonly attribute?: string | undefined; readonly expected: number } | undefined;
   /** Further attributes to set. */
   readonly set?: Record<string, NativeAttributeValue> | undefined;
-  /** Numbers to add (e.g. `{ refunded: 25 }`), or elements to add to a set attribute. */
-  readonly add?: Record<string, number | Set<string> | Set<number>> | undefined;
+  /** Numbers to add (e.g. `{ refunded: 25 }`; a `bigint` or a `NumberValue` beyond a double's precision), or elements to add to a set attribute. */
+  readonly add?: Record<string, number | bigint | NumberValue | Set<string> | Set<number>> | undefined;
   /** A further condition; its placeholders must not start with `#t` or `:t`. */
   readonly condition?:
     | {
@@ -104,8 +104,13 @@ export function transition(params: TransitionParams): TransactionUpdate {
     defined('add', name, amount);
     // DynamoDB's ADD takes a number or a set; a body's "25" would be refused only at the commit,
     // after the function ran (and moved the money).
-    const adds = (typeof amount === 'number' && Number.isFinite(amount)) || (amount instanceof Set && amount.size > 0);
-    if (!adds) throw new TypeError(`transition: \`add.${name}\` must be a finite number, or a non-empty set to add to a set attribute.`);
+    const adds =
+      (typeof amount === 'number' && Number.isFinite(amount)) ||
+      typeof amount === 'bigint' ||
+      amount instanceof NumberValueImpl ||
+      (amount instanceof Set && amount.size > 0);
+    if (!adds)
+      throw new TypeError(`transition: \`add.${name}\` must be a finite number (or a bigint or NumberValue), or a non-empty set to add to a set attribute.`);
     names[`#tAdd${i}`] = name;
     values[`:tAdd${i}`] = amount;
     return `#tAdd${i} :tAdd${i}`;

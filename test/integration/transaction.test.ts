@@ -1435,8 +1435,23 @@ describe('transition()', () => {
     const update = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'PARTIALLY_REFUNDED', add: { refunded: amount as never } };
     const error = await thrown(r.refund({ requestId: `${id}-r1`, update }));
     expect(error).toBeInstanceOf(TypeError);
-    expect(error.message).toMatch(/^transition: `add\.refunded` must be a finite number, or a non-empty set to add to a set attribute/);
+    expect(error.message).toMatch(
+      /^transition: `add\.refunded` must be a finite number \(or a bigint or NumberValue\), or a non-empty set to add to a set attribute/,
+    );
     expect(r.probe.commands).not.toContain('TransactWriteItemsCommand');
     expect(await bizItem(id)).toMatchObject({ status: { S: 'PAID' } });
+  });
+
+  // Numbers beyond a double's precision reach DynamoDB as a bigint or a NumberValue, which the marshaller takes as numbers.
+  test.each([
+    ['a bigint', 9_007_199_254_740_993n, '9007199254740993'],
+    ['a NumberValue', NumberValue.from('12345678901234567890.5'), '12345678901234567890.5'],
+  ])('an amount to add given as %s is added at the commit, to the digit', async (_, amount, digits) => {
+    const id = uniqueName('big-');
+    await payment(id, { status: 'PAID', amount: 100 });
+    const r = refunds();
+    const update = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'PARTIALLY_REFUNDED', add: { refunded: amount as never } };
+    await r.refund({ requestId: `${id}-r1`, update });
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'PARTIALLY_REFUNDED' }, refunded: { N: digits } });
   });
 });
