@@ -440,6 +440,30 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       opened.close();
     }
   });
+
+  // ioredis: the only node's connection ended, the Cluster closes and fails the commands it left
+  // unanswered (it sends them again only while another node is connected); node-redis never resends.
+  test.each(THROUGH_PROXY)('%s: a forget applied whose answer the reset lost is unknown (thrown), never "nothing deleted"', async (name, open) => {
+    const opened = await open();
+    try {
+      const keyPrefix = `reset-forget-${name.replace(/ /g, '-')}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 });
+      const now = Date.now();
+      await store.claim({ key: 'k', owner: 'o', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 600, now });
+      await raw.script('LOAD', FORGET.source); // its EVALSHA's NOSCRIPT answer is not the one lost
+      proxy.loseReplies();
+      const forgotten = store.forget('k').then(
+        (deleted) => ({ deleted }),
+        (error: unknown) => ({ error }),
+      );
+      await until(async () => (await raw.exists(`${keyPrefix}k`)) === 0);
+      await proxy.cut();
+      await proxy.restore();
+      expect(await forgotten).toEqual({ error: expect.any(Error) });
+    } finally {
+      opened.close();
+    }
+  });
 });
 
 describe("two primaries, each reached through a proxy: a completion waits for its key's primary only", () => {
