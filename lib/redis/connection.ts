@@ -25,7 +25,7 @@ export interface IORedisClient {
    * `string | undefined`, so they say `| undefined` too: a `Cluster` is a client under `exactOptionalPropertyTypes`.
    */
   nodes?(
-    role: 'master',
+    role: 'master' | 'all',
   ): Array<
     IORedisClient & { readonly options: { readonly host?: string | undefined; readonly port?: number | undefined; readonly keyPrefix?: string | undefined } }
   >;
@@ -92,8 +92,10 @@ export interface Connection {
   /**
    * Starts watching the client: the function returned tells whether it has lost a connection since.
    * A command in flight then may have run twice: ioredis sends the commands a lost connection left
-   * unanswered again once it has reconnected (unless `maxRetriesPerRequest` is 0). node-redis fails
-   * them instead: always `false`.
+   * unanswered again once it has reconnected (unless `maxRetriesPerRequest` is 0); an ioredis
+   * `Cluster` sends them again once a node's connection has closed, to the slot's primary as it reads
+   * the slot map again (`retryDelayOnFailover`, whatever `maxRetriesPerRequest` says), while another
+   * node is connected. node-redis fails them instead: always `false`.
    */
   watchLoss(): () => boolean;
 }
@@ -117,20 +119,33 @@ export function isRedisClient(client: unknown): client is RedisClient {
   return client !== null && typeof client === 'object' && !isNodeSentinel(client) && (isIORedis(client) || isNodeCluster(client) || isNodeClient(client));
 }
 
-type Event = 'ready' | 'error' | 'close' | 'end';
+type Event = 'ready' | 'error' | 'close' | 'end' | '-node';
 /** What a connecting client's wait ends at (node-redis has no `close`). */
 const ANY: readonly Event[] = ['ready', 'error', 'close', 'end'];
 /** What a reconnection's wait ends at: a failed attempt is followed by another, unless `end` comes. */
 const READY_OR_END: readonly Event[] = ['ready', 'end'];
-/** A lost connection, as an ioredis `Redis` tells it. */
+/** A lost connection, as an ioredis `Redis` tells it (a `Cluster`'s node included). */
 const CLOSED: readonly Event[] = ['close'];
+/** A lost connection, as an ioredis `Cluster` tells it: one of its nodes' connections ended. */
+const NODE_ENDED: readonly Event[] = ['-node'];
 
-/** {@link Connection.watchLoss} of an ioredis client. */
+/**
+ * {@link Connection.watchLoss} of an ioredis client. A `Cluster` emits no `close` while another
+ * node is connected: the `close` of each node it has is watched, which a node that reconnects
+ * (`clusterNodeRetryStrategy`) emits too, and its `-node`, which a node it connects to later
+ * (a MOVED reply's) emits when that one's connection ends, as it does by default.
+ */
 function lossOf(client: IORedisClient): () => boolean {
   let lost = false;
-  void nextEvent(client, CLOSED).then(() => {
-    lost = true;
-  });
+  const watch = (emitter: IORedisClient, events: readonly Event[]) =>
+    void nextEvent(emitter, events).then(() => {
+      lost = true;
+    });
+  if (client.nodes === undefined) watch(client, CLOSED);
+  else {
+    watch(client, NODE_ENDED);
+    for (const node of client.nodes('all')) watch(node, CLOSED);
+  }
   return () => lost;
 }
 
@@ -352,8 +367,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
           const closing = client.status !== 'ready' || client.stream?.writable === false;
           return closing && client.status !== 'end' ? readyAgain(client, millis) : Promise.resolve(false);
         },
-        // An ioredis Cluster emits no `close` of its own: its resends after a node's connection closed are not watched.
-        watchLoss: () => (client.nodes ? () => false : lossOf(client)),
+        watchLoss: () => lossOf(client),
       },
     ];
   }

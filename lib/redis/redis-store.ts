@@ -286,8 +286,9 @@ export class RedisStore implements IdempotencyStore {
   /**
    * Deletes the record, only while its status is `onlyIf` and its lease ends at `leaseUntil`, each
    * when given. `true` when this forget deleted it: also when it finds no record after the client
-   * lost a connection while it was in flight, since ioredis then sends it again, and Redis may have
-   * applied the first (its answer lost), as `DynamoDBStore` counts a delete the SDK sent again.
+   * lost a connection while it was in flight (an ioredis `Cluster`: any of its nodes), since ioredis
+   * then sends it again, and Redis may have applied the first (its answer lost), as `DynamoDBStore`
+   * counts a delete the SDK sent again.
    */
   async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
     const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];

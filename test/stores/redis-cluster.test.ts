@@ -4,7 +4,8 @@
  * redis-server in cluster mode) with ioredis's `Cluster` and node-redis's `createCluster`, and the
  * eviction policy is read from every primary. With a second node, a record's slot moves and
  * `waitForReplicas` still waits on the primary that ran the script. With two primaries, a
- * completion whose connections were reset is sent again once its own key's primary is back. With a
+ * completion whose connections were reset is sent again once its own key's primary is back, and a
+ * forget that ioredis sends again after its answer was lost counts as deleted. With a
  * primary and its replica, a failover while the function runs: node-redis sends the completion
  * again to the promoted replica, not to the primary it lost.
  */
@@ -15,10 +16,10 @@ import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { connectionOf, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
-import { CLAIM } from '../../lib/redis/scripts.js';
+import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { NODE_REDIS_SOCKET, pttl } from '../support/redis.js';
+import { NODE_REDIS_SOCKET, pttl, until } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -439,6 +440,30 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       opened.close();
     }
   });
+
+  // ioredis: the only node's connection ended, the Cluster closes and fails the commands it left
+  // unanswered (it sends them again only while another node is connected); node-redis never resends.
+  test.each(THROUGH_PROXY)('%s: a forget applied whose answer the reset lost is unknown (thrown), never "nothing deleted"', async (name, open) => {
+    const opened = await open();
+    try {
+      const keyPrefix = `reset-forget-${name.replace(/ /g, '-')}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 });
+      const now = Date.now();
+      await store.claim({ key: 'k', owner: 'o', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 600, now });
+      await raw.script('LOAD', FORGET.source); // its EVALSHA's NOSCRIPT answer is not the one lost
+      proxy.loseReplies();
+      const forgotten = store.forget('k').then(
+        (deleted) => ({ deleted }),
+        (error: unknown) => ({ error }),
+      );
+      await until(async () => (await raw.exists(`${keyPrefix}k`)) === 0);
+      await proxy.cut();
+      await proxy.restore();
+      expect(await forgotten).toEqual({ error: expect.any(Error) });
+    } finally {
+      opened.close();
+    }
+  });
 });
 
 describe("two primaries, each reached through a proxy: a completion waits for its key's primary only", () => {
@@ -518,6 +543,40 @@ describe("two primaries, each reached through a proxy: a completion waits for it
       client.destroy();
     }
   }, 30_000);
+
+  // ioredis Cluster's nodes do not reconnect: a node whose connection closed ends, and the Cluster
+  // sends the commands it left unanswered again (`retryDelayOnFailover`) while another node is
+  // connected, whatever `maxRetriesPerRequest` and the offline queue say.
+  test.each([
+    ['as many applications configure it', {}],
+    ['failing fast (maxRetriesPerRequest: 0, no offline queue)', { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } }],
+  ] as const)(
+    'ioredis Cluster %s: a forget applied whose answer a reset connection to its primary lost is deleted (true), never "nothing deleted"',
+    async (how, options) => {
+      const natMap = Object.fromEntries([first, second].map(({ host, port }) => [`${host}:${port}`, { host, port: proxies.get(port)!.port }]));
+      const client = new Cluster([{ host: first.host, port: proxies.get(first.port)!.port }], { natMap, ...options });
+      try {
+        const keyPrefix = `two-primaries-forget-${how.split(' ')[0]}:`;
+        const store = new RedisStore({ client, keyPrefix, timeoutMillis: 10_000 });
+        const now = Date.now();
+        await store.claim({ key: 'k', owner: 'o', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 600, now });
+        // FORGET in both script caches: its EVALSHA's NOSCRIPT answer is not the one lost.
+        for (const node of [rawFirst, rawSecond]) await node.script('LOAD', FORGET.source);
+        const [holder, proxy] = slotOf(`${keyPrefix}k`) < 8192 ? [rawFirst, proxies.get(first.port)!] : [rawSecond, proxies.get(second.port)!];
+        proxy.loseReplies(); // the forget reaches its primary, its answer does not come back
+        const forgotten = store.forget('k').then(
+          (deleted) => ({ deleted }),
+          (error: unknown) => ({ error }),
+        );
+        await until(async () => (await holder.exists(`${keyPrefix}k`)) === 0);
+        await proxy.cut();
+        await proxy.restore();
+        expect(await forgotten).toEqual({ deleted: true });
+      } finally {
+        client.disconnect();
+      }
+    },
+  );
 });
 
 // node-redis reads its slot map again only at a MOVED reply (node-redis 6 also after a node has been
