@@ -385,6 +385,27 @@ describe('transactional completion', () => {
     expect(await applied(`${name}-reservations`)).toBe(1);
   });
 
+  test('a failed business condition releases the key even when isFinalError keeps every error: the result is discarded, a retry runs again', async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: admin });
+    const name = uniqueName('cond-final');
+    let runs = 0;
+    const reserve = makeIdempotent(
+      async (_input: { id: string }) => {
+        runs++;
+        transaction()
+          .update(increment(`${name}-reservations`))
+          .conditionCheck({ TableName: bizTable, Key: { id: `${name}-stock` }, ConditionExpression: 'attribute_exists(id)' });
+        return 'reserved';
+      },
+      { store, name, key: (input) => input.id, now: () => T0, isFinalError: () => true },
+    );
+    expect((await rejection(reserve({ id: 'r1' }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(await record(recordId(name, 'r1'))).toBeUndefined();
+    expect((await rejection(reserve({ id: 'r1' }))).code).toBe('TRANSACTION_CONDITION_FAILED');
+    expect(runs).toBe(2);
+    expect(await applied(`${name}-reservations`)).toBe(0);
+  });
+
   test.each(['the stale attempt commits last', 'the stale attempt commits first'] as const)(
     'two attempts racing across a lease takeover charge exactly once (%s)',
     async (order) => {

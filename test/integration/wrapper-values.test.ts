@@ -110,6 +110,22 @@ test('a function that calls itself with its own key gets IN_PROGRESS at once, wi
   expect(await readItem(client, tableName, recordId('recursive-same-key', 'k'))).toBeUndefined();
 });
 
+test('a function that calls itself with its own key past its lease gets IN_PROGRESS too, rather than take the record over from its own caller', async () => {
+  let now = Date.UTC(2026, 0, 1);
+  let runs = 0;
+  const recursive: (id: string) => Promise<string> = makeIdempotent(
+    async (id: string) => {
+      if (++runs > 1) return 'nested ran';
+      now += 120_000; // past the outer call's 60 s lease
+      return (await rejection(recursive(id))).code;
+    },
+    { store, name: 'recursive-past-lease', leaseSeconds: 60, now: () => now },
+  );
+  expect(await recursive('k')).toBe('IN_PROGRESS');
+  expect(runs).toBe(1);
+  expect(await readItem(client, tableName, recordId('recursive-past-lease', 'k'))).toMatchObject({ status: { S: 'COMPLETED' } });
+});
+
 test('options are read once, when the function is made: an options object changed afterwards (to make the next function) changes nothing of the functions made before', async () => {
   const options: { store: IdempotencyStore; name: string; key?: (id: string) => string } = { store, name: 'options-snapshot-refund' };
   const refund = makeIdempotent(async (id: string) => `refunded ${id}`, options);
