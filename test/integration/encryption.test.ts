@@ -1,6 +1,8 @@
 /** Responses and final errors encrypted at rest (AES-256-GCM) on DynamoDB Local, with key rotation by key id. */
 import { randomBytes } from 'node:crypto';
+import type { Context } from 'aws-lambda';
 import { aesGcmEncryption, DynamoDBStore, type EncryptionKey, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { lambdaContext } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -355,3 +357,47 @@ test.each([
     expect(runs).toBe(1);
   },
 );
+
+test("a data key decrypt that hangs (the docs' KMS cache, its decrypt bounded by an abort signal): that call completes without its outcome, and the next call decrypts again and stores its own, rather than wait on the hung one", async () => {
+  const dataKey = randomBytes(32);
+  let stuck = true;
+  const decrypts: string[] = [];
+  // Stands in for `kms.send(new DecryptCommand(…), { abortSignal })`: a stuck request settles only when aborted.
+  const decryptDataKey = (id: string, abortSignal: AbortSignal): Promise<Uint8Array> => {
+    decrypts.push(id);
+    if (!stuck) return Promise.resolve(dataKey);
+    return new Promise((_, reject) => abortSignal.addEventListener('abort', () => reject(abortSignal.reason)));
+  };
+  // The provider of docs/encryption.md, its decrypt bounded at 200 ms here (2 s there).
+  const dataKeys = new Map<string, Promise<Uint8Array>>();
+  const keyById = (id: string): Promise<Uint8Array> => {
+    let key = dataKeys.get(id);
+    if (key === undefined) {
+      key = decryptDataKey(id, AbortSignal.timeout(200));
+      key.catch(() => dataKeys.delete(id));
+      dataKeys.set(id, key);
+    }
+    return key;
+  };
+  const encryption = aesGcmEncryption({ currentKey: async () => ({ id: 'k1', key: await keyById('k1') }), keyById });
+  let runs = 0;
+  const warnings: string[] = [];
+  const fn = makeIdempotent(async (input: { id: string }, _context: Context) => ({ id: input.id, run: ++runs }), {
+    store: new DynamoDBStore({ tableName, client, encryption }),
+    name: 'hung-decrypt',
+    key: (i) => i.id,
+    logger: { warn: (line) => void warnings.push(line) },
+  });
+  const context = () => lambdaContext({ functionName: 'hung-decrypt', remainingMillis: 2_000 });
+  // KMS hangs: the call still answers before its deadline, its outcome not stored.
+  expect(await fn({ id: 'a' }, context())).toEqual({ id: 'a', run: 1 });
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain('could not encrypt');
+  stuck = false;
+  // KMS answers again: the next call is not held by the hung request, its outcome is sealed and replayed.
+  expect(await fn({ id: 'b' }, context())).toEqual({ id: 'b', run: 2 });
+  expect((await readItem(client, tableName, recordId('hung-decrypt', 'b')))?.keyId?.S).toBe('k1');
+  expect(await fn({ id: 'b' }, context())).toEqual({ id: 'b', run: 2 });
+  expect((await rejection(fn({ id: 'a' }, context()))).code).toBe('RESPONSE_NOT_STORED');
+  expect([decrypts, runs, warnings.length]).toEqual([['k1', 'k1'], 2, 1]);
+});
