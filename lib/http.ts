@@ -343,7 +343,9 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     responseStreaming = false,
     ...common
   } = options as HttpIdempotencyOptions<TEvent>;
-  const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => problemHeaders;
+  // An object is copied, as the options are read once: one changed afterwards (for another API) changes nothing here.
+  const fixedHeaders = problemHeaders === undefined || typeof problemHeaders === 'function' ? undefined : { ...problemHeaders };
+  const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => fixedHeaders;
   let warnedBody = false;
   /** Says once that replays will not be what the first caller got: the order of the middlewares is wrong. */
   const checkBody = (result: unknown): void => {

@@ -253,5 +253,8 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   if (needsTransactions !== undefined) {
     throw new TypeError(`${where}: \`${needsTransactions}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
-  return Object.fromEntries(Object.keys(checks).map((name) => [name, values[name]]));
+  // `errorFields` is read at every final error: copied, an array changed afterwards (pushed to for the next function) changes nothing.
+  return Object.fromEntries(
+    Object.keys(checks).map((name) => [name, name === 'errorFields' && Array.isArray(values[name]) ? [...values[name]] : values[name]]),
+  );
 }

@@ -3,6 +3,8 @@
  * values accepted, for the options `engine.test.ts` does not cover: each refused value would
  * otherwise fail later, on a call, or change what a call does without a word.
  */
+import middy from '@middy/core';
+import { toHttpApiEvent } from '../../demo/http-event.js';
 import { httpIdempotency, type IdempotencyStore, idempotency, idempotentBatch, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { sqsEvent, sqsRecord } from '../support/batch-events.js';
@@ -105,4 +107,34 @@ test.each([
   const make = () => httpIdempotency({ store: plainStore, problemHeaders } as never);
   expect(make).toThrow(TypeError);
   expect(make).toThrow(/^httpIdempotency: `problemHeaders` must be an object of header names to strings, or a function of the event that returns one\.$/);
+});
+
+test('an `errorFields` array changed after the function was made (to make the next one) changes nothing of what it stores', async () => {
+  const errorFields = ['statusCode'];
+  const charge = makeIdempotent(
+    async (_id: string) => {
+      throw Object.assign(new Error('declined'), { statusCode: 402, card: '4242' });
+    },
+    { store: new InMemoryStore(), name: 'charge', isFinalError: () => true, errorFields },
+  );
+  // Reused for the next function: the first one keeps the fields it was made with, checked as they were.
+  errorFields.push('card', 1 as never);
+  await expect(charge('o-1')).rejects.toThrow('declined');
+  const replayed = await charge('o-1').catch((error: unknown) => error);
+  expect(replayed).toMatchObject({ message: 'declined', statusCode: 402 });
+  expect(replayed).not.toHaveProperty('card');
+});
+
+test('a `problemHeaders` object changed after the middleware was made changes nothing of its answers', async () => {
+  const problemHeaders: Record<string, string> = { 'Access-Control-Allow-Origin': 'https://shop.example' };
+  const handler = middy(async () => ({ statusCode: 201, body: '{}' })).use(httpIdempotency({ store: new InMemoryStore(), name: 'payments', problemHeaders }));
+  // Reused for another API's middleware: a value the check would refuse, and another origin.
+  problemHeaders['Access-Control-Allow-Origin'] = 'https://other.example';
+  (problemHeaders as Record<string, unknown>)['Access-Control-Max-Age'] = 600;
+  const missing = await handler(toHttpApiEvent({ method: 'POST', url: '/payments', body: '{}' })!, lambdaContext());
+  expect(missing).toMatchObject({
+    statusCode: 400,
+    headers: { 'Access-Control-Allow-Origin': 'https://shop.example', 'Content-Type': 'application/problem+json' },
+  });
+  expect((missing as unknown as { headers: object }).headers).not.toHaveProperty('Access-Control-Max-Age');
 });
