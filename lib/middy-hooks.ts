@@ -5,7 +5,7 @@ import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type St
 import { isIdempotencyError } from './errors.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
-import { enterFunction, outerSlot } from './transaction.js';
+import { enterFunction, holderAround, outerSlot } from './transaction.js';
 
 /** The middy package an error names as its origin (`cause.package`), if any; a getter that throws names none. */
 function packageOf(error: unknown): { readonly name: unknown; readonly package: unknown } {
@@ -36,6 +36,16 @@ const isMiddlewareError = (error: unknown): boolean => {
  */
 const HELD = Symbol.for('lambda-idempotency.middy.held.v1');
 const heldKeys = ((globalThis as { [HELD]?: WeakMap<object, Set<string>> })[HELD] ??= new WeakMap<object, Set<string>>());
+
+/**
+ * The middleware that started each call an idempotency middleware started, on any request: another
+ * one nested in a middy handler that one holds the same record for (on a route behind
+ * `@middy/http-router` and on the router, both in the function's namespace) is the same misuse as
+ * two on one handler. The same one is a handler invoking itself with its own key: `IN_PROGRESS`.
+ * Registered like `unkept`.
+ */
+const STARTERS = Symbol.for('lambda-idempotency.middy.starters.v1');
+const starters = ((globalThis as { [STARTERS]?: WeakMap<Call, object> })[STARTERS] ??= new WeakMap<Call, object>());
 
 /** How an entry point's world differs from the plain middleware's. @internal */
 export interface Translation {
@@ -361,17 +371,24 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * record. Read only once a claim met a holder, so the key selector runs again only then.
    */
   const misuseOf = (request: AnyRequest, error: unknown): TypeError | undefined => {
-    const held = heldKeys.get(request);
-    if (held === undefined || !isIdempotencyError(error, 'IN_PROGRESS')) return undefined;
+    if (!isIdempotencyError(error, 'IN_PROGRESS')) return undefined;
     let key: string | undefined;
     try {
       key = engine.keyOf(request.event as TEvent, request.context as TContext);
     } catch {
       return undefined;
     }
-    if (key === undefined || !held.has(key)) return undefined;
+    if (key === undefined) return undefined;
+    if (heldKeys.get(request)?.has(key) === true) {
+      return new TypeError(
+        `${engine.where}(): another idempotency middleware on this handler holds the same record (same name and key): give each its own \`name\`, or use one.`,
+      );
+    }
+    const holder = holderAround(key);
+    const starter = holder === undefined ? undefined : starters.get(holder);
+    if (starter === undefined || starter === calls) return undefined;
     return new TypeError(
-      `${engine.where}(): another idempotency middleware on this handler holds the same record (same name and key): give each its own \`name\`, or use one.`,
+      `${engine.where}(): an idempotency middleware of a middy handler this one is nested in holds the same record (same name and key): give each its own \`name\`, or use one.`,
     );
   };
 
@@ -411,6 +428,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     calls.set(request, start.call);
+    starters.set(start.call, calls);
     if (start.call.mode !== 'unkeyed') {
       const held = heldKeys.get(request);
       if (held === undefined) heldKeys.set(request, new Set([start.call.key]));

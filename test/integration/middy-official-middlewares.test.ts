@@ -94,4 +94,26 @@ describe('@middy/http-router', () => {
     expect(await post('/orders/o-2/refund')).toMatchObject({ body: 'refunded' });
     expect(refunds()).toBe(1);
   });
+
+  test('httpIdempotency on the router and on a route, in one namespace: a TypeError that says so, the route never runs and no key stays held, rather than a 409 for ever', async () => {
+    let runs = 0;
+    const route = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(httpIdempotency({ store }));
+    const handler = middy()
+      .use(httpIdempotency({ store }))
+      .handler(httpRouterHandler([{ method: 'POST', path: '/payments', handler: route }] as never) as never);
+    const event = {
+      version: '2.0',
+      routeKey: 'POST /payments',
+      rawPath: '/payments',
+      rawQueryString: '',
+      headers: { 'idempotency-key': 'k-nested' },
+      requestContext: { http: { method: 'POST', path: '/payments' } },
+    };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await expect(handler(event as never, lambdaContext('official-router-nested'))).rejects.toThrow(
+        'httpIdempotency(): an idempotency middleware of a middy handler this one is nested in holds the same record (same name and key): give each its own `name`, or use one.',
+      );
+    }
+    expect(runs).toBe(0);
+  });
 });
