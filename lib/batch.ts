@@ -206,10 +206,28 @@ const isMarshalled = (image: unknown): boolean =>
       (value) => value !== null && typeof value === 'object' && Object.keys(value).length === 1 && ATTRIBUTE_TYPES.has(Object.keys(value)[0]!),
     ));
 
+/**
+ * Kinesis data as Lambda and EventBridge Pipes deliver it: padded standard base64. Text a middleware
+ * decoded and could not parse as an object (`@middy/event-normalizer` leaves a JSON string holding
+ * JSON, a number or plain text as text) is no base64: decoded a second time, it would be poison
+ * named for an encoding the producer never used, or another message.
+ */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
+const isBase64 = (text: string): boolean => {
+  const padding = text.indexOf('=');
+  return text.length % 4 === 0 && !NOT_BASE64.test(text) && (padding === -1 || /^={1,2}$/.test(text.slice(padding)));
+};
+
+/** Kinesis data a middleware decoded to text: the field is still a string, but no longer base64. */
+const DECODED = 'decoded';
+
 /** The field a middleware such as `@middy/event-normalizer` has already parsed, if any. */
 function parsedField(record: BatchRecord, source: Source): string | undefined {
   if (source === 'sqs') return typeof (record as SQSRecord).body === 'string' ? undefined : 'body';
-  if (source === 'kinesis') return typeof (record as KinesisStreamRecord).kinesis.data === 'string' ? undefined : 'kinesis.data';
+  if (source === 'kinesis') {
+    const { data } = (record as KinesisStreamRecord).kinesis;
+    return typeof data !== 'string' ? 'kinesis.data' : isBase64(data) ? undefined : DECODED;
+  }
   const change = (record as DynamoDBRecord).dynamodb ?? {};
   return (['Keys', 'NewImage', 'OldImage'] as const).map((name) => (isMarshalled(change[name]) ? undefined : `dynamodb.${name}`)).find(Boolean);
 }
@@ -220,18 +238,22 @@ function parsedField(record: BatchRecord, source: Source): string | undefined {
  * unmarshall images twice; every record would otherwise be reported as poison.
  */
 function assertUnparsed(record: BatchRecord, source: Source, index: number, delivery: Delivery): void {
-  const field = parsedField(record, source);
-  if (field === undefined) return;
+  const parsed = parsedField(record, source);
+  if (parsed === undefined) return;
+  const decoded = parsed === DECODED;
+  const field = decoded ? 'kinesis.data' : parsed;
   // A payload that is not there was never parsed: saying a middleware parsed it would send the reader to look for one.
   if (memberAt(record, field) === undefined) {
     throw new TypeError(`idempotentBatch: record ${index} has no \`${field}\`, the payload it carries: expected the records ${DELIVERER[delivery]} delivers.`);
   }
-  const cause =
+  const deliverer = delivery === 'pipe' ? 'an EventBridge pipe' : 'Lambda';
+  const by =
     delivery === 'pipe'
-      ? "not as an EventBridge pipe delivers it: the pipe's target input transformer (such as `<aws.pipes.event.json>`) or a middleware (such as @middy/event-normalizer) decoded it. "
-      : 'not as Lambda delivers it: a middleware (such as @middy/event-normalizer) ran first. ';
+      ? "the pipe's target input transformer (such as `<aws.pipes.event.json>`) or a middleware (such as @middy/event-normalizer) decoded it"
+      : 'a middleware (such as @middy/event-normalizer) ran first';
+  const what = decoded ? `is text, not the base64 ${deliverer} delivers` : `is already parsed, not as ${deliverer} delivers it`;
   throw new TypeError(
-    `idempotentBatch: record ${index}'s \`${field}\` is already parsed, ${cause}` +
+    `idempotentBatch: record ${index}'s \`${field}\` ${what}: ${by}. ` +
       `idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that ${delivery === 'pipe' ? 'transformer or middleware' : 'middleware from this handler'}.`,
   );
 }

@@ -128,6 +128,25 @@ describe('records another middleware has already parsed (@middy/event-normalizer
     expect(await records()).toEqual([]);
   });
 
+  test.each([
+    ['a JSON string holding JSON (a producer that encoded twice)', JSON.stringify(JSON.stringify({ orderId: 'o-1' }))],
+    ['a JSON number', '-12.5'],
+    ['text that is not JSON', 'order o-3 paid'],
+  ])('Kinesis: data the normalizer decoded to text (%s) is refused as well, never taken for base64 and decoded again', async (_, text) => {
+    const calls: unknown[] = [];
+    const logger = quiet();
+    const handler = middy(idempotentBatch<unknown>((message) => void calls.push(message), { store, now: clock, logger })).use(eventNormalizer());
+    await expect(handler({ Records: [kinesisRecord(text, 1), kinesisRecord(text, 2)] } as BatchEvent, consumerContext())).rejects.toThrow(
+      new TypeError(
+        "idempotentBatch: record 0's `kinesis.data` is text, not the base64 Lambda delivers: a middleware (such as @middy/event-normalizer) ran first. " +
+          'idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that middleware from this handler.',
+      ),
+    );
+    expect(calls).toEqual([]);
+    expect(logger.lines).toEqual([]);
+    expect(await records()).toEqual([]);
+  });
+
   test('without it, the same events run (the check reads what the normalizer changes, nothing else)', async () => {
     const calls: unknown[] = [];
     const handler = middy(idempotentBatch<Order>((order) => void calls.push(order), { store, now: clock, logger: quiet() }));

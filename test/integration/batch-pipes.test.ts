@@ -238,6 +238,12 @@ describe('arrays a handler cannot take, refused with a TypeError before any reco
     ['SQS bodies decoded by `<aws.pipes.event.json>`', [{ ...sqs, body: { orderId: 'o-1' } }], parsed('body')],
     ['Kinesis data decoded by `<aws.pipes.event.json>`', [{ ...kinesis, data: { orderId: 'o-1' } }], parsed('kinesis.data')],
     [
+      'Kinesis data decoded to text (a JSON string holding JSON)',
+      [{ ...kinesis, data: JSON.stringify({ orderId: 'o-1' }) }],
+      "idempotentBatch: record 0's `kinesis.data` is text, not the base64 an EventBridge pipe delivers: the pipe's target input transformer (such as `<aws.pipes.event.json>`) or a middleware (such as @middy/event-normalizer) decoded it. " +
+        'idempotentBatch parses each record itself, keeping 64-bit numbers exact: remove that transformer or middleware.',
+    ],
+    [
       'a Kinesis record without its data',
       [{ ...kinesis, data: undefined }],
       'idempotentBatch: record 0 has no `kinesis.data`, the payload it carries: expected the records an EventBridge pipe delivers.',
