@@ -17,7 +17,7 @@ import {
   type IdempotencyStore,
   type ReleaseResult,
 } from './store.js';
-import { enclosingCall, holderAround, inCall, isWithin } from './transaction.js';
+import { enclosingCall, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -64,9 +64,9 @@ export type Outcome =
 /**
  * The tenant of a call: its context's, else that of the call it is nested in (a call given no
  * context inside a tenant's handler, in a runtime whose invocation store holds no tenant id: aws-lambda-ric
- * 4 puts only the request and trace ids there), else none.
+ * 4 puts only the request and trace ids there), also in work that call left running, else none.
  */
-const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? enclosingCall()?.tenant;
+const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? tenantAround();
 
 const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
 

@@ -114,6 +114,16 @@ function callAround(test: (call: Call) => boolean): Call | undefined {
 }
 
 /**
+ * The tenant of the innermost call the code running now is part of, also one whose function has
+ * returned: the tenant is the invocation's, and work a tenant's call left running (a timer, a
+ * promise not awaited) is still that tenant's, never one without a tenant, whose records another
+ * tenant's work would share. @internal
+ */
+export function tenantAround(): string | undefined {
+  return callAround((call) => call.tenant !== undefined)?.tenant;
+}
+
+/**
  * The call holding record `key` (a claim of it, not yet ended) whose function the code running now
  * is part of, directly or through calls nested in it, if any. A durable execution's calls all hold
  * their records as the execution, so only this tells a call nested in another on the same record
