@@ -3,6 +3,7 @@
  * them, and its relative links and anchors resolve. The snippets that run are run by
  * readme-run.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { brokenLinks } from './links.js';
 import { githubSlug } from './markdown.js';
@@ -65,6 +66,20 @@ test('the README Quickstart hides nothing: every name it uses is defined or impo
   // "Cannot find name 'charge'" in their project.
   const quickstart = snippetUnder(documents.find(({ doc }) => doc === 'README.md')!, 'Quickstart');
   expect(quickstart.context).toBe('');
+});
+
+test("the README Install installs the optional peers that middy's declarations import, which a strict type-check (skipLibCheck: false) resolves", () => {
+  // Following the Install section on Node 22 (middy 7) without them, tsc failed in
+  // node_modules/@middy/core/index.d.ts: "Cannot find module '@aws/durable-execution-sdk-js'".
+  const middy = JSON.parse(readFileSync('node_modules/@middy/core/package.json', 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+  const declarations = readFileSync('node_modules/@middy/core/index.d.ts', 'utf8');
+  const imported = [...declarations.matchAll(/from ['"]([^.'"][^'"]*)['"]/g)].map(([, name]) => name!.replace(/^(@[^/]+\/[^/]+|[^@/][^/]*).*$/, '$1'));
+  const optionalPeers = [...new Set(imported)].filter((name) => middy.peerDependenciesMeta?.[name]?.optional);
+  expect(optionalPeers).not.toEqual([]);
+  const install = readFileSync('README.md', 'utf8').split('## Install')[1]!.split('\n## ')[0]!;
+  const installed = [...install.matchAll(/^npm install (.*)$/gm)].flatMap(([, args]) => args!.split('#')[0]!.trim().split(/\s+/));
+  for (const name of optionalPeers) expect(installed).toContain(name);
+  expect(install).toMatch(/skipLibCheck: false`[^.]*`@middy\/core`[^.]*`makeIdempotent` alone/);
 });
 
 describe('snippet comments', () => {
