@@ -135,6 +135,25 @@ const increment = (id: string) => ({
   ExpressionAttributeValues: { ':one': 1 },
 });
 
+/**
+ * A reservation under `name` that counts one more reservation and checks that `<name>-stock` exists,
+ * in the call's transaction; `runs`: how often its function ran.
+ */
+function stockReservation(name: string, options: Pick<IdempotencyOptions<{ id: string }>, 'store' | 'transactions' | 'isFinalError'>) {
+  let runs = 0;
+  const reserve = makeIdempotent(
+    async (_input: { id: string }) => {
+      runs++;
+      transaction()
+        .update(increment(`${name}-reservations`))
+        .conditionCheck({ TableName: bizTable, Key: { id: `${name}-stock` }, ConditionExpression: 'attribute_exists(id)' });
+      return 'reserved';
+    },
+    { ...options, name, key: (input) => input.id, now: () => T0 },
+  );
+  return { reserve, runs: () => runs };
+}
+
 interface Charge {
   readonly id: string;
   readonly amount: number;
@@ -356,19 +375,8 @@ describe('transactional completion', () => {
 
   test('a failed business condition: TRANSACTION_CONDITION_FAILED naming the write and its table (in fields: an HTTP error handler may send the message, a 409, to the client), nothing written, the record released', async () => {
     const probe = new Probe();
-    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
     const name = uniqueName('cond');
-    let runs = 0;
-    const reserve = makeIdempotent(
-      async (_input: { id: string }) => {
-        runs++;
-        transaction()
-          .update(increment(`${name}-reservations`))
-          .conditionCheck({ TableName: bizTable, Key: { id: `${name}-stock` }, ConditionExpression: 'attribute_exists(id)' });
-        return 'reserved';
-      },
-      { store, transactions: true, name, key: (input) => input.id, now: () => T0 },
-    );
+    const { reserve, runs } = stockReservation(name, { store: new DynamoDBStore({ tableName: idemTable, client: probe.client }), transactions: true });
     const error = await rejection(reserve({ id: 'r1' }));
     expect(error.code).toBe('TRANSACTION_CONDITION_FAILED');
     expect(error.actionIndex).toBe(1);
@@ -381,28 +389,17 @@ describe('transactional completion', () => {
     // Released: once the condition holds, a retry runs again and commits.
     await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-stock` } } }));
     expect(await reserve({ id: 'r1' })).toBe('reserved');
-    expect(runs).toBe(2);
+    expect(runs()).toBe(2);
     expect(await applied(`${name}-reservations`)).toBe(1);
   });
 
   test('a failed business condition releases the key even when isFinalError keeps every error: the result is discarded, a retry runs again', async () => {
-    const store = new DynamoDBStore({ tableName: idemTable, client: admin });
     const name = uniqueName('cond-final');
-    let runs = 0;
-    const reserve = makeIdempotent(
-      async (_input: { id: string }) => {
-        runs++;
-        transaction()
-          .update(increment(`${name}-reservations`))
-          .conditionCheck({ TableName: bizTable, Key: { id: `${name}-stock` }, ConditionExpression: 'attribute_exists(id)' });
-        return 'reserved';
-      },
-      { store, name, key: (input) => input.id, now: () => T0, isFinalError: () => true },
-    );
+    const { reserve, runs } = stockReservation(name, { store: new DynamoDBStore({ tableName: idemTable, client: admin }), isFinalError: () => true });
     expect((await rejection(reserve({ id: 'r1' }))).code).toBe('TRANSACTION_CONDITION_FAILED');
     expect(await record(recordId(name, 'r1'))).toBeUndefined();
     expect((await rejection(reserve({ id: 'r1' }))).code).toBe('TRANSACTION_CONDITION_FAILED');
-    expect(runs).toBe(2);
+    expect(runs()).toBe(2);
     expect(await applied(`${name}-reservations`)).toBe(0);
   });
 
