@@ -25,8 +25,9 @@ const shared = {
  * Files that import `@middy/core` without depending on its version: durable execution mode exists
  * from middy 7 only, the CLI's tests use a middy handler only to write the records the command
  * reads (a slow file, twice for nothing), the store-failure tests
- * meet the failure in the claim, before any hook that differs between majors, and the feature
- * combinations and nested-faults tests test stores, options and layers, which middleware tests run on both majors.
+ * meet the failure in the claim, before any hook that differs between majors, the feature
+ * combinations and nested-faults tests test stores, options and layers, which middleware tests run on both majors,
+ * and the tenant tests of concurrent invocations test the call scope (tenant-isolation.test.ts runs on both).
  */
 const middyOnce = [
   'durable.test.ts',
@@ -41,6 +42,7 @@ const middyOnce = [
   'combinations.test.ts',
   'nested-faults.test.ts',
   'nested-faults-mixed.test.ts',
+  'managed-instances-tenants.test.ts',
 ];
 
 /**
