@@ -5,7 +5,7 @@ import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type St
 import { isIdempotencyError } from './errors.js';
 import { durableExecutionOf, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
-import { enterFunction, holderAround, outerSlot } from './transaction.js';
+import { enclosingCall, enterFunction, holderAround, outerSlot } from './transaction.js';
 
 /** The middy package an error names as its origin (`cause.package`), if any; a getter that throws names none. */
 function packageOf(error: unknown): { readonly name: unknown; readonly package: unknown } {
@@ -367,11 +367,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /**
    * A misuse that would refuse every request as a duplicate in progress, turned into a TypeError
-   * that names it: this middleware `.use()`d twice, or another one on the request holding the same
-   * record. Read only once a claim met a holder, so the key selector runs again only then.
+   * that names it: this middleware `.use()`d twice, or another one on the request, or on a middy
+   * handler this one is nested in, holding the same record. Read only once a claim met a holder on
+   * the request or a call around it, so the key selector runs again only then.
    */
   const misuseOf = (request: AnyRequest, error: unknown): TypeError | undefined => {
-    if (!isIdempotencyError(error, 'IN_PROGRESS')) return undefined;
+    // Neither another middleware's record on this request nor a call around this one: a duplicate of another attempt.
+    if (!isIdempotencyError(error, 'IN_PROGRESS') || (heldKeys.get(request) === undefined && enclosingCall() === undefined)) return undefined;
     let key: string | undefined;
     try {
       key = engine.keyOf(request.event as TEvent, request.context as TContext);

@@ -253,8 +253,6 @@ export function validateOptions(where: string, options: unknown, checks: Readonl
   if (needsTransactions !== undefined) {
     throw new TypeError(`${where}: \`${needsTransactions}: true\` needs a store with transactions, such as the DynamoDBStore of 'lambda-idempotency'.`);
   }
-  // `errorFields` is read at every final error: copied, an array changed afterwards (pushed to for the next function) changes nothing.
-  return Object.fromEntries(
-    Object.keys(checks).map((name) => [name, name === 'errorFields' && Array.isArray(values[name]) ? [...values[name]] : values[name]]),
-  );
+  // An array (`errorFields`, read at every final error) is copied: one changed afterwards (pushed to for the next function) changes nothing.
+  return Object.fromEntries(Object.keys(checks).map((name) => [name, Array.isArray(values[name]) ? [...values[name]] : values[name]]));
 }
