@@ -61,7 +61,10 @@ end${body}`;
  * record, and held no longer. One with `expiresAt` but no TTL (copied with HSET, or PERSIST) gets
  * the TTL its retention and lease give it, as a key of this store has: Redis would never forget it.
  * A TTL counted from a hand-written value is capped at 2^53 - 1 ms (Lua's `%d` of a larger number
- * is undefined, and a negative TTL deletes the key).
+ * is undefined, and a negative TTL deletes the key). The TTL is the script's last write to the key:
+ * PEXPIRE deletes at once a key whose expiry it finds already past, and Redis 7.0 reads its clock twice
+ * for it (a 1 ms TTL given across a millisecond's edge), so a write after it would leave a new hash
+ * without a TTL.
  * Replies `{1, previous record without its outcome (response, final error)}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
@@ -82,21 +85,24 @@ if #record > 0 then
     fields.expiresAt = string.format('%d', expiresAt)
     redis.call('HSET', KEYS[1], 'expiresAt', fields.expiresAt)
   end
+  local ttl = nil
   if expiresAt ~= nil and expiresAt == expiresAt and (adopt or redis.call('PTTL', KEYS[1]) == -1) then
     local ends = (expiresAt + 1) * 1000 - 1
     if leaseUntil ~= nil and leaseUntil > ends then ends = leaseUntil end
-    redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(1, math.min(math.ceil(ends - now), 9007199254740991))))
+    ttl = string.format('%d', math.max(1, math.min(math.ceil(ends - now), 9007199254740991)))
     if adopt then record = redis.call('HGETALL', KEYS[1]) end
   end
   local expired = expiresAt ~= nil and expiresAt < math.floor(now / 1000)
   local lapsed = fields.status == 'INPROGRESS' and leaseUntil ~= nil and leaseUntil < now
   if not (expired or lapsed) then
+    local reply = 0
     if fields.owner == ARGV[1] and fields.status == 'INPROGRESS' then
       redis.call('HDEL', KEYS[1], 'status')
       redis.call('HSET', KEYS[1], 'status', 'INPROGRESS')
-      return {2, record}
+      reply = 2
     end
-    return {0, record}
+    if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+    return {reply, record}
   end
   redis.call('DEL', KEYS[1])
 end

@@ -113,11 +113,10 @@ export async function until<T>(read: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The times to live (ms) the server's PEXPIREs gave `key` while `write` ran, exactly, read from its
- * MONITOR feed (commands a script runs included). Bracketing the expiry with the test's clock would
- * let a key that dies a millisecond early pass whenever the write took a millisecond.
+ * The commands the server ran on `key` while `write` ran (its name lower-cased, then its other
+ * arguments), in order, read from its MONITOR feed (commands a script runs included).
  */
-export async function ttlsGiven(redis: Redis, key: string, write: () => Promise<unknown>): Promise<number[]> {
+export async function commandsOn(redis: Redis, key: string, write: () => Promise<unknown>): Promise<string[][]> {
   // Listened to before it connects: ioredis can read a line of the feed that arrives with MONITOR's own
   // OK, or after disconnect(), as a reply to no command ("Command queue state error"), and a busy server
   // (other test files run at once) sends such lines before `redis.monitor()` would have resolved. Such a
@@ -127,24 +126,35 @@ export async function ttlsGiven(redis: Redis, key: string, write: () => Promise<
   const monitoring = new Promise<void>((resolve) => monitor.once('monitoring', () => resolve()));
   await monitor.connect();
   await monitoring;
-  const marker = `ttls-given-${randomUUID()}`;
+  const marker = `commands-on-${randomUUID()}`;
   let seen!: () => void;
   const fed = new Promise<void>((resolve) => {
     seen = resolve;
   });
-  const given: number[] = [];
+  const commands: string[][] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'pexpire' && args[1] === key) given.push(Number(args[2]));
-    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) seen();
+    const [name = '', ...rest] = args;
+    if (rest[0] === key) commands.push([name.toLowerCase(), ...rest.slice(1)]);
+    if (name.toLowerCase() === 'echo' && rest[0] === marker) seen();
   });
   try {
     await write();
     await redis.echo(marker); // fed to the monitor after every command the write made
     await fed;
-    return given;
+    return commands;
   } finally {
     monitor.disconnect();
   }
+}
+
+/**
+ * The times to live (ms) the server's PEXPIREs gave `key` while `write` ran, exactly, read from its
+ * MONITOR feed (commands a script runs included). Bracketing the expiry with the test's clock would
+ * let a key that dies a millisecond early pass whenever the write took a millisecond.
+ */
+export async function ttlsGiven(redis: Redis, key: string, write: () => Promise<unknown>): Promise<number[]> {
+  const commands = await commandsOn(redis, key, write);
+  return commands.filter(([name]) => name === 'pexpire').map(([, ttl]) => Number(ttl));
 }
 
 /** Milliseconds until `key` expires; `undefined` when it never will (PTTL -1). A missing key reads as 0. */
