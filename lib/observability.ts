@@ -81,6 +81,9 @@ export type Observe = (where: string, option: unknown, now: () => number, warn: 
 
 const noop: Emit = () => undefined;
 
+/** Failures this module's own listener raises: their message is its own text, never data, and is logged. */
+const explained = new WeakSet<object>();
+
 /**
  * The `Emit` of a listener (the only form the lean entry points take; anything else is a
  * `TypeError` naming `where`): its detail built per event.
@@ -97,7 +100,11 @@ export const observeListener: Observe = (where, option, now, warn) => {
   const failed = (error: unknown): void => {
     if (warned) return;
     warned = true;
-    warn(`${where}'s observability listener failed; the call goes on, and later failures are not logged`, { error: errorTypeOf(error) });
+    const fields = { error: errorTypeOf(error) };
+    warn(
+      `${where}'s observability listener failed; the call goes on, and later failures are not logged`,
+      explained.has(error as object) ? { ...fields, reason: (error as Error).message } : fields,
+    );
   };
   return (event, key) => {
     try {
@@ -132,6 +139,14 @@ export const observeAny: Observe = (where, option, now, warn) => {
  * ```
  */
 export function cloudWatchLines(options: ObservabilityOptions = {}): IdempotencyListener {
+  if (typeof options === 'string') {
+    // An event name: the function itself was given as the listener, not what it returns.
+    const error = new TypeError(
+      'cloudWatchLines takes an options object, not an event: give `observability` its result, `cloudWatchLines()`, not the function.',
+    );
+    explained.add(error);
+    throw error;
+  }
   checkLines('cloudWatchLines', options, 'options');
   // An option given as `undefined` takes its default, as its type says, not the spread's `undefined`.
   return linesOf({ ...options, metrics: options.metrics ?? true });
@@ -210,9 +225,11 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
     }
     if (metrics && !isDimensionValue(namespace)) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
-      failure ??= {
-        error: new TypeError('cloudWatchLines: a record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters to be a metric dimension.'),
-      };
+      const error = new TypeError(
+        'cloudWatchLines writes no metrics for this function: its record namespace (the `name` option) must be 1 to 1,024 printable ASCII characters, not only spaces, to be a CloudWatch dimension value.',
+      );
+      explained.add(error);
+      failure ??= { error };
     } else if (metrics) {
       const name = METRIC_NAMES[event];
       write(

@@ -212,7 +212,10 @@ test('an async listener that rejects, or cloudWatchLines passed without calling 
 
   const uncalled: string[] = [];
   await scriptedRun(cloudWatchLines as never, Date.now, uncalled);
-  expect(uncalled.map((line) => JSON.parse(line).error)).toEqual(['TypeError', 'TypeError']);
+  // The function given itself, not its result: the warning says so.
+  expect(uncalled.map((line) => JSON.parse(line))).toEqual(
+    Array(2).fill(expect.objectContaining({ error: 'TypeError', reason: expect.stringContaining('give `observability` its result, `cloudWatchLines()`') })),
+  );
 });
 
 /** A `write` that records each line and rejects, as a log shipper that awaits a network call that fails. */
@@ -368,7 +371,16 @@ test('a name CloudWatch refuses as a dimension value gets no EMF line but a warn
     expect(await fn(SECRET)).toBe('paid');
     // CloudWatch would drop these metrics without a word: no line claims otherwise.
     expect(lines.map((line) => JSON.parse(line).event)).toEqual(['miss', 'replay']);
-    expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['TypeError']);
+    // The warning says why: the library's own message (never the name, which may be anything).
+    expect(warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({
+        error: 'TypeError',
+        reason: expect.stringMatching(
+          /^cloudWatchLines writes no metrics for this function: its record namespace \(the `name` option\) must be 1 to 1,024 printable ASCII/,
+        ),
+      }),
+    ]);
+    expect(warnings.join('')).not.toContain(name.trim() === '' ? '"name":' : name.slice(0, 20));
   }
 });
 
