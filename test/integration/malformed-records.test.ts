@@ -3,7 +3,7 @@
  * against DynamoDB Local: a malformed item the claim may replace is replaced, and one it may not
  * fails closed with an error that names the record, what is wrong and how to remove it.
  */
-import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, type DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { type DynamoDBStore, describeStoreFailure, forgetRecord, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -102,12 +102,64 @@ test("an item without an expiration (TTL never removes it) gets the first claim'
   expect(await later('k')).toBe('anew');
 });
 
+test("an INPROGRESS item without an expiration whose lease ends after the claim's retention, within a second, gets a retention that covers the lease: the table's TTL never removes it while it is held", async () => {
+  // The lease ends half a second into the retention's second: a retention of that second (rounded
+  // down) would have lapsed, for DynamoDB's TTL, half a second before the lease.
+  const leaseUntil = T0 + 86_400_000 + 7_200_500;
+  for (const on of [store, lean]) {
+    const f = await withItem({ status: { S: 'INPROGRESS' }, owner: { S: 'o' }, leaseUntil: { N: String(leaseUntil) } }, on);
+    expect((await rejection(f.once('k'))).code).toBe('IN_PROGRESS');
+    expect(f.runs()).toBe(0);
+    const expiration = Number((await readItem(client, tableName, f.id))?.expiration?.N);
+    expect(expiration * 1000).toBeGreaterThanOrEqual(leaseUntil);
+    expect(expiration).toBe(Math.ceil(leaseUntil / 1000));
+  }
+});
+
+test('a record that replaced an item without an expiration while a claim was giving that item one keeps its own retention: the claim meets it as it is', async () => {
+  const name = `malformed${++seq}`;
+  const id = recordId(name, 'k');
+  const week = T0 / 1000 + 7 * 86_400;
+  let interleaved = false;
+  // Between the claim's refusal and its UpdateItem, the item is forgotten and the key claimed and
+  // completed by a process whose retention is a week (longer than this call's day).
+  const interleaving = {
+    config: client.config,
+    send: async (command: { input: unknown }) => {
+      if (command instanceof UpdateItemCommand && !interleaved) {
+        interleaved = true;
+        const other = { id: { S: id }, status: { S: 'COMPLETED' }, owner: { S: 'o2' }, expiration: { N: String(week) }, response: { S: '"other"' } };
+        await client.send(new PutItemCommand({ TableName: tableName, Item: other }));
+      }
+      return client.send(command as never);
+    },
+  } as unknown as DynamoDBClient;
+  await client.send(
+    new PutItemCommand({ TableName: tableName, Item: { id: { S: id }, status: { S: 'COMPLETED' }, owner: { S: 'o' }, response: { S: '"kept"' } } }),
+  );
+  let runs = 0;
+  const once = makeIdempotent(async (_key: string) => ++runs, { store: new LeanDynamoDBStore({ tableName, client: interleaving }), name, now: () => T0 });
+  expect(await once('k')).toBe('other');
+  expect(interleaved).toBe(true);
+  expect(runs).toBe(0);
+  expect((await readItem(client, tableName, id))?.expiration).toEqual({ N: String(week) });
+});
+
 test('an INPROGRESS item without a lease is held until its expiration: IN_PROGRESS, inspectRecord shows it, and after it the call runs', async () => {
   const f = await withItem({ status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION });
   expect((await rejection(f.once('k'))).code).toBe('IN_PROGRESS');
   expect(await inspectRecord({ store, id: f.id })).toMatchObject({ status: 'INPROGRESS', expiresAt: T0 / 1000 + 3600 });
   const later = makeIdempotent(async (_key: string) => 'ran', { store, name: f.name, now: () => (T0 / 1000 + 3601) * 1000 });
   expect(await later('k')).toBe('ran');
+});
+
+test("an INPROGRESS item without a lease answers IN_PROGRESS with the time until its retention's last second has passed: a retry then runs, one a millisecond earlier is still held", async () => {
+  const f = await withItem({ status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION });
+  // The record lives through the retention's second (T0 / 1000 + 3600), to its last millisecond.
+  expect((await rejection(f.once('k'))).retryAfterSeconds).toBe(3601);
+  const at = (millis: number) => makeIdempotent(async (_key: string) => 'ran', { store, name: f.name, now: () => T0 + millis });
+  expect((await rejection(at(3_600_999)('k'))).retryAfterSeconds).toBe(1);
+  expect(await at(3_601_000)('k')).toBe('ran');
 });
 
 test.each<[string, Record<string, AttributeValue>]>([

@@ -13,6 +13,7 @@ import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { flush, gate } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
+import { rejection } from '../support/rejections.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'txscope' });
 const bizTable = useBusinessTable(client);
@@ -139,6 +140,43 @@ describe('a nested middy call that the function did not await yet', () => {
 });
 
 describe('work a function left running', () => {
+  test("a call it starts after the calls around it (two nested, and the outer one) have all ended is nested in none: it does not inherit their invocation's deadline", async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const now = () => clock.now;
+    const go = gate();
+    let later: Promise<unknown> | undefined;
+    const hold = gate();
+    const running = gate();
+    const afterwards = makeIdempotent(
+      async (id: string) => {
+        running.open();
+        await hold.promise;
+        return `ran-${id}`;
+      },
+      { store, name: 'scope-left-after', now },
+    );
+    // Another process with the same function: it must meet the running call's lease, not one already past.
+    const elsewhere = makeIdempotent(async (id: string) => `ran-elsewhere-${id}`, { store, name: 'scope-left-after', now });
+    const inner = makeIdempotent(
+      async (id: string) => {
+        later = go.promise.then(() => afterwards(id));
+        return 'inner';
+      },
+      { store, name: 'scope-left-inner', now },
+    );
+    const middle = makeIdempotent(async (id: string) => inner(id), { store, name: 'scope-left-middle', now });
+    const outer = makeIdempotent(async (id: string, _context: unknown) => middle(id), { store, name: 'scope-left-outer', now });
+    expect(await outer('l-1', lambdaContext('scope-left', 5_000))).toBe('inner');
+    // The invocation that ran them is long over: its deadline bounds nothing that starts now.
+    clock.now += 600_000;
+    go.open();
+    await running.promise;
+    expect((await rejection(elsewhere('l-1'))).code).toBe('IN_PROGRESS');
+    hold.open();
+    expect(await later).toBe('ran-l-1');
+    expect((await recordOf('scope-left-after', 'l-1'))?.status?.S).toBe('COMPLETED');
+  });
+
   test("a write it adds after makeIdempotent's function returned, before the call ends, is refused", async () => {
     let lateWrite: Promise<unknown> | undefined;
     const fn = makeIdempotent(

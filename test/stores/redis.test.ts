@@ -1086,6 +1086,19 @@ describe("retention, as the caller's clock judges it", () => {
     expect(await ttlGiven('retention-end:k', () => store.claim({ ...claimRequest('k'), leaseUntil }))).toEqual([leaseUntil - now]);
   });
 
+  test('a record found without a TTL, or without a retention, by a claim gets a TTL to the last millisecond of its retention second too', async () => {
+    const store = new RedisStore({ client, keyPrefix: 'retention-end-found:' });
+    const { expiresAt, now } = claimRequest('k');
+    // Written by hand (HSET, no TTL): its own retention, a minute after the claim's.
+    await raw.hset('retention-end-found:k', { status: 'COMPLETED', owner: 'someone', expiresAt: String(expiresAt + 60) });
+    expect(await ttlGiven('retention-end-found:k', () => store.claim(claimRequest('k', 'owner-b')))).toEqual([(expiresAt + 61) * 1000 - 1 - now]);
+    await raw.del('retention-end-found:k');
+    // Without a retention: the claim's.
+    await raw.hset('retention-end-found:k', { status: 'COMPLETED', owner: 'someone' });
+    expect(await ttlGiven('retention-end-found:k', () => store.claim(claimRequest('k', 'owner-b')))).toEqual([(expiresAt + 1) * 1000 - 1 - now]);
+    await raw.del('retention-end-found:k');
+  });
+
   test.each([
     ['two days behind', -2 * 86_400_000],
     ['a year ahead of', 365 * 86_400_000],
