@@ -189,7 +189,11 @@ const SHARED_CHECKS = {
   atomic: isBoolean,
   transactions: isBoolean,
   observability: (value) =>
-    typeof value === 'function' || (value !== null && typeof value === 'object') ? undefined : 'must be a listener, such as `cloudWatchLines()`',
+    Array.isArray(value)
+      ? 'must be one listener, not an array: to send the events to several, give one that calls each'
+      : typeof value === 'function' || (value !== null && typeof value === 'object')
+        ? undefined
+        : 'must be a listener, such as `cloudWatchLines()`',
   singleFlight: isBoolean,
   waitForInProgressMillis: wholeNumber(0),
   durableLeaseSeconds: wholeNumber(1),

@@ -25,6 +25,13 @@ test.each([
   ['errorFields holding a number', { errorFields: ['statusCode', 1] }, /`errorFields` must be an array of property names/],
   ['errorFields given as one name', { errorFields: 'statusCode' }, /`errorFields` must be an array of property names/],
   ['a null observability', { observability: null }, /`observability` must be a listener/],
+  // An array is an object: empty, it read as the options object with metrics and logs off.
+  [
+    'an empty array of listeners',
+    { observability: [] },
+    /`observability` must be one listener, not an array: to send the events to several, give one that calls each/,
+  ],
+  ['an array of listeners', { observability: [() => undefined] }, /`observability` must be one listener, not an array/],
   ['a zero durableLeaseSeconds', { durableLeaseSeconds: 0 }, /`durableLeaseSeconds` must be a whole number, 1 or more \(got 0\)/],
   ['a negative waitForInProgressMillis', { waitForInProgressMillis: -1 }, /`waitForInProgressMillis` must be a whole number, 0 or more \(got -1\)/],
   // Written as `60`, the value would read as one the check accepts.
