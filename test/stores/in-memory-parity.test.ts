@@ -195,3 +195,17 @@ test('a response is measured in UTF-8 bytes, as DynamoDB counts it: text of two-
   }
   expect(kept).toEqual({ 190000: [true, true], 204790: [false, false] });
 });
+
+test('without `compressAboveBytes`, both stores keep a response of 32,768 bytes of JSON as text and compress one byte more (the documented default)', async () => {
+  const now = Date.parse('2030-01-06T00:00:00Z');
+  const [memory, configured] = [new InMemoryStore(), new DynamoDBStore({ tableName, client })];
+  const stored: Record<string, Array<number | undefined>> = {};
+  for (const bytes of [32_768, 32_769]) {
+    const response = JSON.stringify('x'.repeat(bytes - 2));
+    const key = `parity-default-compression-${now}#${bytes}`;
+    expect([await keeps(memory, key, response, now), await keeps(configured, key, response, now)]).toEqual([true, true]);
+    stored[bytes] = [(await memory.inspect(key))?.responseBytes, (await configured.inspect(key))?.responseBytes];
+  }
+  const gzipped = gzipSync(JSON.stringify('x'.repeat(32_767))).byteLength;
+  expect(stored).toEqual({ 32768: [32_768, 32_768], 32769: [gzipped, gzipped] });
+});
