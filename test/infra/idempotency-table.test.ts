@@ -708,6 +708,30 @@ test('a redelivery horizon one second past the retention is an error, and a queu
   annotations.hasNoWarning('/Horizons/RetentionBound', Match.stringLikeRegexp('retentionShorterThanRedelivery'));
 });
 
+test('retries one second longer than the records are kept are an error: async-invoke maxEventAge, a stream source maxRecordAge', () => {
+  const stack = new Stack(new App(), 'OneSecond');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.seconds(3599) });
+  const asyncFn = fn(stack, 'AsyncFunction');
+  asyncFn.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 2 });
+  records.attachFunction(asyncFn);
+  const consumer = fn(stack, 'StreamConsumer');
+  consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+  records.attachFunction(consumer);
+  const failed = new SqsDlq(new Queue(stack, 'FailedBatches'));
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  consumer.addEventSource(
+    new KinesisEventSource(events, {
+      startingPosition: StartingPosition.LATEST,
+      reportBatchItemFailures: true,
+      onFailure: failed,
+      maxRecordAge: Duration.hours(1),
+    }),
+  );
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasError('/OneSecond/AsyncFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*1 h.*3599 s'));
+  annotations.hasError('/OneSecond/StreamConsumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 3599 s.*for 1 h.*maxRecordAge'));
+});
+
 describe('synth-time checks on a misconfigured stack', () => {
   let stack: Stack;
   let annotations: Annotations;
