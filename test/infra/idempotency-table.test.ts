@@ -683,6 +683,55 @@ test('limits met exactly are no error: redeliveries that end when the records ex
   annotations.hasWarning('/Boundaries/ExactVisibility', Match.stringLikeRegexp('visibilityBelowSixTimeouts'));
 });
 
+test('a redelivery horizon one second past the retention is an error, and a queue that drops messages before maxReceiveCount × visibility timeout is checked by its retention period', () => {
+  const stack = new Stack(new App(), 'Horizons');
+  const dlq = new Queue(stack, 'Dlq');
+  // 6 receives × 10 min = 1 h, records kept 1 s less: the last redelivery comes after its record expired.
+  const short = new IdempotencyTable(stack, 'Short', { expiresAfter: Duration.seconds(3599) });
+  short.attachSqsConsumer(
+    fn(stack, 'OneSecondShort'),
+    new Queue(stack, 'Receives', { visibilityTimeout: Duration.minutes(10), deadLetterQueue: { queue: dlq, maxReceiveCount: 6 } }),
+  );
+  // 100 receives × 15 min = 25 h, but the queue deletes a message after 1 h: records kept 2 h outlive every redelivery.
+  const kept = new IdempotencyTable(stack, 'Kept', { expiresAfter: Duration.hours(2) });
+  kept.attachSqsConsumer(
+    fn(stack, 'RetentionBound'),
+    new Queue(stack, 'Dropping', {
+      retentionPeriod: Duration.hours(1),
+      visibilityTimeout: Duration.minutes(15),
+      deadLetterQueue: { queue: dlq, maxReceiveCount: 100 },
+    }),
+  );
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasError('/Horizons/OneSecondShort', Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 3599 s.*for 1 h.*6 receives × 10 min'));
+  annotations.hasNoError('/Horizons/RetentionBound', Match.anyValue());
+  annotations.hasNoWarning('/Horizons/RetentionBound', Match.stringLikeRegexp('retentionShorterThanRedelivery'));
+});
+
+test('retries one second longer than the records are kept are an error: async-invoke maxEventAge, a stream source maxRecordAge', () => {
+  const stack = new Stack(new App(), 'OneSecond');
+  const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.seconds(3599) });
+  const asyncFn = fn(stack, 'AsyncFunction');
+  asyncFn.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 2 });
+  records.attachFunction(asyncFn);
+  const consumer = fn(stack, 'StreamConsumer');
+  consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+  records.attachFunction(consumer);
+  const failed = new SqsDlq(new Queue(stack, 'FailedBatches'));
+  const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+  consumer.addEventSource(
+    new KinesisEventSource(events, {
+      startingPosition: StartingPosition.LATEST,
+      reportBatchItemFailures: true,
+      onFailure: failed,
+      maxRecordAge: Duration.hours(1),
+    }),
+  );
+  const annotations = Annotations.fromStack(stack);
+  annotations.hasError('/OneSecond/AsyncFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*1 h.*3599 s'));
+  annotations.hasError('/OneSecond/StreamConsumer', Match.stringLikeRegexp('retentionShorterThanStreamRetries.*kept 3599 s.*for 1 h.*maxRecordAge'));
+});
+
 describe('synth-time checks on a misconfigured stack', () => {
   let stack: Stack;
   let annotations: Annotations;
