@@ -264,10 +264,18 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
       horizon === receives
         ? `up to ${maxReceiveCount} receives × ${formatSeconds(visibility)} visibility timeout before its dead-letter queue takes it`
         : `its retention period${maxReceiveCount === undefined ? ', as it has no dead-letter queue' : ''}`;
+    // A queue with a dead-letter queue already: fewer receives within the retention, if one fits.
+    const fewest = Math.floor(retentionSeconds / visibility);
+    const otherWay =
+      maxReceiveCount === undefined
+        ? ', or give the queue a dead-letter queue (maxReceiveCount × visibility timeout within the retention)'
+        : fewest >= 1 && fewest < maxReceiveCount
+          ? `, or lower the queue's maxReceiveCount to ${fewest} or less`
+          : '';
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:retentionShorterThanRedelivery',
-      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}, or give the queue a dead-letter queue.`,
+      message: `Idempotency records are kept ${formatSeconds(retentionSeconds)}, but ${where} can deliver a message again for ${formatSeconds(horizon)} (${why}); a redelivery after its record expired runs the handler twice. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(horizon)}${otherWay}.`,
     });
   } else if (maxReceiveCount === undefined) {
     findings.push({

@@ -704,6 +704,9 @@ test('a redelivery horizon one second past the retention is an error, and a queu
   );
   const annotations = Annotations.fromStack(stack);
   annotations.hasError('/Horizons/OneSecondShort', Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 3599 s.*for 1 h.*6 receives × 10 min'));
+  // It has a dead-letter queue: the other way out is fewer receives, not a dead-letter queue.
+  annotations.hasError('/Horizons/OneSecondShort', Match.stringLikeRegexp("at least 1 h, or lower the queue's maxReceiveCount to 5 or less\\.$"));
+  annotations.hasNoError('/Horizons/OneSecondShort', Match.stringLikeRegexp('give the queue a dead-letter queue'));
   annotations.hasNoError('/Horizons/RetentionBound', Match.anyValue());
   annotations.hasNoWarning('/Horizons/RetentionBound', Match.stringLikeRegexp('retentionShorterThanRedelivery'));
 });
@@ -796,6 +799,10 @@ describe('synth-time checks on a misconfigured stack', () => {
 
   test('retention shorter than a queue without DLQ keeps messages', () => {
     annotations.hasError(path('NoDlqConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 1 day.*for 4 days.*retention period'));
+    annotations.hasError(
+      path('NoDlqConsumer'),
+      Match.stringLikeRegexp('or give the queue a dead-letter queue \\(maxReceiveCount × visibility timeout within the retention\\)\\.$'),
+    );
   });
 
   test('a queue without a dead-letter queue whose messages the records outlive is a warning: a failing message is deleted without a trace', () => {
