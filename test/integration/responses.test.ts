@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
-import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { DynamoDBStore, IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { lambdaContext } from '../support/lambda.js';
 import { rejection } from '../support/rejections.js';
@@ -263,4 +263,44 @@ describe('an error that asks for a retry is never stored, whatever isFinalError 
     expect(await outer('k')).toBe('outer saw taken over');
     expect(innerRuns).toBe(1);
   });
+
+  test('a nested call’s STORE_FAILURE (its store unreachable): the key is released, and the retry runs and completes', async () => {
+    let runs = 0;
+    // A table that does not exist: every claim of the nested call fails closed.
+    const inner = makeIdempotent(async (id: string) => `inner ${id}`, {
+      store: new DynamoDBStore({ tableName: `missing-${randomBytes(4).toString('hex')}`, client }),
+      name: 'store-failure-inner',
+    });
+    const outer = makeIdempotent(
+      async (id: string) => {
+        runs++;
+        return runs === 1 ? inner(id) : `done ${id}`;
+      },
+      { store, name: 'store-failure-outer', isFinalError: () => true },
+    );
+    expect((await rejection(outer('k'))).code).toBe('STORE_FAILURE');
+    expect(await readItem(client, tableName, recordId('store-failure-outer', 'k'))).toBeUndefined();
+    expect(await outer('k')).toBe('done k');
+    expect(runs).toBe(2);
+  });
+
+  test.each(['COMMIT_FAILED', 'TRANSACTION_CONFLICT'] as const)(
+    'a nested call’s %s, rethrown by the handler: the key is released, and the retry runs and completes',
+    async (code) => {
+      let runs = 0;
+      const name = `rethrown-${code}`;
+      const once = makeIdempotent(
+        async (id: string) => {
+          runs++;
+          if (runs === 1) throw new IdempotencyError(code, 'the nested call did not commit');
+          return `done ${id}`;
+        },
+        { store, name, isFinalError: () => true },
+      );
+      expect((await rejection(once('k'))).code).toBe(code);
+      expect(await readItem(client, tableName, recordId(name, 'k'))).toBeUndefined();
+      expect(await once('k')).toBe('done k');
+      expect(runs).toBe(2);
+    },
+  );
 });
