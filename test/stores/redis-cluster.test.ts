@@ -544,12 +544,15 @@ describe("two primaries, each reached through a proxy: a completion waits for it
     }
   }, 30_000);
 
-  // ioredis Cluster's nodes do not reconnect: a node whose connection closed ends, and the Cluster
-  // sends the commands it left unanswered again (`retryDelayOnFailover`) while another node is
-  // connected, whatever `maxRetriesPerRequest` and the offline queue say.
+  // ioredis Cluster's nodes do not reconnect by default: a node whose connection closed ends, and the
+  // Cluster sends the commands it left unanswered again (`retryDelayOnFailover`) while another node is
+  // connected, whatever `maxRetriesPerRequest` and the offline queue say. With `clusterNodeRetryStrategy`
+  // the node reconnects and sends them again itself: the Cluster emits no `-node`, only the node a `close`.
   test.each([
     ['as many applications configure it', {}],
     ['failing fast (maxRetriesPerRequest: 0, no offline queue)', { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } }],
+    // A node that reconnects stays in the Cluster (no `-node`) and sends what its lost connection left unanswered again.
+    ['reconnecting its nodes (clusterNodeRetryStrategy)', { clusterNodeRetryStrategy: () => 20 }],
   ] as const)(
     'ioredis Cluster %s: a forget applied whose answer a reset connection to its primary lost is deleted (true), never "nothing deleted"',
     async (how, options) => {
