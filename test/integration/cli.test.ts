@@ -363,6 +363,21 @@ test('a store forget whose first attempt was throttled (nothing applied) and who
   }
 });
 
+test('a store forget whose first attempt DynamoDB applied but answered with a 5xx, and whose retry finds no record, deleted it', async () => {
+  const { client: faulty, faults } = faultyClient(endpoint());
+  try {
+    const faultyStore = new DynamoDBStore({ tableName, client: faulty });
+    const { ids } = await crashed('cli-delete-5xx', 'o-1');
+    // A 500 may come after the write was applied: the SDK sends the delete again, which meets no record.
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'server-error', applied: true } });
+    expect(await faultyStore.forget(ids[0]!, 'INPROGRESS')).toBe(true);
+    expect(faults.injected).toHaveLength(1);
+    expect(await readItem(client, tableName, ids[0]!)).toBeUndefined();
+  } finally {
+    faulty.destroy();
+  }
+});
+
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
   const { ids, leaseUntil } = await crashed('cli-last-ms', 'o-1');
   const id = ids[0]!;

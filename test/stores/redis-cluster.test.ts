@@ -544,12 +544,43 @@ describe("two primaries, each reached through a proxy: a completion waits for it
     }
   }, 30_000);
 
-  // ioredis Cluster's nodes do not reconnect: a node whose connection closed ends, and the Cluster
-  // sends the commands it left unanswered again (`retryDelayOnFailover`) while another node is
-  // connected, whatever `maxRetriesPerRequest` and the offline queue say.
+  // A keyless command from an ioredis Cluster goes to one primary, chosen at random: INFO sent so would
+  // read one policy. Five fresh clients a primary: a check that read one would pass 1 in 1024 runs.
+  test('ioredis Cluster: a claim is refused when either primary can evict, whichever it is', async () => {
+    for (const [evicting, name] of [
+      [rawFirst, 'first'],
+      [rawSecond, 'second'],
+    ] as const) {
+      await evicting.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      try {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          // A client of its own: a client that passed the check once is not asked again.
+          const client = new Cluster([{ host: first.host, port: first.port }]);
+          try {
+            const store = new RedisStore({ client, keyPrefix: `two-primaries-evict-${name}:` });
+            const now = Date.now();
+            await expect(store.claim({ key: 'k', owner: 'o', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 60 })).rejects.toThrow(
+              /'allkeys-lru'/,
+            );
+          } finally {
+            client.disconnect();
+          }
+        }
+      } finally {
+        await evicting.config('SET', 'maxmemory-policy', 'noeviction');
+      }
+    }
+  }, 30_000);
+
+  // ioredis Cluster's nodes do not reconnect by default: a node whose connection closed ends, and the
+  // Cluster sends the commands it left unanswered again (`retryDelayOnFailover`) while another node is
+  // connected, whatever `maxRetriesPerRequest` and the offline queue say. With `clusterNodeRetryStrategy`
+  // the node reconnects and sends them again itself: the Cluster emits no `-node`, only the node a `close`.
   test.each([
     ['as many applications configure it', {}],
     ['failing fast (maxRetriesPerRequest: 0, no offline queue)', { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } }],
+    // A node that reconnects stays in the Cluster (no `-node`) and sends what its lost connection left unanswered again.
+    ['reconnecting its nodes (clusterNodeRetryStrategy)', { clusterNodeRetryStrategy: () => 20 }],
   ] as const)(
     'ioredis Cluster %s: a forget applied whose answer a reset connection to its primary lost is deleted (true), never "nothing deleted"',
     async (how, options) => {
