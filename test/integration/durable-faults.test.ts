@@ -442,17 +442,19 @@ describe('a transaction() commit that fails', () => {
   });
 
   test.each([
-    ['', false],
-    [' (also with @middy/http-error-handler before it)', true],
-  ])(
+    ['', undefined],
+    [' (also with @middy/http-error-handler before it)', 'before'],
+    [' (also with @middy/http-error-handler after it)', 'after'],
+  ] as const)(
     'middy durable mode with httpIdempotency%s: the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation) instead of answering 503, and the record is kept; a request with the key meanwhile gets 409 and charges nothing',
     async (_with, handled) => {
       const steps: string[] = [];
       const name = `http-failed-commit-${randomUUID()}`;
       const key = randomUUID();
       const handler = middy(middyDurableMode)
-        .use(handled ? [httpErrorHandler({ logger: false })] : [])
+        .use(handled === 'before' ? [httpErrorHandler({ logger: false })] : [])
         .use(httpIdempotency({ store, name, scope: 'shared' }))
+        .use(handled === 'after' ? [httpErrorHandler({ logger: false })] : [])
         .handler(async (_event, context) => {
           // middy's types do not say that durable mode hands the handler the durable context.
           const ctx = context as unknown as DurableContext;
