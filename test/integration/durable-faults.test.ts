@@ -646,3 +646,23 @@ describe('a call in the handler body whose outcome the key provider cannot seal'
     },
   );
 });
+
+// The durable SDK's own error classes (and code shared with durable handlers) mark an error
+// `isUnrecoverableInvocation`: only a durable execution's call keeps its record for it. Any other
+// call meets an ordinary error, not final: its key is released, and a retry runs.
+test('outside a durable execution, an error marked isUnrecoverableInvocation is an ordinary error: the key is released and a retry runs the function', async () => {
+  const runs: string[] = [];
+  const pay = makeIdempotent(
+    async (order: Order) => {
+      runs.push(order.run);
+      if (order.run === 'first') throw Object.assign(new Error('invocation ended'), { isUnrecoverableInvocation: true });
+      return order.run;
+    },
+    { store, name: 'unrecoverable-outside', key: (order) => order.orderId },
+  );
+  const orderId = randomUUID();
+  await expect(pay({ orderId, run: 'first' })).rejects.toThrow('invocation ended');
+  expect(await readItem(inspect, tableName, recordId('unrecoverable-outside', orderId))).toBeUndefined();
+  await expect(pay({ orderId, run: 'retry' })).resolves.toBe('retry');
+  expect(runs).toEqual(['first', 'retry']);
+});
