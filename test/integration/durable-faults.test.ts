@@ -442,17 +442,19 @@ describe('a transaction() commit that fails', () => {
   });
 
   test.each([
-    ['', false],
-    [' (also with @middy/http-error-handler before it)', true],
-  ])(
+    ['', undefined],
+    [' (also with @middy/http-error-handler before it)', 'before'],
+    [' (also with @middy/http-error-handler after it)', 'after'],
+  ] as const)(
     'middy durable mode with httpIdempotency%s: the invocation ends (COMMIT_FAILED, isUnrecoverableInvocation) instead of answering 503, and the record is kept; a request with the key meanwhile gets 409 and charges nothing',
     async (_with, handled) => {
       const steps: string[] = [];
       const name = `http-failed-commit-${randomUUID()}`;
       const key = randomUUID();
       const handler = middy(middyDurableMode)
-        .use(handled ? [httpErrorHandler({ logger: false })] : [])
+        .use(handled === 'before' ? [httpErrorHandler({ logger: false })] : [])
         .use(httpIdempotency({ store, name, scope: 'shared' }))
+        .use(handled === 'after' ? [httpErrorHandler({ logger: false })] : [])
         .handler(async (_event, context) => {
           // middy's types do not say that durable mode hands the handler the durable context.
           const ctx = context as unknown as DurableContext;
@@ -643,4 +645,24 @@ describe('a call in the handler body whose outcome the key provider cannot seal'
       expect(seen).toEqual(seen.map(() => (outcome === 'response' ? 'charged' : 'failed: CardDeclined')));
     },
   );
+});
+
+// The durable SDK's own error classes (and code shared with durable handlers) mark an error
+// `isUnrecoverableInvocation`: only a durable execution's call keeps its record for it. Any other
+// call meets an ordinary error, not final: its key is released, and a retry runs.
+test('outside a durable execution, an error marked isUnrecoverableInvocation is an ordinary error: the key is released and a retry runs the function', async () => {
+  const runs: string[] = [];
+  const pay = makeIdempotent(
+    async (order: Order) => {
+      runs.push(order.run);
+      if (order.run === 'first') throw Object.assign(new Error('invocation ended'), { isUnrecoverableInvocation: true });
+      return order.run;
+    },
+    { store, name: 'unrecoverable-outside', key: (order) => order.orderId },
+  );
+  const orderId = randomUUID();
+  await expect(pay({ orderId, run: 'first' })).rejects.toThrow('invocation ended');
+  expect(await readItem(inspect, tableName, recordId('unrecoverable-outside', orderId))).toBeUndefined();
+  await expect(pay({ orderId, run: 'retry' })).resolves.toBe('retry');
+  expect(runs).toEqual(['first', 'retry']);
 });
