@@ -71,9 +71,14 @@ function storeWith(events: string[], overrides: Partial<IdempotencyStore>): Idem
   });
 }
 
-/** Until the record's status is `status`, for at most 100 turns of the event loop: a request sent after the answer would have landed by then. */
+/**
+ * Until the record's status is `status`, for at most 25 reads of the record, each a round trip to
+ * DynamoDB Local (about 20 ms under the runner's fake timers, which run the SDK's timers on their
+ * ticks) followed by a turn of the event loop: a request sent after the answer, which `events`
+ * logs as it is sent, would have landed by then.
+ */
 async function settled(name: string, orderId: string, status: string | undefined): Promise<string | undefined> {
-  for (let i = 0; i < 100 && (await recordOf(name, orderId)) !== status; i++) await new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 25 && (await recordOf(name, orderId)) !== status; i++) await new Promise((resolve) => setImmediate(resolve));
   return recordOf(name, orderId);
 }
 

@@ -81,21 +81,24 @@ async function npm(args: string[], cwd: string): Promise<string> {
 }
 
 async function build(dir: string): Promise<void> {
-  const [report] = JSON.parse(await npm(['pack', '--json', '--pack-destination', dir], root)) as [{ filename: string; files: PackedFile[] }];
-  writeFileSync(join(dir, 'files.json'), JSON.stringify(report.files));
   const consumer = join(dir, 'consumer');
   mkdirSync(consumer);
+  // The oldest Lambda types the peer range accepts, beside the newest npm installed: the declarations must compile against both.
+  // Installed meanwhile: they need nothing of the tarball (npm leaves a folder of the consumer that is no workspace alone).
+  const oldestTypes = join(consumer, 'oldest-types');
+  mkdirSync(oldestTypes);
+  writeFileSync(join(oldestTypes, 'package.json'), JSON.stringify({ private: true }));
+  const oldest = npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `@types/aws-lambda@${OLDEST_LAMBDA_TYPES}`], oldestTypes);
+  oldest.catch(() => undefined); // awaited below, after the pack and install, which fail first if they fail
+  const [report] = JSON.parse(await npm(['pack', '--json', '--pack-destination', dir], root)) as [{ filename: string; files: PackedFile[] }];
+  writeFileSync(join(dir, 'files.json'), JSON.stringify(report.files));
   writeFileSync(
     join(consumer, 'package.json'),
     JSON.stringify({ name: 'consumer', private: true, dependencies: { 'lambda-idempotency': `file:../${report.filename}` } }, null, 2),
   );
   // The npm cache holds every package the repository installed; the registry answers for the rest.
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund'], consumer);
-  // The oldest Lambda types the peer range accepts, beside the newest npm installed: the declarations must compile against both.
-  const oldestTypes = join(consumer, 'oldest-types');
-  mkdirSync(oldestTypes);
-  writeFileSync(join(oldestTypes, 'package.json'), JSON.stringify({ private: true }));
-  await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `@types/aws-lambda@${OLDEST_LAMBDA_TYPES}`], oldestTypes);
+  await oldest;
   for (const [name, source] of LINKED_PEERS) {
     const link = join(consumer, 'node_modules', name);
     mkdirSync(dirname(link), { recursive: true });
