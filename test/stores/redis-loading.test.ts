@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
@@ -16,6 +17,16 @@ import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../su
 
 // Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file.
 const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];
+
+/**
+ * How many record scripts (EVAL, EVALSHA) the server refused before running them (LOADING, BUSY),
+ * from its `INFO commandstats`: the proof that a completion met the refusal a test is about, and
+ * did not arrive after it had passed. The test's own clients send no script that is refused.
+ */
+async function refusedScripts(redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return [...stats.matchAll(/^cmdstat_eval(?:sha)?:.*\brejected_calls=(\d+)/gm)].reduce((sum, [, count]) => sum + Number(count), 0);
+}
 
 const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => kind.name.startsWith('node-redis'));
 
@@ -49,6 +60,8 @@ for (const kind of NODE_REDIS) {
       try {
         const [key] = await after.keys('loading:*');
         expect(await after.hget(key!, 'status')).toBe('COMPLETED');
+        // The restarted server's counts: the completion was refused with LOADING before it was taken.
+        expect(await refusedScripts(after)).toBeGreaterThan(0);
       } finally {
         after.disconnect();
       }
@@ -86,6 +99,7 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
       try {
         const keyPrefix = `busy-${name}:`;
         const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 15_000 });
+        const refusedBefore = await refusedScripts(raw);
         const pay = makeIdempotent(
           async (_id: string) => {
             await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
@@ -107,6 +121,8 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
         await script;
         const [key] = await raw.keys(`${keyPrefix}*`);
         expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+        // The completion was refused with BUSY (the probe's refusals are PINGs), then sent again.
+        expect(await refusedScripts(raw)).toBeGreaterThan(refusedBefore);
       } finally {
         await script?.catch(() => undefined);
         for (const client of [busy, probe, raw]) client.disconnect();
