@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
-import { RedisStore } from '../../lib/redis/index.js';
+import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
 
@@ -77,11 +77,27 @@ for (const kind of NODE_REDIS) {
   }, 60_000);
 }
 
-// Any 1.5 s script: the server answers BUSY to every other command once it has run 100 ms.
-const LONG_SCRIPT = `
-local start = redis.call('TIME')
-repeat local now = redis.call('TIME') until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 1500000
-return 1`;
+// A script that runs until SCRIPT KILL ends it (it writes nothing, so it can be killed): once it has
+// run 100 ms, the server answers BUSY to every other command.
+const ENDLESS_SCRIPT = 'while true do end';
+
+/**
+ * Resolves once the client is answered BUSY. Each command it sends goes through its `sendCommand`
+ * (ioredis's `call` and pipelines too), so the wrapper sees each reply.
+ */
+function busyReplyTo(client: RedisClient): Promise<void> {
+  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
+  const send = target.sendCommand.bind(target);
+  return new Promise((resolve) => {
+    target.sendCommand = (...args) => {
+      const reply = send(...args);
+      Promise.resolve(reply).catch((error: unknown) => {
+        if (error instanceof Error && error.message.startsWith('BUSY')) resolve();
+      });
+      return reply;
+    };
+  });
+}
 
 describe("another client's script runs past busy-reply-threshold (BUSY)", () => {
   let server: RedisServer;
@@ -103,7 +119,7 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
         const pay = makeIdempotent(
           async (_id: string) => {
             await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
-            script = busy.eval(LONG_SCRIPT, 0);
+            script = busy.eval(ENDLESS_SCRIPT, 0);
             // The server answers BUSY: the script has run past the threshold.
             for (;;)
               if (
@@ -117,13 +133,26 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
           },
           { store, name: 'pay' },
         );
-        expect(await pay('k')).toBe('paid');
-        await script;
+        const refused = busyReplyTo(opened.client);
+        const paid = pay('k');
+        // The script ends only once the completion has been refused (the finally kills it otherwise).
+        const metBusy = await Promise.race([
+          refused.then(() => true),
+          paid.then(
+            () => false,
+            () => false,
+          ),
+        ]);
+        expect(metBusy).toBe(true);
+        await probe.script('KILL');
+        expect(await paid).toBe('paid');
+        await expect(script).rejects.toThrow(/SCRIPT KILL/);
         const [key] = await raw.keys(`${keyPrefix}*`);
         expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
         // The completion was refused with BUSY (the probe's refusals are PINGs), then sent again.
         expect(await refusedScripts(raw)).toBeGreaterThan(refusedBefore);
       } finally {
+        await probe.script('KILL').catch(() => undefined); // NOTBUSY once it has ended
         await script?.catch(() => undefined);
         for (const client of [busy, probe, raw]) client.disconnect();
         await opened.close();
