@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
-import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
+import { type NodeRedisClient, type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
 
-// Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file.
+// Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file; a test ends the
+// wait (CONFIG SET key-load-delay 0, which a loading server runs) once its completion was refused.
 const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];
 
 /**
@@ -27,6 +28,34 @@ async function refusedScripts(redis: Redis): Promise<number> {
   const stats = await redis.info('commandstats');
   return [...stats.matchAll(/^cmdstat_eval(?:sha)?:.*\brejected_calls=(\d+)/gm)].reduce((sum, [, count]) => sum + Number(count), 0);
 }
+
+/**
+ * Resolves once the client is answered `refusal` (LOADING, BUSY). Each command it sends goes through
+ * its `sendCommand` (ioredis's `call` and pipelines too), so the wrapper sees each reply.
+ */
+function refusalTo(client: RedisClient, refusal: 'LOADING' | 'BUSY'): Promise<void> {
+  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
+  const send = target.sendCommand.bind(target);
+  return new Promise((resolve) => {
+    target.sendCommand = (...args) => {
+      const reply = send(...args);
+      Promise.resolve(reply).catch((error: unknown) => {
+        if (error instanceof Error && error.message.startsWith(`${refusal} `)) resolve();
+      });
+      return reply;
+    };
+  });
+}
+
+/** Whether `refused` settles before `call` has (the client met the refusal while the call ran). */
+const before = (refused: Promise<void>, call: Promise<unknown>): Promise<boolean> =>
+  Promise.race([
+    refused.then(() => true),
+    call.then(
+      () => false,
+      () => false,
+    ),
+  ]);
 
 const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => kind.name.startsWith('node-redis'));
 
@@ -54,7 +83,12 @@ for (const kind of NODE_REDIS) {
         },
         { store, name: 'pay' },
       );
-      expect(await pay('k')).toBe('paid');
+      const refused = refusalTo(opened.client, 'LOADING');
+      const paid = pay('k');
+      // Loading ends at once when the completion has been refused (or after 2 s otherwise).
+      expect(await before(refused, paid)).toBe(true);
+      await (opened.client as NodeRedisClient).sendCommand(['CONFIG', 'SET', 'key-load-delay', '0']);
+      expect(await paid).toBe('paid');
       server = await restarted!;
       const after = inspector(server.url);
       try {
@@ -80,24 +114,6 @@ for (const kind of NODE_REDIS) {
 // A script that runs until SCRIPT KILL ends it (it writes nothing, so it can be killed): once it has
 // run 100 ms, the server answers BUSY to every other command.
 const ENDLESS_SCRIPT = 'while true do end';
-
-/**
- * Resolves once the client is answered BUSY. Each command it sends goes through its `sendCommand`
- * (ioredis's `call` and pipelines too), so the wrapper sees each reply.
- */
-function busyReplyTo(client: RedisClient): Promise<void> {
-  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
-  const send = target.sendCommand.bind(target);
-  return new Promise((resolve) => {
-    target.sendCommand = (...args) => {
-      const reply = send(...args);
-      Promise.resolve(reply).catch((error: unknown) => {
-        if (error instanceof Error && error.message.startsWith('BUSY')) resolve();
-      });
-      return reply;
-    };
-  });
-}
 
 describe("another client's script runs past busy-reply-threshold (BUSY)", () => {
   let server: RedisServer;
@@ -133,17 +149,10 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
           },
           { store, name: 'pay' },
         );
-        const refused = busyReplyTo(opened.client);
+        const refused = refusalTo(opened.client, 'BUSY');
         const paid = pay('k');
         // The script ends only once the completion has been refused (the finally kills it otherwise).
-        const metBusy = await Promise.race([
-          refused.then(() => true),
-          paid.then(
-            () => false,
-            () => false,
-          ),
-        ]);
-        expect(metBusy).toBe(true);
+        expect(await before(refused, paid)).toBe(true);
         await probe.script('KILL');
         expect(await paid).toBe('paid');
         await expect(script).rejects.toThrow(/SCRIPT KILL/);
