@@ -9,13 +9,53 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
-import { RedisStore } from '../../lib/redis/index.js';
+import { type NodeRedisClient, type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
 
-// Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file.
+// Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file; a test ends the
+// wait (CONFIG SET key-load-delay 0, which a loading server runs) once its completion was refused.
 const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];
+
+/**
+ * How many record scripts (EVAL, EVALSHA) the server refused before running them (LOADING, BUSY),
+ * from its `INFO commandstats`: the proof that a completion met the refusal a test is about, and
+ * did not arrive after it had passed. The test's own clients send no script that is refused.
+ */
+async function refusedScripts(redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return [...stats.matchAll(/^cmdstat_eval(?:sha)?:.*\brejected_calls=(\d+)/gm)].reduce((sum, [, count]) => sum + Number(count), 0);
+}
+
+/**
+ * Resolves once the client is answered `refusal` (LOADING, BUSY). Each command it sends goes through
+ * its `sendCommand` (ioredis's `call` and pipelines too), so the wrapper sees each reply.
+ */
+function refusalTo(client: RedisClient, refusal: 'LOADING' | 'BUSY'): Promise<void> {
+  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
+  const send = target.sendCommand.bind(target);
+  return new Promise((resolve) => {
+    target.sendCommand = (...args) => {
+      const reply = send(...args);
+      Promise.resolve(reply).catch((error: unknown) => {
+        if (error instanceof Error && error.message.startsWith(`${refusal} `)) resolve();
+      });
+      return reply;
+    };
+  });
+}
+
+/** Whether `refused` settles before `call` has (the client met the refusal while the call ran). */
+const before = (refused: Promise<void>, call: Promise<unknown>): Promise<boolean> =>
+  Promise.race([
+    refused.then(() => true),
+    call.then(
+      () => false,
+      () => false,
+    ),
+  ]);
 
 const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => kind.name.startsWith('node-redis'));
 
@@ -43,12 +83,19 @@ for (const kind of NODE_REDIS) {
         },
         { store, name: 'pay' },
       );
-      expect(await pay('k')).toBe('paid');
+      const refused = refusalTo(opened.client, 'LOADING');
+      const paid = pay('k');
+      // Loading ends at once when the completion has been refused (or after 2 s otherwise).
+      expect(await before(refused, paid)).toBe(true);
+      await (opened.client as NodeRedisClient).sendCommand(['CONFIG', 'SET', 'key-load-delay', '0']);
+      expect(await paid).toBe('paid');
       server = await restarted!;
       const after = inspector(server.url);
       try {
         const [key] = await after.keys('loading:*');
         expect(await after.hget(key!, 'status')).toBe('COMPLETED');
+        // The restarted server's counts: the completion was refused with LOADING before it was taken.
+        expect(await refusedScripts(after)).toBeGreaterThan(0);
       } finally {
         after.disconnect();
       }
@@ -64,11 +111,9 @@ for (const kind of NODE_REDIS) {
   }, 60_000);
 }
 
-// Any 1.5 s script: the server answers BUSY to every other command once it has run 100 ms.
-const LONG_SCRIPT = `
-local start = redis.call('TIME')
-repeat local now = redis.call('TIME') until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 1500000
-return 1`;
+// A script that runs until SCRIPT KILL ends it (it writes nothing, so it can be killed): once it has
+// run 100 ms, the server answers BUSY to every other command.
+const ENDLESS_SCRIPT = 'while true do end';
 
 describe("another client's script runs past busy-reply-threshold (BUSY)", () => {
   let server: RedisServer;
@@ -86,10 +131,11 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
       try {
         const keyPrefix = `busy-${name}:`;
         const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 15_000 });
+        const refusedBefore = await refusedScripts(raw);
         const pay = makeIdempotent(
           async (_id: string) => {
             await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
-            script = busy.eval(LONG_SCRIPT, 0);
+            script = busy.eval(ENDLESS_SCRIPT, 0);
             // The server answers BUSY: the script has run past the threshold.
             for (;;)
               if (
@@ -103,11 +149,19 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
           },
           { store, name: 'pay' },
         );
-        expect(await pay('k')).toBe('paid');
-        await script;
+        const refused = refusalTo(opened.client, 'BUSY');
+        const paid = pay('k');
+        // The script ends only once the completion has been refused (the finally kills it otherwise).
+        expect(await before(refused, paid)).toBe(true);
+        await probe.script('KILL');
+        expect(await paid).toBe('paid');
+        await expect(script).rejects.toThrow(/SCRIPT KILL/);
         const [key] = await raw.keys(`${keyPrefix}*`);
         expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+        // The completion was refused with BUSY (the probe's refusals are PINGs), then sent again.
+        expect(await refusedScripts(raw)).toBeGreaterThan(refusedBefore);
       } finally {
+        await probe.script('KILL').catch(() => undefined); // NOTBUSY once it has ended
         await script?.catch(() => undefined);
         for (const client of [busy, probe, raw]) client.disconnect();
         await opened.close();
