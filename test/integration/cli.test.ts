@@ -697,6 +697,8 @@ test('usage errors exit 2 with a sentence, before any request (in process)', asy
     [['inspect', '--table', tableName, '--name', 'n', '--key', 'o-1'], '`--key` must be JSON; a string key is quoted: --key \'"o-1"\'.'],
     // Broken JSON of an object is not a string key: quoting it would address another record.
     [['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":o-1}'], '`--key` is not valid JSON; quote string values inside it.'],
+    // A string missing its closing quote: quoting it again would address the key `"o-1`, another record.
+    [['inspect', '--table', tableName, '--name', 'n', '--key', '"o-1'], '`--key` is not valid JSON; quote string values inside it.'],
     // JSON.parse would round it, and address a record no entry point wrote: which one is meant depends on the entry point.
     [
       ['inspect', '--table', tableName, '--name', 'n', '--key', '{"orderId":12345678901234567890}'],

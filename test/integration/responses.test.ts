@@ -191,6 +191,33 @@ describe('stored final errors (isFinalError, errorFields)', () => {
     expect(again.cause).toEqual({ name: 'RangeError', message: 'limit', code: 'LIMIT', cause: { name: 'Error', message: 'root' } });
   });
 
+  test('`name`, `message` and `code` in errorFields are stored as always, once: a code that is an object replays as its text either way', async () => {
+    const make = () => Object.assign(new Error('card declined'), { name: 'CardError', code: { reason: 'DECLINED' } });
+    const [, plain] = await firstAndDuplicate('base-members-plain', [], make);
+    const [, selected] = await firstAndDuplicate('base-members-selected', ['name', 'message', 'code', 'statusCode'], make);
+    expect(plain).toMatchObject({ name: 'CardError', message: 'card declined', code: '[object Object]' });
+    expect({ ...selected }).toStrictEqual({ ...plain });
+    const stored = (await readItem(client, tableName, recordId('base-members-selected', 'k')))!.error!.S!;
+    expect(stored).toBe('{"name":"CardError","message":"card declined","code":"[object Object]"}');
+  });
+
+  test('a nested error keeps the cause and errors its constructor set (own members that are not enumerable)', async () => {
+    const [, again] = await firstAndDuplicate('nested-constructor-members', ['cause'], () => {
+      const inner = new AggregateError([new TypeError('bad card')], 'both failed', { cause: new Error('root') });
+      return new Error('card declined', { cause: new RangeError('limit', { cause: inner }) });
+    });
+    expect(again.cause).toEqual({
+      name: 'RangeError',
+      message: 'limit',
+      cause: {
+        name: 'AggregateError',
+        message: 'both failed',
+        cause: { name: 'Error', message: 'root' },
+        errors: [{ name: 'TypeError', message: 'bad card' }],
+      },
+    });
+  });
+
   test('a stored error whose fields name `__proto__` still replays as an Error, the member kept as a field', async () => {
     const name = 'planted-proto';
     const once = makeIdempotent(async (id: string) => `ran ${id}`, { store, name });
