@@ -372,8 +372,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * the request or a call around it, so the key selector runs again only then.
    */
   const misuseOf = (request: AnyRequest, error: unknown): TypeError | undefined => {
+    const held = heldKeys.get(request);
     // Neither another middleware's record on this request nor a call around this one: a duplicate of another attempt.
-    if (!isIdempotencyError(error, 'IN_PROGRESS') || (heldKeys.get(request) === undefined && enclosingCall() === undefined)) return undefined;
+    if (!isIdempotencyError(error, 'IN_PROGRESS') || (held === undefined && enclosingCall() === undefined)) return undefined;
     let key: string | undefined;
     try {
       key = engine.keyOf(request.event as TEvent, request.context as TContext);
@@ -381,7 +382,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return undefined;
     }
     if (key === undefined) return undefined;
-    if (heldKeys.get(request)?.has(key) === true) {
+    if (held?.has(key) === true) {
       return new TypeError(
         `${engine.where}(): another idempotency middleware on this handler holds the same record (same name and key): give each its own \`name\`, or use one.`,
       );
