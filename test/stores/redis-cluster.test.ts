@@ -19,7 +19,7 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { NODE_REDIS_SOCKET, pttl, until } from '../support/redis.js';
+import { forgetWithAnswerLost, NODE_REDIS_SOCKET, pttl } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -451,15 +451,12 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       const now = Date.now();
       await store.claim({ key: 'k', owner: 'o', leaseUntil: now + 60_000, expiresAt: Math.floor(now / 1000) + 600, now });
       await raw.script('LOAD', FORGET.source); // its EVALSHA's NOSCRIPT answer is not the one lost
-      proxy.loseReplies();
-      const forgotten = store.forget('k').then(
-        (deleted) => ({ deleted }),
-        (error: unknown) => ({ error }),
+      const outcome = await forgetWithAnswerLost(
+        proxy,
+        () => store.forget('k'),
+        async () => (await raw.exists(`${keyPrefix}k`)) === 0,
       );
-      await until(async () => (await raw.exists(`${keyPrefix}k`)) === 0);
-      await proxy.cut();
-      await proxy.restore();
-      expect(await forgotten).toEqual({ error: expect.any(Error) });
+      expect(outcome).toEqual({ error: expect.any(Error) });
     } finally {
       opened.close();
     }
@@ -594,15 +591,13 @@ describe("two primaries, each reached through a proxy: a completion waits for it
         // FORGET in both script caches: its EVALSHA's NOSCRIPT answer is not the one lost.
         for (const node of [rawFirst, rawSecond]) await node.script('LOAD', FORGET.source);
         const [holder, proxy] = slotOf(`${keyPrefix}k`) < 8192 ? [rawFirst, proxies.get(first.port)!] : [rawSecond, proxies.get(second.port)!];
-        proxy.loseReplies(); // the forget reaches its primary, its answer does not come back
-        const forgotten = store.forget('k').then(
-          (deleted) => ({ deleted }),
-          (error: unknown) => ({ error }),
+        // The forget reaches its primary, its answer does not come back.
+        const outcome = await forgetWithAnswerLost(
+          proxy,
+          () => store.forget('k'),
+          async () => (await holder.exists(`${keyPrefix}k`)) === 0,
         );
-        await until(async () => (await holder.exists(`${keyPrefix}k`)) === 0);
-        await proxy.cut();
-        await proxy.restore();
-        expect(await forgotten).toEqual({ deleted: true });
+        expect(outcome).toEqual({ deleted: true });
       } finally {
         client.disconnect();
       }

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../lib/redis/index.js';
-import { CLIENT_KINDS, type ClientKind, inspector, nextReady, PREVIOUS_CLIENT_KINDS, redisPort, until } from '../support/redis.js';
+import { CLIENT_KINDS, type ClientKind, forgetWithAnswerLost, inspector, nextReady, PREVIOUS_CLIENT_KINDS, redisPort } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const raw = inspector();
@@ -51,16 +51,12 @@ describe.each(KINDS)('%s', (name, kind) => {
       const now = Date.now();
       await store.claim({ key: 'k', owner: 'o', leaseUntil: leaseUntil ?? now + 60_000, expiresAt: Math.floor(now / 1000) + 600, now });
       await store.forget('absent'); // FORGET in the script cache: its EVALSHA's NOSCRIPT answer is not the one lost
-      proxy.loseReplies(); // the forget reaches Redis, its answer does not come back
-      const forgotten = store.forget('k', onlyIf, leaseUntil).then(
-        (deleted) => ({ deleted }),
-        (error: unknown) => ({ error }),
+      const ready = nextReady(opened.client); // after the reset
+      const outcome = await forgetWithAnswerLost(
+        proxy,
+        () => store.forget('k', onlyIf, leaseUntil),
+        async () => (await raw.exists(`${keyPrefix}k`)) === 0,
       );
-      await until(async () => (await raw.exists(`${keyPrefix}k`)) === 0);
-      const ready = nextReady(opened.client);
-      await proxy.cut();
-      await proxy.restore();
-      const outcome = await forgotten;
       await ready;
       expect(outcome).not.toEqual({ deleted: false });
       if (kind === RESENDING) expect(outcome).toEqual({ deleted: true });

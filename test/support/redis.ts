@@ -9,6 +9,7 @@ import { createClient, type RedisClientOptions } from 'redis';
 import { createClient as createClient5 } from 'redis5';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
+import type { TcpProxy } from './tcp-proxy.js';
 
 /** The port of the run's redis-server. */
 export const redisPort = (): number => Number(new URL(redisUrl()).port);
@@ -110,6 +111,27 @@ export async function until<T>(read: () => Promise<T>): Promise<T> {
     if (Array.isArray(value) ? value.length > 0 : value) return value;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * Sends `forget` through `proxy` with its answer lost (the request reaches Redis, no reply comes
+ * back): once `gone` says the server applied it, the proxy resets the connection and lets the client
+ * connect again. What the forget then says: `{ deleted }`, or `{ error }`.
+ */
+export async function forgetWithAnswerLost(
+  proxy: TcpProxy,
+  forget: () => Promise<boolean>,
+  gone: () => Promise<boolean>,
+): Promise<{ deleted: boolean } | { error: unknown }> {
+  proxy.loseReplies();
+  const forgotten = forget().then(
+    (deleted) => ({ deleted }),
+    (error: unknown) => ({ error }),
+  );
+  await until(gone);
+  await proxy.cut();
+  await proxy.restore();
+  return forgotten;
 }
 
 /**
