@@ -1,0 +1,60 @@
+/**
+ * `npm test` after the lint: the type-check and Jest side by side. Most of Jest's time is spent
+ * waiting on DynamoDB Local, redis-server and child processes, so `tsc` runs at the lowest priority
+ * and takes the CPU those waits leave. A type error is printed as soon as `tsc` finds it and stops
+ * the run (Jest's teardown stops the servers it started); arguments go to Jest
+ * (`npm test -- --testPathPatterns http`).
+ * Development tooling.
+ */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { setPriority } from 'node:os';
+
+const require = createRequire(import.meta.url);
+
+/** Starts `bin` (a package's script) on this Node; resolves to its exit code (1 if a signal ended it). */
+function run(bin, args, options) {
+  const child = spawn(process.execPath, [require.resolve(bin), ...args], options);
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+  return { child, exited };
+}
+
+const typecheck = run('typescript/bin/tsc', ['--noEmit'], { stdio: ['ignore', 'pipe', 'pipe'] });
+try {
+  setPriority(typecheck.child.pid, 19);
+} catch {
+  // A system that refuses to lower the priority still type-checks, only sharing the CPU evenly.
+}
+let report = '';
+typecheck.child.stdout.on('data', (chunk) => {
+  report += chunk;
+});
+typecheck.child.stderr.on('data', (chunk) => {
+  report += chunk;
+});
+
+const jest = run('jest/bin/jest', process.argv.slice(2), {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, '--experimental-vm-modules --no-warnings=ExperimentalWarning'].filter(Boolean).join(' '),
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  },
+});
+
+// Ctrl-C reaches both children from the terminal; a kill of this process alone is passed on.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    typecheck.child.kill(signal);
+    jest.child.kill(signal);
+  });
+}
+
+const typeErrors = await typecheck.exited;
+if (typeErrors !== 0) {
+  process.stderr.write(`\ntsc --noEmit found type errors; stopping the tests.\n\n${report}`);
+  jest.child.kill('SIGTERM');
+  await jest.exited;
+  process.exit(typeErrors);
+}
+process.exit(await jest.exited);
