@@ -8,20 +8,23 @@
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { setPriority } from 'node:os';
+import os from 'node:os';
 
 const require = createRequire(import.meta.url);
 
-/** Starts `bin` (a package's script) on this Node; resolves to its exit code (1 if a signal ended it). */
+/** Starts `bin` (a package's script) on this Node; resolves to its exit code, or the signal that ended it. */
 function run(bin, args, options) {
   const child = spawn(process.execPath, [require.resolve(bin), ...args], options);
-  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   return { child, exited };
 }
 
+/** A signal's exit status, as a shell reports it. */
+const statusOf = (ended) => (typeof ended === 'number' ? ended : 128 + (os.constants.signals[ended] ?? 0));
+
 const typecheck = run('typescript/bin/tsc', ['--noEmit'], { stdio: ['ignore', 'pipe', 'pipe'] });
 try {
-  setPriority(typecheck.child.pid, 19);
+  os.setPriority(typecheck.child.pid, 19);
 } catch {
   // A system that refuses to lower the priority still type-checks, only sharing the CPU evenly.
 }
@@ -50,11 +53,12 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+// A type-check ended by a signal (Ctrl-C) found nothing: the tests end by the same signal.
 const typeErrors = await typecheck.exited;
-if (typeErrors !== 0) {
+if (typeof typeErrors === 'number' && typeErrors !== 0) {
   process.stderr.write(`\ntsc --noEmit found type errors; stopping the tests.\n\n${report}`);
   jest.child.kill('SIGTERM');
   await jest.exited;
   process.exit(typeErrors);
 }
-process.exit(await jest.exited);
+process.exit(statusOf(await jest.exited));
