@@ -158,6 +158,12 @@ const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   TRANSACTION_CONDITION_FAILED: 'A condition of this request was not met; nothing was written.',
 };
 
+/** The answer to a `COMMIT_FAILED` known not applied: its writes were never committed and the key is free. */
+const SETTLED_COMMIT = {
+  title: 'The request was not applied',
+  detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
+};
+
 /** Why an issued-keys API refuses a key, by verdict. */
 const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
   forged: 'The Idempotency-Key was not issued by this API.',
@@ -192,7 +198,9 @@ function exposing(result: HttpResult, name: string): HttpResult {
 
 /** An RFC 9457 problem response for an idempotency rejection. @internal */
 export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
-  const [status, title] = [HTTP_STATUS[error.code], TITLES[error.code]];
+  // A failed commit whose record was released since (its `retryAfterSeconds`) is known not applied.
+  const settled = error.code === 'COMMIT_FAILED' && error.retryAfterSeconds !== undefined;
+  const [status, title] = [HTTP_STATUS[error.code], settled ? SETTLED_COMMIT.title : TITLES[error.code]];
   if (status === undefined || title === undefined) return undefined;
   const own: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
@@ -203,7 +211,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   // Header names are case-insensitive: an extra `content-type` next to ours would send two.
   const names = Object.keys(own).map((name) => name.toLowerCase());
   const headers = { ...withoutFields(extraHeaders, names), ...own };
-  const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail: DETAILS[error.code] }) };
+  const detail = settled ? SETTLED_COMMIT.detail : DETAILS[error.code];
+  const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail }) };
   return own['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
 }
 

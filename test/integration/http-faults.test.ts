@@ -156,6 +156,35 @@ describe('httpIdempotency', () => {
     },
   );
 
+  test("a commit of the handler's writes that never reached DynamoDB: a 503 that says nothing was written, with Retry-After: 1; the retry runs and charges once", async () => {
+    const name = `pay-tx-lost-${randomUUID()}`;
+    let runs = 0;
+    const handler = middy<APIGatewayProxyEventV2, Response>(async () => {
+      runs++;
+      transaction().update({ TableName: tableName, Key: { id: `${name}-charge` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+      return { statusCode: 201, body: 'paid' };
+    }).use(httpIdempotency<APIGatewayProxyEventV2>({ store, name, singleFlight: false, logger: quiet() }));
+    const call = () =>
+      handler(
+        httpEvent('url', {}, { key: 'k-tx-lost', body: '{"amount":1000}' }) as APIGatewayProxyEventV2,
+        lambdaContext(name, LEASE_MILLIS),
+      ) as Promise<Response>;
+    faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'reset' }, attempts: 'all' });
+    const first = await call();
+    expect(faults.injected.length).toBeGreaterThan(0);
+    faults.clear();
+    expect(first.statusCode).toBe(503);
+    expect(first.headers?.['Retry-After']).toBe('1');
+    expect(JSON.parse(String(first.body))).toMatchObject({
+      title: 'The request was not applied',
+      detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
+    });
+    expect(await readItem(inspect, tableName, `${name}-charge`)).toBeUndefined();
+    expect(await call()).toEqual({ statusCode: 201, body: 'paid' });
+    expect(runs).toBe(2);
+    expect((await readItem(inspect, tableName, `${name}-charge`))?.n).toEqual({ N: '1' });
+  });
+
   describe('encrypted', () => {
     const { ring, encrypted } = useFaultyKeyring(tableName, faulty);
 

@@ -243,6 +243,20 @@ describe('problem', () => {
     expect(problem(new IdempotencyError('TRANSACTION_INVALID', 'x'), 60)).toBeUndefined();
   });
 
+  test('a failed commit known not applied says nothing was written; one whose outcome is unknown, that it may have applied', () => {
+    const body = (answer: ReturnType<typeof problem>) => JSON.parse(answer!.body as string);
+    expect(body(problem(new IdempotencyError('COMMIT_FAILED', 'x', { retryAfterSeconds: 1 }), 30))).toEqual({
+      type: 'about:blank',
+      title: 'The request was not applied',
+      status: 503,
+      detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
+    });
+    expect(body(problem(new IdempotencyError('COMMIT_FAILED', 'x'), 30))).toMatchObject({
+      title: 'The outcome of this request is not known yet',
+      detail: expect.stringMatching(/^The request may or may not have been applied;/),
+    });
+  });
+
   test('an unknown commit outcome is a 503 with Retry-After; a failed business condition a 409', () => {
     const unknown = problem(new IdempotencyError('COMMIT_FAILED', 'x'), 30);
     expect(unknown?.statusCode).toBe(503);
