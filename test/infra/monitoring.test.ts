@@ -393,3 +393,10 @@ describe('the demo stack', () => {
     });
   });
 });
+
+test('a period one minute over 7 days is refused at synth: the limit is 7 days, not a whole day past it', () => {
+  const table = new IdempotencyTable(new Stack(new App(), 'JustOverWeek'), 'Idempotency');
+  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.minutes(7 * 24 * 60 + 1) })).toThrow(
+    'IdempotencyTable.addMonitoring: `period` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got 10081 min).',
+  );
+});
