@@ -1026,6 +1026,56 @@ describe('synth-time checks on stream event sources: a failed batch is retried f
   });
 });
 
+describe('synth-time checks on stream sources without retries that read old records again: the starting position, its override, and the span the warning names', () => {
+  const path = (id: string) => `/Replays/${id}`;
+  let annotations: Annotations;
+
+  beforeAll(() => {
+    const stack = new Stack(new App(), 'Replays');
+    const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
+    const events = new Stream(stack, 'Events', { retentionPeriod: Duration.days(7) });
+    const failed = new SqsDlq(new Queue(stack, 'FailedBatches'));
+    const wire = (id: string, source: IEventSource): LambdaFunction => {
+      const consumer = fn(stack, id);
+      consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+      records.attachFunction(consumer);
+      consumer.addEventSource(source);
+      return consumer;
+    };
+    const from = { reportBatchItemFailures: true, onFailure: failed, retryAttempts: 0 };
+    wire('AtTimestamp', new KinesisEventSource(events, { ...from, startingPosition: StartingPosition.AT_TIMESTAMP, startingPositionTimestamp: 1_767_225_600 }));
+    // Made LATEST, set to TRIM_HORIZON by an escape hatch: CloudFormation gets TRIM_HORIZON.
+    const overridden = wire('OverriddenToTrimHorizon', new KinesisEventSource(events, { ...from, startingPosition: StartingPosition.LATEST }));
+    const mapping = overridden.node.findAll().find((c): c is CfnEventSourceMapping => c instanceof CfnEventSourceMapping);
+    mapping!.addPropertyOverride('StartingPosition', 'TRIM_HORIZON');
+    wire('AgedPastRetention', new KinesisEventSource(events, { ...from, startingPosition: StartingPosition.TRIM_HORIZON, maxRecordAge: Duration.hours(2) }));
+    const imported = Stream.fromStreamArn(stack, 'Imported', 'arn:aws:kinesis:eu-west-1:123456789012:stream/events');
+    wire('ImportedStream', new KinesisEventSource(imported, { ...from, startingPosition: StartingPosition.TRIM_HORIZON }));
+    annotations = Annotations.fromStack(stack);
+  });
+
+  test('a source that starts AT_TIMESTAMP reads back records the stream keeps longer than the retention: a warning naming the stream', () => {
+    annotations.hasWarning(
+      path('AtTimestamp'),
+      Match.stringLikeRegexp(
+        'starts at AT_TIMESTAMP.*for 7 days \\(as long as Kinesis stream Replays/Events keeps them\\).*kept 1 h.*streamReplayOutlivesRecords',
+      ),
+    );
+  });
+
+  test('a starting position set to TRIM_HORIZON by addPropertyOverride is the one checked', () => {
+    annotations.hasWarning(path('OverriddenToTrimHorizon'), Match.stringLikeRegexp('starts at TRIM_HORIZON.*streamReplayOutlivesRecords'));
+  });
+
+  test('the span named is the one that bounds the replay: the maxRecordAge, or a stream whose retention is not known here', () => {
+    annotations.hasWarning(path('AgedPastRetention'), Match.stringLikeRegexp('for 2 h \\(its `maxRecordAge`\\).*kept 1 h.*streamReplayOutlivesRecords'));
+    annotations.hasWarning(
+      path('ImportedStream'),
+      Match.stringLikeRegexp('for as long as the stream keeps them \\(not known here\\).*kept 1 h.*streamReplayOutlivesRecords'),
+    );
+  });
+});
+
 test('a stream defined as an L1 resource (CfnStream, CfnTable, CfnGlobalTable) is checked against its retention, as one of an L2 construct', () => {
   const stack = new Stack(new App(), 'L1Streams');
   const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });

@@ -1,4 +1,4 @@
-import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
@@ -392,4 +392,19 @@ describe('the demo stack', () => {
       Ref: required.stack.getLogicalId(required.stack.keySecret.node.defaultChild as CfnElement),
     });
   });
+});
+
+test('a period one minute over 7 days is refused at synth: the limit is 7 days, not a whole day past it', () => {
+  const table = new IdempotencyTable(new Stack(new App(), 'JustOverWeek'), 'Idempotency');
+  expect(() => table.addMonitoring({ functions: ['api'], period: Duration.minutes(7 * 24 * 60 + 1) })).toThrow(
+    'IdempotencyTable.addMonitoring: `period` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got 10081 min).',
+  );
+});
+
+test('a metric namespace known only at deploy time (a CloudFormation parameter) is not judged at synth: the alarms read it', () => {
+  const stack = new Stack(new App(), 'DeployTime');
+  const metricNamespace = new CfnParameter(stack, 'MetricNamespace', { type: 'String' }).valueAsString;
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  expect(() => table.addMonitoring({ functions: ['api'], metricNamespace })).not.toThrow();
+  Template.fromStack(stack).hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: { Ref: 'MetricNamespace' } });
 });

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { type DurableContext, type DurableLambdaHandler, withDurableExecution } from '@aws/durable-execution-sdk-js';
 import middy from '@middy/core';
 import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
-import { executionError, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, scanItems, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 
 const { client, store, tableName } = useFreshTable({ prefix: 'durable-combined' });
@@ -195,4 +195,40 @@ test('an atomic body call with transaction() writes, the execution suspended aft
   expect(runs).toEqual([orderId, orderId, orderId]);
   expect((await readItem(client, business, `${orderId}#commits`))?.commits?.N).toBe('1');
   expect(await records(name)).toEqual([[recordId(name, orderId), 'COMPLETED', true]]);
+});
+
+// An atomic call commits its record COMPLETED in the invocation it runs in; the body makes it again on
+// every replay, and each replay's commit must meet that record: kept for the durable lease, as any
+// call's record given the execution's context, or a replay past the retention commits its writes again.
+test('an atomic body call with transaction() writes, suspended after it past its retention but within its durable lease: the replay meets its record, and the writes apply once', async () => {
+  const name = `atomic-lease-${randomUUID()}`;
+  const runs: string[] = [];
+  const reserve = makeIdempotent(
+    async (orderId: string, _ctx: DurableContext) => {
+      runs.push(orderId);
+      transaction().update({
+        TableName: business,
+        Key: { id: `${orderId}#commits` },
+        UpdateExpression: 'ADD commits :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      });
+      return `reserved ${orderId}`;
+    },
+    { store, name, atomic: true, expiresAfterSeconds: 60, durableLeaseSeconds: 3_600 },
+  );
+  const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+    const reserved = await reserve(orderId, ctx);
+    await ctx.waitForCallback(CALLBACK, async () => undefined);
+    return reserved;
+  });
+  const orderId = randomUUID();
+  const execution = startExecution<string>(handler, orderId, CALLBACK);
+  await execution.suspended();
+  await advanceRunnerClock(2 * 60_000);
+  await execution.resume('ok');
+  const result = await execution.result;
+  expect(result.getStatus()).toBe('SUCCEEDED');
+  expect(result.getResult()).toBe(`reserved ${orderId}`);
+  expect(runs).toEqual([orderId, orderId]);
+  expect((await readItem(client, business, `${orderId}#commits`))?.commits?.N).toBe('1');
 });
