@@ -164,7 +164,8 @@ export class IdempotencyMonitoring extends Construct {
     };
     const rows = functions.map((fn) => {
       const name = typeof fn === 'string' ? fn : watchedName(fn);
-      const group = new Construct(this, groupId(typeof fn === 'string' ? `Records-${fn}` : fn.node.id));
+      // A construct id takes no token: a namespace known only at deploy time is a group named `Records`.
+      const group = new Construct(this, groupId(typeof fn !== 'string' ? fn.node.id : Token.isUnresolved(fn) ? 'Records' : `Records-${fn}`));
       const metric = (event: IdempotencyEvent) =>
         new Metric({ namespace, metricName: METRIC_NAMES[event], dimensionsMap: { Function: name }, statistic: Stats.SUM, period });
       for (const [event, field, fallback, meaning] of ALARMS) {

@@ -408,3 +408,15 @@ test('a metric namespace known only at deploy time (a CloudFormation parameter) 
   expect(() => table.addMonitoring({ functions: ['api'], metricNamespace })).not.toThrow();
   Template.fromStack(stack).hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: { Ref: 'MetricNamespace' } });
 });
+
+test("a record namespace known only at deploy time (a CloudFormation parameter) is monitored: its alarms read it, as a literal one's do", () => {
+  const stack = new Stack(new App(), 'DeployTimeNamespace');
+  const namespace = new CfnParameter(stack, 'RecordNamespace', { type: 'String' }).valueAsString;
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  table.addMonitoring({ functions: [namespace, 'payments-consumer'] });
+  const template = Template.fromStack(stack);
+  const alarmsOf = (value: unknown) =>
+    Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Dimensions: [{ Name: 'Function', Value: value }] } }));
+  expect(alarmsOf('payments-consumer').length).toBeGreaterThan(0);
+  expect(alarmsOf({ Ref: 'RecordNamespace' })).toHaveLength(alarmsOf('payments-consumer').length);
+});
