@@ -1,6 +1,7 @@
 /** A gzip decompression bomb, for the tests that plant one where a stored response is read. */
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
+import { ITEM_LIMIT_BYTES } from '../../lib/stored-outcome.js';
 
 const made = new Map<number, Promise<Buffer>>();
 
@@ -26,5 +27,8 @@ export function gzippedZeros(bytes: number): Promise<Buffer> {
   return zipped;
 }
 
-/** 440 MiB of zeros, gzipped to about 440 KB: more than gzip makes of any value a store keeps. */
-export const gzipBomb = (): Promise<Buffer> => gzippedZeros(440 * 1024 * 1024);
+/**
+ * Zeros one byte past what gzip makes of any value a store keeps (1,032 bytes for each of a DynamoDB
+ * item's 400 KiB), gzipped to about 400 KB.
+ */
+export const gzipBomb = (): Promise<Buffer> => gzippedZeros(1032 * ITEM_LIMIT_BYTES + 1);
