@@ -495,7 +495,7 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       await lost;
       const started = performance.now();
       expect(await connectionOf(opened.client, 300).reconnected('k', 5000)).toBe(false);
-      expect(performance.now() - started).toBeLessThan(1500);
+      expect(performance.now() - started).toBeLessThan(2500); // the bound (300 ms), not the 5 s asked, on a loaded machine too
     } finally {
       await proxy.restore();
       opened.close();
