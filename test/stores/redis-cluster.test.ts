@@ -13,7 +13,7 @@ import { Cluster, Redis } from 'ioredis';
 import { createCluster } from 'redis';
 import { createCluster as createCluster5 } from 'redis5';
 import { hashKey, makeIdempotent } from '../../lib/index.js';
-import { connectionOf, slotOf } from '../../lib/redis/connection.js';
+import { connectionOf, type NodeRedisCluster, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
@@ -336,6 +336,48 @@ describe('a slot migrating to a node that holds no slot yet (ASK)', () => {
     60_000,
   );
 
+  // docs/redis.md: a redirected write is "not sent there after the call's timeoutMillis". The new
+  // node's connection is made at the ASK reply; its ready check waits at a proxy until the call has
+  // failed at its bound, and then the node is ready: the claim must not follow.
+  test("ioredis Cluster: a write redirected (ASK) to a node whose connection is ready only after the call's timeoutMillis is not sent there after it", async () => {
+    const proxy = await TcpProxy.start(adding.port);
+    const client = new Cluster([{ host: server.host, port: server.port }], {
+      enableOfflineQueue: false,
+      redisOptions: { maxRetriesPerRequest: 0 },
+      natMap: { [`${adding.host}:${adding.port}`]: { host: adding.host, port: proxy.port } },
+    });
+    const [mainId, addingId] = [String(await raw.call('CLUSTER', 'MYID')), String(await rawAdding.call('CLUSTER', 'MYID'))];
+    const keyPrefix = 'ask-late-ioredis:';
+    const slot = await vacatedSlotOf(`${keyPrefix}k`);
+    try {
+      const now = Date.now();
+      const request = { key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 };
+      const store = new RedisStore({ client, keyPrefix, timeoutMillis: 300, waitForReplicas: { replicas: 1, timeoutMillis: 10 } });
+      await store.claim({ ...request, key: 'warm' }).catch(() => undefined); // the client learns the slot map
+      await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', mainId);
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', addingId);
+      proxy.hold();
+      await expect(store.claim(request)).rejects.toThrow(/did not answer within 300 ms/);
+      const adder = client.nodes('all').find(({ options }) => options.port === proxy.port);
+      expect(adder?.status).toBe('connect'); // connected to the proxy, its ready check held there
+      const ready = new Promise((resolve) => adder!.once('ready', resolve));
+      await proxy.restore();
+      await ready;
+      await new Promise((resolve) => setImmediate(resolve));
+      // A claim sent again once the node was ready would have been written before this, on the same connection.
+      expect(await adder!.call('PING')).toBe('PONG');
+      const keysIn = (node: Redis) => node.call('CLUSTER', 'COUNTKEYSINSLOT', slot);
+      expect([await keysIn(rawAdding), await keysIn(raw)]).toEqual([0, 0]);
+    } finally {
+      client.disconnect();
+      await proxy.cut();
+      const left = (await rawAdding.call('CLUSTER', 'GETKEYSINSLOT', slot, '10000')) as string[];
+      if (left.length > 0) await rawAdding.del(...left);
+      await rawAdding.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
+      await raw.call('CLUSTER', 'SETSLOT', slot, 'NODE', mainId);
+    }
+  }, 60_000);
+
   // docs/redis.md: on a Cluster, the commands it lists for the store, with `CLUSTER|SLOTS`,
   // `CLUSTER|INFO` and `@connection` (which holds `ASKING`) for the client, are all a user needs.
   test("ioredis Cluster, as a user granted only the commands docs/redis.md lists on the prefix: a claim and its completion during a slot's migration (ASK)", async () => {
@@ -437,6 +479,25 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       const [key] = await raw.keys(`${keyPrefix}*`);
       expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
     } finally {
+      opened.close();
+    }
+  });
+
+  // docs/redis.md: a completion is sent again "within what is left of the call's timeoutMillis,
+  // which bounds the whole call": with the key's primary away past it, the wait ends then, with false.
+  test("node-redis cluster: the key's primary away past the call's timeoutMillis, the wait for its return ends at that bound, unreconnected", async () => {
+    const [, open] = THROUGH_PROXY[1]!;
+    const opened = await open();
+    try {
+      const primary = (opened.client as NodeRedisCluster).masters[0]!.client!;
+      const lost = new Promise((resolve) => primary.once('reconnecting', resolve));
+      await proxy.cut(); // connections reset, and refused until restored
+      await lost;
+      const started = performance.now();
+      expect(await connectionOf(opened.client, 300).reconnected('k', 5000)).toBe(false);
+      expect(performance.now() - started).toBeLessThan(2500); // the bound (300 ms), not the 5 s asked, on a loaded machine too
+    } finally {
+      await proxy.restore();
       opened.close();
     }
   });

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { aesGcmEncryption } from '../../lib/encryption.js';
 import { ResponseCodec, UnreadableRecordError } from '../../lib/response-codec.js';
+import { ITEM_LIMIT_BYTES } from '../../lib/stored-outcome.js';
 import { gzipBomb } from '../support/gzip-bomb.js';
 
 const KEY = 'charge#abc';
@@ -117,12 +118,20 @@ describe('without encryption', () => {
     await expect(plain.decode({ N: '1' }, 'error', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
   });
 
-  test('gzip that decompresses past what any stored value holds (a bomb planted where values are not size-limited, Redis) fails closed', async () => {
-    // More than gzip can make of the 400 KB a stored value is kept within.
-    const bomb = await gzipBomb();
-    const refusal = await plain.decode({ B: bomb }, 'response', undefined, KEY).catch((error: unknown) => error);
+  test('gzip that decompresses one byte past what any stored value holds (a bomb planted where values are not size-limited, Redis) fails closed, the inflation stopped at the bound', async () => {
+    // The bound: 1,032 bytes (gzip's most) for each byte of a DynamoDB item. A decoded value is
+    // reported by its length, so a bound raised or removed fails here with a number, not with a
+    // diff of hundreds of MiB.
+    const refusal = await plain.decode({ B: await gzipBomb() }, 'response', undefined, KEY).then(
+      (text) => ({ decodedLength: text?.length }),
+      (error: unknown) => error,
+    );
     expect(refusal).toBeInstanceOf(UnreadableRecordError);
-    expect((refusal as Error).message).toBe('The stored response decompresses to more than 422707200 bytes, more than any stored value holds.');
+    expect((refusal as Error).message).toBe(
+      `The stored response decompresses to more than ${1032 * ITEM_LIMIT_BYTES} bytes, more than any stored value holds.`,
+    );
+    // Node stopped inflating at maxOutputLength: the refusal is its, not a failure further on.
+    expect(((refusal as Error).cause as { code?: unknown }).code).toBe('ERR_BUFFER_TOO_LARGE');
   });
 });
 
