@@ -5,7 +5,7 @@ import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
 import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
-import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome } from './stored-outcome.js';
+import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome, sealedWith } from './stored-outcome.js';
 
 /** Attribute values of an item as read, by attribute name (`undefined`: absent), that a delete is fenced on. @internal */
 export type RecordFence = Readonly<Record<string, AttributeValue | undefined>>;
@@ -165,6 +165,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     const sizeOf = (stored: AttributeValue | undefined) => (stored?.S !== undefined ? Buffer.byteLength(stored.S) : stored?.B?.byteLength);
     const responseBytes = sizeOf(item[a.response]);
     const errorBytes = sizeOf(item[a.error]);
+    const keyId = sealedWith(item[a.keyId]?.S, item[a.response], item[a.error]);
     const summary: RecordSummary = {
       key: record.key,
       status: record.status,
@@ -175,6 +176,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       responseOmitted: record.responseOmitted === true,
       ...(record.errorOmitted ? { errorOmitted: true } : {}),
       ...(errorBytes === undefined ? {} : { errorBytes }),
+      ...(keyId === undefined ? {} : { keyId }),
     };
     return {
       summary,

@@ -133,7 +133,8 @@ function assertSupports<M extends 'inspect' | 'forget'>(
 
 /**
  * What the store holds for one key: status, retention, lease end, whether a fingerprint, a
- * response or a final error is stored and their sizes. Never the response itself.
+ * response or a final error is stored, their sizes, and the id of the key that sealed them
+ * (`keyId`, with encryption). Never the response itself.
  * `undefined` when there is no record (an expired record not yet removed is returned).
  *
  * @example

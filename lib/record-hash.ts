@@ -9,7 +9,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DEFAULT_ATTRIBUTE_NAMES } from './dynamodb-store-options.js';
 import { malformedRecord, type ResponseCodec } from './response-codec.js';
 import type { CompleteRequest, CompleteResult, IdempotencyRecord, RecordSummary } from './store.js';
-import { encodeOutcome, outcomeBudget, outcomeReport } from './stored-outcome.js';
+import { encodeOutcome, outcomeBudget, outcomeReport, sealedWith } from './stored-outcome.js';
 
 /** A stored value as one string field: JSON text as is, bytes (gzip, ciphertext) as base64 under `<name>Base64`. */
 function pushValue(fields: string[], name: string, value: AttributeValue | undefined): void {
@@ -131,6 +131,7 @@ export function summaryOf(key: string, hash: RecordHash, where: string): RecordS
   };
   const responseBytes = bytes('response');
   const errorBytes = bytes('error');
+  const keyId = sealedWith(hash.keyId, storedValue(hash, 'response'), storedValue(hash, 'error'));
   return {
     ...record,
     hasFingerprint: hash.fingerprint !== undefined,
@@ -138,5 +139,6 @@ export function summaryOf(key: string, hash: RecordHash, where: string): RecordS
     responseOmitted: hash.responseOmitted === '1',
     ...(hash.errorOmitted === '1' ? { errorOmitted: true } : {}),
     ...(errorBytes === undefined ? {} : { errorBytes }),
+    ...(keyId === undefined ? {} : { keyId }),
   };
 }

@@ -208,4 +208,10 @@ export interface RecordSummary {
   readonly errorOmitted?: boolean;
   /** A final error is stored; its size in bytes as stored. */
   readonly errorBytes?: number;
+  /**
+   * The id of the key that sealed the stored response or final error (the store's `encryption`);
+   * absent when nothing stored is encrypted. After a rotation, a record still sealed with the old
+   * key needs `keyById()` to know that key until the record expires.
+   */
+  readonly keyId?: string;
 }

@@ -113,6 +113,13 @@ export function outcomeBudget(names: RecordNames, request: { readonly key: strin
   return ITEM_LIMIT_BYTES - kept;
 }
 
+/**
+ * For summaries: `keyId` as stored with a record's outcome, when a stored value is sealed (bytes
+ * beside a key id, as the codec reads them); `undefined` when nothing stored is encrypted. @internal
+ */
+export const sealedWith = (keyId: string | undefined, ...stored: Array<AttributeValue | undefined>): string | undefined =>
+  keyId !== undefined && stored.some((value) => value?.B !== undefined) ? keyId : undefined;
+
 /** The call's outcome as the record stores it. @internal */
 export interface StoredOutcome {
   readonly response?: AttributeValue;

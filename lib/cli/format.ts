@@ -68,6 +68,8 @@ export function describeRecord(summary: RecordSummary, now: number): string {
           : `${bytes(summary.errorBytes)}, replayed to duplicates`,
     ],
   ];
+  // After a rotation, the records not yet sealed with the new key are the ones whose old key keyById() must still know.
+  if (summary.keyId !== undefined) rows.push(['sealed with', `key \`${summary.keyId}\``]);
   return [summary.key, ...rows.map(([label, value]) => `  ${label.padEnd(12)} ${value}`)].join('\n');
 }
 

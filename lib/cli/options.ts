@@ -107,7 +107,7 @@ export function helpText(): string {
     'Usage: lambda-idempotency <command> [options]',
     '',
     'Commands:',
-    '  inspect  Show a record: status, retention, lease end, stored sizes (never the stored response).',
+    '  inspect  Show a record: status, retention, lease end, stored sizes, the key that sealed them (never the stored response).',
     '  forget   Delete a record, so the next call with its key runs again. Needs --yes. Reads it first and deletes only',
     '           what it read: an attempt only once its lease has ended (--lease-until T names one, even a live one).',
     '  stuck    List INPROGRESS records whose lease has ended (crashed or timed-out attempts). Scans the table.',

@@ -27,10 +27,19 @@ export const inspectCheck: Check = [
     assert.equal(completed?.status, 'COMPLETED');
     assert.equal(completed?.leaseUntil, undefined, 'a COMPLETED record has no lease');
     assert.ok((completed?.responseBytes ?? 0) > 0, 'the stored response has a size');
-    // What an operator reads to decide whether to forget a record: its retention, and whether its fingerprint and response are there.
+    // What an operator reads to decide whether to forget a record: its retention, and whether its fingerprint and response are there
+    // (and, from a store that encrypts, the id of the key that sealed it, which a store may report).
     assert.deepEqual(
       completed,
-      { key, status: 'COMPLETED', expiresAt: f.expiresAt + 60, hasFingerprint: true, responseBytes: completed?.responseBytes, responseOmitted: false },
+      {
+        key,
+        status: 'COMPLETED',
+        expiresAt: f.expiresAt + 60,
+        hasFingerprint: true,
+        responseBytes: completed?.responseBytes,
+        responseOmitted: false,
+        ...(completed?.keyId === undefined ? {} : { keyId: completed.keyId }),
+      },
       "a COMPLETED record shows the completion's retention, its fingerprint and a stored response",
     );
     assert.ok(!JSON.stringify(completed).includes('4242') && !JSON.stringify(completed).includes('owner-a'), 'neither the response nor the owner shows');

@@ -24,6 +24,7 @@ import { dropTable, endpoint, freshTable, readItem, recordId, useFreshTable } fr
 import { faultyClient } from '../support/faults.js';
 import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
@@ -94,6 +95,24 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
   expect(noTable.stderr).toMatch(
     /^lambda-idempotency: ResourceNotFoundException: .+ \(table no-such-table in local\): check --table, --region and --profile\.\n$/,
   );
+});
+
+test('inspect names the key that sealed a record, as text and as JSON, so an operator can tell the records a rotation has not reached yet', async () => {
+  const ring = keyring(aesKey('k-2024'));
+  const sealing = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  const once = makeIdempotent(async (id: string) => ({ id }), { store: sealing, name: 'cli-sealed' });
+  await once('old');
+  ring.rotate(aesKey('k-2025'));
+  await once('new');
+  const [oldText, oldJson, newJson] = await Promise.all([
+    cli('inspect', '--table', tableName, '--id', recordId('cli-sealed', 'old')),
+    cli('inspect', '--table', tableName, '--id', recordId('cli-sealed', 'old'), '--json'),
+    cli('inspect', '--table', tableName, '--id', recordId('cli-sealed', 'new'), '--json'),
+  ]);
+  expect(oldText).toMatchObject({ code: 0, stderr: '' });
+  expect(oldText.stdout).toMatch(/\n {2}final error +none\n {2}sealed with {2}key `k-2024`\n$/);
+  expect(JSON.parse(oldJson.stdout)).toMatchObject({ status: 'COMPLETED', keyId: 'k-2024' });
+  expect(JSON.parse(newJson.stdout)).toMatchObject({ status: 'COMPLETED', keyId: 'k-2025' });
 });
 
 test('a DynamoDB that never answers fails the command (exit 1, TimeoutError) instead of hanging it', async () => {

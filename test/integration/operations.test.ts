@@ -21,6 +21,7 @@ import {
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
+import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
@@ -127,6 +128,34 @@ test('inspect never decrypts: an encrypted record is inspected without its keys'
   const summary = await inspectRecord({ store: keyless, name: 'inspect-sealed', key: 'k' });
   // The sealed form: format byte, IV, tag and ciphertext of the JSON.
   expect(summary?.responseBytes).toBe(1 + 12 + 16 + JSON.stringify({ secret: 'pin' }).length);
+});
+
+test('inspect names the key that sealed a response or a final error, across a rotation; none for an outcome stored in the clear or one the key provider failed to seal', async () => {
+  const ring = keyring(aesKey('k-2024'), aesKey('k-2025'));
+  const sealing = new DynamoDBStore({ tableName, client, encryption: ring.encryption });
+  const plain = new DynamoDBStore({ tableName, client });
+  const charge = (store: DynamoDBStore, name: string, fail = false) =>
+    makeIdempotent(
+      async (id: string) => {
+        if (fail) throw new Error(`card ${id} declined`);
+        return { id };
+      },
+      { store, name, now: () => T0, isFinalError: () => true, logger: { warn: () => undefined } },
+    );
+  await charge(sealing, 'inspect-rotated')('old');
+  await charge(sealing, 'inspect-rotated', true)('old-error').catch(() => undefined);
+  ring.rotate(aesKey('k-2025'));
+  await charge(sealing, 'inspect-rotated')('new');
+  await charge(plain, 'inspect-rotated')('clear');
+  ring.failCurrent = 'throws';
+  await charge(sealing, 'inspect-rotated')('unsealed');
+  const inspected = async (key: string) => inspectRecord({ store: plain, name: 'inspect-rotated', key });
+  expect(await inspected('old')).toMatchObject({ keyId: 'k-2024', responseBytes: expect.any(Number) });
+  expect(await inspected('old-error')).toMatchObject({ keyId: 'k-2024', errorBytes: expect.any(Number) });
+  expect(await inspected('new')).toMatchObject({ keyId: 'k-2025' });
+  expect(await inspected('clear')).not.toHaveProperty('keyId');
+  expect(await inspected('unsealed')).toMatchObject({ responseOmitted: true });
+  expect(await inspected('unsealed')).not.toHaveProperty('keyId');
 });
 
 test('a forgotten key runs again', async () => {

@@ -3,7 +3,7 @@
  * and behaving as the real stores do (the contract proves the rest).
  */
 import { jest } from '@jest/globals';
-import { hashKey, makeIdempotent } from '../../lib/index.js';
+import { aesGcmEncryption, hashKey, makeIdempotent } from '../../lib/index.js';
 import { ResponseCodec } from '../../lib/response-codec.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES } from '../../lib/stored-outcome.js';
 import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
@@ -180,6 +180,15 @@ test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore 
   const stored = new ResponseCodec(DEFAULT_COMPRESS_ABOVE_BYTES, undefined).encode(response, 'response', recordKeyOf('sizes', 'big'), undefined);
   expect(stored.B).toBeDefined(); // compressed
   expect((await store.inspect(recordKeyOf('sizes', 'big')))?.responseBytes).toBe(stored.B!.byteLength);
+});
+
+test('inspect names the key that sealed a response, as DynamoDBStore does; none for one stored in the clear', async () => {
+  const key = { id: 'k-2024', key: new Uint8Array(32).fill(7) };
+  const sealing = new InMemoryStore({ encryption: aesGcmEncryption({ currentKey: () => key, keyById: () => key.key }) });
+  const plain = new InMemoryStore();
+  for (const store of [sealing, plain]) await makeIdempotent(async (id: string) => ({ id }), { store, name: 'sealed-by' })('a');
+  expect(await sealing.inspect(recordKeyOf('sealed-by', 'a'))).toMatchObject({ keyId: 'k-2024', responseBytes: expect.any(Number) });
+  expect(await plain.inspect(recordKeyOf('sealed-by', 'a'))).not.toHaveProperty('keyId');
 });
 
 test('inspect sizes a response stored as text in UTF-8 bytes, as DynamoDBStore does, not in UTF-16 code units', async () => {

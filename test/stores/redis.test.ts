@@ -531,6 +531,29 @@ for (const kind of CLIENT_KINDS) {
       expect(runs).toBe(2);
     });
 
+    test('inspectRecord names the key that sealed a response or a final error, across a rotation, as DynamoDBStore does; none for an outcome stored in the clear', async () => {
+      const ring = keyring(aesKey('k-2024'));
+      const keyPrefix = `sealed-by-${kind.name}:`;
+      const sealing = new RedisStore({ client: opened.client, keyPrefix, encryption: ring.encryption });
+      const plain = new RedisStore({ client: opened.client, keyPrefix });
+      const charge = (store: RedisStore, fail = false) =>
+        makeIdempotent(
+          async (id: string) => {
+            if (fail) throw new Error(`card ${id} declined`);
+            return { id };
+          },
+          { store, name: 'sealed-by', isFinalError: () => true },
+        );
+      await charge(sealing)('old');
+      ring.rotate(aesKey('k-2025'));
+      await charge(sealing, true)('new-error').catch(() => undefined);
+      await charge(plain)('clear');
+      const inspected = (key: string) => inspectRecord({ store: plain, name: 'sealed-by', key });
+      expect(await inspected('old')).toMatchObject({ keyId: 'k-2024', responseBytes: expect.any(Number) });
+      expect(await inspected('new-error')).toMatchObject({ keyId: 'k-2025', errorBytes: expect.any(Number) });
+      expect(await inspected('clear')).not.toHaveProperty('keyId');
+    });
+
     test('a key provider that fails, as DynamoDBStore: at completion the record completes without its outcome (one warning names why); at the claim, STORE_FAILURE; the function runs once', async () => {
       const ring = keyring(aesKey('k1'));
       const warnings: string[] = [];

@@ -42,6 +42,15 @@ test('a COMPLETED record shows what a duplicate gets: a stored response, none, o
   );
 });
 
+test('a record whose response or final error is sealed names the key that sealed it, after the final error; one stored in the clear has no such line', () => {
+  const sealed: RecordSummary = { ...record, status: 'COMPLETED', responseBytes: 70, keyId: 'k-2024' };
+  expect(describeRecord(sealed, now)).toMatch(/\n {2}response {5}70 bytes\n {2}final error {2}none\n {2}sealed with {2}key `k-2024`$/);
+  expect(describeRecord({ ...sealed, responseBytes: undefined, errorBytes: 90 }, now)).toMatch(
+    /\n {2}final error {2}90 bytes, replayed to duplicates\n {2}sealed with {2}key `k-2024`$/,
+  );
+  expect(describeRecord({ ...sealed, keyId: undefined }, now)).not.toContain('sealed with');
+});
+
 test('stuck prints the record id, when its lease ended and when its retention ends', () => {
   expect(describeStuck({ ...record, expiresAt: 1_796_400_000, leaseUntil: now - 3 * 3_600_000 }, now)).toBe(
     'orders#h  lease ended 2026-12-02T13:08:35.123Z (3 h ago), expires 2026-12-04T16:00:00.000Z',
