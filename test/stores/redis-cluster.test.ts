@@ -208,8 +208,19 @@ describe('a slot moved to another primary (MOVED)', () => {
   }
 
   // node-redis resends a moved command by itself, and WAIT must follow it; ioredis redirects no
-  // pipeline that holds WAIT, and must not fail every later call with MOVED.
-  test.each(KINDS)(
+  // pipeline that holds WAIT, and must not fail every later call with MOVED. node-redis 6 sends
+  // WAIT to every primary (its command tips: all_shards, agg_min), node-redis 5 to the key's slot's
+  // primary only: with 5, a WAIT sent beside the script, not after it, goes to the primary the slot left.
+  const NODE_REDIS_5: (typeof KINDS)[number] = [
+    'node-redis 5 cluster',
+    async (server) => {
+      const client = createCluster5({ rootNodes: [{ url: server.url }] });
+      client.on('error', () => undefined);
+      await client.connect();
+      return { client: client as unknown as RedisClient, close: () => client.destroy() };
+    },
+  ];
+  test.each([...KINDS, NODE_REDIS_5])(
     "%s: a write whose slot moved runs on the slot's new primary, and WAIT goes there too",
     async (name, open) => {
       const opened = await open(server);
@@ -556,51 +567,60 @@ describe("two primaries, each reached through a proxy: a completion waits for it
     rawSecond.disconnect();
   });
 
-  test("node-redis cluster: both primaries' connections reset, only the key's comes back: the completion is sent again there, so the record is COMPLETED", async () => {
-    const client = createCluster({
-      rootNodes: [{ url: proxies.get(first.port)!.url }],
-      // Each node's own address is its proxy's, so that cutting a proxy resets the client's connection to that node.
-      nodeAddressMap: (address: string) => ({ host: first.host, port: proxies.get(Number(address.split(':')[1]))!.port }),
-      defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET },
-    });
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      expect(client.masters.map((master) => master.client?.isReady)).toEqual([true, true]);
-      const keyPrefix = 'two-primaries-3:';
-      /** The primary that holds the call's record, its proxy, the other primary's proxy, and the record's key. */
-      const holder = async () => {
-        const [keyed, unkeyed] = (await rawFirst.keys(`${keyPrefix}*`)).length > 0 ? [rawFirst, rawSecond] : [rawSecond, rawFirst];
-        const [key] = await keyed.keys(`${keyPrefix}*`);
-        const proxyOf = (node: Redis) => proxies.get(node === rawFirst ? first.port : second.port)!;
-        return { node: keyed, key: key!, proxy: proxyOf(keyed), other: proxyOf(unkeyed) };
-      };
-      let other: TcpProxy | undefined;
-      const pay = makeIdempotent(
-        async (_id: string) => {
-          const held = await holder();
-          other = held.other;
-          // Both connections reset; only the record's primary answers again.
-          await Promise.all([...proxies.values()].map((proxy) => proxy.cut()));
-          await held.proxy.restore();
-          return 'paid';
-        },
-        { store: new RedisStore({ client, keyPrefix, timeoutMillis: 2000 }), name: 'pay' },
-      );
-      // The record's slot without the prefix is on the other primary: a completion that waited for that one would give up.
-      const primaryOf = (key: string) => (slotOf(key) < 8192 ? 'first' : 'second');
-      expect(primaryOf(`pay#${hashKey('k')}`)).not.toBe(primaryOf(`${keyPrefix}pay#${hashKey('k')}`));
+  // The second row's hash tag puts the record in slot 8191, the first primary's last: the slot after
+  // it is the other primary's, and a wait for the wrong slot would wait for that one.
+  test.each([
+    ['', 'two-primaries-3:'],
+    [", its key's slot the last of its primary's range", '{edge10922}:'],
+  ])(
+    "node-redis cluster: both primaries' connections reset, only the key's comes back: the completion is sent again there, so the record is COMPLETED%s",
+    async (_edge, keyPrefix) => {
+      const client = createCluster({
+        rootNodes: [{ url: proxies.get(first.port)!.url }],
+        // Each node's own address is its proxy's, so that cutting a proxy resets the client's connection to that node.
+        nodeAddressMap: (address: string) => ({ host: first.host, port: proxies.get(Number(address.split(':')[1]))!.port }),
+        defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET },
+      });
+      client.on('error', () => undefined);
+      await client.connect();
       try {
-        expect(await pay('k')).toBe('paid');
+        expect(client.masters.map((master) => master.client?.isReady)).toEqual([true, true]);
+        /** The primary that holds the call's record, its proxy, the other primary's proxy, and the record's key. */
+        const holder = async () => {
+          const [keyed, unkeyed] = (await rawFirst.keys(`${keyPrefix}*`)).length > 0 ? [rawFirst, rawSecond] : [rawSecond, rawFirst];
+          const [key] = await keyed.keys(`${keyPrefix}*`);
+          const proxyOf = (node: Redis) => proxies.get(node === rawFirst ? first.port : second.port)!;
+          return { node: keyed, key: key!, proxy: proxyOf(keyed), other: proxyOf(unkeyed) };
+        };
+        let other: TcpProxy | undefined;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            const held = await holder();
+            other = held.other;
+            // Both connections reset; only the record's primary answers again.
+            await Promise.all([...proxies.values()].map((proxy) => proxy.cut()));
+            await held.proxy.restore();
+            return 'paid';
+          },
+          { store: new RedisStore({ client, keyPrefix, timeoutMillis: 2000 }), name: 'pay' },
+        );
+        // The record's slot without the prefix is on the other primary: a completion that waited for that one would give up.
+        const primaryOf = (key: string) => (slotOf(key) < 8192 ? 'first' : 'second');
+        expect(primaryOf(`pay#${hashKey('k')}`)).not.toBe(primaryOf(`${keyPrefix}pay#${hashKey('k')}`));
+        expect(slotOf(`${keyPrefix}pay#${hashKey('k')}`) === 8191).toBe(keyPrefix === '{edge10922}:');
+        try {
+          expect(await pay('k')).toBe('paid');
+        } finally {
+          await other?.restore();
+        }
+        const { node, key } = await holder();
+        expect(await node.hget(key, 'status')).toBe('COMPLETED');
       } finally {
-        await other?.restore();
+        client.destroy();
       }
-      const { node, key } = await holder();
-      expect(await node.hget(key, 'status')).toBe('COMPLETED');
-    } finally {
-      client.destroy();
-    }
-  }, 30_000);
+    },
+    30_000,
+  );
 
   // A keyless command from an ioredis Cluster goes to one primary, chosen at random: INFO sent so would
   // read one policy. Five fresh clients a primary: a check that read one would pass 1 in 1024 runs.
