@@ -377,10 +377,13 @@ export function commandsOf(client: RedisClient): ClientCommands {
       {
         send: (key, args) => client.sendCommand(key, false, [...args]),
         // One after another: a command redirected (MOVED) is sent again to the slot's new primary,
-        // and the commands after it (WAIT) must go there too, not to the primary it left.
-        sendAll: async (key, commands) => {
-          const replies: Reply[] = [];
-          for (const command of commands) replies.push(...(await settle([client.sendCommand(key, false, [...command])])));
+        // and the commands after it (WAIT) must go there too, not to the primary it left. They go to
+        // that primary's own client: sent through the cluster, node-redis 6 follows WAIT's command
+        // tips (all_shards, agg_min), waits on every primary and answers with the lowest count, so
+        // one shard without a replica in sync would fail every write on the others.
+        sendAll: async (key, [first, ...after]) => {
+          const replies = await settle([client.sendCommand(key, false, [...first!])]);
+          for (const command of after) replies.push(...(await settle([slotPrimary(client, key).then((primary) => primary.sendCommand(command))])));
           return replies;
         },
         memoryInfo: () =>
@@ -409,6 +412,13 @@ function prefixedKeys(command: readonly string[], prefix: string): readonly stri
   if (prefix === '' || !/^EVAL(SHA)?$/i.test(command[0]!)) return command;
   const keys = Number(command[2]);
   return command.map((arg, i) => (i >= 3 && i < 3 + keys ? prefix + arg : arg));
+}
+
+/** The client of the primary that serves `key`'s slot, as the cluster's slot map says (read again at each MOVED). */
+async function slotPrimary(client: NodeRedisCluster, key: string): Promise<NodeRedisClient> {
+  const primary = client.slots[slotOf(key)]?.master;
+  if (primary === undefined) throw new Error(`No primary of the cluster serves the slot of ${key}.`);
+  return client.nodeClient(primary as never);
 }
 
 /** node-redis 5 and 6, undocumented: the cluster's slot map, which `rediscover` reads again (from `startWith` first). */

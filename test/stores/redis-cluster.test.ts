@@ -16,7 +16,7 @@ import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { connectionOf, type NodeRedisCluster, slotOf } from '../../lib/redis/connection.js';
 import type { RedisClient } from '../../lib/redis/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
-import { CLAIM, FORGET } from '../../lib/redis/scripts.js';
+import { CLAIM, COMPLETE, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
 import { forgetWithAnswerLost, NODE_REDIS_SOCKET, pttl } from '../support/redis.js';
@@ -63,6 +63,9 @@ const NODES = [
   'node-redis 6 replica',
   'node-redis 5 primary',
   'node-redis 5 replica',
+  'wait primary',
+  'wait replica',
+  'wait other',
 ] as const;
 const nodes = new Map<(typeof NODES)[number], RedisServer>();
 const node = (name: (typeof NODES)[number]): RedisServer => nodes.get(name)!;
@@ -208,9 +211,9 @@ describe('a slot moved to another primary (MOVED)', () => {
   }
 
   // node-redis resends a moved command by itself, and WAIT must follow it; ioredis redirects no
-  // pipeline that holds WAIT, and must not fail every later call with MOVED. node-redis 6 sends
-  // WAIT to every primary (its command tips: all_shards, agg_min), node-redis 5 to the key's slot's
-  // primary only: with 5, a WAIT sent beside the script, not after it, goes to the primary the slot left.
+  // pipeline that holds WAIT, and must not fail every later call with MOVED. With node-redis, WAIT
+  // goes to the slot's primary once the script has answered: one sent beside the script, not after
+  // it, would go to the primary the slot left.
   const NODE_REDIS_5: (typeof KINDS)[number] = [
     'node-redis 5 cluster',
     async (server) => {
@@ -752,6 +755,93 @@ describe('a failover while the function runs: the primary is lost for good, its 
         rawPrimary.disconnect();
         rawReplica.disconnect();
         for (const proxy of proxies.values()) await proxy.cut();
+      }
+    },
+    30_000,
+  );
+});
+
+// WAIT has command tips (request_policy:all_shards, response_policy:agg_min): node-redis 6 follows
+// them for a WAIT sent through the cluster, sends it to every primary and answers with the lowest
+// count, so another shard without a replica in sync failed every write on this one, after the wait's
+// whole timeout. The wait must be on the primary that ran the write only.
+describe("two primaries, only the key's primary with a replica: waitForReplicas waits on that primary only", () => {
+  let primary: Redis;
+  let other: Redis;
+  let replica: Redis;
+  beforeAll(async () => {
+    const [p, r, o] = [node('wait primary'), node('wait replica'), node('wait other')];
+    [primary, replica, other] = [new Redis(p.port, p.host), new Redis(r.port, r.host), new Redis(o.port, o.host)];
+    await primary.call('CLUSTER', 'DELSLOTSRANGE', '8192', '16383');
+    await other.call('CLUSTER', 'DELSLOTSRANGE', '0', '8191');
+    await replica.call('CLUSTER', 'DELSLOTSRANGE', '0', '16383');
+    await primary.call('CLUSTER', 'MEET', o.host, String(o.port));
+    await primary.call('CLUSTER', 'MEET', r.host, String(r.port));
+    const primaryId = String(await primary.call('CLUSTER', 'MYID'));
+    const view = async (node: Redis) => String(await node.call('CLUSTER', 'NODES'));
+    while (!(await view(replica)).includes(primaryId)) await new Promise((resolve) => setTimeout(resolve, 20));
+    await replica.call('CLUSTER', 'REPLICATE', primaryId);
+    const settled = async (node: Redis) =>
+      String(await node.call('CLUSTER', 'INFO')).includes('cluster_state:ok') &&
+      (await view(node)).split('\n').filter((line) => line.includes('master') && / connected \d/.test(line)).length === 2 &&
+      (await view(node)).includes(`slave ${primaryId}`);
+    while (!((await settled(primary)) && (await settled(other)) && (await settled(replica)))) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!/master_link_status:up/.test(await replica.info('replication'))) await new Promise((resolve) => setTimeout(resolve, 50));
+    await replica.call('READONLY'); // the test reads the replica's copy of the record
+    // Both scripts cached: each write is one EVALSHA and one WAIT, not an EVALSHA refused (NOSCRIPT) and its WAIT first.
+    for (const script of [CLAIM, COMPLETE]) await primary.script('LOAD', script.source);
+  }, 60_000);
+  afterAll(() => {
+    for (const raw of [primary, replica, other]) raw.disconnect();
+  });
+
+  const NODE_REDIS_CLUSTERS = [
+    ['node-redis 6 cluster', createCluster],
+    ['node-redis 5 cluster', createCluster5 as unknown as typeof createCluster],
+  ] as const;
+  const CLIENTS: ReadonlyArray<readonly [string, () => Promise<Opened>]> = [
+    [
+      'ioredis Cluster',
+      async () => {
+        const client = new Cluster([{ host: '127.0.0.1', port: node('wait primary').port }], {
+          enableOfflineQueue: false,
+          redisOptions: { maxRetriesPerRequest: 0 },
+        });
+        return { client, close: () => client.disconnect() };
+      },
+    ],
+    ...NODE_REDIS_CLUSTERS.map(
+      ([name, create]) =>
+        [
+          name,
+          async () => {
+            const client = create({ rootNodes: [{ url: node('wait primary').url }], defaults: { disableOfflineQueue: true, socket: NODE_REDIS_SOCKET } });
+            client.on('error', () => undefined);
+            await client.connect();
+            return { client: client as unknown as RedisClient, close: () => client.destroy() };
+          },
+        ] as const,
+    ),
+  ];
+
+  test.each(CLIENTS)(
+    "%s: a claim and its completion on the key's shard succeed, WAIT sent to its primary only",
+    async (name, open) => {
+      const opened = await open();
+      try {
+        const keyPrefix = `wait-shard-${name.replace(/ /g, '-')}:`;
+        // A record key on the primary with a replica (slots 0 to 8191).
+        const key = ['k', 'k1', 'k2', 'k3', 'k4', 'k5'].find((k) => slotOf(keyPrefix + k) < 8192)!;
+        const [onPrimary, onOther] = [await waitsOn(primary), await waitsOn(other)];
+        const store = new RedisStore({ client: opened.client, keyPrefix, waitForReplicas: { replicas: 1, timeoutMillis: 2000 } });
+        const now = Date.now();
+        const expiresAt = Math.floor(now / 1000) + 60;
+        expect(await store.claim({ key, owner: 'a', now, leaseUntil: now + 10_000, expiresAt })).toEqual({ claimed: true });
+        expect(await store.complete({ key, owner: 'a', now, expiresAt, response: 'paid' })).toMatchObject({ completed: true });
+        expect(await replica.hget(`${keyPrefix}${key}`, 'status')).toBe('COMPLETED');
+        expect([(await waitsOn(primary)) - onPrimary, (await waitsOn(other)) - onOther]).toEqual([2, 0]);
+      } finally {
+        opened.close();
       }
     },
     30_000,
