@@ -53,7 +53,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-// A type-check ended by a signal (Ctrl-C) found nothing: the tests end by the same signal.
 const typeErrors = await typecheck.exited;
 if (typeof typeErrors === 'number' && typeErrors !== 0) {
   process.stderr.write(`\ntsc --noEmit found type errors; stopping the tests.\n\n${report}`);
@@ -61,4 +60,11 @@ if (typeof typeErrors === 'number' && typeErrors !== 0) {
   await jest.exited;
   process.exit(typeErrors);
 }
-process.exit(statusOf(await jest.exited));
+const tests = await jest.exited;
+// Ctrl-C ends the tests too, by the same signal: that is the run's status. A signal that ended the
+// type-check alone (the OOM killer, a kill of tsc) left the types unchecked: the run must not pass.
+if (typeof typeErrors === 'string' && typeof tests === 'number') {
+  process.stderr.write(`\ntsc --noEmit was ended by ${typeErrors} before it finished: the types were not checked.\n${report === '' ? '' : `\n${report}`}`);
+  process.exit(tests === 0 ? statusOf(typeErrors) : tests);
+}
+process.exit(statusOf(tests));
