@@ -4,7 +4,7 @@
  * type-check or test run is started.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -32,8 +32,13 @@ if (mode === 'errors') { console.log('lib/a.ts(1,7): error TS2322: Type "string"
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function runScript(args: string[], env: { FAKE_TSC: string; FAKE_JEST_CODE?: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(root, 'tools/test.mjs'), ...args], { cwd: root, env: { ...process.env, ...env } });
+function runScript(
+  args: string[],
+  env: { FAKE_TSC: string; FAKE_JEST_CODE?: string },
+  cwd = root,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { JEST_WORKER_ID: _, ...outer } = process.env;
+  const child = spawn(process.execPath, [join(cwd, 'tools/test.mjs'), ...args], { cwd, env: { ...outer, ...env } });
   let [stdout, stderr] = ['', ''];
   child.stdout.on('data', (chunk) => {
     stdout += chunk;
@@ -62,3 +67,49 @@ test('a type-check ended by a signal that left the tests running (the OOM killer
   expect(run.stderr).toContain('tsc --noEmit was ended by SIGKILL before it finished: the types were not checked.');
   expect(run.code).toBe(128 + 9);
 });
+
+test("a type error stops the real Jest's workers too, not only its main process: none goes on running the test file it holds", async () => {
+  const project = mkdtempSync(join(tmpdir(), 'test-script-jest-'));
+  try {
+    mkdirSync(join(project, 'tools'));
+    copyFileSync(join(root, 'tools/test.mjs'), join(project, 'tools/test.mjs'));
+    mkdirSync(join(project, 'node_modules/typescript/bin'), { recursive: true });
+    symlinkSync(join(import.meta.dirname, '../../node_modules/jest'), join(project, 'node_modules/jest'));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'stopped', private: true, jest: { testMatch: ['<rootDir>/*.test.js'] } }));
+    // Two files, so that Jest runs them in workers; each says it has started (with its pid), then waits a minute.
+    for (const name of ['a', 'b']) {
+      writeFileSync(
+        join(project, `${name}.test.js`),
+        `test('waits', () => { require('node:fs').writeFileSync(__dirname + '/started-${name}', String(process.pid)); return new Promise((done) => setTimeout(done, 60000)); }, 70000);`,
+      );
+    }
+    // The type-check fails once both workers hold a file.
+    writeFileSync(
+      join(project, 'node_modules/typescript/bin/tsc'),
+      `const { existsSync } = require('node:fs');
+const gate = setInterval(() => {
+  if (['a', 'b'].every((name) => existsSync(${JSON.stringify(project)} + '/started-' + name))) { clearInterval(gate); console.log('error TS2322'); process.exitCode = 2; }
+}, 20);
+setTimeout(() => process.exit(9), 20000).unref();`,
+    );
+    const run = await runScript(['--maxWorkers=2'], { FAKE_TSC: 'gated' }, project);
+    expect(run.code).toBe(2);
+    const workers = ['a', 'b'].map((name) => Number(readFileSync(join(project, `started-${name}`), 'utf8')));
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // A stopped worker is gone within moments; an orphan would wait out its minute.
+    const until = Date.now() + 5000;
+    while (workers.some(alive) && Date.now() < until) await new Promise((tick) => setTimeout(tick, 50));
+    const left = workers.filter(alive);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    expect(left).toEqual([]);
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
+}, 30000);
