@@ -2,7 +2,7 @@
  * `npm test` after the lint: the type-check and Jest side by side. Most of Jest's time is spent
  * waiting on DynamoDB Local, redis-server and child processes, so `tsc` runs at the lowest priority
  * and takes the CPU those waits leave. A type error is printed as soon as `tsc` finds it and stops
- * the run (Jest's teardown stops the servers it started); arguments go to Jest
+ * the run (Jest, with its workers; the servers it started stop with it); arguments go to Jest
  * (`npm test -- --testPathPatterns http`).
  * Development tooling.
  */
@@ -36,8 +36,14 @@ typecheck.child.stderr.on('data', (chunk) => {
   report += chunk;
 });
 
-const jest = run('jest/bin/jest', process.argv.slice(2), {
+const args = process.argv.slice(2);
+// Jest's workers outlive its main process when that alone is killed, each running on the file it
+// holds: in a process group of its own, Jest is stopped whole. Not in watch mode, which reads the
+// terminal, as only its foreground group may.
+const ownGroup = process.platform !== 'win32' && !args.some((arg) => /^--watch(All)?(=|$)/.test(arg));
+const jest = run('jest/bin/jest', args, {
   stdio: 'inherit',
+  detached: ownGroup,
   env: {
     ...process.env,
     NODE_OPTIONS: [process.env.NODE_OPTIONS, '--experimental-vm-modules --no-warnings=ExperimentalWarning'].filter(Boolean).join(' '),
@@ -45,20 +51,35 @@ const jest = run('jest/bin/jest', process.argv.slice(2), {
   },
 });
 
-// Ctrl-C reaches both children from the terminal; a kill of this process alone is passed on.
+/** Sends `signal` to Jest, with its workers when it has a group of its own (gone already: nothing to stop). */
+function stopTests(signal) {
+  try {
+    if (ownGroup) process.kill(-jest.child.pid, signal);
+    else jest.child.kill(signal);
+  } catch {}
+}
+
+// Ctrl-C reaches this process and tsc from the terminal (and Jest, in watch mode); it, or a kill of
+// this process alone, is passed on.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {
     typecheck.child.kill(signal);
-    jest.child.kill(signal);
+    stopTests(signal);
   });
 }
 
-// A type-check ended by a signal (Ctrl-C) found nothing: the tests end by the same signal.
 const typeErrors = await typecheck.exited;
 if (typeof typeErrors === 'number' && typeErrors !== 0) {
   process.stderr.write(`\ntsc --noEmit found type errors; stopping the tests.\n\n${report}`);
-  jest.child.kill('SIGTERM');
+  stopTests('SIGTERM');
   await jest.exited;
   process.exit(typeErrors);
 }
-process.exit(statusOf(await jest.exited));
+const tests = await jest.exited;
+// Ctrl-C ends the tests too, by the same signal: that is the run's status. A signal that ended the
+// type-check alone (the OOM killer, a kill of tsc) left the types unchecked: the run must not pass.
+if (typeof typeErrors === 'string' && typeof tests === 'number') {
+  process.stderr.write(`\ntsc --noEmit was ended by ${typeErrors} before it finished: the types were not checked.\n${report === '' ? '' : `\n${report}`}`);
+  process.exit(tests === 0 ? statusOf(typeErrors) : tests);
+}
+process.exit(statusOf(tests));

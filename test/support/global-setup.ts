@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeWithProcess } from '../../tools/child-process.ts';
 import { startDynamoDBLocal } from '../../tools/dynamodb-local.ts';
 import { startRedisServer } from '../../tools/redis-server.ts';
 
@@ -15,6 +16,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.SYSTEM_TMPDIR ??= tmpdir();
   const scratch = mkdtempSync(join(tmpdir(), 'lambda-idempotency-test-'));
   process.env.TMPDIR = scratch;
+  // The teardown removes it; a run stopped by a signal skips the teardown.
+  removeWithProcess(scratch);
   const [local, redis] = await Promise.all([startDynamoDBLocal(), startRedisServer()]);
   process.env.DYNAMODB_ENDPOINT = local.endpoint;
   process.env.REDIS_URL = redis.url;
