@@ -200,7 +200,8 @@ function exposing(result: HttpResult, name: string): HttpResult {
 export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, extraHeaders?: Readonly<Record<string, string>>): HttpResult | undefined {
   // A failed commit whose record was released since (its `retryAfterSeconds`) is known not applied.
   const settled = error.code === 'COMMIT_FAILED' && error.retryAfterSeconds !== undefined;
-  const [status, title] = [HTTP_STATUS[error.code], settled ? SETTLED_COMMIT.title : TITLES[error.code]];
+  const status = HTTP_STATUS[error.code];
+  const { title, detail } = settled ? SETTLED_COMMIT : { title: TITLES[error.code], detail: DETAILS[error.code] };
   if (status === undefined || title === undefined) return undefined;
   const own: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')
@@ -211,7 +212,6 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   // Header names are case-insensitive: an extra `content-type` next to ours would send two.
   const names = Object.keys(own).map((name) => name.toLowerCase());
   const headers = { ...withoutFields(extraHeaders, names), ...own };
-  const detail = settled ? SETTLED_COMMIT.detail : DETAILS[error.code];
   const answer = { statusCode: status, headers, body: JSON.stringify({ type: 'about:blank', title, status, detail }) };
   return own['Retry-After'] === undefined ? answer : exposing(answer, 'Retry-After');
 }
