@@ -29,12 +29,11 @@ try {
   // A system that refuses to lower the priority still type-checks, only sharing the CPU evenly.
 }
 let report = '';
-typecheck.child.stdout.on('data', (chunk) => {
-  report += chunk;
-});
-typecheck.child.stderr.on('data', (chunk) => {
-  report += chunk;
-});
+for (const output of [typecheck.child.stdout, typecheck.child.stderr]) {
+  output.on('data', (chunk) => {
+    report += chunk;
+  });
+}
 
 const args = process.argv.slice(2);
 // Jest's workers outlive its main process when that alone is killed, each running on the file it
