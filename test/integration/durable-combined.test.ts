@@ -164,10 +164,9 @@ describe('calls nested in calls given the durable context', () => {
   });
 });
 
-test('an atomic body call with transaction() writes, the execution suspended after it: the writes apply once, and the replay returns the same value', async () => {
-  const name = `atomic-${randomUUID()}`;
-  const runs: string[] = [];
-  const reserve = makeIdempotent(
+/** An atomic call of the body that adds one to the order's commit count in its transaction; `runs` logs each run of its function. */
+const atomicReserve = (name: string, runs: string[], options: { expiresAfterSeconds?: number; durableLeaseSeconds?: number } = {}) =>
+  makeIdempotent(
     async (orderId: string, _ctx: DurableContext) => {
       runs.push(orderId);
       transaction().update({
@@ -178,8 +177,13 @@ test('an atomic body call with transaction() writes, the execution suspended aft
       });
       return `reserved ${orderId}`;
     },
-    { store, name, atomic: true },
+    { store, name, atomic: true, ...options },
   );
+
+test('an atomic body call with transaction() writes, the execution suspended after it: the writes apply once, and the replay returns the same value', async () => {
+  const name = `atomic-${randomUUID()}`;
+  const runs: string[] = [];
+  const reserve = atomicReserve(name, runs);
   const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
     const first = await reserve(orderId, ctx);
     await ctx.waitForCallback(CALLBACK, async () => undefined);
@@ -203,19 +207,7 @@ test('an atomic body call with transaction() writes, the execution suspended aft
 test('an atomic body call with transaction() writes, suspended after it past its retention but within its durable lease: the replay meets its record, and the writes apply once', async () => {
   const name = `atomic-lease-${randomUUID()}`;
   const runs: string[] = [];
-  const reserve = makeIdempotent(
-    async (orderId: string, _ctx: DurableContext) => {
-      runs.push(orderId);
-      transaction().update({
-        TableName: business,
-        Key: { id: `${orderId}#commits` },
-        UpdateExpression: 'ADD commits :one',
-        ExpressionAttributeValues: { ':one': 1 },
-      });
-      return `reserved ${orderId}`;
-    },
-    { store, name, atomic: true, expiresAfterSeconds: 60, durableLeaseSeconds: 3_600 },
-  );
+  const reserve = atomicReserve(name, runs, { expiresAfterSeconds: 60, durableLeaseSeconds: 3_600 });
   const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
     const reserved = await reserve(orderId, ctx);
     await ctx.waitForCallback(CALLBACK, async () => undefined);
