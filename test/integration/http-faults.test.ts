@@ -46,6 +46,26 @@ function paymentApi(answer: (run: number) => Response = (run) => ({ statusCode: 
   };
 }
 
+/**
+ * An API whose handler charges by one `transaction()` update (the records' table stands in for a
+ * business table), called with `key`: its runs, and the item its commits charge (`undefined`: none applied).
+ */
+function transactionalApi(key: string, atomic = false) {
+  const name = `pay-tx-${randomUUID()}`;
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, Response>(async () => {
+    runs++;
+    transaction().update({ TableName: tableName, Key: { id: `${name}-charge` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
+    return { statusCode: 201, body: 'paid' };
+  }).use(httpIdempotency<APIGatewayProxyEventV2>({ store, name, singleFlight: false, logger: quiet(), ...(atomic ? { atomic } : {}) }));
+  return {
+    call: () =>
+      handler(httpEvent('url', {}, { key, body: '{"amount":1000}' }) as APIGatewayProxyEventV2, lambdaContext(name, LEASE_MILLIS)) as Promise<Response>,
+    runs: () => runs,
+    chargeItem: () => readItem(inspect, tableName, `${name}-charge`),
+  };
+}
+
 const problemOf = (response: Response) => JSON.parse(String(response.body)) as { status: number; title: string };
 
 describe('httpIdempotency', () => {
@@ -129,18 +149,7 @@ describe('httpIdempotency', () => {
   test.each([false, true])(
     "atomic: %s. A commit of the handler's writes that applied but lost every answer: a 201 or a 503 saying the outcome is unknown, never a second charge; the retry gets the 201",
     async (atomic) => {
-      const name = `pay-tx-${randomUUID()}`;
-      let runs = 0;
-      const handler = middy<APIGatewayProxyEventV2, Response>(async () => {
-        runs++;
-        transaction().update({ TableName: tableName, Key: { id: `${name}-charge` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
-        return { statusCode: 201, body: 'paid' };
-      }).use(httpIdempotency<APIGatewayProxyEventV2>({ store, name, singleFlight: false, logger: quiet(), ...(atomic ? { atomic } : {}) }));
-      const call = () =>
-        handler(
-          httpEvent('url', {}, { key: 'k-tx', body: '{"amount":1000}' }) as APIGatewayProxyEventV2,
-          lambdaContext(name, LEASE_MILLIS),
-        ) as Promise<Response>;
+      const { call, runs, chargeItem } = transactionalApi('k-tx', atomic);
       faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response' }, attempts: 'all' });
       const first = await call();
       expect(faults.injected).toHaveLength(3);
@@ -151,24 +160,13 @@ describe('httpIdempotency', () => {
         expect(Number(first.headers?.['Retry-After'])).toBeGreaterThanOrEqual(1);
       } else expect(first).toEqual({ statusCode: 201, body: 'paid' });
       expect(await call()).toMatchObject({ statusCode: 201, body: 'paid', headers: { 'Idempotent-Replayed': 'true' } });
-      expect((await readItem(inspect, tableName, `${name}-charge`))?.n).toEqual({ N: '1' });
-      expect(runs).toBe(atomic ? 2 : 1); // an atomic retry runs its pure handler; its commit meets the record
+      expect((await chargeItem())?.n).toEqual({ N: '1' });
+      expect(runs()).toBe(atomic ? 2 : 1); // an atomic retry runs its pure handler; its commit meets the record
     },
   );
 
   test("a commit of the handler's writes that never reached DynamoDB: a 503 that says nothing was written, with Retry-After: 1; the retry runs and charges once", async () => {
-    const name = `pay-tx-lost-${randomUUID()}`;
-    let runs = 0;
-    const handler = middy<APIGatewayProxyEventV2, Response>(async () => {
-      runs++;
-      transaction().update({ TableName: tableName, Key: { id: `${name}-charge` }, UpdateExpression: 'ADD n :one', ExpressionAttributeValues: { ':one': 1 } });
-      return { statusCode: 201, body: 'paid' };
-    }).use(httpIdempotency<APIGatewayProxyEventV2>({ store, name, singleFlight: false, logger: quiet() }));
-    const call = () =>
-      handler(
-        httpEvent('url', {}, { key: 'k-tx-lost', body: '{"amount":1000}' }) as APIGatewayProxyEventV2,
-        lambdaContext(name, LEASE_MILLIS),
-      ) as Promise<Response>;
+    const { call, runs, chargeItem } = transactionalApi('k-tx-lost');
     faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'reset' }, attempts: 'all' });
     const first = await call();
     expect(faults.injected.length).toBeGreaterThan(0);
@@ -179,10 +177,10 @@ describe('httpIdempotency', () => {
       title: 'The request was not applied',
       detail: 'Nothing was written; retry with the same Idempotency-Key after Retry-After.',
     });
-    expect(await readItem(inspect, tableName, `${name}-charge`)).toBeUndefined();
+    expect(await chargeItem()).toBeUndefined();
     expect(await call()).toEqual({ statusCode: 201, body: 'paid' });
-    expect(runs).toBe(2);
-    expect((await readItem(inspect, tableName, `${name}-charge`))?.n).toEqual({ N: '1' });
+    expect(runs()).toBe(2);
+    expect((await chargeItem())?.n).toEqual({ N: '1' });
   });
 
   describe('encrypted', () => {
