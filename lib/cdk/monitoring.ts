@@ -316,7 +316,13 @@ function checkProps(props: IdempotencyMonitoringProps): void {
     }
   }
   const twice = named.find((name, i) => named.indexOf(name) !== i);
-  if (twice !== undefined) throw new TypeError(`IdempotencyTable.addMonitoring: the record namespace ${JSON.stringify(twice)} is listed twice.`);
+  if (twice !== undefined) {
+    // A token's text (`${Token[TOKEN.123]}`) names nothing the user wrote.
+    const what = Token.isUnresolved(twice)
+      ? "the same deploy-time record namespace (one token, such as a parameter's value)"
+      : `the record namespace ${JSON.stringify(twice)}`;
+    throw new TypeError(`IdempotencyTable.addMonitoring: ${what} is listed twice.`);
+  }
   const { metricNamespace, period } = props;
   if (metricNamespace !== undefined && !Token.isUnresolved(metricNamespace) && !isMetricNamespace(metricNamespace)) {
     throw new TypeError(

@@ -419,4 +419,8 @@ test("a record namespace known only at deploy time (a CloudFormation parameter) 
     Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Dimensions: [{ Name: 'Function', Value: value }] } }));
   expect(alarmsOf('payments-consumer').length).toBeGreaterThan(0);
   expect(alarmsOf({ Ref: 'RecordNamespace' })).toHaveLength(alarmsOf('payments-consumer').length);
+  // The refusal names what the user wrote, not the token's placeholder text.
+  expect(() => new IdempotencyTable(stack, 'Again').addMonitoring({ functions: [namespace, namespace] })).toThrow(
+    new TypeError("IdempotencyTable.addMonitoring: the same deploy-time record namespace (one token, such as a parameter's value) is listed twice."),
+  );
 });
