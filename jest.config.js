@@ -67,6 +67,7 @@ export default {
   // handle is still reported, after this longer grace.
   workerGracefulExitTimeout: 5000,
   testTimeout: 30000,
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   projects: [
