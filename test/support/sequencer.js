@@ -9,7 +9,7 @@
 import { relative } from 'node:path';
 import Sequencer from '@jest/test-sequencer';
 
-/** Paths under test/, longest first (seconds on 3 workers, Node 20, this 2-core machine, in a fresh clone). */
+/** Paths under test/, longest first (seconds each took on a 2-core machine, Node 20, 3 workers, in a fresh clone). */
 export const LONG = [
   'package/package.test.ts', // 60
   'integration/soak.test.ts', // 28
