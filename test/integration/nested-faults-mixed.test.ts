@@ -38,7 +38,13 @@ afterAll(async () => {
 
 /** A key prefix of its own for each test, also when another run of this file shares the Redis server. */
 const prefix = () => `nested-mixed-${randomUUID()}:`;
-const redisStore = (keyPrefix: string) => new RedisStore({ client: redis, keyPrefix, timeoutMillis: 300 });
+/**
+ * Where a test cuts Redis, a request waits for the store's timeout: 300 ms there. Elsewhere a longer
+ * one, so that a loaded machine whose event loop stalls for a few hundred milliseconds (the timer
+ * then fires before the answer already received is read) does not fail a request Redis answered.
+ */
+const CUT_TIMEOUT_MILLIS = 300;
+const redisStore = (keyPrefix: string, timeoutMillis = 5_000) => new RedisStore({ client: redis, keyPrefix, timeoutMillis });
 const dynamoStore = (options: { encryption?: ReturnType<typeof keyring>['encryption'] } = {}) => new DynamoDBStore({ tableName, client, ...options });
 const ddbRecords = (name: string) => scanItems(client, tableName, `${name}#`);
 async function redisRecords(keyPrefix: string): Promise<Array<{ key: string; hash: Record<string, string>; ttl: number | undefined }>> {
@@ -68,7 +74,11 @@ describe('outer httpIdempotency on DynamoDB, inner makeIdempotent on Redis', () 
     const listener = listen();
     const keyPrefix = prefix();
     let runs = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...listener.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), {
+      store: redisStore(keyPrefix, CUT_TIMEOUT_MILLIS),
+      name: 'inner',
+      ...listener.options,
+    });
     const { handler } = paymentHandler(pay, { store: dynamoStore(), name: 'r-outer-1', ...listener.options });
     await outage();
     await expect(handler(paymentRequest('k-1'), lambdaContext('nested', 5_000))).rejects.toMatchObject({ code: 'STORE_FAILURE', statusCode: 503 });
@@ -99,7 +109,7 @@ describe('outer httpIdempotency on Redis, inner makeIdempotent on DynamoDB', () 
       },
       { store: dynamoStore(), name: 'd-inner-2', now: clock.now, ...listener.options },
     );
-    const { handler } = paymentHandler(pay, { store: redisStore(keyPrefix), name: 'outer', now: clock.now, ...listener.options });
+    const { handler } = paymentHandler(pay, { store: redisStore(keyPrefix, CUT_TIMEOUT_MILLIS), name: 'outer', now: clock.now, ...listener.options });
     expect(await handler(paymentRequest('k-2'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-2","run":1}' });
     expect(listener.events('bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'outer' }]);
     await reconnect();
@@ -307,7 +317,11 @@ describe('in-process duplicates of the outer call', () => {
     const listener = listen();
     const keyPrefix = prefix();
     let runs = 0;
-    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: redisStore(keyPrefix), name: 'inner', ...listener.options });
+    const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), {
+      store: redisStore(keyPrefix, CUT_TIMEOUT_MILLIS),
+      name: 'inner',
+      ...listener.options,
+    });
     const { handler, calls } = paymentHandler(pay, { store: dynamoStore(), name: 'sf-outer-7', ...listener.options });
     await outage();
     const answers = await Promise.allSettled([1, 2, 3].map(() => handler(paymentRequest('k-7'), lambdaContext('nested', 5_000))));
@@ -325,7 +339,7 @@ describe('in-process duplicates of the outer call', () => {
     const keyPrefix = prefix();
     let runs = 0;
     const pay = makeIdempotent(async (key: string) => ({ paid: key, run: ++runs }), { store: dynamoStore(), name: 'sf-inner-8', ...listener.options });
-    const { handler } = paymentHandler(pay, { store: redisStore(keyPrefix), name: 'outer', ...listener.options });
+    const { handler } = paymentHandler(pay, { store: redisStore(keyPrefix, CUT_TIMEOUT_MILLIS), name: 'outer', ...listener.options });
     await outage();
     const answers = await Promise.allSettled([1, 2, 3].map(() => handler(paymentRequest('k-8'), lambdaContext('nested', 5_000))));
     await reconnect();
