@@ -2,6 +2,7 @@
  * The bounds that make every call answer before its Lambda deadline: how long it may wait for
  * another attempt, and how long each store request may take.
  */
+import { setImmediate } from 'node:timers';
 import type { AnswerBy } from './call.js';
 import { remainingMillisOf } from './invocation.js';
 
@@ -115,12 +116,22 @@ export function sealByOf(answerBy: AnswerBy | undefined): number | undefined {
   return performance.now() + millis - Math.min(millis / 2, REQUEST_MILLIS);
 }
 
-/** `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared as soon as it does. @internal */
+/**
+ * `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared
+ * as soon as it does. Node runs expired timers before it reads its sockets: when the timer fires
+ * late, the event loop was held past the bound (a long synchronous task, a throttled CPU) and an
+ * answer may already wait unread, so the failure waits one turn of the loop (`setImmediate` from
+ * `node:timers`, a real turn even under fake timers) and an answer that arrived is taken instead of
+ * failing a request that was answered. @internal
+ */
 export function timeLimit<T>(work: Promise<T>, millis: number, failure: () => Error): Promise<T> {
+  const due = performance.now() + millis;
   const expiry = delay(millis);
-  const expired = expiry.elapsed.then((): never => {
-    throw failure();
-  });
+  const expired = expiry.elapsed
+    .then(() => (performance.now() - due >= 1 ? new Promise((resolve) => setImmediate(resolve)) : undefined))
+    .then((): never => {
+      throw failure();
+    });
   return Promise.race([work, expired]).finally(expiry.cancel);
 }
 

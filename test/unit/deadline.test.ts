@@ -1,5 +1,5 @@
 /** When a call's store requests must have answered, by its Lambda context's time left. */
-import { answerByOf, waitableMillis } from '../../lib/deadline.js';
+import { answerByOf, timeLimit, waitableMillis } from '../../lib/deadline.js';
 
 test('store requests must answer a tenth of the time left before the deadline, at most 100 ms before it', () => {
   // Each context is new: the first time left a context reads is the one its bound counts from.
@@ -13,4 +13,28 @@ test('a duplicate waits for another attempt until a tenth of its time left, at m
   expect(waitableMillis(2_000)).toBe(1_800);
   expect(waitableMillis(10_000)).toBe(9_000);
   expect(waitableMillis(900_000)).toBe(899_000);
+});
+
+describe('timeLimit', () => {
+  const late = () => new Error('late');
+
+  test('work that settles within the time wins; work that never settles fails at it', async () => {
+    await expect(timeLimit(Promise.resolve('answered'), 50, late)).resolves.toBe('answered');
+    await expect(timeLimit(new Promise(() => undefined), 5, late)).rejects.toThrow('late');
+  });
+
+  test('a bound that fires late, after the event loop was held past it, lets an answer already received be read first', async () => {
+    // The loop is held until past the bound, and meanwhile the answer arrives: in the next turn the
+    // expired timers run first, then what was received (a socket's data; here an immediate queued
+    // while the loop was held).
+    let answer!: (value: string) => void;
+    const work = new Promise<string>((resolve) => (answer = resolve));
+    const limited = timeLimit(work, 20, late);
+    setImmediate(() => {
+      const held = performance.now();
+      setImmediate(() => answer('answered'));
+      while (performance.now() - held < 60);
+    });
+    await expect(limited).resolves.toBe('answered');
+  });
 });
