@@ -116,32 +116,32 @@ export function sealByOf(answerBy: AnswerBy | undefined): number | undefined {
   return performance.now() + millis - Math.min(millis / 2, REQUEST_MILLIS);
 }
 
-/**
- * `work`, or `failure()` thrown once `millis` have passed without it settling; the timer is cleared
- * as soon as it does. Node runs expired timers before it reads its sockets: when the timer fires
- * late, the event loop was held past the bound (a long synchronous task, a throttled CPU) and an
- * answer may already wait unread, so the failure waits one turn of the loop (`setImmediate` from
- * `node:timers`, a real turn even under fake timers) and an answer that arrived is taken instead of
- * failing a request that was answered. @internal
- */
+/** `work`, or `failure()` thrown once `millis` have passed without it settling ({@link delay}); the timer is cleared as soon as it does. @internal */
 export function timeLimit<T>(work: Promise<T>, millis: number, failure: () => Error): Promise<T> {
-  const due = performance.now() + millis;
   const expiry = delay(millis);
-  const expired = expiry.elapsed
-    .then(() => (performance.now() - due >= 1 ? new Promise((resolve) => setImmediate(resolve)) : undefined))
-    .then((): never => {
-      throw failure();
-    });
+  const expired = expiry.elapsed.then((): never => {
+    throw failure();
+  });
   return Promise.race([work, expired]).finally(expiry.cancel);
 }
 
 /**
  * A wait that holds the event loop open: the Lambda Node.js runtime answers an invocation `null` as
  * soon as its event loop is empty, so a call waiting on an unref'd timer would end without its
- * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped. @internal
+ * answer. `cancel` clears the timer once the wait is moot. Node fires longer timers at once: capped.
+ *
+ * Node runs expired timers before it reads its sockets. A timer that fires late means the loop was
+ * held past it (a long synchronous task, a throttled CPU), and what the wait is raced against (a
+ * store's answer, a leader's outcome) may have arrived meanwhile, unread: such a wait ends one turn
+ * of the loop later (`setImmediate` from `node:timers`, a real turn even under fake timers), after
+ * that is read, so that the call takes the answer instead of giving up on it. @internal
  */
 export function delay(millis: number): { readonly elapsed: Promise<undefined>; cancel(): void } {
   let timer: NodeJS.Timeout | undefined;
-  const elapsed = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, Math.min(millis, 2_147_483_647), undefined)));
+  const due = performance.now() + millis;
+  const elapsed = new Promise<undefined>((resolve) => {
+    const end = () => (performance.now() - due >= 1 ? setImmediate(resolve, undefined) : resolve(undefined));
+    timer = setTimeout(end, Math.min(millis, 2_147_483_647));
+  });
   return { elapsed, cancel: () => clearTimeout(timer) };
 }

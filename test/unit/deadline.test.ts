@@ -1,5 +1,5 @@
 /** When a call's store requests must have answered, by its Lambda context's time left. */
-import { answerByOf, timeLimit, waitableMillis } from '../../lib/deadline.js';
+import { answerByOf, delay, timeLimit, waitableMillis } from '../../lib/deadline.js';
 
 test('store requests must answer a tenth of the time left before the deadline, at most 100 ms before it', () => {
   // Each context is new: the first time left a context reads is the one its bound counts from.
@@ -36,5 +36,21 @@ describe('timeLimit', () => {
       while (performance.now() - held < 60);
     });
     await expect(limited).resolves.toBe('answered');
+  });
+});
+
+describe('delay', () => {
+  test('a wait whose timer fires late, after the event loop was held past it, ends after what arrived meanwhile', async () => {
+    // A follower waiting for its leader's outcome, or for a reconnection: the outcome arrives while the loop is held.
+    let arrive!: (value: string) => void;
+    const outcome = new Promise<string>((resolve) => (arrive = resolve));
+    const wait = delay(20);
+    const first = Promise.race([outcome, wait.elapsed.then(() => 'gave up')]).finally(wait.cancel);
+    setImmediate(() => {
+      const held = performance.now();
+      setImmediate(() => arrive('outcome'));
+      while (performance.now() - held < 60);
+    });
+    await expect(first).resolves.toBe('outcome');
   });
 });
