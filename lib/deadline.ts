@@ -140,6 +140,7 @@ export function delay(millis: number): { readonly elapsed: Promise<undefined>; c
   let timer: NodeJS.Timeout | undefined;
   const due = performance.now() + millis;
   const elapsed = new Promise<undefined>((resolve) => {
+    // Late by a millisecond or more (timers count whole milliseconds); a turn more costs nothing where none was needed.
     const end = () => (performance.now() - due >= 1 ? setImmediate(resolve, undefined) : resolve(undefined));
     timer = setTimeout(end, Math.min(millis, 2_147_483_647));
   });
