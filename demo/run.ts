@@ -80,7 +80,7 @@ async function main(): Promise<number> {
   }
   let local: DynamoDBLocal;
   try {
-    local = await startDynamoDBLocal();
+    local = await startDynamoDBLocal({ quickStart: true });
   } catch (error) {
     console.error(`Could not start DynamoDB Local: ${(error as Error).message}`);
     return 1;
