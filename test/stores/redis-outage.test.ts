@@ -11,6 +11,7 @@ import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { lambdaContext, manualClock } from '../../lib/testing/index.js';
+import { timeIsUp } from '../support/gate.js';
 import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS, redisPort, until } from '../support/redis.js';
 import { rejection, thrown } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -216,7 +217,7 @@ for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
         name: 'charge',
       });
       proxy.stall();
-      const deadline = new Promise<'deadline passed'>((resolve) => setTimeout(resolve, 1_500, 'deadline passed'));
+      const deadline = timeIsUp(1_500, 'deadline passed');
       const call = unbounded({ id: 'stalled' }, lambdaContext({ remainingMillis: 1_500 })).catch((e: unknown) => e);
       const error = await Promise.race([call, deadline]);
       expect((error as IdempotencyError).code).toBe('STORE_FAILURE');

@@ -5,6 +5,7 @@
  */
 import { jest } from '@jest/globals';
 import { endpoint } from './dynamodb.js';
+import { timeIsUp } from './gate.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 /**
@@ -51,9 +52,9 @@ const ANSWER_TIME = 50;
 
 /**
  * How `call` settles, or 'deadline passed' if it has not `ANSWER_TIME` before the Lambda deadline
- * (`remaining` ms from now, `REMAINING` unless given). The call's own bound is a timer due before
- * that one (for requests started within the margin above), and all it does after it is settle
- * promises.
+ * (`remaining` ms from now, `REMAINING` unless given; {@link timeIsUp}). The call's own bound is a
+ * timer due before that one (for requests started within the margin above), and all it does after
+ * it is settle promises.
  */
 export const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<{ value: T } | { error: unknown } | 'deadline passed'> =>
   Promise.race([
@@ -61,7 +62,7 @@ export const byDeadline = <T>(call: Promise<T>, remaining = REMAINING): Promise<
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     ),
-    new Promise<'deadline passed'>((resolve) => setTimeout(resolve, remaining - ANSWER_TIME, 'deadline passed')),
+    timeIsUp(remaining - ANSWER_TIME, 'deadline passed' as const),
   ]);
 
 /**
