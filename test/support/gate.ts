@@ -16,18 +16,6 @@ export function gate<T = void>(): Gate<T> {
 export const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Resolves to `value` once `millis` have passed, as a call's own bounds and waits end: when the loop
- * was held past the timer (a loaded test machine), one turn later. A bound due before it that fired
- * in the same late turn then settles its call first, as it does when both fire on time; what a test
- * holds a call to is the order of its bounds, which a held loop does not change.
- */
-export const timeIsUp = <V>(millis: number, value: V): Promise<V> =>
-  new Promise((resolve) => {
-    const due = performance.now() + millis;
-    setTimeout(() => (performance.now() - due >= 1 ? setImmediate(resolve, value) : resolve(value)), millis);
-  });
-
-/**
  * Where a test holds every invocation of a handler: the handler awaits `enter()`, the test takes
  * each arrival with `next()` and decides when (and with what) it finishes.
  */
