@@ -40,8 +40,9 @@ afterAll(async () => {
 const prefix = () => `nested-mixed-${randomUUID()}:`;
 /**
  * Where a test cuts Redis, a request waits for the store's timeout: 300 ms there. Elsewhere a longer
- * one, so that a loaded machine whose event loop stalls for a few hundred milliseconds (the timer
- * then fires before the answer already received is read) does not fail a request Redis answered.
+ * one: those tests are not about the bound, and a pause of a loaded machine before a request is
+ * sent (an answer received during a pause is read before the bound fails the call) should not
+ * decide them.
  */
 const CUT_TIMEOUT_MILLIS = 300;
 const redisStore = (keyPrefix: string, timeoutMillis = 5_000) => new RedisStore({ client: redis, keyPrefix, timeoutMillis });
