@@ -444,7 +444,9 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   );
   const log: IdempotencyLogger = common.logger ?? console;
 
-  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context, options?: BatchHandlerOptions): Promise<BatchResponse> {
+  // Two declared parameters: Lambda's nodejs24.x runtime (and nodejs22.x on Managed Instances)
+  // refuses to load a handler that declares three or more (`length`), as a callback-style handler.
+  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context, ...[options]: [BatchHandlerOptions?]): Promise<BatchResponse> {
     // An EventBridge pipe sends a Lambda target its batch as a bare array; an event source mapping, as `{ Records }`.
     const delivery: Delivery = Array.isArray(event) ? 'pipe' : 'mapping';
     const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
