@@ -66,7 +66,7 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   readonly maxRetryAfterSeconds?: number | undefined;
   /**
    * Which results are final: stored and replayed. Others release the key. Must return `true` or
-   * `false`, synchronously: for anything else a warning is logged and the default rule decides.
+   * `false`, synchronously: for anything else (a throw too) a warning is logged and the default rule decides.
    * @default below 500, except 401, 403, 408, 425, 429 and a 4xx with a `Retry-After` header
    */
   readonly isFinalResponse?: ((result: HttpResult) => boolean) | undefined;
@@ -286,6 +286,15 @@ function sendable(result: unknown): void {
   JSON.stringify(text ? { ...result, body: undefined } : result);
 }
 
+/** What a thrown value says, for a log line: never throws itself (a getter, a proxy trap). */
+function thrownText(error: unknown): string {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    return typeof error;
+  }
+}
+
 /** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
 const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
 /** The largest answer an Application Load Balancer takes from a function. */
@@ -449,18 +458,27 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       checkBody(result);
       sendable(result);
       const read = checked(normalize(result));
-      let final: unknown = isFinalResponse(read);
-      // Anything but a boolean (a promise, a branch returning nothing) is no answer: the function has
-      // run, so the default rule decides (a 200 is stored and never runs twice, a 503 is released).
-      if (typeof final !== 'boolean') {
-        const promise = typeof (final as PromiseLike<unknown> | null)?.then === 'function';
+      let final: unknown;
+      let threw = false;
+      try {
+        final = isFinalResponse(read);
+      } catch (error) {
+        threw = true;
+        final = error;
+      }
+      // Anything but a boolean (a promise, a branch returning nothing, a throw) is no answer: the function
+      // has run, so the default rule decides (a 200 is stored and never runs twice, a 503 is released).
+      if (threw || typeof final !== 'boolean') {
+        const promise = !threw && typeof (final as PromiseLike<unknown> | null)?.then === 'function';
         if (promise) (final as PromiseLike<unknown>).then(undefined, () => undefined);
-        const got = promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
+        const got = threw ? 'an error' : promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
+        const error = threw ? { error: thrownText(final) } : {};
         final = defaultIsFinal(read);
         logLine(
           common.logger ?? console,
           'warn',
           `httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}); the default rule took this response (${read.statusCode}) as ${final ? 'final' : 'not final'}.`,
+          error,
         );
       }
       return { kind: 'return', value: result, final: final as boolean, answeredNonFinal: !final };

@@ -78,8 +78,9 @@ test.each([
   ['a promise (an async isFinalResponse)', async () => true],
   ['undefined (a branch that returns nothing)', () => undefined],
   ['a number', () => 1],
+  ['a thrown error (a header read on a response without headers)', (response: { headers: Record<string, string> }) => response.headers['x-final'] === 'yes'],
 ])(
-  'httpIdempotency: an isFinalResponse that returns %s is warned of and the default rule decides: a 200 is stored and runs once, a 503 released',
+  'httpIdempotency: an isFinalResponse whose answer is %s is warned of and the default rule decides: a 200 is stored and runs once, a 503 released',
   async (what, isFinalResponse) => {
     await withoutUnhandledRejections(async () => {
       for (const [status, runsAfterTwo] of [
@@ -106,10 +107,12 @@ test.each([
           expect(await handler(request, lambdaContext())).toMatchObject({ statusCode: status, body: 'answer' });
         }
         expect(runs).toBe(runsAfterTwo);
-        const got = what.startsWith('a promise') ? 'a promise' : what.startsWith('undefined') ? 'undefined' : '1';
-        expect(JSON.parse(warned[0]!).message).toBe(
+        const got = { 'a promise': 'a promise', undefined: 'undefined', 'a number': '1', 'a thrown error': 'an error' }[what.split(' (')[0]!];
+        const line = JSON.parse(warned[0]!) as { message: string; error?: string };
+        expect(line.message).toBe(
           `lambda-idempotency: httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}); the default rule took this response (${status}) as ${status === 200 ? 'final' : 'not final'}.`,
         );
+        expect(line.error).toEqual(got === 'an error' ? expect.stringMatching(/^TypeError: Cannot read properties of undefined/) : undefined);
       }
     });
   },
