@@ -315,22 +315,26 @@ export class RedisStore implements IdempotencyStore {
    * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
    * and let a duplicate run the function again; both attempts and the wait between them fit in the
    * call's one `timeoutMillis`, so it still answers before the Lambda deadline. One refused before
-   * it ran (LOADING, BUSY) is sent again until the server takes it, within the same bound. Fenced by the owner,
-   * a script applied twice changes nothing. (A release is not: a record left held until its lease
-   * runs nothing twice.)
+   * it ran (LOADING, BUSY) is sent again until the server takes it, within the same bound, also
+   * once it was sent again after a reconnection (a server restarted on its data answers LOADING
+   * until it has loaded it). Fenced by the owner, a script applied twice changes nothing. (A
+   * release is not: a record left held until its lease runs nothing twice.)
    */
   private async write(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     const until = performance.now() + this.reconnectMillis;
+    let reconnected = false;
     for (;;) {
       try {
         return await this.run(connection, script, key, args);
       } catch (error) {
         // Refused before it ran, for a while: sent again until the server takes it, within the bound.
-        if (!refusedForNow(error) || performance.now() + REFUSED_PAUSE_MILLIS >= until) {
-          if (!(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
-          return this.run(connection, script, key, args);
+        if (refusedForNow(error) && performance.now() + REFUSED_PAUSE_MILLIS < until) {
+          await delay(REFUSED_PAUSE_MILLIS).elapsed;
+          continue;
         }
-        await delay(REFUSED_PAUSE_MILLIS).elapsed;
+        // The connection lost under it: sent once more when the client is ready again.
+        if (reconnected || !(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
+        reconnected = true;
       }
     }
   }

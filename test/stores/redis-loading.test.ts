@@ -4,6 +4,7 @@
  * sends during that time) and `BUSY` (another client's script ran past `busy-reply-threshold`). A
  * completion refused so is sent again until the server takes it, within the call's bound: the
  * function has run, and a record left INPROGRESS would let a duplicate after the lease run it again.
+ * So is one sent again after a reconnection, which a server that restarted refuses while it loads.
  * Each test has a server of its own.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,8 @@ import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
 import { type NodeRedisClient, type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS, inspector, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
+import { CLIENT_KINDS, type ClientKind, inspector, ioredisClient, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 // Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file; a test ends the
 // wait (CONFIG SET key-load-delay 0, which a loading server runs) once its completion was refused.
@@ -104,6 +106,79 @@ for (const kind of NODE_REDIS) {
     } finally {
       raw.disconnect();
       await opened.close();
+      await (await restarted?.catch(() => undefined))?.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+}
+
+/**
+ * Clients that send as soon as they have reconnected, to a server still loading: node-redis, and
+ * ioredis without its ready check (set off where `INFO` is renamed or refused), which otherwise waits
+ * for the data to be loaded.
+ */
+const SEND_WHILE_LOADING: readonly Pick<ClientKind, 'name' | 'open'>[] = [
+  ...NODE_REDIS,
+  {
+    name: 'ioredis',
+    open: async (url) => {
+      const client = ioredisClient(url, { enableReadyCheck: false });
+      return { client, close: async () => void client.disconnect() };
+    },
+  },
+];
+
+for (const kind of SEND_WHILE_LOADING) {
+  test(`${kind.name === 'ioredis' ? 'ioredis without its ready check' : kind.name}: a completion whose connection a restart closed is sent again once the client is back and, refused while the server loads its data (LOADING), again until it is taken: the record is COMPLETED`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-loading-'));
+    let server: RedisServer = await startRedisServer({ dir, extraArgs: SLOW_LOADING });
+    const proxy = await TcpProxy.start(server.port);
+    const raw = inspector(server.url);
+    await raw.eval("for i = 1, 2000 do redis.call('SET', 'filler:' .. i, i) end", 0);
+    const opened = await kind.open(proxy.url);
+    let restarted: Promise<RedisServer> | undefined;
+    try {
+      const store = new RedisStore({ client: opened.client, keyPrefix: 'reconnected:', timeoutMillis: 15_000 });
+      let runs = 0;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          runs++;
+          await raw.save(); // the claim is on disk
+          proxy.stall(); // the completion goes nowhere
+          return 'paid';
+        },
+        { store, name: 'pay' },
+      );
+      const refused = refusalTo(opened.client, 'LOADING');
+      const paid = pay('k');
+      // The completion was sent; the server restarts on its data, and the connection it was sent on is gone.
+      await proxy.swallowed();
+      raw.disconnect();
+      await server.stop();
+      restarted = startRedisServer({ dir, port: server.port, extraArgs: SLOW_LOADING });
+      await proxy.cut();
+      await proxy.restore();
+      expect(await before(refused, paid)).toBe(true);
+      const loadNow = ['CONFIG', 'SET', 'key-load-delay', '0'];
+      await (kind.name === 'ioredis' ? (opened.client as Redis).call(...(loadNow as [string])) : (opened.client as NodeRedisClient).sendCommand(loadNow));
+      expect(await paid).toBe('paid');
+      server = await restarted;
+      const after = inspector(server.url);
+      try {
+        const [key] = await after.keys('reconnected:*');
+        expect(await after.hget(key!, 'status')).toBe('COMPLETED');
+        // The restarted server refused the completion (LOADING) before it took it.
+        expect(await refusedScripts(after)).toBeGreaterThan(0);
+      } finally {
+        after.disconnect();
+      }
+      expect(await pay('k')).toBe('paid');
+      expect(runs).toBe(1);
+    } finally {
+      raw.disconnect();
+      await opened.close();
+      await proxy.cut();
       await (await restarted?.catch(() => undefined))?.stop();
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
