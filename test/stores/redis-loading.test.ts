@@ -31,6 +31,18 @@ async function refusedScripts(redis: Redis): Promise<number> {
   return [...stats.matchAll(/^cmdstat_eval(?:sha)?:.*\brejected_calls=(\d+)/gm)].reduce((sum, [, count]) => sum + Number(count), 0);
 }
 
+/** On the restarted server at `url`: the record under `prefix` is COMPLETED, and the server refused a script (LOADING) before it took it. */
+async function expectTakenAfterRefusal(url: string, prefix: string): Promise<void> {
+  const after = inspector(url);
+  try {
+    const [key] = await after.keys(`${prefix}*`);
+    expect(await after.hget(key!, 'status')).toBe('COMPLETED');
+    expect(await refusedScripts(after)).toBeGreaterThan(0);
+  } finally {
+    after.disconnect();
+  }
+}
+
 /**
  * Resolves once the client is answered `refusal` (LOADING, BUSY). Each command it sends goes through
  * its `sendCommand` (ioredis's `call` and pipelines too), so the wrapper sees each reply.
@@ -92,15 +104,7 @@ for (const kind of NODE_REDIS) {
       await (opened.client as NodeRedisClient).sendCommand(['CONFIG', 'SET', 'key-load-delay', '0']);
       expect(await paid).toBe('paid');
       server = await restarted!;
-      const after = inspector(server.url);
-      try {
-        const [key] = await after.keys('loading:*');
-        expect(await after.hget(key!, 'status')).toBe('COMPLETED');
-        // The restarted server's counts: the completion was refused with LOADING before it was taken.
-        expect(await refusedScripts(after)).toBeGreaterThan(0);
-      } finally {
-        after.disconnect();
-      }
+      await expectTakenAfterRefusal(server.url, 'loading:');
       expect(await pay('k')).toBe('paid');
       expect(runs).toBe(1);
     } finally {
@@ -164,15 +168,7 @@ for (const kind of SEND_WHILE_LOADING) {
       await (kind.name === 'ioredis' ? (opened.client as Redis).call(...(loadNow as [string])) : (opened.client as NodeRedisClient).sendCommand(loadNow));
       expect(await paid).toBe('paid');
       server = await restarted;
-      const after = inspector(server.url);
-      try {
-        const [key] = await after.keys('reconnected:*');
-        expect(await after.hget(key!, 'status')).toBe('COMPLETED');
-        // The restarted server refused the completion (LOADING) before it took it.
-        expect(await refusedScripts(after)).toBeGreaterThan(0);
-      } finally {
-        after.disconnect();
-      }
+      await expectTakenAfterRefusal(server.url, 'reconnected:');
       expect(await pay('k')).toBe('paid');
       expect(runs).toBe(1);
     } finally {
