@@ -519,7 +519,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // ours, rather than leave it held until the lease with nothing running. Best effort. Past
         // the call's bound, nothing is sent: outside a durable execution the lease ends at the
         // deadline, and the time left is for answering.
-        if (!(error instanceof DeadlineTimeout)) await answered(this.#store.release({ key, owner }), deadline?.answerBy).catch(() => undefined);
+        if (!(error instanceof DeadlineTimeout)) {
+          try {
+            await answered(this.#store.release({ key, owner }), deadline?.answerBy);
+          } catch {
+            // A store that throws at once (its client closed) too: the caller gets the claim's failure.
+          }
+        }
         throw storeFailure(detail, error);
       }
       // An INPROGRESS record with our owner is our own claim: applied by a request whose response

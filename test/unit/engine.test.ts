@@ -404,18 +404,26 @@ describe('store failures', () => {
     expect(store.records.size).toBe(0);
   });
 
-  test('a failed best-effort release after STORE_FAILURE changes nothing for the caller', async () => {
+  test.each([
+    ['rejects', () => Promise.reject(new Error('still down'))],
+    [
+      'throws at once (a client closed)',
+      () => {
+        throw new Error('client is closed');
+      },
+    ],
+  ])('a best-effort release after STORE_FAILURE that %s changes nothing for the caller', async (_, release) => {
     const store = new MemoryStore();
     const network = new Error('down');
     store.claim = async () => {
       throw network;
     };
-    store.release = async () => {
-      throw new Error('still down');
-    };
-    const error = await rejection(makeIdempotent(async () => 'ran', { store, name: 'down' })(1));
+    store.release = release;
+    let runs = 0;
+    const error = await rejection(makeIdempotent(async () => ++runs, { store, name: 'down' })(1));
     expect(error.code).toBe('STORE_FAILURE');
     expect(error.cause).toBe(network);
+    expect(runs).toBe(0);
   });
 
   test('a failed completion request still returns the result, and warns with the record id, without key or payload', async () => {
