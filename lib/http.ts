@@ -9,7 +9,7 @@ import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
-import { BYTES, isStream, isStreamBytes } from './streamed-response.js';
+import { BYTES, isStream, isStreamBytes, unescaped } from './streamed-response.js';
 
 export { callerIdentity, type HttpScope } from './http-caller.js';
 export type { HttpEvent } from './http-request.js';
@@ -249,7 +249,11 @@ const normalize = (result: unknown): HttpResult =>
     ? result
     : isStreamBytes(result)
       ? { statusCode: 200, body: result as unknown as string }
-      : { statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: typeof result === 'string' ? result : JSON.stringify(result ?? null) };
+      : {
+          statusCode: 200,
+          headers: { 'Content-Type': 'application/json' },
+          body: typeof result === 'string' ? result : JSON.stringify(unescaped(result) ?? null),
+        };
 
 /**
  * A result as Lambda response streaming sends it: middy writes a string, or nothing (as an empty
@@ -264,7 +268,9 @@ const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, header
 
 /** A result as `isFinalResponse` reads it: stored stream bytes as a base64 body, as API Gateway carries binary bodies. */
 const checked = (result: HttpResult): HttpResult =>
-  isStreamBytes(result.body) ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true } : result;
+  isStreamBytes(result.body)
+    ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true }
+    : { ...result, body: unescaped(result.body) as string };
 
 /**
  * A body no API sends as it is (an object, say): a middleware used before `httpIdempotency`

@@ -8,8 +8,10 @@ import { pipeline } from 'node:stream/promises';
  * the middleware reads it to its end first: the record stores the bytes, this caller gets them as
  * middy would have sent them, and a duplicate gets the same bytes again. UTF-8 text (JSON, NDJSON,
  * server-sent events, HTML) is stored as a string, which middy writes as the same bytes; other
- * bytes are stored as base64 in a one-member object that is turned back into a stream on replay
- * (in streaming mode a body is a string or a stream, so no handler's own response has that shape).
+ * bytes are stored as base64 in a one-member object that is turned back into a stream on replay.
+ * A handler's own response of that shape (or of the shape that escapes it) is stored escaped, in a
+ * one-member object of its own, and replayed as it was: the middleware cannot tell whether middy
+ * runs in streaming mode, and outside it any object may come back.
  * So is text that middy would not write as the same bytes: it writes a long string in slices of
  * 16,384 UTF-16 units, and a character of two units (an emoji) cut by a slice goes out as two
  * U+FFFD replacement characters.
@@ -17,6 +19,9 @@ import { pipeline } from 'node:stream/promises';
 
 /** The member that marks stored bytes of a stream that are not UTF-8 text. @internal */
 export const BYTES = 'lambda-idempotency:stream-base64';
+
+/** The member that holds a handler's own value that has one of the two stored shapes, so that it is replayed as it is. */
+const ESCAPED = 'lambda-idempotency:value';
 
 type Body = Readable | ReadableStream;
 
@@ -98,19 +103,34 @@ async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: str
  */
 export async function readStreams(response: unknown): Promise<unknown> {
   if (isStream(response)) return contentOf(response);
-  if (isHttpResponse(response) && isStream(response.body)) return { ...response, body: await contentOf(response.body) };
-  return response;
+  if (isHttpResponse(response)) {
+    if (isStream(response.body)) return { ...response, body: await contentOf(response.body) };
+    if (isStored(response.body)) return { ...response, body: { [ESCAPED]: response.body } };
+  }
+  return isStored(response) ? { [ESCAPED]: response } : response;
 }
 
+/** An object whose only member is `member`. */
+const isOnly = (value: unknown, member: string): value is Members =>
+  isObject(value) && !Array.isArray(value) && Object.keys(value).length === 1 && Object.hasOwn(value, member);
+
 /** Whether a stored response is the stored form of a stream's bytes that are not text. @internal */
-export const isStreamBytes = (value: unknown): value is { readonly [BYTES]: string } =>
-  isObject(value) && !Array.isArray(value) && Object.keys(value).length === 1 && typeof value[BYTES] === 'string';
+export const isStreamBytes = (value: unknown): value is { readonly [BYTES]: string } => isOnly(value, BYTES) && typeof value[BYTES] === 'string';
+
+/** A value of a shape that replay would not give back as it is: stored escaped. */
+const isStored = (value: unknown): boolean => isStreamBytes(value) || isOnly(value, ESCAPED);
+
+/** A stored value as the handler returned it, where it was stored escaped; any other value as it is. @internal */
+export const unescaped = (stored: unknown): unknown => (isOnly(stored, ESCAPED) ? stored[ESCAPED] : stored);
 
 const streamOf = (stored: { readonly [BYTES]: string }): Readable => Readable.from([Buffer.from(stored[BYTES], 'base64')]);
 
 /** A stored response with its stored stream bytes a stream again; any other response as it is. @internal */
 export function reviveStreams(stored: unknown): unknown {
   if (isStreamBytes(stored)) return streamOf(stored);
-  if (isHttpResponse(stored) && isStreamBytes(stored.body)) return { ...stored, body: streamOf(stored.body) };
-  return stored;
+  if (isHttpResponse(stored)) {
+    if (isStreamBytes(stored.body)) return { ...stored, body: streamOf(stored.body) };
+    if (isOnly(stored.body, ESCAPED)) return { ...stored, body: stored.body[ESCAPED] };
+  }
+  return unescaped(stored);
 }

@@ -520,4 +520,46 @@ describe('standard mode (no streaming)', () => {
     }
     expect(runs).toBe(2);
   });
+
+  /** The shapes replay reads specially: stored stream bytes, and the member a value of either shape is stored escaped in. */
+  const storedShapes = [
+    { 'lambda-idempotency:stream-base64': 'aGk=' },
+    { 'lambda-idempotency:value': { 'lambda-idempotency:stream-base64': 'aGk=' } },
+    { 'lambda-idempotency:value': 'the handler’s own' },
+  ];
+
+  test.each(storedShapes)(
+    'a value of a shape replay reads specially (%j), alone or as the body, reaches the first caller and a duplicate as that value',
+    async (value) => {
+      const name = `shape-${randomUUID()}`;
+      let runs = 0;
+      const handler = middy(async (event: { as: 'bare' | 'body' }) => (runs++, event.as === 'bare' ? value : { statusCode: 200, body: value })).use(
+        idempotency({ store, name }),
+      );
+      for (const as of ['bare', 'body'] as const) {
+        const expected = as === 'bare' ? value : { statusCode: 200, body: value };
+        expect(await handler({ as }, lambdaContext(name))).toStrictEqual(expected);
+        expect(await handler({ as }, lambdaContext(name))).toStrictEqual(expected);
+      }
+      expect(runs).toBe(2);
+    },
+  );
+
+  test.each(storedShapes)(
+    'httpIdempotency: a value of a shape replay reads specially (%j) is sent as its JSON, to the first caller and a duplicate',
+    async (value) => {
+      const name = `http-shape-${randomUUID()}`;
+      let runs = 0;
+      const seen: unknown[] = [];
+      const handler = middy(async () => (runs++, value)).use(
+        httpIdempotency({ store, name, isFinalResponse: (result) => (seen.push(result.body), result.statusCode === 200) }),
+      );
+      const first = (await handler(urlEvent('k-1'), lambdaContext(name))) as HttpResult;
+      const again = (await handler(urlEvent('k-1'), lambdaContext(name))) as HttpResult;
+      expect(first).toStrictEqual(value);
+      expect(again).toMatchObject({ statusCode: 200, body: JSON.stringify(value), headers: { 'Idempotent-Replayed': 'true' } });
+      expect(seen).toEqual([JSON.stringify(value)]);
+      expect(runs).toBe(1);
+    },
+  );
 });
