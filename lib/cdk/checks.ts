@@ -194,11 +194,20 @@ function handlesOf(fn: LambdaFunction, all: readonly IConstruct[]): Set<string> 
  * (`attachSqsConsumer`, `addEventSource` on the function or one of its aliases): their redelivery
  * horizon matters all the same.
  */
-export function queuesFeeding(fn: LambdaFunction): IQueue[] {
+export function queuesFeeding(fn: LambdaFunction): Array<IQueue | CfnQueue> {
   const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
   if (sources.length === 0) return [];
-  return fn.node.root.node.findAll().filter((c): c is QueueBase => c instanceof QueueBase && sources.includes(c.queueArn));
+  return definedQueues(fn).filter((queue) => sources.includes(arnOf(queue)));
 }
+
+/** The queues defined in the app: each `Queue`, and each `CfnQueue` made without one (an L1 queue). */
+function definedQueues(fn: LambdaFunction): Array<QueueBase | CfnQueue> {
+  return fn.node.root.node
+    .findAll()
+    .filter((c): c is QueueBase | CfnQueue => c instanceof QueueBase || (c instanceof CfnQueue && !(c.node.scope instanceof QueueBase)));
+}
+
+const arnOf = (queue: IQueue | CfnQueue): string => (queue instanceof CfnQueue ? queue.attrArn : queue.queueArn);
 
 /**
  * What a mapping reads: a stream (Kinesis, DynamoDB Streams) has a starting position, an SQS queue
@@ -215,7 +224,7 @@ function sourceKind(mapping: CfnEventSourceMapping): 'stream' | 'queue' | 'other
  * of another stack or account): there is nothing to check them against, which is said, not passed.
  */
 export function checkUnknownQueues(fn: LambdaFunction): Finding[] {
-  const defined = new Set(fn.node.root.node.findAll().flatMap((c) => (c instanceof QueueBase ? [c.queueArn] : [])));
+  const defined = new Set(definedQueues(fn).map(arnOf));
   return mappingsOf(fn)
     .filter((mapping) => {
       const source = mapping.eventSourceArn;
@@ -229,9 +238,9 @@ export function checkUnknownQueues(fn: LambdaFunction): Finding[] {
     }));
 }
 
-/** Checks one queue that feeds `fn`. */
-export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: number): Finding[] {
-  const cfn = queue.node.defaultChild;
+/** Checks one queue that feeds `fn`: a `Queue`, imported or not, or a `CfnQueue`. */
+export function checkQueue(fn: LambdaFunction, queue: IQueue | CfnQueue, retentionSeconds: number): Finding[] {
+  const cfn = queue instanceof CfnQueue ? queue : queue.node.defaultChild;
   const where = `queue ${queue.node.path}`;
   if (!(cfn instanceof CfnQueue)) {
     return [
@@ -287,7 +296,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
     // Lambda stops receiving at the event source's maximum concurrency: the backlog waits unreceived,
     // so a message back in the queue after a failed attempt is received again any time before its
     // retention period ends, not one visibility timeout later.
-    const limited = mappingsOf(fn).find((mapping) => mapping.eventSourceArn === queue.queueArn && maximumConcurrencyOf(mapping) !== undefined);
+    const limited = mappingsOf(fn).find((mapping) => mapping.eventSourceArn === arnOf(queue) && maximumConcurrencyOf(mapping) !== undefined);
     if (limited !== undefined) {
       findings.push({
         level: 'warning',
@@ -307,7 +316,7 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue, retentionSeconds: 
   }
   // Lambda receives a batch's first message, then gathers the rest for up to the batching window before invoking.
   const windows = mappingsOf(fn)
-    .filter((mapping) => mapping.eventSourceArn === queue.queueArn)
+    .filter((mapping) => mapping.eventSourceArn === arnOf(queue))
     .map((mapping) => known(setting(mapping, 'MaximumBatchingWindowInSeconds', mapping.maximumBatchingWindowInSeconds), 0));
   if (windows.includes(undefined)) {
     findings.push({

@@ -877,6 +877,25 @@ describe('synth-time checks on a misconfigured stack', () => {
     found.hasNoError('/Redrive/LowLevelConsumer', Match.anyValue());
   });
 
+  test('a queue defined as a CfnQueue alone (L1), mapped to the function, is checked as a Queue is', () => {
+    const app = new App();
+    const set = new Stack(app, 'LowLevelQueue');
+    const table = new IdempotencyTable(set, 'Idempotency', { expiresAfter: Duration.hours(1) });
+    // 14 days of retention, no dead-letter queue, a visibility timeout below the 60 s function timeout.
+    const queue = new CfnQueue(set, 'Orders', { messageRetentionPeriod: 14 * 24 * 3600, visibilityTimeout: 10 });
+    const consumer = fn(set, 'Consumer', Duration.seconds(60));
+    table.attachFunction(consumer);
+    consumer.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+    new EventSourceMapping(set, 'OrdersMapping', { target: consumer, eventSourceArn: queue.attrArn, reportBatchItemFailures: true });
+    const found = Annotations.fromStack(set);
+    found.hasError(
+      '/LowLevelQueue/Consumer',
+      Match.stringLikeRegexp('retentionShorterThanRedelivery.*LowLevelQueue/Orders can deliver a message again for 14 d'),
+    );
+    found.hasError('/LowLevelQueue/Consumer', Match.stringLikeRegexp('visibilityBelowTimeout.*LowLevelQueue/Orders has a visibility timeout of 10 s'));
+    expect(found.findWarning('/LowLevelQueue/Consumer', Match.stringLikeRegexp('not defined in this app'))).toEqual([]);
+  });
+
   test('a well-wired consumer has no finding', () => {
     const ok = new Stack(new App(), 'Ok');
     const table = new IdempotencyTable(ok, 'Idempotency');
