@@ -16,8 +16,17 @@ export type AnyHttpEvent = HttpEvent | ALBEvent;
 const HEADER = 'idempotency-key';
 const MAX_KEY_LENGTH = 255;
 
-/** Space and horizontal tab: the only whitespace a header value may carry around its content. */
-const OWS = /^[ \t]+|[ \t]+$/g;
+/**
+ * `value` without the spaces and horizontal tabs around it, the only whitespace a header value may
+ * carry around its content; in one pass, as a header of any size is read before its length is checked.
+ */
+function withoutOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return value.slice(start, end);
+}
 
 /**
  * The `Idempotency-Key` value: a bare token or a structured-field string (RFC 8941); `undefined`
@@ -44,7 +53,7 @@ export function readIdempotencyKey(event: AnyHttpEvent): string | undefined {
   if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
   if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== 'string') throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be a string.');
-  const value = raw.replace(OWS, '');
+  const value = withoutOws(raw);
   const key = value.startsWith('"') ? sfString(value) : bareToken(value);
   if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new IdempotencyError('INVALID_KEY', `The Idempotency-Key header must be 1 to ${MAX_KEY_LENGTH} characters long.`);
