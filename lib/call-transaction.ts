@@ -61,6 +61,15 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
   if (typeof values !== 'object' || Array.isArray(values)) {
     throw new TypeError(`transaction().${action}: \`${parameter}\` must be an object of attribute names and values ({ id: 'p-1' }).`);
   }
+  if (parameter === 'Key') {
+    // Undefined members are dropped as they are from an item, and a key without its attributes would
+    // be taken for any other key-less write on its table, or be refused only by the commit.
+    const missing = Object.keys(values).filter((name) => values[name] === undefined);
+    if (missing.length > 0 || Object.keys(values).length === 0) {
+      const which = missing.length > 0 ? `holds undefined for ${missing.map((name) => `\`${name}\``).join(', ')}` : 'is empty';
+      throw new TypeError(`transaction().${action}: \`Key\` ${which}: give each key attribute of the item its value.`);
+    }
+  }
   const entries = Object.values(values);
   // Only a key, or an item that holds its key, tells: an expression's values may be native maps of any shape.
   if (parameter !== 'ExpressionAttributeValues' && entries.length > 0 && entries.every(isAttributeValue)) {

@@ -756,6 +756,31 @@ describe('the write collector', () => {
     expect(commits()).toHaveLength(0);
   });
 
+  test.each([
+    ['update', 'holds undefined for `id`', (tx: Transaction) => tx.update({ TableName: 'payments', Key: { id: undefined }, UpdateExpression: 'SET a = :a' })],
+    ['delete', 'holds undefined for `sk`', (tx: Transaction) => tx.delete({ TableName: 'payments', Key: { id: 'p-1', sk: undefined } })],
+    ['conditionCheck', 'is empty', (tx: Transaction) => tx.conditionCheck({ TableName: 'payments', Key: {}, ConditionExpression: 'attribute_exists(id)' })],
+  ])(
+    'refuses a %s whose Key %s, with a sentence, when it is added (a dropped key attribute would pass for another write on the table)',
+    async (action, which, write) => {
+      ddb.on(PutItemCommand).resolves({});
+      ddb.on(DeleteItemCommand).resolves({});
+      let added = false;
+      const fn = makeIdempotent(
+        async () => {
+          const tx = transaction();
+          tx.put({ TableName: 'payments', Item: { id: 'p-2' } });
+          write(tx);
+          added = true;
+        },
+        { store, name: `undefined-key-${action}`, now: () => NOW },
+      );
+      await expect(fn('k')).rejects.toThrow(new TypeError(`transaction().${action}: \`Key\` ${which}: give each key attribute of the item its value.`));
+      expect(added).toBe(false);
+      expect(commits()).toHaveLength(0);
+    },
+  );
+
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {
     const memory: IdempotencyStore = {
       claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
