@@ -7,6 +7,7 @@ import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-l
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
 import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, type Version } from 'aws-cdk-lib/aws-lambda';
+import { CfnPipe } from 'aws-cdk-lib/aws-pipes';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { idempotencyTableSchema } from '../table-schema.js';
@@ -195,9 +196,47 @@ function handlesOf(fn: LambdaFunction, all: readonly IConstruct[]): Set<string> 
  * horizon matters all the same.
  */
 export function queuesFeeding(fn: LambdaFunction): Array<IQueue | CfnQueue> {
-  const sources = mappingsOf(fn).map((mapping) => mapping.eventSourceArn);
+  const sources = [...mappingsOf(fn).map((mapping) => mapping.eventSourceArn), ...pipesInto(fn).map((pipe) => pipe.source)];
   if (sources.length === 0) return [];
   return definedQueues(fn).filter((queue) => sources.includes(arnOf(queue)));
+}
+
+/** The EventBridge pipes of the app whose target is `fn`, or one of its versions or aliases. @internal */
+export function pipesInto(fn: LambdaFunction): CfnPipe[] {
+  const all = fn.node.root.node.findAll();
+  const targets = handlesOf(fn, all);
+  return all.filter((c): c is CfnPipe => c instanceof CfnPipe && (targets.has(c.target) || namesFunction(fn, c, c.target)));
+}
+
+/**
+ * The EventBridge pipes into `fn` whose source cannot be checked here: a queue of another stack or
+ * account, a stream (whose retries a pipe bounds with settings of its own); and those that invoke
+ * it asynchronously (`FIRE_AND_FORGET`), which never read the batch's failures. A pipe from a queue
+ * of the app has that queue checked as an event source mapping's is ({@link queuesFeeding}).
+ */
+export function checkPipes(fn: LambdaFunction, retentionSeconds: number): Finding[] {
+  const defined = new Set(definedQueues(fn).map(arnOf));
+  return pipesInto(fn).flatMap((pipe): Finding[] => {
+    const findings: Finding[] = [];
+    const where = `The EventBridge pipe ${pipe.node.path} into ${fn.node.path}`;
+    if (!defined.has(pipe.source)) {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:pipeNotChecked',
+        message: `${where} reads a source not defined in this app as a queue (a stream, or a queue of another stack), so how long it can deliver a record again is not checked: make sure idempotency records (kept ${formatSeconds(retentionSeconds)}) outlive it.`,
+      });
+    }
+    const parameters: unknown = Stack.of(pipe).resolve(pipe.targetParameters);
+    const invocation = (parameters as { lambdaFunctionParameters?: { invocationType?: unknown } } | undefined)?.lambdaFunctionParameters?.invocationType;
+    if (invocation === 'FIRE_AND_FORGET') {
+      findings.push({
+        level: 'warning',
+        id: 'lambda-idempotency:pipeFireAndForget',
+        message: `${where} invokes it asynchronously (FIRE_AND_FORGET), so the pipe never reads the batch's failures: a failed record is neither delivered again nor kept. Use REQUEST_RESPONSE.`,
+      });
+    }
+    return findings;
+  });
 }
 
 /** The queues defined in the app: each `Queue`, and each `CfnQueue` made without one (an L1 queue). */

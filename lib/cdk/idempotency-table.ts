@@ -13,6 +13,7 @@ import {
   checkEnvironmentRetention,
   checkEnvironmentTable,
   checkFunction,
+  checkPipes,
   checkQueue,
   checkStreams,
   checkTable,
@@ -552,6 +553,7 @@ export abstract class IdempotencyTableBase extends Construct {
         ...checkFunction(fn, retention),
         ...checkStreams(fn, retention),
         ...checkUnknownQueues(fn),
+        ...checkPipes(fn, retention),
         ...[...new Set([...(this.queues.get(fn) ?? []), ...queuesFeeding(fn)])].flatMap((queue) => checkQueue(fn, queue, retention)),
       ]);
     }

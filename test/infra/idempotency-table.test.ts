@@ -46,6 +46,7 @@ import {
   Version,
 } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, KinesisConsumerEventSource, KinesisEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { CfnPipe } from 'aws-cdk-lib/aws-pipes';
 import { CfnQueue, Queue, type QueueProps } from 'aws-cdk-lib/aws-sqs';
 import { checkEnvironmentRetention, checkFunction, checkQueue } from '../../lib/cdk/checks.js';
 import { IdempotencyTable } from '../../lib/cdk/index.js';
@@ -894,6 +895,40 @@ describe('synth-time checks on a misconfigured stack', () => {
     );
     found.hasError('/LowLevelQueue/Consumer', Match.stringLikeRegexp('visibilityBelowTimeout.*LowLevelQueue/Orders has a visibility timeout of 10 s'));
     expect(found.findWarning('/LowLevelQueue/Consumer', Match.stringLikeRegexp('not defined in this app'))).toEqual([]);
+  });
+
+  test('a queue that feeds the function through an EventBridge pipe is checked as through an event source mapping; a pipe from a source not defined here, or that invokes it asynchronously, is a warning', () => {
+    const set = new Stack(new App(), 'Piped');
+    const table = new IdempotencyTable(set, 'Idempotency', { expiresAfter: Duration.days(1) });
+    const role = new Role(set, 'PipeRole', { assumedBy: new ServicePrincipal('pipes.amazonaws.com') });
+    const pipe = (id: string, source: string, target: LambdaFunction, invocationType?: 'FIRE_AND_FORGET' | 'REQUEST_RESPONSE') => {
+      target.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+      table.attachFunction(target);
+      new CfnPipe(set, id, {
+        roleArn: role.roleArn,
+        source,
+        target: target.functionArn,
+        ...(invocationType === undefined ? {} : { targetParameters: { lambdaFunctionParameters: { invocationType } } }),
+      });
+    };
+    // The default 4 days of retention and no dead-letter queue, a visibility timeout below the 60 s function timeout.
+    pipe('FromQueue', new Queue(set, 'Orders', { visibilityTimeout: Duration.seconds(10) }).queueArn, fn(set, 'QueueConsumer', Duration.seconds(60)));
+    pipe('FromStream', new Stream(set, 'Events').streamArn, fn(set, 'StreamConsumer'));
+    const dlq = new Queue(set, 'Dlq');
+    const wellWired = new Queue(set, 'WellWired', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } });
+    pipe('Async', wellWired.queueArn, fn(set, 'AsyncConsumer'), 'FIRE_AND_FORGET');
+    pipe('Sync', wellWired.queueArn, fn(set, 'SyncConsumer'), 'REQUEST_RESPONSE');
+    const found = Annotations.fromStack(set);
+    found.hasError('/Piped/QueueConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Piped/Orders can deliver a message again for 4 d'));
+    found.hasError('/Piped/QueueConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*Piped/Orders has a visibility timeout of 10 s'));
+    found.hasWarning(
+      '/Piped/StreamConsumer',
+      Match.stringLikeRegexp('pipe Piped/FromStream into Piped/StreamConsumer reads a source not defined.*kept 1 d.*pipeNotChecked'),
+    );
+    found.hasWarning('/Piped/AsyncConsumer', Match.stringLikeRegexp('pipe Piped/Async .*FIRE_AND_FORGET.*pipeFireAndForget'));
+    for (const id of ['SyncConsumer', 'QueueConsumer']) expect(found.findWarning(`/Piped/${id}`, Match.stringLikeRegexp('pipe'))).toEqual([]);
+    expect(found.findWarning('/Piped/SyncConsumer', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+    expect(found.findError('/Piped/SyncConsumer', Match.anyValue())).toEqual([]);
   });
 
   test('a well-wired consumer has no finding', () => {
