@@ -270,7 +270,9 @@ const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, header
 const checked = (result: HttpResult): HttpResult =>
   isStreamBytes(result.body)
     ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true }
-    : { ...result, body: unescaped(result.body) as string };
+    : unescaped(result.body) === result.body
+      ? result
+      : { ...result, body: unescaped(result.body) as string };
 
 /**
  * A body no API sends as it is (an object, say): a middleware used before `httpIdempotency`

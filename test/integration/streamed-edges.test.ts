@@ -547,4 +547,20 @@ describe('standard mode (no streaming)', () => {
       expect(runs).toBe(1);
     },
   );
+
+  test.each(storedShapes)(
+    'httpIdempotency: a body of a shape replay reads specially (%j) is what isFinalResponse sees, and reaches a duplicate as that body',
+    async (value) => {
+      const name = `http-body-shape-${randomUUID()}`;
+      let runs = 0;
+      const seen: unknown[] = [];
+      const handler = middy(async () => (runs++, { statusCode: 201, body: value })).use(
+        httpIdempotency({ store, name, logger: collectingLogger().logger, isFinalResponse: (result) => (seen.push(result.body), true) }),
+      );
+      expect(await handler(urlEvent('k-1'), lambdaContext(name))).toStrictEqual({ statusCode: 201, body: value });
+      expect(await handler(urlEvent('k-1'), lambdaContext(name))).toMatchObject({ statusCode: 201, body: value, headers: { 'Idempotent-Replayed': 'true' } });
+      expect(seen).toEqual([value]);
+      expect(runs).toBe(1);
+    },
+  );
 });
