@@ -15,6 +15,24 @@ test('a duplicate waits for another attempt until a tenth of its time left, at m
   expect(waitableMillis(900_000)).toBe(899_000);
 });
 
+/**
+ * What `start` resolves to when the event loop is held `millis` from the moment it is called, while
+ * `arrival` is queued. Both happen in the loop's check phase, so that a timer `start` sets can only
+ * fire after the hold, late, however slowly a loaded machine runs the test; in the next turn the
+ * loop runs that timer first, then what arrived (a socket's data; here the immediate).
+ */
+function heldFromStart<T>(start: () => Promise<T>, millis: number, arrival: () => void): Promise<T> {
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      const started = start();
+      const held = performance.now();
+      setImmediate(arrival);
+      while (performance.now() - held < millis);
+      resolve(started);
+    }),
+  );
+}
+
 describe('timeLimit', () => {
   const late = () => new Error('late');
 
@@ -24,18 +42,16 @@ describe('timeLimit', () => {
   });
 
   test('a bound that fires late, after the event loop was held past it, lets an answer already received be read first', async () => {
-    // The loop is held until past the bound, and meanwhile the answer arrives: in the next turn the
-    // expired timers run first, then what was received (a socket's data; here an immediate queued
-    // while the loop was held).
+    // The loop is held from the moment the bound is set until past it, and meanwhile the answer arrives.
     let answer!: (value: string) => void;
     const work = new Promise<string>((resolve) => (answer = resolve));
-    const limited = timeLimit(work, 20, late);
-    setImmediate(() => {
-      const held = performance.now();
-      setImmediate(() => answer('answered'));
-      while (performance.now() - held < 60);
-    });
-    await expect(limited).resolves.toBe('answered');
+    await expect(
+      heldFromStart(
+        () => timeLimit(work, 20, late),
+        60,
+        () => answer('answered'),
+      ),
+    ).resolves.toBe('answered');
   });
 });
 
@@ -44,13 +60,10 @@ describe('delay', () => {
     // A follower waiting for its leader's outcome, or for a reconnection: the outcome arrives while the loop is held.
     let arrive!: (value: string) => void;
     const outcome = new Promise<string>((resolve) => (arrive = resolve));
-    const wait = delay(20);
-    const first = Promise.race([outcome, wait.elapsed.then(() => 'gave up')]).finally(wait.cancel);
-    setImmediate(() => {
-      const held = performance.now();
-      setImmediate(() => arrive('outcome'));
-      while (performance.now() - held < 60);
-    });
-    await expect(first).resolves.toBe('outcome');
+    const first = () => {
+      const wait = delay(20);
+      return Promise.race([outcome, wait.elapsed.then(() => 'gave up')]).finally(wait.cancel);
+    };
+    await expect(heldFromStart(first, 60, () => arrive('outcome'))).resolves.toBe('outcome');
   });
 });
