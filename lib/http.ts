@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
-import { HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
+import { errorTypeOf, HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, carriesCredentials, type HttpScope } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
@@ -294,15 +294,6 @@ function sendable(result: unknown): void {
   JSON.stringify(text ? { ...result, body: undefined } : result);
 }
 
-/** What a thrown value says, for a log line: never throws itself (a getter, a proxy trap). */
-function thrownText(error: unknown): string {
-  try {
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  } catch {
-    return typeof error;
-  }
-}
-
 /** The largest answer a function sends without response streaming: Lambda's limit on a synchronous response. */
 const MAX_BUFFERED_ANSWER_BYTES = 6 * 1024 * 1024;
 /** The largest answer an Application Load Balancer takes from a function. */
@@ -480,7 +471,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
         const promise = !threw && typeof (final as PromiseLike<unknown> | null)?.then === 'function';
         if (promise) (final as PromiseLike<unknown>).then(undefined, () => undefined);
         const got = threw ? 'an error' : promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
-        const error = threw ? { error: thrownText(final) } : {};
+        // Its name only: a message may quote the response (a JSON.parse of the body).
+        const error = threw ? { error: errorTypeOf(final) } : {};
         final = defaultIsFinal(read);
         logLine(
           common.logger ?? console,

@@ -112,7 +112,7 @@ test.each([
         expect(line.message).toBe(
           `lambda-idempotency: httpIdempotency: \`isFinalResponse\` must return true or false, synchronously (got ${got}); the default rule took this response (${status}) as ${status === 200 ? 'final' : 'not final'}.`,
         );
-        expect(line.error).toEqual(got === 'an error' ? expect.stringMatching(/^TypeError: Cannot read properties of undefined/) : undefined);
+        expect(line.error).toEqual(got === 'an error' ? 'TypeError' : undefined);
       }
     });
   },
