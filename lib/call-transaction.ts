@@ -64,8 +64,9 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
   if (parameter === 'Key') {
     // Undefined members are dropped as they are from an item, and a key without its attributes would
     // be taken for any other key-less write on its table, or be refused only by the commit.
-    const missing = Object.keys(values).filter((name) => values[name] === undefined);
-    if (missing.length > 0 || Object.keys(values).length === 0) {
+    const names = Object.keys(values);
+    const missing = names.filter((name) => values[name] === undefined);
+    if (missing.length > 0 || names.length === 0) {
       const which = missing.length > 0 ? `holds undefined for ${missing.map((name) => `\`${name}\``).join(', ')}` : 'is empty';
       throw new TypeError(`transaction().${action}: \`Key\` ${which}: give each key attribute of the item its value.`);
     }

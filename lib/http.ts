@@ -267,12 +267,11 @@ const streamedAsSent = (result: unknown): unknown =>
 const withoutPrelude = (body: unknown): HttpResult => ({ statusCode: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: body as string });
 
 /** A result as `isFinalResponse` reads it: stored stream bytes as a base64 body, as API Gateway carries binary bodies. */
-const checked = (result: HttpResult): HttpResult =>
-  isStreamBytes(result.body)
-    ? { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true }
-    : unescaped(result.body) === result.body
-      ? result
-      : { ...result, body: unescaped(result.body) as string };
+function checked(result: HttpResult): HttpResult {
+  if (isStreamBytes(result.body)) return { ...result, body: (result.body as { [BYTES]: string })[BYTES], isBase64Encoded: true };
+  const body = unescaped(result.body);
+  return body === result.body ? result : { ...result, body: body as string };
+}
 
 /**
  * A body no API sends as it is (an object, say): a middleware used before `httpIdempotency`
