@@ -22,6 +22,36 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 const SLOW_LOADING = ['--key-load-delay', '1000', '--loading-process-events-interval-bytes', '1024'];
 
 /**
+ * A server holding 2,000 filler keys, which it loads slowly (above) when started again on its data,
+ * and an inspector connected to it. `restart` ends the inspector's connection, stops the server and
+ * starts it again on its data and port; `restarted` is that one once it answers; `close` stops
+ * whichever runs and removes the data.
+ */
+async function slowLoadingServer() {
+  const dir = mkdtempSync(join(tmpdir(), 'redis-loading-'));
+  const server = await startRedisServer({ dir, extraArgs: SLOW_LOADING });
+  const raw = inspector(server.url);
+  await raw.eval("for i = 1, 2000 do redis.call('SET', 'filler:' .. i, i) end", 0);
+  let restarted: Promise<RedisServer> | undefined;
+  return {
+    server,
+    raw,
+    async restart(): Promise<void> {
+      raw.disconnect();
+      await server.stop();
+      restarted = startRedisServer({ dir, port: server.port, extraArgs: SLOW_LOADING });
+    },
+    restarted: (): Promise<RedisServer> => restarted!,
+    async close(): Promise<void> {
+      raw.disconnect();
+      await (await restarted?.catch(() => undefined))?.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * How many record scripts (EVAL, EVALSHA) the server refused before running them (LOADING, BUSY),
  * from its `INFO commandstats`: the proof that a completion met the refusal a test is about, and
  * did not arrive after it had passed. The test's own clients send no script that is refused.
@@ -75,23 +105,17 @@ const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => 
 
 for (const kind of NODE_REDIS) {
   test(`${kind.name}: a completion sent while a restarted server loads its data (LOADING) is sent again once it has, so the record is COMPLETED`, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'redis-loading-'));
-    let server: RedisServer = await startRedisServer({ dir, extraArgs: SLOW_LOADING });
-    const raw = inspector(server.url);
-    await raw.eval("for i = 1, 2000 do redis.call('SET', 'filler:' .. i, i) end", 0);
-    const opened = await kind.open(server.url);
-    let restarted: Promise<RedisServer> | undefined;
+    const loading = await slowLoadingServer();
+    const opened = await kind.open(loading.server.url);
     try {
       const store = new RedisStore({ client: opened.client, keyPrefix: 'loading:', timeoutMillis: 15_000 });
       let runs = 0;
       const pay = makeIdempotent(
         async (_id: string) => {
           runs++;
-          await raw.save();
-          raw.disconnect();
-          await server.stop();
+          await loading.raw.save();
           const ready = nextReady(opened.client);
-          restarted = startRedisServer({ dir, port: server.port, extraArgs: SLOW_LOADING });
+          await loading.restart();
           await ready; // node-redis is connected again, to a server still loading
           return 'paid';
         },
@@ -103,16 +127,12 @@ for (const kind of NODE_REDIS) {
       expect(await before(refused, paid)).toBe(true);
       await (opened.client as NodeRedisClient).sendCommand(['CONFIG', 'SET', 'key-load-delay', '0']);
       expect(await paid).toBe('paid');
-      server = await restarted!;
-      await expectTakenAfterRefusal(server.url, 'loading:');
+      await expectTakenAfterRefusal((await loading.restarted()).url, 'loading:');
       expect(await pay('k')).toBe('paid');
       expect(runs).toBe(1);
     } finally {
-      raw.disconnect();
       await opened.close();
-      await (await restarted?.catch(() => undefined))?.stop();
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await loading.close();
     }
   }, 60_000);
 }
@@ -135,20 +155,16 @@ const SEND_WHILE_LOADING: readonly Pick<ClientKind, 'name' | 'open'>[] = [
 
 for (const kind of SEND_WHILE_LOADING) {
   test(`${kind.name === 'ioredis' ? 'ioredis without its ready check' : kind.name}: a completion whose connection a restart closed is sent again once the client is back and, refused while the server loads its data (LOADING), again until it is taken: the record is COMPLETED`, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'redis-loading-'));
-    let server: RedisServer = await startRedisServer({ dir, extraArgs: SLOW_LOADING });
-    const proxy = await TcpProxy.start(server.port);
-    const raw = inspector(server.url);
-    await raw.eval("for i = 1, 2000 do redis.call('SET', 'filler:' .. i, i) end", 0);
+    const loading = await slowLoadingServer();
+    const proxy = await TcpProxy.start(loading.server.port);
     const opened = await kind.open(proxy.url);
-    let restarted: Promise<RedisServer> | undefined;
     try {
       const store = new RedisStore({ client: opened.client, keyPrefix: 'reconnected:', timeoutMillis: 15_000 });
       let runs = 0;
       const pay = makeIdempotent(
         async (_id: string) => {
           runs++;
-          await raw.save(); // the claim is on disk
+          await loading.raw.save(); // the claim is on disk
           proxy.stall(); // the completion goes nowhere
           return 'paid';
         },
@@ -158,26 +174,20 @@ for (const kind of SEND_WHILE_LOADING) {
       const paid = pay('k');
       // The completion was sent; the server restarts on its data, and the connection it was sent on is gone.
       await proxy.swallowed();
-      raw.disconnect();
-      await server.stop();
-      restarted = startRedisServer({ dir, port: server.port, extraArgs: SLOW_LOADING });
+      await loading.restart();
       await proxy.cut();
       await proxy.restore();
       expect(await before(refused, paid)).toBe(true);
       const loadNow = ['CONFIG', 'SET', 'key-load-delay', '0'];
       await (kind.name === 'ioredis' ? (opened.client as Redis).call(...(loadNow as [string])) : (opened.client as NodeRedisClient).sendCommand(loadNow));
       expect(await paid).toBe('paid');
-      server = await restarted;
-      await expectTakenAfterRefusal(server.url, 'reconnected:');
+      await expectTakenAfterRefusal((await loading.restarted()).url, 'reconnected:');
       expect(await pay('k')).toBe('paid');
       expect(runs).toBe(1);
     } finally {
-      raw.disconnect();
       await opened.close();
       await proxy.cut();
-      await (await restarted?.catch(() => undefined))?.stop();
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await loading.close();
     }
   }, 60_000);
 }
