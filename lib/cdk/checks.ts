@@ -676,14 +676,18 @@ export function tableEnv(table: ITable): ResourceEnvironment {
 
 /**
  * Whether `fn` names `table` by its ARN rather than its name: a name means a table of the caller's
- * own account, so the ARN, unless the two are known to share an account. A function whose account is
- * known only at deploy may be deployed to another account than a table of a literal one (imported by
- * the ARN of an account, or of a stack that gives one). @internal
+ * own account and Region (a store made without a `client` takes the Region from an ARN), so the ARN,
+ * unless the two are known to share an account, and a Region or a replica there. A function whose
+ * account or Region is known only at deploy may be deployed elsewhere than a table of a literal one
+ * (imported by its ARN, or of a stack that gives one). @internal
  */
 export function namedByArn(fn: LambdaFunction, table: ITable): boolean {
-  const { account } = tableEnv(table);
-  const same = Token.compareStrings(fn.env.account, account);
-  return same === TokenComparison.DIFFERENT || (same === TokenComparison.ONE_UNRESOLVED && isLiteral(account));
+  const where = tableEnv(table);
+  const apart = (mine: string, its: string): boolean => {
+    const same = Token.compareStrings(mine, its);
+    return same === TokenComparison.DIFFERENT || (same === TokenComparison.ONE_UNRESOLVED && isLiteral(its));
+  };
+  return apart(fn.env.account, where.account) || (apart(fn.env.region, where.region) && !replicaIn(fn, table));
 }
 
 /** Whether `table` is known to be in another region, or another account, than `fn`. @internal */
@@ -741,6 +745,10 @@ export function localReplica(fn: LambdaFunction, table: ITable): ITable | undefi
   return (table.node.tryFindChild(`ReplicaTable${region}`) as ITable | undefined) ?? table.replica(region);
 }
 
+/** Whether `table` (defined in this app) has a replica in the Region of `fn`. */
+const replicaIn = (fn: LambdaFunction, table: ITable): boolean =>
+  tableReplicas(table)?.regions.some((region) => Token.compareStrings(fn.env.region, region) === TokenComparison.SAME) ?? false;
+
 /** A Region for a message: a token says nothing to a reader. */
 const regionName = (region: string): string => (Token.isUnresolved(region) ? "the stack's Region" : region);
 
@@ -780,12 +788,11 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
   const other = elsewhere(fn, table);
   const findings: Finding[] = [];
   const replicas = tableReplicas(table);
-  const local = replicas?.regions.some((region) => Token.compareStrings(fn.env.region, region) === TokenComparison.SAME);
-  if (other.region && !local) {
+  if (other.region && !replicaIn(fn, table)) {
     findings.push({
       level: 'warning',
       id: 'lambda-idempotency:tableInAnotherRegion',
-      message: `The idempotency table is in ${where.region}, ${fn.node.path} in ${fn.env.region}: give its DynamoDBStore a \`client\` for ${where.region}, or a store made without one looks for the table in ${fn.env.region}.`,
+      message: `The idempotency table is in ${where.region}, ${fn.node.path} in ${fn.env.region}: its IDEMPOTENCY_TABLE holds the table's ARN, so a DynamoDBStore made without a \`client\` sends its requests to ${where.region}, each crossing Regions; a \`client\` given to it must be one for ${where.region}.`,
     });
   } else if (other.region && !replicas?.strong) {
     // A strongly consistent replica sees every claim of the other Regions: the local one is safe.

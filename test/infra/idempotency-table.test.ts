@@ -2069,7 +2069,7 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
     IdempotencyTable.fromTable(stack, 'Idempotency', Table.fromTableArn(stack, 'Central', arn)).attachFunction(fn(stack, 'Handler'));
     Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ IDEMPOTENCY_TABLE: arn }) } });
     const annotations = Annotations.fromStack(stack);
-    annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('`client` for us-east-1.*tableInAnotherRegion'));
+    annotations.hasWarning('/Elsewhere/Handler', Match.stringLikeRegexp('sends its requests to us-east-1.*must be one for us-east-1.*tableInAnotherRegion'));
     annotations.hasWarning(
       '/Elsewhere/Handler',
       Match.stringLikeRegexp(
@@ -2194,7 +2194,12 @@ describe('IdempotencyTable.fromTable: a table that already exists', () => {
           'eventually consistent replica: a claim in the replica does not see a claim made at the same time.*`client` for eu-west-1.*tableInAnotherRegion',
         ),
       );
-      annotations('us-west-2').hasWarning('/In-us-west-2/Handler', Match.stringLikeRegexp('looks for the table in us-west-2.*tableInAnotherRegion'));
+      annotations('us-west-2').hasWarning(
+        '/In-us-west-2/Handler',
+        Match.stringLikeRegexp(
+          "IDEMPOTENCY_TABLE holds the table's ARN, so a DynamoDBStore made without a `client` sends its requests to eu-west-1.*tableInAnotherRegion",
+        ),
+      );
     });
 
     test('with multi-Region strong consistency, neither the table nor a function using its local replica is a warning', () => {
