@@ -42,4 +42,4 @@ test("the guide's globalSetup starts DynamoDB Local with the table DynamoDBStore
   }
   client.destroy();
   expect(answered).toBe(false);
-});
+}, 90_000); // a JVM started beside the suite's own servers: on a loaded 2-core machine it may take longer than the 30 s default
