@@ -138,16 +138,25 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
 const WHERE = 'Redis';
 /** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
 const RECONNECT_MILLIS = 1000;
-/** How long a completion refused for now (LOADING, BUSY) waits before it is sent again. */
+/** How long a completion refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN) waits before it is sent again. */
 const REFUSED_PAUSE_MILLIS = 50;
 
 /**
  * Replies that refuse a command before it runs, for a while: a server that restarted on its data
  * answers LOADING until it is loaded (node-redis reconnects and sends meanwhile; ioredis's ready
- * check waits), and any server answers BUSY while another client's script runs past its
- * `busy-reply-threshold`. Nothing was written, so sending again is safe.
+ * check waits); any server answers BUSY while another client's script runs past its
+ * `busy-reply-threshold`; a cluster node answers CLUSTERDOWN while the cluster is down (a failed
+ * primary not yet replaced by its replica, with `cluster-require-full-coverage`) or the key's slot
+ * is served by no node, and TRYAGAIN while the slot is being trimmed (Redis 8). An ioredis
+ * `Cluster` sends CLUSTERDOWN and TRYAGAIN again itself (`retryDelayOnClusterDown`,
+ * `retryDelayOnTryAgain`) until its `maxRedirections`, then fails with an error that quotes the
+ * last reply. That reply ran nothing; an attempt before it may have (a connection closed under
+ * it), and a completion, fenced by its owner, applies once however often it is sent. Not
+ * MASTERDOWN: only a replica answers it, and a write never runs there (once its link to its
+ * primary is back, it answers READONLY).
  */
-const refusedForNow = (error: unknown): boolean => /^(LOADING|BUSY) /.test(replyText(error));
+const refusedForNow = (error: unknown): boolean =>
+  /^(?:Too many Cluster redirections\. Last error: \w+: )?(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN) /.test(replyText(error));
 
 /**
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
@@ -315,10 +324,10 @@ export class RedisStore implements IdempotencyStore {
    * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
    * and let a duplicate run the function again; both attempts and the wait between them fit in the
    * call's one `timeoutMillis`, so it still answers before the Lambda deadline. One refused before
-   * it ran (LOADING, BUSY) is sent again until the server takes it, within the same bound, also
-   * once it was sent again after a reconnection (a server restarted on its data answers LOADING
-   * until it has loaded it). Fenced by the owner, a script applied twice changes nothing. (A
-   * release is not: a record left held until its lease runs nothing twice.)
+   * it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN) is sent again until the server takes it, within
+   * the same bound, also once it was sent again after a reconnection (a server restarted on its
+   * data answers LOADING until it has loaded it). Fenced by the owner, a script applied twice
+   * changes nothing. (A release is not: a record left held until its lease runs nothing twice.)
    */
   private async write(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
     const until = performance.now() + this.reconnectMillis;

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
-import { type NodeRedisClient, type RedisClient, RedisStore } from '../../lib/redis/index.js';
+import { type NodeRedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { CLIENT_KINDS, type ClientKind, inspector, ioredisClient, nextReady, PREVIOUS_CLIENT_KINDS } from '../support/redis.js';
+import { before, CLIENT_KINDS, type ClientKind, inspector, ioredisClient, nextReady, PREVIOUS_CLIENT_KINDS, refusalTo } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 // Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file; a test ends the
@@ -73,34 +73,6 @@ async function expectTakenAfterRefusal(url: string, prefix: string): Promise<voi
   }
 }
 
-/**
- * Resolves once the client is answered `refusal` (LOADING, BUSY). Each command it sends goes through
- * its `sendCommand` (ioredis's `call` and pipelines too), so the wrapper sees each reply.
- */
-function refusalTo(client: RedisClient, refusal: 'LOADING' | 'BUSY'): Promise<void> {
-  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
-  const send = target.sendCommand.bind(target);
-  return new Promise((resolve) => {
-    target.sendCommand = (...args) => {
-      const reply = send(...args);
-      Promise.resolve(reply).catch((error: unknown) => {
-        if (error instanceof Error && error.message.startsWith(`${refusal} `)) resolve();
-      });
-      return reply;
-    };
-  });
-}
-
-/** Whether `refused` settles before `call` has (the client met the refusal while the call ran). */
-const before = (refused: Promise<void>, call: Promise<unknown>): Promise<boolean> =>
-  Promise.race([
-    refused.then(() => true),
-    call.then(
-      () => false,
-      () => false,
-    ),
-  ]);
-
 const NODE_REDIS = [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].filter((kind) => kind.name.startsWith('node-redis'));
 
 for (const kind of NODE_REDIS) {
@@ -121,7 +93,7 @@ for (const kind of NODE_REDIS) {
         },
         { store, name: 'pay' },
       );
-      const refused = refusalTo(opened.client, 'LOADING');
+      const refused = refusalTo(opened.client, /^LOADING /);
       const paid = pay('k');
       // Loading ends at once when the completion has been refused (or after 2 s otherwise).
       expect(await before(refused, paid)).toBe(true);
@@ -170,7 +142,7 @@ for (const kind of SEND_WHILE_LOADING) {
         },
         { store, name: 'pay' },
       );
-      const refused = refusalTo(opened.client, 'LOADING');
+      const refused = refusalTo(opened.client, /^LOADING /);
       const paid = pay('k');
       // The completion was sent; the server restarts on its data, and the connection it was sent on is gone.
       await proxy.swallowed();
@@ -230,7 +202,7 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
           },
           { store, name: 'pay' },
         );
-        const refused = refusalTo(opened.client, 'BUSY');
+        const refused = refusalTo(opened.client, /^BUSY /);
         const paid = pay('k');
         // The script ends only once the completion has been refused (the finally kills it otherwise).
         expect(await before(refused, paid)).toBe(true);

@@ -114,6 +114,36 @@ export async function until<T>(read: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Resolves once the client is answered an error whose message matches `refusal` (`/^LOADING /`,
+ * `/CLUSTERDOWN/`), as the store receives it. Each command it sends goes through its
+ * `sendCommand` (ioredis's `call` and pipelines too), so the wrapper sees each reply; an ioredis
+ * `Cluster`'s `call` settles only once the `Cluster` has stopped sending the command again itself.
+ */
+export function refusalTo(client: RedisClient, refusal: RegExp): Promise<void> {
+  const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
+  const send = target.sendCommand.bind(target);
+  return new Promise((resolve) => {
+    target.sendCommand = (...args) => {
+      const reply = send(...args);
+      Promise.resolve(reply).catch((error: unknown) => {
+        if (error instanceof Error && refusal.test(error.message)) resolve();
+      });
+      return reply;
+    };
+  });
+}
+
+/** Whether `refused` settles before `call` has (the client met the refusal while the call ran). */
+export const before = (refused: Promise<void>, call: Promise<unknown>): Promise<boolean> =>
+  Promise.race([
+    refused.then(() => true),
+    call.then(
+      () => false,
+      () => false,
+    ),
+  ]);
+
+/**
  * Sends `forget` through `proxy` with its answer lost (the request reaches Redis, no reply comes
  * back): once `gone` says the server applied it, the proxy resets the connection and lets the client
  * connect again. What the forget then says: `{ deleted }`, or `{ error }`.
