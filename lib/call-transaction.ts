@@ -144,8 +144,15 @@ const sameValue = (a: AttributeValue, b: AttributeValue | undefined): boolean =>
 /** Whether `item` holds every attribute of `key` with its value: for a whole key, the same item. */
 const holds = (key: Item, item: Item): boolean => Object.entries(key).every(([name, value]) => sameValue(value, item[name]));
 
+/** The item a write names: its table, and its key (an update, a delete, a check) or its item (a put). */
+interface Target {
+  readonly table: string | undefined;
+  readonly key?: Item;
+  readonly item?: Item;
+}
+
 /** The table of a write, and its key (an update, a delete, a check) or its item (a put). */
-function targetOf(action: TransactWriteItem): { table: string | undefined; key?: Item; item?: Item } {
+function targetOf(action: TransactWriteItem): Target {
   const table = actionTable(action);
   if (action.Put !== undefined) return { table, ...(action.Put.Item === undefined ? {} : { item: action.Put.Item }) };
   const key = (action.Update ?? action.Delete ?? action.ConditionCheck)?.Key;
@@ -155,10 +162,9 @@ function targetOf(action: TransactWriteItem): { table: string | undefined; key?:
 /**
  * Whether two writes surely name one item, which DynamoDB refuses in one transaction: the same key,
  * or a put whose item holds the other's key. Two puts name their keys nowhere: DynamoDB judges them.
+ * A table named two ways (by its name and by its ARN) is left to DynamoDB too.
  */
-function sameItem(a: TransactWriteItem, b: TransactWriteItem): boolean {
-  const x = targetOf(a);
-  const y = targetOf(b);
+function sameItem(x: Target, y: Target): boolean {
   if (x.table !== y.table) return false;
   if (x.key !== undefined && y.key !== undefined) return holds(x.key, y.key) && holds(y.key, x.key);
   if (x.key !== undefined && y.item !== undefined) return holds(x.key, y.item);
@@ -231,7 +237,16 @@ export class CallTransaction implements Transaction {
         at,
       );
     }
-    const same = writes.findIndex((write) => sameItem(write, action));
+    const target = targetOf(action);
+    const record = this.call.recordItem;
+    if (record !== undefined && sameItem({ table: record.TableName, key: record.Key }, target)) {
+      throw new IdempotencyError(
+        'TRANSACTION_INVALID',
+        `transaction(): write ${writes.length} is on the item of this call's idempotency record, which its commit writes (DynamoDB takes one action per item in a transaction): keep the call's data in another item.`,
+        at,
+      );
+    }
+    const same = writes.findIndex((write) => sameItem(targetOf(write), target));
     if (same >= 0) {
       throw new IdempotencyError(
         'TRANSACTION_INVALID',

@@ -1,4 +1,5 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { RecordItem } from './store.js';
 import type { Transaction } from './transaction.js';
 
 /**
@@ -56,6 +57,8 @@ export class Call {
     readonly leaseUntil?: number,
     /** The tenant of the invocation running it (Lambda's tenant isolation mode), when known: calls nested in it given no context are that tenant's too. */
     readonly tenant?: string,
+    /** The item its record is kept in, when the store tells it: its commit writes that item, so no write of the call may name it. */
+    readonly recordItem?: RecordItem,
   ) {}
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */

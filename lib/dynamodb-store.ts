@@ -4,7 +4,16 @@ import type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-opti
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
 import { IdempotencyError } from './errors.js';
-import type { ClaimCompletedRequest, ClaimResult, CompleteRequest, CompleteResult, IdempotencyRecord, RecordStatus, RecordSummary } from './store.js';
+import type {
+  ClaimCompletedRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  RecordItem,
+  RecordStatus,
+  RecordSummary,
+} from './store.js';
 import { ITEM_LIMIT_BYTES, itemSize, outcomeReport, type StoredOutcome, sealedWith } from './stored-outcome.js';
 
 /** Attribute values of an item as read, by attribute name (`undefined`: absent), that a delete is fenced on. @internal */
@@ -68,6 +77,11 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    */
   async completeWithWrites(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult> {
     return this.completeWith(request, isTransactionTooLarge, (update) => sendTransaction(this.client, [{ Update: update }, ...writes]));
+  }
+
+  /** The item of record `key`, which a call's `transaction()` writes may not name: its commit writes it. */
+  recordItem(key: string): RecordItem {
+    return { TableName: this.tableName, Key: { [this.attributes.key]: { S: key } } };
   }
 
   /** One `TransactWriteItems`: a claim that creates the record COMPLETED, and the call's own writes. */

@@ -811,8 +811,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     leaseUntil?: number,
   ): Call {
     const transactional = mode !== 'unkeyed' && this.#transactional;
-    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil, tenant);
-    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil, tenant);
+    const recordItem = transactional ? this.#store.recordItem?.(key) : undefined;
+    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil, tenant, recordItem);
+    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil, tenant, recordItem);
   }
 
   /**

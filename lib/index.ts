@@ -35,6 +35,7 @@ export type {
   CompleteResult,
   IdempotencyRecord,
   IdempotencyStore,
+  RecordItem,
   RecordStatus,
   RecordSummary,
   ReleaseRequest,

@@ -1,4 +1,4 @@
-import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 
 /**
  * The storage contract of the record protocol (see docs/how-it-works.md). Every write is
@@ -18,6 +18,19 @@ export const DURABLE_OWNER = 'durable:';
  */
 export const adoptedRetention = (expiresAt: number, leaseUntil: number): number =>
   Number.isFinite(leaseUntil) ? Math.max(expiresAt, Math.ceil(leaseUntil / 1000)) : expiresAt;
+
+/**
+ * Where a DynamoDB store keeps one record: the item a transaction names by `TableName` and `Key`.
+ *
+ * @example
+ * ```ts
+ * const item: RecordItem = { TableName: 'idempotency', Key: { id: { S: 'pay#3f2a…' } } };
+ * ```
+ */
+export interface RecordItem {
+  readonly TableName: string;
+  readonly Key: Readonly<Record<string, AttributeValue>>;
+}
 
 /** One idempotency record as the store holds it. */
 export interface IdempotencyRecord {
@@ -155,6 +168,12 @@ export interface IdempotencyStore {
   completeWithWrites?(request: CompleteRequest, writes: readonly TransactWriteItem[]): Promise<CompleteResult>;
   /** Optional, for `atomic: true`: `claim` of a COMPLETED record and the call's writes in one transaction. */
   claimCompleted?(request: ClaimCompletedRequest, writes: readonly TransactWriteItem[]): Promise<ClaimResult>;
+  /**
+   * Optional, for `transaction()`: the table and the key (AttributeValues) of the item that holds
+   * record `key`. A write a call adds on its own record's item, which its commit already writes, is
+   * then refused as it is added; without it, DynamoDB refuses the commit.
+   */
+  recordItem?(key: string): RecordItem;
   /**
    * Optional, for `atomic: true`: the record of `key` as it is stored now (a strongly consistent
    * read that changes nothing, but for `expiresAt` below), its outcome decoded, whatever its retention; `undefined` when there

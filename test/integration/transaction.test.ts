@@ -512,6 +512,125 @@ describe('transactional completion', () => {
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
   });
 
+  test("a write on the call's own record (a put of an item holding its key, an update, a delete, a condition check) is TRANSACTION_INVALID as it is added: no commit is sent, the key is released; another item of the idempotency table commits", async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('own-record');
+    const writes: Record<string, (tx: Transaction) => unknown> = {
+      put: (tx) => tx.put({ TableName: idemTable, Item: { id: tx.key, note: 'mine' } }),
+      update: (tx) =>
+        tx.update({
+          TableName: idemTable,
+          Key: { id: tx.key },
+          UpdateExpression: 'SET #n = :n',
+          ExpressionAttributeNames: { '#n': 'note' },
+          ExpressionAttributeValues: { ':n': 'mine' },
+        }),
+      delete: (tx) => tx.delete({ TableName: idemTable, Key: { id: tx.key } }),
+      conditionCheck: (tx) => tx.conditionCheck({ TableName: idemTable, Key: { id: tx.key }, ConditionExpression: 'attribute_exists(id)' }),
+      other: (tx) => tx.put({ TableName: idemTable, Item: { id: `${tx.key}-note`, note: 'mine' } }),
+    };
+    let runs = 0;
+    const fn = makeIdempotent(
+      async (write: string) => {
+        runs++;
+        const tx = transaction().update(increment(`${name}-${write}`));
+        writes[write]!(tx);
+        return 'ok';
+      },
+      { store, name, now: () => T0 },
+    );
+    for (const write of ['put', 'update', 'delete', 'conditionCheck']) {
+      const refused = await rejection(fn(write));
+      expect(refused).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: idemTable });
+      expect(refused.message).toBe(
+        "TRANSACTION_INVALID: transaction(): write 1 is on the item of this call's idempotency record, which its commit writes (DynamoDB takes one action per item in a transaction): keep the call's data in another item.",
+      );
+      // Refused before anything is sent: the claim, then its release.
+      expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+      expect(await record(recordId(name, write))).toBeUndefined();
+      expect(await applied(`${name}-${write}`)).toBe(0);
+    }
+    expect(await fn('other')).toBe('ok');
+    expect(runs).toBe(5);
+    expect(await record(`${recordId(name, 'other')}-note`)).toEqual({ id: { S: `${recordId(name, 'other')}-note` }, note: { S: 'mine' } });
+    expect(await record(recordId(name, 'other'))).toMatchObject({ status: { S: 'COMPLETED' } });
+  });
+
+  test("atomic: true, on a table whose key attribute is renamed (attributes.key): a write on the call's own record, named by that attribute, is TRANSACTION_INVALID as it is added, and nothing is committed", async () => {
+    const table = `${uniqueName('renamed')}-${Date.now()}`;
+    await createTable(admin, table, { partitionKey: { name: 'pk', type: 'S' } });
+    try {
+      const probe = new Probe();
+      const store = new DynamoDBStore({ tableName: table, client: probe.client, attributes: { key: 'pk' } });
+      const name = uniqueName('renamed-record');
+      const fn = makeIdempotent(
+        async (id: string) => {
+          transaction()
+            .put({ TableName: bizTable, Item: { id: `${name}-${id}` } })
+            .delete({ TableName: table, Key: { pk: transaction().key } });
+          return 'ok';
+        },
+        { store, name, atomic: true, now: () => T0 },
+      );
+      const refused = await rejection(fn('a'));
+      expect(refused).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: table });
+      expect(probe.commits).toHaveLength(0);
+      const stored = await admin.send(new GetItemCommand({ TableName: table, Key: { pk: { S: recordId(name, 'a') } }, ConsistentRead: true }));
+      expect(stored.Item).toBeUndefined();
+      expect(await bizItem(`${name}-a`)).toBeUndefined();
+    } finally {
+      await dropTable(admin, table);
+    }
+  });
+
+  test("a nested call's writes are judged against its own record, the outer call's against the outer record: each refuses a write on its own as it is added, and both commit their other writes", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('nested-record');
+    const refusals: Record<string, unknown> = {};
+    const onOwnRecord = (who: string) => {
+      const tx = transaction();
+      try {
+        tx.update({
+          TableName: idemTable,
+          Key: { id: tx.key },
+          UpdateExpression: 'SET #n = :n',
+          ExpressionAttributeNames: { '#n': 'note' },
+          ExpressionAttributeValues: { ':n': who },
+        });
+      } catch (error) {
+        refusals[who] = error;
+      }
+      tx.update(increment(`${name}-${who}`));
+    };
+    const inner = makeIdempotent(
+      async (id: string) => {
+        onOwnRecord('inner');
+        return `inner ${id}`;
+      },
+      { store, name: `${name}-inner`, now: () => T0 },
+    );
+    const outer = makeIdempotent(
+      async (id: string) => {
+        const answer = await inner(id);
+        onOwnRecord('outer');
+        return answer;
+      },
+      { store, name: `${name}-outer`, now: () => T0 },
+    );
+    expect(await outer('n1')).toBe('inner n1');
+    expect(refusals).toEqual({
+      inner: expect.objectContaining({ code: 'TRANSACTION_INVALID', actionIndex: 0 }),
+      outer: expect.objectContaining({ code: 'TRANSACTION_INVALID', actionIndex: 0 }),
+    });
+    expect([await applied(`${name}-inner`), await applied(`${name}-outer`)]).toEqual([1, 1]);
+    for (const who of ['inner', 'outer']) {
+      const item = await record(recordId(`${name}-${who}`, 'n1'));
+      expect(item).toMatchObject({ status: { S: 'COMPLETED' } });
+      expect(item?.note).toBeUndefined();
+    }
+  });
+
   test('writes on distinct items whose numeric keys differ only past a double\'s precision (BigInt keys) commit; one number written two ways ("5", "5.0") is one item', async () => {
     const numbers = `${uniqueName('num')}-${Date.now()}`;
     await createTable(admin, numbers, { partitionKey: { name: 'id', type: 'N' } });

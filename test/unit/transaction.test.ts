@@ -16,6 +16,7 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { NumberValue } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import { sendTransaction } from '../../lib/dynamodb-transaction.js';
 import {
@@ -709,6 +710,73 @@ describe('the write collector', () => {
     // The 99 writes that were added commit with the record.
     expect(commits()).toHaveLength(1);
     expect(commits()[0]!).toHaveLength(100);
+  });
+
+  test("refuses, as it is added, a write on the item the store keeps the call's record in (its recordItem), by the key's values; the others commit", async () => {
+    const committed: (readonly TransactWriteItem[])[] = [];
+    // A store whose records are items of `records` keyed by a string and a number: the item is the store's to name.
+    const compositeStore: IdempotencyStore = {
+      claim: async () => ({ claimed: true }),
+      complete: async () => ({ completed: true, responseStored: true }),
+      release: async () => ({ released: true }),
+      completeWithWrites: async (_request, writes) => {
+        committed.push(writes);
+        return { completed: true, responseStored: true };
+      },
+      recordItem: (key) => ({ TableName: 'records', Key: { pk: { S: key }, sk: { N: '0' } } }),
+    };
+    const outcomes: unknown[] = [];
+    const writes: ((tx: Transaction) => unknown)[] = [
+      (tx) => tx.put({ TableName: 'records', Item: { pk: tx.key, sk: 0, note: 'mine' } }),
+      (tx) =>
+        tx.update({
+          TableName: 'records',
+          Key: { sk: 0, pk: tx.key },
+          UpdateExpression: 'SET #n = :n',
+          ExpressionAttributeNames: { '#n': 'n' },
+          ExpressionAttributeValues: { ':n': 1 },
+        }),
+      (tx) => tx.delete({ TableName: 'records', Key: { pk: tx.key, sk: 0n } }),
+      (tx) => tx.conditionCheck({ TableName: 'records', Key: { pk: tx.key, sk: NumberValue.from('0.0') }, ConditionExpression: 'attribute_exists(pk)' }),
+      // Another item of the table, a string where the record's key holds a number, the key in another table: not the record's item.
+      (tx) => tx.conditionCheck({ TableName: 'records', Key: { pk: tx.key, sk: 1 }, ConditionExpression: 'attribute_exists(pk)' }),
+      (tx) => tx.conditionCheck({ TableName: 'other', Key: { pk: tx.key, sk: '0' }, ConditionExpression: 'attribute_exists(pk)' }),
+      (tx) => tx.put({ TableName: 'other', Item: { pk: tx.key, sk: 0 } }),
+    ];
+    const fn = makeIdempotent(
+      async () => {
+        for (const write of writes) {
+          try {
+            write(transaction());
+            outcomes.push('added');
+          } catch (error) {
+            outcomes.push(error);
+          }
+        }
+        return 'ok';
+      },
+      { store: compositeStore, name: 'record-item', now: () => NOW },
+    );
+    expect(await fn('k')).toBe('ok');
+    expect(
+      outcomes.map((outcome) =>
+        outcome === 'added'
+          ? outcome
+          : [(outcome as IdempotencyError).code, (outcome as IdempotencyError).actionIndex, (outcome as IdempotencyError).tableName],
+      ),
+    ).toEqual([
+      ['TRANSACTION_INVALID', 0, 'records'],
+      ['TRANSACTION_INVALID', 0, 'records'],
+      ['TRANSACTION_INVALID', 0, 'records'],
+      ['TRANSACTION_INVALID', 0, 'records'],
+      'added',
+      'added',
+      'added',
+    ]);
+    expect((outcomes[0] as Error).message).toBe(
+      "TRANSACTION_INVALID: transaction(): write 0 is on the item of this call's idempotency record, which its commit writes (DynamoDB takes one action per item in a transaction): keep the call's data in another item.",
+    );
+    expect(committed.map((items) => items.map((item) => Object.keys(item)[0]))).toEqual([['ConditionCheck', 'ConditionCheck', 'Put']]);
   });
 
   test("refuses writes given in DynamoDB's AttributeValue form ({ S: … }) with a sentence, instead of storing each value as a nested map", async () => {
