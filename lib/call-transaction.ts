@@ -3,6 +3,7 @@ import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 import { IdempotencyError } from './errors.js';
 import { sha256 } from './key.js';
+import type { RecordItem } from './store.js';
 import { actionTable } from './transact-items.js';
 import type { Transaction, TransactionConditionCheck, TransactionDelete, TransactionPut, TransactionUpdate } from './transaction.js';
 
@@ -177,7 +178,11 @@ function sameItem(x: Target, y: Target): boolean {
  * module, so a handler without writes does not bundle it. @internal
  */
 export class CallTransaction implements Transaction {
-  constructor(private readonly call: Call) {}
+  constructor(
+    private readonly call: Call,
+    /** The record items of the calls it is nested in, which their own completions write. */
+    private readonly outerRecords: readonly RecordItem[] = [],
+  ) {}
 
   get key(): string {
     this.assertKeyed();
@@ -238,11 +243,18 @@ export class CallTransaction implements Transaction {
       );
     }
     const target = targetOf(action);
-    const record = this.call.recordItem;
-    if (record !== undefined && sameItem({ table: record.TableName, key: record.Key }, target)) {
+    const onRecord = (record: RecordItem | undefined) => record !== undefined && sameItem({ table: record.TableName, key: record.Key }, target);
+    if (onRecord(this.call.recordItem)) {
       throw new IdempotencyError(
         'TRANSACTION_INVALID',
         `transaction(): write ${writes.length} is on the item of this call's idempotency record, which its commit writes (DynamoDB takes one action per item in a transaction): keep the call's data in another item.`,
+        at,
+      );
+    }
+    if (this.outerRecords.some(onRecord)) {
+      throw new IdempotencyError(
+        'TRANSACTION_INVALID',
+        `transaction(): write ${writes.length} is on the item of the idempotency record of a call this one is nested in, which would replace or remove that call's record: keep the call's data in another item.`,
         at,
       );
     }

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 import { CallTransaction } from './call-transaction.js';
+import type { RecordItem } from './store.js';
 
 type Values = Record<string, NativeAttributeValue>;
 
@@ -192,6 +193,10 @@ export function transaction(): Transaction {
   }
   if (call.isEnded) throw new TypeError('transaction(): this idempotent call has already ended; its transaction is committed or discarded.');
   let view = views.get(call);
-  if (view === undefined) views.set(call, (view = new CallTransaction(call)));
+  if (view === undefined) {
+    const outerRecords: RecordItem[] = [];
+    for (let slot = currentCall.getStore()?.outer; slot !== undefined; slot = slot.outer) if (slot.call.recordItem) outerRecords.push(slot.call.recordItem);
+    views.set(call, (view = new CallTransaction(call, outerRecords)));
+  }
   return view;
 }

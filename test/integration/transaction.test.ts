@@ -631,6 +631,50 @@ describe('transactional completion', () => {
     }
   });
 
+  test("a nested call's write on the record of the call it is nested in (a delete, a put of an item holding its key) is TRANSACTION_INVALID as it is added: the outer record is neither removed nor replaced, and both complete", async () => {
+    const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
+    const name = uniqueName('nested-outer-record');
+    const refusals: unknown[] = [];
+    let outerKey = '';
+    let runs = 0;
+    const inner = makeIdempotent(
+      async (id: string) => {
+        const tx = transaction();
+        for (const write of [
+          () => tx.delete({ TableName: idemTable, Key: { id: outerKey } }),
+          () => tx.put({ TableName: idemTable, Item: { id: outerKey, status: 'COMPLETED' } }),
+        ]) {
+          try {
+            write();
+          } catch (error) {
+            refusals.push(error);
+          }
+        }
+        tx.update(increment(`${name}-inner`));
+        return `inner ${id}`;
+      },
+      { store, name: `${name}-inner`, now: () => T0 },
+    );
+    const outer = makeIdempotent(
+      async (id: string) => {
+        runs++;
+        outerKey = transaction().key;
+        return inner(id);
+      },
+      { store, name: `${name}-outer`, now: () => T0 },
+    );
+    expect(await outer('n1')).toBe('inner n1');
+    expect(refusals).toEqual([
+      expect.objectContaining({ code: 'TRANSACTION_INVALID', actionIndex: 0, message: expect.stringMatching(/record of a call this one is nested in/) }),
+      expect.objectContaining({ code: 'TRANSACTION_INVALID', actionIndex: 0, message: expect.stringMatching(/record of a call this one is nested in/) }),
+    ]);
+    expect(await applied(`${name}-inner`)).toBe(1);
+    expect(await record(outerKey)).toMatchObject({ status: { S: 'COMPLETED' } });
+    expect(await record(recordId(`${name}-inner`, 'n1'))).toMatchObject({ status: { S: 'COMPLETED' } });
+    expect(await outer('n1')).toBe('inner n1');
+    expect(runs).toBe(1);
+  });
+
   test('writes on distinct items whose numeric keys differ only past a double\'s precision (BigInt keys) commit; one number written two ways ("5", "5.0") is one item', async () => {
     const numbers = `${uniqueName('num')}-${Date.now()}`;
     await createTable(admin, numbers, { partitionKey: { name: 'id', type: 'N' } });
