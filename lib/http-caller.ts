@@ -12,8 +12,9 @@ import { canonicalJson } from './key.js';
 /**
  * JWT claims of one token or one sign-in session (RFC 7519, OpenID Connect, Cognito, Entra ID): its
  * times, ids and hashes, and where and how the sign-in happened (the client's address, the methods
- * and level of authentication, Entra ID's password expiry counted from `iat`), which a client that
- * changes networks or signs in again with another factor refreshes with other values.
+ * and level of authentication, the authentication contexts an Entra ID step-up satisfied, Entra
+ * ID's password expiry counted from `iat`), which a client that changes networks, signs in again
+ * with another factor or passes a step-up refreshes with other values.
  */
 const PER_TOKEN_CLAIMS = new Set([
   'iat',
@@ -34,6 +35,7 @@ const PER_TOKEN_CLAIMS = new Set([
   'rh',
   'amr',
   'acr',
+  'acrs',
   'ipaddr',
   'fwd',
   'in_corp',

@@ -221,7 +221,7 @@ describe.each(PLACES)('in %s', (_name, wrap) => {
 
 describe('a JWT claim that describes one token or one sign-in session', () => {
   /** Every claim the identity leaves out of JWT and Cognito claims (a sign-in with another factor, on another network, refreshes them). */
-  const PER_TOKEN_CLAIMS = [...PER_TOKEN.filter((name) => name !== 'integrationLatency'), ...['amr', 'acr', 'ipaddr', 'fwd', 'in_corp', 'pwd_exp']];
+  const PER_TOKEN_CLAIMS = [...PER_TOKEN.filter((name) => name !== 'integrationLatency'), ...['amr', 'acr', 'acrs', 'ipaddr', 'fwd', 'in_corp', 'pwd_exp']];
   const places: ReadonlyArray<[name: string, claimsEvent: (claims: Record<string, unknown>) => HttpEventArgs]> = [
     ['HTTP API JWT claims', (claims) => ['http', { authorizer: { jwt: { claims, scopes: ['orders/write'] } } }]],
     ['REST API Cognito claims', (claims) => ['rest', { authorizer: { claims }, identity: noRestIdentity() }]],
