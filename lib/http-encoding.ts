@@ -33,6 +33,29 @@ const DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
+ * How far a request body is decoded for its fingerprint: a client that compresses its body anew on a
+ * retry may write other bytes for the same content (gzip stamps the time of compression in its
+ * header), but a few kilobytes may decode to gigabytes. Past this, the body counts by its bytes as sent.
+ */
+const MAX_DECODED_REQUEST_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A request body's content under its `Content-Encoding` (one coding Node.js reads, RFC 9110
+ * §8.4), or `undefined` when there is none to undo, or it does not decode within
+ * `MAX_DECODED_REQUEST_BYTES`. @internal
+ */
+export function decodedContent(bytes: Buffer, contentEncoding: string | undefined): Buffer | undefined {
+  const coding = contentEncoding?.trim().toLowerCase();
+  const decode = coding === undefined || coding === 'identity' ? undefined : DECODERS[coding];
+  if (decode === undefined) return undefined;
+  try {
+    return decode(bytes, { maxOutputLength: MAX_DECODED_REQUEST_BYTES });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The weight (q-value) the `Accept-Encoding` field value `accepted` gives the coding `coding`
  * (RFC 9110 §12.5.3). A request without the field accepts no coding but identity here: a client
  * that sends none gets an uncompressed first answer from the middlewares that compress, and may

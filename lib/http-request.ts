@@ -1,5 +1,6 @@
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyError } from './errors.js';
+import { decodedContent } from './http-encoding.js';
 import { canonicalJsonText } from './json-text.js';
 
 /** API Gateway REST (v1), HTTP API (v2) and Function URL events. */
@@ -258,7 +259,8 @@ function multipartPieces(bytes: Buffer, boundary: string): string[] | undefined 
  * The request body for the fingerprint. JSON by its canonical text (whitespace and member order do
  * not matter, numbers are exact); a multipart body by its pieces between boundaries, whatever the
  * boundary; anything else, JSON nested deeper than 200 levels and invalid UTF-8 by its bytes,
- * whether or not API Gateway base64-encoded them.
+ * whether or not API Gateway base64-encoded them. A body sent with a `Content-Encoding` (gzip,
+ * deflate, br) counts by its decoded content.
  * @internal
  */
 export function body(event: AnyHttpEvent): unknown {
@@ -270,7 +272,9 @@ export function body(event: AnyHttpEvent): unknown {
   }
   // A string with a lone surrogate has no UTF-8 form: Buffer would write every one as U+FFFD.
   if (!event.isBase64Encoded && /\p{Cs}/u.test(event.body)) return { utf16: Buffer.from(event.body, 'utf16le').toString('base64') };
-  const bytes = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  const sent = event.isBase64Encoded ? Buffer.from(event.body, 'base64') : undefined;
+  // A compressed body by its content: compressed anew for a retry, its bytes may differ.
+  const bytes = (sent && decodedContent(sent, headerOf(event, 'content-encoding'))) ?? sent;
   const boundary = multipartBoundary(event);
   const multipart = boundary === undefined ? undefined : multipartPieces(bytes ?? Buffer.from(event.body, 'utf8'), boundary);
   if (multipart !== undefined) return { multipart };

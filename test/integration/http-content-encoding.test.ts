@@ -255,3 +255,27 @@ describe('a body that decodes to more than the answer Lambda can send', () => {
     expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThan(1024 * 1024);
   });
 });
+
+test('a request body the client compressed anew for its retry (gzip stamps the time in its header) is the same request: the retry replays, a changed body is a 422', async () => {
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, HttpResult>()
+    .use(httpIdempotency({ store, name: `compressed-request-${randomUUID()}` }))
+    .handler(async () => ({ statusCode: 201, body: JSON.stringify({ run: ++runs }) }));
+  const send = (json: string, mtime: number) => {
+    const compressed = zlib.gzipSync(json);
+    compressed.writeUInt32LE(mtime, 4); // as Python's gzip.compress writes it: the time of compression
+    const event = toHttpApiEvent({
+      method: 'POST',
+      url: '/payments',
+      headers: { 'idempotency-key': 'k-gzip', 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: '',
+    })!;
+    // API Gateway base64-encodes a body sent with a Content-Encoding.
+    return handler({ ...event, body: compressed.toString('base64'), isBase64Encoded: true }, lambdaContext('payments')) as Promise<HttpResult>;
+  };
+  const first = await send('{"amount":2500}', 1_700_000_000);
+  const retry = await send('{ "amount": 2500 }', 1_700_000_003);
+  expect([first.statusCode, retry.statusCode, retry.body, retry.headers?.['Idempotent-Replayed']]).toEqual([201, 201, first.body, 'true']);
+  expect((await send('{"amount":2501}', 1_700_000_005)).statusCode).toBe(422);
+  expect(runs).toBe(1);
+});

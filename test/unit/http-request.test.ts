@@ -5,6 +5,7 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
+import { brotliCompressSync, constants, deflateSync, gzipSync } from 'node:zlib';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { body, headerList, query } from '../../lib/http-request.js';
@@ -329,6 +330,53 @@ describe('multipart bodies', () => {
   test('the same bytes as a form and as another media type are two requests', () => {
     const bytes = form([Buffer.from('a')], 'b');
     expect(printOfForm(bytes, 'b')).not.toBe(printOf(bytes));
+  });
+});
+
+describe('compressed bodies (Content-Encoding)', () => {
+  const encoded = (bytes: Buffer, coding: string) =>
+    JSON.stringify(body({ ...request(bytes), headers: { 'Content-Encoding': coding, 'content-type': 'application/json' } } as APIGatewayProxyEventV2));
+  /** gzip bytes with the header's modification time (seconds) as given, as a client compressing anew for a retry writes it. */
+  const gzipAt = (content: Buffer, mtime: number) => {
+    const bytes = gzipSync(content);
+    bytes.writeUInt32LE(mtime, 4);
+    return bytes;
+  };
+
+  test('a body compressed anew for a retry (another gzip time stamp, another level, another coding) has the fingerprint of its content', () => {
+    fc.assert(
+      fc.property(fc.json(), fc.uint8Array({ maxLength: 64 }).map(Buffer.from), (json, binary) => {
+        for (const content of [Buffer.from(json), binary]) {
+          const plain = printOf(content);
+          const prints = [
+            encoded(gzipAt(content, 1_700_000_000), 'gzip'),
+            encoded(gzipAt(content, 1_700_000_003), 'x-gzip'),
+            encoded(gzipSync(content, { level: 1 }), 'GZIP'),
+            encoded(deflateSync(content), 'deflate'),
+            encoded(brotliCompressSync(content), ' br '),
+          ];
+          expect(prints).toEqual(prints.map(() => plain));
+        }
+      }),
+      { ...RUNS, numRuns: 100 },
+    );
+  });
+
+  test('two contents never share a fingerprint compressed; a body that does not decode, or sent without its coding, counts by its bytes', () => {
+    const a = Buffer.from('{"amount":2500}');
+    const b = Buffer.from('{"amount":2501}');
+    expect(encoded(gzipSync(a), 'gzip')).not.toBe(encoded(gzipSync(b), 'gzip'));
+    const garbled = Buffer.from('not gzip at all');
+    expect(encoded(garbled, 'gzip')).toBe(printOf(garbled));
+    expect(printOf(gzipSync(a))).not.toBe(printOf(a)); // no Content-Encoding: the compressed bytes themselves
+    expect(encoded(gzipSync(a), 'gzip, br')).toBe(printOf(gzipSync(a))); // two codings: not undone
+    expect(encoded(gzipSync(a), 'identity')).toBe(printOf(gzipSync(a)));
+  });
+
+  test('a body that decodes past 32 MB (a few kilobytes of br can decode to gigabytes) counts by its bytes as sent', () => {
+    const bomb = brotliCompressSync(Buffer.alloc(33 * 1024 * 1024), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    expect(encoded(bomb, 'br')).toBe(printOf(bomb));
   });
 });
 
