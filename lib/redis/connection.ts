@@ -5,6 +5,7 @@
  * registered on it, and no listeners left past the client's next event.
  */
 
+import { isUtf8 } from 'node:buffer';
 import { delay, timeLimit } from '../deadline.js';
 
 type Listener = (...args: unknown[]) => void;
@@ -113,6 +114,31 @@ const isNodeClient = (client: object): client is NodeRedisClient =>
  */
 export const isNodeSentinel = (client: unknown): boolean =>
   client !== null && typeof client === 'object' && typeof (client as { getSentinelNode?: unknown }).getSentinelNode === 'function';
+
+/**
+ * The client's own `keyPrefix` that the store must put before its keys itself: node-redis 6's
+ * (`createClient({ keyPrefix })`, `createCluster({ keyPrefix })`), which node-redis applies to its
+ * command methods but not to `sendCommand`, the way the store sends. ioredis puts its own before
+ * the keys of every command: `''` for it, as for a client without one. A prefix that is not UTF-8
+ * text is a `TypeError`: the store's keys are text. @internal
+ */
+export function ownKeyPrefix(client: RedisClient): string {
+  if (isIORedis(client)) return '';
+  const options = isNodeCluster(client)
+    ? (client as { readonly _options?: NodeRedisOptions })._options
+    : (client as { readonly options?: NodeRedisOptions }).options;
+  const prefix: unknown = options?.keyPrefix;
+  if (prefix === undefined || prefix === null || prefix === '') return '';
+  if (typeof prefix === 'string') return prefix;
+  const text = Buffer.isBuffer(prefix) && isUtf8(prefix) ? prefix.toString('utf8') : undefined;
+  if (text === undefined) throw new TypeError("RedisStore: the client's keyPrefix is not UTF-8 text; give the store its prefix as `keyPrefix` instead.");
+  return text;
+}
+
+/** What the store reads of a node-redis client's or cluster's options. */
+interface NodeRedisOptions {
+  readonly keyPrefix?: unknown;
+}
 
 /** True when `client` looks like one of the supported clients. @internal */
 export function isRedisClient(client: unknown): client is RedisClient {

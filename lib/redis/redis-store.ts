@@ -24,6 +24,7 @@ import {
   commandsOf,
   isNodeSentinel,
   isRedisClient,
+  ownKeyPrefix,
   type RedisClient,
   replyText,
 } from './connection.js';
@@ -224,6 +225,8 @@ function verdict(reply: unknown): [boolean, unknown] {
  */
 export class RedisStore implements IdempotencyStore {
   readonly keyPrefix: string;
+  /** What comes before a record's key in Redis: a node-redis client's own `keyPrefix`, then `keyPrefix`. */
+  private readonly recordPrefix: string;
   private readonly client: RedisClient;
   private readonly commands: ClientCommands;
   private readonly timeoutMillis: number | undefined;
@@ -244,6 +247,7 @@ export class RedisStore implements IdempotencyStore {
     this.commands = commandsOf(options.client);
     this.timeoutMillis = options.timeoutMillis;
     this.keyPrefix = options.keyPrefix ?? 'idempotency:';
+    this.recordPrefix = ownKeyPrefix(options.client) + this.keyPrefix;
     this.codec = new ResponseCodec(options.compressAboveBytes ?? DEFAULT_COMPRESS_ABOVE_BYTES, encryptionModule(options.encryption));
     this.allowEviction = options.allowEviction === true;
     this.reconnectMillis = options.timeoutMillis ?? RECONNECT_MILLIS;
@@ -283,7 +287,7 @@ export class RedisStore implements IdempotencyStore {
   /** The record's state and sizes (the bytes stored, as `DynamoDBStore` reports them). */
   async inspect(key: string): Promise<RecordSummary | undefined> {
     const reply = await this.bounded()
-      .send(this.keyPrefix + key, ['HGETALL', this.keyPrefix + key])
+      .send(this.recordPrefix + key, ['HGETALL', this.recordPrefix + key])
       .catch((error: unknown) => Promise.reject(notAHash(key, error)));
     const record = hashOf(flatHash(reply));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
@@ -303,7 +307,7 @@ export class RedisStore implements IdempotencyStore {
     const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
     const connection = this.bounded();
     const lost = connection.watchLoss();
-    const reply = Number(await runScript(connection, FORGET, this.keyPrefix + key, args, this.wait));
+    const reply = Number(await runScript(connection, FORGET, this.recordPrefix + key, args, this.wait));
     return reply === 1 || (reply === -1 && lost());
   }
 
@@ -313,7 +317,7 @@ export class RedisStore implements IdempotencyStore {
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    const reply = await runScript(connection, script, this.keyPrefix + key, args, this.wait).catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    const reply = await runScript(connection, script, this.recordPrefix + key, args, this.wait).catch((error: unknown) => Promise.reject(notAHash(key, error)));
     return verdict(reply);
   }
 
@@ -342,7 +346,7 @@ export class RedisStore implements IdempotencyStore {
           continue;
         }
         // The connection lost under it: sent once more when the client is ready again.
-        if (reconnected || !(await connection.reconnected(this.keyPrefix + key, this.reconnectMillis))) throw error;
+        if (reconnected || !(await connection.reconnected(this.recordPrefix + key, this.reconnectMillis))) throw error;
         reconnected = true;
       }
     }
