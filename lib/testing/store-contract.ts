@@ -1,3 +1,4 @@
+import { checkOptions, isFunction } from '../options.js';
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { edgeChecks, type WriteRecord } from './contract-edges.js';
@@ -70,9 +71,8 @@ export interface StoreContractOptions {
  */
 export function storeContract(makeStore: () => IdempotencyStore | Promise<IdempotencyStore>, options: StoreContractOptions = {}): readonly StoreCheck[] {
   if (typeof makeStore !== 'function') throw new TypeError('storeContract: `makeStore` must be a function that returns a store.');
-  if (options.ttlOf !== undefined && typeof options.ttlOf !== 'function') throw new TypeError('storeContract: `ttlOf` must be a function.');
-  if (options.writeRecord !== undefined && typeof options.writeRecord !== 'function') throw new TypeError('storeContract: `writeRecord` must be a function.');
-  if (options.sealing !== undefined && typeof options.sealing !== 'function') throw new TypeError('storeContract: `sealing` must be a function.');
+  // A misspelt option would leave out the checks it enables, and the contract would pass a store it should fail.
+  checkOptions('storeContract', options, { ttlOf: isFunction, writeRecord: isFunction, sealing: isFunction });
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },

@@ -211,6 +211,15 @@ test('options that are not functions are refused up front with a TypeError namin
     expect(() => storeContract(make, { [option]: 'yes' })).toThrow(new TypeError(`storeContract: \`${option}\` must be a function.`));
 });
 
+test('a misspelt option, which would leave out the checks it enables, and options that are not an object are refused up front', () => {
+  const make = () => new InMemoryStore();
+  // `ttlof`: "no key ever expires", which the TTL check fails; misspelt, it would be left out and the contract pass.
+  expect(() => storeContract(make, { ttlof: async () => undefined } as never)).toThrow(
+    new TypeError('storeContract: unknown option `ttlof`. Known options: ttlOf, writeRecord, sealing.'),
+  );
+  expect(() => storeContract(make, null as never)).toThrow(new TypeError('storeContract: options must be an object.'));
+});
+
 describe('on Redis', () => {
   // A store's client connects at its first call: opened as the block is collected, it would stay open when a `-t` filter skips these tests and their afterAll.
   const client = ioredisClient(undefined, { lazyConnect: true });
