@@ -192,27 +192,50 @@ export const integrityChecks: readonly Check[] = [
 
 /** Checks of the optional transactional methods, with no writes of the call's own: the record's part of the transaction. @internal */
 export const transactionCheck: Check = [
-  'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are',
+  'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are, and keep the fingerprint',
   async (f) => {
     const { store } = f;
     const expiresAt = f.expiresAt + 60;
     if (typeof store.completeWithWrites === 'function') {
       const key = f.key('with-writes');
-      await f.claim(key, 'owner-a');
+      await f.claim(key, 'owner-a', { fingerprint: 'fp-1' });
       const theirs = await store.completeWithWrites({ key, owner: 'owner-b', expiresAt, response: '"theirs"' }, []);
       assert.equal(theirs.completed, false, "another owner's completeWithWrites was applied: it must be fenced as complete is (owner and status)");
       assert.deepEqual(await store.completeWithWrites({ key, owner: 'owner-a', expiresAt, response: '"mine"' }, []), { completed: true, responseStored: true });
       const record = refused(await f.claim(key, 'owner-c'), 'a claim of the record completeWithWrites completed');
-      assert.deepEqual([record.status, record.owner, record.response, record.expiresAt], ['COMPLETED', 'owner-a', '"mine"', expiresAt]);
+      assert.deepEqual(
+        [record.status, record.owner, record.response, record.expiresAt, record.fingerprint],
+        ['COMPLETED', 'owner-a', '"mine"', expiresAt, 'fp-1'],
+        "completeWithWrites must keep the record's fingerprint, as complete does: without it, an identical retry is refused as another payload",
+      );
       const again = await store.completeWithWrites({ key, owner: 'owner-a', expiresAt, response: '"again"' }, []);
       assert.equal(again.completed, false, 'a retried completeWithWrites is refused, as a retried complete is');
     }
     if (typeof store.claimCompleted === 'function') {
       const key = f.key('claim-completed');
-      const claimCompleted = (owner: string, now: number, response: string) => store.claimCompleted!({ key, owner, now, expiresAt, response }, []);
+      const claimCompleted = (owner: string, now: number, response: string, on = key) =>
+        store.claimCompleted!({ key: on, owner, now, expiresAt, response, fingerprint: 'fp-1' }, []);
       assert.equal((await claimCompleted('owner-a', f.t0, '"first"')).claimed, true, 'claimCompleted of a new key goes through');
       const record = refused(await claimCompleted('owner-b', f.t0 + LEASE_MILLIS + 1, '"second"'), 'claimCompleted of a COMPLETED record within its retention');
-      assert.deepEqual([record.status, record.owner, record.response], ['COMPLETED', 'owner-a', '"first"']);
+      assert.deepEqual(
+        [record.status, record.owner, record.response, record.fingerprint],
+        ['COMPLETED', 'owner-a', '"first"', 'fp-1'],
+        'claimCompleted must create the COMPLETED record with the fingerprint it is given: without it, an identical retry is refused as another payload',
+      );
+      // An attempt that claimed the key without writes (another function of the same name, or one deployed before atomic mode) holds it.
+      const held = f.key('claim-completed-held');
+      await f.claim(held, 'owner-x');
+      const holder = refused(await claimCompleted('owner-y', f.t0 + 1, '"over"', held), 'claimCompleted of an INPROGRESS record within its lease');
+      assert.deepEqual(
+        [holder.status, holder.owner],
+        ['INPROGRESS', 'owner-x'],
+        'claimCompleted must leave a live INPROGRESS record as claim does: the attempt holding it runs',
+      );
+      assert.equal(
+        (await claimCompleted('owner-y', f.t0 + LEASE_MILLIS + 1, '"after"', held)).claimed,
+        true,
+        'claimCompleted takes over an INPROGRESS record past its lease, as claim does',
+      );
       const later = (expiresAt + 1) * 1000;
       const anew = await store.claimCompleted({ key, owner: 'owner-c', now: later, expiresAt: expiresAt + 3_600, response: '"third"' }, []);
       assert.equal(anew.claimed, true, 'claimCompleted after the retention claims the record anew');

@@ -132,7 +132,8 @@ const CLAIMED_ANEW =
 const EXACT_KEYS = 'keys are compared exactly: keys that differ only in case, or only in their last character after 1000 others, are different records';
 const LATE_COMPLETION = 'an attempt that outlives its lease still completes its record while no other attempt has taken it over';
 const SHARED_CLAIM_RACE = 'concurrent claims through two stores that share their records (two processes on one database): exactly one wins';
-const TRANSACTIONS = 'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are';
+const TRANSACTIONS =
+  'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are, and keep the fingerprint';
 const NEW_CHECKS = [SHARED_CLAIM_RACE, COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
 
 const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
@@ -387,6 +388,40 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
         override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
           this.map.delete(request.key);
           return super.claimCompleted(request, writes);
+        }
+      })(),
+  ],
+  [
+    'a claimCompleted that overwrites a live INPROGRESS record (an attempt that claimed without writes, within its lease)',
+    TRANSACTIONS,
+    () =>
+      new (class extends Transactional {
+        override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+          if (this.map.get(request.key)?.status === 'INPROGRESS') this.map.delete(request.key);
+          return super.claimCompleted(request, writes);
+        }
+      })(),
+  ],
+  [
+    'a claimCompleted that leaves out the fingerprint',
+    TRANSACTIONS,
+    () =>
+      new (class extends Transactional {
+        override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+          const { fingerprint: _left, ...rest } = request;
+          return super.claimCompleted(rest, writes);
+        }
+      })(),
+  ],
+  [
+    "a completeWithWrites that drops the record's fingerprint",
+    TRANSACTIONS,
+    () =>
+      new (class extends Transactional {
+        override async completeWithWrites(request: CompleteRequest, writes: readonly unknown[]): Promise<CompleteResult> {
+          const result = await super.completeWithWrites(request, writes);
+          if (result.completed) delete this.map.get(request.key)?.fingerprint;
+          return result;
         }
       })(),
   ],
