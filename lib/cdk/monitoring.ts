@@ -12,6 +12,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -128,6 +129,34 @@ const ALARMS: ReadonlyArray<
 ];
 
 /**
+ * Lets the account's CloudWatch alarms publish to `topic`. A topic policy replaces the default one,
+ * which let the account's alarms publish: a topic of the app with a policy of its own (`enforceSSL`
+ * adds one) refuses every alarm action unless the policy allows CloudWatch. A topic without one
+ * keeps the default and is left as it is (a statement added there would replace it); an imported
+ * topic's policy is its owner's. Its customer managed key, one of the app, lets CloudWatch encrypt
+ * the messages.
+ */
+function letAlarmsPublish(topic: ITopic): void {
+  const stack = Stack.of(topic);
+  const cloudWatch = new ServicePrincipal('cloudwatch.amazonaws.com');
+  if (topic.node.tryFindChild('Policy') !== undefined) {
+    topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
+        },
+      }),
+    );
+  }
+  topic.masterKey?.grant(cloudWatch, 'kms:Decrypt', 'kms:GenerateDataKey*');
+}
+
+/**
  * A CloudWatch dashboard of the library's EMF metrics (enable `observability: cloudWatchLines()`
  * in the functions) and alarms on store failures, superseded attempts and bookkeeping failures,
  * per function. Created by {@link IdempotencyTable.addMonitoring}.
@@ -189,6 +218,7 @@ export class IdempotencyMonitoring extends Construct {
       ];
     });
     this.alarms = alarms;
+    if (props.alarmTopic) letAlarmsPublish(props.alarmTopic);
 
     const writes = [Operation.PUT_ITEM, Operation.UPDATE_ITEM, Operation.DELETE_ITEM, Operation.TRANSACT_WRITE_ITEMS];
     // A table of another region publishes its metrics there; the dashboard's own region would show none.

@@ -1,6 +1,7 @@
 import { App, type CfnElement, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
@@ -56,6 +57,47 @@ function dashboardWidgets(template: Template): Widget[] {
   const text = parts.map((part) => (typeof part === 'string' ? part : `<${part.Ref ?? part['Fn::GetAtt']![0]}>`)).join('');
   return (JSON.parse(text) as { widgets: Widget[] }).widgets;
 }
+
+describe('an alarm topic of the app: the alarms can publish to it', () => {
+  const withTopic = (topicProps: ConstructorParameters<typeof Topic>[2]) => {
+    const stack = new Stack(new App(), 'Topics', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const table = new IdempotencyTable(stack, 'Idempotency');
+    const alarmTopic = new Topic(stack, 'Alarms', topicProps);
+    table.addMonitoring({ functions: ['payments-api'], alarmTopic });
+    return Template.fromStack(stack);
+  };
+
+  test("a topic with a policy of its own (enforceSSL's Deny) also allows the account's alarms of its Region to publish", () => {
+    const policies = Object.values(withTopic({ enforceSSL: true }).findResources('AWS::SNS::TopicPolicy'));
+    expect(policies).toHaveLength(1);
+    expect(policies[0]!.Properties.PolicyDocument.Statement).toContainEqual({
+      Sid: 'CloudWatchAlarmsPublish',
+      Effect: 'Allow',
+      Action: 'sns:Publish',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Resource: { Ref: expect.any(String) },
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': '111111111111' },
+        ArnLike: { 'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:eu-west-1:111111111111:alarm:*']] } },
+      },
+    });
+  });
+
+  test("a topic without a policy keeps SNS's default one, which lets the account's alarms publish: none is added", () => {
+    withTopic({}).resourceCountIs('AWS::SNS::TopicPolicy', 0);
+  });
+
+  test("a topic encrypted with a key of the app: the key's policy lets CloudWatch encrypt the alarms' messages", () => {
+    const stack = new Stack(new App(), 'Encrypted');
+    const table = new IdempotencyTable(stack, 'Idempotency');
+    const alarmTopic = new Topic(stack, 'Alarms', { masterKey: new Key(stack, 'TopicKey') });
+    table.addMonitoring({ functions: ['payments-api'], alarmTopic });
+    const [key] = Object.values(Template.fromStack(stack).findResources('AWS::KMS::Key'));
+    expect(key!.Properties.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] }),
+    );
+  });
+});
 
 describe('defaults, with an alarm topic', () => {
   const { stack, handler, topic, monitoring, template } = monitored({ withTopic: true });
@@ -352,6 +394,18 @@ describe('the demo stack', () => {
     template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [{ Ref: ref(stack.alarmTopic) }] });
     template.hasOutput('DashboardName', { Value: { Ref: ref(stack.monitoring.dashboard) } });
     template.hasOutput('AlarmTopicArn', { Value: { Ref: ref(stack.alarmTopic) } });
+  });
+
+  test("the alarm topic's policy (enforceSSL's) lets the account's alarms publish: a topic policy replaces SNS's default one, which did", () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: ref(stack.alarmTopic) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Allow', Action: 'sns:Publish', Principal: { Service: 'cloudwatch.amazonaws.com' } }),
+        ]),
+      },
+    });
   });
 
   test('an order message in the dead-letter queue (failed 5 times, or a changed order) raises an alarm', () => {
