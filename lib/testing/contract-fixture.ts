@@ -36,6 +36,8 @@ export class Fixture {
   constructor(
     readonly store: IdempotencyStore,
     readonly another: () => IdempotencyStore | Promise<IdempotencyStore> = () => store,
+    /** Whether the stores `another` makes share the records of `store`: `undefined`, when they do, as found. */
+    readonly sharedRecords?: boolean,
   ) {}
 
   /** A record key of this check: `<namespace>#<label>`. */

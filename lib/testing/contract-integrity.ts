@@ -9,13 +9,22 @@ const RACES = 8;
 /**
  * A second store from the contract's `makeStore` when it shares the records of `f.store` (a database
  * that two processes use), else `f.store` itself (a store that keeps records of its own, in memory).
+ * With `sharedRecords: true`, a second store that does not share them fails the check; with `false`,
+ * `f.store` itself.
  */
 async function peerOf(f: Fixture): Promise<IdempotencyStore> {
+  if (f.sharedRecords === false) return f.store;
   const other = await f.another();
   if (other === f.store) return other;
   const probe = f.key('probe');
   await f.claim(probe, 'owner-a');
-  return (await other.claim(f.claimRequest(probe, 'owner-b'))).claimed ? f.store : other;
+  if (!(await other.claim(f.claimRequest(probe, 'owner-b'))).claimed) return other;
+  assert.notEqual(
+    f.sharedRecords,
+    true,
+    "a second store from makeStore claimed a key the first one holds: the stores do not share their records, so two processes would each run the function. Two stores on one database must see each other's records (a prefix, table or client of each instance's own keeps them apart).",
+  );
+  return f.store;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { checkOptions, isFunction } from '../options.js';
+import { checkOptions, isBoolean, isFunction } from '../options.js';
 import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { edgeChecks, type WriteRecord } from './contract-edges.js';
@@ -49,6 +49,13 @@ export interface StoreContractOptions {
    * reads its own.
    */
   readonly sealing?: SealingStore | undefined;
+  /**
+   * Whether the stores `makeStore` makes share their records, as two processes on one database do:
+   * `true` fails the checks that race two stores when a second store does not see the first one's
+   * records; `false` runs them on one store (records kept in memory). Without it, a second store that
+   * does not see them is taken for a store in memory, and those checks run on one store.
+   */
+  readonly sharedRecords?: boolean | undefined;
 }
 
 /**
@@ -72,7 +79,7 @@ export interface StoreContractOptions {
 export function storeContract(makeStore: () => IdempotencyStore | Promise<IdempotencyStore>, options: StoreContractOptions = {}): readonly StoreCheck[] {
   if (typeof makeStore !== 'function') throw new TypeError('storeContract: `makeStore` must be a function that returns a store.');
   // A misspelt option would leave out the checks it enables, and the contract would pass a store it should fail.
-  checkOptions('storeContract', options, { ttlOf: isFunction, writeRecord: isFunction, sealing: isFunction });
+  checkOptions('storeContract', options, { ttlOf: isFunction, writeRecord: isFunction, sealing: isFunction, sharedRecords: isBoolean });
   const optional = [
     { check: inspectCheck, has: (store: IdempotencyStore) => typeof store.inspect === 'function' },
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
@@ -97,7 +104,7 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     run: async () => {
       const store = await makeStore();
       // A store without the optional method passes its check: the contract only binds what exists.
-      if (has(store)) await run(new Fixture(store, makeStore));
+      if (has(store)) await run(new Fixture(store, makeStore, options.sharedRecords));
     },
   }));
 }

@@ -215,9 +215,20 @@ test('a misspelt option, which would leave out the checks it enables, and option
   const make = () => new InMemoryStore();
   // `ttlof`: "no key ever expires", which the TTL check fails; misspelt, it would be left out and the contract pass.
   expect(() => storeContract(make, { ttlof: async () => undefined } as never)).toThrow(
-    new TypeError('storeContract: unknown option `ttlof`. Known options: ttlOf, writeRecord, sealing.'),
+    new TypeError('storeContract: unknown option `ttlof`. Known options: ttlOf, writeRecord, sealing, sharedRecords.'),
   );
   expect(() => storeContract(make, null as never)).toThrow(new TypeError('storeContract: options must be an object.'));
+});
+
+test('sharedRecords: true fails stores that do not share their records (each instance its own, as a prefix drawn per instance would keep them), which the checks otherwise take for stores in memory', async () => {
+  const apart = () => new InMemoryStore();
+  expect(await failures(storeContract(apart))).toEqual([]);
+  expect((await failures(storeContract(apart, { sharedRecords: true }))).sort()).toEqual([
+    "a late completion racing a takeover: exactly one of them wins, and the record is the winner's",
+    'a late release racing a takeover never deletes the record the takeover wrote',
+    'concurrent claims through two stores that share their records (two processes on one database): exactly one wins',
+  ]);
+  expect(await failures(storeContract(apart, { sharedRecords: false }))).toEqual([]);
 });
 
 describe('on Redis', () => {

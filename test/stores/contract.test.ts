@@ -50,6 +50,7 @@ describe('the lean DynamoDBStore on DynamoDB Local, encrypting', () => {
   const { client, tableName } = useFreshTable({ prefix: 'contract-lean' });
   const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
   const checks = storeContract(() => new LeanDynamoDBStore({ tableName, client, encryption }), {
+    sharedRecords: true,
     writeRecord: writeItem(client, tableName),
     sealing: (sealedWith) => new LeanDynamoDBStore({ tableName, client, encryption: sealedWith }),
   });
@@ -69,6 +70,7 @@ for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
       raw.disconnect();
     });
     const checks = storeContract(() => new RedisStore({ client: opened.client, keyPrefix }), {
+      sharedRecords: true,
       ttlOf: (key) => pttl(raw, keyPrefix + key),
       // No TTL: a hash written by hand has none unless its writer set one.
       writeRecord: async (_store, record) => void (await raw.hset(keyPrefix + record.key, fieldsOf(record))),
