@@ -251,7 +251,8 @@ export class CallTransaction implements Transaction {
         at,
       );
     }
-    if (this.outerRecords.some(onRecord)) {
+    // A condition check on it changes nothing: a nested call may commit only while its caller holds its record.
+    if (action.ConditionCheck === undefined && this.outerRecords.some(onRecord)) {
       throw new IdempotencyError(
         'TRANSACTION_INVALID',
         `transaction(): write ${writes.length} is on the item of the idempotency record of a call this one is nested in, which would replace or remove that call's record: keep the call's data in another item.`,

@@ -39,17 +39,30 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 const MAX_DECODED_REQUEST_BYTES = 32 * 1024 * 1024;
 
+/** Decoders of request bodies: the codings every supported Node.js reads (not zstd, which Node.js 20 lacks: a body's fingerprint must not change with the runtime). */
+const REQUEST_DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
+  br: DECODERS.br,
+  gzip: DECODERS.gzip,
+  'x-gzip': DECODERS['x-gzip'],
+  deflate: DECODERS.deflate,
+};
+
 /**
- * A request body's content under its `Content-Encoding` (one coding Node.js reads, RFC 9110
- * §8.4), or `undefined` when there is none to undo, or it does not decode within
- * `MAX_DECODED_REQUEST_BYTES`. @internal
+ * A request body's content under its `Content-Encoding` (one coding, RFC 9110 §8.4), or `undefined`
+ * when there is none to undo, or the body is not exactly one encoded content: it does not decode
+ * within `MAX_DECODED_REQUEST_BYTES`, or bytes follow the end of the compressed data (which the
+ * decoder would leave unread, so two bodies that differ there would read alike). @internal
  */
 export function decodedContent(bytes: Buffer, contentEncoding: string | undefined): Buffer | undefined {
   const coding = contentEncoding?.trim().toLowerCase();
-  const decode = coding === undefined || coding === 'identity' ? undefined : DECODERS[coding];
+  const decode = coding !== undefined && Object.hasOwn(REQUEST_DECODERS, coding) ? REQUEST_DECODERS[coding] : undefined;
   if (decode === undefined) return undefined;
   try {
-    return decode(bytes, { maxOutputLength: MAX_DECODED_REQUEST_BYTES });
+    const { buffer, engine } = decode(bytes, { maxOutputLength: MAX_DECODED_REQUEST_BYTES, info: true }) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    return engine.bytesWritten === bytes.length ? buffer : undefined;
   } catch {
     return undefined;
   }
@@ -135,7 +148,7 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   if (codings.length !== 1) return result;
   const [coding] = codings as [string];
   if (acceptance(accepted, coding) > 0) return result;
-  const decode = DECODERS[coding];
+  const decode = Object.hasOwn(DECODERS, coding) ? DECODERS[coding] : undefined;
   const body = bytesOf(result);
   if (decode === undefined || body === undefined) return result;
   const [stored, written] = body;

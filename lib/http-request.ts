@@ -260,7 +260,7 @@ function multipartPieces(bytes: Buffer, boundary: string): string[] | undefined 
  * not matter, numbers are exact); a multipart body by its pieces between boundaries, whatever the
  * boundary; anything else, JSON nested deeper than 200 levels and invalid UTF-8 by its bytes,
  * whether or not API Gateway base64-encoded them. A body sent with a `Content-Encoding` (gzip,
- * deflate, br) counts by its decoded content.
+ * x-gzip, deflate, br) counts by its decoded content.
  * @internal
  */
 export function body(event: AnyHttpEvent): unknown {

@@ -460,7 +460,7 @@ export abstract class IdempotencyTableBase extends Construct {
       return existing.grant;
     }
     const seconds = own ?? this.expiresAfterSeconds;
-    // A table of another account, or possibly of another, is addressed by its ARN: its name would mean one of the function's own.
+    // A table of another account or Region (known, or possible), with no replica in the function's, is addressed by its ARN: its name would mean one of the function's own.
     const tableVariable = namedByArn(fn, this.table) ? this.table.tableArn : this.table.tableName;
     refusePresetEnvironment(fn, this.table, tableVariable, seconds, own !== undefined);
     attachedTables.set(fn, this);

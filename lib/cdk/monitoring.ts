@@ -129,15 +129,14 @@ const ALARMS: ReadonlyArray<
 ];
 
 /**
- * Lets the account's CloudWatch alarms publish to `topic`. A topic policy replaces the default one,
+ * Lets the CloudWatch alarms of the account and Region of `alarms` (the monitoring's stack) publish to `topic`. A topic policy replaces the default one,
  * which let the account's alarms publish: a topic of the app with a policy of its own (`enforceSSL`
  * adds one) refuses every alarm action unless the policy allows CloudWatch. A topic without one
  * keeps the default and is left as it is (a statement added there would replace it); an imported
  * topic's policy is its owner's. Its customer managed key, one of the app, lets CloudWatch encrypt
  * the messages.
  */
-function letAlarmsPublish(topic: ITopic): void {
-  const stack = Stack.of(topic);
+function letAlarmsPublish(topic: ITopic, alarms: Stack): void {
   const cloudWatch = new ServicePrincipal('cloudwatch.amazonaws.com');
   if (topic.node.tryFindChild('Policy') !== undefined) {
     topic.addToResourcePolicy(
@@ -147,8 +146,8 @@ function letAlarmsPublish(topic: ITopic): void {
         actions: ['sns:Publish'],
         resources: [topic.topicArn],
         conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: { 'aws:SourceArn': `arn:${stack.partition}:cloudwatch:${stack.region}:${stack.account}:alarm:*` },
+          StringEquals: { 'aws:SourceAccount': alarms.account },
+          ArnLike: { 'aws:SourceArn': `arn:${alarms.partition}:cloudwatch:${alarms.region}:${alarms.account}:alarm:*` },
         },
       }),
     );
@@ -218,7 +217,7 @@ export class IdempotencyMonitoring extends Construct {
       ];
     });
     this.alarms = alarms;
-    if (props.alarmTopic) letAlarmsPublish(props.alarmTopic);
+    if (props.alarmTopic) letAlarmsPublish(props.alarmTopic, Stack.of(this));
 
     const writes = [Operation.PUT_ITEM, Operation.UPDATE_ITEM, Operation.DELETE_ITEM, Operation.TRANSACT_WRITE_ITEMS];
     // A table of another region publishes its metrics there; the dashboard's own region would show none.

@@ -124,20 +124,13 @@ export const isNodeSentinel = (client: unknown): boolean =>
  */
 export function ownKeyPrefix(client: RedisClient): string {
   if (isIORedis(client)) return '';
-  const options = isNodeCluster(client)
-    ? (client as { readonly _options?: NodeRedisOptions })._options
-    : (client as { readonly options?: NodeRedisOptions }).options;
-  const prefix: unknown = options?.keyPrefix;
+  // node-redis 6's own reading of the option (node-redis 5 has none, and ignores a `keyPrefix` given to it).
+  const prefix: unknown = (client as { readonly _keyPrefix?: unknown })._keyPrefix;
   if (prefix === undefined || prefix === null || prefix === '') return '';
   if (typeof prefix === 'string') return prefix;
   const text = Buffer.isBuffer(prefix) && isUtf8(prefix) ? prefix.toString('utf8') : undefined;
   if (text === undefined) throw new TypeError("RedisStore: the client's keyPrefix is not UTF-8 text; give the store its prefix as `keyPrefix` instead.");
   return text;
-}
-
-/** What the store reads of a node-redis client's or cluster's options. */
-interface NodeRedisOptions {
-  readonly keyPrefix?: unknown;
 }
 
 /** True when `client` looks like one of the supported clients. @internal */

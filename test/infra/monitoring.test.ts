@@ -83,6 +83,24 @@ describe('an alarm topic of the app: the alarms can publish to it', () => {
     });
   });
 
+  test("a topic of another stack, in another account: the statement names the alarms' account and Region, not the topic's", () => {
+    const app = new App();
+    const alerts = new Stack(app, 'Alerts', { env: { account: '222222222222', region: 'us-east-1' } });
+    const alarmTopic = new Topic(alerts, 'Alarms', { topicName: 'central-alarms', enforceSSL: true });
+    const stack = new Stack(app, 'Service', { env: { account: '111111111111', region: 'eu-west-1' } });
+    new IdempotencyTable(stack, 'Idempotency').addMonitoring({ functions: ['payments-api'], alarmTopic });
+    const [policy] = Object.values(Template.fromStack(alerts).findResources('AWS::SNS::TopicPolicy'));
+    expect(policy!.Properties.PolicyDocument.Statement).toContainEqual(
+      expect.objectContaining({
+        Sid: 'CloudWatchAlarmsPublish',
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': '111111111111' },
+          ArnLike: { 'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:eu-west-1:111111111111:alarm:*']] } },
+        },
+      }),
+    );
+  });
+
   test("a topic without a policy keeps SNS's default one, which lets the account's alarms publish: none is added", () => {
     withTopic({}).resourceCountIs('AWS::SNS::TopicPolicy', 0);
   });

@@ -631,7 +631,7 @@ describe('transactional completion', () => {
     }
   });
 
-  test("a nested call's write on the record of the call it is nested in (a delete, a put of an item holding its key) is TRANSACTION_INVALID as it is added: the outer record is neither removed nor replaced, and both complete", async () => {
+  test("a nested call's write on the record of the call it is nested in (a delete, a put of an item holding its key) is TRANSACTION_INVALID as it is added, a condition check on it commits: the outer record is neither removed nor replaced, and both complete", async () => {
     const store = new DynamoDBStore({ tableName: idemTable, client: testClient() });
     const name = uniqueName('nested-outer-record');
     const refusals: unknown[] = [];
@@ -650,6 +650,14 @@ describe('transactional completion', () => {
             refusals.push(error);
           }
         }
+        // A condition on it changes nothing: the inner call commits only while the outer one holds its record.
+        tx.conditionCheck({
+          TableName: idemTable,
+          Key: { id: outerKey },
+          ConditionExpression: '#s = :held',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':held': 'INPROGRESS' },
+        });
         tx.update(increment(`${name}-inner`));
         return `inner ${id}`;
       },

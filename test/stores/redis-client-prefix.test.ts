@@ -7,10 +7,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createCluster } from 'redis';
+import { createClient as createClient5 } from 'redis5';
 import { makeIdempotent } from '../../lib/index.js';
 import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { startRedisServer } from '../../tools/redis-server.js';
-import { inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient } from '../support/redis.js';
+import { inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, redisUrl } from '../support/redis.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
@@ -109,3 +110,19 @@ test('a node-redis 6 cluster with a keyPrefix: the records are under it, on the 
     await server.stop();
   }
 }, 30_000);
+
+test('a node-redis 5 client, which has no keyPrefix of its own and ignores one given to it, keeps the records under the store’s prefix alone, as its own keys are', async () => {
+  const run = randomUUID();
+  const client = createClient5({ url: redisUrl(), keyPrefix: `ignored-${run}:`, disableOfflineQueue: true, socket: NODE_REDIS_SOCKET } as never);
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.set(`own-${run}`, 'x');
+    await makeIdempotent(async () => 'ok', { store: new RedisStore({ client: client as unknown as RedisClient, keyPrefix: `v5-${run}:` }), name: 'charge' })(
+      'k',
+    );
+    expect((await raw.keys(`*${run}*`)).sort()).toEqual([`own-${run}`, expect.stringMatching(new RegExp(`^v5-${run}:charge#`))]);
+  } finally {
+    client.destroy();
+  }
+});

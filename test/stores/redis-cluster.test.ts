@@ -119,7 +119,10 @@ describe.each(KINDS)('%s', (name, open) => {
   });
   afterAll(() => opened.close());
 
-  for (const check of storeContract(() => new RedisStore({ client: opened.client, keyPrefix }), { ttlOf: (key) => pttl(raw, keyPrefix + key) })) {
+  for (const check of storeContract(() => new RedisStore({ client: opened.client, keyPrefix }), {
+    sharedRecords: true,
+    ttlOf: (key) => pttl(raw, keyPrefix + key),
+  })) {
     test(check.name, check.run);
   }
 

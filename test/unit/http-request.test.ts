@@ -5,6 +5,7 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
+import * as zlib from 'node:zlib';
 import { brotliCompressSync, constants, deflateSync, gzipSync } from 'node:zlib';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
@@ -371,6 +372,26 @@ describe('compressed bodies (Content-Encoding)', () => {
     expect(printOf(gzipSync(a))).not.toBe(printOf(a)); // no Content-Encoding: the compressed bytes themselves
     expect(encoded(gzipSync(a), 'gzip, br')).toBe(printOf(gzipSync(a))); // two codings: not undone
     expect(encoded(gzipSync(a), 'identity')).toBe(printOf(gzipSync(a)));
+  });
+
+  test('bytes after the compressed data, which a decoder leaves unread, make a body count by its bytes: two such bodies never read alike', () => {
+    const content = Buffer.from('{"amount":2500}');
+    for (const [coding, compressed] of [
+      ['deflate', deflateSync(content)],
+      ['br', brotliCompressSync(content)],
+      ['gzip', gzipSync(content)],
+    ] as const) {
+      const [a, b] = ['A', 'B'].map((tail) => Buffer.concat([compressed, Buffer.from(tail)]));
+      expect([coding, encoded(a!, coding)]).toEqual([coding, printOf(a!)]);
+      expect(encoded(a!, coding)).not.toBe(encoded(b!, coding));
+    }
+    // A text that br reads as an empty stream followed by the rest: "7500" and "9000" are two bodies.
+    expect(encoded(Buffer.from('7500'), 'br')).not.toBe(encoded(Buffer.from('9000'), 'br'));
+    // A coding only some Node.js versions read (zstd: not 20) leaves the body as sent, so its fingerprint never changes with the runtime.
+    const zstd = (zlib as unknown as Record<string, ((bytes: Buffer) => Buffer) | undefined>).zstdCompressSync;
+    const zstdBody = zstd?.(content) ?? Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00]);
+    expect(encoded(zstdBody, 'zstd')).toBe(printOf(zstdBody));
+    expect(encoded(content, 'constructor')).toBe(printOf(content)); // no coding of that name, whatever the prototype holds
   });
 
   test('a body that decodes past 32 MB (a few kilobytes of br can decode to gigabytes) counts by its bytes as sent', () => {
