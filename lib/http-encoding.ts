@@ -39,7 +39,10 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 const MAX_DECODED_REQUEST_BYTES = 32 * 1024 * 1024;
 
-/** Decoders of request bodies: the codings every supported Node.js reads (not zstd, which Node.js 20 lacks: a body's fingerprint must not change with the runtime). */
+/**
+ * Decoders of request bodies: the codings every supported Node.js reads (not zstd, which Node.js 20
+ * lacks: a body's fingerprint must not change with the runtime).
+ */
 const REQUEST_DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
   br: DECODERS.br,
   gzip: DECODERS.gzip,

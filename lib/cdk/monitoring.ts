@@ -129,12 +129,12 @@ const ALARMS: ReadonlyArray<
 ];
 
 /**
- * Lets the CloudWatch alarms of the account and Region of `alarms` (the monitoring's stack) publish to `topic`. A topic policy replaces the default one,
- * which let the account's alarms publish: a topic of the app with a policy of its own (`enforceSSL`
- * adds one) refuses every alarm action unless the policy allows CloudWatch. A topic without one
- * keeps the default and is left as it is (a statement added there would replace it); an imported
- * topic's policy is its owner's. Its customer managed key, one of the app, lets CloudWatch encrypt
- * the messages.
+ * Lets the CloudWatch alarms of the account and Region of `alarms` (the monitoring's stack) publish
+ * to `topic`. A topic policy replaces the default one, which let the account's alarms publish: a
+ * topic of the app with a policy of its own (`enforceSSL` adds one) refuses every alarm action
+ * unless the policy allows CloudWatch. A topic without one keeps the default and is left as it is
+ * (a statement added there would replace it); an imported topic's policy is its owner's. Its
+ * customer managed key, one of the app, lets CloudWatch encrypt the messages.
  */
 function letAlarmsPublish(topic: ITopic, alarms: Stack): void {
   const cloudWatch = new ServicePrincipal('cloudwatch.amazonaws.com');
