@@ -1,4 +1,4 @@
-import { Duration, Stack, Token, TokenComparison } from 'aws-cdk-lib';
+import { Aspects, Duration, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import {
   type Alarm,
   AlarmStatusWidget,
@@ -128,30 +128,42 @@ const ALARMS: ReadonlyArray<
   ],
 ];
 
+/** Per alarm topic, the accounts and Regions whose alarms its policy already lets publish. */
+const publishers = new WeakMap<ITopic, Set<string>>();
+
 /**
  * Lets the CloudWatch alarms of the account and Region of `alarms` (the monitoring's stack) publish
  * to `topic`. A topic policy replaces the default one, which let the account's alarms publish: a
- * topic of the app with a policy of its own (`enforceSSL` adds one) refuses every alarm action
- * unless the policy allows CloudWatch. A topic without one keeps the default and is left as it is
- * (a statement added there would replace it); an imported topic's policy is its owner's. Its
- * customer managed key, one of the app, lets CloudWatch encrypt the messages.
+ * topic of the app with a policy of its own (`enforceSSL` adds one, as does a statement added to it
+ * before or after the monitoring) refuses every alarm action unless the policy allows CloudWatch.
+ * Read at synth, when the app has added its statements. A topic without a policy keeps the default
+ * and is left as it is (a statement added there would replace it); an imported topic's policy is its
+ * owner's. Its customer managed key, one of the app, lets CloudWatch encrypt the messages.
  */
 function letAlarmsPublish(topic: ITopic, alarms: Stack): void {
   const cloudWatch = new ServicePrincipal('cloudwatch.amazonaws.com');
-  if (topic.node.tryFindChild('Policy') !== undefined) {
-    topic.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'CloudWatchAlarmsPublish',
-        principals: [cloudWatch],
-        actions: ['sns:Publish'],
-        resources: [topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': alarms.account },
-          ArnLike: { 'aws:SourceArn': `arn:${alarms.partition}:cloudwatch:${alarms.region}:${alarms.account}:alarm:*` },
-        },
-      }),
-    );
-  }
+  Aspects.of(topic).add({
+    visit: (node) => {
+      if (node !== topic || topic.node.tryFindChild('Policy') === undefined) return;
+      const allowed = publishers.get(topic) ?? new Set<string>();
+      const where = `${alarms.account}/${alarms.region}`;
+      if (allowed.has(where)) return;
+      allowed.add(where);
+      publishers.set(topic, allowed);
+      topic.addToResourcePolicy(
+        new PolicyStatement({
+          sid: `CloudWatchAlarmsPublish${allowed.size === 1 ? '' : allowed.size}`,
+          principals: [cloudWatch],
+          actions: ['sns:Publish'],
+          resources: [topic.topicArn],
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': alarms.account },
+            ArnLike: { 'aws:SourceArn': `arn:${alarms.partition}:cloudwatch:${alarms.region}:${alarms.account}:alarm:*` },
+          },
+        }),
+      );
+    },
+  });
   topic.masterKey?.grant(cloudWatch, 'kms:Decrypt', 'kms:GenerateDataKey*');
 }
 

@@ -1,6 +1,7 @@
 import { App, type CfnElement, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AccountRootPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
@@ -99,6 +100,22 @@ describe('an alarm topic of the app: the alarms can publish to it', () => {
         },
       }),
     );
+  });
+
+  test('a statement the app adds to the topic after addMonitoring makes a policy, which lets the alarms publish too; two monitorings in one account and Region add one statement', () => {
+    const stack = new Stack(new App(), 'Later', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const alarmTopic = new Topic(stack, 'Alarms');
+    new IdempotencyTable(stack, 'Idempotency').addMonitoring({ functions: ['payments-api'], alarmTopic });
+    new IdempotencyTable(stack, 'Other').addMonitoring({ functions: ['payments-consumer'], alarmTopic });
+    alarmTopic.addToResourcePolicy(
+      new PolicyStatement({ principals: [new AccountRootPrincipal()], actions: ['sns:Subscribe'], resources: [alarmTopic.topicArn] }),
+    );
+    const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::SNS::TopicPolicy'));
+    const statements = policy!.Properties.PolicyDocument.Statement as { Sid?: string; Action: string }[];
+    expect(statements.map((statement) => [statement.Sid, statement.Action])).toEqual([
+      ['0', 'sns:Subscribe'], // CDK numbers the statements given no Sid
+      ['CloudWatchAlarmsPublish', 'sns:Publish'],
+    ]);
   });
 
   test("a topic without a policy keeps SNS's default one, which lets the account's alarms publish: none is added", () => {
