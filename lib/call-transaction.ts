@@ -180,8 +180,10 @@ function sameItem(x: Target, y: Target): boolean {
 export class CallTransaction implements Transaction {
   constructor(
     private readonly call: Call,
+    /** The item of the call's own record, which its commit writes. */
+    private readonly ownRecord: RecordItem | undefined,
     /** The record items of the calls it is nested in, which their own completions write. */
-    private readonly outerRecords: readonly RecordItem[] = [],
+    private readonly outerRecords: readonly RecordItem[],
   ) {}
 
   get key(): string {
@@ -244,7 +246,7 @@ export class CallTransaction implements Transaction {
     }
     const target = targetOf(action);
     const onRecord = (record: RecordItem | undefined) => record !== undefined && sameItem({ table: record.TableName, key: record.Key }, target);
-    if (onRecord(this.call.recordItem)) {
+    if (onRecord(this.ownRecord)) {
       throw new IdempotencyError(
         'TRANSACTION_INVALID',
         `transaction(): write ${writes.length} is on the item of this call's idempotency record, which its commit writes (DynamoDB takes one action per item in a transaction): keep the call's data in another item.`,

@@ -1,5 +1,5 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import type { RecordItem } from './store.js';
+import type { IdempotencyStore, RecordItem } from './store.js';
 import type { Transaction } from './transaction.js';
 
 /**
@@ -57,9 +57,14 @@ export class Call {
     readonly leaseUntil?: number,
     /** The tenant of the invocation running it (Lambda's tenant isolation mode), when known: calls nested in it given no context are that tenant's too. */
     readonly tenant?: string,
-    /** The item its record is kept in, when the store tells it: its commit writes that item, so no write of the call may name it. */
-    readonly recordItem?: RecordItem,
+    /** The store of its record, when it names the record's item (only `transaction()` asks, so only a call with writes pays for it). */
+    private readonly itemStore?: Pick<IdempotencyStore, 'recordItem'>,
   ) {}
+
+  /** The item its record is kept in, when the store tells it: its commit writes that item, so no write of the call may name it. */
+  get recordItem(): RecordItem | undefined {
+    return this.itemStore?.recordItem?.(this.key);
+  }
 
   /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */
   end(): boolean {

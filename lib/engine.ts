@@ -811,9 +811,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     leaseUntil?: number,
   ): Call {
     const transactional = mode !== 'unkeyed' && this.#transactional;
-    const recordItem = transactional ? this.#store.recordItem?.(key) : undefined;
-    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil, tenant, recordItem);
-    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil, tenant, recordItem);
+    const itemStore = transactional ? this.#store : undefined;
+    if (deadline === undefined) return new Call(key, owner, fingerprint, mode, startedAt, transactional, undefined, undefined, leaseUntil, tenant, itemStore);
+    return new Call(key, owner, fingerprint, mode, startedAt, transactional, () => deadline.at - this.now(), deadline.answerBy, leaseUntil, tenant, itemStore);
   }
 
   /**

@@ -40,15 +40,10 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const MAX_DECODED_REQUEST_BYTES = 32 * 1024 * 1024;
 
 /**
- * Decoders of request bodies: the codings every supported Node.js reads (not zstd, which Node.js 20
- * lacks: a body's fingerprint must not change with the runtime).
+ * The codings of request bodies that are decoded: those every supported Node.js reads (not zstd,
+ * which Node.js 20 lacks: a body's fingerprint must not change with the runtime).
  */
-const REQUEST_DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
-  br: DECODERS.br,
-  gzip: DECODERS.gzip,
-  'x-gzip': DECODERS['x-gzip'],
-  deflate: DECODERS.deflate,
-};
+const REQUEST_CODINGS = new Set(['br', 'gzip', 'x-gzip', 'deflate']);
 
 /**
  * A request body's content under its `Content-Encoding` (one coding, RFC 9110 §8.4), or `undefined`
@@ -58,7 +53,7 @@ const REQUEST_DECODERS: Readonly<Record<string, Transcoder | undefined>> = {
  */
 export function decodedContent(bytes: Buffer, contentEncoding: string | undefined): Buffer | undefined {
   const coding = contentEncoding?.trim().toLowerCase();
-  const decode = coding !== undefined && Object.hasOwn(REQUEST_DECODERS, coding) ? REQUEST_DECODERS[coding] : undefined;
+  const decode = coding !== undefined && REQUEST_CODINGS.has(coding) ? DECODERS[coding] : undefined;
   if (decode === undefined) return undefined;
   try {
     const { buffer, engine } = decode(bytes, { maxOutputLength: MAX_DECODED_REQUEST_BYTES, info: true }) as unknown as {

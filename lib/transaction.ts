@@ -196,8 +196,11 @@ export function transaction(): Transaction {
   let view = views.get(call);
   if (view === undefined) {
     const outerRecords: RecordItem[] = [];
-    for (let slot = currentCall.getStore()?.outer; slot !== undefined; slot = slot.outer) if (slot.call.recordItem) outerRecords.push(slot.call.recordItem);
-    views.set(call, (view = new CallTransaction(call, outerRecords)));
+    for (let slot = currentCall.getStore()?.outer; slot !== undefined; slot = slot.outer) {
+      const item = slot.call.recordItem;
+      if (item) outerRecords.push(item);
+    }
+    views.set(call, (view = new CallTransaction(call, call.recordItem, outerRecords)));
   }
   return view;
 }
