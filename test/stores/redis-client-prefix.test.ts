@@ -11,13 +11,13 @@ import { createClient as createClient5 } from 'redis5';
 import { makeIdempotent } from '../../lib/index.js';
 import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { startRedisServer } from '../../tools/redis-server.js';
-import { inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, redisUrl } from '../support/redis.js';
+import { inspector, ioredisClient, NODE_REDIS_SOCKET, nodeRedisClient, type OpenedClient, redisUrl } from '../support/redis.js';
 
 const raw = inspector();
 afterAll(() => raw.disconnect());
 
 /** A client of each kind with `keyPrefix` as its own prefix, connected, and how to close it. */
-const KINDS: ReadonlyArray<readonly [string, (keyPrefix: string, options?: object) => Promise<{ client: RedisClient; close(): void }>]> = [
+const KINDS: ReadonlyArray<readonly [string, (keyPrefix: string, options?: object) => Promise<OpenedClient>]> = [
   [
     'ioredis',
     async (keyPrefix, options = {}) => {

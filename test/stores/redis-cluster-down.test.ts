@@ -15,16 +15,11 @@ import { hashKey, makeIdempotent } from '../../lib/index.js';
 import { slotOf } from '../../lib/redis/connection.js';
 import { type RedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { before, NODE_REDIS_SOCKET, refusalTo } from '../support/redis.js';
+import { before, NODE_REDIS_SOCKET, type OpenedClient, refusalTo } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 
-interface Opened {
-  readonly client: RedisClient;
-  close(): void;
-}
-
 /** The cluster clients, connected, each configured to fail fast as docs/redis.md says. */
-const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<Opened>]> = [
+const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<OpenedClient>]> = [
   [
     'ioredis Cluster',
     async (server) => {

@@ -19,16 +19,11 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, COMPLETE, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { forgetWithAnswerLost, NODE_REDIS_SOCKET, pttl } from '../support/redis.js';
+import { forgetWithAnswerLost, NODE_REDIS_SOCKET, type OpenedClient, pttl } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
-interface Opened {
-  readonly client: RedisClient;
-  close(): void;
-}
-
-const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<Opened>]> = [
+const KINDS: ReadonlyArray<readonly [string, (server: RedisServer) => Promise<OpenedClient>]> = [
   [
     'ioredis Cluster',
     async (server) => {
@@ -113,7 +108,7 @@ const waitsOn = async (node: Redis) => Number(/cmdstat_wait:calls=(\d+)/.exec(aw
 
 describe.each(KINDS)('%s', (name, open) => {
   const keyPrefix = `${name.replace(/ /g, '-')}:`;
-  let opened: Opened;
+  let opened: OpenedClient;
   beforeAll(async () => {
     opened = await open(server);
   });
@@ -456,7 +451,7 @@ describe('a connection to a primary reset while the function runs (a cluster of 
   });
 
   // The cluster's own address for its node is the proxy's, so that cutting the proxy resets the client's connection to it.
-  const THROUGH_PROXY: ReadonlyArray<readonly [string, () => Promise<Opened>]> = [
+  const THROUGH_PROXY: ReadonlyArray<readonly [string, () => Promise<OpenedClient>]> = [
     [
       'ioredis Cluster',
       async () => {
@@ -802,7 +797,7 @@ describe("two primaries, only the key's primary with a replica: waitForReplicas 
     ['node-redis 6 cluster', createCluster],
     ['node-redis 5 cluster', createCluster5 as unknown as typeof createCluster],
   ] as const;
-  const CLIENTS: ReadonlyArray<readonly [string, () => Promise<Opened>]> = [
+  const CLIENTS: ReadonlyArray<readonly [string, () => Promise<OpenedClient>]> = [
     [
       'ioredis Cluster',
       async () => {

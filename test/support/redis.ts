@@ -46,6 +46,12 @@ export function nodeRedisClient(url = redisUrl(), options: RedisClientOptions = 
   return client;
 }
 
+/** A client a test opened, and how it closes it. */
+export interface OpenedClient {
+  readonly client: RedisClient;
+  close(): void;
+}
+
 /** One way to make and close a client of each kind, for tests that run on both. */
 export interface ClientKind {
   readonly name: 'ioredis' | 'node-redis' | 'ioredis 5' | 'node-redis 5';

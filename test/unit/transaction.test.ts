@@ -61,6 +61,13 @@ function fenceOf(items: readonly TransactWriteItem[]): string {
   return (record.Update?.ExpressionAttributeValues?.[':owner'] ?? record.Put?.Item?.owner)!.S!;
 }
 
+/** A store of the three required methods alone, which cannot commit writes with its record. */
+const plainStore = (): IdempotencyStore => ({
+  claim: async () => ({ claimed: true }),
+  complete: async () => ({ completed: true, responseStored: true }),
+  release: async () => ({ released: true }),
+});
+
 const commits = () => ddb.commandCalls(TransactWriteItemsCommand).map((call) => call.args[0].input.TransactItems!);
 const commandNames = () => ddb.calls().map((call) => call.args[0].constructor.name);
 
@@ -716,9 +723,7 @@ describe('the write collector', () => {
     const committed: (readonly TransactWriteItem[])[] = [];
     // A store whose records are items of `records` keyed by a string and a number: the item is the store's to name.
     const compositeStore: IdempotencyStore = {
-      claim: async () => ({ claimed: true }),
-      complete: async () => ({ completed: true, responseStored: true }),
-      release: async () => ({ released: true }),
+      ...plainStore(),
       completeWithWrites: async (_request, writes) => {
         committed.push(writes);
         return { completed: true, responseStored: true };
@@ -873,13 +878,6 @@ describe('the write collector', () => {
     expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand']);
   });
 
-  /** A store of the three required methods alone, which cannot commit writes with its record. */
-  const plainStore = (): IdempotencyStore => ({
-    claim: async () => ({ claimed: true }),
-    complete: async () => ({ completed: true, responseStored: true }),
-    release: async () => ({ released: true }),
-  });
-
   test('a store that cannot commit writes makes transaction() writes throw, with a sentence', async () => {
     const plain = plainStore();
     const fn = makeIdempotent(
@@ -909,9 +907,7 @@ describe('the write collector', () => {
   test("atomic: a store of one's own without `read` gives a run that fails on a duplicate its function's error", async () => {
     let runs = 0;
     const atomicOnly: IdempotencyStore = {
-      claim: async () => ({ claimed: true }),
-      complete: async () => ({ completed: true, responseStored: true }),
-      release: async () => ({ released: true }),
+      ...plainStore(),
       claimCompleted: async () => {
         throw new Error('never committed: the run fails');
       },
@@ -932,9 +928,7 @@ describe('the write collector', () => {
   test('atomic mode commits the writes through claimCompleted, even for a store without completeWithWrites', async () => {
     const received: (readonly TransactWriteItem[])[] = [];
     const atomicOnly: IdempotencyStore = {
-      claim: async () => ({ claimed: true }),
-      complete: async () => ({ completed: true, responseStored: true }),
-      release: async () => ({ released: true }),
+      ...plainStore(),
       claimCompleted: async (_request, writes) => {
         received.push(writes);
         return { claimed: true };
