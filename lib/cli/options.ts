@@ -157,7 +157,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
   const text = (option: OptionName): string | undefined => {
     const value = values[option] as string | undefined;
-    if (value === '') throw new UsageError(`\`--${option}\` needs a value.`);
+    // A `scope` that returned '' keyed its records by that caller, another than none: `--caller ''` names it.
+    if (value === '' && option !== 'caller') throw new UsageError(`\`--${option}\` needs a value.`);
     return value;
   };
   const table = text('table') ?? env.IDEMPOTENCY_TABLE;

@@ -3,7 +3,11 @@
  * change), and the ones it reads a default into: each refused line would otherwise run on a part of
  * what the operator typed, or on another table or namespace than the one meant.
  */
+import { type Command, parseCommand } from '../../lib/cli/options.js';
 import { type CliIo, runCli } from '../../lib/cli/run.js';
+import { recordIdOf } from '../../lib/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
+import { paymentHandler, paymentRequest } from '../support/payment-request.js';
 
 interface Run {
   readonly code: number;
@@ -91,4 +95,17 @@ test('the table is --table, else IDEMPOTENCY_TABLE', async () => {
     );
   expect(await cli({ IDEMPOTENCY_TABLE: 'e' }, 'inspect', '--id', 'n#h')).toEqual(refused('e'));
   expect(await cli({ IDEMPOTENCY_TABLE: 'e' }, 'inspect', '--table', 't', '--id', 'n#h')).toEqual(refused('t'));
+});
+
+test("`--caller ''` addresses the record of a request whose `scope` returned '', another than the record of a request without a caller", async () => {
+  const store = new InMemoryStore();
+  const { handler } = paymentHandler(async (key) => ({ paid: key }), { store, name: 'payments', scope: () => '' });
+  await handler(paymentRequest('k-1'), lambdaContext());
+  const http = ['--name', 'payments', '--http-key', 'k-1', '--method', 'POST', '--route', 'POST /payments'];
+  const command = parseCommand(['inspect', '--table', 'orders', ...http, '--caller', ''], {});
+  const id = recordIdOf((command as Extract<Command, { command: 'inspect' }>).address);
+  expect((await store.inspect(id))?.status).toBe('COMPLETED');
+  // Left out, --caller is no caller: another record.
+  const none = parseCommand(['inspect', '--table', 'orders', ...http], {}) as Extract<Command, { command: 'inspect' }>;
+  expect(recordIdOf(none.address)).not.toBe(id);
 });
