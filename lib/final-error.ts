@@ -54,7 +54,8 @@ export function serializeError(error: unknown, fields: readonly string[]): strin
     name: typeof name === 'string' ? name : 'Error',
     message: typeof message === 'string' ? message : text(error),
   };
-  if (code !== undefined) data.code = typeof code === 'string' || typeof code === 'number' ? code : text(code);
+  // A code JSON holds as it is (`null` too: an API error's `"code": null`) is stored as it is; any other as its text.
+  if (code !== undefined) data.code = code === null || typeof code === 'string' || typeof code === 'number' || typeof code === 'boolean' ? code : text(code);
   let json = JSON.stringify(data);
   for (const field of new Set(fields)) {
     const value = BASE_MEMBERS.has(field) ? undefined : read(object, field);

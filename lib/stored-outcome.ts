@@ -262,7 +262,7 @@ function fitError(json: string, maxBytes: number): string | undefined {
   const clip = (value: unknown): string => String(value).slice(0, 256);
   const kept: Record<string, unknown> = { name: typeof parsed.name === 'string' ? clip(parsed.name) : 'Error', message: '' };
   if (typeof parsed.code === 'string') kept.code = clip(parsed.code);
-  else if (typeof parsed.code === 'number') kept.code = parsed.code;
+  else if (parsed.code === null || typeof parsed.code === 'number' || typeof parsed.code === 'boolean') kept.code = parsed.code;
   // Fields as JSON members, appended as text: a field named `__proto__` stays a field.
   let fields = '';
   const withFields = (message: string): string => `${JSON.stringify({ ...kept, message }).slice(0, -1)}${fields}}`;

@@ -201,6 +201,18 @@ describe('stored final errors (isFinalError, errorFields)', () => {
     expect(stored).toBe('{"name":"CardError","message":"card declined","code":"[object Object]"}');
   });
 
+  test('a code of null or a boolean (an API error’s `"code": null`) replays as it is, not as its text, also when the error is cut short', async () => {
+    const apiError = (code: unknown, message = 'Invalid model') => Object.assign(new Error(message), { name: 'BadRequestError', code, status: 400 });
+    const [first, again] = await firstAndDuplicate('code-null', ['status'], () => apiError(null));
+    expect((first as { code: unknown }).code).toBeNull();
+    expect(again).toMatchObject({ name: 'BadRequestError', message: 'Invalid model', code: null, status: 400 });
+    const [, flag] = await firstAndDuplicate('code-boolean', [], () => apiError(false));
+    expect((flag as unknown as { code: unknown }).code).toBe(false);
+    const [, cut] = await firstAndDuplicate('code-null-cut', ['status'], () => apiError(null, 'x'.repeat(500 * 1024)));
+    expect(cut.message.endsWith('…')).toBe(true);
+    expect(cut).toMatchObject({ name: 'BadRequestError', code: null, status: 400 });
+  });
+
   test('a nested error keeps the cause and errors its constructor set (own members that are not enumerable)', async () => {
     const [, again] = await firstAndDuplicate('nested-constructor-members', ['cause'], () => {
       const inner = new AggregateError([new TypeError('bad card')], 'both failed', { cause: new Error('root') });
