@@ -221,6 +221,42 @@ test("a TimeoutError the handler throws itself (the SDK's, AbortSignal.timeout's
   expect(await handler({ id: 'own-timeout' }, lambdaContext('own-timeout'))).toBe('second try');
 });
 
+describe('a custom timeoutEarlyResponse (docs/middleware-order.md: keep the default)', () => {
+  test("one that returns a 408 has it stored by idempotency(), which has no statuses: every retry gets the 408, the handler's outcome is never kept", async () => {
+    const turnstile = new Turnstile<string>();
+    const handler = middy(async (_event: Payment) => turnstile.enter(), { timeoutEarlyInMillis: 40, timeoutEarlyResponse: () => ({ statusCode: 408 }) }).use(
+      idempotency({ store, key: (event: Payment) => event.id }),
+    );
+    const call = handler({ id: 'custom-408' }, lambdaContext('custom-timeout', 80));
+    const late = await turnstile.next();
+    expect(await call).toEqual({ statusCode: 408 });
+    late.open('charged'); // the handler finishes in the background: its outcome is not kept
+    await flush();
+    expect(await handler({ id: 'custom-408' }, lambdaContext('custom-timeout'))).toEqual({ statusCode: 408 });
+    expect(turnstile.count).toBe(1);
+    expect((await readItem(client, tableName, recordId('custom-timeout', 'custom-408')))?.status).toEqual({ S: 'COMPLETED' });
+  });
+
+  test('one that throws an error of its own releases the key as a handler error does: a retry runs the handler while the first may still run', async () => {
+    const turnstile = new Turnstile<string>();
+    const handler = middy(async (_event: Payment) => turnstile.enter(), {
+      timeoutEarlyInMillis: 40,
+      timeoutEarlyResponse: () => {
+        throw new Error('gave up');
+      },
+    }).use(idempotency({ store, key: (event: Payment) => event.id }));
+    const call = handler({ id: 'custom-throw' }, lambdaContext('custom-timeout', 80));
+    const late = await turnstile.next();
+    await expect(call).rejects.toThrow('gave up');
+    expect(await readItem(client, tableName, recordId('custom-timeout', 'custom-throw'))).toBeUndefined();
+    const retry = handler({ id: 'custom-throw' }, lambdaContext('custom-timeout'));
+    (await turnstile.next()).open('retried');
+    expect(await retry).toBe('retried');
+    expect(turnstile.count).toBe(2);
+    late.open('first');
+  });
+});
+
 test('different function names (or `name`s) never share records', async () => {
   let runs = 0;
   const make = (name?: string) => middy(async () => ++runs).use(idempotency({ store, key: () => 'shared', ...(name ? { name } : {}) }));
