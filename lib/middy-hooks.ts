@@ -66,6 +66,25 @@ export interface Translation {
 type AnyRequest = Request<unknown, unknown, Error, Context>;
 
 /**
+ * The cleanups Powertools' Tracer, Metrics and Logger middlewares leave in `request.internal` for a
+ * middleware that answers early: middy then runs no `after`, theirs included, so the handler's
+ * trace subsegment would stay open, the invocation's metrics unflushed and its log keys kept for
+ * the next invocation. Powertools' idempotency middleware's is not run: it would store this
+ * middleware's answer (a 409, a 422) as its own record's response.
+ */
+const CLEANUPS = ['tracer', 'metrics', 'logger'].map((name) => `powertools-for-aws.${name}`);
+
+/** Answers `request` early with `response`, once the cleanups other middlewares left for that have run. */
+async function answerEarly(request: AnyRequest, response: unknown): Promise<void> {
+  const internal = request.internal as Record<string, unknown> | undefined;
+  for (const name of CLEANUPS) {
+    const cleanup = internal !== undefined && Object.hasOwn(internal, name) ? internal[name] : undefined;
+    if (typeof cleanup === 'function') await cleanup(request);
+  }
+  request.earlyResponse = response;
+}
+
+/**
  * The error an idempotency middleware threw for a request without an outcome of the handler: the
  * rejection (`KEY_MISSING`…) its `before` threw (the handler never ran), or what its `after` threw
  * because its call did not keep the handler's response (a commit of the handler's writes that
@@ -415,11 +434,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         unkept.set(request, error);
         throw error;
       }
-      request.earlyResponse = rejected.response;
+      await answerEarly(request, rejected.response);
       return;
     }
     if (start.kind === 'replay') {
-      request.earlyResponse = replay(start.value, request);
+      await answerEarly(request, replay(start.value, request));
       return;
     }
     // A durable execution resuming on its record was accepted when it claimed it: refused now, it
@@ -427,7 +446,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     const refusal = start.resumed === true ? undefined : translation.refuse?.(request.event);
     if (refusal !== undefined) {
       await engine.end(start.call, { kind: 'return', value: undefined, final: false });
-      request.earlyResponse = refusal();
+      await answerEarly(request, refusal());
       return;
     }
     calls.set(request, start.call);
