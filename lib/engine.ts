@@ -98,18 +98,24 @@ function invocationOf(context: unknown): object | undefined {
 
 /**
  * The records the durable calls of each invocation hold, by invocation (its Lambda context, as for
- * flights) and store, for every engine of the process. The calls of an execution share one owner:
+ * flights) and record key, for every engine of the process. The calls of an execution share one owner:
  * a call of another engine with the key (a wrapper of the same function made where it is called,
  * in each `ctx.map` item) would take a record held by a running call for its own and run beside it.
+ * Not by store: two store objects on one table (each wrapper made with a store of its own) share
+ * its records, and a call nested in its holder meets it whatever its store, as outside them.
+ * A call whose claim is still unanswered holds its key with that claim (settled once answered):
+ * two such calls started at once (the items of a `ctx.map`) would otherwise both find no holder,
+ * both claim, both find the execution's own record, and both run.
  */
-const durableHolds = new WeakMap<object, WeakMap<object, Map<string, Call>>>();
+const durableHolds = new WeakMap<object, Map<string, Hold>>();
 
-/** The records held in `invocation` in `store`, by key. */
-function holdsOf(invocation: object, store: object): Map<string, Call> {
-  let byStore = durableHolds.get(invocation);
-  if (byStore === undefined) durableHolds.set(invocation, (byStore = new WeakMap()));
-  let holds = byStore.get(store);
-  if (holds === undefined) byStore.set(store, (holds = new Map()));
+/** A durable call's hold on its record: the call, once it holds it; before, its claim in flight, settled once answered. */
+type Hold = Call | Promise<void>;
+
+/** The records held in `invocation`, by key. */
+function holdsOf(invocation: object): Map<string, Hold> {
+  let holds = durableHolds.get(invocation);
+  if (holds === undefined) durableHolds.set(invocation, (holds = new Map()));
   return holds;
 }
 
@@ -180,7 +186,7 @@ interface Claiming {
   /** Until when the call may wait for another process's attempt. */
   readonly waitForOtherUntil: number;
   /** The records this invocation's durable calls hold, and the keys they claimed (see `holdsOf`, `claimedOf`). */
-  readonly holds: Map<string, Call> | undefined;
+  readonly holds: Map<string, Hold> | undefined;
   readonly claimed: Set<string> | undefined;
 }
 
@@ -221,7 +227,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
   /** Where each durable call that holds its record is registered (see `durableHolds`). */
-  readonly #holding = new WeakMap<Call, Map<string, Call>>();
+  readonly #holding = new WeakMap<Call, Map<string, Hold>>();
 
   /**
    * `observe` turns the `observability` option into events: entry points choose which forms they take.
@@ -323,7 +329,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const flights = execution !== undefined || this.#singleFlight ? this.#flightsOf(execution, context) : undefined;
     const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
     const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
-    const holds = invocation === undefined ? undefined : holdsOf(invocation, this.#store);
+    const holds = invocation === undefined ? undefined : holdsOf(invocation);
     const claimed = execution === undefined ? undefined : claimedOf(context, this.#store);
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
@@ -342,7 +348,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
       // Its last millisecond still belongs to it (stores take over a record only after its lease).
       const leaseLeft = leader?.leaseUntil === undefined ? Number.POSITIVE_INFINITY : leader.leaseUntil - this.now();
-      if (leader === undefined || (execution === undefined && leaseLeft < 0)) return this.#lead(claiming, place);
+      if (leader === undefined || (execution === undefined && leaseLeft < 0)) {
+        // Another call of this invocation is claiming the record (one of another engine): its answer
+        // tells whether it holds it (then this call meets it, in `#lead`) or not.
+        const pending = holds?.get(key);
+        if (pending instanceof Promise) {
+          await pending;
+          continue;
+        }
+        return this.#lead(claiming, place);
+      }
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call)) return this.#lead(claiming);
@@ -393,45 +408,55 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // Another call of this invocation holds the record (one of another engine: this engine's wait
     // in flights): it is another attempt's, as it is outside durable executions, not this call's to run.
     const holder = holds?.get(key);
-    if (holder !== undefined) {
+    if (holder instanceof Call) {
       this.#checkFingerprint(holder, fingerprint);
       throw this.#inProgress(key, holder.leaseUntil);
     }
     // Every replay of a durable execution holds the record as its own: its owner is derived from the execution.
     const owner = execution === undefined ? randomUUID() : durableOwner(execution);
     const flight = place === undefined ? undefined : this.#fly(place.key, place.flights);
-    const start = await this.#claim(claiming, owner).catch((error: unknown) => {
+    // Until its claim is answered, the call holds the key with it: a call of another engine waits for the answer (in `start`).
+    let answered = (): void => undefined;
+    const pending = new Promise<void>((resolve) => (answered = resolve));
+    holds?.set(key, pending);
+    try {
+      const start = await this.#claim(claiming, owner).catch((error: unknown) => {
+        if (flight !== undefined) {
+          // Followers fail closed with the store's failure of this claim rather than send it again one
+          // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
+          if (!((error as Error | undefined)?.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
+          this.#land(flight, undefined, error);
+        }
+        throw error;
+      });
+      if (start.kind === 'replay') {
+        const own = metOwnOutcome(start.record, execution, claimed, key);
+        // Another process holds the key and this call was out of time to wait for it (a durable call
+        // never waits): followers with more time wait on their own, as they would without this one.
+        if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
+          flight.outOfTime = start.record;
+          flight.settle(undefined);
+        } else if (flight !== undefined) {
+          if (own) flight.ownOutcome = true;
+          flight.settle(start.record);
+        }
+        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own) };
+      }
+      claimed?.add(key);
       if (flight !== undefined) {
-        // Followers fail closed with the store's failure of this claim rather than send it again one
-        // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
-        if (!((error as Error | undefined)?.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
-        this.#land(flight, undefined, error);
+        flight.hold(start.call, start.leaseUntil);
+        this.#leading.set(start.call, flight);
       }
-      throw error;
-    });
-    if (start.kind === 'replay') {
-      const own = metOwnOutcome(start.record, execution, claimed, key);
-      // Another process holds the key and this call was out of time to wait for it (a durable call
-      // never waits): followers with more time wait on their own, as they would without this one.
-      if (flight !== undefined && execution === undefined && start.record.status === 'INPROGRESS') {
-        flight.outOfTime = start.record;
-        flight.settle(undefined);
-      } else if (flight !== undefined) {
-        if (own) flight.ownOutcome = true;
-        flight.settle(start.record);
+      if (holds !== undefined && start.call.mode === 'claimed') {
+        holds.set(key, start.call);
+        this.#holding.set(start.call, holds);
       }
-      return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own) };
+      return start;
+    } finally {
+      // Answered: the call holds the key (above), or none does.
+      if (holds?.get(key) === pending) holds.delete(key);
+      answered();
     }
-    claimed?.add(key);
-    if (flight !== undefined) {
-      flight.hold(start.call, start.leaseUntil);
-      this.#leading.set(start.call, flight);
-    }
-    if (holds !== undefined && start.call.mode === 'claimed') {
-      holds.set(key, start.call);
-      this.#holding.set(start.call, holds);
-    }
-    return start;
   }
 
   /** Settles a leader's flight with its record; `error`, when it ends a durable invocation, ends its followers too (only durable followers read it). */

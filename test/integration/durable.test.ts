@@ -11,7 +11,7 @@ import { type DurableContext, type DurableLambdaHandler, withDurableExecution } 
 import { LocalDurableTestRunner, type TestResult } from '@aws/durable-execution-sdk-js-testing';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { idempotency, makeIdempotent } from '../../lib/index.js';
+import { DynamoDBStore, idempotency, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -678,6 +678,35 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(charges).toEqual([orderId]);
     expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, 'IN_PROGRESS']);
   });
+
+  test.each([
+    ['one store', false],
+    ['each with a store of its own on the table', true],
+  ])(
+    'two wrappers of one function started at once (the items of a ctx.map, %s): the second waits for the first claim to be answered, meets it holding the record, IN_PROGRESS; the function runs once',
+    async (_stores, ownStore) => {
+      const charges: string[] = [];
+      const name = `charge-${randomUUID()}`;
+      const charge = async (orderId: string, _ctx: DurableContext): Promise<string> => {
+        charges.push(orderId);
+        // Each run lasts past the other's claim: were both claims to run their functions, both would.
+        await new Promise((resolve) => setImmediate(resolve));
+        return `charged ${orderId} (${charges.length})`;
+      };
+      const storeOfItem = () => (ownStore ? new DynamoDBStore({ tableName, client }) : store);
+      const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+        // A wrapper made in each item, as where it is called: both claims are sent at once.
+        const batch = await ctx.map('charge', [orderId, orderId], (child, item) =>
+          makeIdempotent(charge, { store: storeOfItem(), name })(item, child).catch((error: Error) => error.message.slice(0, 11)),
+        );
+        return batch.getResults();
+      });
+      const orderId = randomUUID();
+      const execution = await runExecution<string[]>(handler, orderId);
+      expect(charges).toEqual([orderId]);
+      expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, 'IN_PROGRESS']);
+    },
+  );
 
   test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {
     const { charges, release, charge } = chargeOnce(true);
