@@ -58,7 +58,10 @@ export class PaymentsStack extends Stack {
   public readonly monitoring: IdempotencyMonitoring;
   /** Where the idempotency alarms are sent: subscribe to it. */
   public readonly alarmTopic: Topic;
-  /** Fires when an order message reaches the dead-letter queue: it was never charged. */
+  /**
+   * Fires when an order message reaches the dead-letter queue: it wrote no payment, but its order may
+   * be charged (a charge made but never answered, or an earlier message of the same order id).
+   */
   public readonly deadLetterAlarm: Alarm;
 
   constructor(scope: Construct, id: string, props: PaymentsStackProps = {}) {
@@ -118,14 +121,16 @@ export class PaymentsStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
 
-    // A message there failed every receive (or is a changed order, a payload mismatch): it was not charged.
+    // A message there failed every receive (or is a changed order, a payload mismatch, or an order resent
+    // after the record retention): it wrote no payment, but a charge whose processor call failed without
+    // a decline may have been made, and a resent order was charged by its first message.
     this.deadLetterAlarm = this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }).createAlarm(this, 'DeadLetterAlarm', {
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
       alarmDescription:
-        'Order messages reached the dead-letter queue without being charged: they failed every receive, or repeat an order id with another amount.',
+        'Order messages reached the dead-letter queue: they failed every receive, repeat an order id with another amount, or were resent after the record retention. They wrote no payment, but the order may be charged: a charge whose processor call failed without a decline may have been made, and a resent order was charged by its first message. Check the payments table and the processor (the charge key is the same for every message of an order id) before charging again.',
     });
     this.deadLetterAlarm.addAlarmAction(new SnsAction(this.alarmTopic));
     this.deadLetterAlarm.addOkAction(new SnsAction(this.alarmTopic));

@@ -150,6 +150,14 @@ describe('queue', () => {
     });
     expect(template.toJSON().Resources[id(stack.deadLetterQueue)].Properties.MessageRetentionPeriod).toBe(14 * 86_400);
   });
+  test('the dead-letter alarm does not tell the operator that its orders were not charged: a charge made but never answered ends there too', () => {
+    // test/integration/demo-consumer.test.ts: "an order whose charge is made but never answered fails every receive …"
+    const alarm = template.toJSON().Resources[id(stack.deadLetterAlarm)];
+    const description: string = alarm.Properties.AlarmDescription;
+    expect(description).not.toMatch(/without being charged|not charged|never charged/);
+    expect(description).toMatch(/may be charged/);
+    expect(description.length).toBeLessThanOrEqual(1024);
+  });
 });
 
 describe('api', () => {

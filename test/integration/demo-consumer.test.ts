@@ -36,3 +36,24 @@ test('an order resent after the record retention is charged under the same proce
   expect(late).toBeInstanceOf(AggregateError);
   expect((late as AggregateError).errors.map((error: { code?: string }) => error.code)).toEqual(['TRANSACTION_CONDITION_FAILED']);
 });
+
+test('an order whose charge is made but never answered fails every receive: it reaches the dead-letter queue charged', async () => {
+  const clock = new DemoClock();
+  const provider = new CountingProvider();
+  const charge = provider.charge.bind(provider);
+  // The processor charges the card, and its answer is lost (a timeout, a 5xx after the fact), on every receive.
+  provider.charge = async (request) => {
+    await charge(request);
+    throw new Error('the card network did not answer in time');
+  };
+  const handler = createConsumerHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const orderId = `order-${randomUUID()}`;
+  const message = sqsRecord(JSON.stringify({ orderId, amount: 1_500, currency: 'EUR' }));
+  const failedReceives: unknown[] = [];
+  // The stack's order queue: maxReceiveCount 5, each receive after the 61-second visibility timeout.
+  for (let receive = 0; receive < 5; receive++) {
+    failedReceives.push(await handler({ Records: [message] }, lambdaContext('payments-consumer', clock.now)).catch((error: unknown) => error));
+    clock.advance(61_000);
+  }
+  expect({ failed: failedReceives.every((out) => out instanceof AggregateError), charges: provider.charges.length }).toEqual({ failed: true, charges: 1 });
+});
