@@ -89,10 +89,26 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
   }
 }
 
-function expressions(params: Expressions, action: string) {
+/** The value placeholders (`:amount`) the expressions of a write use. */
+const placeholdersIn = (...texts: (string | undefined)[]): Set<string> =>
+  new Set(texts.flatMap((text) => (typeof text === 'string' ? (text.match(/:\w+/g) ?? []) : [])));
+
+function expressions(params: Expressions, action: string, updateExpression?: string) {
   const names: unknown = params.ExpressionAttributeNames;
   if (names !== undefined && (typeof names !== 'object' || names === null || Array.isArray(names))) {
     throw new TypeError(`transaction().${action}: \`ExpressionAttributeNames\` must be an object of placeholders and attribute names ({ '#s': 'status' }).`);
+  }
+  // An undefined value is left out, as undefined members are, and DynamoDB would refuse the commit
+  // for a placeholder the expression uses, once the function returned: refused here instead.
+  const values = params.ExpressionAttributeValues;
+  if (values !== undefined && values !== null && typeof values === 'object') {
+    const used = placeholdersIn(params.ConditionExpression, updateExpression);
+    const missing = Object.keys(values).filter((placeholder) => values[placeholder] === undefined && used.has(placeholder));
+    if (missing.length > 0) {
+      throw new TypeError(
+        `transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${missing.map((placeholder) => `\`${placeholder}\``).join(', ')}, which the expression uses: give it a value.`,
+      );
+    }
   }
   return {
     ...(params.ConditionExpression === undefined ? {} : { ConditionExpression: params.ConditionExpression }),
@@ -210,7 +226,7 @@ export class CallTransaction implements Transaction {
     const table = tableOf(params, 'update');
     const key = marshalled(params.Key, 'update', 'Key');
     const UpdateExpression = expressionOf(params.UpdateExpression, 'update', 'UpdateExpression');
-    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update') } });
+    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update', UpdateExpression) } });
   }
 
   delete(params: TransactionDelete): Transaction {

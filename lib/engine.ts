@@ -932,10 +932,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return sha256(fingerprintJson(selected) ?? '');
   }
 
-  /** Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that asks for a retry. */
+  /**
+   * Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that
+   * asks for a retry, nor a write `transaction()` refused (`TRANSACTION_INVALID`): a fault of the
+   * code, which releases the key as DynamoDB's refusal of the commit does, so the corrected code runs.
+   */
   #isFinal(error: unknown): boolean {
     try {
-      if (asksForRetry(error)) return false;
+      if (asksForRetry(error) || isIdempotencyError(error, 'TRANSACTION_INVALID')) return false;
       const final: unknown = this.#options.isFinalError?.(error);
       // An async `isFinalError`: its promise is no answer, and its rejection must not end the process.
       if (typeof (final as PromiseLike<unknown> | null)?.then === 'function') {

@@ -85,7 +85,8 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * Errors that are the call's final outcome (a declined card, a validation error): stored and
    * replayed to duplicates as an error with the same name, message and `code`. Other errors release
    * the record so a retry runs again, and so does an `IdempotencyError` that asks for a retry
-   * (`IN_PROGRESS`, `SUPERSEDED`, `STORE_FAILURE`, `COMMIT_FAILED`, `TRANSACTION_CONFLICT`) whatever this says.
+   * (`IN_PROGRESS`, `SUPERSEDED`, `STORE_FAILURE`, `COMMIT_FAILED`, `TRANSACTION_CONFLICT`) or a
+   * `TRANSACTION_INVALID` (a write `transaction()` refused: a fault of the code) whatever this says.
    * Only `true` counts: a promise (an `async` function) is taken as not final, with a warning.
    * @default none: every error releases
    */

@@ -512,6 +512,31 @@ describe('transactional completion', () => {
     expect(await bizItem(`${name}-many-98`)).toBeDefined();
   });
 
+  test('limits: a TRANSACTION_INVALID a write throws as it is added is never stored, whatever isFinalError says: the key is released, and the corrected code runs', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('invalid-final');
+    let runs = 0;
+    let twice = true;
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        runs++;
+        const tx = transaction().update(increment(`${name}-counter`));
+        if (twice) tx.update(increment(`${name}-counter`));
+        return 'ok';
+      },
+      { store, name, now: () => T0, isFinalError: () => true },
+    );
+    expect(await rejection(fn('k'))).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1 });
+    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(await record(recordId(name, 'k'))).toBeUndefined();
+    // The corrected code runs and commits, rather than meet the stored fault of the code before it.
+    twice = false;
+    expect(await fn('k')).toBe('ok');
+    expect(runs).toBe(2);
+    expect(await applied(`${name}-counter`)).toBe(1);
+  });
+
   test("a write on the call's own record (a put of an item holding its key, an update, a delete, a condition check) is TRANSACTION_INVALID as it is added: no commit is sent, the key is released; another item of the idempotency table commits", async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });

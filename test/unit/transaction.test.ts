@@ -854,6 +854,62 @@ describe('the write collector', () => {
     },
   );
 
+  test.each([
+    [
+      'update',
+      '`:b`',
+      (tx: Transaction) =>
+        tx.update({
+          TableName: 'payments',
+          Key: { id: 'p-1' },
+          UpdateExpression: 'SET a = :a, b = :b',
+          ExpressionAttributeValues: { ':a': 1, ':b': undefined },
+        }),
+    ],
+    [
+      'delete',
+      '`:v`',
+      (tx: Transaction) =>
+        tx.delete({ TableName: 'payments', Key: { id: 'p-1' }, ConditionExpression: 'v = :v', ExpressionAttributeValues: { ':v': undefined } }),
+    ],
+    [
+      'update',
+      '`:amount`',
+      (tx: Transaction) =>
+        tx.update(
+          transition({
+            TableName: 'payments',
+            Key: { id: 'p-1' },
+            from: 'PAID',
+            to: 'REFUNDED',
+            condition: { expression: 'amount = :amount', values: { ':amount': undefined } },
+          }),
+        ),
+    ],
+  ])(
+    'refuses a %s whose ExpressionAttributeValues hold undefined for %s, which its expression uses, when it is added (left out, DynamoDB would refuse the commit once the function returned)',
+    async (action, placeholder, write) => {
+      ddb.on(PutItemCommand).resolves({});
+      ddb.on(DeleteItemCommand).resolves({});
+      let added = false;
+      const fn = makeIdempotent(
+        async () => {
+          const tx = transaction();
+          // A value the expressions do not use is left out, as lib-dynamodb's removeUndefinedValues leaves it.
+          tx.update({ TableName: 'payments', Key: { id: 'p-2' }, UpdateExpression: 'SET a = :a', ExpressionAttributeValues: { ':a': 1, ':ab': undefined } });
+          write(tx);
+          added = true;
+        },
+        { store, name: `undefined-value-${action}-${placeholder}`, now: () => NOW },
+      );
+      await expect(fn('k')).rejects.toThrow(
+        new TypeError(`transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`),
+      );
+      expect(added).toBe(false);
+      expect(commits()).toHaveLength(0);
+    },
+  );
+
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {
     const memory: IdempotencyStore = {
       claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
