@@ -829,6 +829,25 @@ describe('the write collector', () => {
     expect(commits()).toHaveLength(0);
   });
 
+  /** A call adds a write `first` accepts, then one `write` refuses with `error` as it is added: nothing after it runs, nothing is committed. */
+  async function expectRefusedAsAdded(name: string, first: (tx: Transaction) => void, write: (tx: Transaction) => void, error: TypeError): Promise<void> {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(DeleteItemCommand).resolves({});
+    let added = false;
+    const fn = makeIdempotent(
+      async () => {
+        const tx = transaction();
+        first(tx);
+        write(tx);
+        added = true;
+      },
+      { store, name, now: () => NOW },
+    );
+    await expect(fn('k')).rejects.toThrow(error);
+    expect(added).toBe(false);
+    expect(commits()).toHaveLength(0);
+  }
+
   test.each([
     ['update', 'holds undefined for `id`', (tx: Transaction) => tx.update({ TableName: 'payments', Key: { id: undefined }, UpdateExpression: 'SET a = :a' })],
     ['delete', 'holds undefined for `sk`', (tx: Transaction) => tx.delete({ TableName: 'payments', Key: { id: 'p-1', sk: undefined } })],
@@ -836,21 +855,12 @@ describe('the write collector', () => {
   ])(
     'refuses a %s whose Key %s, with a sentence, when it is added (a dropped key attribute would pass for another write on the table)',
     async (action, which, write) => {
-      ddb.on(PutItemCommand).resolves({});
-      ddb.on(DeleteItemCommand).resolves({});
-      let added = false;
-      const fn = makeIdempotent(
-        async () => {
-          const tx = transaction();
-          tx.put({ TableName: 'payments', Item: { id: 'p-2' } });
-          write(tx);
-          added = true;
-        },
-        { store, name: `undefined-key-${action}`, now: () => NOW },
+      await expectRefusedAsAdded(
+        `undefined-key-${action}`,
+        (tx) => tx.put({ TableName: 'payments', Item: { id: 'p-2' } }),
+        write,
+        new TypeError(`transaction().${action}: \`Key\` ${which}: give each key attribute of the item its value.`),
       );
-      await expect(fn('k')).rejects.toThrow(new TypeError(`transaction().${action}: \`Key\` ${which}: give each key attribute of the item its value.`));
-      expect(added).toBe(false);
-      expect(commits()).toHaveLength(0);
     },
   );
 
@@ -889,24 +899,14 @@ describe('the write collector', () => {
   ])(
     'refuses a %s whose ExpressionAttributeValues hold undefined for %s, which its expression uses, when it is added (left out, DynamoDB would refuse the commit once the function returned)',
     async (action, placeholder, write) => {
-      ddb.on(PutItemCommand).resolves({});
-      ddb.on(DeleteItemCommand).resolves({});
-      let added = false;
-      const fn = makeIdempotent(
-        async () => {
-          const tx = transaction();
-          // A value the expressions do not use is left out, as lib-dynamodb's removeUndefinedValues leaves it.
-          tx.update({ TableName: 'payments', Key: { id: 'p-2' }, UpdateExpression: 'SET a = :a', ExpressionAttributeValues: { ':a': 1, ':ab': undefined } });
-          write(tx);
-          added = true;
-        },
-        { store, name: `undefined-value-${action}-${placeholder}`, now: () => NOW },
-      );
-      await expect(fn('k')).rejects.toThrow(
+      await expectRefusedAsAdded(
+        `undefined-value-${action}-${placeholder}`,
+        // A value the expressions do not use is left out, as lib-dynamodb's removeUndefinedValues leaves it.
+        (tx) =>
+          tx.update({ TableName: 'payments', Key: { id: 'p-2' }, UpdateExpression: 'SET a = :a', ExpressionAttributeValues: { ':a': 1, ':ab': undefined } }),
+        write,
         new TypeError(`transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`),
       );
-      expect(added).toBe(false);
-      expect(commits()).toHaveLength(0);
     },
   );
 
