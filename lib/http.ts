@@ -434,9 +434,9 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     replay: (stored, event) => {
       // A record kept before `responseStreaming` was set holds a returned string as it was.
       const result = responseStreaming ? streamedAsSent(stored) : stored;
-      // Only HTTP APIs and Function URLs send a plain value as a 200; REST APIs, load balancers and
-      // middy's streaming mode (any value but a string or a stream) answer it with an error of their
-      // own, which a retry must get again, not a success nobody received.
+      // Only HTTP APIs of payload format 2.0 and Function URLs send a plain value as a 200; REST APIs,
+      // payload format 1.0, load balancers and middy's streaming mode (any value but a string or a
+      // stream) answer it with an error of their own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
       // Stored compressed for the first caller's client, re-coded for this one's when it must be,
       // and when the answer still fits what Lambda sends (a streamed one has room for any).

@@ -884,6 +884,15 @@ describe('REST API (v1) specifics', () => {
       expect(orders.runs).toBe(1);
     },
   );
+
+  test('an HTTP API of payload format 1.0 makes no 200 of a result that is not proxy-shaped (it answers a 500 of its own): the result is kept and replayed as it was', async () => {
+    const orders = api(rest, {}, () => ({ orderId: 'ord-1' }) as HttpResult);
+    // Payload format 1.0 is the REST shape with a version: no `rawPath`, no `requestContext.http`.
+    const event = () => ({ ...rest.event({ key: 'k-format-1' }), version: '1.0' }) as HttpEvent;
+    expect(await orders.invoke(event())).toEqual({ orderId: 'ord-1' });
+    expect(await orders.invoke(event())).toEqual({ orderId: 'ord-1' });
+    expect(orders.runs).toBe(1);
+  });
 });
 
 describe('HTTP API (v2) and Function URL specifics', () => {
