@@ -10,9 +10,13 @@
  */
 export function volatileEventOf(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined;
-  const event = input as { readonly requestContext?: unknown; readonly Records?: unknown };
+  const event = input as { readonly requestContext?: unknown; readonly Records?: unknown; readonly eventSource?: unknown };
   if (typeof event.requestContext === 'object' && event.requestContext !== null) {
     return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
+  }
+  // Amazon MQ (ActiveMQ, RabbitMQ) marks each message of a retried batch `redelivered`.
+  if (event.eventSource === 'aws:mq' || event.eventSource === 'aws:rmq') {
+    return 'an Amazon MQ batch, whose messages are marked redelivered on every retry: make the work of each message idempotent (makeIdempotent, keyed by its message id)';
   }
   // An EventBridge pipe delivers a batch as a bare array of its messages.
   const records = Array.isArray(input) ? input : event.Records;

@@ -66,6 +66,38 @@ describe('a call without `key` whose event differs on every delivery', () => {
     ]);
   });
 
+  test.each([
+    [
+      'ActiveMQ',
+      (redelivered: boolean) => ({
+        eventSource: 'aws:mq',
+        eventSourceArn: 'arn:aws:mq:eu-west-1:123456789012:broker:orders:b-1',
+        messages: [{ messageID: 'ID:m-1', data: 'e30=', redelivered }],
+      }),
+    ],
+    [
+      'RabbitMQ',
+      (redelivered: boolean) => ({
+        eventSource: 'aws:rmq',
+        eventSourceArn: 'arn:aws:mq:eu-west-1:123456789012:broker:orders:b-1',
+        rmqMessagesByQueue: { 'orders::/': [{ basicProperties: { messageId: 'm-1' }, redelivered, data: 'e30=' }] },
+      }),
+    ],
+  ])('an Amazon MQ (%s) batch given to the middleware: its redelivery runs again, and the log says to key the work of each message', async (_, mqEvent) => {
+    const log = logger();
+    const run = jest.fn(async () => undefined);
+    const handler = middy(run).use(idempotency({ store: new InMemoryStore(), logger: log }));
+    await handler(mqEvent(false), context);
+    await handler(mqEvent(true), context);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringContaining('an Amazon MQ batch, whose messages are marked redelivered on every retry: make the work of each message idempotent'),
+      },
+    ]);
+  });
+
   test('an SQS batch an EventBridge pipe delivers (a bare array of messages), given to the middleware: two deliveries both run, and the log says to use idempotentBatch', async () => {
     const log = logger();
     const run = jest.fn(async () => undefined);
