@@ -10,14 +10,15 @@ import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { App, Duration, Stack } from 'aws-cdk-lib';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
-import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnRole } from 'aws-cdk-lib/aws-iam';
+import { type CfnFunction, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Context } from 'aws-lambda';
 import { DynamoDBStore } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
-import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
+import { dropTable, endpoint, freshTable, readItem, recordId, testClient } from '../support/dynamodb.js';
 import { SnippetRunner } from './run-snippet.js';
 import { readDocument, snippetUnder } from './snippets.js';
 
@@ -87,10 +88,19 @@ describe('against DynamoDB Local', () => {
       const first = await handler(event, lambdaContext({ functionName: 'payments' }));
       expect(await handler({ ...event }, lambdaContext({ functionName: 'payments' }))).toEqual(first);
       expect(charge).toHaveBeenCalledTimes(1);
+      // Keyed by the paymentId, as the snippet says, not by the whole event: a duplicate whose other
+      // members differ (a resend stamped with its own time) replays too, and another payment runs.
+      expect(await handler({ ...event, sentAt: '2026-01-01T00:00:01Z' }, lambdaContext({ functionName: 'payments' }))).toEqual(first);
+      expect(charge).toHaveBeenCalledTimes(1);
+      expect(await handler({ ...event, paymentId: 'p-2' }, lambdaContext({ functionName: 'payments' }))).not.toEqual(first);
+      expect(charge).toHaveBeenCalledTimes(2);
+      // The record is the function's (its name by default) under that key, completed with the response.
+      expect(await readItem(client, tableName, recordId('payments', 'p-1'))).toMatchObject({ status: { S: 'COMPLETED' } });
 
       const once = await chargeOnce({ ...event });
-      expect(await chargeOnce({ ...event })).toEqual(once);
-      expect(charge).toHaveBeenCalledTimes(2); // another name: its own record
+      expect(await chargeOnce({ ...event, sentAt: '2026-01-01T00:00:01Z' })).toEqual(once);
+      expect(charge).toHaveBeenCalledTimes(3); // another name: its own record
+      expect(await readItem(client, tableName, recordId('charge', 'p-1'))).toMatchObject({ status: { S: 'COMPLETED' } });
     } finally {
       restore();
     }
@@ -158,6 +168,19 @@ describe('README CDK', () => {
       alarmTopic: new Topic(parts.stack, 'Alarms'),
     });
     expect(errors(parts.stack)).toEqual([]);
+    // What the snippet's comments say each call does.
+    const template = Template.fromStack(parts.stack);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    for (const fn of [parts.apiFunction, parts.consumer]) {
+      const logicalId = parts.stack.getLogicalId(fn.node.defaultChild as CfnFunction);
+      const variables = template.findResources('AWS::Lambda::Function')[logicalId]?.Properties.Environment.Variables;
+      expect(Object.keys(variables ?? {}).sort()).toEqual(['IDEMPOTENCY_EXPIRES_AFTER_SECONDS', 'IDEMPOTENCY_TABLE']);
+      const role = parts.stack.getLogicalId(fn.role!.node.defaultChild as CfnRole);
+      const actions = Object.values(template.findResources('AWS::IAM::Policy'))
+        .filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: role }]))
+        .flatMap((policy) => (policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>).flatMap((statement) => statement.Action));
+      expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']));
+    }
   });
 
   test('the same snippet on a queue that redelivers for longer than the retention reports an error', async () => {

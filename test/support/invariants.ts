@@ -2,9 +2,9 @@
  * The invariants every fault, soak and model run must keep, checked from the outside: a ledger of
  * the handler's executions and of what every caller got, and the records left in the table.
  *
- * - No handler runs twice for one key: at most one execution per key succeeds, and none starts
- *   after one succeeded (within the retention and the lease: runs that advance the clock past a
- *   lease check the recovery separately).
+ * - No handler runs twice for one key: at most one execution per key succeeds, none starts
+ *   after one succeeded, and none starts while another is still running (within the retention and
+ *   the lease: runs that advance the clock past a lease check the recovery separately).
  * - Every caller gets the handler's result (its own execution's, or the stored one replayed), its
  *   own execution's error, or a typed `IdempotencyError`. A `STORE_FAILURE` or `IN_PROGRESS` caller
  *   ran nothing.
@@ -58,6 +58,8 @@ export class Ledger {
   readonly calls: CallRecord[] = [];
   private readonly executionsByKey = new Map<string, Execution[]>();
   private readonly executionByCall = new Map<number, Execution>();
+  /** Executions that started while another of their key was still running, as sentences. */
+  private readonly overlaps: string[] = [];
   private readonly allowedCodes: readonly IdempotencyErrorCode[];
   private nextCall = 0;
 
@@ -68,6 +70,9 @@ export class Ledger {
   /** Called first thing in the handler. */
   start(key: string, call: number): Execution {
     const list = this.executionsByKey.get(key) ?? [];
+    // A second execution while the first still runs is a double run, whether or not the first then fails.
+    const running = list.find((e) => e.outcome === 'running');
+    if (running) this.overlaps.push(`${key}: execution ${list.length} started while execution ${running.index} was still running`);
     const execution: Execution = { key, call, index: list.length, outcome: 'running' };
     list.push(execution);
     this.executionsByKey.set(key, list);
@@ -150,6 +155,7 @@ export class Ledger {
   /** Every broken invariant of the callers and executions, as sentences; empty when all hold. */
   violations(): string[] {
     const problems = this.duplicateExecutions().map((key) => `${key}: the handler ran again after it had succeeded`);
+    problems.push(...this.overlaps);
     for (const call of this.calls) {
       const { settled } = call;
       if (settled === undefined) continue; // a crashed invocation: its caller gets nothing
