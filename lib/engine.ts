@@ -571,8 +571,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
   }
 
-  /** Ends a call exactly once: stores its outcome or releases its key, and says what its caller gets. */
-  async end(call: Call, ending: Ending): Promise<Outcome> {
+  /**
+   * Ends a call exactly once: stores its outcome or releases its key, and says what its caller gets.
+   * `asStored`: the caller reads the outcome itself (a wrapped function's result), so a durable
+   * call's caller gets it as the execution's replays will (see `#asStored`).
+   */
+  async end(call: Call, ending: Ending, asStored = false): Promise<Outcome> {
     const own: Outcome =
       ending.kind === 'throw'
         ? { kind: 'error', error: ending.error, replayed: false }
@@ -595,14 +599,14 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
           omitted = true; // BigInt, cycles: reaches this caller, cannot be replayed
         }
         [outcome, record] = await this.#complete(call, { response, ...(omitted ? { responseOmitted: true } : {}) }, own);
-        return outcome;
+        return asStored && outcome === own ? this.#asStored(call, own, record) : outcome;
       }
       if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome,
         // or another payload's record under its key (PAYLOAD_MISMATCH, as a run that returned gets).
         const mismatch = outcome.kind === 'error' && isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH');
-        return outcome.replayed || mismatch ? outcome : own;
+        return outcome.replayed || mismatch ? outcome : asStored ? this.#asStored(call, own, record) : own;
       }
       // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
       if (call.mode === 'atomic' && (ending.kind === 'throw' ? ending.final !== false : ending.answeredNonFinal === true)) {
@@ -621,6 +625,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const flight = this.#leading.get(call);
       if (flight !== undefined) this.#land(flight, record, outcome.kind === 'error' ? outcome.error : undefined);
     }
+  }
+
+  /**
+   * A durable call's own outcome as the execution's replays get it from `record`: its stored JSON
+   * form (a `Date` as its ISO string), a final error revived with its stored name, message and
+   * fields. The execution makes its body's calls again on every replay, and must take the same
+   * branches on each: the durable SDK likewise hands back a step's or a child context's result
+   * through its serdes on the first run too. An outcome that was not stored stays the caller's own.
+   */
+  #asStored(call: Call, own: Outcome, record: IdempotencyRecord | undefined): Outcome {
+    if (!call.owner.startsWith(DURABLE_OWNER) || record?.status !== 'COMPLETED' || record.responseOmitted === true) return own;
+    if (record.error !== undefined) return { kind: 'error', error: reviveError(record.error), replayed: false };
+    return { kind: 'value', value: record.response === undefined ? undefined : JSON.parse(record.response), replayed: false };
   }
 
   /** Completes the record with `payload` (and the call's writes); the record the call ended with, for followers. */
@@ -1026,7 +1043,7 @@ export async function runCall<TInput, TContext, R>(
   } catch (error) {
     ending = { kind: 'throw', error };
   }
-  const outcome = await engine.end(start.call, ending);
+  const outcome = await engine.end(start.call, ending, true);
   if (outcome.kind === 'error') throw outcome.error;
   return outcome.value as R;
 }

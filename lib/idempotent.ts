@@ -38,7 +38,7 @@ type WrappedResult<TResult, TReturn> = [TResult] extends [never] ? Awaited<TRetu
  * argument; when the second argument is a Lambda context, the attempt's lease ends at the Lambda
  * deadline; given none inside another idempotent call, at that call's deadline; otherwise after
  * `leaseSeconds`. Replays return the stored JSON form of the result (a `Date` comes back as its
- * ISO string).
+ * ISO string), and so does a call given a durable context, whose execution replays it.
  *
  * `name` is required: a function's own name is not stable across builds (a minifier renames it)
  * and not unique across functions sharing a table, and records must outlive both.

@@ -125,6 +125,40 @@ test.each([
   },
 );
 
+class CardDeclined extends Error {
+  override readonly name = 'CardDeclined';
+}
+
+// The execution makes the call again on every replay, and must take the same branch on each: the
+// first invocation gets the outcome as the replays get it from the record (as the SDK hands back a
+// step's result through its serdes on the first run too), not the function's own value or error.
+test.each(['result', 'final error'] as const)(
+  'a call in the body given the durable context answers its first invocation as it answers the replays: its %s in the stored form',
+  async (outcome) => {
+    const seen: string[] = [];
+    const book = makeIdempotent(
+      async (_orderId: string, _ctx: DurableContext) => {
+        if (outcome === 'final error') throw new CardDeclined('card declined');
+        return { bookedAt: new Date(0) };
+      },
+      { store, name: `book-${randomUUID()}`, isFinalError: (error) => error instanceof CardDeclined },
+    );
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const answer = await book(orderId, ctx).then(
+        (booking) => (booking.bookedAt instanceof Date ? 'a Date' : typeof booking.bookedAt),
+        (error: unknown) => (error instanceof CardDeclined ? 'a CardDeclined' : `an ${(error as Error).constructor.name} named ${(error as Error).name}`),
+      );
+      seen.push(answer);
+      await ctx.wait('settle', runnerWait(30));
+      return answer;
+    });
+    const execution = await runExecution<string>(handler, randomUUID());
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    const stored = outcome === 'result' ? 'string' : 'an Error named CardDeclined';
+    expect(seen).toEqual(seen.map(() => stored));
+  },
+);
+
 const oneAfterTheOther = (charge: Charge) => async (orderId: string, ctx: DurableContext) => (await charge(orderId, ctx), charge(orderId, ctx));
 
 test.each([
