@@ -614,9 +614,16 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return outcome;
       }
       if (call.mode === 'claimed') {
+        const sentAt = this.now();
         const released = await this.#release(call);
         // Another attempt took the record over while this one ran past its lease: both ran, for the Superseded alarm.
-        if (released?.released === false && released.record !== undefined && released.record.owner !== call.owner) this.#emit('superseded', call.key);
+        // Not while its lease lasted (its last millisecond included, as stores judge it): no attempt could take
+        // the record over then, so another's record was claimed once this one's was gone (a release the SDK
+        // sent again after its answer was lost, which met the next claim; a `forget`).
+        const outlived = call.leaseUntil === undefined || sentAt > call.leaseUntil;
+        if (outlived && released?.released === false && released.record !== undefined && released.record.owner !== call.owner) {
+          this.#emit('superseded', call.key);
+        }
       }
       return own;
     } finally {
