@@ -331,12 +331,13 @@ const codeOf = (error: unknown): IdempotencyErrorCode | undefined => (isIdempote
  * library's by its code and message (which quote no payload), an error an earlier attempt stored
  * as final by its type. A key another consumer holds is a warning.
  */
-const failureOf = (error: unknown, threw: boolean): [reason: string, level: 'warn' | 'error'] => {
+const failureOf = (error: unknown, threw: boolean, ran: boolean): [reason: string, level: 'warn' | 'error'] => {
   const code = codeOf(error);
   // A nested idempotent call's rejection is named by its code too: it says which call to look at.
   if (threw) return [`the record function threw (${errorTypeOf(error)}${code === undefined ? '' : ` ${code}`})`, 'error'];
   if (code !== undefined) return [describe(error), code === 'IN_PROGRESS' ? 'warn' : 'error'];
-  return [`the error an earlier attempt stored as final, not run again (${errorTypeOf(error)})`, 'error'];
+  // An atomic call runs its (pure) function before its commit meets the stored error.
+  return [`the error an earlier attempt stored as final${ran ? '' : ', not run again'} (${errorTypeOf(error)})`, 'error'];
 };
 
 /**
@@ -541,7 +542,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           throw new Error('an in-batch duplicate of this record failed');
         }
         let ran = false;
-        let threw = false;
+        /** What the record function threw, if it did: only that error is its own failure. */
+        let thrown: { readonly error: unknown } | undefined;
         try {
           // The key computed to find poison records is the call's: the message is not hashed twice.
           await runCall(
@@ -553,7 +555,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
               try {
                 return await recordHandler(input.message, item.record, context);
               } catch (error) {
-                threw = true;
+                thrown = { error };
                 throw error;
               }
             },
@@ -565,11 +567,15 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
           const code = codeOf(error);
           const poisoned = !ran && code === 'INVALID_KEY';
           if (poisoned) logPoison(item, `fingerprint: ${describe(error)}`);
-          if (!ran && (code === 'INVALID_KEY' || code === 'PAYLOAD_MISMATCH')) rejected = true;
+          // An atomic call answers from the record its commit met, or that it read after its function
+          // threw: another error than the function's, which judges the record as a claim would have.
+          const own = thrown !== undefined && thrown.error === error;
+          // A payload the key's record refuses, before the function ran or (atomic) at its commit.
+          if ((!ran && code === 'INVALID_KEY') || (!own && code === 'PAYLOAD_MISMATCH')) rejected = true;
           // The record function's own rejection is its failure, whatever its code: a nested
           // idempotent call's RESPONSE_NOT_STORED or IN_PROGRESS says nothing of this record's work.
-          if (threw || !alreadyDone(error, twinSucceeded)) {
-            if (!poisoned) logFailure(item, ...failureOf(error, threw));
+          if (own || !alreadyDone(error, twinSucceeded)) {
+            if (!poisoned) logFailure(item, ...failureOf(error, own, ran));
             throw error;
           }
         }

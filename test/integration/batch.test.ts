@@ -16,6 +16,7 @@ import {
   type PipesBatchEvent,
   type RecordHandler,
   type StreamChange,
+  transaction,
 } from '../../lib/index.js';
 import { manualClock, lambdaContext as timedContext } from '../../lib/testing/index.js';
 import { consumerClock, consumerContext, failuresOf, ids, quiet, useConsumerTables } from '../support/batch-consumer.js';
@@ -1197,6 +1198,61 @@ describe('a record whose effect already happened is never reported failed', () =
         .map((line) => [line.message, line.recordId])
         .sort(),
     ).toEqual(['o-1', 'o-2', 'o-3'].map((id) => [omittedMessage('json'), recordId('charge', id)]));
+  });
+
+  /** An atomic consumer whose record function counts each order's charge in `transaction()`, on the idempotency table. */
+  function atomicCharges<T extends Order>(fn: (order: T) => unknown, options: Partial<IdempotentBatchOptions<T>> = {}) {
+    const logger = quiet();
+    const orders = consumer<T>(
+      (order) => {
+        transaction().update({
+          TableName: tableName,
+          Key: { id: `charges-${order.orderId}` },
+          UpdateExpression: 'ADD n :one',
+          ExpressionAttributeValues: { ':one': 1 },
+        });
+        return fn(order);
+      },
+      { atomic: true, key: (order) => order.orderId, throwOnFullBatchFailure: false, logger, ...options },
+    );
+    return { ...orders, logger, charges: async (orderId: string) => (await readItem(client, tableName, `charges-${orderId}`))?.n?.N };
+  }
+
+  test("atomic: true. In-batch duplicates run the pure record function again, and their commits meet the first one's record: its writes apply once, none is reported failed", async () => {
+    const orders = atomicCharges(() => 'charged');
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(orders.calls).toHaveLength(2);
+    expect(await orders.charges('o-1')).toBe('1');
+  });
+
+  test('atomic: true. A conflicting message (PAYLOAD_MISMATCH, met at its commit) between two duplicates is its own: the duplicate after it replays the success before it', async () => {
+    const orders = atomicCharges(() => 'charged', { fingerprint: (order) => order.amount });
+    const first = sqsRecord({ orderId: 'o-1', amount: 100 });
+    const changed = sqsRecord({ orderId: 'o-1', amount: 999 });
+    const resent = sqsRecord({ orderId: 'o-1', amount: 100 });
+    // Reported failed with its conflicting twin, the resend would come back with it on every redelivery, and reach the dead-letter queue done.
+    expect(failuresOf(await orders.invoke(sqsEvent([first, changed, resent])))).toEqual(ids(changed));
+    expect(orders.logger.lines.map((line) => JSON.parse(line).reason)).toEqual([
+      'PAYLOAD_MISMATCH: This idempotency key was already used with a different payload.',
+    ]);
+    expect(await orders.charges('o-1')).toBe('1');
+  });
+
+  test("atomic: true. A duplicate whose run fails on the first one's effect, whose result could not be stored (RESPONSE_NOT_STORED), succeeds: the error is the record's, not the function's", async () => {
+    const shipped = new Set<string>();
+    const orders = atomicCharges((order) => {
+      if (shipped.has(order.orderId)) throw new Error('already shipped');
+      shipped.add(order.orderId);
+      return 10n; // JSON cannot hold it: the record completes without it
+    });
+    const first = sqsRecord({ orderId: 'o-big' });
+    const resent = sqsRecord({ orderId: 'o-big' });
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent)])))).toEqual([]);
+    expect(orders.calls).toHaveLength(3);
+    expect(await orders.charges('o-big')).toBe('1');
   });
 });
 
