@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
  * the middleware reads it to its end first: the record stores the bytes, this caller gets them as
  * middy would have sent them, and a duplicate gets the same bytes again. UTF-8 text (JSON, NDJSON,
  * server-sent events, HTML) is stored as a string, which middy writes as the same bytes; other
- * bytes are stored as base64 in a one-member object that is turned back into a stream on replay.
+ * bytes are stored as base64 in a one-member object that is turned back into a stream on replay, and
+ * so is the body of a response that names a `Content-Encoding`, whatever its bytes spell.
  * A handler's own response of that shape (or of the shape that escapes it) is stored escaped, in a
  * one-member object of its own, and replayed as it was: the middleware cannot tell whether middy
  * runs in streaming mode, and outside it any object may come back.
@@ -63,8 +64,20 @@ function bytesOf(chunk: unknown): Buffer {
 /** How many chunks of a stream are joined into one Buffer while it is read. */
 const JOINED_CHUNKS = 1024;
 
-/** A stream's bytes, as text when they are UTF-8 that middy writes as they are, else as the stored form of bytes. */
-async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: string }> {
+/**
+ * Whether a response names a content coding: its body is then bytes, whatever they spell. Stored as
+ * text, a replay re-coded for a duplicate's `Accept-Encoding` would be base64 text, which the response
+ * stream sends as it is (brotli makes an empty body the single byte `;`).
+ */
+const isCoded = (response: Members): boolean =>
+  [response.headers, response.multiValueHeaders].some(
+    (fields) =>
+      isObject(fields) &&
+      Object.entries(fields).some(([name, value]) => name.toLowerCase() === 'content-encoding' && !/^[\s,]*(?:identity[\s,]*)*$/i.test(String(value))),
+  );
+
+/** A stream's bytes, as text when they are UTF-8 that middy writes as they are (and not `coded`), else as the stored form of bytes. */
+async function contentOf(stream: Body, coded = false): Promise<string | { readonly [BYTES]: string }> {
   const chunks: Buffer[] = [];
   // A Buffer per chunk costs about a hundred bytes besides its own: a stream of tokens of a few bytes
   // each would be held as thirty times its size. Recent chunks are joined into one as they come.
@@ -90,7 +103,7 @@ async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: str
   const bytes = Buffer.concat([...chunks, ...recent]);
   let text: string | undefined;
   try {
-    text = utf8.decode(bytes);
+    text = coded ? undefined : utf8.decode(bytes);
   } catch {
     text = undefined;
   }
@@ -104,7 +117,7 @@ async function contentOf(stream: Body): Promise<string | { readonly [BYTES]: str
 export async function readStreams(response: unknown): Promise<unknown> {
   if (isStream(response)) return contentOf(response);
   if (isHttpResponse(response)) {
-    if (isStream(response.body)) return { ...response, body: await contentOf(response.body) };
+    if (isStream(response.body)) return { ...response, body: await contentOf(response.body, isCoded(response)) };
     if (isStored(response.body)) return { ...response, body: { [ESCAPED]: response.body } };
   }
   return isStored(response) ? { [ESCAPED]: response } : response;

@@ -135,28 +135,47 @@ test('a REST API duplicate is read from multiValueHeaders (Accept-Encoding sent 
   expect(decoded(replay)).toBe(receipt(1));
 });
 
-test('a streamed answer the encoder compressed (br) reaches a duplicate that accepts gzip only as gzip bytes, through the response stream', async () => {
-  let runs = 0;
-  const handler = middy(
-    async () => ({ statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: Readable.from([receipt(++runs)]) }),
-    streamingMode as never,
-  )
+/**
+ * A streaming handler behind httpIdempotency and the encoder, whose answer streams what `body`
+ * makes of its run's number; `send` posts to it under `key`, accepting `acceptEncoding`.
+ */
+function streamedExport(key: string, contentType: string, body: (run: number) => Readable) {
+  const counter = { runs: 0 };
+  const handler = middy(async () => ({ statusCode: 200, headers: { 'Content-Type': contentType }, body: body(++counter.runs) }), streamingMode as never)
     .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
     .use(httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false }))
     .use(httpContentEncoding());
   const send = (acceptEncoding: string) =>
     invokeStreaming(
       handler,
-      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'k-stream', 'accept-encoding': acceptEncoding }, body: '{}' })!,
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': key, 'accept-encoding': acceptEncoding }, body: '{}' })!,
       lambdaContext('exports'),
     );
+  return { send, counter };
+}
+
+test('a streamed answer the encoder compressed (br) reaches a duplicate that accepts gzip only as gzip bytes, through the response stream', async () => {
+  const { send, counter } = streamedExport('k-stream', 'application/json', (run) => Readable.from([receipt(run)]));
   const first = await send('br');
   expect(first.prelude).toMatchObject({ headers: { 'Content-Encoding': 'br' } });
   expect(zlib.brotliDecompressSync(first.bytes).toString()).toBe(receipt(1));
   const replay = await send('gzip');
   expect(replay.prelude).toMatchObject({ statusCode: 200, headers: { 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true', Vary: 'Accept-Encoding' } });
   expect(zlib.gunzipSync(replay.bytes).toString()).toBe(receipt(1));
-  expect(runs).toBe(1);
+  expect(counter.runs).toBe(1);
+});
+
+test('an empty streamed answer the encoder compressed (br: the single byte ";", which reads as text) reaches a duplicate that accepts gzip only as gzip bytes, not base64 text', async () => {
+  const { send, counter } = streamedExport('k-empty-stream', 'application/x-ndjson', () => Readable.from([]));
+  const first = await send('br');
+  expect(first.prelude).toMatchObject({ headers: { 'Content-Encoding': 'br' } });
+  expect(first.bytes).toEqual(Buffer.from(';'));
+  const replay = await send('gzip');
+  expect(replay.prelude).toMatchObject({ statusCode: 200, headers: { 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true' } });
+  expect(zlib.gunzipSync(replay.bytes).length).toBe(0);
+  const plain = await send('identity');
+  expect(plain.bytes.length).toBe(0);
+  expect(counter.runs).toBe(1);
 });
 
 describe('@middy/http-content-encoding used before httpIdempotency, against the documented order', () => {
