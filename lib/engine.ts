@@ -34,7 +34,16 @@ export type Start =
        */
       readonly resumed?: boolean;
     }
-  | { readonly kind: 'replay'; readonly value: unknown };
+  | {
+      readonly kind: 'replay';
+      readonly value: unknown;
+      /**
+       * The outcome is the durable execution's own, stored by an earlier invocation of it whose
+       * answer never reached the durable service (it crashed or timed out after the record
+       * completed): no other attempt's, so it answers as that invocation did, not as a duplicate.
+       */
+      readonly own?: boolean;
+    };
 
 /**
  * How a call ended, as the entry point reports it to `end`:
@@ -341,8 +350,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const cached = this.#cache?.get(key, this.now());
       if (cached) {
         this.#checkFingerprint(cached, fingerprint);
-        if (!metOwnOutcome(cached, execution, claimed, key)) this.#emit('cacheReplay', key);
-        return { kind: 'replay', value: this.#replay(cached) };
+        const own = metOwnOutcome(cached, execution, claimed, key);
+        if (!own) this.#emit('cacheReplay', key);
+        return { kind: 'replay', value: this.#replay(cached), own };
       }
       const leader = place?.flights.get(place.key);
       // A leader past its lease is as good as gone: claim (and take over) as another process would.
@@ -367,7 +377,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // both, and this call, replayed, follows it again. So no timer: a suspended invocation
         // leaves nothing behind that could fire in a later one.
         const record = await leader.done;
-        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now(), false, leader.ownOutcome !== true) };
+        const own = leader.ownOutcome === true;
+        if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now(), false, !own), own };
         if (leader.invocationEnded !== undefined) {
           // Refused by the leader's failed claim (a leader that never held the record; also one given
           // up on at the deadline): a store failure of this call too.
@@ -440,7 +451,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
           if (own) flight.ownOutcome = true;
           flight.settle(start.record);
         }
-        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own) };
+        return { kind: 'replay', value: this.#settle(start.record, fingerprint, this.now(), false, !own), own };
       }
       claimed?.add(key);
       if (flight !== undefined) {

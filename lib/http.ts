@@ -431,7 +431,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   const where = 'httpIdempotency `signedKeys`';
   const verify = signedKeys && keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, engine.now));
   const { before, after, onError } = idempotencyHooks(engine, {
-    replay: (stored, event) => {
+    replay: (stored, event, own) => {
       // A record kept before `responseStreaming` was set holds a returned string as it was.
       const result = responseStreaming ? streamedAsSent(stored) : stored;
       // Only HTTP APIs of payload format 2.0 and Function URLs send a plain value as a 200; REST APIs,
@@ -445,7 +445,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // One field, whatever a stored response copied from an upstream API carried under that name.
       const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
       if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
-      const replayed = exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
+      // The durable execution's own answer, sent again after it was lost, is no replay of another's.
+      const replayed = own ? unmarked : exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
       return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
     },
     // Not final (5xx, 401, 403, 408, 425, 429, a 4xx with Retry-After): the key is released so that the client can retry.

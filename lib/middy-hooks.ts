@@ -49,8 +49,12 @@ const starters = ((globalThis as { [STARTERS]?: WeakMap<Call, object> })[STARTER
 
 /** How an entry point's world differs from the plain middleware's. @internal */
 export interface Translation {
-  /** The answer sent to the request's `event` for another attempt's stored outcome. */
-  readonly replay: (value: unknown, event: unknown) => unknown;
+  /**
+   * The answer sent to the request's `event` for another attempt's stored outcome; `own` when the
+   * outcome is the durable execution's own, stored by an invocation of it whose answer was lost: no
+   * duplicate's, so not marked as one.
+   */
+  readonly replay: (value: unknown, event: unknown, own: boolean) => unknown;
   /** How the handler's response ends the call; `returned` is the response before any stream in it was read. @default stored */
   readonly ending?: (response: unknown, returned: unknown) => Ending;
   /** The answer sent for a rejection of the request's `event` instead of throwing it, if any. */
@@ -133,7 +137,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   /** The error of a claim or commit the store failed that ends a durable invocation, which a later `onError` may replace. */
   const invocationEnds = new WeakMap<object, unknown>();
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
-  const replay = (value: unknown, request: AnyRequest): unknown => reviveStreams(translation.replay(value, request.event));
+  const replay = (value: unknown, request: AnyRequest, own = false): unknown => reviveStreams(translation.replay(value, request.event, own));
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
   const answerOf = (outcome: Outcome, request: AnyRequest): unknown => {
     if (outcome.kind === 'value') return outcome.replayed ? replay(outcome.value, request) : reviveStreams(outcome.value);
@@ -438,7 +442,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     if (start.kind === 'replay') {
-      await answerEarly(request, replay(start.value, request));
+      // The execution's own outcome, met again after its answer was lost, is answered as the
+      // handler's response was, not as a duplicate's (no `Idempotent-Replayed`).
+      await answerEarly(request, replay(start.value, request, start.own === true));
       return;
     }
     // A durable execution resuming on its record was accepted when it claimed it: refused now, it

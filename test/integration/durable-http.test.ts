@@ -92,3 +92,29 @@ test("durableLeaseSeconds sets how long a suspended execution's record holds the
   expect(leases.default).toBeGreaterThan(7_190);
   expect(leases.default).toBeLessThanOrEqual(7_200);
 });
+
+// The durable service invokes an execution again when an invocation's answer never reached it (the
+// function crashed or timed out after the handler returned, the SDK's checkpoint of a large result
+// failed): that invocation meets the record the execution completed itself. Its answer is the
+// execution's first to the client, not a duplicate's.
+test("an invocation whose answer was lost after the record completed: the execution's next invocation answers its stored response unmarked, charging nothing", async () => {
+  const { handler, charges } = payment({});
+  let lost = false;
+  const lostAnswer: DurableLambdaHandler = async (event, context) => {
+    const answer = await handler(event, context);
+    if (lost || (answer as { Status?: unknown }).Status !== 'SUCCEEDED') return answer;
+    // The invocation that completed the record: its answer is lost, and the service invokes the
+    // execution again with the state it has (a Lambda context of its own).
+    lost = true;
+    return handler(event, { ...context, awsRequestId: randomUUID() });
+  };
+  const key = randomUUID();
+  const execution = startExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(lostAnswer, paymentRequest(key), CALLBACK);
+  await execution.suspended();
+  await execution.resume('approved');
+  const answered = (await execution.result).getResult()!;
+  const after = await runExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(handler, paymentRequest(key));
+  expect(answered).toEqual({ statusCode: 201, body: expect.any(String) });
+  expect(after.getResult()).toMatchObject({ statusCode: 201, body: answered.body, headers: { 'Idempotent-Replayed': 'true' } });
+  expect(charges).toEqual(['charge']);
+});
