@@ -32,6 +32,16 @@ const outOfRange = (millis: number): string => `epoch ms ${millis} (beyond the d
 
 const bytes = (count: number | undefined): string => (count === undefined ? 'none' : `${count} bytes`);
 
+/**
+ * Text read from a record as a terminal may print it: control and format characters (an escape
+ * sequence whoever can write the table put in a key id) as `\u` escapes, never sent as they are.
+ */
+const printable = (text: string): string =>
+  text.replace(/[\p{Cc}\p{Cf}]/gu, (char) => {
+    const code = char.codePointAt(0)!;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+
 /** The lines `inspect` prints for a record. */
 export function describeRecord(summary: RecordSummary, now: number): string {
   const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
@@ -69,7 +79,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
     ],
   ];
   // After a rotation, the records not yet sealed with the new key are the ones whose old key keyById() must still know.
-  if (summary.keyId !== undefined) rows.push(['sealed with', `key \`${summary.keyId}\``]);
+  if (summary.keyId !== undefined) rows.push(['sealed with', `key \`${printable(summary.keyId)}\``]);
   return [summary.key, ...rows.map(([label, value]) => `  ${label.padEnd(12)} ${value}`)].join('\n');
 }
 

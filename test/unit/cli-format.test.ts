@@ -51,6 +51,14 @@ test('a record whose response or final error is sealed names the key that sealed
   expect(describeRecord({ ...sealed, keyId: undefined }, now)).not.toContain('sealed with');
 });
 
+test('a key id read from the table is printed without its control or format characters: an escape sequence written into the record never reaches the terminal', () => {
+  // Clears the screen, moves the cursor up over the lines above, sets the clipboard (OSC 52), reverses the text that follows.
+  const keyId = 'k1\u001b[2J\u001b[1A\u009b0m\u001b]52;c;ZWNobyBoaQ==\u0007\u202e\u{e0041}';
+  const text = describeRecord({ ...record, status: 'COMPLETED', responseBytes: 70, keyId }, now);
+  expect(text.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\p{Cf}]/u);
+  expect(text).toMatch(/\n {2}sealed with {2}key `k1\\u001b\[2J\\u001b\[1A\\u009b0m\\u001b\]52;c;ZWNobyBoaQ==\\u0007\\u202e\\u\{e0041\}`$/);
+});
+
 test('stuck prints the record id, when its lease ended and when its retention ends', () => {
   expect(describeStuck({ ...record, expiresAt: 1_796_400_000, leaseUntil: now - 3 * 3_600_000 }, now)).toBe(
     'orders#h  lease ended 2026-12-02T13:08:35.123Z (3 h ago), expires 2026-12-04T16:00:00.000Z',
