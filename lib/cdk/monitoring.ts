@@ -1,4 +1,4 @@
-import { Aspects, Duration, Stack, Token, TokenComparison } from 'aws-cdk-lib';
+import { Annotations, Aspects, Duration, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import {
   type Alarm,
   AlarmStatusWidget,
@@ -26,9 +26,10 @@ import { formatSeconds, tableEnv } from './checks.js';
  */
 export interface IdempotencyAlarmThresholds {
   /**
-   * Calls refused because the store could not be reached (the function did not run, except in atomic
-   * mode, where it runs before the store is written; HTTP callers got a 503). A few can come from a
-   * brief throttling burst the SDK's retries did not absorb.
+   * Calls refused because the store could not be reached, or a record or stored outcome it returned
+   * could not be read (the function did not run, except in atomic mode, where it runs before the store
+   * is written; HTTP callers got a 503). A few can come from a brief throttling burst the SDK's retries
+   * did not absorb.
    * @default 5
    */
   readonly storeFailures?: number;
@@ -51,7 +52,8 @@ export interface IdempotencyMonitoringProps {
    * What to watch, one dashboard row and three alarms each: a Lambda function whose records are
    * named after it (the default namespace; an alias or a version is watched under its function's
    * name, as its records are), or a record namespace given as the `name` option. At most 123: a
-   * CloudWatch dashboard holds 500 widgets.
+   * CloudWatch dashboard holds 500 widgets. A function set to log JSON above INFO gets a warning: Lambda
+   * drops its metric lines.
    */
   readonly functions: ReadonlyArray<IFunction | string>;
   /**
@@ -112,7 +114,7 @@ const ALARMS: ReadonlyArray<
     'storeFailure',
     'storeFailures',
     5,
-    'calls were refused because the idempotency table could not be reached; they did not run (in atomic mode they ran, and their commit failed: nothing written, or, when its answer was lost, perhaps all of it). Check DynamoDB throttling, permissions and the network.',
+    'calls were refused because the idempotency table could not be reached, or a record or stored outcome it returned could not be read (written by another tool, or encrypted under a key the store lacks: the STORE_FAILURE names the record); they did not run (in atomic mode they ran, and their commit failed: nothing written, or, when its answer was lost, perhaps all of it). Check DynamoDB throttling, permissions, the network and the encryption keys.',
   ],
   [
     'superseded',
@@ -187,6 +189,7 @@ export class IdempotencyMonitoring extends Construct {
   constructor(scope: Construct, id: string, table: ITable, props: IdempotencyMonitoringProps) {
     checkProps(props);
     checkEnvironments(Stack.of(scope), props.functions);
+    checkLogLevels(props.functions);
     super(scope, id);
     const { functions } = props;
     const namespace = props.metricNamespace ?? DEFAULT_METRIC_NAMESPACE;
@@ -287,6 +290,33 @@ function checkEnvironments(stack: Stack, functions: ReadonlyArray<IFunction | st
     const where = (r: string, a: string) => `Region ${Token.isUnresolved(r) ? "the stack's" : r}, account ${Token.isUnresolved(a) ? "the stack's" : a}`;
     throw new TypeError(
       `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in ${where(region, account)}, where CloudWatch keeps its metrics; alarms of a stack in ${where(stack.region, stack.account)}, would never fire: monitor it from a stack of its own Region and account (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+    );
+  }
+}
+
+/** Application log levels above INFO: with the JSON log format, Lambda drops a line without a `level`, which it reads as INFO. */
+const DROPPING_LEVELS: ReadonlySet<string> = new Set(['WARN', 'ERROR', 'FATAL']);
+
+/**
+ * Warns of a function of the app that logs JSON at an application log level above INFO: Lambda drops
+ * the EMF lines of `cloudWatchLines`, which carry no level, so no metric is made and its alarms
+ * would never fire. A level known only at deploy is not judged. A warning, not an error: an app
+ * that synthesized before keeps synthesizing.
+ */
+function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
+  for (const fn of functions) {
+    if (typeof fn === 'string') continue;
+    const watched = unqualified(fn);
+    const cfn = watched.node.defaultChild;
+    const logging = cfn instanceof CfnFunction ? cfn.loggingConfig : undefined;
+    if (logging === undefined || Token.isUnresolved(logging)) continue;
+    const { logFormat, applicationLogLevel } = logging as CfnFunction.LoggingConfigProperty;
+    if (typeof logFormat !== 'string' || typeof applicationLogLevel !== 'string' || Token.isUnresolved(logFormat) || Token.isUnresolved(applicationLogLevel))
+      continue;
+    if (logFormat.toUpperCase() !== 'JSON' || !DROPPING_LEVELS.has(applicationLogLevel.toUpperCase())) continue;
+    Annotations.of(watched).addWarningV2(
+      'lambda-idempotency:metricsDropped',
+      `IdempotencyTable.addMonitoring: this function logs JSON at the application log level ${applicationLogLevel}: Lambda drops the metric lines of \`cloudWatchLines\`, which carry no level and count as INFO, so its alarms would never fire: give it an application log level of INFO or below (applicationLogLevelV2: ApplicationLogLevel.INFO).`,
     );
   }
 }

@@ -1,9 +1,9 @@
 import { App, type CfnElement, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountRootPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Alias, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Alias, ApplicationLogLevel, Code, type FunctionProps, Function as LambdaFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
@@ -215,6 +215,18 @@ test('thresholds, period and metric namespace are configurable; without a topic 
   template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: Match.absent(), OKActions: Match.absent(), TreatMissingData: 'notBreaching' });
 });
 
+test('the StoreFailures alarm names what the library counts as one: a table it could not reach, and a record or stored outcome it could not read (test/integration/malformed-records.test.ts)', () => {
+  const { template } = monitored();
+  const [alarm] = Object.values(
+    template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'StoreFailures', Dimensions: [{ Value: 'payments-api' }] } }),
+  );
+  const description: string = alarm!.Properties.AlarmDescription;
+  expect(description).toContain('the idempotency table could not be reached, or a record or stored outcome it returned could not be read');
+  expect(description).toContain('encryption keys');
+  // CloudWatch takes descriptions of at most 1,024 characters, with the longest record namespace monitored.
+  expect(description.length - 'payments-api'.length + 255).toBeLessThanOrEqual(1024);
+});
+
 test('bad props are refused with a sentence; monitoring is added once per table', () => {
   const stack = new Stack(new App(), 'Bad');
   const table = new IdempotencyTable(stack, 'Idempotency');
@@ -374,6 +386,35 @@ test("a function of another Region or account, whose metrics CloudWatch keeps th
   // A function whose Region and account are known only at deploy may be the stack's: not refused.
   const agnostic = new Stack(app, 'Agnostic');
   new IdempotencyTable(agnostic, 'Idempotency').addMonitoring({ functions: [fn(agnostic, 'Handler'), fn(stack, 'Local')] });
+});
+
+test('a function logging JSON at an application log level above INFO is warned of: Lambda drops the metric lines, which carry no level, and its alarms would never fire', () => {
+  const stack = new Stack(new App(), 'Levels');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const fn = (id: string, logging: Partial<FunctionProps>) =>
+    new LambdaFunction(stack, id, {
+      runtime: Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: Code.fromInline('export const handler = () => {}'),
+      ...logging,
+    });
+  const warn = fn('Warn', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.WARN });
+  const error = fn('Error', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.ERROR });
+  const live = new Alias(stack, 'Live', { aliasName: 'live', version: error.currentVersion });
+  // INFO and below, or plain text (no level filter), keep the lines.
+  const kept = [
+    fn('Info', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.INFO }),
+    fn('Debug', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.DEBUG }),
+    fn('Json', { loggingFormat: LoggingFormat.JSON }),
+    fn('Text', { loggingFormat: LoggingFormat.TEXT }),
+  ];
+  expect(table.addMonitoring({ functions: [warn, live, ...kept] }).alarms).toHaveLength(18);
+  const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('lambda-idempotency:metricsDropped'));
+  expect(warnings.map((w) => [w.id, String(w.entry.data).match(/log level (\w+)/)?.[1]])).toEqual([
+    ['/Levels/Warn', 'WARN'],
+    ['/Levels/Error', 'ERROR'],
+  ]);
+  expect(String(warnings[0]!.entry.data)).toContain('its alarms would never fire: give it an application log level of INFO or below');
 });
 
 test("a function of another stack that reads the table is watched under the name it is given, not a reference the table's stack would import: the two stacks would depend on each other", () => {
