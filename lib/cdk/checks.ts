@@ -537,6 +537,37 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
 }
 
 /**
+ * A durable function (`durableConfig`) holds its key for the durable lease, the handler's
+ * `durableLeaseSeconds`, by default the retention it reads from the environment: an execution that
+ * runs or stays suspended past it loses the key, and another execution with that key (a client's
+ * retry, a redelivery) takes the record over and runs its steps again. Its `executionTimeout` bounds
+ * how long one may last. A warning, not an error: the handler may set `durableLeaseSeconds`, which
+ * the checks cannot see.
+ */
+export function checkDurable(fn: LambdaFunction, retentionSeconds: number): Finding[] {
+  const cfn = fn.node.defaultChild;
+  if (!(cfn instanceof CfnFunction)) return [];
+  const config: unknown = Stack.of(fn).resolve(setting(cfn, 'DurableConfig', cfn.durableConfig));
+  if (config === undefined || config === null) return [];
+  // A number, or what a token resolves to (a `Ref`): known only at deploy time.
+  const given = member(config, 'executionTimeout', 'ExecutionTimeout');
+  const timeout = typeof given === 'number' && !Token.isUnresolved(given) ? given : undefined;
+  if (timeout !== undefined && timeout <= retentionSeconds) return [];
+  const lasts =
+    timeout === undefined
+      ? 'whose executions may last for an `executionTimeout` known only at deploy time'
+      : `whose executions may last ${formatSeconds(timeout)} (its \`durableConfig\`'s \`executionTimeout\`)`;
+  const atLeast = timeout === undefined ? 'the execution timeout' : formatSeconds(timeout);
+  return [
+    {
+      level: 'warning',
+      id: 'lambda-idempotency:durableExecutionOutlivesLease',
+      message: `${fn.node.path} is a durable function ${lasts}, while its records are kept ${formatSeconds(retentionSeconds)}, the lease of a durable execution's record unless the handler sets \`durableLeaseSeconds\`: an execution running or suspended past it loses its key, and another execution with that key runs its steps again. Give its idempotent calls \`durableLeaseSeconds\` of at least ${atLeast}, or raise the retention (\`expiresAfter\`) to at least ${atLeast}.`,
+    },
+  ];
+}
+
+/**
  * Checks every function attached to the table: asynchronous-invocation retries against the record
  * retention, and batch event sources that do not report item failures.
  */

@@ -10,6 +10,7 @@ import { MAX_ENVIRONMENT_RETENTION_SECONDS, TABLE_NAME } from '../dynamodb-store
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
+  checkDurable,
   checkEnvironmentRetention,
   checkEnvironmentTable,
   checkFunction,
@@ -229,6 +230,12 @@ function refusePresetEnvironment(fn: LambdaFunction, table: ITable, tableVariabl
   );
 }
 
+/** Whether `stack` is nested, at any depth, in `parent`. */
+function nestedIn(stack: Stack, parent: Stack): boolean {
+  for (let outer = stack.nestedStackParent; outer !== undefined; outer = outer.nestedStackParent) if (outer === parent) return true;
+  return false;
+}
+
 /** The table each function is attached to: one function has one retention. */
 const attachedTables = new WeakMap<LambdaFunction, IdempotencyTableBase>();
 
@@ -390,6 +397,8 @@ export abstract class IdempotencyTableBase extends Construct {
    */
   private readonly attached = new Map<LambdaFunction, { readonly grant: Grant; readonly retentionSeconds: number; readonly tableVariable: string }>();
   private readonly queues = new Map<LambdaFunction, IQueue[]>();
+  /** What {@link addMonitoring} watches: a function attached after it is held to the same refusal. */
+  private monitored: ReadonlyArray<IFunction | string> = [];
 
   protected constructor(scope: Construct, id: string, expiresAfterSeconds: number, encryptionKey: IKey | undefined) {
     super(scope, id);
@@ -463,6 +472,7 @@ export abstract class IdempotencyTableBase extends Construct {
     // A table of another account or Region (known, or possible), with no replica in the function's, is addressed by its ARN: its name would mean one of the function's own.
     const tableVariable = namedByArn(fn, this.table) ? this.table.tableArn : this.table.tableName;
     refusePresetEnvironment(fn, this.table, tableVariable, seconds, own !== undefined);
+    this.refuseCycles(this.monitored, { fn, tableVariable });
     attachedTables.set(fn, this);
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, tableVariable);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
@@ -515,25 +525,44 @@ export abstract class IdempotencyTableBase extends Construct {
       throw new Error('IdempotencyTable.addMonitoring: this table already has its monitoring; list every function in one call.');
     }
     this.refuseCycles(Array.isArray(props?.functions) ? props.functions : []);
-    return new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
+    const monitoring = new IdempotencyMonitoring(this, 'Monitoring', this.table, props);
+    this.monitored = props.functions;
+    return monitoring;
   }
 
   /**
-   * Refuses an attached function of another stack whose name only that stack knows: it reads this
-   * table's name from this stack, and this stack's alarms would read its name from it, a cycle
-   * CDK refuses at synth in words that name neither the monitoring nor the way out.
+   * Refuses a watched function of another stack whose name only that stack knows, when that stack
+   * reads this table's name from this stack (a function of it is attached): this stack's alarms would
+   * read the watched function's name from it, a cycle CDK refuses at synth in words that name
+   * neither the monitoring nor the way out. Checked by {@link addMonitoring} for the functions it
+   * lists, and by {@link attachFunction} for `attaching`, a function about to be attached with the
+   * `IDEMPOTENCY_TABLE` it would get, against those monitoring already watches. A stack nested in
+   * this one is no cycle: it reads the table's name as a parameter, and this stack its function's
+   * name as an output of it.
    */
-  private refuseCycles(functions: ReadonlyArray<IFunction | string>): void {
+  private refuseCycles(functions: ReadonlyArray<IFunction | string>, attaching?: { readonly fn: LambdaFunction; readonly tableVariable: string }): void {
     const here = Stack.of(this);
+    if (Stack.of(this.table) !== here) return;
+    // The function of another stack, attached or being attached, through which that stack reads this table's name.
+    const readers = new Map<Stack, LambdaFunction>();
+    const entries = attaching === undefined ? [...this.attached].map(([fn, { tableVariable }]) => ({ fn, tableVariable })) : [attaching];
+    for (const { fn, tableVariable } of entries) {
+      const stack = Stack.of(fn);
+      if (stack !== here && !nestedIn(stack, here) && Token.isUnresolved(tableVariable) && !readers.has(stack)) readers.set(stack, fn);
+    }
     for (const listed of functions) {
       if (typeof listed !== 'object' || listed === null || !Token.isUnresolved(watchedName(listed))) continue;
       const target = (listed as { readonly lambda?: IFunction }).lambda ?? listed;
-      const fn = typeof (target as Partial<LambdaFunction>).addEnvironment === 'function' ? functionOf(target as LambdaFunction) : undefined;
-      const attached = fn === undefined ? undefined : this.attached.get(fn);
-      if (fn === undefined || attached === undefined || Stack.of(fn) === here || Stack.of(this.table) !== here || !Token.isUnresolved(attached.tableVariable))
-        continue;
+      if (typeof (target as Partial<LambdaFunction>).addEnvironment !== 'function') continue;
+      const fn = functionOf(target as LambdaFunction);
+      const reader = readers.get(Stack.of(fn));
+      if (reader === undefined) continue;
+      const cycle = `its generated name in this stack's alarms would make each stack depend on the other. Give it a \`functionName\`, give its records a \`name\` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).`;
+      const stack = Stack.of(fn).node.path;
       throw new TypeError(
-        `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in the stack ${Stack.of(fn).node.path}, which reads this table's name from the stack ${here.node.path}: its generated name in this stack's alarms would make each stack depend on the other. Give it a \`functionName\`, give its records a \`name\` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).`,
+        attaching === undefined
+          ? `IdempotencyTable.addMonitoring: the function ${fn.node.path} is in the stack ${stack}, which reads this table's name from the stack ${here.node.path}${reader === fn ? '' : ` (for ${reader.node.path})`}: ${cycle}`
+          : `IdempotencyTable.attachFunction: attaching ${reader.node.path} makes its stack ${stack} read this table's name from the stack ${here.node.path}, whose monitoring watches the function ${fn.node.path} of ${stack}: ${cycle}`,
       );
     }
   }
@@ -551,6 +580,7 @@ export abstract class IdempotencyTableBase extends Construct {
         ...checkEnvironmentRetention(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, retention),
         ...checkTableReach(fn, this.table),
         ...checkFunction(fn, retention),
+        ...checkDurable(fn, retention),
         ...checkStreams(fn, retention),
         ...checkUnknownQueues(fn),
         ...checkPipes(fn, retention),

@@ -328,7 +328,10 @@ function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
  */
 export function watchedName(fn: IFunction): string {
   const watched = unqualified(fn);
-  const cfn = watched.node.defaultChild;
+  // A SingletonFunction is a handle on the one function of its uuid, a child of its stack named by `constructName`.
+  const name = (watched as { readonly constructName?: unknown }).constructName;
+  const resource = typeof name === 'string' && watched.node.defaultChild === undefined ? Stack.of(watched).node.tryFindChild(name) : watched;
+  const cfn = resource?.node.defaultChild;
   const written = cfn instanceof CfnFunction ? cfn.functionName : undefined;
   return typeof written === 'string' && !Token.isUnresolved(written) ? written : watched.functionName;
 }

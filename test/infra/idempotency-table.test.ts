@@ -860,6 +860,33 @@ describe('synth-time checks on a misconfigured stack', () => {
     expect(annotations.findError(path('NoRetriesShortAgeFunction'), Match.anyValue())).toEqual([]);
   });
 
+  test('a durable function whose executions outlive the retention, its durable lease unless the handler sets one, is a warning: another execution with the key would run the steps again', () => {
+    const set = new Stack(new App(), 'Durable');
+    const table = new IdempotencyTable(set, 'Idempotency'); // 24 h
+    const durable = (id: string, executionTimeout: Duration) => {
+      const f = new LambdaFunction(set, id, { ...fnProps(), durableConfig: { executionTimeout } });
+      f.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+      table.attachFunction(f);
+      return f;
+    };
+    durable('Week', Duration.days(7));
+    durable('Hour', Duration.hours(1));
+    // Raised by an escape hatch, as CloudFormation gets it; and one known only at deploy time.
+    (durable('Overridden', Duration.hours(1)).node.defaultChild as CfnFunction).addPropertyOverride('DurableConfig.ExecutionTimeout', 172_800);
+    const deployTime = new CfnParameter(set, 'ExecutionTimeout', { type: 'Number' }).valueAsNumber;
+    durable('DeployTime', Duration.seconds(deployTime));
+    const found = Annotations.fromStack(set);
+    found.hasWarning(
+      '/Durable/Week',
+      Match.stringLikeRegexp(
+        'Durable/Week is a durable function whose executions may last 7 days.*kept 1 day.*durableLeaseSeconds.*at least 7 days.*durableExecutionOutlivesLease',
+      ),
+    );
+    found.hasWarning('/Durable/Overridden', Match.stringLikeRegexp('may last 2 days.*durableExecutionOutlivesLease'));
+    found.hasWarning('/Durable/DeployTime', Match.stringLikeRegexp('known only at deploy time.*durableExecutionOutlivesLease'));
+    expect(found.findWarning('/Durable/Hour', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+  });
+
   test("the queue's redrive policy as CloudFormation gets it counts, also when set on the CfnQueue", () => {
     const app = new App();
     const set = new Stack(app, 'Redrive');

@@ -1,10 +1,11 @@
-import { App, type CfnElement, CfnParameter, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, CfnParameter, Duration, NestedStack, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountRootPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { Alias, ApplicationLogLevel, Code, type FunctionProps, Function as LambdaFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Alias, ApplicationLogLevel, Code, type FunctionProps, Function as LambdaFunction, LoggingFormat, Runtime, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { PaymentsStack, type PaymentsStackProps } from '../../infra/payments-stack.js';
 import { IdempotencyMonitoring, type IdempotencyMonitoringProps, IdempotencyTable } from '../../lib/cdk/index.js';
@@ -446,6 +447,90 @@ test("a function of another stack that reads the table is watched under the name
     ),
   );
   expect(other.node.tryFindChild('Monitoring')).toBeUndefined();
+});
+
+test("a stack that reads the table's name, and has a function the table's stack watches by its generated name, is refused whichever call comes last and whichever of its functions reads it: not a cyclic reference at synth", () => {
+  const app = new App();
+  const env = { account: '111111111111', region: 'eu-west-1' };
+  const data = new Stack(app, 'Data', { env });
+  const service = new Stack(app, 'Service', { env });
+  const jobs = new Stack(app, 'Jobs', { env });
+  const fn = (stack: Stack, id: string, functionName?: string) =>
+    new LambdaFunction(stack, id, {
+      runtime: Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: Code.fromInline('export const handler = () => {}'),
+      ...(functionName ? { functionName } : {}),
+    });
+  const consumer = fn(service, 'Consumer');
+  const api = fn(service, 'Api', 'charge');
+  const way =
+    "its generated name in this stack's alarms would make each stack depend on the other. Give it a `functionName`, give its records a `name` and list that, or monitor it from its own stack (new IdempotencyMonitoring(stack, id, table, { functions })).";
+  // Monitoring first: attaching the watched function, or another of its stack, is refused.
+  const table = new IdempotencyTable(data, 'Idempotency');
+  table.addMonitoring({ functions: [consumer, api] });
+  for (const attached of [consumer, api]) {
+    expect(() => table.attachFunction(attached)).toThrow(
+      new TypeError(
+        `IdempotencyTable.attachFunction: attaching ${attached.node.path} makes its stack Service read this table's name from the stack Data, whose monitoring watches the function Service/Consumer of Service: ${way}`,
+      ),
+    );
+  }
+  // Refused before anything changed: no environment, no grant.
+  expect(consumer.node.tryFindChild('ServiceRole')?.node.tryFindChild('DefaultPolicy')).toBeUndefined();
+  expect(() => table.attachSqsConsumer(api, new Queue(service, 'Orders'))).toThrow(TypeError);
+  table.attachFunction(fn(jobs, 'Nightly'));
+  // Attached first: listing a generated name of a stack that reads the table's name for another function is refused too.
+  const other = new IdempotencyTable(data, 'Other');
+  const worker = fn(jobs, 'Worker', 'worker');
+  other.attachFunction(worker);
+  expect(() => other.addMonitoring({ functions: [fn(jobs, 'Report')] })).toThrow(
+    new TypeError(
+      `IdempotencyTable.addMonitoring: the function Jobs/Report is in the stack Jobs, which reads this table's name from the stack Data (for Jobs/Worker): ${way}`,
+    ),
+  );
+  other.addMonitoring({ functions: [worker] });
+  expect(() => app.synth()).not.toThrow();
+});
+
+test("a function of a stack nested in the table's stack is watched under its generated name: the nested stack reads the table's name as a parameter, the table's stack its name as an output, no cycle", () => {
+  const app = new App();
+  const data = new Stack(app, 'Data');
+  const table = new IdempotencyTable(data, 'Idempotency');
+  const inner = new NestedStack(new NestedStack(data, 'Service'), 'Workers');
+  const fn = (stack: Stack, id: string) =>
+    new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') });
+  const consumer = fn(inner, 'Consumer');
+  table.attachFunction(consumer);
+  table.addMonitoring({ functions: [consumer] });
+  expect(() => app.synth()).not.toThrow();
+  Template.fromStack(data).resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  // Sibling nested stacks each read the other: still refused.
+  const other = new Stack(app, 'Other');
+  const records = new IdempotencyTable(new NestedStack(other, 'Data'), 'Idempotency');
+  const sibling = fn(new NestedStack(other, 'Service'), 'Consumer');
+  records.attachFunction(sibling);
+  expect(() => records.addMonitoring({ functions: [sibling] })).toThrow(
+    /the function Other\/Service\/Consumer is in the stack Other\/Service, which reads this table's name/,
+  );
+});
+
+test('a SingletonFunction is watched under the functionName written for the one function of its uuid: of another stack that reads the table, it is not refused as a generated name', () => {
+  const app = new App();
+  const data = new Stack(app, 'Data');
+  const service = new Stack(app, 'Service');
+  const table = new IdempotencyTable(data, 'Idempotency');
+  const worker = new SingletonFunction(service, 'Worker', {
+    uuid: 'b1c2',
+    functionName: 'worker',
+    runtime: Runtime.NODEJS_22_X,
+    handler: 'index.handler',
+    code: Code.fromInline('export const handler = () => {}'),
+  });
+  table.attachFunction(worker);
+  table.addMonitoring({ functions: [worker] });
+  expect(() => app.synth()).not.toThrow();
+  Template.fromStack(data).allResourcesProperties('AWS::CloudWatch::Alarm', { Dimensions: [{ Name: 'Function', Value: 'worker' }] });
 });
 
 describe('the demo stack', () => {
