@@ -93,20 +93,30 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
 const placeholdersIn = (...texts: (string | undefined)[]): Set<string> =>
   new Set(texts.flatMap((text) => (typeof text === 'string' ? (text.match(/:\w+/g) ?? []) : [])));
 
-function expressions(params: Expressions, action: string, updateExpression?: string) {
+/** Where a refused write is in the call's writes: the `actionIndex` and `tableName` of its `TRANSACTION_INVALID`. */
+interface WriteAt {
+  readonly actionIndex: number;
+  readonly tableName: string;
+}
+
+function expressions(params: Expressions, action: string, at: WriteAt, updateExpression?: string) {
   const names: unknown = params.ExpressionAttributeNames;
   if (names !== undefined && (typeof names !== 'object' || names === null || Array.isArray(names))) {
     throw new TypeError(`transaction().${action}: \`ExpressionAttributeNames\` must be an object of placeholders and attribute names ({ '#s': 'status' }).`);
   }
   // An undefined value is left out, as undefined members are, and DynamoDB would refuse the commit
-  // for a placeholder the expression uses, once the function returned: refused here instead.
+  // for a placeholder the expression uses, once the function returned: refused here instead, as
+  // DynamoDB's refusal is (TRANSACTION_INVALID), so that it is never stored as a final error either
+  // (a TypeError would be, by an isFinalError that keeps it) and the corrected code runs.
   const values = params.ExpressionAttributeValues;
   if (values !== undefined && values !== null && typeof values === 'object') {
     const used = placeholdersIn(params.ConditionExpression, updateExpression);
     const missing = Object.keys(values).filter((placeholder) => values[placeholder] === undefined && used.has(placeholder));
     if (missing.length > 0) {
-      throw new TypeError(
+      throw new IdempotencyError(
+        'TRANSACTION_INVALID',
         `transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${missing.map((placeholder) => `\`${placeholder}\``).join(', ')}, which the expression uses: give it a value.`,
+        at,
       );
     }
   }
@@ -219,31 +229,36 @@ export class CallTransaction implements Transaction {
 
   put(params: TransactionPut): Transaction {
     const table = tableOf(params, 'put');
-    return this.add({ Put: { TableName: table, Item: marshalled(params.Item, 'put', 'Item'), ...expressions(params, 'put') } });
+    return this.add({ Put: { TableName: table, Item: marshalled(params.Item, 'put', 'Item'), ...expressions(params, 'put', this.at(table)) } });
   }
 
   update(params: TransactionUpdate): Transaction {
     const table = tableOf(params, 'update');
     const key = marshalled(params.Key, 'update', 'Key');
     const UpdateExpression = expressionOf(params.UpdateExpression, 'update', 'UpdateExpression');
-    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update', UpdateExpression) } });
+    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update', this.at(table), UpdateExpression) } });
   }
 
   delete(params: TransactionDelete): Transaction {
     const table = tableOf(params, 'delete');
-    return this.add({ Delete: { TableName: table, Key: marshalled(params.Key, 'delete', 'Key'), ...expressions(params, 'delete') } });
+    return this.add({ Delete: { TableName: table, Key: marshalled(params.Key, 'delete', 'Key'), ...expressions(params, 'delete', this.at(table)) } });
   }
 
   conditionCheck(params: TransactionConditionCheck): Transaction {
     const table = tableOf(params, 'conditionCheck');
     const key = marshalled(params.Key, 'conditionCheck', 'Key');
     const ConditionExpression = expressionOf(params.ConditionExpression, 'conditionCheck', 'ConditionExpression');
-    return this.add({ ConditionCheck: { TableName: table, Key: key, ...expressions(params, 'conditionCheck'), ConditionExpression } });
+    return this.add({ ConditionCheck: { TableName: table, Key: key, ...expressions(params, 'conditionCheck', this.at(table)), ConditionExpression } });
   }
 
   downstreamKey(label = ''): string {
     this.assertOpen(false);
     return sha256(`${this.call.key}\n${label}`);
+  }
+
+  /** Where a write on `table` added now would be among the call's writes. */
+  private at(table: string): WriteAt {
+    return { actionIndex: this.call.writes.length, tableName: table };
   }
 
   private add(action: TransactWriteItem): Transaction {

@@ -708,6 +708,29 @@ describe('two concurrent calls with one key inside one execution, each given a d
     },
   );
 
+  test.each([
+    ['one store', false],
+    ['each with a store of its own on the table', true],
+  ])(
+    'two wrappers of one function called one after the other in one invocation (%s): the second meets the first one’s record as a duplicate, a replay counted as one',
+    async (_stores, ownStore) => {
+      const events: string[] = [];
+      const name = `charge-${randomUUID()}`;
+      const storeOfCall = () => (ownStore ? new DynamoDBStore({ tableName, client }) : store);
+      const charge = () =>
+        makeIdempotent(async (orderId: string, _ctx: DurableContext) => `charged ${orderId}`, {
+          store: storeOfCall(),
+          name,
+          observability: (event) => void events.push(event),
+        });
+      const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => [await charge()(orderId, ctx), await charge()(orderId, ctx)]);
+      const orderId = randomUUID();
+      const execution = await runExecution<string[]>(handler, orderId);
+      expect(execution.getResult()).toEqual([`charged ${orderId}`, `charged ${orderId}`]);
+      expect(events).toEqual(['miss', 'replay']);
+    },
+  );
+
   test('the first suspends on ctx.wait while the second waits: on resuming, in a new invocation, both get the first’s result', async () => {
     const { charges, release, charge } = chargeOnce(true);
     release.open();

@@ -537,6 +537,29 @@ describe('transactional completion', () => {
     expect(await applied(`${name}-counter`)).toBe(1);
   });
 
+  test('limits: an ExpressionAttributeValues value undefined where the expression uses it is TRANSACTION_INVALID as the write is added, never stored, whatever isFinalError says: the key is released, as by the commit DynamoDB would refuse, and the corrected code runs', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('undefined-value');
+    let runs = 0;
+    let amount: number | undefined;
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        runs++;
+        transaction().update({ ...increment(`${name}-counter`), ExpressionAttributeValues: { ':one': amount } });
+        return 'ok';
+      },
+      { store, name, now: () => T0, isFinalError: () => true },
+    );
+    expect(await rejection(fn('k'))).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 0, tableName: bizTable });
+    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(await record(recordId(name, 'k'))).toBeUndefined();
+    amount = 1;
+    expect(await fn('k')).toBe('ok');
+    expect(runs).toBe(2);
+    expect(await applied(`${name}-counter`)).toBe(1);
+  });
+
   test("a write on the call's own record (a put of an item holding its key, an update, a delete, a condition check) is TRANSACTION_INVALID as it is added: no commit is sent, the key is released; another item of the idempotency table commits", async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });

@@ -830,7 +830,13 @@ describe('the write collector', () => {
   });
 
   /** A call adds a write `first` accepts, then one `write` refuses with `error` as it is added: nothing after it runs, nothing is committed. */
-  async function expectRefusedAsAdded(name: string, first: (tx: Transaction) => void, write: (tx: Transaction) => void, error: TypeError): Promise<void> {
+  async function expectRefusedAsAdded(
+    name: string,
+    first: (tx: Transaction) => void,
+    write: (tx: Transaction) => void,
+    error: Error,
+    fields: object = { constructor: error.constructor },
+  ): Promise<void> {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(DeleteItemCommand).resolves({});
     let added = false;
@@ -843,7 +849,12 @@ describe('the write collector', () => {
       },
       { store, name, now: () => NOW },
     );
-    await expect(fn('k')).rejects.toThrow(error);
+    const thrown = await fn('k').then(
+      () => undefined,
+      (rejection: unknown) => rejection,
+    );
+    expect((thrown as Error | undefined)?.message).toBe(error.message);
+    expect(thrown).toMatchObject(fields);
     expect(added).toBe(false);
     expect(commits()).toHaveLength(0);
   }
@@ -897,7 +908,7 @@ describe('the write collector', () => {
         ),
     ],
   ])(
-    'refuses a %s whose ExpressionAttributeValues hold undefined for %s, which its expression uses, when it is added (left out, DynamoDB would refuse the commit once the function returned)',
+    'refuses a %s whose ExpressionAttributeValues hold undefined for %s, which its expression uses, when it is added, TRANSACTION_INVALID (left out, DynamoDB would refuse the commit once the function returned)',
     async (action, placeholder, write) => {
       await expectRefusedAsAdded(
         `undefined-value-${action}-${placeholder}`,
@@ -905,7 +916,9 @@ describe('the write collector', () => {
         (tx) =>
           tx.update({ TableName: 'payments', Key: { id: 'p-2' }, UpdateExpression: 'SET a = :a', ExpressionAttributeValues: { ':a': 1, ':ab': undefined } }),
         write,
-        new TypeError(`transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`),
+        new Error(`TRANSACTION_INVALID: transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`),
+        // As DynamoDB's refusal of the commit would be: a fault of the code, never stored as a final error.
+        { code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: 'payments' },
       );
     },
   );
