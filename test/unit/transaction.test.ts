@@ -916,7 +916,9 @@ describe('the write collector', () => {
         (tx) =>
           tx.update({ TableName: 'payments', Key: { id: 'p-2' }, UpdateExpression: 'SET a = :a', ExpressionAttributeValues: { ':a': 1, ':ab': undefined } }),
         write,
-        new Error(`TRANSACTION_INVALID: transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`),
+        new Error(
+          `TRANSACTION_INVALID: transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${placeholder}, which the expression uses: give it a value.`,
+        ),
         // As DynamoDB's refusal of the commit would be: a fault of the code, never stored as a final error.
         { code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: 'payments' },
       );
