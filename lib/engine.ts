@@ -129,21 +129,21 @@ function holdsOf(invocation: object): Map<string, Hold> {
 }
 
 /**
- * The keys durable calls of each invocation claimed, by invocation (as for holds) and store, for
- * every engine of the process (a wrapper made where it is called is a new engine each time): a
- * call of the same invocation that meets the outcome is a duplicate, a replay as any other; one of
- * a later invocation, made again as the execution replays its body, met it then, and counts nothing.
+ * The keys durable calls of each invocation claimed, by invocation (as for holds), for every engine
+ * of the process (a wrapper made where it is called is a new engine each time): a call of the same
+ * invocation that meets the outcome is a duplicate, a replay as any other; one of a later
+ * invocation, made again as the execution replays its body, met it then, and counts nothing. Not by
+ * store, as holds are not: two store objects on one table share its records, and a call of another
+ * wrapper with a store of its own meets the record claimed in this invocation as a duplicate too.
  */
-const durableClaims = new WeakMap<object, WeakMap<object, Set<string>>>();
+const durableClaims = new WeakMap<object, Set<string>>();
 
-/** The keys claimed in the invocation of `context` in `store`; none for a durable context that cannot be read. */
-function claimedOf(context: unknown, store: object): Set<string> | undefined {
+/** The keys claimed in the invocation of `context`; none for a durable context that cannot be read. */
+function claimedOf(context: unknown): Set<string> | undefined {
   const invocation = invocationOf(context);
   if (invocation === undefined) return undefined;
-  let byStore = durableClaims.get(invocation);
-  if (byStore === undefined) durableClaims.set(invocation, (byStore = new WeakMap()));
-  let claimed = byStore.get(store);
-  if (claimed === undefined) byStore.set(store, (claimed = new Set()));
+  let claimed = durableClaims.get(invocation);
+  if (claimed === undefined) durableClaims.set(invocation, (claimed = new Set()));
   return claimed;
 }
 
@@ -267,6 +267,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return this.#where;
   }
 
+  /** A warning through the `logger` option about something outside any record (another middleware's cleanup). */
+  warn(message: string): void {
+    logLine(this.#logger, 'warn', message);
+  }
+
   /**
    * The record key of a call: `<namespace>#<hash of the selected value>`, or `undefined` when the
    * selector finds no value and `onMissingKey` is 'skip'.
@@ -339,7 +344,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const place: FlightPlace | undefined = flights === undefined ? undefined : { flights, key: execution === undefined ? key : `${key}\u0000${execution}` };
     const invocation = execution === undefined || this.#options.atomic ? undefined : invocationOf(context);
     const holds = invocation === undefined ? undefined : holdsOf(invocation);
-    const claimed = execution === undefined ? undefined : claimedOf(context, this.#store);
+    const claimed = execution === undefined ? undefined : claimedOf(context);
     // Every wait of this call (for an in-process leader, for another process) ends in time to answer.
     const waitUntil = now + waitableMillis(remaining);
     // Until when this call may wait for another process's attempt: counted from its start, also

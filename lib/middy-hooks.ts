@@ -78,12 +78,23 @@ type AnyRequest = Request<unknown, unknown, Error, Context>;
  */
 const CLEANUPS = ['tracer', 'metrics', 'logger'].map((name) => `powertools-for-aws.${name}`);
 
-/** Answers `request` early with `response`, once the cleanups other middlewares left for that have run. */
-async function answerEarly(request: AnyRequest, response: unknown): Promise<void> {
+/**
+ * Answers `request` early with `response`, once the cleanups other middlewares left for that have
+ * run. A cleanup that throws (Powertools' Metrics set to throw on empty metrics, on a replay, where
+ * the handler added none) is `warn`ed of: the answer is sent all the same, as without the cleanup.
+ */
+async function answerEarly(request: AnyRequest, response: unknown, warn: (message: string) => void): Promise<void> {
   const internal = request.internal as Record<string, unknown> | undefined;
   for (const name of CLEANUPS) {
     const cleanup = internal !== undefined && Object.hasOwn(internal, name) ? internal[name] : undefined;
-    if (typeof cleanup === 'function') await cleanup(request);
+    if (typeof cleanup !== 'function') continue;
+    try {
+      await cleanup(request);
+    } catch (error) {
+      warn(
+        `the cleanup \`${name}\` left for an early answer threw (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); the answer was sent all the same`,
+      );
+    }
   }
   request.earlyResponse = response;
 }
@@ -138,6 +149,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const invocationEnds = new WeakMap<object, unknown>();
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
   const replay = (value: unknown, request: AnyRequest, own = false): unknown => reviveStreams(translation.replay(value, request.event, own));
+  const warn = (message: string): void => engine.warn(`${engine.where}(): ${message}`);
   /** What the caller gets for an outcome: a value, a problem answer, or a thrown error. */
   const answerOf = (outcome: Outcome, request: AnyRequest): unknown => {
     if (outcome.kind === 'value') return outcome.replayed ? replay(outcome.value, request) : reviveStreams(outcome.value);
@@ -438,13 +450,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         unkept.set(request, error);
         throw error;
       }
-      await answerEarly(request, rejected.response);
+      await answerEarly(request, rejected.response, warn);
       return;
     }
     if (start.kind === 'replay') {
       // The execution's own outcome, met again after its answer was lost, is answered as the
       // handler's response was, not as a duplicate's (no `Idempotent-Replayed`).
-      await answerEarly(request, replay(start.value, request, start.own === true));
+      await answerEarly(request, replay(start.value, request, start.own === true), warn);
       return;
     }
     // A durable execution resuming on its record was accepted when it claimed it: refused now, it
@@ -452,7 +464,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     const refusal = start.resumed === true ? undefined : translation.refuse?.(request.event);
     if (refusal !== undefined) {
       await engine.end(start.call, { kind: 'return', value: undefined, final: false });
-      await answerEarly(request, refusal());
+      await answerEarly(request, refusal(), warn);
       return;
     }
     calls.set(request, start.call);

@@ -87,3 +87,26 @@ test('httpIdempotency’s own answers (a 400 for a missing key) run the cleanups
   expect(lines.filter((line) => line.includes('"Requests"'))).toHaveLength(1);
   expect(metrics.hasStoredMetrics()).toBe(false);
 });
+
+test('a cleanup that throws (Metrics set to throw on empty metrics, on a replay the handler added none to) is logged, and the replay is answered all the same', async () => {
+  const metrics = new Metrics({ namespace: 'Payments', serviceName: 'charge' });
+  const warnings: string[] = [];
+  const runs: string[] = [];
+  const handler = middy(async (event: Payment) => {
+    runs.push(event.paymentId);
+    metrics.addMetric('Charged', MetricUnit.Count, 1);
+    return { receipt: event.paymentId };
+  })
+    .use(logMetrics(metrics, { throwOnEmptyMetrics: true }))
+    .use(idempotency({ store: new InMemoryStore(), key: (event: Payment) => event.paymentId, logger: { warn: (line) => void warnings.push(line) } }));
+  const event = { paymentId: 'p-1', customer: 'alice' };
+  await printed(() => handler(event, context));
+  let replayed: unknown;
+  await printed(async () => (replayed = await handler(event, context)));
+  expect(replayed).toEqual({ receipt: 'p-1' });
+  expect(runs).toEqual(['p-1']);
+  expect(warnings).toHaveLength(1);
+  expect(JSON.parse(warnings[0]!).message).toMatch(
+    /^lambda-idempotency: idempotency\(\): the cleanup `powertools-for-aws\.metrics` left for an early answer threw \(\w+: .+\); the answer was sent all the same$/,
+  );
+});
