@@ -679,10 +679,14 @@ describe('two concurrent calls with one key inside one execution, each given a d
     expect(execution.getResult()).toEqual([`charged ${orderId} (1)`, 'IN_PROGRESS']);
   });
 
-  test.each([
+  /** Wrappers sharing the suite's store, or each made with a store object of its own on the table. */
+  const STORES = [
     ['one store', false],
     ['each with a store of its own on the table', true],
-  ])(
+  ] as const;
+  const storeOf = (ownStore: boolean) => (ownStore ? new DynamoDBStore({ tableName, client }) : store);
+
+  test.each(STORES)(
     'two wrappers of one function started at once (the items of a ctx.map, %s): the second waits for the first claim to be answered, meets it holding the record, IN_PROGRESS; the function runs once',
     async (_stores, ownStore) => {
       const charges: string[] = [];
@@ -693,11 +697,10 @@ describe('two concurrent calls with one key inside one execution, each given a d
         await new Promise((resolve) => setImmediate(resolve));
         return `charged ${orderId} (${charges.length})`;
       };
-      const storeOfItem = () => (ownStore ? new DynamoDBStore({ tableName, client }) : store);
       const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
         // A wrapper made in each item, as where it is called: both claims are sent at once.
         const batch = await ctx.map('charge', [orderId, orderId], (child, item) =>
-          makeIdempotent(charge, { store: storeOfItem(), name })(item, child).catch((error: Error) => error.message.slice(0, 11)),
+          makeIdempotent(charge, { store: storeOf(ownStore), name })(item, child).catch((error: Error) => error.message.slice(0, 11)),
         );
         return batch.getResults();
       });
@@ -708,18 +711,14 @@ describe('two concurrent calls with one key inside one execution, each given a d
     },
   );
 
-  test.each([
-    ['one store', false],
-    ['each with a store of its own on the table', true],
-  ])(
+  test.each(STORES)(
     'two wrappers of one function called one after the other in one invocation (%s): the second meets the first one’s record as a duplicate, a replay counted as one',
     async (_stores, ownStore) => {
       const events: string[] = [];
       const name = `charge-${randomUUID()}`;
-      const storeOfCall = () => (ownStore ? new DynamoDBStore({ tableName, client }) : store);
       const charge = () =>
         makeIdempotent(async (orderId: string, _ctx: DurableContext) => `charged ${orderId}`, {
-          store: storeOfCall(),
+          store: storeOf(ownStore),
           name,
           observability: (event) => void events.push(event),
         });
