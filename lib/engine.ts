@@ -659,8 +659,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   #asStored(call: Call, own: Outcome, record: IdempotencyRecord | undefined): Outcome {
     if (!call.owner.startsWith(DURABLE_OWNER) || record?.status !== 'COMPLETED' || record.responseOmitted === true) return own;
-    if (record.error !== undefined) return { kind: 'error', error: reviveError(record.error), replayed: false };
-    return { kind: 'value', value: record.response === undefined ? undefined : JSON.parse(record.response), replayed: false };
+    return { ...this.#stored(record), replayed: false };
   }
 
   /** Completes the record with `payload` (and the call's writes); the record the call ended with, for followers. */
@@ -941,17 +940,28 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /** The stored outcome of a COMPLETED record whose fingerprint was checked: its response, or its error thrown. */
   #replay(record: IdempotencyRecord, ran = false): unknown {
-    if (record.error !== undefined) throw parseStored(() => reviveError(record.error!), ran);
+    const outcome = this.#stored(record, ran);
+    if (outcome.kind === 'error') throw outcome.error;
+    return outcome.value;
+  }
+
+  /**
+   * The outcome a COMPLETED record holds: its response parsed, or its final error revived; an
+   * outcome that could not be stored, an `IdempotencyError` that says so. `ran`: the caller's
+   * function ran in this call (a stored outcome that is not JSON is then no failure of its claim).
+   */
+  #stored(record: IdempotencyRecord, ran = false): Outcome {
+    const error = (error: unknown): Outcome => ({ kind: 'error', error, replayed: true });
+    if (record.error !== undefined) return error(parseStored(() => reviveError(record.error!), ran));
     if (record.errorOmitted) {
-      throw new IdempotencyError(
-        'ERROR_NOT_STORED',
-        'This call already ended with a final error, but the error could not be stored, so it cannot be replayed.',
+      return error(
+        new IdempotencyError('ERROR_NOT_STORED', 'This call already ended with a final error, but the error could not be stored, so it cannot be replayed.'),
       );
     }
     if (record.responseOmitted) {
-      throw new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.');
+      return error(new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.'));
     }
-    return record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!), ran);
+    return { kind: 'value', value: record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!), ran), replayed: true };
   }
 
   #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
