@@ -48,6 +48,12 @@ const PER_TOKEN_CLAIMS = new Set([
  */
 const PER_TOKEN_CONTEXT = new Set(['iat', 'exp', 'nbf', 'jti', 'auth_time', 'integrationLatency']);
 
+/**
+ * Claims that list a token's scopes: a set, whose order does not matter (RFC 6749, section 3.3), as a
+ * space-separated string (`scope`, Entra ID's `scp`) or a list (Okta's `scp`).
+ */
+const SCOPE_CLAIMS = new Set(['scope', 'scp']);
+
 /** IAM caller fields that name the principal (the access key changes with every set of temporary credentials). */
 const IAM_FIELDS = ['accountId', 'callerId', 'principalOrgId', 'userArn', 'userId'];
 const COGNITO_IDENTITY_FIELDS = ['identityId', 'identityPoolId'];
@@ -95,12 +101,31 @@ function substance(value: unknown): unknown {
   return members.length > 0 ? Object.fromEntries(members) : undefined;
 }
 
+/**
+ * Scopes as a set: each once, in one order, in the form they came in (a space-separated string, or a
+ * list); anything else as it is. A refreshed token may list the same scopes in another order.
+ */
+function scopeSet(value: unknown): unknown {
+  const names = typeof value === 'string' ? value.split(' ') : value;
+  if (!Array.isArray(names) || !names.every((name): name is string => typeof name === 'string')) return value;
+  const set = [...new Set(names.filter((name) => name !== ''))].sort();
+  return typeof value === 'string' ? set.join(' ') : set;
+}
+
+/** The claims of a token that describe its holder: without the per-token ones, its scopes as a set. */
+function holderClaims(claims: unknown): unknown {
+  const kept = without(claims, PER_TOKEN_CLAIMS);
+  return isRecord(kept) ? Object.fromEntries(Object.entries(kept).map(([name, value]) => [name, SCOPE_CLAIMS.has(name) ? scopeSet(value) : value])) : kept;
+}
+
 function fromAuthorizer(authorizer: unknown): unknown {
   if (!isRecord(authorizer)) return authorizer;
   const out: Json = {};
   for (const [name, value] of Object.entries(authorizer)) {
-    if (name === 'jwt' && isRecord(value)) out.jwt = { claims: without(value.claims, PER_TOKEN_CLAIMS), scopes: value.scopes };
-    else if (name === 'claims') out.claims = without(value, PER_TOKEN_CLAIMS);
+    if (name === 'jwt' && isRecord(value)) out.jwt = { claims: holderClaims(value.claims), scopes: scopeSet(value.scopes) };
+    else if (name === 'claims') out.claims = holderClaims(value);
+    // An HTTP API JWT authorizer's scopes in payload format 1.0 (a REST Lambda authorizer's context holds no lists).
+    else if (name === 'scopes' && Array.isArray(value)) out.scopes = scopeSet(value);
     else if (name === 'iam' && isRecord(value)) out.iam = { ...pick(value, IAM_FIELDS), cognitoIdentity: pick(value.cognitoIdentity, COGNITO_IDENTITY_FIELDS) };
     else if (name === 'lambda') out.lambda = without(value, PER_TOKEN_CONTEXT);
     else if (!PER_TOKEN_CONTEXT.has(name)) out[name] = value; // a REST Lambda authorizer: principalId and context, side by side
@@ -111,7 +136,7 @@ function fromAuthorizer(authorizer: unknown): unknown {
 /**
  * The caller identity an API Gateway (REST or HTTP API) or Function URL event carries: a canonical
  * JSON text of the authorizer's principal, claims and context (without per-token values such as
- * `iat`, `exp` or `jti`), the IAM caller, the API key id and the client certificate's subject and
+ * `iat`, `exp` or `jti`, its scopes as a set), the IAM caller, the API key id and the client certificate's subject and
  * issuer; `undefined` when the event carries none of these. Equal for every request of one caller,
  * whatever its token; different for callers that differ in anything their authorizer says of them.
  *

@@ -70,6 +70,19 @@ describe.each(IDENTITY_SHAPES)('$name', (shape) => {
   });
 });
 
+test("a retry whose refreshed token lists the same scopes in another order replays, runs nothing; another user's token with those scopes runs its own", async () => {
+  const api = ordersApi();
+  // An HTTP API JWT authorizer reports the scopes as the token lists them, in its `scope` claim and its `scopes`.
+  const token = (sub: string, jti: string, scopes: string[]) =>
+    httpEvent('http', { authorizer: { jwt: { claims: { sub, jti, scope: scopes.join(' ') }, scopes } } }, { key: 'order-5c1d' });
+  const first = await api.send(token('alice', 'jti-1', ['orders/write', 'orders/read']));
+  const retry = await api.send(token('alice', 'jti-2', ['orders/read', 'orders/write']));
+  expect([orderOf(retry), replayed(retry)]).toEqual([orderOf(first), true]);
+  const bob = await api.send(token('bob', 'jti-3', ['orders/read', 'orders/write']));
+  expect([orderOf(bob), replayed(bob)]).toEqual(['ord-2', false]);
+  expect(api.runs).toHaveLength(2);
+});
+
 describe.each(SILENT_AUTHORIZERS)('%s', (_name, api, context) => {
   test('fails closed: a TypeError naming the `scope` option, the handler does not run, nothing is stored', async () => {
     const orders = ordersApi();

@@ -253,3 +253,31 @@ test('the scopes an HTTP API JWT authorizer grants are part of the caller: a tok
   const withScopes = (scopes: string[]) => callerIdentity(httpEvent('http', { authorizer: { jwt: { claims: { sub: 'client-1' }, scopes } } }));
   expect(withScopes(['orders/read'])).not.toBe(withScopes(['orders/write']));
 });
+
+describe("a token's scopes are a set (RFC 6749 §3.3: their order does not matter)", () => {
+  /** Where a JWT authorizer reports a token's scopes, as the IdP listed them. */
+  const places: ReadonlyArray<[name: string, event: (scopes: string[]) => HttpEventArgs]> = [
+    ['HTTP API JWT scopes and `scope` claim', (s) => ['http', { authorizer: { jwt: { claims: { sub: 'alice', scope: s.join(' ') }, scopes: s } } }]],
+    ['HTTP API JWT `scp` claim (Entra ID)', (s) => ['http', { authorizer: { jwt: { claims: { oid: 'alice', scp: s.join(' ') }, scopes: null } } }]],
+    ['payload format 1.0 JWT scopes and claims', (s) => ['http', { authorizer: { claims: { sub: 'alice', scope: s.join(' ') }, scopes: s } }]],
+    ['REST API Cognito claims', (s) => ['rest', { authorizer: { claims: { sub: 'alice', scope: s.join(' ') } }, identity: noRestIdentity() }]],
+    ['a `scp` list (Okta)', (s) => ['rest', { authorizer: { claims: { sub: 'alice', scp: s } }, identity: noRestIdentity() }]],
+  ];
+
+  test.each(places)('a refreshed token that lists the same scopes in another order, or one twice, is the same caller: %s', (_name, event) => {
+    const identity = (scopes: string[]) => callerIdentity(httpEvent(...event(scopes)));
+    expect(identity(['orders/read', 'orders/write', 'openid'])).toBe(identity(['openid', 'orders/write', 'orders/read']));
+    expect(identity(['orders/write', 'openid', 'orders/write'])).toBe(identity(['openid', 'orders/write']));
+  });
+
+  test.each(places)('a token with other scopes is another caller: %s', (_name, event) => {
+    const identity = (scopes: string[]) => callerIdentity(httpEvent(...event(scopes)));
+    expect(identity(['openid', 'orders/read'])).not.toBe(identity(['openid', 'orders/write']));
+    expect(identity(['openid'])).not.toBe(identity(['openid', 'orders/write']));
+  });
+
+  test("in a Lambda authorizer's context, a `scope` means what its author chose: its text counts as sent", () => {
+    const identity = (scope: string) => callerIdentity(httpEvent('http', { authorizer: { lambda: { principalId: 'alice', scope } } }));
+    expect(identity('a b')).not.toBe(identity('b a'));
+  });
+});
