@@ -1,7 +1,7 @@
 import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
-import { IdempotencyError } from './errors.js';
+import { faultOfCode, IdempotencyError } from './errors.js';
 import { sha256 } from './key.js';
 import type { RecordItem } from './store.js';
 import { actionTable } from './transact-items.js';
@@ -228,27 +228,35 @@ export class CallTransaction implements Transaction {
   }
 
   put(params: TransactionPut): Transaction {
-    const table = tableOf(params, 'put');
-    return this.add({ Put: { TableName: table, Item: marshalled(params.Item, 'put', 'Item'), ...expressions(params, 'put', this.at(table)) } });
+    return this.write(() => {
+      const table = tableOf(params, 'put');
+      return { Put: { TableName: table, Item: marshalled(params.Item, 'put', 'Item'), ...expressions(params, 'put', this.at(table)) } };
+    });
   }
 
   update(params: TransactionUpdate): Transaction {
-    const table = tableOf(params, 'update');
-    const key = marshalled(params.Key, 'update', 'Key');
-    const UpdateExpression = expressionOf(params.UpdateExpression, 'update', 'UpdateExpression');
-    return this.add({ Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update', this.at(table), UpdateExpression) } });
+    return this.write(() => {
+      const table = tableOf(params, 'update');
+      const key = marshalled(params.Key, 'update', 'Key');
+      const UpdateExpression = expressionOf(params.UpdateExpression, 'update', 'UpdateExpression');
+      return { Update: { TableName: table, Key: key, UpdateExpression, ...expressions(params, 'update', this.at(table), UpdateExpression) } };
+    });
   }
 
   delete(params: TransactionDelete): Transaction {
-    const table = tableOf(params, 'delete');
-    return this.add({ Delete: { TableName: table, Key: marshalled(params.Key, 'delete', 'Key'), ...expressions(params, 'delete', this.at(table)) } });
+    return this.write(() => {
+      const table = tableOf(params, 'delete');
+      return { Delete: { TableName: table, Key: marshalled(params.Key, 'delete', 'Key'), ...expressions(params, 'delete', this.at(table)) } };
+    });
   }
 
   conditionCheck(params: TransactionConditionCheck): Transaction {
-    const table = tableOf(params, 'conditionCheck');
-    const key = marshalled(params.Key, 'conditionCheck', 'Key');
-    const ConditionExpression = expressionOf(params.ConditionExpression, 'conditionCheck', 'ConditionExpression');
-    return this.add({ ConditionCheck: { TableName: table, Key: key, ...expressions(params, 'conditionCheck', this.at(table)), ConditionExpression } });
+    return this.write(() => {
+      const table = tableOf(params, 'conditionCheck');
+      const key = marshalled(params.Key, 'conditionCheck', 'Key');
+      const ConditionExpression = expressionOf(params.ConditionExpression, 'conditionCheck', 'ConditionExpression');
+      return { ConditionCheck: { TableName: table, Key: key, ...expressions(params, 'conditionCheck', this.at(table)), ConditionExpression } };
+    });
   }
 
   downstreamKey(label = ''): string {
@@ -259,6 +267,19 @@ export class CallTransaction implements Transaction {
   /** Where a write on `table` added now would be among the call's writes. */
   private at(table: string): WriteAt {
     return { actionIndex: this.call.writes.length, tableName: table };
+  }
+
+  /**
+   * Adds the write `build` makes. What it or the call refuses is a fault of the code that adds it,
+   * never the call's outcome, whatever `isFinalError` says: the key is released, as DynamoDB's
+   * refusal of the commit releases it, and the corrected code runs.
+   */
+  private write(build: () => TransactWriteItem): Transaction {
+    try {
+      return this.add(build());
+    } catch (error) {
+      throw faultOfCode(error);
+    }
   }
 
   private add(action: TransactWriteItem): Transaction {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, sealByOf, waitableMillis, waitLeft } from './deadline.js';
-import { describeStoreFailure, IdempotencyError, isIdempotencyError, storeFailureDetail } from './errors.js';
+import { describeStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -984,12 +984,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /**
    * Whether `error` is the call's outcome, to store: what `isFinalError` says, never an error that
-   * asks for a retry, nor a write `transaction()` refused (`TRANSACTION_INVALID`): a fault of the
-   * code, which releases the key as DynamoDB's refusal of the commit does, so the corrected code runs.
+   * asks for a retry, nor a write `transaction()` or `transition()` refused as it was added
+   * (`TRANSACTION_INVALID`, a `TypeError`): a fault of the code, which releases the key as
+   * DynamoDB's refusal of the commit does, so the corrected code runs.
    */
   #isFinal(error: unknown): boolean {
     try {
-      if (asksForRetry(error) || isIdempotencyError(error, 'TRANSACTION_INVALID')) return false;
+      if (asksForRetry(error) || isIdempotencyError(error, 'TRANSACTION_INVALID') || isFaultOfCode(error)) return false;
       const final: unknown = this.#options.isFinalError?.(error);
       // An async `isFinalError`: its promise is no answer, and its rejection must not end the process.
       if (typeof (final as PromiseLike<unknown> | null)?.then === 'function') {

@@ -218,6 +218,32 @@ export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode):
   }
 }
 
+/** Marks an error a write of `transaction()` (or `transition()`) threw as it was added, in any copy of the package. */
+const CODE_FAULT = Symbol.for('lambda-idempotency.faultOfCode');
+
+/**
+ * `error`, marked as a fault of the code that added a write (a `Key` holding `undefined`, a `Date`
+ * in an item, a missing expression): never a call's outcome, whatever `isFinalError` says, as
+ * DynamoDB's refusal of such a write at the commit is not, so the corrected code runs. @internal
+ */
+export function faultOfCode(error: unknown): unknown {
+  try {
+    if (typeof error === 'object' && error !== null) Object.defineProperty(error, CODE_FAULT, { value: true });
+  } catch {
+    // an error that cannot be marked (frozen) is stored as `isFinalError` says
+  }
+  return error;
+}
+
+/** Whether `error` is a fault of the code that added a write (see {@link faultOfCode}). Never throws. @internal */
+export function isFaultOfCode(error: unknown): boolean {
+  try {
+    return typeof error === 'object' && error !== null && Object.hasOwn(error, CODE_FAULT);
+  } catch {
+    return false; // a proxy whose trap throws
+  }
+}
+
 /**
  * Whether `value` is an Error, also of another realm (a vm context; jest's sandbox meeting an
  * error Node made), which `instanceof` does not know. Never throws: `instanceof` does on a value

@@ -1,4 +1,5 @@
 import { type NativeAttributeValue, type NumberValue, NumberValueImpl } from '@aws-sdk/util-dynamodb';
+import { faultOfCode } from './errors.js';
 import { assertKnownOptions } from './options.js';
 import type { TransactionUpdate } from './transaction.js';
 
@@ -43,6 +44,16 @@ export interface TransitionParams {
  * ```
  */
 export function transition(params: TransitionParams): TransactionUpdate {
+  try {
+    return guardedUpdate(params);
+  } catch (error) {
+    // A fault of the code that builds the write, never a call's outcome (see `transaction()`).
+    throw faultOfCode(error);
+  }
+}
+
+/** The update of {@link transition}. */
+function guardedUpdate(params: TransitionParams): TransactionUpdate {
   if (params !== null && typeof params === 'object') assertKnownOptions('transition', params, PARAMETERS);
   const from: unknown[] = typeof params?.from === 'string' ? [params.from] : Array.isArray(params?.from) ? [...params.from] : [];
   if (from.length === 0 || !from.every((state) => typeof state === 'string' && state.length > 0)) {

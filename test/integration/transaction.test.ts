@@ -537,6 +537,41 @@ describe('transactional completion', () => {
     expect(await applied(`${name}-counter`)).toBe(1);
   });
 
+  test('limits: a TypeError a write throws as it is added (a `Key` holding undefined, a value DynamoDB cannot store, a missing `UpdateExpression`, a malformed transition()) is never stored, whatever isFinalError says: the key is released, and the corrected code runs', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('typeerror-final');
+    const faults: Record<string, (tx: Transaction) => unknown> = {
+      key: (tx) => tx.update({ ...increment(`${name}-counter`), Key: { id: undefined } }),
+      date: (tx) => tx.put({ TableName: bizTable, Item: { id: `${name}-item`, at: new Date(T0) } }),
+      expression: (tx) => tx.update({ ...increment(`${name}-counter`), UpdateExpression: undefined as unknown as string }),
+      transition: (tx) => tx.update(transition({ TableName: bizTable, Key: { id: `${name}-item` }, from: 'PAID', to: 'REFUNDED', set: { note: undefined } })),
+    };
+    let fault: string | undefined;
+    let runs = 0;
+    const fn = makeIdempotent(
+      async (_id: string) => {
+        runs++;
+        const tx = transaction();
+        if (fault !== undefined) faults[fault]!(tx);
+        else tx.update(increment(`${name}-counter`));
+        return 'ok';
+      },
+      { store, name, now: () => T0, isFinalError: () => true },
+    );
+    for (const which of Object.keys(faults)) {
+      fault = which;
+      expect(await thrown(fn('k'))).toBeInstanceOf(TypeError);
+      expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+      expect(await record(recordId(name, 'k'))).toBeUndefined();
+    }
+    // The corrected code runs and commits, rather than meet the stored fault of the code before it.
+    fault = undefined;
+    expect(await fn('k')).toBe('ok');
+    expect(runs).toBe(5);
+    expect(await applied(`${name}-counter`)).toBe(1);
+  });
+
   test('limits: an ExpressionAttributeValues value undefined where the expression uses it is TRANSACTION_INVALID as the write is added, never stored, whatever isFinalError says: the key is released, as by the commit DynamoDB would refuse, and the corrected code runs', async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
