@@ -36,11 +36,25 @@ const bytes = (count: number | undefined): string => (count === undefined ? 'non
  * Text read from a record as a terminal may print it: control and format characters (an escape
  * sequence whoever can write the table put in a key id) as `\u` escapes, never sent as they are.
  */
-const printable = (text: string): string =>
+export const printable = (text: string): string =>
   text.replace(/[\p{Cc}\p{Cf}]/gu, (char) => {
     const code = char.codePointAt(0)!;
     return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
+
+/** Text of several lines (an error's message, which may name attributes read from an item) as a terminal may print it: {@link printable} line by line. */
+export const printableLines = (text: string): string => text.split('\n').map(printable).join('\n');
+
+/**
+ * `--json` output: `JSON.stringify` escapes only the C0 controls of the strings read from the
+ * table (a record id `stuck` scanned, a key id), and leaves C1 controls (U+009B, a CSI) and format
+ * characters as they are: those are written as `\u` escapes too (surrogate pairs beyond the BMP),
+ * which a JSON reader reads back as the same string.
+ */
+export const jsonText = (value: unknown): string =>
+  `${JSON.stringify(value, null, 2).replace(/(?!\n)[\p{Cc}\p{Cf}]/gu, (char) =>
+    Array.from({ length: char.length }, (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  )}\n`;
 
 /** The lines `inspect` prints for a record. */
 export function describeRecord(summary: RecordSummary, now: number): string {
@@ -87,7 +101,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 export function describeStuck(summary: RecordSummary, now: number): string {
   const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
   const expiration = expires === undefined ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
-  return `${summary.key}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
+  return `${printable(summary.key)}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }
 
 /** What to give when `table` is keyed by another attribute than `key`, the one the command used. */

@@ -6,7 +6,7 @@ import { forgetRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
 import { DURABLE_OWNER, type RecordSummary } from '../store.js';
-import { describeRecord, describeStuck, instant, isDate, keyAttributeAdvice } from './format.js';
+import { describeRecord, describeStuck, instant, isDate, jsonText as json, keyAttributeAdvice, printableLines } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
 
@@ -31,8 +31,6 @@ interface Plan {
   readonly client: DynamoDBClient;
   readonly store: DynamoDBStore;
 }
-
-const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
 /** Checks everything that can be checked without a request; throws what {@link runCli} reports as a usage error. */
 function prepare(argv: readonly string[], env: NodeJS.ProcessEnv): Plan | 'help' | 'version' {
@@ -361,7 +359,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return await execute(plan, io);
   } catch (error) {
     const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-    io.stderr(`lambda-idempotency: ${message}${await hintFor(error, plan, io.env)}\n`);
+    io.stderr(`lambda-idempotency: ${printableLines(message)}${await hintFor(error, plan, io.env)}\n`);
     return EXIT.failed;
   } finally {
     plan.client.destroy();

@@ -138,6 +138,45 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
 });
 
+test.each([
+  ['imported with mutable: false', false, false, ['lambda-idempotency:roleNotGranted', 'the table Immutable/Idempotency/Table']],
+  ['imported with mutable: false and a customer managed key', false, true, ['the table Immutable/Idempotency/Table, and kms:Decrypt']],
+  ['with addGrantsToResources: the table policy takes the item actions, not the key actions', true, true, ['kms:Decrypt, kms:DescribeKey']],
+  ['with addGrantsToResources and no customer managed key: the table policy takes every grant', true, false, []],
+])(
+  'a function whose role is immutable (%s), whose policy attaching cannot change, gets a warning: it would deploy without the grants and fail every call with AccessDenied',
+  (_, addGrantsToResources, withKey, parts) => {
+    const stack = new Stack(new App(), 'Immutable', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const table = new IdempotencyTable(stack, 'Idempotency', withKey ? { encryptionKey: new Key(stack, 'Key') } : {});
+    const role = Role.fromRoleArn(stack, 'Platform', 'arn:aws:iam::111111111111:role/platform', { mutable: false, addGrantsToResources });
+    table.attachFunction(new LambdaFunction(stack, 'Handler', { ...fnProps(), role }));
+    // Precondition: the role's policy got nothing.
+    expect(Template.fromStack(stack).findResources('AWS::IAM::Policy')).toEqual({});
+    const warnings = Annotations.fromStack(stack)
+      .findWarning('/Immutable/Handler', Match.anyValue())
+      .map((warning) => String(warning.entry.data))
+      .filter((text) => text.includes('roleNotGranted'));
+    if (parts.length === 0) expect(warnings).toEqual([]);
+    else {
+      expect(warnings).toHaveLength(1);
+      for (const part of parts) expect(warnings[0]).toContain(part);
+      expect(warnings[0]).toContain('The role of Immutable/Handler is immutable');
+    }
+  },
+);
+
+test('a function whose role is mutable, or imported from this account as mutable (the default), gets its grants and no warning about its role', () => {
+  const stack = new Stack(new App(), 'Mutable', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  table.attachFunction(new LambdaFunction(stack, 'Own', fnProps()));
+  table.attachFunction(
+    new LambdaFunction(stack, 'Imported', { ...fnProps(), role: Role.fromRoleArn(stack, 'Platform', 'arn:aws:iam::111111111111:role/platform') }),
+  );
+  expect(Object.keys(Template.fromStack(stack).findResources('AWS::IAM::Policy'))).toHaveLength(2);
+  const all = Annotations.fromStack(stack).findWarning('*', Match.anyValue());
+  expect(all.filter((warning) => String(warning.entry.data).includes('roleNotGranted'))).toEqual([]);
+});
+
 test("a role of another account given grantRecordAccess is allowed by the key's policy too: its own policy cannot grant it a key of this account", () => {
   const stack = new Stack(new App(), 'KmsAccount', { env: { account: '111111111111', region: 'eu-west-1' } });
   const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });

@@ -10,7 +10,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
-import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
@@ -839,6 +839,35 @@ test('stuck --name lists that namespace alone, not another whose name begins wit
     const listed = await cli('stuck', '--table', table, '--name', 'worker', '--json');
     expect(listed.code).toBe(0);
     expect((JSON.parse(listed.stdout) as RecordSummary[]).map((summary) => summary.key)).toEqual([recordIdOf({ name: 'worker', key: 'k' })]);
+  } finally {
+    await dropTable(client, table);
+  }
+});
+
+test("text read from the table never reaches the terminal as control or format characters: stuck (text and --json) and the error naming an item's attributes escape them; JSON reads the id back whole", async () => {
+  const table = await freshTable(client, 'cli-hostile');
+  try {
+    // Sets the clipboard (OSC 52), clears the screen with an 8-bit CSI, reverses the text that follows.
+    const hostile = 'worker#\u001b]52;c;ZWNobyBoaQ==\u0007\u009b2J\u202e\u{e0041}';
+    const item = (id: string, more: Record<string, AttributeValue>) => ({ TableName: table, Item: { id: { S: id }, owner: { S: 'o' }, ...more } });
+    await client.send(new PutItemCommand(item(hostile, { status: { S: 'INPROGRESS' }, leaseUntil: { N: '1' }, expiration: { N: '4102444800' } })));
+    // No retention under these names, and an attribute none of them is: inspect's error names it.
+    await client.send(new PutItemCommand(item('worker#h', { status: { S: 'COMPLETED' }, '\u009b2J\u001b[1A': { N: '4102444800' } })));
+    const [text, asJson, inspected] = await Promise.all([
+      cli('stuck', '--table', table),
+      cli('stuck', '--table', table, '--json'),
+      cli('inspect', '--table', table, '--id', 'worker#h', '--json'),
+    ]);
+    const controls = /(?!\n)[\p{Cc}\p{Cf}]/u;
+    expect(text).toMatchObject({ code: 0 });
+    expect(text.stdout).toContain('worker#\\u001b]52;c;ZWNobyBoaQ==\\u0007\\u009b2J\\u202e\\u{e0041}  lease ended ');
+    expect(text.stdout).not.toMatch(controls);
+    expect(asJson).toMatchObject({ code: 0 });
+    expect(asJson.stdout).not.toMatch(controls);
+    expect((JSON.parse(asJson.stdout) as RecordSummary[]).map((summary) => summary.key)).toEqual([hostile]);
+    expect(inspected).toMatchObject({ code: 1, stdout: '' });
+    expect(inspected.stderr).toContain('holds `\\u009b2J\\u001b[1A`, which none of these attribute names is');
+    expect(inspected.stderr).not.toMatch(controls);
   } finally {
     await dropTable(client, table);
   }

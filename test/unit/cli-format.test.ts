@@ -2,7 +2,7 @@
  * What `inspect` and `stuck` print for a record, from the summary alone: how far an instant is from
  * now, in the largest unit that fits, and the lines an operator reads before forgetting a record.
  */
-import { describeRecord, describeStuck, relative } from '../../lib/cli/format.js';
+import { describeRecord, describeStuck, jsonText, relative } from '../../lib/cli/format.js';
 import type { RecordSummary } from '../../lib/store.js';
 
 test.each([
@@ -57,6 +57,14 @@ test('a key id read from the table is printed without its control or format char
   const text = describeRecord({ ...record, status: 'COMPLETED', responseBytes: 70, keyId }, now);
   expect(text.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\p{Cf}]/u);
   expect(text).toMatch(/\n {2}sealed with {2}key `k1\\u001b\[2J\\u001b\[1A\\u009b0m\\u001b\]52;c;ZWNobyBoaQ==\\u0007\\u202e\\u\{e0041\}`$/);
+});
+
+test('--json writes the C1 controls and format characters JSON.stringify leaves as they are (an 8-bit CSI, a bidi override) as escapes, and reads back the same key id', () => {
+  const keyId = 'k1\u001b[2J\u009b0m\u0085\u202e\u{e0041}';
+  const text = jsonText({ ...record, keyId });
+  expect(text.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\p{Cf}]/u);
+  expect(text).toContain('"keyId": "k1\\u001b[2J\\u009b0m\\u0085\\u202e\\udb40\\udc41"');
+  expect(JSON.parse(text)).toEqual({ ...record, keyId });
 });
 
 test('stuck prints the record id, when its lease ended and when its retention ends', () => {
