@@ -29,6 +29,7 @@ export type { EncryptionKey, ResponseEncryption } from './response-codec.js';
 export type { IssueIdempotencyKeyOptions, SigningSecret, VerifyIdempotencyKeyOptions } from './signed-keys.js';
 export { issueIdempotencyKey, verifyIdempotencyKey } from './signed-keys.js';
 export type {
+  ClaimCompletedRequest,
   ClaimRequest,
   ClaimResult,
   CompleteRequest,

@@ -10,7 +10,21 @@ import { COMPILER_OPTIONS } from '../docs/type-check.js';
 
 const STORES_FILE = `${ROOT}/.exact-optional/stores.ts`;
 const STORES_CODE = `
-import type { IdempotencyStore } from 'lambda-idempotency';
+import type {
+  ClaimCompletedRequest,
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  CompleteResult,
+  IdempotencyRecord,
+  IdempotencyStore,
+  RecordItem,
+  RecordStatus,
+  RecordSummary,
+  ReleaseRequest,
+  ReleaseResult,
+} from 'lambda-idempotency';
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore } from 'lambda-idempotency';
 import { RedisStore } from 'lambda-idempotency/redis';
 import { InMemoryStore } from 'lambda-idempotency/testing';
@@ -32,6 +46,23 @@ export const redisStores: IdempotencyStore[] = [
   new RedisStore({ client: createClient() }),
   new RedisStore({ client: createCluster({ rootNodes: [] }) }),
 ];
+
+/**
+ * A user's store with every optional member too (docs/stores.md), each parameter typed by its name
+ * in 'lambda-idempotency', as a store written in its own module declares them.
+ */
+export const complete: IdempotencyStore = {
+  claim: async (_request: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
+  complete: async (_request: CompleteRequest): Promise<CompleteResult> => ({ completed: true, responseStored: true }),
+  release: async (_request: ReleaseRequest): Promise<ReleaseResult> => ({ released: true }),
+  completeWithWrites: async (_request: CompleteRequest, _writes: readonly TransactWriteItem[]): Promise<CompleteResult> => ({ completed: true, responseStored: true }),
+  claimCompleted: async (_request: ClaimCompletedRequest, _writes: readonly TransactWriteItem[]): Promise<ClaimResult> => ({ claimed: true }),
+  recordItem: (key: string): RecordItem => ({ TableName: 'records', Key: { id: { S: key } } }),
+  read: async (_key: string, _expiresAt?: number): Promise<IdempotencyRecord | undefined> => undefined,
+  inspect: async (_key: string): Promise<RecordSummary | undefined> => undefined,
+  forget: async (_key: string, _onlyIf?: RecordStatus, _leaseUntil?: number): Promise<boolean> => false,
+  forgetChecksLease: true,
+};
 
 /** A user's store with only the members the interface requires. */
 export const own: IdempotencyStore = {
@@ -122,7 +153,7 @@ beforeAll(() => {
   messages = compile();
 });
 
-test('InMemoryStore, DynamoDBStore and RedisStore (on each Redis client) are IdempotencyStores under exactOptionalPropertyTypes', () => {
+test('InMemoryStore, DynamoDBStore and RedisStore (on each Redis client), and a store of its own with every optional member typed by the names the package exports, are IdempotencyStores under exactOptionalPropertyTypes', () => {
   expect(messages.get(STORES_FILE)).toEqual([]);
 });
 
