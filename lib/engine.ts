@@ -1109,7 +1109,21 @@ const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(e
  */
 const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
 
-const asksForRetry = (error: unknown): boolean => error instanceof IdempotencyError && RETRY_CODES.has(error.code);
+/**
+ * Names of other libraries' errors that ask for the same call again: Powertools' refusal of a
+ * request another invocation runs, met while a function runs behind both libraries during a cutover
+ * (docs/migrating-from-powertools.md): stored, it would answer every retry after that invocation
+ * ended, where the retry would get Powertools' replay.
+ */
+const RETRY_NAMES: ReadonlySet<string> = new Set(['IdempotencyAlreadyInProgressError']);
+
+const asksForRetry = (error: unknown): boolean => {
+  try {
+    return error instanceof IdempotencyError ? RETRY_CODES.has(error.code) : error instanceof Error && RETRY_NAMES.has(error.name);
+  } catch {
+    return false; // a value whose prototype or name cannot be read (a revoked Proxy)
+  }
+};
 
 /**
  * Whether `error` ends a durable execution's invocation only (the durable execution SDK's test,

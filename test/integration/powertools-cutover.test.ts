@@ -29,7 +29,7 @@ interface Charge {
 }
 
 /** The same payment function deployed three times: before, during and after the cutover. */
-function deployments(turnstile?: Turnstile) {
+function deployments(turnstile?: Turnstile, isFinalError?: (error: unknown) => boolean) {
   const charged: string[] = [];
   const charge = async (event: Charge) => {
     charged.push(event.paymentId);
@@ -42,7 +42,7 @@ function deployments(turnstile?: Turnstile) {
     config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
     keyPrefix: 'payments',
   };
-  const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId });
+  const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId, ...(isFinalError ? { isFinalError } : {}) });
   const context = () => lambdaContext({ functionName: 'payments' });
   const before = middy(charge).use(makeHandlerIdempotent(powertools));
   const during = middy(powertoolsIdempotent(charge, powertools)).use(ours());
@@ -95,6 +95,41 @@ test('a duplicate that reaches the new deployment while the old one still runs t
   const answer = await running;
   expect(await during({ paymentId: 'p-flight' })).toEqual(answer);
   expect(charged).toEqual(['p-flight']);
+});
+
+test("a catch-all isFinalError never stores Powertools' refusal of an in-flight duplicate: once the old version has finished, the duplicate gets its answer", async () => {
+  const turnstile = new Turnstile();
+  const { charged, before, during } = deployments(turnstile, () => true);
+  const running = before({ paymentId: 'p-final' });
+  const inside = await turnstile.next();
+  await expect(during({ paymentId: 'p-final' })).rejects.toMatchObject({ name: 'IdempotencyAlreadyInProgressError' });
+  expect((await scanItems(client, tableName)).map((item) => item.id!.S!)).not.toContain(recordId('payments', 'p-final'));
+  inside.open();
+  const answer = await running;
+  expect(await during({ paymentId: 'p-final' })).toEqual(answer);
+  expect(charged).toEqual(['p-final']);
+});
+
+test("Powertools' middleware .use()d after this library's, instead of its makeIdempotent inside: an in-progress duplicate deletes the running request's record, and the next one runs concurrently", async () => {
+  const turnstile = new Turnstile();
+  const { charged, before } = deployments(turnstile);
+  const charge = async (event: Charge) => {
+    charged.push(event.paymentId);
+    return { receipt: 'again' };
+  };
+  const persistenceStore = new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client });
+  const middlewareInside = middy(charge)
+    .use(idempotency<Charge>({ store, key: (event) => event.paymentId }))
+    .use(makeHandlerIdempotent({ persistenceStore, config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }), keyPrefix: 'payments' }));
+  const both = (event: Charge) => middlewareInside(event, lambdaContext({ functionName: 'payments' }));
+  const running = before({ paymentId: 'p-middleware' });
+  const inside = await turnstile.next();
+  await expect(both({ paymentId: 'p-middleware' })).rejects.toMatchObject({ name: 'IdempotencyAlreadyInProgressError' });
+  // Its onError (#5675) deleted the old version's record: the next duplicate runs while the first still does.
+  expect(await both({ paymentId: 'p-middleware' })).toEqual({ receipt: 'again' });
+  inside.open();
+  await running;
+  expect(charged).toEqual(['p-middleware', 'p-middleware']);
 });
 
 test('Powertools finds its records by table, key expression, key prefix and hash function, not by its retention: another retention still replays, another hash function runs again', async () => {
