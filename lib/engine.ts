@@ -577,7 +577,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // by another claim than this one's) claimed the key once already: neither a miss nor a takeover.
         const resumed = durable && (claim.claimed ? claim.previous?.owner === owner : claim.record.leaseUntil !== leaseUntil);
         if (!resumed) this.#emitClaim(claim, key);
-        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, tenant, leaseUntil), leaseUntil, resumed };
+        // Found, the record keeps the lease of the claim that wrote it (an earlier invocation's, for a
+        // durable execution resuming on it): another execution may take it over once that ends.
+        const held = claim.claimed ? leaseUntil : (claim.record.leaseUntil ?? leaseUntil);
+        return { kind: 'run', call: this.#call(key, owner, fingerprint, 'claimed', at, deadline, tenant, held), leaseUntil: held, resumed };
       }
       const record = claim.record;
       const left = waitLeft(waitForOtherUntil, this.now(), deadline);

@@ -267,6 +267,58 @@ describe('events, as the dashboard counts them', () => {
     expect(events).toEqual(['miss']);
   });
 
+  test.each([
+    ['fails', 'superseded, for the Superseded alarm'],
+    ['returns', 'SUPERSEDED as an attempt that outlived its lease'],
+  ])(
+    "a durable invocation that resumes on its execution's record late in the lease, and %s after another execution took the key over past it, is %s: its lease is the record's, not one counted from its resumption",
+    async (ending) => {
+      let now = T0;
+      const events: IdempotencyEvent[] = [];
+      const resumed = gate();
+      const taken = gate();
+      const runs: string[] = [];
+      const charge = makeIdempotent(
+        async (run: string, _ctx: object) => {
+          runs.push(run);
+          // The first invocation suspends: the durable SDK never settles its handler.
+          if (run === 'first') await new Promise(() => undefined);
+          await (run === 'resumed' ? resumed : taken).promise;
+          if (run === 'resumed' && ending === 'fails') throw new Error('card reader gone');
+          return `charged by ${run}`;
+        },
+        {
+          store,
+          name: `resumed-lease-${randomUUID()}`,
+          key: () => 'o-1',
+          durableLeaseSeconds: 60,
+          now: () => now,
+          observability: (event: IdempotencyEvent) => void events.push(event),
+        },
+      );
+      // Stubs without a Lambda context: each stands for an invocation of its own.
+      const invocation = (arn: string) => ({ executionContext: { durableExecutionArn: arn }, step: async () => undefined });
+      const [one, two] = [randomUUID(), randomUUID()];
+      void charge('first', invocation(one));
+      while (runs.length === 0) await flush();
+      now += 50_000; // the execution resumes 10 s before its lease (claimed at T0) ends
+      const again = charge('resumed', invocation(one));
+      while (runs.length === 1) await flush();
+      now += 11_000; // past the lease: another execution with the key takes it over
+      const other = charge('other', invocation(two));
+      while (runs.length === 2) await flush();
+      resumed.open();
+      if (ending === 'fails') {
+        await expect(again).rejects.toThrow('card reader gone');
+      } else {
+        expect((await rejection(again)).message).toMatch(/^SUPERSEDED: This attempt outlived its lease and its record was taken over by another attempt/);
+      }
+      taken.open();
+      expect(await other).toBe('charged by other');
+      expect(events).toEqual(['miss', 'takeover', 'superseded']);
+    },
+  );
+
   test('a claim the store fails (a table that does not exist) counts one store failure, for the StoreFailures alarm, and nothing else', async () => {
     const events: IdempotencyEvent[] = [];
     let runs = 0;
