@@ -22,9 +22,9 @@ export interface EndToEnd {
 export async function measureEndToEnd(endpoint: string, tables: Tables, warmup: number, samples: number): Promise<EndToEnd> {
   const context = lambdaContext();
   const clients = { ours: benchClient(endpoint), powertools: benchClient(endpoint), bare: benchClient(endpoint) };
-  const handlers = {
-    ours: subject('ours', { client: clients.ours, tableName: tables.ours }).handler,
-    powertools: subject('powertools', { client: clients.powertools, tableName: tables.powertools }).handler,
+  const subjects = {
+    ours: subject('ours', { client: clients.ours, tableName: tables.ours }),
+    powertools: subject('powertools', { client: clients.powertools, tableName: tables.powertools }),
   };
   const base = makeEvent('e2e', 1024);
   const times: Record<string, number[]> = {};
@@ -45,8 +45,13 @@ export async function measureEndToEnd(endpoint: string, tables: Tables, warmup: 
         continue;
       }
       const event = { ...base, orderId: `e2e-${run}-${round}` };
-      const first = await measureCall(() => handlers[library](event, context));
-      const replay = await measureCall(() => handlers[library]({ ...event }, context));
+      const { handler, state } = subjects[library];
+      const before = state.executions;
+      const first = await measureCall(() => handler(event, context));
+      const replay = await measureCall(() => handler({ ...event }, context));
+      // The first call runs the handler and the replay does not: otherwise neither is the call timed here.
+      if (state.executions - before !== 1)
+        throw new Error(`bench: ${library} ran the handler ${state.executions - before} times for a first call and its replay`);
       if (round >= warmup) {
         record(`first ${library}`, first.wall);
         record(`first cpu ${library}`, first.cpu);

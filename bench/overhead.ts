@@ -12,7 +12,7 @@ import { hashKey } from './library.js';
 import { enterProcessState } from './process-state.js';
 import { StandIn } from './stand-in.js';
 import { measureCall, rotation, type Summary, summarize } from './stats.js';
-import { bareSubject, LIBRARIES, type Library, lambdaContext, makeEvent, type OrderEvent, RETENTION_SECONDS, subject } from './subjects.js';
+import { bareSubject, type HandlerState, LIBRARIES, type Library, lambdaContext, makeEvent, type OrderEvent, RETENTION_SECONDS, subject } from './subjects.js';
 
 type Item = Record<string, AttributeValue>;
 
@@ -81,7 +81,7 @@ interface Captured {
   readonly input: object;
 }
 
-/** Records the inputs of the commands a client sends. */
+/** Records the inputs of the commands a client sends, until {@link stopCapture}. */
 function capture(client: DynamoDBClient): Captured[] {
   const captured: Captured[] = [];
   client.middlewareStack.add(
@@ -94,6 +94,17 @@ function capture(client: DynamoDBClient): Captured[] {
     { step: 'initialize', priority: 'high', name: 'benchCapture' },
   );
   return captured;
+}
+
+/** Takes the capture out of the client's stack: the measured calls then run without it, as the replayed requests do. */
+function stopCapture(client: DynamoDBClient): void {
+  client.middlewareStack.remove('benchCapture');
+}
+
+/** A first call runs the handler once and a replay never: any other count is not the call the bench means to time. */
+function checkExecutions(library: Library, scenario: OverheadScenario, executions: number): void {
+  const expected = scenario === 'first call' ? 1 : 0;
+  if (executions !== expected) throw new Error(`bench: a ${scenario} of ${library} ran the handler ${executions} times instead of ${expected}`);
 }
 
 /** Sends the captured requests in order, as the library would, without any library code. */
@@ -118,15 +129,20 @@ async function measureOne(plan: OverheadPlan, scenario: OverheadScenario, replay
   const handlers = { bare: bareSubject().handler } as Record<Library | 'bare', ReturnType<typeof bareSubject>['handler']>;
   const sdkClients = {} as Record<Library, DynamoDBClient>;
   const requests = {} as Record<Library, Captured[]>;
+  const states = {} as Record<Library, HandlerState>;
   for (const library of LIBRARIES) {
     const pair = { subject: new StandIn(), sdk: new StandIn() };
     if (scenario === 'replay') for (const s of Object.values(pair)) s.refusePutWith(replayItems[library]);
     standIns[library] = pair;
     const client = pair.subject.client();
     const captured = capture(client);
-    handlers[library] = subject(library, { client, tableName: 'bench-stand-in' }).handler;
+    const target = subject(library, { client, tableName: 'bench-stand-in' });
+    handlers[library] = target.handler;
+    states[library] = target.state;
     enterProcessState(library === 'ours' ? 'ours' : 'other');
     await handlers[library]({ ...base, orderId: 'capture' }, context);
+    checkExecutions(library, scenario, target.state.executions);
+    stopCapture(client);
     requests[library] = [...captured];
     sdkClients[library] = pair.sdk.client();
   }
@@ -155,7 +171,10 @@ async function measureOne(plan: OverheadPlan, scenario: OverheadScenario, replay
         const library: Library = variant === 'sdk (ours)' ? 'ours' : 'powertools';
         call = () => replayRequests(sdkClients[library], requests[library]);
       }
+      const library = variant === 'ours' || variant === 'powertools' ? variant : undefined;
+      const executionsBefore = library === undefined ? 0 : states[library].executions;
       const time = await measureCall(call);
+      if (library !== undefined) checkExecutions(library, scenario, states[library].executions - executionsBefore);
       if (round >= plan.warmup) {
         wall[variant]!.push(time.wall);
         cpu[variant]!.push(time.cpu);

@@ -6,6 +6,7 @@
  * Powertools is (library.ts). Prints one table and writes bench/results.json. Not part of
  * `npm test`; nothing here asserts on time.
  */
+import './arguments.js';
 import './env.js';
 import { readFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform } from 'node:os';

@@ -26,28 +26,23 @@ export function microsSince(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1000;
 }
 
-/** Times one awaited call in microseconds; a rejection is part of the measured call, not a failure. */
-export async function timeCall(call: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  try {
-    await call();
-  } catch {
-    // Rejections (in-progress, handler errors) are measured outcomes here.
-  }
-  return microsSince(start);
-}
-
-/** Wall-clock and CPU time (user + system, all threads of the process) of one awaited call, µs. */
+/**
+ * Wall-clock and CPU time (user + system, all threads of the process) of one awaited call, µs. A
+ * call that rejects stops the run: its time is that of a failure, never a sample of the call it was
+ * meant to measure. Sections whose calls fail by design count them instead (contention, single-flight).
+ */
 export async function measureCall(call: () => Promise<unknown> | unknown): Promise<{ wall: number; cpu: number }> {
   const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
+  let failure: { readonly error: unknown } | undefined;
   try {
     await call();
-  } catch {
-    // Rejections are measured outcomes here.
+  } catch (error) {
+    failure = { error };
   }
   const wall = microsSince(start);
   const cpu = process.cpuUsage(cpuStart);
+  if (failure !== undefined) throw new Error(`bench: a measured call failed, so its time is not a sample: ${String(failure.error)}`, { cause: failure.error });
   return { wall, cpu: cpu.user + cpu.system };
 }
 
