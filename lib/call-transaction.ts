@@ -325,11 +325,14 @@ export class CallTransaction implements Transaction {
     return this;
   }
 
-  /** A call run without idempotency has no record: no key and no owner to read, no transaction to join. */
+  /**
+   * A call run without idempotency has no record: no key and no owner to read, no transaction to
+   * join. The message names every way to one, `httpIdempotency`'s too, whose users set no `onMissingKey`.
+   */
   private assertKeyed(): void {
     if (this.call.mode === 'unkeyed') {
       throw new TypeError(
-        'transaction(): this call runs without idempotency (its key is missing and onMissingKey is "skip"), so there is no transaction to join.',
+        'transaction(): this call runs without idempotency, so there is no record to commit writes with: its key is missing and onMissingKey is "skip", or, under httpIdempotency, the request has no Idempotency-Key and `required` is false, or its method is GET, HEAD, OPTIONS or TRACE. Write to DynamoDB yourself in such a call.',
       );
     }
   }

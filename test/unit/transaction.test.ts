@@ -18,12 +18,14 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { NumberValue } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { sendTransaction } from '../../lib/dynamodb-transaction.js';
 import {
   type ClaimRequest,
   type ClaimResult,
   DynamoDBStore,
   hashKey,
+  httpIdempotency,
   type IdempotencyError,
   type IdempotencyEvent,
   type IdempotencyOptions,
@@ -1024,6 +1026,39 @@ describe('the write collector', () => {
       { store, transactions: true, name: 'skip', key: (input) => input.id, onMissingKey: 'skip' },
     );
     await expect(fn({})).rejects.toThrow(/runs without idempotency/);
+    expect(commandNames()).toEqual([]);
+  });
+
+  test("httpIdempotency's requests run without idempotency (no key under `required: false`, a GET) say why, naming no option they never set", async () => {
+    const messages: string[] = [];
+    const handler = middy()
+      .use(httpIdempotency({ store, name: 'optional-key', required: false }))
+      .handler(async () => {
+        try {
+          transaction().downstreamKey('psp');
+        } catch (error) {
+          messages.push((error as Error).message);
+        }
+        return { statusCode: 201 };
+      });
+    const request = (method: string, headers: Record<string, string>) =>
+      ({
+        version: '2.0',
+        routeKey: `${method} /payments`,
+        rawPath: '/payments',
+        rawQueryString: '',
+        headers,
+        requestContext: { http: { method, path: '/payments' }, routeKey: `${method} /payments` },
+        body: '{"amount":1200}',
+        isBase64Encoded: false,
+      }) as unknown as APIGatewayProxyEventV2;
+    await handler(request('POST', {}), lambdaContext('payments'));
+    await handler(request('GET', { 'idempotency-key': 'k-1' }), lambdaContext('payments'));
+    expect(messages).toHaveLength(2);
+    for (const message of messages) {
+      expect(message).toMatch(/runs without idempotency/);
+      expect(message).toMatch(/under httpIdempotency, the request has no Idempotency-Key and `required` is false, or its method is GET/);
+    }
     expect(commandNames()).toEqual([]);
   });
 
