@@ -186,22 +186,31 @@ test('an HTTP API of payload format 1.0 names every path of its $default route `
   expect(orders.runs).toHaveLength(1);
 });
 
+/** Requests of payload format 2.0 to the route `routeKey`, on the path given, with the idempotency key `key`. */
+const onRoute =
+  (routeKey: string, key: string) =>
+  (path: string): HttpEvent => {
+    const event = httpEvent('http', {}, { key }) as APIGatewayProxyEventV2;
+    return { ...event, routeKey, rawPath: path, requestContext: { ...event.requestContext, routeKey, http: { ...event.requestContext.http, path } } };
+  };
+
 test("an HTTP API's $default route of payload format 2.0 is scoped by its path, as a Function URL's: the same key on another path runs there", async () => {
   const orders = ordersApi();
-  const onPath = (path: string): HttpEvent => {
-    const event = httpEvent('http', {}, { key: 'k-default-v2' }) as APIGatewayProxyEventV2;
-    return {
-      ...event,
-      routeKey: '$default',
-      rawPath: path,
-      requestContext: { ...event.requestContext, routeKey: '$default', http: { ...event.requestContext.http, path } },
-    };
-  };
+  const onPath = onRoute('$default', 'k-default-v2');
   expect(orderOf(await orders.send(onPath('/orders')))).toBe('ord-1');
   expect(orderOf(await orders.send(onPath('/refunds')))).toBe('ord-2');
   expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
   expect(replayed(await orders.send(onPath('/refunds')))).toBe(true);
   expect(orders.runs).toHaveLength(2);
+});
+
+test('a greedy route (`ANY /{proxy+}`, one function behind every path) is scoped by its template, as API Gateway names it: the same key on another path gets 422', async () => {
+  const orders = ordersApi();
+  const onPath = onRoute('ANY /{proxy+}', 'k-greedy');
+  expect(orderOf(await orders.send(onPath('/orders')))).toBe('ord-1');
+  expect((await orders.send(onPath('/refunds'))).statusCode).toBe(422);
+  expect(replayed(await orders.send(onPath('/orders')))).toBe(true);
+  expect(orders.runs).toHaveLength(1);
 });
 
 test("a scope that is neither a function nor 'shared' is refused at construction", () => {
