@@ -268,9 +268,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * accessor sees that assignment: the call ends (released when the handler never ran, completed
    * with the answer when it did), and middy returns a promise of the answer that settles once the
    * call has ended. A second idempotency middleware on the handler watches through the accessors
-   * of the first, so both see every assignment.
+   * of the first, so both see every assignment. `resumed`: the call is a durable execution's,
+   * resuming on its record, whose handler ran in an earlier invocation (its steps may have run).
    */
-  const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void): void => {
+  const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void, resumed: boolean): void => {
     const storeOf = (name: 'event' | 'context' | 'response' | 'error') => {
       const prior = Object.getOwnPropertyDescriptor(request, name);
       if (prior?.get !== undefined && prior.set !== undefined) return { get: prior.get.bind(request), set: prior.set.bind(request) };
@@ -343,7 +344,9 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           early = undefined;
           if (pending.reset) return undefined; // middy's reset, replaced by `undefined` below
           take(request);
-          if (!ran) return engine.end(call, { kind: 'return', value, final: false }).then(() => value);
+          // A durable execution's replay answered early (a token that expired while it was suspended)
+          // ends the execution with that answer after its steps ran: released, its key would run them again.
+          if (!ran && !resumed) return engine.end(call, { kind: 'return', value, final: false }).then(() => value);
           return endingOfAnswer(request, value)
             .then((end) => endAnswered(request, call, end))
             .then((outcome) => answerOf(outcome, request));
@@ -474,7 +477,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       if (held === undefined) heldKeys.set(request, new Set([start.call.key]));
       else held.add(start.call.key);
     }
-    watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer));
+    watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer), start.resumed === true);
   };
 
   const after = async (request: AnyRequest): Promise<void> => {

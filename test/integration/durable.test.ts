@@ -792,6 +792,30 @@ describe('middy durable mode with other middlewares', () => {
     expect(steps).toEqual(['retry:charge']);
   });
 
+  test("a middleware after idempotency() that answers early on a replay (a token expired while the execution was suspended): the answer is the execution's result, stored; the key is not released, so a retry charges nothing", async () => {
+    const steps: string[] = [];
+    let expired = false;
+    const handler = middy<Order, string, Error, DurableContext>(middyDurableMode)
+      .use(idempotency<Order, string>(options))
+      .use({ before: () => (expired ? 'token expired' : undefined) })
+      .handler(async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        expired = true;
+        if (typeof order.pause === 'object') await ctx.wait('cool-off', order.pause);
+        await ctx.step('ship', async () => void steps.push(`${order.run}:ship`));
+        return order.run;
+      }) as unknown as DurableLambdaHandler;
+    const orderId = randomUUID();
+    const first = await runExecution<string>(handler, order(orderId, 'first', runnerWait(30)));
+    expect(first.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(first.getResult()).toBe('token expired');
+    expect(await record(orderId)).toEqual({ status: 'COMPLETED', owner: expect.any(String) });
+    expired = false;
+    const retried = await runExecution<string>(handler, order(orderId, 'retry', runnerWait(30)));
+    expect(retried.getResult()).toBe('token expired');
+    expect(steps).toEqual(['first:charge']);
+  });
+
   // As docs/middleware-order.md says: idempotency() first, so that it stores the response other middlewares made.
   test('a middleware after idempotency() that reshapes the response: the reshaped response is stored, and later executions replay it', async () => {
     const steps: string[] = [];
