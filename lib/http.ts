@@ -430,7 +430,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   // After the engine: keys expire by the retention it keeps records for.
   const where = 'httpIdempotency `signedKeys`';
   const verify = signedKeys && keyVerifier(where, signedKeys.secrets, retentionKeyLimit(where, engine.retentionSeconds, signedKeys.maxAgeSeconds, engine.now));
-  const { before, after, onError } = idempotencyHooks(engine, {
+  // The hooks object itself: its `before` is read by each `.use()`.
+  const hooks = idempotencyHooks(engine, {
     replay: (stored, event, own) => {
       // A record kept before `responseStreaming` was set holds a returned string as it was.
       const result = responseStreaming ? streamedAsSent(stored) : stored;
@@ -506,5 +507,5 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };
     },
   });
-  return { before, after, onError } as MiddlewareObj<TEvent, unknown, Error, Context>;
+  return hooks as MiddlewareObj<TEvent, unknown, Error, Context>;
 }

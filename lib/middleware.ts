@@ -10,8 +10,8 @@ export function idempotencyMiddleware<TEvent, TResult>(
   observe: Observe,
 ): MiddlewareObj<TEvent, TResult, Error, Context> {
   const engine = new IdempotencyEngine<TEvent, Context>('idempotency', options, observe);
-  const { before, after, onError } = idempotencyHooks(engine, { replay: (value) => value });
-  return { before, after, onError } as MiddlewareObj<TEvent, TResult, Error, Context>;
+  // The hooks object itself: its `before` is read by each `.use()`.
+  return idempotencyHooks(engine, { replay: (value) => value }) as MiddlewareObj<TEvent, TResult, Error, Context>;
 }
 
 /**

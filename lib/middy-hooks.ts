@@ -38,11 +38,11 @@ const HELD = Symbol.for('lambda-idempotency.middy.held.v1');
 const heldKeys = ((globalThis as { [HELD]?: WeakMap<object, Set<string>> })[HELD] ??= new WeakMap<object, Set<string>>());
 
 /**
- * The middleware that started each call an idempotency middleware started, on any request: another
- * one nested in a middy handler that one holds the same record for (on a route behind
- * `@middy/http-router` and on the router, both in the function's namespace) is the same misuse as
- * two on one handler. The same one is a handler invoking itself with its own key: `IN_PROGRESS`.
- * Registered like `unkept`.
+ * The `.use()` of an idempotency middleware that started each call, on any request: another one
+ * nested in a middy handler that one holds the same record for (on a route behind
+ * `@middy/http-router` and on the router, both in the function's namespace; or one middleware
+ * `.use()`d on both) is the same misuse as two on one handler. The same `.use()` is a handler
+ * invoking itself with its own key: `IN_PROGRESS`. Registered like `unkept`.
  */
 const STARTERS = Symbol.for('lambda-idempotency.middy.starters.v1');
 const starters = ((globalThis as { [STARTERS]?: WeakMap<Call, object> })[STARTERS] ??= new WeakMap<Call, object>());
@@ -409,7 +409,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * handler this one is nested in, holding the same record. Read only once a claim met a holder on
    * the request or a call around it, so the key selector runs again only then.
    */
-  const misuseOf = (request: AnyRequest, error: unknown): TypeError | undefined => {
+  const misuseOf = (request: AnyRequest, error: unknown, use: object): TypeError | undefined => {
     const held = heldKeys.get(request);
     // Neither another middleware's record on this request nor a call around this one: a duplicate of another attempt.
     if (!isIdempotencyError(error, 'IN_PROGRESS') || (held === undefined && enclosingCall() === undefined)) return undefined;
@@ -427,13 +427,13 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     }
     const holder = holderAround(key);
     const starter = holder === undefined ? undefined : starters.get(holder);
-    if (starter === undefined || starter === calls) return undefined;
+    if (starter === undefined || starter === use) return undefined;
     return new TypeError(
       `${engine.where}(): an idempotency middleware of a middy handler this one is nested in holds the same record (same name and key): give each its own \`name\`, or use one.`,
     );
   };
 
-  const before = async (request: AnyRequest): Promise<void> => {
+  const before = async (request: AnyRequest, use: object): Promise<void> => {
     // Synchronously, before any await: the call that invoked the handler, which this one is nested in.
     const outer = outerSlot();
     if (requestNumbers.has(request)) {
@@ -446,7 +446,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (thrown) {
-      const error = misuseOf(request, thrown) ?? thrown;
+      const error = misuseOf(request, thrown, use) ?? thrown;
       if (isResumable(error)) invocationEnds.set(request, error);
       const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) {
@@ -471,7 +471,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     calls.set(request, start.call);
-    starters.set(start.call, calls);
+    starters.set(start.call, use);
     if (start.call.mode !== 'unkeyed') {
       const held = heldKeys.get(request);
       if (held === undefined) heldKeys.set(request, new Set([start.call.key]));
@@ -517,5 +517,18 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     }
   };
 
-  return { before, after, onError };
+  return {
+    /**
+     * Read once by each `.use()` (middy reads the hooks as it adds them): each handler the middleware
+     * is used on gets its own `before`, so that one used on a router and on its route is told from a
+     * handler invoking itself.
+     */
+    get before(): (request: AnyRequest) => Promise<void> {
+      const use = {};
+      // Named as middy's `beforeMiddleware` plugin hook reports it.
+      return { before: (request: AnyRequest) => before(request, use) }.before;
+    },
+    after,
+    onError,
+  };
 }

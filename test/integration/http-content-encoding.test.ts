@@ -13,7 +13,7 @@ import middy from '@middy/core';
 import httpContentNegotiation from '@middy/http-content-negotiation';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { toHttpApiEvent } from '../../demo/http-event.js';
-import { type HttpResult, httpIdempotency } from '../../lib/index.js';
+import { type HttpResult, httpIdempotency, idempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { albEvent } from '../support/identity-events.js';
 import { lambdaContext } from '../support/lambda.js';
@@ -101,6 +101,26 @@ test('a duplicate sent after an uncompressed first answer (no Accept-Encoding) g
   const replay = await api.send(key, 'br');
   expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
   expect(api.runs).toBe(1);
+});
+
+test('idempotency(), which knows nothing of HTTP, replays the stored answer as it is: in the coding of the first caller (br), whatever the duplicate accepts', async () => {
+  let runs = 0;
+  const handler = middy<APIGatewayProxyEventV2, HttpResult>()
+    .use(idempotency({ store, name: `encoding-${randomUUID()}`, key: (event: APIGatewayProxyEventV2) => event.headers['idempotency-key'] }))
+    .use(httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false }))
+    .use(httpContentEncoding())
+    .handler(async () => ({ statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: receipt(++runs) }));
+  const send = (key: string, acceptEncoding?: string) => {
+    const headers: Record<string, string> = { 'idempotency-key': key, 'content-type': 'application/json' };
+    if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding;
+    return handler(toHttpApiEvent({ method: 'POST', url: '/payments', headers, body: '{"amount":2500}' })!, lambdaContext('payments')) as Promise<HttpResult>;
+  };
+  const key = randomUUID();
+  const first = await send(key, 'br');
+  const replay = await send(key);
+  expect(runs).toBe(1);
+  expect(replay).toEqual(first);
+  expect(replay.headers?.['Content-Encoding']).toBe('br');
 });
 
 test('a REST API duplicate is read from multiValueHeaders (Accept-Encoding sent on two lines), and the coding it names is found there too', async () => {

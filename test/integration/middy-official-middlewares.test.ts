@@ -116,4 +116,32 @@ describe('@middy/http-router', () => {
     }
     expect(runs).toBe(0);
   });
+
+  test('one idempotency middleware `.use()`d on both the router and a route: the same TypeError, rather than a 409 (or IN_PROGRESS) for ever', async () => {
+    let runs = 0;
+    const event = {
+      version: '2.0',
+      routeKey: 'POST /payments',
+      rawPath: '/payments',
+      rawQueryString: '',
+      headers: { 'idempotency-key': 'k-shared' },
+      requestContext: { http: { method: 'POST', path: '/payments' } },
+    };
+    const shared = [
+      httpIdempotency({ store }),
+      idempotency({ store, key: (request: { headers: Record<string, string> }) => request.headers['idempotency-key'] }),
+    ];
+    for (const middleware of shared) {
+      const route = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(middleware);
+      const handler = middy()
+        .use(middleware)
+        .handler(httpRouterHandler([{ method: 'POST', path: '/payments', handler: route }] as never) as never);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        await expect(handler(event as never, lambdaContext('official-router-shared'))).rejects.toThrow(
+          /\(\): an idempotency middleware of a middy handler this one is nested in holds the same record/,
+        );
+      }
+    }
+    expect(runs).toBe(0);
+  });
 });
