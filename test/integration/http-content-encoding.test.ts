@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { jest } from '@jest/globals';
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
 import httpContentNegotiation from '@middy/http-content-negotiation';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { toHttpApiEvent } from '../../demo/http-event.js';
@@ -34,10 +34,11 @@ const { store } = useFreshTable({ prefix: 'encoding' });
 /** A JSON body large enough that every coding makes it smaller, so the encoder always compresses. */
 const receipt = (run: number) => JSON.stringify({ paymentId: `pay-${run}`, lines: Array.from({ length: 50 }, (_, i) => ({ sku: `SKU-${i}`, qty: 1 })) });
 
-function paymentApi() {
+/** A payment API compressing its answers, behind `middleware` (httpIdempotency unless given). */
+function paymentApi(middleware: MiddlewareObj<APIGatewayProxyEventV2, HttpResult> = httpIdempotency({ store, name: `encoding-${randomUUID()}` })) {
   let runs = 0;
   const handler = middy<APIGatewayProxyEventV2, HttpResult>()
-    .use(httpIdempotency({ store, name: `encoding-${randomUUID()}` }))
+    .use(middleware)
     .use(httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false }))
     .use(httpContentEncoding())
     .handler(async () => ({ statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: receipt(++runs) }));
@@ -104,21 +105,16 @@ test('a duplicate sent after an uncompressed first answer (no Accept-Encoding) g
 });
 
 test('idempotency(), which knows nothing of HTTP, replays the stored answer as it is: in the coding of the first caller (br), whatever the duplicate accepts', async () => {
-  let runs = 0;
-  const handler = middy<APIGatewayProxyEventV2, HttpResult>()
-    .use(idempotency({ store, name: `encoding-${randomUUID()}`, key: (event: APIGatewayProxyEventV2) => event.headers['idempotency-key'] }))
-    .use(httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false }))
-    .use(httpContentEncoding())
-    .handler(async () => ({ statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: receipt(++runs) }));
-  const send = (key: string, acceptEncoding?: string) => {
-    const headers: Record<string, string> = { 'idempotency-key': key, 'content-type': 'application/json' };
-    if (acceptEncoding !== undefined) headers['accept-encoding'] = acceptEncoding;
-    return handler(toHttpApiEvent({ method: 'POST', url: '/payments', headers, body: '{"amount":2500}' })!, lambdaContext('payments')) as Promise<HttpResult>;
-  };
+  const api = paymentApi(
+    idempotency({ store, name: `encoding-${randomUUID()}`, key: (event: APIGatewayProxyEventV2) => event.headers['idempotency-key'] }) as MiddlewareObj<
+      APIGatewayProxyEventV2,
+      HttpResult
+    >,
+  );
   const key = randomUUID();
-  const first = await send(key, 'br');
-  const replay = await send(key);
-  expect(runs).toBe(1);
+  const first = await api.send(key, 'br');
+  const replay = await api.send(key);
+  expect(api.runs).toBe(1);
   expect(replay).toEqual(first);
   expect(replay.headers?.['Content-Encoding']).toBe('br');
 });

@@ -95,20 +95,23 @@ describe('@middy/http-router', () => {
     expect(refunds()).toBe(1);
   });
 
+  /** A POST to the router's `/payments` route (HTTP API, payload format 2.0) with the idempotency key `key`. */
+  const routerEvent = (key: string) => ({
+    version: '2.0',
+    routeKey: 'POST /payments',
+    rawPath: '/payments',
+    rawQueryString: '',
+    headers: { 'idempotency-key': key },
+    requestContext: { http: { method: 'POST', path: '/payments' } },
+  });
+
   test('httpIdempotency on the router and on a route, in one namespace: a TypeError that says so, the route never runs and no key stays held, rather than a 409 for ever', async () => {
     let runs = 0;
     const route = middy(async () => ({ statusCode: 201, body: String(++runs) })).use(httpIdempotency({ store }));
     const handler = middy()
       .use(httpIdempotency({ store }))
       .handler(httpRouterHandler([{ method: 'POST', path: '/payments', handler: route }] as never) as never);
-    const event = {
-      version: '2.0',
-      routeKey: 'POST /payments',
-      rawPath: '/payments',
-      rawQueryString: '',
-      headers: { 'idempotency-key': 'k-nested' },
-      requestContext: { http: { method: 'POST', path: '/payments' } },
-    };
+    const event = routerEvent('k-nested');
     for (let attempt = 0; attempt < 2; attempt++) {
       await expect(handler(event as never, lambdaContext('official-router-nested'))).rejects.toThrow(
         'httpIdempotency(): an idempotency middleware of a middy handler this one is nested in holds the same record (same name and key): give each its own `name`, or use one.',
@@ -119,14 +122,7 @@ describe('@middy/http-router', () => {
 
   test('one idempotency middleware `.use()`d on both the router and a route: the same TypeError, rather than a 409 (or IN_PROGRESS) for ever', async () => {
     let runs = 0;
-    const event = {
-      version: '2.0',
-      routeKey: 'POST /payments',
-      rawPath: '/payments',
-      rawQueryString: '',
-      headers: { 'idempotency-key': 'k-shared' },
-      requestContext: { http: { method: 'POST', path: '/payments' } },
-    };
+    const event = routerEvent('k-shared');
     const shared = [
       httpIdempotency({ store }),
       idempotency({ store, key: (request: { headers: Record<string, string> }) => request.headers['idempotency-key'] }),
