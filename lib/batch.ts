@@ -389,13 +389,17 @@ function deadlineOf(context: Context, now: () => number, signal: AbortSignal | u
   };
 }
 
-/** Runs `tasks` with at most `limit` at once. */
-async function pool(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+/**
+ * Runs `tasks` with at most `limit` at once, each only while `canStart()` says so; how many it
+ * started (those after are left to the caller).
+ */
+async function pool(tasks: Array<() => Promise<void>>, limit: number, canStart: () => boolean = () => true): Promise<number> {
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < tasks.length) await tasks[next++]!();
+    while (next < tasks.length && canStart()) await tasks[next++]!();
   };
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return next;
 }
 
 /**
@@ -648,12 +652,24 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       return answer([], false);
     }
     if (!fifo) {
-      await pool(
+      // Once the deadline is too near for one record, it is for every record after it (the time
+      // left only shrinks, the longest record only grows): those are reported in one pass. One by
+      // one through the pool, thousands of them (a batch of 10,000) would hold the event loop for
+      // hundreds of milliseconds past the cut-off, and the records still running, and the answer,
+      // with it, past the deadline.
+      const started = await pool(
         items.map((item) => async () => {
           if ((await attempt(item)) === 'late') unstarted++;
         }),
         concurrency,
+        deadline.allows,
       );
+      const late = new Error("not started: the invocation's deadline is near");
+      for (const item of items.slice(started)) {
+        failed.add(item.id);
+        errors.push(late);
+      }
+      unstarted += items.length - started;
     } else {
       const groups = new Map<string, Array<Item<TMessage>>>();
       for (const item of items) {
