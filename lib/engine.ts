@@ -1120,11 +1120,17 @@ const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', '
  */
 const RETRY_NAMES: ReadonlySet<string> = new Set(['IdempotencyAlreadyInProgressError']);
 
+/**
+ * Throws on a value whose prototype cannot be read (a revoked Proxy), which `#isFinal` takes as not
+ * final; an error whose `name` cannot be read is judged by `isFinalError`, as any other.
+ */
 const asksForRetry = (error: unknown): boolean => {
+  if (error instanceof IdempotencyError) return RETRY_CODES.has(error.code);
+  if (!(error instanceof Error)) return false;
   try {
-    return error instanceof IdempotencyError ? RETRY_CODES.has(error.code) : error instanceof Error && RETRY_NAMES.has(error.name);
+    return RETRY_NAMES.has(error.name);
   } catch {
-    return false; // a value whose prototype or name cannot be read (a revoked Proxy)
+    return false;
   }
 };
 
