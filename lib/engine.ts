@@ -955,7 +955,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   #stored(record: IdempotencyRecord, ran = false): Outcome {
     const error = (error: unknown): Outcome => ({ kind: 'error', error, replayed: true });
-    if (record.error !== undefined) return error(parseStored(() => reviveError(record.error!), ran));
+    if (record.error !== undefined) return error(parseStored(() => reviveError(record.error!, this.#options.errorFields ?? []), ran));
     if (record.errorOmitted) {
       return error(
         new IdempotencyError('ERROR_NOT_STORED', 'This call already ended with a final error, but the error could not be stored, so it cannot be replayed.'),

@@ -71,12 +71,19 @@ export function serializeError(error: unknown, fields: readonly string[]): strin
   return json;
 }
 
-/** The replayed form of a stored final error: an `Error` with the stored name, message and fields as its own. @internal */
-export function reviveError(json: string): Error {
-  const { name, message, ...fields } = JSON.parse(json) as Record<string, unknown>;
+/**
+ * The replayed form of a stored final error: an `Error` with the stored name, message and code, and
+ * those of its stored fields that `fields` (the call's `errorFields`) still lists, as its own. A
+ * field removed from `errorFields` never reaches a duplicate, also from a record stored before. @internal
+ */
+export function reviveError(json: string, fields: readonly string[]): Error {
+  const { name, message, ...stored } = JSON.parse(json) as Record<string, unknown>;
   const error = new Error(typeof message === 'string' ? message : '');
   Object.defineProperty(error, 'name', { value: typeof name === 'string' ? name : 'Error', writable: true, configurable: true });
+  const listed = new Set(fields);
   // Defined, not assigned: a member named `__proto__` is a field, never the error's prototype.
-  for (const [field, value] of Object.entries(fields)) Object.defineProperty(error, field, { value, writable: true, enumerable: true, configurable: true });
+  for (const [field, value] of Object.entries(stored)) {
+    if (BASE_MEMBERS.has(field) || listed.has(field)) Object.defineProperty(error, field, { value, writable: true, enumerable: true, configurable: true });
+  }
   return error;
 }

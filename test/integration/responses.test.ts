@@ -230,9 +230,25 @@ describe('stored final errors (isFinalError, errorFields)', () => {
     });
   });
 
+  test('a field no longer in errorFields (removed in a later deployment) never reaches a duplicate from a record stored before', async () => {
+    const name = 'field-removed';
+    let runs = 0;
+    const fn = async (_id: string): Promise<never> => {
+      runs++;
+      throw declined({ statusCode: 402, details: { holder: 'Jane Doe', pan: '4111111111111111' } });
+    };
+    const before = makeIdempotent(fn, { store, name, isFinalError: () => true, errorFields: ['statusCode', 'details'] });
+    expect(await before('k').catch((error: unknown) => error)).toHaveProperty('details');
+    const after = makeIdempotent(fn, { store, name, isFinalError: () => true, errorFields: ['statusCode'] });
+    const again = (await after('k').catch((error: unknown) => error)) as Error;
+    expect(runs).toBe(1);
+    expect(again).toMatchObject({ name: 'CardError', message: 'card declined', code: 'DECLINED', statusCode: 402 });
+    expect(again).not.toHaveProperty('details');
+  });
+
   test('a stored error whose fields name `__proto__` still replays as an Error, the member kept as a field', async () => {
     const name = 'planted-proto';
-    const once = makeIdempotent(async (id: string) => `ran ${id}`, { store, name });
+    const once = makeIdempotent(async (id: string) => `ran ${id}`, { store, name, errorFields: ['__proto__'] });
     const key = recordId(name, 'k');
     await client.send(
       new PutItemCommand({

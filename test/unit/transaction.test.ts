@@ -508,7 +508,7 @@ describe('our record refused the commit', () => {
     ddb
       .on(TransactWriteItemsCommand)
       .rejects(cancelled({ Code: 'ConditionalCheckFailed', Item: recordItem('first', 'COMPLETED', { error: { S: stored } }) }, NONE, NONE, NONE, NONE));
-    const { pay } = payFixture({ atomic: true });
+    const { pay } = payFixture({ atomic: true, errorFields: ['statusCode'] });
     const error = (await pay({ id: 'p1' }).catch((e: unknown) => e)) as Error & { code?: string; statusCode?: number };
     expect([error.name, error.message, error.code, error.statusCode]).toEqual(['CardDeclined', 'declined', 'DECLINED', 402]);
   });
