@@ -50,7 +50,8 @@ const PER_TOKEN_CONTEXT = new Set(['iat', 'exp', 'nbf', 'jti', 'auth_time', 'int
 
 /**
  * Claims that list a token's scopes: a set, whose order does not matter (RFC 6749, section 3.3), as a
- * space-separated string (`scope`, Entra ID's `scp`) or a list (Okta's `scp`).
+ * space-separated string (`scope`, Entra ID's `scp`) or a list (Okta's `scp`, which an HTTP API JWT
+ * authorizer passes on as the text `[a b]`).
  */
 const SCOPE_CLAIMS = new Set(['scope', 'scp']);
 
@@ -102,14 +103,18 @@ function substance(value: unknown): unknown {
 }
 
 /**
- * Scopes as a set: each once, in one order, in the form they came in (a space-separated string, or a
- * list); anything else as it is. A refreshed token may list the same scopes in another order.
+ * Scopes as a set: each once, in one order, in the form they came in (a space-separated string, the
+ * `[a b]` text an HTTP API JWT authorizer makes of a claim that is a list, or a list); anything else
+ * as it is. A refreshed token may list the same scopes in another order.
  */
 function scopeSet(value: unknown): unknown {
-  const names = typeof value === 'string' ? value.split(' ') : value;
+  // Okta's `scp` list reaches the function through an HTTP API JWT authorizer as `[a b]`.
+  const bracketed = typeof value === 'string' && value.startsWith('[') && value.endsWith(']');
+  const names = typeof value === 'string' ? (bracketed ? value.slice(1, -1) : value).split(' ') : value;
   if (!Array.isArray(names) || !names.every((name): name is string => typeof name === 'string')) return value;
   const set = [...new Set(names.filter((name) => name !== ''))].sort();
-  return typeof value === 'string' ? set.join(' ') : set;
+  if (typeof value !== 'string') return set;
+  return bracketed ? `[${set.join(' ')}]` : set.join(' ');
 }
 
 /** The claims of a token that describe its holder: without the per-token ones, its scopes as a set. */

@@ -844,8 +844,8 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
 }
 
 /**
- * Whether `fn`'s role takes the grants of attaching. A role imported with `mutable: false` (or made
- * with `withoutPolicyUpdates()`) drops every statement added to its policy while telling the grant it
+ * Whether `fn`'s role takes the grants of attaching. A role imported with `mutable: false` or from
+ * another account (or made with `withoutPolicyUpdates()`) drops every statement added to its policy while telling the grant it
  * was added: the function deploys without the item actions, and every call fails with AccessDenied
  * (`STORE_FAILURE`). With `addGrantsToResources`, the table's resource policy takes the item actions,
  * but a customer managed key's grant, made in the role's policy, is dropped all the same.
@@ -863,7 +863,7 @@ export function checkRole(fn: LambdaFunction, table: IConstruct, itemActions: re
     {
       level: 'warning',
       id: 'lambda-idempotency:roleNotGranted',
-      message: `The role of ${fn.node.path} is immutable (imported with \`mutable: false\`, or \`withoutPolicyUpdates()\`): attaching the function added nothing to its policy, so every call fails with AccessDenied (STORE_FAILURE) unless the role's owner grants it ${dropped.join(', and ')}. Acknowledge this warning once it has them.`,
+      message: `The role of ${fn.node.path} is immutable (imported with \`mutable: false\` or from another account, or \`withoutPolicyUpdates()\`): attaching the function added nothing to its policy, so every call fails with AccessDenied (STORE_FAILURE) unless the role's owner grants it ${dropped.join(', and ')}. Acknowledge this warning once it has them.`,
     },
   ];
 }

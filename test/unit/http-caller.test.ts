@@ -262,6 +262,11 @@ describe("a token's scopes are a set (RFC 6749 §3.3: their order does not matte
     ['payload format 1.0 JWT scopes and claims', (s) => ['http', { authorizer: { claims: { sub: 'alice', scope: s.join(' ') }, scopes: s } }]],
     ['REST API Cognito claims', (s) => ['rest', { authorizer: { claims: { sub: 'alice', scope: s.join(' ') } }, identity: noRestIdentity() }]],
     ['a `scp` list (Okta)', (s) => ['rest', { authorizer: { claims: { sub: 'alice', scp: s } }, identity: noRestIdentity() }]],
+    // An HTTP API JWT authorizer passes a claim that is a list as the text `[a b]`: Okta's `scp` arrives so.
+    [
+      'an HTTP API JWT `scp` list (Okta), as API Gateway passes it',
+      (s) => ['http', { authorizer: { jwt: { claims: { sub: 'alice', scp: `[${s.join(' ')}]` }, scopes: s } } }],
+    ],
   ];
 
   test.each(places)('a refreshed token that lists the same scopes in another order, or one twice, is the same caller: %s', (_name, event) => {
