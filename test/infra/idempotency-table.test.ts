@@ -165,6 +165,28 @@ test.each([
   },
 );
 
+test.each([
+  [
+    'a role of another account, imported as mutable (the default)',
+    (stack: Stack) => Role.fromRoleArn(stack, 'Platform', 'arn:aws:iam::222222222222:role/platform'),
+  ],
+  [
+    'a role of this account made withoutPolicyUpdates()',
+    (stack: Stack) => new Role(stack, 'Platform', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') }).withoutPolicyUpdates(),
+  ],
+])('%s is immutable too: its function gets no grants in it, and the roleNotGranted warning', (_, role) => {
+  const stack = new Stack(new App(), 'Immutable', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  table.attachFunction(new LambdaFunction(stack, 'Handler', { ...fnProps(), role: role(stack) }));
+  expect(Template.fromStack(stack).findResources('AWS::IAM::Policy')).toEqual({});
+  const warnings = Annotations.fromStack(stack)
+    .findWarning('/Immutable/Handler', Match.anyValue())
+    .map((warning) => String(warning.entry.data))
+    .filter((text) => text.includes('roleNotGranted'));
+  expect(warnings).toEqual([expect.stringContaining('The role of Immutable/Handler is immutable')]);
+  expect(warnings[0]).toContain('the table Immutable/Idempotency/Table');
+});
+
 test('a function whose role is mutable, or imported from this account as mutable (the default), gets its grants and no warning about its role', () => {
   const stack = new Stack(new App(), 'Mutable', { env: { account: '111111111111', region: 'eu-west-1' } });
   const table = new IdempotencyTable(stack, 'Idempotency');
