@@ -139,7 +139,7 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
 const WHERE = 'Redis';
 /** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
 const RECONNECT_MILLIS = 1000;
-/** How long a completion refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN) waits before it is sent again. */
+/** How long a completion refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) waits before it is sent again. */
 const REFUSED_PAUSE_MILLIS = 50;
 
 /**
@@ -148,7 +148,9 @@ const REFUSED_PAUSE_MILLIS = 50;
  * check waits); any server answers BUSY while another client's script runs past its
  * `busy-reply-threshold`; a cluster node answers CLUSTERDOWN while the cluster is down (a failed
  * primary not yet replaced by its replica, with `cluster-require-full-coverage`) or the key's slot
- * is served by no node, and TRYAGAIN while the slot is being trimmed (Redis 8). An ioredis
+ * is served by no node, and TRYAGAIN while the slot is being trimmed (Redis 8); a primary set to
+ * take writes only with replicas in sync (`min-replicas-to-write`) answers NOREPLICAS while too few
+ * are, at a script's first write, so the script has written nothing. An ioredis
  * `Cluster` sends CLUSTERDOWN and TRYAGAIN again itself (`retryDelayOnClusterDown`,
  * `retryDelayOnTryAgain`) until its `maxRedirections`, then fails with an error that quotes the
  * last reply. That reply ran nothing; an attempt before it may have (a connection closed under
@@ -157,7 +159,7 @@ const REFUSED_PAUSE_MILLIS = 50;
  * primary is back, it answers READONLY).
  */
 const refusedForNow = (error: unknown): boolean =>
-  /^(?:Too many Cluster redirections\. Last error: \w+: )?(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN) /.test(replyText(error));
+  /^(?:Too many Cluster redirections\. Last error: \w+: )?(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) /.test(replyText(error));
 
 /**
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
@@ -328,7 +330,7 @@ export class RedisStore implements IdempotencyStore {
    * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
    * and let a duplicate run the function again; both attempts and the wait between them fit in the
    * call's one `timeoutMillis`, so it still answers before the Lambda deadline. One refused before
-   * it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN) is sent again until the server takes it, within
+   * it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) is sent again until the server takes it, within
    * the same bound, also once it was sent again after a reconnection (a server restarted on its
    * data answers LOADING until it has loaded it). Fenced by the owner, a script applied twice
    * changes nothing. (A release is not: a record left held until its lease runs nothing twice.)

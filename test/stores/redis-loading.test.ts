@@ -1,7 +1,8 @@
 /**
  * Replies that refuse a command before it runs, for a while: `LOADING` (a server that restarted on
  * its data answers every command with it until the data is loaded, and node-redis reconnects and
- * sends during that time) and `BUSY` (another client's script ran past `busy-reply-threshold`). A
+ * sends during that time), `BUSY` (another client's script ran past `busy-reply-threshold`) and
+ * `NOREPLICAS` (a primary with `min-replicas-to-write` whose replica is away). A
  * completion refused so is sent again until the server takes it, within the call's bound: the
  * function has run, and a record left INPROGRESS would let a duplicate after the lease run it again.
  * So is one sent again after a reconnection, which a server that restarted refuses while it loads.
@@ -14,7 +15,7 @@ import type { Redis } from 'ioredis';
 import { makeIdempotent } from '../../lib/index.js';
 import { type NodeRedisClient, RedisStore } from '../../lib/redis/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { before, CLIENT_KINDS, type ClientKind, inspector, ioredisClient, nextReady, PREVIOUS_CLIENT_KINDS, refusalTo } from '../support/redis.js';
+import { before, CLIENT_KINDS, type ClientKind, inspector, ioredisClient, nextReady, PREVIOUS_CLIENT_KINDS, refusalTo, until } from '../support/redis.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 // Loading 2,000 keys at 1 ms each takes 2 s, answering LOADING every 1 KB of the file; a test ends the
@@ -217,6 +218,63 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
         await probe.script('KILL').catch(() => undefined); // NOTBUSY once it has ended
         await script?.catch(() => undefined);
         for (const client of [busy, probe, raw]) client.disconnect();
+        await opened.close();
+      }
+    },
+    30_000,
+  );
+});
+
+describe('a primary that takes writes only with a replica in sync (`min-replicas-to-write`), whose replica is away (NOREPLICAS)', () => {
+  let primary: RedisServer;
+  let replica: RedisServer;
+  beforeAll(async () => {
+    primary = await startRedisServer({ extraArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '1'] });
+    replica = await startRedisServer({ replicaOf: primary.port });
+  });
+  afterAll(() => Promise.all([primary.stop(), replica.stop()]));
+
+  /** Whether the primary takes a write now (its replica counted in sync), or refuses it with NOREPLICAS. */
+  const takesWrites = (raw: Redis): Promise<boolean> =>
+    raw.set('noreplicas-probe', '1').then(
+      () => true,
+      (error: Error) => (error.message.startsWith('NOREPLICAS') ? false : Promise.reject(error)),
+    );
+
+  test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(
+    '%s: a completion refused with NOREPLICAS is sent again once the replica is back, so the record is COMPLETED and a duplicate replays',
+    async (name, kind) => {
+      const [raw, fromReplica] = [inspector(primary.url), inspector(replica.url)];
+      const opened = await kind.open(primary.url);
+      try {
+        await until(() => takesWrites(raw));
+        const keyPrefix = `noreplicas-${name}:`;
+        const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 15_000 });
+        let runs = 0;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            runs++;
+            // The replica leaves; once it has been away longer than min-replicas-max-lag, the primary refuses writes.
+            await fromReplica.call('REPLICAOF', 'NO', 'ONE');
+            await until(async () => !(await takesWrites(raw)));
+            return 'paid';
+          },
+          { store, name: 'pay' },
+        );
+        const refused = refusalTo(opened.client, /^NOREPLICAS /);
+        const paid = pay('k');
+        // The replica comes back only once the completion has been refused.
+        expect(await before(refused, paid)).toBe(true);
+        await fromReplica.call('REPLICAOF', primary.host, String(primary.port));
+        expect(await paid).toBe('paid');
+        const [key] = await raw.keys(`${keyPrefix}*`);
+        expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
+        expect(await pay('k')).toBe('paid');
+        expect(runs).toBe(1);
+      } finally {
+        await fromReplica.call('REPLICAOF', primary.host, String(primary.port));
+        raw.disconnect();
+        fromReplica.disconnect();
         await opened.close();
       }
     },
