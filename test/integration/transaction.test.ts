@@ -139,6 +139,43 @@ const increment = (id: string) => ({
  * A reservation under `name` that counts one more reservation and checks that `<name>-stock` exists,
  * in the call's transaction; `runs`: how often its function ran.
  */
+/**
+ * A function with a catch-all `isFinalError` that adds each of `faults`' writes in turn, each refused
+ * as it is added (`refused` checks the call's rejection), then the correct one: every fault must send
+ * only the claim and its release and leave no record, so the corrected code runs and commits once.
+ */
+async function refusedAsAdded(
+  label: string,
+  faults: Array<(tx: Transaction, name: string) => unknown>,
+  refused: (call: Promise<unknown>) => Promise<void>,
+): Promise<void> {
+  const probe = new Probe();
+  const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+  const name = uniqueName(label);
+  let fault: ((tx: Transaction, name: string) => unknown) | undefined;
+  let runs = 0;
+  const fn = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      const tx = transaction();
+      if (fault !== undefined) fault(tx, name);
+      else tx.update(increment(`${name}-counter`));
+      return 'ok';
+    },
+    { store, name, now: () => T0, isFinalError: () => true },
+  );
+  for (fault of faults) {
+    await refused(fn('k'));
+    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(await record(recordId(name, 'k'))).toBeUndefined();
+  }
+  // The corrected code runs and commits, rather than meet the stored fault of the code before it.
+  fault = undefined;
+  expect(await fn('k')).toBe('ok');
+  expect(runs).toBe(faults.length + 1);
+  expect(await applied(`${name}-counter`)).toBe(1);
+}
+
 function stockReservation(name: string, options: Pick<IdempotencyOptions<{ id: string }>, 'store' | 'transactions' | 'isFinalError'>) {
   let runs = 0;
   const reserve = makeIdempotent(
@@ -513,86 +550,30 @@ describe('transactional completion', () => {
   });
 
   test('limits: a TRANSACTION_INVALID a write throws as it is added is never stored, whatever isFinalError says: the key is released, and the corrected code runs', async () => {
-    const probe = new Probe();
-    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
-    const name = uniqueName('invalid-final');
-    let runs = 0;
-    let twice = true;
-    const fn = makeIdempotent(
-      async (_id: string) => {
-        runs++;
-        const tx = transaction().update(increment(`${name}-counter`));
-        if (twice) tx.update(increment(`${name}-counter`));
-        return 'ok';
-      },
-      { store, name, now: () => T0, isFinalError: () => true },
+    await refusedAsAdded('invalid-final', [(tx, name) => tx.update(increment(`${name}-counter`)).update(increment(`${name}-counter`))], async (call) =>
+      expect(await rejection(call)).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1 }),
     );
-    expect(await rejection(fn('k'))).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 1 });
-    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
-    expect(await record(recordId(name, 'k'))).toBeUndefined();
-    // The corrected code runs and commits, rather than meet the stored fault of the code before it.
-    twice = false;
-    expect(await fn('k')).toBe('ok');
-    expect(runs).toBe(2);
-    expect(await applied(`${name}-counter`)).toBe(1);
   });
 
   test('limits: a TypeError a write throws as it is added (a `Key` holding undefined, a value DynamoDB cannot store, a missing `UpdateExpression`, a malformed transition()) is never stored, whatever isFinalError says: the key is released, and the corrected code runs', async () => {
-    const probe = new Probe();
-    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
-    const name = uniqueName('typeerror-final');
-    const faults: Record<string, (tx: Transaction) => unknown> = {
-      key: (tx) => tx.update({ ...increment(`${name}-counter`), Key: { id: undefined } }),
-      date: (tx) => tx.put({ TableName: bizTable, Item: { id: `${name}-item`, at: new Date(T0) } }),
-      expression: (tx) => tx.update({ ...increment(`${name}-counter`), UpdateExpression: undefined as unknown as string }),
-      transition: (tx) => tx.update(transition({ TableName: bizTable, Key: { id: `${name}-item` }, from: 'PAID', to: 'REFUNDED', set: { note: undefined } })),
-    };
-    let fault: string | undefined;
-    let runs = 0;
-    const fn = makeIdempotent(
-      async (_id: string) => {
-        runs++;
-        const tx = transaction();
-        if (fault !== undefined) faults[fault]!(tx);
-        else tx.update(increment(`${name}-counter`));
-        return 'ok';
-      },
-      { store, name, now: () => T0, isFinalError: () => true },
+    await refusedAsAdded(
+      'typeerror-final',
+      [
+        (tx, name) => tx.update({ ...increment(`${name}-counter`), Key: { id: undefined } }),
+        (tx, name) => tx.put({ TableName: bizTable, Item: { id: `${name}-item`, at: new Date(T0) } }),
+        (tx, name) => tx.update({ ...increment(`${name}-counter`), UpdateExpression: undefined as unknown as string }),
+        (tx, name) => tx.update(transition({ TableName: bizTable, Key: { id: `${name}-item` }, from: 'PAID', to: 'REFUNDED', set: { note: undefined } })),
+      ],
+      async (call) => expect(await thrown(call)).toBeInstanceOf(TypeError),
     );
-    for (const which of Object.keys(faults)) {
-      fault = which;
-      expect(await thrown(fn('k'))).toBeInstanceOf(TypeError);
-      expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
-      expect(await record(recordId(name, 'k'))).toBeUndefined();
-    }
-    // The corrected code runs and commits, rather than meet the stored fault of the code before it.
-    fault = undefined;
-    expect(await fn('k')).toBe('ok');
-    expect(runs).toBe(5);
-    expect(await applied(`${name}-counter`)).toBe(1);
   });
 
   test('limits: an ExpressionAttributeValues value undefined where the expression uses it is TRANSACTION_INVALID as the write is added, never stored, whatever isFinalError says: the key is released, as by the commit DynamoDB would refuse, and the corrected code runs', async () => {
-    const probe = new Probe();
-    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
-    const name = uniqueName('undefined-value');
-    let runs = 0;
-    let amount: number | undefined;
-    const fn = makeIdempotent(
-      async (_id: string) => {
-        runs++;
-        transaction().update({ ...increment(`${name}-counter`), ExpressionAttributeValues: { ':one': amount } });
-        return 'ok';
-      },
-      { store, name, now: () => T0, isFinalError: () => true },
+    await refusedAsAdded(
+      'undefined-value',
+      [(tx, name) => tx.update({ ...increment(`${name}-counter`), ExpressionAttributeValues: { ':one': undefined } })],
+      async (call) => expect(await rejection(call)).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 0, tableName: bizTable }),
     );
-    expect(await rejection(fn('k'))).toMatchObject({ code: 'TRANSACTION_INVALID', actionIndex: 0, tableName: bizTable });
-    expect(probe.drain()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
-    expect(await record(recordId(name, 'k'))).toBeUndefined();
-    amount = 1;
-    expect(await fn('k')).toBe('ok');
-    expect(runs).toBe(2);
-    expect(await applied(`${name}-counter`)).toBe(1);
   });
 
   test("a write on the call's own record (a put of an item holding its key, an update, a delete, a condition check) is TRANSACTION_INVALID as it is added: no commit is sent, the key is released; another item of the idempotency table commits", async () => {
