@@ -342,8 +342,9 @@ test.each([
     if (outcome === 'response') expect(await fn({ id: 's' })).toEqual({ pan: '4111-1111-1111-1111' });
     else expect((await thrown(fn({ id: 's' }))).message).toBe('card 4111-1111-1111-1111 declined');
     const item = await readItem(client, tableName, recordId(name, 's'));
-    // The id and the owner are random text, which may hold any four digits.
-    const { id: _id, owner: _owner, ...stored } = item ?? {};
+    // The id and the owner are random text, and the retention a time in seconds, which may hold any four digits.
+    const { id: _id, owner: _owner, expiration, ...stored } = item ?? {};
+    expect(expiration?.N).toMatch(/^\d+$/);
     expect(JSON.stringify(stored)).not.toContain('4111');
     expect([item?.status?.S, item?.responseOmitted?.BOOL, item?.errorOmitted?.BOOL, item?.keyId]).toEqual([
       'COMPLETED',

@@ -596,8 +596,9 @@ for (const kind of CLIENT_KINDS) {
       ring.failCurrent = undefined;
       const hash = await raw.hgetall(`${keyPrefix}declines#${hashKey('a')}`);
       expect(hash).toMatchObject({ status: 'COMPLETED', responseOmitted: '1', errorOmitted: '1' });
-      // The owner is a random UUID, which may hold any four digits.
-      const { owner: _owner, ...stored } = hash;
+      // The owner is a random UUID and the retention a time in seconds, which may hold any four digits.
+      const { owner: _owner, expiresAt, ...stored } = hash;
+      expect(expiresAt).toMatch(/^\d+$/);
       expect(JSON.stringify(stored)).not.toContain('4111');
       expect((await rejection(charge('a'))).code).toBe('ERROR_NOT_STORED');
       expect(await store.inspect(`declines#${hashKey('a')}`)).toMatchObject({ responseOmitted: true, errorOmitted: true });
