@@ -353,11 +353,19 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean => {
 };
 
 /**
+ * The time kept after the last record for the answer: building it (a few ms on 10,000 records),
+ * the runtime sending it, middy's early timeout (5 ms by default) before the deadline. A tenth of
+ * the time left, at most 100 ms, as a store request keeps before the deadline.
+ */
+const ANSWER_MILLIS = 100;
+
+/**
  * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
  * back with the rest, and a stream spends one of its retries (past its quota it discards the
  * batch, records never tried among them). So a record starts only while more time is left than the
  * slowest record of this batch took, or has taken so far (records that run side by side: one still
- * running shows how long a record can take); the rest are reported failed, unstarted, in time to answer.
+ * running shows how long a record can take), and the time kept for the answer ({@link ANSWER_MILLIS});
+ * the rest are reported failed, unstarted, in time to answer.
  * A context that read time left when the batch began and reads none now is past its deadline
  * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
  * sets no deadline (a stub in a unit test). Once a wrapper has answered the invocation (middy's
@@ -377,7 +385,11 @@ function deadlineOf(context: Context, now: () => number, signal: AbortSignal | u
     return millis;
   };
   return {
-    allows: (): boolean => signal?.aborted !== true && (remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY)) > longest(),
+    allows: (): boolean => {
+      if (signal?.aborted === true) return false;
+      const left = remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY);
+      return left - Math.min(left / 10, ANSWER_MILLIS) > longest();
+    },
     time: <T>(run: () => Promise<T>): Promise<T> => {
       const started = { start: now() };
       running.add(started);
@@ -415,7 +427,7 @@ async function pool(tasks: Array<() => Promise<void>>, limit: number, canStart: 
  * the rest of its group unprocessed; stream records run in order and the batch stops at the first
  * failure. Poison records (unparseable, no key) are reported failed and logged, never retried inline.
  * A record starts only while more time is left before the deadline than the slowest record took
- * (or one still running has taken so far);
+ * (or one still running has taken so far), with a tenth of it (at most 100 ms) kept for the answer;
  * the rest are reported failed unstarted, so the batch answers instead of timing out.
  * When no record succeeded, it throws an `AggregateError` of their errors instead (unless
  * `throwOnFullBatchFailure: false`), so the batch comes back even without `reportBatchItemFailures`.
@@ -597,6 +609,11 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     };
 
     const failed = new Set<string>();
+    /**
+     * Messages done by one of their copies: a message received twice in one batch whose second copy
+     * failed or was not started is done all the same (that copy would replay the first), never named.
+     */
+    const done = new Set<string>();
     const errors: unknown[] = [];
     const deadline = deadlineOf(context, engine.now, options?.signal);
     let unstarted = 0;
@@ -613,7 +630,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       return deadline
         .time(() => runItem(item))
         .then(
-          () => 'done',
+          () => {
+            done.add(item.id);
+            return 'done';
+          },
           (error: unknown) => {
             fail(error);
             return 'failed';
@@ -691,7 +711,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
         concurrency,
       );
     }
-    const failures = items.filter((item) => failed.has(item.id));
+    const failures = items.filter((item) => failed.has(item.id) && !done.has(item.id));
     return answer(failures, failures.length === items.length);
   };
 }

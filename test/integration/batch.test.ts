@@ -1575,6 +1575,19 @@ describe("near the invocation's deadline", () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
   });
 
+  test('a record is not started when, run as long as the slowest, it would leave less than the time kept for the answer (a tenth of the time left, at most 100 ms): middy answers 5 ms before the deadline', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    // 3,003 ms left for the third record: run as long as the others, it would end 3 ms before the
+    // deadline, after middy's early timeout had failed the whole batch, with no time to answer.
+    expect(await orders.invoke({ Records: batch }, 9_003)).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(3) }] });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
+    // With 3,400 ms left for it, it starts: it ends 400 ms before the deadline.
+    const later = [4, 5, 6].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    expect(failuresOf(await orders.invoke({ Records: later }, 9_400))).toEqual([]);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-4', 'o-5', 'o-6']);
+  });
+
   test('the warning for a stream batch cut short counts every record not started, the one reported and those after it', async () => {
     const logger = quiet();
     const orders = timed(3_000, { logger });
@@ -1665,6 +1678,17 @@ describe("near the invocation's deadline", () => {
     // A read for each record not started (9,990) is the work that, with an error built for each,
     // held the event loop for 100-300 ms after the cut-off on a batch of this size.
     expect(reads).toBeLessThan(1_000);
+  });
+
+  test('a message received twice in one batch, its first copy done and its second not started by the deadline, is done: not named, and the batch is not thrown back', async () => {
+    const standard = timed(3_000, { concurrency: 1 });
+    const [a, b] = [1, 2].map((n) => sqsRecord({ orderId: `o-${n}` }));
+    // 7 s: a and b run, the second copy of a is not started with 1 s left. Its message is done.
+    expect(await standard.invoke(sqsEvent([a!, b!, redelivered(a!)]), 7_000)).toStrictEqual({ batchItemFailures: [] });
+    // Alone with its second copy, the message done is no batch in which no record succeeded.
+    const c = sqsRecord({ orderId: 'o-3' });
+    expect(await standard.invoke(sqsEvent([c, redelivered(c)]), 4_000)).toStrictEqual({ batchItemFailures: [] });
+    expect(standard.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
   });
 
   test('a FIFO group cut short by the deadline counts every record of it not started in the warning, not only the first', async () => {
