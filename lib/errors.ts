@@ -14,7 +14,8 @@ import type { IdempotencyRecord } from './store.js';
  *   faithfully (BigInt, function, cycle, Map…), or the invocation's tenant id holds a lone surrogate
  *   (UTF-8 would write it as another tenant's id). From `httpIdempotency`, a 400: the
  *   `Idempotency-Key` header is malformed (sent twice, not 1 to 255 visible ASCII characters), or,
- *   with `signedKeys`, not issued with its secrets, expired or issued in the future.
+ *   with `signedKeys`, not issued with its secrets, expired or issued in the future; its other
+ *   `INVALID_KEY`s (a `scope` value that cannot be hashed, the tenant id) are thrown, no 400.
  * - `STORE_FAILURE`: the store could not be reached, or answered unexpectedly (a record that fails
  *   decryption, say): at the claim, the handler did not run (in a durable execution: this invocation
  *   went no further, the execution's record is kept, and the error carries `isUnrecoverableInvocation`

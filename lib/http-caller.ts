@@ -1,3 +1,4 @@
+import { isIdempotencyError } from './errors.js';
 import { type AnyHttpEvent, type HttpEvent, headerList, isAlb, isV2 } from './http-request.js';
 import { canonicalJson } from './key.js';
 
@@ -210,7 +211,15 @@ export function callerOf<TEvent extends AnyHttpEvent>(scope: HttpScope<TEvent> |
   if (scope === 'shared') return () => null;
   if (scope !== undefined) {
     return (event) => {
-      const caller: unknown = scope(event);
+      let caller: unknown;
+      try {
+        caller = scope(event);
+      } catch (error) {
+        // Answered as it is, the scope's own IdempotencyError (a `hashKey` of a claim the request
+        // lacks) would be a 400 that blames the client's valid key: it is a fault of the server.
+        if (isIdempotencyError(error)) throw new TypeError(`httpIdempotency: \`scope\` threw an IdempotencyError (${error.code}).`, { cause: error });
+        throw error;
+      }
       // Hashed, the promise of an async scope would be refused as the client's key (a 400).
       if (caller instanceof Promise) {
         caller.catch(() => undefined);

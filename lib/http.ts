@@ -498,10 +498,12 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // client told "not processed" after its steps ran, and every retry a 409 until the durable
       // lease ends, then run again.
       if (isResumable(error)) return undefined;
-      // The key selector's own rejection (an invalid header) arrives as the cause; any other cause
-      // (a throwing `scope`) is a server fault, not the client's key: no 400.
+      // The key selector's own rejection (an invalid header) arrives as the cause; any other
+      // INVALID_KEY is a server fault, not the client's key: no 400 blaming its header. A throwing
+      // `scope` is thrown as its error; a `scope` value that cannot be hashed (NaN, a BigInt) and an
+      // invocation's tenant id UTF-8 cannot write come without a cause, and are thrown as they are.
       const cause = isIdempotencyError(error) ? error.cause : undefined;
-      if (isIdempotencyError(error, 'INVALID_KEY') && cause !== undefined && !isIdempotencyError(cause)) throw cause;
+      if (isIdempotencyError(error, 'INVALID_KEY') && !isIdempotencyError(cause)) throw cause ?? error;
       const rejected = isIdempotencyError(cause) ? cause : error;
       const response = isIdempotencyError(rejected) ? problem(rejected, maxRetryAfterSeconds, headersFor(event as TEvent)) : undefined;
       return response === undefined ? undefined : { response: answerFor(response, event as AnyHttpEvent) };

@@ -6,7 +6,7 @@
  */
 import middy from '@middy/core';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
+import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, hashKey, httpIdempotency } from '../../lib/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import {
   ANONYMOUS,
@@ -230,6 +230,40 @@ test("an async `scope` is a server fault, not the client's: a TypeError naming `
   expect(orders.runs).toHaveLength(0);
   expect(await orders.records()).toEqual([]);
 });
+
+test.each([
+  [
+    'a `scope` value that cannot be hashed (NaN)',
+    { scope: (() => Number.NaN) as never },
+    {},
+    { code: 'INVALID_KEY', statusCode: undefined, message: expect.stringMatching(/holds the number NaN at \$\.caller/) },
+  ],
+  [
+    'a `scope` that throws an IdempotencyError (a `hashKey` of a claim the request lacks)',
+    { scope: () => hashKey(undefined) },
+    {},
+    { name: 'TypeError', message: expect.stringMatching(/`scope` threw an IdempotencyError \(KEY_MISSING\)/) },
+  ],
+  [
+    "an invocation's tenant id UTF-8 cannot write",
+    {},
+    { tenantId: 'tenant-\ud800' },
+    { code: 'INVALID_KEY', statusCode: undefined, message: expect.stringMatching(/tenant id holds a lone surrogate/) },
+  ],
+])(
+  "%s is a server fault, not the client's key: thrown, never a 400 blaming a valid Idempotency-Key; nothing runs or is stored",
+  async (_what, options, context, error) => {
+    const [shape] = IDENTITY_SHAPES;
+    const orders = ordersApi(options);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await expect(orders.send(eventFor(shape!, alice, { key: 'k-valid' }), { ...lambdaContext(orders.name), ...context })).rejects.toThrow(
+        expect.objectContaining(error),
+      );
+    }
+    expect(orders.runs).toHaveLength(0);
+    expect(await orders.records()).toEqual([]);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // The Idempotency-Key header sent twice
