@@ -134,14 +134,13 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   const { headers, multiValueHeaders } = result;
   const field = fieldOf(headers, 'content-encoding');
   const listField = fieldOf(multiValueHeaders, 'content-encoding');
-  const codings = [
-    ...(listField === undefined ? [] : multiValueHeaders![listField]!),
-    ...(field === undefined || listField !== undefined ? [] : [headers![field]]),
-  ].flatMap((value) =>
-    String(value)
-      .split(',')
-      .map((item) => item.trim().toLowerCase())
-      .filter((item) => item !== '' && item !== 'identity'),
+  const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
+  const codings = [...(Array.isArray(list) ? (list as unknown[]) : []), ...(field === undefined || listField !== undefined ? [] : [headers![field]])].flatMap(
+    (value) =>
+      String(value)
+        .split(',')
+        .map((item) => item.trim().toLowerCase())
+        .filter((item) => item !== '' && item !== 'identity'),
   );
   if (codings.length !== 1) return result;
   const [coding] = codings as [string];

@@ -189,9 +189,11 @@ function exposing(result: HttpResult, name: string): HttpResult {
   const EXPOSE = 'access-control-expose-headers';
   const field = fieldOf(headers, EXPOSE);
   const listField = fieldOf(multiValueHeaders, EXPOSE);
-  const listed = listField === undefined ? [] : multiValueHeaders![listField]!;
+  // A list that is not one (null, which the type forbids but a handler can return) is no list.
+  const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
+  const listed: ReadonlyArray<string | number | boolean> = Array.isArray(list) ? list : [];
   if ((field !== undefined && lists(headers[field], name)) || listed.some((value) => lists(value, name))) return result;
-  if (listField !== undefined) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
+  if (listField !== undefined && Array.isArray(list)) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
   const value = field === undefined ? '' : String(headers[field]).trim();
   return { ...result, headers: { ...headers, [field ?? 'Access-Control-Expose-Headers']: value === '' ? name : `${value}, ${name}` } };
 }

@@ -870,6 +870,22 @@ describe('REST API (v1) specifics', () => {
       const replay = await orders.invoke(rest.event({ key: 'k-cors-listed' }));
       expect(sent(replay, 'Access-Control-Expose-Headers')).toEqual(['idempotent-replayed']);
     });
+
+    test.each([
+      ['Access-Control-Expose-Headers', { 'Access-Control-Allow-Origin': [ORIGIN], 'Access-Control-Expose-Headers': null }],
+      ['Content-Encoding', { 'Content-Encoding': null }],
+    ])(
+      'a stored answer whose %s list is null (which the type forbids, but a handler can return) replays, never a TypeError on every retry',
+      async (_, lists) => {
+        const orders = api(rest, {}, (_event, run) => ({ ...rest.result(run), multiValueHeaders: lists as unknown as Record<string, string[]> }));
+        const request = () => rest.event({ key: `k-null-${_}`, headers: { 'Accept-Encoding': 'identity' } });
+        const first = await orders.invoke(request());
+        const replay = await orders.invoke(request());
+        expect(replay).toMatchObject({ statusCode: first.statusCode, body: first.body, multiValueHeaders: first.multiValueHeaders });
+        expect(replay.headers?.['Idempotent-Replayed']).toBe('true');
+        expect(orders.runs).toBe(1);
+      },
+    );
   });
 
   test.each([
