@@ -288,7 +288,8 @@ export function errorTypeOf(error: unknown): string {
  * `ResourceNotFoundException` for a wrong table name, `AccessDeniedException` for a missing
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
  * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
- * or `Region is missing` for a client with no Region.
+ * the code that begins a Redis error reply (`READONLY`, `MISCONF`, `OOM`: its first word, which
+ * `RedisStore` reads), or `Region is missing` for a client with no Region.
  * Never free text from a message, which may quote a key or a payload. Never throws: an error
  * whose members cannot be read is `Error`.
  *
@@ -307,9 +308,23 @@ export function describeStoreFailure(error: unknown): string {
   }
 }
 
+/**
+ * Names a store gave the errors it met (a Redis error reply's code: `READONLY`, `MISCONF`, `OOM`),
+ * read before the error's own name, which says only which client carried it (ioredis's
+ * `ReplyError`, node-redis's plain `Error`). The error itself is left as it is.
+ */
+const givenNames = new WeakMap<object, string>();
+
+/** Names `error` by `name` (letters, digits and `_ . -`) in messages and log lines, from now on. @internal */
+export function nameStoreFailure(error: unknown, name: string): void {
+  if (error !== null && typeof error === 'object' && NAME.test(name)) givenNames.set(error, name);
+}
+
 function storeFailureName(error: unknown): string {
   const { name, code, message } = (error !== null && typeof error === 'object' ? error : {}) as { name?: unknown; code?: unknown; message?: unknown };
   if (error instanceof IdempotencyError) return error.code;
+  const given = error !== null && typeof error === 'object' ? givenNames.get(error) : undefined;
+  if (given !== undefined) return given;
   const named = typeof name === 'string' && NAME.test(name) ? name : undefined;
   if (named !== undefined && !GENERIC.has(named)) return named;
   if (typeof code === 'string' && SYSTEM_CODE.test(code)) return code;

@@ -1,5 +1,6 @@
 import { delay } from '../deadline.js';
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
+import { nameStoreFailure } from '../errors.js';
 import { isWellFormed } from '../key.js';
 import { assertKnownOptions, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, refusalRecord, summaryOf } from '../record-hash.js';
@@ -162,6 +163,24 @@ const refusedForNow = (error: unknown): boolean =>
   /^(?:Too many Cluster redirections\. Last error: \w+: )?(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) /.test(replyText(error));
 
 /**
+ * The code that begins a server's error reply (`READONLY`, `MISCONF`, `OOM`, `NOREPLICAS`…), also
+ * as an ioredis `Cluster` quotes the last one after its redirections.
+ */
+const REPLY_CODE = /^(?:Too many Cluster redirections\. Last error: \w+: )?([A-Z][A-Z0-9_]{1,39})(?: |$)/;
+
+/**
+ * A request's failure, named in messages and log lines by the code of the server's reply when Redis
+ * refused the command (only Redis's: a key provider's error is not a reply): both clients name every such reply alike (ioredis `ReplyError`, node-redis
+ * `Error`), and a warning that the record stays INPROGRESS would not say whether the server is a
+ * demoted primary (READONLY) or one that cannot save to disk (MISCONF).
+ */
+const named = (error: unknown): Promise<never> => {
+  const code = REPLY_CODE.exec(replyText(error))?.[1];
+  if (code !== undefined) nameStoreFailure(error, code);
+  return Promise.reject(error);
+};
+
+/**
  * The key's time to live (ms) at the caller's `now` for a retention of `expiresAt` (epoch s) and
  * a lease: through the retention's last millisecond (a record stays live while its retention is not
  * before the caller's second), or the lease's if later. PEXPIRE takes whole milliseconds, and a
@@ -263,7 +282,7 @@ export class RedisStore implements IdempotencyStore {
     const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
     if (fingerprint !== undefined) args.push(fingerprint);
     const connection = this.bounded();
-    if (!this.allowEviction) await assertNoEviction(this.client, connection);
+    if (!this.allowEviction) await assertNoEviction(this.client, connection).catch(named);
     const [claimed, fields] = await this.run(connection, CLAIM, key, args);
     const record = hashOf(fields);
     // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.
@@ -290,7 +309,7 @@ export class RedisStore implements IdempotencyStore {
   async inspect(key: string): Promise<RecordSummary | undefined> {
     const reply = await this.bounded()
       .send(this.recordPrefix + key, ['HGETALL', this.recordPrefix + key])
-      .catch((error: unknown) => Promise.reject(notAHash(key, error)));
+      .catch((error: unknown) => named(notAHash(key, error)));
     const record = hashOf(flatHash(reply));
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
@@ -309,7 +328,7 @@ export class RedisStore implements IdempotencyStore {
     const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
     const connection = this.bounded();
     const lost = connection.watchLoss();
-    const reply = Number(await runScript(connection, FORGET, this.recordPrefix + key, args, this.wait));
+    const reply = Number(await runScript(connection, FORGET, this.recordPrefix + key, args, this.wait).catch(named));
     return reply === 1 || (reply === -1 && lost());
   }
 
@@ -319,7 +338,7 @@ export class RedisStore implements IdempotencyStore {
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    const reply = await runScript(connection, script, this.recordPrefix + key, args, this.wait).catch((error: unknown) => Promise.reject(notAHash(key, error)));
+    const reply = await runScript(connection, script, this.recordPrefix + key, args, this.wait).catch((error: unknown) => named(notAHash(key, error)));
     return verdict(reply);
   }
 
