@@ -1,7 +1,7 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Grant, type IGrantable, principalIsOwnedResource } from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Alias, type IKey } from 'aws-cdk-lib/aws-kms';
 import type { IFunction, Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -93,6 +93,11 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * only at deploy may differ: both halves, as for another account.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
+  // An alias's ARN in a policy's Resource covers the alias, not the use of its key: grant on the key it names.
+  if (key instanceof Alias) {
+    grantKey(key.aliasTargetKey, grantee);
+    return;
+  }
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.
   const account = [grantee.grantPrincipal, grantee].map((c) => (c as Partial<IResource>).env?.account).find((a) => a !== undefined);
   const sameAccount = account === undefined ? TokenComparison.BOTH_UNRESOLVED : Token.compareStrings(account, key.env.account);

@@ -13,12 +13,13 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Alias, type IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
-import { formatSeconds, tableEnv } from './checks.js';
+import { formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
 
 /**
  * Alarm thresholds, each a whole number, 1 or more: an alarm fires when the sum over one period
@@ -169,6 +170,31 @@ function letAlarmsPublish(topic: ITopic, alarms: Stack): void {
   topic.masterKey?.grant(cloudWatch, 'kms:Decrypt', 'kms:GenerateDataKey*');
 }
 
+/** The AWS managed key of SNS: its key policy cannot be changed, and does not let CloudWatch use it. */
+const SNS_MANAGED_KEY = 'alias/aws/sns';
+
+/**
+ * Warns of an alarm topic encrypted with a key whose policy this app does not write (imported by its
+ * ARN or an alias, or SNS's AWS managed key): `letAlarmsPublish`'s grant to CloudWatch adds nothing there,
+ * and without it CloudWatch cannot encrypt the notification, so every alarm and OK action fails, shown
+ * only in the alarm's history. An alias of the app stands for its target key.
+ */
+function checkTopicKey(topic: ITopic, monitoring: Construct): void {
+  const key: IKey | undefined = topic.masterKey;
+  if (key === undefined) return;
+  const target = key instanceof Alias ? key.aliasTargetKey : key;
+  if (isKeyOfApp(target)) return;
+  const name = (key as { readonly aliasName?: unknown }).aliasName;
+  const managed = typeof name === 'string' && !Token.isUnresolved(name) && name === SNS_MANAGED_KEY;
+  const what = managed
+    ? `SNS's AWS managed key (${SNS_MANAGED_KEY}), whose key policy cannot be changed and does not let CloudWatch use it: encrypt the topic with a customer managed key (one of the app gets the grant)`
+    : "a key this app imports, whose policy it cannot change: the key's owner must allow the service principal cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* in the key policy; acknowledge this warning once it does";
+  Annotations.of(monitoring).addWarningV2(
+    'lambda-idempotency:alarmTopicKeyNotGranted',
+    `IdempotencyTable.addMonitoring: the alarm topic ${topic.node.path} is encrypted with ${what}. Without that, CloudWatch cannot publish to the topic, and every alarm notification is refused (shown only in the alarm's history).`,
+  );
+}
+
 /**
  * A CloudWatch dashboard of the library's EMF metrics (enable `observability: cloudWatchLines()`
  * in the functions) and alarms on store failures, superseded attempts and bookkeeping failures,
@@ -232,7 +258,10 @@ export class IdempotencyMonitoring extends Construct {
       ];
     });
     this.alarms = alarms;
-    if (props.alarmTopic) letAlarmsPublish(props.alarmTopic, Stack.of(this));
+    if (props.alarmTopic) {
+      letAlarmsPublish(props.alarmTopic, Stack.of(this));
+      checkTopicKey(props.alarmTopic, this);
+    }
 
     const writes = [Operation.PUT_ITEM, Operation.UPDATE_ITEM, Operation.DELETE_ITEM, Operation.TRANSACT_WRITE_ITEMS];
     // A table of another region publishes its metrics there; the dashboard's own region would show none.

@@ -138,6 +138,18 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
 });
 
+test("a customer managed key given as an alias of the app: attached functions get the key grants on the key it names, not on the alias's ARN, which grants no use of the key", () => {
+  const stack = new Stack(new App(), 'KmsAlias', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const key = new Key(stack, 'Key');
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: key.addAlias('alias/idempotency') });
+  table.attachFunction(fn(stack, 'Handler'));
+  const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
+    (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>,
+  );
+  const keyStatements = statements.filter((statement) => [statement.Action].flat().includes('kms:Decrypt'));
+  expect(keyStatements.map((statement) => statement.Resource)).toEqual([{ 'Fn::GetAtt': [ID(stack, key), 'Arn'] }]);
+});
+
 test.each([
   ['imported with mutable: false', false, false, ['lambda-idempotency:roleNotGranted', 'the table Immutable/Idempotency/Table']],
   ['imported with mutable: false and a customer managed key', false, true, ['the table Immutable/Idempotency/Table, and kms:Decrypt']],

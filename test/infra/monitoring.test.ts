@@ -2,7 +2,7 @@ import { App, type CfnElement, CfnParameter, Duration, NestedStack, Stack } from
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountRootPrincipal, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { type IKey, Key, Alias as KeyAlias } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
   ApplicationLogLevel,
@@ -141,6 +141,25 @@ describe('an alarm topic of the app: the alarms can publish to it', () => {
     expect(key!.Properties.KeyPolicy.Statement).toContainEqual(
       expect.objectContaining({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'] }),
     );
+  });
+
+  test("a topic encrypted with a key the app cannot grant on (SNS's AWS managed key, an imported key) is warned of: CloudWatch could not publish; a key or an alias of the app is not", () => {
+    const warnings = (masterKey: (stack: Stack) => IKey) => {
+      const stack = new Stack(new App(), 'TopicKeys', { env: { account: '111111111111', region: 'eu-west-1' } });
+      const table = new IdempotencyTable(stack, 'Idempotency');
+      table.addMonitoring({ functions: ['payments-api'], alarmTopic: new Topic(stack, 'Alarms', { masterKey: masterKey(stack), enforceSSL: true }) });
+      return Annotations.fromStack(stack)
+        .findWarning('*', Match.stringLikeRegexp('alarmTopicKeyNotGranted'))
+        .map((warning) => String(warning.entry.data));
+    };
+    const [managed, ...others] = warnings((stack) => KeyAlias.fromAliasName(stack, 'SnsKey', 'alias/aws/sns'));
+    expect(others).toEqual([]);
+    expect(managed).toMatch(/Alarms is encrypted with SNS's AWS managed key \(alias\/aws\/sns\).*customer managed key.*every alarm notification is refused/);
+    expect(warnings((stack) => Key.fromKeyArn(stack, 'Imported', 'arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab'))).toEqual([
+      expect.stringMatching(/a key this app imports.*cloudwatch\.amazonaws\.com kms:Decrypt and kms:GenerateDataKey\*/),
+    ]);
+    expect(warnings((stack) => new Key(stack, 'Own'))).toEqual([]);
+    expect(warnings((stack) => new Key(stack, 'Own').addAlias('alias/alarms'))).toEqual([]);
   });
 });
 
