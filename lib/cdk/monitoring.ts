@@ -16,7 +16,7 @@ import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Alias, type IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
@@ -336,7 +336,7 @@ function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
   for (const fn of functions) {
     if (typeof fn === 'string') continue;
     const watched = unqualified(fn);
-    const cfn = watched.node.defaultChild;
+    const cfn = functionResource(watched)?.node.defaultChild;
     const logging = cfn instanceof CfnFunction ? cfn.loggingConfig : undefined;
     if (logging === undefined || Token.isUnresolved(logging)) continue;
     const { logFormat, applicationLogLevel } = logging as CfnFunction.LoggingConfigProperty;
@@ -350,6 +350,12 @@ function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
   }
 }
 
+/** The construct of the function `fn`: a SingletonFunction is a handle on the one function of its uuid, a child of its stack named by `constructName`. */
+function functionResource(fn: IFunction): IConstruct | undefined {
+  const name = (fn as { readonly constructName?: unknown }).constructName;
+  return typeof name === 'string' && fn.node.defaultChild === undefined ? Stack.of(fn).node.tryFindChild(name) : fn;
+}
+
 /**
  * The name a function's metrics carry: the one written in the app when it has one, which needs no
  * reference to the function's stack (a stack that reads the table would then depend on the table's
@@ -357,10 +363,7 @@ function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
  */
 export function watchedName(fn: IFunction): string {
   const watched = unqualified(fn);
-  // A SingletonFunction is a handle on the one function of its uuid, a child of its stack named by `constructName`.
-  const name = (watched as { readonly constructName?: unknown }).constructName;
-  const resource = typeof name === 'string' && watched.node.defaultChild === undefined ? Stack.of(watched).node.tryFindChild(name) : watched;
-  const cfn = resource?.node.defaultChild;
+  const cfn = functionResource(watched)?.node.defaultChild;
   const written = cfn instanceof CfnFunction ? cfn.functionName : undefined;
   return typeof written === 'string' && !Token.isUnresolved(written) ? written : watched.functionName;
 }

@@ -446,6 +446,22 @@ test('a function logging JSON at an application log level above INFO is warned o
   expect(String(warnings[0]!.entry.data)).toContain('its alarms would never fire: give it an application log level of INFO or below');
 });
 
+test('a SingletonFunction logging JSON above INFO is warned of too, on the one function of its uuid', () => {
+  const stack = new Stack(new App(), 'SingletonLevels');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const worker = new SingletonFunction(stack, 'Worker', {
+    uuid: 'c3d4',
+    runtime: Runtime.NODEJS_22_X,
+    handler: 'index.handler',
+    code: Code.fromInline('export const handler = () => {}'),
+    loggingFormat: LoggingFormat.JSON,
+    applicationLogLevelV2: ApplicationLogLevel.WARN,
+  });
+  table.addMonitoring({ functions: [worker] });
+  const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('lambda-idempotency:metricsDropped'));
+  expect(warnings.map((w) => String(w.entry.data).match(/log level (\w+)/)?.[1])).toEqual(['WARN']);
+});
+
 test("a function of another stack that reads the table is watched under the name it is given, not a reference the table's stack would import: the two stacks would depend on each other", () => {
   const app = new App();
   const env = { account: '111111111111', region: 'eu-west-1' };
