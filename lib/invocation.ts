@@ -11,6 +11,22 @@ export const durableExecutionOf = (context: unknown): string | undefined => {
 };
 
 /**
+ * Whether the invocation of a durable `context` has ended (suspended, or ended by the SDK): the
+ * durable execution SDK's termination state, which it keeps on the context it gives the handler
+ * (2.x: `_executionContext.terminationManager.isTerminated`). `undefined` when it cannot be read
+ * (another SDK, a context built by hand). @internal
+ */
+export const durableInvocationEnded = (context: unknown): boolean | undefined => {
+  try {
+    const ended = (context as { _executionContext?: { terminationManager?: { isTerminated?: unknown } } } | null | undefined)?._executionContext
+      ?.terminationManager?.isTerminated;
+    return typeof ended === 'boolean' ? ended : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
  * Whether `input` is what the durable service invokes a durable function with (the execution's
  * ARN and a checkpoint token, which change per execution and per invocation), which only
  * `withDurableExecution` reads: keyed on it, no two executions, nor two invocations of one, share

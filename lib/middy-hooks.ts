@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type Start } from './engine.js';
 import { isIdempotencyError } from './errors.js';
-import { durableExecutionOf, remainingMillisOf } from './invocation.js';
+import { durableExecutionOf, durableInvocationEnded, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enclosingCall, enterFunction, holderAround, outerSlot } from './transaction.js';
 
@@ -198,12 +198,17 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const requestNumbers = new WeakMap<object, number>();
   /**
    * Whether middy's early timeout of `request` fired after its invocation ended: a durable
-   * invocation that suspends never settles its handler, so middy's timer stays armed and fires in
-   * a later invocation of the process, or on a thaw past the invocation's deadline (its context,
-   * which read time left at the start, reads none now), while the execution goes on.
+   * invocation that suspends never settles its handler, so middy's timer stays armed and fires
+   * later, while the execution goes on. The durable SDK's own state says so where it can be read:
+   * under Lambda Managed Instances, invocations run side by side in one process, so one started
+   * after this one says nothing of whether this one has ended, and one that suspended fires its
+   * timer before its deadline. Else, one invocation at a time: it fired in a later invocation of
+   * the process, or on a thaw past the invocation's deadline (its context, which read time left at
+   * the start, reads none now).
    */
   const timedOutLate = (request: AnyRequest, call: Call): boolean =>
-    requestNumbers.get(request) !== requestsStarted || (call.answerBy !== undefined && remainingMillisOf(request.context) === undefined);
+    durableInvocationEnded(request.context) ??
+    (requestNumbers.get(request) !== requestsStarted || (call.answerBy !== undefined && remainingMillisOf(request.context) === undefined));
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {

@@ -389,6 +389,44 @@ test('middy durable mode: an execution failed by middy’s early timeout does no
   expect(steps).toEqual(['first:charge', 'retry:charge']);
 });
 
+// Under Lambda Managed Instances one process runs many invocations at once: another execution
+// started on the handler while this one runs does not make this one's early timeout a late one.
+test('middy durable mode: an execution failed by middy’s early timeout while another execution runs beside it in the process does not hold its key', async () => {
+  const steps: string[] = [];
+  const entered = gate<void>();
+  const stalled = gate<string>();
+  const other = gate<string>();
+  const handler = middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
+    .use(idempotency<Order, string>(options))
+    .handler(async (order, ctx) =>
+      ctx.step('charge', async () => {
+        steps.push(`${order.run}:charge`);
+        if (order.run === 'first') {
+          entered.open();
+          return stalled.promise;
+        }
+        return order.run === 'other' ? other.promise : order.run;
+      }),
+    ) as unknown as DurableLambdaHandler;
+  // The first invocation 1.5 s from its deadline (a stub: it reads as much throughout).
+  const nearDeadline: DurableLambdaHandler = (event, context) => handler(event, { ...context, getRemainingTimeInMillis: () => 1_500 });
+  const orderId = randomUUID();
+  const first = runExecution(nearDeadline, order(orderId, 'first', 'none'));
+  await entered.promise;
+  // Another execution starts in the process while the first still runs, and runs until the first has failed.
+  const beside = runExecution<string>(handler, order(randomUUID(), 'other', 'none'));
+  const timedOut = await first;
+  other.open('other');
+  stalled.open('late');
+  expect((await beside).getResult()).toBe('other');
+  expect(timedOut.getStatus()).toBe('FAILED');
+  expect(executionError(timedOut).errorType).toBe('TimeoutError');
+  expect(await record(orderId)).toEqual({ status: undefined, owner: undefined });
+  const retried = await runExecution<string>(handler, order(orderId, 'retry', 'none'));
+  expect(retried.getResult()).toBe('retry');
+  expect(steps).toEqual(['first:charge', 'other:charge', 'retry:charge']);
+});
+
 // middy arms its early timeout for every invocation and clears it when the handler settles, which
 // a suspended durable invocation never does: the timer fires later, in another invocation of the
 // process (or on a thaw past the deadline), while the execution is suspended and holds its key.
@@ -431,6 +469,19 @@ describe('middy durable mode: the early timeout of an invocation that had suspen
     // A stub that reads 2 s left throughout: middy's timer fires once the other invocation below has started.
     const suspended = await suspendedFirst(handler, orderId, () => 2_000);
     expect((await runExecution<string>(handler, order(randomUUID(), 'other', 'none'))).getResult()).toBe('other');
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
+
+  // Lambda Managed Instances freeze no process between invocations: the timer fires before the
+  // deadline, its context reading time left, with no other invocation of the handler started since.
+  test('fired before the deadline in a process that goes on running (Managed Instances), no other invocation started: the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = suspending(steps, lateTimeout);
+    const orderId = randomUUID();
+    // A stub that reads 300 ms left throughout: middy's timer fires 295 ms after the invocation starts.
+    const suspended = await suspendedFirst(handler, orderId, () => 300);
     await lateTimeout.promise;
     await stillHeld(handler, orderId, suspended, steps);
   });
