@@ -1,7 +1,7 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Grant, type IGrantable, principalIsOwnedResource } from 'aws-cdk-lib/aws-iam';
-import { Alias, type IKey } from 'aws-cdk-lib/aws-kms';
+import type { IAlias, IKey } from 'aws-cdk-lib/aws-kms';
 import type { IFunction, Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -68,6 +68,15 @@ const ITEM_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Delet
 /** What DynamoDB needs of a caller to encrypt and decrypt items under a customer managed key. */
 const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
 
+/** The key an alias names, or `undefined` when the app cannot read it (an alias imported by its name alone, which throws). */
+function aliasTarget(alias: IAlias): IKey | undefined {
+  try {
+    return alias.aliasTargetKey;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Grants `grantee` the key actions. In the key's account, in the grantee's policy alone (which the
  * key policy's trust of the account honours): `IKey.grant` names a grantee of another Region in the
@@ -93,9 +102,23 @@ const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEnc
  * only at deploy may differ: both halves, as for another account.
  */
 function grantKey(key: IKey, grantee: IGrantable): void {
-  // An alias's ARN in a policy's Resource covers the alias, not the use of its key: grant on the key it names.
-  if (key instanceof Alias) {
-    grantKey(key.aliasTargetKey, grantee);
+  // An alias's ARN in a policy's Resource covers the alias, not the use of its key: grant on the key
+  // it names or, when the app cannot read which (`Alias.fromAliasName`), on the keys of its account
+  // and Region that carry the alias.
+  const aliasName = (key as Partial<IAlias>).aliasName;
+  if (typeof aliasName === 'string') {
+    const target = aliasTarget(key as IAlias);
+    if (target !== undefined) {
+      grantKey(target, grantee);
+      return;
+    }
+    const keys = Stack.of(key).formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+    Grant.addToPrincipal({
+      grantee,
+      actions: KEY_ACTIONS,
+      resourceArns: [keys],
+      conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': aliasName } },
+    });
     return;
   }
   // The account the role is in (an imported role's, from its ARN), not the stack's that uses it.

@@ -29,7 +29,7 @@ import {
 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { CfnKey, type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, type IKey, Key, Alias as KeyAlias } from 'aws-cdk-lib/aws-kms';
 import {
   Alias,
   type CfnEventInvokeConfig,
@@ -138,16 +138,31 @@ test('a customer managed key encrypts the table and attached functions get its g
   });
 });
 
-test("a customer managed key given as an alias of the app: attached functions get the key grants on the key it names, not on the alias's ARN, which grants no use of the key", () => {
-  const stack = new Stack(new App(), 'KmsAlias', { env: { account: '111111111111', region: 'eu-west-1' } });
-  const key = new Key(stack, 'Key');
-  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: key.addAlias('alias/idempotency') });
-  table.attachFunction(fn(stack, 'Handler'));
-  const statements = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy')).flatMap(
-    (policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>,
-  );
-  const keyStatements = statements.filter((statement) => [statement.Action].flat().includes('kms:Decrypt'));
-  expect(keyStatements.map((statement) => statement.Resource)).toEqual([{ 'Fn::GetAtt': [ID(stack, key), 'Arn'] }]);
+describe("a customer managed key given as an alias: an alias's ARN in a policy grants no use of its key", () => {
+  const keyStatements = (stack: Stack) =>
+    Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown; Condition?: unknown }>)
+      .filter((statement) => [statement.Action].flat().includes('kms:Decrypt'));
+
+  test('an alias of the app: attached functions get the key grants on the key it names', () => {
+    const stack = new Stack(new App(), 'KmsAlias', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const key = new Key(stack, 'Key');
+    const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: key.addAlias('alias/idempotency') });
+    table.attachFunction(fn(stack, 'Handler'));
+    expect(keyStatements(stack).map((statement) => statement.Resource)).toEqual([{ 'Fn::GetAtt': [ID(stack, key), 'Arn'] }]);
+  });
+
+  test('an alias imported by its name, whose key the app cannot read: the keys of its account and Region that carry the alias', () => {
+    const stack = new Stack(new App(), 'KmsImportedAlias', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: KeyAlias.fromAliasName(stack, 'Alias', 'alias/idempotency') });
+    table.attachFunction(fn(stack, 'Handler'));
+    expect(keyStatements(stack)).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:eu-west-1:111111111111:key/*']] },
+        Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/idempotency' } },
+      }),
+    ]);
+  });
 });
 
 test.each([
