@@ -779,7 +779,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
     } else {
       try {
-        result = await answered(this.#store.complete(request), call.answerBy);
+        // A store that sends the completion again after a transient failure stops when the call must answer.
+        result = await answered(this.#store.complete(call.answerBy === undefined ? request : { ...request, resendBy: call.answerBy.at }), call.answerBy);
       } catch (error) {
         // The write may have applied all the same (an answer lost, replicas that did not acknowledge
         // it in time): the store's error says which; the record's state is not known here.

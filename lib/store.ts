@@ -108,10 +108,16 @@ export interface CompleteRequest {
    * than not at all. @default no bound
    */
   readonly sealBy?: number;
+  /**
+   * When (`performance.now()`) the call must answer: a store that sends its completion again after
+   * a transient failure (a throttle, a server fault, a lost connection) starts no resend after it.
+   * @default the store's own bound
+   */
+  readonly resendBy?: number;
 }
 
 /** A claim that creates the record already COMPLETED (one-round-trip mode). */
-export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>, Omit<CompleteRequest, 'key' | 'owner' | 'expiresAt' | 'now'> {}
+export interface ClaimCompletedRequest extends Omit<ClaimRequest, 'leaseUntil'>, Omit<CompleteRequest, 'key' | 'owner' | 'expiresAt' | 'now' | 'resendBy'> {}
 
 /**
  * `completed: true` when the record is now COMPLETED by this owner (`responseStored: false` when the

@@ -7,6 +7,7 @@ import {
   type Update,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { delay } from '../deadline.js';
 import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
@@ -54,6 +55,68 @@ export async function sendWrite<T>(send: () => Promise<T>): Promise<T> {
     } catch (error) {
       if ((error as { name?: unknown } | null)?.name !== 'TransactionConflictException' || attempt >= 4) throw error;
       await conflictBackoff(attempt);
+    }
+  }
+}
+
+/** Node's codes of a connection lost or never made, as the SDK's own retry classifies them. */
+const NETWORK_CODES = ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'];
+
+/** The SDK's names of a request throttled, refused by a server fault, or unanswered within the client's request timeout. */
+const TRANSIENT_NAMES = [
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+];
+
+/**
+ * A request the SDK gave up on for a cause that passes: throttled, a server fault (5xx:
+ * `InternalServerError`, `ServiceUnavailable`), a network error or a timeout. Not a refusal that
+ * another attempt meets again (`AccessDeniedException`, `ResourceNotFoundException`, a
+ * `ValidationException`: an item too large). @internal
+ */
+export const isTransient = (error: unknown): boolean => {
+  const e = error as { name?: unknown; code?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: unknown } } | null;
+  const status = e?.$metadata?.httpStatusCode;
+  return (
+    TRANSIENT_NAMES.includes(String(e?.name)) ||
+    NETWORK_CODES.includes(String(e?.code)) ||
+    (e?.$retryable !== undefined && e.$retryable !== null) ||
+    (typeof status === 'number' && (status === 429 || status >= 500))
+  );
+};
+
+/** How long after its first send a completion is still sent again (see {@link resendWhileTransient}). */
+const RESEND_MILLIS = 5_000;
+/** The pause before the first resend of a completion, doubled before each next one, to at most {@link MAX_RESEND_PAUSE_MILLIS}. */
+const RESEND_PAUSE_MILLIS = 50;
+const MAX_RESEND_PAUSE_MILLIS = 1_000;
+
+/**
+ * Sends a completion, and sends it again, after a pause (50 ms, doubled each time, at most 1 s),
+ * while the SDK gives up on it for a transient cause ({@link isTransient}): the function has run,
+ * and a completion that failed so would leave its record INPROGRESS until its lease, after which a
+ * retry runs the function again. Fenced by its owner, a resend applies at most once, and one that
+ * meets the call's own COMPLETED record (an earlier attempt applied, its answer lost) reads it as
+ * its outcome. No resend starts more than {@link RESEND_MILLIS} after the first send (a throttle
+ * or a server fault passes within seconds, an outage does not, and the answer waits for every
+ * resend; a first send that took the SDK's three attempts against a DynamoDB that never answers,
+ * 2 s each with the store's own client, gets none), nor after `resendBy` (`performance.now()`), when
+ * the call must answer. @internal
+ */
+export async function resendWhileTransient<T>(send: () => Promise<T>, resendBy = Number.POSITIVE_INFINITY): Promise<T> {
+  const until = Math.min(performance.now() + RESEND_MILLIS, resendBy);
+  for (let pause = RESEND_PAUSE_MILLIS; ; pause = Math.min(pause * 2, MAX_RESEND_PAUSE_MILLIS)) {
+    try {
+      return await send();
+    } catch (error) {
+      if (!isTransient(error) || performance.now() + pause > until) throw error;
+      await delay(pause).elapsed;
     }
   }
 }
@@ -220,7 +283,7 @@ export class DynamoDBStore implements IdempotencyStore {
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     return this.completeWith(request, isSizeRefusal, async (update) => {
       try {
-        await sendWrite(() => this.client.send(new UpdateItemCommand(update)));
+        await resendWhileTransient(() => sendWrite(() => this.client.send(new UpdateItemCommand(update))), request.resendBy);
         return null;
       } catch (error) {
         if (!isConditionFailure(error)) throw error;

@@ -75,9 +75,9 @@ describe('idempotentBatch', () => {
     expect(orders.runs.sort()).toEqual(['o-1', 'o-2', 'o-3']);
   });
 
-  test('a completion the store fails on every attempt: the record succeeded (its effect happened) and is not reported; the failure is logged', async () => {
+  test('a completion the store refuses (a missing grant): the record succeeded (its effect happened) and is not reported; the failure is logged', async () => {
     const orders = consumer();
-    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all', where: ofOrder(orders.name, 'o-2') });
+    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'refuse' }, where: ofOrder(orders.name, 'o-2') });
     const batch = threeOrders();
     expect(failuresOf(await orders.invoke(sqsEvent(batch)))).toEqual([]);
     expect(orders.logger.lines.map((line) => JSON.parse(line).level)).toContain('WARN');

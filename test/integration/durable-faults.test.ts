@@ -254,11 +254,12 @@ async function afterTheDurableLease<T>(handler: Parameters<typeof runExecution>[
   return runExecution<T>(handler, { orderId, run: 'after' });
 }
 
-// A completion the store fails (every attempt throttled: an outage) cannot be written, and a
-// durable execution's lease outlives the invocation: what the execution returns and what its
-// duplicates see follow from there.
+// A completion the store fails (refused: a missing grant; or throttled past the store's resends:
+// an outage) cannot be written, and a durable execution's lease outlives the invocation: what the
+// execution returns and what its duplicates see follow from there.
 describe('a completion that fails on every attempt', () => {
-  const failCompletion = () => faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  // Refused: a throttle would be sent again until DynamoDB takes it.
+  const failCompletion = () => faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'refuse' } });
   const warnings: string[] = [];
   const logger = { warn: (line: string) => void warnings.push(line) };
   beforeEach(() => void (warnings.length = 0));

@@ -103,8 +103,8 @@ describe('httpIdempotency', () => {
     expect(api.logger.lines).toEqual([]);
   });
 
-  test('a completion the store fails on every attempt: the caller gets its own 201, not a 503; a duplicate within the lease is a 409, after it the record is free', async () => {
-    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  test('a completion the store refuses (a missing grant): the caller gets its own 201, not a 503; a duplicate within the lease is a 409, after it the record is free', async () => {
+    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'refuse' } });
     const api = paymentApi();
     expect(await api.call('k-complete-fails')).toEqual({ statusCode: 201, body: '{"payment":1}' });
     expect(api.logger.lines).toHaveLength(1);

@@ -60,7 +60,8 @@ describe('httpIdempotency handler calling a makeIdempotent function', () => {
   test('the inner completion fails: the outer layer keeps the 201 and replays it; the inner record is held until the invocation deadline only, with its retention', async () => {
     const listener = listen();
     const { handler, runs } = httpPayment('complete', listener);
-    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+    // Refused (a missing grant): a throttle would be sent again until DynamoDB takes it.
+    faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'refuse' } });
     const before = Date.now();
     expect(await handler(paymentRequest('k-2'), lambdaContext('nested', 5_000))).toEqual({ statusCode: 201, body: '{"paid":"k-2","run":1}' });
     expect(listener.events('bookkeepingFailure')).toEqual([{ event: 'bookkeepingFailure', namespace: 'complete-inner' }]);

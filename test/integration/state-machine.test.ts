@@ -2,7 +2,8 @@
  * Model-based test of the record state machine (fast-check commands) against DynamoDB Local behind
  * the fault layer: random interleavings of calls, handler completions, failures and crashes, clock
  * advances, and store faults on the claim / complete / release a command makes — once (the SDK retry
- * absorbs it, lost responses included) or on every attempt (the SDK gives up). A simple model
+ * absorbs it, lost responses included) or on every attempt (the SDK gives up; the store sends a
+ * completion again, a release not). A simple model
  * predicts every caller's outcome and every record; the real system must agree, command by command.
  *
  * What the model encodes: a key runs only when it has no record, its record's retention ended, or
@@ -200,8 +201,11 @@ class FinishCommand implements fc.AsyncCommand<Model, Real> {
     const record = model.records.get(key);
     const owner = record?.status === 'INPROGRESS' && record.exec === exec;
     const fault = arm(this.how === 'ok' ? 'UpdateItem' : 'DeleteItem', this.injected);
+    // The SDK gives up on a faulted request only for a release: the store sends a completion it gave
+    // up on again (unfaulted), as if the SDK's retry had absorbed it.
+    const givenUp = fault?.persistent === true && this.how === 'throw';
     // A request that never reached DynamoDB on any attempt changes nothing; otherwise the fenced write applies for the owner only.
-    const applies = owner && !(fault?.persistent && !fault.applied);
+    const applies = owner && !(givenUp && !fault.applied);
     const settled = await real.finish(exec, this.how);
 
     if (this.how === 'throw') {
@@ -210,8 +214,8 @@ class FinishCommand implements fc.AsyncCommand<Model, Real> {
       return;
     }
     if (applies) model.records.set(key, { status: 'COMPLETED', response: JSON.stringify(result(key, exec)), expiresAt: seconds(model.now) + RETENTION_S });
-    if (owner || fault?.persistent) {
-      // Its own result; when the SDK gave up, the store's answer is unknown and the result still wins.
+    if (owner) {
+      // Its own result; a completion sent again that met another attempt's record (or none) is SUPERSEDED, as one the SDK's retry sent.
       expect(settled).toEqual({ kind: 'value', value: result(key, exec) });
     } else {
       expectError(settled, (error) => expect(error).toMatchObject({ code: 'SUPERSEDED' }));

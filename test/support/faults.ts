@@ -1,10 +1,11 @@
 /**
  * A fault-injecting HTTP layer between the AWS SDK and DynamoDB Local: a `requestHandler` that wraps
  * the SDK's own NodeHttpHandler and, per request attempt and by operation, throttles, answers 500,
- * resets the connection before sending, delays, or lets the request reach DynamoDB Local and then
- * loses its response (the ambiguous write: the server applied it, the SDK sees a network error and
- * retries). Throttling and 500s are real DynamoDB JSON error responses, so the SDK's own
- * deserializer and retry classification handle them exactly as they would in AWS.
+ * refuses it (AccessDeniedException), resets the connection before sending, delays, or lets the
+ * request reach DynamoDB Local and then loses its response (the ambiguous write: the server applied
+ * it, the SDK sees a network error and retries). Throttling, refusals and 500s are real DynamoDB
+ * JSON error responses, so the SDK's own deserializer and retry classification handle them exactly
+ * as they would in AWS.
  *
  * Deterministic: faults come from explicit rules (the n-th matching request, its first k attempts)
  * or from a seeded PRNG. Test tooling, not part of the library.
@@ -14,7 +15,7 @@ import { Readable } from 'node:stream';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { LOCAL_CREDENTIALS } from '../../tools/dynamodb-local.js';
 
-export type FaultKind = 'throttle' | 'server-error' | 'reset' | 'latency' | 'drop-response';
+export type FaultKind = 'throttle' | 'server-error' | 'reset' | 'latency' | 'drop-response' | 'refuse';
 
 export type Fault =
   /**
@@ -25,6 +26,8 @@ export type Fault =
       readonly kind: 'throttle';
       readonly exception?: 'ProvisionedThroughputExceededException' | 'ThrottlingException' | 'RequestLimitExceeded' | 'TransactionConflictException';
     }
+  /** A 400 refusal that passes on no retry (a missing grant): the server did not apply the request, and neither the SDK nor the store sends it again. */
+  | { readonly kind: 'refuse' }
   /** A 500 InternalServerError, before the request reached the server or (`applied`) after it applied it. */
   | { readonly kind: 'server-error'; readonly applied?: boolean }
   /** The connection is reset before the request is sent. */
@@ -233,6 +236,8 @@ export class FaultInjector implements HttpHandlerLike {
             : 'The level of configured provisioned throughput for the table was exceeded (injected).';
         return errorResponse(400, type, message);
       }
+      case 'refuse':
+        return errorResponse(400, 'AccessDeniedException', `User is not authorized to perform: dynamodb:${operation} (injected).`);
       case 'server-error': {
         if (fault.applied) await drain((await this.inner.handle(request, options)).response);
         return errorResponse(500, 'InternalServerError', 'Internal server error (injected)');

@@ -8,6 +8,7 @@ import {
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import { DEFAULT_ATTRIBUTE_NAMES, DynamoDBStore } from '../../lib/index.js';
 import { serviceError, useMockedDynamoDB } from '../support/mocked-dynamodb.js';
 
@@ -226,6 +227,78 @@ describe('complete', () => {
     ddb.on(UpdateItemCommand).rejects(error);
     await expect(store.complete({ ...base, response: '1' })).rejects.toBe(error);
     expect(ddb.calls()).toHaveLength(1);
+  });
+
+  /** An error as the SDK throws it once its own attempts are spent. */
+  const gaveUp = (name: string, extra: Record<string, unknown> = {}): Error =>
+    Object.assign(new Error(`${name} (the SDK's attempts spent)`), { name, ...extra });
+
+  test.each([
+    ['throttled (ProvisionedThroughputExceededException)', serviceError('ProvisionedThroughputExceededException', 'throughput exceeded')],
+    ['throttled (ThrottlingException)', serviceError('ThrottlingException', 'rate exceeded')],
+    ['throttled (RequestLimitExceeded)', serviceError('RequestLimitExceeded', 'account limit')],
+    ['a 500 (InternalServerError)', serviceError('InternalServerError', 'internal', 'server')],
+    ['a 503 (ServiceUnavailable)', serviceError('ServiceUnavailable', 'unavailable', 'server')],
+    ['a 5xx named by its status alone', gaveUp('UnknownError', { $metadata: { httpStatusCode: 502 } })],
+    ['an error the SDK marks retryable', gaveUp('ReplicatedWriteConflictException', { $retryable: {} })],
+    ['a connection reset', gaveUp('Error', { code: 'ECONNRESET' })],
+    ['a request timeout', gaveUp('TimeoutError')],
+  ])('a completion the SDK gave up on, %s, is sent again until DynamoDB takes it', async (_what, error) => {
+    ddb.on(UpdateItemCommand).rejectsOnce(error).rejectsOnce(error).resolves({});
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: true, responseStored: true });
+    expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(3);
+    expect(updateInput(2)).toStrictEqual(updateInput(0));
+  });
+
+  test("a resend that meets the call's own COMPLETED record (the lost attempt applied) returns it, its outcome decoded", async () => {
+    const own = { ...completedItem({ S: '1' }), owner: { S: 'o-1' } };
+    ddb.on(UpdateItemCommand).rejectsOnce(gaveUp('TimeoutError')).rejectsOnce(refused(own));
+    expect(await store.complete({ ...base, response: '1' })).toStrictEqual({
+      completed: false,
+      record: { key: KEY, status: 'COMPLETED', owner: 'o-1', expiresAt: 1_700_086_400, fingerprint: 'fp', response: '1' },
+    });
+    expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(2);
+  });
+
+  test.each([
+    serviceError('AccessDeniedException', 'not authorized to perform: dynamodb:UpdateItem'),
+    serviceError('ResourceNotFoundException', 'Requested resource not found'),
+    serviceError('ValidationException', 'Item size has exceeded the maximum allowed size'),
+  ])('a completion refused for a cause that does not pass ($name) is not sent again', async (error) => {
+    ddb.on(UpdateItemCommand).rejects(error);
+    await expect(store.complete({ ...base, response: undefined })).rejects.toBe(error);
+    expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(1);
+  });
+
+  test('no resend starts after `resendBy`, when the call must answer', async () => {
+    const throttled = serviceError('ThrottlingException', 'rate exceeded');
+    ddb.on(UpdateItemCommand).rejects(throttled);
+    const started = performance.now();
+    // Pauses of 50 and 100 ms: the second would end past the bound.
+    await expect(store.complete({ ...base, response: '1', resendBy: started + 120 })).rejects.toBe(throttled);
+    expect(ddb.commandCalls(UpdateItemCommand)).toHaveLength(2);
+    expect(performance.now() - started).toBeLessThan(120);
+  });
+
+  test('without `resendBy`, no resend starts 5 s after the first send: pauses of 50 ms doubling to 1 s', async () => {
+    jest.useFakeTimers();
+    try {
+      const throttled = serviceError('ProvisionedThroughputExceededException', 'throughput exceeded');
+      ddb.on(UpdateItemCommand).rejects(throttled);
+      const sentAt: number[] = [];
+      const started = performance.now();
+      ddb.on(UpdateItemCommand).callsFake(() => {
+        sentAt.push(performance.now() - started);
+        return Promise.reject(throttled);
+      });
+      const completion = store.complete({ ...base, response: '1' });
+      const settled = expect(completion).rejects.toBe(throttled);
+      await jest.advanceTimersByTimeAsync(10_000);
+      await settled;
+      expect(sentAt.map(Math.round)).toEqual([0, 50, 150, 350, 750, 1550, 2550, 3550, 4550]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('a refused completion returns the current record by its state alone: its stored response is not decoded', async () => {
