@@ -1,7 +1,7 @@
 /**
  * Events that are never the same twice: hashed whole (no `key` option), their retries never match,
- * and the handler runs on every one of them. Lambda delivers a retry of an async invocation, an
- * EventBridge, SNS or S3 event unchanged; not these.
+ * and the handler runs on every one of them. Lambda delivers a retry of an async invocation (and of
+ * its record sent to a Lambda destination), an EventBridge, SNS or S3 event unchanged; not these.
  */
 
 /**
@@ -11,7 +11,13 @@
 export function volatileEventOf(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined;
   const event = input as { readonly requestContext?: unknown; readonly Records?: unknown; readonly eventSource?: unknown };
-  if (typeof event.requestContext === 'object' && event.requestContext !== null) {
+  // A Lambda destination's event (an asynchronous invocation's record) has a requestContext too, that
+  // names the function invoked: Lambda delivers its retries unchanged, as it does the invocation's.
+  if (
+    typeof event.requestContext === 'object' &&
+    event.requestContext !== null &&
+    typeof (event.requestContext as { functionArn?: unknown }).functionArn !== 'string'
+  ) {
     return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
   }
   // Amazon MQ (ActiveMQ, RabbitMQ) marks each message of a retried batch `redelivered`.

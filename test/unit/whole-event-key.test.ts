@@ -183,6 +183,22 @@ describe('no warning where the key is not the whole changing event', () => {
     ['an S3 event', { Records: [{ eventSource: 'aws:s3', s3: { object: { key: 'a.txt', sequencer: '0A' } } }] }],
     ['a Kinesis batch', { Records: [{ eventSource: 'aws:kinesis', kinesis: { sequenceNumber: '1', data: 'e30=' } }] }],
     ['a direct invocation', { paymentId: 'p-1', amount: 100 }],
+    [
+      "an asynchronous invocation's record sent to a Lambda destination (its requestContext names the function, not an HTTP request)",
+      {
+        version: '1.0',
+        timestamp: '2026-12-01T00:00:00.000Z',
+        requestContext: {
+          requestId: 'r-1',
+          functionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST',
+          condition: 'RetriesExhausted',
+          approximateInvokeCount: 3,
+        },
+        requestPayload: { orderId: 'o-1' },
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorMessage: 'failed' },
+      },
+    ],
     ['an empty Records list', { Records: [] }],
     ['an event whose requestContext is null', { requestContext: null, orderId: 'o-1' }],
     ['a string', 'p-1'],
