@@ -1291,12 +1291,34 @@ describe('waiting for another process (waitForInProgressMillis)', () => {
   }
 
   test("a duplicate that waits gets the original's value once it completes", async () => {
-    const { turnstile, a, b } = twoProcesses(10_000);
+    const { turnstile, a } = twoProcesses(10_000);
+    // Process b's client opens `met` once its claim has been answered: the original completes only
+    // after b has met its record, however long that takes on a loaded machine.
+    const claims = testClient();
+    const met = gate();
+    claims.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } finally {
+          if (context.commandName === 'PutItemCommand') met.open();
+        }
+      },
+      { step: 'initialize', name: 'met' },
+    );
+    const b = makeIdempotent(async (_: string) => turnstile.enter(), {
+      store: new DynamoDBStore({ tableName, client: claims }),
+      name: 'wait-10000',
+      waitForInProgressMillis: 10_000,
+    });
     const first = a('w-1');
     const holder = await turnstile.next();
-    const waiting = b('w-1');
-    // Let the waiting duplicate meet the INPROGRESS record before the original completes.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    let answered = false;
+    const waiting = b('w-1').finally(() => (answered = true));
+    await met.promise;
+    await flush();
+    // b met the INPROGRESS record and goes on waiting, instead of answering IN_PROGRESS.
+    expect(answered).toBe(false);
     holder.open('original');
     expect(await first).toBe('original');
     expect(await waiting).toBe('original');

@@ -480,8 +480,8 @@ describe('middy durable mode: the early timeout of an invocation that had suspen
     const lateTimeout = gate<void>();
     const handler = suspending(steps, lateTimeout);
     const orderId = randomUUID();
-    // A stub that reads 300 ms left throughout: middy's timer fires 295 ms after the invocation starts.
-    const suspended = await suspendedFirst(handler, orderId, () => 300);
+    // A stub that reads 2 s left throughout: middy's timer fires 1,995 ms after the invocation starts, well after it suspends (up to about 0.8 s on a loaded machine).
+    const suspended = await suspendedFirst(handler, orderId, () => 2_000);
     await lateTimeout.promise;
     await stillHeld(handler, orderId, suspended, steps);
   });

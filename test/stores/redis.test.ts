@@ -877,8 +877,12 @@ describe('a client that is still connecting (a cold start)', () => {
   test('an unreachable server: the connection attempt fails, STORE_FAILURE with its error (not a command sent as if it were ready)', async () => {
     const client = ioredisClient(`redis://127.0.0.1:${await freePort()}`, { retryStrategy: () => null });
     const store = new RedisStore({ client, keyPrefix: 'cold-gone:' });
-    // The connection's own error (its message, or its event where jest's realm hides that it is an Error).
-    await expect(store.claim(claimRequest('k'))).rejects.toThrow(/ECONNREFUSED|ended \(error\) before it was ready/);
+    // A call through the store: STORE_FAILURE, its cause the connection's own error (its message, or
+    // its event where jest's realm hides that it is an Error), and the function never runs.
+    let runs = 0;
+    const error = await rejection(makeIdempotent(async (_id: string) => ++runs, { store, name: 'charge' })('order-1'));
+    expect([error.code, runs]).toEqual(['STORE_FAILURE', 0]);
+    expect(String((error.cause as { message?: unknown } | undefined)?.message)).toMatch(/ECONNREFUSED|ended \(error\) before it was ready/);
     client.disconnect();
   });
 });
