@@ -251,3 +251,65 @@ export const transactionCheck: Check = [
     }
   },
 ];
+
+/**
+ * Check of the outcome the optional transactional methods store: atomic mode commits a final error
+ * or an omitted response through `claimCompleted`, `transaction()` an omitted response through
+ * `completeWithWrites`. A store that drops it answers the duplicates of a call that failed with a
+ * success. @internal
+ */
+export const transactionOutcomeCheck: Check = [
+  'completeWithWrites and claimCompleted (when the store has them) store the outcome they are given: a final error, a response that could not be stored',
+  async (f) => {
+    const { store } = f;
+    const expiresAt = f.expiresAt + 60;
+    const error = '{"name":"CardDeclined","message":"declined","code":"DECLINED"}';
+    if (typeof store.completeWithWrites === 'function') {
+      const key = f.key('with-writes-omitted');
+      await f.claim(key, 'owner-a');
+      assert.deepEqual(
+        await store.completeWithWrites({ key, owner: 'owner-a', expiresAt, response: undefined, responseOmitted: true }, []),
+        { completed: true, responseStored: false },
+        'completeWithWrites of a response that could not be stored (`responseOmitted`) must report it not stored, as complete does',
+      );
+      const record = refused(await f.claim(key, 'owner-b'), 'a claim of the record completeWithWrites completed');
+      assert.deepEqual(
+        [record.status, record.responseOmitted, record.response],
+        ['COMPLETED', true, undefined],
+        'completeWithWrites must mark a response that could not be stored omitted, as complete does: without it, duplicates replay `undefined` as the result',
+      );
+    }
+    if (typeof store.claimCompleted === 'function') {
+      const claimCompleted = (key: string, owner: string, outcome: { error?: string; responseOmitted?: true }) =>
+        store.claimCompleted!({ key, owner, now: f.t0, expiresAt, response: undefined, ...outcome }, []);
+      const failed = f.key('claim-completed-error');
+      const stored = await claimCompleted(failed, 'owner-a', { error });
+      assert.ok(stored.claimed && stored.responseStored !== false, 'claimCompleted of a final error goes through and stores it');
+      const record = refused(await f.claim(failed, 'owner-b'), 'a claim of the record claimCompleted created');
+      assert.deepEqual(
+        [record.status, record.error, record.response, record.responseOmitted],
+        ['COMPLETED', error, undefined, undefined],
+        'claimCompleted must store the final error it is given (`error`): without it, the duplicates of a call that failed replay a success',
+      );
+      const omitted = f.key('claim-completed-omitted');
+      const result = await claimCompleted(omitted, 'owner-a', { responseOmitted: true });
+      assert.deepEqual(
+        result.claimed && result.responseStored,
+        false,
+        'claimCompleted of a response that could not be stored (`responseOmitted`) must report it not stored (`responseStored: false`)',
+      );
+      const marked = refused(await f.claim(omitted, 'owner-b'), 'a claim of the record claimCompleted created');
+      assert.deepEqual(
+        [marked.status, marked.responseOmitted, marked.response],
+        ['COMPLETED', true, undefined],
+        'claimCompleted must mark a response that could not be stored omitted: without it, duplicates replay `undefined` as the result',
+      );
+      const resent = await claimCompleted(omitted, 'owner-a', { responseOmitted: true });
+      assert.deepEqual(
+        !resent.claimed && [resent.record.status, resent.record.owner, resent.record.responseOmitted],
+        ['COMPLETED', 'owner-a', true],
+        'a claimCompleted sent again by its owner finds its own record with the outcome as stored (here: omitted), as a retried completion does',
+      );
+    }
+  },
+];

@@ -91,6 +91,15 @@ export const readCheck: Check = [
     const error = '{"name":"Declined","message":"no"}';
     await f.complete(failed, 'owner-a', undefined, { error });
     assert.equal((await read(failed))?.error, error, 'a final error, decoded');
+    const omitted = f.key('omitted');
+    await f.claim(omitted, 'owner-a');
+    await f.complete(omitted, 'owner-a', undefined, { responseOmitted: true });
+    const record = await read(omitted);
+    assert.deepEqual(
+      [record?.responseOmitted, record?.response],
+      [true, undefined],
+      'read must return a response that could not be stored as omitted (`responseOmitted`): without it, a duplicate whose run fails replays `undefined` as the result',
+    );
   },
 ];
 

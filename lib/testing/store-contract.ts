@@ -3,7 +3,7 @@ import type { IdempotencyStore } from '../store.js';
 import { claimChecks } from './contract-claims.js';
 import { edgeChecks, type WriteRecord } from './contract-edges.js';
 import { Fixture } from './contract-fixture.js';
-import { integrityChecks, transactionCheck } from './contract-integrity.js';
+import { integrityChecks, transactionCheck, transactionOutcomeCheck } from './contract-integrity.js';
 import { forgetCheck, forgetLeaseCheck, inspectCheck, readCheck, ttlCheck } from './contract-operations.js';
 import { outcomeChecks } from './contract-outcomes.js';
 import { type SealingStore, sealingChecks } from './contract-sealing.js';
@@ -85,10 +85,10 @@ export function storeContract(makeStore: () => IdempotencyStore | Promise<Idempo
     { check: forgetCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' },
     { check: readCheck, has: (store: IdempotencyStore) => typeof store.read === 'function' },
     { check: forgetLeaseCheck, has: (store: IdempotencyStore) => typeof store.forget === 'function' && store.forgetChecksLease === true },
-    {
-      check: transactionCheck,
+    ...[transactionCheck, transactionOutcomeCheck].map((check) => ({
+      check,
       has: (store: IdempotencyStore) => typeof store.completeWithWrites === 'function' || typeof store.claimCompleted === 'function',
-    },
+    })),
   ];
   const always = [
     ...claimChecks,

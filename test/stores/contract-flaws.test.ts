@@ -61,6 +61,13 @@ class Transactional extends Flawed {
   }
 }
 
+/** A Flawed store with atomic mode's `read`, correct: the record as a refused claim reads it, and nothing changed. */
+class Readable extends Flawed {
+  async read(key: string): Promise<IdempotencyRecord | undefined> {
+    return this.inspectRecord(key);
+  }
+}
+
 /** A Flawed store on a database shared with other instances, which serialises its requests with a lock of its own: one process's lock. */
 class InstanceLocked extends Flawed {
   private queue: Promise<unknown> = Promise.resolve();
@@ -134,6 +141,9 @@ const LATE_COMPLETION = 'an attempt that outlives its lease still completes its 
 const SHARED_CLAIM_RACE = 'concurrent claims through two stores that share their records (two processes on one database): exactly one wins';
 const TRANSACTIONS =
   'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are, and keep the fingerprint';
+const TRANSACTION_OUTCOMES =
+  'completeWithWrites and claimCompleted (when the store has them) store the outcome they are given: a final error, a response that could not be stored';
+const READ = 'read (when the store has it) returns the record as stored, its outcome decoded, and changes nothing';
 const NEW_CHECKS = [SHARED_CLAIM_RACE, COMPLETION_RACE, RELEASE_RACE, CLAIMED_ANEW, EXACT_KEYS, LATE_COMPLETION];
 
 const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
@@ -426,6 +436,52 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
       })(),
   ],
   [
+    'a claimCompleted that drops the final error: a duplicate of a call that failed replays a success',
+    TRANSACTION_OUTCOMES,
+    () =>
+      new (class extends Transactional {
+        override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+          const { error: _dropped, ...rest } = request;
+          return super.claimCompleted(rest, writes);
+        }
+      })(),
+  ],
+  [
+    'a claimCompleted that drops `responseOmitted`: a duplicate replays `undefined` for a result that was not stored',
+    TRANSACTION_OUTCOMES,
+    () =>
+      new (class extends Transactional {
+        override async claimCompleted(request: ClaimCompletedRequest, writes: readonly unknown[]): Promise<ClaimResult> {
+          const { responseOmitted: _dropped, ...rest } = request;
+          return super.claimCompleted(rest, writes);
+        }
+      })(),
+  ],
+  [
+    'a completeWithWrites that drops `responseOmitted`: a duplicate replays `undefined` for a result that was not stored',
+    TRANSACTION_OUTCOMES,
+    () =>
+      new (class extends Transactional {
+        override async completeWithWrites(request: CompleteRequest, writes: readonly unknown[]): Promise<CompleteResult> {
+          const { responseOmitted: _dropped, ...rest } = request;
+          return super.completeWithWrites(rest, writes);
+        }
+      })(),
+  ],
+  [
+    'a read that drops `responseOmitted`: a duplicate whose run fails replays `undefined` for a result that was not stored',
+    READ,
+    () =>
+      new (class extends Readable {
+        override async read(key: string): Promise<IdempotencyRecord | undefined> {
+          const record = await super.read(key);
+          if (record === undefined) return record;
+          const { responseOmitted: _dropped, ...rest } = record;
+          return rest;
+        }
+      })(),
+  ],
+  [
     'a completion that returns `completed: true` when it did not write',
     AFTER_LEASE,
     () =>
@@ -472,4 +528,5 @@ test('the contract passes InMemoryStore, and the bases of the flawed stores with
   expect(await rejections(() => new InMemoryStore())).toEqual({});
   expect(await rejections(() => new Flawed())).toEqual({});
   expect(await rejections(() => new Transactional())).toEqual({});
+  expect(await rejections(() => new Readable())).toEqual({});
 });
