@@ -230,7 +230,10 @@ function forAlb(result: HttpResult, event: ALBEvent): HttpResult {
     const lists = Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name, [value]]));
     return { ...rest, multiValueHeaders: { ...lists, ...multiValueHeaders } };
   }
-  const last = Object.entries(multiValueHeaders ?? {}).flatMap(([name, values]) => (values.length > 0 ? [[name, values.at(-1)!]] : []));
+  // A list that is not one (null, which the type forbids but a handler can return) moves nothing.
+  const last = Object.entries(multiValueHeaders ?? {}).flatMap(([name, values]: [string, unknown]) =>
+    Array.isArray(values) && values.length > 0 ? [[name, values.at(-1) as string | number | boolean]] : [],
+  );
   return { ...rest, headers: { ...Object.fromEntries(last), ...headers } };
 }
 

@@ -5,7 +5,7 @@
 import { Arn, ArnFormat, CfnResource, type ResourceEnvironment, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { CfnGlobalTable, CfnTable, type ITable, Table, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { CfnStream, type IStream, Stream, StreamConsumer } from 'aws-cdk-lib/aws-kinesis';
-import { CfnKey, type IKey } from 'aws-cdk-lib/aws-kms';
+import { CfnKey, type IAlias, type IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnEventInvokeConfig, CfnEventSourceMapping, CfnFunction, type Function as LambdaFunction, type Version } from 'aws-cdk-lib/aws-lambda';
 import { CfnPipe } from 'aws-cdk-lib/aws-pipes';
 import { CfnQueue, type IQueue, QueueBase } from 'aws-cdk-lib/aws-sqs';
@@ -788,6 +788,18 @@ const regionName = (region: string): string => (Token.isUnresolved(region) ? "th
  * from a `CfnKey` with `Key.fromCfnKey` (a child of it), not one imported by its ARN. @internal
  */
 export const isKeyOfApp = (key: IKey): boolean => CfnKey.isCfnKey(key.node.defaultChild) || CfnKey.isCfnKey(key.node.scope);
+
+/**
+ * The key an alias names (an `Alias` of the app, or one imported with `Alias.fromAliasAttributes`),
+ * or `undefined` when the app cannot read it (an alias imported by its name alone, which throws). @internal
+ */
+export function aliasTarget(alias: IAlias): IKey | undefined {
+  try {
+    return alias.aliasTargetKey;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * What a function of another account needs of `table` besides its role's own policy, and who adds it:

@@ -10,6 +10,7 @@ import { MAX_ENVIRONMENT_RETENTION_SECONDS, TABLE_NAME } from '../dynamodb-store
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
+  aliasTarget,
   checkDurable,
   checkEnvironmentRetention,
   checkEnvironmentTable,
@@ -67,15 +68,6 @@ export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_
 const ITEM_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
 /** What DynamoDB needs of a caller to encrypt and decrypt items under a customer managed key. */
 const KEY_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
-
-/** The key an alias names, or `undefined` when the app cannot read it (an alias imported by its name alone, which throws). */
-function aliasTarget(alias: IAlias): IKey | undefined {
-  try {
-    return alias.aliasTargetKey;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Grants `grantee` the key actions. In the key's account, in the grantee's policy alone (which the

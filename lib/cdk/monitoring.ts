@@ -13,13 +13,13 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Alias, type IKey } from 'aws-cdk-lib/aws-kms';
+import type { IAlias, IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
-import { formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
+import { aliasTarget, formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
 
 /**
  * Alarm thresholds, each a whole number, 1 or more: an alarm fires when the sum over one period
@@ -177,14 +177,16 @@ const SNS_MANAGED_KEY = 'alias/aws/sns';
  * Warns of an alarm topic encrypted with a key whose policy this app does not write (imported by its
  * ARN or an alias, or SNS's AWS managed key): `letAlarmsPublish`'s grant to CloudWatch adds nothing there,
  * and without it CloudWatch cannot encrypt the notification, so every alarm and OK action fails, shown
- * only in the alarm's history. An alias of the app stands for its target key.
+ * only in the alarm's history. An alias whose target the app knows (an `Alias` of the app, one imported
+ * with `Alias.fromAliasAttributes`) stands for that key.
  */
 function checkTopicKey(topic: ITopic, monitoring: Construct): void {
   const key: IKey | undefined = topic.masterKey;
   if (key === undefined) return;
-  const target = key instanceof Alias ? key.aliasTargetKey : key;
+  // An alias (of the app, or imported with its target) stands for the key it names, on which the grant goes.
+  const name = (key as Partial<IAlias>).aliasName;
+  const target = typeof name === 'string' ? (aliasTarget(key as IAlias) ?? key) : key;
   if (isKeyOfApp(target)) return;
-  const name = (key as { readonly aliasName?: unknown }).aliasName;
   const managed = typeof name === 'string' && !Token.isUnresolved(name) && name === SNS_MANAGED_KEY;
   const what = managed
     ? `SNS's AWS managed key (${SNS_MANAGED_KEY}), whose key policy cannot be changed and does not let CloudWatch use it: encrypt the topic with a customer managed key (one of the app gets the grant)`

@@ -160,6 +160,8 @@ describe('an alarm topic of the app: the alarms can publish to it', () => {
     ]);
     expect(warnings((stack) => new Key(stack, 'Own'))).toEqual([]);
     expect(warnings((stack) => new Key(stack, 'Own').addAlias('alias/alarms'))).toEqual([]);
+    // An alias imported with its target, a key of the app: the grant goes into that key's policy.
+    expect(warnings((stack) => KeyAlias.fromAliasAttributes(stack, 'Named', { aliasName: 'alias/alarms', aliasTargetKey: new Key(stack, 'Own') }))).toEqual([]);
   });
 });
 

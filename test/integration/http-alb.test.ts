@@ -330,6 +330,18 @@ describe.each([
     else expect(replay.headers?.['Set-Cookie']).toBe('theme=dark'); // the last value, as the load balancer keeps a request's last
     expect(orders.runs).toBe(1);
   });
+
+  test('a stored answer with a list that is null in multiValueHeaders (which the type forbids, but a handler can return) replays, never a TypeError on every retry', async () => {
+    const orders = ordersBehindAlb({}, async (sent, run) => ({
+      ...(await created(sent, run)),
+      multiValueHeaders: { ...(await created(sent, run)).multiValueHeaders, 'X-Trace': null } as unknown as Record<string, string[]>,
+    }));
+    const first = await orders.send(event({ key: 'k-null-list' }));
+    const replay = await orders.send(event({ key: 'k-null-list' }));
+    expect([replay.statusCode, replay.body]).toEqual([first.statusCode, first.body]);
+    expect(multiValue ? replay.multiValueHeaders?.['Idempotent-Replayed'] : replay.headers?.['Idempotent-Replayed']).toEqual(multiValue ? ['true'] : 'true');
+    expect(orders.runs).toBe(1);
+  });
 });
 
 test("the operations tools address an ALB request's record by its method, `<METHOD> <path>` as the route, and the scope's caller", async () => {
