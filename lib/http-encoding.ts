@@ -135,7 +135,7 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   const field = fieldOf(headers, 'content-encoding');
   const listField = fieldOf(multiValueHeaders, 'content-encoding');
   const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
-  const codings = [...(Array.isArray(list) ? (list as unknown[]) : []), ...(field === undefined || listField !== undefined ? [] : [headers![field]])].flatMap(
+  const codings = [...(Array.isArray(list) ? (list as unknown[]) : []), ...(field === undefined || Array.isArray(list) ? [] : [headers![field]])].flatMap(
     (value) =>
       String(value)
         .split(',')

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2WithJWTAuthorizer } from 'aws-lambda';
 import { DynamoDBStore, type HttpEvent, type HttpIdempotencyOptions, type HttpResult, httpIdempotency } from '../../lib/index.js';
@@ -886,6 +887,24 @@ describe('REST API (v1) specifics', () => {
         expect(orders.runs).toBe(1);
       },
     );
+
+    test('a gzip body named in headers beside a null Content-Encoding list is decoded for a client that accepts only identity, not sent compressed', async () => {
+      const text = JSON.stringify({ orderId: 'ord-gz', lines: Array.from({ length: 40 }, (_, i) => `line-${i}`) });
+      const orders = api(rest, {}, (_event, run) => ({
+        statusCode: 201,
+        headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+        multiValueHeaders: { 'Content-Encoding': null } as unknown as Record<string, string[]>,
+        isBase64Encoded: true,
+        body: gzipSync(`${text}${run}`).toString('base64'),
+      }));
+      const first = await orders.invoke(rest.event({ key: 'k-null-gzip', headers: { 'Accept-Encoding': 'gzip' } }));
+      expect(gunzipSync(Buffer.from(first.body!, 'base64')).toString()).toBe(`${text}1`);
+      const replay = await orders.invoke(rest.event({ key: 'k-null-gzip', headers: { 'Accept-Encoding': 'identity' } }));
+      const body = replay.isBase64Encoded ? Buffer.from(replay.body!, 'base64').toString() : replay.body;
+      expect(body).toBe(`${text}1`);
+      expect(replay.headers?.['Content-Encoding']).toBeUndefined();
+      expect(orders.runs).toBe(1);
+    });
   });
 
   test.each([
