@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setImmediate } from 'node:timers';
 import type { ClaimResult, CompleteResult, IdempotencyRecord, IdempotencyStore, ReleaseResult } from '../store.js';
 import type { Check } from './contract-claims.js';
 import { type Fixture, LEASE_MILLIS, refused } from './contract-fixture.js';
@@ -42,6 +43,7 @@ async function racesWithTakeover<T extends CompleteResult | ReleaseResult>(
     const key = f.key(`race-${i}`);
     await f.claim(key, 'owner-a');
     // Sent after 0 to RACES - 1 turns of the event loop: it lands before, inside or after the late request.
+    // Real turns (`setImmediate` from `node:timers`), also under a test's fake timers, which fake the global one.
     const takeover = async () => {
       for (let turn = 0; turn < i >> 1; turn++) await new Promise((resolve) => setImmediate(resolve));
       return peer.claim(f.claimRequest(key, 'owner-b', { now: later }));

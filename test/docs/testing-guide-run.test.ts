@@ -1,10 +1,13 @@
 /**
  * The DynamoDB Local set-up of docs/testing.md runs as written: it starts its own DynamoDB Local
  * on a free port with the `idempotency` table, publishes the endpoint, and its stop function ends it.
+ * And the guide's handler under test, given no clock, follows Jest's fake timers as the guide says.
  */
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, expect, test } from '@jest/globals';
-import { DynamoDBStore, makeIdempotent } from '../../lib/index.js';
+import { afterAll, expect, jest, test } from '@jest/globals';
+import type { Context } from 'aws-lambda';
+import { DynamoDBStore, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 import { SnippetRunner } from './run-snippet.js';
 import { readDocument, snippetUnder } from './snippets.js';
 
@@ -43,3 +46,25 @@ test("the guide's globalSetup starts DynamoDB Local with the table DynamoDBStore
   client.destroy();
   expect(answered).toBe(false);
 }, 90_000); // a JVM started beside the suite's own servers: on a loaded 2-core machine it may take longer than the 30 s default
+
+test("the guide's createHandler given no `now`, built before Jest's fake timers are installed (as a handler module is loaded first), follows them: a duplicate past the retention runs again", async () => {
+  type ChargeEvent = { paymentId: string; amount: number };
+  const { createHandler } = (await runner.run(testingGuide, snippetUnder(testingGuide, 'The handler under test'))) as {
+    createHandler: (dependencies: {
+      store: IdempotencyStore;
+      charge: (event: ChargeEvent) => Promise<string>;
+    }) => (event: ChargeEvent, context: Context) => Promise<unknown>;
+  };
+  let charges = 0;
+  const handler = createHandler({ store: new InMemoryStore(), charge: async () => `receipt-${++charges}` });
+  jest.useFakeTimers({ now: Date.now() });
+  try {
+    const event = { paymentId: 'p-1', amount: 100 };
+    expect(await handler(event, lambdaContext({ functionName: 'charge' }))).toEqual({ receipt: 'receipt-1' });
+    expect(await handler(event, lambdaContext({ functionName: 'charge' }))).toEqual({ receipt: 'receipt-1' });
+    jest.setSystemTime(Date.now() + 24 * 3_600_000 + 1_000); // past the default retention of 24 hours
+    expect(await handler(event, lambdaContext({ functionName: 'charge' }))).toEqual({ receipt: 'receipt-2' });
+  } finally {
+    jest.useRealTimers();
+  }
+});

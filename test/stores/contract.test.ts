@@ -5,6 +5,7 @@
  * previous one (5) that the peer ranges still allow (with the TTL check).
  */
 import { type AttributeValue, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { jest } from '@jest/globals';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { aesGcmEncryption, DynamoDBStore, type OutcomeEncryption } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
@@ -38,6 +39,21 @@ describe('InMemoryStore', () => {
 describe('InMemoryStore, encrypting and compressing every response', () => {
   const encryption = aesGcmEncryption(keyring(aesKey('k1')).encryption);
   for (const check of storeContract(() => new InMemoryStore({ encryption, compressAboveBytes: 0 }))) test(check.name, check.run);
+});
+
+describe("InMemoryStore, under Jest's default fake timers (a project that fakes them for every test)", () => {
+  // Captured before the timers are faked: a check that waits on a faked timer fails in 5 s of real time.
+  const realSetTimeout = setTimeout;
+  const realClearTimeout = clearTimeout;
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+  for (const check of storeContract(() => new InMemoryStore())) {
+    test(check.name, async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => (timer = realSetTimeout(reject, 5_000, new Error('waits on a faked timer'))));
+      await Promise.race([check.run(), stuck]).finally(() => realClearTimeout(timer));
+    });
+  }
 });
 
 describe('DynamoDBStore on DynamoDB Local', () => {

@@ -170,6 +170,31 @@ describe('with jest fake timers installed after the function was wrapped (as a h
     held.open('late');
     expect((await first).code).toBe('SUPERSEDED');
   });
+
+  test('a duplicate from another process polling with waitForInProgressMillis polls on the faked timers: it answers once they are advanced, not when the first call ends', async () => {
+    jest.useFakeTimers({ now: Date.parse('2031-03-01T00:00:00Z'), doNotFake: ['setImmediate'] });
+    const held = gate<string>();
+    let calls = 0;
+    // One wrapper per process: no single-flight between them.
+    const environment = () =>
+      makeIdempotent(async (_id: string) => (++calls === 1 ? held.promise : `call ${calls}`), {
+        store,
+        name: 'fake-timers-poll',
+        waitForInProgressMillis: 5_000,
+      });
+    const first = environment()('p-1');
+    await jest.advanceTimersByTimeAsync(0);
+    let answer: unknown;
+    const duplicate = environment()('p-1').then((value) => (answer = value));
+    await jest.advanceTimersByTimeAsync(0);
+    held.open('first');
+    expect(await first).toBe('first');
+    for (let turn = 0; turn < 20; turn++) await flush(); // real turns of the loop: the poll's timer is faked
+    expect(answer).toBeUndefined();
+    await jest.advanceTimersByTimeAsync(1_000); // a poll looks again within 1 s
+    await duplicate;
+    expect(answer).toBe('first');
+  });
 });
 
 test('inspect sizes a compressed response by the bytes stored, as DynamoDBStore does, not by their base64 text', async () => {
