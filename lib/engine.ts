@@ -562,7 +562,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // deadline, and the time left is for answering.
         if (!(error instanceof DeadlineTimeout)) {
           try {
-            await answered(this.#store.release({ key, owner }), deadline?.answerBy);
+            await answered(
+              this.#store.release(deadline?.answerBy === undefined ? { key, owner } : { key, owner, resendBy: deadline.answerBy.at }),
+              deadline?.answerBy,
+            );
           } catch {
             // A store that throws at once (its client closed) too: the caller gets the claim's failure.
           }
@@ -890,7 +893,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   async #release(call: Call, what = 'could not release the record; it stays INPROGRESS until its lease ends'): Promise<ReleaseResult | undefined> {
     try {
-      return await answered(this.#store.release({ key: call.key, owner: call.owner }), call.answerBy);
+      // A store that sends the release again after a transient failure stops when the call must answer.
+      const request = { key: call.key, owner: call.owner };
+      return await answered(this.#store.release(call.answerBy === undefined ? request : { ...request, resendBy: call.answerBy.at }), call.answerBy);
     } catch (error) {
       this.#warn(what, call.key, error);
       return undefined;

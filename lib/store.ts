@@ -134,6 +134,12 @@ export type CompleteResult =
 export interface ReleaseRequest {
   readonly key: string;
   readonly owner: string;
+  /**
+   * When (`performance.now()`) the call must answer: a store that sends its release again after a
+   * transient failure (a throttle, a server fault, a lost connection) starts no resend after it.
+   * @default the store's own bound
+   */
+  readonly resendBy?: number;
 }
 
 /** `released: false` carries the record that is held by someone else and was left untouched. */

@@ -91,23 +91,24 @@ export const isTransient = (error: unknown): boolean => {
   );
 };
 
-/** How long after its first send a completion is still sent again (see {@link resendWhileTransient}). */
+/** How long after its first send a completion or a release is still sent again (see {@link resendWhileTransient}). */
 const RESEND_MILLIS = 5_000;
-/** The pause before the first resend of a completion, doubled before each next one, to at most {@link MAX_RESEND_PAUSE_MILLIS}. */
+/** The pause before the first resend of a completion or a release, doubled before each next one, to at most {@link MAX_RESEND_PAUSE_MILLIS}. */
 const RESEND_PAUSE_MILLIS = 50;
 const MAX_RESEND_PAUSE_MILLIS = 1_000;
 
 /**
- * Sends a completion, and sends it again, after a pause (50 ms, doubled each time, at most 1 s),
- * while the SDK gives up on it for a transient cause ({@link isTransient}): the function has run,
- * and a completion that failed so would leave its record INPROGRESS until its lease, after which a
- * retry runs the function again. Fenced by its owner, a resend applies at most once, and one that
- * meets the call's own COMPLETED record (an earlier attempt applied, its answer lost) reads it as
- * its outcome. No resend starts more than {@link RESEND_MILLIS} after the first send (a throttle
- * or a server fault passes within seconds, an outage does not, and the answer waits for every
- * resend; a first send that took the SDK's three attempts against a DynamoDB that never answers,
- * 2 s each with the store's own client, gets none), nor after `resendBy` (`performance.now()`), when
- * the call must answer. @internal
+ * Sends a completion or a release, and sends it again, after a pause (50 ms, doubled each time, at
+ * most 1 s), while the SDK gives up on it for a transient cause ({@link isTransient}): a completion
+ * that failed so would leave its record INPROGRESS until its lease, after which a retry runs the
+ * function (which has run) again; a release, until its lease, every retry `IN_PROGRESS`. Fenced by
+ * its owner, a resend applies at most once, and one that meets the call's own COMPLETED record (an
+ * earlier completion, or the commit a release settles, applied, its answer lost) reads it as its
+ * outcome; a release that finds no item has released. No resend starts more than
+ * {@link RESEND_MILLIS} after the first send (a throttle or a server fault passes within seconds,
+ * an outage does not, and the answer waits for every resend; a first send that took the SDK's
+ * three attempts against a DynamoDB that never answers, 2 s each with the store's own client, gets
+ * none), nor after `resendBy` (`performance.now()`), when the call must answer. @internal
  */
 export async function resendWhileTransient<T>(send: () => Promise<T>, resendBy = Number.POSITIVE_INFINITY): Promise<T> {
   const until = Math.min(performance.now() + RESEND_MILLIS, resendBy);
@@ -302,7 +303,7 @@ export class DynamoDBStore implements IdempotencyStore {
         ExpressionAttributeValues: { ':owner': { S: request.owner }, ':inprogress': { S: 'INPROGRESS' } },
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       });
-      await sendWrite(() => this.client.send(command));
+      await resendWhileTransient(() => sendWrite(() => this.client.send(command)), request.resendBy);
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;

@@ -1,11 +1,12 @@
 /**
- * A completion the SDK gave up on (its attempts spent on throttles, 500s, lost connections) is sent
- * again by `DynamoDBStore`, briefly, while the call has time: the function has run, and a record
- * left INPROGRESS would let a duplicate after its lease run it again. Against DynamoDB Local behind
- * the fault layer, so that the SDK's own retry and error classification meet each fault.
+ * A completion or a release the SDK gave up on (its attempts spent on throttles, 500s, lost
+ * connections) is sent again by `DynamoDBStore`, briefly, while the call has time: the function has
+ * run, and a completion left INPROGRESS would let a duplicate after its lease run it again; a
+ * release, every retry until then `IN_PROGRESS`. Against DynamoDB Local behind the fault layer, so
+ * that the SDK's own retry and error classification meet each fault.
  */
 import type { Context } from 'aws-lambda';
-import { makeIdempotent } from '../../lib/index.js';
+import { IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
@@ -17,8 +18,8 @@ afterEach(() => {
 });
 afterAll(() => client.destroy());
 
-/** The completions sent (SDK invocations, each of its own attempts). */
-const sends = (): number => new Set(faults.attempts.filter((a) => a.operation === 'UpdateItem').map((a) => a.invocation)).size;
+/** The completions (or the releases) sent (SDK invocations, each of its own attempts). */
+const sends = (operation = 'UpdateItem'): number => new Set(faults.attempts.filter((a) => a.operation === operation).map((a) => a.invocation)).size;
 
 /** A function counting its runs, with the warnings and events of its calls. */
 function charge(name: string) {
@@ -95,4 +96,132 @@ test('a completion throttled on every send is sent again only until the call mus
   expect(faults.attemptsOf('UpdateItem')).toBe(sent);
   expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' } });
   expect(runs()).toBe(1);
+});
+
+/** A function whose first run throws, counting its runs, with the warnings and events of its calls. */
+function failFirst(name: string) {
+  let runs = 0;
+  const failure = new Error('card network down');
+  const warnings: string[] = [];
+  const events: string[] = [];
+  const fn = makeIdempotent(
+    async (id: string, _context?: Context) => {
+      if (++runs === 1) throw failure;
+      return { id, run: runs };
+    },
+    { store, name, logger: { warn: (line) => void warnings.push(line) }, observability: (event: string) => void events.push(event) },
+  );
+  return { fn, failure, runs: () => runs, warnings, events, item: () => readItem(inspect, tableName, recordId(name, 'k')) };
+}
+
+let releases = 0;
+
+test.each(TRANSIENT)(
+  'a release the SDK gave up on twice, %s, is sent again and taken: the key is free at once, and a retry runs without waiting for the lease',
+  async (_what, fault) => {
+    const { fn, failure, runs, warnings, events, item } = failFirst(`release-resend-${++releases}`);
+    faults.schedule({ operations: ['DeleteItem'], fault, requests: 2, attempts: 'all' });
+    await expect(fn('k')).rejects.toBe(failure);
+    // Two sends of three attempts each, every one faulted; the third send went through (or, an
+    // earlier one having applied, found no item: released).
+    expect(faults.injected).toHaveLength(6);
+    expect(faults.attemptsOf('DeleteItem')).toBe(7);
+    expect(sends('DeleteItem')).toBe(3);
+    expect(warnings).toEqual([]);
+    expect(events).not.toContain('bookkeepingFailure');
+    expect(await item()).toBeUndefined();
+    expect(await fn('k')).toEqual({ id: 'k', run: 2 });
+    expect(runs()).toBe(2);
+  },
+);
+
+test('a release refused for a cause no resend changes (AccessDeniedException) is sent once: one warning, one BookkeepingFailures event, the key held until its lease', async () => {
+  const { fn, failure, warnings, events, item } = failFirst('release-refused');
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'refuse' }, requests: 1_000, attempts: 'all' });
+  await expect(fn('k')).rejects.toBe(failure);
+  expect(faults.attemptsOf('DeleteItem')).toBe(1);
+  expect(warnings).toEqual([expect.stringMatching(/could not release the record.*"error":"AccessDeniedException/)]);
+  expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
+  expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' } });
+  await expect(fn('k')).rejects.toMatchObject({ code: 'IN_PROGRESS' });
+});
+
+test('a release throttled on every send is sent again only until the call must answer: one warning, one BookkeepingFailures event, nothing sent after the answer', async () => {
+  const { fn, failure, warnings, events, item } = failFirst('release-deadline');
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
+  const REMAINING = 600;
+  const started = performance.now();
+  await expect(fn('k', lambdaContext({ remainingMillis: REMAINING }))).rejects.toBe(failure);
+  const answeredAfter = performance.now() - started;
+  const sent = faults.attemptsOf('DeleteItem');
+  // Sent again (after pauses of 50, 100, 200 ms: four sends, fewer on a slow machine), then no more.
+  expect(sends('DeleteItem')).toBeGreaterThanOrEqual(2);
+  expect(sends('DeleteItem')).toBeLessThanOrEqual(4);
+  expect(sent).toBe(sends('DeleteItem') * 3);
+  expect(answeredAfter).toBeLessThan(REMAINING);
+  expect(warnings).toEqual([expect.stringMatching(/could not release the record.*"error":"ProvisionedThroughputExceededException/)]);
+  expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
+  await new Promise((resolve) => setTimeout(resolve, REMAINING));
+  expect(faults.attemptsOf('DeleteItem')).toBe(sent);
+  expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' } });
+});
+
+test("a commit without an answer whose settling release is throttled twice: the release sent again meets the call's own COMPLETED record, and the caller gets its result, its writes once", async () => {
+  let runs = 0;
+  const warnings: string[] = [];
+  const events: string[] = [];
+  const fn = makeIdempotent(
+    async (id: string) => {
+      runs++;
+      transaction().update({
+        TableName: tableName,
+        Key: { id: 'release-commit-counter' },
+        UpdateExpression: 'ADD n :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      });
+      return { id, run: runs };
+    },
+    { store, name: 'release-commit', logger: { warn: (line) => void warnings.push(line) }, observability: (event: string) => void events.push(event) },
+  );
+  // The commit applies on its first attempt; every answer is lost, and the SDK gives up.
+  faults.schedule({ operations: ['TransactWriteItems'], fault: { kind: 'drop-response', error: 'ECONNRESET' }, attempts: 'all' });
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 2, attempts: 'all' });
+  const answer = await fn('k').catch((error: unknown) => error);
+  expect(answer).not.toBeInstanceOf(IdempotencyError);
+  expect(answer).toEqual({ id: 'k', run: 1 });
+  expect(sends('DeleteItem')).toBe(3);
+  expect(warnings).toEqual([]);
+  expect(events).not.toContain('bookkeepingFailure');
+  expect(await readItem(inspect, tableName, recordId('release-commit', 'k'))).toMatchObject({ status: { S: 'COMPLETED' } });
+  expect((await readItem(inspect, tableName, 'release-commit-counter'))?.n).toEqual({ N: '1' });
+  expect(await fn('k')).toEqual({ id: 'k', run: 1 });
+  expect(runs).toBe(1);
+});
+
+test('a claim that lost every answer (it applied) and whose release is throttled twice: STORE_FAILURE, nothing ran, and the release sent again frees the key, so the retry runs at once', async () => {
+  const { fn, runs, warnings, item } = charge('claim-release-resend');
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response', error: 'TimeoutError' }, attempts: 'all' });
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 2, attempts: 'all' });
+  await expect(fn('k')).rejects.toMatchObject({ code: 'STORE_FAILURE' });
+  expect(sends('DeleteItem')).toBe(3);
+  expect(runs()).toBe(0);
+  expect(warnings).toEqual([]);
+  expect(await item()).toBeUndefined();
+  expect(await fn('k')).toEqual({ id: 'k', run: 1 });
+});
+
+test('the release of a claim given up on, throttled on every send, is sent again only until the call must answer: STORE_FAILURE before the deadline, nothing sent after it', async () => {
+  const { fn, runs } = charge('claim-release-deadline');
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
+  const REMAINING = 600;
+  const started = performance.now();
+  await expect(fn('k', lambdaContext({ remainingMillis: REMAINING }))).rejects.toMatchObject({ code: 'STORE_FAILURE' });
+  expect(performance.now() - started).toBeLessThan(REMAINING);
+  const sent = faults.attemptsOf('DeleteItem');
+  expect(sends('DeleteItem')).toBeGreaterThanOrEqual(1);
+  expect(sends('DeleteItem')).toBeLessThanOrEqual(4);
+  await new Promise((resolve) => setTimeout(resolve, REMAINING));
+  expect(faults.attemptsOf('DeleteItem')).toBe(sent);
+  expect(runs()).toBe(0);
 });

@@ -367,7 +367,7 @@ describe('a completion that fails on every attempt', () => {
 
 // A failed release is a failed completion's twin: the handler's own error wins, and the record,
 // owned by the execution, keeps its lease, which covers the execution, not one invocation.
-test("a release that fails on every attempt: the execution fails with the handler's own error; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again", async () => {
+test("a release the store refuses (a missing grant): the execution fails with the handler's own error; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again", async () => {
   const steps: string[] = [];
   const warnings: string[] = [];
   const handler = withDurableExecution(
@@ -381,7 +381,8 @@ test("a release that fails on every attempt: the execution fails with the handle
     ),
   );
   const orderId = randomUUID();
-  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  // Refused: a throttle would be sent again until DynamoDB takes it.
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'refuse' } });
   const first = await runExecution(handler, { orderId, run: 'first' });
   faults.clear();
   expect(executionError(first)).toEqual({ errorType: 'Error', errorMessage: 'declined' });

@@ -121,8 +121,9 @@ describe('httpIdempotency', () => {
     expect((await api.records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
   });
 
-  test('a 5xx whose release the store fails: the caller gets its own 503, not a problem answer; the key is held until the lease ends, then the retry runs', async () => {
-    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'server-error' }, attempts: 'all' });
+  test('a 5xx whose release the store refuses (a missing grant): the caller gets its own 503, not a problem answer; the key is held until the lease ends, then the retry runs', async () => {
+    // Refused: a 500 would be sent again until DynamoDB takes it.
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'refuse' } });
     const api = paymentApi((run) => (run === 1 ? { statusCode: 503, body: '{"message":"bank down"}' } : { statusCode: 201, body: `{"payment":${run}}` }));
     expect(await api.call('k-release-fails')).toEqual({ statusCode: 503, body: '{"message":"bank down"}' });
     expect(api.logger.lines).toHaveLength(1);
@@ -133,8 +134,8 @@ describe('httpIdempotency', () => {
     expect(await api.call('k-release-fails')).toEqual({ statusCode: 201, body: '{"payment":2}' });
   });
 
-  test('a thrown error whose release the store fails: the caller gets the error itself, not a bookkeeping error', async () => {
-    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'reset' }, attempts: 'all' });
+  test('a thrown error whose release the store refuses (a missing grant): the caller gets the error itself, not a bookkeeping error', async () => {
+    faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'refuse' } });
     const failure = new Error('bank unreachable');
     const api = paymentApi(() => {
       throw failure;

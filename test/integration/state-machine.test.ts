@@ -3,7 +3,7 @@
  * the fault layer: random interleavings of calls, handler completions, failures and crashes, clock
  * advances, and store faults on the claim / complete / release a command makes — once (the SDK retry
  * absorbs it, lost responses included) or on every attempt (the SDK gives up; the store sends a
- * completion again, a release not). A simple model
+ * completion or a release again), or a refusal no retry changes (a missing grant). A simple model
  * predicts every caller's outcome and every record; the real system must agree, command by command.
  *
  * What the model encodes: a key runs only when it has no record, its record's retention ended, or
@@ -38,7 +38,7 @@ type ModelRecord =
 /** A fault on the request a command makes. */
 interface InjectedFault {
   readonly name: keyof typeof FAULTS;
-  /** Every attempt fails: the SDK gives up. Otherwise only the first, and the SDK's retry absorbs it. */
+  /** Every attempt fails: the SDK gives up. Otherwise only the first, and the SDK's retry absorbs it (a refusal excepted: it is not retried). */
   readonly persistent: boolean;
 }
 
@@ -48,14 +48,26 @@ const FAULTS = {
   'server-error-after-write': { kind: 'server-error', applied: true },
   reset: { kind: 'reset' },
   'lost-response': { kind: 'drop-response' },
+  refused: { kind: 'refuse' },
 } satisfies Record<string, Fault>;
 
-/** Arms the fault for the command's next request; says whether the server applies that request. */
-function arm(operation: Operation, fault: InjectedFault | undefined): { readonly applied: boolean; readonly persistent: boolean } | undefined {
+/**
+ * Arms the fault for the command's next request; says whether the server applies that request,
+ * whether the SDK gives up on it, and whether it is refused (neither the SDK nor the store sends it again).
+ */
+function arm(
+  operation: Operation,
+  fault: InjectedFault | undefined,
+): { readonly applied: boolean; readonly persistent: boolean; readonly refused: boolean } | undefined {
   if (fault === undefined) return undefined;
   const spec: Fault = FAULTS[fault.name];
   faults.schedule({ operations: [operation], fault: spec, attempts: fault.persistent ? 'all' : 1 });
-  return { applied: spec.kind === 'drop-response' || (spec.kind === 'server-error' && spec.applied === true), persistent: fault.persistent };
+  const refused = spec.kind === 'refuse';
+  return {
+    applied: spec.kind === 'drop-response' || (spec.kind === 'server-error' && spec.applied === true),
+    persistent: fault.persistent || refused,
+    refused,
+  };
 }
 
 const describeFault = (fault: InjectedFault | undefined): string => (fault ? `, ${fault.name}${fault.persistent ? ' on every attempt' : ' once'}` : '');
@@ -201,9 +213,9 @@ class FinishCommand implements fc.AsyncCommand<Model, Real> {
     const record = model.records.get(key);
     const owner = record?.status === 'INPROGRESS' && record.exec === exec;
     const fault = arm(this.how === 'ok' ? 'UpdateItem' : 'DeleteItem', this.injected);
-    // The SDK gives up on a faulted request only for a release: the store sends a completion it gave
-    // up on again (unfaulted), as if the SDK's retry had absorbed it.
-    const givenUp = fault?.persistent === true && this.how === 'throw';
+    // Only a refusal fails a completion or a release: the store sends one the SDK gave up on for a
+    // cause that passes again (unfaulted), as if the SDK's retry had absorbed it.
+    const givenUp = fault?.refused === true;
     // A request that never reached DynamoDB on any attempt changes nothing; otherwise the fenced write applies for the owner only.
     const applies = owner && !(givenUp && !fault.applied);
     const settled = await real.finish(exec, this.how);
@@ -214,8 +226,9 @@ class FinishCommand implements fc.AsyncCommand<Model, Real> {
       return;
     }
     if (applies) model.records.set(key, { status: 'COMPLETED', response: JSON.stringify(result(key, exec)), expiresAt: seconds(model.now) + RETENTION_S });
-    if (owner) {
-      // Its own result; a completion sent again that met another attempt's record (or none) is SUPERSEDED, as one the SDK's retry sent.
+    if (owner || givenUp) {
+      // Its own result (a refused completion is logged, its result still wins); a completion sent
+      // again that met another attempt's record (or none) is SUPERSEDED, as one the SDK's retry sent.
       expect(settled).toEqual({ kind: 'value', value: result(key, exec) });
     } else {
       expectError(settled, (error) => expect(error).toMatchObject({ code: 'SUPERSEDED' }));

@@ -57,6 +57,11 @@ class Probe {
   fault: Fault | undefined;
   /** The next `DeleteItem` (a release, or an atomic call's read of its record) never reaches DynamoDB either. */
   releaseLost = false;
+  /**
+   * Every `DeleteItem` is refused for a cause no resend changes (a missing grant): a release the SDK
+   * gave up on for a cause that passes (`releaseLost`) the store sends again.
+   */
+  releaseRefused = false;
 
   constructor() {
     this.client.middlewareStack.add(
@@ -65,6 +70,9 @@ class Probe {
         if (context.commandName === 'DeleteItemCommand' && this.releaseLost) {
           this.releaseLost = false;
           throw networkError();
+        }
+        if (context.commandName === 'DeleteItemCommand' && this.releaseRefused) {
+          throw Object.assign(new Error('User is not authorized to perform: dynamodb:DeleteItem'), { name: 'AccessDeniedException' });
         }
         if (context.commandName !== 'TransactWriteItemsCommand') return next(args);
         this.commits.push((args.input as TransactWriteItemsCommandInput).TransactItems!);
@@ -947,11 +955,11 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(await f.charges('c2')).toBe(1);
   });
 
-  test('the commit never reaches DynamoDB, nor does the release: COMMIT_FAILED, the record stays INPROGRESS; after the lease a retry runs once', async () => {
+  test('the commit never reaches DynamoDB, and the release is refused: COMMIT_FAILED, the record stays INPROGRESS; after the lease a retry runs once', async () => {
     const warnings: string[] = [];
     const f = chargeFixture({ logger: { warn: (message) => void warnings.push(message) } });
     f.probe.fault = 'beforeSend';
-    f.probe.releaseLost = true;
+    f.probe.releaseRefused = true;
     const error = await rejection(f.charge({ id: 'c2b', amount: 1 }));
     expect(error.code).toBe('COMMIT_FAILED');
     expect(error.message).toMatch(/may or may not be applied/);
@@ -972,11 +980,11 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(await f.charges('c2b')).toBe(1);
   });
 
-  test('the commit is applied but its answer is lost, and the release never reaches DynamoDB: COMMIT_FAILED, and the warning does not say the COMPLETED record is INPROGRESS', async () => {
+  test('the commit is applied but its answer is lost, and the release is refused: COMMIT_FAILED, and the warning does not say the COMPLETED record is INPROGRESS', async () => {
     const warnings: string[] = [];
     const f = chargeFixture({ logger: { warn: (message) => void warnings.push(message) } });
     f.probe.fault = 'responseLost';
-    f.probe.releaseLost = true;
+    f.probe.releaseRefused = true;
     const error = await rejection(f.charge({ id: 'c3b', amount: 1 }));
     expect(error.code).toBe('COMMIT_FAILED');
     expect(error.message).toMatch(/may or may not be applied/);

@@ -344,6 +344,50 @@ describe('release', () => {
     expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: false, record: undefined });
     await expect(store.release({ key: KEY, owner: 'o-1' })).rejects.toBe(boom);
   });
+
+  const throttled = () => serviceError('ProvisionedThroughputExceededException', 'throughput exceeded');
+
+  test('a release the SDK gave up on, throttled twice, is sent again until DynamoDB takes it: the key is free at once', async () => {
+    ddb
+      .on(DeleteItemCommand)
+      .rejectsOnce(throttled())
+      .rejectsOnce(serviceError('InternalServerError', 'internal', 'server'))
+      .resolves({});
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: true });
+    expect(ddb.commandCalls(DeleteItemCommand)).toHaveLength(3);
+    expect(ddb.commandCalls(DeleteItemCommand)[2]!.args[0].input).toStrictEqual(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input);
+  });
+
+  test("a resend whose lost send applied finds no item (released), or the call's own COMPLETED record (the commit it settles applied)", async () => {
+    const lost = Object.assign(new Error("TimeoutError (the SDK's attempts spent)"), { name: 'TimeoutError' });
+    const own = { ...completedItem({ S: '1' }), owner: { S: 'o-1' } };
+    ddb.on(DeleteItemCommand).rejectsOnce(lost).rejectsOnce(refused()).rejectsOnce(lost).rejectsOnce(refused(own));
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: false, record: undefined });
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({
+      released: false,
+      record: { key: KEY, status: 'COMPLETED', owner: 'o-1', expiresAt: 1_700_086_400, fingerprint: 'fp' },
+    });
+    expect(ddb.commandCalls(DeleteItemCommand)).toHaveLength(4);
+  });
+
+  test.each([
+    serviceError('AccessDeniedException', 'not authorized to perform: dynamodb:DeleteItem'),
+    serviceError('ResourceNotFoundException', 'Requested resource not found'),
+  ])('a release refused for a cause that does not pass ($name) is not sent again', async (error) => {
+    ddb.on(DeleteItemCommand).rejects(error);
+    await expect(store.release({ key: KEY, owner: 'o-1' })).rejects.toBe(error);
+    expect(ddb.commandCalls(DeleteItemCommand)).toHaveLength(1);
+  });
+
+  test('no resend of a release starts after `resendBy`, when the call must answer', async () => {
+    const error = throttled();
+    ddb.on(DeleteItemCommand).rejects(error);
+    const started = performance.now();
+    // Pauses of 50 and 100 ms: the second would end past the bound.
+    await expect(store.release({ key: KEY, owner: 'o-1', resendBy: started + 120 })).rejects.toBe(error);
+    expect(ddb.commandCalls(DeleteItemCommand)).toHaveLength(2);
+    expect(performance.now() - started).toBeLessThan(120);
+  });
 });
 
 describe('custom attribute names', () => {
