@@ -4,9 +4,13 @@
  * options the entry points share, and the text above it names the options each entry point takes;
  * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`; the stores'
  * option lists (docs/options.md, docs/redis.md, the README) name every option each store takes;
- * docs/how-it-works.md's attribute table names every attribute the store's `attributes` option renames.
+ * docs/how-it-works.md's attribute table names every attribute the store's `attributes` option renames;
+ * advice to bound your own DynamoDB client's `requestTimeout` also sets `throwOnRequestTimeout`.
  */
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, test } from '@jest/globals';
 import { App, Stack } from 'aws-cdk-lib';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -143,4 +147,37 @@ test('the attribute table of docs/how-it-works.md names every attribute `attribu
   const rows = text.split('\n').filter((line) => line.startsWith('| `'));
   const named = rows.map((row) => /^\| `(\w+)`/.exec(row)?.[1]);
   expect(named.sort()).toEqual(Object.values(DEFAULT_ATTRIBUTE_NAMES).sort());
+});
+
+test('a paragraph of the docs that bounds your own DynamoDB client with `requestTimeout` also sets `throwOnRequestTimeout`: without it, the SDK only logs, and the request stays unanswered', async () => {
+  // What the docs warn of, on this SDK: a server that never answers, and a client with `requestTimeout` alone.
+  const server = createServer(() => undefined).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const quiet = { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+  const client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { requestTimeout: 100, logger: quiet },
+  });
+  try {
+    const sent = client.send(new ListTablesCommand({})).then(
+      () => 'answered',
+      () => 'rejected',
+    );
+    expect(await Promise.race([sent, new Promise((resolve) => setTimeout(resolve, 1_000, 'pending'))])).toBe('pending');
+  } finally {
+    client.destroy();
+    server.close();
+  }
+  const documents = ['README.md', ...readdirSync(`${ROOT}/docs`).map((name) => `docs/${name}`)].filter((file) => file.endsWith('.md'));
+  const unbounded = documents.flatMap((file) =>
+    readFileSync(`${ROOT}/${file}`, 'utf8')
+      .split(/\n\s*\n|\n(?=\|)/)
+      .filter((paragraph) => paragraph.includes('requestTimeout') && !paragraph.includes('throwOnRequestTimeout'))
+      .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
+  );
+  expect(unbounded).toEqual([]);
 });

@@ -1,8 +1,8 @@
 /**
  * RedisStore under a unit test's fake timers (docs/testing.md): node-redis writes its commands on a
  * `setImmediate`, so a call on it waits, unbounded (the call's own bounds are timers too), while
- * `setImmediate` is faked, as Jest's and Vitest's defaults fake it; kept real, the call answers. A
- * call on ioredis answers under every default fake.
+ * `setImmediate` is faked, as Jest's and Vitest's defaults fake it, and the client stays stuck once the
+ * timers are real again; kept real, the call answers. A call on ioredis answers under every default fake.
  */
 import { randomUUID } from 'node:crypto';
 import { jest } from '@jest/globals';
@@ -42,6 +42,21 @@ async function onNodeRedis(fake: () => void): Promise<{ first: unknown; second: 
 
 test('on node-redis, a call waits, unbounded, while setImmediate is faked (the default fake timers): nothing is sent', async () => {
   expect(await onNodeRedis(() => jest.useFakeTimers())).toEqual({ first: 'pending', second: 'pending' });
+});
+
+test('on node-redis, a client that sent a call while setImmediate was faked stays stuck once the timers are real again: its write was scheduled on the faked one', async () => {
+  const { client, close } = await nodeRedis.open();
+  try {
+    let runs = 0;
+    const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store: new RedisStore({ client }), name: 'fake-timers-node-redis-after' });
+    jest.useFakeTimers();
+    expect(await within(once(`k-${randomUUID()}`), 1_000)).toBe('pending');
+    jest.useRealTimers();
+    expect(await within(once(`k-${randomUUID()}`), 1_000)).toBe('pending');
+    expect(runs).toBe(0);
+  } finally {
+    await close();
+  }
 });
 
 test('on node-redis with setImmediate kept real, a call answers under fake timers, and a duplicate replays', async () => {
