@@ -135,12 +135,14 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   const field = fieldOf(headers, 'content-encoding');
   const listField = fieldOf(multiValueHeaders, 'content-encoding');
   const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
-  const codings = [...(Array.isArray(list) ? (list as unknown[]) : []), ...(field === undefined || Array.isArray(list) ? [] : [headers![field]])].flatMap(
-    (value) =>
-      String(value)
-        .split(',')
-        .map((item) => item.trim().toLowerCase())
-        .filter((item) => item !== '' && item !== 'identity'),
+  const codings = [
+    ...(Array.isArray(list) ? (list as unknown[]) : []),
+    ...(field === undefined || (Array.isArray(list) && list.length > 0) ? [] : [headers![field]]),
+  ].flatMap((value) =>
+    String(value)
+      .split(',')
+      .map((item) => item.trim().toLowerCase())
+      .filter((item) => item !== '' && item !== 'identity'),
   );
   if (codings.length !== 1) return result;
   const [coding] = codings as [string];

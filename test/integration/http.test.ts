@@ -888,23 +888,29 @@ describe('REST API (v1) specifics', () => {
       },
     );
 
-    test('a gzip body named in headers beside a null Content-Encoding list is decoded for a client that accepts only identity, not sent compressed', async () => {
-      const text = JSON.stringify({ orderId: 'ord-gz', lines: Array.from({ length: 40 }, (_, i) => `line-${i}`) });
-      const orders = api(rest, {}, (_event, run) => ({
-        statusCode: 201,
-        headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
-        multiValueHeaders: { 'Content-Encoding': null } as unknown as Record<string, string[]>,
-        isBase64Encoded: true,
-        body: gzipSync(`${text}${run}`).toString('base64'),
-      }));
-      const first = await orders.invoke(rest.event({ key: 'k-null-gzip', headers: { 'Accept-Encoding': 'gzip' } }));
-      expect(gunzipSync(Buffer.from(first.body!, 'base64')).toString()).toBe(`${text}1`);
-      const replay = await orders.invoke(rest.event({ key: 'k-null-gzip', headers: { 'Accept-Encoding': 'identity' } }));
-      const body = replay.isBase64Encoded ? Buffer.from(replay.body!, 'base64').toString() : replay.body;
-      expect(body).toBe(`${text}1`);
-      expect(replay.headers?.['Content-Encoding']).toBeUndefined();
-      expect(orders.runs).toBe(1);
-    });
+    test.each([
+      ['null', null],
+      ['empty', []],
+    ])(
+      'a gzip body named in headers beside a Content-Encoding list that is %s is decoded for a client that accepts only identity, not sent compressed',
+      async (what, list) => {
+        const text = JSON.stringify({ orderId: 'ord-gz', lines: Array.from({ length: 40 }, (_, i) => `line-${i}`) });
+        const orders = api(rest, {}, (_event, run) => ({
+          statusCode: 201,
+          headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+          multiValueHeaders: { 'Content-Encoding': list } as unknown as Record<string, string[]>,
+          isBase64Encoded: true,
+          body: gzipSync(`${text}${run}`).toString('base64'),
+        }));
+        const first = await orders.invoke(rest.event({ key: `k-${what}-gzip`, headers: { 'Accept-Encoding': 'gzip' } }));
+        expect(gunzipSync(Buffer.from(first.body!, 'base64')).toString()).toBe(`${text}1`);
+        const replay = await orders.invoke(rest.event({ key: `k-${what}-gzip`, headers: { 'Accept-Encoding': 'identity' } }));
+        const body = replay.isBase64Encoded ? Buffer.from(replay.body!, 'base64').toString() : replay.body;
+        expect(body).toBe(`${text}1`);
+        expect(replay.headers?.['Content-Encoding']).toBeUndefined();
+        expect(orders.runs).toBe(1);
+      },
+    );
   });
 
   test.each([
