@@ -616,7 +616,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     const done = new Set<string>();
     const errors: unknown[] = [];
     const deadline = deadlineOf(context, engine.now, options?.signal);
-    let unstarted = 0;
+    /** Records not started for the deadline, and those after them that a stream or a FIFO group leaves: reported failed. */
+    const unstarted = new Set<Item<TMessage>>();
     /** Runs a record unless the deadline is too near: `late` leaves it, and what follows it, unstarted. */
     const attempt = (item: Item<TMessage>): Promise<'done' | 'failed' | 'late'> => {
       const fail = (error: unknown) => {
@@ -645,8 +646,10 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
      * without `reportBatchItemFailures` ignores the answer and would delete every message.
      */
     const answer = (failures: Array<Item<TMessage>>, noneSucceeded: boolean): BatchResponse => {
-      if (unstarted > 0) {
-        logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted: unstarted });
+      // A copy of a message done by another copy is not reported, nor counted.
+      const notStarted = [...unstarted].filter((item) => !done.has(item.id)).length;
+      if (notStarted > 0) {
+        logLine(log, 'warn', "records not started, the invocation's deadline is near; reported as failed", { notStarted });
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
         // A stream batch stops at its first failure: the records after it did not fail, they never ran.
@@ -666,7 +669,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       // and a record never run that it took for done would be lost.
       for (const [index, item] of items.entries()) {
         const outcome = await attempt(item);
-        if (outcome === 'late') unstarted = items.length - index;
+        if (outcome === 'late') for (const late of items.slice(index)) unstarted.add(late);
         if (outcome !== 'done') return answer(delivery === 'pipe' ? items.slice(index) : [item], index === 0);
       }
       return answer([], false);
@@ -679,7 +682,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       // with it, past the deadline.
       const started = await pool(
         items.map((item) => async () => {
-          if ((await attempt(item)) === 'late') unstarted++;
+          if ((await attempt(item)) === 'late') unstarted.add(item);
         }),
         concurrency,
         deadline.allows,
@@ -688,8 +691,8 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       for (const item of items.slice(started)) {
         failed.add(item.id);
         errors.push(late);
+        unstarted.add(item);
       }
-      unstarted += items.length - started;
     } else {
       const groups = new Map<string, Array<Item<TMessage>>>();
       for (const item of items) {
@@ -698,7 +701,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       const runGroup = async (group: Array<Item<TMessage>>): Promise<void> => {
         for (let i = 0; i < group.length; i++) {
           const outcome = await attempt(group[i]!);
-          if (outcome === 'late') unstarted += group.length - i;
+          if (outcome === 'late') for (const late of group.slice(i)) unstarted.add(late);
           if (outcome !== 'done') {
             // Order within a group must hold: the rest go back to the queue unprocessed.
             for (const rest of group.slice(i)) failed.add(rest.id);
