@@ -11,6 +11,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from 'aws-lambda';
+import { untilAnswer } from './deadline.js';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
 import { errorTypeOf, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
@@ -353,18 +354,12 @@ const alreadyDone = (error: unknown, twinSucceeded: boolean): boolean => {
 };
 
 /**
- * The time kept after the last record for the answer: building it (a few ms on 10,000 records),
- * the runtime sending it, middy's early timeout (5 ms by default) before the deadline. A tenth of
- * the time left, at most 100 ms, as a store request keeps before the deadline.
- */
-const ANSWER_MILLIS = 100;
-
-/**
  * Lambda ends an invocation at its deadline as a failure of the whole batch: the records done come
  * back with the rest, and a stream spends one of its retries (past its quota it discards the
  * batch, records never tried among them). So a record starts only while more time is left than the
  * slowest record of this batch took, or has taken so far (records that run side by side: one still
- * running shows how long a record can take), and the time kept for the answer ({@link ANSWER_MILLIS});
+ * running shows how long a record can take), and the time kept for the answer ({@link untilAnswer}:
+ * building it, a few ms on 10,000 records, as a store request keeps it);
  * the rest are reported failed, unstarted, in time to answer.
  * A context that read time left when the batch began and reads none now is past its deadline
  * (a busy event loop, a slow CPU): nothing more starts. Only one that read none from the start
@@ -388,7 +383,7 @@ function deadlineOf(context: Context, now: () => number, signal: AbortSignal | u
     allows: (): boolean => {
       if (signal?.aborted === true) return false;
       const left = remainingMillisOf(context) ?? (bounded ? 0 : Number.POSITIVE_INFINITY);
-      return left - Math.min(left / 10, ANSWER_MILLIS) > longest();
+      return untilAnswer(left) > longest();
     },
     time: <T>(run: () => Promise<T>): Promise<T> => {
       const started = { start: now() };

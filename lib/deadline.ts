@@ -27,6 +27,12 @@ export const waitableMillis = (remaining: number | undefined): number =>
  */
 const firstReadings = new WeakMap<object, { readonly given: number; readonly started: number }>();
 
+/**
+ * Of `left` ms before a deadline, the time until a call must answer: a tenth of it, at most 100 ms,
+ * is kept for answering (building the answer, the runtime sending it, middy's early timeout). @internal
+ */
+export const untilAnswer = (left: number): number => left - Math.min(left / 10, 100);
+
 /** The {@link AnswerBy} of a call whose `context` read `given` ms left, read just after `started` (`performance.now()`). @internal */
 export function answerByOf(context: unknown, given: number, started: number): AnswerBy {
   let first = { given, started };
@@ -35,7 +41,7 @@ export function answerByOf(context: unknown, given: number, started: number): An
     firstReadings.set(context, first);
   }
   return {
-    at: started + given - Math.min(given / 10, 100),
+    at: started + untilAnswer(given),
     deadline: started + given,
     live: () => runsInRealTime(context, first.given, first.started),
   };
