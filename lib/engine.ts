@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Call, type CallMode } from './call.js';
+import { type AnswerBy, Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, sealByOf, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
@@ -78,6 +78,10 @@ export type Outcome =
 const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? tenantAround();
 
 const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
+
+/** `request` with the time the call must answer by, when it has one: a store that sends it again after a transient failure starts no resend after it. */
+const resendingUntil = <T extends object>(request: T, answerBy: AnswerBy | undefined): T & { readonly resendBy?: number } =>
+  answerBy === undefined ? request : { ...request, resendBy: answerBy.at };
 
 /**
  * Whether a call of the durable `execution` met in `record` the outcome its execution stored in an
@@ -562,10 +566,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // deadline, and the time left is for answering.
         if (!(error instanceof DeadlineTimeout)) {
           try {
-            await answered(
-              this.#store.release(deadline?.answerBy === undefined ? { key, owner } : { key, owner, resendBy: deadline.answerBy.at }),
-              deadline?.answerBy,
-            );
+            await answered(this.#store.release(resendingUntil({ key, owner }, deadline?.answerBy)), deadline?.answerBy);
           } catch {
             // A store that throws at once (its client closed) too: the caller gets the claim's failure.
           }
@@ -782,8 +783,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
     } else {
       try {
-        // A store that sends the completion again after a transient failure stops when the call must answer.
-        result = await answered(this.#store.complete(call.answerBy === undefined ? request : { ...request, resendBy: call.answerBy.at }), call.answerBy);
+        result = await answered(this.#store.complete(resendingUntil(request, call.answerBy)), call.answerBy);
       } catch (error) {
         // The write may have applied all the same (an answer lost, replicas that did not acknowledge
         // it in time): the store's error says which; the record's state is not known here.
@@ -893,9 +893,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   async #release(call: Call, what = 'could not release the record; it stays INPROGRESS until its lease ends'): Promise<ReleaseResult | undefined> {
     try {
-      // A store that sends the release again after a transient failure stops when the call must answer.
-      const request = { key: call.key, owner: call.owner };
-      return await answered(this.#store.release(call.answerBy === undefined ? request : { ...request, resendBy: call.answerBy.at }), call.answerBy);
+      return await answered(this.#store.release(resendingUntil({ key: call.key, owner: call.owner }, call.answerBy)), call.answerBy);
     } catch (error) {
       this.#warn(what, call.key, error);
       return undefined;
