@@ -92,6 +92,20 @@ export function acceptance(accepted: string | undefined, coding: string): number
 export const fieldOf = (fields: Readonly<Record<string, unknown>> | undefined, name: string): string | undefined =>
   Object.keys(fields ?? {}).find((field) => field.toLowerCase() === name);
 
+/**
+ * The list of `multiValueHeaders` named `name` (lower case), in any case, with the name it has there:
+ * `undefined` without one, or when it is not a list (null, which the type forbids but a handler can
+ * return). @internal
+ */
+export function listOf(
+  multiValueHeaders: Readonly<Record<string, unknown>> | undefined,
+  name: string,
+): { readonly field: string; readonly values: ReadonlyArray<string | number | boolean> } | undefined {
+  const field = fieldOf(multiValueHeaders, name);
+  const values: unknown = field === undefined ? undefined : multiValueHeaders![field];
+  return field !== undefined && Array.isArray(values) ? { field, values } : undefined;
+}
+
 /** `fields` without those named in `names` (lower case), in any case. @internal */
 export const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>
   fields && Object.fromEntries(Object.entries(fields).filter(([field]) => !names.includes(field.toLowerCase())));
@@ -133,12 +147,8 @@ const textOf = (bytes: Buffer): string | undefined => {
 export function forAcceptEncoding(result: HttpResult, accepted: string | undefined, maxAnswerBytes = Number.POSITIVE_INFINITY): HttpResult {
   const { headers, multiValueHeaders } = result;
   const field = fieldOf(headers, 'content-encoding');
-  const listField = fieldOf(multiValueHeaders, 'content-encoding');
-  const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
-  const codings = [
-    ...(Array.isArray(list) ? (list as unknown[]) : []),
-    ...(field === undefined || (Array.isArray(list) && list.length > 0) ? [] : [headers![field]]),
-  ].flatMap((value) =>
+  const list = listOf(multiValueHeaders, 'content-encoding')?.values ?? [];
+  const codings = [...list, ...(field === undefined || list.length > 0 ? [] : [headers![field]])].flatMap((value) =>
     String(value)
       .split(',')
       .map((item) => item.trim().toLowerCase())

@@ -3,7 +3,7 @@ import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
 import { errorTypeOf, HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, carriesCredentials, type HttpScope } from './http-caller.js';
-import { fieldOf, forAcceptEncoding, withoutFields } from './http-encoding.js';
+import { fieldOf, forAcceptEncoding, listOf, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
@@ -188,12 +188,9 @@ function exposing(result: HttpResult, name: string): HttpResult {
   if (fieldOf(headers, ORIGIN) === undefined && fieldOf(multiValueHeaders, ORIGIN) === undefined) return result;
   const EXPOSE = 'access-control-expose-headers';
   const field = fieldOf(headers, EXPOSE);
-  const listField = fieldOf(multiValueHeaders, EXPOSE);
-  // A list that is not one (null, which the type forbids but a handler can return) is no list.
-  const list: unknown = listField === undefined ? undefined : multiValueHeaders![listField];
-  const listed: ReadonlyArray<string | number | boolean> = Array.isArray(list) ? list : [];
-  if ((field !== undefined && lists(headers[field], name)) || listed.some((value) => lists(value, name))) return result;
-  if (listField !== undefined && Array.isArray(list)) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listField]: [...listed, name] } };
+  const listed = listOf(multiValueHeaders, EXPOSE);
+  if ((field !== undefined && lists(headers[field], name)) || listed?.values.some((value) => lists(value, name))) return result;
+  if (listed !== undefined) return { ...result, multiValueHeaders: { ...multiValueHeaders, [listed.field]: [...listed.values, name] } };
   const value = field === undefined ? '' : String(headers[field]).trim();
   return { ...result, headers: { ...headers, [field ?? 'Access-Control-Expose-Headers']: value === '' ? name : `${value}, ${name}` } };
 }
