@@ -790,14 +790,17 @@ const regionName = (region: string): string => (Token.isUnresolved(region) ? "th
 export const isKeyOfApp = (key: IKey): boolean => CfnKey.isCfnKey(key.node.defaultChild) || CfnKey.isCfnKey(key.node.scope);
 
 /**
- * The key an alias names (an `Alias` of the app, or one imported with `Alias.fromAliasAttributes`),
- * or `undefined` when the app cannot read it (an alias imported by its name alone, which throws). @internal
+ * When `key` is an alias, its name and the key it names (an `Alias` of the app, or one imported with
+ * `Alias.fromAliasAttributes`), `target` left out when the app cannot read it (an alias imported by
+ * its name alone, which throws). @internal
  */
-export function aliasTarget(alias: IAlias): IKey | undefined {
+export function aliasOf(key: IKey): { readonly name: string; readonly target?: IKey } | undefined {
+  const name = (key as Partial<IAlias>).aliasName;
+  if (typeof name !== 'string') return undefined;
   try {
-    return alias.aliasTargetKey;
+    return { name, target: (key as IAlias).aliasTargetKey };
   } catch {
-    return undefined;
+    return { name };
   }
 }
 

@@ -1,7 +1,7 @@
 import { Annotations, Arn, Aws, Duration, type IResource, RemovalPolicy, Stack, Token, TokenComparison } from 'aws-cdk-lib';
 import { BillingMode, type ITable, Table, TableEncryption, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { AccountPrincipal, Grant, type IGrantable, principalIsOwnedResource } from 'aws-cdk-lib/aws-iam';
-import type { IAlias, IKey } from 'aws-cdk-lib/aws-kms';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IFunction, Function as LambdaFunction, SingletonFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource, type SqsEventSourceProps } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -10,7 +10,7 @@ import { MAX_ENVIRONMENT_RETENTION_SECONDS, TABLE_NAME } from '../dynamodb-store
 import { checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { idempotencyTableSchema } from '../table-schema.js';
 import {
-  aliasTarget,
+  aliasOf,
   checkDurable,
   checkEnvironmentRetention,
   checkEnvironmentTable,
@@ -97,11 +97,10 @@ function grantKey(key: IKey, grantee: IGrantable): void {
   // An alias's ARN in a policy's Resource covers the alias, not the use of its key: grant on the key
   // it names or, when the app cannot read which (`Alias.fromAliasName`), on the keys of its account
   // and Region that carry the alias.
-  const aliasName = (key as Partial<IAlias>).aliasName;
-  if (typeof aliasName === 'string') {
-    const target = aliasTarget(key as IAlias);
-    if (target !== undefined) {
-      grantKey(target, grantee);
+  const alias = aliasOf(key);
+  if (alias !== undefined) {
+    if (alias.target !== undefined) {
+      grantKey(alias.target, grantee);
       return;
     }
     const keys = Stack.of(key).formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
@@ -109,7 +108,7 @@ function grantKey(key: IKey, grantee: IGrantable): void {
       grantee,
       actions: KEY_ACTIONS,
       resourceArns: [keys],
-      conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': aliasName } },
+      conditions: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias.name } },
     });
     return;
   }

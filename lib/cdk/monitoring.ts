@@ -13,13 +13,13 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { type ITable, Operation } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import type { IAlias, IKey } from 'aws-cdk-lib/aws-kms';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
-import { aliasTarget, formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
+import { aliasOf, formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
 
 /**
  * Alarm thresholds, each a whole number, 1 or more: an alarm fires when the sum over one period
@@ -184,10 +184,9 @@ function checkTopicKey(topic: ITopic, monitoring: Construct): void {
   const key: IKey | undefined = topic.masterKey;
   if (key === undefined) return;
   // An alias (of the app, or imported with its target) stands for the key it names, on which the grant goes.
-  const name = (key as Partial<IAlias>).aliasName;
-  const target = typeof name === 'string' ? (aliasTarget(key as IAlias) ?? key) : key;
-  if (isKeyOfApp(target)) return;
-  const managed = typeof name === 'string' && !Token.isUnresolved(name) && name === SNS_MANAGED_KEY;
+  const alias = aliasOf(key);
+  if (isKeyOfApp(alias?.target ?? key)) return;
+  const managed = alias !== undefined && !Token.isUnresolved(alias.name) && alias.name === SNS_MANAGED_KEY;
   const what = managed
     ? `SNS's AWS managed key (${SNS_MANAGED_KEY}), whose key policy cannot be changed and does not let CloudWatch use it: encrypt the topic with a customer managed key (one of the app gets the grant)`
     : "a key this app imports, whose policy it cannot change: the key's owner must allow the service principal cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* in the key policy; acknowledge this warning once it does";
