@@ -1,4 +1,5 @@
 import { type AttributeValue, type DynamoDBClient, ScanCommand, type ScanCommandOutput } from '@aws-sdk/client-dynamodb';
+import { THROTTLED_NAMES } from '../dynamodb/dynamodb-store.js';
 import { type AttributeNames, otherAttributeNames } from '../dynamodb-store.js';
 import type { RecordSummary } from '../store.js';
 import { keyAttributeAdvice } from './format.js';
@@ -115,8 +116,6 @@ function isRecordIdOf(id: string | undefined, prefix: string): boolean {
   return id !== undefined && id.length === prefix.length + 43 && id.startsWith(prefix) && /^[\w-]{43}$/.test(id.slice(prefix.length));
 }
 
-/** Errors of a table read faster than its capacity allows: the page was not read, and can be asked for again. */
-const THROTTLED = ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'];
 /** Waits after the SDK's own attempts of a page: 1, 2, 4, 8, 16 s, about half a minute in all. */
 const PAGE_RETRIES = 5;
 
@@ -130,7 +129,8 @@ async function scanPage(client: DynamoDBClient, command: ScanCommand): Promise<S
     try {
       return await client.send(command);
     } catch (error) {
-      if (retry === PAGE_RETRIES || !THROTTLED.includes((error as Error | null)?.name ?? '')) throw error;
+      // A page read faster than the table's capacity allows was not read, and can be asked for again.
+      if (retry === PAGE_RETRIES || !THROTTLED_NAMES.includes((error as Error | null)?.name ?? '')) throw error;
       await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** retry));
     }
   }

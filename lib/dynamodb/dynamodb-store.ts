@@ -62,17 +62,11 @@ export async function sendWrite<T>(send: () => Promise<T>): Promise<T> {
 /** Node's codes of a connection lost or never made, as the SDK's own retry classifies them. */
 const NETWORK_CODES = ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'];
 
+/** The SDK's names of a request refused for going faster than the table's or the account's capacity allows. @internal */
+export const THROTTLED_NAMES: readonly string[] = ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'];
+
 /** The SDK's names of a request throttled, refused by a server fault, or unanswered within the client's request timeout. */
-const TRANSIENT_NAMES = [
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'InternalServerError',
-  'ServiceUnavailable',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-];
+const TRANSIENT_NAMES = [...THROTTLED_NAMES, 'InternalServerError', 'ServiceUnavailable', 'TimeoutError', 'RequestTimeout', 'RequestTimeoutException'];
 
 /**
  * A request the SDK gave up on for a cause that passes: throttled, a server fault (5xx:
