@@ -143,6 +143,9 @@ const RECONNECT_MILLIS = 1000;
 /** How long a completion refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) waits before it is sent again. */
 const REFUSED_PAUSE_MILLIS = 50;
 
+/** How an ioredis `Cluster` quotes the last reply after its redirections, before that reply's code. */
+const CLUSTER_QUOTE = String.raw`(?:Too many Cluster redirections\. Last error: \w+: )?`;
+
 /**
  * Replies that refuse a command before it runs, for a while: a server that restarted on its data
  * answers LOADING until it is loaded (node-redis reconnects and sends meanwhile; ioredis's ready
@@ -159,14 +162,14 @@ const REFUSED_PAUSE_MILLIS = 50;
  * MASTERDOWN: only a replica answers it, and a write never runs there (once its link to its
  * primary is back, it answers READONLY).
  */
-const refusedForNow = (error: unknown): boolean =>
-  /^(?:Too many Cluster redirections\. Last error: \w+: )?(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) /.test(replyText(error));
+const REFUSED_FOR_NOW = new RegExp(`^${CLUSTER_QUOTE}(?:LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS) `);
+const refusedForNow = (error: unknown): boolean => REFUSED_FOR_NOW.test(replyText(error));
 
 /**
  * The code that begins a server's error reply (`READONLY`, `MISCONF`, `OOM`, `NOREPLICAS`…), also
  * as an ioredis `Cluster` quotes the last one after its redirections.
  */
-const REPLY_CODE = /^(?:Too many Cluster redirections\. Last error: \w+: )?([A-Z][A-Z0-9_]{1,39})(?: |$)/;
+const REPLY_CODE = new RegExp(`^${CLUSTER_QUOTE}([A-Z][A-Z0-9_]{1,39})(?: |$)`);
 
 /**
  * A request's failure, named in messages and log lines by the code of the server's reply when Redis
