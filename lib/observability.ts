@@ -54,7 +54,11 @@ export type IdempotencyListener = (event: IdempotencyEvent, detail: IdempotencyE
 
 /** Options of {@link cloudWatchLines}. */
 export interface ObservabilityOptions {
-  /** One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`). @default true (off in the deprecated object form of the `observability` option) */
+  /**
+   * One EMF line per event (metrics `Misses`, `Replays`, `Takeovers`, …, dimension `Function`), with the `timestamp` and `level` of
+   * the event's log line, so that a function logging JSON at `WARN` or `ERROR` keeps the metrics of failures (and so its alarms).
+   * @default true (off in the deprecated object form of the `observability` option)
+   */
   readonly metrics?: boolean | undefined;
   /**
    * One structured JSON log line per event, with its `timestamp` (RFC 3339), at `level` `ERROR` for `superseded`, `storeFailure` and
@@ -187,10 +191,11 @@ const DIMENSION_VALUE = /^(?=.*[^ ])[ -~]{1,1024}$/;
 export const isDimensionValue = (value: string): boolean => DIMENSION_VALUE.test(value);
 
 /**
- * The level of an event's log line where it is not `INFO`: a failure, or an attempt that ran past
- * its lease, is seen by a function whose application log level is `WARN` or `ERROR`.
+ * The level of an event's lines where it is not `INFO`: a failure, or an attempt that ran past
+ * its lease, is seen (and counted) by a function whose application log level is `WARN` or `ERROR`.
+ * @internal
  */
-const LOG_LEVELS: Partial<Record<IdempotencyEvent, 'WARN' | 'ERROR'>> = {
+export const LINE_LEVELS: Partial<Record<IdempotencyEvent, 'WARN' | 'ERROR'>> = {
   takeover: 'WARN',
   payloadMismatch: 'WARN',
   superseded: 'ERROR',
@@ -216,13 +221,13 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
         failure ??= { error };
       }
     };
-    if (logs) {
-      // Lambda's log-level filter reads `level` only beside a valid RFC 3339 `timestamp`: without
-      // one it takes the line as INFO, and a function logging only `WARN` or `ERROR` drops it.
-      const date = new Date(time);
-      const timestamp = Number.isNaN(date.getTime()) ? undefined : date.toISOString();
-      write(JSON.stringify({ timestamp, level: LOG_LEVELS[event] ?? 'INFO', message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
-    }
+    // Lambda's log-level filter reads `level` only beside a valid RFC 3339 `timestamp`: without
+    // one it takes the line as INFO, and a function logging only `WARN` or `ERROR` drops it. Metric
+    // lines carry both too, so that the alarmed events' metrics are kept at those levels.
+    const date = new Date(time);
+    const timestamp = Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+    const level = LINE_LEVELS[event] ?? 'INFO';
+    if (logs) write(JSON.stringify({ timestamp, level, message: `lambda-idempotency: ${event}`, event, function: namespace, recordId }));
     if (metrics && !isDimensionValue(namespace)) {
       // CloudWatch drops such a line without a word; thrown, it is logged once through `logger`.
       const error = new TypeError(
@@ -234,6 +239,8 @@ function linesOf(options: ObservabilityOptions): IdempotencyListener {
       const name = METRIC_NAMES[event];
       write(
         JSON.stringify({
+          timestamp,
+          level,
           _aws: {
             // The format takes whole epoch milliseconds; an injected clock may have a fraction.
             Timestamp: Math.floor(time),

@@ -17,7 +17,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
-import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, METRIC_NAMES } from '../observability.js';
+import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, LINE_LEVELS, METRIC_NAMES } from '../observability.js';
 import { anyValue, checkOptions, type OptionCheck } from '../options.js';
 import { aliasOf, formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
 
@@ -324,14 +324,14 @@ function checkEnvironments(stack: Stack, functions: ReadonlyArray<IFunction | st
   }
 }
 
-/** Application log levels above INFO: with the JSON log format, Lambda drops a line without a `level`, which it reads as INFO. */
-const DROPPING_LEVELS: ReadonlySet<string> = new Set(['WARN', 'ERROR', 'FATAL']);
+/** Lambda's application log levels from INFO up: with the JSON log format, it drops a line below the function's level, and reads one without a `level` as INFO. */
+const LEVELS: readonly string[] = ['INFO', 'WARN', 'ERROR', 'FATAL'];
 
 /**
  * Warns of a function of the app that logs JSON at an application log level above INFO: Lambda drops
- * the EMF lines of `cloudWatchLines`, which carry no level, so no metric is made and its alarms
- * would never fire. A level known only at deploy is not judged. A warning, not an error: an app
- * that synthesized before keeps synthesizing.
+ * the EMF lines of `cloudWatchLines` below it, which empties graphs of its dashboard and, once the
+ * alarmed events' lines are below it too, its alarms would never fire. A level known only at deploy is
+ * not judged. A warning, not an error: an app that synthesized before keeps synthesizing.
  */
 function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
   for (const fn of functions) {
@@ -343,10 +343,18 @@ function checkLogLevels(functions: ReadonlyArray<IFunction | string>): void {
     const { logFormat, applicationLogLevel } = logging as CfnFunction.LoggingConfigProperty;
     if (typeof logFormat !== 'string' || typeof applicationLogLevel !== 'string' || Token.isUnresolved(logFormat) || Token.isUnresolved(applicationLogLevel))
       continue;
-    if (logFormat.toUpperCase() !== 'JSON' || !DROPPING_LEVELS.has(applicationLogLevel.toUpperCase())) continue;
+    const rank = LEVELS.indexOf(applicationLogLevel.toUpperCase());
+    if (logFormat.toUpperCase() !== 'JSON' || rank <= 0) continue;
+    const droppedEvent = (event: IdempotencyEvent) => LEVELS.indexOf(LINE_LEVELS[event] ?? 'INFO') < rank;
+    const dropped = (Object.keys(METRIC_NAMES) as IdempotencyEvent[]).filter(droppedEvent).map((event) => METRIC_NAMES[event]);
+    const silenced = ALARMS.filter(([event]) => droppedEvent(event)).map(([event]) => METRIC_NAMES[event]);
+    const outcome =
+      silenced.length === 0
+        ? 'so those graphs of its dashboard stay empty; its alarms still fire'
+        : `so its alarms${silenced.length < ALARMS.length ? ` on ${silenced.join(', ')}` : ''} would never fire`;
     Annotations.of(watched).addWarningV2(
       'lambda-idempotency:metricsDropped',
-      `IdempotencyTable.addMonitoring: this function logs JSON at the application log level ${applicationLogLevel}: Lambda drops the metric lines of \`cloudWatchLines\`, which carry no level and count as INFO, so its alarms would never fire: give it an application log level of INFO or below (applicationLogLevelV2: ApplicationLogLevel.INFO).`,
+      `IdempotencyTable.addMonitoring: this function logs JSON at the application log level ${applicationLogLevel}: Lambda drops the metric lines of \`cloudWatchLines\` below it (${dropped.join(', ')}), ${outcome}. For every metric, give it an application log level of INFO or below (applicationLogLevelV2: ApplicationLogLevel.INFO).`,
     );
   }
 }

@@ -419,7 +419,7 @@ test("a function of another Region or account, whose metrics CloudWatch keeps th
   new IdempotencyTable(agnostic, 'Idempotency').addMonitoring({ functions: [fn(agnostic, 'Handler'), fn(stack, 'Local')] });
 });
 
-test('a function logging JSON at an application log level above INFO is warned of: Lambda drops the metric lines, which carry no level, and its alarms would never fire', () => {
+test('a function logging JSON at an application log level above INFO is warned of: Lambda drops the metric lines below it, and at FATAL its alarms would never fire', () => {
   const stack = new Stack(new App(), 'Levels');
   const table = new IdempotencyTable(stack, 'Idempotency');
   const fn = (id: string, logging: Partial<FunctionProps>) =>
@@ -431,6 +431,7 @@ test('a function logging JSON at an application log level above INFO is warned o
     });
   const warn = fn('Warn', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.WARN });
   const error = fn('Error', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.ERROR });
+  const fatal = fn('Fatal', { loggingFormat: LoggingFormat.JSON, applicationLogLevelV2: ApplicationLogLevel.FATAL });
   const live = new Alias(stack, 'Live', { aliasName: 'live', version: error.currentVersion });
   // INFO and below, or plain text (no level filter), keep the lines.
   const kept = [
@@ -439,13 +440,35 @@ test('a function logging JSON at an application log level above INFO is warned o
     fn('Json', { loggingFormat: LoggingFormat.JSON }),
     fn('Text', { loggingFormat: LoggingFormat.TEXT }),
   ];
-  expect(table.addMonitoring({ functions: [warn, live, ...kept] }).alarms).toHaveLength(18);
+  expect(table.addMonitoring({ functions: [warn, live, fatal, ...kept] }).alarms).toHaveLength(21);
   const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('lambda-idempotency:metricsDropped'));
-  expect(warnings.map((w) => [w.id, String(w.entry.data).match(/log level (\w+)/)?.[1]])).toEqual([
-    ['/Levels/Warn', 'WARN'],
-    ['/Levels/Error', 'ERROR'],
+  expect(
+    warnings.map((w) => [
+      w.id,
+      String(w.entry.data)
+        .match(/log level (\w+): .*below it \(([^)]*)\), (.*)\. For every/)
+        ?.slice(1),
+    ]),
+  ).toEqual([
+    ['/Levels/Warn', ['WARN', 'Misses, Replays, CacheReplays, InProgressRejections', 'so those graphs of its dashboard stay empty; its alarms still fire']],
+    [
+      '/Levels/Error',
+      [
+        'ERROR',
+        'Misses, Takeovers, Replays, CacheReplays, InProgressRejections, PayloadMismatches',
+        'so those graphs of its dashboard stay empty; its alarms still fire',
+      ],
+    ],
+    [
+      '/Levels/Fatal',
+      [
+        'FATAL',
+        'Misses, Takeovers, Replays, CacheReplays, InProgressRejections, PayloadMismatches, Superseded, StoreFailures, BookkeepingFailures',
+        'so its alarms would never fire',
+      ],
+    ],
   ]);
-  expect(String(warnings[0]!.entry.data)).toContain('its alarms would never fire: give it an application log level of INFO or below');
+  expect(String(warnings[0]!.entry.data)).toContain('give it an application log level of INFO or below');
 });
 
 test('a SingletonFunction logging JSON above INFO is warned of too, on the one function of its uuid', () => {

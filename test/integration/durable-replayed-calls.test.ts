@@ -344,12 +344,13 @@ describe('the records of an SQS batch in a durable handler, one of which suspend
 function cloudWatchList() {
   const written: Array<Record<string, unknown>> = [];
   const observability = cloudWatchLines({ logs: true, write: (line) => void written.push(JSON.parse(line) as Record<string, unknown>) });
-  const metric = (line: Record<string, unknown>) => Object.keys(line).find((name) => name !== '_aws' && name !== 'Function');
+  const metric = (line: Record<string, unknown>) =>
+    (line._aws as { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> }).CloudWatchMetrics[0]!.Metrics[0]!.Name;
   return {
     observability,
     written,
     metrics: () => written.filter((line) => line._aws !== undefined).map((line) => `${metric(line)} ${String(line.Function)}`),
-    events: () => written.filter((line) => line.level !== undefined).map((line) => `${String(line.event)} ${String(line.recordId)}`),
+    events: () => written.filter((line) => line._aws === undefined).map((line) => `${String(line.event)} ${String(line.recordId)}`),
   };
 }
 

@@ -17,14 +17,17 @@ function lines() {
   /** Each log line as `<event> <recordId>`, sorted. */
   const events = () =>
     written
-      .filter((line) => line.level !== undefined)
+      .filter((line) => line._aws === undefined)
       .map((line) => `${String(line.event)} ${String(line.recordId)}`)
       .sort();
   /** Each EMF line as `<metric> <Function>`, sorted. */
   const metrics = () =>
     written
       .filter((line) => line._aws !== undefined)
-      .map((line) => `${Object.keys(line).find((name) => name !== '_aws' && name !== 'Function')} ${String(line.Function)}`)
+      .map(
+        (line) =>
+          `${(line._aws as { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> }).CloudWatchMetrics[0]!.Metrics[0]!.Name} ${String(line.Function)}`,
+      )
       .sort();
   return { observability, events, metrics, written };
 }

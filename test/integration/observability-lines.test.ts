@@ -132,11 +132,19 @@ async function linesOf(entry: Entry): Promise<string[]> {
   expect(lines.length % 2).toBe(0);
   for (let i = 0; i < lines.length; i += 2) {
     const [log, emf] = [lines[i]!, lines[i + 1]!];
-    const { _aws, Function: dimension, ...metrics } = emf as { _aws: { CloudWatchMetrics: unknown[] }; Function: string } & Record<string, unknown>;
+    const {
+      _aws,
+      Function: dimension,
+      timestamp,
+      level,
+      ...metrics
+    } = emf as { _aws: { CloudWatchMetrics: unknown[] }; Function: string } & Record<string, unknown>;
     const [metric, ...more] = Object.keys(metrics);
     expect(more).toEqual([]);
     expect(metrics[metric!]).toBe(1);
     expect(dimension).toBe(functionName);
+    // The metric line has its event's level and time, so Lambda's log-level filter treats it as the log line.
+    expect({ timestamp, level }).toEqual({ timestamp: log.timestamp, level: log.level });
     expect(_aws.CloudWatchMetrics).toEqual([{ Namespace: 'LambdaIdempotency', Dimensions: [['Function']], Metrics: [{ Name: metric, Unit: 'Count' }] }]);
     expect(log).toEqual({
       timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),

@@ -3,6 +3,7 @@
 import { jest } from '@jest/globals';
 import type { ClaimRequest, CompleteRequest, IdempotencyEvent, IdempotencyEventDetail, IdempotencyRecord, IdempotencyStore } from '../../lib/index.js';
 import { cloudWatchLines, IdempotencyError, makeIdempotent } from '../../lib/index.js';
+import { METRIC_NAMES } from '../../lib/observability.js';
 import { withoutUnhandledRejections } from '../support/rejections.js';
 
 /** A minimal in-memory store following the protocol's conditions. */
@@ -439,6 +440,8 @@ test('each event has the metric name the docs give it, counted once under the Fu
         recordId: 'payments#0123abcd',
       },
       {
+        timestamp: '2023-11-14T22:13:20.000Z',
+        level: levels[event],
         _aws: {
           Timestamp: 1_700_000_000_000,
           CloudWatchMetrics: [{ Namespace: 'LambdaIdempotency', Dimensions: [['Function']], Metrics: [{ Name: name, Unit: 'Count' }] }],
@@ -606,6 +609,27 @@ test('log lines carry the event time as an RFC 3339 timestamp: without one, Lamb
   cloudWatchLines({ logs: true, write: (line) => void far.push(line) })('miss', { ...detail, time: 9e15 });
   expect(far.map((line) => Object.keys(JSON.parse(line)))).toEqual([
     ['level', 'message', 'event', 'function', 'recordId'],
-    ['_aws', 'Function', 'Misses'],
+    ['level', '_aws', 'Function', 'Misses'],
   ]);
+});
+
+test('metric lines carry the level and timestamp of their event: a function logging JSON at WARN or ERROR keeps the metrics its alarms watch', () => {
+  // What Lambda's log-level filter keeps at an application log level: a JSON line with a `level` beside
+  // a valid RFC 3339 `timestamp`, at that level or above; any other line counts as INFO.
+  const RANK: Record<string, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4, FATAL: 5 };
+  const kept = (line: string, applicationLevel: string): boolean => {
+    const { level, timestamp } = JSON.parse(line) as { level?: unknown; timestamp?: unknown };
+    const valid = typeof timestamp === 'string' && !Number.isNaN(Date.parse(timestamp)) && typeof level === 'string' && level in RANK;
+    return (valid ? RANK[level]! : RANK.INFO!) >= RANK[applicationLevel]!;
+  };
+  const lines: string[] = [];
+  const listener = cloudWatchLines({ write: (line) => void lines.push(line) });
+  for (const event of Object.keys(METRIC_NAMES) as IdempotencyEvent[]) {
+    listener(event, { namespace: 'payments', recordId: 'payments#0123abcd', time: 1_700_000_000_000 });
+  }
+  const metricsKept = (applicationLevel: string) =>
+    lines.filter((line) => kept(line, applicationLevel)).map((line) => JSON.parse(line)._aws.CloudWatchMetrics[0].Metrics[0].Name);
+  expect(metricsKept('ERROR')).toEqual(['Superseded', 'StoreFailures', 'BookkeepingFailures']);
+  expect(metricsKept('WARN')).toEqual(['Takeovers', 'PayloadMismatches', 'Superseded', 'StoreFailures', 'BookkeepingFailures']);
+  expect(metricsKept('INFO')).toHaveLength(9);
 });
