@@ -82,8 +82,9 @@ export interface LeanDynamoDBStoreOptions {
   readonly tableName?: string | undefined;
   /**
    * Bound your own client's requests: the SDK sets no timeouts (`requestHandler: { connectionTimeout,
-   * requestTimeout, throwOnRequestTimeout: true }`; `requestTimeout` alone only logs).
-   * @default a new `DynamoDBClient` with the environment's region (the ARN's, for a `tableName` given as one) and credentials, each request attempt bounded: 1 s to connect, 2 s in all
+   * requestTimeout, throwOnRequestTimeout: true, socketTimeout }`; `requestTimeout` alone only logs,
+   * and ends with the reply's headers: `socketTimeout` bounds a reply whose body stops coming).
+   * @default a new `DynamoDBClient` with the environment's region (the ARN's, for a `tableName` given as one) and credentials, each request attempt bounded: 1 s to connect, 2 s in all, 2 s without a byte of the reply
    */
   readonly client?: DynamoDBClient | undefined;
   /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */

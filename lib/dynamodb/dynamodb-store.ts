@@ -125,10 +125,13 @@ const HELD_BY_OWNER = '#owner = :owner AND #status = :inprogress';
  * silently) would hold the call until the Lambda times out, past its answer (a 503 for a claim),
  * and a completion held so would leave its record to the lease, after which a retry runs the
  * function again. A timed-out attempt is retried by the SDK as any network error. The request
- * timeout only logs unless `throwOnRequestTimeout` is set. The CLI's client has the same bounds,
- * so that a command answers instead of hanging. @internal
+ * timeout only logs unless `throwOnRequestTimeout` is set, and ends once the reply's headers have
+ * come: a reply whose body stops coming (its connection dropped silently mid-reply) is bounded by
+ * the socket timeout, 2 s without a byte. (`@smithy/node-http-handler` before 4.4, which the SDK of
+ * some Lambda runtimes uses, reads `requestTimeout` as that socket timeout and ignores the rest.) The
+ * CLI's client has the same bounds, so that a command answers instead of hanging. @internal
  */
-export const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true });
+export const REQUEST_TIMEOUTS = Object.freeze({ connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true, socketTimeout: 2_000 });
 
 /**
  * Refuses a client that cannot send this library's commands. Since 3.928.0 a command of

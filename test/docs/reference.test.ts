@@ -5,12 +5,13 @@
  * docs/cdk.md names the props of `IdempotencyTable` and of `IdempotencyTable.fromTable`; the stores'
  * option lists (docs/options.md, docs/redis.md, the README) name every option each store takes;
  * docs/how-it-works.md's attribute table names every attribute the store's `attributes` option renames;
- * advice to bound your own DynamoDB client's `requestTimeout` also sets `throwOnRequestTimeout`.
+ * advice to bound your own DynamoDB client's `requestTimeout` also sets `throwOnRequestTimeout`, and
+ * `socketTimeout`.
  */
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ListTablesCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, test } from '@jest/globals';
 import { App, Stack } from 'aws-cdk-lib';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -180,4 +181,47 @@ test('a paragraph of the docs that bounds your own DynamoDB client with `request
       .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
   );
   expect(unbounded).toEqual([]);
+});
+
+test('a paragraph of the docs that bounds your own DynamoDB client with `throwOnRequestTimeout` also sets `socketTimeout`: without it, a reply whose body stops coming after its headers stays unanswered', async () => {
+  // What the docs warn of, on this SDK: a reply cut short after its headers (a connection dropped
+  // silently mid-reply), and a client bounded by `requestTimeout` and `throwOnRequestTimeout` alone.
+  const server = createServer((socket) => {
+    socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{'));
+  }).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const client = (requestHandler: object) =>
+    new DynamoDBClient({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      maxAttempts: 1,
+      requestHandler,
+    });
+  const unbounded = client({ connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true });
+  const bounded = client({ connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true, socketTimeout: 100 });
+  try {
+    const sent = (sender: DynamoDBClient) =>
+      Promise.race([
+        sender.send(new PutItemCommand({ TableName: 'table', Item: { id: { S: 'k' } } })).then(
+          () => 'answered',
+          (error: Error) => error.name,
+        ),
+        new Promise((resolve) => setTimeout(resolve, 1_000, 'pending')),
+      ]);
+    expect(await Promise.all([sent(unbounded), sent(bounded)])).toEqual(['pending', 'TimeoutError']);
+  } finally {
+    unbounded.destroy();
+    bounded.destroy();
+    server.close();
+  }
+  const documents = ['README.md', ...readdirSync(`${ROOT}/docs`).map((name) => `docs/${name}`)].filter((file) => file.endsWith('.md'));
+  const unbound = documents.flatMap((file) =>
+    readFileSync(`${ROOT}/${file}`, 'utf8')
+      .split(/\n\s*\n|\n(?=\|)/)
+      .filter((paragraph) => paragraph.includes('throwOnRequestTimeout') && !paragraph.includes('socketTimeout'))
+      .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
+  );
+  expect(unbound).toEqual([]);
 });

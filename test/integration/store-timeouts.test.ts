@@ -9,6 +9,7 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import type { Context } from 'aws-lambda';
+import { delay } from '../../lib/deadline.js';
 import { aesGcmEncryption, type BatchResponse, DynamoDBStore, type IdempotencyError, idempotentBatch, makeIdempotent, transaction } from '../../lib/index.js';
 import type { IdempotencyStore } from '../../lib/store.js';
 import { InMemoryStore, lambdaContext as timedContext } from '../../lib/testing/index.js';
@@ -64,6 +65,24 @@ test('a completion DynamoDB never answers: the caller gets its result, with a wa
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
   expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
   expect(await readItem(inspect, tableName, recordId('completion-hangs', 'k'))).toMatchObject({ status: { S: 'INPROGRESS' } });
+});
+
+test("a reply cut short after its headers (a connection dropped silently mid-reply): the client the store builds gives the attempt up within its 2 s as any other, and the SDK's next attempt finds the claim applied; the function runs once", async () => {
+  // Two attempts, as the SDK's default three would: the first one's reply is the one cut short.
+  const saved = process.env.AWS_MAX_ATTEMPTS;
+  process.env.AWS_MAX_ATTEMPTS = '2';
+  const later = delay(6_000);
+  try {
+    let runs = 0;
+    // No Lambda context: only the client's own bounds end a request (a worker, a script, the CLI).
+    const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store: new DynamoDBStore({ tableName }), name: 'reply-cut-short' });
+    proxy.cutRepliesShort();
+    expect(await Promise.race([once('k'), later.elapsed.then(() => 'still waiting after 6 s')])).toEqual({ id: 'k', run: 1 });
+    expect(await readItem(inspect, tableName, recordId('reply-cut-short', 'k'))).toMatchObject({ status: { S: 'COMPLETED' } });
+  } finally {
+    later.cancel();
+    process.env.AWS_MAX_ATTEMPTS = saved;
+  }
 });
 
 describe("a request that starts with less than a second left, under a context whose time left runs down with real time, as Lambda's does", () => {

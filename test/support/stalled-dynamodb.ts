@@ -13,7 +13,12 @@ import { TcpProxy } from './tcp-proxy.js';
  * request, so that a test waits for one timeout only) at a proxy in front of DynamoDB Local, for
  * the tests of the calling file; each test ends with the proxy forwarding again.
  */
-export function useStalledDynamoDB(): { stall(): void; swallowed(connections?: number): Promise<void>; restore(): Promise<void> } {
+export function useStalledDynamoDB(): {
+  stall(): void;
+  swallowed(connections?: number): Promise<void>;
+  cutRepliesShort(replies?: number): void;
+  restore(): Promise<void>;
+} {
   let proxy: TcpProxy | undefined;
   const ENVIRONMENT = ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_MAX_ATTEMPTS'];
   const saved = Object.fromEntries(ENVIRONMENT.map((name) => [name, process.env[name]]));
@@ -32,7 +37,12 @@ export function useStalledDynamoDB(): { stall(): void; swallowed(connections?: n
     await proxy?.cut();
     for (const [name, value] of Object.entries(saved)) value === undefined ? delete process.env[name] : (process.env[name] = value);
   });
-  return { stall: () => proxy!.stall(), swallowed: (connections) => proxy!.swallowed(connections), restore: () => proxy!.restore() };
+  return {
+    stall: () => proxy!.stall(),
+    swallowed: (connections) => proxy!.swallowed(connections),
+    cutRepliesShort: (replies) => proxy!.cutRepliesShort(replies),
+    restore: () => proxy!.restore(),
+  };
 }
 
 /**

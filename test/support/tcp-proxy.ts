@@ -1,7 +1,8 @@
 /**
  * A loopback TCP proxy in front of a server, for outages a real server cannot stage by itself: `cut`
  * drops every connection and refuses new ones; `stall` keeps connections open but forwards nothing
- * (a black hole); `loseReplies` forwards requests but no replies; `hold` keeps requests until
+ * (a black hole); `loseReplies` forwards requests but no replies; `cutRepliesShort` forwards a
+ * reply's headers but not the rest of it (a connection dropped silently mid-reply); `hold` keeps requests until
  * `release` forwards those held so far (a server that answers late); `restore` lets traffic through
  * again on the same port; `retarget` sends new connections to another server (an endpoint's DNS
  * name moved to a promoted replica).
@@ -14,6 +15,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private stalled = false;
   private repliesLost = false;
+  private shortReplies = 0;
   private held: Array<() => void> | undefined;
   /** Chunks of requests the proxy has received from clients, forwarded or not. */
   requests = 0;
@@ -82,6 +84,15 @@ export class TcpProxy {
     this.repliesLost = true;
   }
 
+  /**
+   * The next `replies` HTTP replies get through up to their headers and the first byte of their
+   * body, and nothing more comes on their connections, which stay open: a connection dropped
+   * silently mid-reply. Other connections are not touched.
+   */
+  cutRepliesShort(replies = 1): void {
+    this.shortReplies += replies;
+  }
+
   /** New connections go to `port` (a DNS name that now points at another node); open ones stay where they are. */
   retarget(port: number): void {
     this.targetPort = port;
@@ -90,6 +101,7 @@ export class TcpProxy {
   async restore(): Promise<void> {
     this.stalled = false;
     this.repliesLost = false;
+    this.shortReplies = 0;
     this.release();
     this.held = undefined;
     if (!this.server) await this.listen();
@@ -116,7 +128,15 @@ export class TcpProxy {
           this.settleSwallowWaiters();
         }
       });
-      upstream.on('data', (chunk) => void (this.stalled || this.repliesLost || downstream.write(chunk)));
+      let cutShort = false;
+      upstream.on('data', (chunk: Buffer) => {
+        if (this.stalled || this.repliesLost || cutShort) return;
+        const headersEnd = this.shortReplies > 0 ? chunk.indexOf('\r\n\r\n') : -1;
+        if (headersEnd === -1) return void downstream.write(chunk);
+        this.shortReplies--;
+        cutShort = true;
+        downstream.write(chunk.subarray(0, headersEnd + 5));
+      });
     });
     this.server = server;
     return new Promise((resolve, reject) => {
