@@ -143,6 +143,14 @@ function pattern(text: string, section: RegExp): string {
   return found;
 }
 
+test('every id of a synth finding (`lambda-idempotency:…`) the CDK construct reports is named in docs/cdk.md, where a user looks for what to acknowledge', () => {
+  const sources = readdirSync(`${ROOT}/lib/cdk`).map((name) => readFileSync(`${ROOT}/lib/cdk/${name}`, 'utf8'));
+  const ids = [...new Set(sources.flatMap((source) => [...source.matchAll(/'lambda-idempotency:(\w+)'/g)].map((match) => match[1]!)))];
+  expect(ids.length).toBeGreaterThan(25);
+  const page = readFileSync(`${ROOT}/docs/cdk.md`, 'utf8');
+  expect(ids.filter((id) => !new RegExp(`\`(lambda-idempotency:)?${id}\``).test(page))).toEqual([]);
+});
+
 test('the attribute table of docs/how-it-works.md names every attribute `attributes` renames, by its default name', () => {
   const text = readFileSync(`${ROOT}/docs/how-it-works.md`, 'utf8');
   const rows = text.split('\n').filter((line) => line.startsWith('| `'));
