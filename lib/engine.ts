@@ -1117,12 +1117,29 @@ const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(e
 const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
 
 /**
- * Names of other libraries' errors that ask for the same call again: Powertools' refusal of a
- * request another invocation runs, met while a function runs behind both libraries during a cutover
- * (docs/migrating-from-powertools.md): stored, it would answer every retry after that invocation
- * ended, where the retry would get Powertools' replay.
+ * Names of Powertools' errors, met while a function runs behind both libraries during a cutover
+ * (docs/migrating-from-powertools.md), that are no outcome of the function: its refusals of the
+ * request (another invocation runs it, another payload holds the key, no key, a record it cannot
+ * read), as this library's own `IN_PROGRESS` and `PAYLOAD_MISMATCH` are not. Stored, one would
+ * answer every retry until the retention ends, where the retry would get Powertools' answer or run:
+ * a refusal of another payload, stored with that payload's fingerprint, would refuse the original
+ * request's own retry.
  */
-const RETRY_NAMES: ReadonlySet<string> = new Set(['IdempotencyAlreadyInProgressError']);
+const RETRY_NAMES: ReadonlySet<string> = new Set([
+  'IdempotencyAlreadyInProgressError',
+  'IdempotencyValidationError',
+  'IdempotencyKeyError',
+  'IdempotencyInvalidStatusError',
+  'IdempotencyInconsistentStateError',
+]);
+
+/**
+ * Powertools' failure to claim its record (its `IdempotencyPersistenceLayerError` of 2.x, told from
+ * its failure to complete or delete one by its message): the function did not run, as with this
+ * library's `STORE_FAILURE`. Its failure to complete one, after the function ran, is left to
+ * `isFinalError`: stored, it answers the retry that would otherwise run the function again.
+ */
+const POWERTOOLS_CLAIM_FAILED = /^Failed to save in progress record/;
 
 /**
  * Throws on a value whose prototype cannot be read (a revoked Proxy), which `#isFinal` takes as not
@@ -1132,7 +1149,7 @@ const asksForRetry = (error: unknown): boolean => {
   if (error instanceof IdempotencyError) return RETRY_CODES.has(error.code);
   if (!(error instanceof Error)) return false;
   try {
-    return RETRY_NAMES.has(error.name);
+    return RETRY_NAMES.has(error.name) || (error.name === 'IdempotencyPersistenceLayerError' && POWERTOOLS_CLAIM_FAILED.test(error.message));
   } catch {
     return false;
   }

@@ -17,7 +17,7 @@ import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { Context, APIGatewayProxyEventV2 as Request } from 'aws-lambda';
 import { httpIdempotency, idempotency, makeIdempotent } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
-import { recordId, scanItems, useFreshTable } from '../support/dynamodb.js';
+import { recordId, scanItems, testClient, unreachableClient, useFreshTable } from '../support/dynamodb.js';
 import { Turnstile } from '../support/gate.js';
 import { httpEvent } from '../support/identity-events.js';
 import { rejection, thrown } from '../support/rejections.js';
@@ -194,7 +194,7 @@ describe('a function whose Powertools configuration checks the payload (payloadV
     readonly amount: number;
   }
   /** Powertools alone, then the first deployment (both) and the second (this library alone); `firstChecks`: whether the first has the second's fingerprint. */
-  function checkedDeployments(prefix: string, firstChecks: boolean) {
+  function checkedDeployments(prefix: string, firstChecks: boolean, isFinalError?: (error: unknown) => boolean) {
     const charged: string[] = [];
     const charge = async (event: CheckedCharge) => {
       charged.push(event.paymentId);
@@ -206,7 +206,12 @@ describe('a function whose Powertools configuration checks the payload (payloadV
       keyPrefix: prefix,
     });
     const ours = (checks: boolean) =>
-      idempotency<CheckedCharge>({ store, key: (event) => event.paymentId, ...(checks ? { fingerprint: (event) => event.amount } : {}) });
+      idempotency<CheckedCharge>({
+        store,
+        key: (event) => event.paymentId,
+        ...(checks ? { fingerprint: (event) => event.amount } : {}),
+        ...(isFinalError ? { isFinalError } : {}),
+      });
     const powertoolsOnly = middy(charge).use(makeHandlerIdempotent(powertools()));
     const first = middy(powertoolsIdempotent(charge, powertools())).use(ours(firstChecks));
     const second = middy(charge).use(ours(true));
@@ -235,6 +240,76 @@ describe('a function whose Powertools configuration checks the payload (payloadV
     expect((await rejection(second({ paymentId: 'p-unchecked', amount: 100 }))).code).toBe('PAYLOAD_MISMATCH');
     expect(charged).toEqual(['p-unchecked']);
   });
+
+  test("a catch-all isFinalError never stores Powertools' refusal of another amount: the original request's retry still gets its answer", async () => {
+    const { charged, powertoolsOnly, first, second } = checkedDeployments('checked-final', true, () => true);
+    const old = await powertoolsOnly({ paymentId: 'p-checked-final', amount: 100 });
+    expect((await thrown(first({ paymentId: 'p-checked-final', amount: 999 }))).name).toBe('IdempotencyValidationError');
+    expect(await first({ paymentId: 'p-checked-final', amount: 100 })).toEqual(old);
+    expect(await second({ paymentId: 'p-checked-final', amount: 100 })).toEqual(old);
+    expect(charged).toEqual(['p-checked-final']);
+  });
+});
+
+test("a catch-all isFinalError never stores Powertools' failure to claim (IdempotencyPersistenceLayerError): the function did not run, and the retry runs it", async () => {
+  const charged: string[] = [];
+  const charge = async (event: Charge) => {
+    charged.push(event.paymentId);
+    return { receipt: `${event.paymentId}/${charged.length}` };
+  };
+  const both = (powertoolsClient: typeof client) =>
+    middy(
+      powertoolsIdempotent(charge, {
+        persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: powertoolsClient }),
+        config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+        keyPrefix: 'claim-failed',
+      }),
+    ).use(idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: () => true }));
+  const context = () => lambdaContext({ functionName: 'claim-failed' });
+  const unreachable = await unreachableClient();
+  try {
+    expect((await thrown(both(unreachable)({ paymentId: 'p-claim-failed' }, context()))).name).toBe('IdempotencyPersistenceLayerError');
+  } finally {
+    unreachable.destroy();
+  }
+  expect(charged).toEqual([]);
+  expect(await both(client)({ paymentId: 'p-claim-failed' }, context())).toEqual({ receipt: 'p-claim-failed/1' });
+  expect(charged).toEqual(['p-claim-failed']);
+});
+
+test("a catch-all isFinalError still stores Powertools' failure to complete its record: the function ran, and the retry gets that error instead of running it again", async () => {
+  const charged: string[] = [];
+  const charge = async (event: Charge) => {
+    charged.push(event.paymentId);
+    return { receipt: `${event.paymentId}/${charged.length}` };
+  };
+  // Powertools claims with PutItem and completes with UpdateItem: a refused UpdateItem fails its completion only.
+  const refusing = testClient();
+  refusing.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UpdateItemCommand')
+        throw Object.assign(new Error('User is not authorized to perform: dynamodb:UpdateItem'), { name: 'AccessDeniedException' });
+      return next(args);
+    },
+    { step: 'initialize', name: 'refuseUpdates' },
+  );
+  const both = middy(
+    powertoolsIdempotent(charge, {
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: refusing }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+      keyPrefix: 'completion-failed',
+    }),
+  ).use(idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: () => true }));
+  const context = () => lambdaContext({ functionName: 'completion-failed' });
+  try {
+    const first = await thrown(both({ paymentId: 'p-completion-failed' }, context()));
+    expect([first.name, first.message]).toEqual(['IdempotencyPersistenceLayerError', 'Failed to update success record to idempotency store']);
+    const retry = await thrown(both({ paymentId: 'p-completion-failed' }, context()));
+    expect([retry.name, retry.message]).toEqual([first.name, first.message]);
+    expect(charged).toEqual(['p-completion-failed']);
+  } finally {
+    refusing.destroy();
+  }
 });
 
 describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
