@@ -75,12 +75,12 @@ export interface RedisStoreOptions {
    * Each store call ends within this many milliseconds of its first request to Redis, whatever the
    * client does: every step of the call counts, together. Waiting for a connecting client, the
    * eviction check, a script sent again by its source, `WAIT` (`waitForReplicas`), and a
-   * completion's wait for a lost connection to come back and its resend all share the one bound;
+   * completion's or release's wait for a lost connection to come back and its resend all share the one bound;
    * what is still unanswered at it fails the call, and nothing is sent after it (a redirection the
    * client follows by itself inside one command excepted). Opening a stored response (your key
    * provider) is not a request to Redis and is not counted. node-redis's
    * command timeout stops counting once a command is written, so only this bounds a connection that
-   * stops answering. A completion whose connection was lost waits for the client to reconnect
+   * stops answering. A completion or release whose connection was lost waits for the client to reconnect
    * (on a node-redis cluster: for a node that serves the record's slot, its old primary or the
    * replica a failover promoted) for what is left of this bound (1000 ms without it), and is sent
    * again: the earlier its first attempt failed, the more time a reconnection gets. A whole number
@@ -138,9 +138,9 @@ const CHECKS: { readonly [K in keyof RedisStoreOptions]-?: OptionCheck } = {
   },
 };
 const WHERE = 'Redis';
-/** Without `timeoutMillis`, how long a completion waits for a lost connection: a reconnection, not an outage. */
+/** Without `timeoutMillis`, how long a completion or release waits for a lost connection: a reconnection, not an outage. */
 const RECONNECT_MILLIS = 1000;
-/** How long a completion refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) waits before it is sent again. */
+/** How long a completion or release refused for now (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) waits before it is sent again. */
 const REFUSED_PAUSE_MILLIS = 50;
 
 /** How an ioredis `Cluster` quotes the last reply after its redirections, before that reply's code. */
@@ -158,7 +158,7 @@ const CLUSTER_QUOTE = String.raw`(?:Too many Cluster redirections\. Last error: 
  * `Cluster` sends CLUSTERDOWN and TRYAGAIN again itself (`retryDelayOnClusterDown`,
  * `retryDelayOnTryAgain`) until its `maxRedirections`, then fails with an error that quotes the
  * last reply. That reply ran nothing; an attempt before it may have (a connection closed under
- * it), and a completion, fenced by its owner, applies once however often it is sent. Not
+ * it), and a completion or release, fenced by its owner, applies once however often it is sent. Not
  * MASTERDOWN: only a replica answers it, and a write never runs there (once its link to its
  * primary is back, it answers READONLY).
  */
@@ -257,7 +257,7 @@ export class RedisStore implements IdempotencyStore {
   private readonly codec: ResponseCodec;
   private readonly allowEviction: boolean;
   private readonly wait: ReplicaWait | undefined;
-  /** How long a completion waits for a lost connection to come back, at most (within `timeoutMillis`, what is left of it). */
+  /** How long a completion or release waits for a lost connection to come back, at most (within `timeoutMillis`, what is left of it). */
   private readonly reconnectMillis: number;
 
   /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
@@ -298,13 +298,19 @@ export class RedisStore implements IdempotencyStore {
   async complete(request: CompleteRequest): Promise<CompleteResult> {
     const outcome = await outcomeFields(this.codec, request);
     const args = [request.owner, String(request.expiresAt), timeToLive(request.now ?? Date.now(), request.expiresAt), ...outcome.fields];
-    const [completed, fields] = await this.write(this.bounded(), COMPLETE, request.key, args);
+    const [completed, fields] = await this.write(this.bounded(), COMPLETE, request.key, args, request.resendBy);
     if (completed) return outcome.result;
     return { completed: false, record: await this.current(request.key, fields, request.owner) };
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
-    const [released, fields] = await this.run(this.bounded(), RELEASE, request.key, [request.owner]);
+    // Waits for a reconnection only once the release reached a ready client: one that could not send
+    // it (the client away since a claim failed for that) would hold a call's failure for nothing.
+    let sent = false;
+    const connection = this.bounded(() => {
+      sent = true;
+    });
+    const [released, fields] = await this.write(connection, RELEASE, request.key, [request.owner], request.resendBy, () => sent);
     return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
   }
 
@@ -335,9 +341,25 @@ export class RedisStore implements IdempotencyStore {
     return reply === 1 || (reply === -1 && lost());
   }
 
-  /** The connection for one call: every request of the call together ends within `timeoutMillis` from now. */
-  private bounded(): Connection {
-    return boundedConnection(this.commands, this.timeoutMillis);
+  /**
+   * The connection for one call: every request of the call together ends within `timeoutMillis` from
+   * now. `onSend` is told of each request handed to the client once it is ready.
+   */
+  private bounded(onSend?: () => void): Connection {
+    if (onSend === undefined) return boundedConnection(this.commands, this.timeoutMillis);
+    const [ready, connection] = this.commands;
+    const told: Connection = {
+      ...connection,
+      send: (key, args) => {
+        onSend();
+        return connection.send(key, args);
+      },
+      sendAll: (key, commands, inTime) => {
+        onSend();
+        return connection.sendAll(key, commands, inTime);
+      },
+    };
+    return boundedConnection([ready, told], this.timeoutMillis);
   }
 
   private async run(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
@@ -346,19 +368,31 @@ export class RedisStore implements IdempotencyStore {
   }
 
   /**
-   * A completion ends a call whose function has run: when the connection was lost under it (a
-   * failover, a node replaced), or a failover demoted its primary (READONLY, which ioredis's
-   * `reconnectOnError` answers by reconnecting), it is sent once more as soon as the client is ready
-   * again, as the AWS SDK resends DynamoDBStore's, rather than leave the record held until its lease
-   * and let a duplicate run the function again; both attempts and the wait between them fit in the
-   * call's one `timeoutMillis`, so it still answers before the Lambda deadline. One refused before
-   * it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) is sent again until the server takes it, within
-   * the same bound, also once it was sent again after a reconnection (a server restarted on its
-   * data answers LOADING until it has loaded it). Fenced by the owner, a script applied twice
-   * changes nothing. (A release is not: a record left held until its lease runs nothing twice.)
+   * A completion ends a call whose function has run, and a release frees a key for its retries:
+   * when the connection was lost under it (a failover, a node replaced), or a failover demoted its
+   * primary (READONLY, which ioredis's `reconnectOnError` answers by reconnecting), it is sent once
+   * more as soon as the client is ready again, as DynamoDBStore sends its own again, rather than
+   * leave the record held until its lease (a duplicate after it would run the function again; until
+   * it, every retry of a released call would meet `IN_PROGRESS`); both attempts and the wait between
+   * them fit in the call's one `timeoutMillis`, so it still answers before the Lambda deadline. One
+   * refused before it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) is sent again until the
+   * server takes it, within the same bound, also once it was sent again after a reconnection (a
+   * server restarted on its data answers LOADING until it has loaded it). A lost connection is
+   * waited for only once the write `reached` a ready client (a release that could not be sent, the
+   * client away since its claim failed, fails at once, as that claim did). Nothing is sent again
+   * after `resendBy` (`performance.now()`), when the call must answer. Fenced by the owner, a script
+   * applied twice changes nothing: a completion sent again meets its own COMPLETED record, a release
+   * no record (released) or the record of the attempt that claimed the key since.
    */
-  private async write(connection: Connection, script: Script, key: string, args: readonly string[]): Promise<[boolean, unknown]> {
-    const until = performance.now() + this.reconnectMillis;
+  private async write(
+    connection: Connection,
+    script: Script,
+    key: string,
+    args: readonly string[],
+    resendBy = Number.POSITIVE_INFINITY,
+    reached = () => true,
+  ): Promise<[boolean, unknown]> {
+    const until = Math.min(performance.now() + this.reconnectMillis, resendBy);
     let reconnected = false;
     for (;;) {
       try {
@@ -369,8 +403,9 @@ export class RedisStore implements IdempotencyStore {
           await delay(REFUSED_PAUSE_MILLIS).elapsed;
           continue;
         }
-        // The connection lost under it: sent once more when the client is ready again.
-        if (reconnected || !(await connection.reconnected(this.recordPrefix + key, this.reconnectMillis))) throw error;
+        // The connection lost under it: sent once more when the client is ready again, before the call must answer.
+        const wait = Math.min(this.reconnectMillis, resendBy - performance.now());
+        if (reconnected || wait <= 0 || !reached() || !(await connection.reconnected(this.recordPrefix + key, wait))) throw error;
         reconnected = true;
       }
     }

@@ -223,6 +223,95 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
     },
     30_000,
   );
+
+  test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(
+    '%s: a completion or release refused with BUSY is not sent again after its resendBy (when the call must answer), however long timeoutMillis is',
+    async (name, kind) => {
+      const opened = await kind.open(server.url);
+      const [busy, probe] = [inspector(server.url), inspector(server.url)];
+      let script: Promise<unknown> | undefined;
+      try {
+        const store = new RedisStore({ client: opened.client, keyPrefix: `busy-resend-by-${name}:`, timeoutMillis: 15_000 });
+        const now = Date.now();
+        const expiresAt = Math.floor(now / 1000) + 3600;
+        for (const key of ['completed', 'released']) await store.claim({ key, owner: 'me', now, leaseUntil: now + 60_000, expiresAt });
+        await Promise.all([busy.ping(), probe.ping()]);
+        script = busy.eval(ENDLESS_SCRIPT, 0);
+        script.catch(() => undefined); // killed below
+        await until(() =>
+          probe.ping().then(
+            () => false,
+            (error: Error) => error.message.startsWith('BUSY'),
+          ),
+        );
+        const started = performance.now();
+        const resendBy = started + 300;
+        await expect(store.complete({ key: 'completed', owner: 'me', expiresAt, now, response: '"paid"', resendBy })).rejects.toThrow(/^BUSY /);
+        await expect(store.release({ key: 'released', owner: 'me', resendBy: performance.now() + 300 })).rejects.toThrow(/^BUSY /);
+        // Both gave up at their resendBy, not after the store's 15 s (with room for a loaded machine).
+        expect(performance.now() - started).toBeLessThan(5_000);
+      } finally {
+        await probe.script('KILL').catch(() => undefined);
+        await script?.catch(() => undefined);
+        busy.disconnect();
+        probe.disconnect();
+        await opened.close();
+      }
+    },
+    30_000,
+  );
+
+  // Its own block: biome reads `before` (the helper) as a test hook, one a block.
+  describe('the function threw', () => {
+    test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(
+      '%s: a release refused with BUSY (the function threw) is sent again once the script has ended, so the key is free and a retry runs',
+      async (name, kind) => {
+        const opened = await kind.open(server.url);
+        const [busy, probe, raw] = [inspector(server.url), inspector(server.url), inspector(server.url)];
+        let script: Promise<unknown> | undefined;
+        try {
+          const keyPrefix = `busy-release-${name}:`;
+          const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 15_000 });
+          let runs = 0;
+          const pay = makeIdempotent(
+            async (_id: string) => {
+              if (++runs > 1) return 'paid';
+              await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
+              script = busy.eval(ENDLESS_SCRIPT, 0);
+              script.catch(() => undefined); // killed below
+              for (;;)
+                if (
+                  await probe.ping().then(
+                    () => false,
+                    (error: Error) => error.message.startsWith('BUSY'),
+                  )
+                )
+                  break;
+              throw new Error('declined for now');
+            },
+            { store, name: 'pay' },
+          );
+          const refused = refusalTo(opened.client, /^BUSY /);
+          const declined = pay('k');
+          declined.catch(() => undefined);
+          // The script ends only once the release has been refused (the finally kills it otherwise).
+          expect(await before(refused, declined)).toBe(true);
+          await probe.script('KILL');
+          await expect(declined).rejects.toThrow('declined for now');
+          // Released: no record left INPROGRESS until its lease, and a retry runs at once.
+          expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+          expect(await pay('k')).toBe('paid');
+          expect(runs).toBe(2);
+        } finally {
+          await probe.script('KILL').catch(() => undefined); // NOTBUSY once it has ended
+          await script?.catch(() => undefined);
+          for (const client of [busy, probe, raw]) client.disconnect();
+          await opened.close();
+        }
+      },
+      30_000,
+    );
+  });
 });
 
 describe('a primary that takes writes only with a replica in sync (`min-replicas-to-write`), whose replica is away (NOREPLICAS)', () => {

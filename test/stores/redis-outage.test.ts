@@ -93,6 +93,26 @@ for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
       expect(calls).toBe(1);
     });
 
+    test('a connection reset while the function throws: its release is sent again once the client has reconnected, so a retry runs at once instead of meeting IN_PROGRESS until the lease', async () => {
+      const keyPrefix = `reset-release-${kind.name}:`;
+      let calls = 0;
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 2000 });
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          if (++calls > 1) return calls;
+          await proxy.cut(); // a failover, a node replaced: the client reconnects while the function ends
+          await proxy.restore();
+          throw new Error('declined for now');
+        },
+        { store, name: 'pay' },
+      );
+      await expect(pay('k')).rejects.toThrow('declined for now');
+      expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+      const client = opened.client as { status?: string; isReady?: boolean };
+      if (client.status !== 'ready' && client.isReady !== true) await nextReady(client);
+      expect(await pay('k')).toBe(2);
+    });
+
     test('a completion whose connection stays away longer than a second waits for it for what is left of timeoutMillis (not the second it waits without one), and is sent again', async () => {
       const keyPrefix = `long-reset-${kind.name}:`;
       const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 20_000 });
