@@ -169,6 +169,22 @@ for (const kind of SEND_WHILE_LOADING) {
 // run 100 ms, the server answers BUSY to every other command.
 const ENDLESS_SCRIPT = 'while true do end';
 
+/** Starts the endless script on `busy` (its promise, for the caller to settle once it kills the script). */
+function runEndless(busy: Redis): Promise<unknown> {
+  const script = busy.eval(ENDLESS_SCRIPT, 0);
+  script.catch(() => undefined); // killed by the test
+  return script;
+}
+
+/** Resolves once the server answers `probe` BUSY: the script has run past the threshold. */
+const untilBusy = (probe: Redis): Promise<boolean> =>
+  until(() =>
+    probe.ping().then(
+      () => false,
+      (error: Error) => error.message.startsWith('BUSY'),
+    ),
+  );
+
 describe("another client's script runs past busy-reply-threshold (BUSY)", () => {
   let server: RedisServer;
   beforeAll(async () => {
@@ -189,16 +205,8 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
         const pay = makeIdempotent(
           async (_id: string) => {
             await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
-            script = busy.eval(ENDLESS_SCRIPT, 0);
-            // The server answers BUSY: the script has run past the threshold.
-            for (;;)
-              if (
-                await probe.ping().then(
-                  () => false,
-                  (error: Error) => error.message.startsWith('BUSY'),
-                )
-              )
-                break;
+            script = runEndless(busy);
+            await untilBusy(probe);
             return 'paid';
           },
           { store, name: 'pay' },
@@ -236,14 +244,8 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
         const expiresAt = Math.floor(now / 1000) + 3600;
         for (const key of ['completed', 'released']) await store.claim({ key, owner: 'me', now, leaseUntil: now + 60_000, expiresAt });
         await Promise.all([busy.ping(), probe.ping()]);
-        script = busy.eval(ENDLESS_SCRIPT, 0);
-        script.catch(() => undefined); // killed below
-        await until(() =>
-          probe.ping().then(
-            () => false,
-            (error: Error) => error.message.startsWith('BUSY'),
-          ),
-        );
+        script = runEndless(busy);
+        await untilBusy(probe);
         const started = performance.now();
         const resendBy = started + 300;
         await expect(store.complete({ key: 'completed', owner: 'me', expiresAt, now, response: '"paid"', resendBy })).rejects.toThrow(/^BUSY /);
@@ -277,16 +279,8 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
             async (_id: string) => {
               if (++runs > 1) return 'paid';
               await Promise.all([busy.ping(), probe.ping()]); // connected before the server is busy
-              script = busy.eval(ENDLESS_SCRIPT, 0);
-              script.catch(() => undefined); // killed below
-              for (;;)
-                if (
-                  await probe.ping().then(
-                    () => false,
-                    (error: Error) => error.message.startsWith('BUSY'),
-                  )
-                )
-                  break;
+              script = runEndless(busy);
+              await untilBusy(probe);
               throw new Error('declined for now');
             },
             { store, name: 'pay' },
