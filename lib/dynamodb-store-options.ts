@@ -87,8 +87,12 @@ export interface LeanDynamoDBStoreOptions {
    * @default a new `DynamoDBClient` with the environment's region (the ARN's, for a `tableName` given as one) and credentials, each request attempt bounded: 1 s to connect, 2 s in all, 2 s without a byte of the reply
    */
   readonly client?: DynamoDBClient | undefined;
-  /** Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`. @default {@link DEFAULT_ATTRIBUTE_NAMES} */
-  readonly attributes?: Partial<AttributeNames> | undefined;
+  /**
+   * Other names for the record's attributes, e.g. `{ key: 'pk' }` for a table keyed by `pk`; a name
+   * left `undefined` (`{ key: process.env.KEY_ATTRIBUTE }`, unset) is the default.
+   * @default {@link DEFAULT_ATTRIBUTE_NAMES}
+   */
+  readonly attributes?: { readonly [Field in keyof AttributeNames]?: string | undefined } | undefined;
   /** Responses whose JSON is larger than this many bytes (0 to 409600) are stored gzip-compressed. @default 32768 */
   readonly compressAboveBytes?: number | undefined;
   /** Encrypt stored responses and final errors at rest: `aesGcmEncryption(provider)` from `lambda-idempotency`. @default none */

@@ -104,13 +104,13 @@ export interface IdempotencyErrorOptions {
    * lease); with `TRANSACTION_CONFLICT`: when to retry; with `COMMIT_FAILED`: 1, when the release
    * proved nothing was written (none when the outcome is unknown).
    */
-  readonly retryAfterSeconds?: number;
+  readonly retryAfterSeconds?: number | undefined;
   /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused (by DynamoDB, or by `transaction()` as it was added): index of the action among the call's own writes. */
-  readonly actionIndex?: number;
+  readonly actionIndex?: number | undefined;
   /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused (by DynamoDB, or by `transaction()` as it was added): the table of that action. */
-  readonly tableName?: string;
+  readonly tableName?: string | undefined;
   /** With `SUPERSEDED`: the record as the attempt that took over left it, when the store returned it. */
-  readonly record?: IdempotencyRecord;
+  readonly record?: IdempotencyRecord | undefined;
 }
 
 /** Marks an `IdempotencyError` of any copy of the package (a registered symbol is one across module instances). */

@@ -79,6 +79,7 @@ import {
   DynamoDBStore,
   forgetRecord,
   httpIdempotency,
+  IdempotencyError,
   idempotency,
   idempotentBatch,
   issueIdempotencyKey,
@@ -95,11 +96,12 @@ import { InMemoryStore, lambdaContext, storeContract } from 'lambda-idempotency/
 import { createClient } from 'redis';
 
 /** Settings read from the environment or a config file: each one may be missing. */
-declare const config: { table?: string; name?: string; ttl?: number; cacheSize?: number; prefix?: string; logger?: { warn(message: string): void } };
-const { table, name, ttl, cacheSize, prefix, logger } = config;
+declare const config: { table?: string; name?: string; ttl?: number; cacheSize?: number; prefix?: string; keyAttribute?: string; logger?: { warn(message: string): void } };
+const { table, name, ttl, cacheSize, prefix, keyAttribute, logger } = config;
 
-const store = new DynamoDBStore({ tableName: table, expiresAfterSeconds: ttl });
-export const lean = new LeanDynamoDBStore({ tableName: table, compressAboveBytes: undefined });
+// An attribute name left undefined is the default (docs/options.md).
+const store = new DynamoDBStore({ tableName: table, expiresAfterSeconds: ttl, attributes: { key: keyAttribute, status: undefined } });
+export const lean = new LeanDynamoDBStore({ tableName: table, compressAboveBytes: undefined, attributes: { key: keyAttribute } });
 export const redis = new RedisStore({ client: createClient(), keyPrefix: prefix, timeoutMillis: undefined });
 export const memory = new InMemoryStore({ expiresAfterSeconds: ttl });
 export const context = lambdaContext({ functionName: name, remainingMillis: undefined });
@@ -115,6 +117,9 @@ export const verified = verifyIdempotencyKey(key, ['s'], { maxAgeSeconds: ttl, n
 export const id = recordIdOf({ name: 'charge', key: 'p-1', tenant: name });
 export const forgotten = forgetRecord({ store, name: 'charge', key: 'p-1', onlyIf: undefined, leaseUntil: undefined });
 export const checks = storeContract(() => memory, { ttlOf: undefined, writeRecord: undefined });
+// A store of its own throws the errors its contract names, with the fields it has (an SDK write's table may be undefined).
+export const refused = (index: number | undefined, write: { readonly TableName?: string | undefined }, after: number | undefined) =>
+  new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'refused', { actionIndex: index, tableName: write.TableName, retryAfterSeconds: after, record: undefined });
 export const writes = () =>
   transaction()
     .update(transition({ TableName: 't', Key: { id: 'p-1' }, from: 'PAID', to: 'REFUNDED', attribute: undefined, version: undefined, condition: undefined }))
