@@ -566,7 +566,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // deadline, and the time left is for answering.
         if (!(error instanceof DeadlineTimeout)) {
           try {
-            await answered(this.#store.release(resendingUntil({ key, owner }, deadline?.answerBy)), deadline?.answerBy);
+            await answered(this.#store.release(resendingUntil({ key, owner, claimFailure: error }, deadline?.answerBy)), deadline?.answerBy);
           } catch {
             // A store that throws at once (its client closed) too: the caller gets the claim's failure.
           }

@@ -140,6 +140,14 @@ export interface ReleaseRequest {
    * @default the store's own bound
    */
   readonly resendBy?: number;
+  /**
+   * Given when the call's claim failed, with its error: the release frees what that claim may have
+   * applied although its answer was lost. A store that can tell from it that the claim ran nothing
+   * (Redis refused it for now: `LOADING`, `BUSY`) sends the release once, and one whose client is
+   * still away since the claim failed does not wait for it: either would only hold the call's
+   * failure. @default absent: the call held its record (its function ran, or was abandoned)
+   */
+  readonly claimFailure?: unknown;
 }
 
 /** `released: false` carries the record that is held by someone else and was left untouched. */

@@ -304,13 +304,22 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
-    // Waits for a reconnection only once the release reached a ready client: one that could not send
-    // it (the client away since a claim failed for that) would hold a call's failure for nothing.
-    let sent = false;
-    const connection = this.bounded(() => {
-      sent = true;
-    });
-    const [released, fields] = await this.write(connection, RELEASE, request.key, [request.owner], request.resendBy, () => sent);
+    // A release after the function ran waits for a lost connection as a completion does, also when
+    // the client was already away as it was sent (the connection lost while the function ran). The
+    // release of a failed claim waits only once it reached a ready client: one that could not send it
+    // (the client away since the claim failed for that) would hold the call's failure for nothing.
+    const afterClaim = 'claimFailure' in request;
+    let sent = !afterClaim;
+    const connection = afterClaim
+      ? this.bounded(() => {
+          sent = true;
+        })
+      : this.bounded();
+    // After a claim refused for now, which ran nothing, it is sent once: sent again until the
+    // refusal passes (a server loading its data, another client's script), it would only hold the
+    // call's failure, and add to the load of a server that refuses every command.
+    const resendBy = afterClaim && refusedForNow(request.claimFailure) ? performance.now() : request.resendBy;
+    const [released, fields] = await this.write(connection, RELEASE, request.key, [request.owner], resendBy, () => sent);
     return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
   }
 
@@ -378,8 +387,8 @@ export class RedisStore implements IdempotencyStore {
    * refused before it ran (LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, NOREPLICAS) is sent again until the
    * server takes it, within the same bound, also once it was sent again after a reconnection (a
    * server restarted on its data answers LOADING until it has loaded it). A lost connection is
-   * waited for only once the write `reached` a ready client (a release that could not be sent, the
-   * client away since its claim failed, fails at once, as that claim did). Nothing is sent again
+   * waited for only once the write `reached` a ready client (the release of a failed claim that could
+   * not be sent, the client away since that claim failed, fails at once, as the claim did). Nothing is sent again
    * after `resendBy` (`performance.now()`), when the call must answer. Fenced by the owner, a script
    * applied twice changes nothing: a completion sent again meets its own COMPLETED record, a release
    * no record (released) or the record of the attempt that claimed the key since.

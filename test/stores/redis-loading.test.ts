@@ -263,6 +263,46 @@ describe("another client's script runs past busy-reply-threshold (BUSY)", () => 
     30_000,
   );
 
+  test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(
+    '%s: a claim refused with BUSY fails the call at once (STORE_FAILURE, the function does not run): the release sent after it, refused too, is not sent again for timeoutMillis',
+    async (name, kind) => {
+      const opened = await kind.open(server.url);
+      const [busy, probe, raw] = [inspector(server.url), inspector(server.url), inspector(server.url)];
+      let script: Promise<unknown> | undefined;
+      try {
+        const store = new RedisStore({ client: opened.client, keyPrefix: `busy-claim-${name}:`, timeoutMillis: 10_000 });
+        let runs = 0;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            runs++;
+            return 'paid';
+          },
+          { store, name: 'pay' },
+        );
+        await pay('warm'); // the scripts are loaded, the eviction check done
+        await Promise.all([busy.ping(), probe.ping(), raw.ping()]);
+        const refusedBefore = await refusedScripts(raw);
+        script = runEndless(busy);
+        await untilBusy(probe);
+        const started = performance.now();
+        await expect(pay('k')).rejects.toMatchObject({ code: 'STORE_FAILURE' });
+        const took = performance.now() - started;
+        await probe.script('KILL');
+        await expect(script).rejects.toThrow(/SCRIPT KILL/);
+        expect(runs).toBe(1);
+        // The claim and its one release were refused, not a release every 50 ms for timeoutMillis.
+        expect(await refusedScripts(raw)).toBeLessThanOrEqual(refusedBefore + 2);
+        expect(took).toBeLessThan(2_000);
+      } finally {
+        await probe.script('KILL').catch(() => undefined); // NOTBUSY once it has ended
+        await script?.catch(() => undefined);
+        for (const client of [busy, probe, raw]) client.disconnect();
+        await opened.close();
+      }
+    },
+    30_000,
+  );
+
   // Its own block: biome reads `before` (the helper) as a test hook, one a block.
   describe('the function threw', () => {
     test.each([...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS].map((kind) => [kind.name, kind] as const))(

@@ -132,6 +132,27 @@ for (const kind of [...CLIENT_KINDS, ...PREVIOUS_CLIENT_KINDS]) {
       expect(await raw.hget(key!, 'status')).toBe('COMPLETED');
     });
 
+    test('a release (the function threw) whose connection stays away through failed reconnection attempts waits for it within timeoutMillis, as a completion does, and is sent again: the key is free', async () => {
+      const keyPrefix = `long-reset-release-${kind.name}:`;
+      const store = new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 20_000 });
+      let restored: Promise<void> | undefined;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          await proxy.cut();
+          // Back 1.5 s later: the client's first attempts to reconnect are refused meanwhile.
+          restored = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => proxy.restore());
+          // The function ends once the client knows its connection is gone, as one that runs on a while does.
+          const client = opened.client as { status?: string; isReady?: boolean };
+          await until(async () => client.status !== 'ready' && client.isReady !== true);
+          throw new Error('declined for now');
+        },
+        { store, name: 'pay' },
+      );
+      await expect(pay('k')).rejects.toThrow('declined for now');
+      await restored;
+      expect(await raw.keys(`${keyPrefix}*`)).toEqual([]);
+    });
+
     test('a completion applied whose answer was lost, sent again onto its own record: an in-process duplicate gets the final error as stored, cut short', async () => {
       const keyPrefix = `lost-answer-${kind.name}:`;
       let calls = 0;
