@@ -261,20 +261,24 @@ async function nodeReady(client: NodeRedisClient): Promise<void> {
 
 /**
  * A node-redis cluster knows no primary before its `connect()` has answered: it would send nothing,
- * and the eviction check, reading no primary's policy, would refuse every claim for its policy.
+ * and the eviction check, reading no primary's policy, would refuse every claim for its policy. A
+ * command on `key` whose primary is reconnecting waits for that attempt, as a client's does: sent
+ * meanwhile, it would fail unsent (the release of a claim whose answer a reset lost among them).
  */
-function nodeClusterReady(client: NodeRedisCluster): void {
+async function nodeClusterReady(client: NodeRedisCluster, key?: string): Promise<void> {
   if (!client.isOpen || client.masters.length === 0) throw notConnected('cluster');
+  const primary = key === undefined ? undefined : client.slots[slotOf(key)]?.master.client;
+  if (primary?.isOpen === true && !primary.isReady) await whenReady(primary);
 }
 
 const settle = async (replies: Array<Promise<unknown>>): Promise<Reply[]> =>
   (await Promise.allSettled(replies)).map((r) => (r.status === 'fulfilled' ? { ok: true, value: r.value } : { ok: false, error: r.reason }));
 
-/** `connection` with each command sent through `around` (a wait before it, a time limit on it). */
-function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>) => Promise<T>): Connection {
+/** `connection` with each command sent through `around` (a wait before it for the client to take a command on `key`, a time limit on it). */
+function sentThrough(connection: Connection, around: <T>(send: () => Promise<T>, key?: string) => Promise<T>): Connection {
   return {
-    send: (key, args) => around(() => connection.send(key, args)),
-    sendAll: (key, commands) => around(() => connection.sendAll(key, commands)),
+    send: (key, args) => around(() => connection.send(key, args), key),
+    sendAll: (key, commands) => around(() => connection.sendAll(key, commands), key),
     memoryInfo: () => around(() => connection.memoryInfo()),
     reconnected: (key, millis) => connection.reconnected(key, millis),
     watchLoss: () => connection.watchLoss(),
@@ -296,18 +300,18 @@ export function connectionOf(client: RedisClient, millis?: number): Connection {
 /** {@link connectionOf} of commands made once ({@link commandsOf}): what a store does for each call. @internal */
 export function boundedConnection([ready, connection]: ClientCommands, millis?: number): Connection {
   if (millis === undefined) {
-    return sentThrough(connection, async (send) => {
-      await ready();
+    return sentThrough(connection, async (send, key) => {
+      await ready(key);
       return send();
     });
   }
   const end = performance.now() + millis;
   const left = () => end - performance.now();
   const failure = () => new Error(`Redis did not answer within ${millis} ms (the store call's timeoutMillis).`);
-  const within = <T>(send: () => Promise<T>): Promise<T> => {
+  const within = <T>(send: () => Promise<T>, key?: string): Promise<T> => {
     if (left() <= 0) return Promise.reject(failure());
     const sent = async () => {
-      await ready();
+      await ready(key);
       if (left() <= 0) throw failure();
       return send();
     };
@@ -317,7 +321,7 @@ export function boundedConnection([ready, connection]: ClientCommands, millis?: 
     ...sentThrough(connection, within),
     // A redirection answered near the bound is followed only within it: a write sent after the call
     // failed could apply after its caller, told of the failure, released the key, and hold it until its lease.
-    sendAll: (key, commands) => within(() => connection.sendAll(key, commands, () => left() > 0)),
+    sendAll: (key, commands) => within(() => connection.sendAll(key, commands, () => left() > 0), key),
     reconnected: async (key, wait) => left() > 0 && connection.reconnected(key, Math.min(wait, left())),
   };
 }
@@ -343,8 +347,8 @@ function nodeAt(client: IORedisClient, address: string): IORedisNode | undefined
   );
 }
 
-/** How to know that a client can take a command, and its commands, sent once it can. @internal */
-export type ClientCommands = readonly [ready: () => Promise<void> | void, connection: Connection];
+/** How to know that a client can take a command (on `key`, when given), and its commands, sent once it can. @internal */
+export type ClientCommands = readonly [ready: (key?: string) => Promise<void> | void, connection: Connection];
 
 /** `client`'s {@link ClientCommands}: made once per store, each call bounded by {@link boundedConnection}. @internal */
 export function commandsOf(client: RedisClient): ClientCommands {
@@ -392,7 +396,7 @@ export function commandsOf(client: RedisClient): ClientCommands {
   }
   if (isNodeCluster(client)) {
     return [
-      () => nodeClusterReady(client),
+      (key) => nodeClusterReady(client, key),
       {
         send: (key, args) => client.sendCommand(key, false, [...args]),
         // One after another: a command redirected (MOVED) is sent again to the slot's new primary,

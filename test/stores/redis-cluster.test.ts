@@ -19,7 +19,7 @@ import { RedisStore } from '../../lib/redis/index.js';
 import { CLAIM, COMPLETE, FORGET } from '../../lib/redis/scripts.js';
 import { storeContract } from '../../lib/testing/index.js';
 import { type RedisServer, startRedisServer } from '../../tools/redis-server.js';
-import { forgetWithAnswerLost, NODE_REDIS_SOCKET, type OpenedClient, pttl } from '../support/redis.js';
+import { forgetWithAnswerLost, NODE_REDIS_SOCKET, type OpenedClient, pttl, until } from '../support/redis.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -494,6 +494,74 @@ describe('a connection to a primary reset while the function runs (a cluster of 
       opened.close();
     }
   });
+
+  // docs/redis.md: "the release of a failed claim that never reached a ready client (the client still
+  // away since the claim failed) fails at once, as the claim did". A node-redis cluster is ready
+  // while its slot map names a primary: the release is not sent while the key's primary is away.
+  test.each(THROUGH_PROXY)(
+    "%s: a claim whose primary's connection is cut fails at once, its release not waiting within timeoutMillis for a node it never reached",
+    async (name, open) => {
+      const opened = await open();
+      try {
+        const keyPrefix = `cut-claim-${name.replace(/ /g, '-')}:`;
+        let runs = 0;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            runs++;
+            return 'paid';
+          },
+          { store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 8000 }), name: 'pay' },
+        );
+        expect(await pay('before')).toBe('paid');
+        await proxy.cut(); // connections reset, and refused until restored
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the client has seen it
+        const started = performance.now();
+        const error = await rejection(pay('k'));
+        expect(error.code).toBe('STORE_FAILURE');
+        expect(runs).toBe(1);
+        // At once: not after the store's 8 s timeoutMillis (with room for a loaded machine).
+        expect(performance.now() - started).toBeLessThan(4000);
+      } finally {
+        await proxy.restore();
+        opened.close();
+      }
+    },
+    30_000,
+  );
+
+  // The same release, after a claim applied whose answer a reset lost, frees the key once the client
+  // has reconnected: a command on a key whose primary is reconnecting waits for that attempt.
+  test.each(THROUGH_PROXY)(
+    '%s: a claim applied whose answer was lost to a connection reset: STORE_FAILURE, and the release that follows frees the key once the client has reconnected, so a retry runs',
+    async (name, open) => {
+      const opened = await open();
+      try {
+        const keyPrefix = `lost-claim-${name.replace(/ /g, '-')}:`;
+        let runs = 0;
+        const pay = makeIdempotent(
+          async (_id: string) => {
+            runs++;
+            return 'paid';
+          },
+          { store: new RedisStore({ client: opened.client, keyPrefix, timeoutMillis: 5000 }), name: 'pay' },
+        );
+        expect(await pay('before')).toBe('paid');
+        proxy.loseReplies(); // the claim reaches Redis, its answer does not come back
+        const first = rejection(pay('k'));
+        await until(() => raw.keys(`${keyPrefix}pay#${hashKey('k')}`));
+        await proxy.cut();
+        await proxy.restore();
+        expect((await first).code).toBe('STORE_FAILURE');
+        expect(await raw.keys(`${keyPrefix}pay#${hashKey('k')}`)).toEqual([]);
+        expect(await pay('k')).toBe('paid');
+        expect(runs).toBe(2);
+      } finally {
+        await proxy.restore();
+        opened.close();
+      }
+    },
+    30_000,
+  );
 
   // docs/redis.md: a completion is sent again "within what is left of the call's timeoutMillis,
   // which bounds the whole call": with the key's primary away past it, the wait ends then, with false.
