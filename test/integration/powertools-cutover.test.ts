@@ -251,7 +251,11 @@ describe('a function whose Powertools configuration checks the payload (payloadV
   });
 });
 
-test("a catch-all isFinalError never stores Powertools' failure to claim (IdempotencyPersistenceLayerError): the function did not run, and the retry runs it", async () => {
+/**
+ * The first deployment (Powertools' `makeIdempotent` inside this library's middleware, whose
+ * `isFinalError` keeps every error) named `name`, with Powertools sending through the client given.
+ */
+function catchAllDeployment(name: string) {
   const charged: string[] = [];
   const charge = async (event: Charge) => {
     charged.push(event.paymentId);
@@ -262,10 +266,14 @@ test("a catch-all isFinalError never stores Powertools' failure to claim (Idempo
       powertoolsIdempotent(charge, {
         persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: powertoolsClient }),
         config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
-        keyPrefix: 'claim-failed',
+        keyPrefix: name,
       }),
     ).use(idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: () => true }));
-  const context = () => lambdaContext({ functionName: 'claim-failed' });
+  return { charged, both, context: () => lambdaContext({ functionName: name }) };
+}
+
+test("a catch-all isFinalError never stores Powertools' failure to claim (IdempotencyPersistenceLayerError): the function did not run, and the retry runs it", async () => {
+  const { charged, both, context } = catchAllDeployment('claim-failed');
   const unreachable = await unreachableClient();
   try {
     expect((await thrown(both(unreachable)({ paymentId: 'p-claim-failed' }, context()))).name).toBe('IdempotencyPersistenceLayerError');
@@ -278,11 +286,7 @@ test("a catch-all isFinalError never stores Powertools' failure to claim (Idempo
 });
 
 test("a catch-all isFinalError still stores Powertools' failure to complete its record: the function ran, and the retry gets that error instead of running it again", async () => {
-  const charged: string[] = [];
-  const charge = async (event: Charge) => {
-    charged.push(event.paymentId);
-    return { receipt: `${event.paymentId}/${charged.length}` };
-  };
+  const { charged, both, context } = catchAllDeployment('completion-failed');
   // Powertools claims with PutItem and completes with UpdateItem: a refused UpdateItem fails its completion only.
   const refusing = testClient();
   refusing.middlewareStack.add(
@@ -293,18 +297,11 @@ test("a catch-all isFinalError still stores Powertools' failure to complete its 
     },
     { step: 'initialize', name: 'refuseUpdates' },
   );
-  const both = middy(
-    powertoolsIdempotent(charge, {
-      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: refusing }),
-      config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
-      keyPrefix: 'completion-failed',
-    }),
-  ).use(idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: () => true }));
-  const context = () => lambdaContext({ functionName: 'completion-failed' });
+  const handler = both(refusing);
   try {
-    const first = await thrown(both({ paymentId: 'p-completion-failed' }, context()));
+    const first = await thrown(handler({ paymentId: 'p-completion-failed' }, context()));
     expect([first.name, first.message]).toEqual(['IdempotencyPersistenceLayerError', 'Failed to update success record to idempotency store']);
-    const retry = await thrown(both({ paymentId: 'p-completion-failed' }, context()));
+    const retry = await thrown(handler({ paymentId: 'p-completion-failed' }, context()));
     expect([retry.name, retry.message]).toEqual([first.name, first.message]);
     expect(charged).toEqual(['p-completion-failed']);
   } finally {
