@@ -158,19 +158,34 @@ test('the attribute table of docs/how-it-works.md names every attribute `attribu
   expect(named.sort()).toEqual(Object.values(DEFAULT_ATTRIBUTE_NAMES).sort());
 });
 
+/** Paragraphs (and table rows) of the README and docs/ that name `named` but not `missing`, each as `<file>: <its start>`. */
+function paragraphsWithout(named: string, missing: string): string[] {
+  const documents = ['README.md', ...readdirSync(`${ROOT}/docs`).map((name) => `docs/${name}`)].filter((file) => file.endsWith('.md'));
+  return documents.flatMap((file) =>
+    readFileSync(`${ROOT}/${file}`, 'utf8')
+      .split(/\n\s*\n|\n(?=\|)/)
+      .filter((paragraph) => paragraph.includes(named) && !paragraph.includes(missing))
+      .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
+  );
+}
+
+/** A client of a loopback server on `port`, one attempt a request, with the request handler's options given. */
+const clientAt = (port: number, requestHandler: object): DynamoDBClient =>
+  new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler,
+  });
+
 test('a paragraph of the docs that bounds your own DynamoDB client with `requestTimeout` also sets `throwOnRequestTimeout`: without it, the SDK only logs, and the request stays unanswered', async () => {
   // What the docs warn of, on this SDK: a server that never answers, and a client with `requestTimeout` alone.
   const server = createServer(() => undefined).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const quiet = { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-  const client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-    requestHandler: { requestTimeout: 100, logger: quiet },
-  });
+  const client = clientAt(port, { requestTimeout: 100, logger: quiet });
   try {
     const sent = client.send(new ListTablesCommand({})).then(
       () => 'answered',
@@ -181,14 +196,7 @@ test('a paragraph of the docs that bounds your own DynamoDB client with `request
     client.destroy();
     server.close();
   }
-  const documents = ['README.md', ...readdirSync(`${ROOT}/docs`).map((name) => `docs/${name}`)].filter((file) => file.endsWith('.md'));
-  const unbounded = documents.flatMap((file) =>
-    readFileSync(`${ROOT}/${file}`, 'utf8')
-      .split(/\n\s*\n|\n(?=\|)/)
-      .filter((paragraph) => paragraph.includes('requestTimeout') && !paragraph.includes('throwOnRequestTimeout'))
-      .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
-  );
-  expect(unbounded).toEqual([]);
+  expect(paragraphsWithout('requestTimeout', 'throwOnRequestTimeout')).toEqual([]);
 });
 
 test('a paragraph of the docs that bounds your own DynamoDB client with `throwOnRequestTimeout` also sets `socketTimeout`: without it, a reply whose body stops coming after its headers stays unanswered', async () => {
@@ -199,16 +207,8 @@ test('a paragraph of the docs that bounds your own DynamoDB client with `throwOn
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  const client = (requestHandler: object) =>
-    new DynamoDBClient({
-      endpoint: `http://127.0.0.1:${port}`,
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      maxAttempts: 1,
-      requestHandler,
-    });
-  const unbounded = client({ connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true });
-  const bounded = client({ connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true, socketTimeout: 100 });
+  const unbounded = clientAt(port, { connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true });
+  const bounded = clientAt(port, { connectionTimeout: 100, requestTimeout: 100, throwOnRequestTimeout: true, socketTimeout: 100 });
   try {
     const sent = (sender: DynamoDBClient) =>
       Promise.race([
@@ -224,12 +224,5 @@ test('a paragraph of the docs that bounds your own DynamoDB client with `throwOn
     bounded.destroy();
     server.close();
   }
-  const documents = ['README.md', ...readdirSync(`${ROOT}/docs`).map((name) => `docs/${name}`)].filter((file) => file.endsWith('.md'));
-  const unbound = documents.flatMap((file) =>
-    readFileSync(`${ROOT}/${file}`, 'utf8')
-      .split(/\n\s*\n|\n(?=\|)/)
-      .filter((paragraph) => paragraph.includes('throwOnRequestTimeout') && !paragraph.includes('socketTimeout'))
-      .map((paragraph) => `${file}: ${paragraph.trim().slice(0, 120)}`),
-  );
-  expect(unbound).toEqual([]);
+  expect(paragraphsWithout('throwOnRequestTimeout', 'socketTimeout')).toEqual([]);
 });
