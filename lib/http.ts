@@ -21,14 +21,14 @@ export { readIdempotencyKey } from './http-request.js';
  * plain value, sent as JSON with status 200.
  */
 export interface HttpResult {
-  statusCode?: number;
+  statusCode?: number | undefined;
   /** The status line an Application Load Balancer sends, e.g. `201 Created`. */
-  statusDescription?: string;
-  headers?: Record<string, string | number | boolean>;
-  multiValueHeaders?: Record<string, Array<string | number | boolean>>;
-  cookies?: string[];
-  body?: string;
-  isBase64Encoded?: boolean;
+  statusDescription?: string | undefined;
+  headers?: Record<string, string | number | boolean> | undefined;
+  multiValueHeaders?: Record<string, Array<string | number | boolean>> | undefined;
+  cookies?: string[] | undefined;
+  body?: string | undefined;
+  isBase64Encoded?: boolean | undefined;
 }
 
 /** The shared options `httpIdempotency` derives from the request itself. */

@@ -94,6 +94,8 @@ import { idempotency as leanIdempotency } from 'lambda-idempotency/middy';
 import { RedisStore } from 'lambda-idempotency/redis';
 import { InMemoryStore, lambdaContext, storeContract } from 'lambda-idempotency/testing';
 import { createClient } from 'redis';
+import type { HttpResult } from 'lambda-idempotency';
+import type { ALBResult, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
 /** Settings read from the environment or a config file: each one may be missing. */
 declare const config: { table?: string; name?: string; ttl?: number; cacheSize?: number; prefix?: string; keyAttribute?: string; logger?: { warn(message: string): void } };
@@ -120,6 +122,11 @@ export const checks = storeContract(() => memory, { ttlOf: undefined, writeRecor
 // A store of its own throws the errors its contract names, with the fields it has (an SDK write's table may be undefined).
 export const refused = (index: number | undefined, write: { readonly TableName?: string | undefined }, after: number | undefined) =>
   new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'refused', { actionIndex: index, tableName: write.TableName, retryAfterSeconds: after, record: undefined });
+// A rule of its own for httpIdempotency, unit-tested on what each kind of HTTP handler returns.
+const isFinalResponse = (result: HttpResult) => (result.statusCode ?? 200) < 500;
+declare const v1: APIGatewayProxyResult, v2: APIGatewayProxyStructuredResultV2, alb: ALBResult;
+export const finals = [isFinalResponse(v1), isFinalResponse(v2), isFinalResponse(alb)];
+export const ruled = httpIdempotency({ store, isFinalResponse });
 export const writes = () =>
   transaction()
     .update(transition({ TableName: 't', Key: { id: 'p-1' }, from: 'PAID', to: 'REFUNDED', attribute: undefined, version: undefined, condition: undefined }))
@@ -162,6 +169,6 @@ test('InMemoryStore, DynamoDBStore and RedisStore (on each Redis client), and a 
   expect(messages.get(STORES_FILE)).toEqual([]);
 });
 
-test('every entry point and store takes an option given as undefined under exactOptionalPropertyTypes', () => {
+test('every entry point and store takes an option given as undefined, and an isFinalResponse rule takes what API Gateway (v1, v2) and ALB handlers return, under exactOptionalPropertyTypes', () => {
   expect(messages.get(OPTIONS_FILE)).toEqual([]);
 });
