@@ -239,6 +239,38 @@ describe('work a function left running', () => {
   });
 });
 
+describe("middy's early timeout while the handler is between its writes", () => {
+  test('the default TimeoutError commits none of them and holds the key; a custom timeoutEarlyResponse that returns a value commits those added before it fired with that value, and refuses the rest', async () => {
+    const run = async (id: string, plugin: { timeoutEarlyInMillis: number; timeoutEarlyResponse?: () => unknown }) => {
+      const go = gate();
+      let second: Promise<unknown> | undefined;
+      const handler = middy(async (event: { id: string }) => {
+        put(`first-${event.id}`);
+        await go.promise;
+        second = Promise.resolve().then(() => put(`second-${event.id}`));
+        return 'done';
+      }, plugin).use(idempotency({ store, key: (event: { id: string }) => event.id }));
+      const answer = await handler({ id }, lambdaContext('scope-timeout', 2_000)).catch((error: Error) => error.name);
+      go.open();
+      await flush();
+      await expect(second).rejects.toThrow(/already ended|already returned/);
+      return { answer, first: await bizItem(`first-${id}`), second: await bizItem(`second-${id}`), record: (await recordOf('scope-timeout', id))?.status?.S };
+    };
+    expect(await run('default', { timeoutEarlyInMillis: 1_900 })).toEqual({
+      answer: 'TimeoutError',
+      first: undefined,
+      second: undefined,
+      record: 'INPROGRESS',
+    });
+    expect(await run('custom', { timeoutEarlyInMillis: 1_900, timeoutEarlyResponse: () => ({ statusCode: 408 }) })).toEqual({
+      answer: { statusCode: 408 },
+      first: expect.any(String),
+      second: undefined,
+      record: 'COMPLETED',
+    });
+  });
+});
+
 describe('a middleware used after idempotency()', () => {
   test('its `after` cannot add a write to the handler’s call: a TypeError, nothing written, the record completed with the handler’s response', async () => {
     let refused: unknown;
