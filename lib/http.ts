@@ -103,14 +103,20 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
 /** An Application Load Balancer request has no default caller identity: TypeScript asks for `scope`. */
 type ScopeRequiredFor<TEvent> = [ALBEvent] extends [TEvent] ? { readonly scope: HttpScope<TEvent> } : unknown;
 
+// An array's entries would be headers named by their index ('0: Access-Control-Allow-Origin: *'); a promise has none.
+const isHeaderObject = (value: unknown): value is Readonly<Record<string, string>> =>
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  typeof (value as Partial<PromiseLike<unknown>>).then !== 'function' &&
+  Object.values(value).every((header) => typeof header === 'string');
+
 const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
   maxRetryAfterSeconds: wholeNumber(1, 'seconds'),
-  // An array's entries would be headers named by their index ('0: Access-Control-Allow-Origin: *').
   problemHeaders: (value) =>
-    typeof value === 'function' ||
-    (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((header) => typeof header === 'string'))
+    typeof value === 'function' || isHeaderObject(value)
       ? undefined
       : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
@@ -363,7 +369,29 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   } = options as HttpIdempotencyOptions<TEvent>;
   // An object is copied, as the options are read once: one changed afterwards (for another API) changes nothing here.
   const fixedHeaders = problemHeaders === undefined || typeof problemHeaders === 'function' ? undefined : { ...problemHeaders };
-  const headersFor = typeof problemHeaders === 'function' ? problemHeaders : () => fixedHeaders;
+  // A function's answer is checked as the object is: anything else (a promise, an array) is logged, and the answer goes without it.
+  const headersFor =
+    typeof problemHeaders === 'function'
+      ? (event: TEvent): Readonly<Record<string, string>> | undefined => {
+          const headers: unknown = problemHeaders(event);
+          if (isHeaderObject(headers)) return headers;
+          const promise = typeof (headers as PromiseLike<unknown> | null)?.then === 'function';
+          if (promise) (headers as PromiseLike<unknown>).then(undefined, () => undefined);
+          const got = promise
+            ? 'a promise'
+            : Array.isArray(headers)
+              ? 'an array'
+              : typeof headers === 'object' && headers !== null
+                ? 'an object with a value that is not a string'
+                : String(headers);
+          logLine(
+            common.logger ?? console,
+            'warn',
+            `httpIdempotency: \`problemHeaders\` must return an object of header names to strings, synchronously (got ${got}); the answer was sent without its headers.`,
+          );
+          return undefined;
+        }
+      : () => fixedHeaders;
   let warnedBody = false;
   /** Says once that replays will not be what the first caller got: the order of the middlewares is wrong. */
   const checkBody = (result: unknown): void => {

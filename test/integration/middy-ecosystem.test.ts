@@ -272,8 +272,26 @@ describe('the answers httpIdempotency gives itself, which http-cors never sees',
   });
 
   test.each([
+    ['a promise (an async function)', async () => ({ 'Access-Control-Allow-Origin': ORIGIN }), 'a promise'],
+    ['an array', () => [['Access-Control-Allow-Origin', ORIGIN]], 'an array'],
+    ['an object with a number', () => ({ 'Access-Control-Max-Age': 600 }), 'an object with a value that is not a string'],
+  ])('a `problemHeaders` function that returns %s: the answer goes without its headers, and a warning says why', async (_, problemHeaders, got) => {
+    const warnings: unknown[] = [];
+    const logger = { warn: (line: string) => warnings.push(JSON.parse(line).message) };
+    const [mismatch, missing] = await ownAnswers({ problemHeaders: problemHeaders as never, logger });
+    expect([mismatch.statusCode, missing.statusCode]).toEqual([422, 400]);
+    for (const answer of [mismatch, missing]) expect(answer.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+    expect(warnings).toEqual(
+      Array(2).fill(
+        `lambda-idempotency: httpIdempotency: \`problemHeaders\` must return an object of header names to strings, synchronously (got ${got}); the answer was sent without its headers.`,
+      ),
+    );
+  });
+
+  test.each([
     ['a string', 'https://shop.example'],
     ['an object with a number', { 'Access-Control-Max-Age': 600 }],
+    ['a promise', Promise.resolve({ 'Access-Control-Allow-Origin': ORIGIN })],
     ['null', null],
   ])('`problemHeaders` as %s is a TypeError at construction', (_, problemHeaders) => {
     expect(() => httpIdempotency({ store, problemHeaders: problemHeaders as never })).toThrow(
