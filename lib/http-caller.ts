@@ -186,6 +186,18 @@ export const carriesCredentials = (event: AnyHttpEvent): boolean =>
   Boolean(headerList(event, 'authorization') || headerList(event, 'cookie') || (isV2(event) && event.cookies?.length));
 
 /**
+ * The request's caller, `caller` (its {@link callerIdentity}), is its REST API key and nothing else:
+ * one API key often serves every user of an app, which the function then authenticates itself, and
+ * API Gateway does not authenticate callers with it. @internal
+ */
+export function identifiedByApiKeyOnly(event: AnyHttpEvent, caller: string): boolean {
+  const context: unknown = event.requestContext;
+  const identity = isRecord(context) ? context.identity : undefined;
+  const apiKeyId = isRecord(identity) ? identity.apiKeyId : undefined;
+  return typeof apiKeyId === 'string' && apiKeyId !== '' && caller === canonicalJson({ identity: { apiKeyId } });
+}
+
+/**
  * An HTTP API's payload format 1.0 carries `authorizer: { claims: null, scopes: null }` on a route
  * without an authorizer: the place a JWT authorizer's output would go, empty. It says there is no
  * authorizer, not that one identified nobody.

@@ -2,7 +2,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
 import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
 import { errorTypeOf, HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
-import { callerOf, carriesCredentials, type HttpScope } from './http-caller.js';
+import { callerOf, carriesCredentials, type HttpScope, identifiedByApiKeyOnly } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, listOf, withoutFields } from './http-encoding.js';
 import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
@@ -54,9 +54,10 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
    * no identity at all; a `TypeError` when it carries an authorizer that identifies nobody, and for
    * every Application Load Balancer request, whose headers a client can forge (set `scope`). A
    * request with a key that carries credentials API Gateway and Lambda do not report (an
-   * `Authorization` or `Cookie` header a function verifies itself) logs one warning per middleware
-   * instance that its keys are shared: set `scope` to the caller the function verifies, or to
-   * 'shared' to keep sharing them.
+   * `Authorization` or `Cookie` header a function verifies itself) and no identity, or none but a
+   * REST API key, logs one warning per middleware instance that its keys are shared (by every
+   * caller of that API key): set `scope` to the caller the function verifies, or to 'shared' (or
+   * `callerIdentity`, for an API key) to keep sharing them.
    */
   readonly scope?: HttpScope<TEvent> | undefined;
   /**
@@ -405,14 +406,21 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   };
   // Only the default scope may leave a caller unseen: 'shared' and a function are the user's choice.
   let credentialWarningDue = scope === undefined;
-  /** Says once that a request the function may authenticate itself shares its keys with every caller. */
-  const checkCredentials = (event: TEvent): void => {
-    if (!credentialWarningDue || !carriesCredentials(event)) return;
+  /**
+   * Says once that a request the function may authenticate itself shares its keys with every caller,
+   * or with every caller of its API key (the only identity it carries).
+   */
+  const checkCredentials = (event: TEvent, who: string | null): void => {
+    if (!credentialWarningDue) return;
+    const byApiKey = who !== null && identifiedByApiKeyOnly(event, who);
+    if ((who !== null && !byApiKey) || !carriesCredentials(event)) return;
     credentialWarningDue = false;
     logLine(
       common.logger ?? console,
       'warn',
-      "httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, so its Idempotency-Key is shared by all callers: a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to 'shared' to keep sharing keys and silence this warning.",
+      byApiKey
+        ? "httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, whose only identity is its API key, so its Idempotency-Key is shared by all callers of that API key (often every user of an app): a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to `(event) => callerIdentity(event)` to keep scoping keys by API key and silence this warning."
+        : "httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, so its Idempotency-Key is shared by all callers: a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to 'shared' to keep sharing keys and silence this warning.",
     );
   };
   const caller = callerOf(scope);
@@ -443,8 +451,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
         if (verdict !== 'issued' && verdict !== 'expired') throw new IdempotencyError('INVALID_KEY', REFUSED[verdict]);
         if (verdict === 'expired') expired.add(event);
         const who = caller(event);
-        // Unscoped by default: a caller the function authenticates itself is invisible here.
-        if (who === null) checkCredentials(event);
+        // Unscoped by default, or scoped by an API key alone: a caller the function authenticates itself is invisible here.
+        checkCredentials(event, who);
         return httpKeyValueOf(key, method, template, who);
       },
       fingerprint: (event) => {

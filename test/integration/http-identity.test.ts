@@ -485,6 +485,39 @@ test('a REST API request whose credentials arrive only in `multiValueHeaders`, i
   expect(orders.warnings).toEqual([CREDENTIALS_WARNING]);
 });
 
+const API_KEY_WARNING = JSON.stringify({
+  level: 'WARN',
+  message:
+    "lambda-idempotency: httpIdempotency got a request with credentials (an Authorization or Cookie header) that API Gateway and Lambda do not report, whose only identity is its API key, so its Idempotency-Key is shared by all callers of that API key (often every user of an app): a caller who sends another caller's key with the same request gets the other's stored response. Set `scope` to return the caller your function verifies, or to `(event) => callerIdentity(event)` to keep scoping keys by API key and silence this warning.",
+});
+
+describe('a REST API route without an authorizer whose only identity is its API key', () => {
+  const appKey = { authorizer: null, identity: { ...noRestIdentity(), apiKey: 'key-value-of-the-app', apiKeyId: 'app-key-1' } };
+  const request = (token: string) => withHeaders(httpEvent('rest', appKey, { key: 'k-app-7f3a' }), { Authorization: `Bearer ${token}` });
+
+  test("with credentials the function verifies itself, logs once that every caller of the API key shares keys, naming neither the token, the key nor the API key's value", async () => {
+    const orders = warnedApi();
+    const first = await orders.send(request(TOKEN));
+    // Another user of the same app: its own token, the app's API key, the first user's Idempotency-Key.
+    const other = await orders.send(request('another-users-token'));
+    expect([orderOf(other), replayed(other)]).toEqual([orderOf(first), true]);
+    expect(orders.warnings).toEqual([API_KEY_WARNING]);
+    expect(orders.warnings[0]).not.toMatch(/eyJ|k-app|key-value|app-key-1/);
+  });
+
+  test('without credentials, or with a scope, nothing is logged; with an authorizer as well, nothing either', async () => {
+    const plain = warnedApi();
+    await plain.send(httpEvent('rest', appKey, { key: 'k-app-plain' }));
+    const scoped = warnedApi({ scope: (event) => callerIdentity(event as HttpEvent) });
+    await scoped.send(request(TOKEN));
+    const authorized = warnedApi();
+    await authorized.send(
+      withHeaders(httpEvent('rest', { ...appKey, authorizer: { principalId: 'alice' } }, { key: 'k-app-auth' }), { Authorization: `Bearer ${TOKEN}` }),
+    );
+    expect([plain.warnings, scoped.warnings, authorized.warnings]).toEqual([[], [], []]);
+  });
+});
+
 test('a request whose authorizer identifies its caller logs nothing, whatever credentials it carries', async () => {
   const jwt = IDENTITY_SHAPES.find((shape) => shape.name.startsWith('HTTP API, JWT authorizer'))!;
   const orders = warnedApi();
