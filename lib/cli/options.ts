@@ -62,7 +62,7 @@ const OPTIONS = {
     type: 'string',
     commands: ADDRESSED,
     value: 'R',
-    help: "With --http-key: an HTTP API's route key ('POST /payments'), a REST API's resource ('/payments/{id}'), else 'METHOD /path' (a $default route of payload 2.0 too).",
+    help: "With --http-key: an HTTP API's route key ('POST /payments'; its path '/payments' in payload format 1.0), a REST API's resource ('/payments/{id}'), else 'METHOD /path' (a $default route of payload 2.0 too).",
   },
   caller: {
     type: 'string',

@@ -347,6 +347,38 @@ test("an HTTP API's $default route (payload 2.0) is addressed as '<METHOD> <path
   expect(await inspectRecord({ store, name: 'ops-http-default', http: { ...http, route: 'POST /PAYMENTS' } })).toBeUndefined();
 });
 
+test('an HTTP API route of payload format 1.0 is addressed by its path, the `resource` its events carry, not by its route key', async () => {
+  const handler = middy(async () => ({ statusCode: 201, body: '{}' })).use(httpIdempotency({ store, name: 'ops-http-v1', scope: () => undefined }));
+  // As API Gateway sends a request of the route `POST /payments` in payload format 1.0.
+  const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': 'k-v1' };
+  const event = {
+    version: '1.0',
+    resource: '/payments',
+    path: '/payments',
+    httpMethod: 'POST',
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    requestContext: {
+      httpMethod: 'POST',
+      path: '/payments',
+      resourceId: 'POST /payments',
+      resourcePath: '/payments',
+      stage: '$default',
+      identity: { sourceIp: '192.0.2.1' },
+    },
+    pathParameters: null,
+    stageVariables: null,
+    body: '{"amount":1200}',
+    isBase64Encoded: false,
+  };
+  await handler(event as never, lambdaContext('ops-http-v1'));
+  const http = { key: 'k-v1', method: 'POST', route: '/payments' };
+  expect(await inspectRecord({ store, name: 'ops-http-v1', http })).toMatchObject({ status: 'COMPLETED' });
+  expect(await inspectRecord({ store, name: 'ops-http-v1', http: { ...http, route: 'POST /payments' } })).toBeUndefined();
+});
+
 test('addresses are hashed as the engine hashes keys, and bad ones are refused with a sentence', async () => {
   expect(recordIdOf({ name: 'n', key: { b: 1, a: 2 } })).toBe(recordId('n', { a: 2, b: 1 }));
   expect(recordIdOf({ id: 'n#abc' })).toBe('n#abc');
