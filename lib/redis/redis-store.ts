@@ -259,6 +259,8 @@ export class RedisStore implements IdempotencyStore {
   private readonly wait: ReplicaWait | undefined;
   /** How long a completion or release waits for a lost connection to come back, at most (within `timeoutMillis`, what is left of it). */
   private readonly reconnectMillis: number;
+  /** The failures of claims that a client may have sent again after a lost connection: one of them may have applied. */
+  private readonly sentAgain = new WeakSet<object>();
 
   /** @deprecated Pass `encryption: aesGcmEncryption(provider)`: the key provider itself is the older shape of the option. */
   constructor(options: Omit<RedisStoreOptions, 'encryption'> & { readonly encryption: ResponseEncryption });
@@ -286,7 +288,13 @@ export class RedisStore implements IdempotencyStore {
     if (fingerprint !== undefined) args.push(fingerprint);
     const connection = this.bounded();
     if (!this.allowEviction) await assertNoEviction(this.client, connection).catch(named);
-    const [claimed, fields] = await this.run(connection, CLAIM, key, args);
+    const lost = connection.watchLoss();
+    const [claimed, fields] = await this.run(connection, CLAIM, key, args).catch((error: unknown) => {
+      // A client that lost a connection meanwhile may have sent the claim again itself (an ioredis
+      // `Cluster` does, and then quotes the last reply, CLUSTERDOWN say): an earlier attempt may have applied.
+      if (lost() && error !== null && typeof error === 'object') this.sentAgain.add(error);
+      throw error;
+    });
     const record = hashOf(fields);
     // A replaced hash that was not a record (written by hand, say) is replaced like any other, as DynamoDBStore does.
     const previous = claimed && record !== undefined ? await recordOf(key, record, this.codec, WHERE, false).catch(() => undefined) : undefined;
@@ -317,8 +325,10 @@ export class RedisStore implements IdempotencyStore {
       : this.bounded();
     // After a claim refused for now, which ran nothing, it is sent once: sent again until the
     // refusal passes (a server loading its data, another client's script), it would only hold the
-    // call's failure, and add to the load of a server that refuses every command.
-    const resendBy = afterClaim && refusedForNow(request.claimFailure) ? performance.now() : request.resendBy;
+    // call's failure, and add to the load of a server that refuses every command. Not when the
+    // client sent the claim again after a lost connection: the attempt before the refusal may have applied.
+    const ranNothing = afterClaim && refusedForNow(request.claimFailure) && !this.sentAgain.has(request.claimFailure as object);
+    const resendBy = ranNothing ? performance.now() : request.resendBy;
     const [released, fields] = await this.write(connection, RELEASE, request.key, [request.owner], resendBy, () => sent);
     return released ? { released: true } : { released: false, record: await this.current(request.key, fields) };
   }

@@ -753,6 +753,71 @@ describe("two primaries, each reached through a proxy: a completion waits for it
       }
     },
   );
+
+  // ioredis Cluster sends a command whose connection closed again itself, and one refused with
+  // CLUSTERDOWN again until its maxRedirections, then fails it quoting that last reply: the claim
+  // reads as refused for now, which ran nothing, yet its first attempt applied. Its release must be
+  // sent again until the cluster takes it, not once, as after a claim that ran nothing.
+  test('ioredis Cluster: a claim applied whose answer a reset lost, then refused with CLUSTERDOWN while the cluster is down: its release is sent again until the cluster takes it, so a retry runs', async () => {
+    const natMap = Object.fromEntries([first, second].map(({ host, port }) => [`${host}:${port}`, { host, port: proxies.get(port)!.port }]));
+    const client = new Cluster([{ host: first.host, port: proxies.get(first.port)!.port }], {
+      natMap,
+      enableOfflineQueue: false,
+      redisOptions: { maxRetriesPerRequest: 0 },
+      retryDelayOnClusterDown: 20,
+    });
+    const keyPrefix = 'two-primaries-down-after-reset:';
+    const key = `${keyPrefix}pay#${hashKey('k')}`;
+    const [holder, proxy] = slotOf(key) < 8192 ? [rawFirst, proxies.get(first.port)!] : [rawSecond, proxies.get(second.port)!];
+    // A slot of each primary, but not the record's: each then answers every key with CLUSTERDOWN.
+    const taken: ReadonlyArray<readonly [Redis, string]> = [
+      [rawFirst, slotOf(key) === 0 ? '1' : '0'],
+      [rawSecond, slotOf(key) === 8192 ? '8193' : '8192'],
+    ];
+    try {
+      let runs = 0;
+      const pay = makeIdempotent(
+        async (_id: string) => {
+          runs++;
+          return 'paid';
+        },
+        { store: new RedisStore({ client, keyPrefix, timeoutMillis: 10_000 }), name: 'pay' },
+      );
+      expect(await pay('before')).toBe('paid');
+      for (const node of [rawFirst, rawSecond]) await node.script('LOAD', CLAIM.source); // its EVALSHA's NOSCRIPT answer is not the one lost
+      // The claim's last refusal, then its release's first: each as the Cluster fails the command.
+      let refusals = 0;
+      const releaseRefused = new Promise<void>((resolve) => {
+        const target = client as unknown as { sendCommand(...args: unknown[]): unknown };
+        const send = target.sendCommand.bind(target);
+        target.sendCommand = (...args) => {
+          const reply = send(...args);
+          Promise.resolve(reply).catch((error: unknown) => {
+            if (error instanceof Error && /CLUSTERDOWN/.test(error.message) && ++refusals === 2) resolve();
+          });
+          return reply;
+        };
+      });
+      proxy.loseReplies(); // the claim reaches its primary, its answer does not come back
+      const failed = rejection(pay('k'));
+      await until(() => holder.exists(key));
+      for (const [node, slot] of taken) await node.call('CLUSTER', 'DELSLOTS', slot);
+      await proxy.cut();
+      await proxy.restore();
+      try {
+        await releaseRefused;
+      } finally {
+        for (const [node, slot] of taken) await node.call('CLUSTER', 'ADDSLOTS', slot).catch(() => undefined);
+      }
+      const error = await failed;
+      expect([error.code, String((error.cause as Error).message)]).toEqual(['STORE_FAILURE', expect.stringMatching(/CLUSTERDOWN/)]);
+      expect(await holder.exists(key)).toBe(0);
+      expect(await pay('k')).toBe('paid');
+      expect(runs).toBe(2);
+    } finally {
+      client.disconnect();
+    }
+  }, 30_000);
 });
 
 // node-redis reads its slot map again only at a MOVED reply (node-redis 6 also after a node has been
