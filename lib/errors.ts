@@ -337,6 +337,20 @@ function storeFailureName(error: unknown): string {
   return named ?? 'Error';
 }
 
+/**
+ * What messages say of a store's failures whose whole sentence this library wrote (RedisStore's
+ * eviction-policy check: the policy found and the way out; a client not connected or never ready),
+ * which quote no key or payload: a STORE_FAILURE that wraps one would otherwise say only
+ * `(STORE_FAILURE)` or `(Error)`, and the sentence would reach no log that shows the message alone
+ * (Lambda's log of an uncaught error: a `cause` is not in it). The error itself is left as it is.
+ */
+const givenDetails = new WeakMap<object, string>();
+
+/** Names `error` by `detail`, a sentence without key or payload, in the messages of the errors that wrap it. @internal */
+export function detailStoreFailure(error: object, detail: string): void {
+  givenDetails.set(error, detail);
+}
+
 /** The action and the table in DynamoDB's refusal for a missing grant: ARN characters only, never the role or the reason. */
 const MISSING_GRANT =
   /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
@@ -348,6 +362,8 @@ const MISSING_GRANT =
  * the store's `table` (DynamoDB names neither it nor the Region it looked in) and where to set it. @internal
  */
 export function storeFailureDetail(error: unknown, table?: string): string {
+  const given = error !== null && typeof error === 'object' ? givenDetails.get(error) : undefined;
+  if (given !== undefined) return given;
   const name = describeStoreFailure(error);
   if (name === 'ResourceNotFoundException' && table) {
     return `${name}: no table ${table} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE`;

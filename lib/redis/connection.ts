@@ -7,6 +7,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { delay, timeLimit } from '../deadline.js';
+import { detailStoreFailure } from '../errors.js';
 
 type Listener = (...args: unknown[]) => void;
 
@@ -241,18 +242,26 @@ async function ioredisReady(client: IORedisClient): Promise<void> {
 function withoutInfo(error: unknown): never {
   const message = replyText(error);
   if (!/^ERR unknown command .info/i.test(message)) throw error;
-  throw new Error(
-    `ioredis never became ready: its ready check sends INFO, which this server does not have (${message.trim()}). ` +
-      'Create the client with `enableReadyCheck: false`; the store reads the eviction policy with INFO too: see `allowEviction`.',
-    { cause: error },
+  throw saidWhole(
+    new Error(
+      `ioredis never became ready: its ready check sends INFO, which this server does not have (${message.trim()}). ` +
+        'Create the client with `enableReadyCheck: false`; the store reads the eviction policy with INFO too: see `allowEviction`.',
+      { cause: error },
+    ),
   );
 }
+
+/** `error`, whose message this library wrote (no key or payload), said whole by the STORE_FAILURE that wraps it. */
+const saidWhole = (error: Error): Error => {
+  detailStoreFailure(error, error.message.replace(/\.$/, ''));
+  return error;
+};
 
 /** The text of a thrown value: a server's error reply (`NOPERM …`, `ERR unknown command …`) as either client words it. */
 export const replyText = (error: unknown): string => String((error as { message?: unknown } | null)?.message);
 
 const notConnected = (kind: string): Error =>
-  new Error(`The node-redis ${kind} is not connected: call \`await client.connect()\` first (RedisStore never opens or closes your client).`);
+  saidWhole(new Error(`The node-redis ${kind} is not connected: call \`await client.connect()\` first (RedisStore never opens or closes your client).`));
 
 async function nodeReady(client: NodeRedisClient): Promise<void> {
   if (!client.isOpen) throw notConnected('client');

@@ -1,4 +1,4 @@
-import { IdempotencyError } from '../errors.js';
+import { detailStoreFailure, IdempotencyError } from '../errors.js';
 import { type Connection, replyText } from './connection.js';
 
 /**
@@ -15,14 +15,16 @@ const passed = new WeakSet<object>();
 
 const policyOf = (info: string): string | undefined => /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
 
-const refusal = (found: string, cause?: unknown): IdempotencyError =>
-  new IdempotencyError(
-    'STORE_FAILURE',
+const refusal = (found: string, cause?: unknown): IdempotencyError => {
+  const detail =
     `RedisStore claims only on servers whose maxmemory-policy is 'noeviction' (here: ${found}): any other policy may evict a live record ` +
-      'and let a duplicate run again. Set maxmemory-policy to noeviction (node-based ElastiCache, MemoryDB: in the parameter group), or pass ' +
-      '`allowEviction: true`, which skips this check, where the operator guarantees noeviction or you accept that risk (docs/redis.md).',
-    { cause },
-  );
+    'and let a duplicate run again. Set maxmemory-policy to noeviction (node-based ElastiCache, MemoryDB: in the parameter group), or pass ' +
+    '`allowEviction: true`, which skips this check, where the operator guarantees noeviction or you accept that risk (docs/redis.md)';
+  const error = new IdempotencyError('STORE_FAILURE', `${detail}.`, { cause });
+  // The claim's STORE_FAILURE, which wraps this one, says all of it, not `(STORE_FAILURE)`.
+  detailStoreFailure(error, detail);
+  return error;
+};
 
 /** @internal */
 export async function assertNoEviction(client: object, connection: Connection): Promise<void> {

@@ -181,6 +181,10 @@ test.each([
     const error = await rejection(charge('order-1'));
     expect(error.code).toBe('STORE_FAILURE');
     expect((error.cause as Error).message).toMatch(/call `await client.connect\(\)` first/);
+    // Said by the error itself too, which is all Lambda's log of an uncaught error shows.
+    expect(error.message).toMatch(
+      /^STORE_FAILURE: The idempotency store failed \(The node-redis cluster is not connected: call `await client.connect\(\)` first/,
+    );
   } finally {
     if (connected !== undefined) {
       await connected;
