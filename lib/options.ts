@@ -67,8 +67,9 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   readonly onMissingKey?: 'throw' | 'skip' | undefined;
   /**
    * Keep up to this many completed records in memory, so repeated duplicates cost no request. A
-   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). A whole
-   * number, 0 or more. @default 0
+   * record stays until its retention ends, even if deleted from the store (`forgetRecord`). Each
+   * holds its outcome decompressed: a response stored compressed can be far larger than an item's
+   * 400 KB, so budget memory by this many of the largest responses. A whole number, 0 or more. @default 0
    */
   readonly cacheSize?: number | undefined;
   /**

@@ -115,6 +115,26 @@ test('a key retired from keyById() before its records expire: their duplicates f
   expect(await fn({ id: 'r' })).toBe(2);
 });
 
+test('a key retired from keyById() before its records expire: an instance that holds a record in its cacheSize memory replays it from there until the retention ends, as after forget', async () => {
+  let now = 1_700_000_000_000;
+  const k1 = aesKey('k1');
+  let known = [k1];
+  const store = new DynamoDBStore({
+    tableName,
+    client,
+    encryption: { currentKey: () => k1, keyById: (id: string) => known.find((k) => k.id === id)?.key ?? Promise.reject(new Error(`no key ${id}`)) },
+  });
+  let runs = 0;
+  const options = { store, name: 'retire-cached', key: (i: { id: string }) => i.id, expiresAfterSeconds: 60, now: () => now };
+  const cached = makeIdempotent(async (_: { id: string }) => ++runs, { ...options, cacheSize: 10 });
+  expect(await cached({ id: 'r' })).toBe(1);
+  known = []; // k1 retired too early
+  expect((await rejection(makeIdempotent(async (_: { id: string }) => ++runs, options)({ id: 'r' }))).code).toBe('STORE_FAILURE');
+  expect(await cached({ id: 'r' })).toBe(1);
+  now += 61_000;
+  expect(await cached({ id: 'r' })).toBe(2);
+});
+
 test('the provider is asked at each use, never cached by the store: currentKey() at each completion that stores an outcome, keyById() at each replay', async () => {
   const k1 = aesKey('k1');
   const asked = { current: 0, byId: 0 };

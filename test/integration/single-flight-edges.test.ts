@@ -377,6 +377,25 @@ describe('the local cache (cacheSize)', () => {
     expect(await second({ id: 'k', amount: 5 })).toBe(2);
     expect(events).toEqual(['replay', 'cacheReplay', 'payloadMismatch', 'miss']);
   });
+
+  test('an entry holds its response decompressed: 20 MB of repetitive JSON, stored gzip-compressed in one item, is replayed whole from memory', async () => {
+    const name = `cached-large-${randomUUID()}`;
+    const large = 'y'.repeat(20_000_000);
+    let runs = 0;
+    const events: IdempotencyEvent[] = [];
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        runs++;
+        return large;
+      },
+      { store, name, cacheSize: 10, observability: (event: IdempotencyEvent) => void events.push(event) },
+    );
+    expect((await pay('k')).length).toBe(20_000_000);
+    const item = await readItem(client, tableName, recordId(name, 'k'));
+    expect(item?.response?.B?.byteLength).toBeLessThan(400 * 1024);
+    expect(await pay('k')).toBe(large);
+    expect([runs, events]).toEqual([1, ['miss', 'cacheReplay']]);
+  });
 });
 
 describe("a commit of the function's writes that fails", () => {
