@@ -5,12 +5,12 @@
  * The card processor counts what really happened, as in the DynamoDB scenarios.
  */
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2, Context, SQSRecord } from 'aws-lambda';
 import type { Redis } from 'ioredis';
 import { ChargeDeclined, PaymentError, paymentRequest } from '../infra/functions/payment-service.js';
-import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch } from '../lib/index.js';
+import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch, transaction } from '../lib/index.js';
 import { RedisStore } from '../lib/redis/index.js';
 import { CountingProvider, DemoClock } from './fakes.js';
 import { toHttpApiEvent } from './http-event.js';
@@ -22,7 +22,7 @@ const problem = (status: number, detail: string): APIGatewayProxyStructuredResul
   body: JSON.stringify({ type: 'about:blank', status, detail }),
 });
 
-/** POST /payments on Redis: the card is charged under a processor key derived from the request's Idempotency-Key. */
+/** POST /payments on Redis: the card is charged under the call's `downstreamKey`, the same on every retry and takeover of the request. */
 export function redisPaymentApi(store: IdempotencyStore, provider: CountingProvider, clock: DemoClock, logger: QuietLogger) {
   return middy<HttpEvent, APIGatewayProxyStructuredResultV2, Error, Context>(async (event: HttpEvent) => {
     // A client's mistake is a 400 that charges nothing, checked as the DynamoDB payment API checks it; never a 500.
@@ -36,10 +36,14 @@ export function redisPaymentApi(store: IdempotencyStore, provider: CountingProvi
       throw error;
     }
     const { amount, currency } = request;
-    const key = String(Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'idempotency-key')?.[1]);
-    const paymentId = `pay_${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
+    // Derived from the call's record key, as the DynamoDB payment service derives them: scoped to the
+    // caller and the route as the record is, so two callers' payments under one Idempotency-Key are
+    // two charges at the processor, never one answered to both. With Redis, `transaction()` commits no
+    // writes, but its `downstreamKey` answers.
+    const call = transaction();
+    const paymentId = `pay_${call.downstreamKey('payment').slice(0, 22)}`;
     try {
-      const { chargeId } = await provider.charge({ idempotencyKey: paymentId, paymentId, amount, currency });
+      const { chargeId } = await provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency });
       return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ paymentId, amount, currency, chargeId }) };
     } catch (error) {
       // As the payment service answers: only a decline says that nothing was charged.
@@ -194,7 +198,8 @@ export const redisScenarios: RedisScenario[] = [
   async function sqsBatch(store) {
     const h = new RedisHarness(store);
     const consume = idempotentBatch<{ orderId: string; amount: number }>(
-      async (order) => h.provider.charge({ idempotencyKey: order.orderId, paymentId: order.orderId, amount: order.amount, currency: 'EUR' }),
+      async (order) =>
+        h.provider.charge({ idempotencyKey: transaction().downstreamKey('charge'), paymentId: order.orderId, amount: order.amount, currency: 'EUR' }),
       { store, name: 'payments-consumer-redis', key: (order) => order.orderId, now: h.clock.now, logger: h.logger },
     );
     const order = (id: string): SQSRecord => sqsRecord(JSON.stringify({ orderId: h.key(id), amount: 1_500 }));

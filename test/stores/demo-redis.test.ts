@@ -72,3 +72,25 @@ test("the Redis demo's payment API answers a body that is not JSON, no object, o
   }
   expect(provider.attempts).toBe(0);
 });
+
+test("the Redis demo's payment API asks the processor under the call's downstreamKey: two callers' payments under the same Idempotency-Key are two charges, not one answered to both", async () => {
+  const provider = new CountingProvider(); // answers a key it has seen with its first result, as processors do
+  const api = redisPaymentApi(new RedisStore({ client, keyPrefix: 'demo-callers:' }), provider, new DemoClock(), new QuietLogger());
+  const pay = async (sub: string) => {
+    const event = toHttpApiEvent({
+      method: 'POST',
+      url: '/payments',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'order-42' },
+      body: JSON.stringify({ amount: 4_999, currency: 'EUR' }),
+    })!;
+    // Behind a JWT authorizer, as a production API is: the library keeps each caller's records apart.
+    const authorized = { ...event, requestContext: { ...event.requestContext, authorizer: { jwt: { claims: { sub }, scopes: [] } } } };
+    const result = await api(authorized, lambdaContext('payments-api'));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  const alice = await pay('alice');
+  const bob = await pay('bob');
+  expect({ alice: alice.status, bob: bob.status, charges: provider.charges.length }).toEqual({ alice: 201, bob: 201, charges: 2 });
+  expect(bob.json.chargeId).not.toBe(alice.json.chargeId);
+  expect(bob.json.paymentId).not.toBe(alice.json.paymentId);
+});
