@@ -799,6 +799,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (result.completed) return done(result.responseStored, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
+    // No record at all: deleted while the function ran (`forgetRecord`), or lost by the store (a
+    // Redis restart or failover). The function ran: its caller gets its outcome, as in-process
+    // duplicates do, though no duplicate elsewhere will. Not a commit's: fenced on the claim, it applied none of the writes.
+    if (result.record === undefined && writes.length === 0) {
+      this.#emit('bookkeepingFailure', key);
+      logLine(
+        this.#logger,
+        'warn',
+        "the record was deleted while the call ran (forgetRecord, or a store that lost it); the caller gets the call's outcome, which was not stored: the next call with its key runs again",
+        { namespace: namespaceOf(key), recordId: key },
+      );
+      return [own, done(payload.responseOmitted !== true, { unconfirmed: true })[1]];
+    }
     return this.#superseded(call, result.record, 'nothing was overwritten');
   }
 
@@ -851,7 +864,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /**
    * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
-   * record when known. A completion that finds no record at all met one deleted while the call ran
+   * record when known. A commit that finds no record at all met one deleted while the call ran
    * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so. One
    * that finds another attempt's record while its own lease has not ended (its last millisecond
    * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
@@ -860,7 +873,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     this.#emit('superseded', call.key);
     const what =
       record === undefined
-        ? "This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again"
+        ? "This attempt's record was deleted while it ran, so none of its writes was committed and the next call with its key runs again"
         : call.leaseUntil !== undefined && this.now() <= call.leaseUntil
           ? "This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt"
           : 'This attempt outlived its lease and its record was taken over by another attempt';

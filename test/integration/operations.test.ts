@@ -17,6 +17,7 @@ import {
   inspectRecord,
   makeIdempotent,
   recordIdOf,
+  transaction,
 } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
@@ -198,23 +199,58 @@ test('onlyIf deletes a record only in that status', async () => {
   expect(await forgetRecord({ store, id, onlyIf: 'INPROGRESS' })).toBe(true);
 });
 
-test('a live attempt whose record forgetRecord deleted while it ran ends SUPERSEDED with a message that says the record was deleted, not taken over', async () => {
+test("a live attempt whose record forgetRecord deleted while it ran gets its function's outcome, with a warning that it was not stored; the next call runs again", async () => {
   const turnstile = new Turnstile();
-  const options = { store, name: 'forget-live', key: (order: Order) => order.orderId, now: () => T0 };
+  const warnings: string[] = [];
+  let runs = 0;
+  const options = {
+    store,
+    name: 'forget-live',
+    key: (order: Order) => order.orderId,
+    now: () => T0,
+    logger: { warn: (line: string) => warnings.push(JSON.parse(line).message) },
+  };
+  const pay = makeIdempotent(async (order: Order) => {
+    runs++;
+    await turnstile.enter();
+    return order.amount;
+  }, options);
+  const running = pay({ orderId: 'o-1', amount: 5 });
+  const inside = await turnstile.next();
+  const id = recordId('forget-live', 'o-1');
+  expect(await forgetRecord({ store, id })).toBe(true);
+  inside.open();
+  // The function ran: an error would have its caller retry, and run it again.
+  expect(await running).toBe(5);
+  expect(warnings).toEqual([
+    "lambda-idempotency: the record was deleted while the call ran (forgetRecord, or a store that lost it); the caller gets the call's outcome, which was not stored: the next call with its key runs again",
+  ]);
+  expect(await readItem(client, tableName, id)).toBeUndefined();
+  const again = pay({ orderId: 'o-1', amount: 5 });
+  (await turnstile.next()).open();
+  expect(await again).toBe(5);
+  expect(runs).toBe(2);
+});
+
+test('a live attempt with writes whose record forgetRecord deleted while it ran ends SUPERSEDED: its commit, fenced on its claim, wrote none of them', async () => {
+  const turnstile = new Turnstile();
+  const options = { store, name: 'forget-live-writes', key: (order: Order) => order.orderId, now: () => T0 };
   const running = makeIdempotent(async (order: Order) => {
+    transaction().put({ TableName: tableName, Item: { id: `effect-${order.orderId}` } });
     await turnstile.enter();
     return order.amount;
   }, options)({ orderId: 'o-1', amount: 5 });
   const inside = await turnstile.next();
-  const id = recordId('forget-live', 'o-1');
+  const id = recordId('forget-live-writes', 'o-1');
   expect(await forgetRecord({ store, id })).toBe(true);
   inside.open();
   const error = await rejection(running);
   expect(error).toMatchObject({ code: 'SUPERSEDED', record: undefined });
   expect(error.message).toBe(
-    "SUPERSEDED: This attempt's record was deleted while it ran, so its outcome was not stored and the next call with its key runs again; nothing was overwritten.",
+    "SUPERSEDED: This attempt's record was deleted while it ran, so none of its writes was committed and the next call with its key runs again; nothing was overwritten.",
   );
   expect(await readItem(client, tableName, id)).toBeUndefined();
+  expect(await readItem(client, tableName, 'effect-o-1')).toBeUndefined();
 });
 
 test('a live attempt whose record forgetRecord deleted and another attempt then claimed ends SUPERSEDED with a message that says so, not that it outlived its lease', async () => {
