@@ -112,6 +112,8 @@ test("without persistence a restart while the function runs forgets its claim: t
   const { client, close } = await CLIENT_KINDS[0]!.open(server.url);
   try {
     let runs = 0;
+    const warnings: string[] = [];
+    const logger = { warn: (line: string) => warnings.push(line) };
     const charge = makeIdempotent(
       async (_: string) => {
         if (++runs === 1) {
@@ -121,9 +123,10 @@ test("without persistence a restart while the function runs forgets its claim: t
         }
         return runs;
       },
-      { store: new RedisStore({ client, keyPrefix: 'volatile-running:', timeoutMillis: 2000 }), name: 'charge' },
+      { store: new RedisStore({ client, keyPrefix: 'volatile-running:', timeoutMillis: 2000 }), name: 'charge', logger },
     );
     expect(await charge('k-1')).toBe(1);
+    expect(warnings).toEqual([expect.stringContaining('the record was deleted while the call ran')]);
     expect(await charge('k-1')).toBe(2);
   } finally {
     await close();

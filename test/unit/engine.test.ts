@@ -529,8 +529,16 @@ describe('ambiguous writes (a retried request meets its own applied write)', () 
     store.complete = jest.fn(async () => ({ completed: false, record: theirs }) as const);
     const once = makeIdempotent(async () => 'late', { store, name: 'f' });
     expect((await rejection(once(1))).code).toBe('SUPERSEDED');
+  });
+
+  test('a completion that finds no record (deleted, or lost by the store) answers the function’s outcome, with a warning that it was not stored', async () => {
+    const store = new MemoryStore();
     store.complete = async () => ({ completed: false, record: undefined });
-    expect((await rejection(once(2))).code).toBe('SUPERSEDED');
+    const logger = quietLogger();
+    const once = makeIdempotent(async () => 'ran', { store, name: 'f', logger });
+    expect(await once(2)).toBe('ran');
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(String(logger.warn.mock.calls[0]![0])).toContain('the record was deleted while the call ran');
   });
 });
 
