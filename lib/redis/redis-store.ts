@@ -412,7 +412,6 @@ export class RedisStore implements IdempotencyStore {
     reached = () => true,
   ): Promise<[boolean, unknown]> {
     const until = Math.min(performance.now() + this.reconnectMillis, resendBy);
-    let reconnected = false;
     for (;;) {
       try {
         return await this.run(connection, script, key, args);
@@ -422,10 +421,11 @@ export class RedisStore implements IdempotencyStore {
           await delay(REFUSED_PAUSE_MILLIS).elapsed;
           continue;
         }
-        // The connection lost under it: sent once more when the client is ready again, before the call must answer.
-        const wait = Math.min(this.reconnectMillis, resendBy - performance.now());
-        if (reconnected || wait <= 0 || !reached() || !(await connection.reconnected(this.recordPrefix + key, wait))) throw error;
-        reconnected = true;
+        // The connection lost under it: sent again each time the client is ready again, within the
+        // bound (an endpoint that still leads to a demoted primary after a failover answers READONLY
+        // again, and ioredis's reconnectOnError reconnects once more); any other failure ends it at once.
+        const wait = until - performance.now();
+        if (wait <= 0 || !reached() || !(await connection.reconnected(this.recordPrefix + key, wait))) throw error;
       }
     }
   }

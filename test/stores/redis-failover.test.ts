@@ -27,15 +27,15 @@ afterEach(async () => {
   await Promise.all([first.stop(), second.stop()]);
 });
 
-/** Promotes the replica, demotes the primary (its open connections stay), and points the endpoint at the new primary. */
-async function failover(): Promise<void> {
+/** Promotes the replica, demotes the primary (its open connections stay), and points the endpoint at the new primary (unless `retarget` is false). */
+async function failover({ retarget = true } = {}): Promise<void> {
   const [a, b] = [new Redis(first.port, first.host), new Redis(second.port, second.host)];
   try {
     // Every write so far is on the replica before it takes over.
     expect(await a.wait(1, 2000)).toBe(1);
     await b.replicaof('NO', 'ONE');
     await a.replicaof(second.host, second.port);
-    proxy.retarget(second.port);
+    if (retarget) proxy.retarget(second.port);
   } finally {
     a.disconnect();
     b.disconnect();
@@ -63,6 +63,38 @@ test('ioredis with reconnectOnError for READONLY: a completion refused by the de
     );
     expect(await pay('k', lambdaContext({ remainingMillis: 3000, now: clock.now }))).toBe(1);
     clock.advance(3001);
+    await connectedAgain(client);
+    expect(await pay('k')).toBe(1);
+    expect(calls).toBe(1);
+  } finally {
+    client.disconnect();
+  }
+});
+
+test('ioredis with reconnectOnError for READONLY, whose endpoint still leads to the demoted primary after its first reconnection (a DNS name not moved yet): the completion is sent again after each one until the new primary takes it', async () => {
+  const client = ioredisClient(proxy.url, { reconnectOnError: (error) => error.message.startsWith('READONLY') });
+  try {
+    const clock = manualClock();
+    let calls = 0;
+    let reconnections = 0;
+    const store = new RedisStore({ client, keyPrefix: 'failover-lag:', timeoutMillis: 5000 });
+    const pay = makeIdempotent(
+      async (_id: string, _context?: Context) => {
+        calls++;
+        if (calls === 1) {
+          await failover({ retarget: false });
+          // The endpoint moves only once the client has reconnected to the demoted primary once.
+          client.on('reconnecting', () => {
+            if (++reconnections === 2) proxy.retarget(second.port);
+          });
+        }
+        return calls;
+      },
+      { store, name: 'pay', now: clock.now },
+    );
+    expect(await pay('k', lambdaContext({ remainingMillis: 6000, now: clock.now }))).toBe(1);
+    expect(reconnections).toBe(2);
+    clock.advance(6001);
     await connectedAgain(client);
     expect(await pay('k')).toBe(1);
     expect(calls).toBe(1);
