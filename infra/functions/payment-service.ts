@@ -403,7 +403,10 @@ export class PaymentService {
     throw new Error(`Payment ${paymentId} changed under every refund attempt; try again.`);
   }
 
-  /** Makes `attempt` the holder of an applied refund; false when the refund is no longer applied. */
+  /**
+   * Makes `attempt` the holder of an applied refund; false when the refund is no longer applied, or
+   * is made already (an earlier attempt completed it since it was read): nothing is left to hold.
+   */
   private async holdRefund(paymentId: string, refundId: string, attempt: RefundAttempt): Promise<boolean> {
     try {
       await this.doc.send(
@@ -411,7 +414,7 @@ export class PaymentService {
           TableName: this.tableName,
           Key: { [KEY]: paymentId },
           UpdateExpression: 'SET #holder = :owner',
-          ConditionExpression: 'contains(refundIds, :refundId)',
+          ConditionExpression: 'contains(refundIds, :refundId) AND NOT contains(completedRefundIds, :refundId)',
           ExpressionAttributeNames: { '#holder': attempt.holder },
           ExpressionAttributeValues: { ':owner': attempt.owner, ':refundId': refundId },
         }),
@@ -437,7 +440,7 @@ export class PaymentService {
             Key: { [KEY]: paymentId },
             UpdateExpression:
               'SET refundableAmount = refundableAmount + :amount, refundedAmount = refundedAmount - :amount, #status = :status REMOVE #holder, #refundAmount DELETE refundIds :refundIds',
-            ConditionExpression: `contains(refundIds, :refundId) AND #holder = :owner AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
+            ConditionExpression: `contains(refundIds, :refundId) AND NOT contains(completedRefundIds, :refundId) AND #holder = :owner AND ${toPaid ? 'refundedAmount = :amount' : 'refundedAmount > :amount'}`,
             ExpressionAttributeNames: { '#status': 'status', '#holder': attempt.holder, '#refundAmount': refundAmountAttribute(refundId) },
             ExpressionAttributeValues: {
               ':owner': attempt.owner,
@@ -454,7 +457,8 @@ export class PaymentService {
         if (!isConditionFailure(error)) throw error;
         const current = error.Item ? (unmarshall(error.Item) as StoredPayment & Record<string, unknown>) : undefined;
         if (!current?.refundIds?.has(refundId)) return true; // already given back
-        if (current[attempt.holder] !== attempt.owner) return false; // taken over by a later attempt, which answers for it
+        // Made by another attempt, or taken over by a later one, which answers for it.
+        if (current.completedRefundIds?.has(refundId) || current[attempt.holder] !== attempt.owner) return false;
         toPaid = current.refundedAmount === amount;
       }
     }

@@ -322,6 +322,60 @@ test('a refund taken over after its lease stays refunded when the late attempt f
   ]);
 });
 
+/** A processor whose first refund waits until `answer()`; it counts its calls. */
+class HeldRefund implements PaymentProvider {
+  calls = 0;
+  private held: (() => void) | undefined;
+  async charge(): Promise<{ chargeId: string }> {
+    return { chargeId: `ch_${randomUUID()}` };
+  }
+  async refund(): Promise<{ providerRefundId: string }> {
+    if (++this.calls === 1) await new Promise<void>((resolve) => (this.held = resolve));
+    return { providerRefundId: `re_${randomUUID()}` };
+  }
+  answer(): void {
+    this.held?.();
+  }
+}
+
+test('a takeover that finds the refund applied, and the earlier attempt completes it before the takeover holds it: the takeover answers it as made, without asking the processor again', async () => {
+  const clock = new DemoClock();
+  const provider = new HeldRefund();
+  const logger = new QuietLogger();
+  const first: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger });
+  // Another execution environment, whose hold of the applied refund waits until the first attempt has completed it.
+  const racing = testClient();
+  let stuck: Promise<unknown> | undefined;
+  racing.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { UpdateExpression?: string };
+      if (stuck !== undefined && input.UpdateExpression === 'SET #holder = :owner') {
+        provider.answer();
+        await stuck;
+      }
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
+  const other: PaymentHandler = createPaymentHandler({ ...tables(), client: racing, provider, now: clock.now, logger });
+  const post = (handler: PaymentHandler, url: string, body: unknown, key: string) => postJson(handler, url, body, key, clock.now);
+  try {
+    const payment = await post(first, '/payments', { amount: 1_000, currency: 'EUR' }, `pay-${randomUUID()}`);
+    const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+    const key = `refund-${randomUUID()}`;
+    stuck = post(first, refunds, { amount: 400 }, key); // applies the refund, then waits at the processor
+    while (provider.calls === 0) await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(11_000); // past its 10 s lease
+    const takeover = await post(other, refunds, { amount: 400 }, key);
+    expect({ takeover: takeover.status, calls: provider.calls }).toEqual({ takeover: 201, calls: 1 });
+    expect(takeover.json).toMatchObject({ amount: 400, refundedAmount: 400, refundableAmount: 600 });
+    // The amount stays refunded once: the rest of the payment, and no more, can be refunded.
+    expect((await post(first, refunds, { amount: 700 }, `refund-${randomUUID()}`)).status).toBe(409);
+  } finally {
+    racing.destroy();
+  }
+});
+
 /** A processor that declines refunds while `down`; it counts the refunds it made. */
 class FailingRefunds implements PaymentProvider {
   down = true;
