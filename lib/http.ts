@@ -85,11 +85,11 @@ export interface HttpIdempotencyOptions<TEvent extends HttpEvent | ALBEvent = Ht
   /**
    * Headers added to the answers `httpIdempotency` gives itself (400, 409, 422, 503), which no
    * other middleware's `after` sees: CORS headers, say, so that a browser on another origin can
-   * read a 409 and its `Retry-After`. An object, or a function of the request's event. The answer's
+   * read a 409 and its `Retry-After`. An object, or a function of the request's event (that may return `undefined`: none). The answer's
    * own `Content-Type` and `Retry-After` replace theirs, whatever the case of the names.
    * @default none
    */
-  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>>) | undefined;
+  readonly problemHeaders?: Readonly<Record<string, string>> | ((event: TEvent) => Readonly<Record<string, string>> | undefined) | undefined;
   /**
    * The function answers through Lambda response streaming (middy's streaming execution mode). A
    * string or nothing returned without `{ statusCode }` then reaches the client as the response
@@ -375,7 +375,8 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
     typeof problemHeaders === 'function'
       ? (event: TEvent): Readonly<Record<string, string>> | undefined => {
           const headers: unknown = problemHeaders(event);
-          if (isHeaderObject(headers)) return headers;
+          // Nothing for this request (CORS headers only for a request with an Origin, say).
+          if (headers === undefined || isHeaderObject(headers)) return headers;
           const promise = typeof (headers as PromiseLike<unknown> | null)?.then === 'function';
           if (promise) (headers as PromiseLike<unknown>).then(undefined, () => undefined);
           const got = promise

@@ -288,6 +288,13 @@ describe('the answers httpIdempotency gives itself, which http-cors never sees',
     );
   });
 
+  test('a `problemHeaders` function that returns undefined for a request adds no headers to its answer, and logs nothing', async () => {
+    const warnings: string[] = [];
+    const [mismatch, missing] = await ownAnswers({ problemHeaders: () => undefined, logger: { warn: (line: string) => warnings.push(line) } });
+    for (const answer of [mismatch, missing]) expect(answer.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+    expect(warnings).toEqual([]);
+  });
+
   test.each([
     ['a string', 'https://shop.example'],
     ['an object with a number', { 'Access-Control-Max-Age': 600 }],
