@@ -16,7 +16,7 @@ export type IdempotencyEvent =
   | 'payloadMismatch'
   | 'superseded' // this attempt's record was taken over (it then returned or threw); nothing overwritten or deleted
   | 'storeFailure' // the store could not be reached, or its record (or stored outcome) could not be read; nothing ran (in atomic mode, the function had already run)
-  | 'bookkeepingFailure'; // completion or release failed after the function ran
+  | 'bookkeepingFailure'; // completion or release failed after the function ran, or its record was gone when its completion came
 
 /** CloudWatch metric name of each event; the CDK dashboard and alarms read them from here. @internal */
 export const METRIC_NAMES: Readonly<Record<IdempotencyEvent, string>> = {

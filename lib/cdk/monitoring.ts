@@ -42,7 +42,8 @@ export interface IdempotencyAlarmThresholds {
   readonly superseded?: number;
   /**
    * Calls that ran but whose record could not be completed or released: duplicates get
-   * `IN_PROGRESS` until the lease ends, then run again.
+   * `IN_PROGRESS` until the lease ends, then run again. Also calls whose record was gone when
+   * their completion came (deleted by `forgetRecord`, or lost by the store): duplicates run again.
    * @default 1
    */
   readonly bookkeepingFailures?: number;
@@ -127,7 +128,7 @@ const ALARMS: ReadonlyArray<
     'bookkeepingFailure',
     'bookkeepingFailures',
     1,
-    'calls ran but their record could not be completed or released; duplicates wait for the lease to end, then run again. See `lambda-idempotency stuck`.',
+    'calls ran but their record could not be completed or released; duplicates wait for the lease to end, then run again. See `lambda-idempotency stuck`. Or the record was gone when its completion came (deleted by forgetRecord, or lost by the store): duplicates run again.',
   ],
 ];
 

@@ -156,17 +156,29 @@ const NODE_ENDED: readonly Event[] = ['-node'];
  * (a MOVED reply's) emits when that one's connection ends, as it does by default.
  */
 function lossOf(client: IORedisClient): () => boolean {
-  let lost = false;
-  const watch = (emitter: IORedisClient, events: readonly Event[]) =>
-    void nextEvent(emitter, events).then(() => {
-      lost = true;
-    });
-  if (client.nodes === undefined) watch(client, CLOSED);
-  else {
-    watch(client, NODE_ENDED);
-    for (const node of client.nodes('all')) watch(node, CLOSED);
-  }
-  return () => lost;
+  const watches =
+    client.nodes === undefined ? [lossWatch(client, CLOSED)] : [lossWatch(client, NODE_ENDED), ...client.nodes('all').map((node) => lossWatch(node, CLOSED))];
+  return () => watches.some((watch) => watch.lost);
+}
+
+/** What each wait of {@link nextEvent} that a loss is watched through has seen: `lost` from its event on. */
+const losses = new WeakMap<Promise<unknown>, { lost: boolean }>();
+
+/**
+ * The loss that the client's next event of `events` tells, shared by every call that watches for it
+ * meanwhile: one reaction to the wait, not one per call, which a client that never loses its
+ * connection would hold, each call's, for as long as it lives.
+ */
+function lossWatch(client: IORedisClient, events: readonly Event[]): { readonly lost: boolean } {
+  const next = nextEvent(client, events);
+  const known = losses.get(next);
+  if (known !== undefined) return known;
+  const watch = { lost: false };
+  losses.set(next, watch);
+  void next.then(() => {
+    watch.lost = true;
+  });
+  return watch;
 }
 
 /** The next of each list of events that calls wait for, per client. */

@@ -106,7 +106,7 @@ test('without persistence a restart forgets every record: a call repeated after 
 });
 
 // docs/redis.md, "Durability": the call whose function ran across the restart finds no record to
-// complete, and its caller gets SUPERSEDED, not the function's result, although the function ran.
+// complete: its caller gets the function's result all the same, with a warning that it was not stored.
 test("without persistence a restart while the function runs forgets its claim: the call gets its function's outcome, not stored, and a repeat runs it again", async () => {
   let server = await startRedisServer();
   const { client, close } = await CLIENT_KINDS[0]!.open(server.url);

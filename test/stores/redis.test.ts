@@ -6,6 +6,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { jest } from '@jest/globals';
 import { Redis as Redis5 } from 'ioredis5';
 import { createClient, createSentinel, RESP_TYPES } from 'redis';
@@ -880,6 +882,31 @@ describe('a client that is still connecting (a cold start)', () => {
       await connecting;
       io.disconnect();
       node.destroy();
+    }
+  });
+
+  test('ioredis: the claims of a client that never loses its connection keep nothing of theirs reachable (their loss watch)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const client = ioredisClient();
+    try {
+      const store = new RedisStore({ client, keyPrefix: 'loss-watch:', allowEviction: true });
+      // Short retentions: the keys expire by themselves.
+      const claims = async (tag: string, count: number) => {
+        for (let i = 0; i < count; i++) {
+          const now = Date.now();
+          await store.claim({ key: `${tag}-${i}`, owner: 'owner-a', now, leaseUntil: now + 1000, expiresAt: Math.floor(now / 1000) + 2 });
+        }
+      };
+      await claims('warm', 1000);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      await claims('many', 20_000);
+      gc();
+      // A watch held by each claim until the client's next `close` grew the heap by ~190 bytes a claim (3.8 MB here).
+      expect(process.memoryUsage().heapUsed - before).toBeLessThan(1_000_000);
+    } finally {
+      client.disconnect();
     }
   });
 
