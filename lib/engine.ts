@@ -161,13 +161,19 @@ interface Flight {
   /** The leader's call, once it holds the record. */
   call?: Call;
   /**
-   * Settles once the leader holds the record: a follower that came while the claim was in flight
-   * (no lease to wait for yet) then waits only until the leader's lease ends, as later ones do.
+   * Calls `wake` once, at the leader's next news: it holds the record (a follower that came while
+   * the claim was in flight, with no lease to wait for yet, then waits only until the leader's lease
+   * ends, as later ones do), or it landed. The function returned forgets `wake`: a follower's wait
+   * that ends on its timer leaves nothing on the flight. A reaction to `done` would stay until the
+   * leader ends, one for each wait (a second, or less) of each follower.
    */
-  readonly held: Promise<void>;
-  /** Records the leader's call and lease, and settles `held`. */
+  readonly watch: (wake: () => void) => () => void;
+  /** Records the leader's call and lease, and wakes the followers watching. */
   readonly hold: (call: Call, leaseUntil: number | undefined) => void;
+  /** The leader's record once it landed (none: try again). Durable followers, which wait on no timer, await it. */
   readonly done: Promise<IdempotencyRecord | undefined>;
+  /** Set once the flight landed, with what `done` settles with. */
+  landed?: { readonly record: IdempotencyRecord | undefined };
   readonly settle: (record: IdempotencyRecord | undefined) => void;
   /**
    * The error that ended a durable leader's invocation (`isUnrecoverableInvocation`), with no
@@ -407,8 +413,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const bound = Math.min(leaseLeft + 1, left, FLIGHT_RECHECK_MILLIS);
       const expiry = bound < Number.POSITIVE_INFINITY ? delay(bound) : undefined;
       // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
-      const stillClaiming = leader.call === undefined ? [leader.held.then(() => undefined)] : [];
-      const record = await Promise.race([leader.done, ...stillClaiming, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => expiry?.cancel());
+      let forget = (): void => undefined;
+      const news = new Promise<void>((resolve) => (forget = leader.watch(resolve)));
+      await Promise.race([news, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => {
+        expiry?.cancel();
+        forget();
+      });
+      const record = leader.landed?.record;
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };
       if (leader.claimFailed !== undefined) {
         // Refused as the leader was: one more call the StoreFailures alarm counts, as without single-flight.
@@ -498,18 +509,28 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #fly(key: string, flights: Map<string, Flight>): Flight {
     let settle!: (record: IdempotencyRecord | undefined) => void;
     const done = new Promise<IdempotencyRecord | undefined>((resolve) => (settle = resolve));
-    let held!: () => void;
+    const watching = new Set<() => void>();
+    const news = (): void => {
+      for (const wake of watching) wake();
+      watching.clear();
+    };
     const flight: Flight = {
-      held: new Promise<void>((resolve) => (held = resolve)),
+      watch: (wake) => {
+        if (flight.landed !== undefined) wake();
+        else watching.add(wake);
+        return () => void watching.delete(wake);
+      },
       hold: (call, leaseUntil) => {
         flight.call = call;
         flight.leaseUntil = leaseUntil;
-        held();
+        news();
       },
       done,
       settle: (record) => {
         if (flights.get(key) === flight) flights.delete(key);
+        flight.landed ??= { record };
         settle(record);
+        news();
       },
     };
     flights.set(key, flight);

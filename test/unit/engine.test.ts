@@ -15,6 +15,7 @@ import {
   type ReleaseResult,
 } from '../../lib/index.js';
 import { idempotency as leanIdempotency } from '../../lib/middy/index.js';
+import { lambdaContext } from '../../lib/testing/index.js';
 import { gate } from '../support/gate.js';
 import { rejection } from '../support/rejections.js';
 import { collectingLogger, omittedMessage } from '../support/warnings.js';
@@ -748,6 +749,41 @@ describe('responses', () => {
     expect(lines.map((line) => JSON.parse(line).message)).toEqual([
       'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
     ]);
+  });
+});
+
+describe('single-flight followers', () => {
+  test('a follower keeps nothing on its leader once each of its waits ends (a second or less each): the leader may run for minutes', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    let clock = T0;
+    const leaderRuns = gate();
+    const leaderEnds = gate();
+    const charge = makeIdempotent(
+      async (caller: string, _context: unknown) => {
+        if (caller !== 'leader') return caller;
+        leaderRuns.open();
+        await leaderEnds.promise;
+        return caller;
+      },
+      { store: new MemoryStore(), name: 'charge', key: () => 'order-1', now: () => clock },
+    );
+    const leader = charge('leader', { functionName: 'f', getRemainingTimeInMillis: () => 10_000 });
+    await leaderRuns.promise;
+    // The leader's lease ends now, to the millisecond: its followers look at it again every millisecond.
+    clock = T0 + 10_000;
+    const follow = () =>
+      Promise.all(Array.from({ length: 20 }, () => rejection(charge('follower', lambdaContext({ functionName: 'f', remainingMillis: 300 })))));
+    await follow();
+    collect();
+    const before = process.memoryUsage().heapUsed;
+    const refused = await follow();
+    collect();
+    // A reaction to the leader's outcome left by every wait (each about 600 bytes) grew it by 2 MB and more here.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(500_000);
+    expect(refused.map((error) => error.code)).toEqual(Array(20).fill('IN_PROGRESS'));
+    leaderEnds.open();
+    expect(await leader).toBe('leader');
   });
 });
 
