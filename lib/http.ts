@@ -112,6 +112,18 @@ const isHeaderObject = (value: unknown): value is Readonly<Record<string, string
   typeof (value as Partial<PromiseLike<unknown>>).then !== 'function' &&
   Object.values(value).every((header) => typeof header === 'string');
 
+/**
+ * What an option's function answered instead of what it must, named for a warning: `object` names
+ * an object; a promise's rejection is caught, never unhandled.
+ */
+function answerNamed(value: unknown, object: string): string {
+  if (typeof (value as PromiseLike<unknown> | null)?.then === 'function') {
+    (value as PromiseLike<unknown>).then(undefined, () => undefined);
+    return 'a promise';
+  }
+  return typeof value === 'object' && value !== null ? object : String(value);
+}
+
 const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
   required: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
   scope: (value) => (typeof value === 'function' || value === 'shared' ? undefined : "must be a function or 'shared'"),
@@ -377,15 +389,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
           const headers: unknown = problemHeaders(event);
           // Nothing for this request (CORS headers only for a request with an Origin, say).
           if (headers === undefined || isHeaderObject(headers)) return headers;
-          const promise = typeof (headers as PromiseLike<unknown> | null)?.then === 'function';
-          if (promise) (headers as PromiseLike<unknown>).then(undefined, () => undefined);
-          const got = promise
-            ? 'a promise'
-            : Array.isArray(headers)
-              ? 'an array'
-              : typeof headers === 'object' && headers !== null
-                ? 'an object with a value that is not a string'
-                : String(headers);
+          const got = answerNamed(headers, Array.isArray(headers) ? 'an array' : 'an object with a value that is not a string');
           logLine(
             common.logger ?? console,
             'warn',
@@ -508,9 +512,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // Anything but a boolean (a promise, a branch returning nothing, a throw) is no answer: the function
       // has run, so the default rule decides (a 200 is stored and never runs twice, a 503 is released).
       if (threw || typeof final !== 'boolean') {
-        const promise = !threw && typeof (final as PromiseLike<unknown> | null)?.then === 'function';
-        if (promise) (final as PromiseLike<unknown>).then(undefined, () => undefined);
-        const got = threw ? 'an error' : promise ? 'a promise' : typeof final === 'object' && final !== null ? 'an object' : String(final);
+        const got = threw ? 'an error' : answerNamed(final, 'an object');
         // Its name only: a message may quote the response (a JSON.parse of the body).
         const error = threw ? { error: errorTypeOf(final) } : {};
         final = defaultIsFinal(read);
