@@ -94,23 +94,35 @@ describe("a request that starts with less than a second left, under a context wh
       return fn();
     };
 
-  test('a completion DynamoDB never answers: given up on before the deadline, not a second after its start', async () => {
-    const remaining = 1_500;
-    let runs = 0;
-    const logger = { warn: jest.fn<(message: string) => void>() };
-    // Just under a second left: the call gives up a tenth of it (99 ms) before the deadline, which
-    // leaves a loaded machine's timers about 50 ms past the 50 ms `byDeadline` holds it to.
-    const once = makeIdempotent(
-      when(990, () => {
-        proxy.stall();
-        return ++runs;
-      }),
-      { store: new DynamoDBStore({ tableName }), name: 'late-completion-hangs', logger },
-    );
-    const context = timedContext({ functionName: 'late-completion-hangs', remainingMillis: remaining });
-    expect(await byDeadline(once('k', context), remaining)).toEqual({ value: 1 });
-    expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
-  });
+  test('a completion DynamoDB never answers: given up on before the deadline, not a second after its start', () =>
+    // On a fake clock (timers, `Date`, `performance.now()`), which the context reads too: it runs
+    // down with the clock as Lambda's does with real time, and a loaded machine's late timers
+    // cannot move the call past the deadline `byDeadline` holds it to.
+    onFakeClock(async () => {
+      const remaining = 1_500;
+      const left = 990; // just under a second left when the completion starts
+      let runs = 0;
+      const hang = midway();
+      const waiting = gate<void>();
+      const logger = { warn: jest.fn<(message: string) => void>() };
+      const once = makeIdempotent(
+        async (_id: string, context?: Context) => {
+          const until = new Promise((resolve) => setTimeout(resolve, context!.getRemainingTimeInMillis() - left));
+          waiting.open();
+          await until;
+          hang.stall();
+          return ++runs;
+        },
+        { store: new DynamoDBStore({ tableName }), name: 'late-completion-hangs', logger },
+      );
+      const call = once('k', timedContext({ functionName: 'late-completion-hangs', remainingMillis: remaining }));
+      const settled = byDeadline(call, remaining);
+      await waiting.promise; // the claim went through and the function waits for its moment
+      await jest.advanceTimersByTimeAsync(remaining - left);
+      await moveToDeadline(hang.stuck, settled, left);
+      expect(await settled).toEqual({ value: 1 });
+      expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('"error":"TimeoutError"'));
+    }));
 
   test("a completion that starts past the call's bound, 50 ms before the deadline, still gets half of that: a store answering in 5 ms completes the record", async () => {
     const store = new InMemoryStore();
@@ -544,28 +556,33 @@ describe('idempotentBatch on a store that stops answering: the batch answers bef
       expect(sent).toEqual(Array.from({ length: 10 }, () => 'PutItemCommand before the answer'));
     }));
 
-  test("a record started with less than a second left, late in the invocation, is given up on by the call's bound, not a second after its start: the context has been seen running down since the batch began", async () => {
-    const store = new InMemoryStore();
-    let holed = false;
-    const blackHoled: IdempotencyStore = {
-      claim: (request) => (holed ? new Promise<never>(() => undefined) : store.claim(request)),
-      complete: (request) => store.complete(request),
-      release: (request) => store.release(request),
-    };
-    const context = timedContext({ functionName: 'late-record', remainingMillis: 1_200 });
-    const handler = idempotentBatch(
-      async (order: Order) => {
-        // The first record takes until 900 ms are left, then the store stops answering; the second
-        // starts (more time is left than the first took) with its claim a request of its own.
-        await new Promise((resolve) => setTimeout(resolve, context.getRemainingTimeInMillis() - 900));
-        holed = true;
-        return order.orderId;
-      },
-      { store: blackHoled, logger: quiet },
-    );
-    const batch = [1, 2].map((n) => kinesisRecord({ orderId: `late-${n}` }, n));
-    expect(failures(await byDeadline(handler({ Records: batch }, context), 1_200))).toEqual([kinesisSequence(2)]);
-  });
+  test("a record started with less than a second left, late in the invocation, is given up on by the call's bound, not a second after its start: the context has been seen running down since the batch began", () =>
+    // On a fake clock, which the context reads too (see above): the timers fire in the same order
+    // as in real time, none of them late.
+    onFakeClock(async () => {
+      const store = new InMemoryStore();
+      let holed = false;
+      const blackHoled: IdempotencyStore = {
+        claim: (request) => (holed ? new Promise<never>(() => undefined) : store.claim(request)),
+        complete: (request) => store.complete(request),
+        release: (request) => store.release(request),
+      };
+      const context = timedContext({ functionName: 'late-record', remainingMillis: 1_200 });
+      const handler = idempotentBatch(
+        async (order: Order) => {
+          // The first record takes until 900 ms are left, then the store stops answering; the second
+          // starts (more time is left than the first took) with its claim a request of its own.
+          await new Promise((resolve) => setTimeout(resolve, context.getRemainingTimeInMillis() - 900));
+          holed = true;
+          return order.orderId;
+        },
+        { store: blackHoled, logger: quiet },
+      );
+      const batch = [1, 2].map((n) => kinesisRecord({ orderId: `late-${n}` }, n));
+      const settled = byDeadline(handler({ Records: batch }, context), 1_200);
+      await jest.advanceTimersByTimeAsync(1_200);
+      expect(failures(await settled)).toEqual([kinesisSequence(2)]);
+    }));
 
   test('black-holed after the first record: it is done (its completion given up on), the rest are reported unstarted', () =>
     onFakeClock(async () => {
