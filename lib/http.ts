@@ -338,7 +338,9 @@ const RETRYABLE = new Set([401, 403, 408, 425, 429]);
 const asksToRetry = (result: HttpResult): boolean =>
   [result.headers, result.multiValueHeaders].some((fields) => {
     const field = fieldOf(fields, 'retry-after');
-    return field !== undefined && fields![field] !== undefined && fields![field] !== null;
+    const value: unknown = field === undefined ? undefined : fields![field];
+    // API Gateway sends no header for an empty list of values.
+    return value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0);
   });
 
 const defaultIsFinal = (result: HttpResult): boolean => {

@@ -829,6 +829,14 @@ describe('REST API (v1) specifics', () => {
     expect(await records()).toEqual([]);
   });
 
+  test('a 4xx whose `Retry-After` in multiValueHeaders lists no value (API Gateway sends no such header) is an outcome: stored and replayed', async () => {
+    const conflict: HttpResult = { statusCode: 409, multiValueHeaders: { 'Retry-After': [] }, body: '{"message":"order already shipped"}' };
+    const orders = api(rest, {}, () => conflict);
+    expect(await orders.invoke(rest.event({ key: 'k-empty-retry-after' }))).toEqual(conflict);
+    expect(await orders.invoke(rest.event({ key: 'k-empty-retry-after' }))).toEqual(replayOf(conflict));
+    expect(orders.runs).toBe(1);
+  });
+
   test('scopes keys by API key id when there is no authorizer', async () => {
     const orders = api(rest);
     await orders.invoke(rest.event({ key: 'k-apikey', principal: null, apiKeyId: 'k9x8c7' }));
