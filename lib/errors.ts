@@ -36,8 +36,10 @@ import type { IdempotencyRecord } from './store.js';
  * - `TRANSACTION_CONDITION_FAILED`: a condition of one of the call's own transaction writes failed
  *   (`actionIndex`, `tableName`); nothing was written and the record was released.
  * - `TRANSACTION_INVALID`: `transaction()` refused a write as it was added, thrown by the write itself
- *   (`actionIndex`, `tableName`: the 100th write of the call, its record being the 100th action, or a
- *   write on an item another write of the call names); or DynamoDB refused the call's transaction as a
+ *   (`actionIndex`, `tableName`: the 100th write of the call, its record being the 100th action, a
+ *   write on an item another write of the call names, one on the call's own record or on the record of
+ *   a call it is nested in, or an `ExpressionAttributeValues` value `undefined` that its expression
+ *   uses); or DynamoDB refused the call's transaction as a
  *   whole (over 4 MB, two puts of one item, a malformed expression, a missing table or grant, which the
  *   message names: the tables it may be, or the grant's action and table), or one of its
  *   writes (`actionIndex`, `tableName`: a key of the wrong type, an item over 400 KB), or the call's

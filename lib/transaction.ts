@@ -35,8 +35,9 @@ export interface TransactionConditionCheck extends Expressions {
  * The writes of the current idempotent call, committed in one DynamoDB transaction together with
  * the call's COMPLETED record, so the effects and the record exist together or not at all. A call
  * commits at most 99 writes (its record is the 100th action), one per item: the 100th write, a
- * write on an item another write of the call names, one on the call's own record, and one that
- * would change the record of a call it is nested in, throw `TRANSACTION_INVALID` (`actionIndex`,
+ * write on an item another write of the call names, one on the call's own record, one that would
+ * change the record of a call it is nested in, and one whose expression uses an
+ * `ExpressionAttributeValues` value that is `undefined`, throw `TRANSACTION_INVALID` (`actionIndex`,
  * `tableName`) as they are added.
  */
 export interface Transaction {
