@@ -893,7 +893,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
    */
   #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
-    this.#emit('superseded', call.key);
+    // No record: no attempt took it over, and the function ran without one, as a completion without
+    // writes that finds none (the BookkeepingFailures alarm, not Superseded's "ran twice").
+    this.#emit(record === undefined ? 'bookkeepingFailure' : 'superseded', call.key);
     const what =
       record === undefined
         ? "This attempt's record was deleted while it ran, so none of its writes was committed and the next call with its key runs again"

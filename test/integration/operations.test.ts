@@ -13,6 +13,7 @@ import {
   httpIdempotency,
   httpKeyValue,
   IdempotencyError,
+  type IdempotencyEvent,
   type IdempotencyStore,
   inspectRecord,
   makeIdempotent,
@@ -234,7 +235,14 @@ test("a live attempt whose record forgetRecord deleted while it ran gets its fun
 
 test('a live attempt with writes whose record forgetRecord deleted while it ran ends SUPERSEDED: its commit, fenced on its claim, wrote none of them', async () => {
   const turnstile = new Turnstile();
-  const options = { store, name: 'forget-live-writes', key: (order: Order) => order.orderId, now: () => T0 };
+  const events: IdempotencyEvent[] = [];
+  const options = {
+    store,
+    name: 'forget-live-writes',
+    key: (order: Order) => order.orderId,
+    now: () => T0,
+    observability: (event: IdempotencyEvent) => void events.push(event),
+  };
   const running = makeIdempotent(async (order: Order) => {
     transaction().put({ TableName: tableName, Item: { id: `effect-${order.orderId}` } });
     await turnstile.enter();
@@ -251,6 +259,8 @@ test('a live attempt with writes whose record forgetRecord deleted while it ran 
   );
   expect(await readItem(client, tableName, id)).toBeUndefined();
   expect(await readItem(client, tableName, 'effect-o-1')).toBeUndefined();
+  // No attempt took the record over: the function ran and its record was gone, for the BookkeepingFailures alarm, as without writes.
+  expect(events).toEqual(['miss', 'bookkeepingFailure']);
 });
 
 test('a live attempt whose record forgetRecord deleted and another attempt then claimed ends SUPERSEDED with a message that says so, not that it outlived its lease', async () => {
