@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES } from '../dynamodb-store.js';
 import { inexactNumberIn } from '../exact-json.js';
 import type { RecordAddress } from '../operations.js';
+import { shellCommand } from '../shell-words.js';
 import type { RecordStatus } from '../store.js';
 
 /** The command line of `lambda-idempotency`: one table of options feeds parsing, checks and help. @internal */
@@ -242,7 +243,8 @@ function addressOf(text: (option: OptionName) => string | undefined): RecordAddr
     if (error instanceof UsageError) throw error;
     // Broken JSON of an object, array or string is not a bare string key: quoting it would address another record.
     if (/^\s*[{["]/.test(json)) throw new UsageError('`--key` is not valid JSON; quote string values inside it.');
-    throw new UsageError(`\`--key\` must be JSON; a string key is quoted: --key '${JSON.stringify(json)}'.`);
+    // Quoted for the shell as a whole word: a key with its own quote would end single quotes put around it.
+    throw new UsageError(`\`--key\` must be JSON; a string key is quoted: --key ${shellCommand([JSON.stringify(json)])}.`);
   }
 }
 

@@ -109,3 +109,10 @@ test("`--caller ''` addresses the record of a request whose `scope` returned '',
   const none = parseCommand(['inspect', '--table', 'orders', ...http], {}) as Extract<Command, { command: 'inspect' }>;
   expect(recordIdOf(none.address)).not.toBe(id);
 });
+
+test('a string key given without its JSON quotes is suggested back quoted for the shell, as a key with a quote or a space is copied whole', async () => {
+  const sentence = (suggested: string) => `\`--key\` must be JSON; a string key is quoted: --key ${suggested}.`;
+  expect(await cli({}, 'inspect', '--table', 'orders', '--name', 'n', '--key', 'o-1')).toEqual(usage(sentence(`'"o-1"'`)));
+  // Pasted into a POSIX shell, `'"o'1"'` would end the quotes at the key's own quote.
+  expect(await cli({}, 'inspect', '--table', 'orders', '--name', 'n', '--key', "o'1 b")).toEqual(usage(sentence(`'"o'\\''1 b"'`)));
+});
