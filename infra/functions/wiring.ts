@@ -25,7 +25,11 @@ export interface FunctionOptions {
 /** The idempotency store and the payment service, on one client: the given one, or one from the environment. */
 export function paymentsBackend(options: FunctionOptions): { readonly store: DynamoDBStore; readonly service: PaymentService } {
   // The SDK sets no timeouts: a request never answered would hold the call until the Lambda times out.
-  const client = options.client ?? new DynamoDBClient({ requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true } });
+  // The store's own client's bounds: `requestTimeout` ends once a reply's headers have come, and
+  // `socketTimeout` bounds a reply whose body stops coming (a connection dropped silently mid-reply).
+  const client =
+    options.client ??
+    new DynamoDBClient({ requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000, throwOnRequestTimeout: true, socketTimeout: 2_000 } });
   const service = new PaymentService({
     client,
     tableName: options.paymentsTable,
