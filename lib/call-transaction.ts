@@ -83,7 +83,7 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
     return marshall(values, MARSHALL);
   } catch (error) {
     throw new TypeError(
-      `transaction().${action}: \`${parameter}\` holds a value DynamoDB cannot store (a class instance such as a Date: write its ISO string or epoch number; a function; an empty set); the marshaller's message is the cause.`,
+      `transaction().${action}: \`${parameter}\` holds a value DynamoDB cannot store (a class instance such as a Date: write its ISO string or epoch number; a symbol; an empty set); the marshaller's message is the cause.`,
       { cause: error },
     );
   }
