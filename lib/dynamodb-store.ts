@@ -1,5 +1,5 @@
 import { type AttributeValue, DeleteItemCommand, type DeleteItemCommandInput, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite } from './dynamodb/dynamodb-store.js';
+import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite, WriteAttempts } from './dynamodb/dynamodb-store.js';
 import type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
@@ -274,28 +274,13 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * 4xx (throttled) applied nothing: after it, no item still means no record.
    */
   private async deleteIf(input: DeleteItemCommandInput): Promise<boolean> {
-    const command = new DeleteItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' });
-    let mayHaveApplied = false;
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        try {
-          const output = await next(args);
-          if (((output.response as { statusCode?: number } | undefined)?.statusCode ?? 0) >= 500) mayHaveApplied = true;
-          return output;
-        } catch (error) {
-          const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-          const refusedConnection = ['ECONNREFUSED', 'ENOTFOUND'].includes((error as { code?: string } | null)?.code ?? '');
-          if ((status === undefined && !refusedConnection) || (status !== undefined && status >= 500)) mayHaveApplied = true;
-          throw error;
-        }
-      },
-      { step: 'deserialize', name: 'idempotencyDeleteAttempts' },
-    );
+    const attempts = new WriteAttempts();
+    const command = attempts.watch(new DeleteItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }));
     try {
       await this.client.send(command);
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return mayHaveApplied && error.Item === undefined;
+      if (isConditionFailure(error)) return attempts.mayHaveApplied && error.Item === undefined;
       throw error;
     }
   }

@@ -143,7 +143,8 @@ export interface ReleaseRequest {
   /**
    * Given when the call's claim failed, with its error: the release frees what that claim may have
    * applied although its answer was lost. A store that can tell from it that the claim ran nothing
-   * (Redis refused it for now: `LOADING`, `BUSY`) sends the release once, and one whose client is
+   * sends the release once (Redis refused it for now: `LOADING`, `BUSY`) or not at all (DynamoDB
+   * refused its every attempt with a 4xx: throttled, a missing grant), and one whose client is
    * still away since the claim failed does not wait for it: either would only hold the call's
    * failure. @default absent: the call held its record (its function ran, or was abandoned)
    */

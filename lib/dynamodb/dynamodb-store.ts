@@ -116,6 +116,47 @@ export async function resendWhileTransient<T>(send: () => Promise<T>, resendBy =
   }
 }
 
+/**
+ * The attempts the SDK made of one or more write commands (its own retries included), watched from
+ * inside its retry loop, and whether one may have been applied: one that got no answer (a timeout, a
+ * connection lost after sending) or an answer other than a 4xx. An attempt DynamoDB answered 4xx
+ * (throttled, refused), or whose connection was refused, applied nothing. A command's middleware
+ * runs only in an SDK client: a stand-in `send` shows no attempt. @internal
+ */
+export class WriteAttempts {
+  attempts = 0;
+  mayHaveApplied = false;
+
+  /** `command`, its attempts counted here. */
+  watch<C extends PutItemCommand | DeleteItemCommand>(command: C): C {
+    (command.middlewareStack as DeleteItemCommand['middlewareStack']).add(
+      (next) => async (args) => {
+        this.attempts++;
+        try {
+          const output = await next(args);
+          if (!isRefusal((output.response as { statusCode?: number } | undefined)?.statusCode)) this.mayHaveApplied = true;
+          return output;
+        } catch (error) {
+          const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+          const refusedConnection = ['ECONNREFUSED', 'ENOTFOUND'].includes((error as { code?: string } | null)?.code ?? '');
+          if (status === undefined ? !refusedConnection : !isRefusal(status)) this.mayHaveApplied = true;
+          throw error;
+        }
+      },
+      { step: 'deserialize', name: 'idempotencyWriteAttempts' },
+    );
+    return command;
+  }
+
+  /** At least one attempt was made, and none may have been applied. */
+  get appliedNothing(): boolean {
+    return this.attempts > 0 && !this.mayHaveApplied;
+  }
+}
+
+/** An HTTP status with which DynamoDB refuses a request, applying nothing. */
+const isRefusal = (status: number | undefined): boolean => status !== undefined && status >= 400 && status < 500;
+
 /** The condition of a completion or a release: the record is still INPROGRESS and held by this attempt's owner. */
 const HELD_BY_OWNER = '#owner = :owner AND #status = :inprogress';
 
@@ -187,6 +228,8 @@ export class DynamoDBStore implements IdempotencyStore {
   private readonly codec: ResponseCodec;
   private readonly names: Record<string, string>;
   private readonly outcomeNames: OutcomeNames;
+  /** The errors of claims that DynamoDB refused on every attempt, which applied nothing (see `release`). */
+  private readonly refusedClaims = new WeakSet<object>();
 
   constructor(options: LeanDynamoDBStoreOptions = {}) {
     const resolved = resolveStoreOptions(options);
@@ -222,8 +265,9 @@ export class DynamoDBStore implements IdempotencyStore {
     const put: PutItemInput = this.claimPut(request, 'INPROGRESS', request.leaseUntil);
     // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
     put.ReturnValues = 'ALL_OLD';
+    const attempts = new WriteAttempts();
     try {
-      const output = await sendWrite(() => this.client.send(new PutItemCommand(put)));
+      const output = await sendWrite(() => this.client.send(attempts.watch(new PutItemCommand(put))));
       const old = output?.Attributes;
       // A record without a retention, past its lease, is replaced without first getting one (see
       // `adoptRetention`): it is returned with the one it would have got, as the other stores return it.
@@ -235,7 +279,10 @@ export class DynamoDBStore implements IdempotencyStore {
       const previous = old ? await this.toRecord(old, false).catch(() => undefined) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
-      if (!isConditionFailure(error) || error.Item === undefined) throw error;
+      if (!isConditionFailure(error) || error.Item === undefined) {
+        if (attempts.appliedNothing && typeof error === 'object' && error !== null) this.refusedClaims.add(error);
+        throw error;
+      }
       const item = error.Item[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, error.Item) : error.Item;
       if (item === undefined) return this.putClaim(request, true);
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
@@ -291,6 +338,12 @@ export class DynamoDBStore implements IdempotencyStore {
   }
 
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    // A claim DynamoDB refused on its every attempt (throttled, a missing grant) claimed nothing: its
+    // release would find nothing of this owner's, and sent again while throttled, by a table that
+    // throttles every request, would only hold the call's failure for seconds and add to the load.
+    if (typeof request.claimFailure === 'object' && request.claimFailure !== null && this.refusedClaims.has(request.claimFailure)) {
+      return { released: false, record: undefined };
+    }
     try {
       const command = new DeleteItemCommand({
         TableName: this.tableName,

@@ -346,6 +346,35 @@ test('a claim that loses every response fails closed (STORE_FAILURE, nothing ran
   expect(runs).toBe(1);
 });
 
+test('a claim DynamoDB throttled on every attempt applied nothing: no release is sent after it, to a table that throttles every request', async () => {
+  let runs = 0;
+  const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'claim-all-throttled', leaseSeconds: 5, now: () => T0 });
+  faults.schedule({ operations: ['PutItem', 'DeleteItem'], fault: { kind: 'throttle' }, requests: 100, attempts: 'all' });
+
+  expect(await thrown(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
+  expect(faults.attemptsOf('PutItem')).toBe(3);
+  expect(faults.attemptsOf('DeleteItem')).toBe(0);
+  expect(runs).toBe(0);
+  faults.clear();
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+});
+
+test('a claim whose first attempt may have applied (its answer lost) and whose retries were throttled releases what it may have claimed, sent again while throttled', async () => {
+  let runs = 0;
+  const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name: 'claim-lost-then-throttled', leaseSeconds: 5, now: () => T0 });
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response' } });
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'throttle' }, attempt: 2, attempts: 'all' });
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+
+  expect(await thrown(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
+  expect(faults.attemptsOf('PutItem')).toBe(3);
+  // The release's first send, throttled on its every attempt, then its resend, which deletes the claim.
+  expect(faults.attemptsOf('DeleteItem')).toBe(4);
+  expect(await item('claim-lost-then-throttled', 'k')).toBeUndefined();
+  expect(runs).toBe(0);
+  expect(await once('k')).toEqual({ id: 'k', run: 1 });
+});
+
 test('a completion that loses the response of every SDK attempt is sent again, meets its own COMPLETED record, and replays', async () => {
   const logger = silentLogger();
   let runs = 0;
