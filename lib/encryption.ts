@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { checkOptions, type OptionCheck } from './options.js';
-import { UnreadableRecordError } from './response-codec.js';
+import { storedValueOf, UnreadableRecordError } from './response-codec.js';
 import { isKeyId, isKeyProvider, isModuleShaped, isOutcomeEncryption, overheadProblem } from './stored-outcome.js';
 
 /**
@@ -133,11 +133,13 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
       return Buffer.concat([Buffer.of(compressed ? GZIP : PLAIN), iv, cipher.getAuthTag(), body]);
     },
     async open(sealed: Uint8Array, keyId: string, sealedFor: SealedFor) {
-      const { kind } = sealedFor;
+      const what = storedValueOf(sealedFor);
       const format = sealed[0];
-      if (sealed.byteLength < SEAL_OVERHEAD || (format !== PLAIN && format !== GZIP))
-        throw new UnreadableRecordError(`The stored ${kind} is not in the sealed format.`);
-      const key = checkKey(await provider.keyById(keyId), `The key \`${keyId}\` from ResponseEncryption.keyById()`);
+      if (sealed.byteLength < SEAL_OVERHEAD || (format !== PLAIN && format !== GZIP)) throw new UnreadableRecordError(`${what} is not in the sealed format.`);
+      const key = checkKey(
+        await provider.keyById(keyId),
+        `The key \`${keyId}\` from ResponseEncryption.keyById(), for the idempotency record ${sealedFor.recordKey},`,
+      );
       let plain: Buffer;
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 13));
@@ -147,13 +149,13 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
       } catch (error) {
         // Named for what an operator can check: the same id given to a new key fails here too, as tampering does.
         throw new UnreadableRecordError(
-          `The stored ${kind} failed authentication with key \`${keyId}\`: it was altered, moved from another record, or sealed with another key of the same id.`,
+          `${what} failed authentication with key \`${keyId}\`: it was altered, moved from another record, or sealed with another key of the same id.`,
           { cause: error },
         );
       }
       // The format byte is outside the authenticated data: the authenticated bytes must agree with it
       // (JSON text never starts with gzip's magic bytes).
-      if ((format === GZIP) !== isGzip(plain)) throw new UnreadableRecordError(`The stored ${kind} does not match its format byte.`);
+      if ((format === GZIP) !== isGzip(plain)) throw new UnreadableRecordError(`${what} does not match its format byte.`);
       return { plain, compressed: format === GZIP };
     },
   });

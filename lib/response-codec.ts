@@ -18,6 +18,13 @@ export class UnreadableRecordError extends Error {
 }
 
 /**
+ * The subject of the errors of a stored value that cannot be read: it names the record, as the
+ * errors of a malformed one do, for an operator to inspect or forget it by. @internal
+ */
+export const storedValueOf = ({ recordKey, kind }: { readonly recordKey: string; readonly kind: StoredKind }): string =>
+  `The stored ${kind} of the idempotency record ${recordKey}`;
+
+/**
  * The error for an item a store cannot read as a record: it fails closed until removed (or
  * expired), so the message names what is wrong and `removal`, how to remove it. @internal
  */
@@ -88,19 +95,19 @@ export class ResponseCodec {
   /** The JSON text of a stored value; throws {@link UnreadableRecordError} on anything this store would not have written. */
   async decode(stored: AttributeValue | undefined, kind: StoredKind, keyId: string | undefined, recordKey: string): Promise<string | undefined> {
     if (stored === undefined) return undefined;
+    const what = storedValueOf({ recordKey, kind });
     if (this.#encryption !== undefined) {
       // Fail closed on a downgrade: whoever can write the item must not choose what is replayed.
-      if (stored.B === undefined || keyId === undefined)
-        throw new UnreadableRecordError(`The stored ${kind} is not encrypted, and this store reads only encrypted ones.`);
+      if (stored.B === undefined || keyId === undefined) throw new UnreadableRecordError(`${what} is not encrypted, and this store reads only encrypted ones.`);
       const { plain, compressed } = await this.#encryption.open(stored.B, keyId, { recordKey, kind });
-      return compressed ? unzip(plain, kind) : Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8');
+      return compressed ? unzip(plain, what) : Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8');
     }
     if (stored.B !== undefined && keyId !== undefined) {
-      throw new UnreadableRecordError(`The stored ${kind} is encrypted; configure \`encryption\` on the store to read it.`);
+      throw new UnreadableRecordError(`${what} is encrypted; configure \`encryption\` on the store to read it.`);
     }
     if (stored.S !== undefined) return stored.S;
-    if (stored.B !== undefined) return unzip(stored.B, kind);
-    throw new UnreadableRecordError(`The stored ${kind} has an attribute type this store never writes.`);
+    if (stored.B !== undefined) return unzip(stored.B, what);
+    throw new UnreadableRecordError(`${what} has an attribute type this store never writes.`);
   }
 }
 
@@ -121,12 +128,12 @@ const describeKey = (key: unknown): string => {
  */
 const MAX_UNZIPPED_BYTES = 1032 * ITEM_LIMIT_BYTES;
 
-function unzip(bytes: Uint8Array, kind: StoredKind): string {
+function unzip(bytes: Uint8Array, what: string): string {
   try {
     return gunzipSync(bytes, { maxOutputLength: MAX_UNZIPPED_BYTES }).toString('utf8');
   } catch (error) {
     const tooLarge = (error as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
     const problem = tooLarge ? `decompresses to more than ${MAX_UNZIPPED_BYTES} bytes, more than any stored value holds` : 'is not valid gzip';
-    throw new UnreadableRecordError(`The stored ${kind} ${problem}.`, { cause: error });
+    throw new UnreadableRecordError(`${what} ${problem}.`, { cause: error });
   }
 }

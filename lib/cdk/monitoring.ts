@@ -116,7 +116,7 @@ const ALARMS: ReadonlyArray<
     'storeFailure',
     'storeFailures',
     5,
-    'calls were refused because the idempotency table could not be reached, or a record or stored outcome it returned could not be read (written by another tool, or encrypted under a key the store lacks: the STORE_FAILURE names the record); they did not run (in atomic mode they ran, and their commit failed: nothing written, or, when its answer was lost, perhaps all of it). Check DynamoDB throttling, permissions, the network and the encryption keys.',
+    'calls were refused because the idempotency table could not be reached, or a record or stored outcome it returned could not be read (written by another tool, or encrypted under a key the store lacks: the cause of the STORE_FAILURE names the record, unless it is an error of the key provider); they did not run (in atomic mode they ran, and their commit failed: nothing written, or, when its answer was lost, perhaps all of it). Check DynamoDB throttling, permissions, the network and the encryption keys.',
   ],
   [
     'superseded',

@@ -59,7 +59,7 @@ test('a record that cannot be decrypted (another key given the same id) fails cl
   expect(error).toBeInstanceOf(IdempotencyError);
   expect((error as IdempotencyError).code).toBe('STORE_FAILURE');
   expect(((error as IdempotencyError).cause as Error).message).toBe(
-    'The stored response failed authentication with key `k1`: it was altered, moved from another record, or sealed with another key of the same id.',
+    `The stored response of the idempotency record ${recordId('wrongkey', 'z')} failed authentication with key \`k1\`: it was altered, moved from another record, or sealed with another key of the same id.`,
   );
   expect(runs).toBe(1);
 });
@@ -108,7 +108,7 @@ test('a key retired from keyById() before its records expire: their duplicates f
   const missing = await rejection(makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: byLookup })({ id: 'r' }));
   expect([missing.code, (missing.cause as Error).message]).toEqual([
     'STORE_FAILURE',
-    'The key `k1` from ResponseEncryption.keyById() must be a 32-byte AES-256 key (got undefined).',
+    `The key \`k1\` from ResponseEncryption.keyById(), for the idempotency record ${recordId('retire', 'r')}, must be a 32-byte AES-256 key (got undefined).`,
   ]);
   expect(runs).toBe(1);
   now += 61_000;

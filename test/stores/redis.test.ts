@@ -670,7 +670,9 @@ for (const kind of CLIENT_KINDS) {
       await charge(sealing)('a');
       const refused = await rejection(charge(new RedisStore({ client: opened.client, keyPrefix }))('a'));
       expect(refused.code).toBe('STORE_FAILURE');
-      expect((refused.cause as Error).message).toBe('The stored response is encrypted; configure `encryption` on the store to read it.');
+      expect((refused.cause as Error).message).toBe(
+        `The stored response of the idempotency record unread#${hashKey('a')} is encrypted; configure \`encryption\` on the store to read it.`,
+      );
       expect(runs).toBe(1);
     });
 
@@ -721,7 +723,7 @@ for (const kind of CLIENT_KINDS) {
       expect([refused.code, describeStoreFailure(refused.cause), (refused.cause as Error).message]).toEqual([
         'STORE_FAILURE',
         'UnreadableRecordError',
-        `The stored response decompresses to more than ${1032 * ITEM_LIMIT_BYTES} bytes, more than any stored value holds.`,
+        `The stored response of the idempotency record bomb#${hashKey('k')} decompresses to more than ${1032 * ITEM_LIMIT_BYTES} bytes, more than any stored value holds.`,
       ]);
       expect(runs).toBe(1);
     });

@@ -36,7 +36,7 @@ describe('keys', () => {
     const sealed = sealing.encode('1', 'response', KEY, k1);
     const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => randomBytes(31) }));
     await expect(codec.decode(sealed, 'response', 'k1', KEY)).rejects.toThrow(
-      new TypeError('The key `k1` from ResponseEncryption.keyById() must be a 32-byte AES-256 key (got 31 bytes).'),
+      new TypeError(`The key \`k1\` from ResponseEncryption.keyById(), for the idempotency record ${KEY}, must be a 32-byte AES-256 key (got 31 bytes).`),
     );
   });
 });
@@ -109,10 +109,33 @@ describe('with encryption, only authenticated ciphertext is read', () => {
   });
 });
 
+test('a stored outcome this store cannot read is refused naming its record, which an operator inspects or forgets by it', async () => {
+  const sealed = sealing.encode('{"refunded":10}', 'response', KEY, k1);
+  const relabelled = { B: Buffer.concat([Buffer.of(2), sealed.B!.subarray(1)]) };
+  const wrongSize = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => randomBytes(31) }));
+  for (const refused of [
+    () => sealing.decode({ S: '{"forged":1}' }, 'response', 'k1', KEY),
+    () => sealing.decode({ B: Uint8Array.of(1, 2, 3) }, 'response', 'k1', KEY),
+    () => sealing.decode(sealing.encode('1', 'response', 'other#record', k1), 'response', 'k1', KEY),
+    () => sealing.decode(relabelled, 'response', 'k1', KEY),
+    () => sealing.decode({ B: gzipSync('{"forged":1}') }, 'error', 'k1', KEY),
+    () => wrongSize.decode(sealed, 'response', 'k1', KEY),
+    () => plain.decode(sealed, 'response', 'k1', KEY),
+    () => plain.decode({ B: Uint8Array.of(1, 2, 3) }, 'response', undefined, KEY),
+    () => plain.decode({ N: '1' }, 'error', undefined, KEY),
+  ]) {
+    const error = await refused().then(
+      () => undefined,
+      (caught: unknown) => caught as Error,
+    );
+    expect(error?.message).toContain(`idempotency record ${KEY}`);
+  }
+});
+
 describe('without encryption', () => {
   test('a sealed value is refused with a sentence; a non-gzip B or an unknown type fails closed', async () => {
     await expect(plain.decode(sealing.encode('1', 'response', KEY, k1), 'response', 'k1', KEY)).rejects.toThrow(
-      'The stored response is encrypted; configure `encryption` on the store to read it.',
+      `The stored response of the idempotency record ${KEY} is encrypted; configure \`encryption\` on the store to read it.`,
     );
     await expect(plain.decode({ B: Uint8Array.of(1, 2, 3) }, 'response', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
     await expect(plain.decode({ N: '1' }, 'error', undefined, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
@@ -128,7 +151,7 @@ describe('without encryption', () => {
     );
     expect(refusal).toBeInstanceOf(UnreadableRecordError);
     expect((refusal as Error).message).toBe(
-      `The stored response decompresses to more than ${1032 * ITEM_LIMIT_BYTES} bytes, more than any stored value holds.`,
+      `The stored response of the idempotency record ${KEY} decompresses to more than ${1032 * ITEM_LIMIT_BYTES} bytes, more than any stored value holds.`,
     );
     // Node stopped inflating at maxOutputLength: the refusal is its, not a failure further on.
     expect(((refusal as Error).cause as { code?: unknown }).code).toBe('ERR_BUFFER_TOO_LARGE');
@@ -140,7 +163,9 @@ test('with encryption, a decompression bomb inside an authentic ciphertext (seal
   const sealed = module.seal(await gzipBomb(), true, k1, { recordKey: KEY, kind: 'response' });
   const refusal = await sealing.decode({ B: sealed }, 'response', 'k1', KEY).catch((error: unknown) => error);
   expect(refusal).toBeInstanceOf(UnreadableRecordError);
-  expect((refusal as Error).message).toBe('The stored response decompresses to more than 422707200 bytes, more than any stored value holds.');
+  expect((refusal as Error).message).toBe(
+    `The stored response of the idempotency record ${KEY} decompresses to more than 422707200 bytes, more than any stored value holds.`,
+  );
 });
 
 describe('an encryption module written by hand', () => {
