@@ -93,7 +93,7 @@ export function attributeSize(name: string, value: AttributeValue): number {
 export const itemSize = (item: Record<string, AttributeValue>): number =>
   Object.entries(item).reduce((sum, [name, value]) => sum + attributeSize(name, value), 0);
 
-/** Room kept for the fingerprint a completion cannot see (the engine's: SHA-256 in hex, 64 bytes). */
+/** Room kept for the fingerprint a completion cannot see (the engine's: a SHA-256 in base64url, 43 bytes; 64 are kept, room for one in hex). */
 const FINGERPRINT_ROOM: AttributeValue = { S: '0'.repeat(64) };
 
 /** The names of the attributes a COMPLETED record holds besides its outcome. @internal */
