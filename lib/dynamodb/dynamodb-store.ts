@@ -280,14 +280,21 @@ export class DynamoDBStore implements IdempotencyStore {
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
       if (!isConditionFailure(error) || error.Item === undefined) {
-        if (attempts.appliedNothing && typeof error === 'object' && error !== null) this.refusedClaims.add(error);
-        throw error;
+        this.refused(error, attempts.appliedNothing);
       }
       const item = error.Item[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, error.Item) : error.Item;
       if (item === undefined) return this.putClaim(request, true);
-      // A record that cannot be read (not authentic under encryption, say) throws: the claim fails closed.
-      return { claimed: false, record: (await this.toRecord(item))! };
+      // A record that cannot be read (not authentic under encryption, say) throws: the claim fails
+      // closed. Another attempt's record refused it, so it applied nothing: no release follows.
+      const refusedBy = error.Item[this.attributes.owner]?.S !== request.owner;
+      return { claimed: false, record: (await this.toRecord(item).catch((failure: unknown) => this.refused(failure, refusedBy)))! };
     }
+  }
+
+  /** Throws `error`, the failure of a claim, remembered as one that applied nothing when `nothing` (see `release`). */
+  private refused(error: unknown, nothing: boolean): never {
+    if (nothing && typeof error === 'object' && error !== null) this.refusedClaims.add(error);
+    throw error;
   }
 
   /**

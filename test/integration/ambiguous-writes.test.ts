@@ -4,7 +4,7 @@
  * it. The retry meets the attempt's own result and must read it as success; only a record owned by
  * someone else is IN_PROGRESS or SUPERSEDED. The fault layer sits between the SDK and DynamoDB Local.
  */
-import { type AttributeValue, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import { DynamoDBStore, type HttpResult, httpIdempotency, type IdempotencyEvent, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
@@ -357,6 +357,29 @@ test('a claim DynamoDB throttled on every attempt applied nothing: no release is
   expect(runs).toBe(0);
   faults.clear();
   expect(await once('k')).toEqual({ id: 'k', run: 1 });
+});
+
+test('a claim refused by the record of another attempt that cannot be read (its outcome not gzip) applied nothing: STORE_FAILURE, and no release is sent after it', async () => {
+  const name = 'claim-refused-unreadable';
+  await inspect.send(
+    new PutItemCommand({
+      TableName: tableName,
+      Item: {
+        id: { S: recordId(name, 'k') },
+        status: { S: 'COMPLETED' },
+        owner: { S: 'another-attempt' },
+        expiration: { N: String(T0 / 1000 + 3_600) },
+        response: { B: Uint8Array.of(1, 2, 3) },
+      },
+    }),
+  );
+  let runs = 0;
+  const once = makeIdempotent(async (id: string) => ({ id, run: ++runs }), { store, name, now: () => T0 });
+  expect(await thrown(once('k'))).toMatchObject({ code: 'STORE_FAILURE' });
+  expect(faults.attemptsOf('PutItem')).toBe(1);
+  expect(faults.attemptsOf('DeleteItem')).toBe(0);
+  expect(runs).toBe(0);
+  expect(await item(name, 'k')).toMatchObject({ owner: { S: 'another-attempt' } });
 });
 
 test('a claim whose first attempt may have applied (its answer lost) and whose retries were throttled releases what it may have claimed, sent again while throttled', async () => {
