@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { aesGcmEncryption, type OutcomeEncryption } from '../encryption.js';
 import type { IdempotencyStore } from '../store.js';
 import type { Check } from './contract-claims.js';
-import { Fixture } from './contract-fixture.js';
+import { Fixture, refused } from './contract-fixture.js';
 
 /**
  * Makes a store that seals every stored outcome with `encryption`, sharing nothing with the store of
@@ -77,6 +77,41 @@ const checks: readonly SealingCheck[] = [
       assert.equal(blind.record?.status, 'COMPLETED', "a resent completion returns the record's state while the key provider fails");
       assert.equal(blind.record?.owner, 'owner-a', "a resent completion returns the record's state while the key provider fails");
       assert.equal(blind.record?.response, undefined, 'a resent completion cannot read its outcome while the key provider fails');
+    },
+  ],
+  [
+    'a completion while the key provider fails completes the record without its outcome, never in the clear: its duplicates are told it was not stored, and the call never runs again',
+    async (f, keys) => {
+      // A throttled KMS: the call ran, and only its outcome cannot be sealed. A store that throws
+      // leaves the record INPROGRESS for a retry to run the call again after the lease; one that
+      // stores the outcome unsealed breaks the encryption the deployment asked for.
+      keys.failing = true;
+      for (const [label, outcome] of [
+        ['a response', { response: '{"card":"4242"}' }],
+        ['a final error', { response: undefined, error: '{"name":"CardDeclined","message":"card 4242 declined"}' }],
+      ] as const) {
+        const key = f.key(label);
+        await f.claim(key, 'owner-a');
+        let result: Awaited<ReturnType<typeof f.complete>>;
+        try {
+          result = await f.complete(key, 'owner-a', outcome.response, outcome);
+        } catch (error) {
+          assert.fail(
+            `the completion of ${label} threw while the key provider failed (${(error as Error).message}): the record stays INPROGRESS, and a retry after its lease runs the call again. Complete it without its outcome.`,
+          );
+        }
+        assert.deepEqual(
+          [result.completed, result.completed && result.responseStored],
+          [true, false],
+          `the completion of ${label} while the key provider failed must complete the record and report its outcome not stored (\`responseStored: false\`)`,
+        );
+        const record = refused(await f.claim(key, 'owner-b'), 'a claim of the record completed while the key provider failed');
+        assert.deepEqual(
+          [record.status, record.owner, record.responseOmitted, record.response, record.error],
+          ['COMPLETED', 'owner-a', true, undefined, undefined],
+          `the record of ${label} completed while the key provider failed must be COMPLETED and marked omitted (\`responseOmitted\`), with no outcome: none can be sealed, and none may be stored in the clear`,
+        );
+      }
     },
   ],
 ];

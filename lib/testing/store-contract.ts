@@ -45,8 +45,9 @@ export interface StoreContractOptions {
   /**
    * Makes a store like the checked one that seals every outcome with the encryption it is given:
    * enables the checks that a refused completion or release never opens another owner's sealed
-   * outcome (nor fails when the key provider does), and that a completion sent again by its owner
-   * reads its own.
+   * outcome (nor fails when the key provider does), that a completion sent again by its owner
+   * reads its own, and that a completion while the key provider fails completes the record without
+   * its outcome (neither throws nor stores it in the clear).
    */
   readonly sealing?: SealingStore | undefined;
   /**

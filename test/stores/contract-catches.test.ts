@@ -204,6 +204,24 @@ test("a refused completion that opens another owner's sealed outcome fails the s
   ]);
 });
 
+test('a completion that stores its outcome in the clear while the key provider fails (no key to seal with) fails the sealing check, and only it', async () => {
+  // Without a key it writes through a store that does not encrypt, over the same records.
+  const sealing = (encryption: OutcomeEncryption) => {
+    const inner = new InMemoryStore({ encryption });
+    const plain = Object.assign(new InMemoryStore(), { records: (inner as unknown as { records: unknown }).records });
+    return broken(inner, {
+      complete: async (request: CompleteRequest) => {
+        const key = await encryption.currentKey().catch(() => undefined);
+        return (key === undefined ? plain : inner).complete(request);
+      },
+    });
+  };
+  const failed = await failures(storeContract(() => new InMemoryStore(), { sealing }));
+  expect(failed).toEqual([
+    'a completion while the key provider fails completes the record without its outcome, never in the clear: its duplicates are told it was not stored, and the call never runs again',
+  ]);
+});
+
 test('options that are not functions are refused up front with a TypeError naming the option', () => {
   const make = () => new InMemoryStore();
   expect(() => storeContract(undefined as never)).toThrow(new TypeError('storeContract: `makeStore` must be a function that returns a store.'));
