@@ -332,7 +332,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       },
       set(value: unknown) {
         // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
-        const failure = 'earlyResponse' in request && request.error !== undefined ? answerFailure(request) : undefined;
+        // Only middy's own `request.response = request.earlyResponse` is that answer: middy 6 keeps
+        // the early answer of a hook that threw through the `onError` hooks, whose own responses
+        // (http-error-handler's, which it then writes its status on) are responses, not promises.
+        const failure = 'earlyResponse' in request && request.error !== undefined && value === request.earlyResponse ? answerFailure(request) : undefined;
         if (failure !== undefined) {
           current = failure.then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
           response.set(current);

@@ -8,6 +8,7 @@ import { DeleteTableCommand, type DynamoDBClient, PutItemCommand } from '@aws-sd
 import { jest } from '@jest/globals';
 import middy from '@middy/core';
 import httpCors from '@middy/http-cors';
+import httpErrorHandler from '@middy/http-error-handler';
 import inputOutputLogger from '@middy/input-output-logger';
 import type { Context, SQSRecord } from 'aws-lambda';
 import {
@@ -860,6 +861,41 @@ describe('middlewares that answer early', () => {
     fail = false;
     expect(await handler({ id: 'e-3' }, lambdaContext('early-before-throw'))).toBe('ran');
   });
+
+  test.each([
+    ['before', undefined],
+    ['after', '{"statusCode":201,"run":1}'],
+  ] as const)(
+    'an inner `%s` that sets an early answer and then throws, behind http-error-handler: the caller gets the answer middy gives without this middleware, and the record ends as the error does',
+    async (hook, stored) => {
+      let runs = 0;
+      let fail = true;
+      const name = `early-${hook}-throw-http`;
+      const failing = {
+        [hook]: (request: { earlyResponse?: unknown }) => {
+          request.earlyResponse = { statusCode: 403 };
+          if (fail) throw new Error('audit log down');
+          delete request.earlyResponse;
+        },
+      };
+      const route = () => middy(async () => ({ statusCode: 201, run: ++runs }));
+      const plain = route()
+        .use(httpErrorHandler({ logger: false }))
+        .use(failing);
+      const handler = route()
+        .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+        .use(httpErrorHandler({ logger: false }))
+        .use(failing);
+      // Middy 6 keeps the early answer of a hook that threw, and sends it once an `onError` has run.
+      const expected = middyMajor === 7 ? { statusCode: 500, headers: {} } : { statusCode: 403 };
+      expect(await plain({ id: 'plain' }, lambdaContext(name))).toEqual(expected);
+      runs = 0;
+      expect(await handler({ id: 'e-4' }, lambdaContext(name))).toEqual(expected);
+      expect((await recordOf(name, 'e-4'))?.response?.S).toBe(stored);
+      fail = false;
+      expect(await handler({ id: 'e-4' }, lambdaContext(name))).toEqual({ statusCode: 201, run: 1 });
+    },
+  );
 
   test("a thrown error in an inner `after`, once the handler returned, completes the record with the handler's response: the retry does not run it again", async () => {
     let runs = 0;
