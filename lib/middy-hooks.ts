@@ -337,7 +337,15 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         // (http-error-handler's, which it then writes its status on) are responses, not promises.
         const failure = 'earlyResponse' in request && request.error !== undefined && value === request.earlyResponse ? answerFailure(request) : undefined;
         if (failure !== undefined) {
-          current = failure.then((outcome) => (outcome.replayed ? answerOf(outcome, request) : value));
+          // An answer of `undefined` answers nothing: middy rethrows the error then, and so does the
+          // promise middy returns in its place, once the call has ended.
+          const answer = failure.then((outcome) => {
+            if (outcome.replayed) return answerOf(outcome, request);
+            if (value === undefined) throw request.error;
+            return value;
+          });
+          answer.catch(() => undefined); // a hook that assigns again leaves this one unreturned: no unhandled rejection
+          current = answer;
           response.set(current);
           return;
         }

@@ -726,6 +726,20 @@ describe('middlewares that answer early', () => {
     expect(await handler({ id: 'o-1' }, lambdaContext('early-on-error'))).toEqual({ statusCode: 201, run: 2 });
   });
 
+  test("an inner `onError` that sets an early answer of `undefined` answers nothing, as middy then rethrows: the caller gets the handler's error, and the key is released", async () => {
+    let runs = 0;
+    const down = new Error('card network down');
+    const handler = middy(async () => {
+      if (++runs === 1) throw down;
+      return { statusCode: 201, run: runs };
+    })
+      .use(idempotency({ store, key: (event: { id: string }) => event.id }))
+      .use({ onError: (request: { earlyResponse?: unknown }) => void (request.earlyResponse = undefined) });
+    await expect(handler({ id: 'o-4' }, lambdaContext('early-on-error-undefined'))).rejects.toBe(down);
+    expect(await recordOf('early-on-error-undefined', 'o-4')).toBeUndefined();
+    expect(await handler({ id: 'o-4' }, lambdaContext('early-on-error-undefined'))).toEqual({ statusCode: 201, run: 2 });
+  });
+
   test("atomic: a failure an inner `onError` answers, whose record another attempt completed meanwhile, gets that attempt's stored outcome, as every later duplicate does", async () => {
     const held = gate();
     let runs = 0;
