@@ -125,6 +125,36 @@ const cdkTsconfig = {
   exclude: ['node_modules', 'cdk.out'],
 };
 
+/**
+ * The construct on the oldest aws-cdk-lib the peer range accepts (`oldest-cdk/node_modules`, where the
+ * test copies the package): a customer managed key, whose grant tells a key of the app from an
+ * imported one, and a synth-check warning acknowledged on the function it is reported on. Prints
+ * the version that ran and the stack's messages.
+ */
+const oldestCdkSynth = `import { createRequire } from 'node:module';
+import { Annotations, App, Duration, Stack } from 'aws-cdk-lib';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { IdempotencyTable } from 'lambda-idempotency/cdk';
+
+const { version } = createRequire(import.meta.url)('aws-cdk-lib/package.json');
+const app = new App();
+const stack = new Stack(app, 'Oldest');
+const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.days(5), encryptionKey: new Key(stack, 'Key') });
+const consumer = new LambdaFunction(stack, 'Consumer', {
+  runtime: Runtime.NODEJS_22_X,
+  handler: 'index.handler',
+  code: Code.fromInline('exports.handler = async () => ({});'),
+});
+consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
+// Messages kept 4 days, records 5, no dead-letter queue: a warning, which this consumer accepts.
+records.attachSqsConsumer(consumer, new Queue(stack, 'Orders', { visibilityTimeout: Duration.minutes(1) }));
+Annotations.of(consumer).acknowledgeWarning('lambda-idempotency:queueWithoutDeadLetterQueue', 'failed orders are reconciled daily');
+const messages = app.synth().getStackByName(stack.stackName).messages;
+console.log(JSON.stringify({ version, messages: messages.map((message) => \`\${message.level} \${message.id}: \${message.entry.data}\`) }));
+`;
+
 /** The public entry points: subpath → one export it must provide. */
 export const ENTRY_POINTS: Readonly<Record<string, string>> = {
   'lambda-idempotency': 'makeIdempotent',
@@ -250,5 +280,6 @@ export function writeConsumerApps(consumer: string, installed: string, declarati
     'entries/lambda-types.mts': lambdaTypesApp,
     'entries/tsconfig.bundler.json': bundlerTsconfig,
     'entries/tsconfig.node16.json': node16Tsconfig,
+    'oldest-cdk/synth.mjs': oldestCdkSynth,
   });
 }

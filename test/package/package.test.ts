@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { parseMarkdown } from '../docs/markdown.js';
 import { dropTable, endpoint, freshTable, testClient } from '../support/dynamodb.js';
 import { ENTRY_POINTS, PROJECTS, writeConsumerApps } from './consumer-apps.js';
-import { OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
+import { OLDEST_CDK, OLDEST_LAMBDA_TYPES, type Packed, packed, root } from './packed.js';
 import { tscBuild } from './tsc-build.js';
 
 const exec = promisify(execFile);
@@ -279,6 +279,14 @@ describe('installed into a fresh project', () => {
       .filter((r) => r.Type === 'AWS::IAM::Policy')
       .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[] }> }).Statement.flatMap((s) => s.Action));
     expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']));
+  }, 60_000);
+
+  test(`the CDK construct runs on aws-cdk-lib ${OLDEST_CDK}, the oldest the peer range accepts: a customer managed key is granted, and a warning acknowledged on its function is gone`, async () => {
+    // The package beside that aws-cdk-lib, as npm installs it in a CDK app pinned to it; the AWS SDK resolves from the consumer.
+    const copy = join(pkg.consumer, 'oldest-cdk', 'node_modules', 'lambda-idempotency');
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(pkg.installed, copy, { recursive: true });
+    expect(await runApp('oldest-cdk/synth.mjs')).toEqual({ version: OLDEST_CDK, messages: [] });
   }, 60_000);
 
   test("two copies of the package on one handler (another version in a dependency): the outer middleware never stores the inner one's rejection", async () => {

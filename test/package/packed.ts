@@ -31,10 +31,13 @@ const LINKED_PEERS: ReadonlyArray<readonly [string, string]> = [
   ['@types/node', '@types/node'],
 ];
 
+const peerDependencies = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies;
+
 /** The lowest `@types/aws-lambda` that the package's peer range accepts. */
-export const OLDEST_LAMBDA_TYPES = (
-  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }
-).peerDependencies['@types/aws-lambda']!.replace(/^[\^~>=]+/, '');
+export const OLDEST_LAMBDA_TYPES = peerDependencies['@types/aws-lambda']!.replace(/^[\^~>=]+/, '');
+
+/** The lowest `aws-cdk-lib` that the package's peer range accepts. */
+export const OLDEST_CDK = peerDependencies['aws-cdk-lib']!.replace(/^[\^~>=]+/, '');
 
 export interface PackedFile {
   readonly path: string;
@@ -90,6 +93,12 @@ async function build(dir: string): Promise<void> {
   writeFileSync(join(oldestTypes, 'package.json'), JSON.stringify({ private: true }));
   const oldest = npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `@types/aws-lambda@${OLDEST_LAMBDA_TYPES}`], oldestTypes);
   oldest.catch(() => undefined); // awaited below, after the pack and install, which fail first if they fail
+  // The oldest aws-cdk-lib likewise (constructs comes with it, as its peer), for the construct to run on; the package is copied beside it by the test.
+  const oldestCdk = join(consumer, 'oldest-cdk');
+  mkdirSync(oldestCdk);
+  writeFileSync(join(oldestCdk, 'package.json'), JSON.stringify({ private: true }));
+  const oldestCdkInstall = npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `aws-cdk-lib@${OLDEST_CDK}`], oldestCdk);
+  oldestCdkInstall.catch(() => undefined);
   const [report] = JSON.parse(await npm(['pack', '--json', '--pack-destination', dir], root)) as [{ filename: string; files: PackedFile[] }];
   writeFileSync(join(dir, 'files.json'), JSON.stringify(report.files));
   writeFileSync(
@@ -99,6 +108,7 @@ async function build(dir: string): Promise<void> {
   // The npm cache holds every package the repository installed; the registry answers for the rest.
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund'], consumer);
   await oldest;
+  await oldestCdkInstall;
   for (const [name, source] of LINKED_PEERS) {
     const link = join(consumer, 'node_modules', name);
     mkdirSync(dirname(link), { recursive: true });
