@@ -212,7 +212,8 @@ test('a claim that lost every answer (it applied) and whose release is throttled
 
 test('the release of a claim given up on, throttled on every send, is sent again only until the call must answer: STORE_FAILURE before the deadline, nothing sent after it', async () => {
   const { fn, runs } = charge('claim-release-deadline');
-  faults.schedule({ operations: ['PutItem'], fault: { kind: 'throttle' }, attempts: 'all' });
+  // Every answer lost: the claim may have applied, so its release is sent.
+  faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response', error: 'TimeoutError' }, attempts: 'all' });
   faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
   const REMAINING = 600;
   const started = performance.now();
