@@ -639,8 +639,6 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         let omitted = false;
         try {
           response = JSON.stringify(ending.value);
-          // A function or a symbol has no JSON text: stored as `undefined`, it would replay as one.
-          omitted = response === undefined && ending.value !== undefined;
         } catch {
           omitted = true; // BigInt, cycles: reaches this caller, cannot be replayed
         }
@@ -722,7 +720,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A completion the store failed may not have applied: its own warning says so instead.
       else if (!responseStored && !unconfirmed) {
         const why = request.responseOmitted
-          ? "the call's result cannot be written as JSON (a BigInt, a function, a cycle, nesting too deep)"
+          ? "the call's result cannot be written as JSON (a BigInt, a cycle, nesting too deep)"
           : "the call's outcome does not fit in the store's record";
         logLine(this.#logger, 'warn', `${why}; the record completed without it, and duplicates get ${lost}`, { namespace: namespaceOf(key), recordId: key });
       }

@@ -8,7 +8,7 @@ import type { IdempotencyLogger } from '../../lib/index.js';
 export type OmittedWhy = 'json' | 'size';
 
 const WHY: Record<OmittedWhy, string> = {
-  json: "the call's result cannot be written as JSON (a BigInt, a function, a cycle, nesting too deep)",
+  json: "the call's result cannot be written as JSON (a BigInt, a cycle, nesting too deep)",
   size: "the call's outcome does not fit in the store's record",
 };
 

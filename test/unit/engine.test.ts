@@ -738,23 +738,6 @@ describe('responses', () => {
     expect(omitted()).toHaveLength(1); // duplicates complete nothing
   });
 
-  // JSON.stringify answers `undefined` for these, which would replay as a stored `undefined`.
-  test.each([
-    ['a function', () => 'charged'],
-    ['a symbol', Symbol('charged')],
-    ['an object whose toJSON() answers undefined', { toJSON: () => undefined }],
-  ])('a result JSON has no text for (%s) reaches the first caller; duplicates get RESPONSE_NOT_STORED, not undefined', async (_, result) => {
-    const store = new MemoryStore();
-    const fn = jest.fn(async () => result);
-    const { logger, omitted } = collectingLogger();
-    const once = makeIdempotent(fn, { store, name: 'f', logger });
-    expect(await once(1)).toBe(result);
-    expect(omitted()).toEqual([{ level: 'WARN', message: omittedMessage('json'), namespace: 'f', recordId: `f#${hashKey(1)}` }]);
-    expect([...store.records.values()][0]).toMatchObject({ status: 'COMPLETED', responseOmitted: true });
-    expect((await rejection(once(1))).code).toBe('RESPONSE_NOT_STORED');
-    expect(fn).toHaveBeenCalledTimes(1);
-  });
-
   test('a result JSON cannot hold, whose completion the store fails: one warning, that the record could not be marked COMPLETED, none that it completed', async () => {
     const store = new MemoryStore();
     store.complete = async () => {
