@@ -60,11 +60,12 @@ end${body}`;
  * end if later (as `adoptedRetention` in lib/store.ts), and a TTL to match: it is then read as any
  * record, and held no longer. One with `expiresAt` but no TTL (copied with HSET, or PERSIST) gets
  * the TTL its retention and lease give it, as a key of this store has: Redis would never forget it.
- * A TTL counted from a hand-written value is capped at 2^53 - 1 ms (Lua's `%d` of a larger number
- * is undefined, and a negative TTL deletes the key). The TTL is the script's last write to the key:
- * PEXPIRE deletes at once a key whose expiry it finds already past, and Redis 7.0 reads its clock twice
- * for it (a 1 ms TTL given across a millisecond's edge), so a write after it would leave a new hash
- * without a TTL.
+ * A TTL counted from a hand-written value is capped at 2^53 - 1 ms, and a retention taken from a
+ * hand-written lease at 2^53 - 1 s (Lua's `%d` of a number past 2^63 is undefined: a negative TTL
+ * deletes the key, and a negative retention would let the next claim take a held record over).
+ * The TTL is the script's last write to the key: PEXPIRE deletes at once a key whose expiry it
+ * finds already past, and Redis 7.0 reads its clock twice for it (a 1 ms TTL given across a
+ * millisecond's edge), so a write after it would leave a new hash without a TTL.
  * Replies `{1, previous record without its outcome (response, final error)}`, `{2, live record}` when that is the
  * caller's own INPROGRESS record (written again unchanged), or `{0, live record}`.
  */
@@ -81,7 +82,7 @@ if #record > 0 then
   local adopt = fields.expiresAt == nil
   if adopt then
     expiresAt = tonumber(ARGV[3])
-    if leaseUntil ~= nil and math.ceil(leaseUntil / 1000) > expiresAt then expiresAt = math.ceil(leaseUntil / 1000) end
+    if leaseUntil ~= nil and math.ceil(leaseUntil / 1000) > expiresAt then expiresAt = math.min(math.ceil(leaseUntil / 1000), 9007199254740991) end
     fields.expiresAt = string.format('%d', expiresAt)
     redis.call('HSET', KEYS[1], 'expiresAt', fields.expiresAt)
   end

@@ -1183,6 +1183,30 @@ describe("retention, as the caller's clock judges it", () => {
   });
 
   test.each([
+    ['1e+22', 10 ** 22],
+    ['a whole number past 2^63 ms', '1'.padEnd(23, '0')],
+  ])(
+    'a record found without a retention, held by a lease of %s (written by hand), is held by every claim that meets it, as DynamoDBStore holds it',
+    async (_, lease) => {
+      const store = new RedisStore({ client, keyPrefix: 'adopted-far-lease:' });
+      await raw.hset('adopted-far-lease:k', { status: 'INPROGRESS', owner: 'someone', leaseUntil: String(lease) });
+      try {
+        // The retention the first claim gives it is the lease's second, which Lua's `%d` cannot write past 2^63.
+        for (const owner of ['owner-b', 'owner-c']) {
+          expect(await store.claim(claimRequest('k', owner))).toEqual({
+            claimed: false,
+            record: expect.objectContaining({ owner: 'someone', status: 'INPROGRESS', expiresAt: expect.any(Number) }),
+          });
+        }
+        expect(Number(await raw.hget('adopted-far-lease:k', 'expiresAt'))).toBeGreaterThan(Math.floor(t0 / 1000));
+        expect(await raw.pttl('adopted-far-lease:k')).toBeGreaterThan(0);
+      } finally {
+        await raw.del('adopted-far-lease:k');
+      }
+    },
+  );
+
+  test.each([
     ['two days behind', -2 * 86_400_000],
     ['a year ahead of', 365 * 86_400_000],
     ['before 1970, far behind', Date.parse('1938-01-01T00:00:00Z') - Date.now()],
