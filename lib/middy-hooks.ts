@@ -505,6 +505,16 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       await engine.end(call, { kind: 'abandon' });
       return;
     }
+    // A durable invocation that has ended (suspended) never settles its handler: a response that
+    // comes after is middy's `timeoutEarlyResponse` answer, its timer fired late, and the SDK has
+    // answered for the invocation already. No outcome of the execution, which holds its record
+    // still: stored, its replay would answer it; released (a 408 httpIdempotency takes as not
+    // final), another execution with the key would run the steps again. Read only from the SDK's
+    // own state: a response is no early timeout's by the other signs `timedOutLate` reads.
+    if (durableInvocationEnded(request.context) === true) {
+      await engine.end(call, { kind: 'abandon' });
+      return;
+    }
     const outcome = await endAnswered(request, call, await endingOfAnswer(request, request.response));
     if (outcome.kind === 'error' && isResumable(outcome.error)) invocationEnds.set(request, outcome.error);
     request.response = answerOf(outcome, request);

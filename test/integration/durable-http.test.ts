@@ -9,6 +9,7 @@ import middy from '@middy/core';
 import { type HttpIdempotencyOptions, httpIdempotency, issueIdempotencyKey } from '../../lib/index.js';
 import { advanceRunnerClock, middyDurableMode, runExecution, startExecution, useDurableRunner } from '../support/durable.js';
 import { scanItems, useFreshTable } from '../support/dynamodb.js';
+import { gate } from '../support/gate.js';
 import { paymentRequest } from '../support/payment-request.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable-http' });
@@ -116,5 +117,37 @@ test("an invocation whose answer was lost after the record completed: the execut
   const after = await runExecution<{ statusCode: number; body: string; headers?: Record<string, string> }>(handler, paymentRequest(key));
   expect(answered).toEqual({ statusCode: 201, body: expect.any(String) });
   expect(after.getResult()).toMatchObject({ statusCode: 201, body: answered.body, headers: { 'Idempotent-Replayed': 'true' } });
+  expect(charges).toEqual(['charge']);
+});
+
+// middy hands a `timeoutEarlyResponse` that returns an answer to the `after` hooks as the handler's
+// response. A suspended invocation never settles its handler, so middy's timer fires later, while
+// the execution is suspended: its answer is none of the execution's, and the key stays held.
+test("a timeoutEarlyResponse answer (middy's example 408) fired once the invocation suspended releases nothing: a request with the key meanwhile gets 409, and the execution charges once", async () => {
+  const charges: string[] = [];
+  const lateTimeout = gate<void>();
+  const name = `payments-${randomUUID()}`;
+  const handler = middy({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5, timeoutEarlyResponse: () => ({ statusCode: 408 }) })
+    .use({ after: () => void lateTimeout.open() }) // its after runs after httpIdempotency's
+    .use(httpIdempotency({ store, name, scope: 'shared' }))
+    .handler(async (_event, context) => {
+      const ctx = context as unknown as DurableContext;
+      await ctx.step('charge', async () => void charges.push('charge'));
+      await ctx.waitForCallback(CALLBACK, async () => undefined);
+      return { statusCode: 201, body: '{}' };
+    }) as unknown as DurableLambdaHandler;
+  // The first invocation's context reads 2 s left throughout: middy's timer fires 1,995 ms after it starts, well after it suspends.
+  let invocations = 0;
+  const timed: DurableLambdaHandler = (event, context) => handler(event, invocations++ === 0 ? { ...context, getRemainingTimeInMillis: () => 2_000 } : context);
+  const key = randomUUID();
+  const first = startExecution<{ statusCode: number }>(timed, paymentRequest(key), CALLBACK);
+  await first.suspended();
+  await lateTimeout.promise;
+  // Released, the key would let the request below run the payment again (and wait on its own callback).
+  expect((await scanItems(client, tableName, `${name}#`)).map((item) => item.status?.S)).toEqual(['INPROGRESS']);
+  const meanwhile = await runExecution<{ statusCode: number }>(handler, paymentRequest(key));
+  await first.resume('approved');
+  expect(meanwhile.getResult()).toMatchObject({ statusCode: 409 });
+  expect((await first.result).getResult()).toMatchObject({ statusCode: 201 });
   expect(charges).toEqual(['charge']);
 });

@@ -500,6 +500,30 @@ describe('middy durable mode: the early timeout of an invocation that had suspen
     await lateTimeout.promise;
     await stillHeld(handler, orderId, suspended, steps);
   });
+
+  // middy hands a `timeoutEarlyResponse` that returns a value to the `after` hooks as the handler's
+  // response; fired late, it is no answer of the execution, which the SDK has suspended.
+  test('a timeoutEarlyResponse that answers instead of throwing, fired once the invocation suspended: the answer is not stored, and the key stays held for the suspended execution', async () => {
+    const steps: string[] = [];
+    const lateTimeout = gate<void>();
+    const handler = middy<Order, string, Error, DurableContext>({
+      executionMode: middyDurableMode.executionMode,
+      timeoutEarlyInMillis: 5,
+      timeoutEarlyResponse: () => 'timed out',
+    })
+      .use({ after: () => void lateTimeout.open() }) // its after runs after idempotency()'s
+      .use(idempotency<Order, string>(options))
+      .handler(async (order, ctx) => {
+        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+        if (order.pause === 'callback') await ctx.waitForCallback(CALLBACK, async () => undefined);
+        return order.run;
+      }) as unknown as DurableLambdaHandler;
+    const orderId = randomUUID();
+    // A stub that reads 2 s left throughout: middy's timer fires 1,995 ms after the invocation starts, well after it suspends.
+    const suspended = await suspendedFirst(handler, orderId, () => 2_000);
+    await lateTimeout.promise;
+    await stillHeld(handler, orderId, suspended, steps);
+  });
 });
 
 test('an execution suspended past its durable lease and its retention, with no other meanwhile, holds its key again on resuming: each step runs once', async () => {
