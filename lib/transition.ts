@@ -6,6 +6,12 @@ import type { TransactionUpdate } from './transaction.js';
 /** Every parameter: a misspelt one (`versoin`) is refused rather than left unread, with the guard it meant. */
 const PARAMETERS = ['TableName', 'Key', 'from', 'to', 'attribute', 'version', 'set', 'add', 'condition'] as const satisfies readonly (keyof TransitionParams)[];
 
+/** The members of `version` and `condition`: a misspelt `attribute` would guard another attribute, a misspelt `values` be refused only at the commit. */
+const NESTED_PARAMETERS = {
+  version: ['attribute', 'expected'],
+  condition: ['expression', 'names', 'values'],
+} as const satisfies { readonly [P in 'version' | 'condition']: readonly (keyof NonNullable<TransitionParams[P]>)[] };
+
 /** DynamoDB's limit on the operands of `IN`. */
 const MAX_FROM_STATES = 100;
 
@@ -54,7 +60,15 @@ export function transition(params: TransitionParams): TransactionUpdate {
 
 /** The update of {@link transition}. */
 function guardedUpdate(params: TransitionParams): TransactionUpdate {
-  if (params !== null && typeof params === 'object') assertKnownOptions('transition', params, PARAMETERS);
+  if (params !== null && typeof params === 'object') {
+    assertKnownOptions('transition', params, PARAMETERS);
+    for (const [option, known] of Object.entries(NESTED_PARAMETERS)) {
+      const value: unknown = params[option as keyof typeof NESTED_PARAMETERS];
+      const unknown = value !== null && typeof value === 'object' ? Object.keys(value).find((name) => !(known as readonly string[]).includes(name)) : undefined;
+      if (unknown !== undefined)
+        throw new TypeError(`transition: unknown option \`${option}.${unknown}\`. Known options of \`${option}\`: ${known.join(', ')}.`);
+    }
+  }
   const from: unknown[] = typeof params?.from === 'string' ? [params.from] : Array.isArray(params?.from) ? [...params.from] : [];
   if (from.length === 0 || !from.every((state) => typeof state === 'string' && state.length > 0)) {
     throw new TypeError('transition: `from` must name at least one state.');

@@ -1182,6 +1182,17 @@ describe('transition()', () => {
     ["a condition value clashing with the guard's own", { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
     // Left unread, a misspelt `version` would drop the optimistic-concurrency guard without a word.
     ['a misspelt option (`versoin`)', { versoin: { expected: 3 } }, /^transition: unknown option `versoin`\. Known options: TableName, Key, from, to, /],
+    // Left unread, a misspelt `version.attribute` would guard (and increment) the attribute named `version` instead.
+    [
+      'a misspelt version attribute (`version.atribute`)',
+      { version: { expected: 3, atribute: 'rev' } },
+      /^transition: unknown option `version\.atribute`\. Known options of `version`: attribute, expected\./,
+    ],
+    [
+      'misspelt condition values (`condition.value`)',
+      { condition: { expression: '#r <= :limit', names: { '#r': 'refunded' }, value: { ':limit': 60 } } },
+      /^transition: unknown option `condition\.value`\. Known options of `condition`: expression, names, values\./,
+    ],
     // Read as it is, it would send `… AND (undefined)`, which DynamoDB refuses once the function has returned.
     ['a condition given as its expression alone', { condition: 'attribute_exists(paidAt)' }, /^transition: `condition` must be an object with an `expression`/],
     ['a condition without an expression', { condition: { names: { '#p': 'paidAt' } } }, /^transition: `condition` must be an object with an `expression`/],
