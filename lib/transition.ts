@@ -29,7 +29,7 @@ export interface TransitionParams {
   readonly set?: Record<string, NativeAttributeValue> | undefined;
   /** Numbers to add (e.g. `{ refunded: 25 }`; a `bigint` or a `NumberValue` beyond a double's precision), or elements to add to a set attribute. */
   readonly add?: Record<string, number | bigint | NumberValue | Set<string> | Set<number>> | undefined;
-  /** A further condition; its placeholders must not start with `#t` or `:t`. */
+  /** A further condition: each placeholder its expression uses defined in its `names` or `values` (or one of the guard's own), each one they define used; its own must not start with `#t` or `:t`. */
   readonly condition?:
     | {
         readonly expression: string;
@@ -157,6 +157,21 @@ function guardedUpdate(params: TransitionParams): TransactionUpdate {
     conditions.push(`(${params.condition.expression})`);
     Object.assign(names, params.condition.names);
     Object.assign(values, params.condition.values);
+    // DynamoDB refuses a placeholder the expression uses that nothing defines, and one the condition
+    // defines that no expression uses, but only when the transaction is sent, after the function ran.
+    const used = new Set(params.condition.expression.match(/[#:][A-Za-z0-9_]+/g));
+    const missing = [...used].find((p) => !Object.hasOwn(p.startsWith('#') ? names : values, p));
+    if (missing !== undefined) {
+      const map = missing.startsWith('#') ? 'names' : 'values';
+      throw new TypeError(`transition: the condition uses \`${missing}\`, which its \`${map}\` do not define.`);
+    }
+    for (const map of ['names', 'values'] as const) {
+      const unused = Object.keys(params.condition[map] ?? {}).find((p) => !used.has(p));
+      if (unused !== undefined)
+        throw new TypeError(
+          `transition: the condition's \`${map}\` define \`${unused}\`, which its expression does not use; DynamoDB refuses a placeholder left unused.`,
+        );
+    }
   }
   return {
     TableName: params.TableName,

@@ -1703,6 +1703,27 @@ describe('transition()', () => {
     expect(await bizItem(id)).toMatchObject({ status: { S: 'PAID' } });
   });
 
+  // DynamoDB refuses a placeholder an expression uses but no map defines, and one a map defines
+  // that no expression uses, only at the commit, once the function has run (and moved the money).
+  test.each([
+    ['a value placeholder it uses but does not define', { expression: '#r <= :limit', names: { '#r': 'refunded' } }, /`:limit`/],
+    ['a name placeholder it uses but does not define', { expression: '#r <= :limit', values: { ':limit': 60 } }, /`#r`/],
+    ['a value it does not use', { expression: 'attribute_exists(#r)', names: { '#r': 'refunded' }, values: { ':limit': 60 } }, /`:limit`/],
+    ['a name it does not use', { expression: 'attribute_exists(refunded)', names: { '#r': 'refunded' } }, /`#r`/],
+    ['its values under a misspelt name (`value`)', { expression: '#r <= :limit', names: { '#r': 'refunded' }, value: { ':limit': 60 } }, /`condition\.value`/],
+  ])('a condition with %s is a TypeError from transition(), inside the function, not a refused commit', async (_, condition, message) => {
+    const id = uniqueName('cond-');
+    await payment(id, { status: 'PAID', amount: 100 });
+    const r = refunds();
+    const update = { TableName: bizTable, Key: { id }, from: 'PAID', to: 'PARTIALLY_REFUNDED', add: { refunded: 40 }, condition: condition as never };
+    const error = await thrown(r.refund({ requestId: `${id}-r1`, update }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toMatch(/^transition: /);
+    expect(error.message).toMatch(message);
+    expect(r.probe.commands).not.toContain('TransactWriteItemsCommand');
+    expect(await bizItem(id)).toMatchObject({ status: { S: 'PAID' } });
+  });
+
   // Numbers beyond a double's precision reach DynamoDB as a bigint or a NumberValue, which the marshaller takes as numbers.
   test.each([
     ['a bigint', 9_007_199_254_740_993n, '9007199254740993'],

@@ -1182,6 +1182,27 @@ describe('transition()', () => {
     ["a condition value clashing with the guard's own", { condition: { expression: 'a = :tTo', values: { ':tTo': 'X' } } }, /`:tTo`/],
     // Left unread, a misspelt `version` would drop the optimistic-concurrency guard without a word.
     ['a misspelt option (`versoin`)', { versoin: { expected: 3 } }, /^transition: unknown option `versoin`\. Known options: TableName, Key, from, to, /],
+    // DynamoDB refuses each of these only when the transaction is sent, once the function has returned.
+    [
+      'a condition value placeholder not defined',
+      { condition: { expression: '#r <= :limit', names: { '#r': 'refunded' } } },
+      /uses `:limit`, which its `values` do not define/,
+    ],
+    [
+      'a condition name placeholder not defined',
+      { condition: { expression: '#r <= :limit', values: { ':limit': 1 } } },
+      /uses `#r`, which its `names` do not define/,
+    ],
+    [
+      'a condition value left unused',
+      { condition: { expression: 'attribute_exists(paidAt)', values: { ':limit': 1 } } },
+      /`values` define `:limit`, which its expression does not use/,
+    ],
+    [
+      'a condition name left unused',
+      { condition: { expression: 'attribute_exists(paidAt)', names: { '#r': 'refunded' } } },
+      /`names` define `#r`, which its expression does not use/,
+    ],
     // Left unread, a misspelt `version.attribute` would guard (and increment) the attribute named `version` instead.
     [
       'a misspelt version attribute (`version.atribute`)',
