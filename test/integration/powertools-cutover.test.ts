@@ -166,6 +166,30 @@ test("while traffic shifts to the second deployment, a duplicate that reaches th
   expect(charged).toEqual(['p-shift', 'p-shift-flight']);
 });
 
+test("Lambda's tenant isolation mode: behind both, Powertools answers a tenant's request with the response to another tenant's equal request, and this library keeps it, after the second deployment too", async () => {
+  const runs: string[] = [];
+  const tenantOf = (context: Context) => (context as Context & { readonly tenantId: string }).tenantId;
+  const charge = async (event: Charge, context: Context) => {
+    runs.push(tenantOf(context));
+    return { paymentId: event.paymentId, tenant: tenantOf(context) };
+  };
+  const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId });
+  const powertools = {
+    persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+    keyPrefix: 'tenants',
+  };
+  const during = middy(powertoolsIdempotent(charge, powertools)).use(ours());
+  const after = middy(charge).use(ours());
+  const as = (handler: (event: Charge, context: Context) => Promise<unknown>, tenantId: string) =>
+    handler({ paymentId: 'p-tenant' }, lambdaContext({ functionName: 'tenants', tenantId }));
+  expect(await as(during, 'blue')).toEqual({ paymentId: 'p-tenant', tenant: 'blue' });
+  // Each tenant has its own record here, but Powertools' record of the payment is the tenants' one.
+  expect(await as(during, 'green')).toEqual({ paymentId: 'p-tenant', tenant: 'blue' });
+  expect(await as(after, 'green')).toEqual({ paymentId: 'p-tenant', tenant: 'blue' });
+  expect(runs).toEqual(['blue']);
+});
+
 test("a handler Powertools' makeIdempotent wrapped without middy: this library's wrapper goes around it, and an old request is answered once", async () => {
   const charged: string[] = [];
   const charge = async (event: Charge, _context: Context) => {
