@@ -1159,7 +1159,8 @@ const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', '
  * read), as this library's own `IN_PROGRESS` and `PAYLOAD_MISMATCH` are not. Stored, one would
  * answer every retry until the retention ends, where the retry would get Powertools' answer or run:
  * a refusal of another payload, stored with that payload's fingerprint, would refuse the original
- * request's own retry.
+ * request's own retry. Its cache layer (Redis) throws the last two unwrapped when another attempt
+ * holds the lock to recover an orphaned record and the record it reads next is gone or unreadable.
  */
 const RETRY_NAMES: ReadonlySet<string> = new Set([
   'IdempotencyAlreadyInProgressError',
@@ -1167,6 +1168,8 @@ const RETRY_NAMES: ReadonlySet<string> = new Set([
   'IdempotencyKeyError',
   'IdempotencyInvalidStatusError',
   'IdempotencyInconsistentStateError',
+  'IdempotencyItemNotFoundError',
+  'IdempotencyPersistenceConsistencyError',
 ]);
 
 /**

@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
+import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import middy from '@middy/core';
@@ -307,6 +308,49 @@ test("a catch-all isFinalError never stores Powertools' failure to claim (Idempo
   expect(charged).toEqual([]);
   expect(await both(client)({ paymentId: 'p-claim-failed' }, context())).toEqual({ receipt: 'p-claim-failed/1' });
   expect(charged).toEqual(['p-claim-failed']);
+});
+
+test("a catch-all isFinalError never stores Powertools' cache layer finding no record where another attempt recovered an orphan (IdempotencyItemNotFoundError): the function did not run, and the retry runs it", async () => {
+  const charged: string[] = [];
+  const charge = async (event: Charge) => {
+    charged.push(event.paymentId);
+    return { receipt: `${event.paymentId}/${charged.length}` };
+  };
+  // Redis as Powertools' cache layer meets it: an in-progress record without a lease (an orphan, to
+  // it) that another attempt holds the lock to recover, and deletes (its function failed) before
+  // this attempt reads it again.
+  const values = new Map<string, string>();
+  let recordReads = 0;
+  const cache = {
+    async get(name: string) {
+      if (!name.endsWith(':lock') && ++recordReads === 2) values.delete(name);
+      return values.get(name) ?? null;
+    },
+    async set(name: string, value: unknown, options?: { readonly NX?: boolean }) {
+      if (options?.NX && values.has(name)) return null;
+      values.set(name, String(value));
+      return 'OK';
+    },
+    async del(keys: string[]) {
+      for (const key of keys) values.delete(key);
+      return keys.length;
+    },
+  };
+  const powertoolsKey = `orphan#${createHash('md5').update(JSON.stringify('p-orphan')).digest('base64')}`;
+  values.set(powertoolsKey, JSON.stringify({ status: 'INPROGRESS', expiration: Math.floor(Date.now() / 1000) + 3600 }));
+  values.set(`${powertoolsKey}:lock`, 'true');
+  const both = middy(
+    powertoolsIdempotent(charge, {
+      persistenceStore: new CachePersistenceLayer({ client: cache }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+      keyPrefix: 'orphan',
+    }),
+  ).use(idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: () => true }));
+  const context = () => lambdaContext({ functionName: 'orphan' });
+  expect((await thrown(both({ paymentId: 'p-orphan' }, context()))).name).toBe('IdempotencyItemNotFoundError');
+  expect(charged).toEqual([]);
+  expect(await both({ paymentId: 'p-orphan' }, context())).toEqual({ receipt: 'p-orphan/1' });
+  expect(charged).toEqual(['p-orphan']);
 });
 
 test("a catch-all isFinalError still stores Powertools' failure to complete its record: the function ran, and the retry gets that error instead of running it again", async () => {
