@@ -648,10 +648,13 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
       }
       if (noneSucceeded && throwOnFullBatchFailure) {
         // A stream batch stops at its first failure: the records after it did not fail, they never ran.
+        // So does a FIFO group at its first failure: the records held back behind it never ran.
         const what =
-          source === 'sqs' || records.length === 1
-            ? `every record of the batch failed (${records.length})`
-            : `the first record of the stream batch failed, and nothing after it ran (${records.length} records)`;
+          source !== 'sqs' && records.length > 1
+            ? `the first record of the stream batch failed, and nothing after it ran (${records.length} records)`
+            : fifo && errors.length < records.length
+              ? `no record of the batch succeeded (${records.length}): ${errors.length} failed, the others were held back behind a failure of their message group`
+              : `every record of the batch failed (${records.length})`;
         throw new AggregateError(errors, `idempotentBatch: ${what}; the batch is thrown back to be retried whole.`);
       }
       // A message received twice in one batch (its visibility timeout lapsed while Lambda was still

@@ -891,6 +891,23 @@ test('an SNS event (a topic subscribed to the function itself) is refused with a
 });
 
 describe('a batch in which no record succeeded', () => {
+  test('a FIFO batch whose every message group failed at its first record: the AggregateError says how many failed and that the others were held back, unrun', async () => {
+    const batch = ['a', 'b'].flatMap((group) => [1, 2, 3].map((n) => sqsRecord({ orderId: `held-${group}-${n}` }, { groupId: group })));
+    const orders = consumer<Order>(() => {
+      throw new Error('payment gateway down');
+    });
+    const error = await orders.invoke(sqsEvent(batch)).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(AggregateError);
+    expect((error as AggregateError).errors).toHaveLength(2);
+    expect((error as AggregateError).message).toBe(
+      'idempotentBatch: no record of the batch succeeded (6): 2 failed, the others were held back behind a failure of their message group; the batch is thrown back to be retried whole.',
+    );
+    expect(orders.calls.map((call) => (call.message as Order).orderId).sort()).toEqual(['held-a-1', 'held-b-1']);
+  });
+
   /** The handler's outcome: its answer, or the error it threw. */
   const settle = (promise: Promise<BatchResponse>): Promise<{ response?: BatchResponse; error?: unknown }> =>
     promise.then(
