@@ -8,6 +8,7 @@ import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions, wholeNumber } from './options.js';
 import { RecordCache } from './record-cache.js';
+import { type StoredKind, storedValueOf, UnreadableRecordError } from './response-codec.js';
 import {
   type ClaimResult,
   type CompleteRequest,
@@ -995,7 +996,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    */
   #stored(record: IdempotencyRecord, ran = false): Outcome {
     const error = (error: unknown): Outcome => ({ kind: 'error', error, replayed: true });
-    if (record.error !== undefined) return error(parseStored(() => reviveError(record.error!, this.#options.errorFields ?? []), ran));
+    if (record.error !== undefined) return error(parseStored(record.key, 'error', () => reviveError(record.error!, this.#options.errorFields ?? []), ran));
     if (record.errorOmitted) {
       return error(
         new IdempotencyError('ERROR_NOT_STORED', 'This call already ended with a final error, but the error could not be stored, so it cannot be replayed.'),
@@ -1004,7 +1005,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (record.responseOmitted) {
       return error(new IdempotencyError('RESPONSE_NOT_STORED', 'This call already completed, but its response could not be stored, so it cannot be replayed.'));
     }
-    return { kind: 'value', value: record.response === undefined ? undefined : parseStored(() => JSON.parse(record.response!), ran), replayed: true };
+    return {
+      kind: 'value',
+      value: record.response === undefined ? undefined : parseStored(record.key, 'response', () => JSON.parse(record.response!), ran),
+      replayed: true,
+    };
   }
 
   #checkFingerprint(record: { readonly key: string; readonly fingerprint?: string | undefined }, fingerprint: string | undefined): void {
@@ -1208,15 +1213,18 @@ export const isResumable = (error: unknown): boolean => {
 };
 
 /**
- * A stored outcome, parsed; one that is not JSON (an item written by hand, say) fails closed, as one
- * that cannot be decrypted does. `ran`: met by an atomic call after its function ran (at its commit, or reading the record after a failure), which the message says.
+ * A stored outcome of record `key`, parsed; one that is not JSON (an item written by hand, say)
+ * fails closed, as one that cannot be decrypted does, with a cause that names the record for an
+ * operator to inspect or forget it by. `ran`: met by an atomic call after its function ran (at its commit, or reading the record after a failure), which the message says.
  */
-function parseStored<T>(parse: () => T, ran = false): T {
+function parseStored<T>(key: string, kind: StoredKind, parse: () => T, ran = false): T {
   try {
     return parse();
-  } catch (error) {
-    const detail = `${describeStoreFailure(error)}: a stored outcome that is not JSON`;
-    throw ran ? storeFailure(detail, error, false, 'the function ran, and nothing of this call was written') : storeFailure(detail, error);
+  } catch {
+    // Not chained to JSON.parse's error, whose message quotes the stored text: the function's outcome, never logged.
+    const unreadable = new UnreadableRecordError(`${storedValueOf({ recordKey: key, kind })} is not ${kind === 'error' ? 'the JSON of an error' : 'JSON'}.`);
+    const detail = `${describeStoreFailure(unreadable)}: a stored outcome that is not JSON`;
+    throw ran ? storeFailure(detail, unreadable, false, 'the function ran, and nothing of this call was written') : storeFailure(detail, unreadable);
   }
 }
 

@@ -166,15 +166,24 @@ test.each<[string, Record<string, AttributeValue>]>([
   ['response is not JSON', { response: { S: '{"cut short' } }],
   ['final error is not JSON', { error: { S: 'not json' } }],
   ['final error is JSON null', { error: { S: 'null' } }],
-])('a live record whose stored %s fails closed: STORE_FAILURE, the function does not run', async (_case, outcome) => {
-  const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, ...outcome });
-  const error = await rejection(f.once('k'));
-  expect(error.code).toBe('STORE_FAILURE');
-  expect(error.message).toMatch(
-    /^STORE_FAILURE: The idempotency store failed \((SyntaxError|TypeError): a stored outcome that is not JSON\); the function did not run\.$/,
-  );
-  expect(f.runs()).toBe(0);
-});
+])(
+  'a live record whose stored %s fails closed: STORE_FAILURE, the function does not run, and its cause names the record, never what it holds',
+  async (_case, outcome) => {
+    const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, ...outcome });
+    const error = await rejection(f.once('k'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.message).toBe(
+      'STORE_FAILURE: The idempotency store failed (UnreadableRecordError: a stored outcome that is not JSON); the function did not run.',
+    );
+    expect(describeStoreFailure(error.cause)).toBe('UnreadableRecordError');
+    const kind = outcome.response === undefined ? 'error' : 'response';
+    expect((error.cause as Error).message).toMatch(new RegExp(`^The stored ${kind} of the idempotency record ${f.id.replace(/[^\w]/g, '\\$&')} is not`));
+    // JSON.parse's own message quotes the text it could not read: a stored outcome is the function's, never logged.
+    expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toMatch(/cut short|not json/);
+    expect((error.cause as Error).cause).toBeUndefined();
+    expect(f.runs()).toBe(0);
+  },
+);
 
 test('atomic: a live record whose stored response is not JSON fails closed after the function ran, and the message says so: nothing of the call was written', async () => {
   const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: LIVE_EXPIRATION, response: { S: '{"cut short' } });
@@ -184,7 +193,7 @@ test('atomic: a live record whose stored response is not JSON fails closed after
   expect(runs).toBe(1);
   expect(error.code).toBe('STORE_FAILURE');
   expect(error.message).toBe(
-    'STORE_FAILURE: The idempotency store failed (SyntaxError: a stored outcome that is not JSON); the function ran, and nothing of this call was written.',
+    'STORE_FAILURE: The idempotency store failed (UnreadableRecordError: a stored outcome that is not JSON); the function ran, and nothing of this call was written.',
   );
   expect((await readItem(client, tableName, f.id))?.response).toEqual({ S: '{"cut short' });
 });
