@@ -121,6 +121,15 @@ const FAILURES = Symbol.for('lambda-idempotency.middy.failures.v1');
 const failureEnds = ((globalThis as { [FAILURES]?: WeakMap<object, Promise<unknown>> })[FAILURES] ??= new WeakMap<object, Promise<unknown>>());
 
 /**
+ * The promises an idempotency middleware put in `request.response` for an early answer to an error:
+ * an outer one on the same handler sees middy's assignment of that answer through the inner one's
+ * accessor, with the inner one's promise as its value, and ends its own call on it too (the caller
+ * gets the answer once both calls have ended). Registered like `unkept`.
+ */
+const EARLY_ANSWERS = Symbol.for('lambda-idempotency.middy.early-answers.v1');
+const earlyAnswers = ((globalThis as { [EARLY_ANSWERS]?: WeakSet<object> })[EARLY_ANSWERS] ??= new WeakSet<object>());
+
+/**
  * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
  * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
  * shares between requests when a `plugin.internal` object is configured. @internal
@@ -334,8 +343,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
         // Set while the `onError` hooks run: an answer to an error ends the call as that error would.
         // Only middy's own `request.response = request.earlyResponse` is that answer: middy 6 keeps
         // the early answer of a hook that threw through the `onError` hooks, whose own responses
-        // (http-error-handler's, which it then writes its status on) are responses, not promises.
-        const failure = 'earlyResponse' in request && request.error !== undefined && value === request.earlyResponse ? answerFailure(request) : undefined;
+        // (http-error-handler's, which it then writes its status on) are responses, not promises. An
+        // inner idempotency middleware passes that answer on as its own promise of it.
+        const answering = value === request.earlyResponse || earlyAnswers.has(value as object);
+        const failure = 'earlyResponse' in request && request.error !== undefined && answering ? answerFailure(request) : undefined;
         if (failure !== undefined) {
           // An answer of `undefined` answers nothing: middy rethrows the error then, and so does the
           // promise middy returns in its place, once the call has ended.
@@ -345,6 +356,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
             return value;
           });
           answer.catch(() => undefined); // a hook that assigns again leaves this one unreturned: no unhandled rejection
+          earlyAnswers.add(answer);
           current = answer;
           response.set(current);
           return;

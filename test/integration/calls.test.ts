@@ -456,6 +456,40 @@ describe('middlewares that answer early', () => {
       expect(await recordOf('twice-before-inner', 'd-1')).toBeUndefined();
     });
 
+    test("an inner `onError`'s early answer to the handler's error is sent once both keys are released: the caller's retry runs", async () => {
+      // The outer key's release, held until the test lets it go.
+      const releasing = gate();
+      const releaseSent = gate();
+      const outerStore: IdempotencyStore = {
+        claim: (request) => store.claim(request),
+        complete: (request) => store.complete(request),
+        release: async (request) => {
+          releaseSent.open();
+          await releasing.promise;
+          return store.release(request);
+        },
+      };
+      let runs = 0;
+      const handler = middy(async () => {
+        if (++runs === 1) throw new Error('card network down');
+        return { run: runs };
+      })
+        .use(idempotency({ store: outerStore, name: 'twice-on-error-outer', key: (event: { id: string }) => event.id }))
+        .use(idempotency({ store, name: 'twice-on-error-inner', key: (event: { id: string }) => event.id }))
+        .use({ onError: (request: { error?: unknown }) => ({ statusCode: 400, error: (request.error as Error).message }) });
+      let answered = false;
+      const answer = handler({ id: 'd-2' }, lambdaContext('twice')).finally(() => (answered = true));
+      await releaseSent.promise;
+      await flush();
+      // Lambda freezes the function once it answers: a release still pending then leaves the key held until its lease.
+      expect(answered).toBe(false);
+      releasing.open();
+      expect(await answer).toEqual({ statusCode: 400, error: 'card network down' });
+      expect(await recordOf('twice-on-error-outer', 'd-2')).toBeUndefined();
+      expect(await recordOf('twice-on-error-inner', 'd-2')).toBeUndefined();
+      expect(await handler({ id: 'd-2' }, lambdaContext('twice'))).toEqual({ run: 2 });
+    });
+
     test("the handler's transaction() is the inner middleware's call, whose record its writes commit with", async () => {
       const inner = new DynamoDBStore({ tableName, client });
       const commits = jest.spyOn(inner, 'completeWithWrites');
