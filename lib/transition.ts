@@ -159,14 +159,18 @@ function guardedUpdate(params: TransitionParams): TransactionUpdate {
     Object.assign(values, params.condition.values);
     // DynamoDB refuses a placeholder the expression uses that nothing defines, and one the condition
     // defines that no expression uses, but only when the transaction is sent, after the function ran.
+    // One that holds `undefined` is left out when sent (the SDK leaves out such a name, transaction()
+    // such a value): it defines nothing, so it is never unused (a value so that the expression uses
+    // is transaction()'s TRANSACTION_INVALID, as in any write).
     const used = new Set(params.condition.expression.match(/[#:][A-Za-z0-9_]+/g));
-    const missing = [...used].find((p) => !Object.hasOwn(p.startsWith('#') ? names : values, p));
+    const missing = [...used].find((p) => (p.startsWith('#') ? names[p] === undefined : !Object.hasOwn(values, p)));
     if (missing !== undefined) {
       const map = missing.startsWith('#') ? 'names' : 'values';
       throw new TypeError(`transition: the condition uses \`${missing}\`, which its \`${map}\` do not define.`);
     }
     for (const map of ['names', 'values'] as const) {
-      const unused = Object.keys(params.condition[map] ?? {}).find((p) => !used.has(p));
+      const defined = Object.entries(params.condition[map] ?? {}).filter(([, value]) => value !== undefined);
+      const unused = defined.map(([p]) => p).find((p) => !used.has(p));
       if (unused !== undefined)
         throw new TypeError(
           `transition: the condition's \`${map}\` define \`${unused}\`, which its expression does not use; DynamoDB refuses a placeholder left unused.`,

@@ -1137,6 +1137,19 @@ describe('transition()', () => {
     });
   });
 
+  test("a condition's placeholder that holds undefined is no placeholder: left out, as transaction() leaves an undefined value out, it is neither refused as unused nor taken as defined", () => {
+    // A condition built with optional values: the ones its expression does not use are left out when sent.
+    const condition = { expression: '#r <= :limit', names: { '#r': 'refunded', '#p': undefined }, values: { ':limit': 60, ':min': undefined } };
+    expect(transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', condition } as never)).toMatchObject({
+      ConditionExpression: '#tState IN (:tFrom0) AND (#r <= :limit)',
+    });
+    // Sent without `#r`, the condition would be refused by DynamoDB once the function had returned.
+    const unnamed = { expression: '#r <= :limit', names: { '#r': undefined }, values: { ':limit': 60 } };
+    expect(() => transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', condition: unnamed } as never)).toThrow(
+      /^transition: the condition uses `#r`, which its `names` do not define\.$/,
+    );
+  });
+
   test('a single from-state and a custom state attribute', () => {
     expect(
       transition({ TableName: 't', Key: { id: 1 }, from: 'PAID', to: 'REFUNDED', attribute: 'state', version: { attribute: 'rev', expected: 0 } }),
