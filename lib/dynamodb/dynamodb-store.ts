@@ -285,8 +285,9 @@ export class DynamoDBStore implements IdempotencyStore {
       const item = error.Item[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, error.Item) : error.Item;
       if (item === undefined) return this.putClaim(request, true);
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails
-      // closed. Another attempt's record refused it, so it applied nothing: no release follows.
-      const refusedBy = error.Item[this.attributes.owner]?.S !== request.owner;
+      // closed. Another attempt's record refused it, and no earlier attempt may have applied (one
+      // that got no answer could land after it): it applied nothing, and no release follows.
+      const refusedBy = error.Item[this.attributes.owner]?.S !== request.owner && !attempts.mayHaveApplied;
       return { claimed: false, record: (await this.toRecord(item).catch((failure: unknown) => this.refused(failure, refusedBy)))! };
     }
   }
