@@ -110,12 +110,20 @@ export function listOf(
 export const withoutFields = <T>(fields: Record<string, T> | undefined, names: readonly string[]): Record<string, T> | undefined =>
   fields && Object.fromEntries(Object.entries(fields).filter(([field]) => !names.includes(field.toLowerCase())));
 
-/** The body's bytes, and how to write other bytes back in the same form. */
-function bytesOf(result: HttpResult): [Buffer, (bytes: Buffer, coded: boolean) => Partial<HttpResult>] | undefined {
+/** Bytes in the stored form of a stream's bytes, which a replay sends through the response stream as they are. */
+const asStreamed = (bytes: Buffer): Partial<HttpResult> => ({ body: { [BYTES]: bytes.toString('base64') } as unknown as string });
+
+/**
+ * The body's bytes, and how to write other bytes back in the same form. A `streamed` answer's are
+ * written as stream bytes, whatever its body was: the response stream sends a string as its UTF-8
+ * and knows no `isBase64Encoded`, so a base64 body would reach the client as base64 text.
+ */
+function bytesOf(result: HttpResult, streamed: boolean): [Buffer, (bytes: Buffer, coded: boolean) => Partial<HttpResult>] | undefined {
   const { body } = result;
-  if (isStreamBytes(body)) return [Buffer.from(body[BYTES], 'base64'), (bytes) => ({ body: { [BYTES]: bytes.toString('base64') } as unknown as string })];
+  if (isStreamBytes(body)) return [Buffer.from(body[BYTES], 'base64'), asStreamed];
   if (typeof body !== 'string') return undefined;
   const bytes = result.isBase64Encoded ? Buffer.from(body, 'base64') : Buffer.from(body, 'utf8');
+  if (streamed) return [bytes, asStreamed];
   return [
     bytes,
     (recoded, coded) => {
@@ -141,10 +149,11 @@ const textOf = (bytes: Buffer): string | undefined => {
  * nothing else holds its content. So does a body not streamed whose answer, re-coded, would be
  * larger than `maxAnswerBytes` (the JSON Lambda sends): a body compressed well below that limit can
  * decode to far more, and such an answer would fail on every retry, while a client that sent no
- * `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3).
+ * `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3). A `streamed` answer (Lambda response
+ * streaming) has room for any size, and its re-coded body is sent as stream bytes.
  * @internal
  */
-export function forAcceptEncoding(result: HttpResult, accepted: string | undefined, maxAnswerBytes = Number.POSITIVE_INFINITY): HttpResult {
+export function forAcceptEncoding(result: HttpResult, accepted: string | undefined, maxAnswerBytes = Number.POSITIVE_INFINITY, streamed = false): HttpResult {
   const { headers, multiValueHeaders } = result;
   const field = fieldOf(headers, 'content-encoding');
   const list = listOf(multiValueHeaders, 'content-encoding')?.values ?? [];
@@ -158,7 +167,7 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
   const [coding] = codings as [string];
   if (acceptance(accepted, coding) > 0) return result;
   const decode = Object.hasOwn(DECODERS, coding) ? DECODERS[coding] : undefined;
-  const body = bytesOf(result);
+  const body = bytesOf(result, streamed);
   if (decode === undefined || body === undefined) return result;
   const [stored, written] = body;
   let decoded: Buffer;

@@ -487,7 +487,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // Stored compressed for the first caller's client, re-coded for this one's when it must be,
       // and when the answer still fits what Lambda sends (a streamed one has room for any).
       const limit = responseStreaming ? undefined : isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
-      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'), limit);
+      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'), limit, responseStreaming);
       // One field, whatever a stored response copied from an upstream API carried under that name.
       const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
       if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);

@@ -194,6 +194,30 @@ test('an empty streamed answer the encoder compressed (br: the single byte ";", 
   expect(counter.runs).toBe(1);
 });
 
+test('a streamed answer the handler gave as a string under Content-Encoding (br of an empty body: ";") reaches a duplicate that accepts gzip only as gzip bytes, not base64 text', async () => {
+  let runs = 0;
+  const handler = middy(
+    async () => (
+      ++runs, { statusCode: 200, headers: { 'Content-Type': 'application/x-ndjson', 'Content-Encoding': 'br' }, body: zlib.brotliCompressSync('').toString() }
+    ),
+    streamingMode as never,
+  ).use(httpIdempotency({ store, name: `encoding-${randomUUID()}`, responseStreaming: true }));
+  const send = (acceptEncoding: string) =>
+    invokeStreaming(
+      handler,
+      toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'k-string', 'accept-encoding': acceptEncoding }, body: '{}' })!,
+      lambdaContext('exports'),
+    );
+  const first = await send('br');
+  expect(first.bytes).toEqual(Buffer.from(';'));
+  const replay = await send('gzip');
+  expect(replay.prelude).toMatchObject({ statusCode: 200, headers: { 'Content-Encoding': 'gzip', 'Idempotent-Replayed': 'true' } });
+  // The response stream sends a string as its UTF-8, whatever `isBase64Encoded` says.
+  expect(zlib.gunzipSync(replay.bytes).length).toBe(0);
+  expect((await send('identity')).bytes.length).toBe(0);
+  expect(runs).toBe(1);
+});
+
 describe('@middy/http-content-encoding used before httpIdempotency, against the documented order', () => {
   const negotiation = () => httpContentNegotiation({ parseCharsets: false, parseLanguages: false, parseMediaTypes: false });
   const paymentEvent = (key: string, acceptEncoding: string) =>
