@@ -146,14 +146,11 @@ const textOf = (bytes: Buffer): string | undefined => {
  * it has no content coding or one the client accepts; otherwise decoded, and sent in gzip when the
  * client accepts gzip, else without a coding (identity). A coding Node.js cannot decode (or several
  * codings, bytes that do not decode, or decode to more than any answer holds) leaves it as stored:
- * nothing else holds its content. So does a body not streamed whose answer, re-coded, would be
- * larger than `maxAnswerBytes` (the JSON Lambda sends): a body compressed well below that limit can
- * decode to far more, and such an answer would fail on every retry, while a client that sent no
- * `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3). A `streamed` answer (Lambda response
- * streaming) has room for any size, and its re-coded body is sent as stream bytes.
+ * nothing else holds its content. A `streamed` answer's (Lambda response streaming) re-coded body
+ * is sent as stream bytes.
  * @internal
  */
-export function forAcceptEncoding(result: HttpResult, accepted: string | undefined, maxAnswerBytes = Number.POSITIVE_INFINITY, streamed = false): HttpResult {
+export function forAcceptEncoding(result: HttpResult, accepted: string | undefined, streamed = false): HttpResult {
   const { headers, multiValueHeaders } = result;
   const field = fieldOf(headers, 'content-encoding');
   const list = listOf(multiValueHeaders, 'content-encoding')?.values ?? [];
@@ -190,12 +187,10 @@ export function forAcceptEncoding(result: HttpResult, accepted: string | undefin
         name.toLowerCase() !== 'etag' ? value : ((Array.isArray(value) ? value.map(weak) : weak(value)) as T),
       ]),
     );
-  const answer = {
+  return {
     ...result,
     headers: { ...recoded(headers), ...(gzip ? { 'Content-Encoding': 'gzip' } : {}) },
     ...(multiValueHeaders ? { multiValueHeaders: recoded(multiValueHeaders) } : {}),
     ...written(gzip ? zlib.gzipSync(decoded) : decoded, gzip),
   };
-  if (!isStreamBytes(answer.body) && Buffer.byteLength(JSON.stringify(answer)) > maxAnswerBytes) return result;
-  return answer;
 }

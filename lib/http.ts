@@ -253,6 +253,19 @@ function forAlb(result: HttpResult, event: ALBEvent): HttpResult {
   return { ...rest, headers: { ...Object.fromEntries(last), ...headers } };
 }
 
+/**
+ * A stored answer as a duplicate of `event` gets it: with one `Idempotent-Replayed` field (none when
+ * the answer is the request's `own`), in the header field the request's source reads.
+ */
+function replayedAs(proxy: HttpResult, event: AnyHttpEvent, own: boolean): HttpResult {
+  // One field, whatever a stored response copied from an upstream API carried under that name.
+  const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
+  if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
+  // The durable execution's own answer, sent again after it was lost, is no replay of another's.
+  const replayed = own ? unmarked : exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
+  return isAlb(event) ? forAlb(replayed, event as ALBEvent) : replayed;
+}
+
 /** The middleware's own answer as the request's source reads it; an ALB's with its status line. */
 const answerFor = (answer: HttpResult, event: AnyHttpEvent): HttpResult =>
   isAlb(event)
@@ -484,16 +497,16 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       // payload format 1.0, load balancers and middy's streaming mode (any value but a string or a
       // stream) answer it with an error of their own, which a retry must get again, not a success nobody received.
       if (!isProxyResult(result) && (responseStreaming || !isV2(event as AnyHttpEvent))) return result;
-      // Stored compressed for the first caller's client, re-coded for this one's when it must be,
-      // and when the answer still fits what Lambda sends (a streamed one has room for any).
-      const limit = responseStreaming ? undefined : isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
-      const proxy = forAcceptEncoding(normalize(result), headerList(event as AnyHttpEvent, 'accept-encoding'), limit, responseStreaming);
-      // One field, whatever a stored response copied from an upstream API carried under that name.
-      const unmarked = { ...proxy, headers: withoutFields(proxy.headers, ['idempotent-replayed']) };
-      if (proxy.multiValueHeaders !== undefined) unmarked.multiValueHeaders = withoutFields(proxy.multiValueHeaders, ['idempotent-replayed']);
-      // The durable execution's own answer, sent again after it was lost, is no replay of another's.
-      const replayed = own ? unmarked : exposing({ ...unmarked, headers: { ...unmarked.headers, 'Idempotent-Replayed': 'true' } }, 'Idempotent-Replayed');
-      return isAlb(event as AnyHttpEvent) ? forAlb(replayed, event as ALBEvent) : replayed;
+      const proxy = normalize(result);
+      // Stored compressed for the first caller's client, re-coded for this one's when it must be.
+      const recoded = forAcceptEncoding(proxy, headerList(event as AnyHttpEvent, 'accept-encoding'), responseStreaming);
+      const answer = replayedAs(recoded, event as AnyHttpEvent, own);
+      // Unless the answer, as sent, would not fit what Lambda sends (a streamed one has room for any):
+      // a body compressed well below that limit can decode to far more, and such an answer would fail
+      // on every retry, while a client that sent no `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3).
+      const limit = isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
+      if (recoded === proxy || responseStreaming || isStreamBytes(recoded.body) || Buffer.byteLength(JSON.stringify(answer)) <= limit) return answer;
+      return replayedAs(proxy, event as AnyHttpEvent, own);
     },
     // Not final (5xx, 401, 403, 408, 425, 429, a 4xx with Retry-After): the key is released so that the client can retry.
     ending: (response, returned) => {

@@ -313,6 +313,28 @@ describe('a body that decodes to more than the answer Lambda can send', () => {
     expect(replay).toEqual({ ...first, headers: { ...first.headers, 'Idempotent-Replayed': 'true' } });
     expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThan(1024 * 1024);
   });
+
+  test('behind a load balancer, a duplicate gets the stored bytes when the decoded answer fits only without the Idempotent-Replayed field the replay adds', async () => {
+    const answer = (body: string): HttpResult => ({
+      statusCode: 200,
+      statusDescription: '200 OK',
+      headers: { 'Content-Type': 'application/json', Vary: 'Accept-Encoding' },
+      body,
+      isBase64Encoded: false,
+    });
+    // The decoded answer as the store's content alone would make it: 5 bytes under the 1 MB the load balancer takes.
+    const text = 'x'.repeat(1024 * 1024 - 5 - Buffer.byteLength(JSON.stringify(answer(''))));
+    expect(Buffer.byteLength(JSON.stringify(answer(text)))).toBe(1024 * 1024 - 5);
+    let runs = 0;
+    const handler = middy<ALBEvent, HttpResult>()
+      .use(httpIdempotency<ALBEvent>({ store, name: `encoding-${randomUUID()}`, scope: 'shared' }))
+      .handler(async () => (++runs, { ...gzipped(text), statusDescription: '200 OK' }));
+    const first = (await handler(albEvent({ key: 'k-alb-edge', headers: { 'accept-encoding': 'gzip' } }), lambdaContext('reports'))) as HttpResult;
+    const replay = (await handler(albEvent({ key: 'k-alb-edge' }), lambdaContext('reports'))) as HttpResult;
+    expect(runs).toBe(1);
+    expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThanOrEqual(1024 * 1024);
+    expect([replay.body, replay.isBase64Encoded]).toEqual([first.body, true]);
+  });
 });
 
 test('a request body the client compressed anew for its retry (gzip stamps the time in its header) is the same request: the retry replays, a changed body is a 422', async () => {
