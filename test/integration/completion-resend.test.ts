@@ -5,11 +5,13 @@
  * release, every retry until then `IN_PROGRESS`. Against DynamoDB Local behind the fault layer, so
  * that the SDK's own retry and error classification meet each fault.
  */
+import { jest } from '@jest/globals';
 import type { Context } from 'aws-lambda';
 import { IdempotencyError, makeIdempotent, transaction } from '../../lib/index.js';
 import { lambdaContext } from '../../lib/testing/index.js';
 import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { type Fault, faultyClient } from '../support/faults.js';
+import { flush } from '../support/gate.js';
 
 const { client, faults } = faultyClient(endpoint());
 const { client: inspect, tableName, store } = useFreshTable({ storeClient: client });
@@ -45,6 +47,36 @@ const TRANSIENT: ReadonlyArray<[string, Fault]> = [
   ['a response lost after the write (TimeoutError)', { kind: 'drop-response', error: 'TimeoutError' }],
 ];
 
+/** The time left of the invocations of the tests bounded by the Lambda deadline. */
+const REMAINING = 600;
+
+/**
+ * Calls `call` with a context of {@link REMAINING} ms on a fake clock (timers, `Date`,
+ * `performance.now()`), which a loaded machine's late timers cannot move: the claim, real I/O, goes
+ * through with the clock standing still; once the first attempt of `operation` (throttled on every
+ * send, answered without I/O) is made, the clock moves to the deadline, then as far again. How the
+ * call settled and after how long by that clock, and the attempts of `operation` made by the
+ * deadline and by the end.
+ */
+async function byFakeDeadline(call: (context: Context) => Promise<unknown>, operation: string) {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate'] });
+  try {
+    const started = performance.now();
+    let answered: { settled: { value: unknown } | { error: unknown }; after: number } | undefined;
+    void call(lambdaContext({ remainingMillis: REMAINING })).then(
+      (value) => (answered = { settled: { value }, after: performance.now() - started }),
+      (error: unknown) => (answered = { settled: { error }, after: performance.now() - started }),
+    );
+    while (faults.attemptsOf(operation) === 0 && answered === undefined) await flush();
+    await jest.advanceTimersByTimeAsync(REMAINING);
+    const byDeadline = faults.attemptsOf(operation);
+    await jest.advanceTimersByTimeAsync(REMAINING);
+    return { answered, byDeadline, byEnd: faults.attemptsOf(operation) };
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
 let scenarios = 0;
 
 test.each(TRANSIENT)(
@@ -78,22 +110,14 @@ test('a completion refused for a cause no resend changes (AccessDeniedException)
 test('a completion throttled on every send is sent again only until the call must answer, before the Lambda deadline: one warning, one BookkeepingFailures event, nothing sent after the answer', async () => {
   const { fn, runs, warnings, events, item } = charge('resend-deadline');
   faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
-  const REMAINING = 600;
-  const started = performance.now();
-  // A context whose time runs down with real time, as Lambda's does.
-  expect(await fn('k', lambdaContext({ remainingMillis: REMAINING }))).toEqual({ id: 'k', run: 1 });
-  const answeredAfter = performance.now() - started;
-  const sent = faults.attemptsOf('UpdateItem');
-  // Sent again (after pauses of 50, 100, 200 ms: four sends, fewer on a slow machine), each with
-  // the SDK's three attempts, then no more: the next pause would end past the call's answer.
-  expect(sends()).toBeGreaterThanOrEqual(2);
-  expect(sends()).toBeLessThanOrEqual(4);
-  expect(sent).toBe(sends() * 3);
-  expect(answeredAfter).toBeLessThan(REMAINING);
+  const { answered, byDeadline, byEnd } = await byFakeDeadline((context) => fn('k', context), 'UpdateItem');
+  // Sent again after pauses of 50, 100 and 200 ms, each send with the SDK's three attempts; the
+  // next pause (400 ms) would end past the call's answer, 540 ms in (a tenth of 600 ms kept for it).
+  expect(answered).toEqual({ settled: { value: { id: 'k', run: 1 } }, after: 350 });
+  expect(sends()).toBe(4);
+  expect([byDeadline, byEnd]).toEqual([12, 12]);
   expect(warnings).toEqual([expect.stringMatching(/could not mark the record COMPLETED.*"error":"ProvisionedThroughputExceededException/)]);
   expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
-  await new Promise((resolve) => setTimeout(resolve, REMAINING));
-  expect(faults.attemptsOf('UpdateItem')).toBe(sent);
   expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' } });
   expect(runs()).toBe(1);
 });
@@ -149,20 +173,13 @@ test('a release refused for a cause no resend changes (AccessDeniedException) is
 test('a release throttled on every send is sent again only until the call must answer: one warning, one BookkeepingFailures event, nothing sent after the answer', async () => {
   const { fn, failure, warnings, events, item } = failFirst('release-deadline');
   faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
-  const REMAINING = 600;
-  const started = performance.now();
-  await expect(fn('k', lambdaContext({ remainingMillis: REMAINING }))).rejects.toBe(failure);
-  const answeredAfter = performance.now() - started;
-  const sent = faults.attemptsOf('DeleteItem');
-  // Sent again (after pauses of 50, 100, 200 ms: four sends, fewer on a slow machine), then no more.
-  expect(sends('DeleteItem')).toBeGreaterThanOrEqual(2);
-  expect(sends('DeleteItem')).toBeLessThanOrEqual(4);
-  expect(sent).toBe(sends('DeleteItem') * 3);
-  expect(answeredAfter).toBeLessThan(REMAINING);
+  const { answered, byDeadline, byEnd } = await byFakeDeadline((context) => fn('k', context), 'DeleteItem');
+  // Sent again after pauses of 50, 100 and 200 ms; the next one would end past the call's answer.
+  expect(answered).toEqual({ settled: { error: failure }, after: 350 });
+  expect(sends('DeleteItem')).toBe(4);
+  expect([byDeadline, byEnd]).toEqual([12, 12]);
   expect(warnings).toEqual([expect.stringMatching(/could not release the record.*"error":"ProvisionedThroughputExceededException/)]);
   expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
-  await new Promise((resolve) => setTimeout(resolve, REMAINING));
-  expect(faults.attemptsOf('DeleteItem')).toBe(sent);
   expect(await item()).toMatchObject({ status: { S: 'INPROGRESS' } });
 });
 
@@ -215,14 +232,9 @@ test('the release of a claim given up on, throttled on every send, is sent again
   // Every answer lost: the claim may have applied, so its release is sent.
   faults.schedule({ operations: ['PutItem'], fault: { kind: 'drop-response', error: 'TimeoutError' }, attempts: 'all' });
   faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'throttle' }, requests: 1_000, attempts: 'all' });
-  const REMAINING = 600;
-  const started = performance.now();
-  await expect(fn('k', lambdaContext({ remainingMillis: REMAINING }))).rejects.toMatchObject({ code: 'STORE_FAILURE' });
-  expect(performance.now() - started).toBeLessThan(REMAINING);
-  const sent = faults.attemptsOf('DeleteItem');
-  expect(sends('DeleteItem')).toBeGreaterThanOrEqual(1);
-  expect(sends('DeleteItem')).toBeLessThanOrEqual(4);
-  await new Promise((resolve) => setTimeout(resolve, REMAINING));
-  expect(faults.attemptsOf('DeleteItem')).toBe(sent);
+  const { answered, byDeadline, byEnd } = await byFakeDeadline((context) => fn('k', context), 'DeleteItem');
+  expect(answered).toEqual({ settled: { error: expect.objectContaining({ code: 'STORE_FAILURE' }) }, after: 350 });
+  expect(sends('DeleteItem')).toBe(4);
+  expect([byDeadline, byEnd]).toEqual([12, 12]);
   expect(runs()).toBe(0);
 });
