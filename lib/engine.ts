@@ -649,9 +649,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       if (ending.kind === 'throw' && ending.final !== false && this.#isFinal(ending.error)) {
         [outcome, record] = await this.#complete(call, { response: undefined, error: serializeError(ending.error, this.#options.errorFields ?? []) }, own);
         // The caller gets its own error, unless an atomic duplicate found another attempt's outcome,
-        // or another payload's record under its key (PAYLOAD_MISMATCH, as a run that returned gets).
-        const mismatch = outcome.kind === 'error' && isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH');
-        return outcome.replayed || mismatch ? outcome : asStored ? this.#asStored(call, own, record) : own;
+        // or another payload's record under its key (PAYLOAD_MISMATCH), or the record of a call that
+        // succeeded without its response stored (RESPONSE_NOT_STORED): what a run that returned, or
+        // threw an error that is not final, gets. Its own error would report the call failed (a
+        // batch's message sent back, and on to its dead-letter queue) whereas it succeeded.
+        const met =
+          outcome.kind === 'error' && (isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH') || isIdempotencyError(outcome.error, 'RESPONSE_NOT_STORED'));
+        return outcome.replayed || met ? outcome : asStored ? this.#asStored(call, own, record) : own;
       }
       // An atomic call that failed committed nothing, so it met no record: it reads the one its commit would have met.
       if (call.mode === 'atomic' && (ending.kind === 'throw' ? ending.final !== false : ending.answeredNonFinal === true)) {

@@ -1271,6 +1271,25 @@ describe('a record whose effect already happened is never reported failed', () =
     expect(orders.calls).toHaveLength(3);
     expect(await orders.charges('o-big')).toBe('1');
   });
+
+  test("atomic: true. So does one whose run fails with a final error (isFinalError): the first one's record, whose result could not be stored, answers it", async () => {
+    const shipped = new Set<string>();
+    const orders = atomicCharges(
+      (order) => {
+        if (shipped.has(order.orderId)) throw new Error('already shipped');
+        shipped.add(order.orderId);
+        return 10n; // JSON cannot hold it: the record completes without it
+      },
+      { isFinalError: () => true },
+    );
+    const first = sqsRecord({ orderId: 'o-big' });
+    const resent = sqsRecord({ orderId: 'o-big' });
+    // Reported failed, the done message would come back on every redelivery and reach the dead-letter queue.
+    expect(failuresOf(await orders.invoke(sqsEvent([first, resent])))).toEqual([]);
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(resent)])))).toEqual([]);
+    expect(orders.calls).toHaveLength(3);
+    expect(await orders.charges('o-big')).toBe('1');
+  });
 });
 
 describe('event shapes AWS delivers that the other tests do not', () => {

@@ -1154,6 +1154,21 @@ describe('atomic: true (one round trip)', () => {
     expect([replayed.name, replayed.message]).toEqual(['NotRefundable', 'not refundable']);
   });
 
+  test("a duplicate whose run fails on the first call's effect, when the first call's response could not be stored, gets RESPONSE_NOT_STORED, whether its error is final or not", async () => {
+    const f = await refundFixture();
+    const body = f.body;
+    f.body = async () => ({ ...(await body()), amount: 10n }); // JSON cannot hold it: the record completes without the response
+    expect(await f.refund()({ id: 'r1' })).toMatchObject({ refunded: 1 });
+    f.probe.drain();
+    // Final: its commit (the record alone) meets the first call's record, which says the call succeeded.
+    expect((await rejection(f.refund({ isFinalError: (error) => error instanceof NotRefundable })({ id: 'r1' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
+    // Not final: one read finds the same record.
+    expect((await rejection(f.refund()({ id: 'r1' }))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.runs).toBe(3);
+  });
+
   test('a run that fails with no COMPLETED record to replay (none, or one past its retention) gets its own error; nothing is written', async () => {
     const f = await refundFixture();
     await f.setPayment('REFUNDED'); // by another path: no record of this key
