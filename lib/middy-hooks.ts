@@ -2,7 +2,7 @@ import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
 import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type Start } from './engine.js';
-import { isIdempotencyError } from './errors.js';
+import { type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { durableExecutionOf, durableInvocationEnded, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
 import { enclosingCall, enterFunction, holderAround, outerSlot } from './transaction.js';
@@ -22,6 +22,12 @@ const isMiddyTimeout = (error: unknown): boolean => {
   const origin = packageOf(error);
   return origin.name === 'TimeoutError' && origin.package === '@middy/core';
 };
+
+/**
+ * The rejections an atomic call whose run failed answers from the record it met (another payload's,
+ * one whose outcome was not stored) rather than with the handler's error, as `makeIdempotent` does.
+ */
+const MET_AFTER_FAILURE: ReadonlySet<IdempotencyErrorCode> = new Set(['PAYLOAD_MISMATCH', 'RESPONSE_NOT_STORED', 'ERROR_NOT_STORED']);
 
 /** An error a middy middleware raised (@middy/validator refusing the event, say), which no handler threw. */
 const isMiddlewareError = (error: unknown): boolean => {
@@ -546,9 +552,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       else request.error = outcome.error as Error;
       return;
     }
-    // An atomic call whose run failed met another payload's record under its key: PAYLOAD_MISMATCH,
-    // answered as after a run that returned (httpIdempotency's 422).
-    if (outcome.kind === 'error' && outcome.error !== error && isIdempotencyError(outcome.error, 'PAYLOAD_MISMATCH')) {
+    // An atomic call whose run failed met another payload's record under its key (PAYLOAD_MISMATCH), or
+    // the record of a call whose outcome was not stored (RESPONSE_NOT_STORED, ERROR_NOT_STORED): answered
+    // as after a run that returned (httpIdempotency's 422, 409), and as makeIdempotent answers it.
+    if (outcome.kind === 'error' && outcome.error !== error && isIdempotencyError(outcome.error) && MET_AFTER_FAILURE.has(outcome.error.code)) {
       const rejected = translation.reject?.(outcome.error, request.event);
       if (rejected === undefined) request.error = outcome.error as Error;
       else request.response = rejected.response;

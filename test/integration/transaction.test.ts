@@ -4,6 +4,7 @@
  * Requests are counted by a middleware on the SDK client, which also injects network faults around
  * the commit; clocks are injected and handlers are held at gates, so nothing sleeps.
  */
+import { randomBytes } from 'node:crypto';
 import {
   type DynamoDBClient,
   GetItemCommand,
@@ -1299,6 +1300,32 @@ describe('atomic: true (one round trip)', () => {
     http.probe.drain();
     const again = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string; headers?: Record<string, string> };
     expect([again.statusCode, again.body, again.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', 'true']);
+    expect(http.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(http.runs).toBe(2);
+  });
+
+  test("middy and httpIdempotency: a duplicate whose run throws on the first call's effect, when the first call's response could not be stored, gets RESPONSE_NOT_STORED (HTTP: a 409), as makeIdempotent does", async () => {
+    const f = await refundFixture();
+    const quiet = { warn: () => undefined };
+    const handler = middy(async (_event: Refund) => ({ ...(await f.body()), amount: 10n })).use(
+      idempotency({ store: f.store, key: (event: Refund) => event.id, atomic: true, now: () => T0, logger: quiet }),
+    );
+    const context = lambdaContext(uniqueName('mwomitted'), LEASE_MS);
+    expect(await handler({ id: 'm1' }, context)).toMatchObject({ refunded: 1 });
+    f.probe.drain();
+    expect((await rejection(handler({ id: 'm1' }, context))).code).toBe('RESPONSE_NOT_STORED');
+    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+
+    const http = await refundFixture();
+    const blob = randomBytes(450 * 1024).toString('base64'); // larger than the item even compressed
+    const api = middy(async () => ({ statusCode: 201, body: JSON.stringify({ ...(await http.body()), blob }) })).use(
+      httpIdempotency({ store: http.store, name: http.name, atomic: true, now: () => T0, logger: quiet }),
+    );
+    const request = { httpMethod: 'POST', path: '/refunds', headers: { 'Idempotency-Key': 'h1' }, body: '{}', requestContext: {} };
+    expect(((await api(request as never, lambdaContext(http.name))) as { statusCode: number }).statusCode).toBe(201);
+    http.probe.drain();
+    const again = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string };
+    expect([again.statusCode, JSON.parse(again.body).status]).toEqual([409, 409]);
     expect(http.probe.drain()).toEqual(['DeleteItemCommand']);
     expect(http.runs).toBe(2);
   });
