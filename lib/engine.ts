@@ -341,9 +341,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A call nested in the call that holds its key (a function calling itself with its own key)
     // would wait for a record that completes only once it has answered, or, past that call's
     // lease, take the record over from its own caller and run again: it answers at once, and sends
-    // nothing, as on meeting that call's record (another payload: PAYLOAD_MISMATCH). (An atomic
-    // call holds no record while it runs: one nested in it runs and commits.)
-    const holder = this.#options.atomic ? undefined : holderAround(key);
+    // nothing, as on meeting that call's record (another payload: PAYLOAD_MISMATCH). An atomic call
+    // too (another wrapper of the name): its commit would meet that record, or, past its lease,
+    // replace it. (An atomic call holds no record while it runs: one nested in it runs and commits.)
+    const holder = holderAround(key);
     const fingerprint = this.#fingerprintOf(input);
     if (holder !== undefined) {
       this.#checkFingerprint(holder, fingerprint);

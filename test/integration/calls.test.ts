@@ -1138,6 +1138,28 @@ describe('single-flight: in-process duplicates share one claim', () => {
     },
   );
 
+  test("an atomic call nested in the claimed call that holds its key (another wrapper of its name) is IN_PROGRESS at once, also past that call's lease: its function does not run, and it never commits over its own caller's record", async () => {
+    const clock = manualClock();
+    const name = 'nested-atomic-in-claimed';
+    const requests: string[] = [];
+    const counted = testClient();
+    counted.middlewareStack.add((next, context) => async (args) => (requests.push(context.commandName!), next(args)), { step: 'initialize', name: 'count' });
+    const atomicStore = new DynamoDBStore({ tableName, client: counted });
+    let innerRuns = 0;
+    const inner = makeIdempotent(async (id: string) => `inner ${id} (${++innerRuns})`, { store: atomicStore, name, atomic: true, now: clock.now });
+    const outer = makeIdempotent(
+      async (id: string) => {
+        clock.advance(2_000); // the function outlives its lease, still running
+        return `outer (${await inner(id).catch((error: IdempotencyError) => error.code)})`;
+      },
+      { store, name, leaseSeconds: 1, now: clock.now },
+    );
+    expect(await outer('na-1')).toBe('outer (IN_PROGRESS)');
+    expect(innerRuns).toBe(0);
+    expect(requests).toEqual([]);
+    expect((await recordOf(name, 'na-1'))?.response?.S).toBe(JSON.stringify('outer (IN_PROGRESS)'));
+  });
+
   test.each([
     ['claimed', false],
     ['atomic', true],
