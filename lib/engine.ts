@@ -18,7 +18,7 @@ import {
   type IdempotencyStore,
   type ReleaseResult,
 } from './store.js';
-import { enclosingCall, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
+import { callsAround, enclosingCall, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -154,6 +154,47 @@ function claimedOf(context: unknown): Set<string> | undefined {
 
 /** The longest a follower waits on one timer before it looks at its leader's lease again. */
 const FLIGHT_RECHECK_MILLIS = 1000;
+
+/**
+ * The in-process leaders each call waits on through a follower nested in it (a wait blocks every
+ * call the follower is part of), counted. Process-wide, as flights are per engine: two calls that
+ * each call the other's function with the other's key would wait on each other until their bound
+ * (without a deadline, until a lease ends, when each would take the other's record over and run
+ * it again).
+ */
+const waitsOf = new Map<Call, Map<Call, number>>();
+
+/** Whether `leader`, or a leader it waits on, waits through its nested calls on a call the code running now is part of. */
+function waitsOnCaller(leader: Call): boolean {
+  const seen = new Set<Call>();
+  const next = [leader];
+  for (let call = next.pop(); call !== undefined; call = next.pop()) {
+    if (seen.has(call)) continue;
+    seen.add(call);
+    for (const waited of waitsOf.get(call)?.keys() ?? []) {
+      if (!waited.hasReturned && isWithin(waited)) return true;
+      next.push(waited);
+    }
+  }
+  return false;
+}
+
+/** Records that the calls the code running now is part of wait on `leader`; the function returned forgets it. */
+function waitOn(leader: Call): () => void {
+  const blocked = callsAround();
+  for (const call of blocked) {
+    const waits = waitsOf.get(call) ?? new Map<Call, number>();
+    waitsOf.set(call, waits.set(leader, (waits.get(leader) ?? 0) + 1));
+  }
+  return () => {
+    for (const call of blocked) {
+      const waits = waitsOf.get(call)!;
+      const count = waits.get(leader)! - 1;
+      if (count > 0) waits.set(leader, count);
+      else if (waits.delete(leader) && waits.size === 0) waitsOf.delete(call);
+    }
+  };
+}
 
 /** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
 interface Flight {
@@ -388,6 +429,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // Nested in the leader's own function, the call would wait for itself: it meets the record as another process does.
       // Not once that function has returned: work it left running follows its outcome, as any duplicate does.
       if (leader.call !== undefined && !leader.call.hasReturned && isWithin(leader.call)) return this.#lead(claiming);
+      // So would a call whose leader waits, through calls nested in it, on a call this one is part of
+      // (two calls that each call the other's function with the other's key): it meets the record.
+      if (execution === undefined && leader.call !== undefined && !leader.call.hasReturned && waitsOnCaller(leader.call)) return this.#lead(claiming);
       if (execution !== undefined) {
         // A leader of the same invocation of this execution holds the record as this call would (as
         // the execution), past any lease: it ends in this invocation, or the invocation ends with
@@ -417,9 +461,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       // A leader still claiming has no lease yet: once it holds the record, the wait is bounded by its lease.
       let forget = (): void => undefined;
       const news = new Promise<void>((resolve) => (forget = leader.watch(resolve)));
+      const unwait = leader.call === undefined ? undefined : waitOn(leader.call);
       await Promise.race([news, ...(expiry === undefined ? [] : [expiry.elapsed])]).finally(() => {
         expiry?.cancel();
         forget();
+        unwait?.();
       });
       const record = leader.landed?.record;
       if (record !== undefined) return { kind: 'replay', value: this.#settle(record, fingerprint, this.now()) };

@@ -110,6 +110,13 @@ export function isWithin(call: Call): boolean {
   return callAround((running) => running === call) !== undefined;
 }
 
+/** The calls whose functions the code running now is part of and has not returned from, innermost first. @internal */
+export function callsAround(): Call[] {
+  const calls: Call[] = [];
+  for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (!slot.call.hasReturned) calls.push(slot.call);
+  return calls;
+}
+
 /** The innermost call that passes `test` whose function the code running now is part of, directly or through calls nested in it. */
 function callAround(test: (call: Call) => boolean): Call | undefined {
   for (let slot = currentCall.getStore(); slot !== undefined; slot = slot.outer) if (test(slot.call)) return slot.call;

@@ -241,6 +241,45 @@ test('an INPROGRESS record without a lease (written by hand, or by an older vers
   expect(error.retryAfterSeconds).toBe(101);
 });
 
+test("two calls that each call the other's function with the other's key wait on neither: one nested call meets the other's record (IN_PROGRESS), the other follows it; each function runs once", async () => {
+  const memory = new InMemoryStore();
+  const claims: string[] = [];
+  const counted = Object.assign(Object.create(memory) as InMemoryStore, {
+    claim: (request: Parameters<InMemoryStore['claim']>[0]) => (claims.push(request.key.split('#')[0]!), memory.claim(request)),
+  });
+  const runs: string[] = [];
+  const bothStarted = gate();
+  let started = 0;
+  // A clock that never moves: a nested call waiting on the other's leader would wait until its
+  // deadline's bound (both answering IN_PROGRESS after it), or, given no context, for ever.
+  const options = { store: counted, now: () => T0 };
+  type Wrapped = (id: string, context?: object) => Promise<string>;
+  /** `kind` of `id`, which calls `other()` with `otherId` once both top-level calls have started. */
+  const crossing = (kind: string, other: () => Wrapped, otherId: string): Wrapped =>
+    makeIdempotent(
+      async (id: string, _context?: object) => {
+        runs.push(`${kind} ${id}`);
+        if (++started === 2) bothStarted.open();
+        await bothStarted.promise;
+        const answer = await other()(otherId).catch((error: IdempotencyError) => error.code);
+        return `${kind} ${id} after ${answer}`;
+      },
+      { ...options, name: `cycle-${kind}` },
+    );
+  const refund: Wrapped = crossing('refund', () => charge, 'c-1');
+  const charge: Wrapped = crossing('charge', () => refund, 'r-1');
+  const [refunded, charged] = await Promise.all([refund('r-1', lambdaContext('cycle', 1_500)), charge('c-1', lambdaContext('cycle', 1_500))]);
+  // Whichever nested call looks second finds the cycle: it meets the record; the other replays what that call answered.
+  expect([
+    ['refund r-1 after IN_PROGRESS', 'charge c-1 after refund r-1 after IN_PROGRESS'],
+    ['refund r-1 after charge c-1 after IN_PROGRESS', 'charge c-1 after IN_PROGRESS'],
+  ]).toContainEqual([refunded, charged]);
+  expect(runs.sort()).toEqual(['charge c-1', 'refund r-1']);
+  // The nested call that met the record asked the store, at once (a wait's bound answers without a request).
+  expect(claims).toHaveLength(3);
+  expect(new Set(claims)).toEqual(new Set(['cycle-charge', 'cycle-refund']));
+});
+
 describe('events, as the dashboard counts them', () => {
   test("a durable call that fails after another invocation of its execution completed the record is not superseded: the record is the execution's own", async () => {
     const events: IdempotencyEvent[] = [];
