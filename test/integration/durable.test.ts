@@ -431,9 +431,18 @@ test('middy durable mode: an execution failed by middy’s early timeout while a
 // a suspended durable invocation never does: the timer fires later, in another invocation of the
 // process (or on a thaw past the deadline), while the execution is suspended and holds its key.
 describe('middy durable mode: the early timeout of an invocation that had suspended', () => {
-  function suspending(steps: string[], lateTimeout: { open(): void }) {
-    return middy<Order, string, Error, DurableContext>({ executionMode: middyDurableMode.executionMode, timeoutEarlyInMillis: 5 })
-      .use({ onError: () => void lateTimeout.open() }) // its onError runs after idempotency()'s
+  /**
+   * The handler whose late timeout opens `lateTimeout`: middy's TimeoutError by default (seen in
+   * `onError`), or the `timeoutEarlyResponse` answer given (seen in `after`); either hook runs after idempotency()'s.
+   */
+  function suspending(steps: string[], lateTimeout: { open(): void }, timeoutEarlyResponse?: () => string) {
+    const seen = () => void lateTimeout.open();
+    return middy<Order, string, Error, DurableContext>({
+      executionMode: middyDurableMode.executionMode,
+      timeoutEarlyInMillis: 5,
+      ...(timeoutEarlyResponse === undefined ? {} : { timeoutEarlyResponse }),
+    })
+      .use(timeoutEarlyResponse === undefined ? { onError: seen } : { after: seen })
       .use(idempotency<Order, string>(options))
       .handler(async (order, ctx) => {
         await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
@@ -506,18 +515,7 @@ describe('middy durable mode: the early timeout of an invocation that had suspen
   test('a timeoutEarlyResponse that answers instead of throwing, fired once the invocation suspended: the answer is not stored, and the key stays held for the suspended execution', async () => {
     const steps: string[] = [];
     const lateTimeout = gate<void>();
-    const handler = middy<Order, string, Error, DurableContext>({
-      executionMode: middyDurableMode.executionMode,
-      timeoutEarlyInMillis: 5,
-      timeoutEarlyResponse: () => 'timed out',
-    })
-      .use({ after: () => void lateTimeout.open() }) // its after runs after idempotency()'s
-      .use(idempotency<Order, string>(options))
-      .handler(async (order, ctx) => {
-        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
-        if (order.pause === 'callback') await ctx.waitForCallback(CALLBACK, async () => undefined);
-        return order.run;
-      }) as unknown as DurableLambdaHandler;
+    const handler = suspending(steps, lateTimeout, () => 'timed out');
     const orderId = randomUUID();
     // A stub that reads 2 s left throughout: middy's timer fires 1,995 ms after the invocation starts, well after it suspends.
     const suspended = await suspendedFirst(handler, orderId, () => 2_000);
