@@ -218,9 +218,12 @@ export function sharedOptionsExcept<const K extends SharedOptionName>(excluded: 
 }
 
 /** Throws a `TypeError` naming the first option of `options` that is not in `known`. @internal */
-export function assertKnownOptions(where: string, options: object, known: readonly string[]): void {
+export function assertKnownOptions(where: string, options: object, known: readonly string[], member?: string): void {
   const unknown = Object.keys(options).find((name) => !known.includes(name));
-  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`. Known options: ${known.join(', ')}.`);
+  if (unknown === undefined) return;
+  // The members of an option (`version` of transition()) are named by their path.
+  const [name, of] = member === undefined ? [unknown, ''] : [`${member}.${unknown}`, ` of \`${member}\``];
+  throw new TypeError(`${where}: unknown option \`${name}\`. Known options${of}: ${known.join(', ')}.`);
 }
 
 /**

@@ -64,9 +64,7 @@ function guardedUpdate(params: TransitionParams): TransactionUpdate {
     assertKnownOptions('transition', params, PARAMETERS);
     for (const [option, known] of Object.entries(NESTED_PARAMETERS)) {
       const value: unknown = params[option as keyof typeof NESTED_PARAMETERS];
-      const unknown = value !== null && typeof value === 'object' ? Object.keys(value).find((name) => !(known as readonly string[]).includes(name)) : undefined;
-      if (unknown !== undefined)
-        throw new TypeError(`transition: unknown option \`${option}.${unknown}\`. Known options of \`${option}\`: ${known.join(', ')}.`);
+      if (value !== null && typeof value === 'object') assertKnownOptions('transition', value, known, option);
     }
   }
   const from: unknown[] = typeof params?.from === 'string' ? [params.from] : Array.isArray(params?.from) ? [...params.from] : [];
