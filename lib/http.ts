@@ -237,17 +237,20 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
 /**
  * `result` as an Application Load Balancer reads it: with multi-value headers enabled on the target
  * group (the request then carries `multiValueHeaders`) it reads `multiValueHeaders` only, otherwise
- * `headers` only, so every header goes to the one it reads. A header in both keeps its list; one
- * moved to `headers` keeps its last value, as the load balancer does with a request's headers.
+ * `headers` only, so every header goes to the one it reads. A header in both, whatever the case of
+ * its name in each, keeps the value of the one read; one moved to `headers` keeps its last value,
+ * as the load balancer does with a request's headers.
  */
 function forAlb(result: HttpResult, event: ALBEvent): HttpResult {
   const { headers, multiValueHeaders, ...rest } = result;
+  const namesIn = (fields: object | undefined) => Object.keys(fields ?? {}).map((name) => name.toLowerCase());
   if (event.multiValueHeaders) {
-    const lists = Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name, [value]]));
+    const moved = withoutFields(headers, namesIn(multiValueHeaders));
+    const lists = Object.fromEntries(Object.entries(moved ?? {}).map(([name, value]) => [name, [value]]));
     return { ...rest, multiValueHeaders: { ...lists, ...multiValueHeaders } };
   }
   // A list that is not one (null, which the type forbids but a handler can return) moves nothing.
-  const last = Object.entries(multiValueHeaders ?? {}).flatMap(([name, values]: [string, unknown]) =>
+  const last = Object.entries(withoutFields(multiValueHeaders, namesIn(headers)) ?? {}).flatMap(([name, values]: [string, unknown]) =>
     Array.isArray(values) && values.length > 0 ? [[name, values.at(-1) as string | number | boolean]] : [],
   );
   return { ...rest, headers: { ...Object.fromEntries(last), ...headers } };

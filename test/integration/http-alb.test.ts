@@ -331,6 +331,22 @@ describe.each([
     expect(orders.runs).toBe(1);
   });
 
+  test('a header in both fields under names that differ in case is replayed once, with the value the load balancer read: never a second Content-Type', async () => {
+    // The field the target group does not read holds another Content-Type, spelled in other case.
+    const orders = ordersBehindAlb({}, (sent, run) => {
+      const answer = created(sent, run) as ALBResult;
+      return multiValue ? { ...answer, headers: { 'content-type': 'text/plain' } } : { ...answer, multiValueHeaders: { 'content-type': ['text/plain'] } };
+    });
+    await orders.send(event({ key: 'k-case' }));
+    const replay = await orders.send(event({ key: 'k-case' }));
+    const fields = (multiValue ? replay.multiValueHeaders : replay.headers) ?? {};
+    expect(Object.entries(fields).filter(([name]) => name.toLowerCase() === 'content-type')).toEqual([
+      ['Content-Type', multiValue ? ['application/json'] : 'application/json'],
+    ]);
+    expect(headerOf(replay, 'Idempotent-Replayed', multiValue)).toBe('true');
+    expect(orders.runs).toBe(1);
+  });
+
   test('a stored answer with a list that is null in multiValueHeaders (which the type forbids, but a handler can return) replays, never a TypeError on every retry', async () => {
     const orders = ordersBehindAlb({}, async (sent, run) => ({
       ...(await created(sent, run)),
