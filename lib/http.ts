@@ -503,13 +503,20 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
       const proxy = normalize(result);
       // Stored compressed for the first caller's client, re-coded for this one's when it must be.
       const recoded = forAcceptEncoding(proxy, headerList(event as AnyHttpEvent, 'accept-encoding'), responseStreaming);
-      const answer = replayedAs(recoded, event as AnyHttpEvent, own);
-      // Unless the answer, as sent, would not fit what Lambda sends (a streamed one has room for any):
-      // a body compressed well below that limit can decode to far more, and such an answer would fail
-      // on every retry, while a client that sent no `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3).
+      // Each answer as sent must fit what Lambda sends (a streamed one has room for any), or it fails on every retry.
       const limit = isAlb(event as AnyHttpEvent) ? MAX_ALB_ANSWER_BYTES : MAX_BUFFERED_ANSWER_BYTES;
-      if (recoded === proxy || responseStreaming || isStreamBytes(recoded.body) || Buffer.byteLength(JSON.stringify(answer)) <= limit) return answer;
-      return replayedAs(proxy, event as AnyHttpEvent, own);
+      const fits = (answer: HttpResult): boolean => responseStreaming || isStreamBytes(answer.body) || Buffer.byteLength(JSON.stringify(answer)) <= limit;
+      const answer = replayedAs(recoded, event as AnyHttpEvent, own);
+      if (fits(answer)) return answer;
+      // A body compressed well below that limit can decode to far more, while a client that sent no
+      // `Accept-Encoding` accepts any coding (RFC 9110 §12.5.3): the stored bytes.
+      if (recoded !== proxy) {
+        const asStored = replayedAs(proxy, event as AnyHttpEvent, own);
+        if (fits(asStored)) return asStored;
+      }
+      // The first caller's answer fit, but not with `Idempotent-Replayed`, nor a plain value made a
+      // proxy result (whose body JSON escapes again): the duplicate gets that answer as it was, unmarked.
+      return isProxyResult(result) ? replayedAs(proxy, event as AnyHttpEvent, true) : result;
     },
     // Not final (5xx, 401, 403, 408, 425, 429, a 4xx with Retry-After): the key is released so that the client can retry.
     ending: (response, returned) => {

@@ -363,3 +363,47 @@ test('a request body the client compressed anew for its retry (gzip stamps the t
   expect((await send('{"amount":2501}', 1_700_000_005)).statusCode).toBe(422);
   expect(runs).toBe(1);
 });
+
+describe('an answer that fits what Lambda sends only as the first caller got it', () => {
+  test('behind a load balancer, a duplicate whose Idempotent-Replayed field would take the answer over 1 MB gets the first answer, unmarked', async () => {
+    const answer = (body: string): HttpResult => ({
+      statusCode: 200,
+      statusDescription: '200 OK',
+      headers: { 'Content-Type': 'text/plain' },
+      body,
+      isBase64Encoded: false,
+    });
+    // 5 bytes under the 1 MB the load balancer takes: the field the replay adds does not fit.
+    const text = 'x'.repeat(1024 * 1024 - 5 - Buffer.byteLength(JSON.stringify(answer(''))));
+    let runs = 0;
+    const handler = middy<ALBEvent, HttpResult>()
+      .use(httpIdempotency<ALBEvent>({ store, name: `limit-${randomUUID()}`, scope: 'shared' }))
+      .handler(async () => (++runs, answer(text)));
+    const first = (await handler(albEvent({ key: 'k-alb-marker' }), lambdaContext('reports'))) as HttpResult;
+    expect(Buffer.byteLength(JSON.stringify(first))).toBe(1024 * 1024 - 5);
+    const replay = (await handler(albEvent({ key: 'k-alb-marker' }), lambdaContext('reports'))) as HttpResult;
+    expect(runs).toBe(1);
+    expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThanOrEqual(1024 * 1024);
+    expect(replay).toEqual(first);
+  });
+
+  test('an HTTP API duplicate of a plain value whose answer, made a proxy result, would be over 6 MB gets the value as the first caller did', async () => {
+    // 5 MB of JSON full of escaped quotes: as a proxy result's body, each escape is escaped again, and the answer passes 6 MB.
+    const value = { csv: '"id","name"\n'.repeat(300_000) };
+    expect(Buffer.byteLength(JSON.stringify(value))).toBeLessThan(6 * 1024 * 1024);
+    let runs = 0;
+    const handler = middy<APIGatewayProxyEventV2, unknown>()
+      .use(httpIdempotency({ store, name: `limit-${randomUUID()}` }))
+      .handler(async () => (++runs, value));
+    const send = () =>
+      handler(
+        toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': 'k-plain' }, body: '{"amount":2500}' })!,
+        lambdaContext('codes'),
+      );
+    const first = await send();
+    const replay = await send();
+    expect(runs).toBe(1);
+    expect(Buffer.byteLength(JSON.stringify(replay))).toBeLessThanOrEqual(6 * 1024 * 1024);
+    expect(replay).toEqual(first);
+  });
+});
