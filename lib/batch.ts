@@ -104,7 +104,8 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * are not JSON (text, CSV, XML, Avro, Protocol Buffers) or records another middleware has already
    * parsed. What it returns is the message the record handler, `key` and `fingerprint` receive; a
    * record it throws for is poison (reported failed, never run). Kinesis data arrives base64-encoded;
-   * a binary message (a Buffer, a Uint8Array) is keyed by its bytes.
+   * a binary message (a Buffer, a Uint8Array) is keyed by its bytes, as their base64 text: return
+   * one kind for every record, since a text message equal to that text shares the key.
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: ((record: BatchRecord) => TMessage) | undefined;
