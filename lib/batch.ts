@@ -38,7 +38,7 @@ export interface PipesKinesisRecord extends Omit<KinesisStreamRecord, 'kinesis'>
  */
 export type PipesBatchEvent = ReadonlyArray<SQSRecord | PipesKinesisRecord | DynamoDBRecord>;
 
-/** The change a DynamoDB Streams record carries, unmarshalled to plain values. */
+/** The change a DynamoDB Streams record carries, unmarshalled to plain values; a binary attribute stays the base64 text the stream carries. */
 export interface StreamChange {
   readonly eventName: 'INSERT' | 'MODIFY' | 'REMOVE' | undefined;
   readonly keys: Record<string, unknown> | undefined;

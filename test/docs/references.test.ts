@@ -208,6 +208,7 @@ describe('the batch guarantees quote real test names', () => {
     'test/integration/batch-layers.test.ts',
     'test/integration/batch-faults.test.ts',
     'test/integration/store-timeouts.test.ts',
+    'test/unit/batch-binary-key.test.ts',
   ];
   const titles = files.flatMap((file) => testTitles(readFileSync(`${ROOT}/${file}`, 'utf8')));
 

@@ -1,9 +1,10 @@
 /**
  * A binary message (what a `parse` returns as a Buffer or a Uint8Array) is keyed by its bytes as
- * base64 text: the same text a string message holding that base64 is keyed by.
+ * base64 text: the same text a string message holding that base64 is keyed by. A stream image's
+ * binary attributes stay the base64 text the stream delivers.
  */
 import { isUtf8 } from 'node:buffer';
-import { idempotentBatch } from '../../lib/index.js';
+import { idempotentBatch, type StreamChange } from '../../lib/index.js';
 import { InMemoryStore, lambdaContext } from '../../lib/testing/index.js';
 
 const kinesisRecord = (data: Buffer, sequence: number) => ({
@@ -49,4 +50,27 @@ test.failing('a text message that reads as the base64 of another message’s byt
   const response = await handler({ Records: [kinesisRecord(binary, 1), kinesisRecord(text, 2)] } as never, lambdaContext());
   expect(response).toEqual({ batchItemFailures: [] });
   expect(seen).toEqual([binary, '//4=']);
+});
+
+test('DynamoDB Streams: a binary attribute (B, BS, also nested) reaches the record function as the base64 text the stream delivers, not as bytes', async () => {
+  const changes: unknown[] = [];
+  const handler = idempotentBatch(
+    async (change: StreamChange) => {
+      changes.push(change.newImage);
+    },
+    { store: new InMemoryStore(), name: 'images' },
+  );
+  const record = {
+    eventID: 'e-1',
+    eventName: 'INSERT',
+    eventSource: 'aws:dynamodb',
+    dynamodb: {
+      Keys: { pk: { S: 'DOC#1' } },
+      NewImage: { pk: { S: 'DOC#1' }, blob: { B: 'AAEC' }, blobs: { BS: ['AQ=='] }, meta: { M: { thumb: { B: '/w==' } } } },
+      SequenceNumber: '4200000000000000000001',
+      StreamViewType: 'NEW_IMAGE',
+    },
+  };
+  expect(await handler({ Records: [record] } as never, lambdaContext())).toEqual({ batchItemFailures: [] });
+  expect(changes).toEqual([{ pk: 'DOC#1', blob: 'AAEC', blobs: new Set(['AQ==']), meta: { thumb: '/w==' } }]);
 });
