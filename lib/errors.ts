@@ -7,7 +7,8 @@ import type { IdempotencyRecord } from './store.js';
  * - `IN_PROGRESS`: another attempt holds the record; retry after `retryAfterSeconds`.
  * - `PAYLOAD_MISMATCH`: the key was used before with a different payload fingerprint.
  * - `KEY_MISSING`: the key selector found no value (`undefined`, `null`, `''`, or an object or array of only those;
- *   a whole payload of such parts, with no selector, is a key), or returned an object or array key with a
+ *   a whole payload of such parts, with no selector, is a key; a whole payload that is itself `undefined`, `null`
+ *   or `''` is not, and the message says so), or returned an object or array key with a
  *   top-level part `undefined`, which the message names: every call without that part would share one
  *   record. Select `null` for a part that may be absent.
  * - `INVALID_KEY`: the `key` or `fingerprint` selector threw, or what it selected cannot be hashed

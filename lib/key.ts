@@ -360,6 +360,10 @@ export interface MissingKey {
 }
 
 const NO_VALUE: MissingKey = { missing: 'The idempotency key selector found no value (undefined, null or empty string).' };
+/** Without a `key` selector no selector found anything: the payload itself is empty. */
+const NO_PAYLOAD: MissingKey = {
+  missing: 'The payload, the idempotency key when no `key` selects one, is undefined, null or empty (as JSON writes it).',
+};
 
 /**
  * The canonical JSON of a key, or why it is missing: a value JSON writes as `undefined`, `null` or
@@ -374,9 +378,9 @@ const NO_VALUE: MissingKey = { missing: 'The idempotency key selector found no v
  * (`{ cursor: null }`, `{}`, `{ cursor: undefined }`) is a request like any other. @internal
  */
 export function canonicalKey(value: unknown, selected = false): string | MissingKey {
-  if (isMissing(value)) return NO_VALUE;
+  if (isMissing(value)) return selected ? NO_VALUE : NO_PAYLOAD;
   const { json, data, absent } = canonicalForm(value);
-  if (isMissing(data)) return NO_VALUE;
+  if (isMissing(data)) return selected ? NO_VALUE : NO_PAYLOAD;
   if (!selected || typeof data !== 'object') return json!;
   if (Object.values(data as object).every(isMissing)) return NO_VALUE;
   if (absent === undefined) return json!;

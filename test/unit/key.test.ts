@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, hashKey } from '../../lib/index.js';
+import { canonicalJson, hashKey, makeIdempotent } from '../../lib/index.js';
 import { canonicalKey, keyHash, sha256 } from '../../lib/key.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { invalidKey } from '../support/invalid-key.js';
+import { rejection } from '../support/rejections.js';
 
 describe('canonicalJson', () => {
   test('object member order never matters, at any depth', () => {
@@ -219,6 +221,21 @@ describe('canonicalKey', () => {
     for (const value of [undefined, null, '', {}, [], { a: undefined }, [null, ''], { a: undefined, b: null }]) {
       expect(missing(value)).toBe('The idempotency key selector found no value (undefined, null or empty string).');
     }
+  });
+
+  test('a whole payload (no `key` selector) that is undefined, null or empty says so, not that a selector found nothing', async () => {
+    for (const value of [undefined, null, '', new Date(Number.NaN)]) {
+      const key = canonicalKey(value);
+      expect(typeof key === 'string' ? key : key.missing).toBe(
+        'The payload, the idempotency key when no `key` selects one, is undefined, null or empty (as JSON writes it).',
+      );
+    }
+    let runs = 0;
+    const charge = makeIdempotent(async (_input?: unknown) => ++runs, { store: new InMemoryStore(), name: 'charge' });
+    const error = await rejection(charge());
+    expect(error.code).toBe('KEY_MISSING');
+    expect(error.message).toBe('KEY_MISSING: The payload, the idempotency key when no `key` selects one, is undefined, null or empty (as JSON writes it).');
+    expect(runs).toBe(0);
   });
 });
 
