@@ -10,15 +10,16 @@
  */
 export function volatileEventOf(input: unknown): string | undefined {
   if (typeof input !== 'object' || input === null) return undefined;
-  const event = input as { readonly requestContext?: unknown; readonly Records?: unknown; readonly eventSource?: unknown };
+  const event = input as { readonly requestContext?: unknown; readonly Records?: unknown; readonly eventSource?: unknown; readonly httpMethod?: unknown };
   // A Lambda destination's event (an asynchronous invocation's record) has a requestContext too, that
   // names the function invoked: Lambda delivers its retries unchanged, as it does the invocation's.
-  if (
-    typeof event.requestContext === 'object' &&
-    event.requestContext !== null &&
-    typeof (event.requestContext as { functionArn?: unknown }).functionArn !== 'string'
-  ) {
-    return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
+  const context = event.requestContext as { readonly functionArn?: unknown; readonly http?: { readonly method?: unknown } | null } | null | undefined;
+  if (typeof context === 'object' && context !== null && typeof context.functionArn !== 'string') {
+    // Only the requests httpIdempotency reads (REST and HTTP APIs, Function URLs, load balancers) are sent to it.
+    if (typeof event.httpMethod === 'string' || typeof context.http?.method === 'string') {
+      return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
+    }
+    return 'a request (an API Gateway WebSocket message, a VPC Lattice request) whose id and time differ on every retry: select a key';
   }
   // Amazon MQ (ActiveMQ, RabbitMQ) marks each message of a retried batch `redelivered`.
   if (event.eventSource === 'aws:mq' || event.eventSource === 'aws:rmq') {

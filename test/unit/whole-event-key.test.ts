@@ -113,6 +113,45 @@ describe('a call without `key` whose event differs on every delivery', () => {
     ]);
   });
 
+  test('an API Gateway WebSocket message or a VPC Lattice request: the warning says to select a key, never httpIdempotency, which refuses such an event', async () => {
+    const websocket = {
+      requestContext: {
+        routeKey: 'placeOrder',
+        eventType: 'MESSAGE',
+        messageId: 'Wm9vMQ=',
+        connectionId: 'Zm9vMQ=',
+        requestId: 'r-1',
+        requestTimeEpoch: 1_764_633_600_000,
+        apiId: 'a1b2c3',
+        stage: 'prod',
+      },
+      body: '{"orderId":"o-1"}',
+      isBase64Encoded: false,
+    };
+    const lattice = {
+      version: '2.0',
+      path: '/orders',
+      method: 'POST',
+      headers: { 'idempotency-key': ['k-1'] },
+      body: '{"orderId":"o-1"}',
+      isBase64Encoded: false,
+      requestContext: {
+        serviceNetworkArn: 'arn:aws:vpc-lattice:eu-west-1:123456789012:servicenetwork/sn-1',
+        region: 'eu-west-1',
+        timeEpoch: '1764633600000000',
+      },
+    };
+    for (const event of [websocket, lattice]) {
+      const log = logger();
+      await makeIdempotent(async (_event: unknown) => 'ok', { store: new InMemoryStore(), name: 'orders', logger: log })(event);
+      const [warning] = messagesOf(log);
+      expect(warning!.message).toMatch(/^lambda-idempotency: makeIdempotent has no `key`, .*select a key.*Duplicates are not detected\.$/);
+      expect(warning!.message).not.toMatch(/httpIdempotency/);
+      const http = middy(async () => ({ statusCode: 200 })).use(httpIdempotency({ store: new InMemoryStore(), name: 'orders' }));
+      await expect(http(event as never, context)).rejects.toThrow(TypeError);
+    }
+  });
+
   test('makeIdempotent given an HTTP event warns the same way, naming itself', async () => {
     const log = logger();
     const once = makeIdempotent(async (_event: unknown) => 'ok', { store: new InMemoryStore(), name: 'orders', logger: log });
