@@ -1,10 +1,10 @@
 import { delay } from '../deadline.js';
 import { encryptionModule, encryptionOrKeyProvider, type OutcomeEncryption, type ResponseEncryption } from '../encryption.js';
-import { nameStoreFailure } from '../errors.js';
+import { detailStoreFailure, nameStoreFailure } from '../errors.js';
 import { isWellFormed } from '../key.js';
 import { assertKnownOptions, checkOptions, isBoolean, type OptionCheck } from '../options.js';
 import { hashOf, outcomeFields, recordOf, refusalRecord, summaryOf } from '../record-hash.js';
-import { malformedRecord, ResponseCodec } from '../response-codec.js';
+import { malformedRecord, ResponseCodec, UnreadableRecordError } from '../response-codec.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -284,7 +284,7 @@ export class RedisStore implements IdempotencyStore {
     // The key outlives the retention only if the lease is longer: Redis must not forget a held record.
     // Checked before any request, the eviction check's included: a time to live no key can have is
     // the caller's mistake, whatever the server's policy.
-    const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil)];
+    const args = [owner, String(leaseUntil), String(expiresAt), String(now), timeToLive(now, expiresAt, leaseUntil), key];
     if (fingerprint !== undefined) args.push(fingerprint);
     const connection = this.bounded();
     if (!this.allowEviction) await assertNoEviction(this.client, connection).catch(named);
@@ -300,6 +300,7 @@ export class RedisStore implements IdempotencyStore {
     const previous = claimed && record !== undefined ? await recordOf(key, record, this.codec, WHERE, false).catch(() => undefined) : undefined;
     if (claimed) return previous === undefined ? { claimed: true } : { claimed: true, previous };
     if (record === undefined) throw new Error(`Redis refused the claim of ${key} without a record.`);
+    if (record.key !== undefined && record.key !== key) throw this.foreign(key, record.key);
     return { claimed: false, record: await recordOf(key, record, this.codec, WHERE) };
   }
 
@@ -428,6 +429,20 @@ export class RedisStore implements IdempotencyStore {
         if (wait <= 0 || !reached() || !(await connection.reconnected(this.recordPrefix + key, wait))) throw error;
       }
     }
+  }
+
+  /**
+   * A live record another store wrote under the same Redis key (one prefix begins the other, and
+   * the rest of the longer one begins the shorter one's namespace). Replayed, it would answer this
+   * call with another function's response and never run this one. Records written before they
+   * named their key cannot be told apart, and are read as this store's.
+   */
+  private foreign(key: string, other: string): UnreadableRecordError {
+    const detail = `a live record under this call's Redis key was written by another store, whose keyPrefix overlaps this one's ('${this.keyPrefix}'): give stores on one server prefixes none of which begins another (docs/redis.md)`;
+    const error = new UnreadableRecordError(`The idempotency record ${this.recordPrefix}${key} was written for the key '${other}', not '${key}': ${detail}.`);
+    // The STORE_FAILURE that wraps it says why, without the keys (each holds a hash of the call's key).
+    detailStoreFailure(error, detail);
+    return error;
   }
 
   /** The record that refused a completion or release (see {@link refusalRecord}). */

@@ -54,7 +54,8 @@ end${body}`;
 
 /**
  * KEYS[1] the record; ARGV: owner, leaseUntil, expiresAt, now (ms), the key's time to live (ms),
- * fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
+ * the store's key (without the prefix: the record names it, since two stores whose prefixes overlap
+ * can share one Redis key), fingerprint (optional). Claimable: no record, or `expiresAt < floor(now / 1000)`, or INPROGRESS
  * with `leaseUntil < now`; an INPROGRESS record without a lease stays until its retention. A record
  * without `expiresAt` (written by hand, or by an older version) first gets the claim's, or its lease's
  * end if later (as `adoptedRetention` in lib/store.ts), and a TTL to match: it is then read as any
@@ -108,7 +109,8 @@ if #record > 0 then
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'expiresAt', ARGV[3])
-if ARGV[6] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6]) end
+if ARGV[6] then redis.call('HSET', KEYS[1], 'key', ARGV[6]) end
+if ARGV[7] then redis.call('HSET', KEYS[1], 'fingerprint', ARGV[7]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local previous = {}
 local outcome = {response = true, responseBase64 = true, error = true, errorBase64 = true}

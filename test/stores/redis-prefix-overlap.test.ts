@@ -1,12 +1,16 @@
 /**
  * Two RedisStores on one server whose key prefixes overlap: one prefix is the other's beginning.
  * A record is `<keyPrefix><namespace>#<hash>`, with nothing between the prefix and the namespace,
- * so `'idempotency:'` + `'payments:refund'` is `'idempotency:payments:'` + `'refund'`.
+ * so `'idempotency:'` + `'payments:refund'` is `'idempotency:payments:'` + `'refund'`: one Redis key
+ * for two stores. Separating them would move the Redis key of every record whose namespace holds the
+ * prefix's separator (a redelivery after the upgrade would run again), so the key stays, and each
+ * record names the key it was written for: the other store fails closed instead of replaying it.
  */
 import { randomUUID } from 'node:crypto';
 import { makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { inspector, ioredisClient } from '../support/redis.js';
+import { rejection } from '../support/rejections.js';
 
 const client = ioredisClient();
 const raw = inspector();
@@ -15,28 +19,45 @@ afterAll(() => {
   raw.disconnect();
 });
 
-// Separating them changes the Redis key of every record whose namespace holds the prefix's
-// separator (a redelivery after the upgrade would run again): held for a decision, documented in
-// docs/redis.md. `test.failing` turns red once it is fixed.
-test.failing('a store whose prefix begins another store’s never replays that store’s records (different names, same key)', async () => {
-  const run = randomUUID();
+function refunds(run: string) {
+  const calls: string[] = [];
   const shared = new RedisStore({ client, keyPrefix: `overlap-${run}:` });
   const team = new RedisStore({ client, keyPrefix: `overlap-${run}:payments:` });
-  const refunds: string[] = [];
-  const sharedRefund = makeIdempotent(async (id: string) => (refunds.push(`a:${id}`), { refunded: 'by the shared store' }), {
+  const sharedRefund = makeIdempotent(async (id: string) => (calls.push(`a:${id}`), { refunded: 'by the shared store' }), {
     store: shared,
     name: 'payments:refund',
     key: (id) => id,
   });
-  const teamRefund = makeIdempotent(async (id: string) => (refunds.push(`b:${id}`), { refunded: 'by the team store' }), {
+  const teamRefund = makeIdempotent(async (id: string) => (calls.push(`b:${id}`), { refunded: 'by the team store' }), {
     store: team,
     name: 'refund',
     key: (id) => id,
   });
+  return { calls, sharedRefund, teamRefund };
+}
+
+test('a store whose prefix begins another store’s never replays that store’s records (different names, same key): it fails closed, naming both keys', async () => {
+  const run = randomUUID();
+  const { calls, sharedRefund, teamRefund } = refunds(run);
   expect(await sharedRefund('r-1')).toEqual({ refunded: 'by the shared store' });
-  const second = await teamRefund('r-1');
-  // One Redis key for both: the team store replays the shared store's response, and its refund never runs.
-  expect(await raw.keys(`overlap-${run}:*`)).toHaveLength(2);
-  expect(second).toEqual({ refunded: 'by the team store' });
-  expect(refunds).toEqual(['a:r-1', 'b:r-1']);
+  const error = await rejection(teamRefund('r-1'));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(error.message).toMatch(
+    /^STORE_FAILURE: The idempotency store failed \(a live record .* another store, whose keyPrefix overlaps this one's \('overlap-.*:payments:'\): give stores on one server prefixes none of which begins another/,
+  );
+  expect((error.cause as Error).message).toMatch(/was written for the key 'payments:refund#[\w-]+', not 'refund#[\w-]+'/);
+  // The shared store's record is untouched: it still replays, and neither function ran again.
+  expect(await sharedRefund('r-1')).toEqual({ refunded: 'by the shared store' });
+  expect(calls).toEqual(['a:r-1']);
+  expect(await raw.keys(`overlap-${run}:*`)).toHaveLength(1);
+});
+
+test('a record written before records named their key is still replayed by its own store', async () => {
+  const run = randomUUID();
+  const { calls, sharedRefund } = refunds(run);
+  expect(await sharedRefund('r-2')).toEqual({ refunded: 'by the shared store' });
+  const [stored] = await raw.keys(`overlap-${run}:*`);
+  await raw.hdel(stored!, 'key');
+  expect(await sharedRefund('r-2')).toEqual({ refunded: 'by the shared store' });
+  expect(calls).toEqual(['a:r-2']);
 });
