@@ -340,10 +340,11 @@ export class RedisStore implements IdempotencyStore {
       .send(this.recordPrefix + key, ['HGETALL', this.recordPrefix + key])
       .catch((error: unknown) => named(notAHash(key, error)));
     const record = hashOf(flatHash(reply));
+    if (record?.key !== undefined && record.key !== key) throw this.foreign(key, record.key);
     return record === undefined ? undefined : summaryOf(key, record, WHERE);
   }
 
-  /** `forget` honours `leaseUntil`. */
+  /** `forget` honours `leaseUntil`, and never deletes a record written for another key (another store's, see {@link foreign}). */
   readonly forgetChecksLease = true;
 
   /**
@@ -354,7 +355,7 @@ export class RedisStore implements IdempotencyStore {
    * counts a delete the SDK sent again.
    */
   async forget(key: string, onlyIf?: RecordStatus, leaseUntil?: number): Promise<boolean> {
-    const args = leaseUntil === undefined ? (onlyIf === undefined ? [] : [onlyIf]) : [onlyIf ?? '', String(leaseUntil)];
+    const args = [onlyIf ?? '', leaseUntil === undefined ? '' : String(leaseUntil), key];
     const connection = this.bounded();
     const lost = connection.watchLoss();
     const reply = Number(await runScript(connection, FORGET, this.recordPrefix + key, args, this.wait).catch(named));

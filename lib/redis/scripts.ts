@@ -168,9 +168,10 @@ return {1}
 );
 
 /**
- * KEYS[1]; ARGV: status (optional, '' for any), leaseUntil (optional). Deletes the record, only
- * while it has that status, and only while its lease ends exactly at `leaseUntil`, when given. A key
- * that is not a hash has neither: only a forget without conditions deletes it. Replies 1 when it
+ * KEYS[1]; ARGV: status ('' for any), leaseUntil ('' for any), the store's key. Deletes the record,
+ * only while it has that status, and only while its lease ends exactly at `leaseUntil`, when given;
+ * never a record written for another key (another store's, whose prefix overlaps the caller's). A key
+ * that is not a hash has none of them: only a forget without conditions deletes it. Replies 1 when it
  * deleted the key, 0 when it kept it, -1 when there is none (a forget sent again after its answer
  * was lost finds its own delete so).
  */
@@ -180,12 +181,13 @@ export const FORGET = script(
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' then
   if kind == 'none' then return -1 end
-  if (ARGV[1] and ARGV[1] ~= '') or ARGV[2] then return 0 end
+  if ARGV[1] ~= '' or ARGV[2] ~= '' then return 0 end
   return redis.call('DEL', KEYS[1])
 end
-local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil')
-if ARGV[1] and ARGV[1] ~= '' and held[1] ~= ARGV[1] then return 0 end
-if ARGV[2] and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2])) then return 0 end
+local held = redis.call('HMGET', KEYS[1], 'status', 'leaseUntil', 'key')
+if held[3] and held[3] ~= ARGV[3] then return 0 end
+if ARGV[1] ~= '' and held[1] ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' and (held[1] ~= 'INPROGRESS' or tonumber(held[2]) ~= tonumber(ARGV[2])) then return 0 end
 return redis.call('DEL', KEYS[1])
 `,
 );

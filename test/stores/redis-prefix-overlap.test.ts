@@ -7,10 +7,10 @@
  * record names the key it was written for: the other store fails closed instead of replaying it.
  */
 import { randomUUID } from 'node:crypto';
-import { makeIdempotent } from '../../lib/index.js';
+import { forgetRecord, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { RedisStore } from '../../lib/redis/index.js';
 import { inspector, ioredisClient } from '../support/redis.js';
-import { rejection } from '../support/rejections.js';
+import { rejection, thrown } from '../support/rejections.js';
 
 const client = ioredisClient();
 const raw = inspector();
@@ -19,10 +19,13 @@ afterAll(() => {
   raw.disconnect();
 });
 
+function stores(run: string) {
+  return { shared: new RedisStore({ client, keyPrefix: `overlap-${run}:` }), team: new RedisStore({ client, keyPrefix: `overlap-${run}:payments:` }) };
+}
+
 function refunds(run: string) {
   const calls: string[] = [];
-  const shared = new RedisStore({ client, keyPrefix: `overlap-${run}:` });
-  const team = new RedisStore({ client, keyPrefix: `overlap-${run}:payments:` });
+  const { shared, team } = stores(run);
   const sharedRefund = makeIdempotent(async (id: string) => (calls.push(`a:${id}`), { refunded: 'by the shared store' }), {
     store: shared,
     name: 'payments:refund',
@@ -60,4 +63,19 @@ test('a record written before records named their key is still replayed by its o
   await raw.hdel(stored!, 'key');
   expect(await sharedRefund('r-2')).toEqual({ refunded: 'by the shared store' });
   expect(calls).toEqual(['a:r-2']);
+});
+
+test('the operations tools never delete or show another store’s record as their own: forgetRecord keeps it, inspectRecord fails saying so', async () => {
+  const run = randomUUID();
+  const { calls, sharedRefund } = refunds(run);
+  const { team } = stores(run);
+  expect(await sharedRefund('r-3')).toEqual({ refunded: 'by the shared store' });
+  const address = { store: team, name: 'refund', key: 'r-3' };
+  expect((await thrown(inspectRecord(address))).message).toMatch(
+    /^The idempotency record .* was written for the key 'payments:refund#[\w-]+', not 'refund#[\w-]+'.*keyPrefix overlaps/,
+  );
+  expect([await forgetRecord(address), await forgetRecord({ ...address, onlyIf: 'COMPLETED' })]).toEqual([false, false]);
+  // Deleted, the shared store's duplicate would run the refund again.
+  expect(await sharedRefund('r-3')).toEqual({ refunded: 'by the shared store' });
+  expect(calls).toEqual(['a:r-3']);
 });
