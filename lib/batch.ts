@@ -15,6 +15,7 @@ import { untilAnswer } from './deadline.js';
 import { IdempotencyEngine, type IdempotencyLogger, type IdempotencyOptions, runCall } from './engine.js';
 import { errorTypeOf, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { exactNumber, parseExactJson } from './exact-json.js';
+import { isStoredError } from './final-error.js';
 import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
 import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
@@ -331,7 +332,8 @@ const codeOf = (error: unknown): IdempotencyErrorCode | undefined => (isIdempote
 /**
  * Why a started record failed, and how loud: the record function's error by its type, the
  * library's by its code and message (which quote no payload), an error an earlier attempt stored
- * as final by its type. A key another consumer holds is a warning.
+ * as final by its type, any other error the call met (a `now` that returns no number) by its type.
+ * A key another consumer holds is a warning.
  */
 const failureOf = (error: unknown, threw: boolean, ran: boolean): [reason: string, level: 'warn' | 'error'] => {
   const code = codeOf(error);
@@ -339,7 +341,8 @@ const failureOf = (error: unknown, threw: boolean, ran: boolean): [reason: strin
   if (threw) return [`the record function threw (${errorTypeOf(error)}${code === undefined ? '' : ` ${code}`})`, 'error'];
   if (code !== undefined) return [describe(error), code === 'IN_PROGRESS' ? 'warn' : 'error'];
   // An atomic call runs its (pure) function before its commit meets the stored error.
-  return [`the error an earlier attempt stored as final${ran ? '' : ', not run again'} (${errorTypeOf(error)})`, 'error'];
+  if (isStoredError(error)) return [`the error an earlier attempt stored as final${ran ? '' : ', not run again'} (${errorTypeOf(error)})`, 'error'];
+  return [`the idempotent call failed ${ran ? 'after' : 'before'} the record function ran (${errorTypeOf(error)})`, 'error'];
 };
 
 /**

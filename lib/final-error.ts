@@ -71,6 +71,12 @@ export function serializeError(error: unknown, fields: readonly string[]): strin
   return json;
 }
 
+/** The errors {@link reviveError} made: a batch's log tells a stored final error from one the call itself met. */
+const revived = new WeakSet<object>();
+
+/** Whether `error` is a stored final error, replayed (never throws). @internal */
+export const isStoredError = (error: unknown): boolean => typeof error === 'object' && error !== null && revived.has(error);
+
 /**
  * The replayed form of a stored final error: an `Error` with the stored name, message and code, and
  * those of its stored fields that `fields` (the call's `errorFields`) still lists, as its own. A
@@ -85,5 +91,6 @@ export function reviveError(json: string, fields: readonly string[]): Error {
   for (const [field, value] of Object.entries(stored)) {
     if (BASE_MEMBERS.has(field) || listed.has(field)) Object.defineProperty(error, field, { value, writable: true, enumerable: true, configurable: true });
   }
+  revived.add(error);
   return error;
 }

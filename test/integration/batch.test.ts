@@ -209,6 +209,28 @@ describe('SQS standard queue', () => {
     expect(logger.lines.join('\n')).not.toMatch(/4111|declined|amount/);
   });
 
+  test('logs a stored final error met again as stored, and an error the library met before running the record function (a `now` that returns a Date) as that', async () => {
+    const logger = quiet();
+    const declining = consumer<Order>(
+      () => {
+        throw new PaymentDeclined('card declined');
+      },
+      { logger, isFinalError: (error) => error instanceof PaymentDeclined, throwOnFullBatchFailure: false },
+    );
+    const declined = sqsRecord({ orderId: 'o-1' });
+    await declining.invoke(sqsEvent([declined]));
+    await declining.invoke(sqsEvent([redelivered(declined)]));
+    const misclocked = consumer<Order>(() => 'charged', { logger, now: () => new Date(clock()) as unknown as number, throwOnFullBatchFailure: false });
+    const message = sqsRecord({ orderId: 'o-2' });
+    expect(failuresOf(await misclocked.invoke(sqsEvent([message])))).toEqual(ids(message));
+    expect(misclocked.calls).toEqual([]);
+    expect(logger.lines.map((line) => (JSON.parse(line) as { reason: unknown }).reason)).toEqual([
+      'the record function threw (PaymentDeclined)',
+      'the error an earlier attempt stored as final, not run again (PaymentDeclined)',
+      'the idempotent call failed before the record function ran (TypeError)',
+    ]);
+  });
+
   test('a logger that throws, or rejects, while logging a poison message changes no outcome: the poison record fails, the others succeed', async () => {
     const unhandled: unknown[] = [];
     const track = (reason: unknown) => void unhandled.push(reason);
