@@ -845,13 +845,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
         if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
+        // Another attempt holds the record (this call's lease ended, or its record was deleted): the commit, fenced on this
+        // call's claim, never applied and never will, but the key is not free, as it is after a
+        // release: the caller meets the holder, as a refused completion does (one event: Superseded).
+        if (record !== undefined) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
-        // Another attempt holds the record (this call's lease ended, or its record was deleted): the commit, fenced on this
-        // call's claim, never applied and never will, but the key is not free, as it is after a
-        // release: the caller meets the holder, as a refused completion does.
-        if (record !== undefined) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
         return [{ kind: 'error', error: commitError(error, released !== undefined), replayed: false }, undefined];
       }
     } else {

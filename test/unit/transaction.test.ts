@@ -492,6 +492,21 @@ describe('our record refused the commit', () => {
     expect(events).toEqual(['miss']);
   });
 
+  test("a commit whose answer was lost, and whose release meets another attempt's record: SUPERSEDED, counted once, as Superseded alone", async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    ddb.on(DeleteItemCommand).callsFake(() => {
+      throw new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: recordItem('other', 'INPROGRESS', { leaseUntil: { N: String(NOW + 5000) } }),
+      });
+    });
+    const events: IdempotencyEvent[] = [];
+    const { pay } = payFixture({ observability: (event) => void events.push(event) });
+    expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
+    expect(events).toEqual(['miss', 'superseded']);
+  });
+
   test("atomic duplicate: the stored response from the cancellation reason's item is replayed", async () => {
     ddb
       .on(TransactWriteItemsCommand)
