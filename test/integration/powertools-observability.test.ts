@@ -110,3 +110,41 @@ test('a cleanup that throws (Metrics set to throw on empty metrics, on a replay 
     /^lambda-idempotency: idempotency\(\): the cleanup `powertools-for-aws\.metrics` left for an early answer threw \(\w+: .+\); the answer was sent all the same$/,
   );
 });
+
+test("a Powertools Logger given each line's fields, as docs/observability.md shows, logs the record id as a field of its own, not inside its message", async () => {
+  const logger = new Logger({ serviceName: 'charge' });
+  // As docs/observability.md hands lines to a logger that takes a message and fields.
+  const idempotencyLogger = {
+    warn: (line: string) => {
+      const { level: _level, message, ...fields } = JSON.parse(line) as { level: string; message: string };
+      logger.warn(message, fields);
+    },
+    error: (line: string) => {
+      const { level: _level, message, ...fields } = JSON.parse(line) as { level: string; message: string };
+      logger.error(message, fields);
+    },
+  };
+  const store = new InMemoryStore();
+  // The completion fails: a warning that names the record.
+  store.complete = () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { name: 'TimeoutError' }));
+  const handler = middy(async (event: Payment) => ({ receipt: event.paymentId })).use(
+    idempotency({ store, key: (event: Payment) => event.paymentId, logger: idempotencyLogger }),
+  );
+  // Powertools writes warnings to standard error.
+  const lines: string[] = [];
+  const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk).trim()), true));
+  try {
+    await handler({ paymentId: 'p-1', customer: 'alice' }, context);
+  } finally {
+    write.mockRestore();
+  }
+  expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+    expect.objectContaining({
+      level: 'WARN',
+      message: expect.stringMatching(/^lambda-idempotency: could not mark the record COMPLETED/),
+      service: 'charge',
+      recordId: expect.stringMatching(/^charge#[\w-]{43}$/),
+      error: 'TimeoutError',
+    }),
+  ]);
+});
