@@ -158,6 +158,30 @@ test('a different payload under the same key is PAYLOAD_MISMATCH and leaves the 
   expect(runs).toBe(1);
 });
 
+test("a middleware used before it that throws: middy runs this one's onError without its before, and the caller gets that error while the record another request holds stays byte-identical", async () => {
+  const refused = new Error('token expired');
+  const turnstile = new Turnstile<string>();
+  const handler = middy(async (_event: Payment) => turnstile.enter())
+    .use({
+      before: (request: { event: Payment & { token?: string } }) => {
+        if (request.event.token !== 'valid') throw refused;
+      },
+    })
+    .use(idempotency({ store, key: (event: Payment) => event.id, now: () => T0, singleFlight: false }));
+  const first = handler({ id: 'outer', token: 'valid' } as Payment, lambdaContext('outer', 4_200));
+  const holder = await turnstile.next();
+  const held = await readItem(client, tableName, recordId('outer', 'outer'));
+  expect(held).toMatchObject({ status: { S: 'INPROGRESS' } });
+  await expect(handler({ id: 'outer' }, lambdaContext('outer'))).rejects.toBe(refused);
+  await expect(handler({ id: 'never-claimed' }, lambdaContext('outer'))).rejects.toBe(refused);
+  expect(await readItem(client, tableName, recordId('outer', 'outer'))).toStrictEqual(held);
+  expect(await idsWithPrefix(client, tableName, 'outer#')).toEqual([recordId('outer', 'outer')]);
+  holder.open('paid');
+  expect(await first).toBe('paid');
+  expect(await handler({ id: 'outer', token: 'valid' } as Payment, lambdaContext('outer'))).toBe('paid');
+  expect(turnstile.count).toBe(1);
+});
+
 test('a missing key throws KEY_MISSING without running or storing; skip runs without storing', async () => {
   let runs = 0;
   const strict = middy(async (_event: Payment) => ++runs).use(idempotency({ store, key: (event: Payment) => event.id }));
