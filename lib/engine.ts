@@ -735,10 +735,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * form (a `Date` as its ISO string), a final error revived with its stored name, message and
    * fields. The execution makes its body's calls again on every replay, and must take the same
    * branches on each: the durable SDK likewise hands back a step's or a child context's result
-   * through its serdes on the first run too. An outcome that was not stored stays the caller's own.
+   * through its serdes on the first run too. An outcome the record could not keep (too large, not
+   * JSON, not sealed) is its `RESPONSE_NOT_STORED` (`ERROR_NOT_STORED`) here too, as on the replays:
+   * an invocation that went on with it would run the steps after the call on a branch the replays
+   * then leave.
    */
   #asStored(call: Call, own: Outcome, record: IdempotencyRecord | undefined): Outcome {
-    if (!call.owner.startsWith(DURABLE_OWNER) || record?.status !== 'COMPLETED' || record.responseOmitted === true) return own;
+    if (!call.owner.startsWith(DURABLE_OWNER) || record?.status !== 'COMPLETED') return own;
     return { ...this.#stored(record), replayed: false };
   }
 

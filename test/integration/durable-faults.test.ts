@@ -614,39 +614,41 @@ describe('a transaction() commit that fails', () => {
   });
 });
 
-// Known defect, not fixed yet: a call in the handler body whose outcome the key provider could not
-// seal completes its record without it, and the execution's next replay (after a wait) meets that
-// record as its own: it gets RESPONSE_NOT_STORED / ERROR_NOT_STORED instead of what the call answered
-// the first time, so the replay takes another branch than the first invocation did (a charge that
-// succeeded fails the execution). A fix needs the execution's own call to get its outcome back (or
-// run again, its steps returning their checkpoints). `test.failing` turns red once it is fixed.
+// A call in the handler body whose outcome the key provider could not seal completes its record
+// without it, and the execution's next replay (after a wait) meets that record as its own:
+// RESPONSE_NOT_STORED / ERROR_NOT_STORED. The first invocation gets the same, so that every
+// invocation takes the same branch (a charge that succeeded never goes on as charged in one and
+// fails the execution in the next); the function runs once.
 describe('a call in the handler body whose outcome the key provider cannot seal', () => {
-  test.failing.each(['response', 'final error'] as const)(
-    "the execution's replay after a wait gets the call's %s as the first invocation did",
-    async (outcome) => {
-      const ring = keyring(aesKey('k1'));
-      const sealed = new DynamoDBStore({ tableName, client: inspect, encryption: aesGcmEncryption(ring.encryption) });
-      const charge = makeIdempotent(
-        async (_order: Order, _ctx: DurableContext): Promise<string> => {
-          if (outcome === 'response') return 'charged';
-          throw Object.assign(new Error('card declined'), { name: 'CardDeclined' });
-        },
-        { store: sealed, name: `unsealed-body-${randomUUID()}`, key: (order) => order.orderId, isFinalError: () => true, logger: { warn: () => undefined } },
-      );
-      const seen: string[] = [];
-      const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
-        const answer = await charge(order, ctx).catch((error: unknown) => `failed: ${(error as Error).name}`);
-        seen.push(answer);
-        ring.failCurrent = undefined; // only the first invocation's seal fails
-        await ctx.wait('settle', runnerWait(30));
-        return answer;
-      });
-      ring.failCurrent = 'throws';
-      const execution = await runExecution<string>(handler, { orderId: randomUUID(), run: 'first' });
-      expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
-      expect(seen).toEqual(seen.map(() => (outcome === 'response' ? 'charged' : 'failed: CardDeclined')));
-    },
-  );
+  test.each([
+    ['response', 'RESPONSE_NOT_STORED'],
+    ['final error', 'ERROR_NOT_STORED'],
+  ] as const)('its %s: every invocation of the execution, the first included, gets %s', async (outcome, code) => {
+    const ring = keyring(aesKey('k1'));
+    const runs: string[] = [];
+    const sealed = new DynamoDBStore({ tableName, client: inspect, encryption: aesGcmEncryption(ring.encryption) });
+    const charge = makeIdempotent(
+      async (order: Order, _ctx: DurableContext): Promise<string> => {
+        runs.push(order.run);
+        if (outcome === 'response') return 'charged';
+        throw Object.assign(new Error('card declined'), { name: 'CardDeclined' });
+      },
+      { store: sealed, name: `unsealed-body-${randomUUID()}`, key: (order) => order.orderId, isFinalError: () => true, logger: { warn: () => undefined } },
+    );
+    const seen: string[] = [];
+    const handler = withDurableExecution(async (order: Order, ctx: DurableContext) => {
+      const answer = await charge(order, ctx).catch((error: unknown) => `failed: ${(error as { code?: string }).code ?? (error as Error).name}`);
+      seen.push(answer);
+      ring.failCurrent = undefined; // only the first invocation's seal fails
+      await ctx.wait('settle', runnerWait(30));
+      return answer;
+    });
+    ring.failCurrent = 'throws';
+    const execution = await runExecution<string>(handler, { orderId: randomUUID(), run: 'first' });
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(seen).toEqual(seen.map(() => `failed: ${code}`));
+    expect(runs).toEqual(['first']);
+  });
 });
 
 // The durable SDK's own error classes (and code shared with durable handlers) mark an error

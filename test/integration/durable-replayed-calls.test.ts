@@ -159,29 +159,38 @@ test.each(['result', 'final error'] as const)(
   },
 );
 
-// Held: a result too large for the record completes it without the result (RESPONSE_NOT_STORED for
-// duplicates). The first invocation goes on with the result, the replay after a suspension gets
-// RESPONSE_NOT_STORED: another branch, after the steps that followed the call ran (docs/durable.md).
-test.failing('a call in the body given the durable context whose result is too large for the record: the replay after a suspension gets what the first invocation did', async () => {
-  const seen: string[] = [];
-  const report = makeIdempotent(async (_orderId: string, _ctx: DurableContext) => ({ report: randomBytes(600_000).toString('base64') }), {
-    store,
-    name: `report-${randomUUID()}`,
-    logger: { warn: () => undefined },
-  });
-  const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
-    const answer = await report(orderId, ctx).then(
-      () => 'the report',
-      (error: unknown) => (error as Error).message.split(':')[0]!,
-    );
-    seen.push(answer);
-    await ctx.wait('settle', runnerWait(30));
-    return answer;
-  });
-  const execution = await runExecution<string>(handler, randomUUID());
-  expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
-  expect(seen).toEqual(seen.map(() => seen[0]));
-});
+// A result the record cannot keep completes it without the result (RESPONSE_NOT_STORED for
+// duplicates). The first invocation gets RESPONSE_NOT_STORED too, as the replays do: going on with
+// the result, it would run the steps after the call on a branch the replay after a suspension leaves.
+test.each([
+  ['too large for the record', () => ({ report: randomBytes(600_000).toString('base64') })],
+  ['JSON cannot hold (a BigInt)', () => ({ report: 1n })],
+] as const)(
+  'a call in the body given the durable context whose result is %s: every invocation of the execution, the first included, gets RESPONSE_NOT_STORED',
+  async (_, result) => {
+    const seen: string[] = [];
+    const runs: string[] = [];
+    const report = makeIdempotent(async (orderId: string, _ctx: DurableContext) => (runs.push(orderId), result()), {
+      store,
+      name: `report-${randomUUID()}`,
+      logger: { warn: () => undefined },
+    });
+    const handler = withDurableExecution(async (orderId: string, ctx: DurableContext) => {
+      const answer = await report(orderId, ctx).then(
+        () => 'the report',
+        (error: unknown) => (error as Error).message.split(':')[0]!,
+      );
+      seen.push(answer);
+      await ctx.wait('settle', runnerWait(30));
+      return answer;
+    });
+    const orderId = randomUUID();
+    const execution = await runExecution<string>(handler, orderId);
+    expect(execution.getInvocations().length).toBeGreaterThanOrEqual(2);
+    expect(seen).toEqual(seen.map(() => 'RESPONSE_NOT_STORED'));
+    expect(runs).toEqual([orderId]);
+  },
+);
 
 const oneAfterTheOther = (charge: Charge) => async (orderId: string, ctx: DurableContext) => (await charge(orderId, ctx), charge(orderId, ctx));
 
