@@ -4,7 +4,7 @@
  */
 import { setImmediate } from 'node:timers';
 import type { AnswerBy } from './call.js';
-import { remainingMillisOf } from './invocation.js';
+import { readRemainingMillis, remainingMillisOf } from './invocation.js';
 
 /** A call's Lambda deadline by the engine's clock, and when its store requests must have answered. @internal */
 export interface Deadline {
@@ -26,6 +26,18 @@ export const waitableMillis = (remaining: number | undefined): number =>
  * requests get no more than half the time left, instead of a whole second past the deadline.
  */
 const firstReadings = new WeakMap<object, { readonly given: number; readonly started: number }>();
+
+/**
+ * The time left (ms, 0 or less) of a context that reads none now, past its deadline, when it read
+ * time left before: a Lambda Managed Instance leaves an invocation that timed out running, and a
+ * call that starts in it then has a deadline behind it, not none (which would hold its record for
+ * `leaseSeconds` past it). A context never seen with time left (a stub reading 0) sets none. @internal
+ */
+export function overrunOf(context: unknown): number | undefined {
+  if (typeof context !== 'object' || context === null || !firstReadings.has(context)) return undefined;
+  const left = readRemainingMillis(context);
+  return left !== undefined && left <= 0 && left >= -8.64e15 ? left : undefined;
+}
 
 /**
  * Of `left` ms before a deadline, the time until a call must answer: a tenth of it, at most 100 ms,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type AnswerBy, Call, type CallMode } from './call.js';
-import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, sealByOf, waitableMillis, waitLeft } from './deadline.js';
+import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, overrunOf, sealByOf, waitableMillis, waitLeft } from './deadline.js';
 import { describeStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
@@ -370,7 +370,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // The monotonic clock is read before the time left: a pause between the two reads (the process
     // descheduled, a GC) then brings the bound earlier, never past the deadline.
     const read = performance.now();
-    const given = remainingMillisOf(context);
+    const given = remainingMillisOf(context) ?? overrunOf(context);
     // Also once that deadline has passed: the record is then held until it, not for `leaseSeconds`.
     const inherited = enclosingCall()?.timeLeft?.();
     const remaining = given ?? (Number.isFinite(inherited) ? inherited : undefined);

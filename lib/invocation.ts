@@ -72,6 +72,12 @@ const positive = (millis: number | undefined): number | undefined => (millis !==
  * `lambdaContext`); one that cannot be read counts as absent. @internal
  */
 export const remainingMillisOf = (context: unknown): number | undefined => {
+  const remaining = readRemainingMillis(context);
+  return remaining === undefined ? undefined : positive(remaining);
+};
+
+/** What `context` reads as its time left, a number of any sign, or `undefined` when it reads none or cannot be read. @internal */
+export const readRemainingMillis = (context: unknown): number | undefined => {
   const holder = context as (LambdaContextLike & { lambdaContext?: LambdaContextLike }) | null | undefined;
   let remaining: unknown;
   try {
@@ -79,5 +85,5 @@ export const remainingMillisOf = (context: unknown): number | undefined => {
   } catch {
     return undefined;
   }
-  return typeof remaining === 'number' ? positive(remaining) : undefined;
+  return typeof remaining === 'number' ? remaining : undefined;
 };

@@ -381,6 +381,44 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
   expect(await call).toBe('y');
 });
 
+test('a context that read time left and reads none now (an invocation timed out on Managed Instances, its code still running) is past its deadline: a call it starts, and one nested in that, hold their records until that deadline, not leaseSeconds past it', async () => {
+  const clock = { now: T0 };
+  let left = 120_000;
+  const context = { getRemainingTimeInMillis: () => left };
+  const turnstile = new Turnstile<string>();
+  const inner = makeIdempotent(async (order: Order) => `${order.id}:${await turnstile.enter()}`, {
+    store,
+    name: 'timed-out-inner',
+    key: (order) => order.id,
+    now: () => clock.now,
+  });
+  const outer = makeIdempotent(async (order: Order, _context: typeof context) => inner(order), {
+    store,
+    name: 'timed-out-outer',
+    key: (order) => order.id,
+    now: () => clock.now,
+  });
+  const first = outer({ id: 'o-1' }, context);
+  (await turnstile.next()).open('in time');
+  expect(await first).toBe('o-1:in time');
+  // 5 s past the deadline the same context reads -5 s (Lambda's own); the testing helper's reads 0.
+  for (const reading of [-5_000, 0]) {
+    clock.now = T0 + 125_000;
+    left = reading;
+    const id = `late${reading}`;
+    const late = outer({ id }, context);
+    const holder = await turnstile.next();
+    const leases = [
+      (await readItem(client, tableName, recordId('timed-out-outer', id)))?.leaseUntil?.N,
+      (await readItem(client, tableName, recordId('timed-out-inner', id)))?.leaseUntil?.N,
+    ];
+    // Held until the deadline as the context reads it (now, for one that reads 0), never past it.
+    expect(leases).toEqual([String(clock.now + reading), String(clock.now + reading)]);
+    holder.open('late');
+    expect(await late).toBe(`${id}:late`);
+  }
+});
+
 test.each([
   ['Number.MAX_VALUE', Number.MAX_VALUE],
   ['1e300', 1e300],
