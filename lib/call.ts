@@ -32,6 +32,7 @@ export interface AnswerBy {
 export class Call {
   readonly writes: TransactWriteItem[] = [];
   #ended = false;
+  #abandoned = false;
   #returned = false;
 
   constructor(
@@ -66,15 +67,23 @@ export class Call {
     return this.itemStore?.recordItem?.(this.key);
   }
 
-  /** Marks the call ended; `false` when it had already ended (so it ends exactly once). */
-  end(): boolean {
+  /**
+   * Marks the call ended; `false` when it had already ended (so it ends exactly once). `abandoned`:
+   * with its outcome unknown, its function may still be running.
+   */
+  end(abandoned = false): boolean {
     if (this.#ended) return false;
     this.#ended = true;
+    this.#abandoned = abandoned;
     return true;
   }
 
   get isEnded(): boolean {
     return this.#ended;
+  }
+
+  get isAbandoned(): boolean {
+    return this.#abandoned;
   }
 
   /**

@@ -18,7 +18,7 @@ import {
   type IdempotencyStore,
   type ReleaseResult,
 } from './store.js';
-import { callsAround, enclosingCall, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
+import { callsAround, deadlineCallAround, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -372,12 +372,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     const read = performance.now();
     const given = remainingMillisOf(context) ?? overrunOf(context);
     // Also once that deadline has passed: the record is then held until it, not for `leaseSeconds`.
-    const inherited = enclosingCall()?.timeLeft?.();
+    const around = deadlineCallAround();
+    const inherited = around?.timeLeft?.();
     const remaining = given ?? (Number.isFinite(inherited) ? inherited : undefined);
     const deadline =
-      remaining === undefined
-        ? undefined
-        : { at: now + remaining, answerBy: given === undefined ? enclosingCall()?.answerBy : answerByOf(context, given, read) };
+      remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? around?.answerBy : answerByOf(context, given, read) };
     if (key === undefined) return { kind: 'run', call: this.#call('', '', undefined, 'unkeyed', now, deadline, tenant) };
     // A call nested in the call that holds its key (a function calling itself with its own key)
     // would wait for a record that completes only once it has answered, or, past that call's
@@ -673,7 +672,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       ending.kind === 'throw'
         ? { kind: 'error', error: ending.error, replayed: false }
         : { kind: 'value', value: ending.kind === 'return' ? ending.value : undefined, replayed: false };
-    if (!call.end() || call.mode === 'unkeyed') return own;
+    if (!call.end(ending.kind === 'abandon' && call.mode === 'claimed') || call.mode === 'unkeyed') return own;
     let record: IdempotencyRecord | undefined;
     let outcome = own;
     try {

@@ -102,6 +102,15 @@ export function enclosingCall(): Call | undefined {
 }
 
 /**
+ * The call whose invocation's deadline a call starting now ends by: the one it is nested in, or one
+ * abandoned while its function may still run (middy's early timeout ends the call, not the handler,
+ * which Managed Instances leave running past the deadline). @internal
+ */
+export function deadlineCallAround(): Call | undefined {
+  return callAround((call) => !call.isEnded || call.isAbandoned);
+}
+
+/**
  * Whether the code running now is part of `call`'s function, directly or through calls nested in
  * it. Not the code that invoked a middy handler: a runtime loop that dispatches the next
  * invocation from there dispatches a sibling, not a nested call. @internal
