@@ -292,7 +292,8 @@ export function errorTypeOf(error: unknown): string {
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
  * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
  * the code that begins a Redis error reply (`READONLY`, `MISCONF`, `OOM`: its first word, which
- * `RedisStore` reads), or `Region is missing` for a client with no Region.
+ * `RedisStore` reads), `Region is missing` for a client with no Region, or `Region not accepted` for
+ * one whose Region is no hostname label (a stray space or line end).
  * Never free text from a message, which may quote a key or a payload. Never throws: an error
  * whose members cannot be read is `Error`.
  *
@@ -335,8 +336,10 @@ function storeFailureName(error: unknown): string {
   const wrapped =
     typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
   if (wrapped !== undefined) return wrapped;
-  // The SDK's one plain Error of configuration, met off Lambda (which always sets AWS_REGION): its fixed message names it.
+  // The SDK's plain Errors of configuration: no Region, met off Lambda (which always sets AWS_REGION), and
+  // a Region that is no hostname label (a stray space or line end from a file): their fixed words name them.
   if (message === 'Region is missing') return message;
+  if (typeof message === 'string' && message.startsWith(REGION_NOT_ACCEPTED)) return REGION_NOT_ACCEPTED;
   return named ?? 'Error';
 }
 
@@ -354,6 +357,10 @@ export function detailStoreFailure(error: object, detail: string): void {
   givenDetails.set(error, detail);
 }
 
+/** How the SDK's refusal of a Region that is no hostname label begins; the Region it quotes follows. */
+const REGION_NOT_ACCEPTED = 'Region not accepted';
+const REFUSED_REGION = /^Region not accepted: region="(.{0,64})" is not a valid hostname component\.$/s;
+
 /** The action and the table in DynamoDB's refusal for a missing grant: ARN characters only, never the role or the reason. */
 const MISSING_GRANT =
   /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
@@ -362,7 +369,8 @@ const MISSING_GRANT =
  * {@link describeStoreFailure}, and the fix of the mistakes a new deployment meets first: for a
  * missing grant, the action and the table DynamoDB names (`AccessDeniedException:
  * dynamodb:UpdateItem on arn:…:table/idem`), the grant to add; for a table that does not exist,
- * the store's `table` (DynamoDB names neither it nor the Region it looked in) and where to set it. @internal
+ * the store's `table` (DynamoDB names neither it nor the Region it looked in) and where to set it;
+ * for a Region the SDK refused, that Region, quoted. @internal
  */
 export function storeFailureDetail(error: unknown, table?: string): string {
   const given = error !== null && typeof error === 'object' ? givenDetails.get(error) : undefined;
@@ -371,12 +379,17 @@ export function storeFailureDetail(error: unknown, table?: string): string {
   if (name === 'ResourceNotFoundException' && table) {
     return `${name}: no table ${table} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE`;
   }
-  if (name !== 'AccessDeniedException') return name;
+  if (name !== 'AccessDeniedException' && name !== REGION_NOT_ACCEPTED) return name;
   let message: unknown;
   try {
     message = (error as { message?: unknown }).message;
   } catch {
     return name;
+  }
+  if (name === REGION_NOT_ACCEPTED) {
+    // The Region quoted, so that what the SDK refused in it (a space, a line end) shows.
+    const region = REFUSED_REGION.exec(String(message));
+    return region === null ? name : `${name}: ${JSON.stringify(region[1])} is no Region name; fix AWS_REGION or the client's region`;
   }
   const grant = typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
   return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;

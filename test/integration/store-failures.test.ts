@@ -150,6 +150,25 @@ test('a client without a Region (off Lambda, no AWS_REGION): STORE_FAILURE namin
   }
 });
 
+// docs/troubleshooting.md: a Region read from a file with Windows line ends, or with a stray space.
+test.each([
+  ['a line end', 'eu-west-1\r', '"eu-west-1\\r"'],
+  ['a space', 'eu-west-1 ', '"eu-west-1 "'],
+])('a client Region with %s, which the SDK refuses at each request: STORE_FAILURE quoting the Region, nothing runs', async (_what, region, quoted) => {
+  const client = new DynamoDBClient({ endpoint: endpoint(), region, credentials: LOCAL_CREDENTIALS });
+  try {
+    let runs = 0;
+    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'idem', client }), name: 'bad-region' });
+    const error = await rejection(fn('k'));
+    expect(error.message).toBe(
+      `STORE_FAILURE: The idempotency store failed (Region not accepted: ${quoted} is no Region name; fix AWS_REGION or the client's region); the function did not run.`,
+    );
+    expect(runs).toBe(0);
+  } finally {
+    client.destroy();
+  }
+});
+
 test.each<[string, TableSchema]>([
   ['another partition key name', { partitionKey: { name: 'pk', type: 'S' } }],
   ['a numeric partition key', { partitionKey: { name: 'id', type: 'N' } }],

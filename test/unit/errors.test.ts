@@ -22,6 +22,11 @@ describe('describeStoreFailure', () => {
     ['an AggregateError of refused connections: the code', Object.assign(new AggregateError([], 'x'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
     ['a network error the SDK wrapped', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:8000'), 'ECONNREFUSED'],
     ['the SDK without a Region: its fixed message', new Error('Region is missing'), 'Region is missing'],
+    [
+      'the SDK refusing a Region: its fixed words, never the Region',
+      new Error('Region not accepted: region="eu-west-1 " is not a valid hostname component.'),
+      'Region not accepted',
+    ],
     ['a TypeError', new TypeError('bad key'), 'TypeError'],
     ['an IdempotencyError: its code', new IdempotencyError('STORE_FAILURE', 'x'), 'STORE_FAILURE'],
     ['a plain Error', new Error('order 42 for alice@example.com'), 'Error'],
