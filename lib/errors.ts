@@ -292,8 +292,9 @@ export function errorTypeOf(error: unknown): string {
  * grant, `ProvisionedThroughputExceededException`, `TimeoutError`), the system error code of a
  * network failure (`ECONNREFUSED`, which an SDK-wrapped network error keeps only in its message),
  * the code that begins a Redis error reply (`READONLY`, `MISCONF`, `OOM`: its first word, which
- * `RedisStore` reads), `Region is missing` for a client with no Region, or `Region not accepted` for
- * one whose Region is no hostname label (a stray space or line end).
+ * `RedisStore` reads), `Region is missing` for a client with no Region, `Region not accepted` for
+ * one whose Region is no hostname label (a stray space or line end), or `Resolved credential object
+ * is not valid` for one whose `credentials` lack their keys.
  * Never free text from a message, which may quote a key or a payload. Never throws: an error
  * whose members cannot be read is `Error`.
  *
@@ -336,9 +337,10 @@ function storeFailureName(error: unknown): string {
   const wrapped =
     typeof message === 'string' && message.startsWith('AWS SDK error wrapper for ') ? /\b(E[A-Z][A-Z0-9_]{2,40})\b/.exec(message)?.[1] : undefined;
   if (wrapped !== undefined) return wrapped;
-  // The SDK's plain Errors of configuration: no Region, met off Lambda (which always sets AWS_REGION), and
-  // a Region that is no hostname label (a stray space or line end from a file): their fixed words name them.
-  if (message === 'Region is missing') return message;
+  // The SDK's plain Errors of configuration: no Region, met off Lambda (which always sets AWS_REGION),
+  // credentials without their keys (read from variables that are not set), and a Region that is no
+  // hostname label (a stray space or line end from a file): their fixed words name them.
+  if (typeof message === 'string' && SDK_CONFIGURATION_FAULTS.has(message)) return message;
   if (typeof message === 'string' && message.startsWith(REGION_NOT_ACCEPTED)) return REGION_NOT_ACCEPTED;
   return named ?? 'Error';
 }
@@ -356,6 +358,9 @@ const givenDetails = new WeakMap<object, string>();
 export function detailStoreFailure(error: object, detail: string): void {
   givenDetails.set(error, detail);
 }
+
+/** The whole messages of the SDK's plain Errors of configuration, met at each request. */
+const SDK_CONFIGURATION_FAULTS: ReadonlySet<string> = new Set(['Region is missing', 'Resolved credential object is not valid']);
 
 /** How the SDK's refusal of a Region that is no hostname label begins; the Region it quotes follows. */
 const REGION_NOT_ACCEPTED = 'Region not accepted';

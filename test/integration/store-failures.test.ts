@@ -5,7 +5,7 @@
  * warning names it.
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import middy from '@middy/core';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { DynamoDBStore, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
@@ -150,19 +150,24 @@ test('a client without a Region (off Lambda, no AWS_REGION): STORE_FAILURE namin
   }
 });
 
-// docs/troubleshooting.md: a Region read from a file with Windows line ends, or with a stray space.
-test.each([
-  ['a line end', 'eu-west-1\r', '"eu-west-1\\r"'],
-  ['a space', 'eu-west-1 ', '"eu-west-1 "'],
-])('a client Region with %s, which the SDK refuses at each request: STORE_FAILURE quoting the Region, nothing runs', async (_what, region, quoted) => {
-  const client = new DynamoDBClient({ endpoint: endpoint(), region, credentials: LOCAL_CREDENTIALS });
+// docs/troubleshooting.md: credentials built from variables that are not set; a Region read from a
+// file with Windows line ends, or with a stray space. The SDK refuses each with a plain Error.
+const unset = process.env.NO_SUCH_VARIABLE;
+test.each<[string, DynamoDBClientConfig, string]>([
+  [
+    'credentials without their keys',
+    { region: 'local', credentials: { accessKeyId: unset!, secretAccessKey: unset! } },
+    'Resolved credential object is not valid',
+  ],
+  ['a Region with a line end', { region: 'eu-west-1\r' }, `Region not accepted: "eu-west-1\\r" is no Region name; fix AWS_REGION or the client's region`],
+  ['a Region with a space', { region: 'eu-west-1 ' }, `Region not accepted: "eu-west-1 " is no Region name; fix AWS_REGION or the client's region`],
+])('a client with %s: STORE_FAILURE naming it, nothing runs', async (_what, config, detail) => {
+  const client = new DynamoDBClient({ endpoint: endpoint(), credentials: LOCAL_CREDENTIALS, ...config });
   try {
     let runs = 0;
-    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'idem', client }), name: 'bad-region' });
+    const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName: 'idem', client }), name: 'misconfigured' });
     const error = await rejection(fn('k'));
-    expect(error.message).toBe(
-      `STORE_FAILURE: The idempotency store failed (Region not accepted: ${quoted} is no Region name; fix AWS_REGION or the client's region); the function did not run.`,
-    );
+    expect(error.message).toBe(`STORE_FAILURE: The idempotency store failed (${detail}); the function did not run.`);
     expect(runs).toBe(0);
   } finally {
     client.destroy();

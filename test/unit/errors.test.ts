@@ -23,6 +23,11 @@ describe('describeStoreFailure', () => {
     ['a network error the SDK wrapped', new Error('AWS SDK error wrapper for Error: connect ECONNREFUSED 127.0.0.1:8000'), 'ECONNREFUSED'],
     ['the SDK without a Region: its fixed message', new Error('Region is missing'), 'Region is missing'],
     [
+      'the SDK given credentials without their keys: its fixed message',
+      new Error('Resolved credential object is not valid'),
+      'Resolved credential object is not valid',
+    ],
+    [
       'the SDK refusing a Region: its fixed words, never the Region',
       new Error('Region not accepted: region="eu-west-1 " is not a valid hostname component.'),
       'Region not accepted',
