@@ -366,6 +366,13 @@ const SDK_CONFIGURATION_FAULTS: ReadonlySet<string> = new Set(['Region is missin
 const REGION_NOT_ACCEPTED = 'Region not accepted';
 const REFUSED_REGION = /^Region not accepted: region="(.{0,64})" is not a valid hostname component\.$/s;
 
+/**
+ * DynamoDB's refusals of a record's key that its table is keyed otherwise (another name or type, a
+ * sort key besides): in AWS (`Missing the key pk in the item`, `The provided key element does not
+ * match the schema`, `Type mismatch for key`) and in DynamoDB Local (`One of the required keys was not given a value`).
+ */
+const KEY_SCHEMA_REFUSAL = /\bMissing the key |provided key element does not match the schema|Type mismatch for key|required keys was not given a value/;
+
 /** The action and the table in DynamoDB's refusal for a missing grant: ARN characters only, never the role or the reason. */
 const MISSING_GRANT =
   /not authorized to perform: (dynamodb:[A-Za-z]{1,40}) on resource: (arn:aws[a-z-]{0,20}:dynamodb:[a-z0-9-]{1,30}:\d{12}:table\/[\w.-]{3,255})/;
@@ -375,7 +382,8 @@ const MISSING_GRANT =
  * missing grant, the action and the table DynamoDB names (`AccessDeniedException:
  * dynamodb:UpdateItem on arn:…:table/idem`), the grant to add; for a table that does not exist,
  * the store's `table` (DynamoDB names neither it nor the Region it looked in) and where to set it;
- * for a Region the SDK refused, that Region, quoted. @internal
+ * for a Region the SDK refused, that Region, quoted; for a table keyed otherwise than the store's
+ * records, the table and the option that names their key. @internal
  */
 export function storeFailureDetail(error: unknown, table?: string): string {
   const given = error !== null && typeof error === 'object' ? givenDetails.get(error) : undefined;
@@ -384,7 +392,7 @@ export function storeFailureDetail(error: unknown, table?: string): string {
   if (name === 'ResourceNotFoundException' && table) {
     return `${name}: no table ${table} in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE`;
   }
-  if (name !== 'AccessDeniedException' && name !== REGION_NOT_ACCEPTED) return name;
+  if (name !== 'AccessDeniedException' && name !== REGION_NOT_ACCEPTED && name !== 'ValidationException') return name;
   let message: unknown;
   try {
     message = (error as { message?: unknown }).message;
@@ -395,6 +403,11 @@ export function storeFailureDetail(error: unknown, table?: string): string {
     // The Region quoted, so that what the SDK refused in it (a space, a line end) shows.
     const region = REFUSED_REGION.exec(String(message));
     return region === null ? name : `${name}: ${JSON.stringify(region[1])} is no Region name; fix AWS_REGION or the client's region`;
+  }
+  if (name === 'ValidationException') {
+    return table && typeof message === 'string' && KEY_SCHEMA_REFUSAL.test(message)
+      ? `${name}: table ${table} is not keyed by attributes.key (default "id", a string) alone; set attributes.key to its partition key, or use a table keyed so`
+      : name;
   }
   const grant = typeof message === 'string' ? MISSING_GRANT.exec(message) : null;
   return grant === null ? name : `${name}: ${grant[1]} on ${grant[2]}`;

@@ -180,7 +180,7 @@ test.each<[string, TableSchema]>([
   // A user's table: TableSchema describes only the tables this project creates.
   ['a binary partition key', { partitionKey: { name: 'id', type: 'B' } } as unknown as TableSchema],
   ['a sort key besides', { partitionKey: { name: 'id', type: 'S' }, sortKey: { name: 'sk', type: 'S' } }],
-])('a table with %s: STORE_FAILURE (ValidationException) on every call, nothing runs, nothing is written', async (_what, schema) => {
+])('a table with %s: STORE_FAILURE (ValidationException) naming the key, on every call, nothing runs, nothing is written', async (_what, schema) => {
   const client = testClient();
   // Its own name in every run: test files share one DynamoDB Local.
   const tableName = `keyed-otherwise-${schema.partitionKey.name}-${schema.partitionKey.type}-${schema.sortKey?.name ?? ''}-${randomUUID().slice(0, 8)}`;
@@ -189,7 +189,9 @@ test.each<[string, TableSchema]>([
     let runs = 0;
     const fn = makeIdempotent(async (_: string) => ++runs, { store: new DynamoDBStore({ tableName, client }), name: 'keyed' });
     for (const key of ['a', 'a', 'b']) {
-      expect((await rejection(fn(key))).message).toBe('STORE_FAILURE: The idempotency store failed (ValidationException); the function did not run.');
+      expect((await rejection(fn(key))).message).toBe(
+        `STORE_FAILURE: The idempotency store failed (ValidationException: table ${tableName} is not keyed by attributes.key (default "id", a string) alone; set attributes.key to its partition key, or use a table keyed so); the function did not run.`,
+      );
     }
     expect(runs).toBe(0);
     expect(await scanItems(client, tableName)).toEqual([]);
