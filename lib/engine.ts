@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AnswerBy, Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, overrunOf, sealByOf, waitableMillis, waitLeft } from './deadline.js';
-import { describeStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
+import { describeStoreFailure, detailStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -607,17 +607,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       const leaseUntil = (durable || remaining === undefined ? at : now) + leaseMillis;
       let claim: ClaimResult;
       try {
-        claim = await answered(
-          this.#store.claim({
-            key,
-            owner,
-            leaseUntil,
-            // Retention is never shorter than the lease.
-            expiresAt: Math.max(this.#expiresAt(at), Math.ceil(leaseUntil / 1000)),
-            now: at,
-            ...(fingerprint === undefined ? {} : { fingerprint }),
-          }),
-          deadline?.answerBy,
+        claim = claimAnswer(
+          await answered(
+            this.#store.claim({
+              key,
+              owner,
+              leaseUntil,
+              // Retention is never shorter than the lease.
+              expiresAt: Math.max(this.#expiresAt(at), Math.ceil(leaseUntil / 1000)),
+              now: at,
+              ...(fingerprint === undefined ? {} : { fingerprint }),
+            }),
+            deadline?.answerBy,
+          ),
         );
       } catch (error) {
         this.#emit('storeFailure', key);
@@ -800,9 +802,11 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     if (call.mode === 'atomic') {
       let claim: ClaimResult;
       try {
-        claim = await answered(
-          this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes),
-          call.answerBy,
+        claim = claimAnswer(
+          await answered(
+            this.#store.claimCompleted!({ ...request, now: call.startedAt, ...(fingerprint === undefined ? {} : { fingerprint }) }, writes),
+            call.answerBy,
+          ),
         );
       } catch (error) {
         const failure = commitError(error);
@@ -1181,6 +1185,25 @@ export async function runCall<TInput, TContext, R>(
   const outcome = await engine.end(start.call, ending, true);
   if (outcome.kind === 'error') throw outcome.error;
   return outcome.value as R;
+}
+
+/**
+ * A store's claim answer (`claimCompleted`'s too) the protocol can read: `claimed: true`, or the
+ * live record, INPROGRESS or COMPLETED, that refused the claim. Any other (`{ claimed: false }`
+ * alone, nothing, a status the protocol does not have) cannot say whether the call may run: it
+ * fails as the claim's request would, naming the store's mistake.
+ */
+function claimAnswer(claim: ClaimResult): ClaimResult {
+  const status = (claim as { record?: { status?: unknown } } | undefined)?.record?.status;
+  if (claim?.claimed === true || (claim?.claimed === false && (status === 'INPROGRESS' || status === 'COMPLETED'))) return claim;
+  throw misanswered('its claim answered neither `claimed: true` nor the record, INPROGRESS or COMPLETED, that refused it');
+}
+
+/** The error for a store's answer the protocol has no reading of: messages that wrap it say `detail`. */
+function misanswered(detail: string): TypeError {
+  const error = new TypeError(`The idempotency store broke its contract: ${detail}.`);
+  detailStoreFailure(error, detail);
+  return error;
 }
 
 const DURABLE_ENDS = "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it";

@@ -1,0 +1,65 @@
+/**
+ * A store of one's own that answers what the protocol has no reading of (a refusal without its
+ * record, no answer at all, a status the protocol does not have): the call fails closed with a typed
+ * error that names the store's mistake, never a `TypeError` from deep inside the engine, and never
+ * runs twice.
+ */
+import { type ClaimResult, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { rejection } from '../support/rejections.js';
+
+const NOW = 1_700_000_000_000;
+
+/** InMemoryStore whose claim applies, then answers `answer` instead of its own answer. */
+function misclaiming(answer: unknown): InMemoryStore & { releases: number; claimed: string[] } {
+  const store = Object.assign(new InMemoryStore(), { releases: 0, claimed: [] as string[] });
+  const claim = store.claim.bind(store);
+  const release = store.release.bind(store);
+  store.claim = async (request) => {
+    store.claimed.push(request.key);
+    await claim(request);
+    return answer as ClaimResult;
+  };
+  store.release = async (request) => {
+    store.releases++;
+    return release(request);
+  };
+  return store;
+}
+
+describe("a claim's answer the protocol has no reading of", () => {
+  test.each([
+    ['`claimed: false` without its record', { claimed: false }],
+    ['`claimed: false` with a record that is not one', { claimed: false, record: null }],
+    ['nothing', undefined],
+    ['null', null],
+    ['a record of an unknown status', { claimed: false, record: { key: 'k', owner: 'other', status: 'DONE', expiresAt: 2_000_000_000 } }],
+    ['a truthy `claimed` that is not `true`', { claimed: 'yes' }],
+  ])('%s is STORE_FAILURE naming the mistake: the function does not run, and the record the claim may have written is released', async (_, answer) => {
+    const store = misclaiming(answer);
+    let runs = 0;
+    const once = makeIdempotent(async (_id: number) => ++runs, { store, name: 'misclaim', now: () => NOW });
+    const error = await rejection(once(1));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.message).toContain('its claim answered neither `claimed: true` nor the record, INPROGRESS or COMPLETED, that refused it');
+    expect(error.cause).toBeInstanceOf(TypeError);
+    expect(runs).toBe(0);
+    expect(store.releases).toBe(1);
+    expect(store.claimed).toHaveLength(1);
+    expect(await store.inspect(store.claimed[0]!)).toBeUndefined();
+  });
+
+  test('an atomic commit answered `claimed: false` without its record is COMMIT_FAILED (its writes may or may not be applied), with the mistake as its cause', async () => {
+    const memory = new InMemoryStore();
+    const store: IdempotencyStore = {
+      claim: (request) => memory.claim(request),
+      complete: (request) => memory.complete(request),
+      release: (request) => memory.release(request),
+      claimCompleted: async () => ({ claimed: false }) as unknown as ClaimResult,
+    };
+    const once = makeIdempotent(async (_id: number) => 'ran', { store, name: 'misclaim-atomic', atomic: true, now: () => NOW });
+    const error = await rejection(once(1));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect((error.cause as Error).message).toContain('claim answered neither `claimed: true` nor the record');
+  });
+});
