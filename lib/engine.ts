@@ -823,7 +823,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     let result: CompleteResult;
     if (writes.length > 0) {
       try {
-        result = await answered(this.#store.completeWithWrites!(request, writes), call.answerBy);
+        result = completeAnswer(await answered(this.#store.completeWithWrites!(request, writes), call.answerBy));
       } catch (error) {
         // A durable execution's record is the execution's, and its steps have run: releasing it
         // would let another execution with the key run them again. A commit whose outcome is
@@ -862,7 +862,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       }
     } else {
       try {
-        result = await answered(this.#store.complete(resendingUntil(request, call.answerBy)), call.answerBy);
+        result = completeAnswer(await answered(this.#store.complete(resendingUntil(request, call.answerBy)), call.answerBy));
       } catch (error) {
         // The write may have applied all the same (an answer lost, replicas that did not acknowledge
         // it in time): the store's error says which; the record's state is not known here.
@@ -1197,6 +1197,15 @@ function claimAnswer(claim: ClaimResult): ClaimResult {
   const status = (claim as { record?: { status?: unknown } } | undefined)?.record?.status;
   if (claim?.claimed === true || (claim?.claimed === false && (status === 'INPROGRESS' || status === 'COMPLETED'))) return claim;
   throw misanswered('its claim answered neither `claimed: true` nor the record, INPROGRESS or COMPLETED, that refused it');
+}
+
+/**
+ * A store's completion answer (`completeWithWrites`'s too) the protocol can read: `completed` true
+ * or false. Any other cannot say whether the record completed: it fails as the completion's request would.
+ */
+function completeAnswer(result: CompleteResult): CompleteResult {
+  if (typeof result?.completed === 'boolean') return result;
+  throw misanswered('its completion answered neither `completed: true` nor `completed: false`');
 }
 
 /** The error for a store's answer the protocol has no reading of: messages that wrap it say `detail`. */

@@ -7,6 +7,7 @@
 import { type ClaimResult, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { rejection } from '../support/rejections.js';
+import { collectingLogger } from '../support/warnings.js';
 
 const NOW = 1_700_000_000_000;
 
@@ -61,5 +62,29 @@ describe("a claim's answer the protocol has no reading of", () => {
     const error = await rejection(once(1));
     expect(error.code).toBe('COMMIT_FAILED');
     expect((error.cause as Error).message).toContain('claim answered neither `claimed: true` nor the record');
+  });
+});
+
+describe("a completion's answer the protocol has no reading of", () => {
+  test.each([
+    ['nothing', undefined],
+    ['null', null],
+    ['an object without `completed`', { ok: true }],
+  ])('%s is a completion that could not be confirmed: the caller gets its result, with a warning that names the mistake', async (_, answer) => {
+    const store = new InMemoryStore();
+    store.complete = async () => answer as never;
+    const { logger, lines } = collectingLogger();
+    let runs = 0;
+    const once = makeIdempotent(async (_id: number) => ++runs, { store, name: 'miscomplete', now: () => NOW, logger });
+    expect(await once(1)).toBe(1);
+    expect(runs).toBe(1);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      message: expect.stringContaining('could not mark the record COMPLETED'),
+      error: 'its completion answered neither `completed: true` nor `completed: false`',
+    });
+    // The record is not taken for completed: a duplicate meets it INPROGRESS, never runs the function again.
+    expect((await rejection(once(1))).code).toBe('IN_PROGRESS');
+    expect(runs).toBe(1);
   });
 });
