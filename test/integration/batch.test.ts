@@ -1470,9 +1470,12 @@ describe('failures of the bookkeeping around a failed record', () => {
     // Redelivered within the lease (two minutes: the invocation's deadline): reported, not run.
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-2' })])))).toEqual(ids(message));
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
-    now += 120_001;
+    now += 120_000; // the lease's last millisecond: leaseSeconds (60 s) past, the deadline not
+    expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message), sqsRecord({ orderId: 'o-3' })])))).toEqual(ids(message));
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3']);
+    now += 1;
     expect(failuresOf(await orders.invoke(sqsEvent([redelivered(message)])))).toEqual([]);
-    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-1']);
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-3', 'o-1']);
   });
 
   test('a stored final error (isFinalError) fails the record, its in-batch duplicate and every redelivery, without running again', async () => {
@@ -1808,7 +1811,8 @@ describe("near the invocation's deadline", () => {
 
   test("after a crash mid-batch, a stream's retry replays the records done, reports the one that was running until its lease (the crashed invocation's deadline) ends, then runs it and the rest", async () => {
     const time = manualClock(SENT);
-    const context = () => timedContext({ functionName: 'order-consumer', remainingMillis: 60_000, now: time.now });
+    // 90 s left: the lease ends at this deadline, not after leaseSeconds (60 s by default).
+    const context = () => timedContext({ functionName: 'order-consumer', remainingMillis: 90_000, now: time.now });
     const crashed = gate();
     // The first execution environment dies while o-2 runs: its invocation never answers.
     const dying = consumer<Order>(
@@ -1825,7 +1829,11 @@ describe("near the invocation's deadline", () => {
     // Lambda retries the batch in a new environment: o-1 replays, o-2 is held by the dead attempt until its deadline.
     time.advance(2_000);
     expect(failuresOf(await next.handler({ Records: batch }, context()))).toEqual([kinesisSequence(2)]);
-    time.advance(58_001);
+    time.advance(58_001); // leaseSeconds past: the lease is the deadline, so o-2 is still the dead attempt's
+    expect(failuresOf(await next.handler({ Records: batch }, context()))).toEqual([kinesisSequence(2)]);
+    time.advance(29_999); // the dead attempt's deadline, 90 s after it began: the lease's last millisecond
+    expect(failuresOf(await next.handler({ Records: batch }, context()))).toEqual([kinesisSequence(2)]);
+    time.advance(1);
     expect(failuresOf(await next.handler({ Records: batch.slice(1) }, context()))).toEqual([]);
     expect([...dying.calls, ...next.calls].map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-2', 'o-3']);
   });
