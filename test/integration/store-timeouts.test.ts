@@ -168,6 +168,29 @@ describe("a request that starts with less than a second left, under a context wh
     expect(logger.warn).not.toHaveBeenCalled();
     expect((await store.inspect(recordId('stub-context', 'k')))?.status).toBe('COMPLETED');
   });
+
+  test('under a stub context that reads 5 ms left throughout, a claim the store never answers is given up on after its second, not before', async () => {
+    // Timers and performance.now() on a fake clock that the test moves; the stub's time left does not move.
+    jest.useFakeTimers();
+    try {
+      let runs = 0;
+      const hangs: IdempotencyStore = {
+        claim: () => new Promise<never>(() => undefined),
+        complete: () => Promise.reject(new Error('no completion expected')),
+        release: () => Promise.resolve({ released: true }),
+      };
+      const once = makeIdempotent(async (_id: string, _context?: Context) => ++runs, { store: hangs, name: 'stub-context-hangs' });
+      let settled: unknown;
+      void once('k', lambdaContext('stub-context-hangs', 5)).catch((error: IdempotencyError) => (settled = error.code));
+      await jest.advanceTimersByTimeAsync(999);
+      expect(settled).toBeUndefined();
+      await jest.advanceTimersByTimeAsync(1);
+      expect(settled).toBe('STORE_FAILURE');
+      expect(runs).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
 
 test("a claim applied but never answered, given up on at the bound: nothing is released, a Lambda's record frees itself at the deadline and a durable execution's is kept for its next invocation", async () => {
