@@ -95,11 +95,15 @@ export class DynamoDBStore extends LeanDynamoDBStore {
     return this.withOutcome(request, ITEM_LIMIT_BYTES - itemSize(put.Item), isTransactionTooLarge, async (outcome) => {
       const refused = await sendTransaction(this.client, [{ Put: { ...put, Item: { ...put.Item, ...this.outcomeItem(outcome) } } }, ...writes]);
       if (refused === null) return { claimed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
-      let item = refused;
+      // Only an item refuses the claim: a refusal that came without it (see `refusingItem`) reads it,
+      // and the commit is sent again, once, should it be gone since.
+      const refusing = refused ?? (await this.refusedBy(() => this.refusingItem(request.key)));
+      if (refusing === undefined && !adopted) return this.commitCompleted(request, writes, true);
+      let item = refusing;
       // A record without a retention refuses every commit, and no TTL removes it: it gets this
       // commit's, as it gets a claim's, and is then replayed (or answers IN_PROGRESS) as any record.
-      if (refused !== undefined && refused[this.attributes.expiration] === undefined && !adopted) {
-        item = await this.refusedBy(() => this.adoptRetention(request, refused));
+      if (refusing !== undefined && refusing[this.attributes.expiration] === undefined && !adopted) {
+        item = await this.refusedBy(() => this.adoptRetention(request, refusing));
         if (item === undefined) return this.commitCompleted(request, writes, true);
       }
       // The call's own COMPLETED record (a resent commit, applied before) is its outcome: one that cannot be decoded now leaves its state, as for a completion.

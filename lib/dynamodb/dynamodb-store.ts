@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { delay } from '../deadline.js';
 import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
+import { detailStoreFailure } from '../errors.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
 import {
@@ -260,7 +261,7 @@ export class DynamoDBStore implements IdempotencyStore {
     return this.putClaim(request, false);
   }
 
-  /** The claim; `adopted`: sent again after a record without a retention changed under it (see `adoptRetention`). */
+  /** The claim; `adopted`: sent again after the record that refused it changed (see `adoptRetention`) or went (see `refusingItem`). */
   private async putClaim(request: ClaimRequest, adopted: boolean): Promise<ClaimResult> {
     const put: PutItemInput = this.claimPut(request, 'INPROGRESS', request.leaseUntil);
     // ALL_OLD on success returns a replaced record (a takeover), at no extra capacity.
@@ -279,15 +280,17 @@ export class DynamoDBStore implements IdempotencyStore {
       const previous = old ? await this.toRecord(old, false).catch(() => undefined) : undefined;
       return previous === undefined ? { claimed: true } : { claimed: true, previous };
     } catch (error) {
-      if (!isConditionFailure(error) || error.Item === undefined) {
-        this.refused(error, attempts.appliedNothing);
-      }
-      const item = error.Item[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, error.Item) : error.Item;
+      if (!isConditionFailure(error)) this.refused(error, attempts.appliedNothing);
+      // Only an item refuses a claim: a refusal that came without it (see `refusingItem`) reads it, and
+      // the claim is sent again, once, should it be gone since (released).
+      const refusing = error.Item ?? (await this.refusingItem(request.key).catch((failure: unknown) => this.refused(failure, attempts.appliedNothing)));
+      if (refusing === undefined) return adopted ? this.refused(error, attempts.appliedNothing) : this.putClaim(request, true);
+      const item = refusing[this.attributes.expiration] === undefined && !adopted ? await this.adoptRetention(request, refusing) : refusing;
       if (item === undefined) return this.putClaim(request, true);
       // A record that cannot be read (not authentic under encryption, say) throws: the claim fails
       // closed. Another attempt's record refused it, and no earlier attempt may have applied (one
       // that got no answer could land after it): it applied nothing, and no release follows.
-      const refusedBy = error.Item[this.attributes.owner]?.S !== request.owner && !attempts.mayHaveApplied;
+      const refusedBy = refusing[this.attributes.owner]?.S !== request.owner && !attempts.mayHaveApplied;
       return { claimed: false, record: (await this.toRecord(item).catch((failure: unknown) => this.refused(failure, refusedBy)))! };
     }
   }
@@ -365,8 +368,42 @@ export class DynamoDBStore implements IdempotencyStore {
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return { released: false, record: await this.toRecord(error.Item, false) };
+      return { released: false, record: await this.toRecord(error.Item ?? (await this.refusingItem(request.key)), false) };
     }
+  }
+
+  /**
+   * The item of `key` as it is now, for a write refused without the item (`undefined`: there is
+   * none). DynamoDB returns the item that refused a write (`ReturnValuesOnConditionCheckFailure`),
+   * but a client middleware, DAX or a proxy in front of it may drop the parameter, and the refusal
+   * then comes back without it, as one for an item that does not exist does: a completion taken for
+   * one of a deleted record would answer a call taken over as a success. Read by one `UpdateItem`
+   * that changes nothing (no update expression), fenced on the item existing, which returns it
+   * (`ReturnValues`, strongly consistent) with the actions the record protocol is granted (no
+   * `GetItem`). Should that come back without the item too, the store fails, naming why. @internal
+   */
+  protected async refusingItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
+    const read = new UpdateItemCommand({
+      TableName: this.tableName,
+      Key: { [this.attributes.key]: { S: key } },
+      ConditionExpression: 'attribute_exists(#id)',
+      ExpressionAttributeNames: { '#id': this.attributes.key },
+      ReturnValues: 'ALL_NEW',
+    });
+    try {
+      const { Attributes: item } = await sendWrite(() => this.client.send(read));
+      if (item !== undefined) return item;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+    const blind = new Error('DynamoDB returned no item with a refused write, nor with an applied one.');
+    blind.name = 'ConditionalCheckFailedException';
+    detailStoreFailure(
+      blind,
+      'ConditionalCheckFailedException without the item: the client, or DAX or a proxy in front of DynamoDB, drops ReturnValuesOnConditionCheckFailure and ReturnValues, which the store needs; give it a client that sends them to DynamoDB',
+    );
+    throw blind;
   }
 
   /**
@@ -380,8 +417,9 @@ export class DynamoDBStore implements IdempotencyStore {
     send: (update: Update & { ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }) => Promise<Refusal>,
   ): Promise<CompleteResult> {
     return this.withOutcome(request, outcomeBudget(this.attributes, request), tooLarge, async (outcome) => {
-      const refused = await send(this.completionUpdate(request, outcome));
-      if (refused === null) return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
+      const sent = await send(this.completionUpdate(request, outcome));
+      if (sent === null) return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
+      const refused = sent ?? (await this.refusingItem(request.key));
       // The call's own COMPLETED record (a retried request, already applied) is its outcome as stored:
       // a final error cut short replays cut short, from the local cache too. Any other needs its state alone.
       const own = refused?.[this.attributes.owner]?.S === request.owner && refused?.[this.attributes.status]?.S === 'COMPLETED';

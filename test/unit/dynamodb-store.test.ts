@@ -124,17 +124,42 @@ describe('claim', () => {
     });
   });
 
-  test('other errors, a refusal without the old item and a malformed item are thrown', async () => {
+  test('other errors and a malformed item are thrown', async () => {
     const throttled = serviceError('ProvisionedThroughputExceededException', 'slow down');
     ddb
       .on(PutItemCommand)
       .rejectsOnce(throttled)
-      .rejectsOnce(refused())
       .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'WEIRD' }, expiration: { N: '1' } }));
     const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 1, now: NOW };
     await expect(store.claim(request)).rejects.toBe(throttled);
-    await expect(store.claim(request)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
     await expect(store.claim(request)).rejects.toThrow(/malformed/);
+  });
+
+  test('a refusal that came without the item (a front end dropped ALL_OLD) reads it with one UpdateItem that changes nothing', async () => {
+    const holder = { id: { S: KEY }, status: { S: 'INPROGRESS' }, owner: { S: 'o-0' }, leaseUntil: { N: String(NOW + 5_000) }, expiration: { N: '9' } };
+    ddb.on(PutItemCommand).rejectsOnce(refused());
+    ddb.on(UpdateItemCommand).resolvesOnce({ Attributes: holder });
+    const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 9, now: NOW };
+    expect(await store.claim(request)).toEqual({
+      claimed: false,
+      record: { key: KEY, status: 'INPROGRESS', owner: 'o-0', leaseUntil: NOW + 5_000, expiresAt: 9 },
+    });
+    expect(updateInput()).toStrictEqual({
+      TableName: 'idem',
+      Key: { id: { S: KEY } },
+      ConditionExpression: 'attribute_exists(#id)',
+      ExpressionAttributeNames: { '#id': 'id' },
+      ReturnValues: 'ALL_NEW',
+    });
+  });
+
+  test('a refusal without the item, whose item is gone when read (released meanwhile), sends the claim again, once', async () => {
+    ddb.on(PutItemCommand).rejectsOnce(refused()).resolvesOnce({}).rejectsOnce(refused()).rejectsOnce(refused());
+    ddb.on(UpdateItemCommand).rejects(refused());
+    const request = { key: KEY, owner: 'o-1', leaseUntil: NOW + 1, expiresAt: 9, now: NOW };
+    expect(await store.claim(request)).toEqual({ claimed: true });
+    await expect(store.claim(request)).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    expect(ddb.commandCalls(PutItemCommand)).toHaveLength(4);
   });
 });
 
@@ -327,6 +352,8 @@ describe('complete', () => {
       .on(UpdateItemCommand)
       .rejectsOnce(refused(completedItem({ B: new Uint8Array(gzipSync(json)) })))
       .rejectsOnce(refused(completedItem({ B: Uint8Array.of(1, 2, 3) }))) // not gzip: decoding it would throw
+      .rejectsOnce(refused())
+      // The read of the item that refused the completion without it: there is none.
       .rejectsOnce(refused());
     const current = { key: KEY, status: 'COMPLETED', owner: 'other', expiresAt: 1_700_086_400, fingerprint: 'fp' };
     expect(await store.complete({ ...base, response: '1' })).toStrictEqual({ completed: false, record: current });
@@ -356,12 +383,22 @@ describe('release', () => {
       .on(DeleteItemCommand)
       .rejectsOnce(refused({ id: { S: KEY }, status: { S: 'INPROGRESS' }, expiration: { N: '9' }, leaseUntil: { N: '99' }, owner: { S: 'o-2' } }))
       .rejectsOnce(refused())
+      .rejectsOnce(refused())
       .rejectsOnce(boom);
+    // The refusals that came without the item read it: none, then a takeover's.
+    ddb
+      .on(UpdateItemCommand)
+      .rejectsOnce(refused())
+      .resolvesOnce({ Attributes: { id: { S: KEY }, status: { S: 'INPROGRESS' }, expiration: { N: '9' }, leaseUntil: { N: '99' }, owner: { S: 'o-3' } } });
     expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({
       released: false,
       record: { key: KEY, status: 'INPROGRESS', owner: 'o-2', expiresAt: 9, leaseUntil: 99 },
     });
     expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: false, record: undefined });
+    expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({
+      released: false,
+      record: { key: KEY, status: 'INPROGRESS', owner: 'o-3', expiresAt: 9, leaseUntil: 99 },
+    });
     await expect(store.release({ key: KEY, owner: 'o-1' })).rejects.toBe(boom);
   });
 
@@ -382,6 +419,7 @@ describe('release', () => {
     const lost = Object.assign(new Error("TimeoutError (the SDK's attempts spent)"), { name: 'TimeoutError' });
     const own = { ...completedItem({ S: '1' }), owner: { S: 'o-1' } };
     ddb.on(DeleteItemCommand).rejectsOnce(lost).rejectsOnce(refused()).rejectsOnce(lost).rejectsOnce(refused(own));
+    ddb.on(UpdateItemCommand).rejects(refused());
     expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({ released: false, record: undefined });
     expect(await store.release({ key: KEY, owner: 'o-1' })).toStrictEqual({
       released: false,

@@ -463,10 +463,12 @@ describe('our record refused the commit', () => {
     expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
   });
 
-  test('the record is gone (expired and deleted by TTL): SUPERSEDED', async () => {
+  test('the record is gone (expired and deleted by TTL): SUPERSEDED, once a read finds no item', async () => {
     ddb.on(TransactWriteItemsCommand).rejects(cancelled({ Code: 'ConditionalCheckFailed' }, NONE, NONE, NONE, NONE));
+    ddb.on(UpdateItemCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
     const { pay } = payFixture();
     expect((await rejection(pay({ id: 'p1' }))).code).toBe('SUPERSEDED');
+    expect(commandNames()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'UpdateItemCommand']);
   });
 
   test('our own COMPLETED record (a resent commit that was applied before): success', async () => {

@@ -1,0 +1,134 @@
+/**
+ * A client whose refusals come back without the item that refused them: a middleware, DAX or a
+ * proxy in front of DynamoDB that drops `ReturnValuesOnConditionCheckFailure` (DynamoDB then answers
+ * a refused write with no item, as it answers one for an item that does not exist). The store reads
+ * the record that refused it instead, so a duplicate replays or answers IN_PROGRESS, and a
+ * completion that did not apply is never answered as one that did.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
+import { DynamoDBStore, describeStoreFailure, makeIdempotent, transaction } from '../../lib/index.js';
+import { readItem, recordId, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { rejection } from '../support/rejections.js';
+
+/** `client`, its requests sent without the parameters named (in each action of a transaction too). */
+function dropping(client: DynamoDBClient, parameters: readonly string[]): DynamoDBClient {
+  const without = (input: Record<string, unknown>) => Object.fromEntries(Object.entries(input).filter(([name]) => !parameters.includes(name)));
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as Record<string, unknown> & { TransactItems?: Array<Record<string, Record<string, unknown>>> };
+      const items = input.TransactItems?.map((action) => Object.fromEntries(Object.entries(action).map(([kind, body]) => [kind, without(body)])));
+      return next({ ...args, input: { ...without(input), ...(items === undefined ? {} : { TransactItems: items }) } });
+    },
+    { step: 'initialize', name: 'dropConditionItem' },
+  );
+  return client;
+}
+
+const front = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure']);
+const { tableName, client: admin } = useFreshTable({ prefix: 'condition-item', storeClient: front });
+const bizTable = useBusinessTable(admin);
+const full = new DynamoDBStore({ tableName, client: front });
+const lean = new LeanDynamoDBStore({ tableName, client: front });
+/** A store that sees every refused item: another attempt's. */
+const other = new DynamoDBStore({ tableName, client: admin });
+afterAll(() => front.destroy());
+
+const T0 = 1_700_000_000_000;
+const LEASE_MS = 10_000;
+let seq = 0;
+
+describe.each([
+  ['DynamoDBStore', full],
+  ['the lean DynamoDBStore', lean],
+] as const)('%s behind a client that drops the refused item', (_name, store) => {
+  test('a duplicate of a completed call replays its outcome; the function ran once', async () => {
+    let runs = 0;
+    const once = makeIdempotent(async (_key: string) => ({ run: ++runs }), { store, name: `dropped${++seq}`, singleFlight: false });
+    expect(await once('k')).toEqual({ run: 1 });
+    expect(await once('k')).toEqual({ run: 1 });
+    expect(runs).toBe(1);
+  });
+
+  test('a duplicate while another attempt holds the key: IN_PROGRESS, the holder left alone', async () => {
+    const name = `dropped${++seq}`;
+    const key = recordId(name, 'k');
+    await other.claim({ key, owner: 'holder', now: Date.now(), leaseUntil: Date.now() + 60_000, expiresAt: Math.floor(Date.now() / 1000) + 3600 });
+    let runs = 0;
+    const once = makeIdempotent(async (_key: string) => ++runs, { store, name, singleFlight: false });
+    expect((await rejection(once('k'))).code).toBe('IN_PROGRESS');
+    expect(runs).toBe(0);
+    expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'holder' } });
+  });
+
+  test('a completion refused because another attempt took the record over: SUPERSEDED with its holder, not a success', async () => {
+    const name = `dropped${++seq}`;
+    const key = recordId(name, 'k');
+    const clock = { t: T0 };
+    const once = makeIdempotent(
+      async (_key: string) => {
+        // This attempt outlives its lease, and another takes the record over.
+        clock.t = T0 + LEASE_MS + 1;
+        await other.claim({ key, owner: 'takeover', now: clock.t, leaseUntil: clock.t + LEASE_MS, expiresAt: Math.floor(clock.t / 1000) + 3600 });
+        return 'ran';
+      },
+      { store, name, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, singleFlight: false, logger: { warn: () => {} } },
+    );
+    const error = await rejection(once('k'));
+    expect({ code: error.code, holder: error.record?.owner }).toEqual({ code: 'SUPERSEDED', holder: 'takeover' });
+    expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'takeover' } });
+  });
+});
+
+test("a transaction() commit refused because another attempt took the record over: SUPERSEDED with its holder; none of the call's writes", async () => {
+  const name = `dropped${++seq}`;
+  const key = recordId(name, 't1');
+  const clock = { t: T0 };
+  const charge = makeIdempotent(
+    async (id: string) => {
+      transaction().put({ TableName: bizTable, Item: { id, paid: true } });
+      clock.t = T0 + LEASE_MS + 1;
+      await other.claim({ key, owner: 'takeover', now: clock.t, leaseUntil: clock.t + LEASE_MS, expiresAt: Math.floor(clock.t / 1000) + 3600 });
+      return 'ran';
+    },
+    { store: full, name, transactions: true, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, singleFlight: false },
+  );
+  const error = await rejection(charge('t1'));
+  expect({ code: error.code, holder: error.record?.owner }).toEqual({ code: 'SUPERSEDED', holder: 'takeover' });
+  expect(await readItem(admin, bizTable, 't1')).toBeUndefined();
+});
+
+test("an atomic duplicate replays the first call's outcome; only the first call's writes are committed", async () => {
+  let runs = 0;
+  const charge = makeIdempotent(
+    async (id: string) => {
+      runs++;
+      transaction().put({ TableName: bizTable, Item: { id, run: runs } });
+      return { run: runs };
+    },
+    { store: full, name: `dropped${++seq}`, atomic: true, singleFlight: false },
+  );
+  expect(await charge('a1')).toEqual({ run: 1 });
+  expect(await charge('a1')).toEqual({ run: 1 });
+  expect(runs).toBe(2);
+  expect(await readItem(admin, bizTable, 'a1')).toMatchObject({ run: { N: '1' } });
+});
+
+test('a client that drops the returned item of every write: STORE_FAILURE naming the dropped parameter, the function does not run', async () => {
+  const blind = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure', 'ReturnValues']);
+  try {
+    const store = new LeanDynamoDBStore({ tableName, client: blind });
+    let runs = 0;
+    const name = `dropped${++seq}`;
+    const once = makeIdempotent(async (_key: string) => ++runs, { store: other, name, singleFlight: false });
+    const blindOnce = makeIdempotent(async (_key: string) => ++runs, { store, name, singleFlight: false });
+    expect(await once('k')).toBe(1);
+    const error = await rejection(blindOnce('k'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(describeStoreFailure(error.cause)).toBe('ConditionalCheckFailedException');
+    expect(error.message).toMatch(/ReturnValuesOnConditionCheckFailure/);
+    expect(runs).toBe(1);
+  } finally {
+    blind.destroy();
+  }
+});
