@@ -879,16 +879,19 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
     // No record at all: deleted while the function ran (`forgetRecord`), or lost by the store (a
-    // Redis restart or failover). The function ran: its caller gets its outcome, as in-process
+    // Redis restart or failover); past this call's lease, as a rule taken over by another attempt,
+    // which ran too, and released. The function ran: its caller gets its outcome, as in-process
     // duplicates do, though no duplicate elsewhere will. Not a commit's: fenced on the claim, it applied none of the writes.
     if (result.record === undefined && writes.length === 0) {
-      this.#emit('bookkeepingFailure', key);
-      logLine(
-        this.#logger,
-        'warn',
-        "the record was deleted while the call ran (forgetRecord, or a store that lost it); the caller gets the call's outcome, which was not stored: the next call with its key runs again",
-        { namespace: namespaceOf(key), recordId: key },
-      );
+      const outlived = this.#outlived(call);
+      this.#emit(outlived ? 'superseded' : 'bookkeepingFailure', key);
+      const what = outlived
+        ? 'this attempt outlived its lease and its record was gone when it completed (taken over and released by another attempt, as a rule)'
+        : 'the record was deleted while the call ran (forgetRecord, or a store that lost it)';
+      logLine(this.#logger, 'warn', `${what}; the caller gets the call's outcome, which was not stored: the next call with its key runs again`, {
+        namespace: namespaceOf(key),
+        recordId: key,
+      });
       return [own, done(payload.responseOmitted !== true, { unconfirmed: true })[1]];
     }
     return this.#superseded(call, result.record, 'nothing was overwritten');
@@ -943,25 +946,35 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /**
    * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
-   * record when known. A commit that finds no record at all met one deleted while the call ran
-   * (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message says so. One
+   * record when known. A commit that finds no record at all within its lease met one deleted while
+   * the call ran (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message
+   * says so; past its lease, as a rule, another attempt took it over, ran, and released it. One
    * that finds another attempt's record while its own lease has not ended (its last millisecond
    * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
    */
   #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
-    // No record: no attempt took it over, and the function ran without one, as a completion without
-    // writes that finds none (the BookkeepingFailures alarm, not Superseded's "ran twice").
-    this.#emit(record === undefined ? 'bookkeepingFailure' : 'superseded', call.key);
+    const outlived = this.#outlived(call);
+    // No record within the lease: no attempt took it over, and the function ran without one, as a
+    // completion without writes that finds none (the BookkeepingFailures alarm, not Superseded's "ran twice").
+    this.#emit(record === undefined && !outlived ? 'bookkeepingFailure' : 'superseded', call.key);
+    const unwritten = 'so none of its writes was committed and the next call with its key runs again';
     const what =
       record === undefined
-        ? "This attempt's record was deleted while it ran, so none of its writes was committed and the next call with its key runs again"
-        : call.leaseUntil !== undefined && this.now() <= call.leaseUntil
+        ? outlived
+          ? `This attempt outlived its lease and its record was gone when it ended (taken over and released by another attempt, as a rule), ${unwritten}`
+          : `This attempt's record was deleted while it ran, ${unwritten}`
+        : !outlived
           ? "This attempt's record was deleted while it ran, before its lease ended, and then claimed by another attempt"
           : 'This attempt outlived its lease and its record was taken over by another attempt';
     const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
     });
     return [{ kind: 'error', error, replayed: false }, undefined];
+  }
+
+  /** Whether the call's lease has ended by this engine's clock (its last millisecond is still its own, as stores judge it). */
+  #outlived(call: Call): boolean {
+    return call.leaseUntil !== undefined && this.now() > call.leaseUntil;
   }
 
   /** A call of this engine; with a deadline, the time left until it by this engine's clock, for the calls nested in it. */

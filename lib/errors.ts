@@ -29,7 +29,8 @@ import type { IdempotencyRecord } from './store.js';
  *   failed without an answer when its release finds the record taken over: the commit, fenced on this
  *   attempt's claim, never applied (nothing of the call was written), but the key is the other attempt's.
  *   Also, without `record`, a `transaction()` commit that finds no record: it was deleted while the call ran
- *   (`forgetRecord` deletes a live attempt's), so none of its writes was committed and the next call runs again.
+ *   (`forgetRecord` deletes a live attempt's) or, past this attempt's lease, as a rule taken over and released
+ *   by another attempt (the message says which), so none of its writes was committed and the next call runs again.
  * - `RESPONSE_NOT_STORED`: the call completed, but its response could not be stored, so it cannot be replayed.
  * - `ERROR_NOT_STORED`: the call ended with a final error (`isFinalError`), which could not be stored (the
  *   key provider failed as it was sealed, say), so it cannot be replayed; the function does not run again. Unlike

@@ -310,6 +310,21 @@ describe.each(['dynamodb', 'redis'] as const)('%s: a process frozen and thawed a
     expect(await later.finish()).toMatchObject({ outcome: { value }, ran: false });
     expect(await f.effects()).toBe(1);
   });
+
+  test('before its completion: its successor took over, failed and released the key; the thawed completion, which finds no record, says the attempt outlived its lease (Superseded), not that the record was deleted by hand or lost by the store', async () => {
+    const f = fixture(store);
+    const { frozen, thawed: done, ran, record } = await thawAfterSuccessor(f, 'complete:before', { fails: true });
+    expect(ran.outcome).toMatchObject({ error: { message: 'the function failed' } });
+    expect(record).toBeUndefined();
+    // The function ran, and its caller gets its result; it is not stored, and the next call runs again.
+    expect(done.outcome).toEqual({ value: { ranBy: frozen.child.pid } });
+    expect(done.events).toEqual(['miss', 'superseded']);
+    expect(done.warnings).toEqual([
+      "lambda-idempotency: this attempt outlived its lease and its record was gone when it completed (taken over and released by another attempt, as a rule); the caller gets the call's outcome, which was not stored: the next call with its key runs again",
+    ]);
+    expect(await f.record()).toBeUndefined();
+    expect(await f.effects()).toBe(2);
+  });
 });
 
 describe('transaction(): a commit and its writes', () => {
@@ -347,6 +362,22 @@ describe('transaction(): a commit and its writes', () => {
     expect(thawed.events).toEqual(['miss', 'superseded']);
     expect(await f.record()).toEqual(record);
     expect(await f.effects()).toBe(1);
+  });
+
+  test('transaction: sent by a process thawed after its successor took over, failed and released the key: SUPERSEDED, saying the attempt outlived its lease; its writes never applied', async () => {
+    const f = fixture('dynamodb', 'transaction');
+    const { thawed: done } = await thawAfterSuccessor(f, 'commit:before', { fails: true });
+    expect(done.outcome).toEqual({
+      error: {
+        name: 'IdempotencyError',
+        code: 'SUPERSEDED',
+        message:
+          'SUPERSEDED: This attempt outlived its lease and its record was gone when it ended (taken over and released by another attempt, as a rule), so none of its writes was committed and the next call with its key runs again; nothing was overwritten.',
+      },
+    });
+    expect(done.events).toEqual(['miss', 'superseded']);
+    expect(await f.record()).toBeUndefined();
+    expect(await f.effects()).toBe(0);
   });
 
   test('atomic: sent by a process thawed after another committed: it replays that commit, its own writes never applied', async () => {
