@@ -30,6 +30,9 @@ class LambdaProcess {
   private readonly reports: ToParent[] = [];
   private readonly waiting: ((report: ToParent) => void)[] = [];
   private readonly exited: Promise<void>;
+  /** Whether a call was started and has not reported its end, or the process was killed: not reusable. */
+  private busy = false;
+  private dead = false;
 
   constructor() {
     this.child = fork(script, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
@@ -59,6 +62,7 @@ class LambdaProcess {
 
   /** Starts a call at `t`; `gate`, a gate the call stops at. */
   start(call: CallSpec, t: number): void {
+    this.busy = true;
     this.tell({ type: 'call', call, t });
   }
 
@@ -75,6 +79,7 @@ class LambdaProcess {
   /** Waits for the running call's end: what it ended with, and whether its function ran (in this process, since the last end). */
   async finish(): Promise<Done & { ran: boolean }> {
     const seen = await this.until((report) => report.type === 'done');
+    this.busy = false;
     return { ...(seen.at(-1) as Done), ran: seen.some((report) => report.type === 'ran') };
   }
 
@@ -99,20 +104,34 @@ class LambdaProcess {
     this.tell({ type: 'go' });
   }
 
+  /** Whether the process is idle, with nothing unread: another test may use it (each call builds its own store and function). */
+  get reusable(): boolean {
+    return !this.busy && !this.dead && this.reports.length === 0;
+  }
+
   async kill(): Promise<void> {
+    this.dead = true;
     this.child.kill('SIGKILL');
     await this.exited;
   }
 }
 
+// A process whose calls all ended is used again by a later test (starting one is most of a test's
+// time); one killed, or left at a gate or mid-call, is not.
 const processes: LambdaProcess[] = [];
+const idle: LambdaProcess[] = [];
 const lambdaProcess = (): LambdaProcess => {
-  const started = new LambdaProcess();
+  const started = idle.pop() ?? new LambdaProcess();
   processes.push(started);
   return started;
 };
 afterEach(async () => {
-  await Promise.all(processes.splice(0).map((started) => started.kill()));
+  const used = processes.splice(0);
+  idle.push(...used.filter((started) => started.reusable));
+  await Promise.all(used.filter((started) => !idle.includes(started)).map((started) => started.kill()));
+});
+afterAll(async () => {
+  await Promise.all(idle.splice(0).map((started) => started.kill()));
 });
 
 type StoreKind = CallSpec['store'];
