@@ -1,4 +1,4 @@
-import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 import { faultOfCode, IdempotencyError } from './errors.js';
@@ -12,6 +12,7 @@ interface Expressions {
   readonly ConditionExpression?: string;
   readonly ExpressionAttributeNames?: Record<string, string>;
   readonly ExpressionAttributeValues?: Values;
+  readonly ReturnValuesOnConditionCheckFailure?: ReturnValuesOnConditionCheckFailure;
 }
 
 const MARSHALL = { removeUndefinedValues: true, convertClassInstanceToMap: false } as const;
@@ -126,10 +127,33 @@ function expressions(params: Expressions, action: string, at: WriteAt, updateExp
     ...(params.ExpressionAttributeValues === undefined
       ? {}
       : { ExpressionAttributeValues: marshalled(params.ExpressionAttributeValues, action, 'ExpressionAttributeValues') }),
+    ...(params.ReturnValuesOnConditionCheckFailure === undefined ? {} : { ReturnValuesOnConditionCheckFailure: params.ReturnValuesOnConditionCheckFailure }),
   };
 }
 
-function tableOf(params: { TableName?: unknown } | undefined, action: string): string {
+type Action = 'put' | 'update' | 'delete' | 'conditionCheck';
+
+const EXPRESSION_PARAMETERS = ['ConditionExpression', 'ExpressionAttributeNames', 'ExpressionAttributeValues', 'ReturnValuesOnConditionCheckFailure'];
+
+/** The parameters each write takes, as its `TransactWriteItem` action does. */
+const PARAMETERS: Readonly<Record<Action, readonly string[]>> = {
+  put: ['TableName', 'Item', ...EXPRESSION_PARAMETERS],
+  update: ['TableName', 'Key', 'UpdateExpression', ...EXPRESSION_PARAMETERS],
+  delete: ['TableName', 'Key', ...EXPRESSION_PARAMETERS],
+  conditionCheck: ['TableName', 'Key', ...EXPRESSION_PARAMETERS],
+};
+
+/**
+ * The table of a write whose parameters are each one it takes: a misspelt one (`conditionExpression`)
+ * would go unsent, and the write commit without the guard it meant. One left `undefined` means nothing.
+ */
+function tableOf(params: { TableName?: unknown } | undefined, action: Action): string {
+  if (params !== null && typeof params === 'object') {
+    const unknown = Object.keys(params).find((name) => !PARAMETERS[action].includes(name) && params[name as keyof typeof params] !== undefined);
+    if (unknown !== undefined) {
+      throw new TypeError(`transaction().${action}: unknown parameter \`${unknown}\`. Known parameters: ${PARAMETERS[action].join(', ')}.`);
+    }
+  }
   if (typeof params?.TableName !== 'string' || params.TableName.length === 0) throw new TypeError(`transaction().${action}: \`TableName\` is required.`);
   return params.TableName;
 }

@@ -10,6 +10,8 @@ interface Expressions {
   readonly ConditionExpression?: string | undefined;
   readonly ExpressionAttributeNames?: Record<string, string> | undefined;
   readonly ExpressionAttributeValues?: Values | undefined;
+  /** `'ALL_OLD'`: a failed condition's `TRANSACTION_CONDITION_FAILED` has the item it met in its cause's `CancellationReasons[actionIndex + 1].Item` (AttributeValues). */
+  readonly ReturnValuesOnConditionCheckFailure?: 'ALL_OLD' | 'NONE' | undefined;
 }
 /** A Put in lib-dynamodb style: native JavaScript values. */
 export interface TransactionPut extends Expressions {

@@ -577,6 +577,65 @@ describe('transactional completion', () => {
     );
   });
 
+  test('a parameter a write does not take (a misspelt `conditionExpression`, a `Key` on a put, an `UpdateExpression` on a delete) is a TypeError as the write is added, never a write without the guard it meant: the key is released, and the corrected code runs', async () => {
+    const unknown = (action: string, parameter: string) => async (call: Promise<unknown>) => {
+      const error = await thrown(call);
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.message).toMatch(new RegExp(`^transaction\\(\\)\\.${action}: unknown parameter \`${parameter}\``));
+    };
+    await refusedAsAdded(
+      'misspelt-condition',
+      [(tx, name) => tx.put({ TableName: bizTable, Item: { id: `${name}-once` }, conditionExpression: 'attribute_not_exists(id)' } as never)],
+      unknown('put', 'conditionExpression'),
+    );
+    await refusedAsAdded(
+      'put-key',
+      [(tx, name) => tx.put({ TableName: bizTable, Item: { id: `${name}-once` }, Key: { id: `${name}-once` } } as never)],
+      unknown('put', 'Key'),
+    );
+    await refusedAsAdded(
+      'delete-update',
+      [(tx, name) => tx.delete({ TableName: bizTable, Key: { id: `${name}-once` }, UpdateExpression: 'SET n = :n' } as never)],
+      unknown('delete', 'UpdateExpression'),
+    );
+  });
+
+  test("ReturnValuesOnConditionCheckFailure: 'ALL_OLD' on a write is sent: its failed condition is TRANSACTION_CONDITION_FAILED naming it, the item it met in the cause's cancellation reason; nothing written, the key released", async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('rv-old');
+    await admin.send(new PutItemCommand({ TableName: bizTable, Item: { id: { S: `${name}-payment` }, status: { S: 'REFUNDED' } } }));
+    const refund = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .update(increment(`${name}-counter`))
+          .update({
+            TableName: bizTable,
+            Key: { id: `${name}-payment` },
+            UpdateExpression: 'SET #s = :to',
+            ConditionExpression: '#s = :from',
+            ExpressionAttributeNames: { '#s': 'status' },
+            ExpressionAttributeValues: { ':to': 'REFUNDED', ':from': 'PAID' },
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          });
+        return 'refunded';
+      },
+      { store, name, now: () => T0 },
+    );
+    const error = await rejection(refund('k'));
+    expect(error).toMatchObject({ code: 'TRANSACTION_CONDITION_FAILED', actionIndex: 1, tableName: bizTable });
+    expect(probe.commits[0]![2]!.Update!.ReturnValuesOnConditionCheckFailure).toBe('ALL_OLD');
+    const reasons = (error.cause as { CancellationReasons: { Code: string; Item?: unknown }[] }).CancellationReasons;
+    expect(reasons[error.actionIndex! + 1]).toEqual({
+      Code: 'ConditionalCheckFailed',
+      Message: expect.any(String),
+      Item: marshall({ id: `${name}-payment`, status: 'REFUNDED' }),
+    });
+    expect(probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(await applied(`${name}-counter`)).toBe(0);
+    expect(await record(recordId(name, 'k'))).toBeUndefined();
+  });
+
   test('limits: an ExpressionAttributeValues value undefined where the expression uses it is TRANSACTION_INVALID as the write is added, never stored, whatever isFinalError says: the key is released, as by the commit DynamoDB would refuse, and the corrected code runs', async () => {
     await refusedAsAdded(
       'undefined-value',
