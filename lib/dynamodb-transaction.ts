@@ -69,7 +69,12 @@ function refusal(error: unknown, items: readonly TransactWriteItem[]): string {
   if (detail !== 'ResourceNotFoundException') return detail;
   // A record's action that updates it follows the claim that put it: its table exists.
   const tables = [...new Set((items[0]?.Update ? items.slice(1) : items).map(actionTable))].join(', ');
-  return `${detail}: ${tables.includes(', ') ? 'one of the tables' : 'the table'} ${tables} is not in this account and Region; create it, or fix its name`;
+  // A store's table given by its ARN runs the transaction in that table's account and Region, which may not be the function's.
+  const arn = /^arn:[^:]+:dynamodb:([^:]+):(\d+):table\//.exec(actionTable(items[0]!) ?? '');
+  const where = arn
+    ? `account ${arn[2]}, Region ${arn[1]}, the idempotency table's (a transaction spans neither accounts nor Regions)`
+    : 'this account and Region';
+  return `${detail}: ${tables.includes(', ') ? 'one of the tables' : 'the table'} ${tables} is not in ${where}; create it, or fix its name`;
 }
 
 /**

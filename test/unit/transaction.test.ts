@@ -276,6 +276,14 @@ describe('cancellations and faults', () => {
     );
   });
 
+  test("a missing table, the store's table given by its ARN: the message names the account and Region the transaction ran in, the idempotency table's, not the function's", async () => {
+    ddb.on(TransactWriteItemsCommand).rejects(serviceError('ResourceNotFoundException', 'Requested resource not found'));
+    const { pay } = payFixture({ store: new DynamoDBStore({ tableName: 'arn:aws:dynamodb:eu-west-3:210987654321:table/idem', client }) });
+    expect((await rejection(pay({ id: 'p1' }))).message).toBe(
+      "TRANSACTION_INVALID: DynamoDB refused the transaction: ResourceNotFoundException: one of the tables payments, accounts, holds is not in account 210987654321, Region eu-west-3, the idempotency table's (a transaction spans neither accounts nor Regions); create it, or fix its name.",
+    );
+  });
+
   test('a missing grant: TRANSACTION_INVALID names the action and the table, as a STORE_FAILURE does, never the role', async () => {
     const table = 'arn:aws:dynamodb:eu-west-1:123456789012:table/payments';
     ddb
