@@ -144,12 +144,20 @@ const PARAMETERS: Readonly<Record<Action, readonly string[]>> = {
 };
 
 /**
+ * What a single-item command (`PutCommand`'s input, spread into a write) asks of its answer alone: a
+ * transaction's action has no such answer, and they are left out, as they always were.
+ */
+const ANSWER_ONLY = ['ReturnValues', 'ReturnConsumedCapacity', 'ReturnItemCollectionMetrics'];
+
+/**
  * The table of a write whose parameters are each one it takes: a misspelt one (`conditionExpression`)
  * would go unsent, and the write commit without the guard it meant. One left `undefined` means nothing.
  */
 function tableOf(params: { TableName?: unknown } | undefined, action: Action): string {
   if (params !== null && typeof params === 'object') {
-    const unknown = Object.keys(params).find((name) => !PARAMETERS[action].includes(name) && params[name as keyof typeof params] !== undefined);
+    const unknown = Object.keys(params).find(
+      (name) => !PARAMETERS[action].includes(name) && !ANSWER_ONLY.includes(name) && params[name as keyof typeof params] !== undefined,
+    );
     if (unknown !== undefined) {
       throw new TypeError(`transaction().${action}: unknown parameter \`${unknown}\`. Known parameters: ${PARAMETERS[action].join(', ')}.`);
     }

@@ -600,6 +600,27 @@ describe('transactional completion', () => {
     );
   });
 
+  test('the answer parameters of a single-item command spread into a write (ReturnValues, ReturnConsumedCapacity, ReturnItemCollectionMetrics) are left out, as a transaction action has no answer of its own: the write commits', async () => {
+    const probe = new Probe();
+    const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
+    const name = uniqueName('answer-only');
+    const answerOnly = { ReturnValues: 'ALL_OLD', ReturnConsumedCapacity: 'TOTAL', ReturnItemCollectionMetrics: 'SIZE' } as const;
+    const once = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .put({ TableName: bizTable, Item: { id: `${name}-item`, n: 1 }, ...answerOnly } as never)
+          .update({ ...increment(`${name}-counter`), ...answerOnly } as never);
+        return 'written';
+      },
+      { store, name, now: () => T0 },
+    );
+    expect(await once('k')).toBe('written');
+    const actions = probe.commits[0]!.slice(1);
+    expect(actions.map((action) => Object.keys(action.Put ?? action.Update ?? {}).filter((key) => key.startsWith('Return')))).toEqual([[], []]);
+    expect(await applied(`${name}-counter`)).toBe(1);
+    expect(await applied(`${name}-item`)).toBe(1);
+  });
+
   test("ReturnValuesOnConditionCheckFailure: 'ALL_OLD' on a write is sent: its failed condition is TRANSACTION_CONDITION_FAILED naming it, the item it met in the cause's cancellation reason; nothing written, the key released", async () => {
     const probe = new Probe();
     const store = new DynamoDBStore({ tableName: idemTable, client: probe.client });
