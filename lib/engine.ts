@@ -674,7 +674,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       ending.kind === 'throw'
         ? { kind: 'error', error: ending.error, replayed: false }
         : { kind: 'value', value: ending.kind === 'return' ? ending.value : undefined, replayed: false };
-    if (!call.end(ending.kind === 'abandon' && call.mode === 'claimed') || call.mode === 'unkeyed') return own;
+    if (!call.end(ending.kind === 'abandon') || call.mode === 'unkeyed') return own;
     let record: IdempotencyRecord | undefined;
     let outcome = own;
     try {

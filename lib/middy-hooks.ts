@@ -227,10 +227,11 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {
-    // A call without a key keeps nothing: no response to read (a stream stays unread), nothing to release.
-    if (call.mode === 'unkeyed') return { kind: 'abandon' };
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
     const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
+    // A call without a key keeps nothing: no response to read (a stream stays unread), nothing to
+    // release. Past middy's early timeout its handler may still run: calls it starts end by the deadline.
+    if (call.mode === 'unkeyed') return isMiddyTimeout(error) ? { kind: 'abandon' } : { kind: 'throw', error, final: false };
     // An inner idempotency middleware refused the request (the handler never ran) or kept no outcome
     // of the handler (its writes did not commit, say), whether it threw that or answered it and a
     // later middleware threw: nor does this one, so a retry meets the inner record, which holds the truth.
@@ -520,7 +521,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // A call without a key (a safe HTTP method, `onMissingKey: 'skip'`) keeps nothing: its response
     // goes out as the handler made it, a stream unread, no `isFinalResponse` asked.
     if (call.mode === 'unkeyed') {
-      await engine.end(call, { kind: 'abandon' });
+      await engine.end(call, { kind: 'return', value: undefined, final: false });
       return;
     }
     // A durable invocation that has ended (suspended) never settles its handler: a response that

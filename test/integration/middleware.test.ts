@@ -233,33 +233,39 @@ test("middy's early timeout does not release the record: it stays INPROGRESS unt
   expect(turnstile.count).toBe(2);
 });
 
-test("a call given no context that the handler starts after middy's early timeout (the handler still running, as Managed Instances leave it) holds its record until the invocation's deadline, not leaseSeconds past it", async () => {
-  const outerGate = new Turnstile<string>();
-  const innerGate = new Turnstile<string>();
-  const inner = makeIdempotent(async (_event: Payment) => innerGate.enter(), { store, name: 'timeout-inner', key: (event) => event.id, now: () => T0 });
-  let charged: Promise<string> | undefined;
-  const handler = middy(
-    async (event: Payment) => {
-      await outerGate.enter();
-      charged = inner(event);
-      return charged;
-    },
-    { timeoutEarlyInMillis: 40 },
-  ).use(idempotency({ store, key: (event: Payment) => event.id, now: () => T0 }));
-  const call = handler({ id: 'late-inner' }, lambdaContext('timeout-outer', 80));
-  const late = await outerGate.next();
-  await expect(call).rejects.toMatchObject({ name: 'TimeoutError' });
-  late.open('go on');
-  const charging = await innerGate.next();
-  // Both records are held until the invocation's deadline, after which a retry takes them over.
-  const leases = [
-    (await readItem(client, tableName, recordId('timeout-outer', 'late-inner')))?.leaseUntil?.N,
-    (await readItem(client, tableName, recordId('timeout-inner', 'late-inner')))?.leaseUntil?.N,
-  ];
-  charging.open('charged');
-  expect(await charged).toBe('charged');
-  await flush();
-  expect(leases).toEqual([String(T0 + 80), String(T0 + 80)]);
+describe("a call given no context that the handler starts after middy's early timeout (the handler still running, as Managed Instances leave it) holds its record until the invocation's deadline, not leaseSeconds past it", () => {
+  test.each([
+    ['that holds a record', {}, { id: 'late-inner' }, String(T0 + 80)],
+    ['in atomic mode (no record until it ends)', { atomic: true }, { id: 'late-atomic' }, undefined],
+    ["without a key (onMissingKey: 'skip')", { onMissingKey: 'skip' as const }, { id: 'late-unkeyed', amount: 0 }, undefined],
+  ])('in a call %s', async (_what, options, event, outerLease) => {
+    const outerGate = new Turnstile<string>();
+    const innerGate = new Turnstile<string>();
+    const inner = makeIdempotent(async (_event: Payment) => innerGate.enter(), { store, name: 'timeout-inner', key: (event) => event.id, now: () => T0 });
+    let charged: Promise<string> | undefined;
+    const handler = middy(
+      async (event: Payment) => {
+        await outerGate.enter();
+        charged = inner(event);
+        return charged;
+      },
+      { timeoutEarlyInMillis: 40 },
+    ).use(idempotency({ store, key: (event: Payment) => (event.amount === 0 ? undefined : event.id), now: () => T0, ...options }));
+    const call = handler(event, lambdaContext('timeout-outer', 80));
+    const late = await outerGate.next();
+    await expect(call).rejects.toMatchObject({ name: 'TimeoutError' });
+    late.open('go on');
+    const charging = await innerGate.next();
+    // The records are held until the invocation's deadline, after which a retry takes them over.
+    const leases = [
+      (await readItem(client, tableName, recordId('timeout-outer', event.id)))?.leaseUntil?.N,
+      (await readItem(client, tableName, recordId('timeout-inner', event.id)))?.leaseUntil?.N,
+    ];
+    charging.open('charged');
+    expect(await charged).toBe('charged');
+    await flush();
+    expect(leases).toEqual([outerLease, String(T0 + 80)]);
+  });
 });
 
 test("a TimeoutError the handler throws itself (the SDK's, AbortSignal.timeout's) releases the record like any other error", async () => {
