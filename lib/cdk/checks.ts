@@ -28,6 +28,8 @@ const DEFAULT_ASYNC_EVENT_AGE = 21_600; // 6 hours
 const DEFAULT_ASYNC_RETRIES = 2;
 const DYNAMODB_STREAM_RETENTION = 86_400; // 24 h, fixed
 const DEFAULT_KINESIS_RETENTION_HOURS = 24;
+/** How long an event source mapping lets a durable execution run, waits included, before Lambda ends it. */
+const DURABLE_EVENT_SOURCE_LIMIT = 900; // 15 min
 /** What an event source mapping's `MaximumRetryAttempts` and `MaximumRecordAgeInSeconds` mean when unset, or set to -1: no limit. */
 const UNLIMITED = -1;
 
@@ -365,13 +367,23 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue | CfnQueue, retenti
     });
   }
   const window = Math.max(0, ...windows.map((seconds) => seconds ?? 0));
-  const recommended = 6 * timeout + window;
   const windowed = window > 0 ? ` plus the batching window (${formatSeconds(window)})` : '';
+  // An event source waits for a durable function's whole execution, waits included, which Lambda ends at 15 min.
+  const durable = durableConfigOf(fn);
+  const execution = durable === undefined ? undefined : Math.min(durable.timeout ?? DURABLE_EVENT_SOURCE_LIMIT, DURABLE_EVENT_SOURCE_LIMIT);
+  const recommended = Math.max(6 * timeout, execution ?? 0) + window;
   if (visibility < timeout) {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:visibilityBelowTimeout',
       message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(recommended)} (6 × the function timeout${windowed}).`,
+    });
+  } else if (execution !== undefined && visibility < execution + window) {
+    const lasts = execution === durable?.timeout ? `its \`executionTimeout\`` : 'when an event source invokes it, Lambda ends it then';
+    findings.push({
+      level: 'warning',
+      id: 'lambda-idempotency:visibilityBelowDurableExecution',
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, but ${fn.node.path} is a durable function: its event source waits for the whole durable execution, which may last ${formatSeconds(execution)} (${lasts})${windowed}: a message reappears while its execution still runs, and another execution with its key is rejected as in progress until the message lands in the dead-letter queue. Set it to at least ${formatSeconds(recommended)}.`,
     });
   } else if (visibility < recommended) {
     findings.push({
@@ -537,6 +549,20 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
 }
 
 /**
+ * The `durableConfig` of a durable function, as CloudFormation gets it: its `executionTimeout` in
+ * seconds, `undefined` when known only at deploy time; `undefined` for a function that is not durable.
+ */
+function durableConfigOf(fn: LambdaFunction): { readonly timeout: number | undefined } | undefined {
+  const cfn = fn.node.defaultChild;
+  if (!(cfn instanceof CfnFunction)) return undefined;
+  const config: unknown = Stack.of(fn).resolve(setting(cfn, 'DurableConfig', cfn.durableConfig));
+  if (config === undefined || config === null) return undefined;
+  // A number, or what a token resolves to (a `Ref`): known only at deploy time.
+  const given = member(config, 'executionTimeout', 'ExecutionTimeout');
+  return { timeout: typeof given === 'number' && !Token.isUnresolved(given) ? given : undefined };
+}
+
+/**
  * A durable function (`durableConfig`) holds its key for the durable lease, the handler's
  * `durableLeaseSeconds`, by default the retention it reads from the environment: an execution that
  * runs or stays suspended past it loses the key, and another execution with that key (a client's
@@ -545,13 +571,9 @@ export function checkStreams(fn: LambdaFunction, retentionSeconds: number): Find
  * the checks cannot see.
  */
 export function checkDurable(fn: LambdaFunction, retentionSeconds: number): Finding[] {
-  const cfn = fn.node.defaultChild;
-  if (!(cfn instanceof CfnFunction)) return [];
-  const config: unknown = Stack.of(fn).resolve(setting(cfn, 'DurableConfig', cfn.durableConfig));
-  if (config === undefined || config === null) return [];
-  // A number, or what a token resolves to (a `Ref`): known only at deploy time.
-  const given = member(config, 'executionTimeout', 'ExecutionTimeout');
-  const timeout = typeof given === 'number' && !Token.isUnresolved(given) ? given : undefined;
+  const durable = durableConfigOf(fn);
+  if (durable === undefined) return [];
+  const { timeout } = durable;
   if (timeout !== undefined && timeout <= retentionSeconds) return [];
   const lasts =
     timeout === undefined

@@ -975,6 +975,34 @@ describe('synth-time checks on a misconfigured stack', () => {
     expect(found.findWarning('/Durable/Hour', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
   });
 
+  test('a durable SQS consumer keeps its batch in flight for the whole execution, up to 15 minutes: a visibility timeout below that is a warning, one above it none', () => {
+    const set = new Stack(new App(), 'DurableQueue');
+    const table = new IdempotencyTable(set, 'Idempotency'); // 24 h
+    const dlq = new Queue(set, 'Dlq');
+    const consumer = (id: string, visibility: Duration, executionTimeout: Duration) => {
+      const f = new LambdaFunction(set, id, { ...fnProps(Duration.minutes(1)), durableConfig: { executionTimeout } });
+      f.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
+      const queue = new Queue(set, `${id}Queue`, { visibilityTimeout: visibility, deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } });
+      table.attachSqsConsumer(f, queue, { maxBatchingWindow: Duration.seconds(5) });
+    };
+    // Above 6 × the 1 min function timeout plus the 5 s batching window, but the execution may last 10 min.
+    consumer('TenMinutes', Duration.minutes(7), Duration.minutes(10));
+    // An execution timeout of a day: an event source ends the execution at 15 min.
+    consumer('Day', Duration.minutes(15), Duration.days(1));
+    consumer('DayCovered', Duration.seconds(905), Duration.days(1));
+    consumer('Covered', Duration.seconds(605), Duration.minutes(10));
+    const found = Annotations.fromStack(set);
+    const warned = {
+      TenMinutes: 'DurableQueue/TenMinutesQueue has a visibility timeout of 7 min.*durable execution.*10 min.*at least 605 s.*visibilityBelowDurableExecution',
+      Day: 'visibility timeout of 15 min.*15 min.*at least 905 s.*visibilityBelowDurableExecution',
+    };
+    for (const [id, message] of Object.entries(warned)) found.hasWarning(`/DurableQueue/${id}`, Match.stringLikeRegexp(message));
+    for (const quiet of ['DayCovered', 'Covered']) {
+      expect(found.findWarning(`/DurableQueue/${quiet}`, Match.stringLikeRegexp('visibilityBelow'))).toEqual([]);
+    }
+    expect(found.findError('*', Match.anyValue())).toEqual([]);
+  });
+
   test("the queue's redrive policy as CloudFormation gets it counts, also when set on the CfnQueue", () => {
     const app = new App();
     const set = new Stack(app, 'Redrive');
