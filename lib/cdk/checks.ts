@@ -881,18 +881,19 @@ export function checkTableReach(fn: LambdaFunction, table: ITable): Finding[] {
 }
 
 /**
- * Whether `fn`'s role takes the grants of attaching. A role imported with `mutable: false` or from
- * another account (or made with `withoutPolicyUpdates()`) drops every statement added to its policy while telling the grant it
- * was added: the function deploys without the item actions, and every call fails with AccessDenied
- * (`STORE_FAILURE`). With `addGrantsToResources`, the table's resource policy takes the item actions,
- * but a customer managed key's grant, made in the role's policy, is dropped all the same.
+ * Whether `role` takes the grants. A role imported with `mutable: false` or from another account (or
+ * made with `withoutPolicyUpdates()`) drops every statement added to its policy while telling the
+ * grant it was added: its function deploys without the item actions, and every call fails with
+ * AccessDenied (`STORE_FAILURE`). With `addGrantsToResources`, the table's resource policy takes the
+ * item actions, but a customer managed key's grant, made in the role's policy, is dropped all the
+ * same. `subject` names the role in the message: "The role of my/Function".
  */
-export function checkRole(fn: LambdaFunction, table: IConstruct, itemActions: readonly string[], keyActions: readonly string[]): Finding[] {
-  const role = fn.role as { addGrantsToResources?: unknown; constructor: { PROPERTY_INJECTION_ID?: unknown } } | undefined;
+export function checkRole(role: unknown, subject: string, table: IConstruct, itemActions: readonly string[], keyActions: readonly string[]): Finding[] {
+  const immutable = role as { addGrantsToResources?: unknown; constructor: { PROPERTY_INJECTION_ID?: unknown } } | undefined;
   // Not `instanceof`: aws-cdk-lib does not export the class, and an app may load another copy of it.
-  if (role?.constructor.PROPERTY_INJECTION_ID !== 'aws-cdk-lib.aws-iam.ImmutableRole') return [];
+  if (immutable?.constructor.PROPERTY_INJECTION_ID !== 'aws-cdk-lib.aws-iam.ImmutableRole') return [];
   const dropped = [
-    ...(role.addGrantsToResources === true ? [] : [`${itemActions.join(', ')} on the table ${table.node.path}`]),
+    ...(immutable.addGrantsToResources === true ? [] : [`${itemActions.join(', ')} on the table ${table.node.path}`]),
     ...(keyActions.length === 0 ? [] : [`${keyActions.join(', ')} on its customer managed key`]),
   ];
   if (dropped.length === 0) return [];
@@ -900,7 +901,7 @@ export function checkRole(fn: LambdaFunction, table: IConstruct, itemActions: re
     {
       level: 'warning',
       id: 'lambda-idempotency:roleNotGranted',
-      message: `The role of ${fn.node.path} is immutable (imported with \`mutable: false\` or from another account, or \`withoutPolicyUpdates()\`): attaching the function added nothing to its policy, so every call fails with AccessDenied (STORE_FAILURE) unless the role's owner grants it ${dropped.join(', and ')}. Acknowledge this warning once it has them.`,
+      message: `${subject} is immutable (imported with \`mutable: false\` or from another account, or \`withoutPolicyUpdates()\`): the grants added nothing to its policy, so every call fails with AccessDenied (STORE_FAILURE) unless the role's owner grants it ${dropped.join(', and ')}. Acknowledge this warning once it has them.`,
     },
   ];
 }

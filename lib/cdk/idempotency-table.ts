@@ -437,9 +437,22 @@ export abstract class IdempotencyTableBase extends Construct {
 
   /**
    * Grants `grantee` the item actions of the record protocol (PutItem, UpdateItem, DeleteItem on
-   * this table only) and, with a customer managed key, the key actions DynamoDB needs.
+   * this table only) and, with a customer managed key, the key actions DynamoDB needs. A role whose
+   * policy the app cannot change (imported with `mutable: false` or from another account), given
+   * directly or as an imported function's, gets the warning `lambda-idempotency:roleNotGranted`
+   * naming what its owner must grant.
    */
   public grantRecordAccess(grantee: IGrantable): Grant {
+    const grant = this.grant(grantee);
+    const role = grantee.grantPrincipal;
+    const named = Construct.isConstruct(grantee) ? grantee : this;
+    const subject = Object.is(role, grantee) ? `The role ${named.node.path}` : `The role of ${named.node.path}`;
+    report(named, checkRole(role, subject, this.table, ITEM_ACTIONS, this.encryptionKey ? KEY_ACTIONS : []));
+    return grant;
+  }
+
+  /** The grants of {@link grantRecordAccess}, whose role attaching checks at synth. */
+  private grant(grantee: IGrantable): Grant {
     const grant = grantItems(this.table, grantee);
     if (this.encryptionKey) grantKey(this.encryptionKey, grantee);
     return grant;
@@ -496,7 +509,7 @@ export abstract class IdempotencyTableBase extends Construct {
     attachedTables.set(fn, this);
     fn.addEnvironment(IDEMPOTENCY_TABLE_ENV, tableVariable);
     fn.addEnvironment(IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, String(seconds));
-    const grant = this.grantRecordAccess(fn);
+    const grant = this.grant(fn);
     const replica = localReplica(fn, this.table);
     if (replica) {
       replica.grant(fn, ...ITEM_ACTIONS);
@@ -599,7 +612,7 @@ export abstract class IdempotencyTableBase extends Construct {
         ...checkEnvironmentTable(fn, IDEMPOTENCY_TABLE_ENV, this.table, tableVariable),
         ...checkEnvironmentRetention(fn, IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV, retention),
         ...checkTableReach(fn, this.table),
-        ...checkRole(fn, this.table, ITEM_ACTIONS, this.encryptionKey ? KEY_ACTIONS : []),
+        ...checkRole(fn.role, `The role of ${fn.node.path}`, this.table, ITEM_ACTIONS, this.encryptionKey ? KEY_ACTIONS : []),
         ...checkFunction(fn, retention),
         ...checkDurable(fn, retention),
         ...checkStreams(fn, retention),

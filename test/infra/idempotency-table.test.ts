@@ -226,6 +226,31 @@ test('a function whose role is mutable, or imported from this account as mutable
   expect(all.filter((warning) => String(warning.entry.data).includes('roleNotGranted'))).toEqual([]);
 });
 
+test("a role given grantRecordAccess whose policy the app cannot change (imported with mutable: false, directly or as an imported function's) gets the roleNotGranted warning, naming what its owner must grant; a mutable one none", () => {
+  const stack = new Stack(new App(), 'GrantedRoles', { env: { account: '111111111111', region: 'eu-west-1' } });
+  const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });
+  const role = (id: string, mutable: boolean) => Role.fromRoleArn(stack, id, `arn:aws:iam::111111111111:role/${id}`, { mutable });
+  const fixed = role('Fixed', false);
+  table.grantRecordAccess(fixed);
+  const imported = LambdaFunction.fromFunctionAttributes(stack, 'Imported', {
+    functionArn: 'arn:aws:lambda:eu-west-1:111111111111:function:imported',
+    role: role('ImportedRole', false),
+  });
+  table.grantRecordAccess(imported);
+  table.grantRecordAccess(role('Mutable', true));
+  // Precondition: only the mutable role's policy got the grants.
+  expect(Object.keys(Template.fromStack(stack).findResources('AWS::IAM::Policy'))).toHaveLength(1);
+  const warned = (path: string) =>
+    Annotations.fromStack(stack)
+      .findWarning(path, Match.anyValue())
+      .map((warning) => String(warning.entry.data))
+      .filter((text) => text.includes('roleNotGranted'));
+  for (const path of [`/${fixed.node.path}`, '/GrantedRoles/Imported']) {
+    expect(warned(path)).toEqual([expect.stringMatching(/is immutable.*the table GrantedRoles\/Idempotency\/Table, and kms:Decrypt/)]);
+  }
+  expect(warned('*')).toHaveLength(2);
+});
+
 test("a role of another account given grantRecordAccess is allowed by the key's policy too: its own policy cannot grant it a key of this account", () => {
   const stack = new Stack(new App(), 'KmsAccount', { env: { account: '111111111111', region: 'eu-west-1' } });
   const table = new IdempotencyTable(stack, 'Idempotency', { encryptionKey: new Key(stack, 'Key') });
