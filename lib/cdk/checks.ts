@@ -372,11 +372,12 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue | CfnQueue, retenti
   const durable = durableConfigOf(fn);
   const execution = durable === undefined ? undefined : Math.min(durable.timeout ?? DURABLE_EVENT_SOURCE_LIMIT, DURABLE_EVENT_SOURCE_LIMIT);
   const recommended = Math.max(6 * timeout, execution ?? 0) + window;
+  const basis = recommended > 6 * timeout + window ? 'the durable execution' : '6 × the function timeout';
   if (visibility < timeout) {
     findings.push({
       level: 'error',
       id: 'lambda-idempotency:visibilityBelowTimeout',
-      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(recommended)} (6 × the function timeout${windowed}).`,
+      message: `${where} has a visibility timeout of ${formatSeconds(visibility)}, shorter than the function timeout (${formatSeconds(timeout)}): Lambda refuses the event source, and a message would reappear while it is still being processed. Set it to at least ${formatSeconds(recommended)} (${basis}${windowed}).`,
     });
   } else if (execution !== undefined && visibility < execution + window) {
     const lasts = execution === durable?.timeout ? `its \`executionTimeout\`` : 'when an event source invokes it, Lambda ends it then';
