@@ -222,8 +222,8 @@ interface Flight {
    * record: its followers of that invocation end with it rather than lead and run their functions.
    */
   invocationEnded?: unknown;
-  /** The store's failure of the leader's claim, which its followers fail with. */
-  claimFailed?: unknown;
+  /** The store's failure of the leader's claim, which its followers fail with (each with an error of its own). */
+  claimFailed?: IdempotencyError;
   /**
    * Another process's INPROGRESS record, which the leader was out of time to wait for: its
    * followers out of time too answer from it; those with time of their own wait for it themselves.
@@ -471,7 +471,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       if (leader.claimFailed !== undefined) {
         // Refused as the leader was: one more call the StoreFailures alarm counts, as without single-flight.
         this.#emit('storeFailure', key);
-        throw leader.claimFailed;
+        // A copy: followers are other invocations, and what one's code sets on its error (a field, an
+        // error tracker's mark that it was reported) must not reach another's.
+        const { code, message, cause } = leader.claimFailed;
+        throw new IdempotencyError(code, message, { cause });
       }
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
@@ -502,7 +505,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         if (flight !== undefined) {
           // Followers fail closed with the store's failure of this claim rather than send it again one
           // after another; not with a claim given up on at this call's own deadline: those with time of their own claim.
-          if (!((error as Error | undefined)?.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
+          if (error instanceof IdempotencyError && !(error.cause instanceof DeadlineTimeout)) flight.claimFailed = error;
           this.#land(flight, undefined, error);
         }
         throw error;

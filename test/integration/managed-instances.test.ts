@@ -10,10 +10,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { idempotency, makeIdempotent, transaction } from '../../lib/index.js';
+import { IdempotencyError, idempotency, makeIdempotent, transaction } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { type Gate, Turnstile } from '../support/gate.js';
+import { flush, type Gate, gate, Turnstile } from '../support/gate.js';
 import { lambdaContext } from '../support/lambda.js';
 
 const T0 = 1_700_000_000_000;
@@ -218,4 +218,52 @@ test('a runtime loop that dispatches each invocation while the previous one stil
   // Started from a job of its own, so that the loop's context is not this test's. The last two
   // invocations may stay reachable from the loop's own variables; none before them.
   expect((await Promise.resolve().then(loop)).filter((i) => i < 4)).toEqual([]);
+});
+
+test("invocations that follow one claim the store failed each get an error of their own: what one invocation's onError sets on it never reaches another's", async () => {
+  const memory = new InMemoryStore();
+  const claimed = gate();
+  const answer = gate();
+  const failing = {
+    expiresAfterSeconds: memory.expiresAfterSeconds,
+    claim: async () => {
+      claimed.open();
+      await answer.promise;
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    },
+    complete: memory.complete.bind(memory),
+    release: memory.release.bind(memory),
+  };
+  let runs = 0;
+  const handler = middy(async (order: Order) => {
+    runs++;
+    return order.orderId;
+  })
+    .use(idempotency<Order, string>({ store: failing, key: (order) => order.orderId }))
+    // A logging onError, as many have: it labels the error with the invocation it failed.
+    .use({
+      onError: (request) => {
+        (request.error as Error & { requestId?: string }).requestId = request.context.awsRequestId;
+      },
+    });
+  const contexts = [1, 2, 3].map(() => lambdaContext('mi-claim-failed', 60_000));
+  const outcomes = contexts.map((context) =>
+    handler({ orderId: 'o-1' }, context).then(
+      () => undefined,
+      (error: unknown) => error as IdempotencyError & { requestId?: string },
+    ),
+  );
+  await claimed.promise;
+  // Every invocation is in flight: the first one's claim holds the others (single-flight).
+  await flush();
+  answer.open();
+  const errors = await Promise.all(outcomes);
+
+  expect(runs).toBe(0);
+  expect(new Set(errors).size).toBe(3);
+  for (const [i, error] of errors.entries()) {
+    expect(error).toBeInstanceOf(IdempotencyError);
+    expect(error).toMatchObject({ code: 'STORE_FAILURE', message: errors[0]!.message, cause: errors[0]!.cause });
+    expect(error?.requestId).toBe(contexts[i]!.awsRequestId);
+  }
 });
