@@ -473,8 +473,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         this.#emit('storeFailure', key);
         // A copy: followers are other invocations, and what one's code sets on its error (a field, an
         // error tracker's mark that it was reported) must not reach another's.
+        // The mark that ends only a durable invocation is the failure's, and is kept.
         const { code, message, cause } = leader.claimFailed;
-        throw new IdempotencyError(code, message, { cause });
+        const own = new IdempotencyError(code, message, { cause });
+        throw isResumable(leader.claimFailed) ? resumable(own) : own;
       }
       if (leader.outOfTime !== undefined && waitLeft(waitForOtherUntil, this.now(), deadline) <= 0) {
         return { kind: 'replay', value: this.#settle(leader.outOfTime, fingerprint, this.now()) };
