@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { EncryptionKey, OutcomeEncryption } from './encryption.js';
-import { ITEM_LIMIT_BYTES, isKeyId } from './stored-outcome.js';
+import { ITEM_LIMIT_BYTES, isKeyId, reported } from './stored-outcome.js';
 
 export type { EncryptionKey, ResponseEncryption } from './encryption.js';
 
@@ -99,7 +99,13 @@ export class ResponseCodec {
     if (this.#encryption !== undefined) {
       // Fail closed on a downgrade: whoever can write the item must not choose what is replayed.
       if (stored.B === undefined || keyId === undefined) throw new UnreadableRecordError(`${what} is not encrypted, and this store reads only encrypted ones.`);
-      const { plain, compressed } = await this.#encryption.open(stored.B, keyId, { recordKey, kind });
+      let opened: { readonly plain: Uint8Array; readonly compressed: boolean };
+      try {
+        opened = await this.#encryption.open(stored.B, keyId, { recordKey, kind });
+      } catch (failure) {
+        throw reported(failure);
+      }
+      const { plain, compressed } = opened;
       return compressed ? unzip(plain, what) : Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString('utf8');
     }
     if (stored.B !== undefined && keyId !== undefined) {

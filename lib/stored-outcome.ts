@@ -232,10 +232,10 @@ export async function encodeOutcome(codec: ResponseCodec, names: OutcomeNames, o
 }
 
 /**
- * A sealing failure as reported: a provider that throws or rejects with nothing (`Promise.reject()`)
- * has failed all the same, and an outcome lost for it must still be reported (and logged).
+ * A key provider's failure as reported: one that throws or rejects with nothing (`Promise.reject()`)
+ * has failed all the same, and an outcome lost or refused for it must still be reported (and logged). @internal
  */
-const reported = (failure: unknown): unknown =>
+export const reported = (failure: unknown): unknown =>
   failure === undefined ? new Error('The key provider failed without an error (it threw or rejected with `undefined`).') : failure;
 
 /** The longest string field kept when a final error is cut short: a longer one, cut, would be another value, so it is dropped. */

@@ -138,6 +138,7 @@ describe('the key provider fails at claim (decrypting a stored outcome): fail cl
   test.each([
     ['throws (KMS throttled)', 'throws', 'ThrottlingException'],
     ['returns a 16-byte key', 'short key', 'TypeError'],
+    ['rejects with nothing', 'rejects with nothing', 'Error'],
   ] as const)('keyById() %s: STORE_FAILURE naming the cause, and the function does not run', async (_what, fault, cause) => {
     const f = fixture('plain');
     await f.fn({ id: 'c' });
@@ -147,6 +148,9 @@ describe('the key provider fails at claim (decrypting a stored outcome): fail cl
     expect(describeStoreFailure(error.cause)).toBe(cause);
     expect(error.message).toContain(`(${cause})`);
     if (fault === 'short key') expect(String((error.cause as Error).message)).toMatch(/must be a 32-byte AES-256 key \(got 16 bytes\)/);
+    if (fault === 'rejects with nothing') {
+      expect(String((error.cause as Error).message)).toBe('The key provider failed without an error (it threw or rejected with `undefined`).');
+    }
     expect(f.runs()).toBe(1);
     f.ring.failById = undefined;
     expect(await f.fn({ id: 'c' })).toEqual({ card: '4111-1111-1111-1111', id: 'c' });

@@ -39,6 +39,13 @@ describe('keys', () => {
       new TypeError(`The key \`k1\` from ResponseEncryption.keyById(), for the idempotency record ${KEY}, must be a 32-byte AES-256 key (got 31 bytes).`),
     );
   });
+  test('keyById() that rejects with nothing (`Promise.reject()`) is an error that says the key provider failed', async () => {
+    const sealed = sealing.encode('1', 'response', KEY, k1);
+    const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => Promise.reject() }));
+    await expect(codec.decode(sealed, 'response', 'k1', KEY)).rejects.toThrow(
+      new Error('The key provider failed without an error (it threw or rejected with `undefined`).'),
+    );
+  });
 });
 
 describe('round trips', () => {
