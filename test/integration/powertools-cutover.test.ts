@@ -377,6 +377,72 @@ test("a catch-all isFinalError still stores Powertools' failure to complete its 
   }
 });
 
+describe("an old deployment whose Powertools middleware stored a response another middleware's after had changed", () => {
+  /** An `after` of the application's own that makes the handler's result an HTTP response: applied twice, it nests one in the other. */
+  const asHttpResponse = () => ({
+    after: (request: { response: unknown }) => {
+      request.response = { statusCode: 200, body: JSON.stringify(request.response) };
+    },
+  });
+
+  /**
+   * Before the cutover, Powertools' middleware came first, so it stored what `asHttpResponse` made of
+   * the result; the first deployment puts Powertools' wrapper around the function alone, or around a
+   * middy handler holding the middlewares that were inside its middleware.
+   */
+  function wrappedDeployments(prefix: string, inside: boolean) {
+    const charged: string[] = [];
+    const charge = async (event: Charge) => {
+      charged.push(event.paymentId);
+      return { receipt: `${event.paymentId}/${charged.length}` };
+    };
+    // Each deployment has its own persistence layer, as each runs in its own functions.
+    const powertools = () => ({
+      persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+      config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+      keyPrefix: prefix,
+    });
+    const ours = () => idempotency<Charge>({ store, key: (event) => event.paymentId });
+    const powertoolsOnly = middy(charge).use(makeHandlerIdempotent(powertools())).use(asHttpResponse());
+    const first = inside
+      ? middy(powertoolsIdempotent(middy(charge).use(asHttpResponse()), powertools())).use(ours())
+      : middy(powertoolsIdempotent(charge, powertools())).use(ours()).use(asHttpResponse());
+    const second = middy(charge).use(ours()).use(asHttpResponse());
+    const context = () => lambdaContext({ functionName: prefix });
+    // What the caller gets: an HTTP response, or what a replay made of one.
+    const answer = (handler: typeof second) => (event: Charge) => handler(event, context()) as Promise<unknown>;
+    return { charged, powertoolsOnly: answer(powertoolsOnly), first: answer(first), second: answer(second) };
+  }
+
+  test('its wrapper around the function alone: a replay of an old record passes through that after again, which this library keeps, and a rollback replays a new request without it', async () => {
+    const { charged, powertoolsOnly, first, second } = wrappedDeployments('response-outside', false);
+    const old = await powertoolsOnly({ paymentId: 'p-response-old' });
+    expect(old).toEqual({ statusCode: 200, body: JSON.stringify({ receipt: 'p-response-old/1' }) });
+    const replay = (await first({ paymentId: 'p-response-old' })) as { statusCode: number; body: string };
+    expect([replay.statusCode, JSON.parse(replay.body)]).toEqual([200, old]);
+    expect(await second({ paymentId: 'p-response-old' })).toEqual(replay);
+
+    const fresh = await first({ paymentId: 'p-response-new' });
+    expect(fresh).toEqual({ statusCode: 200, body: JSON.stringify({ receipt: 'p-response-new/2' }) });
+    expect(await powertoolsOnly({ paymentId: 'p-response-new' })).toEqual({ receipt: 'p-response-new/2' });
+    expect(charged).toEqual(['p-response-old', 'p-response-new']);
+  });
+
+  test('its wrapper around a middy handler holding the middlewares that were inside its middleware: both deployments answer every duplicate as the request was answered', async () => {
+    const { charged, powertoolsOnly, first, second } = wrappedDeployments('response-inside', true);
+    const old = await powertoolsOnly({ paymentId: 'p-response-old' });
+    expect(await first({ paymentId: 'p-response-old' })).toEqual(old);
+    expect(await second({ paymentId: 'p-response-old' })).toEqual(old);
+
+    const fresh = await first({ paymentId: 'p-response-new' });
+    expect(fresh).toEqual({ statusCode: 200, body: JSON.stringify({ receipt: 'p-response-new/2' }) });
+    expect(await first({ paymentId: 'p-response-new' })).toEqual(fresh);
+    expect(await second({ paymentId: 'p-response-new' })).toEqual(fresh);
+    expect(await powertoolsOnly({ paymentId: 'p-response-new' })).toEqual(fresh);
+    expect(charged).toEqual(['p-response-old', 'p-response-new']);
+  });
+});
+
 describe('an old deployment whose Powertools middleware read a body parsed by another middleware', () => {
   // Before the cutover: `http-json-body-parser` ran first, so the key expression read `body` as an object.
   const request = (paymentId: string) => httpEvent('url', {}, { body: JSON.stringify({ paymentId }) }) as Request;
