@@ -63,6 +63,37 @@ test('switching straight over runs a duplicate of a request Powertools handled a
   expect(charged).toEqual(['p-straight', 'p-straight']);
 });
 
+test('rolling back: the first deployment answers what the second handled; the version with Powertools alone runs it again, and a final error the first stored too', async () => {
+  const { charged, before, during, after } = deployments();
+  const answer = await after({ paymentId: 'p-rollback' });
+  expect(await during({ paymentId: 'p-rollback' })).toEqual(answer);
+  expect(charged).toEqual(['p-rollback']);
+  await before({ paymentId: 'p-rollback' });
+  expect(charged).toEqual(['p-rollback', 'p-rollback']);
+
+  // A declined charge, stored by this library as final in the first deployment: Powertools released its record.
+  const declined = Object.assign(new Error('card declined'), { name: 'CardDeclined' });
+  const decline = async (event: Charge) => {
+    charged.push(event.paymentId);
+    throw declined;
+  };
+  const powertools = {
+    persistenceStore: new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: client }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: 'paymentId' }),
+    keyPrefix: 'payments',
+  };
+  const first = middy(powertoolsIdempotent(decline, powertools)).use(
+    idempotency<Charge>({ store, key: (event) => event.paymentId, isFinalError: (error) => error === declined }),
+  );
+  const old = middy(decline).use(makeHandlerIdempotent(powertools));
+  const context = () => lambdaContext({ functionName: 'payments' });
+  expect((await thrown(first({ paymentId: 'p-declined' }, context()))).name).toBe('CardDeclined');
+  expect((await thrown(first({ paymentId: 'p-declined' }, context()))).name).toBe('CardDeclined');
+  expect(charged).toEqual(['p-rollback', 'p-rollback', 'p-declined']);
+  await thrown(old({ paymentId: 'p-declined' }, context()));
+  expect(charged).toEqual(['p-rollback', 'p-rollback', 'p-declined', 'p-declined']);
+});
+
 test('with both for one retention period, every duplicate is answered, before, during and after the cutover', async () => {
   const { charged, before, during, after } = deployments();
   const old = await before({ paymentId: 'p-old' });
