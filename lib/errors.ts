@@ -23,7 +23,7 @@ import type { IdempotencyRecord } from './store.js';
  *   for the SDK to end the invocation, not the execution); in atomic mode, nothing was written.
  *   The `cause` is the store's error ({@link describeStoreFailure} names it); the message names it too,
  *   with, for a table that does not exist, the store's `tableName` and the fix, and for a missing
- *   grant, its action and table.
+ *   grant, its action and table. `inspectRecord` and `forgetRecord` fail the same way.
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  *   `record` is the other attempt's, when the store returned it. Also the end of a `transaction()` commit that
  *   failed without an answer when its release finds the record taken over: the commit, fenced on this

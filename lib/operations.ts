@@ -1,7 +1,8 @@
-import { IdempotencyError } from './errors.js';
+import { IdempotencyError, storeFailureDetail } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
 import { canonicalKey, isWellFormed, keyHash, recordKey } from './key.js';
 import { assertKnownOptions } from './options.js';
+import { UnreadableRecordError } from './response-codec.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
 /*
@@ -132,10 +133,31 @@ function assertSupports<M extends 'inspect' | 'forget'>(
 }
 
 /**
+ * `request` to the store, whose failure (a table that does not exist or is keyed otherwise, a
+ * missing grant, a timeout, an item that is no record) is a `STORE_FAILURE` that names it and says
+ * `after`, what became of the record, with the store's error as its `cause`, as the engine's calls fail.
+ */
+async function storeCall<T>(store: IdempotencyStore, request: () => Promise<T>, after: string): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof IdempotencyError) throw error;
+    // An item that is no record: its error names it and the forget that removes it, which an operator needs whole.
+    const message =
+      error instanceof UnreadableRecordError ? error.message : `The idempotency store failed (${storeFailureDetail(error, store.tableName)}); ${after}.`;
+    throw new IdempotencyError('STORE_FAILURE', message, { cause: error });
+  }
+}
+
+/** A delete whose answer was lost may have been applied. */
+const FORGET_FAILED = 'forgetRecord cannot tell whether the record was deleted: inspectRecord tells';
+
+/**
  * What the store holds for one key: status, retention, lease end, whether a fingerprint, a
  * response or a final error is stored, their sizes, and the id of the key that sealed them
  * (`keyId`, with encryption). Never the response itself.
- * `undefined` when there is no record (an expired record not yet removed is returned).
+ * `undefined` when there is no record (an expired record not yet removed is returned). A store
+ * that fails (or holds an item that is no record) throws a `STORE_FAILURE` whose `cause` is its error.
  *
  * @example
  * ```ts
@@ -147,7 +169,8 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
   assertOptions('inspectRecord', options, ADDRESS_OPTIONS);
   const { store } = options;
   assertSupports(store, 'inspect');
-  return store.inspect(recordIdOf(options));
+  const id = recordIdOf(options);
+  return storeCall(store, () => store.inspect(id), 'inspectRecord read no record');
 }
 
 /**
@@ -157,7 +180,8 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
  * the record: a takeover needs that lease to have ended and sets a later one, so a call that took
  * the record over since keeps it and runs alone. Without either it deletes whatever the record
  * holds, a live attempt's too (whose handler may still be running), and an item the store cannot
- * read as a record. `true` when a record was deleted.
+ * read as a record. `true` when a record was deleted. A store that fails throws a `STORE_FAILURE`
+ * whose `cause` is its error; a delete whose answer was lost may have been applied.
  *
  * @example
  * ```ts
@@ -174,7 +198,10 @@ export async function forgetRecord(options: ForgetRecordOptions): Promise<boolea
   if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
     throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
   }
-  if (leaseUntil === undefined) return store.forget(recordIdOf(options), onlyIf);
+  if (leaseUntil === undefined) {
+    const id = recordIdOf(options);
+    return storeCall(store, () => store.forget(id, onlyIf), FORGET_FAILED);
+  }
   if (!Number.isFinite(leaseUntil)) throw new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.');
   if (onlyIf === 'COMPLETED')
     throw new TypeError("`leaseUntil` names an INPROGRESS attempt: a COMPLETED record has no lease, so leave out `onlyIf: 'COMPLETED'`.");
@@ -184,5 +211,6 @@ export async function forgetRecord(options: ForgetRecordOptions): Promise<boolea
       'This store cannot forget by lease: its `forget` does not declare `forgetChecksLease`, so it could delete an attempt that took the record over.',
     );
   }
-  return store.forget(recordIdOf(options), 'INPROGRESS', leaseUntil);
+  const id = recordIdOf(options);
+  return storeCall(store, () => store.forget(id, 'INPROGRESS', leaseUntil), FORGET_FAILED);
 }

@@ -357,7 +357,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   try {
     return await execute(plan, io);
-  } catch (error) {
+  } catch (thrown) {
+    // forgetRecord's STORE_FAILURE wraps the store's error, which the command reports as it is, with its hint.
+    const error = thrown instanceof IdempotencyError && thrown.code === 'STORE_FAILURE' && thrown.cause !== undefined ? thrown.cause : thrown;
     const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
     io.stderr(`lambda-idempotency: ${printableLines(message)}${await hintFor(error, plan, io.env)}\n`);
     return EXIT.failed;

@@ -97,6 +97,23 @@ test('inspect prints a record, as text and as JSON; an unknown key exits 3; a fa
   );
 });
 
+test("forget that deletes without reading first (--only-if COMPLETED, --lease-until) reports a failing request as inspect does: DynamoDB's error and what to check, exit 1", async () => {
+  const id = recordId('cli-forget-no-table', 'o-1');
+  const runs = await Promise.all([
+    cli('forget', '--table', 'no-such-table', '--id', id, '--only-if', 'COMPLETED', '--yes'),
+    cli('forget', '--table', 'no-such-table', '--id', id, '--lease-until', '2026-12-02T16:08:35.123Z', '--yes'),
+  ]);
+  for (const run of runs) {
+    expect(run).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(
+        /^lambda-idempotency: ResourceNotFoundException: .+ \(table no-such-table in local\): check --table, --region and --profile\.\n$/,
+      ),
+    });
+  }
+});
+
 test('inspect names the key that sealed a record, as text and as JSON, so an operator can tell the records a rotation has not reached yet', async () => {
   const ring = keyring(aesKey('k-2024'));
   const sealing = new DynamoDBStore({ tableName, client, encryption: ring.encryption });

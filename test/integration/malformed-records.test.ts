@@ -7,7 +7,7 @@ import { type AttributeValue, type DynamoDBClient, PutItemCommand, UpdateItemCom
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { type DynamoDBStore, describeStoreFailure, forgetRecord, inspectRecord, makeIdempotent } from '../../lib/index.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
-import { rejection, thrown } from '../support/rejections.js';
+import { rejection } from '../support/rejections.js';
 
 const T0 = 1_700_000_000_000;
 const LIVE_EXPIRATION = { N: String(T0 / 1000 + 3600) };
@@ -86,7 +86,10 @@ describe('a live malformed item fails closed, with an error that says what is wr
     expect(f.runs()).toBe(0);
 
     // inspect says the same, and forget removes it: the next call runs.
-    expect((await thrown(inspectRecord({ store, id: f.id }))).message).toBe(cause);
+    const inspected = await rejection(inspectRecord({ store, id: f.id }));
+    expect(inspected.code).toBe('STORE_FAILURE');
+    expect(inspected.message).toBe(`STORE_FAILURE: ${cause}`);
+    expect(describeStoreFailure(inspected.cause)).toBe('UnreadableRecordError');
     expect(await forgetRecord({ store, id: f.id })).toBe(true);
     expect(await f.once('k')).toBe(1);
   });

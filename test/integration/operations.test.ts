@@ -484,6 +484,29 @@ test('a store without inspect or forget, such as the lean DynamoDBStore, is refu
   expect(await forgetRecord({ store: memory, name: 'n', key: 'k' })).toBe(false);
 });
 
+test("a store's failure is a STORE_FAILURE naming it, the table and the fix, with the store's error as its cause, not the SDK's error as it came", async () => {
+  const id = recordId('ops-store-failure', 'o-1');
+  const missing = new DynamoDBStore({ tableName: 'ops-no-such-table', client });
+  for (const call of [
+    () => inspectRecord({ store: missing, id }),
+    () => forgetRecord({ store: missing, id }),
+    () => forgetRecord({ store: missing, id, onlyIf: 'COMPLETED' }),
+    () => forgetRecord({ store: missing, id, leaseUntil: T0 }),
+  ]) {
+    const error = await rejection(call());
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.message).toMatch(
+      /^STORE_FAILURE: The idempotency store failed \(ResourceNotFoundException: no table ops-no-such-table in this account and Region; create it, or fix tableName or IDEMPOTENCY_TABLE\); /,
+    );
+    expect((error.cause as Error).name).toBe('ResourceNotFoundException');
+  }
+  // What became of the record is said: an inspection read nothing, a delete's outcome is unknown (its answer may be lost).
+  expect((await rejection(inspectRecord({ store: missing, id }))).message).toMatch(/; inspectRecord read no record\.$/);
+  expect((await rejection(forgetRecord({ store: missing, id }))).message).toMatch(
+    /; forgetRecord cannot tell whether the record was deleted: inspectRecord tells\.$/,
+  );
+});
+
 test('a misspelt option or a second address is refused before anything is deleted', async () => {
   const { once } = counted('forget-strict');
   await once({ orderId: 'o-1', amount: 5 });

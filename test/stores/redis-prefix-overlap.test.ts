@@ -72,7 +72,7 @@ test('the operations tools never delete or show another store’s record as thei
   expect(await sharedRefund('r-3')).toEqual({ refunded: 'by the shared store' });
   const address = { store: team, name: 'refund', key: 'r-3' };
   expect((await thrown(inspectRecord(address))).message).toMatch(
-    /^The idempotency record .* was written for the key 'payments:refund#[\w-]+', not 'refund#[\w-]+'.*keyPrefix overlaps/,
+    /^STORE_FAILURE: The idempotency record .* was written for the key 'payments:refund#[\w-]+', not 'refund#[\w-]+'.*keyPrefix overlaps/,
   );
   expect([await forgetRecord(address), await forgetRecord({ ...address, onlyIf: 'COMPLETED' })]).toEqual([false, false]);
   // Deleted, the shared store's duplicate would run the refund again.

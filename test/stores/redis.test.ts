@@ -331,7 +331,9 @@ describe('an ACL user refused a command that the scripts run', () => {
         const keyPrefix = `acl-named-${kind.name}:`;
         const store = new RedisStore({ client, keyPrefix });
         await expect(store.claim(claimRequest('k'))).rejects.toThrow(/^NOPERM this user has no permissions to run 'del', 'pttl', 'pexpire', which RedisStore/);
-        await expect(forgetRecord({ store, id: 'charge#x' })).rejects.toThrow(/^NOPERM this user has no permissions to run 'type', 'del', which RedisStore/);
+        const refused = await rejection(forgetRecord({ store, id: 'charge#x' }));
+        expect(refused.message).toMatch(/^STORE_FAILURE: The idempotency store failed \(NOPERM\); /);
+        expect((refused.cause as Error).message).toMatch(/^NOPERM this user has no permissions to run 'type', 'del', which RedisStore/);
         expect(await direct.keys(`${keyPrefix}*`)).toEqual([]);
       } finally {
         direct.disconnect();
