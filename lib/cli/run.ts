@@ -158,7 +158,7 @@ const HASH = /^[A-Za-z0-9_-]{43}$/;
 /**
  * Why an address may have missed the record the function uses, when its spelling says so: an id
  * copied in part (or with a character around it), a namespace that is not a function's name, a key
- * whose number or string twin is another record. '' when nothing stands out.
+ * that is a record id or hash, a key whose number or string twin is another record. '' when nothing stands out.
  */
 function missHint({ address }: Extract<Command, { address: unknown }>): string {
   if ('id' in address) {
@@ -175,6 +175,13 @@ function missHint({ address }: Extract<Command, { address: unknown }>): string {
     const { key } = address.http;
     if (/^\s*".*"\s*$/.test(key)) return ` The quotes of a quoted Idempotency-Key are not part of the key: give --http-key without them.`;
     return key === key.trim() ? '' : ` The middleware drops the spaces around an Idempotency-Key: give --http-key without them.`;
+  }
+  // A record id, or its hash, copied from a log into --key is hashed again, as a key: another record.
+  if (typeof address.key === 'string' && /^[^#]+#[A-Za-z0-9_-]{43}$/.test(address.key)) {
+    return ` \`--key\` holds a record id, which is hashed again as a key: give it as ${shellCommand(['--id', address.key])}.`;
+  }
+  if (typeof address.key === 'string' && HASH.test(address.key)) {
+    return ` \`--key\` holds a record's hash, which is hashed again as a key: give the record id, ${shellCommand(['--id', `${address.name}#${address.key}`])}.`;
   }
   if (typeof address.key === 'number') return ` The string key "${address.key}" is another record: --key '"${address.key}"'.`;
   if (typeof address.key === 'string' && /^-?(0|[1-9]\d*)(\.\d+)?$/.test(address.key) && String(Number(address.key)) === address.key) {

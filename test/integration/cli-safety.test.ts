@@ -239,6 +239,35 @@ test('a key, id or name that misses the record the function uses says what to ch
   expect(runs).toBe(1);
 });
 
+test('a record id or a hash given as --key, which is hashed again as a key, says to give the record id as --id', async () => {
+  const name = 'safety-id-as-key';
+  const charge = makeIdempotent(async (orderId: string) => `p-${orderId}`, { store, name });
+  await charge('o-1');
+  const id = recordId(name, 'o-1');
+  const hash = id.slice(name.length + 1);
+  const [idAsKey, hashAsKey, forgotten, asJson] = await Promise.all([
+    cli('inspect', '--table', tableName, '--name', name, '--key', JSON.stringify(id)),
+    cli('inspect', '--table', tableName, '--name', name, '--key', JSON.stringify(hash)),
+    cli('forget', '--table', tableName, '--name', name, '--key', JSON.stringify(id), '--yes'),
+    cli('inspect', '--table', tableName, '--name', name, '--key', JSON.stringify(hash), '--json'),
+  ]);
+  const hint = ` \`--key\` holds a record id, which is hashed again as a key: give it as --id '${id}'.`;
+  expect(idAsKey).toEqual({ code: 3, stdout: `No record ${recordId(name, id)} in ${tableName} (local).${hint}\n`, stderr: '' });
+  expect(hashAsKey).toEqual({
+    code: 3,
+    stdout: `No record ${recordId(name, hash)} in ${tableName} (local). \`--key\` holds a record's hash, which is hashed again as a key: give the record id, --id '${id}'.\n`,
+    stderr: '',
+  });
+  expect(forgotten).toEqual({ code: 3, stdout: `No record ${recordId(name, id)} in ${tableName} (local): nothing deleted.${hint}\n`, stderr: '' });
+  expect(asJson).toEqual({
+    code: 3,
+    stdout: 'null\n',
+    stderr: `lambda-idempotency: \`--key\` holds a record's hash, which is hashed again as a key: give the record id, --id '${id}'.\n`,
+  });
+  // The hint's id finds the record.
+  expect(await cli('inspect', '--table', tableName, '--id', id, '--json')).toMatchObject({ code: 0, stdout: expect.stringContaining('"COMPLETED"') });
+});
+
 test('a --name or an id whose namespace has spaces around it says to give the name alone, as logs show it', async () => {
   const id = recordId('safety-spaced', 'o-1');
   const [byName, byId] = await Promise.all([
