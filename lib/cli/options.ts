@@ -135,6 +135,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
+    // Help asked for beside an option this version lacks (or one without its value) is still help.
+    if (parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false }).values.help === true) return { command: 'help' };
     const sentence = (error as Error).message.split('. ')[0]!;
     throw new UsageError(sentence.endsWith('.') ? sentence : `${sentence}.`);
   }

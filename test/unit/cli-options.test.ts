@@ -75,6 +75,12 @@ test('`help` prints the help, as --help does', async () => {
   expect(await cli({}, 'help')).toEqual(help);
   expect(await cli({}, '-h')).toEqual(help);
   expect(await cli({}, 'stuck', '-h')).toEqual(help);
+  // Help asked for beside an option this version does not know, or a value left out, is still help.
+  expect(await cli({}, '--help', '--bogus')).toEqual(help);
+  expect(await cli({}, 'stuck', '-x', '--help')).toEqual(help);
+  expect(await cli({}, 'inspect', '--help', '--table')).toEqual(help);
+  // Given as an option's value, -h is that value: parseArgs's sentence says how to give it.
+  expect(await cli({}, 'forget', '--http-key', '-h')).toEqual({ code: 2, stdout: '', stderr: expect.stringContaining("use '--http-key=-XYZ'") });
 });
 
 test('`--version` prints the version of the package the command is in, and sends nothing; without one it fails and says why', async () => {
