@@ -323,12 +323,17 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
       ? ': give --profile, or set AWS_PROFILE or credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in the environment.'
       : `: check that the profile ${profile} exists in the AWS config or credentials file, with credentials.`;
   }
-  // A table keyed by another attribute refuses the key itself (DynamoDB and DynamoDB Local word it differently).
-  if (
-    (error as Error | null)?.name === 'ValidationException' &&
-    /key element does not match the schema|required keys was not given/i.test((error as Error).message)
-  ) {
-    return `: ${keyAttributeAdvice(command.table, plan.store.attributes.key)}`;
+  // A table keyed otherwise refuses the key itself. DynamoDB Local names a missing key attribute; DynamoDB's
+  // "does not match the schema" is also its refusal of a key without the table's sort key, and a key of
+  // another type is refused apart ("Type mismatch for key"; Local's refusal of a missing sort key is "The
+  // number of conditions on the keys is invalid").
+  if ((error as Error | null)?.name === 'ValidationException') {
+    const { table } = command;
+    const { key } = plan.store.attributes;
+    if (/required keys was not given/i.test((error as Error).message)) return `: ${keyAttributeAdvice(table, key)}`;
+    if (/key element does not match the schema|Type mismatch for key|number of conditions on the keys is invalid/i.test((error as Error).message)) {
+      return `: ${table} is not keyed by \`${key}\`, a string, alone: the functions' store needs such a table; if its key attribute has another name, give --attributes '{"key":"<its name>"}'.`;
+    }
   }
   // DynamoDB names neither the table nor the Region it looked in: most often it is another Region's, or another account's.
   if ((error as Error | null)?.name !== 'ResourceNotFoundException') return '';

@@ -303,6 +303,27 @@ test('a table keyed by another attribute than the store default, given without -
   }
 });
 
+test('a table keyed by `id` of another type, or by `id` and a sort key, fails with what is wrong with its key (exit 1), not a bare ValidationException', async () => {
+  const numeric = `cli-safety-n-${Date.now()}`;
+  const sorted = `cli-safety-sk-${Date.now()}`;
+  await createTable(client, numeric, { ...idempotencyTableSchema, partitionKey: { name: 'id', type: 'N' } });
+  await createTable(client, sorted, { ...idempotencyTableSchema, sortKey: { name: 'sk', type: 'S' } });
+  try {
+    const id = recordId('safety-keyed', 'o-1');
+    const [inspected, forgot] = await Promise.all([cli('inspect', '--table', numeric, '--id', id), cli('forget', '--table', sorted, '--id', id, '--yes')]);
+    for (const [run, table] of [
+      [inspected, numeric],
+      [forgot, sorted],
+    ] as const) {
+      const advice = `: ${table} is not keyed by \`id\`, a string, alone: the functions' store needs such a table; if its key attribute has another name, give --attributes '{"key":"<its name>"}'.\n`;
+      expect(run).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^lambda-idempotency: ValidationException: /) });
+      expect(run.stderr.slice(-advice.length)).toBe(advice);
+    }
+  } finally {
+    await Promise.all([dropTable(client, numeric), dropTable(client, sorted)]);
+  }
+});
+
 test('an HTTP record addressed by the raw header value, quoted or with spaces, says that the middleware reads the key without them', async () => {
   const address = ['--name', 'safety-http', '--method', 'POST', '--route', 'POST /payments'];
   const [quoted, spaced] = await Promise.all([
