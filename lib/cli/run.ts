@@ -96,7 +96,8 @@ class CliStore extends DynamoDBStore {
 /** The table a command read, with the Region it read it in: a table of the same name elsewhere answers too. */
 const tableRead = async (table: string, client: DynamoDBClient): Promise<string> => `${table} (${await client.config.region()})`;
 
-async function execute({ command, id, client, store }: Plan, io: CliIo): Promise<number> {
+async function execute(plan: Plan, io: CliIo): Promise<number> {
+  const { command, id, client, store } = plan;
   const now = io.now();
   switch (command.command) {
     case 'inspect': {
@@ -132,16 +133,28 @@ async function execute({ command, id, client, store }: Plan, io: CliIo): Promise
       return forget(command, id, store, client, now, io);
     case 'stuck': {
       io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
-      const found = [];
-      for await (const summary of stuckRecords({
-        client,
-        tableName: command.table,
-        attributes: store.attributes,
-        now,
-        ...(command.name ? { name: command.name } : {}),
-      })) {
-        found.push(summary);
-        if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
+      const found: RecordSummary[] = [];
+      try {
+        for await (const summary of stuckRecords({
+          client,
+          tableName: command.table,
+          attributes: store.attributes,
+          now,
+          ...(command.name ? { name: command.name } : {}),
+        })) {
+          found.push(summary);
+          if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
+        }
+      } catch (error) {
+        // A later page that fails (after the SDK's retries) must not lose what the pages before it found:
+        // a script gets them as valid JSON, and both modes are told that the list is partial (exit 1).
+        if (found.length === 0) throw error;
+        if (command.json) io.stdout(json(found));
+        await report(error, plan, io);
+        io.stderr(
+          `lambda-idempotency: the scan of ${command.table} stopped before its end: the ${found.length} INPROGRESS record${found.length === 1 ? '' : 's'} past the lease listed are those of the pages it read; run stuck again for the others.\n`,
+        );
+        return EXIT.failed;
       }
       io.stdout(command.json ? json(found) : `${found.length} INPROGRESS record${found.length === 1 ? '' : 's'} past the lease.\n`);
       // None found under a name no record is namespaced by: say so, not only that none is stuck.
@@ -341,6 +354,14 @@ async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Prom
   return ` (table ${command.table} in ${region}): check --table, --region and --profile.`;
 }
 
+/** Writes the error a command failed with, and what to check when its error does not say. */
+async function report(thrown: unknown, plan: Plan, io: CliIo): Promise<void> {
+  // forgetRecord's STORE_FAILURE wraps the store's error, which the command reports as it is, with its hint.
+  const error = thrown instanceof IdempotencyError && thrown.code === 'STORE_FAILURE' && thrown.cause !== undefined ? thrown.cause : thrown;
+  const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+  io.stderr(`lambda-idempotency: ${printableLines(message)}${await hintFor(error, plan, io.env)}\n`);
+}
+
 /**
  * Runs one command line and returns its exit code: 0 done, 1 a request failed, 2 a usage error
  * (nothing sent), 3 no such record, 4 forget refused a record it read (an attempt that may be running, or a durable execution's COMPLETED record). @internal
@@ -370,10 +391,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     return await execute(plan, io);
   } catch (thrown) {
-    // forgetRecord's STORE_FAILURE wraps the store's error, which the command reports as it is, with its hint.
-    const error = thrown instanceof IdempotencyError && thrown.code === 'STORE_FAILURE' && thrown.cause !== undefined ? thrown.cause : thrown;
-    const message = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
-    io.stderr(`lambda-idempotency: ${printableLines(message)}${await hintFor(error, plan, io.env)}\n`);
+    await report(thrown, plan, io);
     return EXIT.failed;
   } finally {
     plan.client.destroy();

@@ -26,6 +26,7 @@ import type { Turnstile } from '../support/gate.js';
 import { completedPastRetention, heldRetries } from '../support/held-retries.js';
 import { aesKey, keyring } from '../support/keyring.js';
 import { lambdaContext } from '../support/lambda.js';
+import { serviceError } from '../support/mocked-dynamodb.js';
 import { paymentRequest } from '../support/payment-request.js';
 import { rejection } from '../support/rejections.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -1020,6 +1021,47 @@ test('stuck fails at once on a page that fails with another error than throttlin
   await expect(scan()).rejects.toMatchObject({ name: 'InternalServerError' });
   expect(faults.injected).toHaveLength(3);
   failing.destroy();
+});
+
+test('stuck whose scan fails at a later page keeps what the pages before it found: --json prints them as a JSON array, and both modes say the list is partial (exit 1)', async () => {
+  const table = await freshTable(client, 'cli-stuck-partial');
+  try {
+    // Six items of 390 KB: the first 1 MB page holds two of them.
+    const ids = ['p#1', 'p#2', 'p#3', 'p#4', 'p#5', 'p#6'];
+    const item = (id: string) => marshall({ id, status: 'INPROGRESS', owner: 'o', expiration: 4102444800, leaseUntil: 1, pad: 'x'.repeat(390_000) });
+    for (const id of ids) await client.send(new PutItemCommand({ TableName: table, Item: item(id) }));
+    // The second page fails as it would after the SDK's retries.
+    const send = DynamoDBClient.prototype.send;
+    const pages = new Map<string, number>();
+    const spy = jest.spyOn(DynamoDBClient.prototype, 'send').mockImplementation(async function (this: DynamoDBClient, ...args: unknown[]) {
+      const [command] = args;
+      if (command instanceof ScanCommand && command.input.TableName === table) {
+        const key = JSON.stringify(command.input.ExclusiveStartKey ?? null);
+        if (!pages.has(key)) pages.set(key, pages.size);
+        if (pages.get(key)! > 0) throw serviceError('InternalServerError', 'Internal server error', 'server');
+      }
+      return (send as (...rest: unknown[]) => Promise<unknown>).apply(this, args);
+    } as never);
+    let runs: [Run, Run];
+    try {
+      runs = await Promise.all([cli('stuck', '--table', table, '--json'), cli('stuck', '--table', table)]);
+    } finally {
+      spy.mockRestore();
+    }
+    const [asJson, text] = runs;
+    const found = JSON.parse(asJson.stdout) as RecordSummary[];
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.length).toBeLessThan(ids.length);
+    expect(found.every((summary) => ids.includes(summary.key) && summary.status === 'INPROGRESS')).toBe(true);
+    const scanning = `lambda-idempotency: stuck scans the whole table ${table}: every item is read (and billed), page by page.\n`;
+    const partial = `lambda-idempotency: InternalServerError: Internal server error\nlambda-idempotency: the scan of ${table} stopped before its end: the ${found.length} INPROGRESS record${found.length === 1 ? '' : 's'} past the lease listed are those of the pages it read; run stuck again for the others.\n`;
+    expect(asJson).toEqual({ code: 1, stdout: asJson.stdout, stderr: `${scanning}${partial}` });
+    expect(text).toEqual({ code: 1, stdout: expect.any(String), stderr: `${scanning}${partial}` });
+    // Text lists each record as the scan finds it: the same records, without the count line of a whole scan.
+    expect(text.stdout.split('\n')).toEqual([...found.map((summary) => expect.stringMatching(`^${summary.key}  lease ended `)), '']);
+  } finally {
+    await dropTable(client, table);
+  }
 });
 
 test('stuck shows whether a stuck attempt stored a fingerprint', async () => {
