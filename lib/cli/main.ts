@@ -16,10 +16,12 @@ function packageVersion(): string | undefined {
   }
 }
 
-// A reader that stops early (`stuck | head`) closes the pipe: stop there quietly, as other command-line tools do.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-  process.exit();
+  // A reader that stops early (`stuck | head`) closes the pipe: stop there quietly, as other command-line tools do.
+  if (error.code === 'EPIPE') process.exit();
+  // Output that cannot be written (a full disk) is a failure to report in a line, not a crash.
+  process.stderr.write(`lambda-idempotency: the output could not be written: ${error.message}.\n`);
+  process.exit(1);
 });
 
 process.exitCode = await runCli(process.argv.slice(2), {

@@ -8,6 +8,7 @@
  */
 
 import { execFile, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { IdempotencyConfig, makeIdempotent as powertoolsIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { type AttributeValue, DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -981,6 +982,27 @@ test('stuck piped into a reader that stops early (`| head`) ends quietly, withou
     code: 0,
     stderr: `lambda-idempotency: stuck scans the whole table ${tableName}: every item is read (and billed), page by page.\n`,
   });
+});
+
+test('output that cannot be written (a full disk, here /dev/full) ends the command with one line saying so, exit 1, not a stack trace', async () => {
+  const full = openSync('/dev/full', 'w');
+  try {
+    const child = spawn(process.execPath, [main(), 'stuck', '--table', tableName, '--name', 'cli-none', '--json'], {
+      env: localCliEnvironment({}),
+      stdio: ['ignore', full, 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: `lambda-idempotency: stuck scans the whole table ${tableName}: every item is read (and billed), page by page.\nlambda-idempotency: the output could not be written: ENOSPC: no space left on device, write.\n`,
+    });
+  } finally {
+    closeSync(full);
+  }
 });
 
 test("a retention in the environment that a function's store would refuse does not stop the CLI, which writes no record", async () => {
