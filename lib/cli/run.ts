@@ -329,6 +329,8 @@ async function forget(
 async function hintFor(error: unknown, plan: Plan, env: NodeJS.ProcessEnv): Promise<string> {
   const { command, client } = plan;
   if (/region is missing/i.test((error as Error | null)?.message ?? '')) return ': give --region or set AWS_REGION.';
+  // The SDK quotes the Region it refused, but not where it read it (--region, AWS_REGION or the profile).
+  if (/^Region not accepted: /.test((error as Error | null)?.message ?? '')) return " Give --region or set AWS_REGION to a Region's name, such as us-east-1.";
   if ((error as Error | null)?.name === 'CredentialsProviderError') {
     // The SDK reads AWS_PROFILE when no --profile is given: then that profile is the one to check.
     const profile = command.profile ?? (env.AWS_PROFILE ? `${env.AWS_PROFILE} (AWS_PROFILE)` : undefined);

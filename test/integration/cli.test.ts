@@ -175,6 +175,15 @@ test('no credentials, or no Region: exit 1 with what to give', async () => {
     expect(run.stderr.endsWith(hints[index]!)).toBe(true);
   }
   expect(noRegion).toEqual({ code: 1, stdout: '', stderr: 'lambda-idempotency: Region is missing: give --region or set AWS_REGION.\n' });
+  // A Region the SDK refuses to build a host name from, wherever it came from, gets the same advice.
+  const refused = await Promise.all([cliProcess({ AWS_REGION: 'us east' }, ...address), cliProcess({}, ...address, '--region', 'eu_west_1')]);
+  expect(refused).toEqual(
+    ['us east', 'eu_west_1'].map((region) => ({
+      code: 1,
+      stdout: '',
+      stderr: `lambda-idempotency: Region not accepted: region="${region}" is not a valid hostname component. Give --region or set AWS_REGION to a Region's name, such as us-east-1.\n`,
+    })),
+  );
 });
 
 test('an endpoint URL without its scheme (localhost:8000) is a usage error that names the variable, before any request', async () => {
