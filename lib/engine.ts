@@ -721,9 +721,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // Another attempt took the record over while this one ran past its lease: both ran, for the Superseded alarm.
         // Not while its lease lasted (its last millisecond included, as stores judge it): no attempt could take
         // the record over then, so another's record was claimed once this one's was gone (a release the SDK
-        // sent again after its answer was lost, which met the next claim; a `forget`).
+        // sent again after its answer was lost, which met the next claim; a `forget`). A `record: null` is none, as `undefined` is.
         const outlived = call.leaseUntil === undefined || sentAt > call.leaseUntil;
-        if (outlived && released?.released === false && released.record !== undefined && released.record.owner !== call.owner) {
+        if (outlived && released?.released === false && released.record && released.record.owner !== call.owner) {
           this.#emit('superseded', call.key);
         }
       }
@@ -859,7 +859,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // Another attempt holds the record (this call's lease ended, or its record was deleted): the commit, fenced on this
         // call's claim, never applied and never will, but the key is not free, as it is after a
         // release: the caller meets the holder, as a refused completion does (one event: Superseded).
-        if (record !== undefined) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
+        // A `record: null` is none, as `undefined` is.
+        if (record) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);

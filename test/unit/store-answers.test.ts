@@ -4,8 +4,8 @@
  * error that names the store's mistake, never a `TypeError` from deep inside the engine, and never
  * runs twice.
  */
-import { type ClaimResult, type IdempotencyStore, makeIdempotent } from '../../lib/index.js';
-import { InMemoryStore } from '../../lib/testing/index.js';
+import { type ClaimResult, type IdempotencyEvent, type IdempotencyStore, makeIdempotent, transaction } from '../../lib/index.js';
+import { InMemoryStore, manualClock } from '../../lib/testing/index.js';
 import { rejection } from '../support/rejections.js';
 import { collectingLogger } from '../support/warnings.js';
 
@@ -86,5 +86,57 @@ describe("a completion's answer the protocol has no reading of", () => {
     // The record is not taken for completed: a duplicate meets it INPROGRESS, never runs the function again.
     expect((await rejection(once(1))).code).toBe('IN_PROGRESS');
     expect(runs).toBe(1);
+  });
+});
+
+describe("a release's answer of `record: null` (a store of one's own that says no record so)", () => {
+  test('after a function that threw past its lease: the caller gets its own error, and no takeover is counted', async () => {
+    const store = new InMemoryStore();
+    const release = store.release.bind(store);
+    store.release = async (request) => {
+      await release(request);
+      return { released: false, record: null } as never;
+    };
+    const clock = manualClock(NOW);
+    const events: IdempotencyEvent[] = [];
+    const failure = new Error('declined');
+    const once = makeIdempotent(
+      async (_id: number) => {
+        clock.advance(61_000);
+        throw failure;
+      },
+      { store, name: 'misrelease', now: clock.now, observability: (event) => void events.push(event) },
+    );
+    await expect(once(1)).rejects.toBe(failure);
+    expect(events).toEqual(['miss']);
+  });
+
+  test('after a commit that got no answer: COMMIT_FAILED, counted as a bookkeeping failure, not as a takeover', async () => {
+    const memory = new InMemoryStore();
+    const lost = new Error('socket hang up');
+    const store: IdempotencyStore = {
+      claim: (request) => memory.claim(request),
+      complete: (request) => memory.complete(request),
+      release: async (request) => {
+        await memory.release(request);
+        return { released: false, record: null } as never;
+      },
+      completeWithWrites: async () => {
+        throw lost;
+      },
+    };
+    const events: IdempotencyEvent[] = [];
+    const pay = makeIdempotent(
+      async (id: string) => {
+        transaction().put({ TableName: 'payments', Item: { id } });
+        return 'paid';
+      },
+      { store, name: 'misrelease-commit', transactions: true, now: () => NOW, observability: (event) => void events.push(event) },
+    );
+    const error = await rejection(pay('p1'));
+    expect(error.code).toBe('COMMIT_FAILED');
+    expect(error.cause).toBe(lost);
+    expect(error.record).toBeUndefined();
+    expect(events).toEqual(['miss', 'bookkeepingFailure']);
   });
 });
