@@ -881,7 +881,8 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         return [own, done(payload.responseOmitted !== true, { unconfirmed: true })[1]];
       }
     }
-    if (result.completed) return done(result.responseStored, result);
+    // Stored unless the store says not, as `claimCompleted`'s answer is read.
+    if (result.completed) return done(result.responseStored !== false, result);
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
     if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
     // No record at all: deleted while the function ran (`forgetRecord`), or lost by the store (a

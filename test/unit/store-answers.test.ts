@@ -89,6 +89,22 @@ describe("a completion's answer the protocol has no reading of", () => {
   });
 });
 
+test('a completion answered `completed: true` without `responseStored` stored the response, as a `claimCompleted` answer without it did: no warning, and an in-process duplicate replays it from the cache', async () => {
+  const store = new InMemoryStore();
+  const complete = store.complete.bind(store);
+  store.complete = async (request) => {
+    await complete(request);
+    return { completed: true } as never;
+  };
+  const { logger, lines } = collectingLogger();
+  let runs = 0;
+  const once = makeIdempotent(async (_id: number) => ++runs, { store, name: 'completed-alone', cacheSize: 1, now: () => NOW, logger });
+  expect(await once(1)).toBe(1);
+  expect(await once(1)).toBe(1);
+  expect(runs).toBe(1);
+  expect(lines).toEqual([]);
+});
+
 describe("a release's answer of `record: null` (a store of one's own that says no record so)", () => {
   test('after a function that threw past its lease: the caller gets its own error, and no takeover is counted', async () => {
     const store = new InMemoryStore();
