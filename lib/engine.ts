@@ -883,13 +883,15 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     }
     // Stored unless the store says not, as `claimCompleted`'s answer is read.
     if (result.completed) return done(result.responseStored !== false, result);
+    // The record that refused the write; a `record: null` is none, as `undefined` is.
+    const record = result.record ?? undefined;
     // A refused write that finds our own COMPLETED record is our retried request, already applied.
-    if (result.record?.owner === owner && result.record.status === 'COMPLETED') return found(result.record);
+    if (record?.owner === owner && record.status === 'COMPLETED') return found(record);
     // No record at all: deleted while the function ran (`forgetRecord`), or lost by the store (a
     // Redis restart or failover); past this call's lease, as a rule taken over by another attempt,
     // which ran too, and released. The function ran: its caller gets its outcome, as in-process
     // duplicates do, though no duplicate elsewhere will. Not a commit's: fenced on the claim, it applied none of the writes.
-    if (result.record === undefined && writes.length === 0) {
+    if (record === undefined && writes.length === 0) {
       const outlived = this.#outlived(call);
       this.#emit(outlived ? 'superseded' : 'bookkeepingFailure', key);
       const what = outlived
@@ -901,7 +903,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       });
       return [own, done(payload.responseOmitted !== true, { unconfirmed: true })[1]];
     }
-    return this.#superseded(call, result.record, 'nothing was overwritten');
+    return this.#superseded(call, record, 'nothing was overwritten');
   }
 
   /**

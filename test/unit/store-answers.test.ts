@@ -105,6 +105,23 @@ test('a completion answered `completed: true` without `responseStored` stored th
   expect(lines).toEqual([]);
 });
 
+test('a completion answered `completed: false` with `record: null` found no record, as one with `record: undefined` does: the caller gets its result, with the warning that the record was gone, and no takeover is counted', async () => {
+  const store = new InMemoryStore();
+  store.complete = async () => ({ completed: false, record: null }) as never;
+  const { logger, lines } = collectingLogger();
+  const events: IdempotencyEvent[] = [];
+  const once = makeIdempotent(async (_id: number) => 'ran', {
+    store,
+    name: 'nulled',
+    now: () => NOW,
+    logger,
+    observability: (event) => void events.push(event),
+  });
+  expect(await once(1)).toBe('ran');
+  expect(events).toEqual(['miss', 'bookkeepingFailure']);
+  expect(lines.map((line) => JSON.parse(line).message)).toEqual([expect.stringContaining('the record was deleted while the call ran')]);
+});
+
 describe("a release's answer of `record: null` (a store of one's own that says no record so)", () => {
   test('after a function that threw past its lease: the caller gets its own error, and no takeover is counted', async () => {
     const store = new InMemoryStore();
