@@ -26,7 +26,8 @@ export const claimChecks: readonly Check[] = [
       const results = await Promise.all(owners.map((owner) => f.claim(key, owner)));
       const winners = owners.filter((_, i) => results[i]!.claimed);
       assert.equal(winners.length, 1, `${winners.length} of ${CONCURRENT} concurrent claims won`);
-      for (const result of results) if (!result.claimed) assert.equal(result.record.owner, winners[0], "a refused claim carries the winner's record");
+      for (const result of results)
+        if (!result.claimed) assert.equal(refused(result, 'a concurrent claim').owner, winners[0], "a refused claim carries the winner's record");
     },
   ],
   [

@@ -73,7 +73,7 @@ export class Fixture {
   async live(key: string, now = this.t0): Promise<IdempotencyRecord | undefined> {
     const stranger = `stranger-${randomUUID()}`;
     const result = await this.claim(key, stranger, { now });
-    if (!result.claimed) return result.record;
+    if (!result.claimed) return refused(result, 'a claim of a live record');
     await this.store.release({ key, owner: stranger });
     return undefined;
   }
@@ -82,5 +82,11 @@ export class Fixture {
 /** The claim was refused; its record. @internal */
 export function refused(result: ClaimResult, what: string): IdempotencyRecord {
   if (result.claimed) throw new Error(`${what}: the claim went through, but a live record should have refused it.`);
+  // Checks read the record's fields: without it, they would fail on a TypeError that names no rule.
+  if (typeof result.record !== 'object' || result.record === null) {
+    throw new Error(
+      `${what} answered ${JSON.stringify(result)}: a refused claim must return the live record that refused it (\`claimed: false, record\`), which the caller reads to replay it, wait for it or take it over.`,
+    );
+  }
   return result.record;
 }

@@ -524,6 +524,21 @@ test('the messages of the checks that catch non-atomic writes, in-place claims a
   ]);
 });
 
+test('a claim refused without its record (`{ claimed: false }` alone) fails the checks with a message that names the rule it breaks, never a TypeError from inside a check', async () => {
+  const failed = await rejections(
+    () =>
+      new (class extends Flawed {
+        override async claim(request: ClaimRequest): Promise<ClaimResult> {
+          const result = await super.claim(request);
+          return result.claimed ? result : ({ claimed: false } as unknown as ClaimResult);
+        }
+      })(),
+  );
+  expect(Object.keys(failed)).toContain(CLAIM_WRITES);
+  for (const message of Object.values(failed))
+    expect(message).toMatch(/answered \{"claimed":false\}: a refused claim must return the live record that refused it/);
+});
+
 test('the contract passes InMemoryStore, and the bases of the flawed stores without a flaw', async () => {
   expect(await rejections(() => new InMemoryStore())).toEqual({});
   expect(await rejections(() => new Flawed())).toEqual({});
