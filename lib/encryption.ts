@@ -136,10 +136,14 @@ export function aesGcmEncryption(provider: ResponseEncryption): OutcomeEncryptio
       const what = storedValueOf(sealedFor);
       const format = sealed[0];
       if (sealed.byteLength < SEAL_OVERHEAD || (format !== PLAIN && format !== GZIP)) throw new UnreadableRecordError(`${what} is not in the sealed format.`);
-      const key = checkKey(
-        await provider.keyById(keyId),
-        `The key \`${keyId}\` from ResponseEncryption.keyById(), for the idempotency record ${sealedFor.recordKey},`,
-      );
+      const found = await provider.keyById(keyId);
+      // A provider that looks keys up in a plain object answers an id it no longer has with nothing: a key retired too early, not a malformed one.
+      if (found === undefined || found === null) {
+        throw new TypeError(
+          `ResponseEncryption.keyById() has no key \`${keyId}\` (it answered ${found}), which sealed the idempotency record ${sealedFor.recordKey}: keep each key in keyById() until the records it sealed have expired.`,
+        );
+      }
+      const key = checkKey(found, `The key \`${keyId}\` from ResponseEncryption.keyById(), for the idempotency record ${sealedFor.recordKey},`);
       let plain: Buffer;
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 13));

@@ -108,7 +108,7 @@ test('a key retired from keyById() before its records expire: their duplicates f
   const missing = await rejection(makeIdempotent(async (_: { id: string }) => ++runs, { ...options, store: byLookup })({ id: 'r' }));
   expect([missing.code, (missing.cause as Error).message]).toEqual([
     'STORE_FAILURE',
-    `The key \`k1\` from ResponseEncryption.keyById(), for the idempotency record ${recordId('retire', 'r')}, must be a 32-byte AES-256 key (got undefined).`,
+    `ResponseEncryption.keyById() has no key \`k1\` (it answered undefined), which sealed the idempotency record ${recordId('retire', 'r')}: keep each key in keyById() until the records it sealed have expired.`,
   ]);
   expect(runs).toBe(1);
   now += 61_000;
