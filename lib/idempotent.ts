@@ -23,11 +23,19 @@ const isContext = (value: unknown): value is LambdaContextLike => {
 
 /**
  * The parameters of a wrapped function: the function's own (a first parameter with a default, or
- * optional, stays so), or, for a function of none, the one its key is selected from. Not
+ * optional, stays so), or, for a function of none, the one its key is selected from (typed as its
+ * `key` or `fingerprint` selector's parameter is annotated, else `unknown`). Not
  * distributive (`[TArgs]`): so the parameter list of a caller's own generic (`...args: A`, a first
  * parameter required) still passes as it is, being either branch.
  */
-type KeyedArgs<TArgs extends unknown[]> = [TArgs] extends [[]] ? [input: unknown, ...rest: unknown[]] : TArgs;
+type KeyedArgs<TArgs extends unknown[], TInput> = [TArgs] extends [[]] ? [input: TInput, ...rest: unknown[]] : TArgs;
+
+/**
+ * What `key` and `fingerprint` are given: the first argument, or for a function of none, the input
+ * they are written for. Distributive, so that for a caller's own generic (`...args: A`) it is the
+ * first parameter of `A`'s constraint.
+ */
+type KeyedInput<TArgs extends unknown[], TInput> = TArgs extends [] ? TInput : TArgs[0];
 
 /** The wrapper's result: the result type given explicitly, else what the function returns, awaited. */
 type WrappedResult<TResult, TReturn> = [TResult] extends [never] ? Awaited<TReturn> : TResult;
@@ -57,10 +65,12 @@ export function makeIdempotent<
   TResult = never,
   TThis = unknown,
   TReturn extends [TResult] extends [never] ? unknown : PromiseLike<TResult> | TResult = PromiseLike<TResult> | TResult,
+  // For a function of no parameters only: the input its selectors are written for (inferred from their annotation).
+  TInput = unknown,
 >(
   fn: (this: TThis, ...args: TArgs) => TReturn,
-  options: IdempotencyOptions<TArgs[0], LambdaContextLike> & { readonly name: string },
-): (this: TThis, ...args: KeyedArgs<TArgs>) => Promise<WrappedResult<TResult, TReturn>> {
+  options: IdempotencyOptions<KeyedInput<TArgs, TInput>, LambdaContextLike> & { readonly name: string },
+): (this: TThis, ...args: KeyedArgs<TArgs, TInput>) => Promise<WrappedResult<TResult, TReturn>> {
   if (typeof fn !== 'function') throw new TypeError('makeIdempotent: the first argument must be the function to wrap.');
   if (options === null || typeof options !== 'object') throw new TypeError('makeIdempotent: options must be an object.');
   if (options.name === undefined) {
@@ -68,10 +78,10 @@ export function makeIdempotent<
       "makeIdempotent: `name` is required: it keeps the records of this function apart from others, across deploys (a function's own name changes when minified).",
     );
   }
-  const engine = new IdempotencyEngine<TArgs[0], LambdaContextLike>('makeIdempotent', options, observeAny);
-  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs>): Promise<WrappedResult<TResult, TReturn>> {
+  const engine = new IdempotencyEngine<KeyedInput<TArgs, TInput>, LambdaContextLike>('makeIdempotent', options, observeAny);
+  return function idempotent(this: TThis, ...args: KeyedArgs<TArgs, TInput>): Promise<WrappedResult<TResult, TReturn>> {
     const context = isContext(args[1]) ? args[1] : undefined;
     // runCall awaits what `fn` returns (a thenable too): its promise settles to the awaited value.
-    return runCall(engine, args[0] as TArgs[0], context, () => fn.apply(this, args as TArgs)) as Promise<WrappedResult<TResult, TReturn>>;
+    return runCall(engine, args[0] as KeyedInput<TArgs, TInput>, context, () => fn.apply(this, args as TArgs)) as Promise<WrappedResult<TResult, TReturn>>;
   };
 }

@@ -78,12 +78,28 @@ const constantResult: Promise<string> = constant('k');
 // @ts-expect-error Without an argument there is no key.
 void constant().catch(() => undefined);
 
+// A function of no parameters whose key selector names its input (a scheduled job keyed by its day): the wrapper takes that input.
+const report = makeIdempotent(async () => 'sent', { store, name: 'report', key: (input: { readonly day: string }) => input.day });
+const reported: Promise<string> = report({ day: '2026-01-01' });
+// @ts-expect-error An input its key selector is not written for does not compile.
+void report({ date: '2026-01-01' }).catch(() => undefined);
+const audited = makeIdempotent(async () => 'audited', { store, name: 'audited', fingerprint: (input: { readonly day: string }) => input.day });
+const auditedResult: Promise<string> = audited({ day: '2026-01-01' });
+
 // A generic function stays generic.
 const echo = makeIdempotent(async <T>(value: T) => value, { store, name: 'echo' });
 const echoed: Promise<string> = echo('abc');
 
 test('optional first parameters, no parameters and generic functions keep their types', async () => {
-  expect(await Promise.all([...optionalResults, constantResult, echoed])).toEqual([['open'], [undefined], [undefined], 'same', 'abc']);
+  expect(await Promise.all([...optionalResults, constantResult, echoed, reported, auditedResult])).toEqual([
+    ['open'],
+    [undefined],
+    [undefined],
+    'same',
+    'abc',
+    'sent',
+    'audited',
+  ]);
 });
 
 // A helper generic in the parameters it wraps (a first one required) gets them back as they are: its own callers' types hold.
