@@ -13,24 +13,30 @@ interface Expressions {
   /** `'ALL_OLD'`: a failed condition's `TRANSACTION_CONDITION_FAILED` has the item it met in its cause's `CancellationReasons[actionIndex + 1].Item` (AttributeValues). */
   readonly ReturnValuesOnConditionCheckFailure?: 'ALL_OLD' | 'NONE' | undefined;
 }
-/** A Put in lib-dynamodb style: native JavaScript values. */
+// Typed as lib-dynamodb types its command inputs, so that one passes as it is: a member a write
+// needs may still be `undefined` (or, an `UpdateExpression`, left out), and the write then throws a
+// `TypeError` as it is added.
+/** A Put in lib-dynamodb style: native JavaScript values (a `PutCommandInput` is one). */
 export interface TransactionPut extends Expressions {
-  readonly TableName: string;
-  readonly Item: Values;
+  readonly TableName: string | undefined;
+  readonly Item: Values | undefined;
 }
+/** An Update in lib-dynamodb style (an `UpdateCommandInput` is one). */
 export interface TransactionUpdate extends Expressions {
-  readonly TableName: string;
-  readonly Key: Values;
-  readonly UpdateExpression: string;
+  readonly TableName: string | undefined;
+  readonly Key: Values | undefined;
+  readonly UpdateExpression?: string | undefined;
 }
+/** A Delete in lib-dynamodb style (a `DeleteCommandInput` is one). */
 export interface TransactionDelete extends Expressions {
-  readonly TableName: string;
-  readonly Key: Values;
+  readonly TableName: string | undefined;
+  readonly Key: Values | undefined;
 }
+/** A ConditionCheck in lib-dynamodb style (the action of a `TransactWriteCommandInput` is one). */
 export interface TransactionConditionCheck extends Expressions {
-  readonly TableName: string;
-  readonly Key: Values;
-  readonly ConditionExpression: string;
+  readonly TableName: string | undefined;
+  readonly Key: Values | undefined;
+  readonly ConditionExpression: string | undefined;
 }
 
 /**

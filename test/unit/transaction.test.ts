@@ -16,7 +16,7 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { NumberValue } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, NumberValue, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { sendTransaction } from '../../lib/dynamodb-transaction.js';
@@ -156,6 +156,37 @@ describe('the commit', () => {
     });
     // The fence the handler read is the owner its claim wrote.
     expect(ddb.commandCalls(PutItemCommand)[0]!.args[0].input.Item!.owner).toEqual({ S: fences[0] });
+  });
+
+  test("the inputs of lib-dynamodb's commands (which type TableName, Item, Key and the expressions as possibly undefined) are writes as they are: the same actions commit", async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const put = new PutCommand({
+      TableName: 'payments',
+      Item: { id: 'p1', amount: 100, tags: new Set(['card']), meta: { retried: false } },
+      ConditionExpression: 'attribute_not_exists(#id)',
+      ExpressionAttributeNames: { '#id': 'id' },
+    });
+    const update = new UpdateCommand({
+      TableName: 'accounts',
+      Key: { id: 'acc-1' },
+      UpdateExpression: 'ADD #balance :delta',
+      ExpressionAttributeNames: { '#balance': 'balance' },
+      ExpressionAttributeValues: { ':delta': -100 },
+    });
+    const remove = new DeleteCommand({ TableName: 'holds', Key: { id: 'hold-p1' } });
+    const { TransactItems: [check] = [] } = new TransactWriteCommand({
+      TransactItems: [{ ConditionCheck: { TableName: 'accounts', Key: { id: 'acc-2' }, ConditionExpression: 'attribute_exists(id)' } }],
+    }).input;
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        transaction().put(put.input).update(update.input).delete(remove.input).conditionCheck(check!.ConditionCheck!);
+        return { ok: true };
+      },
+      { store, name: 'pay', now: () => NOW },
+    );
+    expect(await pay('p1')).toEqual({ ok: true });
+    expect(commits()[0]!.slice(1)).toStrictEqual(BUSINESS_WRITES);
   });
 
   test('without writes, completion stays a plain UpdateItem', async () => {
