@@ -205,6 +205,8 @@ export class IdempotencyError extends Error {
 /**
  * True when `error` is an {@link IdempotencyError}, optionally with the given code: narrowed to one
  * with that `code`, so that where it is false, an `IdempotencyError` of another code may still be.
+ * A second argument that is no string is no code: as the callback of `errors.filter(isIdempotencyError)`
+ * (or `find`, `some`, `every`), which passes each item's index, it tests for any `IdempotencyError`.
  * Never throws, whatever the value.
  */
 export function isIdempotencyError(error: unknown): error is IdempotencyError;
@@ -217,7 +219,7 @@ export function isIdempotencyError(error: unknown, code?: IdempotencyErrorCode):
   // Never throws: `instanceof` does on a value whose prototype cannot be read (a revoked Proxy),
   // which would replace the error a caller is handling with a TypeError.
   try {
-    return error instanceof IdempotencyError && (code === undefined || error.code === code);
+    return error instanceof IdempotencyError && (typeof code !== 'string' || error.code === code);
   } catch {
     return false;
   }

@@ -226,6 +226,15 @@ test('isIdempotencyError with a code narrows to that code, and leaves the errors
   expect(describeFailure({ kind: 'timeout' })).toBe('timeout');
 });
 
+test("isIdempotencyError as the callback of an array's filter, find, some or every (which pass each item's index second) tests for any IdempotencyError, as its type says", () => {
+  // The errors of a batch that failed as a whole, an AggregateError's `errors`: the library's first.
+  const errors: unknown[] = [new IdempotencyError('IN_PROGRESS', 'x'), new IdempotencyError('STORE_FAILURE', 'y'), new Error('card declined')];
+  const found: IdempotencyError[] = errors.filter(isIdempotencyError);
+  expect(found.map((error) => error.code)).toEqual(['IN_PROGRESS', 'STORE_FAILURE']);
+  expect(errors.slice(1).find(isIdempotencyError)).toBe(errors[1]);
+  expect([errors.slice(1).some(isIdempotencyError), errors.slice(0, 2).every(isIdempotencyError)]).toEqual([true, true]);
+});
+
 /** Typed as the function is (a wrapper, a mock): its parameters are still `(error, code?)`. */
 const logged = (...args: Parameters<typeof isIdempotencyError>): boolean => isIdempotencyError(...args);
 
