@@ -345,6 +345,16 @@ export function keyHash(canonical: string, tenant: string | undefined): string {
   return sha256(`\u0000tenant:${tenant.length}:${tenant}\u0000${canonical}`);
 }
 
+/** DynamoDB's limit on a partition key, which every record key meets. @internal */
+export const MAX_RECORD_KEY_BYTES = 2048;
+
+/**
+ * A namespace of records: a non-empty string without '#' or lone surrogates, short enough that with
+ * '#' and the 43-character hash it makes a record key of at most {@link MAX_RECORD_KEY_BYTES}. @internal
+ */
+export const isNamespace = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && !value.includes('#') && Buffer.byteLength(value) <= MAX_RECORD_KEY_BYTES - 44 && isWellFormed(value);
+
 /** The record key: `<namespace>#<hash>` (namespaces never contain '#'). @internal */
 export const recordKey = (namespace: string, hash: string): string => `${namespace}#${hash}`;
 

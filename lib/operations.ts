@@ -1,6 +1,6 @@
 import { IdempotencyError, storeFailureDetail } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
-import { canonicalKey, isWellFormed, keyHash, recordKey } from './key.js';
+import { canonicalKey, isNamespace, isWellFormed, keyHash, MAX_RECORD_KEY_BYTES, recordKey } from './key.js';
 import { assertKnownOptions } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
@@ -97,11 +97,18 @@ export function recordIdOf(address: RecordAddress): string {
     if (typeof id !== 'string' || id.indexOf('#') < 1 || id.endsWith('#')) {
       throw new TypeError('A record id must read `<namespace>#<hash>`, as the library logs it.');
     }
+    // No record has a longer one: DynamoDB would refuse the request (a store failure), another store find nothing.
+    const bytes = Buffer.byteLength(id);
+    if (bytes > MAX_RECORD_KEY_BYTES) {
+      throw new TypeError(`A record id takes at most 2,048 bytes of UTF-8, as the library makes them (this one has ${bytes.toLocaleString('en-US')}).`);
+    }
     return id;
   }
   const { name } = address;
-  if (typeof name !== 'string' || name.length === 0 || name.includes('#') || !isWellFormed(name)) {
-    throw new TypeError("`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#' or lone surrogates.");
+  if (!isNamespace(name)) {
+    throw new TypeError(
+      "`name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates.",
+    );
   }
   const { tenant } = address;
   if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0 || !isWellFormed(tenant))) {

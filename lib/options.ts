@@ -1,4 +1,4 @@
-import { isWellFormed } from './key.js';
+import { isNamespace } from './key.js';
 import type { IdempotencyListener, ObservabilityOptions } from './observability.js';
 import type { IdempotencyStore } from './store.js';
 
@@ -169,11 +169,7 @@ const SHARED_CHECKS = {
   },
   key: isFunction,
   fingerprint: isFunction,
-  // With '#' and the 43-character hash it makes the record key, which DynamoDB caps at 2,048 bytes.
-  name: (value) =>
-    typeof value === 'string' && value.length > 0 && !value.includes('#') && Buffer.byteLength(value) <= 2004 && isWellFormed(value)
-      ? undefined
-      : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates",
+  name: (value) => (isNamespace(value) ? undefined : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates"),
   expiresAfterSeconds: wholeNumber(1),
   onMissingKey: (value) => (value === 'throw' || value === 'skip' ? undefined : "must be 'throw' or 'skip'"),
   cacheSize: wholeNumber(0),

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { aesGcmEncryption, DynamoDBStore, type IdempotencyRecord, type IdempotencyStore } from '../../lib/index.js';
+import { aesGcmEncryption, DynamoDBStore, forgetRecord, type IdempotencyRecord, type IdempotencyStore, inspectRecord } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { useFreshTable } from '../support/dynamodb.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -208,4 +208,29 @@ test('without `compressAboveBytes`, both stores keep a response of 32,768 bytes 
   }
   const gzipped = gzipSync(JSON.stringify('x'.repeat(32_767))).byteLength;
   expect(stored).toEqual({ 32768: [32_768, 32_768], 32769: [gzipped, gzipped] });
+});
+
+test('inspectRecord and forgetRecord refuse, on either store, an address no record can have: a name past 2,004 bytes, an id past 2,048 (DynamoDB keys at most 2,048)', async () => {
+  const addresses = [{ name: 'n'.repeat(2_005), key: 'order-1' }, { name: 'é'.repeat(1_003), key: 'order-1' }, { id: `n#${'h'.repeat(2_047)}` }];
+  const answers: Record<string, string[]> = {};
+  for (const [label, store] of [
+    ['InMemoryStore', new InMemoryStore()],
+    ['DynamoDBStore', dynamodb],
+  ] as const) {
+    answers[label] = [];
+    for (const address of addresses) {
+      for (const operation of [() => inspectRecord({ store, ...address }), () => forgetRecord({ store, ...address })]) {
+        const error = await operation().then(
+          (answer) => new Error(`answered ${String(answer)}`),
+          (rejection: unknown) => rejection as Error,
+        );
+        answers[label].push(`${error.name}: ${error.message}`);
+      }
+    }
+  }
+  const name =
+    "TypeError: `name` must be the records' namespace (the function name or the `name` option), a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates.";
+  const id = 'TypeError: A record id takes at most 2,048 bytes of UTF-8, as the library makes them (this one has 2,049).';
+  const expected = [name, name, name, name, id, id];
+  expect(answers).toEqual({ InMemoryStore: expected, DynamoDBStore: expected });
 });
