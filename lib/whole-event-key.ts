@@ -1,7 +1,8 @@
 /**
  * Events that are never the same twice: hashed whole (no `key` option), their retries never match,
  * and the handler runs on every one of them. Lambda delivers a retry of an async invocation (and of
- * its record sent to a Lambda destination), an EventBridge, SNS or S3 event unchanged; not these.
+ * its record sent to a Lambda destination), an EventBridge, SNS or S3 event unchanged; not these,
+ * nor an EventBridge event an archive replays.
  */
 
 /**
@@ -20,6 +21,10 @@ export function volatileEventOf(input: unknown): string | undefined {
       return 'an HTTP request, whose id, time and trace header differ on every retry: use httpIdempotency, or select a key';
     }
     return 'a request (an API Gateway WebSocket message, a VPC Lattice request) whose id and time differ on every retry: select a key';
+  }
+  // An EventBridge archive replay sends each event again with a `replay-name` it did not have.
+  if (typeof (input as { readonly 'replay-name'?: unknown })['replay-name'] === 'string') {
+    return 'an EventBridge event replayed from an archive, which carries a `replay-name` the original did not: select a key from its `detail` (an order id)';
   }
   // Amazon MQ (ActiveMQ, RabbitMQ) marks each message of a retried batch `redelivered`.
   if (event.eventSource === 'aws:mq' || event.eventSource === 'aws:rmq') {

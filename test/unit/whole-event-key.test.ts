@@ -174,6 +174,24 @@ describe('a call without `key` whose event differs on every delivery', () => {
     ]);
   });
 
+  test('an EventBridge event replayed from an archive runs again, and the log says to select a key from its detail', async () => {
+    const log = logger();
+    const run = jest.fn(async () => undefined);
+    const handler = middy(run).use(idempotency({ store: new InMemoryStore(), logger: log }));
+    const event = { version: '0', id: 'e-1', 'detail-type': 'OrderPlaced', source: 'shop', time: '2026-12-01T00:00:00Z', detail: { orderId: 'o-1' } };
+    await handler(event, context);
+    await handler({ ...event, 'replay-name': 'recover-orders' }, context);
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(messagesOf(log)).toEqual([
+      {
+        level: 'WARN',
+        message: expect.stringMatching(
+          /an EventBridge event replayed from an archive, .*`replay-name`.*select a key from its `detail`.*Duplicates are not detected\.$/,
+        ),
+      },
+    ]);
+  });
+
   test('the warning comes with the first such event, after other events', async () => {
     const log = logger();
     const handler = middy(async () => 'ok').use(idempotency({ store: new InMemoryStore(), logger: log }));
