@@ -267,6 +267,35 @@ describe('no warning where the key is not the whole changing event', () => {
     expect(log.warn).not.toHaveBeenCalled();
   });
 
+  test('records a Lambda destination gets for two deliveries of one request differ (timestamp, request id): hashed whole both run, keyed on the requestPayload once', async () => {
+    const record = (requestId: string, timestamp: string) => ({
+      version: '1.0',
+      timestamp,
+      requestContext: {
+        requestId,
+        functionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:orders:$LATEST',
+        condition: 'Success',
+        approximateInvokeCount: 1,
+      },
+      requestPayload: { orderId: 'o-1' },
+      responseContext: { statusCode: 200, executedVersion: '$LATEST' },
+      responsePayload: { shipped: true },
+    });
+    const first = record('r-1', '2026-12-01T00:00:00.000Z');
+    const second = record('r-2', '2026-12-01T00:00:03.000Z');
+    for (const [key, runs] of [
+      [undefined, 2],
+      [(input: typeof first) => input.requestPayload, 1],
+    ] as const) {
+      const run = jest.fn(async () => 'notified');
+      const handler = middy(run).use(idempotency({ store: new InMemoryStore(), logger: logger(), ...(key && { key }) }));
+      await handler(first, context);
+      await handler(first, context);
+      await handler(second, context);
+      expect(run).toHaveBeenCalledTimes(runs);
+    }
+  });
+
   test('an HTTP event with a `key` selector, httpIdempotency, and idempotentBatch on an SQS batch', async () => {
     const log = logger();
     const store = new InMemoryStore();
