@@ -53,6 +53,23 @@ export interface BatchResponse {
   state?: { readonly [name: string]: unknown };
 }
 
+/** A tumbling window's event: Lambda adds the `window` (and the `state` so far) to a Kinesis or DynamoDB Streams batch. */
+type WindowEvent = BatchEvent & { readonly window: { readonly start: string; readonly end: string } };
+
+/**
+ * The handler `idempotentBatch` returns. Its answer to a tumbling window's event always carries
+ * `state`, so it is also a `KinesisStreamTumblingWindowHandler`.
+ *
+ * @example
+ * ```ts
+ * export const handler: KinesisStreamTumblingWindowHandler = idempotentBatch(ship, { store }); // { batchItemFailures, state }
+ * ```
+ */
+export interface BatchHandler {
+  (event: WindowEvent, context: Context): Promise<BatchResponse & { state: NonNullable<BatchResponse['state']> }>;
+  (event: BatchEvent | PipesBatchEvent, context: Context): Promise<BatchResponse>;
+}
+
 /**
  * The state of a tumbling window's event. Lambda counts a response without `state` as a failed
  * invocation, which would hold the shard at this batch: the helper gives the state back unchanged
@@ -441,7 +458,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
   // Not inferred: from a function that returns a value for some messages and a promise of another type for others, it would be the promise's, and the value would not compile.
   recordHandler: RecordHandler<TMessage, NoInfer<TResult>>,
   options: IdempotentBatchOptions<TMessage>,
-): (event: BatchEvent | PipesBatchEvent, context: Context) => Promise<BatchResponse> {
+): BatchHandler {
   if (typeof recordHandler !== 'function') throw new TypeError('idempotentBatch: the first argument must be the record handler.');
   validateOptions('idempotentBatch', options, BATCH_OPTIONS);
   const { key, fingerprint, parse: parseOption, concurrency = 10, throwOnFullBatchFailure = true, ...common } = options;
@@ -462,7 +479,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
 
   // Two declared parameters: Lambda's nodejs24.x runtime (and nodejs22.x on Managed Instances)
   // refuses to load a handler that declares three or more (`length`), as a callback-style handler.
-  return async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context, ...[options]: [BatchHandlerOptions?]): Promise<BatchResponse> {
+  async function batchHandler(event: BatchEvent | PipesBatchEvent, context: Context, ...[options]: [BatchHandlerOptions?]): Promise<BatchResponse> {
     // An EventBridge pipe sends a Lambda target its batch as a bare array; an event source mapping, as `{ Records }`.
     const delivery: Delivery = Array.isArray(event) ? 'pipe' : 'mapping';
     const delivered = (delivery === 'pipe' ? event : (event as { Records?: unknown } | undefined)?.Records) as BatchRecord[] | undefined;
@@ -718,5 +735,7 @@ export function idempotentBatch<TMessage = unknown, TResult = unknown>(
     }
     const failures = items.filter((item) => failed.has(item.id) && !done.has(item.id));
     return answer(failures, failures.length === items.length);
-  };
+  }
+  // A window's event always has its state answered (`windowStateOf`), which the first signature states.
+  return batchHandler as BatchHandler;
 }

@@ -1,5 +1,6 @@
 export type {
   BatchEvent,
+  BatchHandler,
   BatchRecord,
   BatchResponse,
   IdempotentBatchOptions,

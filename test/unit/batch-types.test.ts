@@ -4,7 +4,17 @@
  * the mapping's event, so code that reads `event.Records` keeps compiling. A line that stops
  * compiling, or an `@ts-expect-error` that stops erring, fails the type-check.
  */
-import type { Context, DynamoDBStreamEvent, DynamoDBStreamHandler, KinesisStreamEvent, KinesisStreamHandler, SQSEvent, SQSHandler } from 'aws-lambda';
+import type {
+  Context,
+  DynamoDBStreamEvent,
+  DynamoDBStreamHandler,
+  KinesisStreamEvent,
+  KinesisStreamHandler,
+  KinesisStreamTumblingWindowEvent,
+  KinesisStreamTumblingWindowHandler,
+  SQSEvent,
+  SQSHandler,
+} from 'aws-lambda';
 import { type BatchEvent, type BatchResponse, idempotentBatch, type PipesBatchEvent, type PipesKinesisRecord } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { sqsEvent, sqsRecord } from '../support/batch-events.js';
@@ -28,7 +38,13 @@ function compileOnly(context: Context, events: [SQSEvent, KinesisStreamEvent, Dy
   const asSqsHandler: SQSHandler = handler;
   const asKinesisHandler: KinesisStreamHandler = handler;
   const asStreamsHandler: DynamoDBStreamHandler = handler;
-  return { answers, counting, asSqsHandler, asKinesisHandler, asStreamsHandler };
+  // A tumbling window's answer always carries `state` (Lambda fails an invocation whose answer has none),
+  // so the handler is a tumbling window's handler too, and its answer's state needs no check.
+  const asWindowHandler: KinesisStreamTumblingWindowHandler = handler;
+  const windowState = async (event: KinesisStreamTumblingWindowEvent): Promise<{ readonly [name: string]: unknown }> => (await handler(event, context)).state;
+  // @ts-expect-error An event without a window gets no state.
+  const noWindowState = async (event: KinesisStreamEvent): Promise<{ readonly [name: string]: unknown }> => (await handler(event, context)).state;
+  return { answers, counting, asSqsHandler, asKinesisHandler, asStreamsHandler, asWindowHandler, windowState, noWindowState };
 }
 
 void compileOnly;
