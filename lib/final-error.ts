@@ -52,7 +52,9 @@ export function serializeError(error: unknown, fields: readonly string[]): strin
   const [name, message, code] = [read(object, 'name'), read(object, 'message'), read(object, 'code')];
   const data: Record<string, unknown> = {
     name: typeof name === 'string' ? name : 'Error',
-    message: typeof message === 'string' ? message : text(error),
+    // A thrown value that is no object (a string) is its own message; an object's message is its
+    // `message` alone: one without (`{ statusCode: 404 }`) has none, never its text "[object Object]".
+    message: typeof message === 'string' ? message : object !== error ? text(error) : message === undefined || message === null ? '' : text(message),
   };
   // A code JSON holds as it is (`null` too: an API error's `"code": null`) is stored as it is; any other as its text.
   if (code !== undefined) data.code = code === null || typeof code === 'string' || typeof code === 'number' || typeof code === 'boolean' ? code : text(code);

@@ -33,7 +33,7 @@ const clientErrorsFinal = (error: unknown): boolean => ((error as { statusCode?:
  * A route behind `httpIdempotency` (client errors final, `options` the rest) and http-error-handler
  * that throws what `fail` makes; `send()` posts to it under `key`.
  */
-function throwingRoute(key: string, fail: () => Error, options: Partial<HttpIdempotencyOptions> & Pick<HttpIdempotencyOptions, 'errorFields'>) {
+function throwingRoute(key: string, fail: () => unknown, options: Partial<HttpIdempotencyOptions> & Pick<HttpIdempotencyOptions, 'errorFields'>) {
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     .use(httpIdempotency({ store, name: `ecosystem-${randomUUID()}`, isFinalError: clientErrorsFinal, ...options }))
     .use(httpErrorHandler({ logger: false }))
@@ -142,6 +142,17 @@ test('an HTTP error http-error-handler hid behind a 500 (expose: false) stays hi
   expect(replay).toEqual(first);
   const [, shown] = await answers(['statusCode']);
   expect(shown).toMatchObject({ statusCode: 400, body: 'SELECT failed on db-prod-1' });
+});
+
+test('an HTTP error thrown as a plain object without a message (`{ statusCode: 404 }`) replays without one: the same 404 with no body, not "[object Object]"', async () => {
+  let runs = 0;
+  // `runs`, a field not in errorFields, is no part of the answer.
+  const send = throwingRoute('missing-1', () => ({ statusCode: 404, runs: ++runs }), { errorFields: ['statusCode', 'expose'] });
+  const first = await send();
+  const replay = await send();
+  expect(first).toEqual({ statusCode: 404, headers: {} });
+  expect(replay).toEqual(first);
+  expect(runs).toBe(1);
 });
 
 test('a stored HTTP error too large for the item keeps its statusCode: the replay is the same 4xx, its message cut short, without running again', async () => {
