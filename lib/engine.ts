@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AnswerBy, Call, type CallMode } from './call.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, overrunOf, sealByOf, waitableMillis, waitLeft } from './deadline.js';
-import { describeStoreFailure, detailStoreFailure, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
+import { describeStoreFailure, detailStoreFailure, errorTypeOf, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
@@ -1118,7 +1118,17 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   #isFinal(error: unknown): boolean {
     try {
       if (asksForRetry(error) || isIdempotencyError(error, 'TRANSACTION_INVALID') || isFaultOfCode(error)) return false;
-      const final: unknown = this.#options.isFinalError?.(error);
+      let final: unknown;
+      try {
+        final = this.#options.isFinalError?.(error);
+      } catch (failure) {
+        // A classifier that fails (a field read on an error without it) would keep every final error
+        // from being stored without a word: say so, by its type only (its message may quote the error's).
+        logLine(this.#logger, 'warn', '`isFinalError` threw: it must return true or false; the error was taken as not final', {
+          error: errorTypeOf(failure),
+        });
+        return false;
+      }
       // An async `isFinalError`: its promise is no answer, and its rejection must not end the process.
       if (typeof (final as PromiseLike<unknown> | null)?.then === 'function') {
         (final as PromiseLike<unknown>).then(undefined, () => undefined);

@@ -50,28 +50,45 @@ test('the middleware and idempotentBatch refuse an async key selector the same w
   });
 });
 
+/** A function that throws `declined` on every call, with `isFinalError`, called twice with one key: its runs and the lines it warned. */
+async function declinedTwice(isFinalError: (error: unknown) => boolean): Promise<{ runs: number; warned: Array<Record<string, unknown>> }> {
+  const warned: string[] = [];
+  let runs = 0;
+  const charge = makeIdempotent(
+    async (_id: string) => {
+      runs += 1;
+      throw new Error('declined');
+    },
+    { store: new InMemoryStore(), name: 'charge', isFinalError, logger: { warn: (line) => void warned.push(line) } },
+  );
+  await expect(charge('p-1')).rejects.toThrow('declined');
+  // Released, as the documented default: the retry runs again, and gets the handler's own error.
+  await expect(charge('p-1')).rejects.toThrow('declined');
+  return { runs, warned: warned.map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
 test('an async isFinalError counts as "not final": the record is released, a warning says why, and its rejection is not left unhandled', async () => {
   await withoutUnhandledRejections(async () => {
     for (const isFinalError of [async () => true, async () => Promise.reject(new Error('lookup failed'))]) {
-      const store = new InMemoryStore();
-      const warned: string[] = [];
-      let runs = 0;
-      const charge = makeIdempotent(
-        async (_id: string) => {
-          runs += 1;
-          throw new Error('declined');
-        },
-        { store, name: 'charge', isFinalError: isFinalError as never, logger: { warn: (line) => void warned.push(line) } },
-      );
-      await expect(charge('p-1')).rejects.toThrow('declined');
-      // Released, as the documented default: the retry runs again, and gets the handler's own error.
-      await expect(charge('p-1')).rejects.toThrow('declined');
+      const { runs, warned } = await declinedTwice(isFinalError as never);
       expect(runs).toBe(2);
-      expect(warned.map((line) => JSON.parse(line).message)).toContain(
+      expect(warned.map((line) => line.message)).toContain(
         'lambda-idempotency: `isFinalError` returned a promise: it must return true or false, synchronously; the error was taken as not final',
       );
     }
   });
+});
+
+test('an isFinalError that throws counts as "not final": the record is released, and a warning names its error by type, never by its message', async () => {
+  // A field read on an error that has none: a TypeError for every error without `response`.
+  const { runs, warned } = await declinedTwice((error) => (error as { response: { status: number } }).response.status < 500);
+  expect(runs).toBe(2);
+  const line = {
+    level: 'WARN',
+    message: 'lambda-idempotency: `isFinalError` threw: it must return true or false; the error was taken as not final',
+    error: 'TypeError',
+  };
+  expect(warned).toEqual([line, line]);
 });
 
 test.each([

@@ -647,14 +647,16 @@ describe('final errors', () => {
     expect(commandNames()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
   });
 
-  test('an isFinalError that throws counts as "not final": the record is released', async () => {
+  test('an isFinalError that throws counts as "not final": the record is released, with a warning', async () => {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(DeleteItemCommand).resolves({});
+    const warned: string[] = [];
     const { pay } = payFixture(
       {
         isFinalError: () => {
           throw new Error('classifier bug');
         },
+        logger: { warn: (line) => void warned.push(line) },
       },
       () => {
         throw new Error('handler failed');
@@ -662,6 +664,7 @@ describe('final errors', () => {
     );
     await expect(pay({ id: 'p1' })).rejects.toThrow('handler failed');
     expect(commandNames()).toEqual(['PutItemCommand', 'DeleteItemCommand']);
+    expect(warned).toHaveLength(1);
   });
 });
 
