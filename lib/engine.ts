@@ -1133,6 +1133,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
       if (typeof (final as PromiseLike<unknown> | null)?.then === 'function') {
         (final as PromiseLike<unknown>).then(undefined, () => undefined);
         logLine(this.#logger, 'warn', '`isFinalError` returned a promise: it must return true or false, synchronously; the error was taken as not final');
+      } else if (final && final !== true) {
+        // A truthy answer (a code, a status) reads as "final" to its author: say that only `true` is.
+        const got = typeof final === 'object' ? 'an object' : `a ${typeof final}`;
+        logLine(this.#logger, 'warn', `\`isFinalError\` returned ${got}: only true is final; the error was taken as not final`);
       }
       return final === true;
     } catch {

@@ -92,6 +92,24 @@ test('an isFinalError that throws counts as "not final": the record is released,
 });
 
 test.each([
+  ['a string (a field of the error)', (error: unknown) => (error as Error).message, 'a string'],
+  ['a number (a status)', () => 402, 'a number'],
+  ['an object', () => ({ final: true }), 'an object'],
+])('an isFinalError that returns %s counts as "not final", and a warning says that only true is final', async (_what, isFinalError, got) => {
+  const { runs, warned } = await declinedTwice(isFinalError as never);
+  expect(runs).toBe(2);
+  const line = { level: 'WARN', message: `lambda-idempotency: \`isFinalError\` returned ${got}: only true is final; the error was taken as not final` };
+  expect(warned).toEqual([line, line]);
+});
+
+test('an isFinalError that answers false or nothing (a branch that returns nothing) is warned of by no line', async () => {
+  for (const isFinalError of [() => false, () => undefined]) {
+    const { runs, warned } = await declinedTwice(isFinalError as never);
+    expect([runs, warned]).toEqual([2, []]);
+  }
+});
+
+test.each([
   ['a promise (an async isFinalResponse)', async () => true],
   ['undefined (a branch that returns nothing)', () => undefined],
   ['a number', () => 1],
