@@ -31,7 +31,7 @@ import {
   namedByArn,
   queuesFeeding,
 } from './checks.js';
-import { IdempotencyMonitoring, type IdempotencyMonitoringProps, watchedName } from './monitoring.js';
+import { IdempotencyMonitoring, type IdempotencyMonitoringProps, isLambdaFunction, watchedName } from './monitoring.js';
 import { tablePropsFromSchema } from './schema.js';
 
 /**
@@ -584,7 +584,7 @@ export abstract class IdempotencyTableBase extends Construct {
       if (stack !== here && !nestedIn(stack, here) && Token.isUnresolved(tableVariable) && !readers.has(stack)) readers.set(stack, fn);
     }
     for (const listed of functions) {
-      if (typeof listed !== 'object' || listed === null || !Token.isUnresolved(watchedName(listed))) continue;
+      if (!isLambdaFunction(listed) || !Token.isUnresolved(watchedName(listed))) continue;
       const target = (listed as { readonly lambda?: IFunction }).lambda ?? listed;
       if (typeof (target as Partial<LambdaFunction>).addEnvironment !== 'function') continue;
       const fn = functionOf(target as LambdaFunction);

@@ -302,6 +302,12 @@ export class IdempotencyMonitoring extends Construct {
   }
 }
 
+/** A Lambda function construct: a function, an alias or a version, of the app or imported. @internal */
+export const isLambdaFunction = (value: unknown): value is IFunction =>
+  Construct.isConstruct(value) &&
+  typeof (value as Partial<IFunction>).functionName === 'string' &&
+  typeof (value as Partial<IFunction>).functionArn === 'string';
+
 /**
  * The function of an alias or a version: its records, and so its metrics, are named after the
  * function (`context.functionName` has no qualifier), never `name:alias`.
@@ -399,6 +405,15 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   const functions = props?.functions;
   if (!Array.isArray(functions) || functions.length === 0) {
     throw new TypeError('IdempotencyTable.addMonitoring: `functions` must list at least one function or record namespace.');
+  }
+  // From JavaScript, or an optional prop left unset: refused here, not by a read deep in the checks below.
+  const odd = functions.findIndex((fn: unknown) => typeof fn !== 'string' && !isLambdaFunction(fn));
+  if (odd !== -1) {
+    const entry: unknown = functions[odd];
+    const got = typeof entry === 'object' && entry !== null ? 'an object that is no Lambda function construct' : String(entry);
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: \`functions\` must list Lambda functions (a function, an alias or a version) or record namespaces (strings); its entry ${odd} is ${got}.`,
+    );
   }
   // CloudWatch refuses a larger dashboard only when the stack deploys.
   const widgets = dashboardSize(functions.length);

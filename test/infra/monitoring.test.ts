@@ -308,6 +308,26 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   expect(() => table.addMonitoring({ functions: ['other'] })).toThrow('already has its monitoring');
 });
 
+test('an entry of `functions` that is neither a Lambda function nor a record namespace is refused with a sentence, not a TypeError from deep inside', () => {
+  const stack = new Stack(new App(), 'Entries');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  // An optional prop left unset, a wrong value from JavaScript, a construct that is no function.
+  for (const [entry, got] of [
+    [undefined, 'undefined'],
+    [null, 'null'],
+    [42, '42'],
+    [{}, 'an object that is no Lambda function construct'],
+    [new Queue(stack, 'Queue'), 'an object that is no Lambda function construct'],
+  ] as const) {
+    expect(() => table.addMonitoring({ functions: ['api', entry as never] })).toThrow(
+      new TypeError(
+        `IdempotencyTable.addMonitoring: \`functions\` must list Lambda functions (a function, an alias or a version) or record namespaces (strings); its entry 1 is ${got}.`,
+      ),
+    );
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+});
+
 test('a dashboard CloudWatch would refuse for its size is refused at synth: alarm status widgets of at most 100 alarms each, 500 widgets in all', () => {
   const names = (count: number) => Array.from({ length: count }, (_, i) => `function-${i}`);
   const alarmWidgets = (template: Template) => dashboardWidgets(template).filter((widget) => widget.type === 'alarm');
