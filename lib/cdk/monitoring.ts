@@ -396,10 +396,17 @@ function checkProps(props: IdempotencyMonitoringProps): void {
   // Every option is named, so that a misspelt one (`namespace`) does not leave alarms on metrics that never come.
   checkOptions('IdempotencyTable.addMonitoring', props, {
     functions: anyValue,
-    alarmTopic: anyValue,
+    alarmTopic: (value) =>
+      Construct.isConstruct(value) && typeof (value as Partial<ITopic>).topicArn === 'string'
+        ? undefined
+        : 'must be an SNS topic construct (a Topic, or one imported with Topic.fromTopicArn), not its ARN',
     metricNamespace: anyValue,
-    dashboardName: anyValue,
-    period: anyValue,
+    dashboardName: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
+    // Read by its methods, not `instanceof`: an app may load another copy of aws-cdk-lib than this library.
+    period: (value) =>
+      typeof (value as Partial<Duration> | null)?.toSeconds === 'function' && typeof (value as Partial<Duration>).isUnresolved === 'function'
+        ? undefined
+        : 'must be a Duration, such as Duration.minutes(5)',
     alarmThresholds: anyValue,
   } satisfies Record<keyof IdempotencyMonitoringProps, OptionCheck>);
   const functions = props?.functions;

@@ -328,6 +328,26 @@ test('an entry of `functions` that is neither a Lambda function nor a record nam
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
 });
 
+test('a period, an alarm topic or a dashboard name of the wrong type is refused with a sentence naming the prop, not a TypeError from deep inside', () => {
+  const stack = new Stack(new App(), 'Types');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const refused: Array<[Partial<IdempotencyMonitoringProps>, string]> = [
+    // Minutes or seconds as a number, from JavaScript.
+    [{ period: 5 as never }, '`period` must be a Duration, such as Duration.minutes(5)'],
+    [{ period: null as never }, '`period` must be a Duration, such as Duration.minutes(5)'],
+    // The topic's ARN instead of the topic.
+    [
+      { alarmTopic: 'arn:aws:sns:us-east-1:123456789012:alarms' as never },
+      '`alarmTopic` must be an SNS topic construct (a Topic, or one imported with Topic.fromTopicArn), not its ARN',
+    ],
+    [{ dashboardName: 42 as never }, '`dashboardName` must be a string'],
+  ];
+  for (const [props, message] of refused) {
+    expect(() => table.addMonitoring({ functions: ['api'], ...props })).toThrow(new TypeError(`IdempotencyTable.addMonitoring: ${message}.`));
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+});
+
 test('a dashboard CloudWatch would refuse for its size is refused at synth: alarm status widgets of at most 100 alarms each, 500 widgets in all', () => {
   const names = (count: number) => Array.from({ length: count }, (_, i) => `function-${i}`);
   const alarmWidgets = (template: Template) => dashboardWidgets(template).filter((widget) => widget.type === 'alarm');
