@@ -215,6 +215,12 @@ export class IdempotencyMonitoring extends Construct {
   public readonly alarms: readonly Alarm[];
 
   constructor(scope: Construct, id: string, table: ITable, props: IdempotencyMonitoringProps) {
+    // An IdempotencyTable is no ITable: its `table` is.
+    if (!Construct.isConstruct(table) || typeof (table as Partial<ITable>).tableArn !== 'string') {
+      throw new TypeError(
+        'IdempotencyMonitoring: `table` must be the DynamoDB table (an ITable): the `table` of an IdempotencyTable, or one imported with Table.fromTableArn.',
+      );
+    }
     checkProps(props);
     checkEnvironments(Stack.of(scope), props.functions);
     checkLogLevels(props.functions);

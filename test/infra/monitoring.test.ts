@@ -348,6 +348,21 @@ test('a period, an alarm topic or a dashboard name of the wrong type is refused 
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
 });
 
+test('new IdempotencyMonitoring given the IdempotencyTable construct instead of its table is refused with a sentence that names the table to give', () => {
+  const app = new App();
+  const idempotency = new IdempotencyTable(new Stack(app, 'Data'), 'Idempotency');
+  const stack = new Stack(app, 'Watch');
+  for (const table of [idempotency, undefined]) {
+    expect(() => new IdempotencyMonitoring(stack, 'Monitoring', table as never, { functions: ['api'] })).toThrow(
+      new TypeError(
+        'IdempotencyMonitoring: `table` must be the DynamoDB table (an ITable): the `table` of an IdempotencyTable, or one imported with Table.fromTableArn.',
+      ),
+    );
+  }
+  expect(stack.node.tryFindChild('Monitoring')).toBeUndefined();
+  expect(new IdempotencyMonitoring(stack, 'Monitoring', idempotency.table, { functions: ['api'] }).alarms).toHaveLength(3);
+});
+
 test('a dashboard CloudWatch would refuse for its size is refused at synth: alarm status widgets of at most 100 alarms each, 500 widgets in all', () => {
   const names = (count: number) => Array.from({ length: count }, (_, i) => `function-${i}`);
   const alarmWidgets = (template: Template) => dashboardWidgets(template).filter((widget) => widget.type === 'alarm');
