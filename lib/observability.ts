@@ -47,7 +47,8 @@ export interface IdempotencyEventDetail {
  *
  * @example
  * ```ts
- * const observability: IdempotencyListener = (event, { namespace }) => metrics.addMetric(event, namespace);
+ * // Powertools' Metrics: addMetric(name, unit, value); its own namespace and dimensions, not those addMonitoring watches.
+ * const observability: IdempotencyListener = (event) => metrics.addMetric(event, MetricUnit.Count, 1);
  * ```
  */
 export type IdempotencyListener = (event: IdempotencyEvent, detail: IdempotencyEventDetail) => void;
