@@ -467,6 +467,14 @@ function checkProps(props: IdempotencyMonitoringProps): void {
       : `the record namespace ${JSON.stringify(twice)}`;
     throw new TypeError(`IdempotencyTable.addMonitoring: ${what} is listed twice.`);
   }
+  // A function's records are named after it: its name and a string, or two functions of one name, are one namespace.
+  const literals = functions.map((fn) => (typeof fn === 'string' ? fn : watchedName(fn))).filter((name) => !Token.isUnresolved(name));
+  const same = literals.find((name, i) => literals.indexOf(name) !== i);
+  if (same !== undefined) {
+    throw new TypeError(
+      `IdempotencyTable.addMonitoring: the record namespace ${JSON.stringify(same)} is listed twice, as a string or as the name of a function: its alarms would fire twice.`,
+    );
+  }
   const { metricNamespace, period } = props;
   if (metricNamespace !== undefined && !Token.isUnresolved(metricNamespace) && !isMetricNamespace(metricNamespace)) {
     throw new TypeError(

@@ -46,6 +46,9 @@ function monitored(props: Omit<IdempotencyMonitoringProps, 'functions'> & { with
   return { stack, table, handler, topic, monitoring, template: Template.fromStack(stack) };
 }
 
+/** The props of a function whose code does nothing. */
+const inlineCode = { runtime: Runtime.NODEJS_22_X, handler: 'index.handler', code: Code.fromInline('export const handler = () => {}') };
+
 /** What the library writes for `event` with metrics on: its namespace, metric name and dimension. */
 function emitted(event: IdempotencyEvent, namespace: string, metricNamespace?: string) {
   const lines: string[] = [];
@@ -361,6 +364,25 @@ test('new IdempotencyMonitoring given the IdempotencyTable construct instead of 
   }
   expect(stack.node.tryFindChild('Monitoring')).toBeUndefined();
   expect(new IdempotencyMonitoring(stack, 'Monitoring', idempotency.table, { functions: ['api'] }).alarms).toHaveLength(3);
+});
+
+test('a record namespace listed as a string and as the name of a function, or two functions of one name, is refused: each alarm would fire, and notify, twice', () => {
+  const stack = new Stack(new App(), 'Named');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  const payments = new LambdaFunction(stack, 'Payments', { ...inlineCode, functionName: 'payments' });
+  const imported = LambdaFunction.fromFunctionName(stack, 'Imported', 'refunds');
+  const message = (name: string) =>
+    new TypeError(
+      `IdempotencyTable.addMonitoring: the record namespace "${name}" is listed twice, as a string or as the name of a function: its alarms would fire twice.`,
+    );
+  expect(() => table.addMonitoring({ functions: [payments, 'payments'] })).toThrow(message('payments'));
+  expect(() => table.addMonitoring({ functions: ['payments', payments.currentVersion] })).toThrow(message('payments'));
+  expect(() =>
+    table.addMonitoring({ functions: [LambdaFunction.fromFunctionArn(stack, 'Again', 'arn:aws:lambda:us-east-1:123456789012:function:payments'), payments] }),
+  ).toThrow(message('payments'));
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+  // A function imported by name alone is watched under a name read from its ARN at deploy: not judged.
+  expect(table.addMonitoring({ functions: [payments, imported, 'refunds'] }).alarms).toHaveLength(9);
 });
 
 test('a dashboard CloudWatch would refuse for its size is refused at synth: alarm status widgets of at most 100 alarms each, 500 widgets in all', () => {
