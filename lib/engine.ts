@@ -598,7 +598,9 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     // The lease ends at the Lambda deadline, also one already past (a duplicate that took over its
     // in-process leader late): `leaseSeconds` is for calls that know no deadline.
     const remaining = deadline === undefined ? undefined : deadline.at - now;
-    const leaseMillis = durable ? this.#durableLeaseMillis() : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
+    // A durable lease never ends before the invocation that writes it: a `durableLeaseSeconds`
+    // shorter than its time left would let another execution with the key run beside its steps.
+    const leaseMillis = durable ? Math.max(this.#durableLeaseMillis(), remaining ?? 0) : (remaining ?? (this.#options.leaseSeconds ?? 60) * 1000);
     // An atomic call writes nothing until it ends: its lease only bounds how long in-process duplicates wait for it.
     if (this.#options.atomic)
       return {

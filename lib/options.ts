@@ -137,6 +137,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * Lease of a durable execution's record, whole seconds, 1 or more: the execution holds its key
    * across suspensions and replays for this long, and the outcome of a call it completes is kept at
    * least as long from the call's claim (the execution's body makes the call again on every replay).
+   * Never shorter than the time left in the invocation that claims the record (its Lambda deadline).
    * @default the retention
    */
   readonly durableLeaseSeconds?: number | undefined;

@@ -12,7 +12,7 @@ import { type DurableContext, type DurableLambdaHandler, withDurableExecution } 
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import type { CompleteRequest, IdempotencyStore } from '../../lib/index.js';
 import { makeIdempotent, transaction } from '../../lib/index.js';
-import { executionError, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
+import { executionError, runExecution, runnerWait, useDurableRunner, withTimeLeft } from '../support/durable.js';
 import { readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'durable-bound' });
@@ -28,10 +28,7 @@ interface Order {
 const never = (): Promise<never> => new Promise<never>(() => undefined);
 
 /** Each invocation reads 1.2 s left (a Lambda near its deadline): a request unanswered by then is given up on at the bound. */
-const nearDeadline =
-  (handler: DurableLambdaHandler): DurableLambdaHandler =>
-  (event, context) =>
-    handler(event, { ...context, getRemainingTimeInMillis: () => 1_200 });
+const nearDeadline = (handler: DurableLambdaHandler): DurableLambdaHandler => withTimeLeft(handler, 1_200);
 
 const recordOf = async (name: string, orderId: string) => (await readItem(client, tableName, recordId(name, orderId)))?.status?.S;
 

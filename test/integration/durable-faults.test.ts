@@ -18,7 +18,11 @@ import {
   makeIdempotent,
   transaction,
 } from '../../lib/index.js';
-import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner } from '../support/durable.js';
+import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, useDurableRunner, withTimeLeft } from '../support/durable.js';
+
+/** Invocations of 30 s, shorter than the durable leases of these tests (no lease ends before its invocation). */
+const INVOCATION_MILLIS = 30_000;
+
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { aesKey, keyring } from '../support/keyring.js';
@@ -219,16 +223,19 @@ test('a claim whose first response is lost is retried by the SDK and meets its o
 // The SDK fails such an execution without settling the handler's promise, so no wrapper can end the call.
 test('an execution the SDK fails itself (a parent context used inside a child context) holds its key until its durable lease ends; then the key runs again', async () => {
   const runs: string[] = [];
-  const handler = withDurableExecution(
-    makeIdempotent(
-      async (order: Order, ctx: DurableContext) => {
-        runs.push(order.run);
-        // The wrong context on purpose when the run says so: the SDK fails the execution.
-        if (order.run === 'first') return ctx.runInChildContext('child', async () => ctx.step('wrong-context', async () => order.run));
-        return ctx.step('charge', async () => order.run);
-      },
-      { store, name: 'sdk-fault', key: (order) => order.orderId, durableLeaseSeconds: 60 },
+  const handler = withTimeLeft(
+    withDurableExecution(
+      makeIdempotent(
+        async (order: Order, ctx: DurableContext) => {
+          runs.push(order.run);
+          // The wrong context on purpose when the run says so: the SDK fails the execution.
+          if (order.run === 'first') return ctx.runInChildContext('child', async () => ctx.step('wrong-context', async () => order.run));
+          return ctx.step('charge', async () => order.run);
+        },
+        { store, name: 'sdk-fault', key: (order) => order.orderId, durableLeaseSeconds: 60 },
+      ),
     ),
+    INVOCATION_MILLIS,
   );
   const orderId = randomUUID();
   const failed = await runExecution(handler, { orderId, run: 'first' });
@@ -266,14 +273,17 @@ describe('a completion that fails on every attempt', () => {
 
   test('wrapping the durable handler: the execution returns its result; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again', async () => {
     const steps: string[] = [];
-    const handler = withDurableExecution(
-      makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
-        store,
-        name: 'failed-completion',
-        key: (order) => order.orderId,
-        durableLeaseSeconds: 600,
-        logger,
-      }),
+    const handler = withTimeLeft(
+      withDurableExecution(
+        makeIdempotent(async (order: Order, ctx: DurableContext) => ctx.step('charge', async () => (steps.push(`${order.run}:charge`), order.run)), {
+          store,
+          name: 'failed-completion',
+          key: (order) => order.orderId,
+          durableLeaseSeconds: 600,
+          logger,
+        }),
+      ),
+      INVOCATION_MILLIS,
     );
     const orderId = randomUUID();
     failCompletion();
@@ -308,21 +318,24 @@ describe('a completion that fails on every attempt', () => {
 
   test("middy durable mode, a final error (isFinalError): the execution fails with the handler's own error, as a success returns its result; its key stays INPROGRESS for the durable lease, then runs again", async () => {
     const steps: string[] = [];
-    const handler = middy<Order, string, Error, DurableContext>(middyDurableMode)
-      .use(
-        idempotency<Order, string>({
-          store,
-          name: 'failed-final-error-completion',
-          key: (order) => order.orderId,
-          durableLeaseSeconds: 600,
-          isFinalError: (error) => (error as Error).name === 'CardDeclined',
-          logger,
-        }),
-      )
-      .handler(async (order, ctx) => {
-        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
-        throw Object.assign(new Error(`declined (${order.run})`), { name: 'CardDeclined' });
-      }) as unknown as Parameters<typeof runExecution>[0];
+    const handler = withTimeLeft(
+      middy<Order, string, Error, DurableContext>(middyDurableMode)
+        .use(
+          idempotency<Order, string>({
+            store,
+            name: 'failed-final-error-completion',
+            key: (order) => order.orderId,
+            durableLeaseSeconds: 600,
+            isFinalError: (error) => (error as Error).name === 'CardDeclined',
+            logger,
+          }),
+        )
+        .handler(async (order, ctx) => {
+          await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+          throw Object.assign(new Error(`declined (${order.run})`), { name: 'CardDeclined' });
+        }) as unknown as Parameters<typeof runExecution>[0],
+      INVOCATION_MILLIS,
+    );
     const orderId = randomUUID();
     failCompletion();
     const first = await runExecution(handler, { orderId, run: 'first' });
@@ -370,15 +383,24 @@ describe('a completion that fails on every attempt', () => {
 test("a release the store refuses (a missing grant): the execution fails with the handler's own error; its key stays INPROGRESS for the durable lease (duplicates get IN_PROGRESS, retry after it), then runs again", async () => {
   const steps: string[] = [];
   const warnings: string[] = [];
-  const handler = withDurableExecution(
-    makeIdempotent(
-      async (order: Order, ctx: DurableContext) => {
-        await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
-        if (order.run === 'first') throw new Error('declined');
-        return order.run;
-      },
-      { store, name: 'failed-release', key: (order) => order.orderId, durableLeaseSeconds: 600, logger: { warn: (line: string) => void warnings.push(line) } },
+  const handler = withTimeLeft(
+    withDurableExecution(
+      makeIdempotent(
+        async (order: Order, ctx: DurableContext) => {
+          await ctx.step('charge', async () => void steps.push(`${order.run}:charge`));
+          if (order.run === 'first') throw new Error('declined');
+          return order.run;
+        },
+        {
+          store,
+          name: 'failed-release',
+          key: (order) => order.orderId,
+          durableLeaseSeconds: 600,
+          logger: { warn: (line: string) => void warnings.push(line) },
+        },
+      ),
     ),
+    INVOCATION_MILLIS,
   );
   const orderId = randomUUID();
   // Refused: a throttle would be sent again until DynamoDB takes it.

@@ -320,14 +320,15 @@ describe('the records of an SQS batch in a durable handler, one of which suspend
         const held = await readItem(client, tableName, recordId(name, shipment.orderId));
         leases.push(Math.round((Number(held!.leaseUntil!.N) - Date.now()) / 1000));
       },
-      { store, name, key: (shipment) => shipment.orderId, expiresAfterSeconds: 7_200, durableLeaseSeconds: 600 },
+      // Longer than the runner's 15-minute invocation: no lease ends before the invocation that writes it.
+      { store, name, key: (shipment) => shipment.orderId, expiresAfterSeconds: 7_200, durableLeaseSeconds: 1_800 },
     );
     const handler = withDurableExecution(batch as unknown as (event: SQSEvent, ctx: DurableContext) => Promise<unknown>);
     const execution = await runExecution(handler, batchOf([{ orderId: randomUUID() }]));
     expect(execution.getStatus()).toBe('SUCCEEDED');
     expect(leases).toHaveLength(1);
-    expect(leases[0]).toBeGreaterThan(590);
-    expect(leases[0]).toBeLessThanOrEqual(600);
+    expect(leases[0]).toBeGreaterThan(1_790);
+    expect(leases[0]).toBeLessThanOrEqual(1_800);
   });
 
   test('ctx.map over the records, each an idempotent call given its item’s context: each record is charged once, and a redelivery replays them', async () => {

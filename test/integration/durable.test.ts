@@ -13,7 +13,16 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DynamoDBStore, idempotency, makeIdempotent } from '../../lib/index.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
-import { advanceRunnerClock, executionError, middyDurableMode, runExecution, runnerWait, startExecution, useDurableRunner } from '../support/durable.js';
+import {
+  advanceRunnerClock,
+  executionError,
+  middyDurableMode,
+  runExecution,
+  runnerWait,
+  startExecution,
+  useDurableRunner,
+  withTimeLeft,
+} from '../support/durable.js';
 import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 import { gate } from '../support/gate.js';
 
@@ -589,10 +598,10 @@ test('a call given the durable context in the handler body, suspended after it p
   expect(charges).toEqual([orderId]);
 });
 
-/** An order execution suspended on its callback until a minute past its 60 s durable lease, and the steps its executions run. */
+/** An order execution (invocations of 30 s) suspended on its callback until a minute past its 60 s durable lease, and the steps its executions run. */
 async function suspendedPastLease() {
   const steps: string[] = [];
-  const handler = withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 }));
+  const handler = withTimeLeft(withDurableExecution(makeIdempotent(orderBody(steps), { ...options, durableLeaseSeconds: 60 })), 30_000);
   const orderId = randomUUID();
   const first = startExecution<Receipt>(handler, order(orderId, 'first', 'callback'), CALLBACK);
   await first.suspended();
@@ -621,6 +630,40 @@ test('an execution suspended past its durable lease, while another execution wit
   await second.resume('approved');
   expect((await second.result).getStatus()).toBe('SUCCEEDED');
   expect(steps).toEqual(['first:reserve', 'second:reserve', 'second:charge']);
+});
+
+// A durable lease shorter than the invocation that writes it would end while that invocation still
+// runs its steps: another execution with the key would take the record over and run them beside it.
+test('a durableLeaseSeconds shorter than the invocation: the lease lasts until the invocation’s deadline, so another execution with the key meanwhile gets IN_PROGRESS and charges nothing', async () => {
+  const charges: string[] = [];
+  const charging = gate<void>();
+  const charged = gate<void>();
+  let lateBy = 0;
+  const handler = withDurableExecution(
+    makeIdempotent(
+      async (order: { orderId: string; run: string }, ctx: DurableContext) =>
+        ctx.step('charge', async () => {
+          charges.push(order.run);
+          if (order.run === 'first') {
+            charging.open();
+            await charged.promise;
+          }
+          return `charged by ${order.run}`;
+        }),
+      // The clock moves past the 1 s lease while the first invocation still runs its step.
+      { store, name: `short-lease-${randomUUID()}`, key: (order) => order.orderId, durableLeaseSeconds: 1, now: () => Date.now() + lateBy },
+    ),
+  );
+  const orderId = randomUUID();
+  const first = startExecution<string>(handler, { orderId, run: 'first' });
+  await charging.promise;
+  lateBy = 5_000;
+  const duplicate = await runExecution(handler, { orderId, run: 'duplicate' });
+  charged.open();
+  const done = await first.result;
+  expect(executionError(duplicate)).toMatchObject(IN_PROGRESS_REJECTION);
+  expect(done.getResult()).toBe('charged by first');
+  expect(charges).toEqual(['first']);
 });
 
 describe('two concurrent calls with one key inside one execution, each given a durable context', () => {

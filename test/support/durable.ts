@@ -113,6 +113,16 @@ export function startExecution<TResult = unknown>(handler: DurableLambdaHandler,
   };
 }
 
+/**
+ * `handler` with every invocation reading `millis` left, as a function with a shorter timeout than
+ * the runner's 15 minutes (or one near its deadline). A durable lease never ends before the
+ * invocation that writes it: a test of a lease shorter than 15 minutes needs shorter invocations.
+ */
+export const withTimeLeft =
+  (handler: DurableLambdaHandler, millis: number): DurableLambdaHandler =>
+  (event, context) =>
+    handler(event, { ...context, getRemainingTimeInMillis: () => millis });
+
 /** Runs a durable execution of `handler` with `payload` to its end. */
 export function runExecution<TResult = unknown>(handler: DurableLambdaHandler, payload: unknown): Promise<TestResult<TResult>> {
   return startExecution<TResult>(handler, payload).result;
