@@ -38,6 +38,12 @@ const T0 = 1_700_000_000_000;
 const LEASE_MS = 10_000;
 let seq = 0;
 
+/** Moves `clock` past this attempt's lease, and has another attempt take the record `key` over there. */
+async function takeOverAfterLease(key: string, clock: { t: number }): Promise<void> {
+  clock.t = T0 + LEASE_MS + 1;
+  await other.claim({ key, owner: 'takeover', now: clock.t, leaseUntil: clock.t + LEASE_MS, expiresAt: Math.floor(clock.t / 1000) + 3600 });
+}
+
 describe.each([
   ['DynamoDBStore', full],
   ['the lean DynamoDBStore', lean],
@@ -68,8 +74,7 @@ describe.each([
     const once = makeIdempotent(
       async (_key: string) => {
         // This attempt outlives its lease, and another takes the record over.
-        clock.t = T0 + LEASE_MS + 1;
-        await other.claim({ key, owner: 'takeover', now: clock.t, leaseUntil: clock.t + LEASE_MS, expiresAt: Math.floor(clock.t / 1000) + 3600 });
+        await takeOverAfterLease(key, clock);
         return 'ran';
       },
       { store, name, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, singleFlight: false, logger: { warn: () => {} } },
@@ -87,8 +92,7 @@ test("a transaction() commit refused because another attempt took the record ove
   const charge = makeIdempotent(
     async (id: string) => {
       transaction().put({ TableName: bizTable, Item: { id, paid: true } });
-      clock.t = T0 + LEASE_MS + 1;
-      await other.claim({ key, owner: 'takeover', now: clock.t, leaseUntil: clock.t + LEASE_MS, expiresAt: Math.floor(clock.t / 1000) + 3600 });
+      await takeOverAfterLease(key, clock);
       return 'ran';
     },
     { store: full, name, transactions: true, now: () => clock.t, leaseSeconds: LEASE_MS / 1000, singleFlight: false },
