@@ -724,8 +724,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // Not while its lease lasted (its last millisecond included, as stores judge it): no attempt could take
         // the record over then, so another's record was claimed once this one's was gone (a release the SDK
         // sent again after its answer was lost, which met the next claim; a `forget`). A `record: null` is none, as `undefined` is.
-        const outlived = call.leaseUntil === undefined || sentAt > call.leaseUntil;
-        if (outlived && released?.released === false && released.record && released.record.owner !== call.owner) {
+        if (this.#outlived(call, sentAt) && released?.released === false && released.record && released.record.owner !== call.owner) {
           this.#emit('superseded', call.key);
         }
       }
@@ -983,9 +982,12 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
     return [{ kind: 'error', error, replayed: false }, undefined];
   }
 
-  /** Whether the call's lease has ended by this engine's clock (its last millisecond is still its own, as stores judge it). */
-  #outlived(call: Call): boolean {
-    return call.leaseUntil !== undefined && this.now() > call.leaseUntil;
+  /**
+   * Whether the call's lease had ended at `at` (now, by this engine's clock; its last millisecond is
+   * still its own, as stores judge it). A claimed call always has a lease.
+   */
+  #outlived(call: Call, at = this.now()): boolean {
+    return call.leaseUntil !== undefined && at > call.leaseUntil;
   }
 
   /** A call of this engine; with a deadline, the time left until it by this engine's clock, for the calls nested in it. */
