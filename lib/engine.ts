@@ -861,7 +861,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // call's claim, never applied and never will, but the key is not free, as it is after a
         // release: the caller meets the holder, as a refused completion does (one event: Superseded).
         // A `record: null` is none, as `undefined` is.
-        if (record) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written');
+        if (record) return this.#superseded(call, record, 'its transaction failed without an answer; nothing of this call was written', error);
         // The function ran and the store failed its completion, for the BookkeepingFailures alarm;
         // once per call: a release that failed too has reported it.
         if (released !== undefined || error instanceof DeadlineTimeout) this.#emit('bookkeepingFailure', key);
@@ -956,13 +956,13 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
 
   /**
    * The end of a call whose record another attempt took over after its lease: `SUPERSEDED`, with the
-   * record when known. A commit that finds no record at all within its lease met one deleted while
+   * record when known, and `cause`, the failure of a commit that got no answer, when one led here. A commit that finds no record at all within its lease met one deleted while
    * the call ran (`forgetRecord` deletes a live attempt's): no attempt took it over, and the message
    * says so; past its lease, as a rule, another attempt took it over, ran, and released it. One
    * that finds another attempt's record while its own lease has not ended (its last millisecond
    * included, as stores judge it) met a record claimed after such a deletion: no takeover either.
    */
-  #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string): [Outcome, undefined] {
+  #superseded(call: Call, record: IdempotencyRecord | undefined, detail: string, cause?: unknown): [Outcome, undefined] {
     const outlived = this.#outlived(call);
     // No record within the lease: no attempt took it over, and the function ran without one, as a
     // completion without writes that finds none (the BookkeepingFailures alarm, not Superseded's "ran twice").
@@ -978,6 +978,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
           : 'This attempt outlived its lease and its record was taken over by another attempt';
     const error = new IdempotencyError('SUPERSEDED', `${what}; ${detail}.`, {
       ...(record === undefined ? {} : { record }),
+      cause,
     });
     return [{ kind: 'error', error, replayed: false }, undefined];
   }

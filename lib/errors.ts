@@ -27,7 +27,8 @@ import type { IdempotencyRecord } from './store.js';
  * - `SUPERSEDED`: this attempt's lease expired and another attempt took the record over; nothing was overwritten.
  *   `record` is the other attempt's, when the store returned it. Also the end of a `transaction()` commit that
  *   failed without an answer when its release finds the record taken over: the commit, fenced on this
- *   attempt's claim, never applied (nothing of the call was written), but the key is the other attempt's.
+ *   attempt's claim, never applied (nothing of the call was written), but the key is the other attempt's;
+ *   its `cause` is the commit's failure, as a `COMMIT_FAILED`'s is.
  *   Also, without `record`, a `transaction()` commit that finds no record: it was deleted while the call ran
  *   (`forgetRecord` deletes a live attempt's) or, past this attempt's lease, as a rule taken over and released
  *   by another attempt (the message says which), so none of its writes was committed and the next call runs again.

@@ -5,7 +5,7 @@
  * The faults are injected between the SDK and DynamoDB Local: the commit never reaches it, and the
  * release is held while the takeover is written.
  */
-import { DynamoDBStore, makeIdempotent, transaction } from '../../lib/index.js';
+import { DynamoDBStore, describeStoreFailure, makeIdempotent, transaction } from '../../lib/index.js';
 import { endpoint, readItem, recordId, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
 import { faultyClient } from '../support/faults.js';
 import { gate } from '../support/gate.js';
@@ -62,6 +62,8 @@ test('a commit without an answer whose release finds the record taken over: SUPE
     status: 'INPROGRESS',
   });
   expect(error.message).toMatch(/nothing of this call was written/);
+  // The commit's own failure stays the cause, as a COMMIT_FAILED's does: it says why the commit got no answer.
+  expect(describeStoreFailure(error.cause)).toBe('ECONNRESET');
   expect(await readItem(admin, bizTable, 'c1')).toBeUndefined();
   expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'takeover' } });
 });
