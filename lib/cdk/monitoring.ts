@@ -75,7 +75,7 @@ export interface IdempotencyMonitoringProps {
   readonly dashboardName?: string;
   /**
    * Period of the graphs and of the alarms' sums: a whole number of minutes (the metrics' resolution),
-   * at most 7 days (the longest time CloudWatch evaluates an alarm over).
+   * from 1 minute to 7 days (the longest time CloudWatch evaluates an alarm over).
    * @default Duration.minutes(5)
    */
   readonly period?: Duration;
@@ -488,7 +488,10 @@ function checkProps(props: IdempotencyMonitoringProps): void {
       `IdempotencyTable.addMonitoring: \`period\` must be a whole number of minutes: the metrics have a resolution of one minute (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
   }
-  // Each alarm is evaluated over one period; CloudWatch refuses one over more than 7 days only when the stack deploys.
+  // Each alarm is evaluated over one period; CloudWatch refuses one over no time, or over more than 7 days, only when the stack deploys.
+  if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) === 0) {
+    throw new TypeError('IdempotencyTable.addMonitoring: `period` must be 1 minute or more: CloudWatch refuses an alarm evaluated over no time (got 0 s).');
+  }
   if (period !== undefined && !period.isUnresolved() && period.toSeconds({ integral: false }) > MAX_ALARM_SECONDS) {
     throw new TypeError(
       `IdempotencyTable.addMonitoring: \`period\` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,

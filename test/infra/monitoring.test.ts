@@ -351,6 +351,17 @@ test('a period, an alarm topic or a dashboard name of the wrong type is refused 
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
 });
 
+test('a period of no time is refused at synth: CloudFormation refuses an alarm evaluated over 0 seconds only when the stack deploys', () => {
+  const stack = new Stack(new App(), 'NoPeriod');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  for (const period of [Duration.minutes(0), Duration.seconds(0)]) {
+    expect(() => table.addMonitoring({ functions: ['api'], period })).toThrow(
+      new TypeError('IdempotencyTable.addMonitoring: `period` must be 1 minute or more: CloudWatch refuses an alarm evaluated over no time (got 0 s).'),
+    );
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+});
+
 test('new IdempotencyMonitoring given the IdempotencyTable construct instead of its table is refused with a sentence that names the table to give', () => {
   const app = new App();
   const idempotency = new IdempotencyTable(new Stack(app, 'Data'), 'Idempotency');
