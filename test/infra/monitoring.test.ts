@@ -351,6 +351,22 @@ test('a period, an alarm topic or a dashboard name of the wrong type is refused 
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
 });
 
+test('a dashboard name CloudWatch refuses is refused with a sentence naming the prop, before anything is created', () => {
+  const stack = new Stack(new App(), 'DashboardNames');
+  const table = new IdempotencyTable(stack, 'Idempotency');
+  // Empty or too long, CloudFormation refuses it only at deploy; a space, the CDK refuses with the monitoring half built.
+  for (const dashboardName of ['', 'payments dashboard', 'payments.api', 'a'.repeat(256)]) {
+    expect(() => table.addMonitoring({ functions: ['api'], dashboardName })).toThrow(
+      new TypeError(
+        `IdempotencyTable.addMonitoring: \`dashboardName\` must be 1 to 255 letters, digits, '-' or '_', as CloudWatch takes it (got ${JSON.stringify(dashboardName)}).`,
+      ),
+    );
+  }
+  expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+  table.addMonitoring({ functions: ['api'], dashboardName: `Payments_${'a'.repeat(246)}` });
+  expect(table.node.tryFindChild('Monitoring')).toBeDefined();
+});
+
 test('a period of no time is refused at synth: CloudFormation refuses an alarm evaluated over 0 seconds only when the stack deploys', () => {
   const stack = new Stack(new App(), 'NoPeriod');
   const table = new IdempotencyTable(stack, 'Idempotency');
