@@ -1,5 +1,5 @@
 import { type AttributeValue, DeleteItemCommand, type DeleteItemCommandInput, GetItemCommand, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, sendWrite, WriteAttempts } from './dynamodb/dynamodb-store.js';
+import { isConditionFailure, DynamoDBStore as LeanDynamoDBStore, WriteAttempts } from './dynamodb/dynamodb-store.js';
 import type { AttributeNames, DynamoDBStoreOptions } from './dynamodb-store-options.js';
 import { recordActionInvalid, refusedForSize, sendTransaction } from './dynamodb-transaction.js';
 import { type ResponseEncryption, withEncryptionModule } from './encryption.js';
@@ -127,37 +127,19 @@ export class DynamoDBStore extends LeanDynamoDBStore {
 
   /**
    * The record of `key` with its outcome decoded (and decrypted), for `atomic: true`: an atomic call
-   * whose function failed replays the record a duplicate's commit would have met. One `DeleteItem`
-   * whose condition never holds, so it deletes nothing and DynamoDB returns the item with the
-   * refusal: it sees the latest write, as a strongly consistent read does, and needs only the
-   * actions the record protocol is granted (no `GetItem`). Throws for an item that is not a record.
-   * Given `expiresAt`, a record without a retention gets it as the commit would give it (see
-   * `adoptRetention`; an `UpdateItem`), and is read again, once, should it change meanwhile.
+   * whose function failed replays the record a duplicate's commit would have met. Read as a refused
+   * write's record is (see `refusingItem`): one `UpdateItem` that changes nothing, which sees the
+   * latest write, as a strongly consistent read does, and needs only the actions the record protocol
+   * is granted (no `GetItem`). Throws for an item that is not a record. Given `expiresAt`, a record
+   * without a retention gets it as the commit would give it (see `adoptRetention`; an `UpdateItem`),
+   * and is read again, once, should it change meanwhile.
    */
   async read(key: string, expiresAt?: number): Promise<IdempotencyRecord | undefined> {
-    let item = await this.currentItem(key);
+    let item = await this.refusingItem(key);
     if (item !== undefined && expiresAt !== undefined && item[this.attributes.expiration] === undefined) {
-      item = (await this.adoptRetention({ key, expiresAt }, item)) ?? (await this.currentItem(key));
+      item = (await this.adoptRetention({ key, expiresAt }, item)) ?? (await this.refusingItem(key));
     }
     return this.toRecord(item);
-  }
-
-  /** The item of `key` as DynamoDB holds it now, returned by a `DeleteItem` refused by a condition that never holds. */
-  private async currentItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
-    const command = new DeleteItemCommand({
-      TableName: this.tableName,
-      Key: { [this.attributes.key]: { S: key } },
-      ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#id)',
-      ExpressionAttributeNames: { '#id': this.attributes.key },
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-    });
-    try {
-      await sendWrite(() => this.client.send(command));
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      return error.Item;
-    }
-    throw new Error('DynamoDB accepted a delete whose condition never holds.');
   }
 
   /**

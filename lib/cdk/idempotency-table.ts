@@ -63,7 +63,8 @@ export const IDEMPOTENCY_EXPIRES_AFTER_SECONDS_ENV = 'IDEMPOTENCY_EXPIRES_AFTER_
 /**
  * The only item actions the record protocol performs: claim = PutItem, complete = UpdateItem,
  * release = DeleteItem. It never reads before it writes (a refused write returns the old item),
- * so no GetItem (atomic mode reads a record with a DeleteItem that deletes nothing), and never Scan or Query.
+ * so no GetItem (a refusal that comes back without the item, and atomic mode's read of a record, read it with an
+ * UpdateItem that changes nothing), and never Scan or Query.
  */
 const ITEM_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
 /** What DynamoDB needs of a caller to encrypt and decrypt items under a customer managed key. */

@@ -380,7 +380,9 @@ export class DynamoDBStore implements IdempotencyStore {
    * one of a deleted record would answer a call taken over as a success. Read by one `UpdateItem`
    * that changes nothing (no update expression), fenced on the item existing, which returns it
    * (`ReturnValues`, strongly consistent) with the actions the record protocol is granted (no
-   * `GetItem`). Should that come back without the item too, the store fails, naming why. @internal
+   * `GetItem`). Should that come back without the item too, the store fails, naming why. The main
+   * entry's store reads a record for atomic mode so too: one way to read the record, which no
+   * dropped `ReturnValuesOnConditionCheckFailure` hides. @internal
    */
   protected async refusingItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
     const read = new UpdateItemCommand({

@@ -111,7 +111,7 @@ test("atomic mode's read of the record after a failed run, meeting a transaction
   await store.claim({ key, owner: 'first', leaseUntil: T0 + 60_000, expiresAt: T0 / 1000 + 86_400, now: T0 });
   await store.complete({ key, owner: 'first', expiresAt: T0 / 1000 + 86_400, response: '"paid"' });
   faults.clear();
-  conflict(3, 'DeleteItem');
+  conflict(3, 'UpdateItem');
   expect(await store.read(key)).toMatchObject({ key, status: 'COMPLETED', owner: 'first', response: '"paid"' });
-  expect(faults.attempts.map((attempt) => attempt.operation)).toEqual(['DeleteItem', 'DeleteItem', 'DeleteItem', 'DeleteItem']);
+  expect(faults.attempts.map((attempt) => attempt.operation)).toEqual(['UpdateItem', 'UpdateItem', 'UpdateItem', 'UpdateItem']);
 });

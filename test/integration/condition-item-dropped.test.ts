@@ -102,11 +102,13 @@ test("a transaction() commit refused because another attempt took the record ove
   expect(await readItem(admin, bizTable, 't1')).toBeUndefined();
 });
 
-test("an atomic duplicate replays the first call's outcome; only the first call's writes are committed", async () => {
+test("an atomic duplicate replays the first call's outcome, also when its run fails on the first call's effect (read from the record); only the first call's writes are committed", async () => {
   let runs = 0;
   const charge = makeIdempotent(
     async (id: string) => {
       runs++;
+      // The third run meets the first call's effect: not final, so it commits nothing and reads the record.
+      if (runs > 2) throw new Error('already charged');
       transaction().put({ TableName: bizTable, Item: { id, run: runs } });
       return { run: runs };
     },
@@ -114,7 +116,8 @@ test("an atomic duplicate replays the first call's outcome; only the first call'
   );
   expect(await charge('a1')).toEqual({ run: 1 });
   expect(await charge('a1')).toEqual({ run: 1 });
-  expect(runs).toBe(2);
+  expect(await charge('a1')).toEqual({ run: 1 });
+  expect(runs).toBe(3);
   expect(await readItem(admin, bizTable, 'a1')).toMatchObject({ run: { N: '1' } });
 });
 

@@ -56,11 +56,10 @@ class Probe {
   /** The ClientRequestToken of each TransactWriteItems on the wire, SDK retries included. */
   readonly wireTokens: string[] = [];
   fault: Fault | undefined;
-  /** The next `DeleteItem` (a release, or an atomic call's read of its record) never reaches DynamoDB either. */
-  releaseLost = false;
+  /** The next `UpdateItem` (an atomic call's read of its record) never reaches DynamoDB either. */
+  readLost = false;
   /**
-   * Every `DeleteItem` is refused for a cause no resend changes (a missing grant): a release the SDK
-   * gave up on for a cause that passes (`releaseLost`) the store sends again.
+   * Every `DeleteItem` is refused for a cause no resend changes (a missing grant).
    */
   releaseRefused = false;
 
@@ -68,8 +67,8 @@ class Probe {
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         this.commands.push(context.commandName!);
-        if (context.commandName === 'DeleteItemCommand' && this.releaseLost) {
-          this.releaseLost = false;
+        if (context.commandName === 'UpdateItemCommand' && this.readLost) {
+          this.readLost = false;
           throw networkError();
         }
         if (context.commandName === 'DeleteItemCommand' && this.releaseRefused) {
@@ -1221,7 +1220,7 @@ describe('atomic: true (one round trip)', () => {
     expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
     // Not final: nothing to commit; one strongly consistent read finds the record, replayed as a commit would have.
     expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.events).toEqual(['miss', 'replay', 'replay']);
     expect(f.runs).toBe(3);
     expect(f.warnings).toEqual([]);
@@ -1246,7 +1245,7 @@ describe('atomic: true (one round trip)', () => {
     expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand']);
     // Not final: one read finds the same record.
     expect((await rejection(f.refund()({ id: 'r1' }))).code).toBe('RESPONSE_NOT_STORED');
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.runs).toBe(3);
   });
 
@@ -1255,7 +1254,7 @@ describe('atomic: true (one round trip)', () => {
     await f.setPayment('REFUNDED'); // by another path: no record of this key
     const error = await thrown(f.refund()({ id: 'r1' }));
     expect(error).toBeInstanceOf(NotRefundable);
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(await record(recordId(f.name, 'r1'))).toBeUndefined();
     expect(f.events).toEqual([]);
 
@@ -1264,7 +1263,7 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.refund()({ id: 'r2' })).toEqual({ refunded: 2 });
     f.clock.t = T0 + 86_401_000;
     expect(await thrown(f.refund()({ id: 'r2' }))).toBeInstanceOf(NotRefundable);
-    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand', 'DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['TransactWriteItemsCommand', 'UpdateItemCommand']);
     expect(f.events).toEqual(['miss']);
   });
 
@@ -1272,9 +1271,9 @@ describe('atomic: true (one round trip)', () => {
     const f = await refundFixture();
     expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
     f.probe.drain();
-    f.probe.releaseLost = true;
+    f.probe.readLost = true;
     expect(await thrown(f.refund()({ id: 'r1' }))).toBeInstanceOf(NotRefundable);
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.warnings.map((line) => JSON.parse(line))).toEqual([
       expect.objectContaining({
         level: 'WARN',
@@ -1309,7 +1308,7 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.refund()({ id: 'r1', amount: 1 })).toEqual({ refunded: 1 });
     f.probe.drain();
     expect(await rejection(f.refund()({ id: 'r1', amount: 2 }))).toMatchObject({ code: 'PAYLOAD_MISMATCH' });
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.events).toEqual(['miss', 'payloadMismatch']);
   });
 
@@ -1358,7 +1357,7 @@ describe('atomic: true (one round trip)', () => {
     held.open();
     expect(await Promise.all(calls)).toEqual([{ refunded: 1 }, { refunded: 1 }, { refunded: 1 }]);
     expect(f.runs).toBe(2);
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
   });
 
   test("middy and httpIdempotency: a duplicate whose run throws on the first call's effect gets the stored response (HTTP: Idempotent-Replayed)", async () => {
@@ -1368,7 +1367,7 @@ describe('atomic: true (one round trip)', () => {
     expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
     f.probe.drain();
     expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
 
     const http = await refundFixture();
     const api = middy(async () => ({ statusCode: 201, body: JSON.stringify(await http.body()) })).use(
@@ -1380,7 +1379,7 @@ describe('atomic: true (one round trip)', () => {
     http.probe.drain();
     const again = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string; headers?: Record<string, string> };
     expect([again.statusCode, again.body, again.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', 'true']);
-    expect(http.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(http.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(http.runs).toBe(2);
   });
 
@@ -1394,7 +1393,7 @@ describe('atomic: true (one round trip)', () => {
     expect(await handler({ id: 'm1' }, context)).toMatchObject({ refunded: 1 });
     f.probe.drain();
     expect((await rejection(handler({ id: 'm1' }, context))).code).toBe('RESPONSE_NOT_STORED');
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
 
     const http = await refundFixture();
     const blob = randomBytes(450 * 1024).toString('base64'); // larger than the item even compressed
@@ -1406,7 +1405,7 @@ describe('atomic: true (one round trip)', () => {
     http.probe.drain();
     const again = (await api(request as never, lambdaContext(http.name))) as { statusCode: number; body: string };
     expect([again.statusCode, JSON.parse(again.body).status]).toEqual([409, 409]);
-    expect(http.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(http.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(http.runs).toBe(2);
   });
 
@@ -1420,7 +1419,7 @@ describe('atomic: true (one round trip)', () => {
     expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
     f.probe.drain();
     expect(await handler({ id: 'm1' }, lambdaContext(functionName, LEASE_MS))).toEqual({ refunded: 1 });
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.runs).toBe(2);
     // Without a record to answer from, the middleware's answer to the handler's error.
     expect(await handler({ id: 'm2' }, lambdaContext(functionName, LEASE_MS))).toEqual({ statusCode: 500, body: 'refund failed' });
@@ -1443,11 +1442,11 @@ describe('atomic: true (one round trip)', () => {
     f.probe.drain();
     const again = (await api(request('h5'), lambdaContext(f.name))) as Answer;
     expect([again.statusCode, again.body, again.headers?.['Idempotent-Replayed']]).toEqual([201, '{"refunded":1}', 'true']);
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     // Another key meets no record: the handler's own 5xx, nothing written.
     const other = (await api(request('h6'), lambdaContext(f.name))) as Answer;
     expect([other.statusCode, other.body]).toEqual([500, 'not refundable']);
-    expect(f.probe.drain()).toEqual(['DeleteItemCommand']);
+    expect(f.probe.drain()).toEqual(['UpdateItemCommand']);
     expect(f.runs).toBe(3);
   });
 

@@ -621,19 +621,19 @@ describe('final errors', () => {
   });
 
   test('atomic: a transient error commits nothing and reads the record once, changing nothing; none found, the caller gets its error', async () => {
-    ddb.on(DeleteItemCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+    ddb.on(UpdateItemCommand).rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
     const { pay } = payFixture({ atomic: true, isFinalError: () => false }, () => {
       throw new Error('transient');
     });
     await expect(pay({ id: 'p1' })).rejects.toThrow('transient');
-    // A delete whose condition never holds: DynamoDB answers with the item (none here), and deletes nothing.
-    expect(commandNames()).toEqual(['DeleteItemCommand']);
-    expect(ddb.commandCalls(DeleteItemCommand)[0]!.args[0].input).toEqual({
+    // An update that changes nothing, fenced on the item existing: DynamoDB answers with the item (refused: none here), and writes nothing.
+    expect(commandNames()).toEqual(['UpdateItemCommand']);
+    expect(ddb.commandCalls(UpdateItemCommand)[0]!.args[0].input).toEqual({
       TableName: 'idem',
       Key: { id: { S: KEY } },
-      ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#id)',
+      ConditionExpression: 'attribute_exists(#id)',
       ExpressionAttributeNames: { '#id': 'id' },
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      ReturnValues: 'ALL_NEW',
     });
   });
 
