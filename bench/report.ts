@@ -319,8 +319,9 @@ function coldStartLines(results: Results): Line[] {
   const lines: Line[] = [
     `4. Bundle size and cold start: minimal middy handler, esbuild ${c.esbuild} (minified ESM, node20, @aws-sdk/* external); bare handler ${kb(c.bundle.bare.bytes)} KB.`,
     "   ours: idempotency from 'lambda-idempotency/middy' and DynamoDBStore from 'lambda-idempotency/dynamodb'; Powertools: its /middleware and /dynamodb.",
-    '   "every feature": one file with our middleware (transaction(), isFinalError, a key selector), atomic mode, httpIdempotency,',
-    '   idempotentBatch and makeIdempotent, on a store with encryption, all with observability.',
+    '   "every feature": one file with our middleware (transaction() with transition(), isFinalError, a key selector), atomic mode,',
+    '   httpIdempotency with server-issued keys, idempotentBatch, makeIdempotent, inspectRecord and forgetRecord, on a store with',
+    '   encryption, all with observability.',
     row('bundle size', kb(c.bundle.ours.bytes), kb(c.bundle.powertools.bytes), times(ratio(c.bundle.ours.bytes, c.bundle.powertools.bytes)), 'KB', 1),
     row(
       'bundle size over bare handler',

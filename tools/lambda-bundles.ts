@@ -11,7 +11,8 @@ import { build, type Metafile } from 'esbuild';
  * `bare`: middy alone; `ours`: the lean entry points (`lambda-idempotency/middy` and
  * `/dynamodb`); `main`: the same handler from the main entry; `powertools`: Powertools'
  * middleware and store; `full`: ours with encryption, observability, atomic mode, stored errors,
- * HTTP, batch and `transaction()`.
+ * HTTP with server-issued keys, batch, `transaction()` with `transition()`, and `inspectRecord` /
+ * `forgetRecord`.
  */
 export type Variant = 'bare' | 'ours' | 'main' | 'powertools' | 'full';
 export const VARIANTS: readonly Variant[] = ['bare', 'ours', 'main', 'powertools', 'full'];
@@ -44,21 +45,28 @@ const persistenceStore = new DynamoDBPersistenceLayer({ tableName: ${table} });
 export const handler = middy(${HANDLER}).use(makeHandlerIdempotent({ persistenceStore }));`;
     case 'full':
       return `import middy from '@middy/core';
-import { aesGcmEncryption, cloudWatchLines, DynamoDBStore, httpIdempotency, idempotency, idempotentBatch, makeIdempotent, transaction } from ${lib('index.ts')};
+import { aesGcmEncryption, cloudWatchLines, DynamoDBStore, forgetRecord, httpIdempotency, idempotency, idempotentBatch, inspectRecord, issueIdempotencyKey, makeIdempotent, transaction, transition } from ${lib('index.ts')};
 const keys = { k1: new Uint8Array(32) };
 const encryption = aesGcmEncryption({ currentKey: () => ({ id: 'k1', key: keys.k1 }), keyById: (id) => keys[id] });
 const store = new DynamoDBStore({ tableName: ${table}, encryption });
 const observability = cloudWatchLines({ logs: true });
 const isFinalError = (error) => error?.name === 'CardDeclined';
+const secret = new Uint8Array(32);
 const accept = async (order) => {
   transaction().put({ TableName: 'orders', Item: { id: order.orderId, status: 'accepted' } });
+  transaction().update(transition({ TableName: 'carts', Key: { id: order.cartId }, from: 'OPEN', to: 'ORDERED' }));
   return { statusCode: 201, body: JSON.stringify({ orderId: order.orderId, status: 'accepted' }) };
 };
 export const handler = middy(accept).use(idempotency({ store, observability, isFinalError, key: (event) => event.orderId }));
 export const atomicHandler = middy(accept).use(idempotency({ store, observability, atomic: true }));
-export const httpHandler = middy(${HANDLER}).use(httpIdempotency({ store, observability, isFinalError }));
+export const httpHandler = middy(${HANDLER}).use(httpIdempotency({ store, observability, isFinalError, signedKeys: { secrets: [secret] } }));
+export const issueKey = async () => ({ statusCode: 201, body: JSON.stringify({ key: issueIdempotencyKey({ secret }) }) });
 export const batchHandler = idempotentBatch(accept, { store, observability, isFinalError });
-export const acceptOnce = makeIdempotent(accept, { store, name: 'accept', observability });`;
+export const acceptOnce = makeIdempotent(accept, { store, name: 'accept', observability });
+export const releaseStuck = async ({ orderId }) => {
+  const seen = await inspectRecord({ store, name: 'accept', key: orderId });
+  return seen?.status === 'INPROGRESS' && forgetRecord({ store, name: 'accept', key: orderId, leaseUntil: seen.leaseUntil });
+};`;
   }
 }
 

@@ -18,6 +18,9 @@ const FEATURES = {
   'the HTTP layer': 'idempotency-key',
   'the batch layer': 'batchItemFailures',
   'the transaction() view': '@aws-sdk/util-dynamodb',
+  'guarded state changes (transition)': 'must name at least one state',
+  'server-issued keys': 'issueIdempotencyKey',
+  'inspectRecord and forgetRecord': 'forgetRecord cannot tell',
 } as const;
 type Feature = keyof typeof FEATURES;
 
