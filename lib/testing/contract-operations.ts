@@ -3,7 +3,11 @@ import type { Check } from './contract-claims.js';
 import { LEASE_MILLIS } from './contract-fixture.js';
 import type { TtlOf } from './ttl-of.js';
 
-/** How far a key's TTL may be from the one expected: the time the check itself takes, and clock rounding. */
+/**
+ * How much longer than expected a key's TTL may be: the time the check itself takes (a store counts
+ * a TTL from the caller's `now`, the check's start). Never shorter: a key gone before its record's
+ * retention or lease ends lets a duplicate run while the record still holds its key.
+ */
 const TTL_SLACK_MILLIS = 5_000;
 
 /** Checks of the optional operations tools' methods, run only on stores that have them. @internal */
@@ -144,22 +148,31 @@ export const forgetLeaseCheck: Check = [
   },
 ];
 
-/** `ttlOf(key)` is defined and within the slack of the time left until `expectedUntil` (epoch ms). */
+/**
+ * `ttlOf(key)` is defined and covers the time left until `expectedUntil` (epoch ms), within the
+ * slack above it. The clock is read once the TTL is known: time spent reading it only shortens
+ * the time expected.
+ */
 async function assertTtl(ttlOf: TtlOf, key: string, expectedUntil: number, what: string): Promise<void> {
   const ttl = await ttlOf(key);
   assert.notEqual(ttl, undefined, `${what}: the key has no TTL, so the store would keep it forever`);
   const expected = expectedUntil - Date.now();
-  assert.ok(Math.abs(ttl! - expected) <= TTL_SLACK_MILLIS, `${what}: TTL ${ttl} ms, expected about ${expected} ms`);
+  // Whole milliseconds: a store rounds a TTL up to one, and reports it in them.
+  assert.ok(ttl! >= Math.floor(expected), `${what}: TTL ${ttl} ms, so the key goes before the record stops holding it, in ${expected} ms`);
+  assert.ok(ttl! - expected <= TTL_SLACK_MILLIS, `${what}: TTL ${ttl} ms, expected about ${expected} ms`);
 }
+
+/** The end of the retention `expiresAt` (epoch seconds), epoch ms: a record is live through its second's last millisecond. */
+const retentionEnd = (expiresAt: number): number => (expiresAt + 1) * 1000 - 1;
 
 export const ttlCheck = (ttlOf: TtlOf): Check => [
   'every key expires with its retention, never before its lease, also after a takeover',
   async (f) => {
     const key = f.key();
     await f.claim(key, 'owner-a');
-    await assertTtl(ttlOf, key, f.expiresAt * 1000, 'an INPROGRESS record');
+    await assertTtl(ttlOf, key, retentionEnd(f.expiresAt), 'an INPROGRESS record');
     await f.complete(key, 'owner-a', '"done"');
-    await assertTtl(ttlOf, key, (f.expiresAt + 60) * 1000, 'a COMPLETED record');
+    await assertTtl(ttlOf, key, retentionEnd(f.expiresAt + 60), 'a COMPLETED record');
     // A lease longer than the retention: the record must outlive the lease.
     const long = f.key('long-lease');
     const leaseUntil = (f.expiresAt + 600) * 1000;
@@ -169,6 +182,6 @@ export const ttlCheck = (ttlOf: TtlOf): Check => [
     const taken = f.key('takeover');
     await f.claim(taken, 'owner-a', { now: f.t0 - 120_000, leaseUntil: f.t0 - 60_000, expiresAt: f.expiresAt - 1800 });
     assert.equal((await f.claim(taken, 'owner-b')).claimed, true, 'a record past its lease is taken over');
-    await assertTtl(ttlOf, taken, f.expiresAt * 1000, 'a record taken over after its lease');
+    await assertTtl(ttlOf, taken, retentionEnd(f.expiresAt), 'a record taken over after its lease');
   },
 ];

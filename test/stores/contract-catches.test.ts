@@ -278,6 +278,28 @@ describe('on Redis', () => {
     expect(failed).toEqual(['every key expires with its retention, never before its lease, also after a takeover']);
   });
 
+  test.each([
+    ['3 s before its lease and its retention end', 3_000],
+    ["at the start of its retention's second (a record is live through its last millisecond)", 1_000],
+  ])('a store whose keys expire %s fails the expiry check', async (_, early) => {
+    const store = new RedisStore({ client, keyPrefix });
+    // Every write that sets a TTL sets it `early` ms short: Redis forgets a record a claim still reads as held.
+    const hasty = broken(store, {
+      claim: async (request: ClaimRequest) => {
+        const result = await store.claim(request);
+        if (result.claimed) await raw.pexpire(keyPrefix + request.key, Math.max((await raw.pttl(keyPrefix + request.key)) - early, 1));
+        return result;
+      },
+      complete: async (request: CompleteRequest) => {
+        const result = await store.complete(request);
+        if (result.completed) await raw.pexpire(keyPrefix + request.key, Math.max((await raw.pttl(keyPrefix + request.key)) - early, 1));
+        return result;
+      },
+    });
+    const failed = await failures(storeContract(() => hasty, { ttlOf: (key) => pttl(raw, keyPrefix + key) }));
+    expect(failed).toEqual(['every key expires with its retention, never before its lease, also after a takeover']);
+  });
+
   test('a completion that drops the fingerprint fails the completion check', async () => {
     const store = new RedisStore({ client, keyPrefix });
     const forgetful = broken(store, {
