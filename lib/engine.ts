@@ -363,17 +363,18 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   async start(input: TInput, context: TContext | undefined, knownKey?: string): Promise<Start> {
     const key = knownKey ?? this.keyOf(input, context);
     const tenant = tenantOfCall(context);
-    const now = this.now();
-    // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
-    if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     // A call given no Lambda context, nested in a call that knows its invocation's deadline, ends by it too.
-    // The monotonic clock is read before the time left: a pause between the two reads (the process
-    // descheduled, a GC) then brings the bound earlier, never past the deadline.
+    // The monotonic clock is read before the time left, and the `now` clock after it: a pause between
+    // the reads (the process descheduled, a GC) then brings the bound earlier, never past the
+    // deadline, and the lease (`now` + the time left) later, never before it.
     const read = performance.now();
     const given = remainingMillisOf(context) ?? overrunOf(context);
     // Also once that deadline has passed: the record is then held until it, not for `leaseSeconds`.
     const around = deadlineCallAround();
     const inherited = around?.timeLeft?.();
+    const now = this.now();
+    // A clock that returns a Date or text would make leases no store accepts: a STORE_FAILURE on every call.
+    if (!Number.isFinite(now)) throw new TypeError(`${this.#where}: \`now\` must return epoch milliseconds, a finite number (got ${String(now)}).`);
     const remaining = given ?? (Number.isFinite(inherited) ? inherited : undefined);
     const deadline =
       remaining === undefined ? undefined : { at: now + remaining, answerBy: given === undefined ? around?.answerBy : answerByOf(context, given, read) };

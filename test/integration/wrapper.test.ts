@@ -381,6 +381,40 @@ test('with a Lambda context as second argument, the lease ends at its deadline',
   expect(await call).toBe('y');
 });
 
+test('the lease ends no earlier than the deadline when time passes between the reads of the clock and of the time left (a process paused, a small CPU share): a duplicate in its last 40 ms is IN_PROGRESS', async () => {
+  const clock = { now: T0 };
+  const deadline = T0 + 2_000;
+  let paused = false;
+  const context = {
+    // The first read of the time left comes 40 ms after the call began: the process was paused meanwhile.
+    getRemainingTimeInMillis: () => {
+      if (!paused) {
+        paused = true;
+        clock.now += 40;
+      }
+      return deadline - clock.now;
+    },
+  };
+  const turnstile = new Turnstile<string>();
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_order: Order, _context: typeof context) => {
+      runs++;
+      return turnstile.enter();
+    },
+    { store, name: 'paused-read', key: (order) => order.id, now: () => clock.now, singleFlight: false },
+  );
+  const call = once({ id: 'held' }, context);
+  const holder = await turnstile.next();
+  expect(await readItem(client, tableName, recordId('paused-read', 'held'))).toMatchObject({ leaseUntil: { N: String(deadline) } });
+  // Another process, its clock in step, 20 ms before the first invocation's deadline: the first may still be running.
+  clock.now = deadline - 20;
+  expect((await rejection(once({ id: 'held' }, { getRemainingTimeInMillis: () => 1_000 }))).code).toBe('IN_PROGRESS');
+  expect(runs).toBe(1);
+  holder.open('y');
+  expect(await call).toBe('y');
+});
+
 test('a context that read time left and reads none now (an invocation timed out on Managed Instances, its code still running) is past its deadline: a call it starts, and one nested in that, hold their records until that deadline, not leaseSeconds past it', async () => {
   const clock = { now: T0 };
   let left = 120_000;
