@@ -1,7 +1,7 @@
 /**
  * The documentation's TypeScript snippets compile as a user's strict ES-module project compiles
  * them, and its relative links and anchors resolve. The snippets that run are run by
- * readme-run.test.ts.
+ * readme-run.test.ts and readme-entry-points-run.test.ts.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from '@jest/globals';
