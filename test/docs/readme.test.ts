@@ -5,6 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from '@jest/globals';
+import type { ClaimRequest } from '../../lib/index.js';
+import { makeIdempotent } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
 import { brokenLinks } from './links.js';
 import { githubSlug } from './markdown.js';
 import { type DocumentSnippets, documentationFiles, readDocument, type Snippet, snippetUnder, where } from './snippets.js';
@@ -80,6 +83,26 @@ test("the README Install installs the optional peers that middy's declarations i
   const installed = [...install.matchAll(/^npm install (.*)$/gm)].flatMap(([, args]) => args!.split('#')[0]!.trim().split(/\s+/));
   for (const name of optionalPeers) expect(installed).toContain(name);
   expect(install).toMatch(/skipLibCheck: false`[^.]*`@middy\/core`[^.]*`makeIdempotent` alone/);
+});
+
+test("the README's Before you deploy comes right after the Quickstart and states the lease and retention a call gets by default", async () => {
+  // A user reads what to decide before deploying ahead of the entry points, not only in docs/.
+  const readme = documents.find(({ doc }) => doc === 'README.md')!;
+  const headings = readme.markdown.headings.map(({ text }) => text);
+  expect(headings.indexOf('Before you deploy')).toBe(headings.indexOf('Quickstart') + 1);
+  const section = readFileSync('README.md', 'utf8').split('## Before you deploy')[1]!.split('\n## ')[0]!.replace(/\s+/g, ' ');
+  const leaseSeconds = Number(/`leaseSeconds` \(default (\d+)\)/.exec(section)?.[1]);
+  const retentionHours = Number(/`expiresAfterSeconds`, default (\d+) hours/.exec(section)?.[1]);
+
+  const T0 = 1_700_000_000_000;
+  const store = new InMemoryStore();
+  const claims: ClaimRequest[] = [];
+  const claim = store.claim.bind(store);
+  store.claim = (request) => (claims.push(request), claim(request));
+  await makeIdempotent(async (_: string) => 1, { store, name: 'defaults', now: () => T0 })('k');
+  expect(claims).toHaveLength(1);
+  expect(claims[0]!.leaseUntil - T0).toBe(leaseSeconds * 1000);
+  expect(claims[0]!.expiresAt - T0 / 1000).toBe(retentionHours * 3600);
 });
 
 describe('snippet comments', () => {
