@@ -44,17 +44,24 @@ const storeFailingAfterClaim = (error: unknown): MemoryStore =>
 
 const SECRET = 'card-4111111111111111';
 
-test('metrics and logs are off by default', async () => {
+test('metrics and logs are off by default, on stdout, stderr and the console alike', async () => {
   const lines: string[] = [];
-  const spy = jest.spyOn(process.stdout, 'write').mockImplementation((line) => (lines.push(String(line)), true));
+  const keep = (line: unknown) => (lines.push(String(line)), true);
+  const spies = [
+    jest.spyOn(process.stdout, 'write').mockImplementation(keep),
+    jest.spyOn(process.stderr, 'write').mockImplementation(keep),
+    ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((method) =>
+      jest.spyOn(console, method).mockImplementation((...args: unknown[]) => void lines.push(args.join(' '))),
+    ),
+  ];
   try {
     const fn = makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'quiet' });
     await fn(SECRET);
     await fn(SECRET);
   } finally {
-    spy.mockRestore();
+    for (const spy of spies) spy.mockRestore();
   }
-  expect(lines.filter((l) => l.includes('lambda-idempotency') || l.includes('_aws'))).toEqual([]);
+  expect(lines.filter((l) => /lambda-idempotency|_aws|quiet|card-/.test(l))).toEqual([]);
 });
 
 test('each event writes one EMF line naming the function and one log line naming its record id, never the key', async () => {
