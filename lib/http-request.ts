@@ -18,6 +18,20 @@ const HEADER = 'idempotency-key';
 const MAX_KEY_LENGTH = 255;
 
 /**
+ * Why a header holds no valid key, one fixed sentence per rule: the 400's `detail` says which one
+ * the client broke, and never quotes the header itself. @internal
+ */
+export const BAD_KEY = {
+  twice: 'The Idempotency-Key header must be sent once.',
+  notString: 'The Idempotency-Key header must be a string.',
+  length: `The Idempotency-Key header must be 1 to ${MAX_KEY_LENGTH} characters long.`,
+  characters: 'The Idempotency-Key header must be visible ASCII characters (or a quoted string).',
+  comma:
+    'The Idempotency-Key header holds a comma outside a quoted string: a header sent twice arrives joined by a comma, so a key with a comma must be sent quoted.',
+  sfString: 'The Idempotency-Key header is not a valid structured-field string.',
+} as const;
+
+/**
  * `value` without the spaces and horizontal tabs around it, the only whitespace a header value may
  * carry around its content; in one pass, as a header of any size is read before its length is checked.
  */
@@ -51,26 +65,23 @@ export function readIdempotencyKey(event: AnyHttpEvent): string | undefined {
     count += values.length;
     if (event.headers === undefined || event.headers === null) for (const value of values) seen.add((raw = value));
   }
-  if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be sent once.');
+  if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', BAD_KEY.twice);
   if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== 'string') throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be a string.');
+  if (typeof raw !== 'string') throw new IdempotencyError('INVALID_KEY', BAD_KEY.notString);
   const value = withoutOws(raw);
   const key = value.startsWith('"') ? sfString(value) : bareToken(value);
   if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new IdempotencyError('INVALID_KEY', `The Idempotency-Key header must be 1 to ${MAX_KEY_LENGTH} characters long.`);
+    throw new IdempotencyError('INVALID_KEY', BAD_KEY.length);
   }
   return key;
 }
 
 function bareToken(value: string): string {
   if (/[^\x21-\x7e]/.test(value)) {
-    throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header must be visible ASCII characters (or a quoted string).');
+    throw new IdempotencyError('INVALID_KEY', BAD_KEY.characters);
   }
   if (value.includes(',')) {
-    throw new IdempotencyError(
-      'INVALID_KEY',
-      'The Idempotency-Key header holds a comma outside a quoted string: a header sent twice arrives joined by a comma, so a key with a comma must be sent quoted.',
-    );
+    throw new IdempotencyError('INVALID_KEY', BAD_KEY.comma);
   }
   return value;
 }
@@ -90,7 +101,7 @@ function sfString(value: string): string {
     } else if (c < ' ' || c > '~') break;
     else key += c;
   }
-  throw new IdempotencyError('INVALID_KEY', 'The Idempotency-Key header is not a valid structured-field string.');
+  throw new IdempotencyError('INVALID_KEY', BAD_KEY.sfString);
 }
 
 export const isV2 = (event: AnyHttpEvent): event is APIGatewayProxyEventV2 => (event as APIGatewayProxyEventV2).version === '2.0';

@@ -4,7 +4,7 @@ import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engin
 import { errorTypeOf, HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, carriesCredentials, type HttpScope, identifiedByApiKeyOnly } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, listOf, withoutFields } from './http-encoding.js';
-import { type AnyHttpEvent, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
+import { type AnyHttpEvent, BAD_KEY, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
 import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
@@ -164,8 +164,7 @@ const TITLES: Partial<Record<IdempotencyErrorCode, string>> = {
 
 const DETAILS: Partial<Record<IdempotencyErrorCode, string>> = {
   KEY_MISSING: 'This operation requires an Idempotency-Key header.',
-  INVALID_KEY:
-    'The Idempotency-Key header must be 1 to 255 visible ASCII characters, sent once; an API that issues keys accepts only keys it issued, until they expire: then ask it for a new key.',
+  INVALID_KEY: 'The Idempotency-Key header is not valid.',
   PAYLOAD_MISMATCH: 'This Idempotency-Key was used with a different request; use a new key for a new request.',
   IN_PROGRESS: 'The original request is still in progress; retry after the time given in Retry-After.',
   SUPERSEDED: 'This attempt ran past its deadline and a retry took over; the retry carries the outcome.',
@@ -185,10 +184,16 @@ const SETTLED_COMMIT = {
 
 /** Why an issued-keys API refuses a key, by verdict. */
 const REFUSED: Record<Exclude<KeyVerdict, 'issued'>, string> = {
-  forged: 'The Idempotency-Key was not issued by this API.',
+  forged: 'The Idempotency-Key was not issued by this API: ask it for a key.',
   expired: 'The Idempotency-Key has expired: ask this API for a new key.',
   early: "The Idempotency-Key's issue time is in the future: the clocks of the servers that issue and accept keys differ.",
 };
+
+/**
+ * The rule a refused key broke, which its 400 gives as `detail`: one of the fixed sentences the
+ * header checks throw, so no other message (and nothing the client sent) reaches the answer.
+ */
+const KEY_RULES = new Set([...Object.values(BAD_KEY), ...Object.values(REFUSED)].map((reason) => `INVALID_KEY: ${reason}`));
 
 const lists = (value: unknown, name: string): boolean =>
   String(value)
@@ -219,7 +224,8 @@ export function problem(error: IdempotencyError, maxRetryAfterSeconds: number, e
   // A failed commit whose record was released since (its `retryAfterSeconds`) is known not applied.
   const settled = error.code === 'COMMIT_FAILED' && error.retryAfterSeconds !== undefined;
   const status = HTTP_STATUS[error.code];
-  const { title, detail } = settled ? SETTLED_COMMIT : { title: TITLES[error.code], detail: DETAILS[error.code] };
+  const rule = KEY_RULES.has(error.message) ? error.message.slice('INVALID_KEY: '.length) : undefined;
+  const { title, detail } = settled ? SETTLED_COMMIT : { title: TITLES[error.code], detail: rule ?? DETAILS[error.code] };
   if (status === undefined || title === undefined) return undefined;
   const own: Record<string, string> = { 'Content-Type': 'application/problem+json' };
   if (error.code === 'IN_PROGRESS' || error.code === 'TRANSACTION_CONFLICT')

@@ -1,9 +1,12 @@
+import middy from '@middy/core';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { IdempotencyError, type IdempotencyErrorCode } from '../../lib/errors.js';
 import { type HttpEvent, httpIdempotency, problem, readIdempotencyKey } from '../../lib/http.js';
+import { issueIdempotencyKey } from '../../lib/signed-keys.js';
 import { InMemoryStore } from '../../lib/testing/index.js';
 import { albEvent } from '../support/identity-events.js';
+import { lambdaContext } from '../support/lambda.js';
 
 /** The parts of a v1 event the header parser reads. */
 const v1 = (headers: Record<string, string>, multiValueHeaders?: Record<string, string[]>): HttpEvent =>
@@ -272,6 +275,45 @@ describe('problem', () => {
     expect(unknown?.statusCode).toBe(503);
     expect(unknown?.headers?.['Retry-After']).toBe('30');
     expect(problem(new IdempotencyError('TRANSACTION_CONDITION_FAILED', 'x'), 30)?.statusCode).toBe(409);
+  });
+});
+
+describe('the 400 for a bad Idempotency-Key', () => {
+  const detailFor = async (headers: Record<string, string>, signed = false) => {
+    const secret = 'k'.repeat(32);
+    const handler = middy(async () => ({ statusCode: 201 })).use(
+      httpIdempotency({ store: new InMemoryStore(), ...(signed ? { signedKeys: { secrets: [secret] } } : {}) }),
+    );
+    const result = (await handler(v1(headers), lambdaContext('orders'))) as { statusCode: number; body: string };
+    expect(result.statusCode).toBe(400);
+    return (JSON.parse(result.body) as { detail: string }).detail;
+  };
+
+  test('says which rule the header broke, in a fixed sentence that never quotes the header', async () => {
+    const details = [
+      await detailFor({ 'idempotency-key': '' }),
+      await detailFor({ 'idempotency-key': 'x'.repeat(256) }),
+      await detailFor({ 'idempotency-key': 'clé<script>' }),
+      await detailFor({ 'idempotency-key': 'a<script>,b' }),
+      await detailFor({ 'idempotency-key': 'k', 'Idempotency-Key': 'k2<script>' }),
+      await detailFor({ 'idempotency-key': '"a"<script>' }),
+    ];
+    expect(details).toEqual([
+      'The Idempotency-Key header must be 1 to 255 characters long.',
+      'The Idempotency-Key header must be 1 to 255 characters long.',
+      'The Idempotency-Key header must be visible ASCII characters (or a quoted string).',
+      expect.stringMatching(/^The Idempotency-Key header holds a comma outside a quoted string/),
+      'The Idempotency-Key header must be sent once.',
+      'The Idempotency-Key header is not a valid structured-field string.',
+    ]);
+    for (const detail of details) expect(detail).not.toContain('<script>');
+  });
+
+  test('with `signedKeys`, tells a key this API did not issue from one whose issue time is ahead of its clock', async () => {
+    const secret = 'k'.repeat(32);
+    expect(await detailFor({ 'idempotency-key': 'order-1' }, true)).toMatch(/^The Idempotency-Key was not issued by this API/);
+    const ahead = issueIdempotencyKey({ secret, now: () => Date.now() + 3_600_000 });
+    expect(await detailFor({ 'idempotency-key': ahead }, true)).toMatch(/^The Idempotency-Key's issue time is in the future/);
   });
 });
 
