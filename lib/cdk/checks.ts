@@ -655,7 +655,7 @@ export function checkFunction(fn: LambdaFunction, retentionSeconds: number): Fin
       findings.push({
         level: 'error',
         id: 'lambda-idempotency:noBatchItemFailures',
-        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so a batch with failed records would count as processed: a queue deletes them, a stream moves past them. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`.`,
+        message: `The event source ${mapping.node.path} of ${fn.node.path} does not report batch item failures: the batch helper returns failed items as \`batchItemFailures\`, which Lambda ignores without \`reportBatchItemFailures: true\`, so a batch with failed records would count as processed: a queue deletes them, a stream moves past them. Wire it with \`IdempotencyTable.attachSqsConsumer\` or set \`reportBatchItemFailures: true\`. A handler that fails by throwing the whole batch, without the batch helper, loses nothing by it: set \`reportBatchItemFailures: true\` too (Lambda still retries a batch the handler throws, and takes one whose handler returns nothing as done).`,
       });
     }
   }

@@ -950,6 +950,15 @@ describe('synth-time checks on a misconfigured stack', () => {
     annotations.hasNoError(path('NoDlqConsumer'), Match.stringLikeRegexp('noBatchItemFailures'));
   });
 
+  test('the error tells a handler that throws the whole batch instead of using the batch helper what to do: the setting changes nothing for it', () => {
+    annotations.hasError(
+      path('UnreportedConsumer'),
+      Match.stringLikeRegexp(
+        'A handler that fails by throwing the whole batch, without the batch helper, loses nothing by it: set `reportBatchItemFailures: true` too',
+      ),
+    );
+  });
+
   test('a queue wired to an attached function without attachSqsConsumer is checked too', () => {
     annotations.hasError(path('HandWiredConsumer'), Match.stringLikeRegexp('retentionShorterThanRedelivery.*Checks/HandWired .*for 4 days'));
   });
