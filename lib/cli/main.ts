@@ -24,6 +24,10 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.exit(1);
 });
 
+// A message that cannot be shown (a reader of stderr gone, `2>&1 | head`) is dropped: the command goes
+// on, and its exit code still says how it ended.
+process.stderr.on('error', () => {});
+
 process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: (text) => void process.stdout.write(text),

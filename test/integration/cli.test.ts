@@ -993,6 +993,18 @@ test('stuck piped into a reader that stops early (`| head`) ends quietly, withou
   });
 });
 
+test('a message that cannot be written (stderr read by a reader gone, as with `2>&1 | head`) is dropped: the command ends with its own exit code, not an uncaught EPIPE', async () => {
+  const child = spawn(process.execPath, [main(), 'inspect', '--bogus'], { env: localCliEnvironment({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  // The reader is gone before the command writes its usage error.
+  child.stderr.destroy();
+  let stdout = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  expect({ code, stdout }).toEqual({ code: 2, stdout: '' });
+});
+
 test('output that cannot be written (a full disk, here /dev/full) ends the command with one line saying so, exit 1, not a stack trace', async () => {
   const full = openSync('/dev/full', 'w');
   try {
