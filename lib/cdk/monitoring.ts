@@ -64,7 +64,8 @@ export interface IdempotencyMonitoringProps {
    */
   readonly alarmTopic?: ITopic;
   /**
-   * The metric namespace the functions give `cloudWatchLines` (`metricNamespace`).
+   * The metric namespace the functions give `cloudWatchLines` (`metricNamespace`): the same one, or
+   * the alarms watch a namespace nothing writes to and never fire (nothing here can see the handlers' code).
    * @default 'LambdaIdempotency'
    */
   readonly metricNamespace?: string;
