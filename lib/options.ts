@@ -51,6 +51,9 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * object or array of only such parts, is missing (`onMissingKey`); so is an object or array key
    * with any top-level part `undefined` (`{ tenant, orderId }` of an event without `orderId`),
    * which every such call would otherwise share: select `null` for a part that may be absent.
+   * The whole input suits an event that names its occurrence (an EventBridge, SNS or S3 event), not
+   * one that two requests can send alike, such as a Cognito user pool trigger's (two sign-ins of one
+   * user): the second would get the first's stored answer.
    * @default the whole input (a whole input's `undefined` members are dropped, as JSON drops them)
    */
   readonly key?: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
