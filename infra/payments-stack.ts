@@ -87,10 +87,11 @@ export class PaymentsStack extends Stack {
     this.paymentFunction = this.demoFunction('PaymentFunction', 'payment.ts', props.requireIssuedKeys === true);
     this.consumerFunction = this.demoFunction('ConsumerFunction', 'consumer.ts');
     this.keyFunction = this.demoFunction('KeyFunction', 'keys.ts', true);
-    // The service writes payments with conditional PutItem / UpdateItem only: it never reads first.
-    // GetItem serves GET /payments/{id} alone; neither function may scan or query the payments.
+    // The service writes payments with conditional PutItem / UpdateItem only. GetItem serves
+    // GET /payments/{id}, and the read of a charge's payment, which a request sent again after its
+    // record expired made already; neither function may scan or query the payments.
     this.paymentsTable.grant(this.paymentFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
-    this.paymentsTable.grant(this.consumerFunction, 'dynamodb:PutItem');
+    this.paymentsTable.grant(this.consumerFunction, 'dynamodb:GetItem', 'dynamodb:PutItem');
     for (const fn of [this.paymentFunction, this.consumerFunction]) fn.addEnvironment('PAYMENTS_TABLE', this.paymentsTable.tableName);
 
     this.idempotencyTable.attachFunction(this.paymentFunction);
@@ -121,16 +122,16 @@ export class PaymentsStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
 
-    // A message there failed every receive (or is a changed order, a payload mismatch, or an order resent
-    // after the record retention): it wrote no payment, but a charge whose processor call failed without
-    // a decline may have been made, and a resent order was charged by its first message.
+    // A message there failed every receive (or is a changed order: a payload mismatch within the record
+    // retention, PAYMENT_KEY_REUSED after it): it wrote no payment, but a charge whose processor call
+    // failed without a decline may have been made, and a changed order was charged by its first message.
     this.deadLetterAlarm = this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }).createAlarm(this, 'DeadLetterAlarm', {
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: TreatMissingData.NOT_BREACHING,
       alarmDescription:
-        'Order messages reached the dead-letter queue: they failed every receive, repeat an order id with another amount, or were resent after the record retention. They wrote no payment, but the order may be charged: a charge whose processor call failed without a decline may have been made, and a resent order was charged by its first message. Check the payments table and the processor (the charge key is the same for every message of an order id) before charging again.',
+        'Order messages reached the dead-letter queue: they failed every receive, or repeat an order id with another amount. They wrote no payment, but the order may be charged: a charge whose processor call failed without a decline may have been made, and an order id repeated with another amount was charged by its first message. Check the payments table and the processor (the charge key is the same for every message of an order id) before charging again.',
     });
     this.deadLetterAlarm.addAlarmAction(new SnsAction(this.alarmTopic));
     this.deadLetterAlarm.addOkAction(new SnsAction(this.alarmTopic));

@@ -3,8 +3,8 @@
  * are keyed by `orderId`, so a producer's resend (a new message id) and SQS's own redeliveries
  * charge once; a message with the order id of another amount or currency fails as a payload
  * mismatch; failed messages are reported as `batchItemFailures` and come back alone. A resend
- * after the record retention runs again: only the processor's key (the same) stops a second charge,
- * and the payment's conditional write refuses a second payment.
+ * after the record retention runs again: it finds the order's payment and charges nothing; with
+ * another amount or currency it fails (`PAYMENT_KEY_REUSED`).
  */
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';

@@ -75,6 +75,7 @@ export type PaymentErrorCode =
   | 'NOT_FOUND'
   | 'CURRENCY_MISMATCH'
   | 'REFUND_EXCEEDS_PAYMENT'
+  | 'PAYMENT_KEY_REUSED'
   | 'REFUND_KEY_REUSED'
   | 'PROVIDER_FAILED'
   | 'REFUND_INCOMPLETE';
@@ -197,11 +198,28 @@ export class PaymentService {
    * Charges the card, then records the payment as PAID in the idempotent call's transaction: the
    * payment item and the COMPLETED record commit together, or neither does. Must run inside an
    * idempotent call (`transaction()`); the payment id and the processor's key are derived from it.
+   * A payment this request made already, under a record that has expired since, is answered as it
+   * stands without charging again; another amount, currency or order under its key is refused
+   * (`PAYMENT_KEY_REUSED`, a 422), as it is while the record lives.
    */
   async createPayment(input: unknown): Promise<Payment> {
     const { amount, currency, orderId } = paymentRequest(input);
     const call = transaction();
     const paymentId = `pay_${call.downstreamKey('payment').slice(0, 22)}`;
+    // Made already by this request under a record that has expired since: the processor may have
+    // forgotten its key by now (many keep them a day) and would charge the card again, which the
+    // payment's conditional write below would then refuse to record. While the record lives, its
+    // claim keeps other attempts out, and one that takes over after the lease charges under the same key.
+    const made = await this.stored(paymentId);
+    if (made !== undefined) {
+      if (made.amount !== amount || made.currency !== currency || made.orderId !== orderId) {
+        throw new PaymentError(
+          'PAYMENT_KEY_REUSED',
+          `This Idempotency-Key made another payment (${made.amount} ${made.currency}); use a new key for a new payment.`,
+        );
+      }
+      return made;
+    }
     let chargeId: string;
     try {
       ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
@@ -241,6 +259,13 @@ export class PaymentService {
    */
   async getPayment(paymentId: string): Promise<Payment> {
     if (!PAYMENT_ID.test(paymentId)) throw new PaymentError('NOT_FOUND', 'No payment has this id.');
+    const payment = await this.stored(paymentId);
+    if (payment === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
+    return payment;
+  }
+
+  /** The payment item as a {@link Payment}, from a strongly consistent read; `undefined` when there is none. */
+  private async stored(paymentId: string): Promise<Payment | undefined> {
     const { Item } = await this.doc.send(
       new GetCommand({
         TableName: this.tableName,
@@ -250,8 +275,7 @@ export class PaymentService {
         ExpressionAttributeNames: Object.fromEntries(PAYMENT_FIELDS.map((name, i) => [`#f${i}`, name])),
       }),
     );
-    if (Item === undefined) throw new PaymentError('NOT_FOUND', `Payment ${paymentId} does not exist.`);
-    return Item as Payment;
+    return Item as Payment | undefined;
   }
 
   /**

@@ -20,6 +20,7 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   NOT_FOUND: [404, 'Payment not found'],
   CURRENCY_MISMATCH: [422, 'Refund currency differs from the payment'],
   REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
+  PAYMENT_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   REFUND_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
   REFUND_INCOMPLETE: [503, 'Refund not completed'],

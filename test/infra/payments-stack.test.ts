@@ -117,7 +117,7 @@ describe('least privilege', () => {
     for (const s of logs) expect(JSON.stringify(s.Resource)).not.toContain('"*"');
   });
 
-  test('the payments table gets only the conditional writes the service makes, and GetItem for GET /payments/{id}', () => {
+  test('the payments table gets only the conditional writes the service makes, and GetItem for GET /payments/{id} and the payment a charge may have made', () => {
     const table = id(stack.paymentsTable);
     const policies = template.findResources('AWS::IAM::Policy');
     const forRole = (fn: typeof stack.paymentFunction) =>
@@ -128,7 +128,7 @@ describe('least privilege', () => {
         .flatMap(actionsOf)
         .sort();
     expect(forRole(stack.paymentFunction)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
-    expect(forRole(stack.consumerFunction)).toEqual(['dynamodb:PutItem']);
+    expect(forRole(stack.consumerFunction)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
   });
 });
 

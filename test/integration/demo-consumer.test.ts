@@ -1,7 +1,8 @@
 /**
  * The demo's order consumer past its record retention: a producer's resend after 24 hours runs the
- * handler again. The processor is asked under the same key (it charges once while it keeps that
- * key), the payment is not written twice, and the message is reported failed, never acknowledged.
+ * handler again. It finds the order's payment and acknowledges the message without asking the
+ * processor again, which may have forgotten its key by then; the same order id with another amount
+ * is reported failed, never acknowledged.
  */
 import { randomUUID } from 'node:crypto';
 import { CountingProvider, DemoClock } from '../../demo/fakes.js';
@@ -11,30 +12,36 @@ import { useDemoTables } from '../support/demo-tables.js';
 
 const { client, tables } = useDemoTables('demo-consumer');
 
-test('an order resent after the record retention is charged under the same processor key, written once, and reported failed', async () => {
+test('an order resent after the record retention is acknowledged without a second charge; the order id with another amount is reported failed', async () => {
   const clock = new DemoClock();
   const provider = new CountingProvider();
   const keys: string[] = [];
   const charge = provider.charge.bind(provider);
+  // The processor has forgotten every key: only the consumer can stop a second charge.
   provider.charge = async (request) => {
     keys.push(request.idempotencyKey);
-    return charge(request);
+    return charge({ ...request, idempotencyKey: randomUUID() });
   };
   const handler = createConsumerHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
-  const order = JSON.stringify({ orderId: `order-${randomUUID()}`, amount: 1_500, currency: 'EUR' });
+  const orderId = `order-${randomUUID()}`;
+  const order = JSON.stringify({ orderId, amount: 1_500, currency: 'EUR' });
   const first = await handler({ Records: [sqsRecord(order)] }, lambdaContext('payments-consumer', clock.now));
   clock.advance(25 * 3_600_000); // past the 24-hour retention
-  const resent = sqsRecord(order);
-  const late = await handler({ Records: [resent] }, lambdaContext('payments-consumer', clock.now)).catch((error: unknown) => error);
-  expect({ first, charges: provider.charges.length, sameKey: keys.length === 2 && keys[0] === keys[1] }).toEqual({
+  const late = await handler({ Records: [sqsRecord(order)] }, lambdaContext('payments-consumer', clock.now));
+  clock.advance(25 * 3_600_000);
+  const changed = await handler(
+    { Records: [sqsRecord(JSON.stringify({ orderId, amount: 9_900, currency: 'EUR' }))] },
+    lambdaContext('payments-consumer', clock.now),
+  ).catch((error: unknown) => error);
+  expect({ first, late, charges: provider.charges.length, asked: keys.length }).toEqual({
     first: { batchItemFailures: [] },
+    late: { batchItemFailures: [] },
     charges: 1,
-    sameKey: true,
+    asked: 1,
   });
   // No record of the batch succeeded: the batch fails as a whole, and the message comes back.
-  // The payment's conditional write refuses the second payment: nothing was written.
-  expect(late).toBeInstanceOf(AggregateError);
-  expect((late as AggregateError).errors.map((error: { code?: string }) => error.code)).toEqual(['TRANSACTION_CONDITION_FAILED']);
+  expect(changed).toBeInstanceOf(AggregateError);
+  expect((changed as AggregateError).errors.map((error: { code?: string }) => error.code)).toEqual(['PAYMENT_KEY_REUSED']);
 });
 
 test('an order whose charge is made but never answered fails every receive: it reaches the dead-letter queue charged', async () => {

@@ -611,3 +611,29 @@ test("a refund in another currency than the payment's is a 422 that moves no mon
   expect((await call(refunds, { amount: 600 })).json).toMatchObject({ amount: 600, refundedAmount: 1_000, refundableAmount: 0 });
   expect(provider.refunds.map((refund) => refund.amount)).toEqual([400, 600]);
 });
+
+/** A processor that has forgotten every idempotency key (they are kept for a day or so): each charge call charges the card. */
+class ForgetfulProcessor extends CountingProvider {
+  override async charge(request: Parameters<CountingProvider['charge']>[0]): Promise<{ chargeId: string }> {
+    return super.charge({ ...request, idempotencyKey: randomUUID() });
+  }
+}
+
+test('a payment sent again after its record expired is not charged again, though the processor no longer keeps its key; with another amount it is a 422', async () => {
+  const clock = new DemoClock();
+  const provider = new ForgetfulProcessor();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const key = `pay-${randomUUID()}`;
+  const first = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key, clock.now);
+  clock.advance(25 * 3_600_000); // past the 24-hour retention: the record no longer answers
+  const late = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key, clock.now);
+  clock.advance(25 * 3_600_000); // past the retention of the record the late request wrote
+  const changed = await postJson(handler, '/payments', { amount: 2_000, currency: 'EUR' }, key, clock.now);
+  expect({ first: first.status, late: late.status, changed: changed.status, charges: provider.charges.length }).toEqual({
+    first: 201,
+    late: 201,
+    changed: 422,
+    charges: 1,
+  });
+  expect(late.json).toEqual(first.json);
+});
