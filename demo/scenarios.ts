@@ -258,7 +258,7 @@ export const scenarios: Scenario[] = [
       'Refund retried 30 minutes later',
       'refunds',
       1,
-      `replayed after 30 min (a 10-min lock would have refunded again); refunded ${stored?.refundedAmount} of 10000`,
+      `replayed after 30 min (a 10-min lock would have run the refund again); refunded ${stored?.refundedAmount} of 10000`,
     );
   },
 
