@@ -4,7 +4,8 @@
  * CommonJS CDK app, each compiled by TypeScript against the installed declarations and run by Node.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { parseMarkdown } from '../docs/markdown.js';
@@ -99,6 +100,19 @@ describe('what the tarball holds', () => {
     expect(license).toMatch(/^MIT No Attribution /);
     expect(license).toContain('to permit persons to whom the Software is furnished to do so.');
     expect(license).not.toContain('subject to the following conditions'); // the MIT clause MIT-0 drops
+  });
+
+  test('package.json is published as written: npm corrects nothing in it (`npm publish` warns of every field it corrects)', async () => {
+    // `npm pkg fix` applies the corrections `npm publish` makes, to a copy of the packed manifest.
+    const dir = mkdtempSync(join(tmpdir(), 'manifest-'));
+    try {
+      const packedManifest = readFileSync(join(pkg.installed, 'package.json'), 'utf8');
+      writeFileSync(join(dir, 'package.json'), packedManifest);
+      await exec('npm', ['pkg', 'fix'], { cwd: dir });
+      expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))).toEqual(JSON.parse(packedManifest));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('every entry point resolves for import and require, with types, to files in the tarball', () => {
