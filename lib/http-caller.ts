@@ -145,11 +145,13 @@ function fromAuthorizer(authorizer: unknown): unknown {
  * `iat`, `exp` or `jti`, its scopes as a set), the IAM caller, the API key id and the client certificate's subject and
  * issuer; `undefined` when the event carries none of these. Equal for every request of one caller,
  * whatever its token; different for callers that differ in anything their authorizer says of them.
+ * The text is a JSON object (`{…}`): a `scope` that falls back to a value the client sends must mark
+ * that value, or a client could send a caller's identity text and share that caller's records.
  *
  * @example
  * ```ts
- * // Scope keys by the caller, and by a tenant header for anonymous callers.
- * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? event.headers['x-tenant'] });
+ * // Scope keys by the caller, and anonymous callers by a tenant header, marked so that it never equals an identity.
+ * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? `anonymous:${event.headers['x-tenant'] ?? ''}` });
  * ```
  */
 export function callerIdentity(event: HttpEvent): string | undefined {

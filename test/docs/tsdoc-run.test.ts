@@ -1,0 +1,50 @@
+/**
+ * The `@example` blocks of the library's TSDoc, run as written (tsdoc-examples.ts extracts them, the
+ * runner of the Markdown snippets imports them): what an editor shows a user on hover is safe to copy.
+ * The test gives only the names an example leaves out.
+ */
+import { afterAll, expect, test } from '@jest/globals';
+import { callerIdentity, type HttpEvent, type HttpIdempotencyOptions } from '../../lib/index.js';
+import { InMemoryStore } from '../../lib/testing/index.js';
+import { ANONYMOUS, eventFor, httpEvent, IDENTITY_SHAPES } from '../support/identity-events.js';
+import { SnippetRunner } from './run-snippet.js';
+import { snippetUnder } from './snippets.js';
+import { tsdocExamples } from './tsdoc-examples.js';
+import { typeCheck } from './type-check.js';
+
+const runner = new SnippetRunner();
+afterAll(() => runner.dispose());
+
+test("callerIdentity's example type-checks in a user's strict project", () => {
+  const document = tsdocExamples('lib/http-caller.ts');
+  const example = {
+    ...snippetUnder(document, 'callerIdentity'),
+    context: "import { callerIdentity, httpIdempotency } from 'lambda-idempotency';\ndeclare const store: import('lambda-idempotency').IdempotencyStore;\n",
+  };
+  const checked = typeCheck([{ ...document, snippets: [example] }]);
+  expect(checked.snippets.get(example)!.map((diagnostic) => `${diagnostic.location}: ${diagnostic.message}`)).toEqual([]);
+});
+
+test("callerIdentity's example scopes anonymous callers by their tenant header, and no header value shares an identified caller's records", async () => {
+  const document = tsdocExamples('lib/http-caller.ts');
+  const given: HttpIdempotencyOptions<HttpEvent>[] = [];
+  await runner.run(document, snippetUnder(document, 'callerIdentity'), {
+    store: new InMemoryStore(),
+    callerIdentity,
+    httpIdempotency: (options: HttpIdempotencyOptions<HttpEvent>) => given.push(options),
+  });
+  const { scope } = given[0]!;
+  if (typeof scope !== 'function') throw new Error('the example sets no scope function');
+
+  const [, api, context] = ANONYMOUS[3]!;
+  const anonymous = (tenant: string): HttpEvent => {
+    const event = httpEvent(api, context);
+    return { ...event, headers: { ...event.headers, 'x-tenant': tenant } } as HttpEvent;
+  };
+  const identified = eventFor(IDENTITY_SHAPES[0]!, { tenant: 'tenant-a', user: 'alice' });
+  expect(scope(identified)).toBe(callerIdentity(identified));
+  expect(scope(anonymous('acme'))).toBe(scope(anonymous('acme')));
+  expect(scope(anonymous('acme'))).not.toBe(scope(anonymous('globex')));
+  // An anonymous client that sends the identity text of a caller as its tenant does not share that caller's scope.
+  expect(scope(anonymous(callerIdentity(identified)!))).not.toBe(scope(identified));
+});
