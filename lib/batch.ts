@@ -20,7 +20,9 @@ import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
 import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
 
+/** A batch as a Lambda event source mapping delivers it: SQS, Kinesis or DynamoDB Streams records under `Records`. */
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
+/** One record of a {@link BatchEvent}, as the record handler, `key` and `parse` receive it (a pipe's flat Kinesis record nested as Lambda nests it). */
 export type BatchRecord = SQSRecord | KinesisStreamRecord | DynamoDBRecord;
 
 /** A Kinesis record as an EventBridge pipe delivers it: the fields Lambda nests under `kinesis` sit at the top level. */
@@ -47,7 +49,12 @@ export interface StreamChange {
   readonly oldImage: Record<string, unknown> | undefined;
 }
 
+/** What the batch handler answers: the records to deliver again (with `ReportBatchItemFailures` on the event source mapping). */
 export interface BatchResponse {
+  /**
+   * The records that failed, each by its `messageId` (SQS) or sequence number (Kinesis, DynamoDB
+   * Streams; an EventBridge pipe's: `eventID`); empty when none failed.
+   */
   batchItemFailures: Array<{ itemIdentifier: string }>;
   /** With a tumbling window (Kinesis, DynamoDB Streams): the window's `state` as the event brought it, `{}` when it brought none. */
   state?: { readonly [name: string]: unknown };
@@ -92,6 +99,7 @@ interface BatchHandlerOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
+/** The function `idempotentBatch` runs once per distinct record: the parsed message, the record and the invocation's context. */
 export type RecordHandler<TMessage, TResult> = (message: TMessage, record: BatchRecord, context: Context) => Promise<TResult> | TResult;
 
 /** The shared options `idempotentBatch` replaces with its own (`key`, `fingerprint`) or has no use for. */
@@ -105,6 +113,7 @@ const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   throwOnFullBatchFailure: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
 });
 
+/** The options of `idempotentBatch`: the shared options but `onMissingKey`, its own `key` and `fingerprint` of the message, and those of a batch. */
 export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOptions<TMessage>, (typeof BATCH_REPLACED)[number]> {
   /**
    * Selects the key from the parsed message. A message whose key is missing (as for `makeIdempotent`'s

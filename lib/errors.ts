@@ -102,7 +102,9 @@ export const HTTP_STATUS: Readonly<Partial<Record<IdempotencyErrorCode, number>>
 /** The longest `Retry-After` an HTTP answer gives by default: a holder may finish long before its lease ends. @internal */
 export const MAX_RETRY_AFTER_SECONDS = 60;
 
+/** What an {@link IdempotencyError} carries beside its code and message; each becomes the field of the same name. */
 export interface IdempotencyErrorOptions {
+  /** The error that led to this one (the store's, the transaction's), as `Error.cause`. */
   readonly cause?: unknown;
   /**
    * With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a
@@ -161,11 +163,21 @@ export class IdempotencyError extends Error {
     return Function.prototype[Symbol.hasInstance].call(this, value) || (this === IdempotencyError && isBranded(value));
   }
 
+  /** Always `'IdempotencyError'`, also for an error replayed from another copy of the package. */
   override readonly name = 'IdempotencyError';
+  /** What went wrong, stable across versions: branch on it, never on `message` (see docs/options.md, "Errors"). */
   readonly code: IdempotencyErrorCode;
+  /**
+   * With `IN_PROGRESS`: seconds until the holder's lease ends (its retention, for a record without a
+   * lease); with `TRANSACTION_CONFLICT`: when to retry; with `COMMIT_FAILED`: 1, when the release
+   * proved nothing was written (none when the outcome is unknown).
+   */
   readonly retryAfterSeconds: number | undefined;
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused: index of that write among the call's own writes. */
   readonly actionIndex: number | undefined;
+  /** With `TRANSACTION_CONDITION_FAILED`, and `TRANSACTION_INVALID` for one write refused: the table of that write. */
   readonly tableName: string | undefined;
+  /** With `SUPERSEDED`: the record as the attempt that took over left it, when the store returned it. */
   readonly record: IdempotencyRecord | undefined;
   /**
    * The HTTP status of the code, as `httpIdempotency` answers it: 400 `KEY_MISSING`, 409

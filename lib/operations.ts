@@ -38,10 +38,12 @@ export type RecordAddress =
   | { readonly name: string; readonly http: HttpRecordKey; readonly tenant?: string | undefined }
   | { readonly id: string };
 
+/** What `inspectRecord` reads: a {@link RecordAddress} and the store that keeps the record. */
 export type InspectRecordOptions = RecordAddress & {
   readonly store: IdempotencyStore;
 };
 
+/** What `forgetRecord` deletes: a {@link RecordAddress}, the store that keeps the record, and the state it must still be in. */
 export type ForgetRecordOptions = RecordAddress & {
   readonly store: IdempotencyStore;
   /** Delete only while the record has this status. @default any status */

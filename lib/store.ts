@@ -36,6 +36,7 @@ export interface RecordItem {
 export interface IdempotencyRecord {
   /** `<namespace>#<hash>`. */
   readonly key: string;
+  /** INPROGRESS while an attempt holds the record; COMPLETED once its outcome is stored. */
   readonly status: RecordStatus;
   /** Epoch seconds after which the record may be forgotten (the retention). */
   readonly expiresAt: number;
@@ -59,11 +60,17 @@ export interface IdempotencyRecord {
   readonly error?: string;
 }
 
+/** What `claim` asks of a store: create the record of `key`, INPROGRESS and held by `owner`, unless a live one exists. */
 export interface ClaimRequest {
+  /** The record's key, `<namespace>#<hash>`, compared exactly. */
   readonly key: string;
+  /** The token of the attempt: `complete` and `release` apply only with it. */
   readonly owner: string;
+  /** Hash of the payload-validation selection, to keep on the record; absent when the caller configured none. */
   readonly fingerprint?: string;
+  /** Epoch milliseconds: the end of the attempt's lease, after which another attempt may take the record over. */
   readonly leaseUntil: number;
+  /** Epoch seconds: the record's retention (never earlier than the lease), as a DynamoDB TTL counts it. */
   readonly expiresAt: number;
   /** The caller's clock, epoch milliseconds: records whose lease or retention ended before it are taken over. */
   readonly now: number;
@@ -86,9 +93,13 @@ export type ClaimResult =
     }
   | { readonly claimed: false; readonly record: IdempotencyRecord };
 
+/** What `complete` asks of a store: the record of `key`, while INPROGRESS and held by `owner`, becomes COMPLETED with the outcome. */
 export interface CompleteRequest {
+  /** The record's key, `<namespace>#<hash>`. */
   readonly key: string;
+  /** The token of the attempt that claimed the record. */
   readonly owner: string;
+  /** Epoch seconds: the completed record's retention. */
   readonly expiresAt: number;
   /** JSON text of the result; `undefined` for an `undefined` result. */
   readonly response: string | undefined;
@@ -131,8 +142,11 @@ export type CompleteResult =
   | { readonly completed: true; readonly responseStored: boolean; readonly sealFailure?: unknown; readonly storedError?: string }
   | { readonly completed: false; readonly record: IdempotencyRecord | undefined };
 
+/** What `release` asks of a store: delete the record of `key` while it is INPROGRESS and held by `owner` (the call failed and may run again). */
 export interface ReleaseRequest {
+  /** The record's key, `<namespace>#<hash>`. */
   readonly key: string;
+  /** The token of the attempt that claimed the record. */
   readonly owner: string;
   /**
    * When (`performance.now()`) the call must answer: a store that sends its release again after a
@@ -178,8 +192,11 @@ export interface IdempotencyStore {
   readonly expiresAfterSeconds?: number | undefined;
   /** Optional: the table the records are kept in, which a `STORE_FAILURE` for a table that does not exist names. */
   readonly tableName?: string | undefined;
+  /** Creates the record INPROGRESS for `request.owner` unless a live one exists, which it then returns. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
+  /** Stores the outcome (COMPLETED), only while the record is INPROGRESS and held by `request.owner`. */
   complete(request: CompleteRequest): Promise<CompleteResult>;
+  /** Deletes the record, only while it is INPROGRESS and held by `request.owner`. */
   release(request: ReleaseRequest): Promise<ReleaseResult>;
   /**
    * Optional, for `transaction()`: `complete` and the call's own writes in one atomic transaction.
@@ -231,6 +248,7 @@ export interface IdempotencyStore {
 export interface RecordSummary {
   /** `<namespace>#<hash>`. */
   readonly key: string;
+  /** INPROGRESS or COMPLETED. */
   readonly status: RecordStatus;
   /**
    * Epoch seconds: the retention. Absent for a record that has none (written by hand, or by an older
@@ -239,6 +257,7 @@ export interface RecordSummary {
   readonly expiresAt?: number;
   /** Epoch milliseconds, while INPROGRESS. */
   readonly leaseUntil?: number;
+  /** The record keeps a payload fingerprint (its caller set `fingerprint`). */
   readonly hasFingerprint: boolean;
   /** Size in bytes of the response as stored (compressed and/or encrypted); absent when none is stored. */
   readonly responseBytes?: number;

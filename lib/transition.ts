@@ -15,13 +15,17 @@ const NESTED_PARAMETERS = {
 /** DynamoDB's limit on the operands of `IN`. */
 const MAX_FROM_STATES = 100;
 
+/** The parameters of {@link transition}: the item, the states it may leave, the state it enters, and what else to change or check. */
 export interface TransitionParams {
+  /** The table of the item. */
   readonly TableName: string;
+  /** The item's key, in plain values (as lib-dynamodb takes them). */
   readonly Key: Record<string, NativeAttributeValue>;
   /** The states the item may be in; any other state (or no item) fails the condition. */
   readonly from: string | readonly string[];
+  /** The state the item enters. */
   readonly to: string;
-  /** @default 'status' */
+  /** The attribute that holds the state. @default 'status' */
   readonly attribute?: string | undefined;
   /** Optimistic concurrency: the item's version (`attribute`, default `'version'`) must equal `expected`; it is incremented. */
   readonly version?: { readonly attribute?: string | undefined; readonly expected: number } | undefined;

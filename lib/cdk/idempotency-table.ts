@@ -260,6 +260,7 @@ function nestedIn(stack: Stack, parent: Stack): boolean {
 /** The table each function is attached to: one function has one retention. */
 const attachedTables = new WeakMap<LambdaFunction, IdempotencyTableBase>();
 
+/** Props of a new {@link IdempotencyTable}. */
 export interface IdempotencyTableProps {
   /**
    * Name of the table.

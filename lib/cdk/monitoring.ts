@@ -49,6 +49,7 @@ export interface IdempotencyAlarmThresholds {
   readonly bookkeepingFailures?: number;
 }
 
+/** Props of {@link IdempotencyMonitoring} (and of `addMonitoring`): what to watch, and where alarms go. */
 export interface IdempotencyMonitoringProps {
   /**
    * What to watch, one dashboard row and three alarms each: a Lambda function whose records are
