@@ -57,9 +57,12 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * @default the whole input (a whole input's `undefined` members are dropped, as JSON drops them)
    */
   readonly key?: ((input: TInput, context: TContext | undefined) => unknown) | undefined;
-  /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. */
+  /** Selects the payload a duplicate must match; a different one is rejected with `PAYLOAD_MISMATCH`. @default none */
   readonly fingerprint?: ((input: TInput) => unknown) | undefined;
-  /** Namespace of the records; callers with different names never share records. Non-empty, without '#' or lone surrogates, at most 2,004 bytes of UTF-8. */
+  /**
+   * Namespace of the records; callers with different names never share records. Non-empty, without '#' or lone surrogates, at most 2,004 bytes of UTF-8.
+   * @default the Lambda context's `functionName`, then `AWS_LAMBDA_FUNCTION_NAME` (else a `TypeError` at the call); `makeIdempotent` requires it
+   */
   readonly name?: string | undefined;
   /**
    * Retention of a record, whole seconds, 1 or more. Must outlive every retry of the caller.

@@ -2,8 +2,10 @@
  * The TSDoc an editor shows on hover: every export of every entry point (package.json `exports`) has
  * one, and so does every member of the types a user reads when handling an error or writing a store,
  * where a time without its unit (epoch seconds or milliseconds) invites a store that keeps records
- * a thousand times too long, or lets leases end at once.
+ * a thousand times too long, or lets leases end at once. Each option of the docs/options.md table
+ * shows its default on hover too.
  */
+import { readFileSync } from 'node:fs';
 import { beforeAll, expect, test } from '@jest/globals';
 import ts from 'typescript';
 import { ENTRY_POINTS, ROOT } from './snippets.js';
@@ -70,4 +72,31 @@ test('every `leaseUntil` and `expiresAt` of an exported type says whether it cou
     .filter(([, member]) => checker.getNonNullableType(checker.getTypeOfSymbol(member)).flags & ts.TypeFlags.NumberLike);
   expect(times.length).toBeGreaterThan(5);
   expect([...new Set(times.filter(([, member]) => !/epoch (milli)?seconds/i.test(documentation(member))).map(([name]) => name))]).toEqual([]);
+});
+
+test("every option docs/options.md's table gives a default has that default in its TSDoc", () => {
+  const text = readFileSync(`${ROOT}/docs/options.md`, 'utf8');
+  const rows = text
+    .slice(text.indexOf('\n## Options\n'), text.indexOf('\n## ', text.indexOf('\n## Options\n') + 1))
+    .split('\n')
+    .filter((line) => line.startsWith('| `'));
+  const options = checker.getDeclaredTypeOfSymbol(exported.find(([name]) => name === 'lambda-idempotency IdempotencyOptions')![1]);
+  const unlike = rows.flatMap((row) => {
+    const [option = '', documented = ''] = row
+      .slice(1, -1)
+      .split(' | ')
+      .map((cell) => cell.trim());
+    const name = /`(\w+)/.exec(option)![1]!;
+    if (documented === 'required' || documented === '—') return [];
+    const tag = options
+      .getProperty(name)
+      ?.getJsDocTags(checker)
+      .find((found) => found.name === 'default');
+    const given = tag === undefined ? undefined : ts.displayPartsToString(tag.text).replaceAll('`', '');
+    // A value (`0`, `'throw'`) must be the TSDoc's; a sentence, at least stated.
+    const value = /^`([^`]+)`$/.exec(documented)?.[1];
+    return given === undefined || (value !== undefined && !given.startsWith(value)) ? [`${name}: docs/options.md ${documented}, TSDoc ${given}`] : [];
+  });
+  expect(rows.length).toBeGreaterThan(15);
+  expect(unlike).toEqual([]);
 });
