@@ -113,7 +113,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    * No effect with a store that has transactions (the `DynamoDBStore` of 'lambda-idempotency'): every
    * call can add writes to `transaction()`. With another store, `true` is a `TypeError` at
    * construction. Kept so that existing code compiles.
-   * @deprecated `transaction()` works in every idempotent call whose store has transactions.
+   * @deprecated `transaction()` works in every idempotent call whose store has transactions: remove the option.
    */
   readonly transactions?: boolean | undefined;
   /**

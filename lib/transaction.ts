@@ -57,7 +57,7 @@ export interface Transaction {
   readonly key: string;
   /** This attempt's owner token (the fence its record is conditioned on); changes on takeover. */
   readonly owner: string;
-  /** @deprecated The same token as `owner`. */
+  /** @deprecated The same token as `owner`: read `owner` instead. */
   readonly fence: string;
   /**
    * A stable key for an external call made by this logical request (e.g. a payment provider's

@@ -3,7 +3,7 @@
  * one, and so does every member of the types a user reads when handling an error or writing a store,
  * where a time without its unit (epoch seconds or milliseconds) invites a store that keeps records
  * a thousand times too long, or lets leases end at once. Each option of the docs/options.md table
- * shows its default on hover too.
+ * shows its default on hover too, and each deprecation says what to do instead.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, test } from '@jest/globals';
@@ -99,4 +99,26 @@ test("every option docs/options.md's table gives a default has that default in i
   });
   expect(rows.length).toBeGreaterThan(15);
   expect(unlike).toEqual([]);
+});
+
+test('every `@deprecated` of the public API says what to do instead', () => {
+  const tagged = (symbol: ts.Symbol): string[] => {
+    const signatures =
+      symbol.flags & ts.SymbolFlags.Class
+        ? checker.getTypeOfSymbol(symbol).getConstructSignatures()
+        : symbol.flags & ts.SymbolFlags.Function
+          ? checker.getTypeOfSymbol(symbol).getCallSignatures()
+          : [];
+    return [...symbol.getJsDocTags(checker), ...signatures.flatMap((signature) => signature.getJsDocTags())]
+      .filter((tag) => tag.name === 'deprecated')
+      .map((tag) => ts.displayPartsToString(tag.text));
+  };
+  const deprecations = exported.flatMap(([name, symbol]) => [
+    ...tagged(symbol).map((text): [string, string] => [name, text]),
+    ...(symbol.flags & (ts.SymbolFlags.Interface | ts.SymbolFlags.Class) ? ownMembers(symbol) : []).flatMap((member) =>
+      tagged(member).map((text): [string, string] => [`${name}.${member.name}`, text]),
+    ),
+  ]);
+  expect(deprecations.length).toBeGreaterThan(3);
+  expect([...new Set(deprecations.filter(([, text]) => !/\b(pass|use|read|remove)\b/i.test(text)).map(([name, text]) => `${name}: ${text}`))]).toEqual([]);
 });
