@@ -168,12 +168,14 @@ export function callerIdentity(event: HttpEvent): string | undefined {
 }
 
 /**
- * The `scope` option of `httpIdempotency`: a function that returns the caller of a request, or
- * 'shared' for keys shared by all callers. `TEvent` is the event type the middleware serves.
+ * The `scope` option of `httpIdempotency`: a function that returns the caller of a request, as
+ * something the request proves (an authorizer's output, a claim your code verified), or 'shared'
+ * for keys shared by all callers. `TEvent` is the event type the middleware serves.
  *
  * @example
  * ```ts
- * const byTenant: HttpScope = (event) => event.headers['x-tenant-id'];
+ * // The tenant a REST API's Lambda authorizer verified, never a header that any client can set.
+ * const byTenant: HttpScope<APIGatewayProxyEvent> = (event) => event.requestContext.authorizer?.tenantId;
  * const global: HttpScope = 'shared';
  * ```
  */

@@ -15,14 +15,20 @@ import { typeCheck } from './type-check.js';
 const runner = new SnippetRunner();
 afterAll(() => runner.dispose());
 
-test("callerIdentity's example type-checks in a user's strict project", () => {
+test("the examples of callerIdentity and HttpScope type-check in a user's strict project", () => {
   const document = tsdocExamples('lib/http-caller.ts');
-  const example = {
-    ...snippetUnder(document, 'callerIdentity'),
-    context: "import { callerIdentity, httpIdempotency } from 'lambda-idempotency';\ndeclare const store: import('lambda-idempotency').IdempotencyStore;\n",
-  };
-  const checked = typeCheck([{ ...document, snippets: [example] }]);
-  expect(checked.snippets.get(example)!.map((diagnostic) => `${diagnostic.location}: ${diagnostic.message}`)).toEqual([]);
+  const examples = [
+    {
+      ...snippetUnder(document, 'callerIdentity'),
+      context: "import { callerIdentity, httpIdempotency } from 'lambda-idempotency';\ndeclare const store: import('lambda-idempotency').IdempotencyStore;\n",
+    },
+    {
+      ...snippetUnder(document, 'HttpScope'),
+      context: "import type { APIGatewayProxyEvent } from 'aws-lambda';\nimport type { HttpScope } from 'lambda-idempotency';\n",
+    },
+  ];
+  const checked = typeCheck([{ ...document, snippets: examples }]);
+  expect(examples.flatMap((example) => checked.snippets.get(example)!.map((diagnostic) => `${diagnostic.location}: ${diagnostic.message}`))).toEqual([]);
 });
 
 test("callerIdentity's example scopes anonymous callers by their tenant header, and no header value shares an identified caller's records", async () => {
@@ -47,4 +53,17 @@ test("callerIdentity's example scopes anonymous callers by their tenant header, 
   expect(scope(anonymous('acme'))).not.toBe(scope(anonymous('globex')));
   // An anonymous client that sends the identity text of a caller as its tenant does not share that caller's scope.
   expect(scope(anonymous(callerIdentity(identified)!))).not.toBe(scope(identified));
+});
+
+test("HttpScope's example scopes keys by a tenant the request proves, not by one a client may claim", async () => {
+  const document = tsdocExamples('lib/http-caller.ts');
+  const { byTenant } = (await runner.run(document, snippetUnder(document, 'HttpScope'))) as { byTenant: (event: HttpEvent) => string | undefined };
+  const claiming = (caller: { tenant: string; user: string }, header: string): HttpEvent => {
+    const event = eventFor(IDENTITY_SHAPES[0]!, caller);
+    return { ...event, headers: { ...event.headers, 'x-tenant-id': header } } as HttpEvent;
+  };
+  const acme = claiming({ tenant: 'acme', user: 'alice' }, 'acme');
+  expect(byTenant(acme)).toBe(byTenant(claiming({ tenant: 'acme', user: 'bob' }, 'acme')));
+  // A caller of another tenant that sends acme's name in the header does not share acme's records.
+  expect(byTenant(claiming({ tenant: 'globex', user: 'mallory' }, 'acme'))).not.toBe(byTenant(acme));
 });
