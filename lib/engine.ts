@@ -853,7 +853,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
             ? undefined
             : await this.#release(
                 call,
-                'could not release the record after an unanswered commit; it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
+                'could not release the record after an unanswered commit; unless the release was refused (see `error`), it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
               );
         if (error instanceof IdempotencyError) return [{ kind: 'error', error, replayed: false }, undefined];
         const record = released?.released === false ? released.record : undefined;
@@ -875,7 +875,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
         // The write may have applied all the same (an answer lost, replicas that did not acknowledge
         // it in time): the store's error says which; the record's state is not known here.
         this.#warn(
-          'could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+          'could not mark the record COMPLETED; unless the write applied all the same or was refused (see `error`), it stays INPROGRESS until its lease ends',
           key,
           error,
         );
@@ -1013,7 +1013,10 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
    * Deletes the record if this call still holds it; store errors are logged (`what`, what the
    * record is left as), never thrown (the result is then `undefined`).
    */
-  async #release(call: Call, what = 'could not release the record; it stays INPROGRESS until its lease ends'): Promise<ReleaseResult | undefined> {
+  async #release(
+    call: Call,
+    what = 'could not release the record; unless the release was refused (see `error`), it stays INPROGRESS until its lease ends',
+  ): Promise<ReleaseResult | undefined> {
     try {
       return await answered(this.#store.release(resendingUntil({ key: call.key, owner: call.owner }, call.answerBy)), call.answerBy);
     } catch (error) {

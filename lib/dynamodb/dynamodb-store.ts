@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { delay } from '../deadline.js';
 import { type AttributeNames, DEFAULT_ATTRIBUTE_NAMES, type LeanDynamoDBStoreOptions, resolveStoreOptions } from '../dynamodb-store-options.js';
-import { detailStoreFailure } from '../errors.js';
+import { detailStoreFailure, storeFailureDetail } from '../errors.js';
 import { malformedRecord, ResponseCodec } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
 import {
@@ -368,7 +368,7 @@ export class DynamoDBStore implements IdempotencyStore {
       return { released: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      return { released: false, record: await this.toRecord(error.Item ?? (await this.refusingItem(request.key)), false) };
+      return { released: false, record: await this.toRecord(error.Item ?? (await this.refusingItem(request.key, 'release')), false) };
     }
   }
 
@@ -382,9 +382,11 @@ export class DynamoDBStore implements IdempotencyStore {
    * (`ReturnValues`, strongly consistent) with the actions the record protocol is granted (no
    * `GetItem`). Should that come back without the item too, the store fails, naming why. The main
    * entry's store reads a record for atomic mode so too: one way to read the record, which no
-   * dropped `ReturnValuesOnConditionCheckFailure` hides. @internal
+   * dropped `ReturnValuesOnConditionCheckFailure` hides. A read that fails after a refused
+   * `write` of this attempt's own says so in its detail: the record is no longer this attempt's
+   * INPROGRESS one, which the caller's warning would otherwise say it stays until its lease. @internal
    */
-  protected async refusingItem(key: string): Promise<Record<string, AttributeValue> | undefined> {
+  protected async refusingItem(key: string, write?: 'completion' | 'release'): Promise<Record<string, AttributeValue> | undefined> {
     const read = new UpdateItemCommand({
       TableName: this.tableName,
       Key: { [this.attributes.key]: { S: key } },
@@ -397,6 +399,12 @@ export class DynamoDBStore implements IdempotencyStore {
       if (item !== undefined) return item;
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
+      if (write !== undefined && typeof error === 'object' && error !== null) {
+        detailStoreFailure(
+          error,
+          `${storeFailureDetail(error, this.tableName)} reading the record after DynamoDB refused the ${write} without it: this attempt holds it no more (another attempt took it over, it was deleted, or this call completed it)`,
+        );
+      }
       throw error;
     }
     const blind = new Error('DynamoDB returned no item with a refused write, nor with an applied one.');
@@ -421,7 +429,7 @@ export class DynamoDBStore implements IdempotencyStore {
     return this.withOutcome(request, outcomeBudget(this.attributes, request), tooLarge, async (outcome) => {
       const sent = await send(this.completionUpdate(request, outcome));
       if (sent === null) return { completed: true, responseStored: !outcome.omitted, ...outcomeReport(outcome) };
-      const refused = sent ?? (await this.refusingItem(request.key));
+      const refused = sent ?? (await this.refusingItem(request.key, 'completion'));
       // The call's own COMPLETED record (a retried request, already applied) is its outcome as stored:
       // a final error cut short replays cut short, from the local cache too. Any other needs its state alone.
       const own = refused?.[this.attributes.owner]?.S === request.owner && refused?.[this.attributes.status]?.S === 'COMPLETED';

@@ -8,7 +8,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStore as LeanDynamoDBStore } from '../../lib/dynamodb/index.js';
 import { DynamoDBStore, describeStoreFailure, makeIdempotent, transaction } from '../../lib/index.js';
-import { readItem, recordId, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { endpoint, readItem, recordId, testClient, useBusinessTable, useFreshTable } from '../support/dynamodb.js';
+import { faultyClient } from '../support/faults.js';
 import { rejection } from '../support/rejections.js';
 
 /** `client`, its requests sent without the parameters named (in each action of a transaction too). */
@@ -32,7 +33,19 @@ const full = new DynamoDBStore({ tableName, client: front });
 const lean = new LeanDynamoDBStore({ tableName, client: front });
 /** A store that sees every refused item: another attempt's. */
 const other = new DynamoDBStore({ tableName, client: admin });
-afterAll(() => front.destroy());
+/** `front` behind the fault layer: the read of a refused write's record (an `UpdateItem` that updates nothing) can be refused. */
+const { client: faultyFront, faults } = faultyClient(endpoint());
+dropping(faultyFront, ['ReturnValuesOnConditionCheckFailure']);
+const faultyStore = new LeanDynamoDBStore({ tableName, client: faultyFront });
+/** The read `refusingItem` sends after a refusal that came without the item. */
+const isRecordRead = (request: { body: Record<string, unknown> }) => request.body.UpdateExpression === undefined;
+afterEach(() => {
+  faults.clear();
+});
+afterAll(() => {
+  front.destroy();
+  faultyFront.destroy();
+});
 
 const T0 = 1_700_000_000_000;
 const LEASE_MS = 10_000;
@@ -81,6 +94,70 @@ describe.each([
     );
     const error = await rejection(once('k'));
     expect({ code: error.code, holder: error.record?.owner }).toEqual({ code: 'SUPERSEDED', holder: 'takeover' });
+    expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'takeover' } });
+  });
+});
+
+describe('a refusal without the item whose read of the record fails', () => {
+  /** A call that outlives its lease and whose record another attempt takes over, with its warnings and events. */
+  function takenOver(fn: () => string) {
+    const name = `dropped${++seq}`;
+    const key = recordId(name, 'k');
+    const clock = { t: T0 };
+    const warnings: string[] = [];
+    const events: string[] = [];
+    const once = makeIdempotent(
+      async (_key: string) => {
+        await takeOverAfterLease(key, clock);
+        faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'refuse' }, where: isRecordRead });
+        return fn();
+      },
+      {
+        store: faultyStore,
+        name,
+        now: () => clock.t,
+        leaseSeconds: LEASE_MS / 1000,
+        singleFlight: false,
+        logger: { warn: (line) => void warnings.push(line) },
+        observability: (event: string) => void events.push(event),
+      },
+    );
+    return { once, key, warnings, events };
+  }
+
+  /** The warning's message and its `error`, for a refused `write` whose record read was refused. */
+  const refusedUnread = (message: string, write: string) => ({
+    message: `lambda-idempotency: ${message}`,
+    error: `AccessDeniedException reading the record after DynamoDB refused the ${write} without it: this attempt holds it no more (another attempt took it over, it was deleted, or this call completed it)`,
+  });
+
+  test("a completion: the caller gets the call's result; the warning says the completion was refused, not only that the record stays INPROGRESS", async () => {
+    const { once, key, warnings, events } = takenOver(() => 'ran');
+    expect(await once('k')).toBe('ran');
+    expect(faults.injected).toEqual([{ operation: 'UpdateItem', attempt: 1, kind: 'refuse' }]);
+    expect(warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining(
+        refusedUnread(
+          'could not mark the record COMPLETED; unless the write applied all the same or was refused (see `error`), it stays INPROGRESS until its lease ends',
+          'completion',
+        ),
+      ),
+    ]);
+    expect(events.filter((event) => event === 'bookkeepingFailure')).toHaveLength(1);
+    expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'takeover' } });
+  });
+
+  test("a release: the caller gets the function's error; the warning says the release was refused, not only that the record stays INPROGRESS", async () => {
+    const { once, key, warnings } = takenOver(() => {
+      throw new Error('boom');
+    });
+    await expect(once('k')).rejects.toThrow('boom');
+    expect(faults.injected).toEqual([{ operation: 'UpdateItem', attempt: 1, kind: 'refuse' }]);
+    expect(warnings.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining(
+        refusedUnread('could not release the record; unless the release was refused (see `error`), it stays INPROGRESS until its lease ends', 'release'),
+      ),
+    ]);
     expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'takeover' } });
   });
 });

@@ -1045,7 +1045,7 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(error.message).toMatch(/may or may not be applied/);
     expect(warnings).toEqual([
       expect.stringContaining(
-        'could not release the record after an unanswered commit; it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
+        'could not release the record after an unanswered commit; unless the release was refused (see `error`), it stays INPROGRESS until its lease ends, or is COMPLETED if the commit applied',
       ),
     ]);
     expect(f.probe.drain()).toEqual(['PutItemCommand', 'TransactWriteItemsCommand', 'DeleteItemCommand']);
@@ -1071,7 +1071,7 @@ describe('crash injection: the business effect exists 0 or 1 times, never 2', ()
     expect(await record(f.recordId('c3b'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('or is COMPLETED if the commit applied');
-    expect(warnings[0]).not.toContain('could not release the record; it stays INPROGRESS until its lease ends');
+    expect(warnings[0]).not.toContain('could not release the record; unless the release was refused');
   });
 
   test("the commit is applied but its answer is lost: the fenced release meets the call's own COMPLETED record, so the caller gets its result; every retry replays; the effect exists once", async () => {

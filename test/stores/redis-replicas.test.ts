@@ -257,7 +257,7 @@ test('through makeIdempotent, a completion the replica does not acknowledge: the
     expect(warnings.map((line) => JSON.parse(line))).toEqual([
       expect.objectContaining({
         message:
-          'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+          'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same or was refused (see `error`), it stays INPROGRESS until its lease ends',
         error: 'ReplicaWaitTimeout',
       }),
     ]);

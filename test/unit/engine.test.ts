@@ -747,7 +747,7 @@ describe('responses', () => {
     const once = makeIdempotent(async () => ({ total: 10n }), { store, name: 'f', logger });
     expect(await once(1)).toEqual({ total: 10n });
     expect(lines.map((line) => JSON.parse(line).message)).toEqual([
-      'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same (see `error`), it stays INPROGRESS until its lease ends',
+      'lambda-idempotency: could not mark the record COMPLETED; unless the write applied all the same or was refused (see `error`), it stays INPROGRESS until its lease ends',
     ]);
   });
 });
