@@ -108,7 +108,13 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       }
       // The call's own COMPLETED record (a resent commit, applied before) is its outcome: one that cannot be decoded now leaves its state, as for a completion.
       const own = item?.[this.attributes.owner]?.S === request.owner && item?.[this.attributes.status]?.S === 'COMPLETED';
-      const read = async () => (await this.toRecord(item)) ?? this.malformed(request.key, 'DynamoDB returned no item with the refusal');
+      // Gone when read after both refusals: a record claimed and released in between, each time (no item refuses no claim).
+      const gone = () => {
+        throw new Error(
+          `DynamoDB refused the commit of ${request.key} twice, and the record that refused it was gone each time it was read: other attempts claimed and released it meanwhile.`,
+        );
+      };
+      const read = async () => (await this.toRecord(item)) ?? gone();
       return { claimed: false, record: await this.refusedBy(own ? () => read().catch(async () => (await this.toRecord(item, false))!) : read) };
     });
   }

@@ -198,6 +198,44 @@ test("an atomic duplicate replays the first call's outcome, also when its run fa
   expect(await readItem(admin, bizTable, 'a1')).toMatchObject({ run: { N: '1' } });
 });
 
+test('an atomic commit refused twice by a record gone each time it is read (claimed and released meanwhile): STORE_FAILURE saying so, not a malformed record to forget', async () => {
+  const churning = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure']);
+  const name = `dropped${++seq}`;
+  const key = recordId(name, 'c1');
+  // Before each commit another attempt claims the key; before each read of the record that refused it, that record is gone.
+  churning.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { TransactItems?: unknown; UpdateExpression?: unknown; Key?: unknown };
+      if (input.TransactItems !== undefined) {
+        await other.claim({ key, owner: 'churn', now: Date.now(), leaseUntil: Date.now() + 60_000, expiresAt: Math.floor(Date.now() / 1000) + 3600 });
+      } else if (input.Key !== undefined && input.UpdateExpression === undefined) {
+        await other.forget(key);
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'churnRecord' },
+  );
+  try {
+    let runs = 0;
+    const charge = makeIdempotent(async (_id: string) => ++runs, {
+      store: new DynamoDBStore({ tableName, client: churning }),
+      name,
+      atomic: true,
+      singleFlight: false,
+      logger: { warn: () => {} },
+    });
+    const error = await rejection(charge('c1'));
+    expect(error.code).toBe('STORE_FAILURE');
+    expect(error.message).toMatch(/nothing was written/);
+    expect((error.cause as Error).message).toBe(
+      `DynamoDB refused the commit of ${key} twice, and the record that refused it was gone each time it was read: other attempts claimed and released it meanwhile.`,
+    );
+    expect(runs).toBe(1);
+  } finally {
+    churning.destroy();
+  }
+});
+
 test('a client that drops the returned item of every write: STORE_FAILURE naming the dropped parameter, the function does not run', async () => {
   const blind = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure', 'ReturnValues']);
   try {
