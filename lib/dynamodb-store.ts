@@ -249,7 +249,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
         conditions.push(`#f${index} = :f${index}`);
       }
     }
-    return this.deleteIf({
+    return this.deleteIf(key, {
       TableName: this.tableName,
       Key: { [this.attributes.key]: { S: key } },
       ConditionExpression: conditions.join(' AND '),
@@ -263,16 +263,18 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * an attempt that got no answer (a timeout, a connection lost) or a 5xx, which DynamoDB may have
    * applied: the retry then finds no item, its condition fails, and the item is gone because this
    * delete removed it (its answer lost), as the engine reads its own release. An attempt answered
-   * 4xx (throttled) applied nothing: after it, no item still means no record.
+   * 4xx (throttled) applied nothing: after it, no item still means no record. A refusal without the
+   * item is also what a client that drops `ReturnValuesOnConditionCheckFailure` returns for an item
+   * still there (see `refusingItem`): the item is read to tell, a `GetItem` as operations tools do.
    */
-  private async deleteIf(input: DeleteItemCommandInput): Promise<boolean> {
+  private async deleteIf(key: string, input: DeleteItemCommandInput): Promise<boolean> {
     const attempts = new WriteAttempts();
     const command = attempts.watch(new DeleteItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }));
     try {
       await this.client.send(command);
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return attempts.mayHaveApplied && error.Item === undefined;
+      if (isConditionFailure(error)) return attempts.mayHaveApplied && error.Item === undefined && (await this.storedItem(key)) === undefined;
       throw error;
     }
   }
@@ -315,7 +317,7 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       values[':lease'] = { N: String(leaseUntil) };
     }
     const condition = status === undefined ? 'attribute_exists(#id)' : `#status = :status${leaseUntil === undefined ? '' : ' AND #lease = :lease'}`;
-    return this.deleteIf({
+    return this.deleteIf(key, {
       TableName: this.tableName,
       Key: { [a.key]: { S: key } },
       ConditionExpression: condition,

@@ -236,6 +236,19 @@ test('an atomic commit refused twice by a record gone each time it is read (clai
   }
 });
 
+test("forget after a 500 the SDK retried, whose retry's condition fails on a record that is still there: not deleted, and reported so", async () => {
+  const name = `dropped${++seq}`;
+  const key = recordId(name, 'k');
+  const done = makeIdempotent(async (_key: string) => 'ran', { store: other, name, singleFlight: false });
+  expect(await done('k')).toBe('ran');
+  // The first attempt is answered 500 (not applied); the SDK's retry is refused: the record is COMPLETED, not INPROGRESS.
+  faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'server-error' } });
+  const store = new DynamoDBStore({ tableName, client: faultyFront });
+  expect(await store.forget(key, 'INPROGRESS')).toBe(false);
+  expect(faults.attemptsOf('DeleteItem')).toBe(2);
+  expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'COMPLETED' } });
+});
+
 test('a client that drops the returned item of every write: STORE_FAILURE naming the dropped parameter, the function does not run', async () => {
   const blind = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure', 'ReturnValues']);
   try {
