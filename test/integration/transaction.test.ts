@@ -1196,6 +1196,16 @@ describe('atomic: true (one round trip)', () => {
     expect(await f.payment('a1')).toMatchObject({ fence: { S: f.fences[0] } });
   });
 
+  test('a commit that replaces an INPROGRESS record past its lease (a crashed non-atomic attempt) counts as a miss: a transaction returns no item it replaced', async () => {
+    const events: string[] = [];
+    const f = chargeFixture({ atomic: true, observability: (event: string) => void events.push(event) });
+    const crashed = new DynamoDBStore({ tableName: idemTable, client: admin });
+    await crashed.claim({ key: f.recordId('a1'), owner: 'crashed', now: T0 - LEASE_MS - 1, leaseUntil: T0 - 1, expiresAt: Math.floor(T0 / 1000) + 3600 });
+    expect(await f.charge({ id: 'a1', amount: 7 })).toEqual({ paid: 'a1', run: 1 });
+    expect(await record(f.recordId('a1'))).toMatchObject({ status: { S: 'COMPLETED' }, owner: { S: f.fences[0] } });
+    expect(events).toEqual(['miss']);
+  });
+
   test("a duplicate that starts before the first call's record expires gets its stored response, though the record expires while it runs: its commit is judged at its start", async () => {
     const f = chargeFixture({ atomic: true, hold: true });
     const first = f.charge({ id: 'a1', amount: 7 });
