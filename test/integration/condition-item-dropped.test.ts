@@ -249,6 +249,21 @@ test("forget after a 500 the SDK retried, whose retry's condition fails on a rec
   expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'COMPLETED' } });
 });
 
+test('a claim refused without the item, whose read of the record is throttled on every attempt: STORE_FAILURE, the function does not run, and no release is sent (the claim applied nothing)', async () => {
+  const name = `dropped${++seq}`;
+  const key = recordId(name, 'k');
+  await other.claim({ key, owner: 'holder', now: Date.now(), leaseUntil: Date.now() + 60_000, expiresAt: Math.floor(Date.now() / 1000) + 3600 });
+  faults.schedule({ operations: ['UpdateItem'], fault: { kind: 'throttle' }, attempts: 'all', where: isRecordRead });
+  let runs = 0;
+  const once = makeIdempotent(async (_key: string) => ++runs, { store: faultyStore, name, singleFlight: false, logger: { warn: () => {} } });
+  const error = await rejection(once('k'));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect(describeStoreFailure(error.cause)).toBe('ProvisionedThroughputExceededException');
+  expect(runs).toBe(0);
+  expect([faults.attemptsOf('PutItem'), faults.attemptsOf('UpdateItem'), faults.attemptsOf('DeleteItem')]).toEqual([1, 3, 0]);
+  expect(await readItem(admin, tableName, key)).toMatchObject({ status: { S: 'INPROGRESS' }, owner: { S: 'holder' } });
+});
+
 test('a client that drops the returned item of every write: STORE_FAILURE naming the dropped parameter, the function does not run', async () => {
   const blind = dropping(testClient(), ['ReturnValuesOnConditionCheckFailure', 'ReturnValues']);
   try {
