@@ -1,6 +1,6 @@
 /** The demo's stand-ins for time and for the card processor, so scenarios can move the clock and break the provider. */
 import { randomUUID } from 'node:crypto';
-import type { PaymentProvider } from '../infra/functions/payment-service.js';
+import { ChargeDeclined, type PaymentProvider } from '../infra/functions/payment-service.js';
 
 /** A clock that only moves when told to: a retry "30 minutes later" takes no time. */
 export class DemoClock {
@@ -14,7 +14,7 @@ export class DemoClock {
   }
 }
 
-type Fault = 'fail' | 'hang';
+type Fault = 'fail' | 'hang' | 'decline';
 
 /**
  * A payment provider that counts what it really did and fails or hangs on demand. Like real card
@@ -31,7 +31,7 @@ export class CountingProvider implements PaymentProvider {
 
   constructor(private readonly latencyMillis = 0) {}
 
-  /** The next charge fails (a 5xx from the card network), or hangs until {@link releaseHung}. */
+  /** The next charge fails (a 5xx from the card network), hangs until {@link releaseHung}, or is declined (charging nothing). */
   inject(fault: Fault): void {
     this.faults.push(fault);
   }
@@ -47,6 +47,7 @@ export class CountingProvider implements PaymentProvider {
     if (fault === 'hang') return new Promise((_resolve, reject) => this.hung.push(reject));
     if (this.latencyMillis) await new Promise((resolve) => setTimeout(resolve, this.latencyMillis));
     if (fault === 'fail') throw new Error('card network unavailable');
+    if (fault === 'decline') throw new ChargeDeclined('the card network declined the charge');
     const seen = this.byKey.get(request.idempotencyKey);
     if (seen && 'chargeId' in seen) return seen;
     this.charges.push({ paymentId: request.paymentId, amount: request.amount });

@@ -46,13 +46,10 @@ export function redisPaymentApi(store: IdempotencyStore, provider: CountingProvi
       const { chargeId } = await provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency });
       return { statusCode: 201, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ paymentId, amount, currency, chargeId }) };
     } catch (error) {
-      // As the payment service answers: only a decline says that nothing was charged.
-      return problem(
-        502,
-        error instanceof ChargeDeclined
-          ? 'The payment provider declined the charge; nothing was charged.'
-          : 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.',
-      );
+      // As the payment service answers: only a decline says that nothing was charged, and it is final
+      // (a 402, kept for the key); any other failure is a 502 the retry with the same key runs again.
+      if (error instanceof ChargeDeclined) return problem(402, 'The payment provider declined the charge; nothing was charged.');
+      return problem(502, 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.');
     }
   }).use(httpIdempotency({ store, name: 'payments-api-redis', now: clock.now, logger }));
 }

@@ -9,6 +9,7 @@
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';
 import { handlerFromEnvironment } from './environment.js';
+import { PaymentError } from './payment-service.js';
 import { RECORD_NAMESPACES } from './routes.js';
 import { type FunctionOptions, libraryOptions, paymentsBackend } from './wiring.js';
 
@@ -45,6 +46,9 @@ export function createConsumerHandler(options: ConsumerHandlerOptions): Consumer
       // The same order id with another amount or currency is no resend: it fails (PAYLOAD_MISMATCH)
       // and reaches the dead-letter queue, instead of being acknowledged as charged.
       fingerprint: (message) => [message?.amount, message?.currency],
+      // A declined charge is the order's outcome: kept, so the redeliveries fail without asking the
+      // processor again (which might charge the card this time) and the message reaches the dead-letter queue.
+      isFinalError: (error) => error instanceof PaymentError && error.code === 'CHARGE_DECLINED',
       ...libraryOptions(options),
     },
   );

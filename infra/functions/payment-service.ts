@@ -77,6 +77,7 @@ export type PaymentErrorCode =
   | 'REFUND_EXCEEDS_PAYMENT'
   | 'PAYMENT_KEY_REUSED'
   | 'REFUND_KEY_REUSED'
+  | 'CHARGE_DECLINED'
   | 'PROVIDER_FAILED'
   | 'REFUND_INCOMPLETE';
 
@@ -224,14 +225,18 @@ export class PaymentService {
     try {
       ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
     } catch (error) {
-      // Only the processor's answer that it charged nothing says so: after a timeout the card may be
-      // charged, and a client told otherwise may pay again under a new key. Either way the answer is
-      // a 5xx, not kept: the retry with the same key asks the processor under the same key.
-      const detail =
-        error instanceof ChargeDeclined
-          ? 'The payment provider declined the charge; nothing was charged.'
-          : 'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.';
-      throw new PaymentError('PROVIDER_FAILED', detail, { cause: error });
+      // A decline is the processor's final answer: kept for the key (a 402), so a retry of it gets
+      // the decline again and never a charge. Anything else may come after the processor charged the
+      // card, and a client told otherwise may pay again under a new key: not kept, the retry with the
+      // same key asks the processor under the same key.
+      if (error instanceof ChargeDeclined) {
+        throw new PaymentError('CHARGE_DECLINED', 'The payment provider declined the charge; nothing was charged.', { cause: error });
+      }
+      throw new PaymentError(
+        'PROVIDER_FAILED',
+        'The payment provider did not answer whether it charged; retry with the same Idempotency-Key, which charges the card at most once.',
+        { cause: error },
+      );
     }
     const payment: Payment = {
       paymentId,

@@ -22,6 +22,7 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   REFUND_EXCEEDS_PAYMENT: [409, 'Refund exceeds the refundable amount'],
   PAYMENT_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   REFUND_KEY_REUSED: [422, 'Idempotency-Key is already used'],
+  CHARGE_DECLINED: [402, 'Payment declined'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
   REFUND_INCOMPLETE: [503, 'Refund not completed'],
 };

@@ -64,3 +64,18 @@ test('an order whose charge is made but never answered fails every receive: it r
   }
   expect({ failed: failedReceives.every((out) => out instanceof AggregateError), charges: provider.charges.length }).toEqual({ failed: true, charges: 1 });
 });
+
+test('an order whose charge the processor declines fails every receive without asking the processor again: the decline is kept for the order', async () => {
+  const clock = new DemoClock();
+  const provider = new CountingProvider();
+  provider.inject('decline'); // the first charge; the processor would take the next one
+  const handler = createConsumerHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const message = sqsRecord(JSON.stringify({ orderId: `order-${randomUUID()}`, amount: 1_500, currency: 'EUR' }));
+  const codes: unknown[] = [];
+  for (let receive = 0; receive < 5; receive++) {
+    const out = await handler({ Records: [message] }, lambdaContext('payments-consumer', clock.now)).catch((error: unknown) => error);
+    codes.push(out instanceof AggregateError ? out.errors.map((error: { code?: string }) => error.code) : out);
+    clock.advance(61_000);
+  }
+  expect({ codes, asked: provider.attempts, charges: provider.charges.length }).toEqual({ codes: Array(5).fill(['CHARGE_DECLINED']), asked: 1, charges: 0 });
+});

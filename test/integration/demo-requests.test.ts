@@ -12,7 +12,7 @@ import { toHttpApiEvent } from '../../demo/http-event.js';
 import { lambdaContext, QuietLogger } from '../../demo/scenarios.js';
 import { type ServerLog, serve } from '../../demo/serve.js';
 import { createPaymentHandler, type PaymentHandler } from '../../infra/functions/payment.js';
-import { ChargeDeclined, type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
+import { type PaymentProvider, RefundDeclined } from '../../infra/functions/payment-service.js';
 import { useDemoTables } from '../support/demo-tables.js';
 import { testClient } from '../support/dynamodb.js';
 
@@ -551,17 +551,22 @@ test('a charge whose provider call timed out after the processor charged the car
   expect(timedOut.json.detail).toMatch(/retry with the same Idempotency-Key/);
 });
 
-test('a charge the processor declines answers that nothing was charged', async () => {
+test('a charge the processor declines is a 402 that says nothing was charged, kept for the key: sent again, it is replayed without asking the processor', async () => {
   const provider = new CountingProvider();
-  provider.charge = async () => {
-    throw new ChargeDeclined('the card network declined the charge');
-  };
+  provider.inject('decline'); // the first charge; the processor would take the next one (funds topped up meanwhile)
   const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger: new QuietLogger() });
-  const declined = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' });
-  expect({ status: declined.status, detail: declined.json.detail }).toEqual({
-    status: 502,
+  const key = `pay-${randomUUID()}`;
+  const declined = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  const again = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' }, key);
+  expect({ status: declined.status, title: declined.json.title, detail: declined.json.detail }).toEqual({
+    status: 402,
+    title: 'Payment declined',
     detail: 'The payment provider declined the charge; nothing was charged.',
   });
+  // One key, one answer: the decline, never a charge made by a retry of it.
+  expect({ again, asked: provider.attempts, charges: provider.charges.length }).toEqual({ again: declined, asked: 1, charges: 0 });
+  // A new key is a new payment: it asks the processor again.
+  expect((await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' })).status).toBe(201);
 });
 
 test('a refund key sent after its record expired for another payment refunds that payment: the processor is asked under a key of its own', async () => {
