@@ -4,7 +4,8 @@
  * charge once; a message with the order id of another amount or currency fails as a payload
  * mismatch; failed messages are reported as `batchItemFailures` and come back alone. A resend
  * after the record retention runs again: it finds the order's payment and charges nothing; with
- * another amount or currency it fails (`PAYMENT_KEY_REUSED`).
+ * another amount or currency it fails (`PAYMENT_KEY_REUSED`). An order the payment API paid, or is
+ * paying, fails too (`ORDER_ALREADY_PAID`), without a charge.
  */
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { type AttributeValue, ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { transaction, transition } from '../../lib/index.js';
 import { paymentsTableSchema } from '../payments-schema.js';
@@ -78,6 +78,7 @@ export type PaymentErrorCode =
   | 'PAYMENT_KEY_REUSED'
   | 'REFUND_KEY_REUSED'
   | 'CHARGE_DECLINED'
+  | 'ORDER_ALREADY_PAID'
   | 'PROVIDER_FAILED'
   | 'REFUND_INCOMPLETE';
 
@@ -122,6 +123,9 @@ const PAYMENT_FIELDS = [
   'chargeId',
   'createdAt',
 ] as const satisfies readonly (keyof Payment)[];
+
+/** The payments table's item that names the payment of an order: no payment id has this form ({@link PAYMENT_ID}). */
+const orderItemKey = (orderId: string): string => `order#${orderId}`;
 
 function invalid(message: string): PaymentError {
   return new PaymentError('INVALID_REQUEST', message);
@@ -201,7 +205,8 @@ export class PaymentService {
    * idempotent call (`transaction()`); the payment id and the processor's key are derived from it.
    * A payment this request made already, under a record that has expired since, is answered as it
    * stands without charging again; another amount, currency or order under its key is refused
-   * (`PAYMENT_KEY_REUSED`, a 422), as it is while the record lives.
+   * (`PAYMENT_KEY_REUSED`, a 422), as it is while the record lives. An order another payment pays,
+   * or is paying, is refused before any charge (`ORDER_ALREADY_PAID`, a 409).
    */
   async createPayment(input: unknown): Promise<Payment> {
     const { amount, currency, orderId } = paymentRequest(input);
@@ -221,6 +226,7 @@ export class PaymentService {
       }
       return made;
     }
+    if (orderId !== undefined) await this.reserveOrder(orderId, paymentId);
     let chargeId: string;
     try {
       ({ chargeId } = await this.provider.charge({ idempotencyKey: call.downstreamKey('charge'), paymentId, amount, currency }));
@@ -230,6 +236,7 @@ export class PaymentService {
       // card, and a client told otherwise may pay again under a new key: not kept, the retry with the
       // same key asks the processor under the same key.
       if (error instanceof ChargeDeclined) {
+        if (orderId !== undefined) await this.releaseOrder(orderId, paymentId);
         throw new PaymentError('CHARGE_DECLINED', 'The payment provider declined the charge; nothing was charged.', { cause: error });
       }
       throw new PaymentError(
@@ -256,6 +263,46 @@ export class PaymentService {
       ExpressionAttributeNames: { '#key': KEY },
     });
     return payment;
+  }
+
+  /**
+   * Binds the order to this payment before the card is charged, or refuses (`ORDER_ALREADY_PAID`, a
+   * 409) when another payment pays it or is paying it: the payment API's records are keyed by the
+   * Idempotency-Key and the order queue's by the order id, each in a namespace of its own, so neither
+   * keeps the other channel, or another key, from charging the order again. This payment's own retries
+   * and takeovers find the order theirs.
+   */
+  private async reserveOrder(orderId: string, paymentId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { [KEY]: orderItemKey(orderId), orderId, paidBy: paymentId },
+          ConditionExpression: 'attribute_not_exists(#key) OR attribute_not_exists(paidBy) OR paidBy = :paymentId',
+          ExpressionAttributeNames: { '#key': KEY },
+          ExpressionAttributeValues: { ':paymentId': paymentId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw new PaymentError('ORDER_ALREADY_PAID', `Order ${orderId} is paid, or being paid, by another payment; it is not charged again.`);
+    }
+  }
+
+  /** Frees the order of a payment whose charge was declined: another payment may pay it. */
+  private async releaseOrder(orderId: string, paymentId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { [KEY]: orderItemKey(orderId), orderId },
+          ConditionExpression: 'paidBy = :paymentId',
+          ExpressionAttributeValues: { ':paymentId': paymentId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   /**

@@ -6,8 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CountingProvider, DemoClock } from '../../demo/fakes.js';
+import { toHttpApiEvent } from '../../demo/http-event.js';
 import { lambdaContext, QuietLogger, sqsRecord } from '../../demo/scenarios.js';
 import { createConsumerHandler } from '../../infra/functions/consumer.js';
+import { createPaymentHandler } from '../../infra/functions/payment.js';
 import { useDemoTables } from '../support/demo-tables.js';
 
 const { client, tables } = useDemoTables('demo-consumer');
@@ -78,4 +80,48 @@ test('an order whose charge the processor declines fails every receive without a
     clock.advance(61_000);
   }
   expect({ codes, asked: provider.attempts, charges: provider.charges.length }).toEqual({ codes: Array(5).fill(['CHARGE_DECLINED']), asked: 1, charges: 0 });
+});
+
+test('an order is charged once, whichever channel pays it: its message after the payment API, or the API again under another key, charges nothing', async () => {
+  const provider = new CountingProvider();
+  const options = { ...tables(), client, provider, logger: new QuietLogger() };
+  const api = createPaymentHandler(options);
+  const consumer = createConsumerHandler(options);
+  const orderId = `order-${randomUUID()}`;
+  const order = { orderId, amount: 1_500, currency: 'EUR' };
+  const pay = async (key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': key }, body: JSON.stringify(order) });
+    const result = await api(event!, lambdaContext('payments-api'));
+    return { status: result.statusCode, json: JSON.parse(result.body ?? '{}') as Record<string, unknown> };
+  };
+  const key = `pay-${randomUUID()}`;
+  const paid = await pay(key);
+  const message = await consumer({ Records: [sqsRecord(JSON.stringify(order))] }, lambdaContext('payments-consumer')).catch((error: unknown) => error);
+  const otherKey = await pay(`pay-${randomUUID()}`);
+  const retried = await pay(key);
+  expect({ paid: paid.status, otherKey: otherKey.status, title: otherKey.json.title, retried: retried.json, charges: provider.charges.length }).toEqual({
+    paid: 201,
+    otherKey: 409,
+    title: 'Order already paid',
+    retried: paid.json,
+    charges: 1,
+  });
+  // The message wrote no payment: it fails, and reaches the dead-letter queue, never acknowledged as its own charge.
+  expect(message instanceof AggregateError && message.errors.map((error: { code?: string }) => error.code)).toEqual(['ORDER_ALREADY_PAID']);
+});
+
+test('an order whose charge was declined is free again: its message, or the API under a new key, pays it', async () => {
+  const provider = new CountingProvider();
+  provider.inject('decline');
+  const options = { ...tables(), client, provider, logger: new QuietLogger() };
+  const api = createPaymentHandler(options);
+  const order = JSON.stringify({ orderId: `order-${randomUUID()}`, amount: 1_500, currency: 'EUR' });
+  const event = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': `pay-${randomUUID()}` }, body: order });
+  const declined = await api(event!, lambdaContext('payments-api'));
+  const message = await createConsumerHandler(options)({ Records: [sqsRecord(order)] }, lambdaContext('payments-consumer'));
+  expect({ declined: declined.statusCode, message, charges: provider.charges.length }).toEqual({
+    declined: 402,
+    message: { batchItemFailures: [] },
+    charges: 1,
+  });
 });
