@@ -14,7 +14,7 @@ import { type HttpEvent, httpIdempotency, type IdempotencyStore, idempotentBatch
 import { RedisStore } from '../lib/redis/index.js';
 import { CountingProvider, DemoClock } from './fakes.js';
 import { toHttpApiEvent } from './http-event.js';
-import { lambdaContext, QuietLogger, type Reply, runEach, type ScenarioResult, sqsRecord, tally } from './scenarios.js';
+import { BURST, burstOfDuplicates, lambdaContext, QuietLogger, type Reply, runEach, type ScenarioResult, sqsRecord, tally } from './scenarios.js';
 
 const problem = (status: number, detail: string): APIGatewayProxyStructuredResultV2 => ({
   statusCode: status,
@@ -122,13 +122,8 @@ export const redisScenarios: RedisScenario[] = [
   async function burst(store) {
     const h = new RedisHarness(store, 25);
     const key = h.key('burst');
-    const replies = await Promise.all(Array.from({ length: 20 }, () => h.post(PAYMENT, key)));
-    h.expect(replies.filter((r) => r.status === 201 && !r.replayed).length === 1, 'not exactly one request ran');
-    h.expect(
-      replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)),
-      'an answer other than 201 or 409 + Retry-After',
-    );
-    return h.result('Burst of 20 concurrent duplicates', 1, tally(replies));
+    const detail = await burstOfDuplicates((instance) => h.post(PAYMENT, key, instance), h.expect.bind(h));
+    return h.result(BURST, 1, detail);
   },
 
   async function differentPayload(store) {

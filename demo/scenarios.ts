@@ -194,6 +194,35 @@ export const tally = (replies: Reply[]): string => {
     .join(', ');
 };
 
+/** The execution environment a request reaches: the scenario's first one, or another that shares no in-process state with it. */
+export type Instance = 'same' | 'other';
+
+export const BURST = 'Burst of 20 concurrent duplicates, 2 environments';
+
+/**
+ * Sends 20 duplicates at once, alternating between two execution environments, and checks what each
+ * answers: within the one that runs the payment, duplicates share the running call (single-flight)
+ * and get its 201; the other meets the record in progress, a 409 with Retry-After. Returns the tally.
+ */
+export async function burstOfDuplicates(post: (instance: Instance) => Promise<Reply>, expect: (condition: boolean, problem: string) => void): Promise<string> {
+  const instances = Array.from({ length: 20 }, (_, i): Instance => (i % 2 === 0 ? 'same' : 'other'));
+  const replies = await Promise.all(instances.map(post));
+  const ran = replies.filter((r) => r.status === 201 && !r.replayed);
+  expect(ran.length === 1, 'not exactly one request ran');
+  const runningInstance = instances[replies.indexOf(ran[0] as Reply)] ?? 'same';
+  const running = replies.filter((_, i) => instances[i] === runningInstance);
+  const other = replies.filter((_, i) => instances[i] !== runningInstance);
+  expect(
+    running.every((r) => r.status === 201 && r.json.paymentId === ran[0]?.json.paymentId),
+    'a duplicate in the environment that ran the payment did not get its 201',
+  );
+  expect(
+    other.every((r) => r.status === 409 && r.retryAfter !== undefined),
+    `the other environment answered ${tally(other)}, expected 409 + Retry-After while the payment ran`,
+  );
+  return `${tally(running)} in one; ${tally(other)} in the other`;
+}
+
 type Scenario = (client: DynamoDBClient, tables: DemoTables) => Promise<ScenarioResult>;
 
 const PAYMENT = { amount: 4_999, currency: 'EUR' };
@@ -214,15 +243,8 @@ export const scenarios: Scenario[] = [
     // The provider takes 25 ms, so the duplicates arrive while the first request is still running.
     const h = new Harness(client, tables, 25);
     const key = h.key('burst');
-    const replies = await Promise.all(Array.from({ length: 20 }, () => h.post('/payments', PAYMENT, key)));
-    const created = replies.filter((r) => r.status === 201);
-    h.expect(created.filter((r) => !r.replayed).length === 1, 'not exactly one request ran');
-    h.expect(new Set(created.map((r) => r.json.paymentId)).size === 1, 'the 201 answers name different payments');
-    h.expect(
-      replies.every((r) => r.status === 201 || (r.status === 409 && r.retryAfter !== undefined)),
-      'an answer other than 201 or 409 + Retry-After',
-    );
-    return h.result('Burst of 20 concurrent duplicates', 'charges', 1, tally(replies));
+    const detail = await burstOfDuplicates((instance) => h.post('/payments', PAYMENT, key, instance), h.expect.bind(h));
+    return h.result(BURST, 'charges', 1, detail);
   },
 
   async function differentPayload(client, tables) {
