@@ -56,8 +56,8 @@ function validate(options: LambdaContextOptions): void {
  * const clock = manualClock();
  * const context = lambdaContext({ functionName: 'payments', remainingMillis: 10_000, now: clock.now });
  * await handler(event, context);
- * clock.advance(10_001); // past the first attempt's lease: a retry may take the record over
- * await handler(event, lambdaContext({ functionName: 'payments', now: clock.now }));
+ * clock.advance(10_001); // past the first invocation's deadline, well inside the retention
+ * await handler(event, lambdaContext({ functionName: 'payments', now: clock.now })); // replays the first outcome
  * ```
  */
 export function lambdaContext(options: LambdaContextOptions = {}): Context {
