@@ -18,7 +18,7 @@ import { exactNumber, parseExactJson } from './exact-json.js';
 import { isStoredError } from './final-error.js';
 import { remainingMillisOf } from './invocation.js';
 import { observeAny } from './observability.js';
-import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions } from './options.js';
+import { isFunction, logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
 
 /** A batch as a Lambda event source mapping delivers it: SQS, Kinesis or DynamoDB Streams records under `Records`. */
 export type BatchEvent = SQSEvent | KinesisStreamEvent | DynamoDBStreamEvent;
@@ -109,7 +109,7 @@ const BATCH_OPTIONS = optionChecks(sharedOptionsExcept(BATCH_REPLACED), {
   key: isFunction,
   fingerprint: isFunction,
   parse: isFunction,
-  concurrency: (value) => (Number.isInteger(value) && (value as number) >= 1 ? undefined : 'must be a whole number, 1 or more'),
+  concurrency: wholeNumber(1),
   throwOnFullBatchFailure: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
 });
 
@@ -136,7 +136,7 @@ export interface IdempotentBatchOptions<TMessage> extends Omit<IdempotencyOption
    * @default SQS: the body as JSON; Kinesis: the data as UTF-8 JSON (data that is not UTF-8, or gzip-compressed, is poison); a leading byte order mark dropped; DynamoDB Streams: the change, unmarshalled (64-bit numbers kept exact)
    */
   readonly parse?: ((record: BatchRecord) => TMessage) | undefined;
-  /** How many records of a standard SQS batch run at once (FIFO: groups at once), 1 or more. @default 10 */
+  /** How many records of a standard SQS batch run at once (FIFO: groups at once): a whole number, 1 or more. @default 10 */
   readonly concurrency?: number | undefined;
   /**
    * When no record of a batch succeeded, throw (an `AggregateError` of the records' errors)

@@ -75,6 +75,18 @@ test('the smallest values are accepted: a name of 2,004 bytes, retention and lea
   }
 });
 
+test.each([
+  // 1e300 is an integer to Number.isInteger: the batch would take it as "no bound" without a word.
+  ['1e300', 1e300, '1e+300'],
+  ['0', 0, '0'],
+  ['2.5', 2.5, '2.5'],
+  ['text', '4', '"4"'],
+])('idempotentBatch refuses a `concurrency` of %s as the other whole-number options are refused, quoting the value', (_what, concurrency, got) => {
+  expect(() => idempotentBatch(async () => 'ok', { store: plainStore, name: 'orders', concurrency } as never)).toThrow(
+    new TypeError(`idempotentBatch: \`concurrency\` must be a whole number, 1 or more (got ${got}).`),
+  );
+});
+
 test('a logger whose `error` is null or absent is accepted: its lines go to `warn`', async () => {
   expect(wrap({ logger: console })).not.toThrow();
   for (const error of [null, undefined]) {
