@@ -12,7 +12,7 @@ import { DATE_RANGE_MILLIS } from './manual-clock.js';
 
 /** Options of {@link lambdaContext}. */
 export interface LambdaContextOptions {
-  /** The function's name, which namespaces its records. @default 'test-function' */
+  /** The function's name, which namespaces its records: 1 to 64 letters, digits, '-' or '_', as Lambda's. @default 'test-function' */
   readonly functionName?: string | undefined;
   /** Time left before the invocation's deadline, measured when the context is made. @default 30000 */
   readonly remainingMillis?: number | undefined;
@@ -31,8 +31,19 @@ function unsupported(name: string): () => never {
   };
 }
 
+/**
+ * A name Lambda gives a function (CreateFunction's rule for a name given alone). Another, with a
+ * '#' say, would namespace records as no deployed function does: the `name` option refuses '#'.
+ */
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 const CHECKS = {
-  functionName: (value: unknown) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string'),
+  functionName: (value: unknown) =>
+    typeof value !== 'string' || value.length === 0
+      ? 'must be a non-empty string'
+      : FUNCTION_NAME.test(value)
+        ? undefined
+        : `must be a name Lambda gives a function: 1 to 64 letters, digits, '-' or '_' (got ${JSON.stringify(value)})`,
   remainingMillis: (value: unknown) =>
     typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : `must be a finite number, 0 or more (got ${String(value)})`,
   now: (value: unknown) => (typeof value === 'function' ? undefined : 'must be a function returning epoch milliseconds'),

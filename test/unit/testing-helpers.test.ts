@@ -132,6 +132,22 @@ describe('lambdaContext', () => {
     expect(() => lambdaContext({ tenantId: '' })).toThrow(new TypeError('lambdaContext: `tenantId` must be a non-empty string.'));
   });
 
+  test.each([
+    // '#' ends the namespace in a record key: the `name` option refuses it, and no Lambda function has it.
+    ['a#b', '"a#b"'],
+    ['orders.v2', '"orders.v2"'],
+    ['my function', '"my function"'],
+    ['a'.repeat(65), `"${'a'.repeat(65)}"`],
+  ])('refuses a functionName Lambda never gives a function (%s)', (functionName, got) => {
+    expect(() => lambdaContext({ functionName })).toThrow(
+      new TypeError(`lambdaContext: \`functionName\` must be a name Lambda gives a function: 1 to 64 letters, digits, '-' or '_' (got ${got}).`),
+    );
+  });
+
+  test('accepts every function name Lambda accepts, up to 64 characters', () => {
+    for (const functionName of ['a', 'Orders_2024-prod', 'a'.repeat(64)]) expect(lambdaContext({ functionName }).functionName).toBe(functionName);
+  });
+
   test('carries a tenant id as the runtime does in tenant isolation mode, and none by default', () => {
     expect(lambdaContext({ tenantId: 'blue' })).toMatchObject({ tenantId: 'blue' });
     expect('tenantId' in lambdaContext()).toBe(false);
