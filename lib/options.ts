@@ -65,7 +65,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly name?: string | undefined;
   /**
-   * Retention of a record, whole seconds, 1 or more. Must outlive every retry of the caller.
+   * Retention of a record, whole seconds, 1 to 9,000,000,000,000 (about 285,000 years). Must outlive every retry of the caller.
    * @default the store's default (`DynamoDBStore`: `IDEMPOTENCY_EXPIRES_AFTER_SECONDS`), else 86400
    */
   readonly expiresAfterSeconds?: number | undefined;
@@ -81,7 +81,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
   /**
    * Lease of an attempt made without a Lambda context, outside any idempotent call that has one
    * (with one, the lease ends at its deadline; a context whose time left is 0, not a number, or more
-   * than a `Date` can hold, such as a stub's `Infinity`, counts as none). Whole seconds, 1 or more. @default 60
+   * than a `Date` can hold, such as a stub's `Infinity`, counts as none). Whole seconds, 1 to 9,000,000,000,000. @default 60
    */
   readonly leaseSeconds?: number | undefined;
   /** Clock, epoch milliseconds: a finite number (a `Date` or text is a `TypeError` at the call). @default Date.now */
@@ -140,7 +140,7 @@ export interface IdempotencyOptions<TInput = unknown, TContext = LambdaContextLi
    */
   readonly waitForInProgressMillis?: number | undefined;
   /**
-   * Lease of a durable execution's record, whole seconds, 1 or more: the execution holds its key
+   * Lease of a durable execution's record, whole seconds, 1 to 9,000,000,000,000: the execution holds its key
    * across suspensions and replays for this long, and the outcome of a call it completes is kept at
    * least as long from the call's claim (the execution's body makes the call again on every replay).
    * Never shorter than the time left in the invocation that claims the record (its Lambda deadline).
@@ -166,6 +166,14 @@ export const wholeNumber =
       ? undefined
       : `must be a whole number${unit === undefined ? '' : ` of ${unit}`}, ${min} or more (got ${typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n, a BigInt` : String(value)})`;
 
+/**
+ * A retention or a lease: a whole number of seconds from 1 to 9e12 (about 285,000 years). RedisStore
+ * gives a key a time to live in milliseconds, up to Number.MAX_SAFE_INTEGER, through the retention's
+ * last second: a longer one fails every claim.
+ */
+const span: OptionCheck = (value) =>
+  wholeNumber(1)(value) ?? ((value as number) > 9e12 ? `must be at most 9,000,000,000,000 seconds, about 285,000 years (got ${value})` : undefined);
+
 /** Every shared option and its check: validation, the "known options" message and the entry points' subsets derive from it. */
 const SHARED_CHECKS = {
   store: (value) => {
@@ -177,10 +185,10 @@ const SHARED_CHECKS = {
   key: isFunction,
   fingerprint: isFunction,
   name: (value) => (isNamespace(value) ? undefined : "must be a non-empty string without '#', at most 2,004 bytes of UTF-8, without lone surrogates"),
-  expiresAfterSeconds: wholeNumber(1),
+  expiresAfterSeconds: span,
   onMissingKey: (value) => (value === 'throw' || value === 'skip' ? undefined : "must be 'throw' or 'skip'"),
   cacheSize: wholeNumber(0),
-  leaseSeconds: wholeNumber(1),
+  leaseSeconds: span,
   now: isFunction,
   // An `error` that is no function would lose every line sent to it (poison batch records), without a word.
   logger: (value) => {
@@ -201,7 +209,7 @@ const SHARED_CHECKS = {
         : 'must be a listener, such as `cloudWatchLines()`',
   singleFlight: isBoolean,
   waitForInProgressMillis: wholeNumber(0),
-  durableLeaseSeconds: wholeNumber(1),
+  durableLeaseSeconds: span,
 } satisfies { readonly [K in keyof IdempotencyOptions]-?: OptionCheck };
 
 /** The name of a shared option. */

@@ -64,6 +64,16 @@ test.each([
   expect(wrap({ store, expiresAfterSeconds: 60 })).not.toThrow();
 });
 
+test.each(['expiresAfterSeconds', 'leaseSeconds', 'durableLeaseSeconds'])(
+  'a %s beyond 9,000,000,000,000 seconds is refused at construction: no key of RedisStore can live that many milliseconds',
+  (option) => {
+    const message = new TypeError(`makeIdempotent: \`${option}\` must be at most 9,000,000,000,000 seconds, about 285,000 years (got 9000000000001).`);
+    expect(wrap({ [option]: 9_000_000_000_001 })).toThrow(message);
+    expect(() => idempotency({ store: plainStore, [option]: Number.MAX_SAFE_INTEGER } as never)).toThrow(/ about 285,000 years \(got 9007199254740991\)\.$/);
+    expect(wrap({ [option]: 9_000_000_000_000 })).not.toThrow();
+  },
+);
+
 test('the smallest values are accepted: a name of 2,004 bytes, retention and leases of 1, a cache and a wait of 0', () => {
   for (const options of [
     { name: 'a'.repeat(2004) },
