@@ -272,3 +272,26 @@ test("atomic: a function that throws, meeting a COMPLETED item without an expira
   await expect(store.read(bare.id)).rejects.toThrow(/is malformed \(no `expiration` number\)/);
   expect((await readItem(client, tableName, bare.id))?.expiration).toBeUndefined();
 });
+
+describe('an expiration written in epoch milliseconds (by hand, by another tool) reads as epoch seconds, a retention ending in year ~55,000', () => {
+  // docs/troubleshooting.md names the symptom: the store cannot tell it from a retention of that
+  // length, which the entry points accept (up to about 285,000 years).
+  const IN_MILLIS = { N: String(T0 + 3_600_000) };
+
+  test('a COMPLETED item replays its response a year after the hour it meant, until it is removed', async () => {
+    const f = await withItem({ status: { S: 'COMPLETED' }, owner: { S: 'o' }, expiration: IN_MILLIS, response: { S: '"hand"' } });
+    const yearLater = makeIdempotent(async (_key: string) => 'ran', { store, name: f.name, now: () => T0 + 365 * 86_400_000 });
+    expect(await yearLater('k')).toBe('hand');
+    expect(await inspectRecord({ store, name: f.name, key: 'k' })).toMatchObject({ status: 'COMPLETED', expiresAt: T0 + 3_600_000 });
+    expect(await forgetRecord({ store, name: f.name, key: 'k' })).toBe(true);
+    expect(await yearLater('k')).toBe('ran');
+  });
+
+  test('an INPROGRESS item without a lease holds its key a year after the hour it meant, until it is removed', async () => {
+    const f = await withItem({ status: { S: 'INPROGRESS' }, owner: { S: 'o' }, expiration: IN_MILLIS });
+    const yearLater = makeIdempotent(async (_key: string) => 'ran', { store, name: f.name, now: () => T0 + 365 * 86_400_000 });
+    expect((await rejection(yearLater('k'))).code).toBe('IN_PROGRESS');
+    expect(await forgetRecord({ store, name: f.name, key: 'k' })).toBe(true);
+    expect(await yearLater('k')).toBe('ran');
+  });
+});
