@@ -4,6 +4,11 @@ import type { RecordSummary } from '../store.js';
 
 /** `in 3 h` / `5 min ago`, rounded down to the largest unit that fits. */
 export function relative(millis: number): string {
+  return millis >= 0 ? `in ${span(millis)}` : `${span(millis)} ago`;
+}
+
+/** A length of time, `3 h`, without its sign: rounded down to the largest unit that fits. */
+export function span(millis: number): string {
   const seconds = Math.floor(Math.abs(millis) / 1000);
   const [amount, unit] =
     seconds < 120
@@ -13,7 +18,7 @@ export function relative(millis: number): string {
         : seconds < 172_800
           ? [Math.floor(seconds / 3600), 'h']
           : [Math.floor(seconds / 86_400), 'days'];
-  return millis >= 0 ? `in ${amount} ${unit}` : `${amount} ${unit} ago`;
+  return `${amount} ${unit}`;
 }
 
 /**

@@ -6,9 +6,10 @@ import { forgetRecord, recordIdOf } from '../operations.js';
 import { UnreadableRecordError } from '../response-codec.js';
 import { shellCommand } from '../shell-words.js';
 import { DURABLE_OWNER, type RecordSummary } from '../store.js';
-import { describeRecord, describeStuck, instant, isDate, jsonText as json, keyAttributeAdvice, printableLines } from './format.js';
+import { describeRecord, describeStuck, instant, isDate, jsonText as json, keyAttributeAdvice, printableLines, span } from './format.js';
 import { type Command, helpText, parseCommand, UsageError } from './options.js';
 import { stuckRecords } from './stuck.js';
+import { type TableClock, tableClock } from './table-clock.js';
 
 /** Where the CLI reads its environment and writes its output; the real process in `main.ts`. @internal */
 export interface CliIo {
@@ -98,7 +99,7 @@ const tableRead = async (table: string, client: DynamoDBClient): Promise<string>
 
 async function execute(plan: Plan, io: CliIo): Promise<number> {
   const { command, id, client, store } = plan;
-  const now = io.now();
+  const clock = tableClock(client, io.now);
   switch (command.command) {
     case 'inspect': {
       const read = await store.inspectFenced(id);
@@ -117,7 +118,7 @@ async function execute(plan: Plan, io: CliIo): Promise<number> {
             `${id} in ${command.table} has no \`${missing[0]}\` attribute but holds ${read.otherNames.map((name) => `\`${name}\``).join(', ')}, which none of these attribute names is: it was written under other attribute names than these; give --attributes with every name the functions' store uses.`,
           );
         }
-        io.stdout(command.json ? json(summary) : `${describeRecord(summary, now)}\n`);
+        io.stdout(command.json ? json(summary) : `${describeRecord(summary, clock.now())}\n`);
         return EXIT.done;
       }
       const hint = missHint(command);
@@ -130,7 +131,7 @@ async function execute(plan: Plan, io: CliIo): Promise<number> {
       return EXIT.notFound;
     }
     case 'forget':
-      return forget(command, id, store, client, now, io);
+      return forget(command, id, store, client, clock, io);
     case 'stuck': {
       io.stderr(`lambda-idempotency: stuck scans the whole table ${command.table}: every item is read (and billed), page by page.\n`);
       const found: RecordSummary[] = [];
@@ -139,11 +140,11 @@ async function execute(plan: Plan, io: CliIo): Promise<number> {
           client,
           tableName: command.table,
           attributes: store.attributes,
-          now,
+          now: clock.now,
           ...(command.name ? { name: command.name } : {}),
         })) {
           found.push(summary);
-          if (!command.json) io.stdout(`${describeStuck(summary, now)}\n`);
+          if (!command.json) io.stdout(`${describeStuck(summary, clock.now())}\n`);
         }
       } catch (error) {
         // A later page that fails (after the SDK's retries) must not lose what the pages before it found:
@@ -230,7 +231,7 @@ async function forget(
   id: string,
   store: DynamoDBStore,
   client: DynamoDBClient,
-  now: number,
+  clock: TableClock,
   io: CliIo,
 ): Promise<number> {
   const where = async () => `in ${await tableRead(command.table, client)}`;
@@ -307,10 +308,15 @@ async function forget(
     if (seen.leaseUntil === undefined) {
       return refuse(undefined, `${id} is INPROGRESS without a lease: nothing deleted. Forget it without --only-if if nothing runs.`);
     }
+    // Judged after the read, whose answer dates the table's clock.
+    const now = clock.now();
     if (seen.leaseUntil >= now) {
+      // Ended by this machine's clock alone: say why the attempt is still taken as running.
+      const skew =
+        seen.leaseUntil < io.now() && clock.ahead() >= 1000 ? ` by the table's clock (this machine's clock is ${span(clock.ahead())} ahead of it)` : '';
       return refuse(
         seen.leaseUntil,
-        `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}: it may be running, so nothing was deleted. ` +
+        `${id} is held by an attempt whose lease ends ${instant(seen.leaseUntil, now)}${skew}: it may be running, so nothing was deleted. ` +
           `If you know it is not (a durable execution that failed), add --lease-until ${leaseText(seen.leaseUntil)}${command.onlyIf ? ' instead of --only-if' : ''}.`,
       );
     }
@@ -322,6 +328,7 @@ async function forget(
     // Read first (plain forget, --only-if INPROGRESS), the address found a record: no hint is due.
     return command.leaseUntil === undefined ? print(false, leaseUntil, text) : unmatched(leaseUntil, text);
   }
+  const now = clock.now();
   return print(true, leaseUntil, `Deleted ${id}, the attempt whose lease ${leaseUntil < now ? 'ended' : 'ends'} ${instant(leaseUntil, now)}; ${DELETED}`);
 }
 

@@ -11,8 +11,11 @@ export interface StuckQuery {
   readonly attributes: AttributeNames;
   /** Only records of this namespace. */
   readonly name?: string;
-  /** Epoch milliseconds: leases that ended before it. */
-  readonly now: number;
+  /**
+   * Epoch milliseconds: leases that ended before it. Asked before the scan and again after each page,
+   * whose answer may date a clock that is behind this one (the table's: see `tableClock`).
+   */
+  readonly now: () => number;
 }
 
 /**
@@ -34,7 +37,7 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
   };
   // The filter's names alone: DynamoDB refuses a name no expression uses.
   const { '#exp': _exp, '#fp': _fp, ...filterNames } = names;
-  const values: Record<string, AttributeValue> = { ':inprogress': { S: 'INPROGRESS' }, ':now': { N: String(query.now) } };
+  const values: Record<string, AttributeValue> = { ':inprogress': { S: 'INPROGRESS' }, ':now': { N: String(query.now()) } };
   // Every attempt of this library writes its owner: an INPROGRESS item without one is another
   // library's on a shared table (Powertools' in-progress record, its lease under the same name).
   let filter = '#status = :inprogress AND #lease < :now AND attribute_exists(#owner)';
@@ -78,6 +81,7 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
         `Records of ${query.name} in ${query.tableName} have no \`${a.status}\` attribute: they use other attribute names than these; give --attributes with every name the functions' store uses.`,
       );
     }
+    const now = query.now();
     for (const item of items) {
       if (item[a.status] === undefined) continue;
       // Without a namespace the filter matched only attempts that hold both (the projection leaves out the owner).
@@ -92,6 +96,9 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
         }
         continue;
       }
+      // Ended by this machine's clock, which the filter had, but not by the table's, which its answer dated: live.
+      const leaseUntil = Number(item[a.leaseUntil]?.N);
+      if (leaseUntil >= now) continue;
       // Scanned items are not checked as records are: one written by hand may have no expiration,
       // shown without one, as inspect shows it (a NaN would print as null in JSON).
       const expiration = item[a.expiration]?.N;
@@ -99,7 +106,7 @@ export async function* stuckRecords(query: StuckQuery): AsyncGenerator<RecordSum
         key: item[a.key]?.S ?? '(no id)',
         status: 'INPROGRESS',
         ...(expiration === undefined ? {} : { expiresAt: Number(expiration) }),
-        leaseUntil: Number(item[a.leaseUntil]?.N),
+        leaseUntil,
         hasFingerprint: item[a.fingerprint] !== undefined,
         responseOmitted: false,
       };

@@ -457,7 +457,8 @@ test('forget --only-if COMPLETED leaves alone an attempt that holds the record I
 
 test('inspect calls a record expired only once a call would run again: not in the last second of its retention, in which a duplicate still replays', async () => {
   const id = recordId('cli-retention-edge', 'o-1');
-  const now = Date.now();
+  // A retention that ended an hour ago, seen by a command whose clock is behind the table's, at its end: the table's clock, ahead, does not decide.
+  const now = Date.now() - 7_200_000;
   const expiresAt = Math.floor(now / 1000) + 3600;
   await store.claim({ key: id, owner: 'earlier', leaseUntil: now + 60_000, expiresAt, now });
   await store.complete({ key: id, owner: 'earlier', expiresAt, response: '"p-o-1"', now });
@@ -487,7 +488,8 @@ test('stuck lists an attempt only once its lease has ended: not in its last mill
 });
 
 test('an attempt whose lease ends at a fraction of a millisecond (a clock on performance.now()) is named exactly: the --lease-until that forget --only-if suggests deletes it', async () => {
-  const now = Date.now();
+  // A lease that ended a minute ago, seen by commands whose clocks are behind the table's: the table's clock, ahead, does not decide.
+  const now = Date.now() - 120_000;
   const leaseUntil = now + 60_000.25;
   const id = recordId('cli-fraction', 'o-1');
   await store.claim({ key: id, owner: 'failed-execution', leaseUntil, expiresAt: Math.floor(now / 1000) + 86_400, now });
@@ -1044,7 +1046,7 @@ test.each(['ProvisionedThroughputExceededException', 'ThrottlingException', 'Req
       // The second page: every attempt the SDK makes of it is throttled.
       faults.schedule({ operations: ['Scan'], fault: { kind: 'throttle', exception }, skip: 1, attempts: 3 });
       const found: string[] = [];
-      for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }))
+      for await (const summary of stuckRecords({ client: throttled, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now }))
         found.push(summary.key);
       expect(faults.injected).toHaveLength(3);
       expect(found.sort()).toEqual(ids);
@@ -1059,7 +1061,7 @@ test('stuck fails at once on a page that fails with another error than throttlin
   const { client: failing, faults } = faultyClient(endpoint());
   faults.schedule({ operations: ['Scan'], fault: { kind: 'server-error' }, attempts: 3 });
   const scan = async () => {
-    for await (const _summary of stuckRecords({ client: failing, tableName, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() }));
+    for await (const _summary of stuckRecords({ client: failing, tableName, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now }));
   };
   await expect(scan()).rejects.toMatchObject({ name: 'InternalServerError' });
   expect(faults.injected).toHaveLength(3);
@@ -1160,7 +1162,7 @@ test("stuck leaves out an INPROGRESS item without an owner, such as Powertools' 
     const powertools = { id: 'orders#powertools', status: 'INPROGRESS', expiration: 4102444800, leaseUntil: 1, data: '' };
     for (const item of [ours, powertools]) await client.send(new PutItemCommand({ TableName: table, Item: marshall(item) }));
     const found: string[] = [];
-    for await (const summary of stuckRecords({ client, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() })) found.push(summary.key);
+    for await (const summary of stuckRecords({ client, tableName: table, attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now })) found.push(summary.key);
     expect(found).toEqual(['orders#ours']);
   } finally {
     await dropTable(client, table);

@@ -17,7 +17,7 @@ afterEach(() => jest.useRealTimers());
 /** Every summary the scan yields, or the error it ends with. */
 async function scan(): Promise<string[]> {
   const keys: string[] = [];
-  for await (const summary of stuckRecords({ client, tableName: 'idem', attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now() })) keys.push(summary.key);
+  for await (const summary of stuckRecords({ client, tableName: 'idem', attributes: DEFAULT_ATTRIBUTE_NAMES, now: Date.now })) keys.push(summary.key);
   return keys;
 }
 
