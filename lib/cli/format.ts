@@ -61,17 +61,22 @@ export const jsonText = (value: unknown): string =>
     Array.from({ length: char.length }, (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
   )}\n`;
 
+/**
+ * The last millisecond of a retention (epoch seconds, as records hold it): a record holds through the
+ * second its retention names, and stores take it over only once the current second is past it.
+ */
+const retentionEnd = (expiresAt: number | undefined): number | undefined => (expiresAt === undefined ? undefined : (Math.floor(expiresAt) + 1) * 1000 - 1);
+
 /** The lines `inspect` prints for a record. */
 export function describeRecord(summary: RecordSummary, now: number): string {
-  const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
+  const expires = retentionEnd(summary.expiresAt);
   const rows: Array<[string, string]> = [
     ['status', summary.status],
     [
       'expires',
       expires === undefined
         ? 'none (written by hand or by an older version): the next call with this key sets one'
-        : // A record holds through the second its retention names: stores take it over only after it.
-          `${instant(expires, now)}${expires < Math.floor(now / 1000) * 1000 ? ', expired: the next call with this key runs again' : ''}`,
+        : `${instant(expires, now)}${expires < now ? ', expired: the next call with this key runs again' : ''}`,
     ],
     [
       'lease',
@@ -104,7 +109,7 @@ export function describeRecord(summary: RecordSummary, now: number): string {
 
 /** The line `stuck` prints for a record. */
 export function describeStuck(summary: RecordSummary, now: number): string {
-  const expires = summary.expiresAt === undefined ? undefined : summary.expiresAt * 1000;
+  const expires = retentionEnd(summary.expiresAt);
   const expiration = expires === undefined ? 'no expiration' : `expires ${isDate(expires) ? new Date(expires).toISOString() : outOfRange(expires)}`;
   return `${printable(summary.key)}  lease ended ${instant(summary.leaseUntil ?? 0, now)}, ${expiration}`;
 }

@@ -465,11 +465,11 @@ test('inspect calls a record expired only once a call would run again: not in th
   // Stores take a record over once its retention, in epoch seconds, is before the current second.
   const lastMillisecond = expiresAt * 1000 + 999;
   const inspected = await cliAt(lastMillisecond, 'inspect', '--table', tableName, '--id', id);
-  expect(inspected).toMatchObject({ code: 0, stdout: expect.stringMatching(/\n {2}expires +\S+Z \(0 s ago\)\n/) });
+  expect(inspected).toMatchObject({ code: 0, stdout: expect.stringMatching(/\n {2}expires +\S+\.999Z \(in 0 s\)\n/) });
   const claimed = await store.claim({ key: id, owner: 'later', leaseUntil: lastMillisecond + 60_000, expiresAt: expiresAt + 86_400, now: lastMillisecond });
   expect(claimed.claimed).toBe(false);
   const after = await cliAt(lastMillisecond + 1, 'inspect', '--table', tableName, '--id', id);
-  expect(after.stdout).toMatch(/\n {2}expires +\S+Z \(1 s ago\), expired: the next call with this key runs again\n/);
+  expect(after.stdout).toMatch(/\n {2}expires +\S+\.999Z \(0 s ago\), expired: the next call with this key runs again\n/);
   expect(
     await store.claim({ key: id, owner: 'later', leaseUntil: lastMillisecond + 60_001, expiresAt: expiresAt + 86_400, now: lastMillisecond + 1 }),
   ).toMatchObject({

@@ -28,6 +28,13 @@ test('a lease that ends at this millisecond still holds the record; one that end
   expect(lease(now - 1)).toBe('2026-12-02T16:08:35.122Z (0 s ago), ended: the next call takes the record over');
 });
 
+test('a retention holds the record through the last millisecond of the second it names: inspect shows it ending then, and expired only after it', () => {
+  const expires = (at: number) => /\n {2}expires {6}(.*)\n/.exec(describeRecord({ ...record, expiresAt: 1_796_400_000 }, at))![1];
+  expect(expires(1_796_400_000_500)).toBe('2026-12-04T16:00:00.999Z (in 0 s)');
+  expect(expires(1_796_400_000_999)).toBe('2026-12-04T16:00:00.999Z (in 0 s)');
+  expect(expires(1_796_400_001_000)).toBe('2026-12-04T16:00:00.999Z (0 s ago), expired: the next call with this key runs again');
+});
+
 test('a COMPLETED record shows what a duplicate gets: a stored response, none, or a stored final error', () => {
   const completed: RecordSummary = { ...record, status: 'COMPLETED', hasFingerprint: true, responseBytes: 42 };
   expect(describeRecord(completed, now)).toContain('\n  fingerprint  stored\n  response     42 bytes\n  final error  none');
@@ -69,6 +76,6 @@ test('--json writes the C1 controls and format characters JSON.stringify leaves 
 
 test('stuck prints the record id, when its lease ended and when its retention ends', () => {
   expect(describeStuck({ ...record, expiresAt: 1_796_400_000, leaseUntil: now - 3 * 3_600_000 }, now)).toBe(
-    'orders#h  lease ended 2026-12-02T13:08:35.123Z (3 h ago), expires 2026-12-04T16:00:00.000Z',
+    'orders#h  lease ended 2026-12-02T13:08:35.123Z (3 h ago), expires 2026-12-04T16:00:00.999Z',
   );
 });
