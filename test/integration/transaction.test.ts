@@ -1244,6 +1244,18 @@ describe('atomic: true (one round trip)', () => {
     expect([replayed.name, replayed.message]).toEqual(['NotRefundable', 'not refundable']);
   });
 
+  test("a duplicate whose run fails on the first call's effect in the last second of the record's retention still gets its stored response, as its commit would; from the next second, its own error", async () => {
+    const f = await refundFixture();
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    const { expiresAt } = (await f.store.read(recordId(f.name, 'r1')))!;
+    // Claims take a record over only once its retention second has passed (`expiration < now`, in seconds).
+    f.clock.t = expiresAt * 1000 + 999;
+    expect(await f.refund()({ id: 'r1' })).toEqual({ refunded: 1 });
+    f.clock.t = (expiresAt + 1) * 1000;
+    expect(await thrown(f.refund()({ id: 'r1' }))).toBeInstanceOf(NotRefundable);
+    expect(f.runs).toBe(3);
+  });
+
   test("a duplicate whose run fails on the first call's effect, when the first call's response could not be stored, gets RESPONSE_NOT_STORED, whether its error is final or not", async () => {
     const f = await refundFixture();
     const body = f.body;
