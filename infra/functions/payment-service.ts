@@ -78,6 +78,7 @@ export type PaymentErrorCode =
   | 'PAYMENT_KEY_REUSED'
   | 'REFUND_KEY_REUSED'
   | 'CHARGE_DECLINED'
+  | 'REFUND_DECLINED'
   | 'ORDER_ALREADY_PAID'
   | 'PROVIDER_FAILED'
   | 'REFUND_INCOMPLETE';
@@ -334,12 +335,13 @@ export class PaymentService {
    * Refunds part or all of a payment. The state change comes first and is conditional on the
    * refundable amount (`refundedAmount + amount <= payment amount`), so concurrent refunds can never
    * exceed the payment; the provider is called only for a refund the table accepted, and a refund it
-   * declined gives the amount back. Any other provider failure (a timeout: the refund may be made), or
-   * a failure to give it back, leaves the refund recorded (`REFUND_INCOMPLETE`, a 503): a retry with
-   * the same key takes it over and calls the provider again. A refund the
-   * provider made is marked so on the item: the same key sent again after its record expired gets
-   * the refund's state, not a second call, which a processor that has forgotten its key would pay;
-   * with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
+   * declined gives the amount back and is final (`REFUND_DECLINED`, a 402 kept for the key, so a retry
+   * gets the decline again instead of a refund made after it). Any other provider failure (a timeout:
+   * the refund may be made), or a failure to give it back, leaves the refund recorded
+   * (`REFUND_INCOMPLETE`, a 503): a retry with the same key takes it over and calls the provider
+   * again. A refund the provider made is marked so on the item: the same key sent again after its
+   * record expired gets the refund's state, not a second call, which a processor that has forgotten
+   * its key would pay; with another amount it is refused (`REFUND_KEY_REUSED`, a 422), as it is while the record lives.
    * A refund is in the payment's currency: a `currency` in the body must be it (`CURRENCY_MISMATCH`,
    * a 422, checked by the same conditional write), and none means it.
    */
@@ -390,7 +392,9 @@ export class PaymentService {
           { cause: error },
         );
       }
-      throw new PaymentError('PROVIDER_FAILED', 'The payment provider failed; nothing was refunded.', { cause: error });
+      // The processor's final answer, as a declined charge is: kept for the key (a 402), so a retry of
+      // it gets the decline again, never a refund the processor makes when asked a second time.
+      throw new PaymentError('REFUND_DECLINED', 'The payment provider declined the refund; nothing was refunded.', { cause: error });
     }
     await this.completeRefund(paymentId, refundId, attempt);
     return this.refundOf(applied, refundId, amount);

@@ -23,6 +23,7 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   PAYMENT_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   REFUND_KEY_REUSED: [422, 'Idempotency-Key is already used'],
   CHARGE_DECLINED: [402, 'Payment declined'],
+  REFUND_DECLINED: [402, 'Refund declined'],
   ORDER_ALREADY_PAID: [409, 'Order already paid'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
   REFUND_INCOMPLETE: [503, 'Refund not completed'],

@@ -376,19 +376,43 @@ test('a takeover that finds the refund applied, and the earlier attempt complete
   }
 });
 
-/** A processor that declines refunds while `down`; it counts the refunds it made. */
+/** A processor that declines refunds while `down`; it counts the refunds it was asked for and those it made. */
 class FailingRefunds implements PaymentProvider {
   down = true;
+  asked = 0;
   refunded = 0;
   async charge(): Promise<{ chargeId: string }> {
     return { chargeId: `ch_${randomUUID()}` };
   }
   async refund(request: { amount: number }): Promise<{ providerRefundId: string }> {
+    this.asked++;
     if (this.down) throw new RefundDeclined('the card network declined the refund');
     this.refunded += request.amount;
     return { providerRefundId: `re_${randomUUID()}` };
   }
 }
+
+test('a refund the processor declines is a 402 that says nothing was refunded, kept for the key: sent again, it is replayed without asking the processor, and the amount stays refundable', async () => {
+  const provider = new FailingRefunds(); // declines the first refund; would make the next one
+  const logger = new QuietLogger();
+  const handler: PaymentHandler = createPaymentHandler({ ...tables(), client, provider, logger });
+  const payment = await postJson(handler, '/payments', { amount: 1_000, currency: 'EUR' });
+  const refunds = `/payments/${String(payment.json.paymentId)}/refunds`;
+  const key = `refund-${randomUUID()}`;
+  const declined = await postJson(handler, refunds, { amount: 400 }, key);
+  provider.down = false;
+  const again = await postJson(handler, refunds, { amount: 400 }, key);
+  expect({ status: declined.status, title: declined.json.title, detail: declined.json.detail }).toEqual({
+    status: 402,
+    title: 'Refund declined',
+    detail: 'The payment provider declined the refund; nothing was refunded.',
+  });
+  // One key, one answer: the decline, never a refund made by a retry of it.
+  expect({ again, asked: provider.asked, refunded: provider.refunded }).toEqual({ again: declined, asked: 1, refunded: 0 });
+  // The declined amount was given back: a new key refunds the whole payment.
+  expect((await postJson(handler, refunds, { amount: 1_000 })).json).toMatchObject({ refundedAmount: 1_000, refundableAmount: 0 });
+  expect({ refunded: provider.refunded, logged: failureLines(logger) }).toEqual({ refunded: 1_000, logged: [] });
+});
 
 test('a refund whose provider call and undo both fail is a 503 with Retry-After; the retry with the same key completes it, refunding once', async () => {
   const provider = new FailingRefunds();
