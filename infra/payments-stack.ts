@@ -88,8 +88,9 @@ export class PaymentsStack extends Stack {
     this.consumerFunction = this.demoFunction('ConsumerFunction', 'consumer.ts');
     this.keyFunction = this.demoFunction('KeyFunction', 'keys.ts', true);
     // The service writes payments with conditional PutItem / UpdateItem only. GetItem serves
-    // GET /payments/{id}, and the read of a charge's payment, which a request sent again after its
-    // record expired made already; neither function may scan or query the payments.
+    // GET /payments/{id}, the read of a charge's payment, which a request sent again after its
+    // record expired made already, and the read of the payment an order is bound to, which tells a
+    // paid order from one being paid; neither function may scan or query the payments.
     this.paymentsTable.grant(this.paymentFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
     this.paymentsTable.grant(this.consumerFunction, 'dynamodb:GetItem', 'dynamodb:PutItem');
     for (const fn of [this.paymentFunction, this.consumerFunction]) fn.addEnvironment('PAYMENTS_TABLE', this.paymentsTable.tableName);

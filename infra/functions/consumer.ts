@@ -5,7 +5,7 @@
  * mismatch; failed messages are reported as `batchItemFailures` and come back alone. A resend
  * after the record retention runs again: it finds the order's payment and charges nothing; with
  * another amount or currency it fails (`PAYMENT_KEY_REUSED`). An order the payment API paid, or is
- * paying, fails too (`ORDER_ALREADY_PAID`), without a charge.
+ * paying, fails too (`ORDER_ALREADY_PAID`, `ORDER_BEING_PAID`), without a charge.
  */
 import type { Context, SQSEvent } from 'aws-lambda';
 import { idempotentBatch } from '../../lib/index.js';

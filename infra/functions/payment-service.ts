@@ -80,6 +80,7 @@ export type PaymentErrorCode =
   | 'CHARGE_DECLINED'
   | 'REFUND_DECLINED'
   | 'ORDER_ALREADY_PAID'
+  | 'ORDER_BEING_PAID'
   | 'PROVIDER_FAILED'
   | 'REFUND_INCOMPLETE';
 
@@ -206,8 +207,9 @@ export class PaymentService {
    * idempotent call (`transaction()`); the payment id and the processor's key are derived from it.
    * A payment this request made already, under a record that has expired since, is answered as it
    * stands without charging again; another amount, currency or order under its key is refused
-   * (`PAYMENT_KEY_REUSED`, a 422), as it is while the record lives. An order another payment pays,
-   * or is paying, is refused before any charge (`ORDER_ALREADY_PAID`, a 409).
+   * (`PAYMENT_KEY_REUSED`, a 422), as it is while the record lives. An order another payment pays
+   * is refused before any charge (`ORDER_ALREADY_PAID`, a 409), and so is one another payment is
+   * paying, until that payment's outcome is known (`ORDER_BEING_PAID`, a 409 to retry).
    */
   async createPayment(input: unknown): Promise<Payment> {
     const { amount, currency, orderId } = paymentRequest(input);
@@ -267,8 +269,9 @@ export class PaymentService {
   }
 
   /**
-   * Binds the order to this payment before the card is charged, or refuses (`ORDER_ALREADY_PAID`, a
-   * 409) when another payment pays it or is paying it: the payment API's records are keyed by the
+   * Binds the order to this payment before the card is charged, or refuses when another payment pays
+   * it (`ORDER_ALREADY_PAID`) or is paying it (`ORDER_BEING_PAID`: its charge is under way, or its
+   * outcome unknown, and a decline frees the order): the payment API's records are keyed by the
    * Idempotency-Key and the order queue's by the order id, each in a namespace of its own, so neither
    * keeps the other channel, or another key, from charging the order again. This payment's own retries
    * and takeovers find the order theirs.
@@ -282,11 +285,21 @@ export class PaymentService {
           ConditionExpression: 'attribute_not_exists(#key) OR attribute_not_exists(paidBy) OR paidBy = :paymentId',
           ExpressionAttributeNames: { '#key': KEY },
           ExpressionAttributeValues: { ':paymentId': paymentId },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      throw new PaymentError('ORDER_ALREADY_PAID', `Order ${orderId} is paid, or being paid, by another payment; it is not charged again.`);
+      const holder = error.Item ? (unmarshall(error.Item) as { paidBy?: string }).paidBy : undefined;
+      // Only a recorded payment is final: one whose charge is under way or unknown may still be
+      // declined, which frees the order, and a "paid" kept for this key would then be false.
+      if (holder !== undefined && (await this.stored(holder)) !== undefined) {
+        throw new PaymentError('ORDER_ALREADY_PAID', `Order ${orderId} is paid by another payment; it is not charged again.`);
+      }
+      throw new PaymentError(
+        'ORDER_BEING_PAID',
+        `Order ${orderId} is being paid by another payment, whose outcome is not known yet; it is charged only if that payment is declined: retry later.`,
+      );
     }
   }
 

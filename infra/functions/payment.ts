@@ -25,9 +25,13 @@ const PROBLEMS: Record<PaymentErrorCode, [status: number, title: string]> = {
   CHARGE_DECLINED: [402, 'Payment declined'],
   REFUND_DECLINED: [402, 'Refund declined'],
   ORDER_ALREADY_PAID: [409, 'Order already paid'],
+  ORDER_BEING_PAID: [409, 'Order being paid'],
   PROVIDER_FAILED: [502, 'Payment provider failed'],
   REFUND_INCOMPLETE: [503, 'Refund not completed'],
 };
+
+/** Answers that report a passing condition, not an outcome: a retry may succeed, so none is kept for its key. */
+const RETRY_LATER: ReadonlySet<PaymentErrorCode> = new Set(['REFUND_INCOMPLETE', 'ORDER_BEING_PAID']);
 
 const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 => ({
   statusCode,
@@ -79,14 +83,14 @@ async function route(service: PaymentService, event: APIGatewayProxyEventV2, log
   } catch (error) {
     if (!(error instanceof PaymentError)) throw error;
     // 4xx answers are final and replayed to a retry; the 502 and 503 are not, so a retry runs again
-    // (after a 503 it completes the refund that stayed recorded).
+    // (after a 503 it completes the refund that stayed recorded), nor is a 4xx with Retry-After.
     const [status, title] = PROBLEMS[error.code];
     // The answer says only what the caller may know; the operator needs the provider's own error.
     if (status >= 500) {
       const line = { level: 'ERROR', message: 'payment request failed', status, code: error.code, cause: messageOf(error.cause) };
       (logger.error ?? logger.warn).call(logger, JSON.stringify(line));
     }
-    return problem(status, title, error.message, status === 503 ? { 'Retry-After': '1' } : {});
+    return problem(status, title, error.message, RETRY_LATER.has(error.code) ? { 'Retry-After': '1' } : {});
   }
 }
 

@@ -125,3 +125,34 @@ test('an order whose charge was declined is free again: its message, or the API 
     charges: 1,
   });
 });
+
+test('an order another payment is still paying is a 409 with Retry-After, not kept, past the record retention too: once that payment is declined, the same request pays it; a paid order is a final 409', async () => {
+  const clock = new DemoClock();
+  const provider = new CountingProvider();
+  provider.inject('fail'); // the first payment's charge: the card network does not answer, the outcome is unknown
+  provider.inject('decline'); // that payment's retry: declined, nothing charged
+  const api = createPaymentHandler({ ...tables(), client, provider, now: clock.now, logger: new QuietLogger() });
+  const order = JSON.stringify({ orderId: `order-${randomUUID()}`, amount: 1_500, currency: 'EUR' });
+  const pay = async (key: string) => {
+    const event = toHttpApiEvent({ method: 'POST', url: '/payments', headers: { 'idempotency-key': key }, body: order });
+    const result = await api(event!, lambdaContext('payments-api', clock.now));
+    const { title } = JSON.parse(result.body ?? '{}') as { title?: string };
+    return { status: result.statusCode, title, retryAfter: result.headers?.['Retry-After'] };
+  };
+  const first = `pay-${randomUUID()}`;
+  const second = `pay-${randomUUID()}`;
+  const unknown = await pay(first); // the order stays bound to this payment: it may have been charged
+  clock.advance(25 * 3_600_000); // past the 24-hour retention: time alone frees nothing
+  const waiting = await pay(second);
+  const declined = await pay(first); // frees the order
+  const paid = await pay(second); // the same request as the 409's, sent again
+  const third = await pay(`pay-${randomUUID()}`);
+  expect({ unknown: unknown.status, waiting, declined: declined.status, paid: paid.status, third, charges: provider.charges.length }).toEqual({
+    unknown: 502,
+    waiting: { status: 409, title: 'Order being paid', retryAfter: expect.any(String) },
+    declined: 402,
+    paid: 201,
+    third: { status: 409, title: 'Order already paid', retryAfter: undefined },
+    charges: 1,
+  });
+});
