@@ -28,12 +28,16 @@ export class CountingProvider implements PaymentProvider {
   attempts = 0;
   private readonly faults: Fault[] = [];
   private readonly hung: Array<(error: Error) => void> = [];
-
-  constructor(private readonly latencyMillis = 0) {}
+  private held: Promise<unknown> = Promise.resolve();
 
   /** The next charge fails (a 5xx from the card network), hangs until {@link releaseHung}, or is declined (charging nothing). */
   inject(fault: Fault): void {
     this.faults.push(fault);
+  }
+
+  /** Charges wait until `until` settles, as with a slow card network, for as long as a scenario needs. */
+  holdCharges(until: Promise<unknown>): void {
+    this.held = until;
   }
 
   /** Ends hung calls with an error: the Lambda that made them was stopped, so they never reached the provider. */
@@ -45,7 +49,7 @@ export class CountingProvider implements PaymentProvider {
     this.attempts++;
     const fault = this.faults.shift();
     if (fault === 'hang') return new Promise((_resolve, reject) => this.hung.push(reject));
-    if (this.latencyMillis) await new Promise((resolve) => setTimeout(resolve, this.latencyMillis));
+    await this.held;
     if (fault === 'fail') throw new Error('card network unavailable');
     if (fault === 'decline') throw new ChargeDeclined('the card network declined the charge');
     const seen = this.byKey.get(request.idempotencyKey);

@@ -65,11 +65,8 @@ class RedisHarness {
   private readonly otherInstance: ReturnType<typeof redisPaymentApi>;
   private readonly run = randomUUID().slice(0, 8);
 
-  constructor(
-    readonly store: IdempotencyStore,
-    latencyMillis = 0,
-  ) {
-    this.provider = new CountingProvider(latencyMillis);
+  constructor(readonly store: IdempotencyStore) {
+    this.provider = new CountingProvider();
     this.api = redisPaymentApi(store, this.provider, this.clock, this.logger);
     this.otherInstance = redisPaymentApi(store, this.provider, this.clock, this.logger);
   }
@@ -120,9 +117,9 @@ export const redisScenarios: RedisScenario[] = [
   },
 
   async function burst(store) {
-    const h = new RedisHarness(store, 25);
+    const h = new RedisHarness(store);
     const key = h.key('burst');
-    const detail = await burstOfDuplicates((instance) => h.post(PAYMENT, key, instance), h.expect.bind(h));
+    const detail = await burstOfDuplicates((instance) => h.post(PAYMENT, key, instance), h.provider, h.expect.bind(h));
     return h.result(BURST, 1, detail);
   },
 
