@@ -27,7 +27,7 @@ let checker: ts.TypeChecker;
 let exported: Array<[string, ts.Symbol]>;
 
 beforeAll(() => {
-  const program = ts.createProgram(Object.values(ENTRY_POINTS), { ...COMPILER_OPTIONS, paths: {} });
+  const program = ts.createProgram(Object.values(ENTRY_POINTS), COMPILER_OPTIONS);
   checker = program.getTypeChecker();
   exported = Object.entries(ENTRY_POINTS).flatMap(([entry, file]) => {
     const module = checker.getSymbolAtLocation(program.getSourceFile(file)!)!;
