@@ -266,6 +266,8 @@ export class DynamoDBStore extends LeanDynamoDBStore {
    * 4xx (throttled) applied nothing: after it, no item still means no record. A refusal without the
    * item is also what a client that drops `ReturnValuesOnConditionCheckFailure` returns for an item
    * still there (see `refusingItem`): the item is read to tell, a `GetItem` as operations tools do.
+   * A role with `DeleteItem` alone (a forget by lease, or of a COMPLETED record: docs/operations.md)
+   * may not read it: the refusal then reads as DynamoDB sends it, the item gone.
    */
   private async deleteIf(key: string, input: DeleteItemCommandInput): Promise<boolean> {
     const attempts = new WriteAttempts();
@@ -274,8 +276,15 @@ export class DynamoDBStore extends LeanDynamoDBStore {
       await this.client.send(command);
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return attempts.mayHaveApplied && error.Item === undefined && (await this.storedItem(key)) === undefined;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      if (!attempts.mayHaveApplied || error.Item !== undefined) return false;
+      return this.storedItem(key).then(
+        (item) => item === undefined,
+        (failure: unknown) => {
+          if ((failure as { name?: unknown } | null)?.name === 'AccessDeniedException') return true;
+          throw failure;
+        },
+      );
     }
   }
 

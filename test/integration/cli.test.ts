@@ -425,6 +425,26 @@ test('a store forget whose first attempt DynamoDB applied but answered with a 5x
   }
 });
 
+test('a forget by lease or of a COMPLETED record, on a role with DeleteItem alone as docs/operations.md allows, whose delete the SDK sent again after a 5xx that applied it: deleted, the refused read of the item aside', async () => {
+  const { client: faulty, faults } = faultyClient(endpoint());
+  try {
+    const faultyStore = new DynamoDBStore({ tableName, client: faulty });
+    const { once } = counted('cli-delete-only');
+    await once({ orderId: 'o-1' });
+    const completed = recordId('cli-delete-only', 'o-1');
+    const { ids, leaseUntil } = await crashed('cli-delete-only', 'o-2');
+    for (const forget of [() => faultyStore.forget(completed, 'COMPLETED'), () => faultyStore.forget(ids[0]!, 'INPROGRESS', leaseUntil)]) {
+      faults.schedule({ operations: ['DeleteItem'], fault: { kind: 'server-error', applied: true } });
+      faults.schedule({ operations: ['GetItem'], fault: { kind: 'refuse' }, attempts: 'all' });
+      expect(await forget()).toBe(true);
+      faults.clear();
+    }
+    for (const id of [completed, ids[0]!]) expect(await readItem(client, tableName, id)).toBeUndefined();
+  } finally {
+    faulty.destroy();
+  }
+});
+
 test('forget --only-if INPROGRESS leaves alone an attempt in the last millisecond of its lease, which still holds the record; one millisecond later it deletes it', async () => {
   const { ids, leaseUntil } = await crashed('cli-last-ms', 'o-1');
   const id = ids[0]!;
