@@ -151,7 +151,10 @@ function fromAuthorizer(authorizer: unknown): unknown {
  * @example
  * ```ts
  * // Scope keys by the caller, and anonymous callers by a tenant header, marked so that it never equals an identity.
- * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? `anonymous:${event.headers['x-tenant'] ?? ''}` });
+ * // A REST API's header names keep the case the client sent (an HTTP API's are lower case).
+ * const tenantOf = (headers: Record<string, string | undefined> | null) =>
+ *   Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === 'x-tenant')?.[1] ?? '';
+ * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? `anonymous:${tenantOf(event.headers)}` });
  * ```
  */
 export function callerIdentity(event: HttpEvent): string | undefined {

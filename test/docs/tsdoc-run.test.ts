@@ -42,17 +42,22 @@ test("callerIdentity's example scopes anonymous callers by their tenant header, 
   const { scope } = given[0]!;
   if (typeof scope !== 'function') throw new Error('the example sets no scope function');
 
-  const [, api, context] = ANONYMOUS[3]!;
-  const anonymous = (tenant: string): HttpEvent => {
-    const event = httpEvent(api, context);
-    return { ...event, headers: { ...event.headers, 'x-tenant': tenant } } as HttpEvent;
-  };
   const identified = eventFor(IDENTITY_SHAPES[0]!, { tenant: 'tenant-a', user: 'alice' });
   expect(scope(identified)).toBe(callerIdentity(identified));
-  expect(scope(anonymous('acme'))).toBe(scope(anonymous('acme')));
-  expect(scope(anonymous('acme'))).not.toBe(scope(anonymous('globex')));
-  // An anonymous client that sends the identity text of a caller as its tenant does not share that caller's scope.
-  expect(scope(anonymous(callerIdentity(identified)!))).not.toBe(scope(identified));
+  // An HTTP API's header names arrive lower case; a REST API's as the client sent them.
+  for (const [[, api, context], header] of [
+    [ANONYMOUS[3]!, 'x-tenant'],
+    [ANONYMOUS[0]!, 'X-Tenant'],
+  ] as const) {
+    const anonymous = (tenant: string): HttpEvent => {
+      const event = httpEvent(api, context);
+      return { ...event, headers: { ...event.headers, [header]: tenant } } as HttpEvent;
+    };
+    expect(scope(anonymous('acme'))).toBe(scope(anonymous('acme')));
+    expect(scope(anonymous('acme'))).not.toBe(scope(anonymous('globex')));
+    // An anonymous client that sends the identity text of a caller as its tenant does not share that caller's scope.
+    expect(scope(anonymous(callerIdentity(identified)!))).not.toBe(scope(identified));
+  }
 });
 
 test("HttpScope's example scopes keys by a tenant the request proves, not by one a client may claim", async () => {
