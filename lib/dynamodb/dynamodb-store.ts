@@ -402,7 +402,7 @@ export class DynamoDBStore implements IdempotencyStore {
       if (write !== undefined && typeof error === 'object' && error !== null) {
         detailStoreFailure(
           error,
-          `${storeFailureDetail(error, this.tableName)} reading the record after DynamoDB refused the ${write} without it: this attempt holds it no more (another attempt took it over, it was deleted, or this call completed it)`,
+          `${storeFailureDetail(error, this.tableName)} reading the record after a refused ${write}: this attempt holds it no more (taken over, deleted, or completed by this call)`,
         );
       }
       throw error;

@@ -128,7 +128,7 @@ describe('a refusal without the item whose read of the record fails', () => {
   /** The warning's message and its `error`, for a refused `write` whose record read was refused. */
   const refusedUnread = (message: string, write: string) => ({
     message: `lambda-idempotency: ${message}`,
-    error: `AccessDeniedException reading the record after DynamoDB refused the ${write} without it: this attempt holds it no more (another attempt took it over, it was deleted, or this call completed it)`,
+    error: `AccessDeniedException reading the record after a refused ${write}: this attempt holds it no more (taken over, deleted, or completed by this call)`,
   });
 
   test("a completion: the caller gets the call's result; the warning says the completion was refused, not only that the record stays INPROGRESS", async () => {
