@@ -334,15 +334,25 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue | CfnQueue, retenti
       message: `${where} has no dead-letter queue: a message that keeps failing is received again until its retention period (${formatSeconds(retention)}) ends, then deleted without a trace. Give it a \`deadLetterQueue\` (its \`maxReceiveCount\` × the visibility timeout within the record retention).`,
     });
   } else if (retentionSeconds < retention) {
-    // Lambda stops receiving at the event source's maximum concurrency: the backlog waits unreceived,
-    // so a message back in the queue after a failed attempt is received again any time before its
-    // retention period ends, not one visibility timeout later.
-    const limited = mappingsOf(fn).find((mapping) => mapping.eventSourceArn === arnOf(queue) && maximumConcurrencyOf(mapping) !== undefined);
-    if (limited !== undefined) {
+    // Lambda stops receiving at the event source's maximum concurrency, and receives nothing while the
+    // event source is disabled: the backlog waits unreceived, so a message back in the queue after a
+    // failed attempt is received again any time before its retention period ends, not one visibility
+    // timeout later.
+    const paused = mappingsOf(fn)
+      .filter((mapping) => mapping.eventSourceArn === arnOf(queue))
+      .map((mapping) =>
+        setting(mapping, 'Enabled', mapping.enabled) === false
+          ? { mapping, why: 'is disabled, which leaves every message waiting in the queue until it is enabled' }
+          : maximumConcurrencyOf(mapping) !== undefined
+            ? { mapping, why: 'has a maximum concurrency, which leaves messages waiting in the queue without being received' }
+            : undefined,
+      )
+      .find((found) => found !== undefined);
+    if (paused !== undefined) {
       findings.push({
         level: 'warning',
         id: 'lambda-idempotency:backlogOutlivesRecords',
-        message: `${where} feeds ${fn.node.path} through the event source ${limited.node.path}, whose maximum concurrency leaves messages waiting in the queue without being received: a message back in the queue after an attempt that already completed its record can be received again any time within the queue's retention period (${formatSeconds(retention)}), not only within ${maxReceiveCount} receives × ${formatSeconds(visibility)}, while idempotency records are kept ${formatSeconds(retentionSeconds)}. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(retention)}, or shorten the queue's retention period.`,
+        message: `${where} feeds ${fn.node.path} through the event source ${paused.mapping.node.path}, which ${paused.why}: a message back in the queue after an attempt that already completed its record, or a producer's resend, can be received any time within the queue's retention period (${formatSeconds(retention)}), not only within ${maxReceiveCount} receives × ${formatSeconds(visibility)}, while idempotency records are kept ${formatSeconds(retentionSeconds)}. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(retention)}, or shorten the queue's retention period.`,
       });
     }
   }

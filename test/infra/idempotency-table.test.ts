@@ -1648,10 +1648,10 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   found.hasError('/Overridden/RetriedFunction', Match.stringLikeRegexp('asyncRetriesOutliveRecords.*6 h.*2 h'));
 });
 
-test("an event source's maximum concurrency leaves a backlog unreceived: a queue with a dead-letter queue can redeliver until its retention period ends, a warning", () => {
+test("an event source's maximum concurrency, or one created disabled, leaves a backlog unreceived: a queue with a dead-letter queue can redeliver until its retention period ends, a warning", () => {
   const stack = new Stack(new App(), 'Backlog');
   const records = new IdempotencyTable(stack, 'Idempotency', { expiresAfter: Duration.hours(1) });
-  const wire = (id: string, queueProps: QueueProps, props: { maxConcurrency?: number } = {}) => {
+  const wire = (id: string, queueProps: QueueProps, props: { maxConcurrency?: number; enabled?: boolean } = {}) => {
     const consumer = fn(stack, id);
     consumer.configureAsyncInvoke({ maxEventAge: Duration.hours(1), retryAttempts: 0 });
     const dlq = new Queue(stack, `${id}Dlq`);
@@ -1660,10 +1660,19 @@ test("an event source's maximum concurrency leaves a backlog unreceived: a queue
       new Queue(stack, `${id}Queue`, { visibilityTimeout: Duration.minutes(1), ...queueProps, deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }),
       props,
     );
+    return consumer;
   };
   wire('Limited', {}, { maxConcurrency: 2 });
   wire('Unlimited', {});
   wire('LimitedShortRetention', { retentionPeriod: Duration.hours(1) }, { maxConcurrency: 2 });
+  // Disabled, the event source receives nothing until it is enabled; also when an escape hatch disables it.
+  wire('Disabled', {}, { enabled: false });
+  wire('Enabled', {}, { enabled: true });
+  wire('DisabledShortRetention', { retentionPeriod: Duration.hours(1) }, { enabled: false });
+  const overridden = wire('DisabledByOverride', {})
+    .node.findAll()
+    .find((c) => c instanceof CfnEventSourceMapping);
+  (overridden as CfnEventSourceMapping).addPropertyOverride('Enabled', false);
   const found = Annotations.fromStack(stack);
   found.hasWarning(
     '/Backlog/Limited',
@@ -1671,7 +1680,15 @@ test("an event source's maximum concurrency leaves a backlog unreceived: a queue
       'LimitedQueue feeds.*maximum concurrency.*within the queue.s retention period \\(4 days\\).*3 receives × 1 min.*kept 1 h.*backlogOutlivesRecords',
     ),
   );
-  for (const id of ['Unlimited', 'LimitedShortRetention'])
+  for (const id of ['Disabled', 'DisabledByOverride']) {
+    found.hasWarning(
+      `/Backlog/${id}`,
+      Match.stringLikeRegexp(
+        `${id}Queue feeds.*is disabled.*within the queue.s retention period \\(4 days\\).*3 receives × 1 min.*kept 1 h.*backlogOutlivesRecords`,
+      ),
+    );
+  }
+  for (const id of ['Unlimited', 'LimitedShortRetention', 'Enabled', 'DisabledShortRetention'])
     expect(found.findWarning(`/Backlog/${id}`, Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
   expect(found.findError('*', Match.anyValue())).toEqual([]);
 });
