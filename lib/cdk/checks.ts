@@ -335,24 +335,30 @@ export function checkQueue(fn: LambdaFunction, queue: IQueue | CfnQueue, retenti
     });
   } else if (retentionSeconds < retention) {
     // Lambda stops receiving at the event source's maximum concurrency, and receives nothing while the
-    // event source is disabled: the backlog waits unreceived, so a message back in the queue after a
-    // failed attempt is received again any time before its retention period ends, not one visibility
-    // timeout later.
-    const paused = mappingsOf(fn)
-      .filter((mapping) => mapping.eventSourceArn === arnOf(queue))
-      .map((mapping) =>
-        setting(mapping, 'Enabled', mapping.enabled) === false
-          ? { mapping, why: 'is disabled, which leaves every message waiting in the queue until it is enabled' }
-          : maximumConcurrencyOf(mapping) !== undefined
-            ? { mapping, why: 'has a maximum concurrency, which leaves messages waiting in the queue without being received' }
-            : undefined,
-      )
-      .find((found) => found !== undefined);
+    // event source is disabled or the pipe stopped: the backlog waits unreceived, so a message back in
+    // the queue after a failed attempt is received again any time before its retention period ends,
+    // not one visibility timeout later.
+    const source = arnOf(queue);
+    const paused = [
+      ...mappingsOf(fn)
+        .filter((mapping) => mapping.eventSourceArn === source)
+        .map((mapping) => {
+          const through = `the event source ${mapping.node.path}, which`;
+          if (setting(mapping, 'Enabled', mapping.enabled) === false)
+            return `${through} is disabled and leaves every message waiting in the queue until it is enabled`;
+          if (maximumConcurrencyOf(mapping) !== undefined)
+            return `${through} has a maximum concurrency and leaves messages waiting in the queue without being received`;
+          return undefined;
+        }),
+      ...pipesInto(fn)
+        .filter((pipe) => pipe.source === source && setting(pipe, 'DesiredState', pipe.desiredState) === 'STOPPED')
+        .map((pipe) => `the pipe ${pipe.node.path}, which is stopped and leaves every message waiting in the queue until it is started`),
+    ].find((through) => through !== undefined);
     if (paused !== undefined) {
       findings.push({
         level: 'warning',
         id: 'lambda-idempotency:backlogOutlivesRecords',
-        message: `${where} feeds ${fn.node.path} through the event source ${paused.mapping.node.path}, which ${paused.why}: a message back in the queue after an attempt that already completed its record, or a producer's resend, can be received any time within the queue's retention period (${formatSeconds(retention)}), not only within ${maxReceiveCount} receives × ${formatSeconds(visibility)}, while idempotency records are kept ${formatSeconds(retentionSeconds)}. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(retention)}, or shorten the queue's retention period.`,
+        message: `${where} feeds ${fn.node.path} through ${paused}: a message back in the queue after an attempt that already completed its record, or a producer's resend, can be received any time within the queue's retention period (${formatSeconds(retention)}), not only within ${maxReceiveCount} receives × ${formatSeconds(visibility)}, while idempotency records are kept ${formatSeconds(retentionSeconds)}. Raise the retention (\`expiresAfter\`) to at least ${formatSeconds(retention)}, or shorten the queue's retention period.`,
       });
     }
   }

@@ -1086,7 +1086,7 @@ describe('synth-time checks on a misconfigured stack', () => {
     const set = new Stack(new App(), 'Piped');
     const table = new IdempotencyTable(set, 'Idempotency', { expiresAfter: Duration.days(1) });
     const role = new Role(set, 'PipeRole', { assumedBy: new ServicePrincipal('pipes.amazonaws.com') });
-    const pipe = (id: string, source: string, target: LambdaFunction, invocationType?: 'FIRE_AND_FORGET' | 'REQUEST_RESPONSE') => {
+    const pipe = (id: string, source: string, target: LambdaFunction, invocationType?: 'FIRE_AND_FORGET' | 'REQUEST_RESPONSE', desiredState?: 'STOPPED') => {
       target.configureAsyncInvoke({ maxEventAge: Duration.minutes(1), retryAttempts: 0 });
       table.attachFunction(target);
       new CfnPipe(set, id, {
@@ -1094,6 +1094,7 @@ describe('synth-time checks on a misconfigured stack', () => {
         source,
         target: target.functionArn,
         ...(invocationType === undefined ? {} : { targetParameters: { lambdaFunctionParameters: { invocationType } } }),
+        desiredState,
       });
     };
     // The default 4 days of retention and no dead-letter queue, a visibility timeout below the 60 s function timeout.
@@ -1103,7 +1104,16 @@ describe('synth-time checks on a misconfigured stack', () => {
     const wellWired = new Queue(set, 'WellWired', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } });
     pipe('Async', wellWired.queueArn, fn(set, 'AsyncConsumer'), 'FIRE_AND_FORGET');
     pipe('Sync', wellWired.queueArn, fn(set, 'SyncConsumer'), 'REQUEST_RESPONSE');
+    // A stopped pipe receives nothing until it is started: the queue's backlog waits, as behind a disabled event source.
+    const paused = new Queue(set, 'Paused', { visibilityTimeout: Duration.minutes(1), deadLetterQueue: { queue: dlq, maxReceiveCount: 5 } });
+    pipe('Stopped', paused.queueArn, fn(set, 'StoppedConsumer'), 'REQUEST_RESPONSE', 'STOPPED');
     const found = Annotations.fromStack(set);
+    found.hasWarning(
+      '/Piped/StoppedConsumer',
+      Match.stringLikeRegexp(
+        'Piped/Paused feeds Piped/StoppedConsumer through the pipe Piped/Stopped, which is stopped.*retention period \\(4 days\\).*kept 1 day.*backlogOutlivesRecords',
+      ),
+    );
     found.hasError('/Piped/QueueConsumer', Match.stringLikeRegexp('retentionShorterThanRedelivery.*Piped/Orders can deliver a message again for 4 d'));
     found.hasError('/Piped/QueueConsumer', Match.stringLikeRegexp('visibilityBelowTimeout.*Piped/Orders has a visibility timeout of 10 s'));
     found.hasWarning(
