@@ -25,9 +25,10 @@ export interface AnswerBy {
 
 /**
  * The state of one idempotent call, from its claim to its end: record key, owner token,
- * fingerprint, the DynamoDB writes added through `transaction()`, and whether it has ended. The
- * engine creates it and ends it (once); entry points only carry it. `transaction()` gives the
- * function a {@link Transaction} view of it. @internal
+ * fingerprint, mode, lease, deadline bounds, tenant, the DynamoDB writes added through
+ * `transaction()`, and whether its function has returned and the call has ended. The engine
+ * creates it and ends it (once); entry points carry it, and mark its function returned where they
+ * see it return. `transaction()` gives the function a {@link Transaction} view of it. @internal
  */
 export class Call {
   readonly writes: TransactWriteItem[] = [];

@@ -2,8 +2,10 @@ import type { AttributeValue, TransactWriteItem } from '@aws-sdk/client-dynamodb
 
 /**
  * The storage contract of the record protocol (see docs/how-it-works.md). Every write is
- * conditional; a store never reads before it writes. `DynamoDBStore` is the production store; any
- * object with these three methods can stand in (an in-memory store in tests, another database).
+ * conditional; a store never reads before it writes. `DynamoDBStore` and `RedisStore` are the
+ * production stores; any object with the three required methods (claim, complete, release) can
+ * stand in (`InMemoryStore` in tests, another database); the optional ones serve transactions,
+ * atomic mode and the operations tools.
  */
 
 export type RecordStatus = 'INPROGRESS' | 'COMPLETED';

@@ -1,7 +1,7 @@
 /**
  * `lambda-idempotency/dynamodb`: the `DynamoDBStore` with the record protocol alone (claim,
- * complete, release), for handlers that want the smallest bundle. Use it with `idempotency`,
- * `makeIdempotent` or `httpIdempotency` from `lambda-idempotency`; for `transaction()`, atomic mode,
+ * complete, release), for handlers that want the smallest bundle. Use it with `idempotency` from
+ * `lambda-idempotency/middy`, or with any entry point of `lambda-idempotency`; for `transaction()`, atomic mode,
  * the operations tools or the older `encryption` shape, use the `DynamoDBStore` of
  * `lambda-idempotency`, which extends this one.
  */
