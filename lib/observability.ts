@@ -1,5 +1,6 @@
 import { errorTypeOf } from './errors.js';
 import { namespaceOf } from './key.js';
+import { checkOptions, isBoolean, isFunction, type OptionCheck } from './options.js';
 
 /**
  * Idempotency events for a listener of your own, or as CloudWatch lines (`cloudWatchLines`): Embedded
@@ -128,7 +129,7 @@ export const observeListener: Observe = (where, option, now, warn) => {
 export const observeAny: Observe = (where, option, now, warn) => {
   if (option === undefined || typeof option === 'function') return observeListener(where, option, now, warn);
   const options = option as ObservabilityOptions;
-  checkLines(where, options);
+  checkOptions(where, options, LINE_CHECKS, [], 'observability');
   return options.metrics === true || options.logs === true ? observeListener(where, linesOf(options), now, warn) : noop;
 };
 
@@ -152,31 +153,20 @@ export function cloudWatchLines(options: ObservabilityOptions = {}): Idempotency
     explained.add(error);
     throw error;
   }
-  checkLines('cloudWatchLines', options, 'options');
+  checkOptions('cloudWatchLines', options, LINE_CHECKS, [], 'options');
   // An option given as `undefined` takes its default, as its type says, not the spread's `undefined`.
   return linesOf({ ...options, metrics: options.metrics ?? true });
 }
 
-const LINE_OPTIONS: readonly string[] = ['metrics', 'logs', 'metricNamespace', 'write'] satisfies ReadonlyArray<keyof ObservabilityOptions>;
-
-function checkLines(where: string, options: ObservabilityOptions, path = 'observability'): void {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: \`${path}\` must be an object.`);
-  // A misspelt `metricNamespace` would send every metric where no dashboard or alarm looks.
-  const unknown = Object.keys(options).find((name) => !LINE_OPTIONS.includes(name));
-  if (unknown !== undefined) {
-    throw new TypeError(`${where}: unknown option \`${unknown}\` in \`${path}\`. Known options: ${LINE_OPTIONS.join(', ')}.`);
-  }
-  const { metrics = false, logs = false, write } = options;
-  if (typeof metrics !== 'boolean' || typeof logs !== 'boolean') throw new TypeError(`${where}: \`${path}.metrics\` and \`.logs\` must be booleans.`);
-  if (write !== undefined && typeof write !== 'function') throw new TypeError(`${where}: \`${path}.write\` must be a function.`);
+/** Every option of `cloudWatchLines` and its check; a misspelt `metricNamespace` is unknown, so it cannot send metrics where no dashboard or alarm looks. */
+const LINE_CHECKS = {
+  metrics: isBoolean,
+  logs: isBoolean,
   // CloudWatch drops, without a word, the metrics of a line whose namespace it does not accept.
-  const namespace: unknown = options.metricNamespace;
-  if (namespace !== undefined && !isMetricNamespace(namespace)) {
-    throw new TypeError(
-      `${where}: \`${path}.metricNamespace\` must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon.`,
-    );
-  }
-}
+  metricNamespace: (value) =>
+    isMetricNamespace(value) ? undefined : 'must be a CloudWatch namespace: 1 to 255 letters, digits, spaces or . - _ / # :, not starting with AWS/ or a colon',
+  write: isFunction,
+} satisfies { readonly [K in keyof ObservabilityOptions]-?: OptionCheck };
 
 /** The characters and length CloudWatch accepts in a namespace, with at least one that is not a space, and not a colon first. */
 const CLOUDWATCH_NAMESPACE = /^(?=.*[^ ])(?!:)[A-Za-z0-9 ._/#:-]{1,255}$/;

@@ -239,17 +239,25 @@ export function assertKnownOptions(where: string, options: object, known: readon
 
 /**
  * Checks options against a table: an unknown name, or a value its check refuses, throws a
- * `TypeError` that names the option. Options left `undefined` are not checked, except `required` ones. @internal
+ * `TypeError` that names the option. Options left `undefined` are not checked, except `required` ones.
+ * With `member`, the options are the members of that option (`observability` as an object), named by their path (`observability.logs`). @internal
  */
-export function checkOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>>, required: readonly string[] = []): void {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object.`);
+export function checkOptions(
+  where: string,
+  options: unknown,
+  checks: Readonly<Record<string, OptionCheck>>,
+  required: readonly string[] = [],
+  member?: string,
+): void {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${where}: ${member === undefined ? 'options' : `\`${member}\``} must be an object.`);
   const values = options as Record<string, unknown>;
   const known = Object.keys(checks);
-  assertKnownOptions(where, values, known);
+  assertKnownOptions(where, values, known, member);
   for (const name of known) {
     if (values[name] === undefined && !required.includes(name)) continue;
     const problem = checks[name]!(values[name]);
-    if (problem !== undefined) throw new TypeError(`${where}: \`${name}\` ${problem}.`);
+    if (problem !== undefined) throw new TypeError(`${where}: \`${member === undefined ? name : `${member}.${name}`}\` ${problem}.`);
   }
 }
 

@@ -171,7 +171,7 @@ test('cloudWatchLines() writes the lines of the deprecated options object, with 
       Metrics: [{ Name: name, Unit: 'Count' }],
     })),
   );
-  expect(() => cloudWatchLines({ logs: 'yes' } as never)).toThrow('cloudWatchLines: `options.metrics` and `.logs` must be booleans.');
+  expect(() => cloudWatchLines({ logs: 'yes' } as never)).toThrow(new TypeError('cloudWatchLines: `options.logs` must be a boolean.'));
   expect(() => cloudWatchLines({ write: 'stdout' } as never)).toThrow('cloudWatchLines: `options.write` must be a function.');
 });
 
@@ -343,11 +343,14 @@ test('EMF lines carry a whole-millisecond Timestamp, as the format requires, eve
 
 test('cloudWatchLines refuses an unknown option, so a misspelt namespace cannot send metrics where no alarm looks', () => {
   expect(() => cloudWatchLines({ namespace: 'Shop' } as never)).toThrow(
-    new TypeError('cloudWatchLines: unknown option `namespace` in `options`. Known options: metrics, logs, metricNamespace, write.'),
+    new TypeError('cloudWatchLines: unknown option `options.namespace`. Known options of `options`: metrics, logs, metricNamespace, write.'),
   );
+  // The deprecated object form of the option: a misspelt member is named by its path, as every nested option is.
   expect(() =>
     makeIdempotent(async (_: string) => 1, { store: new MemoryStore(), name: 'x', observability: { metrics: true, metricsNamespace: 'Shop' } as never }),
-  ).toThrow('unknown option `metricsNamespace` in `observability`');
+  ).toThrow(
+    new TypeError('makeIdempotent: unknown option `observability.metricsNamespace`. Known options of `observability`: metrics, logs, metricNamespace, write.'),
+  );
   expect(() => cloudWatchLines(null as never)).toThrow(new TypeError('cloudWatchLines: `options` must be an object.'));
 });
 
