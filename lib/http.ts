@@ -7,7 +7,17 @@ import { fieldOf, forAcceptEncoding, listOf, withoutFields } from './http-encodi
 import { type AnyHttpEvent, BAD_KEY, body, type HttpEvent, headerList, httpKeyValueOf, isAlb, isV2, query, readIdempotencyKey, route } from './http-request.js';
 import { idempotencyHooks } from './middy-hooks.js';
 import { observeAny } from './observability.js';
-import { logLine, optionChecks, type SharedOptionName, sharedOptionsExcept, validateOptions, wholeNumber } from './options.js';
+import {
+  anyValue,
+  checkOptions,
+  logLine,
+  type OptionCheck,
+  optionChecks,
+  type SharedOptionName,
+  sharedOptionsExcept,
+  validateOptions,
+  wholeNumber,
+} from './options.js';
 import { type KeyVerdict, keyVerifier, MAX_AGE, retentionKeyLimit, type SigningSecret } from './signed-keys.js';
 import { BYTES, isStream, isStreamBytes, unescaped } from './streamed-response.js';
 
@@ -134,15 +144,15 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
       : 'must be an object of header names to strings, or a function of the event that returns one',
   isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
   responseStreaming: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
-  signedKeys: (value) => {
-    if (value === null || typeof value !== 'object') return 'must be an object with `secrets`';
-    const unknown = Object.keys(value).find((name) => name !== 'secrets' && name !== 'maxAgeSeconds');
-    if (unknown !== undefined) return `has an unknown option \`${unknown}\`; known: secrets, maxAgeSeconds`;
-    const { maxAgeSeconds } = value as { maxAgeSeconds?: unknown };
-    const problem = maxAgeSeconds === undefined ? undefined : MAX_AGE(maxAgeSeconds);
-    return problem === undefined ? undefined : `\`maxAgeSeconds\` ${problem}`;
-  },
+  // Its members are checked from their own table, once it is known to be an object.
+  signedKeys: (value) => (value !== null && typeof value === 'object' ? undefined : 'must be an object with `secrets`'),
 });
+
+const SIGNED_KEYS_OPTIONS = {
+  // Checked, with each secret, when the verifier is made.
+  secrets: anyValue,
+  maxAgeSeconds: MAX_AGE,
+} satisfies { readonly [K in keyof NonNullable<HttpIdempotencyOptions['signedKeys']>]-?: OptionCheck };
 
 /** The reason phrases (RFC 9110) of the statuses `problem` answers, for an ALB's status line. */
 const REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 409: 'Conflict', 422: 'Unprocessable Content', 503: 'Service Unavailable' };
@@ -394,6 +404,7 @@ export function httpIdempotency<TEvent extends HttpEvent | ALBEvent = HttpEvent>
   options: HttpIdempotencyOptions<TEvent> & ScopeRequiredFor<TEvent>,
 ): MiddlewareObj<NoInfer<TEvent>, unknown, Error, Context> {
   validateOptions('httpIdempotency', options, HTTP_OPTIONS);
+  if (options.signedKeys !== undefined) checkOptions('httpIdempotency', options.signedKeys, SIGNED_KEYS_OPTIONS, [], 'signedKeys');
   const {
     required = true,
     scope,

@@ -80,7 +80,7 @@ test('signedKeys is validated at construction', () => {
     new TypeError('httpIdempotency `signedKeys`: a secret must be at least 32 bytes long (got 9); use e.g. randomBytes(32).'),
   );
   expect(() => httpIdempotency({ store, signedKeys: { secrets: [] } })).toThrow('`secrets` must be a non-empty array');
-  expect(() => httpIdempotency({ store, signedKeys: { secret: current } as never })).toThrow('unknown option `secret`');
+  expect(() => httpIdempotency({ store, signedKeys: { secret: current } as never })).toThrow('unknown option `signedKeys.secret`');
 });
 
 describe('issued keys expire before their records', () => {
@@ -222,10 +222,10 @@ describe('issued keys expire before their records', () => {
     const shortStore = new DynamoDBStore({ tableName, client, expiresAfterSeconds: 100 });
     expect(() => httpIdempotency({ store: shortStore, signedKeys: signedKeys(51) })).toThrow('must be at most 50 (the retention, 100 s, less 50 s');
     expect(() => httpIdempotency({ store, signedKeys: signedKeys(0) })).toThrow(
-      new TypeError('httpIdempotency: `signedKeys` `maxAgeSeconds` must be a whole number of seconds, 1 or more (got 0).'),
+      new TypeError('httpIdempotency: `signedKeys.maxAgeSeconds` must be a whole number of seconds, 1 or more (got 0).'),
     );
     expect(() => httpIdempotency({ store, signedKeys: { secrets: [current], maxAge: 60 } as never })).toThrow(
-      'unknown option `maxAge`; known: secrets, maxAgeSeconds',
+      'unknown option `signedKeys.maxAge`. Known options of `signedKeys`: secrets, maxAgeSeconds.',
     );
   });
 });

@@ -138,6 +138,18 @@ test.each([
   expect(make).toThrow(/^httpIdempotency: `problemHeaders` must be an object of header names to strings, or a function of the event that returns one\.$/);
 });
 
+test('httpIdempotency checks `signedKeys` from its own table: a misspelt or bad member is a TypeError named by its path', () => {
+  const make = (signedKeys: object) => () => httpIdempotency({ store: plainStore, signedKeys } as never);
+  const secrets = ['s'.repeat(32)];
+  expect(make({ secrets, maxAge: 60 })).toThrow(
+    new TypeError('httpIdempotency: unknown option `signedKeys.maxAge`. Known options of `signedKeys`: secrets, maxAgeSeconds.'),
+  );
+  expect(make({ secrets, maxAgeSeconds: 0 })).toThrow(
+    new TypeError('httpIdempotency: `signedKeys.maxAgeSeconds` must be a whole number of seconds, 1 or more (got 0).'),
+  );
+  expect(make({ secrets, maxAgeSeconds: 60 })).not.toThrow();
+});
+
 test('an `errorFields` array changed after the function was made (to make the next one) changes nothing of what it stores', async () => {
   const errorFields = ['statusCode'];
   const charge = makeIdempotent(
