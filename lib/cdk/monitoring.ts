@@ -18,7 +18,7 @@ import { CfnFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { DEFAULT_METRIC_NAMESPACE, type IdempotencyEvent, isDimensionValue, isMetricNamespace, LINE_LEVELS, METRIC_NAMES } from '../observability.js';
-import { anyValue, checkOptions, type OptionCheck } from '../options.js';
+import { anyValue, checkOptions, type OptionCheck, wholeNumber } from '../options.js';
 import { aliasOf, formatSeconds, isKeyOfApp, tableEnv } from './checks.js';
 
 /**
@@ -111,6 +111,13 @@ const DASHBOARD_NAME = /^[A-Za-z0-9_-]{1,255}$/;
 /** The table's graphs (throttled writes, failed writes, consumed capacity) and each function's row (a title and its graphs). */
 const TABLE_WIDGETS = 3;
 const ROW_WIDGETS = 1 + GRAPHS.length;
+
+/** Every threshold and its check. */
+const THRESHOLD_CHECKS = {
+  storeFailures: wholeNumber(1),
+  superseded: wholeNumber(1),
+  bookkeepingFailures: wholeNumber(1),
+} satisfies { readonly [K in keyof IdempotencyAlarmThresholds]-?: OptionCheck };
 
 /** The alarmed events, their default thresholds and what an operator should know when one fires. */
 const ALARMS: ReadonlyArray<
@@ -507,20 +514,6 @@ function checkProps(props: IdempotencyMonitoringProps): void {
       `IdempotencyTable.addMonitoring: \`period\` must be at most 7 days: CloudWatch refuses an alarm evaluated over a longer time (got ${formatSeconds(period.toSeconds({ integral: false }))}).`,
     );
   }
-  const thresholds: unknown = props.alarmThresholds;
-  if (thresholds !== undefined) {
-    if (thresholds === null || typeof thresholds !== 'object') throw new TypeError('IdempotencyTable.addMonitoring: `alarmThresholds` must be an object.');
-    // A misspelt threshold would leave its alarm at the default, firing where it was meant to be quiet.
-    const fields: readonly string[] = ALARMS.map(([, field]) => field);
-    const unknown = Object.keys(thresholds).find((name) => !fields.includes(name));
-    if (unknown !== undefined) {
-      throw new TypeError(`IdempotencyTable.addMonitoring: unknown option \`${unknown}\` in \`alarmThresholds\`. Known options: ${fields.join(', ')}.`);
-    }
-  }
-  for (const [, field] of ALARMS) {
-    const value = props.alarmThresholds?.[field];
-    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-      throw new TypeError(`IdempotencyTable.addMonitoring: \`alarmThresholds.${field}\` must be a whole number, 1 or more (got ${String(value)}).`);
-    }
-  }
+  // A misspelt threshold would leave its alarm at the default, firing where it was meant to be quiet.
+  if (props.alarmThresholds !== undefined) checkOptions('IdempotencyTable.addMonitoring', props.alarmThresholds, THRESHOLD_CHECKS, [], 'alarmThresholds');
 }

@@ -285,9 +285,15 @@ test('bad props are refused with a sentence; monitoring is added once per table'
   }
   // A misspelt threshold would leave the alarm at its default: one meant to be quieter would fire on normal traffic.
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { storeFailure: 50 } as never })).toThrow(
-    'IdempotencyTable.addMonitoring: unknown option `storeFailure` in `alarmThresholds`. Known options: storeFailures, superseded, bookkeepingFailures.',
+    new TypeError(
+      'IdempotencyTable.addMonitoring: unknown option `alarmThresholds.storeFailure`. Known options of `alarmThresholds`: storeFailures, superseded, bookkeepingFailures.',
+    ),
   );
   expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: 5 as never })).toThrow('`alarmThresholds` must be an object');
+  // Text is refused, quoted, as a whole-number option is everywhere.
+  expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { storeFailures: '20' } as never })).toThrow(
+    new TypeError('IdempotencyTable.addMonitoring: `alarmThresholds.storeFailures` must be a whole number, 1 or more (got "20").'),
+  );
   // Alarms on a namespace or period the functions' metrics never have could never fire.
   expect(() => table.addMonitoring({ functions: ['api'], namespace: 'Payments' } as never)).toThrow(
     'IdempotencyTable.addMonitoring: unknown option `namespace`. Known options: functions, alarmTopic, metricNamespace, dashboardName, period, alarmThresholds.',
