@@ -1,7 +1,7 @@
 import { IdempotencyError, storeFailureDetail } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
 import { canonicalKey, isNamespace, isWellFormed, keyHash, MAX_RECORD_KEY_BYTES, recordKey } from './key.js';
-import { assertKnownOptions } from './options.js';
+import { anyValue, checkOptions, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
@@ -122,12 +122,32 @@ export function recordIdOf(address: RecordAddress): string {
   return recordKey(name, keyHash(canonical, tenant));
 }
 
-/** Checked so that a misspelt option (`onlyif`) cannot turn a conditional delete into an unconditional one. */
-const ADDRESS_OPTIONS = ['store', 'name', 'key', 'http', 'id', 'tenant'];
+/** Every key of each member of a union (an address is one of three shapes). */
+type KeysOf<T> = T extends unknown ? keyof T : never;
 
-function assertOptions(where: string, options: unknown, known: readonly string[]): asserts options is object {
+/**
+ * Every option of `inspectRecord` and its check: the address is checked by `recordIdOf`, the store by
+ * the method it must have. Every name is known, so that a misspelt one (`onlyif`) cannot turn a
+ * conditional delete into an unconditional one.
+ */
+const INSPECT_OPTIONS = {
+  store: anyValue,
+  name: anyValue,
+  key: anyValue,
+  http: anyValue,
+  id: anyValue,
+  tenant: anyValue,
+} satisfies { readonly [K in KeysOf<InspectRecordOptions>]-?: OptionCheck };
+
+const FORGET_OPTIONS = {
+  ...INSPECT_OPTIONS,
+  onlyIf: (value) => (value === 'INPROGRESS' || value === 'COMPLETED' ? undefined : "must be 'INPROGRESS' or 'COMPLETED'"),
+  leaseUntil: (value) => (Number.isFinite(value) ? undefined : 'must be the epoch milliseconds inspectRecord returned, a number'),
+} satisfies { readonly [K in KeysOf<ForgetRecordOptions>]-?: OptionCheck };
+
+function assertOptions(where: string, options: unknown, checks: Readonly<Record<string, OptionCheck>>): asserts options is object {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where} takes an object: the \`store\` and the record's address.`);
-  assertKnownOptions(where, options, known);
+  checkOptions(where, options, checks);
 }
 
 function assertSupports<M extends 'inspect' | 'forget'>(
@@ -175,7 +195,7 @@ const FORGET_FAILED = 'forgetRecord cannot tell whether the record was deleted: 
  * ```
  */
 export async function inspectRecord(options: InspectRecordOptions): Promise<RecordSummary | undefined> {
-  assertOptions('inspectRecord', options, ADDRESS_OPTIONS);
+  assertOptions('inspectRecord', options, INSPECT_OPTIONS);
   const { store } = options;
   assertSupports(store, 'inspect');
   const id = recordIdOf(options);
@@ -201,17 +221,13 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
  * ```
  */
 export async function forgetRecord(options: ForgetRecordOptions): Promise<boolean> {
-  assertOptions('forgetRecord', options, [...ADDRESS_OPTIONS, 'onlyIf', 'leaseUntil']);
+  assertOptions('forgetRecord', options, FORGET_OPTIONS);
   const { store, onlyIf, leaseUntil } = options;
   assertSupports(store, 'forget');
-  if (onlyIf !== undefined && onlyIf !== 'INPROGRESS' && onlyIf !== 'COMPLETED') {
-    throw new TypeError("`onlyIf` must be 'INPROGRESS' or 'COMPLETED' when given.");
-  }
   if (leaseUntil === undefined) {
     const id = recordIdOf(options);
     return storeCall(store, () => store.forget(id, onlyIf), FORGET_FAILED);
   }
-  if (!Number.isFinite(leaseUntil)) throw new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.');
   if (onlyIf === 'COMPLETED')
     throw new TypeError("`leaseUntil` names an INPROGRESS attempt: a COMPLETED record has no lease, so leave out `onlyIf: 'COMPLETED'`.");
   // A forget written without the parameter would ignore it and delete whichever attempt holds the record.

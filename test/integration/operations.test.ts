@@ -361,7 +361,7 @@ test('forgetting by lease is refused on a store whose forget does not declare it
   // No lease is NaN or infinite: such a number reaches no store (DynamoDB would refuse it as a bad request).
   for (const leaseUntil of [Number.NaN, Number.POSITIVE_INFINITY]) {
     await expect(forgetRecord({ store, id, leaseUntil })).rejects.toThrow(
-      new TypeError('`leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.'),
+      new TypeError('forgetRecord: `leaseUntil` must be the epoch milliseconds inspectRecord returned, a number.'),
     );
   }
   expect(await readItem(client, tableName, id)).toBeDefined();
@@ -434,7 +434,9 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   expect(() => recordIdOf({ name: 'n', http: { key: 'k', method: 'POST' } as never })).toThrow('`route`');
   for (const missing of [undefined, null, '']) expect(() => recordIdOf({ name: 'n', key: missing })).toThrow(IdempotencyError);
   expect((await rejection(inspectRecord({ store, name: 'n', key: 1n }))).code).toBe('INVALID_KEY');
-  await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow("'INPROGRESS' or 'COMPLETED'");
+  await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow(
+    new TypeError("forgetRecord: `onlyIf` must be 'INPROGRESS' or 'COMPLETED'."),
+  );
   // Not the store's fault: no options at all.
   await expect(inspectRecord(undefined as never)).rejects.toThrow(new TypeError("inspectRecord takes an object: the `store` and the record's address."));
   await expect(forgetRecord(null as never)).rejects.toThrow(new TypeError("forgetRecord takes an object: the `store` and the record's address."));
