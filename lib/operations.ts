@@ -66,12 +66,27 @@ export type ForgetRecordOptions = RecordAddress & {
  * ```
  */
 export function httpKeyValue(request: HttpRecordKey): { key: string; method: string; route: string; caller: string | null } {
-  for (const field of ['key', 'method', 'route'] as const) {
-    if (typeof request?.[field] !== 'string' || request[field].length === 0) {
-      throw new TypeError(`An HTTP record key needs \`${field}\`, a non-empty string.`);
-    }
-  }
-  if (request.caller !== undefined && typeof request.caller !== 'string') throw new TypeError("An HTTP record key's `caller` must be a string when given.");
+  return keyValueOf(request, 'httpKeyValue');
+}
+
+// No request the middleware keeps a record of has an empty key, method or route.
+const nonEmpty: OptionCheck = (value) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string');
+
+/**
+ * Every part of an HTTP record key and its check. A misspelt one (`calller`) is refused: left out,
+ * it would address the record of a request without it, and `forgetRecord` would delete that one.
+ */
+const HTTP_KEY_CHECKS = {
+  key: nonEmpty,
+  method: nonEmpty,
+  route: nonEmpty,
+  // A caller the middleware derives is a string or none: a number would hash as another record.
+  caller: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
+} satisfies { readonly [K in keyof HttpRecordKey]-?: OptionCheck };
+
+/** {@link httpKeyValue}, its errors naming `where` (and `member`, the option that holds the request). */
+function keyValueOf(request: HttpRecordKey, where: string, member?: string): ReturnType<typeof httpKeyValue> {
+  checkOptions(where, request, HTTP_KEY_CHECKS, ['key', 'method', 'route'], member);
   // A route's method arrives upper-cased (route keys, and the method the middleware upper-cases);
   // a REST API resource starts with '/' and is left as it is.
   const route = request.route.replace(/^[A-Za-z]+(?= \/)/, (method) => method.toUpperCase());
@@ -88,6 +103,11 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
  * ```
  */
 export function recordIdOf(address: RecordAddress): string {
+  return idOf(address, 'recordIdOf');
+}
+
+/** {@link recordIdOf}, the errors of an HTTP address naming `where`. */
+function idOf(address: RecordAddress, where: string): string {
   if (address === null || typeof address !== 'object') throw new TypeError('A record address must be an object.');
   const given = (['id', 'key', 'http'] as const).filter((field) => field in address);
   if (given.length !== 1) throw new TypeError('Address a record by exactly one of `key` (with `name`), `http` (with `name`) or `id`.');
@@ -116,7 +136,7 @@ export function recordIdOf(address: RecordAddress): string {
   if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0 || !isWellFormed(tenant))) {
     throw new TypeError('`tenant` must be a non-empty string when given, without lone surrogates.');
   }
-  const value = 'http' in address ? httpKeyValue(address.http) : address.key;
+  const value = 'http' in address ? keyValueOf(address.http, where, 'http') : address.key;
   const canonical = canonicalKey(value);
   if (typeof canonical !== 'string') throw new IdempotencyError('KEY_MISSING', 'The key is missing (undefined, null or empty string): no record has it.');
   return recordKey(name, keyHash(canonical, tenant));
@@ -198,7 +218,7 @@ export async function inspectRecord(options: InspectRecordOptions): Promise<Reco
   assertOptions('inspectRecord', options, INSPECT_OPTIONS);
   const { store } = options;
   assertSupports(store, 'inspect');
-  const id = recordIdOf(options);
+  const id = idOf(options, 'inspectRecord');
   return storeCall(store, () => store.inspect(id), 'inspectRecord read no record');
 }
 
@@ -225,7 +245,7 @@ export async function forgetRecord(options: ForgetRecordOptions): Promise<boolea
   const { store, onlyIf, leaseUntil } = options;
   assertSupports(store, 'forget');
   if (leaseUntil === undefined) {
-    const id = recordIdOf(options);
+    const id = idOf(options, 'forgetRecord');
     return storeCall(store, () => store.forget(id, onlyIf), FORGET_FAILED);
   }
   if (onlyIf === 'COMPLETED')
@@ -236,6 +256,6 @@ export async function forgetRecord(options: ForgetRecordOptions): Promise<boolea
       'This store cannot forget by lease: its `forget` does not declare `forgetChecksLease`, so it could delete an attempt that took the record over.',
     );
   }
-  const id = recordIdOf(options);
+  const id = idOf(options, 'forgetRecord');
   return storeCall(store, () => store.forget(id, 'INPROGRESS', leaseUntil), FORGET_FAILED);
 }

@@ -431,7 +431,9 @@ test('addresses are hashed as the engine hashes keys, and bad ones are refused w
   for (const bad of ['nohash', '#abc', 'n#']) expect(() => recordIdOf({ id: bad })).toThrow('`<namespace>#<hash>`');
   expect(() => recordIdOf({ name: 'a#b', key: 'k' })).toThrow(TypeError);
   expect(() => recordIdOf({ name: 'n', key: 'k', id: 'n#x' } as never)).toThrow('exactly one of');
-  expect(() => recordIdOf({ name: 'n', http: { key: 'k', method: 'POST' } as never })).toThrow('`route`');
+  expect(() => recordIdOf({ name: 'n', http: { key: 'k', method: 'POST' } as never })).toThrow(
+    new TypeError('recordIdOf: `http.route` must be a non-empty string.'),
+  );
   for (const missing of [undefined, null, '']) expect(() => recordIdOf({ name: 'n', key: missing })).toThrow(IdempotencyError);
   expect((await rejection(inspectRecord({ store, name: 'n', key: 1n }))).code).toBe('INVALID_KEY');
   await expect(forgetRecord({ store, name: 'n', key: 'k', onlyIf: 'DONE' as never })).rejects.toThrow(
@@ -451,11 +453,11 @@ test('a missing key is KEY_MISSING, an address with no key, http or id is refuse
   // No request the middleware keeps a record of has an empty key, method or route.
   for (const field of ['key', 'method', 'route'] as const) {
     const http = { key: 'k-1', method: 'POST', route: 'POST /payments', [field]: '' };
-    expect(() => httpKeyValue(http)).toThrow(new TypeError(`An HTTP record key needs \`${field}\`, a non-empty string.`));
+    expect(() => httpKeyValue(http)).toThrow(new TypeError(`httpKeyValue: \`${field}\` must be a non-empty string.`));
   }
   // A caller the middleware derives is a string or none: a number would hash as another record.
   expect(() => httpKeyValue({ key: 'k-1', method: 'POST', route: 'POST /payments', caller: 7 as never })).toThrow(
-    new TypeError("An HTTP record key's `caller` must be a string when given."),
+    new TypeError('httpKeyValue: `caller` must be a string.'),
   );
   expect(httpKeyValue({ key: 'k-1', method: 'post', route: 'post /payments' })).toStrictEqual({
     key: 'k-1',
@@ -463,6 +465,20 @@ test('a missing key is KEY_MISSING, an address with no key, http or id is refuse
     route: 'POST /payments',
     caller: null,
   });
+});
+
+test('a misspelt member of an HTTP address is refused: it would address the record of a request without that part, and delete it', async () => {
+  const memory = new InMemoryStore();
+  const request = { key: 'k-1', method: 'POST', route: 'POST /payments' };
+  // The record of an anonymous request: its caller is none.
+  await makeIdempotent(async (_: string) => 'paid', { store: memory, name: 'api', key: () => httpKeyValue(request) })('anonymous');
+  const misspelt = { ...request, calller: 'user-1' } as never;
+  const message = 'unknown option `http.calller`. Known options of `http`: key, method, route, caller.';
+  await expect(forgetRecord({ store: memory, name: 'api', http: misspelt })).rejects.toThrow(new TypeError(`forgetRecord: ${message}`));
+  await expect(inspectRecord({ store: memory, name: 'api', http: misspelt })).rejects.toThrow(new TypeError(`inspectRecord: ${message}`));
+  expect(() => recordIdOf({ name: 'api', http: misspelt })).toThrow(new TypeError(`recordIdOf: ${message}`));
+  expect(() => httpKeyValue(misspelt)).toThrow(new TypeError('httpKeyValue: unknown option `calller`. Known options: key, method, route, caller.'));
+  expect(await inspectRecord({ store: memory, name: 'api', http: request })).toMatchObject({ status: 'COMPLETED' });
 });
 
 test('a store without inspect or forget, such as the lean DynamoDBStore, is refused with a sentence that names the stores that have them', async () => {
