@@ -993,6 +993,8 @@ describe('synth-time checks on a misconfigured stack', () => {
     };
     durable('Week', Duration.days(7));
     durable('Hour', Duration.hours(1));
+    // Executions that end when the lease does: none outlives it.
+    durable('Day', Duration.days(1));
     // Raised by an escape hatch, as CloudFormation gets it; and one known only at deploy time.
     (durable('Overridden', Duration.hours(1)).node.defaultChild as CfnFunction).addPropertyOverride('DurableConfig.ExecutionTimeout', 172_800);
     const deployTime = new CfnParameter(set, 'ExecutionTimeout', { type: 'Number' }).valueAsNumber;
@@ -1007,6 +1009,7 @@ describe('synth-time checks on a misconfigured stack', () => {
     found.hasWarning('/Durable/Overridden', Match.stringLikeRegexp('may last 2 days.*durableExecutionOutlivesLease'));
     found.hasWarning('/Durable/DeployTime', Match.stringLikeRegexp('known only at deploy time.*durableExecutionOutlivesLease'));
     expect(found.findWarning('/Durable/Hour', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
+    expect(found.findWarning('/Durable/Day', Match.stringLikeRegexp('lambda-idempotency'))).toEqual([]);
   });
 
   test('a durable SQS consumer keeps its batch in flight for the whole execution, up to 15 minutes: a visibility timeout below that is a warning, one above it none', () => {
