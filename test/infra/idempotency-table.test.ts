@@ -1647,8 +1647,16 @@ test('settings changed through the escape hatch (addPropertyOverride, addPropert
   cfn<CfnEventSourceMapping>(stack.node.findAll().find((c) => c instanceof EventSourceMapping && c.node.scope === unreported)!).addPropertyDeletionOverride(
     'FunctionResponseTypes',
   );
+  // … or emptied by one: a list without ReportBatchItemFailures reports nothing either.
+  const emptied = quiet('EmptiedConsumer');
+  records.attachSqsConsumer(emptied, new Queue(stack, 'Emptied', { retentionPeriod: Duration.hours(1), visibilityTimeout: Duration.minutes(1) }));
+  cfn<CfnEventSourceMapping>(stack.node.findAll().find((c) => c instanceof EventSourceMapping && c.node.scope === emptied)!).addPropertyOverride(
+    'FunctionResponseTypes',
+    [],
+  );
   const found = Annotations.fromStack(stack);
   found.hasError('/Overridden/UnreportedConsumer', Match.stringLikeRegexp('noBatchItemFailures'));
+  found.hasError('/Overridden/EmptiedConsumer', Match.stringLikeRegexp('noBatchItemFailures'));
   found.hasError(
     '/Overridden/LongRetentionConsumer',
     Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 7 h.*Overridden/LongRetention .*for 14 days'),
