@@ -53,3 +53,21 @@ test('a page throttled five times and then read goes on from that page: every ma
   const starts = ddb.commandCalls(ScanCommand).map((call) => call.args[0].input.ExclusiveStartKey);
   expect(starts).toEqual([undefined, ...Array(6).fill({ id: { S: 'n#1' } })]);
 });
+
+test("an attempt whose lease ends at the table's time of the answer still holds its record and is not listed; one whose lease ended a millisecond before is", async () => {
+  // The filter had this machine's time; the answer dates the table's clock a second behind it.
+  const times = [1_000_000, 999_000];
+  const now = () => times.shift() ?? 999_000;
+  const item = (id: string, leaseUntil: number) => ({
+    id: { S: id },
+    status: { S: 'INPROGRESS' },
+    leaseUntil: { N: String(leaseUntil) },
+    owner: { S: 'o' },
+    expiration: { N: '4102444800' },
+  });
+  ddb.on(ScanCommand).resolvesOnce({ Items: [item('n#held', 999_000), item('n#ended', 998_999)] });
+  const keys: string[] = [];
+  for await (const summary of stuckRecords({ client, tableName: 'idem', attributes: DEFAULT_ATTRIBUTE_NAMES, now })) keys.push(summary.key);
+  expect(keys).toEqual(['n#ended']);
+  expect(ddb.commandCalls(ScanCommand)[0]!.args[0].input.ExpressionAttributeValues?.[':now']).toEqual({ N: '1000000' });
+});
