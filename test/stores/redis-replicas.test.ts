@@ -45,6 +45,23 @@ test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))('%s: a write i
   }
 });
 
+test('a write that fewer replicas acknowledge than waitForReplicas asks for fails, though some did: one of two is not enough', async () => {
+  const { client, close } = await CLIENT_KINDS[0]!.open(primary.url);
+  try {
+    // The one replica there acknowledges within the wait; the second never can.
+    const store = new RedisStore({ client, keyPrefix: 'one-of-two:', waitForReplicas: { replicas: 2, timeoutMillis: 2000 } });
+    const now = Date.now();
+    const error = await thrown(store.claim({ key: 'k', owner: 'a', now, leaseUntil: now + 10_000, expiresAt: Math.floor(now / 1000) + 60 }));
+    expect([error.name, error.message]).toEqual([
+      'ReplicaWaitTimeout',
+      'Only 1 of 2 replicas acknowledged the write within 2000 ms: the primary has it, but a failover could lose it.',
+    ]);
+    expect(await until(() => fromReplica.hget('one-of-two:k', 'owner'))).toBe('a');
+  } finally {
+    await close();
+  }
+});
+
 test.each(CLIENT_KINDS.map((kind) => [kind.name, kind] as const))(
   '%s pointed at a replica (a reader endpoint): a new call fails closed (READONLY), the function does not run',
   async (name, kind) => {
