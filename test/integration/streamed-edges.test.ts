@@ -190,6 +190,21 @@ describe.each<[string, (text: Readable) => unknown]>([
   });
 });
 
+test('a body under Content-Encoding: identity (no coding) is stored as its text, not as base64 bytes a third larger; the duplicate gets the same bytes', async () => {
+  const name = 'identity-coding';
+  const text = '{"receipt":"r-1","amount":5}';
+  let runs = 0;
+  const handler = middy(
+    async () => (runs++, { statusCode: 200, headers: { 'Content-Encoding': 'identity' }, body: Readable.from([text]) }),
+    streamingMode as never,
+  ).use(idempotency({ store, name }));
+  const first = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  const again = await invokeStreaming(handler, { id: 1 }, lambdaContext(name));
+  expect([first.bytes.toString(), again.bytes.toString(), runs]).toEqual([text, text, 1]);
+  const stored = JSON.parse((await readItem(client, tableName, recordId(name, { id: 1 })))!.response!.S!) as { body: unknown };
+  expect(stored.body).toBe(text);
+});
+
 test('a stream too large to store even compressed: the first caller gets every byte, the record completes without it, a duplicate gets RESPONSE_NOT_STORED', async () => {
   const name = 'too-large';
   const payload = randomBytes(600 * 1024);
