@@ -152,9 +152,9 @@ function fromAuthorizer(authorizer: unknown): unknown {
  * ```ts
  * // Scope keys by the caller, and anonymous callers by a tenant header, marked so that it never equals an identity.
  * // A REST API's header names keep the case the client sent (an HTTP API's are lower case).
- * const tenantOf = (headers: Record<string, string | undefined> | null) =>
+ * const tenantHeader = (headers: Record<string, string | undefined> | null) =>
  *   Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === 'x-tenant')?.[1] ?? '';
- * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? `anonymous:${tenantOf(event.headers)}` });
+ * httpIdempotency({ store, scope: (event) => callerIdentity(event) ?? `anonymous:${tenantHeader(event.headers)}` });
  * ```
  */
 export function callerIdentity(event: HttpEvent): string | undefined {
