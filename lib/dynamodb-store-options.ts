@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { OutcomeEncryption, ResponseEncryption } from './encryption.js';
-import { checkOptions, type OptionCheck, wholeNumber } from './options.js';
+import { checkOptions, isNonEmptyString, type OptionCheck, wholeNumber } from './options.js';
 import { DEFAULT_COMPRESS_ABOVE_BYTES, OUTCOME_OPTION_CHECKS } from './stored-outcome.js';
 
 /** Attribute names of the idempotency table. The defaults match the CDK construct's table. */
@@ -155,10 +155,7 @@ const STORE_CHECKS: { readonly [K in keyof LeanDynamoDBStoreOptions]-?: OptionCh
 };
 
 const ATTRIBUTE_CHECKS: Readonly<Record<string, OptionCheck>> = Object.fromEntries(
-  Object.keys(DEFAULT_ATTRIBUTE_NAMES).map((field) => [
-    field,
-    (name: unknown) => (typeof name === 'string' && name.length > 0 ? undefined : 'must be a non-empty string'),
-  ]),
+  Object.keys(DEFAULT_ATTRIBUTE_NAMES).map((field) => [field, isNonEmptyString]),
 );
 
 /** Validates the options of a `DynamoDBStore` and fills the defaults (from the environment first). @internal */

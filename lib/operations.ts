@@ -1,7 +1,7 @@
 import { IdempotencyError, storeFailureDetail } from './errors.js';
 import { httpKeyValueOf } from './http-request.js';
 import { canonicalKey, isNamespace, isWellFormed, keyHash, MAX_RECORD_KEY_BYTES, recordKey } from './key.js';
-import { anyValue, checkOptions, type OptionCheck } from './options.js';
+import { anyValue, checkOptions, isNonEmptyString, type OptionCheck } from './options.js';
 import { UnreadableRecordError } from './response-codec.js';
 import type { IdempotencyStore, RecordStatus, RecordSummary } from './store.js';
 
@@ -70,16 +70,14 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
 }
 
 // No request the middleware keeps a record of has an empty key, method or route.
-const nonEmpty: OptionCheck = (value) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string');
-
 /**
  * Every part of an HTTP record key and its check. A misspelt one (`calller`) is refused: left out,
  * it would address the record of a request without it, and `forgetRecord` would delete that one.
  */
 const HTTP_KEY_CHECKS = {
-  key: nonEmpty,
-  method: nonEmpty,
-  route: nonEmpty,
+  key: isNonEmptyString,
+  method: isNonEmptyString,
+  route: isNonEmptyString,
   // A caller the middleware derives is a string or none: a number would hash as another record.
   caller: (value) => (typeof value === 'string' ? undefined : 'must be a string'),
 } satisfies { readonly [K in keyof HttpRecordKey]-?: OptionCheck };

@@ -157,6 +157,9 @@ export const isFunction: OptionCheck = (value) => (typeof value === 'function' ?
 /** Any value: an option whose value is checked elsewhere, listed so that it is known. @internal */
 export const anyValue: OptionCheck = () => undefined;
 /** @internal */
+/** A string with at least one character. */
+export const isNonEmptyString: OptionCheck = (value) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string');
+
 export const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
 /** A whole number from `min`, in `unit` when given ("a whole number of seconds, 1 or more"). @internal */
 export const wholeNumber =

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
-import { checkOptions } from '../options.js';
+import { checkOptions, isNonEmptyString } from '../options.js';
 import { DATE_RANGE_MILLIS } from './manual-clock.js';
 
 /** Options of {@link lambdaContext}. */
@@ -47,7 +47,7 @@ const CHECKS = {
   remainingMillis: (value: unknown) =>
     typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : `must be a finite number, 0 or more (got ${String(value)})`,
   now: (value: unknown) => (typeof value === 'function' ? undefined : 'must be a function returning epoch milliseconds'),
-  tenantId: (value: unknown) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string'),
+  tenantId: isNonEmptyString,
 } satisfies { readonly [K in keyof LambdaContextOptions]-?: unknown };
 
 function validate(options: LambdaContextOptions): void {
