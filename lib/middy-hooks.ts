@@ -135,33 +135,43 @@ const failureEnds = ((globalThis as { [FAILURES]?: WeakMap<object, Promise<unkno
 const EARLY_ANSWERS = Symbol.for('lambda-idempotency.middy.early-answers.v1');
 const earlyAnswers = ((globalThis as { [EARLY_ANSWERS]?: WeakSet<object> })[EARLY_ANSWERS] ??= new WeakSet<object>());
 
-/**
- * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
- * end it. The request's call lives in a WeakMap rather than `request.internal`, which middy
- * shares between requests when a `plugin.internal` object is configured. @internal
- */
-export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEvent, TContext>, translation: Translation) {
-  const calls = new WeakMap<object, Call>();
+/** What one middleware holds of one request, from its `before` to the hook that ends the request's call. */
+interface RequestState {
+  /** Which request this middleware started it as: which came after which. */
+  readonly number: number;
+  /** The request's call, until a hook takes it to end it. */
+  call?: Call;
   /** The handler's response as it stood when a later middleware threw, for requests whose handler returned. */
-  const returned = new WeakMap<object, { readonly value: unknown }>();
+  returned?: { readonly value: unknown };
   /**
    * The error middy caught, which an `onError` before this one may replace (http-error-handler
    * turns every unexposed error, middy's early timeout included, into a plain 500 error): the
    * call's outcome is what the handler threw, for `isFinalError` and the early timeout alike.
    */
-  const caught = new WeakMap<object, { readonly error: unknown; readonly ran: boolean }>();
-  const take = (request: object): Call | undefined => {
-    const call = calls.get(request);
-    calls.delete(request);
-    return call;
-  };
+  caught?: { readonly error: unknown; readonly ran: boolean };
   /**
    * The end of a failed request's call, started as soon as middy records the error: middy skips
    * the `onError` hooks after one that throws, this one's included, and the call must end anyway.
    */
-  const failures = new WeakMap<object, Promise<Outcome>>();
+  failure?: Promise<Outcome>;
   /** The error of a claim or commit the store failed that ends a durable invocation, which a later `onError` may replace. */
-  const invocationEnds = new WeakMap<object, unknown>();
+  invocationEnd?: { readonly error: unknown };
+}
+
+/**
+ * The hooks of a middy idempotency middleware: `before` starts the call, `after` and `onError`
+ * end it. A request's state lives in a WeakMap rather than `request.internal`, which middy
+ * shares between requests when a `plugin.internal` object is configured. @internal
+ */
+export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEvent, TContext>, translation: Translation) {
+  const requests = new WeakMap<object, RequestState>();
+  /** The request's call, taken to be ended: no other hook ends it. */
+  const take = (request: object): Call | undefined => {
+    const state = requests.get(request);
+    const call = state?.call;
+    if (state !== undefined) state.call = undefined;
+    return call;
+  };
   /** Another attempt's stored outcome as this request's answer; stored stream bytes become a stream again. */
   const replay = (value: unknown, request: AnyRequest, own = false): unknown => reviveStreams(translation.replay(value, request.event, own));
   const warn = (message: string): void => engine.warn(`${engine.where}(): ${message}`);
@@ -208,9 +218,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     return outcome;
   };
 
-  /** How many requests this middleware has started, and the number of each: which came after which. */
+  /** How many requests this middleware has started. */
   let requestsStarted = 0;
-  const requestNumbers = new WeakMap<object, number>();
   /**
    * Whether middy's early timeout of `request` fired after its invocation ended: a durable
    * invocation that suspends never settles its handler, so middy's timer stays armed and fires
@@ -223,12 +232,12 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    */
   const timedOutLate = (request: AnyRequest, call: Call): boolean =>
     durableInvocationEnded(request.context) ??
-    (requestNumbers.get(request) !== requestsStarted || (call.answerBy !== undefined && remainingMillisOf(request.context) === undefined));
+    (requests.get(request)?.number !== requestsStarted || (call.answerBy !== undefined && remainingMillisOf(request.context) === undefined));
 
   /** How a failed request ends its call. Middy's early timeout: the handler may still be running, so nothing is written; the lease ends at the deadline. */
   const errorEnding = async (request: AnyRequest, call: Call): Promise<Ending> => {
     // The call ends as the error middy caught, whatever an inner `onError` made of it since.
-    const { error, ran } = caught.get(request) ?? { error: request.error, ran: true };
+    const { error, ran } = requests.get(request)?.caught ?? { error: request.error, ran: true };
     // A call without a key keeps nothing: no response to read (a stream stays unread), nothing to
     // release. Past middy's early timeout its handler may still run: calls it starts end by the deadline.
     if (call.mode === 'unkeyed') return isMiddyTimeout(error) ? { kind: 'abandon' } : { kind: 'throw', error, final: false };
@@ -238,7 +247,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     if (unkept.has(request)) return { kind: 'throw', error, final: false };
     // The handler returned and a later middleware threw: the function ran, so its response is the
     // call's outcome (a retry must not run it again); this caller still gets the error or its answer.
-    const response = returned.get(request);
+    const response = requests.get(request)?.returned;
     if (response !== undefined) return endingOfResponse(response.value);
     // A durable execution fails for good on it, with no invocation left to end its call: it ends as
     // its error. Unless the invocation had suspended: its execution holds the record still.
@@ -251,10 +260,10 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
 
   /** Ends a failed request's call, once; `undefined` when it holds none (or its end was answered already). */
   const endFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
-    const started = failures.get(request);
-    if (started !== undefined) return started;
+    const state = requests.get(request);
+    if (state?.failure !== undefined) return state.failure;
     const call = take(request);
-    if (call === undefined) return undefined;
+    if (state === undefined || call === undefined) return undefined;
     const end = async (ending: Ending): Promise<Outcome> => {
       // The handler's response, which a middleware inside this one threw after: kept only if this call kept it.
       const outcome = await (ending.kind === 'return' ? endAnswered(request, call, ending) : engine.end(call, ending));
@@ -272,13 +281,14 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       request,
       outcome.catch(() => undefined),
     );
-    failures.set(request, outcome);
+    state.failure = outcome;
     return outcome;
   };
   /** The end of a failed request's call, for the one hook that answers it. */
   const answerFailure = (request: AnyRequest): Promise<Outcome> | undefined => {
     const outcome = endFailure(request);
-    failures.delete(request);
+    const state = requests.get(request);
+    if (state !== undefined) state.failure = undefined;
     return outcome;
   };
 
@@ -292,7 +302,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
    * of the first, so both see every assignment. `resumed`: the call is a durable execution's,
    * resuming on its record, whose handler ran in an earlier invocation (its steps may have run).
    */
-  const watchEarlyAnswers = (request: AnyRequest, call: Call, enterHandler: () => void, resumed: boolean): void => {
+  const watchEarlyAnswers = (request: AnyRequest, state: RequestState, call: Call, enterHandler: () => void, resumed: boolean): void => {
     const storeOf = (name: 'event' | 'context' | 'response' | 'error') => {
       const prior = Object.getOwnPropertyDescriptor(request, name);
       if (prior?.get !== undefined && prior.set !== undefined) return { get: prior.get.bind(request), set: prior.set.bind(request) };
@@ -368,7 +378,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
           response.set(current);
           return;
         }
-        if (!('earlyResponse' in request) || calls.get(request) !== call) {
+        if (!('earlyResponse' in request) || state.call !== call) {
           assign(value);
           return;
         }
@@ -419,15 +429,15 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       enumerable: true,
       get: error.get,
       set(value: unknown) {
-        if (error.get() === undefined && calls.get(request) === call) {
+        if (error.get() === undefined && state.call === call) {
           if (early !== undefined) {
             // The early answer just set was middy resetting the response for this error.
             early.reset = true;
             early = undefined;
             assign(undefined);
           }
-          caught.set(request, { error: value, ran });
-          if (sets >= 2) returned.set(request, { value: previous });
+          state.caught = { error: value, ran };
+          if (sets >= 2) state.returned = { value: previous };
           // Before the outer middlewares' setters: their ends wait for this one's.
           void endFailure(request); // its rejection is caught where it starts
           error.set(value);
@@ -471,18 +481,19 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
   const before = async (request: AnyRequest, use: object): Promise<void> => {
     // Synchronously, before any await: the call that invoked the handler, which this one is nested in.
     const outer = outerSlot();
-    if (requestNumbers.has(request)) {
+    if (requests.has(request)) {
       const error = new TypeError(`${engine.where}(): this middleware is used twice on one handler (\`.use()\` it once).`);
       unkept.set(request, error);
       throw error;
     }
-    requestNumbers.set(request, ++requestsStarted);
+    const state: RequestState = { number: ++requestsStarted };
+    requests.set(request, state);
     let start: Start;
     try {
       start = await engine.start(request.event as TEvent, request.context as TContext);
     } catch (thrown) {
       const error = misuseOf(request, thrown, use) ?? thrown;
-      if (isResumable(error)) invocationEnds.set(request, error);
+      if (isResumable(error)) state.invocationEnd = { error };
       const rejected = translation.reject?.(error, request.event);
       if (rejected === undefined) {
         unkept.set(request, error);
@@ -505,19 +516,20 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       await answerEarly(request, refusal(), warn);
       return;
     }
-    calls.set(request, start.call);
+    state.call = start.call;
     starters.set(start.call, use);
     if (start.call.mode !== 'unkeyed') {
       const held = heldKeys.get(request);
       if (held === undefined) heldKeys.set(request, new Set([start.call.key]));
       else held.add(start.call.key);
     }
-    watchEarlyAnswers(request, start.call, () => enterFunction(start.call, outer), start.resumed === true);
+    watchEarlyAnswers(request, state, start.call, () => enterFunction(start.call, outer), start.resumed === true);
   };
 
   const after = async (request: AnyRequest): Promise<void> => {
+    const state = requests.get(request);
     const call = take(request);
-    if (call === undefined) return;
+    if (state === undefined || call === undefined) return;
     // A call without a key (a safe HTTP method, `onMissingKey: 'skip'`) keeps nothing: its response
     // goes out as the handler made it, a stream unread, no `isFinalResponse` asked.
     if (call.mode === 'unkeyed') {
@@ -535,7 +547,7 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
       return;
     }
     const outcome = await endAnswered(request, call, await endingOfAnswer(request, request.response));
-    if (outcome.kind === 'error' && isResumable(outcome.error)) invocationEnds.set(request, outcome.error);
+    if (outcome.kind === 'error' && isResumable(outcome.error)) state.invocationEnd = { error: outcome.error };
     request.response = answerOf(outcome, request);
   };
 
@@ -545,7 +557,8 @@ export function idempotencyHooks<TEvent, TContext>(engine: IdempotencyEngine<TEv
     // An error that ends a durable execution's invocation (a claim or commit the store failed) must
     // reach the durable SDK: an answer to it (@middy/http-error-handler's 500) would end the
     // execution with its record still held. Thrown here, it skips the onError hooks after this one.
-    const error = invocationEnds.get(request) ?? caught.get(request)?.error ?? request.error;
+    const state = requests.get(request);
+    const error = state?.invocationEnd?.error ?? state?.caught?.error ?? request.error;
     if (isResumable(error) && durableExecutionOf(request.context) !== undefined) throw error;
     if (outcome === undefined) return;
     if (outcome.replayed) {
