@@ -61,6 +61,7 @@ function emitted(event: IdempotencyEvent, namespace: string, metricNamespace?: s
 
 interface Widget {
   readonly type: string;
+  readonly height: number;
   readonly properties: { readonly title?: string; readonly metrics?: unknown[][]; readonly alarms?: unknown[] };
 }
 
@@ -278,6 +279,10 @@ test('bad props are refused with a sentence; monitoring is added once per table'
     ),
   );
   expect(table.node.tryFindChild('Monitoring')).toBeUndefined();
+  // 255 characters, the longest the CDK takes, is monitored: its alarms watch it.
+  const longest = 'x'.repeat(255);
+  const monitoredLongest = new IdempotencyTable(new Stack(new App(), 'Longest'), 'Idempotency').addMonitoring({ functions: [longest] });
+  expect(monitoredLongest.alarms).toHaveLength(3);
   for (const superseded of [0, 2.5]) {
     expect(() => table.addMonitoring({ functions: ['api'], alarmThresholds: { superseded } })).toThrow(
       `\`alarmThresholds.superseded\` must be a whole number, 1 or more (got ${superseded}).`,
@@ -426,6 +431,8 @@ test('a dashboard CloudWatch would refuse for its size is refused at synth: alar
   new IdempotencyTable(stack, 'ManyAlarms').addMonitoring({ functions: names(34) });
   const widgets = alarmWidgets(Template.fromStack(stack));
   expect(widgets.map((widget) => widget.properties.alarms!.length)).toEqual([100, 2]);
+  // A line per four alarms under the title, at most 6 units high: 100 alarms scroll in the widget rather than push the graphs 27 units down.
+  expect(widgets.map((widget) => widget.height)).toEqual([6, 3]);
   expect(new Set(widgets.flatMap((widget) => widget.properties.alarms)).size).toBe(102);
   // 123 functions: 4 alarm status widgets, 3 table graphs and 4 widgets per function make 499.
   const largest = new Stack(new App(), 'Largest');
@@ -466,6 +473,14 @@ test('functions whose construct ids repeat in other scopes, or read like a secti
   ];
   const monitoring = table.addMonitoring({ functions: [...functions, 'api'] });
   expect(monitoring.alarms).toHaveLength(15);
+  // The groups' ids are in the alarms' logical ids: other ids would replace the alarms, and lose their history, at the next deploy.
+  expect([...new Set(monitoring.alarms.map((alarm) => alarm.node.scope!.node.id))]).toEqual([
+    'Handler',
+    'Handler2',
+    'Dashboard2',
+    'Records-api',
+    'Records-api2',
+  ]);
   const template = Template.fromStack(stack);
   template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   for (const fn of functions) {
