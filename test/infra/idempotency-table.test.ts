@@ -816,11 +816,20 @@ test('a redelivery horizon one second past the retention is an error, and a queu
       deadLetterQueue: { queue: dlq, maxReceiveCount: 100 },
     }),
   );
+  // Records kept less than one visibility timeout: no maxReceiveCount is low enough, so none is offered.
+  new IdempotencyTable(stack, 'BelowOneReceive', { expiresAfter: Duration.seconds(20) }).attachSqsConsumer(
+    fn(stack, 'BelowVisibility'),
+    new Queue(stack, 'Slow', { visibilityTimeout: Duration.seconds(30), deadLetterQueue: { queue: dlq, maxReceiveCount: 3 } }),
+  );
   const annotations = Annotations.fromStack(stack);
   annotations.hasError('/Horizons/OneSecondShort', Match.stringLikeRegexp('retentionShorterThanRedelivery.*kept 3599 s.*for 1 h.*6 receives × 10 min'));
   // It has a dead-letter queue: the other way out is fewer receives, not a dead-letter queue.
   annotations.hasError('/Horizons/OneSecondShort', Match.stringLikeRegexp("at least 1 h, or lower the queue's maxReceiveCount to 5 or less\\.$"));
   annotations.hasNoError('/Horizons/OneSecondShort', Match.stringLikeRegexp('give the queue a dead-letter queue'));
+  annotations.hasError(
+    '/Horizons/BelowVisibility',
+    Match.stringLikeRegexp('kept 20 s.*for 90 s.*Raise the retention \\(`expiresAfter`\\) to at least 90 s\\.$'),
+  );
   annotations.hasNoError('/Horizons/RetentionBound', Match.anyValue());
   annotations.hasNoWarning('/Horizons/RetentionBound', Match.stringLikeRegexp('retentionShorterThanRedelivery'));
 });
@@ -1467,6 +1476,10 @@ describe("a function's own retention, given to attachFunction", () => {
     );
     expect(() => records.attachFunction(preset('Elsewhere', { IDEMPOTENCY_TABLE: 'other-records' }))).toThrow(
       'IdempotencyTable.attachFunction: Preset/Elsewhere already has IDEMPOTENCY_TABLE="other-records" in its environment, which attaching would replace with the table Preset/Idempotency/Table (records): for records in that other table, attach the function to it (`IdempotencyTable.fromTable(scope, id, table).attachFunction(fn)`); a table the handler uses for its own work needs a variable of another name.',
+    );
+    // A value that is no retention the construct takes is not offered as one (Duration.seconds(0) is refused).
+    expect(() => records.attachFunction(preset('Zero', { IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '0' }))).toThrow(
+      'already has IDEMPOTENCY_EXPIRES_AFTER_SECONDS="0" in its environment, which attaching would replace with the table\'s retention (1 day): give it as `attachFunction(fn, { expiresAfter: … })`',
     );
     // The values attaching sets anyway pass.
     const same = preset('Same', { IDEMPOTENCY_EXPIRES_AFTER_SECONDS: '86400', IDEMPOTENCY_TABLE: 'records' });
