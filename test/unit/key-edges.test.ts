@@ -6,6 +6,7 @@
  * elements where members are written one by one, and undefined inside a selected key's parts.
  * Each expected text is written out.
  */
+import { runInNewContext } from 'node:vm';
 import { canonicalJson, hashKey } from '../../lib/index.js';
 import { canonicalKey } from '../../lib/key.js';
 import { invalidKey } from '../support/invalid-key.js';
@@ -25,6 +26,8 @@ test('an object of more than 16 members is sorted as one of a few members is', (
 test('every member name the engine enumerates first (array indices 0 to 4294967294) takes its code-point place among the others', () => {
   expect(canonicalJson({ '!': 1, '0': 2 })).toBe('{"!":1,"0":2}');
   expect(canonicalJson({ '!': 1, '4294967294': 2, '1000000000': 3 })).toBe('{"!":1,"1000000000":3,"4294967294":2}');
+  // The greatest index, alone: nothing else makes the object one whose members are written one by one.
+  expect(canonicalJson({ '!': 1, '4294967294': 2 })).toBe('{"!":1,"4294967294":2}');
   // Not indices, so already in insertion order: written in code-point order all the same.
   expect(canonicalJson({ b: 1, '4294967295': 2, '01': 3, '!': 4 })).toBe('{"!":4,"01":3,"4294967295":2,"b":1}');
 });
@@ -124,4 +127,11 @@ test('a toJSON is given the member name or index it is written under, as JSON.st
   expect(canonicalJson(labelled)).toBe('"under \\"\\""');
   // Given '' wherever it sits, it would be written as the literal text it returns for the top level.
   expect(hashKey({ a: labelled })).not.toBe(hashKey({ a: 'under ""' }));
+});
+
+test('an empty array of a subclass of Array or of another realm is [], as JSON writes it, not an object without members', () => {
+  class Ids extends Array<string> {}
+  expect(canonicalJson({ ids: new Ids() })).toBe('{"ids":[]}');
+  expect(canonicalJson({ ids: runInNewContext('[]') })).toBe('{"ids":[]}');
+  expect(canonicalJson(runInNewContext('[[], ["a"]]'))).toBe('[[],["a"]]');
 });

@@ -217,6 +217,19 @@ describe('canonicalKey', () => {
     expect(canonicalKey(['c', undefined])).toBe('["c",null]');
   });
 
+  test('a selected number, boolean or string is a key, as its JSON is: never missing for having no parts', async () => {
+    expect([0, 42, false, true, 'o-1', new Number(7)].map((value) => canonicalKey(value, true))).toEqual(['0', '42', 'false', 'true', '"o-1"', '7']);
+    let runs = 0;
+    const charge = makeIdempotent(async (_input: { readonly orderNumber: number }) => ++runs, {
+      store: new InMemoryStore(),
+      name: 'charge',
+      key: (input) => input.orderNumber,
+    });
+    expect(await charge({ orderNumber: 42 })).toBe(1);
+    expect(await charge({ orderNumber: 42 })).toBe(1);
+    expect(await charge({ orderNumber: 43 })).toBe(2);
+  });
+
   test('a key none of whose parts was found keeps its sentence: no value', () => {
     for (const value of [undefined, null, '', {}, [], { a: undefined }, [null, ''], { a: undefined, b: null }]) {
       expect(missing(value)).toBe('The idempotency key selector found no value (undefined, null or empty string).');
