@@ -2,6 +2,7 @@ import type { AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWrite
 import { marshall, type NativeAttributeValue } from '@aws-sdk/util-dynamodb';
 import type { Call } from './call.js';
 import { faultOfCode, IdempotencyError } from './errors.js';
+import { decimalValue } from './exact-json.js';
 import { sha256 } from './key.js';
 import type { RecordItem } from './store.js';
 import { actionTable } from './transact-items.js';
@@ -177,27 +178,13 @@ const MAX_WRITES = 99;
 
 type Item = Record<string, AttributeValue>;
 
-/**
- * A DynamoDB number in one spelling per value (`5`, `5.0` and `0.5e1` alike), exactly: DynamoDB keeps
- * 38 digits, and a double would make distinct keys (BigInts past 2^53) one.
- */
-function exactNumber(text: string): string {
-  const parts = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/.exec(text);
-  if (parts === null) return text;
-  const [, sign, whole = '', fraction = '', exponent = '0'] = parts;
-  const digits = `${whole}${fraction}`.replace(/^0+/, '');
-  if (digits === '') return '0';
-  const significant = digits.replace(/0+$/, '');
-  return `${sign === '-' ? '-' : ''}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
-}
-
 /** Whether two key values are the same (a key attribute is a string, a number or a binary). */
 const sameValue = (a: AttributeValue, b: AttributeValue | undefined): boolean =>
   b !== undefined &&
   (a.S !== undefined
     ? a.S === b.S
     : a.N !== undefined
-      ? b.N !== undefined && exactNumber(a.N) === exactNumber(b.N)
+      ? b.N !== undefined && decimalValue(a.N) === decimalValue(b.N)
       : a.B !== undefined && b.B !== undefined && Buffer.from(a.B).equals(Buffer.from(b.B)));
 
 /** Whether `item` holds every attribute of `key` with its value: for a whole key, the same item. */

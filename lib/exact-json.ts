@@ -4,13 +4,19 @@
  * run. A number a double cannot hold arrives as its exact text instead, as DynamoDB Streams numbers do.
  */
 
-/** A decimal number's value as `<sign><digits>e<exponent>` without leading or trailing zeros: equal texts, equal values. */
-function decimalValue(text: string): string {
-  const [, sign = '', whole = '', fraction = '', exponent = '0'] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text) ?? [];
+/**
+ * A decimal number's value as `<sign><digits>e<exponent>` without leading or trailing zeros (`5`,
+ * `5.0` and `0.5e1` alike): equal texts, equal values, exactly (a double would make numbers past
+ * 2^53 one). A text that is no decimal number is its own value. @internal
+ */
+export function decimalValue(text: string): string {
+  const parts = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/.exec(text);
+  if (parts === null) return text;
+  const [, sign, whole = '', fraction = '', exponent = '0'] = parts;
   const digits = `${whole}${fraction}`.replace(/^0+/, '');
   const significant = digits.replace(/0+$/, '');
   if (significant === '') return '0';
-  return `${sign}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
+  return `${sign === '-' ? '-' : ''}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
 }
 
 /**
