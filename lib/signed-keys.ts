@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
-import { wholeNumber } from './options.js';
+import { anyValue, checkOptions, isFunction, type OptionCheck, wholeNumber } from './options.js';
 
 /**
  * Server-issued idempotency keys: a random part, the issue time and their HMAC-SHA-256 under a
@@ -41,6 +41,12 @@ export interface VerifyIdempotencyKeyOptions {
 
 /** The check of a `maxAgeSeconds` option. @internal */
 export const MAX_AGE = wholeNumber(1, 'seconds');
+
+/** The options of `issueIdempotencyKey` (its secret is checked where it is read). */
+const ISSUE_CHECKS: Readonly<Record<keyof IssueIdempotencyKeyOptions, OptionCheck>> = { secret: anyValue, now: isFunction };
+
+/** The options of `verifyIdempotencyKey`. */
+const VERIFY_CHECKS: Readonly<Record<keyof VerifyIdempotencyKeyOptions, OptionCheck>> = { maxAgeSeconds: MAX_AGE, now: isFunction };
 
 /** How far a key's issue time may be ahead of the verifier's clock: servers' clocks differ. */
 const CLOCK_SKEW_SECONDS = 300;
@@ -144,9 +150,7 @@ export function keyVerifier(where: string, secrets: unknown, limit?: KeyAgeLimit
  */
 export function issueIdempotencyKey(options: IssueIdempotencyKeyOptions): string {
   if (options === null || typeof options !== 'object') throw new TypeError('issueIdempotencyKey: options must be an object with a `secret`.');
-  const unknown = Object.keys(options).find((name) => name !== 'secret' && name !== 'now');
-  if (unknown !== undefined) throw new TypeError(`issueIdempotencyKey: unknown option \`${unknown}\`; known options: secret, now.`);
-  if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('issueIdempotencyKey: `now` must be a function.');
+  checkOptions('issueIdempotencyKey', options, ISSUE_CHECKS);
   const key = secretKey('issueIdempotencyKey', options.secret);
   // A later second would not fit the key's 8 digits: a key that never verifies.
   const millis = clockReading('issueIdempotencyKey', (options.now ?? Date.now)(), END_OF_TIMES);
@@ -169,13 +173,8 @@ export function issueIdempotencyKey(options: IssueIdempotencyKeyOptions): string
  */
 export function verifyIdempotencyKey(key: string, secrets: readonly SigningSecret[], options?: VerifyIdempotencyKeyOptions): boolean {
   const where = 'verifyIdempotencyKey';
-  if (options !== undefined && (options === null || typeof options !== 'object')) throw new TypeError(`${where}: options must be an object.`);
-  const { maxAgeSeconds, now, ...rest } = options ?? {};
-  const unknown = Object.keys(rest)[0];
-  if (unknown !== undefined) throw new TypeError(`${where}: unknown option \`${unknown}\`; known options: maxAgeSeconds, now.`);
-  const problem = maxAgeSeconds === undefined ? undefined : MAX_AGE(maxAgeSeconds);
-  if (problem !== undefined) throw new TypeError(`${where}: \`maxAgeSeconds\` ${problem}.`);
-  if (now !== undefined && typeof now !== 'function') throw new TypeError(`${where}: \`now\` must be a function.`);
+  if (options !== undefined) checkOptions(where, options, VERIFY_CHECKS);
+  const { maxAgeSeconds, now } = options ?? {};
   if (now !== undefined && maxAgeSeconds === undefined) throw new TypeError(`${where}: \`now\` needs \`maxAgeSeconds\`: without it keys never expire.`);
   const limit = maxAgeSeconds === undefined ? undefined : { maxAgeSeconds, skewSeconds: CLOCK_SKEW_SECONDS, now: now ?? (() => Date.now()) };
   return keyVerifier(where, secrets, limit)(key) === 'issued';

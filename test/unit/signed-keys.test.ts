@@ -65,7 +65,7 @@ test('secrets are validated with a sentence', () => {
 
 test('a misnamed option or a hole in the secrets is refused up front, not at the first request', () => {
   expect(() => issueIdempotencyKey({ secrets: [current] } as never)).toThrow(
-    new TypeError('issueIdempotencyKey: unknown option `secrets`; known options: secret, now.'),
+    new TypeError('issueIdempotencyKey: unknown option `secrets`. Known options: secret, now.'),
   );
   // biome-ignore lint/suspicious/noSparseArray: a hole is what is refused here
   const sparse = [, current] as never;
@@ -149,7 +149,7 @@ describe('issue time', () => {
 
   test('options are validated with a sentence', () => {
     expect(() => verifyIdempotencyKey(key, [current], { maxAge: 60 } as never)).toThrow(
-      new TypeError('verifyIdempotencyKey: unknown option `maxAge`; known options: maxAgeSeconds, now.'),
+      new TypeError('verifyIdempotencyKey: unknown option `maxAge`. Known options: maxAgeSeconds, now.'),
     );
     for (const bad of [0, 1.5, '60', Number.POSITIVE_INFINITY])
       expect(() => verifyIdempotencyKey(key, [current], { maxAgeSeconds: bad as never })).toThrow(
