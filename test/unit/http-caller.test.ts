@@ -285,4 +285,16 @@ describe("a token's scopes are a set (RFC 6749 §3.3: their order does not matte
     const identity = (scope: string) => callerIdentity(httpEvent('http', { authorizer: { lambda: { principalId: 'alice', scope } } }));
     expect(identity('a b')).not.toBe(identity('b a'));
   });
+
+  test("in a REST API Lambda authorizer's context, `scopes` is a value like any other: its text counts as sent", () => {
+    const identity = (scopes: string) => callerIdentity(httpEvent('rest', { authorizer: { principalId: 'alice', scopes }, identity: noRestIdentity() }));
+    expect(identity('a b')).not.toBe(identity('b a'));
+    expect(identity('a a')).not.toBe(identity('a'));
+  });
+
+  test('a claim that opens with `[` but does not close it is a space-separated list: its last scope counts whole', () => {
+    const identity = (scope: string) => callerIdentity(httpEvent('http', { authorizer: { jwt: { claims: { sub: 'alice', scope }, scopes: null } } }));
+    expect(identity('[openid orders/read')).not.toBe(identity('[openid orders/reaX'));
+    expect(identity('[openid orders/read')).toBe(identity('orders/read [openid'));
+  });
 });

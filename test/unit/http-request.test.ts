@@ -332,6 +332,15 @@ describe('multipart bodies', () => {
     const bytes = form([Buffer.from('a')], 'b');
     expect(printOfForm(bytes, 'b')).not.toBe(printOf(bytes));
   });
+
+  test('only a `multipart/` type with a boundary of one character or more counts by its pieces: other bodies with the same pieces differ', () => {
+    const printAs = (text: string, contentType: string) =>
+      JSON.stringify(body({ ...request(text), headers: { 'content-type': contentType } } as APIGatewayProxyEventV2));
+    // Split at their boundaries, each pair is the pieces `p` and `q`.
+    expect(printAs('p\r\n--bq', 'multipart/form-data; boundary=b')).toBe(printAs('p\r\n--cq', 'multipart/form-data; boundary=c'));
+    expect(printAs('p\r\n--bq', 'multiparty/form-data; boundary=b')).not.toBe(printAs('p\r\n--cq', 'multiparty/form-data; boundary=c'));
+    expect(printAs('p\r\n--q', 'multipart/form-data; boundary=')).not.toBe(printAs('p\r\n--bq', 'multipart/form-data; boundary=b'));
+  });
 });
 
 describe('compressed bodies (Content-Encoding)', () => {
