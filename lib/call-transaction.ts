@@ -91,9 +91,9 @@ function marshalled(values: Values | undefined, action: string, parameter: strin
   }
 }
 
-/** The value placeholders (`:amount`) the expressions of a write use. */
+/** The name and value placeholders (`#s`, `:amount`) the expressions of a write use. */
 const placeholdersIn = (...texts: (string | undefined)[]): Set<string> =>
-  new Set(texts.flatMap((text) => (typeof text === 'string' ? (text.match(/:\w+/g) ?? []) : [])));
+  new Set(texts.flatMap((text) => (typeof text === 'string' ? (text.match(/[#:]\w+/g) ?? []) : [])));
 
 /** Where a refused write is in the call's writes: the `actionIndex` and `tableName` of its `TRANSACTION_INVALID`. */
 interface WriteAt {
@@ -106,18 +106,20 @@ function expressions(params: Expressions, action: string, at: WriteAt, updateExp
   if (names !== undefined && (typeof names !== 'object' || names === null || Array.isArray(names))) {
     throw new TypeError(`transaction().${action}: \`ExpressionAttributeNames\` must be an object of placeholders and attribute names ({ '#s': 'status' }).`);
   }
-  // An undefined value is left out, as undefined members are, and DynamoDB would refuse the commit
-  // for a placeholder the expression uses, once the function returned: refused here instead, as
-  // DynamoDB's refusal is (TRANSACTION_INVALID), so that it is never stored as a final error either
-  // (a TypeError would be, by an isFinalError that keeps it) and the corrected code runs.
-  const values = params.ExpressionAttributeValues;
-  if (values !== undefined && values !== null && typeof values === 'object') {
-    const used = placeholdersIn(params.ConditionExpression, updateExpression);
-    const missing = Object.keys(values).filter((placeholder) => values[placeholder] === undefined && used.has(placeholder));
+  // An undefined value or name is left out (as undefined members are; the SDK leaves out such a
+  // name), and DynamoDB would refuse the commit for a placeholder the expression uses, once the
+  // function returned: refused here instead, as DynamoDB's refusal is (TRANSACTION_INVALID), so that
+  // it is never stored as a final error either (a TypeError would be, by an isFinalError that keeps
+  // it) and the corrected code runs.
+  const used = placeholdersIn(params.ConditionExpression, updateExpression);
+  for (const parameter of ['ExpressionAttributeNames', 'ExpressionAttributeValues'] as const) {
+    const map: Values | undefined = params[parameter];
+    if (map === undefined || map === null || typeof map !== 'object') continue;
+    const missing = Object.keys(map).filter((placeholder) => map[placeholder] === undefined && used.has(placeholder));
     if (missing.length > 0) {
       throw new IdempotencyError(
         'TRANSACTION_INVALID',
-        `transaction().${action}: \`ExpressionAttributeValues\` holds undefined for ${missing.map((placeholder) => `\`${placeholder}\``).join(', ')}, which the expression uses: give it a value.`,
+        `transaction().${action}: \`${parameter}\` holds undefined for ${missing.map((placeholder) => `\`${placeholder}\``).join(', ')}, which the expression uses: give it a value.`,
         at,
       );
     }

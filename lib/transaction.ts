@@ -45,7 +45,7 @@ export interface TransactionConditionCheck extends Expressions {
  * commits at most 99 writes (its record is the 100th action), one per item: the 100th write, a
  * write on an item another write of the call names, one on the call's own record, one that would
  * change the record of a call it is nested in, and one whose expression uses an
- * `ExpressionAttributeValues` value that is `undefined`, throw `TRANSACTION_INVALID` (`actionIndex`,
+ * `ExpressionAttributeValues` value or an `ExpressionAttributeNames` name that is `undefined`, throw `TRANSACTION_INVALID` (`actionIndex`,
  * `tableName`) as they are added.
  */
 export interface Transaction {

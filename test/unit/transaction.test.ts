@@ -986,6 +986,33 @@ describe('the write collector', () => {
     },
   );
 
+  test('refuses a write whose ExpressionAttributeNames hold undefined for a placeholder its expressions use, when it is added, TRANSACTION_INVALID (the SDK leaves it out, and DynamoDB would refuse the commit once the function returned)', async () => {
+    const field = undefined as unknown as string;
+    await expectRefusedAsAdded(
+      'undefined-name',
+      // A name the expressions do not use is left out, as the SDK leaves it out.
+      (tx) =>
+        tx.update({
+          TableName: 'payments',
+          Key: { id: 'p-2' },
+          UpdateExpression: 'SET #a = :a',
+          ExpressionAttributeNames: { '#a': 'a', '#ab': field },
+          ExpressionAttributeValues: { ':a': 1 },
+        }),
+      (tx) =>
+        tx.conditionCheck({
+          TableName: 'payments',
+          Key: { id: 'p-1' },
+          ConditionExpression: 'attribute_exists(#f)',
+          ExpressionAttributeNames: { '#f': field },
+        }),
+      new Error(
+        'TRANSACTION_INVALID: transaction().conditionCheck: `ExpressionAttributeNames` holds undefined for `#f`, which the expression uses: give it a value.',
+      ),
+      { code: 'TRANSACTION_INVALID', actionIndex: 1, tableName: 'payments' },
+    );
+  });
+
   test('transactions: true is refused at construction for a store that cannot commit writes', () => {
     const memory: IdempotencyStore = {
       claim: async (_: ClaimRequest): Promise<ClaimResult> => ({ claimed: true }),
