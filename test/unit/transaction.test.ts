@@ -189,6 +189,46 @@ describe('the commit', () => {
     expect(commits()[0]!.slice(1)).toStrictEqual(BUSINESS_WRITES);
   });
 
+  test("a parameter a write does not take, left undefined (a helper's `Key: undefined` on a put), means nothing: the write commits without it", async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .put({ TableName: 'payments', Item: { id: 'p1' }, Key: undefined } as never)
+          .delete({ TableName: 'holds', Key: { id: 'hold-p1' }, UpdateExpression: undefined } as never);
+        return { ok: true };
+      },
+      { store, name: 'pay', now: () => NOW },
+    );
+    expect(await pay('p1')).toEqual({ ok: true });
+    expect(commits()[0]!.slice(1)).toStrictEqual([
+      { Put: { TableName: 'payments', Item: { id: { S: 'p1' } } } },
+      { Delete: { TableName: 'holds', Key: { id: { S: 'hold-p1' } } } },
+    ]);
+  });
+
+  test('keys of one table that hold other attributes (a partition key alone, and with a sort key) are not taken for one item: DynamoDB judges them at the commit', async () => {
+    ddb.on(PutItemCommand).resolves({});
+    ddb.on(TransactWriteItemsCommand).resolves({});
+    const pay = makeIdempotent(
+      async (_id: string) => {
+        transaction()
+          .delete({ TableName: 'holds', Key: { id: 'hold-p1' } })
+          .delete({ TableName: 'holds', Key: { id: 'hold-p1', at: 1 } })
+          .conditionCheck({ TableName: 'holds', Key: { id: 'hold-p1', at: 2 }, ConditionExpression: 'attribute_exists(id)' });
+        return { ok: true };
+      },
+      { store, name: 'pay', now: () => NOW },
+    );
+    expect(await pay('p1')).toEqual({ ok: true });
+    expect(
+      commits()[0]!
+        .slice(1)
+        .map((action) => (action.Delete ?? action.ConditionCheck)!.Key),
+    ).toStrictEqual([{ id: { S: 'hold-p1' } }, { id: { S: 'hold-p1' }, at: { N: '1' } }, { id: { S: 'hold-p1' }, at: { N: '2' } }]);
+  });
+
   test('without writes, completion stays a plain UpdateItem', async () => {
     ddb.on(PutItemCommand).resolves({});
     ddb.on(UpdateItemCommand).resolves({});
