@@ -1303,6 +1303,10 @@ describe('transition()', () => {
     ['a version below them (-(2^60))', { version: { expected: -(2 ** 60) } }, /`version.expected` must be a whole number from/],
     ['an undefined value to set', { set: { refundedAt: 1700, note: undefined } }, /^transition: `set.note` is undefined/],
     ['an undefined amount to add', { add: { refunded: undefined } }, /^transition: `add.refunded` is undefined/],
+    // DynamoDB adds only a number or a non-empty set, and would refuse these only at the commit; the marshaller refuses an empty set without naming `add`.
+    ['an amount to add that is no finite number (NaN)', { add: { refunded: Number.NaN } }, /^transition: `add.refunded` must be a finite number/],
+    ['an infinite amount to add', { add: { refunded: Number.POSITIVE_INFINITY } }, /^transition: `add.refunded` must be a finite number/],
+    ['an empty set to add to', { add: { tags: new Set<string>() } }, /^transition: `add.tags` must be .* or a non-empty set to add to a set attribute/],
     // DynamoDB refuses each of these only when the transaction is sent, once the function has returned.
     ['more than 100 from-states (the operands DynamoDB compares with IN)', { from: Array.from({ length: 101 }, (_, i) => `S${i}`) }, /`from` names 101 states/],
     ['an empty state attribute', { attribute: '' }, /`attribute` must be an attribute name/],
