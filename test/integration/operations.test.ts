@@ -525,6 +525,26 @@ test("a store's failure is a STORE_FAILURE naming it, the table and the fix, wit
   );
 });
 
+test("an IdempotencyError a store of one's own throws reaches the caller as it came: its code and message already say what failed", async () => {
+  const failure = new IdempotencyError('STORE_FAILURE', 'The audit store is read-only during its migration.');
+  const own: IdempotencyStore = {
+    claim: async () => ({ claimed: true }),
+    complete: async () => ({ completed: true, responseStored: true }),
+    release: async () => ({ released: true }),
+    inspect: async () => Promise.reject(failure),
+    forget: async () => Promise.reject(failure),
+    forgetChecksLease: true,
+  };
+  const id = recordId('ops-own-failure', 'o-1');
+  for (const call of [
+    () => inspectRecord({ store: own, id }),
+    () => forgetRecord({ store: own, id }),
+    () => forgetRecord({ store: own, id, leaseUntil: T0 }),
+  ]) {
+    expect(await rejection(call())).toBe(failure);
+  }
+});
+
 test('a misspelt option or a second address is refused before anything is deleted', async () => {
   const { once } = counted('forget-strict');
   await once({ orderId: 'o-1', amount: 5 });
