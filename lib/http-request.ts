@@ -57,13 +57,15 @@ export function readIdempotencyKey(event: AnyHttpEvent): string | undefined {
     seen.add((raw = value));
   }
   // Sent twice, under one name or under names that differ only in case. An ALB target group with
-  // multi-value headers enabled sends `multiValueHeaders` alone: the key is read there.
+  // multi-value headers enabled sends `multiValueHeaders` alone (a middleware may add `headers`
+  // without the key): the key is read there.
   let count = 0;
+  const inHeaders = seen.size > 0;
   const multi = (event as APIGatewayProxyEvent).multiValueHeaders;
   for (const [name, values] of Object.entries(multi ?? {})) {
     if (name.toLowerCase() !== HEADER || !Array.isArray(values)) continue;
     count += values.length;
-    if (event.headers === undefined || event.headers === null) for (const value of values) seen.add((raw = value));
+    if (!inHeaders) for (const value of values) seen.add((raw = value));
   }
   if (count > 1 || seen.size > 1) throw new IdempotencyError('INVALID_KEY', BAD_KEY.twice);
   if (raw === undefined || raw === null) return undefined;

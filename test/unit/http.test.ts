@@ -126,6 +126,12 @@ describe('readIdempotencyKey on Application Load Balancer requests', () => {
     expect(readIdempotencyKey(albEvent({ multiValue }))).toBeUndefined();
   });
 
+  test('with multi-value headers, finds the key also when a middleware gave the event a `headers` object without it', () => {
+    const event = { ...albEvent({ key: 'k-1', multiValue: true }), headers: {} } as ALBEvent;
+    expect(readIdempotencyKey(event)).toBe('k-1');
+    expect(readIdempotencyKey({ ...event, headers: { accept: 'application/json' } })).toBe('k-1');
+  });
+
   test('with multi-value headers, rejects a key sent twice, also under names that differ in case, and a non-string', () => {
     expect(codeOf(() => readIdempotencyKey(albEvent({ headers: { 'idempotency-key': ['k-1', 'k-1'] }, multiValue: true })))).toBe('INVALID_KEY');
     const mixed = albEvent({ key: 'k-1', headers: { 'Idempotency-Key': 'k-2' }, multiValue: true });
