@@ -404,7 +404,12 @@ export function commandsOf(client: RedisClient): ClientCommands {
           await new Promise<void>((resolve) => client.refreshSlotsCache!(() => resolve()));
           return inTime() ? send(client, commands) : replies;
         },
-        memoryInfo: () => Promise.all((client.nodes ? client.nodes('master') : [client]).map(async (node) => String(await node.call('INFO', 'memory')))),
+        memoryInfo: () => {
+          // A Cluster closed by the application has no nodes: asked itself, it answers with its own
+          // error, where an empty list would read as a policy INFO did not report.
+          const masters = client.nodes?.('master') ?? [];
+          return Promise.all((masters.length > 0 ? masters : [client]).map(async (node) => String(await node.call('INFO', 'memory'))));
+        },
         reconnected: (_key, millis) => {
           // Ready with a connection that no longer writes: it is closing, and a reconnection follows
           // (or `end`, when the application closed it or the retryStrategy gives up).

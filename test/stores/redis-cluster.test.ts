@@ -163,6 +163,22 @@ describe.each(KINDS)('%s', (name, open) => {
   });
 });
 
+test("ioredis Cluster closed by the application: a claim fails with the client's own error, not a refusal that blames the eviction policy and points to allowEviction", async () => {
+  const client = new Cluster([{ host: server.host, port: server.port }], { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0 } });
+  await new Promise((resolve) => client.once('ready', resolve));
+  const ended = new Promise((resolve) => client.once('end', resolve));
+  client.disconnect();
+  await ended;
+  // A client of its own that never passed the eviction check: the check is the claim's first request.
+  let runs = 0;
+  const charge = makeIdempotent(async (_id: string) => ++runs, { store: new RedisStore({ client, keyPrefix: 'closed-cluster:' }), name: 'charge' });
+  const error = await rejection(charge('order-1'));
+  expect(error.code).toBe('STORE_FAILURE');
+  expect((error.cause as Error).message).toBe('Connection is closed.');
+  expect(error.message).not.toMatch(/maxmemory-policy|allowEviction/);
+  expect(runs).toBe(0);
+});
+
 test("a key's slot is the one Redis computes, hash tags and any characters included", async () => {
   const keys = ['', 'k', 'idempotency:pay#N2ZNWJX3h1jsjpTkQLMMmiz8aIc8KDBjAbQNai8_76M', '{user1}.a', 'a{}{b}', 'a{{b}}c', 'a{b', '{}', 'é∂😀{ü}'];
   const slots = await Promise.all(keys.map(async (key) => Number(await raw.call('CLUSTER', 'KEYSLOT', key))));
