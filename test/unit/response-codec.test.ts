@@ -39,6 +39,15 @@ describe('keys', () => {
       new TypeError(`The key \`k1\` from ResponseEncryption.keyById(), for the idempotency record ${KEY}, must be a 32-byte AES-256 key (got 31 bytes).`),
     );
   });
+  test.each([undefined, null])('keyById() answering %s is a TypeError that says the key was retired too early', async (answer) => {
+    const sealed = sealing.encode('1', 'response', KEY, k1);
+    const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => answer as never }));
+    await expect(codec.decode(sealed, 'response', 'k1', KEY)).rejects.toThrow(
+      new TypeError(
+        `ResponseEncryption.keyById() has no key \`k1\` (it answered ${answer}), which sealed the idempotency record ${KEY}: keep each key in keyById() until the records it sealed have expired.`,
+      ),
+    );
+  });
   test('keyById() that rejects with nothing (`Promise.reject()`) is an error that says the key provider failed', async () => {
     const sealed = sealing.encode('1', 'response', KEY, k1);
     const codec = new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById: () => Promise.reject() }));
@@ -78,6 +87,15 @@ describe('the compression threshold', () => {
 });
 
 describe('with encryption, only authenticated ciphertext is read', () => {
+  /** A codec whose provider answers any id with the key, and records the ids it is asked for. */
+  const askingForKeys = () => {
+    const asked: unknown[] = [];
+    const keyById = (id: string) => {
+      asked.push(id);
+      return k1.key;
+    };
+    return { asked, codec: new ResponseCodec(1024, aesGcmEncryption({ currentKey: () => k1, keyById })) };
+  };
   const reject = (value: Parameters<ResponseCodec['decode']>[0], kind: 'response' | 'error', keyId: string | undefined) =>
     expect(sealing.decode(value, kind, keyId, KEY)).rejects.toBeInstanceOf(UnreadableRecordError);
 
@@ -100,6 +118,17 @@ describe('with encryption, only authenticated ciphertext is read', () => {
     for (const format of [0, 3, 255]) await reject({ B: Buffer.concat([Buffer.of(format), sealed.subarray(1)]) }, 'response', 'k1');
   });
 
+  test('a value shorter than the format byte, IV and tag is refused as not sealed, before a key is asked for', async () => {
+    const { asked, codec } = askingForKeys();
+    const sealed = codec.encode('{"refunded":10}', 'response', KEY, k1).B!;
+    for (const cut of [28, 13]) {
+      await expect(codec.decode({ B: sealed.subarray(0, cut) }, 'response', 'k1', KEY)).rejects.toThrow(
+        new UnreadableRecordError(`The stored response of the idempotency record ${KEY} is not in the sealed format.`),
+      );
+    }
+    expect(asked).toEqual([]);
+  });
+
   test('each seal draws its own IV: the same value sealed twice for the same record differs', () => {
     const ivs = new Set(Array.from({ length: 100 }, () => Buffer.from(sealing.encode('1', 'response', KEY, k1).B!.subarray(1, 13)).toString('hex')));
     expect(ivs.size).toBe(100);
@@ -109,6 +138,14 @@ describe('with encryption, only authenticated ciphertext is read', () => {
     await reject(sealing.encode('1', 'response', 'other#record', k1), 'response', 'k1');
     await reject(sealing.encode('1', 'response', KEY, k1), 'error', 'k1');
     await reject(sealing.encode('{"name":"E","message":"m"}', 'error', KEY, k1), 'response', 'k1');
+  });
+
+  test('an authentic sealed value stored without its key id is refused unopened, even by a provider that answers any id with the key', async () => {
+    const { asked, codec } = askingForKeys();
+    await expect(codec.decode(sealing.encode('{"refunded":10}', 'response', KEY, k1), 'response', undefined, KEY)).rejects.toThrow(
+      new UnreadableRecordError(`The stored response of the idempotency record ${KEY} is not encrypted, and this store reads only encrypted ones.`),
+    );
+    expect(asked).toEqual([]);
   });
 
   test('absent stays absent', async () => {
