@@ -72,3 +72,20 @@ test('a final error cut short keeps a string field of up to 256 characters whole
   expect(kept).toMatchObject({ name: 'CardDeclined', code: 'DECLINED', reason: 'r'.repeat(256), message: expect.stringMatching(/^m+…$/) });
   expect(kept).not.toHaveProperty('detail');
 });
+
+test.each([
+  ['a number', 429],
+  ['a boolean', false],
+  ['null (an API error\'s `"code": null`)', null],
+])('a final error cut short keeps a code that is %s as it is', async (_what, code) => {
+  const error = JSON.stringify({ name: 'ThrottlingError', message: 'm'.repeat(4000), code });
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 1000);
+  expect(JSON.parse(stored.storedError!)).toStrictEqual({ name: 'ThrottlingError', code, message: expect.stringMatching(/^m+…$/) });
+});
+
+test('a final error cut short keeps the first 256 characters of a longer name and code, so that it still fits', async () => {
+  const error = JSON.stringify({ name: 'N'.repeat(5000), message: 'declined', code: 'C'.repeat(5000) });
+  const stored = await encodeOutcome(codec, DEFAULT_ATTRIBUTE_NAMES, { key: 'charge#abc', response: undefined, error }, 1000);
+  expect(stored.omitted).toBe(false);
+  expect(JSON.parse(stored.storedError!)).toStrictEqual({ name: 'N'.repeat(256), code: 'C'.repeat(256), message: 'declined' });
+});
