@@ -273,3 +273,20 @@ describe('a store-wide retention, as DynamoDBStore takes one (its option or IDEM
     }
   });
 });
+
+test("a completion refused by another owner's COMPLETED record carries its state alone: its outcome is not opened, nor a key asked for", async () => {
+  const k1 = { id: 'k1', key: Buffer.alloc(32, 1) };
+  const asked: string[] = [];
+  const keyById = (id: string) => {
+    asked.push(id);
+    return k1.key;
+  };
+  const store = new InMemoryStore({ encryption: aesGcmEncryption({ currentKey: () => k1, keyById }) });
+  const request = { key: 'k', now: 1000, leaseUntil: 2000, expiresAt: 3600 };
+  expect(await store.claim({ ...request, owner: 'a' })).toEqual({ claimed: true });
+  expect(await store.complete({ key: 'k', owner: 'a', expiresAt: 3600, response: '{"charged":1}' })).toMatchObject({ completed: true, responseStored: true });
+  const refused = await store.complete({ key: 'k', owner: 'b', expiresAt: 3600, response: '{"charged":2}' });
+  expect(refused).toEqual({ completed: false, record: expect.objectContaining({ owner: 'a', status: 'COMPLETED' }) });
+  expect(refused.completed === false && refused.record).not.toHaveProperty('response');
+  expect(asked).toEqual([]);
+});
