@@ -276,3 +276,21 @@ test('a thrown value that is not an error (a string) is a final error replayed a
   expect(runs).toBe(1);
   expect([replayed instanceof Error, replayed.name, replayed.message]).toEqual([true, 'Error', 'card declined']);
 });
+
+test.each([
+  ['without a message', { statusCode: 404 }],
+  ['whose message is null', { statusCode: 404, message: null }],
+])('a thrown object %s is a final error replayed with an empty message, never "undefined" or "null"', async (_what, value) => {
+  let runs = 0;
+  const once = makeIdempotent(
+    async (_id: string) => {
+      runs++;
+      throw value;
+    },
+    { store: new InMemoryStore(), name: 'values-final-object', isFinalError: () => true, errorFields: ['statusCode'] },
+  );
+  expect(await once('k').catch((error: unknown) => error)).toBe(value);
+  const replayed = await thrown(once('k'));
+  expect(runs).toBe(1);
+  expect({ ...replayed, name: replayed.name, message: replayed.message }).toStrictEqual({ name: 'Error', message: '', statusCode: 404 });
+});
