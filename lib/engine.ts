@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { type AnswerBy, Call, type CallMode } from './call.js';
+import { asksForRetry, claimAnswer, commitError, completeAnswer, isResumable, parseStored, resumable, storeFailure } from './call-errors.js';
 import { answerByOf, answered, type Deadline, DeadlineTimeout, delay, overrunOf, sealByOf, waitableMillis, waitLeft } from './deadline.js';
-import { describeStoreFailure, detailStoreFailure, errorTypeOf, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
+import { claimedOf, durableOwner, type Hold, holdsOf, invocationOf, metOwnOutcome } from './durable-calls.js';
+import { errorTypeOf, IdempotencyError, isFaultOfCode, isIdempotencyError, storeFailureDetail } from './errors.js';
 import { reviveError, serializeError } from './final-error.js';
 import { durableExecutionOf, isDurableInvocationInput, remainingMillisOf, tenantOf } from './invocation.js';
 import { canonicalKey, fingerprintJson, keyHash, namespaceOf, recordKey, sha256 } from './key.js';
 import type { Emit, Observe } from './observability.js';
 import { type IdempotencyLogger, type IdempotencyOptions, type LambdaContextLike, logLine, validateOptions, wholeNumber } from './options.js';
 import { RecordCache } from './record-cache.js';
-import { type StoredKind, storedValueOf, UnreadableRecordError } from './response-codec.js';
+import { FLIGHT_RECHECK_MILLIS, type Flight, waitOn, waitsOnCaller } from './single-flight.js';
 import {
   type ClaimResult,
   type CompleteRequest,
@@ -18,7 +20,7 @@ import {
   type IdempotencyStore,
   type ReleaseResult,
 } from './store.js';
-import { callsAround, deadlineCallAround, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
+import { deadlineCallAround, holderAround, inCall, isWithin, tenantAround } from './transaction.js';
 import { volatileEventOf } from './whole-event-key.js';
 
 export type { IdempotencyLogger, IdempotencyOptions, LambdaContextLike } from './options.js';
@@ -78,163 +80,9 @@ export type Outcome =
  */
 const tenantOfCall = (context: unknown): string | undefined => tenantOf(context) ?? tenantAround();
 
-const durableOwner = (execution: string): string => `${DURABLE_OWNER}${sha256(execution)}`;
-
 /** `request` with the time the call must answer by, when it has one: a store that sends it again after a transient failure starts no resend after it. */
 const resendingUntil = <T extends object>(request: T, answerBy: AnswerBy | undefined): T & { readonly resendBy?: number } =>
   answerBy === undefined ? request : { ...request, resendBy: answerBy.at };
-
-/**
- * Whether a call of the durable `execution` met in `record` the outcome its execution stored in an
- * earlier invocation: the execution makes its body's calls again on every replay, and one meeting its
- * own outcome is no duplicate (no replay event), as one resuming on its own claim is no miss. Met in
- * the invocation that claimed `key` (`claimed`), it is a duplicate of that invocation's call.
- */
-const metOwnOutcome = (record: IdempotencyRecord, execution: string | undefined, claimed: Set<string> | undefined, key: string): boolean =>
-  execution !== undefined && record.owner === durableOwner(execution) && claimed?.has(key) !== true;
-
-/**
- * The invocation a durable call belongs to, by its Lambda context: the runtime makes one per
- * invocation, and the durable SDK hands it on to every child context of the invocation.
- * (`awsRequestId` will not do: AWS's local runner gives every invocation the same one, and a
- * context built by hand may have none.) A durable context built by hand, without a Lambda context,
- * stands for its own invocation. `undefined` when it cannot be read.
- */
-function invocationOf(context: unknown): object | undefined {
-  let invocation: unknown;
-  try {
-    invocation = (context as { lambdaContext?: unknown }).lambdaContext ?? context;
-  } catch {
-    return undefined;
-  }
-  return typeof invocation === 'object' && invocation !== null ? invocation : undefined;
-}
-
-/**
- * The records the durable calls of each invocation hold, by invocation (its Lambda context, as for
- * flights) and record key, for every engine of the process. The calls of an execution share one owner:
- * a call of another engine with the key (a wrapper of the same function made where it is called,
- * in each `ctx.map` item) would take a record held by a running call for its own and run beside it.
- * Not by store: two store objects on one table (each wrapper made with a store of its own) share
- * its records, and a call nested in its holder meets it whatever its store, as outside them.
- * A call whose claim is still unanswered holds its key with that claim (settled once answered):
- * two such calls started at once (the items of a `ctx.map`) would otherwise both find no holder,
- * both claim, both find the execution's own record, and both run.
- */
-const durableHolds = new WeakMap<object, Map<string, Hold>>();
-
-/** A durable call's hold on its record: the call, once it holds it; before, its claim in flight, settled once answered. */
-type Hold = Call | Promise<void>;
-
-/** The records held in `invocation`, by key. */
-function holdsOf(invocation: object): Map<string, Hold> {
-  let holds = durableHolds.get(invocation);
-  if (holds === undefined) durableHolds.set(invocation, (holds = new Map()));
-  return holds;
-}
-
-/**
- * The keys durable calls of each invocation claimed, by invocation (as for holds), for every engine
- * of the process (a wrapper made where it is called is a new engine each time): a call of the same
- * invocation that meets the outcome is a duplicate, a replay as any other; one of a later
- * invocation, made again as the execution replays its body, met it then, and counts nothing. Not by
- * store, as holds are not: two store objects on one table share its records, and a call of another
- * wrapper with a store of its own meets the record claimed in this invocation as a duplicate too.
- */
-const durableClaims = new WeakMap<object, Set<string>>();
-
-/** The keys claimed in the invocation of `context`; none for a durable context that cannot be read. */
-function claimedOf(context: unknown): Set<string> | undefined {
-  const invocation = invocationOf(context);
-  if (invocation === undefined) return undefined;
-  let claimed = durableClaims.get(invocation);
-  if (claimed === undefined) durableClaims.set(invocation, (claimed = new Set()));
-  return claimed;
-}
-
-/** The longest a follower waits on one timer before it looks at its leader's lease again. */
-const FLIGHT_RECHECK_MILLIS = 1000;
-
-/**
- * The in-process leaders each call waits on through a follower nested in it (a wait blocks every
- * call the follower is part of), counted. Process-wide, as flights are per engine: two calls that
- * each call the other's function with the other's key would wait on each other until their bound
- * (without a deadline, until a lease ends, when each would take the other's record over and run
- * it again).
- */
-const waitsOf = new Map<Call, Map<Call, number>>();
-
-/** Whether `leader`, or a leader it waits on, waits through its nested calls on a call the code running now is part of. */
-function waitsOnCaller(leader: Call): boolean {
-  const seen = new Set<Call>();
-  const next = [leader];
-  for (let call = next.pop(); call !== undefined; call = next.pop()) {
-    if (seen.has(call)) continue;
-    seen.add(call);
-    for (const waited of waitsOf.get(call)?.keys() ?? []) {
-      if (!waited.hasReturned && isWithin(waited)) return true;
-      next.push(waited);
-    }
-  }
-  return false;
-}
-
-/** Records that the calls the code running now is part of wait on `leader`; the function returned forgets it. */
-function waitOn(leader: Call): () => void {
-  const blocked = callsAround();
-  for (const call of blocked) {
-    const waits = waitsOf.get(call) ?? new Map<Call, number>();
-    waitsOf.set(call, waits.set(leader, (waits.get(leader) ?? 0) + 1));
-  }
-  return () => {
-    for (const call of blocked) {
-      const waits = waitsOf.get(call)!;
-      const count = waits.get(leader)! - 1;
-      if (count > 0) waits.set(leader, count);
-      else if (waits.delete(leader) && waits.size === 0) waitsOf.delete(call);
-    }
-  };
-}
-
-/** A leader's outcome for the in-process duplicates waiting on it: a record to answer from, or none (try again). */
-interface Flight {
-  /** Set once the leader holds the record. */
-  leaseUntil?: number;
-  /** The leader's call, once it holds the record. */
-  call?: Call;
-  /**
-   * Calls `wake` once, at the leader's next news: it holds the record (a follower that came while
-   * the claim was in flight, with no lease to wait for yet, then waits only until the leader's lease
-   * ends, as later ones do), or it landed. The function returned forgets `wake`: a follower's wait
-   * that ends on its timer leaves nothing on the flight. A reaction to `done` would stay until the
-   * leader ends, one for each wait (a second, or less) of each follower.
-   */
-  readonly watch: (wake: () => void) => () => void;
-  /** Records the leader's call and lease, and wakes the followers watching. */
-  readonly hold: (call: Call, leaseUntil: number | undefined) => void;
-  /** The leader's record once it landed (none: try again). Durable followers, which wait on no timer, await it. */
-  readonly done: Promise<IdempotencyRecord | undefined>;
-  /** Set once the flight landed, with what `done` settles with. */
-  landed?: { readonly record: IdempotencyRecord | undefined };
-  readonly settle: (record: IdempotencyRecord | undefined) => void;
-  /**
-   * The error that ended a durable leader's invocation (`isUnrecoverableInvocation`), with no
-   * record: its followers of that invocation end with it rather than lead and run their functions.
-   */
-  invocationEnded?: unknown;
-  /** The store's failure of the leader's claim, which its followers fail with (each with an error of its own). */
-  claimFailed?: IdempotencyError;
-  /**
-   * Another process's INPROGRESS record, which the leader was out of time to wait for: its
-   * followers out of time too answer from it; those with time of their own wait for it themselves.
-   */
-  outOfTime?: IdempotencyRecord;
-  /**
-   * The durable leader met its execution's own outcome, stored in an earlier invocation: its
-   * followers, made again on this replay, were counted then, and count no replay now.
-   */
-  ownOutcome?: true;
-}
 
 /** What claiming a call's record needs, settled once by `start`. */
 interface Claiming {
@@ -287,7 +135,7 @@ export class IdempotencyEngine<TInput, TContext = LambdaContextLike> {
   readonly #durableFlights = new WeakMap<object, Map<string, Flight>>();
   /** The flight each leading call settles when it ends. */
   readonly #leading = new WeakMap<Call, Flight>();
-  /** Where each durable call that holds its record is registered (see `durableHolds`). */
+  /** Where each durable call that holds its record is registered (see `holdsOf` in durable-calls.ts). */
   readonly #holding = new WeakMap<Call, Map<string, Hold>>();
 
   /**
@@ -1231,148 +1079,3 @@ export async function runCall<TInput, TContext, R>(
   if (outcome.kind === 'error') throw outcome.error;
   return outcome.value as R;
 }
-
-/**
- * A store's claim answer (`claimCompleted`'s too) the protocol can read: `claimed: true`, or the
- * live record, INPROGRESS or COMPLETED, that refused the claim. Any other (`{ claimed: false }`
- * alone, nothing, a status the protocol does not have) cannot say whether the call may run: it
- * fails as the claim's request would, naming the store's mistake.
- */
-function claimAnswer(claim: ClaimResult): ClaimResult {
-  const status = (claim as { record?: { status?: unknown } } | undefined)?.record?.status;
-  if (claim?.claimed === true || (claim?.claimed === false && (status === 'INPROGRESS' || status === 'COMPLETED'))) return claim;
-  throw misanswered('its claim answered neither `claimed: true` nor the record, INPROGRESS or COMPLETED, that refused it');
-}
-
-/**
- * A store's completion answer (`completeWithWrites`'s too) the protocol can read: `completed` true
- * or false. Any other cannot say whether the record completed: it fails as the completion's request would.
- */
-function completeAnswer(result: CompleteResult): CompleteResult {
-  if (typeof result?.completed === 'boolean') return result;
-  throw misanswered('its completion answered neither `completed: true` nor `completed: false`');
-}
-
-/** The error for a store's answer the protocol has no reading of: messages that wrap it say `detail`. */
-function misanswered(detail: string): TypeError {
-  const error = new TypeError(`The idempotency store broke its contract: ${detail}.`);
-  detailStoreFailure(error, detail);
-  return error;
-}
-
-const DURABLE_ENDS = "this invocation of the durable execution ends here, and the execution's record is kept for the invocation that resumes it";
-
-/**
- * The rejection of a call the store failed before its function ran (`detail` names the failure):
- * it fails closed (`after` says what became of the call, when not that). In a `durable` execution, its invocation ends (`isUnrecoverableInvocation`,
- * read by the durable execution SDK) and the execution goes on in another, which replays the
- * steps that ran and resumes on the execution's record.
- */
-function storeFailure(detail: string, cause: unknown, durable = false, after = durable ? DURABLE_ENDS : 'the function did not run'): IdempotencyError {
-  const error = new IdempotencyError('STORE_FAILURE', `The idempotency store failed (${detail}); ${after}.`, { cause });
-  return durable ? resumable(error) : error;
-}
-
-/**
- * `error`, marked `isUnrecoverableInvocation`: the durable execution SDK then ends the invocation,
- * not the execution, and the durable service invokes the execution again.
- */
-const resumable = (error: IdempotencyError): IdempotencyError => Object.assign(error, { isUnrecoverableInvocation: true });
-
-/**
- * Codes of an error that asks for the same call again (a nested call meeting a holder or taken over
- * by another attempt, a store outage, a commit without an answer): stored as a final error, it would
- * answer every retry until the retention ends, where the retry would find the nested call's outcome
- * or run. It is never an outcome, whatever `isFinalError` says.
- */
-const RETRY_CODES: ReadonlySet<string> = new Set(['IN_PROGRESS', 'SUPERSEDED', 'STORE_FAILURE', 'COMMIT_FAILED', 'TRANSACTION_CONFLICT']);
-
-/**
- * Names of Powertools' errors, met while a function runs behind both libraries during a cutover
- * (docs/migrating-from-powertools.md), that are no outcome of the function: its refusals of the
- * request (another invocation runs it, another payload holds the key, no key, a record it cannot
- * read), as this library's own `IN_PROGRESS` and `PAYLOAD_MISMATCH` are not. Stored, one would
- * answer every retry until the retention ends, where the retry would get Powertools' answer or run:
- * a refusal of another payload, stored with that payload's fingerprint, would refuse the original
- * request's own retry. Its cache layer (Redis) throws the last two unwrapped when another attempt
- * holds the lock to recover an orphaned record and the record it reads next is gone or unreadable.
- */
-const RETRY_NAMES: ReadonlySet<string> = new Set([
-  'IdempotencyAlreadyInProgressError',
-  'IdempotencyValidationError',
-  'IdempotencyKeyError',
-  'IdempotencyInvalidStatusError',
-  'IdempotencyInconsistentStateError',
-  'IdempotencyItemNotFoundError',
-  'IdempotencyPersistenceConsistencyError',
-]);
-
-/**
- * Powertools' failure to claim its record (its `IdempotencyPersistenceLayerError` of 2.x, told from
- * its failure to complete or delete one by its message): the function did not run, as with this
- * library's `STORE_FAILURE`. Its failure to complete one, after the function ran, is left to
- * `isFinalError`: stored, it answers the retry that would otherwise run the function again.
- */
-const POWERTOOLS_CLAIM_FAILED = /^Failed to save in progress record/;
-
-/**
- * Throws on a value whose prototype cannot be read (a revoked Proxy), which `#isFinal` takes as not
- * final; an error whose `name` cannot be read is judged by `isFinalError`, as any other.
- */
-const asksForRetry = (error: unknown): boolean => {
-  if (error instanceof IdempotencyError) return RETRY_CODES.has(error.code);
-  if (!(error instanceof Error)) return false;
-  try {
-    return RETRY_NAMES.has(error.name) || (error.name === 'IdempotencyPersistenceLayerError' && POWERTOOLS_CLAIM_FAILED.test(error.message));
-  } catch {
-    return false;
-  }
-};
-
-/**
- * Whether `error` ends a durable execution's invocation only (the durable execution SDK's test,
- * without its classes). A thrown value whose prototype cannot be read (a revoked Proxy) does not:
- * `instanceof` throws on it, which would replace the caller's error and leave its followers waiting. @internal
- */
-export const isResumable = (error: unknown): boolean => {
-  try {
-    return error instanceof Error && (error as { isUnrecoverableInvocation?: unknown }).isUnrecoverableInvocation === true;
-  } catch {
-    return false;
-  }
-};
-
-/**
- * A stored outcome of record `key`, parsed; one that is not JSON (an item written by hand, say)
- * fails closed, as one that cannot be decrypted does, with a cause that names the record for an
- * operator to inspect or forget it by. `ran`: met by an atomic call after its function ran (at its commit, or reading the record after a failure), which the message says.
- */
-function parseStored<T>(key: string, kind: StoredKind, parse: () => T, ran = false): T {
-  try {
-    return parse();
-  } catch {
-    // Not chained to JSON.parse's error, whose message quotes the stored text: the function's outcome, never logged.
-    const unreadable = new UnreadableRecordError(`${storedValueOf({ recordKey: key, kind })} is not ${kind === 'error' ? 'the JSON of an error' : 'JSON'}.`);
-    const detail = `${describeStoreFailure(unreadable)}: a stored outcome that is not JSON`;
-    throw ran ? storeFailure(detail, unreadable, false, 'the function ran, and nothing of this call was written') : storeFailure(detail, unreadable);
-  }
-}
-
-/**
- * The error of a commit that failed; `settled`: its record was released since (or found taken over
- * or gone), so it never applied; `durable`: unsettled, its durable execution's next invocation settles it.
- */
-const commitError = (error: unknown, settled = false, durable = false): IdempotencyError =>
-  error instanceof IdempotencyError
-    ? error
-    : settled
-      ? new IdempotencyError(
-          'COMMIT_FAILED',
-          `The transaction with the call's writes failed (${describeStoreFailure(error)}); nothing was written, and this call holds the key no more.`,
-          { cause: error, retryAfterSeconds: 1 },
-        )
-      : new IdempotencyError(
-          'COMMIT_FAILED',
-          `The transaction with the call's writes could not be confirmed; ${durable ? 'this invocation of the durable execution ends here, and the one that resumes it commits them or finds them applied' : 'they may or may not be applied'}.`,
-          { cause: error },
-        );

@@ -1,6 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ALBEvent, Context } from 'aws-lambda';
-import { IdempotencyEngine, type IdempotencyOptions, isResumable } from './engine.js';
+import { isResumable } from './call-errors.js';
+import { IdempotencyEngine, type IdempotencyOptions } from './engine.js';
 import { errorTypeOf, HTTP_STATUS, IdempotencyError, type IdempotencyErrorCode, isIdempotencyError, MAX_RETRY_AFTER_SECONDS } from './errors.js';
 import { callerOf, carriesCredentials, type HttpScope, identifiedByApiKeyOnly } from './http-caller.js';
 import { fieldOf, forAcceptEncoding, listOf, withoutFields } from './http-encoding.js';

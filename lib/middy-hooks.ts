@@ -1,7 +1,8 @@
 import type { Request } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Call } from './call.js';
-import { type Ending, type IdempotencyEngine, isResumable, type Outcome, type Start } from './engine.js';
+import { isResumable } from './call-errors.js';
+import type { Ending, IdempotencyEngine, Outcome, Start } from './engine.js';
 import { type IdempotencyErrorCode, isIdempotencyError } from './errors.js';
 import { durableExecutionOf, durableInvocationEnded, remainingMillisOf } from './invocation.js';
 import { readStreams, reviveStreams } from './streamed-response.js';
