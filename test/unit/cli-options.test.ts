@@ -65,6 +65,12 @@ test.each([
   ['--attributes holding null', ['stuck', '--table', 'orders', '--attributes', 'null'], '`--attributes` must be a JSON object of attribute names.'],
   ['an empty attribute name', ['stuck', '--table', 'orders', '--attributes', '{"key":""}'], '`--attributes`: `key` must be a non-empty string.'],
   ['an attribute name that is not a string', ['stuck', '--table', 'orders', '--attributes', '{"key":1}'], '`--attributes`: `key` must be a non-empty string.'],
+  // Epoch milliseconds JavaScript reads as Infinity name no attempt: refused before any request, as an instant in another form is.
+  [
+    'a --lease-until beyond the numbers JavaScript holds',
+    ['forget', '--table', 'orders', '--id', 'n#h', '--yes', '--lease-until', '1e400'],
+    '`--lease-until` takes the lease end as stuck and inspect print it (2026-12-02T16:08:35.123Z), or in epoch milliseconds.',
+  ],
 ])('%s is a usage error (exit 2) that says what to change', async (_what, argv, sentence) => {
   expect(await cli({}, ...argv)).toEqual(usage(sentence));
 });
@@ -86,6 +92,8 @@ test('`help` prints the help, as --help does', async () => {
 test('`--version` prints the version of the package the command is in, and sends nothing; without one it fails and says why', async () => {
   expect(await cli({}, '--version')).toEqual({ code: 0, stdout: '1.2.3\n', stderr: '' });
   expect(await cli({}, 'forget', '--version')).toEqual({ code: 0, stdout: '1.2.3\n', stderr: '' });
+  // `version` as a command, as `help` is one.
+  expect(await cli({}, 'version')).toEqual({ code: 0, stdout: '1.2.3\n', stderr: '' });
   expect(await cliOf({ version: undefined }, {}, '--version')).toEqual({
     code: 1,
     stdout: '',
