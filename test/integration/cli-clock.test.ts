@@ -5,8 +5,10 @@
  * as ended the lease of an attempt that may still be running. DynamoDB Local answers with the time
  * of this machine, the functions' clock here; the command's clock is set ahead of it.
  */
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { localCliEnvironment, type Run, runInProcess } from '../support/cli-in-process.js';
-import { readItem, recordId, useFreshTable } from '../support/dynamodb.js';
+import { endpoint, readItem, recordId, useFreshTable } from '../support/dynamodb.js';
 
 const { client, tableName, store } = useFreshTable({ prefix: 'cli-clock' });
 
@@ -40,6 +42,18 @@ test('with its clock a minute ahead, forget (plain and --only-if INPROGRESS) ref
   expect(await readItem(client, tableName, id)).toEqual(item);
 });
 
+test('with its clock a minute ahead, forget that refuses an attempt whose lease is live by its own clock too does not put the refusal on the clocks', async () => {
+  const id = recordId('clock-ahead-live', 'o-1');
+  const leaseUntil = await running(id, 120_000);
+  const refused = await cliAhead(60_000, 'forget', '--table', tableName, '--id', id, '--yes');
+  expect(refused).toMatchObject({
+    code: 4,
+    stdout: expect.stringContaining(`${id} is held by an attempt whose lease ends ${new Date(leaseUntil).toISOString()} (in `),
+  });
+  expect(refused.stdout).not.toContain("by the table's clock");
+  expect(await readItem(client, tableName, id)).toBeDefined();
+});
+
 test('with its clock a minute ahead, stuck does not list an attempt whose lease has 30 s left, and inspect does not show it ended', async () => {
   const id = recordId('clock-ahead-stuck', 'o-1');
   await running(id, 30_000);
@@ -59,4 +73,35 @@ test('with its clock a minute ahead, forget still deletes an attempt whose lease
     stdout: expect.stringContaining(`Deleted ${id}, the attempt whose lease ended `),
   });
   expect(await readItem(client, tableName, id)).toBeUndefined();
+});
+
+test("through an endpoint whose answers carry no Date (a proxy that drops it), the command judges leases by this machine's clock alone: forget refuses a live attempt, inspect shows its lease ahead", async () => {
+  // DynamoDB Local behind a proxy that forwards each request and its answer without the `Date` header.
+  const proxy = createServer((request, response) => {
+    const upstream = httpRequest(endpoint(), { method: request.method, path: request.url, headers: request.headers }, (answer) => {
+      const { date: _date, ...headers } = answer.headers;
+      response.sendDate = false;
+      response.writeHead(answer.statusCode!, headers);
+      answer.pipe(response);
+    });
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const env = localCliEnvironment({ AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+  try {
+    const id = recordId('clock-no-date', 'o-1');
+    const leaseUntil = await running(id, 30_000);
+    const item = await readItem(client, tableName, id);
+    expect(await runInProcess(env, undefined, ['forget', '--table', tableName, '--id', id, '--yes'])).toMatchObject({
+      code: 4,
+      stdout: expect.stringContaining(`${id} is held by an attempt whose lease ends ${new Date(leaseUntil).toISOString()} (in `),
+    });
+    expect(await readItem(client, tableName, id)).toEqual(item);
+    const shown = await runInProcess(env, undefined, ['inspect', '--table', tableName, '--id', id]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/\n {2}lease {8}\S+Z \(in \d+ s\)\n/);
+  } finally {
+    proxy.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
 });

@@ -622,8 +622,13 @@ test('plain forget leaves alone an attempt whose lease is live (exit 4, refused,
   const asJson = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes', '--json');
   expect(asJson).toEqual({ code: 4, stdout: `${JSON.stringify({ id, deleted: false, refused: true, leaseUntil }, null, 2)}\n`, stderr: '' });
   expect(await readItem(client, tableName, id)).toBeDefined();
+  // Named, a live attempt is deleted, and said to be one whose lease ends (not ended).
   const named = await cliAt(now, 'forget', '--table', tableName, '--id', id, '--lease-until', iso, '--yes');
-  expect(named.code).toBe(0);
+  expect(named).toEqual({
+    code: 0,
+    stdout: `Deleted ${id}, the attempt whose lease ends ${iso} (in 60 s); the next call with this key runs again (not in an instance that holds it in its cacheSize memory).\n`,
+    stderr: '',
+  });
   expect(await readItem(client, tableName, id)).toBeUndefined();
   expect(await cliAt(now, 'forget', '--table', tableName, '--id', id, '--yes')).toEqual({
     code: 3,
