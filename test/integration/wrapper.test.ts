@@ -466,24 +466,38 @@ test.each([
   // that is still within a Date, a lease that never ends.
   ['the text 5000', '5000' as unknown as number],
   ['the text 900', '900' as unknown as number],
-])('a context whose time left is %s sets no deadline: the lease is leaseSeconds and the call runs once, not a STORE_FAILURE', async (label, millis) => {
-  const name = `beyond-${label.replaceAll(' ', '-')}`;
-  const turnstile = new Turnstile<number>();
-  const once = makeIdempotent(async (_order: Order, _context: { getRemainingTimeInMillis(): number }) => turnstile.enter(), {
-    store,
-    name,
-    key: (order) => order.id,
-    now: () => T0,
-    leaseSeconds: 30,
-  });
-  const context = { getRemainingTimeInMillis: () => millis };
-  const call = once({ id: 'o-1' }, context);
-  const holder = await turnstile.next();
-  expect(await readItem(client, tableName, recordId(name, 'o-1'))).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 30_000) } });
-  holder.open(1);
-  expect(await call).toBe(1);
-  expect(await once({ id: 'o-1' }, context)).toBe(1);
-});
+  // Read by a context that read time left before: not past a deadline either, as a Date holds none so far before it.
+  ['-Infinity, after 120 s', Number.NEGATIVE_INFINITY, 120_000],
+  ['more than a Date can hold before it, after 120 s', -8.64e15 - 1, 120_000],
+] as Array<[string, number, number?]>)(
+  'a context whose time left is %s sets no deadline: the lease is leaseSeconds and the call runs once, not a STORE_FAILURE',
+  // A rest parameter: jest would take a third named one, which the rows without a reading before leave out, for `done`.
+  async (...[label, millis, before]: [string, number, number?]) => {
+    const name = `beyond-${label.replaceAll(/[ ,]+/g, '-')}`;
+    const turnstile = new Turnstile<number>();
+    const once = makeIdempotent(async (_order: Order, _context: { getRemainingTimeInMillis(): number }) => turnstile.enter(), {
+      store,
+      name,
+      key: (order) => order.id,
+      now: () => T0,
+      leaseSeconds: 30,
+    });
+    let left = before ?? millis;
+    const context = { getRemainingTimeInMillis: () => left };
+    if (before !== undefined) {
+      const first = once({ id: 'first' }, context);
+      (await turnstile.next()).open(0);
+      expect(await first).toBe(0);
+      left = millis;
+    }
+    const call = once({ id: 'o-1' }, context);
+    const holder = await turnstile.next();
+    expect(await readItem(client, tableName, recordId(name, 'o-1'))).toMatchObject({ status: { S: 'INPROGRESS' }, leaseUntil: { N: String(T0 + 30_000) } });
+    holder.open(1);
+    expect(await call).toBe(1);
+    expect(await once({ id: 'o-1' }, context)).toBe(1);
+  },
+);
 
 test('a context whose time left is beyond a timer (2^32 ms, over 24 days) bounds the store requests without firing at once: a claim answered after 20 ms is kept', async () => {
   // Node fires a timer set past 2^31 - 1 ms after 1 ms: unbounded, every store request would time out at once.
