@@ -711,6 +711,18 @@ test('a message its fingerprint cannot read (the selector throws, or selects a B
   expect(logger.lines.join('\n')).not.toMatch(/4111111111111111|cents/);
 });
 
+test('a message its fingerprint cannot read fails alone: an in-batch duplicate of its key whose fingerprint reads runs, as a message of its own', async () => {
+  const orders = consumer<{ orderId: string; amount?: { cents: number } }>(() => 'charged', {
+    key: (order) => order.orderId,
+    fingerprint: (order) => order.amount!.cents,
+  });
+  const noAmount = sqsRecord({ orderId: 'o-1' } as Order);
+  const paid = sqsRecord({ orderId: 'o-1', amount: { cents: 100 } } as unknown as Order);
+  expect(failuresOf(await orders.invoke(sqsEvent([noAmount, paid])))).toEqual(ids(noAmount));
+  expect(orders.calls.map((call) => call.record)).toEqual([paid]);
+  expect((await records()).map((item) => item.status?.S)).toEqual(['COMPLETED']);
+});
+
 test('a record function whose own nested idempotent call cannot key its input (INVALID_KEY) fails its record without logging the message as poison: the message is not at fault', async () => {
   const logger = quiet();
   // The nested call is keyed by a value the record function computes: a BigInt, which canonical JSON refuses.
@@ -734,21 +746,36 @@ test('a record function whose own nested idempotent call cannot key its input (I
   ]);
 });
 
-test("a record function's own nested rejection (INVALID_KEY) fails the record's in-batch duplicate unrun, as any failure of the record function does", async () => {
+/** Runs o-1 twice and o-2 through `fn`, whose o-1 fails with a nested call's `code`: both o-1 are reported, the twin unrun, and logged so. */
+async function expectTwinFailedUnrun(fn: RecordHandler<Order, unknown>, code: string): Promise<void> {
   const logger = quiet();
-  const reserve = makeIdempotent(async (ref: { id: bigint }) => String(ref.id), { store, name: 'reserve', key: (ref) => ref.id, now: clock, logger: quiet() });
-  const orders = consumer<Order>((order) => (order.orderId === 'o-1' ? reserve({ id: BigInt(order.amount ?? 0) }) : 'nothing to reserve'), {
-    logger,
-    key: (order) => order.orderId,
-  });
+  const orders = consumer<Order>(fn, { logger, key: (order) => order.orderId });
   const [message, twin] = [sqsRecord({ orderId: 'o-1', amount: 100 }), sqsRecord({ orderId: 'o-1', amount: 100 })];
   const other = sqsRecord({ orderId: 'o-2', amount: 5 });
   expect(failuresOf(await orders.invoke(sqsEvent([message, twin, other])))).toEqual(ids(message, twin));
   expect(orders.calls.map(orderIdOf).sort()).toEqual(['o-1', 'o-2']);
   expect(logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
-    expect.objectContaining({ itemIdentifier: message.messageId, reason: 'the record function threw (IdempotencyError INVALID_KEY)' }),
+    expect.objectContaining({ itemIdentifier: message.messageId, reason: `the record function threw (IdempotencyError ${code})` }),
     expect.objectContaining({ itemIdentifier: twin.messageId, reason: 'an in-batch duplicate of this record failed before it (not run)' }),
   ]);
+}
+
+test("a record function's own nested rejection (INVALID_KEY) fails the record's in-batch duplicate unrun, as any failure of the record function does", async () => {
+  const reserve = makeIdempotent(async (ref: { id: bigint }) => String(ref.id), { store, name: 'reserve', key: (ref) => ref.id, now: clock, logger: quiet() });
+  await expectTwinFailedUnrun((order) => (order.orderId === 'o-1' ? reserve({ id: BigInt(order.amount ?? 0) }) : 'nothing to reserve'), 'INVALID_KEY');
+});
+
+test("a record function's own nested PAYLOAD_MISMATCH fails the record's in-batch duplicate unrun: the conflict is the nested call's, not a rejection of this message", async () => {
+  const reserve = makeIdempotent(async (order: Order) => order.orderId, {
+    store,
+    name: 'reserve',
+    key: (order) => order.orderId,
+    fingerprint: (order) => order.amount,
+    now: clock,
+    logger: quiet(),
+  });
+  await reserve({ orderId: 'o-1', amount: 1 });
+  await expectTwinFailedUnrun((order) => reserve(order), 'PAYLOAD_MISMATCH');
 });
 
 test('a business key with a fingerprint: the same orderId with another amount is reported failed, never run', async () => {
