@@ -132,6 +132,8 @@ describe('records another middleware has already parsed (@middy/event-normalizer
     ['a JSON string holding JSON (a producer that encoded twice)', JSON.stringify(JSON.stringify({ orderId: 'o-1' }))],
     ['a JSON number', '-12.5'],
     ['text that is not JSON', 'order o-3 paid'],
+    // Every character a base64 one: its length (not a multiple of 4) is what tells it from base64.
+    ['a JSON number written in digits only', '12345'],
   ])('Kinesis: data the normalizer decoded to text (%s) is refused as well, never taken for base64 and decoded again', async (_, text) => {
     const calls: unknown[] = [];
     const logger = quiet();

@@ -1039,6 +1039,14 @@ describe('a batch in which no record succeeded', () => {
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1']);
   });
 
+  test('streams: a batch of one record that failed is thrown back as a batch whose every record failed, not as one cut short after its first', async () => {
+    const orders = consumer<Order>(() => {
+      throw new PaymentDeclined('declined');
+    });
+    const { error } = await settle(orders.invoke({ Records: [kinesisRecord({ orderId: 'o-1' }, 1)] }));
+    expect((error as AggregateError).message).toBe('idempotentBatch: every record of the batch failed (1); the batch is thrown back to be retried whole.');
+  });
+
   test('throwOnFullBatchFailure must be a boolean', () => {
     expect(() => idempotentBatch(() => 'ok', { store, throwOnFullBatchFailure: 'yes' as never })).toThrow(
       new TypeError('idempotentBatch: `throwOnFullBatchFailure` must be a boolean.'),
@@ -1674,6 +1682,14 @@ describe("near the invocation's deadline", () => {
     const later = [4, 5, 6].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
     expect(failuresOf(await orders.invoke({ Records: later }, 9_400))).toEqual([]);
     expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2', 'o-4', 'o-5', 'o-6']);
+  });
+
+  test('a record is not started when, run as long as the slowest, it would end just as the time kept for the answer begins: more time than that must be left', async () => {
+    const orders = timed(3_000);
+    const batch = [1, 2, 3].map((n) => kinesisRecord({ orderId: `o-${n}` }, n));
+    // 3,100 ms left for the third record: 100 ms are kept for the answer, leaving 3,000 ms, no more than each record took.
+    expect(await orders.invoke({ Records: batch }, 9_100)).toEqual({ batchItemFailures: [{ itemIdentifier: kinesisSequence(3) }] });
+    expect(orders.calls.map(orderIdOf)).toEqual(['o-1', 'o-2']);
   });
 
   test('the warning for a stream batch cut short counts every record not started, the one reported and those after it', async () => {
