@@ -77,7 +77,7 @@ export function lambdaContext(options: LambdaContextOptions = {}): Context {
   const { functionName = 'test-function', remainingMillis = 30_000, now = () => Date.now(), tenantId } = options;
   const start = now();
   if (typeof start !== 'number' || !(Math.abs(start) <= DATE_RANGE_MILLIS)) {
-    throw new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number (got ${String(start)}).`);
+    throw new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number within the range of a Date (±8.64e15) (got ${String(start)}).`);
   }
   const deadline = start + remainingMillis;
   // Lambda names a log stream after the day its execution environment started.

@@ -88,6 +88,15 @@ describe('lambdaContext', () => {
     expect(first.awsRequestId).not.toBe(second.awsRequestId);
   });
 
+  test('refuses a clock outside the range of a Date on either side with its sentence, never a RangeError from inside', () => {
+    for (const start of [-8.64e15 - 1, 8.64e15 + 1]) {
+      expect(() => lambdaContext({ now: () => start })).toThrow(
+        new TypeError(`lambdaContext: \`now\` must return epoch milliseconds, a finite number within the range of a Date (±8.64e15) (got ${start}).`),
+      );
+    }
+    expect(lambdaContext({ remainingMillis: 5, now: () => -8.64e15 }).getRemainingTimeInMillis()).toBe(5);
+  });
+
   test('follows the real clock by default', () => {
     const context = lambdaContext({ remainingMillis: 60_000 });
     expect(context.getRemainingTimeInMillis()).toBeLessThanOrEqual(60_000);
@@ -125,9 +134,11 @@ describe('lambdaContext', () => {
     );
     expect(() => lambdaContext(null as never)).toThrow(new TypeError('lambdaContext: options must be an object.'));
     expect(() => lambdaContext({ now: () => Number.NaN })).toThrow(
-      new TypeError('lambdaContext: `now` must return epoch milliseconds, a finite number (got NaN).'),
+      new TypeError('lambdaContext: `now` must return epoch milliseconds, a finite number within the range of a Date (±8.64e15) (got NaN).'),
     );
-    expect(() => lambdaContext({ now: (() => new Date(T0)) as never })).toThrow(/^lambdaContext: `now` must return epoch milliseconds, a finite number \(got /);
+    expect(() => lambdaContext({ now: (() => new Date(T0)) as never })).toThrow(
+      /^lambdaContext: `now` must return epoch milliseconds, a finite number within the range of a Date \(±8\.64e15\) \(got /,
+    );
     expect(() => lambdaContext({ now: (() => '2030') as never })).toThrow(TypeError);
     expect(() => lambdaContext({ tenantId: '' })).toThrow(new TypeError('lambdaContext: `tenantId` must be a non-empty string.'));
   });
