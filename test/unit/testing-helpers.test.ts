@@ -47,6 +47,13 @@ describe('manualClock', () => {
     expect(clock.advance(8.64e15 - T0)).toBe(8.64e15);
     expect(new Date(clock.now()).toISOString()).toBe('+275760-09-13T00:00:00.000Z');
   });
+
+  test('starts no earlier than the first time a Date can hold, and at it exactly if told', () => {
+    expect(() => manualClock(-8.64e15 - 1)).toThrow(
+      new TypeError('manualClock: `start` -8640000000000001 is outside the range of a Date (±8.64e15 epoch milliseconds).'),
+    );
+    expect(new Date(manualClock(-8.64e15).now()).toISOString()).toBe('-271821-04-20T00:00:00.000Z');
+  });
 });
 
 describe('lambdaContext', () => {
@@ -86,6 +93,10 @@ describe('lambdaContext', () => {
     expect(first.invokedFunctionArn).toMatch(/:function:payments$/);
     expect(first.logGroupName).toBe('/aws/lambda/payments');
     expect(first.awsRequestId).not.toBe(second.awsRequestId);
+  });
+
+  test('takes a deadline already reached (remainingMillis 0), as an invocation at its last moment has', () => {
+    expect(lambdaContext({ remainingMillis: 0, now: () => T0 }).getRemainingTimeInMillis()).toBe(0);
   });
 
   test('refuses a clock outside the range of a Date on either side with its sentence, never a RangeError from inside', () => {
