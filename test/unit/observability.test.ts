@@ -643,3 +643,18 @@ test('metric lines carry the level and timestamp of their event: a function logg
   expect(metricsKept('WARN')).toEqual(['Takeovers', 'PayloadMismatches', 'Superseded', 'StoreFailures', 'BookkeepingFailures']);
   expect(metricsKept('INFO')).toHaveLength(9);
 });
+
+test('when both lines of an event fail to write, the warning names the first failure, the log line', async () => {
+  const warnings: string[] = [];
+  const write = (line: string) => {
+    throw JSON.parse(line)._aws === undefined ? new RangeError('log line') : new TypeError('metric line');
+  };
+  const fn = makeIdempotent(async (_: string) => 'paid', {
+    store: new MemoryStore(),
+    name: 'payments',
+    logger: { warn: (line: string) => void warnings.push(line) },
+    observability: cloudWatchLines({ logs: true, write }),
+  });
+  expect(await fn(SECRET)).toBe('paid');
+  expect(warnings.map((line) => JSON.parse(line).error)).toEqual(['RangeError']);
+});
