@@ -249,6 +249,60 @@ test('sharedRecords: true fails stores that do not share their records (each ins
   expect(await failures(storeContract(apart, { sharedRecords: false }))).toEqual([]);
 });
 
+test('a forget that ignores the lease passes when the store does not declare forgetChecksLease: the contract binds what a store declares', async () => {
+  const failed = await inMemoryFailures((inner) => ({ forget: (key, onlyIf) => inner.forget(key, onlyIf), forgetChecksLease: false }));
+  expect(failed).toEqual([]);
+});
+
+test('a store with completeWithWrites alone (no claimCompleted) has it checked: an unfenced one fails the transactional check', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    // Completes whoever holds the record, as a completion without its owner condition does.
+    completeWithWrites: async (request: CompleteRequest) => {
+      const result = await inner.complete(request);
+      if (result.completed || result.record?.status !== 'INPROGRESS') return result;
+      return inner.complete({ ...request, owner: result.record.owner });
+    },
+  }));
+  expect(failed).toEqual([
+    'completeWithWrites and claimCompleted (when the store has them) are fenced and conditional as complete and claim are, and keep the fingerprint',
+  ]);
+});
+
+test('keys that outlive their retention by an hour fail the expiry check: it allows a key the time the check takes, no more', async () => {
+  let last = new InMemoryStore();
+  const failed = await failures(
+    storeContract(
+      () => {
+        last = new InMemoryStore();
+        return last;
+      },
+      {
+        // The key's end as the record's retention and lease set it, an hour late.
+        ttlOf: async (key) => {
+          const summary = await last.inspect(key);
+          if (summary === undefined) return undefined;
+          const end = Math.max((summary.expiresAt! + 1) * 1000 - 1, summary.leaseUntil ?? 0);
+          return end + 3_600_000 - Date.now();
+        },
+      },
+    ),
+  );
+  expect(failed).toEqual(['every key expires with its retention, never before its lease, also after a takeover']);
+});
+
+test('a forget that matches the lease to within a millisecond (an attempt whose lease ends a millisecond later is deleted) fails the forget-by-lease check', async () => {
+  const failed = await inMemoryFailures((inner) => ({
+    forget: async (key, onlyIf, leaseUntil) => {
+      const current = await inner.inspect(key);
+      const near = leaseUntil !== undefined && current?.leaseUntil !== undefined && Math.abs(current.leaseUntil - leaseUntil) <= 1;
+      return inner.forget(key, onlyIf, near ? current.leaseUntil : leaseUntil);
+    },
+  }));
+  expect(failed).toEqual([
+    'forget by lease (when the store declares forgetChecksLease) deletes only the attempt whose lease ends then, never one that took it over',
+  ]);
+});
+
 describe('on Redis', () => {
   // A store's client connects at its first call: opened as the block is collected, it would stay open when a `-t` filter skips these tests and their afterAll.
   const client = ioredisClient(undefined, { lazyConnect: true });

@@ -2,6 +2,7 @@
  * The contract fails the flaws real stores have: each store below is InMemoryStore with one flaw,
  * and the contract must reject it with a check (and a message) that names the rule it breaks.
  */
+import { gzipSync } from 'node:zlib';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -505,6 +506,150 @@ const flaws: readonly [flaw: string, check: string, make: () => IdempotencyStore
 ];
 
 test.each(flaws)('the contract rejects %s, in the check %j', async (_, check, make) => {
+  expect(Object.keys(await rejections(make))).toContain(check);
+});
+
+/** Flaws each caught by one assertion of its check alone: without that assertion, the check passes the flaw. */
+const narrowFlaws: readonly [flaw: string, check: string, make: () => IdempotencyStore][] = [
+  [
+    'a takeover after the retention that returns the replaced record with its response as `previous`',
+    AFTER_RETENTION,
+    () =>
+      new (class extends Flawed {
+        override async claim(request: ClaimRequest): Promise<ClaimResult> {
+          const before = await this.inspectRecord(request.key);
+          const result = await super.claim(request);
+          return result.claimed && result.previous !== undefined && before?.response !== undefined
+            ? { ...result, previous: { ...result.previous, response: before.response } }
+            : result;
+        }
+      })(),
+  ],
+  [
+    "a retention judged to its second's first millisecond (a COMPLETED record taken over within the last second it is kept)",
+    WITHIN_RETENTION,
+    () =>
+      new (class extends Flawed {
+        override async claim(request: ClaimRequest): Promise<ClaimResult> {
+          const current = this.map.get(request.key);
+          if (current?.status === 'COMPLETED' && Number(current.expiresAt) * 1000 < request.now) this.map.delete(request.key);
+          return super.claim(request);
+        }
+      })(),
+  ],
+  [
+    'a retention whose value loses its sign (a record claimed before 1970 is held by a lease in the future)',
+    "a caller's clock before 1970 (a test's manualClock) writes records that read back: negative leases and retentions",
+    () =>
+      new (class extends Flawed {
+        override async claim(request: ClaimRequest): Promise<ClaimResult> {
+          return super.claim({ ...request, leaseUntil: Math.abs(request.leaseUntil) });
+        }
+      })(),
+  ],
+  [
+    'a completion that marks a stored response omitted as well',
+    RESPONSES,
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          const result = await super.complete(request);
+          const current = this.map.get(request.key);
+          if (result.completed && current !== undefined) current.responseOmitted = '1';
+          return result;
+        }
+      })(),
+  ],
+  [
+    'a response too large to store once compressed (400 KB, as a DynamoDB item) left out without a word: completed, not marked omitted',
+    'large responses: 1 MB of JSON is stored and comes back intact; one too large to store is marked omitted',
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          if (gzipSync(request.response ?? '').length <= 400 * 1024) return super.complete(request);
+          const result = await super.complete({ ...request, response: undefined });
+          return result.completed ? { completed: true, responseStored: false } : result;
+        }
+      })(),
+  ],
+  [
+    "a refused completion that still writes its retention on the holder's record",
+    FENCED_COMPLETION,
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          const result = await super.complete(request);
+          const current = this.map.get(request.key);
+          if (!result.completed && current?.status === 'INPROGRESS') current.expiresAt = String(request.expiresAt);
+          return result;
+        }
+      })(),
+  ],
+  [
+    'a release by its owner that deletes its COMPLETED record, yet answers that it was refused',
+    FENCED_RELEASE,
+    () =>
+      new (class extends Flawed {
+        override async release(request: ReleaseRequest): Promise<ReleaseResult> {
+          const result = await super.release(request);
+          if (!result.released && result.record?.owner === request.owner) this.map.delete(request.key);
+          return result;
+        }
+      })(),
+  ],
+  [
+    'a completion sent again by its owner that overwrites the stored response, yet answers that it was refused',
+    'ambiguous writes: a retried claim, completion or release meets its own result',
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          const result = await super.complete(request);
+          const current = this.map.get(request.key);
+          if (result.completed || current?.owner !== request.owner || current.status !== 'COMPLETED') return result;
+          current.status = 'INPROGRESS';
+          await super.complete(request);
+          return result;
+        }
+      })(),
+  ],
+  [
+    'a completion that drops a final error (its duplicates replay a success)',
+    'a response that could not be stored and a final error are recorded',
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          return super.complete({ ...request, error: undefined });
+        }
+      })(),
+  ],
+  [
+    'a release that answers `released: true` when another owner holds the record (it deletes nothing)',
+    RELEASE_RACE,
+    () =>
+      new (class extends Flawed {
+        override async release(request: ReleaseRequest): Promise<ReleaseResult> {
+          const result = await super.release(request);
+          return !result.released && result.record?.status === 'INPROGRESS' ? { released: true } : result;
+        }
+      })(),
+  ],
+  [
+    'a completion without a response that keeps the lease on the record',
+    CLAIMED_ANEW,
+    () =>
+      new (class extends Flawed {
+        override async complete(request: CompleteRequest): Promise<CompleteResult> {
+          const lease = this.map.get(request.key)?.leaseUntil;
+          const result = await super.complete(request);
+          const current = this.map.get(request.key);
+          if (result.completed && request.response === undefined && lease !== undefined && current !== undefined) current.leaseUntil = lease;
+          return result;
+        }
+      })(),
+  ],
+];
+
+test.each(narrowFlaws)('the contract rejects %s, in the check %j', async (_, check, make) => {
   expect(Object.keys(await rejections(make))).toContain(check);
 });
 
