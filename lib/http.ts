@@ -11,6 +11,8 @@ import { observeAny } from './observability.js';
 import {
   anyValue,
   checkOptions,
+  isBoolean,
+  isFunction,
   logLine,
   type OptionCheck,
   optionChecks,
@@ -143,8 +145,8 @@ const HTTP_OPTIONS = optionChecks(sharedOptionsExcept(HTTP_DERIVED), {
     typeof value === 'function' || isHeaderObject(value)
       ? undefined
       : 'must be an object of header names to strings, or a function of the event that returns one',
-  isFinalResponse: (value) => (typeof value === 'function' ? undefined : 'must be a function'),
-  responseStreaming: (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean'),
+  isFinalResponse: isFunction,
+  responseStreaming: isBoolean,
   // Its members are checked from their own table, once it is known to be an object.
   signedKeys: (value) => (value !== null && typeof value === 'object' ? undefined : 'must be an object with `secrets`'),
 });

@@ -69,10 +69,10 @@ export function httpKeyValue(request: HttpRecordKey): { key: string; method: str
   return keyValueOf(request, 'httpKeyValue');
 }
 
-// No request the middleware keeps a record of has an empty key, method or route.
 /**
- * Every part of an HTTP record key and its check. A misspelt one (`calller`) is refused: left out,
- * it would address the record of a request without it, and `forgetRecord` would delete that one.
+ * Every part of an HTTP record key and its check (no request the middleware keeps a record of has
+ * an empty key, method or route). A misspelt one (`calller`) is refused: left out, it would address
+ * the record of a request without it, and `forgetRecord` would delete that one.
  */
 const HTTP_KEY_CHECKS = {
   key: isNonEmptyString,

@@ -156,10 +156,9 @@ export type OptionCheck = (value: unknown) => string | undefined;
 export const isFunction: OptionCheck = (value) => (typeof value === 'function' ? undefined : 'must be a function');
 /** Any value: an option whose value is checked elsewhere, listed so that it is known. @internal */
 export const anyValue: OptionCheck = () => undefined;
-/** @internal */
-/** A string with at least one character. */
+/** A string with at least one character. @internal */
 export const isNonEmptyString: OptionCheck = (value) => (typeof value === 'string' && value.length > 0 ? undefined : 'must be a non-empty string');
-
+/** @internal */
 export const isBoolean: OptionCheck = (value) => (typeof value === 'boolean' ? undefined : 'must be a boolean');
 /** A whole number from `min`, in `unit` when given ("a whole number of seconds, 1 or more"). @internal */
 export const wholeNumber =
